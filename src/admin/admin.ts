@@ -1,0 +1,384 @@
+/**
+ * The admin REST API, on its own listener, for the operator's scripts: accounts, plans,
+ * keys, members, usage, forecasts, the audit log, health and Prometheus metrics. Every
+ * route but /health and /openapi.json needs `Authorization: Bearer <admin token>`.
+ * Requests and responses are zod schemas, which also produce the OpenAPI document.
+ * Errors are RFC 9457 problem details.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import swagger from '@fastify/swagger';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Runtime } from '../runtime.js';
+import type { Metrics } from '../metrics.js';
+import { listenerOptions } from '../fastify-options.js';
+import { parseDuration } from '../config/duration.js';
+import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
+import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
+import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
+import { inviteMember } from '../operations/members.js';
+import { accountUsage, usageSeries } from '../operations/usage.js';
+import { forecast } from '../operations/forecast.js';
+import type { AccountRecord, KeyRecord } from '../store/store.js';
+import { isoDay } from '../meters/period.js';
+import { policyName } from '../limits/rate-limits.js';
+
+const ACTOR = 'admin-api';
+
+const isoOrNull = z.string().nullable();
+const Account = z.object({
+  id: z.string(),
+  name: z.string(),
+  planId: z.string(),
+  planExpiresAt: isoOrNull,
+  apiAccess: z.boolean(),
+  overage: z.boolean().nullable().describe('null: follow the plan'),
+  createdAt: z.string(),
+});
+const Key = z.object({
+  id: z.string(),
+  name: z.string(),
+  hint: z.string().describe('prefix and last four characters'),
+  accountId: z.string().nullable(),
+  mode: z.enum(['live', 'test']),
+  scopes: z.array(z.string()),
+  status: z.enum(['active', 'revoked', 'expired', 'expiring']),
+  createdAt: z.string(),
+  lastUsedAt: isoOrNull,
+  expiresAt: isoOrNull,
+  revokedAt: isoOrNull,
+  createdBy: z.string().nullable(),
+  rotatedFrom: z.string().nullable(),
+});
+const IssuedKey = Key.extend({ secret: z.string().describe('shown only in this response') });
+const Problem = z.object({ type: z.string(), title: z.string(), status: z.number(), detail: z.string() });
+const MeterUsage = z.object({
+  kind: z.enum(['consumed', 'gauge']),
+  usage: z.number(),
+  limit: z.number(),
+  remaining: z.number(),
+  overage: z.number(),
+  overageAllowed: z.boolean(),
+  periodStart: z.string(),
+  periodEnd: z.string(),
+});
+const Usage = z.object({ accountId: z.string(), planId: z.string(), apiEnabled: z.boolean(), planExpired: z.boolean(), meters: z.record(z.string(), MeterUsage) });
+const PlannedCall = z.object({ method: z.string(), path: z.string(), count: z.number().int().nonnegative(), records: z.number().int().positive().optional() });
+const ForecastResult = z.object({
+  lines: z.array(PlannedCall.extend({ meter: z.string().nullable(), unitsPerCall: z.number(), units: z.number() })),
+  totals: z.record(z.string(), z.number()),
+  total: z.number(),
+  balance: z.record(z.string(), z.object({ remaining: z.number(), covered: z.boolean(), overageAllowed: z.boolean() })).optional(),
+  covered: z.boolean().optional(),
+});
+const IdParams = z.object({ id: z.string() });
+const dateInput = z.union([z.iso.datetime({ offset: true }), z.iso.date()]).describe('ISO date or date-time');
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+function accountOut(a: AccountRecord): z.infer<typeof Account> {
+  return { ...a, planExpiresAt: iso(a.planExpiresAt), createdAt: iso(a.createdAt) as string };
+}
+
+function keyOut(k: KeyRecord, now: number): z.infer<typeof Key> {
+  return {
+    id: k.id,
+    name: k.name,
+    hint: k.hint,
+    accountId: k.accountId,
+    mode: k.mode,
+    scopes: k.scopes,
+    status: keyStatus(k, now),
+    createdAt: iso(k.createdAt) as string,
+    lastUsedAt: iso(k.lastUsedAt),
+    expiresAt: iso(k.expiresAt),
+    revokedAt: iso(k.revokedAt),
+    createdBy: k.createdBy,
+    rotatedFrom: k.rotatedFrom,
+  };
+}
+
+function problem(reply: FastifyReply, status: number, detail: string, title?: string): FastifyReply {
+  return reply
+    .code(status)
+    .type('application/problem+json')
+    .send({ type: 'about:blank', title: title ?? statusTitle(status), status, detail });
+}
+
+function statusTitle(status: number): string {
+  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 415: 'Unsupported Media Type' }[status] ?? 'Error';
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+export async function buildAdmin(rt: Runtime, options: { token: string; metrics: Metrics }): Promise<FastifyInstance> {
+  const app = Fastify({ ...listenerOptions(rt.log, 'admin'), bodyLimit: 1024 * 1024 }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'keygate admin API', version: '1', description: 'Accounts, keys, members, usage and forecasts of one keygate profile.' },
+      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },
+      security: [{ adminToken: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  const expected = digest(options.token);
+  app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?')[0];
+    if (path === '/health' || path === '/openapi.json') return;
+    const header = request.headers.authorization ?? '';
+    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+    // Compare digests so the comparison is constant-time whatever the lengths.
+    if (!match || !timingSafeEqual(digest(match[1] as string), expected)) {
+      reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
+      return problem(reply, 401, 'Send the admin token as "Authorization: Bearer <token>".');
+    }
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
+    if (error instanceof OperationError) return problem(reply, OPERATION_STATUS[error.kind], error.message);
+    if (error.validation) return problem(reply, 400, describeValidation(error));
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return problem(reply, 415, 'Send JSON with Content-Type: application/json.');
+    if (error.statusCode && error.statusCode < 500) return problem(reply, error.statusCode, error.message.replace(/^Body /, 'The body '));
+    request.log.error({ err: error }, 'admin API error');
+    return problem(reply, 500, 'Internal error; see the keygate log.', 'Internal Server Error');
+  });
+  app.setNotFoundHandler((request, reply) => problem(reply, 404, `No admin route ${request.method} ${request.url.split('?')[0]}.`));
+
+  app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok', profile: rt.config.name, store: rt.store.kind, counters: rt.counters.kind }));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics()),
+  );
+
+  app.get('/v1/plans', { schema: { tags: ['plans'], summary: 'Plans of the profile', response: { 200: z.array(z.object({ id: z.string(), name: z.string(), apiAccess: z.boolean(), maxKeys: z.number().nullable(), rateLimits: z.array(z.string()), meters: z.record(z.string(), z.object({ kind: z.string(), limit: z.number(), overage: z.boolean() })) })) } } }, async () =>
+    Object.entries(rt.config.plans).map(([id, p]) => ({
+      id,
+      name: p.name ?? id,
+      apiAccess: p.apiAccess,
+      maxKeys: p.maxKeys ?? null,
+      rateLimits: p.rateLimits.map((rl) => policyName(rl)),
+      meters: Object.fromEntries(Object.entries(p.meters).map(([m, v]) => [m, { kind: v.kind, limit: v.limit, overage: v.overage }])),
+    })),
+  );
+
+  // accounts
+  app.get('/v1/accounts', { schema: { tags: ['accounts'], response: { 200: z.array(Account) } } }, async () => (await rt.store.listAccounts()).map(accountOut));
+  app.post(
+    '/v1/accounts',
+    {
+      schema: {
+        tags: ['accounts'],
+        body: z.object({ name: z.string().min(1).max(200), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional() }).strict(),
+        response: { 201: Account, 400: Problem },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const account = await createAccount(
+        rt,
+        {
+          name: b.name,
+          ...(b.planId !== undefined ? { planId: b.planId } : {}),
+          ...(b.apiAccess !== undefined ? { apiAccess: b.apiAccess } : {}),
+          ...(b.overage !== undefined ? { overage: b.overage } : {}),
+          ...(b.planExpiresAt !== undefined ? { planExpiresAt: b.planExpiresAt === null ? null : Date.parse(b.planExpiresAt) } : {}),
+        },
+        ACTOR,
+      );
+      return reply.code(201).send(accountOut(account));
+    },
+  );
+  app.get('/v1/accounts/:id', { schema: { tags: ['accounts'], params: IdParams, response: { 200: Account, 404: Problem } } }, async (request) =>
+    accountOut(await getAccount(rt, request.params.id)),
+  );
+  app.patch(
+    '/v1/accounts/:id',
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Change an account: name, plan, API access, overage, plan expiry',
+        params: IdParams,
+        body: z.object({ name: z.string().min(1).max(200).optional(), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional() }).strict(),
+        response: { 200: Account, 400: Problem, 404: Problem },
+      },
+    },
+    async (request) => {
+      const b = request.body;
+      const { planExpiresAt, ...rest } = b;
+      const patch = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+      if (planExpiresAt !== undefined) Object.assign(patch, { planExpiresAt: planExpiresAt === null ? null : Date.parse(planExpiresAt) });
+      return accountOut(await updateAccount(rt, request.params.id, patch, ACTOR));
+    },
+  );
+  app.delete('/v1/accounts/:id', { schema: { tags: ['accounts'], summary: 'Delete an account (its keys become unbound)', params: IdParams, response: { 204: z.null(), 404: Problem } } }, async (request, reply) => {
+    await deleteAccount(rt, request.params.id, ACTOR);
+    return reply.code(204).send(null);
+  });
+  app.get('/v1/accounts/:id/usage', { schema: { tags: ['usage'], params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
+    const usage = await accountUsage(rt, request.params.id);
+    return { accountId: usage.account.id, planId: usage.planId, apiEnabled: usage.apiEnabled, planExpired: usage.planExpired, meters: usage.meters };
+  });
+  app.get(
+    '/v1/accounts/:id/usage/daily',
+    {
+      schema: {
+        tags: ['usage'],
+        summary: 'Daily requests (by status class), denials (by reason) and units (by meter)',
+        params: IdParams,
+        querystring: z.object({ from: z.iso.date().optional(), to: z.iso.date().optional() }),
+        response: { 200: z.array(z.object({ day: z.string(), metric: z.string(), label: z.string(), value: z.number() })) },
+      },
+    },
+    async (request) => {
+      await getAccount(rt, request.params.id);
+      const to = request.query.to ?? isoDay(rt.clock());
+      const from = request.query.from ?? isoDay(rt.clock() - 30 * 86_400_000);
+      return (await usageSeries(rt, request.params.id, from, to)).map(({ day, metric, label, value }) => ({ day, metric, label, value }));
+    },
+  );
+  app.put(
+    '/v1/accounts/:id/gauges/:meter',
+    {
+      schema: {
+        tags: ['usage'],
+        summary: 'Set a gauge meter (e.g. keywords tracked)',
+        params: z.object({ id: z.string(), meter: z.string() }),
+        body: z.object({ value: z.number().nonnegative() }).strict(),
+        response: { 200: z.object({ meter: z.string(), value: z.number() }), 404: Problem },
+      },
+    },
+    async (request) => {
+      const account = await getAccount(rt, request.params.id);
+      const plan = rt.config.plans[account.planId];
+      if (plan?.meters[request.params.meter]?.kind !== 'gauge') throw new OperationError('invalid', `the ${account.planId} plan has no gauge "${request.params.meter}"`);
+      await rt.store.setGauge({ accountId: account.id, meter: request.params.meter, value: request.body.value, updatedAt: rt.clock() });
+      return { meter: request.params.meter, value: request.body.value };
+    },
+  );
+  app.post(
+    '/v1/forecast',
+    {
+      schema: {
+        tags: ['usage'],
+        summary: 'Price planned calls; with accountId, compare with the account\'s balance',
+        body: z.object({ accountId: z.string().optional(), calls: z.array(PlannedCall).min(1).max(1000) }).strict(),
+        response: { 200: ForecastResult, 400: Problem, 404: Problem },
+      },
+    },
+    async (request) => forecast(rt, request.body.calls, request.body.accountId),
+  );
+
+  // keys
+  app.get('/v1/keys', { schema: { tags: ['keys'], querystring: z.object({ accountId: z.string().optional() }), response: { 200: z.array(Key) } } }, async (request) => {
+    const now = rt.clock();
+    return (await rt.store.listKeys(request.query.accountId ? { accountId: request.query.accountId } : {})).map((k) => keyOut(k, now));
+  });
+  app.post(
+    '/v1/keys',
+    {
+      schema: {
+        tags: ['keys'],
+        summary: 'Create a key; the secret is in this response only',
+        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), mode: z.enum(['live', 'test']).optional(), scopes: z.array(z.string()).optional(), expiresAt: dateInput.nullable().optional() }).strict(),
+        response: { 201: IssuedKey, 400: Problem, 404: Problem, 409: Problem },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const issued = await createKey(
+        rt,
+        {
+          accountId: b.accountId,
+          name: b.name,
+          ...(b.mode ? { mode: b.mode } : {}),
+          ...(b.scopes ? { scopes: b.scopes } : {}),
+          ...(b.expiresAt ? { expiresAt: Date.parse(b.expiresAt) } : {}),
+        },
+        ACTOR,
+      );
+      return reply.code(201).send({ ...keyOut(issued.key, rt.clock()), secret: issued.secret });
+    },
+  );
+  app.get('/v1/keys/:id', { schema: { tags: ['keys'], params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => keyOut(await getKey(rt, request.params.id), rt.clock()));
+  app.post('/v1/keys/:id/revoke', { schema: { tags: ['keys'], summary: 'Revoke: refused from the next request on, in every process', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) =>
+    keyOut(await revokeKey(rt, request.params.id, ACTOR), rt.clock()),
+  );
+  app.post(
+    '/v1/keys/:id/rotate',
+    {
+      schema: {
+        tags: ['keys'],
+        summary: 'Issue a replacement; the old key stays valid for the overlap, then expires',
+        params: IdParams,
+        body: z.object({ overlap: z.string().default('24h').describe('"0", "1h", "24h", "7d", ...') }).strict().prefault({}),
+        response: { 200: IssuedKey.extend({ previous: Key }), 400: Problem, 404: Problem, 409: Problem },
+      },
+    },
+    async (request) => {
+      const overlap = request.body.overlap === '0' ? 0 : parseDuration(request.body.overlap);
+      if (overlap === undefined) throw new OperationError('invalid', `overlap "${request.body.overlap}" is not a duration such as 1h, 24h or 7d`);
+      const rotated = await rotateKey(rt, request.params.id, overlap, ACTOR);
+      const now = rt.clock();
+      return { ...keyOut(rotated.key, now), secret: rotated.secret, previous: keyOut(rotated.previous, now) };
+    },
+  );
+
+  // members and audit
+  const Member = z.object({ id: z.string(), email: z.string(), accountId: z.string().nullable(), role: z.enum(['member', 'operator']), status: z.enum(['active', 'invited']), createdAt: z.string() });
+  app.get('/v1/members', { schema: { tags: ['members'], querystring: z.object({ accountId: z.string().optional() }), response: { 200: z.array(Member) } } }, async (request) =>
+    (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map((m) => ({
+      id: m.id,
+      email: m.email,
+      accountId: m.accountId,
+      role: m.role,
+      status: m.passwordHash ? ('active' as const) : ('invited' as const),
+      createdAt: iso(m.createdAt) as string,
+    })),
+  );
+  app.post(
+    '/v1/members/invitations',
+    {
+      schema: {
+        tags: ['members'],
+        summary: 'Invite a member; the link (in this response only) lets them set a password',
+        body: z.object({ email: z.string(), accountId: z.string().nullable().optional(), role: z.enum(['member', 'operator']).optional() }).strict(),
+        response: { 201: z.object({ id: z.string(), email: z.string(), role: z.string(), url: z.string() }), 400: Problem, 404: Problem, 409: Problem },
+      },
+    },
+    async (request, reply) => {
+      const invitation = await inviteMember(rt, { email: request.body.email, accountId: request.body.accountId ?? null, ...(request.body.role ? { role: request.body.role } : {}) }, ACTOR);
+      return reply.code(201).send({ id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url });
+    },
+  );
+  app.get(
+    '/v1/audit',
+    {
+      schema: {
+        tags: ['audit'],
+        summary: 'Key and account events, newest first',
+        querystring: z.object({ accountId: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }),
+        response: { 200: z.array(z.object({ id: z.string(), at: z.string(), actor: z.string(), action: z.string(), accountId: z.string().nullable(), keyId: z.string().nullable(), detail: z.record(z.string(), z.unknown()) })) },
+      },
+    },
+    async (request) =>
+      (await rt.store.listAudit({ ...(request.query.accountId ? { accountId: request.query.accountId } : {}), ...(request.query.limit ? { limit: request.query.limit } : {}) })).map((e) => ({ ...e, at: iso(e.at) as string })),
+  );
+
+  return app;
+}
+
+function describeValidation(error: Error & { validation?: unknown; validationContext?: string }): string {
+  const issues = Array.isArray(error.validation) ? (error.validation as { instancePath?: string; message?: string; params?: { issue?: { path?: PropertyKey[]; message?: string } } }[]) : [];
+  const described = issues.map((issue) => {
+    const path = issue.params?.issue?.path?.map(String).join('.') ?? issue.instancePath?.replace(/^\//, '').replace(/\//g, '.');
+    const where = [error.validationContext, path].filter(Boolean).join('.');
+    return `${where || '(request)'}: ${issue.params?.issue?.message ?? issue.message ?? 'invalid'}`;
+  });
+  return described.length > 0 ? described.join('; ') : error.message;
+}

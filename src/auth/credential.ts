@@ -1,0 +1,116 @@
+/**
+ * Finding the credential in a request, from the places the profile lists, in order.
+ *
+ * How odd input is treated (documented in docs/authentication.md):
+ * - Leading and trailing spaces/tabs of a header value are ignored; an empty value
+ *   counts as absent, and the next location is tried.
+ * - With a scheme (`Bearer`, `Token`, ...) the scheme word is matched case-insensitively
+ *   and may be followed by one or more spaces. A bare key, or a different scheme word,
+ *   is `malformed_key`. The scheme word alone is `missing_key`.
+ * - Without a scheme (`scheme: none`) the whole value is the key; a value with inner
+ *   whitespace (e.g. "Bearer tkn_...") is `malformed_key`.
+ * - A query parameter that is given twice is `malformed_key`; an empty one is absent.
+ */
+import type { CredentialLocation } from '../config/schema.js';
+
+export type CredentialResult =
+  | { kind: 'found'; secret: string; location: CredentialLocation }
+  | { kind: 'missing' }
+  | { kind: 'malformed'; location: CredentialLocation };
+
+export interface RequestView {
+  headers: Record<string, string | string[] | undefined>;
+  /** The raw request target: path plus query string. */
+  url: string;
+}
+
+const OUTER_WHITESPACE = /^[ \t]+|[ \t]+$/g;
+const INNER_WHITESPACE = /[ \t]/;
+const SCHEME_SEPARATOR = /[ \t]+/;
+
+export function extractCredential(request: RequestView, locations: readonly CredentialLocation[]): CredentialResult {
+  let query: Map<string, string[]> | undefined;
+  for (const location of locations) {
+    if (location.in === 'header') {
+      const raw = request.headers[location.name.toLowerCase()];
+      if (raw === undefined) continue;
+      if (Array.isArray(raw)) return { kind: 'malformed', location };
+      const value = raw.replace(OUTER_WHITESPACE, '');
+      if (value === '') continue;
+      const result = readHeaderValue(value, location.scheme);
+      if (result === 'missing') continue;
+      if (result === 'malformed') return { kind: 'malformed', location };
+      return { kind: 'found', secret: result, location };
+    }
+    query ??= parseQuery(request.url);
+    const values = query.get(location.name);
+    if (!values) continue;
+    const present = values.filter((v) => v !== '');
+    if (present.length === 0) continue;
+    if (present.length > 1) return { kind: 'malformed', location };
+    return { kind: 'found', secret: present[0] as string, location };
+  }
+  return { kind: 'missing' };
+}
+
+function readHeaderValue(value: string, scheme: string): string | 'missing' | 'malformed' {
+  if (scheme.toLowerCase() === 'none') return INNER_WHITESPACE.test(value) ? 'malformed' : value;
+  const [word, ...rest] = value.split(SCHEME_SEPARATOR);
+  if (word === undefined || word.toLowerCase() !== scheme.toLowerCase()) return 'malformed';
+  if (rest.length === 0) return 'missing';
+  return rest.length === 1 ? (rest[0] as string) : 'malformed';
+}
+
+/** Query parameters by decoded name, values decoded; undecodable input yields no entry. */
+function parseQuery(url: string): Map<string, string[]> {
+  const params = new Map<string, string[]>();
+  const start = url.indexOf('?');
+  if (start === -1) return params;
+  for (const pair of url.slice(start + 1).split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const name = safeDecode(eq === -1 ? pair : pair.slice(0, eq));
+    const value = safeDecode(eq === -1 ? '' : pair.slice(eq + 1));
+    if (name === undefined || value === undefined) continue;
+    const list = params.get(name);
+    if (list) list.push(value);
+    else params.set(name, [value]);
+  }
+  return params;
+}
+
+function safeDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The request target with every configured credential query parameter removed, other
+ * parameters byte-for-byte as the client sent them. Used for forwarding and for logs.
+ */
+export function withoutCredentialParams(url: string, locations: readonly CredentialLocation[], replacement?: string): string {
+  const start = url.indexOf('?');
+  if (start === -1) return url;
+  const names = new Set(locations.filter((l) => l.in === 'query').map((l) => l.name));
+  if (names.size === 0) return url;
+  const kept: string[] = [];
+  for (const pair of url.slice(start + 1).split('&')) {
+    const eq = pair.indexOf('=');
+    const name = safeDecode(eq === -1 ? pair : pair.slice(0, eq));
+    if (name !== undefined && names.has(name)) {
+      if (replacement !== undefined) kept.push(`${pair.slice(0, eq === -1 ? pair.length : eq)}=${replacement}`);
+      continue;
+    }
+    kept.push(pair);
+  }
+  const path = url.slice(0, start);
+  return kept.length > 0 ? `${path}?${kept.join('&')}` : path;
+}
+
+/** Header names (lower case) that carry credentials, to drop before forwarding. */
+export function credentialHeaderNames(locations: readonly CredentialLocation[]): string[] {
+  return locations.filter((l) => l.in === 'header').map((l) => l.name.toLowerCase());
+}

@@ -1,0 +1,430 @@
+/**
+ * The `keygate` command. Every subcommand works on the store named in the profile
+ * (`--config`, default ./keygate.yaml): human output by default, `--json` for scripts.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, configJsonSchema, loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { parseDuration } from '../config/duration.js';
+import { createRuntime, NotMigratedError, type Runtime } from '../runtime.js';
+import { serve } from '../serve.js';
+import { openStore, describeStoreUrl } from '../store/open.js';
+import { OperationError } from '../operations/errors.js';
+import { createAccount, deleteAccount, updateAccount } from '../operations/accounts.js';
+import { createKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
+import { inviteMember } from '../operations/members.js';
+import { accountUsage } from '../operations/usage.js';
+import { forecast, type PlannedCall } from '../operations/forecast.js';
+import { formatDuration } from '../config/duration.js';
+import { policyName } from '../limits/rate-limits.js';
+import { runDemo } from '../demo/demo.js';
+import { table, when } from './format.js';
+
+const CLI_ACTOR = 'cli';
+
+interface GlobalOptions {
+  config: string;
+  json?: boolean;
+}
+
+function print(json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human()}\n`);
+}
+
+async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: GlobalOptions) => Promise<T>): Promise<T> {
+  const options = command.optsWithGlobals<GlobalOptions>();
+  const loaded = loadConfigFile(options.config);
+  // Keep CLI output clean: only warnings and errors from the runtime.
+  const rt = await createRuntime(loaded, { log: (await import('../log.js')).createLog({ level: 'warn' }) });
+  try {
+    return await fn(rt, options);
+  } finally {
+    await rt.close();
+  }
+}
+
+/** `2027-01-31`, `2027-01-31T12:00:00Z`, or a duration from now such as `30d`. */
+function parseWhen(text: string, now: number): number {
+  const duration = parseDuration(text);
+  if (duration !== undefined) return now + duration;
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) throw new OperationError('invalid', `"${text}" is neither a date (2027-01-31) nor a duration (30d)`);
+  return ms;
+}
+
+function onOff(text: string, flag: string): boolean {
+  if (['on', 'true', 'yes'].includes(text)) return true;
+  if (['off', 'false', 'no'].includes(text)) return false;
+  throw new OperationError('invalid', `${flag} takes on or off, not "${text}"`);
+}
+
+/** `POST /v1/backlinks/summary x3 records=100` → a planned call. */
+export function parseCallSpec(spec: string): PlannedCall {
+  const parts = spec.trim().split(/\s+/);
+  const [method, path, ...rest] = parts;
+  if (!method || !path?.startsWith('/')) throw new OperationError('invalid', `--call "${spec}": expected "METHOD /path [xN] [records=N]"`);
+  const call: PlannedCall = { method, path, count: 1 };
+  for (const part of rest) {
+    const count = /^x(\d+)$/.exec(part);
+    const records = /^records=(\d+)$/.exec(part);
+    if (count) call.count = Number(count[1]);
+    else if (records) call.records = Number(records[1]);
+    else throw new OperationError('invalid', `--call "${spec}": did not understand "${part}"`);
+  }
+  return call;
+}
+
+export function buildCli(): Command {
+  const program = new Command('keygate')
+    .description('API-key gateway for data APIs')
+    .option('-c, --config <file>', 'profile to use', process.env.KEYGATE_CONFIG ?? 'keygate.yaml')
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError();
+
+  program
+    .command('serve')
+    .description('run the gateway, admin API and dashboard')
+    .action(async (_opts, command: Command) => {
+      const loaded = loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
+      const running = await serve(loaded);
+      stopOnSignal(() => running.close());
+    });
+
+  program
+    .command('demo')
+    .description('start the bundled demo API behind keygate (SQLite under ./data/demo)')
+    .option('--data <dir>', 'where the demo keeps its database', './data/demo')
+    .action(async (opts: { data: string }) => {
+      const running = await runDemo({ dataDir: opts.data });
+      stopOnSignal(() => running.close());
+    });
+
+  program
+    .command('migrate')
+    .description('apply database migrations (needed once for PostgreSQL; SQLite migrates itself)')
+    .action(async (_opts, command: Command) => {
+      const { config, json } = command.optsWithGlobals<GlobalOptions>();
+      const loaded = loadConfigFile(config);
+      const store = openStore(loaded.config.store);
+      try {
+        const applied = await store.migrate();
+        print(json, { applied }, () =>
+          applied.length > 0 ? `applied ${applied.join(', ')} to ${describeStoreUrl(loaded.config.store)}` : `${describeStoreUrl(loaded.config.store)} is up to date`,
+        );
+      } finally {
+        await store.close();
+      }
+    });
+
+  program
+    .command('check')
+    .description('validate the profile and exit')
+    .action((_opts, command: Command) => {
+      const { config } = command.optsWithGlobals<GlobalOptions>();
+      const loaded = loadConfigFile(config);
+      process.stdout.write(`${config}: ok (${Object.keys(loaded.config.plans).length} plans, ${loaded.config.routes.length} routes)\n`);
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of keygate.yaml')
+    .action(() => {
+      process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    });
+
+  const accounts = program.command('accounts').description('accounts (teams) that own keys');
+  accounts
+    .command('create')
+    .requiredOption('--name <name>', 'account name')
+    .option('--plan <plan>', 'plan id (default: the profile\'s default plan)')
+    .action((opts: { name: string; plan?: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const account = await createAccount(rt, { name: opts.name, ...(opts.plan ? { planId: opts.plan } : {}) }, CLI_ACTOR);
+        print(json, account, () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
+      }),
+    );
+  accounts.command('list').action((_o, command: Command) =>
+    withRuntime(command, async (rt, { json }) => {
+      const list = await rt.store.listAccounts();
+      print(json, list, () =>
+        table(
+          list.map((a) => ({ id: a.id, name: a.name, plan: a.planId, api: a.apiAccess ? 'on' : 'off', created: when(a.createdAt), planExpires: when(a.planExpiresAt) })),
+          ['id', 'name', 'plan', 'api', 'created', 'planExpires'],
+        ),
+      );
+    }),
+  );
+  accounts
+    .command('update <id>')
+    .option('--name <name>')
+    .option('--plan <plan>')
+    .option('--api-access <on|off>', 'the operator\'s API access switch')
+    .option('--overage <on|off|plan>', 'per-account overage, or follow the plan')
+    .option('--plan-expires <date|duration|never>', 'when the plan stops')
+    .action((id: string, opts: { name?: string; plan?: string; apiAccess?: string; overage?: string; planExpires?: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const account = await updateAccount(
+          rt,
+          id,
+          {
+            ...(opts.name !== undefined ? { name: opts.name } : {}),
+            ...(opts.plan !== undefined ? { planId: opts.plan } : {}),
+            ...(opts.apiAccess !== undefined ? { apiAccess: onOff(opts.apiAccess, '--api-access') } : {}),
+            ...(opts.overage !== undefined ? { overage: opts.overage === 'plan' ? null : onOff(opts.overage, '--overage') } : {}),
+            ...(opts.planExpires !== undefined ? { planExpiresAt: opts.planExpires === 'never' ? null : parseWhen(opts.planExpires, rt.clock()) } : {}),
+          },
+          CLI_ACTOR,
+        );
+        print(json, account, () => `updated account ${account.id}`);
+      }),
+    );
+  accounts
+    .command('delete <id>')
+    .description('delete an account; its keys stay but are no longer bound to an account')
+    .action((id: string, _o, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        await deleteAccount(rt, id, CLI_ACTOR);
+        print(json, { deleted: id }, () => `deleted account ${id}`);
+      }),
+    );
+  accounts
+    .command('usage <id>')
+    .description('plan, API access and every meter of an account')
+    .action((id: string, _o, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const usage = await accountUsage(rt, id);
+        print(json, usage, () =>
+          [
+            `${usage.account.name} (${usage.account.id}) — plan ${usage.planName}, API access ${usage.apiEnabled ? 'on' : 'off'}${usage.planExpired ? ' (plan expired)' : ''}`,
+            table(
+              Object.entries(usage.meters).map(([name, m]) => ({ meter: name, kind: m.kind, usage: m.usage, limit: m.limit, remaining: m.remaining, overage: m.overage, period: `${m.periodStart}..${m.periodEnd}` })),
+              ['meter', 'kind', 'usage', 'limit', 'remaining', 'overage', 'period'],
+            ),
+          ].join('\n'),
+        );
+      }),
+    );
+
+  program
+    .command('plans')
+    .description('plans defined in the profile')
+    .command('list')
+    .action((_o, command: Command) => {
+      const { config, json } = command.optsWithGlobals<GlobalOptions>();
+      const loaded: LoadedConfig = loadConfigFile(config);
+      const plans = loaded.config.plans;
+      print(json, plans, () =>
+        table(
+          Object.entries(plans).map(([id, p]) => ({
+            id,
+            name: p.name ?? id,
+            api: p.apiAccess ? 'on' : 'off',
+            maxKeys: p.maxKeys ?? '-',
+            rateLimits: p.rateLimits.map((rl) => policyName(rl)),
+            meters: Object.entries(p.meters).map(([m, v]) => `${m}:${v.limit}${v.overage ? '+overage' : ''}`),
+            block: p.block ? `${p.block.after} in ${formatDuration(p.block.within)} → ${formatDuration(p.block.duration)}` : '-',
+          })),
+          ['id', 'name', 'api', 'maxKeys', 'rateLimits', 'meters', 'block'],
+        ),
+      );
+    });
+
+  const keys = program.command('keys').description('API keys');
+  keys
+    .command('create')
+    .description('create a key; the secret is printed once')
+    .requiredOption('--account <id>')
+    .requiredOption('--name <name>')
+    .addOption(new Option('--mode <mode>').choices(['live', 'test']).default('live'))
+    .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows)')
+    .option('--expires <date|duration>', 'e.g. 2027-01-31 or 90d')
+    .action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string; expires?: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const issued = await createKey(
+          rt,
+          {
+            accountId: opts.account,
+            name: opts.name,
+            mode: opts.mode,
+            ...(opts.scopes !== undefined ? { scopes: opts.scopes.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+            ...(opts.expires !== undefined ? { expiresAt: parseWhen(opts.expires, rt.clock()) } : {}),
+          },
+          CLI_ACTOR,
+        );
+        print(json, { ...publicKey(issued.key, rt.clock()), secret: issued.secret }, () =>
+          [`created key ${issued.key.id} (${issued.key.name}) for account ${opts.account}`, '', `  ${issued.secret}`, '', 'This is the only time the key is shown. Store it now.'].join('\n'),
+        );
+      }),
+    );
+  keys
+    .command('list')
+    .option('--account <id>')
+    .action((opts: { account?: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const list = await rt.store.listKeys(opts.account ? { accountId: opts.account } : {});
+        const now = rt.clock();
+        print(json, list.map((k) => publicKey(k, now)), () =>
+          table(
+            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: keyStatus(k, now), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: when(k.expiresAt) })),
+            ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires'],
+          ),
+        );
+      }),
+    );
+  keys
+    .command('revoke <id>')
+    .description('revoke a key; it stops working on the next request')
+    .action((id: string, _o, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const key = await revokeKey(rt, id, CLI_ACTOR);
+        print(json, publicKey(key, rt.clock()), () => `revoked key ${key.id} (${key.name})`);
+      }),
+    );
+  keys
+    .command('rotate <id>')
+    .description('issue a replacement; the old key keeps working for the overlap, then expires')
+    .option('--overlap <duration>', 'how long the old key stays valid (0 = revoke now)', '24h')
+    .action((id: string, opts: { overlap: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const overlap = opts.overlap === '0' ? 0 : parseDuration(opts.overlap);
+        if (overlap === undefined) throw new OperationError('invalid', `--overlap "${opts.overlap}" is not a duration (e.g. 1h, 24h, 7d)`);
+        const issued = await rotateKey(rt, id, overlap, CLI_ACTOR);
+        print(json, { ...publicKey(issued.key, rt.clock()), secret: issued.secret, previous: publicKey(issued.previous, rt.clock()) }, () =>
+          [
+            `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${when(rt.clock() + overlap)}`}`,
+            '',
+            `  ${issued.secret}`,
+            '',
+            'This is the only time the key is shown. Store it now.',
+          ].join('\n'),
+        );
+      }),
+    );
+
+  const members = program.command('members').description('people who sign in to the dashboard');
+  members
+    .command('invite')
+    .requiredOption('--email <email>')
+    .option('--account <id>', 'the account the member belongs to')
+    .option('--operator', 'an operator (sees every account)')
+    .action((opts: { email: string; account?: string; operator?: boolean }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const invitation = await inviteMember(rt, { email: opts.email, accountId: opts.account ?? null, role: opts.operator ? 'operator' : 'member' }, CLI_ACTOR);
+        print(json, { id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url }, () =>
+          `invited ${invitation.member.email}; they set a password at:\n\n  ${invitation.url}\n\nThe link works once, for 7 days.`,
+        );
+      }),
+    );
+  members
+    .command('list')
+    .option('--account <id>')
+    .action((opts: { account?: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const list = await rt.store.listMembers(opts.account ? { accountId: opts.account } : {});
+        const rows = list.map((m) => ({ id: m.id, email: m.email, account: m.accountId, role: m.role, status: m.passwordHash ? 'active' : 'invited', created: when(m.createdAt) }));
+        print(json, rows, () => table(rows, ['id', 'email', 'account', 'role', 'status', 'created']));
+      }),
+    );
+
+  program
+    .command('gauge')
+    .description('set a gauge meter of an account (e.g. keywords tracked)')
+    .requiredOption('--account <id>')
+    .requiredOption('--meter <name>')
+    .requiredOption('--value <n>')
+    .action((opts: { account: string; meter: string; value: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const value = Number(opts.value);
+        if (!Number.isFinite(value) || value < 0) throw new OperationError('invalid', '--value must be a number ≥ 0');
+        await rt.store.setGauge({ accountId: opts.account, meter: opts.meter, value, updatedAt: rt.clock() });
+        print(json, { account: opts.account, meter: opts.meter, value }, () => `${opts.meter} = ${value} for ${opts.account}`);
+      }),
+    );
+
+  program
+    .command('forecast')
+    .description('price a list of planned calls and compare with the account\'s balance')
+    .option('--account <id>', 'compare with this account\'s remaining balance')
+    .option('--calls <file>', 'YAML or JSON list of {method, path, count, records}')
+    .option('--call <spec...>', 'e.g. "POST /v1/backlinks/summary x3 records=100" (repeatable)')
+    .action((opts: { account?: string; calls?: string; call?: string[] }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const calls: PlannedCall[] = [];
+        if (opts.calls) {
+          const parsed = parseYaml(readFileSync(opts.calls === '-' ? 0 : opts.calls, 'utf8')) as unknown;
+          if (!Array.isArray(parsed)) throw new OperationError('invalid', `${opts.calls}: expected a list of calls`);
+          calls.push(...(parsed as PlannedCall[]));
+        }
+        for (const spec of opts.call ?? []) calls.push(parseCallSpec(spec));
+        if (calls.length === 0) throw new OperationError('invalid', 'give --calls <file> or at least one --call');
+        const result = await forecast(rt, calls, opts.account);
+        print(json, result, () => {
+          const lines = table(
+            result.lines.map((l) => ({ call: `${l.method} ${l.path}`, count: l.count, records: l.records ?? '-', each: l.unitsPerCall, units: l.units, meter: l.meter ?? '-' })),
+            ['call', 'count', 'records', 'each', 'units', 'meter'],
+          );
+          const totals = Object.entries(result.totals).map(([m, t]) => `total ${m}: ${t}`);
+          const balance = Object.entries(result.balance ?? {}).map(
+            ([m, b]) => `${m} remaining: ${b.remaining} → ${b.covered ? 'covered' : 'NOT covered'}${b.overageAllowed ? ' (overage on)' : ''}`,
+          );
+          return [lines, '', ...(totals.length > 0 ? totals : ['total: 0 (no call costs units)']), ...balance].join('\n');
+        });
+        if (result.covered === false) process.exitCode = 3;
+      }),
+    );
+
+  return program;
+}
+
+function publicKey(key: import('../store/store.js').KeyRecord, now: number) {
+  const { hash: _hash, ...rest } = key;
+  return { ...rest, status: keyStatus(key, now) };
+}
+
+function stopOnSignal(close: () => Promise<void>): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      process.stderr.write(`${signal} again: exiting now\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`error while stopping: ${String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (error) {
+    process.exitCode = reportError(error);
+  }
+}
+
+/** Prints a failure the way a user can act on it; returns the exit code. */
+function reportError(error: unknown): number {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    return 2;
+  }
+  if (error instanceof OperationError || error instanceof NotMigratedError) {
+    process.stderr.write(`error: ${error.message}\n`);
+    return 1;
+  }
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    process.stderr.write(`error: ${(error as Error).message} — another process is using that port; change listen.port in the profile\n`);
+    return 1;
+  }
+  process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+  return 1;
+}

@@ -1,0 +1,92 @@
+/**
+ * Reads keygate.yaml, validates it against the one schema and turns every problem into
+ * a message that names the field: `keygate.yaml: plans.free.rateLimits[0].window: ...`.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { configSchema, type Config } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file}: invalid configuration\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** A loaded profile plus the directory its relative paths are resolved against. */
+export interface LoadedConfig {
+  config: Config;
+  file: string;
+  dir: string;
+}
+
+export function loadConfigFile(file: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, [`cannot read the file: ${(error as NodeJS.ErrnoException).code ?? String(error)}`]);
+  }
+  return { config: parseConfigText(text, file), file, dir: path.dirname(path.resolve(file)) };
+}
+
+export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true });
+  } catch (error) {
+    const detail = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
+    throw new ConfigError(file, [`not valid YAML: ${detail}`]);
+  }
+  return parseConfigObject(raw ?? {}, file);
+}
+
+export function parseConfigObject(raw: unknown, file = 'keygate.yaml'): Config {
+  const result = configSchema.safeParse(raw, { reportInput: true });
+  if (result.success) return result.data;
+  throw new ConfigError(file, result.error.issues.map(describeIssue));
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length > 0 ? formatPath(issue.path) : '(top level)';
+  return `${where}: ${describeProblem(issue)}`;
+}
+
+function describeProblem(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    case 'invalid_type':
+      return issue.input === undefined ? `required (expected ${issue.expected})` : `expected ${issue.expected}, got ${typeName(issue.input)}`;
+    case 'invalid_value':
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(issue.input)}`;
+    case 'invalid_format':
+      return issue.message.startsWith('Invalid') ? `expected ${issue.format === 'regex' ? 'a valid value' : `a ${issue.format}`}, got ${JSON.stringify(issue.input)}` : `expected ${issue.message}, got ${JSON.stringify(issue.input)}`;
+    case 'invalid_union':
+      return `${issue.message} (got ${JSON.stringify(issue.input)})`;
+    default:
+      return issue.message;
+  }
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'a mapping' : `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function formatPath(segments: readonly PropertyKey[]): string {
+  return segments
+    .map((segment, i) => (typeof segment === 'number' ? `[${segment}]` : `${i === 0 ? '' : '.'}${String(segment)}`))
+    .join('');
+}
+
+/** The JSON Schema editors use to complete keygate.yaml (`keygate schema`). */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}

@@ -1,0 +1,336 @@
+/**
+ * The one schema for keygate.yaml. It validates the file at start-up, gives every other
+ * module its TypeScript types (`Config`, `Plan`, `Route`, ...) and is exported as JSON
+ * Schema for editors (`keygate schema`). Everything but `upstream.url` has a default.
+ */
+import { z } from 'zod';
+import { DENIAL_REASONS } from '../denial/reasons.js';
+import { DURATION_PATTERN, parseDuration } from './duration.js';
+
+/** `10m`, `1s`, `24h`, `7d` or a number of milliseconds; parsed to milliseconds. */
+const duration = z
+  .union([
+    z.string().regex(DURATION_PATTERN, 'a duration such as "500ms", "1s", "10m", "24h" or "7d"'),
+    z.number().int().nonnegative(),
+  ])
+  .transform((value) => parseDuration(value) as number);
+
+const positiveDuration = duration.refine((ms) => ms > 0, 'a duration longer than zero');
+
+const listen = z
+  .object({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535),
+  })
+  .strict();
+
+const identifier = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_.:-]*$/, 'a name of letters, digits, "_", ".", ":" or "-", starting with a letter');
+
+const httpMethod = z
+  .string()
+  .transform((m) => m.toUpperCase())
+  .pipe(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', '*']));
+
+/** One rate-limit window: at most `limit` requests in any rolling `window`. */
+export const rateLimitSchema = z
+  .object({
+    name: identifier.optional().describe('Policy name used in the RateLimit headers; defaults to e.g. "5-per-1s".'),
+    limit: z.number().int().positive(),
+    window: positiveDuration,
+    scope: z.enum(['key', 'account']).default('key').describe('Count per key, or shared by all keys of an account.'),
+  })
+  .strict();
+
+/** Escalating blocks for keys that keep exceeding their limits. */
+export const blockSchema = z
+  .object({
+    after: z.number().int().positive().describe('Rate-limit violations that trigger a block.'),
+    within: positiveDuration.describe('...counted over this rolling period.'),
+    duration: positiveDuration.describe('Length of the first block.'),
+    factor: z.number().min(1).default(2).describe('Each further block is this many times longer.'),
+    max: positiveDuration.prefault('24h').describe('Longest block.'),
+    forgetAfter: positiveDuration
+      .prefault('24h')
+      .describe('A key with no block for this long starts again from the first block length.'),
+  })
+  .strict();
+
+const period = z.union([
+  z.literal('month').describe('Calendar month, UTC.'),
+  z
+    .object({ billingDay: z.number().int().min(1).max(28) })
+    .strict()
+    .describe('Monthly from this day of the month, UTC.'),
+]);
+
+export const meterSchema = z
+  .object({
+    kind: z.enum(['consumed', 'gauge']).default('consumed'),
+    limit: z.number().nonnegative(),
+    period: period.default('month'),
+    overage: z
+      .boolean()
+      .default(false)
+      .describe('Allow usage past the limit (counted as overage) instead of refusing.'),
+    unit: z.string().optional().describe('Human name of the unit, e.g. "units" or "credits".'),
+  })
+  .strict();
+
+export const planSchema = z
+  .object({
+    name: z.string().optional(),
+    apiAccess: z.boolean().default(true),
+    maxKeys: z.number().int().positive().optional().describe('Most keys (not revoked) an account may hold.'),
+    scopes: z
+      .array(z.string().min(1))
+      .optional()
+      .describe('Scopes keys on this plan may be given; defaults to all of the profile\'s scopes.'),
+    rateLimits: z.array(rateLimitSchema).default([]),
+    block: blockSchema.optional(),
+    meters: z.record(identifier, meterSchema).default({}),
+  })
+  .strict();
+
+const recordCount = z.union([
+  z
+    .object({ header: z.string().min(1).describe('Response header holding the record count (removed before the client sees it).') })
+    .strict(),
+  z
+    .object({
+      json: z
+        .string()
+        .describe('Dotted path to an array (its length) or a number in the JSON response body, e.g. "data" or "meta.total".'),
+    })
+    .strict(),
+]);
+
+export const costSchema = z
+  .object({
+    meter: identifier,
+    perRequest: z.number().nonnegative().optional(),
+    perRecord: z.number().nonnegative().optional(),
+    records: recordCount.optional(),
+    reserveRecords: z
+      .number()
+      .int()
+      .positive()
+      .default(1)
+      .describe('Records reserved before forwarding when the count is only known from the response.'),
+    reserveFromQuery: z
+      .string()
+      .optional()
+      .describe('Query parameter with the most records a request asks for (e.g. "limit"); when present, that many are reserved.'),
+  })
+  .strict()
+  .refine((c) => (c.perRequest === undefined) !== (c.perRecord === undefined), {
+    message: 'give exactly one of perRequest or perRecord',
+  })
+  .refine((c) => c.perRecord === undefined || c.records !== undefined, {
+    message: 'perRecord needs records: { header } or { json }',
+    path: ['records'],
+  });
+
+export const routeSchema = z
+  .object({
+    method: httpMethod.default('*'),
+    path: z
+      .string()
+      .startsWith('/')
+      .describe('Path pattern: "/v1/domains", "/v1/domains/:id", "/v1/backlinks/*".'),
+    scopes: z.array(z.string().min(1)).default([]).describe('Scopes the key must hold (all of them).'),
+    cost: costSchema.optional(),
+    rateLimits: z.array(rateLimitSchema).default([]).describe('Extra windows for this route only.'),
+  })
+  .strict();
+
+export const builtinSchema = z
+  .object({
+    method: httpMethod.default('GET'),
+    path: z.string().startsWith('/'),
+    status: z.number().int().min(200).max(299).default(200),
+    scopes: z.array(z.string().min(1)).default([]),
+    allowWhenApiDisabled: z
+      .boolean()
+      .default(false)
+      .describe('Answer even when the plan has API access off (so a client can read apiEnabled).'),
+    body: z.unknown().describe('Response body template; "{{meters.units.remaining}}" style placeholders.'),
+  })
+  .strict();
+
+const credentialLocation = z.discriminatedUnion('in', [
+  z
+    .object({
+      in: z.literal('header'),
+      name: z.string().min(1).default('Authorization'),
+      scheme: z
+        .string()
+        .default('none')
+        .describe('"none" for a bare key, or the scheme word: "Bearer", "Token", ...'),
+    })
+    .strict(),
+  z.object({ in: z.literal('query'), name: z.string().min(1) }).strict(),
+]);
+
+const reasonRendering = z
+  .object({
+    status: z.number().int().min(400).max(599).optional(),
+    code: z.string().optional(),
+    message: z.string().optional(),
+    type: z.string().optional().describe('Error type for the typed envelope, e.g. "authentication_error".'),
+  })
+  .strict();
+
+export const ENVELOPES = ['jsonapi', 'message', 'error_description', 'error', 'typed', 'problem'] as const;
+
+const dialect = z
+  .object({
+    envelope: z.enum(ENVELOPES).default('problem'),
+    wwwAuthenticate: z
+      .boolean()
+      .default(true)
+      .describe('Send WWW-Authenticate on 401s when the header credential has a scheme.'),
+    realm: z.string().default('api'),
+    problemTypeBase: z.string().default('https://keygate.dev/problems/'),
+    reasons: z.partialRecord(z.enum(DENIAL_REASONS), reasonRendering).default({}),
+  })
+  .strict();
+
+const keyFormat = z
+  .object({
+    format: z
+      .enum(['prefixed', 'hex'])
+      .default('prefixed')
+      .describe('"prefixed": <prefix><base62 random><crc32 checksum>. "hex": bare hex token, no prefix or checksum (for migrated keys).'),
+    prefix: z
+      .object({ live: z.string().regex(/^[A-Za-z0-9_]*$/).default('kg_live_'), test: z.string().regex(/^[A-Za-z0-9_]+$/).optional() })
+      .strict()
+      .prefault({}),
+    hexLength: z.number().int().min(32).max(128).default(40),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    name: z.string().default('keygate'),
+    listen: listen.prefault({ port: 8080 }),
+    basePath: z.string().startsWith('/').default('/').describe('keygate guards everything under this path.'),
+    upstream: z
+      .object({
+        url: z.url({ protocol: /^https?$/ }).describe('Where admitted requests go, e.g. http://127.0.0.1:4000.'),
+        timeout: positiveDuration.prefault('30s'),
+        connections: z.number().int().positive().default(128),
+        spawn: z
+          .array(z.string())
+          .min(1)
+          .optional()
+          .describe('For demos: a command keygate starts (relative to this file) before serving, e.g. ["node", "upstream.js"].'),
+      })
+      .strict(),
+    store: z
+      .string()
+      .default('sqlite:./data/keygate.db')
+      .describe('sqlite:<file> (relative to the working directory) or postgres://...'),
+    counters: z.string().default('memory').describe('"memory" or redis://...'),
+    counterFailure: z
+      .enum(['closed', 'open'])
+      .default('closed')
+      .describe('When the counters backend is unreachable: refuse with 503, or fall back to per-process limits.'),
+    keyCacheTtl: duration.prefault('30s').describe('How long a process trusts a cached key without a revocation message.'),
+    keys: keyFormat.prefault({}),
+    auth: z
+      .object({ credentials: z.array(credentialLocation).min(1) })
+      .strict()
+      .prefault({ credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }] }),
+    errors: dialect.prefault({}),
+    identityHeaders: z
+      .object({ prefix: z.string().default('X-Keygate-') })
+      .strict()
+      .prefault({}),
+    scopes: z.array(z.string().min(1)).default([]).describe('Every scope the API knows, offered when creating keys.'),
+    plans: z
+      .record(identifier, planSchema)
+      .refine((plans) => Object.keys(plans).length > 0, 'at least one plan')
+      .prefault({ default: {} }),
+    defaultPlan: identifier.optional().describe('Plan given to new accounts; defaults to the first plan.'),
+    routes: z.array(routeSchema).prefault([{ path: '/*' }]),
+    builtins: z.array(builtinSchema).default([]),
+    gauges: z
+      .record(identifier, z.object({ header: z.string().min(1) }).strict())
+      .default({})
+      .describe('Gauge meters the upstream reports in a response header (absolute value; the header is removed).'),
+    admin: z
+      .object({
+        listen: listen.prefault({ port: 8081 }),
+        tokenEnv: z.string().default('KEYGATE_ADMIN_TOKEN').describe('Environment variable holding the admin token.'),
+      })
+      .strict()
+      .prefault({}),
+    dashboard: z
+      .object({
+        enabled: z.boolean().default(true),
+        listen: listen.prefault({ port: 8082 }),
+        publicUrl: z.string().optional().describe('URL members reach the dashboard at (for invitation links).'),
+        secureCookies: z.boolean().default(false).describe('Set Secure on cookies; turn on behind HTTPS.'),
+        sessionTtl: positiveDuration.prefault('12h'),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        requests: z.boolean().default(true).describe('One log line per gateway request.'),
+      })
+      .strict()
+      .prefault({}),
+    pepperEnv: z
+      .string()
+      .default('KEYGATE_PEPPER')
+      .describe('Environment variable with a secret pepper; when set, key hashes are HMAC-SHA-256 with it.'),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const planIds = Object.keys(config.plans);
+    if (config.defaultPlan !== undefined && !planIds.includes(config.defaultPlan)) {
+      ctx.addIssue({ code: 'custom', path: ['defaultPlan'], message: `no plan named "${config.defaultPlan}"` });
+    }
+    const known = new Set(config.scopes);
+    config.routes.forEach((route, i) => {
+      if (!route.cost) return;
+      const meterOnSomePlan = Object.values(config.plans).some((plan) => route.cost && plan.meters[route.cost.meter]);
+      if (!meterOnSomePlan) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `no plan defines meter "${route.cost.meter}"` });
+      }
+      route.scopes.forEach((scope, j) => {
+        if (known.size > 0 && !known.has(scope)) {
+          ctx.addIssue({ code: 'custom', path: ['routes', i, 'scopes', j], message: `unknown scope "${scope}"; list it under scopes` });
+        }
+      });
+    });
+    for (const [id, plan] of Object.entries(config.plans)) {
+      for (const [j, scope] of (plan.scopes ?? []).entries()) {
+        if (scope !== '*' && known.size > 0 && !known.has(scope)) {
+          ctx.addIssue({ code: 'custom', path: ['plans', id, 'scopes', j], message: `unknown scope "${scope}"` });
+        }
+      }
+    }
+    if (config.keys.prefix.test !== undefined && config.keys.prefix.test === config.keys.prefix.live) {
+      ctx.addIssue({ code: 'custom', path: ['keys', 'prefix', 'test'], message: 'the test prefix must differ from the live prefix' });
+    }
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type Plan = Config['plans'][string];
+export type Meter = Plan['meters'][string];
+export type RateLimit = z.output<typeof rateLimitSchema>;
+export type BlockPolicy = z.output<typeof blockSchema>;
+export type Route = Config['routes'][number];
+export type Cost = z.output<typeof costSchema>;
+export type Builtin = Config['builtins'][number];
+export type CredentialLocation = Config['auth']['credentials'][number];
+export type DialectConfig = Config['errors'];
+export type Envelope = (typeof ENVELOPES)[number];
+export type KeyFormatConfig = Config['keys'];
+export type MeterPeriod = Meter['period'];

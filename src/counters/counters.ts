@@ -1,0 +1,104 @@
+/**
+ * Counters hold what changes on every request: rate-limit windows, escalating blocks
+ * and meter balances with their reservations. One interface; `memory/` for a single
+ * process, `redis/` for many processes sharing one Redis.
+ *
+ * `admit` does everything a request needs before it is forwarded, in one step (one
+ * Redis round trip): refuse if blocked; check every window (all or nothing); reserve
+ * the route's cost. Only when all pass is anything recorded, so a denied request counts
+ * against no window and spends nothing.
+ */
+import type { BlockPolicy } from '../config/schema.js';
+import type { MeterUsageRow } from '../store/store.js';
+
+/** One rolling window: at most `limit` admissions in any `windowMs`. */
+export interface WindowSpec {
+  /** Counter identity, unique per (subject, window): e.g. `k:key_x:1000:5`. */
+  id: string;
+  /** Policy name shown in the RateLimit headers. */
+  name: string;
+  limit: number;
+  windowMs: number;
+}
+
+export interface BlockSpec {
+  /** Subject identity, e.g. `k:key_x`. */
+  id: string;
+  policy: BlockPolicy;
+}
+
+export interface ChargeSpec {
+  accountId: string;
+  meter: string;
+  periodStart: string;
+  /** Units to reserve now (> 0). */
+  amount: number;
+  limit: number;
+  overage: boolean;
+}
+
+export interface AdmitRequest {
+  now: number;
+  windows: readonly WindowSpec[];
+  block?: BlockSpec;
+  charge?: ChargeSpec;
+}
+
+export interface WindowState {
+  name: string;
+  limit: number;
+  windowMs: number;
+  /** Admissions left in the window after this request. */
+  remaining: number;
+  /** Milliseconds until another admission frees up (0 when the window is empty). */
+  resetMs: number;
+}
+
+export interface Reservation {
+  accountId: string;
+  meter: string;
+  periodStart: string;
+  amount: number;
+}
+
+export type Admission =
+  | { ok: true; windows: WindowState[]; reservation?: Reservation }
+  | { ok: false; reason: 'blocked'; retryAfterMs: number; windows: WindowState[] }
+  | { ok: false; reason: 'rate_limited'; retryAfterMs: number; windows: WindowState[] }
+  | { ok: false; reason: 'insufficient_funds'; windows: WindowState[]; used: number; limit: number };
+
+export interface MeterBalance {
+  /** Committed usage in the period (may exceed the limit when overage is on). */
+  used: number;
+  /** Reserved by requests in flight. */
+  reserved: number;
+}
+
+/** Cache invalidations every process must hear about. */
+export type CacheEvent = { type: 'key'; hash: string } | { type: 'account'; accountId: string } | { type: 'all' };
+
+export interface Counters {
+  readonly kind: 'memory' | 'redis';
+  admit(request: AdmitRequest): Promise<Admission>;
+  /** Commit `actual` units for a reservation (0 releases it). */
+  settle(reservation: Reservation, actual: number): Promise<void>;
+  meterBalance(accountId: string, meter: string, periodStart: string): Promise<MeterBalance>;
+  /**
+   * Seed balances from the store (start-up, or after the backend lost its data). Usage
+   * only grows within a period, so each balance becomes the larger of held and stored.
+   */
+  restoreMeters(rows: readonly MeterUsageRow[]): Promise<void>;
+  /** Balances changed since the last call, as absolute rows for the store. */
+  drainMeterChanges(): Promise<MeterUsageRow[]>;
+  broadcast(event: CacheEvent): Promise<void>;
+  onBroadcast(handler: (event: CacheEvent) => void): void;
+  close(): Promise<void>;
+}
+
+/** Thrown when the backend cannot be reached; the pipeline answers 503 (fail closed). */
+export class CountersUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`counters backend unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'CountersUnavailableError';
+  }
+}

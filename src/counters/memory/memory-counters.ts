@@ -1,0 +1,190 @@
+/**
+ * Counters for one process: sliding logs, blocks and balances in memory. Balances are
+ * written back to the store by the runtime's flusher (`drainMeterChanges`) and restored
+ * at start-up, so they survive a restart; rate windows and blocks start fresh.
+ */
+import type {
+  Admission,
+  AdmitRequest,
+  CacheEvent,
+  Counters,
+  MeterBalance,
+  Reservation,
+  WindowSpec,
+  WindowState,
+} from '../counters.js';
+import type { MeterUsageRow } from '../../store/store.js';
+import { SlidingLog } from './sliding-log.js';
+
+interface BlockState {
+  violations: number[];
+  blockedUntil: number;
+  /** How many blocks in a row (0 = none yet); the next block lasts duration·factor^level. */
+  level: number;
+  lastBlockEnd: number;
+}
+
+interface MeterState {
+  row: MeterUsageRow;
+  reserved: number;
+  dirty: boolean;
+}
+
+const SWEEP_INTERVAL_MS = 60_000;
+
+export class MemoryCounters implements Counters {
+  readonly kind = 'memory' as const;
+  private readonly logs = new Map<string, SlidingLog>();
+  private readonly blocks = new Map<string, BlockState>();
+  private readonly meters = new Map<string, MeterState>();
+  private readonly handlers: ((event: CacheEvent) => void)[] = [];
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly clock: () => number = Date.now) {
+    this.sweeper = setInterval(() => this.sweep(this.clock()), SWEEP_INTERVAL_MS);
+    this.sweeper.unref();
+  }
+
+  async admit(request: AdmitRequest): Promise<Admission> {
+    return this.admitNow(request);
+  }
+
+  /** Synchronous core of `admit`, used directly by the per-process fallback. */
+  admitNow({ now, windows, block, charge }: AdmitRequest): Admission {
+    const logs = windows.map((w) => this.log(w));
+
+    if (block) {
+      const state = this.blocks.get(block.id);
+      if (state && state.blockedUntil > now) {
+        return { ok: false, reason: 'blocked', retryAfterMs: state.blockedUntil - now, windows: states(windows, logs, now) };
+      }
+    }
+
+    let wait = 0;
+    for (const log of logs) wait = Math.max(wait, log.waitMs(now));
+    if (wait > 0) {
+      if (block) {
+        const blockedFor = this.recordViolation(block.id, block.policy, now);
+        if (blockedFor > 0) return { ok: false, reason: 'blocked', retryAfterMs: blockedFor, windows: states(windows, logs, now) };
+      }
+      return { ok: false, reason: 'rate_limited', retryAfterMs: wait, windows: states(windows, logs, now) };
+    }
+
+    let reservation: Reservation | undefined;
+    if (charge && charge.amount > 0) {
+      const meter = this.meter(charge.accountId, charge.meter, charge.periodStart);
+      if (!charge.overage && meter.row.used + meter.reserved + charge.amount > charge.limit) {
+        return { ok: false, reason: 'insufficient_funds', windows: states(windows, logs, now), used: meter.row.used, limit: charge.limit };
+      }
+      meter.reserved += charge.amount;
+      reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount };
+    }
+
+    for (const log of logs) log.record(now);
+    return { ok: true, windows: states(windows, logs, now), ...(reservation ? { reservation } : {}) };
+  }
+
+  async settle(reservation: Reservation, actual: number): Promise<void> {
+    this.settleNow(reservation, actual);
+  }
+
+  settleNow(reservation: Reservation, actual: number): void {
+    const meter = this.meter(reservation.accountId, reservation.meter, reservation.periodStart);
+    meter.reserved = Math.max(0, meter.reserved - reservation.amount);
+    if (actual > 0) {
+      meter.row.used += actual;
+      meter.dirty = true;
+    }
+  }
+
+  async meterBalance(accountId: string, meter: string, periodStart: string): Promise<MeterBalance> {
+    const state = this.meters.get(meterId(accountId, meter, periodStart));
+    return { used: state?.row.used ?? 0, reserved: state?.reserved ?? 0 };
+  }
+
+  async restoreMeters(rows: readonly MeterUsageRow[]): Promise<void> {
+    for (const row of rows) {
+      const state = this.meter(row.accountId, row.meter, row.periodStart);
+      state.row.used = Math.max(state.row.used, row.used);
+    }
+  }
+
+  async drainMeterChanges(): Promise<MeterUsageRow[]> {
+    const changed: MeterUsageRow[] = [];
+    for (const state of this.meters.values()) {
+      if (!state.dirty) continue;
+      state.dirty = false;
+      changed.push({ ...state.row });
+    }
+    return changed;
+  }
+
+  async broadcast(event: CacheEvent): Promise<void> {
+    for (const handler of this.handlers) handler(event);
+  }
+
+  onBroadcast(handler: (event: CacheEvent) => void): void {
+    this.handlers.push(handler);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+  }
+
+  private log(spec: WindowSpec): SlidingLog {
+    let log = this.logs.get(spec.id);
+    if (!log) {
+      log = new SlidingLog(spec.limit, spec.windowMs);
+      this.logs.set(spec.id, log);
+    }
+    return log;
+  }
+
+  private meter(accountId: string, meter: string, periodStart: string): MeterState {
+    const id = meterId(accountId, meter, periodStart);
+    let state = this.meters.get(id);
+    if (!state) {
+      state = { row: { accountId, meter, periodStart, used: 0 }, reserved: 0, dirty: false };
+      this.meters.set(id, state);
+    }
+    return state;
+  }
+
+  /** Records a violation; returns the new block's length in ms, or 0 if not blocked. */
+  private recordViolation(id: string, policy: NonNullable<AdmitRequest['block']>['policy'], now: number): number {
+    let state = this.blocks.get(id);
+    if (!state) {
+      state = { violations: [], blockedUntil: 0, level: 0, lastBlockEnd: -Infinity };
+      this.blocks.set(id, state);
+    }
+    state.violations = state.violations.filter((t) => t > now - policy.within);
+    state.violations.push(now);
+    if (state.violations.length < policy.after) return 0;
+    if (now - state.lastBlockEnd > policy.forgetAfter) state.level = 0;
+    const length = Math.min(policy.max, Math.round(policy.duration * policy.factor ** state.level));
+    state.level += 1;
+    state.blockedUntil = now + length;
+    state.lastBlockEnd = state.blockedUntil;
+    state.violations = [];
+    return length;
+  }
+
+  private sweep(now: number): void {
+    for (const [id, log] of this.logs) if (log.newest() <= now - log.windowMs) this.logs.delete(id);
+    for (const [id, block] of this.blocks) {
+      const quiet = block.blockedUntil <= now && block.violations.every((t) => t < now - 86_400_000);
+      if (quiet && now - block.lastBlockEnd > 7 * 86_400_000) this.blocks.delete(id);
+    }
+  }
+}
+
+function meterId(accountId: string, meter: string, periodStart: string): string {
+  return `${accountId}\u0000${meter}\u0000${periodStart}`;
+}
+
+function states(windows: readonly WindowSpec[], logs: SlidingLog[], now: number): WindowState[] {
+  return windows.map((w, i) => {
+    const log = logs[i] as SlidingLog;
+    return { name: w.name, limit: w.limit, windowMs: w.windowMs, remaining: Math.max(0, w.limit - log.countInWindow(now)), resetMs: log.resetMs(now) };
+  });
+}

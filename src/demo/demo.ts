@@ -1,0 +1,120 @@
+/**
+ * `npm run demo` / `keygate demo`: the bundled demo upstream behind keygate on the
+ * embedded default (SQLite under ./data/demo, counters in memory). On first start it
+ * creates a demo account, a key and a dashboard invitation, and prints a curl line.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { stringify as stringifyYaml } from 'yaml';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { parseConfigObject } from '../config/load.js';
+import type { ConfigInput } from '../config/schema.js';
+import { serve, type RunningKeygate } from '../serve.js';
+import { createAccount } from '../operations/accounts.js';
+import { createKey } from '../operations/keys.js';
+import { inviteMember } from '../operations/members.js';
+import { buildDemoUpstream } from './upstream.js';
+
+export function demoProfile(upstreamUrl: string, dataDir: string, ports = { gateway: 8080, admin: 8081, dashboard: 8082 }): ConfigInput {
+  return {
+    name: 'demo',
+    listen: { port: ports.gateway },
+    basePath: '/v1',
+    upstream: { url: upstreamUrl, timeout: '10s' },
+    store: `sqlite:${path.join(dataDir, 'keygate.db')}`,
+    keys: { format: 'prefixed', prefix: { live: 'demo_live_', test: 'demo_test_' } },
+    auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }, { in: 'query', name: 'api_key' }] },
+    errors: { envelope: 'problem', realm: 'demo' },
+    scopes: ['projects:read', 'projects:write', 'rankings:read'],
+    plans: {
+      free: { name: 'Free', apiAccess: false },
+      starter: {
+        name: 'Starter',
+        maxKeys: 5,
+        rateLimits: [
+          { limit: 10, window: '1s' },
+          { limit: 1000, window: '1h' },
+        ],
+        block: { after: 5, within: '1m', duration: '1m', factor: 2, max: '1h' },
+        meters: { credits: { limit: 10_000, unit: 'credits' } },
+      },
+    },
+    defaultPlan: 'starter',
+    routes: [
+      { method: 'GET', path: '/v1/projects', scopes: ['projects:read'] },
+      { method: 'GET', path: '/v1/projects/:id', scopes: ['projects:read'] },
+      { method: 'POST', path: '/v1/projects', scopes: ['projects:write'], cost: { meter: 'credits', perRequest: 10 } },
+      {
+        method: 'GET',
+        path: '/v1/rankings',
+        scopes: ['rankings:read'],
+        cost: { meter: 'credits', perRecord: 1, records: { header: 'X-Record-Count' }, reserveFromQuery: 'limit', reserveRecords: 10 },
+      },
+      { path: '/v1/echo' },
+    ],
+    builtins: [
+      {
+        method: 'GET',
+        path: '/v1/account/usage',
+        allowWhenApiDisabled: true,
+        body: { account: '{{account.id}}', plan: '{{plan.name}}', apiEnabled: '{{account.apiEnabled}}', credits: '{{meters.credits}}' },
+      },
+    ],
+    admin: { listen: { port: ports.admin } },
+    dashboard: { listen: { port: ports.dashboard } },
+  };
+}
+
+export async function runDemo(options: { dataDir: string; ports?: { gateway: number; admin: number; dashboard: number } }): Promise<RunningKeygate> {
+  const upstream = buildDemoUpstream();
+  await upstream.listen({ host: '127.0.0.1', port: 0 });
+  const upstreamUrl = `http://127.0.0.1:${(upstream.server.address() as AddressInfo).port}`;
+  const dataDir = path.resolve(options.dataDir);
+  const profile = demoProfile(upstreamUrl, dataDir, options.ports);
+  const config = parseConfigObject(profile, 'demo profile');
+  // Written out so the CLI can work on the demo's data: keygate keys list --config <this file>
+  const profileFile = path.join(dataDir, 'keygate.yaml');
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(profileFile, `# Written by "keygate demo" on each start; the upstream port changes between runs.\n${stringifyYaml(profile)}`);
+  const adminToken = process.env.KEYGATE_ADMIN_TOKEN ?? `kgadm_${randomBytes(18).toString('base64url')}`;
+  let running: RunningKeygate;
+  try {
+    running = await serve({ config, file: 'demo profile', dir: process.cwd() }, { adminToken });
+  } catch (error) {
+    await upstream.close();
+    throw error;
+  }
+  const rt = running.runtime;
+  const out = (line = '') => process.stdout.write(`${line}\n`);
+  out();
+  out(`keygate demo: gateway ${running.gatewayUrl}  admin ${running.adminUrl ?? '-'}  dashboard ${running.dashboardUrl ?? '-'}`);
+  if (!process.env.KEYGATE_ADMIN_TOKEN) out(`admin token (this run only): ${adminToken}`);
+
+  const accounts = await rt.store.listAccounts();
+  if (accounts.length === 0) {
+    const account = await createAccount(rt, { name: 'Demo Inc' }, 'demo');
+    const { secret } = await createKey(rt, { accountId: account.id, name: 'Demo key' }, 'demo');
+    const invitation = await inviteMember(rt, { email: 'demo@example.com', accountId: account.id }, 'demo');
+    out();
+    out('Created account "Demo Inc" and its first key. The key is shown only this once:');
+    out();
+    out(`  curl -H "Authorization: Bearer ${secret}" ${running.gatewayUrl}/v1/projects`);
+    out();
+    if (running.dashboardUrl) out(`Sign in to the dashboard as demo@example.com after choosing a password at:\n  ${invitation.url}`);
+  } else {
+    out();
+    out(`Demo data already exists in ${dataDir} (a key is shown only when it is created).`);
+    out(`New key:  node bin/keygate.js keys create --config ${path.relative(process.cwd(), profileFile)} --account ${accounts[0]?.id} --name "second key"`);
+    out(`Start over: delete ${path.relative(process.cwd(), dataDir)}`);
+  }
+  out();
+  out('Press Ctrl+C to stop.');
+  return {
+    ...running,
+    async close() {
+      await running.close();
+      await upstream.close();
+    },
+  };
+}

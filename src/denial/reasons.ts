@@ -1,0 +1,41 @@
+/**
+ * Every way keygate can refuse a request, as a typed value. The pipeline only ever
+ * produces these; the profile's dialect alone decides how each one looks on the wire.
+ */
+
+export const DENIAL_REASONS = [
+  'missing_key',
+  'malformed_key',
+  'unknown_key',
+  'revoked_key',
+  'expired_key',
+  'key_not_bound',
+  'api_disabled',
+  'plan_expired',
+  'no_route',
+  'insufficient_scope',
+  'blocked',
+  'rate_limited',
+  'insufficient_funds',
+  'upstream_unavailable',
+  'upstream_timeout',
+  'service_unavailable',
+  'bad_request',
+] as const;
+
+export type DenialReason = (typeof DENIAL_REASONS)[number];
+
+/** A refusal with what the client needs to recover from it. */
+export interface Denial {
+  reason: DenialReason;
+  /** Seconds until a retry can succeed (blocked, rate_limited). */
+  retryAfterSeconds?: number;
+  /** Extra response headers (RateLimit fields on a 429). */
+  headers?: Record<string, string>;
+  /** True when the client presented a credential (drives `error="invalid_token"`). */
+  credentialPresented?: boolean;
+}
+
+export function deny(reason: DenialReason, extra: Omit<Denial, 'reason'> = {}): Denial {
+  return { reason, ...extra };
+}

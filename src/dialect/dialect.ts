@@ -1,0 +1,139 @@
+/**
+ * A dialect turns a typed denial into the API's own error: status, code, message and
+ * envelope. Bodies are rendered once per reason at start-up; only headers vary per
+ * request (Retry-After, RateLimit fields, WWW-Authenticate).
+ *
+ * @example
+ * const dialect = createDialect(config.errors, config.auth.credentials);
+ * const { status, headers, body } = dialect.render(deny('missing_key'));
+ */
+import { STATUS_CODES } from 'node:http';
+import type { CredentialLocation, DialectConfig, Envelope } from '../config/schema.js';
+import { DENIAL_REASONS, type Denial, type DenialReason } from '../denial/reasons.js';
+
+export interface ReasonRendering {
+  status: number;
+  code: string;
+  message: string;
+  type: string;
+}
+
+export interface RenderedError {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface Dialect {
+  readonly envelope: Envelope;
+  rendering(reason: DenialReason): ReasonRendering;
+  render(denial: Denial): RenderedError;
+  /** Render an arbitrary status/message in the same envelope (admin and gateway odd cases). */
+  renderMessage(status: number, code: string, message: string): RenderedError;
+}
+
+/** What each reason looks like unless the profile says otherwise. */
+export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'type'>> = {
+  missing_key: { status: 401, code: 'missing_key', message: 'Missing API key.' },
+  malformed_key: { status: 401, code: 'invalid_key', message: 'Invalid API key.' },
+  unknown_key: { status: 401, code: 'invalid_key', message: 'Invalid API key.' },
+  revoked_key: { status: 401, code: 'revoked_key', message: 'This API key has been revoked.' },
+  expired_key: { status: 401, code: 'expired_key', message: 'This API key has expired.' },
+  key_not_bound: { status: 401, code: 'key_not_bound', message: 'This API key is not bound to an account.' },
+  api_disabled: { status: 403, code: 'api_disabled', message: 'API access is not enabled for your plan.' },
+  plan_expired: { status: 403, code: 'plan_expired', message: 'Your plan has expired.' },
+  no_route: { status: 404, code: 'not_found', message: 'No such endpoint.' },
+  insufficient_scope: { status: 403, code: 'insufficient_scope', message: 'This API key lacks the scope this endpoint requires.' },
+  blocked: {
+    status: 429,
+    code: 'blocked',
+    message: 'This API key is temporarily blocked for repeatedly exceeding the rate limit.',
+  },
+  rate_limited: { status: 429, code: 'rate_limited', message: 'Too many requests. Slow down.' },
+  insufficient_funds: { status: 402, code: 'insufficient_funds', message: 'Insufficient funds.' },
+  upstream_unavailable: { status: 502, code: 'bad_gateway', message: 'The upstream service is unavailable.' },
+  upstream_timeout: { status: 504, code: 'gateway_timeout', message: 'The upstream service did not answer in time.' },
+  service_unavailable: { status: 503, code: 'service_unavailable', message: 'Service temporarily unavailable. Try again shortly.' },
+  bad_request: { status: 400, code: 'bad_request', message: 'Bad request.' },
+};
+
+/** Reasons where a credential was presented but did not work: RFC 6750 `invalid_token`. */
+const INVALID_TOKEN_REASONS = new Set<DenialReason>(['malformed_key', 'unknown_key', 'revoked_key', 'expired_key']);
+
+export function createDialect(config: DialectConfig, credentials: readonly CredentialLocation[]): Dialect {
+  const renderings = new Map<DenialReason, ReasonRendering>();
+  const bodies = new Map<DenialReason, string>();
+  for (const reason of DENIAL_REASONS) {
+    const base = DEFAULT_RENDERINGS[reason];
+    const custom = config.reasons[reason] ?? {};
+    const status = custom.status ?? base.status;
+    const rendering: ReasonRendering = {
+      status,
+      code: custom.code ?? base.code,
+      message: custom.message ?? base.message,
+      type: custom.type ?? defaultType(status),
+    };
+    renderings.set(reason, rendering);
+    bodies.set(reason, renderBody(config, rendering));
+  }
+  const contentType = config.envelope === 'problem' ? 'application/problem+json' : 'application/json; charset=utf-8';
+  const challengeScheme = credentials.find((l) => l.in === 'header' && l.scheme.toLowerCase() !== 'none');
+  const challenge =
+    config.wwwAuthenticate && challengeScheme?.in === 'header' ? `${challengeScheme.scheme} realm="${config.realm}"` : undefined;
+
+  return {
+    envelope: config.envelope,
+    rendering: (reason) => renderings.get(reason) as ReasonRendering,
+    render(denial) {
+      const rendering = renderings.get(denial.reason) as ReasonRendering;
+      const headers: Record<string, string> = { 'content-type': contentType, ...denial.headers };
+      if (denial.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(denial.retryAfterSeconds)));
+      if (rendering.status === 401 && challenge) {
+        headers['www-authenticate'] =
+          denial.credentialPresented && INVALID_TOKEN_REASONS.has(denial.reason)
+            ? `${challenge}, error="invalid_token", error_description="${rendering.message.replace(/"/g, "'")}"`
+            : challenge;
+      }
+      return { status: rendering.status, headers, body: bodies.get(denial.reason) as string };
+    },
+    renderMessage(status, code, message) {
+      return {
+        status,
+        headers: { 'content-type': contentType },
+        body: renderBody(config, { status, code, message, type: defaultType(status) }),
+      };
+    },
+  };
+}
+
+function renderBody(config: DialectConfig, r: ReasonRendering): string {
+  switch (config.envelope) {
+    case 'jsonapi':
+      return JSON.stringify({ errors: [{ code: r.code, status: r.status, detail: r.message }] });
+    case 'message':
+      return JSON.stringify({ message: r.message });
+    case 'error_description':
+      return JSON.stringify({ error_description: r.message });
+    case 'error':
+      return JSON.stringify({ error: r.message });
+    case 'typed':
+      return JSON.stringify({ error: { type: r.type, code: r.code, message: r.message } });
+    case 'problem':
+      return JSON.stringify({
+        type: `${config.problemTypeBase}${r.code}`,
+        title: STATUS_CODES[r.status] ?? 'Error',
+        status: r.status,
+        detail: r.message,
+        code: r.code,
+      });
+  }
+}
+
+function defaultType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'api_error';
+  return 'invalid_request_error';
+}

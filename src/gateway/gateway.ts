@@ -1,0 +1,160 @@
+/**
+ * The gateway listener: every request under the base path goes through the pipeline;
+ * admitted ones are answered by a built-in endpoint or forwarded upstream (steps 8–9),
+ * refused ones get the dialect's error. Nothing a client sends can produce a 500 with a
+ * stack trace or crash the process.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { listenerOptions } from '../fastify-options.js';
+import type { Runtime } from '../runtime.js';
+import type { Denial } from '../denial/reasons.js';
+import { deny } from '../denial/reasons.js';
+import type { Decision, GatewayRequest } from '../pipeline/pipeline.js';
+import type { Identity } from '../pipeline/identity.js';
+import { withoutCredentialParams } from '../auth/credential.js';
+import { REDACTED } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { renderBuiltin } from './builtins.js';
+import { registerProxy, type Forwarding } from './proxy.js';
+
+/** What the access log and metrics need to know about one request. */
+export interface RequestRecord {
+  startedAt: number;
+  outcome: 'forwarded' | 'builtin' | 'denied';
+  reason?: string;
+  keyId?: string;
+  accountId?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    keygate: RequestRecord | null;
+  }
+}
+
+export interface GatewayOptions {
+  metrics?: Metrics;
+}
+
+export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): Promise<FastifyInstance> {
+  const { config, dialect, pipeline, usage, log } = rt;
+  const app = Fastify({
+    ...listenerOptions(log, 'gateway'),
+    exposeHeadRoutes: false,
+    // Errors Fastify meets before routing (an undecodable URL, say) are the client's.
+    frameworkErrors: (_error, request, reply) => send(request, reply, deny('bad_request')),
+  });
+  app.decorateRequest('keygate', null);
+
+  // Bodies are not parsed: they stream to the upstream untouched.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+  const forward: Forwarding = await registerProxy(app, rt, {
+    onSettled: (request, units, meter) => {
+      if (units > 0 && meter && request.keygate?.accountId) {
+        usage.add(request.keygate.accountId, rt.clock(), 'units', meter, units);
+        options.metrics?.units.inc({ meter }, units);
+      }
+    },
+    onUpstreamError: (request, reply, denial) => send(request, reply, denial),
+  });
+
+  const basePath = config.basePath.replace(/\/$/, '');
+  const underBase = (path: string) => basePath === '' || path === basePath || path.startsWith(`${basePath}/`);
+
+  function send(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity?: Identity): FastifyReply {
+    const record = request.keygate;
+    if (record) {
+      record.outcome = 'denied';
+      record.reason = denial.reason;
+      if (identity) {
+        record.keyId = identity.key.id;
+        record.accountId = identity.account.id;
+        usage.add(identity.account.id, rt.clock(), 'denials', denial.reason);
+      }
+    }
+    const rendered = dialect.render(denial);
+    return reply.code(rendered.status).headers(rendered.headers).send(rendered.body);
+  }
+
+  async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const url = request.raw.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (!underBase(path)) return send(request, reply, deny('no_route'));
+
+    const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers };
+    const decision: Decision = await pipeline.authorize(gatewayRequest);
+    if (!decision.allowed) return send(request, reply, decision.denial, decision.identity);
+
+    const { identity, route } = decision;
+    const record = request.keygate as RequestRecord;
+    record.keyId = identity.key.id;
+    record.accountId = identity.account.id;
+    usage.touch(identity.key.id, rt.clock());
+    reply.headers(decision.headers);
+
+    if (route.kind === 'builtin') {
+      record.outcome = 'builtin';
+      usage.add(identity.account.id, rt.clock(), 'requests', '2xx');
+      const body = await renderBuiltin(rt, route.builtin, identity);
+      return reply.code(route.builtin.status).header('content-type', 'application/json; charset=utf-8').send(body);
+    }
+    record.outcome = 'forwarded';
+    return forward(request, reply, decision.identity, route.route, decision.reservation);
+  }
+
+  app.addHook('onRequest', (request, _reply, done) => {
+    request.keygate = { startedAt: performance.now(), outcome: 'denied' };
+    done();
+  });
+
+  app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url: '/*', handler: handle });
+  app.setNotFoundHandler((request, reply) => send(request, reply, deny('no_route')));
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status >= 500) {
+      request.log.error({ err: error, path: redactedTarget(rt, request.raw.url) }, 'gateway error');
+      return send(request, reply, deny('service_unavailable'));
+    }
+    // Bad URL encoding, path traversal, unreadable body...: the client's mistake.
+    return send(request, reply, deny('bad_request'));
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const record = request.keygate;
+    if (record) {
+      const ms = performance.now() - record.startedAt;
+      const outcome = record.outcome;
+      options.metrics?.requests.inc({ outcome, reason: record.reason ?? '' });
+      options.metrics?.duration.observe({ outcome }, ms / 1000);
+      if (record.accountId && outcome === 'forwarded') {
+        usage.add(record.accountId, rt.clock(), 'requests', `${Math.floor(reply.statusCode / 100)}xx`);
+      }
+      if (config.log.requests) {
+        request.log.info(
+          {
+            method: request.method,
+            target: redactedTarget(rt, request.raw.url),
+            status: reply.statusCode,
+            ms: Math.round(ms * 10) / 10,
+            outcome,
+            ...(record.reason ? { reason: record.reason } : {}),
+            ...(record.keyId ? { key: record.keyId } : {}),
+            ...(record.accountId ? { account: record.accountId } : {}),
+          },
+          'request',
+        );
+      }
+    }
+    done();
+  });
+
+  return app;
+}
+
+/** The request target as it may appear in logs: credential parameters replaced. */
+export function redactedTarget(rt: Pick<Runtime, 'config'>, url: string | undefined): string {
+  return withoutCredentialParams(url ?? '/', rt.config.auth.credentials, REDACTED);
+}

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { createKeyFormat } from './format.js';
+
+const ranksy = createKeyFormat({ format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' }, hexLength: 40 });
+
+describe('prefixed keys', () => {
+  it('generates live and test keys that pass their own check and say their mode', () => {
+    const live = ranksy.generate('live');
+    const test = ranksy.generate('test');
+    expect(live).toMatch(/^rk_live_[0-9A-Za-z]{30}$/);
+    expect(test).toMatch(/^rk_test_[0-9A-Za-z]{30}$/);
+    expect(ranksy.check(live)).toEqual({ ok: true, mode: 'live' });
+    expect(ranksy.check(test)).toEqual({ ok: true, mode: 'test' });
+  });
+
+  it('never repeats a key', () => {
+    const seen = new Set(Array.from({ length: 2000 }, () => ranksy.generate('live')));
+    expect(seen.size).toBe(2000);
+  });
+
+  it('rejects any single mistyped character through the checksum', () => {
+    const key = ranksy.generate('live');
+    for (let i = 'rk_live_'.length; i < key.length; i++) {
+      const swapped = key.slice(0, i) + (key[i] === 'a' ? 'b' : 'a') + key.slice(i + 1);
+      expect(ranksy.check(swapped).ok, `changed position ${i}`).toBe(false);
+    }
+  });
+
+  it('rejects foreign, truncated, padded, oversized and non-ASCII strings', () => {
+    const key = ranksy.generate('live');
+    for (const candidate of ['', 'rk_live_', key.slice(0, -1), `${key}x`, ` ${key}`, key.replace('rk_live_', 'sk_live_'), 'x'.repeat(10_000), `${key.slice(0, -1)}é`]) {
+      expect(ranksy.check(candidate).ok, JSON.stringify(candidate.slice(0, 40))).toBe(false);
+    }
+  });
+
+  it('shows only the prefix and the last four characters', () => {
+    const key = ranksy.generate('test');
+    expect(ranksy.hint(key)).toBe(`rk_test_…${key.slice(-4)}`);
+  });
+
+  it('refuses to issue a mode the profile does not have', () => {
+    const trakkr = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40 });
+    expect(trakkr.modes).toEqual(['live']);
+    expect(() => trakkr.generate('test')).toThrow(/no test keys/);
+  });
+});
+
+describe('hex keys (migrated tokens)', () => {
+  const hex = createKeyFormat({ format: 'hex', prefix: { live: '' }, hexLength: 40 });
+
+  it('look like be2165b7d065e278e7305c1c7ef791f283f5d14b', () => {
+    const key = hex.generate('live');
+    expect(key).toMatch(/^[0-9a-f]{40}$/);
+    expect(hex.check(key)).toEqual({ ok: true, mode: undefined });
+    expect(hex.check('be2165b7d065e278e7305c1c7ef791f283f5d14b').ok).toBe(true);
+  });
+
+  it('reject other lengths, upper case and non-hex', () => {
+    for (const candidate of ['be2165b7', 'BE2165B7D065E278E7305C1C7EF791F283F5D14B', 'zz2165b7d065e278e7305c1c7ef791f283f5d14b']) {
+      expect(hex.check(candidate).ok).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,113 @@
+/**
+ * Key formats: what a key looks like, generating one, and rejecting a mistyped or
+ * foreign string before any lookup.
+ *
+ * `prefixed` keys are `<prefix><random><checksum>`: 24 base62 characters of randomness
+ * (≈143 bits) and a CRC32 of prefix + random, written as 6 base62 characters. A typo
+ * or a key from another system fails the checksum without touching the store.
+ *
+ * `hex` keys are bare lowercase hex tokens (e.g. 40 characters, 160 bits) for APIs
+ * migrating keys that look like that already; they carry no checksum, only a shape.
+ *
+ * @example
+ * const format = createKeyFormat({ format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' }, hexLength: 40 });
+ * const secret = format.generate('test');   // rk_test_3F9v...
+ * format.check(secret);                     // { ok: true, mode: 'test' }
+ */
+import { randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import type { KeyFormatConfig } from '../config/schema.js';
+
+export type KeyMode = 'live' | 'test';
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const RANDOM_LENGTH = 24;
+const CHECKSUM_LENGTH = 6;
+/** No real key is longer; anything longer is refused before any work is done on it. */
+export const MAX_KEY_LENGTH = 256;
+const BASE62_BODY = new RegExp(`^[0-9A-Za-z]{${RANDOM_LENGTH + CHECKSUM_LENGTH}}$`);
+
+export type KeyCheck = { ok: true; mode: KeyMode | undefined } | { ok: false };
+
+export interface KeyFormat {
+  /** Modes this profile issues keys in. */
+  readonly modes: readonly KeyMode[];
+  generate(mode: KeyMode): string;
+  /** Shape and checksum only; `mode` is undefined when the format cannot tell. */
+  check(candidate: string): KeyCheck;
+  /** What is shown instead of the secret: prefix and last four characters. */
+  hint(secret: string): string;
+}
+
+export function createKeyFormat(config: KeyFormatConfig): KeyFormat {
+  return config.format === 'hex' ? hexFormat(config.hexLength) : prefixedFormat(config.prefix);
+}
+
+function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
+  const byMode: [KeyMode, string][] = [['live', prefixes.live]];
+  if (prefixes.test !== undefined) byMode.push(['test', prefixes.test]);
+  // Longest prefix first, so "rk_" never shadows "rk_test_".
+  const ordered = [...byMode].sort((a, b) => b[1].length - a[1].length);
+  return {
+    modes: byMode.map(([mode]) => mode),
+    generate(mode) {
+      const prefix = byMode.find(([m]) => m === mode)?.[1];
+      if (prefix === undefined) throw new Error(`this profile issues no ${mode} keys`);
+      const body = prefix + randomBase62(RANDOM_LENGTH);
+      return body + checksum(body);
+    },
+    check(candidate) {
+      if (candidate.length > MAX_KEY_LENGTH) return { ok: false };
+      for (const [mode, prefix] of ordered) {
+        if (!candidate.startsWith(prefix)) continue;
+        const rest = candidate.slice(prefix.length);
+        if (!BASE62_BODY.test(rest)) return { ok: false };
+        const body = candidate.slice(0, candidate.length - CHECKSUM_LENGTH);
+        return checksum(body) === candidate.slice(-CHECKSUM_LENGTH) ? { ok: true, mode } : { ok: false };
+      }
+      return { ok: false };
+    },
+    hint(secret) {
+      const prefix = ordered.find(([, p]) => secret.startsWith(p))?.[1] ?? '';
+      return `${prefix}…${secret.slice(-4)}`;
+    },
+  };
+}
+
+function hexFormat(length: number): KeyFormat {
+  const shape = new RegExp(`^[0-9a-f]{${length}}$`);
+  return {
+    modes: ['live'],
+    generate() {
+      return randomBytes(Math.ceil(length / 2)).toString('hex').slice(0, length);
+    },
+    check(candidate) {
+      return candidate.length === length && shape.test(candidate) ? { ok: true, mode: undefined } : { ok: false };
+    },
+    hint(secret) {
+      return `…${secret.slice(-4)}`;
+    },
+  };
+}
+
+/** Unbiased base62: bytes ≥ 248 (the largest multiple of 62 below 256) are redrawn. */
+function randomBase62(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      if (byte < 248) out += BASE62[byte % 62];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+function checksum(text: string): string {
+  let value = crc32(text);
+  let out = '';
+  for (let i = 0; i < CHECKSUM_LENGTH; i++) {
+    out = BASE62[value % 62] + out;
+    value = Math.floor(value / 62);
+  }
+  return out;
+}

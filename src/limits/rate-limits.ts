@@ -1,0 +1,81 @@
+/**
+ * Which rate-limit windows apply to a request (the plan's, then the route's), each
+ * keyed per key or per account, and how they are advertised in the IETF RateLimit
+ * fields (draft-ietf-httpapi-ratelimit-headers-10):
+ *
+ *   RateLimit-Policy: "5-per-1s";q=5;w=1, "1000-per-1h";q=1000;w=3600
+ *   RateLimit: "5-per-1s";r=4;t=1, "1000-per-1h";r=999;t=3600
+ */
+import type { Plan, RateLimit, Route } from '../config/schema.js';
+import { formatDuration } from '../config/duration.js';
+import type { WindowSpec, WindowState } from '../counters/counters.js';
+
+interface WindowTemplate {
+  name: string;
+  limit: number;
+  windowMs: number;
+  scope: RateLimit['scope'];
+  /** Distinguishes route windows from plan windows with the same shape. */
+  tag: string;
+}
+
+export interface RateLimitPlan {
+  templates: WindowTemplate[];
+  /** The RateLimit-Policy header value, fixed for a plan and route. */
+  policyHeader: string | undefined;
+}
+
+/** Builds (and caches) the windows of a plan/route pair. */
+export function createRateLimitPlanner() {
+  const cache = new Map<string, RateLimitPlan>();
+  return {
+    plan(planId: string, plan: Plan, routeId: string, route: Route | undefined): RateLimitPlan {
+      const cacheKey = `${planId}\u0000${routeId}`;
+      let found = cache.get(cacheKey);
+      if (!found) {
+        const templates = [
+          ...plan.rateLimits.map((rl) => template(rl, 'plan')),
+          ...(route?.rateLimits ?? []).map((rl) => template(rl, routeId)),
+        ];
+        found = { templates, policyHeader: policyHeader(templates) };
+        cache.set(cacheKey, found);
+      }
+      return found;
+    },
+  };
+}
+
+/** The concrete windows for one key: ids are stable across processes (for Redis). */
+export function windowsFor(plan: RateLimitPlan, keyId: string, accountId: string): WindowSpec[] {
+  return plan.templates.map((t) => ({
+    id: `${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.tag}:${t.windowMs}:${t.limit}`,
+    name: t.name,
+    limit: t.limit,
+    windowMs: t.windowMs,
+  }));
+}
+
+export function policyName(rl: Pick<RateLimit, 'name' | 'limit' | 'window'>): string {
+  return rl.name ?? `${rl.limit}-per-${formatDuration(rl.window)}`;
+}
+
+function template(rl: RateLimit, tag: string): WindowTemplate {
+  return { name: policyName(rl), limit: rl.limit, windowMs: rl.window, scope: rl.scope, tag };
+}
+
+function policyHeader(templates: readonly WindowTemplate[]): string | undefined {
+  if (templates.length === 0) return undefined;
+  return templates.map((t) => `"${t.name}";q=${t.limit};w=${Math.max(1, Math.ceil(t.windowMs / 1000))}`).join(', ');
+}
+
+/** The RateLimit header value for the windows' current state. */
+export function rateLimitHeader(windows: readonly WindowState[]): string | undefined {
+  if (windows.length === 0) return undefined;
+  return windows.map((w) => `"${w.name}";r=${w.remaining};t=${Math.ceil(w.resetMs / 1000)}`).join(', ');
+}
+
+export function rateLimitHeaders(plan: RateLimitPlan, windows: readonly WindowState[]): Record<string, string> {
+  const value = rateLimitHeader(windows);
+  if (!plan.policyHeader || value === undefined) return {};
+  return { 'ratelimit-policy': plan.policyHeader, ratelimit: value };
+}

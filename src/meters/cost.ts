@@ -1,0 +1,55 @@
+/**
+ * What a route costs: a flat amount per request, or an amount per record where the
+ * record count comes from the upstream's response. Before forwarding, keygate reserves
+ * the flat amount, or `perRecord × reserveRecords`; after a 2xx it commits the real
+ * amount; after anything else it releases the reservation.
+ */
+import type { Account } from '../pipeline/identity.js';
+import type { Cost, Plan } from '../config/schema.js';
+
+/** Most records a request may ask to reserve for (a guard against absurd `limit` values). */
+const MAX_RESERVED_RECORDS = 1_000_000;
+
+/** Units to reserve before forwarding; `url` is read only for `reserveFromQuery`. */
+export function reserveAmount(cost: Cost, url?: string): number {
+  if (cost.perRequest !== undefined) return cost.perRequest;
+  return (cost.perRecord ?? 0) * requestedRecords(cost, url);
+}
+
+function requestedRecords(cost: Cost, url: string | undefined): number {
+  if (!cost.reserveFromQuery || url === undefined) return cost.reserveRecords;
+  const q = url.indexOf('?');
+  if (q === -1) return cost.reserveRecords;
+  const value = new URLSearchParams(url.slice(q + 1)).get(cost.reserveFromQuery);
+  if (value === null || !/^\d{1,7}$/.test(value)) return cost.reserveRecords;
+  return Math.min(MAX_RESERVED_RECORDS, Math.max(1, Number(value)));
+}
+
+export function actualAmount(cost: Cost, records: number | undefined): number {
+  if (cost.perRequest !== undefined) return cost.perRequest;
+  return (cost.perRecord ?? 0) * (records ?? cost.reserveRecords);
+}
+
+/** Whether the account may go past the meter's limit (the account's switch wins). */
+export function overageAllowed(plan: Plan, meter: string, account: Pick<Account, 'overage'>): boolean {
+  return account.overage ?? plan.meters[meter]?.overage ?? false;
+}
+
+/** Reads a record count from a parsed JSON body: an array's length, or a number. */
+export function countRecords(body: unknown, path: string): number | undefined {
+  let value: unknown = body;
+  for (const part of path.split('.').filter(Boolean)) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  if (Array.isArray(value)) return value.length;
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.floor(value);
+  return undefined;
+}
+
+/** Parses a record-count header; undefined when absent or not a non-negative integer. */
+export function parseRecordHeader(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined || !/^\d{1,15}$/.test(text.trim())) return undefined;
+  return Number(text.trim());
+}

@@ -1,0 +1,32 @@
+/**
+ * Meter periods: a calendar month (UTC) or a month starting on a billing day. A period
+ * is named by its first day, `YYYY-MM-DD`, which is also how balances are stored.
+ */
+import type { MeterPeriod } from '../config/schema.js';
+
+export interface PeriodBounds {
+  start: string;
+  /** First instant of the period, ms since epoch. */
+  startsAt: number;
+  /** First instant of the next period. */
+  endsAt: number;
+}
+
+export function periodBounds(period: MeterPeriod, now: number): PeriodBounds {
+  const date = new Date(now);
+  const day = period === 'month' ? 1 : period.billingDay;
+  let year = date.getUTCFullYear();
+  let month = date.getUTCMonth();
+  if (date.getUTCDate() < day) month -= 1;
+  if (month < 0) {
+    month += 12;
+    year -= 1;
+  }
+  const startsAt = Date.UTC(year, month, day);
+  const endsAt = Date.UTC(year, month + 1, day);
+  return { start: isoDay(startsAt), startsAt, endsAt };
+}
+
+export function isoDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}

@@ -1,0 +1,69 @@
+/** Accounts (teams): create, list, change plan or API access, delete. */
+import type { Runtime } from '../runtime.js';
+import type { AccountPatch, AccountRecord } from '../store/store.js';
+import { newId } from '../ids.js';
+import { OperationError } from './errors.js';
+import { audit } from './audit.js';
+
+export interface NewAccount {
+  name: string;
+  planId?: string;
+  planExpiresAt?: number | null;
+  apiAccess?: boolean;
+  overage?: boolean | null;
+}
+
+export function defaultPlanId(rt: Pick<Runtime, 'config'>): string {
+  return rt.config.defaultPlan ?? (Object.keys(rt.config.plans)[0] as string);
+}
+
+function checkPlan(rt: Runtime, planId: string): void {
+  if (!rt.config.plans[planId]) {
+    throw new OperationError('invalid', `no plan "${planId}"; plans are: ${Object.keys(rt.config.plans).join(', ')}`);
+  }
+}
+
+export async function createAccount(rt: Runtime, input: NewAccount, actor: string): Promise<AccountRecord> {
+  const name = input.name.trim();
+  if (name === '') throw new OperationError('invalid', 'an account needs a name');
+  const planId = input.planId ?? defaultPlanId(rt);
+  checkPlan(rt, planId);
+  const account: AccountRecord = {
+    id: newId('acc'),
+    name,
+    planId,
+    planExpiresAt: input.planExpiresAt ?? null,
+    apiAccess: input.apiAccess ?? true,
+    overage: input.overage ?? null,
+    createdAt: rt.clock(),
+  };
+  await rt.store.createAccount(account);
+  await audit(rt, actor, 'account.created', { accountId: account.id, detail: { name, planId } });
+  return account;
+}
+
+export async function getAccount(rt: Runtime, id: string): Promise<AccountRecord> {
+  const account = await rt.store.getAccount(id);
+  if (!account) throw new OperationError('not_found', `no account "${id}"`);
+  return account;
+}
+
+export async function updateAccount(rt: Runtime, id: string, patch: AccountPatch, actor: string): Promise<AccountRecord> {
+  if (patch.planId !== undefined) checkPlan(rt, patch.planId);
+  const before = await getAccount(rt, id);
+  const after = await rt.store.updateAccount(id, patch);
+  if (!after) throw new OperationError('not_found', `no account "${id}"`);
+  await rt.invalidate({ type: 'account', accountId: id });
+  const changes = Object.fromEntries(
+    Object.entries(patch).filter(([field, value]) => before[field as keyof AccountRecord] !== value),
+  );
+  if (Object.keys(changes).length > 0) await audit(rt, actor, 'account.updated', { accountId: id, detail: changes });
+  return after;
+}
+
+export async function deleteAccount(rt: Runtime, id: string, actor: string): Promise<void> {
+  const deleted = await rt.store.deleteAccount(id);
+  if (!deleted) throw new OperationError('not_found', `no account "${id}"`);
+  await rt.invalidate({ type: 'account', accountId: id });
+  await audit(rt, actor, 'account.deleted', { accountId: id });
+}

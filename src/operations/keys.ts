@@ -1,0 +1,147 @@
+/**
+ * Issuing keys: create (the secret is returned once and never stored), revoke (effective
+ * on the next request, in every process), rotate (a replacement now, the old key valid
+ * for an overlap and then expired by itself).
+ */
+import type { Runtime } from '../runtime.js';
+import type { KeyRecord } from '../store/store.js';
+import type { KeyMode } from '../keys/format.js';
+import { newId } from '../ids.js';
+import { OperationError } from './errors.js';
+import { audit } from './audit.js';
+import { getAccount } from './accounts.js';
+
+export interface NewKey {
+  accountId: string;
+  name: string;
+  mode?: KeyMode;
+  scopes?: string[];
+  expiresAt?: number | null;
+}
+
+export interface IssuedKey {
+  key: KeyRecord;
+  /** Shown exactly once. */
+  secret: string;
+}
+
+/** Rotation overlaps offered by the dashboard. */
+export const ROTATION_OVERLAPS_MS = { now: 0, '1h': 3_600_000, '24h': 86_400_000, '7d': 604_800_000 } as const;
+
+/** The scopes keys on an account's plan may carry. `*` is offered when the plan allows all. */
+export function allowedScopes(rt: Pick<Runtime, 'config'>, planId: string): string[] {
+  const plan = rt.config.plans[planId];
+  if (plan?.scopes) return plan.scopes;
+  return rt.config.scopes.length > 0 ? ['*', ...rt.config.scopes] : [];
+}
+
+function defaultScopes(rt: Runtime, planId: string): string[] {
+  const allowed = allowedScopes(rt, planId);
+  if (allowed.length === 0) return [];
+  return allowed.includes('*') ? ['*'] : allowed;
+}
+
+function isActive(key: KeyRecord, now: number): boolean {
+  return key.revokedAt === null && (key.expiresAt === null || key.expiresAt > now);
+}
+
+export async function createKey(rt: Runtime, input: NewKey, actor: string, options: { rotatedFrom?: string } = {}): Promise<IssuedKey> {
+  const account = await getAccount(rt, input.accountId);
+  const plan = rt.config.plans[account.planId];
+  const now = rt.clock();
+  const name = input.name.trim();
+  if (name === '') throw new OperationError('invalid', 'a key needs a name');
+  if (name.length > 100) throw new OperationError('invalid', 'a key name is at most 100 characters');
+  const mode = input.mode ?? 'live';
+  if (!rt.keyFormat.modes.includes(mode)) {
+    throw new OperationError('invalid', `this API issues ${rt.keyFormat.modes.join(' and ')} keys only, not ${mode}`);
+  }
+  const allowed = allowedScopes(rt, account.planId);
+  const scopes = input.scopes ?? defaultScopes(rt, account.planId);
+  const wildcard = allowed.includes('*');
+  const notAllowed = scopes.filter((s) => !allowed.includes(s) && !(wildcard && rt.config.scopes.includes(s)));
+  if (notAllowed.length > 0) {
+    throw new OperationError('invalid', `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')} not allowed; allowed: ${allowed.join(', ') || '(none)'}`);
+  }
+  if (input.expiresAt !== undefined && input.expiresAt !== null && input.expiresAt <= now) {
+    throw new OperationError('invalid', 'the expiry must be in the future');
+  }
+  if (plan?.maxKeys !== undefined && options.rotatedFrom === undefined) {
+    const active = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isActive(k, now)).length;
+    if (active >= plan.maxKeys) {
+      throw new OperationError('limit', `the ${plan.name ?? account.planId} plan allows ${plan.maxKeys} key${plan.maxKeys > 1 ? 's' : ''} per account; revoke one first`);
+    }
+  }
+
+  const secret = rt.keyFormat.generate(mode);
+  const key: KeyRecord = {
+    id: newId('key'),
+    hash: rt.hashKey(secret),
+    hint: rt.keyFormat.hint(secret),
+    name,
+    accountId: account.id,
+    mode,
+    scopes: [...new Set(scopes)],
+    createdAt: now,
+    lastUsedAt: null,
+    expiresAt: input.expiresAt ?? null,
+    revokedAt: null,
+    createdBy: actor,
+    rotatedFrom: options.rotatedFrom ?? null,
+  };
+  await rt.store.insertKey(key);
+  await audit(rt, actor, 'key.created', { accountId: account.id, keyId: key.id, detail: { name, mode, scopes: key.scopes, hint: key.hint } });
+  return { key, secret };
+}
+
+export async function getKey(rt: Runtime, id: string, accountId?: string): Promise<KeyRecord> {
+  const key = await rt.store.getKey(id);
+  // A key of another account does not exist for the caller.
+  if (!key || (accountId !== undefined && key.accountId !== accountId)) throw new OperationError('not_found', `no key "${id}"`);
+  return key;
+}
+
+export async function revokeKey(rt: Runtime, id: string, actor: string, accountId?: string): Promise<KeyRecord> {
+  const key = await getKey(rt, id, accountId);
+  if (key.revokedAt !== null) return key;
+  const revoked = (await rt.store.updateKey(id, { revokedAt: rt.clock() })) as KeyRecord;
+  await rt.invalidate({ type: 'key', hash: key.hash });
+  await audit(rt, actor, 'key.revoked', { accountId: key.accountId, keyId: id, detail: { name: key.name, hint: key.hint } });
+  return revoked;
+}
+
+export async function rotateKey(rt: Runtime, id: string, overlapMs: number, actor: string, accountId?: string): Promise<IssuedKey & { previous: KeyRecord }> {
+  const old = await getKey(rt, id, accountId);
+  const now = rt.clock();
+  if (!isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
+  if (old.accountId === null) throw new OperationError('conflict', 'an unbound key cannot be rotated');
+  if (overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
+  const issued = await createKey(
+    rt,
+    { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes, expiresAt: old.expiresAt },
+    actor,
+    { rotatedFrom: old.id },
+  );
+  const until = now + overlapMs;
+  const previous =
+    overlapMs === 0
+      ? ((await rt.store.updateKey(id, { revokedAt: now })) as KeyRecord)
+      : ((await rt.store.updateKey(id, { expiresAt: old.expiresAt === null ? until : Math.min(old.expiresAt, until) })) as KeyRecord);
+  await rt.invalidate({ type: 'key', hash: old.hash });
+  await audit(rt, actor, 'key.rotated', {
+    accountId: old.accountId,
+    keyId: old.id,
+    detail: { replacement: issued.key.id, overlapMs, oldKeyValidUntil: overlapMs === 0 ? now : until },
+  });
+  return { ...issued, previous };
+}
+
+export type KeyStatus = 'active' | 'revoked' | 'expired' | 'expiring';
+
+/** A key's status as members see it. */
+export function keyStatus(key: KeyRecord, now: number): KeyStatus {
+  if (key.revokedAt !== null && key.revokedAt <= now) return 'revoked';
+  if (key.expiresAt !== null && key.expiresAt <= now) return 'expired';
+  if (key.expiresAt !== null && key.expiresAt - now <= 7 * 86_400_000) return 'expiring';
+  return 'active';
+}

@@ -1,0 +1,91 @@
+/**
+ * Members: people who sign in to the dashboard. The operator invites them (CLI or admin
+ * API); the invitation link carries a one-time token (stored hashed) that lets the
+ * member choose a password.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Runtime } from '../runtime.js';
+import type { MemberRecord, MemberRole } from '../store/store.js';
+import { newId } from '../ids.js';
+import { hashPassword, MIN_PASSWORD_LENGTH } from '../members/password.js';
+import { OperationError } from './errors.js';
+import { audit } from './audit.js';
+import { getAccount } from './accounts.js';
+
+export const INVITE_TTL_MS = 7 * 86_400_000;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+export interface Invitation {
+  member: MemberRecord;
+  /** One-time token, shown once; the link is `<dashboard>/invite/<token>`. */
+  token: string;
+  url: string;
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function dashboardUrl(rt: Pick<Runtime, 'config'>): string {
+  const { dashboard } = rt.config;
+  return (dashboard.publicUrl ?? `http://${dashboard.listen.host}:${dashboard.listen.port}`).replace(/\/$/, '');
+}
+
+export async function inviteMember(
+  rt: Runtime,
+  input: { email: string; accountId: string | null; role?: MemberRole },
+  actor: string,
+): Promise<Invitation> {
+  const email = input.email.trim().toLowerCase();
+  if (!EMAIL.test(email)) throw new OperationError('invalid', `"${input.email}" is not an email address`);
+  const role = input.role ?? 'member';
+  if (role === 'member' && input.accountId === null) throw new OperationError('invalid', 'a member belongs to an account');
+  if (input.accountId !== null) await getAccount(rt, input.accountId);
+  const token = randomBytes(24).toString('base64url');
+  const now = rt.clock();
+  const existing = await rt.store.findMemberByEmail(email);
+  let member: MemberRecord;
+  if (existing) {
+    if (existing.passwordHash !== null) throw new OperationError('conflict', `${email} is already a member`);
+    member = (await rt.store.updateMember(existing.id, {
+      inviteHash: hashToken(token),
+      inviteExpiresAt: now + INVITE_TTL_MS,
+      role,
+      accountId: input.accountId,
+    })) as MemberRecord;
+  } else {
+    member = {
+      id: newId('mem'),
+      accountId: input.accountId,
+      email,
+      passwordHash: null,
+      role,
+      inviteHash: hashToken(token),
+      inviteExpiresAt: now + INVITE_TTL_MS,
+      failedLogins: 0,
+      lockedUntil: null,
+      createdAt: now,
+    };
+    await rt.store.createMember(member);
+  }
+  await audit(rt, actor, 'member.invited', { accountId: input.accountId, detail: { email, role } });
+  return { member, token, url: `${dashboardUrl(rt)}/invite/${token}` };
+}
+
+/** Sets the password of an invited member; the token stops working. */
+export async function acceptInvitation(rt: Runtime, token: string, password: string): Promise<MemberRecord> {
+  const member = await rt.store.findMemberByInvite(hashToken(token));
+  if (!member || member.inviteExpiresAt === null || member.inviteExpiresAt <= rt.clock()) {
+    throw new OperationError('not_found', 'this invitation link is invalid or has expired; ask for a new one');
+  }
+  if (password.length < MIN_PASSWORD_LENGTH) throw new OperationError('invalid', `choose a password of at least ${MIN_PASSWORD_LENGTH} characters`);
+  const updated = (await rt.store.updateMember(member.id, {
+    passwordHash: await hashPassword(password),
+    inviteHash: null,
+    inviteExpiresAt: null,
+    failedLogins: 0,
+    lockedUntil: null,
+  })) as MemberRecord;
+  await audit(rt, member.email, 'member.joined', { accountId: member.accountId, detail: { email: member.email } });
+  return updated;
+}

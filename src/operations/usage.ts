@@ -1,0 +1,72 @@
+/** An account's usage: plan, API access, and every meter's usage, limit and remaining. */
+import type { Runtime } from '../runtime.js';
+import type { AccountRecord, UsageDailyRow } from '../store/store.js';
+import { periodBounds, isoDay } from '../meters/period.js';
+import { overageAllowed } from '../meters/cost.js';
+import { getAccount } from './accounts.js';
+
+export interface MeterUsage {
+  kind: 'consumed' | 'gauge';
+  unit: string | undefined;
+  usage: number;
+  limit: number;
+  remaining: number;
+  /** Usage past the limit (only possible with overage on). */
+  overage: number;
+  overageAllowed: boolean;
+  periodStart: string;
+  /** First day of the next period. */
+  periodEnd: string;
+}
+
+export interface AccountUsage {
+  account: AccountRecord;
+  planId: string;
+  planName: string;
+  apiEnabled: boolean;
+  planExpired: boolean;
+  meters: Record<string, MeterUsage>;
+}
+
+export async function accountUsage(rt: Runtime, accountOrId: string | AccountRecord): Promise<AccountUsage> {
+  const account = typeof accountOrId === 'string' ? await getAccount(rt, accountOrId) : accountOrId;
+  const now = rt.clock();
+  const plan = rt.config.plans[account.planId];
+  const planExpired = account.planExpiresAt !== null && account.planExpiresAt <= now;
+  const meters: Record<string, MeterUsage> = {};
+  const gauges = new Map((await rt.store.listGauges(account.id)).map((g) => [g.meter, g.value]));
+  for (const [name, meter] of Object.entries(plan?.meters ?? {})) {
+    const bounds = periodBounds(meter.period, now);
+    const usage =
+      meter.kind === 'gauge' ? (gauges.get(name) ?? 0) : (await rt.counters.meterBalance(account.id, name, bounds.start)).used;
+    meters[name] = {
+      kind: meter.kind,
+      unit: meter.unit,
+      usage: round(usage),
+      limit: meter.limit,
+      remaining: round(Math.max(0, meter.limit - usage)),
+      overage: round(Math.max(0, usage - meter.limit)),
+      overageAllowed: plan ? overageAllowed(plan, name, account) : false,
+      periodStart: bounds.start,
+      periodEnd: isoDay(bounds.endsAt),
+    };
+  }
+  return {
+    account,
+    planId: account.planId,
+    planName: plan?.name ?? account.planId,
+    apiEnabled: Boolean(plan?.apiAccess && account.apiAccess && !planExpired),
+    planExpired,
+    meters,
+  };
+}
+
+/** Daily counters from `fromDay` to `toDay` (inclusive), for charts. */
+export async function usageSeries(rt: Runtime, accountId: string, fromDay: string, toDay: string): Promise<UsageDailyRow[]> {
+  return rt.store.listUsageDaily(accountId, fromDay, toDay);
+}
+
+/** Avoids 0.30000000000000004 in usage answers. */
+function round(value: number): number {
+  return Math.round(value * 1e6) / 1e6;
+}

@@ -1,0 +1,171 @@
+/**
+ * The request pipeline: every check a request passes before it is forwarded, in the
+ * order of shared/DESIGN.md. Each step is a call into a small module; each refusal is
+ * a typed denial that the dialect renders. Charging happens last, after everything else
+ * has passed, and is settled by the gateway once the upstream has answered.
+ */
+import type { Config } from '../config/schema.js';
+import { extractCredential, type RequestView } from '../auth/credential.js';
+import type { KeyFormat } from '../keys/format.js';
+import { sameDigest, type KeyHasher } from '../keys/hash.js';
+import type { CachedKey, KeyCache } from '../keys/key-cache.js';
+import type { Store } from '../store/store.js';
+import { CountersUnavailableError, type Counters, type Reservation, type ChargeSpec } from '../counters/counters.js';
+import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
+import { rateLimitHeaders, windowsFor, type createRateLimitPlanner } from '../limits/rate-limits.js';
+import { overageAllowed, reserveAmount } from '../meters/cost.js';
+import { periodBounds } from '../meters/period.js';
+import { deny, type Denial } from '../denial/reasons.js';
+import type { Identity } from './identity.js';
+
+export interface PipelineDeps {
+  config: Config;
+  keyFormat: KeyFormat;
+  hashKey: KeyHasher;
+  keyCache: KeyCache;
+  store: Store;
+  counters: Counters;
+  routes: RouteTable;
+  limits: ReturnType<typeof createRateLimitPlanner>;
+  clock: () => number;
+}
+
+export interface GatewayRequest extends RequestView {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+}
+
+export type Decision =
+  | { allowed: false; denial: Denial; identity?: Identity }
+  | {
+      allowed: true;
+      identity: Identity;
+      route: RouteMatch;
+      reservation?: Reservation;
+      /** RateLimit fields for the response. */
+      headers: Record<string, string>;
+    };
+
+export interface Pipeline {
+  authorize(request: GatewayRequest): Promise<Decision>;
+  /** Steps 1–3 only: the key and its account, for the in-process verification benchmark. */
+  identify(secret: string, now: number): CachedKey | null | undefined;
+}
+
+export function createPipeline(deps: PipelineDeps): Pipeline {
+  const { config, keyFormat, hashKey, keyCache, store, counters, routes, limits, clock } = deps;
+
+  /** Step 3, from the cache: undefined means "not cached, ask the store". */
+  function identify(secret: string, now: number): CachedKey | null | undefined {
+    const hash = hashKey(secret);
+    const cached = keyCache.get(hash, now);
+    if (cached && !sameDigest(cached.key.hash, hash)) return null;
+    return cached;
+  }
+
+  async function lookup(secret: string, now: number): Promise<CachedKey | null> {
+    if (store.changedElsewhere?.()) keyCache.clear();
+    const cached = identify(secret, now);
+    if (cached !== undefined) return cached;
+    const hash = hashKey(secret);
+    const key = await store.findKeyByHash(hash);
+    if (!key || !sameDigest(key.hash, hash)) {
+      keyCache.set(hash, null, now);
+      return null;
+    }
+    const account = key.accountId === null ? null : ((await store.getAccount(key.accountId)) ?? null);
+    const entry = { key, account };
+    keyCache.set(hash, entry, now);
+    return entry;
+  }
+
+  async function authorize(request: GatewayRequest): Promise<Decision> {
+    const now = clock();
+    const refuse = (denial: Denial, identity?: Identity): Decision => ({ allowed: false, denial, ...(identity ? { identity } : {}) });
+
+    // 1. The credential, from the configured places → missing_key.
+    const credential = extractCredential(request, config.auth.credentials);
+    if (credential.kind === 'missing') return refuse(deny('missing_key'));
+    if (credential.kind === 'malformed') return refuse(deny('malformed_key', { credentialPresented: true }));
+    const presented = { credentialPresented: true };
+
+    // 2. Its shape and checksum, without any lookup → malformed_key.
+    const shape = keyFormat.check(credential.secret);
+    if (!shape.ok) return refuse(deny('malformed_key', presented));
+
+    // 3. The key itself → unknown_key, revoked_key, expired_key.
+    let found: CachedKey | null;
+    try {
+      found = await lookup(credential.secret, now);
+    } catch {
+      return refuse(deny('service_unavailable'));
+    }
+    if (!found || (shape.mode !== undefined && shape.mode !== found.key.mode)) return refuse(deny('unknown_key', presented));
+    const { key, account } = found;
+    if (key.revokedAt !== null && key.revokedAt <= now) return refuse(deny('revoked_key', presented));
+    if (key.expiresAt !== null && key.expiresAt <= now) return refuse(deny('expired_key', presented));
+
+    // 4. Its account and the account's plan → key_not_bound, api_disabled, plan_expired.
+    if (!account) return refuse(deny('key_not_bound', presented));
+    const plan = config.plans[account.planId];
+    const route = routes.match(request.method, request.path);
+    const identity: Identity | undefined = plan && { key, account, planId: account.planId, plan };
+    const readsAccountState = route?.kind === 'builtin' && route.builtin.allowWhenApiDisabled;
+    if (!plan || !identity) return refuse(deny('api_disabled'));
+    if (!readsAccountState) {
+      if (!plan.apiAccess || !account.apiAccess) return refuse(deny('api_disabled'), identity);
+      if (account.planExpiresAt !== null && account.planExpiresAt <= now) return refuse(deny('plan_expired'), identity);
+    }
+
+    // 5. The route and the key's scopes → no_route, insufficient_scope.
+    if (!route) return refuse(deny('no_route'), identity);
+    const required = route.kind === 'proxy' ? route.route.scopes : route.builtin.scopes;
+    if (!hasScopes(key.scopes, required)) return refuse(deny('insufficient_scope'), identity);
+
+    // 6–7. Blocks and rate limits (all windows or none), then the cost reservation
+    //      → blocked, rate_limited, insufficient_funds. One counters call.
+    const rateLimits = limits.plan(account.planId, plan, route.id, route.kind === 'proxy' ? route.route : undefined);
+    const charge = chargeFor(route, identity, request.url, now);
+    let admission;
+    try {
+      admission = await counters.admit({
+        now,
+        windows: windowsFor(rateLimits, key.id, account.id),
+        ...(plan.block ? { block: { id: `k:${key.id}`, policy: plan.block } } : {}),
+        ...(charge ? { charge } : {}),
+      });
+    } catch (error) {
+      if (error instanceof CountersUnavailableError) return refuse(deny('service_unavailable'), identity);
+      throw error;
+    }
+    const headers = rateLimitHeaders(rateLimits, admission.windows);
+    if (!admission.ok) {
+      const retryAfterSeconds = admission.reason === 'insufficient_funds' ? undefined : admission.retryAfterMs / 1000;
+      return refuse(deny(admission.reason, { headers, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) }), identity);
+    }
+
+    // 8–9 (forward, settle) belong to the gateway.
+    return { allowed: true, identity, route, headers, ...(admission.reservation ? { reservation: admission.reservation } : {}) };
+  }
+
+  function chargeFor(route: RouteMatch, identity: Identity, url: string, now: number): ChargeSpec | undefined {
+    if (route.kind !== 'proxy' || !route.route.cost) return undefined;
+    const cost = route.route.cost;
+    const amount = reserveAmount(cost, url);
+    if (amount <= 0) return undefined;
+    const meter = identity.plan.meters[cost.meter];
+    // A plan without the route's meter has nothing to spend on it.
+    const limit = meter?.limit ?? 0;
+    return {
+      accountId: identity.account.id,
+      meter: cost.meter,
+      periodStart: periodBounds(meter?.period ?? 'month', now).start,
+      amount,
+      limit,
+      overage: meter ? overageAllowed(identity.plan, cost.meter, identity.account) : false,
+    };
+  }
+
+  return { authorize, identify };
+}

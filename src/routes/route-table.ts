@@ -1,0 +1,57 @@
+/**
+ * Matching a request to the profile's routes (and built-in endpoints) with find-my-way,
+ * Fastify's router: static segments beat `:params`, which beat `*` wildcards, whatever
+ * order the file lists them in. A route with `method: "*"` answers every method no more
+ * specific route claims.
+ */
+import FindMyWay from 'find-my-way';
+import type { Builtin, Route } from '../config/schema.js';
+
+const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+type Method = (typeof ALL_METHODS)[number];
+
+export type RouteMatch =
+  | { kind: 'proxy'; id: string; route: Route; params: Record<string, string | undefined> }
+  | { kind: 'builtin'; id: string; builtin: Builtin; params: Record<string, string | undefined> };
+
+export interface RouteTable {
+  match(method: string, path: string): RouteMatch | undefined;
+}
+
+type Target = { kind: 'proxy'; id: string; route: Route } | { kind: 'builtin'; id: string; builtin: Builtin };
+
+export function createRouteTable(routes: readonly Route[], builtins: readonly Builtin[]): RouteTable {
+  const router = FindMyWay({ ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, caseSensitive: true });
+  const noop = () => undefined;
+  const add = (method: string, path: string, target: Target) => {
+    const methods: Method[] = method === '*' ? [...ALL_METHODS] : [method as Method];
+    for (const m of methods) {
+      if (router.hasRoute(m, path)) {
+        if (method === '*') continue; // a specific route or a builtin already owns it
+        throw new Error(`route ${m} ${path} is declared twice (${target.id})`);
+      }
+      router.on(m, path, noop, target);
+    }
+  };
+  builtins.forEach((builtin, i) => add(builtin.method, builtin.path, { kind: 'builtin', id: `builtin[${i}]`, builtin }));
+  // Specific methods first so that `*` only fills the methods left over.
+  const ordered = routes.map((route, i) => ({ route, i })).sort((a, b) => Number(a.route.method === '*') - Number(b.route.method === '*'));
+  for (const { route, i } of ordered) add(route.method, route.path, { kind: 'proxy', id: `routes[${i}]`, route });
+  router.compile?.();
+
+  return {
+    match(method, path) {
+      if (!(ALL_METHODS as readonly string[]).includes(method)) return undefined;
+      const found = router.find(method as Method, path);
+      if (!found) return undefined;
+      const target = found.store as Target;
+      return { ...target, params: found.params } as RouteMatch;
+    },
+  };
+}
+
+/** Whether the key's scopes satisfy every scope the route requires (`*` satisfies all). */
+export function hasScopes(keyScopes: readonly string[], required: readonly string[]): boolean {
+  if (required.length === 0 || keyScopes.includes('*')) return true;
+  return required.every((scope) => keyScopes.includes(scope));
+}

@@ -1,0 +1,173 @@
+/**
+ * A running keygate: the profile, its store and counters, the key cache, the dialect,
+ * the route table and the pipeline, plus the background flusher that writes balances,
+ * daily usage and "last used" back to the store. The CLI, the gateway, the admin API
+ * and the dashboard all work through one of these.
+ */
+import type { LoadedConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { createKeyFormat, type KeyFormat } from './keys/format.js';
+import { createKeyHasher, type KeyHasher } from './keys/hash.js';
+import { KeyCache } from './keys/key-cache.js';
+import { createDialect, type Dialect } from './dialect/dialect.js';
+import { createRouteTable, type RouteTable } from './routes/route-table.js';
+import { createRateLimitPlanner } from './limits/rate-limits.js';
+import { createPipeline, type Pipeline } from './pipeline/pipeline.js';
+import { openStore } from './store/open.js';
+import type { MeterUsageRow, Store } from './store/store.js';
+import type { CacheEvent, Counters } from './counters/counters.js';
+import { openCounters } from './counters/open.js';
+import { periodBounds } from './meters/period.js';
+import { UsageRecorder } from './usage/usage-recorder.js';
+import { createLog, type Log } from './log.js';
+
+export interface RuntimeOptions {
+  clock?: () => number;
+  log?: Log;
+  store?: Store;
+  counters?: Counters;
+  env?: NodeJS.ProcessEnv;
+  /** How often balances and usage are written back (default 1 s). */
+  flushIntervalMs?: number;
+  /** Apply SQLite migrations automatically (default true; PostgreSQL never). */
+  autoMigrate?: boolean;
+}
+
+export interface Runtime {
+  readonly config: Config;
+  readonly configDir: string;
+  readonly store: Store;
+  readonly counters: Counters;
+  readonly keyFormat: KeyFormat;
+  readonly hashKey: KeyHasher;
+  readonly keyCache: KeyCache;
+  readonly dialect: Dialect;
+  readonly routes: RouteTable;
+  readonly pipeline: Pipeline;
+  readonly usage: UsageRecorder;
+  readonly clock: () => number;
+  readonly log: Log;
+  readonly env: NodeJS.ProcessEnv;
+  /** Drop cached keys here and in every other process. */
+  invalidate(event: CacheEvent): Promise<void>;
+  /** Write balances, usage and "last used" to the store now. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class NotMigratedError extends Error {
+  constructor(pending: string[]) {
+    super(
+      `the database is not migrated (pending: ${pending.join(', ')}). Run "keygate migrate --config <file>" first.`,
+    );
+    this.name = 'NotMigratedError';
+  }
+}
+
+export async function createRuntime(loaded: LoadedConfig, options: RuntimeOptions = {}): Promise<Runtime> {
+  const { config } = loaded;
+  const env = options.env ?? process.env;
+  const clock = options.clock ?? Date.now;
+  const log = options.log ?? createLog({ level: config.log.level });
+  const store = options.store ?? openStore(config.store);
+  let counters: Counters | undefined;
+  try {
+    const pending = await store.pendingMigrations();
+    if (pending.length > 0) {
+      if (store.kind === 'sqlite' && options.autoMigrate !== false) await store.migrate();
+      else throw new NotMigratedError(pending);
+    }
+    counters = options.counters ?? (await openCounters(config, { store, log, clock }));
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+
+  const keyFormat = createKeyFormat(config.keys);
+  const hashKey = createKeyHasher(env[config.pepperEnv]);
+  const keyCache = new KeyCache(config.keyCacheTtl);
+  const dialect = createDialect(config.errors, config.auth.credentials);
+  const routes = createRouteTable(config.routes, config.builtins);
+  const pipeline = createPipeline({ config, keyFormat, hashKey, keyCache, store, counters, routes, limits: createRateLimitPlanner(), clock });
+  const usage = new UsageRecorder();
+
+  counters.onBroadcast((event) => {
+    if (event.type === 'key') keyCache.deleteHash(event.hash);
+    else if (event.type === 'account') keyCache.deleteAccount(event.accountId);
+    else keyCache.clear();
+  });
+
+  await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: currentPeriodStarts(config, clock()) }));
+
+  // Balance rows that failed to save are kept (newest value wins) and retried.
+  const unsaved = new Map<string, MeterUsageRow>();
+  let flushing: Promise<void> | undefined;
+  const flushOnce = async () => {
+    for (const row of await counters.drainMeterChanges()) unsaved.set(`${row.accountId}\u0000${row.meter}\u0000${row.periodStart}`, row);
+    if (unsaved.size > 0) {
+      await store.saveMeterUsage([...unsaved.values()]);
+      unsaved.clear();
+    }
+    await usage.flush(store);
+  };
+  const flush = async () => {
+    // One flush at a time; a caller arriving mid-flush waits and then flushes again.
+    while (flushing) await flushing.catch(() => undefined);
+    flushing = flushOnce().finally(() => {
+      flushing = undefined;
+    });
+    return flushing;
+  };
+  let lastFlushError = 0;
+  const timer = setInterval(() => {
+    flush().catch((error: unknown) => {
+      if (clock() - lastFlushError > 10_000) log.error({ err: error }, 'could not write usage to the store; will retry');
+      lastFlushError = clock();
+    });
+  }, options.flushIntervalMs ?? 1_000);
+  timer.unref();
+
+  let closed = false;
+  return {
+    config,
+    configDir: loaded.dir,
+    store,
+    counters,
+    keyFormat,
+    hashKey,
+    keyCache,
+    dialect,
+    routes,
+    pipeline,
+    usage,
+    clock,
+    log,
+    env,
+    async invalidate(event) {
+      if (event.type === 'key') keyCache.deleteHash(event.hash);
+      else if (event.type === 'account') keyCache.deleteAccount(event.accountId);
+      else keyCache.clear();
+      await counters?.broadcast(event).catch((error: unknown) => log.warn({ err: error }, 'could not broadcast a cache invalidation'));
+    },
+    flush,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      try {
+        await flush();
+      } catch (error) {
+        log.error({ err: error }, 'final usage flush failed');
+      }
+      await counters?.close();
+      await store.close();
+    },
+  };
+}
+
+/** The first day of the current period of every meter any plan defines. */
+export function currentPeriodStarts(config: Config, now: number): string[] {
+  const starts = new Set<string>();
+  for (const plan of Object.values(config.plans)) for (const meter of Object.values(plan.meters)) starts.add(periodBounds(meter.period, now).start);
+  return [...starts];
+}

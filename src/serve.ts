@@ -1,0 +1,127 @@
+/**
+ * `keygate serve`: the gateway, the admin API and the dashboard, each on its own
+ * listener, over one runtime. Closing drains in-flight requests, then flushes usage.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { LoadedConfig } from './config/load.js';
+import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
+import { buildGateway } from './gateway/gateway.js';
+import { buildAdmin } from './admin/admin.js';
+import { buildDashboard } from './dashboard/dashboard.js';
+import { createMetrics } from './metrics.js';
+import { describeStoreUrl } from './store/open.js';
+
+export interface ServeOptions extends RuntimeOptions {
+  /** Override listener ports (0 = any free port), e.g. for tests. */
+  ports?: { gateway?: number; admin?: number; dashboard?: number };
+  /** Admin token; default: the environment variable the profile names. */
+  adminToken?: string;
+}
+
+export interface RunningKeygate {
+  runtime: Runtime;
+  gatewayUrl: string;
+  adminUrl: string | undefined;
+  dashboardUrl: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
+  const { config } = loaded;
+  const upstream = config.upstream.spawn ? await startUpstream(loaded) : undefined;
+  let rt: Runtime;
+  try {
+    rt = await createRuntime(loaded, options);
+  } catch (error) {
+    upstream?.kill('SIGTERM');
+    throw error;
+  }
+  const { log } = rt;
+  const metrics = createMetrics();
+  const servers: FastifyInstance[] = [];
+  const listen = async (app: FastifyInstance, host: string, port: number) => {
+    servers.push(app);
+    await app.listen({ host, port });
+    const address = app.server.address() as AddressInfo;
+    return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  };
+
+  try {
+    const gatewayUrl = await listen(await buildGateway(rt, { metrics }), config.listen.host, options.ports?.gateway ?? config.listen.port);
+
+    const adminToken = options.adminToken ?? rt.env[config.admin.tokenEnv];
+    let adminUrl: string | undefined;
+    if (adminToken) {
+      adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), config.admin.listen.host, options.ports?.admin ?? config.admin.listen.port);
+    } else {
+      log.warn(`admin API disabled: set ${config.admin.tokenEnv} to enable it`);
+    }
+
+    let dashboardUrl: string | undefined;
+    const dashboard = config.dashboard.enabled ? await buildDashboard(rt) : undefined;
+    if (dashboard) {
+      dashboardUrl = await listen(dashboard, config.dashboard.listen.host, options.ports?.dashboard ?? config.dashboard.listen.port);
+    }
+
+    log.info(
+      { profile: config.name, gateway: gatewayUrl, admin: adminUrl, dashboard: dashboardUrl, upstream: config.upstream.url, store: describeStoreUrl(config.store), counters: describeStoreUrl(config.counters) },
+      'keygate is serving',
+    );
+
+    let closing: Promise<void> | undefined;
+    return {
+      runtime: rt,
+      gatewayUrl,
+      adminUrl,
+      dashboardUrl,
+      close() {
+        closing ??= (async () => {
+          // Stop accepting, let in-flight requests finish, then write usage out.
+          await Promise.allSettled(servers.map((s) => s.close()));
+          await rt.close();
+          upstream?.kill('SIGTERM');
+          log.info('keygate stopped');
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await Promise.allSettled(servers.map((s) => s.close()));
+    await rt.close();
+    upstream?.kill('SIGTERM');
+    throw error;
+  }
+}
+
+/** Starts the profile's own upstream (examples, demos) and waits until it accepts connections. */
+async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
+  const [command, ...args] = loaded.config.upstream.spawn as [string, ...string[]];
+  const child = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, stdio: ['ignore', 'inherit', 'inherit'] });
+  const url = new URL(loaded.config.upstream.url);
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  const deadline = Date.now() + 15_000;
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  while (Date.now() < deadline && !exited) {
+    if (await canConnect(url.hostname, port)) return child;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGTERM');
+  throw new Error(`upstream.spawn: "${loaded.config.upstream.spawn?.join(' ')}" did not start listening on ${url.host} within 15 s`);
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,109 @@
+/**
+ * The one migration set, applied unchanged to SQLite and PostgreSQL. Times are
+ * milliseconds since the epoch in bigint columns; booleans are 0/1 integers; lists and
+ * details are JSON text, so both databases read the same rows the same way.
+ */
+import type { Kysely, Migration } from 'kysely';
+
+export const migrations: Record<string, Migration> = {
+  '0001_core': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('accounts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('plan_id', 'text', (c) => c.notNull())
+        .addColumn('plan_expires_at', 'bigint')
+        .addColumn('api_access', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('overage', 'integer')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('hash', 'text', (c) => c.notNull().unique())
+        .addColumn('hint', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('account_id', 'text', (c) => c.references('accounts.id').onDelete('set null'))
+        .addColumn('mode', 'text', (c) => c.notNull())
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_used_at', 'bigint')
+        .addColumn('expires_at', 'bigint')
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('created_by', 'text')
+        .addColumn('rotated_from', 'text')
+        .execute();
+      await db.schema.createIndex('api_keys_account').on('api_keys').column('account_id').execute();
+
+      await db.schema
+        .createTable('members')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('account_id', 'text', (c) => c.references('accounts.id').onDelete('cascade'))
+        .addColumn('email', 'text', (c) => c.notNull().unique())
+        .addColumn('password_hash', 'text')
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('invite_hash', 'text', (c) => c.unique())
+        .addColumn('invite_expires_at', 'bigint')
+        .addColumn('failed_logins', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('locked_until', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('member_id', 'text', (c) => c.notNull().references('members.id').onDelete('cascade'))
+        .addColumn('csrf_secret', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('audit_log')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('account_id', 'text')
+        .addColumn('key_id', 'text')
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_log_account').on('audit_log').columns(['account_id', 'at']).execute();
+
+      await db.schema
+        .createTable('meter_usage')
+        .addColumn('account_id', 'text', (c) => c.notNull())
+        .addColumn('meter', 'text', (c) => c.notNull())
+        .addColumn('period_start', 'text', (c) => c.notNull())
+        .addColumn('used', 'double precision', (c) => c.notNull())
+        .addPrimaryKeyConstraint('meter_usage_pk', ['account_id', 'meter', 'period_start'])
+        .execute();
+
+      await db.schema
+        .createTable('gauges')
+        .addColumn('account_id', 'text', (c) => c.notNull())
+        .addColumn('meter', 'text', (c) => c.notNull())
+        .addColumn('value', 'double precision', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('gauges_pk', ['account_id', 'meter'])
+        .execute();
+
+      await db.schema
+        .createTable('usage_daily')
+        .addColumn('account_id', 'text', (c) => c.notNull())
+        .addColumn('day', 'text', (c) => c.notNull())
+        .addColumn('metric', 'text', (c) => c.notNull())
+        .addColumn('label', 'text', (c) => c.notNull())
+        .addColumn('value', 'double precision', (c) => c.notNull())
+        .addPrimaryKeyConstraint('usage_daily_pk', ['account_id', 'day', 'metric', 'label'])
+        .execute();
+    },
+    async down(db: Kysely<any>) {
+      for (const table of ['usage_daily', 'gauges', 'meter_usage', 'audit_log', 'sessions', 'members', 'api_keys', 'accounts']) {
+        await db.schema.dropTable(table).ifExists().execute();
+      }
+    },
+  },
+};

@@ -1,0 +1,25 @@
+/** Opens the store named in keygate.yaml: `sqlite:<file>` or `postgres://...`. */
+import path from 'node:path';
+import type { Store } from './store.js';
+import { openSqliteStore } from './sqlite/sqlite-database.js';
+import { openPostgresStore } from './postgres/postgres-database.js';
+
+export function openStore(url: string, baseDir = process.cwd()): Store {
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return openPostgresStore(url);
+  if (url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length);
+    return openSqliteStore(file === ':memory:' ? file : path.resolve(baseDir, file));
+  }
+  throw new Error(`store: expected "sqlite:<file>" or "postgres://...", got "${url}"`);
+}
+
+/** Redacts the password in a database URL for messages and logs. */
+export function describeStoreUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}

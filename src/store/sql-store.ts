@@ -1,0 +1,469 @@
+/**
+ * The store over Kysely: the same queries for SQLite and PostgreSQL. A backend folder
+ * supplies only the connected `Kysely` instance (and, for SQLite, change detection).
+ */
+import { Migrator, type Kysely, type MigrationProvider } from 'kysely';
+import type {
+  AccountPatch,
+  AccountRecord,
+  AuditEntry,
+  GaugeRow,
+  KeyPatch,
+  KeyRecord,
+  MemberPatch,
+  MemberRecord,
+  MeterUsageRow,
+  SessionRecord,
+  Store,
+  UsageDailyRow,
+} from './store.js';
+import { migrations } from './migrations.js';
+import type { KeyMode } from '../keys/format.js';
+
+interface AccountsTable {
+  id: string;
+  name: string;
+  plan_id: string;
+  plan_expires_at: number | null;
+  api_access: number;
+  overage: number | null;
+  created_at: number;
+}
+
+interface KeysTable {
+  id: string;
+  hash: string;
+  hint: string;
+  name: string;
+  account_id: string | null;
+  mode: string;
+  scopes: string;
+  created_at: number;
+  last_used_at: number | null;
+  expires_at: number | null;
+  revoked_at: number | null;
+  created_by: string | null;
+  rotated_from: string | null;
+}
+
+interface MembersTable {
+  id: string;
+  account_id: string | null;
+  email: string;
+  password_hash: string | null;
+  role: string;
+  invite_hash: string | null;
+  invite_expires_at: number | null;
+  failed_logins: number;
+  locked_until: number | null;
+  created_at: number;
+}
+
+interface SessionsTable {
+  id_hash: string;
+  member_id: string;
+  csrf_secret: string;
+  expires_at: number;
+  created_at: number;
+}
+
+interface AuditTable {
+  id: string;
+  at: number;
+  actor: string;
+  action: string;
+  account_id: string | null;
+  key_id: string | null;
+  detail: string;
+}
+
+interface MeterUsageTable {
+  account_id: string;
+  meter: string;
+  period_start: string;
+  used: number;
+}
+
+interface GaugesTable {
+  account_id: string;
+  meter: string;
+  value: number;
+  updated_at: number;
+}
+
+interface UsageDailyTable {
+  account_id: string;
+  day: string;
+  metric: string;
+  label: string;
+  value: number;
+}
+
+export interface Database {
+  accounts: AccountsTable;
+  api_keys: KeysTable;
+  members: MembersTable;
+  sessions: SessionsTable;
+  audit_log: AuditTable;
+  meter_usage: MeterUsageTable;
+  gauges: GaugesTable;
+  usage_daily: UsageDailyTable;
+}
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+/** Rows written per statement in bulk upserts (well under both databases' parameter limits). */
+const BATCH = 200;
+
+export class SqlStore implements Store {
+  constructor(
+    readonly kind: 'sqlite' | 'postgres',
+    private readonly db: Kysely<Database>,
+    private readonly onClose: () => Promise<void> = async () => undefined,
+    readonly changedElsewhere?: () => boolean,
+  ) {}
+
+  private migrator(): Migrator {
+    return new Migrator({ db: this.db, provider, migrationTableName: 'keygate_migrations', migrationLockTableName: 'keygate_migrations_lock' });
+  }
+
+  async pendingMigrations(): Promise<string[]> {
+    const all = await this.migrator().getMigrations();
+    return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
+  }
+
+  async migrate(): Promise<string[]> {
+    const { error, results } = await this.migrator().migrateToLatest();
+    if (error) throw error instanceof Error ? error : new Error(String(error));
+    return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  }
+
+  // accounts
+
+  async createAccount(a: AccountRecord): Promise<void> {
+    await this.db.insertInto('accounts').values(accountRow(a)).execute();
+  }
+
+  async getAccount(id: string): Promise<AccountRecord | undefined> {
+    const row = await this.db.selectFrom('accounts').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toAccount(row);
+  }
+
+  async listAccounts(): Promise<AccountRecord[]> {
+    const rows = await this.db.selectFrom('accounts').selectAll().orderBy('created_at').orderBy('id').execute();
+    return rows.map(toAccount);
+  }
+
+  async updateAccount(id: string, patch: AccountPatch): Promise<AccountRecord | undefined> {
+    const set: Partial<AccountsTable> = {};
+    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.planId !== undefined) set.plan_id = patch.planId;
+    if (patch.planExpiresAt !== undefined) set.plan_expires_at = patch.planExpiresAt;
+    if (patch.apiAccess !== undefined) set.api_access = patch.apiAccess ? 1 : 0;
+    if (patch.overage !== undefined) set.overage = patch.overage === null ? null : patch.overage ? 1 : 0;
+    if (Object.keys(set).length > 0) await this.db.updateTable('accounts').set(set).where('id', '=', id).execute();
+    return this.getAccount(id);
+  }
+
+  async deleteAccount(id: string): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      await tx.updateTable('api_keys').set({ account_id: null }).where('account_id', '=', id).execute();
+      const result = await tx.deleteFrom('accounts').where('id', '=', id).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
+  }
+
+  // keys
+
+  async insertKey(k: KeyRecord): Promise<void> {
+    await this.db
+      .insertInto('api_keys')
+      .values({
+        id: k.id,
+        hash: k.hash,
+        hint: k.hint,
+        name: k.name,
+        account_id: k.accountId,
+        mode: k.mode,
+        scopes: JSON.stringify(k.scopes),
+        created_at: k.createdAt,
+        last_used_at: k.lastUsedAt,
+        expires_at: k.expiresAt,
+        revoked_at: k.revokedAt,
+        created_by: k.createdBy,
+        rotated_from: k.rotatedFrom,
+      })
+      .execute();
+  }
+
+  async getKey(id: string): Promise<KeyRecord | undefined> {
+    const row = await this.db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toKey(row);
+  }
+
+  async findKeyByHash(hash: string): Promise<KeyRecord | undefined> {
+    const row = await this.db.selectFrom('api_keys').selectAll().where('hash', '=', hash).executeTakeFirst();
+    return row && toKey(row);
+  }
+
+  async listKeys(filter: { accountId?: string } = {}): Promise<KeyRecord[]> {
+    let query = this.db.selectFrom('api_keys').selectAll();
+    if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
+    const rows = await query.orderBy('created_at').orderBy('id').execute();
+    return rows.map(toKey);
+  }
+
+  async updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined> {
+    const set: Partial<KeysTable> = {};
+    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.expiresAt !== undefined) set.expires_at = patch.expiresAt;
+    if (patch.revokedAt !== undefined) set.revoked_at = patch.revokedAt;
+    if (patch.scopes !== undefined) set.scopes = JSON.stringify(patch.scopes);
+    if (Object.keys(set).length > 0) await this.db.updateTable('api_keys').set(set).where('id', '=', id).execute();
+    return this.getKey(id);
+  }
+
+  async touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void> {
+    if (lastUsed.size === 0) return;
+    await this.db.transaction().execute(async (tx) => {
+      for (const [id, at] of lastUsed) {
+        await tx
+          .updateTable('api_keys')
+          .set({ last_used_at: at })
+          .where('id', '=', id)
+          .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', at)]))
+          .execute();
+      }
+    });
+  }
+
+  // members and sessions
+
+  async createMember(m: MemberRecord): Promise<void> {
+    await this.db
+      .insertInto('members')
+      .values({
+        id: m.id,
+        account_id: m.accountId,
+        email: m.email,
+        password_hash: m.passwordHash,
+        role: m.role,
+        invite_hash: m.inviteHash,
+        invite_expires_at: m.inviteExpiresAt,
+        failed_logins: m.failedLogins,
+        locked_until: m.lockedUntil,
+        created_at: m.createdAt,
+      })
+      .execute();
+  }
+
+  async getMember(id: string): Promise<MemberRecord | undefined> {
+    const row = await this.db.selectFrom('members').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toMember(row);
+  }
+
+  async findMemberByEmail(email: string): Promise<MemberRecord | undefined> {
+    const row = await this.db.selectFrom('members').selectAll().where('email', '=', email.toLowerCase()).executeTakeFirst();
+    return row && toMember(row);
+  }
+
+  async findMemberByInvite(inviteHash: string): Promise<MemberRecord | undefined> {
+    const row = await this.db.selectFrom('members').selectAll().where('invite_hash', '=', inviteHash).executeTakeFirst();
+    return row && toMember(row);
+  }
+
+  async listMembers(filter: { accountId?: string } = {}): Promise<MemberRecord[]> {
+    let query = this.db.selectFrom('members').selectAll();
+    if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
+    const rows = await query.orderBy('created_at').orderBy('id').execute();
+    return rows.map(toMember);
+  }
+
+  async updateMember(id: string, patch: MemberPatch): Promise<MemberRecord | undefined> {
+    const set: Partial<MembersTable> = {};
+    if (patch.passwordHash !== undefined) set.password_hash = patch.passwordHash;
+    if (patch.inviteHash !== undefined) set.invite_hash = patch.inviteHash;
+    if (patch.inviteExpiresAt !== undefined) set.invite_expires_at = patch.inviteExpiresAt;
+    if (patch.failedLogins !== undefined) set.failed_logins = patch.failedLogins;
+    if (patch.lockedUntil !== undefined) set.locked_until = patch.lockedUntil;
+    if (patch.role !== undefined) set.role = patch.role;
+    if (patch.accountId !== undefined) set.account_id = patch.accountId;
+    if (Object.keys(set).length > 0) await this.db.updateTable('members').set(set).where('id', '=', id).execute();
+    return this.getMember(id);
+  }
+
+  async createSession(s: SessionRecord): Promise<void> {
+    await this.db
+      .insertInto('sessions')
+      .values({ id_hash: s.idHash, member_id: s.memberId, csrf_secret: s.csrfSecret, expires_at: s.expiresAt, created_at: s.createdAt })
+      .execute();
+  }
+
+  async getSession(idHash: string): Promise<SessionRecord | undefined> {
+    const row = await this.db.selectFrom('sessions').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+    return row && { idHash: row.id_hash, memberId: row.member_id, csrfSecret: row.csrf_secret, expiresAt: Number(row.expires_at), createdAt: Number(row.created_at) };
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
+  }
+
+  async deleteExpiredSessions(now: number): Promise<number> {
+    const result = await this.db.deleteFrom('sessions').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  // audit
+
+  async appendAudit(e: AuditEntry): Promise<void> {
+    await this.db
+      .insertInto('audit_log')
+      .values({ id: e.id, at: e.at, actor: e.actor, action: e.action, account_id: e.accountId, key_id: e.keyId, detail: JSON.stringify(e.detail) })
+      .execute();
+  }
+
+  async listAudit(filter: { accountId?: string; limit?: number } = {}): Promise<AuditEntry[]> {
+    let query = this.db.selectFrom('audit_log').selectAll();
+    if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
+    const rows = await query.orderBy('at', 'desc').orderBy('id', 'desc').limit(filter.limit ?? 200).execute();
+    return rows.map((r) => ({
+      id: r.id,
+      at: Number(r.at),
+      actor: r.actor,
+      action: r.action,
+      accountId: r.account_id,
+      keyId: r.key_id,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+    }));
+  }
+
+  // meters and usage
+
+  async saveMeterUsage(rows: readonly MeterUsageRow[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += BATCH) {
+      const values = rows.slice(i, i + BATCH).map((r) => ({ account_id: r.accountId, meter: r.meter, period_start: r.periodStart, used: r.used }));
+      await this.db
+        .insertInto('meter_usage')
+        .values(values)
+        .onConflict((oc) => oc.columns(['account_id', 'meter', 'period_start']).doUpdateSet((eb) => ({ used: eb.ref('excluded.used') })))
+        .execute();
+    }
+  }
+
+  async loadMeterUsage(filter: { accountId?: string; periodStarts?: readonly string[] } = {}): Promise<MeterUsageRow[]> {
+    let query = this.db.selectFrom('meter_usage').selectAll();
+    if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
+    if (filter.periodStarts !== undefined) {
+      if (filter.periodStarts.length === 0) return [];
+      query = query.where('period_start', 'in', [...filter.periodStarts]);
+    }
+    const rows = await query.execute();
+    return rows.map((r) => ({ accountId: r.account_id, meter: r.meter, periodStart: r.period_start, used: Number(r.used) }));
+  }
+
+  async setGauge(g: GaugeRow): Promise<void> {
+    await this.db
+      .insertInto('gauges')
+      .values({ account_id: g.accountId, meter: g.meter, value: g.value, updated_at: g.updatedAt })
+      .onConflict((oc) =>
+        oc.columns(['account_id', 'meter']).doUpdateSet((eb) => ({ value: eb.ref('excluded.value'), updated_at: eb.ref('excluded.updated_at') })),
+      )
+      .execute();
+  }
+
+  async listGauges(accountId: string): Promise<GaugeRow[]> {
+    const rows = await this.db.selectFrom('gauges').selectAll().where('account_id', '=', accountId).execute();
+    return rows.map((r) => ({ accountId: r.account_id, meter: r.meter, value: Number(r.value), updatedAt: Number(r.updated_at) }));
+  }
+
+  async addUsageDaily(rows: readonly UsageDailyRow[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += BATCH) {
+      const values = rows
+        .slice(i, i + BATCH)
+        .map((r) => ({ account_id: r.accountId, day: r.day, metric: r.metric, label: r.label, value: r.value }));
+      await this.db
+        .insertInto('usage_daily')
+        .values(values)
+        .onConflict((oc) =>
+          oc.columns(['account_id', 'day', 'metric', 'label']).doUpdateSet((eb) => ({ value: eb('usage_daily.value', '+', eb.ref('excluded.value')) })),
+        )
+        .execute();
+    }
+  }
+
+  async listUsageDaily(accountId: string, fromDay: string, toDay: string): Promise<UsageDailyRow[]> {
+    const rows = await this.db
+      .selectFrom('usage_daily')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('day', '>=', fromDay)
+      .where('day', '<=', toDay)
+      .orderBy('day')
+      .execute();
+    return rows.map((r) => ({ accountId: r.account_id, day: r.day, metric: r.metric as UsageDailyRow['metric'], label: r.label, value: Number(r.value) }));
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+    await this.onClose();
+  }
+}
+
+function accountRow(a: AccountRecord): AccountsTable {
+  return {
+    id: a.id,
+    name: a.name,
+    plan_id: a.planId,
+    plan_expires_at: a.planExpiresAt,
+    api_access: a.apiAccess ? 1 : 0,
+    overage: a.overage === null ? null : a.overage ? 1 : 0,
+    created_at: a.createdAt,
+  };
+}
+
+const num = (v: number | null): number | null => (v === null ? null : Number(v));
+
+function toAccount(r: AccountsTable): AccountRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    planId: r.plan_id,
+    planExpiresAt: num(r.plan_expires_at),
+    apiAccess: Number(r.api_access) === 1,
+    overage: r.overage === null ? null : Number(r.overage) === 1,
+    createdAt: Number(r.created_at),
+  };
+}
+
+function toKey(r: KeysTable): KeyRecord {
+  return {
+    id: r.id,
+    hash: r.hash,
+    hint: r.hint,
+    name: r.name,
+    accountId: r.account_id,
+    mode: r.mode as KeyMode,
+    scopes: JSON.parse(r.scopes) as string[],
+    createdAt: Number(r.created_at),
+    lastUsedAt: num(r.last_used_at),
+    expiresAt: num(r.expires_at),
+    revokedAt: num(r.revoked_at),
+    createdBy: r.created_by,
+    rotatedFrom: r.rotated_from,
+  };
+}
+
+function toMember(r: MembersTable): MemberRecord {
+  return {
+    id: r.id,
+    accountId: r.account_id,
+    email: r.email,
+    passwordHash: r.password_hash,
+    role: r.role as MemberRecord['role'],
+    inviteHash: r.invite_hash,
+    inviteExpiresAt: num(r.invite_expires_at),
+    failedLogins: Number(r.failed_logins),
+    lockedUntil: num(r.locked_until),
+    createdAt: Number(r.created_at),
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * The store keeps what must outlive a process: accounts, keys (hashed), members and
+ * their sessions, the audit log, meter balances and daily usage. One interface; one
+ * implementation over Kysely (`sql-store.ts`) and one folder per database
+ * (`sqlite/`, `postgres/`) that only knows how to connect.
+ */
+import type { KeyMode } from '../keys/format.js';
+
+export interface AccountRecord {
+  id: string;
+  name: string;
+  planId: string;
+  /** When the plan stops (ms since epoch); null = never. */
+  planExpiresAt: number | null;
+  /** The operator's switch; API access needs this and the plan's apiAccess. */
+  apiAccess: boolean;
+  /** Per-account overage switch; null = the plan's setting. */
+  overage: boolean | null;
+  createdAt: number;
+}
+
+export interface KeyRecord {
+  id: string;
+  hash: string;
+  hint: string;
+  name: string;
+  accountId: string | null;
+  mode: KeyMode;
+  scopes: string[];
+  createdAt: number;
+  lastUsedAt: number | null;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  createdBy: string | null;
+  /** The key this one replaced by rotation, if any. */
+  rotatedFrom: string | null;
+}
+
+export type MemberRole = 'member' | 'operator';
+
+export interface MemberRecord {
+  id: string;
+  accountId: string | null;
+  email: string;
+  passwordHash: string | null;
+  role: MemberRole;
+  inviteHash: string | null;
+  inviteExpiresAt: number | null;
+  failedLogins: number;
+  lockedUntil: number | null;
+  createdAt: number;
+}
+
+export interface SessionRecord {
+  idHash: string;
+  memberId: string;
+  csrfSecret: string;
+  expiresAt: number;
+  createdAt: number;
+}
+
+export interface AuditEntry {
+  id: string;
+  at: number;
+  actor: string;
+  action: string;
+  accountId: string | null;
+  keyId: string | null;
+  detail: Record<string, unknown>;
+}
+
+/** Committed use of a consumed meter in one period (`periodStart` is `YYYY-MM-DD`). */
+export interface MeterUsageRow {
+  accountId: string;
+  meter: string;
+  periodStart: string;
+  used: number;
+}
+
+export interface GaugeRow {
+  accountId: string;
+  meter: string;
+  value: number;
+  updatedAt: number;
+}
+
+export type UsageMetric = 'requests' | 'denials' | 'units';
+
+/** A daily counter: requests by status class, denials by reason, units by meter. */
+export interface UsageDailyRow {
+  accountId: string;
+  day: string;
+  metric: UsageMetric;
+  label: string;
+  value: number;
+}
+
+export type AccountPatch = Partial<Pick<AccountRecord, 'name' | 'planId' | 'planExpiresAt' | 'apiAccess' | 'overage'>>;
+export type KeyPatch = Partial<Pick<KeyRecord, 'name' | 'expiresAt' | 'revokedAt' | 'scopes'>>;
+export type MemberPatch = Partial<
+  Pick<MemberRecord, 'passwordHash' | 'inviteHash' | 'inviteExpiresAt' | 'failedLogins' | 'lockedUntil' | 'role' | 'accountId'>
+>;
+
+export interface Store {
+  /** `sqlite` or `postgres`, for messages. */
+  readonly kind: 'sqlite' | 'postgres';
+
+  /** Migrations not yet applied to this database. */
+  pendingMigrations(): Promise<string[]>;
+  migrate(): Promise<string[]>;
+
+  createAccount(account: AccountRecord): Promise<void>;
+  getAccount(id: string): Promise<AccountRecord | undefined>;
+  listAccounts(): Promise<AccountRecord[]>;
+  updateAccount(id: string, patch: AccountPatch): Promise<AccountRecord | undefined>;
+  /** Deleting an account leaves its keys unbound (they then fail with key_not_bound). */
+  deleteAccount(id: string): Promise<boolean>;
+
+  insertKey(key: KeyRecord): Promise<void>;
+  getKey(id: string): Promise<KeyRecord | undefined>;
+  findKeyByHash(hash: string): Promise<KeyRecord | undefined>;
+  listKeys(filter?: { accountId?: string }): Promise<KeyRecord[]>;
+  updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined>;
+  /** Records "last used" for many keys at once (only ever moves forward). */
+  touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void>;
+
+  createMember(member: MemberRecord): Promise<void>;
+  getMember(id: string): Promise<MemberRecord | undefined>;
+  findMemberByEmail(email: string): Promise<MemberRecord | undefined>;
+  findMemberByInvite(inviteHash: string): Promise<MemberRecord | undefined>;
+  listMembers(filter?: { accountId?: string }): Promise<MemberRecord[]>;
+  updateMember(id: string, patch: MemberPatch): Promise<MemberRecord | undefined>;
+
+  createSession(session: SessionRecord): Promise<void>;
+  getSession(idHash: string): Promise<SessionRecord | undefined>;
+  deleteSession(idHash: string): Promise<void>;
+  deleteExpiredSessions(now: number): Promise<number>;
+
+  appendAudit(entry: AuditEntry): Promise<void>;
+  listAudit(filter?: { accountId?: string; limit?: number }): Promise<AuditEntry[]>;
+
+  /** Absolute balances: each row replaces what was stored for its account/meter/period. */
+  saveMeterUsage(rows: readonly MeterUsageRow[]): Promise<void>;
+  loadMeterUsage(filter?: { accountId?: string; periodStarts?: readonly string[] }): Promise<MeterUsageRow[]>;
+
+  setGauge(row: GaugeRow): Promise<void>;
+  listGauges(accountId: string): Promise<GaugeRow[]>;
+
+  /** Adds each row's value to the stored daily counter. */
+  addUsageDaily(rows: readonly UsageDailyRow[]): Promise<void>;
+  listUsageDaily(accountId: string, fromDay: string, toDay: string): Promise<UsageDailyRow[]>;
+
+  /**
+   * Whether another process changed the database since the last call (cheap, sync).
+   * Only SQLite can tell; shared stores signal changes through the counters backend.
+   */
+  changedElsewhere?(): boolean;
+
+  close(): Promise<void>;
+}
