@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import type { CredentialLocation } from '../config/schema.js';
+import { extractCredential, withoutCredentialParams } from './credential.js';
+
+const bare: CredentialLocation[] = [{ in: 'header', name: 'Authorization', scheme: 'none' }];
+const token: CredentialLocation[] = [
+  { in: 'header', name: 'Authorization', scheme: 'Token' },
+  { in: 'query', name: 'apikey' },
+];
+const req = (headers: Record<string, string | string[]>, url = '/v1/x') => ({ headers, url });
+
+describe('extractCredential', () => {
+  it('reads a bare key and ignores surrounding whitespace', () => {
+    expect(extractCredential(req({ authorization: '  tkn_usr_abc \t' }), bare)).toMatchObject({ kind: 'found', secret: 'tkn_usr_abc' });
+  });
+
+  it('treats a scheme in front of a bare key as malformed (Ranktracker: no Bearer prefix)', () => {
+    expect(extractCredential(req({ authorization: 'Bearer tkn_usr_abc' }), bare).kind).toBe('malformed');
+  });
+
+  it('matches the scheme case-insensitively with any run of spaces', () => {
+    expect(extractCredential(req({ authorization: 'token   abc123' }), token)).toMatchObject({ kind: 'found', secret: 'abc123' });
+  });
+
+  it('refuses a wrong scheme or a bare key where a scheme is required', () => {
+    expect(extractCredential(req({ authorization: 'Bearer abc' }), token).kind).toBe('malformed');
+    expect(extractCredential(req({ authorization: 'abc' }), token).kind).toBe('malformed');
+  });
+
+  it('counts an empty header or a scheme with nothing after it as missing', () => {
+    expect(extractCredential(req({ authorization: '' }), token).kind).toBe('missing');
+    expect(extractCredential(req({ authorization: 'Token' }), token).kind).toBe('missing');
+    expect(extractCredential(req({}), token).kind).toBe('missing');
+  });
+
+  it('falls back to the query parameter, decoded', () => {
+    expect(extractCredential(req({}, '/v1/x?a=1&apikey=ab%2Bc'), token)).toMatchObject({ kind: 'found', secret: 'ab+c' });
+  });
+
+  it('prefers the first location listed when both are present', () => {
+    expect(extractCredential(req({ authorization: 'Token fromheader' }, '/x?apikey=fromquery'), token)).toMatchObject({ secret: 'fromheader' });
+  });
+
+  it('refuses a query parameter given twice', () => {
+    expect(extractCredential(req({}, '/x?apikey=a&apikey=b'), token).kind).toBe('malformed');
+  });
+});
+
+describe('withoutCredentialParams', () => {
+  it('removes credential parameters and keeps the others byte for byte', () => {
+    expect(withoutCredentialParams('/v1/x?q=a%20b&apikey=SECRET&limit=10', token)).toBe('/v1/x?q=a%20b&limit=10');
+    expect(withoutCredentialParams('/v1/x?apikey=SECRET', token)).toBe('/v1/x');
+  });
+
+  it('can replace the value for logs instead', () => {
+    expect(withoutCredentialParams('/v1/x?apikey=SECRET&b=2', token, '[REDACTED]')).toBe('/v1/x?apikey=[REDACTED]&b=2');
+  });
+});

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, configJsonSchema, parseConfigText } from './load.js';
+
+function problems(text: string): string[] {
+  try {
+    parseConfigText(text, 'keygate.yaml');
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected the file to be refused');
+}
+
+describe('keygate.yaml validation', () => {
+  it('needs only the upstream; everything else has a default', () => {
+    const config = parseConfigText('upstream:\n  url: http://127.0.0.1:4000\n');
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(config.store).toBe('sqlite:./data/keygate.db');
+    expect(config.auth.credentials).toEqual([{ in: 'header', name: 'Authorization', scheme: 'Bearer' }]);
+  });
+
+  it('names the missing upstream', () => {
+    expect(problems('name: x\n')).toEqual(['upstream: required (expected object)']);
+  });
+
+  it('names a bad duration with its full path', () => {
+    const text = 'upstream: {url: "http://a"}\nplans:\n  basic:\n    rateLimits:\n      - {limit: 5, window: "5 seconds"}\n';
+    expect(problems(text)).toEqual(['plans.basic.rateLimits[0].window: expected a duration such as "500ms", "1s", "10m", "24h" or "7d", got "5 seconds"']);
+  });
+
+  it('names unknown fields (typos are not silently ignored)', () => {
+    expect(problems('upstream: {url: "http://a"}\nlisten: {port: 80, hots: x}\n')).toEqual(['listen: unknown field "hots"']);
+  });
+
+  it('names a wrong enum value and lists the allowed ones', () => {
+    expect(problems('upstream: {url: "http://a"}\nerrors: {envelope: xml}\n')[0]).toMatch(/^errors\.envelope: expected one of "jsonapi", .*got "xml"$/);
+  });
+
+  it('refuses a cost on a meter no plan defines', () => {
+    const text = 'upstream: {url: "http://a"}\nroutes:\n  - {path: /v1/x, cost: {meter: credits, perRequest: 1}}\n';
+    expect(problems(text)).toEqual(['routes[0].cost.meter: no plan defines meter "credits"']);
+  });
+
+  it('refuses text that is not YAML', () => {
+    expect(problems('upstream: [unclosed\n')[0]).toMatch(/^not valid YAML/);
+  });
+
+  it('exports a JSON Schema for editors', () => {
+    const schema = configJsonSchema() as { properties: Record<string, unknown>; required?: string[] };
+    expect(schema.properties).toHaveProperty('upstream');
+    expect(schema.properties).toHaveProperty('plans');
+    expect(schema.required).toContain('upstream');
+  });
+});

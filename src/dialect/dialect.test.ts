@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfigObject } from '../config/load.js';
+import { deny } from '../denial/reasons.js';
+import { createDialect } from './dialect.js';
+
+function dialectFor(errors: Record<string, unknown>, scheme = 'Bearer') {
+  const config = parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, errors, auth: { credentials: [{ in: 'header', name: 'Authorization', scheme }] } });
+  return createDialect(config.errors, config.auth.credentials);
+}
+
+describe('dialects', () => {
+  it('renders the JSON:API errors[] envelope with the profile\'s code and detail', () => {
+    const d = dialectFor({ envelope: 'jsonapi', reasons: { missing_key: { code: 'unauthorized', message: 'Invalid or missing API key.' } } });
+    const r = d.render(deny('missing_key'));
+    expect(r.status).toBe(401);
+    expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'unauthorized', status: 401, detail: 'Invalid or missing API key.' }] });
+  });
+
+  it('renders message, error_description and error envelopes', () => {
+    expect(JSON.parse(dialectFor({ envelope: 'message' }).render(deny('no_route')).body)).toEqual({ message: 'No such endpoint.' });
+    expect(JSON.parse(dialectFor({ envelope: 'error_description' }).render(deny('no_route')).body)).toEqual({ error_description: 'No such endpoint.' });
+    expect(JSON.parse(dialectFor({ envelope: 'error' }).render(deny('no_route')).body)).toEqual({ error: 'No such endpoint.' });
+  });
+
+  it('renders the typed envelope with a type derived from the status', () => {
+    const d = dialectFor({ envelope: 'typed', reasons: { insufficient_scope: { code: 'insufficient_permissions' } } });
+    expect(JSON.parse(d.render(deny('insufficient_scope')).body)).toEqual({
+      error: { type: 'permission_error', code: 'insufficient_permissions', message: 'This API key lacks the scope this endpoint requires.' },
+    });
+  });
+
+  it('renders RFC 9457 problem details with their media type', () => {
+    const r = dialectFor({ envelope: 'problem' }).render(deny('rate_limited', { retryAfterSeconds: 0.2 }));
+    expect(r.headers['content-type']).toBe('application/problem+json');
+    expect(r.headers['retry-after']).toBe('1');
+    expect(JSON.parse(r.body)).toMatchObject({ title: 'Too Many Requests', status: 429, code: 'rate_limited' });
+  });
+
+  it('challenges with WWW-Authenticate on 401s, flagging a presented bad key as invalid_token', () => {
+    const d = dialectFor({ envelope: 'problem', realm: 'ranksy' });
+    expect(d.render(deny('missing_key')).headers['www-authenticate']).toBe('Bearer realm="ranksy"');
+    expect(d.render(deny('unknown_key', { credentialPresented: true })).headers['www-authenticate']).toMatch(/^Bearer realm="ranksy", error="invalid_token"/);
+    expect(d.render(deny('api_disabled')).headers['www-authenticate']).toBeUndefined();
+  });
+
+  it('sends no challenge for a bare-key scheme, where there is no scheme to name', () => {
+    expect(dialectFor({ envelope: 'jsonapi' }, 'none').render(deny('missing_key')).headers['www-authenticate']).toBeUndefined();
+  });
+
+  it('lets a profile move a reason to another status (SE Ranking: No token is a 403)', () => {
+    const d = dialectFor({ envelope: 'message', reasons: { missing_key: { status: 403, message: 'No token' } } });
+    const r = d.render(deny('missing_key'));
+    expect(r.status).toBe(403);
+    expect(r.body).toBe('{"message":"No token"}');
+  });
+});
