@@ -19,6 +19,20 @@ export interface ServeOptions extends RuntimeOptions {
   ports?: { gateway?: number; admin?: number; dashboard?: number };
   /** Admin token; default: the environment variable the profile names. */
   adminToken?: string;
+  /** How long closing waits for in-flight requests before cutting connections (default 10 s). */
+  drainTimeoutMs?: number;
+}
+
+const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+
+/** Stops accepting, lets in-flight requests finish, and cuts whatever is left after `ms`. */
+async function drain(app: FastifyInstance, ms: number): Promise<void> {
+  const timer = setTimeout(() => app.server.closeAllConnections(), ms);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface RunningKeygate {
@@ -80,7 +94,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       close() {
         closing ??= (async () => {
           // Stop accepting, let in-flight requests finish, then write usage out.
-          await Promise.allSettled(servers.map((s) => s.close()));
+          await Promise.allSettled(servers.map((s) => drain(s, options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS)));
           await rt.close();
           upstream?.kill('SIGTERM');
           log.info('keygate stopped');

@@ -4,6 +4,8 @@
  * refused ones get the dialect's error. Nothing a client sends can produce a 500 with a
  * stack trace or crash the process.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { listenerOptions } from '../fastify-options.js';
 import type { Runtime } from '../runtime.js';
@@ -43,6 +45,26 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     exposeHeadRoutes: false,
     // Errors Fastify meets before routing (an undecodable URL, say) are the client's.
     frameworkErrors: (_error, request, reply) => send(request, reply, deny('bad_request')),
+    // Requests Node's HTTP parser refuses (headers over 16 KB, bytes that are not HTTP)
+    // still get an answer in the API's envelope.
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+      const status = tooLarge ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const rendered = tooLarge
+        ? dialect.renderMessage(431, 'headers_too_large', 'Request headers are too large.')
+        : status === 408
+          ? dialect.renderMessage(408, 'request_timeout', 'The request took too long to arrive.')
+          : dialect.render(deny('bad_request'));
+      if (socket.writable) {
+        const body = Buffer.from(rendered.body);
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${rendered.headers['content-type']}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+        );
+        socket.write(body);
+      }
+      socket.destroy();
+    },
   });
   app.decorateRequest('keygate', null);
 

@@ -17,7 +17,7 @@ import { deny, type Denial } from '../denial/reasons.js';
 import { credentialHeaderNames, withoutCredentialParams } from '../auth/credential.js';
 import { actualAmount, countRecords, parseRecordHeader } from '../meters/cost.js';
 
-/** Request headers that describe one connection, not the request (RFC 9110 §7.6.1). */
+/** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 /** Largest JSON body buffered to count records. */
 const MAX_COUNTED_BODY = 64 * 1024 * 1024;
@@ -77,8 +77,9 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
       },
       rewriteRequestHeaders: (req, headers) => {
         const out: IncomingHttpHeaders = {};
+        const listed = typeof req.headers.connection === 'string' ? req.headers.connection.toLowerCase().split(',').map((h) => h.trim()) : [];
         for (const [name, value] of Object.entries(headers)) {
-          if (dropHeaders.has(name) || name.startsWith(identityPrefix)) continue;
+          if (dropHeaders.has(name) || name.startsWith(identityPrefix) || listed.includes(name)) continue;
           out[name] = value;
         }
         const prefix = config.identityHeaders.prefix;
@@ -94,6 +95,9 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
         return out;
       },
       rewriteHeaders: (headers) => {
+        // Hop-by-hop headers describe the upstream connection, not the client's.
+        const listed = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((h) => h.trim()) : [];
+        for (const name of [...HOP_BY_HOP, ...listed]) delete headers[name];
         if (recordHeader) {
           recordsFromHeader = parseRecordHeader(headers[recordHeader]);
           delete headers[recordHeader];

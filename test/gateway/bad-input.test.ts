@@ -1,0 +1,134 @@
+/**
+ * Odd and hostile input gets the API's own error, never a 500, a crash or a hang:
+ * empty and oversized headers, non-ASCII bytes, wrong checksums, huge keys, bytes that
+ * are not HTTP. Requests go over raw sockets where fetch would refuse to send them.
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeygate, type TestKeygate } from '../support/keygate.js';
+import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
+import { tempDir } from '../support/temp.js';
+import { createAccount } from '../../src/operations/accounts.js';
+import { createKey } from '../../src/operations/keys.js';
+
+const RANKTRACKER_401 = { errors: [{ code: 'unauthorized', status: 401, detail: 'Invalid or missing API key.' }] };
+
+/** Sends raw bytes and returns the status line, headers and body of the answer. */
+function raw(url: string, bytes: Buffer | string): Promise<{ status: number; headers: string; body: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port) });
+    const chunks: Buffer[] = [];
+    socket.setTimeout(5_000, () => reject(new Error('no answer within 5 s')));
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      const [head = '', ...rest] = text.split('\r\n\r\n');
+      resolve({ status: Number(head.split(' ')[1]), headers: head, body: rest.join('\r\n\r\n') });
+    });
+    socket.write(bytes);
+  });
+}
+
+describe('bad input at the gateway', () => {
+  const dir = tempDir('bad-input');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        basePath: '/v1',
+        keys: { prefix: { live: 'tkn_usr_' } },
+        auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'none' }] },
+        errors: {
+          envelope: 'jsonapi',
+          reasons: {
+            missing_key: { code: 'unauthorized', message: 'Invalid or missing API key.' },
+            malformed_key: { code: 'unauthorized', message: 'Invalid or missing API key.' },
+            unknown_key: { code: 'unauthorized', message: 'Invalid or missing API key.' },
+          },
+        },
+      },
+      { dir },
+    );
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  const get = (authorization: string | Buffer) =>
+    raw(kg.gatewayUrl, Buffer.concat([Buffer.from('GET /v1/domains HTTP/1.1\r\nHost: x\r\nAuthorization: '), Buffer.from(authorization), Buffer.from('\r\nConnection: close\r\n\r\n')]));
+
+  it('an empty Authorization header is a missing key', async () => {
+    const r = await get('');
+    expect(r.status).toBe(401);
+    expect(JSON.parse(r.body)).toEqual(RANKTRACKER_401);
+  });
+
+  it('a 10 KB header value is refused as a bad key, in the envelope', async () => {
+    const r = await get('tkn_usr_' + 'a'.repeat(10 * 1024));
+    expect(r.status).toBe(401);
+    expect(JSON.parse(r.body)).toEqual(RANKTRACKER_401);
+  });
+
+  it('headers over 16 KB get a 431 in the envelope, not Node\'s bare answer', async () => {
+    const r = await get('a'.repeat(20 * 1024));
+    expect(r.status).toBe(431);
+    expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'headers_too_large', status: 431, detail: 'Request headers are too large.' }] });
+  });
+
+  it('non-ASCII bytes in the key are a bad key', async () => {
+    const r = await get(Buffer.from(`${secret.slice(0, -2)}é`, 'utf8'));
+    expect(r.status).toBe(401);
+    expect(JSON.parse(r.body)).toEqual(RANKTRACKER_401);
+  });
+
+  it('a key with one wrong checksum character is a bad key', async () => {
+    const typo = secret.slice(0, -1) + (secret.endsWith('0') ? '1' : '0');
+    const r = await get(typo);
+    expect(r.status).toBe(401);
+    expect(JSON.parse(r.body)).toEqual(RANKTRACKER_401);
+    const good = await get(secret);
+    expect(good.status).toBe(200);
+  });
+
+  it('a key with control characters is a bad key or a bad request, never a 500', async () => {
+    const r = await get(Buffer.from([0x74, 0x6b, 0x6e, 0x01, 0x7f]));
+    expect([400, 401]).toContain(r.status);
+    expect(JSON.parse(r.body)).toHaveProperty('errors');
+  });
+
+  it('bytes that are not HTTP get a 400 in the envelope', async () => {
+    const r = await raw(kg.gatewayUrl, 'HELLO THERE\r\n\r\n');
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] });
+  });
+
+  it('an unknown method gets the envelope\'s 404', async () => {
+    const r = await raw(kg.gatewayUrl, `PROPFIND /v1/domains HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
+    expect(r.status).toBe(404);
+    expect(JSON.parse(r.body)).toHaveProperty('errors');
+  });
+
+  it('path traversal is refused before it reaches the upstream', async () => {
+    const before = upstream.received.length;
+    const r = await raw(kg.gatewayUrl, `GET /v1/%2e%2e/admin HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
+    expect(r.status).toBe(400);
+    expect(upstream.received.length).toBe(before);
+  });
+
+  it('keeps serving after all of the above', async () => {
+    const response = await kg.call('/v1/domains', { headers: { Authorization: secret } });
+    expect(response.status).toBe(200);
+    await response.text();
+  });
+});

@@ -1,0 +1,185 @@
+/**
+ * Every denial reason of the pipeline, in every envelope, over real HTTP against a real
+ * SQLite file: the status, the body shape and the headers a client sees.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeygate, type TestKeygate } from '../support/keygate.js';
+import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
+import { tempDir } from '../support/temp.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { createAccount, deleteAccount, updateAccount } from '../../src/operations/accounts.js';
+import { createKey, revokeKey } from '../../src/operations/keys.js';
+
+const ENVELOPES = ['jsonapi', 'message', 'error_description', 'error', 'typed', 'problem'] as const;
+type Envelope = (typeof ENVELOPES)[number];
+
+/** What a client sees for each reason with the default messages. */
+const EXPECTED = {
+  missing_key: { status: 401, code: 'missing_key', message: 'Missing API key.', type: 'authentication_error' },
+  malformed_key: { status: 401, code: 'invalid_key', message: 'Invalid API key.', type: 'authentication_error' },
+  unknown_key: { status: 401, code: 'invalid_key', message: 'Invalid API key.', type: 'authentication_error' },
+  revoked_key: { status: 401, code: 'revoked_key', message: 'This API key has been revoked.', type: 'authentication_error' },
+  expired_key: { status: 401, code: 'expired_key', message: 'This API key has expired.', type: 'authentication_error' },
+  key_not_bound: { status: 401, code: 'key_not_bound', message: 'This API key is not bound to an account.', type: 'authentication_error' },
+  api_disabled: { status: 403, code: 'api_disabled', message: 'API access is not enabled for your plan.', type: 'permission_error' },
+  plan_expired: { status: 403, code: 'plan_expired', message: 'Your plan has expired.', type: 'permission_error' },
+  no_route: { status: 404, code: 'not_found', message: 'No such endpoint.', type: 'not_found_error' },
+  insufficient_scope: { status: 403, code: 'insufficient_scope', message: 'This API key lacks the scope this endpoint requires.', type: 'permission_error' },
+  rate_limited: { status: 429, code: 'rate_limited', message: 'Too many requests. Slow down.', type: 'rate_limit_error' },
+  blocked: { status: 429, code: 'blocked', message: 'This API key is temporarily blocked for repeatedly exceeding the rate limit.', type: 'rate_limit_error' },
+  insufficient_funds: { status: 402, code: 'insufficient_funds', message: 'Insufficient funds.', type: 'invalid_request_error' },
+  bad_request: { status: 400, code: 'bad_request', message: 'Bad request.', type: 'invalid_request_error' },
+  upstream_unavailable: { status: 502, code: 'bad_gateway', message: 'The upstream service is unavailable.', type: 'api_error' },
+  upstream_timeout: { status: 504, code: 'gateway_timeout', message: 'The upstream service did not answer in time.', type: 'api_error' },
+} as const;
+type Reason = keyof typeof EXPECTED;
+
+function expectedBody(envelope: Envelope, reason: Reason): unknown {
+  const e = EXPECTED[reason];
+  switch (envelope) {
+    case 'jsonapi':
+      return { errors: [{ code: e.code, status: e.status, detail: e.message }] };
+    case 'message':
+      return { message: e.message };
+    case 'error_description':
+      return { error_description: e.message };
+    case 'error':
+      return { error: e.message };
+    case 'typed':
+      return { error: { type: e.type, code: e.code, message: e.message } };
+    case 'problem':
+      return { type: `https://keygate.dev/problems/${e.code}`, title: expect.any(String), status: e.status, detail: e.message, code: e.code };
+  }
+}
+
+function profile(envelope: Envelope, upstream: string): ConfigInput {
+  return {
+    upstream: { url: upstream, timeout: '300ms' },
+    basePath: '/v1',
+    keys: { prefix: { live: 'kg_live_' } },
+    auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }] },
+    errors: { envelope },
+    scopes: ['read', 'write'],
+    plans: {
+      open: { rateLimits: [], meters: { units: { limit: 1_000_000 } } },
+      off: { apiAccess: false },
+      tight: { rateLimits: [{ limit: 1, window: '1h' }] },
+      strict: { rateLimits: [{ limit: 1, window: '1h' }], block: { after: 1, within: '1h', duration: '10m' } },
+      broke: { meters: { units: { limit: 0 } } },
+    },
+    defaultPlan: 'open',
+    routes: [
+      { method: 'GET', path: '/v1/read', scopes: ['read'] },
+      { method: 'GET', path: '/v1/write', scopes: ['write'] },
+      { method: 'GET', path: '/v1/paid', cost: { meter: 'units', perRequest: 10 } },
+      { path: '/v1/slow' },
+    ],
+  };
+}
+
+describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
+  const dir = tempDir(`denials-${envelope}`);
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let deadGateway: TestKeygate;
+  let now = Date.parse('2026-11-10T12:00:00Z');
+  const secrets = {} as Record<'good' | 'revoked' | 'expiring' | 'unbound' | 'off' | 'expiredPlan' | 'tight' | 'strict' | 'broke', string>;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(profile(envelope, upstream.url), { dir, clock: () => now });
+    deadGateway = await startKeygate({ ...profile(envelope, 'http://127.0.0.1:9'), store: `sqlite:${dir}/dead.db` }, { dir, clock: () => now });
+    const rt = kg.runtime;
+    const key = async (plan: string, name: keyof typeof secrets, extra: { scopes?: string[]; expiresAt?: number } = {}) => {
+      const account = await createAccount(rt, { name, planId: plan }, 'test');
+      const issued = await createKey(rt, { accountId: account.id, name, ...extra }, 'test');
+      secrets[name] = issued.secret;
+      return { account, issued };
+    };
+    await key('open', 'good', { scopes: ['read'] });
+    await revokeKey(rt, (await key('open', 'revoked')).issued.key.id, 'test');
+    await key('open', 'expiring', { expiresAt: now + 1000 });
+    await deleteAccount(rt, (await key('open', 'unbound')).account.id, 'test');
+    await key('off', 'off');
+    await updateAccount(rt, (await key('open', 'expiredPlan')).account.id, { planExpiresAt: now + 1000 }, 'test');
+    await key('tight', 'tight');
+    await key('strict', 'strict');
+    await key('broke', 'broke');
+    now += 2000; // the expiring key and the expiring plan are now past their dates
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await deadGateway?.close();
+    await upstream?.close();
+  });
+
+  const call = (path: string, secret?: string, gateway = kg) => gateway.call(path, secret === undefined ? {} : { headers: { authorization: `Bearer ${secret}` } });
+
+  async function expectDenial(response: Response, reason: Reason) {
+    const text = await response.text();
+    expect(response.status, text).toBe(EXPECTED[reason].status);
+    expect(JSON.parse(text)).toEqual(expectedBody(envelope, reason));
+    expect(response.headers.get('content-type')).toMatch(envelope === 'problem' ? /^application\/problem\+json/ : /^application\/json; charset=utf-8$/);
+    return response;
+  }
+
+  it('admits a good key (the baseline)', async () => {
+    expect((await call('/v1/read', secrets.good)).status).toBe(200);
+  });
+
+  it('missing_key, with a Bearer challenge', async () => {
+    const r = await expectDenial(await call('/v1/read'), 'missing_key');
+    expect(r.headers.get('www-authenticate')).toBe('Bearer realm="api"');
+  });
+
+  it('malformed_key: a wrong checksum is refused before any lookup', async () => {
+    const key = secrets.good;
+    const typo = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
+    const r = await expectDenial(await call('/v1/read', typo), 'malformed_key');
+    expect(r.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+  });
+
+  it('unknown_key: well-formed but never issued', async () => {
+    await expectDenial(await call('/v1/read', kg.runtime.keyFormat.generate('live')), 'unknown_key');
+  });
+
+  it('revoked_key', async () => expectDenial(await call('/v1/read', secrets.revoked), 'revoked_key'));
+  it('expired_key', async () => expectDenial(await call('/v1/read', secrets.expiring), 'expired_key'));
+  it('key_not_bound: its account was deleted', async () => expectDenial(await call('/v1/read', secrets.unbound), 'key_not_bound'));
+  it('api_disabled: the plan has no API access', async () => expectDenial(await call('/v1/read', secrets.off), 'api_disabled'));
+  it('plan_expired', async () => expectDenial(await call('/v1/read', secrets.expiredPlan), 'plan_expired'));
+  it('no_route: outside the routes and outside the base path', async () => {
+    await expectDenial(await call('/v1/nothing-here', secrets.good), 'no_route');
+    await expectDenial(await call('/elsewhere', secrets.good), 'no_route');
+  });
+  it('insufficient_scope: a read key on a write route', async () => expectDenial(await call('/v1/write', secrets.good), 'insufficient_scope'));
+
+  it('rate_limited, with Retry-After and the RateLimit fields', async () => {
+    expect((await call('/v1/read', secrets.tight)).status).toBe(200);
+    const r = await expectDenial(await call('/v1/read', secrets.tight), 'rate_limited');
+    expect(Number(r.headers.get('retry-after'))).toBe(3600);
+    expect(r.headers.get('ratelimit-policy')).toBe('"1-per-1h";q=1;w=3600');
+    expect(r.headers.get('ratelimit')).toBe('"1-per-1h";r=0;t=3600');
+  });
+
+  it('blocked, for 10 minutes after the violation', async () => {
+    expect((await call('/v1/read', secrets.strict)).status).toBe(200);
+    const r = await expectDenial(await call('/v1/read', secrets.strict), 'blocked');
+    expect(r.headers.get('retry-after')).toBe('600');
+  });
+
+  it('insufficient_funds', async () => expectDenial(await call('/v1/paid', secrets.broke), 'insufficient_funds'));
+
+  it('bad_request: an undecodable URL', async () => expectDenial(await call('/v1/read%zz', secrets.good), 'bad_request'));
+
+  it('upstream_timeout when the upstream is slower than upstream.timeout', async () => {
+    await expectDenial(await call('/v1/slow?ms=2000', secrets.good), 'upstream_timeout');
+  });
+
+  it('upstream_unavailable when nothing listens upstream', async () => {
+    const account = await createAccount(deadGateway.runtime, { name: 'dead' }, 'test');
+    const { secret } = await createKey(deadGateway.runtime, { accountId: account.id, name: 'k', scopes: ['read'] }, 'test');
+    await expectDenial(await call('/v1/read', secret, deadGateway), 'upstream_unavailable');
+  });
+});

@@ -1,0 +1,125 @@
+/**
+ * What the upstream receives and what the client gets back: the credential removed,
+ * identity headers added (and never taken from the client), hop-by-hop headers dropped,
+ * bodies streamed both ways, the upstream's statuses passed through.
+ */
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeygate, type TestKeygate } from '../support/keygate.js';
+import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
+import { tempDir } from '../support/temp.js';
+import { createAccount } from '../../src/operations/accounts.js';
+import { createKey } from '../../src/operations/keys.js';
+
+describe('forwarding', () => {
+  const dir = tempDir('proxy');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+  let accountId: string;
+  let keyId: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        keys: { prefix: { live: 'sk_live_', test: 'sk_test_' } },
+        auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Token' }, { in: 'query', name: 'token' }] },
+        errors: { envelope: 'message' },
+        scopes: ['a', 'b'],
+      },
+      { dir },
+    );
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    const issued = await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'test', scopes: ['a', 'b'] }, 'test');
+    secret = issued.secret;
+    accountId = account.id;
+    keyId = issued.key.id;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  const last = () => upstream.received.at(-1)!;
+
+  it('removes the credential header and adds identity headers', async () => {
+    const response = await kg.call('/sites?x=1', { headers: { Authorization: `Token ${secret}` } });
+    expect(response.status).toBe(200);
+    await response.text();
+    const seen = last();
+    expect(seen.url).toBe('/sites?x=1');
+    expect(seen.headers.authorization).toBeUndefined();
+    expect(seen.headers['x-keygate-account']).toBe(accountId);
+    expect(seen.headers['x-keygate-key']).toBe(keyId);
+    expect(seen.headers['x-keygate-mode']).toBe('test');
+    expect(seen.headers['x-keygate-scopes']).toBe('a b');
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+  });
+
+  it('removes the credential query parameter and keeps the others as sent', async () => {
+    const response = await kg.call(`/sites?q=a%20b&token=${secret}&limit=5`);
+    expect(response.status).toBe(200);
+    await response.text();
+    expect(last().url).toBe('/sites?q=a%20b&limit=5');
+    expect(JSON.stringify(last())).not.toContain(secret);
+  });
+
+  it('never passes identity headers a client made up', async () => {
+    await (await kg.call('/sites', { headers: { Authorization: `Token ${secret}`, 'X-Keygate-Account': 'acc_someone_else', 'x-keygate-plan': 'enterprise' } })).text();
+    expect(last().headers['x-keygate-account']).toBe(accountId);
+    expect(last().headers['x-keygate-plan']).toBe('default');
+  });
+
+  it('drops hop-by-hop headers, including those the Connection header names', async () => {
+    await new Promise<void>((resolve, reject) => {
+      const url = new URL(`${kg.gatewayUrl}/sites`);
+      const req = httpRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          headers: { Authorization: `Token ${secret}`, Connection: 'keep-alive, X-Private', 'X-Private': 'hop', 'Proxy-Authorization': 'Basic eA==', TE: 'trailers, deflate', 'X-Kept': 'yes' },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', resolve);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    const seen = last().headers;
+    expect(seen['x-private']).toBeUndefined();
+    expect(seen['proxy-authorization']).toBeUndefined();
+    expect(seen.te).toBeUndefined();
+    expect(seen['x-kept']).toBe('yes');
+  });
+
+  it('streams a 5 MB request body to the upstream intact', async () => {
+    const body = 'x'.repeat(5 * 1024 * 1024);
+    const response = await kg.call('/upload', { method: 'POST', body, headers: { Authorization: `Token ${secret}`, 'content-type': 'application/octet-stream' } });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { body: string }).body.length).toBe(body.length);
+    expect(last().body.length).toBe(body.length);
+  });
+
+  it('passes JSON bodies through untouched, even invalid JSON (the upstream judges it)', async () => {
+    const body = '{"url": "http://example.com", "title": "example1"';
+    const response = await kg.call('/sites', { method: 'POST', body, headers: { Authorization: `Token ${secret}`, 'content-type': 'application/json' } });
+    expect(((await response.json()) as { body: string }).body).toBe(body);
+  });
+
+  it('streams the response as the upstream sends it', async () => {
+    const response = await kg.call('/stream?chunks=5', { headers: { Authorization: `Token ${secret}` } });
+    expect(await response.text()).toBe('chunk 1\nchunk 2\nchunk 3\nchunk 4\nchunk 5\n');
+  });
+
+  it('passes the upstream\'s own errors through unchanged', async () => {
+    const response = await kg.call('/status/404', { headers: { Authorization: `Token ${secret}` } });
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({ status: 404 });
+  });
+});

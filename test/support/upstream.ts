@@ -1,0 +1,78 @@
+/**
+ * A plain node:http upstream for gateway tests. It records what it received and can
+ * answer with any status, slowly, with N records, or by streaming.
+ *
+ *   /status/<code>        answers that status
+ *   /slow?ms=<n>          answers after n ms
+ *   /records?n=<n>        {"data":[...n items]} and X-Record-Count: n
+ *   /count-header?n=<n>   X-Record-Count: n with a tiny body
+ *   /stream?chunks=<n>    n chunks, 20 ms apart
+ *   anything else         200 with {method, url, headers, body} echoed
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Received {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export interface TestUpstream {
+  url: string;
+  received: Received[];
+  close(): Promise<void>;
+}
+
+export async function startTestUpstream(): Promise<TestUpstream> {
+  const received: Received[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      received.push(entry);
+      const url = new URL(req.url ?? '/', 'http://upstream');
+      const json = (status: number, value: unknown, headers: Record<string, string> = {}) => {
+        res.writeHead(status, { 'content-type': 'application/json', ...headers });
+        res.end(JSON.stringify(value));
+      };
+      const status = /\/status\/(\d{3})$/.exec(url.pathname);
+      if (status) return json(Number(status[1]), { status: Number(status[1]) });
+      if (url.pathname.endsWith('/slow')) {
+        setTimeout(() => json(200, { slow: true }), Number(url.searchParams.get('ms') ?? 1000));
+        return;
+      }
+      if (url.pathname.endsWith('/records')) {
+        const n = Number(url.searchParams.get('n') ?? 0);
+        return json(200, { data: Array.from({ length: n }, (_, i) => ({ id: i + 1 })) }, { 'x-record-count': String(n) });
+      }
+      if (url.pathname.endsWith('/count-header')) return json(200, { ok: true }, { 'x-record-count': url.searchParams.get('n') ?? '0' });
+      if (url.pathname.endsWith('/stream')) {
+        const n = Number(url.searchParams.get('chunks') ?? 3);
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        let i = 0;
+        const timer = setInterval(() => {
+          res.write(`chunk ${++i}\n`);
+          if (i >= n) {
+            clearInterval(timer);
+            res.end();
+          }
+        }, 20);
+        return;
+      }
+      return json(200, entry);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
