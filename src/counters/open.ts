@@ -1,9 +1,13 @@
-/** Opens the counters backend named in keygate.yaml: `memory` or `redis://...`. */
+/**
+ * Opens the counters backend named in keygate.yaml: `memory`, or `redis://...` (with
+ * `counterFailure` deciding what happens while Redis is unreachable).
+ */
 import type { Config } from '../config/schema.js';
 import type { Store } from '../store/store.js';
 import type { Log } from '../log.js';
 import type { Counters } from './counters.js';
 import { MemoryCounters } from './memory/memory-counters.js';
+import { openRedisCounters } from './redis/redis-counters.js';
 
 export interface CountersDeps {
   store: Store;
@@ -14,7 +18,7 @@ export interface CountersDeps {
 export async function openCounters(config: Config, deps: CountersDeps): Promise<Counters> {
   if (config.counters === 'memory') return new MemoryCounters(deps.clock);
   if (config.counters.startsWith('redis://') || config.counters.startsWith('rediss://')) {
-    throw new Error('counters: the Redis backend is not available in this build');
+    return openRedisCounters({ url: config.counters, failure: config.counterFailure, store: deps.store, log: deps.log, clock: deps.clock });
   }
   throw new Error(`counters: expected "memory" or "redis://...", got "${config.counters}"`);
 }

@@ -1,0 +1,82 @@
+/**
+ * Connecting to Redis so that an unreachable Redis never hangs or crashes a gateway:
+ * commands fail at once while disconnected (no offline queue), time out quickly when
+ * Redis stops answering, are never re-sent on a new connection (an admission must not
+ * count twice), and reconnection is retried forever at a short, capped interval.
+ *
+ * `counters: redis://[user:password@]host:port[/db][?prefix=keygate:]` — `prefix` is
+ * keygate's own parameter (prepended to every key and to the pub/sub channel, so
+ * several deployments or test runs can share one Redis); the rest goes to ioredis.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+
+export const DEFAULT_PREFIX = 'keygate:';
+
+/** A request waits at most this long for Redis before the failure mode applies. */
+export const COMMAND_TIMEOUT_MS = 1_000;
+const CONNECT_TIMEOUT_MS = 1_000;
+/** Reconnect delay grows by this much per attempt... */
+const RECONNECT_STEP_MS = 100;
+/** ...up to this, so a returning Redis is used again within half a second. */
+const RECONNECT_MAX_MS = 500;
+
+export interface RedisTarget {
+  /** The URL handed to ioredis (without keygate's own parameters). */
+  url: string;
+  prefix: string;
+}
+
+export function parseRedisUrl(url: string): RedisTarget {
+  const parsed = new URL(url);
+  const prefix = parsed.searchParams.get('prefix') ?? DEFAULT_PREFIX;
+  parsed.searchParams.delete('prefix');
+  return { url: parsed.toString(), prefix };
+}
+
+const reconnect = (attempt: number): number => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS);
+
+/** The connection for the hot path: fail fast, never queue, never replay. */
+export function commandClient(target: RedisTarget): Redis {
+  const options: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    retryStrategy: reconnect,
+    connectionName: 'keygate',
+  };
+  return new Redis(target.url, options);
+}
+
+/**
+ * The subscriber connection for cache invalidations. It may queue its SUBSCRIBE until
+ * Redis is reachable and re-subscribes after every reconnect.
+ */
+export function subscriberClient(target: RedisTarget): Redis {
+  const options: RedisOptions = {
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    autoResubscribe: true,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    retryStrategy: reconnect,
+    connectionName: 'keygate-events',
+  };
+  return new Redis(target.url, options);
+}
+
+/** Resolves true once the client is ready, or false after `ms`. */
+export function whenReady(client: Redis, ms: number): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      resolve(false);
+    }, ms);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    client.once('ready', onReady);
+  });
+}

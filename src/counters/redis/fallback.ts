@@ -1,0 +1,95 @@
+/**
+ * What a gateway does on its own while Redis is unreachable.
+ *
+ * - Fail-open profiles admit requests against per-process counters (the memory
+ *   backend): each process enforces the limits by itself, so N processes together may
+ *   admit up to N times a limit until Redis returns. Balances start from the last
+ *   values this process saw (start-up and every flush).
+ * - Either way, units committed while Redis cannot take them (a settle that failed, or
+ *   a request admitted by the fallback) are held here as increments and added to Redis
+ *   when it answers again, so an outage loses no usage unless the process stops first.
+ */
+import type { Admission, AdmitRequest, MeterBalance, Reservation } from '../counters.js';
+import type { MeterUsageRow } from '../../store/store.js';
+import { MemoryCounters } from '../memory/memory-counters.js';
+
+/** A meter's identity in one period. */
+export interface MeterRef {
+  accountId: string;
+  meter: string;
+  periodStart: string;
+}
+
+export function meterRefId(ref: MeterRef): string {
+  return `${ref.accountId}\u0000${ref.meter}\u0000${ref.periodStart}`;
+}
+
+export class PerProcessFallback {
+  private readonly memory: MemoryCounters;
+  /** Reservations made here (not in Redis) are settled here. */
+  private readonly local = new WeakSet<Reservation>();
+  private pending = new Map<string, { ref: MeterRef; units: number }>();
+
+  constructor(clock: () => number) {
+    this.memory = new MemoryCounters(clock);
+  }
+
+  admit(request: AdmitRequest): Admission {
+    const admission = this.memory.admitNow(request);
+    if (admission.ok && admission.reservation) this.local.add(admission.reservation);
+    return admission;
+  }
+
+  owns(reservation: Reservation): boolean {
+    return this.local.has(reservation);
+  }
+
+  /** Settles a reservation this fallback made; the units go to Redis later. */
+  settle(reservation: Reservation, actual: number): void {
+    this.local.delete(reservation);
+    this.memory.settleNow(reservation, actual);
+    this.holdForRedis(reservation, actual);
+  }
+
+  /** Units Redis could not take now (its reservation there lapses by itself). */
+  commitLater(ref: MeterRef, actual: number): void {
+    this.memory.settleNow({ ...ref, amount: 0 }, actual);
+    this.holdForRedis(ref, actual);
+  }
+
+  /** Takes the held increments; give back whatever could not be delivered. */
+  takePending(): { ref: MeterRef; units: number }[] {
+    const taken = [...this.pending.values()];
+    this.pending = new Map();
+    return taken;
+  }
+
+  giveBack(entries: readonly { ref: MeterRef; units: number }[]): void {
+    for (const { ref, units } of entries) this.holdForRedis(ref, units);
+  }
+
+  get hasPending(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /** Latest balances seen (start-up, flushes): the starting point during an outage. */
+  async remember(rows: readonly MeterUsageRow[]): Promise<void> {
+    await this.memory.restoreMeters(rows);
+  }
+
+  meterBalance(ref: MeterRef): Promise<MeterBalance> {
+    return this.memory.meterBalance(ref.accountId, ref.meter, ref.periodStart);
+  }
+
+  close(): Promise<void> {
+    return this.memory.close();
+  }
+
+  private holdForRedis(ref: MeterRef, units: number): void {
+    if (units <= 0) return;
+    const id = meterRefId(ref);
+    const held = this.pending.get(id);
+    if (held) held.units += units;
+    else this.pending.set(id, { ref: { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart }, units });
+  }
+}

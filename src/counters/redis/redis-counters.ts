@@ -1,0 +1,461 @@
+/**
+ * Counters shared by any number of gateway processes through one Redis: the same rules
+ * as `memory/` (exact sliding logs, escalating blocks, reservations), kept in Redis and
+ * changed only by the Lua scripts in `scripts.ts`.
+ *
+ * - One round trip per request: `admit` is a single EVALSHA that checks the block,
+ *   every window and the balance and records all of it, or nothing.
+ * - The clock is the gateway's: scripts are given `now`. Hosts must keep their clocks
+ *   in sync (NTP); a host that is off by s ms judges windows s ms early or late.
+ * - PostgreSQL is the record of balances, Redis keeps nothing on disk. The runtime
+ *   writes the balances this process changed to the store every second
+ *   (`drainMeterChanges`); a meter Redis does not hold (first use, or Redis lost its
+ *   data) is seeded from the store before it is used, so a Redis crash loses at most
+ *   the units committed since the last flush. Rate windows and blocks start afresh.
+ * - Cache invalidations travel on a pub/sub channel every process (the sender too)
+ *   listens to; after the listener reconnects, the whole key cache is dropped, since
+ *   messages sent meanwhile were missed.
+ * - Redis unreachable: `counterFailure: closed` refuses (CountersUnavailableError, a
+ *   503), `open` admits on per-process counters (`fallback.ts`). Redis is used again as
+ *   soon as it answers.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import {
+  CountersUnavailableError,
+  type Admission,
+  type AdmitRequest,
+  type CacheEvent,
+  type Counters,
+  type MeterBalance,
+  type Reservation,
+  type WindowState,
+} from '../counters.js';
+import type { MeterUsageRow, Store } from '../../store/store.js';
+import type { Log } from '../../log.js';
+import { commandClient, parseRedisUrl, subscriberClient, whenReady, type RedisTarget } from './connection.js';
+import { ADMIT, SEED, SETTLE } from './scripts.js';
+import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
+
+/** Window and block keys outlive their last use by this much (clock differences between hosts). */
+const EXPIRY_SLACK_MS = 60_000;
+/** A reservation not settled by then (its process died) stops holding units. */
+const RESERVATION_TTL_MS = 10 * 60_000;
+/** Balances live in Redis this long after their last change: longer than any period. */
+const METER_TTL_MS = 62 * 86_400_000;
+/** How long start-up waits for Redis before serving in the failure mode. */
+const STARTUP_WAIT_MS = 2_000;
+/** After a timeout, requests skip Redis this long instead of each waiting for it. */
+const PAUSE_AFTER_FAILURE_MS = 1_000;
+/** Balances seeded per batch at start-up. */
+const RESTORE_BATCH = 500;
+/** Placeholder for a script key slot a request does not use (never read or written). */
+const UNUSED_KEY = 'unused';
+
+export interface RedisCountersOptions {
+  /** `redis://host:port[/db][?prefix=...]`. */
+  url: string;
+  failure: 'closed' | 'open';
+  store: Pick<Store, 'loadMeterUsage'>;
+  log: Log;
+  clock: () => number;
+}
+
+/** The store could not give a meter's balance, so Redis cannot be seeded with it. */
+class BaselineUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`could not read the balance from the store: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'BaselineUnavailableError';
+  }
+}
+
+/**
+ * Connects (waiting up to two seconds) and subscribes to invalidations. An unreachable
+ * Redis does not stop start-up: the profile's failure mode applies until it answers.
+ */
+export async function openRedisCounters(options: RedisCountersOptions): Promise<RedisCounters> {
+  const counters = new RedisCounters(parseRedisUrl(options.url), options);
+  await counters.start();
+  return counters;
+}
+
+export class RedisCounters implements Counters {
+  readonly kind = 'redis' as const;
+  readonly prefix: string;
+  private readonly client: Redis;
+  private readonly subscriber: Redis;
+  private readonly channel: string;
+  private readonly fallback: PerProcessFallback;
+  private readonly handlers: ((event: CacheEvent) => void)[] = [];
+  /** Reservation → its member in the reservations set (needed to release it). */
+  private readonly reservationIds = new WeakMap<Reservation, string>();
+  /** Meters this process committed units to since the last drain. */
+  private dirty = new Map<string, MeterRef>();
+  private readonly seeding = new Map<string, Promise<void>>();
+  /** Makes admission ids unique across processes. */
+  private readonly token = randomBytes(6).toString('base64url');
+  private sequence = 0;
+  private pausedUntil = 0;
+  private reachable = true;
+  private listenerLost = false;
+  private closing = false;
+
+  constructor(
+    target: RedisTarget,
+    private readonly options: RedisCountersOptions,
+  ) {
+    this.prefix = target.prefix;
+    this.channel = `${target.prefix}cache`;
+    this.client = commandClient(target);
+    this.subscriber = subscriberClient(target);
+    this.fallback = new PerProcessFallback(options.clock);
+  }
+
+  async start(): Promise<void> {
+    const { log } = this.options;
+    this.client.on('error', (error: Error) => this.noteFailure(error));
+    this.client.on('close', () => this.noteFailure(new Error('connection closed')));
+    this.client.on('ready', () => {
+      if (this.reachable) return;
+      this.reachable = true;
+      log.info('Redis answers again: shared counters resume');
+    });
+
+    this.subscriber.on('error', () => undefined);
+    this.subscriber.on('close', () => {
+      this.listenerLost = true;
+    });
+    this.subscriber.on('ready', () => {
+      // Invalidations published while we were not listening are lost: drop every key.
+      if (this.listenerLost) this.deliver({ type: 'all' });
+      this.listenerLost = false;
+    });
+    this.subscriber.on('message', (channel: string, text: string) => {
+      if (channel !== this.channel) return;
+      const event = parseEvent(text);
+      if (event) this.deliver(event);
+    });
+    const subscribed = this.subscriber.subscribe(this.channel).then(
+      () => true,
+      () => false,
+    );
+
+    const [ready] = await Promise.all([whenReady(this.client, STARTUP_WAIT_MS), Promise.race([subscribed, delay(STARTUP_WAIT_MS)])]);
+    if (!ready) {
+      this.noteFailure(new Error('not reachable at start-up'));
+    }
+  }
+
+  async admit(request: AdmitRequest): Promise<Admission> {
+    if (!this.usable()) return this.withoutRedis(request, new Error('Redis is not reachable'));
+    try {
+      return await this.admitInRedis(request);
+    } catch (error) {
+      return this.withoutRedis(request, error);
+    }
+  }
+
+  async settle(reservation: Reservation, actual: number): Promise<void> {
+    if (this.fallback.owns(reservation)) {
+      this.fallback.settle(reservation, actual);
+      return;
+    }
+    const id = this.reservationIds.get(reservation) ?? '';
+    this.reservationIds.delete(reservation);
+    if (!this.usable()) {
+      this.fallback.commitLater(reservation, actual);
+      return;
+    }
+    try {
+      await this.commit(reservation, id, reservation.amount, actual);
+    } catch (error) {
+      this.noteFailure(error);
+      // The reservation in Redis lapses by itself; the units are delivered later.
+      this.fallback.commitLater(reservation, actual);
+    }
+  }
+
+  async meterBalance(accountId: string, meter: string, periodStart: string): Promise<MeterBalance> {
+    const ref = { accountId, meter, periodStart };
+    if (this.usable()) {
+      try {
+        for (let attempt = 0; attempt < 2; attempt += 1) {
+          const [used, reserved] = await this.client.hmget(this.meterKey(ref), 'used', 'reserved');
+          if (used !== null) return { used: Number(used), reserved: Number(reserved ?? 0) };
+          await this.seed(ref);
+        }
+      } catch (error) {
+        this.noteFailure(error);
+      }
+    }
+    // Without Redis: the store's record (at most a flush behind) or what this process saw.
+    const own = await this.fallback.meterBalance(ref);
+    try {
+      const rows = await this.options.store.loadMeterUsage({ accountId, periodStarts: [periodStart] });
+      const stored = rows.find((r) => r.meter === meter)?.used ?? 0;
+      return { used: Math.max(stored, own.used), reserved: own.reserved };
+    } catch {
+      return own;
+    }
+  }
+
+  async restoreMeters(rows: readonly MeterUsageRow[]): Promise<void> {
+    await this.fallback.remember(rows);
+    // Without Redis now, each meter is seeded from the store on its first use instead.
+    if (!this.usable()) return;
+    try {
+      for (let i = 0; i < rows.length; i += RESTORE_BATCH) {
+        await Promise.all(rows.slice(i, i + RESTORE_BATCH).map((row) => SEED.run(this.client, [this.meterKey(row)], [row.used, METER_TTL_MS])));
+      }
+    } catch (error) {
+      this.noteFailure(error);
+    }
+  }
+
+  async drainMeterChanges(): Promise<MeterUsageRow[]> {
+    if (!this.usable()) return [];
+    await this.deliverHeldUnits();
+    if (this.dirty.size === 0) return [];
+    const refs = [...this.dirty.values()];
+    this.dirty = new Map();
+
+    let results: [Error | null, unknown][];
+    try {
+      const pipeline = this.client.pipeline();
+      for (const ref of refs) pipeline.hget(this.meterKey(ref), 'used');
+      results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+    } catch (error) {
+      for (const ref of refs) this.dirty.set(meterRefId(ref), ref);
+      this.noteFailure(error);
+      return [];
+    }
+
+    const rows: MeterUsageRow[] = [];
+    refs.forEach((ref, i) => {
+      const [error, value] = results[i] ?? [new Error('no reply'), null];
+      if (error) this.dirty.set(meterRefId(ref), ref);
+      // A balance Redis no longer holds is not written: the store keeps the last one.
+      else if (typeof value === 'string') rows.push({ ...ref, used: Number(value) });
+    });
+    await this.fallback.remember(rows);
+    return rows;
+  }
+
+  async broadcast(event: CacheEvent): Promise<void> {
+    try {
+      if (this.client.status !== 'ready') throw new Error('Redis is not reachable');
+      // Every subscriber, this process's included, hears it from Redis.
+      await this.client.publish(this.channel, JSON.stringify(event));
+    } catch (error) {
+      this.deliver(event);
+      throw new CountersUnavailableError(error);
+    }
+  }
+
+  onBroadcast(handler: (event: CacheEvent) => void): void {
+    this.handlers.push(handler);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.fallback.hasPending) {
+      this.options.log.warn('Redis is unreachable: units committed during the outage by this process are not recorded');
+    }
+    this.client.disconnect();
+    this.subscriber.disconnect();
+    await this.fallback.close();
+  }
+
+  // --- Redis side -----------------------------------------------------------------
+
+  private async admitInRedis(request: AdmitRequest): Promise<Admission> {
+    const { now, windows, block } = request;
+    const charge = request.charge && request.charge.amount > 0 ? request.charge : undefined;
+    const id = `${this.token}:${(this.sequence++).toString(36)}`;
+    const keys = [
+      block ? this.key('b', block.id) : this.key(UNUSED_KEY, 'b'),
+      charge ? this.meterKey(charge) : this.key(UNUSED_KEY, 'm'),
+      charge ? this.reservationsKey(charge) : this.key(UNUSED_KEY, 'r'),
+      ...windows.map((w) => this.key('w', w.id)),
+    ];
+    const policy = block?.policy;
+    const args = [
+      now,
+      id,
+      block ? 1 : 0,
+      policy?.after ?? 0,
+      policy?.within ?? 0,
+      policy?.duration ?? 0,
+      policy?.factor ?? 1,
+      policy?.max ?? 0,
+      policy?.forgetAfter ?? 0,
+      charge ? 1 : 0,
+      charge?.amount ?? 0,
+      charge?.limit ?? 0,
+      charge?.overage ? 1 : 0,
+      RESERVATION_TTL_MS,
+      EXPIRY_SLACK_MS,
+      METER_TTL_MS,
+      ...windows.flatMap((w) => [w.limit, w.windowMs]),
+    ];
+
+    for (let attempt = 0; ; attempt += 1) {
+      const reply = (await ADMIT.run(this.client, keys, args)) as string[];
+      if (reply[0] !== 'missing') return this.decode(request, charge, reply);
+      if (!charge || attempt > 0) throw new Error('the meter balance disappeared from Redis while it was being seeded');
+      await this.seed(charge);
+    }
+  }
+
+  private decode(request: AdmitRequest, charge: AdmitRequest['charge'], reply: string[]): Admission {
+    const [status, detail = ''] = reply;
+    const windows: WindowState[] = request.windows.map((w, i) => ({
+      name: w.name,
+      limit: w.limit,
+      windowMs: w.windowMs,
+      remaining: Number(reply[2 + 2 * i]),
+      resetMs: Number(reply[3 + 2 * i]),
+    }));
+    switch (status) {
+      case 'ok': {
+        if (!charge) return { ok: true, windows };
+        const reservation: Reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount };
+        this.reservationIds.set(reservation, detail);
+        return { ok: true, windows, reservation };
+      }
+      case 'blocked':
+      case 'rate_limited':
+        return { ok: false, reason: status, retryAfterMs: Number(detail), windows };
+      case 'funds':
+        return { ok: false, reason: 'insufficient_funds', windows, used: Number(detail), limit: charge?.limit ?? 0 };
+      default:
+        throw new Error(`unexpected answer from the admit script: ${String(status)}`);
+    }
+  }
+
+  /** Releases `reserved` (if the reservation is still held) and commits `actual`. */
+  private async commit(ref: MeterRef, reservationId: string, reserved: number, actual: number): Promise<void> {
+    for (let attempt = 0; ; attempt += 1) {
+      const reply = await SETTLE.run(this.client, [this.meterKey(ref), this.reservationsKey(ref)], [reservationId, reserved, actual, METER_TTL_MS]);
+      if (reply === 'ok') {
+        if (actual > 0) this.dirty.set(meterRefId(ref), { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart });
+        return;
+      }
+      // Redis lost the meter, and its reservations with it: nothing left to release.
+      if (actual <= 0) return;
+      if (attempt > 0) throw new Error('the meter balance disappeared from Redis while it was being seeded');
+      await this.seed(ref);
+    }
+  }
+
+  /** Gives Redis the store's balance for a meter it does not hold (once per meter at a time). */
+  private seed(ref: MeterRef): Promise<void> {
+    const id = meterRefId(ref);
+    let seeding = this.seeding.get(id);
+    if (!seeding) {
+      seeding = (async () => {
+        let rows: MeterUsageRow[];
+        try {
+          rows = await this.options.store.loadMeterUsage({ accountId: ref.accountId, periodStarts: [ref.periodStart] });
+        } catch (error) {
+          throw new BaselineUnavailableError(error);
+        }
+        const used = rows.find((r) => r.meter === ref.meter)?.used ?? 0;
+        await SEED.run(this.client, [this.meterKey(ref)], [used, METER_TTL_MS]);
+      })().finally(() => this.seeding.delete(id));
+      this.seeding.set(id, seeding);
+    }
+    return seeding;
+  }
+
+  /** Adds units held during an outage to Redis, now that it answers. */
+  private async deliverHeldUnits(): Promise<void> {
+    if (!this.fallback.hasPending) return;
+    const held = this.fallback.takePending();
+    const failed: typeof held = [];
+    await Promise.all(
+      held.map(async (entry) => {
+        try {
+          await this.commit(entry.ref, '', 0, entry.units);
+        } catch (error) {
+          failed.push(entry);
+          this.noteFailure(error);
+        }
+      }),
+    );
+    this.fallback.giveBack(failed);
+    if (failed.length < held.length) {
+      this.options.log.info({ meters: held.length - failed.length }, 'units committed while Redis was unreachable are now recorded');
+    }
+  }
+
+  // --- failure handling -----------------------------------------------------------
+
+  private usable(): boolean {
+    return this.client.status === 'ready' && performance.now() >= this.pausedUntil;
+  }
+
+  private withoutRedis(request: AdmitRequest, cause: unknown): Admission {
+    this.noteFailure(cause);
+    if (this.options.failure === 'open') return this.fallback.admit(request);
+    throw new CountersUnavailableError(cause);
+  }
+
+  private noteFailure(error: unknown): void {
+    if (this.closing) return;
+    // The store failing to seed a balance says nothing about Redis.
+    if (error instanceof BaselineUnavailableError) return;
+    // Redis answered with an error: it is up, only this command failed.
+    if (error instanceof Error && error.name === 'ReplyError') return;
+    this.pausedUntil = performance.now() + PAUSE_AFTER_FAILURE_MS;
+    if (!this.reachable) return;
+    this.reachable = false;
+    this.options.log.warn(
+      { err: error instanceof Error ? error.message : String(error) },
+      this.options.failure === 'open'
+        ? 'Redis is unreachable: admitting on per-process limits until it answers'
+        : 'Redis is unreachable: refusing requests with 503 until it answers (counterFailure: closed)',
+    );
+  }
+
+  // --- names ----------------------------------------------------------------------
+
+  private deliver(event: CacheEvent): void {
+    for (const handler of this.handlers) handler(event);
+  }
+
+  private key(kind: string, id: string): string {
+    return `${this.prefix}${kind}:${id}`;
+  }
+
+  private meterKey(ref: MeterRef): string {
+    return this.key('m', meterSuffix(ref));
+  }
+
+  private reservationsKey(ref: MeterRef): string {
+    return this.key('r', meterSuffix(ref));
+  }
+}
+
+function meterSuffix(ref: MeterRef): string {
+  return `${encodeURIComponent(ref.accountId)}:${encodeURIComponent(ref.meter)}:${ref.periodStart}`;
+}
+
+function parseEvent(text: string): CacheEvent | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const event = value as Record<string, unknown>;
+  if (event.type === 'key' && typeof event.hash === 'string') return { type: 'key', hash: event.hash };
+  if (event.type === 'account' && typeof event.accountId === 'string') return { type: 'account', accountId: event.accountId };
+  if (event.type === 'all') return { type: 'all' };
+  return undefined;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

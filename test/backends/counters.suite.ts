@@ -1,0 +1,247 @@
+/**
+ * The counters suite: one set of assertions every counters backend must pass (memory,
+ * Redis). Times are passed in (`now`), so windows and blocks are checked on a clock the
+ * test controls. Every test uses its own ids, so one backend instance serves them all.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AdmitRequest, BlockSpec, CacheEvent, ChargeSpec, Counters, WindowSpec } from '../../src/counters/counters.js';
+import { eventually } from './isolation.js';
+
+export interface CountersBackend {
+  /** A fresh backend (its meters have no balance yet), and how to close it. */
+  open(): Promise<{ counters: Counters; teardown(): Promise<void> }>;
+}
+
+/** A plausible wall-clock time, so nothing depends on times being small. */
+const T0 = 1_767_225_600_000;
+const PERIOD = '2026-01-01';
+
+const unique = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;
+
+function window(limit: number, windowMs: number, id = unique('k')): WindowSpec {
+  return { id: `${id}:plan:${windowMs}:${limit}`, name: `${limit}-per-${windowMs}ms`, limit, windowMs };
+}
+
+function charge(accountId: string, amount: number, limit: number, overage = false): ChargeSpec {
+  return { accountId, meter: 'credits', periodStart: PERIOD, amount, limit, overage };
+}
+
+export function describeCounters(name: string, backend: CountersBackend, enabled = true): void {
+  describe.skipIf(!enabled)(`counters: ${name}`, () => {
+    let counters: Counters;
+    let teardown: () => Promise<void>;
+
+    beforeAll(async () => {
+      ({ counters, teardown } = await backend.open());
+    });
+    afterAll(async () => {
+      await teardown?.();
+    });
+
+    const admit = (request: AdmitRequest) => counters.admit(request);
+
+    it('admits exactly 10 of 200 concurrent requests against a limit of 10', async () => {
+      const limit = window(10, 60_000);
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => admit({ now: T0, windows: [limit] })));
+      expect(results.filter((r) => r.ok)).toHaveLength(10);
+      expect(results.filter((r) => !r.ok && r.reason === 'rate_limited')).toHaveLength(190);
+    });
+
+    it('admits exactly 10 of 200 concurrent reservations of 100 against a balance of 1000, and never spends past it', async () => {
+      const accountId = unique('acc');
+      const results = await Promise.all(Array.from({ length: 200 }, () => admit({ now: T0, windows: [], charge: charge(accountId, 100, 1000) })));
+      const admitted = results.filter((r) => r.ok);
+      expect(admitted).toHaveLength(10);
+      for (const refused of results.filter((r) => !r.ok)) {
+        expect(refused).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 0, limit: 1000 });
+      }
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 0, reserved: 1000 });
+
+      await Promise.all(admitted.map((r) => (r.ok && r.reservation ? counters.settle(r.reservation, 100) : undefined)));
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 1000, reserved: 0 });
+
+      // Spent: another 200 concurrent attempts get nothing, and the balance stays at the limit.
+      const again = await Promise.all(Array.from({ length: 200 }, () => admit({ now: T0 + 1, windows: [], charge: charge(accountId, 100, 1000) })));
+      expect(again.filter((r) => r.ok)).toHaveLength(0);
+      const balance = await counters.meterBalance(accountId, 'credits', PERIOD);
+      expect(1000 - balance.used - balance.reserved).toBe(0);
+    });
+
+    it('counts a rolling window exactly, with remaining and reset for the headers', async () => {
+      const w = window(3, 1_000);
+      const at = async (dt: number) => admit({ now: T0 + dt, windows: [w] });
+
+      expect(await at(0)).toEqual({ ok: true, windows: [{ name: w.name, limit: 3, windowMs: 1_000, remaining: 2, resetMs: 1_000 }] });
+      expect(await at(100)).toMatchObject({ ok: true, windows: [{ remaining: 1, resetMs: 900 }] });
+      expect(await at(200)).toMatchObject({ ok: true, windows: [{ remaining: 0, resetMs: 800 }] });
+      expect(await at(300)).toMatchObject({ ok: false, reason: 'rate_limited', retryAfterMs: 700, windows: [{ remaining: 0, resetMs: 700 }] });
+      expect(await at(999)).toMatchObject({ ok: false, reason: 'rate_limited', retryAfterMs: 1 });
+      // The admission at 0 leaves the window at exactly 1000.
+      expect(await at(1_000)).toMatchObject({ ok: true, windows: [{ remaining: 0, resetMs: 100 }] });
+      expect(await at(1_050)).toMatchObject({ ok: false, reason: 'rate_limited', retryAfterMs: 50 });
+      expect(await at(1_100)).toMatchObject({ ok: true });
+      // Long quiet: the window is empty again.
+      expect(await at(10_000)).toMatchObject({ ok: true, windows: [{ remaining: 2, resetMs: 1_000 }] });
+    });
+
+    it('never admits more than the limit in any rolling window', async () => {
+      const limit = 4;
+      const windowMs = 1_000;
+      const w = window(limit, windowMs);
+      // A deterministic, uneven stream of 400 requests over ~20 s.
+      let seed = 42;
+      const next = () => (seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648;
+      const admittedAt: number[] = [];
+      let t = 0;
+      for (let i = 0; i < 400; i += 1) {
+        t += Math.floor(next() * 100);
+        const result = await admit({ now: T0 + t, windows: [w] });
+        if (result.ok) admittedAt.push(t);
+      }
+      for (const end of admittedAt) {
+        expect(admittedAt.filter((x) => x > end - windowMs && x <= end).length).toBeLessThanOrEqual(limit);
+      }
+      // ...and it is not merely stingy: the stream is dense enough to fill most windows.
+      expect(admittedAt.length).toBeGreaterThan((t / windowMs) * limit * 0.8);
+    });
+
+    it('counts a refused request against no window: all windows or none', async () => {
+      const subject = unique('k');
+      const short = window(2, 1_000, subject);
+      const long = window(5, 10_000, `${subject}-long`);
+      expect(await admit({ now: T0, windows: [short, long] })).toMatchObject({ ok: true });
+      expect(await admit({ now: T0 + 1, windows: [short, long] })).toMatchObject({ ok: true });
+      const refused = await admit({ now: T0 + 2, windows: [short, long] });
+      expect(refused).toMatchObject({ ok: false, reason: 'rate_limited', retryAfterMs: 998 });
+      expect(refused.windows.map((w) => w.remaining)).toEqual([0, 3]);
+
+      // At 1001 both earlier admissions have left the short window; the long one holds three.
+      expect(await admit({ now: T0 + 1_001, windows: [short, long] })).toMatchObject({ ok: true, windows: [{ remaining: 1 }, { remaining: 2 }] });
+    });
+
+    it('counts a request refused for funds against no window and spends nothing', async () => {
+      const accountId = unique('acc');
+      const w = window(5, 60_000);
+      const first = await admit({ now: T0, windows: [w], charge: charge(accountId, 60, 100) });
+      expect(first).toMatchObject({ ok: true, windows: [{ remaining: 4 }], reservation: { accountId, meter: 'credits', periodStart: PERIOD, amount: 60 } });
+      const refused = await admit({ now: T0 + 1, windows: [w], charge: charge(accountId, 60, 100) });
+      expect(refused).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 0, limit: 100, windows: [{ remaining: 4 }] });
+      expect(await admit({ now: T0 + 2, windows: [w] })).toMatchObject({ ok: true, windows: [{ remaining: 3 }] });
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 0, reserved: 60 });
+    });
+
+    it('settles: a success commits the actual units, a failure releases the reservation', async () => {
+      const accountId = unique('acc');
+      const first = await admit({ now: T0, windows: [], charge: charge(accountId, 60, 100) });
+      if (!first.ok || !first.reservation) throw new Error('expected a reservation');
+      await counters.settle(first.reservation, 0);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 0, reserved: 0 });
+
+      const second = await admit({ now: T0 + 1, windows: [], charge: charge(accountId, 60, 100) });
+      if (!second.ok || !second.reservation) throw new Error('expected a reservation');
+      // Per-record costs: 60 reserved, 25 actually used.
+      await counters.settle(second.reservation, 25);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 25, reserved: 0 });
+      expect(await admit({ now: T0 + 2, windows: [], charge: charge(accountId, 80, 100) })).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 25 });
+      expect(await admit({ now: T0 + 3, windows: [], charge: charge(accountId, 75, 100) })).toMatchObject({ ok: true });
+    });
+
+    it('lets usage run past the limit when overage is on', async () => {
+      const accountId = unique('acc');
+      for (let i = 0; i < 3; i += 1) {
+        const result = await admit({ now: T0 + i, windows: [], charge: charge(accountId, 60, 100, true) });
+        if (!result.ok || !result.reservation) throw new Error('overage should admit');
+        await counters.settle(result.reservation, 60);
+      }
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 180, reserved: 0 });
+      // The same meter without overage refuses.
+      expect(await admit({ now: T0 + 5, windows: [], charge: charge(accountId, 1, 100) })).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 180 });
+    });
+
+    it('blocks repeat offenders, escalating up to the cap, and forgets after a quiet period', async () => {
+      const subject = unique('k');
+      const w = window(1, 100_000, subject);
+      const block: BlockSpec = {
+        id: `k:${subject}`,
+        policy: { after: 2, within: 10_000, duration: 1_000, factor: 2, max: 3_000, forgetAfter: 60_000 },
+      };
+      const at = (dt: number) => admit({ now: T0 + dt, windows: [w], block });
+
+      expect(await at(0)).toMatchObject({ ok: true });
+      expect(await at(1)).toMatchObject({ ok: false, reason: 'rate_limited', retryAfterMs: 99_999 });
+      // The second violation within 10 s: the request that triggers the block is told so.
+      expect(await at(2)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 1_000 });
+      expect(await at(500)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 502 });
+      // The block is over at 1002; the window is still full, so violations count again...
+      expect(await at(1_002)).toMatchObject({ ok: false, reason: 'rate_limited' });
+      // ...and the next block is twice as long,
+      expect(await at(1_003)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 2_000 });
+      expect(await at(3_003)).toMatchObject({ ok: false, reason: 'rate_limited' });
+      // then capped at max (3000, not 4000).
+      expect(await at(3_004)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 3_000 });
+      expect(await at(6_003)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 1 });
+
+      // More than forgetAfter (60 s) after the last block ended, the next block is the first length again.
+      expect(await at(6_004 + 60_001)).toMatchObject({ ok: false, reason: 'rate_limited' });
+      expect(await at(6_004 + 60_002)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 1_000 });
+
+      // Violations further apart than `within` do not add up to a block.
+      const other = unique('k');
+      const w2 = window(1, 100_000, other);
+      const block2: BlockSpec = { id: `k:${other}`, policy: block.policy };
+      expect(await admit({ now: T0, windows: [w2], block: block2 })).toMatchObject({ ok: true });
+      expect(await admit({ now: T0 + 1, windows: [w2], block: block2 })).toMatchObject({ reason: 'rate_limited' });
+      expect(await admit({ now: T0 + 20_000, windows: [w2], block: block2 })).toMatchObject({ reason: 'rate_limited' });
+      expect(await admit({ now: T0 + 20_001, windows: [w2], block: block2 })).toMatchObject({ reason: 'blocked', retryAfterMs: 1_000 });
+    });
+
+    it('restores balances as the larger of held and stored, and drains only what changed', async () => {
+      const accountId = unique('acc');
+      const untouched = unique('acc');
+      const mine = (rows: { accountId: string }[]) => rows.filter((r) => r.accountId === accountId || r.accountId === untouched);
+      await counters.drainMeterChanges();
+
+      await counters.restoreMeters([
+        { accountId, meter: 'credits', periodStart: PERIOD, used: 50 },
+        { accountId: untouched, meter: 'credits', periodStart: PERIOD, used: 5 },
+      ]);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 50, reserved: 0 });
+      await counters.restoreMeters([{ accountId, meter: 'credits', periodStart: PERIOD, used: 30 }]);
+      expect((await counters.meterBalance(accountId, 'credits', PERIOD)).used).toBe(50);
+      expect(mine(await counters.drainMeterChanges())).toEqual([]);
+
+      const admitted = await admit({ now: T0, windows: [], charge: charge(accountId, 10, 1000) });
+      if (!admitted.ok || !admitted.reservation) throw new Error('expected a reservation');
+      await counters.settle(admitted.reservation, 10);
+      await counters.restoreMeters([{ accountId, meter: 'credits', periodStart: PERIOD, used: 55 }]);
+      expect((await counters.meterBalance(accountId, 'credits', PERIOD)).used).toBe(60);
+      await counters.restoreMeters([{ accountId, meter: 'credits', periodStart: PERIOD, used: 70 }]);
+      expect((await counters.meterBalance(accountId, 'credits', PERIOD)).used).toBe(70);
+
+      expect(mine(await counters.drainMeterChanges())).toEqual([{ accountId, meter: 'credits', periodStart: PERIOD, used: 70 }]);
+      expect(mine(await counters.drainMeterChanges())).toEqual([]);
+    });
+
+    it('keeps balances of different meters and periods apart', async () => {
+      const accountId = unique('acc');
+      const a = await admit({ now: T0, windows: [], charge: { ...charge(accountId, 10, 10), meter: 'credits' } });
+      const b = await admit({ now: T0, windows: [], charge: { ...charge(accountId, 10, 10), meter: 'rows' } });
+      const c = await admit({ now: T0, windows: [], charge: { ...charge(accountId, 10, 10), periodStart: '2026-02-01' } });
+      expect([a.ok, b.ok, c.ok]).toEqual([true, true, true]);
+      expect(await counters.meterBalance(accountId, 'rows', PERIOD)).toEqual({ used: 0, reserved: 10 });
+      expect(await counters.meterBalance(unique('acc'), 'credits', PERIOD)).toEqual({ used: 0, reserved: 0 });
+    });
+
+    it('delivers each broadcast to the sending process too', async () => {
+      const heard: CacheEvent[] = [];
+      counters.onBroadcast((event) => heard.push(event));
+      const hash = randomBytes(32).toString('hex');
+      await counters.broadcast({ type: 'key', hash });
+      await counters.broadcast({ type: 'account', accountId: 'acc_x' });
+      await counters.broadcast({ type: 'all' });
+      expect(await eventually(() => heard.length >= 3)).toBe(true);
+      expect(heard).toEqual([{ type: 'key', hash }, { type: 'account', accountId: 'acc_x' }, { type: 'all' }]);
+    });
+  });
+}

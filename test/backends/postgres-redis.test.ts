@@ -1,0 +1,242 @@
+/**
+ * The shared backend suites on the scale-out backends (a fresh PostgreSQL database and a
+ * Redis key prefix of their own), then what only a shared backend can show: several
+ * processes sharing limits and balances, broadcasts reaching another process, balances
+ * rebuilt from PostgreSQL after Redis lost them, one Redis command per admission, and
+ * what happens when Redis cannot be reached.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { describeStore } from './store.suite.js';
+import { describeCounters } from './counters.suite.js';
+import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from './isolation.js';
+import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
+import { openPostgresStore } from '../../src/store/postgres/postgres-database.js';
+import { openRedisCounters, type RedisCounters } from '../../src/counters/redis/redis-counters.js';
+import { CountersUnavailableError, type Admission, type CacheEvent, type ChargeSpec } from '../../src/counters/counters.js';
+import type { Store } from '../../src/store/store.js';
+import { createLog } from '../../src/log.js';
+
+const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
+const quiet = createLog({ level: 'silent' });
+const T0 = 1_767_225_600_000;
+const PERIOD = '2026-01-01';
+const unique = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;
+
+describeStore(
+  'PostgreSQL',
+  {
+    async open() {
+      const database = await createTestDatabase('store_suite');
+      const store = openPostgresStore(database.url);
+      await store.migrate();
+      return {
+        store,
+        teardown: async () => {
+          await store.close();
+          await database.drop();
+        },
+      };
+    },
+  },
+  enabled,
+);
+
+describeCounters(
+  'Redis',
+  {
+    async open() {
+      const database = await createTestDatabase('counters_suite');
+      const store = openPostgresStore(database.url);
+      await store.migrate();
+      const prefix = testRedisPrefix('counters-suite');
+      const counters = await openRedisCounters({ url: redisUrlWithPrefix(prefix), failure: 'closed', store, log: quiet, clock: Date.now });
+      return {
+        counters,
+        teardown: async () => {
+          await counters.close();
+          await store.close();
+          await database.drop();
+          await deleteRedisKeys(prefix);
+        },
+      };
+    },
+  },
+  enabled,
+);
+
+describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
+  const prefix = testRedisPrefix('shared');
+  let database: TestDatabase;
+  let store: Store;
+  let first: RedisCounters;
+  let second: RedisCounters;
+
+  const open = (failure: 'closed' | 'open' = 'closed', url = redisUrlWithPrefix(prefix)) => openRedisCounters({ url, failure, store, log: quiet, clock: Date.now });
+  const credits = (accountId: string, amount: number, limit: number): ChargeSpec => ({ accountId, meter: 'credits', periodStart: PERIOD, amount, limit, overage: false });
+  const spend = async (counters: RedisCounters, admission: Admission, units: number) => {
+    if (!admission.ok || !admission.reservation) throw new Error('expected an admission with a reservation');
+    await counters.settle(admission.reservation, units);
+  };
+
+  beforeAll(async () => {
+    database = await createTestDatabase('shared');
+    store = openPostgresStore(database.url);
+    await store.migrate();
+    first = await open();
+    second = await open();
+  });
+  afterAll(async () => {
+    await first?.close();
+    await second?.close();
+    await store?.close();
+    await database?.drop();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('admits exactly the limit across two processes', async () => {
+    const w = { id: `k:${unique('key')}:plan:60000:10`, name: '10-per-1m', limit: 10, windowMs: 60_000 };
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? first : second).admit({ now: T0, windows: [w] })),
+    );
+    expect(results.filter((r) => r.ok)).toHaveLength(10);
+  });
+
+  it('never spends past a balance across two processes', async () => {
+    const accountId = unique('acc');
+    const results = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const process = i % 2 === 0 ? first : second;
+        return { process, admission: await process.admit({ now: T0, windows: [], charge: credits(accountId, 100, 1000) }) };
+      }),
+    );
+    const admitted = results.filter((r) => r.admission.ok);
+    expect(admitted).toHaveLength(10);
+    // Each process settles what it admitted, as a gateway does.
+    await Promise.all(admitted.map((r) => spend(r.process, r.admission, 100)));
+    expect(await first.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 1000, reserved: 0 });
+    expect(await second.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 1000, reserved: 0 });
+  });
+
+  it('delivers a broadcast to every process', async () => {
+    const heardBySecond: CacheEvent[] = [];
+    second.onBroadcast((event) => heardBySecond.push(event));
+    const hash = randomBytes(32).toString('hex');
+    await first.broadcast({ type: 'key', hash });
+    expect(await eventually(() => heardBySecond.some((e) => e.type === 'key' && e.hash === hash))).toBe(true);
+  });
+
+  it('rebuilds a balance Redis lost from the store; only units not yet flushed are gone', async () => {
+    const accountId = unique('acc');
+    for (let i = 0; i < 3; i += 1) await spend(first, await first.admit({ now: T0, windows: [], charge: credits(accountId, 100, 1000) }), 100);
+    // The runtime's flusher: absolute balances into the store.
+    await store.saveMeterUsage((await first.drainMeterChanges()).filter((r) => r.accountId === accountId));
+    // 100 more, committed after the last flush.
+    await spend(first, await first.admit({ now: T0, windows: [], charge: credits(accountId, 100, 1000) }), 100);
+    expect((await first.meterBalance(accountId, 'credits', PERIOD)).used).toBe(400);
+
+    // Redis loses everything under this prefix (a restart without persistence).
+    expect(await deleteRedisKeys(prefix)).toBeGreaterThan(0);
+
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? first : second).admit({ now: T0 + 1, windows: [], charge: credits(accountId, 100, 1000) })),
+    );
+    // Rebuilt from the stored 300: room for 7 more. The unflushed 100 is the loss bound at work.
+    expect(results.filter((r) => r.ok)).toHaveLength(7);
+    expect(await second.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 300, reserved: 700 });
+  });
+
+  it('settles a reservation made before Redis lost its data onto the rebuilt balance', async () => {
+    const accountId = unique('acc');
+    await store.saveMeterUsage([{ accountId, meter: 'credits', periodStart: PERIOD, used: 250 }]);
+    const admission = await first.admit({ now: T0, windows: [], charge: credits(accountId, 100, 1000) });
+    await deleteRedisKeys(prefix);
+    await spend(first, admission, 100);
+    expect(await first.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 350, reserved: 0 });
+    expect(await first.drainMeterChanges()).toContainEqual({ accountId, meter: 'credits', periodStart: PERIOD, used: 350 });
+  });
+
+  it('asks Redis once per admission: one EVALSHA for the block, every window and the reservation', async () => {
+    const accountId = unique('acc');
+    const keyId = unique('key');
+    const request = (now: number) => ({
+      now,
+      windows: [
+        { id: `k:${keyId}:plan:1000:100`, name: '100-per-1s', limit: 100, windowMs: 1_000 },
+        { id: `a:${accountId}:plan:3600000:1000`, name: '1000-per-1h', limit: 1_000, windowMs: 3_600_000 },
+      ],
+      block: { id: `k:${keyId}`, policy: { after: 3, within: 60_000, duration: 60_000, factor: 2, max: 3_600_000, forgetAfter: 86_400_000 } },
+      charge: credits(accountId, 1, 1_000_000),
+    });
+    // Warm: the script is loaded and the meter seeded.
+    expect(await first.admit(request(T0))).toMatchObject({ ok: true });
+
+    const monitor = await new Redis(REDIS_URL).monitor();
+    const seen: { source: string; command: string; args: string[] }[] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      seen.push({ source, command: String(args[0]).toLowerCase(), args: args.map(String) });
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const admissions = 20;
+    for (let i = 1; i <= admissions; i += 1) expect(await first.admit(request(T0 + i))).toMatchObject({ ok: true });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    monitor.disconnect();
+
+    const ours = seen.find((c) => c.source !== 'lua' && c.args.some((a) => a.includes(accountId)))?.source;
+    expect(ours).toBeDefined();
+    const fromUs = seen.filter((c) => c.source === ours);
+    expect(fromUs).toHaveLength(admissions);
+    expect(new Set(fromUs.map((c) => c.command))).toEqual(new Set(['evalsha']));
+    console.info(`[figure] Redis commands (round trips) per admission with 2 windows, a block and a reservation: ${fromUs.length / admissions}`);
+  });
+
+  describe('when Redis cannot be reached', () => {
+    let closedPort: number;
+    beforeAll(async () => {
+      const probe = createServer();
+      await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+      closedPort = (probe.address() as AddressInfo).port;
+      await new Promise((resolve) => probe.close(resolve));
+    });
+    const unreachable = () => redisUrlWithPrefix(prefix, `redis://127.0.0.1:${closedPort}`);
+
+    it('fails closed: admissions are refused as unavailable, at once', async () => {
+      const counters = await open('closed', unreachable());
+      try {
+        const w = { id: `k:${unique('key')}:plan:60000:3`, name: '3-per-1m', limit: 3, windowMs: 60_000 };
+        await expect(counters.admit({ now: T0, windows: [w] })).rejects.toBeInstanceOf(CountersUnavailableError);
+        // Balances still answer, from the store.
+        const accountId = unique('acc');
+        await store.saveMeterUsage([{ accountId, meter: 'credits', periodStart: PERIOD, used: 42 }]);
+        expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 42, reserved: 0 });
+        // The sender still hears its own invalidation; the failure is reported.
+        const heard: CacheEvent[] = [];
+        counters.onBroadcast((event) => heard.push(event));
+        await expect(counters.broadcast({ type: 'all' })).rejects.toBeInstanceOf(CountersUnavailableError);
+        expect(heard).toEqual([{ type: 'all' }]);
+      } finally {
+        await counters.close();
+      }
+    });
+
+    it('fails open: admissions are limited by this process alone', async () => {
+      const counters = await open('open', unreachable());
+      try {
+        const w = { id: `k:${unique('key')}:plan:60000:3`, name: '3-per-1m', limit: 3, windowMs: 60_000 };
+        const results = [];
+        for (let i = 0; i < 10; i += 1) results.push(await counters.admit({ now: T0 + i, windows: [w] }));
+        expect(results.map((r) => (r.ok ? 'ok' : r.reason))).toEqual(['ok', 'ok', 'ok', ...Array(7).fill('rate_limited')]);
+
+        const accountId = unique('acc');
+        const spent = await counters.admit({ now: T0, windows: [], charge: credits(accountId, 600, 1000) });
+        expect(spent).toMatchObject({ ok: true });
+        await spend(counters, spent, 600);
+        expect(await counters.admit({ now: T0, windows: [], charge: credits(accountId, 600, 1000) })).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 600 });
+      } finally {
+        await counters.close();
+      }
+    });
+  });
+});

@@ -1,0 +1,247 @@
+/**
+ * The store suite: one set of assertions every store backend must pass (SQLite,
+ * PostgreSQL). A backend test file calls `describeStore` with a way to open a migrated,
+ * empty store of its kind.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AccountRecord, KeyRecord, MemberRecord, Store } from '../../src/store/store.js';
+
+export interface StoreBackend {
+  /** A migrated, empty store, and how to remove it afterwards. */
+  open(): Promise<{ store: Store; teardown(): Promise<void> }>;
+}
+
+const T0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z: times must survive as exact milliseconds.
+
+const unique = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;
+
+function account(overrides: Partial<AccountRecord> = {}): AccountRecord {
+  return { id: unique('acc'), name: 'Acme', planId: 'free', planExpiresAt: null, apiAccess: true, overage: null, createdAt: T0, ...overrides };
+}
+
+function key(accountId: string | null, overrides: Partial<KeyRecord> = {}): KeyRecord {
+  return {
+    id: unique('key'),
+    hash: randomBytes(32).toString('hex'),
+    hint: 'kg_live_…abcd',
+    name: 'ci',
+    accountId,
+    mode: 'live',
+    scopes: ['read', 'write'],
+    createdAt: T0,
+    lastUsedAt: null,
+    expiresAt: null,
+    revokedAt: null,
+    createdBy: 'test',
+    rotatedFrom: null,
+    ...overrides,
+  };
+}
+
+function member(accountId: string | null, overrides: Partial<MemberRecord> = {}): MemberRecord {
+  return {
+    id: unique('mem'),
+    accountId,
+    email: `${unique('m')}@example.com`,
+    passwordHash: null,
+    role: 'member',
+    inviteHash: null,
+    inviteExpiresAt: null,
+    failedLogins: 0,
+    lockedUntil: null,
+    createdAt: T0,
+    ...overrides,
+  };
+}
+
+export function describeStore(name: string, backend: StoreBackend, enabled = true): void {
+  describe.skipIf(!enabled)(`store: ${name}`, () => {
+    let store: Store;
+    let teardown: () => Promise<void>;
+
+    beforeAll(async () => {
+      ({ store, teardown } = await backend.open());
+    });
+    afterAll(async () => {
+      await teardown?.();
+    });
+
+    it('is fully migrated', async () => {
+      expect(await store.pendingMigrations()).toEqual([]);
+      expect(await store.migrate()).toEqual([]);
+    });
+
+    it('creates, reads, lists, updates and deletes accounts', async () => {
+      const a = account({ name: 'First', createdAt: T0 + 1, planExpiresAt: T0 + 86_400_000, overage: true });
+      const b = account({ name: 'Second', createdAt: T0 + 2, apiAccess: false, overage: false });
+      await store.createAccount(a);
+      await store.createAccount(b);
+
+      expect(await store.getAccount(a.id)).toEqual(a);
+      expect(await store.getAccount(b.id)).toEqual(b);
+      expect(await store.getAccount('acc_missing')).toBeUndefined();
+      const listed = (await store.listAccounts()).filter((x) => x.id === a.id || x.id === b.id);
+      expect(listed.map((x) => x.id)).toEqual([a.id, b.id]);
+
+      const updated = await store.updateAccount(a.id, { name: 'Renamed', planId: 'pro', planExpiresAt: null, apiAccess: false, overage: null });
+      expect(updated).toEqual({ ...a, name: 'Renamed', planId: 'pro', planExpiresAt: null, apiAccess: false, overage: null });
+      expect(await store.updateAccount(a.id, {})).toEqual(updated);
+      expect(await store.updateAccount('acc_missing', { name: 'x' })).toBeUndefined();
+
+      const bound = key(b.id);
+      await store.insertKey(bound);
+      expect(await store.deleteAccount(b.id)).toBe(true);
+      expect(await store.deleteAccount(b.id)).toBe(false);
+      expect(await store.getAccount(b.id)).toBeUndefined();
+      // Its keys stay, unbound.
+      expect((await store.getKey(bound.id))?.accountId).toBeNull();
+    });
+
+    it('stores keys by hash, lists them per account and updates them', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const first = key(a.id, { createdAt: T0 + 10, expiresAt: T0 + 1_000_000, mode: 'test', scopes: [] });
+      const second = key(a.id, { createdAt: T0 + 20, rotatedFrom: first.id });
+      await store.insertKey(first);
+      await store.insertKey(second);
+
+      expect(await store.getKey(first.id)).toEqual(first);
+      expect(await store.findKeyByHash(second.hash)).toEqual(second);
+      expect(await store.findKeyByHash('0'.repeat(64))).toBeUndefined();
+      expect((await store.listKeys({ accountId: a.id })).map((k) => k.id)).toEqual([first.id, second.id]);
+      expect((await store.listKeys()).some((k) => k.id === first.id)).toBe(true);
+
+      const revoked = await store.updateKey(first.id, { revokedAt: T0 + 30, scopes: ['read'], name: 'old', expiresAt: null });
+      expect(revoked).toEqual({ ...first, revokedAt: T0 + 30, scopes: ['read'], name: 'old', expiresAt: null });
+      expect(await store.updateKey('key_missing', { name: 'x' })).toBeUndefined();
+
+      // A second key with the same hash is refused.
+      await expect(store.insertKey(key(a.id, { hash: first.hash }))).rejects.toThrow();
+    });
+
+    it('moves "last used" only forward', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const k1 = key(a.id);
+      const k2 = key(a.id, { lastUsedAt: T0 + 500 });
+      await store.insertKey(k1);
+      await store.insertKey(k2);
+
+      await store.touchKeys(new Map([[k1.id, T0 + 100], [k2.id, T0 + 400], ['key_missing', T0]]));
+      expect((await store.getKey(k1.id))?.lastUsedAt).toBe(T0 + 100);
+      expect((await store.getKey(k2.id))?.lastUsedAt).toBe(T0 + 500);
+
+      await store.touchKeys(new Map([[k1.id, T0 + 50], [k2.id, T0 + 600]]));
+      expect((await store.getKey(k1.id))?.lastUsedAt).toBe(T0 + 100);
+      expect((await store.getKey(k2.id))?.lastUsedAt).toBe(T0 + 600);
+      await store.touchKeys(new Map());
+    });
+
+    it('keeps members, invitations and sessions', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const invited = member(a.id, { inviteHash: unique('inv'), inviteExpiresAt: T0 + 7 * 86_400_000 });
+      const operator = member(null, { role: 'operator', passwordHash: 'scrypt$x' });
+      await store.createMember(invited);
+      await store.createMember(operator);
+
+      expect(await store.getMember(invited.id)).toEqual(invited);
+      expect(await store.findMemberByEmail(operator.email.toUpperCase())).toEqual(operator);
+      expect(await store.findMemberByInvite(invited.inviteHash as string)).toEqual(invited);
+      expect((await store.listMembers({ accountId: a.id })).map((m) => m.id)).toEqual([invited.id]);
+      await expect(store.createMember(member(a.id, { email: invited.email }))).rejects.toThrow();
+
+      const activated = await store.updateMember(invited.id, { passwordHash: 'scrypt$y', inviteHash: null, inviteExpiresAt: null, failedLogins: 2, lockedUntil: T0 + 60_000 });
+      expect(activated).toEqual({ ...invited, passwordHash: 'scrypt$y', inviteHash: null, inviteExpiresAt: null, failedLogins: 2, lockedUntil: T0 + 60_000 });
+
+      const live = { idHash: unique('s'), memberId: invited.id, csrfSecret: 'c', expiresAt: T0 + 1_000, createdAt: T0 };
+      const old = { idHash: unique('s'), memberId: invited.id, csrfSecret: 'c', expiresAt: T0 - 1, createdAt: T0 - 10 };
+      await store.createSession(live);
+      await store.createSession(old);
+      expect(await store.getSession(live.idHash)).toEqual(live);
+      expect(await store.deleteExpiredSessions(T0)).toBeGreaterThanOrEqual(1);
+      expect(await store.getSession(old.idHash)).toBeUndefined();
+      await store.deleteSession(live.idHash);
+      expect(await store.getSession(live.idHash)).toBeUndefined();
+    });
+
+    it('appends to the audit log and lists it newest first', async () => {
+      const a = account();
+      await store.createAccount(a);
+      for (let i = 0; i < 3; i += 1) {
+        await store.appendAudit({ id: unique(`aud${i}`), at: T0 + i, actor: 'cli', action: `act.${i}`, accountId: a.id, keyId: null, detail: { i, nested: { ok: true } } });
+      }
+      const entries = await store.listAudit({ accountId: a.id });
+      expect(entries.map((e) => e.action)).toEqual(['act.2', 'act.1', 'act.0']);
+      expect(entries[0]?.detail).toEqual({ i: 2, nested: { ok: true } });
+      expect(await store.listAudit({ accountId: a.id, limit: 1 })).toHaveLength(1);
+    });
+
+    it('saves absolute meter balances and loads them by account and period', async () => {
+      const a = account();
+      const b = account();
+      await store.saveMeterUsage([
+        { accountId: a.id, meter: 'units', periodStart: '2026-01-01', used: 12.5 },
+        { accountId: a.id, meter: 'units', periodStart: '2026-02-01', used: 3 },
+        { accountId: b.id, meter: 'credits', periodStart: '2026-01-01', used: 7 },
+      ]);
+      await store.saveMeterUsage([{ accountId: a.id, meter: 'units', periodStart: '2026-01-01', used: 40 }]);
+      await store.saveMeterUsage([]);
+
+      expect(await store.loadMeterUsage({ accountId: a.id, periodStarts: ['2026-01-01'] })).toEqual([
+        { accountId: a.id, meter: 'units', periodStart: '2026-01-01', used: 40 },
+      ]);
+      expect((await store.loadMeterUsage({ accountId: a.id })).map((r) => r.used).sort((x, y) => x - y)).toEqual([3, 40]);
+      expect(await store.loadMeterUsage({ accountId: a.id, periodStarts: [] })).toEqual([]);
+      const january = await store.loadMeterUsage({ periodStarts: ['2026-01-01'] });
+      expect(january.filter((r) => r.accountId === a.id || r.accountId === b.id)).toHaveLength(2);
+    });
+
+    it('saves many balances at once', async () => {
+      const a = account();
+      const rows = Array.from({ length: 450 }, (_, i) => ({ accountId: a.id, meter: `m${i}`, periodStart: '2026-01-01', used: i }));
+      await store.saveMeterUsage(rows);
+      const loaded = await store.loadMeterUsage({ accountId: a.id });
+      expect(loaded).toHaveLength(450);
+      expect(loaded.reduce((sum, r) => sum + r.used, 0)).toBe((449 * 450) / 2);
+    });
+
+    it('replaces gauges', async () => {
+      const a = account();
+      await store.setGauge({ accountId: a.id, meter: 'keywords', value: 10, updatedAt: T0 });
+      await store.setGauge({ accountId: a.id, meter: 'keywords', value: 4, updatedAt: T0 + 1 });
+      await store.setGauge({ accountId: a.id, meter: 'rows', value: 2.5, updatedAt: T0 + 2 });
+      const gauges = (await store.listGauges(a.id)).sort((x, y) => x.meter.localeCompare(y.meter));
+      expect(gauges).toEqual([
+        { accountId: a.id, meter: 'keywords', value: 4, updatedAt: T0 + 1 },
+        { accountId: a.id, meter: 'rows', value: 2.5, updatedAt: T0 + 2 },
+      ]);
+    });
+
+    it('adds daily usage to what is stored and lists a day range', async () => {
+      const a = account();
+      await store.addUsageDaily([
+        { accountId: a.id, day: '2026-01-01', metric: 'requests', label: '2xx', value: 3 },
+        { accountId: a.id, day: '2026-01-02', metric: 'units', label: 'credits', value: 1.5 },
+        { accountId: a.id, day: '2026-01-05', metric: 'denials', label: 'rate_limited', value: 1 },
+      ]);
+      await store.addUsageDaily([
+        { accountId: a.id, day: '2026-01-01', metric: 'requests', label: '2xx', value: 2 },
+        { accountId: a.id, day: '2026-01-02', metric: 'units', label: 'credits', value: 1 },
+      ]);
+      // Concurrent writers (several processes flushing) add up too.
+      await Promise.all(
+        Array.from({ length: 10 }, () => store.addUsageDaily([{ accountId: a.id, day: '2026-01-01', metric: 'requests', label: '4xx', value: 1 }])),
+      );
+
+      const listed = (await store.listUsageDaily(a.id, '2026-01-01', '2026-01-02')).sort((x, y) => x.day.localeCompare(y.day) || x.label.localeCompare(y.label));
+      expect(listed).toEqual([
+        { accountId: a.id, day: '2026-01-01', metric: 'requests', label: '2xx', value: 5 },
+        { accountId: a.id, day: '2026-01-01', metric: 'requests', label: '4xx', value: 10 },
+        { accountId: a.id, day: '2026-01-02', metric: 'units', label: 'credits', value: 2.5 },
+      ]);
+      expect(await store.listUsageDaily(a.id, '2026-01-03', '2026-01-31')).toHaveLength(1);
+    });
+  });
+}
