@@ -29,12 +29,18 @@ export class KeyCache {
   /** The cached record, `null` if known to be unknown, `undefined` if not cached. */
   get(hash: string, now: number): CachedKey | null | undefined {
     const entry = this.entries.get(hash);
-    if (!entry) return undefined;
-    if (entry.expiresAt <= now) {
-      this.entries.delete(hash);
-      return undefined;
-    }
+    if (!entry || entry.expiresAt <= now) return undefined;
     return entry.value;
+  }
+
+  /**
+   * A key that was known, even if its entry has expired: the answer when the store
+   * cannot be asked, so keys already in use keep working through a store outage.
+   * Invalidated keys are no longer here, so a revocation that was heard still holds.
+   * (Expired entries stay until replaced or evicted for this reason.)
+   */
+  stale(hash: string): CachedKey | undefined {
+    return this.entries.get(hash)?.value ?? undefined;
   }
 
   set(hash: string, value: CachedKey | null, now: number): void {

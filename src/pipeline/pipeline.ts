@@ -9,7 +9,7 @@ import { extractCredential, type RequestView } from '../auth/credential.js';
 import type { KeyFormat } from '../keys/format.js';
 import { sameDigest, type KeyHasher } from '../keys/hash.js';
 import type { CachedKey, KeyCache } from '../keys/key-cache.js';
-import type { Store } from '../store/store.js';
+import type { AccountRecord, KeyRecord, Store } from '../store/store.js';
 import { CountersUnavailableError, type Counters, type Reservation, type ChargeSpec } from '../counters/counters.js';
 import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
 import { rateLimitHeaders, windowsFor, type createRateLimitPlanner } from '../limits/rate-limits.js';
@@ -69,12 +69,21 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const cached = identify(secret, now);
     if (cached !== undefined) return cached;
     const hash = hashKey(secret);
-    const key = await store.findKeyByHash(hash);
+    let key: KeyRecord | undefined;
+    let account: AccountRecord | null;
+    try {
+      key = await store.findKeyByHash(hash);
+      account = key && key.accountId !== null ? ((await store.getAccount(key.accountId)) ?? null) : null;
+    } catch (error) {
+      // The store is unreachable: a key seen before keeps working; a new one cannot.
+      const stale = keyCache.stale(hash);
+      if (stale) return stale;
+      throw error;
+    }
     if (!key || !sameDigest(key.hash, hash)) {
       keyCache.set(hash, null, now);
       return null;
     }
-    const account = key.accountId === null ? null : ((await store.getAccount(key.accountId)) ?? null);
     const entry = { key, account };
     keyCache.set(hash, entry, now);
     return entry;

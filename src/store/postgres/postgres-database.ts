@@ -1,6 +1,8 @@
 /**
  * PostgreSQL backend: a pg pool. bigint columns are read as numbers (milliseconds fit
- * easily in a double).
+ * easily in a double). An unreachable database makes queries fail within seconds
+ * instead of hanging requests: connections time out, queries time out, and dead
+ * connections are noticed by TCP keep-alive.
  */
 import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -8,11 +10,18 @@ import type { Database } from '../sql-store.js';
 import { SqlStore } from '../sql-store.js';
 
 const INT8_OID = 20;
+/** Opening a connection gives up after this long (a host that drops packets). */
+const CONNECT_TIMEOUT_MS = 2_000;
+/** A query gives up after this long (a database that stopped answering). */
+const QUERY_TIMEOUT_MS = 10_000;
 
 export function openPostgresStore(url: string, options: { max?: number } = {}): SqlStore {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.max ?? 10,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    query_timeout: QUERY_TIMEOUT_MS,
+    keepAlive: true,
     types: {
       getTypeParser: ((oid: number, format?: string) =>
         oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
