@@ -44,7 +44,11 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     ...listenerOptions(log, 'gateway'),
     exposeHeadRoutes: false,
     // Errors Fastify meets before routing (an undecodable URL, say) are the client's.
-    frameworkErrors: (_error, request, reply) => send(request, reply, deny('bad_request')),
+    // They skip the request hooks, so they are logged here.
+    frameworkErrors: (_error, request, reply) => {
+      send(request, reply, deny('bad_request'));
+      finish(request, reply.statusCode);
+    },
     // Requests Node's HTTP parser refuses (headers over 16 KB, bytes that are not HTTP)
     // still get an answer in the API's envelope.
     clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => {
@@ -86,15 +90,14 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   const underBase = (path: string) => basePath === '' || path === basePath || path.startsWith(`${basePath}/`);
 
   function send(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity?: Identity): FastifyReply {
-    const record = request.keygate;
-    if (record) {
-      record.outcome = 'denied';
-      record.reason = denial.reason;
-      if (identity) {
-        record.keyId = identity.key.id;
-        record.accountId = identity.account.id;
-        usage.add(identity.account.id, rt.clock(), 'denials', denial.reason);
-      }
+    // Errors met before routing arrive here before the onRequest hook has run.
+    const record = (request.keygate ??= { startedAt: performance.now(), outcome: 'denied' });
+    record.outcome = 'denied';
+    record.reason = denial.reason;
+    if (identity) {
+      record.keyId = identity.key.id;
+      record.accountId = identity.account.id;
+      usage.add(identity.account.id, rt.clock(), 'denials', denial.reason);
     }
     const rendered = dialect.render(denial);
     return reply.code(rendered.status).headers(rendered.headers).send(rendered.body);
@@ -145,33 +148,34 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   });
 
   app.addHook('onResponse', (request, reply, done) => {
-    const record = request.keygate;
-    if (record) {
-      const ms = performance.now() - record.startedAt;
-      const outcome = record.outcome;
-      options.metrics?.requests.inc({ outcome, reason: record.reason ?? '' });
-      options.metrics?.duration.observe({ outcome }, ms / 1000);
-      if (record.accountId && outcome === 'forwarded') {
-        usage.add(record.accountId, rt.clock(), 'requests', `${Math.floor(reply.statusCode / 100)}xx`);
-      }
-      if (config.log.requests) {
-        request.log.info(
-          {
-            method: request.method,
-            target: redactedTarget(rt, request.raw.url),
-            status: reply.statusCode,
-            ms: Math.round(ms * 10) / 10,
-            outcome,
-            ...(record.reason ? { reason: record.reason } : {}),
-            ...(record.keyId ? { key: record.keyId } : {}),
-            ...(record.accountId ? { account: record.accountId } : {}),
-          },
-          'request',
-        );
-      }
-    }
+    finish(request, reply.statusCode);
     done();
   });
+
+  /** Metrics, the daily request counter and the access log line, once per request. */
+  function finish(request: FastifyRequest, status: number): void {
+    const record = request.keygate;
+    if (!record) return;
+    const ms = performance.now() - record.startedAt;
+    const outcome = record.outcome;
+    options.metrics?.requests.inc({ outcome, reason: record.reason ?? '' });
+    options.metrics?.duration.observe({ outcome }, ms / 1000);
+    if (record.accountId && outcome === 'forwarded') usage.add(record.accountId, rt.clock(), 'requests', `${Math.floor(status / 100)}xx`);
+    if (!config.log.requests) return;
+    request.log.info(
+      {
+        method: request.method,
+        target: redactedTarget(rt, request.raw.url),
+        status,
+        ms: Math.round(ms * 10) / 10,
+        outcome,
+        ...(record.reason ? { reason: record.reason } : {}),
+        ...(record.keyId ? { key: record.keyId } : {}),
+        ...(record.accountId ? { account: record.accountId } : {}),
+      },
+      'request',
+    );
+  }
 
   return app;
 }

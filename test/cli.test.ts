@@ -1,0 +1,199 @@
+/**
+ * The `keygate` command as an operator uses it, against a real SQLite file shared with a
+ * running gateway: keys created by the CLI work through the proxy, keys revoked by the
+ * CLI fail on the very next request, and bad profiles are refused with the field named.
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, runCli } from './support/cli.js';
+import { startKeygate, type TestKeygate } from './support/keygate.js';
+import { startTestUpstream, type TestUpstream } from './support/upstream.js';
+import { tempDir } from './support/temp.js';
+import type { ConfigInput } from '../src/config/schema.js';
+
+describe('keygate CLI with a running gateway', () => {
+  const dir = tempDir('cli');
+  const configFile = path.join(dir, 'keygate.yaml');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let profile: ConfigInput;
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    profile = {
+      name: 'cli-test',
+      upstream: { url: upstream.url },
+      store: `sqlite:${path.join(dir, 'keygate.db')}`,
+      keys: { prefix: { live: 'rk_live_', test: 'rk_test_' } },
+      scopes: ['metrics:read'],
+      plans: { team: { maxKeys: 3, meters: { units: { limit: 1000 } } } },
+      routes: [{ path: '/api/v1/apps/:app/metrics/:metric', scopes: ['metrics:read'], cost: { meter: 'units', perRequest: 10 } }],
+      dashboard: { enabled: false },
+    };
+    writeFileSync(configFile, stringify(profile));
+    kg = await startKeygate(profile, { dir });
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  let accountId: string;
+  let keyId: string;
+  let secret: string;
+
+  it('creates an account', async () => {
+    const r = await cli('accounts', 'create', '--name', 'Acme Analytics', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const account = JSON.parse(r.stdout);
+    expect(account).toMatchObject({ name: 'Acme Analytics', planId: 'team', apiAccess: true });
+    accountId = account.id;
+    const list = await cli('accounts', 'list');
+    expect(list.stdout).toContain('Acme Analytics');
+    expect(list.stdout).toMatch(/^ID\s+NAME\s+PLAN/);
+  });
+
+  it('creates a key whose secret is printed once, with a warning', async () => {
+    const human = await cli('keys', 'create', '--account', accountId, '--name', 'first', '--mode', 'test');
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/\n {2}rk_test_[0-9A-Za-z]{30}\n/);
+    expect(human.stdout).toContain('This is the only time the key is shown');
+
+    const r = await cli('keys', 'create', '--account', accountId, '--name', 'prod', '--scopes', 'metrics:read', '--json');
+    expect(r.code).toBe(0);
+    const created = JSON.parse(r.stdout);
+    expect(created.secret).toMatch(/^rk_live_/);
+    expect(created).not.toHaveProperty('hash');
+    expect(created.scopes).toEqual(['metrics:read']);
+    keyId = created.id;
+    secret = created.secret;
+  });
+
+  it('a key created by the CLI works through the proxy', async () => {
+    const response = await kg.call('/api/v1/apps/app1/metrics/mrr', { headers: { authorization: `Bearer ${secret}` } });
+    expect(response.status).toBe(200);
+    await response.text();
+  });
+
+  it('lists keys by their hint, never their secret', async () => {
+    const r = await cli('keys', 'list', '--account', accountId);
+    expect(r.stdout).toContain(`rk_live_…${secret.slice(-4)}`);
+    expect(r.stdout).not.toContain(secret);
+  });
+
+  it('a key revoked by the CLI fails on the next request', async () => {
+    const warm = await kg.call('/api/v1/apps/app1/metrics/mrr', { headers: { authorization: `Bearer ${secret}` } });
+    expect(warm.status).toBe(200); // cached in the gateway now
+    await warm.text();
+    const r = await cli('keys', 'revoke', keyId);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`revoked key ${keyId}`);
+    const after = await kg.call('/api/v1/apps/app1/metrics/mrr', { headers: { authorization: `Bearer ${secret}` } });
+    expect(after.status).toBe(401);
+    expect(await after.json()).toMatchObject({ code: 'revoked_key' });
+  });
+
+  it('enforces the plan\'s key limit with a clear message', async () => {
+    await cli('keys', 'create', '--account', accountId, '--name', 'two');
+    await cli('keys', 'create', '--account', accountId, '--name', 'three');
+    const r = await cli('keys', 'create', '--account', accountId, '--name', 'four');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('error: the team plan allows 3 keys per account; revoke one first\n');
+  });
+
+  it('shows plans and an account\'s usage', async () => {
+    const plans = await cli('plans', 'list');
+    expect(plans.stdout).toMatch(/team\s+team\s+on\s+3/);
+    await kg.runtime.flush();
+    const usage = await cli('accounts', 'usage', accountId, '--json');
+    expect(JSON.parse(usage.stdout).meters.units).toMatchObject({ usage: 20, limit: 1000, remaining: 980 });
+  });
+
+  it('forecasts planned calls against the balance', async () => {
+    const r = await cli('forecast', '--account', accountId, '--call', 'GET /api/v1/apps/a/metrics/mrr x50', '--json');
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.total).toBe(500);
+    expect(result.balance.units).toEqual({ remaining: 980, covered: true, overageAllowed: false });
+    const over = await cli('forecast', '--account', accountId, '--call', 'GET /api/v1/apps/a/metrics/mrr x99');
+    expect(over.code).toBe(3);
+    expect(over.stdout).toContain('units remaining: 980 → NOT covered');
+  });
+
+  it('explains a missing required option', async () => {
+    const r = await cli('keys', 'create', '--name', 'x');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("required option '--account <id>' not specified");
+  });
+});
+
+describe('keygate refuses bad profiles, naming the field', () => {
+  const dir = tempDir('cli-bad');
+  const cases: [string, string, string][] = [
+    ['no upstream', 'name: x\n', 'upstream: required'],
+    ['bad port', 'upstream: {url: "http://127.0.0.1:1"}\nlisten: {port: 99999}\n', 'listen.port: Too big'],
+    ['typo in a field', 'upstream: {url: "http://127.0.0.1:1"}\nplans: {free: {apiAcess: false}}\n', 'plans.free: unknown field "apiAcess"'],
+    ['bad envelope', 'upstream: {url: "http://127.0.0.1:1"}\nerrors: {envelope: soap}\n', 'errors.envelope: expected one of'],
+    ['bad duration', 'upstream: {url: "http://127.0.0.1:1"}\nplans: {p: {rateLimits: [{limit: 5, window: soon}]}}\n', 'plans.p.rateLimits[0].window'],
+    ['not YAML', 'upstream: [\n', 'not valid YAML'],
+  ];
+  it.each(cases)('%s', async (_name, text, expected) => {
+    const file = path.join(dir, `${_name.replace(/\W/g, '-')}.yaml`);
+    writeFileSync(file, text);
+    const r = await runCli(['serve', '--config', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}: invalid configuration`);
+    expect(r.stderr).toContain(expected);
+  });
+
+  it('says when the file is missing', async () => {
+    const r = await runCli(['check', '--config', path.join(dir, 'nope.yaml')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('cannot read the file: ENOENT');
+  });
+});
+
+describe('keygate serve as a process', () => {
+  const dir = tempDir('cli-serve');
+
+  it('starts, answers, and stops cleanly on SIGTERM', async () => {
+    const upstream = await startTestUpstream();
+    const file = path.join(dir, 'keygate.yaml');
+    writeFileSync(
+      file,
+      stringify({ upstream: { url: upstream.url }, listen: { port: 0 }, store: `sqlite:${path.join(dir, 'k.db')}`, dashboard: { enabled: false } }),
+    );
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      const gateway = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no start within 15 s:\n${output}`)), 15_000);
+        child.stdout.on('data', () => {
+          const line = output.split('\n').find((l) => l.includes('keygate is serving'));
+          if (line) {
+            clearTimeout(timer);
+            resolve(JSON.parse(line).gateway as string);
+          }
+        });
+      });
+      const response = await fetch(`${gateway}/anything`);
+      expect(response.status).toBe(401);
+      expect(response.headers.get('www-authenticate')).toBe('Bearer realm="api"');
+      child.kill('SIGTERM');
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).toBe(0);
+      expect(output).toContain('keygate stopped');
+    } finally {
+      child.kill('SIGKILL');
+      await upstream.close();
+    }
+  });
+});
