@@ -1,7 +1,125 @@
-/** The dashboard listener (members and operators). */
-import type { FastifyInstance } from 'fastify';
+/**
+ * The dashboard listener: server-rendered pages where members manage their account's
+ * keys and read its usage, and operators manage every account. No client framework and
+ * nothing fetched from elsewhere: one stylesheet, one small script, forms that work
+ * without it.
+ *
+ * Every request passes, in order: security headers → who is signed in (session
+ * cookie) → CSRF check on every POST → sign-in required except on public pages →
+ * the page. Anything the viewer may not see is a plain 404.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
 import type { Runtime } from '../runtime.js';
+import { listenerOptions } from '../fastify-options.js';
+import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
+import { SCRIPT, STYLESHEET } from './assets.js';
+import { PageNotFound, redirect, setNotice, type Dashboard } from './context.js';
+import { csrfTokenMatches, preSessionSecret, submittedToken } from './csrf.js';
+import { cookieSettings, loadViewer } from './session.js';
+import { createSignInChecker } from './sign-in.js';
+import { sendPage } from './layout.js';
+import { html } from './html.js';
+import { sentence } from './format.js';
+import { registerSignInPages } from './pages/sign-in.js';
+import { registerInvitePage } from './pages/invite.js';
+import { registerKeyPages } from './pages/keys.js';
+import { registerUsagePage } from './pages/usage.js';
+import { registerAccountPages } from './pages/accounts.js';
+import { registerAuditPage } from './pages/audit.js';
 
-export async function buildDashboard(_rt: Runtime): Promise<FastifyInstance | undefined> {
-  return undefined;
+/** Forms are small; anything bigger is not ours. */
+const BODY_LIMIT = 16 * 1024;
+const ASSET_MAX_AGE_S = 7 * 86_400;
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy':
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+};
+
+export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | undefined> {
+  if (!rt.config.dashboard.enabled) return undefined;
+  const app = Fastify({ ...listenerOptions(rt.log, 'dashboard'), bodyLimit: BODY_LIMIT });
+  const dash: Dashboard = { rt, cookies: cookieSettings(rt), signIn: createSignInChecker(rt) };
+
+  await app.register(cookie);
+  // Only HTML forms are accepted; any other body is read and dropped, so a POST of any
+  // type reaches the CSRF check (and fails it) instead of erroring earlier.
+  app.removeAllContentTypeParsers();
+  await app.register(formbody, { bodyLimit: BODY_LIMIT });
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
+
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.headers(SECURITY_HEADERS);
+  });
+
+  app.get('/assets/dashboard.css', (_request, reply) =>
+    reply.type('text/css; charset=utf-8').header('cache-control', `public, max-age=${ASSET_MAX_AGE_S}`).send(STYLESHEET),
+  );
+  app.get('/assets/dashboard.js', (_request, reply) =>
+    reply.type('text/javascript; charset=utf-8').header('cache-control', `public, max-age=${ASSET_MAX_AGE_S}`).send(SCRIPT),
+  );
+  app.get('/favicon.ico', (_request, reply) => reply.code(204).header('cache-control', `public, max-age=${ASSET_MAX_AGE_S}`).send());
+
+  // Pages live in their own context so that the session and CSRF hooks skip the assets.
+  await app.register(async (pages) => {
+    pages.decorateRequest('viewer', null);
+    pages.addHook('preHandler', async (request, reply) => {
+      const sessionId = request.cookies[dash.cookies.sessionName];
+      request.viewer = (await loadViewer(rt, sessionId)) ?? null;
+      if (sessionId !== undefined && !request.viewer) reply.clearCookie(dash.cookies.sessionName, { ...dash.cookies.base });
+      const isPublic = request.routeOptions.config.public === true;
+
+      if (request.method === 'POST') {
+        const secret = isPublic ? preSessionSecret(request) : request.viewer?.session.csrfSecret;
+        if (!secret || !csrfTokenMatches(secret, submittedToken(request))) return refuseForgery(request, reply);
+      }
+      if (!isPublic && !request.viewer) {
+        if (sessionId !== undefined) setNotice(dash, reply, { kind: 'info', text: 'Your session has ended. Sign in again to continue.' });
+        return redirect(reply, '/sign-in');
+      }
+    });
+
+    registerSignInPages(pages, dash);
+    registerInvitePage(pages, dash);
+    registerKeyPages(pages, dash);
+    registerUsagePage(pages, dash);
+    registerAccountPages(pages, dash);
+    registerAuditPage(pages, dash);
+
+    pages.setNotFoundHandler((request, reply) => sendNotFound(request, reply));
+    pages.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+      if (error instanceof PageNotFound || (error instanceof OperationError && error.kind === 'not_found')) return sendNotFound(request, reply);
+      if (error instanceof OperationError) {
+        const body = html`<h1>That did not work</h1><div class="notice error" role="alert"><p>${sentence(error.message)}</p></div><p><a href="/">Back to the dashboard</a></p>`;
+        return sendPage(dash, request, reply, { title: 'That did not work', body, status: OPERATION_STATUS[error.kind] });
+      }
+      if (error.statusCode !== undefined && error.statusCode < 500) {
+        const body = html`<h1>That request could not be handled</h1><div class="notice error" role="alert"><p>${sentence(error.message)}</p></div><p><a href="/">Back to the dashboard</a></p>`;
+        return sendPage(dash, request, reply, { title: 'Bad request', body, status: error.statusCode });
+      }
+      request.log.error({ err: error, path: request.routeOptions.url }, 'dashboard error');
+      const body = html`<h1>Something went wrong</h1><p>The page could not be shown. Try again in a moment; if it keeps happening, the operator can find the details in the keygate log.</p><p><a href="/">Back to the dashboard</a></p>`;
+      return sendPage(dash, request, reply, { title: 'Something went wrong', body, status: 500 });
+    });
+  });
+
+  function sendNotFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const body = html`<h1>Page not found</h1><p>There is nothing at this address, or it belongs to another account.</p><p><a href="/">Back to the dashboard</a></p>`;
+    return sendPage(dash, request, reply, { title: 'Page not found', body, status: 404 });
+  }
+
+  function refuseForgery(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const body = html`<h1>This form could not be accepted</h1>
+<div class="notice error" role="alert"><p>It did not carry this dashboard's security token, so it may not have come from this dashboard, or the page was open for too long.</p></div>
+<p>Go back, reload the page and try again.</p><p><a href="/">Back to the dashboard</a></p>`;
+    return sendPage(dash, request, reply, { title: 'Form not accepted', body, status: 403 });
+  }
+
+  return app;
 }

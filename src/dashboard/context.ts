@@ -1,0 +1,117 @@
+/**
+ * What every dashboard page shares: the runtime, cookie settings and sign-in checker,
+ * who is signed in (`request.viewer`), the guards that decide what a viewer may see,
+ * and one-shot notices carried across a redirect.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Runtime } from '../runtime.js';
+import type { AccountRecord } from '../store/store.js';
+import type { CookieSettings, Viewer } from './session.js';
+import type { SignInChecker } from './sign-in.js';
+import { csrfToken, CSRF_FIELD, preSessionCsrfToken } from './csrf.js';
+import { html, type Html } from './html.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is signed in; null on public pages for anonymous visitors. */
+    viewer: Viewer | null;
+  }
+  interface FastifyContextConfig {
+    /** Reachable without signing in (sign-in, invitation); its forms use pre-session CSRF. */
+    public?: boolean;
+  }
+}
+
+export interface Dashboard {
+  rt: Runtime;
+  cookies: CookieSettings;
+  signIn: SignInChecker;
+}
+
+/** Thrown by handlers for anything the viewer may not see: rendered as a plain 404. */
+export class PageNotFound extends Error {
+  constructor() {
+    super('page not found');
+    this.name = 'PageNotFound';
+  }
+}
+
+export function viewerOf(request: FastifyRequest): Viewer {
+  if (!request.viewer) throw new PageNotFound();
+  return request.viewer;
+}
+
+/** The signed-in member's own account; operators without one have no keys page. */
+export function ownAccount(request: FastifyRequest): { viewer: Viewer; account: AccountRecord } {
+  const viewer = viewerOf(request);
+  if (!viewer.account) throw new PageNotFound();
+  return { viewer, account: viewer.account };
+}
+
+/** Operator pages do not exist for members. */
+export function operatorOf(request: FastifyRequest): Viewer {
+  const viewer = viewerOf(request);
+  if (viewer.member.role !== 'operator') throw new PageNotFound();
+  return viewer;
+}
+
+/** Who the audit log names for the viewer's actions. */
+export function actorOf(request: FastifyRequest): string {
+  return viewerOf(request).member.email;
+}
+
+/** The hidden CSRF field for a signed-in viewer's forms. */
+export function csrfField(request: FastifyRequest): Html {
+  return html`<input type="hidden" name="${CSRF_FIELD}" value="${csrfToken(viewerOf(request).session.csrfSecret)}">`;
+}
+
+/** The hidden CSRF field for forms shown before sign-in. */
+export function preSessionCsrfField(dash: Dashboard, request: FastifyRequest, reply: FastifyReply): Html {
+  return html`<input type="hidden" name="${CSRF_FIELD}" value="${preSessionCsrfToken(request, reply, dash.cookies)}">`;
+}
+
+export type NoticeKind = 'success' | 'error' | 'warning' | 'info';
+export interface Notice {
+  kind: NoticeKind;
+  text: string;
+}
+
+const FLASH_COOKIE = 'kg_notice';
+const FLASH_MAX_AGE_S = 60;
+const NOTICE_KINDS: readonly NoticeKind[] = ['success', 'error', 'warning', 'info'];
+
+/** A notice shown once on the next page (after a redirect). Never put secrets in one. */
+export function setNotice(dash: Dashboard, reply: FastifyReply, notice: Notice): void {
+  reply.setCookie(FLASH_COOKIE, JSON.stringify(notice), { ...dash.cookies.base, maxAge: FLASH_MAX_AGE_S });
+}
+
+export function takeNotice(dash: Dashboard, request: FastifyRequest, reply: FastifyReply): Notice | undefined {
+  const value = request.cookies[FLASH_COOKIE];
+  if (value === undefined) return undefined;
+  reply.clearCookie(FLASH_COOKIE, { ...dash.cookies.base });
+  try {
+    const parsed = JSON.parse(value) as Partial<Notice>;
+    if (typeof parsed.text === 'string' && NOTICE_KINDS.includes(parsed.kind as NoticeKind)) return parsed as Notice;
+  } catch {
+    // A tampered or stale cookie is simply ignored.
+  }
+  return undefined;
+}
+
+/** 303 See Other: the browser follows with a GET, so a reload never re-posts a form. */
+export function redirect(reply: FastifyReply, to: string): FastifyReply {
+  return reply.code(303).header('location', to).send();
+}
+
+/** Form fields arrive as a string or, when repeated, an array. */
+export function field(body: unknown, name: string): string {
+  const value = (body as Record<string, unknown> | undefined)?.[name];
+  if (Array.isArray(value)) return typeof value[0] === 'string' ? value[0] : '';
+  return typeof value === 'string' ? value : '';
+}
+
+export function fields(body: unknown, name: string): string[] {
+  const value = (body as Record<string, unknown> | undefined)?.[name];
+  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
+  return typeof value === 'string' ? [value] : [];
+}

@@ -1,0 +1,44 @@
+/** How times, numbers and statuses read in the dashboard: UTC, unambiguous, short. */
+import { isoDay } from '../meters/period.js';
+import { html, type Html } from './html.js';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** `2025-03-04 10:22 UTC` in a `<time>` element; `fallback` when there is no time. */
+export function when(ms: number | null, fallback = '—'): Html {
+  if (ms === null) return html`<span class="muted">${fallback}</span>`;
+  const iso = new Date(ms).toISOString();
+  return html`<time datetime="${iso}">${isoDay(ms)} ${iso.slice(11, 16)} UTC</time>`;
+}
+
+/** "in 59 min", "in 6 h", "in 3 days", or "... ago" for the past. */
+export function relative(ms: number, now: number): string {
+  const delta = ms - now;
+  const span = Math.abs(delta);
+  const minutes = Math.max(1, Math.round(span / MINUTE));
+  const amount = minutes < 60 ? `${minutes} min` : span < 2 * DAY ? `${Math.round(span / HOUR)} h` : `${Math.round(span / DAY)} days`;
+  return delta >= 0 ? `in ${amount}` : `${amount} ago`;
+}
+
+const NUMBER = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 });
+
+export function number(value: number): string {
+  return NUMBER.format(value);
+}
+
+/** "Mar 4" for chart axes. */
+export function shortDay(day: string): string {
+  return new Date(`${day}T00:00:00Z`).toLocaleDateString('en-US', { month: 'short', day: 'numeric', timeZone: 'UTC' });
+}
+
+/** Operation messages are written lower-case for logs and APIs; pages start with a capital. */
+export function sentence(message: string): string {
+  const text = message.charAt(0).toUpperCase() + message.slice(1);
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+export function plural(count: number, one: string, many = `${one}s`): string {
+  return `${number(count)} ${count === 1 ? one : many}`;
+}

@@ -1,0 +1,100 @@
+/**
+ * The page shell: document head, the header with navigation and sign-out, the one-shot
+ * notice, and the page body. Every HTML answer goes through `sendPage`, which also sets
+ * `Cache-Control: no-store` (pages show account data, some show a secret once).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { SCRIPT_PATH, STYLESHEET_PATH } from './assets.js';
+import { csrfField, takeNotice, type Dashboard, type Notice } from './context.js';
+import { html, type Html } from './html.js';
+
+export interface PageOptions {
+  /** The page's own name; the document title adds the API's name. */
+  title: string;
+  body: Html;
+  status?: number;
+  /** Shown above the body (in addition to any notice carried by a redirect). */
+  notice?: Notice;
+}
+
+interface NavItem {
+  href: string;
+  label: string;
+}
+
+function navItems(request: FastifyRequest): NavItem[] {
+  const viewer = request.viewer;
+  if (!viewer) return [];
+  const items: NavItem[] = [];
+  if (viewer.account) items.push({ href: '/keys', label: 'API keys' }, { href: '/usage', label: 'Usage' });
+  if (viewer.member.role === 'operator') items.push({ href: '/accounts', label: 'Accounts' }, { href: '/audit', label: 'Audit log' });
+  return items;
+}
+
+function isCurrent(path: string, href: string): boolean {
+  return path === href || path.startsWith(`${href}/`);
+}
+
+export function noticeBox(notice: Notice | undefined): Html {
+  if (!notice) return html``;
+  // Errors interrupt (alert); confirmations are announced politely (status).
+  const role = notice.kind === 'error' ? 'alert' : 'status';
+  return html`<div class="notice ${notice.kind}" role="${role}"><p>${notice.text}</p></div>`;
+}
+
+function header(dash: Dashboard, request: FastifyRequest): Html {
+  const viewer = request.viewer;
+  const path = request.url.split('?')[0] ?? '/';
+  const items = navItems(request);
+  const who = viewer
+    ? html`<div class="who">
+        <span>${viewer.member.email}${viewer.account ? html` · ${viewer.account.name}` : ''}${viewer.member.role === 'operator' ? ' · operator' : ''}</span>
+        <form method="post" action="/sign-out">${csrfField(request)}<button type="submit" class="linklike">Sign out</button></form>
+      </div>`
+    : html``;
+  return html`<header class="top">
+  <div class="wrap">
+    <a class="brand" href="/">${dash.rt.config.name}</a>
+    ${items.length > 0
+      ? html`<nav aria-label="Main"><ul>${items.map(
+          (item) => html`<li><a href="${item.href}"${isCurrent(path, item.href) ? html` aria-current="page"` : ''}>${item.label}</a></li>`,
+        )}</ul></nav>`
+      : html`<span></span>`}
+    ${who}
+  </div>
+</header>`;
+}
+
+export function renderDocument(dash: Dashboard, request: FastifyRequest, options: PageOptions & { carried?: Notice }): Html {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${options.title} · ${dash.rt.config.name}</title>
+<link rel="stylesheet" href="${STYLESHEET_PATH}">
+<script src="${SCRIPT_PATH}" defer></script>
+</head>
+<body>
+<a class="skip" href="#main">Skip to content</a>
+${header(dash, request)}
+<main id="main" class="wrap" tabindex="-1">
+${noticeBox(options.carried)}${noticeBox(options.notice)}
+${options.body}
+<footer class="foot">${dash.rt.config.name} · API keys and usage</footer>
+</main>
+</body>
+</html>
+`;
+}
+
+export function sendPage(dash: Dashboard, request: FastifyRequest, reply: FastifyReply, options: PageOptions): FastifyReply {
+  const carried = takeNotice(dash, request, reply);
+  const page = renderDocument(dash, request, { ...options, ...(carried ? { carried } : {}) });
+  return reply
+    .code(options.status ?? 200)
+    .header('cache-control', 'no-store')
+    .type('text/html; charset=utf-8')
+    .send(page.value);
+}

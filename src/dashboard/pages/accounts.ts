@@ -1,0 +1,229 @@
+/**
+ * The operator's pages: every account with its plan and API access, an account's keys,
+ * members and usage, and the actions on it (change plan, API access off or on, invite a
+ * member, revoke a key, create an account). Each change goes through the same
+ * operations as the CLI and admin API, so it is audited under the operator's email and
+ * cached keys are invalidated. None of these pages exist for members.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AccountRecord } from '../../store/store.js';
+import { createAccount, defaultPlanId, getAccount, updateAccount } from '../../operations/accounts.js';
+import { getKey, revokeKey } from '../../operations/keys.js';
+import { inviteMember } from '../../operations/members.js';
+import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
+import { accountUsage } from '../../operations/usage.js';
+import { policyName } from '../../limits/rate-limits.js';
+import { actorOf, csrfField, field, operatorOf, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
+import { sendPage } from '../layout.js';
+import { html, type Html } from '../html.js';
+import { number, plural, sentence, when } from '../format.js';
+import { isUsable, keyTable, newestFirst, revokeConfirmation } from './key-views.js';
+import { usageSection } from './usage.js';
+import { auditTable } from './audit.js';
+
+type AccountRequest = FastifyRequest<{ Params: { id: string } }>;
+const RECENT_EVENTS = 10;
+
+export function registerAccountPages(app: FastifyInstance, dash: Dashboard): void {
+  const { rt } = dash;
+
+  app.get('/accounts', async (request, reply) => {
+    operatorOf(request);
+    return sendAccounts(request, reply);
+  });
+
+  app.post('/accounts', async (request, reply) => {
+    operatorOf(request);
+    try {
+      const account = await createAccount(rt, { name: field(request.body, 'name'), planId: field(request.body, 'plan') || defaultPlanId(rt) }, actorOf(request));
+      setNotice(dash, reply, { kind: 'success', text: `Account “${account.name}” created. Invite its first member below.` });
+      return redirect(reply, `/accounts/${account.id}`);
+    } catch (error) {
+      if (!(error instanceof OperationError)) throw error;
+      return sendAccounts(request, reply, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind]);
+    }
+  });
+
+  app.get<{ Params: { id: string } }>('/accounts/:id', async (request, reply) => {
+    operatorOf(request);
+    return sendAccount(request, reply, await getAccount(rt, request.params.id));
+  });
+
+  app.post<{ Params: { id: string } }>('/accounts/:id/plan', async (request, reply) => {
+    operatorOf(request);
+    const planId = field(request.body, 'plan');
+    try {
+      const account = await updateAccount(rt, request.params.id, { planId }, actorOf(request));
+      setNotice(dash, reply, { kind: 'success', text: `“${account.name}” is now on the ${planName(planId)} plan.` });
+      return redirect(reply, `/accounts/${account.id}`);
+    } catch (error) {
+      if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
+      return sendAccount(request, reply, await getAccount(rt, request.params.id), { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind]);
+    }
+  });
+
+  app.post<{ Params: { id: string } }>('/accounts/:id/api-access', async (request, reply) => {
+    operatorOf(request);
+    const apiAccess = field(request.body, 'apiAccess') === 'on';
+    const account = await updateAccount(rt, request.params.id, { apiAccess }, actorOf(request));
+    setNotice(dash, reply, {
+      kind: 'success',
+      text: apiAccess ? `API access is on for “${account.name}” (if its plan includes it).` : `API access is off for “${account.name}”: its keys are refused from the next request.`,
+    });
+    return redirect(reply, `/accounts/${account.id}`);
+  });
+
+  app.post<{ Params: { id: string } }>('/accounts/:id/invite', async (request, reply) => {
+    operatorOf(request);
+    const account = await getAccount(rt, request.params.id);
+    const email = field(request.body, 'email');
+    try {
+      const invitation = await inviteMember(rt, { email, accountId: account.id, role: 'member' }, actorOf(request));
+      const body = html`<h1>Invitation for ${invitation.member.email}</h1>
+<section class="secret" aria-labelledby="invite-warning">
+  <p id="invite-warning"><strong>This link is shown only now.</strong> Send it to ${invitation.member.email}; it lets them choose a password for “${account.name}”. It works once, for 7 days.</p>
+  <label for="invite-link">Invitation link</label>
+  <input id="invite-link" type="text" readonly value="${invitation.url}" autocomplete="off" spellcheck="false" data-select-on-focus>
+  <div class="actions"><button type="button" data-copy="invite-link" hidden>Copy link</button></div>
+  <p id="invite-link-status" class="copy-status" role="status" aria-live="polite"></p>
+</section>
+<div class="actions"><a class="button secondary" href="/accounts/${account.id}">Back to ${account.name}</a></div>`;
+      return sendPage(dash, request, reply, { title: `Invitation for ${invitation.member.email}`, body, status: 201 });
+    } catch (error) {
+      if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
+      return sendAccount(request, reply, account, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind], email);
+    }
+  });
+
+  app.get<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/revoke', async (request, reply) => {
+    operatorOf(request);
+    const account = await getAccount(rt, request.params.id);
+    const key = await getKey(rt, request.params.keyId, account.id);
+    const body = revokeConfirmation(key, rt.clock(), { action: `/accounts/${account.id}/keys/${key.id}/revoke`, cancel: `/accounts/${account.id}`, form: csrfField(request) });
+    return sendPage(dash, request, reply, { title: `Revoke ${key.name}`, body });
+  });
+
+  app.post<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/revoke', async (request, reply) => {
+    operatorOf(request);
+    const account = await getAccount(rt, request.params.id);
+    const key = await revokeKey(rt, request.params.keyId, actorOf(request), account.id);
+    setNotice(dash, reply, { kind: 'success', text: `Key “${key.name}” (${key.hint}) of ${account.name} is revoked.` });
+    return redirect(reply, `/accounts/${account.id}`);
+  });
+
+  function planName(planId: string): string {
+    return rt.config.plans[planId]?.name ?? planId;
+  }
+
+  function planOptions(selected: string): Html {
+    return html`${Object.keys(rt.config.plans).map((id) => html`<option value="${id}"${id === selected ? html` selected` : ''}>${planName(id)}</option>`)}`;
+  }
+
+  async function sendAccounts(request: FastifyRequest, reply: FastifyReply, notice?: Notice, status = 200): Promise<FastifyReply> {
+    const now = rt.clock();
+    const accounts = await rt.store.listAccounts();
+    const keys = await rt.store.listKeys();
+    const members = await rt.store.listMembers();
+    const rows = await Promise.all(
+      accounts.map(async (account) => ({
+        account,
+        apiEnabled: (await accountUsage(rt, account)).apiEnabled,
+        keys: keys.filter((k) => k.accountId === account.id && isUsable(k, now)).length,
+        members: members.filter((m) => m.accountId === account.id).length,
+      })),
+    );
+    const body = html`<h1>Accounts</h1>
+<p>Every account of this ${rt.config.name} gateway. Open one to see its keys, members and usage.</p>
+${rows.length === 0
+  ? html`<div class="empty"><p><strong>No accounts yet.</strong></p><p>Create one below, or with <code>keygate accounts create</code>.</p></div>`
+  : html`<div class="table-wrap"><table class="data cards">
+  <caption class="sr-only">Accounts</caption>
+  <thead><tr><th scope="col">Account</th><th scope="col">Plan</th><th scope="col">API access</th><th scope="col" class="num">Keys in use</th><th scope="col" class="num">Members</th><th scope="col">Created</th></tr></thead>
+  <tbody>${rows.map(
+    (r) => html`<tr>
+    <td data-label="Account"><a href="/accounts/${r.account.id}">${r.account.name}</a></td>
+    <td data-label="Plan">${planName(r.account.planId)}</td>
+    <td data-label="API access">${r.apiEnabled ? html`<span class="badge on">On</span>` : html`<span class="badge off">Off</span>`}</td>
+    <td data-label="Keys in use" class="num">${number(r.keys)}</td>
+    <td data-label="Members" class="num">${number(r.members)}</td>
+    <td data-label="Created">${when(r.account.createdAt)}</td>
+  </tr>`,
+  )}</tbody></table></div>`}
+<h2 id="new-account">Create an account</h2>
+<form method="post" action="/accounts" class="inline-form" aria-labelledby="new-account">
+  ${csrfField(request)}
+  <div class="field"><label for="account-name">Name</label><input id="account-name" name="name" type="text" required maxlength="200"></div>
+  <div class="field"><label for="account-plan">Plan</label><select id="account-plan" name="plan">${planOptions(defaultPlanId(rt))}</select></div>
+  <button type="submit">Create account</button>
+</form>
+<h2>Plans</h2>
+<div class="table-wrap"><table class="data cards">
+  <caption class="sr-only">Plans</caption>
+  <thead><tr><th scope="col">Plan</th><th scope="col">API access</th><th scope="col">Keys per account</th><th scope="col">Rate limits</th><th scope="col">Meters</th></tr></thead>
+  <tbody>${Object.entries(rt.config.plans).map(
+    ([id, plan]) => html`<tr>
+    <td data-label="Plan"><span><strong>${plan.name ?? id}</strong> <code>${id}</code></span></td>
+    <td data-label="API access">${plan.apiAccess ? 'Included' : 'Not included'}</td>
+    <td data-label="Keys per account">${plan.maxKeys === undefined ? 'Unlimited' : number(plan.maxKeys)}</td>
+    <td data-label="Rate limits">${plan.rateLimits.length === 0 ? html`<span class="muted">none</span>` : plan.rateLimits.map((rl) => policyName(rl)).join(', ')}</td>
+    <td data-label="Meters">${Object.keys(plan.meters).length === 0 ? html`<span class="muted">none</span>` : Object.entries(plan.meters).map(([m, meter]) => `${m}: ${number(meter.limit)}${meter.overage ? ' (overage allowed)' : ''}`).join(', ')}</td>
+  </tr>`,
+  )}</tbody></table></div>`;
+    return sendPage(dash, request, reply, { title: 'Accounts', body, status, ...(notice ? { notice } : {}) });
+  }
+
+  async function sendAccount(request: AccountRequest, reply: FastifyReply, account: AccountRecord, notice?: Notice, status = 200, inviteEmail = ''): Promise<FastifyReply> {
+    const now = rt.clock();
+    const keys = newestFirst(await rt.store.listKeys({ accountId: account.id }));
+    const usable = keys.filter((k) => isUsable(k, now));
+    const gone = keys.filter((k) => !isUsable(k, now));
+    const members = await rt.store.listMembers({ accountId: account.id });
+    const events = await rt.store.listAudit({ accountId: account.id, limit: RECENT_EVENTS });
+    const accountNames = new Map([[account.id, account.name]]);
+    const body = html`<p><a href="/accounts">← All accounts</a></p>
+<h1>${account.name}</h1>
+<p class="muted">Account <code>${account.id}</code>, created ${when(account.createdAt)}.</p>
+<h2>Plan and API access</h2>
+<form method="post" action="/accounts/${account.id}/plan" class="inline-form">
+  ${csrfField(request)}
+  <div class="field"><label for="plan">Plan</label><select id="plan" name="plan">${planOptions(account.planId)}</select></div>
+  <button type="submit">Change plan</button>
+</form>
+<form method="post" action="/accounts/${account.id}/api-access" class="inline-form">
+  ${csrfField(request)}
+  <input type="hidden" name="apiAccess" value="${account.apiAccess ? 'off' : 'on'}">
+  <p>The operator's switch for API access is <strong>${account.apiAccess ? 'on' : 'off'}</strong>.</p>
+  ${account.apiAccess ? html`<button type="submit" class="danger">Turn API access off</button>` : html`<button type="submit">Turn API access on</button>`}
+</form>
+<h2>Keys</h2>
+${usable.length > 0
+  ? keyTable(usable, now, `Keys in use of ${account.name}`, (key) => html`<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name}">Revoke</a>`)
+  : html`<div class="empty"><p>No keys in use. Members create keys from their own API keys page.</p></div>`}
+${gone.length > 0 ? html`<h3>Revoked and expired keys</h3>${keyTable(gone, now, `Revoked and expired keys of ${account.name}`)}` : ''}
+<h2>Members</h2>
+${members.length === 0
+  ? html`<div class="empty"><p>No members yet. Invite someone to manage this account's keys.</p></div>`
+  : html`<div class="table-wrap"><table class="data cards">
+  <caption class="sr-only">Members of ${account.name}</caption>
+  <thead><tr><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col">Since</th></tr></thead>
+  <tbody>${members.map(
+    (m) => html`<tr>
+    <td data-label="Email">${m.email}</td>
+    <td data-label="Role">${m.role}</td>
+    <td data-label="Status">${m.passwordHash ? html`<span class="badge on">Active</span>` : html`<span class="badge invited">Invited</span>`}${m.lockedUntil !== null && m.lockedUntil > now ? html` <span class="badge off">Locked until ${when(m.lockedUntil)}</span>` : ''}</td>
+    <td data-label="Since">${when(m.createdAt)}</td>
+  </tr>`,
+  )}</tbody></table></div>`}
+<form method="post" action="/accounts/${account.id}/invite" class="inline-form">
+  ${csrfField(request)}
+  <div class="field"><label for="invite-email">Invite a member by email</label><input id="invite-email" name="email" type="email" required value="${inviteEmail}" autocomplete="off"></div>
+  <button type="submit">Create invitation link</button>
+</form>
+<h2>Usage</h2>
+${await usageSection(dash, account, 3)}
+<h2>Recent activity</h2>
+${auditTable(events, accountNames, `Recent activity of ${account.name}`)}
+<p><a href="/audit?account=${account.id}">Full audit log of ${account.name}</a> · ${plural(members.length, 'member')}</p>`;
+    return sendPage(dash, request, reply, { title: account.name, body, status, ...(notice ? { notice } : {}) });
+  }
+}

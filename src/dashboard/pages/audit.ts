@@ -1,0 +1,90 @@
+/**
+ * The operator's audit log: key and account events, newest first, who did them and
+ * when, optionally for one account. The filter is a plain GET form.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { AuditEntry } from '../../store/store.js';
+import { operatorOf, type Dashboard } from '../context.js';
+import { sendPage } from '../layout.js';
+import { html, type Html } from '../html.js';
+import { relative, when } from '../format.js';
+
+const PAGE_SIZE = 200;
+
+const ACTIONS: Record<string, string> = {
+  'key.created': 'Created a key',
+  'key.revoked': 'Revoked a key',
+  'key.rotated': 'Rotated a key',
+  'account.created': 'Created the account',
+  'account.updated': 'Changed the account',
+  'account.deleted': 'Deleted the account',
+  'member.invited': 'Invited a member',
+  'member.joined': 'Joined (set a password)',
+  'member.locked': 'Sign-in locked after failed attempts',
+};
+
+const FIELD_LABELS: Record<string, string> = { planId: 'plan', apiAccess: 'API access', planExpiresAt: 'plan expiry', overage: 'overage', name: 'name' };
+
+function describe(entry: AuditEntry): string {
+  const d = entry.detail;
+  const text = (value: unknown) => (typeof value === 'string' || typeof value === 'number' ? String(value) : '');
+  switch (entry.action) {
+    case 'key.created':
+      return `“${text(d.name)}” ${text(d.hint)}, ${text(d.mode)}, scopes ${Array.isArray(d.scopes) ? d.scopes.join(' ') || 'none' : ''}`;
+    case 'key.revoked':
+      return `“${text(d.name)}” ${text(d.hint)}`;
+    case 'key.rotated': {
+      const overlap = typeof d.overlapMs === 'number' ? d.overlapMs : 0;
+      const until = typeof d.oldKeyValidUntil === 'number' ? d.oldKeyValidUntil : 0;
+      return overlap === 0 ? 'old key revoked at once' : `old key kept working ${relative(until, until - overlap).replace(/^in /, 'for ')}`;
+    }
+    case 'account.updated':
+      return Object.entries(d)
+        .map(([field, value]) => `${FIELD_LABELS[field] ?? field} → ${typeof value === 'boolean' ? (value ? 'on' : 'off') : String(value)}`)
+        .join(', ');
+    case 'member.invited':
+      return `${text(d.email)} as ${text(d.role)}`;
+    default:
+      return Object.entries(d)
+        .map(([field, value]) => `${field}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
+        .join(', ');
+  }
+}
+
+export function auditTable(entries: readonly AuditEntry[], accountNames: ReadonlyMap<string, string>, caption: string): Html {
+  if (entries.length === 0) return html`<div class="empty"><p>No events yet.</p></div>`;
+  return html`<div class="table-wrap"><table class="data cards">
+  <caption class="sr-only">${caption}</caption>
+  <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Account</th><th scope="col">Details</th></tr></thead>
+  <tbody>${entries.map(
+    (e) => html`<tr>
+    <td data-label="When">${when(e.at)}</td>
+    <td data-label="Who">${e.actor}</td>
+    <td data-label="What">${ACTIONS[e.action] ?? e.action}</td>
+    <td data-label="Account">${e.accountId ? html`<a href="/accounts/${e.accountId}">${accountNames.get(e.accountId) ?? e.accountId}</a>` : html`<span class="muted">—</span>`}</td>
+    <td data-label="Details">${describe(e)}</td>
+  </tr>`,
+  )}</tbody></table></div>`;
+}
+
+export function registerAuditPage(app: FastifyInstance, dash: Dashboard): void {
+  const { rt } = dash;
+  app.get<{ Querystring: { account?: string } }>('/audit', async (request, reply) => {
+    operatorOf(request);
+    const accounts = await rt.store.listAccounts();
+    const names = new Map(accounts.map((a) => [a.id, a.name]));
+    const selected = typeof request.query.account === 'string' && names.has(request.query.account) ? request.query.account : '';
+    const entries = await rt.store.listAudit({ ...(selected ? { accountId: selected } : {}), limit: PAGE_SIZE });
+    const body = html`<h1>Audit log</h1>
+<p>Who created, rotated and revoked keys, changed accounts and invited members — newest first${entries.length === PAGE_SIZE ? `, the latest ${PAGE_SIZE}` : ''}.</p>
+<form method="get" action="/audit" class="inline-form">
+  <div class="field"><label for="account">Account</label><select id="account" name="account">
+    <option value="">All accounts</option>
+    ${accounts.map((a) => html`<option value="${a.id}"${a.id === selected ? html` selected` : ''}>${a.name}</option>`)}
+  </select></div>
+  <button type="submit" class="secondary">Show</button>
+</form>
+${auditTable(entries, names, selected ? `Audit log of ${names.get(selected)}` : 'Audit log')}`;
+    return sendPage(dash, request, reply, { title: 'Audit log', body });
+  });
+}

@@ -1,0 +1,76 @@
+/**
+ * The invitation link, `/invite/<token>`: an invited member (or operator) chooses a
+ * password, which also uses up the token. The token never leaves this page's URL:
+ * pages send no Referer and keygate does not log dashboard requests.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { acceptInvitation, hashToken } from '../../operations/members.js';
+import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
+import { MIN_PASSWORD_LENGTH } from '../../members/password.js';
+import type { MemberRecord } from '../../store/store.js';
+import { field, preSessionCsrfField, redirect, setNotice, type Dashboard } from '../context.js';
+import { sendPage } from '../layout.js';
+import { html } from '../html.js';
+import { sentence } from '../format.js';
+
+type InviteRequest = FastifyRequest<{ Params: { token: string } }>;
+
+export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void {
+  const { rt } = dash;
+
+  async function invitedMember(token: string): Promise<MemberRecord | undefined> {
+    const member = await rt.store.findMemberByInvite(hashToken(token));
+    if (!member || member.inviteExpiresAt === null || member.inviteExpiresAt <= rt.clock()) return undefined;
+    return member;
+  }
+
+  app.get<{ Params: { token: string } }>('/invite/:token', { config: { public: true } }, async (request, reply) => {
+    const member = await invitedMember(request.params.token);
+    if (!member) return sendInvalid(request, reply);
+    return sendForm(request, reply, member);
+  });
+
+  app.post<{ Params: { token: string } }>('/invite/:token', { config: { public: true } }, async (request, reply) => {
+    const member = await invitedMember(request.params.token);
+    if (!member) return sendInvalid(request, reply);
+    const password = field(request.body, 'password');
+    if (password !== field(request.body, 'confirm')) return sendForm(request, reply, member, 'The two passwords are different. Type the same password twice.', 400);
+    try {
+      await acceptInvitation(rt, request.params.token, password);
+    } catch (error) {
+      if (!(error instanceof OperationError)) throw error;
+      return sendForm(request, reply, member, sentence(error.message), OPERATION_STATUS[error.kind]);
+    }
+    setNotice(dash, reply, { kind: 'success', text: `Your password is set. Sign in as ${member.email}.` });
+    return redirect(reply, '/sign-in');
+  });
+
+  function sendInvalid(request: InviteRequest, reply: FastifyReply): FastifyReply {
+    const body = html`<h1>This invitation link does not work</h1>
+<p>It may have been used already or expired (links work once, for 7 days). Ask whoever invited you to send a new one.</p>
+<div class="actions"><a class="button secondary" href="/sign-in">Go to sign-in</a></div>`;
+    return sendPage(dash, request, reply, { title: 'Invitation not valid', body, status: 404 });
+  }
+
+  function sendForm(request: InviteRequest, reply: FastifyReply, member: MemberRecord, error?: string, status = 200): FastifyReply {
+    const account = member.role === 'operator' ? 'as an operator' : 'to manage your API keys';
+    const body = html`<h1>Choose your password</h1>
+<p>You were invited ${account}. You will sign in as <strong>${member.email}</strong>.</p>
+${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : ''}
+<form method="post" action="/invite/${request.params.token}" class="stack">
+  ${preSessionCsrfField(dash, request, reply)}
+  <input type="text" name="username" value="${member.email}" autocomplete="username" hidden>
+  <div class="field">
+    <label for="password">New password</label>
+    <span class="hint" id="password-hint">At least ${MIN_PASSWORD_LENGTH} characters. A long passphrase is easiest.</span>
+    <input id="password" name="password" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password" aria-describedby="password-hint" autofocus${error ? html` aria-invalid="true"` : ''}>
+  </div>
+  <div class="field">
+    <label for="confirm">Type it again</label>
+    <input id="confirm" name="confirm" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password">
+  </div>
+  <div class="actions"><button type="submit">Set password</button></div>
+</form>`;
+    return sendPage(dash, request, reply, { title: 'Choose your password', body, status });
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Pieces of the key pages that members and operators share: the key table, the
+ * one-time secret panel and the revoke confirmation.
+ */
+import type { Runtime } from '../../runtime.js';
+import type { KeyRecord } from '../../store/store.js';
+import { keyStatus, type KeyStatus } from '../../operations/keys.js';
+import { html, type Html } from '../html.js';
+import { relative, when } from '../format.js';
+
+const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'Expiring', expired: 'Expired', revoked: 'Revoked' };
+
+export function isUsable(key: KeyRecord, now: number): boolean {
+  const status = keyStatus(key, now);
+  return status === 'active' || status === 'expiring';
+}
+
+export function statusBadge(key: KeyRecord, now: number): Html {
+  const status = keyStatus(key, now);
+  const detail = status === 'expiring' && key.expiresAt !== null ? ` ${relative(key.expiresAt, now)}` : '';
+  return html`<span class="badge ${status}">${STATUS_LABEL[status]}${detail}</span>`;
+}
+
+export function scopeList(scopes: readonly string[]): Html {
+  if (scopes.length === 0) return html`<span class="muted">none</span>`;
+  return html`<span class="scopes">${scopes.map((s) => html`<code>${s === '*' ? '* (all)' : s}</code>`)}</span>`;
+}
+
+/** Newest first, so a freshly created or rotated key is at the top. */
+export function newestFirst(keys: readonly KeyRecord[]): KeyRecord[] {
+  return [...keys].sort((a, b) => b.createdAt - a.createdAt);
+}
+
+/**
+ * The keys of one account as a table (cards on a phone). `actions` gives each row's
+ * buttons; without it the table has no action column.
+ */
+export function keyTable(keys: readonly KeyRecord[], now: number, caption: string, actions?: (key: KeyRecord) => Html): Html {
+  return html`<div class="table-wrap"><table class="data cards">
+  <caption class="sr-only">${caption}</caption>
+  <thead><tr><th scope="col">Name and key</th><th scope="col">Mode</th><th scope="col">Scopes</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Expires</th><th scope="col">Status</th>${actions ? html`<th scope="col"><span class="sr-only">Actions</span></th>` : ''}</tr></thead>
+  <tbody>${keys.map(
+    (key) => html`<tr data-key-id="${key.id}">
+    <td data-label="Key"><span><span class="key-name">${key.name}</span><code>${key.hint}</code></span></td>
+    <td data-label="Mode"><span class="badge ${key.mode}">${key.mode}</span></td>
+    <td data-label="Scopes">${scopeList(key.scopes)}</td>
+    <td data-label="Created">${when(key.createdAt)}</td>
+    <td data-label="Last used">${when(key.lastUsedAt, 'Never')}</td>
+    <td data-label="Expires">${key.revokedAt !== null ? html`<span class="muted">Revoked ${when(key.revokedAt)}</span>` : when(key.expiresAt, 'Never')}</td>
+    <td data-label="Status">${statusBadge(key, now)}</td>
+    ${actions ? html`<td data-label=""><div class="actions tight">${actions(key)}</div></td>` : ''}
+  </tr>`,
+  )}</tbody>
+</table></div>`;
+}
+
+/** How a program sends the key, from the profile's first credential location. */
+export function usageHint(rt: Pick<Runtime, 'config'>): Html {
+  const location = rt.config.auth.credentials[0];
+  if (!location) return html``;
+  if (location.in === 'query') return html`<p>Send it with each request as the <code>${location.name}</code> query parameter.</p>`;
+  const value = location.scheme.toLowerCase() === 'none' ? '<your key>' : `${location.scheme} <your key>`;
+  return html`<p>Send it with each request in the header <code>${location.name}: ${value}</code>.</p>`;
+}
+
+/**
+ * The secret, once: in a read-only field to select, with a copy button that the script
+ * reveals. `heading` names what happened ("Copy your new key").
+ */
+export function secretPanel(rt: Pick<Runtime, 'config'>, key: KeyRecord, secret: string, options: { heading: string; extra?: Html; back: string }): Html {
+  return html`<h1>${options.heading}</h1>
+<section class="secret" aria-labelledby="secret-warning">
+  <p id="secret-warning"><strong>This is the only time this key is shown.</strong> Copy it now and keep it somewhere safe, such as a secrets manager. keygate stores only a hash of it; if you lose it, revoke it and create another.</p>
+  <label for="secret">Key “${key.name}”</label>
+  <input id="secret" name="secret" type="text" readonly value="${secret}" autocomplete="off" spellcheck="false" autocapitalize="off" data-select-on-focus aria-describedby="secret-warning">
+  <div class="actions">
+    <button type="button" data-copy="secret" hidden>Copy key</button>
+  </div>
+  <p id="secret-status" class="copy-status" role="status" aria-live="polite"></p>
+</section>
+${usageHint(rt)}
+${options.extra ?? ''}
+<dl class="facts">
+  <div><dt>Name</dt><dd>${key.name}</dd></div>
+  <div><dt>Shown from now on as</dt><dd><code>${key.hint}</code></dd></div>
+  <div><dt>Mode</dt><dd>${key.mode}</dd></div>
+  <div><dt>Scopes</dt><dd>${scopeList(key.scopes)}</dd></div>
+  <div><dt>Expires</dt><dd>${when(key.expiresAt, 'Never')}</dd></div>
+</dl>
+<div class="actions"><a class="button secondary" href="${options.back}">I have copied it — back to the keys</a></div>`;
+}
+
+/** The confirmation step before a key is revoked. */
+export function revokeConfirmation(key: KeyRecord, now: number, options: { action: string; cancel: string; form: Html }): Html {
+  if (!isUsable(key, now)) {
+    return html`<h1>Key “${key.name}” is already ${keyStatus(key, now)}</h1>
+<p>It no longer works, so there is nothing to revoke.</p>
+<div class="actions"><a class="button secondary" href="${options.cancel}">Back to the keys</a></div>`;
+  }
+  return html`<h1>Revoke key “${key.name}”?</h1>
+<div class="notice warning"><p>Programs using <code>${key.hint}</code> will be refused from their next request. This cannot be undone.</p></div>
+<dl class="facts">
+  <div><dt>Key</dt><dd><code>${key.hint}</code></dd></div>
+  <div><dt>Created</dt><dd>${when(key.createdAt)}</dd></div>
+  <div><dt>Last used</dt><dd>${when(key.lastUsedAt, 'Never')}</dd></div>
+</dl>
+<form method="post" action="${options.action}" class="actions">
+  ${options.form}
+  <button type="submit" class="danger">Revoke key</button>
+  <a class="button secondary" href="${options.cancel}">Cancel</a>
+</form>`;
+}

@@ -1,0 +1,237 @@
+/**
+ * A member's API keys: the list, creating a key (its secret shown once, in the answer
+ * to the POST, never in a URL), revoking with a confirmation step, and rotating with a
+ * chosen overlap. Every lookup is scoped to the member's own account, so another
+ * account's key id is a 404 here.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { KeyMode } from '../../keys/format.js';
+import type { AccountRecord, KeyRecord } from '../../store/store.js';
+import { allowedScopes, createKey, getKey, revokeKey, rotateKey, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
+import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
+import { accountUsage } from '../../operations/usage.js';
+import { actorOf, csrfField, field, fields, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
+import { sendPage } from '../layout.js';
+import { html, type Html } from '../html.js';
+import { plural, relative, sentence, when } from '../format.js';
+import { isUsable, keyTable, newestFirst, revokeConfirmation, secretPanel } from './key-views.js';
+
+const DAY = 86_400_000;
+/** Expiry choices offered when creating a key. */
+const EXPIRY_CHOICES = { never: null, '30d': 30 * DAY, '90d': 90 * DAY, '1y': 365 * DAY } as const;
+type ExpiryChoice = keyof typeof EXPIRY_CHOICES;
+const EXPIRY_LABELS: Record<ExpiryChoice, string> = { never: 'Never', '30d': 'In 30 days', '90d': 'In 90 days', '1y': 'In one year' };
+
+type OverlapChoice = keyof typeof ROTATION_OVERLAPS_MS;
+const OVERLAP_LABELS: Record<OverlapChoice, string> = {
+  now: 'No overlap: the current key stops working now',
+  '1h': '1 hour',
+  '24h': '24 hours',
+  '7d': '7 days',
+};
+const DEFAULT_OVERLAP: OverlapChoice = '24h';
+
+interface KeyForm {
+  name: string;
+  mode: KeyMode;
+  scopes: string[];
+  expiry: ExpiryChoice;
+}
+
+export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
+  const { rt } = dash;
+
+  app.get('/keys', async (request, reply) => {
+    const { account } = ownAccount(request);
+    const now = rt.clock();
+    const keys = newestFirst(await rt.store.listKeys({ accountId: account.id }));
+    const usable = keys.filter((k) => isUsable(k, now));
+    const gone = keys.filter((k) => !isUsable(k, now));
+    const plan = rt.config.plans[account.planId];
+    const usage = await accountUsage(rt, account);
+    const rowActions = (key: KeyRecord) => html`
+      <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name}">Rotate</a>
+      <a class="button secondary small" href="/keys/${key.id}/revoke" aria-label="Revoke ${key.name}">Revoke</a>`;
+    const body = html`<h1>API keys</h1>
+<p>Keys let your programs call the ${rt.config.name} API as <strong>${account.name}</strong>. Treat each key like a password: anyone who has it can use your plan.</p>
+${usage.apiEnabled ? '' : html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, usage.planExpired)}). You can manage keys, but requests are refused until it is on.</p></div>`}
+<div class="actions">
+  <a class="button" href="/keys/new">Create a key</a>
+  <span class="muted">${plan?.maxKeys !== undefined ? `${usable.length} of ${plural(plan.maxKeys, 'key')} in use on the ${usage.planName} plan` : plural(usable.length, 'key') + ' in use'}</span>
+</div>
+<h2 id="active-keys">Keys in use</h2>
+${usable.length > 0
+  ? keyTable(usable, now, 'Keys in use', rowActions)
+  : html`<div class="empty"><p><strong>No keys yet.</strong></p><p>Create a key to start calling the API. Its secret is shown once, right after you create it.</p></div>`}
+${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These keys no longer work. They stay listed so you can recognise them in logs.</p>${keyTable(gone, now, 'Revoked and expired keys')}` : ''}`;
+    return sendPage(dash, request, reply, { title: 'API keys', body });
+  });
+
+  app.get('/keys/new', async (request, reply) => {
+    const { account } = ownAccount(request);
+    return sendCreateForm(request, reply, account, defaultForm(account));
+  });
+
+  app.post('/keys', async (request, reply) => {
+    const { account } = ownAccount(request);
+    const form = readForm(request.body);
+    if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, 'Give the key a name, so you can tell it apart later.', 400);
+    if (form.scopes.length === 0 && allowedScopes(rt, account.planId).length > 0) {
+      return sendCreateForm(request, reply, account, form, 'Choose at least one scope: a key without scopes cannot call anything.', 400);
+    }
+    const expiresIn = EXPIRY_CHOICES[form.expiry];
+    try {
+      const issued = await createKey(
+        rt,
+        { accountId: account.id, name: form.name, mode: form.mode, scopes: form.scopes, expiresAt: expiresIn === null ? null : rt.clock() + expiresIn },
+        actorOf(request),
+      );
+      const body = secretPanel(rt, issued.key, issued.secret, { heading: 'Copy your new key', back: '/keys' });
+      return sendPage(dash, request, reply, { title: 'Copy your new key', body, status: 201 });
+    } catch (error) {
+      if (!(error instanceof OperationError)) throw error;
+      return sendCreateForm(request, reply, account, form, sentence(error.message), OPERATION_STATUS[error.kind]);
+    }
+  });
+
+  app.get<{ Params: { id: string } }>('/keys/:id/revoke', async (request, reply) => {
+    const { account } = ownAccount(request);
+    const key = await getKey(rt, request.params.id, account.id);
+    const body = revokeConfirmation(key, rt.clock(), { action: `/keys/${key.id}/revoke`, cancel: '/keys', form: csrfField(request) });
+    return sendPage(dash, request, reply, { title: `Revoke ${key.name}`, body });
+  });
+
+  app.post<{ Params: { id: string } }>('/keys/:id/revoke', async (request, reply) => {
+    const { account } = ownAccount(request);
+    const key = await revokeKey(rt, request.params.id, actorOf(request), account.id);
+    setNotice(dash, reply, { kind: 'success', text: `Key “${key.name}” (${key.hint}) is revoked. Requests with it are refused from now on.` });
+    return redirect(reply, '/keys');
+  });
+
+  app.get<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
+    const { account } = ownAccount(request);
+    const key = await getKey(rt, request.params.id, account.id);
+    return sendRotateForm(request, reply, key);
+  });
+
+  app.post<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
+    const { account } = ownAccount(request);
+    const key = await getKey(rt, request.params.id, account.id);
+    const choice = field(request.body, 'overlap');
+    if (!isOverlapChoice(choice)) return sendRotateForm(request, reply, key, 'Choose how long the current key keeps working.', 400);
+    try {
+      const rotated = await rotateKey(rt, key.id, ROTATION_OVERLAPS_MS[choice], actorOf(request), account.id);
+      const now = rt.clock();
+      const previous = rotated.previous;
+      const extra =
+        choice === 'now'
+          ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>`
+          : html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${when(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
+      const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra });
+      return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
+    } catch (error) {
+      if (!(error instanceof OperationError)) throw error;
+      return sendRotateForm(request, reply, key, sentence(error.message), OPERATION_STATUS[error.kind]);
+    }
+  });
+
+  function defaultForm(account: AccountRecord): KeyForm {
+    const allowed = allowedScopes(rt, account.planId);
+    return { name: '', mode: rt.keyFormat.modes[0] ?? 'live', scopes: allowed.includes('*') ? ['*'] : allowed, expiry: 'never' };
+  }
+
+  function readForm(body: unknown): KeyForm {
+    const mode = field(body, 'mode');
+    const expiry = field(body, 'expiry');
+    return {
+      name: field(body, 'name'),
+      mode: (rt.keyFormat.modes as readonly string[]).includes(mode) ? (mode as KeyMode) : (rt.keyFormat.modes[0] ?? 'live'),
+      scopes: fields(body, 'scope'),
+      expiry: Object.hasOwn(EXPIRY_CHOICES, expiry) ? (expiry as ExpiryChoice) : 'never',
+    };
+  }
+
+  function sendCreateForm(request: FastifyRequest, reply: FastifyReply, account: AccountRecord, form: KeyForm, error?: string, status = 200): FastifyReply {
+    const allowed = allowedScopes(rt, account.planId);
+    const modes = rt.keyFormat.modes;
+    const body = html`<h1>Create a key</h1>
+${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error}</p></div>` : ''}
+<form method="post" action="/keys" class="stack">
+  ${csrfField(request)}
+  <div class="field">
+    <label for="name">Name</label>
+    <span class="hint" id="name-hint">Where the key is used, e.g. “Production server” or “Reporting script”.</span>
+    <input id="name" name="name" type="text" required maxlength="100" value="${form.name}" autocomplete="off" aria-describedby="name-hint" ${error && form.name.trim() === '' ? html`aria-invalid="true"` : ''} autofocus>
+  </div>
+  ${modes.length > 1
+    ? html`<fieldset>
+    <legend>Mode</legend>
+    <span class="hint">Test keys are for development; live keys are for production traffic.</span>
+    <div class="choices">${modes.map(
+      (mode) => html`<label class="choice"><input type="radio" name="mode" value="${mode}"${mode === form.mode ? html` checked` : ''}> ${mode === 'live' ? 'Live' : 'Test'}</label>`,
+    )}</div>
+  </fieldset>`
+    : html`<input type="hidden" name="mode" value="${form.mode}">`}
+  ${allowed.length > 0
+    ? html`<fieldset>
+    <legend>Scopes</legend>
+    <span class="hint">What the key may do${allowed.includes('*') ? '; * grants every scope, including ones added later' : ''}.</span>
+    <div class="choices">${allowed.map(
+      (scope) => html`<label class="choice"><input type="checkbox" name="scope" value="${scope}"${form.scopes.includes(scope) ? html` checked` : ''}> <code>${scope === '*' ? '* (all scopes)' : scope}</code></label>`,
+    )}</div>
+  </fieldset>`
+    : ''}
+  <div class="field">
+    <label for="expiry">Expires</label>
+    <select id="expiry" name="expiry">${(Object.keys(EXPIRY_CHOICES) as ExpiryChoice[]).map(
+      (choice) => html`<option value="${choice}"${choice === form.expiry ? html` selected` : ''}>${EXPIRY_LABELS[choice]}</option>`,
+    )}</select>
+  </div>
+  <div class="actions">
+    <button type="submit">Create key</button>
+    <a class="button secondary" href="/keys">Cancel</a>
+  </div>
+</form>`;
+    return sendPage(dash, request, reply, { title: 'Create a key', body, status });
+  }
+
+  function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, error?: string, status = 200): FastifyReply {
+    const now = rt.clock();
+    if (!isUsable(key, now)) {
+      const body = html`<h1>Key “${key.name}” cannot be rotated</h1>
+<div class="notice error" role="alert"><p>Only a key that still works can be rotated; this one is ${key.revokedAt !== null ? 'revoked' : 'expired'}. Create a new key instead.</p></div>
+<div class="actions"><a class="button" href="/keys/new">Create a key</a><a class="button secondary" href="/keys">Back to the keys</a></div>`;
+      return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status: 409 });
+    }
+    const body = html`<h1>Rotate key “${key.name}”</h1>
+${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : ''}
+<p>Rotating creates a replacement with the same name, mode and scopes, shown to you once. The current key <code>${key.hint}</code> keeps working for the overlap you choose, so you can deploy the replacement without downtime; after that it expires by itself.</p>
+<form method="post" action="/keys/${key.id}/rotate" class="stack">
+  ${csrfField(request)}
+  <fieldset>
+    <legend>Keep the current key working for</legend>
+    <div class="choices">${(Object.keys(ROTATION_OVERLAPS_MS) as OverlapChoice[]).map(
+      (choice) => html`<label class="choice"><input type="radio" name="overlap" value="${choice}"${choice === DEFAULT_OVERLAP ? html` checked` : ''}> ${OVERLAP_LABELS[choice]}</label>`,
+    )}</div>
+  </fieldset>
+  <div class="actions">
+    <button type="submit">Rotate key</button>
+    <a class="button secondary" href="/keys">Cancel</a>
+  </div>
+</form>`;
+    return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status });
+  }
+}
+
+function isOverlapChoice(value: string): value is OverlapChoice {
+  return Object.hasOwn(ROTATION_OVERLAPS_MS, value);
+}
+
+/** Why API access is off, in the member's words. */
+export function apiOffReason(dash: Dashboard, account: AccountRecord, planExpired: boolean): string {
+  const plan = dash.rt.config.plans[account.planId];
+  if (plan && !plan.apiAccess) return `the ${plan.name ?? account.planId} plan does not include API access`;
+  if (planExpired) return 'the plan has expired';
+  if (!account.apiAccess) return 'it was turned off by the operator';
+  return 'the plan is not available';
+}

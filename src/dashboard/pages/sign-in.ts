@@ -1,0 +1,73 @@
+/**
+ * Signing in and out, and the home address that sends a viewer to their first page.
+ * A wrong email and a wrong password get the same message, and a locked email gets the
+ * same lockout message whether or not it belongs to a member.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { field, preSessionCsrfField, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
+import { endSession, startSession } from '../session.js';
+import { sendPage } from '../layout.js';
+import { html } from '../html.js';
+import { LOCKOUT_MS } from '../sign-in.js';
+
+const MINUTE = 60_000;
+
+export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void {
+  const { rt, cookies } = dash;
+
+  app.get('/', async (request, reply) => {
+    const viewer = viewerOf(request);
+    return redirect(reply, viewer.account ? '/keys' : '/accounts');
+  });
+
+  app.get('/sign-in', { config: { public: true } }, async (request, reply) => {
+    if (request.viewer) return redirect(reply, '/');
+    return sendSignIn(request, reply, '');
+  });
+
+  app.post('/sign-in', { config: { public: true } }, async (request, reply) => {
+    const email = field(request.body, 'email');
+    const result = await dash.signIn.check(email, field(request.body, 'password'));
+    if (!result.ok) {
+      if (result.reason === 'locked') {
+        const minutes = Math.max(1, Math.ceil(result.retryAfterMs / MINUTE));
+        reply.header('retry-after', String(Math.ceil(result.retryAfterMs / 1000)));
+        return sendSignIn(request, reply, email, {
+          kind: 'error',
+          text: `Too many failed sign-ins. Signing in with this email is paused for ${minutes} minute${minutes === 1 ? '' : 's'}; try again after that. If you forgot your password, ask your operator for a new invitation.`,
+        }, 429);
+      }
+      return sendSignIn(request, reply, email, { kind: 'error', text: 'The email or password is incorrect.' }, 401);
+    }
+    if (request.viewer) await endSession(rt, request.viewer.session);
+    const session = await startSession(rt, result.member);
+    reply.setCookie(cookies.sessionName, session.id, { ...cookies.base, maxAge: session.maxAgeSeconds });
+    return redirect(reply, '/');
+  });
+
+  app.post('/sign-out', async (request, reply) => {
+    await endSession(rt, viewerOf(request).session);
+    reply.clearCookie(cookies.sessionName, { ...cookies.base });
+    setNotice(dash, reply, { kind: 'success', text: 'You are signed out.' });
+    return redirect(reply, '/sign-in');
+  });
+
+  function sendSignIn(request: FastifyRequest, reply: FastifyReply, email: string, notice?: Notice, status = 200): FastifyReply {
+    const body = html`<h1>Sign in</h1>
+<p class="muted">Manage your ${rt.config.name} API keys and see your usage.</p>
+<form method="post" action="/sign-in" class="stack">
+  ${preSessionCsrfField(dash, request, reply)}
+  <div class="field">
+    <label for="email">Email</label>
+    <input id="email" name="email" type="email" required autocomplete="username" value="${email}"${email === '' ? html` autofocus` : ''}>
+  </div>
+  <div class="field">
+    <label for="password">Password</label>
+    <input id="password" name="password" type="password" required autocomplete="current-password"${email !== '' ? html` autofocus` : ''}>
+  </div>
+  <div class="actions"><button type="submit">Sign in</button></div>
+</form>
+<p class="muted">New here? Your operator sends you an invitation link where you choose a password. After ${Math.round(LOCKOUT_MS / MINUTE)} minutes of lockout you can try again.</p>`;
+    return sendPage(dash, request, reply, { title: 'Sign in', body, status, ...(notice ? { notice } : {}) });
+  }
+}

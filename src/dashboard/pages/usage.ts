@@ -1,0 +1,119 @@
+/**
+ * Usage: the plan, whether API access is on, each meter's usage, limit and remaining,
+ * and charts of the current period (requests per day, denials by reason, units per day)
+ * from the daily counters. Members see their own account; operators see any account
+ * through the same section on its detail page.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { AccountRecord, UsageDailyRow } from '../../store/store.js';
+import { accountUsage, usageSeries, type AccountUsage } from '../../operations/usage.js';
+import { isoDay, periodBounds } from '../../meters/period.js';
+import { ownAccount, type Dashboard } from '../context.js';
+import { sendPage } from '../layout.js';
+import { html, type Html } from '../html.js';
+import { number, shortDay } from '../format.js';
+import { dailyBarChart, labelledBarChart, type DailySeries } from '../charts.js';
+import { apiOffReason } from './keys.js';
+
+const DAY = 86_400_000;
+/** Status classes in the order they are stacked; gateway refusals come last. */
+const STATUS_CLASSES = ['2xx', '3xx', '4xx', '5xx'];
+const STATUS_LABELS: Record<string, string> = { '2xx': 'answered (2xx)', '3xx': 'redirected (3xx)', '4xx': 'client errors (4xx)', '5xx': 'server errors (5xx)' };
+
+export function registerUsagePage(app: FastifyInstance, dash: Dashboard): void {
+  app.get('/usage', async (request, reply) => {
+    const { account } = ownAccount(request);
+    const body = html`<h1>Usage</h1>
+<p>What <strong>${account.name}</strong> has used in the current period, and how requests went day by day.</p>
+${await usageSection(dash, account, 2)}`;
+    return sendPage(dash, request, reply, { title: 'Usage', body });
+  });
+}
+
+/** The days of the current period up to today, from the plan's first consumed meter (else the calendar month). */
+function currentPeriodDays(usage: AccountUsage, now: number): string[] {
+  const consumed = Object.values(usage.meters).find((m) => m.kind === 'consumed');
+  const start = consumed?.periodStart ?? periodBounds('month', now).start;
+  const days: string[] = [];
+  for (let t = Date.parse(`${start}T00:00:00Z`); t <= now; t += DAY) days.push(isoDay(t));
+  return days;
+}
+
+function seriesFor(rows: readonly UsageDailyRow[], days: readonly string[], metric: UsageDailyRow['metric'], label: string): number[] {
+  const index = new Map(days.map((day, i) => [day, i]));
+  const values = days.map(() => 0);
+  for (const row of rows) {
+    if (row.metric !== metric || row.label !== label) continue;
+    const i = index.get(row.day);
+    if (i !== undefined) values[i] = (values[i] ?? 0) + row.value;
+  }
+  return values;
+}
+
+function labelsOf(rows: readonly UsageDailyRow[], metric: UsageDailyRow['metric']): string[] {
+  return [...new Set(rows.filter((r) => r.metric === metric).map((r) => r.label))].sort();
+}
+
+/** `rate_limited` → "Rate limited". */
+function reasonLabel(reason: string): string {
+  const words = reason.replace(/_/g, ' ');
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** The whole usage section; `level` is the heading level of its sub-sections (2 or 3). */
+export async function usageSection(dash: Dashboard, account: AccountRecord, level: 2 | 3): Promise<Html> {
+  const { rt } = dash;
+  // Daily counters are written in batches; write what is pending so the page is current.
+  await rt.flush().catch((error: unknown) => rt.log.warn({ err: error }, 'could not write usage before showing it'));
+  const now = rt.clock();
+  const usage = await accountUsage(rt, account);
+  const days = currentPeriodDays(usage, now);
+  const rows = await usageSeries(rt, account.id, days[0] ?? isoDay(now), isoDay(now));
+
+  const requestSeries: DailySeries[] = [
+    ...STATUS_CLASSES.filter((c) => labelsOf(rows, 'requests').includes(c)).map((c) => ({ label: STATUS_LABELS[c] as string, values: seriesFor(rows, days, 'requests', c) })),
+  ];
+  const denialSeries = labelsOf(rows, 'denials').map((reason) => ({ reason, values: seriesFor(rows, days, 'denials', reason) }));
+  const refused = days.map((_, i) => denialSeries.reduce((sum, s) => sum + (s.values[i] ?? 0), 0));
+  if (refused.some((v) => v > 0)) requestSeries.push({ label: 'refused by the gateway', values: refused });
+  const denials = denialSeries.map((s) => ({ label: reasonLabel(s.reason), value: s.values.reduce((a, b) => a + b, 0) }));
+  const unitSeries = labelsOf(rows, 'units').map((meter) => ({ label: usage.meters[meter]?.unit ?? meter, values: seriesFor(rows, days, 'units', meter) }));
+  const h = (text: string, id: string) => (level === 2 ? html`<h2 id="${id}">${text}</h2>` : html`<h3 id="${id}">${text}</h3>`);
+  const periodText = days.length > 0 ? `${shortDay(days[0] as string)} – ${shortDay(days[days.length - 1] as string)}` : '';
+
+  return html`<dl class="facts">
+  <div><dt>Plan</dt><dd>${usage.planName}${usage.planExpired ? ' (expired)' : ''}</dd></div>
+  <div><dt>API access</dt><dd>${usage.apiEnabled ? html`<span class="badge on">On</span>` : html`<span class="badge off">Off</span> <span class="muted">— ${apiOffReason(dash, account, usage.planExpired)}</span>`}</dd></div>
+  <div><dt>Current period</dt><dd>${periodText} <span class="muted">(so far)</span></dd></div>
+</dl>
+${h('Meters', `meters-${account.id}`)}
+${meterTable(usage)}
+${h('This period, day by day', `charts-${account.id}`)}
+<div class="charts">
+  ${dailyBarChart({ id: `requests-${account.id}`, title: 'Requests per day', days, series: requestSeries, unit: 'requests', emptyText: 'No requests yet in this period.', wide: true })}
+  ${labelledBarChart({ id: `denials-${account.id}`, title: 'Denials by reason', items: denials, emptyText: 'No refused requests in this period.' })}
+  ${dailyBarChart({ id: `units-${account.id}`, title: 'Units per day', days, series: unitSeries, unit: 'units', emptyText: 'No units used yet in this period.' })}
+</div>`;
+}
+
+function meterTable(usage: AccountUsage): Html {
+  const meters = Object.entries(usage.meters);
+  if (meters.length === 0) {
+    return html`<div class="empty"><p>The ${usage.planName} plan has no metered quotas: requests are limited only by rate limits.</p></div>`;
+  }
+  return html`<div class="table-wrap"><table class="data cards">
+  <caption class="sr-only">Meters of the ${usage.planName} plan</caption>
+  <thead><tr><th scope="col">Meter</th><th scope="col" class="num">Used</th><th scope="col" class="num">Limit</th><th scope="col" class="num">Remaining</th><th scope="col">Share used</th><th scope="col">Resets</th></tr></thead>
+  <tbody>${meters.map(([name, m]) => {
+    const unit = m.unit ?? name;
+    return html`<tr>
+    <td data-label="Meter"><span><strong>${name}</strong>${m.kind === 'gauge' ? html` <span class="muted">(current count)</span>` : ''}</span></td>
+    <td data-label="Used" class="num">${number(m.usage)}</td>
+    <td data-label="Limit" class="num">${number(m.limit)}</td>
+    <td data-label="Remaining" class="num">${number(m.remaining)}${m.overage > 0 ? html` <span class="badge expiring">+${number(m.overage)} overage</span>` : ''}</td>
+    <td data-label="Share used"><meter min="0" max="${m.limit}" low="${m.limit * 0.75}" high="${m.limit * 0.9}" optimum="0" value="${Math.min(m.usage, m.limit)}" aria-label="${number(m.usage)} of ${number(m.limit)} ${unit} used">${number(m.usage)} of ${number(m.limit)}</meter></td>
+    <td data-label="Resets">${m.kind === 'gauge' ? html`<span class="muted">—</span>` : m.periodEnd}</td>
+  </tr>`;
+  })}</tbody>
+</table></div>`;
+}

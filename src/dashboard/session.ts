@@ -1,0 +1,71 @@
+/**
+ * Dashboard sessions. The cookie holds a random 256-bit id; the store keeps only its
+ * SHA-256, so a leaked database cannot be replayed as cookies. Sessions end after the
+ * profile's `dashboard.sessionTtl` (absolute, not sliding) or at sign-out. Cookies are
+ * HttpOnly and SameSite=Lax, and Secure (with the `__Host-` prefix) when
+ * `dashboard.secureCookies` is on.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { CookieSerializeOptions } from '@fastify/cookie';
+import type { Runtime } from '../runtime.js';
+import type { AccountRecord, MemberRecord, SessionRecord } from '../store/store.js';
+import { newCsrfSecret } from './csrf.js';
+
+const SESSION_ID_BYTES = 32;
+
+export interface CookieSettings {
+  sessionName: string;
+  /** Attributes every dashboard cookie shares. */
+  base: CookieSerializeOptions;
+}
+
+export function cookieSettings(rt: Pick<Runtime, 'config'>): CookieSettings {
+  const secure = rt.config.dashboard.secureCookies;
+  return {
+    sessionName: secure ? '__Host-kg_session' : 'kg_session',
+    base: { path: '/', httpOnly: true, sameSite: 'lax', secure },
+  };
+}
+
+/** Who is signed in, for one request. */
+export interface Viewer {
+  member: MemberRecord;
+  session: SessionRecord;
+  /** The member's account; null for an operator without one. */
+  account: AccountRecord | null;
+}
+
+function hashSessionId(id: string): string {
+  return createHash('sha256').update(id).digest('hex');
+}
+
+/** A new session; the returned id goes into the cookie and nowhere else. */
+export async function startSession(rt: Runtime, member: MemberRecord): Promise<{ id: string; maxAgeSeconds: number }> {
+  const now = rt.clock();
+  const ttl = rt.config.dashboard.sessionTtl;
+  const id = randomBytes(SESSION_ID_BYTES).toString('base64url');
+  await rt.store.deleteExpiredSessions(now);
+  await rt.store.createSession({ idHash: hashSessionId(id), memberId: member.id, csrfSecret: newCsrfSecret(), expiresAt: now + ttl, createdAt: now });
+  return { id, maxAgeSeconds: Math.floor(ttl / 1000) };
+}
+
+/** The viewer behind a session cookie, or undefined if it is unknown or has expired. */
+export async function loadViewer(rt: Runtime, id: string | undefined): Promise<Viewer | undefined> {
+  if (!id || id.length > 128) return undefined;
+  const session = await rt.store.getSession(hashSessionId(id));
+  if (!session) return undefined;
+  if (session.expiresAt <= rt.clock()) {
+    await rt.store.deleteSession(session.idHash);
+    return undefined;
+  }
+  const member = await rt.store.getMember(session.memberId);
+  if (!member || member.passwordHash === null) return undefined;
+  const account = member.accountId === null ? null : ((await rt.store.getAccount(member.accountId)) ?? null);
+  // A member whose account was deleted has nothing left to see.
+  if (member.role === 'member' && account === null) return undefined;
+  return { member, session, account };
+}
+
+export async function endSession(rt: Runtime, session: SessionRecord): Promise<void> {
+  await rt.store.deleteSession(session.idHash);
+}

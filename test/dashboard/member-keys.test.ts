@@ -1,0 +1,236 @@
+/**
+ * A member manages keys in the dashboard, in real Chromium, against a real gateway:
+ * accept an invitation, sign in, create a key with the keyboard only, copy it from the
+ * page, call the gateway with it (200), revoke it in the page (the dialect's 401 on the
+ * next call), and rotate a key with an overlap during which both keys work.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp.js';
+import {
+  chromiumAvailable,
+  focusOutline,
+  h1,
+  invite,
+  join,
+  launchChromium,
+  newAccount,
+  newContext,
+  screenshot,
+  shown,
+  startDashboard,
+  tabTo,
+  textOf,
+  type DashboardFixture,
+} from './support.js';
+
+const HOUR = 3_600_000;
+
+describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account’s keys', () => {
+  const dir = tempDir('keygate-dashboard-keys');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let copied = '';
+
+  const callGateway = (secret: string) => fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } });
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir);
+    browser = await launchChromium();
+    context = await newContext(browser, fixture.dashboardUrl);
+    page = await context.newPage();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('lets an invited member choose a password, then sign in', async () => {
+    const accountId = await newAccount(fixture, 'Acme Analytics');
+    const link = await invite(fixture, 'ada@acme.example', accountId);
+
+    await page.goto(fixture.dashboardUrl);
+    expect(await page.title()).toBe('Sign in · Ranksy');
+    await screenshot(page, 'sign-in');
+
+    await page.goto(link);
+    expect(await h1(page)).toBe('Choose your password');
+    await shown(page.getByText('You will sign in as ada@acme.example'));
+    await screenshot(page, 'invitation');
+
+    await join(page, link, 'ada@acme.example');
+    expect(new URL(page.url()).pathname).toBe('/keys');
+    expect(await h1(page)).toBe('API keys');
+    await shown(page.getByText('No keys yet.'));
+    await screenshot(page, 'keys-empty');
+
+    // The link worked once.
+    const again = await page.goto(link);
+    expect(again?.status()).toBe(404);
+    expect(await h1(page)).toBe('This invitation link does not work');
+  });
+
+  it('creates a key with the keyboard only and shows its secret once, with a copy button', async () => {
+    await page.goto('/keys');
+    await tabTo(page, 'the "Create a key" link', (el) => el.tag === 'a' && el.text === 'Create a key');
+    expect(await focusOutline(page)).toMatch(/^solid 3px/);
+    await page.keyboard.press('Enter');
+    await page.waitForURL('**/keys/new');
+    expect(await page.title()).toBe('Create a key · Ranksy');
+
+    // The name field has the focus; everything else is reached with Tab, arrows and Space.
+    await page.keyboard.type('Production server');
+    await tabTo(page, 'the mode radio group', (el) => el.name === 'mode', 3);
+    await page.keyboard.press('ArrowRight'); // Live → Test
+    await page.keyboard.press('ArrowLeft'); // back to Live
+    await tabTo(page, 'the first scope', (el) => el.name === 'scope', 3);
+    await page.keyboard.press('Space'); // uncheck "*"
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Space'); // check projects:read
+    await screenshot(page, 'create-key');
+    await tabTo(page, 'the "Create key" button', (el) => el.tag === 'button' && el.text === 'Create key');
+    await page.keyboard.press('Enter');
+
+    expect(await h1(page)).toBe('Copy your new key');
+    await shown(page.getByText('This is the only time this key is shown.'));
+    const displayed = await page.getByLabel('Key “Production server”').inputValue();
+    expect(displayed).toMatch(/^rk_live_[0-9A-Za-z]{30}$/);
+
+    // The secret is in the page, never in its address, and the answer is not cached.
+    expect(page.url()).not.toContain(displayed);
+    expect(new URL(page.url()).pathname).toBe('/keys');
+
+    await tabTo(page, 'the copy button', (el) => el.tag === 'button' && el.text === 'Copy key');
+    await page.keyboard.press('Enter');
+    await shown(page.getByRole('status').filter({ hasText: 'Copied to the clipboard.' }));
+    copied = await page.evaluate(() => navigator.clipboard.readText());
+    expect(copied).toBe(displayed);
+    await screenshot(page, 'key-created');
+
+    // Reloading the list shows the key by its hint only.
+    await page.getByRole('link', { name: /back to the keys/ }).click();
+    const row = page.locator('tr', { hasText: 'Production server' });
+    const rowText = await textOf(row);
+    expect(rowText).toContain(`rk_live_…${copied.slice(-4)}`);
+    expect(rowText).toContain('projects:read');
+    expect(rowText).toContain('Active');
+    expect(await page.content()).not.toContain(copied);
+  });
+
+  it('the copied key calls the gateway; usage shows the request', async () => {
+    const response = await callGateway(copied);
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { data: unknown[] };
+    expect(body.data).toHaveLength(2);
+
+    // The same key lacks rankings:read, which the gateway enforces.
+    const rankings = await fixture.keygate.call('/v1/rankings?limit=5', { headers: { authorization: `Bearer ${copied}` } });
+    expect(rankings.status).toBe(403);
+
+    await page.goto('/usage');
+    expect(await h1(page)).toBe('Usage');
+    const facts = await textOf(page.locator('.facts'));
+    expect(facts).toContain('Pro');
+    expect(facts).toMatch(/API access\s+On/);
+    const units = page.locator('tr', { hasText: 'units' }).first();
+    expect((await textOf(units)).split(/\s+/)).toEqual(expect.arrayContaining(['1', '1,000', '999']));
+    await shown(page.getByRole('img', { name: /Requests per day.*2 requests in all/ }));
+    expect(await textOf(page.locator('.hbars'))).toContain('Insufficient scope');
+    await screenshot(page, 'usage');
+
+    await page.goto('/keys');
+    expect(await textOf(page.locator('tr', { hasText: 'Production server' }).locator('td[data-label="Last used"]'))).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d UTC$/);
+  });
+
+  it('revokes the key after a confirmation; the next call gets the dialect’s 401', async () => {
+    await page.goto('/keys');
+    await page.getByRole('link', { name: 'Revoke Production server' }).click();
+    expect(await h1(page)).toBe('Revoke key “Production server”?');
+    await screenshot(page, 'revoke-confirm');
+
+    // Cancelling changes nothing.
+    await page.getByRole('link', { name: 'Cancel' }).click();
+    expect((await callGateway(copied)).status).toBe(200);
+
+    await page.getByRole('link', { name: 'Revoke Production server' }).click();
+    await page.getByRole('button', { name: 'Revoke key' }).click();
+    await page.waitForURL('**/keys');
+    expect(await textOf(page.getByRole('status'))).toMatch(/^Key “Production server” \(rk_live_…\w{4}\) is revoked\./);
+    expect(await textOf(page.locator('tr', { hasText: 'Production server' }))).toContain('Revoked');
+
+    const refused = await callGateway(copied);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    expect(await refused.json()).toEqual({ error: { type: 'authentication_error', code: 'revoked_key', message: 'This API key has been revoked.' } });
+    await screenshot(page, 'keys-after-revoke');
+  });
+
+  it('rotates a key: both work during the overlap, the old one stops after it', async () => {
+    await page.goto('/keys/new');
+    await page.getByLabel('Name').fill('Nightly export');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const oldSecret = await page.getByLabel('Key “Nightly export”').inputValue();
+    expect((await callGateway(oldSecret)).status).toBe(200);
+
+    await page.goto('/keys');
+    await page.getByRole('link', { name: 'Rotate Nightly export' }).click();
+    expect(await h1(page)).toBe('Rotate key “Nightly export”');
+    expect(await page.getByRole('radio', { name: '24 hours' }).isChecked()).toBe(true);
+    await page.getByRole('radio', { name: '1 hour' }).check();
+    await screenshot(page, 'rotate');
+    await page.getByRole('button', { name: 'Rotate key' }).click();
+
+    expect(await h1(page)).toBe('Copy your replacement key');
+    await shown(page.getByText(/keeps working until .* \(in 1 h\)/));
+    const newSecret = await page.getByLabel('Key “Nightly export”').inputValue();
+    expect(newSecret).not.toBe(oldSecret);
+    await screenshot(page, 'rotated');
+
+    // During the overlap both keys work.
+    expect((await callGateway(oldSecret)).status).toBe(200);
+    expect((await callGateway(newSecret)).status).toBe(200);
+    await page.goto('/keys');
+    const rows = page.locator('tr', { hasText: 'Nightly export' });
+    expect(await rows.count()).toBe(2);
+    expect(await rows.filter({ hasText: 'Expiring in 1 h' }).count()).toBe(1);
+    await screenshot(page, 'keys');
+
+    // After it, only the replacement does.
+    fixture.clock.advance(HOUR + 1_000);
+    const expired = await callGateway(oldSecret);
+    expect(expired.status).toBe(401);
+    expect(((await expired.json()) as { error: { code: string } }).error.code).toBe('expired_key');
+    expect((await callGateway(newSecret)).status).toBe(200);
+    await page.reload();
+    expect(await textOf(page.getByRole('table', { name: 'Revoked and expired keys' }))).toContain('Nightly export');
+  });
+
+  it('refuses keys beyond the plan’s limit with a clear message', async () => {
+    // Pro allows 3 keys in use; one is in use (the replacement), so two more fit.
+    for (const name of ['Second', 'Third']) {
+      await page.goto('/keys/new');
+      await page.getByLabel('Name').fill(name);
+      await page.getByRole('button', { name: 'Create key' }).click();
+      expect(await h1(page)).toBe('Copy your new key');
+    }
+    await page.goto('/keys/new');
+    await page.getByLabel('Name').fill('One too many');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    expect(await textOf(page.getByRole('alert'))).toBe('The Pro plan allows 3 keys per account; revoke one first.');
+    expect(await page.getByLabel('Name').inputValue()).toBe('One too many');
+    await screenshot(page, 'create-key-limit');
+  });
+
+  it('never writes a secret to the logs or to the database in clear', async () => {
+    const db = readFileSync(path.join(dir, 'keygate.db'));
+    expect(copied).not.toBe('');
+    expect(db.includes(Buffer.from(copied))).toBe(false);
+    expect(fixture.keygate.logs.text).not.toContain(copied);
+    expect(fixture.keygate.logs.text).not.toContain('/invite/');
+  });
+});

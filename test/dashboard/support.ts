@@ -1,0 +1,170 @@
+/**
+ * Shared set-up for the dashboard's browser tests: Debian's Chromium driven by
+ * playwright-core (never a downloaded browser), keygate with the dashboard on in front
+ * of the demo upstream with a clock the test can move, and small page helpers.
+ *
+ * Without /usr/bin/chromium the tests are skipped with a printed reason, unless
+ * CI=true, where that is a failure.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { expect } from 'vitest';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { createAccount } from '../../src/operations/accounts.js';
+import { startDemoUpstream, startKeygate, type TestKeygate } from '../support/keygate.js';
+import { IN_CI } from '../support/services.js';
+
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+export const SCREENSHOTS = path.resolve(import.meta.dirname, '../../docs/screenshots');
+export const PASSWORD = 'correct horse battery staple';
+export const PHONE = { width: 375, height: 812 };
+export const DESKTOP = { width: 1280, height: 800 };
+
+/** Whether the browser tests can run; prints why not, or throws under CI. Synchronous for describe.skipIf. */
+export function chromiumAvailable(): boolean {
+  if (existsSync(CHROMIUM_PATH)) return true;
+  if (IN_CI) throw new Error(`${CHROMIUM_PATH} is missing, and CI=true requires it (apt-get install chromium)`);
+  console.warn(`[skip] ${CHROMIUM_PATH} is missing: the dashboard browser tests are skipped (apt-get install chromium; CI=true makes this a failure)`);
+  return false;
+}
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
+}
+
+/** A Ranksy-like profile: Bearer rk_live_/rk_test_ keys, scopes, a metered Pro plan and a Free plan without API access. */
+export function dashboardProfile(upstreamUrl: string): ConfigInput {
+  return {
+    name: 'Ranksy',
+    basePath: '/v1',
+    upstream: { url: upstreamUrl, timeout: '10s' },
+    keys: { format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' } },
+    auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }] },
+    errors: { envelope: 'typed', realm: 'ranksy' },
+    scopes: ['projects:read', 'rankings:read'],
+    plans: {
+      pro: { name: 'Pro', maxKeys: 3, meters: { units: { limit: 1000, unit: 'units' } } },
+      free: { name: 'Free', apiAccess: false },
+    },
+    defaultPlan: 'pro',
+    routes: [
+      { method: 'GET', path: '/v1/projects', scopes: ['projects:read'], cost: { meter: 'units', perRequest: 1 } },
+      { method: 'GET', path: '/v1/rankings', scopes: ['rankings:read'], cost: { meter: 'units', perRecord: 1, records: { header: 'X-Record-Count' }, reserveFromQuery: 'limit' } },
+    ],
+    dashboard: { enabled: true },
+  };
+}
+
+/** Real time plus an offset the test moves forward. */
+export class TestClock {
+  offsetMs = 0;
+  readonly now = (): number => Date.now() + this.offsetMs;
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
+}
+
+export interface DashboardFixture {
+  keygate: TestKeygate;
+  clock: TestClock;
+  dashboardUrl: string;
+  close(): Promise<void>;
+}
+
+export async function startDashboard(dir: string): Promise<DashboardFixture> {
+  const upstream = await startDemoUpstream();
+  const clock = new TestClock();
+  const keygate = await startKeygate(dashboardProfile(upstream.url), { dir, clock: clock.now });
+  if (!keygate.dashboardUrl) throw new Error('the dashboard did not start');
+  return {
+    keygate,
+    clock,
+    dashboardUrl: keygate.dashboardUrl,
+    async close() {
+      await keygate.close();
+      await upstream.close();
+    },
+  };
+}
+
+export async function newAccount(fixture: DashboardFixture, name: string, planId = 'pro'): Promise<string> {
+  return (await createAccount(fixture.keygate.runtime, { name, planId }, 'test')).id;
+}
+
+/** Invites through the admin API, as an operator's script would; returns the link on the running dashboard. */
+export async function invite(fixture: DashboardFixture, email: string, accountId: string | null, role: 'member' | 'operator' = 'member'): Promise<string> {
+  const response = await fixture.keygate.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email, accountId, role }) });
+  expect(response.status).toBe(201);
+  const { url } = (await response.json()) as { url: string };
+  return fixture.dashboardUrl + new URL(url).pathname;
+}
+
+/** Accepts an invitation in the page and signs in; leaves the page on the viewer's home. */
+export async function join(page: Page, inviteUrl: string, email: string, password = PASSWORD): Promise<void> {
+  await page.goto(inviteUrl);
+  await page.getByLabel('New password').fill(password);
+  await page.getByLabel('Type it again').fill(password);
+  await page.getByRole('button', { name: 'Set password' }).click();
+  await page.waitForURL('**/sign-in');
+  await signIn(page, email, password);
+}
+
+export async function signIn(page: Page, email: string, password = PASSWORD): Promise<void> {
+  if (!page.url().endsWith('/sign-in')) await page.goto(`${new URL(page.url()).origin}/sign-in`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL((url) => !url.pathname.startsWith('/sign-in'));
+}
+
+export async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+export async function newContext(browser: Browser, baseURL: string, viewport = DESKTOP): Promise<BrowserContext> {
+  const context = await browser.newContext({ baseURL, viewport, reducedMotion: 'reduce', colorScheme: 'light', locale: 'en-US' });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: baseURL });
+  return context;
+}
+
+/** Presses Tab until the focused element matches (at most `limit` times); fails if it never does. */
+export async function tabTo(page: Page, describe: string, matches: (el: { tag: string; text: string; label: string; name: string; type: string }) => boolean, limit = 40): Promise<void> {
+  for (let i = 0; i < limit; i++) {
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement as HTMLElement | null;
+      if (!el) return null;
+      const input = el as HTMLInputElement;
+      const labelText = input.labels?.[0]?.textContent ?? el.getAttribute('aria-label') ?? '';
+      return { tag: el.tagName.toLowerCase(), text: (el.textContent ?? '').trim(), label: labelText.trim(), name: input.name ?? '', type: input.type ?? '' };
+    });
+    if (focused && matches(focused)) return;
+  }
+  throw new Error(`could not reach ${describe} with the Tab key`);
+}
+
+/** The focus ring of the focused element: it must be visible for keyboard users. */
+export async function focusOutline(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const el = document.activeElement as HTMLElement;
+    const style = getComputedStyle(el);
+    return `${style.outlineStyle} ${style.outlineWidth}`;
+  });
+}
+
+/** The visible text of the first match, once it is there (Playwright's own waiting). */
+export async function textOf(locator: Locator): Promise<string> {
+  return (await locator.first().innerText({ timeout: 10_000 })).trim();
+}
+
+/** Waits until the first match is visible; throws if it never is. */
+export async function shown(locator: Locator): Promise<void> {
+  await locator.first().waitFor({ state: 'visible', timeout: 10_000 });
+}
+
+export async function h1(page: Page): Promise<string> {
+  return textOf(page.locator('h1'));
+}
