@@ -1,0 +1,146 @@
+/**
+ * The admin REST API an operator scripts against: guarded by the admin token, problem
+ * details for every error, an OpenAPI document, and changes that take effect on the
+ * gateway's next request.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN, startKeygate, type TestKeygate } from './support/keygate.js';
+import { startTestUpstream, type TestUpstream } from './support/upstream.js';
+import { tempDir } from './support/temp.js';
+
+describe('admin API', () => {
+  const dir = tempDir('admin');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let now = Date.parse('2026-11-15T10:00:00Z');
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        keys: { prefix: { live: 'sk_live_' } },
+        errors: { envelope: 'error', reasons: { unknown_key: { status: 403, message: 'Invalid API key' } } },
+        plans: {
+          growth: { name: 'Growth', apiAccess: false },
+          scale: { name: 'Scale', meters: { credits: { limit: 500 }, brands: { kind: 'gauge', limit: 10 } } },
+        },
+        defaultPlan: 'scale',
+        routes: [{ method: 'POST', path: '/generate', cost: { meter: 'credits', perRequest: 50 } }, { path: '/*' }],
+      },
+      { dir, clock: () => now },
+    );
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  const json = async (r: Response) => ({ status: r.status, body: (await r.json()) as Record<string, any> });
+  const bearer = (secret: string) => ({ headers: { authorization: `Bearer ${secret}` } });
+
+  it('refuses requests without the admin token, as problem details', async () => {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: ADMIN_TOKEN }]) {
+      const r = await fetch(`${kg.adminUrl}/v1/accounts`, { headers });
+      expect(r.status).toBe(401);
+      expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(r.headers.get('www-authenticate')).toBe('Bearer realm="keygate-admin"');
+      expect(await r.json()).toMatchObject({ status: 401, title: 'Unauthorized' });
+    }
+  });
+
+  it('serves health and its OpenAPI document without the token', async () => {
+    expect(await (await fetch(`${kg.adminUrl}/health`)).json()).toEqual({ status: 'ok', profile: 'keygate', store: 'sqlite', counters: 'memory' });
+    const doc = (await (await fetch(`${kg.adminUrl}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/accounts', '/v1/keys', '/v1/keys/{id}/revoke', '/v1/keys/{id}/rotate', '/v1/forecast', '/v1/audit']));
+  });
+
+  let accountId: string;
+  let first: { id: string; secret: string };
+
+  it('creates an account and a key that works through the gateway at once', async () => {
+    const account = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme' }) }));
+    expect(account.status).toBe(201);
+    expect(account.body).toMatchObject({ name: 'Acme', planId: 'scale', apiAccess: true, overage: null });
+    accountId = account.body.id;
+
+    const key = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'production' }) }));
+    expect(key.status).toBe(201);
+    expect(key.body.secret).toMatch(/^sk_live_[0-9A-Za-z]{30}$/);
+    expect(key.body).toMatchObject({ name: 'production', status: 'active', hint: `sk_live_…${key.body.secret.slice(-4)}` });
+    first = { id: key.body.id, secret: key.body.secret };
+    expect((await kg.call('/brands', bearer(first.secret))).status).toBe(200);
+  });
+
+  it('names the field in validation errors, and refuses bad JSON and unknown routes', async () => {
+    const missing = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ name: 'x' }) }));
+    expect(missing.status).toBe(400);
+    expect(missing.body.detail).toMatch(/^body\.accountId: /);
+    const badJson = await json(await kg.admin('/v1/accounts', { method: 'POST', body: '{"name":' }));
+    expect(badJson.status).toBe(400);
+    expect(badJson.body.detail).toMatch(/not valid JSON/);
+    const unknown = await json(await kg.admin('/v1/nothing'));
+    expect(unknown).toMatchObject({ status: 404, body: { detail: 'No admin route GET /v1/nothing.' } });
+    const noAccount = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'acc_nope', name: 'x' }) }));
+    expect(noAccount).toMatchObject({ status: 404, body: { detail: 'no account "acc_nope"' } });
+  });
+
+  it('rotates a key: both work during the overlap, the old one expires after it', async () => {
+    const rotated = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.previous.expiresAt).toBe(new Date(now + 3_600_000).toISOString());
+    const replacement = rotated.body.secret as string;
+    expect((await kg.call('/brands', bearer(first.secret))).status).toBe(200);
+    expect((await kg.call('/brands', bearer(replacement))).status).toBe(200);
+    now += 3_600_000;
+    const old = await kg.call('/brands', bearer(first.secret));
+    expect(old.status).toBe(401);
+    expect(await old.json()).toEqual({ error: 'This API key has expired.' });
+    expect((await kg.call('/brands', bearer(replacement))).status).toBe(200);
+    first = { id: rotated.body.id, secret: replacement };
+  });
+
+  it('disabling API access or moving to a plan without it takes effect on the next request', async () => {
+    await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ apiAccess: false }) }));
+    expect((await kg.call('/brands', bearer(first.secret))).status).toBe(403);
+    await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ apiAccess: true }) }));
+    expect((await kg.call('/brands', bearer(first.secret))).status).toBe(200);
+    const moved = await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId: 'growth' }) }));
+    expect(moved.body.planId).toBe('growth');
+    expect((await kg.call('/brands', bearer(first.secret))).status).toBe(403);
+    const unknownPlan = await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId: 'platinum' }) }));
+    expect(unknownPlan).toMatchObject({ status: 400, body: { detail: 'no plan "platinum"; plans are: growth, scale' } });
+    await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId: 'scale' }) });
+  });
+
+  it('reports usage, sets gauges and forecasts', async () => {
+    expect((await kg.call('/generate', { method: 'POST', ...bearer(first.secret) })).status).toBe(200);
+    const gauge = await json(await kg.admin(`/v1/accounts/${accountId}/gauges/brands`, { method: 'PUT', body: JSON.stringify({ value: 7 }) }));
+    expect(gauge.status).toBe(200);
+    const usage = await json(await kg.admin(`/v1/accounts/${accountId}/usage`));
+    expect(usage.body.meters.credits).toMatchObject({ usage: 50, limit: 500, remaining: 450 });
+    expect(usage.body.meters.brands).toMatchObject({ kind: 'gauge', usage: 7, limit: 10, remaining: 3 });
+    const forecast = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ accountId, calls: [{ method: 'POST', path: '/generate', count: 10 }] }) }));
+    expect(forecast.body).toMatchObject({ total: 500, covered: false, balance: { credits: { remaining: 450, covered: false } } });
+  });
+
+  it('revokes a key, refused on the next request, and audits who did what', async () => {
+    const revoked = await json(await kg.admin(`/v1/keys/${first.id}/revoke`, { method: 'POST' }));
+    expect(revoked.body.status).toBe('revoked');
+    const r = await kg.call('/brands', bearer(first.secret));
+    expect(r.status).toBe(401);
+    const audit = await json(await kg.admin(`/v1/audit?accountId=${accountId}`));
+    const actions = (audit.body as unknown as { action: string; actor: string }[]).map((e) => e.action);
+    expect(actions).toEqual(['key.revoked', 'account.updated', 'account.updated', 'account.updated', 'account.updated', 'key.rotated', 'key.created', 'key.created', 'account.created']);
+    expect((audit.body as unknown as { actor: string }[]).every((e) => e.actor === 'admin-api')).toBe(true);
+  });
+
+  it('exposes Prometheus metrics', async () => {
+    const text = await (await kg.admin('/metrics')).text();
+    expect(text).toMatch(/keygate_requests_total\{outcome="forwarded",reason=""\} \d+/);
+    expect(text).toMatch(/keygate_requests_total\{outcome="denied",reason="api_disabled"\} 2/);
+    expect(text).toContain('keygate_units_charged_total{meter="credits"} 50');
+  });
+});
