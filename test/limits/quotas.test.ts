@@ -1,0 +1,178 @@
+/**
+ * Unit quotas on the embedded default: reservations that keep concurrent requests from
+ * spending past a balance, per-record charges counted from the response, nothing charged
+ * for non-2xx, overage, periods, usage endpoints, and balances that survive a restart.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeygate, type TestKeygate } from '../support/keygate.js';
+import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
+import { tempDir } from '../support/temp.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { createAccount, updateAccount } from '../../src/operations/accounts.js';
+import { createKey } from '../../src/operations/keys.js';
+
+const now = { value: Date.parse('2026-11-20T00:00:00Z') };
+
+function profile(upstreamUrl: string): ConfigInput {
+  return {
+    upstream: { url: upstreamUrl },
+    basePath: '/v1',
+    keys: { format: 'hex', hexLength: 40 },
+    auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Token' }, { in: 'query', name: 'apikey' }] },
+    errors: { envelope: 'error_description', reasons: { insufficient_funds: { status: 400, message: 'Insufficient funds' } } },
+    plans: {
+      thousand: { meters: { units: { limit: 1000 } } },
+      big: { meters: { units: { limit: 100_000 } } },
+      flexible: { meters: { units: { limit: 300, overage: true } } },
+      billing: { meters: { units: { limit: 1000, period: { billingDay: 15 } } } },
+    },
+    routes: [
+      { method: 'POST', path: '/v1/domain/overview', cost: { meter: 'units', perRequest: 100 } },
+      { method: 'GET', path: '/v1/backlinks/records', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
+      { method: 'GET', path: '/v1/backlinks/count-header', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
+      { method: 'GET', path: '/v1/failing/status/:code', cost: { meter: 'units', perRequest: 100 } },
+      { method: 'GET', path: '/v1/export/status', cost: { meter: 'units', perRequest: 0 } },
+      { path: '/v1/*' },
+    ],
+    builtins: [
+      {
+        method: 'GET',
+        path: '/v1/account/subscription',
+        body: { subscription_info: { status: 'active', units_limit: '{{meters.units.limit}}', units_left: '{{meters.units.remaining}}', expiration_datetime: '{{meters.units.periodEnd}}' } },
+      },
+    ],
+  };
+}
+
+describe('unit quotas', () => {
+  const dir = tempDir('quotas');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(profile(upstream.url), { dir, clock: () => now.value });
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  async function keyOn(plan: string) {
+    const account = await createAccount(kg.runtime, { name: plan, planId: plan }, 'test');
+    const { secret } = await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test');
+    return { secret, accountId: account.id };
+  }
+  const call = async (secret: string, method: string, path: string) => {
+    const r = await kg.call(path, { method, headers: { authorization: `Token ${secret}` } });
+    return { status: r.status, body: await r.text() };
+  };
+  const unitsLeft = async (secret: string) => JSON.parse((await call(secret, 'GET', '/v1/account/subscription')).body).subscription_info.units_left as number;
+
+  it('200 requests at once against 1,000 units at 100 per call admit exactly 10, and never go negative', async () => {
+    const { secret, accountId } = await keyOn('thousand');
+    const results = await Promise.all(Array.from({ length: 200 }, () => call(secret, 'POST', '/v1/domain/overview')));
+    expect(results.filter((r) => r.status === 200)).toHaveLength(10);
+    const refused = results.filter((r) => r.status === 400);
+    expect(refused).toHaveLength(190);
+    expect(JSON.parse(refused[0]!.body)).toEqual({ error_description: 'Insufficient funds' });
+    const balance = await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01');
+    expect(balance).toEqual({ used: 1000, reserved: 0 });
+    expect(await unitsLeft(secret)).toBe(0);
+  });
+
+  it('zero-cost routes keep working at zero balance', async () => {
+    const { secret } = await keyOn('thousand');
+    for (let i = 0; i < 10; i++) await call(secret, 'POST', '/v1/domain/overview');
+    expect((await call(secret, 'POST', '/v1/domain/overview')).status).toBe(400);
+    expect((await call(secret, 'GET', '/v1/export/status')).status).toBe(200);
+    expect((await call(secret, 'GET', '/v1/account/subscription')).status).toBe(200);
+  });
+
+  it('charges per record exactly the records returned, from the JSON body or a header', async () => {
+    const { secret } = await keyOn('big');
+    expect((await call(secret, 'GET', '/v1/backlinks/records?n=37')).status).toBe(200);
+    expect(await unitsLeft(secret)).toBe(100_000 - 37);
+    const counted = await kg.call('/v1/backlinks/count-header?n=3', { headers: { authorization: `Token ${secret}` } });
+    expect(counted.status).toBe(200);
+    expect(counted.headers.get('x-record-count')).toBeNull(); // keygate's header, removed
+    await counted.text();
+    expect(await unitsLeft(secret)).toBe(100_000 - 37 - 300);
+  });
+
+  it('reserves what a per-record request asks for, so it cannot outspend the balance', async () => {
+    const { secret } = await keyOn('thousand');
+    const refused = await call(secret, 'GET', '/v1/backlinks/records?n=1500');
+    expect(refused.status).toBe(400);
+    expect((await call(secret, 'GET', '/v1/backlinks/records?n=900')).status).toBe(200);
+    expect(await unitsLeft(secret)).toBe(100);
+  });
+
+  it('charges nothing for a response that is not 2xx', async () => {
+    const { secret } = await keyOn('thousand');
+    for (const code of [404, 500, 429, 301]) {
+      expect((await call(secret, 'GET', `/v1/failing/status/${code}`)).status).toBe(code);
+    }
+    expect(await unitsLeft(secret)).toBe(1000);
+    expect((await call(secret, 'GET', '/v1/failing/status/201')).status).toBe(201);
+    expect(await unitsLeft(secret)).toBe(900);
+  });
+
+  it('counts usage past the limit as overage when the plan or the account allows it', async () => {
+    const flexible = await keyOn('flexible');
+    for (let i = 0; i < 5; i++) expect((await call(flexible.secret, 'POST', '/v1/domain/overview')).status).toBe(200);
+    const usage = (await (await kg.admin(`/v1/accounts/${flexible.accountId}/usage`)).json()) as { meters: Record<string, Record<string, number>> };
+    expect(usage.meters.units).toMatchObject({ usage: 500, limit: 300, remaining: 0, overage: 200 });
+
+    const strict = await keyOn('thousand');
+    for (let i = 0; i < 10; i++) await call(strict.secret, 'POST', '/v1/domain/overview');
+    expect((await call(strict.secret, 'POST', '/v1/domain/overview')).status).toBe(400);
+    await updateAccount(kg.runtime, strict.accountId, { overage: true }, 'support');
+    expect((await call(strict.secret, 'POST', '/v1/domain/overview')).status).toBe(200);
+  });
+
+  it('starts a fresh balance each period: a billing day of the 15th', async () => {
+    const { secret } = await keyOn('billing');
+    await call(secret, 'POST', '/v1/domain/overview'); // 20 Nov: period 15 Nov–15 Dec
+    const before = JSON.parse((await call(secret, 'GET', '/v1/account/subscription')).body).subscription_info;
+    expect(before).toEqual({ status: 'active', units_limit: 1000, units_left: 900, expiration_datetime: '2026-12-15' });
+    const saved = now.value;
+    now.value = Date.parse('2026-12-15T00:00:00Z');
+    expect(await unitsLeft(secret)).toBe(1000);
+    now.value = saved;
+  });
+});
+
+describe('balances survive a restart', () => {
+  const dir = tempDir('quotas-restart');
+
+  it('keeps committed usage in the SQLite file across a stop and a start', async () => {
+    const upstream = await startTestUpstream();
+    try {
+      const first = await startKeygate(profile(upstream.url), { dir, clock: () => now.value });
+      const account = await createAccount(first.runtime, { name: 'a', planId: 'thousand' }, 'test');
+      const { secret } = await createKey(first.runtime, { accountId: account.id, name: 'k' }, 'test');
+      for (let i = 0; i < 3; i++) {
+        const r = await first.call('/v1/domain/overview', { method: 'POST', headers: { authorization: `Token ${secret}` } });
+        expect(r.status).toBe(200);
+        await r.text();
+      }
+      await first.close();
+
+      const second = await startKeygate(profile(upstream.url), { dir, clock: () => now.value });
+      try {
+        const r = await second.call(`/v1/account/subscription?apikey=${secret}`);
+        expect(JSON.parse(await r.text()).subscription_info.units_left).toBe(700);
+        for (let i = 0; i < 7; i++) await (await second.call('/v1/domain/overview', { method: 'POST', headers: { authorization: `Token ${secret}` } })).text();
+        const refused = await second.call('/v1/domain/overview', { method: 'POST', headers: { authorization: `Token ${secret}` } });
+        expect(refused.status).toBe(400);
+        await refused.text();
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await upstream.close();
+    }
+  });
+});

@@ -1,0 +1,152 @@
+/**
+ * Rate limits and escalating blocks on the embedded default, over real HTTP, with a
+ * controlled clock: exact rolling windows, all windows or none, per-key and per-account
+ * counting, the IETF RateLimit fields, and blocks that escalate and expire.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeygate, type TestKeygate } from '../support/keygate.js';
+import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
+import { tempDir } from '../support/temp.js';
+import { createAccount } from '../../src/operations/accounts.js';
+import { createKey } from '../../src/operations/keys.js';
+
+describe('rate limits', () => {
+  const dir = tempDir('rate-limits');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let now = Date.parse('2026-11-20T00:00:00Z');
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        errors: { envelope: 'message', reasons: { rate_limited: { message: 'Too Many Requests' } } },
+        plans: {
+          ten: { rateLimits: [{ limit: 10, window: '1h' }] },
+          rolling: { rateLimits: [{ limit: 5, window: '1s' }] },
+          two: { rateLimits: [{ name: 'burst', limit: 2, window: '1s' }, { name: 'hourly', limit: 3, window: '1h' }] },
+          shared: { rateLimits: [{ limit: 4, window: '1m', scope: 'account' }] },
+          route: { rateLimits: [] },
+          seranking: { rateLimits: [{ limit: 5, window: '1s' }], block: { after: 3, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '24h' } },
+        },
+        routes: [{ path: '/export', rateLimits: [{ limit: 1, window: '1m' }] }, { path: '/*' }],
+      },
+      { dir, clock: () => now },
+    );
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  async function keyOn(plan: string, accountId?: string) {
+    const account = accountId ?? (await createAccount(kg.runtime, { name: plan, planId: plan }, 'test')).id;
+    const { secret } = await createKey(kg.runtime, { accountId: account, name: `${plan} key` }, 'test');
+    return { secret, accountId: account };
+  }
+  const get = async (secret: string, path = '/data') => {
+    const r = await kg.call(path, { headers: { authorization: `Bearer ${secret}` } });
+    return { status: r.status, headers: r.headers, body: await r.text() };
+  };
+  const statuses = async (secret: string, n: number, path = '/data') => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push((await get(secret, path)).status);
+    return out;
+  };
+
+  it('200 requests at once against a limit of 10 admit exactly 10', async () => {
+    const { secret } = await keyOn('ten');
+    const responses = await Promise.all(Array.from({ length: 200 }, () => get(secret)));
+    const codes = responses.map((r) => r.status);
+    expect(codes.filter((c) => c === 200)).toHaveLength(10);
+    expect(codes.filter((c) => c === 429)).toHaveLength(190);
+  });
+
+  it('counts over a rolling window, not fixed buckets', async () => {
+    const { secret } = await keyOn('rolling');
+    now += 500; // mid-second: a fixed-bucket limiter would reset at the next whole second
+    expect(await statuses(secret, 5)).toEqual([200, 200, 200, 200, 200]);
+    expect(await statuses(secret, 1)).toEqual([429]); // the 6th request inside one second
+    now += 999;
+    expect(await statuses(secret, 1)).toEqual([429]); // 999 ms later: still inside the window
+    now += 1;
+    expect(await statuses(secret, 5)).toEqual([200, 200, 200, 200, 200]); // the first five have left it
+    expect(await statuses(secret, 1)).toEqual([429]);
+  });
+
+  it('admits only when every window admits, and a refused request counts against none', async () => {
+    const { secret } = await keyOn('two');
+    expect(await statuses(secret, 3)).toEqual([200, 200, 429]); // burst 2/s refuses the third
+    now += 1000;
+    // The refused request did not spend the hourly window: one hourly slot is left.
+    expect(await statuses(secret, 2)).toEqual([200, 429]);
+    now += 1000;
+    const refused = await get(secret);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe(String(3600 - 2));
+  });
+
+  it('advertises both windows in the RateLimit fields on admitted and refused responses', async () => {
+    const { secret } = await keyOn('two');
+    const first = await get(secret);
+    expect(first.headers.get('ratelimit-policy')).toBe('"burst";q=2;w=1, "hourly";q=3;w=3600');
+    expect(first.headers.get('ratelimit')).toBe('"burst";r=1;t=1, "hourly";r=2;t=3600');
+    await get(secret);
+    const refused = await get(secret);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('ratelimit')).toBe('"burst";r=0;t=1, "hourly";r=1;t=3600');
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(JSON.parse(refused.body)).toEqual({ message: 'Too Many Requests' });
+  });
+
+  it('shares an account-scoped window across the account\'s keys', async () => {
+    const a = await keyOn('shared');
+    const b = await keyOn('shared', a.accountId);
+    const other = await keyOn('shared');
+    expect([...(await statuses(a.secret, 2)), ...(await statuses(b.secret, 3))]).toEqual([200, 200, 200, 200, 429]);
+    expect(await statuses(other.secret, 1)).toEqual([200]);
+  });
+
+  it('applies a route\'s own window on top of the plan\'s', async () => {
+    const { secret } = await keyOn('route');
+    expect(await statuses(secret, 2, '/export')).toEqual([200, 429]);
+    expect(await statuses(secret, 3, '/data')).toEqual([200, 200, 200]);
+  });
+
+  it('blocks a key that keeps exceeding its limit, longer each time, then lets it back', async () => {
+    const { secret } = await keyOn('seranking');
+    const violate = async (times: number) => {
+      const codes: number[] = [];
+      for (let i = 0; i < times; i++) {
+        await statuses(secret, 5);
+        const r = await get(secret);
+        codes.push(r.status);
+        if (i < times - 1) now += 1000;
+      }
+      return codes;
+    };
+    // Three violations within a minute: the third one blocks for 10 minutes.
+    await violate(2);
+    now += 1000;
+    await statuses(secret, 5);
+    const blocked = await get(secret);
+    expect(blocked.status).toBe(429);
+    expect(blocked.headers.get('retry-after')).toBe('600');
+    expect(JSON.parse(blocked.body)).toEqual({ message: 'This API key is temporarily blocked for repeatedly exceeding the rate limit.' });
+
+    now += 599_000;
+    expect((await get(secret)).status).toBe(429); // still blocked, even within the rate limit
+    now += 1000;
+    expect((await get(secret)).status).toBe(200); // 10 minutes are over
+
+    // Offending again: the next block lasts twice as long.
+    now += 1000;
+    await violate(3);
+    const second = await get(secret);
+    expect(second.status).toBe(429);
+    expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(1100);
+    expect(Number(second.headers.get('retry-after'))).toBeLessThanOrEqual(1200);
+  });
+});
