@@ -1,0 +1,213 @@
+/**
+ * shared/seeds/001 (Ranksy API v1, Authentication), walked top to bottom against
+ * examples/ranksy: the shipped keygate.yaml and upstream.mjs on loopback, a real SQLite
+ * file, keys made with the `keygate` CLI, real HTTP.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { controlledClock, read, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const MISSING = {
+  error: { type: 'authentication_error', code: 'missing_api_key', message: 'The Authorization header is absent. Send your key as: Authorization: Bearer rk_live_…' },
+};
+const INVALID = { error: { type: 'authentication_error', code: 'invalid_api_key', message: 'The API key is unknown or revoked.' } };
+const MISSING_TEAM_SCOPE = {
+  error: { type: 'authentication_error', code: 'missing_team_scope', message: 'The key is valid but is not bound to a team, so no apps can be resolved.' },
+};
+const INSUFFICIENT_PERMISSIONS = {
+  error: { type: 'permission_error', code: 'insufficient_permissions', message: 'The key is valid and team-scoped, but lacks the metrics:read (or *) scope.' },
+};
+
+/** "Authorization: Bearer rk_live_xxxxxxxxxxxxxxxxxxxxxxxx" */
+const bearer = (key: string): RequestInit => ({ headers: { authorization: `Bearer ${key}` } });
+
+interface Metric {
+  data: { app: string; metric: string; value: number; unit: string; as_of: string };
+  livemode: boolean;
+}
+
+describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
+  const clock = controlledClock();
+  let ex: RunningExample;
+  let team: AccountOut;
+  let liveKey: KeyOut;
+  let appId: string;
+
+  const apps = async (key: string) => ((await read(await ex.call('/api/v1/apps', bearer(key)))).body as { data: { id: string; name: string }[] }).data;
+  const mrr = (app: string) => `/api/v1/apps/${app}/metrics/mrr`;
+
+  beforeAll(async () => {
+    ex = await startExample('ranksy', { clock });
+  });
+  afterAll(async () => {
+    await ex?.close();
+  });
+
+  describe('Making authenticated requests', () => {
+    it('a key issued from the team (CLI) is rk_live_…, named, and shown once', async () => {
+      team = await ex.cliJson<AccountOut>(['accounts', 'create', '--name', 'Acme Apps']);
+      liveKey = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'Production sync', '--scopes', 'metrics:read']);
+      expect(liveKey.secret).toMatch(/^rk_live_[0-9A-Za-z]{30}$/);
+      expect(liveKey).toMatchObject({ name: 'Production sync', mode: 'live', scopes: ['metrics:read'], accountId: team.id, hint: `rk_live_…${liveKey.secret.slice(-4)}` });
+      const listed = await ex.cliOk(['keys', 'list', '--account', team.id, '--json']);
+      expect(listed.stdout).toContain('Production sync');
+      expect(listed.stdout).not.toContain(liveKey.secret);
+    });
+
+    it('curl /api/v1/apps/{app}/metrics/mrr -H "Authorization: Bearer rk_live_…" reads the metric', async () => {
+      [{ id: appId }] = (await apps(liveKey.secret)) as [{ id: string }];
+      expect(appId).toMatch(/^01JN4HKQX[0-9A-Z]{16}$/);
+      const response = await read(await ex.call(mrr(appId), bearer(liveKey.secret)));
+      expect(response.status).toBe(200);
+      expect(response.type).toBe(JSON_TYPE);
+      expect(response.body).toMatchObject({ data: { app: appId, metric: 'mrr', unit: 'USD' }, livemode: true });
+      expect(typeof (response.body as Metric).data.value).toBe('number');
+    });
+
+    it('the scheme word is case-insensitive; the key must follow it', async () => {
+      expect((await ex.call(mrr(appId), { headers: { authorization: `bearer ${liveKey.secret}` } })).status).toBe(200);
+      expect(await read(await ex.call(mrr(appId), { headers: { authorization: 'Bearer' } }))).toEqual({ status: 401, type: JSON_TYPE, body: MISSING });
+      expect(await read(await ex.call(mrr(appId), { headers: { authorization: liveKey.secret } }))).toEqual({ status: 401, type: JSON_TYPE, body: INVALID });
+      expect(await read(await ex.call(mrr(appId), { headers: { authorization: `Token ${liveKey.secret}` } }))).toEqual({ status: 401, type: JSON_TYPE, body: INVALID });
+    });
+  });
+
+  describe('Getting a key', () => {
+    it('a lost key is revoked and replaced: the old one stops, the new one works', async () => {
+      const lost = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'Laptop script']);
+      expect((await ex.call(mrr(appId), bearer(lost.secret))).status).toBe(200);
+      await ex.cliOk(['keys', 'revoke', lost.id]);
+      const revoked = await ex.call(mrr(appId), bearer(lost.secret));
+      expect(await read(revoked)).toEqual({ status: 401, type: JSON_TYPE, body: INVALID });
+      const replacement = await ex.createKey(team.id, 'Laptop script (new)');
+      expect((await ex.call(mrr(appId), bearer(replacement.secret))).status).toBe(200);
+    });
+
+    it('keys are bound to the team that created them: another team\'s apps do not exist for them', async () => {
+      const other = await ex.createAccount('Other Team');
+      const otherKey = await ex.createKey(other.id, 'theirs');
+      const theirApps = await apps(otherKey.secret);
+      expect(theirApps).toHaveLength(2);
+      expect(theirApps.map((a) => a.id)).not.toContain(appId);
+
+      expect(await read(await ex.call(mrr(appId), bearer(otherKey.secret)))).toEqual({
+        status: 404,
+        type: JSON_TYPE,
+        body: { error: { type: 'invalid_request_error', code: 'app_not_found', message: `No such app: ${appId}` } },
+      });
+      // The document's own example app id belongs to no team here.
+      expect((await ex.call(mrr('01JN4HKQX0000000000000000'), bearer(liveKey.secret))).status).toBe(404);
+      // Every team's key sees its own apps' metrics.
+      expect((await ex.call(mrr((theirApps[0] as { id: string }).id), bearer(otherKey.secret))).status).toBe(200);
+    });
+  });
+
+  describe('Test mode vs live mode', () => {
+    it('an rk_test_ key reads the same figures as a live key; only livemode differs', async () => {
+      const testKey = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'Sandbox', '--mode', 'test', '--scopes', 'metrics:read']);
+      expect(testKey.secret).toMatch(/^rk_test_[0-9A-Za-z]{30}$/);
+      expect(testKey.mode).toBe('test');
+
+      const live = (await read(await ex.call(mrr(appId), bearer(liveKey.secret)))).body as Metric;
+      const test = (await read(await ex.call(mrr(appId), bearer(testKey.secret)))).body as Metric;
+      expect(test.livemode).toBe(false);
+      expect(live.livemode).toBe(true);
+      expect(test.data).toEqual(live.data);
+    });
+
+    it('the prefix is part of the key: a live key relabelled rk_test_ (or the reverse) is invalid', async () => {
+      const testKey = await ex.createKey(team.id, 'Sandbox 2', { mode: 'test', scopes: ['metrics:read'] });
+      const relabelledLive = liveKey.secret.replace('rk_live_', 'rk_test_');
+      const relabelledTest = testKey.secret.replace('rk_test_', 'rk_live_');
+      expect(await read(await ex.call(mrr(appId), bearer(relabelledLive)))).toEqual({ status: 401, type: JSON_TYPE, body: INVALID });
+      expect(await read(await ex.call(mrr(appId), bearer(relabelledTest)))).toEqual({ status: 401, type: JSON_TYPE, body: INVALID });
+    });
+  });
+
+  describe('Scopes', () => {
+    it('metrics:read satisfies the metrics endpoint; so does the wildcard *', async () => {
+      const wildcard = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'Everything', '--scopes', '*']);
+      expect(wildcard.scopes).toEqual(['*']);
+      expect((await ex.call(mrr(appId), bearer(wildcard.secret))).status).toBe(200);
+      expect((await ex.call(mrr(appId), bearer(liveKey.secret))).status).toBe(200);
+      // A key created without --scopes gets the wildcard (all the plan allows).
+      const byDefault = await ex.createKey(team.id, 'Default scopes');
+      expect(byDefault.scopes).toEqual(['*']);
+    });
+
+    it('a key without metrics:read (or *) gets 403 insufficient_permissions', async () => {
+      const noScopes = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'No scopes', '--scopes', '']);
+      expect(noScopes.scopes).toEqual([]);
+      expect(await read(await ex.call(mrr(appId), bearer(noScopes.secret)))).toEqual({ status: 403, type: JSON_TYPE, body: INSUFFICIENT_PERMISSIONS });
+      // The key itself is fine: the refusal is about permissions, so no WWW-Authenticate challenge.
+      expect((await ex.call(mrr(appId), bearer(noScopes.secret))).headers.get('www-authenticate')).toBeNull();
+    });
+
+    it('scopes the API does not know cannot be granted', async () => {
+      const result = await ex.cli(['keys', 'create', '--account', team.id, '--name', 'Bad', '--scopes', 'apps:write']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('apps:write not allowed');
+    });
+  });
+
+  describe('What can go wrong', () => {
+    it('401 authentication_error: the Authorization header is absent', async () => {
+      const response = await ex.call(mrr(appId));
+      expect(await read(response)).toEqual({ status: 401, type: JSON_TYPE, body: MISSING });
+      expect(response.headers.get('www-authenticate')).toBe('Bearer realm="ranksy"');
+    });
+
+    it('401 authentication_error: the key is unknown or revoked', async () => {
+      const unknown = await ex.call(mrr(appId), bearer('rk_live_xxxxxxxxxxxxxxxxxxxxxxxx'));
+      expect(await read(unknown)).toEqual({ status: 401, type: JSON_TYPE, body: INVALID });
+      expect(unknown.headers.get('www-authenticate')).toBe('Bearer realm="ranksy", error="invalid_token", error_description="The API key is unknown or revoked."');
+
+      const key = await ex.createKey(team.id, 'To revoke');
+      await ex.revokeKey(key.id);
+      expect(await read(await ex.call(mrr(appId), bearer(key.secret)))).toEqual({ status: 401, type: JSON_TYPE, body: INVALID });
+    });
+
+    it('401 missing_team_scope: a valid key that is no longer bound to a team', async () => {
+      const gone = await ex.cliJson<AccountOut>(['accounts', 'create', '--name', 'Disbanded']);
+      const key = await ex.createKey(gone.id, 'orphan');
+      expect((await ex.call('/api/v1/apps', bearer(key.secret))).status).toBe(200);
+      await ex.cliOk(['accounts', 'delete', gone.id]);
+      expect(await read(await ex.call(mrr(appId), bearer(key.secret)))).toEqual({ status: 401, type: JSON_TYPE, body: MISSING_TEAM_SCOPE });
+      expect(await read(await ex.call('/api/v1/apps', bearer(key.secret)))).toEqual({ status: 401, type: JSON_TYPE, body: MISSING_TEAM_SCOPE });
+    });
+
+    it('403 insufficient_permissions comes only after the key and its team check out', async () => {
+      const noScopes = await ex.createKey(team.id, 'No scopes 2', { scopes: [] });
+      expect((await read(await ex.call(mrr(appId), bearer(noScopes.secret)))).body).toEqual(INSUFFICIENT_PERMISSIONS);
+      await ex.revokeKey(noScopes.id);
+      expect((await read(await ex.call(mrr(appId), bearer(noScopes.secret)))).body).toEqual(INVALID);
+    });
+
+    it('unknown endpoints and metrics answer 404 in the same envelope', async () => {
+      expect(await read(await ex.call('/api/v1/teams', bearer(liveKey.secret)))).toEqual({
+        status: 404,
+        type: JSON_TYPE,
+        body: { error: { type: 'invalid_request_error', code: 'not_found', message: 'No such endpoint.' } },
+      });
+      expect((await read(await ex.call(`/api/v1/apps/${appId}/metrics/pageviews`, bearer(liveKey.secret)))).body).toMatchObject({
+        error: { type: 'invalid_request_error', code: 'metric_not_found' },
+      });
+    });
+  });
+
+  describe('One command', () => {
+    it('node bin/keygate.js serve --config examples/ranksy/keygate.yaml starts gateway and upstream; a CLI key works through it', async () => {
+      const server = await runServeCommand('ranksy');
+      try {
+        const account = JSON.parse((await server.cli(['accounts', 'create', '--name', 'Acme', '--json'])).stdout) as AccountOut;
+        const key = JSON.parse((await server.cli(['keys', 'create', '--account', account.id, '--name', 'first', '--json'])).stdout) as KeyOut;
+        const list = (await read(await fetch(`${server.gatewayUrl}/api/v1/apps`, bearer(key.secret)))).body as { data: { id: string }[] };
+        const app = (list.data[0] as { id: string }).id;
+        const metric = await read(await fetch(`${server.gatewayUrl}/api/v1/apps/${app}/metrics/mrr`, bearer(key.secret)));
+        expect(metric).toMatchObject({ status: 200, body: { data: { app, metric: 'mrr' }, livemode: true } });
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+    });
+  });
+});
