@@ -54,12 +54,13 @@ button:hover, .button:hover { background: var(--accent-dark); border-color: var(
 .button.danger:hover, button.danger:hover { background: #7f1d1d; border-color: #7f1d1d; }
 .button.small, button.small { min-height: 36px; padding: .3rem .7rem; font-size: .9rem; }
 .actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: 1rem 0; }
-.actions.tight { margin: 0; }
+.actions.tight { margin: 0; flex-wrap: nowrap; }
 
 /* forms */
 form.stack { max-width: 36rem; }
 .field { margin: 0 0 1.1rem; }
 label, legend { display: block; font-weight: 600; margin-bottom: .3rem; }
+legend { padding: 0; }
 .hint { display: block; color: var(--muted); font-size: .9rem; font-weight: 400; margin: .1rem 0 .35rem; }
 input[type=text], input[type=email], input[type=password], select { width: 100%; max-width: 28rem; font: inherit; padding: .55rem .65rem;
   border: 1px solid #64748b; border-radius: 6px; background: #fff; color: var(--ink); min-height: 44px; }
@@ -95,6 +96,8 @@ table.data th, table.data td { text-align: left; padding: .55rem .6rem; border-b
 table.data th { font-size: .85rem; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); border-bottom-width: 2px; }
 table.data td.num, table.data th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.data .key-name { font-weight: 600; display: block; }
+table.data time { white-space: nowrap; }
+.related { display: block; font-size: .85rem; color: var(--muted); }
 @media (max-width: 44rem) {
   table.cards thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
   table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; width: 100%; }
@@ -122,7 +125,7 @@ table.data .key-name { font-weight: 600; display: block; }
 
 /* meters and charts */
 meter { width: 100%; max-width: 14rem; height: 1rem; }
-.charts { display: grid; gap: 1.5rem; grid-template-columns: 1fr; }
+.charts { display: grid; gap: 1.5rem; grid-template-columns: 1fr; align-items: start; }
 @media (min-width: 60rem) { .charts { grid-template-columns: 1fr 1fr; } .charts .wide { grid-column: 1 / -1; } }
 figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: .75rem 1rem 1rem; min-width: 0; }
 figure.chart h3 { margin: 0 0 .5rem; }

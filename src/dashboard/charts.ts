@@ -46,7 +46,8 @@ export function dailyBarChart(options: { id: string; title: string; days: readon
   if (grandTotal === 0 || days.length === 0) {
     return html`<figure class="chart${options.wide ? ' wide' : ''}" aria-labelledby="${id}-title">${heading}<p class="chart-empty">${options.emptyText}</p></figure>`;
   }
-  const ceiling = niceCeiling(Math.max(...totals));
+  // At least 2, so the middle label of a chart of small counts is a whole number.
+  const ceiling = Math.max(2, niceCeiling(Math.max(...totals)));
   const width = days.length * SLOT;
   const bars: Html[] = [];
   days.forEach((day, i) => {

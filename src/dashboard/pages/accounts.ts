@@ -197,9 +197,9 @@ ${rows.length === 0
 </form>
 <h2>Keys</h2>
 ${usable.length > 0
-  ? keyTable(usable, now, `Keys in use of ${account.name}`, (key) => html`<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name}">Revoke</a>`)
+  ? keyTable(usable, now, `Keys in use of ${account.name}`, (key) => html`<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name}">Revoke</a>`, keys)
   : html`<div class="empty"><p>No keys in use. Members create keys from their own API keys page.</p></div>`}
-${gone.length > 0 ? html`<h3>Revoked and expired keys</h3>${keyTable(gone, now, `Revoked and expired keys of ${account.name}`)}` : ''}
+${gone.length > 0 ? html`<h3>Revoked and expired keys</h3>${keyTable(gone, now, `Revoked and expired keys of ${account.name}`, undefined, keys)}` : ''}
 <h2>Members</h2>
 ${members.length === 0
   ? html`<div class="empty"><p>No members yet. Invite someone to manage this account's keys.</p></div>`

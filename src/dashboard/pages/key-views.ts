@@ -35,13 +35,20 @@ export function newestFirst(keys: readonly KeyRecord[]): KeyRecord[] {
  * The keys of one account as a table (cards on a phone). `actions` gives each row's
  * buttons; without it the table has no action column.
  */
-export function keyTable(keys: readonly KeyRecord[], now: number, caption: string, actions?: (key: KeyRecord) => Html): Html {
+export function keyTable(keys: readonly KeyRecord[], now: number, caption: string, actions?: (key: KeyRecord) => Html, all: readonly KeyRecord[] = keys): Html {
+  const byId = new Map(all.map((k) => [k.id, k]));
+  const replacedBy = new Map(all.filter((k) => k.rotatedFrom !== null).map((k) => [k.rotatedFrom as string, k]));
+  const related = (key: KeyRecord): Html => {
+    const previous = key.rotatedFrom === null ? undefined : byId.get(key.rotatedFrom);
+    const next = replacedBy.get(key.id);
+    return html`${previous ? html`<span class="related">replaces <code>${previous.hint}</code></span>` : ''}${next ? html`<span class="related">replaced by <code>${next.hint}</code></span>` : ''}`;
+  };
   return html`<div class="table-wrap"><table class="data cards">
   <caption class="sr-only">${caption}</caption>
   <thead><tr><th scope="col">Name and key</th><th scope="col">Mode</th><th scope="col">Scopes</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Expires</th><th scope="col">Status</th>${actions ? html`<th scope="col"><span class="sr-only">Actions</span></th>` : ''}</tr></thead>
   <tbody>${keys.map(
     (key) => html`<tr data-key-id="${key.id}">
-    <td data-label="Key"><span><span class="key-name">${key.name}</span><code>${key.hint}</code></span></td>
+    <td data-label="Key"><span><span class="key-name">${key.name}</span><code>${key.hint}</code>${related(key)}</span></td>
     <td data-label="Mode"><span class="badge ${key.mode}">${key.mode}</span></td>
     <td data-label="Scopes">${scopeList(key.scopes)}</td>
     <td data-label="Created">${when(key.createdAt)}</td>

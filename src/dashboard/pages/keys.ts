@@ -61,9 +61,9 @@ ${usage.apiEnabled ? '' : html`<div class="notice warning"><p>API access is off 
 </div>
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
-  ? keyTable(usable, now, 'Keys in use', rowActions)
+  ? keyTable(usable, now, 'Keys in use', rowActions, keys)
   : html`<div class="empty"><p><strong>No keys yet.</strong></p><p>Create a key to start calling the API. Its secret is shown once, right after you create it.</p></div>`}
-${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These keys no longer work. They stay listed so you can recognise them in logs.</p>${keyTable(gone, now, 'Revoked and expired keys')}` : ''}`;
+${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These keys no longer work. They stay listed so you can recognise them in logs.</p>${keyTable(gone, now, 'Revoked and expired keys', undefined, keys)}` : ''}`;
     return sendPage(dash, request, reply, { title: 'API keys', body });
   });
 

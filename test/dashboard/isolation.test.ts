@@ -1,0 +1,251 @@
+/**
+ * What the dashboard must refuse, in real Chromium: another account's keys and usage
+ * (in pages and by direct URL), form posts without the CSRF token, guessing passwords
+ * (a lockout that looks the same for unknown emails), and sessions past their time.
+ * Also what it must not keep: session ids in clear.
+ */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp.js';
+import {
+  chromiumAvailable,
+  h1,
+  invite,
+  join,
+  launchChromium,
+  newAccount,
+  newContext,
+  PASSWORD,
+  screenshot,
+  signIn,
+  startDashboard,
+  textOf,
+  type DashboardFixture,
+} from './support.js';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+/** Posts a form from inside the page (same origin, with its cookies), optionally with the page's own CSRF token. */
+async function postFromPage(page: Page, url: string, fields: Record<string, string>, options: { withToken: boolean; contentType?: string }): Promise<{ status: number; text: string }> {
+  return page.evaluate(
+    async ({ url, fields, withToken, contentType }) => {
+      const body = new URLSearchParams(fields);
+      const token = document.querySelector<HTMLInputElement>('input[name="_csrf"]')?.value;
+      if (withToken && token) body.set('_csrf', token);
+      const response = await fetch(url, {
+        method: 'POST',
+        body: contentType === 'application/json' ? JSON.stringify(Object.fromEntries(body)) : body,
+        headers: contentType ? { 'content-type': contentType } : {},
+        redirect: 'manual',
+      });
+      return { status: response.status, text: await response.text() };
+    },
+    { url, fields, withToken: options.withToken, contentType: options.contentType },
+  );
+}
+
+describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and sessions', () => {
+  const dir = tempDir('keygate-dashboard-isolation');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let acme: { context: BrowserContext; page: Page; accountId: string; keyId: string; secret: string; hint: string };
+  let globex: { context: BrowserContext; page: Page; accountId: string };
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir);
+    browser = await launchChromium();
+
+    // Acme's member creates a key and uses it.
+    const acmeId = await newAccount(fixture, 'Acme Analytics');
+    const acmeContext = await newContext(browser, fixture.dashboardUrl);
+    const acmePage = await acmeContext.newPage();
+    await join(acmePage, await invite(fixture, 'ada@acme.example', acmeId), 'ada@acme.example');
+    await acmePage.goto('/keys/new');
+    await acmePage.getByLabel('Name').fill('Acme production');
+    await acmePage.getByRole('button', { name: 'Create key' }).click();
+    const secret = await acmePage.getByLabel('Key “Acme production”').inputValue();
+    const [key] = await fixture.keygate.runtime.store.listKeys({ accountId: acmeId });
+    for (let i = 0; i < 3; i++) expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+    acme = { context: acmeContext, page: acmePage, accountId: acmeId, keyId: key!.id, secret, hint: key!.hint };
+
+    const globexId = await newAccount(fixture, 'Globex');
+    const globexContext = await newContext(browser, fixture.dashboardUrl);
+    const globexPage = await globexContext.newPage();
+    await join(globexPage, await invite(fixture, 'bob@globex.example', globexId), 'bob@globex.example');
+    globex = { context: globexContext, page: globexPage, accountId: globexId };
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('a member of another account sees none of the first account’s keys or usage', async () => {
+    const { page } = globex;
+    await page.goto('/keys');
+    expect(await h1(page)).toBe('API keys');
+    const keys = await page.content();
+    expect(keys).not.toContain('Acme production');
+    expect(keys).not.toContain(acme.hint);
+    expect(keys).not.toContain(acme.keyId);
+    expect(await textOf(page.locator('.empty'))).toContain('No keys yet.');
+
+    await page.goto('/usage');
+    const usage = await page.content();
+    expect(usage).not.toContain('Acme');
+    expect(await textOf(page.locator('tr', { hasText: 'units' }))).toMatch(/^units\s+0\s+1,000\s+1,000/);
+    expect(await textOf(page.getByRole('figure', { name: 'Requests per day' }))).toContain('No requests yet in this period.');
+
+    // Acme's own member does see them.
+    await acme.page.goto('/usage');
+    expect(await textOf(acme.page.locator('tr', { hasText: 'units' }))).toMatch(/^units\s+3\s+1,000\s+997/);
+  });
+
+  it('direct URLs to another account’s key are 404, and posting to them changes nothing', async () => {
+    const { page } = globex;
+    for (const url of [`/keys/${acme.keyId}/revoke`, `/keys/${acme.keyId}/rotate`, '/keys/key_doesnotexist00/revoke']) {
+      const response = await page.goto(url);
+      expect(response?.status(), url).toBe(404);
+      expect(await h1(page)).toBe('Page not found');
+      expect(await page.content()).not.toContain('Acme production');
+    }
+    await screenshot(page, 'not-found');
+
+    await page.goto('/keys');
+    for (const action of ['revoke', 'rotate']) {
+      const answer = await postFromPage(page, `/keys/${acme.keyId}/${action}`, { overlap: 'now' }, { withToken: true });
+      expect(answer.status, action).toBe(404);
+    }
+    expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${acme.secret}` } })).status).toBe(200);
+    expect((await fixture.keygate.runtime.store.listKeys({ accountId: acme.accountId })).every((k) => k.revokedAt === null)).toBe(true);
+  });
+
+  it('operator pages do not exist for members', async () => {
+    const { page } = globex;
+    for (const url of ['/accounts', `/accounts/${acme.accountId}`, '/audit', `/accounts/${acme.accountId}/keys/${acme.keyId}/revoke`]) {
+      const response = await page.goto(url);
+      expect(response?.status(), url).toBe(404);
+    }
+    await page.goto('/keys');
+    expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts()).toEqual(['API keys', 'Usage']);
+    const answer = await postFromPage(page, `/accounts/${acme.accountId}/api-access`, { apiAccess: 'off' }, { withToken: true });
+    expect(answer.status).toBe(404);
+    expect((await fixture.keygate.runtime.store.getAccount(acme.accountId))?.apiAccess).toBe(true);
+  });
+
+  it('refuses form posts without the CSRF token with 403', async () => {
+    const { page } = globex;
+    await page.goto('/keys/new');
+    const withoutToken = await postFromPage(page, '/keys', { name: 'forged', mode: 'live', scope: '*' }, { withToken: false });
+    expect(withoutToken.status).toBe(403);
+    expect(withoutToken.text).toContain('This form could not be accepted');
+    const wrongToken = await postFromPage(page, '/keys', { name: 'forged', _csrf: 'not-the-token' }, { withToken: false });
+    expect(wrongToken.status).toBe(403);
+    const asJson = await postFromPage(page, '/keys', { name: 'forged' }, { withToken: false, contentType: 'application/json' });
+    expect(asJson.status).toBe(403);
+    const signOut = await postFromPage(page, '/sign-out', {}, { withToken: false });
+    expect(signOut.status).toBe(403);
+    // Acme's token is no good for Globex's session either.
+    await acme.page.goto('/keys');
+    const acmeToken = await acme.page.locator('input[name="_csrf"]').first().inputValue();
+    const foreignToken = await postFromPage(page, '/keys', { name: 'forged', _csrf: acmeToken }, { withToken: false });
+    expect(foreignToken.status).toBe(403);
+    expect(await fixture.keygate.runtime.store.listKeys({ accountId: globex.accountId })).toEqual([]);
+
+    // The same form with its token works, so the 403s were the token's doing.
+    const withToken = await postFromPage(page, '/keys', { name: 'genuine', mode: 'live', scope: '*' }, { withToken: true });
+    expect(withToken.status).toBe(201);
+    expect(withToken.text).toContain('Copy your new key');
+
+    // Sign-in and invitation forms are protected too, by a pre-session token.
+    const anonymous = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await anonymous.goto('/sign-in');
+    const forgedSignIn = await postFromPage(anonymous, '/sign-in', { email: 'bob@globex.example', password: PASSWORD }, { withToken: false });
+    expect(forgedSignIn.status).toBe(403);
+    await anonymous.context().close();
+  });
+
+  it('keeps only a hash of the session id, in an HttpOnly SameSite cookie that expires', async () => {
+    const cookies = await globex.context.cookies();
+    const session = cookies.find((c) => c.name === 'kg_session');
+    expect(session).toBeDefined();
+    expect(session?.httpOnly).toBe(true);
+    expect(session?.sameSite).toBe('Lax');
+    expect(session?.path).toBe('/');
+    const hoursLeft = ((session?.expires ?? 0) * 1000 - Date.now()) / HOUR;
+    expect(hoursLeft).toBeGreaterThan(11.9);
+    expect(hoursLeft).toBeLessThanOrEqual(12);
+
+    const db = new Database(path.join(dir, 'keygate.db'), { readonly: true });
+    try {
+      const rows = db.prepare('SELECT id_hash, csrf_secret FROM sessions').all() as { id_hash: string; csrf_secret: string }[];
+      const value = session?.value as string;
+      expect(rows.map((r) => r.id_hash)).toContain(createHash('sha256').update(value).digest('hex'));
+      expect(JSON.stringify(rows)).not.toContain(value);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('locks an email after repeated failed sign-ins, and says the same for unknown emails', async () => {
+    const carolAccount = await newAccount(fixture, 'Initech');
+    const setUp = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(setUp, await invite(fixture, 'carol@initech.example', carolAccount), 'carol@initech.example');
+    await setUp.context().close();
+
+    const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const attempt = async (email: string, password: string) => {
+      await page.goto('/sign-in');
+      await page.getByLabel('Email').fill(email);
+      await page.getByLabel('Password').fill(password);
+      const [response] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST'), page.getByRole('button', { name: 'Sign in' }).click()]);
+      return { status: response.status(), message: await textOf(page.getByRole('alert')) };
+    };
+
+    for (let i = 1; i <= 4; i++) {
+      expect(await attempt('carol@initech.example', `wrong password ${i}`)).toEqual({ status: 401, message: 'The email or password is incorrect.' });
+    }
+    const locked = await attempt('carol@initech.example', 'wrong password 5');
+    expect(locked.status).toBe(429);
+    expect(locked.message).toMatch(/^Too many failed sign-ins\. Signing in with this email is paused for 15 minutes/);
+    await screenshot(page, 'sign-in-locked');
+    // Even the right password is refused while locked.
+    expect(await attempt('carol@initech.example', PASSWORD)).toEqual(locked);
+
+    // An email that is nobody's gets exactly the same answers.
+    for (let i = 1; i <= 4; i++) {
+      expect(await attempt('nobody@initech.example', `guess ${i}`)).toEqual({ status: 401, message: 'The email or password is incorrect.' });
+    }
+    expect(await attempt('nobody@initech.example', 'guess 5')).toEqual(locked);
+
+    // The operator can see it happened; after the lockout the right password works.
+    const audit = await fixture.keygate.runtime.store.listAudit({ accountId: carolAccount });
+    expect(audit.map((e) => e.action)).toContain('member.locked');
+    fixture.clock.advance(15 * MINUTE + 1_000);
+    await signIn(page, 'carol@initech.example');
+    expect(await h1(page)).toBe('API keys');
+    await page.context().close();
+  });
+
+  it('ends sessions at sign-out and after the session time', async () => {
+    // Sign-out: the old cookie no longer opens anything.
+    const cookie = (await acme.context.cookies()).find((c) => c.name === 'kg_session')?.value as string;
+    await acme.page.goto('/keys');
+    await acme.page.getByRole('button', { name: 'Sign out' }).click();
+    await acme.page.waitForURL('**/sign-in');
+    expect(await textOf(acme.page.getByRole('status'))).toBe('You are signed out.');
+    const replay = await fetch(`${fixture.dashboardUrl}/keys`, { headers: { cookie: `kg_session=${cookie}` }, redirect: 'manual' });
+    expect(replay.status).toBe(303);
+    expect(replay.headers.get('location')).toBe('/sign-in');
+
+    // Expiry: 12 hours (the default sessionTtl) later, Globex's member must sign in again.
+    fixture.clock.advance(12 * HOUR + MINUTE);
+    await globex.page.goto('/keys');
+    expect(new URL(globex.page.url()).pathname).toBe('/sign-in');
+    expect(await textOf(globex.page.getByRole('status'))).toBe('Your session has ended. Sign in again to continue.');
+  });
+});
