@@ -1,0 +1,73 @@
+/**
+ * keygate inside an API (no proxy hop): a plain node:http server calls `check` and
+ * `settle` and gets the same denials, identities and charges as through the gateway.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKeygate, parseConfigObject, type Keygate } from '../src/index.js';
+import { createAccount } from '../src/operations/accounts.js';
+import { createKey } from '../src/operations/keys.js';
+import { tempDir } from './support/temp.js';
+
+describe('keygate as a library', () => {
+  const dir = tempDir('library');
+  let gate: Keygate;
+  let server: Server;
+  let url: string;
+  let secret: string;
+
+  beforeAll(async () => {
+    const config = parseConfigObject({
+      upstream: { url: 'http://127.0.0.1:1' }, // never used in process
+      store: `sqlite:${path.join(dir, 'k.db')}`,
+      keys: { prefix: { live: 'sk_live_' } },
+      errors: { envelope: 'error', reasons: { missing_key: { message: 'Missing API key' } } },
+      plans: { scale: { rateLimits: [{ limit: 3, window: '1m' }], meters: { credits: { limit: 100 } } } },
+      routes: [{ path: '/get-brands', cost: { meter: 'credits', perRequest: 10 } }],
+    });
+    gate = await createKeygate({ config, file: 'inline', dir });
+    const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+    secret = (await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+
+    server = createServer(async (req, res) => {
+      const result = await gate.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers });
+      if (!result.allowed) {
+        res.writeHead(result.error.status, result.error.headers).end(result.error.body);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', ...result.headers });
+      res.end(JSON.stringify({ brands: [], account: result.identity.account.name }));
+      await result.settle(200);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+    await gate?.close();
+  });
+
+  it('answers denials in the dialect', async () => {
+    const r = await fetch(`${url}/get-brands`);
+    expect(r.status).toBe(401);
+    expect(await r.json()).toEqual({ error: 'Missing API key' });
+  });
+
+  it('identifies the account, rate-limits and charges like the gateway', async () => {
+    const headers = { authorization: `Bearer ${secret}` };
+    const first = await fetch(`${url}/get-brands`, { headers });
+    expect(first.status).toBe(200);
+    expect(await first.json()).toEqual({ brands: [], account: 'Acme' });
+    expect(first.headers.get('ratelimit')).toBe('"3-per-1m";r=2;t=60');
+    await (await fetch(`${url}/get-brands`, { headers })).text();
+    await (await fetch(`${url}/get-brands`, { headers })).text();
+    expect((await fetch(`${url}/get-brands`, { headers })).status).toBe(429);
+    const account = (await gate.runtime.store.listAccounts())[0]!;
+    const balance = await gate.runtime.counters.meterBalance(account.id, 'credits', new Date().toISOString().slice(0, 7) + '-01');
+    expect(balance).toEqual({ used: 30, reserved: 0 });
+  });
+});
