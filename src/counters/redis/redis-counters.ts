@@ -116,6 +116,7 @@ export class RedisCounters implements Counters {
     this.client.on('error', (error: Error) => this.noteFailure(error));
     this.client.on('close', () => this.noteFailure(new Error('connection closed')));
     this.client.on('ready', () => {
+      this.pausedUntil = 0;
       if (this.reachable) return;
       this.reachable = true;
       log.info('Redis answers again: shared counters resume');
@@ -151,6 +152,7 @@ export class RedisCounters implements Counters {
     try {
       return await this.admitInRedis(request);
     } catch (error) {
+      this.noteFailure(error);
       return this.withoutRedis(request, error);
     }
   }
@@ -396,7 +398,6 @@ export class RedisCounters implements Counters {
   }
 
   private withoutRedis(request: AdmitRequest, cause: unknown): Admission {
-    this.noteFailure(cause);
     if (this.options.failure === 'open') return this.fallback.admit(request);
     throw new CountersUnavailableError(cause);
   }
@@ -407,7 +408,9 @@ export class RedisCounters implements Counters {
     if (error instanceof BaselineUnavailableError) return;
     // Redis answered with an error: it is up, only this command failed.
     if (error instanceof Error && error.name === 'ReplyError') return;
-    this.pausedUntil = performance.now() + PAUSE_AFTER_FAILURE_MS;
+    // Connected, yet a command failed (a timeout): Redis may be stuck, so stop waiting on
+    // it for a moment. A lost connection needs no pause: the client is not 'ready'.
+    if (this.client.status === 'ready') this.pausedUntil = performance.now() + PAUSE_AFTER_FAILURE_MS;
     if (!this.reachable) return;
     this.reachable = false;
     this.options.log.warn(

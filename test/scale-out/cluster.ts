@@ -1,0 +1,228 @@
+/**
+ * Real processes for the scale-out tests: `keygate serve` children started from a
+ * profile file (as an operator would), a private `redis-server` that a test may kill
+ * and start again (the shared one on 6379 is never touched), and a TCP proxy in front
+ * of PostgreSQL that a test can cut. Everything listens on loopback, on free ports, and
+ * is stopped by the test that started it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import path from 'node:path';
+import { BIN } from '../support/cli.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+
+export const ADMIN_TOKEN = 'scale-out-admin-token-0123456789';
+const START_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 10_000;
+const REDIS_SERVER = '/usr/bin/redis-server';
+
+/** Writes a profile (JSON is YAML) and returns its path. */
+export function writeProfile(dir: string, name: string, profile: ConfigInput): string {
+  const file = path.join(dir, `${name}.yaml`);
+  writeFileSync(file, JSON.stringify(profile, null, 2));
+  return file;
+}
+
+export interface GatewayProcess {
+  readonly gatewayUrl: string;
+  readonly adminUrl: string;
+  readonly child: ChildProcess;
+  /** Everything the process wrote (stdout and stderr). */
+  readonly output: string[];
+  alive(): boolean;
+  call(pathAndQuery: string, secret: string): Promise<Response>;
+  admin(pathAndQuery: string, init?: { method?: string; body?: unknown }): Promise<Response>;
+  /** Waits until a log line matching `pattern` appears after `from` lines. */
+  waitForLog(pattern: RegExp, from?: number, ms?: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+/** `keygate serve --config <file>`; resolves once it logs "keygate is serving". */
+export function startGateway(configFile: string): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], {
+    env: { ...process.env, KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  let exited = false;
+  let serving = false;
+
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`keygate serve did not start within ${START_TIMEOUT_MS} ms:\n${output.join('\n')}`));
+    }, START_TIMEOUT_MS);
+    child.once('exit', (code) => {
+      exited = true;
+      clearTimeout(timer);
+      if (!serving) reject(new Error(`keygate serve exited (${code}) before serving:\n${output.join('\n')}`));
+    });
+
+    let partial = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      partial += chunk.toString('utf8');
+      const lines = partial.split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (line === '') continue;
+        output.push(line);
+        if (serving || !line.includes('keygate is serving')) continue;
+        const { gateway, admin } = JSON.parse(line) as { gateway: string; admin: string };
+        serving = true;
+        clearTimeout(timer);
+        resolve(gatewayProcess(child, output, gateway, admin, () => exited));
+      }
+    });
+    child.stderr?.on('data', (chunk: Buffer) => output.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
+  });
+}
+
+function gatewayProcess(child: ChildProcess, output: string[], gatewayUrl: string, adminUrl: string, exited: () => boolean): GatewayProcess {
+  return {
+    gatewayUrl,
+    adminUrl,
+    child,
+    output,
+    alive: () => !exited(),
+    call: (pathAndQuery, secret) => fetch(`${gatewayUrl}${pathAndQuery}`, { headers: { authorization: `Bearer ${secret}` } }),
+    admin: (pathAndQuery, init = {}) =>
+      fetch(`${adminUrl}${pathAndQuery}`, {
+        method: init.method ?? (init.body ? 'POST' : 'GET'),
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(init.body ? { 'content-type': 'application/json' } : {}) },
+        ...(init.body ? { body: JSON.stringify(init.body) } : {}),
+      }),
+    async waitForLog(pattern, from = 0, ms = 10_000) {
+      const deadline = Date.now() + ms;
+      while (Date.now() < deadline) {
+        if (output.slice(from).some((line) => pattern.test(line))) return true;
+        await sleep(25);
+      }
+      return false;
+    },
+    async stop() {
+      if (exited()) return;
+      const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const stopped = await Promise.race([done.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
+      if (!stopped) {
+        child.kill('SIGKILL');
+        await done;
+      }
+    },
+  };
+}
+
+/** Creates an account and a key through the admin API; returns the ids and the secret. */
+export async function provisionKey(gateway: GatewayProcess, planId: string, name = planId): Promise<{ accountId: string; keyId: string; secret: string }> {
+  const accountResponse = await gateway.admin('/v1/accounts', { body: { name, planId } });
+  if (accountResponse.status !== 201) throw new Error(`could not create an account: ${accountResponse.status} ${await accountResponse.text()}`);
+  const account = (await accountResponse.json()) as { id: string };
+  const keyResponse = await gateway.admin('/v1/keys', { body: { accountId: account.id, name: `${name} key` } });
+  if (keyResponse.status !== 201) throw new Error(`could not create a key: ${keyResponse.status} ${await keyResponse.text()}`);
+  const key = (await keyResponse.json()) as { id: string; secret: string };
+  return { accountId: account.id, keyId: key.id, secret: key.secret };
+}
+
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+async function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export interface RedisServer {
+  readonly port: number;
+  readonly url: string;
+  /** SIGKILL: Redis loses everything (it keeps nothing on disk). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, empty. */
+  start(): Promise<void>;
+}
+
+/** A private redis-server without persistence, as on the production machines. */
+export async function startRedisServer(): Promise<RedisServer> {
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const server: RedisServer = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async start() {
+      child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      while (!(await canConnect(port))) {
+        if (Date.now() > deadline) throw new Error(`redis-server did not start on port ${port}`);
+        await sleep(25);
+      }
+    },
+    async kill() {
+      const running = child;
+      child = undefined;
+      if (!running || running.exitCode !== null) return;
+      const exited = new Promise((resolve) => running.once('exit', resolve));
+      running.kill('SIGKILL');
+      await exited;
+    },
+  };
+  await server.start();
+  return server;
+}
+
+export interface TcpProxy {
+  readonly port: number;
+  /** Closes the listener and cuts every connection: the target looks unreachable. */
+  cut(): Promise<void>;
+  /** Listens again on the same port. */
+  restore(): Promise<void>;
+}
+
+/** Forwards 127.0.0.1:<port> to 127.0.0.1:<targetPort>, until cut. */
+export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let port = 0;
+  const listen = async () => {
+    server = createServer((client) => {
+      const upstream = connect({ host: '127.0.0.1', port: targetPort });
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+        socket.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => (server as Server).listen(port, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  };
+  await listen();
+  return {
+    get port() {
+      return port;
+    },
+    async cut() {
+      const closing = new Promise((resolve) => server?.close(resolve));
+      for (const socket of sockets) socket.destroy();
+      await closing;
+    },
+    restore: listen,
+  };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

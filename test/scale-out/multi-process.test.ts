@@ -1,0 +1,273 @@
+/**
+ * Three `keygate serve` processes on loopback sharing one PostgreSQL database and one
+ * Redis, driven over HTTP as clients and operators would: limits and balances hold
+ * across processes under concurrent load, a revocation through one process (admin API
+ * or CLI) is refused by all three within a second, and Redis restarted mid-load loses
+ * no more usage than docs/scale-out.md promises.
+ *
+ * Redis here is a private redis-server child, so the test can kill it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
+import { startDemoUpstream } from '../support/keygate.js';
+import { runCli } from '../support/cli.js';
+import { tempDir } from '../support/temp.js';
+import { createTestDatabase, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
+import { provisionKey, sleep, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './cluster.js';
+
+const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
+
+/** The flush interval of the runtime: balances reach PostgreSQL at least this often. */
+const FLUSH_INTERVAL_MS = 1_000;
+/** The documented loss bound: one flush interval, plus time for the write itself. */
+const LOSS_WINDOW_MS = FLUSH_INTERVAL_MS + 500;
+const REVOCATION_DEADLINE_MS = 1_000;
+
+interface Outcome {
+  status: number;
+  /** When the answer arrived (ms since epoch). */
+  at: number;
+  body: string;
+}
+
+describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis', () => {
+  const dir = tempDir('keygate-scale-out');
+  const prefix = testRedisPrefix('multi-process');
+  const secrets: string[] = [];
+  let database: TestDatabase;
+  let redis: RedisServer;
+  let upstream: { url: string; close(): Promise<void> };
+  let profileFile: string;
+  let gateways: GatewayProcess[] = [];
+
+  const profile = (): ConfigInput => ({
+    name: 'scale-out',
+    upstream: { url: upstream.url },
+    store: database.url,
+    counters: redisUrlWithPrefix(prefix, redis.url),
+    counterFailure: 'closed',
+    // Long, so that only the pub/sub message can explain a fast refusal.
+    keyCacheTtl: '60s',
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { listen: { host: '127.0.0.1', port: 0 } },
+    dashboard: { enabled: false },
+    errors: { envelope: 'jsonapi' },
+    plans: {
+      open: {},
+      limited: { rateLimits: [{ limit: 10, window: '1h' }] },
+      metered: { meters: { credits: { limit: 1000 } } },
+      steady: { meters: { units: { limit: 100_000_000 } } },
+    },
+    routes: [
+      { method: 'GET', path: '/v1/rankings', cost: { meter: 'credits', perRequest: 100 } },
+      { method: 'GET', path: '/v1/echo', cost: { meter: 'units', perRequest: 1 } },
+      { path: '/v1/projects' },
+    ],
+  });
+
+  async function storedUsage(accountId: string, meter: string): Promise<number> {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const result = await client.query<{ used: number }>('select used from meter_usage where account_id = $1 and meter = $2', [accountId, meter]);
+      return result.rows.reduce((sum, row) => sum + Number(row.used), 0);
+    } finally {
+      await client.end();
+    }
+  }
+
+  async function key(planId: string) {
+    const issued = await provisionKey(gateways[0] as GatewayProcess, planId);
+    secrets.push(issued.secret);
+    return issued;
+  }
+
+  /** `count` concurrent requests spread round-robin over the processes. */
+  async function burst(path: string, secret: string, count: number): Promise<Outcome[]> {
+    return Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const response = await (gateways[i % gateways.length] as GatewayProcess).call(path, secret);
+        return { status: response.status, at: Date.now(), body: await response.text() };
+      }),
+    );
+  }
+
+  const tally = (outcomes: Outcome[]) => outcomes.reduce<Record<number, number>>((acc, o) => ({ ...acc, [o.status]: (acc[o.status] ?? 0) + 1 }), {});
+
+  beforeAll(async () => {
+    database = await createTestDatabase('multi_process');
+    redis = await startRedisServer();
+    upstream = await startDemoUpstream();
+    profileFile = writeProfile(dir, 'scale-out', profile());
+  });
+
+  afterAll(async () => {
+    await Promise.all(gateways.map((g) => g.stop()));
+    // Keys are shown once to their owner and never written to a log.
+    for (const g of gateways) for (const secret of secrets) expect(g.output.join('\n')).not.toContain(secret);
+    await upstream?.close();
+    await redis?.kill();
+    await database?.drop();
+  });
+
+  it('refuses to serve an unmigrated PostgreSQL database, naming the fix', async () => {
+    const result = await runCli(['serve', '--config', profileFile]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('the database is not migrated (pending: 0001_core)');
+    expect(result.stderr).toContain('keygate migrate --config');
+  });
+
+  it('migrates with `keygate migrate`, once', async () => {
+    const first = await runCli(['migrate', '--config', profileFile]);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('applied 0001_core');
+    const again = await runCli(['migrate', '--config', profileFile]);
+    expect(again.stdout).toContain('is up to date');
+  });
+
+  describe('serving', () => {
+    beforeAll(async () => {
+      gateways = await Promise.all([startGateway(profileFile), startGateway(profileFile), startGateway(profileFile)]);
+      const health = await Promise.all(gateways.map(async (g) => (await g.admin('/health')).json()));
+      expect(health).toEqual(Array(3).fill({ status: 'ok', profile: 'scale-out', store: 'postgres', counters: 'redis' }));
+    });
+
+    it('admits exactly the limit across all three under concurrent load', async () => {
+      const { secret } = await key('limited');
+      const outcomes = await burst('/v1/projects', secret, 300);
+      expect(tally(outcomes)).toEqual({ 200: 10, 429: 290 });
+      const refused = outcomes.find((o) => o.status === 429) as Outcome;
+      expect(JSON.parse(refused.body)).toEqual({ errors: [{ code: 'rate_limited', status: 429, detail: 'Too many requests. Slow down.' }] });
+
+      // The window is shared: every process keeps refusing.
+      expect(tally(await burst('/v1/projects', secret, 30))).toEqual({ 429: 30 });
+    });
+
+    it('never spends past a balance across all three, and PostgreSQL records the spend', async () => {
+      const { secret, accountId } = await key('metered');
+      const outcomes = await burst('/v1/rankings?limit=5', secret, 300);
+      // 1000 credits at 100 a call.
+      expect(tally(outcomes)).toEqual({ 200: 10, 402: 290 });
+      expect(JSON.parse((outcomes.find((o) => o.status === 402) as Outcome).body).errors[0].code).toBe('insufficient_funds');
+
+      expect(await eventually(async () => (await storedUsage(accountId, 'credits')) === 1000, 5_000, 100)).toBe(true);
+      for (const g of gateways) {
+        const usage = (await (await g.admin(`/v1/accounts/${accountId}/usage`)).json()) as { meters: { credits: { usage: number; remaining: number } } };
+        expect(usage.meters.credits).toMatchObject({ usage: 1000, remaining: 0 });
+      }
+    });
+
+    it('refuses a key revoked through one process on all three within a second (admin API)', async () => {
+      const { secret, keyId } = await key('open');
+      // Every process has the key in its cache.
+      for (const g of gateways) expect((await g.call('/v1/projects', secret)).status).toBe(200);
+
+      const revokedAt = Date.now();
+      const refusals = gateways.map((g) => firstRefusal(g, secret));
+      const response = await (gateways[0] as GatewayProcess).admin(`/v1/keys/${keyId}/revoke`, { method: 'POST' });
+      expect(response.status).toBe(200);
+      const results = await Promise.all(refusals);
+
+      const elapsed = results.map((r) => r.at - revokedAt);
+      console.info(`[figure] revocation via the admin API refused by the 3 processes after ${elapsed.join(', ')} ms`);
+      for (const r of results) expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'revoked_key', status: 401, detail: 'This API key has been revoked.' }] });
+      expect(Math.max(...elapsed)).toBeLessThan(REVOCATION_DEADLINE_MS);
+    });
+
+    it('refuses a key revoked with the CLI on all three within a second', async () => {
+      const { secret, keyId } = await key('open');
+      for (const g of gateways) expect((await g.call('/v1/projects', secret)).status).toBe(200);
+
+      const refusals = gateways.map((g) => firstRefusal(g, secret, 30_000));
+      const cli = await runCli(['keys', 'revoke', keyId, '--config', profileFile, '--json']);
+      expect(cli.code).toBe(0);
+      const revoked = JSON.parse(cli.stdout) as { status: string; revokedAt: number };
+      expect(revoked.status).toBe('revoked');
+      const results = await Promise.all(refusals);
+
+      // Measured from the moment the CLI wrote the revocation.
+      const elapsed = results.map((r) => r.at - revoked.revokedAt);
+      console.info(`[figure] revocation via the CLI refused by the 3 processes after ${elapsed.join(', ')} ms`);
+      for (const r of results) expect(r.status).toBe(401);
+      expect(Math.max(...elapsed)).toBeLessThan(REVOCATION_DEADLINE_MS);
+    });
+
+    it('loses no more usage than one flush interval when Redis restarts mid-load', async () => {
+      const { secret, accountId } = await key('steady');
+      const outcomes: Outcome[] = [];
+      let stop = false;
+      const MAX_REQUESTS = 20_000;
+      const MAX_LOAD_MS = 20_000;
+      const loadStarted = Date.now();
+      const worker = async (i: number) => {
+        const gateway = gateways[i % gateways.length] as GatewayProcess;
+        while (!stop && outcomes.length < MAX_REQUESTS && Date.now() - loadStarted < MAX_LOAD_MS) {
+          try {
+            const response = await fetch(`${gateway.gatewayUrl}/v1/echo`, { headers: { authorization: `Bearer ${secret}` }, signal: AbortSignal.timeout(10_000) });
+            outcomes.push({ status: response.status, at: Date.now(), body: await response.text() });
+          } catch {
+            outcomes.push({ status: 0, at: Date.now(), body: '' });
+          }
+        }
+      };
+      const load = Promise.all(Array.from({ length: 12 }, (_, i) => worker(i)));
+
+      await sleep(2_000);
+      const killedAt = Date.now();
+      await redis.kill();
+      await sleep(500);
+      await redis.start();
+      const restartedAt = Date.now();
+      const recovered = await eventually(() => outcomes.some((o) => o.at > restartedAt && o.status === 200), 10_000);
+      await sleep(1_500);
+      stop = true;
+      await load;
+
+      const successes = outcomes.filter((o) => o.status === 200).length;
+      const duringOutage = outcomes.filter((o) => o.status === 503);
+      // Settled and flushed: wait until PostgreSQL stops changing.
+      let stored = -1;
+      await eventually(
+        async () => {
+          const now = await storedUsage(accountId, 'units');
+          const stable = now === stored;
+          stored = now;
+          return stable;
+        },
+        10_000,
+        FLUSH_INTERVAL_MS + 200,
+      );
+      const lost = successes - stored;
+      const bound = outcomes.filter((o) => o.status === 200 && o.at > killedAt - LOSS_WINDOW_MS && o.at <= killedAt).length;
+      console.info(
+        `[figure] Redis restart mid-load: ${outcomes.length} requests, ${successes} charged 200s, ${duringOutage.length} 503s while Redis was down; ` +
+          `PostgreSQL records ${stored} units, lost ${lost} (bound: ${bound} units charged in the ${LOSS_WINDOW_MS} ms before the crash)`,
+      );
+
+      expect(recovered).toBe(true);
+      expect(duringOutage.length).toBeGreaterThan(0);
+      expect(JSON.parse((duringOutage[0] as Outcome).body)).toEqual({
+        errors: [{ code: 'service_unavailable', status: 503, detail: 'Service temporarily unavailable. Try again shortly.' }],
+      });
+      expect(outcomes.filter((o) => ![200, 503].includes(o.status))).toEqual([]);
+      expect(lost).toBeGreaterThanOrEqual(0);
+      expect(lost).toBeLessThanOrEqual(bound);
+      for (const g of gateways) expect(g.alive()).toBe(true);
+    });
+  });
+});
+
+/** Polls one process with `secret` until it refuses; returns when and how. */
+async function firstRefusal(gateway: GatewayProcess, secret: string, ms = 5_000): Promise<Outcome> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const response = await gateway.call('/v1/projects', secret);
+    const at = Date.now();
+    const body = await response.text();
+    if (response.status !== 200) return { status: response.status, at, body };
+    await sleep(5);
+  }
+  throw new Error(`${gateway.gatewayUrl} still accepts the key after ${ms} ms`);
+}
