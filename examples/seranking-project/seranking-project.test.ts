@@ -1,0 +1,261 @@
+/**
+ * shared/seeds/002 (SE Ranking project API: access, requests, rate limits, errors),
+ * walked top to bottom against examples/seranking-project: the shipped keygate.yaml and
+ * upstream.mjs on loopback, a real SQLite file, keys made with the `keygate` CLI, real
+ * HTTP, and a controlled clock for the one-second windows and the 10-minute blocks.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { controlledClock, read, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const NO_TOKEN = { status: 403, type: JSON_TYPE, body: { message: 'No token' } };
+const INCORRECT_TOKEN = { status: 403, type: JSON_TYPE, body: { message: 'Incorrect token' } };
+const TOO_MANY = { message: 'Too Many Requests' };
+const BALANCE = { currency: 'rur', value: 2296380.85 };
+const SECOND = 1_000;
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+
+/** -H "Authorization: Token be2165b7d065e278e7305c1c7ef791f283f5d14b" */
+const token = (key: string, init: RequestInit = {}): RequestInit => ({ ...init, headers: { authorization: `Token ${key}`, ...(init.headers as Record<string, string>) } });
+
+describe('SE Ranking project API: shared/seeds/002 against examples/seranking-project', () => {
+  const clock = controlledClock();
+  let ex: RunningExample;
+  let account: AccountOut;
+  let key: KeyOut;
+
+  beforeAll(async () => {
+    ex = await startExample('seranking-project', { clock });
+  });
+  afterAll(async () => {
+    await ex?.close();
+  });
+
+  /** One request, a quarter of a second after the previous one: never over 5 per second. */
+  const paced = (path: string, init?: RequestInit) => {
+    clock.advance(250);
+    return ex.call(path, init);
+  };
+
+  /** n requests at the current (frozen) time: status and Retry-After of each. */
+  const burst = async (secret: string, n: number) => {
+    const out: { status: number; retryAfter: string | null; body: unknown }[] = [];
+    for (let i = 0; i < n; i++) {
+      const response = await ex.call('/account/balance', token(secret));
+      out.push({ status: response.status, retryAfter: response.headers.get('retry-after'), body: await response.json() });
+    }
+    return out;
+  };
+
+  describe('API access and keys', () => {
+    it('"Generate API Key" (the CLI) issues a 40-hex-character key like SE Ranking\'s', async () => {
+      account = await ex.cliJson<AccountOut>(['accounts', 'create', '--name', 'Acme SEO']);
+      expect(account.planId).toBe('business');
+      key = await ex.cliJson<KeyOut>(['keys', 'create', '--account', account.id, '--name', 'API key']);
+      expect(key.secret).toMatch(/^[0-9a-f]{40}$/);
+      expect(key.hint).toBe(`…${key.secret.slice(-4)}`);
+    });
+
+    it('the key goes in the Authorization header (Token scheme) or in the token parameter', async () => {
+      expect(await read(await paced('/account/balance', token(key.secret)))).toEqual({ status: 200, type: JSON_TYPE, body: BALANCE });
+      expect(await read(await paced(`/account/balance?token=${key.secret}`))).toEqual({ status: 200, type: JSON_TYPE, body: BALANCE });
+      // Proxied requests reach the upstream without the credential, wherever it was sent.
+      expect((await paced(`/sites?token=${key.secret}`)).status).toBe(200);
+      expect((await paced('/sites', token(key.secret))).status).toBe(200);
+    });
+
+    it('invoked without an API key: 403 "No token"', async () => {
+      expect(await read(await paced('/sites'))).toEqual(NO_TOKEN);
+      expect(await read(await paced('/account/balance'))).toEqual(NO_TOKEN);
+      expect(await read(await paced('/sites', { headers: { authorization: 'Token' } }))).toEqual(NO_TOKEN);
+      expect(await read(await paced('/sites?token='))).toEqual(NO_TOKEN);
+    });
+
+    it('an invalid API key: 403 "Incorrect token"', async () => {
+      const cases: [string, RequestInit][] = [
+        ['unknown key', token('be2165b7d065e278e7305c1c7ef791f283f5d14b')],
+        ['too short', token(key.secret.slice(0, 39))],
+        ['upper case', token(key.secret.toUpperCase())],
+        ['Bearer instead of Token', { headers: { authorization: `Bearer ${key.secret}` } }],
+        ['no scheme', { headers: { authorization: key.secret } }],
+      ];
+      for (const [what, init] of cases) expect(await read(await paced('/sites', init)), what).toEqual(INCORRECT_TOKEN);
+      expect(await read(await paced('/sites?token=be2165b7d065e278e7305c1c7ef791f283f5d14b'))).toEqual(INCORRECT_TOKEN);
+      expect(await read(await paced(`/sites?token=${key.secret}&token=${key.secret}`))).toEqual(INCORRECT_TOKEN);
+    });
+
+    it('a revoked key is an incorrect token from the next request on', async () => {
+      const spare = await ex.createKey(account.id, 'spare');
+      expect((await paced('/sites', token(spare.secret))).status).toBe(200);
+      await ex.cliOk(['keys', 'revoke', spare.id]);
+      expect(await read(await paced('/sites', token(spare.secret)))).toEqual(INCORRECT_TOKEN);
+    });
+  });
+
+  describe('Examples (curl)', () => {
+    it('curl -X GET /account/balance -H "Authorization: Token …" → 200 {"currency":"rur","value":2296380.85}', async () => {
+      const response = await paced('/account/balance', { method: 'GET', headers: { Authorization: `Token ${key.secret}` } });
+      expect(await read(response)).toEqual({ status: 200, type: JSON_TYPE, body: BALANCE });
+    });
+
+    it('curl -X GET /sites → 403 {"message":"No token"}', async () => {
+      expect(await read(await paced('/sites', { method: 'GET' }))).toEqual(NO_TOKEN);
+    });
+
+    it('curl -X POST /sites/ -H "Authorization: Token …" -d \'{"url":…,"title":…}\' → 201 {"site_id":147696}', async () => {
+      // curl -d sends application/x-www-form-urlencoded; the body is JSON all the same.
+      const response = await paced('/sites/', token(key.secret, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: '{"url":"http://example.com","title":"example1"}',
+      }));
+      expect(await read(response)).toEqual({ status: 201, type: 'application/json', body: { site_id: 147696 } });
+    });
+
+    it('the PHP examples: POST /sites with JSON → 201 and a site_id; on an error, $result->message explains it', async () => {
+      const created = await read(await paced('/sites', token(key.secret, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        body: JSON.stringify({ url: 'https://example.com', title: 'my test project' }),
+      })));
+      expect(created).toEqual({ status: 201, type: 'application/json', body: { site_id: 147697 } });
+
+      const refused = await read(await paced('/sites', { method: 'POST', headers: { Authorization: 'Token API_KEY', 'content-type': 'application/json' }, body: '{}' }));
+      expect(refused.status).not.toBe(201);
+      expect(`Error ${(refused.body as { message: string }).message}`).toBe('Error Incorrect token');
+    });
+
+    it('GET /sites lists the account\'s sites; another account\'s site is 404 Not Found', async () => {
+      const mine = (await read(await paced('/sites', token(key.secret)))).body as { id: number; title: string }[];
+      expect(mine.map((s) => s.id)).toEqual([147696, 147697]);
+
+      const other = await ex.createAccount('Other Agency');
+      const otherKey = await ex.createKey(other.id, 'API key');
+      expect((await read(await paced('/sites', token(otherKey.secret)))).body).toEqual([]);
+      expect(await read(await paced('/sites/147696', token(otherKey.secret)))).toEqual({ status: 404, type: 'application/json', body: { message: 'Not Found' } });
+      expect((await paced('/sites/147696', token(otherKey.secret, { method: 'DELETE' }))).status).toBe(404);
+      expect((await paced('/sites/147696', token(key.secret))).status).toBe(200);
+    });
+  });
+
+  describe('Rate limits', () => {
+    it('no more than 5 requests per second: the 6th inside one second gets 429', async () => {
+      clock.advance(SECOND);
+      const results = await burst(key.secret, 6);
+      expect(results.slice(0, 5).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+      expect(results[5]).toEqual({ status: 429, retryAfter: '1', body: TOO_MANY });
+
+      const limited = await ex.call('/sites', token(key.secret));
+      expect(await read(limited)).toEqual({ status: 429, type: JSON_TYPE, body: TOO_MANY });
+      expect(limited.headers.get('ratelimit-policy')).toBe('"5-per-1s";q=5;w=1');
+
+      // The next second, the key may call again.
+      clock.advance(SECOND);
+      expect((await ex.call('/sites', token(key.secret))).status).toBe(200);
+    });
+
+    it('the limit is per key: another account\'s key is not slowed down by this one', async () => {
+      clock.advance(SECOND);
+      await burst(key.secret, 6);
+      const other = await ex.createAccount('Bystander');
+      const otherKey = await ex.createKey(other.id, 'API key');
+      expect((await burst(otherKey.secret, 5)).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+      clock.advance(SECOND);
+    });
+
+    it('repeat offenders are blocked for 10 minutes; the next block lasts longer (20, then 40 minutes)', async () => {
+      const hammer = await ex.createAccount('Hammer Inc');
+      const hammerKey = await ex.createKey(hammer.id, 'API key');
+      const bystander = await ex.createKey(account.id, 'bystander');
+
+      // Offence 1: 5 admitted, then 10 refused inside a minute; the 10th starts a 10-minute block.
+      const start = clock.now();
+      const first = await burst(hammerKey.secret, 15);
+      expect(first.slice(0, 5).every((r) => r.status === 200)).toBe(true);
+      expect(first.slice(5, 14).map((r) => r.retryAfter)).toEqual(Array(9).fill('1'));
+      expect(first[14]).toEqual({ status: 429, retryAfter: '600', body: TOO_MANY });
+
+      // A second later the one-second window is empty, but the key is still blocked.
+      clock.advance(SECOND);
+      expect((await burst(hammerKey.secret, 1))[0]).toEqual({ status: 429, retryAfter: '599', body: TOO_MANY });
+      // Other keys are not blocked.
+      expect((await ex.call('/sites', token(bystander.secret))).status).toBe(200);
+      clock.advance(start + 10 * MINUTE - 1 - clock.now());
+      expect((await burst(hammerKey.secret, 1))[0]).toMatchObject({ status: 429, retryAfter: '1' });
+      clock.advance(1);
+      expect((await burst(hammerKey.secret, 1))[0]).toEqual({ status: 200, retryAfter: null, body: BALANCE });
+
+      // Offence 2: the block doubles to 20 minutes.
+      clock.advance(SECOND);
+      const secondStart = clock.now();
+      const second = await burst(hammerKey.secret, 15);
+      expect(second[14]).toEqual({ status: 429, retryAfter: '1200', body: TOO_MANY });
+      clock.advance(20 * MINUTE - 1);
+      expect((await burst(hammerKey.secret, 1))[0]?.status).toBe(429);
+      clock.advance(1);
+      expect(clock.now() - secondStart).toBe(20 * MINUTE);
+      expect((await burst(hammerKey.secret, 1))[0]?.status).toBe(200);
+
+      // Offence 3: 40 minutes.
+      clock.advance(SECOND);
+      const third = await burst(hammerKey.secret, 15);
+      expect(third[14]?.retryAfter).toBe('2400');
+
+      // After a week without blocks the key starts again from 10 minutes.
+      clock.advance(40 * MINUTE + 7 * DAY + SECOND);
+      const later = await burst(hammerKey.secret, 15);
+      expect(later[14]?.retryAfter).toBe('600');
+      clock.advance(10 * MINUTE);
+    });
+
+    it('going over now and then is not "repeatedly": one 429 every 10 seconds never leads to a block', async () => {
+      const careful = await ex.createAccount('Careful Ltd');
+      const carefulKey = await ex.createKey(careful.id, 'API key');
+      for (let round = 0; round < 12; round++) {
+        const results = await burst(carefulKey.secret, 6);
+        expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 429]);
+        expect(results[5]?.retryAfter).toBe('1');
+        clock.advance(10 * SECOND);
+      }
+    });
+  });
+
+  describe('Error handling: the rows the access layer owns', () => {
+    it('403 No access: a plan without API access, even with a valid key', async () => {
+      for (const plan of ['essential', 'pro']) {
+        const small = await ex.createAccount(`On ${plan}`, plan);
+        const smallKey = await ex.createKey(small.id, 'API key');
+        expect(await read(await paced('/sites', token(smallKey.secret))), plan).toEqual({ status: 403, type: JSON_TYPE, body: { message: 'No access' } });
+        expect((await paced('/account/balance', token(smallKey.secret))).status).toBe(403);
+      }
+    });
+
+    it('403 No token, 403 Incorrect token, 429 Too Many Requests, 404 Not Found — all in {"message": ...}', async () => {
+      clock.advance(SECOND);
+      expect(await read(await paced('/keywords/123'))).toEqual(NO_TOKEN);
+      expect(await read(await paced('/keywords/123', token('0'.repeat(40))))).toEqual(INCORRECT_TOKEN);
+      expect(await read(await paced('/no/such/method', token(key.secret)))).toEqual({ status: 404, type: 'application/json', body: { message: 'Not Found' } });
+      clock.advance(SECOND);
+      const results = await burst(key.secret, 6);
+      expect(results[5]).toMatchObject({ status: 429, body: TOO_MANY });
+      clock.advance(SECOND);
+    });
+  });
+
+  describe('One command', () => {
+    it('node bin/keygate.js serve --config examples/seranking-project/keygate.yaml starts gateway and upstream; a CLI key works through it', async () => {
+      const server = await runServeCommand('seranking-project');
+      try {
+        const acme = JSON.parse((await server.cli(['accounts', 'create', '--name', 'Acme', '--json'])).stdout) as AccountOut;
+        const first = JSON.parse((await server.cli(['keys', 'create', '--account', acme.id, '--name', 'API key', '--json'])).stdout) as KeyOut;
+        expect(await read(await fetch(`${server.gatewayUrl}/account/balance`, token(first.secret)))).toEqual({ status: 200, type: JSON_TYPE, body: BALANCE });
+        const created = await read(await fetch(`${server.gatewayUrl}/sites/`, token(first.secret, { method: 'POST', body: '{"url":"http://example.com","title":"example1"}' })));
+        expect(created).toEqual({ status: 201, type: 'application/json', body: { site_id: 147696 } });
+        expect(await read(await fetch(`${server.gatewayUrl}/sites`))).toEqual(NO_TOKEN);
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+    });
+  });
+});
