@@ -15,6 +15,8 @@ export const DEFAULT_PREFIX = 'keygate:';
 /** A request waits at most this long for Redis before the failure mode applies. */
 export const COMMAND_TIMEOUT_MS = 1_000;
 const CONNECT_TIMEOUT_MS = 1_000;
+/** Closing waits this long for a socket to end (a half-open one would hold the process). */
+const DISCONNECT_TIMEOUT_MS = 200;
 /** Reconnect delay grows by this much per attempt... */
 const RECONNECT_STEP_MS = 100;
 /** ...up to this, so a returning Redis is used again within half a second. */
@@ -43,6 +45,7 @@ export function commandClient(target: RedisTarget): Redis {
     autoResendUnfulfilledCommands: false,
     commandTimeout: COMMAND_TIMEOUT_MS,
     connectTimeout: CONNECT_TIMEOUT_MS,
+    disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     retryStrategy: reconnect,
     connectionName: 'keygate',
   };
@@ -59,6 +62,7 @@ export function subscriberClient(target: RedisTarget): Redis {
     maxRetriesPerRequest: null,
     autoResubscribe: true,
     connectTimeout: CONNECT_TIMEOUT_MS,
+    disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     retryStrategy: reconnect,
     connectionName: 'keygate-events',
   };

@@ -1,0 +1,188 @@
+/**
+ * Faults, with real `keygate serve` processes: Redis goes away and comes back under a
+ * fail-closed profile (503 in the API's envelope) and a fail-open one (per-process
+ * limits, usage kept), and PostgreSQL becomes unreachable (keys in use keep working,
+ * new keys get a 503). No process may crash, and each recovers by itself.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { openPostgresStore } from '../../src/store/postgres/postgres-database.js';
+import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
+import { startDemoUpstream } from '../support/keygate.js';
+import { tempDir } from '../support/temp.js';
+import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
+import {
+  provisionKey,
+  startGateway,
+  startRedisServer,
+  startTcpProxy,
+  writeProfile,
+  type GatewayProcess,
+  type RedisServer,
+  type TcpProxy,
+} from './cluster.js';
+
+const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
+
+const UNAVAILABLE = { message: 'Service temporarily unavailable. Try again shortly.' };
+const RATE_LIMITED = { message: 'Too many requests. Slow down.' };
+
+describe.skipIf(!enabled)('faults', () => {
+  const dir = tempDir('keygate-faults');
+  const prefix = testRedisPrefix('faults');
+  const secrets: string[] = [];
+  let database: TestDatabase;
+  let redis: RedisServer;
+  let proxy: TcpProxy;
+  let upstream: { url: string; close(): Promise<void> };
+  const gateways: GatewayProcess[] = [];
+  let closed: GatewayProcess;
+  let open1: GatewayProcess;
+  let open2: GatewayProcess;
+  let behindProxy: GatewayProcess;
+
+  const profile = (overrides: Partial<ConfigInput>): ConfigInput => ({
+    name: 'faults',
+    upstream: { url: upstream.url },
+    store: database.url,
+    counters: redisUrlWithPrefix(prefix, redis.url),
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { listen: { host: '127.0.0.1', port: 0 } },
+    dashboard: { enabled: false },
+    errors: { envelope: 'message' },
+    plans: {
+      open: {},
+      limited: { rateLimits: [{ limit: 5, window: '1h' }] },
+      metered: { meters: { credits: { limit: 1000 } } },
+    },
+    routes: [{ method: 'GET', path: '/v1/rankings', cost: { meter: 'credits', perRequest: 100 } }, { path: '/v1/projects' }],
+    ...overrides,
+  });
+
+  async function key(gateway: GatewayProcess, planId: string) {
+    const issued = await provisionKey(gateway, planId);
+    secrets.push(issued.secret);
+    return issued;
+  }
+
+  async function statusAndBody(gateway: GatewayProcess, path: string, secret: string): Promise<{ status: number; body: unknown }> {
+    const response = await gateway.call(path, secret);
+    return { status: response.status, body: await response.json() };
+  }
+
+  async function storedUsage(accountId: string): Promise<number> {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const result = await client.query<{ used: number }>('select used from meter_usage where account_id = $1', [accountId]);
+      return result.rows.reduce((sum, row) => sum + Number(row.used), 0);
+    } finally {
+      await client.end();
+    }
+  }
+
+  beforeAll(async () => {
+    database = await createTestDatabase('faults');
+    const store = openPostgresStore(database.url);
+    await store.migrate();
+    await store.close();
+    redis = await startRedisServer();
+    upstream = await startDemoUpstream();
+    proxy = await startTcpProxy(Number(new URL(POSTGRES_URL).port || 5432));
+
+    const viaProxy = new URL(database.url);
+    viaProxy.port = String(proxy.port);
+    const started = await Promise.all([
+      startGateway(writeProfile(dir, 'closed', profile({ counterFailure: 'closed' }))),
+      startGateway(writeProfile(dir, 'open', profile({ counterFailure: 'open' }))),
+      startGateway(writeProfile(dir, 'open', profile({ counterFailure: 'open' }))),
+      // Its store is reached through the proxy; its counters on the shared Redis.
+      startGateway(writeProfile(dir, 'proxied', profile({ store: viaProxy.toString(), counters: redisUrlWithPrefix(prefix), keyCacheTtl: '1s' }))),
+    ]);
+    gateways.push(...started);
+    [closed, open1, open2, behindProxy] = started as [GatewayProcess, GatewayProcess, GatewayProcess, GatewayProcess];
+  });
+
+  afterAll(async () => {
+    await Promise.all(gateways.map((g) => g.stop()));
+    for (const g of gateways) for (const secret of secrets) expect(g.output.join('\n')).not.toContain(secret);
+    await upstream?.close();
+    await redis?.kill();
+    await proxy?.cut();
+    await database?.drop();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('fails closed while Redis is down: 503 in the API\'s envelope, no crash, and recovers when Redis returns', async () => {
+    const { secret } = await key(closed, 'open');
+    expect((await closed.call('/v1/projects', secret)).status).toBe(200);
+
+    await redis.kill();
+    expect(await eventually(async () => (await closed.call('/v1/projects', secret)).status === 503)).toBe(true);
+    expect(await statusAndBody(closed, '/v1/projects', secret)).toEqual({ status: 503, body: UNAVAILABLE });
+    expect(closed.alive()).toBe(true);
+    expect((await closed.admin('/health')).status).toBe(200);
+
+    await redis.start();
+    expect(await eventually(async () => (await closed.call('/v1/projects', secret)).status === 200, 10_000)).toBe(true);
+    expect(closed.alive()).toBe(true);
+  });
+
+  it('fails open while Redis is down: each process limits on its own, keeps the usage, and shares limits again when Redis returns', async () => {
+    const outage = await key(open1, 'limited');
+    const after = await key(open1, 'limited');
+    const metered = await key(open1, 'metered');
+    // Both processes are on Redis again after the previous outage.
+    for (const g of [open1, open2]) expect(await g.waitForLog(/Redis answers again/)).toBe(true);
+
+    const mark = [open1.output.length, open2.output.length] as const;
+    await redis.kill();
+    expect(await open1.waitForLog(/Redis is unreachable: admitting on per-process limits/, mark[0])).toBe(true);
+    expect(await open2.waitForLog(/Redis is unreachable: admitting on per-process limits/, mark[1])).toBe(true);
+
+    for (const g of [open1, open2]) {
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i += 1) statuses.push((await g.call('/v1/projects', outage.secret)).status);
+      // Five per process: the limit holds in each, not across them.
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    }
+    expect(await statusAndBody(open1, '/v1/projects', outage.secret)).toEqual({ status: 429, body: RATE_LIMITED });
+    for (let i = 0; i < 3; i += 1) expect((await open1.call('/v1/rankings?limit=3', metered.secret)).status).toBe(200);
+    expect(open1.alive() && open2.alive()).toBe(true);
+
+    const back = [open1.output.length, open2.output.length] as const;
+    await redis.start();
+    expect(await open1.waitForLog(/Redis answers again/, back[0])).toBe(true);
+    expect(await open2.waitForLog(/Redis answers again/, back[1])).toBe(true);
+
+    // Shared again: five in all across both processes.
+    const statuses = [];
+    for (let i = 0; i < 10; i += 1) statuses.push((await (i % 2 === 0 ? open1 : open2).call('/v1/projects', after.secret)).status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(5);
+
+    // The 300 credits spent during the outage reach Redis and then PostgreSQL.
+    expect(await eventually(async () => (await storedUsage(metered.accountId)) === 300, 10_000, 200)).toBe(true);
+    const usage = (await (await open2.admin(`/v1/accounts/${metered.accountId}/usage`)).json()) as { meters: { credits: { usage: number } } };
+    expect(usage.meters.credits.usage).toBe(300);
+  });
+
+  it('keeps serving keys already in use while PostgreSQL is unreachable; new keys get a 503; recovers', async () => {
+    const inUse = await key(behindProxy, 'open');
+    const fresh = await key(behindProxy, 'open');
+    expect((await behindProxy.call('/v1/projects', inUse.secret)).status).toBe(200);
+
+    await proxy.cut();
+    // Past the 1 s cache TTL: the cached entry has expired and the store cannot be asked.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect((await behindProxy.call('/v1/projects', inUse.secret)).status).toBe(200);
+    expect(await statusAndBody(behindProxy, '/v1/projects', fresh.secret)).toEqual({ status: 503, body: UNAVAILABLE });
+    expect(behindProxy.alive()).toBe(true);
+    expect((await behindProxy.admin('/health')).status).toBe(200);
+
+    await proxy.restore();
+    expect(await eventually(async () => (await behindProxy.call('/v1/projects', fresh.secret)).status === 200, 10_000, 100)).toBe(true);
+    expect(behindProxy.alive()).toBe(true);
+  });
+});
