@@ -45,6 +45,14 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
 
   const dropHeaders = new Set([...HOP_BY_HOP, ...credentialHeaderNames(config.auth.credentials)]);
   const identityPrefix = config.identityHeaders.prefix.toLowerCase();
+  // Built once, not per request.
+  const identityHeader = {
+    account: `${config.identityHeaders.prefix}Account`,
+    key: `${config.identityHeaders.prefix}Key`,
+    mode: `${config.identityHeaders.prefix}Mode`,
+    scopes: `${config.identityHeaders.prefix}Scopes`,
+    plan: `${config.identityHeaders.prefix}Plan`,
+  };
   const gaugeHeaders = Object.entries(config.gauges).map(([meter, g]) => ({ meter, header: g.header.toLowerCase() }));
 
   return (request, reply, identity, route, reservation) => {
@@ -78,16 +86,15 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
       rewriteRequestHeaders: (req, headers) => {
         const out: IncomingHttpHeaders = {};
         const listed = typeof req.headers.connection === 'string' ? req.headers.connection.toLowerCase().split(',').map((h) => h.trim()) : [];
-        for (const [name, value] of Object.entries(headers)) {
+        for (const name of Object.keys(headers)) {
           if (dropHeaders.has(name) || name.startsWith(identityPrefix) || listed.includes(name)) continue;
-          out[name] = value;
+          out[name] = headers[name];
         }
-        const prefix = config.identityHeaders.prefix;
-        out[`${prefix}Account`] = identity.account.id;
-        out[`${prefix}Key`] = identity.key.id;
-        out[`${prefix}Mode`] = identity.key.mode;
-        out[`${prefix}Scopes`] = identity.key.scopes.join(' ');
-        out[`${prefix}Plan`] = identity.planId;
+        out[identityHeader.account] = identity.account.id;
+        out[identityHeader.key] = identity.key.id;
+        out[identityHeader.mode] = identity.key.mode;
+        out[identityHeader.scopes] = identity.key.scopes.join(' ');
+        out[identityHeader.plan] = identity.planId;
         const forwardedFor = req.headers['x-forwarded-for'];
         out['x-forwarded-for'] = forwardedFor ? `${forwardedFor}, ${req.ip}` : req.ip;
         out['x-forwarded-proto'] = req.protocol;
@@ -97,7 +104,8 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
       rewriteHeaders: (headers) => {
         // Hop-by-hop headers describe the upstream connection, not the client's.
         const listed = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((h) => h.trim()) : [];
-        for (const name of [...HOP_BY_HOP, ...listed]) delete headers[name];
+        for (const name of HOP_BY_HOP) delete headers[name];
+        for (const name of listed) delete headers[name];
         if (recordHeader) {
           recordsFromHeader = parseRecordHeader(headers[recordHeader]);
           delete headers[recordHeader];

@@ -25,7 +25,8 @@ const RANDOM_LENGTH = 24;
 const CHECKSUM_LENGTH = 6;
 /** No real key is longer; anything longer is refused before any work is done on it. */
 export const MAX_KEY_LENGTH = 256;
-const BASE62_BODY = new RegExp(`^[0-9A-Za-z]{${RANDOM_LENGTH + CHECKSUM_LENGTH}}$`);
+/** Random part and checksum, tested from `lastIndex` (just past the prefix) to the end. */
+const BASE62_BODY = new RegExp(`[0-9A-Za-z]{${RANDOM_LENGTH + CHECKSUM_LENGTH}}$`, 'y');
 
 export type KeyCheck = { ok: true; mode: KeyMode | undefined } | { ok: false };
 
@@ -60,10 +61,11 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
       if (candidate.length > MAX_KEY_LENGTH) return { ok: false };
       for (const [mode, prefix] of ordered) {
         if (!candidate.startsWith(prefix)) continue;
-        const rest = candidate.slice(prefix.length);
-        if (!BASE62_BODY.test(rest)) return { ok: false };
+        // Checked on every request: no substrings beyond the one CRC32 needs.
+        BASE62_BODY.lastIndex = prefix.length;
+        if (!BASE62_BODY.test(candidate)) return { ok: false };
         const body = candidate.slice(0, candidate.length - CHECKSUM_LENGTH);
-        return checksum(body) === candidate.slice(-CHECKSUM_LENGTH) ? { ok: true, mode } : { ok: false };
+        return endsWithChecksum(candidate, body) ? { ok: true, mode } : { ok: false };
       }
       return { ok: false };
     },
@@ -100,6 +102,16 @@ function randomBase62(length: number): string {
     }
   }
   return out;
+}
+
+/** `checksum(body) === candidate.slice(-CHECKSUM_LENGTH)`, digit by digit from the end. */
+function endsWithChecksum(candidate: string, body: string): boolean {
+  let value = crc32(body);
+  for (let i = candidate.length - 1; i >= candidate.length - CHECKSUM_LENGTH; i--) {
+    if (candidate.charCodeAt(i) !== BASE62.charCodeAt(value % 62)) return false;
+    value = Math.floor(value / 62);
+  }
+  return true;
 }
 
 function checksum(text: string): string {

@@ -27,32 +27,52 @@ export interface RateLimitPlan {
 
 /** Builds (and caches) the windows of a plan/route pair. */
 export function createRateLimitPlanner() {
-  const cache = new Map<string, RateLimitPlan>();
+  // Plan id → route id → windows; two lookups instead of a new joined key per request.
+  const cache = new Map<string, Map<string, RateLimitPlan>>();
   return {
     plan(planId: string, plan: Plan, routeId: string, route: Route | undefined): RateLimitPlan {
-      const cacheKey = `${planId}\u0000${routeId}`;
-      let found = cache.get(cacheKey);
+      let byRoute = cache.get(planId);
+      if (!byRoute) {
+        byRoute = new Map();
+        cache.set(planId, byRoute);
+      }
+      let found = byRoute.get(routeId);
       if (!found) {
         const templates = [
           ...plan.rateLimits.map((rl) => template(rl, 'plan')),
           ...(route?.rateLimits ?? []).map((rl) => template(rl, routeId)),
         ];
         found = { templates, policyHeader: policyHeader(templates) };
-        cache.set(cacheKey, found);
+        byRoute.set(routeId, found);
       }
       return found;
     },
   };
 }
 
-/** The concrete windows for one key: ids are stable across processes (for Redis). */
-export function windowsFor(plan: RateLimitPlan, keyId: string, accountId: string): WindowSpec[] {
-  return plan.templates.map((t) => ({
+/** Windows built per plan and key, reused: no new id strings (and Map hashes) per request. */
+const builtWindows = new WeakMap<RateLimitPlan, Map<string, { accountId: string; windows: readonly WindowSpec[] }>>();
+/** Keys remembered per plan before the cache starts afresh. */
+const MAX_BUILT_KEYS = 10_000;
+
+/** The concrete windows for one key: ids are stable across processes (for Redis). Shared: do not modify. */
+export function windowsFor(plan: RateLimitPlan, keyId: string, accountId: string): readonly WindowSpec[] {
+  let byKey = builtWindows.get(plan);
+  if (!byKey) {
+    byKey = new Map();
+    builtWindows.set(plan, byKey);
+  }
+  const built = byKey.get(keyId);
+  if (built && built.accountId === accountId) return built.windows;
+  const windows = plan.templates.map((t) => ({
     id: `${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.tag}:${t.windowMs}:${t.limit}`,
     name: t.name,
     limit: t.limit,
     windowMs: t.windowMs,
   }));
+  if (byKey.size >= MAX_BUILT_KEYS) byKey.clear();
+  byKey.set(keyId, { accountId, windows });
+  return windows;
 }
 
 export function policyName(rl: Pick<RateLimit, 'name' | 'limit' | 'window'>): string {

@@ -4,7 +4,7 @@
  * a typed denial that the dialect renders. Charging happens last, after everything else
  * has passed, and is settled by the gateway once the upstream has answered.
  */
-import type { Config } from '../config/schema.js';
+import type { Config, MeterPeriod } from '../config/schema.js';
 import { extractCredential, type RequestView } from '../auth/credential.js';
 import type { KeyFormat } from '../keys/format.js';
 import { sameDigest, type KeyHasher } from '../keys/hash.js';
@@ -14,7 +14,7 @@ import { CountersUnavailableError, type Counters, type Reservation, type ChargeS
 import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
 import { rateLimitHeaders, windowsFor, type createRateLimitPlanner } from '../limits/rate-limits.js';
 import { overageAllowed, reserveAmount } from '../meters/cost.js';
-import { periodBounds } from '../meters/period.js';
+import { periodBounds, type PeriodBounds } from '../meters/period.js';
 import { deny, type Denial } from '../denial/reasons.js';
 import type { Identity } from './identity.js';
 
@@ -169,11 +169,22 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return {
       accountId: identity.account.id,
       meter: cost.meter,
-      periodStart: periodBounds(meter?.period ?? 'month', now).start,
+      periodStart: periodStart(meter?.period ?? 'month', now),
       amount,
       limit,
       overage: meter ? overageAllowed(identity.plan, cost.meter, identity.account) : false,
     };
+  }
+
+  /** The current period of each meter period in use, recomputed only once `now` leaves it. */
+  const currentPeriods = new Map<MeterPeriod, PeriodBounds>();
+  function periodStart(period: MeterPeriod, now: number): string {
+    let bounds = currentPeriods.get(period);
+    if (!bounds || now < bounds.startsAt || now >= bounds.endsAt) {
+      bounds = periodBounds(period, now);
+      currentPeriods.set(period, bounds);
+    }
+    return bounds.start;
   }
 
   return { authorize, identify };

@@ -37,6 +37,8 @@ export class MemoryCounters implements Counters {
   private readonly logs = new Map<string, SlidingLog>();
   private readonly blocks = new Map<string, BlockState>();
   private readonly meters = new Map<string, MeterState>();
+  /** The meter used last (see `meter`). */
+  private lastMeter: MeterState | undefined;
   private readonly handlers: ((event: CacheEvent) => void)[] = [];
   private readonly sweeper: NodeJS.Timeout;
 
@@ -141,12 +143,17 @@ export class MemoryCounters implements Counters {
   }
 
   private meter(accountId: string, meter: string, periodStart: string): MeterState {
+    // Admit and settle of one request, and most requests in a row, use the same meter:
+    // skip building its id. Valid because meter states are never removed or replaced.
+    const last = this.lastMeter;
+    if (last && last.row.accountId === accountId && last.row.meter === meter && last.row.periodStart === periodStart) return last;
     const id = meterId(accountId, meter, periodStart);
     let state = this.meters.get(id);
     if (!state) {
       state = { row: { accountId, meter, periodStart, used: 0 }, reserved: 0, dirty: false };
       this.meters.set(id, state);
     }
+    this.lastMeter = state;
     return state;
   }
 
