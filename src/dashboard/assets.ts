@@ -70,7 +70,8 @@ fieldset { border: 0; padding: 0; margin: 0 0 1.1rem; min-width: 0; }
 .choice { display: flex; align-items: center; gap: .45rem; font-weight: 400; margin: 0; min-height: 36px; }
 .choice input { width: 1.15rem; height: 1.15rem; margin: 0; accent-color: var(--accent); }
 .inline-form { display: flex; flex-wrap: wrap; gap: .5rem; align-items: flex-end; margin: .5rem 0 1rem; }
-.inline-form .field { margin: 0; flex: 1 1 14rem; }
+.inline-form .field { margin: 0; flex: 0 1 28rem; }
+.inline-form p { margin: 0; align-self: center; }
 
 /* notices */
 .notice { border-left: 4px solid var(--accent); background: #eff6ff; padding: .75rem 1rem; margin: 1rem 0; border-radius: 0 6px 6px 0; max-width: 48rem; }
@@ -105,6 +106,7 @@ table.data time { white-space: nowrap; }
   table.cards td { display: grid; grid-template-columns: 7.5rem 1fr; gap: .5rem; border: 0; padding: .3rem 0; }
   table.cards td.num { text-align: left; }
   table.cards td::before { content: attr(data-label); font-weight: 600; color: var(--muted); font-size: .85rem; }
+  table.cards td > * { justify-self: start; }
   table.cards td[data-label=""] { grid-template-columns: 1fr; }
   table.cards td[data-label=""]::before { content: none; }
 }

@@ -25,11 +25,14 @@ const PLOT_HEIGHT = 100;
 /** Colour classes in the stylesheet (.s0 ... .s5). */
 const COLOURS = 6;
 
-/** The smallest 1, 2 or 5 × 10^k at or above `value`, so axis labels are round. */
+/** Axis tops: 1, 2, 4, 6 or 8 × 10^k, so that the top and its half are round numbers. */
+const NICE_STEPS = [1, 2, 4, 6, 8, 10];
+
+/** The smallest nice axis top at or above `value`. */
 export function niceCeiling(value: number): number {
   if (value <= 0) return 1;
   const magnitude = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 5, 10]) if (step * magnitude >= value) return step * magnitude;
+  for (const step of NICE_STEPS) if (step * magnitude >= value) return step * magnitude;
   return 10 * magnitude;
 }
 

@@ -6,7 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SCRIPT_PATH, STYLESHEET_PATH } from './assets.js';
 import { csrfField, takeNotice, type Dashboard, type Notice } from './context.js';
-import { html, type Html } from './html.js';
+import { html, raw, type Html } from './html.js';
 
 export interface PageOptions {
   /** The page's own name; the document title adds the API's name. */
@@ -65,7 +65,16 @@ function header(dash: Dashboard, request: FastifyRequest): Html {
 </header>`;
 }
 
+/** Notices go right under the page's heading, where the eye lands after reading it. */
+function withNotices(body: Html, notices: Html): Html {
+  const end = body.value.indexOf('</h1>');
+  if (end === -1) return raw(notices.value + body.value);
+  const at = end + '</h1>'.length;
+  return raw(body.value.slice(0, at) + notices.value + body.value.slice(at));
+}
+
 export function renderDocument(dash: Dashboard, request: FastifyRequest, options: PageOptions & { carried?: Notice }): Html {
+  const body = withNotices(options.body, html`${noticeBox(options.carried)}${noticeBox(options.notice)}`);
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -80,8 +89,7 @@ export function renderDocument(dash: Dashboard, request: FastifyRequest, options
 <a class="skip" href="#main">Skip to content</a>
 ${header(dash, request)}
 <main id="main" class="wrap" tabindex="-1">
-${noticeBox(options.carried)}${noticeBox(options.notice)}
-${options.body}
+${body}
 <footer class="foot">${dash.rt.config.name} · API keys and usage</footer>
 </main>
 </body>

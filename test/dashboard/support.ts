@@ -125,7 +125,9 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 }
 
 export async function newContext(browser: Browser, baseURL: string, viewport = DESKTOP): Promise<BrowserContext> {
-  const context = await browser.newContext({ baseURL, viewport, reducedMotion: 'reduce', colorScheme: 'light', locale: 'en-US' });
+  const phone = viewport.width <= PHONE.width;
+  const context = await browser.newContext({ baseURL, viewport, reducedMotion: 'reduce', colorScheme: 'light', locale: 'en-US', hasTouch: phone, isMobile: phone });
+  context.setDefaultTimeout(10_000);
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: baseURL });
   return context;
 }

@@ -44,6 +44,12 @@ function describe(entry: AuditEntry): string {
         .join(', ');
     case 'member.invited':
       return `${text(d.email)} as ${text(d.role)}`;
+    case 'member.joined':
+      return text(d.email);
+    case 'member.locked':
+      return `${text(d.email)} until ${text(d.until).replace('T', ' ').slice(0, 16)} UTC`;
+    case 'account.created':
+      return `“${text(d.name)}” on the ${text(d.planId)} plan`;
     default:
       return Object.entries(d)
         .map(([field, value]) => `${field}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)

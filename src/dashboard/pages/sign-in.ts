@@ -8,7 +8,6 @@ import { field, preSessionCsrfField, redirect, setNotice, viewerOf, type Dashboa
 import { endSession, startSession } from '../session.js';
 import { sendPage } from '../layout.js';
 import { html } from '../html.js';
-import { LOCKOUT_MS } from '../sign-in.js';
 
 const MINUTE = 60_000;
 
@@ -67,7 +66,7 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
   </div>
   <div class="actions"><button type="submit">Sign in</button></div>
 </form>
-<p class="muted">New here? Your operator sends you an invitation link where you choose a password. After ${Math.round(LOCKOUT_MS / MINUTE)} minutes of lockout you can try again.</p>`;
+<p class="muted">New here? Your operator sends you an invitation link where you choose a password.</p>`;
     return sendPage(dash, request, reply, { title: 'Sign in', body, status, ...(notice ? { notice } : {}) });
   }
 }

@@ -14,6 +14,7 @@ import { html, type Html } from '../html.js';
 import { number, shortDay } from '../format.js';
 import { dailyBarChart, labelledBarChart, type DailySeries } from '../charts.js';
 import { apiOffReason } from './keys.js';
+import type { DenialReason } from '../../denial/reasons.js';
 
 const DAY = 86_400_000;
 /** Status classes in the order they are stacked; gateway refusals come last. */
@@ -54,10 +55,29 @@ function labelsOf(rows: readonly UsageDailyRow[], metric: UsageDailyRow['metric'
   return [...new Set(rows.filter((r) => r.metric === metric).map((r) => r.label))].sort();
 }
 
-/** `rate_limited` → "Rate limited". */
+/** Denial reasons in a member's words. */
+const REASON_LABELS: Record<DenialReason, string> = {
+  missing_key: 'Missing key',
+  malformed_key: 'Malformed key',
+  unknown_key: 'Unknown key',
+  revoked_key: 'Revoked key',
+  expired_key: 'Expired key',
+  key_not_bound: 'Key without account',
+  api_disabled: 'API access off',
+  plan_expired: 'Plan expired',
+  no_route: 'No such endpoint',
+  insufficient_scope: 'Insufficient scope',
+  blocked: 'Temporarily blocked',
+  rate_limited: 'Rate limited',
+  insufficient_funds: 'Quota used up',
+  upstream_unavailable: 'Upstream unavailable',
+  upstream_timeout: 'Upstream timed out',
+  service_unavailable: 'Service unavailable',
+  bad_request: 'Bad request',
+};
+
 function reasonLabel(reason: string): string {
-  const words = reason.replace(/_/g, ' ');
-  return words.charAt(0).toUpperCase() + words.slice(1);
+  return REASON_LABELS[reason as DenialReason] ?? reason;
 }
 
 /** The whole usage section; `level` is the heading level of its sub-sections (2 or 3). */

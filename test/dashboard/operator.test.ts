@@ -1,0 +1,143 @@
+/**
+ * The operator in the dashboard, in real Chromium: every account, an account's keys,
+ * members and usage; changing its plan and API access (the gateway follows at once),
+ * inviting a member, revoking a key, creating an account, and the audit log naming the
+ * operator for each change.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/operations/keys.js';
+import { tempDir } from '../support/temp.js';
+import { chromiumAvailable, h1, invite, join, launchChromium, newAccount, newContext, screenshot, shown, startDashboard, textOf, type DashboardFixture } from './support.js';
+
+const OPERATOR = 'olga@ops.example';
+
+describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts', () => {
+  const dir = tempDir('keygate-dashboard-operator');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let page: Page;
+  let acmeId: string;
+  let secret: string;
+
+  const callGateway = () => fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } });
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir);
+    browser = await launchChromium();
+    acmeId = await newAccount(fixture, 'Acme Analytics');
+    await newAccount(fixture, 'Globex', 'free');
+    secret = (await createKey(fixture.keygate.runtime, { accountId: acmeId, name: 'Acme production', scopes: ['*'] }, 'admin-api')).secret;
+    expect((await callGateway()).status).toBe(200);
+    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(page, await invite(fixture, OPERATOR, null, 'operator'), OPERATOR);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('lists every account with its plan, API access and keys', async () => {
+    expect(new URL(page.url()).pathname).toBe('/accounts');
+    expect(await h1(page)).toBe('Accounts');
+    expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts()).toEqual(['Accounts', 'Audit log']);
+    const acme = await textOf(page.locator('tr', { hasText: 'Acme Analytics' }));
+    expect(acme).toMatch(/Acme Analytics\s+Pro\s+On\s+1\s+0/);
+    const globex = await textOf(page.locator('tr', { hasText: 'Globex' }));
+    expect(globex).toMatch(/Globex\s+Free\s+Off\s+0\s+0/);
+    expect(await textOf(page.getByRole('table', { name: 'Plans' }))).toContain('Not included');
+    await screenshot(page, 'accounts');
+
+    // An operator without an account of their own has no keys page.
+    expect((await page.goto('/keys'))?.status()).toBe(404);
+  });
+
+  it('turns API access off and on; the gateway follows on the next request', async () => {
+    await page.goto('/accounts');
+    await page.getByRole('link', { name: 'Acme Analytics' }).click();
+    expect(await h1(page)).toBe('Acme Analytics');
+    expect(await textOf(page.getByRole('table', { name: 'Keys in use of Acme Analytics' }))).toContain('Acme production');
+
+    await page.getByRole('button', { name: 'Turn API access off' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe('API access is off for “Acme Analytics”: its keys are refused from the next request.');
+    const refused = await callGateway();
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('api_disabled');
+
+    await page.getByRole('button', { name: 'Turn API access on' }).click();
+    expect((await callGateway()).status).toBe(200);
+  });
+
+  it('changes an account’s plan', async () => {
+    await page.goto(`/accounts/${acmeId}`);
+    await page.getByLabel('Plan', { exact: true }).selectOption('free');
+    await page.getByRole('button', { name: 'Change plan' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” is now on the Free plan.');
+    expect(await textOf(page.locator('.facts'))).toMatch(/API access\s+Off\s+— the Free plan does not include API access/);
+    expect((await callGateway()).status).toBe(403);
+
+    await page.getByLabel('Plan', { exact: true }).selectOption('pro');
+    await page.getByRole('button', { name: 'Change plan' }).click();
+    expect((await callGateway()).status).toBe(200);
+  });
+
+  it('invites a member, who can then sign in and see the account’s keys', async () => {
+    await page.goto(`/accounts/${acmeId}`);
+    await page.getByLabel('Invite a member by email').fill('dan@acme.example');
+    await page.getByRole('button', { name: 'Create invitation link' }).click();
+    expect(await h1(page)).toBe('Invitation for dan@acme.example');
+    const link = await page.getByLabel('Invitation link').inputValue();
+    expect(link).toMatch(/\/invite\/[\w-]{32}$/);
+    await screenshot(page, 'invitation-link');
+
+    const member = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(member, fixture.dashboardUrl + new URL(link).pathname, 'dan@acme.example');
+    expect(await textOf(member.locator('tr', { hasText: 'Acme production' }))).toContain('Active');
+    await member.context().close();
+
+    await page.goto(`/accounts/${acmeId}`);
+    expect(await textOf(page.locator('tr', { hasText: 'dan@acme.example' }))).toContain('Active');
+  });
+
+  it('revokes a key of any account after a confirmation', async () => {
+    await page.goto(`/accounts/${acmeId}`);
+    await screenshot(page, 'account');
+    await page.getByRole('link', { name: 'Revoke Acme production' }).click();
+    expect(await h1(page)).toBe('Revoke key “Acme production”?');
+    await page.getByRole('button', { name: 'Revoke key' }).click();
+    expect(await textOf(page.getByRole('status'))).toMatch(/^Key “Acme production” \(rk_live_…\w{4}\) of Acme Analytics is revoked\.$/);
+    expect((await callGateway()).status).toBe(401);
+  });
+
+  it('creates an account', async () => {
+    await page.goto('/accounts');
+    await page.getByLabel('Name').fill('Initech');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    expect(await h1(page)).toBe('Initech');
+    expect(await textOf(page.getByRole('status'))).toBe('Account “Initech” created. Invite its first member below.');
+    await shown(page.getByText('No keys in use.'));
+  });
+
+  it('shows the audit log, with the operator as the actor of each change', async () => {
+    await page.goto('/audit');
+    expect(await h1(page)).toBe('Audit log');
+    const rows = page.locator('tbody tr', { hasText: OPERATOR });
+    const texts = await rows.allInnerTexts();
+    const joined = texts.join('\n');
+    expect(joined).toContain('Changed the account');
+    expect(joined).toMatch(/API access → off/);
+    expect(joined).toMatch(/plan → free/);
+    expect(joined).toMatch(/Invited a member\s+Acme Analytics\s+dan@acme\.example as member/);
+    expect(joined).toMatch(/Revoked a key\s+Acme Analytics\s+“Acme production” rk_live_…\w{4}/);
+    expect(joined).toMatch(/Created the account\s+Initech/);
+    // The member's own actions name the member.
+    expect(await textOf(page.locator('tbody tr', { hasText: 'Joined' }).first())).toContain('dan@acme.example');
+    await screenshot(page, 'audit');
+
+    await page.getByLabel('Account').selectOption({ label: 'Globex' });
+    await page.getByRole('button', { name: 'Show' }).click();
+    expect(new URL(page.url()).search).toMatch(/^\?account=acc_/);
+    expect(await page.locator('tbody tr').allInnerTexts()).toEqual([expect.stringContaining('Created the account')]);
+  });
+});

@@ -1,0 +1,97 @@
+/**
+ * The dashboard on a phone (375 px wide), in real Chromium: every page fits the width
+ * (no sideways scrolling), tables turn into labelled cards, and the whole create-copy
+ * flow works by touch-sized controls.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp.js';
+import { chromiumAvailable, h1, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, textOf, type DashboardFixture } from './support.js';
+
+async function horizontalOverflow(page: Page): Promise<number> {
+  return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+}
+
+describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
+  const dir = tempDir('keygate-dashboard-phone');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let page: Page;
+  let secret = '';
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir);
+    browser = await launchChromium();
+    const accountId = await newAccount(fixture, 'Acme Analytics');
+    page = await (await newContext(browser, fixture.dashboardUrl, PHONE)).newPage();
+    await join(page, await invite(fixture, 'ada@acme.example', accountId), 'ada@acme.example');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('creates and copies a key on a 375 px screen', async () => {
+    await page.goto('/keys');
+    expect(await horizontalOverflow(page)).toBe(0);
+    await page.getByRole('link', { name: 'Create a key' }).tap();
+    expect(await h1(page)).toBe('Create a key');
+    expect(await horizontalOverflow(page)).toBe(0);
+    await page.getByLabel('Name').fill('Phone app');
+    await page.getByRole('checkbox', { name: '* (all scopes)' }).tap();
+    await page.getByRole('checkbox', { name: 'projects:read' }).tap();
+    await page.getByRole('checkbox', { name: 'rankings:read' }).tap();
+    await screenshot(page, 'phone-create-key');
+    await page.getByRole('button', { name: 'Create key' }).tap();
+    expect(await h1(page)).toBe('Copy your new key');
+    await page.getByRole('button', { name: 'Copy key' }).tap();
+    secret = await page.evaluate(() => navigator.clipboard.readText());
+    expect(secret).toMatch(/^rk_live_/);
+    expect(await horizontalOverflow(page)).toBe(0);
+    await screenshot(page, 'phone-key-created');
+
+    for (const path of ['/v1/projects', '/v1/rankings?limit=25']) {
+      expect((await fixture.keygate.call(path, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+    }
+  });
+
+  it('shows keys as labelled cards that fit the screen', async () => {
+    await page.goto('/keys');
+    expect(await horizontalOverflow(page)).toBe(0);
+    const card = page.locator('tr', { hasText: 'Phone app' });
+    const box = await card.boundingBox();
+    expect(box?.width).toBeLessThanOrEqual(PHONE.width);
+    // Each cell says what it is, since the column headings are hidden.
+    expect(await card.locator('td[data-label="Scopes"]').evaluate((td) => getComputedStyle(td, '::before').content)).toBe('"Scopes"');
+    expect(await textOf(card)).toContain('projects:read');
+    // Touch targets are at least 36 px high.
+    const revoke = await card.getByRole('link', { name: 'Revoke Phone app' }).boundingBox();
+    expect(revoke?.height).toBeGreaterThanOrEqual(36);
+    await screenshot(page, 'phone-keys');
+  });
+
+  it('shows usage and its charts within the screen', async () => {
+    await page.goto('/usage');
+    expect(await h1(page)).toBe('Usage');
+    expect(await horizontalOverflow(page)).toBe(0);
+    expect(await textOf(page.locator('tr', { hasText: 'units' }))).toMatch(/26/);
+    const chart = await page.getByRole('img', { name: /Requests per day/ }).boundingBox();
+    expect(chart?.width).toBeGreaterThan(200);
+    expect((chart?.x ?? 0) + (chart?.width ?? 0)).toBeLessThanOrEqual(PHONE.width);
+    await screenshot(page, 'phone-usage');
+  });
+
+  it('fits the sign-in, rotate and revoke pages too', async () => {
+    const [key] = await fixture.keygate.runtime.store.listKeys();
+    for (const path of [`/keys/${key!.id}/rotate`, `/keys/${key!.id}/revoke`]) {
+      await page.goto(path);
+      expect(await horizontalOverflow(page), path).toBe(0);
+    }
+    await page.goto('/keys');
+    await page.getByRole('button', { name: 'Sign out' }).tap();
+    await page.waitForURL('**/sign-in');
+    expect(await horizontalOverflow(page)).toBe(0);
+    await screenshot(page, 'phone-sign-in');
+  });
+});
