@@ -1,0 +1,409 @@
+/**
+ * shared/seeds/003 (SE Ranking Data API: keys, authentication, rate limits, unit quota,
+ * errors), walked top to bottom against examples/seranking-data: the shipped keygate.yaml
+ * and upstream.mjs on loopback, a real SQLite file, keys and account changes made with
+ * the `keygate` CLI, real HTTP, and a controlled clock for the rolling one-second window.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { controlledClock, read, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const UPSTREAM_TYPE = 'application/json';
+const CONTACT = 'To get an API key, please contact us at api@seranking.com.';
+const NO_TOKEN = { status: 400, type: JSON_TYPE, body: { error_description: 'No token' } };
+const NOT_VALID = { status: 400, type: JSON_TYPE, body: { error_description: `Authentication failed. Please make sure your API key is valid and active. ${CONTACT}` } };
+const NOT_ENABLED = { status: 400, type: JSON_TYPE, body: { error_description: `Authentication failed. Please ensure you have a valid, enabled API key. ${CONTACT}` } };
+const INSUFFICIENT_FUNDS = {
+  status: 400,
+  type: JSON_TYPE,
+  body: { error_description: 'Insufficient funds, API key is temporarily disabled. Please make a payment to enable you API key or contact us at api@seranking.com.' },
+};
+const LICENSE_EXPIRED = { status: 403, type: JSON_TYPE, body: { error_description: 'License expired' } };
+const CALL_RATE = { status: 429, type: JSON_TYPE, body: { error_description: 'Call rate limit reached.' } };
+const NOT_FOUND = { status: 400, type: JSON_TYPE, body: { error_description: 'The requested resource could not be found.' } };
+const DAY = 86_400_000;
+
+/** -H 'Authorization: Token YOUR_API_KEY' */
+const token = (key: string, init: RequestInit = {}): RequestInit => ({ ...init, headers: { authorization: `Token ${key}`, ...(init.headers as Record<string, string>) } });
+/** -H 'Content-Type: application/json' -d '...' */
+const post = (key: string, body: unknown): RequestInit => token(key, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const domains = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `site${from + i}.example.com`);
+
+interface Subscription {
+  subscription_info: { status: string; start_date: string; expiration_date: string; units_limit: number; units_left: number };
+}
+interface Usage {
+  meters: { units: { usage: number; limit: number; remaining: number; overage: number; overageAllowed: boolean } };
+}
+interface ForecastOut {
+  lines: { method: string; path: string; count: number; records?: number; unitsPerCall: number; units: number; meter: string | null }[];
+  totals: Record<string, number>;
+  total: number;
+  balance?: Record<string, { remaining: number; covered: boolean; overageAllowed: boolean }>;
+  covered?: boolean;
+}
+
+describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data', () => {
+  const clock = controlledClock();
+  let ex: RunningExample;
+  let account: AccountOut;
+  let key: KeyOut;
+
+  /** One request 100 ms after the previous one: never more than 10 in a rolling second. */
+  const paced = (path: string, init?: RequestInit) => {
+    clock.advance(100);
+    return ex.call(path, init);
+  };
+  const unitsLeft = async (secret: string) => ((await read(await paced('/v1/account/subscription', token(secret)))).body as Subscription).subscription_info.units_left;
+  /** Units a request cost: units_left before minus after. */
+  const costOf = async (secret: string, path: string, init: RequestInit) => {
+    const before = await unitsLeft(secret);
+    const response = await read(await paced(path, init));
+    return { ...response, units: before - (await unitsLeft(secret)) };
+  };
+
+  beforeAll(async () => {
+    ex = await startExample('seranking-data', { clock });
+  });
+  afterAll(async () => {
+    await ex?.close();
+  });
+
+  describe('Creating an API Key', () => {
+    it('"Create API Key" (the CLI) issues one 40-hex-character key', async () => {
+      account = await ex.cliJson<AccountOut>(['accounts', 'create', '--name', 'Acme Data']);
+      expect(account.planId).toBe('units_1m');
+      key = await ex.cliJson<KeyOut>(['keys', 'create', '--account', account.id, '--name', 'Data API']);
+      expect(key.secret).toMatch(/^[0-9a-f]{40}$/);
+    });
+
+    it('you can issue a single key per account', async () => {
+      const second = await ex.cli(['keys', 'create', '--account', account.id, '--name', 'Second']);
+      expect(second.code).toBe(1);
+      expect(second.stderr).toContain('the 1M units plan allows 1 key per account; revoke one first');
+      expect(second.stdout).toBe('');
+    });
+
+    it('replacing the key: rotate with no overlap, the old key stops at once and there is still one key', async () => {
+      const spare = await ex.createAccount('Rotating Co');
+      const first = await ex.createKey(spare.id, 'Data API');
+      const rotated = await ex.cliJson<KeyOut>(['keys', 'rotate', first.id, '--overlap', '0']);
+      expect(await read(await paced('/v1/account/subscription', token(first.secret)))).toEqual(NOT_ENABLED);
+      expect((await paced('/v1/account/subscription', token(rotated.secret))).status).toBe(200);
+      const keys = await ex.cliJson<{ status: string }[]>(['keys', 'list', '--account', spare.id]);
+      expect(keys.filter((k) => k.status === 'active')).toHaveLength(1);
+    });
+  });
+
+  describe('Authentication', () => {
+    it('Method 1: GET /v1/account/subscription with Authorization: Token KEY → 200 OK', async () => {
+      const response = await read(await paced('/v1/account/subscription', { method: 'GET', headers: { Authorization: `Token ${key.secret}` } }));
+      expect(response.status).toBe(200);
+      expect(response.type).toBe(JSON_TYPE);
+      const info = (response.body as Subscription).subscription_info;
+      expect(info).toEqual({
+        status: 'active',
+        start_date: expect.stringMatching(/^\d{4}-\d{2}-01 00:00:00$/) as unknown,
+        expiration_date: expect.stringMatching(/^\d{4}-\d{2}-01 00:00:00$/) as unknown,
+        units_limit: 1_000_000,
+        units_left: 1_000_000,
+      });
+    });
+
+    it('Method 2: the apikey query parameter', async () => {
+      const response = await read(await paced(`/v1/account/subscription?apikey=${key.secret}`, { method: 'GET' }));
+      expect(response.status).toBe(200);
+      expect((response.body as Subscription).subscription_info.units_left).toBe(1_000_000);
+    });
+
+    it('the example POST /v1/backlinks/summary {"target":"seranking.com","mode":"host"} with the same header', async () => {
+      const response = await read(await paced('/v1/backlinks/summary', post(key.secret, { target: 'seranking.com', mode: 'host' })));
+      expect(response.status).toBe(200);
+      expect(response.type).toBe(UPSTREAM_TYPE);
+      expect((response.body as { summary: { target: string }[] }).summary.map((s) => s.target)).toEqual(['seranking.com']);
+      // ...and through the apikey parameter, which the upstream never sees (it would answer 500).
+      expect((await paced(`/v1/backlinks/summary?apikey=${key.secret}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"target":"seranking.com"}' })).status).toBe(200);
+    });
+
+    it('all requests must be authenticated: no key is 400 No token, a wrong key 400 Authentication failed', async () => {
+      for (const path of ['/v1/account/subscription', '/v1/backlinks/summary', '/v1/domain/overview?domain=a.com']) {
+        expect(await read(await paced(path)), path).toEqual(NO_TOKEN);
+        expect(await read(await paced(path, token('0123456789abcdef0123456789abcdef01234567'))), path).toEqual(NOT_VALID);
+      }
+      expect(await read(await paced('/v1/account/subscription?apikey='))).toEqual(NO_TOKEN);
+      expect(await read(await paced('/v1/account/subscription', { headers: { authorization: 'Token' } }))).toEqual(NO_TOKEN);
+      expect(await read(await paced('/v1/account/subscription', token(key.secret.slice(1))))).toEqual(NOT_VALID);
+      expect(await read(await paced('/v1/account/subscription', { headers: { authorization: `Bearer ${key.secret}` } }))).toEqual(NOT_VALID);
+      expect(await read(await paced('/v1/account/subscription?apikey=YOUR_API_KEY'))).toEqual(NOT_VALID);
+    });
+
+    it('a revoked key, or an account whose API key was disabled by the operator: "a valid, enabled API key"', async () => {
+      const other = await ex.createAccount('Disabled Co');
+      const otherKey = await ex.createKey(other.id, 'Data API');
+      expect((await paced('/v1/account/subscription', token(otherKey.secret))).status).toBe(200);
+      await ex.cliOk(['accounts', 'update', other.id, '--api-access', 'off']);
+      expect(await read(await paced('/v1/account/subscription', token(otherKey.secret)))).toEqual(NOT_ENABLED);
+      await ex.cliOk(['accounts', 'update', other.id, '--api-access', 'on']);
+      expect((await paced('/v1/account/subscription', token(otherKey.secret))).status).toBe(200);
+      await ex.revokeKey(otherKey.id);
+      expect(await read(await paced('/v1/account/subscription', token(otherKey.secret)))).toEqual(NOT_ENABLED);
+    });
+  });
+
+  describe('Rate Limits: 10 requests per second, rolling, across all endpoints', () => {
+    it('the 11th request inside one second gets 429 Call rate limit reached.', async () => {
+      clock.advance(1_000);
+      for (let i = 0; i < 10; i++) expect((await ex.call('/v1/account/subscription', token(key.secret))).status).toBe(200);
+      const refused = await ex.call('/v1/backlinks/summary', post(key.secret, { target: 'seranking.com' }));
+      expect(await read(refused)).toEqual(CALL_RATE);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(refused.headers.get('ratelimit-policy')).toBe('"10-per-1s";q=10;w=1');
+    });
+
+    it('the window rolls: requests leave it one second after they were made, not at the top of a second', async () => {
+      clock.advance(1_000);
+      const start = clock.now();
+      for (let i = 0; i < 5; i++) expect((await ex.call('/v1/account/subscription', token(key.secret))).status).toBe(200);
+      clock.advance(600);
+      for (let i = 0; i < 5; i++) expect((await ex.call('/v1/account/subscription', token(key.secret))).status).toBe(200);
+      clock.advance(300); // start + 900: all ten are still inside the last second
+      expect(await read(await ex.call('/v1/account/subscription', token(key.secret)))).toEqual(CALL_RATE);
+      clock.advance(100); // start + 1000: the first five have left the window
+      expect(clock.now() - start).toBe(1_000);
+      for (let i = 0; i < 5; i++) expect((await ex.call('/v1/account/subscription', token(key.secret))).status).toBe(200);
+      expect(await read(await ex.call('/v1/account/subscription', token(key.secret)))).toEqual(CALL_RATE);
+    });
+
+    it('polling /export/status is subject to the same 10 rps ceiling', async () => {
+      clock.advance(1_000);
+      const task = (await read(await ex.call('/v1/backlinks/export', post(key.secret, { target: 'seranking.com' })))).body as { task_id: string };
+      for (let i = 0; i < 9; i++) expect((await ex.call(`/v1/backlinks/export/status?task_id=${task.task_id}`, token(key.secret))).status).toBe(200);
+      expect(await read(await ex.call(`/v1/backlinks/export/status?task_id=${task.task_id}`, token(key.secret)))).toEqual(CALL_RATE);
+      clock.advance(1_000);
+    });
+
+    it('the limit is per API key: another account is not slowed down', async () => {
+      const other = await ex.createAccount('Neighbour');
+      const otherKey = await ex.createKey(other.id, 'Data API');
+      for (let i = 0; i < 11; i++) await ex.call('/v1/account/subscription', token(key.secret));
+      for (let i = 0; i < 10; i++) expect((await ex.call('/v1/account/subscription', token(otherKey.secret))).status).toBe(200);
+      clock.advance(1_000);
+    });
+  });
+
+  describe('Unit quota: only successful (2xx) requests consume units', () => {
+    let fresh: KeyOut;
+    beforeAll(async () => {
+      const meterAccount = await ex.createAccount('Meter Co');
+      fresh = await ex.createKey(meterAccount.id, 'Data API');
+    });
+
+    it('cost per record: summary is 100 units per target returned', async () => {
+      expect((await costOf(fresh.secret, '/v1/backlinks/summary', post(fresh.secret, { target: 'seranking.com', mode: 'host' }))).units).toBe(100);
+      const three = await costOf(fresh.secret, '/v1/backlinks/summary', post(fresh.secret, { target: domains(3) }));
+      expect((three.body as { summary: unknown[] }).summary).toHaveLength(3);
+      expect(three.units).toBe(300);
+    });
+
+    it('cost per record: a list is charged for the records it returned, whatever the limit asked for', async () => {
+      const five = await costOf(fresh.secret, '/v1/backlinks/all?target=seranking.com&limit=5', token(fresh.secret));
+      expect((five.body as { all: unknown[] }).all).toHaveLength(5);
+      expect(five.units).toBe(5);
+      // limit=10000 reserves 10000 units, but the target has fewer backlinks: only those are charged.
+      const many = await costOf(fresh.secret, '/v1/backlinks/all?target=seranking.com&limit=10000', token(fresh.secret));
+      const returned = (many.body as { all: unknown[] }).all.length;
+      expect(returned).toBeGreaterThan(5);
+      expect(returned).toBeLessThan(500);
+      expect(many.units).toBe(returned);
+      // anchors and refdomains: 1 per record; count and metrics: 100 per target.
+      const anchors = await costOf(fresh.secret, '/v1/backlinks/anchors?target=example.org&limit=7', token(fresh.secret));
+      expect(anchors.units).toBe(7);
+      expect((await costOf(fresh.secret, '/v1/backlinks/count?target=a.com&target=b.com', token(fresh.secret))).units).toBe(200);
+      expect((await costOf(fresh.secret, '/v1/backlinks/metrics', post(fresh.secret, { target: ['a.com', 'b.com', 'c.com', 'd.com'] }))).units).toBe(400);
+      expect((await costOf(fresh.secret, '/v1/backlinks/refdomains/count?target=a.com', token(fresh.secret))).units).toBe(100);
+    });
+
+    it('export is 1000 units; export/status and the subscription endpoint are free', async () => {
+      const created = await costOf(fresh.secret, '/v1/backlinks/export', post(fresh.secret, { target: 'seranking.com' }));
+      expect(created.units).toBe(1000);
+      const task = (created.body as { task_id: string }).task_id;
+      const first = await costOf(fresh.secret, `/v1/backlinks/export/status?task_id=${task}`, token(fresh.secret));
+      const second = await costOf(fresh.secret, `/v1/backlinks/export/status?task_id=${task}`, token(fresh.secret));
+      expect([first.units, second.units]).toEqual([0, 0]);
+      expect(second.body).toMatchObject({ status: 'complete' });
+      expect((await costOf(fresh.secret, '/v1/account/subscription', token(fresh.secret))).units).toBe(0);
+    });
+
+    it('cost per request: domain and keyword commands are 100 units a call', async () => {
+      for (const command of ['overview', 'overview/all', 'overview/db', 'overview/history', 'keywords', 'ads', 'competitors', 'keywords/comparison']) {
+        const answer = await costOf(fresh.secret, `/v1/domain/${command}?domain=seranking.com&source=us`, token(fresh.secret));
+        expect(answer.status, command).toBe(200);
+        expect(answer.units, command).toBe(100);
+      }
+      expect((await costOf(fresh.secret, '/v1/keywords/export', post(fresh.secret, { keywords: ['seo', 'backlinks', 'rank tracker'], source: 'gb' }))).units).toBe(100);
+      expect((await costOf(fresh.secret, '/v1/domain/overview?domain=seranking.com&source=worldwide', token(fresh.secret))).units).toBe(100);
+    });
+
+    it('anything but a 2xx costs nothing', async () => {
+      const invalidSource = await costOf(fresh.secret, '/v1/domain/overview?domain=seranking.com&source=xx', token(fresh.secret));
+      expect(invalidSource).toEqual({ status: 400, type: UPSTREAM_TYPE, body: { error_description: 'Invalid source' }, units: 0 });
+      expect(await costOf(fresh.secret, '/v1/backlinks/summary', post(fresh.secret, {}))).toEqual({ status: 400, type: UPSTREAM_TYPE, body: { error_description: 'Parameter target is missing.' }, units: 0 });
+      expect((await costOf(fresh.secret, '/v1/backlinks/summary', post(fresh.secret, { target: domains(101) }))).units).toBe(0);
+      expect(await costOf(fresh.secret, '/v1/domain/overview?domain=seranking.com', token(fresh.secret, { method: 'PUT' }))).toEqual({
+        status: 405,
+        type: UPSTREAM_TYPE,
+        body: { error_description: 'Method Not Allowed.' },
+        units: 0,
+      });
+      expect(await costOf(fresh.secret, '/v1/keywords/export', post(fresh.secret, { keywords: Array.from({ length: 10_001 }, (_, i) => `kw${i}`) }))).toMatchObject({
+        status: 400,
+        body: { error_description: 'Exceeded keywords size. Max keywords for one request: 10000' },
+        units: 0,
+      });
+      // An endpoint keygate does not know is refused before it reaches the upstream, free of charge.
+      expect({ ...(await costOf(fresh.secret, '/v1/backlinks/everything?target=a.com', token(fresh.secret))) }).toEqual({ ...NOT_FOUND, units: 0 });
+      // The 244 for huge websites is a 2xx with no records: nothing to charge.
+      const huge = await costOf(fresh.secret, '/v1/backlinks/summary', post(fresh.secret, { target: 'google.com' }));
+      expect(huge).toMatchObject({ status: 244, units: 0 });
+      expect((huge.body as { error_description: string }).error_description).toBe('Results for huge websites like google.com or twitter.com are unavailable via API so far.');
+    });
+  });
+
+  describe('Forecasting costs before you run', () => {
+    const workflow = [
+      '--call', 'POST /v1/backlinks/summary x2 records=100',
+      '--call', 'POST /v1/backlinks/summary x1 records=50',
+      '--call', 'POST /v1/backlinks/export x1 records=1',
+      '--call', 'GET /v1/backlinks/export/status x2',
+    ];
+
+    it('250 domains in batches of 100 plus one export: keygate prices it by the cost table (26,000 units, not 1032)', async () => {
+      const result = await ex.cliJson<ForecastOut>(['forecast', ...workflow, '--account', account.id]);
+      expect(result.lines.map((l) => [l.path, l.count, l.unitsPerCall, l.units])).toEqual([
+        ['/v1/backlinks/summary', 2, 10_000, 20_000],
+        ['/v1/backlinks/summary', 1, 5_000, 5_000],
+        ['/v1/backlinks/export', 1, 1_000, 1_000],
+        ['/v1/backlinks/export/status', 2, 0, 0],
+      ]);
+      expect(result.totals).toEqual({ units: 26_000 });
+      expect(result.total).toBe(26_000);
+      // "Compare the projected total with your units_left."
+      const left = await unitsLeft(key.secret);
+      expect(result.balance).toEqual({ units: { remaining: left, covered: true, overageAllowed: false } });
+      expect(result.covered).toBe(true);
+    });
+
+    it('the forecast matches what the workflow is then charged', async () => {
+      const before = await unitsLeft(key.secret);
+      await paced('/v1/backlinks/summary', post(key.secret, { target: domains(100, 0) }));
+      await paced('/v1/backlinks/summary', post(key.secret, { target: domains(100, 100) }));
+      await paced('/v1/backlinks/summary', post(key.secret, { target: domains(50, 200) }));
+      const task = ((await read(await paced('/v1/backlinks/export', post(key.secret, { target: 'site0.example.com' })))).body as { task_id: string }).task_id;
+      await paced(`/v1/backlinks/export/status?task_id=${task}`, token(key.secret));
+      await paced(`/v1/backlinks/export/status?task_id=${task}`, token(key.secret));
+      expect(before - (await unitsLeft(key.secret))).toBe(26_000);
+    });
+  });
+
+  describe('Insufficient Funds and overage', () => {
+    let broke: AccountOut;
+    let brokeKey: KeyOut;
+
+    it('spends a month\'s 1,000,000 units down to zero with real requests', async () => {
+      broke = await ex.createAccount('Big Spender', 'units_1m');
+      brokeKey = await ex.createKey(broke.id, 'Data API');
+      for (let batch = 0; batch < 100; batch++) {
+        const response = await paced('/v1/backlinks/summary', post(brokeKey.secret, { target: domains(100, batch * 100) }));
+        expect(response.status).toBe(200);
+        await response.arrayBuffer();
+      }
+      expect(await unitsLeft(brokeKey.secret)).toBe(0);
+    });
+
+    it('at zero, requests that consume units get 400 Insufficient funds; free ones still answer', async () => {
+      expect(await read(await paced('/v1/backlinks/summary', post(brokeKey.secret, { target: 'seranking.com' })))).toEqual(INSUFFICIENT_FUNDS);
+      expect(await read(await paced('/v1/domain/overview?domain=seranking.com', token(brokeKey.secret)))).toEqual(INSUFFICIENT_FUNDS);
+      expect(await read(await paced('/v1/backlinks/export', post(brokeKey.secret, { target: 'seranking.com' })))).toEqual(INSUFFICIENT_FUNDS);
+      const subscription = await read(await paced('/v1/account/subscription', token(brokeKey.secret)));
+      expect(subscription.status).toBe(200);
+      expect((subscription.body as Subscription).subscription_info).toMatchObject({ units_limit: 1_000_000, units_left: 0 });
+      // export/status costs nothing, so it still reaches the upstream (which knows no such task of this account).
+      expect(await read(await paced('/v1/backlinks/export/status?task_id=task_1', token(brokeKey.secret)))).toEqual({
+        status: 400,
+        type: UPSTREAM_TYPE,
+        body: { error_description: 'Parameter task_id is invalid.' },
+      });
+    });
+
+    it('the forecast says the workflow is not covered (exit code 3)', async () => {
+      const result = await ex.cli(['forecast', ...['--call', 'POST /v1/backlinks/summary x1 records=1'], '--account', broke.id]);
+      expect(result.code).toBe(3);
+      expect(result.stdout).toContain('units remaining: 0 → NOT covered');
+    });
+
+    it('overage is off by default; switched on for the account, calls continue and the excess is counted', async () => {
+      const before = await ex.cliJson<Usage>(['accounts', 'usage', broke.id]);
+      expect(before.meters.units).toMatchObject({ usage: 1_000_000, limit: 1_000_000, remaining: 0, overage: 0, overageAllowed: false });
+
+      await ex.cliOk(['accounts', 'update', broke.id, '--overage', 'on']);
+      expect((await paced('/v1/backlinks/summary', post(brokeKey.secret, { target: domains(10) }))).status).toBe(200);
+      expect((await paced('/v1/domain/overview?domain=seranking.com', token(brokeKey.secret))).status).toBe(200);
+      expect(await unitsLeft(brokeKey.secret)).toBe(0);
+
+      const after = await ex.cliJson<Usage>(['accounts', 'usage', broke.id]);
+      expect(after.meters.units).toMatchObject({ usage: 1_001_100, limit: 1_000_000, remaining: 0, overage: 1_100, overageAllowed: true });
+
+      const covered = await ex.cliJson<ForecastOut>(['forecast', '--call', 'POST /v1/backlinks/summary x1 records=1', '--account', broke.id]);
+      expect(covered.covered).toBe(true);
+
+      // "You can disable the feature at any time."
+      await ex.cliOk(['accounts', 'update', broke.id, '--overage', 'off']);
+      expect(await read(await paced('/v1/backlinks/summary', post(brokeKey.secret, { target: 'seranking.com' })))).toEqual(INSUFFICIENT_FUNDS);
+    });
+
+    it('switching to a higher plan activates instantly', async () => {
+      await ex.cliOk(['accounts', 'update', broke.id, '--plan', 'units_2m']);
+      expect((await paced('/v1/backlinks/summary', post(brokeKey.secret, { target: 'seranking.com' }))).status).toBe(200);
+      const info = ((await read(await paced('/v1/account/subscription', token(brokeKey.secret)))).body as Subscription).subscription_info;
+      expect(info).toMatchObject({ units_limit: 2_000_000, units_left: 2_000_000 - 1_001_100 - 100 });
+    });
+  });
+
+  describe('Error Handling: the rows the access layer owns', () => {
+    it('400 The requested resource could not be found. (with a key; without one it is No token)', async () => {
+      expect(await read(await paced('/v1/backlinks/nothing-here', token(key.secret)))).toEqual(NOT_FOUND);
+      expect(await read(await paced('/v1/account/balance', token(key.secret)))).toEqual(NOT_FOUND);
+      expect(await read(await paced('/v1/backlinks/nothing-here'))).toEqual(NO_TOKEN);
+    });
+
+    it('403 License expired once the plan has run out, on every endpoint', async () => {
+      const licensed = await ex.createAccount('Licensed Ltd');
+      const licensedKey = await ex.createKey(licensed.id, 'Data API');
+      await ex.cliOk(['accounts', 'update', licensed.id, '--plan-expires', '30d']);
+      expect((await paced('/v1/backlinks/summary', post(licensedKey.secret, { target: 'seranking.com' }))).status).toBe(200);
+      clock.advance(31 * DAY);
+      expect(await read(await paced('/v1/backlinks/summary', post(licensedKey.secret, { target: 'seranking.com' })))).toEqual(LICENSE_EXPIRED);
+      expect(await read(await paced('/v1/account/subscription', token(licensedKey.secret)))).toEqual(LICENSE_EXPIRED);
+      // A renewed licence works again at once.
+      await ex.cliOk(['accounts', 'update', licensed.id, '--plan-expires', 'never']);
+      expect((await paced('/v1/account/subscription', token(licensedKey.secret))).status).toBe(200);
+    });
+  });
+
+  describe('One command', () => {
+    it('node bin/keygate.js serve --config examples/seranking-data/keygate.yaml starts gateway and upstream; a CLI key works through it', async () => {
+      const server = await runServeCommand('seranking-data');
+      try {
+        const acme = JSON.parse((await server.cli(['accounts', 'create', '--name', 'Acme', '--json'])).stdout) as AccountOut;
+        const first = JSON.parse((await server.cli(['keys', 'create', '--account', acme.id, '--name', 'Data API', '--json'])).stdout) as KeyOut;
+        const subscription = await read(await fetch(`${server.gatewayUrl}/v1/account/subscription`, token(first.secret)));
+        expect(subscription).toMatchObject({ status: 200, body: { subscription_info: { status: 'active', units_limit: 1_000_000, units_left: 1_000_000 } } });
+        expect((await fetch(`${server.gatewayUrl}/v1/backlinks/summary`, post(first.secret, { target: 'seranking.com', mode: 'host' }))).status).toBe(200);
+        const after = await read(await fetch(`${server.gatewayUrl}/v1/account/subscription?apikey=${first.secret}`));
+        expect(after).toMatchObject({ status: 200, body: { subscription_info: { units_left: 999_900 } } });
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+    });
+  });
+});
