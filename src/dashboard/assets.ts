@@ -10,6 +10,7 @@ export const STYLESHEET = `
 :root { --ink: #0f172a; --muted: #475569; --line: #cbd5e1; --soft: #f1f5f9; --accent: #1d4ed8; --accent-dark: #1e3a8a;
   --danger: #b91c1c; --ok: #15803d; --warn: #b45309; --focus: #f59e0b; color-scheme: light; }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 html { -webkit-text-size-adjust: 100%; }
 body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Liberation Sans", sans-serif; color: var(--ink); background: #fff; }
 a { color: var(--accent); text-underline-offset: 2px; }

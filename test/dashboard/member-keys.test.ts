@@ -94,7 +94,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     await page.keyboard.press('Space'); // check projects:read
     await screenshot(page, 'create-key');
     await tabTo(page, 'the "Create key" button', (el) => el.tag === 'button' && el.text === 'Create key');
-    await page.keyboard.press('Enter');
+    const [created] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST'), page.keyboard.press('Enter')]);
+    expect(created.status()).toBe(201);
+    expect(created.headers()['cache-control']).toBe('no-store');
 
     expect(await h1(page)).toBe('Copy your new key');
     await shown(page.getByText('This is the only time this key is shown.'));
@@ -224,6 +226,13 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     expect(await textOf(page.getByRole('alert'))).toBe('The Pro plan allows 3 keys per account; revoke one first.');
     expect(await page.getByLabel('Name').inputValue()).toBe('One too many');
     await screenshot(page, 'create-key-limit');
+  });
+
+  it('audits every key change under the memberâ€™s email', async () => {
+    const entries = await fixture.keygate.runtime.store.listAudit();
+    const byAda = entries.filter((e) => e.actor === 'ada@acme.example').map((e) => e.action);
+    expect(byAda).toEqual(expect.arrayContaining(['key.created', 'key.revoked', 'key.rotated', 'member.joined']));
+    expect(byAda.filter((a) => a === 'key.created')).toHaveLength(5);
   });
 
   it('never writes a secret to the logs or to the database in clear', async () => {

@@ -1,0 +1,141 @@
+/**
+ * Every dashboard page for keyboard and screen-reader users, in real Chromium: one h1
+ * and a matching title, a label for every field, a skip link, a visible focus ring, no
+ * tab traps; the revoke flow done with the keyboard only; and the key flow still
+ * working with JavaScript turned off (the copy button is the only thing lost).
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/operations/keys.js';
+import { tempDir } from '../support/temp.js';
+import { chromiumAvailable, focusOutline, h1, invite, join, launchChromium, newAccount, newContext, startDashboard, tabTo, textOf, type DashboardFixture } from './support.js';
+
+interface PageAudit {
+  h1Count: number;
+  title: string;
+  unlabelled: string[];
+  emptyButtons: number;
+  positiveTabindex: number;
+  lang: string | null;
+}
+
+function auditPage(page: Page): Promise<PageAudit> {
+  return page.evaluate(() => {
+    const fields = [...document.querySelectorAll<HTMLInputElement | HTMLSelectElement>('input, select, textarea')].filter(
+      (el) => el.type !== 'hidden' && !el.hidden,
+    );
+    return {
+      h1Count: document.querySelectorAll('h1').length,
+      title: document.title,
+      unlabelled: fields.filter((el) => (el.labels?.length ?? 0) === 0 && !el.getAttribute('aria-label')).map((el) => el.outerHTML),
+      emptyButtons: [...document.querySelectorAll('button, a')].filter((el) => (el.textContent ?? '').trim() === '' && !el.getAttribute('aria-label')).length,
+      positiveTabindex: document.querySelectorAll('[tabindex]:not([tabindex="-1"]):not([tabindex="0"])').length,
+      lang: document.documentElement.getAttribute('lang'),
+    };
+  });
+}
+
+describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader basics', () => {
+  const dir = tempDir('keygate-dashboard-a11y');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let member: Page;
+  let operator: Page;
+  let accountId: string;
+  let keyId: string;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir);
+    browser = await launchChromium();
+    accountId = await newAccount(fixture, 'Acme Analytics');
+    keyId = (await createKey(fixture.keygate.runtime, { accountId, name: 'Reporting script' }, 'admin-api')).key.id;
+    member = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(member, await invite(fixture, 'ada@acme.example', accountId), 'ada@acme.example');
+    operator = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(operator, await invite(fixture, 'olga@ops.example', null, 'operator'), 'olga@ops.example');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('gives every page one h1, a matching title, labelled fields and named controls', async () => {
+    const pages: [Page, string][] = [
+      [member, '/keys'],
+      [member, '/keys/new'],
+      [member, `/keys/${keyId}/rotate`],
+      [member, `/keys/${keyId}/revoke`],
+      [member, '/usage'],
+      [member, '/keys/key_nothing_here/revoke'],
+      [operator, '/accounts'],
+      [operator, `/accounts/${accountId}`],
+      [operator, `/accounts/${accountId}/keys/${keyId}/revoke`],
+      [operator, '/audit'],
+    ];
+    for (const [page, path] of pages) {
+      await page.goto(path);
+      const audit = await auditPage(page);
+      expect(audit.h1Count, path).toBe(1);
+      expect(audit.lang, path).toBe('en');
+      expect(audit.title, path).toMatch(/ · Ranksy$/);
+      expect(audit.unlabelled, path).toEqual([]);
+      expect(audit.emptyButtons, path).toBe(0);
+      expect(audit.positiveTabindex, path).toBe(0);
+    }
+    const anonymous = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await anonymous.goto('/sign-in');
+    expect((await auditPage(anonymous)).unlabelled).toEqual([]);
+    await anonymous.context().close();
+  });
+
+  it('starts every page with a skip link to the content, and shows where the focus is', async () => {
+    await member.goto('/keys');
+    await member.keyboard.press('Tab');
+    expect(await textOf(member.locator(':focus'))).toBe('Skip to content');
+    expect(await focusOutline(member)).toMatch(/^solid 3px/);
+    await member.keyboard.press('Enter');
+    expect(await member.evaluate(() => document.activeElement?.id)).toBe('main');
+    // The next Tab lands inside the content, past the navigation.
+    await member.keyboard.press('Tab');
+    expect(await textOf(member.locator(':focus'))).toBe('Create a key');
+    expect(await focusOutline(member)).toMatch(/^solid 3px/);
+  });
+
+  it('revokes a key with the keyboard only', async () => {
+    await member.goto('/keys');
+    await tabTo(member, 'the Revoke link', (el) => el.tag === 'a' && el.label === 'Revoke Reporting script');
+    await member.keyboard.press('Enter');
+    await member.waitForURL(`**/keys/${keyId}/revoke`);
+    await tabTo(member, 'the "Revoke key" button', (el) => el.tag === 'button' && el.text === 'Revoke key');
+    expect(await focusOutline(member)).toMatch(/^solid 3px/);
+    await member.keyboard.press('Enter');
+    await member.waitForURL('**/keys');
+    expect(await textOf(member.getByRole('status'))).toMatch(/^Key “Reporting script” .* is revoked\./);
+  });
+
+  it('works without JavaScript: the key is shown selectable, only the copy button is missing', async () => {
+    const context = await browser.newContext({ baseURL: fixture.dashboardUrl, javaScriptEnabled: false });
+    const page = await context.newPage();
+    await page.goto('/sign-in');
+    await page.getByLabel('Email').fill('ada@acme.example');
+    await page.getByLabel('Password').fill('correct horse battery staple');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.goto('/keys/new');
+    await page.getByLabel('Name').fill('No-script key');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    expect(await h1(page)).toBe('Copy your new key');
+    const secret = await page.getByLabel('Key “No-script key”').inputValue();
+    expect(secret).toMatch(/^rk_live_/);
+    expect(await page.getByRole('button', { name: 'Copy key' }).count()).toBe(0);
+    expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+
+    await page.goto('/keys');
+    await page.getByRole('link', { name: 'Rotate No-script key' }).click();
+    await page.getByRole('radio', { name: /No overlap/ }).check();
+    await page.getByRole('button', { name: 'Rotate key' }).click();
+    expect(await h1(page)).toBe('Copy your replacement key');
+    expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
+    await context.close();
+  });
+});
