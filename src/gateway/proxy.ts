@@ -46,6 +46,12 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
   const dropHeaders = new Set([...HOP_BY_HOP, ...credentialHeaderNames(config.auth.credentials)]);
   const identityPrefix = config.identityHeaders.prefix.toLowerCase();
   // Built once, not per request.
+  const noRetry = () => null;
+  const upstreamQuery = (_search: string | undefined, reqUrl: string): string => {
+    const stripped = withoutCredentialParams(reqUrl, config.auth.credentials);
+    const q = stripped.indexOf('?');
+    return q === -1 ? '' : stripped.slice(q + 1);
+  };
   const identityHeader = {
     account: `${config.identityHeaders.prefix}Account`,
     key: `${config.identityHeaders.prefix}Key`,
@@ -77,12 +83,8 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
     return reply.from(undefined, {
       timeout: config.upstream.timeout,
       // Never retry on our own (reply-from retries GETs on 503): the upstream decides.
-      retryDelay: () => null,
-      queryString: (_search, reqUrl) => {
-        const stripped = withoutCredentialParams(reqUrl, config.auth.credentials);
-        const q = stripped.indexOf('?');
-        return q === -1 ? '' : stripped.slice(q + 1);
-      },
+      retryDelay: noRetry,
+      queryString: upstreamQuery,
       rewriteRequestHeaders: (req, headers) => {
         const out: IncomingHttpHeaders = {};
         const listed = typeof req.headers.connection === 'string' ? req.headers.connection.toLowerCase().split(',').map((h) => h.trim()) : [];
