@@ -22,7 +22,7 @@ h2 { font-size: 1.2rem; margin: 2rem 0 .5rem; }
 h3 { font-size: 1rem; margin: 1.25rem 0 .25rem; }
 p { margin: .5rem 0; max-width: 48rem; }
 code, .mono { font-family: ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .92em; }
-.wrap { max-width: 72rem; margin: 0 auto; padding: 0 1rem; }
+.wrap { max-width: 76rem; margin: 0 auto; padding: 0 1rem; }
 .muted { color: var(--muted); }
 .sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 .skip { position: absolute; left: .5rem; top: -4rem; background: #fff; color: var(--ink); padding: .5rem .75rem; z-index: 10; border-radius: 4px; }
@@ -94,11 +94,12 @@ fieldset { border: 0; padding: 0; margin: 0 0 1.1rem; min-width: 0; }
 .table-wrap { overflow-x: auto; }
 table.data { width: 100%; border-collapse: collapse; margin: .5rem 0 1rem; font-size: .95rem; }
 table.data caption { text-align: left; font-weight: 600; padding: .25rem 0; }
-table.data th, table.data td { text-align: left; padding: .55rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+table.data th, table.data td { text-align: left; padding: .55rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 table.data th { font-size: .85rem; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); border-bottom-width: 2px; }
 table.data td.num, table.data th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.data .key-name { font-weight: 600; display: block; }
-table.data time { white-space: nowrap; }
+table.data time, code.hint { white-space: nowrap; }
+table.data td.key-cell { min-width: 14rem; }
 .related { display: block; font-size: .85rem; color: var(--muted); }
 @media (max-width: 44rem) {
   table.cards thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }

@@ -13,6 +13,13 @@ export function when(ms: number | null, fallback = '—'): Html {
   return html`<time datetime="${iso}">${isoDay(ms)} ${iso.slice(11, 16)} UTC</time>`;
 }
 
+/** `2025-03-04 10:22` for table cells whose column heading says "(UTC)". */
+export function whenInTable(ms: number | null, fallback = '—'): Html {
+  if (ms === null) return html`<span class="muted">${fallback}</span>`;
+  const iso = new Date(ms).toISOString();
+  return html`<time datetime="${iso}">${isoDay(ms)} ${iso.slice(11, 16)}</time>`;
+}
+
 /** "in 59 min", "in 6 h", "in 3 days", or "... ago" for the past. */
 export function relative(ms: number, now: number): string {
   const delta = ms - now;

@@ -6,7 +6,7 @@ import type { Runtime } from '../../runtime.js';
 import type { KeyRecord } from '../../store/store.js';
 import { keyStatus, type KeyStatus } from '../../operations/keys.js';
 import { html, type Html } from '../html.js';
-import { relative, when } from '../format.js';
+import { relative, when, whenInTable } from '../format.js';
 
 const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'Expiring', expired: 'Expired', revoked: 'Revoked' };
 
@@ -41,19 +41,18 @@ export function keyTable(keys: readonly KeyRecord[], now: number, caption: strin
   const related = (key: KeyRecord): Html => {
     const previous = key.rotatedFrom === null ? undefined : byId.get(key.rotatedFrom);
     const next = replacedBy.get(key.id);
-    return html`${previous ? html`<span class="related">replaces <code>${previous.hint}</code></span>` : ''}${next ? html`<span class="related">replaced by <code>${next.hint}</code></span>` : ''}`;
+    return html`${previous ? html`<span class="related">replaces <code class="hint">${previous.hint}</code></span>` : ''}${next ? html`<span class="related">replaced by <code class="hint">${next.hint}</code></span>` : ''}`;
   };
   return html`<div class="table-wrap"><table class="data cards">
   <caption class="sr-only">${caption}</caption>
-  <thead><tr><th scope="col">Name and key</th><th scope="col">Mode</th><th scope="col">Scopes</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Expires</th><th scope="col">Status</th>${actions ? html`<th scope="col"><span class="sr-only">Actions</span></th>` : ''}</tr></thead>
+  <thead><tr><th scope="col">Name and key</th><th scope="col">Scopes</th><th scope="col">Created (UTC)</th><th scope="col">Last used (UTC)</th><th scope="col">Expires (UTC)</th><th scope="col">Status</th>${actions ? html`<th scope="col"><span class="sr-only">Actions</span></th>` : ''}</tr></thead>
   <tbody>${keys.map(
     (key) => html`<tr data-key-id="${key.id}">
-    <td data-label="Key"><span><span class="key-name">${key.name}</span><code>${key.hint}</code>${related(key)}</span></td>
-    <td data-label="Mode"><span class="badge ${key.mode}">${key.mode}</span></td>
+    <td data-label="Key" class="key-cell"><span><span class="key-name">${key.name}</span><code class="hint">${key.hint}</code> <span class="badge ${key.mode}">${key.mode}</span>${related(key)}</span></td>
     <td data-label="Scopes">${scopeList(key.scopes)}</td>
-    <td data-label="Created">${when(key.createdAt)}</td>
-    <td data-label="Last used">${when(key.lastUsedAt, 'Never')}</td>
-    <td data-label="Expires">${key.revokedAt !== null ? html`<span class="muted">Revoked ${when(key.revokedAt)}</span>` : when(key.expiresAt, 'Never')}</td>
+    <td data-label="Created (UTC)">${whenInTable(key.createdAt)}</td>
+    <td data-label="Last used (UTC)">${whenInTable(key.lastUsedAt, 'Never')}</td>
+    <td data-label="Expires (UTC)">${key.revokedAt !== null ? html`<span class="muted">Revoked ${whenInTable(key.revokedAt)}</span>` : whenInTable(key.expiresAt, 'Never')}</td>
     <td data-label="Status">${statusBadge(key, now)}</td>
     ${actions ? html`<td data-label=""><div class="actions tight">${actions(key)}</div></td>` : ''}
   </tr>`,

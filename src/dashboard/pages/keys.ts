@@ -15,6 +15,7 @@ import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { plural, relative, sentence, when } from '../format.js';
 import { isUsable, keyTable, newestFirst, revokeConfirmation, secretPanel } from './key-views.js';
+import { apiOffReason, writePendingUsage } from './usage.js';
 
 const DAY = 86_400_000;
 /** Expiry choices offered when creating a key. */
@@ -43,6 +44,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
 
   app.get('/keys', async (request, reply) => {
     const { account } = ownAccount(request);
+    await writePendingUsage(dash);
     const now = rt.clock();
     const keys = newestFirst(await rt.store.listKeys({ accountId: account.id }));
     const usable = keys.filter((k) => isUsable(k, now));
@@ -225,13 +227,4 @@ ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : '
 
 function isOverlapChoice(value: string): value is OverlapChoice {
   return Object.hasOwn(ROTATION_OVERLAPS_MS, value);
-}
-
-/** Why API access is off, in the member's words. */
-export function apiOffReason(dash: Dashboard, account: AccountRecord, planExpired: boolean): string {
-  const plan = dash.rt.config.plans[account.planId];
-  if (plan && !plan.apiAccess) return `the ${plan.name ?? account.planId} plan does not include API access`;
-  if (planExpired) return 'the plan has expired';
-  if (!account.apiAccess) return 'it was turned off by the operator';
-  return 'the plan is not available';
 }

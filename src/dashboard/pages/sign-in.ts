@@ -33,7 +33,7 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
         reply.header('retry-after', String(Math.ceil(result.retryAfterMs / 1000)));
         return sendSignIn(request, reply, email, {
           kind: 'error',
-          text: `Too many failed sign-ins. Signing in with this email is paused for ${minutes} minute${minutes === 1 ? '' : 's'}; try again after that. If you forgot your password, ask your operator for a new invitation.`,
+          text: `Too many failed sign-ins. Signing in with this email is paused for ${minutes} minute${minutes === 1 ? '' : 's'}; try again after that. If you forgot your password, contact whoever invited you.`,
         }, 429);
       }
       return sendSignIn(request, reply, email, { kind: 'error', text: 'The email or password is incorrect.' }, 401);

@@ -13,7 +13,6 @@ import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, shortDay } from '../format.js';
 import { dailyBarChart, labelledBarChart, type DailySeries } from '../charts.js';
-import { apiOffReason } from './keys.js';
 import type { DenialReason } from '../../denial/reasons.js';
 
 const DAY = 86_400_000;
@@ -29,6 +28,11 @@ export function registerUsagePage(app: FastifyInstance, dash: Dashboard): void {
 ${await usageSection(dash, account, 2)}`;
     return sendPage(dash, request, reply, { title: 'Usage', body });
   });
+}
+
+/** Usage and "last used" are written in batches; write what is pending so a page is current. */
+export async function writePendingUsage(dash: Dashboard): Promise<void> {
+  await dash.rt.flush().catch((error: unknown) => dash.rt.log.warn({ err: error }, 'could not write usage before showing it'));
 }
 
 /** The days of the current period up to today, from the plan's first consumed meter (else the calendar month). */
@@ -83,8 +87,7 @@ function reasonLabel(reason: string): string {
 /** The whole usage section; `level` is the heading level of its sub-sections (2 or 3). */
 export async function usageSection(dash: Dashboard, account: AccountRecord, level: 2 | 3): Promise<Html> {
   const { rt } = dash;
-  // Daily counters are written in batches; write what is pending so the page is current.
-  await rt.flush().catch((error: unknown) => rt.log.warn({ err: error }, 'could not write usage before showing it'));
+  await writePendingUsage(dash);
   const now = rt.clock();
   const usage = await accountUsage(rt, account);
   const days = currentPeriodDays(usage, now);
@@ -136,4 +139,13 @@ function meterTable(usage: AccountUsage): Html {
   </tr>`;
   })}</tbody>
 </table></div>`;
+}
+
+/** Why API access is off, in the member's words. */
+export function apiOffReason(dash: Dashboard, account: AccountRecord, planExpired: boolean): string {
+  const plan = dash.rt.config.plans[account.planId];
+  if (plan && !plan.apiAccess) return `the ${plan.name ?? account.planId} plan does not include API access`;
+  if (planExpired) return 'the plan has expired';
+  if (!account.apiAccess) return 'it was turned off by the operator';
+  return 'the plan is not available';
 }
