@@ -196,7 +196,7 @@ describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
   });
 
   describe('One command', () => {
-    it('node bin/keygate.js serve --config examples/ranksy/keygate.yaml starts gateway and upstream; a CLI key works through it', async () => {
+    it('node bin/keygate.js serve --config <the ranksy profile> starts gateway and upstream (upstream.spawn); a CLI key works through it', async () => {
       const server = await runServeCommand('ranksy');
       try {
         const account = JSON.parse((await server.cli(['accounts', 'create', '--name', 'Acme', '--json'])).stdout) as AccountOut;

@@ -262,7 +262,7 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
   });
 
   describe('One command', () => {
-    it('node bin/keygate.js serve --config examples/ranktracker/keygate.yaml starts gateway and upstream; a CLI key works through it', async () => {
+    it('node bin/keygate.js serve --config <the ranktracker profile> starts gateway and upstream (upstream.spawn); a CLI key works through it', async () => {
       const server = await runServeCommand('ranktracker');
       try {
         const account = JSON.parse((await server.cli(['accounts', 'create', '--name', 'Acme', '--json'])).stdout) as AccountOut;

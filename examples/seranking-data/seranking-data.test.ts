@@ -391,7 +391,7 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
   });
 
   describe('One command', () => {
-    it('node bin/keygate.js serve --config examples/seranking-data/keygate.yaml starts gateway and upstream; a CLI key works through it', async () => {
+    it('node bin/keygate.js serve --config <the seranking-data profile> starts gateway and upstream (upstream.spawn); a CLI key works through it', async () => {
       const server = await runServeCommand('seranking-data');
       try {
         const acme = JSON.parse((await server.cli(['accounts', 'create', '--name', 'Acme', '--json'])).stdout) as AccountOut;

@@ -244,7 +244,7 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
   });
 
   describe('One command', () => {
-    it('node bin/keygate.js serve --config examples/seranking-project/keygate.yaml starts gateway and upstream; a CLI key works through it', async () => {
+    it('node bin/keygate.js serve --config <the seranking-project profile> starts gateway and upstream (upstream.spawn); a CLI key works through it', async () => {
       const server = await runServeCommand('seranking-project');
       try {
         const acme = JSON.parse((await server.cli(['accounts', 'create', '--name', 'Acme', '--json'])).stdout) as AccountOut;

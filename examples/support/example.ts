@@ -6,8 +6,8 @@
  * the `keygate` CLI works on the very store the running gateway uses.
  *
  * `runServeCommand` instead runs the documented one command
- * (`node bin/keygate.js serve --config examples/<name>/keygate.yaml`) as a child process,
- * on the profile's fixed ports, with `upstream.spawn` starting the upstream.
+ * (`node bin/keygate.js serve --config <profile>`) as a child process, with
+ * `upstream.spawn` starting the upstream.
  *
  * @example
  * const clock = controlledClock();
@@ -17,7 +17,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -208,15 +208,31 @@ export interface ServeCommand {
 }
 
 /**
- * Runs `node bin/keygate.js serve --config examples/<name>/keygate.yaml` from a temp
+ * Runs `node bin/keygate.js serve --config <profile>` as a child process from a temp
  * working directory (so `./data/...` lands there), waits until the gateway port accepts
  * connections (at most 20 s), and stops it with SIGTERM.
+ *
+ * The profile is the shipped one with only the ports changed to free ones (the gateway,
+ * the dashboard, and the upstream that `upstream.spawn` starts: `node upstream.mjs <port>`),
+ * so that this test can run while the example, or another run of the suite, holds the
+ * fixed ports. examples/profiles.test.ts checks the shipped ports themselves.
  */
 export async function runServeCommand(name: string): Promise<ServeCommand> {
-  const loaded = loadConfigFile(profileFile(name));
   const cwd = mkdtempSync(path.join(tmpdir(), `keygate-serve-${name}-`));
+  const [gatewayPort, dashboardPort, upstreamPort] = await freePorts(3);
+  const raw = rawProfile(name) as Record<string, Record<string, unknown>>;
+  const profile = {
+    ...raw,
+    listen: { ...raw.listen, port: gatewayPort },
+    dashboard: { ...raw.dashboard, listen: { port: dashboardPort } },
+    upstream: { ...raw.upstream, url: `http://127.0.0.1:${upstreamPort}`, spawn: ['node', path.join(EXAMPLES_DIR, name, 'upstream.mjs'), String(upstreamPort)] },
+  };
+  const configFile = path.join(cwd, 'keygate.yaml');
+  writeFileSync(configFile, stringifyYaml(profile));
+  const loaded = loadConfigFile(configFile);
+
   const env = { ...process.env, KEYGATE_ADMIN_TOKEN: '' };
-  const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--config', profileFile(name)], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
@@ -236,14 +252,28 @@ export async function runServeCommand(name: string): Promise<ServeCommand> {
   while (!done && Date.now() < deadline && !(await canConnect(host, port))) await new Promise((r) => setTimeout(r, 100));
   if (done || !(await canConnect(host, port))) {
     await stop();
-    throw new Error(`keygate serve --config examples/${name}/keygate.yaml did not start:\n${output}`);
+    throw new Error(`keygate serve --config ${configFile} (examples/${name}) did not start:\n${output}`);
   }
   return {
     gatewayUrl: `http://${host}:${port}`,
-    cli: (args) => runCli([...args, '--config', profileFile(name)], { cwd, env }),
+    cli: (args) => runCli([...args, '--config', configFile], { cwd, env }),
     output: () => output,
     stop,
   };
+}
+
+/** Ports that were free a moment ago (the OS hands out a fresh one for each). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<NetServer>((resolve, reject) => {
+      const server = createNetServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve(server));
+    })),
+  );
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
 }
 
 function canConnect(host: string, port: number): Promise<boolean> {

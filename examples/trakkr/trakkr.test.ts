@@ -160,7 +160,7 @@ describe('Trakkr API: shared/seeds/004 against examples/trakkr', () => {
   });
 
   describe('One command', () => {
-    it('node bin/keygate.js serve --config examples/trakkr/keygate.yaml starts gateway and upstream; a CLI key works through it', async () => {
+    it('node bin/keygate.js serve --config <the trakkr profile> starts gateway and upstream (upstream.spawn); a CLI key works through it', async () => {
       const server = await runServeCommand('trakkr');
       try {
         const acme = JSON.parse((await server.cli(['accounts', 'create', '--name', 'Acme', '--plan', 'scale', '--json'])).stdout) as AccountOut;
