@@ -1,0 +1,95 @@
+/**
+ * What the benchmark's processes share: the upstream's answer, the undici pool options
+ * keygate uses (so the bare proxy is built the same way), the profiles of the keygate
+ * cases, and the small IPC protocol between the runner and its child processes.
+ *
+ * Every child process is a server that stops by itself: when the runner says "stop",
+ * when the runner goes away (IPC disconnect), or after MAX_LIFETIME_MS at the latest.
+ */
+
+/** No child outlives this, whatever happens to the runner. */
+export const MAX_LIFETIME_MS = 10 * 60_000;
+
+/** The one request every case sends (same path, same header, through every hop). */
+export const REQUEST_PATH = '/v1/data';
+
+/** The upstream's small JSON answer (≈80 bytes). */
+export const UPSTREAM_BODY = JSON.stringify({ data: [{ id: 'prj_1', name: 'example.com', position: 1 }] });
+
+/**
+ * The undici pool options keygate's proxy uses (src/gateway/proxy.ts) with the profile
+ * defaults for upstream.connections (128) and upstream.timeout (30 s).
+ */
+export const UPSTREAM_CONNECTIONS = 128;
+export const UPSTREAM_TIMEOUT_MS = 30_000;
+export const UNDICI_OPTIONS = {
+  connections: UPSTREAM_CONNECTIONS,
+  pipelining: 1,
+  keepAliveTimeout: 60_000,
+  headersTimeout: UPSTREAM_TIMEOUT_MS,
+  bodyTimeout: UPSTREAM_TIMEOUT_MS,
+};
+
+/** Limits high enough never to trigger during a run, and a meter that never runs out. */
+export const HIGH_LIMITS = [
+  { limit: 10_000_000, window: '1s' },
+  { limit: 100_000_000, window: '1h' },
+];
+export const HUGE_METER = 1e15;
+
+/**
+ * The keygate profile of a case. `limits: true` adds the two windows and a per-request
+ * cost on every request (cases d and e).
+ */
+export function keygateProfile({ upstreamUrl, store, counters, limits }) {
+  return {
+    name: 'bench',
+    listen: { host: '127.0.0.1', port: 0 },
+    upstream: { url: upstreamUrl, connections: UPSTREAM_CONNECTIONS, timeout: UPSTREAM_TIMEOUT_MS },
+    store,
+    counters,
+    dashboard: { enabled: false },
+    // Per-request log lines off: the bench measures the gateway, not pino's output.
+    log: { level: 'warn', requests: false },
+    auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }] },
+    plans: limits
+      ? { bench: { rateLimits: HIGH_LIMITS, meters: { units: { limit: HUGE_METER } } } }
+      : { bench: {} },
+    routes: limits ? [{ path: '/*', cost: { meter: 'units', perRequest: 1 } }] : [{ path: '/*' }],
+  };
+}
+
+/**
+ * Child side of the protocol: report `ready` (with whatever the runner needs), stop on
+ * request or when the runner disappears, never outlive MAX_LIFETIME_MS.
+ */
+export function serveUntilStopped(start) {
+  let stop = async () => undefined;
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    try {
+      await stop();
+    } finally {
+      // A normal exit, so --cpu-prof can write its profile.
+      process.exit(0);
+    }
+  };
+  setTimeout(shutdown, MAX_LIFETIME_MS).unref();
+  process.on('disconnect', shutdown);
+  process.on('SIGTERM', shutdown);
+  process.on('message', (message) => {
+    if (message?.type === 'stop') void shutdown();
+  });
+  start().then(
+    (ready) => {
+      stop = ready.stop;
+      process.send?.({ type: 'ready', ...ready.info });
+    },
+    (error) => {
+      process.send?.({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+      setTimeout(() => process.exit(1), 100);
+    },
+  );
+}

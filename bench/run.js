@@ -1,0 +1,521 @@
+/**
+ * `npm run bench`: keygate's throughput and latency against a bare proxy on the same
+ * stack, and the in-process key verification rate. See bench/README.md for the cases
+ * and how to read the figures.
+ *
+ *   node bench/run.js [--duration=10] [--rounds=3] [--warmup=3] [--rewarm=1] [--connections=50]
+ *                     [--rate=0] [--verifySeconds=5] [--only=v,a,b,c,d,e] [--profile] [--save]
+ *
+ * --profile  runs the bare proxy and keygate processes under `node --cpu-prof`
+ *            (bench/results/profiles/<case>-<run pid>.cpuprofile)
+ * --rate=N   offer N requests/s in total instead of as many as the case answers (to
+ *            compare CPU per request at the same load, e.g. while profiling)
+ * --save     also writes bench/results/<date>.json
+ *
+ * Everything is on 127.0.0.1. Every server is a child process that stops when the run
+ * ends (or by itself after 10 minutes); the load generator (autocannon) runs in this
+ * process. The cases run in rounds, back to back, each for a fixed time after a warm-up.
+ */
+import { fork } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import Redis from 'ioredis';
+import { keygateProfile, REQUEST_PATH, UPSTREAM_BODY } from './common.js';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const RESULTS_DIR = path.join(BENCH_DIR, 'results');
+
+const TARGETS = { cOverB: 0.85, dOverC: 0.9, eOverC: 0.75, verificationsPerSecond: 500_000 };
+const POSTGRES_ADMIN_URL = process.env.KEYGATE_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIS_URL = process.env.KEYGATE_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_UNAVAILABLE = /Redis backend is not available/i;
+/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat (100 on Linux everywhere in practice). */
+const CLOCK_TICKS = 100;
+
+const options = parseArgs(process.argv.slice(2));
+const children = new Set();
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (error) => {
+    console.error(`bench failed: ${error instanceof Error ? error.stack : String(error)}`);
+    await stopAll();
+    process.exitCode = 1;
+  },
+);
+
+async function main() {
+  const machine = machineInfo();
+  printMachine(machine);
+  const results = { date: new Date().toISOString(), machine, settings: { ...options, only: [...options.only], path: REQUEST_PATH }, cases: {}, verification: undefined, ratios: {}, notes: [] };
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'keygate-bench-'));
+  const profileDir = path.join(RESULTS_DIR, 'profiles');
+  if (options.profile) mkdirSync(profileDir, { recursive: true });
+  const profiled = (id) => (options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${id}-${process.pid}.cpuprofile`] : []);
+  const cleanups = [];
+
+  try {
+    // (v) first, while nothing else runs on the machine's cores.
+    if (options.only.has('v')) {
+      const file = writeProfile(tmp, 'verify', { ...keygateProfile({ upstreamUrl: 'http://127.0.0.1:9', store: `sqlite:${path.join(tmp, 'verify.db')}`, counters: 'memory', limits: false }), keyCacheTtl: '1h' });
+      console.log('(v) in-process verification of a cached key (format check + hash + cache lookup + constant-time compare), one core ...');
+      const v = await runVerification(file);
+      results.verification = v;
+      console.log(`    ${fmt(v.verificationsPerSecond)} verifications/s over ${v.seconds.toFixed(1)} s (${v.failed} failed)\n`);
+    }
+
+    // Every server starts first and stays up (idle when not measured), so the rounds
+    // below can alternate between cases: drift in the machine's speed then shows up in
+    // every case alike instead of in whichever case ran during it.
+    const upstream = await startChild('upstream', 'upstream.js', []);
+    cleanups.push(() => upstream.stop());
+    // (a) and (b) carry a credential-shaped header too, so every case sends the same bytes.
+    const stubCredential = { authorization: `Bearer kg_live_${'x'.repeat(30)}` };
+    const targets = [];
+
+    if (options.only.has('a')) {
+      targets.push({ id: 'a', title: 'upstream reached directly', url: upstream.info.url, headers: stubCredential, pid: upstream.pid });
+    }
+    if (options.only.has('b')) {
+      const bare = await startChild('bare proxy', 'bare-proxy.js', [upstream.info.url], profiled('b'));
+      cleanups.push(() => bare.stop());
+      targets.push({ id: 'b', title: 'bare proxy (Fastify + @fastify/reply-from, same undici pool, no checks)', url: bare.info.url, headers: stubCredential, pid: bare.pid });
+    }
+    const startKeygate = async (id, title, profile) => {
+      const kg = await startChild(`keygate (${id})`, 'keygate.js', [writeProfile(tmp, id, profile)], profiled(id));
+      cleanups.push(() => kg.stop());
+      console.log(`(${id}) keygate: store ${kg.info.store}, counters ${kg.info.counters}, log level ${kg.info.logLevel}, log.requests ${kg.info.logRequests}`);
+      targets.push({ id, title, url: kg.info.url, headers: { authorization: `Bearer ${kg.info.secret}` }, child: kg, pid: kg.pid });
+    };
+    if (options.only.has('c')) {
+      const profile = keygateProfile({ upstreamUrl: upstream.info.url, store: `sqlite:${path.join(tmp, 'c.db')}`, counters: 'memory', limits: false });
+      await startKeygate('c', 'keygate, SQLite + memory counters, valid cached key', profile);
+    }
+    if (options.only.has('d')) {
+      const profile = keygateProfile({ upstreamUrl: upstream.info.url, store: `sqlite:${path.join(tmp, 'd.db')}`, counters: 'memory', limits: true });
+      await startKeygate('d', 'keygate, SQLite + memory, 2 rate-limit windows + cost', profile);
+    }
+    if (options.only.has('e')) {
+      const skipped = await startRedisCase(upstream.info.url, startKeygate, cleanups);
+      if (skipped) {
+        const note = `(e) skipped: ${skipped}`;
+        console.log(note);
+        results.notes.push(note);
+        results.cases.e = { skipped };
+      }
+    }
+    console.log('');
+
+    for (const target of targets) await sanityCheck(target);
+    const rounds = new Map(targets.map((t) => [t.id, []]));
+    for (let round = 1; round <= options.rounds; round++) {
+      // Each round in a different order, so no case always follows the same one.
+      const order = round % 2 === 1 ? targets : [...targets].reverse();
+      console.log(`round ${round} of ${options.rounds}`);
+      for (const target of order) rounds.get(target.id).push(await measureRound(target, round === 1 ? options.warmup : options.rewarm));
+      results.machine.loadAverageAfterRound.push(os.loadavg()[0]);
+      console.log('');
+    }
+    for (const target of targets) results.cases[target.id] = aggregate(target, rounds.get(target.id));
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => console.warn(`cleanup: ${error.message}`));
+    await stopAll();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+
+  results.machine.loadAverageAfter = os.loadavg();
+  const code = printSummary(results);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\nresults written to ${path.relative(process.cwd(), path.join(RESULTS_DIR, 'latest.json'))}`);
+  if (options.save) {
+    const dated = path.join(RESULTS_DIR, `${results.date.slice(0, 10)}.json`);
+    writeFileSync(dated, `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`and to ${path.relative(process.cwd(), dated)}`);
+  }
+  if (options.profile) console.log(`CPU profiles of the bare proxy and keygate processes: ${path.relative(process.cwd(), profileDir)}/<case>-${process.pid}.cpuprofile`);
+  return code;
+}
+
+/**
+ * (e): PostgreSQL store in a database created for this run (dropped at the end), Redis
+ * counters. Returns why it is skipped, or undefined once its keygate is up.
+ */
+async function startRedisCase(upstreamUrl, startKeygate, cleanups) {
+  const database = `keygate_bench_${process.pid}`;
+  const storeUrl = new URL(POSTGRES_ADMIN_URL);
+  storeUrl.pathname = `/${database}`;
+  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  try {
+    await admin.connect();
+  } catch (error) {
+    return `PostgreSQL not reachable at ${new URL(POSTGRES_ADMIN_URL).host} (${error.message})`;
+  }
+  if (!(await redisReachable())) {
+    await admin.end().catch(() => undefined);
+    return `Redis not reachable at ${REDIS_URL}`;
+  }
+  await admin.query(`CREATE DATABASE ${database}`);
+  const dropDatabase = async () => {
+    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch((error) => console.warn(`could not drop ${database}: ${error.message}`));
+    await admin.end().catch(() => undefined);
+  };
+  // Registered first, so it runs after keygate (e) has stopped.
+  cleanups.push(dropDatabase);
+  // Every key (and the pub/sub channel) under a prefix of this run's own, deleted at the end.
+  const prefix = `keygate-bench-${process.pid}:`;
+  const countersUrl = new URL(REDIS_URL);
+  countersUrl.searchParams.set('prefix', prefix);
+  cleanups.push(() => deleteRedisKeys(prefix));
+  const profile = keygateProfile({ upstreamUrl, store: storeUrl.toString(), counters: countersUrl.toString(), limits: true });
+  try {
+    await startKeygate('e', 'keygate, PostgreSQL + Redis, same limits + cost as (d)', profile);
+    return undefined;
+  } catch (error) {
+    if (REDIS_UNAVAILABLE.test(error.message)) return 'Redis counters backend not available in this build';
+    throw error;
+  }
+}
+
+async function deleteRedisKeys(prefix) {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function redisReachable() {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** One request before any load: the case must answer 200 with the upstream's body. */
+async function sanityCheck({ id, url, headers }) {
+  const response = await fetch(`${url}${REQUEST_PATH}`, { headers });
+  const body = await response.text();
+  if (response.status !== 200 || body !== UPSTREAM_BODY) throw new Error(`(${id}) sanity request got ${response.status} ${body.slice(0, 200)}`);
+}
+
+/** One round of one case: warm-up (discarded), then the measured run. */
+async function measureRound({ id, url, headers, child, pid }, warmupSeconds) {
+  const target = `${url}${REQUEST_PATH}`;
+  if (warmupSeconds > 0) await load(target, headers, warmupSeconds);
+  const redisBefore = child?.info.counters === 'redis' ? await redisSnapshot(child) : undefined;
+  const cpuBefore = cpuSeconds(pid);
+  const r = await load(target, headers, options.duration);
+  const cpuAfter = cpuSeconds(pid);
+  const redisAfter = redisBefore ? await redisSnapshot(child) : undefined;
+  const round = {
+    requestsPerSecond: r.requests.total / r.duration,
+    requests: r.requests.total,
+    seconds: r.duration,
+    latencyMs: { mean: r.latency.mean, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max },
+    errors: r.errors,
+    timeouts: r.timeouts,
+    non2xx: r.non2xx,
+    // CPU time of the process under test per request: steadier than req/s on a busy machine.
+    cpuMicrosPerRequest: cpuBefore !== undefined && cpuAfter !== undefined ? ((cpuAfter - cpuBefore) * 1e6) / Math.max(1, r.requests.total) : undefined,
+  };
+  if (redisBefore && redisAfter) round.redis = redisDiff(redisBefore, redisAfter);
+  console.log(
+    `  (${id}) ${fmt(round.requestsPerSecond).padStart(7)} req/s  p50 ${ms(round.latencyMs.p50)}  p99 ${ms(round.latencyMs.p99)}  errors ${round.errors}  timeouts ${round.timeouts}  non-2xx ${round.non2xx}  cpu ${micros(round.cpuMicrosPerRequest)}/req`,
+  );
+  return round;
+}
+
+/** A case over all its rounds: requests/s over the whole measured time, latencies as the median round's. */
+function aggregate({ id, title }, rounds) {
+  const requests = sum(rounds.map((r) => r.requests));
+  const seconds = sum(rounds.map((r) => r.seconds));
+  const result = {
+    title,
+    requestsPerSecond: requests / seconds,
+    requests,
+    seconds,
+    latencyMs: { p50: median(rounds.map((r) => r.latencyMs.p50)), p99: median(rounds.map((r) => r.latencyMs.p99)), max: Math.max(...rounds.map((r) => r.latencyMs.max)) },
+    errors: sum(rounds.map((r) => r.errors)),
+    timeouts: sum(rounds.map((r) => r.timeouts)),
+    non2xx: sum(rounds.map((r) => r.non2xx)),
+    cpuMicrosPerRequest: rounds.every((r) => r.cpuMicrosPerRequest !== undefined) ? sum(rounds.map((r) => r.cpuMicrosPerRequest * r.requests)) / requests : undefined,
+    rounds,
+  };
+  if (rounds.every((r) => r.redis)) {
+    const total = (field) => sum(rounds.map((r) => r.redis[field]));
+    result.redis = {
+      requests,
+      roundTripsPerRequest: total('roundTrips') / requests,
+      commandsPerRequest: total('commands') / requests,
+      serverCommandsPerRequest: total('serverCommands') / requests,
+      otherClientsSeen: Math.max(...rounds.map((r) => r.redis.connectedClients)),
+    };
+  }
+  void id;
+  return result;
+}
+
+function load(url, headers, seconds) {
+  return autocannon({ url, connections: options.connections, pipelining: 1, duration: seconds, headers, timeout: 10, ...(options.rate ? { overallRate: options.rate } : {}) });
+}
+
+/** Redis traffic counted in the keygate process, and Redis's own command counts. */
+async function redisSnapshot(child) {
+  const client = await child.request('redis-traffic');
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const stats = await redis.info('commandstats');
+    const clients = await redis.info('clients');
+    let calls = 0;
+    for (const line of stats.split('\n')) {
+      const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
+      if (m && m[1] !== 'info') calls += Number(m[2]);
+    }
+    const connected = Number(/connected_clients:(\d+)/.exec(clients)?.[1] ?? 0);
+    return { client, serverCalls: calls, connectedClients: connected };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function redisDiff(before, after) {
+  return {
+    commands: after.client.commands - before.client.commands,
+    roundTrips: after.client.roundTrips - before.client.roundTrips,
+    serverCommands: after.serverCalls - before.serverCalls,
+    connectedClients: after.connectedClients,
+  };
+}
+
+async function runVerification(file) {
+  const child = fork(path.join(BENCH_DIR, 'verify.js'), [file, String(1000), String(options.verifySeconds * 1000)], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  try {
+    return await new Promise((resolve, reject) => {
+      child.on('message', (message) => {
+        if (message.type === 'result') resolve(message);
+        else if (message.type === 'error') reject(new Error(`(v): ${message.message}`));
+      });
+      child.once('exit', (code) => reject(new Error(`(v) exited with ${code} before reporting`)));
+    });
+  } finally {
+    children.delete(child);
+  }
+}
+
+/** Forks a server, waits for it to report `ready`; `stop()` ends it (SIGKILL after 15 s). */
+async function startChild(name, script, args, execArgv = []) {
+  const child = fork(path.join(BENCH_DIR, script), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const info = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within 60 s`)), 60_000);
+    child.on('message', function onMessage(message) {
+      if (message?.type === 'ready' || message?.type === 'error') {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        if (message.type === 'ready') resolve(message);
+        else reject(new Error(`${name}: ${message.message}`));
+      }
+    });
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before it was ready`));
+    });
+  }).catch(async (error) => {
+    await stopChild(child, exited);
+    throw error;
+  });
+  return {
+    info,
+    pid: child.pid,
+    stop: () => stopChild(child, exited),
+    request: (type) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${name} did not answer ${type}`)), 10_000);
+        child.on('message', function onMessage(message) {
+          if (message?.type === type) {
+            clearTimeout(timer);
+            child.off('message', onMessage);
+            resolve(message);
+          }
+        });
+        child.send({ type });
+      }),
+  };
+}
+
+async function stopChild(child, exited) {
+  if (child.exitCode === null && child.signalCode === null) {
+    if (child.connected) child.send({ type: 'stop' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  children.delete(child);
+}
+
+async function stopAll() {
+  for (const child of [...children]) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    children.delete(child);
+  }
+}
+
+function writeProfile(dir, id, profile) {
+  // JSON is YAML: the file keygate reads is the object printed here.
+  const file = path.join(dir, `${id}.keygate.yaml`);
+  writeFileSync(file, `${JSON.stringify(profile, null, 2)}\n`);
+  return file;
+}
+
+function machineInfo() {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    loadAverageBefore: os.loadavg(),
+    loadAverageAfterRound: [],
+  };
+}
+
+function printMachine(m) {
+  console.log('keygate bench');
+  console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}`);
+  console.log(`load average before the run: ${m.loadAverageBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `settings: ${options.connections} connections, pipelining 1, GET ${REQUEST_PATH}, all on 127.0.0.1; ${options.rounds} rounds, each case ${options.duration} s measured per round after a warm-up (${options.warmup} s in round 1, ${options.rewarm} s after)`,
+  );
+  console.log(
+    `note: the load generator (autocannon, this process), the process under test and the upstream (each its own process) share these ${m.cores} cores, so every figure includes that contention.`,
+  );
+  console.log('');
+}
+
+function printSummary(results) {
+  const { cases, verification } = results;
+  const measured = (id) => (cases[id] && !cases[id].skipped ? cases[id] : undefined);
+  console.log(`summary (${options.rounds} rounds × ${options.duration} s per case; req/s over all rounds, p50/p99 of the median round)`);
+  console.log(`  ${'case'.padEnd(58)} ${'req/s'.padStart(7)} ${'p50'.padStart(9)} ${'p99'.padStart(9)} ${'errors'.padStart(7)} ${'non-2xx'.padStart(7)} ${'cpu/req'.padStart(8)}   req/s per round`);
+  for (const [id, c] of Object.entries(cases)) {
+    if (c.skipped) {
+      console.log(`  (${id}) skipped: ${c.skipped}`);
+      continue;
+    }
+    console.log(
+      `  (${id}) ${c.title.padEnd(54)} ${fmt(c.requestsPerSecond).padStart(7)} ${ms(c.latencyMs.p50).padStart(9)} ${ms(c.latencyMs.p99).padStart(9)} ${String(c.errors + c.timeouts).padStart(7)} ${String(c.non2xx).padStart(7)} ${micros(c.cpuMicrosPerRequest).padStart(8)}   ${c.rounds.map((r) => fmt(r.requestsPerSecond)).join(', ')}`,
+    );
+  }
+  console.log('ratios of requests/s (per round in brackets: rounds run the cases back to back)');
+  const ratio = (name, num, den, target) => {
+    const a = measured(num);
+    const b = measured(den);
+    if (!a || !b) {
+      console.log(`  ${name}: not measured`);
+      return;
+    }
+    const value = a.requestsPerSecond / b.requestsPerSecond;
+    const perRound = a.rounds.map((r, i) => r.requestsPerSecond / b.rounds[i].requestsPerSecond);
+    results.ratios[name] = { value, perRound, target, met: value >= target };
+    console.log(`  ${name} = ${value.toFixed(3)}  [${perRound.map((x) => x.toFixed(2)).join(', ')}]  target ≥ ${target}: ${value >= target ? 'met' : 'NOT met'}`);
+  };
+  ratio('c/b', 'c', 'b', TARGETS.cOverB);
+  ratio('d/c', 'd', 'c', TARGETS.dOverC);
+  ratio('e/c', 'e', 'c', TARGETS.eOverC);
+  if (verification) {
+    const met = verification.verificationsPerSecond >= TARGETS.verificationsPerSecond;
+    results.verification.target = TARGETS.verificationsPerSecond;
+    results.verification.met = met;
+    console.log(`verification (v): ${fmt(verification.verificationsPerSecond)}/s on one core  target ≥ ${fmt(TARGETS.verificationsPerSecond)}: ${met ? 'met' : 'NOT met'}`);
+  }
+  const e = cases.e;
+  if (e?.redis) {
+    console.log(
+      `Redis per request (e): ${e.redis.roundTripsPerRequest.toFixed(3)} round trips, ${e.redis.commandsPerRequest.toFixed(3)} commands (counted in the keygate process); ` +
+        `Redis INFO commandstats: ${e.redis.serverCommandsPerRequest.toFixed(3)} commands/request (counts every client of this Redis; up to ${e.redis.otherClientsSeen} were connected)`,
+    );
+  } else if (e?.skipped) console.log(`Redis round trips per request (e): not measured (${e.skipped})`);
+  const { loadAverageBefore, loadAverageAfter, loadAverageAfterRound, cores } = results.machine;
+  console.log(
+    `load average (1, 5, 15 min) before the run: ${loadAverageBefore.map((l) => l.toFixed(2)).join(' ')}; after each round (1 min): ${loadAverageAfterRound.map((l) => l.toFixed(2)).join(', ')}; after: ${loadAverageAfter.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  // The bench itself keeps about 3 processes busy; more than that is someone else.
+  if (loadAverageBefore[0] > 1 || Math.max(...loadAverageAfterRound) > 3.5) {
+    const note = `note: other work was running on this ${cores}-core machine during the run (see the load averages): req/s is lower and noisier than on a quiet machine; ratios and cpu/req hold up better`;
+    results.notes.push(note);
+    console.log(note);
+  }
+  // Figures never fail the run: only a broken bench does.
+  return 0;
+}
+
+function parseArgs(argv) {
+  const out = { duration: 10, warmup: 3, rewarm: 1, rounds: 3, connections: 50, rate: 0, verifySeconds: 5, only: new Set(['v', 'a', 'b', 'c', 'd', 'e']), profile: false, save: false };
+  const numeric = new Set(['duration', 'warmup', 'rewarm', 'rounds', 'connections', 'rate', 'verifySeconds']);
+  for (const arg of argv) {
+    const [name, value] = arg.replace(/^--/, '').split('=');
+    if (numeric.has(name) && Number.isFinite(Number(value))) out[name] = Number(value);
+    else if (name === 'only') out.only = new Set(String(value).split(','));
+    else if (name === 'profile') out.profile = true;
+    else if (name === 'save') out.save = true;
+    else throw new Error(`unknown option ${arg} (see bench/run.js)`);
+  }
+  return out;
+}
+
+function sum(values) {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** utime + stime of a process in seconds, from /proc (Linux); undefined elsewhere. */
+function cpuSeconds(pid) {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+function micros(n) {
+  return n === undefined ? 'n/a' : `${Math.round(n)} µs`;
+}
+
+function fmt(n) {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function ms(n) {
+  return `${Number(n).toFixed(n < 10 ? 2 : 1)} ms`;
+}

@@ -1,0 +1,58 @@
+/**
+ * Case (v): in-process verification of a cached key on one core. Builds a runtime on a
+ * temp SQLite file, issues one key, puts it in the cache, then loops for a fixed time
+ * over what a warm request does for its key: the format check (prefix, shape, CRC32)
+ * and `pipeline.identify` (hash, cache lookup, constant-time compare).
+ *
+ * Usage (by the runner): node bench/verify.js <profile file> <warm-up ms> <duration ms>
+ * Prints nothing; sends { verificationsPerSecond, ... } to the runner.
+ */
+import { loadConfigFile } from '../dist/config/load.js';
+import { createRuntime } from '../dist/runtime.js';
+import { createAccount } from '../dist/operations/accounts.js';
+import { createKey } from '../dist/operations/keys.js';
+
+const [profileFile, warmupArg, durationArg] = process.argv.slice(2);
+const BATCH = 10_000;
+
+/** Runs the verification loop for `ms`; returns [verifications, failures, elapsed ms]. */
+function loop(rt, secret, ms) {
+  const { keyFormat, pipeline } = rt;
+  let done = 0;
+  let failed = 0;
+  const started = performance.now();
+  const deadline = started + ms;
+  while (performance.now() < deadline) {
+    for (let i = 0; i < BATCH; i++) {
+      const shape = keyFormat.check(secret);
+      const found = shape.ok ? pipeline.identify(secret, Date.now()) : undefined;
+      if (!found || found.key.revokedAt !== null) failed++;
+    }
+    done += BATCH;
+  }
+  return [done, failed, performance.now() - started];
+}
+
+async function main() {
+  const rt = await createRuntime(loadConfigFile(profileFile));
+  try {
+    const account = await createAccount(rt, { name: 'bench' }, 'bench');
+    const { secret } = await createKey(rt, { accountId: account.id, name: 'bench' }, 'bench');
+    // One real request through the pipeline puts the key in the cache.
+    const first = await rt.pipeline.authorize({ method: 'GET', path: '/v1/data', url: '/v1/data', headers: { authorization: `Bearer ${secret}` } });
+    if (!first.allowed) throw new Error(`the bench key was refused: ${first.denial.reason}`);
+    loop(rt, secret, Number(warmupArg));
+    const [done, failed, elapsed] = loop(rt, secret, Number(durationArg));
+    process.send?.({ type: 'result', verifications: done, failed, seconds: elapsed / 1000, verificationsPerSecond: (done / elapsed) * 1000 });
+  } finally {
+    await rt.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    process.send?.({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+    process.exit(1);
+  },
+);
