@@ -88,7 +88,8 @@ fieldset { border: 0; padding: 0; margin: 0 0 1.1rem; min-width: 0; }
 .secret { border: 2px solid var(--warn); border-radius: 8px; padding: 1rem; background: #fffbeb; max-width: 48rem; }
 .secret input { width: 100%; max-width: none; font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .95rem; background: #fff; }
 .secret .actions { margin-bottom: 0; }
-.copy-status { min-height: 1.5em; margin: .25rem 0 0; color: var(--ok); font-weight: 600; }
+.copy-status { margin: .25rem 0 0; color: var(--ok); font-weight: 600; }
+.copy-status:empty { margin: 0; }
 
 /* tables */
 .table-wrap { overflow-x: auto; }

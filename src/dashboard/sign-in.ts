@@ -13,6 +13,8 @@ export const MAX_FAILED_SIGN_INS = 5;
 export const LOCKOUT_MS = 15 * 60_000;
 /** Unknown emails remembered for the lockout; the oldest are forgotten first. */
 const MAX_TRACKED_UNKNOWN = 10_000;
+/** No address is longer (RFC 5321); longer input is refused without being remembered. */
+const MAX_EMAIL_LENGTH = 254;
 const ACTOR = 'dashboard';
 
 export type SignInResult =
@@ -63,12 +65,16 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
     async check(rawEmail, password) {
       const email = rawEmail.trim().toLowerCase();
       const now = rt.clock();
-      const member = email === '' ? undefined : await rt.store.findMemberByEmail(email);
+      decoy ??= hashPassword('keygate decoy password');
+      if (email === '' || email.length > MAX_EMAIL_LENGTH) {
+        await verifyPassword(password, await decoy);
+        return { ok: false, reason: 'invalid' };
+      }
+      const member = await rt.store.findMemberByEmail(email);
       if (!member || member.passwordHash === null) {
         const tracked = unknown.get(email);
         const stillLocked = locked(tracked?.lockedUntil ?? null, now);
         if (stillLocked) return stillLocked;
-        decoy ??= hashPassword('keygate decoy password');
         await verifyPassword(password, await decoy);
         return failUnknown(email, now);
       }

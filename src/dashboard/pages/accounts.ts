@@ -11,7 +11,6 @@ import { createAccount, defaultPlanId, getAccount, updateAccount } from '../../o
 import { getKey, revokeKey } from '../../operations/keys.js';
 import { inviteMember } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
-import { accountUsage } from '../../operations/usage.js';
 import { policyName } from '../../limits/rate-limits.js';
 import { actorOf, csrfField, field, operatorOf, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
 import { sendPage } from '../layout.js';
@@ -111,6 +110,12 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     return redirect(reply, `/accounts/${account.id}`);
   });
 
+  /** The same rule as the pipeline's: the plan includes API access, the switch is on, the plan has not expired. */
+  function apiEnabled(account: AccountRecord, now: number): boolean {
+    const plan = rt.config.plans[account.planId];
+    return Boolean(plan?.apiAccess && account.apiAccess && (account.planExpiresAt === null || account.planExpiresAt > now));
+  }
+
   function planName(planId: string): string {
     return rt.config.plans[planId]?.name ?? planId;
   }
@@ -124,14 +129,12 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     const accounts = await rt.store.listAccounts();
     const keys = await rt.store.listKeys();
     const members = await rt.store.listMembers();
-    const rows = await Promise.all(
-      accounts.map(async (account) => ({
-        account,
-        apiEnabled: (await accountUsage(rt, account)).apiEnabled,
-        keys: keys.filter((k) => k.accountId === account.id && isUsable(k, now)).length,
-        members: members.filter((m) => m.accountId === account.id).length,
-      })),
-    );
+    const rows = accounts.map((account) => ({
+      account,
+      apiEnabled: apiEnabled(account, now),
+      keys: keys.filter((k) => k.accountId === account.id && isUsable(k, now)).length,
+      members: members.filter((m) => m.accountId === account.id).length,
+    }));
     const body = html`<h1>Accounts</h1>
 <p>Every account of this ${rt.config.name} gateway. Open one to see its keys, members and usage.</p>
 ${rows.length === 0
