@@ -48,6 +48,8 @@ export interface Runtime {
   readonly clock: () => number;
   readonly log: Log;
   readonly env: NodeJS.ProcessEnv;
+  /** Addresses the listeners actually bound (ports may be 0 in the profile), set by serve. */
+  readonly listening: { gateway?: string; admin?: string; dashboard?: string };
   /** Drop cached keys here and in every other process. */
   invalidate(event: CacheEvent): Promise<void>;
   /** Write balances, usage and "last used" to the store now. */
@@ -143,6 +145,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     clock,
     log,
     env,
+    listening: {},
     async invalidate(event) {
       if (event.type === 'key') keyCache.deleteHash(event.hash);
       else if (event.type === 'account') keyCache.deleteAccount(event.accountId);

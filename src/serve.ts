@@ -65,11 +65,13 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
 
   try {
     const gatewayUrl = await listen(await buildGateway(rt, { metrics }), config.listen.host, options.ports?.gateway ?? config.listen.port);
+    rt.listening.gateway = gatewayUrl;
 
     const adminToken = options.adminToken ?? rt.env[config.admin.tokenEnv];
     let adminUrl: string | undefined;
     if (adminToken) {
       adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), config.admin.listen.host, options.ports?.admin ?? config.admin.listen.port);
+      rt.listening.admin = adminUrl;
     } else {
       log.warn(`admin API disabled: set ${config.admin.tokenEnv} to enable it`);
     }
@@ -78,6 +80,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     const dashboard = config.dashboard.enabled ? await buildDashboard(rt) : undefined;
     if (dashboard) {
       dashboardUrl = await listen(dashboard, config.dashboard.listen.host, options.ports?.dashboard ?? config.dashboard.listen.port);
+      rt.listening.dashboard = dashboardUrl;
     }
 
     log.info(

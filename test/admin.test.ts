@@ -144,3 +144,38 @@ describe('admin API', () => {
     expect(text).toContain('keygate_units_charged_total{meter="credits"} 50');
   });
 });
+
+describe('members through the admin API', () => {
+  const dir = tempDir('admin-members');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate({ upstream: { url: upstream.url }, dashboard: { enabled: true } }, { dir });
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('invites a member with a link to the dashboard it actually listens on, and issues reset links', async () => {
+    const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme' }) })).json()) as { id: string };
+    const invited = await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'Ana@Acme.test', accountId: account.id }) });
+    expect(invited.status).toBe(201);
+    const invitation = (await invited.json()) as { email: string; url: string };
+    expect(invitation.email).toBe('ana@acme.test');
+    expect(invitation.url.startsWith(`${kg.dashboardUrl}/invite/`)).toBe(true);
+    expect((await fetch(invitation.url)).status).toBe(200);
+
+    const again = await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'ana@acme.test', accountId: account.id }) });
+    expect(again.status).toBe(201); // not joined yet: a fresh link replaces the old one
+    const reset = await kg.admin('/v1/members/password-resets', { method: 'POST', body: JSON.stringify({ email: 'ana@acme.test' }) });
+    expect(reset.status).toBe(201);
+    const unknown = await kg.admin('/v1/members/password-resets', { method: 'POST', body: JSON.stringify({ email: 'nobody@acme.test' }) });
+    expect(unknown.status).toBe(404);
+    const members = (await (await kg.admin(`/v1/members?accountId=${account.id}`)).json()) as { email: string; status: string }[];
+    expect(members).toEqual([expect.objectContaining({ email: 'ana@acme.test', status: 'invited', role: 'member' })]);
+  });
+});

@@ -17,7 +17,7 @@ import { parseDuration } from '../config/duration.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
-import { inviteMember } from '../operations/members.js';
+import { inviteMember, passwordResetLink } from '../operations/members.js';
 import { accountUsage, usageSeries } from '../operations/usage.js';
 import { forecast } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord } from '../store/store.js';
@@ -354,6 +354,21 @@ export async function buildAdmin(rt: Runtime, options: { token: string; metrics:
     async (request, reply) => {
       const invitation = await inviteMember(rt, { email: request.body.email, accountId: request.body.accountId ?? null, ...(request.body.role ? { role: request.body.role } : {}) }, ACTOR);
       return reply.code(201).send({ id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url });
+    },
+  );
+  app.post(
+    '/v1/members/password-resets',
+    {
+      schema: {
+        tags: ['members'],
+        summary: 'A one-time link (in this response only) for a member to choose a new password',
+        body: z.object({ email: z.string() }).strict(),
+        response: { 201: z.object({ id: z.string(), email: z.string(), url: z.string() }), 404: Problem },
+      },
+    },
+    async (request, reply) => {
+      const link = await passwordResetLink(rt, request.body.email, ACTOR);
+      return reply.code(201).send({ id: link.member.id, email: link.member.email, url: link.url });
     },
   );
   app.get(

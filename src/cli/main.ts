@@ -13,7 +13,7 @@ import { openStore, describeStoreUrl } from '../store/open.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
-import { inviteMember } from '../operations/members.js';
+import { inviteMember, passwordResetLink } from '../operations/members.js';
 import { accountUsage } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { formatDuration } from '../config/duration.js';
@@ -313,6 +313,18 @@ export function buildCli(): Command {
         const invitation = await inviteMember(rt, { email: opts.email, accountId: opts.account ?? null, role: opts.operator ? 'operator' : 'member' }, CLI_ACTOR);
         print(json, { id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url }, () =>
           `invited ${invitation.member.email}; they set a password at:\n\n  ${invitation.url}\n\nThe link works once, for 7 days.`,
+        );
+      }),
+    );
+  members
+    .command('reset')
+    .description('a one-time link for a member to choose a new password')
+    .requiredOption('--email <email>')
+    .action((opts: { email: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const link = await passwordResetLink(rt, opts.email, CLI_ACTOR);
+        print(json, { id: link.member.id, email: link.member.email, url: link.url }, () =>
+          `${link.member.email} can choose a new password at:\n\n  ${link.url}\n\nThe link works once, for 24 hours.`,
         );
       }),
     );

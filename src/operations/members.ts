@@ -13,6 +13,7 @@ import { audit } from './audit.js';
 import { getAccount } from './accounts.js';
 
 export const INVITE_TTL_MS = 7 * 86_400_000;
+export const RESET_TTL_MS = 86_400_000;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 export interface Invitation {
@@ -26,9 +27,10 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-export function dashboardUrl(rt: Pick<Runtime, 'config'>): string {
+/** Where members reach the dashboard: `publicUrl`, else the address it listens on. */
+export function dashboardUrl(rt: Pick<Runtime, 'config' | 'listening'>): string {
   const { dashboard } = rt.config;
-  return (dashboard.publicUrl ?? `http://${dashboard.listen.host}:${dashboard.listen.port}`).replace(/\/$/, '');
+  return (dashboard.publicUrl ?? rt.listening.dashboard ?? `http://${dashboard.listen.host}:${dashboard.listen.port}`).replace(/\/$/, '');
 }
 
 export async function inviteMember(
@@ -70,6 +72,19 @@ export async function inviteMember(
   }
   await audit(rt, actor, 'member.invited', { accountId: input.accountId, detail: { email, role } });
   return { member, token, url: `${dashboardUrl(rt)}/invite/${token}` };
+}
+
+/**
+ * A one-time link for a member who forgot their password: the same page as an
+ * invitation. The old password keeps working until the new one is set.
+ */
+export async function passwordResetLink(rt: Runtime, email: string, actor: string): Promise<Invitation> {
+  const member = await rt.store.findMemberByEmail(email.trim().toLowerCase());
+  if (!member) throw new OperationError('not_found', `no member ${email}`);
+  const token = randomBytes(24).toString('base64url');
+  const updated = (await rt.store.updateMember(member.id, { inviteHash: hashToken(token), inviteExpiresAt: rt.clock() + RESET_TTL_MS })) as MemberRecord;
+  await audit(rt, actor, 'member.password_reset', { accountId: member.accountId, detail: { email: member.email } });
+  return { member: updated, token, url: `${dashboardUrl(rt)}/invite/${token}` };
 }
 
 /** Sets the password of an invited member; the token stops working. */

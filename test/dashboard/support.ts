@@ -17,7 +17,11 @@ import { IN_CI } from '../support/services.js';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-export const SCREENSHOTS = path.resolve(import.meta.dirname, '../../docs/screenshots');
+/**
+ * Where the tests write their screenshots: test-results/screenshots (not tracked). To
+ * refresh the ones the docs show: KEYGATE_SCREENSHOTS=docs/screenshots npx vitest run test/dashboard
+ */
+export const SCREENSHOTS = path.resolve(import.meta.dirname, '../..', process.env.KEYGATE_SCREENSHOTS ?? 'test-results/screenshots');
 export const PASSWORD = 'correct horse battery staple';
 export const PHONE = { width: 375, height: 812 };
 export const DESKTOP = { width: 1280, height: 800 };
