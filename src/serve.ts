@@ -38,7 +38,7 @@ async function drain(app: FastifyInstance, ms: number): Promise<void> {
 export interface RunningKeygate {
   runtime: Runtime;
   gatewayUrl: string;
-  adminUrl: string | undefined;
+  adminUrl: string;
   dashboardUrl: string | undefined;
   close(): Promise<void>;
 }
@@ -67,14 +67,11 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     const gatewayUrl = await listen(await buildGateway(rt, { metrics }), config.listen.host, options.ports?.gateway ?? config.listen.port);
     rt.listening.gateway = gatewayUrl;
 
+    // Without a token the admin listener still serves /health and /openapi.json.
     const adminToken = options.adminToken ?? rt.env[config.admin.tokenEnv];
-    let adminUrl: string | undefined;
-    if (adminToken) {
-      adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), config.admin.listen.host, options.ports?.admin ?? config.admin.listen.port);
-      rt.listening.admin = adminUrl;
-    } else {
-      log.warn(`admin API disabled: set ${config.admin.tokenEnv} to enable it`);
-    }
+    if (!adminToken) log.warn(`admin API locked: set ${config.admin.tokenEnv} to use it (/health still answers)`);
+    const adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), config.admin.listen.host, options.ports?.admin ?? config.admin.listen.port);
+    rt.listening.admin = adminUrl;
 
     let dashboardUrl: string | undefined;
     const dashboard = config.dashboard.enabled ? await buildDashboard(rt) : undefined;

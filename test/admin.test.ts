@@ -179,3 +179,22 @@ describe('members through the admin API', () => {
     expect(members).toEqual([expect.objectContaining({ email: 'ana@acme.test', status: 'invited', role: 'member' })]);
   });
 });
+
+describe('admin listener without a token', () => {
+  const dir = tempDir('admin-locked');
+
+  it('answers /health but refuses everything else until a token is configured', async () => {
+    const upstream = await startTestUpstream();
+    const kg = await startKeygate({ upstream: { url: upstream.url } }, { dir, adminToken: '', env: {} });
+    try {
+      expect((await fetch(`${kg.adminUrl}/health`)).status).toBe(200);
+      const locked = await fetch(`${kg.adminUrl}/v1/accounts`, { headers: { authorization: 'Bearer anything' } });
+      expect(locked.status).toBe(503);
+      expect(await locked.json()).toMatchObject({ detail: 'The admin API is locked: start keygate with KEYGATE_ADMIN_TOKEN set.' });
+      expect(kg.logs.text).toContain('admin API locked: set KEYGATE_ADMIN_TOKEN');
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});

@@ -167,7 +167,7 @@ describe('keygate serve as a process', () => {
     const file = path.join(dir, 'keygate.yaml');
     writeFileSync(
       file,
-      stringify({ upstream: { url: upstream.url }, listen: { port: 0 }, store: `sqlite:${path.join(dir, 'k.db')}`, dashboard: { enabled: false } }),
+      stringify({ upstream: { url: upstream.url }, listen: { port: 0 }, admin: { listen: { port: 0 } }, store: `sqlite:${path.join(dir, 'k.db')}`, dashboard: { enabled: false } }),
     );
     const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

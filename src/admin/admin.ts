@@ -1,7 +1,8 @@
 /**
  * The admin REST API, on its own listener, for the operator's scripts: accounts, plans,
  * keys, members, usage, forecasts, the audit log, health and Prometheus metrics. Every
- * route but /health and /openapi.json needs `Authorization: Bearer <admin token>`.
+ * route but /health and /openapi.json needs `Authorization: Bearer <admin token>`; with
+ * no token configured those are all that answer.
  * Requests and responses are zod schemas, which also produce the OpenAPI document.
  * Errors are RFC 9457 problem details.
  */
@@ -113,7 +114,7 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
-export async function buildAdmin(rt: Runtime, options: { token: string; metrics: Metrics }): Promise<FastifyInstance> {
+export async function buildAdmin(rt: Runtime, options: { token: string | undefined; metrics: Metrics }): Promise<FastifyInstance> {
   const app = Fastify({ ...listenerOptions(rt.log, 'admin'), bodyLimit: 1024 * 1024 }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -127,10 +128,11 @@ export async function buildAdmin(rt: Runtime, options: { token: string; metrics:
     transform: jsonSchemaTransform,
   });
 
-  const expected = digest(options.token);
+  const expected = options.token ? digest(options.token) : undefined;
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0];
     if (path === '/health' || path === '/openapi.json') return;
+    if (!expected) return problem(reply, 503, `The admin API is locked: start keygate with ${rt.config.admin.tokenEnv} set.`, 'Service Unavailable');
     const header = request.headers.authorization ?? '';
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
     // Compare digests so the comparison is constant-time whatever the lengths.

@@ -88,7 +88,7 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
   const rt = running.runtime;
   const out = (line = '') => process.stdout.write(`${line}\n`);
   out();
-  out(`keygate demo: gateway ${running.gatewayUrl}  admin ${running.adminUrl ?? '-'}  dashboard ${running.dashboardUrl ?? '-'}`);
+  out(`keygate demo: gateway ${running.gatewayUrl}  admin ${running.adminUrl}  dashboard ${running.dashboardUrl ?? '-'}`);
   if (!process.env.KEYGATE_ADMIN_TOKEN) out(`admin token (this run only): ${adminToken}`);
 
   const accounts = await rt.store.listAccounts();
