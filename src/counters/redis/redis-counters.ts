@@ -148,6 +148,8 @@ export class RedisCounters implements Counters {
   }
 
   async admit(request: AdmitRequest): Promise<Admission> {
+    // Nothing to count (no windows, block or cost): no need to ask Redis.
+    if (request.windows.length === 0 && !request.block && !(request.charge && request.charge.amount > 0)) return { ok: true, windows: [] };
     if (!this.usable()) return this.withoutRedis(request, new Error('Redis is not reachable'));
     try {
       return await this.admitInRedis(request);
