@@ -55,7 +55,8 @@ describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
     });
 
     it('curl /api/v1/apps/{app}/metrics/mrr -H "Authorization: Bearer rk_live_…" reads the metric', async () => {
-      [{ id: appId }] = (await apps(liveKey.secret)) as [{ id: string }];
+      const [first] = await apps(liveKey.secret);
+      appId = (first as { id: string }).id;
       expect(appId).toMatch(/^01JN4HKQX[0-9A-Z]{16}$/);
       const response = await read(await ex.call(mrr(appId), bearer(liveKey.secret)));
       expect(response.status).toBe(200);
