@@ -92,6 +92,8 @@ export class RedisCounters implements Counters {
   /** Meters this process committed units to since the last drain. */
   private dirty = new Map<string, MeterRef>();
   private readonly seeding = new Map<string, Promise<void>>();
+  /** Settles on their way to Redis; a flush waits for them, so shutdown writes them too. */
+  private readonly settling = new Set<Promise<void>>();
   /** Makes admission ids unique across processes. */
   private readonly token = randomBytes(6).toString('base64url');
   private sequence = 0;
@@ -159,7 +161,13 @@ export class RedisCounters implements Counters {
     }
   }
 
-  async settle(reservation: Reservation, actual: number): Promise<void> {
+  settle(reservation: Reservation, actual: number): Promise<void> {
+    const settling = this.settleNow(reservation, actual).finally(() => this.settling.delete(settling));
+    this.settling.add(settling);
+    return settling;
+  }
+
+  private async settleNow(reservation: Reservation, actual: number): Promise<void> {
     if (this.fallback.owns(reservation)) {
       this.fallback.settle(reservation, actual);
       return;
@@ -217,6 +225,7 @@ export class RedisCounters implements Counters {
   }
 
   async drainMeterChanges(): Promise<MeterUsageRow[]> {
+    if (this.settling.size > 0) await Promise.allSettled([...this.settling]);
     if (!this.usable()) return [];
     await this.deliverHeldUnits();
     if (this.dirty.size === 0) return [];
