@@ -30,7 +30,7 @@ describe('keygate CLI with a running gateway', () => {
       store: `sqlite:${path.join(dir, 'keygate.db')}`,
       keys: { prefix: { live: 'rk_live_', test: 'rk_test_' } },
       scopes: ['metrics:read'],
-      plans: { team: { maxKeys: 3, meters: { units: { limit: 1000 } } } },
+      plans: { team: { maxKeys: 3, meters: { units: { limit: 1000 } } }, free: { apiAccess: false, maxKeys: 0 } },
       routes: [{ path: '/api/v1/apps/:app/metrics/:metric', scopes: ['metrics:read'], cost: { meter: 'units', perRequest: 10 } }],
       dashboard: { enabled: false },
     };
@@ -105,6 +105,13 @@ describe('keygate CLI with a running gateway', () => {
     const r = await cli('keys', 'create', '--account', accountId, '--name', 'four');
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('error: the team plan allows 3 keys per account; revoke one first\n');
+  });
+
+  it('refuses keys on a plan that includes none', async () => {
+    const account = JSON.parse((await cli('accounts', 'create', '--name', 'Freeloader', '--plan', 'free', '--json')).stdout);
+    const r = await cli('keys', 'create', '--account', account.id, '--name', 'k');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('error: the free plan does not include API keys; upgrade the plan first\n');
   });
 
   it('shows plans and an account\'s usage', async () => {

@@ -52,3 +52,19 @@ describe('keygate.yaml validation', () => {
     expect(schema.required).toContain('upstream');
   });
 });
+
+describe('built-in endpoint templates', () => {
+  it('refuses placeholders that can never resolve', () => {
+    const text = [
+      'upstream: {url: "http://a"}',
+      'plans: {p: {meters: {units: {limit: 5}}}}',
+      'builtins:',
+      '  - path: /usage',
+      '    body: {a: "{{meters.credits.remaining}}", b: "{{acount.id}}", c: "{{meters.units.limit}}"}',
+    ].join('\n');
+    expect(problems(text)).toEqual([
+      'builtins[0].body: "{{meters.credits.remaining}}": no plan defines meter "credits"',
+      'builtins[0].body: unknown placeholder "{{acount.id}}"; placeholders start with account, plan, key, meters, now',
+    ]);
+  });
+});

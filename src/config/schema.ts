@@ -6,6 +6,10 @@
 import { z } from 'zod';
 import { DENIAL_REASONS } from '../denial/reasons.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { templatePaths } from '../gateway/template.js';
+
+/** What built-in endpoint templates can refer to (see gateway/builtins.ts). */
+const TEMPLATE_ROOTS = ['account', 'plan', 'key', 'meters', 'now'];
 
 /** `10m`, `1s`, `24h`, `7d` or a number of milliseconds; parsed to milliseconds. */
 const duration = z
@@ -54,6 +58,10 @@ export const blockSchema = z
     forgetAfter: positiveDuration
       .prefault('24h')
       .describe('A key with no block for this long starts again from the first block length.'),
+    scope: z
+      .enum(['key', 'account'])
+      .default('key')
+      .describe('Block the offending key, or every key of its account (so extra keys do not dodge a block).'),
   })
   .strict();
 
@@ -82,7 +90,12 @@ export const planSchema = z
   .object({
     name: z.string().optional(),
     apiAccess: z.boolean().default(true),
-    maxKeys: z.number().int().positive().optional().describe('Most keys (not revoked) an account may hold.'),
+    maxKeys: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('Most keys (not revoked, not expired) an account may hold; 0 = the plan includes no API keys.'),
     scopes: z
       .array(z.string().min(1))
       .optional()
@@ -315,6 +328,17 @@ export const configSchema = z
         }
       }
     }
+    const meterNames = new Set(Object.values(config.plans).flatMap((plan) => Object.keys(plan.meters)));
+    config.builtins.forEach((builtin, i) => {
+      for (const path of templatePaths(builtin.body)) {
+        const [root, meter] = path.split('.');
+        if (!TEMPLATE_ROOTS.includes(root as string)) {
+          ctx.addIssue({ code: 'custom', path: ['builtins', i, 'body'], message: `unknown placeholder "{{${path}}}"; placeholders start with ${TEMPLATE_ROOTS.join(', ')}` });
+        } else if (root === 'meters' && meter !== undefined && !meterNames.has(meter)) {
+          ctx.addIssue({ code: 'custom', path: ['builtins', i, 'body'], message: `"{{${path}}}": no plan defines meter "${meter}"` });
+        }
+      }
+    });
     if (config.keys.prefix.test !== undefined && config.keys.prefix.test === config.keys.prefix.live) {
       ctx.addIssue({ code: 'custom', path: ['keys', 'prefix', 'test'], message: 'the test prefix must differ from the live prefix' });
     }

@@ -17,6 +17,8 @@ export async function builtinContext(rt: Runtime, identity: Identity): Promise<R
       id: account.id,
       name: account.name,
       apiEnabled: usage.apiEnabled,
+      /** `active`, `expired` (plan past its date) or `disabled` (no API access). */
+      status: usage.planExpired ? 'expired' : usage.apiEnabled ? 'active' : 'disabled',
       planId: account.planId,
       planName: usage.planName,
       planExpiresAt: account.planExpiresAt === null ? null : new Date(account.planExpiresAt).toISOString(),

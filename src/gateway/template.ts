@@ -1,20 +1,40 @@
 /**
  * Built-in endpoint bodies are JSON templates in keygate.yaml. A string that is exactly
  * `{{path}}` becomes the value at that path (number, boolean, object...); a string with
- * `{{path}}` inside is interpolated as text. Anything else is copied as is.
+ * `{{path}}` inside is interpolated as text. Anything else is copied as is. A filter
+ * formats a date: `{{meters.units.periodEnd | datetime}}` → `2026-12-01 00:00:00`.
  *
  * @example
  * renderTemplate({ apiEnabled: '{{account.apiEnabled}}', id: 'acct-{{account.id}}' }, context)
  */
-const WHOLE = /^\{\{\s*([\w.]+)\s*\}\}$/;
-const INSIDE = /\{\{\s*([\w.]+)\s*\}\}/g;
+const WHOLE = /^\{\{\s*([\w.]+)\s*(?:\|\s*(\w+)\s*)?\}\}$/;
+const INSIDE = /\{\{\s*([\w.]+)\s*(?:\|\s*(\w+)\s*)?\}\}/g;
+
+/** Date filters: the value may be ms since the epoch, an ISO date-time or `YYYY-MM-DD`. */
+const FILTERS: Record<string, (date: Date) => string> = {
+  date: (d) => d.toISOString().slice(0, 10),
+  datetime: (d) => d.toISOString().slice(0, 19).replace('T', ' '),
+  iso: (d) => d.toISOString(),
+  unix: (d) => String(Math.floor(d.getTime() / 1000)),
+};
+
+export const TEMPLATE_FILTERS = Object.keys(FILTERS);
+
+function applyFilter(value: unknown, filter: string | undefined): unknown {
+  if (filter === undefined || value === null || value === undefined) return value;
+  const format = FILTERS[filter];
+  if (!format) return value;
+  const date = new Date(typeof value === 'number' || typeof value === 'string' ? value : NaN);
+  if (Number.isNaN(date.getTime())) return value;
+  return filter === 'unix' ? Number(format(date)) : format(date);
+}
 
 export function renderTemplate(template: unknown, context: Record<string, unknown>): unknown {
   if (typeof template === 'string') {
     const whole = WHOLE.exec(template);
-    if (whole) return lookup(context, whole[1] as string) ?? null;
-    return template.replace(INSIDE, (_, path: string) => {
-      const value = lookup(context, path);
+    if (whole) return applyFilter(lookup(context, whole[1] as string), whole[2]) ?? null;
+    return template.replace(INSIDE, (_, path: string, filter?: string) => {
+      const value = applyFilter(lookup(context, path), filter);
       return value === undefined || value === null ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value);
     });
   }

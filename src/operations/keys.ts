@@ -68,6 +68,7 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
   }
   if (plan?.maxKeys !== undefined && options.rotatedFrom === undefined) {
     const active = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isActive(k, now)).length;
+    if (plan.maxKeys === 0) throw new OperationError('limit', `the ${plan.name ?? account.planId} plan does not include API keys; upgrade the plan first`);
     if (active >= plan.maxKeys) {
       throw new OperationError('limit', `the ${plan.name ?? account.planId} plan allows ${plan.maxKeys} key${plan.maxKeys > 1 ? 's' : ''} per account; revoke one first`);
     }

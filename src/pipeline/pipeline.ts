@@ -141,7 +141,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       admission = await counters.admit({
         now,
         windows: windowsFor(rateLimits, key.id, account.id),
-        ...(plan.block ? { block: { id: `k:${key.id}`, policy: plan.block } } : {}),
+        ...(plan.block ? { block: { id: plan.block.scope === 'account' ? `a:${account.id}` : `k:${key.id}`, policy: plan.block } } : {}),
         ...(charge ? { charge } : {}),
       });
     } catch (error) {

@@ -29,6 +29,7 @@ describe('rate limits', () => {
           shared: { rateLimits: [{ limit: 4, window: '1m', scope: 'account' }] },
           route: { rateLimits: [] },
           seranking: { rateLimits: [{ limit: 5, window: '1s' }], block: { after: 3, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '24h' } },
+          team: { rateLimits: [{ limit: 1, window: '1s', scope: 'account' }], block: { after: 2, within: '1m', duration: '5m', scope: 'account' } },
         },
         routes: [{ path: '/export', rateLimits: [{ limit: 1, window: '1m' }] }, { path: '/*' }],
       },
@@ -148,5 +149,19 @@ describe('rate limits', () => {
     expect(second.status).toBe(429);
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(1100);
     expect(Number(second.headers.get('retry-after'))).toBeLessThanOrEqual(1200);
+  });
+
+  it('blocks every key of the account when the block is account-scoped, so a second key does not dodge it', async () => {
+    const a = await keyOn('team');
+    const b = await keyOn('team', a.accountId);
+    const other = await keyOn('team');
+    expect([(await get(a.secret)).status, (await get(b.secret)).status]).toEqual([200, 429]);
+    const blocked = await get(a.secret); // the second violation of the account
+    expect(blocked.status).toBe(429);
+    expect(blocked.headers.get('retry-after')).toBe('300');
+    now += 10_000;
+    expect((await get(b.secret)).status).toBe(429); // the other key is blocked too
+    expect(JSON.parse((await get(b.secret)).body).message).toMatch(/temporarily blocked/);
+    expect((await get(other.secret)).status).toBe(200); // another account is not
   });
 });

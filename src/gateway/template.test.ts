@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { renderTemplate, templatePaths } from './template.js';
+
+const context = {
+  account: { id: 'acc_1', apiEnabled: false, planExpiresAt: null },
+  meters: { units: { usage: 8500, limit: 12000, remaining: 3500, periodEnd: '2026-12-01' } },
+};
+
+describe('builtin templates', () => {
+  it('keeps the type of a whole-string placeholder and interpolates text ones', () => {
+    expect(renderTemplate({ data: { id: '{{account.id}}', apiEnabled: '{{account.apiEnabled}}', units: '{{meters.units}}', label: 'acct-{{account.id}}' } }, context)).toEqual({
+      data: { id: 'acc_1', apiEnabled: false, units: context.meters.units, label: 'acct-acc_1' },
+    });
+  });
+
+  it('formats dates with a filter', () => {
+    expect(renderTemplate({ a: '{{meters.units.periodEnd | datetime}}', b: 'until {{meters.units.periodEnd|date}}', c: '{{meters.units.periodEnd | unix}}' }, context)).toEqual({
+      a: '2026-12-01 00:00:00',
+      b: 'until 2026-12-01',
+      c: 1796083200,
+    });
+  });
+
+  it('renders unknown paths as null (whole) or empty (inside) and copies other values', () => {
+    expect(renderTemplate({ x: '{{nope.nothing}}', y: 'a{{nope}}b', n: 3, list: ['{{account.id}}'] }, context)).toEqual({ x: null, y: 'ab', n: 3, list: ['acc_1'] });
+  });
+
+  it('lists the paths a template uses', () => {
+    expect(templatePaths({ a: '{{account.id}}', b: ['x {{meters.units.remaining | date}}'] })).toEqual(['account.id', 'meters.units.remaining']);
+  });
+});
