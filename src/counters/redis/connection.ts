@@ -12,8 +12,11 @@ import { Redis, type RedisOptions } from 'ioredis';
 
 export const DEFAULT_PREFIX = 'keygate:';
 
-/** A request waits at most this long for Redis before the failure mode applies. */
-export const COMMAND_TIMEOUT_MS = 1_000;
+/**
+ * The client gives up on any command after this long. Requests do not wait that long:
+ * an admission has its own, shorter deadline (`withDeadline`).
+ */
+const COMMAND_TIMEOUT_MS = 5_000;
 const CONNECT_TIMEOUT_MS = 1_000;
 /** Closing waits this long for a socket to end (a half-open one would hold the process). */
 const DISCONNECT_TIMEOUT_MS = 200;
@@ -82,5 +85,48 @@ export function whenReady(client: Redis, ms: number): Promise<boolean> {
       resolve(true);
     };
     client.once('ready', onReady);
+  });
+}
+
+/** Raised when Redis did not answer an admission in time. */
+export class DeadlineError extends Error {
+  constructor(ms: number) {
+    super(`Redis did not answer within ${ms} ms`);
+    this.name = 'DeadlineError';
+  }
+}
+
+/**
+ * Resolves with \`work\`, or rejects with DeadlineError after \`ms\`. The rejection waits
+ * one more turn of the event loop, so a reply that arrived while the process was busy
+ * (a long GC pause, a starved CPU) is read first instead of being taken for a timeout.
+ * A result that arrives too late goes to \`onLate\`, to undo what it reserved.
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number, onLate?: (value: T) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let expired = false;
+    let settled = false;
+    const timer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (settled) return;
+          expired = true;
+          reject(new DeadlineError(ms));
+        }),
+      ms,
+    );
+    work.then(
+      (value) => {
+        settled = true;
+        clearTimeout(timer);
+        if (expired) onLate?.(value);
+        else resolve(value);
+      },
+      (error: unknown) => {
+        settled = true;
+        clearTimeout(timer);
+        if (!expired) reject(error);
+      },
+    );
   });
 }

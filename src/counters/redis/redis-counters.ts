@@ -33,10 +33,12 @@ import {
 } from '../counters.js';
 import type { MeterUsageRow, Store } from '../../store/store.js';
 import type { Log } from '../../log.js';
-import { commandClient, parseRedisUrl, subscriberClient, whenReady, type RedisTarget } from './connection.js';
+import { commandClient, parseRedisUrl, subscriberClient, whenReady, withDeadline, type RedisTarget } from './connection.js';
 import { ADMIT, SEED, SETTLE } from './scripts.js';
 import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
 
+/** A request waits at most this long for Redis before the failure mode applies. */
+const ADMIT_DEADLINE_MS = 1_000;
 /** Window and block keys outlive their last use by this much (clock differences between hosts). */
 const EXPIRY_SLACK_MS = 60_000;
 /** A reservation not settled by then (its process died) stops holding units. */
@@ -154,7 +156,10 @@ export class RedisCounters implements Counters {
     if (request.windows.length === 0 && !request.block && !(request.charge && request.charge.amount > 0)) return { ok: true, windows: [] };
     if (!this.usable()) return this.withoutRedis(request, new Error('Redis is not reachable'));
     try {
-      return await this.admitInRedis(request);
+      // An admission that completes after its request gave up still holds a reservation: release it.
+      return await withDeadline(this.admitInRedis(request), ADMIT_DEADLINE_MS, (late) => {
+        if (late.ok && late.reservation) void this.settle(late.reservation, 0);
+      });
     } catch (error) {
       this.noteFailure(error);
       return this.withoutRedis(request, error);
@@ -191,11 +196,7 @@ export class RedisCounters implements Counters {
     const ref = { accountId, meter, periodStart };
     if (this.usable()) {
       try {
-        for (let attempt = 0; attempt < 2; attempt += 1) {
-          const [used, reserved] = await this.client.hmget(this.meterKey(ref), 'used', 'reserved');
-          if (used !== null) return { used: Number(used), reserved: Number(reserved ?? 0) };
-          await this.seed(ref);
-        }
+        return await withDeadline(this.balanceInRedis(ref), ADMIT_DEADLINE_MS);
       } catch (error) {
         this.noteFailure(error);
       }
@@ -343,6 +344,15 @@ export class RedisCounters implements Counters {
         return { ok: false, reason: 'insufficient_funds', windows, used: Number(detail), limit: charge?.limit ?? 0 };
       default:
         throw new Error(`unexpected answer from the admit script: ${String(status)}`);
+    }
+  }
+
+  private async balanceInRedis(ref: MeterRef): Promise<MeterBalance> {
+    for (let attempt = 0; ; attempt += 1) {
+      const [used, reserved] = await this.client.hmget(this.meterKey(ref), 'used', 'reserved');
+      if (used !== null) return { used: Number(used), reserved: Number(reserved ?? 0) };
+      if (attempt > 0) throw new Error('the meter balance disappeared from Redis while it was being seeded');
+      await this.seed(ref);
     }
   }
 
