@@ -41,10 +41,15 @@ describe('Trakkr API: shared/seeds/004 against examples/trakkr', () => {
       expect((await ex.call('/get-brands', bearer(key.secret))).status).toBe(200);
     });
 
-    it('Free and Growth plans do not include API access: a valid key is refused with 403', async () => {
+    it('Free and Growth plans do not include API access: no keys, and a Scale key moved down is refused with 403', async () => {
       for (const plan of ['free', 'growth']) {
         const small = await ex.createAccount(`On ${plan}`, plan);
+        const refused = await ex.cli(['keys', 'create', '--account', small.id, '--name', 'k']);
+        expect(refused.code, plan).toBe(1);
+        expect(refused.stderr).toBe(`error: the ${plan === 'free' ? 'Free' : 'Growth'} plan does not include API keys; upgrade the plan first\n`);
+        await ex.updateAccount(small.id, { planId: 'scale' });
         const smallKey = await ex.createKey(small.id, 'k');
+        await ex.updateAccount(small.id, { planId: plan });
         expect(await read(await ex.call('/get-brands', bearer(smallKey.secret))), plan).toEqual(NO_API_ON_PLAN);
       }
       // New accounts start on Free.
@@ -53,8 +58,9 @@ describe('Trakkr API: shared/seeds/004 against examples/trakkr', () => {
     });
 
     it('moving between plans turns the same key on and off', async () => {
-      const growing = await ex.createAccount('Growing', 'growth');
+      const growing = await ex.createAccount('Growing', 'scale');
       const growingKey = await ex.createKey(growing.id, 'k');
+      await ex.cliOk(['accounts', 'update', growing.id, '--plan', 'growth']);
       expect(await read(await ex.call('/get-brands', bearer(growingKey.secret)))).toEqual(NO_API_ON_PLAN);
       await ex.cliOk(['accounts', 'update', growing.id, '--plan', 'scale']);
       expect((await ex.call('/get-brands', bearer(growingKey.secret))).status).toBe(200);
