@@ -23,6 +23,7 @@
  */
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
+import { readJson } from '../support/read-json.mjs';
 
 export const DEFAULT_PORT = 8113;
 const ACCOUNT_HEADER = 'x-keygate-account';
@@ -113,7 +114,7 @@ export function createUpstream() {
       send(401, { errors: [{ code: 'unauthorized', status: 401, detail: 'Call this upstream through keygate.' }] });
       return;
     }
-    readJson(req).then(
+    readJson(req, MAX_BODY).then(
       (body) => {
         const path = (req.url ?? '/').split('?')[0].replace(/\/+$/, '') || '/';
         const [status, payload] = route(req.method ?? 'GET', path, account, body);
@@ -129,27 +130,6 @@ export function createUpstream() {
 }
 
 /** The request body parsed as JSON (undefined when empty), whatever its content type. */
-function readJson(req) {
-  return new Promise((resolve, reject) => {
-    let size = 0;
-    const chunks = [];
-    req.on('data', (chunk) => {
-      size += chunk.length;
-      if (size > MAX_BODY) reject(new Error('body too large'));
-      else chunks.push(chunk);
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8').trim();
-      if (text === '') return resolve(undefined);
-      try {
-        resolve(JSON.parse(text));
-      } catch (error) {
-        reject(error);
-      }
-    });
-  });
-}
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const port = Number(process.argv[2] ?? DEFAULT_PORT);

@@ -25,6 +25,7 @@
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
+import { readJson } from '../support/read-json.mjs';
 
 export const DEFAULT_PORT = 8143;
 export const RECORDS_HEADER = 'x-se-records';
@@ -173,7 +174,7 @@ export function createUpstream() {
     const account = req.headers[ACCOUNT_HEADER];
     if (typeof account !== 'string' || account === '') return send(400, { error_description: 'No token' });
     const method = req.method ?? 'GET';
-    readJson(req).then(
+    readJson(req, MAX_BODY).then(
       (body) => {
         try {
           if (!['GET', 'POST'].includes(method)) throw new HttpError(405, 'Method Not Allowed.');
@@ -195,27 +196,6 @@ export function createUpstream() {
       () => send(400, { error_description: 'Parameter body is invalid.' }),
     );
     return undefined;
-  });
-}
-
-function readJson(req) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    let size = 0;
-    req.on('data', (chunk) => {
-      size += chunk.length;
-      if (size > MAX_BODY) reject(new Error('body too large'));
-      else chunks.push(chunk);
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      try {
-        const text = Buffer.concat(chunks).toString('utf8').trim();
-        resolve(text === '' ? undefined : JSON.parse(text));
-      } catch (error) {
-        reject(error);
-      }
-    });
   });
 }
 

@@ -19,6 +19,7 @@
  */
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
+import { readJson } from '../support/read-json.mjs';
 
 export const DEFAULT_PORT = 8133;
 export const FIRST_SITE_ID = 147696;
@@ -48,7 +49,7 @@ export function createUpstream() {
     if (path === '/sites') {
       if (req.method === 'GET') return send(200, [...sites.values()].filter((s) => s.account === account).map(out));
       if (req.method === 'POST') {
-        readJson(req).then(
+        readJson(req, MAX_BODY).then(
           (body) => {
             const siteUrl = typeof body?.url === 'string' ? body.url.trim() : '';
             if (!/^https?:\/\/[^\s/]+/.test(siteUrl)) return send(400, { message: 'Bad Request' });
@@ -74,27 +75,6 @@ export function createUpstream() {
       return send(405, { message: 'Method Not Allowed' });
     }
     return send(404, { message: 'Not Found' });
-  });
-}
-
-function readJson(req) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    let size = 0;
-    req.on('data', (chunk) => {
-      size += chunk.length;
-      if (size > MAX_BODY) reject(new Error('body too large'));
-      else chunks.push(chunk);
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      try {
-        const text = Buffer.concat(chunks).toString('utf8').trim();
-        resolve(text === '' ? undefined : JSON.parse(text));
-      } catch (error) {
-        reject(error);
-      }
-    });
   });
 }
 

@@ -13,6 +13,7 @@
  */
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
+import { readJson } from '../support/read-json.mjs';
 
 export const DEFAULT_PORT = 8153;
 const ACCOUNT_HEADER = 'x-keygate-account';
@@ -43,7 +44,7 @@ export function createUpstream() {
       return send(200, { brand: out(brand) });
     }
     if (req.method === 'POST' && path === '/create-brand') {
-      readJson(req).then(
+      readJson(req, MAX_BODY).then(
         (body) => {
           const name = typeof body?.name === 'string' ? body.name.trim() : '';
           if (name === '') return send(400, { error: 'name is required' });
@@ -56,27 +57,6 @@ export function createUpstream() {
       return undefined;
     }
     return send(404, { error: 'Not found' });
-  });
-}
-
-function readJson(req) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    let size = 0;
-    req.on('data', (chunk) => {
-      size += chunk.length;
-      if (size > MAX_BODY) reject(new Error('body too large'));
-      else chunks.push(chunk);
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      try {
-        const text = Buffer.concat(chunks).toString('utf8').trim();
-        resolve(text === '' ? undefined : JSON.parse(text));
-      } catch (error) {
-        reject(error);
-      }
-    });
   });
 }
 

@@ -19,6 +19,8 @@ import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { formatDuration } from '../config/duration.js';
 import { policyName } from '../limits/rate-limits.js';
 import { runDemo } from '../demo/demo.js';
+import pino from 'pino';
+import { createLog } from '../log.js';
 import { table, when } from './format.js';
 
 const CLI_ACTOR = 'cli';
@@ -35,8 +37,9 @@ function print(json: boolean | undefined, value: unknown, human: () => string): 
 async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: GlobalOptions) => Promise<T>): Promise<T> {
   const options = command.optsWithGlobals<GlobalOptions>();
   const loaded = loadConfigFile(options.config);
-  // Keep CLI output clean: only warnings and errors from the runtime.
-  const rt = await createRuntime(loaded, { log: (await import('../log.js')).createLog({ level: 'warn' }) });
+  // Keep CLI output clean: only warnings and errors from the runtime, on stderr, so that
+  // `--json` output on stdout stays parseable whatever happens.
+  const rt = await createRuntime(loaded, { log: createLog({ level: 'warn', destination: pino.destination(2) }) });
   try {
     return await fn(rt, options);
   } finally {
