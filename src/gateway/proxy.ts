@@ -19,6 +19,7 @@ import { actualAmount, countRecords, parseRecordHeader } from '../meters/cost.js
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
 /** Largest JSON body buffered to count records. */
 const MAX_COUNTED_BODY = 64 * 1024 * 1024;
 
@@ -60,6 +61,7 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
     plan: `${config.identityHeaders.prefix}Plan`,
   };
   const gaugeHeaders = Object.entries(config.gauges).map(([meter, g]) => ({ meter, header: g.header.toLowerCase() }));
+  const gaugeHeaderNames = new Set(gaugeHeaders.map((g) => g.header));
 
   return (request, reply, identity, route, reservation) => {
     const cost = route.cost;
@@ -106,22 +108,26 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
       rewriteHeaders: (headers) => {
         // Hop-by-hop headers describe the upstream connection, not the client's.
         const listed = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((h) => h.trim()) : [];
-        for (const name of HOP_BY_HOP) delete headers[name];
-        for (const name of listed) delete headers[name];
-        if (recordHeader) {
-          recordsFromHeader = parseRecordHeader(headers[recordHeader]);
-          delete headers[recordHeader];
-        }
-        for (const { meter, header } of gaugeHeaders) {
-          const value = parseRecordHeader(headers[header]);
-          delete headers[header];
+        const hopByHop = (name: string) => HOP_BY_HOP_NAMES.has(name) || listed.includes(name);
+        // Removed in this order: hop-by-hop, the record count (read first), each gauge (read first).
+        if (recordHeader) recordsFromHeader = hopByHop(recordHeader) ? undefined : parseRecordHeader(headers[recordHeader]);
+        gaugeHeaders.forEach(({ meter, header }, i) => {
+          const gone = hopByHop(header) || header === recordHeader || gaugeHeaders.slice(0, i).some((g) => g.header === header);
+          const value = gone ? undefined : parseRecordHeader(headers[header]);
           if (value !== undefined) {
             rt.store
               .setGauge({ accountId: identity.account.id, meter, value, updatedAt: rt.clock() })
               .catch((error: unknown) => log.error({ err: error }, 'could not record a gauge'));
           }
+        });
+        // A copy without them: deleting from the upstream's object (usually at least
+        // `connection` and `keep-alive`) would make it and every later read of it slower.
+        const kept: typeof headers = {};
+        for (const name of Object.keys(headers)) {
+          if (hopByHop(name) || name === recordHeader || gaugeHeaderNames.has(name)) continue;
+          kept[name] = headers[name];
         }
-        return headers;
+        return kept;
       },
       onResponse: (_request, _reply, res) => {
         const status = res.statusCode;
