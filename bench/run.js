@@ -262,12 +262,19 @@ function aggregate({ id, title }, rounds) {
   };
   if (rounds.every((r) => r.redis)) {
     const total = (field) => sum(rounds.map((r) => r.redis[field]));
+    const byCommand = {};
+    for (const r of rounds) for (const [name, calls] of Object.entries(r.redis.serverCommands)) byCommand[name] = (byCommand[name] ?? 0) + calls;
+    const serverCommandsPerRequest = Object.fromEntries(
+      Object.entries(byCommand)
+        .sort((x, y) => y[1] - x[1])
+        .map(([name, calls]) => [name, calls / requests]),
+    );
     result.redis = {
       requests,
       roundTripsPerRequest: total('roundTrips') / requests,
       commandsPerRequest: total('commands') / requests,
-      serverCommandsPerRequest: total('serverCommands') / requests,
-      otherClientsSeen: Math.max(...rounds.map((r) => r.redis.connectedClients)),
+      serverCommandsPerRequest,
+      clientsConnected: Math.max(...rounds.map((r) => r.redis.connectedClients)),
     };
   }
   void id;
@@ -286,10 +293,10 @@ async function redisSnapshot(child) {
     await redis.connect();
     const stats = await redis.info('commandstats');
     const clients = await redis.info('clients');
-    let calls = 0;
+    const calls = {};
     for (const line of stats.split('\n')) {
       const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
-      if (m && m[1] !== 'info') calls += Number(m[2]);
+      if (m && m[1] !== 'info') calls[m[1]] = Number(m[2]);
     }
     const connected = Number(/connected_clients:(\d+)/.exec(clients)?.[1] ?? 0);
     return { client, serverCalls: calls, connectedClients: connected };
@@ -299,10 +306,15 @@ async function redisSnapshot(child) {
 }
 
 function redisDiff(before, after) {
+  const serverCommands = {};
+  for (const [name, calls] of Object.entries(after.serverCalls)) {
+    const added = calls - (before.serverCalls[name] ?? 0);
+    if (added > 0) serverCommands[name] = added;
+  }
   return {
     commands: after.client.commands - before.client.commands,
     roundTrips: after.client.roundTrips - before.client.roundTrips,
-    serverCommands: after.serverCalls - before.serverCalls,
+    serverCommands,
     connectedClients: after.connectedClients,
   };
 }
@@ -453,9 +465,11 @@ function printSummary(results) {
   }
   const e = cases.e;
   if (e?.redis) {
+    const server = Object.entries(e.redis.serverCommandsPerRequest);
+    console.log(`Redis per request (e): ${e.redis.roundTripsPerRequest.toFixed(3)} round trips, ${e.redis.commandsPerRequest.toFixed(3)} commands (counted in the keygate process)`);
     console.log(
-      `Redis per request (e): ${e.redis.roundTripsPerRequest.toFixed(3)} round trips, ${e.redis.commandsPerRequest.toFixed(3)} commands (counted in the keygate process); ` +
-        `Redis INFO commandstats: ${e.redis.serverCommandsPerRequest.toFixed(3)} commands/request (counts every client of this Redis; up to ${e.redis.otherClientsSeen} were connected)`,
+      `  Redis's INFO commandstats per request, commands run inside Lua scripts included (and any other client's: up to ${e.redis.clientsConnected} clients were connected): ` +
+        `${sum(server.map(([, n]) => n)).toFixed(2)} = ${server.map(([name, n]) => `${name} ${n.toFixed(2)}`).join(', ')}`,
     );
   } else if (e?.skipped) console.log(`Redis round trips per request (e): not measured (${e.skipped})`);
   const { loadAverageBefore, loadAverageAfter, loadAverageAfterRound, cores } = results.machine;
@@ -464,7 +478,7 @@ function printSummary(results) {
   );
   // The bench itself keeps about 3 processes busy; more than that is someone else.
   if (loadAverageBefore[0] > 1 || Math.max(...loadAverageAfterRound) > 3.5) {
-    const note = `note: other work was running on this ${cores}-core machine during the run (see the load averages): req/s is lower and noisier than on a quiet machine; ratios and cpu/req hold up better`;
+    const note = `note: this ${cores}-core machine was not otherwise idle (load averages above; the bench itself accounts for about 2-3): req/s may be lower and noisier than on a quiet machine; ratios and cpu/req hold up better`;
     results.notes.push(note);
     console.log(note);
   }
