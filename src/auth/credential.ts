@@ -24,9 +24,9 @@ export interface RequestView {
   url: string;
 }
 
-const OUTER_WHITESPACE = /^[ \t]+|[ \t]+$/g;
 const INNER_WHITESPACE = /[ \t]/;
-const SCHEME_SEPARATOR = /[ \t]+/;
+const SPACE = 32;
+const TAB = 9;
 
 export function extractCredential(request: RequestView, locations: readonly CredentialLocation[]): CredentialResult {
   let query: Map<string, string[]> | undefined;
@@ -35,7 +35,7 @@ export function extractCredential(request: RequestView, locations: readonly Cred
       const raw = request.headers[location.name.toLowerCase()];
       if (raw === undefined) continue;
       if (Array.isArray(raw)) return { kind: 'malformed', location };
-      const value = raw.replace(OUTER_WHITESPACE, '');
+      const value = trimSpaces(raw);
       if (value === '') continue;
       const result = readHeaderValue(value, location.scheme);
       if (result === 'missing') continue;
@@ -53,12 +53,30 @@ export function extractCredential(request: RequestView, locations: readonly Cred
   return { kind: 'missing' };
 }
 
+/** `value` (already trimmed) read as `<scheme> <key>`, or as a bare key for scheme "none". */
 function readHeaderValue(value: string, scheme: string): string | 'missing' | 'malformed' {
-  if (scheme.toLowerCase() === 'none') return INNER_WHITESPACE.test(value) ? 'malformed' : value;
-  const [word, ...rest] = value.split(SCHEME_SEPARATOR);
-  if (word === undefined || word.toLowerCase() !== scheme.toLowerCase()) return 'malformed';
-  if (rest.length === 0) return 'missing';
-  return rest.length === 1 ? (rest[0] as string) : 'malformed';
+  if (scheme.length === 4 && scheme.toLowerCase() === 'none') return INNER_WHITESPACE.test(value) ? 'malformed' : value;
+  let end = 0;
+  while (end < value.length && !isSpace(value.charCodeAt(end))) end++;
+  if (end !== scheme.length || value.slice(0, end).toLowerCase() !== scheme.toLowerCase()) return 'malformed';
+  let start = end;
+  while (start < value.length && isSpace(value.charCodeAt(start))) start++;
+  if (start === value.length) return 'missing';
+  const key = value.slice(start);
+  return INNER_WHITESPACE.test(key) ? 'malformed' : key;
+}
+
+function isSpace(code: number): boolean {
+  return code === SPACE || code === TAB;
+}
+
+/** Without leading and trailing spaces and tabs (most values have none: no copy then). */
+function trimSpaces(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isSpace(value.charCodeAt(start))) start++;
+  while (end > start && isSpace(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
 /** Query parameters by decoded name, values decoded; undecodable input yields no entry. */

@@ -80,6 +80,8 @@ export type CacheEvent = { type: 'key'; hash: string } | { type: 'account'; acco
 export interface Counters {
   readonly kind: 'memory' | 'redis';
   admit(request: AdmitRequest): Promise<Admission>;
+  /** The same as `admit`, answered synchronously, by backends that need no I/O (memory). */
+  admitNow?(request: AdmitRequest): Admission;
   /** Commit `actual` units for a reservation (0 releases it). */
   settle(reservation: Reservation, actual: number): Promise<void>;
   meterBalance(accountId: string, meter: string, periodStart: string): Promise<MeterBalance>;

@@ -12,17 +12,8 @@ export function createKeyHasher(pepper: string | undefined): KeyHasher {
   return (secret) => hash('sha256', secret, 'hex');
 }
 
-/** A SHA-256 hex digest's length: compared in reused buffers, not two new ones per call. */
-const HEX_SHA256_LENGTH = 64;
-const scratchA = Buffer.alloc(HEX_SHA256_LENGTH);
-const scratchB = Buffer.alloc(HEX_SHA256_LENGTH);
-
 /** Constant-time comparison of two hex digests of equal length. */
 export function sameDigest(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
-  if (a.length !== HEX_SHA256_LENGTH) return timingSafeEqual(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'));
-  // Every request compares one digest: skip the allocations (synchronous, so no overlap).
-  scratchA.write(a, 0, HEX_SHA256_LENGTH, 'latin1');
-  scratchB.write(b, 0, HEX_SHA256_LENGTH, 'latin1');
-  return timingSafeEqual(scratchA, scratchB);
+  return timingSafeEqual(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'));
 }

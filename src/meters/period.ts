@@ -27,6 +27,13 @@ export function periodBounds(period: MeterPeriod, now: number): PeriodBounds {
   return { start: isoDay(startsAt), startsAt, endsAt };
 }
 
+const DAY_MS = 86_400_000;
+/** The last day asked for: usage is recorded per day on every request. */
+let lastDay = { from: 0, to: 0, text: '' };
+
 export function isoDay(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
+  if (ms >= lastDay.from && ms < lastDay.to) return lastDay.text;
+  const from = Math.floor(ms / DAY_MS) * DAY_MS;
+  lastDay = { from, to: from + DAY_MS, text: new Date(from).toISOString().slice(0, 10) };
+  return lastDay.text;
 }

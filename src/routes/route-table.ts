@@ -9,21 +9,19 @@ import type { Builtin, Route } from '../config/schema.js';
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 type Method = (typeof ALL_METHODS)[number];
+const KNOWN_METHODS: ReadonlySet<string> = new Set(ALL_METHODS);
 
-export type RouteMatch =
-  | { kind: 'proxy'; id: string; route: Route; params: Record<string, string | undefined> }
-  | { kind: 'builtin'; id: string; builtin: Builtin; params: Record<string, string | undefined> };
+export type RouteMatch = { kind: 'proxy'; id: string; route: Route } | { kind: 'builtin'; id: string; builtin: Builtin };
 
 export interface RouteTable {
   match(method: string, path: string): RouteMatch | undefined;
 }
 
-type Target = { kind: 'proxy'; id: string; route: Route } | { kind: 'builtin'; id: string; builtin: Builtin };
 
 export function createRouteTable(routes: readonly Route[], builtins: readonly Builtin[]): RouteTable {
   const router = FindMyWay({ ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, caseSensitive: true });
   const noop = () => undefined;
-  const add = (method: string, path: string, target: Target) => {
+  const add = (method: string, path: string, target: RouteMatch) => {
     const methods: Method[] = method === '*' ? [...ALL_METHODS] : [method as Method];
     for (const m of methods) {
       if (router.hasRoute(m, path)) {
@@ -41,11 +39,9 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
 
   return {
     match(method, path) {
-      if (!(ALL_METHODS as readonly string[]).includes(method)) return undefined;
-      const found = router.find(method as Method, path);
-      if (!found) return undefined;
-      const target = found.store as Target;
-      return { ...target, params: found.params } as RouteMatch;
+      if (!KNOWN_METHODS.has(method)) return undefined;
+      // The route itself, not a copy: matching runs on every request.
+      return (router.find(method as Method, path)?.store as RouteMatch | undefined) ?? undefined;
     },
   };
 }

@@ -2,7 +2,7 @@
  * SQLite backend: a file (created with its folder on first start) opened with
  * better-sqlite3 in WAL mode, so the CLI and a running server can share it.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
@@ -19,13 +19,42 @@ export function openSqliteStore(file: string): SqlStore {
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
 
   // data_version changes when another connection (the CLI, another process) commits.
+  // Reading it is a query, so it is read only after the file system reports a write to
+  // the database's files, and at least once a second where watching is not possible.
   const dataVersion = sqlite.prepare('PRAGMA data_version').pluck();
   let seen = dataVersion.get() as number;
+  let maybeChanged = false;
+  const stopWatching = file === ':memory:' ? () => undefined : watchForWrites(file, () => (maybeChanged = true));
   const changedElsewhere = (): boolean => {
+    if (!maybeChanged) return false;
+    maybeChanged = false;
     const now = dataVersion.get() as number;
     if (now === seen) return false;
     seen = now;
     return true;
   };
-  return new SqlStore('sqlite', db, async () => undefined, changedElsewhere);
+  return new SqlStore('sqlite', db, async () => stopWatching(), changedElsewhere);
+}
+
+/** How often the data_version is read anyway, should file events be missed. */
+const RECHECK_MS = 1_000;
+
+/** Calls `onWrite` when the database file or its WAL changes; returns a stop function. */
+function watchForWrites(file: string, onWrite: () => void): () => void {
+  const base = path.basename(file);
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(path.dirname(path.resolve(file)), { persistent: false }, (_event, name) => {
+      if (name === null || name.startsWith(base)) onWrite();
+    });
+    watcher.on('error', () => watcher?.close());
+  } catch {
+    watcher = undefined; // e.g. too many watches: the timer below still catches changes
+  }
+  const timer = setInterval(onWrite, RECHECK_MS);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    watcher?.close();
+  };
 }
