@@ -8,7 +8,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, focusOutline, h1, invite, join, launchChromium, newAccount, newContext, startDashboard, tabTo, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, focusOutline, expectHeading, invite, join, launchChromium, newAccount, newContext, startDashboard, tabTo, textOf, type DashboardFixture } from './support.js';
 
 interface PageAudit {
   h1Count: number;
@@ -60,7 +60,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     await fixture?.close();
   });
 
-  it('gives every page one h1, a matching title, labelled fields and named controls', async () => {
+  it('gives every page one expectHeading, a matching title, labelled fields and named controls', async () => {
     const pages: [Page, string][] = [
       [member, '/keys'],
       [member, '/keys/new'],
@@ -124,7 +124,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     await page.goto('/keys/new');
     await page.getByLabel('Name').fill('No-script key');
     await page.getByRole('button', { name: 'Create key' }).click();
-    expect(await h1(page)).toBe('Copy your new key');
+    await expectHeading(page, 'Copy your new key');
     const secret = await page.getByLabel('Key “No-script key”').inputValue();
     expect(secret).toMatch(/^rk_live_/);
     expect(await page.getByRole('button', { name: 'Copy key' }).count()).toBe(0);
@@ -134,7 +134,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     await page.getByRole('link', { name: 'Rotate No-script key' }).click();
     await page.getByRole('radio', { name: /No overlap/ }).check();
     await page.getByRole('button', { name: 'Rotate key' }).click();
-    expect(await h1(page)).toBe('Copy your replacement key');
+    await expectHeading(page, 'Copy your replacement key');
     expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
     await context.close();
   });

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import {
   chromiumAvailable,
-  h1,
+  expectHeading,
   invite,
   join,
   launchChromium,
@@ -87,7 +87,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
   it('a member of another account sees none of the first account’s keys or usage', async () => {
     const { page } = globex;
     await page.goto('/keys');
-    expect(await h1(page)).toBe('API keys');
+    await expectHeading(page, 'API keys');
     const keys = await page.content();
     expect(keys).not.toContain('Acme production');
     expect(keys).not.toContain(acme.hint);
@@ -110,7 +110,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     for (const url of [`/keys/${acme.keyId}/revoke`, `/keys/${acme.keyId}/rotate`, '/keys/key_doesnotexist00/revoke']) {
       const response = await page.goto(url);
       expect(response?.status(), url).toBe(404);
-      expect(await h1(page)).toBe('Page not found');
+      await expectHeading(page, 'Page not found');
       expect(await page.content()).not.toContain('Acme production');
     }
     await screenshot(page, 'not-found');
@@ -227,7 +227,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     expect(audit.map((e) => e.action)).toContain('member.locked');
     fixture.clock.advance(15 * MINUTE + 1_000);
     await signIn(page, 'carol@initech.example');
-    expect(await h1(page)).toBe('API keys');
+    await expectHeading(page, 'API keys');
     await page.context().close();
   });
 

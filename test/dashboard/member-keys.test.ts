@@ -12,7 +12,7 @@ import { tempDir } from '../support/temp.js';
 import {
   chromiumAvailable,
   focusOutline,
-  h1,
+  expectHeading,
   invite,
   join,
   launchChromium,
@@ -59,20 +59,20 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     await screenshot(page, 'sign-in');
 
     await page.goto(link);
-    expect(await h1(page)).toBe('Choose your password');
+    await expectHeading(page, 'Choose your password');
     await shown(page.getByText('You will sign in as ada@acme.example'));
     await screenshot(page, 'invitation');
 
     await join(page, link, 'ada@acme.example');
     expect(new URL(page.url()).pathname).toBe('/keys');
-    expect(await h1(page)).toBe('API keys');
+    await expectHeading(page, 'API keys');
     await shown(page.getByText('No keys yet.'));
     await screenshot(page, 'keys-empty');
 
     // The link worked once.
     const again = await page.goto(link);
     expect(again?.status()).toBe(404);
-    expect(await h1(page)).toBe('This invitation link does not work');
+    await expectHeading(page, 'This invitation link does not work');
   });
 
   it('creates a key with the keyboard only and shows its secret once, with a copy button', async () => {
@@ -98,7 +98,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     expect(created.status()).toBe(201);
     expect(created.headers()['cache-control']).toBe('no-store');
 
-    expect(await h1(page)).toBe('Copy your new key');
+    await expectHeading(page, 'Copy your new key');
     await shown(page.getByText('This is the only time this key is shown.'));
     const displayed = await page.getByLabel('Key “Production server”').inputValue();
     expect(displayed).toMatch(/^rk_live_[0-9A-Za-z]{30}$/);
@@ -135,7 +135,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     expect(rankings.status).toBe(403);
 
     await page.goto('/usage');
-    expect(await h1(page)).toBe('Usage');
+    await expectHeading(page, 'Usage');
     const facts = await textOf(page.locator('.facts'));
     expect(facts).toContain('Pro');
     expect(facts).toMatch(/API access\s+On/);
@@ -152,7 +152,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
   it('revokes the key after a confirmation; the next call gets the dialect’s 401', async () => {
     await page.goto('/keys');
     await page.getByRole('link', { name: 'Revoke Production server' }).click();
-    expect(await h1(page)).toBe('Revoke key “Production server”?');
+    await expectHeading(page, 'Revoke key “Production server”?');
     await screenshot(page, 'revoke-confirm');
 
     // Cancelling changes nothing.
@@ -181,13 +181,13 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
 
     await page.goto('/keys');
     await page.getByRole('link', { name: 'Rotate Nightly export' }).click();
-    expect(await h1(page)).toBe('Rotate key “Nightly export”');
+    await expectHeading(page, 'Rotate key “Nightly export”');
     expect(await page.getByRole('radio', { name: '24 hours' }).isChecked()).toBe(true);
     await page.getByRole('radio', { name: '1 hour' }).check();
     await screenshot(page, 'rotate');
     await page.getByRole('button', { name: 'Rotate key' }).click();
 
-    expect(await h1(page)).toBe('Copy your replacement key');
+    await expectHeading(page, 'Copy your replacement key');
     await shown(page.getByText(/keeps working until .* \(in 1 h\)/));
     const newSecret = await page.getByLabel('Key “Nightly export”').inputValue();
     expect(newSecret).not.toBe(oldSecret);
@@ -218,7 +218,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
       await page.goto('/keys/new');
       await page.getByLabel('Name').fill(name);
       await page.getByRole('button', { name: 'Create key' }).click();
-      expect(await h1(page)).toBe('Copy your new key');
+      await expectHeading(page, 'Copy your new key');
     }
     await page.goto('/keys/new');
     await page.getByLabel('Name').fill('One too many');

@@ -8,7 +8,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, h1, invite, join, launchChromium, newAccount, newContext, screenshot, shown, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, screenshot, shown, startDashboard, textOf, type DashboardFixture } from './support.js';
 
 const OPERATOR = 'olga@ops.example';
 
@@ -40,7 +40,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
 
   it('lists every account with its plan, API access and keys', async () => {
     expect(new URL(page.url()).pathname).toBe('/accounts');
-    expect(await h1(page)).toBe('Accounts');
+    await expectHeading(page, 'Accounts');
     expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts()).toEqual(['Accounts', 'Audit log']);
     const acme = await textOf(page.locator('tr', { hasText: 'Acme Analytics' }));
     expect(acme).toMatch(/Acme Analytics\s+Pro\s+On\s+1\s+0/);
@@ -56,7 +56,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
   it('turns API access off and on; the gateway follows on the next request', async () => {
     await page.goto('/accounts');
     await page.getByRole('link', { name: 'Acme Analytics' }).click();
-    expect(await h1(page)).toBe('Acme Analytics');
+    await expectHeading(page, 'Acme Analytics');
     expect(await textOf(page.getByRole('table', { name: 'Keys in use of Acme Analytics' }))).toContain('Acme production');
 
     await page.getByRole('button', { name: 'Turn API access off' }).click();
@@ -86,7 +86,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await page.goto(`/accounts/${acmeId}`);
     await page.getByLabel('Invite a member by email').fill('dan@acme.example');
     await page.getByRole('button', { name: 'Create invitation link' }).click();
-    expect(await h1(page)).toBe('Invitation for dan@acme.example');
+    await expectHeading(page, 'Invitation for dan@acme.example');
     const link = await page.getByLabel('Invitation link').inputValue();
     expect(link).toMatch(/\/invite\/[\w-]{32}$/);
     await screenshot(page, 'invitation-link');
@@ -104,7 +104,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await page.goto(`/accounts/${acmeId}`);
     await screenshot(page, 'account');
     await page.getByRole('link', { name: 'Revoke Acme production' }).click();
-    expect(await h1(page)).toBe('Revoke key “Acme production”?');
+    await expectHeading(page, 'Revoke key “Acme production”?');
     await page.getByRole('button', { name: 'Revoke key' }).click();
     expect(await textOf(page.getByRole('status'))).toMatch(/^Key “Acme production” \(rk_live_…\w{4}\) of Acme Analytics is revoked\.$/);
     expect((await callGateway()).status).toBe(401);
@@ -114,14 +114,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await page.goto('/accounts');
     await page.getByLabel('Name').fill('Initech');
     await page.getByRole('button', { name: 'Create account' }).click();
-    expect(await h1(page)).toBe('Initech');
+    await expectHeading(page, 'Initech');
     expect(await textOf(page.getByRole('status'))).toBe('Account “Initech” created. Invite its first member below.');
     await shown(page.getByText('No keys in use.'));
   });
 
   it('shows the audit log, with the operator as the actor of each change', async () => {
     await page.goto('/audit');
-    expect(await h1(page)).toBe('Audit log');
+    await expectHeading(page, 'Audit log');
     const rows = page.locator('tbody tr', { hasText: OPERATOR });
     const texts = await rows.allInnerTexts();
     const joined = texts.join('\n');

@@ -6,7 +6,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, h1, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, textOf, type DashboardFixture } from './support.js';
 
 async function horizontalOverflow(page: Page): Promise<number> {
   return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
@@ -36,7 +36,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
     await page.goto('/keys');
     expect(await horizontalOverflow(page)).toBe(0);
     await page.getByRole('link', { name: 'Create a key' }).tap();
-    expect(await h1(page)).toBe('Create a key');
+    await expectHeading(page, 'Create a key');
     expect(await horizontalOverflow(page)).toBe(0);
     await page.getByLabel('Name').fill('Phone app');
     await page.getByRole('checkbox', { name: '* (all scopes)' }).tap();
@@ -44,7 +44,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
     await page.getByRole('checkbox', { name: 'rankings:read' }).tap();
     await screenshot(page, 'phone-create-key');
     await page.getByRole('button', { name: 'Create key' }).tap();
-    expect(await h1(page)).toBe('Copy your new key');
+    await expectHeading(page, 'Copy your new key');
     await page.getByRole('button', { name: 'Copy key' }).tap();
     secret = await page.evaluate(() => navigator.clipboard.readText());
     expect(secret).toMatch(/^rk_live_/);
@@ -73,7 +73,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
 
   it('shows usage and its charts within the screen', async () => {
     await page.goto('/usage');
-    expect(await h1(page)).toBe('Usage');
+    await expectHeading(page, 'Usage');
     expect(await horizontalOverflow(page)).toBe(0);
     expect(await textOf(page.locator('tr', { hasText: 'units' }))).toMatch(/26/);
     const chart = await page.getByRole('img', { name: /Requests per day/ }).boundingBox();

@@ -171,6 +171,16 @@ export async function shown(locator: Locator): Promise<void> {
   await locator.first().waitFor({ state: 'visible', timeout: 10_000 });
 }
 
-export async function h1(page: Page): Promise<string> {
-  return textOf(page.locator('h1'));
+/**
+ * Waits (up to 10 s) for the page's heading to read `expected` — a click that submits a
+ * form returns before the next page has arrived — and fails with the heading it saw.
+ */
+export async function expectHeading(page: Page, expected: string): Promise<void> {
+  const heading = page.locator('h1');
+  try {
+    await page.waitForFunction((text) => document.querySelector('h1')?.textContent?.trim() === text, expected, { timeout: 10_000 });
+  } catch {
+    const seen = await heading.first().textContent({ timeout: 1_000 }).catch(() => null);
+    throw new Error(`expected the page heading "${expected}", saw ${seen === null ? 'no heading' : `"${seen.trim()}"`} at ${page.url()}`);
+  }
 }
