@@ -22,7 +22,7 @@ import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 import type { RenderedError } from './dialect/dialect.js';
 import type { Identity } from './pipeline/identity.js';
 import type { RouteMatch } from './routes/route-table.js';
-import { actualAmount } from './meters/cost.js';
+import { settleCharge } from './pipeline/settle.js';
 import { renderBuiltin } from './gateway/builtins.js';
 
 export interface CheckRequest {
@@ -42,7 +42,11 @@ export type CheckResult =
       headers: Record<string, string>;
       /** For built-in endpoints: the body keygate answers with. */
       builtinBody?: string;
-      /** Commit the route's cost for a 2xx (per-record routes: pass the records returned); release it otherwise. */
+      /**
+       * Commit the route's cost for a 2xx (per-record routes: pass the records returned);
+       * release it otherwise. Call it in a `finally`: an unsettled reservation holds its
+       * units until the process restarts.
+       */
       settle(status: number, records?: number): Promise<void>;
     };
 
@@ -70,12 +74,8 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       const settle = async (status: number, records?: number) => {
         if (settled) return;
         settled = true;
-        const ok = status >= 200 && status < 300;
         rt.usage.add(identity.account.id, rt.clock(), 'requests', `${Math.floor(status / 100)}xx`);
-        const cost = route.kind === 'proxy' ? route.route.cost : undefined;
-        const units = cost && ok ? actualAmount(cost, records) : 0;
-        if (reservation) await rt.counters.settle(reservation, units);
-        if (cost && units > 0) rt.usage.add(identity.account.id, rt.clock(), 'units', cost.meter, units);
+        settleCharge(rt, identity.account.id, route.kind === 'proxy' ? route.route : undefined, reservation, status, records);
       };
       const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
       return { allowed: true, identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };

@@ -12,7 +12,7 @@ import { buildGateway } from './gateway/gateway.js';
 import { buildAdmin } from './admin/admin.js';
 import { buildDashboard } from './dashboard/dashboard.js';
 import { createMetrics } from './metrics.js';
-import { describeStoreUrl } from './store/open.js';
+import { redactUrl } from './store/open.js';
 
 export interface ServeOptions extends RuntimeOptions {
   /** Override listener ports (0 = any free port), e.g. for tests. */
@@ -81,7 +81,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     }
 
     log.info(
-      { profile: config.name, gateway: gatewayUrl, admin: adminUrl, dashboard: dashboardUrl, upstream: config.upstream.url, store: describeStoreUrl(config.store), counters: describeStoreUrl(config.counters) },
+      { profile: config.name, gateway: gatewayUrl, admin: adminUrl, dashboard: dashboardUrl, upstream: redactUrl(config.upstream.url), store: redactUrl(config.store), counters: redactUrl(config.counters) },
       'keygate is serving',
     );
 

@@ -9,7 +9,7 @@ import { ConfigError, configJsonSchema, loadConfigFile, type LoadedConfig } from
 import { parseDuration } from '../config/duration.js';
 import { createRuntime, NotMigratedError, type Runtime } from '../runtime.js';
 import { serve } from '../serve.js';
-import { openStore, describeStoreUrl } from '../store/open.js';
+import { openStore, redactUrl } from '../store/open.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
@@ -113,7 +113,7 @@ export function buildCli(): Command {
       try {
         const applied = await store.migrate();
         print(json, { applied }, () =>
-          applied.length > 0 ? `applied ${applied.join(', ')} to ${describeStoreUrl(loaded.config.store)}` : `${describeStoreUrl(loaded.config.store)} is up to date`,
+          applied.length > 0 ? `applied ${applied.join(', ')} to ${redactUrl(loaded.config.store)}` : `${redactUrl(loaded.config.store)} is up to date`,
         );
       } finally {
         await store.close();

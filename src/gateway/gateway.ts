@@ -17,6 +17,7 @@ import { withoutCredentialParams } from '../auth/credential.js';
 import { REDACTED } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { renderBuiltin } from './builtins.js';
+import { isCanonicalPath } from './request-path.js';
 import { registerProxy, type Forwarding } from './proxy.js';
 
 /** What the access log and metrics need to know about one request. */
@@ -80,13 +81,10 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
   const forward: Forwarding = await registerProxy(app, rt, {
-    onSettled: (request, units, meter) => {
-      if (units > 0 && meter && request.keygate?.accountId) {
-        usage.add(request.keygate.accountId, rt.clock(), 'units', meter, units);
-        options.metrics?.units.inc({ meter }, units);
-      }
+    onSettled: (_request, units, meter) => {
+      if (units > 0 && meter) options.metrics?.units.inc({ meter }, units);
     },
-    onUpstreamError: (request, reply, denial) => send(request, reply, denial),
+    onUpstreamError: (request, reply, denial, identity) => send(request, reply, denial, identity),
   });
 
   const basePath = config.basePath.replace(/\/$/, '');
@@ -112,6 +110,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     const url = request.raw.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
+    // What is matched must be what is forwarded: no `\`, `.` or `..` tricks.
+    if (!isCanonicalPath(path)) return send(request, reply, deny('bad_request'));
     if (!underBase(path)) return send(request, reply, deny('no_route'));
 
     const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers };

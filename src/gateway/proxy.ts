@@ -15,11 +15,15 @@ import type { Identity } from '../pipeline/identity.js';
 import type { Reservation } from '../counters/counters.js';
 import { deny, type Denial } from '../denial/reasons.js';
 import { credentialHeaderNames, withoutCredentialParams } from '../auth/credential.js';
-import { actualAmount, countRecords, parseRecordHeader } from '../meters/cost.js';
+import { countRecords, parseRecordHeader } from '../meters/cost.js';
+import { settleCharge } from '../pipeline/settle.js';
+import { redactUrl } from '../store/open.js';
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
+/** How long idle upstream connections are kept for reuse. */
+const UPSTREAM_KEEP_ALIVE_MS = 60_000;
 /** Largest JSON body buffered to count records. */
 const MAX_COUNTED_BODY = 64 * 1024 * 1024;
 
@@ -33,26 +37,24 @@ export type Forwarding = (
 
 export interface ProxyHooks {
   onSettled(request: FastifyRequest, units: number, meter: string | undefined): void;
-  onUpstreamError(request: FastifyRequest, reply: FastifyReply, denial: Denial): void;
+  onUpstreamError(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity: Identity): void;
+}
+
+/** The header names a `Connection` header lists (they are hop-by-hop too). */
+function listedInConnection(value: string | string[] | undefined): string[] {
+  return typeof value === 'string' ? value.toLowerCase().split(',').map((name) => name.trim()) : [];
 }
 
 export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: ProxyHooks): Promise<Forwarding> {
-  const { config, counters, log } = rt;
+  const { config, log } = rt;
   await app.register(replyFrom, {
     base: config.upstream.url,
-    undici: { connections: config.upstream.connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: config.upstream.timeout, bodyTimeout: config.upstream.timeout },
+    undici: { connections: config.upstream.connections, pipelining: 1, keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS, headersTimeout: config.upstream.timeout, bodyTimeout: config.upstream.timeout },
     disableRequestLogging: true,
   });
 
   const dropHeaders = new Set([...HOP_BY_HOP, ...credentialHeaderNames(config.auth.credentials)]);
   const identityPrefix = config.identityHeaders.prefix.toLowerCase();
-  // Built once, not per request.
-  const noRetry = () => null;
-  const upstreamQuery = (_search: string | undefined, reqUrl: string): string => {
-    const stripped = withoutCredentialParams(reqUrl, config.auth.credentials);
-    const q = stripped.indexOf('?');
-    return q === -1 ? '' : stripped.slice(q + 1);
-  };
   const identityHeader = {
     account: `${config.identityHeaders.prefix}Account`,
     key: `${config.identityHeaders.prefix}Key`,
@@ -61,23 +63,23 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
     plan: `${config.identityHeaders.prefix}Plan`,
   };
   const gaugeHeaders = Object.entries(config.gauges).map(([meter, g]) => ({ meter, header: g.header.toLowerCase() }));
-  const gaugeHeaderNames = new Set(gaugeHeaders.map((g) => g.header));
+  // Built once, not per request.
+  const noRetry = () => null;
+  const upstreamQuery = (_search: string | undefined, reqUrl: string): string => {
+    const stripped = withoutCredentialParams(reqUrl, config.auth.credentials);
+    const q = stripped.indexOf('?');
+    return q === -1 ? '' : stripped.slice(q + 1);
+  };
 
   return (request, reply, identity, route, reservation) => {
-    const cost = route.cost;
-    const recordHeader = cost?.records && 'header' in cost.records ? cost.records.header.toLowerCase() : undefined;
-    const recordJson = cost?.records && 'json' in cost.records ? cost.records.json : undefined;
+    const recordHeader = route.cost?.records && 'header' in route.cost.records ? route.cost.records.header.toLowerCase() : undefined;
+    const recordJson = route.cost?.records && 'json' in route.cost.records ? route.cost.records.json : undefined;
     let recordsFromHeader: number | undefined;
     let settled = false;
-
     const settle = (status: number, records: number | undefined) => {
       if (settled) return;
       settled = true;
-      const units = cost && status >= 200 && status < 300 ? actualAmount(cost, records) : 0;
-      if (reservation) {
-        counters.settle(reservation, units).catch((error: unknown) => log.error({ err: error }, 'could not settle a reservation'));
-      }
-      hooks.onSettled(request, units, cost?.meter);
+      hooks.onSettled(request, settleCharge(rt, identity.account.id, route, reservation, status, records), route.cost?.meter);
     };
     // A client that hangs up before the answer still releases what it reserved.
     reply.raw.once('close', () => settle(0, undefined));
@@ -89,7 +91,7 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
       queryString: upstreamQuery,
       rewriteRequestHeaders: (req, headers) => {
         const out: IncomingHttpHeaders = {};
-        const listed = typeof req.headers.connection === 'string' ? req.headers.connection.toLowerCase().split(',').map((h) => h.trim()) : [];
+        const listed = listedInConnection(req.headers.connection);
         for (const name of Object.keys(headers)) {
           if (dropHeaders.has(name) || name.startsWith(identityPrefix) || listed.includes(name)) continue;
           out[name] = headers[name];
@@ -103,44 +105,36 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
         out['x-forwarded-for'] = forwardedFor ? `${forwardedFor}, ${req.ip}` : req.ip;
         out['x-forwarded-proto'] = req.protocol;
         if (req.headers.host) out['x-forwarded-host'] = req.headers.host;
+        // Records are counted in the body as sent: it must not come compressed.
+        if (recordJson) out['accept-encoding'] = 'identity';
         return out;
       },
       rewriteHeaders: (headers) => {
-        // Hop-by-hop headers describe the upstream connection, not the client's.
-        const listed = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((h) => h.trim()) : [];
-        const hopByHop = (name: string) => HOP_BY_HOP_NAMES.has(name) || listed.includes(name);
-        // Removed in this order: hop-by-hop, the record count (read first), each gauge (read first).
-        if (recordHeader) recordsFromHeader = hopByHop(recordHeader) ? undefined : parseRecordHeader(headers[recordHeader]);
-        gaugeHeaders.forEach(({ meter, header }, i) => {
-          const gone = hopByHop(header) || header === recordHeader || gaugeHeaders.slice(0, i).some((g) => g.header === header);
-          const value = gone ? undefined : parseRecordHeader(headers[header]);
-          if (value !== undefined) {
-            rt.store
-              .setGauge({ accountId: identity.account.id, meter, value, updatedAt: rt.clock() })
-              .catch((error: unknown) => log.error({ err: error }, 'could not record a gauge'));
-          }
-        });
-        // A copy without them: deleting from the upstream's object (usually at least
-        // `connection` and `keep-alive`) would make it and every later read of it slower.
+        // Hop-by-hop headers describe the upstream connection, not the client's; the
+        // record count and gauge levels are keygate's. A copy without them: deleting
+        // from undici's object would make every later read of it slower.
+        const listed = listedInConnection(headers.connection);
         const kept: typeof headers = {};
         for (const name of Object.keys(headers)) {
-          if (hopByHop(name) || name === recordHeader || gaugeHeaderNames.has(name)) continue;
-          kept[name] = headers[name];
+          if (HOP_BY_HOP_NAMES.has(name) || listed.includes(name)) continue;
+          if (name === recordHeader) recordsFromHeader = parseRecordHeader(headers[name]);
+          const gauge = gaugeHeaders.find((g) => g.header === name);
+          if (gauge) {
+            const level = parseRecordHeader(headers[name]);
+            if (level !== undefined && identity.plan.meters[gauge.meter]?.kind === 'gauge') rt.usage.gauge(identity.account.id, gauge.meter, level, rt.clock());
+          }
+          if (name !== recordHeader && !gauge) kept[name] = headers[name];
         }
         return kept;
       },
       onResponse: (_request, _reply, res) => {
         const status = res.statusCode;
         const body = res.stream as Readable;
-        if (recordJson && status >= 200 && status < 300) {
+        const ok = status >= 200 && status < 300;
+        if (recordJson && ok) {
           readCapped(body, MAX_COUNTED_BODY).then(
             (buffer) => {
-              let records: number | undefined;
-              try {
-                records = countRecords(JSON.parse(buffer.toString('utf8')), recordJson);
-              } catch {
-                records = undefined;
-              }
+              const records = countJsonRecords(buffer, recordJson);
               if (records === undefined) log.warn({ route: route.path }, 'could not count records in the upstream response; charged the reserved estimate');
               settle(status, records);
               reply.send(buffer);
@@ -153,7 +147,7 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
           );
           return;
         }
-        if (recordHeader && status >= 200 && status < 300 && recordsFromHeader === undefined) {
+        if (recordHeader && ok && recordsFromHeader === undefined) {
           log.warn({ route: route.path, header: recordHeader }, 'upstream sent no record count; charged the reserved estimate');
         }
         settle(status, recordsFromHeader);
@@ -162,11 +156,19 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
       onError: (_reply, { error }) => {
         settle(0, undefined);
         const timedOut = (error as { statusCode?: number }).statusCode === 504;
-        log.warn({ err: { message: error.message, code: (error as { code?: string }).code }, upstream: config.upstream.url }, 'upstream request failed');
-        hooks.onUpstreamError(request, reply, deny(timedOut ? 'upstream_timeout' : 'upstream_unavailable'));
+        log.warn({ err: { message: error.message, code: (error as { code?: string }).code }, upstream: redactUrl(config.upstream.url) }, 'upstream request failed');
+        hooks.onUpstreamError(request, reply, deny(timedOut ? 'upstream_timeout' : 'upstream_unavailable'), identity);
       },
     });
   };
+}
+
+function countJsonRecords(body: Buffer, path: string): number | undefined {
+  try {
+    return countRecords(JSON.parse(body.toString('utf8')), path);
+  } catch {
+    return undefined;
+  }
 }
 
 function readCapped(stream: Readable, max: number): Promise<Buffer> {

@@ -34,7 +34,9 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
   const plan = rt.config.plans[account.planId];
   const planExpired = account.planExpiresAt !== null && account.planExpiresAt <= now;
   const meters: Record<string, MeterUsage> = {};
+  // Stored levels, then the ones reported since the last flush.
   const gauges = new Map((await rt.store.listGauges(account.id)).map((g) => [g.meter, g.value]));
+  for (const pending of rt.usage.pendingGauges(account.id)) gauges.set(pending.meter, pending.value);
   for (const [name, meter] of Object.entries(plan?.meters ?? {})) {
     const bounds = periodBounds(meter.period, now);
     const usage =

@@ -13,8 +13,8 @@ export function openStore(url: string, baseDir = process.cwd()): Store {
   throw new Error(`store: expected "sqlite:<file>" or "postgres://...", got "${url}"`);
 }
 
-/** Redacts the password in a database URL for messages and logs. */
-export function describeStoreUrl(url: string): string {
+/** A URL with its password replaced, for messages and logs (store, counters, upstream). */
+export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';

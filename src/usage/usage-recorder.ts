@@ -1,14 +1,15 @@
 /**
- * Daily usage counters (requests by status class, denials by reason, units by meter)
- * and "last used" times, aggregated in memory and written to the store in batches by
- * the runtime's flusher — never on the request path.
+ * Daily usage counters (requests by status class, denials by reason, units by meter),
+ * "last used" times and gauge levels the upstream reports, aggregated in memory and
+ * written to the store in batches by the runtime's flusher — never on the request path.
  */
-import type { Store, UsageDailyRow, UsageMetric } from '../store/store.js';
+import type { GaugeRow, Store, UsageDailyRow, UsageMetric } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
 
 export class UsageRecorder {
   private daily = new Map<string, UsageDailyRow>();
   private lastUsed = new Map<string, number>();
+  private gauges = new Map<string, GaugeRow>();
 
   add(accountId: string, now: number, metric: UsageMetric, label: string, value = 1): void {
     const day = isoDay(now);
@@ -22,23 +23,57 @@ export class UsageRecorder {
     this.lastUsed.set(keyId, now);
   }
 
-  /** Writes everything gathered so far; on failure the rows are kept for the next try. */
+  /** The latest level of a gauge; a report older than the one held is ignored. */
+  gauge(accountId: string, meter: string, value: number, now: number): void {
+    const id = `${accountId}\u0000${meter}`;
+    const held = this.gauges.get(id);
+    if (!held || held.updatedAt <= now) this.gauges.set(id, { accountId, meter, value, updatedAt: now });
+  }
+
+  /** Gauge levels of an account not yet written to the store. */
+  pendingGauges(accountId: string): GaugeRow[] {
+    return [...this.gauges.values()].filter((row) => row.accountId === accountId);
+  }
+
+  /**
+   * Writes everything gathered so far. What could not be written is kept for the next
+   * try; what was written is never written twice (daily counters are additive).
+   */
   async flush(store: Store): Promise<void> {
     const daily = this.daily;
     const lastUsed = this.lastUsed;
+    const gauges = this.gauges;
     this.daily = new Map();
     this.lastUsed = new Map();
+    this.gauges = new Map();
+    const keepDaily = () => {
+      for (const row of daily.values()) this.add(row.accountId, Date.parse(row.day), row.metric, row.label, row.value);
+    };
+    const keepLastUsed = () => {
+      for (const [id, at] of lastUsed) if (!this.lastUsed.has(id)) this.lastUsed.set(id, at);
+    };
+    const keepGauges = () => {
+      for (const row of gauges.values()) this.gauge(row.accountId, row.meter, row.value, row.updatedAt);
+    };
     try {
       if (daily.size > 0) await store.addUsageDaily([...daily.values()]);
     } catch (error) {
-      for (const row of daily.values()) this.add(row.accountId, Date.parse(row.day), row.metric, row.label, row.value);
-      for (const [id, at] of lastUsed) if (!this.lastUsed.has(id)) this.lastUsed.set(id, at);
+      keepDaily();
+      keepLastUsed();
+      keepGauges();
       throw error;
     }
     try {
       if (lastUsed.size > 0) await store.touchKeys(lastUsed);
     } catch (error) {
-      for (const [id, at] of lastUsed) if (!this.lastUsed.has(id)) this.lastUsed.set(id, at);
+      keepLastUsed();
+      keepGauges();
+      throw error;
+    }
+    try {
+      for (const row of gauges.values()) await store.setGauge(row);
+    } catch (error) {
+      keepGauges();
       throw error;
     }
   }

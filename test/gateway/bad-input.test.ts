@@ -126,6 +126,16 @@ describe('bad input at the gateway', () => {
     expect(upstream.received.length).toBe(before);
   });
 
+  it('refuses backslash and dot-segment tricks, which would be matched as one route and served as another', async () => {
+    const before = upstream.received.length;
+    for (const target of ['/v1/domains/x\\..\\..\\admin', '/v1/domains/x/../../admin', '/v1/a/%2E%2e/admin', '/v1/./domains']) {
+      const r = await raw(kg.gatewayUrl, `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
+      expect(r.status, target).toBe(400);
+      expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] });
+    }
+    expect(upstream.received.length).toBe(before);
+  });
+
   it('keeps serving after all of the above', async () => {
     const response = await kg.call('/v1/domains', { headers: { Authorization: secret } });
     expect(response.status).toBe(200);

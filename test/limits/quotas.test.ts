@@ -101,6 +101,14 @@ describe('unit quotas', () => {
     expect(await unitsLeft(secret)).toBe(100_000 - 37 - 300);
   });
 
+  it('counts records in a body the client asked to have compressed (the upstream is asked for it plain)', async () => {
+    const { secret } = await keyOn('big');
+    const r = await kg.call('/v1/backlinks/records?n=100', { headers: { authorization: `Token ${secret}`, 'accept-encoding': 'gzip' } });
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as { data: unknown[] }).data).toHaveLength(100);
+    expect(await unitsLeft(secret)).toBe(100_000 - 100);
+  });
+
   it('reserves what a per-record request asks for, so it cannot outspend the balance', async () => {
     const { secret } = await keyOn('thousand');
     const refused = await call(secret, 'GET', '/v1/backlinks/records?n=1500');

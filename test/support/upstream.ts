@@ -4,13 +4,14 @@
  *
  *   /status/<code>        answers that status
  *   /slow?ms=<n>          answers after n ms
- *   /records?n=<n>        {"data":[...n items]} and X-Record-Count: n
+ *   /records?n=<n>        {"data":[...n items]} and X-Record-Count: n (gzipped when the request accepts gzip)
  *   /count-header?n=<n>   X-Record-Count: n with a tiny body
  *   /stream?chunks=<n>    n chunks, 20 ms apart
  *   anything else         200 with {method, url, headers, body} echoed
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 
 export interface Received {
   method: string;
@@ -46,7 +47,11 @@ export async function startTestUpstream(): Promise<TestUpstream> {
       }
       if (url.pathname.endsWith('/records')) {
         const n = Number(url.searchParams.get('n') ?? 0);
-        return json(200, { data: Array.from({ length: n }, (_, i) => ({ id: i + 1 })) }, { 'x-record-count': String(n) });
+        const body = { data: Array.from({ length: n }, (_, i) => ({ id: i + 1 })) };
+        if (!String(req.headers['accept-encoding'] ?? '').includes('gzip')) return json(200, body, { 'x-record-count': String(n) });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+        res.end(gzipSync(JSON.stringify(body)));
+        return;
       }
       if (url.pathname.endsWith('/count-header')) return json(200, { ok: true }, { 'x-record-count': url.searchParams.get('n') ?? '0' });
       if (url.pathname.endsWith('/stream')) {

@@ -1,0 +1,16 @@
+import { describe, expect, it } from 'vitest';
+import { isCanonicalPath } from './request-path.js';
+
+describe('isCanonicalPath', () => {
+  it('accepts ordinary and percent-encoded paths', () => {
+    for (const path of ['/', '/v1/domains', '/v1/apps/01JN4/metrics/mrr', '/v1/q/a%20b', '/sites/', '/v1/x.json', '/v1/.well-known']) {
+      expect(isCanonicalPath(path), path).toBe(true);
+    }
+  });
+
+  it('refuses every path a URL parser would rewrite', () => {
+    for (const path of ['/v1/projects/x\\..\\..\\rankings', '/v1/a\\b', '/v1/../admin', '/v1/./x', '/v1/%2e%2e/admin', '/v1/%2E%2e/admin', '/v1/x/..', '//evil.example/x']) {
+      expect(isCanonicalPath(path), path).toBe(false);
+    }
+  });
+});
