@@ -102,6 +102,16 @@ describe('admin API', () => {
     first = { id: rotated.body.id, secret: replacement };
   });
 
+  it('refuses to rotate a key twice, which would leave three keys alive', async () => {
+    const rotated = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '7d' }) }));
+    expect(rotated.status).toBe(200);
+    const again = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '7d' }) }));
+    expect(again.status).toBe(409);
+    expect(again.body.detail).toBe(`this key was already rotated; rotate its replacement ${rotated.body.id} instead`);
+    await kg.admin(`/v1/keys/${first.id}/revoke`, { method: 'POST' });
+    first = { id: rotated.body.id, secret: rotated.body.secret };
+  });
+
   it('disabling API access or moving to a plan without it takes effect on the next request', async () => {
     await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ apiAccess: false }) }));
     expect((await kg.call('/brands', bearer(first.secret))).status).toBe(403);
@@ -133,7 +143,20 @@ describe('admin API', () => {
     expect(r.status).toBe(401);
     const audit = await json(await kg.admin(`/v1/audit?accountId=${accountId}`));
     const actions = (audit.body as unknown as { action: string; actor: string }[]).map((e) => e.action);
-    expect(actions).toEqual(['key.revoked', 'account.updated', 'account.updated', 'account.updated', 'account.updated', 'key.rotated', 'key.created', 'key.created', 'account.created']);
+    expect(actions).toEqual([
+      'key.revoked',
+      'account.updated',
+      'account.updated',
+      'account.updated',
+      'account.updated',
+      'key.revoked',
+      'key.rotated',
+      'key.created',
+      'key.rotated',
+      'key.created',
+      'key.created',
+      'account.created',
+    ]);
     expect((audit.body as unknown as { actor: string }[]).every((e) => e.actor === 'admin-api')).toBe(true);
   });
 
@@ -192,6 +215,38 @@ describe('admin listener without a token', () => {
       expect(locked.status).toBe(503);
       expect(await locked.json()).toMatchObject({ detail: 'The admin API is locked: start keygate with KEYGATE_ADMIN_TOKEN set.' });
       expect(kg.logs.text).toContain('admin API locked: set KEYGATE_ADMIN_TOKEN');
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});
+
+describe('plan scopes at request time', () => {
+  const dir = tempDir('admin-scopes');
+
+  it('narrows existing keys when their account moves to a plan with fewer scopes', async () => {
+    const upstream = await startTestUpstream();
+    const kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        errors: { envelope: 'error' },
+        scopes: ['read', 'write'],
+        plans: { pro: {}, basic: { scopes: ['read'] } },
+        routes: [{ method: 'GET', path: '/items', scopes: ['read'] }, { method: 'POST', path: '/items', scopes: ['write'] }],
+      },
+      { dir },
+    );
+    try {
+      const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme', planId: 'pro' }) })).json()) as { id: string };
+      const key = (await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'all', scopes: ['*'] }) })).json()) as { secret: string };
+      const post = () => kg.call('/items', { method: 'POST', headers: { authorization: `Bearer ${key.secret}` } });
+      expect((await post()).status).toBe(200);
+      await kg.admin(`/v1/accounts/${account.id}`, { method: 'PATCH', body: JSON.stringify({ planId: 'basic' }) });
+      const refused = await post();
+      expect(refused.status).toBe(403);
+      expect(await refused.json()).toEqual({ error: 'This API key lacks the scope this endpoint requires.' });
+      expect((await kg.call('/items', { headers: { authorization: `Bearer ${key.secret}` } })).status).toBe(200);
     } finally {
       await kg.close();
       await upstream.close();

@@ -68,3 +68,15 @@ describe('built-in endpoint templates', () => {
     ]);
   });
 });
+
+describe('upstream and identity headers', () => {
+  it('refuses an upstream URL with a path, which could not be forwarded to', () => {
+    expect(problems('upstream: {url: "http://127.0.0.1:4000/api"}\n')).toEqual([
+      'upstream.url: an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)',
+    ]);
+  });
+
+  it('refuses an empty identity header prefix, which would drop every client header', () => {
+    expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {prefix: ""}\n')[0]).toMatch(/^identityHeaders\.prefix: /);
+  });
+});

@@ -231,7 +231,13 @@ export const configSchema = z
     basePath: z.string().startsWith('/').default('/').describe('keygate guards everything under this path.'),
     upstream: z
       .object({
-        url: z.url({ protocol: /^https?$/ }).describe('Where admitted requests go, e.g. http://127.0.0.1:4000.'),
+        url: z
+          .url({ protocol: /^https?$/ })
+          .refine((url) => {
+            const parsed = new URL(url);
+            return parsed.pathname === '/' && parsed.search === '' && parsed.hash === '';
+          }, 'an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)')
+          .describe('Where admitted requests go, e.g. http://127.0.0.1:4000.'),
         timeout: positiveDuration.prefault('30s'),
         connections: z.number().int().positive().default(128),
         spawn: z
@@ -258,7 +264,7 @@ export const configSchema = z
       .prefault({ credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }] }),
     errors: dialect.prefault({}),
     identityHeaders: z
-      .object({ prefix: z.string().default('X-Keygate-') })
+      .object({ prefix: z.string().regex(/^[A-Za-z0-9-]+$/, 'a header name prefix such as "X-Keygate-"').default('X-Keygate-') })
       .strict()
       .prefault({}),
     scopes: z.array(z.string().min(1)).default([]).describe('Every scope the API knows, offered when creating keys.'),

@@ -16,7 +16,14 @@ export interface CountersDeps {
 }
 
 export async function openCounters(config: Config, deps: CountersDeps): Promise<Counters> {
-  if (config.counters === 'memory') return new MemoryCounters(deps.clock);
+  if (config.counters === 'memory') {
+    if (deps.store.kind === 'postgres') {
+      deps.log.warn(
+        'counters: memory with a PostgreSQL store is for one process only: with several, each limits on its own and balances are not shared. Use counters: redis://...',
+      );
+    }
+    return new MemoryCounters(deps.clock);
+  }
   if (config.counters.startsWith('redis://') || config.counters.startsWith('rediss://')) {
     return openRedisCounters({ url: config.counters, failure: config.counterFailure, store: deps.store, log: deps.log, clock: deps.clock });
   }

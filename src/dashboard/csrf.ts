@@ -11,7 +11,6 @@ import type { CookieSettings } from './session.js';
 
 /** The hidden form field that carries the token. */
 export const CSRF_FIELD = '_csrf';
-const PRE_SESSION_COOKIE = 'kg_form';
 const PRE_SESSION_MAX_AGE_S = 2 * 60 * 60;
 const PURPOSE = 'keygate-dashboard-form';
 
@@ -32,16 +31,16 @@ export function csrfTokenMatches(secret: string, token: unknown): boolean {
 
 /** The token for a form shown before sign-in; sets the pre-session cookie if needed. */
 export function preSessionCsrfToken(request: FastifyRequest, reply: FastifyReply, cookies: CookieSettings): string {
-  let secret = request.cookies[PRE_SESSION_COOKIE];
+  let secret = request.cookies[cookies.formName];
   if (!secret) {
     secret = newCsrfSecret();
-    reply.setCookie(PRE_SESSION_COOKIE, secret, { ...cookies.base, sameSite: 'strict', maxAge: PRE_SESSION_MAX_AGE_S });
+    reply.setCookie(cookies.formName, secret, { ...cookies.base, sameSite: 'strict', maxAge: PRE_SESSION_MAX_AGE_S });
   }
   return csrfToken(secret);
 }
 
-export function preSessionSecret(request: FastifyRequest): string | undefined {
-  return request.cookies[PRE_SESSION_COOKIE];
+export function preSessionSecret(request: FastifyRequest, cookies: CookieSettings): string | undefined {
+  return request.cookies[cookies.formName];
 }
 
 /** The token submitted with a form (or, for scripts, in the X-CSRF-Token header). */

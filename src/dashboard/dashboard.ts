@@ -76,7 +76,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       const isPublic = request.routeOptions.config.public === true;
 
       if (request.method === 'POST') {
-        const secret = isPublic ? preSessionSecret(request) : request.viewer?.session.csrfSecret;
+        const secret = isPublic ? preSessionSecret(request, dash.cookies) : request.viewer?.session.csrfSecret;
         if (!secret || !csrfTokenMatches(secret, submittedToken(request))) return refuseForgery(request, reply);
       }
       if (!isPublic && !request.viewer) {

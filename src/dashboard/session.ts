@@ -15,6 +15,8 @@ const SESSION_ID_BYTES = 32;
 
 export interface CookieSettings {
   sessionName: string;
+  /** The cookie holding the CSRF secret of forms shown before sign-in. */
+  formName: string;
   /** Attributes every dashboard cookie shares. */
   base: CookieSerializeOptions;
 }
@@ -22,7 +24,9 @@ export interface CookieSettings {
 export function cookieSettings(rt: Pick<Runtime, 'config'>): CookieSettings {
   const secure = rt.config.dashboard.secureCookies;
   return {
+    // `__Host-` cookies cannot be set by a sibling subdomain (no cookie tossing).
     sessionName: secure ? '__Host-kg_session' : 'kg_session',
+    formName: secure ? '__Host-kg_form' : 'kg_form',
     base: { path: '/', httpOnly: true, sameSite: 'lax', secure },
   };
 }

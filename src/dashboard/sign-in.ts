@@ -61,30 +61,45 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
     return { ok: false, reason: 'locked', retryAfterMs: LOCKOUT_MS };
   }
 
+  // Attempts on one email run one after another: parallel guesses would otherwise all
+  // read the same failure count before any of them wrote it, and never lock.
+  const queues = new Map<string, Promise<SignInResult>>();
+
   return {
     async check(rawEmail, password) {
       const email = rawEmail.trim().toLowerCase();
-      const now = rt.clock();
-      decoy ??= hashPassword('keygate decoy password');
-      if (email === '' || email.length > MAX_EMAIL_LENGTH) {
-        await verifyPassword(password, await decoy);
-        return { ok: false, reason: 'invalid' };
+      const previous = queues.get(email);
+      const current = (previous ?? Promise.resolve()).catch(() => undefined).then(() => checkNow(email, password));
+      queues.set(email, current);
+      try {
+        return await current;
+      } finally {
+        if (queues.get(email) === current) queues.delete(email);
       }
-      const member = await rt.store.findMemberByEmail(email);
-      if (!member || member.passwordHash === null) {
-        const tracked = unknown.get(email);
-        const stillLocked = locked(tracked?.lockedUntil ?? null, now);
-        if (stillLocked) return stillLocked;
-        await verifyPassword(password, await decoy);
-        return failUnknown(email, now);
-      }
-      const stillLocked = locked(member.lockedUntil, now);
-      if (stillLocked) return stillLocked;
-      if (!(await verifyPassword(password, member.passwordHash))) return failMember(member, now);
-      if (member.failedLogins !== 0 || member.lockedUntil !== null) {
-        await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null });
-      }
-      return { ok: true, member };
     },
   };
+
+  async function checkNow(email: string, password: string): Promise<SignInResult> {
+    const now = rt.clock();
+    decoy ??= hashPassword('keygate decoy password');
+    if (email === '' || email.length > MAX_EMAIL_LENGTH) {
+      await verifyPassword(password, await decoy);
+      return { ok: false, reason: 'invalid' };
+    }
+    const member = await rt.store.findMemberByEmail(email);
+    if (!member || member.passwordHash === null) {
+      const tracked = unknown.get(email);
+      const stillLocked = locked(tracked?.lockedUntil ?? null, now);
+      if (stillLocked) return stillLocked;
+      await verifyPassword(password, await decoy);
+      return failUnknown(email, now);
+    }
+    const stillLocked = locked(member.lockedUntil, now);
+    if (stillLocked) return stillLocked;
+    if (!(await verifyPassword(password, member.passwordHash))) return failMember(member, now);
+    if (member.failedLogins !== 0 || member.lockedUntil !== null) {
+      await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null });
+    }
+    return { ok: true, member };
+  }
 }

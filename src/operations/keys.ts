@@ -116,6 +116,9 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   const now = rt.clock();
   if (!isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
   if (old.accountId === null) throw new OperationError('conflict', 'an unbound key cannot be rotated');
+  // Rotating a key twice would leave three keys alive (and dodge the plan's key limit).
+  const replacement = (await rt.store.listKeys({ accountId: old.accountId })).find((k) => k.rotatedFrom === old.id && isActive(k, now));
+  if (replacement) throw new OperationError('conflict', `this key was already rotated; rotate its replacement ${replacement.id} instead`);
   if (overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
   const issued = await createKey(
     rt,

@@ -101,6 +101,8 @@ export async function acceptInvitation(rt: Runtime, token: string, password: str
     failedLogins: 0,
     lockedUntil: null,
   })) as MemberRecord;
+  // Whoever was signed in with the old password is signed out.
+  await rt.store.deleteSessionsOf(member.id);
   await audit(rt, member.email, 'member.joined', { accountId: member.accountId, detail: { email: member.email } });
   return updated;
 }

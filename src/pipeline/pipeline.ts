@@ -134,7 +134,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // 5. The route and the key's scopes → no_route, insufficient_scope.
     if (!route) return refuse(deny('no_route'), identity);
     const required = route.kind === 'proxy' ? route.route.scopes : route.builtin.scopes;
-    if (!hasScopes(key.scopes, required)) return refuse(deny('insufficient_scope'), identity);
+    // The key's scopes, within what its plan allows now (a plan change narrows old keys).
+    if (!hasScopes(key.scopes, required) || (plan.scopes && !hasScopes(plan.scopes, required))) return refuse(deny('insufficient_scope'), identity);
 
     // 6–7. Blocks and rate limits (all windows or none), then the cost reservation
     //      → blocked, rate_limited, insufficient_funds. One counters call.

@@ -308,6 +308,10 @@ export class SqlStore implements Store {
     await this.db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
   }
 
+  async deleteSessionsOf(memberId: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('member_id', '=', memberId).execute();
+  }
+
   async deleteExpiredSessions(now: number): Promise<number> {
     const result = await this.db.deleteFrom('sessions').where('expires_at', '<=', now).executeTakeFirst();
     return Number(result.numDeletedRows);
@@ -345,7 +349,13 @@ export class SqlStore implements Store {
       await this.db
         .insertInto('meter_usage')
         .values(values)
-        .onConflict((oc) => oc.columns(['account_id', 'meter', 'period_start']).doUpdateSet((eb) => ({ used: eb.ref('excluded.used') })))
+        // Usage only grows within a period: a process writing an older figure late never
+        // takes a balance back (SQLite's two-argument max() is PostgreSQL's greatest()).
+        .onConflict((oc) =>
+          oc.columns(['account_id', 'meter', 'period_start']).doUpdateSet((eb) => ({
+            used: eb.fn<number>(this.kind === 'sqlite' ? 'max' : 'greatest', [eb.ref('meter_usage.used'), eb.ref('excluded.used')]),
+          })),
+        )
         .execute();
     }
   }

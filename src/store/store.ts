@@ -134,12 +134,14 @@ export interface Store {
   createSession(session: SessionRecord): Promise<void>;
   getSession(idHash: string): Promise<SessionRecord | undefined>;
   deleteSession(idHash: string): Promise<void>;
+  /** Ends every session of a member (a new password signs them out everywhere). */
+  deleteSessionsOf(memberId: string): Promise<void>;
   deleteExpiredSessions(now: number): Promise<number>;
 
   appendAudit(entry: AuditEntry): Promise<void>;
   listAudit(filter?: { accountId?: string; limit?: number }): Promise<AuditEntry[]>;
 
-  /** Absolute balances: each row replaces what was stored for its account/meter/period. */
+  /** Absolute balances: each row raises what was stored for its account/meter/period (never lowers it). */
   saveMeterUsage(rows: readonly MeterUsageRow[]): Promise<void>;
   loadMeterUsage(filter?: { accountId?: string; periodStarts?: readonly string[] }): Promise<MeterUsageRow[]>;
 

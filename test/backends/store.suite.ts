@@ -178,7 +178,7 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.listAudit({ accountId: a.id, limit: 1 })).toHaveLength(1);
     });
 
-    it('saves absolute meter balances and loads them by account and period', async () => {
+    it('saves absolute meter balances, never lowering one, and loads them by account and period', async () => {
       const a = account();
       const b = account();
       await store.saveMeterUsage([
@@ -187,6 +187,8 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
         { accountId: b.id, meter: 'credits', periodStart: '2026-01-01', used: 7 },
       ]);
       await store.saveMeterUsage([{ accountId: a.id, meter: 'units', periodStart: '2026-01-01', used: 40 }]);
+      // A process writing an older, smaller figure late never takes the balance back.
+      await store.saveMeterUsage([{ accountId: a.id, meter: 'units', periodStart: '2026-01-01', used: 30 }]);
       await store.saveMeterUsage([]);
 
       expect(await store.loadMeterUsage({ accountId: a.id, periodStarts: ['2026-01-01'] })).toEqual([
