@@ -51,6 +51,8 @@ const STARTUP_WAIT_MS = 2_000;
 const PAUSE_AFTER_FAILURE_MS = 1_000;
 /** Balances seeded per batch at start-up. */
 const RESTORE_BATCH = 500;
+/** The admit script's answer for a meter Redis does not hold yet: seed it, then ask again. */
+const MISSING = Symbol('missing meter');
 /** Placeholder for a script key slot a request does not use (never read or written). */
 const UNUSED_KEY = 'unused';
 
@@ -121,9 +123,7 @@ export class RedisCounters implements Counters {
     this.client.on('close', () => this.noteFailure(new Error('connection closed')));
     this.client.on('ready', () => {
       this.pausedUntil = 0;
-      if (this.reachable) return;
-      this.reachable = true;
-      log.info('Redis answers again: shared counters resume');
+      this.noteSuccess();
     });
 
     this.subscriber.on('error', () => undefined);
@@ -156,14 +156,26 @@ export class RedisCounters implements Counters {
     if (request.windows.length === 0 && !request.block && !(request.charge && request.charge.amount > 0)) return { ok: true, windows: [] };
     if (!this.usable()) return this.withoutRedis(request, new Error('Redis is not reachable'));
     try {
-      // An admission that completes after its request gave up still holds a reservation: release it.
-      return await withDeadline(this.admitInRedis(request), ADMIT_DEADLINE_MS, (late) => {
-        if (late.ok && late.reservation) void this.settle(late.reservation, 0);
-      });
+      let admission = await this.admitWithinDeadline(request);
+      if (admission === MISSING) {
+        // Seeding reads the store: outside the deadline, which is Redis's alone.
+        await this.seed(request.charge as NonNullable<AdmitRequest['charge']>);
+        admission = await this.admitWithinDeadline(request);
+        if (admission === MISSING) throw new Error('the meter balance disappeared from Redis while it was being seeded');
+      }
+      this.noteSuccess();
+      return admission;
     } catch (error) {
       this.noteFailure(error);
       return this.withoutRedis(request, error);
     }
+  }
+
+  /** One admission round trip; an answer that arrives after the deadline is released. */
+  private admitWithinDeadline(request: AdmitRequest): Promise<Admission | typeof MISSING> {
+    return withDeadline(this.admitInRedis(request), ADMIT_DEADLINE_MS, (late) => {
+      if (late !== MISSING && late.ok && late.reservation) void this.settle(late.reservation, 0);
+    });
   }
 
   settle(reservation: Reservation, actual: number): Promise<void> {
@@ -179,7 +191,9 @@ export class RedisCounters implements Counters {
     }
     const id = this.reservationIds.get(reservation) ?? '';
     this.reservationIds.delete(reservation);
-    if (!this.usable()) {
+    // Tried whenever connected, even while admissions pause after a slow reply: a settle
+    // left undone would hold its units in Redis until the reservation lapses.
+    if (this.client.status !== 'ready') {
       this.fallback.commitLater(reservation, actual);
       return;
     }
@@ -282,7 +296,7 @@ export class RedisCounters implements Counters {
 
   // --- Redis side -----------------------------------------------------------------
 
-  private async admitInRedis(request: AdmitRequest): Promise<Admission> {
+  private async admitInRedis(request: AdmitRequest): Promise<Admission | typeof MISSING> {
     const { now, windows, block } = request;
     const charge = request.charge && request.charge.amount > 0 ? request.charge : undefined;
     const id = `${this.token}:${(this.sequence++).toString(36)}`;
@@ -313,12 +327,8 @@ export class RedisCounters implements Counters {
       ...windows.flatMap((w) => [w.limit, w.windowMs]),
     ];
 
-    for (let attempt = 0; ; attempt += 1) {
-      const reply = (await ADMIT.run(this.client, keys, args)) as string[];
-      if (reply[0] !== 'missing') return this.decode(request, charge, reply);
-      if (!charge || attempt > 0) throw new Error('the meter balance disappeared from Redis while it was being seeded');
-      await this.seed(charge);
-    }
+    const reply = (await ADMIT.run(this.client, keys, args)) as string[];
+    return reply[0] === 'missing' ? MISSING : this.decode(request, charge, reply);
   }
 
   private decode(request: AdmitRequest, charge: AdmitRequest['charge'], reply: string[]): Admission {
@@ -421,6 +431,13 @@ export class RedisCounters implements Counters {
   private withoutRedis(request: AdmitRequest, cause: unknown): Admission {
     if (this.options.failure === 'open') return this.fallback.admit(request);
     throw new CountersUnavailableError(cause);
+  }
+
+  /** Redis answered: if it had been marked unreachable, say it is back. */
+  private noteSuccess(): void {
+    if (this.reachable) return;
+    this.reachable = true;
+    this.options.log.info('Redis answers again: shared counters resume');
   }
 
   private noteFailure(error: unknown): void {
