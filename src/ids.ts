@@ -1,17 +1,11 @@
 /** Record ids: a type prefix and 16 random base62 characters, e.g. `acc_7fK2...`. */
-import { randomBytes } from 'node:crypto';
+import { randomBase62 } from './keys/format.js';
 
-const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const ID_LENGTH = 16;
 
 export function newId(prefix: 'acc' | 'key' | 'mem' | 'aud'): string {
-  let out = '';
-  while (out.length < 16) {
-    for (const byte of randomBytes(24)) {
-      if (byte < 248) out += BASE62[byte % 62];
-      if (out.length === 16) break;
-    }
-  }
+  const random = randomBase62(ID_LENGTH);
   // Audit ids sort by time so listings are stable.
-  if (prefix === 'aud') return `aud_${Date.now().toString(36).padStart(9, '0')}${out}`;
-  return `${prefix}_${out}`;
+  if (prefix === 'aud') return `aud_${Date.now().toString(36).padStart(9, '0')}${random}`;
+  return `${prefix}_${random}`;
 }

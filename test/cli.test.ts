@@ -81,6 +81,22 @@ describe('keygate CLI with a running gateway', () => {
     await response.text();
   });
 
+  it('imports a key the API issued before keygate, from stdin, and it works at once', async () => {
+    const existing = kg.runtime.keyFormat.generate('live');
+    const r = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'migrated', '--json'], { input: `${existing}\n` });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ name: 'migrated', hint: `rk_live_…${existing.slice(-4)}`, status: 'active' });
+    expect(r.stdout).not.toContain(existing);
+    const response = await kg.call('/api/v1/apps/app1/metrics/mrr', { headers: { authorization: `Bearer ${existing}` } });
+    expect(response.status).toBe(200);
+    await response.text();
+    const again = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'twice'], { input: existing });
+    expect(again.stderr).toBe('error: that key is already registered\n');
+    const foreign = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'bad'], { input: 'sk_live_not_ours' });
+    expect(foreign.stderr).toBe("error: that key does not have this API's live key format\n");
+    await cli('keys', 'revoke', JSON.parse(r.stdout).id);
+  });
+
   it('lists keys by their hint, never their secret', async () => {
     const r = await cli('keys', 'list', '--account', accountId);
     expect(r.stdout).toContain(`rk_live_…${secret.slice(-4)}`);
@@ -119,7 +135,7 @@ describe('keygate CLI with a running gateway', () => {
     expect(plans.stdout).toMatch(/team\s+team\s+on\s+3/);
     await kg.runtime.flush();
     const usage = await cli('accounts', 'usage', accountId, '--json');
-    expect(JSON.parse(usage.stdout).meters.units).toMatchObject({ usage: 20, limit: 1000, remaining: 980 });
+    expect(JSON.parse(usage.stdout).meters.units).toMatchObject({ usage: 30, limit: 1000, remaining: 970 });
   });
 
   it('forecasts planned calls against the balance', async () => {
@@ -127,10 +143,10 @@ describe('keygate CLI with a running gateway', () => {
     expect(r.code).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result.total).toBe(500);
-    expect(result.balance.units).toEqual({ remaining: 980, covered: true, overageAllowed: false });
+    expect(result.balance.units).toEqual({ remaining: 970, covered: true, overageAllowed: false });
     const over = await cli('forecast', '--account', accountId, '--call', 'GET /api/v1/apps/a/metrics/mrr x99');
     expect(over.code).toBe(3);
-    expect(over.stdout).toContain('units remaining: 980 → NOT covered');
+    expect(over.stdout).toContain('units remaining: 970 → NOT covered');
   });
 
   it('explains a missing required option', async () => {

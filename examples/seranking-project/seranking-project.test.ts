@@ -85,6 +85,18 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       expect(await read(await paced(`/sites?token=${key.secret}&token=${key.secret}`))).toEqual(INCORRECT_TOKEN);
     });
 
+    it('a token SE Ranking issued before keygate is imported (only its hash is kept) and works as the document\'s curl line sends it', async () => {
+      const other = await ex.createAccount('Migrated', 'business');
+      const imported = await ex.kg.admin('/v1/keys/import', { method: 'POST', body: JSON.stringify({ accountId: other.id, name: 'from SE Ranking', secret: 'be2165b7d065e278e7305c1c7ef791f283f5d14b' }) });
+      expect(imported.status).toBe(201);
+      const importedKey = (await imported.json()) as { id: string; hint: string; mode: string };
+      expect(importedKey).toMatchObject({ hint: '…d14b', mode: 'live' });
+      const response = await paced('/account/balance', { method: 'GET', headers: { Authorization: 'Token be2165b7d065e278e7305c1c7ef791f283f5d14b' } });
+      expect(await read(response)).toEqual({ status: 200, type: JSON_TYPE, body: BALANCE });
+      // Back to an unknown token for the tests below, which use it as one.
+      await ex.revokeKey(importedKey.id);
+    });
+
     it('a revoked key is an incorrect token from the next request on', async () => {
       const spare = await ex.createKey(account.id, 'spare');
       expect((await paced('/sites', token(spare.secret))).status).toBe(200);

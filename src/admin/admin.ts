@@ -14,18 +14,20 @@ import { z } from 'zod';
 import type { Runtime } from '../runtime.js';
 import type { Metrics } from '../metrics.js';
 import { listenerOptions } from '../fastify-options.js';
-import { parseDuration } from '../config/duration.js';
+import { DAY_MS, parseDuration } from '../config/duration.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
 import { inviteMember, passwordResetLink } from '../operations/members.js';
-import { accountUsage, usageSeries } from '../operations/usage.js';
+import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
 import { policyName } from '../limits/rate-limits.js';
 
 const ACTOR = 'admin-api';
+/** Days of daily usage answered when no range is given. */
+const DEFAULT_USAGE_DAYS = 30;
 
 const isoOrNull = z.string().nullable();
 const Account = z.object({
@@ -240,8 +242,8 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
     async (request) => {
       await getAccount(rt, request.params.id);
       const to = request.query.to ?? isoDay(rt.clock());
-      const from = request.query.from ?? isoDay(rt.clock() - 30 * 86_400_000);
-      return (await usageSeries(rt, request.params.id, from, to)).map(({ day, metric, label, value }) => ({ day, metric, label, value }));
+      const from = request.query.from ?? isoDay(rt.clock() - DEFAULT_USAGE_DAYS * DAY_MS);
+      return (await rt.store.listUsageDaily(request.params.id, from, to)).map(({ day, metric, label, value }) => ({ day, metric, label, value }));
     },
   );
   app.put(
@@ -256,10 +258,7 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
       },
     },
     async (request) => {
-      const account = await getAccount(rt, request.params.id);
-      const plan = rt.config.plans[account.planId];
-      if (plan?.meters[request.params.meter]?.kind !== 'gauge') throw new OperationError('invalid', `the ${account.planId} plan has no gauge "${request.params.meter}"`);
-      await rt.store.setGauge({ accountId: account.id, meter: request.params.meter, value: request.body.value, updatedAt: rt.clock() });
+      await setGauge(rt, request.params.id, request.params.meter, request.body.value);
       return { meter: request.params.meter, value: request.body.value };
     },
   );
@@ -307,6 +306,22 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
       return reply.code(201).send({ ...keyOut(issued.key, rt.clock()), secret: issued.secret });
     },
   );
+  app.post(
+    '/v1/keys/import',
+    {
+      schema: {
+        tags: ['keys'],
+        summary: 'Register a key the API issued before keygate (a migration); only its hash is kept',
+        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), secret: z.string().min(1).max(256), mode: z.enum(['live', 'test']).optional(), scopes: z.array(z.string()).optional() }).strict(),
+        response: { 201: Key, 400: Problem, 404: Problem, 409: Problem },
+      },
+    },
+    async (request, reply) => {
+      const b = request.body;
+      const imported = await createKey(rt, { accountId: b.accountId, name: b.name, ...(b.mode ? { mode: b.mode } : {}), ...(b.scopes ? { scopes: b.scopes } : {}) }, ACTOR, { secret: b.secret });
+      return reply.code(201).send(keyOut(imported.key, rt.clock()));
+    },
+  );
   app.get('/v1/keys/:id', { schema: { tags: ['keys'], params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => keyOut(await getKey(rt, request.params.id), rt.clock()));
   app.post('/v1/keys/:id/revoke', { schema: { tags: ['keys'], summary: 'Revoke: refused from the next request on, in every process', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) =>
     keyOut(await revokeKey(rt, request.params.id, ACTOR), rt.clock()),
@@ -323,7 +338,7 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
       },
     },
     async (request) => {
-      const overlap = request.body.overlap === '0' ? 0 : parseDuration(request.body.overlap);
+      const overlap = parseDuration(request.body.overlap);
       if (overlap === undefined) throw new OperationError('invalid', `overlap "${request.body.overlap}" is not a duration such as 1h, 24h or 7d`);
       const rotated = await rotateKey(rt, request.params.id, overlap, ACTOR);
       const now = rt.clock();

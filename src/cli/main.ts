@@ -14,7 +14,7 @@ import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
 import { inviteMember, passwordResetLink } from '../operations/members.js';
-import { accountUsage } from '../operations/usage.js';
+import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { formatDuration } from '../config/duration.js';
 import { policyName } from '../limits/rate-limits.js';
@@ -261,6 +261,32 @@ export function buildCli(): Command {
       }),
     );
   keys
+    .command('import')
+    .description('register a key the API issued before keygate (read from stdin); only its hash is kept')
+    .requiredOption('--account <id>')
+    .requiredOption('--name <name>')
+    .addOption(new Option('--mode <mode>').choices(['live', 'test']).default('live'))
+    .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows)')
+    .action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        // From stdin, so the secret stays out of shell history and process listings.
+        const secret = readFileSync(0, 'utf8').trim();
+        if (secret === '') throw new OperationError('invalid', 'pipe the existing key on stdin, e.g. printf %s "$KEY" | keygate keys import ...');
+        const imported = await createKey(
+          rt,
+          {
+            accountId: opts.account,
+            name: opts.name,
+            mode: opts.mode,
+            ...(opts.scopes !== undefined ? { scopes: opts.scopes.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+          },
+          CLI_ACTOR,
+          { secret },
+        );
+        print(json, publicKey(imported.key, rt.clock()), () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}`);
+      }),
+    );
+  keys
     .command('list')
     .option('--account <id>')
     .action((opts: { account?: string }, command: Command) =>
@@ -290,7 +316,7 @@ export function buildCli(): Command {
     .option('--overlap <duration>', 'how long the old key stays valid (0 = revoke now)', '24h')
     .action((id: string, opts: { overlap: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const overlap = opts.overlap === '0' ? 0 : parseDuration(opts.overlap);
+        const overlap = parseDuration(opts.overlap);
         if (overlap === undefined) throw new OperationError('invalid', `--overlap "${opts.overlap}" is not a duration (e.g. 1h, 24h, 7d)`);
         const issued = await rotateKey(rt, id, overlap, CLI_ACTOR);
         print(json, { ...publicKey(issued.key, rt.clock()), secret: issued.secret, previous: publicKey(issued.previous, rt.clock()) }, () =>
@@ -351,8 +377,7 @@ export function buildCli(): Command {
     .action((opts: { account: string; meter: string; value: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const value = Number(opts.value);
-        if (!Number.isFinite(value) || value < 0) throw new OperationError('invalid', '--value must be a number ≥ 0');
-        await rt.store.setGauge({ accountId: opts.account, meter: opts.meter, value, updatedAt: rt.clock() });
+        await setGauge(rt, opts.account, opts.meter, value);
         print(json, { account: opts.account, meter: opts.meter, value }, () => `${opts.meter} = ${value} for ${opts.account}`);
       }),
     );
@@ -413,8 +438,8 @@ function stopOnSignal(close: () => Promise<void>): void {
       },
     );
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -1,17 +1,23 @@
 /**
  * Durations in keygate.yaml are written the way people say them: `500ms`, `1s`, `10m`,
- * `24h`, `7d`. A bare number is milliseconds.
+ * `24h`, `7d`, or `0`. A bare number is milliseconds.
  */
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-export const DURATION_PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
+export const DURATION_PATTERN = /^(?:0|(\d+(?:\.\d+)?)\s*(ms|s|m|h|d))$/;
+
+export const SECOND_MS = UNIT_MS.s;
+export const MINUTE_MS = UNIT_MS.m;
+export const HOUR_MS = UNIT_MS.h;
+export const DAY_MS = UNIT_MS.d;
 
 /** Parses `10m` into 600000; returns undefined for anything that is not a duration. */
 export function parseDuration(text: string | number): number | undefined {
   if (typeof text === 'number') return Number.isFinite(text) && text >= 0 ? text : undefined;
   const match = DURATION_PATTERN.exec(text.trim());
   if (!match) return undefined;
+  if (match[1] === undefined) return 0;
   const unit = match[2] as keyof typeof UNIT_MS;
   return Math.round(Number(match[1]) * UNIT_MS[unit]);
 }

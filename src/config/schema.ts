@@ -6,10 +6,7 @@
 import { z } from 'zod';
 import { DENIAL_REASONS } from '../denial/reasons.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
-import { templatePaths } from '../gateway/template.js';
-
-/** What built-in endpoint templates can refer to (see gateway/builtins.ts). */
-const TEMPLATE_ROOTS = ['account', 'plan', 'key', 'meters', 'now'];
+import { templateProblems } from '../gateway/template.js';
 
 /** `10m`, `1s`, `24h`, `7d` or a number of milliseconds; parsed to milliseconds. */
 const duration = z
@@ -336,14 +333,7 @@ export const configSchema = z
     }
     const meterNames = new Set(Object.values(config.plans).flatMap((plan) => Object.keys(plan.meters)));
     config.builtins.forEach((builtin, i) => {
-      for (const path of templatePaths(builtin.body)) {
-        const [root, meter] = path.split('.');
-        if (!TEMPLATE_ROOTS.includes(root as string)) {
-          ctx.addIssue({ code: 'custom', path: ['builtins', i, 'body'], message: `unknown placeholder "{{${path}}}"; placeholders start with ${TEMPLATE_ROOTS.join(', ')}` });
-        } else if (root === 'meters' && meter !== undefined && !meterNames.has(meter)) {
-          ctx.addIssue({ code: 'custom', path: ['builtins', i, 'body'], message: `"{{${path}}}": no plan defines meter "${meter}"` });
-        }
-      }
+      for (const message of templateProblems(builtin.body, meterNames)) ctx.addIssue({ code: 'custom', path: ['builtins', i, 'body'], message });
     });
     if (config.keys.prefix.test !== undefined && config.keys.prefix.test === config.keys.prefix.live) {
       ctx.addIssue({ code: 'custom', path: ['keys', 'prefix', 'test'], message: 'the test prefix must differ from the live prefix' });

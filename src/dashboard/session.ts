@@ -5,9 +5,10 @@
  * HttpOnly and SameSite=Lax, and Secure (with the `__Host-` prefix) when
  * `dashboard.secureCookies` is on.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { CookieSerializeOptions } from '@fastify/cookie';
 import type { Runtime } from '../runtime.js';
+import { sha256Hex } from '../keys/hash.js';
 import type { AccountRecord, MemberRecord, SessionRecord } from '../store/store.js';
 import { newCsrfSecret } from './csrf.js';
 
@@ -40,7 +41,7 @@ export interface Viewer {
 }
 
 function hashSessionId(id: string): string {
-  return createHash('sha256').update(id).digest('hex');
+  return sha256Hex(id);
 }
 
 /** A new session; the returned id goes into the cookie and nowhere else. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderTemplate, templatePaths } from './template.js';
+import { renderTemplate, templateProblems } from './template.js';
 
 const context = {
   account: { id: 'acc_1', apiEnabled: false, planExpiresAt: null },
@@ -25,7 +25,14 @@ describe('builtin templates', () => {
     expect(renderTemplate({ x: '{{nope.nothing}}', y: 'a{{nope}}b', n: 3, list: ['{{account.id}}'] }, context)).toEqual({ x: null, y: 'ab', n: 3, list: ['acc_1'] });
   });
 
-  it('lists the paths a template uses', () => {
-    expect(templatePaths({ a: '{{account.id}}', b: ['x {{meters.units.remaining | date}}'] })).toEqual(['account.id', 'meters.units.remaining']);
+  it('names every placeholder that can never render as meant', () => {
+    const template = { a: '{{account.id}}', b: ['{{meters.units.remaining | date}}'], c: '{{account.nmae}}', d: '{{meters.credits.limit}}', e: '{{now | hours}}', f: '{{acount.id}}', g: '{{meters.units.left}}' };
+    expect(templateProblems(template, new Set(['units']))).toEqual([
+      '"{{account.nmae}}": "account" has id, name, apiEnabled, status, planId, planName, planExpiresAt, planExpired, createdAt',
+      '"{{meters.credits.limit}}": no plan defines meter "credits"',
+      '"{{now | hours}}": unknown filter "hours"; filters are date, datetime, iso, unix',
+      'unknown placeholder "{{acount.id}}"; placeholders start with account, plan, key, meters, now',
+      '"{{meters.units.left}}": a meter has kind, unit, usage, limit, remaining, overage, overageAllowed, periodStart, periodEnd',
+    ]);
   });
 });

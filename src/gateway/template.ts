@@ -18,7 +18,6 @@ const FILTERS: Record<string, (date: Date) => string> = {
   unix: (d) => String(Math.floor(d.getTime() / 1000)),
 };
 
-export const TEMPLATE_FILTERS = Object.keys(FILTERS);
 
 function applyFilter(value: unknown, filter: string | undefined): unknown {
   if (filter === undefined || value === null || value === undefined) return value;
@@ -54,10 +53,49 @@ function lookup(context: Record<string, unknown>, path: string): unknown {
   return value;
 }
 
-/** Every placeholder path in a template, for validating profiles at start-up. */
-export function templatePaths(template: unknown, out: string[] = []): string[] {
-  if (typeof template === 'string') for (const m of template.matchAll(INSIDE)) out.push(m[1] as string);
-  else if (Array.isArray(template)) template.forEach((t) => templatePaths(t, out));
-  else if (template !== null && typeof template === 'object') Object.values(template).forEach((t) => templatePaths(t, out));
+/** What built-in endpoint templates can refer to (gateway/builtins.ts builds it). */
+const TEMPLATE_FIELDS: Record<string, readonly string[]> = {
+  account: ['id', 'name', 'apiEnabled', 'status', 'planId', 'planName', 'planExpiresAt', 'planExpired', 'createdAt'],
+  plan: ['id', 'name'],
+  key: ['id', 'name', 'mode', 'hint', 'scopes'],
+  meter: ['kind', 'unit', 'usage', 'limit', 'remaining', 'overage', 'overageAllowed', 'periodStart', 'periodEnd'],
+};
+
+/**
+ * Why a template can never render as meant (an unknown placeholder, meter or filter),
+ * one message per problem, for refusing a profile at start-up.
+ */
+export function templateProblems(template: unknown, meters: ReadonlySet<string>): string[] {
+  const problems: string[] = [];
+  for (const { path, filter } of placeholders(template)) {
+    const [root = '', second, third, ...rest] = path.split('.');
+    const shown = `"{{${path}${filter ? ` | ${filter}` : ''}}}"`;
+    if (filter !== undefined && !(filter in FILTERS)) {
+      problems.push(`${shown}: unknown filter "${filter}"; filters are ${Object.keys(FILTERS).join(', ')}`);
+    }
+    if (root === 'now') {
+      if (second !== undefined) problems.push(`${shown}: "now" has no fields`);
+    } else if (root === 'meters') {
+      if (second !== undefined && !meters.has(second)) problems.push(`${shown}: no plan defines meter "${second}"`);
+      else if (third !== undefined && (rest.length > 0 || !TEMPLATE_FIELDS.meter?.includes(third))) {
+        problems.push(`${shown}: a meter has ${TEMPLATE_FIELDS.meter?.join(', ')}`);
+      }
+    } else if (TEMPLATE_FIELDS[root] && root !== 'meter') {
+      if (second !== undefined && (third !== undefined || !TEMPLATE_FIELDS[root].includes(second))) {
+        problems.push(`${shown}: "${root}" has ${TEMPLATE_FIELDS[root].join(', ')}`);
+      }
+    } else {
+      problems.push(`unknown placeholder ${shown}; placeholders start with account, plan, key, meters, now`);
+    }
+  }
+  return problems;
+}
+
+/** Every placeholder in a template, with its filter. */
+function placeholders(template: unknown, out: { path: string; filter?: string }[] = []): { path: string; filter?: string }[] {
+  if (typeof template === 'string') {
+    for (const m of template.matchAll(INSIDE)) out.push(m[2] === undefined ? { path: m[1] as string } : { path: m[1] as string, filter: m[2] });
+  } else if (Array.isArray(template)) template.forEach((t) => placeholders(t, out));
+  else if (template !== null && typeof template === 'object') Object.values(template).forEach((t) => placeholders(t, out));
   return out;
 }

@@ -93,7 +93,7 @@ function hexFormat(length: number): KeyFormat {
 }
 
 /** Unbiased base62: bytes ≥ 248 (the largest multiple of 62 below 256) are redrawn. */
-function randomBase62(length: number): string {
+export function randomBase62(length: number): string {
   let out = '';
   while (out.length < length) {
     for (const byte of randomBytes(length * 2)) {

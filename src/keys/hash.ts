@@ -9,7 +9,12 @@ export type KeyHasher = (secret: string) => string;
 
 export function createKeyHasher(pepper: string | undefined): KeyHasher {
   if (pepper) return (secret) => createHmac('sha256', pepper).update(secret).digest('hex');
-  return (secret) => hash('sha256', secret, 'hex');
+  return sha256Hex;
+}
+
+/** SHA-256 as hex: how keygate stores every token it hands out (sessions, invitations). */
+export function sha256Hex(text: string): string {
+  return hash('sha256', text, 'hex');
 }
 
 /** Constant-time comparison of two hex digests of equal length. */

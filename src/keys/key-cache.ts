@@ -1,8 +1,9 @@
 /**
  * The in-process key cache: key hash → key record and its account, so a warm request
  * never touches the store. Entries live for `ttl` (the fallback when an invalidation
- * message is missed); unknown hashes are remembered briefly so a flood of made-up keys
- * does not become a flood of queries. Bounded: the oldest entries go first.
+ * message is missed). Unknown hashes are remembered briefly, in a separate and smaller
+ * map, so a flood of made-up keys neither becomes a flood of queries nor pushes real
+ * keys out. Both maps are bounded; the oldest entries go first.
  */
 import type { AccountRecord, KeyRecord } from '../store/store.js';
 
@@ -11,24 +12,29 @@ export interface CachedKey {
   account: AccountRecord | null;
 }
 
-interface Entry {
-  value: CachedKey | null;
+interface Entry<T> {
+  value: T;
   expiresAt: number;
 }
 
-const NEGATIVE_TTL_MS = 5_000;
+/** How long a hash the store did not know is answered from memory. */
+const UNKNOWN_TTL_MS = 5_000;
+const DEFAULT_MAX_KNOWN = 100_000;
+const DEFAULT_MAX_UNKNOWN = 10_000;
 
 export class KeyCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly known = new Map<string, Entry<CachedKey>>();
+  private readonly unknown = new Map<string, Entry<null>>();
 
   constructor(
     private readonly ttlMs: number,
-    private readonly maxEntries = 100_000,
+    private readonly maxKnown = DEFAULT_MAX_KNOWN,
+    private readonly maxUnknown = DEFAULT_MAX_UNKNOWN,
   ) {}
 
   /** The cached record, `null` if known to be unknown, `undefined` if not cached. */
   get(hash: string, now: number): CachedKey | null | undefined {
-    const entry = this.entries.get(hash);
+    const entry = this.known.get(hash) ?? this.unknown.get(hash);
     if (!entry || entry.expiresAt <= now) return undefined;
     return entry.value;
   }
@@ -40,30 +46,44 @@ export class KeyCache {
    * (Expired entries stay until replaced or evicted for this reason.)
    */
   stale(hash: string): CachedKey | undefined {
-    return this.entries.get(hash)?.value ?? undefined;
+    return this.known.get(hash)?.value;
   }
 
   set(hash: string, value: CachedKey | null, now: number): void {
-    if (this.entries.size >= this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
+    if (value === null) {
+      this.unknown.delete(hash);
+      evictOldest(this.unknown, this.maxUnknown);
+      this.unknown.set(hash, { value, expiresAt: now + Math.min(UNKNOWN_TTL_MS, this.ttlMs) });
+      return;
     }
-    this.entries.set(hash, { value, expiresAt: now + (value ? this.ttlMs : Math.min(NEGATIVE_TTL_MS, this.ttlMs)) });
+    this.unknown.delete(hash);
+    // Re-inserted at the end, so keys in use are the last to be evicted.
+    this.known.delete(hash);
+    evictOldest(this.known, this.maxKnown);
+    this.known.set(hash, { value, expiresAt: now + this.ttlMs });
   }
 
   deleteHash(hash: string): void {
-    this.entries.delete(hash);
+    this.known.delete(hash);
+    this.unknown.delete(hash);
   }
 
   deleteAccount(accountId: string): void {
-    for (const [hash, entry] of this.entries) if (entry.value?.account?.id === accountId || entry.value?.key.accountId === accountId) this.entries.delete(hash);
+    for (const [hash, entry] of this.known) {
+      if (entry.value.account?.id === accountId || entry.value.key.accountId === accountId) this.known.delete(hash);
+    }
   }
 
   clear(): void {
-    this.entries.clear();
+    this.known.clear();
+    this.unknown.clear();
   }
+}
 
-  get size(): number {
-    return this.entries.size;
+function evictOldest(map: Map<string, unknown>, max: number): void {
+  while (map.size >= max) {
+    const oldest = map.keys().next();
+    if (oldest.done) return;
+    map.delete(oldest.value);
   }
 }

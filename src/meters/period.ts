@@ -2,6 +2,7 @@
  * Meter periods: a calendar month (UTC) or a month starting on a billing day. A period
  * is named by its first day, `YYYY-MM-DD`, which is also how balances are stored.
  */
+import { DAY_MS } from '../config/duration.js';
 import type { MeterPeriod } from '../config/schema.js';
 
 export interface PeriodBounds {
@@ -27,7 +28,6 @@ export function periodBounds(period: MeterPeriod, now: number): PeriodBounds {
   return { start: isoDay(startsAt), startsAt, endsAt };
 }
 
-const DAY_MS = 86_400_000;
 /** The last day asked for: usage is recorded per day on every request. */
 let lastDay = { from: 0, to: 0, text: '' };
 

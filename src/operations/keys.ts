@@ -3,6 +3,7 @@
  * on the next request, in every process), rotate (a replacement now, the old key valid
  * for an overlap and then expired by itself).
  */
+import { DAY_MS, HOUR_MS } from '../config/duration.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
@@ -26,7 +27,9 @@ export interface IssuedKey {
 }
 
 /** Rotation overlaps offered by the dashboard. */
-export const ROTATION_OVERLAPS_MS = { now: 0, '1h': 3_600_000, '24h': 86_400_000, '7d': 604_800_000 } as const;
+export const ROTATION_OVERLAPS_MS = { now: 0, '1h': HOUR_MS, '24h': DAY_MS, '7d': 7 * DAY_MS } as const;
+/** A key this close to its expiry is shown as expiring. */
+const EXPIRING_WITHIN_MS = 7 * DAY_MS;
 
 /** The scopes keys on an account's plan may carry. `*` is offered when the plan allows all. */
 export function allowedScopes(rt: Pick<Runtime, 'config'>, planId: string): string[] {
@@ -45,7 +48,11 @@ function isActive(key: KeyRecord, now: number): boolean {
   return key.revokedAt === null && (key.expiresAt === null || key.expiresAt > now);
 }
 
-export async function createKey(rt: Runtime, input: NewKey, actor: string, options: { rotatedFrom?: string } = {}): Promise<IssuedKey> {
+/**
+ * Creates a key. With `secret`, the key is one the API issued before keygate (a
+ * migration): it must have the profile's format, and only its hash is kept.
+ */
+export async function createKey(rt: Runtime, input: NewKey, actor: string, options: { rotatedFrom?: string; secret?: string } = {}): Promise<IssuedKey> {
   const account = await getAccount(rt, input.accountId);
   const plan = rt.config.plans[account.planId];
   const now = rt.clock();
@@ -66,6 +73,17 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
   if (input.expiresAt !== undefined && input.expiresAt !== null && input.expiresAt <= now) {
     throw new OperationError('invalid', 'the expiry must be in the future');
   }
+  let secret: string;
+  if (options.secret === undefined) {
+    secret = rt.keyFormat.generate(mode);
+  } else {
+    secret = options.secret;
+    const shape = rt.keyFormat.check(secret);
+    if (!shape.ok || (shape.mode !== undefined && shape.mode !== mode)) {
+      throw new OperationError('invalid', `that key does not have this API's ${mode} key format`);
+    }
+    if (await rt.store.findKeyByHash(rt.hashKey(secret))) throw new OperationError('conflict', 'that key is already registered');
+  }
   if (plan?.maxKeys !== undefined && options.rotatedFrom === undefined) {
     const active = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isActive(k, now)).length;
     if (plan.maxKeys === 0) throw new OperationError('limit', `the ${plan.name ?? account.planId} plan does not include API keys; upgrade the plan first`);
@@ -74,7 +92,6 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
     }
   }
 
-  const secret = rt.keyFormat.generate(mode);
   const key: KeyRecord = {
     id: newId('key'),
     hash: rt.hashKey(secret),
@@ -91,7 +108,9 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
     rotatedFrom: options.rotatedFrom ?? null,
   };
   await rt.store.insertKey(key);
-  await audit(rt, actor, 'key.created', { accountId: account.id, keyId: key.id, detail: { name, mode, scopes: key.scopes, hint: key.hint } });
+  // A process may remember this hash as unknown (an imported key tried before): forget it.
+  if (options.secret !== undefined) await rt.invalidate({ type: 'key', hash: key.hash });
+  await audit(rt, actor, options.secret === undefined ? 'key.created' : 'key.imported', { accountId: account.id, keyId: key.id, detail: { name, mode, scopes: key.scopes, hint: key.hint } });
   return { key, secret };
 }
 
@@ -146,6 +165,6 @@ export type KeyStatus = 'active' | 'revoked' | 'expired' | 'expiring';
 export function keyStatus(key: KeyRecord, now: number): KeyStatus {
   if (key.revokedAt !== null && key.revokedAt <= now) return 'revoked';
   if (key.expiresAt !== null && key.expiresAt <= now) return 'expired';
-  if (key.expiresAt !== null && key.expiresAt - now <= 7 * 86_400_000) return 'expiring';
+  if (key.expiresAt !== null && key.expiresAt - now <= EXPIRING_WITHIN_MS) return 'expiring';
   return 'active';
 }

@@ -3,7 +3,9 @@
  * API); the invitation link carries a one-time token (stored hashed) that lets the
  * member choose a password.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { DAY_MS } from '../config/duration.js';
+import { randomBytes } from 'node:crypto';
+import { sha256Hex } from '../keys/hash.js';
 import type { Runtime } from '../runtime.js';
 import type { MemberRecord, MemberRole } from '../store/store.js';
 import { newId } from '../ids.js';
@@ -12,8 +14,8 @@ import { OperationError } from './errors.js';
 import { audit } from './audit.js';
 import { getAccount } from './accounts.js';
 
-export const INVITE_TTL_MS = 7 * 86_400_000;
-export const RESET_TTL_MS = 86_400_000;
+export const INVITE_TTL_MS = 7 * DAY_MS;
+export const RESET_TTL_MS = DAY_MS;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 export interface Invitation {
@@ -24,7 +26,7 @@ export interface Invitation {
 }
 
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return sha256Hex(token);
 }
 
 /** Where members reach the dashboard: `publicUrl`, else the address it listens on. */

@@ -1,6 +1,7 @@
 /** An account's usage: plan, API access, and every meter's usage, limit and remaining. */
 import type { Runtime } from '../runtime.js';
-import type { AccountRecord, UsageDailyRow } from '../store/store.js';
+import type { AccountRecord } from '../store/store.js';
+import { OperationError } from './errors.js';
 import { periodBounds, isoDay } from '../meters/period.js';
 import { overageAllowed } from '../meters/cost.js';
 import { getAccount } from './accounts.js';
@@ -63,9 +64,14 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
   };
 }
 
-/** Daily counters from `fromDay` to `toDay` (inclusive), for charts. */
-export async function usageSeries(rt: Runtime, accountId: string, fromDay: string, toDay: string): Promise<UsageDailyRow[]> {
-  return rt.store.listUsageDaily(accountId, fromDay, toDay);
+/** Sets the level of a gauge meter (keywords tracked, data rows) of an account. */
+export async function setGauge(rt: Runtime, accountId: string, meter: string, value: number): Promise<void> {
+  const account = await getAccount(rt, accountId);
+  if (!Number.isFinite(value) || value < 0) throw new OperationError('invalid', 'a gauge level is a number ≥ 0');
+  if (rt.config.plans[account.planId]?.meters[meter]?.kind !== 'gauge') {
+    throw new OperationError('invalid', `the ${account.planId} plan has no gauge "${meter}"`);
+  }
+  await rt.store.setGauge({ accountId: account.id, meter, value, updatedAt: rt.clock() });
 }
 
 /** Avoids 0.30000000000000004 in usage answers. */

@@ -3,6 +3,7 @@
  * written back to the store by the runtime's flusher (`drainMeterChanges`) and restored
  * at start-up, so they survive a restart; rate windows and blocks start fresh.
  */
+import { DAY_MS, MINUTE_MS } from '../../config/duration.js';
 import type {
   Admission,
   AdmitRequest,
@@ -30,7 +31,9 @@ interface MeterState {
   dirty: boolean;
 }
 
-const SWEEP_INTERVAL_MS = 60_000;
+const SWEEP_INTERVAL_MS = MINUTE_MS;
+/** Block state of a key that has been quiet this long is forgotten. */
+const BLOCK_MEMORY_MS = 7 * DAY_MS;
 
 export class MemoryCounters implements Counters {
   readonly kind = 'memory' as const;
@@ -179,8 +182,8 @@ export class MemoryCounters implements Counters {
   private sweep(now: number): void {
     for (const [id, log] of this.logs) if (log.newest() <= now - log.windowMs) this.logs.delete(id);
     for (const [id, block] of this.blocks) {
-      const quiet = block.blockedUntil <= now && block.violations.every((t) => t < now - 86_400_000);
-      if (quiet && now - block.lastBlockEnd > 7 * 86_400_000) this.blocks.delete(id);
+      const quiet = block.blockedUntil <= now && block.violations.every((t) => t < now - DAY_MS);
+      if (quiet && now - block.lastBlockEnd > BLOCK_MEMORY_MS) this.blocks.delete(id);
     }
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { AccountRecord, UsageDailyRow } from '../../store/store.js';
-import { accountUsage, usageSeries, type AccountUsage } from '../../operations/usage.js';
+import { accountUsage, type AccountUsage } from '../../operations/usage.js';
 import { isoDay, periodBounds } from '../../meters/period.js';
 import { ownAccount, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
@@ -91,7 +91,7 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
   const now = rt.clock();
   const usage = await accountUsage(rt, account);
   const days = currentPeriodDays(usage, now);
-  const rows = await usageSeries(rt, account.id, days[0] ?? isoDay(now), isoDay(now));
+  const rows = await rt.store.listUsageDaily(account.id, days[0] ?? isoDay(now), isoDay(now));
 
   const requestSeries: DailySeries[] = [
     ...STATUS_CLASSES.filter((c) => labelsOf(rows, 'requests').includes(c)).map((c) => ({ label: STATUS_LABELS[c] as string, values: seriesFor(rows, days, 'requests', c) })),
