@@ -60,7 +60,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     await fixture?.close();
   });
 
-  it('gives every page one expectHeading, a matching title, labelled fields and named controls', async () => {
+  it('gives every page one h1, a matching title, labelled fields and named controls', async () => {
     const pages: [Page, string][] = [
       [member, '/keys'],
       [member, '/keys/new'],

@@ -42,7 +42,7 @@ describe('dashboard: cookies and headers', () => {
   it('sets Secure, HttpOnly, SameSite cookies with the __Host- prefix when secureCookies is on', async () => {
     const form = await fetch(`${keygate.dashboardUrl}/sign-in`);
     expect(form.status).toBe(200);
-    const formCookie = form.headers.getSetCookie().find((c) => c.startsWith('kg_form='));
+    const formCookie = form.headers.getSetCookie().find((c) => c.startsWith('__Host-kg_form='));
     expect(formCookie).toMatch(/; Path=\//);
     expect(formCookie).toMatch(/; HttpOnly/);
     expect(formCookie).toMatch(/; Secure/);
