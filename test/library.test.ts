@@ -10,6 +10,7 @@ import { createKeygate, parseConfigObject, type Keygate } from '../src/index.js'
 import { createAccount } from '../src/operations/accounts.js';
 import { createKey } from '../src/operations/keys.js';
 import { tempDir } from './support/temp.js';
+import { periodBounds } from '../src/meters/period.js';
 
 describe('keygate as a library', () => {
   const dir = tempDir('library');
@@ -67,7 +68,7 @@ describe('keygate as a library', () => {
     await (await fetch(`${url}/get-brands`, { headers })).text();
     expect((await fetch(`${url}/get-brands`, { headers })).status).toBe(429);
     const account = (await gate.runtime.store.listAccounts())[0]!;
-    const balance = await gate.runtime.counters.meterBalance(account.id, 'credits', new Date().toISOString().slice(0, 7) + '-01');
+    const balance = await gate.runtime.counters.meterBalance(account.id, 'credits', periodBounds('month', gate.runtime.clock()).start);
     expect(balance).toEqual({ used: 30, reserved: 0 });
   });
 });

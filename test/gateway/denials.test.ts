@@ -138,6 +138,8 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
     const typo = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
     const r = await expectDenial(await call('/v1/read', typo), 'malformed_key');
     expect(r.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+    // Had the store been asked, the cache would now remember the hash as unknown.
+    expect(kg.runtime.keyCache.get(kg.runtime.hashKey(typo), now)).toBeUndefined();
   });
 
   it('unknown_key: well-formed but never issued', async () => {
