@@ -220,7 +220,7 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
       return accountOut(await updateAccount(rt, request.params.id, patch, ACTOR));
     },
   );
-  app.delete('/v1/accounts/:id', { schema: { tags: ['accounts'], summary: 'Delete an account (its keys become unbound)', params: IdParams, response: { 204: z.null(), 404: Problem } } }, async (request, reply) => {
+  app.delete('/v1/accounts/:id', { schema: { tags: ['accounts'], summary: 'Delete an account (its members are removed; its keys become unbound)', params: IdParams, response: { 204: z.null(), 404: Problem } } }, async (request, reply) => {
     await deleteAccount(rt, request.params.id, ACTOR);
     return reply.code(204).send(null);
   });

@@ -184,7 +184,7 @@ export function buildCli(): Command {
     );
   accounts
     .command('delete <id>')
-    .description('delete an account; its keys stay but are no longer bound to an account')
+    .description('delete an account: its members are removed; its keys stay, unbound (refused as key_not_bound)')
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         await deleteAccount(rt, id, CLI_ACTOR);
