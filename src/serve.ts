@@ -129,7 +129,8 @@ async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
   throw new Error(`upstream.spawn: "${loaded.config.upstream.spawn?.join(' ')}" did not start listening on ${url.host} within 15 s`);
 }
 
-function canConnect(host: string, port: number): Promise<boolean> {
+/** Whether something accepts TCP connections at host:port. */
+export function canConnect(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     socket.once('connect', () => {

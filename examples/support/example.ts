@@ -27,6 +27,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { loadConfigFile, type LoadedConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startKeygate, type TestKeygate } from '../../test/support/keygate.js';
+import { canConnect } from '../../src/serve.js';
 import { BIN, runCli, type CliResult } from '../../test/support/cli.js';
 
 export const EXAMPLES_DIR = path.resolve(import.meta.dirname, '..');
@@ -274,17 +275,6 @@ async function freePorts(n: number): Promise<number[]> {
   const ports = servers.map((server) => (server.address() as AddressInfo).port);
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
   return ports;
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /**
