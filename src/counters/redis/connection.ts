@@ -51,9 +51,6 @@ export function commandClient(target: RedisTarget): Redis {
     disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     retryStrategy: reconnect,
     connectionName: 'keygate',
-    // Commands issued in the same tick (admissions and settles of concurrent requests)
-    // leave in one write.
-    enableAutoPipelining: true,
   };
   return new Redis(target.url, options);
 }

@@ -39,6 +39,52 @@ export class Script {
   }
 }
 
+/**
+ * Runs one script for many callers in one pipelined write: calls made during the same
+ * turn of the event loop leave together (settles of concurrent requests, say), which
+ * spares a socket write and read per call.
+ */
+export class ScriptBatch {
+  private queue: { keys: readonly string[]; args: readonly (string | number)[]; resolve: (value: unknown) => void; reject: (error: unknown) => void }[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly script: Script,
+    private readonly client: Redis,
+  ) {}
+
+  run(keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ keys, args, resolve, reject });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      setImmediate(() => void this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.queue;
+    this.queue = [];
+    this.scheduled = false;
+    const pipeline = this.client.pipeline();
+    for (const call of batch) pipeline.evalsha(this.script.sha, call.keys.length, ...call.keys, ...call.args);
+    let results: [Error | null, unknown][];
+    try {
+      results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+    } catch (error) {
+      for (const call of batch) call.reject(error);
+      return;
+    }
+    batch.forEach((call, i) => {
+      const [error, value] = results[i] ?? [new Error('no reply'), undefined];
+      // Redis restarted and forgot the script: this call alone goes again, with EVAL.
+      if (error?.message.startsWith('NOSCRIPT')) this.script.run(this.client, call.keys, call.args).then(call.resolve, call.reject);
+      else if (error) call.reject(error);
+      else call.resolve(value);
+    });
+  }
+}
+
 /** Shared Lua helpers: number formatting that survives the trip as a string. */
 const PRELUDE = `
 local function fmt(n) return string.format('%.17g', n) end
