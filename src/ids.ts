@@ -2,10 +2,15 @@
 import { randomBase62 } from './keys/format.js';
 
 const ID_LENGTH = 16;
+/** Orders audit entries made within the same millisecond by this process. */
+let auditSequence = 0;
 
 export function newId(prefix: 'acc' | 'key' | 'mem' | 'aud'): string {
   const random = randomBase62(ID_LENGTH);
-  // Audit ids sort by time so listings are stable.
-  if (prefix === 'aud') return `aud_${Date.now().toString(36).padStart(9, '0')}${random}`;
+  // Audit ids sort by time, then by the order they were made in, so listings are stable.
+  if (prefix === 'aud') {
+    auditSequence = (auditSequence + 1) % 36 ** 4;
+    return `aud_${Date.now().toString(36).padStart(9, '0')}${auditSequence.toString(36).padStart(4, '0')}${random}`;
+  }
   return `${prefix}_${random}`;
 }
