@@ -62,7 +62,8 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
     scopes: `${config.identityHeaders.prefix}Scopes`,
     plan: `${config.identityHeaders.prefix}Plan`,
   };
-  const gaugeHeaders = Object.entries(config.gauges).map(([meter, g]) => ({ meter, header: g.header.toLowerCase() }));
+  /** Response header (lower case) → the gauge meter it reports. */
+  const gaugeByHeader = new Map(Object.entries(config.gauges).map(([meter, g]) => [g.header.toLowerCase(), meter]));
   // Built once, not per request.
   const noRetry = () => null;
   const upstreamQuery = (_search: string | undefined, reqUrl: string): string => {
@@ -118,10 +119,10 @@ export async function registerProxy(app: FastifyInstance, rt: Runtime, hooks: Pr
         for (const name of Object.keys(headers)) {
           if (HOP_BY_HOP_NAMES.has(name) || listed.includes(name)) continue;
           if (name === recordHeader) recordsFromHeader = parseRecordHeader(headers[name]);
-          const gauge = gaugeHeaders.find((g) => g.header === name);
+          const gauge = gaugeByHeader.get(name);
           if (gauge) {
             const level = parseRecordHeader(headers[name]);
-            if (level !== undefined && identity.plan.meters[gauge.meter]?.kind === 'gauge') rt.usage.gauge(identity.account.id, gauge.meter, level, rt.clock());
+            if (level !== undefined && identity.plan.meters[gauge]?.kind === 'gauge') rt.usage.gauge(identity.account.id, gauge, level, rt.clock());
           }
           if (name !== recordHeader && !gauge) kept[name] = headers[name];
         }

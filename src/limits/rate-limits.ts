@@ -50,29 +50,14 @@ export function createRateLimitPlanner() {
   };
 }
 
-/** Windows built per plan and key, reused: no new id strings (and Map hashes) per request. */
-const builtWindows = new WeakMap<RateLimitPlan, Map<string, { accountId: string; windows: readonly WindowSpec[] }>>();
-/** Keys remembered per plan before the cache starts afresh. */
-const MAX_BUILT_KEYS = 10_000;
-
-/** The concrete windows for one key: ids are stable across processes (for Redis). Shared: do not modify. */
-export function windowsFor(plan: RateLimitPlan, keyId: string, accountId: string): readonly WindowSpec[] {
-  let byKey = builtWindows.get(plan);
-  if (!byKey) {
-    byKey = new Map();
-    builtWindows.set(plan, byKey);
-  }
-  const built = byKey.get(keyId);
-  if (built && built.accountId === accountId) return built.windows;
-  const windows = plan.templates.map((t) => ({
+/** The concrete windows for one key: ids are stable across processes (for Redis). */
+export function windowsFor(plan: RateLimitPlan, keyId: string, accountId: string): WindowSpec[] {
+  return plan.templates.map((t) => ({
     id: `${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.tag}:${t.windowMs}:${t.limit}`,
     name: t.name,
     limit: t.limit,
     windowMs: t.windowMs,
   }));
-  if (byKey.size >= MAX_BUILT_KEYS) byKey.clear();
-  byKey.set(keyId, { accountId, windows });
-  return windows;
 }
 
 export function policyName(rl: Pick<RateLimit, 'name' | 'limit' | 'window'>): string {
