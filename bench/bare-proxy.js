@@ -1,28 +1,80 @@
 /**
  * Case (b): the floor keygate is measured against. The same stack as keygate's gateway
- * (Fastify 5, @fastify/reply-from over undici with keygate's pool options, bodies not
- * parsed) and no checks at all: every request is forwarded as it came.
+ * (src/gateway/forward.ts): Fastify 5 routing every method and path to one handler,
+ * bodies not parsed, and an undici Pool (keygate's pool options) dispatching each
+ * request with a handler that streams the answer straight into the client's response,
+ * with backpressure. No checks and nothing added: only the headers HTTP itself says a
+ * proxy must not pass on (hop-by-hop, Host, Expect) are left out.
  *
  * Usage (by the runner): node bench/bare-proxy.js <upstream url>
  */
 import Fastify from 'fastify';
-import replyFrom from '@fastify/reply-from';
-import { serveUntilStopped, UNDICI_OPTIONS, UPSTREAM_TIMEOUT_MS } from './common.js';
+import { Pool } from 'undici';
+import { serveUntilStopped, UNDICI_OPTIONS } from './common.js';
 
 const upstreamUrl = process.argv[2];
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'host', 'expect']);
+
+/** undici's dispatch handler for one request: the answer goes straight to `res`. */
+class Exchange {
+  constructor(reply) {
+    this.reply = reply;
+    this.res = reply.raw;
+    this.controller = null;
+  }
+
+  onRequestStart(controller) {
+    this.controller = controller;
+  }
+
+  onResponseStart(_controller, statusCode, headers) {
+    if (statusCode < 200) return;
+    const out = [];
+    for (const name in headers) if (!HOP_BY_HOP.has(name)) out.push(name, headers[name]);
+    this.reply.hijack();
+    this.res.writeHead(statusCode, out);
+  }
+
+  onResponseData(controller, chunk) {
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd() {
+    this.res.end();
+  }
+
+  onResponseError(_controller, error) {
+    if (this.res.headersSent) this.res.destroy(error);
+    else this.reply.code(502).send({ error: 'bad gateway' });
+  }
+}
 
 serveUntilStopped(async () => {
   if (!upstreamUrl) throw new Error('usage: bare-proxy.js <upstream url>');
   const app = Fastify({ logger: false, exposeHeadRoutes: false, requestIdHeader: false });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
-  await app.register(replyFrom, { base: upstreamUrl, undici: UNDICI_OPTIONS, disableRequestLogging: true });
+  const pool = new Pool(upstreamUrl, UNDICI_OPTIONS);
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     url: '/*',
-    handler: (_request, reply) => reply.from(undefined, { timeout: UPSTREAM_TIMEOUT_MS, retryDelay: () => null }),
+    handler: (request, reply) => {
+      const headers = [];
+      for (const name in request.headers) if (!NOT_FORWARDED.has(name)) headers.push(name, request.headers[name]);
+      pool.dispatch({ path: request.url, method: request.method, headers, body: request.body ?? null }, new Exchange(reply));
+    },
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address();
-  return { info: { url: `http://127.0.0.1:${port}` }, stop: () => app.close() };
+  return {
+    info: { url: `http://127.0.0.1:${port}` },
+    stop: async () => {
+      await app.close();
+      await pool.close();
+    },
+  };
 });

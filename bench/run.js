@@ -82,10 +82,15 @@ async function main() {
     if (options.only.has('a')) {
       targets.push({ id: 'a', title: 'upstream reached directly', url: upstream.info.url, headers: stubCredential, pid: upstream.pid });
     }
+    if (options.only.has('p')) {
+      const replyFrom = await startChild('reply-from proxy', 'reply-from-proxy.js', [upstream.info.url], profiled('p'));
+      cleanups.push(() => replyFrom.stop());
+      targets.push({ id: 'p', title: 'Fastify + @fastify/reply-from proxy, no checks', url: replyFrom.info.url, headers: stubCredential, pid: replyFrom.pid });
+    }
     if (options.only.has('b')) {
       const bare = await startChild('bare proxy', 'bare-proxy.js', [upstream.info.url], profiled('b'));
       cleanups.push(() => bare.stop());
-      targets.push({ id: 'b', title: 'bare proxy (Fastify + @fastify/reply-from, same undici pool, no checks)', url: bare.info.url, headers: stubCredential, pid: bare.pid });
+      targets.push({ id: 'b', title: "bare proxy (keygate's stack: Fastify + undici dispatch), no checks", url: bare.info.url, headers: stubCredential, pid: bare.pid });
     }
     const startKeygate = async (id, title, profile) => {
       const kg = await startChild(`keygate (${id})`, 'keygate.js', [writeProfile(tmp, id, profile)], profiled(id));
@@ -451,10 +456,12 @@ function printSummary(results) {
     }
     const value = a.requestsPerSecond / b.requestsPerSecond;
     const perRound = a.rounds.map((r, i) => r.requestsPerSecond / b.rounds[i].requestsPerSecond);
-    results.ratios[name] = { value, perRound, target, met: value >= target };
-    console.log(`  ${name} = ${value.toFixed(3)}  [${perRound.map((x) => x.toFixed(2)).join(', ')}]  target ≥ ${target}: ${value >= target ? 'met' : 'NOT met'}`);
+    const judged = target === undefined ? '(reference, no target)' : `target ≥ ${target}: ${value >= target ? 'met' : 'NOT met'}`;
+    results.ratios[name] = target === undefined ? { value, perRound } : { value, perRound, target, met: value >= target };
+    console.log(`  ${name} = ${value.toFixed(3)}  [${perRound.map((x) => x.toFixed(2)).join(', ')}]  ${judged}`);
   };
   ratio('c/b', 'c', 'b', TARGETS.cOverB);
+  ratio('c/p', 'c', 'p', undefined);
   ratio('d/c', 'd', 'c', TARGETS.dOverC);
   ratio('e/c', 'e', 'c', TARGETS.eOverC);
   if (verification) {
@@ -487,7 +494,7 @@ function printSummary(results) {
 }
 
 function parseArgs(argv) {
-  const out = { duration: 10, warmup: 3, rewarm: 1, rounds: 3, connections: 50, rate: 0, verifySeconds: 5, only: new Set(['v', 'a', 'b', 'c', 'd', 'e']), profile: false, save: false };
+  const out = { duration: 10, warmup: 3, rewarm: 1, rounds: 3, connections: 50, rate: 0, verifySeconds: 5, only: new Set(['v', 'a', 'p', 'b', 'c', 'd', 'e']), profile: false, save: false };
   const numeric = new Set(['duration', 'warmup', 'rewarm', 'rounds', 'connections', 'rate', 'verifySeconds']);
   for (const arg of argv) {
     const [name, value] = arg.replace(/^--/, '').split('=');

@@ -24,6 +24,7 @@ import type { Identity } from './pipeline/identity.js';
 import type { RouteMatch } from './routes/route-table.js';
 import { settleCharge } from './pipeline/settle.js';
 import { renderBuiltin } from './gateway/builtins.js';
+import { statusClass } from './usage/usage-recorder.js';
 
 export interface CheckRequest {
   method: string;
@@ -74,7 +75,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       const settle = async (status: number, records?: number) => {
         if (settled) return;
         settled = true;
-        rt.usage.add(identity.account.id, rt.clock(), 'requests', `${Math.floor(status / 100)}xx`);
+        rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
         settleCharge(rt, identity.account.id, route.kind === 'proxy' ? route.route : undefined, reservation, status, records);
       };
       const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;

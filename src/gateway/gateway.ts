@@ -7,7 +7,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { listenerOptions } from '../fastify-options.js';
+import { LISTENER_OPTIONS } from '../fastify-options.js';
 import type { Runtime } from '../runtime.js';
 import type { Denial } from '../denial/reasons.js';
 import { deny } from '../denial/reasons.js';
@@ -18,7 +18,8 @@ import { REDACTED } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { renderBuiltin } from './builtins.js';
 import { isCanonicalPath } from './request-path.js';
-import { registerProxy, type Forwarding } from './proxy.js';
+import { createForwarder } from './forward.js';
+import { statusClass } from '../usage/usage-recorder.js';
 
 /** What the access log and metrics need to know about one request. */
 export interface RequestRecord {
@@ -39,16 +40,23 @@ export interface GatewayOptions {
   metrics?: Metrics;
 }
 
+/** What the access log records for a client that hung up before its answer (as nginx does). */
+const CLIENT_CLOSED = 499;
+
 export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): Promise<FastifyInstance> {
-  const { config, dialect, pipeline, usage, log } = rt;
+  const { config, dialect, pipeline, usage } = rt;
+  const log = rt.log.child({ component: 'gateway' });
+  const { metrics } = options;
   const app = Fastify({
-    ...listenerOptions(log, 'gateway'),
+    ...LISTENER_OPTIONS,
+    // No logger for Fastify itself: with one it does work on every request (a child
+    // logger, response listeners) even with request logging off. The gateway writes its
+    // own lines through `log`, once per request, in `finish`.
+    logger: false,
     exposeHeadRoutes: false,
     // Errors Fastify meets before routing (an undecodable URL, say) are the client's.
-    // They skip the request hooks, so they are logged here.
     frameworkErrors: (_error, request, reply) => {
       send(request, reply, deny('bad_request'));
-      finish(request, reply.statusCode);
     },
     // Requests Node's HTTP parser refuses (headers over 16 KB, bytes that are not HTTP)
     // still get an answer in the API's envelope.
@@ -72,24 +80,24 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     },
   });
   app.decorateRequest('keygate', null);
-  // A child logger per request costs more than the checks themselves (pino rebuilds its
-  // redaction for each child); access log lines carry the request id explicitly instead.
-  app.setChildLoggerFactory((logger) => logger);
 
   // Bodies are not parsed: they stream to the upstream untouched.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
-  const forward: Forwarding = await registerProxy(app, rt, {
-    onSettled: (_request, units, meter) => {
-      if (units > 0 && meter) options.metrics?.units.inc({ meter }, units);
+  const forwarder = createForwarder(rt, {
+    onSettled: (units, meter) => {
+      if (units > 0 && meter) metrics?.units.inc({ meter }, units);
     },
     onUpstreamError: (request, reply, denial, identity) => send(request, reply, denial, identity),
+    onFinished: (request, status) => finish(request, status ?? CLIENT_CLOSED),
   });
+  app.addHook('onClose', async () => forwarder.close());
 
   const basePath = config.basePath.replace(/\/$/, '');
   const underBase = (path: string) => basePath === '' || path === basePath || path.startsWith(`${basePath}/`);
 
+  /** Answers with the dialect's rendering of a denial. */
   function send(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity?: Identity): FastifyReply {
     // Errors met before routing arrive here before the handler has started a record.
     const record = (request.keygate ??= { startedAt: performance.now(), outcome: 'denied' });
@@ -101,67 +109,92 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       usage.add(identity.account.id, rt.clock(), 'denials', denial.reason);
     }
     const rendered = dialect.render(denial);
-    return reply.code(rendered.status).headers(rendered.headers).send(rendered.body);
+    reply.code(rendered.status).headers(rendered.headers).send(rendered.body);
+    finish(request, rendered.status);
+    return reply;
   }
 
-  async function handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const record: RequestRecord = { startedAt: performance.now(), outcome: 'denied' };
-    request.keygate = record;
+  /**
+   * Not an async function: Fastify would then wait on the reply as a thenable. The
+   * answer is sent by `respond`, by the forwarder, or by `fail`.
+   */
+  function handle(request: FastifyRequest, reply: FastifyReply): void {
+    request.keygate = { startedAt: performance.now(), outcome: 'denied' };
     const url = request.raw.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
     // What is matched must be what is forwarded: no `\`, `.` or `..` tricks.
-    if (!isCanonicalPath(path)) return send(request, reply, deny('bad_request'));
-    if (!underBase(path)) return send(request, reply, deny('no_route'));
-
+    if (!isCanonicalPath(path)) {
+      send(request, reply, deny('bad_request'));
+      return;
+    }
+    if (!underBase(path)) {
+      send(request, reply, deny('no_route'));
+      return;
+    }
     const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers };
-    const decision: Decision = await pipeline.authorize(gatewayRequest);
-    if (!decision.allowed) return send(request, reply, decision.denial, decision.identity);
+    const decision = pipeline.authorize(gatewayRequest);
+    if (decision instanceof Promise) {
+      decision.then(
+        (settled) => respond(request, reply, settled),
+        (error: unknown) => fail(request, reply, error),
+      );
+    } else {
+      respond(request, reply, decision);
+    }
+  }
 
+  function respond(request: FastifyRequest, reply: FastifyReply, decision: Decision): void {
+    if (!decision.allowed) {
+      send(request, reply, decision.denial, decision.identity);
+      return;
+    }
     const { identity, route } = decision;
+    const record = request.keygate as RequestRecord;
     record.keyId = identity.key.id;
     record.accountId = identity.account.id;
     usage.touch(identity.key.id, rt.clock());
-    reply.headers(decision.headers);
 
     if (route.kind === 'builtin') {
       record.outcome = 'builtin';
       usage.add(identity.account.id, rt.clock(), 'requests', '2xx');
-      const body = await renderBuiltin(rt, route.builtin, identity);
-      return reply.code(route.builtin.status).header('content-type', 'application/json; charset=utf-8').send(body);
+      renderBuiltin(rt, route.builtin, identity).then((body) => {
+        reply.code(route.builtin.status).headers(decision.headers).header('content-type', 'application/json; charset=utf-8').send(body);
+        finish(request, route.builtin.status);
+      }, (error: unknown) => fail(request, reply, error));
+      return;
     }
     record.outcome = 'forwarded';
-    return forward(request, reply, decision.identity, route.route, decision.reservation);
+    forwarder.forward(request, reply, identity, route.route, decision.reservation, decision.headers);
+  }
+
+  /** Something broke on our side: logged, and the client gets a 503 in the dialect. */
+  function fail(request: FastifyRequest, reply: FastifyReply, error: unknown): void {
+    log.error({ err: error, reqId: request.id, target: redactedTarget(rt, request.raw.url) }, 'gateway error');
+    if (!reply.sent) send(request, reply, deny('service_unavailable'));
   }
 
   app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url: '/*', handler: handle });
   app.setNotFoundHandler((request, reply) => send(request, reply, deny('no_route')));
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
-    const status = error.statusCode ?? 500;
-    if (status >= 500) {
-      request.log.error({ err: error, path: redactedTarget(rt, request.raw.url) }, 'gateway error');
-      return send(request, reply, deny('service_unavailable'));
-    }
-    // Bad URL encoding, path traversal, unreadable body...: the client's mistake.
-    return send(request, reply, deny('bad_request'));
+  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    // Bad URL encoding, an unreadable body...: the client's mistake. Anything else is ours.
+    if ((error.statusCode ?? 500) < 500) return send(request, reply, deny('bad_request'));
+    fail(request, reply, error);
+    return reply;
   });
 
-  app.addHook('onResponse', (request, reply, done) => {
-    finish(request, reply.statusCode);
-    done();
-  });
-
-  /** Metrics, the daily request counter and the access log line, once per request. */
+  /** Metrics, the daily request counter and the access log line: once per request. */
   function finish(request: FastifyRequest, status: number): void {
     const record = request.keygate;
     if (!record) return;
+    request.keygate = null;
     const ms = performance.now() - record.startedAt;
     const outcome = record.outcome;
-    options.metrics?.requests.inc({ outcome, reason: record.reason ?? '' });
-    options.metrics?.duration.observe({ outcome }, ms / 1000);
-    if (record.accountId && outcome === 'forwarded') usage.add(record.accountId, rt.clock(), 'requests', `${Math.floor(status / 100)}xx`);
+    metrics?.requests.inc({ outcome, reason: record.reason ?? '' });
+    metrics?.duration.observe({ outcome }, ms / 1000);
+    if (record.accountId && outcome === 'forwarded') usage.add(record.accountId, rt.clock(), 'requests', statusClass(status));
     if (!config.log.requests) return;
-    request.log.info(
+    log.info(
       {
         reqId: request.id,
         method: request.method,

@@ -25,6 +25,8 @@ export interface RateLimitPlan {
   policyHeader: string | undefined;
 }
 
+const NO_WINDOWS: readonly WindowSpec[] = Object.freeze([]);
+
 /** Builds (and caches) the windows of a plan/route pair. */
 export function createRateLimitPlanner() {
   // Plan id → route id → windows; two lookups instead of a new joined key per request.
@@ -51,7 +53,8 @@ export function createRateLimitPlanner() {
 }
 
 /** The concrete windows for one key: ids are stable across processes (for Redis). */
-export function windowsFor(plan: RateLimitPlan, keyId: string, accountId: string): WindowSpec[] {
+export function windowsFor(plan: RateLimitPlan, keyId: string, accountId: string): readonly WindowSpec[] {
+  if (plan.templates.length === 0) return NO_WINDOWS;
   return plan.templates.map((t) => ({
     id: `${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.tag}:${t.windowMs}:${t.limit}`,
     name: t.name,

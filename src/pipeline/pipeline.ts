@@ -6,13 +6,13 @@
  */
 import type { Config, MeterPeriod } from '../config/schema.js';
 import { extractCredential, type RequestView } from '../auth/credential.js';
-import type { KeyFormat } from '../keys/format.js';
+import type { KeyFormat, KeyMode } from '../keys/format.js';
 import { sameDigest, type KeyHasher } from '../keys/hash.js';
 import type { CachedKey, KeyCache } from '../keys/key-cache.js';
 import type { AccountRecord, KeyRecord, Store } from '../store/store.js';
-import { CountersUnavailableError, type AdmitRequest, type Counters, type Reservation, type ChargeSpec } from '../counters/counters.js';
+import { CountersUnavailableError, type Admission, type AdmitRequest, type Counters, type Reservation, type ChargeSpec } from '../counters/counters.js';
 import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
-import { rateLimitHeaders, windowsFor, type createRateLimitPlanner } from '../limits/rate-limits.js';
+import { rateLimitHeaders, windowsFor, type createRateLimitPlanner, type RateLimitPlan } from '../limits/rate-limits.js';
 import { overageAllowed, reserveAmount } from '../meters/cost.js';
 import { periodBounds, type PeriodBounds } from '../meters/period.js';
 import { deny, type Denial } from '../denial/reasons.js';
@@ -43,8 +43,8 @@ export type Decision =
       identity: Identity;
       route: RouteMatch;
       reservation?: Reservation;
-      /** RateLimit fields for the response. */
-      headers: Record<string, string>;
+      /** RateLimit fields for the response (do not modify: may be shared). */
+      headers: Readonly<Record<string, string>>;
     };
 
 function refuse(denial: Denial, identity?: Identity): Decision {
@@ -52,10 +52,17 @@ function refuse(denial: Denial, identity?: Identity): Decision {
 }
 
 export interface Pipeline {
-  authorize(request: GatewayRequest): Promise<Decision>;
+  /**
+   * Steps 1–7. Answered synchronously when nothing needs I/O (a cached key on in-memory
+   * counters: the common case), so a warm request costs no promise; otherwise a promise.
+   */
+  authorize(request: GatewayRequest): Decision | Promise<Decision>;
   /** Steps 1–3 only: the key and its account, for the in-process verification benchmark. */
   identify(secret: string, now: number): CachedKey | null | undefined;
 }
+
+/** For requests with nothing to advertise: one object, never written to. */
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { config, keyFormat, hashKey, keyCache, store, counters, routes, limits, clock } = deps;
@@ -90,31 +97,34 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return entry;
   }
 
-  async function authorize(request: GatewayRequest): Promise<Decision> {
+  function authorize(request: GatewayRequest): Decision | Promise<Decision> {
     const now = clock();
 
     // 1. The credential, from the configured places → missing_key.
     const credential = extractCredential(request, config.auth.credentials);
     if (credential.kind === 'missing') return refuse(deny('missing_key'));
     if (credential.kind === 'malformed') return refuse(deny('malformed_key', { credentialPresented: true }));
-    const presented = { credentialPresented: true };
 
     // 2. Its shape and checksum, without any lookup → malformed_key.
     const shape = keyFormat.check(credential.secret);
-    if (!shape.ok) return refuse(deny('malformed_key', presented));
+    if (!shape.ok) return refuse(deny('malformed_key', { credentialPresented: true }));
 
-    // 3. The key itself → unknown_key, revoked_key, expired_key.
+    // 3. The key itself, from the cache or else the store → unknown_key, ...
     if (store.changedElsewhere?.()) keyCache.clear();
     const hash = hashKey(credential.secret);
-    let found = keyCache.get(hash, now);
-    if (found === undefined) {
-      try {
-        found = await fromStore(hash, now);
-      } catch {
-        return refuse(deny('service_unavailable'));
-      }
-    }
-    if (!found || (shape.mode !== undefined && shape.mode !== found.key.mode)) return refuse(deny('unknown_key', presented));
+    const cached = keyCache.get(hash, now);
+    if (cached !== undefined) return check(request, shape.mode, cached, now);
+    return fromStore(hash, now).then(
+      (found) => check(request, shape.mode, found, now),
+      () => refuse(deny('service_unavailable')),
+    );
+  }
+
+  /** Steps 3 (continued) to 7, for the key the credential names (or null if none). */
+  function check(request: GatewayRequest, mode: KeyMode | undefined, found: CachedKey | null, now: number): Decision | Promise<Decision> {
+    const presented = { credentialPresented: true };
+    // ... revoked_key, expired_key.
+    if (!found || (mode !== undefined && mode !== found.key.mode)) return refuse(deny('unknown_key', presented));
     const { key, account } = found;
     if (key.revokedAt !== null && key.revokedAt <= now) return refuse(deny('revoked_key', presented));
     if (key.expiresAt !== null && key.expiresAt <= now) return refuse(deny('expired_key', presented));
@@ -140,26 +150,26 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // 6–7. Blocks and rate limits (all windows or none), then the cost reservation
     //      → blocked, rate_limited, insufficient_funds. One counters call.
     const rateLimits = limits.plan(account.planId, plan, route.id, route.kind === 'proxy' ? route.route : undefined);
-    const charge = chargeFor(route, identity, request.url, now);
     const admit: AdmitRequest = { now, windows: windowsFor(rateLimits, key.id, account.id) };
     if (plan.block) admit.block = { id: plan.block.scope === 'account' ? `a:${account.id}` : `k:${key.id}`, policy: plan.block };
+    const charge = chargeFor(route, identity, request.url, now);
     if (charge) admit.charge = charge;
-    let admission;
-    try {
-      // A backend that needs no I/O answers at once, sparing the request a promise.
-      admission = counters.admitNow ? counters.admitNow(admit) : await counters.admit(admit);
-    } catch (error) {
+    // A backend that needs no I/O answers at once, sparing the request a promise.
+    if (counters.admitNow) return admitted(identity, route, rateLimits, counters.admitNow(admit));
+    return counters.admit(admit).then((admission) => admitted(identity, route, rateLimits, admission), (error: unknown) => {
       if (error instanceof CountersUnavailableError) return refuse(deny('service_unavailable'), identity);
       throw error;
-    }
-    const headers = rateLimitHeaders(rateLimits, admission.windows);
+    });
+  }
+
+  /** The counters' answer as a decision; 8–9 (forward, settle) belong to the gateway. */
+  function admitted(identity: Identity, route: RouteMatch, rateLimits: RateLimitPlan, admission: Admission): Decision {
+    const headers = rateLimits.policyHeader === undefined ? NO_HEADERS : rateLimitHeaders(rateLimits, admission.windows);
     if (!admission.ok) {
       const retryAfterSeconds = admission.reason === 'insufficient_funds' ? undefined : admission.retryAfterMs / 1000;
       return refuse(deny(admission.reason, { headers, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) }), identity);
     }
-
-    // 8–9 (forward, settle) belong to the gateway.
-    return { allowed: true, identity, route, headers, ...(admission.reservation ? { reservation: admission.reservation } : {}) };
+    return { allowed: true, identity, route, headers, reservation: admission.reservation };
   }
 
   function chargeFor(route: RouteMatch, identity: Identity, url: string, now: number): ChargeSpec | undefined {

@@ -3,7 +3,7 @@
  * identity headers added (and never taken from the client), hop-by-hop headers dropped,
  * bodies streamed both ways, the upstream's statuses passed through.
  */
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKeygate, type TestKeygate } from '../support/keygate.js';
 import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
@@ -96,6 +96,39 @@ describe('forwarding', () => {
     expect(seen['proxy-authorization']).toBeUndefined();
     expect(seen.te).toBeUndefined();
     expect(seen['x-kept']).toBe('yes');
+  });
+
+  it('drops the upstream\'s hop-by-hop response headers, including those its Connection header names', async () => {
+    const response = await kg.call('/hop', { headers: { Authorization: `Token ${secret}` } });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe('hop');
+    expect(response.headers.get('x-upstream-private')).toBeNull();
+    expect(response.headers.get('x-kept')).toBe('yes');
+  });
+
+  it('forwards a body sent after Expect: 100-continue (as curl does for bodies over 1 KB)', async () => {
+    const body = 'y'.repeat(4096);
+    const answer = await new Promise<{ status: number; text: string; headers: IncomingHttpHeaders }>((resolve, reject) => {
+      const url = new URL(`${kg.gatewayUrl}/upload`);
+      const req = httpRequest({
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { Authorization: `Token ${secret}`, Expect: '100-continue', 'content-type': 'text/plain', 'content-length': body.length },
+      });
+      req.on('continue', () => req.end(body));
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers }));
+      });
+      req.on('error', reject);
+    });
+    expect(answer.status).toBe(200);
+    expect(last().body).toBe(body);
+    expect(last().headers.expect).toBeUndefined();
   });
 
   it('streams a 5 MB request body to the upstream intact', async () => {

@@ -32,6 +32,7 @@ function profile(upstreamUrl: string): ConfigInput {
       { method: 'GET', path: '/v1/backlinks/count-header', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
       { method: 'GET', path: '/v1/failing/status/:code', cost: { meter: 'units', perRequest: 100 } },
       { method: 'GET', path: '/v1/export/status', cost: { meter: 'units', perRequest: 0 } },
+      { method: 'GET', path: '/v1/reports/slow', cost: { meter: 'units', perRequest: 100 } },
       { path: '/v1/*' },
     ],
     builtins: [
@@ -42,6 +43,15 @@ function profile(upstreamUrl: string): ConfigInput {
       },
     ],
   };
+}
+
+/** Waits (up to 5 s) until `condition` holds. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 describe('unit quotas', () => {
@@ -115,6 +125,18 @@ describe('unit quotas', () => {
     expect(refused.status).toBe(400);
     expect((await call(secret, 'GET', '/v1/backlinks/records?n=900')).status).toBe(200);
     expect(await unitsLeft(secret)).toBe(100);
+  });
+
+  it('charges nothing to a client that hangs up before the answer, and stops the upstream request', async () => {
+    const { secret, accountId } = await keyOn('thousand');
+    const client = new AbortController();
+    const call = kg.call('/v1/reports/slow?ms=1500', { headers: { authorization: `Token ${secret}` }, signal: client.signal });
+    await until(() => upstream.received.some((r) => r.url === '/v1/reports/slow?ms=1500'));
+    expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 0, reserved: 100 });
+    client.abort();
+    await expect(call).rejects.toThrow();
+    await until(() => upstream.abandoned.some((r) => r.url === '/v1/reports/slow?ms=1500'));
+    expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 0, reserved: 0 });
   });
 
   it('charges nothing for a response that is not 2xx', async () => {

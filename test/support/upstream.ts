@@ -7,6 +7,7 @@
  *   /records?n=<n>        {"data":[...n items]} and X-Record-Count: n (gzipped when the request accepts gzip)
  *   /count-header?n=<n>   X-Record-Count: n with a tiny body
  *   /stream?chunks=<n>    n chunks, 20 ms apart
+ *   /hop                  200 with hop-by-hop headers of its own (Keep-Alive, one named by Connection)
  *   anything else         200 with {method, url, headers, body} echoed
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -23,17 +24,23 @@ export interface Received {
 export interface TestUpstream {
   url: string;
   received: Received[];
+  /** Requests whose connection closed before the upstream answered them. */
+  abandoned: Received[];
   close(): Promise<void>;
 }
 
 export async function startTestUpstream(): Promise<TestUpstream> {
   const received: Received[] = [];
+  const abandoned: Received[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
       received.push(entry);
+      res.once('close', () => {
+        if (!res.writableFinished) abandoned.push(entry);
+      });
       const url = new URL(req.url ?? '/', 'http://upstream');
       const json = (status: number, value: unknown, headers: Record<string, string> = {}) => {
         res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -54,6 +61,11 @@ export async function startTestUpstream(): Promise<TestUpstream> {
         return;
       }
       if (url.pathname.endsWith('/count-header')) return json(200, { ok: true }, { 'x-record-count': url.searchParams.get('n') ?? '0' });
+      if (url.pathname.endsWith('/hop')) {
+        res.writeHead(200, { 'content-type': 'text/plain', connection: 'keep-alive, X-Upstream-Private', 'keep-alive': 'timeout=5', 'x-upstream-private': 'hop', 'x-kept': 'yes' });
+        res.end('hop');
+        return;
+      }
       if (url.pathname.endsWith('/stream')) {
         const n = Number(url.searchParams.get('chunks') ?? 3);
         res.writeHead(200, { 'content-type': 'text/plain' });
@@ -74,6 +86,7 @@ export async function startTestUpstream(): Promise<TestUpstream> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received,
+    abandoned,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

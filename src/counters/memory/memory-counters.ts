@@ -32,6 +32,8 @@ interface MeterState {
 }
 
 const SWEEP_INTERVAL_MS = MINUTE_MS;
+/** The answer for a request no window, block or cost applies to (shared, never modified). */
+const NOTHING_TO_COUNT: Admission = Object.freeze({ ok: true, windows: Object.freeze([]) as unknown as WindowState[] });
 /** Block state of a key that has been quiet this long is forgotten. */
 const BLOCK_MEMORY_MS = 7 * DAY_MS;
 
@@ -56,6 +58,7 @@ export class MemoryCounters implements Counters {
 
   /** Synchronous core of `admit`, used directly by the per-process fallback. */
   admitNow({ now, windows, block, charge }: AdmitRequest): Admission {
+    if (windows.length === 0 && !block && !charge) return NOTHING_TO_COUNT;
     const logs = windows.map((w) => this.log(w));
 
     if (block) {

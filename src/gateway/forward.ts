@@ -1,0 +1,314 @@
+/**
+ * Forwarding (step 8) and settling (step 9) over an undici keep-alive pool. Each
+ * forwarded request is one `Exchange`, undici's dispatch handler: the request body
+ * streams up, and the upstream's answer streams straight into the client's response,
+ * with backpressure, no intermediate stream and no header object built twice.
+ *
+ * On the way up the credential (header and query parameter), hop-by-hop headers, any
+ * header the `Connection` header names, `Expect` (Node has already answered it) and any
+ * identity header the client made up are dropped; identity and X-Forwarded headers are
+ * added. On the way down hop-by-hop headers, the record-count header and gauge headers
+ * are dropped, and the RateLimit fields are added.
+ *
+ * A 2xx commits the route's cost (per-record costs counted from a response header or
+ * the JSON body); anything else, an upstream failure, or a client that hangs up before
+ * the answer releases it.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
+import type { Runtime } from '../runtime.js';
+import type { Route } from '../config/schema.js';
+import type { Identity } from '../pipeline/identity.js';
+import type { Reservation } from '../counters/counters.js';
+import { deny, type Denial } from '../denial/reasons.js';
+import { credentialHeaderNames, withoutCredentialParams } from '../auth/credential.js';
+import { countRecords, parseRecordHeader } from '../meters/cost.js';
+import { settleCharge } from '../pipeline/settle.js';
+import { redactUrl } from '../store/open.js';
+
+/** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+/**
+ * Request headers never forwarded besides those: `host` (undici names the upstream),
+ * `expect` (Node answered `100-continue` already; undici refuses the header), and the
+ * X-Forwarded ones, which keygate writes itself.
+ */
+const NOT_FORWARDED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
+/** How long idle upstream connections are kept for reuse. */
+const UPSTREAM_KEEP_ALIVE_MS = 60_000;
+/** Largest JSON body buffered to count records. */
+const MAX_COUNTED_BODY = 64 * 1024 * 1024;
+/** undici's error codes for an upstream that did not answer in time. */
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export interface ForwardHooks {
+  onSettled(units: number, meter: string | undefined): void;
+  /** The upstream failed before answering: the client gets this denial (and it is finished there). */
+  onUpstreamError(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity: Identity): void;
+  /** The exchange is over: the answer was sent in full, or cut (`status` undefined if the client left first). */
+  onFinished(request: FastifyRequest, status: number | undefined): void;
+}
+
+export interface Forwarder {
+  forward(request: FastifyRequest, reply: FastifyReply, identity: Identity, route: Route, reservation: Reservation | undefined, rateLimitHeaders: Record<string, string>): void;
+  close(): Promise<void>;
+}
+
+/** What an exchange needs from its forwarder, fixed for the life of the process. */
+interface Upstream {
+  rt: Runtime;
+  hooks: ForwardHooks;
+  /** Response header (lower case) → the gauge meter it reports. */
+  gaugeByHeader: Map<string, string>;
+}
+
+export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
+  const { config } = rt;
+  const pool = new Pool(config.upstream.url, {
+    connections: config.upstream.connections,
+    pipelining: 1,
+    keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
+    headersTimeout: config.upstream.timeout,
+    bodyTimeout: config.upstream.timeout,
+  });
+  const upstream: Upstream = {
+    rt,
+    hooks,
+    gaugeByHeader: new Map(Object.entries(config.gauges).map(([meter, g]) => [g.header.toLowerCase(), meter])),
+  };
+  const dropped = new Set([...HOP_BY_HOP, ...NOT_FORWARDED, ...credentialHeaderNames(config.auth.credentials)]);
+  const prefix = config.identityHeaders.prefix;
+  const identityPrefix = prefix.toLowerCase();
+  const names = { account: `${prefix}Account`, key: `${prefix}Key`, mode: `${prefix}Mode`, scopes: `${prefix}Scopes`, plan: `${prefix}Plan` };
+  const credentials = config.auth.credentials;
+
+  /** The headers the upstream receives, as undici's flat [name, value, ...] list. */
+  function upstreamHeaders(request: FastifyRequest, identity: Identity, plainBody: boolean): string[] {
+    const headers = request.headers;
+    const listed = listedInConnection(headers.connection);
+    const out: string[] = [];
+    for (const name in headers) {
+      const value = headers[name];
+      if (value === undefined || dropped.has(name) || name.startsWith(identityPrefix) || listed?.includes(name)) continue;
+      if (plainBody && name === 'accept-encoding') continue;
+      if (typeof value === 'string') out.push(name, value);
+      else for (const item of value) out.push(name, item);
+    }
+    const { account, key } = identity;
+    out.push(names.account, account.id, names.key, key.id, names.mode, key.mode, names.scopes, key.scopes.join(' '), names.plan, identity.planId);
+    const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
+    const peer = socket.remoteAddress ?? '';
+    const forwardedFor = headers['x-forwarded-for'];
+    out.push('x-forwarded-for', forwardedFor === undefined ? peer : `${String(forwardedFor)}, ${peer}`);
+    out.push('x-forwarded-proto', socket.encrypted ? 'https' : 'http');
+    if (headers.host !== undefined) out.push('x-forwarded-host', headers.host);
+    // Records are counted in the body as sent: it must not come compressed.
+    if (plainBody) out.push('accept-encoding', 'identity');
+    return out;
+  }
+
+  return {
+    forward(request, reply, identity, route, reservation, rateLimitHeaders) {
+      const exchange = new Exchange(upstream, request, reply, identity, route, reservation, rateLimitHeaders);
+      const headers = upstreamHeaders(request, identity, exchange.countsJson);
+      const body = request.body;
+      pool.dispatch(
+        {
+          path: withoutCredentialParams(request.raw.url ?? '/', credentials),
+          method: request.method as Dispatcher.HttpMethod,
+          headers,
+          body: isReadable(body) ? body : null,
+        },
+        exchange,
+      );
+    },
+    close: () => pool.close(),
+  };
+}
+
+/**
+ * One forwarded request, from dispatch to the last byte of the answer. undici calls the
+ * `onResponse*` methods; the client's response is written directly.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly countsJson: boolean;
+  private readonly res: ServerResponse;
+  private controller: Dispatcher.DispatchController | null = null;
+  private settled = false;
+  /** The upstream's final answer has begun. */
+  private started = false;
+  /** The exchange is over (answered in full, or failed). */
+  private done = false;
+  private clientLeft = false;
+  /** The JSON body being buffered for its record count. */
+  private chunks: Buffer[] | null = null;
+  private size = 0;
+  private status = 0;
+
+  constructor(
+    private readonly upstream: Upstream,
+    private readonly request: FastifyRequest,
+    private readonly reply: FastifyReply,
+    private readonly identity: Identity,
+    private readonly route: Route,
+    private readonly reservation: Reservation | undefined,
+    private readonly rateLimitHeaders: Record<string, string>,
+  ) {
+    this.res = reply.raw;
+    const records = route.cost?.records;
+    this.countsJson = records !== undefined && 'json' in records;
+    // A client that hangs up before the answer stops the upstream request and pays
+    // nothing; one that hangs up midway stops it too. ('close' also follows every
+    // normal end, when there is nothing left to do.) One shared listener, no closure.
+    (this.res as ExchangeResponse)[EXCHANGE] = this;
+    this.res.on('close', onResponseClose);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.clientLeft) controller.abort(new Error('the client went away'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx: the final answer follows
+    this.started = true;
+    this.status = statusCode;
+    const { rt, gaugeByHeader } = this.upstream;
+    const records = this.route.cost?.records;
+    const recordHeader = records && 'header' in records ? records.header.toLowerCase() : undefined;
+    const ok = statusCode >= 200 && statusCode < 300;
+    const listed = listedInConnection(headers.connection);
+    const out: (string | string[])[] = [];
+    let recordsFromHeader: number | undefined;
+    for (const name in headers) {
+      const value = headers[name];
+      if (value === undefined || HOP_BY_HOP_NAMES.has(name) || listed?.includes(name)) continue;
+      if (name === recordHeader) {
+        recordsFromHeader = parseRecordHeader(value);
+        continue;
+      }
+      const gauge = gaugeByHeader.get(name);
+      if (gauge !== undefined) {
+        const level = parseRecordHeader(value);
+        if (level !== undefined && this.identity.plan.meters[gauge]?.kind === 'gauge') rt.usage.gauge(this.identity.account.id, gauge, level, rt.clock());
+        continue;
+      }
+      out.push(name, value);
+    }
+    for (const name in this.rateLimitHeaders) out.push(name, this.rateLimitHeaders[name] as string);
+    // The client's body is not read to its end: its connection cannot carry another request.
+    if (!this.request.raw.complete) out.push('connection', 'close');
+
+    if (this.countsJson && ok) this.chunks = [];
+    else {
+      if (recordHeader && ok && recordsFromHeader === undefined) {
+        rt.log.warn({ route: this.route.path, header: recordHeader }, 'upstream sent no record count; charged the reserved estimate');
+      }
+      this.settle(statusCode, recordsFromHeader);
+    }
+    this.reply.hijack();
+    try {
+      this.res.writeHead(statusCode, out as unknown as string[]);
+    } catch (error) {
+      // A header Node will not send (an invalid character, say): the upstream's fault.
+      rt.log.warn({ err: { message: (error as Error).message } }, 'upstream response has a header that cannot be sent');
+      controller.abort(error as Error);
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.chunks) {
+      this.size += chunk.length;
+      if (this.size > MAX_COUNTED_BODY) {
+        controller.abort(new Error(`upstream JSON body over ${MAX_COUNTED_BODY} bytes cannot be counted`));
+        return;
+      }
+      this.chunks.push(chunk);
+      return;
+    }
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.done = true;
+    if (this.chunks) {
+      const body = Buffer.concat(this.chunks);
+      this.chunks = null;
+      const records = countJsonRecords(body, (this.route.cost?.records as { json: string }).json);
+      if (records === undefined) this.upstream.rt.log.warn({ route: this.route.path }, 'could not count records in the upstream response; charged the reserved estimate');
+      this.settle(this.status, records);
+      this.res.end(body);
+    } else {
+      this.res.end();
+    }
+    this.upstream.hooks.onFinished(this.request, this.status);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.done = true;
+    this.settle(0, undefined);
+    const { rt, hooks } = this.upstream;
+    if (this.clientLeft) {
+      hooks.onFinished(this.request, this.started ? this.status : undefined);
+      return;
+    }
+    if (this.started) {
+      // Part of the answer is on its way: the client can only be told by a cut connection.
+      rt.log.warn({ err: { message: error.message, code: (error as { code?: string }).code } }, 'upstream response failed midway');
+      this.res.destroy();
+      hooks.onFinished(this.request, this.status);
+      return;
+    }
+    const code = (error as { code?: string }).code;
+    rt.log.warn({ err: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url) }, 'upstream request failed');
+    hooks.onUpstreamError(this.request, this.reply, deny(code !== undefined && TIMEOUT_CODES.has(code) ? 'upstream_timeout' : 'upstream_unavailable'), this.identity);
+  }
+
+  /** The client's connection closed; unless the exchange is over, the client left. */
+  clientGone(): void {
+    if (this.done || this.res.writableFinished) return;
+    this.clientLeft = true;
+    this.settle(0, undefined);
+    this.controller?.abort(new Error('the client went away'));
+  }
+
+  private settle(status: number, records: number | undefined): void {
+    if (this.settled) return;
+    this.settled = true;
+    const { rt, hooks } = this.upstream;
+    hooks.onSettled(settleCharge(rt, this.identity.account.id, this.route, this.reservation, status, records), this.route.cost?.meter);
+  }
+}
+
+const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
+const EXCHANGE = Symbol('keygate exchange');
+type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+
+function onResponseClose(this: ExchangeResponse): void {
+  this[EXCHANGE]?.clientGone();
+}
+/** `Connection` values that name no other header. */
+const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'Keep-Alive', 'Close']);
+
+/** The header names a `Connection` header lists besides the usual values (hop-by-hop too). */
+function listedInConnection(value: string | string[] | undefined): string[] | undefined {
+  if (typeof value !== 'string' || PLAIN_CONNECTION.has(value)) return undefined;
+  return value.toLowerCase().split(',').map((name) => name.trim());
+}
+
+function isReadable(body: unknown): body is Readable {
+  return body instanceof Readable;
+}
+
+function countJsonRecords(body: Buffer, path: string): number | undefined {
+  try {
+    return countRecords(JSON.parse(body.toString('utf8')), path);
+  } catch {
+    return undefined;
+  }
+}
