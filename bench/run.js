@@ -280,6 +280,8 @@ function aggregate({ id, title }, rounds) {
       commandsPerRequest: total('commands') / requests,
       serverCommandsPerRequest,
       clientsConnected: Math.max(...rounds.map((r) => r.redis.connectedClients)),
+      // Redis's own CPU time (all its threads) per request: it shares the machine's cores.
+      serverCpuMicrosPerRequest: (total('cpuSeconds') * 1e6) / requests,
     };
   }
   void id;
@@ -298,13 +300,15 @@ async function redisSnapshot(child) {
     await redis.connect();
     const stats = await redis.info('commandstats');
     const clients = await redis.info('clients');
+    const cpu = await redis.info('cpu');
+    const cpuField = (name) => Number(new RegExp(`${name}:([0-9.]+)`).exec(cpu)?.[1] ?? 0);
     const calls = {};
     for (const line of stats.split('\n')) {
       const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
       if (m && m[1] !== 'info') calls[m[1]] = Number(m[2]);
     }
     const connected = Number(/connected_clients:(\d+)/.exec(clients)?.[1] ?? 0);
-    return { client, serverCalls: calls, connectedClients: connected };
+    return { client, serverCalls: calls, connectedClients: connected, cpuSeconds: cpuField('used_cpu_user') + cpuField('used_cpu_sys') };
   } finally {
     redis.disconnect();
   }
@@ -321,6 +325,7 @@ function redisDiff(before, after) {
     roundTrips: after.client.roundTrips - before.client.roundTrips,
     serverCommands,
     connectedClients: after.connectedClients,
+    cpuSeconds: after.cpuSeconds - before.cpuSeconds,
   };
 }
 
@@ -473,7 +478,7 @@ function printSummary(results) {
   const e = cases.e;
   if (e?.redis) {
     const server = Object.entries(e.redis.serverCommandsPerRequest);
-    console.log(`Redis per request (e): ${e.redis.roundTripsPerRequest.toFixed(3)} round trips, ${e.redis.commandsPerRequest.toFixed(3)} commands (counted in the keygate process)`);
+    console.log(`Redis per request (e): ${e.redis.roundTripsPerRequest.toFixed(3)} round trips, ${e.redis.commandsPerRequest.toFixed(3)} commands (counted in the keygate process); Redis's own CPU ${micros(e.redis.serverCpuMicrosPerRequest)}/req`);
     console.log(
       `  Redis's INFO commandstats per request, commands run inside Lua scripts included (and any other client's: up to ${e.redis.clientsConnected} clients were connected): ` +
         `${sum(server.map(([, n]) => n)).toFixed(2)} = ${server.map(([name, n]) => `${name} ${n.toFixed(2)}`).join(', ')}`,

@@ -158,6 +158,22 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     expect(await first.drainMeterChanges()).toContainEqual({ accountId, meter: 'credits', periodStart: PERIOD, used: 350 });
   });
 
+  it('judges the admissions of concurrent requests together, at the latest of their times', async () => {
+    const w = { id: `k:${unique('key')}:plan:1000:2`, name: '2-per-1s', limit: 2, windowMs: 1_000 };
+    expect(await first.admit({ now: T0, windows: [w] })).toMatchObject({ ok: true });
+    expect(await first.admit({ now: T0 + 1, windows: [w] })).toMatchObject({ ok: true });
+    // Sent in the same turn, these leave for Redis together at T0 + 1001, when both earlier
+    // admissions have left the window: both fit (one by one, the first would not have).
+    const together = await Promise.all([first.admit({ now: T0 + 999, windows: [w] }), first.admit({ now: T0 + 1_001, windows: [w] })]);
+    expect(together).toMatchObject([
+      { ok: true, windows: [{ remaining: 1, resetMs: 1_000 }] },
+      { ok: true, windows: [{ remaining: 0, resetMs: 1_000 }] },
+    ]);
+    // ...and they are recorded at that time: the window is full until T0 + 2001.
+    expect(await first.admit({ now: T0 + 2_000, windows: [w] })).toMatchObject({ ok: false, reason: 'rate_limited', retryAfterMs: 1 });
+    expect(await first.admit({ now: T0 + 2_001, windows: [w] })).toMatchObject({ ok: true });
+  });
+
   it('asks Redis once per admission: one EVALSHA for the block, every window and the reservation', async () => {
     const accountId = unique('acc');
     const keyId = unique('key');

@@ -4,7 +4,9 @@
  * changed only by the Lua scripts in `scripts.ts`.
  *
  * - One round trip per request: `admit` is a single EVALSHA that checks the block,
- *   every window and the balance and records all of it, or nothing.
+ *   every window and the balance and records all of it, or nothing. Concurrent
+ *   requests share it: the admissions (and the settles) asked for in one turn of the
+ *   event loop leave as one EVALSHA, decided in order inside Redis (`ScriptBatch`).
  * - The clock is the gateway's: scripts are given `now`. Hosts must keep their clocks
  *   in sync (NTP); a host that is off by s ms judges windows s ms early or late.
  * - PostgreSQL is the record of balances, Redis keeps nothing on disk. The runtime
@@ -53,8 +55,6 @@ const PAUSE_AFTER_FAILURE_MS = 1_000;
 const RESTORE_BATCH = 500;
 /** The admit script's answer for a meter Redis does not hold yet: seed it, then ask again. */
 const MISSING = Symbol('missing meter');
-/** Placeholder for a script key slot a request does not use (never read or written). */
-const UNUSED_KEY = 'unused';
 
 export interface RedisCountersOptions {
   /** `redis://host:port[/db][?prefix=...]`. */
@@ -118,8 +118,8 @@ export class RedisCounters implements Counters {
     this.client = commandClient(target);
     this.subscriber = subscriberClient(target);
     this.fallback = new PerProcessFallback(options.clock);
-    this.admissions = new ScriptBatch(ADMIT, this.client);
-    this.settles = new ScriptBatch(SETTLE, this.client);
+    this.admissions = new ScriptBatch(ADMIT, this.client, [RESERVATION_TTL_MS, EXPIRY_SLACK_MS, METER_TTL_MS]);
+    this.settles = new ScriptBatch(SETTLE, this.client, [METER_TTL_MS]);
   }
 
   async start(): Promise<void> {
@@ -203,7 +203,7 @@ export class RedisCounters implements Counters {
       return;
     }
     try {
-      await this.commit(reservation, id, reservation.amount, actual);
+      await this.commit(reservation, id, actual);
     } catch (error) {
       this.noteFailure(error);
       // The reservation in Redis lapses by itself; the units are delivered later.
@@ -305,33 +305,18 @@ export class RedisCounters implements Counters {
     const { now, windows, block } = request;
     const charge = request.charge && request.charge.amount > 0 ? request.charge : undefined;
     const id = `${this.token}:${(this.sequence++).toString(36)}`;
-    const keys = [
-      block ? this.key('b', block.id) : this.key(UNUSED_KEY, 'b'),
-      charge ? this.meterKey(charge) : this.key(UNUSED_KEY, 'm'),
-      charge ? this.reservationsKey(charge) : this.key(UNUSED_KEY, 'r'),
-      ...windows.map((w) => this.key('w', w.id)),
-    ];
-    const policy = block?.policy;
-    const args = [
-      now,
-      id,
-      block ? 1 : 0,
-      policy?.after ?? 0,
-      policy?.within ?? 0,
-      policy?.duration ?? 0,
-      policy?.factor ?? 1,
-      policy?.max ?? 0,
-      policy?.forgetAfter ?? 0,
-      charge ? 1 : 0,
-      charge?.amount ?? 0,
-      charge?.limit ?? 0,
-      charge?.overage ? 1 : 0,
-      RESERVATION_TTL_MS,
-      EXPIRY_SLACK_MS,
-      METER_TTL_MS,
-      ...windows.flatMap((w) => [w.limit, w.windowMs]),
-    ];
-
+    const keys: string[] = [];
+    const args: (string | number)[] = [now, id, block ? 1 : 0, charge ? 1 : 0, charge?.amount ?? 0, charge?.limit ?? 0, charge?.overage ? 1 : 0];
+    if (block) {
+      const { after, within, duration, factor, max, forgetAfter } = block.policy;
+      keys.push(this.key('b', block.id));
+      args.push(after, within, duration, factor, max, forgetAfter);
+    }
+    if (charge) keys.push(this.meterKey(charge), this.reservationsKey(charge));
+    for (const w of windows) {
+      keys.push(this.key('w', w.id));
+      args.push(w.limit, w.windowMs);
+    }
     const reply = (await this.admissions.run(keys, args)) as string[];
     return reply[0] === 'missing' ? MISSING : this.decode(request, charge, reply);
   }
@@ -371,10 +356,10 @@ export class RedisCounters implements Counters {
     }
   }
 
-  /** Releases `reserved` (if the reservation is still held) and commits `actual`. */
-  private async commit(ref: MeterRef, reservationId: string, reserved: number, actual: number): Promise<void> {
+  /** Releases the reservation (if it is still held) and commits `actual`. */
+  private async commit(ref: MeterRef, reservationId: string, actual: number): Promise<void> {
     for (let attempt = 0; ; attempt += 1) {
-      const reply = await this.settles.run([this.meterKey(ref), this.reservationsKey(ref)], [reservationId, reserved, actual, METER_TTL_MS]);
+      const reply = await this.settles.run([this.meterKey(ref), this.reservationsKey(ref)], [reservationId, actual]);
       if (reply === 'ok') {
         if (actual > 0) this.dirty.set(meterRefId(ref), { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart });
         return;
@@ -414,7 +399,7 @@ export class RedisCounters implements Counters {
     await Promise.all(
       held.map(async (entry) => {
         try {
-          await this.commit(entry.ref, '', 0, entry.units);
+          await this.commit(entry.ref, '', entry.units);
         } catch (error) {
           failed.push(entry);
           this.noteFailure(error);

@@ -2,6 +2,7 @@
  * The Lua scripts behind the Redis counters. Each runs atomically inside Redis, so a
  * request's block check, all of its rate-limit windows and its meter reservation are
  * one step (one EVALSHA, one round trip) that no other process can interleave with.
+ * The requests of one moment share that step: `ScriptBatch` sends them as one call.
  *
  * Data layout (every key carries the configured prefix `P`):
  *   P w:<window id>   sorted set: one member per admission, scored by its time (ms).
@@ -15,8 +16,8 @@
  * clock: tests can drive the clock, and a window is judged on one time axis. Redis key
  * expiry (PEXPIRE) is only garbage collection and is given generous slack.
  *
- * Scripts return strings only: Redis would truncate Lua numbers to integers, and meter
- * amounts may be fractional.
+ * Amounts go back as strings (Redis would truncate a Lua number to an integer, and
+ * meter amounts may be fractional); whole milliseconds and counts go back as numbers.
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -40,10 +41,19 @@ export class Script {
 }
 
 /**
- * Runs one script for many callers in one pipelined write: calls made during the same
- * turn of the event loop leave together (settles of concurrent requests, say), which
- * spares a socket write and read per call.
+ * Runs one script for many callers in one EVALSHA: the calls made during the same turn
+ * of the event loop (the admissions of concurrent requests, their settles) leave
+ * together as one command. Inside Redis the batch script works through them in order,
+ * reading each key it needs once and writing each key once at the end, so a batch of
+ * requests on the same key and meter costs Redis little more than one request.
+ *
+ * Wire format: KEYS are every call's keys in order; ARGV is the batch's shared values
+ * (`shared`), then the number of calls, then for each call its key count, argument
+ * count and arguments. The reply is one reply per call, in order.
  */
+/** Calls per EVALSHA at most (Lua's unpack has a limit; a longer queue becomes several commands). */
+const MAX_BATCH = 256;
+
 export class ScriptBatch {
   private queue: { keys: readonly string[]; args: readonly (string | number)[]; resolve: (value: unknown) => void; reject: (error: unknown) => void }[] = [];
   private scheduled = false;
@@ -51,6 +61,7 @@ export class ScriptBatch {
   constructor(
     private readonly script: Script,
     private readonly client: Redis,
+    private readonly shared: readonly (string | number)[],
   ) {}
 
   run(keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
@@ -58,91 +69,142 @@ export class ScriptBatch {
       this.queue.push({ keys, args, resolve, reject });
       if (this.scheduled) return;
       this.scheduled = true;
-      setImmediate(() => void this.flush());
+      setImmediate(() => this.flushAll());
     });
   }
 
-  private async flush(): Promise<void> {
-    const batch = this.queue;
+  private flushAll(): void {
+    const queue = this.queue;
     this.queue = [];
     this.scheduled = false;
-    const pipeline = this.client.pipeline();
-    for (const call of batch) pipeline.evalsha(this.script.sha, call.keys.length, ...call.keys, ...call.args);
-    let results: [Error | null, unknown][];
+    for (let i = 0; i < queue.length; i += MAX_BATCH) void this.flush(queue.slice(i, i + MAX_BATCH));
+  }
+
+  private async flush(batch: ScriptBatch['queue']): Promise<void> {
+    const keys: string[] = [];
+    const args: (string | number)[] = [...this.shared, batch.length];
+    for (const call of batch) {
+      for (const key of call.keys) keys.push(key);
+      args.push(call.keys.length, call.args.length);
+      for (const arg of call.args) args.push(arg);
+    }
+    let replies: unknown;
     try {
-      results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+      replies = await this.script.run(this.client, keys, args);
     } catch (error) {
       for (const call of batch) call.reject(error);
       return;
     }
-    batch.forEach((call, i) => {
-      const [error, value] = results[i] ?? [new Error('no reply'), undefined];
-      // Redis restarted and forgot the script: this call alone goes again, with EVAL.
-      if (error?.message.startsWith('NOSCRIPT')) this.script.run(this.client, call.keys, call.args).then(call.resolve, call.reject);
-      else if (error) call.reject(error);
-      else call.resolve(value);
-    });
+    if (!Array.isArray(replies) || replies.length !== batch.length) {
+      const error = new Error(`the batch script answered ${Array.isArray(replies) ? replies.length : typeof replies} replies for ${batch.length} calls`);
+      for (const call of batch) call.reject(error);
+      return;
+    }
+    batch.forEach((call, i) => call.resolve(replies[i]));
   }
 }
 
-/** Shared Lua helpers: number formatting that survives the trip as a string. */
+/**
+ * Shared Lua: number formatting that survives the trip as a string (for amounts, which
+ * may be fractional; whole milliseconds and counts go back as Lua numbers), and the loop
+ * that hands each call of a batch the offsets of its KEYS and ARGV.
+ */
 const PRELUDE = `
 local function fmt(n) return string.format('%.17g', n) end
+-- Calls handle(k, a, nk, na) per call: its keys are KEYS[k + 1 .. k + nk], its
+-- arguments ARGV[a + 1 .. a + na]. Returns the replies in order.
+local function eachCall(firstArg, handle)
+  local calls = tonumber(ARGV[firstArg])
+  local k, a = 0, firstArg + 1
+  local replies = {}
+  for c = 1, calls do
+    local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+    replies[c] = handle(k, a + 1, nk, na)
+    k = k + nk
+    a = a + 2 + na
+  end
+  return replies
+end
 `;
 
 /**
- * admit: block check, every window (all or none), then the reservation.
+ * admit, for a batch of requests: per request the block check, every window (all or
+ * none), then the reservation; one reply per request.
  *
- * KEYS: [1] block hash, [2] meter hash, [3] reservations, [4..] one sorted set per window
- * ARGV: [1] now, [2] admission id (unique), [3] has block '1'/'0',
- *       [4..9] block after, within, duration, factor, max, forgetAfter,
- *       [10] has charge '1'/'0', [11..14] amount, limit, overage '1'/'0', reservation ttl,
- *       [15] window and block expiry slack ms, [16] meter ttl ms,
- *       [17..] limit and windowMs of each window
- * Returns: { status, detail, remaining1, reset1, remaining2, reset2, ... } where status is
- *   'ok' (detail = reservation id or ''), 'blocked' / 'rate_limited' (detail = retry
- *   after ms), 'funds' (detail = used), or 'missing' (the meter has no balance in Redis:
- *   seed it from the store and ask again; nothing was recorded).
+ * Shared ARGV: reservation ttl ms, window and block expiry slack ms, meter ttl ms.
+ * Per request KEYS: [block hash if it has a block], [meter hash, reservations if it has
+ *   a charge], then one sorted set per window.
+ * Per request ARGV: [1] now, [2] admission id (unique), [3] has block, [4] has charge,
+ *   [5] amount, [6] limit, [7] overage ('1'/'0'), [8..13] block after, within,
+ *   duration, factor, max, forgetAfter (if it has a block), then limit and windowMs of
+ *   each window.
+ * Returns per request: { status, detail, remaining1, reset1, remaining2, reset2, ... }
+ *   where status is 'ok' (detail = reservation member or ''), 'blocked' /
+ *   'rate_limited' (detail = retry after ms), 'funds' (detail = used), or 'missing'
+ *   (the meter has no balance in Redis: seed it from the store and ask again; nothing
+ *   was recorded for this request).
+ *
+ * Each window and meter is read once per batch and written once at its end; requests
+ * later in the batch see what earlier ones recorded. The whole batch is judged, and
+ * recorded, at the latest of its requests' times: the moment it leaves for Redis.
  */
 export const ADMIT = new Script(`${PRELUDE}
-local now = tonumber(ARGV[1])
-local id = ARGV[2]
-local hasBlock = ARGV[3] == '1'
-local hasCharge = ARGV[10] == '1'
-local slack = tonumber(ARGV[15])
-local meterTtl = ARGV[16]
-local blockKey, meterKey, reservationsKey = KEYS[1], KEYS[2], KEYS[3]
-local windowCount = #KEYS - 3
+local reservationTtl, slack, meterTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local windows, windowOrder = {}, {}
+local meters, meterOrder = {}, {}
 
--- Checked first so that a retry after seeding sees a request that left no trace.
-if hasCharge and redis.call('EXISTS', meterKey) == 0 then return { 'missing' } end
+-- The batch is judged at one time, the latest its requests give: the moment it left the
+-- gateway for Redis. (Within a batch times differ by a few milliseconds at most.)
+local now = -math.huge
+eachCall(4, function(k, a) now = math.max(now, tonumber(ARGV[a + 1])) end)
 
-local function window(i)
-  return KEYS[3 + i], tonumber(ARGV[15 + 2 * i]), tonumber(ARGV[16 + 2 * i])
+-- The window at \`now\`: how many admissions it holds (this batch's included) and the
+-- oldest. Read from Redis once per batch.
+local function windowAt(key, limit, windowMs)
+  local w = windows[key]
+  if not w then
+    local from = '(' .. (now - windowMs)
+    w = { key = key, limit = limit, windowMs = windowMs, from = from, ids = {} }
+    w.held = redis.call('ZCOUNT', key, from, '+inf')
+    if w.held > 0 then w.oldest = tonumber(redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]) end
+    windows[key] = w
+    windowOrder[#windowOrder + 1] = w
+  end
+  return w, w.held + #w.ids, w.oldest or (#w.ids > 0 and now or nil)
 end
 
--- Admissions inside (now - windowMs, now]; later ones (another host's clock) count too.
-local function cutoff(windowMs) return '(' .. fmt(now - windowMs) end
+-- The (position)-th oldest admission in the window: Redis's first, then this batch's (all at \`now\`).
+local function nthOldest(w, position)
+  if position > w.held then return now end
+  return tonumber(redis.call('ZRANGEBYSCORE', w.key, w.from, '+inf', 'WITHSCORES', 'LIMIT', position - 1, 1)[2])
+end
 
-local function reply(status, detail)
-  local out = { status, detail }
-  for i = 1, windowCount do
-    local key, limit, windowMs = window(i)
-    local from = cutoff(windowMs)
-    local count = redis.call('ZCOUNT', key, from, '+inf')
-    local reset = 0
-    if count > 0 then
-      local oldest = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-      reset = math.max(0, tonumber(oldest[2]) + windowMs - now)
-    end
-    out[#out + 1] = fmt(math.max(0, limit - count))
-    out[#out + 1] = fmt(reset)
+local function meterState(meterKey, reservationsKey)
+  local m = meters[meterKey]
+  if not m then
+    local balance = redis.call('HMGET', meterKey, 'used', 'reserved')
+    m = { key = meterKey, reservationsKey = reservationsKey, exists = balance[1] ~= false, used = tonumber(balance[1]) or 0, reserved = tonumber(balance[2]) or 0, added = {}, changed = false }
+    meters[meterKey] = m
+    meterOrder[#meterOrder + 1] = m
   end
-  return out
+  return m
+end
+
+-- Reservations whose process never settled them stop holding units. Looked for only
+-- when a request does not fit: until then they change no answer.
+local function releaseLapsed(m)
+  local lapsed = redis.call('ZRANGEBYSCORE', m.reservationsKey, '-inf', now)
+  if #lapsed == 0 then return end
+  local sum = 0
+  for _, member in ipairs(lapsed) do sum = sum + tonumber(string.match(member, '|([^|]+)$')) end
+  redis.call('ZREMRANGEBYSCORE', m.reservationsKey, '-inf', now)
+  m.reserved = m.reserved - sum
+  if m.reserved < 1e-9 then m.reserved = 0 end
+  m.changed = true
 end
 
 -- The block state lives until its level would be forgotten anyway.
-local function keepBlock(lastEnd, within, forgetAfter)
+local function keepBlock(blockKey, lastEnd, within, forgetAfter)
   local ttl = within
   if lastEnd then ttl = math.max(ttl, lastEnd + forgetAfter - now) end
   redis.call('PEXPIRE', blockKey, math.ceil(ttl + slack))
@@ -150,9 +212,9 @@ end
 
 -- Same rules as the memory counters: 'after' violations within 'within' start a block
 -- of duration * factor^level (capped at max); the level resets after forgetAfter.
-local function recordViolation()
-  local after, within, duration = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-  local factor, max, forgetAfter = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local function recordViolation(blockKey, a)
+  local after, within, duration = tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9]), tonumber(ARGV[a + 10])
+  local factor, max, forgetAfter = tonumber(ARGV[a + 11]), tonumber(ARGV[a + 12]), tonumber(ARGV[a + 13])
   local state = redis.call('HMGET', blockKey, 'violations', 'level', 'lastEnd')
   local kept = {}
   if state[1] then
@@ -165,92 +227,187 @@ local function recordViolation()
   local lastEnd = tonumber(state[3])
   if #kept < after then
     redis.call('HSET', blockKey, 'violations', table.concat(kept, ','))
-    keepBlock(lastEnd, within, forgetAfter)
+    keepBlock(blockKey, lastEnd, within, forgetAfter)
     return 0
   end
   if lastEnd == nil or now - lastEnd > forgetAfter then level = 0 end
   local length = math.min(max, math.floor(duration * factor ^ level + 0.5))
   local untilMs = now + length
   redis.call('HSET', blockKey, 'violations', '', 'level', level + 1, 'until', fmt(untilMs), 'lastEnd', fmt(untilMs))
-  keepBlock(untilMs, within, forgetAfter)
+  keepBlock(blockKey, untilMs, within, forgetAfter)
   return length
 end
 
--- 6. A block in force refuses before any window is looked at.
-if hasBlock then
-  local untilMs = tonumber(redis.call('HGET', blockKey, 'until'))
-  if untilMs and untilMs > now then return reply('blocked', fmt(untilMs - now)) end
-end
-
--- 6. Every window must have room; the longest wait decides Retry-After.
-local wait = 0
-for i = 1, windowCount do
-  local key, limit, windowMs = window(i)
-  local from = cutoff(windowMs)
-  local count = redis.call('ZCOUNT', key, from, '+inf')
-  if count >= limit then
-    -- The (count - limit + 1)-th oldest admission in the window must leave it first.
-    local entry = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', count - limit, 1)
-    wait = math.max(wait, math.max(1, tonumber(entry[2]) + windowMs - now))
-  end
-end
-if wait > 0 then
+local function admit(k, a, nk)
+  local id = ARGV[a + 2]
+  local hasBlock, hasCharge = ARGV[a + 3] == '1', ARGV[a + 4] == '1'
+  local blockKey, meter
   if hasBlock then
-    local blockedFor = recordViolation()
-    if blockedFor > 0 then return reply('blocked', fmt(blockedFor)) end
+    k = k + 1
+    blockKey = KEYS[k]
+    nk = nk - 1
   end
-  return reply('rate_limited', fmt(wait))
+  -- Checked first so that a retry after seeding sees a request that left no trace.
+  if hasCharge then
+    meter = meterState(KEYS[k + 1], KEYS[k + 2])
+    k = k + 2
+    nk = nk - 2
+    if not meter.exists then return { 'missing' } end
+  end
+  local firstWindowArg = a + (hasBlock and 14 or 8)
+  local spans = {}
+  for i = 1, nk do
+    local j = firstWindowArg + 2 * (i - 1)
+    local w, count, oldest = windowAt(KEYS[k + i], tonumber(ARGV[j]), tonumber(ARGV[j + 1]))
+    spans[i] = { w = w, count = count, oldest = oldest }
+  end
+
+  local function reply(status, detail)
+    local out = { status, detail }
+    for _, span in ipairs(spans) do
+      local reset = 0
+      if span.oldest then reset = math.max(0, span.oldest + span.w.windowMs - now) end
+      out[#out + 1] = math.max(0, span.w.limit - span.count)
+      out[#out + 1] = reset
+    end
+    return out
+  end
+
+  -- 6. A block in force refuses before any window is looked at.
+  if hasBlock then
+    local untilMs = tonumber(redis.call('HGET', blockKey, 'until'))
+    if untilMs and untilMs > now then return reply('blocked', untilMs - now) end
+  end
+
+  -- 6. Every window must have room; the longest wait decides Retry-After.
+  local wait = 0
+  for _, span in ipairs(spans) do
+    local w = span.w
+    if span.count >= w.limit then
+      -- The (count - limit + 1)-th oldest admission in the window must leave it first.
+      local leaves = nthOldest(w, span.count - w.limit + 1)
+      wait = math.max(wait, math.max(1, leaves + w.windowMs - now))
+    end
+  end
+  if wait > 0 then
+    if hasBlock then
+      local blockedFor = recordViolation(blockKey, a)
+      if blockedFor > 0 then return reply('blocked', blockedFor) end
+    end
+    return reply('rate_limited', wait)
+  end
+
+  -- 7. Reserve the cost: used + reserved + amount must fit the limit unless overage is on.
+  local reservation = ''
+  if hasCharge then
+    local amount, limit, overage = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]), ARGV[a + 7] == '1'
+    if not overage and meter.used + meter.reserved + amount > limit then
+      releaseLapsed(meter)
+      if meter.used + meter.reserved + amount > limit then return reply('funds', fmt(meter.used)) end
+    end
+    meter.reserved = meter.reserved + amount
+    meter.changed = true
+    reservation = id .. '|' .. ARGV[a + 5]
+    meter.added[#meter.added + 1] = now + reservationTtl
+    meter.added[#meter.added + 1] = reservation
+  end
+
+  -- Only now, with everything passed, does the request count against its windows.
+  for _, span in ipairs(spans) do
+    span.w.ids[#span.w.ids + 1] = id
+    span.count = span.count + 1
+    if not span.oldest then span.oldest = now end
+  end
+  return reply('ok', reservation)
 end
 
--- 7. Reserve the cost: used + reserved + amount must fit the limit unless overage is on.
-local reservation = ''
-if hasCharge then
-  local amount, limit, overage, ttl = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1', tonumber(ARGV[14])
-  local lapsed = redis.call('ZRANGEBYSCORE', reservationsKey, '-inf', fmt(now))
-  if #lapsed > 0 then
-    local sum = 0
-    for _, member in ipairs(lapsed) do sum = sum + tonumber(string.match(member, '|([^|]+)$')) end
-    redis.call('ZREMRANGEBYSCORE', reservationsKey, '-inf', fmt(now))
-    local left = tonumber(redis.call('HINCRBYFLOAT', meterKey, 'reserved', fmt(-sum)))
-    if left < 1e-9 then redis.call('HSET', meterKey, 'reserved', '0') end
-  end
-  local balance = redis.call('HMGET', meterKey, 'used', 'reserved')
-  local used, reserved = tonumber(balance[1]) or 0, tonumber(balance[2]) or 0
-  if not overage and used + reserved + amount > limit then return reply('funds', fmt(used)) end
-  redis.call('HINCRBYFLOAT', meterKey, 'reserved', ARGV[11])
-  reservation = id .. '|' .. ARGV[11]
-  redis.call('ZADD', reservationsKey, fmt(now + ttl), reservation)
-  redis.call('PEXPIRE', reservationsKey, meterTtl)
-end
+local replies = eachCall(4, admit)
 
--- Only now, with everything passed, does the request count against its windows.
-for i = 1, windowCount do
-  local key, limit, windowMs = window(i)
-  redis.call('ZADD', key, fmt(now), id)
-  redis.call('ZREMRANGEBYRANK', key, 0, -(limit + 1))
-  redis.call('PEXPIRE', key, math.ceil(windowMs + slack))
+-- Each window and meter written once.
+for _, w in ipairs(windowOrder) do
+  if #w.ids > 0 then
+    local members = {}
+    for i, id in ipairs(w.ids) do
+      members[2 * i - 1] = now
+      members[2 * i] = id
+    end
+    redis.call('ZADD', w.key, unpack(members))
+    redis.call('ZREMRANGEBYRANK', w.key, 0, -(w.limit + 1))
+    redis.call('PEXPIRE', w.key, math.ceil(w.windowMs + slack))
+  end
 end
-return reply('ok', reservation)
+for _, m in ipairs(meterOrder) do
+  if m.changed then redis.call('HSET', m.key, 'reserved', fmt(m.reserved)) end
+  if #m.added > 0 then
+    redis.call('ZADD', m.reservationsKey, unpack(m.added))
+    redis.call('PEXPIRE', m.reservationsKey, meterTtl)
+  end
+end
+return replies
 `);
 
 /**
- * settle: release a reservation (if it is still held) and commit the actual units.
+ * settle, for a batch of reservations: release each (if still held) and commit the
+ * actual units; one reply per call.
  *
- * KEYS: [1] meter hash, [2] reservations
- * ARGV: [1] reservation id or '', [2] reserved amount, [3] actual units, [4] meter ttl ms
- * Returns 'ok', or 'missing' when the meter has no balance in Redis (seed, then retry).
+ * Shared ARGV: meter ttl ms.
+ * Per call KEYS: [1] meter hash, [2] reservations. ARGV: [1] reservation member or '',
+ *   [2] actual units.
+ * Returns per call 'ok', or 'missing' when the meter has no balance in Redis and units
+ * are to be committed (seed it from the store, then settle again).
+ *
+ * The releases and commits of one meter are applied together: one read of which
+ * reservations are still held, one write of each balance.
  */
 export const SETTLE = new Script(`${PRELUDE}
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-if ARGV[1] ~= '' and redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
-  local left = tonumber(redis.call('HINCRBYFLOAT', KEYS[1], 'reserved', fmt(-tonumber(ARGV[2]))))
-  if left < 1e-9 then redis.call('HSET', KEYS[1], 'reserved', '0') end
+local meterTtl = ARGV[1]
+local meters, order = {}, {}
+local calls = {}
+eachCall(2, function(k, a)
+  local key = KEYS[k + 1]
+  local m = meters[key]
+  if not m then
+    m = { key = key, reservationsKey = KEYS[k + 2], members = {}, commit = 0 }
+    meters[key] = m
+    order[#order + 1] = m
+  end
+  if ARGV[a + 1] ~= '' then m.members[#m.members + 1] = ARGV[a + 1] end
+  local actual = tonumber(ARGV[a + 2])
+  if actual > 0 then m.commit = m.commit + actual end
+  calls[#calls + 1] = { m = m, actual = actual }
+end)
+
+for _, m in ipairs(order) do
+  m.exists = redis.call('EXISTS', m.key) == 1
+  -- Redis lost the meter, and its reservations with it: nothing left to release.
+  if m.exists then
+    if #m.members > 0 then
+      local scores = redis.call('ZMSCORE', m.reservationsKey, unpack(m.members))
+      local held, released = {}, 0
+      for i, member in ipairs(m.members) do
+        if scores[i] then
+          held[#held + 1] = member
+          released = released + tonumber(string.match(member, '|([^|]+)$'))
+        end
+      end
+      if #held > 0 then
+        redis.call('ZREM', m.reservationsKey, unpack(held))
+        local left = tonumber(redis.call('HINCRBYFLOAT', m.key, 'reserved', fmt(-released)))
+        if left < 1e-9 then redis.call('HSET', m.key, 'reserved', '0') end
+      end
+    end
+    if m.commit > 0 then
+      redis.call('HINCRBYFLOAT', m.key, 'used', fmt(m.commit))
+      redis.call('PEXPIRE', m.key, meterTtl)
+    end
+  end
 end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('HINCRBYFLOAT', KEYS[1], 'used', ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+
+local replies = {}
+for i, call in ipairs(calls) do
+  replies[i] = (call.m.exists or call.actual <= 0) and 'ok' or 'missing'
 end
-return 'ok'
+return replies
 `);
 
 /**
