@@ -6,7 +6,7 @@
  * - One round trip per request: `admit` is a single EVALSHA that checks the block,
  *   every window and the balance and records all of it, or nothing. Concurrent
  *   requests share it: the admissions (and the settles) asked for in one turn of the
- *   event loop leave as one EVALSHA, decided in order inside Redis (`ScriptBatch`).
+ *   event loop leave as one EVALSHA, decided in order inside Redis (`ScriptBatcher`).
  * - The clock is the gateway's: scripts are given `now`. Hosts must keep their clocks
  *   in sync (NTP); a host that is off by s ms judges windows s ms early or late.
  * - PostgreSQL is the record of balances, Redis keeps nothing on disk. The runtime
@@ -36,7 +36,7 @@ import {
 import type { MeterUsageRow, Store } from '../../store/store.js';
 import type { Log } from '../../log.js';
 import { commandClient, parseRedisUrl, subscriberClient, whenReady, withDeadline, type RedisTarget } from './connection.js';
-import { ADMIT, ScriptBatch, SEED, SETTLE } from './scripts.js';
+import { ADMIT, ScriptBatcher, SEED, SETTLE, type BatchedScript } from './scripts.js';
 import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
 
 /** A request waits at most this long for Redis before the failure mode applies. */
@@ -47,6 +47,9 @@ const EXPIRY_SLACK_MS = 60_000;
 const RESERVATION_TTL_MS = 10 * 60_000;
 /** Balances live in Redis this long after their last change: longer than any period. */
 const METER_TTL_MS = 62 * 86_400_000;
+/** The two batched scripts, with what every batch of each shares. */
+const ADMISSIONS: BatchedScript = { script: ADMIT, shared: [RESERVATION_TTL_MS, EXPIRY_SLACK_MS, METER_TTL_MS] };
+const SETTLES: BatchedScript = { script: SETTLE, shared: [METER_TTL_MS] };
 /** How long start-up waits for Redis before serving in the failure mode. */
 const STARTUP_WAIT_MS = 2_000;
 /** After a timeout, requests skip Redis this long instead of each waiting for it. */
@@ -90,9 +93,8 @@ export class RedisCounters implements Counters {
   private readonly subscriber: Redis;
   private readonly channel: string;
   private readonly fallback: PerProcessFallback;
-  /** Admissions and settles of concurrent requests leave together: fewer socket writes. */
-  private readonly admissions: ScriptBatch;
-  private readonly settles: ScriptBatch;
+  /** Admissions and settles of concurrent requests leave together: one write, one command per script. */
+  private readonly batcher: ScriptBatcher;
   private readonly handlers: ((event: CacheEvent) => void)[] = [];
   /** Reservation → its member in the reservations set (needed to release it). */
   private readonly reservationIds = new WeakMap<Reservation, string>();
@@ -118,8 +120,7 @@ export class RedisCounters implements Counters {
     this.client = commandClient(target);
     this.subscriber = subscriberClient(target);
     this.fallback = new PerProcessFallback(options.clock);
-    this.admissions = new ScriptBatch(ADMIT, this.client, [RESERVATION_TTL_MS, EXPIRY_SLACK_MS, METER_TTL_MS]);
-    this.settles = new ScriptBatch(SETTLE, this.client, [METER_TTL_MS]);
+    this.batcher = new ScriptBatcher(this.client);
   }
 
   async start(): Promise<void> {
@@ -317,7 +318,7 @@ export class RedisCounters implements Counters {
       keys.push(this.key('w', w.id));
       args.push(w.limit, w.windowMs);
     }
-    const reply = (await this.admissions.run(keys, args)) as string[];
+    const reply = (await this.batcher.run(ADMISSIONS, keys, args)) as string[];
     return reply[0] === 'missing' ? MISSING : this.decode(request, charge, reply);
   }
 
@@ -359,7 +360,7 @@ export class RedisCounters implements Counters {
   /** Releases the reservation (if it is still held) and commits `actual`. */
   private async commit(ref: MeterRef, reservationId: string, actual: number): Promise<void> {
     for (let attempt = 0; ; attempt += 1) {
-      const reply = await this.settles.run([this.meterKey(ref), this.reservationsKey(ref)], [reservationId, actual]);
+      const reply = await this.batcher.run(SETTLES, [this.meterKey(ref), this.reservationsKey(ref)], [reservationId, actual]);
       if (reply === 'ok') {
         if (actual > 0) this.dirty.set(meterRefId(ref), { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart });
         return;

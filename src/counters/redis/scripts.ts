@@ -40,67 +40,104 @@ export class Script {
   }
 }
 
-/**
- * Runs one script for many callers in one EVALSHA: the calls made during the same turn
- * of the event loop (the admissions of concurrent requests, their settles) leave
- * together as one command. Inside Redis the batch script works through them in order,
- * reading each key it needs once and writing each key once at the end, so a batch of
- * requests on the same key and meter costs Redis little more than one request.
- *
- * Wire format: KEYS are every call's keys in order; ARGV is the batch's shared values
- * (`shared`), then the number of calls, then for each call its key count, argument
- * count and arguments. The reply is one reply per call, in order.
- */
 /** Calls per EVALSHA at most (Lua's unpack has a limit; a longer queue becomes several commands). */
 const MAX_BATCH = 256;
 
-export class ScriptBatch {
-  private queue: { keys: readonly string[]; args: readonly (string | number)[]; resolve: (value: unknown) => void; reject: (error: unknown) => void }[] = [];
+/** A script whose callers are batched, with the values every batch of it shares. */
+export interface BatchedScript {
+  script: Script;
+  shared: readonly (string | number)[];
+}
+
+interface Call {
+  keys: readonly string[];
+  args: readonly (string | number)[];
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Runs batch scripts for many callers: the calls made during the same turn of the event
+ * loop (the admissions of concurrent requests, the settles of others) leave together,
+ * one EVALSHA per script, all of them in one pipelined write. Inside Redis a batch
+ * script works through its calls in order, reading each key it needs once and writing
+ * each key once at the end, so a batch of requests on the same key and meter costs
+ * Redis little more than one request.
+ *
+ * Wire format of one EVALSHA: KEYS are every call's keys in order; ARGV is the batch's
+ * shared values, then the number of calls, then for each call its key count, argument
+ * count and arguments. The reply is one reply per call, in order.
+ */
+export class ScriptBatcher {
+  private queues = new Map<BatchedScript, Call[]>();
   private scheduled = false;
 
-  constructor(
-    private readonly script: Script,
-    private readonly client: Redis,
-    private readonly shared: readonly (string | number)[],
-  ) {}
+  constructor(private readonly client: Redis) {}
 
-  run(keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  run(batched: BatchedScript, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ keys, args, resolve, reject });
+      let queue = this.queues.get(batched);
+      if (!queue) {
+        queue = [];
+        this.queues.set(batched, queue);
+      }
+      queue.push({ keys, args, resolve, reject });
       if (this.scheduled) return;
       this.scheduled = true;
-      setImmediate(() => this.flushAll());
+      setImmediate(() => void this.flush());
     });
   }
 
-  private flushAll(): void {
-    const queue = this.queue;
-    this.queue = [];
+  private async flush(): Promise<void> {
+    const queues = this.queues;
+    this.queues = new Map();
     this.scheduled = false;
-    for (let i = 0; i < queue.length; i += MAX_BATCH) void this.flush(queue.slice(i, i + MAX_BATCH));
-  }
-
-  private async flush(batch: ScriptBatch['queue']): Promise<void> {
-    const keys: string[] = [];
-    const args: (string | number)[] = [...this.shared, batch.length];
-    for (const call of batch) {
-      for (const key of call.keys) keys.push(key);
-      args.push(call.keys.length, call.args.length);
-      for (const arg of call.args) args.push(arg);
+    const batches: { batched: BatchedScript; calls: Call[]; keys: string[]; args: (string | number)[] }[] = [];
+    for (const [batched, queue] of queues) {
+      for (let i = 0; i < queue.length; i += MAX_BATCH) {
+        const calls = queue.slice(i, i + MAX_BATCH);
+        const keys: string[] = [];
+        const args: (string | number)[] = [...batched.shared, calls.length];
+        for (const call of calls) {
+          for (const key of call.keys) keys.push(key);
+          args.push(call.keys.length, call.args.length);
+          for (const arg of call.args) args.push(arg);
+        }
+        batches.push({ batched, calls, keys, args });
+      }
     }
-    let replies: unknown;
+    let results: [Error | null, unknown][];
     try {
-      replies = await this.script.run(this.client, keys, args);
+      if (batches.length === 1) {
+        const [only] = batches as [(typeof batches)[number]];
+        results = [[null, await only.batched.script.run(this.client, only.keys, only.args)]];
+      } else {
+        const pipeline = this.client.pipeline();
+        for (const { batched, keys, args } of batches) pipeline.evalsha(batched.script.sha, keys.length, ...keys, ...args);
+        results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+      }
     } catch (error) {
-      for (const call of batch) call.reject(error);
+      for (const { calls } of batches) for (const call of calls) call.reject(error);
       return;
     }
-    if (!Array.isArray(replies) || replies.length !== batch.length) {
-      const error = new Error(`the batch script answered ${Array.isArray(replies) ? replies.length : typeof replies} replies for ${batch.length} calls`);
-      for (const call of batch) call.reject(error);
-      return;
-    }
-    batch.forEach((call, i) => call.resolve(replies[i]));
+    await Promise.all(
+      batches.map(async ({ batched, calls, keys, args }, i) => {
+        let [error, replies] = results[i] ?? [new Error('no reply'), undefined];
+        // Redis restarted and forgot the script: this batch goes again, with EVAL.
+        if (error?.message.startsWith('NOSCRIPT')) {
+          try {
+            [error, replies] = [null, await batched.script.run(this.client, keys, args)];
+          } catch (retried) {
+            error = retried instanceof Error ? retried : new Error(String(retried));
+          }
+        }
+        if (!error && (!Array.isArray(replies) || replies.length !== calls.length)) {
+          error = new Error(`the batch script answered ${Array.isArray(replies) ? replies.length : typeof replies} replies for ${calls.length} calls`);
+        }
+        if (error) for (const call of calls) call.reject(error);
+        else calls.forEach((call, j) => call.resolve((replies as unknown[])[j]));
+      }),
+    );
   }
 }
 
