@@ -3,8 +3,8 @@
  * stack, and the in-process key verification rate. See bench/README.md for the cases
  * and how to read the figures.
  *
- *   node bench/run.js [--duration=10] [--rounds=3] [--warmup=3] [--rewarm=1] [--connections=50]
- *                     [--rate=0] [--verifySeconds=5] [--only=v,a,b,c,d,e] [--profile] [--save]
+ *   node bench/run.js [--duration=10] [--rounds=3] [--warmup=5] [--rewarm=1] [--connections=50]
+ *                     [--rate=0] [--verifySeconds=5] [--only=v,a,p,b,c,d,e] [--profile] [--save]
  *
  * --profile  runs the bare proxy and keygate processes under `node --cpu-prof`
  *            (bench/results/profiles/<case>-<run pid>.cpuprofile)
@@ -469,6 +469,7 @@ function printSummary(results) {
   ratio('c/p', 'c', 'p', undefined);
   ratio('d/c', 'd', 'c', TARGETS.dOverC);
   ratio('e/c', 'e', 'c', TARGETS.eOverC);
+  ratio('e/d', 'e', 'd', undefined);
   if (verification) {
     const met = verification.verificationsPerSecond >= TARGETS.verificationsPerSecond;
     results.verification.target = TARGETS.verificationsPerSecond;
@@ -499,7 +500,7 @@ function printSummary(results) {
 }
 
 function parseArgs(argv) {
-  const out = { duration: 10, warmup: 3, rewarm: 1, rounds: 3, connections: 50, rate: 0, verifySeconds: 5, only: new Set(['v', 'a', 'p', 'b', 'c', 'd', 'e']), profile: false, save: false };
+  const out = { duration: 10, warmup: 5, rewarm: 1, rounds: 3, connections: 50, rate: 0, verifySeconds: 5, only: new Set(['v', 'a', 'p', 'b', 'c', 'd', 'e']), profile: false, save: false };
   const numeric = new Set(['duration', 'warmup', 'rewarm', 'rounds', 'connections', 'rate', 'verifySeconds']);
   for (const arg of argv) {
     const [name, value] = arg.replace(/^--/, '').split('=');

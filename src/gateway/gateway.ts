@@ -21,13 +21,13 @@ import { isCanonicalPath } from './request-path.js';
 import { createForwarder } from './forward.js';
 import { statusClass } from '../usage/usage-recorder.js';
 
-/** What the access log and metrics need to know about one request. */
-export interface RequestRecord {
-  startedAt: number;
-  outcome: 'forwarded' | 'builtin' | 'denied';
-  reason?: string;
-  keyId?: string;
-  accountId?: string;
+/** What the access log and metrics need to know about one request (every field set up front: one shape). */
+export class RequestRecord {
+  readonly startedAt = performance.now();
+  outcome: 'forwarded' | 'builtin' | 'denied' = 'denied';
+  reason: string | undefined = undefined;
+  keyId: string | undefined = undefined;
+  accountId: string | undefined = undefined;
 }
 
 declare module 'fastify' {
@@ -100,7 +100,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   /** Answers with the dialect's rendering of a denial. */
   function send(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity?: Identity): FastifyReply {
     // Errors met before routing arrive here before the handler has started a record.
-    const record = (request.keygate ??= { startedAt: performance.now(), outcome: 'denied' });
+    const record = (request.keygate ??= new RequestRecord());
     record.outcome = 'denied';
     record.reason = denial.reason;
     if (identity) {
@@ -119,7 +119,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
    * answer is sent by `respond`, by the forwarder, or by `fail`.
    */
   function handle(request: FastifyRequest, reply: FastifyReply): void {
-    request.keygate = { startedAt: performance.now(), outcome: 'denied' };
+    request.keygate = new RequestRecord();
     const url = request.raw.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);

@@ -30,6 +30,14 @@ const BASE62_BODY = new RegExp(`[0-9A-Za-z]{${RANDOM_LENGTH + CHECKSUM_LENGTH}}$
 
 export type KeyCheck = { ok: true; mode: KeyMode | undefined } | { ok: false };
 
+/** The answers `check` gives, made once: it runs on every request. */
+const NOT_A_KEY: KeyCheck = Object.freeze({ ok: false });
+const A_KEY = {
+  live: Object.freeze({ ok: true, mode: 'live' }),
+  test: Object.freeze({ ok: true, mode: 'test' }),
+  unknown: Object.freeze({ ok: true, mode: undefined }),
+} as const satisfies Record<string, KeyCheck>;
+
 export interface KeyFormat {
   /** Modes this profile issues keys in. */
   readonly modes: readonly KeyMode[];
@@ -58,16 +66,16 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
       return body + checksum(body);
     },
     check(candidate) {
-      if (candidate.length > MAX_KEY_LENGTH) return { ok: false };
+      if (candidate.length > MAX_KEY_LENGTH) return NOT_A_KEY;
       for (const [mode, prefix] of ordered) {
         if (!candidate.startsWith(prefix)) continue;
         // Checked on every request: no substrings beyond the one CRC32 needs.
         BASE62_BODY.lastIndex = prefix.length;
-        if (!BASE62_BODY.test(candidate)) return { ok: false };
+        if (!BASE62_BODY.test(candidate)) return NOT_A_KEY;
         const body = candidate.slice(0, candidate.length - CHECKSUM_LENGTH);
-        return endsWithChecksum(candidate, body) ? { ok: true, mode } : { ok: false };
+        return endsWithChecksum(candidate, body) ? A_KEY[mode] : NOT_A_KEY;
       }
-      return { ok: false };
+      return NOT_A_KEY;
     },
     hint(secret) {
       const prefix = ordered.find(([, p]) => secret.startsWith(p))?.[1] ?? '';
@@ -84,7 +92,7 @@ function hexFormat(length: number): KeyFormat {
       return randomBytes(Math.ceil(length / 2)).toString('hex').slice(0, length);
     },
     check(candidate) {
-      return candidate.length === length && shape.test(candidate) ? { ok: true, mode: undefined } : { ok: false };
+      return candidate.length === length && shape.test(candidate) ? A_KEY.unknown : NOT_A_KEY;
     },
     hint(secret) {
       return `…${secret.slice(-4)}`;
