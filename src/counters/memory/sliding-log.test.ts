@@ -28,4 +28,20 @@ describe('SlidingLog', () => {
     expect(log.countInWindow(1000)).toBe(1);
     expect(log.resetMs(1000)).toBe(400);
   });
+
+  it('keeps only the times still inside the window, however high the limit', () => {
+    const log = new SlidingLog(100_000_000, 1_000);
+    for (let t = 0; t < 60_000; t += 1) log.record(t);
+    // 60,000 admissions over a minute, of which the last second's 1,000 still count.
+    expect(log.countInWindow(59_999)).toBe(1_000);
+    expect(log.size).toBeLessThanOrEqual(2 * 1_024 + 1_000);
+    expect(log.resetMs(59_999)).toBe(1);
+  });
+
+  it('keeps no more than the limit when more fall inside one window', () => {
+    const log = new SlidingLog(3, 60_000);
+    for (let t = 0; t < 10; t += 1) log.record(t);
+    expect(log.size).toBe(3);
+    expect(log.waitMs(10)).toBe(60_000 + 7 - 10);
+  });
 });

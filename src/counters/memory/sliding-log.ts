@@ -1,12 +1,18 @@
 /**
- * An exact sliding log in O(limit) memory: the times of the last `limit` admissions in
- * a ring. A request is admitted only if fewer than `limit` of them fall inside the
- * window ending now, so no window of that length ever holds more than `limit`.
+ * An exact sliding log: the times of the admissions still inside the window, oldest
+ * first. A request is admitted only if fewer than `limit` of them fall inside the window
+ * ending now, so no window of that length ever holds more than `limit`. Memory is
+ * O(admissions in one window), at most O(limit): times that have left the window are
+ * dropped as new ones come in.
  */
+
+/** Dropped times are cut out of the array once this many have piled up at its front. */
+const COMPACT_AFTER = 1024;
+
 export class SlidingLog {
+  /** Admission times, oldest first; those before `start` are dropped. */
   private times: number[] = [];
-  /** Index of the oldest entry once the ring is full. */
-  private head = 0;
+  private start = 0;
 
   constructor(
     readonly limit: number,
@@ -22,46 +28,47 @@ export class SlidingLog {
   resetMs(now: number): number {
     const first = this.firstInWindow(now);
     if (first >= this.times.length) return 0;
-    return Math.max(0, this.at(first) + this.windowMs - now);
+    return Math.max(0, (this.times[first] as number) + this.windowMs - now);
   }
 
   /** Milliseconds until one more admission fits (0 if it fits now). */
   waitMs(now: number): number {
-    const inWindow = this.countInWindow(now);
+    const first = this.firstInWindow(now);
+    const inWindow = this.times.length - first;
     if (inWindow < this.limit) return 0;
     // The (inWindow - limit + 1)-th oldest in-window entry must expire.
-    const first = this.firstInWindow(now);
-    return Math.max(1, this.at(first + inWindow - this.limit) + this.windowMs - now);
+    return Math.max(1, (this.times[first + inWindow - this.limit] as number) + this.windowMs - now);
   }
 
   record(now: number): void {
-    if (this.times.length < this.limit) {
-      this.times.push(now);
-      return;
+    this.times.push(now);
+    // Times that have left the window decide nothing any more, nor any but the newest `limit`.
+    let start = Math.max(this.firstInWindow(now), this.times.length - this.limit);
+    if (start >= COMPACT_AFTER && start * 2 >= this.times.length) {
+      this.times = this.times.slice(start);
+      start = 0;
     }
-    this.times[this.head] = now;
-    this.head = (this.head + 1) % this.limit;
+    this.start = start;
   }
 
   /** The newest admission, for idle sweeping. */
   newest(): number {
-    if (this.times.length === 0) return -Infinity;
-    return this.at(this.times.length - 1);
+    return this.times.length > this.start ? (this.times[this.times.length - 1] as number) : -Infinity;
   }
 
-  /** The i-th oldest entry. */
-  private at(i: number): number {
-    return this.times[(this.head + i) % this.times.length] as number;
+  /** How many times are kept (for tests of the memory bound). */
+  get size(): number {
+    return this.times.length - this.start;
   }
 
-  /** Index (oldest = 0) of the first entry inside the window: binary search. */
+  /** Index of the first time inside the window ending at `now`: binary search. */
   private firstInWindow(now: number): number {
     const cutoff = now - this.windowMs;
-    let lo = 0;
+    let lo = this.start;
     let hi = this.times.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.at(mid) > cutoff) hi = mid;
+      if ((this.times[mid] as number) > cutoff) hi = mid;
       else lo = mid + 1;
     }
     return lo;

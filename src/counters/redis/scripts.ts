@@ -5,8 +5,9 @@
  * The requests of one moment share that step: `ScriptBatch` sends them as one call.
  *
  * Data layout (every key carries the configured prefix `P`):
- *   P w:<window id>   sorted set: one member per admission, scored by its time (ms).
- *                     Only the newest `limit` members are kept: an exact sliding log.
+ *   P w:<window id>   sorted set: one member per admission, scored by its time (ms);
+ *                     members older than the window are dropped: an exact sliding log
+ *                     in O(admissions in one window) memory, at most O(limit).
  *   P b:<subject id>  hash: violations (comma-separated times), level, until, lastEnd.
  *   P m:<meter>       hash: used (committed units), reserved (units of requests in flight).
  *   P r:<meter>       sorted set: reservations in flight, scored by when they lapse, so
@@ -194,6 +195,7 @@ local meters, meterOrder = {}, {}
 -- gateway for Redis. (Within a batch times differ by a few milliseconds at most.)
 local now = -math.huge
 eachCall(4, function(k, a) now = math.max(now, tonumber(ARGV[a + 1])) end)
+local nowText, lapseText = tostring(now), tostring(now + reservationTtl)
 
 -- The window at \`now\`: how many admissions it holds (this batch's included) and the
 -- oldest. Read from Redis once per batch.
@@ -345,7 +347,7 @@ local function admit(k, a, nk)
     meter.reserved = meter.reserved + amount
     meter.changed = true
     reservation = id .. '|' .. ARGV[a + 5]
-    meter.added[#meter.added + 1] = now + reservationTtl
+    meter.added[#meter.added + 1] = lapseText
     meter.added[#meter.added + 1] = reservation
   end
 
@@ -365,11 +367,12 @@ for _, w in ipairs(windowOrder) do
   if #w.ids > 0 then
     local members = {}
     for i, id in ipairs(w.ids) do
-      members[2 * i - 1] = now
+      members[2 * i - 1] = nowText
       members[2 * i] = id
     end
     redis.call('ZADD', w.key, unpack(members))
-    redis.call('ZREMRANGEBYRANK', w.key, 0, -(w.limit + 1))
+    -- Admissions that have left the window decide nothing any more.
+    redis.call('ZREMRANGEBYSCORE', w.key, '-inf', now - w.windowMs)
     redis.call('PEXPIRE', w.key, math.ceil(w.windowMs + slack))
   end
 end
