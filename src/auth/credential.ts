@@ -25,6 +25,17 @@ export interface RequestView {
 }
 
 const INNER_WHITESPACE = /[ \t]/;
+/** Header name → its lower-case form, as Node keys headers (made once per name, not per request). */
+const HEADER_KEYS = new Map<string, string>();
+
+function headerKey(name: string): string {
+  let key = HEADER_KEYS.get(name);
+  if (key === undefined) {
+    key = name.toLowerCase();
+    HEADER_KEYS.set(name, key);
+  }
+  return key;
+}
 const SPACE = 32;
 const TAB = 9;
 
@@ -32,7 +43,7 @@ export function extractCredential(request: RequestView, locations: readonly Cred
   let query: Map<string, string[]> | undefined;
   for (const location of locations) {
     if (location.in === 'header') {
-      const raw = request.headers[location.name.toLowerCase()];
+      const raw = request.headers[headerKey(location.name)];
       if (raw === undefined) continue;
       if (Array.isArray(raw)) return { kind: 'malformed', location };
       const value = trimSpaces(raw);
