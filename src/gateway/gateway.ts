@@ -135,10 +135,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers };
     const decision = pipeline.authorize(gatewayRequest);
     if (decision instanceof Promise) {
-      decision.then(
-        (settled) => respond(request, reply, settled),
-        (error: unknown) => fail(request, reply, error),
-      );
+      decision.then((settled) => respond(request, reply, settled)).catch((error: unknown) => fail(request, reply, error));
     } else {
       respond(request, reply, decision);
     }
@@ -158,10 +155,12 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     if (route.kind === 'builtin') {
       record.outcome = 'builtin';
       usage.add(identity.account.id, rt.clock(), 'requests', '2xx');
-      renderBuiltin(rt, route.builtin, identity).then((body) => {
-        reply.code(route.builtin.status).headers(decision.headers).header('content-type', 'application/json; charset=utf-8').send(body);
-        finish(request, route.builtin.status);
-      }, (error: unknown) => fail(request, reply, error));
+      renderBuiltin(rt, route.builtin, identity)
+        .then((body) => {
+          reply.code(route.builtin.status).headers(decision.headers).header('content-type', 'application/json; charset=utf-8').send(body);
+          finish(request, route.builtin.status);
+        })
+        .catch((error: unknown) => fail(request, reply, error));
       return;
     }
     record.outcome = 'forwarded';

@@ -6,7 +6,7 @@
  * what happens when Redis cannot be reached.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { describeStore } from './store.suite.js';
@@ -254,5 +254,56 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
         await counters.close();
       }
     });
+  });
+});
+
+describe.skipIf(!enabled)('PostgreSQL store when its connection breaks', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase('broken');
+    const store = openPostgresStore(database.url);
+    await store.migrate();
+    await store.close();
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it('fails the query in flight and does not crash the process', async () => {
+    // A proxy that can hold PostgreSQL's answers back, then cut every connection.
+    const sockets = new Set<Socket>();
+    let holding = false;
+    const proxy = createServer((client) => {
+      const server = connectTcp({ host: '127.0.0.1', port: Number(new URL(database.url).port || 5432) });
+      for (const socket of [client, server]) {
+        sockets.add(socket);
+        socket.on('error', () => undefined);
+      }
+      client.pipe(server);
+      server.on('data', (chunk: Buffer) => {
+        if (!holding) client.write(chunk);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const viaProxy = new URL(database.url);
+    viaProxy.port = String((proxy.address() as AddressInfo).port);
+    const store = openPostgresStore(viaProxy.toString());
+    const crashes: unknown[] = [];
+    const onCrash = (error: unknown) => crashes.push(error);
+    process.on('uncaughtException', onCrash);
+    try {
+      expect(await store.findKeyByHash('0'.repeat(64))).toBeUndefined();
+      holding = true;
+      const inFlight = store.findKeyByHash('1'.repeat(64));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      for (const socket of sockets) socket.destroy();
+      await expect(inFlight).rejects.toThrow();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(crashes).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onCrash);
+      await store.close().catch(() => undefined);
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 });

@@ -27,8 +27,11 @@ export function openPostgresStore(url: string, options: { max?: number } = {}): 
         oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
-  // A dropped connection must not crash the process; queries will report the error.
+  // A dropped connection must not crash the process; queries will report the error. The
+  // pool listens on idle connections only; a connection that breaks while a query is in
+  // flight reports on the client itself (the query is failed as well).
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return new SqlStore('postgres', db);
 }
