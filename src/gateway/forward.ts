@@ -79,9 +79,10 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     gaugeByHeader: new Map(Object.entries(config.gauges).map(([meter, g]) => [g.header.toLowerCase(), meter])),
   };
   const dropped = new Set([...HOP_BY_HOP, ...NOT_FORWARDED, ...credentialHeaderNames(config.auth.credentials)]);
-  const prefix = config.identityHeaders.prefix;
-  const identityPrefix = prefix.toLowerCase();
-  const names = { account: `${prefix}Account`, key: `${prefix}Key`, mode: `${prefix}Mode`, scopes: `${prefix}Scopes`, plan: `${prefix}Plan` };
+  // Written in lower case (header names are case-insensitive; HTTP/2 allows nothing else):
+  // undici checks a lower-case name without copying it first.
+  const identityPrefix = config.identityHeaders.prefix.toLowerCase();
+  const names = { account: `${identityPrefix}account`, key: `${identityPrefix}key`, mode: `${identityPrefix}mode`, scopes: `${identityPrefix}scopes`, plan: `${identityPrefix}plan` };
   const credentials = config.auth.credentials;
 
   /** The headers the upstream receives, as undici's flat [name, value, ...] list. */

@@ -61,6 +61,8 @@ export interface Pipeline {
   identify(secret: string, now: number): CachedKey | null | undefined;
 }
 
+/** Denials of a request that did present a credential (`error="invalid_token"`). */
+const PRESENTED = Object.freeze({ credentialPresented: true });
 /** For requests with nothing to advertise: one object, never written to. */
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
@@ -103,11 +105,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // 1. The credential, from the configured places → missing_key.
     const credential = extractCredential(request, config.auth.credentials);
     if (credential.kind === 'missing') return refuse(deny('missing_key'));
-    if (credential.kind === 'malformed') return refuse(deny('malformed_key', { credentialPresented: true }));
+    if (credential.kind === 'malformed') return refuse(deny('malformed_key', PRESENTED));
 
     // 2. Its shape and checksum, without any lookup → malformed_key.
     const shape = keyFormat.check(credential.secret);
-    if (!shape.ok) return refuse(deny('malformed_key', { credentialPresented: true }));
+    if (!shape.ok) return refuse(deny('malformed_key', PRESENTED));
 
     // 3. The key itself, from the cache or else the store → unknown_key, ...
     if (store.changedElsewhere?.()) keyCache.clear();
@@ -122,7 +124,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   /** Steps 3 (continued) to 7, for the key the credential names (or null if none). */
   function check(request: GatewayRequest, mode: KeyMode | undefined, found: CachedKey | null, now: number): Decision | Promise<Decision> {
-    const presented = { credentialPresented: true };
+    const presented = PRESENTED;
     // ... revoked_key, expired_key.
     if (!found || (mode !== undefined && mode !== found.key.mode)) return refuse(deny('unknown_key', presented));
     const { key, account } = found;
