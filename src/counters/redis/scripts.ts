@@ -2,7 +2,7 @@
  * The Lua scripts behind the Redis counters. Each runs atomically inside Redis, so a
  * request's block check, all of its rate-limit windows and its meter reservation are
  * one step (one EVALSHA, one round trip) that no other process can interleave with.
- * The requests of one moment share that step: `ScriptBatch` sends them as one call.
+ * The requests of one moment share that step: `ScriptBatcher` sends them as one call.
  *
  * Data layout (every key carries the configured prefix `P`):
  *   P w:<window id>   sorted set: one member per admission, scored by its time (ms);
