@@ -150,6 +150,41 @@ describe('forwarding', () => {
     expect(await response.text()).toBe('chunk 1\nchunk 2\nchunk 3\nchunk 4\nchunk 5\n');
   });
 
+  it('streams a 40 MB answer to a slow reader intact', async () => {
+    const received = await new Promise<{ status: number; bytes: number; sample: string }>((resolve, reject) => {
+      const url = new URL(`${kg.gatewayUrl}/big?mb=40`);
+      const req = httpRequest({ host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers: { Authorization: `Token ${secret}` } }, (res) => {
+        let bytes = 0;
+        let sample = '';
+        res.on('data', (chunk: Buffer) => {
+          if (sample === '') sample = chunk.subarray(0, 36).toString('latin1');
+          bytes += chunk.length;
+          // A slow reader: the gateway has to pause the upstream and resume it many times.
+          res.pause();
+          setTimeout(() => res.resume(), 1);
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, sample }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(received).toEqual({ status: 200, bytes: 40 * 1024 * 1024, sample: 'abcdefghijklmnopqrstuvwxyz0123456789' });
+  });
+
+  it('passes every Set-Cookie header of the answer', async () => {
+    const response = await kg.call('/cookies', { headers: { Authorization: `Token ${secret}` } });
+    expect(await response.text()).toBe('cookies');
+    expect(response.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+  });
+
+  it('answers HEAD with the upstream\'s headers and no body', async () => {
+    const response = await kg.call('/big?mb=1', { method: 'HEAD', headers: { Authorization: `Token ${secret}` } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-length')).toBe(String(1024 * 1024));
+    expect(await response.text()).toBe('');
+  });
+
   it('passes the upstream\'s own errors through unchanged', async () => {
     const response = await kg.call('/status/404', { headers: { Authorization: `Token ${secret}` } });
     expect(response.status).toBe(404);

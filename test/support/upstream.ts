@@ -8,6 +8,8 @@
  *   /count-header?n=<n>   X-Record-Count: n with a tiny body
  *   /stream?chunks=<n>    n chunks, 20 ms apart
  *   /hop                  200 with hop-by-hop headers of its own (Keep-Alive, one named by Connection)
+ *   /big?mb=<n>           n MB of a repeating pattern, written as fast as the socket takes it
+ *   /cookies              200 with two Set-Cookie headers
  *   anything else         200 with {method, url, headers, body} echoed
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -61,6 +63,25 @@ export async function startTestUpstream(): Promise<TestUpstream> {
         return;
       }
       if (url.pathname.endsWith('/count-header')) return json(200, { ok: true }, { 'x-record-count': url.searchParams.get('n') ?? '0' });
+      if (url.pathname.endsWith('/big')) {
+        const chunk = Buffer.alloc(64 * 1024, 'abcdefghijklmnopqrstuvwxyz0123456789');
+        let left = Number(url.searchParams.get('mb') ?? 1) * 16;
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(left * chunk.length) });
+        const pump = () => {
+          while (left > 0) {
+            left -= 1;
+            if (!res.write(chunk)) return void res.once('drain', pump);
+          }
+          res.end();
+        };
+        pump();
+        return;
+      }
+      if (url.pathname.endsWith('/cookies')) {
+        res.writeHead(200, [['content-type', 'text/plain'], ['set-cookie', 'a=1; Path=/'], ['set-cookie', 'b=2; Path=/']].flat());
+        res.end('cookies');
+        return;
+      }
       if (url.pathname.endsWith('/hop')) {
         res.writeHead(200, { 'content-type': 'text/plain', connection: 'keep-alive, X-Upstream-Private', 'keep-alive': 'timeout=5', 'x-upstream-private': 'hop', 'x-kept': 'yes' });
         res.end('hop');
