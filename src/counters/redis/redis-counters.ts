@@ -97,9 +97,11 @@ export class RedisCounters implements Counters {
   private readonly batcher: ScriptBatcher;
   private readonly handlers: ((event: CacheEvent) => void)[] = [];
   /** Reservation → its member in the reservations set (needed to release it). */
-  private readonly reservationIds = new WeakMap<Reservation, string>();
+  private readonly reservationIds = new WeakMap<Reservation, { member: string; meter: MeterEntry }>();
   /** Meters this process committed units to since the last drain. */
-  private dirty = new Map<string, MeterRef>();
+  private dirty = new Set<MeterEntry>();
+  /** Account → meter → period start → its Redis keys: built once, not per request. */
+  private readonly meters = new Map<string, Map<string, Map<string, MeterEntry>>>();
   private readonly seeding = new Map<string, Promise<void>>();
   /** Settles on their way to Redis; a flush waits for them, so shutdown writes them too. */
   private readonly settling = new Set<Promise<void>>();
@@ -195,7 +197,7 @@ export class RedisCounters implements Counters {
       this.fallback.settle(reservation, actual);
       return;
     }
-    const id = this.reservationIds.get(reservation) ?? '';
+    const held = this.reservationIds.get(reservation);
     this.reservationIds.delete(reservation);
     // Tried whenever connected, even while admissions pause after a slow reply: a settle
     // left undone would hold its units in Redis until the reservation lapses.
@@ -204,7 +206,7 @@ export class RedisCounters implements Counters {
       return;
     }
     try {
-      await this.commit(reservation, id, actual);
+      await this.commit(held?.meter ?? this.meterEntry(reservation), held?.member ?? '', actual);
     } catch (error) {
       this.noteFailure(error);
       // The reservation in Redis lapses by itself; the units are delivered later.
@@ -238,7 +240,7 @@ export class RedisCounters implements Counters {
     if (!this.usable()) return;
     try {
       for (let i = 0; i < rows.length; i += RESTORE_BATCH) {
-        await Promise.all(rows.slice(i, i + RESTORE_BATCH).map((row) => SEED.run(this.client, [this.meterKey(row)], [row.used, METER_TTL_MS])));
+        await Promise.all(rows.slice(i, i + RESTORE_BATCH).map((row) => SEED.run(this.client, [this.meterEntry(row).key], [row.used, METER_TTL_MS])));
       }
     } catch (error) {
       this.noteFailure(error);
@@ -250,26 +252,26 @@ export class RedisCounters implements Counters {
     if (!this.usable()) return [];
     await this.deliverHeldUnits();
     if (this.dirty.size === 0) return [];
-    const refs = [...this.dirty.values()];
-    this.dirty = new Map();
+    const entries = [...this.dirty];
+    this.dirty = new Set();
 
     let results: [Error | null, unknown][];
     try {
       const pipeline = this.client.pipeline();
-      for (const ref of refs) pipeline.hget(this.meterKey(ref), 'used');
+      for (const entry of entries) pipeline.hget(entry.key, 'used');
       results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
     } catch (error) {
-      for (const ref of refs) this.dirty.set(meterRefId(ref), ref);
+      for (const entry of entries) this.dirty.add(entry);
       this.noteFailure(error);
       return [];
     }
 
     const rows: MeterUsageRow[] = [];
-    refs.forEach((ref, i) => {
+    entries.forEach((entry, i) => {
       const [error, value] = results[i] ?? [new Error('no reply'), null];
-      if (error) this.dirty.set(meterRefId(ref), ref);
+      if (error) this.dirty.add(entry);
       // A balance Redis no longer holds is not written: the store keeps the last one.
-      else if (typeof value === 'string') rows.push({ ...ref, used: Number(value) });
+      else if (typeof value === 'string') rows.push({ ...entry.ref, used: Number(value) });
     });
     await this.fallback.remember(rows);
     return rows;
@@ -313,16 +315,17 @@ export class RedisCounters implements Counters {
       keys.push(this.key('b', block.id));
       args.push(after, within, duration, factor, max, forgetAfter);
     }
-    if (charge) keys.push(this.meterKey(charge), this.reservationsKey(charge));
+    const meter = charge ? this.meterEntry(charge) : undefined;
+    if (meter) keys.push(meter.key, meter.reservations);
     for (const w of windows) {
       keys.push(this.key('w', w.id));
       args.push(w.limit, w.windowMs);
     }
     const reply = (await this.batcher.run(ADMISSIONS, keys, args)) as string[];
-    return reply[0] === 'missing' ? MISSING : this.decode(request, charge, reply);
+    return reply[0] === 'missing' ? MISSING : this.decode(request, charge, meter, reply);
   }
 
-  private decode(request: AdmitRequest, charge: AdmitRequest['charge'], reply: string[]): Admission {
+  private decode(request: AdmitRequest, charge: AdmitRequest['charge'], meter: MeterEntry | undefined, reply: string[]): Admission {
     const [status, detail = ''] = reply;
     const windows: WindowState[] = request.windows.map((w, i) => ({
       name: w.name,
@@ -333,9 +336,9 @@ export class RedisCounters implements Counters {
     }));
     switch (status) {
       case 'ok': {
-        if (!charge) return { ok: true, windows };
+        if (!charge || !meter) return { ok: true, windows };
         const reservation: Reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount };
-        this.reservationIds.set(reservation, detail);
+        this.reservationIds.set(reservation, { member: detail, meter });
         return { ok: true, windows, reservation };
       }
       case 'blocked':
@@ -350,25 +353,25 @@ export class RedisCounters implements Counters {
 
   private async balanceInRedis(ref: MeterRef): Promise<MeterBalance> {
     for (let attempt = 0; ; attempt += 1) {
-      const [used, reserved] = await this.client.hmget(this.meterKey(ref), 'used', 'reserved');
+      const [used, reserved] = await this.client.hmget(this.meterEntry(ref).key, 'used', 'reserved');
       if (used !== null) return { used: Number(used), reserved: Number(reserved ?? 0) };
       if (attempt > 0) throw new Error('the meter balance disappeared from Redis while it was being seeded');
       await this.seed(ref);
     }
   }
 
-  /** Releases the reservation (if it is still held) and commits `actual`. */
-  private async commit(ref: MeterRef, reservationId: string, actual: number): Promise<void> {
+  /** Releases the reservation `member` (if it is still held) and commits `actual`. */
+  private async commit(meter: MeterEntry, member: string, actual: number): Promise<void> {
     for (let attempt = 0; ; attempt += 1) {
-      const reply = await this.batcher.run(SETTLES, [this.meterKey(ref), this.reservationsKey(ref)], [reservationId, actual]);
+      const reply = await this.batcher.run(SETTLES, [meter.key, meter.reservations], [member, actual]);
       if (reply === 'ok') {
-        if (actual > 0) this.dirty.set(meterRefId(ref), { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart });
+        if (actual > 0) this.dirty.add(meter);
         return;
       }
       // Redis lost the meter, and its reservations with it: nothing left to release.
       if (actual <= 0) return;
       if (attempt > 0) throw new Error('the meter balance disappeared from Redis while it was being seeded');
-      await this.seed(ref);
+      await this.seed(meter.ref);
     }
   }
 
@@ -385,7 +388,7 @@ export class RedisCounters implements Counters {
           throw new BaselineUnavailableError(error);
         }
         const used = rows.find((r) => r.meter === ref.meter)?.used ?? 0;
-        await SEED.run(this.client, [this.meterKey(ref)], [used, METER_TTL_MS]);
+        await SEED.run(this.client, [this.meterEntry(ref).key], [used, METER_TTL_MS]);
       })().finally(() => this.seeding.delete(id));
       this.seeding.set(id, seeding);
     }
@@ -400,7 +403,7 @@ export class RedisCounters implements Counters {
     await Promise.all(
       held.map(async (entry) => {
         try {
-          await this.commit(entry.ref, '', entry.units);
+          await this.commit(this.meterEntry(entry.ref), '', entry.units);
         } catch (error) {
           failed.push(entry);
           this.noteFailure(error);
@@ -460,13 +463,37 @@ export class RedisCounters implements Counters {
     return `${this.prefix}${kind}:${id}`;
   }
 
-  private meterKey(ref: MeterRef): string {
-    return this.key('m', meterSuffix(ref));
+  /** A meter's Redis keys (its balance hash, its reservations), made on its first use. */
+  private meterEntry(ref: MeterRef): MeterEntry {
+    let byMeter = this.meters.get(ref.accountId);
+    if (!byMeter) {
+      byMeter = new Map();
+      this.meters.set(ref.accountId, byMeter);
+    }
+    let byPeriod = byMeter.get(ref.meter);
+    if (!byPeriod) {
+      byPeriod = new Map();
+      byMeter.set(ref.meter, byPeriod);
+    }
+    let entry = byPeriod.get(ref.periodStart);
+    if (!entry) {
+      const suffix = meterSuffix(ref);
+      entry = { ref: { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart }, key: this.key('m', suffix), reservations: this.key('r', suffix) };
+      // One period at a time per meter: the previous one is not asked for again.
+      byPeriod.clear();
+      byPeriod.set(ref.periodStart, entry);
+    }
+    return entry;
   }
+}
 
-  private reservationsKey(ref: MeterRef): string {
-    return this.key('r', meterSuffix(ref));
-  }
+/** A meter in one period and its Redis keys. */
+interface MeterEntry {
+  ref: MeterRef;
+  /** Hash: used, reserved. */
+  key: string;
+  /** Sorted set of the reservations in flight. */
+  reservations: string;
 }
 
 function meterSuffix(ref: MeterRef): string {
