@@ -120,7 +120,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
           path: withoutCredentialParams(request.raw.url ?? '/', credentials),
           method: request.method as Dispatcher.HttpMethod,
           headers,
-          body: isReadable(body) ? body : null,
+          body: body instanceof Readable ? body : null,
         },
         exchange,
       );
@@ -293,6 +293,7 @@ type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
 function onResponseClose(this: ExchangeResponse): void {
   this[EXCHANGE]?.clientGone();
 }
+
 /** `Connection` values that name no other header. */
 const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'Keep-Alive', 'Close']);
 
@@ -300,10 +301,6 @@ const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'Keep-Alive', 'Close'])
 function listedInConnection(value: string | string[] | undefined): string[] | undefined {
   if (typeof value !== 'string' || PLAIN_CONNECTION.has(value)) return undefined;
   return value.toLowerCase().split(',').map((name) => name.trim());
-}
-
-function isReadable(body: unknown): body is Readable {
-  return body instanceof Readable;
 }
 
 function countJsonRecords(body: Buffer, path: string): number | undefined {

@@ -124,15 +124,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   /** Steps 3 (continued) to 7, for the key the credential names (or null if none). */
   function check(request: GatewayRequest, mode: KeyMode | undefined, found: CachedKey | null, now: number): Decision | Promise<Decision> {
-    const presented = PRESENTED;
     // ... revoked_key, expired_key.
-    if (!found || (mode !== undefined && mode !== found.key.mode)) return refuse(deny('unknown_key', presented));
+    if (!found || (mode !== undefined && mode !== found.key.mode)) return refuse(deny('unknown_key', PRESENTED));
     const { key, account } = found;
-    if (key.revokedAt !== null && key.revokedAt <= now) return refuse(deny('revoked_key', presented));
-    if (key.expiresAt !== null && key.expiresAt <= now) return refuse(deny('expired_key', presented));
+    if (key.revokedAt !== null && key.revokedAt <= now) return refuse(deny('revoked_key', PRESENTED));
+    if (key.expiresAt !== null && key.expiresAt <= now) return refuse(deny('expired_key', PRESENTED));
 
     // 4. Its account and the account's plan → key_not_bound, api_disabled, plan_expired.
-    if (!account) return refuse(deny('key_not_bound', presented));
+    if (!account) return refuse(deny('key_not_bound', PRESENTED));
     const plan = config.plans[account.planId];
     const route = routes.match(request.method, request.path);
     const identity: Identity | undefined = plan && { key, account, planId: account.planId, plan };

@@ -14,20 +14,17 @@ export function statusClass(status: number): string {
   return STATUS_CLASSES[Math.floor(status / 100)] ?? '5xx';
 }
 
-/** Day → account → metric → label → its row: lookups by strings that already exist, no key built per request. */
-type DailyRows = Map<string, Map<string, Map<UsageMetric, Map<string, UsageDailyRow>>>>;
-
 export class UsageRecorder {
-  private daily: DailyRows = new Map();
+  private daily = new Map<string, UsageDailyRow>();
   private lastUsed = new Map<string, number>();
   private gauges = new Map<string, GaugeRow>();
 
   add(accountId: string, now: number, metric: UsageMetric, label: string, value = 1): void {
     const day = isoDay(now);
-    const byLabel = child(child(child(this.daily, day), accountId), metric);
-    const row = byLabel.get(label);
+    const id = `${accountId}\u0000${day}\u0000${metric}\u0000${label}`;
+    const row = this.daily.get(id);
     if (row) row.value += value;
-    else byLabel.set(label, { accountId, day, metric, label, value });
+    else this.daily.set(id, { accountId, day, metric, label, value });
   }
 
   touch(keyId: string, now: number): void {
@@ -57,9 +54,8 @@ export class UsageRecorder {
     this.daily = new Map();
     this.lastUsed = new Map();
     this.gauges = new Map();
-    const rows = dailyRows(daily);
     const keepDaily = () => {
-      for (const row of rows) this.add(row.accountId, Date.parse(row.day), row.metric, row.label, row.value);
+      for (const row of daily.values()) this.add(row.accountId, Date.parse(row.day), row.metric, row.label, row.value);
     };
     const keepLastUsed = () => {
       for (const [id, at] of lastUsed) if (!this.lastUsed.has(id)) this.lastUsed.set(id, at);
@@ -68,7 +64,7 @@ export class UsageRecorder {
       for (const row of gauges.values()) this.gauge(row.accountId, row.meter, row.value, row.updatedAt);
     };
     try {
-      if (rows.length > 0) await store.addUsageDaily(rows);
+      if (daily.size > 0) await store.addUsageDaily([...daily.values()]);
     } catch (error) {
       keepDaily();
       keepLastUsed();
@@ -89,20 +85,4 @@ export class UsageRecorder {
       throw error;
     }
   }
-}
-
-/** The map under `key`, made empty on first use. */
-function child<K, V extends Map<unknown, unknown>>(map: Map<K, V>, key: K): V {
-  let found = map.get(key);
-  if (!found) {
-    found = new Map() as V;
-    map.set(key, found);
-  }
-  return found;
-}
-
-function dailyRows(daily: DailyRows): UsageDailyRow[] {
-  const rows: UsageDailyRow[] = [];
-  for (const byAccount of daily.values()) for (const byMetric of byAccount.values()) for (const byLabel of byMetric.values()) rows.push(...byLabel.values());
-  return rows;
 }

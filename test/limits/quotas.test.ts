@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKeygate, type TestKeygate } from '../support/keygate.js';
 import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
+import { eventually } from '../backends/isolation.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createAccount, updateAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
@@ -43,15 +44,6 @@ function profile(upstreamUrl: string): ConfigInput {
       },
     ],
   };
-}
-
-/** Waits (up to 5 s) until `condition` holds. */
-async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('unit quotas', () => {
@@ -131,11 +123,11 @@ describe('unit quotas', () => {
     const { secret, accountId } = await keyOn('thousand');
     const client = new AbortController();
     const call = kg.call('/v1/reports/slow?ms=1500', { headers: { authorization: `Token ${secret}` }, signal: client.signal });
-    await until(() => upstream.received.some((r) => r.url === '/v1/reports/slow?ms=1500'));
+    expect(await eventually(() => upstream.received.some((r) => r.url === '/v1/reports/slow?ms=1500'))).toBe(true);
     expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 0, reserved: 100 });
     client.abort();
     await expect(call).rejects.toThrow();
-    await until(() => upstream.abandoned.some((r) => r.url === '/v1/reports/slow?ms=1500'));
+    expect(await eventually(() => upstream.abandoned.some((r) => r.url === '/v1/reports/slow?ms=1500'))).toBe(true);
     expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 0, reserved: 0 });
   });
 

@@ -97,11 +97,9 @@ export class RedisCounters implements Counters {
   private readonly batcher: ScriptBatcher;
   private readonly handlers: ((event: CacheEvent) => void)[] = [];
   /** Reservation → its member in the reservations set (needed to release it). */
-  private readonly reservationIds = new WeakMap<Reservation, { member: string; meter: MeterEntry }>();
+  private readonly reservationIds = new WeakMap<Reservation, string>();
   /** Meters this process committed units to since the last drain. */
-  private dirty = new Set<MeterEntry>();
-  /** Account → meter → period start → its Redis keys: built once, not per request. */
-  private readonly meters = new Map<string, Map<string, Map<string, MeterEntry>>>();
+  private dirty = new Map<string, MeterRef>();
   private readonly seeding = new Map<string, Promise<void>>();
   /** Settles on their way to Redis; a flush waits for them, so shutdown writes them too. */
   private readonly settling = new Set<Promise<void>>();
@@ -197,7 +195,7 @@ export class RedisCounters implements Counters {
       this.fallback.settle(reservation, actual);
       return;
     }
-    const held = this.reservationIds.get(reservation);
+    const id = this.reservationIds.get(reservation) ?? '';
     this.reservationIds.delete(reservation);
     // Tried whenever connected, even while admissions pause after a slow reply: a settle
     // left undone would hold its units in Redis until the reservation lapses.
@@ -206,7 +204,7 @@ export class RedisCounters implements Counters {
       return;
     }
     try {
-      await this.commit(held?.meter ?? this.meterEntry(reservation), held?.member ?? '', actual);
+      await this.commit(reservation, id, actual);
     } catch (error) {
       this.noteFailure(error);
       // The reservation in Redis lapses by itself; the units are delivered later.
@@ -240,7 +238,7 @@ export class RedisCounters implements Counters {
     if (!this.usable()) return;
     try {
       for (let i = 0; i < rows.length; i += RESTORE_BATCH) {
-        await Promise.all(rows.slice(i, i + RESTORE_BATCH).map((row) => SEED.run(this.client, [this.meterEntry(row).key], [row.used, METER_TTL_MS])));
+        await Promise.all(rows.slice(i, i + RESTORE_BATCH).map((row) => SEED.run(this.client, [this.meterKey(row)], [row.used, METER_TTL_MS])));
       }
     } catch (error) {
       this.noteFailure(error);
@@ -252,26 +250,26 @@ export class RedisCounters implements Counters {
     if (!this.usable()) return [];
     await this.deliverHeldUnits();
     if (this.dirty.size === 0) return [];
-    const entries = [...this.dirty];
-    this.dirty = new Set();
+    const refs = [...this.dirty.values()];
+    this.dirty = new Map();
 
     let results: [Error | null, unknown][];
     try {
       const pipeline = this.client.pipeline();
-      for (const entry of entries) pipeline.hget(entry.key, 'used');
+      for (const ref of refs) pipeline.hget(this.meterKey(ref), 'used');
       results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
     } catch (error) {
-      for (const entry of entries) this.dirty.add(entry);
+      for (const ref of refs) this.dirty.set(meterRefId(ref), ref);
       this.noteFailure(error);
       return [];
     }
 
     const rows: MeterUsageRow[] = [];
-    entries.forEach((entry, i) => {
+    refs.forEach((ref, i) => {
       const [error, value] = results[i] ?? [new Error('no reply'), null];
-      if (error) this.dirty.add(entry);
+      if (error) this.dirty.set(meterRefId(ref), ref);
       // A balance Redis no longer holds is not written: the store keeps the last one.
-      else if (typeof value === 'string') rows.push({ ...entry.ref, used: Number(value) });
+      else if (typeof value === 'string') rows.push({ ...ref, used: Number(value) });
     });
     await this.fallback.remember(rows);
     return rows;
@@ -315,17 +313,16 @@ export class RedisCounters implements Counters {
       keys.push(this.key('b', block.id));
       args.push(after, within, duration, factor, max, forgetAfter);
     }
-    const meter = charge ? this.meterEntry(charge) : undefined;
-    if (meter) keys.push(meter.key, meter.reservations);
+    if (charge) keys.push(this.meterKey(charge), this.reservationsKey(charge));
     for (const w of windows) {
       keys.push(this.key('w', w.id));
       args.push(w.limit, w.windowMs);
     }
     const reply = (await this.batcher.run(ADMISSIONS, keys, args)) as string[];
-    return reply[0] === 'missing' ? MISSING : this.decode(request, charge, meter, reply);
+    return reply[0] === 'missing' ? MISSING : this.decode(request, charge, reply);
   }
 
-  private decode(request: AdmitRequest, charge: AdmitRequest['charge'], meter: MeterEntry | undefined, reply: string[]): Admission {
+  private decode(request: AdmitRequest, charge: AdmitRequest['charge'], reply: string[]): Admission {
     const [status, detail = ''] = reply;
     const windows: WindowState[] = request.windows.map((w, i) => ({
       name: w.name,
@@ -336,9 +333,9 @@ export class RedisCounters implements Counters {
     }));
     switch (status) {
       case 'ok': {
-        if (!charge || !meter) return { ok: true, windows };
+        if (!charge) return { ok: true, windows };
         const reservation: Reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount };
-        this.reservationIds.set(reservation, { member: detail, meter });
+        this.reservationIds.set(reservation, detail);
         return { ok: true, windows, reservation };
       }
       case 'blocked':
@@ -353,25 +350,25 @@ export class RedisCounters implements Counters {
 
   private async balanceInRedis(ref: MeterRef): Promise<MeterBalance> {
     for (let attempt = 0; ; attempt += 1) {
-      const [used, reserved] = await this.client.hmget(this.meterEntry(ref).key, 'used', 'reserved');
+      const [used, reserved] = await this.client.hmget(this.meterKey(ref), 'used', 'reserved');
       if (used !== null) return { used: Number(used), reserved: Number(reserved ?? 0) };
       if (attempt > 0) throw new Error('the meter balance disappeared from Redis while it was being seeded');
       await this.seed(ref);
     }
   }
 
-  /** Releases the reservation `member` (if it is still held) and commits `actual`. */
-  private async commit(meter: MeterEntry, member: string, actual: number): Promise<void> {
+  /** Releases the reservation (if it is still held) and commits `actual`. */
+  private async commit(ref: MeterRef, reservationId: string, actual: number): Promise<void> {
     for (let attempt = 0; ; attempt += 1) {
-      const reply = await this.batcher.run(SETTLES, [meter.key, meter.reservations], [member, actual]);
+      const reply = await this.batcher.run(SETTLES, [this.meterKey(ref), this.reservationsKey(ref)], [reservationId, actual]);
       if (reply === 'ok') {
-        if (actual > 0) this.dirty.add(meter);
+        if (actual > 0) this.dirty.set(meterRefId(ref), { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart });
         return;
       }
       // Redis lost the meter, and its reservations with it: nothing left to release.
       if (actual <= 0) return;
       if (attempt > 0) throw new Error('the meter balance disappeared from Redis while it was being seeded');
-      await this.seed(meter.ref);
+      await this.seed(ref);
     }
   }
 
@@ -388,7 +385,7 @@ export class RedisCounters implements Counters {
           throw new BaselineUnavailableError(error);
         }
         const used = rows.find((r) => r.meter === ref.meter)?.used ?? 0;
-        await SEED.run(this.client, [this.meterEntry(ref).key], [used, METER_TTL_MS]);
+        await SEED.run(this.client, [this.meterKey(ref)], [used, METER_TTL_MS]);
       })().finally(() => this.seeding.delete(id));
       this.seeding.set(id, seeding);
     }
@@ -403,7 +400,7 @@ export class RedisCounters implements Counters {
     await Promise.all(
       held.map(async (entry) => {
         try {
-          await this.commit(this.meterEntry(entry.ref), '', entry.units);
+          await this.commit(entry.ref, '', entry.units);
         } catch (error) {
           failed.push(entry);
           this.noteFailure(error);
@@ -463,37 +460,13 @@ export class RedisCounters implements Counters {
     return `${this.prefix}${kind}:${id}`;
   }
 
-  /** A meter's Redis keys (its balance hash, its reservations), made on its first use. */
-  private meterEntry(ref: MeterRef): MeterEntry {
-    let byMeter = this.meters.get(ref.accountId);
-    if (!byMeter) {
-      byMeter = new Map();
-      this.meters.set(ref.accountId, byMeter);
-    }
-    let byPeriod = byMeter.get(ref.meter);
-    if (!byPeriod) {
-      byPeriod = new Map();
-      byMeter.set(ref.meter, byPeriod);
-    }
-    let entry = byPeriod.get(ref.periodStart);
-    if (!entry) {
-      const suffix = meterSuffix(ref);
-      entry = { ref: { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart }, key: this.key('m', suffix), reservations: this.key('r', suffix) };
-      // One period at a time per meter: the previous one is not asked for again.
-      byPeriod.clear();
-      byPeriod.set(ref.periodStart, entry);
-    }
-    return entry;
+  private meterKey(ref: MeterRef): string {
+    return this.key('m', meterSuffix(ref));
   }
-}
 
-/** A meter in one period and its Redis keys. */
-interface MeterEntry {
-  ref: MeterRef;
-  /** Hash: used, reserved. */
-  key: string;
-  /** Sorted set of the reservations in flight. */
-  reservations: string;
+  private reservationsKey(ref: MeterRef): string {
+    return this.key('r', meterSuffix(ref));
+  }
 }
 
 function meterSuffix(ref: MeterRef): string {

@@ -109,14 +109,9 @@ export class ScriptBatcher {
     }
     let results: [Error | null, unknown][];
     try {
-      if (batches.length === 1) {
-        const [only] = batches as [(typeof batches)[number]];
-        results = [[null, await only.batched.script.run(this.client, only.keys, only.args)]];
-      } else {
-        const pipeline = this.client.pipeline();
-        for (const { batched, keys, args } of batches) pipeline.evalsha(batched.script.sha, keys.length, ...keys, ...args);
-        results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
-      }
+      const pipeline = this.client.pipeline();
+      for (const { batched, keys, args } of batches) pipeline.evalsha(batched.script.sha, keys.length, ...keys, ...args);
+      results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
     } catch (error) {
       for (const { calls } of batches) for (const call of calls) call.reject(error);
       return;
