@@ -23,7 +23,12 @@ export interface RateLimitPlan {
   templates: WindowTemplate[];
   /** The RateLimit-Policy header value, fixed for a plan and route. */
   policyHeader: string | undefined;
+  /** Key id → its windows (and the account they were made for): one list per key, reused. */
+  windowsByKey: Map<string, { accountId: string; windows: readonly WindowSpec[] }>;
 }
+
+/** Keys whose windows a plan/route pair keeps at most (they are rebuilt when dropped). */
+const MAX_KEYS_PER_PLAN = 100_000;
 
 const NO_WINDOWS: readonly WindowSpec[] = Object.freeze([]);
 
@@ -44,7 +49,7 @@ export function createRateLimitPlanner() {
           ...plan.rateLimits.map((rl) => template(rl, 'plan')),
           ...(route?.rateLimits ?? []).map((rl) => template(rl, routeId)),
         ];
-        found = { templates, policyHeader: policyHeader(templates) };
+        found = { templates, policyHeader: policyHeader(templates), windowsByKey: new Map() };
         byRoute.set(routeId, found);
       }
       return found;
@@ -52,15 +57,25 @@ export function createRateLimitPlanner() {
   };
 }
 
-/** The concrete windows for one key: ids are stable across processes (for Redis). */
+/**
+ * The concrete windows for one key: ids are stable across processes (for Redis). The
+ * same list comes back for the same key, so counters can keep what they derive from it.
+ */
 export function windowsFor(plan: RateLimitPlan, keyId: string, accountId: string): readonly WindowSpec[] {
   if (plan.templates.length === 0) return NO_WINDOWS;
-  return plan.templates.map((t) => ({
-    id: `${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.tag}:${t.windowMs}:${t.limit}`,
-    name: t.name,
-    limit: t.limit,
-    windowMs: t.windowMs,
-  }));
+  const cached = plan.windowsByKey.get(keyId);
+  if (cached && cached.accountId === accountId) return cached.windows;
+  const windows = Object.freeze(
+    plan.templates.map((t) => ({
+      id: `${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.tag}:${t.windowMs}:${t.limit}`,
+      name: t.name,
+      limit: t.limit,
+      windowMs: t.windowMs,
+    })),
+  );
+  if (plan.windowsByKey.size >= MAX_KEYS_PER_PLAN) plan.windowsByKey.clear();
+  plan.windowsByKey.set(keyId, { accountId, windows });
+  return windows;
 }
 
 export function policyName(rl: Pick<RateLimit, 'name' | 'limit' | 'window'>): string {

@@ -68,6 +68,49 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       expect(1000 - balance.used - balance.reserved).toBe(0);
     });
 
+    it('gives each request of a burst its own remaining count, and the same reset', async () => {
+      const w = window(5, 10_000);
+      expect(await admit({ now: T0, windows: [w] })).toMatchObject({ ok: true, windows: [{ remaining: 4, resetMs: 10_000 }] });
+      const burst = await Promise.all(Array.from({ length: 6 }, () => admit({ now: T0 + 1_000, windows: [w] })));
+      const remaining = burst.filter((r) => r.ok).map((r) => r.windows[0]?.remaining);
+      expect(remaining.sort()).toEqual([0, 1, 2, 3]);
+      for (const r of burst) expect(r.windows[0]?.resetMs).toBe(9_000);
+      // The fifth and sixth wait for the first admission (at T0) to leave the window.
+      expect(burst.filter((r) => !r.ok)).toEqual([
+        { ok: false, reason: 'rate_limited', retryAfterMs: 9_000, windows: [{ name: w.name, limit: 5, windowMs: 10_000, remaining: 0, resetMs: 9_000 }] },
+        { ok: false, reason: 'rate_limited', retryAfterMs: 9_000, windows: [{ name: w.name, limit: 5, windowMs: 10_000, remaining: 0, resetMs: 9_000 }] },
+      ]);
+      // After the first leaves, one more fits; the burst's four leave together at T0 + 11 s.
+      expect(await admit({ now: T0 + 10_000, windows: [w] })).toMatchObject({ ok: true, windows: [{ remaining: 0 }] });
+      expect(await admit({ now: T0 + 10_001, windows: [w] })).toMatchObject({ ok: false, retryAfterMs: 999 });
+      expect(await admit({ now: T0 + 11_000, windows: [w] })).toMatchObject({ ok: true, windows: [{ remaining: 3 }] });
+    });
+
+    it('blocks within a burst once enough of it was refused', async () => {
+      const w = window(1, 60_000);
+      const block: BlockSpec = { id: unique('k'), policy: { after: 2, within: 60_000, duration: 5_000, factor: 2, max: 60_000, forgetAfter: 600_000, scope: 'key' } };
+      const burst = await Promise.all(Array.from({ length: 4 }, () => admit({ now: T0, windows: [w], block })));
+      expect(burst.map((r) => (r.ok ? 'ok' : r.reason))).toEqual(['ok', 'rate_limited', 'blocked', 'blocked']);
+      expect(burst.slice(2)).toMatchObject([{ retryAfterMs: 5_000 }, { retryAfterMs: 5_000 }]);
+    });
+
+    it('settles the requests of a burst one by one: each releases its own reservation', async () => {
+      const accountId = unique('acc');
+      const burst = await Promise.all(Array.from({ length: 5 }, () => admit({ now: T0, windows: [], charge: charge(accountId, 100, 1000) })));
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 0, reserved: 500 });
+      const reservations = burst.map((r) => (r.ok ? r.reservation : undefined));
+      await counters.settle(reservations[0]!, 100);
+      await counters.settle(reservations[1]!, 40);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 140, reserved: 300 });
+      await Promise.all(reservations.slice(2).map((r) => counters.settle(r!, 0)));
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 140, reserved: 0 });
+      // Settling one again releases nothing more.
+      await counters.settle(reservations[0]!, 0);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 140, reserved: 0 });
+      const refill = await Promise.all(Array.from({ length: 9 }, () => admit({ now: T0 + 1, windows: [], charge: charge(accountId, 100, 1000) })));
+      expect(refill.filter((r) => r.ok)).toHaveLength(8);
+    });
+
     it('counts a rolling window exactly, with remaining and reset for the headers', async () => {
       const w = window(3, 1_000);
       const at = async (dt: number) => admit({ now: T0 + dt, windows: [w] });

@@ -31,12 +31,13 @@ import {
   type Counters,
   type MeterBalance,
   type Reservation,
+  type WindowSpec,
   type WindowState,
 } from '../counters.js';
 import type { MeterUsageRow, Store } from '../../store/store.js';
 import type { Log } from '../../log.js';
 import { commandClient, parseRedisUrl, subscriberClient, whenReady, withDeadline, type RedisTarget } from './connection.js';
-import { ADMIT, ScriptBatcher, SEED, SETTLE, type BatchedScript } from './scripts.js';
+import { ADMIT, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
 import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
 
 /** A request waits at most this long for Redis before the failure mode applies. */
@@ -49,7 +50,9 @@ const RESERVATION_TTL_MS = 10 * 60_000;
 const METER_TTL_MS = 62 * 86_400_000;
 /** The two batched scripts, with what every batch of each shares. */
 const ADMISSIONS: BatchedScript = { script: ADMIT, shared: [RESERVATION_TTL_MS, EXPIRY_SLACK_MS, METER_TTL_MS] };
-const SETTLES: BatchedScript = { script: SETTLE, shared: [METER_TTL_MS] };
+/** Settles ride along with the next admissions, waiting this long at most. */
+const SETTLE_WAIT_MS = 5;
+const SETTLES: BatchedScript = { script: SETTLE, shared: [METER_TTL_MS], maxWaitMs: SETTLE_WAIT_MS };
 /** How long start-up waits for Redis before serving in the failure mode. */
 const STARTUP_WAIT_MS = 2_000;
 /** After a timeout, requests skip Redis this long instead of each waiting for it. */
@@ -58,6 +61,24 @@ const PAUSE_AFTER_FAILURE_MS = 1_000;
 const RESTORE_BATCH = 500;
 /** The admit script's answer for a meter Redis does not hold yet: seed it, then ask again. */
 const MISSING = Symbol('missing meter');
+/** Accounts (and window lists) whose key names are kept at most (they are rebuilt when dropped). */
+const MAX_NAMES = 10_000;
+
+/** A list of windows as the admit script takes them, made once per list. */
+interface WindowParts {
+  /** Short and the same for lists with the same windows: part of a batch entry's signature. */
+  id: number;
+  keys: string[];
+  args: number[];
+}
+
+/** A meter's keys in one period: balance, held reservations, their lapse times. */
+interface MeterNames {
+  /** Short, unique among the names this process made: part of a batch entry's signature. */
+  id: number;
+  periodStart: string;
+  keys: [string, string, string];
+}
 
 export interface RedisCountersOptions {
   /** `redis://host:port[/db][?prefix=...]`. */
@@ -96,16 +117,21 @@ export class RedisCounters implements Counters {
   /** Admissions and settles of concurrent requests leave together: one write, one command per script. */
   private readonly batcher: ScriptBatcher;
   private readonly handlers: ((event: CacheEvent) => void)[] = [];
-  /** Reservation → its member in the reservations set (needed to release it). */
+  /** Reservation → the batch that holds it (needed to release it). */
   private readonly reservationIds = new WeakMap<Reservation, string>();
+  /** Window lists (the pipeline reuses them) → their keys and arguments. */
+  private readonly windowParts = new WeakMap<readonly WindowSpec[], WindowParts>();
+  /** The same, by the windows' keys: equal lists share one id. */
+  private windowPartsByKeys = new Map<string, WindowParts>();
+  /** Account → meter → its key names in the current period. */
+  private meterNames = new Map<string, Map<string, MeterNames>>();
+  /** The last id given to window parts or meter names. */
+  private lastNameId = 0;
   /** Meters this process committed units to since the last drain. */
   private dirty = new Map<string, MeterRef>();
   private readonly seeding = new Map<string, Promise<void>>();
   /** Settles on their way to Redis; a flush waits for them, so shutdown writes them too. */
   private readonly settling = new Set<Promise<void>>();
-  /** Makes admission ids unique across processes. */
-  private readonly token = randomBytes(6).toString('base64url');
-  private sequence = 0;
   private pausedUntil = 0;
   private reachable = true;
   private listenerLost = false;
@@ -120,7 +146,8 @@ export class RedisCounters implements Counters {
     this.client = commandClient(target);
     this.subscriber = subscriberClient(target);
     this.fallback = new PerProcessFallback(options.clock);
-    this.batcher = new ScriptBatcher(this.client);
+    // The token makes batch ids unique across processes.
+    this.batcher = new ScriptBatcher(this.client, randomBytes(6).toString('base64url'));
   }
 
   async start(): Promise<void> {
@@ -303,41 +330,53 @@ export class RedisCounters implements Counters {
   // --- Redis side -----------------------------------------------------------------
 
   private async admitInRedis(request: AdmitRequest): Promise<Admission | typeof MISSING> {
-    const { now, windows, block } = request;
+    const { now, block } = request;
     const charge = request.charge && request.charge.amount > 0 ? request.charge : undefined;
-    const id = `${this.token}:${(this.sequence++).toString(36)}`;
+    const windows = this.windowsAsArgs(request.windows);
+    const blockKey = block ? this.key('b', block.id) : '';
+    const meter = charge ? this.meterNamesOf(charge) : undefined;
+    const meterKeys = meter?.keys;
     const keys: string[] = [];
-    const args: (string | number)[] = [now, id, block ? 1 : 0, charge ? 1 : 0, charge?.amount ?? 0, charge?.limit ?? 0, charge?.overage ? 1 : 0];
+    const args: (string | number)[] = [block ? 1 : 0, charge ? 1 : 0, charge?.amount ?? 0, charge?.limit ?? 0, charge?.overage ? 1 : 0];
     if (block) {
       const { after, within, duration, factor, max, forgetAfter } = block.policy;
-      keys.push(this.key('b', block.id));
+      keys.push(blockKey);
       args.push(after, within, duration, factor, max, forgetAfter);
     }
-    if (charge) keys.push(this.meterKey(charge), this.reservationsKey(charge));
-    for (const w of windows) {
-      keys.push(this.key('w', w.id));
-      args.push(w.limit, w.windowMs);
-    }
-    const reply = (await this.batcher.run(ADMISSIONS, keys, args)) as string[];
-    return reply[0] === 'missing' ? MISSING : this.decode(request, charge, reply);
+    if (meterKeys) keys.push(...meterKeys);
+    keys.push(...windows.keys);
+    args.push(...windows.args);
+    // Requests that would send the same keys and arguments share one entry.
+    const signature = `${windows.id}|${block?.id}|${meter?.id}|${charge?.amount}|${charge?.limit}|${charge?.overage}`;
+    const answer = await this.batcher.run(ADMISSIONS, signature, keys, args, now);
+    return this.decode(request, charge, answer);
   }
 
-  private decode(request: AdmitRequest, charge: AdmitRequest['charge'], reply: string[]): Admission {
-    const [status, detail = ''] = reply;
-    const windows: WindowState[] = request.windows.map((w, i) => ({
-      name: w.name,
-      limit: w.limit,
-      windowMs: w.windowMs,
-      remaining: Number(reply[2 + 2 * i]),
-      resetMs: Number(reply[3 + 2 * i]),
-    }));
+  /** One request's admission, out of its entry's reply (see ADMIT). */
+  private decode(request: AdmitRequest, charge: AdmitRequest['charge'], { reply, index }: EntryReply): Admission | typeof MISSING {
+    const values = reply as (string | number)[];
+    const admitted = Number(values[0]);
+    if (admitted === -1) return MISSING;
+    const count = request.windows.length;
+    const windowStates = (at: number, fewer: number): WindowState[] =>
+      request.windows.map((w, i) => ({
+        name: w.name,
+        limit: w.limit,
+        windowMs: w.windowMs,
+        remaining: Math.max(0, Number(values[at + 2 * i]) - fewer),
+        resetMs: Number(values[at + 1 + 2 * i]),
+      }));
+    if (index < admitted) {
+      const windows = windowStates(2, index);
+      if (!charge) return { ok: true, windows };
+      const reservation: Reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount };
+      this.reservationIds.set(reservation, String(values[1]));
+      return { ok: true, windows, reservation };
+    }
+    const at = 2 + 2 * count + (index - admitted) * (2 + 2 * count);
+    const [status, detail] = [values[at], values[at + 1]];
+    const windows = windowStates(at + 2, 0);
     switch (status) {
-      case 'ok': {
-        if (!charge) return { ok: true, windows };
-        const reservation: Reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount };
-        this.reservationIds.set(reservation, detail);
-        return { ok: true, windows, reservation };
-      }
       case 'blocked':
       case 'rate_limited':
         return { ok: false, reason: status, retryAfterMs: Number(detail), windows };
@@ -358,9 +397,11 @@ export class RedisCounters implements Counters {
   }
 
   /** Releases the reservation (if it is still held) and commits `actual`. */
-  private async commit(ref: MeterRef, reservationId: string, actual: number): Promise<void> {
+  private async commit(ref: Reservation | MeterRef, batchId: string, actual: number): Promise<void> {
+    const reserved = batchId === '' ? 0 : (ref as Reservation).amount;
+    const { id, keys } = this.meterNamesOf(ref);
     for (let attempt = 0; ; attempt += 1) {
-      const reply = await this.batcher.run(SETTLES, [this.meterKey(ref), this.reservationsKey(ref)], [reservationId, actual]);
+      const { reply } = await this.batcher.run(SETTLES, `${id}|${batchId}|${reserved}|${actual}`, keys, [batchId, reserved, actual]);
       if (reply === 'ok') {
         if (actual > 0) this.dirty.set(meterRefId(ref), { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart });
         return;
@@ -461,11 +502,40 @@ export class RedisCounters implements Counters {
   }
 
   private meterKey(ref: MeterRef): string {
-    return this.key('m', meterSuffix(ref));
+    return this.meterNamesOf(ref).keys[0];
   }
 
-  private reservationsKey(ref: MeterRef): string {
-    return this.key('r', meterSuffix(ref));
+  /** A meter's balance, held reservations and lapse times, named once per period. */
+  private meterNamesOf(ref: MeterRef): MeterNames {
+    let byMeter = this.meterNames.get(ref.accountId);
+    if (!byMeter) {
+      if (this.meterNames.size >= MAX_NAMES) this.meterNames = new Map();
+      byMeter = new Map();
+      this.meterNames.set(ref.accountId, byMeter);
+    }
+    let names = byMeter.get(ref.meter);
+    if (!names || names.periodStart !== ref.periodStart) {
+      const suffix = meterSuffix(ref);
+      names = { id: ++this.lastNameId, periodStart: ref.periodStart, keys: [this.key('m', suffix), this.key('rh', suffix), this.key('rl', suffix)] };
+      byMeter.set(ref.meter, names);
+    }
+    return names;
+  }
+
+  /** The windows' keys (log and count of each) and arguments, made once per list. */
+  private windowsAsArgs(windows: readonly WindowSpec[]): WindowParts {
+    let parts = this.windowParts.get(windows);
+    if (parts) return parts;
+    const keys = windows.flatMap((w) => [this.key('wl', w.id), this.key('wn', w.id)]);
+    const byKeys = keys.join(' ');
+    parts = this.windowPartsByKeys.get(byKeys);
+    if (!parts) {
+      if (this.windowPartsByKeys.size >= MAX_NAMES) this.windowPartsByKeys = new Map();
+      parts = { id: ++this.lastNameId, keys, args: windows.flatMap((w) => [w.limit, w.windowMs]) };
+      this.windowPartsByKeys.set(byKeys, parts);
+    }
+    this.windowParts.set(windows, parts);
+    return parts;
   }
 }
 

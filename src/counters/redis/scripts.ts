@@ -4,14 +4,7 @@
  * one step (one EVALSHA, one round trip) that no other process can interleave with.
  * The requests of one moment share that step: `ScriptBatcher` sends them as one call.
  *
- * Data layout (every key carries the configured prefix `P`):
- *   P w:<window id>   sorted set: one member per admission, scored by its time (ms);
- *                     members older than the window are dropped: an exact sliding log
- *                     in O(admissions in one window) memory, at most O(limit).
- *   P b:<subject id>  hash: violations (comma-separated times), level, until, lastEnd.
- *   P m:<meter>       hash: used (committed units), reserved (units of requests in flight).
- *   P r:<meter>       sorted set: reservations in flight, scored by when they lapse, so
- *                     a process that dies mid-request cannot hold units forever.
+ * The data layout is described with ADMIT below.
  *
  * Times are the `now` each gateway passes in (its clock, milliseconds), never Redis's
  * clock: tests can drive the clock, and a window is judged on one time axis. Redis key
@@ -41,51 +34,95 @@ export class Script {
   }
 }
 
-/** Calls per EVALSHA at most (Lua's unpack has a limit; a longer queue becomes several commands). */
+/** Entries per EVALSHA at most (Lua's unpack has a limit; a longer queue becomes several commands). */
 const MAX_BATCH = 256;
 
 /** A script whose callers are batched, with the values every batch of it shares. */
 export interface BatchedScript {
   script: Script;
   shared: readonly (string | number)[];
+  /**
+   * Calls that may wait up to this many ms for the next batch instead of causing one
+   * (settles: nobody waits on them, and riding along with the next admissions spares
+   * a round trip). Without it, a call leaves at the end of the current turn.
+   */
+  maxWaitMs?: number;
+}
+
+/** What one caller gets back: its entry's reply, and its place among the entry's callers. */
+export interface EntryReply {
+  reply: unknown;
+  index: number;
 }
 
 interface Call {
+  resolve(value: EntryReply): void;
+  reject(error: unknown): void;
+}
+
+/** Identical calls of one batch: sent once, with how many callers they stand for. */
+interface Entry {
   keys: readonly string[];
   args: readonly (string | number)[];
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
+  calls: Call[];
+}
+
+interface Queue {
+  entries: Map<string, Entry>;
+  /** The latest `now` of the queued calls: the batch is judged at that time. */
+  now: number;
 }
 
 /**
  * Runs batch scripts for many callers: the calls made during the same turn of the event
  * loop (the admissions of concurrent requests, the settles of others) leave together,
- * one EVALSHA per script, all of them in one pipelined write. Inside Redis a batch
- * script works through its calls in order, reading each key it needs once and writing
- * each key once at the end, so a batch of requests on the same key and meter costs
- * Redis little more than one request.
+ * one EVALSHA per script, all of them in one pipelined write. Calls that may wait
+ * (settles) leave with the next batch, or after their `maxWaitMs`.
  *
- * Wire format of one EVALSHA: KEYS are every call's keys in order; ARGV is the batch's
- * shared values, then the number of calls, then for each call its key count, argument
- * count and arguments. The reply is one reply per call, in order.
+ * Calls with the same signature (the same key, route and cost, say) are one entry: its
+ * keys and arguments are sent once with the number of callers, and inside Redis the
+ * entry's requests are decided one after the other with no further reads or writes. A
+ * burst on one key therefore costs Redis about as much as one request.
+ *
+ * Wire format of one EVALSHA: KEYS are every entry's keys in order; ARGV is the batch's
+ * shared values, its `now`, a batch id unique across processes, the number of entries,
+ * then per entry its key count, argument count and arguments, the first of which is the
+ * number of callers. The reply is one reply per entry, in order; each caller receives
+ * its entry's reply and its index among the entry's callers.
  */
 export class ScriptBatcher {
-  private queues = new Map<BatchedScript, Call[]>();
+  private queues = new Map<BatchedScript, Queue>();
   private scheduled = false;
+  /** The flush that calls allowed to wait are waiting for, at the latest. */
+  private timer: NodeJS.Timeout | undefined;
+  private sequence = 0;
 
-  constructor(private readonly client: Redis) {}
+  constructor(
+    private readonly client: Redis,
+    /** Makes batch ids unique across processes. */
+    private readonly token: string,
+  ) {}
 
-  run(batched: BatchedScript, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  run(batched: BatchedScript, signature: string, keys: readonly string[], args: readonly (string | number)[], now = 0): Promise<EntryReply> {
     return new Promise((resolve, reject) => {
       let queue = this.queues.get(batched);
       if (!queue) {
-        queue = [];
+        queue = { entries: new Map(), now };
         this.queues.set(batched, queue);
+      } else if (now > queue.now) queue.now = now;
+      let entry = queue.entries.get(signature);
+      if (!entry) {
+        entry = { keys, args, calls: [] };
+        queue.entries.set(signature, entry);
       }
-      queue.push({ keys, args, resolve, reject });
+      entry.calls.push({ resolve, reject });
       if (this.scheduled) return;
-      this.scheduled = true;
-      setImmediate(() => void this.flush());
+      if (batched.maxWaitMs === undefined) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      } else {
+        this.timer ??= setTimeout(() => void this.flush(), batched.maxWaitMs);
+      }
     });
   }
 
@@ -93,18 +130,21 @@ export class ScriptBatcher {
     const queues = this.queues;
     this.queues = new Map();
     this.scheduled = false;
-    const batches: { batched: BatchedScript; calls: Call[]; keys: string[]; args: (string | number)[] }[] = [];
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batches: { batched: BatchedScript; entries: Entry[]; keys: string[]; args: (string | number)[] }[] = [];
     for (const [batched, queue] of queues) {
-      for (let i = 0; i < queue.length; i += MAX_BATCH) {
-        const calls = queue.slice(i, i + MAX_BATCH);
+      const all = [...queue.entries.values()];
+      for (let i = 0; i < all.length; i += MAX_BATCH) {
+        const entries = all.slice(i, i + MAX_BATCH);
         const keys: string[] = [];
-        const args: (string | number)[] = [...batched.shared, calls.length];
-        for (const call of calls) {
-          for (const key of call.keys) keys.push(key);
-          args.push(call.keys.length, call.args.length);
-          for (const arg of call.args) args.push(arg);
+        const args: (string | number)[] = [...batched.shared, queue.now, `${this.token}:${(this.sequence++).toString(36)}`, entries.length];
+        for (const entry of entries) {
+          for (const key of entry.keys) keys.push(key);
+          args.push(entry.keys.length, entry.args.length + 1, entry.calls.length);
+          for (const arg of entry.args) args.push(arg);
         }
-        batches.push({ batched, calls, keys, args });
+        batches.push({ batched, entries, keys, args });
       }
     }
     let results: [Error | null, unknown][];
@@ -113,11 +153,11 @@ export class ScriptBatcher {
       for (const { batched, keys, args } of batches) pipeline.evalsha(batched.script.sha, keys.length, ...keys, ...args);
       results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
     } catch (error) {
-      for (const { calls } of batches) for (const call of calls) call.reject(error);
+      for (const { entries } of batches) for (const entry of entries) for (const call of entry.calls) call.reject(error);
       return;
     }
     await Promise.all(
-      batches.map(async ({ batched, calls, keys, args }, i) => {
+      batches.map(async ({ batched, entries, keys, args }, i) => {
         let [error, replies] = results[i] ?? [new Error('no reply'), undefined];
         // Redis restarted and forgot the script: this batch goes again, with EVAL.
         if (error?.message.startsWith('NOSCRIPT')) {
@@ -127,11 +167,13 @@ export class ScriptBatcher {
             error = retried instanceof Error ? retried : new Error(String(retried));
           }
         }
-        if (!error && (!Array.isArray(replies) || replies.length !== calls.length)) {
-          error = new Error(`the batch script answered ${Array.isArray(replies) ? replies.length : typeof replies} replies for ${calls.length} calls`);
+        if (!error && (!Array.isArray(replies) || replies.length !== entries.length)) {
+          error = new Error(`the batch script answered ${Array.isArray(replies) ? replies.length : typeof replies} replies for ${entries.length} entries`);
         }
-        if (error) for (const call of calls) call.reject(error);
-        else calls.forEach((call, j) => call.resolve((replies as unknown[])[j]));
+        entries.forEach((entry, j) => {
+          const reply = error ? undefined : (replies as unknown[])[j];
+          entry.calls.forEach((call, index) => (error ? call.reject(error) : call.resolve({ reply, index })));
+        });
       }),
     );
   }
@@ -139,85 +181,126 @@ export class ScriptBatcher {
 
 /**
  * Shared Lua: number formatting that survives the trip as a string (for amounts, which
- * may be fractional; whole milliseconds and counts go back as Lua numbers), and the loop
- * that hands each call of a batch the offsets of its KEYS and ARGV.
+ * may be fractional; whole milliseconds and counts go back as Lua numbers), the loop
+ * that hands each entry of a batch the offsets of its KEYS and ARGV, and the admission
+ * count a window log member carries.
  */
 const PRELUDE = `
 local function fmt(n) return string.format('%.17g', n) end
--- Calls handle(k, a, nk, na) per call: its keys are KEYS[k + 1 .. k + nk], its
--- arguments ARGV[a + 1 .. a + na]. Returns the replies in order.
-local function eachCall(firstArg, handle)
-  local calls = tonumber(ARGV[firstArg])
+-- Calls handle(k, a, nk, na) per entry: its keys are KEYS[k + 1 .. k + nk], its
+-- arguments ARGV[a + 1 .. a + na] (the first: how many callers it stands for).
+-- Returns the replies in order.
+local function eachEntry(firstArg, handle)
+  local entries = tonumber(ARGV[firstArg])
   local k, a = 0, firstArg + 1
   local replies = {}
-  for c = 1, calls do
+  for e = 1, entries do
     local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-    replies[c] = handle(k, a + 1, nk, na)
+    replies[e] = handle(k, a + 1, nk, na)
     k = k + nk
     a = a + 2 + na
   end
   return replies
 end
+-- Lists longer than this are handed to a command in slices (Lua's unpack has a limit).
+local SLICE = 1000
+local function eachSlice(list, handle)
+  for i = 1, #list, SLICE do handle(unpack(list, i, math.min(i + SLICE - 1, #list))) end
+end
 `;
 
 /**
- * admit, for a batch of requests: per request the block check, every window (all or
- * none), then the reservation; one reply per request.
+ * admit, for a batch: per request the block check, every window (all or none), then the
+ * reservation; one reply per entry (identical requests).
  *
- * Shared ARGV: reservation ttl ms, window and block expiry slack ms, meter ttl ms.
- * Per request KEYS: [block hash if it has a block], [meter hash, reservations if it has
- *   a charge], then one sorted set per window.
- * Per request ARGV: [1] now, [2] admission id (unique), [3] has block, [4] has charge,
- *   [5] amount, [6] limit, [7] overage ('1'/'0'), [8..13] block after, within,
- *   duration, factor, max, forgetAfter (if it has a block), then limit and windowMs of
- *   each window.
- * Returns per request: { status, detail, remaining1, reset1, remaining2, reset2, ... }
- *   where status is 'ok' (detail = reservation member or ''), 'blocked' /
- *   'rate_limited' (detail = retry after ms), 'funds' (detail = used), or 'missing'
- *   (the meter has no balance in Redis: seed it from the store and ask again; nothing
- *   was recorded for this request).
+ * Shared ARGV: reservation ttl ms, window and block expiry slack ms, meter ttl ms, now,
+ *   batch id.
+ * Per entry KEYS: [block hash if it has a block], [meter hash, held reservations hash,
+ *   their lapse times if it has a charge], then per window its log and its count.
+ * Per entry ARGV: [1] requests, [2] has block, [3] has charge, [4] amount, [5] limit,
+ *   [6] overage ('1'/'0'), [7..12] block after, within, duration, factor, max,
+ *   forgetAfter (if it has a block), then limit and windowMs of each window.
+ * Returns per entry: -1 alone when the meter has no balance in Redis (seed it from the
+ *   store and ask again; nothing was recorded), else { admitted, reservation id or '',
+ *   remaining1, reset1, ... as the first admitted request saw them (zeros if none was),
+ *   then per refused request: status, detail, remaining1, reset1, ... }. The admitted
+ *   requests are always the first ones (once one is refused, the rest are too); the
+ *   i-th admitted (from 0) has i fewer remaining. Status is 'blocked' / 'rate_limited'
+ *   (detail = retry after ms) or 'funds' (detail = used).
  *
- * Each window and meter is read once per batch and written once at its end; requests
- * later in the batch see what earlier ones recorded. The whole batch is judged, and
- * recorded, at the latest of its requests' times: the moment it leaves for Redis.
+ * Data layout (every key carries the configured prefix P):
+ *   P wl:<window id>  sorted set, the window's log: one member per batch that was admitted
+ *                     into the window, '<batch id>:<admissions>', scored by the batch's
+ *                     time (ms). Members that have left the window are dropped.
+ *   P wn:<window id>  the number of admissions the log holds.
+ *   P b:<subject id>  hash: violations (comma-separated times), level, until, lastEnd.
+ *   P m:<meter>       hash: used (committed units), reserved (units of requests in flight).
+ *   P rh:<meter>      hash: batch id → units its requests still hold.
+ *   P rl:<meter>      sorted set: batch id scored by when its reservations lapse, so a
+ *                     process that dies mid-request cannot hold units forever.
+ *
+ * Each window, block and meter is read once per batch and written once at its end;
+ * requests later in the batch see what earlier ones recorded. The whole batch is judged,
+ * and recorded, at one time: the latest of its requests' times.
  */
 export const ADMIT = new Script(`${PRELUDE}
 local reservationTtl, slack, meterTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local nowText, batchId = ARGV[4], ARGV[5]
+local now = tonumber(nowText)
+local lapseText = fmt(now + reservationTtl)
 local windows, windowOrder = {}, {}
 local meters, meterOrder = {}, {}
+local blocks = {}
 
--- The batch is judged at one time, the latest its requests give: the moment it left the
--- gateway for Redis. (Within a batch times differ by a few milliseconds at most.)
-local now = -math.huge
-eachCall(4, function(k, a) now = math.max(now, tonumber(ARGV[a + 1])) end)
-local nowText, lapseText = tostring(now), tostring(now + reservationTtl)
+local function countOf(member) return tonumber(string.match(member, ':(%d+)$')) end
 
--- The window at \`now\`: how many admissions it holds (this batch's included) and the
--- oldest. Read from Redis once per batch.
-local function windowAt(key, limit, windowMs)
+-- A window at \`now\`: what has left it is dropped, and what it holds is counted (this
+-- batch's admissions are added as they happen). Read from Redis once per batch.
+local function windowAt(key, countKey, limit, windowMs)
   local w = windows[key]
-  if not w then
-    local from = '(' .. (now - windowMs)
-    w = { key = key, limit = limit, windowMs = windowMs, from = from, ids = {} }
-    w.held = redis.call('ZCOUNT', key, from, '+inf')
-    if w.held > 0 then w.oldest = tonumber(redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]) end
-    windows[key] = w
-    windowOrder[#windowOrder + 1] = w
+  if w then return w end
+  local cutoff = now - windowMs
+  local held = tonumber(redis.call('GET', countKey))
+  local gone = redis.call('ZRANGEBYSCORE', key, '-inf', cutoff)
+  local changed = #gone > 0
+  if changed then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+    if held then for _, member in ipairs(gone) do held = held - countOf(member) end end
   end
-  return w, w.held + #w.ids, w.oldest or (#w.ids > 0 and now or nil)
+  if held == nil then
+    -- The count is gone (or never was): count the log itself.
+    held = 0
+    for _, member in ipairs(redis.call('ZRANGE', key, 0, -1)) do held = held + countOf(member) end
+    changed = true
+  end
+  w = { key = key, countKey = countKey, limit = limit, windowMs = windowMs, held = held, added = 0, changed = changed }
+  if held > 0 then w.oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) end
+  windows[key] = w
+  windowOrder[#windowOrder + 1] = w
+  return w
 end
 
--- The (position)-th oldest admission in the window: Redis's first, then this batch's (all at \`now\`).
+-- The time of the (position)-th oldest admission in the window: the log's first, then
+-- this batch's (all at \`now\`). Walked only for a refusal, usually one member deep.
 local function nthOldest(w, position)
   if position > w.held then return now end
-  return tonumber(redis.call('ZRANGEBYSCORE', w.key, w.from, '+inf', 'WITHSCORES', 'LIMIT', position - 1, 1)[2])
+  local seen, offset = 0, 0
+  while true do
+    local page = redis.call('ZRANGE', w.key, offset, offset + 63, 'WITHSCORES')
+    if #page == 0 then return now end
+    for i = 1, #page, 2 do
+      seen = seen + countOf(page[i])
+      if seen >= position then return tonumber(page[i + 1]) end
+    end
+    offset = offset + 64
+  end
 end
 
-local function meterState(meterKey, reservationsKey)
+local function meterState(meterKey, heldKey, lapseKey)
   local m = meters[meterKey]
   if not m then
     local balance = redis.call('HMGET', meterKey, 'used', 'reserved')
-    m = { key = meterKey, reservationsKey = reservationsKey, exists = balance[1] ~= false, used = tonumber(balance[1]) or 0, reserved = tonumber(balance[2]) or 0, added = {}, changed = false }
+    m = { key = meterKey, heldKey = heldKey, lapseKey = lapseKey, exists = balance[1] ~= false, used = tonumber(balance[1]) or 0, reserved = tonumber(balance[2]) or 0, added = 0, changed = false }
     meters[meterKey] = m
     meterOrder[#meterOrder + 1] = m
   end
@@ -227,14 +310,36 @@ end
 -- Reservations whose process never settled them stop holding units. Looked for only
 -- when a request does not fit: until then they change no answer.
 local function releaseLapsed(m)
-  local lapsed = redis.call('ZRANGEBYSCORE', m.reservationsKey, '-inf', now)
+  local lapsed = redis.call('ZRANGEBYSCORE', m.lapseKey, '-inf', now)
   if #lapsed == 0 then return end
   local sum = 0
-  for _, member in ipairs(lapsed) do sum = sum + tonumber(string.match(member, '|([^|]+)$')) end
-  redis.call('ZREMRANGEBYSCORE', m.reservationsKey, '-inf', now)
+  eachSlice(lapsed, function(...)
+    for _, units in ipairs(redis.call('HMGET', m.heldKey, ...)) do
+      if units then sum = sum + tonumber(units) end
+    end
+    redis.call('HDEL', m.heldKey, ...)
+  end)
+  redis.call('ZREMRANGEBYSCORE', m.lapseKey, '-inf', now)
   m.reserved = m.reserved - sum
   if m.reserved < 1e-9 then m.reserved = 0 end
   m.changed = true
+end
+
+-- Whether the amount fits the meter's limit, once lapsed reservations are let go.
+local function fits(m, amount, limit)
+  if m.used + m.reserved + amount <= limit then return true end
+  releaseLapsed(m)
+  return m.used + m.reserved + amount <= limit
+end
+
+-- When the subject's block ends (nil if none), read once per batch.
+local function blockUntil(blockKey)
+  local untilMs = blocks[blockKey]
+  if untilMs == nil then
+    untilMs = tonumber(redis.call('HGET', blockKey, 'until')) or false
+    blocks[blockKey] = untilMs
+  end
+  return untilMs or nil
 end
 
 -- The block state lives until its level would be forgotten anyway.
@@ -246,9 +351,10 @@ end
 
 -- Same rules as the memory counters: 'after' violations within 'within' start a block
 -- of duration * factor^level (capped at max); the level resets after forgetAfter.
-local function recordViolation(blockKey, a)
-  local after, within, duration = tonumber(ARGV[a + 8]), tonumber(ARGV[a + 9]), tonumber(ARGV[a + 10])
-  local factor, max, forgetAfter = tonumber(ARGV[a + 11]), tonumber(ARGV[a + 12]), tonumber(ARGV[a + 13])
+-- The policy is ARGV[p .. p + 5].
+local function recordViolation(blockKey, p)
+  local after, within, duration = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
+  local factor, max, forgetAfter = tonumber(ARGV[p + 3]), tonumber(ARGV[p + 4]), tonumber(ARGV[p + 5])
   local state = redis.call('HMGET', blockKey, 'violations', 'level', 'lastEnd')
   local kept = {}
   if state[1] then
@@ -269,164 +375,177 @@ local function recordViolation(blockKey, a)
   local untilMs = now + length
   redis.call('HSET', blockKey, 'violations', '', 'level', level + 1, 'until', fmt(untilMs), 'lastEnd', fmt(untilMs))
   keepBlock(blockKey, untilMs, within, forgetAfter)
+  blocks[blockKey] = untilMs
   return length
 end
 
 local function admit(k, a, nk)
-  local id = ARGV[a + 2]
-  local hasBlock, hasCharge = ARGV[a + 3] == '1', ARGV[a + 4] == '1'
+  local requests = tonumber(ARGV[a + 1])
+  local hasBlock, hasCharge = ARGV[a + 2] == '1', ARGV[a + 3] == '1'
+  local amount, limit, overage = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6] == '1'
   local blockKey, meter
   if hasBlock then
     k = k + 1
     blockKey = KEYS[k]
     nk = nk - 1
   end
-  -- Checked first so that a retry after seeding sees a request that left no trace.
+  -- Checked first so that a retry after seeding sees requests that left no trace.
   if hasCharge then
-    meter = meterState(KEYS[k + 1], KEYS[k + 2])
-    k = k + 2
-    nk = nk - 2
-    if not meter.exists then return { 'missing' } end
+    meter = meterState(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3])
+    k = k + 3
+    nk = nk - 3
+    if not meter.exists then return { -1 } end
   end
-  local firstWindowArg = a + (hasBlock and 14 or 8)
+  local firstWindowArg = a + (hasBlock and 13 or 7)
   local spans = {}
-  for i = 1, nk do
+  for i = 1, nk / 2 do
     local j = firstWindowArg + 2 * (i - 1)
-    local w, count, oldest = windowAt(KEYS[k + i], tonumber(ARGV[j]), tonumber(ARGV[j + 1]))
-    spans[i] = { w = w, count = count, oldest = oldest }
+    spans[i] = windowAt(KEYS[k + 2 * i - 1], KEYS[k + 2 * i], tonumber(ARGV[j]), tonumber(ARGV[j + 1]))
   end
 
-  local function reply(status, detail)
-    local out = { status, detail }
-    for _, span in ipairs(spans) do
-      local reset = 0
-      if span.oldest then reset = math.max(0, span.oldest + span.w.windowMs - now) end
-      out[#out + 1] = math.max(0, span.w.limit - span.count)
-      out[#out + 1] = reset
-    end
-    return out
-  end
-
-  -- 6. A block in force refuses before any window is looked at.
-  if hasBlock then
-    local untilMs = tonumber(redis.call('HGET', blockKey, 'until'))
-    if untilMs and untilMs > now then return reply('blocked', untilMs - now) end
-  end
-
-  -- 6. Every window must have room; the longest wait decides Retry-After.
-  local wait = 0
-  for _, span in ipairs(spans) do
-    local w = span.w
-    if span.count >= w.limit then
-      -- The (count - limit + 1)-th oldest admission in the window must leave it first.
-      local leaves = nthOldest(w, span.count - w.limit + 1)
-      wait = math.max(wait, math.max(1, leaves + w.windowMs - now))
+  -- Each window's remaining admissions and reset time, appended to \`out\`.
+  local function windowStates(out)
+    for _, w in ipairs(spans) do
+      local count = w.held + w.added
+      local oldest = w.oldest or (w.added > 0 and now or nil)
+      out[#out + 1] = math.max(0, w.limit - count)
+      out[#out + 1] = oldest and math.max(0, oldest + w.windowMs - now) or 0
     end
   end
-  if wait > 0 then
-    if hasBlock then
-      local blockedFor = recordViolation(blockKey, a)
-      if blockedFor > 0 then return reply('blocked', blockedFor) end
-    end
-    return reply('rate_limited', wait)
+  local out = { 0, '' }
+  local refusals = {}
+  local function refuse(status, detail)
+    refusals[#refusals + 1] = status
+    refusals[#refusals + 1] = detail
+    windowStates(refusals)
   end
 
-  -- 7. Reserve the cost: used + reserved + amount must fit the limit unless overage is on.
-  local reservation = ''
-  if hasCharge then
-    local amount, limit, overage = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]), ARGV[a + 7] == '1'
-    if not overage and meter.used + meter.reserved + amount > limit then
-      releaseLapsed(meter)
-      if meter.used + meter.reserved + amount > limit then return reply('funds', fmt(meter.used)) end
+  local admitted = 0
+  for _ = 1, requests do
+    -- 6. A block in force refuses before any window is looked at.
+    local untilMs = hasBlock and blockUntil(blockKey)
+    if untilMs and untilMs > now then
+      refuse('blocked', untilMs - now)
+    else
+      -- 6. Every window must have room; the longest wait decides Retry-After.
+      local wait = 0
+      for _, w in ipairs(spans) do
+        local count = w.held + w.added
+        if count >= w.limit then
+          -- The (count - limit + 1)-th oldest admission in the window must leave it first.
+          local leaves = nthOldest(w, count - w.limit + 1)
+          wait = math.max(wait, math.max(1, leaves + w.windowMs - now))
+        end
+      end
+      if wait > 0 then
+        local blockedFor = hasBlock and recordViolation(blockKey, a + 7) or 0
+        if blockedFor > 0 then refuse('blocked', blockedFor) else refuse('rate_limited', wait) end
+      -- 7. Reserve the cost: used + reserved + amount must fit the limit unless overage is on.
+      elseif hasCharge and not overage and not fits(meter, amount, limit) then
+        refuse('funds', fmt(meter.used))
+      else
+        -- Only now, with everything passed, does the request count.
+        if hasCharge then
+          meter.reserved = meter.reserved + amount
+          meter.added = meter.added + amount
+          meter.changed = true
+          out[2] = batchId
+        end
+        for _, w in ipairs(spans) do w.added = w.added + 1 end
+        admitted = admitted + 1
+        if admitted == 1 then windowStates(out) end
+      end
     end
-    meter.reserved = meter.reserved + amount
-    meter.changed = true
-    reservation = id .. '|' .. ARGV[a + 5]
-    meter.added[#meter.added + 1] = lapseText
-    meter.added[#meter.added + 1] = reservation
   end
-
-  -- Only now, with everything passed, does the request count against its windows.
-  for _, span in ipairs(spans) do
-    span.w.ids[#span.w.ids + 1] = id
-    span.count = span.count + 1
-    if not span.oldest then span.oldest = now end
-  end
-  return reply('ok', reservation)
+  out[1] = admitted
+  if admitted == 0 then for _ = 1, 2 * #spans do out[#out + 1] = 0 end end
+  for _, value in ipairs(refusals) do out[#out + 1] = value end
+  return out
 end
 
-local replies = eachCall(4, admit)
+local replies = eachEntry(6, admit)
 
 -- Each window and meter written once.
 for _, w in ipairs(windowOrder) do
-  if #w.ids > 0 then
-    local members = {}
-    for i, id in ipairs(w.ids) do
-      members[2 * i - 1] = nowText
-      members[2 * i] = id
-    end
-    redis.call('ZADD', w.key, unpack(members))
-    -- Admissions that have left the window decide nothing any more.
-    redis.call('ZREMRANGEBYSCORE', w.key, '-inf', now - w.windowMs)
-    redis.call('PEXPIRE', w.key, math.ceil(w.windowMs + slack))
+  if w.added > 0 then redis.call('ZADD', w.key, nowText, batchId .. ':' .. w.added) end
+  if w.added > 0 or w.changed then
+    local ttl = math.ceil(w.windowMs + slack)
+    redis.call('SET', w.countKey, w.held + w.added, 'PX', ttl)
+    redis.call('PEXPIRE', w.key, ttl)
   end
 end
 for _, m in ipairs(meterOrder) do
   if m.changed then redis.call('HSET', m.key, 'reserved', fmt(m.reserved)) end
-  if #m.added > 0 then
-    redis.call('ZADD', m.reservationsKey, unpack(m.added))
-    redis.call('PEXPIRE', m.reservationsKey, meterTtl)
+  if m.added > 0 then
+    redis.call('HSET', m.heldKey, batchId, fmt(m.added))
+    redis.call('ZADD', m.lapseKey, lapseText, batchId)
+    redis.call('PEXPIRE', m.heldKey, meterTtl)
+    redis.call('PEXPIRE', m.lapseKey, meterTtl)
   end
 end
 return replies
 `);
 
 /**
- * settle, for a batch of reservations: release each (if still held) and commit the
- * actual units; one reply per call.
+ * settle, for a batch of settles: release each request's reservation (if its batch
+ * still holds units) and commit the actual units; one reply per entry.
  *
- * Shared ARGV: meter ttl ms.
- * Per call KEYS: [1] meter hash, [2] reservations. ARGV: [1] reservation member or '',
- *   [2] actual units.
- * Returns per call 'ok', or 'missing' when the meter has no balance in Redis and units
+ * Shared ARGV: meter ttl ms (then the batcher's now and batch id, unused).
+ * Per entry KEYS: [1] meter hash, [2] held reservations hash, [3] their lapse times.
+ *   ARGV: [1] requests, [2] the batch id of their reservations or '', [3] units each
+ *   reserved, [4] actual units each.
+ * Returns per entry 'ok', or 'missing' when the meter has no balance in Redis and units
  * are to be committed (seed it from the store, then settle again).
  *
- * The releases and commits of one meter are applied together: one read of which
- * reservations are still held, one write of each balance.
+ * The releases and commits of one meter are applied together: one read of what each
+ * batch still holds, one write of each balance.
  */
 export const SETTLE = new Script(`${PRELUDE}
 local meterTtl = ARGV[1]
 local meters, order = {}, {}
-local calls = {}
-eachCall(2, function(k, a)
+local entries = {}
+eachEntry(4, function(k, a)
   local key = KEYS[k + 1]
   local m = meters[key]
   if not m then
-    m = { key = key, reservationsKey = KEYS[k + 2], members = {}, commit = 0 }
+    m = { key = key, heldKey = KEYS[k + 2], lapseKey = KEYS[k + 3], batches = {}, release = {}, commit = 0 }
     meters[key] = m
     order[#order + 1] = m
   end
-  if ARGV[a + 1] ~= '' then m.members[#m.members + 1] = ARGV[a + 1] end
-  local actual = tonumber(ARGV[a + 2])
-  if actual > 0 then m.commit = m.commit + actual end
-  calls[#calls + 1] = { m = m, actual = actual }
+  local requests, batch = tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local reserved, actual = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  if batch ~= '' then
+    if not m.release[batch] then
+      m.batches[#m.batches + 1] = batch
+      m.release[batch] = 0
+    end
+    m.release[batch] = m.release[batch] + reserved * requests
+  end
+  if actual > 0 then m.commit = m.commit + actual * requests end
+  entries[#entries + 1] = { m = m, actual = actual }
 end)
 
 for _, m in ipairs(order) do
   m.exists = redis.call('EXISTS', m.key) == 1
   -- Redis lost the meter, and its reservations with it: nothing left to release.
   if m.exists then
-    if #m.members > 0 then
-      local scores = redis.call('ZMSCORE', m.reservationsKey, unpack(m.members))
-      local held, released = {}, 0
-      for i, member in ipairs(m.members) do
-        if scores[i] then
-          held[#held + 1] = member
-          released = released + tonumber(string.match(member, '|([^|]+)$'))
+    if #m.batches > 0 then
+      local released, emptied = 0, {}
+      local held = redis.call('HMGET', m.heldKey, unpack(m.batches))
+      for i, batch in ipairs(m.batches) do
+        local units = tonumber(held[i])
+        if units then
+          local release = m.release[batch]
+          released = released + math.min(units, release)
+          if units - release < 1e-9 then emptied[#emptied + 1] = batch
+          else redis.call('HSET', m.heldKey, batch, fmt(units - release)) end
         end
       end
-      if #held > 0 then
-        redis.call('ZREM', m.reservationsKey, unpack(held))
+      if #emptied > 0 then
+        redis.call('HDEL', m.heldKey, unpack(emptied))
+        redis.call('ZREM', m.lapseKey, unpack(emptied))
+      end
+      if released > 0 then
         local left = tonumber(redis.call('HINCRBYFLOAT', m.key, 'reserved', fmt(-released)))
         if left < 1e-9 then redis.call('HSET', m.key, 'reserved', '0') end
       end
@@ -439,8 +558,8 @@ for _, m in ipairs(order) do
 end
 
 local replies = {}
-for i, call in ipairs(calls) do
-  replies[i] = (call.m.exists or call.actual <= 0) and 'ok' or 'missing'
+for i, entry in ipairs(entries) do
+  replies[i] = (entry.m.exists or entry.actual <= 0) and 'ok' or 'missing'
 end
 return replies
 `);
