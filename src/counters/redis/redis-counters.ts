@@ -231,7 +231,7 @@ export class RedisCounters implements Counters {
       return;
     }
     try {
-      await this.commit(reservation, id, actual);
+      await this.commit(reservation, id, reservation.amount, actual);
     } catch (error) {
       this.noteFailure(error);
       // The reservation in Redis lapses by itself; the units are delivered later.
@@ -374,7 +374,8 @@ export class RedisCounters implements Counters {
       return { ok: true, windows, reservation };
     }
     const at = 2 + 2 * count + (index - admitted) * (2 + 2 * count);
-    const [status, detail] = [values[at], values[at + 1]];
+    const status = values[at];
+    const detail = values[at + 1];
     const windows = windowStates(at + 2, 0);
     switch (status) {
       case 'blocked':
@@ -396,9 +397,8 @@ export class RedisCounters implements Counters {
     }
   }
 
-  /** Releases the reservation (if it is still held) and commits `actual`. */
-  private async commit(ref: Reservation | MeterRef, batchId: string, actual: number): Promise<void> {
-    const reserved = batchId === '' ? 0 : (ref as Reservation).amount;
+  /** Releases `reserved` units held by batch `batchId` (if still held; '' for none) and commits `actual`. */
+  private async commit(ref: MeterRef, batchId: string, reserved: number, actual: number): Promise<void> {
     const { id, keys } = this.meterNamesOf(ref);
     for (let attempt = 0; ; attempt += 1) {
       const { reply } = await this.batcher.run(SETTLES, `${id}|${batchId}|${reserved}|${actual}`, keys, [batchId, reserved, actual]);
@@ -441,7 +441,7 @@ export class RedisCounters implements Counters {
     await Promise.all(
       held.map(async (entry) => {
         try {
-          await this.commit(entry.ref, '', entry.units);
+          await this.commit(entry.ref, '', 0, entry.units);
         } catch (error) {
           failed.push(entry);
           this.noteFailure(error);
