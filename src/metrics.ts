@@ -1,31 +1,98 @@
-/** Prometheus metrics (prom-client), served on the admin listener at /metrics. */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+/**
+ * Prometheus metrics, served on the admin listener at /metrics.
+ *
+ * The gateway counts each request in plain numbers (a map lookup by reason, an array
+ * slot by bucket: no label objects, no hashing), and the numbers are turned into
+ * metrics only when /metrics is scraped. The counters go through prom-client (filled in
+ * its `collect()`); the duration histogram, which prom-client can only fill one
+ * observation at a time, is written in the exposition format here.
+ */
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Outcome = 'forwarded' | 'builtin' | 'denied';
+const OUTCOMES: readonly Outcome[] = ['forwarded', 'builtin', 'denied'];
+
+const DURATION_NAME = 'keygate_request_duration_seconds';
+const DURATION_HELP = 'Time from request to the end of the answer, by outcome.';
+/** Upper bounds (seconds) of the duration buckets; +Inf is implied. */
+export const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export interface Metrics {
-  registry: Registry;
-  requests: Counter<'outcome' | 'reason'>;
-  duration: Histogram<'outcome'>;
-  units: Counter<'meter'>;
+  readonly contentType: string;
+  /** One gateway request, once its answer is over: outcome, denial reason ('' if none), seconds it took. */
+  request(outcome: Outcome, reason: string, seconds: number): void;
+  /** Units committed on a meter. */
+  units(meter: string, units: number): void;
+  /** Everything in the Prometheus text format. */
+  text(): Promise<string>;
+}
+
+/** Request counts and durations of one outcome. */
+class OutcomeStats {
+  readonly byReason = new Map<string, number>();
+  /** Observations per bucket (not cumulative); the last slot is +Inf. */
+  readonly buckets = new Float64Array(DURATION_BUCKETS.length + 1);
+  sum = 0;
+  count = 0;
 }
 
 export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'keygate_' });
+  const stats = new Map(OUTCOMES.map((outcome) => [outcome, new OutcomeStats()]));
+  const unitsByMeter = new Map<string, number>();
+
+  new Counter({
+    name: 'keygate_requests_total',
+    help: 'Gateway requests by outcome (forwarded, builtin, denied) and denial reason.',
+    labelNames: ['outcome', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [outcome, s] of stats) for (const [reason, count] of s.byReason) this.inc({ outcome, reason }, count);
+    },
+  });
+  new Counter({
+    name: 'keygate_units_charged_total',
+    help: 'Units committed, by meter.',
+    labelNames: ['meter'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [meter, units] of unitsByMeter) this.inc({ meter }, units);
+    },
+  });
+
+  function durationText(): string {
+    const lines = [`# HELP ${DURATION_NAME} ${DURATION_HELP}`, `# TYPE ${DURATION_NAME} histogram`];
+    for (const [outcome, s] of stats) {
+      if (s.count === 0) continue;
+      let cumulative = 0;
+      DURATION_BUCKETS.forEach((bound, i) => {
+        cumulative += s.buckets[i] as number;
+        lines.push(`${DURATION_NAME}_bucket{le="${bound}",outcome="${outcome}"} ${cumulative}`);
+      });
+      lines.push(`${DURATION_NAME}_bucket{le="+Inf",outcome="${outcome}"} ${s.count}`);
+      lines.push(`${DURATION_NAME}_sum{outcome="${outcome}"} ${s.sum}`);
+      lines.push(`${DURATION_NAME}_count{outcome="${outcome}"} ${s.count}`);
+    }
+    return `${lines.join('\n')}\n`;
+  }
+
   return {
-    registry,
-    requests: new Counter({
-      name: 'keygate_requests_total',
-      help: 'Gateway requests by outcome (forwarded, builtin, denied) and denial reason.',
-      labelNames: ['outcome', 'reason'],
-      registers: [registry],
-    }),
-    duration: new Histogram({
-      name: 'keygate_request_duration_seconds',
-      help: 'Time from request to response headers, by outcome.',
-      labelNames: ['outcome'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    }),
-    units: new Counter({ name: 'keygate_units_charged_total', help: 'Units committed, by meter.', labelNames: ['meter'], registers: [registry] }),
+    contentType: registry.contentType,
+    request(outcome, reason, seconds) {
+      const s = stats.get(outcome) as OutcomeStats;
+      s.byReason.set(reason, (s.byReason.get(reason) ?? 0) + 1);
+      let i = 0;
+      while (i < DURATION_BUCKETS.length && seconds > (DURATION_BUCKETS[i] as number)) i++;
+      s.buckets[i] = (s.buckets[i] as number) + 1;
+      s.sum += seconds;
+      s.count += 1;
+    },
+    units(meter, units) {
+      unitsByMeter.set(meter, (unitsByMeter.get(meter) ?? 0) + units);
+    },
+    text: async () => `${await registry.metrics()}\n${durationText()}`,
   };
 }

@@ -165,6 +165,18 @@ describe('admin API', () => {
     expect(text).toMatch(/keygate_requests_total\{outcome="forwarded",reason=""\} \d+/);
     expect(text).toMatch(/keygate_requests_total\{outcome="denied",reason="api_disabled"\} 2/);
     expect(text).toContain('keygate_units_charged_total{meter="credits"} 50');
+    // The duration histogram counts every request its outcome's counter does, in buckets
+    // that only grow with `le` and end at the count.
+    expect(text).toContain('# TYPE keygate_request_duration_seconds histogram');
+    for (const outcome of ['forwarded', 'denied']) {
+      const counted = [...text.matchAll(new RegExp(`keygate_requests_total\\{outcome="${outcome}",reason="[a-z_]*"\\} (\\d+)`, 'g'))].reduce((sum, m) => sum + Number(m[1]), 0);
+      const buckets = [...text.matchAll(new RegExp(`keygate_request_duration_seconds_bucket\\{le="([^"]+)",outcome="${outcome}"\\} (\\d+)`, 'g'))].map((m) => [m[1], Number(m[2])] as const);
+      expect(buckets).toHaveLength(14);
+      expect(buckets.at(-1)).toEqual(['+Inf', counted]);
+      expect(buckets.every(([, n], i) => i === 0 || n >= (buckets[i - 1] as readonly [string, number])[1])).toBe(true);
+      expect(text).toContain(`keygate_request_duration_seconds_count{outcome="${outcome}"} ${counted}`);
+      expect(text).toMatch(new RegExp(`keygate_request_duration_seconds_sum\\{outcome="${outcome}"\\} [0-9.e-]+\\n`));
+    }
   });
 });
 

@@ -157,7 +157,7 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
   app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok', profile: rt.config.name, store: rt.store.kind, counters: rt.counters.kind }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics()),
+    reply.type(options.metrics.contentType).send(await options.metrics.text()),
   );
 
   app.get('/v1/plans', { schema: { tags: ['plans'], summary: 'Plans of the profile', response: { 200: z.array(z.object({ id: z.string(), name: z.string(), apiAccess: z.boolean(), maxKeys: z.number().nullable(), rateLimits: z.array(z.string()), meters: z.record(z.string(), z.object({ kind: z.string(), limit: z.number(), overage: z.boolean() })) })) } } }, async () =>

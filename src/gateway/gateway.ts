@@ -15,7 +15,7 @@ import type { Decision, GatewayRequest } from '../pipeline/pipeline.js';
 import type { Identity } from '../pipeline/identity.js';
 import { withoutCredentialParams } from '../auth/credential.js';
 import { REDACTED } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import type { Metrics, Outcome } from '../metrics.js';
 import { renderBuiltin } from './builtins.js';
 import { isCanonicalPath } from './request-path.js';
 import { createForwarder } from './forward.js';
@@ -24,7 +24,7 @@ import { statusClass } from '../usage/usage-recorder.js';
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
 export class RequestRecord {
   readonly startedAt = performance.now();
-  outcome: 'forwarded' | 'builtin' | 'denied' = 'denied';
+  outcome: Outcome = 'denied';
   reason: string | undefined = undefined;
   keyId: string | undefined = undefined;
   accountId: string | undefined = undefined;
@@ -87,7 +87,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
 
   const forwarder = createForwarder(rt, {
     onSettled: (units, meter) => {
-      if (units > 0 && meter) metrics?.units.inc({ meter }, units);
+      if (units > 0 && meter) metrics?.units(meter, units);
     },
     onUpstreamError: (request, reply, denial, identity) => send(request, reply, denial, identity),
     onFinished: (request, status) => finish(request, status ?? CLIENT_CLOSED),
@@ -189,8 +189,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     request.keygate = null;
     const ms = performance.now() - record.startedAt;
     const outcome = record.outcome;
-    metrics?.requests.inc({ outcome, reason: record.reason ?? '' });
-    metrics?.duration.observe({ outcome }, ms / 1000);
+    metrics?.request(outcome, record.reason ?? '', ms / 1000);
     if (record.accountId && outcome === 'forwarded') usage.add(record.accountId, rt.clock(), 'requests', statusClass(status));
     if (!config.log.requests) return;
     log.info(

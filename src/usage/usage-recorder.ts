@@ -14,17 +14,20 @@ export function statusClass(status: number): string {
   return STATUS_CLASSES[Math.floor(status / 100)] ?? '5xx';
 }
 
+/** Rows by day, account, metric and label: lookups by strings that already exist, none built per request. */
+type DailyRows = Map<string, Map<string, Map<UsageMetric, Map<string, UsageDailyRow>>>>;
+
 export class UsageRecorder {
-  private daily = new Map<string, UsageDailyRow>();
+  private daily: DailyRows = new Map();
   private lastUsed = new Map<string, number>();
   private gauges = new Map<string, GaugeRow>();
 
   add(accountId: string, now: number, metric: UsageMetric, label: string, value = 1): void {
     const day = isoDay(now);
-    const id = `${accountId}\u0000${day}\u0000${metric}\u0000${label}`;
-    const row = this.daily.get(id);
+    const rows = inner(inner(inner(this.daily, day), accountId), metric);
+    const row = rows.get(label);
     if (row) row.value += value;
-    else this.daily.set(id, { accountId, day, metric, label, value });
+    else rows.set(label, { accountId, day, metric, label, value });
   }
 
   touch(keyId: string, now: number): void {
@@ -54,8 +57,9 @@ export class UsageRecorder {
     this.daily = new Map();
     this.lastUsed = new Map();
     this.gauges = new Map();
+    const rows = [...dailyRows(daily)];
     const keepDaily = () => {
-      for (const row of daily.values()) this.add(row.accountId, Date.parse(row.day), row.metric, row.label, row.value);
+      for (const row of rows) this.add(row.accountId, Date.parse(row.day), row.metric, row.label, row.value);
     };
     const keepLastUsed = () => {
       for (const [id, at] of lastUsed) if (!this.lastUsed.has(id)) this.lastUsed.set(id, at);
@@ -64,7 +68,7 @@ export class UsageRecorder {
       for (const row of gauges.values()) this.gauge(row.accountId, row.meter, row.value, row.updatedAt);
     };
     try {
-      if (daily.size > 0) await store.addUsageDaily([...daily.values()]);
+      if (rows.length > 0) await store.addUsageDaily(rows);
     } catch (error) {
       keepDaily();
       keepLastUsed();
@@ -85,4 +89,18 @@ export class UsageRecorder {
       throw error;
     }
   }
+}
+
+/** The map under `key`, made on first use. */
+function inner<K, V>(outer: Map<K, Map<string, V>>, key: K): Map<string, V> {
+  let map = outer.get(key);
+  if (!map) {
+    map = new Map();
+    outer.set(key, map);
+  }
+  return map;
+}
+
+function* dailyRows(daily: DailyRows): Iterable<UsageDailyRow> {
+  for (const accounts of daily.values()) for (const metrics of accounts.values()) for (const labels of metrics.values()) yield* labels.values();
 }
