@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import pg from 'pg';
+import { Redis } from 'ioredis';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { openPostgresStore } from '../../src/store/postgres/postgres-database.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
@@ -176,6 +177,30 @@ describe.skipIf(!enabled)('faults', () => {
     expect(await eventually(async () => (await storedUsage(metered.accountId)) === 300, 10_000, 200)).toBe(true);
     const usage = (await (await open2.admin(`/v1/accounts/${metered.accountId}/usage`)).json()) as { meters: { credits: { usage: number } } };
     expect(usage.meters.credits.usage).toBe(300);
+  });
+
+  it('answers on the deadline when Redis is slow (a 503, not a wait), and releases what the late answer reserved', async () => {
+    const { secret } = await key(closed, 'metered');
+    expect((await closed.call('/v1/rankings', secret)).status).toBe(200); // 100 of 1000 credits used
+
+    const client = new Redis(redis.url);
+    try {
+      // Redis holds every write for 2.5 s: the admission waits for it no longer than its deadline (1 s).
+      await client.call('CLIENT', 'PAUSE', '2500', 'WRITE');
+      const started = performance.now();
+      expect(await statusAndBody(closed, '/v1/rankings', secret)).toEqual({ status: 503, body: UNAVAILABLE });
+      expect(performance.now() - started).toBeLessThan(2_400);
+    } finally {
+      client.disconnect();
+    }
+    expect(closed.alive()).toBe(true);
+
+    // The paused admission was carried out once Redis went on, after its request had its
+    // answer: its 100 credits must be given back, leaving 900 for 9 more requests.
+    expect(await eventually(async () => (await closed.call('/v1/rankings', secret)).status === 200, 10_000)).toBe(true);
+    const statuses: number[] = [];
+    for (let i = 0; i < 9; i++) statuses.push((await closed.call('/v1/rankings', secret)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 402]);
   });
 
   it('keeps serving keys already in use while PostgreSQL is unreachable; new keys get a 503; recovers', async () => {

@@ -5,8 +5,9 @@
  *
  * - One round trip per request: `admit` is a single EVALSHA that checks the block,
  *   every window and the balance and records all of it, or nothing. Concurrent
- *   requests share it: the admissions (and the settles) asked for in one turn of the
- *   event loop leave as one EVALSHA, decided in order inside Redis (`ScriptBatcher`).
+ *   requests share it: the admissions (and the settles) asked for while the previous
+ *   batch is on its way leave together as one EVALSHA, decided in order inside Redis
+ *   (`ScriptBatcher`).
  * - The clock is the gateway's: scripts are given `now`. Hosts must keep their clocks
  *   in sync (NTP); a host that is off by s ms judges windows s ms early or late.
  * - PostgreSQL is the record of balances, Redis keeps nothing on disk. The runtime
@@ -49,7 +50,7 @@ const RESERVATION_TTL_MS = 10 * 60_000;
 /** Balances live in Redis this long after their last change: longer than any period. */
 const METER_TTL_MS = 62 * 86_400_000;
 /** The two batched scripts, with what every batch of each shares. */
-const ADMISSIONS: BatchedScript = { script: ADMIT, shared: [RESERVATION_TTL_MS, EXPIRY_SLACK_MS, METER_TTL_MS] };
+const ADMISSIONS: BatchedScript = { script: ADMIT, shared: [RESERVATION_TTL_MS, EXPIRY_SLACK_MS, METER_TTL_MS], deadlineMs: ADMIT_DEADLINE_MS };
 /** Settles ride along with the next admissions, waiting this long at most. */
 const SETTLE_WAIT_MS = 5;
 const SETTLES: BatchedScript = { script: SETTLE, shared: [METER_TTL_MS], maxWaitMs: SETTLE_WAIT_MS };
@@ -147,7 +148,7 @@ export class RedisCounters implements Counters {
     this.subscriber = subscriberClient(target);
     this.fallback = new PerProcessFallback(options.clock);
     // The token makes batch ids unique across processes.
-    this.batcher = new ScriptBatcher(this.client, randomBytes(6).toString('base64url'));
+    this.batcher = new ScriptBatcher(this.client, randomBytes(6).toString('base64url'), ADMIT_DEADLINE_MS);
   }
 
   async start(): Promise<void> {
@@ -189,11 +190,11 @@ export class RedisCounters implements Counters {
     if (request.windows.length === 0 && !request.block && !(request.charge && request.charge.amount > 0)) return { ok: true, windows: [] };
     if (!this.usable()) return this.withoutRedis(request, new Error('Redis is not reachable'));
     try {
-      let admission = await this.admitWithinDeadline(request);
+      let admission = await this.admitInRedis(request);
       if (admission === MISSING) {
         // Seeding reads the store: outside the deadline, which is Redis's alone.
         await this.seed(request.charge as NonNullable<AdmitRequest['charge']>);
-        admission = await this.admitWithinDeadline(request);
+        admission = await this.admitInRedis(request);
         if (admission === MISSING) throw new Error('the meter balance disappeared from Redis while it was being seeded');
       }
       this.noteSuccess();
@@ -204,12 +205,6 @@ export class RedisCounters implements Counters {
     }
   }
 
-  /** One admission round trip; an answer that arrives after the deadline is released. */
-  private admitWithinDeadline(request: AdmitRequest): Promise<Admission | typeof MISSING> {
-    return withDeadline(this.admitInRedis(request), ADMIT_DEADLINE_MS, (late) => {
-      if (late !== MISSING && late.ok && late.reservation) void this.settle(late.reservation, 0);
-    });
-  }
 
   settle(reservation: Reservation, actual: number): Promise<void> {
     const settling = this.settleNow(reservation, actual).finally(() => this.settling.delete(settling));
@@ -329,6 +324,10 @@ export class RedisCounters implements Counters {
 
   // --- Redis side -----------------------------------------------------------------
 
+  /**
+   * One admission, in the next batch (see ScriptBatcher); a DeadlineError when Redis
+   * has not answered within ADMIT_DEADLINE_MS of the batch's first call.
+   */
   private async admitInRedis(request: AdmitRequest): Promise<Admission | typeof MISSING> {
     const { now, block } = request;
     const charge = request.charge && request.charge.amount > 0 ? request.charge : undefined;
@@ -348,7 +347,12 @@ export class RedisCounters implements Counters {
     args.push(...windows.args);
     // Requests that would send the same keys and arguments share one entry.
     const signature = `${windows.id}|${block?.id}|${meter?.id}|${charge?.amount}|${charge?.limit}|${charge?.overage}`;
-    const answer = await this.batcher.run(ADMISSIONS, signature, keys, args, now);
+    // An answer that comes after the deadline (the request has been answered without
+    // it) is undone: what it reserved is released.
+    const answer = await this.batcher.run(ADMISSIONS, signature, keys, args, now, (late) => {
+      const admission = this.decode(request, charge, late);
+      if (admission !== MISSING && admission.ok && admission.reservation) void this.settle(admission.reservation, 0);
+    });
     return this.decode(request, charge, answer);
   }
 

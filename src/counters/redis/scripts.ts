@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { DeadlineError } from './connection.js';
 
 /** A script run by EVALSHA; sent with EVAL once if Redis does not know it (after a restart). */
 export class Script {
@@ -44,9 +45,14 @@ export interface BatchedScript {
   /**
    * Calls that may wait up to this many ms for the next batch instead of causing one
    * (settles: nobody waits on them, and riding along with the next admissions spares
-   * a round trip). Without it, a call leaves at the end of the current turn.
+   * a round trip). Without it, a call leaves as soon as it can.
    */
   maxWaitMs?: number;
+  /**
+   * Callers give up after this many ms (from the batch's first call) with a
+   * DeadlineError; a reply that comes later goes to the call's `late` handler instead.
+   */
+  deadlineMs?: number;
 }
 
 /** What one caller gets back: its entry's reply, and its place among the entry's callers. */
@@ -58,6 +64,8 @@ export interface EntryReply {
 interface Call {
   resolve(value: EntryReply): void;
   reject(error: unknown): void;
+  /** Gets the reply instead, when it came after the caller gave up (to undo what it did). */
+  late: ((value: EntryReply) => void) | undefined;
 }
 
 /** Identical calls of one batch: sent once, with how many callers they stand for. */
@@ -73,11 +81,27 @@ interface Queue {
   now: number;
 }
 
+/** Calls that leave together, in one pipelined write. */
+class Batch {
+  readonly queues = new Map<BatchedScript, Queue>();
+  /** Some call wants to leave as soon as it can (not only calls that may wait). */
+  eager = false;
+  /** Callers with a deadline were given up on: their replies go to `late`. */
+  expired = false;
+  /** The replies have been handed out. */
+  done = false;
+  deadline: NodeJS.Timeout | undefined;
+  /** Makes a batch of calls that may wait eager at the latest. */
+  wait: NodeJS.Timeout | undefined;
+}
+
 /**
- * Runs batch scripts for many callers: the calls made during the same turn of the event
- * loop (the admissions of concurrent requests, the settles of others) leave together,
- * one EVALSHA per script, all of them in one pipelined write. Calls that may wait
- * (settles) leave with the next batch, or after their `maxWaitMs`.
+ * Runs batch scripts for many callers: concurrent calls (the admissions of concurrent
+ * requests, the settles of others) leave together, one EVALSHA per script, all of them
+ * in one pipelined write. One batch is on its way at a time: calls made meanwhile leave
+ * together as soon as it is answered, so the busier the gateway, the more requests share
+ * a round trip, and a quiet gateway sends each call at the end of its turn of the event
+ * loop. Calls that may wait (settles) leave with the next batch, or after `maxWaitMs`.
  *
  * Calls with the same signature (the same key, route and cost, say) are one entry: its
  * keys and arguments are sent once with the number of callers, and inside Redis the
@@ -91,49 +115,106 @@ interface Queue {
  * its entry's reply and its index among the entry's callers.
  */
 export class ScriptBatcher {
-  private queues = new Map<BatchedScript, Queue>();
+  /** The calls that leave next. */
+  private pending: Batch | undefined;
+  /** A batch is on its way (or was, until its deadline). */
+  private inFlight = false;
   private scheduled = false;
-  /** The flush that calls allowed to wait are waiting for, at the latest. */
-  private timer: NodeJS.Timeout | undefined;
   private sequence = 0;
 
   constructor(
     private readonly client: Redis,
     /** Makes batch ids unique across processes. */
     private readonly token: string,
+    /** A batch that gets no answer holds back the next one this long at most. */
+    private readonly holdBackMs: number,
   ) {}
 
-  run(batched: BatchedScript, signature: string, keys: readonly string[], args: readonly (string | number)[], now = 0): Promise<EntryReply> {
+  run(
+    batched: BatchedScript,
+    signature: string,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+    now = 0,
+    late?: (value: EntryReply) => void,
+  ): Promise<EntryReply> {
     return new Promise((resolve, reject) => {
-      let queue = this.queues.get(batched);
+      const batch = (this.pending ??= new Batch());
+      let queue = batch.queues.get(batched);
       if (!queue) {
         queue = { entries: new Map(), now };
-        this.queues.set(batched, queue);
+        batch.queues.set(batched, queue);
       } else if (now > queue.now) queue.now = now;
       let entry = queue.entries.get(signature);
       if (!entry) {
         entry = { keys, args, calls: [] };
         queue.entries.set(signature, entry);
       }
-      entry.calls.push({ resolve, reject });
-      if (this.scheduled) return;
-      if (batched.maxWaitMs === undefined) {
-        this.scheduled = true;
-        setImmediate(() => void this.flush());
+      entry.calls.push({ resolve, reject, late });
+      const { deadlineMs, maxWaitMs } = batched;
+      if (deadlineMs !== undefined) batch.deadline ??= setTimeout(() => this.expire(batch, deadlineMs), deadlineMs);
+      if (batch.eager) return;
+      if (maxWaitMs === undefined) {
+        batch.eager = true;
+        this.schedule();
       } else {
-        this.timer ??= setTimeout(() => void this.flush(), batched.maxWaitMs);
+        batch.wait ??= setTimeout(() => {
+          batch.eager = true;
+          this.schedule();
+        }, maxWaitMs);
       }
     });
   }
 
-  private async flush(): Promise<void> {
-    const queues = this.queues;
-    this.queues = new Map();
-    this.scheduled = false;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const batches: { batched: BatchedScript; entries: Entry[]; keys: string[]; args: (string | number)[] }[] = [];
-    for (const [batched, queue] of queues) {
+  /** Sends the pending batch at the end of this turn, unless one is on its way. */
+  private schedule(): void {
+    if (this.scheduled || this.inFlight) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.send();
+    });
+  }
+
+  private send(): void {
+    const batch = this.pending;
+    if (!batch?.eager || this.inFlight) return;
+    this.pending = undefined;
+    clearTimeout(batch.wait);
+    this.inFlight = true;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      clearTimeout(holdBack);
+      this.inFlight = false;
+      if (this.pending?.eager) this.schedule();
+    };
+    // A batch that gets no answer holds back the next one no longer than this.
+    const holdBack = setTimeout(release, this.holdBackMs);
+    void this.exec(batch).finally(release);
+  }
+
+  /** The batch's deadline passed: its callers with a deadline are given up on. */
+  private expire(batch: Batch, ms: number): void {
+    // One more turn first: a reply that arrived while the process was busy (a long GC
+    // pause, a starved CPU) is read instead of being taken for a timeout.
+    setImmediate(() => {
+      if (batch.done) return;
+      batch.expired = true;
+      for (const [batched, queue] of batch.queues) {
+        if (batched.deadlineMs === undefined) continue;
+        const error = new DeadlineError(ms);
+        for (const entry of queue.entries.values()) for (const call of entry.calls) call.reject(error);
+        // Not sent yet (the batch ahead of it got no answer): it never will be.
+        if (batch === this.pending) batch.queues.delete(batched);
+      }
+    });
+  }
+
+  private async exec(batch: Batch): Promise<void> {
+    const commands: { batched: BatchedScript; entries: Entry[]; keys: string[]; args: (string | number)[] }[] = [];
+    for (const [batched, queue] of batch.queues) {
       const all = [...queue.entries.values()];
       for (let i = 0; i < all.length; i += MAX_BATCH) {
         const entries = all.slice(i, i + MAX_BATCH);
@@ -144,38 +225,48 @@ export class ScriptBatcher {
           args.push(entry.keys.length, entry.args.length + 1, entry.calls.length);
           for (const arg of entry.args) args.push(arg);
         }
-        batches.push({ batched, entries, keys, args });
+        commands.push({ batched, entries, keys, args });
       }
     }
-    let results: [Error | null, unknown][];
+    let results: [Error | null, unknown][] | undefined;
+    let failure: unknown;
     try {
       const pipeline = this.client.pipeline();
-      for (const { batched, keys, args } of batches) pipeline.evalsha(batched.script.sha, keys.length, ...keys, ...args);
+      for (const { batched, keys, args } of commands) pipeline.evalsha(batched.script.sha, keys.length, ...keys, ...args);
       results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
     } catch (error) {
-      for (const { entries } of batches) for (const entry of entries) for (const call of entry.calls) call.reject(error);
-      return;
+      failure = error;
     }
-    await Promise.all(
-      batches.map(async ({ batched, entries, keys, args }, i) => {
-        let [error, replies] = results[i] ?? [new Error('no reply'), undefined];
-        // Redis restarted and forgot the script: this batch goes again, with EVAL.
-        if (error?.message.startsWith('NOSCRIPT')) {
+    const answers = await Promise.all(
+      commands.map(async ({ batched, entries, keys, args }, i) => {
+        let [error, replies] = results ? (results[i] ?? [new Error('no reply'), undefined]) : [failure, undefined];
+        // Redis restarted and forgot the script: this command goes again, with EVAL.
+        if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
           try {
             [error, replies] = [null, await batched.script.run(this.client, keys, args)];
           } catch (retried) {
-            error = retried instanceof Error ? retried : new Error(String(retried));
+            error = retried;
           }
         }
         if (!error && (!Array.isArray(replies) || replies.length !== entries.length)) {
           error = new Error(`the batch script answered ${Array.isArray(replies) ? replies.length : typeof replies} replies for ${entries.length} entries`);
         }
-        entries.forEach((entry, j) => {
-          const reply = error ? undefined : (replies as unknown[])[j];
-          entry.calls.forEach((call, index) => (error ? call.reject(error) : call.resolve({ reply, index })));
-        });
+        return { batched, entries, error, replies: replies as unknown[] };
       }),
     );
+    batch.done = true;
+    clearTimeout(batch.deadline);
+    for (const { batched, entries, error, replies } of answers) {
+      const givenUp = batch.expired && batched.deadlineMs !== undefined;
+      entries.forEach((entry, j) => {
+        entry.calls.forEach((call, index) => {
+          if (error) {
+            if (!givenUp) call.reject(error);
+          } else if (givenUp) call.late?.({ reply: replies[j], index });
+          else call.resolve({ reply: replies[j], index });
+        });
+      });
+    }
   }
 }
 
