@@ -60,6 +60,8 @@ const STARTUP_WAIT_MS = 2_000;
 const PAUSE_AFTER_FAILURE_MS = 1_000;
 /** Balances seeded per batch at start-up. */
 const RESTORE_BATCH = 500;
+/** What a settle that needs no round trip returns. */
+const SETTLED: Promise<void> = Promise.resolve();
 /** The admit script's answer for a meter Redis does not hold yet: seed it, then ask again. */
 const MISSING = Symbol('missing meter');
 /** Accounts (and window lists) whose key names are kept at most (they are rebuilt when dropped). */
@@ -71,6 +73,21 @@ interface WindowParts {
   id: number;
   keys: string[];
   args: number[];
+  /** The admit entry last made with these windows. */
+  lastEntry?: AdmitEntry;
+}
+
+/** One request's entry in an admit batch, and what it was made from. */
+interface AdmitEntry {
+  signature: string;
+  keys: readonly string[];
+  args: readonly (string | number)[];
+  blockId: string | undefined;
+  policy: NonNullable<AdmitRequest['block']>['policy'] | undefined;
+  meter: MeterNames | undefined;
+  amount: number | undefined;
+  limit: number | undefined;
+  overage: boolean | undefined;
 }
 
 /** A meter's keys in one period: balance, held reservations, their lapse times. */
@@ -79,6 +96,9 @@ interface MeterNames {
   id: number;
   periodStart: string;
   keys: [string, string, string];
+  /** The meter itself, and its id among the meters to write back (`dirty`). */
+  ref: MeterRef;
+  refId: string;
 }
 
 export interface RedisCountersOptions {
@@ -207,31 +227,32 @@ export class RedisCounters implements Counters {
 
 
   settle(reservation: Reservation, actual: number): Promise<void> {
-    const settling = this.settleNow(reservation, actual).finally(() => this.settling.delete(settling));
-    this.settling.add(settling);
-    return settling;
-  }
-
-  private async settleNow(reservation: Reservation, actual: number): Promise<void> {
     if (this.fallback.owns(reservation)) {
       this.fallback.settle(reservation, actual);
-      return;
+      return SETTLED;
     }
-    const id = this.reservationIds.get(reservation) ?? '';
+    const batchId = this.reservationIds.get(reservation) ?? '';
     this.reservationIds.delete(reservation);
     // Tried whenever connected, even while admissions pause after a slow reply: a settle
     // left undone would hold its units in Redis until the reservation lapses.
     if (this.client.status !== 'ready') {
       this.fallback.commitLater(reservation, actual);
-      return;
+      return SETTLED;
     }
-    try {
-      await this.commit(reservation, id, reservation.amount, actual);
-    } catch (error) {
-      this.noteFailure(error);
-      // The reservation in Redis lapses by itself; the units are delivered later.
-      this.fallback.commitLater(reservation, actual);
-    }
+    const settling: Promise<void> = new Promise((resolve) => {
+      const done = () => {
+        this.settling.delete(settling);
+        resolve();
+      };
+      this.commit(reservation, batchId, reservation.amount, actual, done, (error) => {
+        this.noteFailure(error);
+        // The reservation in Redis lapses by itself; the units are delivered later.
+        this.fallback.commitLater(reservation, actual);
+        done();
+      });
+    });
+    this.settling.add(settling);
+    return settling;
   }
 
   async meterBalance(accountId: string, meter: string, periodStart: string): Promise<MeterBalance> {
@@ -328,32 +349,61 @@ export class RedisCounters implements Counters {
    * One admission, in the next batch (see ScriptBatcher); a DeadlineError when Redis
    * has not answered within ADMIT_DEADLINE_MS of the batch's first call.
    */
-  private async admitInRedis(request: AdmitRequest): Promise<Admission | typeof MISSING> {
-    const { now, block } = request;
+  private admitInRedis(request: AdmitRequest): Promise<Admission | typeof MISSING> {
     const charge = request.charge && request.charge.amount > 0 ? request.charge : undefined;
-    const windows = this.windowsAsArgs(request.windows);
-    const blockKey = block ? this.key('b', block.id) : '';
+    const { signature, keys, args } = this.admitEntry(request.windows, request.block, charge);
+    // An answer that comes after the deadline (the request has been answered without
+    // it) is undone: what it reserved is released.
+    const late = (answer: EntryReply) => {
+      const admission = this.decode(request, charge, answer);
+      if (admission !== MISSING && admission.ok && admission.reservation) void this.settle(admission.reservation, 0);
+    };
+    return this.batcher.run(ADMISSIONS, signature, keys, args, request.now, late).then((answer) => this.decode(request, charge, answer));
+  }
+
+  /**
+   * What the admit script is sent for a request (see ADMIT). Requests that would send
+   * the same keys and arguments share one entry, by its signature. The last one made for
+   * a window list is kept with it: a key's requests on one route reuse it as it is.
+   */
+  private admitEntry(windowSpecs: readonly WindowSpec[], block: AdmitRequest['block'], charge: AdmitRequest['charge']): AdmitEntry {
+    const windows = this.windowsAsArgs(windowSpecs);
     const meter = charge ? this.meterNamesOf(charge) : undefined;
-    const meterKeys = meter?.keys;
+    const last = windows.lastEntry;
+    if (
+      last &&
+      last.blockId === block?.id &&
+      last.policy === block?.policy &&
+      last.meter === meter &&
+      last.amount === charge?.amount &&
+      last.limit === charge?.limit &&
+      last.overage === charge?.overage
+    ) {
+      return last;
+    }
     const keys: string[] = [];
     const args: (string | number)[] = [block ? 1 : 0, charge ? 1 : 0, charge?.amount ?? 0, charge?.limit ?? 0, charge?.overage ? 1 : 0];
     if (block) {
       const { after, within, duration, factor, max, forgetAfter } = block.policy;
-      keys.push(blockKey);
+      keys.push(this.key('b', block.id));
       args.push(after, within, duration, factor, max, forgetAfter);
     }
-    if (meterKeys) keys.push(...meterKeys);
+    if (meter) keys.push(...meter.keys);
     keys.push(...windows.keys);
     args.push(...windows.args);
-    // Requests that would send the same keys and arguments share one entry.
-    const signature = `${windows.id}|${block?.id}|${meter?.id}|${charge?.amount}|${charge?.limit}|${charge?.overage}`;
-    // An answer that comes after the deadline (the request has been answered without
-    // it) is undone: what it reserved is released.
-    const answer = await this.batcher.run(ADMISSIONS, signature, keys, args, now, (late) => {
-      const admission = this.decode(request, charge, late);
-      if (admission !== MISSING && admission.ok && admission.reservation) void this.settle(admission.reservation, 0);
-    });
-    return this.decode(request, charge, answer);
+    const entry: AdmitEntry = {
+      signature: `${windows.id}|${block?.id}|${meter?.id}|${charge?.amount}|${charge?.limit}|${charge?.overage}`,
+      keys,
+      args,
+      blockId: block?.id,
+      policy: block?.policy,
+      meter,
+      amount: charge?.amount,
+      limit: charge?.limit,
+      overage: charge?.overage,
+    };
+    windows.lastEntry = entry;
+    return entry;
   }
 
   /** One request's admission, out of its entry's reply (see ADMIT). */
@@ -401,20 +451,29 @@ export class RedisCounters implements Counters {
     }
   }
 
-  /** Releases `reserved` units held by batch `batchId` (if still held; '' for none) and commits `actual`. */
-  private async commit(ref: MeterRef, batchId: string, reserved: number, actual: number): Promise<void> {
-    const { id, keys } = this.meterNamesOf(ref);
-    for (let attempt = 0; ; attempt += 1) {
-      const { reply } = await this.batcher.run(SETTLES, `${id}|${batchId}|${reserved}|${actual}`, keys, [batchId, reserved, actual]);
-      if (reply === 'ok') {
-        if (actual > 0) this.dirty.set(meterRefId(ref), { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart });
-        return;
-      }
-      // Redis lost the meter, and its reservations with it: nothing left to release.
-      if (actual <= 0) return;
-      if (attempt > 0) throw new Error('the meter balance disappeared from Redis while it was being seeded');
-      await this.seed(ref);
-    }
+  /**
+   * Releases `reserved` units held by batch `batchId` (if still held; '' for none) and
+   * commits `actual`, with the next batch; then calls `done`, or `failed` once.
+   */
+  private commit(ref: MeterRef, batchId: string, reserved: number, actual: number, done: () => void, failed: (error: unknown) => void, attempt = 0): void {
+    const names = this.meterNamesOf(ref);
+    this.batcher.post(SETTLES, `${names.id}|${batchId}|${reserved}|${actual}`, names.keys, [batchId, reserved, actual], 0, {
+      resolve: ({ reply }) => {
+        if (reply === 'ok') {
+          if (actual > 0) this.dirty.set(names.refId, names.ref);
+          done();
+        } else if (actual <= 0) {
+          // Redis lost the meter, and its reservations with it: nothing left to release.
+          done();
+        } else if (attempt > 0) {
+          failed(new Error('the meter balance disappeared from Redis while it was being seeded'));
+        } else {
+          this.seed(ref).then(() => this.commit(ref, batchId, reserved, actual, done, failed, 1), failed);
+        }
+      },
+      reject: failed,
+      late: undefined,
+    });
   }
 
   /** Gives Redis the store's balance for a meter it does not hold (once per meter at a time). */
@@ -445,7 +504,7 @@ export class RedisCounters implements Counters {
     await Promise.all(
       held.map(async (entry) => {
         try {
-          await this.commit(entry.ref, '', 0, entry.units);
+          await new Promise<void>((resolve, reject) => this.commit(entry.ref, '', 0, entry.units, resolve, reject));
         } catch (error) {
           failed.push(entry);
           this.noteFailure(error);
@@ -520,7 +579,8 @@ export class RedisCounters implements Counters {
     let names = byMeter.get(ref.meter);
     if (!names || names.periodStart !== ref.periodStart) {
       const suffix = meterSuffix(ref);
-      names = { id: ++this.lastNameId, periodStart: ref.periodStart, keys: [this.key('m', suffix), this.key('rh', suffix), this.key('rl', suffix)] };
+      const meter = { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart };
+      names = { id: ++this.lastNameId, periodStart: ref.periodStart, keys: [this.key('m', suffix), this.key('rh', suffix), this.key('rl', suffix)], ref: meter, refId: meterRefId(meter) };
       byMeter.set(ref.meter, names);
     }
     return names;

@@ -61,7 +61,8 @@ export interface EntryReply {
   index: number;
 }
 
-interface Call {
+/** One caller of a batched script. */
+export interface BatchCall {
   resolve(value: EntryReply): void;
   reject(error: unknown): void;
   /** Gets the reply instead, when it came after the caller gave up (to undo what it did). */
@@ -72,7 +73,7 @@ interface Call {
 interface Entry {
   keys: readonly string[];
   args: readonly (string | number)[];
-  calls: Call[];
+  calls: BatchCall[];
 }
 
 interface Queue {
@@ -138,32 +139,35 @@ export class ScriptBatcher {
     now = 0,
     late?: (value: EntryReply) => void,
   ): Promise<EntryReply> {
-    return new Promise((resolve, reject) => {
-      const batch = (this.pending ??= new Batch());
-      let queue = batch.queues.get(batched);
-      if (!queue) {
-        queue = { entries: new Map(), now };
-        batch.queues.set(batched, queue);
-      } else if (now > queue.now) queue.now = now;
-      let entry = queue.entries.get(signature);
-      if (!entry) {
-        entry = { keys, args, calls: [] };
-        queue.entries.set(signature, entry);
-      }
-      entry.calls.push({ resolve, reject, late });
-      const { deadlineMs, maxWaitMs } = batched;
-      if (deadlineMs !== undefined) batch.deadline ??= setTimeout(() => this.expire(batch, deadlineMs), deadlineMs);
-      if (batch.eager) return;
-      if (maxWaitMs === undefined) {
+    return new Promise((resolve, reject) => this.post(batched, signature, keys, args, now, { resolve, reject, late }));
+  }
+
+  /** `run` for a caller that brings its own callbacks instead of wanting a promise. */
+  post(batched: BatchedScript, signature: string, keys: readonly string[], args: readonly (string | number)[], now: number, call: BatchCall): void {
+    const batch = (this.pending ??= new Batch());
+    let queue = batch.queues.get(batched);
+    if (!queue) {
+      queue = { entries: new Map(), now };
+      batch.queues.set(batched, queue);
+    } else if (now > queue.now) queue.now = now;
+    let entry = queue.entries.get(signature);
+    if (!entry) {
+      entry = { keys, args, calls: [] };
+      queue.entries.set(signature, entry);
+    }
+    entry.calls.push(call);
+    const { deadlineMs, maxWaitMs } = batched;
+    if (deadlineMs !== undefined) batch.deadline ??= setTimeout(() => this.expire(batch, deadlineMs), deadlineMs);
+    if (batch.eager) return;
+    if (maxWaitMs === undefined) {
+      batch.eager = true;
+      this.schedule();
+    } else {
+      batch.wait ??= setTimeout(() => {
         batch.eager = true;
         this.schedule();
-      } else {
-        batch.wait ??= setTimeout(() => {
-          batch.eager = true;
-          this.schedule();
-        }, maxWaitMs);
-      }
-    });
+      }, maxWaitMs);
+    }
   }
 
   /** Sends the pending batch at the end of this turn, unless one is on its way. */
