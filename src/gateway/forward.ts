@@ -165,6 +165,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     // normal end, when there is nothing left to do.) One shared listener, no closure.
     (this.res as ExchangeResponse)[EXCHANGE] = this;
     this.res.on('close', onResponseClose);
+    // The client may have hung up while the request waited on the pipeline (a key
+    // lookup, Redis): its 'close' came before this listener. Nothing is sent upstream.
+    if (this.res.destroyed) this.clientGone();
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

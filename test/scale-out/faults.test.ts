@@ -7,6 +7,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { openPostgresStore } from '../../src/store/postgres/postgres-database.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
@@ -201,6 +203,29 @@ describe.skipIf(!enabled)('faults', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 9; i++) statuses.push((await closed.call('/v1/rankings', secret)).status);
     expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 402]);
+  });
+
+  it('neither forwards nor charges a request whose client hung up while it waited for Redis', async () => {
+    const { secret } = await key(closed, 'metered');
+    const client = new Redis(redis.url);
+    try {
+      // Redis holds the admission for 0.5 s (within its deadline); the client leaves after 0.15 s.
+      await client.call('CLIENT', 'PAUSE', '500', 'WRITE');
+      const socket = connect(Number(new URL(closed.gatewayUrl).port), '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(`GET /v1/rankings HTTP/1.1\r\nHost: keygate\r\nAuthorization: Bearer ${secret}\r\n\r\n`);
+      await sleep(150);
+      socket.destroy();
+      // Redis goes on and admits it, after the client left.
+      await sleep(700);
+    } finally {
+      client.disconnect();
+    }
+    expect(closed.alive()).toBe(true);
+    // All 1000 credits are still there: 10 requests of 100, then a 402.
+    const statuses: number[] = [];
+    for (let i = 0; i < 11; i++) statuses.push((await closed.call('/v1/rankings', secret)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 402]);
   });
 
   it('keeps serving keys already in use while PostgreSQL is unreachable; new keys get a 503; recovers', async () => {
