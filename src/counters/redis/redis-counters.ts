@@ -225,7 +225,6 @@ export class RedisCounters implements Counters {
     }
   }
 
-
   settle(reservation: Reservation, actual: number): Promise<void> {
     if (this.fallback.owns(reservation)) {
       this.fallback.settle(reservation, actual);

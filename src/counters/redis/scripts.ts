@@ -185,6 +185,7 @@ export class ScriptBatcher {
     if (!batch?.eager || this.inFlight) return;
     this.pending = undefined;
     clearTimeout(batch.wait);
+    if (batch.queues.size === 0) return;
     this.inFlight = true;
     let released = false;
     const release = () => {
@@ -205,14 +206,17 @@ export class ScriptBatcher {
     // pause, a starved CPU) is read instead of being taken for a timeout.
     setImmediate(() => {
       if (batch.done) return;
-      batch.expired = true;
+      // Not sent yet (the batch ahead of it got no answer): its calls with a deadline
+      // never will be, and calls that join it later get a deadline of their own.
+      const sent = batch !== this.pending;
       for (const [batched, queue] of batch.queues) {
         if (batched.deadlineMs === undefined) continue;
         const error = new DeadlineError(ms);
         for (const entry of queue.entries.values()) for (const call of entry.calls) call.reject(error);
-        // Not sent yet (the batch ahead of it got no answer): it never will be.
-        if (batch === this.pending) batch.queues.delete(batched);
+        if (!sent) batch.queues.delete(batched);
       }
+      if (sent) batch.expired = true;
+      else batch.deadline = undefined;
     });
   }
 
