@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { setImmediate } from 'node:timers/promises';
+import { startRedisServer } from '../scale-out/cluster.js';
 import { describeStore } from './store.suite.js';
 import { describeCounters } from './counters.suite.js';
 import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from './isolation.js';
@@ -206,6 +208,32 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     expect(fromUs).toHaveLength(admissions);
     expect(new Set(fromUs.map((c) => c.command))).toEqual(new Set(['evalsha']));
     console.info(`[figure] Redis commands (round trips) per admission with 2 windows, a block and a reservation: ${fromUs.length / admissions}`);
+  });
+
+  it('sends the admissions asked for while a batch is on its way as one next batch', async () => {
+    // A Redis of its own, so that holding its writes and counting its commands touches no other test.
+    const server = await startRedisServer();
+    const counters = await open('closed', redisUrlWithPrefix(prefix, server.url));
+    const admin = new Redis(server.url);
+    try {
+      const w = { id: `k:${unique('key')}:plan:60000:100`, name: '100-per-1m', limit: 100, windowMs: 60_000 };
+      expect(await counters.admit({ now: T0, windows: [w] })).toMatchObject({ ok: true }); // the script is loaded
+      await admin.config('RESETSTAT');
+      // Redis holds writes for 0.3 s: the first admission's batch is on its way all that time.
+      await admin.call('CLIENT', 'PAUSE', '300', 'WRITE');
+      const answers = [counters.admit({ now: T0, windows: [w] })];
+      for (let i = 0; i < 19; i += 1) {
+        await setImmediate(); // each in a turn of the event loop of its own
+        answers.push(counters.admit({ now: T0, windows: [w] }));
+      }
+      const admitted = await Promise.all(answers);
+      expect(admitted.map((a) => a.ok && a.windows[0]?.remaining)).toEqual(Array.from({ length: 20 }, (_, i) => 98 - i));
+      expect(/cmdstat_evalsha:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1]).toBe('2');
+    } finally {
+      admin.disconnect();
+      await counters.close();
+      await server.kill();
+    }
   });
 
   describe('when Redis cannot be reached', () => {
