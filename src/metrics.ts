@@ -10,12 +10,11 @@
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type Outcome = 'forwarded' | 'builtin' | 'denied';
-const OUTCOMES: readonly Outcome[] = ['forwarded', 'builtin', 'denied'];
 
 const DURATION_NAME = 'keygate_request_duration_seconds';
 const DURATION_HELP = 'Time from request to the end of the answer, by outcome.';
 /** Upper bounds (seconds) of the duration buckets; +Inf is implied. */
-export const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export interface Metrics {
   readonly contentType: string;
@@ -39,7 +38,7 @@ class OutcomeStats {
 export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'keygate_' });
-  const stats = new Map(OUTCOMES.map((outcome) => [outcome, new OutcomeStats()]));
+  const stats: Record<Outcome, OutcomeStats> = { forwarded: new OutcomeStats(), builtin: new OutcomeStats(), denied: new OutcomeStats() };
   const unitsByMeter = new Map<string, number>();
 
   new Counter({
@@ -49,7 +48,7 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [outcome, s] of stats) for (const [reason, count] of s.byReason) this.inc({ outcome, reason }, count);
+      for (const [outcome, s] of Object.entries(stats)) for (const [reason, count] of s.byReason) this.inc({ outcome, reason }, count);
     },
   });
   new Counter({
@@ -65,7 +64,7 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
 
   function durationText(): string {
     const lines = [`# HELP ${DURATION_NAME} ${DURATION_HELP}`, `# TYPE ${DURATION_NAME} histogram`];
-    for (const [outcome, s] of stats) {
+    for (const [outcome, s] of Object.entries(stats)) {
       if (s.count === 0) continue;
       let cumulative = 0;
       DURATION_BUCKETS.forEach((bound, i) => {
@@ -82,7 +81,7 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
   return {
     contentType: registry.contentType,
     request(outcome, reason, seconds) {
-      const s = stats.get(outcome) as OutcomeStats;
+      const s = stats[outcome];
       s.byReason.set(reason, (s.byReason.get(reason) ?? 0) + 1);
       let i = 0;
       while (i < DURATION_BUCKETS.length && seconds > (DURATION_BUCKETS[i] as number)) i++;
