@@ -35,6 +35,13 @@ export interface ChargeSpec {
   amount: number;
   limit: number;
   overage: boolean;
+  /**
+   * `amount` is exactly what a 2xx will be charged (a per-request cost): it is committed
+   * at admission instead of reserved, and given back by the settle if the answer is not
+   * a 2xx. Most requests then need no work at settle time. A request that is never
+   * settled (its process died mid-flight) stays charged.
+   */
+  final?: boolean;
 }
 
 export interface AdmitRequest {
@@ -59,6 +66,8 @@ export interface Reservation {
   meter: string;
   periodStart: string;
   amount: number;
+  /** Committed at admission (see ChargeSpec.final): the settle only corrects it. */
+  final: boolean;
 }
 
 export type Admission =

@@ -188,6 +188,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       amount,
       limit,
       overage: meter ? overageAllowed(identity.plan, cost.meter, identity.account) : false,
+      // A per-request cost is what a 2xx is charged: committed now, given back otherwise.
+      final: cost.perRequest !== undefined,
     };
   }
 

@@ -48,6 +48,27 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       expect(results.filter((r) => !r.ok && r.reason === 'rate_limited')).toHaveLength(190);
     });
 
+    it('charges a final amount (a per-request cost) at admission: 10 of 200 concurrent, a settle of the same amount changes nothing, one of 0 gives it back', async () => {
+      const accountId = unique('acc');
+      const final = { ...charge(accountId, 100, 1000), final: true };
+      const results = await Promise.all(Array.from({ length: 200 }, () => admit({ now: T0, windows: [], charge: final })));
+      const admitted = results.filter((r) => r.ok);
+      expect(admitted).toHaveLength(10);
+      expect(results.filter((r) => !r.ok && r.reason === 'insufficient_funds')).toHaveLength(190);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 1000, reserved: 0 });
+      // What the next write-back sends the store: the balance, already charged.
+      expect((await counters.drainMeterChanges()).filter((row) => row.accountId === accountId)).toEqual([{ accountId, meter: 'credits', periodStart: PERIOD, used: 1000 }]);
+
+      // Eight 2xx answers, two that were not: the two are given back.
+      await Promise.all(admitted.map((r, i) => (r.ok && r.reservation ? counters.settle(r.reservation, i < 8 ? 100 : 0) : undefined)));
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 800, reserved: 0 });
+      expect((await counters.drainMeterChanges()).filter((row) => row.accountId === accountId)).toEqual([{ accountId, meter: 'credits', periodStart: PERIOD, used: 800 }]);
+      // Room for exactly two more.
+      const again = await Promise.all(Array.from({ length: 20 }, () => admit({ now: T0 + 1, windows: [], charge: final })));
+      expect(again.filter((r) => r.ok)).toHaveLength(2);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 1000, reserved: 0 });
+    });
+
     it('admits exactly 10 of 200 concurrent reservations of 100 against a balance of 1000, and never spends past it', async () => {
       const accountId = unique('acc');
       const results = await Promise.all(Array.from({ length: 200 }, () => admit({ now: T0, windows: [], charge: charge(accountId, 100, 1000) })));

@@ -124,7 +124,8 @@ describe('unit quotas', () => {
     const client = new AbortController();
     const call = kg.call('/v1/reports/slow?ms=1500', { headers: { authorization: `Token ${secret}` }, signal: client.signal });
     expect(await eventually(() => upstream.received.some((r) => r.url === '/v1/reports/slow?ms=1500'))).toBe(true);
-    expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 0, reserved: 100 });
+    // A per-request cost is charged at admission, and given back if no 2xx follows.
+    expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 100, reserved: 0 });
     client.abort();
     await expect(call).rejects.toThrow();
     expect(await eventually(() => upstream.abandoned.some((r) => r.url === '/v1/reports/slow?ms=1500'))).toBe(true);

@@ -84,8 +84,14 @@ export class MemoryCounters implements Counters {
       if (!charge.overage && meter.row.used + meter.reserved + charge.amount > charge.limit) {
         return { ok: false, reason: 'insufficient_funds', windows: states(windows, logs, now), used: meter.row.used, limit: charge.limit };
       }
-      meter.reserved += charge.amount;
-      reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount };
+      const final = charge.final === true;
+      if (final) {
+        meter.row.used += charge.amount;
+        meter.dirty = true;
+      } else {
+        meter.reserved += charge.amount;
+      }
+      reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount, final };
     }
 
     for (const log of logs) log.record(now);
@@ -98,6 +104,14 @@ export class MemoryCounters implements Counters {
 
   settleNow(reservation: Reservation, actual: number): void {
     const meter = this.meter(reservation.accountId, reservation.meter, reservation.periodStart);
+    if (reservation.final) {
+      // Charged at admission: only a different amount (0 for anything but a 2xx) changes it.
+      if (actual !== reservation.amount) {
+        meter.row.used = Math.max(0, meter.row.used + actual - reservation.amount);
+        meter.dirty = true;
+      }
+      return;
+    }
     meter.reserved = Math.max(0, meter.reserved - reservation.amount);
     if (actual > 0) {
       meter.row.used += actual;

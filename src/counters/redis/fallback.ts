@@ -51,9 +51,13 @@ export class PerProcessFallback {
     this.holdForRedis(reservation, actual);
   }
 
-  /** Units Redis could not take now (its reservation there lapses by itself). */
+  /**
+   * Units Redis could not take now (its reservation there lapses by itself); negative
+   * for a charge made at admission that is given back.
+   */
   commitLater(ref: MeterRef, actual: number): void {
-    this.memory.settleNow({ ...ref, amount: 0 }, actual);
+    // As a charge of 0 made at admission: the units are added as they are.
+    this.memory.settleNow({ ...ref, amount: 0, final: true }, actual);
     this.holdForRedis(ref, actual);
   }
 
@@ -86,7 +90,7 @@ export class PerProcessFallback {
   }
 
   private holdForRedis(ref: MeterRef, units: number): void {
-    if (units <= 0) return;
+    if (units === 0) return;
     const id = meterRefId(ref);
     const held = this.pending.get(id);
     if (held) held.units += units;

@@ -88,6 +88,7 @@ interface AdmitEntry {
   amount: number | undefined;
   limit: number | undefined;
   overage: boolean | undefined;
+  final: boolean | undefined;
 }
 
 /** A meter's keys in one period: balance, held reservations, their lapse times. */
@@ -230,12 +231,16 @@ export class RedisCounters implements Counters {
       this.fallback.settle(reservation, actual);
       return SETTLED;
     }
+    // Charged at admission: only a different amount (nothing for anything but a 2xx)
+    // needs Redis, as a correction of the balance.
+    if (reservation.final && actual === reservation.amount) return SETTLED;
     const batchId = this.reservationIds.get(reservation) ?? '';
     this.reservationIds.delete(reservation);
+    const [reserved, units] = reservation.final ? [0, actual - reservation.amount] : [reservation.amount, actual];
     // Tried whenever connected, even while admissions pause after a slow reply: a settle
     // left undone would hold its units in Redis until the reservation lapses.
     if (this.client.status !== 'ready') {
-      this.fallback.commitLater(reservation, actual);
+      this.fallback.commitLater(reservation, units);
       return SETTLED;
     }
     const settling: Promise<void> = new Promise((resolve) => {
@@ -243,10 +248,10 @@ export class RedisCounters implements Counters {
         this.settling.delete(settling);
         resolve();
       };
-      this.commit(reservation, batchId, reservation.amount, actual, done, (error) => {
+      this.commit(reservation, batchId, reserved, units, done, (error) => {
         this.noteFailure(error);
         // The reservation in Redis lapses by itself; the units are delivered later.
-        this.fallback.commitLater(reservation, actual);
+        this.fallback.commitLater(reservation, units);
         done();
       });
     });
@@ -376,12 +381,13 @@ export class RedisCounters implements Counters {
       last.meter === meter &&
       last.amount === charge?.amount &&
       last.limit === charge?.limit &&
-      last.overage === charge?.overage
+      last.overage === charge?.overage &&
+      last.final === charge?.final
     ) {
       return last;
     }
     const keys: string[] = [];
-    const args: (string | number)[] = [block ? 1 : 0, charge ? 1 : 0, charge?.amount ?? 0, charge?.limit ?? 0, charge?.overage ? 1 : 0];
+    const args: (string | number)[] = [block ? 1 : 0, charge ? (charge.final ? 2 : 1) : 0, charge?.amount ?? 0, charge?.limit ?? 0, charge?.overage ? 1 : 0];
     if (block) {
       const { after, within, duration, factor, max, forgetAfter } = block.policy;
       keys.push(this.key('b', block.id));
@@ -391,7 +397,7 @@ export class RedisCounters implements Counters {
     keys.push(...windows.keys);
     args.push(...windows.args);
     const entry: AdmitEntry = {
-      signature: `${windows.id}|${block?.id}|${meter?.id}|${charge?.amount}|${charge?.limit}|${charge?.overage}`,
+      signature: `${windows.id}|${block?.id}|${meter?.id}|${charge?.amount}|${charge?.limit}|${charge?.overage}|${charge?.final}`,
       keys,
       args,
       blockId: block?.id,
@@ -400,6 +406,7 @@ export class RedisCounters implements Counters {
       amount: charge?.amount,
       limit: charge?.limit,
       overage: charge?.overage,
+      final: charge?.final,
     };
     windows.lastEntry = entry;
     return entry;
@@ -422,8 +429,15 @@ export class RedisCounters implements Counters {
     if (index < admitted) {
       const windows = windowStates(2, index);
       if (!charge) return { ok: true, windows };
-      const reservation: Reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount };
-      this.reservationIds.set(reservation, String(values[1]));
+      const final = charge.final === true;
+      const reservation: Reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount, final };
+      if (final) {
+        // Charged already: the balance goes to the store with the next write-back.
+        const names = this.meterNamesOf(charge);
+        this.dirty.set(names.refId, names.ref);
+      } else {
+        this.reservationIds.set(reservation, String(values[1]));
+      }
       return { ok: true, windows, reservation };
     }
     const at = 2 + 2 * count + (index - admitted) * (2 + 2 * count);
@@ -452,16 +466,17 @@ export class RedisCounters implements Counters {
 
   /**
    * Releases `reserved` units held by batch `batchId` (if still held; '' for none) and
-   * commits `actual`, with the next batch; then calls `done`, or `failed` once.
+   * commits `actual` (negative: gives units back), with the next batch; then calls
+   * `done`, or `failed` once.
    */
   private commit(ref: MeterRef, batchId: string, reserved: number, actual: number, done: () => void, failed: (error: unknown) => void, attempt = 0): void {
     const names = this.meterNamesOf(ref);
     this.batcher.post(SETTLES, `${names.id}|${batchId}|${reserved}|${actual}`, names.keys, [batchId, reserved, actual], 0, {
       resolve: ({ reply }) => {
         if (reply === 'ok') {
-          if (actual > 0) this.dirty.set(names.refId, names.ref);
+          if (actual !== 0) this.dirty.set(names.refId, names.ref);
           done();
-        } else if (actual <= 0) {
+        } else if (actual === 0) {
           // Redis lost the meter, and its reservations with it: nothing left to release.
           done();
         } else if (attempt > 0) {

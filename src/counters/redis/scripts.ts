@@ -316,7 +316,8 @@ end
  *   batch id.
  * Per entry KEYS: [block hash if it has a block], [meter hash, held reservations hash,
  *   their lapse times if it has a charge], then per window its log and its count.
- * Per entry ARGV: [1] requests, [2] has block, [3] has charge, [4] amount, [5] limit,
+ * Per entry ARGV: [1] requests, [2] has block, [3] charge: '0' none, '1' reserve, '2'
+ *   charge now (a final amount: added to used, nothing held), [4] amount, [5] limit,
  *   [6] overage ('1'/'0'), [7..12] block after, within, duration, factor, max,
  *   forgetAfter (if it has a block), then limit and windowMs of each window.
  * Returns per entry: -1 alone when the meter has no balance in Redis (seed it from the
@@ -399,7 +400,7 @@ local function meterState(meterKey, heldKey, lapseKey)
   local m = meters[meterKey]
   if not m then
     local balance = redis.call('HMGET', meterKey, 'used', 'reserved')
-    m = { key = meterKey, heldKey = heldKey, lapseKey = lapseKey, exists = balance[1] ~= false, used = tonumber(balance[1]) or 0, reserved = tonumber(balance[2]) or 0, added = 0, changed = false }
+    m = { key = meterKey, heldKey = heldKey, lapseKey = lapseKey, exists = balance[1] ~= false, used = tonumber(balance[1]) or 0, reserved = tonumber(balance[2]) or 0, added = 0, charged = 0, changed = false }
     meters[meterKey] = m
     meterOrder[#meterOrder + 1] = m
   end
@@ -480,7 +481,7 @@ end
 
 local function admit(k, a, nk)
   local requests = tonumber(ARGV[a + 1])
-  local hasBlock, hasCharge = ARGV[a + 2] == '1', ARGV[a + 3] == '1'
+  local hasBlock, hasCharge, chargeNow = ARGV[a + 2] == '1', ARGV[a + 3] ~= '0', ARGV[a + 3] == '2'
   local amount, limit, overage = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6] == '1'
   local blockKey, meter
   if hasBlock then
@@ -544,7 +545,10 @@ local function admit(k, a, nk)
         refuse('funds', fmt(meter.used))
       else
         -- Only now, with everything passed, does the request count.
-        if hasCharge then
+        if chargeNow then
+          meter.used = meter.used + amount
+          meter.charged = meter.charged + amount
+        elseif hasCharge then
           meter.reserved = meter.reserved + amount
           meter.added = meter.added + amount
           meter.changed = true
@@ -575,6 +579,10 @@ for _, w in ipairs(windowOrder) do
 end
 for _, m in ipairs(meterOrder) do
   if m.changed then redis.call('HSET', m.key, 'reserved', fmt(m.reserved)) end
+  if m.charged > 0 then
+    redis.call('HINCRBYFLOAT', m.key, 'used', fmt(m.charged))
+    redis.call('PEXPIRE', m.key, meterTtl)
+  end
   if m.added > 0 then
     redis.call('HSET', m.heldKey, batchId, fmt(m.added))
     redis.call('ZADD', m.lapseKey, lapseText, batchId)
@@ -592,9 +600,10 @@ return replies
  * Shared ARGV: meter ttl ms (then the batcher's now and batch id, unused).
  * Per entry KEYS: [1] meter hash, [2] held reservations hash, [3] their lapse times.
  *   ARGV: [1] requests, [2] the batch id of their reservations or '', [3] units each
- *   reserved, [4] actual units each.
+ *   reserved, [4] actual units each (negative: a charge made at admission given back;
+ *   the balance never goes below zero).
  * Returns per entry 'ok', or 'missing' when the meter has no balance in Redis and units
- * are to be committed (seed it from the store, then settle again).
+ * are to be committed or given back (seed it from the store, then settle again).
  *
  * The releases and commits of one meter are applied together: one read of what each
  * batch still holds, one write of each balance.
@@ -620,7 +629,7 @@ eachEntry(4, function(k, a)
     end
     m.release[batch] = m.release[batch] + reserved * requests
   end
-  if actual > 0 then m.commit = m.commit + actual * requests end
+  if actual ~= 0 then m.commit = m.commit + actual * requests end
   entries[#entries + 1] = { m = m, actual = actual }
 end)
 
@@ -649,8 +658,10 @@ for _, m in ipairs(order) do
         if left < 1e-9 then redis.call('HSET', m.key, 'reserved', '0') end
       end
     end
-    if m.commit > 0 then
-      redis.call('HINCRBYFLOAT', m.key, 'used', fmt(m.commit))
+    if m.commit ~= 0 then
+      -- A charge given back never takes the balance below zero.
+      local used = tonumber(redis.call('HINCRBYFLOAT', m.key, 'used', fmt(m.commit)))
+      if used < 1e-9 and m.commit < 0 then redis.call('HSET', m.key, 'used', '0') end
       redis.call('PEXPIRE', m.key, meterTtl)
     end
   end
@@ -658,7 +669,7 @@ end
 
 local replies = {}
 for i, entry in ipairs(entries) do
-  replies[i] = (entry.m.exists or entry.actual <= 0) and 'ok' or 'missing'
+  replies[i] = (entry.m.exists or entry.actual == 0) and 'ok' or 'missing'
 end
 return replies
 `);
