@@ -236,7 +236,8 @@ export class RedisCounters implements Counters {
     if (reservation.final && actual === reservation.amount) return SETTLED;
     const batchId = this.reservationIds.get(reservation) ?? '';
     this.reservationIds.delete(reservation);
-    const [reserved, units] = reservation.final ? [0, actual - reservation.amount] : [reservation.amount, actual];
+    const reserved = reservation.final ? 0 : reservation.amount;
+    const units = reservation.final ? actual - reservation.amount : actual;
     // Tried whenever connected, even while admissions pause after a slow reply: a settle
     // left undone would hold its units in Redis until the reservation lapses.
     if (this.client.status !== 'ready') {
