@@ -57,7 +57,7 @@ export class UsageRecorder {
     this.daily = new Map();
     this.lastUsed = new Map();
     this.gauges = new Map();
-    const rows = [...dailyRows(daily)];
+    const rows = dailyRows(daily);
     const keepDaily = () => {
       for (const row of rows) this.add(row.accountId, Date.parse(row.day), row.metric, row.label, row.value);
     };
@@ -101,6 +101,8 @@ function inner<K, V>(outer: Map<K, Map<string, V>>, key: K): Map<string, V> {
   return map;
 }
 
-function* dailyRows(daily: DailyRows): Iterable<UsageDailyRow> {
-  for (const accounts of daily.values()) for (const metrics of accounts.values()) for (const labels of metrics.values()) yield* labels.values();
+function dailyRows(daily: DailyRows): UsageDailyRow[] {
+  const rows: UsageDailyRow[] = [];
+  for (const accounts of daily.values()) for (const metrics of accounts.values()) for (const labels of metrics.values()) rows.push(...labels.values());
+  return rows;
 }

@@ -95,7 +95,6 @@ interface AdmitEntry {
 interface MeterNames {
   /** Short, unique among the names this process made: part of a batch entry's signature. */
   id: number;
-  periodStart: string;
   keys: [string, string, string];
   /** The meter itself, and its id among the meters to write back (`dirty`). */
   ref: MeterRef;
@@ -356,14 +355,14 @@ export class RedisCounters implements Counters {
    */
   private admitInRedis(request: AdmitRequest): Promise<Admission | typeof MISSING> {
     const charge = request.charge && request.charge.amount > 0 ? request.charge : undefined;
-    const { signature, keys, args } = this.admitEntry(request.windows, request.block, charge);
+    const { signature, keys, args, meter } = this.admitEntry(request.windows, request.block, charge);
     // An answer that comes after the deadline (the request has been answered without
     // it) is undone: what it reserved is released.
     const late = (answer: EntryReply) => {
-      const admission = this.decode(request, charge, answer);
+      const admission = this.decode(request, charge, meter, answer);
       if (admission !== MISSING && admission.ok && admission.reservation) void this.settle(admission.reservation, 0);
     };
-    return this.batcher.run(ADMISSIONS, signature, keys, args, request.now, late).then((answer) => this.decode(request, charge, answer));
+    return this.batcher.run(ADMISSIONS, signature, keys, args, request.now, late).then((answer) => this.decode(request, charge, meter, answer));
   }
 
   /**
@@ -413,8 +412,8 @@ export class RedisCounters implements Counters {
     return entry;
   }
 
-  /** One request's admission, out of its entry's reply (see ADMIT). */
-  private decode(request: AdmitRequest, charge: AdmitRequest['charge'], { reply, index }: EntryReply): Admission | typeof MISSING {
+  /** One request's admission, out of its entry's reply (see ADMIT); `meter` names the charge's meter. */
+  private decode(request: AdmitRequest, charge: AdmitRequest['charge'], meter: MeterNames | undefined, { reply, index }: EntryReply): Admission | typeof MISSING {
     const values = reply as (string | number)[];
     const admitted = Number(values[0]);
     if (admitted === -1) return MISSING;
@@ -432,13 +431,9 @@ export class RedisCounters implements Counters {
       if (!charge) return { ok: true, windows };
       const final = charge.final === true;
       const reservation: Reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount, final };
-      if (final) {
-        // Charged already: the balance goes to the store with the next write-back.
-        const names = this.meterNamesOf(charge);
-        this.dirty.set(names.refId, names.ref);
-      } else {
-        this.reservationIds.set(reservation, String(values[1]));
-      }
+      if (!final) this.reservationIds.set(reservation, String(values[1]));
+      // Charged already: the balance goes to the store with the next write-back.
+      else if (meter) this.dirty.set(meter.refId, meter.ref);
       return { ok: true, windows, reservation };
     }
     const at = 2 + 2 * count + (index - admitted) * (2 + 2 * count);
@@ -592,10 +587,10 @@ export class RedisCounters implements Counters {
       this.meterNames.set(ref.accountId, byMeter);
     }
     let names = byMeter.get(ref.meter);
-    if (!names || names.periodStart !== ref.periodStart) {
+    if (!names || names.ref.periodStart !== ref.periodStart) {
       const suffix = meterSuffix(ref);
       const meter = { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart };
-      names = { id: ++this.lastNameId, periodStart: ref.periodStart, keys: [this.key('m', suffix), this.key('rh', suffix), this.key('rl', suffix)], ref: meter, refId: meterRefId(meter) };
+      names = { id: ++this.lastNameId, keys: [this.key('m', suffix), this.key('rh', suffix), this.key('rl', suffix)], ref: meter, refId: meterRefId(meter) };
       byMeter.set(ref.meter, names);
     }
     return names;
