@@ -64,7 +64,7 @@ async function main() {
     // (v) first, while nothing else runs on the machine's cores.
     if (options.only.has('v')) {
       const file = writeProfile(tmp, 'verify', { ...keygateProfile({ upstreamUrl: 'http://127.0.0.1:9', store: `sqlite:${path.join(tmp, 'verify.db')}`, counters: 'memory', limits: false }), keyCacheTtl: '1h' });
-      console.log('(v) in-process verification of a cached key (format check + hash + cache lookup + constant-time compare), one core ...');
+      console.log('(v) in-process verification of a cached key (shape check + hash + cache lookup by digest), one core ...');
       const v = await runVerification(file);
       results.verification = v;
       console.log(`    ${fmt(v.verificationsPerSecond)} verifications/s over ${v.seconds.toFixed(1)} s (${v.failed} failed)\n`);

@@ -27,6 +27,11 @@ describe('extractCredential', () => {
     expect(extractCredential(req({ authorization: 'abc' }), token).kind).toBe('malformed');
   });
 
+  it('refuses a key with a space or tab inside it', () => {
+    expect(extractCredential(req({ authorization: 'Token abc 123' }), token).kind).toBe('malformed');
+    expect(extractCredential(req({ authorization: 'abc\t123' }), bare).kind).toBe('malformed');
+  });
+
   it('counts an empty header or a scheme with nothing after it as missing', () => {
     expect(extractCredential(req({ authorization: '' }), token).kind).toBe('missing');
     expect(extractCredential(req({ authorization: 'Token' }), token).kind).toBe('missing');

@@ -33,6 +33,17 @@ describe('prefixed keys', () => {
     }
   });
 
+  it('checks the shape alone (prefix, length, alphabet) without the checksum', () => {
+    const key = ranksy.generate('test');
+    const typo = key.slice(0, -1) + (key.endsWith('a') ? 'b' : 'a');
+    expect(ranksy.shape(key)).toEqual({ ok: true, mode: 'test' });
+    expect(ranksy.shape(typo)).toEqual({ ok: true, mode: 'test' });
+    expect(ranksy.check(typo).ok).toBe(false);
+    for (const candidate of [key.slice(0, -1), `${key}x`, key.replace('rk_test_', 'sk_test_'), `${key.slice(0, -1)}-`, `${key.slice(0, -1)}é`, 'x'.repeat(10_000)]) {
+      expect(ranksy.shape(candidate).ok, JSON.stringify(candidate.slice(0, 40))).toBe(false);
+    }
+  });
+
   it('shows only the prefix and the last four characters', () => {
     const key = ranksy.generate('test');
     expect(ranksy.hint(key)).toBe(`rk_test_…${key.slice(-4)}`);

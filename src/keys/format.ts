@@ -9,6 +9,9 @@
  * `hex` keys are bare lowercase hex tokens (e.g. 40 characters, 160 bits) for APIs
  * migrating keys that look like that already; they carry no checksum, only a shape.
  *
+ * `shape` is the cheap half of `check` (prefix, length, alphabet), for a caller that can
+ * answer a key it has verified before without its checksum (the gateway's key cache).
+ *
  * @example
  * const format = createKeyFormat({ format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' }, hexLength: 40 });
  * const secret = format.generate('test');   // rk_test_3F9v...
@@ -23,10 +26,10 @@ export type KeyMode = 'live' | 'test';
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const RANDOM_LENGTH = 24;
 const CHECKSUM_LENGTH = 6;
-/** No real key is longer; anything longer is refused before any work is done on it. */
-export const MAX_KEY_LENGTH = 256;
+/** Length of what follows the prefix: the random part and the checksum. */
+const BODY_LENGTH = RANDOM_LENGTH + CHECKSUM_LENGTH;
 /** Random part and checksum, tested from `lastIndex` (just past the prefix) to the end. */
-const BASE62_BODY = new RegExp(`[0-9A-Za-z]{${RANDOM_LENGTH + CHECKSUM_LENGTH}}$`, 'y');
+const BASE62_BODY = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH}}$`, 'y');
 
 export type KeyCheck = { ok: true; mode: KeyMode | undefined } | { ok: false };
 
@@ -44,6 +47,8 @@ export interface KeyFormat {
   generate(mode: KeyMode): string;
   /** Shape and checksum only; `mode` is undefined when the format cannot tell. */
   check(candidate: string): KeyCheck;
+  /** Prefix, length and alphabet only: `check` without the checksum. */
+  shape(candidate: string): KeyCheck;
   /** What is shown instead of the secret: prefix and last four characters. */
   hint(secret: string): string;
 }
@@ -57,6 +62,16 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
   if (prefixes.test !== undefined) byMode.push(['test', prefixes.test]);
   // Longest prefix first, so "rk_" never shadows "rk_test_".
   const ordered = [...byMode].sort((a, b) => b[1].length - a[1].length);
+  function shape(candidate: string): KeyCheck {
+    for (const [mode, prefix] of ordered) {
+      if (!candidate.startsWith(prefix)) continue;
+      if (candidate.length !== prefix.length + BODY_LENGTH) return NOT_A_KEY;
+      // Checked on every request: no substring.
+      BASE62_BODY.lastIndex = prefix.length;
+      return BASE62_BODY.test(candidate) ? A_KEY[mode] : NOT_A_KEY;
+    }
+    return NOT_A_KEY;
+  }
   return {
     modes: byMode.map(([mode]) => mode),
     generate(mode) {
@@ -66,17 +81,10 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
       return body + checksum(body);
     },
     check(candidate) {
-      if (candidate.length > MAX_KEY_LENGTH) return NOT_A_KEY;
-      for (const [mode, prefix] of ordered) {
-        if (!candidate.startsWith(prefix)) continue;
-        // Checked on every request: no substrings beyond the one CRC32 needs.
-        BASE62_BODY.lastIndex = prefix.length;
-        if (!BASE62_BODY.test(candidate)) return NOT_A_KEY;
-        const body = candidate.slice(0, candidate.length - CHECKSUM_LENGTH);
-        return endsWithChecksum(candidate, body) ? A_KEY[mode] : NOT_A_KEY;
-      }
-      return NOT_A_KEY;
+      const result = shape(candidate);
+      return result.ok && endsWithChecksum(candidate) ? result : NOT_A_KEY;
     },
+    shape,
     hint(secret) {
       const prefix = ordered.find(([, p]) => secret.startsWith(p))?.[1] ?? '';
       return `${prefix}…${secret.slice(-4)}`;
@@ -85,15 +93,16 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
 }
 
 function hexFormat(length: number): KeyFormat {
-  const shape = new RegExp(`^[0-9a-f]{${length}}$`);
+  const pattern = new RegExp(`^[0-9a-f]{${length}}$`);
+  const shape = (candidate: string): KeyCheck => (candidate.length === length && pattern.test(candidate) ? A_KEY.unknown : NOT_A_KEY);
   return {
     modes: ['live'],
     generate() {
       return randomBytes(Math.ceil(length / 2)).toString('hex').slice(0, length);
     },
-    check(candidate) {
-      return candidate.length === length && shape.test(candidate) ? A_KEY.unknown : NOT_A_KEY;
-    },
+    // No checksum: the shape is all there is to check.
+    check: shape,
+    shape,
     hint(secret) {
       return `…${secret.slice(-4)}`;
     },
@@ -113,8 +122,8 @@ export function randomBase62(length: number): string {
 }
 
 /** `checksum(body) === candidate.slice(-CHECKSUM_LENGTH)`, digit by digit from the end. */
-function endsWithChecksum(candidate: string, body: string): boolean {
-  let value = crc32(body);
+function endsWithChecksum(candidate: string): boolean {
+  let value = crc32(candidate.slice(0, candidate.length - CHECKSUM_LENGTH));
   for (let i = candidate.length - 1; i >= candidate.length - CHECKSUM_LENGTH; i--) {
     if (candidate.charCodeAt(i) !== BASE62.charCodeAt(value % 62)) return false;
     value = Math.floor(value / 62);

@@ -107,15 +107,19 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (credential.kind === 'missing') return refuse(deny('missing_key'));
     if (credential.kind === 'malformed') return refuse(deny('malformed_key', PRESENTED));
 
-    // 2. Its shape and checksum, without any lookup → malformed_key.
-    const shape = keyFormat.check(credential.secret);
+    // 2. Its shape (prefix, length, alphabet) → malformed_key.
+    const secret = credential.secret;
+    const shape = keyFormat.shape(secret);
     if (!shape.ok) return refuse(deny('malformed_key', PRESENTED));
 
     // 3. The key itself, from the cache or else the store → unknown_key, ...
     if (store.changedElsewhere?.()) keyCache.clear();
-    const hash = hashKey(credential.secret);
+    const hash = hashKey(secret);
     const cached = keyCache.get(hash, now);
     if (cached !== undefined) return check(request, shape.mode, cached, now);
+    // 2 (continued). The checksum, before the store is asked → malformed_key. The cache
+    // needs none: it only ever holds the digests of keys that passed it on their way here.
+    if (!keyFormat.check(secret).ok) return refuse(deny('malformed_key', PRESENTED));
     return fromStore(hash, now).then(
       (found) => check(request, shape.mode, found, now),
       () => refuse(deny('service_unavailable')),
