@@ -7,6 +7,9 @@
  *
  * Usage (by the runner): node bench/verify.js <profile file> <warm-up ms> <duration ms>
  * Prints nothing; sends { verificationsPerSecond, ... } to the runner.
+ *
+ * Also (by bench/instructions.js): node bench/verify.js <profile file> --authorize <n>
+ * calls the whole `pipeline.authorize` for the cached key n times and exits.
  */
 import { loadConfigFile } from '../dist/config/load.js';
 import { createRuntime } from '../dist/runtime.js';
@@ -40,8 +43,14 @@ async function main() {
     const account = await createAccount(rt, { name: 'bench' }, 'bench');
     const { secret } = await createKey(rt, { accountId: account.id, name: 'bench' }, 'bench');
     // One real request through the pipeline puts the key in the cache.
-    const first = await rt.pipeline.authorize({ method: 'GET', path: '/v1/data', url: '/v1/data', headers: { authorization: `Bearer ${secret}` } });
+    // The header value as Node's parser leaves it: one flat string, not a concatenation.
+    const request = { method: 'GET', path: '/v1/data', url: '/v1/data', headers: { authorization: Buffer.from(`Bearer ${secret}`).toString('latin1') } };
+    const first = await rt.pipeline.authorize(request);
     if (!first.allowed) throw new Error(`the bench key was refused: ${first.denial.reason}`);
+    if (warmupArg === '--authorize') {
+      for (let i = Number(durationArg); i > 0; i--) rt.pipeline.authorize(request);
+      return;
+    }
     loop(rt, secret, Number(warmupArg));
     const [done, failed, elapsed] = loop(rt, secret, Number(durationArg));
     process.send?.({ type: 'result', verifications: done, failed, seconds: elapsed / 1000, verificationsPerSecond: (done / elapsed) * 1000 });

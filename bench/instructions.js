@@ -1,0 +1,153 @@
+/**
+ * Instructions per request, counted with callgrind: the figures in bench/README.md
+ * ("Where keygate's cost lies"). Not part of `npm run bench`: it needs valgrind
+ * (`apt-get install valgrind`) and takes a few minutes per case.
+ *
+ *   node bench/instructions.js <b|c|d> [--warmup=20000] [--requests=5000]
+ *   node bench/instructions.js authorize [--requests=300000]
+ *
+ * b, c, d: the bare proxy or keygate (the profiles of `npm run bench`) runs under
+ *   callgrind with counting off; this process sends `warmup` requests one at a time,
+ *   then counts the next `requests` and reports the main thread's instructions per
+ *   request. One at a time, so batching does not blur the figure; the store flush is
+ *   turned down to once in 10 minutes, so it does not land in the counted window.
+ * authorize: `pipeline.authorize` for a cached key in a loop, in one process with
+ *   `--single-threaded`; the count of a long run minus that of a short one.
+ *
+ * Everything listens on 127.0.0.1; every process stops when this one ends.
+ */
+import { execFileSync, fork } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from 'undici';
+import { keygateProfile, REQUEST_PATH } from './common.js';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const VALGRIND = '/usr/bin/valgrind';
+/** V8's generic path for symbol-keyed literal fields: present only in the slow mode (bench/README.md). */
+const SLOW_MODE_MARK = 'Runtime_DefineKeyedOwnPropertyInLiteral';
+
+const [which, ...rest] = process.argv.slice(2);
+const options = Object.fromEntries(rest.map((arg) => arg.replace(/^--/, '').split('=')));
+
+try {
+  execFileSync(VALGRIND, ['--version'], { stdio: 'ignore' });
+} catch {
+  console.error(`${VALGRIND} is missing: apt-get install valgrind`);
+  process.exit(2);
+}
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'keygate-instructions-'));
+try {
+  if (which === 'authorize') await countAuthorize(Number(options.requests ?? 300_000));
+  else if (['b', 'c', 'd'].includes(which)) await countProxy(which, Number(options.warmup ?? 20_000), Number(options.requests ?? 5_000));
+  else {
+    console.error('usage: node bench/instructions.js <b|c|d|authorize> [--warmup=N] [--requests=N]');
+    process.exitCode = 2;
+  }
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+async function countProxy(kind, warmup, requests) {
+  const upstream = await startChild('upstream.js', [], false);
+  let proxy;
+  try {
+    if (kind === 'b') proxy = await startChild('bare-proxy.js', [upstream.info.url], true);
+    else {
+      const file = path.join(tmp, 'profile.yaml');
+      const profile = keygateProfile({ upstreamUrl: upstream.info.url, store: `sqlite:${path.join(tmp, 'keygate.db')}`, counters: 'memory', limits: kind === 'd' });
+      writeFileSync(file, JSON.stringify(profile));
+      proxy = await startChild('keygate.js', [file], true, { KEYGATE_BENCH_FLUSH_MS: '600000' });
+    }
+    const client = new Client(proxy.info.url, { pipelining: 1 });
+    const authorization = `Bearer ${proxy.info.secret ?? `kg_live_${'x'.repeat(30)}`}`;
+    const send = async (n) => {
+      for (let i = 0; i < n; i++) {
+        const response = await client.request({ path: REQUEST_PATH, method: 'GET', headers: { authorization } });
+        await response.body.dump();
+        if (response.statusCode !== 200) throw new Error(`(${kind}) answered ${response.statusCode}`);
+      }
+    };
+    console.log(`(${kind}) ${warmup} requests of warm-up under callgrind ...`);
+    await send(warmup);
+    execFileSync('callgrind_control', ['--instr=on', String(proxy.child.pid)], { stdio: 'ignore' });
+    await send(requests);
+    execFileSync('callgrind_control', ['--instr=off', String(proxy.child.pid)], { stdio: 'ignore' });
+    execFileSync('callgrind_control', ['--dump', String(proxy.child.pid)], { stdio: 'ignore' });
+    await client.close();
+    // The dump holds one file per thread; thread 1 is the event loop.
+    const main = readdirSync(tmp).filter((f) => /^callgrind\.out\.\d+\.1-01$/.test(f));
+    if (main.length !== 1) throw new Error(`expected one main-thread dump in ${tmp}, found ${main.length}`);
+    const file = path.join(tmp, main[0]);
+    const total = Number(/^totals: (\d+)/m.exec(readFileSync(file, 'utf8'))?.[1] ?? Number.NaN);
+    // The slow mode's mark, in instructions per request (its own cost, a fraction of what the mode adds).
+    const annotated = execFileSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const markLine = annotated.split('\n').find((line) => line.includes(SLOW_MODE_MARK));
+    const mark = markLine ? Number(markLine.trim().split(/\s+/)[0].replace(/,/g, '')) / requests : 0;
+    const slow = mark > 100 ? `; ${SLOW_MODE_MARK} at ${fmt(mark)} per request: this process is in V8's slow mode (bench/README.md), run again` : '';
+    console.log(`(${kind}) ${fmt(total / requests)} instructions per request (main thread, ${requests} requests)${slow}`);
+  } finally {
+    await proxy?.stop();
+    await upstream.stop();
+  }
+}
+
+async function countAuthorize(requests) {
+  const short = Math.max(1, Math.round(requests / 3));
+  const file = path.join(tmp, 'profile.yaml');
+  const profile = keygateProfile({ upstreamUrl: 'http://127.0.0.1:9', store: `sqlite:${path.join(tmp, 'verify.db')}`, counters: 'memory', limits: false });
+  writeFileSync(file, JSON.stringify({ ...profile, keyCacheTtl: '1h' }));
+  const run = (n) => {
+    const out = path.join(tmp, `authorize.${n}.out`);
+    rmSync(path.join(tmp, 'verify.db'), { force: true });
+    execFileSync(VALGRIND, ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--single-threaded', path.join(BENCH_DIR, 'verify.js'), file, '--authorize', String(n)], { stdio: 'ignore' });
+    return Number(/^totals: (\d+)/m.exec(readFileSync(out, 'utf8'))?.[1] ?? Number.NaN);
+  };
+  console.log(`pipeline.authorize, ${short} and ${short + requests} calls under callgrind ...`);
+  const perCall = (run(short + requests) - run(short)) / requests;
+  console.log(`pipeline.authorize of a cached key: ${fmt(perCall)} instructions per call`);
+}
+
+function startChild(script, args, underCallgrind, env = {}) {
+  const execArgv = underCallgrind
+    ? ['--quiet', '--tool=callgrind', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${path.join(tmp, 'callgrind.out.%p')}`, process.execPath]
+    : [];
+  const child = fork(path.join(BENCH_DIR, script), args, {
+    ...(underCallgrind ? { execPath: VALGRIND } : {}),
+    execArgv,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.send({ type: 'stop' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return new Promise((resolve, reject) => {
+    // valgrind is slow to start a Node process: minutes, not seconds.
+    const timer = setTimeout(() => reject(new Error(`${script} did not start within 5 minutes`)), 5 * 60_000);
+    child.on('message', (message) => {
+      if (message?.type === 'ready') {
+        clearTimeout(timer);
+        resolve({ child, info: message, stop });
+      } else if (message?.type === 'error') {
+        clearTimeout(timer);
+        reject(new Error(`${script}: ${message.message}`));
+      }
+    });
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited with ${code} before it was ready`));
+    });
+  });
+}
+
+function fmt(n) {
+  return Math.round(n).toLocaleString('en-US');
+}
