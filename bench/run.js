@@ -10,14 +10,14 @@
  *            (bench/results/profiles/<case>-<run pid>.cpuprofile)
  * --rate=N   offer N requests/s in total instead of as many as the case answers (to
  *            compare CPU per request at the same load, e.g. while profiling)
- * --save     also writes bench/results/<date>.json
+ * --save     also writes bench/results/<date>.json (<date>-2.json, ... if that exists)
  *
  * Everything is on 127.0.0.1. Every server is a child process that stops when the run
  * ends (or by itself after 10 minutes); the load generator (autocannon) runs in this
  * process. The cases run in rounds, back to back, each for a fixed time after a warm-up.
  */
 import { fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -140,7 +140,10 @@ async function main() {
   writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   console.log(`\nresults written to ${path.relative(process.cwd(), path.join(RESULTS_DIR, 'latest.json'))}`);
   if (options.save) {
-    const dated = path.join(RESULTS_DIR, `${results.date.slice(0, 10)}.json`);
+    // A second run on the same day is kept beside the first (<date>-2.json, ...), never over it.
+    const day = results.date.slice(0, 10);
+    let dated = path.join(RESULTS_DIR, `${day}.json`);
+    for (let n = 2; existsSync(dated); n++) dated = path.join(RESULTS_DIR, `${day}-${n}.json`);
     writeFileSync(dated, `${JSON.stringify(results, null, 2)}\n`);
     console.log(`and to ${path.relative(process.cwd(), dated)}`);
   }
