@@ -1,7 +1,8 @@
 /**
  * Instructions per request, counted with callgrind: the figures in bench/README.md
  * ("Where keygate's cost lies"). Not part of `npm run bench`: it needs valgrind
- * (`apt-get install valgrind`) and takes a few minutes per case.
+ * (`apt-get install valgrind`) and a build (`npm run build`), and takes a few minutes
+ * per case.
  *
  *   node bench/instructions.js <b|c|d> [--warmup=20000] [--requests=5000]
  *   node bench/instructions.js authorize [--requests=300000]
@@ -17,7 +18,7 @@
  * Everything listens on 127.0.0.1; every process stops when this one ends.
  */
 import { execFileSync, fork } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,26 +30,36 @@ const VALGRIND = '/usr/bin/valgrind';
 /** V8's generic path for symbol-keyed literal fields: present only in the slow mode (bench/README.md). */
 const SLOW_MODE_MARK = 'Runtime_DefineKeyedOwnPropertyInLiteral';
 
+const USAGE = 'usage: node bench/instructions.js <b|c|d|authorize> [--warmup=N] [--requests=N]';
 const [which, ...rest] = process.argv.slice(2);
 const options = Object.fromEntries(rest.map((arg) => arg.replace(/^--/, '').split('=')));
-
+const warmup = count('warmup', 20_000);
+const requests = count('requests', which === 'authorize' ? 300_000 : 5_000);
+if (!['b', 'c', 'd', 'authorize'].includes(which) || Object.keys(options).some((name) => name !== 'warmup' && name !== 'requests')) stop(USAGE);
+if (!existsSync(path.join(BENCH_DIR, '..', 'dist', 'serve.js'))) stop('dist/ is missing: run `npm run build` first');
 try {
   execFileSync(VALGRIND, ['--version'], { stdio: 'ignore' });
 } catch {
-  console.error(`${VALGRIND} is missing: apt-get install valgrind`);
-  process.exit(2);
+  stop(`${VALGRIND} is missing: apt-get install valgrind`);
 }
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'keygate-instructions-'));
 try {
-  if (which === 'authorize') await countAuthorize(Number(options.requests ?? 300_000));
-  else if (['b', 'c', 'd'].includes(which)) await countProxy(which, Number(options.warmup ?? 20_000), Number(options.requests ?? 5_000));
-  else {
-    console.error('usage: node bench/instructions.js <b|c|d|authorize> [--warmup=N] [--requests=N]');
-    process.exitCode = 2;
-  }
+  if (which === 'authorize') await countAuthorize(requests);
+  else await countProxy(which, warmup, requests);
 } finally {
   rmSync(tmp, { recursive: true, force: true });
+}
+
+function count(name, fallback) {
+  const value = options[name] === undefined ? fallback : Number(options[name]);
+  if (!Number.isInteger(value) || value < 1) stop(`--${name} must be a whole number of requests, at least 1\n${USAGE}`);
+  return value;
+}
+
+function stop(message) {
+  console.error(message);
+  process.exit(2);
 }
 
 async function countProxy(kind, warmup, requests) {
