@@ -1,0 +1,43 @@
+/**
+ * `npm run bench` runs and prints what bench/README.md says it prints. A short run of the
+ * cases that need no PostgreSQL or Redis: the figures are whatever this machine gives
+ * (timing never decides a test); what is checked is that every case answered every
+ * request with a 200 through a real gateway, and that each line a reader looks for is
+ * there with a number in it.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from './support/temp.js';
+
+const run = promisify(execFile);
+const NUMBER = String.raw`[\d,]+(?:\.\d+)?`;
+
+describe('npm run bench', () => {
+  const results = tempDir('bench');
+
+  it('measures (v), (b), (c) and (d) and prints their figures and ratios', async () => {
+    const args = ['bench/run.js', '--only=v,b,c,d', '--rounds=1', '--duration=1', '--warmup=1', '--rewarm=0', '--connections=5', '--verifySeconds=1'];
+    const { stdout } = await run(process.execPath, args, { env: { ...process.env, KEYGATE_BENCH_RESULTS_DIR: results }, timeout: 150_000 });
+
+    for (const id of ['b', 'c', 'd']) {
+      const line = stdout.split('\n').find((l) => l.trimStart().startsWith(`(${id}) `) && l.includes('req/s') && l.includes('errors'));
+      expect(line, `a figures line for (${id})`).toBeDefined();
+      expect(line).toMatch(new RegExp(`\\(${id}\\)\\s+${NUMBER} req/s`));
+      expect(line).toMatch(/errors 0 {2}timeouts 0 {2}non-2xx 0/);
+    }
+    expect(stdout).toMatch(new RegExp(`c/b = ${NUMBER} +\\[${NUMBER}\\] +target ≥ 0\\.85: (met|NOT met)`));
+    expect(stdout).toMatch(new RegExp(`d/c = ${NUMBER} +\\[${NUMBER}\\] +target ≥ 0\\.9: (met|NOT met)`));
+    expect(stdout).toMatch(new RegExp(`verification \\(v\\): ${NUMBER}/s on one core`));
+
+    const saved = JSON.parse(readFileSync(path.join(results, 'latest.json'), 'utf8'));
+    expect(Object.keys(saved.cases).sort()).toEqual(['b', 'c', 'd']);
+    for (const id of ['b', 'c', 'd']) {
+      expect(saved.cases[id].requestsPerSecond, id).toBeGreaterThan(0);
+      expect(saved.cases[id].non2xx, id).toBe(0);
+    }
+    expect(saved.verification.failed).toBe(0);
+  }, 180_000);
+});
