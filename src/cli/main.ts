@@ -3,7 +3,7 @@
  * (`--config`, default ./keygate.yaml): human output by default, `--json` for scripts.
  */
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, configJsonSchema, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
@@ -98,8 +98,10 @@ export function buildCli(): Command {
     .command('demo')
     .description('start the bundled demo API behind keygate (SQLite under ./data/demo)')
     .option('--data <dir>', 'where the demo keeps its database', './data/demo')
-    .action(async (opts: { data: string }) => {
-      const running = await runDemo({ dataDir: opts.data });
+    .option('--port <port>', 'the gateway port; the admin API and the dashboard take the next two (0: any free ports)', parsePort, 8080)
+    .action(async (opts: { data: string; port: number }) => {
+      const next = (n: number) => (opts.port === 0 ? 0 : opts.port + n);
+      const running = await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) } });
       stopOnSignal(() => running.close());
     });
 
@@ -420,6 +422,13 @@ export function buildCli(): Command {
 function publicKey(key: import('../store/store.js').KeyRecord, now: number) {
   const { hash: _hash, ...rest } = key;
   return { ...rest, status: keyStatus(key, now) };
+}
+
+/** A port for `demo --port`: 0 (any) or one that leaves room for the two after it. */
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65_533) throw new InvalidArgumentError('a whole number from 0 to 65533');
+  return port;
 }
 
 function stopOnSignal(close: () => Promise<void>): void {

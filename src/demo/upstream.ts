@@ -34,10 +34,12 @@ export function buildDemoUpstream(options: DemoUpstreamOptions = {}): FastifyIns
   const projectsOf = (account: string): Project[] => {
     let list = projects.get(account);
     if (!list) {
+      // Every account starts with two projects, made when it first asks for them.
       const suffix = account.slice(-6);
+      const createdAt = new Date().toISOString();
       list = [
-        { id: `prj_${suffix}_1`, name: 'example.com', createdAt: new Date(0).toISOString() },
-        { id: `prj_${suffix}_2`, name: 'shop.example.com', createdAt: new Date(0).toISOString() },
+        { id: `prj_${suffix}_1`, name: 'example.com', createdAt },
+        { id: `prj_${suffix}_2`, name: 'shop.example.com', createdAt },
       ];
       projects.set(account, list);
     }

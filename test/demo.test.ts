@@ -1,0 +1,115 @@
+/**
+ * The main job: `keygate demo` (what `npm run demo` runs) starts the bundled demo API
+ * behind keygate on the embedded default, creates an account and a key on first start,
+ * and prints a curl line that works. Run as a user would: the built command, a real
+ * SQLite file, real HTTP.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BIN } from './support/cli.js';
+import { tempDir } from './support/temp.js';
+
+const ADMIN_TOKEN = 'kgadm_demo_test_token_0123456789';
+
+interface Demo {
+  child: ChildProcess;
+  stdout: string;
+  stop(): Promise<number | null>;
+}
+
+/** Starts `keygate demo` on any free ports and waits for its "Press Ctrl+C" line. */
+async function startDemo(cwd: string): Promise<Demo> {
+  const child = spawn(process.execPath, [BIN, 'demo', '--data', 'data/demo', '--port', '0'], {
+    cwd,
+    env: { ...process.env, KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  let stdout = '';
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`keygate demo did not start within 30 s:\n${stdout}\n${stderr}`)), 30_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes('Press Ctrl+C to stop.')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`keygate demo exited with ${code}:\n${stdout}\n${stderr}`));
+    });
+  });
+  const demo: Demo = {
+    child,
+    get stdout() {
+      return stdout;
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGINT');
+      return exited;
+    },
+  };
+  running.push(demo);
+  return demo;
+}
+
+const running: Demo[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((demo) => demo.stop()));
+});
+
+describe('keygate demo (npm run demo)', () => {
+  const cwd = tempDir('demo');
+
+  it('creates an account and a key on first start and prints a curl line that works', async () => {
+    const demo = await startDemo(cwd);
+    const curl = /curl -H "Authorization: (Bearer demo_live_\w+)" (http:\/\/127\.0\.0\.1:\d+)(\/v1\/projects)/.exec(demo.stdout);
+    expect(curl, demo.stdout).not.toBeNull();
+    const [, authorization, gateway, route] = curl as RegExpExecArray;
+    expect(existsSync(path.join(cwd, 'data/demo/keygate.db'))).toBe(true);
+
+    // The curl line, as printed.
+    const listed = await fetch(`${gateway}${route}`, { headers: { authorization } });
+    expect(listed.status).toBe(200);
+    const { data } = (await listed.json()) as { data: { id: string; name: string; createdAt: string }[] };
+    expect(data.map((p) => p.name)).toEqual(['example.com', 'shop.example.com']);
+    // Made when the account first asked, not at the epoch.
+    expect(Math.abs(Date.parse(data[0]?.createdAt ?? '') - Date.now())).toBeLessThan(10 * 60_000);
+
+    // Without the key, or with a mistyped one: the demo's RFC 9457 problem, not the data.
+    const missing = await fetch(`${gateway}${route}`);
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get('content-type')).toContain('application/problem+json');
+    expect(await missing.json()).toMatchObject({ status: 401, code: 'missing_key' });
+    const typo = await fetch(`${gateway}${route}`, { headers: { authorization: `${authorization.slice(0, -1)}${authorization.endsWith('A') ? 'B' : 'A'}` } });
+    expect(typo.status).toBe(401);
+
+    // Another account's project is a 404, as in the reference APIs.
+    const admin = /admin (http:\/\/127\.0\.0\.1:\d+)/.exec(demo.stdout)?.[1];
+    expect(admin, demo.stdout).toBeDefined();
+    const adminCall = async (url: string, body: unknown) => {
+      const response = await fetch(`${admin}${url}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      expect(response.status, url).toBe(201);
+      return (await response.json()) as { id: string; secret: string };
+    };
+    const other = await adminCall('/v1/accounts', { name: 'Other Inc' });
+    const otherKey = await adminCall('/v1/keys', { accountId: other.id, name: 'other' });
+    const mine = data[0]?.id as string;
+    expect((await fetch(`${gateway}/v1/projects/${mine}`, { headers: { authorization } })).status).toBe(200);
+    expect((await fetch(`${gateway}/v1/projects/${mine}`, { headers: { authorization: `Bearer ${otherKey.secret}` } })).status).toBe(404);
+
+    expect(await demo.stop()).toBe(0);
+
+    // A second start keeps the data: no new key is printed, and the first one still works.
+    const again = await startDemo(cwd);
+    expect(again.stdout).toContain('Demo data already exists');
+    expect(again.stdout).not.toMatch(/demo_live_\w+/);
+    const gatewayAgain = /gateway (http:\/\/127\.0\.0\.1:\d+)/.exec(again.stdout)?.[1];
+    expect((await fetch(`${gatewayAgain}${route}`, { headers: { authorization } })).status).toBe(200);
+  });
+});
