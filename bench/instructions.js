@@ -93,7 +93,7 @@ async function countProxy(kind, warmup, requests) {
     const main = readdirSync(tmp).filter((f) => /^callgrind\.out\.\d+\.1-01$/.test(f));
     if (main.length !== 1) throw new Error(`expected one main-thread dump in ${tmp}, found ${main.length}`);
     const file = path.join(tmp, main[0]);
-    const total = Number(/^totals: (\d+)/m.exec(readFileSync(file, 'utf8'))?.[1] ?? Number.NaN);
+    const total = totalOf(file);
     // The slow mode's mark, in instructions per request (its own cost, a fraction of what the mode adds).
     const annotated = execFileSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 1 << 28 });
     const markLine = annotated.split('\n').find((line) => line.includes(SLOW_MODE_MARK));
@@ -115,11 +115,18 @@ async function countAuthorize(requests) {
     const out = path.join(tmp, `authorize.${n}.out`);
     rmSync(path.join(tmp, 'verify.db'), { force: true });
     execFileSync(VALGRIND, ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--single-threaded', path.join(BENCH_DIR, 'verify.js'), file, '--authorize', String(n)], { stdio: 'ignore' });
-    return Number(/^totals: (\d+)/m.exec(readFileSync(out, 'utf8'))?.[1] ?? Number.NaN);
+    return totalOf(out);
   };
   console.log(`pipeline.authorize, ${short} and ${short + requests} calls under callgrind ...`);
   const perCall = (run(short + requests) - run(short)) / requests;
   console.log(`pipeline.authorize of a cached key: ${fmt(perCall)} instructions per call`);
+}
+
+/** The instruction total of a callgrind dump. */
+function totalOf(file) {
+  const total = Number(/^totals: (\d+)/m.exec(readFileSync(file, 'utf8'))?.[1]);
+  if (!Number.isFinite(total)) throw new Error(`no instruction total in ${file}`);
+  return total;
 }
 
 function startChild(script, args, underCallgrind, env = {}) {
@@ -129,7 +136,8 @@ function startChild(script, args, underCallgrind, env = {}) {
   const child = fork(path.join(BENCH_DIR, script), args, {
     ...(underCallgrind ? { execPath: VALGRIND } : {}),
     execArgv,
-    env: { ...process.env, ...env },
+    // Under valgrind everything is ~50 times slower: an hour, not the runner's 10 minutes.
+    env: { ...process.env, KEYGATE_BENCH_LIFETIME_MS: String(60 * 60_000), ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -142,13 +150,17 @@ function startChild(script, args, underCallgrind, env = {}) {
   };
   return new Promise((resolve, reject) => {
     // valgrind is slow to start a Node process: minutes, not seconds.
-    const timer = setTimeout(() => reject(new Error(`${script} did not start within 5 minutes`)), 5 * 60_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${script} did not start within 5 minutes`));
+    }, 5 * 60_000);
     child.on('message', (message) => {
       if (message?.type === 'ready') {
         clearTimeout(timer);
         resolve({ child, info: message, stop });
       } else if (message?.type === 'error') {
         clearTimeout(timer);
+        child.kill('SIGKILL');
         reject(new Error(`${script}: ${message.message}`));
       }
     });

@@ -38,7 +38,7 @@ serveUntilStopped(async () => {
     // The admin API listens too (idle), as in a real deployment.
     adminToken: randomBytes(16).toString('hex'),
     // bench/instructions.js turns the store flush down so it stays out of what it counts.
-    ...(process.env.KEYGATE_BENCH_FLUSH_MS ? { flushIntervalMs: Number(process.env.KEYGATE_BENCH_FLUSH_MS) } : {}),
+    ...(Number(process.env.KEYGATE_BENCH_FLUSH_MS) > 0 ? { flushIntervalMs: Number(process.env.KEYGATE_BENCH_FLUSH_MS) } : {}),
     ports: { gateway: 0, admin: 0 },
   });
   const rt = running.runtime;

@@ -48,7 +48,10 @@ async function main() {
     const first = await rt.pipeline.authorize(request);
     if (!first.allowed) throw new Error(`the bench key was refused: ${first.denial.reason}`);
     if (warmupArg === '--authorize') {
-      for (let i = Number(durationArg); i > 0; i--) rt.pipeline.authorize(request);
+      let decision;
+      for (let i = Number(durationArg); i > 0; i--) decision = rt.pipeline.authorize(request);
+      // Every call must have taken the path being counted: answered at once, and allowed.
+      if (!decision || decision instanceof Promise || !decision.allowed) throw new Error('the cached key was not admitted synchronously: the count is of another path');
       return;
     }
     loop(rt, secret, Number(warmupArg));

@@ -29,6 +29,22 @@ async function startDemo(cwd: string): Promise<Demo> {
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   let stdout = '';
   let stderr = '';
+  const demo: Demo = {
+    child,
+    get stdout() {
+      return stdout;
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      // keygate drains for at most 10 s; past 20 s something hangs: kill it.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+  // Registered before it has started, so a demo that never starts is stopped too.
+  running.push(demo);
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`keygate demo did not start within 30 s:\n${stdout}\n${stderr}`)), 30_000);
@@ -44,17 +60,6 @@ async function startDemo(cwd: string): Promise<Demo> {
       reject(new Error(`keygate demo exited with ${code}:\n${stdout}\n${stderr}`));
     });
   });
-  const demo: Demo = {
-    child,
-    get stdout() {
-      return stdout;
-    },
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGINT');
-      return exited;
-    },
-  };
-  running.push(demo);
   return demo;
 }
 
@@ -88,6 +93,7 @@ describe('keygate demo (npm run demo)', () => {
     expect(await missing.json()).toMatchObject({ status: 401, code: 'missing_key' });
     const typo = await fetch(`${gateway}${route}`, { headers: { authorization: `${authorization.slice(0, -1)}${authorization.endsWith('A') ? 'B' : 'A'}` } });
     expect(typo.status).toBe(401);
+    expect(await typo.json()).toMatchObject({ status: 401, code: 'invalid_key' });
 
     // Another account's project is a 404, as in the reference APIs.
     const admin = /admin (http:\/\/127\.0\.0\.1:\d+)/.exec(demo.stdout)?.[1];

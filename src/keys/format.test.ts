@@ -49,6 +49,16 @@ describe('prefixed keys', () => {
     expect(ranksy.hint(key)).toBe(`rk_test_…${key.slice(-4)}`);
   });
 
+  it('tells live from test keys when one prefix extends the other', () => {
+    const overlapping = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk', test: 'sk1' }, hexLength: 40 });
+    // About one live key in 62 begins with "sk1": find one.
+    const live = Array.from({ length: 5000 }, () => overlapping.generate('live')).find((k) => k.startsWith('sk1'));
+    expect(live).toBeDefined();
+    expect(overlapping.check(live as string)).toEqual({ ok: true, mode: 'live' });
+    expect(overlapping.hint(live as string)).toBe(`sk…${(live as string).slice(-4)}`);
+    expect(overlapping.check(overlapping.generate('test'))).toEqual({ ok: true, mode: 'test' });
+  });
+
   it('refuses to issue a mode the profile does not have', () => {
     const trakkr = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40 });
     expect(trakkr.modes).toEqual(['live']);

@@ -64,8 +64,9 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
   const ordered = [...byMode].sort((a, b) => b[1].length - a[1].length);
   function shape(candidate: string): KeyCheck {
     for (const [mode, prefix] of ordered) {
-      if (!candidate.startsWith(prefix)) continue;
-      if (candidate.length !== prefix.length + BODY_LENGTH) return NOT_A_KEY;
+      // A live key can begin with the test prefix when one prefix extends the other
+      // ("sk" and "sk1"): the length tells them apart.
+      if (!candidate.startsWith(prefix) || candidate.length !== prefix.length + BODY_LENGTH) continue;
       // Checked on every request: no substring.
       BASE62_BODY.lastIndex = prefix.length;
       return BASE62_BODY.test(candidate) ? A_KEY[mode] : NOT_A_KEY;
@@ -86,7 +87,7 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     },
     shape,
     hint(secret) {
-      const prefix = ordered.find(([, p]) => secret.startsWith(p))?.[1] ?? '';
+      const prefix = ordered.find(([, p]) => secret.startsWith(p) && secret.length === p.length + BODY_LENGTH)?.[1] ?? '';
       return `${prefix}…${secret.slice(-4)}`;
     },
   };
