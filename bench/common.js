@@ -6,6 +6,11 @@
  * Every child process is a server that stops by itself: when the runner says "stop",
  * when the runner goes away (IPC disconnect), or after MAX_LIFETIME_MS at the latest.
  */
+import { fork } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 /**
  * No child outlives this, whatever happens to the runner. bench/instructions.js, whose
@@ -95,4 +100,65 @@ export function serveUntilStopped(start) {
       setTimeout(() => process.exit(1), 100);
     },
   );
+}
+
+/**
+ * Parent side of the protocol: forks a bench server (`script` in bench/), waits for its
+ * `ready`; `stop()` ends it (SIGKILL after 15 s), `request(type)` asks it something.
+ * `children`, if given, holds it while it runs. `execPath` runs it under another
+ * program (valgrind), which then needs Node's path first in `execArgv`.
+ */
+export async function startChild(script, args, { name = script, execArgv = [], execPath, env, startTimeoutMs = 60_000, children } = {}) {
+  const child = fork(path.join(BENCH_DIR, script), args, {
+    execArgv,
+    ...(execPath ? { execPath } : {}),
+    ...(env ? { env } : {}),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children?.add(child);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      if (child.connected) child.send({ type: 'stop' });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    children?.delete(child);
+  };
+  const info = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${startTimeoutMs / 1000} s`)), startTimeoutMs);
+    child.on('message', function onMessage(message) {
+      if (message?.type === 'ready' || message?.type === 'error') {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        if (message.type === 'ready') resolve(message);
+        else reject(new Error(`${name}: ${message.message}`));
+      }
+    });
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before it was ready`));
+    });
+  }).catch(async (error) => {
+    await stop();
+    throw error;
+  });
+  return {
+    info,
+    pid: child.pid,
+    stop,
+    request: (type) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${name} did not answer ${type}`)), 10_000);
+        child.on('message', function onMessage(message) {
+          if (message?.type === type) {
+            clearTimeout(timer);
+            child.off('message', onMessage);
+            resolve(message);
+          }
+        });
+        child.send({ type });
+      }),
+  };
 }

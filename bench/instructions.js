@@ -17,13 +17,13 @@
  *
  * Everything listens on 127.0.0.1; every process stops when this one ends.
  */
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
-import { keygateProfile, REQUEST_PATH } from './common.js';
+import { keygateProfile, REQUEST_PATH, startChild as startServer } from './common.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const VALGRIND = '/usr/bin/valgrind';
@@ -84,10 +84,10 @@ async function countProxy(kind, warmup, requests) {
     };
     console.log(`(${kind}) ${warmup} requests of warm-up under callgrind ...`);
     await send(warmup);
-    execFileSync('callgrind_control', ['--instr=on', String(proxy.child.pid)], { stdio: 'ignore' });
+    execFileSync('callgrind_control', ['--instr=on', String(proxy.pid)], { stdio: 'ignore' });
     await send(requests);
-    execFileSync('callgrind_control', ['--instr=off', String(proxy.child.pid)], { stdio: 'ignore' });
-    execFileSync('callgrind_control', ['--dump', String(proxy.child.pid)], { stdio: 'ignore' });
+    execFileSync('callgrind_control', ['--instr=off', String(proxy.pid)], { stdio: 'ignore' });
+    execFileSync('callgrind_control', ['--dump', String(proxy.pid)], { stdio: 'ignore' });
     await client.close();
     // The dump holds one file per thread; thread 1 is the event loop.
     const main = readdirSync(tmp).filter((f) => /^callgrind\.out\.\d+\.1-01$/.test(f));
@@ -129,45 +129,18 @@ function totalOf(file) {
   return total;
 }
 
+/** A bench server; under callgrind (counting off until turned on) when asked. */
 function startChild(script, args, underCallgrind, env = {}) {
-  const execArgv = underCallgrind
-    ? ['--quiet', '--tool=callgrind', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${path.join(tmp, 'callgrind.out.%p')}`, process.execPath]
-    : [];
-  const child = fork(path.join(BENCH_DIR, script), args, {
-    ...(underCallgrind ? { execPath: VALGRIND } : {}),
-    execArgv,
-    // Under valgrind everything is ~50 times slower: an hour, not the runner's 10 minutes.
-    env: { ...process.env, KEYGATE_BENCH_LIFETIME_MS: String(60 * 60_000), ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.send({ type: 'stop' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  return new Promise((resolve, reject) => {
+  // Under valgrind everything is ~50 times slower: every server lives an hour, not the
+  // runner's 10 minutes.
+  const lifetime = { env: { ...process.env, KEYGATE_BENCH_LIFETIME_MS: String(60 * 60_000), ...env } };
+  if (!underCallgrind) return startServer(script, args, lifetime);
+  return startServer(script, args, {
+    ...lifetime,
+    execPath: VALGRIND,
+    execArgv: ['--quiet', '--tool=callgrind', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${path.join(tmp, 'callgrind.out.%p')}`, process.execPath],
     // valgrind is slow to start a Node process: minutes, not seconds.
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${script} did not start within 5 minutes`));
-    }, 5 * 60_000);
-    child.on('message', (message) => {
-      if (message?.type === 'ready') {
-        clearTimeout(timer);
-        resolve({ child, info: message, stop });
-      } else if (message?.type === 'error') {
-        clearTimeout(timer);
-        child.kill('SIGKILL');
-        reject(new Error(`${script}: ${message.message}`));
-      }
-    });
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`${script} exited with ${code} before it was ready`));
-    });
+    startTimeoutMs: 5 * 60_000,
   });
 }
 

@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import Redis from 'ioredis';
-import { keygateProfile, REQUEST_PATH, UPSTREAM_BODY } from './common.js';
+import { keygateProfile, REQUEST_PATH, startChild as startServer, UPSTREAM_BODY } from './common.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 /** Where results go; the test that runs the bench briefly points it elsewhere. */
@@ -349,56 +349,9 @@ async function runVerification(file) {
   }
 }
 
-/** Forks a server, waits for it to report `ready`; `stop()` ends it (SIGKILL after 15 s). */
-async function startChild(name, script, args, execArgv = []) {
-  const child = fork(path.join(BENCH_DIR, script), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  children.add(child);
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const info = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 60 s`)), 60_000);
-    child.on('message', function onMessage(message) {
-      if (message?.type === 'ready' || message?.type === 'error') {
-        clearTimeout(timer);
-        child.off('message', onMessage);
-        if (message.type === 'ready') resolve(message);
-        else reject(new Error(`${name}: ${message.message}`));
-      }
-    });
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited with ${code} before it was ready`));
-    });
-  }).catch(async (error) => {
-    await stopChild(child, exited);
-    throw error;
-  });
-  return {
-    info,
-    pid: child.pid,
-    stop: () => stopChild(child, exited),
-    request: (type) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${name} did not answer ${type}`)), 10_000);
-        child.on('message', function onMessage(message) {
-          if (message?.type === type) {
-            clearTimeout(timer);
-            child.off('message', onMessage);
-            resolve(message);
-          }
-        });
-        child.send({ type });
-      }),
-  };
-}
-
-async function stopChild(child, exited) {
-  if (child.exitCode === null && child.signalCode === null) {
-    if (child.connected) child.send({ type: 'stop' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  children.delete(child);
+/** A bench server, stopped with the others if the run fails. */
+function startChild(name, script, args, execArgv = []) {
+  return startServer(script, args, { name, execArgv, children });
 }
 
 async function stopAll() {

@@ -60,18 +60,24 @@ export function createKeyFormat(config: KeyFormatConfig): KeyFormat {
 function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
   const byMode: [KeyMode, string][] = [['live', prefixes.live]];
   if (prefixes.test !== undefined) byMode.push(['test', prefixes.test]);
-  // Longest prefix first, so "rk_" never shadows "rk_test_".
-  const ordered = [...byMode].sort((a, b) => b[1].length - a[1].length);
-  function shape(candidate: string): KeyCheck {
-    for (const [mode, prefix] of ordered) {
-      // A live key can begin with the test prefix when one prefix extends the other
-      // ("sk" and "sk1"): the length tells them apart.
-      if (!candidate.startsWith(prefix) || candidate.length !== prefix.length + BODY_LENGTH) continue;
-      // Checked on every request: no substring.
-      BASE62_BODY.lastIndex = prefix.length;
-      return BASE62_BODY.test(candidate) ? A_KEY[mode] : NOT_A_KEY;
+  /**
+   * The mode whose prefix the candidate begins with, at that prefix's key length. The
+   * length decides between prefixes where one extends the other ("rk_" and "rk_test_",
+   * "sk" and "sk1": a live key may begin with the test prefix).
+   */
+  function modeOf(candidate: string): [KeyMode, string] | undefined {
+    for (const entry of byMode) {
+      const prefix = entry[1];
+      if (candidate.length === prefix.length + BODY_LENGTH && candidate.startsWith(prefix)) return entry;
     }
-    return NOT_A_KEY;
+    return undefined;
+  }
+  function shape(candidate: string): KeyCheck {
+    const found = modeOf(candidate);
+    if (!found) return NOT_A_KEY;
+    // Checked on every request: no substring.
+    BASE62_BODY.lastIndex = found[1].length;
+    return BASE62_BODY.test(candidate) ? A_KEY[found[0]] : NOT_A_KEY;
   }
   return {
     modes: byMode.map(([mode]) => mode),
@@ -87,7 +93,7 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     },
     shape,
     hint(secret) {
-      const prefix = ordered.find(([, p]) => secret.startsWith(p) && secret.length === p.length + BODY_LENGTH)?.[1] ?? '';
+      const prefix = modeOf(secret)?.[1] ?? '';
       return `${prefix}…${secret.slice(-4)}`;
     },
   };

@@ -14,7 +14,8 @@ export const DEFAULT_PREFIX = 'keygate:';
 
 /**
  * The client gives up on any command after this long. Requests do not wait that long:
- * an admission has its own, shorter deadline (`withDeadline`).
+ * an admission has its own, shorter deadline (the batcher's `deadlineMs`; a balance
+ * read, `withDeadline`).
  */
 const COMMAND_TIMEOUT_MS = 5_000;
 const CONNECT_TIMEOUT_MS = 1_000;
