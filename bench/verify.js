@@ -1,9 +1,9 @@
 /**
  * Case (v): in-process verification of a cached key on one core. Builds a runtime on a
  * temp SQLite file, issues one key, puts it in the cache, then loops for a fixed time
- * over what a warm request does for its key: the shape check (prefix, length, alphabet;
- * a cached key skips the CRC32, which guards the store) and `pipeline.identify` (hash,
- * cache lookup by digest).
+ * over what a warm request does for its key: the shape check (prefix and length; a
+ * cached key skips the alphabet and the CRC32, which guard the store) and
+ * `pipeline.identify` (hash, cache lookup by digest).
  *
  * Usage (by the runner): node bench/verify.js <profile file> <warm-up ms> <duration ms>
  * Prints nothing; sends { verificationsPerSecond, ... } to the runner.

@@ -9,8 +9,10 @@
  * `hex` keys are bare lowercase hex tokens (e.g. 40 characters, 160 bits) for APIs
  * migrating keys that look like that already; they carry no checksum, only a shape.
  *
- * `shape` is the cheap half of `check` (prefix, length, alphabet), for a caller that can
- * answer a key it has verified before without its checksum (the gateway's key cache).
+ * `shape` is the cheap part of `check` (prefix and length), for a caller that can answer
+ * a key it has verified before without the rest (the gateway's key cache): a string of
+ * the right length whose alphabet or checksum is wrong was never verified, so it is not
+ * in that cache, and `check` refuses it before the store is asked.
  *
  * @example
  * const format = createKeyFormat({ format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' }, hexLength: 40 });
@@ -47,7 +49,7 @@ export interface KeyFormat {
   generate(mode: KeyMode): string;
   /** Shape and checksum only; `mode` is undefined when the format cannot tell. */
   check(candidate: string): KeyCheck;
-  /** Prefix, length and alphabet only: `check` without the checksum. */
+  /** Prefix and length only: `check` without the alphabet and the checksum. */
   shape(candidate: string): KeyCheck;
   /** What is shown instead of the secret: prefix and last four characters. */
   hint(secret: string): string;
@@ -74,10 +76,7 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
   }
   function shape(candidate: string): KeyCheck {
     const found = modeOf(candidate);
-    if (!found) return NOT_A_KEY;
-    // Checked on every request: no substring.
-    BASE62_BODY.lastIndex = found[1].length;
-    return BASE62_BODY.test(candidate) ? A_KEY[found[0]] : NOT_A_KEY;
+    return found ? A_KEY[found[0]] : NOT_A_KEY;
   }
   return {
     modes: byMode.map(([mode]) => mode),
@@ -88,8 +87,10 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
       return body + checksum(body);
     },
     check(candidate) {
-      const result = shape(candidate);
-      return result.ok && endsWithChecksum(candidate) ? result : NOT_A_KEY;
+      const found = modeOf(candidate);
+      if (!found) return NOT_A_KEY;
+      BASE62_BODY.lastIndex = found[1].length;
+      return BASE62_BODY.test(candidate) && endsWithChecksum(candidate) ? A_KEY[found[0]] : NOT_A_KEY;
     },
     shape,
     hint(secret) {
@@ -101,15 +102,14 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
 
 function hexFormat(length: number): KeyFormat {
   const pattern = new RegExp(`^[0-9a-f]{${length}}$`);
-  const shape = (candidate: string): KeyCheck => (candidate.length === length && pattern.test(candidate) ? A_KEY.unknown : NOT_A_KEY);
   return {
     modes: ['live'],
     generate() {
       return randomBytes(Math.ceil(length / 2)).toString('hex').slice(0, length);
     },
-    // No checksum: the shape is all there is to check.
-    check: shape,
-    shape,
+    // No checksum: the length and the alphabet are all there is to check.
+    check: (candidate) => (candidate.length === length && pattern.test(candidate) ? A_KEY.unknown : NOT_A_KEY),
+    shape: (candidate) => (candidate.length === length ? A_KEY.unknown : NOT_A_KEY),
     hint(secret) {
       return `…${secret.slice(-4)}`;
     },

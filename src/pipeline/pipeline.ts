@@ -107,7 +107,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (credential.kind === 'missing') return refuse(deny('missing_key'));
     if (credential.kind === 'malformed') return refuse(deny('malformed_key', PRESENTED));
 
-    // 2. Its shape (prefix, length, alphabet) → malformed_key.
+    // 2. Its shape (prefix and length) → malformed_key. Nothing longer is hashed.
     const secret = credential.secret;
     const shape = keyFormat.shape(secret);
     if (!shape.ok) return refuse(deny('malformed_key', PRESENTED));
@@ -117,8 +117,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const hash = hashKey(secret);
     const cached = keyCache.get(hash, now);
     if (cached !== undefined) return check(request, shape.mode, cached, now);
-    // 2 (continued). The checksum, before the store is asked → malformed_key. The cache
-    // needs none: it only ever holds the digests of keys that passed it on their way here.
+    // 2 (continued). Its alphabet and checksum, before the store is asked → malformed_key.
+    // A cached key needs neither: the cache only ever holds the digests of keys that
+    // passed them on their way here, so a string that would fail them is never found in it.
     if (!keyFormat.check(secret).ok) return refuse(deny('malformed_key', PRESENTED));
     return fromStore(hash, now).then(
       (found) => check(request, shape.mode, found, now),

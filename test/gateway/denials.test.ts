@@ -144,6 +144,18 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
     expect(kg.runtime.keyCache.get(kg.runtime.hashKey(typo), now)).toBeUndefined();
   });
 
+  it('malformed_key: a character outside the alphabet, at the right length, is refused before the store is asked', async () => {
+    const key = secrets.good;
+    expect((await call('/v1/read', key)).status).toBe(200);
+    // Prefix and length are right (all a cached key is checked for): the rest is not.
+    for (const odd of [`${key.slice(0, 12)}-${key.slice(13)}`, `${key.slice(0, -7)}.${key.slice(-6)}`]) {
+      expect(odd.length).toBe(key.length);
+      const r = await expectDenial(await call('/v1/read', odd), 'malformed_key');
+      expect(r.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
+      expect(kg.runtime.keyCache.get(kg.runtime.hashKey(odd), now)).toBeUndefined();
+    }
+  });
+
   it('unknown_key: well-formed but never issued', async () => {
     await expectDenial(await call('/v1/read', kg.runtime.keyFormat.generate('live')), 'unknown_key');
   });
