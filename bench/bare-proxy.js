@@ -4,7 +4,12 @@
  * bodies not parsed, and an undici Pool (keygate's pool options) dispatching each
  * request with a handler that streams the answer straight into the client's response,
  * with backpressure. No checks and nothing added: only the headers HTTP itself says a
- * proxy must not pass on (hop-by-hop, Host, Expect) are left out.
+ * proxy must not pass on (hop-by-hop, Host, Expect) are left out. Like keygate, it stops
+ * the upstream request when the client hangs up first (one shared 'close' listener):
+ * without that, an answer streamed into a closed response waits for a 'drain' that never
+ * comes, and its upstream connection is never given back (after a few rounds of the
+ * bench, whose load generator hangs up on the requests in flight when it stops, every
+ * connection of the pool was stuck and the proxy answered nothing).
  *
  * Usage (by the runner): node bench/bare-proxy.js <upstream url>
  */
@@ -22,10 +27,14 @@ class Exchange {
     this.reply = reply;
     this.res = reply.raw;
     this.controller = null;
+    this.done = false;
+    this.res[EXCHANGE] = this;
+    this.res.on('close', onResponseClose);
   }
 
   onRequestStart(controller) {
     this.controller = controller;
+    if (this.res.destroyed) controller.abort(new Error('the client went away'));
   }
 
   onResponseStart(_controller, statusCode, headers) {
@@ -44,13 +53,26 @@ class Exchange {
   }
 
   onResponseEnd() {
+    this.done = true;
     this.res.end();
   }
 
   onResponseError(_controller, error) {
+    this.done = true;
     if (this.res.headersSent) this.res.destroy(error);
-    else this.reply.code(502).send({ error: 'bad gateway' });
+    else if (!this.res.destroyed) this.reply.code(502).send({ error: 'bad gateway' });
   }
+
+  clientGone() {
+    if (this.done || this.res.writableFinished) return;
+    this.controller?.abort(new Error('the client went away'));
+  }
+}
+
+const EXCHANGE = Symbol('bare proxy exchange');
+
+function onResponseClose() {
+  this[EXCHANGE]?.clientGone();
 }
 
 serveUntilStopped(async () => {

@@ -416,6 +416,14 @@ function printSummary(results) {
       console.log(`  ${name}: not measured`);
       return;
     }
+    // A case with failed requests did not measure what it claims: its ratio judges nothing.
+    const failed = [[num, a], [den, b]].filter(([, c]) => c.errors + c.timeouts + c.non2xx > 0);
+    if (failed.length > 0) {
+      const why = failed.map(([id, c]) => `(${id}) had ${fmt(c.errors + c.timeouts + c.non2xx)} failed requests (errors, timeouts, non-2xx)`).join(', ');
+      console.log(`  ${name}: not judged: ${why}`);
+      results.ratios[name] = { invalid: why };
+      return;
+    }
     const value = a.requestsPerSecond / b.requestsPerSecond;
     const perRound = a.rounds.map((r, i) => r.requestsPerSecond / b.rounds[i].requestsPerSecond);
     const judged = target === undefined ? '(reference, no target)' : `target ≥ ${target}: ${value >= target ? 'met' : 'NOT met'}`;
