@@ -4,7 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { LoadedConfig } from './config/load.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
@@ -25,14 +26,46 @@ export interface ServeOptions extends RuntimeOptions {
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
-/** Stops accepting, lets in-flight requests finish, and cuts whatever is left after `ms`. */
-async function drain(app: FastifyInstance, ms: number): Promise<void> {
+/** How often a drain closes the connections that have nothing in flight. */
+const DRAIN_SWEEP_MS = 100;
+
+/**
+ * Stops accepting, lets in-flight requests finish, and cuts whatever is left after `ms`.
+ * Node's `server.close()` ends only the keep-alive connections idle at that moment: one
+ * whose answer was still on its way, or that never carried a request, would hold the
+ * drain to its timeout. So they are closed as soon as they have nothing in flight.
+ */
+async function drain(app: FastifyInstance, closeUnused: () => void, ms: number): Promise<void> {
   const timer = setTimeout(() => app.server.closeAllConnections(), ms);
+  const sweep = setInterval(() => {
+    app.server.closeIdleConnections();
+    closeUnused();
+  }, DRAIN_SWEEP_MS);
   try {
-    await app.close();
+    const closed = app.close();
+    closeUnused();
+    await closed;
   } finally {
     clearTimeout(timer);
+    clearInterval(sweep);
   }
+}
+
+/**
+ * Connections that have not sent a byte yet: the spare ones browsers, HTTP client pools
+ * and load balancers open ahead of need (`closeIdleConnections` leaves them alone). The
+ * returned function closes those open now; a client takes a closed spare connection as a
+ * reason to open another, as with any idle keep-alive one.
+ */
+function unusedConnections(server: Server): () => void {
+  const open = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
+  return () => {
+    for (const socket of open) if (socket.bytesRead === 0) socket.destroy();
+  };
 }
 
 export interface RunningKeygate {
@@ -55,9 +88,9 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   }
   const { log } = rt;
   const metrics = createMetrics();
-  const servers: FastifyInstance[] = [];
+  const servers: { app: FastifyInstance; closeUnused: () => void }[] = [];
   const listen = async (app: FastifyInstance, host: string, port: number) => {
-    servers.push(app);
+    servers.push({ app, closeUnused: unusedConnections(app.server) });
     await app.listen({ host, port });
     const address = app.server.address() as AddressInfo;
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
@@ -94,7 +127,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       close() {
         closing ??= (async () => {
           // Stop accepting, let in-flight requests finish, then write usage out.
-          await Promise.allSettled(servers.map((s) => drain(s, options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS)));
+          await Promise.allSettled(servers.map((s) => drain(s.app, s.closeUnused, options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS)));
           await rt.close();
           upstream?.kill('SIGTERM');
           log.info('keygate stopped');
@@ -103,7 +136,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       },
     };
   } catch (error) {
-    await Promise.allSettled(servers.map((s) => s.close()));
+    await Promise.allSettled(servers.map((s) => s.app.close()));
     await rt.close();
     upstream?.kill('SIGTERM');
     throw error;

@@ -191,3 +191,42 @@ describe('forwarding', () => {
     expect(await response.json()).toEqual({ status: 404 });
   });
 });
+
+describe('clients that hang up mid-answer', () => {
+  const dir = tempDir('proxy-hang-up');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let authorization: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    // Two upstream connections: two answers that never give theirs back would starve every later request.
+    kg = await startKeygate({ upstream: { url: upstream.url, connections: 2 }, auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }] } }, { dir });
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    const issued = await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'live', scopes: [] }, 'test');
+    authorization = `Bearer ${issued.secret}`;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('gives the upstream connection back each time, so later requests are still answered', async () => {
+    for (let i = 0; i < 6; i++) {
+      const client = new AbortController();
+      // 100 chunks, 20 ms apart: the client leaves after the first, two seconds before the end.
+      const response = await kg.call(`/stream?chunks=100&i=${i}`, { headers: { authorization }, signal: AbortSignal.any([client.signal, AbortSignal.timeout(5_000)]) });
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe('chunk 1\n');
+      client.abort();
+      await reader.read().catch(() => undefined);
+    }
+    // Had any of them kept its upstream connection, a later call would wait forever (5 s here).
+    const response = await kg.call('/sites', { headers: { authorization }, signal: AbortSignal.timeout(5_000) });
+    expect(response.status).toBe(200);
+    await response.text();
+    // The upstream saw each of them go before its answer was done.
+    expect(upstream.abandoned.filter((r) => r.url.startsWith('/stream')).length).toBe(6);
+  });
+});
