@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { LoadedConfig } from './config/load.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
@@ -26,46 +26,66 @@ export interface ServeOptions extends RuntimeOptions {
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
-/** How often a drain closes the connections that have nothing in flight. */
-const DRAIN_SWEEP_MS = 100;
+/** How long a connection that has not sent a byte is left alone once a drain begins. */
+const UNUSED_GRACE_MS = 1_000;
 
 /**
  * Stops accepting, lets in-flight requests finish, and cuts whatever is left after `ms`.
- * Node's `server.close()` ends only the keep-alive connections idle at that moment: one
- * whose answer was still on its way, or that never carried a request, would hold the
- * drain to its timeout. So they are closed as soon as they have nothing in flight.
+ *
+ * Node's `server.close()` closes the keep-alive connections idle at that moment and
+ * waits for every other one to close; Fastify answers requests that arrive meanwhile
+ * with a 503 and `Connection: close`. Left to Node, two kinds of connection held a stop
+ * to the timeout: one whose answer was on its way (its client keeps it open for the next
+ * request), and a spare one that never carried a request (browsers, client pools and
+ * load balancers open them ahead of need). And Node's close destroyed a connection whose
+ * last answer had been ended but was still being written: a big answer to a slow reader
+ * lost its tail. So here a connection between requests is ended (`end()`: queued bytes
+ * go out first), one with an answer in flight is ended once that answer is sent, and one
+ * that has sent nothing a second into the drain is closed (a request already on its way
+ * has arrived by then, and gets its 503). A request sent on a keep-alive connection just
+ * as it is ended finds it closed, as with any server's idle timeout; HTTP clients send
+ * such a request again on a new connection.
  */
-async function drain(app: FastifyInstance, closeUnused: () => void, ms: number): Promise<void> {
+async function drain(app: FastifyInstance, connections: Set<Socket>, ms: number): Promise<void> {
   const timer = setTimeout(() => app.server.closeAllConnections(), ms);
-  const sweep = setInterval(() => {
-    app.server.closeIdleConnections();
-    closeUnused();
-  }, DRAIN_SWEEP_MS);
+  // What `server.close()` calls (Node 20): ended gracefully instead of destroyed.
+  app.server.closeIdleConnections = () => {
+    for (const socket of connections) if (socket.bytesRead > 0 && !answerInFlight(socket)) socket.end();
+  };
+  for (const socket of connections) {
+    // A pipelined request may be next on the connection: then its own answer ends it.
+    answerInFlight(socket)?.once('close', () => {
+      if (!answerInFlight(socket)) socket.end();
+    });
+  }
+  const spare = setTimeout(() => {
+    for (const socket of connections) if (socket.bytesRead === 0) socket.destroy();
+  }, UNUSED_GRACE_MS);
   try {
-    const closed = app.close();
-    closeUnused();
-    await closed;
+    await app.close();
   } finally {
     clearTimeout(timer);
-    clearInterval(sweep);
+    clearTimeout(spare);
   }
 }
 
 /**
- * Connections that have not sent a byte yet: the spare ones browsers, HTTP client pools
- * and load balancers open ahead of need (`closeIdleConnections` leaves them alone). The
- * returned function closes those open now; a client takes a closed spare connection as a
- * reason to open another, as with any idle keep-alive one.
+ * The response being written on a connection, if any. Node keeps it on the socket as
+ * `_httpMessage` (and clears it once the response is handed over in full) and exposes
+ * nothing public for it.
  */
-function unusedConnections(server: Server): () => void {
+function answerInFlight(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/** The listener's open connections, kept up to date (per connection, nothing per request). */
+function openConnections(server: Server): Set<Socket> {
   const open = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));
   });
-  return () => {
-    for (const socket of open) if (socket.bytesRead === 0) socket.destroy();
-  };
+  return open;
 }
 
 export interface RunningKeygate {
@@ -88,9 +108,9 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   }
   const { log } = rt;
   const metrics = createMetrics();
-  const servers: { app: FastifyInstance; closeUnused: () => void }[] = [];
+  const servers: { app: FastifyInstance; connections: Set<Socket> }[] = [];
   const listen = async (app: FastifyInstance, host: string, port: number) => {
-    servers.push({ app, closeUnused: unusedConnections(app.server) });
+    servers.push({ app, connections: openConnections(app.server) });
     await app.listen({ host, port });
     const address = app.server.address() as AddressInfo;
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
@@ -127,7 +147,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       close() {
         closing ??= (async () => {
           // Stop accepting, let in-flight requests finish, then write usage out.
-          await Promise.allSettled(servers.map((s) => drain(s.app, s.closeUnused, options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS)));
+          await Promise.allSettled(servers.map((s) => drain(s.app, s.connections, options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS)));
           await rt.close();
           upstream?.kill('SIGTERM');
           log.info('keygate stopped');

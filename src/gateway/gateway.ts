@@ -54,6 +54,9 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     // own lines through `log`, once per request, in `finish`.
     logger: false,
     exposeHeadRoutes: false,
+    // Requests that arrive while keygate stops are refused by `handle`, in the dialect
+    // (Fastify's own 503 is not in the API's envelope).
+    return503OnClosing: false,
     // Errors Fastify meets before routing (an undecodable URL, say) are the client's.
     frameworkErrors: (_error, request, reply) => {
       send(request, reply, deny('bad_request'));
@@ -94,6 +97,13 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   });
   app.addHook('onClose', async () => forwarder.close());
 
+  /** Set once keygate begins to stop: what arrives from then on is refused. */
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+
   const basePath = config.basePath.replace(/\/$/, '');
   const underBase = (path: string) => basePath === '' || path === basePath || path.startsWith(`${basePath}/`);
 
@@ -120,6 +130,11 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
    */
   function handle(request: FastifyRequest, reply: FastifyReply): void {
     request.keygate = new RequestRecord();
+    if (closing) {
+      reply.header('connection', 'close');
+      send(request, reply, deny('service_unavailable'));
+      return;
+    }
     const url = request.raw.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createKeyFormat } from './format.js';
+import { checksum, createKeyFormat } from './format.js';
 
 const ranksy = createKeyFormat({ format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' }, hexLength: 40 });
 
@@ -36,7 +36,11 @@ describe('prefixed keys', () => {
   it('checks the shape alone (prefix and length), leaving the alphabet and the checksum to check', () => {
     const key = ranksy.generate('test');
     const typo = key.slice(0, -1) + (key.endsWith('a') ? 'b' : 'a');
-    const outside = [`${key.slice(0, -1)}-`, `${key.slice(0, -1)}é`, `${key.slice(0, 10)} ${key.slice(11)}`];
+    // Each with a checksum that fits: only the alphabet is wrong.
+    const outside = ['-', 'é', ' '].map((odd) => {
+      const body = `${key.slice(0, 12)}${odd}${key.slice(13, -6)}`;
+      return body + checksum(body);
+    });
     expect(ranksy.shape(key)).toEqual({ ok: true, mode: 'test' });
     for (const candidate of [typo, ...outside]) {
       expect(ranksy.shape(candidate), JSON.stringify(candidate)).toEqual({ ok: true, mode: 'test' });

@@ -138,7 +138,8 @@ function endsWithChecksum(candidate: string): boolean {
   return true;
 }
 
-function checksum(text: string): string {
+/** The checksum part of a prefixed key: CRC32 of prefix + random part, 6 base62 characters. */
+export function checksum(text: string): string {
   let value = crc32(text);
   let out = '';
   for (let i = 0; i < CHECKSUM_LENGTH; i++) {

@@ -218,7 +218,7 @@ describe('clients that hang up mid-answer', () => {
       // 100 chunks, 20 ms apart: the client leaves after the first, two seconds before the end.
       const response = await kg.call(`/stream?chunks=100&i=${i}`, { headers: { authorization }, signal: AbortSignal.any([client.signal, AbortSignal.timeout(5_000)]) });
       const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-      expect(new TextDecoder().decode((await reader.read()).value)).toBe('chunk 1\n');
+      expect(new TextDecoder().decode((await reader.read()).value)).toMatch(/^chunk 1\n/);
       client.abort();
       await reader.read().catch(() => undefined);
     }
@@ -227,6 +227,6 @@ describe('clients that hang up mid-answer', () => {
     expect(response.status).toBe(200);
     await response.text();
     // The upstream saw each of them go before its answer was done.
-    expect(upstream.abandoned.filter((r) => r.url.startsWith('/stream')).length).toBe(6);
+    await expect.poll(() => upstream.abandoned.filter((r) => r.url.startsWith('/stream')).length).toBe(6);
   });
 });
