@@ -50,14 +50,10 @@ async function drain(app: FastifyInstance, connections: Set<Socket>, ms: number)
   const timer = setTimeout(() => app.server.closeAllConnections(), ms);
   // What `server.close()` calls (Node 20): ended gracefully instead of destroyed.
   app.server.closeIdleConnections = () => {
-    for (const socket of connections) if (socket.bytesRead > 0 && !answerInFlight(socket)) socket.end();
+    for (const socket of connections) if (socket.bytesRead > 0) endIfIdle(socket);
   };
-  for (const socket of connections) {
-    // A pipelined request may be next on the connection: then its own answer ends it.
-    answerInFlight(socket)?.once('close', () => {
-      if (!answerInFlight(socket)) socket.end();
-    });
-  }
+  // A pipelined request may be next on the connection: then it is not ended here.
+  for (const socket of connections) answerInFlight(socket)?.once('close', () => endIfIdle(socket));
   const spare = setTimeout(() => {
     for (const socket of connections) if (socket.bytesRead === 0) socket.destroy();
   }, UNUSED_GRACE_MS);
@@ -76,6 +72,11 @@ async function drain(app: FastifyInstance, connections: Set<Socket>, ms: number)
  */
 function answerInFlight(socket: Socket): ServerResponse | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/** Ends the connection (queued bytes go out first) unless an answer is being written on it. */
+function endIfIdle(socket: Socket): void {
+  if (!answerInFlight(socket)) socket.end();
 }
 
 /** The listener's open connections, kept up to date (per connection, nothing per request). */

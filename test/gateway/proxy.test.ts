@@ -201,7 +201,7 @@ describe('clients that hang up mid-answer', () => {
   beforeAll(async () => {
     upstream = await startTestUpstream();
     // Two upstream connections: two answers that never give theirs back would starve every later request.
-    kg = await startKeygate({ upstream: { url: upstream.url, connections: 2 }, auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }] } }, { dir });
+    kg = await startKeygate({ upstream: { url: upstream.url, connections: 2 } }, { dir });
     const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
     const issued = await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'live', scopes: [] }, 'test');
     authorization = `Bearer ${issued.secret}`;

@@ -25,7 +25,6 @@ describe('stopping', () => {
     kg = await startKeygate(
       {
         upstream: { url: upstream.url },
-        auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }] },
         plans: { default: { meters: { units: { limit: 10_000_000 } } } },
         // Records counted in the body: keygate holds the whole answer and sends it at once.
         routes: [{ method: 'GET', path: '/records', cost: { meter: 'units', perRecord: 1, records: { json: 'data' } } }, { method: 'GET', path: '/slow' }],
