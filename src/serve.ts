@@ -3,9 +3,10 @@
  * listener, over one runtime. Closing drains in-flight requests, then flushes usage.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
-import type { Server, ServerResponse } from 'node:http';
+import dns from 'node:dns';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { LoadedConfig } from './config/load.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
@@ -29,33 +30,66 @@ const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 /** How long a connection that has not sent a byte is left alone once a drain begins. */
 const UNUSED_GRACE_MS = 1_000;
 
+/** One Fastify app and its open connections (those accepted on every address it listens on). */
+interface Listener {
+  app: FastifyInstance;
+  connections: Set<Socket>;
+}
+
 /**
  * Stops accepting, lets in-flight requests finish, and cuts whatever is left after `ms`.
  *
  * Node's `server.close()` closes the keep-alive connections idle at that moment and
- * waits for every other one to close; Fastify answers requests that arrive meanwhile
- * with a 503 and `Connection: close`. Left to Node, two kinds of connection held a stop
- * to the timeout: one whose answer was on its way (its client keeps it open for the next
- * request), and a spare one that never carried a request (browsers, client pools and
- * load balancers open them ahead of need). And Node's close destroyed a connection whose
- * last answer had been ended but was still being written: a big answer to a slow reader
- * lost its tail. So here a connection between requests is ended (`end()`: queued bytes
- * go out first), one with an answer in flight is ended once that answer is sent, and one
- * that has sent nothing a second into the drain is closed (a request already on its way
- * has arrived by then, and gets its 503). A request sent on a keep-alive connection just
- * as it is ended finds it closed, as with any server's idle timeout; HTTP clients send
- * such a request again on a new connection.
+ * waits for every other one to close; the listeners answer requests that arrive
+ * meanwhile with a 503 and `Connection: close`. Left to Node, several kinds of connection
+ * held a stop to the timeout: one whose answer was on its way (its client keeps it open
+ * for the next request), one with pipelined requests queued behind that answer, and a
+ * spare one that never carried a request (browsers, client pools and load balancers open
+ * them ahead of need). And Node's close destroyed a connection whose last answer had been
+ * ended but was still being written: a big answer to a slow reader lost its tail.
+ *
+ * So here, a connection is closed once it is idle: no answer being written on it and no
+ * request half read (Node's HTTP parser knows: `betweenRequests`). One with an answer in
+ * flight is looked at again when that answer is sent (and again after each answer
+ * pipelined behind it). One
+ * that has read part of a request is left alone: the request is answered (with the 503
+ * once it is whole) and the connection looked at again. One that has sent nothing a
+ * second into the drain is closed (a request already on its way has arrived by then, and
+ * gets its 503). Closing is `destroySoon()`: queued bytes go out first, and the client's
+ * own FIN is not awaited (Node's HTTP sockets allow half-open connections, so `end()`
+ * alone left a client that never closes its side holding the stop). A request sent on a
+ * keep-alive connection just as it is closed finds it closed, as with any server's idle
+ * timeout; HTTP clients send such a request again on a new connection.
  */
-async function drain(app: FastifyInstance, connections: Set<Socket>, ms: number): Promise<void> {
-  const timer = setTimeout(() => app.server.closeAllConnections(), ms);
-  // What `server.close()` calls (Node 20): ended gracefully instead of destroyed.
-  app.server.closeIdleConnections = () => {
-    for (const socket of connections) if (socket.bytesRead > 0) endIfIdle(socket);
+async function drain({ app, connections }: Listener, ms: number): Promise<void> {
+  const timer = setTimeout(() => {
+    for (const socket of connections) socket.destroy();
+  }, ms);
+  const watched = new WeakSet<ServerResponse>();
+  /** Closes the connection if it is idle, or looks at it again once its answer is sent. */
+  const closeWhenIdle = (socket: Socket, idle = betweenRequests(app.server)) => {
+    const answer = answerInFlight(socket);
+    if (answer) {
+      if (watched.has(answer)) return;
+      watched.add(answer);
+      answer.once('close', () => closeWhenIdle(socket));
+    } else if (!idle || idle.has(socket)) {
+      socket.destroySoon();
+    }
   };
-  // A pipelined request may be next on the connection: then it is not ended here.
-  for (const socket of connections) answerInFlight(socket)?.once('close', () => endIfIdle(socket));
+  // What `server.close()` calls (Node 20): idle ones are closed gracefully instead of destroyed.
+  app.server.closeIdleConnections = () => {
+    const idle = betweenRequests(app.server);
+    for (const socket of connections) closeWhenIdle(socket, idle);
+  };
+  // A request that was half received when the drain began: closed once it is answered.
+  app.server.on('request', (request: IncomingMessage) => closeWhenIdle(request.socket));
   const spare = setTimeout(() => {
-    for (const socket of connections) if (socket.bytesRead === 0) socket.destroy();
+    // Run after the event loop's next I/O phase: a request that arrived while the process
+    // was stalled past the grace (a long GC pause, a busy host) is read before we look.
+    setImmediate(() => {
+      for (const socket of connections) if (socket.bytesRead === 0) socket.destroy();
+    });
   }, UNUSED_GRACE_MS);
   try {
     await app.close();
@@ -67,16 +101,11 @@ async function drain(app: FastifyInstance, connections: Set<Socket>, ms: number)
 
 /**
  * The response being written on a connection, if any. Node keeps it on the socket as
- * `_httpMessage` (and clears it once the response is handed over in full) and exposes
- * nothing public for it.
+ * `_httpMessage` (and clears it once the response is handed over in full, or hands the
+ * socket to the next pipelined response) and exposes nothing public for it.
  */
 function answerInFlight(socket: Socket): ServerResponse | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
-}
-
-/** Ends the connection (queued bytes go out first) unless an answer is being written on it. */
-function endIfIdle(socket: Socket): void {
-  if (!answerInFlight(socket)) socket.end();
 }
 
 /** The listener's open connections, kept up to date (per connection, nothing per request). */
@@ -87,6 +116,73 @@ function openConnections(server: Server): Set<Socket> {
     socket.once('close', () => open.delete(socket));
   });
   return open;
+}
+
+/** Node's list of a server's HTTP connections (internal: it exposes no public way to ask). */
+const CONNECTIONS_LIST = 'http.server.connections';
+interface ConnectionsList {
+  /** The parsers of connections that have read at least one request and are not inside another. */
+  idle(): { socket?: Socket }[];
+}
+
+/**
+ * The connections that have read their last request whole and nothing of the next:
+ * Node's HTTP parser knows, and its own `closeIdleConnections` asks it the same way. (A
+ * connection that has not sent a byte yet is not among them: `drain` has its own rule
+ * for those.) Undefined if a future Node drops that list: then every connection counts
+ * as between requests, as before keygate asked.
+ */
+function betweenRequests(server: Server): Set<Socket | undefined> | undefined {
+  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === CONNECTIONS_LIST);
+  const list = key && (server as unknown as Record<symbol, ConnectionsList | undefined>)[key];
+  if (typeof list?.idle !== 'function') return undefined;
+  return new Set(list.idle().map((parser) => parser.socket));
+}
+
+/**
+ * Listens on `host`, and when it is `localhost` on each address it resolves to (127.0.0.1
+ * and ::1, say), as Fastify does. Fastify opens a server of its own for each further
+ * address, which `drain` cannot see: so keygate resolves `localhost` itself, gives
+ * Fastify the first address, and accepts connections on the others with plain TCP
+ * servers that hand each socket to Fastify's HTTP server. Those connections are then
+ * that server's: its requests, its timeouts, its `closeIdleConnections`, and `drain`'s
+ * watch; closing it also closes the extra servers, and waits for their connections.
+ */
+async function listenOnEach(app: FastifyInstance, host: string, port: number, log: Runtime['log']): Promise<AddressInfo> {
+  const [first = host, ...others] = host === 'localhost' ? await resolveAll(host) : [host];
+  await app.listen({ host: first, port });
+  const address = app.server.address() as AddressInfo;
+  const extras: NetServer[] = [];
+  for (const other of others) {
+    const extra = createServer((socket) => app.server.emit('connection', socket));
+    try {
+      await new Promise<void>((resolve, reject) => extra.once('error', reject).listen(address.port, other, resolve));
+      extra.on('error', (error) => log.error({ err: error, address: other }, 'listener error'));
+      extras.push(extra);
+    } catch (error) {
+      // As Fastify does: the first address is enough to serve.
+      log.warn({ err: error, address: other }, `not listening on ${other} (${host} resolves to it too)`);
+    }
+  }
+  if (extras.length > 0) closeWithServer(app.server, extras);
+  return address;
+}
+
+/** Every address a host name resolves to, without duplicates, in the resolver's order. */
+function resolveAll(host: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    // `dns.lookup` looked up at call time, not bound at import, so tests can stand in for it.
+    dns.lookup(host, { all: true }, (error, addresses) => (error ? reject(error) : resolve([...new Set(addresses.map((a) => a.address))])));
+  });
+}
+
+/** Makes closing `server` also close `extras`, and call back only once they are all closed. */
+function closeWithServer(server: Server, extras: NetServer[]): void {
+  const close = server.close.bind(server);
+  server.close = ((done?: (error?: Error) => void) => {
+    const closed = extras.map((extra) => new Promise<void>((resolve) => extra.close(() => resolve())));
+    return close((error?: Error) => void Promise.all(closed).then(() => done?.(error)));
+  }) as Server['close'];
 }
 
 export interface RunningKeygate {
@@ -109,11 +205,10 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   }
   const { log } = rt;
   const metrics = createMetrics();
-  const servers: { app: FastifyInstance; connections: Set<Socket> }[] = [];
+  const servers: Listener[] = [];
   const listen = async (app: FastifyInstance, host: string, port: number) => {
     servers.push({ app, connections: openConnections(app.server) });
-    await app.listen({ host, port });
-    const address = app.server.address() as AddressInfo;
+    const address = await listenOnEach(app, host, port, log);
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   };
 
@@ -148,7 +243,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       close() {
         closing ??= (async () => {
           // Stop accepting, let in-flight requests finish, then write usage out.
-          await Promise.allSettled(servers.map((s) => drain(s.app, s.connections, options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS)));
+          await Promise.allSettled(servers.map((s) => drain(s, options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS)));
           await rt.close();
           upstream?.kill('SIGTERM');
           log.info('keygate stopped');
