@@ -51,10 +51,9 @@ interface Listener {
  * So here, a connection is closed once it is idle: no answer being written on it and no
  * request half read (Node's HTTP parser knows: `betweenRequests`). One with an answer in
  * flight is looked at again when that answer is sent (and again after each answer
- * pipelined behind it). One
- * that has read part of a request is left alone: the request is answered (with the 503
- * once it is whole) and the connection looked at again. One that has sent nothing a
- * second into the drain is closed (a request already on its way has arrived by then, and
+ * pipelined behind it). One that has read part of a request is left alone: the request
+ * is answered (with the 503 once it is whole) and the connection looked at again. One
+ * that has sent nothing a second into the drain is closed (a request already on its way has arrived by then, and
  * gets its 503). Closing is `destroySoon()`: queued bytes go out first, and the client's
  * own FIN is not awaited (Node's HTTP sockets allow half-open connections, so `end()`
  * alone left a client that never closes its side holding the stop). A request sent on a
@@ -66,16 +65,21 @@ async function drain({ app, connections }: Listener, ms: number): Promise<void> 
     for (const socket of connections) socket.destroy();
   }, ms);
   const watched = new WeakSet<ServerResponse>();
-  /** Closes the connection if it is idle, or looks at it again once its answer is sent. */
-  const closeWhenIdle = (socket: Socket, idle = betweenRequests(app.server)) => {
+  /**
+   * Closes the connection if it is idle, or looks at it again once its answer is sent.
+   * `idle`: the connections between requests, when the caller has already asked.
+   */
+  const closeWhenIdle = (socket: Socket, idle?: Set<Socket | undefined>) => {
     const answer = answerInFlight(socket);
     if (answer) {
       if (watched.has(answer)) return;
       watched.add(answer);
       answer.once('close', () => closeWhenIdle(socket));
-    } else if (!idle || idle.has(socket)) {
-      socket.destroySoon();
+      return;
     }
+    // Asked only here: an answer in flight settles it without walking every connection.
+    const between = idle ?? betweenRequests(app.server);
+    if (!between || between.has(socket)) socket.destroySoon();
   };
   // What `server.close()` calls (Node 20): idle ones are closed gracefully instead of destroyed.
   app.server.closeIdleConnections = () => {
