@@ -53,8 +53,11 @@ interface Listener {
  * flight is looked at again when that answer is sent (and again after each answer
  * pipelined behind it). One that has read part of a request is left alone: the request
  * is answered (with the 503 once it is whole) and the connection looked at again. One
- * that has sent nothing a second into the drain is closed (a request already on its way has arrived by then, and
- * gets its 503). Closing is `destroySoon()`: queued bytes go out first, and the client's
+ * whose request was answered before its body was in (a 401 on an upload) is looked at
+ * again once Node has read the rest of the body and dropped it. A client that stops
+ * sending half-way through a request, or stops reading, holds the stop to `ms`. One
+ * that has sent nothing a second into the drain is closed (a request already on its way
+ * has arrived by then, and gets its 503). Closing is `destroySoon()`: queued bytes go out first, and the client's
  * own FIN is not awaited (Node's HTTP sockets allow half-open connections, so `end()`
  * alone left a client that never closes its side holding the stop). A request sent on a
  * keep-alive connection just as it is closed finds it closed, as with any server's idle
@@ -64,7 +67,7 @@ async function drain({ app, connections }: Listener, ms: number): Promise<void> 
   const timer = setTimeout(() => {
     for (const socket of connections) socket.destroy();
   }, ms);
-  const watched = new WeakSet<ServerResponse>();
+  const watched = new WeakSet<ServerResponse | IncomingMessage>();
   /**
    * Closes the connection if it is idle, or looks at it again once its answer is sent.
    * `idle`: the connections between requests, when the caller has already asked.
@@ -77,9 +80,18 @@ async function drain({ app, connections }: Listener, ms: number): Promise<void> 
       answer.once('close', () => closeWhenIdle(socket));
       return;
     }
+    // A request answered before its body was in (a 401 on an upload): Node reads the rest
+    // and drops it; the connection is looked at again once that is done.
+    const reading = requestBeingRead(socket);
+    if (reading && !reading.complete) {
+      if (watched.has(reading)) return;
+      watched.add(reading);
+      reading.once('end', () => closeWhenIdle(socket));
+      return;
+    }
     // Asked only here: an answer in flight settles it without walking every connection.
     const between = idle ?? betweenRequests(app.server);
-    if (!between || between.has(socket)) socket.destroySoon();
+    if (between ? between.has(socket) : socket.bytesRead > 0) socket.destroySoon();
   };
   // What `server.close()` calls (Node 20): idle ones are closed gracefully instead of destroyed.
   app.server.closeIdleConnections = () => {
@@ -110,6 +122,14 @@ async function drain({ app, connections }: Listener, ms: number): Promise<void> 
  */
 function answerInFlight(socket: Socket): ServerResponse | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/**
+ * The request Node's HTTP parser is reading (or last read) on a connection. Node keeps
+ * the parser on the socket and the request on the parser, and exposes neither.
+ */
+function requestBeingRead(socket: Socket): IncomingMessage | undefined {
+  return (socket as Socket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming ?? undefined;
 }
 
 /** The listener's open connections, kept up to date (per connection, nothing per request). */
@@ -158,7 +178,8 @@ async function listenOnEach(app: FastifyInstance, host: string, port: number, lo
   const address = app.server.address() as AddressInfo;
   const extras: NetServer[] = [];
   for (const other of others) {
-    const extra = createServer((socket) => app.server.emit('connection', socket));
+    // The socket options of Node's own HTTP server, so these connections behave as its own.
+    const extra = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => app.server.emit('connection', socket));
     try {
       await new Promise<void>((resolve, reject) => extra.once('error', reject).listen(address.port, other, resolve));
       extra.on('error', (error) => log.error({ err: error, address: other }, 'listener error'));

@@ -10,6 +10,7 @@ import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
 import { createAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
+import { canConnect } from '../../src/serve.js';
 
 const RECORDS = 300_000;
 
@@ -27,7 +28,7 @@ describe('stopping', () => {
         upstream: { url: upstream.url },
         plans: { default: { meters: { units: { limit: 10_000_000 } } } },
         // Records counted in the body: keygate holds the whole answer and sends it at once.
-        routes: [{ method: 'GET', path: '/records', cost: { meter: 'units', perRecord: 1, records: { json: 'data' } } }, { method: 'GET', path: '/slow' }],
+        routes: [{ method: 'GET', path: '/records', cost: { meter: 'units', perRecord: 1, records: { json: 'data' } } }, { method: 'GET', path: '/held' }],
       },
       { dir, drainTimeoutMs: 120_000 },
     );
@@ -55,7 +56,7 @@ describe('stopping', () => {
     late.on('data', (d: Buffer) => (lateAnswer += d.toString('latin1')));
     const lateClosed = new Promise<void>((resolve) => late.once('close', () => resolve()));
 
-    // A big answer (about 4 MB) read slowly on a keep-alive connection, and a slow request.
+    // A big answer (about 4 MB) read slowly on a keep-alive connection, and a request held upstream.
     const agent = new Agent({ keepAlive: true });
     let bodyStarted!: () => void;
     const started = new Promise<void>((resolve) => (bodyStarted = resolve));
@@ -76,24 +77,20 @@ describe('stopping', () => {
         .end();
     });
     await started;
-    // Sent once the big answer is on its way, and given 2 s upstream: it is still in flight
-    // when the stop begins, unless the process stalls for that long.
-    const slow = kg.call('/slow?ms=2000', { headers: { authorization } });
-    let slowAnswered = false;
-    const settled = () => (slowAnswered = true);
-    slow.then(settled, settled);
-    await expect.poll(() => upstream.received.some((r) => r.url === '/slow?ms=2000')).toBe(true);
+    // Sent once the big answer is on its way, and held upstream until the drain has begun.
+    const held = kg.call('/held?id=drain', { headers: { authorization } });
+    await expect.poll(() => upstream.received.some((r) => r.url === '/held?id=drain')).toBe(true);
 
     const stopped = kg.close().then(() => 'stopped');
-    // Guard: otherwise this test no longer covers an answer in flight.
-    expect(slowAnswered).toBe(false);
+    await expect.poll(() => canConnect('127.0.0.1', Number(new URL(kg.gatewayUrl).port)), { timeout: 10_000 }).toBe(false);
+    upstream.release('drain');
     // Within the grace a spare connection is given: its request is refused in the API's way.
     // (Read late because the process stalled, it still is: shutdown-edge.test.ts.)
     late.write('GET /anything HTTP/1.1\r\nHost: keygate\r\n\r\n');
 
-    const slowResponse = await slow;
-    expect(slowResponse.status).toBe(200);
-    expect(await slowResponse.json()).toEqual({ slow: true });
+    const heldResponse = await held;
+    expect(heldResponse.status).toBe(200);
+    expect(await heldResponse.json()).toEqual({ held: 'drain' });
     const bigResponse = await big;
     expect(bigResponse.status).toBe(200);
     expect((JSON.parse(bigResponse.body) as { data: unknown[] }).data).toHaveLength(RECORDS);

@@ -4,6 +4,7 @@
  *
  *   /status/<code>        answers that status
  *   /slow?ms=<n>          answers after n ms
+ *   /held?id=<id>         answers once the test calls release(id)
  *   /records?n=<n>        {"data":[...n items]} and X-Record-Count: n (gzipped when the request accepts gzip)
  *   /count-header?n=<n>   X-Record-Count: n with a tiny body
  *   /stream?chunks=<n>    n chunks, 20 ms apart
@@ -28,12 +29,16 @@ export interface TestUpstream {
   received: Received[];
   /** Requests whose connection closed before the upstream answered them. */
   abandoned: Received[];
+  /** Answers the /held request with this id (now, or as soon as it arrives). */
+  release(id: string): void;
   close(): Promise<void>;
 }
 
 export async function startTestUpstream(): Promise<TestUpstream> {
   const received: Received[] = [];
   const abandoned: Received[] = [];
+  const held = new Map<string, () => void>();
+  const released = new Set<string>();
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -52,6 +57,13 @@ export async function startTestUpstream(): Promise<TestUpstream> {
       if (status) return json(Number(status[1]), { status: Number(status[1]) });
       if (url.pathname.endsWith('/slow')) {
         setTimeout(() => json(200, { slow: true }), Number(url.searchParams.get('ms') ?? 1000));
+        return;
+      }
+      if (url.pathname.endsWith('/held')) {
+        const id = url.searchParams.get('id') ?? '';
+        const answer = () => json(200, { held: id });
+        if (released.delete(id)) answer();
+        else held.set(id, answer);
         return;
       }
       if (url.pathname.endsWith('/records')) {
@@ -108,6 +120,11 @@ export async function startTestUpstream(): Promise<TestUpstream> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received,
     abandoned,
+    release(id) {
+      const answer = held.get(id);
+      if (!held.delete(id)) return void released.add(id);
+      answer?.();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
