@@ -4,7 +4,7 @@
  * (`apt-get install valgrind`) and a build (`npm run build`), and takes a few minutes
  * per case.
  *
- *   node bench/instructions.js <b|c|d> [--warmup=20000] [--requests=5000]
+ *   node bench/instructions.js <b|c|d> [--warmup=20000] [--requests=5000] [--dump=<file>]
  *   node bench/instructions.js authorize [--requests=300000]
  *
  * b, c, d: the bare proxy or keygate (the profiles of `npm run bench`) runs under
@@ -12,13 +12,15 @@
  *   then counts the next `requests` and reports the main thread's instructions per
  *   request. One at a time, so batching does not blur the figure; the store flush is
  *   turned down to once in 10 minutes, so it does not land in the counted window.
+ *   --dump keeps the counted window's callgrind dump, for `callgrind_annotate <file>`
+ *   (V8's builtins and Node's C++ are named in it; JIT-compiled JavaScript is not).
  * authorize: `pipeline.authorize` for a cached key in a loop, in one process with
  *   `--single-threaded`; the count of a long run minus that of a short one.
  *
  * Everything listens on 127.0.0.1; every process stops when this one ends.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,12 +32,13 @@ const VALGRIND = '/usr/bin/valgrind';
 /** V8's generic path for symbol-keyed literal fields: present only in the slow mode (bench/README.md). */
 const SLOW_MODE_MARK = 'Runtime_DefineKeyedOwnPropertyInLiteral';
 
-const USAGE = 'usage: node bench/instructions.js <b|c|d|authorize> [--warmup=N] [--requests=N]';
+const USAGE = 'usage: node bench/instructions.js <b|c|d|authorize> [--warmup=N] [--requests=N] [--dump=<file>]';
 const [which, ...rest] = process.argv.slice(2);
 const options = Object.fromEntries(rest.map((arg) => arg.replace(/^--/, '').split('=')));
 const warmup = count('warmup', 20_000);
 const requests = count('requests', which === 'authorize' ? 300_000 : 5_000);
-if (!['b', 'c', 'd', 'authorize'].includes(which) || Object.keys(options).some((name) => name !== 'warmup' && name !== 'requests')) stop(USAGE);
+if (!['b', 'c', 'd', 'authorize'].includes(which) || Object.keys(options).some((name) => !['warmup', 'requests', 'dump'].includes(name))) stop(USAGE);
+if ('dump' in options && !options.dump) stop(`--dump needs a file name: --dump=<file>\n${USAGE}`);
 if (!existsSync(path.join(BENCH_DIR, '..', 'dist', 'serve.js'))) stop('dist/ is missing: run `npm run build` first');
 try {
   execFileSync(VALGRIND, ['--version'], { stdio: 'ignore' });
@@ -94,6 +97,10 @@ async function countProxy(kind, warmup, requests) {
     if (main.length !== 1) throw new Error(`expected one main-thread dump in ${tmp}, found ${main.length}`);
     const file = path.join(tmp, main[0]);
     const total = totalOf(file);
+    if (options.dump) {
+      copyFileSync(file, options.dump);
+      console.log(`(${kind}) callgrind dump of the counted window: ${options.dump}`);
+    }
     // The slow mode's mark, in instructions per request (its own cost, a fraction of what the mode adds).
     const annotated = execFileSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 1 << 28 });
     const markLine = annotated.split('\n').find((line) => line.includes(SLOW_MODE_MARK));
