@@ -15,6 +15,7 @@ import { buildAdmin } from './admin/admin.js';
 import { buildDashboard } from './dashboard/dashboard.js';
 import { createMetrics } from './metrics.js';
 import { redactUrl } from './store/open.js';
+import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
 
 export interface ServeOptions extends RuntimeOptions {
   /** Override listener ports (0 = any free port), e.g. for tests. */
@@ -29,6 +30,8 @@ const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
 /** How long a connection that has not sent a byte is left alone once a drain begins. */
 const UNUSED_GRACE_MS = 1_000;
+/** How long a drain reads the rest of a request it has already answered, at most. */
+const LINGER_MS = 2_000;
 
 /** One Fastify app and its open connections (those accepted on every address it listens on). */
 interface Listener {
@@ -54,8 +57,9 @@ interface Listener {
  * pipelined behind it). One that has read part of a request is left alone: the request
  * is answered (with the 503 once it is whole) and the connection looked at again. One
  * whose request was answered before its body was in (a 401 on an upload) is looked at
- * again once Node has read the rest of the body and dropped it. A client that stops
- * sending half-way through a request, or stops reading, holds the stop to `ms`. One
+ * again once Node has read the rest of the body and dropped it, or closed if that takes
+ * longer than LINGER_MS. A client that stops sending half-way through a request not yet
+ * answered, or stops reading an answer, holds the stop to `ms`. One
  * that has sent nothing a second into the drain is closed (a request already on its way
  * has arrived by then, and gets its 503). Closing is `destroySoon()`: queued bytes go out first, and the client's
  * own FIN is not awaited (Node's HTTP sockets allow half-open connections, so `end()`
@@ -81,12 +85,19 @@ async function drain({ app, connections }: Listener, ms: number): Promise<void> 
       return;
     }
     // A request answered before its body was in (a 401 on an upload): Node reads the rest
-    // and drops it; the connection is looked at again once that is done.
+    // and drops it, so that the client, still sending, is not reset before it has read
+    // the answer. The connection is looked at again once that is done, or closed after
+    // LINGER_MS if the rest is slow to come (as nginx's lingering close does).
     const reading = requestBeingRead(socket);
     if (reading && !reading.complete) {
       if (watched.has(reading)) return;
       watched.add(reading);
-      reading.once('end', () => closeWhenIdle(socket));
+      const linger = setTimeout(() => socket.destroySoon(), LINGER_MS);
+      reading.once('end', () => {
+        clearTimeout(linger);
+        closeWhenIdle(socket);
+      });
+      socket.once('close', () => clearTimeout(linger));
       return;
     }
     // Asked only here: an answer in flight settles it without walking every connection.
@@ -115,23 +126,6 @@ async function drain({ app, connections }: Listener, ms: number): Promise<void> 
   }
 }
 
-/**
- * The response being written on a connection, if any. Node keeps it on the socket as
- * `_httpMessage` (and clears it once the response is handed over in full, or hands the
- * socket to the next pipelined response) and exposes nothing public for it.
- */
-function answerInFlight(socket: Socket): ServerResponse | undefined {
-  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
-}
-
-/**
- * The request Node's HTTP parser is reading (or last read) on a connection. Node keeps
- * the parser on the socket and the request on the parser, and exposes neither.
- */
-function requestBeingRead(socket: Socket): IncomingMessage | undefined {
-  return (socket as Socket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming ?? undefined;
-}
-
 /** The listener's open connections, kept up to date (per connection, nothing per request). */
 function openConnections(server: Server): Set<Socket> {
   const open = new Set<Socket>();
@@ -140,27 +134,6 @@ function openConnections(server: Server): Set<Socket> {
     socket.once('close', () => open.delete(socket));
   });
   return open;
-}
-
-/** Node's list of a server's HTTP connections (internal: it exposes no public way to ask). */
-const CONNECTIONS_LIST = 'http.server.connections';
-interface ConnectionsList {
-  /** The parsers of connections that have read at least one request and are not inside another. */
-  idle(): { socket?: Socket }[];
-}
-
-/**
- * The connections that have read their last request whole and nothing of the next:
- * Node's HTTP parser knows, and its own `closeIdleConnections` asks it the same way. (A
- * connection that has not sent a byte yet is not among them: `drain` has its own rule
- * for those.) Undefined if a future Node drops that list: then every connection counts
- * as between requests, as before keygate asked.
- */
-function betweenRequests(server: Server): Set<Socket | undefined> | undefined {
-  const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === CONNECTIONS_LIST);
-  const list = key && (server as unknown as Record<symbol, ConnectionsList | undefined>)[key];
-  if (typeof list?.idle !== 'function') return undefined;
-  return new Set(list.idle().map((parser) => parser.socket));
 }
 
 /**

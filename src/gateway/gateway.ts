@@ -20,6 +20,7 @@ import { renderBuiltin } from './builtins.js';
 import { isCanonicalPath } from './request-path.js';
 import { createForwarder } from './forward.js';
 import { statusClass } from '../usage/usage-recorder.js';
+import { answerInFlight, requestBeingRead } from '../http-internals.js';
 
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
 export class RequestRecord {
@@ -65,6 +66,14 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     // still get an answer in the API's envelope.
     clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => {
       if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      // An error in the body of a request that already has its answer (a client that
+      // stops half-way through an upload keygate refused, say), or one whose answer is
+      // being written: a second answer would be garbage on the connection.
+      const answer = answerInFlight(socket);
+      if (answer ? answer.headersSent : requestBeingRead(socket)?.complete === false) {
+        socket.destroy();
+        return;
+      }
       const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
       const status = tooLarge ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       const rendered = tooLarge

@@ -1,7 +1,8 @@
 /**
  * Stopping keygate, connection by connection: pipelined requests, a request half
- * received when the drain begins, a client that never closes its side, a request read
- * late because the process stalled, and a listen host with two addresses. Each keygate
+ * received when the drain begins, an upload answered before its body was in, a client
+ * that never closes its side, a request read late because the process stalled, and a
+ * listen host with two addresses. Each keygate
  * drains with a 120 s timeout, and each stop is raced against 20 s: a stop that waits
  * for the timeout fails the test.
  */
@@ -134,22 +135,52 @@ describe('stopping, connection by connection', () => {
     expect(await stopped).toBe('stopped');
   });
 
-  it('closes a connection once the body of a request answered early has arrived', async () => {
-    const { kg, port } = await start();
-    const client = await openClient('127.0.0.1', port);
-    // An upload without a key: keygate answers 401 after the headers, before the body is in.
+  /** Sends an upload without a key and half its body: keygate answers 401 after the headers. */
+  async function uploadAnsweredEarly(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<Client & { isClosed(): boolean }> {
+    const client = await openClient('127.0.0.1', port, options);
+    let closed = false;
+    void client.closed.then(() => (closed = true));
     client.socket.write('POST /slow?case=early HTTP/1.1\r\nHost: keygate\r\nContent-Type: application/octet-stream\r\nContent-Length: 20000\r\n\r\n');
     client.socket.write('x'.repeat(10_000));
     await expect.poll(() => statuses(client.received())).toEqual([401]);
+    return { ...client, isClosed: () => closed };
+  }
+
+  it('reads the rest of a request answered early, then closes its connection', async () => {
+    const { kg, port } = await start();
+    const client = await uploadAnsweredEarly(port);
 
     const stopped = stopWithin20s(kg);
     await expect.poll(() => canConnect('127.0.0.1', port), { timeout: 10_000 }).toBe(false);
-    // The rest of the body: the connection is then between requests, and closed.
+    await ioTurn();
+    // Not cut while the client is still sending (it might not have read the 401 yet).
+    expect(client.isClosed()).toBe(false);
     client.socket.write('x'.repeat(10_000));
 
     expect(await stopped).toBe('stopped');
     await client.closed;
     expect(statuses(client.received())).toEqual([401]);
+  });
+
+  it('closes the connection of a request answered early whose rest does not come', async () => {
+    const { kg, port } = await start();
+    const client = await uploadAnsweredEarly(port);
+    // The other 10,000 bytes are never sent: the stop waits a moment for them, not its
+    // 120 s timeout.
+    expect(await stopWithin20s(kg)).toBe('stopped');
+    await client.closed;
+    expect(statuses(client.received())).toEqual([401]);
+  });
+
+  it('sends nothing more when a client that was answered early stops half-way through its body', async () => {
+    const { kg, port } = await start();
+    // The client closes its side with half the body sent: Node's parser calls that an
+    // error, and keygate used to answer it with a 400 behind the 401.
+    const client = await uploadAnsweredEarly(port, { allowHalfOpen: true });
+    client.socket.end();
+    await client.closed;
+    expect(statuses(client.received())).toEqual([401]);
+    expect(await stopWithin20s(kg)).toBe('stopped');
   });
 
   it('does not wait for a client that keeps its side of the connection open', async () => {

@@ -82,11 +82,11 @@ describe('stopping', () => {
     await expect.poll(() => upstream.received.some((r) => r.url === '/held?id=drain')).toBe(true);
 
     const stopped = kg.close().then(() => 'stopped');
-    await expect.poll(() => canConnect('127.0.0.1', Number(new URL(kg.gatewayUrl).port)), { timeout: 10_000 }).toBe(false);
-    upstream.release('drain');
     // Within the grace a spare connection is given: its request is refused in the API's way.
     // (Read late because the process stalled, it still is: shutdown-edge.test.ts.)
     late.write('GET /anything HTTP/1.1\r\nHost: keygate\r\n\r\n');
+    await expect.poll(() => canConnect('127.0.0.1', Number(new URL(kg.gatewayUrl).port)), { timeout: 10_000 }).toBe(false);
+    upstream.release('drain');
 
     const heldResponse = await held;
     expect(heldResponse.status).toBe(200);
