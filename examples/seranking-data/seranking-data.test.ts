@@ -93,6 +93,23 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       const keys = await ex.cliJson<{ status: string }[]>(['keys', 'list', '--account', spare.id]);
       expect(keys.filter((k) => k.status === 'active')).toHaveLength(1);
     });
+
+    it('a single key even while rotating: a second rotation within the first one\'s overlap is refused', async () => {
+      const spare = await ex.createAccount('Twice Rotating Co');
+      const first = await ex.createKey(spare.id, 'Data API');
+      const second = await ex.cliJson<KeyOut>(['keys', 'rotate', first.id, '--overlap', '1h']);
+      // The replacement's own rotation would leave three keys alive (the first one is still in its overlap).
+      const third = await ex.cli(['keys', 'rotate', second.id, '--overlap', '1h']);
+      expect(third.code).toBe(1);
+      expect(third.stderr).toContain(`the 1M units plan allows 1 key per account, and this account has 1 other active key (${first.id}, valid until `);
+      expect(third.stderr).toContain('revoke it first');
+      const live = async () => (await ex.cliJson<{ status: string }[]>(['keys', 'list', '--account', spare.id])).filter((k) => k.status !== 'revoked' && k.status !== 'expired');
+      expect(await live()).toHaveLength(2);
+      // Once the first key is gone, the replacement can be rotated.
+      await ex.cli(['keys', 'revoke', first.id]);
+      expect((await ex.cli(['keys', 'rotate', second.id, '--overlap', '1h'])).code).toBe(0);
+      expect(await live()).toHaveLength(2);
+    });
   });
 
   describe('Authentication', () => {

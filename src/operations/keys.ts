@@ -84,11 +84,19 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
     }
     if (await rt.store.findKeyByHash(rt.hashKey(secret))) throw new OperationError('conflict', 'that key is already registered');
   }
-  if (plan?.maxKeys !== undefined && options.rotatedFrom === undefined) {
-    const active = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isActive(k, now)).length;
-    if (plan.maxKeys === 0) throw new OperationError('limit', `the ${plan.name ?? account.planId} plan does not include API keys; upgrade the plan first`);
-    if (active >= plan.maxKeys) {
-      throw new OperationError('limit', `the ${plan.name ?? account.planId} plan allows ${plan.maxKeys} key${plan.maxKeys > 1 ? 's' : ''} per account; revoke one first`);
+  if (plan?.maxKeys !== undefined) {
+    // A replacement may outnumber the limit by the key it replaces, for the overlap; by
+    // no more (a key still in an earlier rotation's overlap counts).
+    const others = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isActive(k, now) && k.id !== options.rotatedFrom);
+    const limit = `the ${plan.name ?? account.planId} plan allows ${plan.maxKeys} key${plan.maxKeys === 1 ? '' : 's'} per account`;
+    if (options.rotatedFrom !== undefined) {
+      if (others.length >= plan.maxKeys) {
+        const listed = others.map((k) => (k.expiresAt === null ? k.id : `${k.id}, valid until ${new Date(k.expiresAt).toISOString()}`)).join('; ');
+        throw new OperationError('limit', `${limit}, and this account has ${others.length} other active key${others.length === 1 ? '' : 's'} (${listed}); revoke ${others.length === 1 ? 'it' : 'one'} first`);
+      }
+    } else {
+      if (plan.maxKeys === 0) throw new OperationError('limit', `the ${plan.name ?? account.planId} plan does not include API keys; upgrade the plan first`);
+      if (others.length >= plan.maxKeys) throw new OperationError('limit', `${limit}; revoke one first`);
     }
   }
 
