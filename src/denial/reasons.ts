@@ -13,6 +13,7 @@ export const DENIAL_REASONS = [
   'api_disabled',
   'plan_expired',
   'no_route',
+  'method_not_allowed',
   'insufficient_scope',
   'blocked',
   'rate_limited',

@@ -43,6 +43,7 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
   api_disabled: { status: 403, code: 'api_disabled', message: 'API access is not enabled for your plan.' },
   plan_expired: { status: 403, code: 'plan_expired', message: 'Your plan has expired.' },
   no_route: { status: 404, code: 'not_found', message: 'No such endpoint.' },
+  method_not_allowed: { status: 405, code: 'method_not_allowed', message: 'This endpoint does not accept this method.' },
   insufficient_scope: { status: 403, code: 'insufficient_scope', message: 'This API key lacks the scope this endpoint requires.' },
   blocked: {
     status: 429,

@@ -147,8 +147,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (account.planExpiresAt !== null && account.planExpiresAt <= now) return refuse(deny('plan_expired'), identity);
     }
 
-    // 5. The route and the key's scopes → no_route, insufficient_scope.
-    if (!route) return refuse(deny('no_route'), identity);
+    // 5. The route and the key's scopes → no_route (method_not_allowed when the path is
+    //    known under other methods, which `Allow` lists), insufficient_scope.
+    if (!route) {
+      const allow = routes.methodsAt(request.path);
+      return refuse(allow.length > 0 ? deny('method_not_allowed', { headers: { allow: allow.join(', ') } }) : deny('no_route'), identity);
+    }
     const required = route.kind === 'proxy' ? route.route.scopes : route.builtin.scopes;
     // The key's scopes, within what its plan allows now (a plan change narrows old keys).
     if (!hasScopes(key.scopes, required) || (plan.scopes && !hasScopes(plan.scopes, required))) return refuse(deny('insufficient_scope'), identity);

@@ -15,6 +15,8 @@ export type RouteMatch = { kind: 'proxy'; id: string; route: Route } | { kind: '
 
 export interface RouteTable {
   match(method: string, path: string): RouteMatch | undefined;
+  /** The methods some route accepts at `path` (empty if none does): asked only once `match` has failed. */
+  methodsAt(path: string): string[];
 }
 
 
@@ -42,6 +44,9 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
       if (!KNOWN_METHODS.has(method)) return undefined;
       // The route itself, not a copy: matching runs on every request.
       return (router.find(method as Method, path)?.store as RouteMatch | undefined) ?? undefined;
+    },
+    methodsAt(path) {
+      return ALL_METHODS.filter((method) => router.find(method, path) !== null);
     },
   };
 }

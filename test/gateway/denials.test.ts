@@ -25,6 +25,7 @@ const EXPECTED = {
   api_disabled: { status: 403, code: 'api_disabled', message: 'API access is not enabled for your plan.', type: 'permission_error' },
   plan_expired: { status: 403, code: 'plan_expired', message: 'Your plan has expired.', type: 'permission_error' },
   no_route: { status: 404, code: 'not_found', message: 'No such endpoint.', type: 'not_found_error' },
+  method_not_allowed: { status: 405, code: 'method_not_allowed', message: 'This endpoint does not accept this method.', type: 'invalid_request_error' },
   insufficient_scope: { status: 403, code: 'insufficient_scope', message: 'This API key lacks the scope this endpoint requires.', type: 'permission_error' },
   rate_limited: { status: 429, code: 'rate_limited', message: 'Too many requests. Slow down.', type: 'rate_limit_error' },
   blocked: { status: 429, code: 'blocked', message: 'This API key is temporarily blocked for repeatedly exceeding the rate limit.', type: 'rate_limit_error' },
@@ -172,6 +173,10 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
   it('no_route: outside the routes and outside the base path', async () => {
     await expectDenial(await call('/v1/nothing-here', secrets.good), 'no_route');
     await expectDenial(await call('/elsewhere', secrets.good), 'no_route');
+  });
+  it('method_not_allowed: a known path under another method, with Allow', async () => {
+    const r = await expectDenial(await kg.call('/v1/read', { method: 'DELETE', headers: { authorization: `Bearer ${secrets.good}` } }), 'method_not_allowed');
+    expect(r.headers.get('allow')).toBe('GET');
   });
   it('insufficient_scope: a read key on a write route', async () => expectDenial(await call('/v1/write', secrets.good), 'insufficient_scope'));
 

@@ -70,6 +70,7 @@ const REASON_LABELS: Record<DenialReason, string> = {
   api_disabled: 'API access off',
   plan_expired: 'Plan expired',
   no_route: 'No such endpoint',
+  method_not_allowed: 'Method not allowed',
   insufficient_scope: 'Insufficient scope',
   blocked: 'Temporarily blocked',
   rate_limited: 'Rate limited',
