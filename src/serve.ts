@@ -24,7 +24,19 @@ export interface ServeOptions extends RuntimeOptions {
   adminToken?: string;
   /** How long closing waits for in-flight requests before cutting connections (default 10 s). */
   drainTimeoutMs?: number;
+  /** How long a client may take to send a whole request, on every listener (defaults: REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
 }
+
+/**
+ * How long a client may take to send a whole request, headers and body, before it is
+ * answered 408 and its connection closed (Fastify's default is no limit: a client could
+ * hold a connection by sending a body a byte a minute). The gateway allows uploads
+ * Node's own default of 5 minutes; the admin API and the dashboard take small bodies.
+ */
+const REQUEST_TIMEOUT_MS = { gateway: 300_000, admin: 30_000, dashboard: 30_000 } as const;
+/** How often Node looks for requests past their time, at most (its own default is 30 s). */
+const REQUEST_CHECK_INTERVAL_MS = 5_000;
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
@@ -204,26 +216,32 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   const { log } = rt;
   const metrics = createMetrics();
   const servers: Listener[] = [];
-  const listen = async (app: FastifyInstance, host: string, port: number) => {
+  const listen = async (app: FastifyInstance, host: string, port: number, kind: keyof typeof REQUEST_TIMEOUT_MS) => {
+    const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS[kind];
+    app.server.requestTimeout = requestTimeout;
+    // Node swaps the two if the headers' limit is the longer one.
+    app.server.headersTimeout = Math.min(app.server.headersTimeout, requestTimeout);
+    // Read by Node when the server starts listening.
+    (app.server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.max(50, Math.min(REQUEST_CHECK_INTERVAL_MS, requestTimeout / 4));
     servers.push({ app, connections: openConnections(app.server) });
     const address = await listenOnEach(app, host, port, log);
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   };
 
   try {
-    const gatewayUrl = await listen(await buildGateway(rt, { metrics }), config.listen.host, options.ports?.gateway ?? config.listen.port);
+    const gatewayUrl = await listen(await buildGateway(rt, { metrics }), config.listen.host, options.ports?.gateway ?? config.listen.port, 'gateway');
     rt.listening.gateway = gatewayUrl;
 
     // Without a token the admin listener still serves /health and /openapi.json.
     const adminToken = options.adminToken ?? rt.env[config.admin.tokenEnv];
     if (!adminToken) log.warn(`admin API locked: set ${config.admin.tokenEnv} to use it (/health still answers)`);
-    const adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), config.admin.listen.host, options.ports?.admin ?? config.admin.listen.port);
+    const adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), config.admin.listen.host, options.ports?.admin ?? config.admin.listen.port, 'admin');
     rt.listening.admin = adminUrl;
 
     let dashboardUrl: string | undefined;
     const dashboard = config.dashboard.enabled ? await buildDashboard(rt) : undefined;
     if (dashboard) {
-      dashboardUrl = await listen(dashboard, config.dashboard.listen.host, options.ports?.dashboard ?? config.dashboard.listen.port);
+      dashboardUrl = await listen(dashboard, config.dashboard.listen.host, options.ports?.dashboard ?? config.dashboard.listen.port, 'dashboard');
       rt.listening.dashboard = dashboardUrl;
     }
 

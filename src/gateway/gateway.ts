@@ -65,32 +65,45 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     // Requests Node's HTTP parser refuses (headers over 16 KB, bytes that are not HTTP)
     // still get an answer in the API's envelope.
     clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => {
-      if (error.code === 'ECONNRESET' || socket.destroyed) return;
-      // An error in the body of a request that already has its answer (a client that
-      // stops half-way through an upload keygate refused, say), or one whose answer is
-      // being written: a second answer would be garbage on the connection.
+      if (error.code === 'ECONNRESET' || socket.destroyed || refusing.has(socket)) return;
+      refusing.add(socket);
       const answer = answerInFlight(socket);
-      if (answer ? answer.headersSent : requestBeingRead(socket)?.complete === false) {
-        socket.destroy();
+      const reading = requestBeingRead(socket);
+      if (reading && !reading.complete) {
+        // In the body of the request being read (or its time ran out). If it has its
+        // answer already (an upload refused early) or the answer has begun, a second
+        // answer would be garbage on the connection: it is closed.
+        if (!answer || answer.headersSent) socket.destroy();
+        else refuseConnection(error, socket);
         return;
       }
-      const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-      const status = tooLarge ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const rendered = tooLarge
-        ? dialect.renderMessage(431, 'headers_too_large', 'Request headers are too large.')
-        : status === 408
-          ? dialect.renderMessage(408, 'request_timeout', 'The request took too long to arrive.')
-          : dialect.render(deny('bad_request'));
-      if (socket.writable) {
-        const body = Buffer.from(rendered.body);
-        socket.write(
-          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${rendered.headers['content-type']}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
-        );
-        socket.write(body);
-      }
-      socket.destroy();
+      // In the head of a request after others on the connection (pipelined): their
+      // answers go out first, then this one's.
+      if (answer) answer.once('close', () => refuseConnection(error, socket));
+      else refuseConnection(error, socket);
     },
   });
+  /** Connections whose parser has failed: Node reports every later chunk again. */
+  const refusing = new WeakSet<Socket>();
+
+  /** Answers a request Node's parser refused, in the envelope, and closes the connection. */
+  function refuseConnection(error: NodeJS.ErrnoException, socket: Socket): void {
+    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const rendered = tooLarge
+      ? dialect.renderMessage(431, 'headers_too_large', 'Request headers are too large.')
+      : status === 408
+        ? dialect.renderMessage(408, 'request_timeout', 'The request took too long to arrive.')
+        : dialect.render(deny('bad_request'));
+    if (socket.writable) {
+      const body = Buffer.from(rendered.body);
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${rendered.headers['content-type']}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+      );
+      socket.write(body);
+    }
+    socket.destroy();
+  }
   app.decorateRequest('keygate', null);
 
   // Bodies are not parsed: they stream to the upstream untouched.

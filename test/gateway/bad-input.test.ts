@@ -31,6 +31,20 @@ function raw(url: string, bytes: Buffer | string): Promise<{ status: number; hea
   });
 }
 
+/** Sends raw bytes and returns everything received until the server closes the connection. */
+function rawAll(url: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port) });
+    let text = '';
+    socket.setTimeout(5_000, () => reject(new Error(`not closed within 5 s; received: ${text}`)));
+    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(text));
+    socket.write(bytes);
+  });
+}
+
 describe('bad input at the gateway', () => {
   const dir = tempDir('bad-input');
   let upstream: TestUpstream;
@@ -136,9 +150,61 @@ describe('bad input at the gateway', () => {
     expect(upstream.received.length).toBe(before);
   });
 
+  it('answers a pipelined request in full before refusing a malformed one behind it', async () => {
+    // Both in one write: keygate used to answer the 400 at once and drop the first answer.
+    const answer = await rawAll(kg.gatewayUrl, `GET /v1/domains?case=pipelined HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\n\r\nGARBAGE\r\n\r\n`);
+    expect([...answer.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200, 400]);
+    expect(answer).toContain('"url":"/v1/domains?case=pipelined"');
+    expect(answer.slice(answer.lastIndexOf('HTTP/1.1 '))).toContain('"status":400');
+  });
+
   it('keeps serving after all of the above', async () => {
     const response = await kg.call('/v1/domains', { headers: { Authorization: secret } });
     expect(response.status).toBe(200);
     await response.text();
+  });
+});
+
+describe('requests that take too long to arrive', () => {
+  const dir = tempDir('request-timeout');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        routes: [{ method: 'POST', path: '/upload' }],
+        errors: { envelope: 'problem' },
+        dashboard: { enabled: true, listen: { port: 0 } },
+      },
+      // The production limits are 5 minutes (gateway) and 30 s (admin, dashboard).
+      { dir, requestTimeoutMs: 1_000 },
+    );
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  /** Headers and 3 of the 1,000 body bytes they announce, then nothing. */
+  const stalledPost = (path: string, headers = '') =>
+    `POST ${path} HTTP/1.1\r\nHost: x\r\n${headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nabc`;
+
+  it('a body that stops arriving gets a 408 in the envelope at the gateway, and the connection is closed', async () => {
+    const answer = await rawAll(kg.gatewayUrl, stalledPost('/upload', `Authorization: Bearer ${secret}\r\n`));
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/i);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 408, code: 'request_timeout' });
+  });
+
+  it('the dashboard\'s sign-in form cannot be held open by a body that never ends', async () => {
+    const answer = await rawAll(kg.dashboardUrl as string, stalledPost('/sign-in'));
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
   });
 });
