@@ -42,6 +42,8 @@ describe('secrets stay secret', () => {
     await record(await kg.call('/data', { headers: { authorization: `Bearer ${secret}`.toLowerCase() } })); // malformed
     await record(await kg.call(`/data?apikey=${secret}`)); // fourth → rate limited
     await record(await kg.call(`/data%zz?apikey=${secret}`)); // bad request
+    // Keys where keygate does not read them from: a path segment, parameters of other names.
+    await record(await kg.call(`/data/${secret}?x=1;apikey=${secret}&api_key[]=${secret}&token=${secret}x`));
     await record(await kg.admin('/v1/keys'));
     await record(await kg.admin(`/v1/keys/${keyId}`));
     await kg.runtime.flush();
@@ -53,14 +55,15 @@ describe('secrets stay secret', () => {
   });
 
   it('the caller got answers (the scenario really ran)', () => {
-    expect(bodies).toHaveLength(8);
-    expect(kg.logs.lines.filter((l) => l.includes('"msg":"request"'))).toHaveLength(6);
+    expect(bodies).toHaveLength(9);
+    expect(kg.logs.lines.filter((l) => l.includes('"msg":"request"'))).toHaveLength(7);
   });
 
   it('is in no log line, with query parameters redacted', () => {
     const secretBody = secret.slice('sk_live_'.length, -6);
     expect(kg.logs.text).not.toContain(secretBody);
     expect(kg.logs.text).toContain('apikey=[REDACTED]&page=2');
+    expect(kg.logs.text).toContain('"target":"/data/sk_live_[REDACTED]?x=1;apikey=sk_live_[REDACTED]&api_key[]=sk_live_[REDACTED]&token=sk_live_[REDACTED]"');
   });
 
   it('is in no response body, error or admin answer', () => {

@@ -248,7 +248,11 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   return app;
 }
 
-/** The request target as it may appear in logs: credential parameters replaced. */
-export function redactedTarget(rt: Pick<Runtime, 'config'>, url: string | undefined): string {
-  return withoutCredentialParams(url ?? '/', rt.config.auth.credentials, REDACTED);
+/**
+ * The request target as it may appear in logs: credential parameters replaced, and so is
+ * anything else shaped like a key (one sent in a path segment or a parameter keygate
+ * does not read keys from).
+ */
+export function redactedTarget(rt: Pick<Runtime, 'config' | 'keyFormat'>, url: string | undefined): string {
+  return rt.keyFormat.scrub(withoutCredentialParams(url ?? '/', rt.config.auth.credentials, REDACTED), REDACTED);
 }

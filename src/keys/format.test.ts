@@ -89,3 +89,17 @@ describe('hex keys (migrated tokens)', () => {
     }
   });
 });
+
+describe('scrubbing keys out of text that is logged', () => {
+  it('replaces every prefixed key, wherever it is, and keeps its prefix', () => {
+    const live = ranksy.generate('live');
+    const test = ranksy.generate('test');
+    expect(ranksy.scrub(`/v1/x/${live}?a=${test}&b=${live}zz;c=rk_live_short`, '[R]')).toBe('/v1/x/rk_live_[R]?a=rk_test_[R]&b=rk_live_[R];c=rk_live_short');
+  });
+
+  it('replaces hex keys of the format\'s length only', () => {
+    const hex = createKeyFormat({ format: 'hex', prefix: { live: 'x_' }, hexLength: 40 });
+    const key = hex.generate('live');
+    expect(hex.scrub(`/v1/${key}?id=${'a'.repeat(39)}&sha=${'b'.repeat(41)}&k=${key.toUpperCase()}`, '[R]')).toBe(`/v1/[R]?id=${'a'.repeat(39)}&sha=${'b'.repeat(41)}&k=[R]`);
+  });
+});

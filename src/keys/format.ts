@@ -53,6 +53,17 @@ export interface KeyFormat {
   shape(candidate: string): KeyCheck;
   /** What is shown instead of the secret: prefix and last four characters. */
   hint(secret: string): string;
+  /**
+   * `text` with anything shaped like one of this format's keys replaced by `censor` (a
+   * prefixed key keeps its prefix): for what is logged, where a client may have put a
+   * key somewhere keygate does not read it from (a path segment, an unknown parameter).
+   */
+  scrub(text: string, censor: string): string;
+}
+
+/** `text` as a literal inside a regular expression. */
+function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 export function createKeyFormat(config: KeyFormatConfig): KeyFormat {
@@ -78,6 +89,9 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     const found = modeOf(candidate);
     return found ? A_KEY[found[0]] : NOT_A_KEY;
   }
+  // A prefix and at least a key's worth of base62 after it (longer prefixes tried first).
+  const prefixAlternatives = byMode.map(([, prefix]) => prefix).sort((a, b) => b.length - a.length).map(literal);
+  const anywhere = new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z]{${BODY_LENGTH},}`, 'g');
   return {
     modes: byMode.map(([mode]) => mode),
     generate(mode) {
@@ -97,11 +111,13 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
       const prefix = modeOf(secret)?.[1] ?? '';
       return `${prefix}…${secret.slice(-4)}`;
     },
+    scrub: (text, censor) => text.replace(anywhere, (_match, prefix: string) => prefix + censor),
   };
 }
 
 function hexFormat(length: number): KeyFormat {
   const pattern = new RegExp(`^[0-9a-f]{${length}}$`);
+  const anywhere = new RegExp(`(?<![0-9a-f])[0-9a-f]{${length}}(?![0-9a-f])`, 'gi');
   return {
     modes: ['live'],
     generate() {
@@ -113,6 +129,7 @@ function hexFormat(length: number): KeyFormat {
     hint(secret) {
       return `…${secret.slice(-4)}`;
     },
+    scrub: (text, censor) => text.replace(anywhere, censor),
   };
 }
 
