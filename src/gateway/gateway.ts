@@ -41,6 +41,15 @@ export interface GatewayOptions {
   metrics?: Metrics;
 }
 
+const SLASH = 0x2f;
+/** `http://host/path?query` → `/path?query`; anything else as it is. */
+function originForm(url: string): string {
+  const authority = /^https?:\/\/[^/?#]*/i.exec(url);
+  if (!authority) return url;
+  const rest = url.slice(authority[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
 /** What the access log records for a client that hung up before its answer (as nginx does). */
 const CLIENT_CLOSED = 499;
 
@@ -157,7 +166,10 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       send(request, reply, deny('service_unavailable'));
       return;
     }
-    const url = request.raw.url ?? '/';
+    let url = request.raw.url ?? '/';
+    // The absolute form (`GET http://host/path`), which a server must accept: judged
+    // and forwarded as its path and query.
+    if (url.charCodeAt(0) !== SLASH) request.raw.url = url = originForm(url);
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
     // What is matched must be what is forwarded: no `\`, `.` or `..` tricks.

@@ -21,7 +21,7 @@ export interface RouteTable {
 
 
 export function createRouteTable(routes: readonly Route[], builtins: readonly Builtin[]): RouteTable {
-  const router = FindMyWay({ ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, caseSensitive: true });
+  const router = FindMyWay({ ignoreTrailingSlash: true, caseSensitive: true });
   const noop = () => undefined;
   const add = (method: string, path: string, target: RouteMatch) => {
     const methods: Method[] = method === '*' ? [...ALL_METHODS] : [method as Method];

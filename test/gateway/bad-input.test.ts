@@ -158,6 +158,12 @@ describe('bad input at the gateway', () => {
     expect(answer.slice(answer.lastIndexOf('HTTP/1.1 '))).toContain('"status":400');
   });
 
+  it('takes a request target in absolute form as its path, and forwards that path', async () => {
+    const answer = await rawAll(kg.gatewayUrl, `GET http://example.com/v1/domains?case=absolute HTTP/1.1\r\nHost: example.com\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(upstream.received.at(-1)?.url).toBe('/v1/domains?case=absolute');
+  });
+
   it('keeps serving after all of the above', async () => {
     const response = await kg.call('/v1/domains', { headers: { Authorization: secret } });
     expect(response.status).toBe(200);

@@ -172,6 +172,8 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
   it('plan_expired', async () => expectDenial(await call('/v1/read', secrets.expiredPlan), 'plan_expired'));
   it('no_route: outside the routes and outside the base path', async () => {
     await expectDenial(await call('/v1/nothing-here', secrets.good), 'no_route');
+    // Not /v1/read: the upstream would receive the path as sent.
+    await expectDenial(await call('/v1//read', secrets.good), 'no_route');
     await expectDenial(await call('/elsewhere', secrets.good), 'no_route');
   });
   it('method_not_allowed: a known path under another method, with Allow', async () => {
