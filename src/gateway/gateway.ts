@@ -4,7 +4,7 @@
  * refused ones get the dialect's error. Nothing a client sends can produce a 500 with a
  * stack trace or crash the process.
  */
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { LISTENER_OPTIONS } from '../fastify-options.js';
@@ -115,6 +115,27 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   }
   app.decorateRequest('keygate', null);
 
+  // What Node would answer itself, with an empty body, is answered in the envelope.
+  // A request without Host (HTTP/1.1 requires one): refused in `handle`.
+  (app.server as Server & { requireHostHeader: boolean }).requireHostHeader = false;
+  // An `Expect` other than 100-continue.
+  app.server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
+    const rendered = dialect.renderMessage(417, 'expectation_failed', 'Only "Expect: 100-continue" is supported.');
+    response.writeHead(rendered.status, { ...rendered.headers, 'content-length': Buffer.byteLength(rendered.body), connection: 'close' }).end(rendered.body);
+  });
+  // CONNECT: keygate is not a tunnel (Node would close the connection without a word).
+  app.server.on('connect', (_request: IncomingMessage, socket: Socket) => {
+    const rendered = dialect.render(deny('method_not_allowed'));
+    const body = Buffer.from(rendered.body);
+    socket.write(
+      Buffer.concat([
+        Buffer.from(`HTTP/1.1 ${rendered.status} ${STATUS_CODES[rendered.status] ?? ''}\r\nContent-Type: ${rendered.headers['content-type']}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`),
+        body,
+      ]),
+    );
+    socket.destroySoon();
+  });
+
   // Bodies are not parsed: they stream to the upstream untouched.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
@@ -164,6 +185,11 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     if (closing) {
       reply.header('connection', 'close');
       send(request, reply, deny('service_unavailable'));
+      return;
+    }
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      reply.header('connection', 'close');
+      send(request, reply, deny('bad_request'));
       return;
     }
     let url = request.raw.url ?? '/';

@@ -164,6 +164,29 @@ describe('bad input at the gateway', () => {
     expect(upstream.received.at(-1)?.url).toBe('/v1/domains?case=absolute');
   });
 
+  it('what Node would answer with an empty body, or not at all, is answered in the envelope', async () => {
+    const statusAndBody = (answer: string) => {
+      const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
+      const body = answer.slice(head.length + 4);
+      return { status: Number(head.split(' ')[1]), body: body.startsWith('{') ? (JSON.parse(body) as unknown) : { head, body } };
+    };
+    // No Host header (HTTP/1.1 requires one).
+    expect(statusAndBody(await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nAuthorization: ${secret}\r\n\r\n`))).toEqual({
+      status: 400,
+      body: { errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] },
+    });
+    // An expectation other than 100-continue.
+    expect(statusAndBody(await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nAuthorization: ${secret}\r\n\r\n`))).toEqual({
+      status: 417,
+      body: { errors: [{ code: 'expectation_failed', status: 417, detail: 'Only "Expect: 100-continue" is supported.' }] },
+    });
+    // CONNECT: not a tunnel.
+    expect(statusAndBody(await rawAll(kg.gatewayUrl, `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nAuthorization: ${secret}\r\n\r\n`))).toEqual({
+      status: 405,
+      body: { errors: [{ code: 'method_not_allowed', status: 405, detail: 'This endpoint does not accept this method.' }] },
+    });
+  });
+
   it('keeps serving after all of the above', async () => {
     const response = await kg.call('/v1/domains', { headers: { Authorization: secret } });
     expect(response.status).toBe(200);
