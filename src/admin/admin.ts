@@ -7,13 +7,15 @@
  * Errors are RFC 9457 problem details.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Runtime } from '../runtime.js';
 import type { Metrics } from '../metrics.js';
-import { listenerOptions } from '../fastify-options.js';
+import { answerRawAndClose, clientErrorStatus, listenerOptions } from '../fastify-options.js';
 import { DAY_MS, parseDuration } from '../config/duration.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
@@ -117,7 +119,22 @@ function digest(text: string): Buffer {
 }
 
 export async function buildAdmin(rt: Runtime, options: { token: string | undefined; metrics: Metrics }): Promise<FastifyInstance> {
-  const app = Fastify({ ...listenerOptions(rt.log, 'admin'), bodyLimit: 1024 * 1024 }).withTypeProvider<ZodTypeProvider>();
+  const app = Fastify({
+    ...listenerOptions(rt.log, 'admin'),
+    bodyLimit: 1024 * 1024,
+    // Before routing (an undecodable URL, a path parameter over 2,048 characters): still problem details.
+    frameworkErrors: (error, _request, reply) => {
+      const status = (error as { statusCode?: number }).statusCode ?? 400;
+      problem(reply, status >= 400 && status < 500 ? status : 400, 'The request URL could not be read.');
+    },
+    // Requests Node's parser refuses (headers over 16 KB, bytes that are not HTTP, too slow).
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => {
+      const status = clientErrorStatus(error, socket);
+      if (status === undefined) return;
+      const detail = { 400: 'The request could not be read as HTTP.', 408: 'The request took too long to arrive.', 431: 'The request headers are too large.' }[status];
+      answerRawAndClose(socket, status, 'application/problem+json', JSON.stringify({ type: 'about:blank', title: STATUS_CODES[status], status, detail }));
+    },
+  }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 

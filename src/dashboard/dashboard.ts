@@ -44,7 +44,17 @@ const SECURITY_HEADERS: Record<string, string> = {
 
 export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | undefined> {
   if (!rt.config.dashboard.enabled) return undefined;
-  const app = Fastify({ ...listenerOptions(rt.log, 'dashboard'), bodyLimit: BODY_LIMIT });
+  const app = Fastify({
+    ...listenerOptions(rt.log, 'dashboard'),
+    bodyLimit: BODY_LIMIT,
+    // Before routing (an undecodable URL, an id over 2,048 characters): a page, not Fastify's JSON.
+    frameworkErrors: (_error, request, reply) => {
+      // No hook has run yet: the cookies the page's header reads are parsed here.
+      request.cookies = app.parseCookie(request.headers.cookie ?? '');
+      const body = html`<h1>That address could not be read</h1><p>Check the link, or start again from the dashboard.</p><p><a href="/">Back to the dashboard</a></p>`;
+      sendPage(dash, request, reply.headers(SECURITY_HEADERS), { title: 'Bad request', body, status: 400 });
+    },
+  });
   const dash: Dashboard = { rt, cookies: cookieSettings(rt), signIn: createSignInChecker(rt) };
 
   await app.register(cookie);

@@ -4,10 +4,10 @@
  * refused ones get the dialect's error. Nothing a client sends can produce a 500 with a
  * stack trace or crash the process.
  */
-import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { LISTENER_OPTIONS } from '../fastify-options.js';
+import { answerRawAndClose, clientErrorStatus, LISTENER_OPTIONS } from '../fastify-options.js';
 import type { Runtime } from '../runtime.js';
 import type { Denial } from '../denial/reasons.js';
 import { deny } from '../denial/reasons.js';
@@ -97,22 +97,17 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
 
   /** Answers a request Node's parser refused, in the envelope, and closes the connection. */
   function refuseConnection(error: NodeJS.ErrnoException, socket: Socket): void {
-    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-    const status = tooLarge ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const rendered = tooLarge
-      ? dialect.renderMessage(431, 'headers_too_large', 'Request headers are too large.')
-      : status === 408
-        ? dialect.renderMessage(408, 'request_timeout', 'The request took too long to arrive.')
-        : dialect.render(deny('bad_request'));
-    if (socket.writable) {
-      const body = Buffer.from(rendered.body);
-      socket.write(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${rendered.headers['content-type']}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
-      );
-      socket.write(body);
-    }
-    socket.destroy();
+    const status = clientErrorStatus(error, socket);
+    if (status === undefined) return;
+    const rendered =
+      status === 431
+        ? dialect.renderMessage(431, 'headers_too_large', 'Request headers are too large.')
+        : status === 408
+          ? dialect.renderMessage(408, 'request_timeout', 'The request took too long to arrive.')
+          : dialect.render(deny('bad_request'));
+    answerRawAndClose(socket, status, rendered.headers['content-type'] as string, rendered.body);
   }
+
   app.decorateRequest('keygate', null);
 
   // What Node would answer itself, with an empty body, is answered in the envelope.
@@ -126,14 +121,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   // CONNECT: keygate is not a tunnel (Node would close the connection without a word).
   app.server.on('connect', (_request: IncomingMessage, socket: Socket) => {
     const rendered = dialect.render(deny('method_not_allowed'));
-    const body = Buffer.from(rendered.body);
-    socket.write(
-      Buffer.concat([
-        Buffer.from(`HTTP/1.1 ${rendered.status} ${STATUS_CODES[rendered.status] ?? ''}\r\nContent-Type: ${rendered.headers['content-type']}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`),
-        body,
-      ]),
-    );
-    socket.destroySoon();
+    answerRawAndClose(socket, rendered.status, rendered.headers['content-type'] as string, rendered.body);
   });
 
   // Bodies are not parsed: they stream to the upstream untouched.

@@ -194,7 +194,7 @@ describe('bad input at the gateway', () => {
   });
 });
 
-describe('requests that take too long to arrive', () => {
+describe('slow and unreadable requests at every listener', () => {
   const dir = tempDir('request-timeout');
   let upstream: TestUpstream;
   let kg: TestKeygate;
@@ -235,5 +235,25 @@ describe('requests that take too long to arrive', () => {
   it('the dashboard\'s sign-in form cannot be held open by a body that never ends', async () => {
     const answer = await rawAll(kg.dashboardUrl as string, stalledPost('/sign-in'));
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+  });
+
+  it('the admin API answers what it cannot read in problem details, not Fastify\'s JSON', async () => {
+    const badUrl = await kg.admin('/v1/keys/%zz');
+    expect(badUrl.status).toBe(400);
+    expect(badUrl.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await badUrl.json()).toMatchObject({ status: 400, detail: 'The request URL could not be read.' });
+    const longId = await kg.admin(`/v1/keys/${'k'.repeat(3000)}`);
+    expect(longId.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await longId.json()).toMatchObject({ detail: 'The request URL could not be read.' });
+    const huge = await rawAll(kg.adminUrl, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(huge).toMatch(/^HTTP\/1\.1 431 /);
+    expect(JSON.parse(huge.slice(huge.indexOf('\r\n\r\n') + 4))).toEqual({ type: 'about:blank', title: 'Request Header Fields Too Large', status: 431, detail: 'The request headers are too large.' });
+  });
+
+  it('the dashboard answers an unreadable address with a page', async () => {
+    const response = await fetch(`${kg.dashboardUrl}/keys/%zz`);
+    expect(response.status).toBe(400);
+    expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await response.text()).toContain('That address could not be read');
   });
 });
