@@ -145,6 +145,20 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
       expect(await read(await ex.call('/v1/domains', auth(old.secret)))).toEqual({ status: 401, type: JSON_TYPE, body: UNAUTHORIZED });
       expect(await read(await ex.call('/v1/domains', auth(next.secret)))).toEqual(withOld);
     });
+
+    it('there is no in-place "roll" and no expiry: keys rotate and keys create --expires are refused', async () => {
+      const account = await ex.createAccount('Globex', 'pro');
+      const key = await ex.createKey(account.id, 'v1');
+      const roll = await ex.cli(['keys', 'rotate', key.id, '--overlap', '1h']);
+      expect(roll.code).toBe(1);
+      expect(roll.stderr).toContain('this API has no in-place rotation: create a new key, move your integration to it, then revoke the old one');
+      const expiring = await ex.cli(['keys', 'create', '--account', account.id, '--name', 'v2', '--expires', '90d']);
+      expect(expiring.code).toBe(1);
+      expect(expiring.stderr).toContain("this API's keys do not expire: a key works until it is revoked");
+      // The key is untouched and still the only one.
+      expect((await ex.call('/v1/domains', auth(key.secret))).status).toBe(200);
+      expect(await ex.cliJson<unknown[]>(['keys', 'list', '--account', account.id])).toHaveLength(1);
+    });
   });
 
   describe('Your plan must have API access enabled', () => {

@@ -218,6 +218,14 @@ const keyFormat = z
       .strict()
       .prefault({}),
     hexLength: z.number().int().min(32).max(128).default(40),
+    expiry: z
+      .boolean()
+      .default(true)
+      .describe('Whether a key may be given an expiry (keys create --expires, the dashboard\'s Expires field). false: a key lives until it is revoked.'),
+    rotation: z
+      .boolean()
+      .default(true)
+      .describe('Whether keys can be rotated in place (a replacement, the old key valid for an overlap). false: a key is replaced by creating a new one and revoking the old.'),
   })
   .strict();
 

@@ -70,6 +70,9 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
   if (notAllowed.length > 0) {
     throw new OperationError('invalid', `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')} not allowed; allowed: ${allowed.join(', ') || '(none)'}`);
   }
+  if (input.expiresAt !== undefined && input.expiresAt !== null && !rt.config.keys.expiry && options.rotatedFrom === undefined) {
+    throw new OperationError('invalid', "this API's keys do not expire: a key works until it is revoked");
+  }
   if (input.expiresAt !== undefined && input.expiresAt !== null && input.expiresAt <= now) {
     throw new OperationError('invalid', 'the expiry must be in the future');
   }
@@ -140,6 +143,9 @@ export async function revokeKey(rt: Runtime, id: string, actor: string, accountI
 
 export async function rotateKey(rt: Runtime, id: string, overlapMs: number, actor: string, accountId?: string): Promise<IssuedKey & { previous: KeyRecord }> {
   const old = await getKey(rt, id, accountId);
+  if (!rt.config.keys.rotation) {
+    throw new OperationError('invalid', 'this API has no in-place rotation: create a new key, move your integration to it, then revoke the old one');
+  }
   const now = rt.clock();
   if (!isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
   if (old.accountId === null) throw new OperationError('conflict', 'an unbound key cannot be rotated');

@@ -77,10 +77,11 @@ export interface DashboardFixture {
   close(): Promise<void>;
 }
 
-export async function startDashboard(dir: string): Promise<DashboardFixture> {
+/** `adjust` changes the profile (a profile switch under test, say). */
+export async function startDashboard(dir: string, adjust: (profile: ConfigInput) => ConfigInput = (profile) => profile): Promise<DashboardFixture> {
   const upstream = await startDemoUpstream();
   const clock = new TestClock();
-  const keygate = await startKeygate(dashboardProfile(upstream.url), { dir, clock: clock.now });
+  const keygate = await startKeygate(adjust(dashboardProfile(upstream.url)), { dir, clock: clock.now });
   if (!keygate.dashboardUrl) throw new Error('the dashboard did not start');
   return {
     keygate,

@@ -51,8 +51,10 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
     const gone = keys.filter((k) => !isUsable(k, now));
     const plan = rt.config.plans[account.planId];
     const usage = await accountUsage(rt, account);
-    const rowActions = (key: KeyRecord) => html`
-      <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name}">Rotate</a>
+    const rowActions = (key: KeyRecord) => html`${rt.config.keys.rotation
+      ? html`
+      <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name}">Rotate</a>`
+      : ''}
       <a class="button secondary small" href="/keys/${key.id}/revoke" aria-label="Revoke ${key.name}">Revoke</a>`;
     const body = html`<h1>API keys</h1>
 <p>Keys let your programs call the ${rt.config.name} API as <strong>${account.name}</strong>. Treat each key like a password: anyone who has it can use your plan.</p>
@@ -110,32 +112,35 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     return redirect(reply, '/keys');
   });
 
-  app.get<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
-    const { account } = ownAccount(request);
-    const key = await getKey(rt, request.params.id, account.id);
-    return sendRotateForm(request, reply, key);
-  });
+  // Profiles without in-place rotation (keys.rotation: false) have no rotate pages: a 404.
+  if (rt.config.keys.rotation) {
+    app.get<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
+      const { account } = ownAccount(request);
+      const key = await getKey(rt, request.params.id, account.id);
+      return sendRotateForm(request, reply, key);
+    });
 
-  app.post<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
-    const { account } = ownAccount(request);
-    const key = await getKey(rt, request.params.id, account.id);
-    const choice = field(request.body, 'overlap');
-    if (!isOverlapChoice(choice)) return sendRotateForm(request, reply, key, 'Choose how long the current key keeps working.', 400);
-    try {
-      const rotated = await rotateKey(rt, key.id, ROTATION_OVERLAPS_MS[choice], actorOf(request), account.id);
-      const now = rt.clock();
-      const previous = rotated.previous;
-      const extra =
-        choice === 'now'
-          ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>`
-          : html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${when(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
-      const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra });
-      return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
-    } catch (error) {
-      if (!(error instanceof OperationError)) throw error;
-      return sendRotateForm(request, reply, key, sentence(error.message), OPERATION_STATUS[error.kind]);
-    }
-  });
+    app.post<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
+      const { account } = ownAccount(request);
+      const key = await getKey(rt, request.params.id, account.id);
+      const choice = field(request.body, 'overlap');
+      if (!isOverlapChoice(choice)) return sendRotateForm(request, reply, key, 'Choose how long the current key keeps working.', 400);
+      try {
+        const rotated = await rotateKey(rt, key.id, ROTATION_OVERLAPS_MS[choice], actorOf(request), account.id);
+        const now = rt.clock();
+        const previous = rotated.previous;
+        const extra =
+          choice === 'now'
+            ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>`
+            : html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${when(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
+        const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra });
+        return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
+      } catch (error) {
+        if (!(error instanceof OperationError)) throw error;
+        return sendRotateForm(request, reply, key, sentence(error.message), OPERATION_STATUS[error.kind]);
+      }
+    });
+  }
 
   function defaultForm(account: AccountRecord): KeyForm {
     const allowed = allowedScopes(rt, account.planId);
@@ -183,12 +188,14 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     )}</div>
   </fieldset>`
     : ''}
-  <div class="field">
+  ${rt.config.keys.expiry
+    ? html`<div class="field">
     <label for="expiry">Expires</label>
     <select id="expiry" name="expiry">${(Object.keys(EXPIRY_CHOICES) as ExpiryChoice[]).map(
       (choice) => html`<option value="${choice}"${choice === form.expiry ? html` selected` : ''}>${EXPIRY_LABELS[choice]}</option>`,
     )}</select>
-  </div>
+  </div>`
+    : ''}
   <div class="actions">
     <button type="submit">Create key</button>
     <a class="button secondary" href="/keys">Cancel</a>

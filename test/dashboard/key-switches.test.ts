@@ -1,0 +1,51 @@
+/**
+ * A profile whose keys never expire and cannot be rotated in place (keys.expiry and
+ * keys.rotation false, as Ranktracker's document says): the dashboard offers neither, in
+ * real Chromium, and the rotate address does not exist.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp.js';
+import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, type DashboardFixture, startDashboard } from './support.js';
+import { createKey } from '../../src/operations/keys.js';
+
+describe.skipIf(!chromiumAvailable())('dashboard: keys that never expire and are not rotated in place', () => {
+  const dir = tempDir('keygate-dashboard-key-switches');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let page: Page;
+  let keyId: string;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir, (profile) => ({ ...profile, keys: { ...profile.keys, expiry: false, rotation: false } }));
+    browser = await launchChromium();
+    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const accountId = await newAccount(fixture, 'Acme Analytics');
+    keyId = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'test')).key.id;
+    await join(page, await invite(fixture, 'ada@acme.example', accountId), 'ada@acme.example');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('lists keys with Revoke but no Rotate', async () => {
+    await page.goto(`${fixture.dashboardUrl}/keys`);
+    await expectHeading(page, 'API keys');
+    await expect.poll(() => page.getByRole('link', { name: 'Revoke production' }).count()).toBe(1);
+    expect(await page.getByRole('link', { name: 'Rotate production' }).count()).toBe(0);
+  });
+
+  it('creates a key without an Expires choice', async () => {
+    await page.goto(`${fixture.dashboardUrl}/keys/new`);
+    await expectHeading(page, 'Create a key');
+    expect(await page.getByLabel('Name').count()).toBe(1);
+    expect(await page.getByLabel('Expires').count()).toBe(0);
+  });
+
+  it('has no rotate page', async () => {
+    const response = await page.goto(`${fixture.dashboardUrl}/keys/${keyId}/rotate`);
+    expect(response?.status()).toBe(404);
+  });
+});
