@@ -85,20 +85,15 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const names = { account: `${identityPrefix}account`, key: `${identityPrefix}key`, mode: `${identityPrefix}mode`, scopes: `${identityPrefix}scopes`, plan: `${identityPrefix}plan` };
   const credentials = config.auth.credentials;
 
-  /** The headers the upstream receives, as undici's flat [name, value, ...] list. */
+  /**
+   * The headers the upstream receives, as undici's flat [name, value, ...] list. keygate's
+   * own come first: an upstream that keeps only the first N headers (Node keeps 2,000)
+   * drops some of a client's many headers, never the identity.
+   */
   function upstreamHeaders(request: FastifyRequest, identity: Identity, plainBody: boolean): string[] {
     const headers = request.headers;
-    const listed = listedInConnection(headers.connection);
-    const out: string[] = [];
-    for (const name in headers) {
-      const value = headers[name];
-      if (value === undefined || dropped.has(name) || name.startsWith(identityPrefix) || listed?.includes(name)) continue;
-      if (plainBody && name === 'accept-encoding') continue;
-      if (typeof value === 'string') out.push(name, value);
-      else for (const item of value) out.push(name, item);
-    }
     const { account, key } = identity;
-    out.push(names.account, account.id, names.key, key.id, names.mode, key.mode, names.scopes, key.scopes.join(' '), names.plan, identity.planId);
+    const out: string[] = [names.account, account.id, names.key, key.id, names.mode, key.mode, names.scopes, key.scopes.join(' '), names.plan, identity.planId];
     const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
     const peer = socket.remoteAddress ?? '';
     const forwardedFor = headers['x-forwarded-for'];
@@ -107,6 +102,14 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     if (headers.host !== undefined) out.push('x-forwarded-host', headers.host);
     // Records are counted in the body as sent: it must not come compressed.
     if (plainBody) out.push('accept-encoding', 'identity');
+    const listed = listedInConnection(headers.connection);
+    for (const name in headers) {
+      const value = headers[name];
+      if (value === undefined || dropped.has(name) || name.startsWith(identityPrefix) || listed?.includes(name)) continue;
+      if (plainBody && name === 'accept-encoding') continue;
+      if (typeof value === 'string') out.push(name, value);
+      else for (const item of value) out.push(name, item);
+    }
     return out;
   }
 

@@ -67,6 +67,17 @@ describe('forwarding', () => {
     expect(JSON.stringify(last())).not.toContain(secret);
   });
 
+  it('passes the identity even when the client sends nearly as many headers as an upstream keeps (Node: 2,000)', async () => {
+    const many: Record<string, string> = { Authorization: `Token ${secret}` };
+    for (let i = 0; i < 1_995; i++) many[`x-${i}`] = '1';
+    const response = await kg.call('/sites?case=many-headers', { headers: many });
+    expect(response.status).toBe(200);
+    await response.text();
+    expect(last().url).toBe('/sites?case=many-headers');
+    expect(last().headers['x-keygate-account']).toBe(accountId);
+    expect(last().headers['x-keygate-scopes']).toBe('a b');
+  });
+
   it('never passes identity headers a client made up', async () => {
     await (await kg.call('/sites', { headers: { Authorization: `Token ${secret}`, 'X-Keygate-Account': 'acc_someone_else', 'x-keygate-plan': 'enterprise' } })).text();
     expect(last().headers['x-keygate-account']).toBe(accountId);
