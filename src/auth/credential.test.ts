@@ -49,6 +49,13 @@ describe('extractCredential', () => {
   it('refuses a query parameter given twice', () => {
     expect(extractCredential(req({}, '/x?apikey=a&apikey=b'), token).kind).toBe('malformed');
   });
+
+  it('refuses an Authorization header given twice, which Node reports as the first alone', () => {
+    const twice = { ...req({ authorization: 'Token one' }, '/x'), rawHeaders: ['Host', 'x', 'Authorization', 'Token one', 'authorization', 'Token two'] };
+    expect(extractCredential(twice, token).kind).toBe('malformed');
+    const once = { ...req({ authorization: 'Token one' }, '/x'), rawHeaders: ['Host', 'x', 'Authorization', 'Token one'] };
+    expect(extractCredential(once, token)).toMatchObject({ kind: 'found', secret: 'one' });
+  });
 });
 
 describe('withoutCredentialParams', () => {

@@ -9,7 +9,9 @@
  *   is `malformed_key`. The scheme word alone is `missing_key`.
  * - Without a scheme (`scheme: none`) the whole value is the key; a value with inner
  *   whitespace (e.g. "Bearer tkn_...") is `malformed_key`.
- * - A query parameter that is given twice is `malformed_key`; an empty one is absent.
+ * - A header or query parameter that is given twice is `malformed_key` (Node joins most
+ *   repeated headers with ", ", which a key cannot contain, and keeps only the first
+ *   `Authorization`: that one is counted in the raw headers); an empty one is absent.
  */
 import type { CredentialLocation } from '../config/schema.js';
 
@@ -22,6 +24,8 @@ export interface RequestView {
   headers: Record<string, string | string[] | undefined>;
   /** The raw request target: path plus query string. */
   url: string;
+  /** Node's raw header list (name, value, ...), where a repeated `Authorization` still shows. */
+  rawHeaders?: readonly string[];
 }
 
 /** Header name → its lower-case form, as Node keys headers (made once per name, not per request). */
@@ -45,6 +49,7 @@ export function extractCredential(request: RequestView, locations: readonly Cred
       const raw = request.headers[headerKey(location.name)];
       if (raw === undefined) continue;
       if (Array.isArray(raw)) return { kind: 'malformed', location };
+      if (request.rawHeaders && headerKey(location.name) === 'authorization' && occurrences(request.rawHeaders, 'authorization') > 1) return { kind: 'malformed', location };
       const value = trimSpaces(raw);
       if (value === '') continue;
       const result = readHeaderValue(value, location.scheme);
@@ -61,6 +66,16 @@ export function extractCredential(request: RequestView, locations: readonly Cred
     return { kind: 'found', secret: present[0] as string, location };
   }
   return { kind: 'missing' };
+}
+
+/** How many times a header (lower-case name) appears in a raw header list. */
+function occurrences(rawHeaders: readonly string[], name: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const candidate = rawHeaders[i] as string;
+    if (candidate.length === name.length && (candidate === name || candidate.toLowerCase() === name)) count++;
+  }
+  return count;
 }
 
 /** `value` (already trimmed) read as `<scheme> <key>`, or as a bare key for scheme "none". */

@@ -195,7 +195,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       send(request, reply, deny('no_route'));
       return;
     }
-    const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers };
+    const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers, rawHeaders: request.raw.rawHeaders };
     const decision = pipeline.authorize(gatewayRequest);
     if (decision instanceof Promise) {
       decision.then((settled) => respond(request, reply, settled)).catch((error: unknown) => fail(request, reply, error));

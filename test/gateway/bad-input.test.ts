@@ -187,6 +187,14 @@ describe('bad input at the gateway', () => {
     });
   });
 
+  it('two Authorization headers are a bad key, whichever comes first', async () => {
+    for (const [first, second] of [[secret, 'junk'], ['junk', secret]]) {
+      const r = await raw(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\nAuthorization: ${first}\r\nAuthorization: ${second}\r\nConnection: close\r\n\r\n`);
+      expect(r.status).toBe(401);
+      expect(JSON.parse(r.body)).toEqual(RANKTRACKER_401);
+    }
+  });
+
   it('keeps serving after all of the above', async () => {
     const response = await kg.call('/v1/domains', { headers: { Authorization: secret } });
     expect(response.status).toBe(200);
