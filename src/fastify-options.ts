@@ -3,6 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
 import type { Log } from './log.js';
+import { answerInFlight } from './http-internals.js';
 
 /** What every listener has, with or without a Fastify logger. */
 export const LISTENER_OPTIONS = {
@@ -31,6 +32,9 @@ export function clientErrorStatus(error: NodeJS.ErrnoException, socket: Socket):
 
 /** Writes a whole answer on a connection Node's parser has given up on, and closes it. */
 export function answerRawAndClose(socket: Socket, status: number, contentType: string, body: string): void {
+  // A client that resets the connection meanwhile must not become an uncaught error (a
+  // socket handed to a 'connect' listener has no error listener of Node's any more).
+  if (socket.listenerCount('error') === 0) socket.on('error', ignore);
   if (socket.writable) {
     const bytes = Buffer.from(body);
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: ${contentType}\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\n\r\n`);
@@ -38,4 +42,13 @@ export function answerRawAndClose(socket: Socket, status: number, contentType: s
   }
   // What was written goes out first; the client's own close is not awaited.
   socket.destroySoon();
+}
+
+function ignore(): void {}
+
+/** Runs `then` once no answer is being written on the connection (each pipelined one in turn). */
+export function afterAnswers(socket: Socket, then: () => void): void {
+  const answer = answerInFlight(socket);
+  if (answer) answer.once('close', () => afterAnswers(socket, then));
+  else then();
 }

@@ -19,7 +19,7 @@ import { PageNotFound, redirect, setNotice, type Dashboard } from './context.js'
 import { csrfTokenMatches, preSessionSecret, submittedToken } from './csrf.js';
 import { cookieSettings, loadViewer } from './session.js';
 import { createSignInChecker } from './sign-in.js';
-import { sendPage } from './layout.js';
+import { renderDocument, sendPage } from './layout.js';
 import { html } from './html.js';
 import { sentence } from './format.js';
 import { registerSignInPages } from './pages/sign-in.js';
@@ -49,10 +49,17 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     bodyLimit: BODY_LIMIT,
     // Before routing (an undecodable URL, an id over 2,048 characters): a page, not Fastify's JSON.
     frameworkErrors: (_error, request, reply) => {
-      // No hook has run yet: the cookies the page's header reads are parsed here.
-      request.cookies = app.parseCookie(request.headers.cookie ?? '');
       const body = html`<h1>That address could not be read</h1><p>Check the link, or start again from the dashboard.</p><p><a href="/">Back to the dashboard</a></p>`;
-      sendPage(dash, request, reply.headers(SECURITY_HEADERS), { title: 'Bad request', body, status: 400 });
+      let page: string;
+      try {
+        // No hook has run and no plugin decorated this reply: the cookies the page's
+        // header reads are parsed here, and no notice is taken (that clears a cookie).
+        request.cookies = app.parseCookie(request.headers.cookie ?? '');
+        page = renderDocument(dash, request, { title: 'Bad request', body }).value;
+      } catch {
+        page = '<!doctype html><title>Bad request</title><h1>That address could not be read</h1><p><a href="/">Back to the dashboard</a></p>';
+      }
+      (reply as FastifyReply).code(400).headers(SECURITY_HEADERS).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(page);
     },
   });
   const dash: Dashboard = { rt, cookies: cookieSettings(rt), signIn: createSignInChecker(rt) };

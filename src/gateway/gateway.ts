@@ -7,7 +7,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { answerRawAndClose, clientErrorStatus, LISTENER_OPTIONS } from '../fastify-options.js';
+import { afterAnswers, answerRawAndClose, clientErrorStatus, LISTENER_OPTIONS } from '../fastify-options.js';
 import type { Runtime } from '../runtime.js';
 import type { Denial } from '../denial/reasons.js';
 import { deny } from '../denial/reasons.js';
@@ -88,8 +88,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       }
       // In the head of a request after others on the connection (pipelined): their
       // answers go out first, then this one's.
-      if (answer) answer.once('close', () => refuseConnection(error, socket));
-      else refuseConnection(error, socket);
+      afterAnswers(socket, () => refuseConnection(error, socket));
     },
   });
   /** Connections whose parser has failed: Node reports every later chunk again. */
@@ -121,7 +120,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   // CONNECT: keygate is not a tunnel (Node would close the connection without a word).
   app.server.on('connect', (_request: IncomingMessage, socket: Socket) => {
     const rendered = dialect.render(deny('method_not_allowed'));
-    answerRawAndClose(socket, rendered.status, rendered.headers['content-type'] as string, rendered.body);
+    afterAnswers(socket, () => answerRawAndClose(socket, rendered.status, rendered.headers['content-type'] as string, rendered.body));
   });
 
   // Bodies are not parsed: they stream to the upstream untouched.

@@ -9,7 +9,7 @@ describe('isCanonicalPath', () => {
   });
 
   it('refuses every path a URL parser would rewrite', () => {
-    for (const path of ['/v1/projects/x\\..\\..\\rankings', '/v1/a\\b', '/v1/../admin', '/v1/./x', '/v1/%2e%2e/admin', '/v1/%2E%2e/admin', '/v1/x/..', '//evil.example/x']) {
+    for (const path of ['/v1/projects/x\\..\\..\\rankings', '/v1/a\\b', '/v1/../admin', '/v1/./x', '/v1/%2e%2e/admin', '/v1/%2E%2e/admin', '/v1/x/..', '//evil.example/x', '/v1//admin/users', '/v1/x//']) {
       expect(isCanonicalPath(path), path).toBe(false);
     }
   });

@@ -13,6 +13,9 @@ const BASE = 'http://keygate.invalid';
 /** Whether `path` reaches the upstream byte for byte as it was matched. */
 export function isCanonicalPath(path: string): boolean {
   if (!path.startsWith('/')) return false;
+  // Kept by URL parsers, but merged by many servers (nginx by default): `/v1//admin` would
+  // be judged as `/v1/*` and served as `/v1/admin`.
+  if (path.includes('//')) return false;
   if (!MAYBE_REWRITTEN.test(path)) return true;
   try {
     return new URL(path, BASE).pathname === path;

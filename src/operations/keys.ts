@@ -92,14 +92,14 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
     // no more (a key still in an earlier rotation's overlap counts).
     const others = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isActive(k, now) && k.id !== options.rotatedFrom);
     const limit = `the ${plan.name ?? account.planId} plan allows ${plan.maxKeys} key${plan.maxKeys === 1 ? '' : 's'} per account`;
+    if (plan.maxKeys === 0) throw new OperationError('limit', `the ${plan.name ?? account.planId} plan does not include API keys; upgrade the plan first`);
     if (options.rotatedFrom !== undefined) {
       if (others.length >= plan.maxKeys) {
         const listed = others.map((k) => (k.expiresAt === null ? k.id : `${k.id}, valid until ${new Date(k.expiresAt).toISOString()}`)).join('; ');
         throw new OperationError('limit', `${limit}, and this account has ${others.length} other active key${others.length === 1 ? '' : 's'} (${listed}); revoke ${others.length === 1 ? 'it' : 'one'} first`);
       }
-    } else {
-      if (plan.maxKeys === 0) throw new OperationError('limit', `the ${plan.name ?? account.planId} plan does not include API keys; upgrade the plan first`);
-      if (others.length >= plan.maxKeys) throw new OperationError('limit', `${limit}; revoke one first`);
+    } else if (others.length >= plan.maxKeys) {
+      throw new OperationError('limit', `${limit}; revoke one first`);
     }
   }
 

@@ -158,6 +158,29 @@ describe('bad input at the gateway', () => {
     expect(answer.slice(answer.lastIndexOf('HTTP/1.1 '))).toContain('"status":400');
   });
 
+  it('answers every pipelined request before refusing a malformed one behind them, in order', async () => {
+    const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\n\r\n`;
+    // The second answer is slower than the first: it is still queued when the first is sent.
+    const answer = await rawAll(kg.gatewayUrl, get('/v1/slow?ms=100&case=p1') + get('/v1/slow?ms=400&case=p2') + 'GARBAGE\r\n\r\n');
+    expect([...answer.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200, 200, 400]);
+  });
+
+  it('survives a CONNECT whose client resets the connection at once', async () => {
+    const { hostname, port } = new URL(kg.gatewayUrl);
+    for (let i = 0; i < 20; i++) {
+      const socket = connect({ host: hostname, port: Number(port) }, () => {
+        socket.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+        socket.resetAndDestroy();
+      });
+      socket.on('error', () => {});
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // keygate runs in this process: an uncaught error would have failed the run already.
+    const response = await kg.call('/v1/domains', { headers: { Authorization: secret } });
+    expect(response.status).toBe(200);
+    await response.text();
+  });
+
   it('takes a request target in absolute form as its path, and forwards that path', async () => {
     const answer = await rawAll(kg.gatewayUrl, `GET http://example.com/v1/domains?case=absolute HTTP/1.1\r\nHost: example.com\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
     expect(answer).toMatch(/^HTTP\/1\.1 200 /);
@@ -259,9 +282,12 @@ describe('slow and unreadable requests at every listener', () => {
   });
 
   it('the dashboard answers an unreadable address with a page', async () => {
-    const response = await fetch(`${kg.dashboardUrl}/keys/%zz`);
-    expect(response.status).toBe(400);
-    expect(response.headers.get('content-type')).toMatch(/^text\/html/);
-    expect(await response.text()).toContain('That address could not be read');
+    // With a notice cookie too (one a redirect just set): the page must not try to clear it.
+    for (const headers of [{}, { cookie: 'kg_notice=x' }]) {
+      const response = await fetch(`${kg.dashboardUrl}/keys/%zz`, { headers });
+      expect(response.status).toBe(400);
+      expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(await response.text()).toContain('That address could not be read');
+    }
   });
 });
