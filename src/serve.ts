@@ -24,8 +24,6 @@ export interface ServeOptions extends RuntimeOptions {
   adminToken?: string;
   /** How long closing waits for in-flight requests before cutting connections (default 10 s). */
   drainTimeoutMs?: number;
-  /** How long a client may take to send a whole request, on every listener (defaults: REQUEST_TIMEOUT_MS). */
-  requestTimeoutMs?: number;
 }
 
 /**
@@ -33,6 +31,7 @@ export interface ServeOptions extends RuntimeOptions {
  * answered 408 and its connection closed (Fastify's default is no limit: a client could
  * hold a connection by sending a body a byte a minute). The gateway allows uploads
  * Node's own default of 5 minutes; the admin API and the dashboard take small bodies.
+ * Each listener's `requestTimeout` in the profile overrides these.
  */
 const REQUEST_TIMEOUT_MS = { gateway: 300_000, admin: 30_000, dashboard: 30_000 } as const;
 /** How often Node looks for requests past their time, at most (its own default is 30 s). */
@@ -216,8 +215,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   const { log } = rt;
   const metrics = createMetrics();
   const servers: Listener[] = [];
-  const listen = async (app: FastifyInstance, host: string, port: number, kind: keyof typeof REQUEST_TIMEOUT_MS) => {
-    const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS[kind];
+  const listen = async (app: FastifyInstance, host: string, port: number, kind: keyof typeof REQUEST_TIMEOUT_MS, configured: number | undefined) => {
+    const requestTimeout = configured ?? REQUEST_TIMEOUT_MS[kind];
     app.server.requestTimeout = requestTimeout;
     // Node swaps the two if the headers' limit is the longer one.
     app.server.headersTimeout = Math.min(app.server.headersTimeout, requestTimeout);
@@ -229,19 +228,19 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   };
 
   try {
-    const gatewayUrl = await listen(await buildGateway(rt, { metrics }), config.listen.host, options.ports?.gateway ?? config.listen.port, 'gateway');
+    const gatewayUrl = await listen(await buildGateway(rt, { metrics }), config.listen.host, options.ports?.gateway ?? config.listen.port, 'gateway', config.listen.requestTimeout);
     rt.listening.gateway = gatewayUrl;
 
     // Without a token the admin listener still serves /health and /openapi.json.
     const adminToken = options.adminToken ?? rt.env[config.admin.tokenEnv];
     if (!adminToken) log.warn(`admin API locked: set ${config.admin.tokenEnv} to use it (/health still answers)`);
-    const adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), config.admin.listen.host, options.ports?.admin ?? config.admin.listen.port, 'admin');
+    const adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), config.admin.listen.host, options.ports?.admin ?? config.admin.listen.port, 'admin', config.admin.listen.requestTimeout);
     rt.listening.admin = adminUrl;
 
     let dashboardUrl: string | undefined;
     const dashboard = config.dashboard.enabled ? await buildDashboard(rt) : undefined;
     if (dashboard) {
-      dashboardUrl = await listen(dashboard, config.dashboard.listen.host, options.ports?.dashboard ?? config.dashboard.listen.port, 'dashboard');
+      dashboardUrl = await listen(dashboard, config.dashboard.listen.host, options.ports?.dashboard ?? config.dashboard.listen.port, 'dashboard', config.dashboard.listen.requestTimeout);
       rt.listening.dashboard = dashboardUrl;
     }
 

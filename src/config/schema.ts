@@ -22,6 +22,9 @@ const listen = z
   .object({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535),
+    requestTimeout: positiveDuration
+      .optional()
+      .describe('How long a client may take to send a whole request (headers and body) before it is answered 408. Default: 5m for the gateway, 30s for the admin API and the dashboard.'),
   })
   .strict();
 

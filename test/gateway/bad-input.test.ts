@@ -238,10 +238,11 @@ describe('slow and unreadable requests at every listener', () => {
         upstream: { url: upstream.url },
         routes: [{ method: 'POST', path: '/upload' }],
         errors: { envelope: 'problem' },
-        dashboard: { enabled: true, listen: { port: 0 } },
+        // The defaults are 5 minutes (gateway) and 30 s (admin, dashboard).
+        listen: { port: 0, requestTimeout: '1s' },
+        dashboard: { enabled: true, listen: { port: 0, requestTimeout: '1s' } },
       },
-      // The production limits are 5 minutes (gateway) and 30 s (admin, dashboard).
-      { dir, requestTimeoutMs: 1_000 },
+      { dir },
     );
     const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
     secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
