@@ -3,7 +3,6 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
 import type { Log } from './log.js';
-import { answerInFlight } from './http-internals.js';
 
 /** What every listener has, with or without a Fastify logger. */
 export const LISTENER_OPTIONS = {
@@ -45,10 +44,3 @@ export function answerRawAndClose(socket: Socket, status: number, contentType: s
 }
 
 function ignore(): void {}
-
-/** Runs `then` once no answer is being written on the connection (each pipelined one in turn). */
-export function afterAnswers(socket: Socket, then: () => void): void {
-  const answer = answerInFlight(socket);
-  if (answer) answer.once('close', () => afterAnswers(socket, then));
-  else then();
-}

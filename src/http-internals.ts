@@ -16,6 +16,13 @@ export function answerInFlight(socket: Socket): ServerResponse | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
 }
 
+/** Runs `then` once no answer is being written on the connection (each pipelined one in turn). */
+export function afterAnswers(socket: Socket, then: () => void): void {
+  const answer = answerInFlight(socket);
+  if (answer) answer.once('close', () => afterAnswers(socket, then));
+  else then();
+}
+
 /**
  * The request Node's HTTP parser is reading on a connection: set once its headers are
  * in, cleared once it has been read to its end. Node keeps the parser on the socket and

@@ -9,6 +9,7 @@ import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { LoadedConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 import { buildGateway } from './gateway/gateway.js';
 import { buildAdmin } from './admin/admin.js';
@@ -70,10 +71,10 @@ interface Listener {
  * whose request was answered before its body was in (a 401 on an upload) is looked at
  * again once Node has read the rest of the body and dropped it, or closed if that takes
  * longer than LINGER_MS. A client that stops sending half-way through a request not yet
- * answered, or stops reading an answer, holds the stop to `ms`. One
- * that has sent nothing a second into the drain is closed (a request already on its way
- * has arrived by then, and gets its 503). Closing is `destroySoon()`: queued bytes go out first, and the client's
- * own FIN is not awaited (Node's HTTP sockets allow half-open connections, so `end()`
+ * answered, or stops reading an answer, holds the stop to `ms`. One that has sent
+ * nothing a second into the drain is closed (a request already on its way has arrived
+ * by then, and gets its 503). Closing is `destroySoon()`: queued bytes go out first,
+ * and the client's own FIN is not awaited (Node's HTTP sockets allow half-open connections, so `end()`
  * alone left a client that never closes its side holding the stop). A request sent on a
  * keep-alive connection just as it is closed finds it closed, as with any server's idle
  * timeout; HTTP clients send such a request again on a new connection.
@@ -215,32 +216,33 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   const { log } = rt;
   const metrics = createMetrics();
   const servers: Listener[] = [];
-  const listen = async (app: FastifyInstance, host: string, port: number, kind: keyof typeof REQUEST_TIMEOUT_MS, configured: number | undefined) => {
-    const requestTimeout = configured ?? REQUEST_TIMEOUT_MS[kind];
+  /** Starts a listener as its part of the profile says (`port`: the caller's override). */
+  const listen = async (app: FastifyInstance, kind: keyof typeof REQUEST_TIMEOUT_MS, at: Config['listen'], port = at.port) => {
+    const requestTimeout = at.requestTimeout ?? REQUEST_TIMEOUT_MS[kind];
     app.server.requestTimeout = requestTimeout;
     // Node swaps the two if the headers' limit is the longer one.
     app.server.headersTimeout = Math.min(app.server.headersTimeout, requestTimeout);
     // Read by Node when the server starts listening.
     (app.server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.max(50, Math.min(REQUEST_CHECK_INTERVAL_MS, requestTimeout / 4));
     servers.push({ app, connections: openConnections(app.server) });
-    const address = await listenOnEach(app, host, port, log);
+    const address = await listenOnEach(app, at.host, port, log);
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   };
 
   try {
-    const gatewayUrl = await listen(await buildGateway(rt, { metrics }), config.listen.host, options.ports?.gateway ?? config.listen.port, 'gateway', config.listen.requestTimeout);
+    const gatewayUrl = await listen(await buildGateway(rt, { metrics }), 'gateway', config.listen, options.ports?.gateway);
     rt.listening.gateway = gatewayUrl;
 
     // Without a token the admin listener still serves /health and /openapi.json.
     const adminToken = options.adminToken ?? rt.env[config.admin.tokenEnv];
     if (!adminToken) log.warn(`admin API locked: set ${config.admin.tokenEnv} to use it (/health still answers)`);
-    const adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), config.admin.listen.host, options.ports?.admin ?? config.admin.listen.port, 'admin', config.admin.listen.requestTimeout);
+    const adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), 'admin', config.admin.listen, options.ports?.admin);
     rt.listening.admin = adminUrl;
 
     let dashboardUrl: string | undefined;
     const dashboard = config.dashboard.enabled ? await buildDashboard(rt) : undefined;
     if (dashboard) {
-      dashboardUrl = await listen(dashboard, config.dashboard.listen.host, options.ports?.dashboard ?? config.dashboard.listen.port, 'dashboard', config.dashboard.listen.requestTimeout);
+      dashboardUrl = await listen(dashboard, 'dashboard', config.dashboard.listen, options.ports?.dashboard);
       rt.listening.dashboard = dashboardUrl;
     }
 

@@ -46,10 +46,11 @@ export function extractCredential(request: RequestView, locations: readonly Cred
   let query: Map<string, string[]> | undefined;
   for (const location of locations) {
     if (location.in === 'header') {
-      const raw = request.headers[headerKey(location.name)];
+      const name = headerKey(location.name);
+      const raw = request.headers[name];
       if (raw === undefined) continue;
       if (Array.isArray(raw)) return { kind: 'malformed', location };
-      if (request.rawHeaders && headerKey(location.name) === 'authorization' && occurrences(request.rawHeaders, 'authorization') > 1) return { kind: 'malformed', location };
+      if (name === 'authorization' && request.rawHeaders && occurrences(request.rawHeaders, name) > 1) return { kind: 'malformed', location };
       const value = trimSpaces(raw);
       if (value === '') continue;
       const result = readHeaderValue(value, location.scheme);

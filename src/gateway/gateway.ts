@@ -7,7 +7,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { afterAnswers, answerRawAndClose, clientErrorStatus, LISTENER_OPTIONS } from '../fastify-options.js';
+import { answerRawAndClose, clientErrorStatus, LISTENER_OPTIONS } from '../fastify-options.js';
 import type { Runtime } from '../runtime.js';
 import type { Denial } from '../denial/reasons.js';
 import { deny } from '../denial/reasons.js';
@@ -20,7 +20,7 @@ import { renderBuiltin } from './builtins.js';
 import { isCanonicalPath } from './request-path.js';
 import { createForwarder } from './forward.js';
 import { statusClass } from '../usage/usage-recorder.js';
-import { answerInFlight, requestBeingRead } from '../http-internals.js';
+import { afterAnswers, answerInFlight, requestBeingRead } from '../http-internals.js';
 
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
 export class RequestRecord {

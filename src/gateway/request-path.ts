@@ -3,11 +3,11 @@
  * matched on the raw path, but URL parsing downstream turns `\` into `/` and resolves
  * `.`/`..` segments (also percent-encoded ones), so `/v1/projects/x\..\..\admin` would be
  * judged as one route and served as another. Any path that a URL parser would rewrite is
- * therefore refused.
+ * therefore refused, and so is one with `//`, which many servers merge.
  */
 
 /** Characters or sequences after which a URL parser may rewrite the path. */
-const MAYBE_REWRITTEN = /[\\%]|\/\.|\/\//;
+const MAYBE_REWRITTEN = /[\\%]|\/\./;
 const BASE = 'http://keygate.invalid';
 
 /** Whether `path` reaches the upstream byte for byte as it was matched. */

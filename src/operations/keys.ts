@@ -91,8 +91,9 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
     // A replacement may outnumber the limit by the key it replaces, for the overlap; by
     // no more (a key still in an earlier rotation's overlap counts).
     const others = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isActive(k, now) && k.id !== options.rotatedFrom);
-    const limit = `the ${plan.name ?? account.planId} plan allows ${plan.maxKeys} key${plan.maxKeys === 1 ? '' : 's'} per account`;
-    if (plan.maxKeys === 0) throw new OperationError('limit', `the ${plan.name ?? account.planId} plan does not include API keys; upgrade the plan first`);
+    const planName = plan.name ?? account.planId;
+    if (plan.maxKeys === 0) throw new OperationError('limit', `the ${planName} plan does not include API keys; upgrade the plan first`);
+    const limit = `the ${planName} plan allows ${plan.maxKeys} key${plan.maxKeys === 1 ? '' : 's'} per account`;
     if (options.rotatedFrom !== undefined) {
       if (others.length >= plan.maxKeys) {
         const listed = others.map((k) => (k.expiresAt === null ? k.id : `${k.id}, valid until ${new Date(k.expiresAt).toISOString()}`)).join('; ');

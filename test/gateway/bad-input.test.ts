@@ -10,6 +10,7 @@ import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
 import { createAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
+import type { ConfigInput } from '../../src/config/schema.js';
 
 const RANKTRACKER_401 = { errors: [{ code: 'unauthorized', status: 401, detail: 'Invalid or missing API key.' }] };
 
@@ -45,6 +46,15 @@ function rawAll(url: string, bytes: string): Promise<string> {
   });
 }
 
+/** A test upstream, a keygate in front of it with `profile`, and one key of an account. */
+async function startWithKey(dir: string, profile: Omit<ConfigInput, 'upstream'>): Promise<{ upstream: TestUpstream; kg: TestKeygate; secret: string }> {
+  const upstream = await startTestUpstream();
+  const kg = await startKeygate({ upstream: { url: upstream.url }, ...profile }, { dir });
+  const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+  const secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+  return { upstream, kg, secret };
+}
+
 describe('bad input at the gateway', () => {
   const dir = tempDir('bad-input');
   let upstream: TestUpstream;
@@ -52,26 +62,19 @@ describe('bad input at the gateway', () => {
   let secret: string;
 
   beforeAll(async () => {
-    upstream = await startTestUpstream();
-    kg = await startKeygate(
-      {
-        upstream: { url: upstream.url },
-        basePath: '/v1',
-        keys: { prefix: { live: 'tkn_usr_' } },
-        auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'none' }] },
-        errors: {
-          envelope: 'jsonapi',
-          reasons: {
-            missing_key: { code: 'unauthorized', message: 'Invalid or missing API key.' },
-            malformed_key: { code: 'unauthorized', message: 'Invalid or missing API key.' },
-            unknown_key: { code: 'unauthorized', message: 'Invalid or missing API key.' },
-          },
+    ({ upstream, kg, secret } = await startWithKey(dir, {
+      basePath: '/v1',
+      keys: { prefix: { live: 'tkn_usr_' } },
+      auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'none' }] },
+      errors: {
+        envelope: 'jsonapi',
+        reasons: {
+          missing_key: { code: 'unauthorized', message: 'Invalid or missing API key.' },
+          malformed_key: { code: 'unauthorized', message: 'Invalid or missing API key.' },
+          unknown_key: { code: 'unauthorized', message: 'Invalid or missing API key.' },
         },
       },
-      { dir },
-    );
-    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
-    secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+    }));
   });
 
   afterAll(async () => {
@@ -232,20 +235,13 @@ describe('slow and unreadable requests at every listener', () => {
   let secret: string;
 
   beforeAll(async () => {
-    upstream = await startTestUpstream();
-    kg = await startKeygate(
-      {
-        upstream: { url: upstream.url },
-        routes: [{ method: 'POST', path: '/upload' }],
-        errors: { envelope: 'problem' },
-        // The defaults are 5 minutes (gateway) and 30 s (admin, dashboard).
-        listen: { port: 0, requestTimeout: '1s' },
-        dashboard: { enabled: true, listen: { port: 0, requestTimeout: '1s' } },
-      },
-      { dir },
-    );
-    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
-    secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+    ({ upstream, kg, secret } = await startWithKey(dir, {
+      routes: [{ method: 'POST', path: '/upload' }],
+      errors: { envelope: 'problem' },
+      // The defaults are 5 minutes (gateway) and 30 s (admin, dashboard).
+      listen: { port: 0, requestTimeout: '1s' },
+      dashboard: { enabled: true, listen: { port: 0, requestTimeout: '1s' } },
+    }));
   });
 
   afterAll(async () => {
