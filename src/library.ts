@@ -76,7 +76,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
         if (settled) return;
         settled = true;
         rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
-        settleCharge(rt, identity.account.id, route.kind === 'proxy' ? route.route : undefined, reservation, status, records);
+        await settleCharge(rt, identity.account.id, route.kind === 'proxy' ? route.route : undefined, reservation, status, records);
       };
       const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
       return { allowed: true, identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };

@@ -68,6 +68,12 @@ export interface Reservation {
   amount: number;
   /** Committed at admission (see ChargeSpec.final): the settle only corrects it. */
   final: boolean;
+  /**
+   * The most the period's usage may reach through this settle: the plan's limit when
+   * overage is off. A per-record charge larger than what is left takes the balance to
+   * the limit and no further (no overage is billed to a plan without it).
+   */
+  cap?: number;
 }
 
 export type Admission =
@@ -91,8 +97,11 @@ export interface Counters {
   admit(request: AdmitRequest): Promise<Admission>;
   /** The same as `admit`, answered synchronously, by backends that need no I/O (memory). */
   admitNow?(request: AdmitRequest): Admission;
-  /** Commit `actual` units for a reservation (0 releases it). */
-  settle(reservation: Reservation, actual: number): Promise<void>;
+  /**
+   * Commit `actual` units for a reservation (0 releases it); resolves to the units
+   * committed, which is less than `actual` only when the reservation's cap stopped it.
+   */
+  settle(reservation: Reservation, actual: number): Promise<number>;
   meterBalance(accountId: string, meter: string, periodStart: string): Promise<MeterBalance>;
   /**
    * Seed balances from the store (start-up, or after the backend lost its data). Usage

@@ -25,7 +25,7 @@ import type { Reservation } from '../counters/counters.js';
 import { deny, type Denial } from '../denial/reasons.js';
 import { credentialHeaderNames, withoutCredentialParams } from '../auth/credential.js';
 import { countRecords, parseRecordHeader } from '../meters/cost.js';
-import { settleCharge } from '../pipeline/settle.js';
+import { settleCharge, type OnCharged } from '../pipeline/settle.js';
 import { redactUrl } from '../store/open.js';
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
@@ -44,7 +44,8 @@ const MAX_COUNTED_BODY = 64 * 1024 * 1024;
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
 export interface ForwardHooks {
-  onSettled(units: number, meter: string | undefined): void;
+  /** Units charged for an answer (after the plan's cap), once known. */
+  onCharged: OnCharged;
   /** The upstream failed before answering: the client gets this denial (and it is finished there). */
   onUpstreamError(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity: Identity): void;
   /** The exchange is over: the answer was sent in full, or cut (`status` undefined if the client left first). */
@@ -288,7 +289,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     const { rt, hooks } = this.upstream;
-    hooks.onSettled(settleCharge(rt, this.identity.account.id, this.route, this.reservation, status, records), this.route.cost?.meter);
+    void settleCharge(rt, this.identity.account.id, this.route, this.reservation, status, records, hooks.onCharged);
   }
 }
 

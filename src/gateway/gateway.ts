@@ -128,9 +128,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
   const forwarder = createForwarder(rt, {
-    onSettled: (units, meter) => {
-      if (units > 0 && meter) metrics?.units(meter, units);
-    },
+    onCharged: (units, meter) => metrics?.units(meter, units),
     onUpstreamError: (request, reply, denial, identity) => send(request, reply, denial, identity),
     onFinished: (request, status) => finish(request, status ?? CLIENT_CLOSED),
   });

@@ -8,18 +8,46 @@ import type { Reservation } from '../counters/counters.js';
 import type { Runtime } from '../runtime.js';
 import { actualAmount } from '../meters/cost.js';
 
-/** Settles one request; returns the units charged (0 for anything but a 2xx). */
+type SettleRuntime = Pick<Runtime, 'counters' | 'usage' | 'clock' | 'log'>;
+
+/** Told the units charged for a request, once they are known. */
+export type OnCharged = (units: number, meter: string) => void;
+
+/**
+ * Settles one request. A per-record charge is known only once the counters have applied
+ * the plan's cap (no overage: the balance stops at the limit), so its usage is recorded
+ * when they answer, and the promise returned waits for that; every other charge is
+ * recorded at once (undefined returned).
+ */
 export function settleCharge(
-  rt: Pick<Runtime, 'counters' | 'usage' | 'clock' | 'log'>,
+  rt: SettleRuntime,
   accountId: string,
   route: Route | undefined,
   reservation: Reservation | undefined,
   status: number,
   records: number | undefined,
-): number {
+  onCharged?: OnCharged,
+): Promise<void> | undefined {
   const cost = route?.cost;
   const units = cost && status >= 200 && status < 300 ? actualAmount(cost, records) : 0;
-  if (reservation) rt.counters.settle(reservation, units).catch((error: unknown) => rt.log.error({ err: error }, 'could not settle a reservation'));
-  if (cost && units > 0) rt.usage.add(accountId, rt.clock(), 'units', cost.meter, units);
-  return units;
+  if (!reservation) {
+    recordCharge(rt, accountId, cost?.meter, units, onCharged);
+    return undefined;
+  }
+  const settling = rt.counters.settle(reservation, units);
+  if (reservation.final || reservation.cap === undefined || units === 0) {
+    settling.catch((error: unknown) => rt.log.error({ err: error }, 'could not settle a reservation'));
+    recordCharge(rt, accountId, cost?.meter, units, onCharged);
+    return undefined;
+  }
+  return settling.then(
+    (committed) => recordCharge(rt, accountId, cost?.meter, committed, onCharged),
+    (error: unknown) => rt.log.error({ err: error }, 'could not settle a reservation'),
+  );
+}
+
+function recordCharge(rt: SettleRuntime, accountId: string, meter: string | undefined, units: number, onCharged: OnCharged | undefined): void {
+  if (meter === undefined || units <= 0) return;
+  rt.usage.add(accountId, rt.clock(), 'units', meter, units);
+  onCharged?.(units, meter);
 }

@@ -211,12 +211,28 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       expect(await admit({ now: T0 + 3, windows: [], charge: charge(accountId, 75, 100) })).toMatchObject({ ok: true });
     });
 
+    it('stops a per-record charge larger than what is left at the limit when overage is off, also for settles that arrive together', async () => {
+      const accountId = unique('acc');
+      const first = await admit({ now: T0, windows: [], charge: charge(accountId, 10, 100) });
+      if (!first.ok || !first.reservation) throw new Error('expected a reservation');
+      // 10 reserved, 40 counted in the answer: all of it fits.
+      expect(await counters.settle(first.reservation, 40)).toBe(40);
+      const both = await Promise.all([0, 1].map((i) => admit({ now: T0 + 1 + i, windows: [], charge: charge(accountId, 10, 100) })));
+      const reservations = both.map((r) => (r.ok ? r.reservation : undefined));
+      if (!reservations[0] || !reservations[1]) throw new Error('expected two reservations');
+      // 60 left; the answers held 50 records each: the first takes 50, the second the last 10.
+      const committed = await Promise.all(reservations.map((r) => counters.settle(r!, 50)));
+      expect(committed.sort((x, y) => x - y)).toEqual([10, 50]);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 100, reserved: 0 });
+      expect(await admit({ now: T0 + 5, windows: [], charge: charge(accountId, 1, 100) })).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 100 });
+    });
+
     it('lets usage run past the limit when overage is on', async () => {
       const accountId = unique('acc');
       for (let i = 0; i < 3; i += 1) {
         const result = await admit({ now: T0 + i, windows: [], charge: charge(accountId, 60, 100, true) });
         if (!result.ok || !result.reservation) throw new Error('overage should admit');
-        await counters.settle(result.reservation, 60);
+        expect(await counters.settle(result.reservation, 60)).toBe(60);
       }
       expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 180, reserved: 0 });
       // The same meter without overage refuses.

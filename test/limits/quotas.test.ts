@@ -119,6 +119,21 @@ describe('unit quotas', () => {
     expect(await unitsLeft(secret)).toBe(100);
   });
 
+  it('charges a per-record answer larger than the balance down to zero and no further when overage is off', async () => {
+    const { secret, accountId } = await keyOn('thousand');
+    // 15 records at 100 units: 1,500 counted from the answer, which has been served.
+    const counted = await kg.call('/v1/backlinks/count-header?n=15', { headers: { authorization: `Token ${secret}` } });
+    expect(counted.status).toBe(200);
+    await counted.text();
+    expect(await eventually(async () => (await unitsLeft(secret)) === 0)).toBe(true);
+    const usage = (await (await kg.admin(`/v1/accounts/${accountId}/usage`)).json()) as { meters: Record<string, Record<string, number>> };
+    expect(usage.meters.units).toMatchObject({ usage: 1000, limit: 1000, remaining: 0, overage: 0 });
+    expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 1000, reserved: 0 });
+    const refused = await call(secret, 'POST', '/v1/domain/overview');
+    expect(refused.status).toBe(400);
+    expect(JSON.parse(refused.body)).toEqual({ error_description: 'Insufficient funds' });
+  });
+
   it('charges nothing to a client that hangs up before the answer, and stops the upstream request', async () => {
     const { secret, accountId } = await keyOn('thousand');
     const client = new AbortController();

@@ -92,17 +92,19 @@ export class MemoryCounters implements Counters {
         meter.reserved += charge.amount;
       }
       reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount, final };
+      if (!final && !charge.overage) reservation.cap = charge.limit;
     }
 
     for (const log of logs) log.record(now);
     return { ok: true, windows: states(windows, logs, now), ...(reservation ? { reservation } : {}) };
   }
 
-  async settle(reservation: Reservation, actual: number): Promise<void> {
-    this.settleNow(reservation, actual);
+  async settle(reservation: Reservation, actual: number): Promise<number> {
+    return this.settleNow(reservation, actual);
   }
 
-  settleNow(reservation: Reservation, actual: number): void {
+  /** See Counters.settle; returns the units committed. */
+  settleNow(reservation: Reservation, actual: number): number {
     const meter = this.meter(reservation.accountId, reservation.meter, reservation.periodStart);
     if (reservation.final) {
       // Charged at admission: only a different amount (0 for anything but a 2xx) changes it.
@@ -110,13 +112,15 @@ export class MemoryCounters implements Counters {
         meter.row.used = Math.max(0, meter.row.used + actual - reservation.amount);
         meter.dirty = true;
       }
-      return;
+      return actual;
     }
     meter.reserved = Math.max(0, meter.reserved - reservation.amount);
-    if (actual > 0) {
-      meter.row.used += actual;
+    const units = reservation.cap === undefined ? actual : Math.min(actual, Math.max(0, reservation.cap - meter.row.used));
+    if (units > 0) {
+      meter.row.used += units;
       meter.dirty = true;
     }
+    return units;
   }
 
   async meterBalance(accountId: string, meter: string, periodStart: string): Promise<MeterBalance> {

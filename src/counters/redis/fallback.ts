@@ -45,10 +45,11 @@ export class PerProcessFallback {
   }
 
   /** Settles a reservation this fallback made; the units go to Redis later. */
-  settle(reservation: Reservation, actual: number): void {
+  settle(reservation: Reservation, actual: number): number {
     this.local.delete(reservation);
-    this.memory.settleNow(reservation, actual);
-    this.holdForRedis(reservation, actual);
+    const units = this.memory.settleNow(reservation, actual);
+    this.holdForRedis(reservation, units);
+    return units;
   }
 
   /**

@@ -60,8 +60,6 @@ const STARTUP_WAIT_MS = 2_000;
 const PAUSE_AFTER_FAILURE_MS = 1_000;
 /** Balances seeded per batch at start-up. */
 const RESTORE_BATCH = 500;
-/** What a settle that needs no round trip returns. */
-const SETTLED: Promise<void> = Promise.resolve();
 /** The admit script's answer for a meter Redis does not hold yet: seed it, then ask again. */
 const MISSING = Symbol('missing meter');
 /** Accounts (and window lists) whose key names are kept at most (they are rebuilt when dropped). */
@@ -152,7 +150,9 @@ export class RedisCounters implements Counters {
   private dirty = new Map<string, MeterRef>();
   private readonly seeding = new Map<string, Promise<void>>();
   /** Settles on their way to Redis; a flush waits for them, so shutdown writes them too. */
-  private readonly settling = new Set<Promise<void>>();
+  private readonly settling = new Set<Promise<number>>();
+  /** Numbers capped commits, which never share a batch entry. */
+  private cappedCommits = 0;
   private pausedUntil = 0;
   private reachable = true;
   private listenerLost = false;
@@ -225,34 +225,32 @@ export class RedisCounters implements Counters {
     }
   }
 
-  settle(reservation: Reservation, actual: number): Promise<void> {
-    if (this.fallback.owns(reservation)) {
-      this.fallback.settle(reservation, actual);
-      return SETTLED;
-    }
+  settle(reservation: Reservation, actual: number): Promise<number> {
+    if (this.fallback.owns(reservation)) return Promise.resolve(this.fallback.settle(reservation, actual));
     // Charged at admission: only a different amount (nothing for anything but a 2xx)
     // needs Redis, as a correction of the balance.
-    if (reservation.final && actual === reservation.amount) return SETTLED;
+    if (reservation.final && actual === reservation.amount) return Promise.resolve(actual);
     const batchId = this.reservationIds.get(reservation) ?? '';
     this.reservationIds.delete(reservation);
     const reserved = reservation.final ? 0 : reservation.amount;
     const units = reservation.final ? actual - reservation.amount : actual;
     // Tried whenever connected, even while admissions pause after a slow reply: a settle
-    // left undone would hold its units in Redis until the reservation lapses.
+    // left undone would hold its units in Redis until the reservation lapses. Without
+    // Redis the cap cannot be applied: the units are delivered as they are.
     if (this.client.status !== 'ready') {
       this.fallback.commitLater(reservation, units);
-      return SETTLED;
+      return Promise.resolve(actual);
     }
-    const settling: Promise<void> = new Promise((resolve) => {
-      const done = () => {
+    const settling: Promise<number> = new Promise((resolve) => {
+      const done = (committed: number) => {
         this.settling.delete(settling);
-        resolve();
+        resolve(reservation.final ? actual : committed);
       };
-      this.commit(reservation, batchId, reserved, units, done, (error) => {
+      this.commit(reservation, batchId, reserved, units, reservation.cap, done, (error) => {
         this.noteFailure(error);
         // The reservation in Redis lapses by itself; the units are delivered later.
         this.fallback.commitLater(reservation, units);
-        done();
+        done(units);
       });
     });
     this.settling.add(settling);
@@ -431,6 +429,7 @@ export class RedisCounters implements Counters {
       if (!charge) return { ok: true, windows };
       const final = charge.final === true;
       const reservation: Reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount, final };
+      if (!final && !charge.overage) reservation.cap = charge.limit;
       if (!final) this.reservationIds.set(reservation, String(values[1]));
       // Charged already: the balance goes to the store with the next write-back.
       else if (meter) this.dirty.set(meter.refId, meter.ref);
@@ -462,23 +461,33 @@ export class RedisCounters implements Counters {
 
   /**
    * Releases `reserved` units held by batch `batchId` (if still held; '' for none) and
-   * commits `actual` (negative: gives units back), with the next batch; then calls
-   * `done`, or `failed` once.
+   * commits `actual` (negative: gives units back), at most up to `cap` of usage, with
+   * the next batch; then calls `done` with the units committed, or `failed` once.
    */
-  private commit(ref: MeterRef, batchId: string, reserved: number, actual: number, done: () => void, failed: (error: unknown) => void, attempt = 0): void {
+  private commit(
+    ref: MeterRef,
+    batchId: string,
+    reserved: number,
+    actual: number,
+    cap: number | undefined,
+    done: (committed: number) => void,
+    failed: (error: unknown) => void,
+    attempt = 0,
+  ): void {
     const names = this.meterNamesOf(ref);
-    this.batcher.post(SETTLES, `${names.id}|${batchId}|${reserved}|${actual}`, names.keys, [batchId, reserved, actual], 0, {
+    const capped = cap !== undefined && actual > 0;
+    // A capped commit depends on the balance it meets, so it never shares an entry.
+    const signature = capped ? `${names.id}|${batchId}|${reserved}|${actual}|${cap}|${(this.cappedCommits += 1)}` : `${names.id}|${batchId}|${reserved}|${actual}`;
+    this.batcher.post(SETTLES, signature, names.keys, [batchId, reserved, actual, capped ? cap : -1], 0, {
       resolve: ({ reply }) => {
-        if (reply === 'ok') {
-          if (actual !== 0) this.dirty.set(names.refId, names.ref);
-          done();
-        } else if (actual === 0) {
-          // Redis lost the meter, and its reservations with it: nothing left to release.
-          done();
+        if (reply !== 'missing') {
+          const committed = reply === 'ok' ? actual : Number(reply);
+          if (committed !== 0) this.dirty.set(names.refId, names.ref);
+          done(committed);
         } else if (attempt > 0) {
           failed(new Error('the meter balance disappeared from Redis while it was being seeded'));
         } else {
-          this.seed(ref).then(() => this.commit(ref, batchId, reserved, actual, done, failed, 1), failed);
+          this.seed(ref).then(() => this.commit(ref, batchId, reserved, actual, cap, done, failed, 1), failed);
         }
       },
       reject: failed,
@@ -514,7 +523,7 @@ export class RedisCounters implements Counters {
     await Promise.all(
       held.map(async (entry) => {
         try {
-          await new Promise<void>((resolve, reject) => this.commit(entry.ref, '', 0, entry.units, resolve, reject));
+          await new Promise<void>((resolve, reject) => this.commit(entry.ref, '', 0, entry.units, undefined, () => resolve(), reject));
         } catch (error) {
           failed.push(entry);
           this.noteFailure(error);

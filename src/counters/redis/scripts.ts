@@ -601,12 +601,14 @@ return replies
  * Per entry KEYS: [1] meter hash, [2] held reservations hash, [3] their lapse times.
  *   ARGV: [1] requests, [2] the batch id of their reservations or '', [3] units each
  *   reserved, [4] actual units each (negative: a charge made at admission given back;
- *   the balance never goes below zero).
- * Returns per entry 'ok', or 'missing' when the meter has no balance in Redis and units
- * are to be committed or given back (seed it from the store, then settle again).
+ *   the balance never goes below zero), [5] the most usage may reach by this commit, or
+ *   -1 for no cap (a capped entry is always one request).
+ * Returns per entry 'ok', the units committed for a capped entry, or 'missing' when the
+ * meter has no balance in Redis and units are to be committed or given back (seed it
+ * from the store, then settle again).
  *
- * The releases and commits of one meter are applied together: one read of what each
- * batch still holds, one write of each balance.
+ * The releases and uncapped commits of one meter are applied together: one read of what
+ * each batch still holds, one write of each balance; capped commits follow, in order.
  */
 export const SETTLE = new Script(`${PRELUDE}
 local meterTtl = ARGV[1]
@@ -616,7 +618,7 @@ eachEntry(4, function(k, a)
   local key = KEYS[k + 1]
   local m = meters[key]
   if not m then
-    m = { key = key, heldKey = KEYS[k + 2], lapseKey = KEYS[k + 3], batches = {}, release = {}, commit = 0 }
+    m = { key = key, heldKey = KEYS[k + 2], lapseKey = KEYS[k + 3], batches = {}, release = {}, commit = 0, capped = {} }
     meters[key] = m
     order[#order + 1] = m
   end
@@ -629,8 +631,10 @@ eachEntry(4, function(k, a)
     end
     m.release[batch] = m.release[batch] + reserved * requests
   end
-  if actual ~= 0 then m.commit = m.commit + actual * requests end
-  entries[#entries + 1] = { m = m, actual = actual }
+  local entry = { m = m, actual = actual, cap = tonumber(ARGV[a + 5]) }
+  if entry.cap >= 0 and actual > 0 then m.capped[#m.capped + 1] = entry
+  elseif actual ~= 0 then m.commit = m.commit + actual * requests end
+  entries[#entries + 1] = entry
 end)
 
 for _, m in ipairs(order) do
@@ -664,12 +668,24 @@ for _, m in ipairs(order) do
       if used < 1e-9 and m.commit < 0 then redis.call('HSET', m.key, 'used', '0') end
       redis.call('PEXPIRE', m.key, meterTtl)
     end
+    -- Up to the cap and no further: a plan without overage is not billed beyond its limit.
+    for _, entry in ipairs(m.capped) do
+      local used = tonumber(redis.call('HGET', m.key, 'used')) or 0
+      local units = math.min(entry.actual, math.max(0, entry.cap - used))
+      if units > 0 then
+        redis.call('HINCRBYFLOAT', m.key, 'used', fmt(units))
+        redis.call('PEXPIRE', m.key, meterTtl)
+      end
+      entry.committed = units
+    end
   end
 end
 
 local replies = {}
 for i, entry in ipairs(entries) do
-  replies[i] = (entry.m.exists or entry.actual == 0) and 'ok' or 'missing'
+  if not entry.m.exists and entry.actual ~= 0 then replies[i] = 'missing'
+  elseif entry.committed then replies[i] = fmt(entry.committed)
+  else replies[i] = 'ok' end
 end
 return replies
 `);
