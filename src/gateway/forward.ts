@@ -163,7 +163,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   ) {
     this.res = reply.raw;
     const records = route.cost?.records;
-    this.countsJson = records !== undefined && 'json' in records;
+    // A HEAD answer has no body: no records to count, none delivered.
+    this.countsJson = records !== undefined && 'json' in records && request.method !== 'HEAD';
     // A client that hangs up before the answer stops the upstream request and pays
     // nothing; one that hangs up midway stops it too. ('close' also follows every
     // normal end, when there is nothing left to do.) One shared listener, no closure.
@@ -211,7 +212,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
     if (this.countsJson && ok) this.chunks = [];
     else {
-      if (recordHeader && ok && recordsFromHeader === undefined) {
+      if (recordHeader && ok && recordsFromHeader === undefined && this.request.method !== 'HEAD') {
         rt.log.warn({ route: this.route.path, header: recordHeader }, 'upstream sent no record count; charged the reserved estimate');
       }
       this.settle(statusCode, recordsFromHeader);
@@ -289,7 +290,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     const { rt, hooks } = this.upstream;
-    void settleCharge(rt, this.identity.account.id, this.route, this.reservation, status, records, hooks.onCharged);
+    const delivered = this.request.method === 'HEAD' && this.route.cost?.records !== undefined ? 0 : records;
+    void settleCharge(rt, this.identity.account.id, this.route, this.reservation, status, delivered, hooks.onCharged);
   }
 }
 

@@ -2,7 +2,8 @@
  * Matching a request to the profile's routes (and built-in endpoints) with find-my-way,
  * Fastify's router: static segments beat `:params`, which beat `*` wildcards, whatever
  * order the file lists them in. A route with `method: "*"` answers every method no more
- * specific route claims.
+ * specific route claims. HEAD is GET without the body (RFC 9110 §9.3.2): a GET route
+ * answers HEAD too, with its scopes and limits, unless a route declares HEAD itself.
  */
 import FindMyWay from 'find-my-way';
 import type { Builtin, Route } from '../config/schema.js';
@@ -33,10 +34,16 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
       router.on(m, path, noop, target);
     }
   };
-  builtins.forEach((builtin, i) => add(builtin.method, builtin.path, { kind: 'builtin', id: `builtin[${i}]`, builtin }));
-  // Specific methods first so that `*` only fills the methods left over.
-  const ordered = routes.map((route, i) => ({ route, i })).sort((a, b) => Number(a.route.method === '*') - Number(b.route.method === '*'));
-  for (const { route, i } of ordered) add(route.method, route.path, { kind: 'proxy', id: `routes[${i}]`, route });
+  const targets: { method: string; path: string; target: RouteMatch }[] = [
+    ...builtins.map((builtin, i) => ({ method: builtin.method, path: builtin.path, target: { kind: 'builtin' as const, id: `builtin[${i}]`, builtin } })),
+    ...routes.map((route, i) => ({ method: route.method, path: route.path, target: { kind: 'proxy' as const, id: `routes[${i}]`, route } })),
+  ];
+  const specific = targets.filter((t) => t.method !== '*');
+  // Specific methods first, then HEAD for the GET routes that have none (before a `*`
+  // route could claim it with other scopes), and `*` fills the methods left over.
+  for (const { method, path, target } of specific) add(method, path, target);
+  for (const { method, path, target } of specific) if (method === 'GET' && !router.hasRoute('HEAD', path)) router.on('HEAD', path, noop, target);
+  for (const { method, path, target } of targets) if (method === '*') add(method, path, target);
   router.compile?.();
 
   return {

@@ -111,6 +111,19 @@ describe('unit quotas', () => {
     expect(await unitsLeft(secret)).toBe(100_000 - 100);
   });
 
+  it('charges HEAD like GET per request, and nothing per record (a HEAD answer delivers none)', async () => {
+    const { secret } = await keyOn('big');
+    const head = (path: string) => kg.call(path, { method: 'HEAD', headers: { authorization: `Token ${secret}` } });
+    for (const path of ['/v1/backlinks/records?n=37', '/v1/backlinks/count-header?n=3']) {
+      const r = await head(path);
+      expect(r.status).toBe(200);
+      expect(await r.text()).toBe('');
+    }
+    expect(await unitsLeft(secret)).toBe(100_000);
+    expect((await head('/v1/failing/status/200')).status).toBe(200);
+    expect(await unitsLeft(secret)).toBe(100_000 - 100);
+  });
+
   it('reserves what a per-record request asks for, so it cannot outspend the balance', async () => {
     const { secret } = await keyOn('thousand');
     const refused = await call(secret, 'GET', '/v1/backlinks/records?n=1500');

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { configSchema, type ConfigInput } from '../config/schema.js';
+import { createRouteTable } from './route-table.js';
+
+function table(routes: ConfigInput['routes'], builtins: ConfigInput['builtins'] = []) {
+  const config = configSchema.parse({ upstream: { url: 'http://127.0.0.1:9' }, scopes: ['read', 'write'], routes, builtins });
+  return createRouteTable(config.routes, config.builtins);
+}
+
+describe('route table', () => {
+  it('answers HEAD with the GET route, ahead of a `*` route with other scopes', () => {
+    const routes = table([{ method: 'GET', path: '/v1/items/:id', scopes: ['read'] }, { path: '/v1/*', scopes: ['write'] }]);
+    expect(routes.match('HEAD', '/v1/items/7')).toMatchObject({ id: 'routes[0]' });
+    expect(routes.match('POST', '/v1/items/7')).toMatchObject({ id: 'routes[1]' });
+    expect(routes.methodsAt('/v1/items/7')).toContain('HEAD');
+  });
+
+  it('keeps a HEAD route the profile declares itself', () => {
+    const routes = table([{ method: 'HEAD', path: '/v1/items', scopes: ['write'] }, { method: 'GET', path: '/v1/items', scopes: ['read'] }]);
+    expect(routes.match('HEAD', '/v1/items')).toMatchObject({ id: 'routes[0]' });
+    expect(routes.match('GET', '/v1/items')).toMatchObject({ id: 'routes[1]' });
+  });
+
+  it('answers HEAD for a GET built-in endpoint, and not for a POST-only path', () => {
+    const routes = table([{ method: 'POST', path: '/v1/export' }], [{ method: 'GET', path: '/v1/balance', body: { ok: true } }]);
+    expect(routes.match('HEAD', '/v1/balance')).toMatchObject({ kind: 'builtin' });
+    expect(routes.match('HEAD', '/v1/export')).toBeUndefined();
+    expect(routes.methodsAt('/v1/export')).toEqual(['POST']);
+  });
+});
