@@ -111,7 +111,7 @@ function problem(reply: FastifyReply, status: number, detail: string, title?: st
 }
 
 function statusTitle(status: number): string {
-  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 415: 'Unsupported Media Type' }[status] ?? 'Error';
+  return STATUS_CODES[status] ?? 'Error';
 }
 
 function digest(text: string): Buffer {

@@ -3,6 +3,7 @@
  * empty and oversized headers, non-ASCII bytes, wrong checksums, huge keys, bytes that
  * are not HTTP. Requests go over raw sockets where fetch would refuse to send them.
  */
+import { STATUS_CODES } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKeygate, type TestKeygate } from '../support/keygate.js';
@@ -272,7 +273,7 @@ describe('slow and unreadable requests at every listener', () => {
     expect(await badUrl.json()).toMatchObject({ status: 400, detail: 'The request URL could not be read.' });
     const longId = await kg.admin(`/v1/keys/${'k'.repeat(3000)}`);
     expect(longId.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect(await longId.json()).toMatchObject({ detail: 'The request URL could not be read.' });
+    expect(await longId.json()).toMatchObject({ title: STATUS_CODES[longId.status], detail: 'The request URL could not be read.' });
     const huge = await rawAll(kg.adminUrl, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
     expect(huge).toMatch(/^HTTP\/1\.1 431 /);
     expect(JSON.parse(huge.slice(huge.indexOf('\r\n\r\n') + 4))).toEqual({ type: 'about:blank', title: 'Request Header Fields Too Large', status: 431, detail: 'The request headers are too large.' });
