@@ -29,14 +29,17 @@ export function clientErrorStatus(error: NodeJS.ErrnoException, socket: Socket):
   return error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
 }
 
-/** Writes a whole answer on a connection Node's parser has given up on, and closes it. */
-export function answerRawAndClose(socket: Socket, status: number, contentType: string, body: string): void {
+/**
+ * Writes a whole answer on a connection Node's parser has given up on, and closes it.
+ * `headers`: more header lines, each ending in CRLF.
+ */
+export function answerRawAndClose(socket: Socket, status: number, contentType: string, body: string, headers = ''): void {
   // A client that resets the connection meanwhile must not become an uncaught error (a
   // socket handed to a 'connect' listener has no error listener of Node's any more).
   if (socket.listenerCount('error') === 0) socket.on('error', ignore);
   if (socket.writable) {
     const bytes = Buffer.from(body);
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: ${contentType}\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\n\r\n`);
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: ${contentType}\r\nContent-Length: ${bytes.length}\r\n${headers}Connection: close\r\n\r\n`);
     socket.write(bytes);
   }
   // What was written goes out first; the client's own close is not awaited.

@@ -120,7 +120,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   // CONNECT: keygate is not a tunnel (Node would close the connection without a word).
   app.server.on('connect', (_request: IncomingMessage, socket: Socket) => {
     const rendered = dialect.render(deny('method_not_allowed'));
-    afterAnswers(socket, () => answerRawAndClose(socket, rendered.status, rendered.headers['content-type'] as string, rendered.body));
+    // A 405 lists the target's methods (RFC 9110 15.5.6): a host:port target has none.
+    afterAnswers(socket, () => answerRawAndClose(socket, rendered.status, rendered.headers['content-type'] as string, rendered.body, 'Allow: \r\n'));
   });
 
   // Bodies are not parsed: they stream to the upstream untouched.

@@ -207,11 +207,13 @@ describe('bad input at the gateway', () => {
       status: 417,
       body: { errors: [{ code: 'expectation_failed', status: 417, detail: 'Only "Expect: 100-continue" is supported.' }] },
     });
-    // CONNECT: not a tunnel.
-    expect(statusAndBody(await rawAll(kg.gatewayUrl, `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nAuthorization: ${secret}\r\n\r\n`))).toEqual({
+    // CONNECT: not a tunnel. A host:port target allows no method: an empty Allow.
+    const connect = await rawAll(kg.gatewayUrl, `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nAuthorization: ${secret}\r\n\r\n`);
+    expect(statusAndBody(connect)).toEqual({
       status: 405,
       body: { errors: [{ code: 'method_not_allowed', status: 405, detail: 'This endpoint does not accept this method.' }] },
     });
+    expect(connect).toMatch(/\r\nAllow: \r\n/);
   });
 
   it('two Authorization headers are a bad key, whichever comes first', async () => {
