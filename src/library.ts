@@ -64,7 +64,8 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
     async check(request) {
       const query = request.url.indexOf('?');
       const path = query === -1 ? request.url : request.url.slice(0, query);
-      const decision = await rt.pipeline.authorize({ method: request.method.toUpperCase(), path, url: request.url, headers: request.headers });
+      const method = request.method.toUpperCase();
+      const decision = await rt.pipeline.authorize({ method, path, url: request.url, headers: request.headers });
       if (!decision.allowed) {
         if (decision.identity) rt.usage.add(decision.identity.account.id, rt.clock(), 'denials', decision.denial.reason);
         return { allowed: false, error: rt.dialect.render(decision.denial) };
@@ -76,7 +77,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
         if (settled) return;
         settled = true;
         rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
-        await settleCharge(rt, identity.account.id, route.kind === 'proxy' ? route.route : undefined, reservation, status, records);
+        await settleCharge(rt, identity.account.id, method, route.kind === 'proxy' ? route.route : undefined, reservation, status, records);
       };
       const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
       return { allowed: true, identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };

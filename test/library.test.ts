@@ -26,7 +26,10 @@ describe('keygate as a library', () => {
       keys: { prefix: { live: 'sk_live_' } },
       errors: { envelope: 'error', reasons: { missing_key: { message: 'Missing API key' } } },
       plans: { scale: { rateLimits: [{ limit: 3, window: '1m' }], meters: { credits: { limit: 100 } } } },
-      routes: [{ path: '/get-brands', cost: { meter: 'credits', perRequest: 10 } }],
+      routes: [
+        { path: '/get-brands', cost: { meter: 'credits', perRequest: 10 } },
+        { method: 'GET', path: '/rows', cost: { meter: 'credits', perRecord: 10, records: { header: 'X-Rows' }, reserveRecords: 5 } },
+      ],
     });
     gate = await createKeygate({ config, file: 'inline', dir });
     const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
@@ -70,5 +73,23 @@ describe('keygate as a library', () => {
     const account = (await gate.runtime.store.listAccounts())[0]!;
     const balance = await gate.runtime.counters.meterBalance(account.id, 'credits', periodBounds('month', gate.runtime.clock()).start);
     expect(balance).toEqual({ used: 30, reserved: 0 });
+  });
+
+  it('charges per record what the API reports, nothing for a HEAD, and no further than the balance (no overage)', async () => {
+    const account = await createAccount(gate.runtime, { name: 'Rows' }, 'test');
+    const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+    const balance = () => gate.runtime.counters.meterBalance(account.id, 'credits', periodBounds('month', gate.runtime.clock()).start);
+    const head = await gate.check({ method: 'HEAD', url: '/rows', headers });
+    if (!head.allowed) throw new Error('HEAD /rows should be allowed');
+    await head.settle(200, 3);
+    expect(await balance()).toEqual({ used: 0, reserved: 0 });
+    const get = await gate.check({ method: 'GET', url: '/rows', headers });
+    if (!get.allowed) throw new Error('GET /rows should be allowed');
+    await get.settle(200, 3);
+    expect(await balance()).toEqual({ used: 30, reserved: 0 });
+    const many = await gate.check({ method: 'GET', url: '/rows', headers });
+    if (!many.allowed) throw new Error('GET /rows should be allowed');
+    await many.settle(200, 50);
+    expect(await balance()).toEqual({ used: 100, reserved: 0 });
   });
 });

@@ -290,8 +290,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     const { rt, hooks } = this.upstream;
-    const delivered = this.request.method === 'HEAD' && this.route.cost?.records !== undefined ? 0 : records;
-    void settleCharge(rt, this.identity.account.id, this.route, this.reservation, status, delivered, hooks.onCharged);
+    void settleCharge(rt, this.identity.account.id, this.request.method, this.route, this.reservation, status, records, hooks.onCharged);
   }
 }
 

@@ -10,9 +10,14 @@ import type { Cost, Plan } from '../config/schema.js';
 /** Most records a request may ask to reserve for (a guard against absurd `limit` values). */
 const MAX_RESERVED_RECORDS = 1_000_000;
 
-/** Units to reserve before forwarding; `url` is read only for `reserveFromQuery`. */
-export function reserveAmount(cost: Cost, url?: string): number {
+/**
+ * Units to reserve before forwarding; `url` is read only for `reserveFromQuery`. A HEAD
+ * is charged a per-request cost like the GET, and nothing per record: its answer has
+ * no body, so it delivers no records.
+ */
+export function reserveAmount(cost: Cost, method: string, url?: string): number {
   if (cost.perRequest !== undefined) return cost.perRequest;
+  if (method === 'HEAD') return 0;
   return (cost.perRecord ?? 0) * requestedRecords(cost, url);
 }
 
@@ -25,8 +30,10 @@ function requestedRecords(cost: Cost, url: string | undefined): number {
   return Math.min(MAX_RESERVED_RECORDS, Math.max(1, Number(value)));
 }
 
-export function actualAmount(cost: Cost, records: number | undefined): number {
+/** Units a 2xx answer costs; `records` undefined: it could not be counted (charged the estimate). */
+export function actualAmount(cost: Cost, method: string, records: number | undefined): number {
   if (cost.perRequest !== undefined) return cost.perRequest;
+  if (method === 'HEAD') return 0;
   return (cost.perRecord ?? 0) * (records ?? cost.reserveRecords);
 }
 

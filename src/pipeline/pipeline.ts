@@ -162,7 +162,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const rateLimits = limits.plan(account.planId, plan, route.id, route.kind === 'proxy' ? route.route : undefined);
     const admit: AdmitRequest = { now, windows: windowsFor(rateLimits, key.id, account.id) };
     if (plan.block) admit.block = { id: plan.block.scope === 'account' ? `a:${account.id}` : `k:${key.id}`, policy: plan.block };
-    const charge = chargeFor(route, identity, request.url, now);
+    const charge = chargeFor(route, identity, request.method, request.url, now);
     if (charge) admit.charge = charge;
     // A backend that needs no I/O answers at once, sparing the request a promise.
     if (counters.admitNow) return admitted(identity, route, rateLimits, counters.admitNow(admit));
@@ -182,10 +182,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { allowed: true, identity, route, headers, reservation: admission.reservation };
   }
 
-  function chargeFor(route: RouteMatch, identity: Identity, url: string, now: number): ChargeSpec | undefined {
+  function chargeFor(route: RouteMatch, identity: Identity, method: string, url: string, now: number): ChargeSpec | undefined {
     if (route.kind !== 'proxy' || !route.route.cost) return undefined;
     const cost = route.route.cost;
-    const amount = reserveAmount(cost, url);
+    const amount = reserveAmount(cost, method, url);
     if (amount <= 0) return undefined;
     const meter = identity.plan.meters[cost.meter];
     // A plan without the route's meter has nothing to spend on it.

@@ -22,6 +22,7 @@ export type OnCharged = (units: number, meter: string) => void;
 export function settleCharge(
   rt: SettleRuntime,
   accountId: string,
+  method: string,
   route: Route | undefined,
   reservation: Reservation | undefined,
   status: number,
@@ -29,7 +30,7 @@ export function settleCharge(
   onCharged?: OnCharged,
 ): Promise<void> | undefined {
   const cost = route?.cost;
-  const units = cost && status >= 200 && status < 300 ? actualAmount(cost, records) : 0;
+  const units = cost && status >= 200 && status < 300 ? actualAmount(cost, method, records) : 0;
   if (!reservation) {
     recordCharge(rt, accountId, cost?.meter, units, onCharged);
     return undefined;

@@ -111,17 +111,22 @@ describe('unit quotas', () => {
     expect(await unitsLeft(secret)).toBe(100_000 - 100);
   });
 
-  it('charges HEAD like GET per request, and nothing per record (a HEAD answer delivers none)', async () => {
-    const { secret } = await keyOn('big');
+  it('charges HEAD like GET per request, and nothing per record (a HEAD answer delivers none), even at a zero balance', async () => {
+    const { secret } = await keyOn('thousand');
     const head = (path: string) => kg.call(path, { method: 'HEAD', headers: { authorization: `Token ${secret}` } });
-    for (const path of ['/v1/backlinks/records?n=37', '/v1/backlinks/count-header?n=3']) {
+    const perRecord = ['/v1/backlinks/records?n=37', '/v1/backlinks/count-header?n=3', '/v1/backlinks/records?n=5000'];
+    for (const path of perRecord) {
       const r = await head(path);
       expect(r.status).toBe(200);
       expect(await r.text()).toBe('');
     }
-    expect(await unitsLeft(secret)).toBe(100_000);
+    expect(await unitsLeft(secret)).toBe(1000);
     expect((await head('/v1/failing/status/200')).status).toBe(200);
-    expect(await unitsLeft(secret)).toBe(100_000 - 100);
+    expect(await unitsLeft(secret)).toBe(900);
+    for (let i = 0; i < 9; i++) expect((await call(secret, 'POST', '/v1/domain/overview')).status).toBe(200);
+    expect(await unitsLeft(secret)).toBe(0);
+    for (const path of perRecord) expect((await head(path)).status).toBe(200);
+    expect((await head('/v1/failing/status/200')).status).toBe(400);
   });
 
   it('reserves what a per-record request asks for, so it cannot outspend the balance', async () => {
