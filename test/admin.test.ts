@@ -85,6 +85,12 @@ describe('admin API', () => {
     expect(unknown).toMatchObject({ status: 404, body: { detail: 'No admin route GET /v1/nothing.' } });
     const noAccount = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'acc_nope', name: 'x' }) }));
     expect(noAccount).toMatchObject({ status: 404, body: { detail: 'no account "acc_nope"' } });
+    // A filter the API does not know is refused, not ignored (which would list every account's keys).
+    const unknownFilter = await json(await kg.admin('/v1/keys?account=acc_x'));
+    expect(unknownFilter.status).toBe(400);
+    expect(unknownFilter.body.detail).toMatch(/^querystring: .*account/);
+    const plainText = await json(await kg.admin('/v1/accounts', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ name: 'x' }) }));
+    expect(plainText).toMatchObject({ status: 415, body: { detail: 'Send JSON with Content-Type: application/json.' } });
   });
 
   it('rotates a key: both work during the overlap, the old one expires after it', async () => {
@@ -110,6 +116,29 @@ describe('admin API', () => {
     expect(again.body.detail).toBe(`this key was already rotated; rotate its replacement ${rotated.body.id} instead`);
     await kg.admin(`/v1/keys/${first.id}/revoke`, { method: 'POST' });
     first = { id: rotated.body.id, secret: rotated.body.secret };
+  });
+
+  it('gives a replacement the old key\'s lifetime from now, and never an overlap\'s end as its expiry', async () => {
+    const DAY = 86_400_000;
+    const expiresAt = new Date(now + 90 * DAY).toISOString();
+    const own = (await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Rotations' }) }))).body.id as string;
+    const made = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: own, name: 'ninety days', expiresAt }) }));
+    expect(made.status).toBe(201);
+    now += 80 * DAY;
+    const rotate = async (id: string, overlap: string) => json(await kg.admin(`/v1/keys/${id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap }) }));
+    const first = await rotate(made.body.id, '1h');
+    expect(first.body.expiresAt).toBe(new Date(now + 90 * DAY).toISOString());
+    expect(first.body.previous.expiresAt).toBe(new Date(now + 3_600_000).toISOString());
+    // The replacement is lost (revoked): the old key, in its overlap, is rotated again.
+    await kg.admin(`/v1/keys/${first.body.id}/revoke`, { method: 'POST' });
+    const second = await rotate(made.body.id, '24h');
+    expect(second.status).toBe(200);
+    expect(second.body.expiresAt).toBeNull();
+    // The overlap does not lengthen the old key's life, and the audit says what it got.
+    expect(second.body.previous.expiresAt).toBe(new Date(now + 3_600_000).toISOString());
+    const audit = await json(await kg.admin(`/v1/audit?accountId=${own}`));
+    const rotations = (audit.body as unknown as { action: string; keyId: string; detail: Record<string, unknown> }[]).filter((e) => e.action === 'key.rotated' && e.keyId === made.body.id);
+    expect(rotations.map((e) => e.detail.overlapMs).sort()).toEqual([3_600_000, 3_600_000]);
   });
 
   it('disabling API access or moving to a plan without it takes effect on the next request', async () => {

@@ -136,6 +136,8 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
     },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
+  // Bodies are JSON only: anything else is a 415, not a string that fails validation.
+  app.removeContentTypeParser('text/plain');
   app.setSerializerCompiler(serializerCompiler);
 
   await app.register(swagger, {
@@ -252,7 +254,7 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
         tags: ['usage'],
         summary: 'Daily requests (by status class), denials (by reason) and units (by meter)',
         params: IdParams,
-        querystring: z.object({ from: z.iso.date().optional(), to: z.iso.date().optional() }),
+        querystring: z.object({ from: z.iso.date().optional(), to: z.iso.date().optional() }).strict(),
         response: { 200: z.array(z.object({ day: z.string(), metric: z.string(), label: z.string(), value: z.number() })) },
       },
     },
@@ -293,7 +295,7 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
   );
 
   // keys
-  app.get('/v1/keys', { schema: { tags: ['keys'], querystring: z.object({ accountId: z.string().optional() }), response: { 200: z.array(Key) } } }, async (request) => {
+  app.get('/v1/keys', { schema: { tags: ['keys'], querystring: z.object({ accountId: z.string().optional() }).strict(), response: { 200: z.array(Key) } } }, async (request) => {
     const now = rt.clock();
     return (await rt.store.listKeys(request.query.accountId ? { accountId: request.query.accountId } : {})).map((k) => keyOut(k, now));
   });
@@ -365,7 +367,7 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
 
   // members and audit
   const Member = z.object({ id: z.string(), email: z.string(), accountId: z.string().nullable(), role: z.enum(['member', 'operator']), status: z.enum(['active', 'invited']), createdAt: z.string() });
-  app.get('/v1/members', { schema: { tags: ['members'], querystring: z.object({ accountId: z.string().optional() }), response: { 200: z.array(Member) } } }, async (request) =>
+  app.get('/v1/members', { schema: { tags: ['members'], querystring: z.object({ accountId: z.string().optional() }).strict(), response: { 200: z.array(Member) } } }, async (request) =>
     (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map((m) => ({
       id: m.id,
       email: m.email,
@@ -411,7 +413,7 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
       schema: {
         tags: ['audit'],
         summary: 'Key and account events, newest first',
-        querystring: z.object({ accountId: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }),
+        querystring: z.object({ accountId: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }).strict(),
         response: { 200: z.array(z.object({ id: z.string(), at: z.string(), actor: z.string(), action: z.string(), accountId: z.string().nullable(), keyId: z.string().nullable(), detail: z.record(z.string(), z.unknown()) })) },
       },
     },

@@ -151,25 +151,29 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   if (!isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
   if (old.accountId === null) throw new OperationError('conflict', 'an unbound key cannot be rotated');
   // Rotating a key twice would leave three keys alive (and dodge the plan's key limit).
-  const replacement = (await rt.store.listKeys({ accountId: old.accountId })).find((k) => k.rotatedFrom === old.id && isActive(k, now));
+  const earlier = (await rt.store.listKeys({ accountId: old.accountId })).filter((k) => k.rotatedFrom === old.id);
+  const replacement = earlier.find((k) => isActive(k, now));
   if (replacement) throw new OperationError('conflict', `this key was already rotated; rotate its replacement ${replacement.id} instead`);
   if (overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
+  // The replacement lives as long as the old key was made to, counted from now. A key
+  // rotated before (its replacement since revoked) expires at the end of that overlap,
+  // which is not a lifetime: its new replacement does not expire.
+  const lifetime = old.expiresAt !== null && earlier.length === 0 ? old.expiresAt - old.createdAt : null;
   const issued = await createKey(
     rt,
-    { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes, expiresAt: old.expiresAt },
+    { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes, expiresAt: lifetime === null ? null : now + lifetime },
     actor,
     { rotatedFrom: old.id },
   );
-  const until = now + overlapMs;
+  // The overlap never lengthens the old key's life.
+  const until = overlapMs === 0 ? now : old.expiresAt === null ? now + overlapMs : Math.min(old.expiresAt, now + overlapMs);
   const previous =
-    overlapMs === 0
-      ? ((await rt.store.updateKey(id, { revokedAt: now })) as KeyRecord)
-      : ((await rt.store.updateKey(id, { expiresAt: old.expiresAt === null ? until : Math.min(old.expiresAt, until) })) as KeyRecord);
+    overlapMs === 0 ? ((await rt.store.updateKey(id, { revokedAt: now })) as KeyRecord) : ((await rt.store.updateKey(id, { expiresAt: until })) as KeyRecord);
   await rt.invalidate({ type: 'key', hash: old.hash });
   await audit(rt, actor, 'key.rotated', {
     accountId: old.accountId,
     keyId: old.id,
-    detail: { replacement: issued.key.id, overlapMs, oldKeyValidUntil: overlapMs === 0 ? now : until },
+    detail: { replacement: issued.key.id, overlapMs: until - now, oldKeyValidUntil: until },
   });
   return { ...issued, previous };
 }

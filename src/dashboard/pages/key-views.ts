@@ -37,7 +37,13 @@ export function newestFirst(keys: readonly KeyRecord[]): KeyRecord[] {
  */
 export function keyTable(keys: readonly KeyRecord[], now: number, caption: string, actions?: (key: KeyRecord) => Html, all: readonly KeyRecord[] = keys): Html {
   const byId = new Map(all.map((k) => [k.id, k]));
-  const replacedBy = new Map(all.filter((k) => k.rotatedFrom !== null).map((k) => [k.rotatedFrom as string, k]));
+  // The latest replacement of each key (an earlier one may have been revoked since).
+  const replacedBy = new Map<string, KeyRecord>();
+  for (const k of all) {
+    if (k.rotatedFrom === null) continue;
+    const known = replacedBy.get(k.rotatedFrom);
+    if (!known || k.createdAt > known.createdAt) replacedBy.set(k.rotatedFrom, k);
+  }
   const related = (key: KeyRecord): Html => {
     const previous = key.rotatedFrom === null ? undefined : byId.get(key.rotatedFrom);
     const next = replacedBy.get(key.id);
