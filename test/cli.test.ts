@@ -52,7 +52,9 @@ describe('keygate CLI with a running gateway', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const account = JSON.parse(r.stdout);
-    expect(account).toMatchObject({ name: 'Acme Analytics', planId: 'team', apiAccess: true });
+    expect(account).toMatchObject({ name: 'Acme Analytics', planId: 'team', apiAccess: true, planExpiresAt: null });
+    // Times as the admin API gives them: ISO 8601, UTC.
+    expect(account.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     accountId = account.id;
     const list = await cli('accounts', 'list');
     expect(list.stdout).toContain('Acme Analytics');
@@ -113,6 +115,9 @@ describe('keygate CLI with a running gateway', () => {
     const after = await kg.call('/api/v1/apps/app1/metrics/mrr', { headers: { authorization: `Bearer ${secret}` } });
     expect(after.status).toBe(401);
     expect(await after.json()).toMatchObject({ code: 'revoked_key' });
+    const again = await cli('keys', 'revoke', keyId);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(new RegExp(`^key ${keyId} \\(.*\\) was already revoked, at .*; nothing changed`));
   });
 
   it('enforces the plan\'s key limit with a clear message', async () => {

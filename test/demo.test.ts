@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BIN } from './support/cli.js';
+import { BIN, runCli } from './support/cli.js';
 import { tempDir } from './support/temp.js';
 
 const ADMIN_TOKEN = 'kgadm_demo_test_token_0123456789';
@@ -107,7 +107,19 @@ describe('keygate demo (npm run demo)', () => {
     const otherKey = await adminCall('/v1/keys', { accountId: other.id, name: 'other' });
     const mine = data[0]?.id as string;
     expect((await fetch(`${gateway}/v1/projects/${mine}`, { headers: { authorization } })).status).toBe(200);
-    expect((await fetch(`${gateway}/v1/projects/${mine}`, { headers: { authorization: `Bearer ${otherKey.secret}` } })).status).toBe(404);
+    const notTheirs = await fetch(`${gateway}/v1/projects/${mine}`, { headers: { authorization: `Bearer ${otherKey.secret}` } });
+    expect(notTheirs.status).toBe(404);
+    expect(notTheirs.headers.get('content-type')).toContain('application/problem+json');
+    expect(await notTheirs.json()).toMatchObject({ status: 404, detail: `No project ${mine}.` });
+
+    // The profile written for the CLI names the ports really listened on (not --port's 0):
+    // an invitation made by the CLI links to the dashboard that is running.
+    const dashboard = /dashboard (http:\/\/127\.0\.0\.1:\d+)/.exec(demo.stdout)?.[1];
+    const invited = await runCli(['--config', path.join(cwd, 'data/demo/keygate.yaml'), 'members', 'invite', '--email', 'cli@example.com', '--account', other.id, '--json'], { cwd });
+    expect(invited.code, invited.stderr).toBe(0);
+    const link = (JSON.parse(invited.stdout) as { url: string }).url;
+    expect(link.startsWith(`${dashboard}/invite/`)).toBe(true);
+    expect((await fetch(link)).status).toBe(200);
 
     expect(await demo.stop()).toBe(0);
 

@@ -12,7 +12,7 @@ import { serve } from '../serve.js';
 import { openStore, redactUrl } from '../store/open.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, updateAccount } from '../operations/accounts.js';
-import { createKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
+import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
 import { inviteMember, passwordResetLink } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
@@ -31,7 +31,12 @@ interface GlobalOptions {
 }
 
 function print(json: boolean | undefined, value: unknown, human: () => string): void {
-  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human()}\n`);
+  process.stdout.write(`${json ? JSON.stringify(value, isoTimes, 2) : human()}\n`);
+}
+
+/** `--json` gives times as the admin API does: ISO 8601 in UTC (`createdAt`, `expiresAt`, …). */
+function isoTimes(key: string, value: unknown): unknown {
+  return key.endsWith('At') && typeof value === 'number' ? new Date(value).toISOString() : value;
 }
 
 async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: GlobalOptions) => Promise<T>): Promise<T> {
@@ -81,7 +86,7 @@ export function parseCallSpec(spec: string): PlannedCall {
 export function buildCli(): Command {
   const program = new Command('keygate')
     .description('API-key gateway for data APIs')
-    .option('-c, --config <file>', 'profile to use', process.env.KEYGATE_CONFIG ?? 'keygate.yaml')
+    .option('-c, --config <file>', 'profile to use (or set KEYGATE_CONFIG)', process.env.KEYGATE_CONFIG ?? 'keygate.yaml')
     .option('--json', 'machine-readable output')
     .showHelpAfterError();
 
@@ -141,6 +146,7 @@ export function buildCli(): Command {
   const accounts = program.command('accounts').description('accounts (teams) that own keys');
   accounts
     .command('create')
+    .description('create an account on a plan')
     .requiredOption('--name <name>', 'account name')
     .option('--plan <plan>', 'plan id (default: the profile\'s default plan)')
     .action((opts: { name: string; plan?: string }, command: Command) =>
@@ -149,7 +155,7 @@ export function buildCli(): Command {
         print(json, account, () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
       }),
     );
-  accounts.command('list').action((_o, command: Command) =>
+  accounts.command('list').description('every account').action((_o, command: Command) =>
     withRuntime(command, async (rt, { json }) => {
       const list = await rt.store.listAccounts();
       print(json, list, () =>
@@ -162,8 +168,9 @@ export function buildCli(): Command {
   );
   accounts
     .command('update <id>')
-    .option('--name <name>')
-    .option('--plan <plan>')
+    .description("change an account's name, plan, API access, overage or plan expiry")
+    .option('--name <name>', 'new name')
+    .option('--plan <plan>', 'move to this plan')
     .option('--api-access <on|off>', 'the operator\'s API access switch')
     .option('--overage <on|off|plan>', 'per-account overage, or follow the plan')
     .option('--plan-expires <date|duration|never>', 'when the plan stops')
@@ -215,6 +222,7 @@ export function buildCli(): Command {
     .command('plans')
     .description('plans defined in the profile')
     .command('list')
+    .description('every plan: API access, rate limits, meters, key limit')
     .action((_o, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
       const loaded: LoadedConfig = loadConfigFile(config);
@@ -239,8 +247,8 @@ export function buildCli(): Command {
   keys
     .command('create')
     .description('create a key; the secret is printed once')
-    .requiredOption('--account <id>')
-    .requiredOption('--name <name>')
+    .requiredOption('--account <id>', 'the account that owns the key')
+    .requiredOption('--name <name>', 'a name to tell keys apart')
     .addOption(new Option('--mode <mode>').choices(['live', 'test']).default('live'))
     .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows)')
     .option('--expires <date|duration>', 'e.g. 2027-01-31 or 90d')
@@ -290,7 +298,8 @@ export function buildCli(): Command {
     );
   keys
     .command('list')
-    .option('--account <id>')
+    .description('keys (hints only, never secrets), oldest first')
+    .option('--account <id>', 'only this account\'s keys')
     .action((opts: { account?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const list = await rt.store.listKeys(opts.account ? { accountId: opts.account } : {});
@@ -308,8 +317,11 @@ export function buildCli(): Command {
     .description('revoke a key; it stops working on the next request')
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
+        const wasRevoked = (await getKey(rt, id)).revokedAt !== null;
         const key = await revokeKey(rt, id, CLI_ACTOR);
-        print(json, publicKey(key, rt.clock()), () => `revoked key ${key.id} (${key.name})`);
+        print(json, publicKey(key, rt.clock()), () =>
+          wasRevoked ? `key ${key.id} (${key.name}) was already revoked, at ${when(key.revokedAt)}; nothing changed` : `revoked key ${key.id} (${key.name})`,
+        );
       }),
     );
   keys
@@ -336,7 +348,8 @@ export function buildCli(): Command {
   const members = program.command('members').description('people who sign in to the dashboard');
   members
     .command('invite')
-    .requiredOption('--email <email>')
+    .description('invite someone to the dashboard; prints a one-time link')
+    .requiredOption('--email <email>', 'their e-mail address')
     .option('--account <id>', 'the account the member belongs to')
     .option('--operator', 'an operator (sees every account)')
     .action((opts: { email: string; account?: string; operator?: boolean }, command: Command) =>
@@ -350,7 +363,7 @@ export function buildCli(): Command {
   members
     .command('reset')
     .description('a one-time link for a member to choose a new password')
-    .requiredOption('--email <email>')
+    .requiredOption('--email <email>', 'the member\'s e-mail address')
     .action((opts: { email: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const link = await passwordResetLink(rt, opts.email, CLI_ACTOR);
@@ -361,12 +374,18 @@ export function buildCli(): Command {
     );
   members
     .command('list')
-    .option('--account <id>')
+    .description('members and operators, with their status')
+    .option('--account <id>', 'only this account\'s members')
     .action((opts: { account?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const list = await rt.store.listMembers(opts.account ? { accountId: opts.account } : {});
-        const rows = list.map((m) => ({ id: m.id, email: m.email, account: m.accountId, role: m.role, status: m.passwordHash ? 'active' : 'invited', created: when(m.createdAt) }));
-        print(json, rows, () => table(rows, ['id', 'email', 'account', 'role', 'status', 'created']));
+        const members = list.map((m) => ({ id: m.id, email: m.email, accountId: m.accountId, role: m.role, status: m.passwordHash ? 'active' : 'invited', createdAt: m.createdAt }));
+        print(json, members, () =>
+          table(
+            members.map(({ accountId, createdAt, ...m }) => ({ ...m, account: accountId, created: when(createdAt) })),
+            ['id', 'email', 'account', 'role', 'status', 'created'],
+          ),
+        );
       }),
     );
 
@@ -471,7 +490,7 @@ function reportError(error: unknown): number {
   }
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'EADDRINUSE') {
-    process.stderr.write(`error: ${(error as Error).message} — another process is using that port; change listen.port in the profile\n`);
+    process.stderr.write(`error: ${(error as Error).message} — another process is using that port; change the profile's listen.port, admin.listen.port or dashboard.listen.port, whichever has it\n`);
     return 1;
   }
   process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);

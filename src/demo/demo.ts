@@ -73,10 +73,7 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
   const dataDir = path.resolve(options.dataDir);
   const profile = demoProfile(upstreamUrl, dataDir, options.ports);
   const config = parseConfigObject(profile, 'demo profile');
-  // Written out so the CLI can work on the demo's data: keygate keys list --config <this file>
-  const profileFile = path.join(dataDir, 'keygate.yaml');
   mkdirSync(dataDir, { recursive: true });
-  writeFileSync(profileFile, `# Written by "keygate demo" on each start; the upstream port changes between runs.\n${stringifyYaml(profile)}`);
   const adminToken = process.env.KEYGATE_ADMIN_TOKEN ?? `kgadm_${randomBytes(18).toString('base64url')}`;
   let running: RunningKeygate;
   try {
@@ -85,6 +82,17 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
     await upstream.close();
     throw error;
   }
+  // Written out so the CLI can work on the demo's data (keygate keys list --config <this
+  // file>), with the ports really listened on: with --port 0 the profile's say 0, and
+  // the CLI's invitation links would point nowhere.
+  const portOf = (url: string | undefined, fallback: number) => (url ? Number(new URL(url).port) : fallback);
+  const listened = {
+    gateway: portOf(running.gatewayUrl, 0),
+    admin: portOf(running.adminUrl, 0),
+    dashboard: portOf(running.dashboardUrl, options.ports?.dashboard ?? 8082),
+  };
+  const profileFile = path.join(dataDir, 'keygate.yaml');
+  writeFileSync(profileFile, `# Written by "keygate demo" on each start; the upstream port changes between runs.\n${stringifyYaml(demoProfile(upstreamUrl, dataDir, listened))}`);
   const rt = running.runtime;
   const out = (line = '') => process.stdout.write(`${line}\n`);
   out();

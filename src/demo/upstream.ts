@@ -54,7 +54,8 @@ export function buildDemoUpstream(options: DemoUpstreamOptions = {}): FastifyIns
 
   app.get<{ Params: { id: string } }>('/v1/projects/:id', async (request, reply) => {
     const project = projectsOf(accountOf(request.headers) as string).find((p) => p.id === request.params.id);
-    if (!project) return reply.code(404).send({ error: 'not found' });
+    // In the demo profile's envelope (RFC 9457), so the client sees one error shape.
+    if (!project) return reply.code(404).type('application/problem+json').send({ type: 'about:blank', title: 'Not Found', status: 404, detail: `No project ${request.params.id}.` });
     return { data: project };
   });
 

@@ -40,7 +40,7 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
   revoked_key: { status: 401, code: 'revoked_key', message: 'This API key has been revoked.' },
   expired_key: { status: 401, code: 'expired_key', message: 'This API key has expired.' },
   key_not_bound: { status: 401, code: 'key_not_bound', message: 'This API key is not bound to an account.' },
-  api_disabled: { status: 403, code: 'api_disabled', message: 'API access is not enabled for your plan.' },
+  api_disabled: { status: 403, code: 'api_disabled', message: 'API access is not enabled for this account.' },
   plan_expired: { status: 403, code: 'plan_expired', message: 'Your plan has expired.' },
   no_route: { status: 404, code: 'not_found', message: 'No such endpoint.' },
   method_not_allowed: { status: 405, code: 'method_not_allowed', message: 'This endpoint does not accept this method.' },

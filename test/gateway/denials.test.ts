@@ -22,7 +22,7 @@ const EXPECTED = {
   revoked_key: { status: 401, code: 'revoked_key', message: 'This API key has been revoked.', type: 'authentication_error' },
   expired_key: { status: 401, code: 'expired_key', message: 'This API key has expired.', type: 'authentication_error' },
   key_not_bound: { status: 401, code: 'key_not_bound', message: 'This API key is not bound to an account.', type: 'authentication_error' },
-  api_disabled: { status: 403, code: 'api_disabled', message: 'API access is not enabled for your plan.', type: 'permission_error' },
+  api_disabled: { status: 403, code: 'api_disabled', message: 'API access is not enabled for this account.', type: 'permission_error' },
   plan_expired: { status: 403, code: 'plan_expired', message: 'Your plan has expired.', type: 'permission_error' },
   no_route: { status: 404, code: 'not_found', message: 'No such endpoint.', type: 'not_found_error' },
   method_not_allowed: { status: 405, code: 'method_not_allowed', message: 'This endpoint does not accept this method.', type: 'invalid_request_error' },
