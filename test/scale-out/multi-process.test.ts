@@ -185,12 +185,12 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
       const refusals = gateways.map((g) => firstRefusal(g, secret, 30_000));
       const cli = await runCli(['keys', 'revoke', keyId, '--config', profileFile, '--json']);
       expect(cli.code).toBe(0);
-      const revoked = JSON.parse(cli.stdout) as { status: string; revokedAt: number };
+      const revoked = JSON.parse(cli.stdout) as { status: string; revokedAt: string };
       expect(revoked.status).toBe('revoked');
       const results = await Promise.all(refusals);
 
       // Measured from the moment the CLI wrote the revocation.
-      const elapsed = results.map((r) => r.at - revoked.revokedAt);
+      const elapsed = results.map((r) => r.at - Date.parse(revoked.revokedAt));
       console.info(`[figure] revocation via the CLI refused by the 3 processes after ${elapsed.join(', ')} ms`);
       for (const r of results) expect(r.status).toBe(401);
       expect(Math.max(...elapsed)).toBeLessThan(REVOCATION_DEADLINE_MS);
