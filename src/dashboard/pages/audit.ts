@@ -40,7 +40,7 @@ function describe(entry: AuditEntry): string {
     }
     case 'account.updated':
       return Object.entries(d)
-        .map(([field, value]) => `${FIELD_LABELS[field] ?? field} → ${typeof value === 'boolean' ? (value ? 'on' : 'off') : String(value)}`)
+        .map(([field, value]) => `${FIELD_LABELS[field] ?? field} → ${fieldValue(field, value)}`)
         .join(', ');
     case 'member.invited':
       return `${text(d.email)} as ${text(d.role)}`;
@@ -55,6 +55,14 @@ function describe(entry: AuditEntry): string {
         .map(([field, value]) => `${field}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
         .join(', ');
   }
+}
+
+/** A changed account field as a person reads it (times in UTC, not milliseconds). */
+function fieldValue(field: string, value: unknown): string {
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  if (field.endsWith('At')) return typeof value === 'number' ? `${new Date(value).toISOString().replace('T', ' ').slice(0, 16)} UTC` : 'never';
+  if (value === null) return field === 'overage' ? 'as the plan says' : 'none';
+  return String(value);
 }
 
 export function auditTable(entries: readonly AuditEntry[], accountNames: ReadonlyMap<string, string>, caption: string): Html {
