@@ -228,13 +228,18 @@ describe('members through the admin API', () => {
     const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme' }) })).json()) as { id: string };
     const invited = await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'Ana@Acme.test', accountId: account.id }) });
     expect(invited.status).toBe(201);
-    const invitation = (await invited.json()) as { email: string; url: string };
+    const invitation = (await invited.json()) as { email: string; url: string; replacedInvitation: unknown };
     expect(invitation.email).toBe('ana@acme.test');
+    expect(invitation.replacedInvitation).toBeNull();
     expect(invitation.url.startsWith(`${kg.dashboardUrl}/invite/`)).toBe(true);
     expect((await fetch(invitation.url)).status).toBe(200);
 
     const again = await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'ana@acme.test', accountId: account.id }) });
     expect(again.status).toBe(201); // not joined yet: a fresh link replaces the old one
+    const replacement = (await again.json()) as { url: string; replacedInvitation: unknown };
+    expect(replacement.replacedInvitation).toEqual({ accountId: account.id, role: 'member' });
+    expect((await fetch(invitation.url)).status).not.toBe(200);
+    expect((await fetch(replacement.url)).status).toBe(200);
     const reset = await kg.admin('/v1/members/password-resets', { method: 'POST', body: JSON.stringify({ email: 'ana@acme.test' }) });
     expect(reset.status).toBe(201);
     const unknown = await kg.admin('/v1/members/password-resets', { method: 'POST', body: JSON.stringify({ email: 'nobody@acme.test' }) });

@@ -384,12 +384,23 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
         tags: ['members'],
         summary: 'Invite a member; the link (in this response only) lets them set a password',
         body: z.object({ email: z.string(), accountId: z.string().nullable().optional(), role: z.enum(['member', 'operator']).optional() }).strict(),
-        response: { 201: z.object({ id: z.string(), email: z.string(), role: z.string(), url: z.string() }), 400: Problem, 404: Problem, 409: Problem },
+        response: {
+          201: z.object({
+            id: z.string(),
+            email: z.string(),
+            role: z.string(),
+            url: z.string(),
+            replacedInvitation: z.object({ accountId: z.string().nullable(), role: z.string() }).nullable().describe('a pending invitation of the same address, whose link stopped working'),
+          }),
+          400: Problem,
+          404: Problem,
+          409: Problem,
+        },
       },
     },
     async (request, reply) => {
       const invitation = await inviteMember(rt, { email: request.body.email, accountId: request.body.accountId ?? null, ...(request.body.role ? { role: request.body.role } : {}) }, ACTOR);
-      return reply.code(201).send({ id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url });
+      return reply.code(201).send({ id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url, replacedInvitation: invitation.replaced ?? null });
     },
   );
   app.post(

@@ -355,8 +355,12 @@ export function buildCli(): Command {
     .action((opts: { email: string; account?: string; operator?: boolean }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const invitation = await inviteMember(rt, { email: opts.email, accountId: opts.account ?? null, role: opts.operator ? 'operator' : 'member' }, CLI_ACTOR);
-        print(json, { id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url }, () =>
-          `invited ${invitation.member.email}; they set a password at:\n\n  ${invitation.url}\n\nThe link works once, for 7 days.`,
+        const { replaced } = invitation;
+        print(json, { id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url, replacedInvitation: replaced ?? null }, () =>
+          [
+            `invited ${invitation.member.email}; they set a password at:\n\n  ${invitation.url}\n\nThe link works once, for 7 days.`,
+            ...(replaced ? [`This replaces their pending invitation (${replaced.role}${replaced.accountId ? ` of ${replaced.accountId}` : ''}): its link no longer works.`] : []),
+          ].join('\n'),
         );
       }),
     );

@@ -23,6 +23,8 @@ export interface Invitation {
   /** One-time token, shown once; the link is `<dashboard>/invite/<token>`. */
   token: string;
   url: string;
+  /** The pending invitation this one replaced (its link no longer works), if any. */
+  replaced?: { accountId: string | null; role: MemberRole };
 }
 
 export function hashToken(token: string): string {
@@ -49,8 +51,10 @@ export async function inviteMember(
   const now = rt.clock();
   const existing = await rt.store.findMemberByEmail(email);
   let member: MemberRecord;
+  let replaced: Invitation['replaced'];
   if (existing) {
     if (existing.passwordHash !== null) throw new OperationError('conflict', `${email} is already a member`);
+    replaced = { accountId: existing.accountId, role: existing.role };
     member = (await rt.store.updateMember(existing.id, {
       inviteHash: hashToken(token),
       inviteExpiresAt: now + INVITE_TTL_MS,
@@ -72,8 +76,8 @@ export async function inviteMember(
     };
     await rt.store.createMember(member);
   }
-  await audit(rt, actor, 'member.invited', { accountId: input.accountId, detail: { email, role } });
-  return { member, token, url: `${dashboardUrl(rt)}/invite/${token}` };
+  await audit(rt, actor, 'member.invited', { accountId: input.accountId, detail: { email, role, ...(replaced ? { replacedInvitationTo: replaced.accountId } : {}) } });
+  return { member, token, url: `${dashboardUrl(rt)}/invite/${token}`, ...(replaced ? { replaced } : {}) };
 }
 
 /**
