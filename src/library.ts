@@ -25,6 +25,8 @@ import type { RouteMatch } from './routes/route-table.js';
 import { settleCharge } from './pipeline/settle.js';
 import { renderBuiltin } from './gateway/builtins.js';
 import { statusClass } from './usage/usage-recorder.js';
+import { judgeTarget, normalBasePath } from './gateway/request-path.js';
+import { deny, type DenialReason } from './denial/reasons.js';
 
 export interface CheckRequest {
   method: string;
@@ -34,13 +36,19 @@ export interface CheckRequest {
 }
 
 export type CheckResult =
-  | { allowed: false; error: RenderedError }
+  | {
+      allowed: false;
+      /** Why, as logs and metrics name it (the client sees only `error`). */
+      reason: DenialReason;
+      /** The answer to send, in the API's dialect. */
+      error: RenderedError;
+    }
   | {
       allowed: true;
       identity: Identity;
       route: RouteMatch;
-      /** RateLimit fields to add to the response. */
-      headers: Record<string, string>;
+      /** RateLimit fields to add to the response (shared: copy before changing). */
+      headers: Readonly<Record<string, string>>;
       /** For built-in endpoints: the body keygate answers with. */
       builtinBody?: string;
       /**
@@ -59,16 +67,21 @@ export interface Keygate {
 
 export async function createKeygate(loaded: LoadedConfig, options: RuntimeOptions = {}): Promise<Keygate> {
   const rt = await createRuntime(loaded, options);
+  const basePath = normalBasePath(rt.config.basePath);
   return {
     runtime: rt,
     async check(request) {
-      const query = request.url.indexOf('?');
-      const path = query === -1 ? request.url : request.url.slice(0, query);
+      // The gateway's checks of the target first: a path the API's router could read as
+      // another one (`..`, `\\`, `%2e`, `//`) would be judged by one route's scopes and
+      // served by another's.
+      const target = judgeTarget(request.url, basePath);
+      if (!target.ok) return { allowed: false, reason: target.reason, error: rt.dialect.render(deny(target.reason)) };
+      const { url, path } = target;
       const method = request.method.toUpperCase();
-      const decision = await rt.pipeline.authorize({ method, path, url: request.url, headers: request.headers });
+      const decision = await rt.pipeline.authorize({ method, path, url, headers: request.headers });
       if (!decision.allowed) {
         if (decision.identity) rt.usage.add(decision.identity.account.id, rt.clock(), 'denials', decision.denial.reason);
-        return { allowed: false, error: rt.dialect.render(decision.denial) };
+        return { allowed: false, reason: decision.denial.reason, error: rt.dialect.render(decision.denial) };
       }
       const { identity, route, reservation } = decision;
       rt.usage.touch(identity.key.id, rt.clock());

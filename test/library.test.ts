@@ -92,4 +92,23 @@ describe('keygate as a library', () => {
     await many.settle(200, 50);
     expect(await balance()).toEqual({ used: 100, reserved: 0 });
   });
+
+  it('refuses what the gateway refuses before reading a key: a path the API could read as another, and paths outside basePath', async () => {
+    const headers = { authorization: `Bearer ${secret}` };
+    for (const url of ['/x/../get-brands', '/x/%2e%2e/get-brands', '/x\\..\\get-brands', '//get-brands']) {
+      const result = await gate.check({ method: 'GET', url, headers });
+      expect(result, url).toMatchObject({ allowed: false, reason: 'bad_request', error: { status: 400 } });
+    }
+    const based = await createKeygate({
+      config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'based.db')}`, basePath: '/api' }),
+      file: 'inline',
+      dir,
+    });
+    try {
+      expect(await based.check({ method: 'GET', url: '/other', headers })).toMatchObject({ allowed: false, reason: 'no_route', error: { status: 404 } });
+      expect(await based.check({ method: 'GET', url: '/api/x', headers: {} })).toMatchObject({ allowed: false, reason: 'missing_key', error: { status: 401 } });
+    } finally {
+      await based.close();
+    }
+  });
 });

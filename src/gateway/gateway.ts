@@ -17,7 +17,7 @@ import { withoutCredentialParams } from '../auth/credential.js';
 import { REDACTED } from '../log.js';
 import type { Metrics, Outcome } from '../metrics.js';
 import { renderBuiltin } from './builtins.js';
-import { isCanonicalPath } from './request-path.js';
+import { judgeTarget, normalBasePath } from './request-path.js';
 import { createForwarder } from './forward.js';
 import { statusClass } from '../usage/usage-recorder.js';
 import { afterAnswers, answerInFlight, requestBeingRead } from '../http-internals.js';
@@ -39,15 +39,6 @@ declare module 'fastify' {
 
 export interface GatewayOptions {
   metrics?: Metrics;
-}
-
-const SLASH = 0x2f;
-/** `http://host/path?query` → `/path?query`; anything else as it is. */
-function originForm(url: string): string {
-  const authority = /^https?:\/\/[^/?#]*/i.exec(url);
-  if (!authority) return url;
-  const rest = url.slice(authority[0].length);
-  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 /** What the access log records for a client that hung up before its answer (as nginx does). */
@@ -142,8 +133,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     done();
   });
 
-  const basePath = config.basePath.replace(/\/$/, '');
-  const underBase = (path: string) => basePath === '' || path === basePath || path.startsWith(`${basePath}/`);
+  const basePath = normalBasePath(config.basePath);
 
   /** Answers with the dialect's rendering of a denial. */
   function send(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity?: Identity): FastifyReply {
@@ -178,21 +168,15 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       send(request, reply, deny('bad_request'));
       return;
     }
-    let url = request.raw.url ?? '/';
-    // The absolute form (`GET http://host/path`), which a server must accept: judged
-    // and forwarded as its path and query.
-    if (url.charCodeAt(0) !== SLASH) request.raw.url = url = originForm(url);
-    const query = url.indexOf('?');
-    const path = query === -1 ? url : url.slice(0, query);
     // What is matched must be what is forwarded: no `\`, `.` or `..` tricks.
-    if (!isCanonicalPath(path)) {
-      send(request, reply, deny('bad_request'));
+    const target = judgeTarget(request.raw.url ?? '/', basePath);
+    if (!target.ok) {
+      send(request, reply, deny(target.reason));
       return;
     }
-    if (!underBase(path)) {
-      send(request, reply, deny('no_route'));
-      return;
-    }
+    const { url, path } = target;
+    // The absolute form is forwarded as its path and query.
+    if (url !== request.raw.url) request.raw.url = url;
     const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers, rawHeaders: request.raw.rawHeaders };
     const decision = pipeline.authorize(gatewayRequest);
     if (decision instanceof Promise) {

@@ -23,3 +23,36 @@ export function isCanonicalPath(path: string): boolean {
     return false;
   }
 }
+
+const SLASH = 0x2f;
+
+/** A request target as keygate judges and forwards it, or why it is refused before any key is read. */
+export type Target = { ok: true; url: string; path: string } | { ok: false; reason: 'bad_request' | 'no_route' };
+
+/**
+ * Checks a request target before the pipeline, for the gateway and the library alike:
+ * the absolute form (`GET http://host/path`, which a server must accept) becomes its
+ * path and query; a path a URL parser or the upstream could read as another path is
+ * `bad_request`; a path outside `basePath` is `no_route`.
+ */
+export function judgeTarget(rawUrl: string, basePath: string): Target {
+  const url = rawUrl.charCodeAt(0) === SLASH ? rawUrl : originForm(rawUrl);
+  const query = url.indexOf('?');
+  const path = query === -1 ? url : url.slice(0, query);
+  if (!isCanonicalPath(path)) return { ok: false, reason: 'bad_request' };
+  if (basePath !== '' && path !== basePath && !path.startsWith(`${basePath}/`)) return { ok: false, reason: 'no_route' };
+  return { ok: true, url, path };
+}
+
+/** `basePath` as `judgeTarget` takes it: no trailing slash, '' for none. */
+export function normalBasePath(basePath: string): string {
+  return basePath.replace(/\/$/, '');
+}
+
+/** `http://host/path?query` → `/path?query`; anything else as it is. */
+function originForm(url: string): string {
+  const authority = /^https?:\/\/[^/?#]*/i.exec(url);
+  if (!authority) return url;
+  const rest = url.slice(authority[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
