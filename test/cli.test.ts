@@ -4,7 +4,7 @@
  * CLI fail on the very next request, and bad profiles are refused with the field named.
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -152,6 +152,11 @@ describe('keygate CLI with a running gateway', () => {
     const over = await cli('forecast', '--account', accountId, '--call', 'GET /api/v1/apps/a/metrics/mrr x99');
     expect(over.code).toBe(3);
     expect(over.stdout).toContain('units remaining: 970 → NOT covered');
+  });
+
+  it('prints its version', async () => {
+    const r = await runCli(['--version']);
+    expect(r).toMatchObject({ code: 0, stdout: `${JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')).version}\n` });
   });
 
   it('explains a missing required option', async () => {

@@ -83,9 +83,16 @@ export function parseCallSpec(spec: string): PlannedCall {
   return call;
 }
 
+/** The installed package's version (dist/cli/main.js → package.json). */
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return manifest.version ?? 'unknown';
+}
+
 export function buildCli(): Command {
   const program = new Command('keygate')
     .description('API-key gateway for data APIs')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('-c, --config <file>', 'profile to use (or set KEYGATE_CONFIG)', process.env.KEYGATE_CONFIG ?? 'keygate.yaml')
     .option('--json', 'machine-readable output')
     .showHelpAfterError();

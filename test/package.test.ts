@@ -1,0 +1,19 @@
+/**
+ * What `npm pack` (and so `npm install <tarball or git url>`) ships: the built library
+ * and the CLI, with their docs and example profiles, and none of the tests.
+ */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = path.join(import.meta.dirname, '..');
+
+describe('the npm package', () => {
+  it('ships dist/ and bin/ (built by prepack), docs and examples, without tests or sources', () => {
+    // dist/ exists: `npm test` builds first. --ignore-scripts skips prepack's second build.
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
+    const files = (JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+    expect(files).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bin/keygate.js', 'package.json', 'README.md', 'examples/ranksy/keygate.yaml']));
+    expect(files.filter((f) => /\.test\.|^test\/|^src\/|^bench\//.test(f))).toEqual([]);
+  });
+});
