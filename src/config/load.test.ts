@@ -41,8 +41,18 @@ describe('keygate.yaml validation', () => {
     expect(problems(text)).toEqual(['routes[0].cost.meter: no plan defines meter "credits"']);
   });
 
-  it('refuses text that is not YAML', () => {
+  it('refuses text that is not YAML, showing the line and the place', () => {
     expect(problems('upstream: [unclosed\n')[0]).toMatch(/^not valid YAML/);
+    // An unquoted Redis URL ending in ":" (a prefix) is a YAML mapping.
+    const unquoted = problems('upstream: {url: "http://a"}\ncounters: redis://cache:6379/0?prefix=kg:\n')[0];
+    expect(unquoted).toMatch(/^not valid YAML: .* at line 2, column 11:\n +counters: redis:\/\/cache:6379\/0\?prefix=kg:\n +\^/);
+  });
+
+  it('refuses store and counters URLs that serve would refuse, and a mistyped counters parameter', () => {
+    expect(problems('upstream: {url: "http://a"}\nstore: postgress://k@db/k\n')).toEqual(['store: expected "sqlite:<file>" or "postgres://user:password@host:port/database"']);
+    expect(problems('upstream: {url: "http://a"}\ncounters: rediss//cache:6379\n')).toEqual(['counters: expected "memory" or "redis://host:port[/db][?prefix=...]"']);
+    expect(problems('upstream: {url: "http://a"}\ncounters: "redis://cache:6379/0?prefx=kg:"\n')).toEqual(['counters: unknown parameter "prefx"; a counters URL takes prefix, family']);
+    expect(parseConfigText('upstream: {url: "http://a"}\nstore: postgres://k@db:5432/k\ncounters: "redis://cache:6379/0?prefix=kg:"\n').counters).toBe('redis://cache:6379/0?prefix=kg:');
   });
 
   it('exports a JSON Schema for editors', () => {

@@ -40,7 +40,8 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
   try {
     raw = parseYaml(text, { prettyErrors: true });
   } catch (error) {
-    const detail = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
+    // The message, then the offending line with a caret under the place: all of it.
+    const detail = error instanceof YAMLParseError ? error.message.trimEnd().split('\n').filter((line) => line.trim() !== '').join('\n      ') : String(error);
     throw new ConfigError(file, [`not valid YAML: ${detail}`]);
   }
   return parseConfigObject(raw ?? {}, file);

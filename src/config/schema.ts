@@ -232,6 +232,28 @@ const keyFormat = z
   })
   .strict();
 
+function isStoreUrl(url: string): boolean {
+  if (url.startsWith('sqlite:')) return url.length > 'sqlite:'.length;
+  if (!/^postgres(ql)?:\/\//.test(url)) return false;
+  return URL.canParse(url);
+}
+
+/** Query parameters a counters URL may carry: keygate's `prefix`, and ioredis's `family`. */
+const REDIS_URL_PARAMS = ['prefix', 'family'];
+
+function checkCountersUrl(url: string, ctx: z.RefinementCtx): void {
+  if (url === 'memory') return;
+  if (!/^rediss?:\/\//.test(url) || !URL.canParse(url)) {
+    ctx.addIssue({ code: 'custom', message: 'expected "memory" or "redis://host:port[/db][?prefix=...]"' });
+    return;
+  }
+  // A mistyped parameter (`?prefx=`) would otherwise be dropped, and the shared default
+  // prefix used: another deployment's counters and revocation channel.
+  for (const name of new URL(url).searchParams.keys()) {
+    if (!REDIS_URL_PARAMS.includes(name)) ctx.addIssue({ code: 'custom', message: `unknown parameter "${name}"; a counters URL takes ${REDIS_URL_PARAMS.join(', ')}` });
+  }
+}
+
 export const configSchema = z
   .object({
     name: z.string().default('keygate'),
@@ -258,8 +280,13 @@ export const configSchema = z
     store: z
       .string()
       .default('sqlite:./data/keygate.db')
+      .refine(isStoreUrl, { message: 'expected "sqlite:<file>" or "postgres://user:password@host:port/database"' })
       .describe('sqlite:<file> (relative to the working directory) or postgres://...'),
-    counters: z.string().default('memory').describe('"memory" or redis://...'),
+    counters: z
+      .string()
+      .default('memory')
+      .superRefine(checkCountersUrl)
+      .describe('"memory" or redis://[user:password@]host:port[/db][?prefix=keygate:] (quote it in YAML when it ends in ":")'),
     counterFailure: z
       .enum(['closed', 'open'])
       .default('closed')
