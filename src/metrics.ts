@@ -7,7 +7,7 @@
  * its `collect()`); the duration histogram, which prom-client can only fill one
  * observation at a time, is written in the exposition format here.
  */
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type Outcome = 'forwarded' | 'builtin' | 'denied';
 
@@ -22,6 +22,8 @@ export interface Metrics {
   request(outcome: Outcome, reason: string, seconds: number): void;
   /** Units committed on a meter. */
   units(meter: string, units: number): void;
+  /** Whether the store and the counters backend answer, as of now (set before each scrape). */
+  backends(state: { store: 'ok' | 'unreachable'; counters: 'ok' | 'unreachable' }): void;
   /** Everything in the Prometheus text format. */
   text(): Promise<string>;
 }
@@ -62,6 +64,13 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
     },
   });
 
+  const backendUp = new Gauge({
+    name: 'keygate_backend_up',
+    help: 'Whether the backend answers (1) or not (0): store, counters.',
+    labelNames: ['backend'],
+    registers: [registry],
+  });
+
   function durationText(): string {
     const lines = [`# HELP ${DURATION_NAME} ${DURATION_HELP}`, `# TYPE ${DURATION_NAME} histogram`];
     for (const [outcome, s] of Object.entries(stats)) {
@@ -91,6 +100,10 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
     },
     units(meter, units) {
       unitsByMeter.set(meter, (unitsByMeter.get(meter) ?? 0) + units);
+    },
+    backends({ store, counters }) {
+      backendUp.set({ backend: 'store' }, store === 'ok' ? 1 : 0);
+      backendUp.set({ backend: 'counters' }, counters === 'ok' ? 1 : 0);
     },
     text: async () => `${await registry.metrics()}\n${durationText()}`,
   };

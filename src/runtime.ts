@@ -150,7 +150,12 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       if (event.type === 'key') keyCache.deleteHash(event.hash);
       else if (event.type === 'account') keyCache.deleteAccount(event.accountId);
       else keyCache.clear();
-      await counters?.broadcast(event).catch((error: unknown) => log.warn({ err: error }, 'could not broadcast a cache invalidation'));
+      await counters?.broadcast(event).catch((error: unknown) =>
+        log.warn(
+          { cause: error instanceof Error ? error.message : String(error), change: event.type },
+          `the change is saved and in effect here, but other processes were not told: they keep a cached key for up to keyCacheTtl (${config.keyCacheTtl} ms)`,
+        ),
+      );
     },
     flush,
     async close() {

@@ -51,7 +51,13 @@ describe('admin API', () => {
   });
 
   it('serves health and its OpenAPI document without the token', async () => {
-    expect(await (await fetch(`${kg.adminUrl}/health`)).json()).toEqual({ status: 'ok', profile: 'keygate', store: 'sqlite', counters: 'memory' });
+    const healthy = { status: 'ok', store: 'ok', counters: 'ok', profile: 'keygate', backends: { store: 'sqlite', counters: 'memory' } };
+    expect(await (await fetch(`${kg.adminUrl}/health`)).json()).toEqual(healthy);
+    const ready = await fetch(`${kg.adminUrl}/health/ready`);
+    expect({ status: ready.status, body: await ready.json() }).toEqual({ status: 200, body: healthy });
+    const metrics = await (await kg.admin('/metrics')).text();
+    expect(metrics).toContain('keygate_backend_up{backend="store"} 1');
+    expect(metrics).toContain('keygate_backend_up{backend="counters"} 1');
     const doc = (await (await fetch(`${kg.adminUrl}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/accounts', '/v1/keys', '/v1/keys/{id}/revoke', '/v1/keys/{id}/rotate', '/v1/forecast', '/v1/audit']));

@@ -26,6 +26,7 @@ import { forecast } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
 import { policyName } from '../limits/rate-limits.js';
+import { checkHealth } from '../operations/health.js';
 
 const ACTOR = 'admin-api';
 /** Days of daily usage answered when no range is given. */
@@ -152,7 +153,7 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
   const expected = options.token ? digest(options.token) : undefined;
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0];
-    if (path === '/health' || path === '/openapi.json') return;
+    if (path === '/health' || path === '/health/ready' || path === '/openapi.json') return;
     if (!expected) return problem(reply, 503, `The admin API is locked: start keygate with ${rt.config.admin.tokenEnv} set.`, 'Service Unavailable');
     const header = request.headers.authorization ?? '';
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
@@ -173,11 +174,21 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
   });
   app.setNotFoundHandler((request, reply) => problem(reply, 404, `No admin route ${request.method} ${request.url.split('?')[0]}.`));
 
-  app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok', profile: rt.config.name, store: rt.store.kind, counters: rt.counters.kind }));
+  // /health: the process runs (always 200), and how its backends are; /health/ready: 503
+  // while it refuses requests for want of a backend, for a load balancer that should
+  // take such a process out (every process shares the backends: an outage of one takes
+  // them all out, which a closed counters backend does to limited routes anyway).
+  const health = async () => ({ ...(await checkHealth(rt)), profile: rt.config.name, backends: { store: rt.store.kind, counters: rt.counters.kind } });
+  app.get('/health', { schema: { hide: true } }, health);
+  app.get('/health/ready', { schema: { hide: true } }, async (_request, reply) => {
+    const state = await health();
+    return reply.code(state.status === 'unavailable' ? 503 : 200).send(state);
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(options.metrics.contentType).send(await options.metrics.text()),
-  );
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    options.metrics.backends(await checkHealth(rt));
+    return reply.type(options.metrics.contentType).send(await options.metrics.text());
+  });
 
   app.get('/v1/plans', { schema: { tags: ['plans'], summary: 'Plans of the profile', response: { 200: z.array(z.object({ id: z.string(), name: z.string(), apiAccess: z.boolean(), maxKeys: z.number().nullable(), rateLimits: z.array(z.string()), meters: z.record(z.string(), z.object({ kind: z.string(), limit: z.number(), overage: z.boolean() })) })) } } }, async () =>
     Object.entries(rt.config.plans).map(([id, p]) => ({

@@ -94,6 +94,8 @@ export type CacheEvent = { type: 'key'; hash: string } | { type: 'account'; acco
 
 export interface Counters {
   readonly kind: 'memory' | 'redis';
+  /** Whether the backend answers now (memory: always), for /health and metrics. */
+  isReachable(): boolean;
   admit(request: AdmitRequest): Promise<Admission>;
   /** The same as `admit`, answered synchronously, by backends that need no I/O (memory). */
   admitNow?(request: AdmitRequest): Admission;

@@ -2,7 +2,7 @@
  * The store over Kysely: the same queries for SQLite and PostgreSQL. A backend folder
  * supplies only the connected `Kysely` instance (and, for SQLite, change detection).
  */
-import { Migrator, type Kysely, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type Kysely, type MigrationProvider } from 'kysely';
 import type {
   AccountPatch,
   AccountRecord,
@@ -125,6 +125,10 @@ export class SqlStore implements Store {
 
   private migrator(): Migrator {
     return new Migrator({ db: this.db, provider, migrationTableName: 'keygate_migrations', migrationLockTableName: 'keygate_migrations_lock' });
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
   }
 
   async pendingMigrations(): Promise<string[]> {

@@ -105,6 +105,8 @@ export interface Store {
   /** `sqlite` or `postgres`, for messages. */
   readonly kind: 'sqlite' | 'postgres';
 
+  /** Resolves once the database answers a trivial query (for /health). */
+  ping(): Promise<void>;
   /** Migrations not yet applied to this database. */
   pendingMigrations(): Promise<string[]>;
   migrate(): Promise<string[]>;

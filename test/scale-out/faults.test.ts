@@ -135,11 +135,16 @@ describe.skipIf(!enabled)('faults', () => {
     // A plan with nothing to count does not need Redis.
     expect((await closed.call('/v1/projects', unlimited.secret)).status).toBe(200);
     expect(closed.alive()).toBe(true);
-    expect((await closed.admin('/health')).status).toBe(200);
+    // Alive, and says why it refuses: a load balancer reading /health/ready takes it out.
+    const down = await closed.admin('/health');
+    expect({ status: down.status, body: await down.json() }).toMatchObject({ status: 200, body: { status: 'unavailable', store: 'ok', counters: 'unreachable' } });
+    expect((await closed.admin('/health/ready')).status).toBe(503);
+    expect(await (await closed.admin('/metrics')).text()).toContain('keygate_backend_up{backend="counters"} 0');
 
     await redis.start();
     expect(await eventually(async () => (await closed.call('/v1/projects', secret)).status === 200, 10_000)).toBe(true);
     expect(closed.alive()).toBe(true);
+    expect((await closed.admin('/health/ready')).status).toBe(200);
   });
 
   it('fails open while Redis is down: each process limits on its own, keeps the usage, and shares limits again when Redis returns', async () => {
@@ -163,6 +168,9 @@ describe.skipIf(!enabled)('faults', () => {
     expect(await statusAndBody(open1, '/v1/projects', outage.secret)).toEqual({ status: 429, body: RATE_LIMITED });
     for (let i = 0; i < 3; i += 1) expect((await open1.call('/v1/rankings?limit=3', metered.secret)).status).toBe(200);
     expect(open1.alive() && open2.alive()).toBe(true);
+    // Serving on its own limits: degraded, still ready.
+    const degraded = await open1.admin('/health/ready');
+    expect({ status: degraded.status, body: await degraded.json() }).toMatchObject({ status: 200, body: { status: 'degraded', counters: 'unreachable' } });
 
     const back = [open1.output.length, open2.output.length] as const;
     await redis.start();
@@ -239,7 +247,9 @@ describe.skipIf(!enabled)('faults', () => {
     expect(await statusAndBody(behindProxy, '/v1/projects', inUse.secret)).toMatchObject({ status: 200, body: { data: expect.any(Array) } });
     expect(await statusAndBody(behindProxy, '/v1/projects', fresh.secret)).toEqual({ status: 503, body: UNAVAILABLE });
     expect(behindProxy.alive()).toBe(true);
-    expect((await behindProxy.admin('/health')).status).toBe(200);
+    const down = await behindProxy.admin('/health');
+    expect({ status: down.status, body: await down.json() }).toMatchObject({ status: 200, body: { status: 'unavailable', store: 'unreachable' } });
+    expect((await behindProxy.admin('/health/ready')).status).toBe(503);
 
     await proxy.restore();
     expect(await eventually(async () => (await behindProxy.call('/v1/projects', fresh.secret)).status === 200, 10_000, 100)).toBe(true);

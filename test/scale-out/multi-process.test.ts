@@ -131,7 +131,7 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
     beforeAll(async () => {
       gateways = await Promise.all([startGateway(profileFile), startGateway(profileFile), startGateway(profileFile)]);
       const health = await Promise.all(gateways.map(async (g) => (await g.admin('/health')).json()));
-      expect(health).toEqual(Array(3).fill({ status: 'ok', profile: 'scale-out', store: 'postgres', counters: 'redis' }));
+      expect(health).toEqual(Array(3).fill({ status: 'ok', store: 'ok', counters: 'ok', profile: 'scale-out', backends: { store: 'postgres', counters: 'redis' } }));
     });
 
     it('admits exactly the limit across all three under concurrent load', async () => {

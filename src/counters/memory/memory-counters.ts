@@ -57,6 +57,10 @@ export class MemoryCounters implements Counters {
   }
 
   /** Synchronous core of `admit`, used directly by the per-process fallback. */
+  isReachable(): boolean {
+    return true;
+  }
+
   admitNow({ now, windows, block, charge }: AdmitRequest): Admission {
     if (windows.length === 0 && !block && !charge) return NOTHING_TO_COUNT;
     const logs = windows.map((w) => this.log(w));

@@ -225,6 +225,10 @@ export class RedisCounters implements Counters {
     }
   }
 
+  isReachable(): boolean {
+    return this.client.status === 'ready' && this.reachable;
+  }
+
   settle(reservation: Reservation, actual: number): Promise<number> {
     if (this.fallback.owns(reservation)) return Promise.resolve(this.fallback.settle(reservation, actual));
     // Charged at admission: only a different amount (nothing for anything but a 2xx)
@@ -338,7 +342,8 @@ export class RedisCounters implements Counters {
   async close(): Promise<void> {
     this.closing = true;
     if (this.fallback.hasPending) {
-      this.options.log.warn('Redis is unreachable: units committed during the outage by this process are not recorded');
+      const lost = this.fallback.takePending().map(({ ref, units }) => ({ accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart, units }));
+      this.options.log.warn({ lost }, 'Redis is unreachable: units committed during the outage by this process are not recorded (listed here)');
     }
     this.client.disconnect();
     this.subscriber.disconnect();
