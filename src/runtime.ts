@@ -57,6 +57,28 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
+/**
+ * Refuses to start with a pepper other than the one the database's keys were hashed
+ * with (or none where there was one): every key would be refused as unknown, silently.
+ * The database keeps the hash of a fixed text; the first process to start writes it.
+ */
+async function checkKeyHashing(store: Store, hashKey: KeyHasher, pepperEnv: string): Promise<void> {
+  const check = hashKey(KEY_HASH_CHECK_TEXT);
+  const recorded = await store.settleSetting('key_hash_check', check);
+  if (recorded !== check) throw new KeyHashingMismatchError(pepperEnv);
+}
+
+const KEY_HASH_CHECK_TEXT = 'keygate key hashing check';
+
+export class KeyHashingMismatchError extends Error {
+  constructor(pepperEnv: string) {
+    super(
+      `${pepperEnv} is not the pepper this database's keys were made with (or it is set where it was not, or unset where it was): every existing key would be refused. Start every process with the same ${pepperEnv}.`,
+    );
+    this.name = 'KeyHashingMismatchError';
+  }
+}
+
 export class NotMigratedError extends Error {
   constructor(pending: string[]) {
     super(
@@ -87,6 +109,13 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
 
   const keyFormat = createKeyFormat(config.keys);
   const hashKey = createKeyHasher(env[config.pepperEnv]);
+  try {
+    await checkKeyHashing(store, hashKey, config.pepperEnv);
+  } catch (error) {
+    await counters.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw error;
+  }
   const keyCache = new KeyCache(config.keyCacheTtl);
   const dialect = createDialect(config.errors, config.auth.credentials);
   const routes = createRouteTable(config.routes, config.builtins);

@@ -106,4 +106,17 @@ export const migrations: Record<string, Migration> = {
       }
     },
   },
+  // Facts about the database itself, such as which key hashing its keys were made with.
+  '0002_settings': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('keygate_settings')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('keygate_settings').ifExists().execute();
+    },
+  },
 };

@@ -108,6 +108,7 @@ export interface Database {
   meter_usage: MeterUsageTable;
   gauges: GaugesTable;
   usage_daily: UsageDailyTable;
+  keygate_settings: { name: string; value: string };
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
@@ -129,6 +130,12 @@ export class SqlStore implements Store {
 
   async ping(): Promise<void> {
     await sql`select 1`.execute(this.db);
+  }
+
+  async settleSetting(name: string, value: string): Promise<string> {
+    await this.db.insertInto('keygate_settings').values({ name, value }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    const row = await this.db.selectFrom('keygate_settings').select('value').where('name', '=', name).executeTakeFirstOrThrow();
+    return row.value;
   }
 
   async pendingMigrations(): Promise<string[]> {

@@ -107,6 +107,11 @@ export interface Store {
 
   /** Resolves once the database answers a trivial query (for /health). */
   ping(): Promise<void>;
+  /**
+   * Sets a setting unless it is set already, and answers the value it has then (the
+   * first writer wins when processes start together).
+   */
+  settleSetting(name: string, value: string): Promise<string>;
   /** Migrations not yet applied to this database. */
   pendingMigrations(): Promise<string[]>;
   migrate(): Promise<string[]>;

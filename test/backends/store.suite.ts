@@ -72,6 +72,13 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.migrate()).toEqual([]);
     });
 
+    it('keeps the first value a setting was given, for every later caller', async () => {
+      const name = `check_${Math.random().toString(36).slice(2)}`;
+      const both = await Promise.all([store.settleSetting(name, 'first'), store.settleSetting(name, 'second')]);
+      expect(both[0]).toBe(both[1]);
+      expect(await store.settleSetting(name, 'third')).toBe(both[0]);
+    });
+
     it('creates, reads, lists, updates and deletes accounts', async () => {
       const a = account({ name: 'First', createdAt: T0 + 1, planExpiresAt: T0 + 86_400_000, overage: true });
       const b = account({ name: 'Second', createdAt: T0 + 2, apiAccess: false, overage: false });

@@ -1,0 +1,34 @@
+/**
+ * KEYGATE_PEPPER turns key hashes into HMACs: a process started with another pepper (or
+ * none) would refuse every existing key as unknown, without a word. It refuses to start.
+ */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createRuntime, KeyHashingMismatchError } from '../src/runtime.js';
+import { parseConfigObject } from '../src/config/load.js';
+import { createAccount } from '../src/operations/accounts.js';
+import { createKey } from '../src/operations/keys.js';
+import { tempDir } from './support/temp.js';
+
+describe('the pepper a database was made with', () => {
+  const dir = tempDir('pepper');
+  const loaded = { config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'k.db')}`, log: { level: 'silent' } }), file: 'inline', dir };
+  const start = (pepper?: string) => createRuntime(loaded, { env: pepper === undefined ? {} : { KEYGATE_PEPPER: pepper } });
+
+  it('is required of every later start: another pepper, or none, stops it with the variable named', async () => {
+    const first = await start('first pepper');
+    const account = await createAccount(first, { name: 'Acme' }, 'test');
+    const { secret } = await createKey(first, { accountId: account.id, name: 'k' }, 'test');
+    await first.close();
+
+    await expect(start('second pepper')).rejects.toThrow(KeyHashingMismatchError);
+    await expect(start()).rejects.toThrow(/KEYGATE_PEPPER is not the pepper this database's keys were made with/);
+
+    const again = await start('first pepper');
+    try {
+      expect(await again.pipeline.authorize({ method: 'GET', path: '/x', url: '/x', headers: { authorization: `Bearer ${secret}` } })).toMatchObject({ allowed: true });
+    } finally {
+      await again.close();
+    }
+  });
+});
