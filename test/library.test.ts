@@ -99,6 +99,28 @@ describe('keygate as a library', () => {
       const result = await gate.check({ method: 'GET', url, headers });
       expect(result, url).toMatchObject({ allowed: false, reason: 'bad_request', error: { status: 400 } });
     }
+    // A read key and an admin route: paths the API's router would serve as the admin route.
+    const scoped = await createKeygate({
+      config: parseConfigObject({
+        upstream: { url: 'http://127.0.0.1:1' },
+        store: `sqlite:${path.join(dir, 'scoped.db')}`,
+        scopes: ['read', 'admin'],
+        routes: [{ path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*', scopes: ['read'] }],
+      }),
+      file: 'inline',
+      dir,
+    });
+    try {
+      const team = await createAccount(scoped.runtime, { name: 'Readers' }, 'test');
+      const reader = { authorization: `Bearer ${(await createKey(scoped.runtime, { accountId: team.id, name: 'r', scopes: ['read'] }, 'test')).secret}` };
+      expect(await scoped.check({ method: 'GET', url: '/v1/admin/users', headers: reader })).toMatchObject({ allowed: false, reason: 'insufficient_scope' });
+      for (const url of ['/v1/x/../admin/users', '/v1/x/%2e%2e/admin/users', '/v1/x\\..\\admin/users', '/v1//admin/users', '/v1/admin;x/users']) {
+        expect(await scoped.check({ method: 'GET', url, headers: reader }), url).toMatchObject({ allowed: false, reason: 'bad_request' });
+      }
+      expect(await scoped.check({ method: 'GET', url: '/v1/reports', headers: reader })).toMatchObject({ allowed: true });
+    } finally {
+      await scoped.close();
+    }
     const based = await createKeygate({
       config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'based.db')}`, basePath: '/api' }),
       file: 'inline',

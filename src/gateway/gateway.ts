@@ -170,13 +170,13 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     }
     // What is matched must be what is forwarded: no `\`, `.` or `..` tricks.
     const target = judgeTarget(request.raw.url ?? '/', basePath);
+    // The absolute form is judged, logged and forwarded as its path and query.
+    if (target.url !== request.raw.url) request.raw.url = target.url;
     if (!target.ok) {
       send(request, reply, deny(target.reason));
       return;
     }
     const { url, path } = target;
-    // The absolute form is forwarded as its path and query.
-    if (url !== request.raw.url) request.raw.url = url;
     const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers, rawHeaders: request.raw.rawHeaders };
     const decision = pipeline.authorize(gatewayRequest);
     if (decision instanceof Promise) {
@@ -256,11 +256,15 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   return app;
 }
 
+/** `scheme://user:password@` at the start of an absolute-form target (one keygate refused). */
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i;
+
 /**
  * The request target as it may appear in logs: credential parameters replaced, and so is
  * anything else shaped like a key (one sent in a path segment or a parameter keygate
  * does not read keys from).
  */
 export function redactedTarget(rt: Pick<Runtime, 'config' | 'keyFormat'>, url: string | undefined): string {
-  return rt.keyFormat.scrub(withoutCredentialParams(url ?? '/', rt.config.auth.credentials, REDACTED), REDACTED);
+  const withoutUserinfo = (url ?? '/').replace(USERINFO, `$1${REDACTED}@`);
+  return rt.keyFormat.scrub(withoutCredentialParams(withoutUserinfo, rt.config.auth.credentials, REDACTED), REDACTED);
 }

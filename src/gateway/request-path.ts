@@ -8,6 +8,11 @@
 
 /** Characters or sequences after which a URL parser may rewrite the path. */
 const MAYBE_REWRITTEN = /[\\%]|\/\./;
+/**
+ * Path parameters (`/admin;x/users`): servlet containers and some routers drop them,
+ * so the path served is not the path judged.
+ */
+const PATH_PARAMETER = ';';
 const BASE = 'http://keygate.invalid';
 
 /** Whether `path` reaches the upstream byte for byte as it was matched. */
@@ -16,6 +21,7 @@ export function isCanonicalPath(path: string): boolean {
   // Kept by URL parsers, but merged by many servers (nginx by default): `/v1//admin` would
   // be judged as `/v1/*` and served as `/v1/admin`.
   if (path.includes('//')) return false;
+  if (path.includes(PATH_PARAMETER)) return false;
   if (!MAYBE_REWRITTEN.test(path)) return true;
   try {
     return new URL(path, BASE).pathname === path;
@@ -26,8 +32,12 @@ export function isCanonicalPath(path: string): boolean {
 
 const SLASH = 0x2f;
 
-/** A request target as keygate judges and forwards it, or why it is refused before any key is read. */
-export type Target = { ok: true; url: string; path: string } | { ok: false; reason: 'bad_request' | 'no_route' };
+/**
+ * A request target as keygate judges and forwards it, or why it is refused before any
+ * key is read; `url` is in origin form either way (an absolute form's `user:password@`
+ * never reaches a log).
+ */
+export type Target = { ok: true; url: string; path: string } | { ok: false; url: string; reason: 'bad_request' | 'no_route' };
 
 /**
  * Checks a request target before the pipeline, for the gateway and the library alike:
@@ -39,8 +49,8 @@ export function judgeTarget(rawUrl: string, basePath: string): Target {
   const url = rawUrl.charCodeAt(0) === SLASH ? rawUrl : originForm(rawUrl);
   const query = url.indexOf('?');
   const path = query === -1 ? url : url.slice(0, query);
-  if (!isCanonicalPath(path)) return { ok: false, reason: 'bad_request' };
-  if (basePath !== '' && path !== basePath && !path.startsWith(`${basePath}/`)) return { ok: false, reason: 'no_route' };
+  if (!isCanonicalPath(path)) return { ok: false, url, reason: 'bad_request' };
+  if (basePath !== '' && path !== basePath && !path.startsWith(`${basePath}/`)) return { ok: false, url, reason: 'no_route' };
   return { ok: true, url, path };
 }
 

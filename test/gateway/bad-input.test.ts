@@ -191,6 +191,25 @@ describe('bad input at the gateway', () => {
     expect(upstream.received.at(-1)?.url).toBe('/v1/domains?case=absolute');
   });
 
+  it('never logs the user:password of an absolute-form target, also when it is refused', async () => {
+    for (const [target, status] of [
+      ['http://alice:hunter2@example.com/v1/domains', 200],
+      ['http://alice:hunter2@example.com/other', 404],
+      ['http://alice:hunter2@example.com/v1/x/../y', 400],
+      ['ftp://alice:hunter2@example.com/v1/domains', 400],
+    ] as const) {
+      const answer = await rawAll(kg.gatewayUrl, `GET ${target} HTTP/1.1\r\nHost: example.com\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
+      expect(answer.slice(0, 12), target).toBe(`HTTP/1.1 ${status}`);
+    }
+    expect(kg.logs.text).toContain('"target":"/other"');
+    expect(kg.logs.text).not.toContain('hunter2');
+  });
+
+  it('refuses path parameters, which servlet containers and some routers drop (/v1/admin;x/users served as /v1/admin/users)', async () => {
+    const answer = await rawAll(kg.gatewayUrl, `GET /v1/domains;x/list HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+  });
+
   it('what Node would answer with an empty body, or not at all, is answered in the envelope', async () => {
     const statusAndBody = (answer: string) => {
       const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
