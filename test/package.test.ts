@@ -3,6 +3,7 @@
  * and the CLI, with their docs and example profiles, and none of the tests.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -14,6 +15,12 @@ describe('the npm package', () => {
     const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
     const files = (JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
     expect(files).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bin/keygate.js', 'package.json', 'README.md', 'examples/ranksy/keygate.yaml']));
-    expect(files.filter((f) => /\.test\.|^test\/|^src\/|^bench\//.test(f))).toEqual([]);
+    expect(files.filter((f) => /\.test\.|^test\/|^src\/|^bench\/|^examples\/support\/example\.ts$/.test(f))).toEqual([]);
+    // What the shipped example upstreams import is shipped too (keygate serve starts them).
+    for (const file of files.filter((f) => f.endsWith('.mjs'))) {
+      for (const [, specifier] of readFileSync(path.join(ROOT, file), 'utf8').matchAll(/from '(\.[^']+)'/g)) {
+        expect(files, `${file} imports ${specifier}`).toContain(path.posix.normalize(path.posix.join(path.posix.dirname(file), specifier as string)));
+      }
+    }
   });
 });
