@@ -342,7 +342,7 @@ export function buildCli(): Command {
         const issued = await rotateKey(rt, id, overlap, CLI_ACTOR);
         print(json, { ...publicKey(issued.key, rt.clock()), secret: issued.secret, previous: publicKey(issued.previous, rt.clock()) }, () =>
           [
-            `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${when(rt.clock() + overlap)}`}`,
+            `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${when(issued.previous.expiresAt)}`}`,
             '',
             `  ${issued.secret}`,
             '',

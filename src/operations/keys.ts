@@ -155,13 +155,14 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   const replacement = earlier.find((k) => isActive(k, now));
   if (replacement) throw new OperationError('conflict', `this key was already rotated; rotate its replacement ${replacement.id} instead`);
   if (overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
-  // The replacement lives as long as the old key was made to, counted from now. A key
-  // rotated before (its replacement since revoked) expires at the end of that overlap,
-  // which is not a lifetime: its new replacement does not expire.
-  const lifetime = old.expiresAt !== null && earlier.length === 0 ? old.expiresAt - old.createdAt : null;
+  // The replacement ends when the old key was to end: rotation changes the secret, never
+  // how long access lasts. A key rotated before (its replacement since revoked) now ends
+  // with that overlap; its own end date went to that earlier replacement.
+  const latest = earlier.reduce<KeyRecord | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
+  const endsAt = latest ? latest.expiresAt : old.expiresAt;
   const issued = await createKey(
     rt,
-    { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes, expiresAt: lifetime === null ? null : now + lifetime },
+    { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes, expiresAt: endsAt },
     actor,
     { rotatedFrom: old.id },
   );
