@@ -60,14 +60,33 @@ export interface Runtime {
 /**
  * Refuses to start with a pepper other than the one the database's keys were hashed
  * with (or none where there was one): every key would be refused as unknown, silently.
- * The database keeps the hash of a fixed text; the first process to start writes it.
+ * The database keeps the hash of a fixed text, written once a presented key has been
+ * found by its hash (proof that this hashing is the keys' own); until then nothing is
+ * known and nothing is refused. Answers how to record it, or undefined once recorded.
  */
-async function checkKeyHashing(store: Store, hashKey: KeyHasher, pepperEnv: string): Promise<void> {
+async function checkKeyHashing(store: Store, hashKey: KeyHasher, pepperEnv: string, log: Log): Promise<(() => void) | undefined> {
   const check = hashKey(KEY_HASH_CHECK_TEXT);
-  const recorded = await store.settleSetting('key_hash_check', check);
-  if (recorded !== check) throw new KeyHashingMismatchError(pepperEnv);
+  const recorded = await store.getSetting(KEY_HASH_SETTING);
+  if (recorded !== undefined) {
+    if (recorded !== check) throw new KeyHashingMismatchError(pepperEnv);
+    return undefined;
+  }
+  let pending = true;
+  return () => {
+    if (!pending) return;
+    pending = false;
+    store.settleSetting(KEY_HASH_SETTING, check).then(
+      (value) => {
+        if (value !== check) log.error(`another process recorded a different ${pepperEnv}: processes disagree on the pepper, and each refuses the other's keys`);
+      },
+      () => {
+        pending = true; // the store is unreachable: try again with the next key found
+      },
+    );
+  };
 }
 
+const KEY_HASH_SETTING = 'key_hash_check';
 const KEY_HASH_CHECK_TEXT = 'keygate key hashing check';
 
 export class KeyHashingMismatchError extends Error {
@@ -109,8 +128,9 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
 
   const keyFormat = createKeyFormat(config.keys);
   const hashKey = createKeyHasher(env[config.pepperEnv]);
+  let recordKeyHashing: (() => void) | undefined;
   try {
-    await checkKeyHashing(store, hashKey, config.pepperEnv);
+    recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, log);
   } catch (error) {
     await counters.close().catch(() => undefined);
     await store.close().catch(() => undefined);
@@ -119,7 +139,18 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   const keyCache = new KeyCache(config.keyCacheTtl);
   const dialect = createDialect(config.errors, config.auth.credentials);
   const routes = createRouteTable(config.routes, config.builtins);
-  const pipeline = createPipeline({ config, keyFormat, hashKey, keyCache, store, counters, routes, limits: createRateLimitPlanner(), clock });
+  const pipeline = createPipeline({
+    config,
+    keyFormat,
+    hashKey,
+    keyCache,
+    store,
+    counters,
+    routes,
+    limits: createRateLimitPlanner(),
+    clock,
+    ...(recordKeyHashing ? { onKeyFound: recordKeyHashing } : {}),
+  });
   const usage = new UsageRecorder();
 
   counters.onBroadcast((event) => {

@@ -15,10 +15,18 @@ describe('the pepper a database was made with', () => {
   const loaded = { config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'k.db')}`, log: { level: 'silent' } }), file: 'inline', dir };
   const start = (pepper?: string) => createRuntime(loaded, { env: pepper === undefined ? {} : { KEYGATE_PEPPER: pepper } });
 
-  it('is required of every later start: another pepper, or none, stops it with the variable named', async () => {
+  const present = (rt: Awaited<ReturnType<typeof start>>, secret: string) => rt.pipeline.authorize({ method: 'GET', path: '/x', url: '/x', headers: { authorization: `Bearer ${secret}` } });
+
+  it('is recorded once a key is found by its hash, and required of every later start: another pepper, or none, stops it with the variable named', async () => {
     const first = await start('first pepper');
     const account = await createAccount(first, { name: 'Acme' }, 'test');
     const { secret } = await createKey(first, { accountId: account.id, name: 'k' }, 'test');
+    // A process that has not yet seen a key proven proves nothing: a CLI run without the
+    // pepper (or with a wrong one) records nothing and starts.
+    const stray = await start();
+    await stray.close();
+    expect(await present(first, secret)).toMatchObject({ allowed: true });
+    await expect.poll(() => first.store.getSetting('key_hash_check')).toBeDefined();
     await first.close();
 
     await expect(start('second pepper')).rejects.toThrow(KeyHashingMismatchError);
@@ -26,7 +34,7 @@ describe('the pepper a database was made with', () => {
 
     const again = await start('first pepper');
     try {
-      expect(await again.pipeline.authorize({ method: 'GET', path: '/x', url: '/x', headers: { authorization: `Bearer ${secret}` } })).toMatchObject({ allowed: true });
+      expect(await present(again, secret)).toMatchObject({ allowed: true });
     } finally {
       await again.close();
     }

@@ -28,6 +28,8 @@ export interface PipelineDeps {
   routes: RouteTable;
   limits: ReturnType<typeof createRateLimitPlanner>;
   clock: () => number;
+  /** Told each time a presented key was found in the store (proof that its hashing matches). */
+  onKeyFound?: () => void;
 }
 
 export interface GatewayRequest extends RequestView {
@@ -96,6 +98,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
     const entry = { key, account };
     keyCache.set(hash, entry, now);
+    deps.onKeyFound?.();
     return entry;
   }
 

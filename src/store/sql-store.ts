@@ -132,6 +132,11 @@ export class SqlStore implements Store {
     await sql`select 1`.execute(this.db);
   }
 
+  async getSetting(name: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('keygate_settings').select('value').where('name', '=', name).executeTakeFirst();
+    return row?.value;
+  }
+
   async settleSetting(name: string, value: string): Promise<string> {
     await this.db.insertInto('keygate_settings').values({ name, value }).onConflict((oc) => oc.column('name').doNothing()).execute();
     const row = await this.db.selectFrom('keygate_settings').select('value').where('name', '=', name).executeTakeFirstOrThrow();

@@ -107,6 +107,7 @@ export interface Store {
 
   /** Resolves once the database answers a trivial query (for /health). */
   ping(): Promise<void>;
+  getSetting(name: string): Promise<string | undefined>;
   /**
    * Sets a setting unless it is set already, and answers the value it has then (the
    * first writer wins when processes start together).
