@@ -119,6 +119,8 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
+const NO_QUERY = z.object({}).strict();
+
 export async function buildAdmin(rt: Runtime, options: { token: string | undefined; metrics: Metrics }): Promise<FastifyInstance> {
   const app = Fastify({
     ...listenerOptions(rt.log, 'admin'),
@@ -139,6 +141,11 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
   app.setValidatorCompiler(validatorCompiler);
   // Bodies are JSON only: anything else is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
+  // A query parameter a route does not take is refused, not ignored: a mistyped filter
+  // (?account= for ?accountId=) would otherwise answer with everything.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/v1/') && !route.schema?.querystring) route.schema = { ...route.schema, querystring: NO_QUERY };
+  });
   app.setSerializerCompiler(serializerCompiler);
 
   await app.register(swagger, {

@@ -46,12 +46,16 @@ describe('keygate.yaml validation', () => {
     // An unquoted Redis URL ending in ":" (a prefix) is a YAML mapping.
     const unquoted = problems('upstream: {url: "http://a"}\ncounters: redis://cache:6379/0?prefix=kg:\n')[0];
     expect(unquoted).toMatch(/^not valid YAML: .* at line 2, column 11:\n +counters: redis:\/\/cache:6379\/0\?prefix=kg:\n +\^/);
+    // A password on the line shown is masked.
+    const withPassword = problems('upstream: {url: "http://a"}\ncounters: redis://:s3cret@cache:6379/0?prefix=kg:\n')[0];
+    expect(withPassword).toContain('counters: redis://:***@cache:6379/0?prefix=kg:');
+    expect(withPassword).not.toContain('s3cret');
   });
 
   it('refuses store and counters URLs that serve would refuse, and a mistyped counters parameter', () => {
     expect(problems('upstream: {url: "http://a"}\nstore: postgress://k@db/k\n')).toEqual(['store: expected "sqlite:<file>" or "postgres://user:password@host:port/database"']);
     expect(problems('upstream: {url: "http://a"}\ncounters: rediss//cache:6379\n')).toEqual(['counters: expected "memory" or "redis://host:port[/db][?prefix=...]"']);
-    expect(problems('upstream: {url: "http://a"}\ncounters: "redis://cache:6379/0?prefx=kg:"\n')).toEqual(['counters: unknown parameter "prefx"; a counters URL takes prefix, family']);
+    expect(problems('upstream: {url: "http://a"}\ncounters: "redis://cache:6379/0?prefx=kg:"\n')).toEqual(['counters: unknown parameter "prefx"; a counters URL takes prefix, db, username, password, family']);
     expect(parseConfigText('upstream: {url: "http://a"}\nstore: postgres://k@db:5432/k\ncounters: "redis://cache:6379/0?prefix=kg:"\n').counters).toBe('redis://cache:6379/0?prefix=kg:');
   });
 

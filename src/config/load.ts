@@ -18,6 +18,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** `scheme://user:password@`: the password part, for masking. */
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi;
+
 /** A loaded profile plus the directory its relative paths are resolved against. */
 export interface LoadedConfig {
   config: Config;
@@ -41,7 +44,16 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
     raw = parseYaml(text, { prettyErrors: true });
   } catch (error) {
     // The message, then the offending line with a caret under the place: all of it.
-    const detail = error instanceof YAMLParseError ? error.message.trimEnd().split('\n').filter((line) => line.trim() !== '').join('\n      ') : String(error);
+    // (Passwords in URLs on that line masked: the message goes to terminals and CI logs.)
+    const detail =
+      error instanceof YAMLParseError
+        ? error.message
+            .trimEnd()
+            .split('\n')
+            .filter((line) => line.trim() !== '')
+            .map((line) => line.replace(URL_PASSWORD, '$1***@'))
+            .join('\n      ')
+        : String(error);
     throw new ConfigError(file, [`not valid YAML: ${detail}`]);
   }
   return parseConfigObject(raw ?? {}, file);

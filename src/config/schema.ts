@@ -238,8 +238,11 @@ function isStoreUrl(url: string): boolean {
   return URL.canParse(url);
 }
 
-/** Query parameters a counters URL may carry: keygate's `prefix`, and ioredis's `family`. */
-const REDIS_URL_PARAMS = ['prefix', 'family'];
+/**
+ * Query parameters a counters URL may carry: keygate's `prefix`, and the connection
+ * settings ioredis reads from a URL (not its other options: keygate sets those).
+ */
+const REDIS_URL_PARAMS = ['prefix', 'db', 'username', 'password', 'family'];
 
 function checkCountersUrl(url: string, ctx: z.RefinementCtx): void {
   if (url === 'memory') return;

@@ -56,11 +56,12 @@ export class MemoryCounters implements Counters {
     return this.admitNow(request);
   }
 
-  /** Synchronous core of `admit`, used directly by the per-process fallback. */
+  /** In process: always. */
   isReachable(): boolean {
     return true;
   }
 
+  /** Synchronous core of `admit`, used directly by the per-process fallback. */
   admitNow({ now, windows, block, charge }: AdmitRequest): Admission {
     if (windows.length === 0 && !block && !charge) return NOTHING_TO_COUNT;
     const logs = windows.map((w) => this.log(w));

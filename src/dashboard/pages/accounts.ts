@@ -81,7 +81,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       const body = html`<h1>Invitation for ${invitation.member.email}</h1>
 <section class="secret" aria-labelledby="invite-warning">
   <p id="invite-warning"><strong>This link is shown only now.</strong> Send it to ${invitation.member.email}; it lets them choose a password for “${account.name}”. It works once, for 7 days.</p>
-  ${invitation.replaced ? html`<p>${invitation.member.email} had a pending invitation${invitation.replaced.accountId === account.id ? '' : ' to another account'}: its link no longer works.</p>` : ''}
+  ${invitation.replaced ? html`<p>${invitation.member.email} had a pending invitation${replacedWhat(invitation.replaced, account.id)}: its link no longer works.</p>` : ''}
   <label for="invite-link">Invitation link</label>
   <input id="invite-link" type="text" readonly value="${invitation.url}" autocomplete="off" spellcheck="false" data-select-on-focus>
   <div class="actions"><button type="button" data-copy="invite-link" hidden>Copy link</button></div>
@@ -230,4 +230,10 @@ ${auditTable(events, accountNames, `Recent activity of ${account.name}`)}
 <p><a href="/audit?account=${account.id}">Full audit log of ${account.name}</a> · ${plural(members.length, 'member')}</p>`;
     return sendPage(dash, request, reply, { title: account.name, body, status, ...(notice ? { notice } : {}) });
   }
+}
+
+/** What a replaced invitation was, said only where it differs from the new one. */
+function replacedWhat(replaced: { accountId: string | null; role: string }, accountId: string): string {
+  if (replaced.role === 'operator') return ' as an operator';
+  return replaced.accountId === accountId ? '' : ' to another account';
 }
