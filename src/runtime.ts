@@ -92,7 +92,7 @@ const KEY_HASH_CHECK_TEXT = 'keygate key hashing check';
 export class KeyHashingMismatchError extends Error {
   constructor(pepperEnv: string) {
     super(
-      `${pepperEnv} is not the pepper this database's keys were made with (or it is set where it was not, or unset where it was): every existing key would be refused. Start every process with the same ${pepperEnv}.`,
+      `${pepperEnv} is not the pepper this database's keys were made with (or it is set where it was not, or unset where it was): every existing key would be refused. Start every process with the same ${pepperEnv}. If the recorded one is the wrong one (or you changed the pepper on purpose, which invalidates every key), forget it: DELETE FROM keygate_settings WHERE name = 'key_hash_check'.`,
     );
     this.name = 'KeyHashingMismatchError';
   }

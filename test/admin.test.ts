@@ -143,6 +143,16 @@ describe('admin API', () => {
     expect(second.body.expiresAt).toBe(expiresAt);
     // The overlap does not lengthen the old key's life, and the audit says what it got.
     expect(second.body.previous.expiresAt).toBe(new Date(now + 3_600_000).toISOString());
+    // A chain: the replacement rotated in turn (its end cut to that overlap), the newest revoked.
+    const chained = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: own, name: 'chain', expiresAt }) }));
+    const b = await rotate(chained.body.id, '7d');
+    const c = await rotate(b.body.id, '1h');
+    expect(c.status).toBe(200);
+    await kg.admin(`/v1/keys/${c.body.id}/revoke`, { method: 'POST' });
+    now += 2 * 3_600_000;
+    const d = await rotate(chained.body.id, '1h');
+    expect(d.status).toBe(200);
+    expect(d.body.expiresAt).toBe(expiresAt);
     const audit = await json(await kg.admin(`/v1/audit?accountId=${own}`));
     const rotations = (audit.body as unknown as { action: string; keyId: string; detail: Record<string, unknown> }[]).filter((e) => e.action === 'key.rotated' && e.keyId === made.body.id);
     expect(rotations.map((e) => e.detail.overlapMs).sort()).toEqual([3_600_000, 3_600_000]);

@@ -50,6 +50,8 @@ describe('keygate.yaml validation', () => {
     const withPassword = problems('upstream: {url: "http://a"}\ncounters: redis://:s3cret@cache:6379/0?prefix=kg:\n')[0];
     expect(withPassword).toContain('counters: redis://:***@cache:6379/0?prefix=kg:');
     expect(withPassword).not.toContain('s3cret');
+    const tricky = problems('upstream: {url: "http://a"}\ncounters: redis://:pa@ss@cache:6379/0?password=s3cret&prefix=kg:\n')[0];
+    expect(tricky).not.toMatch(/ss@cache|s3cret/);
   });
 
   it('refuses store and counters URLs that serve would refuse, and a mistyped counters parameter', () => {

@@ -18,8 +18,10 @@ export class ConfigError extends Error {
   }
 }
 
-/** `scheme://user:password@`: the password part, for masking. */
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/gi;
+/** `scheme://user:password@` (up to the last `@` of the authority), for masking. */
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^/?#\s]*@/gi;
+/** `password=...` in a query string. */
+const PASSWORD_PARAM = /([?&]password=)[^&\s]*/gi;
 
 /** A loaded profile plus the directory its relative paths are resolved against. */
 export interface LoadedConfig {
@@ -51,7 +53,7 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
             .trimEnd()
             .split('\n')
             .filter((line) => line.trim() !== '')
-            .map((line) => line.replace(URL_PASSWORD, '$1***@'))
+            .map((line) => line.replace(URL_PASSWORD, '$1***@').replace(PASSWORD_PARAM, '$1***'))
             .join('\n      ')
         : String(error);
     throw new ConfigError(file, [`not valid YAML: ${detail}`]);

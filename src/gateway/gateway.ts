@@ -257,7 +257,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
 }
 
 /** `scheme://user:password@` at the start of an absolute-form target (one keygate refused). */
-const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i;
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
 
 /**
  * The request target as it may appear in logs: credential parameters replaced, and so is

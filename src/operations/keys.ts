@@ -151,15 +151,19 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   if (!isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
   if (old.accountId === null) throw new OperationError('conflict', 'an unbound key cannot be rotated');
   // Rotating a key twice would leave three keys alive (and dodge the plan's key limit).
-  const earlier = (await rt.store.listKeys({ accountId: old.accountId })).filter((k) => k.rotatedFrom === old.id);
+  const accountKeys = await rt.store.listKeys({ accountId: old.accountId });
+  const earlier = accountKeys.filter((k) => k.rotatedFrom === old.id);
   const replacement = earlier.find((k) => isActive(k, now));
   if (replacement) throw new OperationError('conflict', `this key was already rotated; rotate its replacement ${replacement.id} instead`);
   if (overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
   // The replacement ends when the old key was to end: rotation changes the secret, never
   // how long access lasts. A key rotated before (its replacement since revoked) now ends
-  // with that overlap; its own end date went to that earlier replacement.
-  const latest = earlier.reduce<KeyRecord | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
-  const endsAt = latest ? latest.expiresAt : old.expiresAt;
+  // with that overlap; its own end date went down the chain of replacements, to the
+  // newest one (each earlier link's end was cut to its overlap in turn).
+  const newestOf = (keys: readonly KeyRecord[]) => keys.reduce<KeyRecord | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
+  let last = newestOf(earlier);
+  for (let next = last; next; next = newestOf(accountKeys.filter((k) => k.rotatedFrom === next?.id))) last = next;
+  const endsAt = last ? last.expiresAt : old.expiresAt;
   const issued = await createKey(
     rt,
     { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes, expiresAt: endsAt },

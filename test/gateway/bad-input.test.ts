@@ -197,12 +197,13 @@ describe('bad input at the gateway', () => {
       ['http://alice:hunter2@example.com/other', 404],
       ['http://alice:hunter2@example.com/v1/x/../y', 400],
       ['ftp://alice:hunter2@example.com/v1/domains', 400],
+      ['ftp://alice:hun@ter2@example.com/v1/domains', 400],
     ] as const) {
       const answer = await rawAll(kg.gatewayUrl, `GET ${target} HTTP/1.1\r\nHost: example.com\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
       expect(answer.slice(0, 12), target).toBe(`HTTP/1.1 ${status}`);
     }
     expect(kg.logs.text).toContain('"target":"/other"');
-    expect(kg.logs.text).not.toContain('hunter2');
+    expect(kg.logs.text).not.toMatch(/hunter2|ter2@/);
   });
 
   it('refuses path parameters, which servlet containers and some routers drop (/v1/admin;x/users served as /v1/admin/users)', async () => {
