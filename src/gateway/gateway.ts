@@ -65,7 +65,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     // Requests Node's HTTP parser refuses (headers over 16 KB, bytes that are not HTTP)
     // still get an answer in the API's envelope.
     clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => {
-      if (error.code === 'ECONNRESET' || socket.destroyed || refusing.has(socket)) return;
+      if (clientErrorStatus(error, socket) === undefined || refusing.has(socket)) return;
       refusing.add(socket);
       const answer = answerInFlight(socket);
       const reading = requestBeingRead(socket);
