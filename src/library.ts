@@ -54,7 +54,7 @@ export type CheckResult =
       /**
        * Commit the route's cost for a 2xx (per-record routes: pass the records returned);
        * release it otherwise. Call it in a `finally`: an unsettled reservation holds its
-       * units until the process restarts.
+       * units for 10 minutes, until it lapses.
        */
       settle(status: number, records?: number): Promise<void>;
     };

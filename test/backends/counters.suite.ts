@@ -227,6 +227,21 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       expect(await admit({ now: T0 + 5, windows: [], charge: charge(accountId, 1, 100) })).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 100 });
     });
 
+    it('lets a reservation that is never settled go after 10 minutes; its late settle commits its units and releases no one else\'s', async () => {
+      const accountId = unique('acct');
+      const forgotten = await admit({ now: T0, windows: [], charge: charge(accountId, 60, 100) });
+      expect(forgotten.ok).toBe(true);
+      const tenMinutes = 10 * 60_000;
+      expect(await admit({ now: T0 + tenMinutes - 1, windows: [], charge: charge(accountId, 60, 100) })).toMatchObject({ ok: false, reason: 'insufficient_funds' });
+      const next = await admit({ now: T0 + tenMinutes + 1, windows: [], charge: charge(accountId, 60, 100) });
+      expect(next.ok).toBe(true);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 0, reserved: 60 });
+
+      if (!forgotten.ok || !forgotten.reservation) throw new Error('expected a reservation');
+      expect(await counters.settle(forgotten.reservation, 30)).toBe(30);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 30, reserved: 60 });
+    });
+
     it('lets usage run past the limit when overage is on', async () => {
       const accountId = unique('acc');
       for (let i = 0; i < 3; i += 1) {

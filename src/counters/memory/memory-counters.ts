@@ -28,6 +28,8 @@ interface BlockState {
 interface MeterState {
   row: MeterUsageRow;
   reserved: number;
+  /** Reservations not yet settled → when they lapse (in the order made: oldest first while the clock goes forward). */
+  held: Map<Reservation, number>;
   dirty: boolean;
 }
 
@@ -36,6 +38,11 @@ const SWEEP_INTERVAL_MS = MINUTE_MS;
 const NOTHING_TO_COUNT: Admission = Object.freeze({ ok: true, windows: Object.freeze([]) as unknown as WindowState[] });
 /** Block state of a key that has been quiet this long is forgotten. */
 const BLOCK_MEMORY_MS = 7 * DAY_MS;
+/**
+ * A reservation its request never settled (a library caller that forgot, a request
+ * lost) stops holding units after this long, as in Redis.
+ */
+export const RESERVATION_TTL_MS = 10 * MINUTE_MS;
 
 export class MemoryCounters implements Counters {
   readonly kind = 'memory' as const;
@@ -86,18 +93,20 @@ export class MemoryCounters implements Counters {
     let reservation: Reservation | undefined;
     if (charge && charge.amount > 0) {
       const meter = this.meter(charge.accountId, charge.meter, charge.periodStart);
-      if (!charge.overage && meter.row.used + meter.reserved + charge.amount > charge.limit) {
+      if (!charge.overage && !hasRoom(meter, charge.amount, charge.limit, now)) {
         return { ok: false, reason: 'insufficient_funds', windows: states(windows, logs, now), used: meter.row.used, limit: charge.limit };
       }
       const final = charge.final === true;
       if (final) {
         meter.row.used += charge.amount;
         meter.dirty = true;
-      } else {
-        meter.reserved += charge.amount;
       }
       reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount, final };
-      if (!final && !charge.overage) reservation.cap = charge.limit;
+      if (!final) {
+        meter.reserved += charge.amount;
+        meter.held.set(reservation, now + RESERVATION_TTL_MS);
+        if (!charge.overage) reservation.cap = charge.limit;
+      }
     }
 
     for (const log of logs) log.record(now);
@@ -119,7 +128,8 @@ export class MemoryCounters implements Counters {
       }
       return actual;
     }
-    meter.reserved = Math.max(0, meter.reserved - reservation.amount);
+    // A reservation that lapsed holds nothing any more: only its units are committed.
+    if (meter.held.delete(reservation)) meter.reserved = Math.max(0, meter.reserved - reservation.amount);
     const units = reservation.cap === undefined ? actual : Math.min(actual, Math.max(0, reservation.cap - meter.row.used));
     if (units > 0) {
       meter.row.used += units;
@@ -179,7 +189,7 @@ export class MemoryCounters implements Counters {
     const id = meterId(accountId, meter, periodStart);
     let state = this.meters.get(id);
     if (!state) {
-      state = { row: { accountId, meter, periodStart, used: 0 }, reserved: 0, dirty: false };
+      state = { row: { accountId, meter, periodStart, used: 0 }, reserved: 0, held: new Map(), dirty: false };
       this.meters.set(id, state);
     }
     this.lastMeter = state;
@@ -211,6 +221,23 @@ export class MemoryCounters implements Counters {
       const quiet = block.blockedUntil <= now && block.violations.every((t) => t < now - DAY_MS);
       if (quiet && now - block.lastBlockEnd > BLOCK_MEMORY_MS) this.blocks.delete(id);
     }
+    for (const meter of this.meters.values()) releaseLapsed(meter, now);
+  }
+}
+
+/** Whether the amount fits under the limit, once lapsed reservations are let go (only looked for when it does not fit). */
+function hasRoom(meter: MeterState, amount: number, limit: number, now: number): boolean {
+  if (meter.row.used + meter.reserved + amount <= limit) return true;
+  releaseLapsed(meter, now);
+  return meter.row.used + meter.reserved + amount <= limit;
+}
+
+/** Lets go of the reservations whose time is up (looked for when a charge does not fit, and by the sweep). */
+function releaseLapsed(meter: MeterState, now: number): void {
+  for (const [reservation, lapsesAt] of meter.held) {
+    if (lapsesAt > now) return;
+    meter.held.delete(reservation);
+    meter.reserved = Math.max(0, meter.reserved - reservation.amount);
   }
 }
 
