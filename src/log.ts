@@ -36,3 +36,26 @@ export function createLog(options: { level: string; destination?: pino.Destinati
     options.destination,
   );
 }
+
+const LEVEL_WORDS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warning', 50: 'error', 60: 'fatal' };
+
+/**
+ * Log lines for a person at a terminal (the CLI): `warning: <message> (err: ..., change: key)`,
+ * in the style of the CLI's own `error: ...` lines. Lines are redacted before they get here.
+ */
+export function terminalDestination(out: NodeJS.WritableStream = process.stderr): pino.DestinationStream {
+  return {
+    write(line: string) {
+      const { level, msg, time: _time, name: _name, ...fields } = JSON.parse(line) as Record<string, unknown>;
+      const details = Object.entries(fields).map(([field, value]) => `${field}: ${detail(value)}`);
+      out.write(`${LEVEL_WORDS[level as number] ?? 'log'}: ${String(msg ?? '')}${details.length > 0 ? ` (${details.join(', ')})` : ''}\n`);
+    },
+  };
+}
+
+function detail(value: unknown): string {
+  if (typeof value === 'string') return value;
+  // A serialized error: its message says it.
+  if (value !== null && typeof value === 'object' && typeof (value as { message?: unknown }).message === 'string') return (value as { message: string }).message;
+  return JSON.stringify(value);
+}

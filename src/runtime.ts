@@ -31,6 +31,8 @@ export interface RuntimeOptions {
   flushIntervalMs?: number;
   /** Apply SQLite migrations automatically (default true; PostgreSQL never). */
   autoMigrate?: boolean;
+  /** `command` for one CLI command: Redis is not waited for, and warnings speak of the command (default `requests`). */
+  use?: 'requests' | 'command';
 }
 
 export interface Runtime {
@@ -120,7 +122,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       if (store.kind === 'sqlite' && options.autoMigrate !== false) await store.migrate();
       else throw new NotMigratedError(pending);
     }
-    counters = options.counters ?? (await openCounters(config, { store, log, clock }));
+    counters = options.counters ?? (await openCounters(config, { store, log, clock, use: options.use ?? 'requests' }));
   } catch (error) {
     await store.close().catch(() => undefined);
     throw error;
@@ -213,7 +215,9 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       await counters?.broadcast(event).catch((error: unknown) =>
         log.warn(
           { cause: error instanceof Error ? error.message : String(error), change: event.type },
-          `the change is saved and in effect here, but other processes were not told: they keep a cached key for up to keyCacheTtl (${config.keyCacheTtl} ms)`,
+          options.use === 'command'
+            ? `the change is saved, but running keygate processes were not told: they keep a cached key for up to keyCacheTtl (${config.keyCacheTtl} ms)`
+            : `the change is saved and in effect here, but other processes were not told: they keep a cached key for up to keyCacheTtl (${config.keyCacheTtl} ms)`,
         ),
       );
     },

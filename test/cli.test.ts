@@ -4,6 +4,7 @@
  * CLI fail on the very next request, and bad profiles are refused with the field named.
  */
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -228,5 +229,48 @@ describe('keygate serve as a process', () => {
       child.kill('SIGKILL');
       await upstream.close();
     }
+  });
+});
+
+describe('keygate CLI when the profile\'s Redis is unreachable', () => {
+  it('runs every command without waiting for Redis and says, in words, what the outage means only where it matters', async () => {
+    const dir = tempDir('cli-redis-down');
+    const configFile = path.join(dir, 'keygate.yaml');
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const closedPort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    writeFileSync(
+      configFile,
+      stringify({
+        upstream: { url: 'http://127.0.0.1:9' },
+        store: `sqlite:${path.join(dir, 'k.db')}`,
+        counters: `redis://127.0.0.1:${closedPort}`,
+        plans: { team: { meters: { units: { limit: 1000 } } } },
+        routes: [{ path: '/v1/*', cost: { meter: 'units', perRequest: 1 } }],
+        dashboard: { enabled: false },
+      }),
+    );
+    const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+
+    // Nothing here needs Redis: nothing is said about it.
+    const account = await cli('accounts', 'create', '--name', 'Acme', '--json');
+    expect(account.stderr).toBe('');
+    const accountId = JSON.parse(account.stdout).id as string;
+    const key = await cli('keys', 'create', '--account', accountId, '--name', 'ci', '--json');
+    expect(key.stderr).toBe('');
+    const keyId = JSON.parse(key.stdout).id as string;
+
+    // A balance comes from the store.
+    const usage = await cli('accounts', 'usage', accountId);
+    expect(usage.code).toBe(0);
+    expect(usage.stdout).toContain('units');
+    expect(usage.stderr).toBe('warning: Redis is unreachable: balances are read from the store, up to a second or so behind\n');
+
+    // A revocation is saved, but the running gateways are not told.
+    const revoked = await cli('keys', 'revoke', keyId);
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toContain(`revoked key ${keyId}`);
+    expect(revoked.stderr).toMatch(/^warning: the change is saved, but running keygate processes were not told: they keep a cached key for up to keyCacheTtl \(30000 ms\) \(cause: .*Redis is not reachable, change: key\)\n$/);
   });
 });

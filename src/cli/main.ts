@@ -19,8 +19,7 @@ import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { formatDuration } from '../config/duration.js';
 import { policyName } from '../limits/rate-limits.js';
 import { runDemo } from '../demo/demo.js';
-import pino from 'pino';
-import { createLog } from '../log.js';
+import { createLog, terminalDestination } from '../log.js';
 import { table, when } from './format.js';
 
 const CLI_ACTOR = 'cli';
@@ -44,7 +43,7 @@ async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: Globa
   const loaded = loadConfigFile(options.config);
   // Keep CLI output clean: only warnings and errors from the runtime, on stderr, so that
   // `--json` output on stdout stays parseable whatever happens.
-  const rt = await createRuntime(loaded, { log: createLog({ level: 'warn', destination: pino.destination(2) }) });
+  const rt = await createRuntime(loaded, { log: createLog({ level: 'warn', destination: terminalDestination() }), use: 'command' });
   try {
     return await fn(rt, options);
   } finally {

@@ -13,6 +13,8 @@ export interface CountersDeps {
   store: Store;
   log: Log;
   clock: () => number;
+  /** See RedisCountersOptions.use. */
+  use?: 'requests' | 'command';
 }
 
 export async function openCounters(config: Config, deps: CountersDeps): Promise<Counters> {
@@ -25,7 +27,7 @@ export async function openCounters(config: Config, deps: CountersDeps): Promise<
     return new MemoryCounters(deps.clock);
   }
   if (config.counters.startsWith('redis://') || config.counters.startsWith('rediss://')) {
-    return openRedisCounters({ url: config.counters, failure: config.counterFailure, store: deps.store, log: deps.log, clock: deps.clock });
+    return openRedisCounters({ url: config.counters, failure: config.counterFailure, store: deps.store, log: deps.log, clock: deps.clock, use: deps.use ?? 'requests' });
   }
   throw new Error(`counters: expected "memory" or "redis://...", got "${config.counters}"`);
 }

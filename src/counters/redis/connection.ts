@@ -73,19 +73,24 @@ export function subscriberClient(target: RedisTarget): Redis {
   return new Redis(target.url, options);
 }
 
-/** Resolves true once the client is ready, or false after `ms`. */
-export function whenReady(client: Redis, ms: number): Promise<boolean> {
+/**
+ * Resolves true once the client is ready, or false after `ms` (or at its first
+ * connection error, with `untilFirstError`: the client keeps trying in the background).
+ */
+export function whenReady(client: Redis, ms: number, untilFirstError = false): Promise<boolean> {
   if (client.status === 'ready') return Promise.resolve(true);
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      client.off('ready', onReady);
-      resolve(false);
-    }, ms);
-    const onReady = () => {
+    const done = (ready: boolean) => {
       clearTimeout(timer);
-      resolve(true);
+      client.off('ready', onReady);
+      client.off('error', onError);
+      resolve(ready);
     };
+    const onReady = () => done(true);
+    const onError = () => done(false);
+    const timer = setTimeout(() => done(false), ms);
     client.once('ready', onReady);
+    if (untilFirstError) client.once('error', onError);
   });
 }
 

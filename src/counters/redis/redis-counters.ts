@@ -56,6 +56,8 @@ const SETTLE_WAIT_MS = 5;
 const SETTLES: BatchedScript = { script: SETTLE, shared: [METER_TTL_MS], maxWaitMs: SETTLE_WAIT_MS };
 /** How long start-up waits for Redis before serving in the failure mode. */
 const STARTUP_WAIT_MS = 2_000;
+/** What a command (the CLI) says when Redis cannot give it a balance. */
+const BALANCE_FROM_STORE = 'Redis is unreachable: balances are read from the store, up to a second or so behind';
 /** After a timeout, requests skip Redis this long instead of each waiting for it. */
 const PAUSE_AFTER_FAILURE_MS = 1_000;
 /** Balances seeded per batch at start-up. */
@@ -106,6 +108,12 @@ export interface RedisCountersOptions {
   store: Pick<Store, 'loadMeterUsage'>;
   log: Log;
   clock: () => number;
+  /**
+   * What the process does: `requests` (the gateway, the library) waits up to two seconds
+   * for Redis at start-up; a `command` (the CLI) runs at once, Redis or not, and says
+   * what an outage means for it (its changes are not announced, balances come from the store).
+   */
+  use?: 'requests' | 'command';
 }
 
 /** The store could not give a meter's balance, so Redis cannot be seeded with it. */
@@ -156,6 +164,8 @@ export class RedisCounters implements Counters {
   private pausedUntil = 0;
   private reachable = true;
   private listenerLost = false;
+  /** A command has said that its balances come from the store. */
+  private balanceWarned = false;
   private closing = false;
 
   constructor(
@@ -199,10 +209,11 @@ export class RedisCounters implements Counters {
       () => false,
     );
 
-    const [ready] = await Promise.all([whenReady(this.client, STARTUP_WAIT_MS), Promise.race([subscribed, delay(STARTUP_WAIT_MS)])]);
-    if (!ready) {
-      this.noteFailure(new Error('not reachable at start-up'));
-    }
+    const ready =
+      this.options.use === 'command'
+        ? await whenReady(this.client, STARTUP_WAIT_MS, true)
+        : (await Promise.all([whenReady(this.client, STARTUP_WAIT_MS), Promise.race([subscribed, delay(STARTUP_WAIT_MS)])]))[0];
+    if (!ready) this.noteFailure(new Error('not reachable at start-up'));
   }
 
   async admit(request: AdmitRequest): Promise<Admission> {
@@ -271,6 +282,10 @@ export class RedisCounters implements Counters {
       }
     }
     // Without Redis: the store's record (at most a flush behind) or what this process saw.
+    if (this.options.use === 'command' && !this.balanceWarned) {
+      this.balanceWarned = true;
+      this.options.log.warn(BALANCE_FROM_STORE);
+    }
     const own = await this.fallback.meterBalance(ref);
     try {
       const rows = await this.options.store.loadMeterUsage({ accountId, periodStarts: [periodStart] });
@@ -570,6 +585,8 @@ export class RedisCounters implements Counters {
     if (this.client.status === 'ready') this.pausedUntil = performance.now() + PAUSE_AFTER_FAILURE_MS;
     if (!this.reachable) return;
     this.reachable = false;
+    // A command admits nothing: it says what the outage means where it matters (a balance, an announcement).
+    if (this.options.use === 'command') return;
     this.options.log.warn(
       { err: error instanceof Error ? error.message : String(error) },
       this.options.failure === 'open'
