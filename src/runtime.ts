@@ -67,12 +67,10 @@ export interface Runtime {
  * known and nothing is refused. Answers how to record it, or undefined once recorded.
  */
 async function checkKeyHashing(store: Store, hashKey: KeyHasher, pepperEnv: string, log: Log): Promise<(() => void) | undefined> {
+  const state = await keyHashingState(store, hashKey);
+  if (state === 'differs') throw new KeyHashingMismatchError(pepperEnv);
+  if (state === 'matches') return undefined;
   const check = hashKey(KEY_HASH_CHECK_TEXT);
-  const recorded = await store.getSetting(KEY_HASH_SETTING);
-  if (recorded !== undefined) {
-    if (recorded !== check) throw new KeyHashingMismatchError(pepperEnv);
-    return undefined;
-  }
   let pending = true;
   return () => {
     if (!pending) return;
@@ -91,10 +89,28 @@ async function checkKeyHashing(store: Store, hashKey: KeyHasher, pepperEnv: stri
 const KEY_HASH_SETTING = 'key_hash_check';
 const KEY_HASH_CHECK_TEXT = 'keygate key hashing check';
 
+/**
+ * Whether keys hashed this way (this pepper, or none) are the database's: `unrecorded`
+ * until a running keygate has found a key by its hash.
+ */
+export async function keyHashingState(store: Pick<Store, 'getSetting'>, hashKey: KeyHasher): Promise<'matches' | 'differs' | 'unrecorded'> {
+  const recorded = await store.getSetting(KEY_HASH_SETTING);
+  if (recorded === undefined) return 'unrecorded';
+  return recorded === hashKey(KEY_HASH_CHECK_TEXT) ? 'matches' : 'differs';
+}
+
+/**
+ * Forgets which hashing the keys were found with (`keygate pepper forget`): the next key
+ * a running keygate finds by its hash records that process's. Answers whether there was a record.
+ */
+export function forgetKeyHashing(store: Pick<Store, 'deleteSetting'>): Promise<boolean> {
+  return store.deleteSetting(KEY_HASH_SETTING);
+}
+
 export class KeyHashingMismatchError extends Error {
   constructor(pepperEnv: string) {
     super(
-      `${pepperEnv} is not the pepper this database's keys were made with (or it is set where it was not, or unset where it was): every existing key would be refused. Start every process with the same ${pepperEnv}. If the recorded one is the wrong one (or you changed the pepper on purpose, which invalidates every key), forget it: DELETE FROM keygate_settings WHERE name = 'key_hash_check'.`,
+      `${pepperEnv} is not the pepper this database's keys were made with (or it is set where it was not, or unset where it was): every existing key would be refused. Start every process with the same ${pepperEnv}. If the recorded one is the wrong one (or you changed the pepper on purpose, which invalidates every key), forget it: keygate pepper forget --config <file>.`,
     );
     this.name = 'KeyHashingMismatchError';
   }

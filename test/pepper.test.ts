@@ -2,13 +2,16 @@
  * KEYGATE_PEPPER turns key hashes into HMACs: a process started with another pepper (or
  * none) would refuse every existing key as unknown, without a word. It refuses to start.
  */
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { createRuntime, KeyHashingMismatchError } from '../src/runtime.js';
+import { createRuntime, KeyHashingMismatchError, keyHashingState } from '../src/runtime.js';
 import { parseConfigObject } from '../src/config/load.js';
 import { createAccount } from '../src/operations/accounts.js';
 import { createKey } from '../src/operations/keys.js';
 import { tempDir } from './support/temp.js';
+import { runCli } from './support/cli.js';
 
 describe('the pepper a database was made with', () => {
   const dir = tempDir('pepper');
@@ -38,5 +41,35 @@ describe('the pepper a database was made with', () => {
     } finally {
       await again.close();
     }
+  });
+
+  it('is checked and forgotten with `keygate pepper check` and `keygate pepper forget`', async () => {
+    const dir = tempDir('pepper-cli');
+    const configFile = path.join(dir, 'keygate.yaml');
+    const profile = { upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'k.db')}`, log: { level: 'silent' } };
+    writeFileSync(configFile, stringify(profile));
+    const cli = (pepper: string, ...args: string[]) => runCli(['--config', configFile, 'pepper', ...args], { env: { KEYGATE_PEPPER: pepper } });
+
+    expect(await cli('right', 'check')).toEqual({ code: 0, stdout: "nothing recorded yet: the first key a running keygate finds by its hash records that process's KEYGATE_PEPPER\n", stderr: '' });
+    const rt = await createRuntime({ config: parseConfigObject(profile), file: configFile, dir }, { env: { KEYGATE_PEPPER: 'right' } });
+    const account = await createAccount(rt, { name: 'Acme' }, 'test');
+    const { secret } = await createKey(rt, { accountId: account.id, name: 'k' }, 'test');
+    expect(await present(rt, secret)).toMatchObject({ allowed: true });
+    await expect.poll(() => keyHashingState(rt.store, rt.hashKey)).toBe('matches');
+    await rt.close();
+
+    expect(await cli('right', 'check')).toEqual({ code: 0, stdout: "KEYGATE_PEPPER is the pepper this database's keys were made with\n", stderr: '' });
+    const wrong = await cli('wrong', 'check');
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toBe('');
+    expect(wrong.stderr).toMatch(/^error: KEYGATE_PEPPER is not the pepper this database's keys were made with .* forget it: keygate pepper forget --config <file>\.\n$/);
+
+    const forgotten = await cli('wrong', 'forget', '--json');
+    expect(forgotten).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(forgotten.stdout)).toEqual({ forgotten: true });
+    // Now a process with the other pepper starts.
+    const other = await createRuntime({ config: parseConfigObject(profile), file: configFile, dir }, { env: { KEYGATE_PEPPER: 'wrong' } });
+    await other.close();
+    expect((await cli('wrong', 'forget')).stdout).toBe('nothing was recorded\n');
   });
 });

@@ -7,7 +7,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, configJsonSchema, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
-import { createRuntime, NotMigratedError, type Runtime } from '../runtime.js';
+import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, NotMigratedError, type Runtime } from '../runtime.js';
+import { createKeyHasher } from '../keys/hash.js';
+import type { Store } from '../store/store.js';
+import type { Config } from '../config/schema.js';
 import { serve } from '../serve.js';
 import { openStore, redactUrl } from '../store/open.js';
 import { OperationError } from '../operations/errors.js';
@@ -48,6 +51,26 @@ async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: Globa
     return await fn(rt, options);
   } finally {
     await rt.close();
+  }
+}
+
+/**
+ * The store alone, migrated as `serve` would (SQLite by itself, PostgreSQL refused until
+ * `keygate migrate`), for commands that must run where a runtime would refuse to start.
+ */
+async function withStoreOnly(command: Command, fn: (store: Store, config: Config, options: GlobalOptions) => Promise<void>): Promise<void> {
+  const options = command.optsWithGlobals<GlobalOptions>();
+  const { config } = loadConfigFile(options.config);
+  const store = openStore(config.store);
+  try {
+    const pending = await store.pendingMigrations();
+    if (pending.length > 0) {
+      if (store.kind === 'sqlite') await store.migrate();
+      else throw new NotMigratedError(pending);
+    }
+    await fn(store, config, options);
+  } finally {
+    await store.close();
   }
 }
 
@@ -132,6 +155,35 @@ export function buildCli(): Command {
         await store.close();
       }
     });
+
+  const pepper = program.command('pepper').description('the pepper key hashes are made with (the variable pepperEnv names, default KEYGATE_PEPPER)');
+  pepper
+    .command('check')
+    .description("say whether this environment's pepper is the one the database's keys were made with")
+    .action(async (_opts, command: Command) =>
+      withStoreOnly(command, async (store, config, { json }) => {
+        const state = await keyHashingState(store, createKeyHasher(process.env[config.pepperEnv]));
+        if (state === 'differs') throw new KeyHashingMismatchError(config.pepperEnv);
+        print(json, { pepperEnv: config.pepperEnv, state }, () =>
+          state === 'matches'
+            ? `${config.pepperEnv} is the pepper this database's keys were made with`
+            : `nothing recorded yet: the first key a running keygate finds by its hash records that process's ${config.pepperEnv}`,
+        );
+      }),
+    );
+  pepper
+    .command('forget')
+    .description('forget which pepper was recorded (after a wrong one was, or after changing it on purpose, which invalidates every key)')
+    .action(async (_opts, command: Command) =>
+      withStoreOnly(command, async (store, config, { json }) => {
+        const forgotten = await forgetKeyHashing(store);
+        print(json, { forgotten }, () =>
+          forgotten
+            ? `forgot the recorded pepper: keygate starts with any ${config.pepperEnv} now, and the first key a running keygate finds by its hash records that process's`
+            : 'nothing was recorded',
+        );
+      }),
+    );
 
   program
     .command('check')
@@ -494,7 +546,7 @@ function reportError(error: unknown): number {
     process.stderr.write(`${error.message}\n`);
     return 2;
   }
-  if (error instanceof OperationError || error instanceof NotMigratedError) {
+  if (error instanceof OperationError || error instanceof NotMigratedError || error instanceof KeyHashingMismatchError) {
     process.stderr.write(`error: ${error.message}\n`);
     return 1;
   }

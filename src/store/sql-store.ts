@@ -143,6 +143,11 @@ export class SqlStore implements Store {
     return row.value;
   }
 
+  async deleteSetting(name: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('keygate_settings').where('name', '=', name).executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
   async pendingMigrations(): Promise<string[]> {
     const all = await this.migrator().getMigrations();
     return all.filter((m) => m.executedAt === undefined).map((m) => m.name);

@@ -113,6 +113,8 @@ export interface Store {
    * first writer wins when processes start together).
    */
   settleSetting(name: string, value: string): Promise<string>;
+  /** Removes a setting; answers whether there was one. */
+  deleteSetting(name: string): Promise<boolean>;
   /** Migrations not yet applied to this database. */
   pendingMigrations(): Promise<string[]>;
   migrate(): Promise<string[]>;

@@ -72,13 +72,17 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.migrate()).toEqual([]);
     });
 
-    it('keeps the first value a setting was given, for every later caller', async () => {
+    it('keeps the first value a setting was given, for every later caller, until it is deleted', async () => {
       const name = `check_${Math.random().toString(36).slice(2)}`;
       expect(await store.getSetting(name)).toBeUndefined();
       const both = await Promise.all([store.settleSetting(name, 'first'), store.settleSetting(name, 'second')]);
       expect(both[0]).toBe(both[1]);
       expect(await store.settleSetting(name, 'third')).toBe(both[0]);
       expect(await store.getSetting(name)).toBe(both[0]);
+      expect(await store.deleteSetting(name)).toBe(true);
+      expect(await store.getSetting(name)).toBeUndefined();
+      expect(await store.deleteSetting(name)).toBe(false);
+      expect(await store.settleSetting(name, 'fourth')).toBe('fourth');
     });
 
     it('creates, reads, lists, updates and deletes accounts', async () => {
