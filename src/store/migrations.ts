@@ -119,4 +119,21 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('keygate_settings').ifExists().execute();
     },
   },
+  // Units a process stopping during a Redis outage could not deliver (see PendingUnits).
+  '0003_pending_units': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('pending_units')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('account_id', 'text', (c) => c.notNull())
+        .addColumn('meter', 'text', (c) => c.notNull())
+        .addColumn('period_start', 'text', (c) => c.notNull())
+        .addColumn('units', 'double precision', (c) => c.notNull())
+        .addColumn('saved_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('pending_units').ifExists().execute();
+    },
+  },
 };

@@ -2,6 +2,7 @@
  * The store over Kysely: the same queries for SQLite and PostgreSQL. A backend folder
  * supplies only the connected `Kysely` instance (and, for SQLite, change detection).
  */
+import { randomUUID } from 'node:crypto';
 import { Migrator, sql, type Kysely, type MigrationProvider } from 'kysely';
 import type {
   AccountPatch,
@@ -13,6 +14,7 @@ import type {
   MemberPatch,
   MemberRecord,
   MeterUsageRow,
+  PendingUnits,
   SessionRecord,
   Store,
   UsageDailyRow,
@@ -109,6 +111,7 @@ export interface Database {
   gauges: GaugesTable;
   usage_daily: UsageDailyTable;
   keygate_settings: { name: string; value: string };
+  pending_units: { id: string; account_id: string; meter: string; period_start: string; units: number; saved_at: number };
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
@@ -379,6 +382,22 @@ export class SqlStore implements Store {
         )
         .execute();
     }
+  }
+
+  async savePendingUnits(rows: readonly PendingUnits[]): Promise<void> {
+    const now = Date.now();
+    for (let i = 0; i < rows.length; i += BATCH) {
+      const values = rows.slice(i, i + BATCH).map((r) => ({ id: randomUUID(), account_id: r.accountId, meter: r.meter, period_start: r.periodStart, units: r.units, saved_at: now }));
+      await this.db.insertInto('pending_units').values(values).execute();
+    }
+  }
+
+  async takePendingUnits(limit: number): Promise<PendingUnits[]> {
+    // Deleting is taking: of two processes asking at once, a row goes to the one whose
+    // DELETE removes it.
+    const oldest = this.db.selectFrom('pending_units').select('id').orderBy('saved_at').orderBy('id').limit(limit);
+    const rows = await this.db.deleteFrom('pending_units').where('id', 'in', oldest).returningAll().execute();
+    return rows.map((r) => ({ accountId: r.account_id, meter: r.meter, periodStart: r.period_start, units: Number(r.units) }));
   }
 
   async loadMeterUsage(filter: { accountId?: string; periodStarts?: readonly string[] } = {}): Promise<MeterUsageRow[]> {

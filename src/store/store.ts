@@ -77,6 +77,18 @@ export interface MeterUsageRow {
   used: number;
 }
 
+/**
+ * Units a process committed but could not add to the shared counters (Redis unreachable
+ * until it stopped): kept for whichever process reaches Redis next.
+ */
+export interface PendingUnits {
+  accountId: string;
+  meter: string;
+  periodStart: string;
+  /** Negative for a charge given back. */
+  units: number;
+}
+
 export interface GaugeRow {
   accountId: string;
   meter: string;
@@ -154,6 +166,9 @@ export interface Store {
   /** Absolute balances: each row raises what was stored for its account/meter/period (never lowers it). */
   saveMeterUsage(rows: readonly MeterUsageRow[]): Promise<void>;
   loadMeterUsage(filter?: { accountId?: string; periodStarts?: readonly string[] }): Promise<MeterUsageRow[]>;
+  savePendingUnits(rows: readonly PendingUnits[]): Promise<void>;
+  /** Takes up to `limit` saved rows, oldest first; each row is taken by one caller only. */
+  takePendingUnits(limit: number): Promise<PendingUnits[]>;
 
   setGauge(row: GaugeRow): Promise<void>;
   listGauges(accountId: string): Promise<GaugeRow[]>;

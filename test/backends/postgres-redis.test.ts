@@ -282,6 +282,29 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
         await counters.close();
       }
     });
+
+    it('keeps the units of a process that stops during the outage in the store; the next process that reaches Redis adds them, once', async () => {
+      const accountId = unique('acc');
+      const cut = await open('open', unreachable());
+      const spent = await cut.admit({ now: T0, windows: [], charge: credits(accountId, 600, 1000) });
+      await spend(cut, spent, 250);
+      await cut.close();
+
+      const connected = await open('open');
+      const another = await open('open');
+      try {
+        // Both reach Redis and look: the units are added by one of them only, and come back
+        // as that process's usage to write to the store, like any other.
+        const drain = async () => (await Promise.all([connected.drainMeterChanges(), another.drainMeterChanges()])).flat().filter((row) => row.accountId === accountId);
+        expect(await drain()).toEqual([{ accountId, meter: 'credits', periodStart: PERIOD, used: 250 }]);
+        expect(await connected.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 250, reserved: 0 });
+        expect(await drain()).toEqual([]);
+        expect(await another.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 250, reserved: 0 });
+      } finally {
+        await connected.close();
+        await another.close();
+      }
+    });
   });
 });
 

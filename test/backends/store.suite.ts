@@ -85,6 +85,20 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.settleSetting(name, 'fourth')).toBe('fourth');
     });
 
+    it('keeps pending units until they are taken, each row by one caller only', async () => {
+      const accountId = `acc_pending_${Math.random().toString(36).slice(2)}`;
+      const row = (units: number) => ({ accountId, meter: 'credits', periodStart: '2026-01-01', units });
+      await store.savePendingUnits([row(5), row(-2)]);
+      await store.savePendingUnits([row(7.5)]);
+      // Two callers at once may both miss a row the other took first: it is not lost.
+      const [first, second] = await Promise.all([store.takePendingUnits(2), store.takePendingUnits(2)]);
+      const rest = await store.takePendingUnits(10);
+      const taken = [...(first ?? []), ...(second ?? []), ...rest];
+      expect(taken.map((r) => r.units).sort((a, b) => a - b)).toEqual([-2, 5, 7.5]);
+      expect(taken.every((r) => r.accountId === accountId && r.meter === 'credits' && r.periodStart === '2026-01-01')).toBe(true);
+      expect(await store.takePendingUnits(10)).toEqual([]);
+    });
+
     it('creates, reads, lists, updates and deletes accounts', async () => {
       const a = account({ name: 'First', createdAt: T0 + 1, planExpiresAt: T0 + 86_400_000, overage: true });
       const b = account({ name: 'Second', createdAt: T0 + 2, apiAccess: false, overage: false });

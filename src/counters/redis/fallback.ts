@@ -7,7 +7,8 @@
  *   values this process saw (start-up and every flush).
  * - Either way, units committed while Redis cannot take them (a settle that failed, or
  *   a request admitted by the fallback) are held here as increments and added to Redis
- *   when it answers again, so an outage loses no usage unless the process stops first.
+ *   when it answers again, so an outage loses no usage; a process that stops first saves
+ *   them in the store for the next process that reaches Redis (RedisCounters.close).
  */
 import type { Admission, AdmitRequest, MeterBalance, Reservation } from '../counters.js';
 import type { MeterUsageRow } from '../../store/store.js';

@@ -35,7 +35,7 @@ import {
   type WindowSpec,
   type WindowState,
 } from '../counters.js';
-import type { MeterUsageRow, Store } from '../../store/store.js';
+import type { MeterUsageRow, PendingUnits, Store } from '../../store/store.js';
 import type { Log } from '../../log.js';
 import { commandClient, parseRedisUrl, subscriberClient, whenReady, withDeadline, type RedisTarget } from './connection.js';
 import { ADMIT, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
@@ -58,6 +58,10 @@ const SETTLES: BatchedScript = { script: SETTLE, shared: [METER_TTL_MS], maxWait
 const STARTUP_WAIT_MS = 2_000;
 /** What a command (the CLI) says when Redis cannot give it a balance. */
 const BALANCE_FROM_STORE = 'Redis is unreachable: balances are read from the store, up to a second or so behind';
+/** How often a process that reaches Redis looks for units saved by processes that could not (and at start and on Redis's return). */
+const SAVED_UNITS_CHECK_MS = 60_000;
+/** Saved rows taken at a time. */
+const SAVED_UNITS_BATCH = 500;
 /** After a timeout, requests skip Redis this long instead of each waiting for it. */
 const PAUSE_AFTER_FAILURE_MS = 1_000;
 /** Balances seeded per batch at start-up. */
@@ -105,7 +109,7 @@ export interface RedisCountersOptions {
   /** `redis://host:port[/db][?prefix=...]`. */
   url: string;
   failure: 'closed' | 'open';
-  store: Pick<Store, 'loadMeterUsage'>;
+  store: Pick<Store, 'loadMeterUsage' | 'savePendingUnits' | 'takePendingUnits'>;
   log: Log;
   clock: () => number;
   /**
@@ -166,6 +170,8 @@ export class RedisCounters implements Counters {
   private listenerLost = false;
   /** A command has said that its balances come from the store. */
   private balanceWarned = false;
+  /** When to look for units other processes saved in the store (0: at the next write-back). */
+  private savedUnitsDueAt = 0;
   private closing = false;
 
   constructor(
@@ -312,6 +318,7 @@ export class RedisCounters implements Counters {
   async drainMeterChanges(): Promise<MeterUsageRow[]> {
     if (this.settling.size > 0) await Promise.allSettled([...this.settling]);
     if (!this.usable()) return [];
+    await this.takeSavedUnits();
     await this.deliverHeldUnits();
     if (this.dirty.size === 0) return [];
     const refs = [...this.dirty.values()];
@@ -357,8 +364,18 @@ export class RedisCounters implements Counters {
   async close(): Promise<void> {
     this.closing = true;
     if (this.fallback.hasPending) {
-      const lost = this.fallback.takePending().map(({ ref, units }) => ({ accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart, units }));
-      this.options.log.warn({ lost }, 'Redis is unreachable: units committed during the outage by this process are not recorded (listed here)');
+      // Redis could not take them (the last write-back tried): the store keeps them for
+      // the next process that reaches Redis.
+      const held = this.fallback.takePending().map(({ ref, units }) => ({ accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart, units }));
+      try {
+        await this.options.store.savePendingUnits(held);
+        this.options.log.warn({ meters: held.length }, 'Redis is unreachable: units committed during the outage by this process are saved in the store; the next keygate process that reaches Redis adds them');
+      } catch (error) {
+        this.options.log.error(
+          { lost: held, err: error instanceof Error ? error.message : String(error) },
+          'Redis and the store are unreachable: units committed during the outage by this process are not recorded (listed here)',
+        );
+      }
     }
     this.client.disconnect();
     this.subscriber.disconnect();
@@ -535,6 +552,28 @@ export class RedisCounters implements Counters {
     return seeding;
   }
 
+  /**
+   * Takes the units processes saved in the store when they stopped during an outage, to
+   * be delivered with this process's own (and saved again by it if that fails).
+   */
+  private async takeSavedUnits(): Promise<void> {
+    const now = performance.now();
+    if (now < this.savedUnitsDueAt) return;
+    this.savedUnitsDueAt = now + SAVED_UNITS_CHECK_MS;
+    let rows: PendingUnits[];
+    try {
+      rows = await this.options.store.takePendingUnits(SAVED_UNITS_BATCH);
+    } catch {
+      this.savedUnitsDueAt = 0; // the store did not answer: again at the next write-back
+      return;
+    }
+    if (rows.length === 0) return;
+    // More may be waiting.
+    if (rows.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
+    this.fallback.giveBack(rows.map(({ units, ...ref }) => ({ ref, units })));
+    this.options.log.info({ rows: rows.length }, 'adding units saved by processes that stopped while Redis was unreachable');
+  }
+
   /** Adds units held during an outage to Redis, now that it answers. */
   private async deliverHeldUnits(): Promise<void> {
     if (!this.fallback.hasPending) return;
@@ -571,6 +610,8 @@ export class RedisCounters implements Counters {
   private noteSuccess(): void {
     if (this.reachable) return;
     this.reachable = true;
+    // Processes that stopped during the outage may have saved units for it.
+    this.savedUnitsDueAt = 0;
     this.options.log.info('Redis answers again: shared counters resume');
   }
 
