@@ -106,8 +106,9 @@ export interface Counters {
   settle(reservation: Reservation, actual: number): Promise<number>;
   meterBalance(accountId: string, meter: string, periodStart: string): Promise<MeterBalance>;
   /**
-   * Seed balances from the store (start-up, or after the backend lost its data). Usage
-   * only grows within a period, so each balance becomes the larger of held and stored.
+   * Seed balances from the store (start-up, or after the backend lost its data). Charges
+   * and give-backs only grow within a period, so each balance becomes the merge of held
+   * and stored (mergeUsage).
    */
   restoreMeters(rows: readonly MeterUsageRow[]): Promise<void>;
   /** Balances changed since the last call, as absolute rows for the store. */

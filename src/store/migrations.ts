@@ -136,4 +136,14 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('pending_units').ifExists().execute();
     },
   },
+  // Give-backs counted apart from usage, so a give-back written after the charge it undoes
+  // is not lost to the larger-value-wins merge (see mergeUsage).
+  '0004_returned_units': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('meter_usage').addColumn('returned', 'double precision', (c) => c.notNull().defaultTo(0)).execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.alterTable('meter_usage').dropColumn('returned').execute();
+    },
+  },
 };

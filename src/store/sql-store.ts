@@ -84,6 +84,7 @@ interface MeterUsageTable {
   meter: string;
   period_start: string;
   used: number;
+  returned: number;
 }
 
 interface GaugesTable {
@@ -369,16 +370,20 @@ export class SqlStore implements Store {
 
   async saveMeterUsage(rows: readonly MeterUsageRow[]): Promise<void> {
     for (let i = 0; i < rows.length; i += BATCH) {
-      const values = rows.slice(i, i + BATCH).map((r) => ({ account_id: r.accountId, meter: r.meter, period_start: r.periodStart, used: r.used }));
+      const values = rows.slice(i, i + BATCH).map((r) => ({ account_id: r.accountId, meter: r.meter, period_start: r.periodStart, used: r.used, returned: r.returned ?? 0 }));
       await this.db
         .insertInto('meter_usage')
         .values(values)
-        // Usage only grows within a period: a process writing an older figure late never
-        // takes a balance back (SQLite's two-argument max() is PostgreSQL's greatest()).
+        // Charges and give-backs only grow within a period: a process writing an older
+        // figure late never takes either back (mergeUsage, in SQL; every right-hand side
+        // reads the row as it was; SQLite's two-argument max() is PostgreSQL's greatest()).
         .onConflict((oc) =>
-          oc.columns(['account_id', 'meter', 'period_start']).doUpdateSet((eb) => ({
-            used: eb.fn<number>(this.kind === 'sqlite' ? 'max' : 'greatest', [eb.ref('meter_usage.used'), eb.ref('excluded.used')]),
-          })),
+          oc.columns(['account_id', 'meter', 'period_start']).doUpdateSet((eb) => {
+            const larger = this.kind === 'sqlite' ? 'max' : 'greatest';
+            const returned = eb.fn<number>(larger, [eb.ref('meter_usage.returned'), eb.ref('excluded.returned')]);
+            const charged = eb.fn<number>(larger, [eb(eb.ref('meter_usage.used'), '+', eb.ref('meter_usage.returned')), eb(eb.ref('excluded.used'), '+', eb.ref('excluded.returned'))]);
+            return { used: eb(charged, '-', returned), returned };
+          }),
         )
         .execute();
     }
@@ -408,7 +413,7 @@ export class SqlStore implements Store {
       query = query.where('period_start', 'in', [...filter.periodStarts]);
     }
     const rows = await query.execute();
-    return rows.map((r) => ({ accountId: r.account_id, meter: r.meter, periodStart: r.period_start, used: Number(r.used) }));
+    return rows.map((r) => ({ accountId: r.account_id, meter: r.meter, periodStart: r.period_start, used: Number(r.used), returned: Number(r.returned) }));
   }
 
   async setGauge(g: GaugeRow): Promise<void> {

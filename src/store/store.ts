@@ -74,7 +74,25 @@ export interface MeterUsageRow {
   accountId: string;
   meter: string;
   periodStart: string;
+  /** Units charged in the period, less those given back. */
   used: number;
+  /**
+   * Units given back in the period (a charge made at admission, for an answer that was
+   * not a 2xx): default 0. Kept apart so that write-backs arriving in any order merge
+   * without losing a give-back (see mergeUsage).
+   */
+  returned?: number;
+}
+
+/**
+ * Two readings of one meter, merged: charges (used + returned) and give-backs only grow,
+ * so each is the larger of the two; what is used is their difference. The same whatever
+ * the order of the readings, so several processes may write back late.
+ */
+export function mergeUsage(a: Pick<MeterUsageRow, 'used' | 'returned'>, b: Pick<MeterUsageRow, 'used' | 'returned'>): { used: number; returned: number } {
+  const returned = Math.max(a.returned ?? 0, b.returned ?? 0);
+  const charged = Math.max(a.used + (a.returned ?? 0), b.used + (b.returned ?? 0));
+  return { used: charged - returned, returned };
 }
 
 /**

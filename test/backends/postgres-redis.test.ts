@@ -157,7 +157,7 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     await deleteRedisKeys(prefix);
     await spend(first, admission, 100);
     expect(await first.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 350, reserved: 0 });
-    expect(await first.drainMeterChanges()).toContainEqual({ accountId, meter: 'credits', periodStart: PERIOD, used: 350 });
+    expect(await first.drainMeterChanges()).toContainEqual({ accountId, meter: 'credits', periodStart: PERIOD, used: 350, returned: 0 });
   });
 
   it('judges the admissions of concurrent requests together, at the latest of their times', async () => {
@@ -296,7 +296,7 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
         // Both reach Redis and look: the units are added by one of them only, and come back
         // as that process's usage to write to the store, like any other.
         const drain = async () => (await Promise.all([connected.drainMeterChanges(), another.drainMeterChanges()])).flat().filter((row) => row.accountId === accountId);
-        expect(await drain()).toEqual([{ accountId, meter: 'credits', periodStart: PERIOD, used: 250 }]);
+        expect(await drain()).toEqual([{ accountId, meter: 'credits', periodStart: PERIOD, used: 250, returned: 0 }]);
         expect(await connected.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 250, reserved: 0 });
         expect(await drain()).toEqual([]);
         expect(await another.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 250, reserved: 0 });

@@ -85,6 +85,22 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.settleSetting(name, 'fourth')).toBe('fourth');
     });
 
+    it('merges meter write-backs arriving in any order: a give-back written after its charge is kept, a late older figure changes nothing', async () => {
+      const accountId = `acc_merge_${Math.random().toString(36).slice(2)}`;
+      const row = (used: number, returned?: number) => ({ accountId, meter: 'credits', periodStart: '2026-01-01', used, ...(returned === undefined ? {} : { returned }) });
+      const stored = async () => (await store.loadMeterUsage({ accountId })).map((r) => ({ used: r.used, returned: r.returned }));
+      await store.saveMeterUsage([row(100)]);
+      expect(await stored()).toEqual([{ used: 100, returned: 0 }]);
+      await store.saveMeterUsage([row(0, 100)]);
+      expect(await stored()).toEqual([{ used: 0, returned: 100 }]);
+      await store.saveMeterUsage([row(100, 0)]);
+      expect(await stored()).toEqual([{ used: 0, returned: 100 }]);
+      await store.saveMeterUsage([row(25, 100)]);
+      expect(await stored()).toEqual([{ used: 25, returned: 100 }]);
+      await store.saveMeterUsage([row(20, 100)]);
+      expect(await stored()).toEqual([{ used: 25, returned: 100 }]);
+    });
+
     it('keeps pending units until they are taken, each row by one caller only', async () => {
       const accountId = `acc_pending_${Math.random().toString(36).slice(2)}`;
       const row = (units: number) => ({ accountId, meter: 'credits', periodStart: '2026-01-01', units });
@@ -219,7 +235,7 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       await store.saveMeterUsage([]);
 
       expect(await store.loadMeterUsage({ accountId: a.id, periodStarts: ['2026-01-01'] })).toEqual([
-        { accountId: a.id, meter: 'units', periodStart: '2026-01-01', used: 40 },
+        { accountId: a.id, meter: 'units', periodStart: '2026-01-01', used: 40, returned: 0 },
       ]);
       expect((await store.loadMeterUsage({ accountId: a.id })).map((r) => r.used).sort((x, y) => x - y)).toEqual([3, 40]);
       expect(await store.loadMeterUsage({ accountId: a.id, periodStarts: [] })).toEqual([]);

@@ -34,6 +34,7 @@ function profile(upstreamUrl: string): ConfigInput {
       { method: 'GET', path: '/v1/failing/status/:code', cost: { meter: 'units', perRequest: 100 } },
       { method: 'GET', path: '/v1/export/status', cost: { meter: 'units', perRequest: 0 } },
       { method: 'GET', path: '/v1/reports/slow', cost: { meter: 'units', perRequest: 100 } },
+      { method: 'GET', path: '/v1/reports/held', cost: { meter: 'units', perRequest: 100 } },
       { path: '/v1/*' },
     ],
     builtins: [
@@ -226,6 +227,33 @@ describe('balances survive a restart', () => {
         await refused.text();
       } finally {
         await second.close();
+      }
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('keeps a charge given back after it was written to the file given back (a non-2xx that took longer than a write-back)', async () => {
+    const upstream = await startTestUpstream();
+    try {
+      const first = await startKeygate(profile(upstream.url), { dir: tempDir('quotas-give-back'), clock: () => now.value });
+      const account = await createAccount(first.runtime, { name: 'a', planId: 'thousand' }, 'test');
+      const { secret } = await createKey(first.runtime, { accountId: account.id, name: 'k' }, 'test');
+      const stored = async () => (await first.runtime.store.loadMeterUsage({ accountId: account.id })).map((r) => r.used);
+      try {
+        const answer = first.call('/v1/reports/held?id=late&status=503', { headers: { authorization: `Token ${secret}` } });
+        expect(await eventually(() => upstream.received.some((r) => r.url.includes('id=late')))).toBe(true);
+        // The flat cost is charged at admission, and written back while the request waits.
+        await first.runtime.flush();
+        expect(await stored()).toEqual([100]);
+        upstream.release('late');
+        const response = await answer;
+        expect(response.status).toBe(503);
+        await response.text();
+        await first.runtime.flush();
+        expect(await stored()).toEqual([0]);
+      } finally {
+        await first.close();
       }
     } finally {
       await upstream.close();

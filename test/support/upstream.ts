@@ -4,7 +4,7 @@
  *
  *   /status/<code>        answers that status
  *   /slow?ms=<n>          answers after n ms
- *   /held?id=<id>         answers once the test calls release(id)
+ *   /held?id=<id>[&status=<code>]  answers (200, or that status) once the test calls release(id)
  *   /records?n=<n>        {"data":[...n items]} and X-Record-Count: n (gzipped when the request accepts gzip)
  *   /count-header?n=<n>   X-Record-Count: n with a tiny body
  *   /stream?chunks=<n>    n chunks, 20 ms apart
@@ -61,7 +61,7 @@ export async function startTestUpstream(): Promise<TestUpstream> {
       }
       if (url.pathname.endsWith('/held')) {
         const id = url.searchParams.get('id') ?? '';
-        const answer = () => json(200, { held: id });
+        const answer = () => json(Number(url.searchParams.get('status') ?? 200), { held: id });
         if (released.delete(id)) answer();
         else held.set(id, answer);
         return;

@@ -14,7 +14,7 @@ import type {
   WindowSpec,
   WindowState,
 } from '../counters.js';
-import type { MeterUsageRow } from '../../store/store.js';
+import { mergeUsage, type MeterUsageRow } from '../../store/store.js';
 import { SlidingLog } from './sliding-log.js';
 
 interface BlockState {
@@ -26,7 +26,7 @@ interface BlockState {
 }
 
 interface MeterState {
-  row: MeterUsageRow;
+  row: MeterUsageRow & { returned: number };
   reserved: number;
   /** Reservations not yet settled → when they lapse (in the order made: oldest first while the clock goes forward). */
   held: Map<Reservation, number>;
@@ -123,7 +123,9 @@ export class MemoryCounters implements Counters {
     if (reservation.final) {
       // Charged at admission: only a different amount (0 for anything but a 2xx) changes it.
       if (actual !== reservation.amount) {
-        meter.row.used = Math.max(0, meter.row.used + actual - reservation.amount);
+        const before = meter.row.used;
+        meter.row.used = Math.max(0, before + actual - reservation.amount);
+        if (meter.row.used < before) meter.row.returned += before - meter.row.used;
         meter.dirty = true;
       }
       return actual;
@@ -146,7 +148,7 @@ export class MemoryCounters implements Counters {
   async restoreMeters(rows: readonly MeterUsageRow[]): Promise<void> {
     for (const row of rows) {
       const state = this.meter(row.accountId, row.meter, row.periodStart);
-      state.row.used = Math.max(state.row.used, row.used);
+      Object.assign(state.row, mergeUsage(state.row, row));
     }
   }
 
@@ -189,7 +191,7 @@ export class MemoryCounters implements Counters {
     const id = meterId(accountId, meter, periodStart);
     let state = this.meters.get(id);
     if (!state) {
-      state = { row: { accountId, meter, periodStart, used: 0 }, reserved: 0, held: new Map(), dirty: false };
+      state = { row: { accountId, meter, periodStart, used: 0, returned: 0 }, reserved: 0, held: new Map(), dirty: false };
       this.meters.set(id, state);
     }
     this.lastMeter = state;

@@ -308,7 +308,7 @@ export class RedisCounters implements Counters {
     if (!this.usable()) return;
     try {
       for (let i = 0; i < rows.length; i += RESTORE_BATCH) {
-        await Promise.all(rows.slice(i, i + RESTORE_BATCH).map((row) => SEED.run(this.client, [this.meterKey(row)], [row.used, METER_TTL_MS])));
+        await Promise.all(rows.slice(i, i + RESTORE_BATCH).map((row) => SEED.run(this.client, [this.meterKey(row)], [row.used, METER_TTL_MS, row.returned ?? 0])));
       }
     } catch (error) {
       this.noteFailure(error);
@@ -327,7 +327,7 @@ export class RedisCounters implements Counters {
     let results: [Error | null, unknown][];
     try {
       const pipeline = this.client.pipeline();
-      for (const ref of refs) pipeline.hget(this.meterKey(ref), 'used');
+      for (const ref of refs) pipeline.hmget(this.meterKey(ref), 'used', 'returned');
       results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
     } catch (error) {
       for (const ref of refs) this.dirty.set(meterRefId(ref), ref);
@@ -340,7 +340,10 @@ export class RedisCounters implements Counters {
       const [error, value] = results[i] ?? [new Error('no reply'), null];
       if (error) this.dirty.set(meterRefId(ref), ref);
       // A balance Redis no longer holds is not written: the store keeps the last one.
-      else if (typeof value === 'string') rows.push({ ...ref, used: Number(value) });
+      else {
+        const [used, returned] = value as [string | null, string | null];
+        if (used !== null) rows.push({ ...ref, used: Number(used), returned: Number(returned ?? 0) });
+      }
     });
     await this.fallback.remember(rows);
     return rows;
@@ -544,8 +547,8 @@ export class RedisCounters implements Counters {
         } catch (error) {
           throw new BaselineUnavailableError(error);
         }
-        const used = rows.find((r) => r.meter === ref.meter)?.used ?? 0;
-        await SEED.run(this.client, [this.meterKey(ref)], [used, METER_TTL_MS]);
+        const row = rows.find((r) => r.meter === ref.meter);
+        await SEED.run(this.client, [this.meterKey(ref)], [row?.used ?? 0, METER_TTL_MS, row?.returned ?? 0]);
       })().finally(() => this.seeding.delete(id));
       this.seeding.set(id, seeding);
     }

@@ -334,7 +334,8 @@ end
  *                     time (ms). Members that have left the window are dropped.
  *   P wn:<window id>  the number of admissions the log holds.
  *   P b:<subject id>  hash: violations (comma-separated times), level, until, lastEnd.
- *   P m:<meter>       hash: used (committed units), reserved (units of requests in flight).
+ *   P m:<meter>       hash: used (committed units), reserved (units of requests in flight),
+ *                     returned (units given back in all, for the store: see mergeUsage).
  *   P rh:<meter>      hash: batch id → units its requests still hold.
  *   P rl:<meter>      sorted set: batch id scored by when its reservations lapse, so a
  *                     process that dies mid-request cannot hold units forever.
@@ -618,7 +619,7 @@ eachEntry(4, function(k, a)
   local key = KEYS[k + 1]
   local m = meters[key]
   if not m then
-    m = { key = key, heldKey = KEYS[k + 2], lapseKey = KEYS[k + 3], batches = {}, release = {}, commit = 0, capped = {} }
+    m = { key = key, heldKey = KEYS[k + 2], lapseKey = KEYS[k + 3], batches = {}, release = {}, commit = 0, returned = 0, capped = {} }
     meters[key] = m
     order[#order + 1] = m
   end
@@ -633,7 +634,10 @@ eachEntry(4, function(k, a)
   end
   local entry = { m = m, actual = actual, cap = tonumber(ARGV[a + 5]) }
   if entry.cap >= 0 and actual > 0 then m.capped[#m.capped + 1] = entry
-  elseif actual ~= 0 then m.commit = m.commit + actual * requests end
+  elseif actual ~= 0 then
+    m.commit = m.commit + actual * requests
+    if actual < 0 then m.returned = m.returned - actual * requests end
+  end
   entries[#entries + 1] = entry
 end)
 
@@ -666,6 +670,7 @@ for _, m in ipairs(order) do
       -- A charge given back never takes the balance below zero.
       local used = tonumber(redis.call('HINCRBYFLOAT', m.key, 'used', fmt(m.commit)))
       if used < 1e-9 and m.commit < 0 then redis.call('HSET', m.key, 'used', '0') end
+      if m.returned > 0 then redis.call('HINCRBYFLOAT', m.key, 'returned', fmt(m.returned)) end
       redis.call('PEXPIRE', m.key, meterTtl)
     end
     -- Up to the cap and no further: a plan without overage is not billed beyond its limit.
@@ -691,15 +696,25 @@ return replies
 `);
 
 /**
- * seed: give a meter its balance from the store. Usage only grows within a period, so
- * the balance becomes the larger of what Redis holds and what the store says.
+ * seed: give a meter its balance from the store. Charges and give-backs only grow within
+ * a period, so the balance becomes the merge of what Redis holds and what the store says
+ * (mergeUsage: the larger of each, used the difference).
  *
- * KEYS: [1] meter hash.  ARGV: [1] used according to the store, [2] meter ttl ms.
+ * KEYS: [1] meter hash.  ARGV: [1] used according to the store, [2] meter ttl ms,
+ *   [3] units given back according to the store.
  */
 export const SEED = new Script(`${PRELUDE}
-local held = tonumber(redis.call('HGET', KEYS[1], 'used'))
-if held == nil or held < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'used', ARGV[1]) end
-if held == nil then redis.call('HSETNX', KEYS[1], 'reserved', '0') end
+local held = redis.call('HMGET', KEYS[1], 'used', 'returned')
+local heldUsed, heldReturned = tonumber(held[1]), tonumber(held[2]) or 0
+local storedUsed, storedReturned = tonumber(ARGV[1]), tonumber(ARGV[3]) or 0
+if heldUsed == nil then
+  redis.call('HSET', KEYS[1], 'used', fmt(storedUsed), 'returned', fmt(storedReturned))
+  redis.call('HSETNX', KEYS[1], 'reserved', '0')
+else
+  local returned = math.max(heldReturned, storedReturned)
+  local charged = math.max(heldUsed + heldReturned, storedUsed + storedReturned)
+  redis.call('HSET', KEYS[1], 'used', fmt(charged - returned), 'returned', fmt(returned))
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 'ok'
 `);
