@@ -23,6 +23,23 @@ describe('keygate.yaml validation', () => {
     expect(problems('name: x\n')).toEqual(['upstream: required (expected object)']);
   });
 
+  it('names the field and what was expected for a mistyped upstream, path or period (no bare "Invalid URL")', () => {
+    expect(problems('upstream: {url: 127.0.0.1:4100}\n')).toEqual(['upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "127.0.0.1:4100"']);
+    expect(problems('upstream: {url: "http://a/v1"}\n')).toEqual(['upstream.url: an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)']);
+    expect(problems('upstream: {url: "http://a"}\nbasePath: v1\n')).toEqual(['basePath: expected a path starting with "/", such as /v1, got "v1"']);
+    expect(problems('upstream: {url: "http://a"}\nroutes:\n  - {path: v1/x}\n')).toEqual(['routes[0].path: expected a path starting with "/", such as /v1/domains/:id, got "v1/x"']);
+    expect(problems('upstream: {url: "http://a"}\nplans: {p: {meters: {units: {limit: 5, period: monthly}}}}\n')).toEqual([
+      'plans.p.meters.units.period: expected "month" or { billingDay: 1 to 28 } (got "monthly")',
+    ]);
+  });
+
+  it('refuses a route declared twice and one outside basePath, naming it (keygate check passed them; serve then failed or never matched)', () => {
+    const twice = 'upstream: {url: "http://a"}\nroutes:\n  - {method: GET, path: /v1/records}\n  - {method: GET, path: /v1/records/}\n  - {method: GET, path: /v1/records}\n';
+    expect(problems(twice)).toEqual(['routes[1]: GET /v1/records/ is declared twice']);
+    const outside = 'upstream: {url: "http://a"}\nbasePath: /v1\nroutes:\n  - {path: /v1/x}\n  - {path: /slow}\n  - {path: /v1*}\n  - {path: /:version/y}\n  - {path: /*}\n';
+    expect(problems(outside)).toEqual(['routes[1].path: "/slow" is outside basePath "/v1": no request can reach it']);
+  });
+
   it('names a bad duration with its full path', () => {
     const text = 'upstream: {url: "http://a"}\nplans:\n  basic:\n    rateLimits:\n      - {limit: 5, window: "5 seconds"}\n';
     expect(problems(text)).toEqual(['plans.basic.rateLimits[0].window: expected a duration such as "500ms", "1s", "10m", "24h" or "7d", got "5 seconds"']);

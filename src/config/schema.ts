@@ -3,6 +3,7 @@
  * module its TypeScript types (`Config`, `Plan`, `Route`, ...) and is exported as JSON
  * Schema for editors (`keygate schema`). Everything but `upstream.url` has a default.
  */
+import { createRouteTable, RouteTableError } from '../routes/route-table.js';
 import { z } from 'zod';
 import { DENIAL_REASONS } from '../denial/reasons.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
@@ -65,13 +66,16 @@ export const blockSchema = z
   })
   .strict();
 
-const period = z.union([
-  z.literal('month').describe('Calendar month, UTC.'),
-  z
-    .object({ billingDay: z.number().int().min(1).max(28) })
-    .strict()
-    .describe('Monthly from this day of the month, UTC.'),
-]);
+const period = z.union(
+  [
+    z.literal('month').describe('Calendar month, UTC.'),
+    z
+      .object({ billingDay: z.number().int().min(1).max(28) })
+      .strict()
+      .describe('Monthly from this day of the month, UTC.'),
+  ],
+  { error: 'expected "month" or { billingDay: 1 to 28 }' },
+);
 
 export const meterSchema = z
   .object({
@@ -150,7 +154,7 @@ export const routeSchema = z
     method: httpMethod.default('*'),
     path: z
       .string()
-      .startsWith('/')
+      .startsWith('/', 'a path starting with "/", such as /v1/domains/:id')
       .describe('Path pattern: "/v1/domains", "/v1/domains/:id", "/v1/backlinks/*".'),
     scopes: z.array(z.string().min(1)).default([]).describe('Scopes the key must hold (all of them).'),
     cost: costSchema.optional(),
@@ -161,7 +165,7 @@ export const routeSchema = z
 export const builtinSchema = z
   .object({
     method: httpMethod.default('GET'),
-    path: z.string().startsWith('/'),
+    path: z.string().startsWith('/', 'a path starting with "/", such as /v1/account/usage'),
     status: z.number().int().min(200).max(299).default(200),
     scopes: z.array(z.string().min(1)).default([]),
     allowWhenApiDisabled: z
@@ -232,6 +236,13 @@ const keyFormat = z
   })
   .strict();
 
+/** Whether a route pattern can match some path under `base` (`/v1/x`, or `/*`, `/:version/x`). */
+function reachableUnder(pattern: string, base: string): boolean {
+  if (pattern === base || pattern.startsWith(`${base}/`)) return true;
+  const dynamic = pattern.search(/[*:]/);
+  return dynamic !== -1 && `${base}/`.startsWith(pattern.slice(0, dynamic));
+}
+
 function isStoreUrl(url: string): boolean {
   if (url.startsWith('sqlite:')) return url.length > 'sqlite:'.length;
   if (!/^postgres(ql)?:\/\//.test(url)) return false;
@@ -261,12 +272,14 @@ export const configSchema = z
   .object({
     name: z.string().default('keygate'),
     listen: listen.prefault({ port: 8080 }),
-    basePath: z.string().startsWith('/').default('/').describe('keygate guards everything under this path.'),
+    basePath: z.string().startsWith('/', 'a path starting with "/", such as /v1').default('/').describe('keygate guards everything under this path.'),
     upstream: z
       .object({
         url: z
-          .url({ protocol: /^https?$/ })
+          .url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:4000' })
           .refine((url) => {
+            // One that is no URL at all is reported above.
+            if (!URL.canParse(url)) return true;
             const parsed = new URL(url);
             return parsed.pathname === '/' && parsed.search === '' && parsed.hash === '';
           }, 'an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)')
@@ -378,6 +391,22 @@ export const configSchema = z
     });
     if (config.keys.prefix.test !== undefined && config.keys.prefix.test === config.keys.prefix.live) {
       ctx.addIssue({ code: 'custom', path: ['keys', 'prefix', 'test'], message: 'the test prefix must differ from the live prefix' });
+    }
+    // Only requests under basePath reach the pipeline.
+    const base = config.basePath.replace(/\/$/, '');
+    for (const field of ['routes', 'builtins'] as const) {
+      config[field].forEach((route, i) => {
+        if (base.startsWith('/') && !reachableUnder(route.path, base)) {
+          ctx.addIssue({ code: 'custom', path: [field, i, 'path'], message: `"${route.path}" is outside basePath "${config.basePath}": no request can reach it` });
+        }
+      });
+    }
+    // Patterns not starting with "/" are reported above.
+    try {
+      if ([...config.routes, ...config.builtins].every((route) => route.path.startsWith('/'))) createRouteTable(config.routes, config.builtins);
+    } catch (error) {
+      if (!(error instanceof RouteTableError)) throw error;
+      ctx.addIssue({ code: 'custom', path: error.at, message: error.message });
     }
   });
 

@@ -20,6 +20,16 @@ export interface RouteTable {
   methodsAt(path: string): string[];
 }
 
+/** A route the table cannot take (declared twice, or a pattern the router refuses); `at` is its place in the profile. */
+export class RouteTableError extends Error {
+  constructor(
+    message: string,
+    readonly at: ['routes' | 'builtins', number],
+  ) {
+    super(message);
+    this.name = 'RouteTableError';
+  }
+}
 
 export function createRouteTable(routes: readonly Route[], builtins: readonly Builtin[]): RouteTable {
   const router = FindMyWay({ ignoreTrailingSlash: true, caseSensitive: true });
@@ -27,11 +37,16 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
   const add = (method: string, path: string, target: RouteMatch) => {
     const methods: Method[] = method === '*' ? [...ALL_METHODS] : [method as Method];
     for (const m of methods) {
-      if (router.hasRoute(m, path)) {
+      // A trailing slash makes no difference (ignoreTrailingSlash).
+      if (router.hasRoute(m, path) || router.hasRoute(m, path.replace(/(.)\/$/, '$1'))) {
         if (method === '*') continue; // a specific route or a builtin already owns it
-        throw new Error(`route ${m} ${path} is declared twice (${target.id})`);
+        throw new RouteTableError(`${m} ${path} is declared twice`, placeOf(target));
       }
-      router.on(m, path, noop, target);
+      try {
+        router.on(m, path, noop, target);
+      } catch (error) {
+        throw new RouteTableError(`not a path pattern the router takes: ${(error as Error).message}`, placeOf(target));
+      }
     }
   };
   const targets: { method: string; path: string; target: RouteMatch }[] = [
@@ -56,6 +71,10 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
       return ALL_METHODS.filter((method) => router.find(method, path) !== null);
     },
   };
+}
+
+function placeOf(target: RouteMatch): ['routes' | 'builtins', number] {
+  return [target.kind === 'proxy' ? 'routes' : 'builtins', Number(/\[(\d+)\]/.exec(target.id)?.[1])];
 }
 
 /** Whether the key's scopes satisfy every scope the route requires (`*` satisfies all). */
