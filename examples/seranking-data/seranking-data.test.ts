@@ -314,6 +314,14 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect(result.covered).toBe(true);
     });
 
+    it('a list call is priced, and reserved, at what it asks for: its limit, or the upstream\'s default page of 100', async () => {
+      const result = await ex.cliJson<ForecastOut>(['forecast', '--call', 'GET /v1/backlinks/all?target=seranking.com&limit=20 x2', '--call', 'GET /v1/backlinks/all?target=seranking.com']);
+      expect(result.lines.map((l) => [l.count, l.unitsPerCall, l.units])).toEqual([
+        [2, 20, 40],
+        [1, 100, 100],
+      ]);
+    });
+
     it('the forecast matches what the workflow is then charged', async () => {
       const before = await unitsLeft(key.secret);
       await paced('/v1/backlinks/summary', post(key.secret, { target: domains(100, 0) }));

@@ -13,21 +13,34 @@ const MAX_RESERVED_RECORDS = 1_000_000;
 /**
  * Units to reserve before forwarding; `url` is read only for `reserveFromQuery`. A HEAD
  * is charged a per-request cost like the GET, and nothing per record: its answer has
- * no body, so it delivers no records.
+ * no body, so it delivers no records. Undefined when the request asks for a number of
+ * records keygate cannot read (see requestedRecords): it is refused as bad_request.
  */
-export function reserveAmount(cost: Cost, method: string, url?: string): number {
+export function reserveAmount(cost: Cost, method: string, url?: string): number | undefined {
   if (cost.perRequest !== undefined) return cost.perRequest;
   if (method === 'HEAD') return 0;
-  return (cost.perRecord ?? 0) * requestedRecords(cost, url);
+  const records = requestedRecords(cost, url);
+  return records === undefined ? undefined : (cost.perRecord ?? 0) * records;
 }
 
-function requestedRecords(cost: Cost, url: string | undefined): number {
+/**
+ * The records a request asks for: its `reserveFromQuery` parameter, or `reserveRecords`
+ * without one. A value that is not a whole number (`1e2`, `0x64`, ` 60`, `-1`) is
+ * undefined: the upstream may read it as a number keygate did not reserve for. Given
+ * more than once, the largest counts (upstreams differ in which one they read).
+ */
+export function requestedRecords(cost: Cost, url: string | undefined): number | undefined {
   if (!cost.reserveFromQuery || url === undefined) return cost.reserveRecords;
   const q = url.indexOf('?');
   if (q === -1) return cost.reserveRecords;
-  const value = new URLSearchParams(url.slice(q + 1)).get(cost.reserveFromQuery);
-  if (value === null || !/^\d{1,7}$/.test(value)) return cost.reserveRecords;
-  return Math.min(MAX_RESERVED_RECORDS, Math.max(1, Number(value)));
+  const values = new URLSearchParams(url.slice(q + 1)).getAll(cost.reserveFromQuery);
+  if (values.length === 0) return cost.reserveRecords;
+  let largest = 0;
+  for (const value of values) {
+    if (!/^\d+$/.test(value)) return undefined;
+    largest = Math.max(largest, Number(value));
+  }
+  return Math.min(MAX_RESERVED_RECORDS, Math.max(1, largest));
 }
 
 /** Units a 2xx answer costs; `records` undefined: it could not be counted (charged the estimate). */

@@ -6,13 +6,14 @@
 import type { Runtime } from '../runtime.js';
 import { OperationError } from './errors.js';
 import { accountUsage } from './usage.js';
+import { requestedRecords } from '../meters/cost.js';
 
 export interface PlannedCall {
   method: string;
   path: string;
   /** How many calls. */
   count: number;
-  /** Records per call, for per-record routes (default: the route's reserveRecords). */
+  /** Records per call, for per-record routes (default: what the path's query asks for, as the gateway reserves, or the route's reserveRecords). */
   records?: number;
 }
 
@@ -40,7 +41,9 @@ export async function forecast(rt: Runtime, calls: readonly PlannedCall[], accou
     if (!match) throw new OperationError('invalid', `calls[${i}]: no route for ${method} ${path}`);
     const cost = match.kind === 'proxy' ? match.route.cost : undefined;
     if (!cost) return { ...call, method, meter: null, unitsPerCall: 0, units: 0 };
-    const records = call.records ?? cost.reserveRecords;
+    // As the gateway reserves: the query's count (`?limit=10`) when the route reads one.
+    const records = call.records ?? requestedRecords(cost, call.path);
+    if (records === undefined) throw new OperationError('invalid', `calls[${i}]: ${cost.reserveFromQuery} in "${call.path}" is not a whole number (the gateway refuses such a request)`);
     const unitsPerCall = cost.perRequest ?? (cost.perRecord ?? 0) * records;
     return {
       ...call,

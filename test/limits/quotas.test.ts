@@ -11,6 +11,7 @@ import { eventually } from '../backends/isolation.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createAccount, updateAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
+import { forecast } from '../../src/operations/forecast.js';
 
 const now = { value: Date.parse('2026-11-20T00:00:00Z') };
 
@@ -136,6 +137,37 @@ describe('unit quotas', () => {
     expect(refused.status).toBe(400);
     expect((await call(secret, 'GET', '/v1/backlinks/records?n=900')).status).toBe(200);
     expect(await unitsLeft(secret)).toBe(100);
+  });
+
+  it('reads the count a request asks for as the upstream would, and refuses one it cannot read instead of reserving one record', async () => {
+    const { secret } = await keyOn('thousand');
+    const message = async (path: string) => {
+      const r = await call(secret, 'GET', path);
+      return { status: r.status, message: JSON.parse(r.body).error_description as string };
+    };
+    // Leading zeros are the same number to the upstream, and to keygate.
+    expect(await message('/v1/backlinks/records?n=00001500')).toEqual({ status: 400, message: 'Insufficient funds' });
+    // Given twice: the largest counts (an upstream may read the last).
+    expect(await message('/v1/backlinks/records?n=5&n=1500')).toEqual({ status: 400, message: 'Insufficient funds' });
+    // Not a whole number: refused before anything is reserved or forwarded.
+    const before = upstream.received.length;
+    for (const n of ['1e3', '0x3e8', '%20900', '-1', '', '9.5']) {
+      const refused = await message(`/v1/backlinks/records?n=${n}`);
+      expect(refused.status).toBe(400);
+      expect(refused.message).not.toBe('Insufficient funds');
+    }
+    expect(upstream.received.length).toBe(before);
+    expect((await call(secret, 'GET', '/v1/backlinks/records?n=0900')).status).toBe(200);
+    expect(await unitsLeft(secret)).toBe(100);
+  });
+
+  it('forecasts a per-record call by the count its query asks for, as the gateway reserves', async () => {
+    const planned = await forecast(kg.runtime, [{ method: 'GET', path: '/v1/backlinks/records?n=10', count: 3 }, { method: 'GET', path: '/v1/backlinks/records', count: 2 }]);
+    expect(planned.lines.map((line) => ({ records: line.records, units: line.units }))).toEqual([
+      { records: 10, units: 30 },
+      { records: 1, units: 2 },
+    ]);
+    await expect(forecast(kg.runtime, [{ method: 'GET', path: '/v1/backlinks/records?n=1e2', count: 1 }])).rejects.toThrow('calls[0]: n in "/v1/backlinks/records?n=1e2" is not a whole number');
   });
 
   it('charges a per-record answer larger than the balance down to zero and no further when overage is off', async () => {
