@@ -180,7 +180,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   /** The counters' answer as a decision; 8–9 (forward, settle) belong to the gateway. */
   function admitted(identity: Identity, route: RouteMatch, rateLimits: RateLimitPlan, admission: Admission): Decision {
-    const headers = rateLimits.policyHeader === undefined ? NO_HEADERS : rateLimitHeaders(rateLimits, admission.windows);
+    // While blocked nothing is admitted, whatever room the windows have: the RateLimit
+    // field says so (r=0 until the block ends), as Retry-After does.
+    const windows = !admission.ok && admission.reason === 'blocked' ? admission.windows.map((w) => ({ ...w, remaining: 0, resetMs: Math.max(w.resetMs, admission.retryAfterMs) })) : admission.windows;
+    const headers = rateLimits.policyHeader === undefined ? NO_HEADERS : rateLimitHeaders(rateLimits, windows);
     if (!admission.ok) {
       const retryAfterSeconds = admission.reason === 'insufficient_funds' ? undefined : admission.retryAfterMs / 1000;
       return refuse(deny(admission.reason, { headers, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) }), identity);

@@ -137,8 +137,13 @@ describe('rate limits', () => {
     expect(blocked.headers.get('retry-after')).toBe('600');
     expect(JSON.parse(blocked.body)).toEqual({ message: 'This API key is temporarily blocked for repeatedly exceeding the rate limit.' });
 
+    // The RateLimit field agrees with Retry-After: nothing left until the block ends.
+    expect(blocked.headers.get('ratelimit')).toBe('"5-per-1s";r=0;t=600');
+
     now += 599_000;
-    expect((await get(secret)).status).toBe(429); // still blocked, even within the rate limit
+    const stillBlocked = await get(secret);
+    expect(stillBlocked.status).toBe(429); // still blocked, even within the rate limit
+    expect(stillBlocked.headers.get('ratelimit')).toBe('"5-per-1s";r=0;t=1');
     now += 1000;
     expect((await get(secret)).status).toBe(200); // 10 minutes are over
 
