@@ -120,6 +120,12 @@ describe('keygate demo (npm run demo)', () => {
     const link = (JSON.parse(invited.stdout) as { url: string }).url;
     expect(link.startsWith(`${dashboard}/invite/`)).toBe(true);
     expect((await fetch(link)).status).toBe(200);
+    // Removed by the CLI: the invitation link stops working.
+    const removed = await runCli(['--config', path.join(cwd, 'data/demo/keygate.yaml'), 'members', 'remove', '--email', 'CLI@example.com'], { cwd });
+    expect(removed).toEqual({ code: 0, stdout: 'removed member cli@example.com: signed out everywhere, and their password and any pending link no longer work\n', stderr: '' });
+    expect((await fetch(link)).status).toBe(404);
+    const again404 = await runCli(['--config', path.join(cwd, 'data/demo/keygate.yaml'), 'members', 'remove', '--email', 'cli@example.com'], { cwd });
+    expect(again404).toMatchObject({ code: 1, stderr: 'error: no member cli@example.com\n' });
 
     expect(await demo.stop()).toBe(0);
 

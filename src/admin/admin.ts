@@ -20,7 +20,7 @@ import { DAY_MS, parseDuration } from '../config/duration.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
-import { inviteMember, passwordResetLink } from '../operations/members.js';
+import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord } from '../store/store.js';
@@ -434,6 +434,14 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
     async (request, reply) => {
       const link = await passwordResetLink(rt, request.body.email, ACTOR);
       return reply.code(201).send({ id: link.member.id, email: link.member.email, url: link.url });
+    },
+  );
+  app.delete(
+    '/v1/members/:id',
+    { schema: { tags: ['members'], summary: 'Remove a member or operator: signed out everywhere; their password and any pending link stop working', params: IdParams, response: { 204: z.null(), 404: Problem } } },
+    async (request, reply) => {
+      await removeMember(rt, { id: request.params.id }, ACTOR);
+      return reply.code(204).send(null);
     },
   );
   app.get(

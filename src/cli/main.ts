@@ -16,7 +16,7 @@ import { openStore, redactUrl } from '../store/open.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
-import { inviteMember, passwordResetLink } from '../operations/members.js';
+import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { formatDuration } from '../config/duration.js';
@@ -424,7 +424,7 @@ export function buildCli(): Command {
     );
   members
     .command('reset')
-    .description('a one-time link for a member to choose a new password')
+    .description('a one-time link for a member to choose a new password (the old one works until then; to lock someone out: members remove)')
     .requiredOption('--email <email>', 'the member\'s e-mail address')
     .action((opts: { email: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
@@ -432,6 +432,16 @@ export function buildCli(): Command {
         print(json, { id: link.member.id, email: link.member.email, url: link.url }, () =>
           `${link.member.email} can choose a new password at:\n\n  ${link.url}\n\nThe link works once, for 24 hours.`,
         );
+      }),
+    );
+  members
+    .command('remove')
+    .description('remove a member or operator: signed out everywhere; their password and any pending link stop working')
+    .requiredOption('--email <email>', 'the member\'s e-mail address')
+    .action((opts: { email: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const removed = await removeMember(rt, { email: opts.email }, CLI_ACTOR);
+        print(json, { id: removed.id, email: removed.email, removed: true }, () => `removed ${removed.role} ${removed.email}: signed out everywhere, and their password and any pending link no longer work`);
       }),
     );
   members

@@ -82,7 +82,8 @@ export async function inviteMember(
 
 /**
  * A one-time link for a member who forgot their password: the same page as an
- * invitation. The old password keeps working until the new one is set.
+ * invitation. The old password keeps working until the new one is set (to lock someone
+ * out, remove them: removeMember).
  */
 export async function passwordResetLink(rt: Runtime, email: string, actor: string): Promise<Invitation> {
   const member = await rt.store.findMemberByEmail(email.trim().toLowerCase());
@@ -91,6 +92,17 @@ export async function passwordResetLink(rt: Runtime, email: string, actor: strin
   const updated = (await rt.store.updateMember(member.id, { inviteHash: hashToken(token), inviteExpiresAt: rt.clock() + RESET_TTL_MS })) as MemberRecord;
   await audit(rt, actor, 'member.password_reset', { accountId: member.accountId, detail: { email: member.email } });
   return { member: updated, token, url: `${dashboardUrl(rt)}/invite/${token}` };
+}
+
+/**
+ * Removes a member (by id or e-mail): signed out everywhere, and neither their password
+ * nor a pending invitation or reset link works any more.
+ */
+export async function removeMember(rt: Runtime, ref: { id: string } | { email: string }, actor: string): Promise<MemberRecord> {
+  const member = 'id' in ref ? await rt.store.getMember(ref.id) : await rt.store.findMemberByEmail(ref.email.trim().toLowerCase());
+  if (!member || !(await rt.store.deleteMember(member.id))) throw new OperationError('not_found', `no member ${'id' in ref ? ref.id : ref.email}`);
+  await audit(rt, actor, 'member.removed', { accountId: member.accountId, detail: { email: member.email, role: member.role } });
+  return member;
 }
 
 /** Sets the password of an invited member; the token stops working. */

@@ -317,6 +317,12 @@ export class SqlStore implements Store {
     return this.getMember(id);
   }
 
+  async deleteMember(id: string): Promise<boolean> {
+    // Their sessions go with them (ON DELETE CASCADE).
+    const result = await this.db.deleteFrom('members').where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
   async createSession(s: SessionRecord): Promise<void> {
     await this.db
       .insertInto('sessions')

@@ -170,6 +170,8 @@ export interface Store {
   findMemberByInvite(inviteHash: string): Promise<MemberRecord | undefined>;
   listMembers(filter?: { accountId?: string }): Promise<MemberRecord[]>;
   updateMember(id: string, patch: MemberPatch): Promise<MemberRecord | undefined>;
+  /** Removes a member, and with them their sessions; answers whether there was one. */
+  deleteMember(id: string): Promise<boolean>;
 
   createSession(session: SessionRecord): Promise<void>;
   getSession(idHash: string): Promise<SessionRecord | undefined>;

@@ -8,7 +8,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, screenshot, shown, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PASSWORD, screenshot, shown, startDashboard, textOf, type DashboardFixture } from './support.js';
 
 const OPERATOR = 'olga@ops.example';
 
@@ -139,5 +139,30 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await page.getByRole('button', { name: 'Show' }).click();
     expect(new URL(page.url()).search).toMatch(/^\?account=acc_/);
     expect(await page.locator('tbody tr').allInnerTexts()).toEqual([expect.stringContaining('Created the account')]);
+  });
+
+  it('removes a member through the admin API: signed out at once, and the password no longer signs in', async () => {
+    const email = 'rita@acme.example';
+    const memberPage = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    try {
+      await join(memberPage, await invite(fixture, email, acmeId), email);
+      await expectHeading(memberPage, 'API keys');
+      const listed = (await (await fixture.keygate.admin(`/v1/members?accountId=${acmeId}`)).json()) as { id: string; email: string }[];
+      const id = listed.find((m) => m.email === email)?.id;
+      expect((await fixture.keygate.admin(`/v1/members/${id}`, { method: 'DELETE' })).status).toBe(204);
+      expect((await fixture.keygate.admin(`/v1/members/${id}`, { method: 'DELETE' })).status).toBe(404);
+
+      await memberPage.reload();
+      expect(new URL(memberPage.url()).pathname).toBe('/sign-in');
+      await memberPage.getByLabel('Email').fill(email);
+      await memberPage.getByLabel('Password').fill(PASSWORD);
+      await memberPage.getByRole('button', { name: 'Sign in' }).click();
+      await shown(memberPage.getByText('The email or password is incorrect.'));
+
+      await page.goto('/audit');
+      expect(await textOf(page.locator('tbody tr', { hasText: 'Removed a member' }).first())).toContain(`${email} (member)`);
+    } finally {
+      await memberPage.context().close();
+    }
   });
 });

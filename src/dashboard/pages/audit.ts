@@ -20,6 +20,8 @@ const ACTIONS: Record<string, string> = {
   'account.deleted': 'Deleted the account',
   'member.invited': 'Invited a member',
   'member.joined': 'Joined (set a password)',
+  'member.password_reset': 'Sent a password reset link',
+  'member.removed': 'Removed a member',
   'member.locked': 'Sign-in locked after failed attempts',
 };
 
@@ -45,7 +47,10 @@ function describe(entry: AuditEntry): string {
     case 'member.invited':
       return `${text(d.email)} as ${text(d.role)}`;
     case 'member.joined':
+    case 'member.password_reset':
       return text(d.email);
+    case 'member.removed':
+      return `${text(d.email)} (${text(d.role)})`;
     case 'member.locked':
       return `${text(d.email)} until ${text(d.until).replace('T', ' ').slice(0, 16)} UTC`;
     case 'account.created':
