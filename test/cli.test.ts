@@ -121,6 +121,23 @@ describe('keygate CLI with a running gateway', () => {
     expect(again.stdout).toMatch(new RegExp(`^key ${keyId} \\(.*\\) was already revoked, at .*; nothing changed`));
   });
 
+  it('takes an expiry as a date, a date-time or a duration, and refuses a date that does not exist instead of guessing', async () => {
+    const refused = async (expires: string) => {
+      const r = await cli('keys', 'create', '--account', accountId, '--name', 'dated', '--expires', expires);
+      expect(r.stdout).toBe('');
+      expect(r.code).toBe(1);
+      return r.stderr;
+    };
+    expect(await refused('2027-02-30')).toBe('error: "2027-02-30" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d)\n');
+    expect(await refused('01/02/2027')).toContain('is neither a date');
+    expect(await refused('90')).toBe('error: "90" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d) (90 days from now is 90d)\n');
+    // Nothing was created by the refused ones: the plan's three keys are still free to use below.
+    const dated = await cli('accounts', 'create', '--name', 'Dated', '--json');
+    const other = JSON.parse(dated.stdout).id as string;
+    const key = JSON.parse((await cli('keys', 'create', '--account', other, '--name', 'leap', '--expires', '2028-02-29', '--json')).stdout);
+    expect(key.expiresAt).toBe('2028-02-29T00:00:00.000Z');
+  });
+
   it('enforces the plan\'s key limit with a clear message', async () => {
     await cli('keys', 'create', '--account', accountId, '--name', 'two');
     await cli('keys', 'create', '--account', accountId, '--name', 'three');

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, configJsonSchema, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
@@ -74,13 +75,17 @@ async function withStoreOnly(command: Command, fn: (store: Store, config: Config
   }
 }
 
-/** `2027-01-31`, `2027-01-31T12:00:00Z`, or a duration from now such as `30d`. */
+/**
+ * `2027-01-31` (midnight UTC), `2027-01-31T12:00:00Z` (or with an offset), or a duration
+ * from now such as `30d`. Anything else is refused, as the admin API refuses it: no
+ * guessing at `01/02/2027` or a date that does not exist.
+ */
 function parseWhen(text: string, now: number): number {
   const duration = parseDuration(text);
   if (duration !== undefined) return now + duration;
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms)) throw new OperationError('invalid', `"${text}" is neither a date (2027-01-31) nor a duration (30d)`);
-  return ms;
+  if (z.iso.date().safeParse(text).success || z.iso.datetime({ offset: true }).safeParse(text).success) return Date.parse(text);
+  const hint = /^\d+$/.test(text) ? ` (${text} days from now is ${text}d)` : '';
+  throw new OperationError('invalid', `"${text}" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d)${hint}`);
 }
 
 function onOff(text: string, flag: string): boolean {
