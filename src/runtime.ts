@@ -178,6 +178,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   });
 
   await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: currentPeriodStarts(config, clock()) }));
+  if (options.use !== 'command') await warnOfUnknownPlans(store, config, log);
 
   // Balance rows that failed to save are kept (newest value wins) and retried.
   const unsaved = new Map<string, MeterUsageRow>();
@@ -251,6 +252,22 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       await store.close();
     },
   };
+}
+
+/**
+ * A plan renamed or removed from the profile leaves its accounts on a plan keygate does
+ * not know: their keys are refused (api_disabled). Said once at start-up, by plan.
+ */
+async function warnOfUnknownPlans(store: Store, config: Config, log: Log): Promise<void> {
+  const stranded: Record<string, number> = {};
+  for (const account of await store.listAccounts()) {
+    if (!(account.planId in config.plans)) stranded[account.planId] = (stranded[account.planId] ?? 0) + 1;
+  }
+  if (Object.keys(stranded).length === 0) return;
+  log.warn(
+    { accountsByPlan: stranded },
+    `accounts are on plans this profile does not define (renamed or removed?): their keys are refused with api_disabled until the plan is back in the profile or they are moved (keygate accounts update <id> --plan <plan>)`,
+  );
 }
 
 /** The first day of the current period of every meter any plan defines. */

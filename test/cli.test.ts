@@ -10,7 +10,10 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, runCli } from './support/cli.js';
-import { startKeygate, type TestKeygate } from './support/keygate.js';
+import { LogCapture, startKeygate, type TestKeygate } from './support/keygate.js';
+import { createRuntime } from '../src/runtime.js';
+import { loadConfigFile } from '../src/config/load.js';
+import { createLog } from '../src/log.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 import type { ConfigInput } from '../src/config/schema.js';
@@ -289,5 +292,35 @@ describe('keygate CLI when the profile\'s Redis is unreachable', () => {
     expect(revoked.code).toBe(0);
     expect(revoked.stdout).toContain(`revoked key ${keyId}`);
     expect(revoked.stderr).toMatch(/^warning: the change is saved, but running keygate processes were not told: they keep a cached key for up to keyCacheTtl \(30000 ms\) \(cause: .*Redis is not reachable, change: key\)\n$/);
+  });
+});
+
+describe('keygate after the profile changed under its accounts', () => {
+  it('says which accounts are on a plan the profile no longer defines, lists what the gateway really does, and marks the keys of a deleted account', async () => {
+    const dir = tempDir('cli-plan-renamed');
+    const configFile = path.join(dir, 'keygate.yaml');
+    const profile = (plans: Record<string, unknown>) =>
+      writeFileSync(configFile, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${path.join(dir, 'k.db')}`, plans, dashboard: { enabled: false } }));
+    const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+    profile({ pro: {}, free: { apiAccess: false } });
+    const pro = JSON.parse((await cli('accounts', 'create', '--name', 'Acme', '--plan', 'pro', '--json')).stdout).id as string;
+    await cli('accounts', 'create', '--name', 'Freeloader', '--plan', 'free');
+    const gone = JSON.parse((await cli('accounts', 'create', '--name', 'Gone', '--plan', 'pro', '--json')).stdout).id as string;
+    const key = JSON.parse((await cli('keys', 'create', '--account', gone, '--name', 'left behind', '--json')).stdout).id as string;
+    await cli('accounts', 'delete', gone);
+
+    // `pro` renamed: its accounts are stranded.
+    profile({ professional: {}, free: { apiAccess: false } });
+    const list = await cli('accounts', 'list');
+    expect(list.stdout).toMatch(new RegExp(`${pro}\\s+Acme\\s+pro \\(not in the profile\\)\\s+off \\(unknown plan\\)`));
+    expect(list.stdout).toMatch(/Freeloader\s+free\s+off \(plan\)/);
+    expect((await cli('keys', 'list')).stdout).toMatch(new RegExp(`${key}\\s+left behind\\s+.*\\s+unbound\\s`));
+
+    const logs = new LogCapture();
+    const rt = await createRuntime(loadConfigFile(configFile), { log: createLog({ level: 'info', destination: logs }) });
+    await rt.close();
+    const warning = logs.lines.map((line) => JSON.parse(line) as { msg: string; accountsByPlan?: unknown }).find((line) => line.accountsByPlan);
+    expect(warning?.accountsByPlan).toEqual({ pro: 1 });
+    expect(warning?.msg).toContain('their keys are refused with api_disabled');
   });
 });

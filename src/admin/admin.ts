@@ -49,7 +49,7 @@ const Key = z.object({
   accountId: z.string().nullable(),
   mode: z.enum(['live', 'test']),
   scopes: z.array(z.string()),
-  status: z.enum(['active', 'revoked', 'expired', 'expiring']),
+  status: z.enum(['active', 'revoked', 'expired', 'expiring', 'unbound']).describe('unbound: its account was deleted (refused with key_not_bound)'),
   createdAt: z.string(),
   lastUsedAt: isoOrNull,
   expiresAt: isoOrNull,

@@ -37,6 +37,14 @@ function print(json: boolean | undefined, value: unknown, human: () => string): 
   process.stdout.write(`${json ? JSON.stringify(value, isoTimes, 2) : human()}\n`);
 }
 
+/** Whether the account's keys reach the API, as the gateway judges it: the account's switch and its plan's. */
+function apiAccessOf(account: { apiAccess: boolean; planId: string }, config: Config): string {
+  const plan = config.plans[account.planId];
+  if (!plan) return 'off (unknown plan)';
+  if (!plan.apiAccess) return 'off (plan)';
+  return account.apiAccess ? 'on' : 'off';
+}
+
 /** `--json` gives times as the admin API does: ISO 8601 in UTC (`createdAt`, `expiresAt`, …). */
 function isoTimes(key: string, value: unknown): unknown {
   return key.endsWith('At') && typeof value === 'number' ? new Date(value).toISOString() : value;
@@ -223,7 +231,7 @@ export function buildCli(): Command {
       const list = await rt.store.listAccounts();
       print(json, list, () =>
         table(
-          list.map((a) => ({ id: a.id, name: a.name, plan: a.planId, api: a.apiAccess ? 'on' : 'off', created: when(a.createdAt), planExpires: when(a.planExpiresAt) })),
+          list.map((a) => ({ id: a.id, name: a.name, plan: a.planId in rt.config.plans ? a.planId : `${a.planId} (not in the profile)`, api: apiAccessOf(a, rt.config), created: when(a.createdAt), planExpires: when(a.planExpiresAt) })),
           ['id', 'name', 'plan', 'api', 'created', 'planExpires'],
         ),
       );

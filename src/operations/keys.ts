@@ -183,12 +183,14 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   return { ...issued, previous };
 }
 
-export type KeyStatus = 'active' | 'revoked' | 'expired' | 'expiring';
+export type KeyStatus = 'active' | 'revoked' | 'expired' | 'expiring' | 'unbound';
 
 /** A key's status as members see it. */
 export function keyStatus(key: KeyRecord, now: number): KeyStatus {
   if (key.revokedAt !== null && key.revokedAt <= now) return 'revoked';
   if (key.expiresAt !== null && key.expiresAt <= now) return 'expired';
+  // Its account was deleted: refused with key_not_bound.
+  if (key.accountId === null) return 'unbound';
   if (key.expiresAt !== null && key.expiresAt - now <= EXPIRING_WITHIN_MS) return 'expiring';
   return 'active';
 }

@@ -8,7 +8,7 @@ import { keyStatus, type KeyStatus } from '../../operations/keys.js';
 import { html, type Html } from '../html.js';
 import { relative, when, whenInTable } from '../format.js';
 
-const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'Expiring', expired: 'Expired', revoked: 'Revoked' };
+const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'Expiring', expired: 'Expired', revoked: 'Revoked', unbound: 'No account' };
 
 export function isUsable(key: KeyRecord, now: number): boolean {
   const status = keyStatus(key, now);
