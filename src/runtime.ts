@@ -13,10 +13,11 @@ import { createDialect, type Dialect } from './dialect/dialect.js';
 import { createRouteTable, type RouteTable } from './routes/route-table.js';
 import { createRateLimitPlanner } from './limits/rate-limits.js';
 import { createPipeline, type Pipeline } from './pipeline/pipeline.js';
-import { openStore } from './store/open.js';
+import { openStore, sqliteFile } from './store/open.js';
 import type { MeterUsageRow, Store } from './store/store.js';
 import type { CacheEvent, Counters } from './counters/counters.js';
 import { openCounters } from './counters/open.js';
+import { lockDatabase } from './store/sqlite/process-lock.js';
 import { periodBounds } from './meters/period.js';
 import { UsageRecorder } from './usage/usage-recorder.js';
 import { createLog, type Log } from './log.js';
@@ -130,6 +131,9 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   const env = options.env ?? process.env;
   const clock = options.clock ?? Date.now;
   const log = options.log ?? createLog({ level: config.log.level });
+  // One serving process per SQLite file with in-memory counters (see lockDatabase).
+  const lockedFile = options.use !== 'command' && !options.store && !options.counters && config.counters === 'memory' ? sqliteFile(config.store) : undefined;
+  const lock = lockedFile === undefined ? undefined : lockDatabase(lockedFile);
   const store = options.store ?? openStore(config.store);
   let counters: Counters | undefined;
   try {
@@ -141,6 +145,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     counters = options.counters ?? (await openCounters(config, { store, log, clock, use: options.use ?? 'requests' }));
   } catch (error) {
     await store.close().catch(() => undefined);
+    lock?.release();
     throw error;
   }
 
@@ -152,6 +157,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   } catch (error) {
     await counters.close().catch(() => undefined);
     await store.close().catch(() => undefined);
+    lock?.release();
     throw error;
   }
   const keyCache = new KeyCache(config.keyCacheTtl);
@@ -250,6 +256,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       }
       await counters?.close();
       await store.close();
+      lock?.release();
     },
   };
 }

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -249,6 +249,50 @@ describe('keygate serve as a process', () => {
       child.kill('SIGKILL');
       await upstream.close();
     }
+  });
+});
+
+describe('one serving process per SQLite file with in-memory counters', () => {
+  it('refuses a second keygate serve on the file, naming the first; CLI commands still run beside it; a lock left by a killed process is taken over', async () => {
+    const dir = tempDir('cli-one-server');
+    const file = path.join(dir, 'keygate.yaml');
+    // In a folder that does not exist yet, as ./data on a first start.
+    writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:9' }, listen: { port: 0 }, admin: { listen: { port: 0 } }, store: `sqlite:${path.join(dir, 'data', 'k.db')}`, dashboard: { enabled: false } }));
+    const startServing = async () => {
+      const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no start within 15 s:\n${output}`)), 15_000);
+        child.stdout.on('data', () => {
+          if (output.includes('keygate is serving')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      return child;
+    };
+    const first = await startServing();
+    try {
+      const second = await runCli(['serve', '--config', file]);
+      expect(second.code).toBe(1);
+      expect(second.stderr).toMatch(new RegExp(`^error: another keygate process \\(pid ${first.pid} on .*\\) is serving with this SQLite file and in-memory counters`));
+      expect((await runCli(['--config', file, 'accounts', 'create', '--name', 'Beside'])).code).toBe(0);
+    } finally {
+      first.kill('SIGKILL');
+      await new Promise((resolve) => first.once('exit', resolve));
+    }
+    // Killed: its lock stays, and is stale once it has not been touched for a while.
+    const lockFile = path.join(dir, 'data', 'k.db.lock');
+    expect(readFileSync(lockFile, 'utf8')).toContain(`pid ${first.pid} `);
+    const longAgo = new Date(Date.now() - 60_000);
+    utimesSync(lockFile, longAgo, longAgo);
+    const third = await startServing();
+    third.kill('SIGTERM');
+    expect(await new Promise((resolve) => third.once('exit', resolve))).toBe(0);
+    expect(existsSync(lockFile)).toBe(false);
   });
 });
 

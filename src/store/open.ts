@@ -6,11 +6,15 @@ import { openPostgresStore } from './postgres/postgres-database.js';
 
 export function openStore(url: string, baseDir = process.cwd()): Store {
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return openPostgresStore(url);
-  if (url.startsWith('sqlite:')) {
-    const file = url.slice('sqlite:'.length);
-    return openSqliteStore(file === ':memory:' ? file : path.resolve(baseDir, file));
-  }
+  if (url.startsWith('sqlite:')) return openSqliteStore(sqliteFile(url, baseDir) ?? ':memory:');
   throw new Error(`store: expected "sqlite:<file>" or "postgres://...", got "${url}"`);
+}
+
+/** The database file a `sqlite:` store URL names (absolute), or undefined (another store, or `:memory:`). */
+export function sqliteFile(url: string, baseDir = process.cwd()): string | undefined {
+  if (!url.startsWith('sqlite:')) return undefined;
+  const file = url.slice('sqlite:'.length);
+  return file === ':memory:' ? undefined : path.resolve(baseDir, file);
 }
 
 /** A URL with its password replaced, for messages and logs (store, counters, upstream). */
