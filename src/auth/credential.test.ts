@@ -42,6 +42,13 @@ describe('extractCredential', () => {
     expect(extractCredential(req({}, '/v1/x?a=1&apikey=ab%2Bc'), token)).toMatchObject({ kind: 'found', secret: 'ab+c' });
   });
 
+  it('ignores spaces, tabs and line breaks around a query parameter\'s value, as around a header\'s', () => {
+    expect(extractCredential(req({}, '/v1/x?apikey=abc123%0A'), token)).toMatchObject({ kind: 'found', secret: 'abc123' });
+    expect(extractCredential(req({}, '/v1/x?apikey=%20abc123%0D%0A'), token)).toMatchObject({ kind: 'found', secret: 'abc123' });
+    expect(extractCredential(req({}, '/v1/x?apikey=%20%0A'), token).kind).toBe('missing');
+    expect(extractCredential(req({}, '/v1/x?apikey=abc%20123'), token)).toMatchObject({ kind: 'found', secret: 'abc 123' });
+  });
+
   it('prefers the first location listed when both are present', () => {
     expect(extractCredential(req({ authorization: 'Token fromheader' }, '/x?apikey=fromquery'), token)).toMatchObject({ secret: 'fromheader' });
   });

@@ -2,8 +2,9 @@
  * Finding the credential in a request, from the places the profile lists, in order.
  *
  * How odd input is treated (documented in docs/authentication.md):
- * - Leading and trailing spaces/tabs of a header value are ignored; an empty value
- *   counts as absent, and the next location is tried.
+ * - Leading and trailing spaces/tabs of a header value are ignored, and so are spaces,
+ *   tabs and line breaks around a query parameter's value (`%0A` from a key read out of a
+ *   file); an empty value counts as absent, and the next location is tried.
  * - With a scheme (`Bearer`, `Token`, ...) the scheme word is matched case-insensitively
  *   and may be followed by one or more spaces. A bare key, or a different scheme word,
  *   is `malformed_key`. The scheme word alone is `missing_key`.
@@ -61,7 +62,7 @@ export function extractCredential(request: RequestView, locations: readonly Cred
     query ??= parseQuery(request.url);
     const values = query.get(location.name);
     if (!values) continue;
-    const present = values.filter((v) => v !== '');
+    const present = values.map(trimQueryValue).filter((v) => v !== '');
     if (present.length === 0) continue;
     if (present.length > 1) return { kind: 'malformed', location };
     return { kind: 'found', secret: present[0] as string, location };
@@ -109,6 +110,11 @@ function trimSpaces(value: string): string {
   while (start < end && isSpace(value.charCodeAt(start))) start++;
   while (end > start && isSpace(value.charCodeAt(end - 1))) end--;
   return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+/** Without leading and trailing spaces, tabs and line breaks (a query value can hold them, a header value cannot). */
+function trimQueryValue(value: string): string {
+  return /^[ \t\r\n]|[ \t\r\n]$/.test(value) ? value.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '') : value;
 }
 
 /** Query parameters by decoded name, values decoded; undecodable input yields no entry. */
