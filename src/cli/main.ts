@@ -321,7 +321,7 @@ export function buildCli(): Command {
     .requiredOption('--account <id>', 'the account that owns the key')
     .requiredOption('--name <name>', 'a name to tell keys apart')
     .addOption(new Option('--mode <mode>').choices(['live', 'test']).default('live'))
-    .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows)')
+    .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)')
     .option('--expires <date|duration>', 'e.g. 2027-01-31 or 90d')
     .action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string; expires?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
@@ -347,7 +347,7 @@ export function buildCli(): Command {
     .requiredOption('--account <id>')
     .requiredOption('--name <name>')
     .addOption(new Option('--mode <mode>').choices(['live', 'test']).default('live'))
-    .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows)')
+    .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)')
     .action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         // From stdin, so the secret stays out of shell history and process listings.
