@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { createRuntime, KeyHashingMismatchError, keyHashingState } from '../src/runtime.js';
+import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState } from '../src/runtime.js';
 import { parseConfigObject } from '../src/config/load.js';
 import { createAccount } from '../src/operations/accounts.js';
 import { createKey } from '../src/operations/keys.js';
@@ -71,5 +71,14 @@ describe('the pepper a database was made with', () => {
     const other = await createRuntime({ config: parseConfigObject(profile), file: configFile, dir }, { env: { KEYGATE_PEPPER: 'wrong' } });
     await other.close();
     expect((await cli('wrong', 'forget')).stdout).toBe('nothing was recorded\n');
+
+    // A database whose keys were made without a pepper, checked without one.
+    const none = await createRuntime({ config: parseConfigObject(profile), file: configFile, dir }, { env: {} });
+    await forgetKeyHashing(none.store);
+    const account2 = await createAccount(none, { name: 'Plain' }, 'test');
+    expect(await present(none, (await createKey(none, { accountId: account2.id, name: 'k' }, 'test')).secret)).toMatchObject({ allowed: true });
+    await expect.poll(() => keyHashingState(none.store, none.hashKey)).toBe('matches');
+    await none.close();
+    expect(await cli('', 'check')).toEqual({ code: 0, stdout: "KEYGATE_PEPPER is not set, and this database's keys were made without a pepper\n", stderr: '' });
   });
 });

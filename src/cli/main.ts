@@ -175,11 +175,14 @@ export function buildCli(): Command {
     .description("say whether this environment's pepper is the one the database's keys were made with")
     .action(async (_opts, command: Command) =>
       withStoreOnly(command, async (store, config, { json }) => {
-        const state = await keyHashingState(store, createKeyHasher(process.env[config.pepperEnv]));
+        const pepper = process.env[config.pepperEnv];
+        const state = await keyHashingState(store, createKeyHasher(pepper));
         if (state === 'differs') throw new KeyHashingMismatchError(config.pepperEnv);
-        print(json, { pepperEnv: config.pepperEnv, state }, () =>
+        print(json, { pepperEnv: config.pepperEnv, set: Boolean(pepper), state }, () =>
           state === 'matches'
-            ? `${config.pepperEnv} is the pepper this database's keys were made with`
+            ? pepper
+              ? `${config.pepperEnv} is the pepper this database's keys were made with`
+              : `${config.pepperEnv} is not set, and this database's keys were made without a pepper`
             : `nothing recorded yet: the first key a running keygate finds by its hash records that process's ${config.pepperEnv}`,
         );
       }),
