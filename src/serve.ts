@@ -195,6 +195,9 @@ function closeWithServer(server: Server, extras: NetServer[]): void {
   }) as Server['close'];
 }
 
+/** The shortest admin token keygate accepts. */
+const MIN_ADMIN_TOKEN_LENGTH = 16;
+
 export interface RunningKeygate {
   runtime: Runtime;
   gatewayUrl: string;
@@ -234,8 +237,13 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     rt.listening.gateway = gatewayUrl;
 
     // Without a token the admin listener still serves /health and /openapi.json.
-    const adminToken = options.adminToken ?? rt.env[config.admin.tokenEnv];
+    let adminToken = options.adminToken ?? rt.env[config.admin.tokenEnv];
     if (!adminToken) log.warn(`admin API locked: set ${config.admin.tokenEnv} to use it (/health still answers)`);
+    else if (adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+      // It guards every account and key: one that can be guessed is no guard.
+      log.error(`admin API locked: ${config.admin.tokenEnv} is ${adminToken.length} character${adminToken.length === 1 ? '' : 's'} long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random ones, e.g. openssl rand -base64 24 (/health still answers)`);
+      adminToken = undefined;
+    }
     const adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), 'admin', config.admin.listen, options.ports?.admin);
     rt.listening.admin = adminUrl;
 

@@ -285,6 +285,22 @@ describe('admin listener without a token', () => {
   });
 });
 
+describe('admin listener with a token too short to guard it', () => {
+  it('stays locked and says why, instead of accepting a guessable token', async () => {
+    const upstream = await startTestUpstream();
+    const kg = await startKeygate({ upstream: { url: upstream.url } }, { dir: tempDir('admin-short-token'), adminToken: 'x', env: {} });
+    try {
+      const locked = await fetch(`${kg.adminUrl}/v1/accounts`, { headers: { authorization: 'Bearer x' } });
+      expect(locked.status).toBe(503);
+      await locked.text();
+      expect(kg.logs.text).toContain('admin API locked: KEYGATE_ADMIN_TOKEN is 1 character long; use at least 16 random ones');
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('plan scopes at request time', () => {
   const dir = tempDir('admin-scopes');
 
