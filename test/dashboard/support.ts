@@ -112,12 +112,14 @@ export async function join(page: Page, inviteUrl: string, email: string, passwor
   await page.getByLabel('New password').fill(password);
   await page.getByLabel('Type it again').fill(password);
   await page.getByRole('button', { name: 'Set password' }).click();
-  await page.waitForURL('**/sign-in');
+  await page.waitForURL((url) => url.pathname === '/sign-in');
+  // The address is filled in.
+  expect(await page.getByLabel('Email').inputValue()).toBe(email);
   await signIn(page, email, password);
 }
 
 export async function signIn(page: Page, email: string, password = PASSWORD): Promise<void> {
-  if (!page.url().endsWith('/sign-in')) await page.goto(`${new URL(page.url()).origin}/sign-in`);
+  if (new URL(page.url()).pathname !== '/sign-in') await page.goto(`${new URL(page.url()).origin}/sign-in`);
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();

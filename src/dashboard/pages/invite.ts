@@ -42,7 +42,8 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
       return sendForm(request, reply, member, sentence(error.message), OPERATION_STATUS[error.kind]);
     }
     setNotice(dash, reply, { kind: 'success', text: `Your password is set. Sign in as ${member.email}.` });
-    return redirect(reply, '/sign-in');
+    // The sign-in form arrives with the address filled in.
+    return redirect(reply, `/sign-in?email=${encodeURIComponent(member.email)}`);
   });
 
   function sendInvalid(request: InviteRequest, reply: FastifyReply): FastifyReply {

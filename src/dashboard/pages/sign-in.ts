@@ -21,7 +21,9 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
 
   app.get('/sign-in', { config: { public: true } }, async (request, reply) => {
     if (request.viewer) return redirect(reply, '/');
-    return sendSignIn(request, reply, '');
+    // `?email=`: the address just given a password (an invitation, a reset).
+    const email = (request.query as { email?: unknown }).email;
+    return sendSignIn(request, reply, typeof email === 'string' && email.length <= 254 ? email : '');
   });
 
   app.post('/sign-in', { config: { public: true } }, async (request, reply) => {
