@@ -61,7 +61,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
 ${usage.apiEnabled ? '' : html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, usage.planExpired)}). You can manage keys, but requests are refused until it is on.</p></div>`}
 <div class="actions">
   <a class="button" href="/keys/new">Create a key</a>
-  <span class="muted">${plan?.maxKeys !== undefined ? `${usable.length} of ${plural(plan.maxKeys, 'key')} in use on the ${usage.planName} plan` : plural(usable.length, 'key') + ' in use'}</span>
+  <span class="muted">${keysInUse(usable, plan?.maxKeys, usage.planName)}</span>
 </div>
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
@@ -234,4 +234,17 @@ ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : '
 
 function isOverlapChoice(value: string): value is OverlapChoice {
   return Object.hasOwn(ROTATION_OVERLAPS_MS, value);
+}
+
+/**
+ * `2 of 3 keys in use on the Pro plan`. A key being replaced (its replacement is in use,
+ * the old one kept for the overlap) counts with its replacement, as the plan's limit
+ * counts it: `3 of 3 keys in use (1 more being replaced)`, never "4 of 3".
+ */
+function keysInUse(usable: readonly KeyRecord[], maxKeys: number | undefined, planName: string): string {
+  const replaced = new Set(usable.map((k) => k.rotatedFrom).filter((id): id is string => id !== null));
+  const outgoing = usable.filter((k) => replaced.has(k.id)).length;
+  const counted = usable.length - outgoing;
+  const base = maxKeys !== undefined ? `${counted} of ${plural(maxKeys, 'key')} in use on the ${planName} plan` : `${plural(counted, 'key')} in use`;
+  return outgoing > 0 ? `${base} (${outgoing} more being replaced)` : base;
 }
