@@ -134,33 +134,35 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   // One serving process per SQLite file with in-memory counters (see lockDatabase).
   const lockedFile = options.use !== 'command' && !options.store && !options.counters && config.counters === 'memory' ? sqliteFile(config.store) : undefined;
   const lock = lockedFile === undefined ? undefined : lockDatabase(lockedFile);
-  const store = options.store ?? openStore(config.store);
+  let store: Store | undefined;
   let counters: Counters | undefined;
+  const keyFormat = createKeyFormat(config.keys);
+  const hashKey = createKeyHasher(env[config.pepperEnv]);
+  const keyCache = new KeyCache(config.keyCacheTtl);
+  let recordKeyHashing: (() => void) | undefined;
   try {
+    store = options.store ?? openStore(config.store);
     const pending = await store.pendingMigrations();
     if (pending.length > 0) {
       if (store.kind === 'sqlite' && options.autoMigrate !== false) await store.migrate();
       else throw new NotMigratedError(pending);
     }
     counters = options.counters ?? (await openCounters(config, { store, log, clock, use: options.use ?? 'requests' }));
-  } catch (error) {
-    await store.close().catch(() => undefined);
-    lock?.release();
-    throw error;
-  }
-
-  const keyFormat = createKeyFormat(config.keys);
-  const hashKey = createKeyHasher(env[config.pepperEnv]);
-  let recordKeyHashing: (() => void) | undefined;
-  try {
     recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, log);
+    counters.onBroadcast((event) => {
+      if (event.type === 'key') keyCache.deleteHash(event.hash);
+      else if (event.type === 'account') keyCache.deleteAccount(event.accountId);
+      else keyCache.clear();
+    });
+    await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: currentPeriodStarts(config, clock()) }));
+    if (options.use !== 'command') await warnOfUnknownPlans(store, config, log);
   } catch (error) {
-    await counters.close().catch(() => undefined);
-    await store.close().catch(() => undefined);
+    // Nothing stays open, or locked, after a failed start.
+    await counters?.close().catch(() => undefined);
+    await store?.close().catch(() => undefined);
     lock?.release();
     throw error;
   }
-  const keyCache = new KeyCache(config.keyCacheTtl);
   const dialect = createDialect(config.errors, config.auth.credentials);
   const routes = createRouteTable(config.routes, config.builtins);
   const pipeline = createPipeline({
@@ -176,15 +178,6 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     ...(recordKeyHashing ? { onKeyFound: recordKeyHashing } : {}),
   });
   const usage = new UsageRecorder();
-
-  counters.onBroadcast((event) => {
-    if (event.type === 'key') keyCache.deleteHash(event.hash);
-    else if (event.type === 'account') keyCache.deleteAccount(event.accountId);
-    else keyCache.clear();
-  });
-
-  await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: currentPeriodStarts(config, clock()) }));
-  if (options.use !== 'command') await warnOfUnknownPlans(store, config, log);
 
   // Balance rows that failed to save are kept (newest value wins) and retried.
   const unsaved = new Map<string, MeterUsageRow>();
@@ -254,9 +247,12 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       } catch (error) {
         log.error({ err: error }, 'final usage flush failed');
       }
-      await counters?.close();
-      await store.close();
-      lock?.release();
+      try {
+        await counters?.close();
+        await store.close();
+      } finally {
+        lock?.release();
+      }
     },
   };
 }

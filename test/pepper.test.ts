@@ -26,7 +26,7 @@ describe('the pepper a database was made with', () => {
     const { secret } = await createKey(first, { accountId: account.id, name: 'k' }, 'test');
     // A process that has not yet seen a key proven proves nothing: a CLI run without the
     // pepper (or with a wrong one) records nothing and starts.
-    const stray = await start();
+    const stray = await createRuntime(loaded, { env: {}, use: 'command' });
     await stray.close();
     expect(await present(first, secret)).toMatchObject({ allowed: true });
     await expect.poll(() => first.store.getSetting('key_hash_check')).toBeDefined();

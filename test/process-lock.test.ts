@@ -1,0 +1,45 @@
+/**
+ * One serving runtime per SQLite file with in-memory counters (src/store/sqlite/process-lock.ts):
+ * a second one is refused, in this process as in another; CLI commands run beside it;
+ * a start that fails leaves nothing locked.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createRuntime } from '../src/runtime.js';
+import { parseConfigObject } from '../src/config/load.js';
+import { DatabaseInUseError } from '../src/store/sqlite/process-lock.js';
+import { createLog } from '../src/log.js';
+import { tempDir } from './support/temp.js';
+
+const quiet = createLog({ level: 'silent' });
+
+describe('one serving runtime per SQLite file', () => {
+  it('refuses a second runtime on the file until the first closes; a CLI command runs beside it', async () => {
+    const dir = tempDir('lock');
+    const loaded = { config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'k.db')}` }), file: 'inline', dir };
+    const first = await createRuntime(loaded, { log: quiet });
+    try {
+      const second = createRuntime(loaded, { log: quiet });
+      await expect(second).rejects.toBeInstanceOf(DatabaseInUseError);
+      await expect(second).rejects.toThrow(new RegExp(`^another keygate process \\(pid ${process.pid} on `));
+      const command = await createRuntime(loaded, { log: quiet, use: 'command' });
+      await command.close();
+    } finally {
+      await first.close();
+    }
+    const again = await createRuntime(loaded, { log: quiet });
+    await again.close();
+  });
+
+  it('leaves nothing locked after a start that fails', async () => {
+    const dir = tempDir('lock-failed');
+    const file = path.join(dir, 'k.db');
+    writeFileSync(file, 'this is not a database, and long enough to be read as a header of one');
+    const loaded = { config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${file}` }), file: 'inline', dir };
+    await expect(createRuntime(loaded, { log: quiet })).rejects.toThrow(/not a database/);
+    writeFileSync(file, '');
+    const fixed = await createRuntime(loaded, { log: quiet });
+    await fixed.close();
+  });
+});
