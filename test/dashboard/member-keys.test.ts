@@ -200,8 +200,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     const rows = page.locator('tr', { hasText: 'Nightly export' });
     expect(await rows.count()).toBe(2);
     expect(await rows.filter({ hasText: 'Expiring in 1 h' }).count()).toBe(1);
-    // Counted as the plan's limit counts them: the outgoing key with its replacement.
-    await shown(page.getByText('1 of 3 keys in use on the Pro plan (1 more being replaced)'));
+    // Counted as the plan's limit counts them (the outgoing key too, until it stops), and said.
+    await shown(page.getByText('2 of 3 keys in use on the Pro plan (1 of them being replaced)'));
     await screenshot(page, 'keys');
 
     // After it, only the replacement does.

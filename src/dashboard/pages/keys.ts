@@ -237,14 +237,14 @@ function isOverlapChoice(value: string): value is OverlapChoice {
 }
 
 /**
- * `2 of 3 keys in use on the Pro plan`. A key being replaced (its replacement is in use,
- * the old one kept for the overlap) counts with its replacement, as the plan's limit
- * counts it: `3 of 3 keys in use (1 more being replaced)`, never "4 of 3".
+ * `2 of 3 keys in use on the Pro plan`, counted as the plan's limit counts them when a
+ * key is created: a key being replaced (kept for its rotation's overlap) counts until it
+ * stops, and is said to be one. A rotation at the limit may pass it by that key for the
+ * overlap: `4 of 3 keys in use on the Pro plan (1 of them being replaced)`.
  */
 function keysInUse(usable: readonly KeyRecord[], maxKeys: number | undefined, planName: string): string {
   const replaced = new Set(usable.map((k) => k.rotatedFrom).filter((id): id is string => id !== null));
   const outgoing = usable.filter((k) => replaced.has(k.id)).length;
-  const counted = usable.length - outgoing;
-  const base = maxKeys !== undefined ? `${counted} of ${plural(maxKeys, 'key')} in use on the ${planName} plan` : `${plural(counted, 'key')} in use`;
-  return outgoing > 0 ? `${base} (${outgoing} more being replaced)` : base;
+  const base = maxKeys !== undefined ? `${usable.length} of ${plural(maxKeys, 'key')} in use on the ${planName} plan` : `${plural(usable.length, 'key')} in use`;
+  return outgoing > 0 ? `${base} (${outgoing} of them being replaced)` : base;
 }
