@@ -25,22 +25,22 @@ export function reserveAmount(cost: Cost, method: string, url?: string): number 
 
 /**
  * The records a request asks for: its `reserveFromQuery` parameter, or `reserveRecords`
- * without one. A value that is not a whole number (`1e2`, `0x64`, ` 60`, `-1`) is
- * undefined: the upstream may read it as a number keygate did not reserve for. Given
- * more than once, the largest counts (upstreams differ in which one they read).
+ * without one (also when it is empty, or 0, which many upstreams read as their default
+ * page). A value that is not a whole number (`1e2`, `0x64`, ` 60`, `-1`) is undefined:
+ * the upstream may read it as a number keygate did not reserve for. Given more than
+ * once, the largest counts (upstreams differ in which one they read).
  */
 export function requestedRecords(cost: Cost, url: string | undefined): number | undefined {
   if (!cost.reserveFromQuery || url === undefined) return cost.reserveRecords;
   const q = url.indexOf('?');
   if (q === -1) return cost.reserveRecords;
-  const values = new URLSearchParams(url.slice(q + 1)).getAll(cost.reserveFromQuery);
-  if (values.length === 0) return cost.reserveRecords;
+  const values = new URLSearchParams(url.slice(q + 1)).getAll(cost.reserveFromQuery).filter((value) => value !== '');
   let largest = 0;
   for (const value of values) {
     if (!/^\d+$/.test(value)) return undefined;
     largest = Math.max(largest, Number(value));
   }
-  return Math.min(MAX_RESERVED_RECORDS, Math.max(1, largest));
+  return largest === 0 ? cost.reserveRecords : Math.min(MAX_RESERVED_RECORDS, largest);
 }
 
 /** Units a 2xx answer costs; `records` undefined: it could not be counted (charged the estimate). */

@@ -42,7 +42,7 @@ export async function forecast(rt: Runtime, calls: readonly PlannedCall[], accou
     const cost = match.kind === 'proxy' ? match.route.cost : undefined;
     if (!cost) return { ...call, method, meter: null, unitsPerCall: 0, units: 0 };
     // As the gateway reserves: the query's count (`?limit=10`) when the route reads one.
-    const records = call.records ?? requestedRecords(cost, call.path);
+    const records = cost.perRequest !== undefined ? cost.reserveRecords : (call.records ?? requestedRecords(cost, call.path));
     if (records === undefined) throw new OperationError('invalid', `calls[${i}]: ${cost.reserveFromQuery} in "${call.path}" is not a whole number (the gateway refuses such a request)`);
     const unitsPerCall = cost.perRequest ?? (cost.perRecord ?? 0) * records;
     return {

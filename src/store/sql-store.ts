@@ -386,9 +386,19 @@ export class SqlStore implements Store {
         .onConflict((oc) =>
           oc.columns(['account_id', 'meter', 'period_start']).doUpdateSet((eb) => {
             const larger = this.kind === 'sqlite' ? 'max' : 'greatest';
+            const oldCharged = eb(eb.ref('meter_usage.used'), '+', eb.ref('meter_usage.returned'));
+            const newCharged = eb(eb.ref('excluded.used'), '+', eb.ref('excluded.returned'));
             const returned = eb.fn<number>(larger, [eb.ref('meter_usage.returned'), eb.ref('excluded.returned')]);
-            const charged = eb.fn<number>(larger, [eb(eb.ref('meter_usage.used'), '+', eb.ref('meter_usage.returned')), eb(eb.ref('excluded.used'), '+', eb.ref('excluded.returned'))]);
-            return { used: eb(charged, '-', returned), returned };
+            // A reading as far along in both counts is kept as it is (no rounding).
+            const used = eb
+              .case()
+              .when(eb.and([eb(newCharged, '>=', oldCharged), eb(eb.ref('excluded.returned'), '>=', eb.ref('meter_usage.returned'))]))
+              .then(eb.ref('excluded.used'))
+              .when(eb.and([eb(oldCharged, '>=', newCharged), eb(eb.ref('meter_usage.returned'), '>=', eb.ref('excluded.returned'))]))
+              .then(eb.ref('meter_usage.used'))
+              .else(eb(eb.fn<number>(larger, [oldCharged, newCharged]), '-', returned))
+              .end();
+            return { used, returned };
           }),
         )
         .execute();

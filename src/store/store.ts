@@ -90,9 +90,14 @@ export interface MeterUsageRow {
  * the order of the readings, so several processes may write back late.
  */
 export function mergeUsage(a: Pick<MeterUsageRow, 'used' | 'returned'>, b: Pick<MeterUsageRow, 'used' | 'returned'>): { used: number; returned: number } {
-  const returned = Math.max(a.returned ?? 0, b.returned ?? 0);
-  const charged = Math.max(a.used + (a.returned ?? 0), b.used + (b.returned ?? 0));
-  return { used: charged - returned, returned };
+  const aReturned = a.returned ?? 0;
+  const bReturned = b.returned ?? 0;
+  // A reading as far along as the other in both counts is kept as it is (adding and
+  // subtracting fractions would round it: 0.3 + 0.6 - 0.6 is not 0.3).
+  if (a.used + aReturned >= b.used + bReturned && aReturned >= bReturned) return { used: a.used, returned: aReturned };
+  if (b.used + bReturned >= a.used + aReturned && bReturned >= aReturned) return { used: b.used, returned: bReturned };
+  const returned = Math.max(aReturned, bReturned);
+  return { used: Math.max(a.used + aReturned, b.used + bReturned) - returned, returned };
 }
 
 /**

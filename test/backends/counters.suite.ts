@@ -301,6 +301,12 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 0, reserved: 0 });
       await counters.restoreMeters([row(10, 100), row(100, 0)]);
       expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 10, reserved: 0 });
+      // A fractional reading met again stays exactly as it was.
+      const fractional = unique('acc');
+      const again = { accountId: fractional, meter: 'credits', periodStart: PERIOD, used: 0.3, returned: 0.6 };
+      await counters.restoreMeters([again]);
+      await counters.restoreMeters([again]);
+      expect(await counters.meterBalance(fractional, 'credits', PERIOD)).toEqual({ used: 0.3, reserved: 0 });
     });
 
     it('restores balances as the larger of held and stored, and drains only what changed', async () => {

@@ -99,6 +99,10 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await stored()).toEqual([{ used: 25, returned: 100 }]);
       await store.saveMeterUsage([row(20, 100)]);
       expect(await stored()).toEqual([{ used: 25, returned: 100 }]);
+      // The same fractional reading twice stays exactly as written (0.3 + 0.6 - 0.6 would not).
+      const fractional = `${accountId}_f`;
+      for (let i = 0; i < 2; i++) await store.saveMeterUsage([{ accountId: fractional, meter: 'credits', periodStart: '2026-01-01', used: 0.3, returned: 0.6 }]);
+      expect((await store.loadMeterUsage({ accountId: fractional })).map((r) => [r.used, r.returned])).toEqual([[0.3, 0.6]]);
     });
 
     it('keeps pending units until they are taken, each row by one caller only', async () => {

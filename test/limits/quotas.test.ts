@@ -151,12 +151,15 @@ describe('unit quotas', () => {
     expect(await message('/v1/backlinks/records?n=5&n=1500')).toEqual({ status: 400, message: 'Insufficient funds' });
     // Not a whole number: refused before anything is reserved or forwarded.
     const before = upstream.received.length;
-    for (const n of ['1e3', '0x3e8', '%20900', '-1', '', '9.5']) {
+    for (const n of ['1e3', '0x3e8', '%20900', '-1', '9.5']) {
       const refused = await message(`/v1/backlinks/records?n=${n}`);
       expect(refused.status).toBe(400);
       expect(refused.message).not.toBe('Insufficient funds');
     }
     expect(upstream.received.length).toBe(before);
+    // Empty or 0 is as absent: the route's reserveRecords (1 here), which the upstream's answer then settles.
+    expect((await call(secret, 'GET', '/v1/backlinks/records?n=&x=1')).status).toBe(200);
+    expect((await call(secret, 'GET', '/v1/backlinks/records?n=0')).status).toBe(200);
     expect((await call(secret, 'GET', '/v1/backlinks/records?n=0900')).status).toBe(200);
     expect(await unitsLeft(secret)).toBe(100);
   });

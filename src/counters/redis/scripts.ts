@@ -710,7 +710,9 @@ local storedUsed, storedReturned = tonumber(ARGV[1]), tonumber(ARGV[3]) or 0
 if heldUsed == nil then
   redis.call('HSET', KEYS[1], 'used', fmt(storedUsed), 'returned', fmt(storedReturned))
   redis.call('HSETNX', KEYS[1], 'reserved', '0')
-else
+elseif storedUsed + storedReturned >= heldUsed + heldReturned and storedReturned >= heldReturned then
+  redis.call('HSET', KEYS[1], 'used', ARGV[1], 'returned', fmt(storedReturned))
+elseif not (heldUsed + heldReturned >= storedUsed + storedReturned and heldReturned >= storedReturned) then
   local returned = math.max(heldReturned, storedReturned)
   local charged = math.max(heldUsed + heldReturned, storedUsed + storedReturned)
   redis.call('HSET', KEYS[1], 'used', fmt(charged - returned), 'returned', fmt(returned))
