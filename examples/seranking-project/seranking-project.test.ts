@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlledClock, read, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
-const JSON_TYPE = 'application/json; charset=utf-8';
+// The document's examples: `Content-Type:  application/json`, errors and answers alike.
+const JSON_TYPE = 'application/json';
 const NO_TOKEN = { status: 403, type: JSON_TYPE, body: { message: 'No token' } };
 const INCORRECT_TOKEN = { status: 403, type: JSON_TYPE, body: { message: 'Incorrect token' } };
 const TOO_MANY = { message: 'Too Many Requests' };

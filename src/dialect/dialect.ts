@@ -77,7 +77,7 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
     renderings.set(reason, rendering);
     bodies.set(reason, renderBody(config, rendering));
   }
-  const contentType = config.envelope === 'problem' ? 'application/problem+json' : 'application/json; charset=utf-8';
+  const contentType = config.contentType ?? (config.envelope === 'problem' ? 'application/problem+json' : 'application/json; charset=utf-8');
   const challengeScheme = credentials.find((l) => l.in === 'header' && l.scheme.toLowerCase() !== 'none');
   const challenge =
     config.wwwAuthenticate && challengeScheme?.in === 'header' ? `${challengeScheme.scheme} realm="${config.realm}"` : undefined;

@@ -147,7 +147,9 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       usage.add(identity.account.id, rt.clock(), 'denials', denial.reason);
     }
     const rendered = dialect.render(denial);
-    reply.code(rendered.status).headers(rendered.headers).send(rendered.body);
+    // As bytes: Fastify adds "; charset=utf-8" to a string's JSON Content-Type, and the
+    // profile may name one without (errors.contentType).
+    reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));
     finish(request, rendered.status);
     return reply;
   }
@@ -202,7 +204,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       usage.add(identity.account.id, rt.clock(), 'requests', '2xx');
       renderBuiltin(rt, route.builtin, identity)
         .then((body) => {
-          reply.code(route.builtin.status).headers(decision.headers).header('content-type', 'application/json; charset=utf-8').send(body);
+          reply.code(route.builtin.status).headers(decision.headers).header('content-type', route.builtin.contentType).send(Buffer.from(body));
           finish(request, route.builtin.status);
         })
         .catch((error: unknown) => fail(request, reply, error));
