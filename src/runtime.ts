@@ -126,6 +126,17 @@ export class NotMigratedError extends Error {
   }
 }
 
+/**
+ * Brings a SQLite store up to date (unless `autoMigrate` is off); a PostgreSQL one that is
+ * not is refused with NotMigratedError, which names `keygate migrate`.
+ */
+export async function migrateOrRefuse(store: Store, autoMigrate = true): Promise<void> {
+  const pending = await store.pendingMigrations();
+  if (pending.length === 0) return;
+  if (store.kind === 'sqlite' && autoMigrate) await store.migrate();
+  else throw new NotMigratedError(pending);
+}
+
 export async function createRuntime(loaded: LoadedConfig, options: RuntimeOptions = {}): Promise<Runtime> {
   const { config } = loaded;
   const env = options.env ?? process.env;
@@ -142,11 +153,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   let recordKeyHashing: (() => void) | undefined;
   try {
     store = options.store ?? openStore(config.store);
-    const pending = await store.pendingMigrations();
-    if (pending.length > 0) {
-      if (store.kind === 'sqlite' && options.autoMigrate !== false) await store.migrate();
-      else throw new NotMigratedError(pending);
-    }
+    await migrateOrRefuse(store, options.autoMigrate !== false);
     counters = options.counters ?? (await openCounters(config, { store, log, clock, use: options.use ?? 'requests' }));
     recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, log);
     counters.onBroadcast((event) => {

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, configJsonSchema, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
-import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, NotMigratedError, type Runtime } from '../runtime.js';
+import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, migrateOrRefuse, NotMigratedError, type Runtime } from '../runtime.js';
 import { createKeyHasher } from '../keys/hash.js';
 import type { Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
@@ -72,11 +72,7 @@ async function withStoreOnly(command: Command, fn: (store: Store, config: Config
   const { config } = loadConfigFile(options.config);
   const store = openStore(config.store);
   try {
-    const pending = await store.pendingMigrations();
-    if (pending.length > 0) {
-      if (store.kind === 'sqlite') await store.migrate();
-      else throw new NotMigratedError(pending);
-    }
+    await migrateOrRefuse(store);
     await fn(store, config, options);
   } finally {
     await store.close();
