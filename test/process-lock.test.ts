@@ -32,6 +32,18 @@ describe('one serving runtime per SQLite file', () => {
     await again.close();
   });
 
+  it('replaces a lock file that is not a SQLite database (no keygate can hold a lock on it)', async () => {
+    const dir = tempDir('lock-foreign');
+    writeFileSync(path.join(dir, 'k.db.lock'), 'pid 1 on somewhere\n');
+    const loaded = { config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'k.db')}` }), file: 'inline', dir };
+    const rt = await createRuntime(loaded, { log: quiet });
+    try {
+      await expect(createRuntime(loaded, { log: quiet })).rejects.toBeInstanceOf(DatabaseInUseError);
+    } finally {
+      await rt.close();
+    }
+  });
+
   it('leaves nothing locked after a start that fails', async () => {
     const dir = tempDir('lock-failed');
     const file = path.join(dir, 'k.db');

@@ -40,6 +40,13 @@ describe('keygate.yaml validation', () => {
     expect(problems(outside)).toEqual(['routes[1].path: "/slow" is outside basePath "/v1": no request can reach it']);
   });
 
+  it('refuses a content type that is not a media type (a line break would become a header of its own)', () => {
+    expect(problems('upstream: {url: "http://a"}\nerrors: {contentType: "application/json\\r\\nX-Injected: 1"}\n')).toEqual([
+      'errors.contentType: expected a media type such as application/json or application/json; charset=utf-8, got "application/json\\r\\nX-Injected: 1"',
+    ]);
+    expect(parseConfigText('upstream: {url: "http://a"}\nerrors: {contentType: "application/vnd.api+json; charset=utf-8"}\n').errors.contentType).toBe('application/vnd.api+json; charset=utf-8');
+  });
+
   it('names a bad duration with its full path', () => {
     const text = 'upstream: {url: "http://a"}\nplans:\n  basic:\n    rateLimits:\n      - {limit: 5, window: "5 seconds"}\n';
     expect(problems(text)).toEqual(['plans.basic.rateLimits[0].window: expected a duration such as "500ms", "1s", "10m", "24h" or "7d", got "5 seconds"']);

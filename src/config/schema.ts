@@ -162,6 +162,11 @@ export const routeSchema = z
   })
   .strict();
 
+/** A Content-Type value: `type/subtype` with optional `; name=value` parameters (no line breaks). */
+const mediaType = z
+  .string()
+  .regex(/^[\w!#$&^.+-]+\/[\w!#$&^.+-]+(?:[ \t]*;[ \t]*[\w!#$&^.+-]+=(?:[\w!#$&^.+-]+|"[^"\r\n]*"))*$/, 'a media type such as application/json or application/json; charset=utf-8');
+
 export const builtinSchema = z
   .object({
     method: httpMethod.default('GET'),
@@ -173,7 +178,7 @@ export const builtinSchema = z
       .default(false)
       .describe('Answer even when the plan has API access off (so a client can read apiEnabled).'),
     body: z.unknown().describe('Response body template; "{{meters.units.remaining}}" style placeholders.'),
-    contentType: z.string().min(1).default('application/json; charset=utf-8').describe('Content-Type of the answer, as the API documents it (e.g. "application/json").'),
+    contentType: mediaType.default('application/json; charset=utf-8').describe('Content-Type of the answer, as the API documents it (e.g. "application/json").'),
   })
   .strict();
 
@@ -210,9 +215,7 @@ const dialect = z
       .default(true)
       .describe('Send WWW-Authenticate on 401s when the header credential has a scheme.'),
     realm: z.string().default('api'),
-    contentType: z
-      .string()
-      .min(1)
+    contentType: mediaType
       .optional()
       .describe('Content-Type of error bodies, as the API documents it (default: application/problem+json for "problem", else application/json; charset=utf-8).'),
     problemTypeBase: z.string().default('https://keygate.dev/problems/'),

@@ -31,14 +31,7 @@ export function lockDatabase(databaseFile: string): ProcessLock {
   mkdirSync(path.dirname(databaseFile), { recursive: true });
   const lockFile = `${databaseFile}.lock`;
   const holderFile = `${lockFile}.holder`;
-  const lock = new Database(lockFile, { timeout: 0 });
-  try {
-    lock.exec('BEGIN EXCLUSIVE');
-  } catch (error) {
-    lock.close();
-    if ((error as { code?: string }).code === 'SQLITE_BUSY') throw new DatabaseInUseError(readHolder(holderFile));
-    throw error;
-  }
+  const lock = openLock(lockFile);
   // Only to name this process in another's refusal.
   const me = `pid ${process.pid} on ${hostname()}, started ${new Date().toISOString()}`;
   try {
@@ -62,6 +55,30 @@ export function lockDatabase(databaseFile: string): ProcessLock {
       lock.close();
     },
   };
+}
+
+/** The lock database, held: a write inside the transaction proves the lock is real (a read-only file would take it in name only). */
+function openLock(lockFile: string, attempt = 0): Database.Database {
+  let lock: Database.Database | undefined;
+  try {
+    lock = new Database(lockFile, { timeout: 0 });
+    lock.exec('BEGIN EXCLUSIVE');
+    lock.pragma('user_version = 1');
+    return lock;
+  } catch (error) {
+    lock?.close();
+    const code = (error as { code?: string }).code;
+    if (code === 'SQLITE_BUSY') throw new DatabaseInUseError(readHolder(`${lockFile}.holder`));
+    // Not a SQLite file (something else wrote it): no keygate holds a lock on it.
+    if (code === 'SQLITE_NOTADB' && attempt === 0) {
+      unlinkSync(lockFile);
+      return openLock(lockFile, 1);
+    }
+    if (code === 'SQLITE_READONLY' || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM') {
+      throw new Error(`cannot take the lock that keeps a second keygate off this SQLite file: ${lockFile} cannot be written by this user (left by one run as another user?); remove it, or run keygate as its owner (${(error as Error).message})`);
+    }
+    throw error;
+  }
 }
 
 function readHolder(holderFile: string): string | undefined {
