@@ -36,6 +36,8 @@ function profile(upstreamUrl: string): ConfigInput {
       { method: 'GET', path: '/v1/export/status', cost: { meter: 'units', perRequest: 0 } },
       { method: 'GET', path: '/v1/reports/slow', cost: { meter: 'units', perRequest: 100 } },
       { method: 'GET', path: '/v1/reports/held', cost: { meter: 'units', perRequest: 100 } },
+      // A flat cost: the query's count changes nothing.
+      { method: 'GET', path: '/v1/reports/flat', cost: { meter: 'units', perRequest: 5, reserveFromQuery: 'n' } },
       { path: '/v1/*' },
     ],
     builtins: [
@@ -171,6 +173,11 @@ describe('unit quotas', () => {
       { records: 1, units: 2 },
     ]);
     await expect(forecast(kg.runtime, [{ method: 'GET', path: '/v1/backlinks/records?n=1e2', count: 1 }])).rejects.toThrow('calls[0]: n in "/v1/backlinks/records?n=1e2" is not a whole number');
+    // On a flat-cost route the count is not read, by the forecast as by the gateway.
+    expect((await forecast(kg.runtime, [{ method: 'GET', path: '/v1/reports/flat?n=1e2', count: 2 }])).lines[0]).toMatchObject({ unitsPerCall: 5, units: 10 });
+    const { secret } = await keyOn('thousand');
+    expect((await call(secret, 'GET', '/v1/reports/flat?n=1e2')).status).toBe(200);
+    expect(await unitsLeft(secret)).toBe(995);
   });
 
   it('charges a per-record answer larger than the balance down to zero and no further when overage is off', async () => {
