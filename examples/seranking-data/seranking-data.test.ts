@@ -283,6 +283,25 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       const wrongMethod = await paced('/v1/account/subscription', token(fresh.secret, { method: 'POST' }));
       expect(wrongMethod.headers.get('allow')).toBe('GET, HEAD');
       expect(await read(wrongMethod)).toEqual({ status: 405, type: JSON_TYPE, body: { error_description: 'Method Not Allowed.' } });
+      // The upstream's own format rows pass through as it wrote them, and cost nothing.
+      expect(await costOf(fresh.secret, '/v1/backlinks/summary?target=a.com&output=csv', token(fresh.secret))).toEqual({
+        status: 406,
+        type: UPSTREAM_TYPE,
+        body: { error_description: "Unsupported 'output' format. Supported 'output' formats are 'json' (default) and 'xml'." },
+        units: 0,
+      });
+      expect(await costOf(fresh.secret, '/v1/backlinks/summary', post(fresh.secret, { target: 'a.com', mode: 'xyz' }))).toEqual({
+        status: 400,
+        type: UPSTREAM_TYPE,
+        body: { error_description: 'Unsupported ‘mode’ format. Supported ‘mode’ formats are ‘host’ (default), ‘domain’, ‘url’.' },
+        units: 0,
+      });
+      expect(await costOf(fresh.secret, '/v1/backlinks/all?target=a.com&order_by=xyz', token(fresh.secret))).toEqual({
+        status: 400,
+        type: UPSTREAM_TYPE,
+        body: { error_description: 'Unsupported ‘order_by’ format. Supported ‘order_by’ formats are ‘backlinks’ (default), ‘refdomains’.' },
+        units: 0,
+      });
       // The 244 for huge websites is a 2xx with no records: nothing to charge.
       const huge = await costOf(fresh.secret, '/v1/backlinks/summary', post(fresh.secret, { target: 'google.com' }));
       expect(huge).toMatchObject({ status: 244, units: 0 });

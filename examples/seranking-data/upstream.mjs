@@ -17,7 +17,8 @@
  *   POST     /v1/keywords/export       {"keywords": [...], "source": "us"}
  *
  * Errors use the {"error_description": ...} envelope and the texts of the document's
- * table. Huge websites (google.com, twitter.com) answer 244 with no records. It trusts
+ * table (`output`, `mode` and `order_by` are checked; only JSON is produced, so
+ * `output=xml` is accepted and answered in JSON). Huge websites (google.com, twitter.com) answer 244 with no records. It trusts
  * keygate's identity headers, and answers 500 if a credential ever reaches it.
  *
  *   node upstream.mjs [port]        (default 8143, as keygate.yaml expects)
@@ -95,8 +96,28 @@ export function createUpstream() {
     return value;
   }
 
+  /**
+   * The format parameters every command takes, with the document's texts: `output` (406
+   * as in its error-envelope example), `mode` and `order_by` (400, the table's rows).
+   */
+  function checkFormats(query, body) {
+    const output = param(query, body, 'output');
+    if (output !== undefined && !['json', 'xml'].includes(output)) {
+      throw new HttpError(406, "Unsupported 'output' format. Supported 'output' formats are 'json' (default) and 'xml'.");
+    }
+    const mode = param(query, body, 'mode');
+    if (mode !== undefined && !['host', 'domain', 'url'].includes(mode)) {
+      throw new HttpError(400, 'Unsupported ‘mode’ format. Supported ‘mode’ formats are ‘host’ (default), ‘domain’, ‘url’.');
+    }
+    const orderBy = param(query, body, 'order_by');
+    if (orderBy !== undefined && !['backlinks', 'refdomains'].includes(orderBy)) {
+      throw new HttpError(400, 'Unsupported ‘order_by’ format. Supported ‘order_by’ formats are ‘backlinks’ (default), ‘refdomains’.');
+    }
+  }
+
   /** @returns {{status?: number, body: unknown, records?: number}} */
   function backlinks(account, command, method, query, body) {
+    checkFormats(query, body);
     if (command === 'export') {
       if (method !== 'POST') throw new HttpError(405, 'Method Not Allowed.');
       const targets = targetsOf(query, body);
