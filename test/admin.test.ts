@@ -100,6 +100,31 @@ describe('admin API', () => {
     expect(plainText).toMatchObject({ status: 415, body: { detail: 'Send JSON with Content-Type: application/json.' } });
   });
 
+  it('lists accounts and keys a page at a time, following the Link header, each once', async () => {
+    for (let i = 0; i < 5; i++) expect((await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: `Paged ${i}` }) })).status).toBe(201);
+    const all = (await (await kg.admin('/v1/accounts')).json()) as { id: string }[];
+    expect(all.length).toBeGreaterThanOrEqual(5);
+    const seen: string[] = [];
+    let next: string | undefined = '/v1/accounts?limit=2';
+    while (next) {
+      const page = await kg.admin(next);
+      expect(page.status).toBe(200);
+      const rows = (await page.json()) as { id: string }[];
+      expect(rows.length).toBeLessThanOrEqual(2);
+      seen.push(...rows.map((a) => a.id));
+      next = /^<([^>]+)>; rel="next"$/.exec(page.headers.get('link') ?? '')?.[1];
+    }
+    expect(seen).toEqual(all.map((a) => a.id));
+
+    const owner = all[0]?.id as string;
+    for (const name of ['one', 'two']) await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: owner, name }) });
+    const first = await kg.admin(`/v1/keys?accountId=${owner}&limit=1`);
+    expect(first.headers.get('link')).toMatch(new RegExp(`^</v1/keys\\?accountId=${owner}&limit=1&after=[\\w-]+>; rel="next"$`));
+    const bad = await json(await kg.admin('/v1/accounts?limit=2&after=not-a-cursor'));
+    expect(bad).toMatchObject({ status: 400, body: { detail: 'after: not a cursor this API gave (use the Link header of the previous page)' } });
+    expect((await json(await kg.admin('/v1/accounts?limit=0'))).status).toBe(400);
+  });
+
   it('rotates a key: both work during the overlap, the old one expires after it', async () => {
     const rotated = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
     expect(rotated.status).toBe(200);

@@ -23,7 +23,7 @@ import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operation
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast } from '../operations/forecast.js';
-import type { AccountRecord, KeyRecord } from '../store/store.js';
+import type { AccountRecord, KeyRecord, Page } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
 import { policyName } from '../limits/rate-limits.js';
 import { checkHealth } from '../operations/health.js';
@@ -121,6 +121,48 @@ function digest(text: string): Buffer {
 
 const NO_QUERY = z.object({}).strict();
 
+/**
+ * A page of a list: `limit` rows (1 to 1000; without it, all of them, as before) after the
+ * `after` cursor of the previous page's `Link: <...>; rel="next"`.
+ */
+const PageQuery = {
+  limit: z.coerce.number().int().min(1).max(1000).optional().describe('At most this many, oldest first; a Link header (rel="next") gives the next page'),
+  after: z.string().optional().describe('The cursor from the previous page\'s Link header'),
+};
+
+/** An opaque place in a list in creation order: a row's creation time and id. */
+function cursorOf(row: { createdAt: number; id: string }): string {
+  return Buffer.from(`${row.createdAt}.${row.id}`).toString('base64url');
+}
+
+function placeOf(cursor: string | undefined): Page['after'] {
+  if (cursor === undefined) return undefined;
+  const match = /^(\d{1,15})\.([\w-]{1,100})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) throw new OperationError('invalid', 'after: not a cursor this API gave (use the Link header of the previous page)');
+  return { createdAt: Number(match[1]), id: match[2] as string };
+}
+
+/**
+ * Reads one row past the page to know whether another follows; sets its Link header.
+ * Without a limit, the whole list (as before pages existed).
+ */
+async function paged<T extends { createdAt: number; id: string }>(
+  request: { url: string; query: { limit?: number | undefined; after?: string | undefined } },
+  reply: FastifyReply,
+  list: (page: Page) => Promise<T[]>,
+): Promise<T[]> {
+  const { limit, after } = request.query;
+  const rows = await list({ ...(limit !== undefined ? { limit: limit + 1 } : {}), ...(after !== undefined ? { after: placeOf(after) } : {}) });
+  if (limit === undefined || rows.length <= limit) return rows;
+  const page = rows.slice(0, limit);
+  const next = new URLSearchParams();
+  for (const [name, value] of Object.entries(request.query)) if (value !== undefined) next.set(name, String(value));
+  next.set('after', cursorOf(page[page.length - 1] as T));
+  next.set('limit', String(limit));
+  reply.header('link', `<${request.url.split('?')[0]}?${next.toString()}>; rel="next"`);
+  return page;
+}
+
 export async function buildAdmin(rt: Runtime, options: { token: string | undefined; metrics: Metrics }): Promise<FastifyInstance> {
   const app = Fastify({
     ...listenerOptions(rt.log, 'admin'),
@@ -209,7 +251,9 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
   );
 
   // accounts
-  app.get('/v1/accounts', { schema: { tags: ['accounts'], response: { 200: z.array(Account) } } }, async () => (await rt.store.listAccounts()).map(accountOut));
+  app.get('/v1/accounts', { schema: { tags: ['accounts'], querystring: z.object(PageQuery).strict(), response: { 200: z.array(Account) } } }, async (request, reply) =>
+    (await paged(request, reply, (page) => rt.store.listAccounts(page))).map(accountOut),
+  );
   app.post(
     '/v1/accounts',
     {
@@ -313,9 +357,10 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
   );
 
   // keys
-  app.get('/v1/keys', { schema: { tags: ['keys'], querystring: z.object({ accountId: z.string().optional() }).strict(), response: { 200: z.array(Key) } } }, async (request) => {
+  app.get('/v1/keys', { schema: { tags: ['keys'], querystring: z.object({ accountId: z.string().optional(), ...PageQuery }).strict(), response: { 200: z.array(Key) } } }, async (request, reply) => {
     const now = rt.clock();
-    return (await rt.store.listKeys(request.query.accountId ? { accountId: request.query.accountId } : {})).map((k) => keyOut(k, now));
+    const { accountId } = request.query;
+    return (await paged(request, reply, (page) => rt.store.listKeys({ ...(accountId ? { accountId } : {}), ...page }))).map((k) => keyOut(k, now));
   });
   app.post(
     '/v1/keys',

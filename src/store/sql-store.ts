@@ -14,6 +14,7 @@ import type {
   MemberPatch,
   MemberRecord,
   MeterUsageRow,
+  Page,
   PendingUnits,
   SessionRecord,
   Store,
@@ -174,9 +175,13 @@ export class SqlStore implements Store {
     return row && toAccount(row);
   }
 
-  async listAccounts(): Promise<AccountRecord[]> {
-    const rows = await this.db.selectFrom('accounts').selectAll().orderBy('created_at').orderBy('id').execute();
-    return rows.map(toAccount);
+  async listAccounts(page: Page = {}): Promise<AccountRecord[]> {
+    let query = this.db.selectFrom('accounts').selectAll();
+    const { after, limit } = page;
+    if (after) query = query.where((eb) => eb.or([eb('created_at', '>', after.createdAt), eb.and([eb('created_at', '=', after.createdAt), eb('id', '>', after.id)])]));
+    query = query.orderBy('created_at').orderBy('id');
+    if (limit !== undefined) query = query.limit(limit);
+    return (await query.execute()).map(toAccount);
   }
 
   async updateAccount(id: string, patch: AccountPatch): Promise<AccountRecord | undefined> {
@@ -231,11 +236,14 @@ export class SqlStore implements Store {
     return row && toKey(row);
   }
 
-  async listKeys(filter: { accountId?: string } = {}): Promise<KeyRecord[]> {
+  async listKeys(filter: { accountId?: string } & Page = {}): Promise<KeyRecord[]> {
     let query = this.db.selectFrom('api_keys').selectAll();
     if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
-    const rows = await query.orderBy('created_at').orderBy('id').execute();
-    return rows.map(toKey);
+    const { after, limit } = filter;
+    if (after) query = query.where((eb) => eb.or([eb('created_at', '>', after.createdAt), eb.and([eb('created_at', '=', after.createdAt), eb('id', '>', after.id)])]));
+    query = query.orderBy('created_at').orderBy('id');
+    if (limit !== undefined) query = query.limit(limit);
+    return (await query.execute()).map(toKey);
   }
 
   async updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined> {

@@ -132,6 +132,12 @@ export interface UsageDailyRow {
 
 export type AccountPatch = Partial<Pick<AccountRecord, 'name' | 'planId' | 'planExpiresAt' | 'apiAccess' | 'overage'>>;
 export type KeyPatch = Partial<Pick<KeyRecord, 'name' | 'expiresAt' | 'revokedAt' | 'scopes'>>;
+/** A page of a list in creation order: the rows after `after` (a row's creation time and id), at most `limit`. */
+export interface Page {
+  limit?: number;
+  after?: { createdAt: number; id: string };
+}
+
 export type MemberPatch = Partial<
   Pick<MemberRecord, 'passwordHash' | 'inviteHash' | 'inviteExpiresAt' | 'failedLogins' | 'lockedUntil' | 'role' | 'accountId'>
 >;
@@ -156,7 +162,8 @@ export interface Store {
 
   createAccount(account: AccountRecord): Promise<void>;
   getAccount(id: string): Promise<AccountRecord | undefined>;
-  listAccounts(): Promise<AccountRecord[]>;
+  /** Oldest first; `page` gives at most `limit` after a place (see Page). */
+  listAccounts(page?: Page): Promise<AccountRecord[]>;
   updateAccount(id: string, patch: AccountPatch): Promise<AccountRecord | undefined>;
   /** Deleting an account leaves its keys unbound (they then fail with key_not_bound). */
   deleteAccount(id: string): Promise<boolean>;
@@ -164,7 +171,8 @@ export interface Store {
   insertKey(key: KeyRecord): Promise<void>;
   getKey(id: string): Promise<KeyRecord | undefined>;
   findKeyByHash(hash: string): Promise<KeyRecord | undefined>;
-  listKeys(filter?: { accountId?: string }): Promise<KeyRecord[]>;
+  /** Oldest first; `page` gives at most `limit` after a place (see Page). */
+  listKeys(filter?: { accountId?: string } & Page): Promise<KeyRecord[]>;
   updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined>;
   /** Records "last used" for many keys at once (only ever moves forward). */
   touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void>;

@@ -119,6 +119,32 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.takePendingUnits(10)).toEqual([]);
     });
 
+    it('lists accounts and keys a page at a time, in creation order, each row once (ties in time broken by id)', async () => {
+      // Far in the future, so this test's rows come after every other test's.
+      const at = T0 + 10 * 365 * 86_400_000;
+      const accounts = [account({ createdAt: at }), account({ createdAt: at }), account({ createdAt: at + 1 }), account({ createdAt: at + 1 }), account({ createdAt: at + 2 })];
+      for (const a of accounts) await store.createAccount(a);
+      const expected = [...accounts].sort((x, y) => x.createdAt - y.createdAt || (x.id < y.id ? -1 : 1)).map((a) => a.id);
+      const first = await store.listAccounts({ after: { createdAt: at - 1, id: '' }, limit: 2 });
+      const seen = first.map((a) => a.id);
+      let last = first[first.length - 1];
+      while (last) {
+        const page = await store.listAccounts({ after: { createdAt: last.createdAt, id: last.id }, limit: 2 });
+        seen.push(...page.map((a) => a.id));
+        last = page.length === 2 ? page[1] : undefined;
+      }
+      expect(seen).toEqual(expected);
+
+      const owner = accounts[0] as AccountRecord;
+      const keys = [key(owner.id, { createdAt: at }), key(owner.id, { createdAt: at }), key(owner.id, { createdAt: at + 5 })];
+      for (const k of keys) await store.insertKey(k);
+      const byId = [...keys].sort((x, y) => x.createdAt - y.createdAt || (x.id < y.id ? -1 : 1)).map((k) => k.id);
+      const firstKeys = await store.listKeys({ accountId: owner.id, limit: 2 });
+      expect(firstKeys.map((k) => k.id)).toEqual(byId.slice(0, 2));
+      const lastKey = firstKeys[1] as KeyRecord;
+      expect((await store.listKeys({ accountId: owner.id, after: { createdAt: lastKey.createdAt, id: lastKey.id }, limit: 2 })).map((k) => k.id)).toEqual(byId.slice(2));
+    });
+
     it('creates, reads, lists, updates and deletes accounts', async () => {
       const a = account({ name: 'First', createdAt: T0 + 1, planExpiresAt: T0 + 86_400_000, overage: true });
       const b = account({ name: 'Second', createdAt: T0 + 2, apiAccess: false, overage: false });
