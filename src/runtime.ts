@@ -126,6 +126,13 @@ export class NotMigratedError extends Error {
   }
 }
 
+/** What a cache event drops from this process's key cache. */
+function dropFromCache(keyCache: KeyCache, event: CacheEvent): void {
+  if (event.type === 'key') keyCache.deleteHash(event.hash);
+  else if (event.type === 'account') keyCache.deleteAccount(event.accountId);
+  else keyCache.clear();
+}
+
 /**
  * Brings a SQLite store up to date (unless `autoMigrate` is off); a PostgreSQL one that is
  * not is refused with NotMigratedError, which names `keygate migrate`.
@@ -156,11 +163,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     await migrateOrRefuse(store, options.autoMigrate !== false);
     counters = options.counters ?? (await openCounters(config, { store, log, clock, use: options.use ?? 'requests' }));
     recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, log);
-    counters.onBroadcast((event) => {
-      if (event.type === 'key') keyCache.deleteHash(event.hash);
-      else if (event.type === 'account') keyCache.deleteAccount(event.accountId);
-      else keyCache.clear();
-    });
+    counters.onBroadcast((event) => dropFromCache(keyCache, event));
     await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: currentPeriodStarts(config, clock()) }));
     if (options.use !== 'command') await warnOfUnknownPlans(store, config, log);
   } catch (error) {
@@ -232,9 +235,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     env,
     listening: {},
     async invalidate(event) {
-      if (event.type === 'key') keyCache.deleteHash(event.hash);
-      else if (event.type === 'account') keyCache.deleteAccount(event.accountId);
-      else keyCache.clear();
+      dropFromCache(keyCache, event);
       await counters?.broadcast(event).catch((error: unknown) =>
         log.warn(
           { cause: error instanceof Error ? error.message : String(error), change: event.type },

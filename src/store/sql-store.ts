@@ -3,7 +3,7 @@
  * supplies only the connected `Kysely` instance (and, for SQLite, change detection).
  */
 import { randomUUID } from 'node:crypto';
-import { Migrator, sql, type Kysely, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type Kysely, type MigrationProvider, type SelectQueryBuilder } from 'kysely';
 import type {
   AccountPatch,
   AccountRecord,
@@ -116,6 +116,16 @@ export interface Database {
   pending_units: { id: string; account_id: string; meter: string; period_start: string; units: number; saved_at: number };
 }
 
+/**
+ * A table with `created_at` and `id` in creation order, from a place on (a row value
+ * comparison, which SQLite and PostgreSQL both take), at most `limit` rows.
+ */
+function inCreationOrder<QB extends SelectQueryBuilder<any, any, any>>(query: QB, { after, limit }: Page): QB {
+  const from = after ? query.where(sql<boolean>`(created_at, id) > (${after.createdAt}, ${after.id})`) : query;
+  const ordered = from.orderBy('created_at').orderBy('id');
+  return (limit === undefined ? ordered : ordered.limit(limit)) as QB;
+}
+
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /** Rows written per statement in bulk upserts (well under both databases' parameter limits). */
@@ -176,12 +186,7 @@ export class SqlStore implements Store {
   }
 
   async listAccounts(page: Page = {}): Promise<AccountRecord[]> {
-    let query = this.db.selectFrom('accounts').selectAll();
-    const { after, limit } = page;
-    if (after) query = query.where((eb) => eb.or([eb('created_at', '>', after.createdAt), eb.and([eb('created_at', '=', after.createdAt), eb('id', '>', after.id)])]));
-    query = query.orderBy('created_at').orderBy('id');
-    if (limit !== undefined) query = query.limit(limit);
-    return (await query.execute()).map(toAccount);
+    return (await inCreationOrder(this.db.selectFrom('accounts').selectAll(), page).execute()).map(toAccount);
   }
 
   async updateAccount(id: string, patch: AccountPatch): Promise<AccountRecord | undefined> {
@@ -239,11 +244,7 @@ export class SqlStore implements Store {
   async listKeys(filter: { accountId?: string } & Page = {}): Promise<KeyRecord[]> {
     let query = this.db.selectFrom('api_keys').selectAll();
     if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
-    const { after, limit } = filter;
-    if (after) query = query.where((eb) => eb.or([eb('created_at', '>', after.createdAt), eb.and([eb('created_at', '=', after.createdAt), eb('id', '>', after.id)])]));
-    query = query.orderBy('created_at').orderBy('id');
-    if (limit !== undefined) query = query.limit(limit);
-    return (await query.execute()).map(toKey);
+    return (await inCreationOrder(query, filter).execute()).map(toKey);
   }
 
   async updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined> {
