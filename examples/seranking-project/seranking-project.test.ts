@@ -256,6 +256,117 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
     });
   });
 
+  describe('Error handling: the rows the API itself answers (the upstream), passed through', () => {
+    let owner: KeyOut;
+    let viewer: KeyOut;
+    let stranger: KeyOut;
+    let ownerAccount: AccountOut;
+    let siteId: number;
+    let siteEngineId: number;
+    let keywordIds: number[];
+
+    const json = (key: string, method: string, body: unknown) => token(key, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const balance = async (secret: string) => ((await read(await paced('/account/balance', token(secret)))).body as typeof BALANCE).value;
+    /** The answer, and what it took off the account's balance. */
+    const costOf = async (secret: string, path: string, init: RequestInit) => {
+      const before = await balance(secret);
+      const response = await read(await paced(path, init));
+      return { ...response, spent: before - (await balance(secret)) };
+    };
+
+    beforeAll(async () => {
+      clock.advance(SECOND);
+      ownerAccount = await ex.createAccount('Owner Agency');
+      owner = await ex.createKey(ownerAccount.id, 'API key');
+      const viewerAccount = await ex.createAccount('Client Co');
+      viewer = await ex.createKey(viewerAccount.id, 'API key');
+      stranger = await ex.createKey((await ex.createAccount('Stranger Ltd')).id, 'API key');
+      siteId = ((await read(await paced('/sites', json(owner.secret, 'POST', { url: 'https://owner.example', title: 'owner' })))).body as { site_id: number }).site_id;
+      // The owner shares the site with the client, read-only.
+      expect((await paced(`/sites/${siteId}/viewers`, json(owner.secret, 'POST', { account: viewerAccount.id }))).status).toBe(204);
+    });
+
+    it('a site\'s search engines, keywords and positions: add, list, read by date range, delete by ids', async () => {
+      const engines = (await read(await paced('/system/search-engines', token(owner.secret)))).body as { id: number; name: string }[];
+      expect(engines.map((e) => e.id)).toContain(200);
+
+      const added = await read(await paced(`/sites/${siteId}/search-engines`, json(owner.secret, 'POST', { search_engine_id: 200, lang_code: 'en' })));
+      expect(added).toMatchObject({ status: 201, type: JSON_TYPE, body: { site_engine_id: expect.any(Number) as unknown } });
+      siteEngineId = (added.body as { site_engine_id: number }).site_engine_id;
+      expect((await read(await paced(`/sites/${siteId}/search-engines`, token(owner.secret)))).body).toEqual([
+        { site_engine_id: siteEngineId, search_engine_id: 200, region_name: null, lang_code: 'en' },
+      ]);
+
+      const keywords = await read(await paced(`/sites/${siteId}/keywords`, json(owner.secret, 'POST', [{ keyword: 'seo tools' }, { keyword: 'rank tracker' }, { keyword: 'backlinks' }])));
+      expect(keywords).toMatchObject({ status: 201, body: { added: 3 } });
+      keywordIds = (keywords.body as { ids: number[] }).ids;
+      expect(keywordIds).toHaveLength(3);
+
+      const positions = await read(await paced(`/sites/${siteId}/positions?date_from=2026-11-01&date_to=2026-11-03&site_engine_id=${siteEngineId}`, token(owner.secret)));
+      expect(positions.status).toBe(200);
+      const [engine] = positions.body as { site_engine_id: number; keywords: { name: string; positions: { date: string; pos: number }[] }[] }[];
+      expect(engine?.site_engine_id).toBe(siteEngineId);
+      expect(engine?.keywords.map((k) => k.name)).toEqual(['seo tools', 'rank tracker', 'backlinks']);
+      expect(engine?.keywords[0]?.positions.map((p) => p.date)).toEqual(['2026-11-01', '2026-11-02', '2026-11-03']);
+
+      const deleted = await paced(`/sites/${siteId}/keywords?keywords_ids[]=${keywordIds[2]}`, token(owner.secret, { method: 'DELETE' }));
+      expect(deleted.status).toBe(204);
+      expect(((await read(await paced(`/sites/${siteId}/keywords`, token(owner.secret)))).body as { name: string }[]).map((k) => k.name)).toEqual(['seo tools', 'rank tracker']);
+    });
+
+    it('a site shared read-only: the account it was shared with reads it, and changing it is 403 Access denied; anyone else gets 404 Not Found', async () => {
+      const ACCESS_DENIED = { status: 403, type: JSON_TYPE, body: { message: 'Access denied' } };
+      const listed = (await read(await paced('/sites', token(viewer.secret)))).body as { id: number; access: string }[];
+      expect(listed).toEqual([expect.objectContaining({ id: siteId, access: 'view' })]);
+      expect((await paced(`/sites/${siteId}/keywords`, token(viewer.secret))).status).toBe(200);
+      expect((await paced(`/sites/${siteId}/positions?date_from=2026-11-01&date_to=2026-11-01`, token(viewer.secret))).status).toBe(200);
+
+      const changes: [string, string, RequestInit][] = [
+        ['add keywords', `/sites/${siteId}/keywords`, json(viewer.secret, 'POST', [{ keyword: 'mine now' }])],
+        ['delete keywords', `/sites/${siteId}/keywords?keywords_ids[]=${keywordIds[0]}`, token(viewer.secret, { method: 'DELETE' })],
+        ['add a search engine', `/sites/${siteId}/search-engines`, json(viewer.secret, 'POST', { search_engine_id: 411 })],
+        ['share it on', `/sites/${siteId}/viewers`, json(viewer.secret, 'POST', { account: 'acc_someone' })],
+        ['delete the site', `/sites/${siteId}`, token(viewer.secret, { method: 'DELETE' })],
+      ];
+      for (const [what, path, init] of changes) expect(await read(await paced(path, init)), what).toEqual(ACCESS_DENIED);
+      // Nothing changed.
+      expect((await read(await paced(`/sites/${siteId}/keywords`, token(owner.secret)))).body).toHaveLength(2);
+
+      // Not shared with this account: the site does not exist for it, for reading and changing alike.
+      const NOT_FOUND = { status: 404, type: JSON_TYPE, body: { message: 'Not Found' } };
+      expect(await read(await paced(`/sites/${siteId}/keywords`, token(stranger.secret)))).toEqual(NOT_FOUND);
+      expect(await read(await paced(`/sites/${siteId}/keywords?keywords_ids[]=${keywordIds[0]}`, token(stranger.secret, { method: 'DELETE' })))).toEqual(NOT_FOUND);
+    });
+
+    it('every other row the API answers itself arrives as the table writes it, in {"message": ...}, and costs nothing', async () => {
+      const DELETE = { method: 'DELETE' };
+      const addEngine = (id: number) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ search_engine_id: id }) });
+      const addKeyword = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{"keyword":"mine now"}]' };
+      const positions = `/sites/${siteId}/positions`;
+      const rows: [status: number, message: string, path: string, key: KeyOut, init: RequestInit][] = [
+        [400, 'Invalid keyword_id', `/sites/${siteId}/keywords?keywords_ids[]=abc`, owner, DELETE],
+        [400, 'Invalid keyword_id', `/sites/${siteId}/keywords?keywords_ids[]=${keywordIds[0]}&keywords_ids[]=999999`, owner, DELETE],
+        [400, 'Invalid date', `${positions}?date_from=2026-02-30&date_to=2026-03-01`, owner, {}],
+        [400, 'Invalid date', `${positions}?date_from=01.11.2026&date_to=2026-11-03`, owner, {}],
+        [400, 'Invalid date', `${positions}?date_from=2026-11-03&date_to=2026-11-01`, owner, {}],
+        [400, 'Invalid date', `${positions}?date_from=2025-11-01&date_to=2026-11-02`, owner, {}],
+        [400, 'Invalid site_engine_id', `${positions}?date_from=2026-11-01&date_to=2026-11-01&site_engine_id=google`, owner, {}],
+        [400, 'No ids in request', `/sites/${siteId}/keywords`, owner, DELETE],
+        [403, 'Access denied', `/sites/${siteId}/keywords`, viewer, addKeyword],
+        [404, 'Unknown search_engine_id', `/sites/${siteId}/search-engines`, owner, addEngine(999)],
+        [404, 'Unknown site_engine_id', `${positions}?date_from=2026-11-01&date_to=2026-11-01&site_engine_id=${siteEngineId + 1000}`, owner, {}],
+      ];
+      for (const [status, message, path, key, init] of rows) {
+        expect(await costOf(key.secret, path, token(key.secret, init)), `${message}: ${path}`).toEqual({ status, type: JSON_TYPE, body: { message }, spent: 0 });
+      }
+      // The keyword named next to the bad id was not deleted (all or nothing).
+      expect((await read(await paced(`/sites/${siteId}/keywords`, token(owner.secret)))).body).toHaveLength(2);
+
+      const usage = await ex.cliJson<{ meters: { balance: { usage: number; remaining: number } } }>(['accounts', 'usage', ownerAccount.id]);
+      expect(usage.meters.balance).toMatchObject({ usage: 0, remaining: BALANCE.value });
+    });
+  });
+
   describe('One command', () => {
     it('node bin/keygate.js serve --config <the seranking-project profile> starts gateway and upstream (upstream.spawn); a CLI key works through it', async () => {
       const server = await runServeCommand('seranking-project');
