@@ -307,6 +307,50 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect(huge).toMatchObject({ status: 244, units: 0 });
       expect((huge.body as { error_description: string }).error_description).toBe('Results for huge websites like google.com or twitter.com are unavailable via API so far.');
     });
+
+    it('keywords/export sorts its rows by sort and sort_order (desc unless asc is asked for), at the same 100 units', async () => {
+      const keywords = ['seo', 'backlinks', 'rank tracker', 'serp'];
+      const byVolume = await costOf(fresh.secret, '/v1/keywords/export?source=us&sort=volume&sort_order=asc', post(fresh.secret, { keywords }));
+      expect(byVolume).toMatchObject({ status: 200, units: 100 });
+      const volumes = (byVolume.body as { volume: number }[]).map((row) => row.volume);
+      expect(volumes).toEqual(volumes.toSorted((a, b) => a - b));
+      expect(volumes).not.toEqual(volumes.toSorted((a, b) => b - a));
+      // In the JSON body too; without sort_order, descending.
+      const byName = await costOf(fresh.secret, '/v1/keywords/export', post(fresh.secret, { keywords, source: 'us', sort: 'keyword' }));
+      expect(byName).toMatchObject({ status: 200, units: 100 });
+      expect((byName.body as { keyword: string }[]).map((row) => row.keyword)).toEqual(['serp', 'seo', 'rank tracker', 'backlinks']);
+    });
+
+    it('Incorrect order field {sort} {sort_order}, Incorrect order and Row limit exceeded pass through as written and cost nothing', async () => {
+      const keywords = ['seo', 'backlinks'];
+      const refused = (description: string) => ({ status: 400, type: UPSTREAM_TYPE, body: { error_description: description }, units: 0 });
+      // sort names a field the rows do not have: the message carries the values sent.
+      expect(await costOf(fresh.secret, '/v1/keywords/export?source=us&sort=traffic&sort_order=asc', post(fresh.secret, { keywords }))).toEqual(refused('Incorrect order field traffic asc'));
+      expect(await costOf(fresh.secret, '/v1/keywords/export', post(fresh.secret, { keywords, sort: 'position', sort_order: 'desc' }))).toEqual(refused('Incorrect order field position desc'));
+      // sort_order that is neither asc nor desc, with or without a valid sort.
+      expect(await costOf(fresh.secret, '/v1/keywords/export?sort=volume&sort_order=up', post(fresh.secret, { keywords }))).toEqual(refused('Incorrect order'));
+      expect(await costOf(fresh.secret, '/v1/keywords/export?sort_order=descending', post(fresh.secret, { keywords }))).toEqual(refused('Incorrect order'));
+      // A list's limit above the 10000 rows one request may return. keygate reserved that
+      // many units before forwarding (reserveFromQuery) and gives them all back.
+      expect(await costOf(fresh.secret, '/v1/backlinks/all?target=seranking.com&limit=10001', token(fresh.secret))).toEqual(refused('Row limit exceeded'));
+      expect(await costOf(fresh.secret, '/v1/backlinks/refdomains?target=seranking.com&limit=50000', token(fresh.secret))).toEqual(refused('Row limit exceeded'));
+      // Below the bounds is still the bounds row (keygate forwards 0 and reserves its default page).
+      expect(await costOf(fresh.secret, '/v1/backlinks/all?target=seranking.com&limit=0', token(fresh.secret))).toEqual(refused('limit=0 is not within required bounds!'));
+    });
+
+    it('keygate\'s own refusals of a limit come first: not a whole number, or more units than are left', async () => {
+      // Not a whole number: keygate cannot know what to reserve, so it refuses it itself.
+      expect(await costOf(fresh.secret, '/v1/backlinks/all?target=seranking.com&limit=1e5', token(fresh.secret))).toEqual({
+        status: 400,
+        type: JSON_TYPE,
+        body: { error_description: 'Parameter is invalid.' },
+        units: 0,
+      });
+      // A limit whose reservation does not fit in units_left is Insufficient funds, before the row limit is looked at.
+      expect((await paced('/v1/backlinks/summary', post(fresh.secret, { target: 'seranking.com' }))).status).toBe(200);
+      const left = await unitsLeft(fresh.secret);
+      expect(await costOf(fresh.secret, `/v1/backlinks/all?target=seranking.com&limit=${left + 1}`, token(fresh.secret))).toEqual({ ...INSUFFICIENT_FUNDS, units: 0 });
+    });
   });
 
   describe('Forecasting costs before you run', () => {

@@ -10,15 +10,19 @@
  *   GET|POST /v1/backlinks/<command>   target(s) in the query (target=…, repeatable, or
  *                                      target[]=…) or the JSON body ({"target": "a.com"} or
  *                                      {"target": ["a.com", "b.com"]}); list commands take
- *                                      limit (default 100)
+ *                                      limit (default 100, at most 10000)
  *   POST     /v1/backlinks/export      {"target": "a.com"} → {"task_id": …}
  *   GET      /v1/backlinks/export/status?task_id=…
  *   GET|POST /v1/domain/<command>      domain=… (required), source=… (a regional database code)
- *   POST     /v1/keywords/export       {"keywords": [...], "source": "us"}
+ *   POST     /v1/keywords/export       {"keywords": [...], "source": "us"}, optionally sorted:
+ *                                      sort=keyword|volume|difficulty, sort_order=asc|desc
+ *                                      (default desc; without sort, the order sent)
  *
  * Errors use the {"error_description": ...} envelope and the texts of the document's
  * table (`output`, `mode` and `order_by` are checked; only JSON is produced, so
- * `output=xml` is accepted and answered in JSON). Huge websites (google.com, twitter.com) answer 244 with no records. It trusts
+ * `output=xml` is accepted and answered in JSON; a list's limit above 10000 is
+ * `Row limit exceeded`; keywords/export's sort and sort_order give `Incorrect order` and
+ * `Incorrect order field {sort} {sort_order}`). Huge websites (google.com, twitter.com) answer 244 with no records. It trusts
  * keygate's identity headers, and answers 500 if a credential ever reaches it.
  *
  *   node upstream.mjs [port]        (default 8143, as keygate.yaml expects)
@@ -36,6 +40,9 @@ const MAX_TARGETS = 100;
 const MAX_KEYWORDS = 10_000;
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 10_000;
+/** keywords/export sorts by the fields its rows carry. */
+const KEYWORD_SORT_FIELDS = ['keyword', 'volume', 'difficulty'];
+const SORT_ORDERS = ['asc', 'desc'];
 const HUGE = new Set(['google.com', 'twitter.com', 'www.google.com', 'www.twitter.com', 'x.com']);
 
 /** Regional database codes (the document's table; "ww" and its alias "worldwide"). */
@@ -156,7 +163,9 @@ export function createUpstream() {
       if (targets.length > 1) throw new HttpError(400, 'Parameter target is invalid.');
       const target = targets[0];
       const limitText = param(query, body, 'limit') ?? String(DEFAULT_LIMIT);
-      if (!/^\d+$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > MAX_LIMIT) throw new HttpError(400, `limit=${limitText} is not within required bounds!`);
+      if (!/^\d+$/.test(limitText) || Number(limitText) < 1) throw new HttpError(400, `limit=${limitText} is not within required bounds!`);
+      // More rows than one request may return: the table's own row for it, not the bounds text.
+      if (Number(limitText) > MAX_LIMIT) throw new HttpError(400, 'Row limit exceeded');
       const n = Math.min(Number(limitText), available(command, target));
       const rows = Array.from({ length: n }, (_, i) => ({ url_from: `https://site${i + 1}.example/page`, url_to: `https://${target}/`, anchor: `anchor ${i + 1}`, nofollow: i % 4 === 0 }));
       return { body: { [key]: rows }, records: n };
@@ -180,7 +189,20 @@ export function createUpstream() {
     if (keywords.length === 0) throw new HttpError(400, 'Invalid keywords');
     if (keywords.length > MAX_KEYWORDS) throw new HttpError(400, `Exceeded keywords size. Max keywords for one request: ${MAX_KEYWORDS}`);
     const db = source(query, body);
-    return { body: keywords.map((keyword) => ({ keyword, source: db, volume: number(`vol|${keyword}|${db}`, 50_000), difficulty: number(`kd|${keyword}`, 101) })) };
+    const rows = keywords.map((keyword) => ({ keyword, source: db, volume: number(`vol|${keyword}|${db}`, 50_000), difficulty: number(`kd|${keyword}`, 101) }));
+    return { body: sorted(rows, param(query, body, 'sort'), param(query, body, 'sort_order')) };
+  }
+
+  /**
+   * keywords/export's rows in the order asked for. The order is checked first, so the
+   * field's error can name it: the values sent, or desc when only sort was sent.
+   */
+  function sorted(rows, sort, sortOrder = 'desc') {
+    if (!SORT_ORDERS.includes(sortOrder)) throw new HttpError(400, 'Incorrect order');
+    if (sort === undefined) return rows;
+    if (!KEYWORD_SORT_FIELDS.includes(sort)) throw new HttpError(400, `Incorrect order field ${sort} ${sortOrder}`);
+    const direction = sortOrder === 'asc' ? 1 : -1;
+    return rows.toSorted((a, b) => direction * (a[sort] < b[sort] ? -1 : a[sort] > b[sort] ? 1 : 0));
   }
 
   return createServer((req, res) => {
