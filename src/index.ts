@@ -3,7 +3,7 @@ export { createKeygate, type Keygate, type CheckRequest, type CheckResult } from
 export { loadConfigFile, parseConfigText, parseConfigObject, configJsonSchema, ConfigError, type LoadedConfig } from './config/load.js';
 export type { Config, ConfigInput, Plan, Route, Meter } from './config/schema.js';
 export { serve, type RunningKeygate, type ServeOptions } from './serve.js';
-export { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
+export { createRuntime, ConfigReloadError, RELOADABLE, type Runtime, type RuntimeOptions } from './runtime.js';
 export { DENIAL_REASONS, type DenialReason, type Denial } from './denial/reasons.js';
 export type { Identity } from './pipeline/identity.js';
 export { createAccount, getAccount, updateAccount, deleteAccount, type NewAccount } from './operations/accounts.js';

@@ -62,6 +62,8 @@ export type CheckResult =
 export interface Keygate {
   readonly runtime: Runtime;
   check(request: CheckRequest): Promise<CheckResult>;
+  /** Puts a changed profile into effect without a restart (`Runtime.reload`): answers the fields that changed. */
+  reload(loaded: LoadedConfig): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
       return { allowed: true, identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
     },
+    reload: (loaded) => rt.reload(loaded),
     close: () => rt.close(),
   };
 }

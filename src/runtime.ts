@@ -4,6 +4,7 @@
  * daily usage and "last used" back to the store. The CLI, the gateway, the admin API
  * and the dashboard all work through one of these.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createKeyFormat, type KeyFormat } from './keys/format.js';
@@ -37,16 +38,20 @@ export interface RuntimeOptions {
 }
 
 export interface Runtime {
-  readonly config: Config;
+  /**
+   * The profile. It and the three after the next are replaced by `reload`: read them
+   * from the runtime when they are used rather than keeping them.
+   */
+  config: Config;
   readonly configDir: string;
   readonly store: Store;
   readonly counters: Counters;
   readonly keyFormat: KeyFormat;
   readonly hashKey: KeyHasher;
   readonly keyCache: KeyCache;
-  readonly dialect: Dialect;
-  readonly routes: RouteTable;
-  readonly pipeline: Pipeline;
+  dialect: Dialect;
+  routes: RouteTable;
+  pipeline: Pipeline;
   readonly usage: UsageRecorder;
   readonly clock: () => number;
   readonly log: Log;
@@ -57,7 +62,48 @@ export interface Runtime {
   invalidate(event: CacheEvent): Promise<void>;
   /** Write balances, usage and "last used" to the store now. */
   flush(): Promise<void>;
+  /**
+   * Puts a changed profile into effect without a restart (counters, blocks and cached
+   * balances are kept). Only the parts in RELOADABLE can change this way; if anything
+   * else differs, nothing is applied and ConfigReloadError names it. Answers the
+   * profile's fields that changed (none: the same profile).
+   */
+  reload(loaded: LoadedConfig): Promise<string[]>;
   close(): Promise<void>;
+}
+
+/**
+ * What a reload can change: what requests are judged by (plans, routes, built-ins,
+ * scopes), how refusals read (errors), whether requests are logged, and the name. The
+ * rest is what processes, listeners, connections and stored keys were built from.
+ */
+export const RELOADABLE = ['name', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'errors', 'log.requests'] as const;
+
+export class ConfigReloadError extends Error {
+  constructor(readonly fields: string[]) {
+    super(
+      `${fields.join(', ')} changed, and ${fields.length === 1 ? 'it takes' : 'they take'} effect only when keygate restarts: nothing was reloaded (the profile in use stays). Restart keygate, or put ${fields.length === 1 ? 'it' : 'them'} back to reload the rest.`,
+    );
+    this.name = 'ConfigReloadError';
+  }
+}
+
+/** The dotted paths at which two profiles differ (objects compared field by field, lists whole). */
+export function changedFields(before: unknown, after: unknown, at = ''): string[] {
+  if (isRecord(before) && isRecord(after)) {
+    const names = new Set([...Object.keys(before), ...Object.keys(after)]);
+    return [...names].flatMap((name) => changedFields(before[name], after[name], at === '' ? name : `${at}.${name}`));
+  }
+  return isDeepStrictEqual(before, after) ? [] : [at];
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The top-level field (or `log.requests`) a changed path belongs to, if a reload can change it. */
+function reloadableField(path: string): string | undefined {
+  return RELOADABLE.find((field) => path === field || path.startsWith(`${field}.`));
 }
 
 /**
@@ -173,20 +219,29 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     lock?.release();
     throw error;
   }
-  const dialect = createDialect(config.errors, config.auth.credentials);
-  const routes = createRouteTable(config.routes, config.builtins);
-  const pipeline = createPipeline({
-    config,
-    keyFormat,
-    hashKey,
-    keyCache,
-    store,
-    counters,
-    routes,
-    limits: createRateLimitPlanner(),
-    clock,
-    ...(recordKeyHashing ? { onKeyFound: recordKeyHashing } : {}),
-  });
+  const openedStore = store;
+  const openedCounters = counters;
+  /** What a request is judged and answered by, built from a profile (again on reload). */
+  const judging = (profile: Config) => {
+    const routes = createRouteTable(profile.routes, profile.builtins);
+    return {
+      config: profile,
+      dialect: createDialect(profile.errors, profile.auth.credentials),
+      routes,
+      pipeline: createPipeline({
+        config: profile,
+        keyFormat,
+        hashKey,
+        keyCache,
+        store: openedStore,
+        counters: openedCounters,
+        routes,
+        limits: createRateLimitPlanner(),
+        clock,
+        ...(recordKeyHashing ? { onKeyFound: recordKeyHashing } : {}),
+      }),
+    };
+  };
   const usage = new UsageRecorder();
 
   // Balance rows that failed to save are kept (newest value wins) and retried.
@@ -218,17 +273,14 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   timer.unref();
 
   let closed = false;
-  return {
-    config,
+  const runtime: Runtime = {
+    ...judging(config),
     configDir: loaded.dir,
     store,
     counters,
     keyFormat,
     hashKey,
     keyCache,
-    dialect,
-    routes,
-    pipeline,
     usage,
     clock,
     log,
@@ -246,6 +298,22 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       );
     },
     flush,
+    async reload(next) {
+      const changed = changedFields(runtime.config, next.config);
+      const fixed = changed.filter((path) => reloadableField(path) === undefined);
+      if (fixed.length > 0) throw new ConfigReloadError(fixed);
+      if (changed.length === 0) return [];
+      const before = runtime.config;
+      // Balances of meters no plan had until now (their period's usage was not loaded at start).
+      const loadedStarts = new Set(currentPeriodStarts(before, clock()));
+      const newStarts = currentPeriodStarts(next.config, clock()).filter((start) => !loadedStarts.has(start));
+      if (newStarts.length > 0) await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: newStarts }));
+      Object.assign(runtime, judging(next.config));
+      // Cached keys carry what was judged with the old profile.
+      keyCache.clear();
+      await warnOfUnknownPlans(store, next.config, log).catch((error: unknown) => log.warn({ err: error }, 'could not look for accounts on plans the profile no longer defines'));
+      return [...new Set(changed.map((path) => reloadableField(path) as string))];
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -263,6 +331,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       }
     },
   };
+  return runtime;
 }
 
 /**

@@ -8,7 +8,7 @@ import { connect, createServer } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import type { LoadedConfig } from './config/load.js';
+import { loadConfigFile, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 import { buildGateway } from './gateway/gateway.js';
@@ -203,6 +203,13 @@ export interface RunningKeygate {
   gatewayUrl: string;
   adminUrl: string;
   dashboardUrl: string | undefined;
+  /**
+   * Reads the profile again (or takes `next`) and puts it into effect without a restart
+   * (`Runtime.reload`; `keygate serve` does this on SIGHUP). Logs what changed, or why
+   * nothing did, and answers the changed fields; rejects with the reason when the profile
+   * cannot be read or has changes only a restart applies (the profile in use stays).
+   */
+  reload(next?: LoadedConfig): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -260,11 +267,29 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     );
 
     let closing: Promise<void> | undefined;
+    /** One reload at a time, in the order asked. */
+    let reloading: Promise<unknown> = Promise.resolve();
+    const reloadOnce = async (next: LoadedConfig | undefined) => {
+      try {
+        const changed = await rt.reload(next ?? loadConfigFile(loaded.file));
+        if (changed.length === 0) log.info({ file: loaded.file }, 'profile reloaded: nothing changed');
+        else log.info({ file: loaded.file, changed }, `profile reloaded: ${changed.join(', ')} changed`);
+        return changed;
+      } catch (error) {
+        log.error(`profile not reloaded, the one in use stays: ${error instanceof Error ? error.message : String(error)}`);
+        throw error;
+      }
+    };
     return {
       runtime: rt,
       gatewayUrl,
       adminUrl,
       dashboardUrl,
+      reload(next) {
+        const done = reloading.then(() => reloadOnce(next));
+        reloading = done.catch(() => undefined);
+        return done;
+      },
       close() {
         closing ??= (async () => {
           // Stop accepting, let in-flight requests finish, then write usage out.

@@ -252,6 +252,69 @@ describe('keygate serve as a process', () => {
   });
 });
 
+describe('keygate serve reloads its profile on SIGHUP', () => {
+  const dir = tempDir('cli-reload');
+
+  it('puts a changed profile into effect, and keeps serving the one in use when the new one is invalid or needs a restart', async () => {
+    const upstream = await startTestUpstream();
+    const file = path.join(dir, 'keygate.yaml');
+    const profile = (message: string, extra: Partial<ConfigInput> = {}) =>
+      stringify({
+        upstream: { url: upstream.url },
+        listen: { port: 0 },
+        admin: { listen: { port: 0 } },
+        store: `sqlite:${path.join(dir, 'k.db')}`,
+        dashboard: { enabled: false },
+        errors: { envelope: 'message', reasons: { missing_key: { message } } },
+        ...extra,
+      });
+    writeFileSync(file, profile('No token'));
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    /** Waits for a log line containing `text` after the first `skip` of them. */
+    const logged = (text: string, skip = 0) =>
+      new Promise<string>((resolve, reject) => {
+        const deadline = Date.now() + 15_000;
+        const look = () => {
+          const line = output.split('\n').filter((l) => l.includes(text))[skip];
+          if (line) resolve(line);
+          else if (Date.now() > deadline) reject(new Error(`no "${text}" within 15 s:\n${output}`));
+          else setTimeout(look, 25);
+        };
+        look();
+      });
+    const message = async () => ((await (await fetch(`${gateway}/anything`)).json()) as { message: string }).message;
+    let gateway = '';
+    try {
+      gateway = JSON.parse(await logged('keygate is serving')).gateway as string;
+      expect(await message()).toBe('No token');
+
+      writeFileSync(file, profile('Send your token'));
+      child.kill('SIGHUP');
+      expect(JSON.parse(await logged('profile reloaded')).changed).toEqual(['errors']);
+      expect(await message()).toBe('Send your token');
+
+      // Not a profile keygate can use: named, and the one in use stays.
+      writeFileSync(file, profile('Broken', { plans: { team: { rateLimits: [{ limit: -1, window: '1m' }] } } }));
+      child.kill('SIGHUP');
+      expect(await logged('profile not reloaded')).toContain('plans.team.rateLimits[0].limit: Too small');
+      // Only a restart can move the listener.
+      writeFileSync(file, profile('Moved', { listen: { port: 1 } }));
+      child.kill('SIGHUP');
+      expect(await logged('profile not reloaded', 1)).toContain('listen.port changed, and it takes effect only when keygate restarts');
+      expect(await message()).toBe('Send your token');
+
+      child.kill('SIGTERM');
+      expect(await new Promise<number | null>((resolve) => child.once('exit', resolve))).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await upstream.close();
+    }
+  });
+});
+
 describe('one serving process per SQLite file with in-memory counters', () => {
   it('refuses a second keygate serve on the file, naming the first; CLI commands still run beside it; a killed one blocks nothing', async () => {
     const dir = tempDir('cli-one-server');

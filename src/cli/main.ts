@@ -135,6 +135,9 @@ export function buildCli(): Command {
       const loaded = loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
       const running = await serve(loaded);
       stopOnSignal(() => running.close());
+      // As nginx and most daemons: SIGHUP reads the profile again (what changed, or why
+      // nothing did, is logged).
+      process.on('SIGHUP', () => void running.reload().catch(() => undefined));
     });
 
   program

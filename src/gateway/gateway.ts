@@ -45,7 +45,8 @@ export interface GatewayOptions {
 const CLIENT_CLOSED = 499;
 
 export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): Promise<FastifyInstance> {
-  const { config, dialect, pipeline, usage } = rt;
+  // The profile, the dialect and the pipeline are read from `rt` per request: a reload replaces them.
+  const { config, usage } = rt;
   const log = rt.log.child({ component: 'gateway' });
   const { metrics } = options;
   const app = Fastify({
@@ -89,6 +90,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   function refuseConnection(error: NodeJS.ErrnoException, socket: Socket): void {
     const status = clientErrorStatus(error, socket);
     if (status === undefined) return;
+    const { dialect } = rt;
     const rendered =
       status === 431
         ? dialect.renderMessage(431, 'headers_too_large', 'Request headers are too large.')
@@ -105,12 +107,12 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   (app.server as Server & { requireHostHeader: boolean }).requireHostHeader = false;
   // An `Expect` other than 100-continue.
   app.server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
-    const rendered = dialect.renderMessage(417, 'expectation_failed', 'Only "Expect: 100-continue" is supported.');
+    const rendered = rt.dialect.renderMessage(417, 'expectation_failed', 'Only "Expect: 100-continue" is supported.');
     response.writeHead(rendered.status, { ...rendered.headers, 'content-length': Buffer.byteLength(rendered.body), connection: 'close' }).end(rendered.body);
   });
   // CONNECT: keygate is not a tunnel (Node would close the connection without a word).
   app.server.on('connect', (_request: IncomingMessage, socket: Socket) => {
-    const rendered = dialect.render(deny('method_not_allowed'));
+    const rendered = rt.dialect.render(deny('method_not_allowed'));
     // A 405 lists the target's methods (RFC 9110 15.5.6): a host:port target has none.
     afterAnswers(socket, () => answerRawAndClose(socket, rendered.status, rendered.headers['content-type'] as string, rendered.body, 'Allow: \r\n'));
   });
@@ -146,7 +148,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       record.accountId = identity.account.id;
       usage.add(identity.account.id, rt.clock(), 'denials', denial.reason);
     }
-    const rendered = dialect.render(denial);
+    const rendered = rt.dialect.render(denial);
     // As bytes: Fastify adds "; charset=utf-8" to a string's JSON Content-Type, and the
     // profile may name one without (errors.contentType).
     reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));
@@ -180,7 +182,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     }
     const { url, path } = target;
     const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers, rawHeaders: request.raw.rawHeaders };
-    const decision = pipeline.authorize(gatewayRequest);
+    const decision = rt.pipeline.authorize(gatewayRequest);
     if (decision instanceof Promise) {
       decision.then((settled) => respond(request, reply, settled)).catch((error: unknown) => fail(request, reply, error));
     } else {
@@ -238,7 +240,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     const outcome = record.outcome;
     metrics?.request(outcome, record.reason ?? '', ms / 1000);
     if (record.accountId && outcome === 'forwarded') usage.add(record.accountId, rt.clock(), 'requests', statusClass(status));
-    if (!config.log.requests) return;
+    if (!rt.config.log.requests) return;
     log.info(
       {
         reqId: request.id,

@@ -1,0 +1,109 @@
+/**
+ * A changed profile put into effect without a restart: new limits, prices, routes and
+ * messages apply to the next request, while the counters (unchanged rate-limit windows,
+ * charges) carry on; a change only a restart can apply leaves everything as it was.
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigReloadError, createKeygate, parseConfigObject, type ConfigInput, type Keygate } from '../src/index.js';
+import { createAccount } from '../src/operations/accounts.js';
+import { createKey } from '../src/operations/keys.js';
+import { periodBounds } from '../src/meters/period.js';
+import { tempDir } from './support/temp.js';
+
+describe('reloading the profile in a running keygate', () => {
+  const dir = tempDir('reload');
+  const base = (): ConfigInput => ({
+    upstream: { url: 'http://127.0.0.1:1' }, // never used in process
+    store: `sqlite:${path.join(dir, 'k.db')}`,
+    errors: { envelope: 'error', reasons: { missing_key: { message: 'Missing API key' } } },
+    plans: { team: { rateLimits: [{ limit: 2, window: '1m' }], meters: { credits: { limit: 100 } } } },
+    routes: [{ path: '/rows', cost: { meter: 'credits', perRequest: 10 } }],
+  });
+  const loaded = (profile: ConfigInput) => ({ config: parseConfigObject(profile), file: 'inline', dir });
+  let gate: Keygate;
+  let accountId: string;
+  let headers: Record<string, string>;
+
+  const check = (url: string, withKey = true) => gate.check({ method: 'GET', url, headers: withKey ? headers : {} });
+  const creditsUsed = async () =>
+    (await gate.runtime.counters.meterBalance(accountId, 'credits', periodBounds('month', gate.runtime.clock()).start)).used;
+
+  beforeAll(async () => {
+    gate = await createKeygate(loaded(base()));
+    const account = await createAccount(gate.runtime, { name: 'Acme', plan: 'team' }, 'test');
+    accountId = account.id;
+    headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId, name: 'k' }, 'test')).secret}` };
+  });
+
+  afterAll(async () => {
+    await gate?.close();
+  });
+
+  it('applies new prices, routes and messages to the next request; rate-limit windows and charges carry on', async () => {
+    for (let i = 0; i < 2; i++) {
+      const result = await check('/rows');
+      expect(result.allowed).toBe(true);
+      if (result.allowed) await result.settle(200);
+    }
+    expect((await check('/rows')).allowed).toBe(false);
+    expect(await creditsUsed()).toBe(20);
+
+    const next = base();
+    next.errors = { envelope: 'error', reasons: { missing_key: { message: 'Send your key' } } };
+    next.routes = [
+      { path: '/rows', cost: { meter: 'credits', perRequest: 25 } },
+      { path: '/new', scopes: ['admin'] },
+    ];
+    expect((await gate.reload(loaded(next))).sort()).toEqual(['errors', 'routes']);
+
+    // The unchanged window still holds its two requests.
+    const limited = await check('/rows');
+    expect(limited.allowed === false && limited.reason).toBe('rate_limited');
+    const missing = await check('/rows', false);
+    expect(missing.allowed === false && missing.error.body).toBe(JSON.stringify({ error: 'Send your key' }));
+    const scoped = await check('/new');
+    expect(scoped.allowed === false && scoped.reason).toBe('insufficient_scope');
+
+    // A window whose limit changed is a new window: counted from the reload on.
+    next.plans = { team: { rateLimits: [{ limit: 5, window: '1m' }], meters: { credits: { limit: 100 } } } };
+    expect(await gate.reload(loaded(next))).toEqual(['plans']);
+    const allowed = await check('/rows');
+    expect(allowed.allowed).toBe(true);
+    if (!allowed.allowed) return;
+    expect(allowed.headers.ratelimit).toBe('"5-per-1m";r=4;t=60');
+    await allowed.settle(200);
+    expect(await creditsUsed()).toBe(20 + 25);
+  });
+
+  it('refuses a cached key at once when its plan loses API access', async () => {
+    expect((await check('/rows')).allowed).toBe(true); // the key is cached now
+    const next = base();
+    next.errors = { envelope: 'error', reasons: { missing_key: { message: 'Send your key' } } };
+    next.plans = { team: { apiAccess: false, meters: { credits: { limit: 100 } } } };
+    next.routes = [{ path: '/rows', cost: { meter: 'credits', perRequest: 25 } }, { path: '/new', scopes: ['admin'] }];
+    expect(await gate.reload(loaded(next))).toEqual(['plans']);
+    const refused = await check('/rows');
+    expect(refused.allowed === false && refused.reason).toBe('api_disabled');
+  });
+
+  it('answers no changes for the same profile again', async () => {
+    const same = gate.runtime.config;
+    expect(await gate.reload({ config: same, file: 'inline', dir })).toEqual([]);
+  });
+
+  it('changes nothing when a field only a restart applies has changed, and names it', async () => {
+    const before = gate.runtime.config;
+    const next = base();
+    next.store = `sqlite:${path.join(dir, 'other.db')}`;
+    next.listen = { port: 9999 };
+    next.plans = { team: { meters: { credits: { limit: 100 } } } };
+    const error = await gate.reload(loaded(next)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigReloadError);
+    expect((error as ConfigReloadError).fields.sort()).toEqual(['listen.port', 'store']);
+    expect((error as Error).message).toContain('take effect only when keygate restarts: nothing was reloaded');
+    expect(gate.runtime.config).toBe(before);
+    const refused = await check('/rows');
+    expect(refused.allowed === false && refused.reason).toBe('api_disabled');
+  });
+});
