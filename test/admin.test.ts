@@ -127,7 +127,7 @@ describe('admin API', () => {
     const first = await kg.admin(`/v1/keys?accountId=${owner}&limit=1`);
     expect(first.headers.get('link')).toMatch(new RegExp(`^</v1/keys\\?accountId=${owner}&limit=1&after=[\\w-]+>; rel="next"$`));
     const bad = await json(await kg.admin('/v1/accounts?limit=2&after=not-a-cursor'));
-    expect(bad).toMatchObject({ status: 400, body: { detail: 'after: not a cursor this API gave (use the Link header of the previous page)' } });
+    expect(bad).toMatchObject({ status: 400, body: { detail: 'after: not a cursor keygate gave (follow the link to the next page)' } });
     expect((await json(await kg.admin('/v1/accounts?limit=0'))).status).toBe(400);
   });
 

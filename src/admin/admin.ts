@@ -27,6 +27,7 @@ import type { AccountRecord, KeyRecord, Page } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
 import { policyName } from '../limits/rate-limits.js';
 import { checkHealth } from '../operations/health.js';
+import { cursorOf, placeOf } from '../operations/cursor.js';
 
 const ACTOR = 'admin-api';
 /** Days of daily usage answered when no range is given. */
@@ -129,18 +130,6 @@ const PageQuery = {
   limit: z.coerce.number().int().min(1).max(1000).optional().describe('At most this many, oldest first; a Link header (rel="next") gives the next page'),
   after: z.string().optional().describe('The cursor from the previous page\'s Link header'),
 };
-
-/** An opaque place in a list in creation order: a row's creation time and id. */
-function cursorOf(row: { createdAt: number; id: string }): string {
-  return Buffer.from(`${row.createdAt}.${row.id}`).toString('base64url');
-}
-
-function placeOf(cursor: string | undefined): Page['after'] {
-  if (cursor === undefined) return undefined;
-  const match = /^(\d{1,15})\.([\w-]{1,100})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!match) throw new OperationError('invalid', 'after: not a cursor this API gave (use the Link header of the previous page)');
-  return { createdAt: Number(match[1]), id: match[2] as string };
-}
 
 /**
  * Reads one row past the page to know whether another follows; sets its Link header.

@@ -81,6 +81,7 @@ fieldset { border: 0; padding: 0; margin: 0 0 1.1rem; min-width: 0; }
 .notice.success { border-color: var(--ok); background: #f0fdf4; }
 .notice.error { border-color: var(--danger); background: #fef2f2; }
 .notice.warning { border-color: var(--warn); background: #fffbeb; }
+.pager { display: flex; gap: 1.5rem; margin: .75rem 0 1.5rem; }
 .empty { border: 2px dashed var(--line); border-radius: 8px; padding: 1.25rem; color: var(--muted); max-width: 48rem; }
 .empty p { margin: .25rem 0; }
 

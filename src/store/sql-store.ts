@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Migrator, sql, type Kysely, type MigrationProvider, type SelectQueryBuilder } from 'kysely';
 import type {
+  AccountFilter,
   AccountPatch,
   AccountRecord,
   AuditEntry,
@@ -126,6 +127,12 @@ function inCreationOrder<QB extends SelectQueryBuilder<any, any, any>>(query: QB
   return (limit === undefined ? ordered : ordered.limit(limit)) as QB;
 }
 
+/** Narrows a query of a table with `account_id` to the filter's account(s). */
+function ofAccounts<QB extends SelectQueryBuilder<any, any, any>>(query: QB, { accountId, accountIds }: AccountFilter): QB {
+  const one = accountId === undefined ? query : query.where('account_id', '=', accountId);
+  return (accountIds === undefined ? one : one.where('account_id', 'in', accountIds)) as QB;
+}
+
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /** Rows written per statement in bulk upserts (well under both databases' parameter limits). */
@@ -241,10 +248,9 @@ export class SqlStore implements Store {
     return row && toKey(row);
   }
 
-  async listKeys(filter: { accountId?: string } & Page = {}): Promise<KeyRecord[]> {
-    let query = this.db.selectFrom('api_keys').selectAll();
-    if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
-    return (await inCreationOrder(query, filter).execute()).map(toKey);
+  async listKeys(filter: AccountFilter & Page = {}): Promise<KeyRecord[]> {
+    if (filter.accountIds?.length === 0) return [];
+    return (await inCreationOrder(ofAccounts(this.db.selectFrom('api_keys').selectAll(), filter), filter).execute()).map(toKey);
   }
 
   async updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined> {
@@ -306,11 +312,9 @@ export class SqlStore implements Store {
     return row && toMember(row);
   }
 
-  async listMembers(filter: { accountId?: string } = {}): Promise<MemberRecord[]> {
-    let query = this.db.selectFrom('members').selectAll();
-    if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
-    const rows = await query.orderBy('created_at').orderBy('id').execute();
-    return rows.map(toMember);
+  async listMembers(filter: AccountFilter = {}): Promise<MemberRecord[]> {
+    if (filter.accountIds?.length === 0) return [];
+    return (await inCreationOrder(ofAccounts(this.db.selectFrom('members').selectAll(), filter), {}).execute()).map(toMember);
   }
 
   async updateMember(id: string, patch: MemberPatch): Promise<MemberRecord | undefined> {

@@ -133,6 +133,12 @@ export interface UsageDailyRow {
 export type AccountPatch = Partial<Pick<AccountRecord, 'name' | 'planId' | 'planExpiresAt' | 'apiAccess' | 'overage'>>;
 export type KeyPatch = Partial<Pick<KeyRecord, 'name' | 'expiresAt' | 'revokedAt' | 'scopes'>>;
 /** A page of a list in creation order: the rows after `after` (a row's creation time and id), at most `limit`. */
+/** Rows of one account, or of any of several (a page of accounts); neither: all rows. */
+export interface AccountFilter {
+  accountId?: string;
+  accountIds?: readonly string[];
+}
+
 export interface Page {
   limit?: number;
   after?: { createdAt: number; id: string };
@@ -172,7 +178,7 @@ export interface Store {
   getKey(id: string): Promise<KeyRecord | undefined>;
   findKeyByHash(hash: string): Promise<KeyRecord | undefined>;
   /** Oldest first; `page` gives at most `limit` after a place (see Page). */
-  listKeys(filter?: { accountId?: string } & Page): Promise<KeyRecord[]>;
+  listKeys(filter?: AccountFilter & Page): Promise<KeyRecord[]>;
   updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined>;
   /** Records "last used" for many keys at once (only ever moves forward). */
   touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void>;
@@ -181,7 +187,7 @@ export interface Store {
   getMember(id: string): Promise<MemberRecord | undefined>;
   findMemberByEmail(email: string): Promise<MemberRecord | undefined>;
   findMemberByInvite(inviteHash: string): Promise<MemberRecord | undefined>;
-  listMembers(filter?: { accountId?: string }): Promise<MemberRecord[]>;
+  listMembers(filter?: AccountFilter): Promise<MemberRecord[]>;
   updateMember(id: string, patch: MemberPatch): Promise<MemberRecord | undefined>;
   /** Removes a member, and with them their sessions; answers whether there was one. */
   deleteMember(id: string): Promise<boolean>;

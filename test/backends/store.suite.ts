@@ -193,6 +193,20 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       await expect(store.insertKey(key(a.id, { hash: first.hash }))).rejects.toThrow();
     });
 
+    it('lists the keys and members of several accounts at once (a page of accounts), and of none', async () => {
+      const [a, b, c] = [account(), account(), account()];
+      for (const x of [a, b, c]) await store.createAccount(x);
+      const keys = [key(a.id, { createdAt: T0 + 1 }), key(b.id, { createdAt: T0 + 2 }), key(c.id, { createdAt: T0 + 3 }), key(a.id, { createdAt: T0 + 4 })];
+      for (const k of keys) await store.insertKey(k);
+      const members = [member(b.id), member(c.id), member(a.id)];
+      for (const m of members) await store.createMember(m);
+
+      expect((await store.listKeys({ accountIds: [a.id, b.id] })).map((k) => k.id)).toEqual([keys[0]?.id, keys[1]?.id, keys[3]?.id]);
+      expect((await store.listMembers({ accountIds: [a.id, c.id] })).map((m) => m.id).sort()).toEqual([members[1]?.id, members[2]?.id].sort());
+      expect(await store.listKeys({ accountIds: [] })).toEqual([]);
+      expect(await store.listMembers({ accountIds: [] })).toEqual([]);
+    });
+
     it('moves "last used" only forward', async () => {
       const a = account();
       await store.createAccount(a);

@@ -7,6 +7,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
+import { ACCOUNTS_PER_PAGE } from '../../src/dashboard/pages/accounts.js';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PASSWORD, screenshot, shown, startDashboard, textOf, type DashboardFixture } from './support.js';
 
@@ -164,5 +165,33 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     } finally {
       await memberPage.context().close();
     }
+  });
+
+  it('lists accounts a page at a time, with their own keys and members counted', async () => {
+    const before = (await fixture.keygate.runtime.store.listAccounts()).length;
+    // Enough for a second page; the last one created has a key in use.
+    let lastId = '';
+    for (let i = before; i < ACCOUNTS_PER_PAGE + 3; i++) lastId = await newAccount(fixture, `Bulk ${String(i).padStart(3, '0')}`, 'free');
+    await createKey(fixture.keygate.runtime, { accountId: lastId, name: 'bulk key' }, 'test');
+    const total = ACCOUNTS_PER_PAGE + 3;
+
+    await page.goto('/accounts');
+    const rows = page.getByRole('table', { name: 'Accounts' }).locator('tbody tr');
+    expect(await rows.count()).toBe(ACCOUNTS_PER_PAGE);
+    expect(await textOf(rows.first())).toContain('Acme Analytics');
+    expect(await page.getByRole('link', { name: 'First page' }).count()).toBe(0);
+
+    await page.getByRole('link', { name: `Next ${ACCOUNTS_PER_PAGE} accounts` }).click();
+    expect(await rows.count()).toBe(total - ACCOUNTS_PER_PAGE);
+    const last = await textOf(rows.last());
+    expect(last).toContain(`Bulk ${String(total - 1).padStart(3, '0')}`);
+    expect(last).toMatch(/Free\s+Off\s+1\s+0/);
+    expect(await page.getByRole('link', { name: /^Next/ }).count()).toBe(0);
+    await page.getByRole('link', { name: 'First page' }).click();
+    expect(await textOf(rows.first())).toContain('Acme Analytics');
+
+    // A cursor keygate did not give is the operator's mistake, said in words.
+    expect((await page.goto('/accounts?after=not-a-cursor'))?.status()).toBe(400);
+    await shown(page.getByText('After: not a cursor keygate gave (follow the link to the next page).'));
   });
 });

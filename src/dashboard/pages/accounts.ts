@@ -11,6 +11,7 @@ import { createAccount, defaultPlanId, getAccount, updateAccount } from '../../o
 import { getKey, revokeKey } from '../../operations/keys.js';
 import { inviteMember } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
+import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { policyName } from '../../limits/rate-limits.js';
 import { actorOf, csrfField, field, operatorOf, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
 import { sendPage } from '../layout.js';
@@ -22,6 +23,8 @@ import { auditTable } from './audit.js';
 
 type AccountRequest = FastifyRequest<{ Params: { id: string } }>;
 const RECENT_EVENTS = 10;
+/** Accounts on one page of the list (a gateway may have thousands). */
+export const ACCOUNTS_PER_PAGE = 100;
 
 export function registerAccountPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
@@ -127,19 +130,31 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
 
   async function sendAccounts(request: FastifyRequest, reply: FastifyReply, notice?: Notice, status = 200): Promise<FastifyReply> {
     const now = rt.clock();
-    const accounts = await rt.store.listAccounts();
-    const keys = await rt.store.listKeys();
-    const members = await rt.store.listMembers();
+    // A page at a time, oldest first; keys and members are read for that page's accounts only.
+    const after = (request.query as { after?: unknown } | undefined)?.after;
+    const cursor = typeof after === 'string' ? after : undefined;
+    const listed = await rt.store.listAccounts({ limit: ACCOUNTS_PER_PAGE + 1, ...(cursor !== undefined ? { after: placeOf(cursor) } : {}) });
+    const accounts = listed.slice(0, ACCOUNTS_PER_PAGE);
+    const next = listed.length > ACCOUNTS_PER_PAGE ? cursorOf(accounts[accounts.length - 1] as AccountRecord) : undefined;
+    const accountIds = accounts.map((account) => account.id);
+    const keysInUse = countBy((await rt.store.listKeys({ accountIds })).filter((k) => isUsable(k, now)), (k) => k.accountId);
+    const members = countBy(await rt.store.listMembers({ accountIds }), (m) => m.accountId);
     const rows = accounts.map((account) => ({
       account,
       apiEnabled: apiEnabled(account, now),
-      keys: keys.filter((k) => k.accountId === account.id && isUsable(k, now)).length,
-      members: members.filter((m) => m.accountId === account.id).length,
+      keys: keysInUse.get(account.id) ?? 0,
+      members: members.get(account.id) ?? 0,
     }));
+    const pager =
+      cursor !== undefined || next !== undefined
+        ? html`<nav class="pager" aria-label="Pages of accounts">${cursor !== undefined ? html`<a href="/accounts">First page</a>` : ''}${next !== undefined ? html`<a href="/accounts?after=${next}" rel="next">Next ${ACCOUNTS_PER_PAGE} accounts</a>` : ''}</nav>`
+        : '';
     const body = html`<h1>Accounts</h1>
-<p>Every account of this ${rt.config.name} gateway. Open one to see its keys, members and usage.</p>
+<p>Every account of this ${rt.config.name} gateway, oldest first, ${ACCOUNTS_PER_PAGE} to a page. Open one to see its keys, members and usage.</p>
 ${rows.length === 0
-  ? html`<div class="empty"><p><strong>No accounts yet.</strong></p><p>Create one below, or with <code>keygate accounts create</code>.</p></div>`
+  ? cursor !== undefined
+    ? html`<div class="empty"><p><strong>No more accounts.</strong></p><p><a href="/accounts">Back to the first page</a></p></div>`
+    : html`<div class="empty"><p><strong>No accounts yet.</strong></p><p>Create one below, or with <code>keygate accounts create</code>.</p></div>`
   : html`<div class="table-wrap"><table class="data cards">
   <caption class="sr-only">Accounts</caption>
   <thead><tr><th scope="col">Account</th><th scope="col">Plan</th><th scope="col">API access</th><th scope="col" class="num">Keys in use</th><th scope="col" class="num">Members</th><th scope="col">Created</th></tr></thead>
@@ -153,6 +168,7 @@ ${rows.length === 0
     <td data-label="Created">${when(r.account.createdAt)}</td>
   </tr>`,
   )}</tbody></table></div>`}
+${pager}
 <h2 id="new-account">Create an account</h2>
 <form method="post" action="/accounts" class="inline-form" aria-labelledby="new-account">
   ${csrfField(request)}
@@ -236,4 +252,14 @@ ${auditTable(events, accountNames, `Recent activity of ${account.name}`)}
 function replacedWhat(replaced: { accountId: string | null; role: string }, accountId: string): string {
   if (replaced.role === 'operator') return ' as an operator';
   return replaced.accountId === accountId ? '' : ' to another account';
+}
+
+/** How many of `rows` each key (an account id) has. */
+function countBy<T>(rows: readonly T[], keyOf: (row: T) => string | null): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const row of rows) {
+    const key = keyOf(row);
+    if (key !== null) counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
 }

@@ -1,0 +1,19 @@
+/**
+ * An opaque place in a list in creation order (a row's creation time and id), for the
+ * admin API's `after` and the dashboard's next-page links: rows added or removed
+ * meanwhile neither skip nor repeat one.
+ */
+import type { Page } from '../store/store.js';
+import { OperationError } from './errors.js';
+
+export function cursorOf(row: { createdAt: number; id: string }): string {
+  return Buffer.from(`${row.createdAt}.${row.id}`).toString('base64url');
+}
+
+/** The place a cursor names; OperationError `invalid` for anything keygate did not give. */
+export function placeOf(cursor: string | undefined): Page['after'] {
+  if (cursor === undefined) return undefined;
+  const match = /^(\d{1,15})\.([\w-]{1,100})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) throw new OperationError('invalid', 'after: not a cursor keygate gave (follow the link to the next page)');
+  return { createdAt: Number(match[1]), id: match[2] as string };
+}
