@@ -88,11 +88,17 @@ export class ConfigReloadError extends Error {
   }
 }
 
-/** The dotted paths at which two profiles differ (objects compared field by field, lists whole). */
+/**
+ * The dotted paths at which two profiles differ (objects compared field by field, lists
+ * whole). The same fields in another order are a change of the object: the first plan is
+ * the default one.
+ */
 export function changedFields(before: unknown, after: unknown, at = ''): string[] {
   if (isRecord(before) && isRecord(after)) {
     const names = new Set([...Object.keys(before), ...Object.keys(after)]);
-    return [...names].flatMap((name) => changedFields(before[name], after[name], at === '' ? name : `${at}.${name}`));
+    const inside = [...names].flatMap((name) => changedFields(before[name], after[name], at === '' ? name : `${at}.${name}`));
+    if (inside.length === 0 && at !== '' && !isDeepStrictEqual(Object.keys(before), Object.keys(after))) return [at];
+    return inside;
   }
   return isDeepStrictEqual(before, after) ? [] : [at];
 }
@@ -272,6 +278,24 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   }, options.flushIntervalMs ?? 1_000);
   timer.unref();
 
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reloadOnce = async (next: LoadedConfig): Promise<string[]> => {
+    if (closed) throw new Error('keygate is stopping: the profile was not reloaded');
+    const changed = changedFields(runtime.config, next.config);
+    const fixed = changed.filter((path) => reloadableField(path) === undefined);
+    if (fixed.length > 0) throw new ConfigReloadError(fixed);
+    if (changed.length === 0) return [];
+    // Balances of meters no plan had until now (their period's usage was not loaded at start).
+    const loadedStarts = new Set(currentPeriodStarts(runtime.config, clock()));
+    const newStarts = currentPeriodStarts(next.config, clock()).filter((start) => !loadedStarts.has(start));
+    if (newStarts.length > 0) await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: newStarts }));
+    // The key cache stays: it holds keys and accounts as stored (plans are looked up per
+    // request), and it is what serves keys while the store is unreachable.
+    Object.assign(runtime, judging(next.config));
+    await warnOfUnknownPlans(store, next.config, log).catch((error: unknown) => log.warn({ err: error }, 'could not look for accounts on plans the profile no longer defines'));
+    return [...new Set(changed.map((path) => reloadableField(path) as string))];
+  };
+
   let closed = false;
   const runtime: Runtime = {
     ...judging(config),
@@ -298,21 +322,11 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       );
     },
     flush,
-    async reload(next) {
-      const changed = changedFields(runtime.config, next.config);
-      const fixed = changed.filter((path) => reloadableField(path) === undefined);
-      if (fixed.length > 0) throw new ConfigReloadError(fixed);
-      if (changed.length === 0) return [];
-      const before = runtime.config;
-      // Balances of meters no plan had until now (their period's usage was not loaded at start).
-      const loadedStarts = new Set(currentPeriodStarts(before, clock()));
-      const newStarts = currentPeriodStarts(next.config, clock()).filter((start) => !loadedStarts.has(start));
-      if (newStarts.length > 0) await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: newStarts }));
-      Object.assign(runtime, judging(next.config));
-      // Cached keys carry what was judged with the old profile.
-      keyCache.clear();
-      await warnOfUnknownPlans(store, next.config, log).catch((error: unknown) => log.warn({ err: error }, 'could not look for accounts on plans the profile no longer defines'));
-      return [...new Set(changed.map((path) => reloadableField(path) as string))];
+    reload(next) {
+      // One at a time, in the order asked: a later profile is never overtaken by an earlier one.
+      const done = reloading.then(() => reloadOnce(next));
+      reloading = done.catch(() => undefined);
+      return done;
     },
     async close() {
       if (closed) return;

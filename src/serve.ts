@@ -267,10 +267,9 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     );
 
     let closing: Promise<void> | undefined;
-    /** One reload at a time, in the order asked. */
-    let reloading: Promise<unknown> = Promise.resolve();
-    const reloadOnce = async (next: LoadedConfig | undefined) => {
+    const reloadFrom = async (next: LoadedConfig | undefined) => {
       try {
+        if (closing) throw new Error('keygate is stopping: the profile was not reloaded');
         const changed = await rt.reload(next ?? loadConfigFile(loaded.file));
         if (changed.length === 0) log.info({ file: loaded.file }, 'profile reloaded: nothing changed');
         else log.info({ file: loaded.file, changed }, `profile reloaded: ${changed.join(', ')} changed`);
@@ -285,11 +284,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       gatewayUrl,
       adminUrl,
       dashboardUrl,
-      reload(next) {
-        const done = reloading.then(() => reloadOnce(next));
-        reloading = done.catch(() => undefined);
-        return done;
-      },
+      reload: reloadFrom,
       close() {
         closing ??= (async () => {
           // Stop accepting, let in-flight requests finish, then write usage out.

@@ -290,11 +290,18 @@ describe('keygate serve reloads its profile on SIGHUP', () => {
     try {
       gateway = JSON.parse(await logged('keygate is serving')).gateway as string;
       expect(await message()).toBe('No token');
+      const cli = (...args: string[]) => runCli(['--config', file, ...args]);
+      const accountId = JSON.parse((await cli('accounts', 'create', '--name', 'Acme', '--json')).stdout).id as string;
+      const secret = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'k', '--json')).stdout).secret as string;
+      const withKey = async () => (await fetch(`${gateway}/anything`, { headers: { authorization: `Bearer ${secret}` } })).status;
+      expect(await withKey()).toBe(200);
 
-      writeFileSync(file, profile('Send your token'));
+      // The plan loses API access and the messages change: the gateway's next answers follow.
+      writeFileSync(file, profile('Send your token', { plans: { default: { apiAccess: false } } }));
       child.kill('SIGHUP');
-      expect(JSON.parse(await logged('profile reloaded')).changed).toEqual(['errors']);
+      expect(JSON.parse(await logged('profile reloaded')).changed).toEqual(['errors', 'plans']);
       expect(await message()).toBe('Send your token');
+      expect(await withKey()).toBe(403);
 
       // Not a profile keygate can use: named, and the one in use stays.
       writeFileSync(file, profile('Broken', { plans: { team: { rateLimits: [{ limit: -1, window: '1m' }] } } }));

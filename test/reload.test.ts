@@ -87,9 +87,47 @@ describe('reloading the profile in a running keygate', () => {
     expect(refused.allowed === false && refused.reason).toBe('api_disabled');
   });
 
-  it('answers no changes for the same profile again', async () => {
-    const same = gate.runtime.config;
-    expect(await gate.reload({ config: same, file: 'inline', dir })).toEqual([]);
+  it('answers no changes for the same profile read again', async () => {
+    const next = base();
+    next.plans = { team: { rateLimits: [{ limit: 5, window: '1m' }], meters: { credits: { limit: 100 } } } };
+    await gate.reload(loaded(next));
+    expect(await gate.reload(loaded(next))).toEqual([]);
+  });
+
+  it('keeps a route\'s own windows when the route moves in the list, and gives none of them to another route', async () => {
+    const withRoutes = (routes: ConfigInput['routes']) => ({ ...base(), plans: { team: { meters: { credits: { limit: 100 } } } }, routes });
+    const a = { path: '/a', rateLimits: [{ limit: 2, window: '1m' }] };
+    const b = { path: '/b', rateLimits: [{ limit: 2, window: '1m' }] };
+    await gate.reload(loaded(withRoutes([a, b])));
+    for (let i = 0; i < 2; i++) expect((await check('/a')).allowed).toBe(true);
+    expect((await check('/a')).allowed).toBe(false);
+
+    // /b takes /a's place in the list: it starts with its own window, not /a's.
+    expect(await gate.reload(loaded(withRoutes([b])))).toEqual(['routes']);
+    expect((await check('/b')).allowed).toBe(true);
+    // /a comes back, after /b: its window kept counting.
+    await gate.reload(loaded(withRoutes([b, a])));
+    const limited = await check('/a');
+    expect(limited.allowed === false && limited.reason).toBe('rate_limited');
+  });
+
+  it('takes plans listed in another order as a change: the first plan is the default one', async () => {
+    const plans = (order: string[]) => ({ ...base(), plans: Object.fromEntries(order.map((id) => [id, { meters: { credits: { limit: 100 } } }])) });
+    await gate.reload(loaded(plans(['team', 'pro'])));
+    expect((await createAccount(gate.runtime, { name: 'Before' }, 'test')).planId).toBe('team');
+    expect(await gate.reload(loaded(plans(['pro', 'team'])))).toEqual(['plans']);
+    expect((await createAccount(gate.runtime, { name: 'After' }, 'test')).planId).toBe('pro');
+  });
+
+  it('takes one reload at a time, in the order asked', async () => {
+    // The first adds a meter on a period of its own: it reads that period's balances from
+    // the store before it applies, and the second must still come after it.
+    const first = { ...base(), errors: { envelope: 'error' as const, reasons: { missing_key: { message: 'first' } } } };
+    first.plans = { team: { meters: { credits: { limit: 100 }, exports: { limit: 5, period: { billingDay: 15 } } } } };
+    const second = { ...base(), errors: { envelope: 'error' as const, reasons: { missing_key: { message: 'second' } } } };
+    await Promise.all([gate.reload(loaded(first)), gate.reload(loaded(second))]);
+    const missing = await check('/rows', false);
+    expect(missing.allowed === false && missing.error.body).toBe(JSON.stringify({ error: 'second' }));
   });
 
   it('changes nothing when a field only a restart applies has changed, and names it', async () => {
@@ -97,13 +135,14 @@ describe('reloading the profile in a running keygate', () => {
     const next = base();
     next.store = `sqlite:${path.join(dir, 'other.db')}`;
     next.listen = { port: 9999 };
-    next.plans = { team: { meters: { credits: { limit: 100 } } } };
+    next.errors = { envelope: 'error', reasons: { missing_key: { message: 'not applied' } } };
     const error = await gate.reload(loaded(next)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigReloadError);
     expect((error as ConfigReloadError).fields.sort()).toEqual(['listen.port', 'store']);
     expect((error as Error).message).toContain('take effect only when keygate restarts: nothing was reloaded');
     expect(gate.runtime.config).toBe(before);
-    const refused = await check('/rows');
-    expect(refused.allowed === false && refused.reason).toBe('api_disabled');
+    // The plan's message change was not applied either.
+    const missing = await check('/rows', false);
+    expect(missing.allowed === false && missing.error.body).toBe(JSON.stringify({ error: 'second' }));
   });
 });

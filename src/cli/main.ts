@@ -12,7 +12,7 @@ import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingSta
 import { createKeyHasher } from '../keys/hash.js';
 import type { Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
-import { serve } from '../serve.js';
+import { serve, type RunningKeygate } from '../serve.js';
 import { openStore, redactUrl } from '../store/open.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, updateAccount } from '../operations/accounts.js';
@@ -133,11 +133,16 @@ export function buildCli(): Command {
     .description('run the gateway, admin API and dashboard')
     .action(async (_opts, command: Command) => {
       const loaded = loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
-      const running = await serve(loaded);
-      stopOnSignal(() => running.close());
       // As nginx and most daemons: SIGHUP reads the profile again (what changed, or why
-      // nothing did, is logged).
-      process.on('SIGHUP', () => void running.reload().catch(() => undefined));
+      // nothing did, is logged). One that arrives while keygate starts (Node's default
+      // would end the process) is taken once it serves.
+      let running: RunningKeygate | undefined;
+      let reloadAsked = false;
+      const reload = () => void running?.reload().catch(() => undefined);
+      process.on('SIGHUP', () => (running ? reload() : (reloadAsked = true)));
+      running = await serve(loaded);
+      stopOnSignal(() => (running as RunningKeygate).close());
+      if (reloadAsked) reload();
     });
 
   program

@@ -37,20 +37,20 @@ export function createRateLimitPlanner() {
   // Plan id → route id → windows; two lookups instead of a new joined key per request.
   const cache = new Map<string, Map<string, RateLimitPlan>>();
   return {
-    plan(planId: string, plan: Plan, routeId: string, route: Route | undefined): RateLimitPlan {
+    plan(planId: string, plan: Plan, routeName: string, route: Route | undefined): RateLimitPlan {
       let byRoute = cache.get(planId);
       if (!byRoute) {
         byRoute = new Map();
         cache.set(planId, byRoute);
       }
-      let found = byRoute.get(routeId);
+      let found = byRoute.get(routeName);
       if (!found) {
         const templates = [
           ...plan.rateLimits.map((rl) => template(rl, 'plan')),
-          ...(route?.rateLimits ?? []).map((rl) => template(rl, routeId)),
+          ...(route?.rateLimits ?? []).map((rl) => template(rl, routeName)),
         ];
         found = { templates, policyHeader: policyHeader(templates), windowsByKey: new Map() };
-        byRoute.set(routeId, found);
+        byRoute.set(routeName, found);
       }
       return found;
     },
@@ -67,7 +67,8 @@ export function windowsFor(plan: RateLimitPlan, keyId: string, accountId: string
   if (cached && cached.accountId === accountId) return cached.windows;
   const windows = Object.freeze(
     plan.templates.map((t) => ({
-      id: `${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.tag}:${t.windowMs}:${t.limit}`,
+      // The tag last: a route's (its method and path) may hold any character.
+      id: `${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.windowMs}:${t.limit}:${t.tag}`,
       name: t.name,
       limit: t.limit,
       windowMs: t.windowMs,

@@ -164,7 +164,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
     // 6–7. Blocks and rate limits (all windows or none), then the cost reservation
     //      → blocked, rate_limited, insufficient_funds. One counters call.
-    const rateLimits = limits.plan(account.planId, plan, route.id, route.kind === 'proxy' ? route.route : undefined);
+    const rateLimits = limits.plan(account.planId, plan, route.name, route.kind === 'proxy' ? route.route : undefined);
     const admit: AdmitRequest = { now, windows: windowsFor(rateLimits, key.id, account.id) };
     if (plan.block) admit.block = { id: plan.block.scope === 'account' ? `a:${account.id}` : `k:${key.id}`, policy: plan.block };
     const charge = chargeFor(route, identity, request.method, request.url, now);

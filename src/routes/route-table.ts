@@ -12,7 +12,12 @@ const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 type Method = (typeof ALL_METHODS)[number];
 const KNOWN_METHODS: ReadonlySet<string> = new Set(ALL_METHODS);
 
-export type RouteMatch = { kind: 'proxy'; id: string; route: Route } | { kind: 'builtin'; id: string; builtin: Builtin };
+/**
+ * `id` is the route's place in the profile (`routes[2]`); `name` is the route as declared
+ * (`GET /v1/items/:id`), which its rate-limit windows are counted under, so that they
+ * keep counting when a reload moves the route in the list.
+ */
+export type RouteMatch = { kind: 'proxy'; id: string; name: string; route: Route } | { kind: 'builtin'; id: string; name: string; builtin: Builtin };
 
 export interface RouteTable {
   match(method: string, path: string): RouteMatch | undefined;
@@ -50,8 +55,8 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
     }
   };
   const targets: { method: string; path: string; target: RouteMatch }[] = [
-    ...builtins.map((builtin, i) => ({ method: builtin.method, path: builtin.path, target: { kind: 'builtin' as const, id: `builtin[${i}]`, builtin } })),
-    ...routes.map((route, i) => ({ method: route.method, path: route.path, target: { kind: 'proxy' as const, id: `routes[${i}]`, route } })),
+    ...builtins.map((builtin, i) => ({ method: builtin.method, path: builtin.path, target: { kind: 'builtin' as const, id: `builtin[${i}]`, name: `builtin ${builtin.method} ${builtin.path}`, builtin } })),
+    ...routes.map((route, i) => ({ method: route.method, path: route.path, target: { kind: 'proxy' as const, id: `routes[${i}]`, name: `${route.method} ${route.path}`, route } })),
   ];
   const specific = targets.filter((t) => t.method !== '*');
   // Specific methods first, then HEAD for the GET routes that have none (before a `*`
