@@ -129,6 +129,17 @@ describe('admin API', () => {
     const bad = await json(await kg.admin('/v1/accounts?limit=2&after=not-a-cursor'));
     expect(bad).toMatchObject({ status: 400, body: { detail: 'after: not a cursor keygate gave (follow the link to the next page)' } });
     expect((await json(await kg.admin('/v1/accounts?limit=0'))).status).toBe(400);
+
+    // Found by a part of the name (either case) or by id, and paged the same way.
+    const names = async (response: Response) => ((await response.json()) as { name: string }[]).map((a) => a.name);
+    const matching = await names(await kg.admin('/v1/accounts?q=pAGED'));
+    expect([...matching].sort()).toEqual(['Paged 0', 'Paged 1', 'Paged 2', 'Paged 3', 'Paged 4']);
+    const found = await kg.admin('/v1/accounts?q=pAGED&limit=3');
+    const rest = /^<([^>]+)>; rel="next"$/.exec(found.headers.get('link') ?? '')?.[1] as string;
+    expect(rest).toMatch(/^\/v1\/accounts\?q=pAGED&limit=3&after=/);
+    expect([...(await names(found)), ...(await names(await kg.admin(rest)))]).toEqual(matching);
+    expect(((await (await kg.admin(`/v1/accounts?q=${owner}`)).json()) as { id: string }[]).map((a) => a.id)).toEqual([owner]);
+    expect((await json(await kg.admin('/v1/accounts?q='))).status).toBe(400);
   });
 
   it('rotates a key: both work during the overlap, the old one expires after it', async () => {

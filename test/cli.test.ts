@@ -63,6 +63,9 @@ describe('keygate CLI with a running gateway', () => {
     const list = await cli('accounts', 'list');
     expect(list.stdout).toContain('Acme Analytics');
     expect(list.stdout).toMatch(/^ID\s+NAME\s+PLAN/);
+    await cli('accounts', 'create', '--name', 'Globex');
+    const found = JSON.parse((await cli('accounts', 'list', '--search', 'acme', '--json')).stdout) as { name: string }[];
+    expect(found.map((a) => a.name)).toEqual(['Acme Analytics']);
   });
 
   it('creates a key whose secret is printed once, with a warning', async () => {

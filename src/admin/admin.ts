@@ -240,9 +240,13 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
   );
 
   // accounts
-  app.get('/v1/accounts', { schema: { tags: ['accounts'], querystring: z.object(PageQuery).strict(), response: { 200: z.array(Account) } } }, async (request, reply) =>
-    (await paged(request, reply, (page) => rt.store.listAccounts(page))).map(accountOut),
-  );
+  const AccountsQuery = z
+    .object({ q: z.string().min(1).max(200).optional().describe('Only accounts whose name contains this (either case), or whose id it is'), ...PageQuery })
+    .strict();
+  app.get('/v1/accounts', { schema: { tags: ['accounts'], querystring: AccountsQuery, response: { 200: z.array(Account) } } }, async (request, reply) => {
+    const { q } = request.query;
+    return (await paged(request, reply, (page) => rt.store.listAccounts({ ...(q !== undefined ? { search: q } : {}), ...page }))).map(accountOut);
+  });
   app.post(
     '/v1/accounts',
     {

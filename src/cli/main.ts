@@ -233,17 +233,21 @@ export function buildCli(): Command {
         print(json, account, () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
       }),
     );
-  accounts.command('list').description('every account').action((_o, command: Command) =>
-    withRuntime(command, async (rt, { json }) => {
-      const list = await rt.store.listAccounts();
-      print(json, list, () =>
-        table(
-          list.map((a) => ({ id: a.id, name: a.name, plan: a.planId in rt.config.plans ? a.planId : `${a.planId} (not in the profile)`, api: apiAccessOf(a, rt.config), created: when(a.createdAt), planExpires: when(a.planExpiresAt) })),
-          ['id', 'name', 'plan', 'api', 'created', 'planExpires'],
-        ),
-      );
-    }),
-  );
+  accounts
+    .command('list')
+    .description('every account, oldest first')
+    .option('--search <text>', 'only accounts whose name contains this (either case), or whose id it is')
+    .action((opts: { search?: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const list = await rt.store.listAccounts(opts.search !== undefined ? { search: opts.search } : {});
+        print(json, list, () =>
+          table(
+            list.map((a) => ({ id: a.id, name: a.name, plan: a.planId in rt.config.plans ? a.planId : `${a.planId} (not in the profile)`, api: apiAccessOf(a, rt.config), created: when(a.createdAt), planExpires: when(a.planExpiresAt) })),
+            ['id', 'name', 'plan', 'api', 'created', 'planExpires'],
+          ),
+        );
+      }),
+    );
   accounts
     .command('update <id>')
     .description("change an account's name, plan, API access, overage or plan expiry")

@@ -7,6 +7,7 @@ import { Migrator, sql, type Kysely, type MigrationProvider, type SelectQueryBui
 import type {
   AccountFilter,
   AccountPatch,
+  AccountSearch,
   AccountRecord,
   AuditEntry,
   GaugeRow,
@@ -192,8 +193,13 @@ export class SqlStore implements Store {
     return row && toAccount(row);
   }
 
-  async listAccounts(page: Page = {}): Promise<AccountRecord[]> {
-    return (await inCreationOrder(this.db.selectFrom('accounts').selectAll(), page).execute()).map(toAccount);
+  async listAccounts(filter: AccountSearch & Page = {}): Promise<AccountRecord[]> {
+    let query = this.db.selectFrom('accounts').selectAll();
+    if (filter.search !== undefined) {
+      const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`;
+      query = query.where((eb) => eb.or([sql<boolean>`lower(name) like ${pattern} escape '\\'`, eb('id', '=', filter.search as string)]));
+    }
+    return (await inCreationOrder(query, filter).execute()).map(toAccount);
   }
 
   async updateAccount(id: string, patch: AccountPatch): Promise<AccountRecord | undefined> {

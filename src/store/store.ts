@@ -133,6 +133,14 @@ export interface UsageDailyRow {
 export type AccountPatch = Partial<Pick<AccountRecord, 'name' | 'planId' | 'planExpiresAt' | 'apiAccess' | 'overage'>>;
 export type KeyPatch = Partial<Pick<KeyRecord, 'name' | 'expiresAt' | 'revokedAt' | 'scopes'>>;
 /** A page of a list in creation order: the rows after `after` (a row's creation time and id), at most `limit`. */
+/**
+ * Accounts whose name contains `search` (letters of either case; SQLite folds only
+ * A-Z) or whose id it is.
+ */
+export interface AccountSearch {
+  search?: string;
+}
+
 /** Rows of one account, or of any of several (a page of accounts); neither: all rows. */
 export interface AccountFilter {
   accountId?: string;
@@ -169,7 +177,7 @@ export interface Store {
   createAccount(account: AccountRecord): Promise<void>;
   getAccount(id: string): Promise<AccountRecord | undefined>;
   /** Oldest first; `page` gives at most `limit` after a place (see Page). */
-  listAccounts(page?: Page): Promise<AccountRecord[]>;
+  listAccounts(filter?: AccountSearch & Page): Promise<AccountRecord[]>;
   updateAccount(id: string, patch: AccountPatch): Promise<AccountRecord | undefined>;
   /** Deleting an account leaves its keys unbound (they then fail with key_not_bound). */
   deleteAccount(id: string): Promise<boolean>;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AccountRecord, KeyRecord, MemberRecord, Store } from '../../src/store/store.js';
+import type { AccountRecord, KeyRecord, MemberRecord, Page, Store } from '../../src/store/store.js';
 
 export interface StoreBackend {
   /** A migrated, empty store, and how to remove it afterwards. */
@@ -191,6 +191,22 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
 
       // A second key with the same hash is refused.
       await expect(store.insertKey(key(a.id, { hash: first.hash }))).rejects.toThrow();
+    });
+
+    it('finds accounts by a part of their name, either case, wildcards taken literally, or by id', async () => {
+      const tag = unique('find');
+      const data = account({ name: `${tag} Data_Co`, createdAt: T0 + 1 });
+      const metrics = account({ name: `${tag} 100% METRICS`, createdAt: T0 + 2 });
+      const decoy = account({ name: `${tag} DataXCo 100 metrics`, createdAt: T0 + 3 });
+      for (const a of [data, metrics, decoy]) await store.createAccount(a);
+      const names = async (search: string, page: Page = {}) => (await store.listAccounts({ search, ...page })).map((a) => a.name);
+
+      expect(await names(tag.toUpperCase())).toEqual([data.name, metrics.name, decoy.name]);
+      expect(await names(`${tag} data_co`)).toEqual([data.name]);
+      expect(await names(`${tag} 100% m`)).toEqual([metrics.name]);
+      expect(await names(data.id)).toEqual([data.name]);
+      expect(await names(`${tag} nothing`)).toEqual([]);
+      expect(await names(tag, { limit: 1, after: { createdAt: data.createdAt, id: data.id } })).toEqual([metrics.name]);
     });
 
     it('lists the keys and members of several accounts at once (a page of accounts), and of none', async () => {

@@ -167,7 +167,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     }
   });
 
-  it('lists accounts a page at a time, with their own keys and members counted', async () => {
+  it('lists accounts a page at a time, with their own keys and members counted, and finds them by name or id', async () => {
     const before = (await fixture.keygate.runtime.store.listAccounts()).length;
     // Enough for a second page; the last one created has a key in use.
     let lastId = '';
@@ -177,18 +177,32 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
 
     await page.goto('/accounts');
     const rows = page.getByRole('table', { name: 'Accounts' }).locator('tbody tr');
+    const names = async () => (await rows.allInnerTexts()).map((row) => row.split('\t')[0]?.trim());
     expect(await rows.count()).toBe(ACCOUNTS_PER_PAGE);
     expect(await textOf(rows.first())).toContain('Acme Analytics');
     expect(await page.getByRole('link', { name: 'First page' }).count()).toBe(0);
+    const firstPage = await names();
 
     await page.getByRole('link', { name: `Next ${ACCOUNTS_PER_PAGE} accounts` }).click();
     expect(await rows.count()).toBe(total - ACCOUNTS_PER_PAGE);
-    const last = await textOf(rows.last());
-    expect(last).toContain(`Bulk ${String(total - 1).padStart(3, '0')}`);
-    expect(last).toMatch(/Free\s+Off\s+1\s+0/);
+    // Every account once, over the two pages (accounts made in the same millisecond are ordered by id).
+    const every = (await fixture.keygate.runtime.store.listAccounts()).map((a) => a.name);
+    expect([...firstPage, ...(await names())].sort()).toEqual(every.sort());
     expect(await page.getByRole('link', { name: /^Next/ }).count()).toBe(0);
     await page.getByRole('link', { name: 'First page' }).click();
     expect(await textOf(rows.first())).toContain('Acme Analytics');
+
+    // Found by a part of the name, either case, or by id; keys and members counted as on any page.
+    const search = page.getByRole('search', { name: 'Accounts' });
+    await search.getByLabel('Search accounts').fill('bULK 10');
+    await search.getByRole('button', { name: 'Search' }).click();
+    expect(new URL(page.url()).search).toBe('?q=bULK+10');
+    expect((await names()).sort()).toEqual(['Bulk 100', 'Bulk 101', 'Bulk 102']);
+    expect(await textOf(page.locator('tr', { hasText: `Bulk ${String(total - 1).padStart(3, '0')}` }))).toMatch(/Free\s+Off\s+1\s+0/);
+    await page.goto(`/accounts?q=${acmeId}`);
+    expect(await rows.allInnerTexts()).toEqual([expect.stringContaining('Acme Analytics')]);
+    await page.goto('/accounts?q=%3Cb%3Enobody');
+    await shown(page.getByText('No account has “<b>nobody” in its name or as its id.'));
 
     // A cursor keygate did not give is the operator's mistake, said in words.
     expect((await page.goto('/accounts?after=not-a-cursor'))?.status()).toBe(400);

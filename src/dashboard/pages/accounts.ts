@@ -131,9 +131,14 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
   async function sendAccounts(request: FastifyRequest, reply: FastifyReply, notice?: Notice, status = 200): Promise<FastifyReply> {
     const now = rt.clock();
     // A page at a time, oldest first; keys and members are read for that page's accounts only.
-    const after = (request.query as { after?: unknown } | undefined)?.after;
-    const cursor = typeof after === 'string' ? after : undefined;
-    const listed = await rt.store.listAccounts({ limit: ACCOUNTS_PER_PAGE + 1, ...(cursor !== undefined ? { after: placeOf(cursor) } : {}) });
+    const query = (request.query ?? {}) as { after?: unknown; q?: unknown };
+    const cursor = typeof query.after === 'string' ? query.after : undefined;
+    const search = typeof query.q === 'string' && query.q.trim() !== '' ? query.q.trim().slice(0, 200) : undefined;
+    const listed = await rt.store.listAccounts({
+      limit: ACCOUNTS_PER_PAGE + 1,
+      ...(cursor !== undefined ? { after: placeOf(cursor) } : {}),
+      ...(search !== undefined ? { search } : {}),
+    });
     const accounts = listed.slice(0, ACCOUNTS_PER_PAGE);
     const next = listed.length > ACCOUNTS_PER_PAGE ? cursorOf(accounts[accounts.length - 1] as AccountRecord) : undefined;
     const accountIds = accounts.map((account) => account.id);
@@ -145,16 +150,28 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       keys: keysInUse.get(account.id) ?? 0,
       members: members.get(account.id) ?? 0,
     }));
+    const listUrl = (place?: string) => {
+      const params = new URLSearchParams({ ...(search !== undefined ? { q: search } : {}), ...(place !== undefined ? { after: place } : {}) }).toString();
+      return params === '' ? '/accounts' : `/accounts?${params}`;
+    };
     const pager =
       cursor !== undefined || next !== undefined
-        ? html`<nav class="pager" aria-label="Pages of accounts">${cursor !== undefined ? html`<a href="/accounts">First page</a>` : ''}${next !== undefined ? html`<a href="/accounts?after=${next}" rel="next">Next ${ACCOUNTS_PER_PAGE} accounts</a>` : ''}</nav>`
+        ? html`<nav class="pager" aria-label="Pages of accounts">${cursor !== undefined ? html`<a href="${listUrl()}">First page</a>` : ''}${next !== undefined ? html`<a href="${listUrl(next)}" rel="next">Next ${ACCOUNTS_PER_PAGE} accounts</a>` : ''}</nav>`
         : '';
+    const empty =
+      search !== undefined
+        ? html`<div class="empty"><p><strong>No account${cursor !== undefined ? ' further on' : ''} has “${search}” in its name or as its id.</strong></p><p><a href="/accounts">Show every account</a></p></div>`
+        : cursor !== undefined
+          ? html`<div class="empty"><p><strong>No more accounts.</strong></p><p><a href="/accounts">Back to the first page</a></p></div>`
+          : html`<div class="empty"><p><strong>No accounts yet.</strong></p><p>Create one below, or with <code>keygate accounts create</code>.</p></div>`;
     const body = html`<h1>Accounts</h1>
-<p>Every account of this ${rt.config.name} gateway, oldest first, ${ACCOUNTS_PER_PAGE} to a page. Open one to see its keys, members and usage.</p>
+<p>${search !== undefined ? html`Accounts whose name contains “${search}”, or whose id it is` : html`Every account of this ${rt.config.name} gateway`}, oldest first, ${ACCOUNTS_PER_PAGE} to a page. Open one to see its keys, members and usage.</p>
+<form method="get" action="/accounts" class="inline-form" role="search" aria-label="Accounts">
+  <div class="field"><label for="account-search">Search accounts</label><input id="account-search" name="q" type="search" maxlength="200" value="${search ?? ''}"></div>
+  <button type="submit">Search</button>${search !== undefined ? html`<p><a href="/accounts">Show every account</a></p>` : ''}
+</form>
 ${rows.length === 0
-  ? cursor !== undefined
-    ? html`<div class="empty"><p><strong>No more accounts.</strong></p><p><a href="/accounts">Back to the first page</a></p></div>`
-    : html`<div class="empty"><p><strong>No accounts yet.</strong></p><p>Create one below, or with <code>keygate accounts create</code>.</p></div>`
+  ? empty
   : html`<div class="table-wrap"><table class="data cards">
   <caption class="sr-only">Accounts</caption>
   <thead><tr><th scope="col">Account</th><th scope="col">Plan</th><th scope="col">API access</th><th scope="col" class="num">Keys in use</th><th scope="col" class="num">Members</th><th scope="col">Created</th></tr></thead>
