@@ -39,8 +39,8 @@ export interface RuntimeOptions {
 
 export interface Runtime {
   /**
-   * The profile. It and the three after the next are replaced by `reload`: read them
-   * from the runtime when they are used rather than keeping them.
+   * The profile. `config`, `dialect`, `routes` and `pipeline` are replaced by `reload`:
+   * read them from the runtime where they are used rather than keeping a copy.
    */
   config: Config;
   readonly configDir: string;

@@ -45,7 +45,8 @@ export interface GatewayOptions {
 const CLIENT_CLOSED = 499;
 
 export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): Promise<FastifyInstance> {
-  // The profile, the dialect and the pipeline are read from `rt` per request: a reload replaces them.
+  // `config` is kept for what only a restart changes (basePath); the dialect, the pipeline
+  // and the reloadable settings are read from `rt` per request, as a reload replaces them.
   const { config, usage } = rt;
   const log = rt.log.child({ component: 'gateway' });
   const { metrics } = options;
