@@ -13,4 +13,10 @@ describe('isCanonicalPath', () => {
       expect(isCanonicalPath(path), path).toBe(false);
     }
   });
+
+  it('refuses encoded slashes, backslashes and control characters, which an upstream that decodes the path reads as another path', () => {
+    for (const path of ['/v1/admin%2Fusers', '/v1/admin%2fusers', '/v1/x/..%2Fadmin/users', '/v1/x/%2E%2E%2Fadmin/users', '/v1/a%5Cb', '/v1/a%00.json', '/v1/a%0A', '/v1/a%1f', '/v1/a%7F']) {
+      expect(isCanonicalPath(path), path).toBe(false);
+    }
+  });
 });

@@ -3,7 +3,9 @@
  * matched on the raw path, but URL parsing downstream turns `\` into `/` and resolves
  * `.`/`..` segments (also percent-encoded ones), so `/v1/projects/x\..\..\admin` would be
  * judged as one route and served as another. Any path that a URL parser would rewrite is
- * therefore refused, and so is one with `//`, which many servers merge.
+ * therefore refused, and so is one with `//`, which many servers merge, and one with an
+ * encoded `/`, `\` or control character, which servers that decode the path first read
+ * as another path.
  */
 
 /** Characters or sequences after which a URL parser may rewrite the path. */
@@ -13,6 +15,13 @@ const MAYBE_REWRITTEN = /[\\%]|\/\./;
  * so the path served is not the path judged.
  */
 const PATH_PARAMETER = ';';
+/**
+ * Percent-encoded `/`, `\` and control characters. URL parsers and keygate's router
+ * leave them encoded, so `/v1/admin%2Fusers` matches `/v1/*`; but an upstream that
+ * decodes the path before routing it (Flask/Werkzeug, some Go and PHP routers, a proxy
+ * in between) serves `/v1/admin/users`, and a decoded NUL cuts a path short in C code.
+ */
+const ENCODED_SEPARATOR_OR_CONTROL = /%(2f|5c|[01][0-9a-f]|7f)/i;
 const BASE = 'http://keygate.invalid';
 
 /** Whether `path` reaches the upstream byte for byte as it was matched. */
@@ -23,6 +32,7 @@ export function isCanonicalPath(path: string): boolean {
   if (path.includes('//')) return false;
   if (path.includes(PATH_PARAMETER)) return false;
   if (!MAYBE_REWRITTEN.test(path)) return true;
+  if (ENCODED_SEPARATOR_OR_CONTROL.test(path)) return false;
   try {
     return new URL(path, BASE).pathname === path;
   } catch {
