@@ -142,6 +142,21 @@ describe('admin API', () => {
     expect((await json(await kg.admin('/v1/accounts?q='))).status).toBe(400);
   });
 
+  it('refuses an overlap that would end past the year 9999, and names with control characters, writing nothing', async () => {
+    const keysBefore = await json(await kg.admin('/v1/keys'));
+    for (const overlap of ['99999999999999999999d', '3000000d']) {
+      const refused = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap }) }));
+      expect(refused.status, overlap).toBe(400);
+    }
+    const accountId = keysBefore.body.find((k: { id: string }) => k.id === first.id).accountId as string;
+    const forged = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'prod\u001b[2K\rkey_FAKE\ninjected row' }) }));
+    expect(forged).toMatchObject({ status: 400, body: { detail: 'a key name cannot contain control characters (line breaks, tabs, escapes)' } });
+    const account = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme\nFAKE' }) }));
+    expect(account).toMatchObject({ status: 400, body: { detail: 'an account name cannot contain control characters (line breaks, tabs, escapes)' } });
+    // Nothing was written, and every list still answers.
+    expect(await json(await kg.admin('/v1/keys'))).toEqual(keysBefore);
+  });
+
   it('rotates a key: both work during the overlap, the old one expires after it', async () => {
     const rotated = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
     expect(rotated.status).toBe(200);

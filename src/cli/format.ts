@@ -10,8 +10,16 @@ export function table(rows: readonly Record<string, unknown>[], columns: readonl
 
 function cell(value: unknown): string {
   if (value === null || value === undefined) return '-';
-  if (Array.isArray(value)) return value.length === 0 ? '-' : value.join(',');
-  return String(value);
+  if (Array.isArray(value)) return value.length === 0 ? '-' : visible(value.join(','));
+  return visible(String(value));
+}
+
+/**
+ * Control characters shown as escapes: a name stored before they were refused must not
+ * break a row in two or send escape sequences to the operator's terminal.
+ */
+function visible(text: string): string {
+  return text.replace(/\p{Cc}/gu, (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`);
 }
 
 export function when(ms: number | null): string {

@@ -19,7 +19,9 @@ export function parseDuration(text: string | number): number | undefined {
   if (!match) return undefined;
   if (match[1] === undefined) return 0;
   const unit = match[2] as keyof typeof UNIT_MS;
-  return Math.round(Number(match[1]) * UNIT_MS[unit]);
+  const ms = Math.round(Number(match[1]) * UNIT_MS[unit]);
+  // Past 2^53 ms (285,000 years) milliseconds are no longer whole numbers: not a duration.
+  return Number.isSafeInteger(ms) ? ms : undefined;
 }
 
 /** Formats 600000 as `10m`, choosing the largest unit that divides it evenly. */

@@ -2,7 +2,7 @@
 import type { Runtime } from '../runtime.js';
 import type { AccountPatch, AccountRecord } from '../store/store.js';
 import { newId } from '../ids.js';
-import { OperationError } from './errors.js';
+import { checkedName, OperationError } from './errors.js';
 import { audit } from './audit.js';
 
 export interface NewAccount {
@@ -17,6 +17,9 @@ export function defaultPlanId(rt: Pick<Runtime, 'config'>): string {
   return rt.config.defaultPlan ?? (Object.keys(rt.config.plans)[0] as string);
 }
 
+/** The longest account name (the dashboard's form says so too). */
+const ACCOUNT_NAME_MAX = 200;
+
 function checkPlan(rt: Runtime, planId: string): void {
   if (!rt.config.plans[planId]) {
     throw new OperationError('invalid', `no plan "${planId}"; plans are: ${Object.keys(rt.config.plans).join(', ')}`);
@@ -24,8 +27,7 @@ function checkPlan(rt: Runtime, planId: string): void {
 }
 
 export async function createAccount(rt: Runtime, input: NewAccount, actor: string): Promise<AccountRecord> {
-  const name = input.name.trim();
-  if (name === '') throw new OperationError('invalid', 'an account needs a name');
+  const name = checkedName('an account', input.name, ACCOUNT_NAME_MAX);
   const planId = input.planId ?? defaultPlanId(rt);
   checkPlan(rt, planId);
   const account: AccountRecord = {
@@ -50,6 +52,7 @@ export async function getAccount(rt: Runtime, id: string): Promise<AccountRecord
 
 export async function updateAccount(rt: Runtime, id: string, patch: AccountPatch, actor: string): Promise<AccountRecord> {
   if (patch.planId !== undefined) checkPlan(rt, patch.planId);
+  if (patch.name !== undefined) patch = { ...patch, name: checkedName('an account', patch.name, ACCOUNT_NAME_MAX) };
   const before = await getAccount(rt, id);
   const after = await rt.store.updateAccount(id, patch);
   if (!after) throw new OperationError('not_found', `no account "${id}"`);

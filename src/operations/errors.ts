@@ -18,3 +18,19 @@ export const OPERATION_STATUS: Record<OperationErrorKind, number> = {
   conflict: 409,
   forbidden: 403,
 };
+
+/** C0 and C1 control characters and DEL: line breaks, tabs, terminal escapes. */
+const CONTROL = /\p{Cc}/u;
+
+/**
+ * A name as it is typed (`what`: "a key", "an account"): trimmed, not empty, at most
+ * `max` characters, and without control characters, which would forge rows in the CLI's
+ * tables or move an operator's terminal (a member names their own keys).
+ */
+export function checkedName(what: string, raw: string, max: number): string {
+  const name = raw.trim();
+  if (name === '') throw new OperationError('invalid', `${what} needs a name`);
+  if (name.length > max) throw new OperationError('invalid', `${what} name is at most ${max} characters`);
+  if (CONTROL.test(name)) throw new OperationError('invalid', `${what} name cannot contain control characters (line breaks, tabs, escapes)`);
+  return name;
+}

@@ -8,7 +8,7 @@ import type { Runtime } from '../runtime.js';
 import type { KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
 import { newId } from '../ids.js';
-import { OperationError } from './errors.js';
+import { checkedName, OperationError } from './errors.js';
 import { audit } from './audit.js';
 import { getAccount } from './accounts.js';
 
@@ -25,6 +25,9 @@ export interface IssuedKey {
   /** Shown exactly once. */
   secret: string;
 }
+
+/** The latest time a key may be valid until (4-digit years, well inside JavaScript's dates). */
+const LATEST_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 /** Rotation overlaps offered by the dashboard. */
 export const ROTATION_OVERLAPS_MS = { now: 0, '1h': HOUR_MS, '24h': DAY_MS, '7d': 7 * DAY_MS } as const;
@@ -56,9 +59,7 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
   const account = await getAccount(rt, input.accountId);
   const plan = rt.config.plans[account.planId];
   const now = rt.clock();
-  const name = input.name.trim();
-  if (name === '') throw new OperationError('invalid', 'a key needs a name');
-  if (name.length > 100) throw new OperationError('invalid', 'a key name is at most 100 characters');
+  const name = checkedName('a key', input.name, 100);
   const mode = input.mode ?? 'live';
   if (!rt.keyFormat.modes.includes(mode)) {
     throw new OperationError('invalid', `this API issues ${rt.keyFormat.modes.join(' and ')} keys only, not ${mode}`);
@@ -73,8 +74,9 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
   if (input.expiresAt !== undefined && input.expiresAt !== null && !rt.config.keys.expiry && options.rotatedFrom === undefined) {
     throw new OperationError('invalid', "this API's keys do not expire: a key works until it is revoked");
   }
-  if (input.expiresAt !== undefined && input.expiresAt !== null && input.expiresAt <= now) {
-    throw new OperationError('invalid', 'the expiry must be in the future');
+  if (input.expiresAt !== undefined && input.expiresAt !== null) {
+    if (!Number.isFinite(input.expiresAt) || input.expiresAt <= now) throw new OperationError('invalid', 'the expiry must be in the future');
+    if (input.expiresAt > LATEST_TIME) throw new OperationError('invalid', 'the expiry must be before the year 10000');
   }
   let secret: string;
   if (options.secret === undefined) {
@@ -155,7 +157,9 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   const earlier = accountKeys.filter((k) => k.rotatedFrom === old.id);
   const replacement = earlier.find((k) => isActive(k, now));
   if (replacement) throw new OperationError('conflict', `this key was already rotated; rotate its replacement ${replacement.id} instead`);
-  if (overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
+  if (!Number.isFinite(overlapMs) || overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
+  // Checked before anything is written: a date past JavaScript's range made every later key listing fail.
+  if (now + overlapMs > LATEST_TIME) throw new OperationError('invalid', 'the overlap is too long: it would end after the year 9999');
   // The replacement ends when the old key was to end: rotation changes the secret, never
   // how long access lasts. A key rotated before (its replacement since revoked) now ends
   // with that overlap; its own end date went down the chain of replacements, to the
