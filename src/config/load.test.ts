@@ -78,6 +78,14 @@ describe('keygate.yaml validation', () => {
     expect(tricky).not.toMatch(/ss@cache|s3cret/);
   });
 
+  it('masks the password of a URL it quotes back in a field\'s problem', () => {
+    const mistyped = problems('upstream: {url: "htps://svc:Sup3rS3cretPw@127.0.0.1:9311"}\n');
+    expect(mistyped[0]).toBe('upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "htps://svc:***@127.0.0.1:9311"');
+    expect(mistyped.join('\n')).not.toContain('Sup3r');
+    const notMapping = problems('upstream: "https://svc:Sup3rS3cretPw@127.0.0.1:9311"\n');
+    expect(notMapping).toEqual(['upstream: expected object, got string "https://svc:***@127.0.0.1:9311"']);
+  });
+
   it('refuses store and counters URLs that serve would refuse, and a mistyped counters parameter', () => {
     expect(problems('upstream: {url: "http://a"}\nstore: postgress://k@db/k\n')).toEqual(['store: expected "sqlite:<file>" or "postgres://user:password@host:port/database"']);
     expect(problems('upstream: {url: "http://a"}\ncounters: rediss//cache:6379\n')).toEqual(['counters: expected "memory" or "redis://host:port[/db][?prefix=...]"']);

@@ -23,6 +23,11 @@ const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^/?#\s]*@/gi;
 /** `password=...` in a query string. */
 const PASSWORD_PARAM = /([?&]password=)[^&\s]*/gi;
 
+/** Text about the profile with the passwords of URLs in it masked: it goes to terminals, logs and CI. */
+function withoutPasswords(text: string): string {
+  return text.replace(URL_PASSWORD, '$1***@').replace(PASSWORD_PARAM, '$1***');
+}
+
 /** A loaded profile plus the directory its relative paths are resolved against. */
 export interface LoadedConfig {
   config: Config;
@@ -53,7 +58,7 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
             .trimEnd()
             .split('\n')
             .filter((line) => line.trim() !== '')
-            .map((line) => line.replace(URL_PASSWORD, '$1***@').replace(PASSWORD_PARAM, '$1***'))
+            .map(withoutPasswords)
             .join('\n      ')
         : String(error);
     throw new ConfigError(file, [`not valid YAML: ${detail}`]);
@@ -79,11 +84,11 @@ function describeProblem(issue: z.core.$ZodIssue): string {
     case 'invalid_type':
       return issue.input === undefined ? `required (expected ${issue.expected})` : `expected ${issue.expected}, got ${typeName(issue.input)}`;
     case 'invalid_value':
-      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(issue.input)}`;
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${quoted(issue.input)}`;
     case 'invalid_format':
-      return issue.message.startsWith('Invalid') ? `expected ${issue.format === 'regex' ? 'a valid value' : `a ${issue.format}`}, got ${JSON.stringify(issue.input)}` : `expected ${issue.message}, got ${JSON.stringify(issue.input)}`;
+      return issue.message.startsWith('Invalid') ? `expected ${issue.format === 'regex' ? 'a valid value' : `a ${issue.format}`}, got ${quoted(issue.input)}` : `expected ${issue.message}, got ${quoted(issue.input)}`;
     case 'invalid_union':
-      return `${issue.message} (got ${JSON.stringify(issue.input)})`;
+      return `${issue.message} (got ${quoted(issue.input)})`;
     default:
       return issue.message;
   }
@@ -92,7 +97,12 @@ function describeProblem(issue: z.core.$ZodIssue): string {
 function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
-  return typeof value === 'object' ? 'a mapping' : `${typeof value} ${JSON.stringify(value)}`;
+  return typeof value === 'object' ? 'a mapping' : `${typeof value} ${quoted(value)}`;
+}
+
+/** A value from the profile quoted back; a mistyped store or upstream URL may carry a password. */
+function quoted(value: unknown): string {
+  return withoutPasswords(JSON.stringify(value) ?? String(value));
 }
 
 function formatPath(segments: readonly PropertyKey[]): string {
