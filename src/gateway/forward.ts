@@ -85,6 +85,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const identityPrefix = config.identityHeaders.prefix.toLowerCase();
   const names = { account: `${identityPrefix}account`, key: `${identityPrefix}key`, mode: `${identityPrefix}mode`, scopes: `${identityPrefix}scopes`, plan: `${identityPrefix}plan` };
   const credentials = config.auth.credentials;
+  const impersonates = (name: string) => dropped.has(name) || name.startsWith(identityPrefix);
 
   /**
    * The headers the upstream receives, as undici's flat [name, value, ...] list. keygate's
@@ -107,6 +108,9 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     for (const name in headers) {
       const value = headers[name];
       if (value === undefined || dropped.has(name) || name.startsWith(identityPrefix) || listed?.includes(name)) continue;
+      // `X_Keygate_Account` is `X-Keygate-Account` to a CGI-style upstream (both become
+      // HTTP_X_KEYGATE_ACCOUNT): a client must not smuggle identity or addresses that way.
+      if (name.includes('_') && impersonates(name.replaceAll('_', '-'))) continue;
       if (plainBody && name === 'accept-encoding') continue;
       if (typeof value === 'string') out.push(name, value);
       else for (const item of value) out.push(name, item);

@@ -271,5 +271,22 @@ const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
  */
 export function redactedTarget(rt: Pick<Runtime, 'config' | 'keyFormat'>, url: string | undefined): string {
   const withoutUserinfo = (url ?? '/').replace(USERINFO, `$1${REDACTED}@`);
-  return rt.keyFormat.scrub(withoutCredentialParams(withoutUserinfo, rt.config.auth.credentials, REDACTED), REDACTED);
+  const scrubbed = rt.keyFormat.scrub(withoutCredentialParams(withoutUserinfo, rt.config.auth.credentials, REDACTED), REDACTED);
+  if (!scrubbed.includes('%')) return scrubbed;
+  // A key written with percent-escapes (`sk%5Flive%5F…`) is a key to whoever decodes it:
+  // then the target is logged decoded, with the key replaced.
+  const decoded = percentDecoded(scrubbed);
+  const decodedScrubbed = rt.keyFormat.scrub(decoded, REDACTED);
+  return decodedScrubbed === decoded ? scrubbed : decodedScrubbed;
+}
+
+/** Every well-formed run of percent-escapes decoded; malformed ones are left as they are. */
+function percentDecoded(text: string): string {
+  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
 }

@@ -97,9 +97,11 @@ describe('scrubbing keys out of text that is logged', () => {
     expect(ranksy.scrub(`/v1/x/${live}?a=${test}&b=${live}zz;c=rk_live_short`, '[R]')).toBe('/v1/x/rk_live_[R]?a=rk_test_[R]&b=rk_live_[R];c=rk_live_short');
   });
 
-  it('replaces hex keys of the format\'s length only', () => {
+  it('replaces every hex run at least a key long, so a key beside another hex digit is hidden too', () => {
     const hex = createKeyFormat({ format: 'hex', prefix: { live: 'x_' }, hexLength: 40 });
     const key = hex.generate('live');
-    expect(hex.scrub(`/v1/${key}?id=${'a'.repeat(39)}&sha=${'b'.repeat(41)}&k=${key.toUpperCase()}`, '[R]')).toBe(`/v1/[R]?id=${'a'.repeat(39)}&sha=${'b'.repeat(41)}&k=[R]`);
+    expect(hex.scrub(`/v1/${key}?id=${'a'.repeat(39)}&sha=${'b'.repeat(41)}&k=${key.toUpperCase()}&q=0${key}&two=${key}${key}`, '[R]')).toBe(
+      `/v1/[R]?id=${'a'.repeat(39)}&sha=[R]&k=[R]&q=[R]&two=[R]`,
+    );
   });
 });

@@ -117,7 +117,9 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
 
 function hexFormat(length: number): KeyFormat {
   const pattern = new RegExp(`^[0-9a-f]{${length}}$`);
-  const anywhere = new RegExp(`(?<![0-9a-f])[0-9a-f]{${length}}(?![0-9a-f])`, 'gi');
+  // Any run at least a key long: a key beside another hex digit (`?q=0<key>`, two keys
+  // in a row) is still a key; a longer hash is hidden with it.
+  const anywhere = new RegExp(`[0-9a-f]{${length},}`, 'gi');
   return {
     modes: ['live'],
     generate() {

@@ -84,6 +84,14 @@ describe('forwarding', () => {
     expect(last().headers['x-keygate-plan']).toBe('default');
   });
 
+  it('drops a client header that a CGI-style upstream would read as an identity or X-Forwarded header (underscores for dashes)', async () => {
+    const headers = { Authorization: `Token ${secret}`, X_Keygate_Account: 'acc_someone_else', 'x-keygate_plan': 'enterprise', X_Forwarded_For: '10.9.9.9', X_Other: 'kept' };
+    await (await kg.call('/sites', { headers })).text();
+    const seen = Object.keys(last().headers);
+    expect(seen.filter((name) => name.includes('_'))).toEqual(['x_other']);
+    expect(last().headers['x-keygate-account']).toBe(accountId);
+  });
+
   it('drops hop-by-hop headers, including those the Connection header names', async () => {
     await new Promise<void>((resolve, reject) => {
       const url = new URL(`${kg.gatewayUrl}/sites`);
