@@ -10,9 +10,9 @@
  * added. On the way down hop-by-hop headers, the record-count header and gauge headers
  * are dropped, and the RateLimit fields are added.
  *
- * A 2xx commits the route's cost (per-record costs counted from a response header or
- * the JSON body); anything else, an upstream failure, or a client that hangs up before
- * the answer releases it.
+ * A 2xx commits the route's cost (per-record costs counted from a response header, or
+ * from the JSON body as it streams past); anything else, an upstream failure, or a
+ * client that hangs up before the answer releases it.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
@@ -24,7 +24,8 @@ import type { Identity } from '../pipeline/identity.js';
 import type { Reservation } from '../counters/counters.js';
 import { deny, type Denial } from '../denial/reasons.js';
 import { credentialHeaderNames, withoutCredentialParams } from '../auth/credential.js';
-import { countRecords, parseRecordHeader } from '../meters/cost.js';
+import { parseRecordHeader } from '../meters/cost.js';
+import { JsonRecordCounter } from '../meters/json-records.js';
 import { settleCharge, type OnCharged } from '../pipeline/settle.js';
 import { redactUrl } from '../store/open.js';
 
@@ -38,8 +39,6 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-aut
 const NOT_FORWARDED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
 /** How long idle upstream connections are kept for reuse. */
 const UPSTREAM_KEEP_ALIVE_MS = 60_000;
-/** Largest JSON body buffered to count records. */
-const MAX_COUNTED_BODY = 64 * 1024 * 1024;
 /** undici's error codes for an upstream that did not answer in time. */
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -151,9 +150,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The exchange is over (answered in full, or failed). */
   private done = false;
   private clientLeft = false;
-  /** The JSON body being buffered for its record count. */
-  private chunks: Buffer[] | null = null;
-  private size = 0;
+  /** Counts the records of a JSON answer as it passes on to the client. */
+  private counter: JsonRecordCounter | null = null;
   private status = 0;
 
   constructor(
@@ -214,7 +212,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // The client's body is not read to its end: its connection cannot carry another request.
     if (!this.request.raw.complete) out.push('connection', 'close');
 
-    if (this.countsJson && ok) this.chunks = [];
+    if (this.countsJson && ok) this.counter = new JsonRecordCounter((records as { json: string }).json);
     else {
       if (recordHeader && ok && recordsFromHeader === undefined && this.request.method !== 'HEAD') {
         rt.log.warn({ route: this.route.path, header: recordHeader }, 'upstream sent no record count; charged the reserved estimate');
@@ -232,15 +230,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.chunks) {
-      this.size += chunk.length;
-      if (this.size > MAX_COUNTED_BODY) {
-        controller.abort(new Error(`upstream JSON body over ${MAX_COUNTED_BODY} bytes cannot be counted`));
-        return;
-      }
-      this.chunks.push(chunk);
-      return;
-    }
+    this.counter?.write(chunk);
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', () => controller.resume());
@@ -249,16 +239,13 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.done = true;
-    if (this.chunks) {
-      const body = Buffer.concat(this.chunks);
-      this.chunks = null;
-      const records = countJsonRecords(body, (this.route.cost?.records as { json: string }).json);
+    if (this.counter) {
+      const records = this.counter.end();
+      this.counter = null;
       if (records === undefined) this.upstream.rt.log.warn({ route: this.route.path }, 'could not count records in the upstream response; charged the reserved estimate');
       this.settle(this.status, records);
-      this.res.end(body);
-    } else {
-      this.res.end();
     }
+    this.res.end();
     this.upstream.hooks.onFinished(this.request, this.status);
   }
 
@@ -313,12 +300,4 @@ const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'Keep-Alive', 'Close'])
 function listedInConnection(value: string | string[] | undefined): string[] | undefined {
   if (typeof value !== 'string' || PLAIN_CONNECTION.has(value)) return undefined;
   return value.toLowerCase().split(',').map((name) => name.trim());
-}
-
-function countJsonRecords(body: Buffer, path: string): number | undefined {
-  try {
-    return countRecords(JSON.parse(body.toString('utf8')), path);
-  } catch {
-    return undefined;
-  }
 }

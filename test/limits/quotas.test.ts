@@ -31,6 +31,7 @@ function profile(upstreamUrl: string): ConfigInput {
     routes: [
       { method: 'POST', path: '/v1/domain/overview', cost: { meter: 'units', perRequest: 100 } },
       { method: 'GET', path: '/v1/backlinks/records', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
+      { method: 'GET', path: '/v1/backlinks/records-held', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
       { method: 'GET', path: '/v1/backlinks/count-header', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
       { method: 'GET', path: '/v1/failing/status/:code', cost: { meter: 'units', perRequest: 100 } },
       { method: 'GET', path: '/v1/export/status', cost: { meter: 'units', perRequest: 0 } },
@@ -105,6 +106,21 @@ describe('unit quotas', () => {
     expect(counted.headers.get('x-record-count')).toBeNull(); // keygate's header, removed
     await counted.text();
     expect(await unitsLeft(secret)).toBe(100_000 - 37 - 300);
+  });
+
+  it('passes a counted JSON body on as it arrives, and charges the records counted at its end', async () => {
+    const { secret } = await keyOn('big');
+    const response = await kg.call('/v1/backlinks/records-held?n=60000&id=streamed', { headers: { authorization: `Token ${secret}` } });
+    expect(response.status).toBe(200);
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    // The first half reaches the client while the upstream still holds the rest.
+    const first = await reader.read();
+    expect(Buffer.from(first.value as Uint8Array).toString()).toMatch(/^\{"data":\[\{"id":1\},/);
+    upstream.release('streamed');
+    const chunks = [Buffer.from(first.value as Uint8Array)];
+    for (let part = await reader.read(); !part.done; part = await reader.read()) chunks.push(Buffer.from(part.value));
+    expect((JSON.parse(Buffer.concat(chunks).toString()) as { data: unknown[] }).data).toHaveLength(60_000);
+    await eventually(async () => expect(await unitsLeft(secret)).toBe(100_000 - 60_000));
   });
 
   it('counts records in a body the client asked to have compressed (the upstream is asked for it plain)', async () => {

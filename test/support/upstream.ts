@@ -6,6 +6,7 @@
  *   /slow?ms=<n>          answers after n ms
  *   /held?id=<id>[&status=<code>]  answers (200, or that status) once the test calls release(id)
  *   /records?n=<n>        {"data":[...n items]} and X-Record-Count: n (gzipped when the request accepts gzip)
+ *   /records-held?n=<n>&id=<id>  the first half of {"data":[...n items]}, the rest once the test calls release(id)
  *   /count-header?n=<n>   X-Record-Count: n with a tiny body
  *   /stream?chunks=<n>    n chunks, 20 ms apart
  *   /hop                  200 with hop-by-hop headers of its own (Keep-Alive, one named by Connection)
@@ -64,6 +65,17 @@ export async function startTestUpstream(): Promise<TestUpstream> {
         const answer = () => json(Number(url.searchParams.get('status') ?? 200), { held: id });
         if (released.delete(id)) answer();
         else held.set(id, answer);
+        return;
+      }
+      if (url.pathname.endsWith('/records-held')) {
+        const n = Number(url.searchParams.get('n') ?? 0);
+        const text = JSON.stringify({ data: Array.from({ length: n }, (_, i) => ({ id: i + 1 })) });
+        const id = url.searchParams.get('id') ?? '';
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write(text.slice(0, text.length / 2));
+        const rest = () => res.end(text.slice(text.length / 2));
+        if (released.delete(id)) rest();
+        else held.set(id, rest);
         return;
       }
       if (url.pathname.endsWith('/records')) {

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { countRecords } from './cost.js';
+import { JsonRecordCounter } from './json-records.js';
+
+/** The counter's answer for `body` cut into chunks at the given offsets. */
+function streamed(body: string, path: string, cuts: number[] = []): number | undefined {
+  const bytes = Buffer.from(body);
+  const counter = new JsonRecordCounter(path);
+  let from = 0;
+  for (const cut of [...cuts, bytes.length]) {
+    counter.write(bytes.subarray(from, cut));
+    from = cut;
+  }
+  return counter.end();
+}
+
+/** What the parsed body answers (undefined when it is not JSON). */
+function parsed(body: string, path: string): number | undefined {
+  try {
+    return countRecords(JSON.parse(body), path);
+  } catch {
+    return undefined;
+  }
+}
+
+const CASES: [string, string][] = [
+  ['{"data":[1,2,3]}', 'data'],
+  ['{"data":[]}', 'data'],
+  ['{ "data" : [ {"a":[1,2]}, {"b":{"data":[9,9,9,9]}}, "x,]}", [ ] ] }', 'data'],
+  ['{"meta":{"total":42},"data":[1]}', 'meta.total'],
+  ['{"meta":{"total":41.9}}', 'meta.total'],
+  ['{"meta":{"total":-3}}', 'meta.total'],
+  ['{"meta":{"total":1e3}}', 'meta.total'],
+  ['{"meta":{"total":"12"}}', 'meta.total'],
+  ['{"meta":{"total":null}}', 'meta.total'],
+  ['{"meta":{"total":{"n":1}}}', 'meta.total'],
+  ['{"data":[1,2],"data":[1,2,3,4]}', 'data'],
+  ['{"data":[1,2],"data":5}', 'data'],
+  ['{"data":7,"data":[1,2]}', 'data'],
+  ['{"d\\u0061ta":[1,2,3]}', 'data'],
+  ['{"da\\"ta":[1,2,3],"data":[1]}', 'data'],
+  ['{"other":[1,2,3]}', 'data'],
+  ['[1,2,3,4,5]', ''],
+  ['[[1,2],[3]]', '0'],
+  ['{"items":[{"rows":[1,2]},{"rows":[1,2,3]}]}', 'items.1.rows'],
+  ['{"items":[{"rows":[1,2]},{"rows":[1,2,3]}]}', 'items.2.rows'],
+  ['{"a":{"b":{"c":[true,false,null,"s",{"x":[]},[],0]}}}', 'a.b.c'],
+  ['{"summary":[{"domain":"a.com","backlinks":10},{"domain":"b.com","backlinks":0}]}', 'summary'],
+  ['{"data":["\\\\",  "\\"]", "é ✓ 😀"]}', 'data'],
+  ['  {"data":[1]}  \n', 'data'],
+  ['{"data":[1,2,3]', 'data'],
+  ['{"data":[1,2,3]}}', 'data'],
+  ['{"data":[1,2,3]}{"data":[1]}', 'data'],
+  ['{"data":[1,2,3]]', 'data'],
+  ['{"data":"[1,2,3]"}', 'data'],
+  ['', 'data'],
+  ['42', ''],
+];
+
+describe('counting records in a JSON body as it streams', () => {
+  it.each(CASES)('%s at "%s": as the parsed body answers', (body, path) => {
+    expect(streamed(body, path)).toBe(parsed(body, path));
+  });
+
+  it('answers the same however the body is cut into chunks', () => {
+    for (const [body, path] of CASES) {
+      const expected = parsed(body, path);
+      const length = Buffer.byteLength(body);
+      for (let cut = 0; cut <= length; cut++) expect(streamed(body, path, [cut]), `${body} cut at ${cut}`).toBe(expected);
+      expect(streamed(body, path, Array.from({ length }, (_, i) => i))).toBe(expected);
+    }
+  });
+
+  it('counts a large array without building it', () => {
+    const body = `{"data":[${Array.from({ length: 200_000 }, (_, i) => `{"id":${i},"keyword":"k ${i}"}`).join(',')}],"total":200000}`;
+    expect(streamed(body, 'data', [1_000, 65_536, 65_537, 2_000_000])).toBe(200_000);
+    expect(streamed(body, 'total')).toBe(200_000);
+  });
+});

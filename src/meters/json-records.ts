@@ -1,0 +1,201 @@
+/**
+ * Counts the records of a JSON answer as it streams past, without parsing it into
+ * objects: what `countRecords(JSON.parse(body), path)` answers (the length of the array at
+ * a dotted path, or the whole non-negative number there), in one pass over the bytes and
+ * constant memory. The answer goes on to the client chunk by chunk meanwhile, so a large
+ * export neither waits to be buffered nor holds the event loop while it is parsed (a
+ * 63 MB answer parsed at once stalled every other request for seconds).
+ *
+ * Only the structure is followed: brackets, strings and their escapes, keys along the
+ * path, commas. A body that is cut short, has unbalanced brackets or two top-level
+ * values counts as nothing (undefined, as a parse error did), and so does a path that
+ * leads to no array or number; JSON's finer grammar (what a literal spells) is the
+ * upstream's business. As with JSON.parse, a key given twice counts its last value.
+ */
+
+const OBJECT = 1;
+const ARRAY = 2;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+
+function isWhitespace(byte: number): boolean {
+  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
+}
+
+function isNumberStart(byte: number): boolean {
+  return byte === 0x2d || (byte >= 0x30 && byte <= 0x39);
+}
+
+export class JsonRecordCounter {
+  private readonly path: readonly string[];
+  /** The open containers, outermost first. */
+  private readonly open: number[] = [];
+  /** How many of the outermost open containers lie on the path. */
+  private onPath = 0;
+  /** Per depth, the index of the current element of an array on the path. */
+  private readonly elementIndex: number[] = [];
+  /** The current key of the innermost object on the path. */
+  private key: string | undefined;
+  /** The bytes of a key on the path being read (raw, escapes included). */
+  private keyBytes: number[] | null = null;
+  private keyEscaped = false;
+  private inString = false;
+  private escape = false;
+  /** In an object, the next string is a key. */
+  private expectKey = false;
+  /** A number, `true`, `false` or `null` is being read. */
+  private inScalar = false;
+  /** The characters of the number at the path. */
+  private number: string | null = null;
+  /** Depth of the array at the path while it is open (its elements are the records). */
+  private countingDepth = -1;
+  private count = 0;
+  private result: number | undefined;
+  private rootSeen = false;
+  private broken = false;
+
+  constructor(path: string) {
+    this.path = path.split('.').filter(Boolean);
+  }
+
+  /** Reads the next chunk of the body. */
+  write(chunk: Uint8Array): void {
+    if (this.broken) return;
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i] as number;
+      if (this.inString) {
+        if (this.keyBytes) this.keyBytes.push(byte);
+        if (this.escape) this.escape = false;
+        else if (byte === BACKSLASH) {
+          this.escape = true;
+          this.keyEscaped = true;
+        } else if (byte === QUOTE) this.endString();
+        continue;
+      }
+      if (this.inScalar) {
+        if (!isWhitespace(byte) && byte !== COMMA && byte !== CLOSE_ARRAY && byte !== CLOSE_OBJECT) {
+          if (this.number !== null) this.number += String.fromCharCode(byte);
+          continue;
+        }
+        this.endScalar();
+      }
+      if (isWhitespace(byte) || byte === COLON) continue;
+      if (byte === COMMA) {
+        if (this.open[this.open.length - 1] === OBJECT) this.expectKey = true;
+        continue;
+      }
+      if (byte === CLOSE_OBJECT || byte === CLOSE_ARRAY) {
+        this.close(byte === CLOSE_OBJECT ? OBJECT : ARRAY);
+        continue;
+      }
+      if (byte === QUOTE && this.expectKey) {
+        this.inString = true;
+        this.expectKey = false;
+        // Keys matter only in the innermost object on the path, and only before its end.
+        const depth = this.open.length;
+        this.keyBytes = depth === this.onPath && depth <= this.path.length ? [] : null;
+        this.keyEscaped = false;
+        continue;
+      }
+      this.startValue(byte);
+      if (this.broken) return;
+    }
+  }
+
+  /** The record count once the whole body has been written, or undefined (see above). */
+  end(): number | undefined {
+    if (this.inScalar) this.endScalar();
+    if (this.broken || this.inString || this.open.length > 0 || !this.rootSeen) return undefined;
+    return this.result;
+  }
+
+  private startValue(byte: number): void {
+    const depth = this.open.length;
+    if (depth === 0) {
+      if (this.rootSeen) {
+        this.broken = true; // a second top-level value: not JSON
+        return;
+      }
+      this.rootSeen = true;
+    }
+    if (depth === this.countingDepth) this.count++;
+    const onPath = depth === this.onPath && this.memberOnPath(depth);
+    const atTarget = onPath && depth === this.path.length;
+    if (atTarget) this.result = undefined; // a later value under the same key replaces an earlier one
+
+    if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
+      const kind = byte === OPEN_OBJECT ? OBJECT : ARRAY;
+      this.open.push(kind);
+      this.expectKey = kind === OBJECT;
+      if (onPath) {
+        this.onPath = this.open.length;
+        this.elementIndex[this.open.length] = -1;
+        this.key = undefined;
+        if (atTarget && kind === ARRAY) {
+          this.countingDepth = this.open.length;
+          this.count = 0;
+        }
+      }
+      return;
+    }
+    if (byte === QUOTE) {
+      this.inString = true;
+      this.keyBytes = null;
+      return;
+    }
+    this.inScalar = true;
+    this.number = atTarget && isNumberStart(byte) ? String.fromCharCode(byte) : null;
+  }
+
+  /** Whether the value starting now in the container at `depth` is the next step of the path. */
+  private memberOnPath(depth: number): boolean {
+    if (depth === 0) return true;
+    if (depth > this.path.length) return false;
+    const step = this.path[depth - 1];
+    if (this.open[depth - 1] === OBJECT) return this.key === step;
+    const index = (this.elementIndex[depth] as number) + 1;
+    this.elementIndex[depth] = index;
+    return String(index) === step;
+  }
+
+  private endString(): void {
+    this.inString = false;
+    if (!this.keyBytes) return;
+    const raw = Buffer.from(this.keyBytes).toString('utf8');
+    this.keyBytes = null;
+    try {
+      this.key = this.keyEscaped ? (JSON.parse(`"${raw}`) as string) : raw.slice(0, -1);
+    } catch {
+      this.broken = true;
+    }
+  }
+
+  private endScalar(): void {
+    this.inScalar = false;
+    if (this.number === null) return;
+    const value = Number(this.number);
+    this.number = null;
+    if (Number.isFinite(value) && value >= 0) this.result = Math.floor(value);
+  }
+
+  private close(kind: number): void {
+    const depth = this.open.length;
+    if (this.open.pop() !== kind) {
+      this.broken = true;
+      return;
+    }
+    this.expectKey = false;
+    if (depth === this.countingDepth) {
+      this.result = this.count;
+      this.countingDepth = -1;
+    }
+    if (depth === this.onPath) this.onPath = depth - 1;
+  }
+}
