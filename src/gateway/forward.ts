@@ -37,6 +37,11 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-aut
  * X-Forwarded ones, which keygate writes itself.
  */
 const NOT_FORWARDED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
+/**
+ * Request headers that would change the body records are counted in (compressed, or only
+ * a part of it): not forwarded where records are counted in the JSON body.
+ */
+const CHANGES_COUNTED_BODY = new Set(['accept-encoding', 'range', 'if-range']);
 /** How long idle upstream connections are kept for reuse. */
 const UPSTREAM_KEEP_ALIVE_MS = 60_000;
 /** undici's error codes for an upstream that did not answer in time. */
@@ -101,7 +106,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     out.push('x-forwarded-for', forwardedFor === undefined ? peer : `${String(forwardedFor)}, ${peer}`);
     out.push('x-forwarded-proto', socket.encrypted ? 'https' : 'http');
     if (headers.host !== undefined) out.push('x-forwarded-host', headers.host);
-    // Records are counted in the body as sent: it must not come compressed.
+    // Records are counted in the body as sent: it must come whole and uncompressed.
     if (plainBody) out.push('accept-encoding', 'identity');
     const listed = listedInConnection(headers.connection);
     for (const name in headers) {
@@ -110,7 +115,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
       // `X_Keygate_Account` is `X-Keygate-Account` to a CGI-style upstream (both become
       // HTTP_X_KEYGATE_ACCOUNT): a client must not smuggle identity or addresses that way.
       if (name.includes('_') && impersonates(name.replaceAll('_', '-'))) continue;
-      if (plainBody && name === 'accept-encoding') continue;
+      if (plainBody && (CHANGES_COUNTED_BODY.has(name) || (name.includes('_') && CHANGES_COUNTED_BODY.has(name.replaceAll('_', '-'))))) continue;
       if (typeof value === 'string') out.push(name, value);
       else for (const item of value) out.push(name, item);
     }
@@ -251,7 +256,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.done = true;
-    this.settle(0, undefined);
+    this.settleCut();
     const { rt, hooks } = this.upstream;
     if (this.clientLeft) {
       hooks.onFinished(this.request, this.started ? this.status : undefined);
@@ -273,8 +278,19 @@ class Exchange implements Dispatcher.DispatchHandler {
   clientGone(): void {
     if (this.done || this.res.writableFinished) return;
     this.clientLeft = true;
-    this.settle(0, undefined);
+    this.settleCut();
     this.controller?.abort(new Error('the client went away'));
+  }
+
+  /**
+   * The exchange ended before the answer did. Nothing was delivered, or nothing counted:
+   * the reservation is released. But records of a counted answer already streamed to the
+   * client are charged (a client could otherwise read an export and hang up before its
+   * end); the estimate is charged when the records went unseen (the count is further on).
+   */
+  private settleCut(): void {
+    if (this.counter) this.settle(this.status, this.counter.sofar());
+    else this.settle(0, undefined);
   }
 
   private settle(status: number, records: number | undefined): void {

@@ -55,18 +55,6 @@ export function overageAllowed(plan: Plan, meter: string, account: Pick<Account,
   return account.overage ?? plan.meters[meter]?.overage ?? false;
 }
 
-/** Reads a record count from a parsed JSON body: an array's length, or a number. */
-export function countRecords(body: unknown, path: string): number | undefined {
-  let value: unknown = body;
-  for (const part of path.split('.').filter(Boolean)) {
-    if (value === null || typeof value !== 'object') return undefined;
-    value = (value as Record<string, unknown>)[part];
-  }
-  if (Array.isArray(value)) return value.length;
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.floor(value);
-  return undefined;
-}
-
 /** Parses a record-count header; undefined when absent or not a non-negative integer. */
 export function parseRecordHeader(value: string | string[] | undefined): number | undefined {
   const text = Array.isArray(value) ? value[0] : value;

@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { countRecords } from './cost.js';
 import { JsonRecordCounter } from './json-records.js';
+
+/** The reference: the record count read from the parsed body (own keys and indices only). */
+function countRecords(body: unknown, path: string): number | undefined {
+  let value: unknown = body;
+  for (const part of path.split('.').filter(Boolean)) {
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, part) || (Array.isArray(value) && !/^\d+$/.test(part))) return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  if (Array.isArray(value)) return value.length;
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.floor(value);
+  return undefined;
+}
 
 /** The counter's answer for `body` cut into chunks at the given offsets. */
 function streamed(body: string, path: string, cuts: number[] = []): number | undefined {
@@ -55,6 +66,10 @@ const CASES: [string, string][] = [
   ['{"data":"[1,2,3]"}', 'data'],
   ['', 'data'],
   ['42', ''],
+  ['{"data":{"rows":[1,2,3]},"data":{"rows_total":0}}', 'data.rows'],
+  ['{"result":[{"items":[1,2,3]}],"result":[]}', 'result.0.items'],
+  ['{"data":[1,2,3]}', 'data.length'],
+  ['[]', '__proto__'],
 ];
 
 describe('counting records in a JSON body as it streams', () => {
@@ -69,6 +84,19 @@ describe('counting records in a JSON body as it streams', () => {
       for (let cut = 0; cut <= length; cut++) expect(streamed(body, path, [cut]), `${body} cut at ${cut}`).toBe(expected);
       expect(streamed(body, path, Array.from({ length }, (_, i) => i))).toBe(expected);
     }
+  });
+
+  it('says how many records have gone past when the answer is cut short', () => {
+    const counter = new JsonRecordCounter('data');
+    expect(counter.sofar()).toBeUndefined();
+    counter.write(Buffer.from('{"meta":{"n":3},"data":[{"id":1},{"id":'));
+    expect(counter.sofar()).toBe(2);
+    counter.write(Buffer.from('2},{"id":3}]'));
+    expect(counter.sofar()).toBe(3);
+    expect(counter.end()).toBeUndefined(); // not a whole body
+    const total = new JsonRecordCounter('meta.total');
+    total.write(Buffer.from('{"meta":{"total":12},"data":['));
+    expect(total.sofar()).toBe(12);
   });
 
   it('counts a large array without building it', () => {

@@ -1,16 +1,18 @@
 /**
  * Counts the records of a JSON answer as it streams past, without parsing it into
- * objects: what `countRecords(JSON.parse(body), path)` answers (the length of the array at
- * a dotted path, or the whole non-negative number there), in one pass over the bytes and
- * constant memory. The answer goes on to the client chunk by chunk meanwhile, so a large
+ * objects: the length of the array at a dotted path, or the whole non-negative number
+ * there, as the parsed body would give them, in one pass over the bytes and constant
+ * memory. The answer goes on to the client chunk by chunk meanwhile, so a large
  * export neither waits to be buffered nor holds the event loop while it is parsed (a
  * 63 MB answer parsed at once stalled every other request for seconds).
  *
  * Only the structure is followed: brackets, strings and their escapes, keys along the
  * path, commas. A body that is cut short, has unbalanced brackets or two top-level
  * values counts as nothing (undefined, as a parse error did), and so does a path that
- * leads to no array or number; JSON's finer grammar (what a literal spells) is the
- * upstream's business. As with JSON.parse, a key given twice counts its last value.
+ * leads to no array or number; JSON's finer grammar (what a literal spells, a trailing
+ * comma) is the upstream's business: such a body is counted by its elements, never
+ * more than were sent. As with JSON.parse, a key given twice counts its last value.
+ * A path's steps are object keys and array indices (`items.0.rows`).
  */
 
 const OBJECT = 1;
@@ -109,6 +111,16 @@ export class JsonRecordCounter {
     }
   }
 
+  /**
+   * The records that have gone past so far, for an answer cut short: the elements of the
+   * array at the path begun until now (its length once it has closed), or the number
+   * there; undefined while the path has not been reached.
+   */
+  sofar(): number | undefined {
+    if (this.countingDepth !== -1) return this.count;
+    return this.result;
+  }
+
   /** The record count once the whole body has been written, or undefined (see above). */
   end(): number | undefined {
     if (this.inScalar) this.endScalar();
@@ -128,7 +140,8 @@ export class JsonRecordCounter {
     if (depth === this.countingDepth) this.count++;
     const onPath = depth === this.onPath && this.memberOnPath(depth);
     const atTarget = onPath && depth === this.path.length;
-    if (atTarget) this.result = undefined; // a later value under the same key replaces an earlier one
+    // A later value under the same key replaces an earlier one, here or above the target.
+    if (onPath) this.result = undefined;
 
     if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
       const kind = byte === OPEN_OBJECT ? OBJECT : ARRAY;

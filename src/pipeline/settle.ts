@@ -3,7 +3,7 @@
  * (per-record costs from the records the response held), anything else releases the
  * reservation; committed units are added to the account's daily usage.
  */
-import type { Route } from '../config/schema.js';
+import type { Cost, Route } from '../config/schema.js';
 import type { Reservation } from '../counters/counters.js';
 import type { Runtime } from '../runtime.js';
 import { actualAmount } from '../meters/cost.js';
@@ -30,7 +30,7 @@ export function settleCharge(
   onCharged?: OnCharged,
 ): Promise<void> | undefined {
   const cost = route?.cost;
-  const units = cost && status >= 200 && status < 300 ? actualAmount(cost, method, records) : 0;
+  const units = cost && status >= 200 && status < 300 ? chargeFor(cost, method, records, reservation) : 0;
   if (!reservation) {
     recordCharge(rt, accountId, cost?.meter, units, onCharged);
     return undefined;
@@ -45,6 +45,12 @@ export function settleCharge(
     (committed) => recordCharge(rt, accountId, cost?.meter, committed, onCharged),
     (error: unknown) => rt.log.error({ err: error }, 'could not settle a reservation'),
   );
+}
+
+/** A 2xx's charge: records counted, or, when they could not be, what the request reserved. */
+function chargeFor(cost: Cost, method: string, records: number | undefined, reservation: Reservation | undefined): number {
+  if (records === undefined && cost.perRecord !== undefined && method !== 'HEAD' && reservation) return reservation.amount;
+  return actualAmount(cost, method, records);
 }
 
 function recordCharge(rt: SettleRuntime, accountId: string, meter: string | undefined, units: number, onCharged: OnCharged | undefined): void {

@@ -32,6 +32,8 @@ function profile(upstreamUrl: string): ConfigInput {
       { method: 'POST', path: '/v1/domain/overview', cost: { meter: 'units', perRequest: 100 } },
       { method: 'GET', path: '/v1/backlinks/records', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
       { method: 'GET', path: '/v1/backlinks/records-held', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
+      // The test upstream echoes the request here: JSON without the `data` it is counted by.
+      { method: 'GET', path: '/v1/backlinks/uncountable', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
       { method: 'GET', path: '/v1/backlinks/count-header', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
       { method: 'GET', path: '/v1/failing/status/:code', cost: { meter: 'units', perRequest: 100 } },
       { method: 'GET', path: '/v1/export/status', cost: { meter: 'units', perRequest: 0 } },
@@ -120,7 +122,41 @@ describe('unit quotas', () => {
     const chunks = [Buffer.from(first.value as Uint8Array)];
     for (let part = await reader.read(); !part.done; part = await reader.read()) chunks.push(Buffer.from(part.value));
     expect((JSON.parse(Buffer.concat(chunks).toString()) as { data: unknown[] }).data).toHaveLength(60_000);
-    await eventually(async () => expect(await unitsLeft(secret)).toBe(100_000 - 60_000));
+    await eventually(async () => (await unitsLeft(secret)) === 100_000 - 60_000);
+    expect(await unitsLeft(secret)).toBe(100_000 - 60_000);
+  });
+
+  it('charges a client that hangs up midway through a counted answer the records that reached it', async () => {
+    const { secret } = await keyOn('big');
+    const n = 60_000;
+    const body = JSON.stringify({ data: Array.from({ length: n }, (_, i) => ({ id: i + 1 })) });
+    const firstHalf = body.slice(0, body.length / 2);
+    const begun = (firstHalf.match(/\{"id"/g) ?? []).length;
+    const abort = new AbortController();
+    const response = await kg.call(`/v1/backlinks/records-held?n=${n}&id=hang-up`, { headers: { authorization: `Token ${secret}` }, signal: abort.signal });
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    let received = 0;
+    while (received < firstHalf.length) received += ((await reader.read()).value as Uint8Array).length;
+    abort.abort();
+    // keygate stops the upstream request; the charge is the records that went past.
+    const url = `/v1/backlinks/records-held?n=${n}&id=hang-up`;
+    expect(await eventually(() => upstream.abandoned.some((r) => r.url === url))).toBe(true);
+    upstream.release('hang-up');
+    await eventually(async () => (await unitsLeft(secret)) === 100_000 - begun);
+    expect(await unitsLeft(secret)).toBe(100_000 - begun);
+    expect(begun).toBeGreaterThan(20_000);
+  });
+
+  it('charges what the request reserved for a 2xx whose records cannot be counted, and forwards nothing that would change the counted body', async () => {
+    const { secret } = await keyOn('big');
+    const r = await kg.call('/v1/backlinks/uncountable?n=40', { headers: { authorization: `Token ${secret}`, range: 'bytes=0-10', 'if-range': '"x"', accept_encoding: 'gzip' } });
+    expect(r.status).toBe(200);
+    const echoed = (await r.json()) as { headers: Record<string, string> };
+    expect(echoed.headers.range).toBeUndefined();
+    expect(echoed.headers['if-range']).toBeUndefined();
+    expect(echoed.headers.accept_encoding).toBeUndefined();
+    expect(echoed.headers['accept-encoding']).toBe('identity');
+    expect(await unitsLeft(secret)).toBe(100_000 - 40);
   });
 
   it('counts records in a body the client asked to have compressed (the upstream is asked for it plain)', async () => {
