@@ -16,12 +16,22 @@ const MAYBE_REWRITTEN = /[\\%]|\/\./;
  */
 const PATH_PARAMETER = ';';
 /**
- * Percent-encoded `/`, `\` and control characters. URL parsers and keygate's router
- * leave them encoded, so `/v1/admin%2Fusers` matches `/v1/*`; but an upstream that
- * decodes the path before routing it (Flask/Werkzeug, some Go and PHP routers, a proxy
- * in between) serves `/v1/admin/users`, and a decoded NUL cuts a path short in C code.
+ * What a path must not decode to: `/` or `\` (URL parsers and keygate's router leave
+ * `%2F` encoded, so `/v1/admin%2Fusers` matches `/v1/*`, but an upstream that decodes
+ * the path before routing it — Flask/Werkzeug, some Go and PHP routers, a proxy in
+ * between — serves `/v1/admin/users`), or a control character (a decoded NUL cuts a path
+ * short in C code).
  */
-const ENCODED_SEPARATOR_OR_CONTROL = /%(2f|5c|[01][0-9a-f]|7f)/i;
+const SEPARATOR_OR_CONTROL = /[/\\\p{Cc}]/u;
+/** A run of percent-escapes, decoded together (one UTF-8 character may take several). */
+const ESCAPES = /(?:%[0-9a-f]{2})+/gi;
+/** A `.` or `..` segment, which a decoded path would resolve. */
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
+/** How many decodings are looked through (`%252F` is `%2F` after one hop that decodes). */
+const DECODING_HOPS = 4;
+/** UTF-8, lenient: a malformed sequence decodes to U+FFFD, which is harmless here. */
+const UTF8 = new TextDecoder();
+
 const BASE = 'http://keygate.invalid';
 
 /** Whether `path` reaches the upstream byte for byte as it was matched. */
@@ -32,12 +42,30 @@ export function isCanonicalPath(path: string): boolean {
   if (path.includes('//')) return false;
   if (path.includes(PATH_PARAMETER)) return false;
   if (!MAYBE_REWRITTEN.test(path)) return true;
-  if (ENCODED_SEPARATOR_OR_CONTROL.test(path)) return false;
+  if (path.includes('%') && decodesToSeparatorOrControl(path)) return false;
   try {
     return new URL(path, BASE).pathname === path;
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether decoding `path`, once or a few times over (hops that each decode), yields a
+ * separator, a control character or a dot segment.
+ */
+function decodesToSeparatorOrControl(path: string): boolean {
+  let layer = path;
+  for (let hop = 0; hop < DECODING_HOPS && layer.includes('%'); hop++) {
+    let found = false;
+    layer = layer.replace(ESCAPES, (run) => {
+      const text = UTF8.decode(Buffer.from(run.replaceAll('%', ''), 'hex'));
+      if (SEPARATOR_OR_CONTROL.test(text)) found = true;
+      return text;
+    });
+    if (found || DOT_SEGMENT.test(layer)) return true;
+  }
+  return false;
 }
 
 const SLASH = 0x2f;
