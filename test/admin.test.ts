@@ -157,6 +157,14 @@ describe('admin API', () => {
     expect(await json(await kg.admin('/v1/keys'))).toEqual(keysBefore);
   });
 
+  it('still rotates a key whose name was stored with a control character before names were checked', async () => {
+    const account = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Older' }) }));
+    const key = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.body.id, name: 'old' }) }));
+    await kg.runtime.store.updateKey(key.body.id, { name: 'old\tname' });
+    const rotated = await json(await kg.admin(`/v1/keys/${key.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
+    expect(rotated).toMatchObject({ status: 200, body: { name: 'old\tname' } });
+  });
+
   it('rotates a key: both work during the overlap, the old one expires after it', async () => {
     const rotated = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
     expect(rotated.status).toBe(200);

@@ -45,7 +45,7 @@ describe('secrets stay secret', () => {
     // Keys where keygate does not read them from: a path segment, parameters of other names.
     await record(await kg.call(`/data/${secret}?x=1;apikey=${secret}&api_key[]=${secret}&token=${secret}x`));
     // ... and written with percent-escapes, which whoever reads the log can undo.
-    await record(await kg.call(`/data?foo=${secret.replaceAll('_', '%5F')}&bar=${[...secret].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('')}`));
+    await record(await kg.call(`/data?foo=${secret.replaceAll('_', '%5F')}&bar=%E9${[...secret].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('')}`));
     await record(await kg.admin('/v1/keys'));
     await record(await kg.admin(`/v1/keys/${keyId}`));
     await kg.runtime.flush();
@@ -66,15 +66,9 @@ describe('secrets stay secret', () => {
     expect(kg.logs.text).not.toContain(secretBody);
     expect(kg.logs.text).toContain('apikey=[REDACTED]&page=2');
     expect(kg.logs.text).toContain('"target":"/data/sk_live_[REDACTED]?x=1;apikey=sk_live_[REDACTED]&api_key[]=sk_live_[REDACTED]&token=sk_live_[REDACTED]"');
-    const decoded = kg.logs.text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
-      try {
-        return decodeURIComponent(run);
-      } catch {
-        return run;
-      }
-    });
+    const decoded = kg.logs.text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => new TextDecoder().decode(Buffer.from(run.replaceAll('%', ''), 'hex')));
     expect(decoded).not.toContain(secretBody);
-    expect(kg.logs.text).toContain('"target":"/data?foo=sk_live_[REDACTED]&bar=sk_live_[REDACTED]"');
+    expect(kg.logs.text).toContain('"target":"/data?foo=sk_live_[REDACTED]&bar=\uFFFDsk_live_[REDACTED]"');
   });
 
   it('is in no response body, error or admin answer', () => {

@@ -18,8 +18,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** `scheme://user:password@` (up to the last `@` of the authority), for masking. */
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^/?#\s]*@/gi;
+/**
+ * `scheme://user:password@`, for masking: the password runs to the last `@` before a space
+ * or quote, so one with `/`, `?` or `#` in it (unescaped, as generated passwords often
+ * are) is masked whole; a later `@` in the path or query is masked with it.
+ */
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s"]*:)[^\s"]*@/gi;
 /** `password=...` in a query string. */
 const PASSWORD_PARAM = /([?&]password=)[^&\s]*/gi;
 

@@ -280,13 +280,10 @@ export function redactedTarget(rt: Pick<Runtime, 'config' | 'keyFormat'>, url: s
   return decodedScrubbed === decoded ? scrubbed : decodedScrubbed;
 }
 
-/** Every well-formed run of percent-escapes decoded; malformed ones are left as they are. */
+/** UTF-8, lenient: a byte that is no character decodes to U+FFFD and the rest still decodes. */
+const UTF8 = new TextDecoder();
+
+/** Every run of percent-escapes decoded, byte by byte (an invalid byte beside a key hides nothing). */
 function percentDecoded(text: string): string {
-  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
-    try {
-      return decodeURIComponent(run);
-    } catch {
-      return run;
-    }
-  });
+  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => UTF8.decode(Buffer.from(run.replaceAll('%', ''), 'hex')));
 }

@@ -59,7 +59,8 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
   const account = await getAccount(rt, input.accountId);
   const plan = rt.config.plans[account.planId];
   const now = rt.clock();
-  const name = checkedName('a key', input.name, 100);
+  // A replacement keeps its key's name, even one stored before names were checked.
+  const name = options.rotatedFrom === undefined ? checkedName('a key', input.name, 100) : input.name;
   const mode = input.mode ?? 'live';
   if (!rt.keyFormat.modes.includes(mode)) {
     throw new OperationError('invalid', `this API issues ${rt.keyFormat.modes.join(' and ')} keys only, not ${mode}`);
