@@ -196,8 +196,11 @@ export class SqlStore implements Store {
   async listAccounts(filter: AccountSearch & Page = {}): Promise<AccountRecord[]> {
     let query = this.db.selectFrom('accounts').selectAll();
     if (filter.search !== undefined) {
-      const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`;
-      query = query.where((eb) => eb.or([sql<boolean>`lower(name) like ${pattern} escape '\\'`, eb('id', '=', filter.search as string)]));
+      // Both sides folded by one function: JavaScript's on SQLite (registered by the
+      // SQLite backend), the database's own on PostgreSQL.
+      const literal = `%${filter.search.replace(/[\\%_]/g, '\\$&')}%`;
+      const matches = this.kind === 'sqlite' ? sql<boolean>`keygate_lower(name) like ${literal.toLowerCase()} escape '\\'` : sql<boolean>`lower(name) like lower(${literal}) escape '\\'`;
+      query = query.where((eb) => eb.or([matches, eb('id', '=', filter.search as string)]));
     }
     return (await inCreationOrder(query, filter).execute()).map(toAccount);
   }

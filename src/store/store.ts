@@ -134,8 +134,9 @@ export type AccountPatch = Partial<Pick<AccountRecord, 'name' | 'planId' | 'plan
 export type KeyPatch = Partial<Pick<KeyRecord, 'name' | 'expiresAt' | 'revokedAt' | 'scopes'>>;
 /** A page of a list in creation order: the rows after `after` (a row's creation time and id), at most `limit`. */
 /**
- * Accounts whose name contains `search` (letters of either case; SQLite folds only
- * A-Z) or whose id it is.
+ * Accounts whose name contains `search` (letters of either case, accented ones too; on
+ * PostgreSQL as the database's LC_CTYPE folds them, C.UTF-8 or a language's locale) or
+ * whose id it is.
  */
 export interface AccountSearch {
   search?: string;

@@ -198,10 +198,13 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       const data = account({ name: `${tag} Data_Co`, createdAt: T0 + 1 });
       const metrics = account({ name: `${tag} 100% METRICS`, createdAt: T0 + 2 });
       const decoy = account({ name: `${tag} DataXCo 100 metrics`, createdAt: T0 + 3 });
-      for (const a of [data, metrics, decoy]) await store.createAccount(a);
+      const school = account({ name: `${tag} École Ärzte`, createdAt: T0 + 4 });
+      for (const a of [data, metrics, decoy, school]) await store.createAccount(a);
       const names = async (search: string, page: Page = {}) => (await store.listAccounts({ search, ...page })).map((a) => a.name);
 
-      expect(await names(tag.toUpperCase())).toEqual([data.name, metrics.name, decoy.name]);
+      expect(await names(tag.toUpperCase())).toEqual([data.name, metrics.name, decoy.name, school.name]);
+      expect(await names(`${tag} École`)).toEqual([school.name]);
+      expect(await names(`${tag} école ärzte`)).toEqual([school.name]);
       expect(await names(`${tag} data_co`)).toEqual([data.name]);
       expect(await names(`${tag} 100% m`)).toEqual([metrics.name]);
       expect(await names(data.id)).toEqual([data.name]);

@@ -16,6 +16,8 @@ export function openSqliteStore(file: string): SqlStore {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
+  // SQLite's own lower() folds A-Z only: searches fold names as JavaScript does.
+  sqlite.function('keygate_lower', { deterministic: true }, (text: unknown) => (typeof text === 'string' ? text.toLowerCase() : text));
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
 
   // data_version changes when another connection (the CLI, another process) commits.
