@@ -17,11 +17,12 @@ import { buildDashboard } from './dashboard/dashboard.js';
 import { createMetrics } from './metrics.js';
 import { redactUrl } from './store/open.js';
 import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
+import type { Log } from './log.js';
 
 export interface ServeOptions extends RuntimeOptions {
   /** Override listener ports (0 = any free port), e.g. for tests. */
   ports?: { gateway?: number; admin?: number; dashboard?: number };
-  /** Admin token; default: the environment variable the profile names. */
+  /** Admin token (or several, comma-separated); default: the environment variable the profile names. */
   adminToken?: string;
   /** How long closing waits for in-flight requests before cutting connections (default 10 s). */
   drainTimeoutMs?: number;
@@ -198,6 +199,28 @@ function closeWithServer(server: Server, extras: NetServer[]): void {
 /** The shortest admin token keygate accepts. */
 const MIN_ADMIN_TOKEN_LENGTH = 16;
 
+/**
+ * The admin tokens the variable holds: one, or several separated by commas while one
+ * replaces another (`new,old`: scripts move to the new one, then the old is dropped).
+ * None when it is unset, or when any of them is short enough to guess (it guards every
+ * account and key): the admin API is then locked, and the log says why.
+ */
+function adminTokensOf(value: string | undefined, tokenEnv: string, log: Log): string[] {
+  const tokens = (value ?? '').split(',').map((token) => token.trim()).filter((token) => token !== '');
+  if (tokens.length === 0) {
+    log.warn(`admin API locked: set ${tokenEnv} to use it (/health still answers)`);
+    return [];
+  }
+  const short = tokens.findIndex((token) => token.length < MIN_ADMIN_TOKEN_LENGTH);
+  if (short !== -1) {
+    const length = (tokens[short] as string).length;
+    const which = tokens.length === 1 ? tokenEnv : `token ${short + 1} of the ${tokens.length} in ${tokenEnv}`;
+    log.error(`admin API locked: ${which} is ${length} character${length === 1 ? '' : 's'} long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random ones, e.g. openssl rand -base64 24 (/health still answers)`);
+    return [];
+  }
+  return tokens;
+}
+
 export interface RunningKeygate {
   runtime: Runtime;
   gatewayUrl: string;
@@ -244,14 +267,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     rt.listening.gateway = gatewayUrl;
 
     // Without a token the admin listener still serves /health and /openapi.json.
-    let adminToken = options.adminToken ?? rt.env[config.admin.tokenEnv];
-    if (!adminToken) log.warn(`admin API locked: set ${config.admin.tokenEnv} to use it (/health still answers)`);
-    else if (adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
-      // It guards every account and key: one that can be guessed is no guard.
-      log.error(`admin API locked: ${config.admin.tokenEnv} is ${adminToken.length} character${adminToken.length === 1 ? '' : 's'} long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random ones, e.g. openssl rand -base64 24 (/health still answers)`);
-      adminToken = undefined;
-    }
-    const adminUrl = await listen(await buildAdmin(rt, { token: adminToken, metrics }), 'admin', config.admin.listen, options.ports?.admin);
+    const adminTokens = adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log);
+    const adminUrl = await listen(await buildAdmin(rt, { tokens: adminTokens, metrics }), 'admin', config.admin.listen, options.ports?.admin);
     rt.listening.admin = adminUrl;
 
     let dashboardUrl: string | undefined;

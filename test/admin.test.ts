@@ -366,6 +366,27 @@ describe('admin listener with a token too short to guard it', () => {
   });
 });
 
+describe('admin listener with two tokens while one replaces the other', () => {
+  it('accepts either token, and stays locked when one of them is too short to guard it', async () => {
+    const upstream = await startTestUpstream();
+    const [next, old] = ['next-admin-token-0123456789', 'old-admin-token-0123456789'];
+    const kg = await startKeygate({ upstream: { url: upstream.url } }, { dir: tempDir('admin-two-tokens'), adminToken: ` ${next} , ${old}`, env: {} });
+    const weak = await startKeygate({ upstream: { url: upstream.url } }, { dir: tempDir('admin-weak-second'), adminToken: `${next},short`, env: {} });
+    try {
+      for (const token of [next, old]) expect((await fetch(`${kg.adminUrl}/v1/accounts`, { headers: { authorization: `Bearer ${token}` } })).status, token).toBe(200);
+      for (const token of ['wrong-admin-token-0123456789', `${next},${old}`, `${next} ${old}`]) {
+        expect((await fetch(`${kg.adminUrl}/v1/accounts`, { headers: { authorization: `Bearer ${token}` } })).status, token).toBe(401);
+      }
+      expect((await fetch(`${weak.adminUrl}/v1/accounts`, { headers: { authorization: `Bearer ${next}` } })).status).toBe(503);
+      expect(weak.logs.text).toContain('admin API locked: token 2 of the 2 in KEYGATE_ADMIN_TOKEN is 5 characters long');
+    } finally {
+      await kg.close();
+      await weak.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('plan scopes at request time', () => {
   const dir = tempDir('admin-scopes');
 

@@ -152,7 +152,7 @@ async function paged<T extends { createdAt: number; id: string }>(
   return page;
 }
 
-export async function buildAdmin(rt: Runtime, options: { token: string | undefined; metrics: Metrics }): Promise<FastifyInstance> {
+export async function buildAdmin(rt: Runtime, options: { tokens: readonly string[]; metrics: Metrics }): Promise<FastifyInstance> {
   const app = Fastify({
     ...listenerOptions(rt.log, 'admin'),
     bodyLimit: 1024 * 1024,
@@ -188,15 +188,19 @@ export async function buildAdmin(rt: Runtime, options: { token: string | undefin
     transform: jsonSchemaTransform,
   });
 
-  const expected = options.token ? digest(options.token) : undefined;
+  const expected = options.tokens.map(digest);
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0];
     if (path === '/health' || path === '/health/ready' || path === '/openapi.json') return;
-    if (!expected) return problem(reply, 503, `The admin API is locked: start keygate with ${rt.config.admin.tokenEnv} set.`, 'Service Unavailable');
+    if (expected.length === 0) return problem(reply, 503, `The admin API is locked: start keygate with ${rt.config.admin.tokenEnv} set.`, 'Service Unavailable');
     const header = request.headers.authorization ?? '';
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
-    // Compare digests so the comparison is constant-time whatever the lengths.
-    if (!match || !timingSafeEqual(digest(match[1] as string), expected)) {
+    // Compare digests so the comparison is constant-time whatever the lengths, and with
+    // every token (no early stop tells which one came close).
+    const presented = match ? digest(match[1] as string) : undefined;
+    let valid = false;
+    for (const token of expected) if (presented && timingSafeEqual(presented, token)) valid = true;
+    if (!valid) {
       reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
       return problem(reply, 401, 'Send the admin token as "Authorization: Bearer <token>".');
     }
