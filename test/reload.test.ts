@@ -10,6 +10,8 @@ import { createAccount } from '../src/operations/accounts.js';
 import { createKey } from '../src/operations/keys.js';
 import { periodBounds } from '../src/meters/period.js';
 import { tempDir } from './support/temp.js';
+import { startKeygate } from './support/keygate.js';
+import { startTestUpstream } from './support/upstream.js';
 
 describe('reloading the profile in a running keygate', () => {
   const dir = tempDir('reload');
@@ -144,5 +146,29 @@ describe('reloading the profile in a running keygate', () => {
     // The plan's message change was not applied either.
     const missing = await check('/rows', false);
     expect(missing.allowed === false && missing.error.body).toBe(JSON.stringify({ error: 'second' }));
+  });
+});
+
+describe('a reload that drops a plan accounts are on', () => {
+  it('refuses their keys with api_disabled, and the refusal is still the key\'s and the account\'s in the log', async () => {
+    const upstream = await startTestUpstream();
+    const dir = tempDir('reload-dropped-plan');
+    const profile = (plans: ConfigInput['plans']): ConfigInput => ({ upstream: { url: upstream.url }, store: `sqlite:${path.join(dir, 'keygate.db')}`, dashboard: { enabled: false }, plans });
+    const kg = await startKeygate(profile({ pro: {} }), { dir });
+    try {
+      const account = await createAccount(kg.runtime, { name: 'Acme', planId: 'pro' }, 'test');
+      const key = await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test');
+      const call = () => kg.call('/data', { headers: { authorization: `Bearer ${key.secret}` } });
+      expect((await call()).status).toBe(200);
+      expect(await kg.reload({ config: parseConfigObject(profile({ professional: {} })), file: 'inline', dir })).toEqual(['plans']);
+      const refused = await call();
+      expect(refused.status).toBe(403);
+      await refused.text();
+      const line = kg.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.reason === 'api_disabled');
+      expect(line).toMatchObject({ msg: 'request', key: key.key.id, account: account.id });
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
   });
 });

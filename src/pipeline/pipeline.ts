@@ -4,7 +4,7 @@
  * a typed denial that the dialect renders. Charging happens last, after everything else
  * has passed, and is settled by the gateway once the upstream has answered.
  */
-import type { Config, MeterPeriod } from '../config/schema.js';
+import type { Config, MeterPeriod, Plan } from '../config/schema.js';
 import { extractCredential, type RequestView } from '../auth/credential.js';
 import type { KeyFormat, KeyMode } from '../keys/format.js';
 import { sameDigest, type KeyHasher } from '../keys/hash.js';
@@ -48,6 +48,9 @@ export type Decision =
       /** RateLimit fields for the response (do not modify: may be shared). */
       headers: Readonly<Record<string, string>>;
     };
+
+/** The plan an account on a plan missing from the profile is judged by: no access at all. */
+const NO_SUCH_PLAN: Plan = Object.freeze({ apiAccess: false, rateLimits: [], meters: {} });
 
 function refuse(denial: Denial, identity?: Identity): Decision {
   return identity ? { allowed: false, denial, identity } : { allowed: false, denial };
@@ -144,9 +147,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (!account) return refuse(deny('key_not_bound', PRESENTED));
     const plan = config.plans[account.planId];
     const route = routes.match(request.method, request.path);
-    const identity: Identity | undefined = plan && { key, account, planId: account.planId, plan };
+    // A plan the profile no longer defines gives no access; the refusal is still the key's and account's (logs, usage).
+    const identity: Identity = { key, account, planId: account.planId, plan: plan ?? NO_SUCH_PLAN };
     const readsAccountState = route?.kind === 'builtin' && route.builtin.allowWhenApiDisabled;
-    if (!plan || !identity) return refuse(deny('api_disabled'));
+    if (!plan) return refuse(deny('api_disabled'), identity);
     if (!readsAccountState) {
       if (!plan.apiAccess || !account.apiAccess) return refuse(deny('api_disabled'), identity);
       if (account.planExpiresAt !== null && account.planExpiresAt <= now) return refuse(deny('plan_expired'), identity);
