@@ -1,4 +1,7 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
+import { holdSighup } from '../dist/cli/early-sighup.js';
 
+// Held before the rest of keygate loads: `serve` reloads its profile on SIGHUP.
+if (process.argv.slice(2).includes('serve')) holdSighup();
+const { main } = await import('../dist/cli/main.js');
 await main(process.argv);

@@ -280,7 +280,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
 
   let reloading: Promise<unknown> = Promise.resolve();
   const reloadOnce = async (next: LoadedConfig): Promise<string[]> => {
-    if (closed) throw new Error('keygate is stopping: the profile was not reloaded');
+    if (closed) throw new Error('keygate is stopping');
     const changed = changedFields(runtime.config, next.config);
     const fixed = changed.filter((path) => reloadableField(path) === undefined);
     if (fixed.length > 0) throw new ConfigReloadError(fixed);

@@ -286,7 +286,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     let closing: Promise<void> | undefined;
     const reloadFrom = async (next: LoadedConfig | undefined) => {
       try {
-        if (closing) throw new Error('keygate is stopping: the profile was not reloaded');
+        if (closing) throw new Error('keygate is stopping');
         const changed = await rt.reload(next ?? loadConfigFile(loaded.file));
         if (changed.length === 0) log.info({ file: loaded.file }, 'profile reloaded: nothing changed');
         else log.info({ file: loaded.file, changed }, `profile reloaded: ${changed.join(', ')} changed`);

@@ -13,6 +13,7 @@ import { createKeyHasher } from '../keys/hash.js';
 import type { Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
 import { serve, type RunningKeygate } from '../serve.js';
+import { takeSighup } from './early-sighup.js';
 import { openStore, redactUrl } from '../store/open.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, updateAccount } from '../operations/accounts.js';
@@ -134,12 +135,13 @@ export function buildCli(): Command {
     .action(async (_opts, command: Command) => {
       const loaded = loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
       // As nginx and most daemons: SIGHUP reads the profile again (what changed, or why
-      // nothing did, is logged). One that arrives while keygate starts (Node's default
-      // would end the process) is taken once it serves.
+      // nothing did, is logged). One that arrives while keygate starts (held by the
+      // command from its first line: Node's default would end the process) is taken once
+      // it serves.
       let running: RunningKeygate | undefined;
       let reloadAsked = false;
       const reload = () => void running?.reload().catch(() => undefined);
-      process.on('SIGHUP', () => (running ? reload() : (reloadAsked = true)));
+      if (takeSighup(() => (running ? reload() : (reloadAsked = true)))) reloadAsked = true;
       running = await serve(loaded);
       stopOnSignal(() => (running as RunningKeygate).close());
       if (reloadAsked) reload();
