@@ -140,6 +140,8 @@ describe('admin API', () => {
     expect([...(await names(found)), ...(await names(await kg.admin(rest)))]).toEqual(matching);
     expect(((await (await kg.admin(`/v1/accounts?q=${owner}`)).json()) as { id: string }[]).map((a) => a.id)).toEqual([owner]);
     expect((await json(await kg.admin('/v1/accounts?q='))).status).toBe(400);
+    expect((await json(await kg.admin('/v1/accounts?q=%20%20'))).status).toBe(400);
+    expect(await names(await kg.admin('/v1/accounts?q=%20pAGED%20'))).toEqual(matching);
   });
 
   it('refuses an overlap that would end past the year 9999, and names with control characters, writing nothing', async () => {

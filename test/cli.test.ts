@@ -66,6 +66,8 @@ describe('keygate CLI with a running gateway', () => {
     await cli('accounts', 'create', '--name', 'Globex');
     const found = JSON.parse((await cli('accounts', 'list', '--search', 'acme', '--json')).stdout) as { name: string }[];
     expect(found.map((a) => a.name)).toEqual(['Acme Analytics']);
+    const empty = await cli('accounts', 'list', '--search', ' ');
+    expect(empty).toMatchObject({ code: 1, stderr: 'error: --search needs some text: a part of the name, or the id\n' });
   });
 
   it('creates a key whose secret is printed once, with a warning', async () => {

@@ -245,7 +245,7 @@ export async function buildAdmin(rt: Runtime, options: { tokens: readonly string
 
   // accounts
   const AccountsQuery = z
-    .object({ q: z.string().min(1).max(200).optional().describe('Only accounts whose name contains this (either case), or whose id it is'), ...PageQuery })
+    .object({ q: z.string().trim().min(1).max(200).optional().describe('Only accounts whose name contains this (either case), or whose id it is'), ...PageQuery })
     .strict();
   app.get('/v1/accounts', { schema: { tags: ['accounts'], querystring: AccountsQuery, response: { 200: z.array(Account) } } }, async (request, reply) => {
     const { q } = request.query;

@@ -241,7 +241,9 @@ export function buildCli(): Command {
     .option('--search <text>', 'only accounts whose name contains this (either case), or whose id it is')
     .action((opts: { search?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const list = await rt.store.listAccounts(opts.search !== undefined ? { search: opts.search } : {});
+        const search = opts.search?.trim();
+        if (search === '') throw new OperationError('invalid', '--search needs some text: a part of the name, or the id');
+        const list = await rt.store.listAccounts(search !== undefined ? { search } : {});
         print(json, list, () =>
           table(
             list.map((a) => ({ id: a.id, name: a.name, plan: a.planId in rt.config.plans ? a.planId : `${a.planId} (not in the profile)`, api: apiAccessOf(a, rt.config), created: when(a.createdAt), planExpires: when(a.planExpiresAt) })),

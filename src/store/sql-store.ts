@@ -196,6 +196,8 @@ export class SqlStore implements Store {
   async listAccounts(filter: AccountSearch & Page = {}): Promise<AccountRecord[]> {
     let query = this.db.selectFrom('accounts').selectAll();
     if (filter.search !== undefined) {
+      // Names hold no control characters (and SQLite would end the pattern at a NUL).
+      if (/\p{Cc}/u.test(filter.search)) return [];
       // Both sides folded by one function: JavaScript's on SQLite (registered by the
       // SQLite backend), the database's own on PostgreSQL.
       const literal = `%${filter.search.replace(/[\\%_]/g, '\\$&')}%`;

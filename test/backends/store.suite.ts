@@ -209,6 +209,7 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await names(`${tag} 100% m`)).toEqual([metrics.name]);
       expect(await names(data.id)).toEqual([data.name]);
       expect(await names(`${tag} nothing`)).toEqual([]);
+      expect(await names('\u0000')).toEqual([]);
       expect(await names(tag, { limit: 1, after: { createdAt: data.createdAt, id: data.id } })).toEqual([metrics.name]);
     });
 
