@@ -113,9 +113,10 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
       const value = headers[name];
       if (value === undefined || dropped.has(name) || name.startsWith(identityPrefix) || listed?.includes(name)) continue;
       // `X_Keygate_Account` is `X-Keygate-Account` to a CGI-style upstream (both become
-      // HTTP_X_KEYGATE_ACCOUNT): a client must not smuggle identity or addresses that way.
-      if (name.includes('_') && impersonates(name.replaceAll('_', '-'))) continue;
-      if (plainBody && (CHANGES_COUNTED_BODY.has(name) || (name.includes('_') && CHANGES_COUNTED_BODY.has(name.replaceAll('_', '-'))))) continue;
+      // HTTP_X_KEYGATE_ACCOUNT): read with dashes, a name must pass the same rules.
+      const dashed = name.includes('_') ? name.replaceAll('_', '-') : name;
+      if (dashed !== name && impersonates(dashed)) continue;
+      if (plainBody && CHANGES_COUNTED_BODY.has(dashed)) continue;
       if (typeof value === 'string') out.push(name, value);
       else for (const item of value) out.push(name, item);
     }
