@@ -21,6 +21,7 @@ import { judgeTarget, normalBasePath } from './request-path.js';
 import { createForwarder } from './forward.js';
 import { statusClass } from '../usage/usage-recorder.js';
 import { afterAnswers, answerInFlight, requestBeingRead } from '../http-internals.js';
+import { percentDecoded } from './percent.js';
 
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
 export class RequestRecord {
@@ -280,10 +281,3 @@ export function redactedTarget(rt: Pick<Runtime, 'config' | 'keyFormat'>, url: s
   return decodedScrubbed === decoded ? scrubbed : decodedScrubbed;
 }
 
-/** UTF-8, lenient: a byte that is no character decodes to U+FFFD and the rest still decodes. */
-const UTF8 = new TextDecoder();
-
-/** Every run of percent-escapes decoded, byte by byte (an invalid byte beside a key hides nothing). */
-function percentDecoded(text: string): string {
-  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => UTF8.decode(Buffer.from(run.replaceAll('%', ''), 'hex')));
-}

@@ -8,6 +8,8 @@
  * as another path.
  */
 
+import { escapedByte } from './percent.js';
+
 /** Characters or sequences after which a URL parser may rewrite the path. */
 const MAYBE_REWRITTEN = /[\\%]|\/\./;
 /**
@@ -22,15 +24,10 @@ const PATH_PARAMETER = ';';
  * between — serves `/v1/admin/users`), or a control character (a decoded NUL cuts a path
  * short in C code).
  */
-const SEPARATOR_OR_CONTROL = /[/\\\p{Cc}]/u;
-/** A run of percent-escapes, decoded together (one UTF-8 character may take several). */
-const ESCAPES = /(?:%[0-9a-f]{2})+/gi;
 /** A `.` or `..` segment, which a decoded path would resolve. */
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 /** How many decodings are looked through (`%252F` is `%2F` after one hop that decodes). */
 const DECODING_HOPS = 4;
-/** UTF-8, lenient: a malformed sequence decodes to U+FFFD, which is harmless here. */
-const UTF8 = new TextDecoder();
 
 const BASE = 'http://keygate.invalid';
 
@@ -52,18 +49,29 @@ export function isCanonicalPath(path: string): boolean {
 
 /**
  * Whether decoding `path`, once or a few times over (hops that each decode), yields a
- * separator, a control character or a dot segment.
+ * separator, a control character (C0, DEL, or C1 as UTF-8) or a dot segment. One scan per
+ * hop; a layer is passed on byte for character (only ASCII matters to what follows).
  */
 function decodesToSeparatorOrControl(path: string): boolean {
   let layer = path;
-  for (let hop = 0; hop < DECODING_HOPS && layer.includes('%'); hop++) {
-    let found = false;
-    layer = layer.replace(ESCAPES, (run) => {
-      const text = UTF8.decode(Buffer.from(run.replaceAll('%', ''), 'hex'));
-      if (SEPARATOR_OR_CONTROL.test(text)) found = true;
-      return text;
-    });
-    if (found || DOT_SEGMENT.test(layer)) return true;
+  for (let hop = 0; hop < DECODING_HOPS; hop++) {
+    let decoded = '';
+    let previous = -1;
+    for (let i = 0; i < layer.length; i++) {
+      const byte = escapedByte(layer, i);
+      if (byte === -1) {
+        decoded += layer[i];
+        previous = -1;
+        continue;
+      }
+      if (byte === 0x2f || byte === 0x5c || byte < 0x20 || byte === 0x7f || (previous === 0xc2 && byte >= 0x80 && byte <= 0x9f)) return true;
+      decoded += String.fromCharCode(byte);
+      previous = byte;
+      i += 2;
+    }
+    if (DOT_SEGMENT.test(decoded)) return true;
+    if (decoded === layer || !decoded.includes('%')) return false;
+    layer = decoded;
   }
   return false;
 }
