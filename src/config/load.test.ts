@@ -82,7 +82,7 @@ describe('keygate.yaml validation', () => {
     const mistyped = problems('upstream: {url: "htps://svc:Sup3rS3cretPw@127.0.0.1:9311"}\n');
     expect(mistyped[0]).toBe('upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "htps://svc:***@127.0.0.1:9311"');
     expect(mistyped.join('\n')).not.toContain('Sup3r');
-    for (const password of ['ab/cd', 'ab?cd', 'ab#cd', 'a@b/c']) {
+    for (const password of ['ab/cd', 'ab?cd', 'ab#cd', 'a@b/c', 'ab\\"cd', 'p@ss\\"w']) {
       const shown = problems(`upstream: {url: "htps://svc:${password}@127.0.0.1:9311"}\n`).join('\n');
       expect(shown, password).toContain('"htps://svc:***@127.0.0.1:9311"');
     }

@@ -20,10 +20,11 @@ export class ConfigError extends Error {
 
 /**
  * `scheme://user:password@`, for masking: the password runs to the last `@` before a space
- * or quote, so one with `/`, `?` or `#` in it (unescaped, as generated passwords often
- * are) is masked whole; a later `@` in the path or query is masked with it.
+ * or an unescaped quote (in a value quoted back, a `"` of the password is `\"`), so one
+ * with `/`, `?`, `#` or `"` in it (unescaped, as generated passwords often are) is masked
+ * whole; a later `@` in the path or query is masked with it.
  */
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s"]*:)[^\s"]*@/gi;
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s"]*:)(?:\\.|[^\s"\\])*@/gi;
 /** `password=...` in a query string. */
 const PASSWORD_PARAM = /([?&]password=)[^&\s]*/gi;
 
