@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { holdSighup } from '../dist/cli/early-sighup.js';
+import { holdSighup, runsServe } from '../dist/cli/early-sighup.js';
 
 // Held before the rest of keygate loads: `serve` reloads its profile on SIGHUP.
-if (process.argv.slice(2).includes('serve')) holdSighup();
+if (runsServe(process.argv.slice(2))) holdSighup();
 const { main } = await import('../dist/cli/main.js');
 await main(process.argv);

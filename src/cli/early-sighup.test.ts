@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { holdSighup, takeSighup } from './early-sighup.js';
+import { holdSighup, runsServe, takeSighup } from './early-sighup.js';
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 50));
 
@@ -27,5 +27,15 @@ describe('SIGHUP while keygate serve loads', () => {
     expect(pending).toBe(1);
     process.off('SIGHUP', next);
     expect(process.listenerCount('SIGHUP')).toBe(before);
+  });
+
+  it('is held for keygate serve only, whatever the other words of the command line', () => {
+    expect(runsServe(['serve'])).toBe(true);
+    expect(runsServe(['--config', 'serve', 'serve'])).toBe(true);
+    expect(runsServe(['-c', 'k.yaml', '--json', 'serve'])).toBe(true);
+    expect(runsServe(['demo', '--data', 'serve'])).toBe(false);
+    expect(runsServe(['accounts', 'create', '--name', 'serve'])).toBe(false);
+    expect(runsServe(['--config', 'serve'])).toBe(false);
+    expect(runsServe([])).toBe(false);
   });
 });

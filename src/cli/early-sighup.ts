@@ -9,6 +9,19 @@ const hold = (): void => {
   asked = true;
 };
 
+/**
+ * Whether the command line runs `keygate serve`: its first word that is neither an option
+ * nor the value of `-c`/`--config` (so `keygate demo --data serve` is not it).
+ */
+export function runsServe(args: readonly string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '-c' || arg === '--config') i++;
+    else if (!arg.startsWith('-')) return arg === 'serve';
+  }
+  return false;
+}
+
 /** From now on a SIGHUP is kept for `takeSighup` instead of ending the process. */
 export function holdSighup(): void {
   process.on('SIGHUP', hold);
