@@ -158,6 +158,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private clientLeft = false;
   /** Counts the records of a JSON answer as it passes on to the client. */
   private counter: JsonRecordCounter | null = null;
+  /** Some of the answer's body has been passed on to the client. */
+  private bodySent = false;
   private status = 0;
 
   constructor(
@@ -237,6 +239,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.counter?.write(chunk);
+    this.bodySent = true;
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', () => controller.resume());
@@ -257,7 +260,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.done = true;
-    this.settleCut();
+    this.settleCut(false);
     const { rt, hooks } = this.upstream;
     if (this.clientLeft) {
       hooks.onFinished(this.request, this.started ? this.status : undefined);
@@ -279,19 +282,23 @@ class Exchange implements Dispatcher.DispatchHandler {
   clientGone(): void {
     if (this.done || this.res.writableFinished) return;
     this.clientLeft = true;
-    this.settleCut();
+    this.settleCut(true);
     this.controller?.abort(new Error('the client went away'));
   }
 
   /**
-   * The exchange ended before the answer did. Nothing was delivered, or nothing counted:
-   * the reservation is released. But records of a counted answer already streamed to the
-   * client are charged (a client could otherwise read an export and hang up before its
-   * end); the estimate is charged when the records went unseen (the count is further on).
+   * The exchange ended before the answer did. Where no body reached the client, or nothing
+   * is counted from it, the reservation is released. The records of a counted answer that
+   * reached the client are charged (a client could otherwise read an export and hang up
+   * before its end). Where the count lies further on (a total at the end), a client that
+   * hung up after part of the body is charged the estimate; an upstream that failed, nothing.
    */
-  private settleCut(): void {
-    if (this.counter) this.settle(this.status, this.counter.sofar());
-    else this.settle(0, undefined);
+  private settleCut(byClient: boolean): void {
+    if (!this.counter || !this.bodySent) {
+      this.settle(0, undefined);
+      return;
+    }
+    this.settle(this.status, this.counter.sofar() ?? (byClient ? undefined : 0));
   }
 
   private settle(status: number, records: number | undefined): void {

@@ -32,6 +32,7 @@ function profile(upstreamUrl: string): ConfigInput {
       { method: 'POST', path: '/v1/domain/overview', cost: { meter: 'units', perRequest: 100 } },
       { method: 'GET', path: '/v1/backlinks/records', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
       { method: 'GET', path: '/v1/backlinks/records-held', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
+      { method: 'GET', path: '/v1/backlinks/headers-held', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
       // The test upstream echoes the request here: JSON without the `data` it is counted by.
       { method: 'GET', path: '/v1/backlinks/uncountable', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
       { method: 'GET', path: '/v1/backlinks/count-header', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
@@ -145,6 +146,29 @@ describe('unit quotas', () => {
     await eventually(async () => (await unitsLeft(secret)) === 100_000 - begun);
     expect(await unitsLeft(secret)).toBe(100_000 - begun);
     expect(begun).toBeGreaterThan(20_000);
+  });
+
+  it('charges nothing for a counted answer cut before its body began, by the client or by the upstream', async () => {
+    const { secret } = await keyOn('big');
+    const arrived = (id: string) => eventually(() => upstream.received.some((r) => r.url.includes(`id=${id}`)));
+
+    const abort = new AbortController();
+    const leaving = kg.call('/v1/backlinks/headers-held?n=5000&id=left-early', { headers: { authorization: `Token ${secret}` }, signal: abort.signal }).catch(() => undefined);
+    expect(await arrived('left-early')).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the upstream's headers reach keygate
+    abort.abort();
+    await leaving;
+    expect(await eventually(() => upstream.abandoned.some((r) => r.url.includes('id=left-early')))).toBe(true);
+    upstream.release('left-early');
+
+    const failing = kg.call('/v1/backlinks/headers-held?n=5000&id=cut&fail=1', { headers: { authorization: `Token ${secret}` } }).then((r) => r.text()).catch(() => 'cut');
+    expect(await arrived('cut')).toBe(true);
+    upstream.release('cut');
+    expect(await failing).toBe('cut');
+
+    // Neither the 5,000 reserved nor anything else was charged; a whole answer still is.
+    expect((await call(secret, 'GET', '/v1/backlinks/records?n=3')).status).toBe(200);
+    expect(await eventually(async () => (await unitsLeft(secret)) === 100_000 - 3)).toBe(true);
   });
 
   it('charges what the request reserved for a 2xx whose records cannot be counted, and forwards nothing that would change the counted body', async () => {
