@@ -211,6 +211,12 @@ function adminTokensOf(value: string | undefined, tokenEnv: string, log: Log): s
     log.warn(`admin API locked: set ${tokenEnv} to use it (/health still answers)`);
     return [];
   }
+  const spaced = tokens.findIndex((token) => /\s/.test(token));
+  if (spaced !== -1) {
+    const which = tokens.length === 1 ? tokenEnv : `token ${spaced + 1} of the ${tokens.length} in ${tokenEnv}`;
+    log.error(`admin API locked: ${which} has a space in it, and "Authorization: Bearer <token>" cannot carry one (/health still answers)`);
+    return [];
+  }
   const short = tokens.findIndex((token) => token.length < MIN_ADMIN_TOKEN_LENGTH);
   if (short !== -1) {
     const length = (tokens[short] as string).length;

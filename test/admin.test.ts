@@ -381,6 +381,9 @@ describe('admin listener with two tokens while one replaces the other', () => {
       }
       expect((await fetch(`${weak.adminUrl}/v1/accounts`, { headers: { authorization: `Bearer ${next}` } })).status).toBe(503);
       expect(weak.logs.text).toContain('admin API locked: token 2 of the 2 in KEYGATE_ADMIN_TOKEN is 5 characters long');
+      const spaced = await startKeygate({ upstream: { url: upstream.url } }, { dir: tempDir('admin-spaced-token'), adminToken: 'a token with spaces in it', env: {} });
+      await spaced.close();
+      expect(spaced.logs.text).toContain('admin API locked: KEYGATE_ADMIN_TOKEN has a space in it');
     } finally {
       await kg.close();
       await weak.close();
