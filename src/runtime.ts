@@ -225,8 +225,6 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     lock?.release();
     throw error;
   }
-  const openedStore = store;
-  const openedCounters = counters;
   /** What a request is judged and answered by, built from a profile (again on reload). */
   const judging = (profile: Config) => {
     const routes = createRouteTable(profile.routes, profile.builtins);
@@ -239,8 +237,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
         keyFormat,
         hashKey,
         keyCache,
-        store: openedStore,
-        counters: openedCounters,
+        store,
+        counters,
         routes,
         limits: createRateLimitPlanner(),
         clock,

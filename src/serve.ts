@@ -211,17 +211,17 @@ function adminTokensOf(value: string | undefined, tokenEnv: string, log: Log): s
     log.warn(`admin API locked: set ${tokenEnv} to use it (/health still answers)`);
     return [];
   }
+  /** How the log names the token at `index`. */
+  const which = (index: number) => (tokens.length === 1 ? tokenEnv : `token ${index + 1} of the ${tokens.length} in ${tokenEnv}`);
   const spaced = tokens.findIndex((token) => /\s/.test(token));
   if (spaced !== -1) {
-    const which = tokens.length === 1 ? tokenEnv : `token ${spaced + 1} of the ${tokens.length} in ${tokenEnv}`;
-    log.error(`admin API locked: ${which} has a space in it, and "Authorization: Bearer <token>" cannot carry one (/health still answers)`);
+    log.error(`admin API locked: ${which(spaced)} has a space in it, and "Authorization: Bearer <token>" cannot carry one (/health still answers)`);
     return [];
   }
   const short = tokens.findIndex((token) => token.length < MIN_ADMIN_TOKEN_LENGTH);
   if (short !== -1) {
     const length = (tokens[short] as string).length;
-    const which = tokens.length === 1 ? tokenEnv : `token ${short + 1} of the ${tokens.length} in ${tokenEnv}`;
-    log.error(`admin API locked: ${which} is ${length} character${length === 1 ? '' : 's'} long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random ones, e.g. openssl rand -base64 24 (/health still answers)`);
+    log.error(`admin API locked: ${which(short)} is ${length} character${length === 1 ? '' : 's'} long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random ones, e.g. openssl rand -base64 24 (/health still answers)`);
     return [];
   }
   return tokens;
