@@ -137,10 +137,11 @@ describe('reloading the profile in a running keygate', () => {
     const next = base();
     next.store = `sqlite:${path.join(dir, 'other.db')}`;
     next.listen = { port: 9999 };
+    next.trustedProxies = ['10.0.0.0/8'];
     next.errors = { envelope: 'error', reasons: { missing_key: { message: 'not applied' } } };
     const error = await gate.reload(loaded(next)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigReloadError);
-    expect((error as ConfigReloadError).fields.sort()).toEqual(['listen.port', 'store']);
+    expect((error as ConfigReloadError).fields.sort()).toEqual(['listen.port', 'store', 'trustedProxies']);
     expect((error as Error).message).toContain('take effect only when keygate restarts: nothing was reloaded');
     expect(gate.runtime.config).toBe(before);
     // The plan's message change was not applied either.

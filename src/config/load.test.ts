@@ -128,6 +128,14 @@ describe('upstream and identity headers', () => {
     ]);
   });
 
+  it('names a trusted proxy that is not an IP address or CIDR range', () => {
+    expect(problems('upstream: {url: "http://a"}\ntrustedProxies: [10.0.0.0/8, 10.0.0.0/33, lb.internal]\n')).toEqual([
+      'trustedProxies[1]: expected an IP address or a CIDR range such as 10.0.0.0/8 or fd00::/8, got "10.0.0.0/33"',
+      'trustedProxies[2]: expected an IP address or a CIDR range such as 10.0.0.0/8 or fd00::/8, got "lb.internal"',
+    ]);
+    expect(parseConfigText('upstream: {url: "http://a"}\n').trustedProxies).toEqual([]);
+  });
+
   it('refuses an empty identity header prefix, which would drop every client header', () => {
     expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {prefix: ""}\n')[0]).toMatch(/^identityHeaders\.prefix: /);
   });

@@ -3,6 +3,7 @@
  * module its TypeScript types (`Config`, `Plan`, `Route`, ...) and is exported as JSON
  * Schema for editors (`keygate schema`). Everything but `upstream.url` has a default.
  */
+import { isAddressRange } from '../gateway/trusted-proxies.js';
 import { createRouteTable, RouteTableError } from '../routes/route-table.js';
 import { z } from 'zod';
 import { DENIAL_REASONS } from '../denial/reasons.js';
@@ -317,6 +318,14 @@ export const configSchema = z
       .default('closed')
       .describe('When the counters backend is unreachable: refuse with 503, or fall back to per-process limits.'),
     keyCacheTtl: duration.prefault('30s').describe('How long a process trusts a cached key without a revocation message.'),
+    trustedProxies: z
+      .array(
+        z.string().refine(isAddressRange, {
+          error: (issue) => `expected an IP address or a CIDR range such as 10.0.0.0/8 or fd00::/8, got ${JSON.stringify(issue.input)}`,
+        }),
+      )
+      .default([])
+      .describe('Load balancers in front of keygate (IP addresses or CIDR ranges): from them, X-Forwarded-Proto and X-Forwarded-Host are passed on as sent instead of replaced.'),
     keys: keyFormat.prefault({}),
     auth: z
       .object({ credentials: z.array(credentialLocation).min(1) })

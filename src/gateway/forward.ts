@@ -7,7 +7,7 @@
  * On the way up the credential (header and query parameter), hop-by-hop headers, any
  * header the `Connection` header names, `Expect` (Node has already answered it) and any
  * identity header the client made up are dropped; identity and X-Forwarded headers are
- * added. On the way down hop-by-hop headers, the record-count header and gauge headers
+ * added (X-Forwarded-Proto and -Host as a trusted proxy sent them, if it did). On the way down hop-by-hop headers, the record-count header and gauge headers
  * are dropped, and the RateLimit fields are added.
  *
  * A 2xx commits the route's cost (per-record costs counted from a response header, or
@@ -28,6 +28,7 @@ import { parseRecordHeader } from '../meters/cost.js';
 import { JsonRecordCounter } from '../meters/json-records.js';
 import { settleCharge, type OnCharged } from '../pipeline/settle.js';
 import { redactUrl } from '../store/open.js';
+import { trustedProxyCheck } from './trusted-proxies.js';
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -90,6 +91,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const names = { account: `${identityPrefix}account`, key: `${identityPrefix}key`, mode: `${identityPrefix}mode`, scopes: `${identityPrefix}scopes`, plan: `${identityPrefix}plan` };
   const credentials = config.auth.credentials;
   const impersonates = (name: string) => dropped.has(name) || name.startsWith(identityPrefix);
+  const fromTrustedProxy = trustedProxyCheck(config.trustedProxies);
 
   /**
    * The headers the upstream receives, as undici's flat [name, value, ...] list. keygate's
@@ -104,8 +106,13 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     const peer = socket.remoteAddress ?? '';
     const forwardedFor = headers['x-forwarded-for'];
     out.push('x-forwarded-for', forwardedFor === undefined ? peer : `${String(forwardedFor)}, ${peer}`);
-    out.push('x-forwarded-proto', socket.encrypted ? 'https' : 'http');
-    if (headers.host !== undefined) out.push('x-forwarded-host', headers.host);
+    // From a trusted load balancer, how the client reached it; from anyone else, how the client reached keygate.
+    const viaProxy = fromTrustedProxy?.(peer) === true;
+    const proto = viaProxy ? headers['x-forwarded-proto'] : undefined;
+    out.push('x-forwarded-proto', typeof proto === 'string' && proto !== '' ? proto : socket.encrypted ? 'https' : 'http');
+    const host = viaProxy ? headers['x-forwarded-host'] : undefined;
+    if (typeof host === 'string' && host !== '') out.push('x-forwarded-host', host);
+    else if (headers.host !== undefined) out.push('x-forwarded-host', headers.host);
     // Records are counted in the body as sent: it must come whole and uncompressed.
     if (plainBody) out.push('accept-encoding', 'identity');
     const listed = listedInConnection(headers.connection);

@@ -92,6 +92,15 @@ describe('forwarding', () => {
     expect(last().headers['x-keygate-account']).toBe(accountId);
   });
 
+  it('writes X-Forwarded-Proto and -Host itself when the client is not a trusted proxy (the client cannot claim https or another host)', async () => {
+    const headers = { Authorization: `Token ${secret}`, 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'api.example.com', 'X-Forwarded-For': '203.0.113.7' };
+    await (await kg.call('/sites', { headers })).text();
+    const seen = last().headers;
+    expect(seen['x-forwarded-proto']).toBe('http');
+    expect(seen['x-forwarded-host']).toBe(new URL(kg.gatewayUrl).host);
+    expect(seen['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
+  });
+
   it('drops hop-by-hop headers, including those the Connection header names', async () => {
     await new Promise<void>((resolve, reject) => {
       const url = new URL(`${kg.gatewayUrl}/sites`);
@@ -208,6 +217,47 @@ describe('forwarding', () => {
     const response = await kg.call('/status/404', { headers: { Authorization: `Token ${secret}` } });
     expect(response.status).toBe(404);
     expect(await response.json()).toEqual({ status: 404 });
+  });
+});
+
+describe('behind a trusted load balancer (trustedProxies)', () => {
+  const dir = tempDir('proxy-trusted');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    // The test client connects from 127.0.0.1: it plays the load balancer.
+    kg = await startKeygate({ upstream: { url: upstream.url }, trustedProxies: ['10.0.0.0/8', '127.0.0.0/8'] }, { dir });
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'live', scopes: [] }, 'test')).secret;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  const last = () => upstream.received.at(-1)!;
+
+  it('passes on the scheme and host the load balancer says the client used, and appends its address', async () => {
+    const headers = { Authorization: `Bearer ${secret}`, 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'api.example.com', 'X-Forwarded-For': '203.0.113.7' };
+    const response = await kg.call('/sites', { headers });
+    expect(response.status).toBe(200);
+    await response.text();
+    const seen = last().headers;
+    expect(seen['x-forwarded-proto']).toBe('https');
+    expect(seen['x-forwarded-host']).toBe('api.example.com');
+    expect(seen['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
+  });
+
+  it('writes its own where the load balancer sent none', async () => {
+    await (await kg.call('/sites', { headers: { Authorization: `Bearer ${secret}` } })).text();
+    const seen = last().headers;
+    expect(seen['x-forwarded-proto']).toBe('http');
+    expect(seen['x-forwarded-host']).toBe(new URL(kg.gatewayUrl).host);
+    expect(seen['x-forwarded-for']).toBe('127.0.0.1');
   });
 });
 

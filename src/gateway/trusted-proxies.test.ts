@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { isAddressRange, trustedProxyCheck } from './trusted-proxies.js';
+
+describe('trustedProxies', () => {
+  it('reads addresses and CIDR ranges of both families, and nothing else', () => {
+    for (const good of ['127.0.0.1', '10.0.0.0/8', '0.0.0.0/0', '::1', 'fd00::/8', '::/0', '192.168.1.0/24']) expect(isAddressRange(good), good).toBe(true);
+    for (const bad of ['', 'localhost', '10.0.0.0/33', '10.0.0.0/', '10.0.0.0/8/8', '10.0.0.0/-1', '::1/129', '10.0.0.256', '10.0.0.0/ 8', '*']) expect(isAddressRange(bad), bad).toBe(false);
+  });
+
+  it('is not asked at all when there are none (the default)', () => {
+    expect(trustedProxyCheck([])).toBeUndefined();
+  });
+
+  it('trusts a peer inside a range, also an IPv4 peer of a dual-stack listener, and no one else', () => {
+    const trusted = trustedProxyCheck(['10.0.0.0/8', 'fd00::/8', '192.0.2.10']);
+    expect(trusted).toBeDefined();
+    const check = trusted as (peer: string | undefined) => boolean;
+    expect(check('10.1.2.3')).toBe(true);
+    expect(check('::ffff:10.1.2.3')).toBe(true);
+    expect(check('fd12::1')).toBe(true);
+    expect(check('192.0.2.10')).toBe(true);
+    expect(check('192.0.2.11')).toBe(false);
+    expect(check('11.0.0.1')).toBe(false);
+    expect(check('::1')).toBe(false);
+    expect(check(undefined)).toBe(false);
+    expect(check('not an address')).toBe(false);
+  });
+});

@@ -1,0 +1,43 @@
+/**
+ * The proxies in front of keygate (`trustedProxies`): a load balancer that terminates
+ * TLS tells keygate, in `X-Forwarded-Proto` and `X-Forwarded-Host`, how the client
+ * reached it. From one of these addresses keygate passes those headers on as sent; from
+ * anyone else it writes its own (a client could otherwise claim any scheme or host).
+ */
+import { BlockList, isIP } from 'node:net';
+
+/** An IP address, or a CIDR range (`10.0.0.0/8`, `fd00::/8`); undefined for anything else. */
+function parseRange(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
+  const slash = text.indexOf('/');
+  const address = slash === -1 ? text : text.slice(0, slash);
+  const version = isIP(address);
+  if (version === 0) return undefined;
+  const bits = version === 4 ? 32 : 128;
+  if (slash === -1) return { address, prefix: bits, family: version === 4 ? 'ipv4' : 'ipv6' };
+  const prefixText = text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > bits) return undefined;
+  return { address, prefix: Number(prefixText), family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
+export function isAddressRange(text: string): boolean {
+  return parseRange(text) !== undefined;
+}
+
+/**
+ * Whether a peer address is one of `ranges`; undefined when there are none (the default),
+ * so the gateway skips the question altogether.
+ */
+export function trustedProxyCheck(ranges: readonly string[]): ((peer: string | undefined) => boolean) | undefined {
+  if (ranges.length === 0) return undefined;
+  const list = new BlockList();
+  for (const text of ranges) {
+    const range = parseRange(text);
+    if (!range) throw new Error(`not an IP address or CIDR range: ${JSON.stringify(text)}`);
+    list.addSubnet(range.address, range.prefix, range.family);
+  }
+  // BlockList matches an IPv4 client of a dual-stack listener (`::ffff:10.0.0.1`) against IPv4 ranges too.
+  return (peer) => {
+    const version = peer === undefined ? 0 : isIP(peer);
+    return version !== 0 && list.check(peer as string, version === 4 ? 'ipv4' : 'ipv6');
+  };
+}
