@@ -144,6 +144,35 @@ describe('admin API', () => {
     expect(await names(await kg.admin('/v1/accounts?q=%20pAGED%20'))).toEqual(matching);
   });
 
+  it('pages the audit log newest first, 200 to a page unless limit says otherwise, each event once', async () => {
+    const created = (await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Audited' }) }))).body as { id: string };
+    for (let i = 0; i < 4; i++) await kg.admin(`/v1/accounts/${created.id}`, { method: 'PATCH', body: JSON.stringify({ name: `Audited ${i}` }) });
+    const all = ((await (await kg.admin(`/v1/audit?accountId=${created.id}`)).json()) as { id: string; action: string; detail: { name?: string } }[]);
+    expect(all.map((e) => e.action)).toEqual(['account.updated', 'account.updated', 'account.updated', 'account.updated', 'account.created']);
+    expect(all[0]?.detail.name).toBe('Audited 3');
+    const seen: string[] = [];
+    let next: string | undefined = `/v1/audit?accountId=${created.id}&limit=2`;
+    while (next) {
+      const page = await kg.admin(next);
+      expect(page.status).toBe(200);
+      const rows = (await page.json()) as { id: string }[];
+      expect(rows.length).toBeLessThanOrEqual(2);
+      seen.push(...rows.map((e) => e.id));
+      next = /^<([^>]+)>; rel="next"$/.exec(page.headers.get('link') ?? '')?.[1];
+    }
+    expect(seen).toEqual(all.map((e) => e.id));
+    // Without a limit: the newest 200, and a link to the older ones.
+    for (let i = 0; i < 200; i++) await kg.admin(`/v1/accounts/${created.id}`, { method: 'PATCH', body: JSON.stringify({ name: `Audited again ${i}` }) });
+    const newest = await kg.admin(`/v1/audit?accountId=${created.id}`);
+    const rows = (await newest.json()) as { detail: { name?: string } }[];
+    expect(rows).toHaveLength(200);
+    expect(rows[0]?.detail.name).toBe('Audited again 199');
+    const older = /^<([^>]+)>; rel="next"$/.exec(newest.headers.get('link') ?? '')?.[1] as string;
+    expect(older).toMatch(new RegExp(`^/v1/audit\\?accountId=${created.id}&limit=200&after=[\\w-]+$`));
+    expect(((await (await kg.admin(older)).json()) as { id: string }[]).map((e) => e.id)).toEqual(all.map((e) => e.id));
+    expect((await json(await kg.admin('/v1/audit?after=nope'))).status).toBe(400);
+  });
+
   it('refuses an overlap that would end past the year 9999, and names with control characters, writing nothing', async () => {
     const keysBefore = await json(await kg.admin('/v1/keys'));
     for (const overlap of ['99999999999999999999d', '3000000d']) {

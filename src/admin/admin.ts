@@ -126,6 +126,9 @@ const NO_QUERY = z.object({}).strict();
  * A page of a list: `limit` rows (1 to 1000; without it, all of them, as before) after the
  * `after` cursor of the previous page's `Link: <...>; rel="next"`.
  */
+/** Audit entries a page holds unless `limit` says otherwise. */
+const AUDIT_PAGE = 200;
+
 const PageQuery = {
   limit: z.coerce.number().int().min(1).max(1000).optional().describe('At most this many, oldest first; a Link header (rel="next") gives the next page'),
   after: z.string().optional().describe('The cursor from the previous page\'s Link header'),
@@ -135,10 +138,11 @@ const PageQuery = {
  * Reads one row past the page to know whether another follows; sets its Link header.
  * Without a limit, the whole list (as before pages existed).
  */
-async function paged<T extends { createdAt: number; id: string }>(
+async function paged<T extends { id: string }>(
   request: { url: string; query: { limit?: number | undefined; after?: string | undefined } },
   reply: FastifyReply,
   list: (page: Page) => Promise<T[]>,
+  placeOfRow: (row: T) => { createdAt: number; id: string } = (row) => row as T & { createdAt: number },
 ): Promise<T[]> {
   const { limit, after } = request.query;
   const rows = await list({ ...(limit !== undefined ? { limit: limit + 1 } : {}), ...(after !== undefined ? { after: placeOf(after) } : {}) });
@@ -146,7 +150,7 @@ async function paged<T extends { createdAt: number; id: string }>(
   const page = rows.slice(0, limit);
   const next = new URLSearchParams();
   for (const [name, value] of Object.entries(request.query)) if (value !== undefined) next.set(name, String(value));
-  next.set('after', cursorOf(page[page.length - 1] as T));
+  next.set('after', cursorOf(placeOfRow(page[page.length - 1] as T)));
   next.set('limit', String(limit));
   reply.header('link', `<${request.url.split('?')[0]}?${next.toString()}>; rel="next"`);
   return page;
@@ -492,12 +496,21 @@ export async function buildAdmin(rt: Runtime, options: { tokens: readonly string
       schema: {
         tags: ['audit'],
         summary: 'Key and account events, newest first',
-        querystring: z.object({ accountId: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }).strict(),
+        querystring: z
+          .object({
+            accountId: z.string().optional(),
+            limit: z.coerce.number().int().min(1).max(1000).default(AUDIT_PAGE).describe(`At most this many (default ${AUDIT_PAGE}), newest first; a Link header (rel="next") gives the older ones`),
+            after: PageQuery.after,
+          })
+          .strict(),
         response: { 200: z.array(z.object({ id: z.string(), at: z.string(), actor: z.string(), action: z.string(), accountId: z.string().nullable(), keyId: z.string().nullable(), detail: z.record(z.string(), z.unknown()) })) },
       },
     },
-    async (request) =>
-      (await rt.store.listAudit({ ...(request.query.accountId ? { accountId: request.query.accountId } : {}), ...(request.query.limit ? { limit: request.query.limit } : {}) })).map((e) => ({ ...e, at: iso(e.at) as string })),
+    async (request, reply) => {
+      const { accountId } = request.query;
+      const entries = await paged(request, reply, (page) => rt.store.listAudit({ ...(accountId ? { accountId } : {}), ...page }), (e) => ({ createdAt: e.at, id: e.id }));
+      return entries.map((e) => ({ ...e, at: iso(e.at) as string }));
+    },
   );
 
   return app;

@@ -146,4 +146,14 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('meter_usage').dropColumn('returned').execute();
     },
   },
+  // The audit log of every account is read a page at a time, newest first: without this
+  // each page sorted the whole table.
+  '0005_audit_order': {
+    async up(db: Kysely<any>) {
+      await db.schema.createIndex('audit_log_order').on('audit_log').columns(['at', 'id']).execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropIndex('audit_log_order').ifExists().execute();
+    },
+  },
 };

@@ -204,6 +204,10 @@ export class SqlStore implements Store {
       const matches = this.kind === 'sqlite' ? sql<boolean>`keygate_lower(name) like ${literal.toLowerCase()} escape '\\'` : sql<boolean>`lower(name) like lower(${literal}) escape '\\'`;
       query = query.where((eb) => eb.or([matches, eb('id', '=', filter.search as string)]));
     }
+    if (filter.ids !== undefined) {
+      if (filter.ids.length === 0) return [];
+      query = query.where('id', 'in', filter.ids);
+    }
     return (await inCreationOrder(query, filter).execute()).map(toAccount);
   }
 
@@ -381,9 +385,11 @@ export class SqlStore implements Store {
       .execute();
   }
 
-  async listAudit(filter: { accountId?: string; limit?: number } = {}): Promise<AuditEntry[]> {
+  async listAudit(filter: { accountId?: string } & Page = {}): Promise<AuditEntry[]> {
     let query = this.db.selectFrom('audit_log').selectAll();
     if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
+    // Newest first: the next page holds what comes before the previous page's last entry.
+    if (filter.after) query = query.where(sql<boolean>`(at, id) < (${filter.after.createdAt}, ${filter.after.id})`);
     const rows = await query.orderBy('at', 'desc').orderBy('id', 'desc').limit(filter.limit ?? 200).execute();
     return rows.map((r) => ({
       id: r.id,

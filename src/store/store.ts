@@ -132,7 +132,6 @@ export interface UsageDailyRow {
 
 export type AccountPatch = Partial<Pick<AccountRecord, 'name' | 'planId' | 'planExpiresAt' | 'apiAccess' | 'overage'>>;
 export type KeyPatch = Partial<Pick<KeyRecord, 'name' | 'expiresAt' | 'revokedAt' | 'scopes'>>;
-/** A page of a list in creation order: the rows after `after` (a row's creation time and id), at most `limit`. */
 /**
  * Accounts whose name contains `search` (letters of either case, accented ones too; on
  * PostgreSQL as the database's LC_CTYPE folds them, C.UTF-8 or a language's locale) or
@@ -140,6 +139,8 @@ export type KeyPatch = Partial<Pick<KeyRecord, 'name' | 'expiresAt' | 'revokedAt
  */
 export interface AccountSearch {
   search?: string;
+  /** Only these accounts (the names a page of other rows refers to). */
+  ids?: readonly string[];
 }
 
 /** Rows of one account, or of any of several (a page of accounts); neither: all rows. */
@@ -148,6 +149,7 @@ export interface AccountFilter {
   accountIds?: readonly string[];
 }
 
+/** A page of a list in creation order: the rows after `after` (a row's creation time and id), at most `limit`. */
 export interface Page {
   limit?: number;
   after?: { createdAt: number; id: string };
@@ -209,7 +211,8 @@ export interface Store {
   deleteExpiredSessions(now: number): Promise<number>;
 
   appendAudit(entry: AuditEntry): Promise<void>;
-  listAudit(filter?: { accountId?: string; limit?: number }): Promise<AuditEntry[]>;
+  /** Newest first; `after` (a previous page's last entry: its `at` and `id`) continues with older ones. */
+  listAudit(filter?: { accountId?: string } & Page): Promise<AuditEntry[]>;
 
   /** Absolute balances: each row raises what was stored for its account/meter/period (never lowers it). */
   saveMeterUsage(rows: readonly MeterUsageRow[]): Promise<void>;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AccountRecord, KeyRecord, MemberRecord, Page, Store } from '../../src/store/store.js';
+import type { AccountRecord, AuditEntry, KeyRecord, MemberRecord, Page, Store } from '../../src/store/store.js';
 
 export interface StoreBackend {
   /** A migrated, empty store, and how to remove it afterwards. */
@@ -283,6 +283,29 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(entries.map((e) => e.action)).toEqual(['act.2', 'act.1', 'act.0']);
       expect(entries[0]?.detail).toEqual({ i: 2, nested: { ok: true } });
       expect(await store.listAudit({ accountId: a.id, limit: 1 })).toHaveLength(1);
+    });
+
+    it('lists the audit log a page at a time, newest first, each entry once (ties in time broken by id)', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const written = [0, 0, 1, 1, 1, 2].map((t, i) => ({ id: unique(`aud${i}`), at: T0 + t, actor: 'cli', action: `page.${i}`, accountId: a.id, keyId: null, detail: {} }));
+      for (const e of written) await store.appendAudit(e);
+      const expected = [...written].sort((x, y) => y.at - x.at || (x.id < y.id ? 1 : -1)).map((e) => e.id);
+      const seen: string[] = [];
+      let page = await store.listAudit({ accountId: a.id, limit: 4 });
+      while (page.length > 0) {
+        seen.push(...page.map((e) => e.id));
+        const last = page[page.length - 1] as AuditEntry;
+        page = await store.listAudit({ accountId: a.id, limit: 4, after: { createdAt: last.at, id: last.id } });
+      }
+      expect(seen).toEqual(expected);
+    });
+
+    it('lists the accounts a set of ids names, and none for an empty set', async () => {
+      const [a, b, c] = [account(), account(), account()];
+      for (const x of [a, b, c]) await store.createAccount(x);
+      expect((await store.listAccounts({ ids: [a.id, c.id, 'acc_nobody'] })).map((x) => x.id).sort()).toEqual([a.id, c.id].sort());
+      expect(await store.listAccounts({ ids: [] })).toEqual([]);
     });
 
     it('saves absolute meter balances, never lowering one, and loads them by account and period', async () => {

@@ -2,11 +2,12 @@
  * The operator in the dashboard, in real Chromium: every account, an account's keys,
  * members and usage; changing its plan and API access (the gateway follows at once),
  * inviting a member, revoking a key, creating an account, and the audit log naming the
- * operator for each change.
+ * operator for each change, a page at a time.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
+import { updateAccount } from '../../src/operations/accounts.js';
 import { ACCOUNTS_PER_PAGE } from '../../src/dashboard/pages/accounts.js';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PASSWORD, screenshot, shown, startDashboard, textOf, type DashboardFixture } from './support.js';
@@ -207,5 +208,38 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     // A cursor keygate did not give is the operator's mistake, said in words.
     expect((await page.goto('/accounts?after=not-a-cursor'))?.status()).toBe(400);
     await shown(page.getByText('After: not a cursor keygate gave (follow the link to the next page).'));
+  });
+
+  it('pages the audit log, newest first, and takes an account id once there are too many accounts to list', async () => {
+    // More than a page of events: the bulk accounts above were created, and each is moved to another plan.
+    const bulk = await fixture.keygate.runtime.store.listAccounts({ search: 'Bulk' });
+    for (const account of bulk) await updateAccount(fixture.keygate.runtime, account.id, { planId: 'pro' }, 'test');
+    const total = (await fixture.keygate.runtime.store.listAudit({ limit: 100_000 })).length;
+    expect(total).toBeGreaterThan(200);
+
+    await page.goto('/audit');
+    const rows = page.getByRole('table', { name: 'Audit log' }).locator('tbody tr');
+    expect(await rows.count()).toBe(200);
+    expect(await textOf(rows.first())).toMatch(/Changed the account\s+Bulk \d+\s+plan → pro/);
+    expect(await page.getByRole('link', { name: 'Newest events' }).count()).toBe(0);
+    const newest = await rows.allInnerTexts();
+    await page.getByRole('link', { name: 'Older events' }).click();
+    expect(await rows.count()).toBe(total - 200);
+    // The oldest event of all comes last, and none is on both pages.
+    expect(await textOf(rows.last())).toMatch(/Created the account\s+Acme Analytics/);
+    expect((await rows.allInnerTexts()).filter((row) => newest.includes(row))).toEqual([]);
+    expect(await page.getByRole('link', { name: 'Older events' }).count()).toBe(0);
+    await page.getByRole('link', { name: 'Newest events' }).click();
+    expect(await rows.count()).toBe(200);
+
+    // Too many accounts for a list to choose from: the filter takes an account's id.
+    await page.getByLabel('Account id').fill(acmeId);
+    await page.getByRole('button', { name: 'Show' }).click();
+    expect(new URL(page.url()).search).toBe(`?account=${acmeId}`);
+    const accounts = await page.getByRole('table', { name: 'Audit log of Acme Analytics' }).locator('td[data-label="Account"]').allInnerTexts();
+    expect(accounts.length).toBeGreaterThan(0);
+    expect(new Set(accounts)).toEqual(new Set(['Acme Analytics']));
+    await page.goto('/audit?account=acc_nobody');
+    await shown(page.getByText('No account has the id “acc_nobody”: these are every account’s events.'));
   });
 });

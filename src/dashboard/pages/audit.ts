@@ -8,8 +8,11 @@ import { operatorOf, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { relative, when } from '../format.js';
+import { cursorOf, placeOf } from '../../operations/cursor.js';
 
 const PAGE_SIZE = 200;
+/** Accounts offered in the filter's list; with more, an account is named by its id. */
+const ACCOUNT_CHOICES = 100;
 
 const ACTIONS: Record<string, string> = {
   'key.created': 'Created a key',
@@ -88,22 +91,48 @@ export function auditTable(entries: readonly AuditEntry[], accountNames: Readonl
 
 export function registerAuditPage(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
-  app.get<{ Querystring: { account?: string } }>('/audit', async (request, reply) => {
+  app.get<{ Querystring: { account?: string; after?: string } }>('/audit', async (request, reply) => {
     operatorOf(request);
-    const accounts = await rt.store.listAccounts();
-    const names = new Map(accounts.map((a) => [a.id, a.name]));
-    const selected = typeof request.query.account === 'string' && names.has(request.query.account) ? request.query.account : '';
-    const entries = await rt.store.listAudit({ ...(selected ? { accountId: selected } : {}), limit: PAGE_SIZE });
-    const body = html`<h1>Audit log</h1>
-<p>Who created, rotated and revoked keys, changed accounts and invited members — newest first${entries.length === PAGE_SIZE ? `, the latest ${PAGE_SIZE}` : ''}.</p>
-<form method="get" action="/audit" class="inline-form">
-  <div class="field"><label for="account">Account</label><select id="account" name="account">
+    // A page at a time, newest first; only the accounts a page names are read (for their names).
+    const cursor = typeof request.query.after === 'string' ? request.query.after : undefined;
+    const asked = typeof request.query.account === 'string' ? request.query.account.trim().slice(0, 200) : '';
+    const account = asked === '' ? undefined : await rt.store.getAccount(asked);
+    const listed = await rt.store.listAudit({
+      ...(account ? { accountId: account.id } : {}),
+      limit: PAGE_SIZE + 1,
+      ...(cursor !== undefined ? { after: placeOf(cursor) } : {}),
+    });
+    const entries = listed.slice(0, PAGE_SIZE);
+    const last = entries[entries.length - 1];
+    const next = listed.length > PAGE_SIZE && last ? cursorOf({ createdAt: last.at, id: last.id }) : undefined;
+    const ids = [...new Set(entries.flatMap((e) => (e.accountId ? [e.accountId] : [])))];
+    const names = new Map((await rt.store.listAccounts({ ids })).map((a) => [a.id, a.name]));
+    // A choice of every account while they fit on a page; past that, an account is named by its id.
+    const few = await rt.store.listAccounts({ limit: ACCOUNT_CHOICES + 1 });
+    const listUrl = (place?: string) => {
+      const params = new URLSearchParams({ ...(account ? { account: account.id } : {}), ...(place !== undefined ? { after: place } : {}) }).toString();
+      return params === '' ? '/audit' : `/audit?${params}`;
+    };
+    const pager =
+      cursor !== undefined || next !== undefined
+        ? html`<nav class="pager" aria-label="Pages of the audit log">${cursor !== undefined ? html`<a href="${listUrl()}">Newest events</a>` : ''}${next !== undefined ? html`<a href="${listUrl(next)}" rel="next">Older events</a>` : ''}</nav>`
+        : '';
+    const chooser =
+      few.length <= ACCOUNT_CHOICES
+        ? html`<div class="field"><label for="account">Account</label><select id="account" name="account">
     <option value="">All accounts</option>
-    ${accounts.map((a) => html`<option value="${a.id}"${a.id === selected ? html` selected` : ''}>${a.name}</option>`)}
-  </select></div>
+    ${few.map((a) => html`<option value="${a.id}"${a.id === account?.id ? html` selected` : ''}>${a.name}</option>`)}
+  </select></div>`
+        : html`<div class="field"><label for="account">Account id</label><input id="account" name="account" value="${account?.id ?? asked}" placeholder="acc_… (from the Accounts page); empty for all" autocomplete="off"></div>`;
+    const notice = asked !== '' && !account ? ({ kind: 'error', text: `No account has the id “${asked}”: these are every account’s events.` } as const) : undefined;
+    const body = html`<h1>Audit log</h1>
+<p>Who created, rotated and revoked keys, changed accounts and invited members — newest first, ${PAGE_SIZE} to a page.</p>
+<form method="get" action="/audit" class="inline-form">
+  ${chooser}
   <button type="submit" class="secondary">Show</button>
 </form>
-${auditTable(entries, names, selected ? `Audit log of ${names.get(selected)}` : 'Audit log')}`;
-    return sendPage(dash, request, reply, { title: 'Audit log', body });
+${auditTable(entries, names, account ? `Audit log of ${account.name}` : 'Audit log')}
+${pager}`;
+    return sendPage(dash, request, reply, { title: 'Audit log', body, ...(notice ? { notice } : {}) });
   });
 }
