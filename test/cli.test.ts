@@ -129,6 +129,24 @@ describe('keygate CLI with a running gateway', () => {
     expect(again.stdout).toMatch(new RegExp(`^key ${keyId} \\(.*\\) was already revoked, at .*; nothing changed`));
   });
 
+  it('shows the audit log, newest first, with the CLI as the actor', async () => {
+    const r = await cli('--json', 'audit', '--account', accountId, '--limit', '2');
+    expect(r.code).toBe(0);
+    const events = JSON.parse(r.stdout) as { at: string; actor: string; action: string; keyId: string | null; detail: { hint?: string } }[];
+    // The newest: the revocation the test above made.
+    expect(events).toHaveLength(2);
+    expect(events.map((e) => [e.actor, e.action, e.keyId])[0]).toEqual(['cli', 'key.revoked', keyId]);
+    expect(events.every((e) => e.actor === 'cli')).toBe(true);
+    expect(events[0]?.at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(r.stdout).not.toContain(secret);
+    const human = await cli('audit', '--account', accountId);
+    expect(human.stdout.split('\n')[0]).toMatch(/^WHEN\s+ACTOR\s+ACTION\s+ACCOUNT\s+KEY\s+DETAIL$/);
+    expect(human.stdout).toContain('account.created');
+    const bad = await cli('audit', '--limit', 'lots');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--limit: expected a whole number from 1 to 10000, got "lots"');
+  });
+
   it('takes an expiry as a date, a date-time or a duration, and refuses a date that does not exist instead of guessing', async () => {
     const refused = async (expires: string) => {
       const r = await cli('keys', 'create', '--account', accountId, '--name', 'dated', '--expires', expires);

@@ -490,6 +490,26 @@ export function buildCli(): Command {
     );
 
   program
+    .command('audit')
+    .description('key, account and member events, newest first, and who did them')
+    .option('--account <id>', 'only this account\'s events')
+    .option('--limit <n>', 'at most this many (1 to 10000)', '50')
+    .action((opts: { account?: string; limit: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const limit = Number(opts.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new OperationError('invalid', `--limit: expected a whole number from 1 to 10000, got "${opts.limit}"`);
+        const entries = await rt.store.listAudit({ ...(opts.account ? { accountId: opts.account } : {}), limit });
+        // As the admin API gives them: `at` in ISO 8601.
+        print(json, entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() })), () =>
+          table(
+            entries.map((e) => ({ when: when(e.at), actor: e.actor, action: e.action, account: e.accountId ?? '', key: e.keyId ?? '', detail: JSON.stringify(e.detail) })),
+            ['when', 'actor', 'action', 'account', 'key', 'detail'],
+          ),
+        );
+      }),
+    );
+
+  program
     .command('gauge')
     .description('set a gauge meter of an account (e.g. keywords tracked)')
     .requiredOption('--account <id>')
