@@ -24,6 +24,8 @@ export interface ServeOptions extends RuntimeOptions {
   ports?: { gateway?: number; admin?: number; dashboard?: number };
   /** Admin token (or several, comma-separated); default: the environment variable the profile names. */
   adminToken?: string;
+  /** Read-only admin token (or several); default: the environment variable `admin.readTokenEnv` names. */
+  adminReadToken?: string;
   /** How long closing waits for in-flight requests before cutting connections (default 10 s). */
   drainTimeoutMs?: number;
 }
@@ -205,23 +207,26 @@ const MIN_ADMIN_TOKEN_LENGTH = 16;
  * None when it is unset, or when any of them is short enough to guess (it guards every
  * account and key): the admin API is then locked, and the log says why.
  */
-function adminTokensOf(value: string | undefined, tokenEnv: string, log: Log): string[] {
+function adminTokensOf(value: string | undefined, tokenEnv: string, log: Log, kind: 'admin' | 'read-only' = 'admin'): string[] {
   const tokens = (value ?? '').split(',').map((token) => token.trim()).filter((token) => token !== '');
+  // What a bad token shuts: the whole admin API, or (read-only tokens, which are optional) only those.
+  const locked = kind === 'admin' ? 'admin API locked' : 'read-only admin tokens refused';
+  const still = kind === 'admin' ? '/health still answers' : 'the admin token still works';
   if (tokens.length === 0) {
-    log.warn(`admin API locked: set ${tokenEnv} to use it (/health still answers)`);
+    if (kind === 'admin') log.warn(`admin API locked: set ${tokenEnv} to use it (/health still answers)`);
     return [];
   }
   /** How the log names the token at `index`. */
   const which = (index: number) => (tokens.length === 1 ? tokenEnv : `token ${index + 1} of the ${tokens.length} in ${tokenEnv}`);
   const spaced = tokens.findIndex((token) => /\s/.test(token));
   if (spaced !== -1) {
-    log.error(`admin API locked: ${which(spaced)} has a space in it, and "Authorization: Bearer <token>" cannot carry one (/health still answers)`);
+    log.error(`${locked}: ${which(spaced)} has a space in it, and "Authorization: Bearer <token>" cannot carry one (${still})`);
     return [];
   }
   const short = tokens.findIndex((token) => token.length < MIN_ADMIN_TOKEN_LENGTH);
   if (short !== -1) {
     const length = (tokens[short] as string).length;
-    log.error(`admin API locked: ${which(short)} is ${length} character${length === 1 ? '' : 's'} long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random ones, e.g. openssl rand -base64 24 (/health still answers)`);
+    log.error(`${locked}: ${which(short)} is ${length} character${length === 1 ? '' : 's'} long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random ones, e.g. openssl rand -base64 24 (${still})`);
     return [];
   }
   return tokens;
@@ -274,7 +279,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
 
     // Without a token the admin listener still serves /health and /openapi.json.
     const adminTokens = adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log);
-    const adminUrl = await listen(await buildAdmin(rt, { tokens: adminTokens, metrics }), 'admin', config.admin.listen, options.ports?.admin);
+    const readTokens = adminTokensOf(options.adminReadToken ?? rt.env[config.admin.readTokenEnv], config.admin.readTokenEnv, log, 'read-only');
+    const adminUrl = await listen(await buildAdmin(rt, { tokens: adminTokens, readTokens, metrics }), 'admin', config.admin.listen, options.ports?.admin);
     rt.listening.admin = adminUrl;
 
     let dashboardUrl: string | undefined;

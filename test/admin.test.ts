@@ -421,6 +421,42 @@ describe('admin listener with two tokens while one replaces the other', () => {
   });
 });
 
+describe('read-only admin tokens', () => {
+  it('read with GET and HEAD, are refused every change (403, naming the admin token), and a bad one is refused alone', async () => {
+    const upstream = await startTestUpstream();
+    const reader = 'reporting-token-0123456789';
+    const admin = 'full-admin-token-0123456789';
+    const kg = await startKeygate({ upstream: { url: upstream.url } }, { dir: tempDir('admin-read-token'), adminToken: admin, adminReadToken: reader, env: {} });
+    const weak = await startKeygate({ upstream: { url: upstream.url } }, { dir: tempDir('admin-weak-read-token'), adminToken: admin, adminReadToken: 'short', env: {} });
+    const call = (url: string, token: string, init: RequestInit = {}) =>
+      fetch(url, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.body ? { 'content-type': 'application/json' } : {}) } });
+    try {
+      const created = await call(`${kg.adminUrl}/v1/accounts`, admin, { method: 'POST', body: JSON.stringify({ name: 'Read me' }) });
+      expect(created.status).toBe(201);
+      const { id } = (await created.json()) as { id: string };
+      for (const path of ['/v1/accounts', `/v1/accounts/${id}`, '/v1/keys', '/v1/audit', `/v1/accounts/${id}/usage`, '/metrics']) {
+        expect((await call(`${kg.adminUrl}${path}`, reader)).status, path).toBe(200);
+      }
+      expect((await call(`${kg.adminUrl}/v1/accounts`, reader, { method: 'HEAD' })).status).toBe(200);
+      const refused = await call(`${kg.adminUrl}/v1/keys`, reader, { method: 'POST', body: JSON.stringify({ accountId: id, name: 'nope' }) });
+      expect(refused.status).toBe(403);
+      expect(((await refused.json()) as { detail: string }).detail).toBe('This token (from KEYGATE_ADMIN_READ_TOKEN) may only read: GET and HEAD. Changes need the admin token (KEYGATE_ADMIN_TOKEN).');
+      expect((await call(`${kg.adminUrl}/v1/accounts/${id}`, reader, { method: 'DELETE' })).status).toBe(403);
+      expect((await call(`${kg.adminUrl}/v1/accounts/${id}`, reader, { method: 'PATCH', body: JSON.stringify({ name: 'x' }) })).status).toBe(403);
+      expect(((await (await call(`${kg.adminUrl}/v1/keys?accountId=${id}`, admin)).json()) as unknown[]).length).toBe(0);
+      expect((await call(`${kg.adminUrl}/v1/accounts/${id}`, admin)).status).toBe(200);
+      // A read-only token that could be guessed is refused; the admin token is not affected.
+      expect((await call(`${weak.adminUrl}/v1/accounts`, 'short')).status).toBe(401);
+      expect((await call(`${weak.adminUrl}/v1/accounts`, admin)).status).toBe(200);
+      expect(weak.logs.text).toContain('read-only admin tokens refused: KEYGATE_ADMIN_READ_TOKEN is 5 characters long');
+    } finally {
+      await kg.close();
+      await weak.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('plan scopes at request time', () => {
   const dir = tempDir('admin-scopes');
 

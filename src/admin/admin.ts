@@ -1,8 +1,9 @@
 /**
  * The admin REST API, on its own listener, for the operator's scripts: accounts, plans,
  * keys, members, usage, forecasts, the audit log, health and Prometheus metrics. Every
- * route but /health and /openapi.json needs `Authorization: Bearer <admin token>`; with
- * no token configured those are all that answer.
+ * route but /health and /openapi.json needs `Authorization: Bearer <admin token>` (a
+ * read-only token, for reports and monitoring, is enough for GET and HEAD); with no token
+ * configured those are all that answer.
  * Requests and responses are zod schemas, which also produce the OpenAPI document.
  * Errors are RFC 9457 problem details.
  */
@@ -156,7 +157,7 @@ async function paged<T extends { id: string }>(
   return page;
 }
 
-export async function buildAdmin(rt: Runtime, options: { tokens: readonly string[]; metrics: Metrics }): Promise<FastifyInstance> {
+export async function buildAdmin(rt: Runtime, options: { tokens: readonly string[]; readTokens?: readonly string[]; metrics: Metrics }): Promise<FastifyInstance> {
   const app = Fastify({
     ...listenerOptions(rt.log, 'admin'),
     bodyLimit: 1024 * 1024,
@@ -186,28 +187,39 @@ export async function buildAdmin(rt: Runtime, options: { tokens: readonly string
   await app.register(swagger, {
     openapi: {
       info: { title: 'keygate admin API', version: '1', description: 'Accounts, keys, members, usage and forecasts of one keygate profile.' },
-      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer' } } },
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer', description: 'The admin token (the variable admin.tokenEnv names); a read-only token (admin.readTokenEnv) is accepted for GET and HEAD.' },
+        },
+      },
       security: [{ adminToken: [] }],
     },
     transform: jsonSchemaTransform,
   });
 
   const expected = options.tokens.map(digest);
+  const expectedRead = (options.readTokens ?? []).map(digest);
+  const { tokenEnv, readTokenEnv } = rt.config.admin;
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0];
     if (path === '/health' || path === '/health/ready' || path === '/openapi.json') return;
-    if (expected.length === 0) return problem(reply, 503, `The admin API is locked: start keygate with ${rt.config.admin.tokenEnv} set.`, 'Service Unavailable');
+    if (expected.length === 0 && expectedRead.length === 0) return problem(reply, 503, `The admin API is locked: start keygate with ${tokenEnv} set.`, 'Service Unavailable');
     const header = request.headers.authorization ?? '';
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
     // Compare digests so the comparison is constant-time whatever the lengths, and with
     // every token (no early stop tells which one came close).
     const presented = match ? digest(match[1] as string) : undefined;
     let valid = false;
+    let readOnly = false;
     for (const token of expected) if (presented && timingSafeEqual(presented, token)) valid = true;
-    if (!valid) {
-      reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
-      return problem(reply, 401, 'Send the admin token as "Authorization: Bearer <token>".');
+    for (const token of expectedRead) if (presented && timingSafeEqual(presented, token)) readOnly = true;
+    if (valid) return;
+    if (readOnly) {
+      if (request.method === 'GET' || request.method === 'HEAD') return;
+      return problem(reply, 403, `This token (from ${readTokenEnv}) may only read: GET and HEAD. Changes need the admin token (${tokenEnv}).`);
     }
+    reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
+    return problem(reply, 401, 'Send the admin token as "Authorization: Bearer <token>".');
   });
 
   app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {

@@ -352,6 +352,10 @@ export const configSchema = z
       .object({
         listen: listen.prefault({ port: 8081 }),
         tokenEnv: z.string().default('KEYGATE_ADMIN_TOKEN').describe('Environment variable holding the admin token.'),
+        readTokenEnv: z
+          .string()
+          .default('KEYGATE_ADMIN_READ_TOKEN')
+          .describe('Environment variable holding read-only admin tokens (GET and HEAD only: reports, monitoring), optional.'),
       })
       .strict()
       .prefault({}),
