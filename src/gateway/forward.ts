@@ -6,8 +6,10 @@
  *
  * On the way up the credential (header and query parameter), hop-by-hop headers, any
  * header the `Connection` header names, `Expect` (Node has already answered it) and any
- * identity header the client made up are dropped; identity and X-Forwarded headers are
- * added (X-Forwarded-Proto and -Host as a trusted proxy sent them, if it did). On the way down hop-by-hop headers, the record-count header and gauge headers
+ * identity header the client made up are dropped, and so are `Forwarded`, `X-Real-IP`
+ * and the other X-Forwarded headers unless a trusted proxy sent them; identity and
+ * X-Forwarded headers are added (X-Forwarded-Proto and -Host as a trusted proxy sent
+ * them, if it did). On the way down hop-by-hop headers, the record-count header and gauge headers
  * are dropped, and the RateLimit fields are added.
  *
  * A 2xx commits the route's cost (per-record costs counted from a response header, or
@@ -43,6 +45,15 @@ const NOT_FORWARDED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto',
  * a part of it): not forwarded where records are counted in the JSON body.
  */
 const CHANGES_COUNTED_BODY = new Set(['accept-encoding', 'range', 'if-range']);
+/**
+ * Other headers in which a proxy tells the upstream where the client came from and how
+ * (`Forwarded`, `X-Real-IP`, `X-Forwarded-Port`, `-Ssl`, `-Scheme`, `-Prefix`, ...; many
+ * frameworks read them): passed on only from a trusted proxy, never from a client.
+ */
+function claimsOrigin(name: string): boolean {
+  return name === 'forwarded' || name === 'x-real-ip' || name.startsWith('x-forwarded-');
+}
+
 /** How long idle upstream connections are kept for reuse. */
 const UPSTREAM_KEEP_ALIVE_MS = 60_000;
 /** undici's error codes for an upstream that did not answer in time. */
@@ -119,10 +130,11 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     for (const name in headers) {
       const value = headers[name];
       if (value === undefined || dropped.has(name) || name.startsWith(identityPrefix) || listed?.includes(name)) continue;
+      if (!viaProxy && claimsOrigin(name)) continue;
       // `X_Keygate_Account` is `X-Keygate-Account` to a CGI-style upstream (both become
       // HTTP_X_KEYGATE_ACCOUNT): read with dashes, a name must pass the same rules.
       const dashed = name.includes('_') ? name.replaceAll('_', '-') : name;
-      if (dashed !== name && impersonates(dashed)) continue;
+      if (dashed !== name && (impersonates(dashed) || (!viaProxy && claimsOrigin(dashed)))) continue;
       if (plainBody && CHANGES_COUNTED_BODY.has(dashed)) continue;
       if (typeof value === 'string') out.push(name, value);
       else for (const item of value) out.push(name, item);

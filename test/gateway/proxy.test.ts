@@ -101,6 +101,14 @@ describe('forwarding', () => {
     expect(seen['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
   });
 
+  it('drops the other headers in which a client could claim another origin (Forwarded, X-Real-IP, X-Forwarded-Port, ...), also spelled with underscores', async () => {
+    const claims = { Forwarded: 'for=9.9.9.9;proto=https;host=evil.example', 'X-Real-IP': '6.6.6.6', 'X-Forwarded-Port': '443', 'X-Forwarded-Ssl': 'on', 'X-Forwarded-Scheme': 'https', 'X-Forwarded-Prefix': '/evil', X_Real_IP: '6.6.6.7', X_Forwarded_Port: '8443' };
+    await (await kg.call('/sites', { headers: { Authorization: `Token ${secret}`, 'X-Other': 'kept', ...claims } })).text();
+    const seen = last().headers;
+    for (const name of ['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-prefix', 'x_real_ip', 'x_forwarded_port']) expect(seen[name], name).toBeUndefined();
+    expect(seen['x-other']).toBe('kept');
+  });
+
   it('drops hop-by-hop headers, including those the Connection header names', async () => {
     await new Promise<void>((resolve, reject) => {
       const url = new URL(`${kg.gatewayUrl}/sites`);
@@ -250,6 +258,13 @@ describe('behind a trusted load balancer (trustedProxies)', () => {
     expect(seen['x-forwarded-proto']).toBe('https');
     expect(seen['x-forwarded-host']).toBe('api.example.com');
     expect(seen['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
+  });
+
+  it('passes on the load balancer\'s other forwarding headers as sent', async () => {
+    const claims = { Forwarded: 'for=203.0.113.7;proto=https;host=api.example.com', 'X-Real-IP': '203.0.113.7', 'X-Forwarded-Port': '443' };
+    await (await kg.call('/sites', { headers: { Authorization: `Bearer ${secret}`, ...claims } })).text();
+    const seen = last().headers;
+    expect([seen.forwarded, seen['x-real-ip'], seen['x-forwarded-port']]).toEqual(['for=203.0.113.7;proto=https;host=api.example.com', '203.0.113.7', '443']);
   });
 
   it('writes its own where the load balancer sent none', async () => {
