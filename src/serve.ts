@@ -207,29 +207,29 @@ const MIN_ADMIN_TOKEN_LENGTH = 16;
  * None when it is unset, or when any of them is short enough to guess (it guards every
  * account and key): the admin API is then locked, and the log says why.
  */
-function adminTokensOf(value: string | undefined, tokenEnv: string, log: Log, kind: 'admin' | 'read-only' = 'admin'): string[] {
+function adminTokensOf(value: string | undefined, tokenEnv: string, log: Log, kind: 'admin' | 'read-only' = 'admin'): { tokens: string[]; refused?: string } {
   const tokens = (value ?? '').split(',').map((token) => token.trim()).filter((token) => token !== '');
   // What a bad token shuts: the whole admin API, or (read-only tokens, which are optional) only those.
   const locked = kind === 'admin' ? 'admin API locked' : 'read-only admin tokens refused';
   const still = kind === 'admin' ? '/health still answers' : 'the admin token still works';
   if (tokens.length === 0) {
     if (kind === 'admin') log.warn(`admin API locked: set ${tokenEnv} to use it (/health still answers)`);
-    return [];
+    return { tokens: [] };
   }
   /** How the log names the token at `index`. */
   const which = (index: number) => (tokens.length === 1 ? tokenEnv : `token ${index + 1} of the ${tokens.length} in ${tokenEnv}`);
   const spaced = tokens.findIndex((token) => /\s/.test(token));
-  if (spaced !== -1) {
-    log.error(`${locked}: ${which(spaced)} has a space in it, and "Authorization: Bearer <token>" cannot carry one (${still})`);
-    return [];
-  }
   const short = tokens.findIndex((token) => token.length < MIN_ADMIN_TOKEN_LENGTH);
-  if (short !== -1) {
-    const length = (tokens[short] as string).length;
-    log.error(`${locked}: ${which(short)} is ${length} character${length === 1 ? '' : 's'} long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random ones, e.g. openssl rand -base64 24 (${still})`);
-    return [];
-  }
-  return tokens;
+  const length = short === -1 ? 0 : (tokens[short] as string).length;
+  const refused =
+    spaced !== -1
+      ? `${which(spaced)} has a space in it, and "Authorization: Bearer <token>" cannot carry one`
+      : short !== -1
+        ? `${which(short)} is ${length} character${length === 1 ? '' : 's'} long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random ones, e.g. openssl rand -base64 24`
+        : undefined;
+  if (refused === undefined) return { tokens };
+  log.error(`${locked}: ${refused} (${still})`);
+  return { tokens: [], refused };
 }
 
 export interface RunningKeygate {
@@ -278,9 +278,10 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     rt.listening.gateway = gatewayUrl;
 
     // Without a token the admin listener still serves /health and /openapi.json.
-    const adminTokens = adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log);
-    const readTokens = adminTokensOf(options.adminReadToken ?? rt.env[config.admin.readTokenEnv], config.admin.readTokenEnv, log, 'read-only');
-    const adminUrl = await listen(await buildAdmin(rt, { tokens: adminTokens, readTokens, metrics }), 'admin', config.admin.listen, options.ports?.admin);
+    const admin = adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log);
+    const read = adminTokensOf(options.adminReadToken ?? rt.env[config.admin.readTokenEnv], config.admin.readTokenEnv, log, 'read-only');
+    const adminOptions = { tokens: admin.tokens, readTokens: read.tokens, metrics, ...(admin.refused ? { lockedBecause: admin.refused } : {}) };
+    const adminUrl = await listen(await buildAdmin(rt, adminOptions), 'admin', config.admin.listen, options.ports?.admin);
     rt.listening.admin = adminUrl;
 
     let dashboardUrl: string | undefined;

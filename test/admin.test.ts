@@ -196,6 +196,20 @@ describe('admin API', () => {
     expect(rotated).toMatchObject({ status: 200, body: { name: 'old\tname' } });
   });
 
+  it('rotates with the default overlap when the request has no body, and lets no cache keep an answer with a secret', async () => {
+    const account = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'No body' }) }));
+    const created = await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.body.id, name: 'k' }) });
+    expect(created.headers.get('cache-control')).toBe('no-store');
+    const key = (await created.json()) as { id: string };
+    const rotated = await kg.admin(`/v1/keys/${key.id}/rotate`, { method: 'POST' });
+    expect(rotated.status).toBe(200);
+    expect(rotated.headers.get('cache-control')).toBe('no-store');
+    const body = (await rotated.json()) as { secret: string; createdAt: string; previous: { expiresAt: string } };
+    expect(body.secret).toMatch(/^sk_live_/);
+    // The old key stays valid for the default 24 hours after its replacement was made.
+    expect(Date.parse(body.previous.expiresAt) - Date.parse(body.createdAt)).toBe(24 * 3_600_000);
+  });
+
   it('rotates a key: both work during the overlap, the old one expires after it', async () => {
     const rotated = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
     expect(rotated.status).toBe(200);
@@ -388,7 +402,10 @@ describe('admin listener with a token too short to guard it', () => {
     try {
       const locked = await fetch(`${kg.adminUrl}/v1/accounts`, { headers: { authorization: 'Bearer x' } });
       expect(locked.status).toBe(503);
-      await locked.text();
+      // The answer gives the reason too: the variable is set, it is the token that is refused.
+      expect(((await locked.json()) as { detail: string }).detail).toBe(
+        'The admin API is locked: KEYGATE_ADMIN_TOKEN is 1 character long; use at least 16 random ones, e.g. openssl rand -base64 24; restart keygate with a good one.',
+      );
       expect(kg.logs.text).toContain('admin API locked: KEYGATE_ADMIN_TOKEN is 1 character long; use at least 16 random ones');
     } finally {
       await kg.close();

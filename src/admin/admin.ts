@@ -157,7 +157,15 @@ async function paged<T extends { id: string }>(
   return page;
 }
 
-export async function buildAdmin(rt: Runtime, options: { tokens: readonly string[]; readTokens?: readonly string[]; metrics: Metrics }): Promise<FastifyInstance> {
+export interface AdminOptions {
+  tokens: readonly string[];
+  readTokens?: readonly string[];
+  metrics: Metrics;
+  /** Why the admin token was refused, when it was (too short, a space in it): the locked API says so. */
+  lockedBecause?: string;
+}
+
+export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...listenerOptions(rt.log, 'admin'),
     bodyLimit: 1024 * 1024,
@@ -201,9 +209,14 @@ export async function buildAdmin(rt: Runtime, options: { tokens: readonly string
   const expectedRead = (options.readTokens ?? []).map(digest);
   const { tokenEnv, readTokenEnv } = rt.config.admin;
   app.addHook('onRequest', async (request, reply) => {
+    // Answers carry new keys' secrets, invitation links, who holds which key: never kept by a cache.
+    reply.header('cache-control', 'no-store');
     const path = request.url.split('?')[0];
     if (path === '/health' || path === '/health/ready' || path === '/openapi.json') return;
-    if (expected.length === 0 && expectedRead.length === 0) return problem(reply, 503, `The admin API is locked: start keygate with ${tokenEnv} set.`, 'Service Unavailable');
+    if (expected.length === 0 && expectedRead.length === 0) {
+      const fix = options.lockedBecause ? `${options.lockedBecause}; restart keygate with a good one` : `start keygate with ${tokenEnv} set`;
+      return problem(reply, 503, `The admin API is locked: ${fix}.`, 'Service Unavailable');
+    }
     const header = request.headers.authorization ?? '';
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
     // Compare digests so the comparison is constant-time whatever the lengths, and with
@@ -428,13 +441,15 @@ export async function buildAdmin(rt: Runtime, options: { tokens: readonly string
         tags: ['keys'],
         summary: 'Issue a replacement; the old key stays valid for the overlap, then expires',
         params: IdParams,
-        body: z.object({ overlap: z.string().default('24h').describe('"0", "1h", "24h", "7d", ...') }).strict().prefault({}),
+        // No body at all is the default overlap, as `{}` is.
+        body: z.object({ overlap: z.string().default('24h').describe('"0", "1h", "24h", "7d", ...') }).strict().nullish(),
         response: { 200: IssuedKey.extend({ previous: Key }), 400: Problem, 404: Problem, 409: Problem },
       },
     },
     async (request) => {
-      const overlap = parseDuration(request.body.overlap);
-      if (overlap === undefined) throw new OperationError('invalid', `overlap "${request.body.overlap}" is not a duration such as 1h, 24h or 7d`);
+      const text = request.body?.overlap ?? '24h';
+      const overlap = parseDuration(text);
+      if (overlap === undefined) throw new OperationError('invalid', `overlap "${text}" is not a duration such as 1h, 24h or 7d`);
       const rotated = await rotateKey(rt, request.params.id, overlap, ACTOR);
       const now = rt.clock();
       return { ...keyOut(rotated.key, now), secret: rotated.secret, previous: keyOut(rotated.previous, now) };
