@@ -19,6 +19,15 @@ describe('keygate.yaml validation', () => {
     expect(config.auth.credentials).toEqual([{ in: 'header', name: 'Authorization', scheme: 'Bearer' }]);
   });
 
+  it('gives each listener its own port when a listen block names only the host', () => {
+    const config = parseConfigText('upstream: {url: http://127.0.0.1:4000}\nlisten: {host: 0.0.0.0}\nadmin: {listen: {host: 127.0.0.1}}\ndashboard: {listen: {requestTimeout: 10s}}\n');
+    expect([config.listen, config.admin.listen, config.dashboard.listen]).toEqual([
+      { host: '0.0.0.0', port: 8080 },
+      { host: '127.0.0.1', port: 8081 },
+      { host: '127.0.0.1', port: 8082, requestTimeout: 10_000 },
+    ]);
+  });
+
   it('names the missing upstream', () => {
     expect(problems('name: x\n')).toEqual(['upstream: required (expected object)']);
   });

@@ -20,15 +20,18 @@ const duration = z
 
 const positiveDuration = duration.refine((ms) => ms > 0, 'a duration longer than zero');
 
-const listen = z
-  .object({
-    host: z.string().default('127.0.0.1'),
-    port: z.number().int().min(0).max(65535),
-    requestTimeout: positiveDuration
-      .optional()
-      .describe('How long a client may take to send a whole request (headers and body) before it is answered 408. Default: 5m for the gateway, 30s for the admin API and the dashboard.'),
-  })
-  .strict();
+/** Where a listener listens; each field has a default (the port: each listener its own). */
+const listen = (port: number) =>
+  z
+    .object({
+      host: z.string().default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(port),
+      requestTimeout: positiveDuration
+        .optional()
+        .describe('How long a client may take to send a whole request (headers and body) before it is answered 408. Default: 5m for the gateway, 30s for the admin API and the dashboard.'),
+    })
+    .strict()
+    .prefault({});
 
 const identifier = z
   .string()
@@ -281,7 +284,7 @@ function checkCountersUrl(url: string, ctx: z.RefinementCtx): void {
 export const configSchema = z
   .object({
     name: z.string().default('keygate'),
-    listen: listen.prefault({ port: 8080 }),
+    listen: listen(8080),
     basePath: z.string().startsWith('/', 'a path starting with "/", such as /v1').default('/').describe('keygate guards everything under this path.'),
     upstream: z
       .object({
@@ -350,7 +353,7 @@ export const configSchema = z
       .describe('Gauge meters the upstream reports in a response header (absolute value; the header is removed).'),
     admin: z
       .object({
-        listen: listen.prefault({ port: 8081 }),
+        listen: listen(8081),
         tokenEnv: z.string().default('KEYGATE_ADMIN_TOKEN').describe('Environment variable holding the admin token.'),
         readTokenEnv: z
           .string()
@@ -362,7 +365,7 @@ export const configSchema = z
     dashboard: z
       .object({
         enabled: z.boolean().default(true),
-        listen: listen.prefault({ port: 8082 }),
+        listen: listen(8082),
         publicUrl: z.string().optional().describe('URL members reach the dashboard at (for invitation links).'),
         secureCookies: z.boolean().default(false).describe('Set Secure on cookies; turn on behind HTTPS.'),
         sessionTtl: positiveDuration.prefault('12h'),
