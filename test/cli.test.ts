@@ -232,7 +232,20 @@ describe('keygate refuses bad profiles, naming the field', () => {
   it('says when the file is missing', async () => {
     const r = await runCli(['check', '--config', path.join(dir, 'nope.yaml')]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('cannot read the file: ENOENT');
+    expect(r.stderr).toContain(`cannot read the file: ENOENT (no file at ${path.join(dir, 'nope.yaml')}; pass --config <file> or set KEYGATE_CONFIG)`);
+  });
+
+  it('check --json gives the problems as a list for scripts, each naming its field (exit 2), or ok with what the profile holds', async () => {
+    const bad = path.join(dir, 'bad-for-json.yaml');
+    writeFileSync(bad, 'upstream: {url: "http://127.0.0.1:1"}\nplans: {free: {apiAcess: false}}\nlisten: {port: 99999}\n');
+    const refused = await runCli(['--json', 'check', '--config', bad]);
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stdout)).toEqual({ file: bad, ok: false, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess"'] });
+    const good = path.join(dir, 'good-for-json.yaml');
+    writeFileSync(good, 'upstream: {url: "http://127.0.0.1:1"}\n');
+    const ok = await runCli(['--json', 'check', '--config', good]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({ file: good, ok: true, plans: 1, routes: 1 });
   });
 });
 

@@ -211,9 +211,20 @@ export function buildCli(): Command {
     .command('check')
     .description('validate the profile and exit')
     .action((_opts, command: Command) => {
-      const { config } = command.optsWithGlobals<GlobalOptions>();
-      const loaded = loadConfigFile(config);
-      process.stdout.write(`${config}: ok (${Object.keys(loaded.config.plans).length} plans, ${loaded.config.routes.length} routes)\n`);
+      const { config, json } = command.optsWithGlobals<GlobalOptions>();
+      let loaded: LoadedConfig;
+      try {
+        loaded = loadConfigFile(config);
+      } catch (error) {
+        if (!json || !(error instanceof ConfigError)) throw error;
+        // For scripts and editors: the problems as a list, each naming its field; exit 2 as without --json.
+        print(true, { file: config, ok: false, problems: error.problems }, () => '');
+        process.exitCode = 2;
+        return;
+      }
+      const plans = Object.keys(loaded.config.plans).length;
+      const routes = loaded.config.routes.length;
+      print(json, { file: config, ok: true, plans, routes }, () => `${config}: ok (${plans} plans, ${routes} routes)`);
     });
 
   program

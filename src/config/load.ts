@@ -45,7 +45,10 @@ export function loadConfigFile(file: string): LoadedConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError(file, [`cannot read the file: ${(error as NodeJS.ErrnoException).code ?? String(error)}`]);
+    const code = (error as NodeJS.ErrnoException).code;
+    // The usual first stumble: no profile where the command looked for one.
+    const hint = code === 'ENOENT' ? ` (no file at ${path.resolve(file)}; pass --config <file> or set KEYGATE_CONFIG)` : '';
+    throw new ConfigError(file, [`cannot read the file: ${code ?? String(error)}${hint}`]);
   }
   return { config: parseConfigText(text, file), file, dir: path.dirname(path.resolve(file)) };
 }
