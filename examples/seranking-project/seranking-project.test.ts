@@ -168,9 +168,12 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       expect((await ex.call('/sites', token(key.secret))).status).toBe(200);
     });
 
-    it('the limit is per key: another account\'s key is not slowed down by this one', async () => {
+    it('the limit is per account: a second key of it shares the five; another account\'s key is not slowed down', async () => {
       clock.advance(SECOND);
-      await burst(key.secret, 6);
+      const second = await ex.createKey(account.id, 'second key');
+      expect((await burst(key.secret, 3)).map((r) => r.status)).toEqual([200, 200, 200]);
+      expect((await burst(second.secret, 3)).map((r) => r.status)).toEqual([200, 200, 429]);
+      await ex.cli(['keys', 'revoke', second.id]);
       const other = await ex.createAccount('Bystander');
       const otherKey = await ex.createKey(other.id, 'API key');
       expect((await burst(otherKey.secret, 5)).map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
@@ -192,7 +195,9 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       // A second later the one-second window is empty, but the key is still blocked.
       clock.advance(SECOND);
       expect((await burst(hammerKey.secret, 1))[0]).toEqual({ status: 429, retryAfter: '599', body: TOO_MANY });
-      // Other keys are not blocked.
+      // The account is blocked, whichever of its keys calls; other accounts' keys are not.
+      const hammerSecond = await ex.createKey(hammer.id, 'second key');
+      expect((await burst(hammerSecond.secret, 1))[0]).toEqual({ status: 429, retryAfter: '599', body: TOO_MANY });
       expect((await ex.call('/sites', token(bystander.secret))).status).toBe(200);
       clock.advance(start + 10 * MINUTE - 1 - clock.now());
       expect((await burst(hammerKey.secret, 1))[0]).toMatchObject({ status: 429, retryAfter: '1' });
