@@ -209,7 +209,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientLeft) controller.abort(new Error('the client went away'));
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     if (statusCode < 200) return; // 1xx: the final answer follows
     this.started = true;
     this.status = statusCode;
@@ -248,7 +248,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.reply.hijack();
     try {
-      this.res.writeHead(statusCode, out as unknown as string[]);
+      // The upstream's reason phrase too (an API's own status, 244 say, has none in Node's table).
+      if (statusMessage) this.res.writeHead(statusCode, statusMessage, out as unknown as string[]);
+      else this.res.writeHead(statusCode, out as unknown as string[]);
     } catch (error) {
       // A header Node will not send (an invalid character, say): the upstream's fault.
       rt.log.warn({ err: { message: (error as Error).message } }, 'upstream response has a header that cannot be sent');

@@ -226,6 +226,15 @@ describe('forwarding', () => {
     expect(response.status).toBe(404);
     expect(await response.json()).toEqual({ status: 404 });
   });
+
+  it('passes the upstream\'s reason phrase, also of a status of the API\'s own', async () => {
+    const own = await kg.call('/status/244?reason=Unavailable%20for%20huge%20websites', { headers: { Authorization: `Token ${secret}` } });
+    expect([own.status, own.statusText]).toEqual([244, 'Unavailable for huge websites']);
+    await own.text();
+    const usual = await kg.call('/status/404?reason=No%20such%20site', { headers: { Authorization: `Token ${secret}` } });
+    expect([usual.status, usual.statusText]).toEqual([404, 'No such site']);
+    await usual.text();
+  });
 });
 
 describe('behind a trusted load balancer (trustedProxies)', () => {

@@ -2,7 +2,7 @@
  * A plain node:http upstream for gateway tests. It records what it received and can
  * answer with any status, slowly, with N records, or by streaming.
  *
- *   /status/<code>        answers that status
+ *   /status/<code>[?reason=<text>]  answers that status (with that reason phrase)
  *   /slow?ms=<n>          answers after n ms
  *   /held?id=<id>[&status=<code>]  answers (200, or that status) once the test calls release(id)
  *   /records?n=<n>        {"data":[...n items]} and X-Record-Count: n (gzipped when the request accepts gzip)
@@ -56,7 +56,11 @@ export async function startTestUpstream(): Promise<TestUpstream> {
         res.end(JSON.stringify(value));
       };
       const status = /\/status\/(\d{3})$/.exec(url.pathname);
-      if (status) return json(Number(status[1]), { status: Number(status[1]) });
+      if (status) {
+        const reason = url.searchParams.get('reason');
+        if (reason !== null) res.statusMessage = reason;
+        return json(Number(status[1]), { status: Number(status[1]) });
+      }
       if (url.pathname.endsWith('/slow')) {
         setTimeout(() => json(200, { slow: true }), Number(url.searchParams.get('ms') ?? 1000));
         return;
