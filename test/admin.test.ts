@@ -230,7 +230,11 @@ describe('admin API', () => {
     expect(rotated.status).toBe(200);
     const again = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '7d' }) }));
     expect(again.status).toBe(409);
-    expect(again.body.detail).toBe(`this key was already rotated; rotate its replacement ${rotated.body.id} instead`);
+    expect(again.body.detail).toBe(`this key was already rotated; rotate its replacement “${rotated.body.name}” ${rotated.body.hint} (${rotated.body.id}) instead`);
+    // Nor the replacement while the key it replaced still works: three keys again.
+    const chained = await json(await kg.admin(`/v1/keys/${rotated.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
+    expect(chained.status).toBe(409);
+    expect(chained.body.detail).toMatch(new RegExp(`^this key replaced “.*” \\S+ \\(${first.id}\\), which works until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC: revoke that key first, or rotate this one once it has expired$`));
     await kg.admin(`/v1/keys/${first.id}/revoke`, { method: 'POST' });
     first = { id: rotated.body.id, secret: rotated.body.secret };
   });
@@ -253,16 +257,15 @@ describe('admin API', () => {
     expect(second.body.expiresAt).toBe(expiresAt);
     // The overlap does not lengthen the old key's life, and the audit says what it got.
     expect(second.body.previous.expiresAt).toBe(new Date(now + 3_600_000).toISOString());
-    // A chain: the replacement rotated in turn (its end cut to that overlap), the newest revoked.
+    // A chain: once the first key is gone, its replacement is rotated in turn, and the
+    // newest still ends when the first was to end.
     const chained = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: own, name: 'chain', expiresAt }) }));
     const b = await rotate(chained.body.id, '7d');
+    expect((await rotate(b.body.id, '1h')).status).toBe(409);
+    await kg.admin(`/v1/keys/${chained.body.id}/revoke`, { method: 'POST' });
     const c = await rotate(b.body.id, '1h');
     expect(c.status).toBe(200);
-    await kg.admin(`/v1/keys/${c.body.id}/revoke`, { method: 'POST' });
-    now += 2 * 3_600_000;
-    const d = await rotate(chained.body.id, '1h');
-    expect(d.status).toBe(200);
-    expect(d.body.expiresAt).toBe(expiresAt);
+    expect(c.body.expiresAt).toBe(expiresAt);
     const audit = await json(await kg.admin(`/v1/audit?accountId=${own}`));
     const rotations = (audit.body as unknown as { action: string; keyId: string; detail: Record<string, unknown> }[]).filter((e) => e.action === 'key.rotated' && e.keyId === made.body.id);
     expect(rotations.map((e) => e.detail.overlapMs).sort()).toEqual([3_600_000, 3_600_000]);

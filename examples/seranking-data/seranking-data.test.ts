@@ -101,8 +101,9 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       // The replacement's own rotation would leave three keys alive (the first one is still in its overlap).
       const third = await ex.cli(['keys', 'rotate', second.id, '--overlap', '1h']);
       expect(third.code).toBe(1);
-      expect(third.stderr).toContain(`the 1M units plan allows 1 key per account, and this account has 1 other active key (${first.id}, valid until `);
-      expect(third.stderr).toContain('revoke it first');
+      expect(third.stderr).toContain(`this key replaced “Data API” `);
+      expect(third.stderr).toContain(`(${first.id}), which works until `);
+      expect(third.stderr).toContain('revoke that key first');
       const live = async () => (await ex.cliJson<{ status: string }[]>(['keys', 'list', '--account', spare.id])).filter((k) => k.status !== 'revoked' && k.status !== 'expired');
       expect(await live()).toHaveLength(2);
       // Once the first key is gone, the replacement can be rotated.

@@ -200,6 +200,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     const rows = page.locator('tr', { hasText: 'Nightly export' });
     expect(await rows.count()).toBe(2);
     expect(await rows.filter({ hasText: 'Expiring in 1 h' }).count()).toBe(1);
+    // Neither offers another rotation until the outgoing key has stopped (it would be refused).
+    expect(await page.getByRole('link', { name: 'Rotate Nightly export' }).count()).toBe(0);
+    expect(await page.getByRole('link', { name: 'Revoke Nightly export' }).count()).toBe(2);
     // Counted as the plan's limit counts them (the outgoing key too, until it stops), and said.
     await shown(page.getByText('2 of 3 keys in use on the Pro plan (1 of them being replaced)'));
     await screenshot(page, 'keys');
@@ -212,6 +215,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     expect((await callGateway(newSecret)).status).toBe(200);
     await page.reload();
     expect(await textOf(page.getByRole('table', { name: 'Revoked and expired keys' }))).toContain('Nightly export');
+    expect(await page.getByRole('link', { name: 'Rotate Nightly export' }).count()).toBe(1);
   });
 
   it('refuses keys beyond the planâ€™s limit with a clear message', async () => {
