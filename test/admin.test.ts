@@ -171,6 +171,10 @@ describe('admin API', () => {
     expect(older).toMatch(new RegExp(`^/v1/audit\\?accountId=${created.id}&limit=200&after=[\\w-]+$`));
     expect(((await (await kg.admin(older)).json()) as { id: string }[]).map((e) => e.id)).toEqual(all.map((e) => e.id));
     expect((await json(await kg.admin('/v1/audit?after=nope'))).status).toBe(400);
+    // A deleted account's name stays in the log: nothing else remembers it.
+    expect((await kg.admin(`/v1/accounts/${created.id}`, { method: 'DELETE' })).status).toBe(204);
+    const [deleted] = (await (await kg.admin(`/v1/audit?accountId=${created.id}&limit=1`)).json()) as { action: string; detail: unknown }[];
+    expect(deleted).toMatchObject({ action: 'account.deleted', detail: { name: 'Audited again 199', planId: expect.any(String) } });
   });
 
   it('refuses an overlap that would end past the year 9999, and names with control characters, writing nothing', async () => {
@@ -269,6 +273,8 @@ describe('admin API', () => {
     const audit = await json(await kg.admin(`/v1/audit?accountId=${own}`));
     const rotations = (audit.body as unknown as { action: string; keyId: string; detail: Record<string, unknown> }[]).filter((e) => e.action === 'key.rotated' && e.keyId === made.body.id);
     expect(rotations.map((e) => e.detail.overlapMs).sort()).toEqual([3_600_000, 3_600_000]);
+    // Times in an event's detail are ISO 8601, as every other time the API gives.
+    expect(rotations.map((e) => e.detail.oldKeyValidUntil)).toEqual([expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), expect.stringMatching(/Z$/)]);
   });
 
   it('disabling API access or moving to a plan without it takes effect on the next request', async () => {

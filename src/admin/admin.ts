@@ -18,6 +18,7 @@ import type { Runtime } from '../runtime.js';
 import type { Metrics } from '../metrics.js';
 import { answerRawAndClose, clientErrorStatus, listenerOptions } from '../fastify-options.js';
 import { DAY_MS, parseDuration } from '../config/duration.js';
+import { auditEventOut } from '../operations/audit.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
@@ -536,7 +537,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     async (request, reply) => {
       const { accountId } = request.query;
       const entries = await paged(request, reply, (page) => rt.store.listAudit({ ...(accountId ? { accountId } : {}), ...page }), (e) => ({ createdAt: e.at, id: e.id }));
-      return entries.map((e) => ({ ...e, at: iso(e.at) as string }));
+      return entries.map(auditEventOut);
     },
   );
 

@@ -15,6 +15,7 @@ import type { Config } from '../config/schema.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
 import { openStore, redactUrl } from '../store/open.js';
+import { auditEventOut } from '../operations/audit.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
@@ -510,8 +511,7 @@ export function buildCli(): Command {
         const limit = Number(opts.limit);
         if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new OperationError('invalid', `--limit: expected a whole number from 1 to 10000, got "${opts.limit}"`);
         const entries = await rt.store.listAudit({ ...(opts.account ? { accountId: opts.account } : {}), limit });
-        // As the admin API gives them: `at` in ISO 8601.
-        print(json, entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() })), () =>
+        print(json, entries.map(auditEventOut), () =>
           table(
             entries.map((e) => ({ when: when(e.at), actor: e.actor, action: e.action, account: e.accountId ?? '', key: e.keyId ?? '', detail: JSON.stringify(e.detail) })),
             ['when', 'actor', 'action', 'account', 'key', 'detail'],

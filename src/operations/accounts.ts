@@ -65,8 +65,10 @@ export async function updateAccount(rt: Runtime, id: string, patch: AccountPatch
 }
 
 export async function deleteAccount(rt: Runtime, id: string, actor: string): Promise<void> {
+  // Its name and plan go into the audit log: nothing else will remember them.
+  const before = await rt.store.getAccount(id);
   const deleted = await rt.store.deleteAccount(id);
-  if (!deleted) throw new OperationError('not_found', `no account "${id}"`);
+  if (!deleted || !before) throw new OperationError('not_found', `no account "${id}"`);
   await rt.invalidate({ type: 'account', accountId: id });
-  await audit(rt, actor, 'account.deleted', { accountId: id });
+  await audit(rt, actor, 'account.deleted', { accountId: id, detail: { name: before.name, planId: before.planId } });
 }

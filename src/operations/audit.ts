@@ -1,6 +1,7 @@
 /** The audit log of key and account events: who did what, when. */
 import type { Runtime } from '../runtime.js';
 import { newId } from '../ids.js';
+import type { AuditEntry } from '../store/store.js';
 
 export async function audit(
   rt: Pick<Runtime, 'store' | 'clock'>,
@@ -17,4 +18,19 @@ export async function audit(
     keyId: target.keyId ?? null,
     detail: target.detail ?? {},
   });
+}
+
+/** A time in an event's detail: a field named `...At` or `...Until` holding milliseconds. */
+const TIME_FIELD = /(?:At|Until)$/;
+
+/**
+ * An event as the admin API and `keygate audit --json` give it: its time, and the times in
+ * its detail (`planExpiresAt`, `oldKeyValidUntil`, ...), in ISO 8601 UTC like every other
+ * time they give, not milliseconds.
+ */
+export function auditEventOut(entry: AuditEntry): Omit<AuditEntry, 'at'> & { at: string } {
+  const detail = Object.fromEntries(
+    Object.entries(entry.detail).map(([field, value]) => [field, TIME_FIELD.test(field) && typeof value === 'number' && Number.isFinite(value) ? new Date(value).toISOString() : value]),
+  );
+  return { ...entry, at: new Date(entry.at).toISOString(), detail };
 }

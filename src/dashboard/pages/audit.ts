@@ -56,6 +56,8 @@ function describe(entry: AuditEntry): string {
       return `${text(d.email)} (${text(d.role)})`;
     case 'member.locked':
       return `${text(d.email)} until ${text(d.until).replace('T', ' ').slice(0, 16)} UTC`;
+    case 'account.deleted':
+      return d.name === undefined ? '' : `“${text(d.name)}” on the ${text(d.planId)} plan`;
     case 'account.created':
       return `“${text(d.name)}” on the ${text(d.planId)} plan`;
     default:
