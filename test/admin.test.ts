@@ -447,6 +447,52 @@ describe('admin listener with two tokens while one replaces the other', () => {
   });
 });
 
+describe('plans over the admin API', () => {
+  it('gives every setting of a plan: windows with their policy names and scopes, the block, scopes, meter periods and units', async () => {
+    const upstream = await startTestUpstream();
+    const kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        scopes: ['read', 'write'],
+        plans: {
+          pro: {
+            name: 'Pro',
+            maxKeys: 2,
+            scopes: ['read'],
+            rateLimits: [{ name: 'burst', limit: 20, window: '1s' }, { limit: 1000, window: '1h', scope: 'account' }],
+            block: { after: 3, within: '1m', duration: '10m' },
+            meters: { units: { limit: 5000, period: { billingDay: 15 }, unit: 'units', overage: true } },
+          },
+          free: { apiAccess: false },
+        },
+      },
+      { dir: tempDir('admin-plans') },
+    );
+    try {
+      const plans = (await (await kg.admin('/v1/plans')).json()) as unknown[];
+      expect(plans).toEqual([
+        {
+          id: 'pro',
+          name: 'Pro',
+          apiAccess: true,
+          maxKeys: 2,
+          scopes: ['read'],
+          rateLimits: [
+            { name: 'burst', limit: 20, window: '1s', scope: 'key' },
+            { name: '1000-per-1h', limit: 1000, window: '1h', scope: 'account' },
+          ],
+          block: { after: 3, within: '1m', duration: '10m', factor: 2, max: '1d', forgetAfter: '1d', scope: 'key' },
+          meters: { units: { kind: 'consumed', limit: 5000, period: { billingDay: 15 }, overage: true, unit: 'units' } },
+        },
+        { id: 'free', name: 'free', apiAccess: false, maxKeys: null, scopes: null, rateLimits: [], block: null, meters: {} },
+      ]);
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('read-only admin tokens', () => {
   it('read with GET and HEAD, are refused every change (403, naming the admin token), and a bad one is refused alone', async () => {
     const upstream = await startTestUpstream();

@@ -182,6 +182,9 @@ describe('keygate CLI with a running gateway', () => {
   it('shows plans and an account\'s usage', async () => {
     const plans = await cli('plans', 'list');
     expect(plans.stdout).toMatch(/team\s+team\s+on\s+3/);
+    // --json is what the admin API gives.
+    const json = await cli('plans', 'list', '--json');
+    expect(JSON.parse(json.stdout)).toEqual(await (await kg.admin('/v1/plans')).json());
     await kg.runtime.flush();
     const usage = await cli('accounts', 'usage', accountId, '--json');
     expect(JSON.parse(usage.stdout).meters.units).toMatchObject({ usage: 30, limit: 1000, remaining: 970 });

@@ -19,6 +19,7 @@ import type { Metrics } from '../metrics.js';
 import { answerRawAndClose, clientErrorStatus, listenerOptions } from '../fastify-options.js';
 import { DAY_MS, parseDuration } from '../config/duration.js';
 import { auditEventOut } from '../operations/audit.js';
+import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
@@ -27,7 +28,6 @@ import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord, Page } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
-import { policyName } from '../limits/rate-limits.js';
 import { checkHealth } from '../operations/health.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 
@@ -262,15 +262,24 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     return reply.type(options.metrics.contentType).send(await options.metrics.text());
   });
 
-  app.get('/v1/plans', { schema: { tags: ['plans'], summary: 'Plans of the profile', response: { 200: z.array(z.object({ id: z.string(), name: z.string(), apiAccess: z.boolean(), maxKeys: z.number().nullable(), rateLimits: z.array(z.string()), meters: z.record(z.string(), z.object({ kind: z.string(), limit: z.number(), overage: z.boolean() })) })) } } }, async () =>
-    Object.entries(rt.config.plans).map(([id, p]) => ({
-      id,
-      name: p.name ?? id,
-      apiAccess: p.apiAccess,
-      maxKeys: p.maxKeys ?? null,
-      rateLimits: p.rateLimits.map((rl) => policyName(rl)),
-      meters: Object.fromEntries(Object.entries(p.meters).map(([m, v]) => [m, { kind: v.kind, limit: v.limit, overage: v.overage }])),
-    })),
+  const Duration = z.string().describe('As the profile writes it: "1s", "10m", "24h"');
+  const PlanSchema = z.object({
+    id: z.string(),
+    name: z.string(),
+    apiAccess: z.boolean(),
+    maxKeys: z.number().nullable(),
+    scopes: z.array(z.string()).nullable().describe('Scopes keys on this plan may carry; null: any of the profile\'s'),
+    rateLimits: z.array(z.object({ name: z.string().describe('The policy name in the RateLimit headers'), limit: z.number(), window: Duration, scope: z.enum(['key', 'account']) })),
+    block: z
+      .object({ after: z.number(), within: Duration, duration: Duration, factor: z.number(), max: Duration, forgetAfter: Duration, scope: z.enum(['key', 'account']) })
+      .nullable(),
+    meters: z.record(
+      z.string(),
+      z.object({ kind: z.enum(['consumed', 'gauge']), limit: z.number(), period: z.union([z.literal('month'), z.object({ billingDay: z.number() })]), overage: z.boolean(), unit: z.string().nullable() }),
+    ),
+  });
+  app.get('/v1/plans', { schema: { tags: ['plans'], summary: 'Plans of the profile, every setting', response: { 200: z.array(PlanSchema) } } }, async () =>
+    Object.entries(rt.config.plans).map(([id, plan]) => planOut(id, plan)),
   );
 
   // accounts

@@ -16,14 +16,13 @@ import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
 import { openStore, redactUrl } from '../store/open.js';
 import { auditEventOut } from '../operations/audit.js';
+import { planOut, windowText } from '../operations/plans.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
-import { formatDuration } from '../config/duration.js';
-import { policyName } from '../limits/rate-limits.js';
 import { runDemo } from '../demo/demo.js';
 import { createLog, terminalDestination } from '../log.js';
 import { table, when } from './format.js';
@@ -324,17 +323,18 @@ export function buildCli(): Command {
     .action((_o, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
       const loaded: LoadedConfig = loadConfigFile(config);
-      const plans = loaded.config.plans;
+      // As the admin API gives them (GET /v1/plans).
+      const plans = Object.entries(loaded.config.plans).map(([id, plan]) => planOut(id, plan));
       print(json, plans, () =>
         table(
-          Object.entries(plans).map(([id, p]) => ({
-            id,
-            name: p.name ?? id,
+          plans.map((p) => ({
+            id: p.id,
+            name: p.name,
             api: p.apiAccess ? 'on' : 'off',
             maxKeys: p.maxKeys ?? '-',
-            rateLimits: p.rateLimits.map((rl) => policyName(rl)),
+            rateLimits: p.rateLimits.map(windowText),
             meters: Object.entries(p.meters).map(([m, v]) => `${m}:${v.limit}${v.overage ? '+overage' : ''}`),
-            block: p.block ? `${p.block.after} in ${formatDuration(p.block.within)} → ${formatDuration(p.block.duration)}` : '-',
+            block: p.block ? `${p.block.after} in ${p.block.within} → ${p.block.duration}` : '-',
           })),
           ['id', 'name', 'api', 'maxKeys', 'rateLimits', 'meters', 'block'],
         ),

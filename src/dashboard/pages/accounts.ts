@@ -12,7 +12,7 @@ import { getKey, revokeKey } from '../../operations/keys.js';
 import { inviteMember } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
-import { policyName } from '../../limits/rate-limits.js';
+import { planOut, windowText } from '../../operations/plans.js';
 import { actorOf, csrfField, field, operatorOf, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
@@ -202,7 +202,7 @@ ${pager}
     <td data-label="Plan"><span><strong>${plan.name ?? id}</strong> <code>${id}</code></span></td>
     <td data-label="API access">${plan.apiAccess ? 'Included' : 'Not included'}</td>
     <td data-label="Keys per account">${plan.maxKeys === undefined ? 'Unlimited' : number(plan.maxKeys)}</td>
-    <td data-label="Rate limits">${plan.rateLimits.length === 0 ? html`<span class="muted">none</span>` : plan.rateLimits.map((rl) => policyName(rl)).join(', ')}</td>
+    <td data-label="Rate limits">${plan.rateLimits.length === 0 ? html`<span class="muted">none</span>` : planOut(id, plan).rateLimits.map(windowText).join(', ')}</td>
     <td data-label="Meters">${Object.keys(plan.meters).length === 0 ? html`<span class="muted">none</span>` : Object.entries(plan.meters).map(([m, meter]) => `${m}: ${number(meter.limit)}${meter.overage ? ' (overage allowed)' : ''}`).join(', ')}</td>
   </tr>`,
   )}</tbody></table></div>`;
