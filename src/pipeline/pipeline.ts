@@ -186,7 +186,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   function admitted(identity: Identity, route: RouteMatch, rateLimits: RateLimitPlan, admission: Admission): Decision {
     // While blocked nothing is admitted, whatever room the windows have: the RateLimit
     // field says so (r=0 until the block ends), as Retry-After does.
-    const windows = !admission.ok && admission.reason === 'blocked' ? admission.windows.map((w) => ({ ...w, remaining: 0, resetMs: Math.max(w.resetMs, admission.retryAfterMs) })) : admission.windows;
+    // A window with room has it again when the block ends; one used up, when it has room again (if later).
+    const windows =
+      !admission.ok && admission.reason === 'blocked'
+        ? admission.windows.map((w) => ({ ...w, remaining: 0, resetMs: w.remaining > 0 ? admission.retryAfterMs : Math.max(w.resetMs, admission.retryAfterMs) }))
+        : admission.windows;
     const headers = rateLimits.policyHeader === undefined ? NO_HEADERS : rateLimitHeaders(rateLimits, windows);
     if (!admission.ok) {
       const retryAfterSeconds = admission.reason === 'insufficient_funds' ? undefined : admission.retryAfterMs / 1000;

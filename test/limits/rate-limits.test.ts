@@ -30,6 +30,7 @@ describe('rate limits', () => {
           route: { rateLimits: [] },
           seranking: { rateLimits: [{ limit: 5, window: '1s' }], block: { after: 3, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '24h' } },
           team: { rateLimits: [{ limit: 1, window: '1s', scope: 'account' }], block: { after: 2, within: '1m', duration: '5m', scope: 'account' } },
+          layered: { rateLimits: [{ name: 'burst', limit: 1, window: '1s' }, { name: 'hourly', limit: 100, window: '1h' }], block: { after: 2, within: '1m', duration: '5s' } },
         },
         routes: [{ path: '/export', rateLimits: [{ limit: 1, window: '1m' }] }, { path: '/*' }],
       },
@@ -56,6 +57,19 @@ describe('rate limits', () => {
     for (let i = 0; i < n; i++) out.push((await get(secret, path)).status);
     return out;
   };
+
+  it('while blocked, every window says r=0 until the block ends; one used up, until it has room again', async () => {
+    const { secret } = await keyOn('layered');
+    expect((await get(secret)).status).toBe(200);
+    expect((await get(secret)).status).toBe(429);
+    const blocked = await get(secret);
+    expect(blocked.headers.get('retry-after')).toBe('5');
+    // The hourly window has 99 left: it is only the block that refuses, for 5 seconds (not the hour).
+    expect(blocked.headers.get('ratelimit')).toBe('"burst";r=0;t=5, "hourly";r=0;t=5');
+    now += 5_000;
+    expect((await get(secret)).status).toBe(200);
+    now += 60_000;
+  });
 
   it('200 requests at once against a limit of 10 admit exactly 10', async () => {
     const { secret } = await keyOn('ten');
