@@ -111,6 +111,19 @@ describe('keygate.yaml validation', () => {
     expect(schema.properties).toHaveProperty('upstream');
     expect(schema.properties).toHaveProperty('plans');
     expect(schema.required).toContain('upstream');
+    // Only standard JSON Schema (a strict validator refused zod's own "starts_with" format),
+    // and the methods a route takes, for an editor to offer.
+    const text = JSON.stringify(schema);
+    expect(text).not.toContain('"format":"starts_with"');
+    expect((schema.properties.basePath as { pattern?: string }).pattern).toBe('^\\/');
+    const route = (schema.properties.routes as { items: { properties: { method: { enum?: string[] } } } }).items;
+    expect(route.properties.method.enum).toEqual(expect.arrayContaining(['GET', 'POST', '*', 'get', 'post']));
+  });
+
+  it('takes a method in capitals or small letters, and names a mistyped one', () => {
+    const config = parseConfigText('upstream: {url: "http://a"}\nroutes:\n  - {method: get, path: /x}\n  - {method: POST, path: /x}\n');
+    expect(config.routes.map((r) => r.method)).toEqual(['GET', 'POST']);
+    expect(problems('upstream: {url: "http://a"}\nroutes:\n  - {method: GETT, path: /x}\n')[0]).toMatch(/^routes\[0\]\.method: expected one of "GET", .*got "GETT"$/);
   });
 });
 

@@ -37,10 +37,14 @@ const identifier = z
   .string()
   .regex(/^[A-Za-z][A-Za-z0-9_.:-]*$/, 'a name of letters, digits, "_", ".", ":" or "-", starting with a letter');
 
+/** A path, as a regular expression: JSON Schema has a `pattern` for it (not zod's own "starts_with" format). */
+const STARTS_WITH_SLASH = /^\//;
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', '*'] as const;
+/** A method in capitals or in small letters (an enum editors can offer), read as capitals. */
 const httpMethod = z
-  .string()
-  .transform((m) => m.toUpperCase())
-  .pipe(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', '*']));
+  .enum([...METHODS, ...METHODS.filter((m) => m !== '*').map((m) => m.toLowerCase())] as [string, ...string[]])
+  .transform((m) => m.toUpperCase() as (typeof METHODS)[number]);
 
 /** One rate-limit window: at most `limit` requests in any rolling `window`. */
 export const rateLimitSchema = z
@@ -158,7 +162,7 @@ export const routeSchema = z
     method: httpMethod.default('*'),
     path: z
       .string()
-      .startsWith('/', 'a path starting with "/", such as /v1/domains/:id')
+      .regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1/domains/:id')
       .describe('Path pattern: "/v1/domains", "/v1/domains/:id", "/v1/backlinks/*".'),
     scopes: z.array(z.string().min(1)).default([]).describe('Scopes the key must hold (all of them).'),
     cost: costSchema.optional(),
@@ -174,7 +178,7 @@ const mediaType = z
 export const builtinSchema = z
   .object({
     method: httpMethod.default('GET'),
-    path: z.string().startsWith('/', 'a path starting with "/", such as /v1/account/usage'),
+    path: z.string().regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1/account/usage'),
     status: z.number().int().min(200).max(299).default(200),
     scopes: z.array(z.string().min(1)).default([]),
     allowWhenApiDisabled: z
@@ -285,7 +289,7 @@ export const configSchema = z
   .object({
     name: z.string().default('keygate'),
     listen: listen(8080),
-    basePath: z.string().startsWith('/', 'a path starting with "/", such as /v1').default('/').describe('keygate guards everything under this path.'),
+    basePath: z.string().regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1').default('/').describe('keygate guards everything under this path.'),
     upstream: z
       .object({
         url: z
