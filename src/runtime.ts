@@ -346,18 +346,26 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   return runtime;
 }
 
+/** Accounts named per unknown plan in the warning (all are counted). */
+const STRANDED_NAMED = 10;
+
 /**
  * A plan renamed or removed from the profile leaves its accounts on a plan keygate does
  * not know: their keys are refused (api_disabled). Said once at start-up, by plan.
  */
 async function warnOfUnknownPlans(store: Store, config: Config, log: Log): Promise<void> {
   const stranded: Record<string, number> = {};
+  /** The first few accounts of each such plan, by id, so the operator can find them. */
+  const accounts: Record<string, string[]> = {};
   for (const account of await store.listAccounts()) {
-    if (!(account.planId in config.plans)) stranded[account.planId] = (stranded[account.planId] ?? 0) + 1;
+    if (account.planId in config.plans) continue;
+    stranded[account.planId] = (stranded[account.planId] ?? 0) + 1;
+    const named = (accounts[account.planId] ??= []);
+    if (named.length < STRANDED_NAMED) named.push(account.id);
   }
   if (Object.keys(stranded).length === 0) return;
   log.warn(
-    { accountsByPlan: stranded },
+    { accountsByPlan: stranded, accounts },
     `accounts are on plans this profile does not define (renamed or removed?): their keys are refused with api_disabled until the plan is back in the profile or they are moved (keygate accounts update <id> --plan <plan>)`,
   );
 }

@@ -467,8 +467,10 @@ describe('keygate after the profile changed under its accounts', () => {
     const logs = new LogCapture();
     const rt = await createRuntime(loadConfigFile(configFile), { log: createLog({ level: 'info', destination: logs }) });
     await rt.close();
-    const warning = logs.lines.map((line) => JSON.parse(line) as { msg: string; accountsByPlan?: unknown }).find((line) => line.accountsByPlan);
+    const warning = logs.lines.map((line) => JSON.parse(line) as { msg: string; accountsByPlan?: unknown; accounts?: unknown }).find((line) => line.accountsByPlan);
     expect(warning?.accountsByPlan).toEqual({ pro: 1 });
+    // Named, so the operator can find them (the first 10 of each plan).
+    expect(warning?.accounts).toEqual({ pro: [pro] });
     expect(warning?.msg).toContain('their keys are refused with api_disabled');
   });
 });
