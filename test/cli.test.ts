@@ -112,6 +112,11 @@ describe('keygate CLI with a running gateway', () => {
     const r = await cli('keys', 'list', '--account', accountId);
     expect(r.stdout).toContain(`rk_live_…${secret.slice(-4)}`);
     expect(r.stdout).not.toContain(secret);
+    // A mistyped account is an error, not an account without keys; so is an update that changes nothing.
+    const unknown = await cli('keys', 'list', '--account', 'acc_nope');
+    expect([unknown.code, unknown.stderr]).toEqual([1, 'error: no account "acc_nope"\n']);
+    const idle = await cli('accounts', 'update', accountId);
+    expect([idle.code, idle.stderr]).toEqual([1, 'error: nothing to change: give --name, --plan, --api-access, --overage or --plan-expires\n']);
   });
 
   it('a key revoked by the CLI fails on the next request', async () => {

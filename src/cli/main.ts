@@ -18,7 +18,7 @@ import { openStore, redactUrl } from '../store/open.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { OperationError } from '../operations/errors.js';
-import { createAccount, deleteAccount, updateAccount } from '../operations/accounts.js';
+import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
@@ -273,18 +273,15 @@ export function buildCli(): Command {
     .option('--plan-expires <date|duration|never>', 'when the plan stops')
     .action((id: string, opts: { name?: string; plan?: string; apiAccess?: string; overage?: string; planExpires?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const account = await updateAccount(
-          rt,
-          id,
-          {
-            ...(opts.name !== undefined ? { name: opts.name } : {}),
-            ...(opts.plan !== undefined ? { planId: opts.plan } : {}),
-            ...(opts.apiAccess !== undefined ? { apiAccess: onOff(opts.apiAccess, '--api-access') } : {}),
-            ...(opts.overage !== undefined ? { overage: opts.overage === 'plan' ? null : onOff(opts.overage, '--overage') } : {}),
-            ...(opts.planExpires !== undefined ? { planExpiresAt: opts.planExpires === 'never' ? null : parseWhen(opts.planExpires, rt.clock()) } : {}),
-          },
-          CLI_ACTOR,
-        );
+        const patch = {
+          ...(opts.name !== undefined ? { name: opts.name } : {}),
+          ...(opts.plan !== undefined ? { planId: opts.plan } : {}),
+          ...(opts.apiAccess !== undefined ? { apiAccess: onOff(opts.apiAccess, '--api-access') } : {}),
+          ...(opts.overage !== undefined ? { overage: opts.overage === 'plan' ? null : onOff(opts.overage, '--overage') } : {}),
+          ...(opts.planExpires !== undefined ? { planExpiresAt: opts.planExpires === 'never' ? null : parseWhen(opts.planExpires, rt.clock()) } : {}),
+        };
+        if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage or --plan-expires');
+        const account = await updateAccount(rt, id, patch, CLI_ACTOR);
         print(json, account, () => `updated account ${account.id}`);
       }),
     );
@@ -400,6 +397,8 @@ export function buildCli(): Command {
     .option('--account <id>', 'only this account\'s keys')
     .action((opts: { account?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
+        // A mistyped account is said, not listed as an account without keys.
+        if (opts.account) await getAccount(rt, opts.account);
         const list = await rt.store.listKeys(opts.account ? { accountId: opts.account } : {});
         const now = rt.clock();
         print(json, list.map((k) => publicKey(k, now)), () =>
