@@ -9,7 +9,8 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type Outcome = 'forwarded' | 'builtin' | 'denied';
+/** What became of a request: forwarded and answered, answered by a built-in, refused, or admitted but the upstream failed (502/504). */
+export type Outcome = 'forwarded' | 'builtin' | 'denied' | 'upstream_error';
 
 const DURATION_NAME = 'keygate_request_duration_seconds';
 const DURATION_HELP = 'Time from request to the end of the answer, by outcome.';
@@ -40,12 +41,12 @@ class OutcomeStats {
 export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'keygate_' });
-  const stats: Record<Outcome, OutcomeStats> = { forwarded: new OutcomeStats(), builtin: new OutcomeStats(), denied: new OutcomeStats() };
+  const stats: Record<Outcome, OutcomeStats> = { forwarded: new OutcomeStats(), builtin: new OutcomeStats(), denied: new OutcomeStats(), upstream_error: new OutcomeStats() };
   const unitsByMeter = new Map<string, number>();
 
   new Counter({
     name: 'keygate_requests_total',
-    help: 'Gateway requests by outcome (forwarded, builtin, denied) and denial reason.',
+    help: 'Gateway requests by outcome (forwarded, builtin, denied, upstream_error) and reason.',
     labelNames: ['outcome', 'reason'],
     registers: [registry],
     collect() {

@@ -125,7 +125,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
 
   const forwarder = createForwarder(rt, {
     onCharged: (units, meter) => metrics?.units(meter, units),
-    onUpstreamError: (request, reply, denial, identity) => send(request, reply, denial, identity),
+    onUpstreamError: (request, reply, denial, identity) => send(request, reply, denial, identity, 'upstream_error'),
     onFinished: (request, status) => finish(request, status ?? CLIENT_CLOSED),
   });
   app.addHook('onClose', async () => forwarder.close());
@@ -139,18 +139,23 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
 
   const basePath = normalBasePath(config.basePath);
 
-  /** Answers with the dialect's rendering of a denial. */
-  function send(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity?: Identity): FastifyReply {
+  /**
+   * Answers with the dialect's rendering of a denial: a refusal, or (`upstream_error`) an
+   * admitted request whose upstream failed, which the account's usage counts as a request
+   * answered 5xx, not as a refusal.
+   */
+  function send(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity?: Identity, outcome: 'denied' | 'upstream_error' = 'denied'): FastifyReply {
     // Errors met before routing arrive here before the handler has started a record.
     const record = (request.keygate ??= new RequestRecord());
-    record.outcome = 'denied';
+    record.outcome = outcome;
     record.reason = denial.reason;
+    const rendered = rt.dialect.render(denial);
     if (identity) {
       record.keyId = identity.key.id;
       record.accountId = identity.account.id;
-      usage.add(identity.account.id, rt.clock(), 'denials', denial.reason);
+      if (outcome === 'denied') usage.add(identity.account.id, rt.clock(), 'denials', denial.reason);
+      else usage.add(identity.account.id, rt.clock(), 'requests', statusClass(rendered.status));
     }
-    const rendered = rt.dialect.render(denial);
     // As bytes: Fastify adds "; charset=utf-8" to a string's JSON Content-Type, and the
     // profile may name one without (errors.contentType).
     reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));

@@ -220,5 +220,15 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
     const account = await createAccount(deadGateway.runtime, { name: 'dead' }, 'test');
     const { secret } = await createKey(deadGateway.runtime, { accountId: account.id, name: 'k', scopes: ['read'] }, 'test');
     await expectDenial(await call('/v1/read', secret, deadGateway), 'upstream_unavailable');
+    // Admitted, then failed upstream: not a refusal in the log, the metrics or the account's usage.
+    const line = deadGateway.logs.lines.map((l) => JSON.parse(l) as { msg: string; outcome?: string; reason?: string; account?: string }).findLast((l) => l.msg === 'request');
+    expect(line).toMatchObject({ outcome: 'upstream_error', reason: 'upstream_unavailable', account: account.id });
+    const metrics = await (await deadGateway.admin('/metrics')).text();
+    expect(metrics).toMatch(/keygate_requests_total\{outcome="upstream_error",reason="upstream_unavailable"\} [1-9]/);
+    expect(metrics).not.toContain('outcome="denied",reason="upstream_unavailable"');
+    await deadGateway.runtime.flush();
+    const days = await deadGateway.runtime.store.listUsageDaily(account.id, '2000-01-01', '2999-12-31');
+    expect(days.filter((d) => d.metric === 'denials')).toEqual([]);
+    expect(days.filter((d) => d.metric === 'requests').map((d) => [d.label, d.value])).toEqual([['5xx', 1]]);
   });
 });
