@@ -42,6 +42,9 @@ export interface GatewayOptions {
   metrics?: Metrics;
 }
 
+/** The methods keygate forwards (or answers from a built-in); any other is no route's. */
+const GATEWAY_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
 /** What the access log records for a client that hung up before its answer (as nginx does). */
 const CLIENT_CLOSED = 499;
 
@@ -229,8 +232,14 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     if (!reply.sent) send(request, reply, deny('service_unavailable'));
   }
 
-  app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url: '/*', handler: handle });
-  app.setNotFoundHandler((request, reply) => send(request, reply, deny('no_route')));
+  app.route({ method: GATEWAY_METHODS, url: '/*', handler: handle });
+  app.setNotFoundHandler((request, reply) => {
+    // A method keygate forwards on no route (TRACE, PROPFIND, ...): 405 with the methods the
+    // path takes, as the pipeline answers a known method on a path without it.
+    const target = GATEWAY_METHODS.includes(request.method) ? undefined : judgeTarget(request.raw.url ?? '/', basePath);
+    const allow = target?.ok ? rt.routes.methodsAt(target.path) : [];
+    return send(request, reply, allow.length > 0 ? deny('method_not_allowed', { headers: { allow: allow.join(', ') } }) : deny('no_route'));
+  });
   app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
     // Bad URL encoding, an unreadable body...: the client's mistake. Anything else is ours.
     if ((error.statusCode ?? 500) < 500) return send(request, reply, deny('bad_request'));

@@ -131,10 +131,13 @@ describe('bad input at the gateway', () => {
     expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] });
   });
 
-  it('an unknown method gets the envelope\'s 404', async () => {
-    const r = await raw(kg.gatewayUrl, `PROPFIND /v1/domains HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
-    expect(r.status).toBe(404);
-    expect(JSON.parse(r.body)).toHaveProperty('errors');
+  it('a method keygate forwards on no route gets the envelope\'s 405, with the methods the path takes', async () => {
+    for (const method of ['PROPFIND', 'TRACE']) {
+      const r = await raw(kg.gatewayUrl, `${method} /v1/domains HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
+      expect(r.status, method).toBe(405);
+      expect(r.headers).toMatch(/\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n/i);
+      expect(JSON.parse(r.body)).toEqual({ errors: [expect.objectContaining({ code: 'method_not_allowed', status: 405 })] });
+    }
   });
 
   it('path traversal is refused before it reaches the upstream', async () => {
