@@ -115,6 +115,8 @@ describe('keygate CLI with a running gateway', () => {
     // A mistyped account is an error, not an account without keys; so is an update that changes nothing.
     const unknown = await cli('keys', 'list', '--account', 'acc_nope');
     expect([unknown.code, unknown.stderr]).toEqual([1, 'error: no account "acc_nope"\n']);
+    const noMembers = await cli('members', 'list', '--account', 'acc_nope');
+    expect([noMembers.code, noMembers.stderr]).toEqual([1, 'error: no account "acc_nope"\n']);
     const idle = await cli('accounts', 'update', accountId);
     expect([idle.code, idle.stderr]).toEqual([1, 'error: nothing to change: give --name, --plan, --api-access, --overage or --plan-expires\n']);
   });

@@ -489,6 +489,7 @@ export function buildCli(): Command {
     .option('--account <id>', 'only this account\'s members')
     .action((opts: { account?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
+        if (opts.account) await getAccount(rt, opts.account);
         const list = await rt.store.listMembers(opts.account ? { accountId: opts.account } : {});
         const members = list.map((m) => ({ id: m.id, email: m.email, accountId: m.accountId, role: m.role, status: m.passwordHash ? 'active' : 'invited', createdAt: m.createdAt }));
         print(json, members, () =>
