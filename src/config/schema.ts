@@ -332,7 +332,7 @@ export const configSchema = z
         }),
       )
       .default([])
-      .describe('Load balancers in front of keygate (IP addresses or CIDR ranges): from them, X-Forwarded-Proto and X-Forwarded-Host are passed on as sent instead of replaced.'),
+      .describe('Load balancers in front of keygate (IP addresses or CIDR ranges): from them, X-Forwarded-Proto, -Host and -Port are passed on as sent instead of replaced.'),
     keys: keyFormat.prefault({}),
     auth: z
       .object({ credentials: z.array(credentialLocation).min(1) })

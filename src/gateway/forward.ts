@@ -6,10 +6,10 @@
  *
  * On the way up the credential (header and query parameter), hop-by-hop headers, any
  * header the `Connection` header names, `Expect` (Node has already answered it) and any
- * identity header the client made up are dropped, and so are `Forwarded`, `X-Real-IP`
- * and the other X-Forwarded headers unless a trusted proxy sent them; identity and
- * X-Forwarded headers are added (X-Forwarded-Proto and -Host as a trusted proxy sent
- * them, if it did). On the way down hop-by-hop headers, the record-count header and gauge headers
+ * identity header the client made up are dropped, and so is every header in which an
+ * upstream could read another client, scheme, host, path or method (OVERRIDES_REQUEST);
+ * identity and X-Forwarded headers are added (X-Forwarded-Proto, -Host and -Port as a
+ * trusted proxy sent them, if it did). On the way down hop-by-hop headers, the record-count header and gauge headers
  * are dropped, and the RateLimit fields are added.
  *
  * A 2xx commits the route's cost (per-record costs counted from a response header, or
@@ -41,19 +41,35 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-aut
  */
 const NOT_FORWARDED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
 /**
+ * Headers in which an upstream may read another client, scheme, host, path or method than
+ * the one keygate judged (frameworks honour them: Symfony `X-Original-URL`, Rails
+ * `Client-IP`, method overrides, `Forwarded`): never passed on, from anyone. So are all
+ * `X-Forwarded-*` but those keygate writes (`-For`, `-Proto`, `-Host`, and `-Port` as a
+ * trusted proxy sent it). A load balancer's own headers would need it to overwrite
+ * every one of them, which most do not (an ALB sets three; nginx passes a client's on).
+ */
+const OVERRIDES_REQUEST = [
+  'forwarded',
+  'x-forwarded',
+  'x-real-ip',
+  'client-ip',
+  'true-client-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'x-original-host',
+  'x-host',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+];
+const X_FORWARDED = 'x-forwarded-';
+/**
  * Request headers that would change the body records are counted in (compressed, or only
  * a part of it): not forwarded where records are counted in the JSON body.
  */
 const CHANGES_COUNTED_BODY = new Set(['accept-encoding', 'range', 'if-range']);
-/**
- * Other headers in which a proxy tells the upstream where the client came from and how
- * (`Forwarded`, `X-Real-IP`, `X-Forwarded-Port`, `-Ssl`, `-Scheme`, `-Prefix`, ...; many
- * frameworks read them): passed on only from a trusted proxy, never from a client.
- */
-function claimsOrigin(name: string): boolean {
-  return name === 'forwarded' || name === 'x-real-ip' || name.startsWith('x-forwarded-');
-}
-
 /** How long idle upstream connections are kept for reuse. */
 const UPSTREAM_KEEP_ALIVE_MS = 60_000;
 /** undici's error codes for an upstream that did not answer in time. */
@@ -95,13 +111,13 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     hooks,
     gaugeByHeader: new Map(Object.entries(config.gauges).map(([meter, g]) => [g.header.toLowerCase(), meter])),
   };
-  const dropped = new Set([...HOP_BY_HOP, ...NOT_FORWARDED, ...credentialHeaderNames(config.auth.credentials)]);
+  const dropped = new Set([...HOP_BY_HOP, ...NOT_FORWARDED, ...OVERRIDES_REQUEST, ...credentialHeaderNames(config.auth.credentials)]);
   // Written in lower case (header names are case-insensitive; HTTP/2 allows nothing else):
   // undici checks a lower-case name without copying it first.
   const identityPrefix = config.identityHeaders.prefix.toLowerCase();
   const names = { account: `${identityPrefix}account`, key: `${identityPrefix}key`, mode: `${identityPrefix}mode`, scopes: `${identityPrefix}scopes`, plan: `${identityPrefix}plan` };
   const credentials = config.auth.credentials;
-  const impersonates = (name: string) => dropped.has(name) || name.startsWith(identityPrefix);
+  const impersonates = (name: string) => dropped.has(name) || name.startsWith(identityPrefix) || name.startsWith(X_FORWARDED);
   const fromTrustedProxy = trustedProxyCheck(config.trustedProxies);
 
   /**
@@ -124,17 +140,18 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     const host = viaProxy ? headers['x-forwarded-host'] : undefined;
     if (typeof host === 'string' && host !== '') out.push('x-forwarded-host', host);
     else if (headers.host !== undefined) out.push('x-forwarded-host', headers.host);
+    const port = viaProxy ? headers['x-forwarded-port'] : undefined;
+    if (typeof port === 'string' && port !== '') out.push('x-forwarded-port', port);
     // Records are counted in the body as sent: it must come whole and uncompressed.
     if (plainBody) out.push('accept-encoding', 'identity');
     const listed = listedInConnection(headers.connection);
     for (const name in headers) {
       const value = headers[name];
-      if (value === undefined || dropped.has(name) || name.startsWith(identityPrefix) || listed?.includes(name)) continue;
-      if (!viaProxy && claimsOrigin(name)) continue;
+      if (value === undefined || impersonates(name) || listed?.includes(name)) continue;
       // `X_Keygate_Account` is `X-Keygate-Account` to a CGI-style upstream (both become
       // HTTP_X_KEYGATE_ACCOUNT): read with dashes, a name must pass the same rules.
       const dashed = name.includes('_') ? name.replaceAll('_', '-') : name;
-      if (dashed !== name && (impersonates(dashed) || (!viaProxy && claimsOrigin(dashed)))) continue;
+      if (dashed !== name && impersonates(dashed)) continue;
       if (plainBody && CHANGES_COUNTED_BODY.has(dashed)) continue;
       if (typeof value === 'string') out.push(name, value);
       else for (const item of value) out.push(name, item);
@@ -248,8 +265,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.reply.hijack();
     try {
-      // The upstream's reason phrase too (an API's own status, 244 say, has none in Node's table).
-      if (statusMessage) this.res.writeHead(statusCode, statusMessage, out as unknown as string[]);
+      // The upstream's reason phrase too (an API's own status, 244 say, has none in Node's
+      // table), when it is plain ASCII: Node refuses to send anything else (undici reads the
+      // phrase as UTF-8), and a phrase is not worth the answer.
+      if (statusMessage && PLAIN_REASON.test(statusMessage)) this.res.writeHead(statusCode, statusMessage, out as unknown as string[]);
       else this.res.writeHead(statusCode, out as unknown as string[]);
     } catch (error) {
       // A header Node will not send (an invalid character, say): the upstream's fault.
@@ -331,6 +350,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 }
 
 const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
+/** A reason phrase Node will send as it is. */
+const PLAIN_REASON = /^[\t\x20-\x7e]+$/;
 const EXCHANGE = Symbol('keygate exchange');
 type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
 

@@ -101,11 +101,30 @@ describe('forwarding', () => {
     expect(seen['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
   });
 
-  it('drops the other headers in which a client could claim another origin (Forwarded, X-Real-IP, X-Forwarded-Port, ...), also spelled with underscores', async () => {
-    const claims = { Forwarded: 'for=9.9.9.9;proto=https;host=evil.example', 'X-Real-IP': '6.6.6.6', 'X-Forwarded-Port': '443', 'X-Forwarded-Ssl': 'on', 'X-Forwarded-Scheme': 'https', 'X-Forwarded-Prefix': '/evil', X_Real_IP: '6.6.6.7', X_Forwarded_Port: '8443' };
+  it('drops every header in which the upstream could read another client, scheme, host, path or method, also spelled with underscores', async () => {
+    const claims = {
+      Forwarded: 'for=9.9.9.9;proto=https;host=evil.example',
+      'X-Real-IP': '6.6.6.6',
+      'X-Forwarded-Port': '443',
+      'X-Forwarded-Ssl': 'on',
+      'X-Forwarded-Scheme': 'https',
+      'X-Forwarded-Prefix': '/evil',
+      'X-Forwarded': 'for=9.9.9.9',
+      'Client-IP': '6.6.6.1',
+      'True-Client-IP': '6.6.6.2',
+      'X-Client-IP': '6.6.6.3',
+      'X-Original-Host': 'evil.example',
+      'X-Host': 'evil.example',
+      'X-Original-URL': '/admin/users',
+      'X-Rewrite-URL': '/admin/users',
+      'X-HTTP-Method-Override': 'DELETE',
+      X_Real_IP: '6.6.6.7',
+      X_Forwarded_Port: '8443',
+      X_Original_URL: '/admin',
+    };
     await (await kg.call('/sites', { headers: { Authorization: `Token ${secret}`, 'X-Other': 'kept', ...claims } })).text();
     const seen = last().headers;
-    for (const name of ['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-prefix', 'x_real_ip', 'x_forwarded_port']) expect(seen[name], name).toBeUndefined();
+    for (const name of Object.keys(claims)) expect(seen[name.toLowerCase()], name).toBeUndefined();
     expect(seen['x-other']).toBe('kept');
   });
 
@@ -234,6 +253,10 @@ describe('forwarding', () => {
     const usual = await kg.call('/status/404?reason=No%20such%20site', { headers: { Authorization: `Token ${secret}` } });
     expect([usual.status, usual.statusText]).toEqual([404, 'No such site']);
     await usual.text();
+    // One Node would refuse to send (a Latin-1 byte, read as UTF-8) gives way to Node's own: the answer still arrives.
+    const latin = await kg.call('/status/200?reason=N%C3%A3o%20em%20cache', { headers: { Authorization: `Token ${secret}` } });
+    expect([latin.status, latin.statusText]).toEqual([200, 'OK']);
+    expect(await latin.json()).toEqual({ status: 200 });
   });
 });
 
@@ -269,11 +292,12 @@ describe('behind a trusted load balancer (trustedProxies)', () => {
     expect(seen['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
   });
 
-  it('passes on the load balancer\'s other forwarding headers as sent', async () => {
-    const claims = { Forwarded: 'for=203.0.113.7;proto=https;host=api.example.com', 'X-Real-IP': '203.0.113.7', 'X-Forwarded-Port': '443' };
+  it('passes on its X-Forwarded-Port, but no header it may have let through from the client (Forwarded, X-Real-IP, X-Original-URL, ...)', async () => {
+    const claims = { 'X-Forwarded-Port': '443', Forwarded: 'for=6.6.6.6;host=evil.example', 'X-Real-IP': '6.6.6.6', 'X-Forwarded-Prefix': '/evil', 'X-Original-URL': '/admin' };
     await (await kg.call('/sites', { headers: { Authorization: `Bearer ${secret}`, ...claims } })).text();
     const seen = last().headers;
-    expect([seen.forwarded, seen['x-real-ip'], seen['x-forwarded-port']]).toEqual(['for=203.0.113.7;proto=https;host=api.example.com', '203.0.113.7', '443']);
+    expect(seen['x-forwarded-port']).toBe('443');
+    for (const name of ['forwarded', 'x-real-ip', 'x-forwarded-prefix', 'x-original-url']) expect(seen[name], name).toBeUndefined();
   });
 
   it('writes its own where the load balancer sent none', async () => {
