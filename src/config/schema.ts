@@ -4,7 +4,7 @@
  * Schema for editors (`keygate schema`). Everything but `upstream.url` has a default.
  */
 import { isAddressRange } from '../gateway/trusted-proxies.js';
-import { createRouteTable, RouteTableError } from '../routes/route-table.js';
+import { createRouteTable, ROUTE_METHODS, RouteTableError } from '../routes/route-table.js';
 import { z } from 'zod';
 import { DENIAL_REASONS } from '../denial/reasons.js';
 import { DURATION_PATTERN, parseDuration } from './duration.js';
@@ -40,11 +40,8 @@ const identifier = z
 /** A path, as a regular expression: JSON Schema has a `pattern` for it (not zod's own "starts_with" format). */
 const STARTS_WITH_SLASH = /^\//;
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', '*'] as const;
-/** A method in capitals or in small letters (an enum editors can offer), read as capitals. */
-const httpMethod = z
-  .enum([...METHODS, ...METHODS.filter((m) => m !== '*').map((m) => m.toLowerCase())] as [string, ...string[]])
-  .transform((m) => m.toUpperCase() as (typeof METHODS)[number]);
+/** A method in any case, read as capitals; JSON Schema offers the capitals (an enum editors complete). */
+const httpMethod = z.preprocess((method) => (typeof method === 'string' ? method.toUpperCase() : method), z.enum([...ROUTE_METHODS, '*']));
 
 /** One rate-limit window: at most `limit` requests in any rolling `window`. */
 export const rateLimitSchema = z

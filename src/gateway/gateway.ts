@@ -22,6 +22,7 @@ import { createForwarder } from './forward.js';
 import { statusClass } from '../usage/usage-recorder.js';
 import { afterAnswers, answerInFlight, requestBeingRead } from '../http-internals.js';
 import { percentDecoded } from './percent.js';
+import { ROUTE_METHODS } from '../routes/route-table.js';
 
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
 export class RequestRecord {
@@ -41,9 +42,6 @@ declare module 'fastify' {
 export interface GatewayOptions {
   metrics?: Metrics;
 }
-
-/** The methods keygate forwards (or answers from a built-in); any other is no route's. */
-const GATEWAY_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 /** What the access log records for a client that hung up before its answer (as nginx does). */
 const CLIENT_CLOSED = 499;
@@ -232,11 +230,11 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     if (!reply.sent) send(request, reply, deny('service_unavailable'));
   }
 
-  app.route({ method: GATEWAY_METHODS, url: '/*', handler: handle });
+  app.route({ method: [...ROUTE_METHODS], url: '/*', handler: handle });
   app.setNotFoundHandler((request, reply) => {
     // A method keygate forwards on no route (TRACE, PROPFIND, ...): 405 with the methods the
     // path takes, as the pipeline answers a known method on a path without it.
-    const target = GATEWAY_METHODS.includes(request.method) ? undefined : judgeTarget(request.raw.url ?? '/', basePath);
+    const target = (ROUTE_METHODS as readonly string[]).includes(request.method) ? undefined : judgeTarget(request.raw.url ?? '/', basePath);
     const allow = target?.ok ? rt.routes.methodsAt(target.path) : [];
     return send(request, reply, allow.length > 0 ? deny('method_not_allowed', { headers: { allow: allow.join(', ') } }) : deny('no_route'));
   });

@@ -8,9 +8,10 @@
 import FindMyWay from 'find-my-way';
 import type { Builtin, Route } from '../config/schema.js';
 
-const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
-type Method = (typeof ALL_METHODS)[number];
-const KNOWN_METHODS: ReadonlySet<string> = new Set(ALL_METHODS);
+/** The methods a route can name, and the gateway forwards (any other is no route's). */
+export const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+type Method = (typeof ROUTE_METHODS)[number];
+const KNOWN_METHODS: ReadonlySet<string> = new Set(ROUTE_METHODS);
 
 /**
  * `id` is the route's place in the profile (`routes[2]`); `name` is the route as declared
@@ -40,7 +41,7 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
   const router = FindMyWay({ ignoreTrailingSlash: true, caseSensitive: true });
   const noop = () => undefined;
   const add = (method: string, path: string, target: RouteMatch) => {
-    const methods: Method[] = method === '*' ? [...ALL_METHODS] : [method as Method];
+    const methods: Method[] = method === '*' ? [...ROUTE_METHODS] : [method as Method];
     for (const m of methods) {
       // A trailing slash makes no difference (ignoreTrailingSlash).
       if (router.hasRoute(m, path) || router.hasRoute(m, path.replace(/(.)\/$/, '$1'))) {
@@ -73,7 +74,7 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
       return (router.find(method as Method, path)?.store as RouteMatch | undefined) ?? undefined;
     },
     methodsAt(path) {
-      return ALL_METHODS.filter((method) => router.find(method, path) !== null);
+      return ROUTE_METHODS.filter((method) => router.find(method, path) !== null);
     },
   };
 }
