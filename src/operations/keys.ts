@@ -153,22 +153,10 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   const now = rt.clock();
   if (!isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
   if (old.accountId === null) throw new OperationError('conflict', 'an unbound key cannot be rotated');
-  // Rotating a key twice, or a replacement while the key it replaced is in its overlap,
-  // would leave three keys alive (and dodge the plan's key limit).
   const accountKeys = await rt.store.listKeys({ accountId: old.accountId });
+  const conflict = rotationConflict(old, accountKeys, now);
+  if (conflict) throw new OperationError('conflict', conflict);
   const earlier = accountKeys.filter((k) => k.rotatedFrom === old.id);
-  const replacement = earlier.find((k) => isActive(k, now));
-  if (replacement) {
-    // The newest key of the chain is the one to rotate (its replacement may have been rotated since).
-    let newest = replacement;
-    for (let next: KeyRecord | undefined = replacement; next; next = accountKeys.find((k) => k.rotatedFrom === newest.id && isActive(k, now))) newest = next;
-    throw new OperationError('conflict', `this key was already rotated; rotate its replacement ${keyLabel(newest)} instead`);
-  }
-  const replaced = old.rotatedFrom === null ? undefined : accountKeys.find((k) => k.id === old.rotatedFrom && isActive(k, now));
-  if (replaced) {
-    const until = replaced.expiresAt === null ? '' : `, which works until ${new Date(replaced.expiresAt).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
-    throw new OperationError('conflict', `this key replaced ${keyLabel(replaced)}${until}: revoke that key first, or rotate this one once it has expired`);
-  }
   if (!Number.isFinite(overlapMs) || overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
   // Checked before anything is written: a date past JavaScript's range made every later key listing fail.
   if (now + overlapMs > LATEST_TIME) throw new OperationError('invalid', 'the overlap is too long: it would end after the year 9999');
@@ -197,6 +185,26 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
     detail: { replacement: issued.key.id, overlapMs: until - now, oldKeyValidUntil: until },
   });
   return { ...issued, previous };
+}
+
+/**
+ * Why `key` cannot be rotated now, or undefined if it can. Rotating a key twice, or a
+ * replacement while the key it replaced still works, would leave three keys alive (and
+ * dodge the plan's key limit). `accountKeys`: every key of its account. The dashboard
+ * asks this too, to offer Rotate only where it would be accepted.
+ */
+export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number): string | undefined {
+  const replacement = accountKeys.find((k) => k.rotatedFrom === key.id && isActive(k, now));
+  if (replacement) {
+    // The newest key of the chain is the one to rotate (its replacement may have been rotated since).
+    let newest = replacement;
+    for (let next: KeyRecord | undefined = replacement; next; next = accountKeys.find((k) => k.rotatedFrom === newest.id && isActive(k, now))) newest = next;
+    return `this key was already rotated; rotate its replacement ${keyLabel(newest)} instead`;
+  }
+  const replaced = key.rotatedFrom === null ? undefined : accountKeys.find((k) => k.id === key.rotatedFrom && isActive(k, now));
+  if (!replaced) return undefined;
+  const until = replaced.expiresAt === null ? '' : `, which works until ${new Date(replaced.expiresAt).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
+  return `this key replaced ${keyLabel(replaced)}${until}: revoke that key first, or rotate this one once it has expired`;
 }
 
 /** A key as people recognise it in messages: its name, hint and id. */

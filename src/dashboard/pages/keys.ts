@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, createKey, getKey, revokeKey, rotateKey, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
+import { allowedScopes, createKey, getKey, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
 import { actorOf, csrfField, field, fields, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
@@ -39,16 +39,6 @@ interface KeyForm {
   expiry: ExpiryChoice;
 }
 
-/**
- * Whether rotating `key` would be accepted (rotateKey): it is not being replaced already,
- * nor a replacement whose old key still works. During an overlap neither key offers it.
- */
-function rotatable(key: KeyRecord, keys: readonly KeyRecord[], now: number): boolean {
-  if (keys.some((k) => k.rotatedFrom === key.id && isUsable(k, now))) return false;
-  const replaced = key.rotatedFrom === null ? undefined : keys.find((k) => k.id === key.rotatedFrom);
-  return !(replaced && isUsable(replaced, now));
-}
-
 export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
 
@@ -61,7 +51,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
     const gone = keys.filter((k) => !isUsable(k, now));
     const plan = rt.config.plans[account.planId];
     const usage = await accountUsage(rt, account);
-    const rowActions = (key: KeyRecord) => html`${rt.config.keys.rotation && rotatable(key, keys, now)
+    const rowActions = (key: KeyRecord) => html`${rt.config.keys.rotation && rotationConflict(key, keys, now) === undefined
       ? html`
       <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name}">Rotate</a>`
       : ''}
