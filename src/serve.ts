@@ -213,7 +213,7 @@ function adminTokensOf(value: string | undefined, tokenEnv: string, log: Log, ki
   const locked = kind === 'admin' ? 'admin API locked' : 'read-only admin tokens refused';
   const still = kind === 'admin' ? '/health still answers' : 'the admin token still works';
   if (tokens.length === 0) {
-    if (kind === 'admin') log.warn(`admin API locked: set ${tokenEnv} to use it (/health still answers)`);
+    if (kind === 'admin') log.warn(`admin token not set: set ${tokenEnv} to make changes through the admin API (without it, only /health answers, and reads with a read-only token if one is set)`);
     return { tokens: [] };
   }
   /** How the log names the token at `index`. */

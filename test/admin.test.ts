@@ -396,7 +396,7 @@ describe('admin listener without a token', () => {
       const locked = await fetch(`${kg.adminUrl}/v1/accounts`, { headers: { authorization: 'Bearer anything' } });
       expect(locked.status).toBe(503);
       expect(await locked.json()).toMatchObject({ detail: 'The admin API is locked: start keygate with KEYGATE_ADMIN_TOKEN set.' });
-      expect(kg.logs.text).toContain('admin API locked: set KEYGATE_ADMIN_TOKEN');
+      expect(kg.logs.text).toContain('admin token not set: set KEYGATE_ADMIN_TOKEN to make changes through the admin API');
     } finally {
       await kg.close();
       await upstream.close();
@@ -512,7 +512,10 @@ describe('read-only admin tokens', () => {
       expect((await call(`${kg.adminUrl}/v1/accounts`, reader, { method: 'HEAD' })).status).toBe(200);
       const refused = await call(`${kg.adminUrl}/v1/keys`, reader, { method: 'POST', body: JSON.stringify({ accountId: id, name: 'nope' }) });
       expect(refused.status).toBe(403);
-      expect(((await refused.json()) as { detail: string }).detail).toBe('This token (from KEYGATE_ADMIN_READ_TOKEN) may only read: GET and HEAD. Changes need the admin token (KEYGATE_ADMIN_TOKEN).');
+      expect(((await refused.json()) as { detail: string }).detail).toBe('This token (from KEYGATE_ADMIN_READ_TOKEN) may only read: GET, HEAD and POST /v1/forecast. Changes need the admin token (KEYGATE_ADMIN_TOKEN).');
+      // A forecast prices calls and writes nothing: a report may ask for one.
+      const forecast = await call(`${kg.adminUrl}/v1/forecast`, reader, { method: 'POST', body: JSON.stringify({ accountId: id, calls: [{ method: 'GET', path: '/x', count: 1 }] }) });
+      expect(forecast.status).toBe(200);
       expect((await call(`${kg.adminUrl}/v1/accounts/${id}`, reader, { method: 'DELETE' })).status).toBe(403);
       expect((await call(`${kg.adminUrl}/v1/accounts/${id}`, reader, { method: 'PATCH', body: JSON.stringify({ name: 'x' }) })).status).toBe(403);
       expect(((await (await call(`${kg.adminUrl}/v1/keys?accountId=${id}`, admin)).json()) as unknown[]).length).toBe(0);

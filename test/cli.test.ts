@@ -149,6 +149,7 @@ describe('keygate CLI with a running gateway', () => {
     const human = await cli('audit', '--account', accountId);
     expect(human.stdout.split('\n')[0]).toMatch(/^WHEN\s+ACTOR\s+ACTION\s+ACCOUNT\s+KEY\s+DETAIL$/);
     expect(human.stdout).toContain('account.created');
+    expect((await cli('audit', '--account', 'acc_nope')).stderr).toBe('error: no account "acc_nope"\n');
     const bad = await cli('audit', '--limit', 'lots');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('--limit: expected a whole number from 1 to 10000, got "lots"');
@@ -242,7 +243,8 @@ describe('keygate refuses bad profiles, naming the field', () => {
   it('says when the file is missing', async () => {
     const r = await runCli(['check', '--config', path.join(dir, 'nope.yaml')]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`cannot read the file: ENOENT (no file at ${path.join(dir, 'nope.yaml')}; pass --config <file> or set KEYGATE_CONFIG)`);
+    expect(r.stderr).toContain(`cannot read the file: ENOENT (no file at ${path.join(dir, 'nope.yaml')})`);
+    expect(r.stderr).toContain('Name the profile with --config <file>, or set KEYGATE_CONFIG.');
   });
 
   it('check --json gives the problems as a list for scripts, each naming its field (exit 2), or ok with what the profile holds', async () => {

@@ -128,6 +128,9 @@ const NO_QUERY = z.object({}).strict();
  * A page of a list: `limit` rows (1 to 1000; without it, all of them, as before) after the
  * `after` cursor of the previous page's `Link: <...>; rel="next"`.
  */
+/** The one POST a read-only token may send: a forecast prices calls and writes nothing. */
+const READ_ONLY_POST = '/v1/forecast';
+
 /** Audit entries a page holds unless `limit` says otherwise. */
 const AUDIT_PAGE = 200;
 
@@ -229,8 +232,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     for (const token of expectedRead) if (presented && timingSafeEqual(presented, token)) readOnly = true;
     if (valid) return;
     if (readOnly) {
-      if (request.method === 'GET' || request.method === 'HEAD') return;
-      return problem(reply, 403, `This token (from ${readTokenEnv}) may only read: GET and HEAD. Changes need the admin token (${tokenEnv}).`);
+      if (request.method === 'GET' || request.method === 'HEAD' || (request.method === 'POST' && path === READ_ONLY_POST)) return;
+      return problem(reply, 403, `This token (from ${readTokenEnv}) may only read: GET, HEAD and POST /v1/forecast. Changes need the admin token (${tokenEnv}).`);
     }
     reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
     return problem(reply, 401, 'Send the admin token as "Authorization: Bearer <token>".');

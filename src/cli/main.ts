@@ -510,10 +510,12 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         const limit = Number(opts.limit);
         if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new OperationError('invalid', `--limit: expected a whole number from 1 to 10000, got "${opts.limit}"`);
+        if (opts.account) await getAccount(rt, opts.account);
         const entries = await rt.store.listAudit({ ...(opts.account ? { accountId: opts.account } : {}), limit });
-        print(json, entries.map(auditEventOut), () =>
+        const events = entries.map(auditEventOut);
+        print(json, events, () =>
           table(
-            entries.map((e) => ({ when: when(e.at), actor: e.actor, action: e.action, account: e.accountId ?? '', key: e.keyId ?? '', detail: JSON.stringify(e.detail) })),
+            events.map((e) => ({ when: when(Date.parse(e.at)), actor: e.actor, action: e.action, account: e.accountId ?? '', key: e.keyId ?? '', detail: JSON.stringify(e.detail) })),
             ['when', 'actor', 'action', 'account', 'key', 'detail'],
           ),
         );
@@ -612,7 +614,9 @@ export async function main(argv: string[]): Promise<void> {
 /** Prints a failure the way a user can act on it; returns the exit code. */
 function reportError(error: unknown): number {
   if (error instanceof ConfigError) {
-    process.stderr.write(`${error.message}\n`);
+    // The usual first stumble: no profile where the command looked for one.
+    const missing = error.problems.some((problem) => problem.startsWith('cannot read the file: ENOENT'));
+    process.stderr.write(`${error.message}\n${missing ? 'Name the profile with --config <file>, or set KEYGATE_CONFIG.\n' : ''}`);
     return 2;
   }
   if (error instanceof OperationError || error instanceof NotMigratedError || error instanceof KeyHashingMismatchError) {

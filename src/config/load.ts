@@ -46,8 +46,7 @@ export function loadConfigFile(file: string): LoadedConfig {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    // The usual first stumble: no profile where the command looked for one.
-    const hint = code === 'ENOENT' ? ` (no file at ${path.resolve(file)}; pass --config <file> or set KEYGATE_CONFIG)` : '';
+    const hint = code === 'ENOENT' ? ` (no file at ${path.resolve(file)})` : '';
     throw new ConfigError(file, [`cannot read the file: ${code ?? String(error)}${hint}`]);
   }
   return { config: parseConfigText(text, file), file, dir: path.dirname(path.resolve(file)) };

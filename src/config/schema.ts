@@ -359,7 +359,7 @@ export const configSchema = z
         readTokenEnv: z
           .string()
           .default('KEYGATE_ADMIN_READ_TOKEN')
-          .describe('Environment variable holding read-only admin tokens (GET and HEAD only: reports, monitoring), optional.'),
+          .describe('Environment variable holding read-only admin tokens (GET, HEAD and POST /v1/forecast: reports, monitoring), optional.'),
       })
       .strict()
       .prefault({}),
