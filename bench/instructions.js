@@ -34,8 +34,12 @@ const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const VALGRIND = '/usr/bin/valgrind';
 /** V8's generic path for symbol-keyed literal fields: present only in the slow mode (bench/README.md). */
 const SLOW_MODE_MARK = 'Runtime_DefineKeyedOwnPropertyInLiteral';
-/** V8 writes /tmp/perf-<pid>.map, where each compiled function lies (its own log file kept out of the way). */
-const CODE_MAP_FLAGS = ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=/dev/null'];
+/**
+ * V8 writes /tmp/perf-<pid>.map, where each compiled function lies. Its own log goes to
+ * /dev/null (else an isolate-*.log in the working directory; with --no-logfile-per-isolate
+ * as well, V8 printed it to stdout, into the run's output).
+ */
+const CODE_MAP_FLAGS = ['--perf-basic-prof', '--logfile=/dev/null'];
 
 const USAGE = 'usage: node bench/instructions.js <b|c|d|authorize> [--warmup=N] [--requests=N] [--dump=<file>]';
 const [which, ...rest] = process.argv.slice(2);
