@@ -9,8 +9,8 @@
  * identity header the client made up are dropped, and so is every header in which an
  * upstream could read another client, scheme, host, path or method (OVERRIDES_REQUEST);
  * identity and X-Forwarded headers are added (X-Forwarded-Proto, -Host and -Port as a
- * trusted proxy sent them, if it did). On the way down hop-by-hop headers, the record-count header and gauge headers
- * are dropped, and the RateLimit fields are added.
+ * trusted proxy sent them, if it did). On the way down hop-by-hop headers, the
+ * record-count header and gauge headers are dropped, and the RateLimit fields are added.
  *
  * A 2xx commits the route's cost (per-record costs counted from a response header, or
  * from the JSON body as it streams past); anything else, an upstream failure, or a
