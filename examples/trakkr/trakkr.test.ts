@@ -5,10 +5,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlledClock, read, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createKeyFormat } from '../../src/keys/format.js';
+import { loadConfigFile } from '../../src/config/load.js';
+
+const EXAMPLE_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const MISSING = { status: 401, type: JSON_TYPE, body: { error: 'Missing API key' } };
+/** A key of the right form that doesn't exist or has been revoked (the table's row). */
 const INVALID = { status: 403, type: JSON_TYPE, body: { error: 'Invalid API key' } };
+/** A string that is no Trakkr key at all, as the code example shows its placeholder. */
+const NOT_A_KEY = { status: 401, type: JSON_TYPE, body: { error: 'Invalid API key' } };
 const NO_API_ON_PLAN = {
   status: 403,
   type: JSON_TYPE,
@@ -24,6 +33,8 @@ describe('Trakkr API: shared/seeds/004 against examples/trakkr', () => {
   let ex: RunningExample;
   let account: AccountOut;
   let key: KeyOut;
+  /** A key of Trakkr's form that was never issued: what "doesn't exist" means. */
+  const unregistered = createKeyFormat(loadConfigFile(path.join(EXAMPLE_DIR, 'keygate.yaml')).config.keys).generate('live');
 
   beforeAll(async () => {
     ex = await startExample('trakkr', { clock });
@@ -99,7 +110,8 @@ describe('Trakkr API: shared/seeds/004 against examples/trakkr', () => {
     it('all API requests must include a valid API key', async () => {
       for (const path of ['/get-brands', '/get-brand?brand_id=brand_1', '/create-brand', '/anything']) {
         expect(await read(await ex.call(path)), path).toEqual(MISSING);
-        expect(await read(await ex.call(path, bearer('sk_live_xxxxxxxxxxxx'))), path).toEqual(INVALID);
+        expect(await read(await ex.call(path, bearer('sk_live_xxxxxxxxxxxx'))), path).toEqual(NOT_A_KEY);
+        expect(await read(await ex.call(path, bearer(unregistered))), path).toEqual(INVALID);
       }
     });
   });
@@ -141,10 +153,10 @@ describe('Trakkr API: shared/seeds/004 against examples/trakkr', () => {
     });
 
     it('403 Invalid API key: the key does not exist or has been revoked', async () => {
-      const wrongChecksum = `${key.secret.slice(0, -1)}${key.secret.endsWith('a') ? 'b' : 'a'}`;
-      expect(await read(await ex.call('/get-brands', bearer(wrongChecksum)))).toEqual(INVALID);
-      expect(await read(await ex.call('/get-brands', bearer(`sk_live_${'A'.repeat(30)}`)))).toEqual(INVALID);
-      expect(await read(await ex.call('/get-brands', bearer(key.secret.replace('sk_live_', 'sk_test_'))))).toEqual(INVALID);
+      // A key of Trakkr's form (prefix, length, checksum) that was never issued here.
+      const response0 = await ex.call('/get-brands', bearer(unregistered));
+      expect(await read(response0)).toEqual(INVALID);
+      expect(response0.headers.get('www-authenticate')).toBeNull();
 
       const revoked = await ex.createKey(account.id, 'to revoke');
       expect((await ex.call('/get-brands', bearer(revoked.secret))).status).toBe(200);
@@ -155,13 +167,19 @@ describe('Trakkr API: shared/seeds/004 against examples/trakkr', () => {
       expect(response.headers.get('www-authenticate')).toBeNull();
     });
 
-    it('a header that is there but is not a Bearer key is an invalid key, not a missing one', async () => {
-      expect(await read(await ex.call('/get-brands', { headers: { authorization: key.secret } }))).toEqual(INVALID);
-      expect(await read(await ex.call('/get-brands', { headers: { authorization: `Basic ${Buffer.from(`${key.secret}:`).toString('base64')}` } }))).toEqual(INVALID);
+    it('a header that is there but is not a Bearer key is an invalid key (401), not a missing one', async () => {
+      expect(await read(await ex.call('/get-brands', { headers: { authorization: key.secret } }))).toEqual(NOT_A_KEY);
+      expect(await read(await ex.call('/get-brands', { headers: { authorization: `Basic ${Buffer.from(`${key.secret}:`).toString('base64')}` } }))).toEqual(NOT_A_KEY);
     });
 
-    it('the code example: an invalid key answers {"error": "Invalid API key"}', async () => {
-      expect(await read(await ex.call('/get-brands', { headers: { Authorization: 'Bearer sk_live_xxxxxxxxxxxx' } }))).toEqual(INVALID);
+    it('the code example: its placeholder answers 401 Unauthorized {"error": "Invalid API key"}, and so does any string that is no Trakkr key', async () => {
+      const response = await ex.call('/get-brands', { headers: { Authorization: 'Bearer sk_live_xxxxxxxxxxxx' } });
+      expect(await read(response)).toEqual(NOT_A_KEY);
+      expect(response.headers.get('www-authenticate')).toBe('Bearer realm="trakkr", error="invalid_token", error_description="Invalid API key"');
+      const wrongChecksum = `${key.secret.slice(0, -1)}${key.secret.endsWith('a') ? 'b' : 'a'}`;
+      for (const text of [wrongChecksum, `sk_live_${'A'.repeat(30)}`, key.secret.replace('sk_live_', 'sk_test_')]) {
+        expect(await read(await ex.call('/get-brands', bearer(text))), text).toEqual(NOT_A_KEY);
+      }
     });
   });
 
