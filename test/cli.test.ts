@@ -150,6 +150,9 @@ describe('keygate CLI with a running gateway', () => {
     expect(human.stdout.split('\n')[0]).toMatch(/^WHEN\s+ACTOR\s+ACTION\s+ACCOUNT\s+KEY\s+DETAIL$/);
     expect(human.stdout).toContain('account.created');
     expect((await cli('audit', '--account', 'acc_nope')).stderr).toBe('error: no account "acc_nope"\n');
+    // With --json the failure is JSON too, for scripts (same exit code).
+    const jsonFailure = await cli('--json', 'audit', '--account', 'acc_nope');
+    expect([jsonFailure.code, JSON.parse(jsonFailure.stderr)]).toEqual([1, { error: 'no account "acc_nope"' }]);
     const bad = await cli('audit', '--limit', 'lots');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('--limit: expected a whole number from 1 to 10000, got "lots"');
@@ -250,6 +253,9 @@ describe('keygate refuses bad profiles, naming the field', () => {
   it('check --json gives the problems as a list for scripts, each naming its field (exit 2), or ok with what the profile holds', async () => {
     const bad = path.join(dir, 'bad-for-json.yaml');
     writeFileSync(bad, 'upstream: {url: "http://127.0.0.1:1"}\nplans: {free: {apiAcess: false}}\nlisten: {port: 99999}\n');
+    const unreadable = await runCli(['--json', 'keys', 'list', '--config', bad]);
+    expect(unreadable.code).toBe(2);
+    expect(JSON.parse(unreadable.stderr)).toEqual({ error: `${bad}: invalid configuration`, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess"'] });
     const refused = await runCli(['--json', 'check', '--config', bad]);
     expect(refused.code).toBe(2);
     expect(JSON.parse(refused.stdout)).toEqual({ file: bad, ok: false, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess"'] });

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, configJsonSchema, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
-import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, migrateOrRefuse, NotMigratedError, type Runtime } from '../runtime.js';
+import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, migrateOrRefuse, type Runtime } from '../runtime.js';
 import { createKeyHasher } from '../keys/hash.js';
 import type { Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
@@ -151,7 +151,7 @@ export function buildCli(): Command {
     .command('demo')
     .description('start the bundled demo API behind keygate (SQLite under ./data/demo)')
     .option('--data <dir>', 'where the demo keeps its database', './data/demo')
-    .option('--port <port>', 'the gateway port; the admin API and the dashboard take the next two (0: any free ports)', parsePort, 8080)
+    .option('--port <port>', 'the gateway port; the admin API and the dashboard take the next two (0: any free ports); the demo API behind them takes any free port of 127.0.0.1', parsePort, 8080)
     .action(async (opts: { data: string; port: number }) => {
       const next = (n: number) => (opts.port === 0 ? 0 : opts.port + n);
       const running = await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) } });
@@ -607,27 +607,28 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildCli().parseAsync(argv);
   } catch (error) {
-    process.exitCode = reportError(error);
+    const failure = describeFailure(error);
+    // With --json a script gets the failure as JSON too (on stderr; the exit code is the same).
+    const json = argv.includes('--json');
+    process.stderr.write(json ? `${JSON.stringify({ error: failure.message, ...(failure.problems ? { problems: failure.problems } : {}) })}\n` : failure.text);
+    process.exitCode = failure.exitCode;
   }
 }
 
-/** Prints a failure the way a user can act on it; returns the exit code. */
-function reportError(error: unknown): number {
+/** A failure the way a user can act on it: the text to print, the exit code, and for a bad profile its problems. */
+function describeFailure(error: unknown): { text: string; message: string; exitCode: number; problems?: string[] } {
   if (error instanceof ConfigError) {
     // The usual first stumble: no profile where the command looked for one.
     const missing = error.problems.some((problem) => problem.startsWith('cannot read the file: ENOENT'));
-    process.stderr.write(`${error.message}\n${missing ? 'Name the profile with --config <file>, or set KEYGATE_CONFIG.\n' : ''}`);
-    return 2;
-  }
-  if (error instanceof OperationError || error instanceof NotMigratedError || error instanceof KeyHashingMismatchError) {
-    process.stderr.write(`error: ${error.message}\n`);
-    return 1;
+    const hint = missing ? 'Name the profile with --config <file>, or set KEYGATE_CONFIG.' : undefined;
+    return { text: `${error.message}\n${hint ? `${hint}\n` : ''}`, message: `${error.file}: invalid configuration${hint ? `. ${hint}` : ''}`, exitCode: 2, problems: error.problems };
   }
   const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') {
-    process.stderr.write(`error: ${(error as Error).message} — another process is using that port; change the profile's listen.port, admin.listen.port or dashboard.listen.port, whichever has it\n`);
-    return 1;
-  }
-  process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-  return 1;
+  const message =
+    code === 'EADDRINUSE' && !(error instanceof OperationError)
+      ? `${(error as Error).message} — another process is using that port; change the profile's listen.port, admin.listen.port or dashboard.listen.port, whichever has it`
+      : error instanceof Error
+        ? error.message
+        : String(error);
+  return { text: `error: ${message}\n`, message, exitCode: 1 };
 }
