@@ -344,7 +344,7 @@ export function buildCli(): Command {
     .description('create a key; the secret is printed once')
     .requiredOption('--account <id>', 'the account that owns the key')
     .requiredOption('--name <name>', 'a name to tell keys apart')
-    .addOption(new Option('--mode <mode>').choices(['live', 'test']).default('live'))
+    .addOption(new Option('--mode <mode>', 'a live or a test key (its prefix says which)').choices(['live', 'test']).default('live'))
     .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)')
     .option('--expires <date|duration>', 'e.g. 2027-01-31 or 90d')
     .action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string; expires?: string }, command: Command) =>
@@ -368,9 +368,9 @@ export function buildCli(): Command {
   keys
     .command('import')
     .description('register a key the API issued before keygate (read from stdin); only its hash is kept')
-    .requiredOption('--account <id>')
-    .requiredOption('--name <name>')
-    .addOption(new Option('--mode <mode>').choices(['live', 'test']).default('live'))
+    .requiredOption('--account <id>', 'the account the key belongs to')
+    .requiredOption('--name <name>', 'a name to know the key by (shown with its hint)')
+    .addOption(new Option('--mode <mode>', 'a live or a test key').choices(['live', 'test']).default('live'))
     .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)')
     .action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
@@ -525,9 +525,9 @@ export function buildCli(): Command {
   program
     .command('gauge')
     .description('set a gauge meter of an account (e.g. keywords tracked)')
-    .requiredOption('--account <id>')
-    .requiredOption('--meter <name>')
-    .requiredOption('--value <n>')
+    .requiredOption('--account <id>', 'the account whose gauge it is')
+    .requiredOption('--meter <name>', 'a gauge meter of the account\'s plan (kind: gauge)')
+    .requiredOption('--value <n>', 'its level now, e.g. the keywords tracked (not an increment)')
     .action((opts: { account: string; meter: string; value: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const value = Number(opts.value);
