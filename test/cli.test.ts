@@ -108,6 +108,27 @@ describe('keygate CLI with a running gateway', () => {
     await cli('keys', 'revoke', JSON.parse(r.stdout).id);
   });
 
+  it('lists accounts and keys a page at a time with --limit and --after, each once', async () => {
+    for (const name of ['Paged A', 'Paged B']) await cli('accounts', 'create', '--name', name);
+    const all = JSON.parse((await cli('--json', 'accounts', 'list')).stdout) as { id: string }[];
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let pages = 0; pages < all.length + 1; pages++) {
+      const r = await cli('--json', 'accounts', 'list', '--limit', '2', ...(after ? ['--after', after] : []));
+      expect(r.code).toBe(0);
+      const rows = JSON.parse(r.stdout) as { id: string }[];
+      expect(rows.length).toBeLessThanOrEqual(2);
+      seen.push(...rows.map((a) => a.id));
+      after = /^more follow: add --after (\S+)$/m.exec(r.stderr)?.[1];
+      if (!after) break;
+    }
+    expect(seen).toEqual(all.map((a) => a.id));
+    const keys = await cli('keys', 'list', '--account', accountId, '--limit', '1');
+    expect(keys.stderr).toMatch(/^more follow: add --after \S+$/m);
+    expect((await cli('keys', 'list', '--limit', '0')).stderr).toBe('error: --limit: expected a whole number from 1 to 10000, got "0"\n');
+  });
+
   it('lists keys by their hint, never their secret', async () => {
     const r = await cli('keys', 'list', '--account', accountId);
     expect(r.stdout).toContain(`rk_live_…${secret.slice(-4)}`);

@@ -10,13 +10,14 @@ import { ConfigError, configJsonSchema, loadConfigFile, type LoadedConfig } from
 import { parseDuration } from '../config/duration.js';
 import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, migrateOrRefuse, type Runtime } from '../runtime.js';
 import { createKeyHasher } from '../keys/hash.js';
-import type { Store } from '../store/store.js';
+import type { Page, Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
 import { openStore, redactUrl } from '../store/open.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
+import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
@@ -39,6 +40,27 @@ function print(json: boolean | undefined, value: unknown, human: () => string): 
 }
 
 /** Whether the account's keys reach the API, as the gateway judges it: the account's switch and its plan's. */
+interface PageOptions {
+  limit?: string;
+  after?: string;
+}
+
+/** `--limit` and `--after` as a store page, reading one row more to know whether more follow. */
+function pageOf(opts: PageOptions): Page {
+  const limit = opts.limit === undefined ? undefined : Number(opts.limit);
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 10_000)) throw new OperationError('invalid', `--limit: expected a whole number from 1 to 10000, got "${opts.limit}"`);
+  return { ...(limit !== undefined ? { limit: limit + 1 } : {}), ...(opts.after !== undefined ? { after: placeOf(opts.after) } : {}) };
+}
+
+/** The page `pageOf` asked for; when more follow, stderr says how to get them (stdout stays the list). */
+function pageEnd<T extends { createdAt: number; id: string }>(rows: T[], opts: PageOptions): T[] {
+  const limit = opts.limit === undefined ? undefined : Number(opts.limit);
+  if (limit === undefined || rows.length <= limit) return rows;
+  const page = rows.slice(0, limit);
+  process.stderr.write(`more follow: add --after ${cursorOf(page[page.length - 1] as T)}\n`);
+  return page;
+}
+
 function apiAccessOf(account: { apiAccess: boolean; planId: string }, config: Config): string {
   const plan = config.plans[account.planId];
   if (!plan) return 'off (unknown plan)';
@@ -250,11 +272,13 @@ export function buildCli(): Command {
     .command('list')
     .description('every account, oldest first')
     .option('--search <text>', 'only accounts whose name contains this (either case), or whose id it is')
-    .action((opts: { search?: string }, command: Command) =>
+    .option('--limit <n>', 'at most this many (1 to 10000); stderr then says how to get the next ones')
+    .option('--after <cursor>', 'continue after the place an earlier --limit gave')
+    .action((opts: { search?: string } & PageOptions, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const search = opts.search?.trim();
         if (search === '') throw new OperationError('invalid', '--search needs some text: a part of the name, or the id');
-        const list = await rt.store.listAccounts(search !== undefined ? { search } : {});
+        const list = pageEnd(await rt.store.listAccounts({ ...(search !== undefined ? { search } : {}), ...pageOf(opts) }), opts);
         print(json, list, () =>
           table(
             list.map((a) => ({ id: a.id, name: a.name, plan: a.planId in rt.config.plans ? a.planId : `${a.planId} (not in the profile)`, api: apiAccessOf(a, rt.config), created: when(a.createdAt), planExpires: when(a.planExpiresAt) })),
@@ -395,11 +419,13 @@ export function buildCli(): Command {
     .command('list')
     .description('keys (hints only, never secrets), oldest first')
     .option('--account <id>', 'only this account\'s keys')
-    .action((opts: { account?: string }, command: Command) =>
+    .option('--limit <n>', 'at most this many (1 to 10000); stderr then says how to get the next ones')
+    .option('--after <cursor>', 'continue after the place an earlier --limit gave')
+    .action((opts: { account?: string } & PageOptions, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         // A mistyped account is said, not listed as an account without keys.
         if (opts.account) await getAccount(rt, opts.account);
-        const list = await rt.store.listKeys(opts.account ? { accountId: opts.account } : {});
+        const list = pageEnd(await rt.store.listKeys({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) }), opts);
         const now = rt.clock();
         print(json, list.map((k) => publicKey(k, now)), () =>
           table(
