@@ -2,8 +2,8 @@
  * The admin REST API, on its own listener, for the operator's scripts: accounts, plans,
  * keys, members, usage, forecasts, the audit log, health and Prometheus metrics. Every
  * route but /health and /openapi.json needs `Authorization: Bearer <admin token>` (a
- * read-only token, for reports and monitoring, is enough for GET and HEAD); with no token
- * configured those are all that answer.
+ * read-only token, for reports and monitoring, is enough for GET, HEAD and a forecast);
+ * with no token configured those are all that answer.
  * Requests and responses are zod schemas, which also produce the OpenAPI document.
  * Errors are RFC 9457 problem details.
  */
@@ -124,16 +124,16 @@ function digest(text: string): Buffer {
 
 const NO_QUERY = z.object({}).strict();
 
-/**
- * A page of a list: `limit` rows (1 to 1000; without it, all of them, as before) after the
- * `after` cursor of the previous page's `Link: <...>; rel="next"`.
- */
 /** The one POST a read-only token may send: a forecast prices calls and writes nothing. */
 const READ_ONLY_POST = '/v1/forecast';
 
 /** Audit entries a page holds unless `limit` says otherwise. */
 const AUDIT_PAGE = 200;
 
+/**
+ * A page of a list: `limit` rows (1 to 1000; without it, all of them, as before) after the
+ * `after` cursor of the previous page's `Link: <...>; rel="next"`.
+ */
 const PageQuery = {
   limit: z.coerce.number().int().min(1).max(1000).optional().describe('At most this many, oldest first; a Link header (rel="next") gives the next page'),
   after: z.string().optional().describe('The cursor from the previous page\'s Link header'),
@@ -201,7 +201,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       info: { title: 'keygate admin API', version: '1', description: 'Accounts, keys, members, usage and forecasts of one keygate profile.' },
       components: {
         securitySchemes: {
-          adminToken: { type: 'http', scheme: 'bearer', description: 'The admin token (the variable admin.tokenEnv names); a read-only token (admin.readTokenEnv) is accepted for GET and HEAD.' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'The admin token (the variable admin.tokenEnv names); a read-only token (admin.readTokenEnv) is accepted for GET, HEAD and POST /v1/forecast.' },
         },
       },
       security: [{ adminToken: [] }],

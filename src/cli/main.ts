@@ -39,28 +39,42 @@ function print(json: boolean | undefined, value: unknown, human: () => string): 
   process.stdout.write(`${json ? JSON.stringify(value, isoTimes, 2) : human()}\n`);
 }
 
-/** Whether the account's keys reach the API, as the gateway judges it: the account's switch and its plan's. */
 interface PageOptions {
   limit?: string;
   after?: string;
 }
 
+/** `--limit`'s text as a number of rows (1 to 10000), or undefined without one. */
+function limitOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const limit = Number(text);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new OperationError('invalid', `--limit: expected a whole number from 1 to 10000, got "${text}"`);
+  return limit;
+}
+
+/** Adds `--limit` and `--after` to a list command (see pageOf and pageEnd). */
+function paged(command: Command): Command {
+  return command
+    .option('--limit <n>', 'at most this many (1 to 10000); stderr then says how to get the next ones')
+    .option('--after <cursor>', 'continue after the place an earlier --limit gave');
+}
+
 /** `--limit` and `--after` as a store page, reading one row more to know whether more follow. */
 function pageOf(opts: PageOptions): Page {
-  const limit = opts.limit === undefined ? undefined : Number(opts.limit);
-  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 10_000)) throw new OperationError('invalid', `--limit: expected a whole number from 1 to 10000, got "${opts.limit}"`);
+  const limit = limitOf(opts.limit);
   return { ...(limit !== undefined ? { limit: limit + 1 } : {}), ...(opts.after !== undefined ? { after: placeOf(opts.after) } : {}) };
 }
 
 /** The page `pageOf` asked for; when more follow, stderr says how to get them (stdout stays the list). */
 function pageEnd<T extends { createdAt: number; id: string }>(rows: T[], opts: PageOptions): T[] {
-  const limit = opts.limit === undefined ? undefined : Number(opts.limit);
+  const limit = limitOf(opts.limit);
   if (limit === undefined || rows.length <= limit) return rows;
   const page = rows.slice(0, limit);
   process.stderr.write(`more follow: add --after ${cursorOf(page[page.length - 1] as T)}\n`);
   return page;
 }
 
+/** Whether the account's keys reach the API, as the gateway judges it: the account's switch and its plan's. */
 function apiAccessOf(account: { apiAccess: boolean; planId: string }, config: Config): string {
   const plan = config.plans[account.planId];
   if (!plan) return 'off (unknown plan)';
@@ -268,12 +282,8 @@ export function buildCli(): Command {
         print(json, account, () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
       }),
     );
-  accounts
-    .command('list')
-    .description('every account, oldest first')
+  paged(accounts.command('list').description('every account, oldest first'))
     .option('--search <text>', 'only accounts whose name contains this (either case), or whose id it is')
-    .option('--limit <n>', 'at most this many (1 to 10000); stderr then says how to get the next ones')
-    .option('--after <cursor>', 'continue after the place an earlier --limit gave')
     .action((opts: { search?: string } & PageOptions, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const search = opts.search?.trim();
@@ -415,12 +425,8 @@ export function buildCli(): Command {
         print(json, publicKey(imported.key, rt.clock()), () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}`);
       }),
     );
-  keys
-    .command('list')
-    .description('keys (hints only, never secrets), oldest first')
+  paged(keys.command('list').description('keys (hints only, never secrets), oldest first'))
     .option('--account <id>', 'only this account\'s keys')
-    .option('--limit <n>', 'at most this many (1 to 10000); stderr then says how to get the next ones')
-    .option('--after <cursor>', 'continue after the place an earlier --limit gave')
     .action((opts: { account?: string } & PageOptions, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         // A mistyped account is said, not listed as an account without keys.
@@ -534,8 +540,7 @@ export function buildCli(): Command {
     .option('--limit <n>', 'at most this many (1 to 10000)', '50')
     .action((opts: { account?: string; limit: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const limit = Number(opts.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new OperationError('invalid', `--limit: expected a whole number from 1 to 10000, got "${opts.limit}"`);
+        const limit = limitOf(opts.limit) as number;
         if (opts.account) await getAccount(rt, opts.account);
         const entries = await rt.store.listAudit({ ...(opts.account ? { accountId: opts.account } : {}), limit });
         const events = entries.map(auditEventOut);
@@ -651,7 +656,7 @@ function describeFailure(error: unknown): { text: string; message: string; exitC
   }
   const code = (error as NodeJS.ErrnoException).code;
   const message =
-    code === 'EADDRINUSE' && !(error instanceof OperationError)
+    code === 'EADDRINUSE'
       ? `${(error as Error).message} — another process is using that port; change the profile's listen.port, admin.listen.port or dashboard.listen.port, whichever has it`
       : error instanceof Error
         ? error.message

@@ -107,10 +107,11 @@ export function registerAuditPage(app: FastifyInstance, dash: Dashboard): void {
     const entries = listed.slice(0, PAGE_SIZE);
     const last = entries[entries.length - 1];
     const next = listed.length > PAGE_SIZE && last ? cursorOf({ createdAt: last.at, id: last.id }) : undefined;
-    const ids = [...new Set(entries.flatMap((e) => (e.accountId ? [e.accountId] : [])))];
-    const names = new Map((await rt.store.listAccounts({ ids })).map((a) => [a.id, a.name]));
     // A choice of every account while they fit on a page; past that, an account is named by its id.
     const few = await rt.store.listAccounts({ limit: ACCOUNT_CHOICES + 1 });
+    // The names of the accounts the page names: those listed already, when every account is.
+    const named = few.length <= ACCOUNT_CHOICES ? few : await rt.store.listAccounts({ ids: [...new Set(entries.flatMap((e) => (e.accountId ? [e.accountId] : [])))] });
+    const names = new Map(named.map((a) => [a.id, a.name]));
     const listUrl = (place?: string) => {
       const params = new URLSearchParams({ ...(account ? { account: account.id } : {}), ...(place !== undefined ? { after: place } : {}) }).toString();
       return params === '' ? '/audit' : `/audit?${params}`;
