@@ -22,11 +22,16 @@ describe('withDeadline', () => {
   });
 
   it('reads an answer that arrived while the process was busy instead of calling it a timeout', async () => {
-    // The answer is written, then the process is busy past the deadline before it can read it.
+    // The answer is written, the deadline starts, and the process is busy past the
+    // deadline before it can read the answer. (The deadline starts only once the answer
+    // is on its way: on a loaded machine the question alone may take longer than 20 ms.)
+    let answered: Promise<string> | undefined;
+    let reply: Promise<string> | undefined;
     const server = createServer((socket) => {
       socket.on('error', () => undefined);
       socket.on('data', () => {
         socket.write('pong');
+        answered = withDeadline(reply!, 20);
         busyFor(100);
       });
     });
@@ -34,9 +39,9 @@ describe('withDeadline', () => {
     const client: Socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
     await new Promise((resolve) => client.once('connect', resolve));
     try {
-      const reply = new Promise<string>((resolve) => client.once('data', (data) => resolve(data.toString())));
-      const answered = withDeadline(reply, 20);
+      reply = new Promise<string>((resolve) => client.once('data', (data) => resolve(data.toString())));
       client.write('ping');
+      await reply;
       await expect(answered).resolves.toBe('pong');
     } finally {
       client.destroy();
