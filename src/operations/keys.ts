@@ -55,12 +55,32 @@ function isActive(key: KeyRecord, now: number): boolean {
  * Creates a key. With `secret`, the key is one the API issued before keygate (a
  * migration): it must have the profile's format, and only its hash is kept.
  */
-export async function createKey(rt: Runtime, input: NewKey, actor: string, options: { rotatedFrom?: string; secret?: string } = {}): Promise<IssuedKey> {
+export async function createKey(rt: Runtime, input: NewKey, actor: string, options: { secret?: string } = {}): Promise<IssuedKey> {
+  return (await issueKey(rt, input, actor, options)).issued;
+}
+
+/** A rotation: the key being replaced and how long it keeps working. */
+interface Replacing {
+  old: KeyRecord;
+  overlapMs: number;
+}
+
+/**
+ * Checks and writes a new key. The plan's key limit and, for a replacement, the rotation
+ * rules are checked against the account's keys as they are when it is written (while no
+ * other key of the account is being issued): simultaneous requests cannot all pass them.
+ */
+async function issueKey(
+  rt: Runtime,
+  input: NewKey,
+  actor: string,
+  options: { secret?: string; replacing?: Replacing },
+): Promise<{ issued: IssuedKey; previous?: KeyRecord; until?: number; overlapMs?: number }> {
   const account = await getAccount(rt, input.accountId);
   const plan = rt.config.plans[account.planId];
-  const now = rt.clock();
+  const { replacing } = options;
   // A replacement keeps its key's name, even one stored before names were checked.
-  const name = options.rotatedFrom === undefined ? checkedName('a key', input.name, 100) : input.name;
+  const name = replacing === undefined ? checkedName('a key', input.name, 100) : input.name;
   const mode = input.mode ?? 'live';
   if (!rt.keyFormat.modes.includes(mode)) {
     throw new OperationError('invalid', `this API issues ${rt.keyFormat.modes.join(' and ')} keys only, not ${mode}`);
@@ -72,11 +92,9 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
   if (notAllowed.length > 0) {
     throw new OperationError('invalid', `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')} not allowed; allowed: ${allowed.join(', ') || '(none)'}`);
   }
-  if (input.expiresAt !== undefined && input.expiresAt !== null && !rt.config.keys.expiry && options.rotatedFrom === undefined) {
-    throw new OperationError('invalid', "this API's keys do not expire: a key works until it is revoked");
-  }
   if (input.expiresAt !== undefined && input.expiresAt !== null) {
-    if (!Number.isFinite(input.expiresAt) || input.expiresAt <= now) throw new OperationError('invalid', 'the expiry must be in the future');
+    if (!rt.config.keys.expiry) throw new OperationError('invalid', "this API's keys do not expire: a key works until it is revoked");
+    if (!Number.isFinite(input.expiresAt) || input.expiresAt <= rt.clock()) throw new OperationError('invalid', 'the expiry must be in the future');
     if (input.expiresAt > LATEST_TIME) throw new OperationError('invalid', 'the expiry must be before the year 10000');
   }
   let secret: string;
@@ -88,23 +106,6 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
     if (!shape.ok || (shape.mode !== undefined && shape.mode !== mode)) {
       throw new OperationError('invalid', `that key does not have this API's ${mode} key format`);
     }
-    if (await rt.store.findKeyByHash(rt.hashKey(secret))) throw new OperationError('conflict', 'that key is already registered');
-  }
-  if (plan?.maxKeys !== undefined) {
-    // A replacement may outnumber the limit by the key it replaces, for the overlap; by
-    // no more (a key still in an earlier rotation's overlap counts).
-    const others = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isActive(k, now) && k.id !== options.rotatedFrom);
-    const planName = plan.name ?? account.planId;
-    if (plan.maxKeys === 0) throw new OperationError('limit', `the ${planName} plan does not include API keys; upgrade the plan first`);
-    const limit = `the ${planName} plan allows ${plan.maxKeys} key${plan.maxKeys === 1 ? '' : 's'} per account`;
-    if (options.rotatedFrom !== undefined) {
-      if (others.length >= plan.maxKeys) {
-        const listed = others.map((k) => (k.expiresAt === null ? k.id : `${k.id}, valid until ${new Date(k.expiresAt).toISOString()}`)).join('; ');
-        throw new OperationError('limit', `${limit}, and this account has ${others.length} other active key${others.length === 1 ? '' : 's'} (${listed}); revoke ${others.length === 1 ? 'it' : 'one'} first`);
-      }
-    } else if (others.length >= plan.maxKeys) {
-      throw new OperationError('limit', `${limit}; revoke one first`);
-    }
   }
 
   const key: KeyRecord = {
@@ -115,18 +116,65 @@ export async function createKey(rt: Runtime, input: NewKey, actor: string, optio
     accountId: account.id,
     mode,
     scopes: [...new Set(scopes)],
-    createdAt: now,
+    createdAt: rt.clock(),
     lastUsedAt: null,
     expiresAt: input.expiresAt ?? null,
     revokedAt: null,
     createdBy: actor,
-    rotatedFrom: options.rotatedFrom ?? null,
+    rotatedFrom: replacing?.old.id ?? null,
   };
-  await rt.store.insertKey(key);
+  const written = await rt.store.issuingKeysOf(account.id, async (store) => {
+    if (!(await store.getAccount(account.id))) throw new OperationError('not_found', `no account "${account.id}"`);
+    if (options.secret !== undefined && (await store.findKeyByHash(key.hash))) throw new OperationError('conflict', 'that key is already registered');
+    const accountKeys = await store.listKeys({ accountId: account.id });
+    const now = rt.clock();
+    // The key being replaced as it is now: revoked or rotated since it was read, it cannot be.
+    const old = replacing && accountKeys.find((k) => k.id === replacing.old.id);
+    if (replacing) key.expiresAt = replacementEnd(old, accountKeys, now);
+    if (plan?.maxKeys !== undefined) checkKeyLimit(plan.maxKeys, plan.name ?? account.planId, accountKeys, now, old?.id);
+    await store.insertKey(key);
+    if (!replacing || !old) return {};
+    // The overlap never lengthens the old key's life.
+    const { overlapMs } = replacing;
+    const until = overlapMs === 0 ? now : old.expiresAt === null ? now + overlapMs : Math.min(old.expiresAt, now + overlapMs);
+    const previous = (await store.updateKey(old.id, overlapMs === 0 ? { revokedAt: now } : { expiresAt: until })) as KeyRecord;
+    return { previous, until, overlapMs: until - now };
+  });
   // A process may remember this hash as unknown (an imported key tried before): forget it.
   if (options.secret !== undefined) await rt.invalidate({ type: 'key', hash: key.hash });
   await audit(rt, actor, options.secret === undefined ? 'key.created' : 'key.imported', { accountId: account.id, keyId: key.id, detail: { name, mode, scopes: key.scopes, hint: key.hint } });
-  return { key, secret };
+  return { issued: { key, secret }, ...written };
+}
+
+/**
+ * Refuses a key past the plan's limit. A replacement may outnumber the limit by the key it
+ * replaces, for the overlap; by no more (a key still in an earlier rotation's overlap counts).
+ */
+function checkKeyLimit(maxKeys: number, planName: string, accountKeys: readonly KeyRecord[], now: number, replacing: string | undefined): void {
+  if (maxKeys === 0) throw new OperationError('limit', `the ${planName} plan does not include API keys; upgrade the plan first`);
+  const others = accountKeys.filter((k) => isActive(k, now) && k.id !== replacing);
+  if (others.length < maxKeys) return;
+  const limit = `the ${planName} plan allows ${maxKeys} key${maxKeys === 1 ? '' : 's'} per account`;
+  if (replacing === undefined) throw new OperationError('limit', `${limit}; revoke one first`);
+  const listed = others.map((k) => (k.expiresAt === null ? k.id : `${k.id}, valid until ${new Date(k.expiresAt).toISOString()}`)).join('; ');
+  throw new OperationError('limit', `${limit}, and this account has ${others.length} other active key${others.length === 1 ? '' : 's'} (${listed}); revoke ${others.length === 1 ? 'it' : 'one'} first`);
+}
+
+/**
+ * When the replacement of `old` ends, after checking that the key may be rotated
+ * now: rotation changes the secret, never how long access lasts. A key rotated before
+ * (its replacement since revoked) now ends with that overlap; its own end date went
+ * down the chain of replacements, to the newest one (each earlier link's end was cut to
+ * its overlap in turn).
+ */
+function replacementEnd(old: KeyRecord | undefined, accountKeys: readonly KeyRecord[], now: number): number | null {
+  if (!old || !isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
+  const conflict = rotationConflict(old, accountKeys, now);
+  if (conflict) throw new OperationError('conflict', conflict);
+  const newestOf = (keys: readonly KeyRecord[]) => keys.reduce<KeyRecord | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
+  let last = newestOf(accountKeys.filter((k) => k.rotatedFrom === old.id));
+  for (let next = last; next; next = newestOf(accountKeys.filter((k) => k.rotatedFrom === next?.id))) last = next;
+  return last ? last.expiresAt : old.expiresAt;
 }
 
 export async function getKey(rt: Runtime, id: string, accountId?: string): Promise<KeyRecord> {
@@ -153,38 +201,22 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   const now = rt.clock();
   if (!isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
   if (old.accountId === null) throw new OperationError('conflict', 'an unbound key cannot be rotated');
-  const accountKeys = await rt.store.listKeys({ accountId: old.accountId });
-  const conflict = rotationConflict(old, accountKeys, now);
-  if (conflict) throw new OperationError('conflict', conflict);
-  const earlier = accountKeys.filter((k) => k.rotatedFrom === old.id);
   if (!Number.isFinite(overlapMs) || overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
   // Checked before anything is written: a date past JavaScript's range made every later key listing fail.
   if (now + overlapMs > LATEST_TIME) throw new OperationError('invalid', 'the overlap is too long: it would end after the year 9999');
-  // The replacement ends when the old key was to end: rotation changes the secret, never
-  // how long access lasts. A key rotated before (its replacement since revoked) now ends
-  // with that overlap; its own end date went down the chain of replacements, to the
-  // newest one (each earlier link's end was cut to its overlap in turn).
-  const newestOf = (keys: readonly KeyRecord[]) => keys.reduce<KeyRecord | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
-  let last = newestOf(earlier);
-  for (let next = last; next; next = newestOf(accountKeys.filter((k) => k.rotatedFrom === next?.id))) last = next;
-  const endsAt = last ? last.expiresAt : old.expiresAt;
-  const issued = await createKey(
+  const { issued, previous, until, overlapMs: kept } = await issueKey(
     rt,
-    { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes, expiresAt: endsAt },
+    { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes },
     actor,
-    { rotatedFrom: old.id },
+    { replacing: { old, overlapMs } },
   );
-  // The overlap never lengthens the old key's life.
-  const until = overlapMs === 0 ? now : old.expiresAt === null ? now + overlapMs : Math.min(old.expiresAt, now + overlapMs);
-  const previous =
-    overlapMs === 0 ? ((await rt.store.updateKey(id, { revokedAt: now })) as KeyRecord) : ((await rt.store.updateKey(id, { expiresAt: until })) as KeyRecord);
   await rt.invalidate({ type: 'key', hash: old.hash });
   await audit(rt, actor, 'key.rotated', {
     accountId: old.accountId,
     keyId: old.id,
-    detail: { replacement: issued.key.id, overlapMs: until - now, oldKeyValidUntil: until },
+    detail: { replacement: issued.key.id, overlapMs: kept, oldKeyValidUntil: until },
   });
-  return { ...issued, previous };
+  return { ...issued, previous: previous as KeyRecord };
 }
 
 /**

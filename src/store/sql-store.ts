@@ -11,6 +11,7 @@ import type {
   AccountRecord,
   AuditEntry,
   GaugeRow,
+  KeyIssuing,
   KeyPatch,
   KeyRecord,
   MemberPatch,
@@ -251,6 +252,31 @@ export class SqlStore implements Store {
         rotated_from: k.rotatedFrom,
       })
       .execute();
+  }
+
+  async issuingKeysOf<T>(accountId: string, work: (store: KeyIssuing) => Promise<T>): Promise<T> {
+    if (this.kind === 'postgres') {
+      // The account's row, locked until the transaction ends, is what the issuers queue on.
+      return this.db.transaction().execute(async (tx) => {
+        await tx.selectFrom('accounts').select('id').where('id', '=', accountId).forUpdate().execute();
+        return work(new SqlStore(this.kind, tx));
+      });
+    }
+    // SQLite has one writer at a time. IMMEDIATE takes the write lock before the first
+    // read, so another process (the CLI beside a server) waits for it (busy_timeout)
+    // instead of reading keys that are about to change; in this process, the connection
+    // is held, and every other query waits for it.
+    return this.db.connection().execute(async (connection) => {
+      await sql`begin immediate`.execute(connection);
+      try {
+        const result = await work(new SqlStore(this.kind, connection));
+        await sql`commit`.execute(connection);
+        return result;
+      } catch (error) {
+        await sql`rollback`.execute(connection);
+        throw error;
+      }
+    });
   }
 
   async getKey(id: string): Promise<KeyRecord | undefined> {

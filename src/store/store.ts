@@ -159,6 +159,9 @@ export type MemberPatch = Partial<
   Pick<MemberRecord, 'passwordHash' | 'inviteHash' | 'inviteExpiresAt' | 'failedLogins' | 'lockedUntil' | 'role' | 'accountId'>
 >;
 
+/** What issuing a key reads and writes, inside `Store.issuingKeysOf`. */
+export type KeyIssuing = Pick<Store, 'getAccount' | 'findKeyByHash' | 'listKeys' | 'insertKey' | 'updateKey'>;
+
 export interface Store {
   /** `sqlite` or `postgres`, for messages. */
   readonly kind: 'sqlite' | 'postgres';
@@ -193,6 +196,13 @@ export interface Store {
   updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined>;
   /** Records "last used" for many keys at once (only ever moves forward). */
   touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void>;
+  /**
+   * Runs `work` in one transaction during which no other `issuingKeysOf` the same account
+   * runs, in this process or any other: what `work` reads of the account's keys stays
+   * true until it commits (a plan's key limit, a key rotated once). `work` must use only
+   * the store it is given; if it throws, nothing it wrote is kept.
+   */
+  issuingKeysOf<T>(accountId: string, work: (store: KeyIssuing) => Promise<T>): Promise<T>;
 
   createMember(member: MemberRecord): Promise<void>;
   getMember(id: string): Promise<MemberRecord | undefined>;

@@ -193,6 +193,31 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       await expect(store.insertKey(key(a.id, { hash: first.hash }))).rejects.toThrow();
     });
 
+    it('lets one issuer of an account\'s keys at a time read and write them, and keeps nothing of one that fails', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const events: string[] = [];
+      const issuer = (name: string) =>
+        store.issuingKeysOf(a.id, async (locked) => {
+          events.push(`${name} read ${(await locked.listKeys({ accountId: a.id })).length}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          await locked.insertKey(key(a.id));
+          events.push(`${name} wrote`);
+        });
+      await Promise.all([issuer('one'), issuer('two')]);
+      // Whichever came first, the other read the key it wrote.
+      const [first, second] = events[0]?.startsWith('one') ? ['one', 'two'] : ['two', 'one'];
+      expect(events).toEqual([`${first} read 0`, `${first} wrote`, `${second} read 1`, `${second} wrote`]);
+
+      await expect(
+        store.issuingKeysOf(a.id, async (locked) => {
+          await locked.insertKey(key(a.id));
+          throw new Error('refused after writing');
+        }),
+      ).rejects.toThrow('refused after writing');
+      expect(await store.listKeys({ accountId: a.id })).toHaveLength(2);
+    });
+
     it('finds accounts by a part of their name, either case, wildcards taken literally, or by id', async () => {
       const tag = unique('find');
       const data = account({ name: `${tag} Data_Co`, createdAt: T0 + 1 });

@@ -59,6 +59,7 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
       limited: { rateLimits: [{ limit: 10, window: '1h' }] },
       metered: { meters: { credits: { limit: 1000 } } },
       steady: { meters: { units: { limit: 100_000_000 } } },
+      single: { maxKeys: 1 },
     },
     routes: [
       { method: 'GET', path: '/v1/rankings', cost: { meter: 'credits', perRequest: 100 } },
@@ -194,6 +195,24 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
       console.info(`[figure] revocation via the CLI refused by the 3 processes after ${elapsed.join(', ')} ms`);
       for (const r of results) expect(r.status).toBe(401);
       expect(Math.max(...elapsed)).toBeLessThan(REVOCATION_DEADLINE_MS);
+    });
+
+    it('issues no more keys than the plan allows, and rotates a key once, when all three are asked at the same time', async () => {
+      const post = (i: number, path: string, body: unknown) => (gateways[i % gateways.length] as GatewayProcess).admin(path, { method: 'POST', body });
+      const account = (await (await post(0, '/v1/accounts', { name: 'Together', planId: 'single' })).json()) as { id: string };
+      const keysOfAccount = async () => (await (await (gateways[1] as GatewayProcess).admin(`/v1/keys?accountId=${account.id}`)).json()) as { id: string; status: string }[];
+
+      const created = await Promise.all(Array.from({ length: 9 }, (_, i) => post(i, '/v1/keys', { accountId: account.id, name: `key ${i}` })));
+      expect(created.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409, 409]);
+      const refusal = (await (created.find((r) => r.status === 409) as Response).json()) as { detail: string };
+      expect(refusal.detail).toBe('the single plan allows 1 key per account; revoke one first');
+      const keys = await keysOfAccount();
+      expect(keys).toHaveLength(1);
+
+      const rotated = await Promise.all(Array.from({ length: 6 }, (_, i) => post(i, `/v1/keys/${keys[0]!.id}/rotate`, { overlap: '1h' })));
+      expect(rotated.map((r) => r.status).sort()).toEqual([200, 409, 409, 409, 409, 409]);
+      // The old key works until its overlap ends; its one replacement is the one more key the limit allows.
+      expect((await keysOfAccount()).map((k) => k.status)).toEqual(['expiring', 'active']);
     });
 
     it('loses no more usage than one flush interval when Redis restarts mid-load', async () => {
