@@ -287,6 +287,11 @@ describe('admin API', () => {
     expect((await kg.call('/brands', bearer(first.secret))).status).toBe(403);
     const unknownPlan = await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId: 'platinum' }) }));
     expect(unknownPlan).toMatchObject({ status: 400, body: { detail: 'no plan "platinum"; plans are: growth, scale' } });
+    // Names every JavaScript object has are no plan either (the account was moved to one, and every request failed).
+    for (const planId of ['toString', 'constructor', '__proto__']) {
+      const refused = await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId }) }));
+      expect(refused).toMatchObject({ status: 400, body: { detail: `no plan "${planId}"; plans are: growth, scale` } });
+    }
     await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId: 'scale' }) });
   });
 

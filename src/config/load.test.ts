@@ -161,4 +161,23 @@ describe('upstream and identity headers', () => {
   it('refuses an empty identity header prefix, which would drop every client header', () => {
     expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {prefix: ""}\n')[0]).toMatch(/^identityHeaders\.prefix: /);
   });
+
+  it('refuses a realm and scopes that a header cannot carry, naming them', () => {
+    expect(problems('upstream: {url: "http://a"}\nerrors: {realm: \'my "api"\'}\n')).toEqual([
+      'errors.realm: expected printable ASCII without " or \\ (it is sent in the WWW-Authenticate header), got "my \\"api\\""',
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nscopes: [read, "write✓", "two words"]\n')).toEqual([
+      'scopes[1]: expected a scope of printable ASCII characters without spaces, " or \\ (sent to the upstream in a header), got "write✓"',
+      'scopes[2]: expected a scope of printable ASCII characters without spaces, " or \\ (sent to the upstream in a header), got "two words"',
+    ]);
+    expect(parseConfigText('upstream: {url: "http://a"}\nscopes: ["*", "domains:read", "x.y/z"]\n').scopes).toEqual(['*', 'domains:read', 'x.y/z']);
+  });
+
+  it('has no plan or meter named after what every JavaScript object has', () => {
+    const config = parseConfigText('upstream: {url: "http://a"}\nplans: {pro: {meters: {units: {limit: 5}}}}\n');
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      expect(config.plans[name]).toBeUndefined();
+      expect(config.plans.pro?.meters[name]).toBeUndefined();
+    }
+  });
 });

@@ -33,6 +33,20 @@ const listen = (port: number) =>
     .strict()
     .prefault({});
 
+/**
+ * A table looked up by names that come from requests and the store (plan and meter ids):
+ * without a prototype, so "constructor" or "toString" is no entry rather than Object's.
+ */
+function byName<T>(table: Record<string, T>): Record<string, T> {
+  return Object.assign(Object.create(null) as Record<string, T>, table);
+}
+
+/**
+ * A scope: printable ASCII without spaces, `"` or `\\` (OAuth's scope-token, RFC 6749
+ * §3.3). Upstreams receive a key's scopes space-separated in a header.
+ */
+const scopeName = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope of printable ASCII characters without spaces, " or \\ (sent to the upstream in a header)');
+
 const identifier = z
   .string()
   .regex(/^[A-Za-z][A-Za-z0-9_.:-]*$/, 'a name of letters, digits, "_", ".", ":" or "-", starting with a letter');
@@ -106,12 +120,12 @@ export const planSchema = z
       .optional()
       .describe('Most keys (not revoked, not expired) an account may hold; 0 = the plan includes no API keys.'),
     scopes: z
-      .array(z.string().min(1))
+      .array(scopeName)
       .optional()
       .describe('Scopes keys on this plan may be given; defaults to all of the profile\'s scopes.'),
     rateLimits: z.array(rateLimitSchema).default([]),
     block: blockSchema.optional(),
-    meters: z.record(identifier, meterSchema).default({}),
+    meters: z.record(identifier, meterSchema).default({}).transform(byName),
   })
   .strict();
 
@@ -161,7 +175,7 @@ export const routeSchema = z
       .string()
       .regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1/domains/:id')
       .describe('Path pattern: "/v1/domains", "/v1/domains/:id", "/v1/backlinks/*".'),
-    scopes: z.array(z.string().min(1)).default([]).describe('Scopes the key must hold (all of them).'),
+    scopes: z.array(scopeName).default([]).describe('Scopes the key must hold (all of them).'),
     cost: costSchema.optional(),
     rateLimits: z.array(rateLimitSchema).default([]).describe('Extra windows for this route only.'),
   })
@@ -177,7 +191,7 @@ export const builtinSchema = z
     method: httpMethod.default('GET'),
     path: z.string().regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1/account/usage'),
     status: z.number().int().min(200).max(299).default(200),
-    scopes: z.array(z.string().min(1)).default([]),
+    scopes: z.array(scopeName).default([]),
     allowWhenApiDisabled: z
       .boolean()
       .default(false)
@@ -219,7 +233,10 @@ const dialect = z
       .boolean()
       .default(true)
       .describe('Send WWW-Authenticate on 401s when the header credential has a scheme.'),
-    realm: z.string().default('api'),
+    realm: z
+      .string()
+      .regex(/^[\x20\x21\x23-\x5b\x5d-\x7e]*$/, 'printable ASCII without " or \\ (it is sent in the WWW-Authenticate header)')
+      .default('api'),
     contentType: mediaType
       .optional()
       .describe('Content-Type of error bodies, as the API documents it (default: application/problem+json for "problem", else application/json; charset=utf-8).'),
@@ -340,10 +357,11 @@ export const configSchema = z
       .object({ prefix: z.string().regex(/^[A-Za-z0-9-]+$/, 'a header name prefix such as "X-Keygate-"').default('X-Keygate-') })
       .strict()
       .prefault({}),
-    scopes: z.array(z.string().min(1)).default([]).describe('Every scope the API knows, offered when creating keys.'),
+    scopes: z.array(scopeName).default([]).describe('Every scope the API knows, offered when creating keys.'),
     plans: z
       .record(identifier, planSchema)
       .refine((plans) => Object.keys(plans).length > 0, 'at least one plan')
+      .transform(byName)
       .prefault({ default: {} }),
     defaultPlan: identifier.optional().describe('Plan given to new accounts; defaults to the first plan.'),
     routes: z.array(routeSchema).prefault([{ path: '/*' }]),

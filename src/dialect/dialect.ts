@@ -63,6 +63,8 @@ const INVALID_TOKEN_REASONS = new Set<DenialReason>(['malformed_key', 'unknown_k
 
 export function createDialect(config: DialectConfig, credentials: readonly CredentialLocation[]): Dialect {
   const renderings = new Map<DenialReason, ReasonRendering>();
+  /** Each reason's message as WWW-Authenticate's error_description can carry it, if it can. */
+  const descriptions = new Map<DenialReason, string | undefined>();
   const bodies = new Map<DenialReason, string>();
   for (const reason of DENIAL_REASONS) {
     const base = DEFAULT_RENDERINGS[reason];
@@ -75,6 +77,7 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       type: custom.type ?? defaultType(status),
     };
     renderings.set(reason, rendering);
+    descriptions.set(reason, challengeDescription(rendering.message));
     bodies.set(reason, renderBody(config, rendering));
   }
   const contentType = config.contentType ?? (config.envelope === 'problem' ? 'application/problem+json' : 'application/json; charset=utf-8');
@@ -90,10 +93,12 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       const headers: Record<string, string> = { 'content-type': contentType, ...denial.headers };
       if (denial.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(denial.retryAfterSeconds)));
       if (rendering.status === 401 && challenge) {
-        headers['www-authenticate'] =
-          denial.credentialPresented && INVALID_TOKEN_REASONS.has(denial.reason)
-            ? `${challenge}, error="invalid_token", error_description="${rendering.message.replace(/"/g, "'")}"`
-            : challenge;
+        if (denial.credentialPresented && INVALID_TOKEN_REASONS.has(denial.reason)) {
+          const description = descriptions.get(denial.reason);
+          headers['www-authenticate'] = `${challenge}, error="invalid_token"${description === undefined ? '' : `, error_description="${description}"`}`;
+        } else {
+          headers['www-authenticate'] = challenge;
+        }
       }
       return { status: rendering.status, headers, body: bodies.get(denial.reason) as string };
     },
@@ -105,6 +110,24 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       };
     },
   };
+}
+
+/** What RFC 6750 §3 allows in error_description: printable ASCII without `"` and `\`. */
+const DESCRIPTION = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/**
+ * A message as error_description: accents, typographic quotes and dashes, ellipses made
+ * ASCII ("é" → "e", "’" → "'", "—" → "-", "…" → "..."), `"` → `'`. A message that is still not ASCII (other
+ * scripts) has none: a header cannot carry it (Node refuses to send it), the body does.
+ */
+function challengeDescription(message: string): string | undefined {
+  const ascii = message
+    .normalize('NFKD')
+    .replace(/\p{M}/gu, '')
+    .replace(/["\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u2032\u2033]/g, "'")
+    .replace(/[\u2010-\u2015\u2212]/g, '-')
+    .replace(/\\/g, '/');
+  return DESCRIPTION.test(ascii) ? ascii : undefined;
 }
 
 function renderBody(config: DialectConfig, r: ReasonRendering): string {

@@ -227,7 +227,16 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   /** Something broke on our side: logged, and the client gets a 503 in the dialect. */
   function fail(request: FastifyRequest, reply: FastifyReply, error: unknown): void {
     log.error({ err: error, reqId: request.id, target: redactedTarget(rt, request.raw.url) }, 'gateway error');
-    if (!reply.sent) send(request, reply, deny('service_unavailable'));
+    if (reply.sent || reply.raw.headersSent) return;
+    // Headers set for the answer that failed (one Node refused to send, say) go with it.
+    for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+    try {
+      send(request, reply, deny('service_unavailable'));
+    } catch (again) {
+      // Not even the 503 could be sent: the connection is cut rather than left waiting.
+      log.error({ err: again, reqId: request.id }, 'gateway error while answering');
+      reply.raw.destroy();
+    }
   }
 
   app.route({ method: [...ROUTE_METHODS], url: '/*', handler: handle });

@@ -256,6 +256,37 @@ describe('bad input at the gateway', () => {
   });
 });
 
+describe('messages a header cannot carry', () => {
+  it('are answered in full in the body, and WWW-Authenticate says them in ASCII or not at all', async () => {
+    const { upstream, kg, secret } = await startWithKey(tempDir('bad-input-messages'), {
+      errors: {
+        envelope: 'error',
+        reasons: { unknown_key: { message: 'Invalid API key — check it, “please”' }, malformed_key: { message: 'APIキーが無効です' } },
+      },
+    });
+    try {
+      const bearer = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });
+      // The process used to die here: Node refused the header, and the 503 after it too.
+      const unknown = await kg.call('/x', bearer(kg.runtime.keyFormat.generate('live')));
+      expect(unknown.status).toBe(401);
+      expect(await unknown.json()).toEqual({ error: 'Invalid API key — check it, “please”' });
+      expect(unknown.headers.get('www-authenticate')).toBe('Bearer realm="api", error="invalid_token", error_description="Invalid API key - check it, \'please\'"');
+
+      const malformed = await kg.call('/x', bearer('nope'));
+      expect(malformed.status).toBe(401);
+      expect(await malformed.json()).toEqual({ error: 'APIキーが無効です' });
+      expect(malformed.headers.get('www-authenticate')).toBe('Bearer realm="api", error="invalid_token"');
+
+      const served = await kg.call('/x', bearer(secret));
+      expect(served.status).toBe(200);
+      await served.text();
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('slow and unreadable requests at every listener', () => {
   const dir = tempDir('request-timeout');
   let upstream: TestUpstream;
