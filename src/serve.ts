@@ -341,16 +341,23 @@ async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
   const url = new URL(loaded.config.upstream.url);
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   const deadline = Date.now() + 15_000;
-  let exited = false;
-  child.once('exit', () => {
-    exited = true;
+  const what = `upstream.spawn: "${loaded.config.upstream.spawn?.join(' ')}"`;
+  /** Why the command stopped before it listened, once it has. */
+  let ended: string | undefined;
+  // A command that cannot be run (not found, not executable) is an 'error', not an exit.
+  child.once('error', (error: NodeJS.ErrnoException) => {
+    ended = error.code === 'ENOENT' ? `could not be started: ${command} not found` : `could not be started: ${error.message}`;
   });
-  while (Date.now() < deadline && !exited) {
+  child.once('exit', (code, signal) => {
+    ended ??= `exited (${signal ?? `code ${code}`}) before listening on ${url.host}`;
+  });
+  while (Date.now() < deadline && ended === undefined) {
     if (await canConnect(url.hostname, port)) return child;
     await new Promise((r) => setTimeout(r, 100));
   }
+  if (ended !== undefined) throw new Error(`${what} ${ended}`);
   child.kill('SIGTERM');
-  throw new Error(`upstream.spawn: "${loaded.config.upstream.spawn?.join(' ')}" did not start listening on ${url.host} within 15 s`);
+  throw new Error(`${what} did not start listening on ${url.host} within 15 s`);
 }
 
 /** Whether something accepts TCP connections at host:port. */

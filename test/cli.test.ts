@@ -291,6 +291,24 @@ describe('keygate refuses bad profiles, naming the field', () => {
 describe('keygate serve as a process', () => {
   const dir = tempDir('cli-serve');
 
+  it('says why an upstream it was to start is not there: a command not found, or one that exited', async () => {
+    const profile = (spawn: string[]) =>
+      `upstream: {url: "http://127.0.0.1:1", spawn: ${JSON.stringify(spawn)}}\nstore: "sqlite:${path.join(dir, 'spawn.db')}"\n` +
+      'listen: {port: 0}\nadmin: {listen: {port: 0}}\ndashboard: {enabled: false}\n';
+    const cases: [string[], string][] = [
+      [['/nonexistent/keygate-upstream'], 'upstream.spawn: "/nonexistent/keygate-upstream" could not be started: /nonexistent/keygate-upstream not found'],
+      [['node', '-e', 'process.exit(3)'], 'upstream.spawn: "node -e process.exit(3)" exited (code 3) before listening on 127.0.0.1:1'],
+    ];
+    for (const [spawn, expected] of cases) {
+      const file = path.join(dir, 'spawn.yaml');
+      writeFileSync(file, profile(spawn));
+      const r = await runCli(['serve', '--config', file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(expected);
+      expect(r.stderr).not.toContain('node:events');
+    }
+  });
+
   it('starts, answers, and stops cleanly on SIGTERM', async () => {
     const upstream = await startTestUpstream();
     const file = path.join(dir, 'keygate.yaml');
