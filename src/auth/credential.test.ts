@@ -55,6 +55,10 @@ describe('extractCredential', () => {
 
   it('refuses a query parameter given twice', () => {
     expect(extractCredential(req({}, '/x?apikey=a&apikey=b'), token).kind).toBe('malformed');
+    // Also when a copy cannot be decoded: it is there all the same.
+    expect(extractCredential(req({}, '/x?apikey=a&apikey=%zz'), token).kind).toBe('malformed');
+    expect(extractCredential(req({}, '/x?apikey=%zz&apikey=a'), token).kind).toBe('malformed');
+    expect(extractCredential(req({}, '/x?apikey=%zz'), token)).toMatchObject({ kind: 'found', secret: '%zz' });
   });
 
   it('refuses an Authorization header given twice, which Node reports as the first alone', () => {

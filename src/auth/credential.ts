@@ -117,7 +117,11 @@ function trimQueryValue(value: string): string {
   return /^[ \t\r\n]|[ \t\r\n]$/.test(value) ? value.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '') : value;
 }
 
-/** Query parameters by decoded name, values decoded; undecodable input yields no entry. */
+/**
+ * Query parameters by decoded name, values decoded. A name that cannot be decoded yields
+ * no entry (nor is it removed before forwarding); a value that cannot be decoded is kept
+ * as sent: it is a copy of the parameter all the same (and has a `%` no key has).
+ */
 function parseQuery(url: string): Map<string, string[]> {
   const params = new Map<string, string[]>();
   const start = url.indexOf('?');
@@ -126,8 +130,9 @@ function parseQuery(url: string): Map<string, string[]> {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
     const name = safeDecode(eq === -1 ? pair : pair.slice(0, eq));
-    const value = safeDecode(eq === -1 ? '' : pair.slice(eq + 1));
-    if (name === undefined || value === undefined) continue;
+    if (name === undefined) continue;
+    const sent = eq === -1 ? '' : pair.slice(eq + 1);
+    const value = safeDecode(sent) ?? sent;
     const list = params.get(name);
     if (list) list.push(value);
     else params.set(name, [value]);
