@@ -175,7 +175,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       send(request, reply, deny('service_unavailable'));
       return;
     }
-    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+    // HTTP/1.1 needs exactly one Host (RFC 9112 §3.2; Node keeps the first of several).
+    if (request.headers.host === undefined ? request.raw.httpVersion === '1.1' : hostGivenTwice(request.raw.rawHeaders)) {
       reply.header('connection', 'close');
       send(request, reply, deny('bad_request'));
       return;
@@ -281,6 +282,18 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   }
 
   return app;
+}
+
+/** Whether a raw header list (name, value, ...) has more than one Host. */
+function hostGivenTwice(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length !== 4 || !(name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
 }
 
 /** `scheme://user:password@` at the start of an absolute-form target (one keygate refused). */

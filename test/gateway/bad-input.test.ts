@@ -227,6 +227,13 @@ describe('bad input at the gateway', () => {
       status: 400,
       body: { errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] },
     });
+    // Two Host headers (a server must refuse them: which one names the target?), in any case.
+    for (const second of ['Host: y', 'HOST: x']) {
+      expect(statusAndBody(await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\n${second}\r\nAuthorization: ${secret}\r\n\r\n`))).toEqual({
+        status: 400,
+        body: { errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] },
+      });
+    }
     // An expectation other than 100-continue.
     expect(statusAndBody(await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nAuthorization: ${secret}\r\n\r\n`))).toEqual({
       status: 417,
