@@ -1,8 +1,9 @@
 /** Options every keygate listener shares: our logger, no per-request noise, lenient routing. */
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
 import type { Log } from './log.js';
+import { afterAnswers, answerInFlight, requestBeingRead } from './http-internals.js';
 
 /** What every listener has, with or without a Fastify logger. */
 export const LISTENER_OPTIONS = {
@@ -24,7 +25,7 @@ export function listenerOptions(log: Log, component: string): FastifyServerOptio
  * headers over the limit 431, a request that took too long 408, anything else 400.
  * Undefined when there is no one left to answer (the client reset the connection).
  */
-export function clientErrorStatus(error: NodeJS.ErrnoException, socket: Socket): 400 | 408 | 431 | undefined {
+function clientErrorStatus(error: NodeJS.ErrnoException, socket: Socket): 400 | 408 | 431 | undefined {
   if (error.code === 'ECONNRESET' || socket.destroyed) return undefined;
   return error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
 }
@@ -47,3 +48,97 @@ export function answerRawAndClose(socket: Socket, status: number, contentType: s
 }
 
 function ignore(): void {}
+
+/** What Node's HTTP server would answer itself, with an empty body or not at all. */
+export type NodeRefusal = 400 | 405 | 408 | 417 | 431;
+
+/** A listener's own answer to one: its body, its type and any more headers. */
+export interface RawAnswer {
+  /** The status sent, when not the refusal's own (a profile may answer a 405 as another). */
+  status?: number;
+  contentType: string;
+  body: string;
+  headers?: Record<string, string>;
+}
+
+/** Headers as raw lines, each ending in CRLF. */
+function headerLines(headers: Record<string, string> = {}): string {
+  return Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+}
+
+/**
+ * Fastify's `clientErrorHandler` for a listener that answers in its own format what Node's
+ * HTTP parser refuses (headers over 16 KB: 431, too slow: 408, not HTTP: 400), and closes
+ * the connection. A refusal in the head of a pipelined request waits for the answers
+ * before it; one in the body of a request whose answer has begun cuts the connection.
+ */
+export function clientErrorHandlerFor(answer: (status: NodeRefusal) => RawAnswer): (error: NodeJS.ErrnoException, socket: Socket) => void {
+  /** Connections whose parser has failed: Node reports every later chunk again. */
+  const refusing = new WeakSet<Socket>();
+  const refuse = (error: NodeJS.ErrnoException, socket: Socket) => {
+    const status = clientErrorStatus(error, socket);
+    if (status === undefined) return;
+    const { status: sent = status, contentType, body, headers } = answer(status);
+    answerRawAndClose(socket, sent, contentType, body, headerLines(headers));
+  };
+  return (error, socket) => {
+    if (clientErrorStatus(error, socket) === undefined || refusing.has(socket)) return;
+    refusing.add(socket);
+    const inFlight = answerInFlight(socket);
+    const reading = requestBeingRead(socket);
+    if (reading && !reading.complete) {
+      // In the body of the request being read (or its time ran out). If it has its
+      // answer already (an upload refused early) or the answer has begun, a second
+      // answer would be garbage on the connection: it is closed.
+      if (!inFlight || inFlight.headersSent) socket.destroy();
+      else refuse(error, socket);
+      return;
+    }
+    // In the head of a request after others on the connection (pipelined): their
+    // answers go out first, then this one's.
+    afterAnswers(socket, () => refuse(error, socket));
+  };
+}
+
+/**
+ * Answers in the listener's format what Node would answer bare: an `Expect` other than
+ * 100-continue (417) and CONNECT (405 with an empty Allow: a host:port target has no
+ * methods; Node would close the connection without a word).
+ */
+export function answerExpectAndConnect(server: Server, answer: (status: 405 | 417) => RawAnswer): void {
+  server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
+    const { status = 417, contentType, body, headers } = answer(417);
+    response.writeHead(status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+  });
+  server.on('connect', (_request: IncomingMessage, socket: Socket) => {
+    const { status = 405, contentType, body, headers } = answer(405);
+    afterAnswers(socket, () => answerRawAndClose(socket, status, contentType, body, `Allow: \r\n${headerLines(headers)}`));
+  });
+}
+
+/**
+ * Node answers an HTTP/1.1 request without Host with an empty 400 unless told not to:
+ * each listener refuses it itself (with `badHost`), in its own format.
+ */
+export function refuseNoHostOurselves(server: Server): void {
+  (server as Server & { requireHostHeader: boolean }).requireHostHeader = false;
+}
+
+/**
+ * An HTTP/1.1 request without Host, or any request with two (RFC 9112 §3.2: a server
+ * must refuse both; Node keeps the first of several).
+ */
+export function badHost(request: IncomingMessage): boolean {
+  if (request.headers.host === undefined) return request.httpVersion === '1.1';
+  let seen = false;
+  const raw = request.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length !== 4 || !(name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
+}

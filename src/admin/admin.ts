@@ -9,14 +9,13 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
-import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Runtime } from '../runtime.js';
 import type { Metrics } from '../metrics.js';
-import { answerRawAndClose, clientErrorStatus, listenerOptions } from '../fastify-options.js';
+import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { DAY_MS, parseDuration } from '../config/duration.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
@@ -114,6 +113,18 @@ function problem(reply: FastifyReply, status: number, detail: string, title?: st
     .send({ type: 'about:blank', title: title ?? statusTitle(status), status, detail });
 }
 
+/** Problem details for what Node would answer bare, or not at all. */
+function nodeRefusal(status: NodeRefusal): RawAnswer {
+  const detail = {
+    400: 'The request could not be read as HTTP.',
+    405: 'The admin API is not a tunnel: CONNECT is not accepted.',
+    408: 'The request took too long to arrive.',
+    417: 'Only "Expect: 100-continue" is supported.',
+    431: 'The request headers are too large.',
+  }[status];
+  return { contentType: 'application/problem+json', body: JSON.stringify({ type: 'about:blank', title: STATUS_CODES[status], status, detail }) };
+}
+
 function statusTitle(status: number): string {
   return STATUS_CODES[status] ?? 'Error';
 }
@@ -179,13 +190,12 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       problem(reply, status >= 400 && status < 500 ? status : 400, 'The request URL could not be read.');
     },
     // Requests Node's parser refuses (headers over 16 KB, bytes that are not HTTP, too slow).
-    clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => {
-      const status = clientErrorStatus(error, socket);
-      if (status === undefined) return;
-      const detail = { 400: 'The request could not be read as HTTP.', 408: 'The request took too long to arrive.', 431: 'The request headers are too large.' }[status];
-      answerRawAndClose(socket, status, 'application/problem+json', JSON.stringify({ type: 'about:blank', title: STATUS_CODES[status], status, detail }));
-    },
+    clientErrorHandler: clientErrorHandlerFor(nodeRefusal),
   }).withTypeProvider<ZodTypeProvider>();
+  // What Node would answer bare, or not at all, is problem details too; so is a request
+  // without Host, or with two (refused in the first hook).
+  refuseNoHostOurselves(app.server);
+  answerExpectAndConnect(app.server, nodeRefusal);
   app.setValidatorCompiler(validatorCompiler);
   // Bodies are JSON only: anything else is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
@@ -215,6 +225,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   app.addHook('onRequest', async (request, reply) => {
     // Answers carry new keys' secrets, invitation links, who holds which key: never kept by a cache.
     reply.header('cache-control', 'no-store');
+    if (badHost(request.raw)) return problem(reply.header('connection', 'close'), 400, 'An HTTP/1.1 request needs one Host header.');
     const path = request.url.split('?')[0];
     if (path === '/health' || path === '/health/ready' || path === '/openapi.json') return;
     if (expected.length === 0 && expectedRead.length === 0) {

@@ -8,11 +8,12 @@
  * cookie) → CSRF check on every POST → sign-in required except on public pages →
  * the page. Anything the viewer may not see is a plain 404.
  */
+import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import type { Runtime } from '../runtime.js';
-import { listenerOptions } from '../fastify-options.js';
+import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { SCRIPT, STYLESHEET } from './assets.js';
 import { PageNotFound, redirect, setNotice, type Dashboard } from './context.js';
@@ -42,6 +43,19 @@ const SECURITY_HEADERS: Record<string, string> = {
   'cross-origin-opener-policy': 'same-origin',
 };
 
+/** What Node would answer bare, or not at all, as a page, with the dashboard's headers. */
+function nodeRefusal(status: NodeRefusal): RawAnswer {
+  const what = {
+    400: 'The request could not be read.',
+    405: 'The dashboard is not a tunnel.',
+    408: 'The request took too long to arrive.',
+    417: 'Only "Expect: 100-continue" is supported.',
+    431: 'The request headers are too large: clearing this site\'s cookies may help.',
+  }[status];
+  const body = `<!doctype html><html lang="en"><meta charset="utf-8"><title>${STATUS_CODES[status]}</title><h1>${STATUS_CODES[status]}</h1><p>${what}</p><p><a href="/">Back to the dashboard</a></p></html>`;
+  return { contentType: 'text/html; charset=utf-8', body, headers: { ...SECURITY_HEADERS, 'cache-control': 'no-store' } };
+}
+
 export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | undefined> {
   if (!rt.config.dashboard.enabled) return undefined;
   const app = Fastify({
@@ -61,7 +75,13 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       }
       (reply as FastifyReply).code(400).headers(SECURITY_HEADERS).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(page);
     },
+    // Requests Node's parser refuses (headers over 16 KB, bytes that are not HTTP, too slow): a page too.
+    clientErrorHandler: clientErrorHandlerFor(nodeRefusal),
   });
+  // So is what Node would answer bare, or not at all, and a request without Host or with
+  // two (refused in the first hook).
+  refuseNoHostOurselves(app.server);
+  answerExpectAndConnect(app.server, nodeRefusal);
   const dash: Dashboard = { rt, cookies: cookieSettings(rt), signIn: createSignInChecker(rt) };
 
   await app.register(cookie);
@@ -71,8 +91,12 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
 
-  app.addHook('onRequest', async (_request, reply) => {
+  app.addHook('onRequest', async (request, reply) => {
     reply.headers(SECURITY_HEADERS);
+    if (badHost(request.raw)) {
+      const body = html`<h1>Bad request</h1><p>The request needs one Host header: open the dashboard in a browser.</p>`;
+      return reply.code(400).header('connection', 'close').header('cache-control', 'no-store').type('text/html; charset=utf-8').send(renderDocument(dash, request, { title: 'Bad request', body }).value);
+    }
   });
 
   app.get('/assets/dashboard.css', (_request, reply) =>

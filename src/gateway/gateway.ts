@@ -4,10 +4,8 @@
  * refused ones get the dialect's error. Nothing a client sends can produce a 500 with a
  * stack trace or crash the process.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { answerRawAndClose, clientErrorStatus, LISTENER_OPTIONS } from '../fastify-options.js';
+import { answerExpectAndConnect, badHost, clientErrorHandlerFor, LISTENER_OPTIONS, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import type { Runtime } from '../runtime.js';
 import type { Denial } from '../denial/reasons.js';
 import { deny } from '../denial/reasons.js';
@@ -20,7 +18,6 @@ import { renderBuiltin } from './builtins.js';
 import { judgeTarget, normalBasePath } from './request-path.js';
 import { createForwarder } from './forward.js';
 import { statusClass } from '../usage/usage-recorder.js';
-import { afterAnswers, answerInFlight, requestBeingRead } from '../http-internals.js';
 import { percentDecoded } from './percent.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 
@@ -68,57 +65,32 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     },
     // Requests Node's HTTP parser refuses (headers over 16 KB, bytes that are not HTTP)
     // still get an answer in the API's envelope.
-    clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => {
-      if (clientErrorStatus(error, socket) === undefined || refusing.has(socket)) return;
-      refusing.add(socket);
-      const answer = answerInFlight(socket);
-      const reading = requestBeingRead(socket);
-      if (reading && !reading.complete) {
-        // In the body of the request being read (or its time ran out). If it has its
-        // answer already (an upload refused early) or the answer has begun, a second
-        // answer would be garbage on the connection: it is closed.
-        if (!answer || answer.headersSent) socket.destroy();
-        else refuseConnection(error, socket);
-        return;
-      }
-      // In the head of a request after others on the connection (pipelined): their
-      // answers go out first, then this one's.
-      afterAnswers(socket, () => refuseConnection(error, socket));
-    },
+    clientErrorHandler: clientErrorHandlerFor(nodeRefusal),
   });
-  /** Connections whose parser has failed: Node reports every later chunk again. */
-  const refusing = new WeakSet<Socket>();
 
-  /** Answers a request Node's parser refused, in the envelope, and closes the connection. */
-  function refuseConnection(error: NodeJS.ErrnoException, socket: Socket): void {
-    const status = clientErrorStatus(error, socket);
-    if (status === undefined) return;
+  /** The envelope's answer to what Node would answer bare, or not at all. */
+  function nodeRefusal(status: NodeRefusal): RawAnswer {
     const { dialect } = rt;
     const rendered =
       status === 431
         ? dialect.renderMessage(431, 'headers_too_large', 'Request headers are too large.')
         : status === 408
           ? dialect.renderMessage(408, 'request_timeout', 'The request took too long to arrive.')
-          : dialect.render(deny('bad_request'));
-    answerRawAndClose(socket, status, rendered.headers['content-type'] as string, rendered.body);
+          : status === 417
+            ? dialect.renderMessage(417, 'expectation_failed', 'Only "Expect: 100-continue" is supported.')
+            : status === 405
+              ? dialect.render(deny('method_not_allowed'))
+              : dialect.render(deny('bad_request'));
+    // A 405 is sent with the status the profile gives it; the parser's refusals with their own.
+    return { ...(status === 405 ? { status: rendered.status } : {}), contentType: rendered.headers['content-type'] as string, body: rendered.body };
   }
 
   app.decorateRequest('keygate', null);
 
-  // What Node would answer itself, with an empty body, is answered in the envelope.
-  // A request without Host (HTTP/1.1 requires one): refused in `handle`.
-  (app.server as Server & { requireHostHeader: boolean }).requireHostHeader = false;
-  // An `Expect` other than 100-continue.
-  app.server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
-    const rendered = rt.dialect.renderMessage(417, 'expectation_failed', 'Only "Expect: 100-continue" is supported.');
-    response.writeHead(rendered.status, { ...rendered.headers, 'content-length': Buffer.byteLength(rendered.body), connection: 'close' }).end(rendered.body);
-  });
-  // CONNECT: keygate is not a tunnel (Node would close the connection without a word).
-  app.server.on('connect', (_request: IncomingMessage, socket: Socket) => {
-    const rendered = rt.dialect.render(deny('method_not_allowed'));
-    // A 405 lists the target's methods (RFC 9110 15.5.6): a host:port target has none.
-    afterAnswers(socket, () => answerRawAndClose(socket, rendered.status, rendered.headers['content-type'] as string, rendered.body, 'Allow: \r\n'));
-  });
+  // What Node would answer itself, with an empty body, is answered in the envelope. A
+  // request without Host (HTTP/1.1 requires one) or with two: refused in `handle`.
+  refuseNoHostOurselves(app.server);
+  answerExpectAndConnect(app.server, nodeRefusal);
 
   // Bodies are not parsed: they stream to the upstream untouched.
   app.removeAllContentTypeParsers();
@@ -175,8 +147,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       send(request, reply, deny('service_unavailable'));
       return;
     }
-    // HTTP/1.1 needs exactly one Host (RFC 9112 §3.2; Node keeps the first of several).
-    if (request.headers.host === undefined ? request.raw.httpVersion === '1.1' : hostGivenTwice(request.raw.rawHeaders)) {
+    if (badHost(request.raw)) {
       reply.header('connection', 'close');
       send(request, reply, deny('bad_request'));
       return;
@@ -282,18 +253,6 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   }
 
   return app;
-}
-
-/** Whether a raw header list (name, value, ...) has more than one Host. */
-function hostGivenTwice(rawHeaders: readonly string[]): boolean {
-  let seen = false;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string;
-    if (name.length !== 4 || !(name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) continue;
-    if (seen) return true;
-    seen = true;
-  }
-  return false;
 }
 
 /** `scheme://user:password@` at the start of an absolute-form target (one keygate refused). */

@@ -344,6 +344,48 @@ describe('slow and unreadable requests at every listener', () => {
     expect(JSON.parse(huge.slice(huge.indexOf('\r\n\r\n') + 4))).toEqual({ type: 'about:blank', title: 'Request Header Fields Too Large', status: 431, detail: 'The request headers are too large.' });
   });
 
+  /** Status, headers and body of a whole answer read off a raw connection. */
+  const parts = (answer: string) => {
+    const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
+    return { status: Number(head.split(' ')[1]), head, body: answer.slice(head.length + 4) };
+  };
+
+  it('the admin API answers in problem details what Node would answer bare or not at all: no Host, two, an odd Expect, CONNECT', async () => {
+    const cases: [string, number, string][] = [
+      ['GET /health HTTP/1.1\r\n\r\n', 400, 'An HTTP/1.1 request needs one Host header.'],
+      ['GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n', 400, 'An HTTP/1.1 request needs one Host header.'],
+      ['GET /health HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n', 417, 'Only "Expect: 100-continue" is supported.'],
+      ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, 'The admin API is not a tunnel: CONNECT is not accepted.'],
+      ['GET /health HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n', 400, 'The request could not be read as HTTP.'],
+    ];
+    for (const [request, status, detail] of cases) {
+      const { status: sent, head, body } = parts(await rawAll(kg.adminUrl, request));
+      expect({ sent, type: /\r\ncontent-type: application\/problem\+json/i.test(head) }).toEqual({ sent: status, type: true });
+      expect(JSON.parse(body)).toMatchObject({ status, detail });
+    }
+  });
+
+  it('the dashboard answers with a page, with its security headers, what Node would answer bare or not at all', async () => {
+    const requests = [
+      'GET /sign-in HTTP/1.1\r\n\r\n',
+      'GET /sign-in HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n',
+      'GET /sign-in HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n',
+      'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
+      'GET /sign-in HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n',
+      `GET /sign-in HTTP/1.1\r\nHost: x\r\nCookie: ${'a'.repeat(20_000)}\r\n\r\n`,
+    ];
+    const statuses: number[] = [];
+    for (const request of requests) {
+      const { status, head, body } = parts(await rawAll(kg.dashboardUrl as string, request));
+      statuses.push(status);
+      expect(head).toMatch(/\r\ncontent-type: text\/html/i);
+      expect(head).toMatch(/\r\ncontent-security-policy: default-src 'none'/i);
+      expect(head).toMatch(/\r\ncache-control: no-store/i);
+      expect(body).toContain('<h1>');
+    }
+    expect(statuses).toEqual([400, 400, 417, 405, 400, 431]);
+  });
+
   it('the dashboard answers an unreadable address with a page', async () => {
     // With a notice cookie too (one a redirect just set): the page must not try to clear it.
     for (const headers of [{}, { cookie: 'kg_notice=x' }]) {
