@@ -14,7 +14,7 @@ import { createDialect, type Dialect } from './dialect/dialect.js';
 import { createRouteTable, type RouteTable } from './routes/route-table.js';
 import { createRateLimitPlanner } from './limits/rate-limits.js';
 import { createPipeline, type Pipeline } from './pipeline/pipeline.js';
-import { openStore, sqliteFile } from './store/open.js';
+import { openStore, reachStore, sqliteFile } from './store/open.js';
 import type { MeterUsageRow, Store } from './store/store.js';
 import type { CacheEvent, Counters } from './counters/counters.js';
 import { openCounters } from './counters/open.js';
@@ -211,7 +211,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   const keyCache = new KeyCache(config.keyCacheTtl);
   let recordKeyHashing: (() => void) | undefined;
   try {
-    store = options.store ?? openStore(config.store);
+    if (options.store) store = options.store;
+    else await reachStore((store = openStore(config.store)), config.store);
     await migrateOrRefuse(store, options.autoMigrate !== false);
     counters = options.counters ?? (await openCounters(config, { store, log, clock, use: options.use ?? 'requests' }));
     recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, log);

@@ -264,6 +264,17 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(r.stderr).toContain(expected);
   });
 
+  it('names a PostgreSQL store it cannot reach, password hidden, for every command that needs it', async () => {
+    const file = path.join(dir, 'unreachable-store.yaml');
+    writeFileSync(file, 'upstream: {url: "http://127.0.0.1:1"}\nstore: "postgres://keygate:hunter2-secret@127.0.0.1:1/keygate"\nlisten: {port: 0}\nadmin: {listen: {port: 0}}\ndashboard: {enabled: false}\n');
+    for (const args of [['serve'], ['migrate'], ['accounts', 'list'], ['pepper', 'check']]) {
+      const r = await runCli([...args, '--config', file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('store: cannot reach PostgreSQL at postgres://keygate:***@127.0.0.1:1/keygate: connect ECONNREFUSED 127.0.0.1:1');
+      expect(r.stderr).not.toContain('hunter2-secret');
+    }
+  });
+
   it('says when the file is missing', async () => {
     const r = await runCli(['check', '--config', path.join(dir, 'nope.yaml')]);
     expect(r.code).toBe(2);

@@ -14,7 +14,7 @@ import type { Page, Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
-import { openStore, redactUrl } from '../store/open.js';
+import { openStore, reachStore, redactUrl } from '../store/open.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
@@ -109,6 +109,7 @@ async function withStoreOnly(command: Command, fn: (store: Store, config: Config
   const { config } = loadConfigFile(options.config);
   const store = openStore(config.store);
   try {
+    await reachStore(store, config.store);
     await migrateOrRefuse(store);
     await fn(store, config, options);
   } finally {
@@ -202,6 +203,7 @@ export function buildCli(): Command {
       const loaded = loadConfigFile(config);
       const store = openStore(loaded.config.store);
       try {
+        await reachStore(store, loaded.config.store);
         const applied = await store.migrate();
         print(json, { applied }, () =>
           applied.length > 0 ? `applied ${applied.join(', ')} to ${redactUrl(loaded.config.store)}` : `${redactUrl(loaded.config.store)} is up to date`,

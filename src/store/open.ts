@@ -10,6 +10,19 @@ export function openStore(url: string, baseDir = process.cwd()): Store {
   throw new Error(`store: expected "sqlite:<file>" or "postgres://...", got "${url}"`);
 }
 
+/**
+ * The store's first contact at start-up: a database that cannot be reached (not running,
+ * a wrong host, port, name or password) is named, password hidden, with what to check.
+ */
+export async function reachStore(store: Store, url: string): Promise<void> {
+  try {
+    await store.ping();
+  } catch (error) {
+    const what = store.kind === 'postgres' ? 'PostgreSQL' : 'the SQLite file';
+    throw new Error(`store: cannot reach ${what} at ${redactUrl(url)}: ${(error as Error).message} (check the profile's store and that the database is running)`);
+  }
+}
+
 /** The database file a `sqlite:` store URL names (absolute), or undefined (another store, or `:memory:`). */
 export function sqliteFile(url: string, baseDir = process.cwd()): string | undefined {
   if (!url.startsWith('sqlite:')) return undefined;
