@@ -55,6 +55,8 @@ describe('admin API', () => {
     expect(await (await fetch(`${kg.adminUrl}/health`)).json()).toEqual(healthy);
     const ready = await fetch(`${kg.adminUrl}/health/ready`);
     expect({ status: ready.status, body: await ready.json() }).toEqual({ status: 200, body: healthy });
+    // With a trailing slash too, as the router takes it (a load balancer's probe was refused 401).
+    for (const path of ['/health/', '/health/ready/']) expect((await fetch(`${kg.adminUrl}${path}`)).status).toBe(200);
     const metrics = await (await kg.admin('/metrics')).text();
     expect(metrics).toContain('keygate_backend_up{backend="store"} 1');
     expect(metrics).toContain('keygate_backend_up{backend="counters"} 1');
@@ -89,6 +91,15 @@ describe('admin API', () => {
     expect(badJson.body.detail).toMatch(/not valid JSON/);
     const unknown = await json(await kg.admin('/v1/nothing'));
     expect(unknown).toMatchObject({ status: 404, body: { detail: 'No admin route GET /v1/nothing.' } });
+    // A path that is there, asked with a method it does not take: 405 with the methods it does.
+    const put = await kg.admin('/v1/accounts', { method: 'PUT', body: '{}' });
+    expect({ status: put.status, allow: put.headers.get('allow'), body: await put.json() }).toMatchObject({
+      status: 405,
+      allow: 'GET, HEAD, POST',
+      body: { detail: '/v1/accounts takes GET, HEAD, POST, not PUT.' },
+    });
+    const deleteKey = await kg.admin('/v1/keys/key_x/revoke', { method: 'DELETE' });
+    expect({ status: deleteKey.status, allow: deleteKey.headers.get('allow') }).toEqual({ status: 405, allow: 'POST' });
     const noAccount = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'acc_nope', name: 'x' }) }));
     expect(noAccount).toMatchObject({ status: 404, body: { detail: 'no account "acc_nope"' } });
     // A filter the API does not know is refused, not ignored (which would list every account's keys).

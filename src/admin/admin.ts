@@ -113,6 +113,15 @@ function problem(reply: FastifyReply, status: number, detail: string, title?: st
     .send({ type: 'about:blank', title: title ?? statusTitle(status), status, detail });
 }
 
+/** A route path (`/v1/keys/:id/revoke`) as a pattern of request paths. */
+function pathPattern(url: string): RegExp {
+  const source = url
+    .split('/')
+    .map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${source}$`);
+}
+
 /** Problem details for what Node would answer bare, or not at all. */
 function nodeRefusal(status: NodeRefusal): RawAnswer {
   const detail = {
@@ -201,8 +210,13 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   app.removeContentTypeParser('text/plain');
   // A query parameter a route does not take is refused, not ignored: a mistyped filter
   // (?account= for ?accountId=) would otherwise answer with everything.
+  /** Each route path (as a pattern) and the methods it takes: a known path asked with another method is a 405. */
+  const methodsByPath = new Map<string, { pattern: RegExp; methods: Set<string> }>();
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/v1/') && !route.schema?.querystring) route.schema = { ...route.schema, querystring: NO_QUERY };
+    const entry = methodsByPath.get(route.url) ?? { pattern: pathPattern(route.url), methods: new Set<string>() };
+    for (const method of [route.method].flat()) entry.methods.add(method);
+    methodsByPath.set(route.url, entry);
   });
   app.setSerializerCompiler(serializerCompiler);
 
@@ -226,7 +240,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // Answers carry new keys' secrets, invitation links, who holds which key: never kept by a cache.
     reply.header('cache-control', 'no-store');
     if (badHost(request.raw)) return problem(reply.header('connection', 'close'), 400, 'An HTTP/1.1 request needs one Host header.');
-    const path = request.url.split('?')[0];
+    // As the router reads it: a trailing slash is ignored (/health/ is /health).
+    const asSent = request.url.split('?')[0] as string;
+    const path = asSent.length > 1 && asSent.endsWith('/') ? asSent.slice(0, -1) : asSent;
     if (path === '/health' || path === '/health/ready' || path === '/openapi.json') return;
     if (expected.length === 0 && expectedRead.length === 0) {
       const fix = options.lockedBecause ? `${options.lockedBecause}; restart keygate with a good one` : `start keygate with ${tokenEnv} set`;
@@ -258,7 +274,13 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     request.log.error({ err: error }, 'admin API error');
     return problem(reply, 500, 'Internal error; see the keygate log.', 'Internal Server Error');
   });
-  app.setNotFoundHandler((request, reply) => problem(reply, 404, `No admin route ${request.method} ${request.url.split('?')[0]}.`));
+  app.setNotFoundHandler((request, reply) => {
+    const path = (request.url.split('?')[0] as string).replace(/(.)\/$/, '$1');
+    const allowed = [...methodsByPath.values()].filter((entry) => entry.pattern.test(path)).flatMap((entry) => [...entry.methods]);
+    if (allowed.length === 0) return problem(reply, 404, `No admin route ${request.method} ${path}.`);
+    const allow = [...new Set(allowed)].sort().join(', ');
+    return problem(reply.header('allow', allow), 405, `${path} takes ${allow}, not ${request.method}.`);
+  });
 
   // /health: the process runs (always 200), and how its backends are; /health/ready: 503
   // while it refuses requests for want of a backend, for a load balancer that should

@@ -173,6 +173,14 @@ describe('upstream and identity headers', () => {
     expect(parseConfigText('upstream: {url: "http://a"}\nscopes: ["*", "domains:read", "x.y/z"]\n').scopes).toEqual(['*', 'domains:read', 'x.y/z']);
   });
 
+  it('says a limit must be a finite number when it is .inf, .nan or too big for one', () => {
+    expect(problems('upstream: {url: "http://a"}\nplans: {p: {meters: {units: {limit: .inf}}, rateLimits: [{limit: .nan, window: 1s}, {limit: 1e400, window: 1m}]}}\n')).toEqual([
+      'plans.p.rateLimits[0].limit: expected a finite number, got NaN',
+      'plans.p.rateLimits[1].limit: expected a finite number, got Infinity',
+      'plans.p.meters.units.limit: expected a finite number, got Infinity',
+    ]);
+  });
+
   it('has no plan or meter named after what every JavaScript object has', () => {
     const config = parseConfigText('upstream: {url: "http://a"}\nplans: {pro: {meters: {units: {limit: 5}}}}\n');
     for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {

@@ -89,7 +89,10 @@ function describeProblem(issue: z.core.$ZodIssue): string {
     case 'unrecognized_keys':
       return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     case 'invalid_type':
-      return issue.input === undefined ? `required (expected ${issue.expected})` : `expected ${issue.expected}, got ${typeName(issue.input)}`;
+      if (issue.input === undefined) return `required (expected ${issue.expected})`;
+      // YAML's .inf and .nan, or a number too big for a double (1e400).
+      if (typeof issue.input === 'number' && !Number.isFinite(issue.input)) return `expected a finite number, got ${String(issue.input)}`;
+      return `expected ${issue.expected}, got ${typeName(issue.input)}`;
     case 'invalid_value':
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${quoted(issue.input)}`;
     case 'invalid_format':
