@@ -188,7 +188,6 @@ export class RedisCounters implements Counters {
   }
 
   async start(): Promise<void> {
-    const { log } = this.options;
     this.client.on('error', (error: Error) => this.noteFailure(error));
     this.client.on('close', () => this.noteFailure(new Error('connection closed')));
     this.client.on('ready', () => {

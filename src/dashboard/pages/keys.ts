@@ -12,7 +12,7 @@ import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
 import { actorOf, csrfField, field, fields, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
-import { html, type Html } from '../html.js';
+import { html } from '../html.js';
 import { plural, relative, sentence, when } from '../format.js';
 import { isUsable, keyTable, newestFirst, revokeConfirmation, secretPanel } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
