@@ -1,0 +1,117 @@
+/**
+ * CPU time per request of the bare proxy (b) and keygate (c, d): what each process spent,
+ * user and system, on all its threads (/proc/<pid>/stat), over the same number of
+ * requests at the same concurrency, the cases taking turns round by round. Not part of
+ * `npm run bench`; run after `npm run build`.
+ *
+ *   node bench/cpu.js [--cases=b,c,d] [--requests=40000] [--connections=16] [--rounds=6]
+ *
+ * Unlike req/s in `npm run bench`, where the load generator and the upstream share the
+ * machine's cores with the process measured (so a dearer proxy loses less throughput
+ * than it costs), this is the process's own cost, kernel included (socket reads and
+ * writes: a large part of a proxy's). Unlike `instructions.js`, it counts real time:
+ * cache misses, runtime calls and the kernel, not only instructions of the event loop.
+ * On a machine shared with others it moves from round to round; the cases' figures
+ * over all rounds, and their ratios, hold up better.
+ *
+ * Everything listens on 127.0.0.1; every process stops when this one ends.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Pool } from 'undici';
+import { keygateProfile, REQUEST_PATH, startChild } from './common.js';
+
+/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat. */
+const CLOCK_TICKS = 100;
+const WARMUP_REQUESTS = 20_000;
+const USAGE = 'usage: node bench/cpu.js [--cases=b,c,d] [--requests=40000] [--connections=16] [--rounds=6]';
+
+const options = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, '').split('=')));
+if (Object.keys(options).some((name) => !['cases', 'requests', 'connections', 'rounds'].includes(name))) stop(USAGE);
+const cases = (options.cases ?? 'b,c,d').split(',');
+if (cases.length === 0 || cases.some((id) => !['b', 'c', 'd'].includes(id))) stop(`--cases takes b, c and d\n${USAGE}`);
+const requests = whole('requests', 40_000);
+const connections = whole('connections', 16);
+const rounds = whole('rounds', 6);
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'keygate-cpu-'));
+const servers = [];
+try {
+  const upstream = await startChild('upstream.js', []);
+  servers.push(upstream);
+  const proxies = new Map();
+  for (const id of cases) {
+    if (id === 'b') proxies.set(id, await startChild('bare-proxy.js', [upstream.info.url]));
+    else {
+      const file = path.join(tmp, `${id}.json`);
+      writeFileSync(file, JSON.stringify(keygateProfile({ upstreamUrl: upstream.info.url, store: `sqlite:${path.join(tmp, `${id}.db`)}`, counters: 'memory', limits: id === 'd' })));
+      proxies.set(id, await startChild('keygate.js', [file]));
+    }
+    servers.push(proxies.get(id));
+  }
+  console.log(`CPU time per request (user + system, all threads): ${requests} requests per case and round, ${connections} connections, ${rounds} rounds`);
+  for (const [id, proxy] of proxies) await load(id, proxy, WARMUP_REQUESTS);
+  const spent = new Map(cases.map((id) => [id, []]));
+  for (let round = 1; round <= rounds; round++) {
+    // Every other round in reverse, so a slow spell lands on every case alike.
+    const order = round % 2 === 1 ? cases : [...cases].reverse();
+    for (const id of order) {
+      const proxy = proxies.get(id);
+      const before = cpuMicros(proxy.pid);
+      await load(id, proxy, requests);
+      spent.get(id).push((cpuMicros(proxy.pid) - before) / requests);
+    }
+    console.log(`  round ${round}: ${cases.map((id) => `(${id}) ${spent.get(id)[round - 1].toFixed(1)} µs`).join('  ')}`);
+  }
+  const mean = (id) => spent.get(id).reduce((a, b) => a + b, 0) / rounds;
+  console.log(`over all rounds: ${cases.map((id) => `(${id}) ${mean(id).toFixed(1)} µs`).join('  ')}`);
+  const ratio = (x, y) => {
+    if (!cases.includes(x) || !cases.includes(y)) return;
+    const perRound = spent.get(x).map((value, i) => (spent.get(y)[i] / value).toFixed(2));
+    console.log(`  ${y}'s CPU / ${x}'s (what ${x}/${y} in req/s would be if the proxy were the only bottleneck) = ${(mean(y) / mean(x)).toFixed(3)}  [${perRound.join(', ')}]`);
+  };
+  ratio('c', 'b');
+  ratio('d', 'c');
+} finally {
+  await Promise.all(servers.map((server) => server.stop()));
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+/** `n` requests over `connections` keep-alive connections; every answer must be a 200. */
+async function load(id, proxy, n) {
+  const pool = new Pool(proxy.info.url, { connections });
+  const authorization = `Bearer ${proxy.info.secret ?? `kg_live_${'x'.repeat(30)}`}`;
+  let left = n;
+  try {
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (left-- > 0) {
+          const response = await pool.request({ path: REQUEST_PATH, method: 'GET', headers: { authorization } });
+          await response.body.dump();
+          if (response.statusCode !== 200) throw new Error(`(${id}) answered ${response.statusCode}`);
+        }
+      }),
+    );
+  } finally {
+    await pool.close();
+  }
+}
+
+/** CPU time (user + system) a process has spent so far, in microseconds. */
+function cpuMicros(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1_000_000;
+}
+
+function whole(name, fallback) {
+  const value = options[name] === undefined ? fallback : Number(options[name]);
+  if (!Number.isInteger(value) || value < 1) stop(`--${name} must be a whole number, at least 1\n${USAGE}`);
+  return value;
+}
+
+function stop(message) {
+  console.error(message);
+  process.exit(2);
+}
