@@ -162,7 +162,7 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {prefix: ""}\n')[0]).toMatch(/^identityHeaders\.prefix: /);
   });
 
-  it('refuses a realm and scopes that a header cannot carry, naming them', () => {
+  it('refuses a realm, scopes, a credential header name and scheme that a header cannot carry, naming them', () => {
     expect(problems('upstream: {url: "http://a"}\nerrors: {realm: \'my "api"\'}\n')).toEqual([
       'errors.realm: expected printable ASCII without " or \\ (it is sent in the WWW-Authenticate header), got "my \\"api\\""',
     ]);
@@ -171,6 +171,10 @@ describe('upstream and identity headers', () => {
       'scopes[2]: expected a scope of printable ASCII characters without spaces, " or \\ (sent to the upstream in a header), got "two words"',
     ]);
     expect(parseConfigText('upstream: {url: "http://a"}\nscopes: ["*", "domains:read", "x.y/z"]\n').scopes).toEqual(['*', 'domains:read', 'x.y/z']);
+    expect(problems('upstream: {url: "http://a"}\nauth: {credentials: [{in: header, name: "X API Key", scheme: "Bearer✓"}]}\n')).toEqual([
+      'auth.credentials[0].name: expected a header name such as Authorization or X-API-Key, got "X API Key"',
+      'auth.credentials[0].scheme: expected one word such as Bearer or Token (it is sent in the WWW-Authenticate header), or none, got "Bearer✓"',
+    ]);
   });
 
   it('says a limit must be a finite number when it is .inf, .nan or too big for one', () => {

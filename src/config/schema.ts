@@ -201,13 +201,17 @@ export const builtinSchema = z
   })
   .strict();
 
+/** An HTTP token (RFC 9110 §5.6.2): a header name, an authentication scheme. */
+const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 const credentialLocation = z.discriminatedUnion('in', [
   z
     .object({
       in: z.literal('header'),
-      name: z.string().min(1).default('Authorization'),
+      name: z.string().regex(HTTP_TOKEN, 'a header name such as Authorization or X-API-Key').default('Authorization'),
       scheme: z
         .string()
+        .regex(HTTP_TOKEN, 'one word such as Bearer or Token (it is sent in the WWW-Authenticate header), or none')
         .default('none')
         .describe('"none" for a bare key, or the scheme word: "Bearer", "Token", ...'),
     })

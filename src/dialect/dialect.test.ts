@@ -43,6 +43,13 @@ describe('dialects', () => {
     expect(d.render(deny('api_disabled')).headers['www-authenticate']).toBeUndefined();
   });
 
+  it('says a message written over several lines on one line in the challenge, and whole in the body', () => {
+    const d = dialectFor({ envelope: 'error', reasons: { unknown_key: { message: 'Invalid API key.\nSee  the docs.\n' } } });
+    const rendered = d.render(deny('unknown_key', { credentialPresented: true }));
+    expect(rendered.headers['www-authenticate']).toBe('Bearer realm="api", error="invalid_token", error_description="Invalid API key. See the docs."');
+    expect(JSON.parse(rendered.body)).toEqual({ error: 'Invalid API key.\nSee  the docs.\n' });
+  });
+
   it('sends no challenge for a bare-key scheme, where there is no scheme to name', () => {
     expect(dialectFor({ envelope: 'jsonapi' }, 'none').render(deny('missing_key')).headers['www-authenticate']).toBeUndefined();
   });

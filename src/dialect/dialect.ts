@@ -117,7 +117,8 @@ const DESCRIPTION = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /**
  * A message as error_description: accents, typographic quotes and dashes, ellipses made
- * ASCII ("é" → "e", "’" → "'", "—" → "-", "…" → "..."), `"` → `'`. A message that is still not ASCII (other
+ * ASCII ("é" → "e", "’" → "'", "—" → "-", "…" → "..."), `"` → `'`, line breaks and
+ * runs of spaces one space. A message that is still not ASCII (other
  * scripts) has none: a header cannot carry it (Node refuses to send it), the body does.
  */
 function challengeDescription(message: string): string | undefined {
@@ -126,7 +127,10 @@ function challengeDescription(message: string): string | undefined {
     .replace(/\p{M}/gu, '')
     .replace(/["\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u2032\u2033]/g, "'")
     .replace(/[\u2010-\u2015\u2212]/g, '-')
-    .replace(/\\/g, '/');
+    .replace(/\\/g, '/')
+    // A message written as a YAML block ends in a line break, and may hold more.
+    .replace(/\s+/g, ' ')
+    .trim();
   return DESCRIPTION.test(ascii) ? ascii : undefined;
 }
 
