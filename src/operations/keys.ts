@@ -65,6 +65,14 @@ interface Replacing {
   overlapMs: number;
 }
 
+/** The key a rotation replaced, as written, and when it stops working. */
+interface Replaced {
+  previous: KeyRecord;
+  until: number;
+  /** How long it still works (the overlap asked for, or less: never past its own end). */
+  overlapMs: number;
+}
+
 /**
  * Checks and writes a new key. The plan's key limit and, for a replacement, the rotation
  * rules are checked against the account's keys as they are when it is written (while no
@@ -75,9 +83,8 @@ async function issueKey(
   input: NewKey,
   actor: string,
   options: { secret?: string; replacing?: Replacing },
-): Promise<{ issued: IssuedKey; previous?: KeyRecord; until?: number; overlapMs?: number }> {
+): Promise<{ issued: IssuedKey; replaced?: Replaced }> {
   const account = await getAccount(rt, input.accountId);
-  const plan = rt.config.plans[account.planId];
   const { replacing } = options;
   // A replacement keeps its key's name, even one stored before names were checked.
   const name = replacing === undefined ? checkedName('a key', input.name, 100) : input.name;
@@ -116,24 +123,28 @@ async function issueKey(
     accountId: account.id,
     mode,
     scopes: [...new Set(scopes)],
-    createdAt: rt.clock(),
+    createdAt: 0, // when it is written
     lastUsedAt: null,
     expiresAt: input.expiresAt ?? null,
     revokedAt: null,
     createdBy: actor,
     rotatedFrom: replacing?.old.id ?? null,
   };
-  const written = await rt.store.issuingKeysOf(account.id, async (store) => {
-    if (!(await store.getAccount(account.id))) throw new OperationError('not_found', `no account "${account.id}"`);
+  const replaced = await rt.store.issuingKeysOf(account.id, async (store): Promise<Replaced | undefined> => {
+    // The account and its plan as they are now (a plan change waits for this, or came first).
+    const current = await store.getAccount(account.id);
+    if (!current) throw new OperationError('not_found', `no account "${account.id}"`);
     if (options.secret !== undefined && (await store.findKeyByHash(key.hash))) throw new OperationError('conflict', 'that key is already registered');
     const accountKeys = await store.listKeys({ accountId: account.id });
     const now = rt.clock();
+    key.createdAt = now;
     // The key being replaced as it is now: revoked or rotated since it was read, it cannot be.
     const old = replacing && accountKeys.find((k) => k.id === replacing.old.id);
     if (replacing) key.expiresAt = replacementEnd(old, accountKeys, now);
-    if (plan?.maxKeys !== undefined) checkKeyLimit(plan.maxKeys, plan.name ?? account.planId, accountKeys, now, old?.id);
+    const plan = rt.config.plans[current.planId];
+    if (plan?.maxKeys !== undefined) checkKeyLimit(plan.maxKeys, plan.name ?? current.planId, accountKeys, now, old?.id);
     await store.insertKey(key);
-    if (!replacing || !old) return {};
+    if (!replacing || !old) return undefined;
     // The overlap never lengthens the old key's life.
     const { overlapMs } = replacing;
     const until = overlapMs === 0 ? now : old.expiresAt === null ? now + overlapMs : Math.min(old.expiresAt, now + overlapMs);
@@ -143,7 +154,7 @@ async function issueKey(
   // A process may remember this hash as unknown (an imported key tried before): forget it.
   if (options.secret !== undefined) await rt.invalidate({ type: 'key', hash: key.hash });
   await audit(rt, actor, options.secret === undefined ? 'key.created' : 'key.imported', { accountId: account.id, keyId: key.id, detail: { name, mode, scopes: key.scopes, hint: key.hint } });
-  return { issued: { key, secret }, ...written };
+  return { issued: { key, secret }, ...(replaced ? { replaced } : {}) };
 }
 
 /**
@@ -204,19 +215,16 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   if (!Number.isFinite(overlapMs) || overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
   // Checked before anything is written: a date past JavaScript's range made every later key listing fail.
   if (now + overlapMs > LATEST_TIME) throw new OperationError('invalid', 'the overlap is too long: it would end after the year 9999');
-  const { issued, previous, until, overlapMs: kept } = await issueKey(
-    rt,
-    { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes },
-    actor,
-    { replacing: { old, overlapMs } },
-  );
+  const { issued, replaced } = await issueKey(rt, { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes }, actor, { replacing: { old, overlapMs } });
+  // Issued as a replacement: the key it replaced was updated with it.
+  const { previous, until, overlapMs: kept } = replaced as Replaced;
   await rt.invalidate({ type: 'key', hash: old.hash });
   await audit(rt, actor, 'key.rotated', {
     accountId: old.accountId,
     keyId: old.id,
     detail: { replacement: issued.key.id, overlapMs: kept, oldKeyValidUntil: until },
   });
-  return { ...issued, previous: previous as KeyRecord };
+  return { ...issued, previous };
 }
 
 /**

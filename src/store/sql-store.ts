@@ -140,13 +140,33 @@ const provider: MigrationProvider = { getMigrations: async () => migrations };
 /** Rows written per statement in bulk upserts (well under both databases' parameter limits). */
 const BATCH = 200;
 
+/**
+ * How a backend runs `work` with an account's keys to itself (see `Store.issuingKeysOf`):
+ * in one transaction that other issuers of that account wait for, on the connection
+ * `work` is handed.
+ */
+export type ExclusiveTransaction = <T>(db: Kysely<Database>, accountId: string, work: (db: Kysely<Database>) => Promise<T>) => Promise<T>;
+
+/** What a backend adds to the shared queries. */
+export interface Backend {
+  kind: 'sqlite' | 'postgres';
+  exclusive: ExclusiveTransaction;
+  onClose?: () => Promise<void>;
+  /** SQLite: whether another connection has written since last asked. */
+  changedElsewhere?: () => boolean;
+}
+
 export class SqlStore implements Store {
+  readonly kind: 'sqlite' | 'postgres';
+  readonly changedElsewhere?: () => boolean;
+
   constructor(
-    readonly kind: 'sqlite' | 'postgres',
     private readonly db: Kysely<Database>,
-    private readonly onClose: () => Promise<void> = async () => undefined,
-    readonly changedElsewhere?: () => boolean,
-  ) {}
+    private readonly backend: Backend,
+  ) {
+    this.kind = backend.kind;
+    if (backend.changedElsewhere) this.changedElsewhere = backend.changedElsewhere;
+  }
 
   private migrator(): Migrator {
     return new Migrator({ db: this.db, provider, migrationTableName: 'keygate_migrations', migrationLockTableName: 'keygate_migrations_lock' });
@@ -255,28 +275,7 @@ export class SqlStore implements Store {
   }
 
   async issuingKeysOf<T>(accountId: string, work: (store: KeyIssuing) => Promise<T>): Promise<T> {
-    if (this.kind === 'postgres') {
-      // The account's row, locked until the transaction ends, is what the issuers queue on.
-      return this.db.transaction().execute(async (tx) => {
-        await tx.selectFrom('accounts').select('id').where('id', '=', accountId).forUpdate().execute();
-        return work(new SqlStore(this.kind, tx));
-      });
-    }
-    // SQLite has one writer at a time. IMMEDIATE takes the write lock before the first
-    // read, so another process (the CLI beside a server) waits for it (busy_timeout)
-    // instead of reading keys that are about to change; in this process, the connection
-    // is held, and every other query waits for it.
-    return this.db.connection().execute(async (connection) => {
-      await sql`begin immediate`.execute(connection);
-      try {
-        const result = await work(new SqlStore(this.kind, connection));
-        await sql`commit`.execute(connection);
-        return result;
-      } catch (error) {
-        await sql`rollback`.execute(connection);
-        throw error;
-      }
-    });
+    return this.backend.exclusive(this.db, accountId, (db) => work(new SqlStore(db, this.backend)));
   }
 
   async getKey(id: string): Promise<KeyRecord | undefined> {
@@ -532,7 +531,7 @@ export class SqlStore implements Store {
 
   async close(): Promise<void> {
     await this.db.destroy();
-    await this.onClose();
+    await this.backend.onClose?.();
   }
 }
 

@@ -6,8 +6,7 @@
  */
 import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
-import type { Database } from '../sql-store.js';
-import { SqlStore } from '../sql-store.js';
+import { SqlStore, type Database, type ExclusiveTransaction } from '../sql-store.js';
 
 const INT8_OID = 20;
 /** Opening a connection gives up after this long (a host that drops packets). */
@@ -33,5 +32,12 @@ export function openPostgresStore(url: string, options: { max?: number } = {}): 
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return new SqlStore('postgres', db);
+  return new SqlStore(db, { kind: 'postgres', exclusive: lockingTheAccount });
 }
+
+/** The account's row, locked until the transaction ends, is what the issuers of its keys queue on. */
+const lockingTheAccount: ExclusiveTransaction = (db, accountId, work) =>
+  db.transaction().execute(async (tx) => {
+    await tx.selectFrom('accounts').select('id').where('id', '=', accountId).forUpdate().execute();
+    return work(tx);
+  });

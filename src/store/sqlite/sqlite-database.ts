@@ -5,9 +5,8 @@
 import { mkdirSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
-import type { Database } from '../sql-store.js';
-import { SqlStore } from '../sql-store.js';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import { SqlStore, type Database, type ExclusiveTransaction } from '../sql-store.js';
 
 export function openSqliteStore(file: string): SqlStore {
   if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
@@ -35,8 +34,28 @@ export function openSqliteStore(file: string): SqlStore {
     seen = now;
     return true;
   };
-  return new SqlStore('sqlite', db, async () => stopWatching(), changedElsewhere);
+  return new SqlStore(db, { kind: 'sqlite', exclusive: writingAlone, onClose: async () => stopWatching(), changedElsewhere });
 }
+
+/**
+ * SQLite has one writer at a time. IMMEDIATE takes the write lock before the first read,
+ * so another process (the CLI beside a server) waits for it (busy_timeout) instead of
+ * reading keys that are about to change; in this process the connection is held, and
+ * every other query waits for it.
+ */
+const writingAlone: ExclusiveTransaction = (db, _accountId, work) =>
+  db.connection().execute(async (connection) => {
+    await sql`begin immediate`.execute(connection);
+    try {
+      const result = await work(connection);
+      await sql`commit`.execute(connection);
+      return result;
+    } catch (error) {
+      // The error that stopped the work is the one to report, not a failed rollback's.
+      await sql`rollback`.execute(connection).catch(() => undefined);
+      throw error;
+    }
+  });
 
 /** How often the data_version is read anyway, should file events be missed. */
 const RECHECK_MS = 1_000;
