@@ -7,6 +7,8 @@
  * when the runner goes away (IPC disconnect), or after MAX_LIFETIME_MS at the latest.
  */
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -161,4 +163,32 @@ export async function startChild(script, args, { name = script, execArgv = [], e
         child.send({ type });
       }),
   };
+}
+
+/** The machine a run was on, for its output and results. */
+export function machineInfo() {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    loadAverageBefore: os.loadavg(),
+  };
+}
+
+/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat (100 on Linux everywhere in practice). */
+const CLOCK_TICKS = 100;
+
+/** utime + stime of a process (all its threads) in seconds, from /proc (Linux); undefined elsewhere. */
+export function cpuSeconds(pid) {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
 }

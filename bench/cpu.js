@@ -4,7 +4,7 @@
  * requests at the same concurrency, the cases taking turns round by round. Not part of
  * `npm run bench`; run after `npm run build`.
  *
- *   node bench/cpu.js [--cases=b,c,d] [--requests=40000] [--connections=16] [--rounds=6]
+ *   node bench/cpu.js [--cases=b,c,d] [--requests=40000] [--connections=50] [--rounds=6]
  *
  * Unlike req/s in `npm run bench`, where the load generator and the upstream share the
  * machine's cores with the process measured (so a dearer proxy loses less throughput
@@ -14,25 +14,25 @@
  * On a machine shared with others it moves from round to round; the cases' figures
  * over all rounds, and their ratios, hold up better.
  *
- * Everything listens on 127.0.0.1; every process stops when this one ends.
+ * Linux only (it reads /proc). Everything listens on 127.0.0.1; every process stops when
+ * this one ends.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
-import { keygateProfile, REQUEST_PATH, startChild } from './common.js';
+import { cpuSeconds, keygateProfile, machineInfo, REQUEST_PATH, startChild } from './common.js';
 
-/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat. */
-const CLOCK_TICKS = 100;
 const WARMUP_REQUESTS = 20_000;
-const USAGE = 'usage: node bench/cpu.js [--cases=b,c,d] [--requests=40000] [--connections=16] [--rounds=6]';
+const USAGE = 'usage: node bench/cpu.js [--cases=b,c,d] [--requests=40000] [--connections=50] [--rounds=6]';
 
 const options = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replace(/^--/, '').split('=')));
 if (Object.keys(options).some((name) => !['cases', 'requests', 'connections', 'rounds'].includes(name))) stop(USAGE);
 const cases = (options.cases ?? 'b,c,d').split(',');
 if (cases.length === 0 || cases.some((id) => !['b', 'c', 'd'].includes(id))) stop(`--cases takes b, c and d\n${USAGE}`);
 const requests = whole('requests', 40_000);
-const connections = whole('connections', 16);
+const connections = whole('connections', 50);
+if (cpuSeconds(process.pid) === undefined) stop('bench/cpu.js reads /proc/<pid>/stat: Linux only');
 const rounds = whole('rounds', 6);
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'keygate-cpu-'));
@@ -50,6 +50,8 @@ try {
     }
     servers.push(proxies.get(id));
   }
+  const m = machineInfo();
+  console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}; load average before: ${m.loadAverageBefore.map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`CPU time per request (user + system, all threads): ${requests} requests per case and round, ${connections} connections, ${rounds} rounds`);
   for (const [id, proxy] of proxies) await load(id, proxy, WARMUP_REQUESTS);
   const spent = new Map(cases.map((id) => [id, []]));
@@ -58,9 +60,9 @@ try {
     const order = round % 2 === 1 ? cases : [...cases].reverse();
     for (const id of order) {
       const proxy = proxies.get(id);
-      const before = cpuMicros(proxy.pid);
+      const before = cpuSeconds(proxy.pid);
       await load(id, proxy, requests);
-      spent.get(id).push((cpuMicros(proxy.pid) - before) / requests);
+      spent.get(id).push(((cpuSeconds(proxy.pid) - before) * 1e6) / requests);
     }
     console.log(`  round ${round}: ${cases.map((id) => `(${id}) ${spent.get(id)[round - 1].toFixed(1)} µs`).join('  ')}`);
   }
@@ -96,13 +98,6 @@ async function load(id, proxy, n) {
   } finally {
     await pool.close();
   }
-}
-
-/** CPU time (user + system) a process has spent so far, in microseconds. */
-function cpuMicros(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1_000_000;
 }
 
 function whole(name, fallback) {

@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import Redis from 'ioredis';
-import { keygateProfile, REQUEST_PATH, startChild as startServer, UPSTREAM_BODY } from './common.js';
+import { cpuSeconds, keygateProfile, machineInfo, REQUEST_PATH, startChild as startServer, UPSTREAM_BODY } from './common.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 /** Where results go; the test that runs the bench briefly points it elsewhere. */
@@ -34,8 +34,6 @@ const TARGETS = { cOverB: 0.85, dOverC: 0.9, eOverC: 0.75, verificationsPerSecon
 const POSTGRES_ADMIN_URL = process.env.KEYGATE_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.KEYGATE_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const REDIS_UNAVAILABLE = /Redis backend is not available/i;
-/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat (100 on Linux everywhere in practice). */
-const CLOCK_TICKS = 100;
 
 const options = parseArgs(process.argv.slice(2));
 const children = new Set();
@@ -52,7 +50,7 @@ main().then(
 );
 
 async function main() {
-  const machine = machineInfo();
+  const machine = { ...machineInfo(), loadAverageAfterRound: [] };
   printMachine(machine);
   const results = { date: new Date().toISOString(), machine, settings: { ...options, only: [...options.only], path: REQUEST_PATH }, cases: {}, verification: undefined, ratios: {}, notes: [] };
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'keygate-bench-'));
@@ -368,19 +366,6 @@ function writeProfile(dir, id, profile) {
   return file;
 }
 
-function machineInfo() {
-  const cpus = os.cpus();
-  return {
-    cpu: cpus[0]?.model.trim() ?? 'unknown',
-    cores: cpus.length,
-    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    node: process.version,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    loadAverageBefore: os.loadavg(),
-    loadAverageAfterRound: [],
-  };
-}
-
 function printMachine(m) {
   console.log('keygate bench');
   console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}`);
@@ -488,17 +473,6 @@ function median(values) {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-/** utime + stime of a process in seconds, from /proc (Linux); undefined elsewhere. */
-function cpuSeconds(pid) {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
 
 function micros(n) {
   return n === undefined ? 'n/a' : `${Math.round(n)} µs`;

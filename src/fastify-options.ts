@@ -1,4 +1,9 @@
-/** Options every keygate listener shares: our logger, no per-request noise, lenient routing. */
+/**
+ * What every keygate listener shares: its Fastify options (our logger, no per-request
+ * noise, lenient routing), and answers in its own format to what Node's HTTP server
+ * would refuse bare or not at all (requests its parser cannot read, an odd `Expect`,
+ * CONNECT, a missing or doubled Host).
+ */
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';

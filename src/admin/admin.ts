@@ -113,6 +113,12 @@ function problem(reply: FastifyReply, status: number, detail: string, title?: st
     .send({ type: 'about:blank', title: title ?? statusTitle(status), status, detail });
 }
 
+/** A request's path as the router reads it: no query, and a trailing slash ignored (/health/ is /health). */
+function routerPath(url: string): string {
+  const path = url.split('?')[0] as string;
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
 /** A route path (`/v1/keys/:id/revoke`) as a pattern of request paths. */
 function pathPattern(url: string): RegExp {
   const source = url
@@ -240,9 +246,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // Answers carry new keys' secrets, invitation links, who holds which key: never kept by a cache.
     reply.header('cache-control', 'no-store');
     if (badHost(request.raw)) return problem(reply.header('connection', 'close'), 400, 'An HTTP/1.1 request needs one Host header.');
-    // As the router reads it: a trailing slash is ignored (/health/ is /health).
-    const asSent = request.url.split('?')[0] as string;
-    const path = asSent.length > 1 && asSent.endsWith('/') ? asSent.slice(0, -1) : asSent;
+    const path = routerPath(request.url);
     if (path === '/health' || path === '/health/ready' || path === '/openapi.json') return;
     if (expected.length === 0 && expectedRead.length === 0) {
       const fix = options.lockedBecause ? `${options.lockedBecause}; restart keygate with a good one` : `start keygate with ${tokenEnv} set`;
@@ -275,7 +279,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     return problem(reply, 500, 'Internal error; see the keygate log.', 'Internal Server Error');
   });
   app.setNotFoundHandler((request, reply) => {
-    const path = (request.url.split('?')[0] as string).replace(/(.)\/$/, '$1');
+    const path = routerPath(request.url);
     const allowed = [...methodsByPath.values()].filter((entry) => entry.pattern.test(path)).flatMap((entry) => [...entry.methods]);
     if (allowed.length === 0) return problem(reply, 404, `No admin route ${request.method} ${path}.`);
     const allow = [...new Set(allowed)].sort().join(', ');
