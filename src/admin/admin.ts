@@ -107,10 +107,12 @@ function keyOut(k: KeyRecord, now: number): z.infer<typeof Key> {
 }
 
 function problem(reply: FastifyReply, status: number, detail: string, title?: string): FastifyReply {
-  return reply
-    .code(status)
-    .type('application/problem+json')
-    .send({ type: 'about:blank', title: title ?? statusTitle(status), status, detail });
+  return reply.code(status).type('application/problem+json').send(problemDetails(status, detail, title));
+}
+
+/** An RFC 9457 problem details body. */
+function problemDetails(status: number, detail: string, title = statusTitle(status)) {
+  return { type: 'about:blank', title, status, detail };
 }
 
 /** A request's path as the router reads it: no query, and a trailing slash ignored (/health/ is /health). */
@@ -137,7 +139,7 @@ function nodeRefusal(status: NodeRefusal): RawAnswer {
     417: 'Only "Expect: 100-continue" is supported.',
     431: 'The request headers are too large.',
   }[status];
-  return { contentType: 'application/problem+json', body: JSON.stringify({ type: 'about:blank', title: STATUS_CODES[status], status, detail }) };
+  return { contentType: 'application/problem+json', body: JSON.stringify(problemDetails(status, detail)) };
 }
 
 function statusTitle(status: number): string {

@@ -35,11 +35,11 @@ import { trustedProxyCheck } from './trusted-proxies.js';
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 /**
- * Request headers never forwarded besides those: `host` (undici names the upstream),
- * `expect` (Node answered `100-continue` already; undici refuses the header), and the
- * X-Forwarded ones, which keygate writes itself.
+ * Request headers never forwarded besides those: `host` (undici names the upstream) and
+ * `expect` (Node answered `100-continue` already; undici refuses the header). The
+ * X-Forwarded ones, which keygate writes itself, go by their prefix (X_FORWARDED).
  */
-const NOT_FORWARDED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
+const NOT_FORWARDED = ['host', 'expect'];
 /**
  * Headers in which an upstream may read another client, scheme, host, path or method than
  * the one keygate judged (frameworks honour them: Symfony `X-Original-URL`, Rails

@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, LISTENER_OPTIONS, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import type { Runtime } from '../runtime.js';
 import type { Denial } from '../denial/reasons.js';
+import type { RenderedError } from '../dialect/dialect.js';
 import { deny } from '../denial/reasons.js';
 import type { Decision, GatewayRequest } from '../pipeline/pipeline.js';
 import type { Identity } from '../pipeline/identity.js';
@@ -70,19 +71,25 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
 
   /** The envelope's answer to what Node would answer bare, or not at all. */
   function nodeRefusal(status: NodeRefusal): RawAnswer {
-    const { dialect } = rt;
-    const rendered =
-      status === 431
-        ? dialect.renderMessage(431, 'headers_too_large', 'Request headers are too large.')
-        : status === 408
-          ? dialect.renderMessage(408, 'request_timeout', 'The request took too long to arrive.')
-          : status === 417
-            ? dialect.renderMessage(417, 'expectation_failed', 'Only "Expect: 100-continue" is supported.')
-            : status === 405
-              ? dialect.render(deny('method_not_allowed'))
-              : dialect.render(deny('bad_request'));
+    const rendered = renderNodeRefusal(status);
     // A 405 is sent with the status the profile gives it; the parser's refusals with their own.
     return { ...(status === 405 ? { status: rendered.status } : {}), contentType: rendered.headers['content-type'] as string, body: rendered.body };
+  }
+
+  function renderNodeRefusal(status: NodeRefusal): RenderedError {
+    const { dialect } = rt;
+    switch (status) {
+      case 431:
+        return dialect.renderMessage(431, 'headers_too_large', 'Request headers are too large.');
+      case 408:
+        return dialect.renderMessage(408, 'request_timeout', 'The request took too long to arrive.');
+      case 417:
+        return dialect.renderMessage(417, 'expectation_failed', 'Only "Expect: 100-continue" is supported.');
+      case 405:
+        return dialect.render(deny('method_not_allowed'));
+      case 400:
+        return dialect.render(deny('bad_request'));
+    }
   }
 
   app.decorateRequest('keygate', null);
