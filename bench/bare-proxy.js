@@ -10,12 +10,16 @@
  * comes, and its upstream connection is never given back (after a few rounds of the
  * bench, whose load generator hangs up on the requests in flight when it stops, every
  * connection of the pool was stuck and the proxy answered nothing).
+ * It keeps the shape of nextTick's queue entries as keygate's gateway does
+ * (src/tick-shape.ts): without it, a process that meets enough full garbage collections
+ * runs every nextTick through V8's runtime, and the floor would move with them.
  *
  * Usage (by the runner): node bench/bare-proxy.js <upstream url>
  */
 import Fastify from 'fastify';
 import { Pool } from 'undici';
 import { serveUntilStopped, UNDICI_OPTIONS } from './common.js';
+import { keepTickObjectShape } from '../dist/tick-shape.js';
 
 const upstreamUrl = process.argv[2];
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -77,6 +81,7 @@ function onResponseClose() {
 
 serveUntilStopped(async () => {
   if (!upstreamUrl) throw new Error('usage: bare-proxy.js <upstream url>');
+  keepTickObjectShape();
   const app = Fastify({ logger: false, exposeHeadRoutes: false, requestIdHeader: false });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
