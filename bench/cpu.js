@@ -12,7 +12,9 @@
  * writes: a large part of a proxy's). Unlike `instructions.js`, it counts real time:
  * cache misses, runtime calls and the kernel, not only instructions of the event loop.
  * On a machine shared with others it moves from round to round; the cases' figures
- * over all rounds, and their ratios, hold up better.
+ * over all rounds, and their ratios, hold up better. The load comes from autocannon in
+ * this process, as in `npm run bench`, which keeps each proxy saturated (a proxy below
+ * saturation handles fewer requests per event-loop turn and spends more CPU on each).
  *
  * Linux only (it reads /proc). Everything listens on 127.0.0.1; every process stops when
  * this one ends.
@@ -20,7 +22,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Pool } from 'undici';
+import autocannon from 'autocannon';
 import { cpuSeconds, keygateProfile, machineInfo, REQUEST_PATH, startChild } from './common.js';
 
 const WARMUP_REQUESTS = 20_000;
@@ -80,24 +82,17 @@ try {
   rmSync(tmp, { recursive: true, force: true });
 }
 
-/** `n` requests over `connections` keep-alive connections; every answer must be a 200. */
+/**
+ * `n` requests over `connections` keep-alive connections, sent by autocannon as in
+ * `npm run bench`; every answer must be a 200. (An undici pool in this process could not
+ * keep the bare proxy saturated on a fast host, and a proxy below saturation spends more
+ * CPU per request: that flattered keygate.)
+ */
 async function load(id, proxy, n) {
-  const pool = new Pool(proxy.info.url, { connections });
   const authorization = `Bearer ${proxy.info.secret ?? `kg_live_${'x'.repeat(30)}`}`;
-  let left = n;
-  try {
-    await Promise.all(
-      Array.from({ length: connections }, async () => {
-        while (left-- > 0) {
-          const response = await pool.request({ path: REQUEST_PATH, method: 'GET', headers: { authorization } });
-          await response.body.dump();
-          if (response.statusCode !== 200) throw new Error(`(${id}) answered ${response.statusCode}`);
-        }
-      }),
-    );
-  } finally {
-    await pool.close();
-  }
+  const result = await autocannon({ url: `${proxy.info.url}${REQUEST_PATH}`, connections, pipelining: 1, amount: n, headers: { authorization }, timeout: 10 });
+  const failed = result.errors + result.timeouts + result.non2xx;
+  if (failed > 0) throw new Error(`(${id}) ${failed} of ${n} requests failed or were not answered 200`);
 }
 
 function whole(name, fallback) {

@@ -40,4 +40,14 @@ describe('npm run bench', () => {
     }
     expect(saved.verification.failed).toBe(0);
   }, 180_000);
+
+  it('bench/cpu.js measures each proxy\'s own CPU per request and prints the ratio', async () => {
+    const args = ['bench/cpu.js', '--cases=b,c', '--requests=300', '--rounds=2', '--connections=5'];
+    const { stdout } = await run(process.execPath, args, { timeout: 150_000 });
+    const rounds = stdout.split('\n').filter((l) => /^ {2}round \d+:/.test(l));
+    expect(rounds).toHaveLength(2);
+    for (const line of rounds) expect(line).toMatch(new RegExp(`\\(b\\) ${NUMBER} µs {2}\\(c\\) ${NUMBER} µs`));
+    expect(stdout).toMatch(new RegExp(`over all rounds: \\(b\\) ${NUMBER} µs {2}\\(c\\) ${NUMBER} µs`));
+    expect(stdout).toMatch(new RegExp(`b's CPU / c's .* = ${NUMBER} +\\[${NUMBER}, ${NUMBER}\\]`));
+  }, 180_000);
 });
