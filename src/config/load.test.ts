@@ -192,4 +192,11 @@ describe('upstream and identity headers', () => {
       expect(config.plans.pro?.meters[name]).toBeUndefined();
     }
   });
+
+  it('names a field called __proto__ (a plan of that name vanished, or left only "at least one plan")', () => {
+    expect(problems('upstream: {url: "http://a"}\nplans:\n  __proto__: {api: true}\n')).toEqual(['plans.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
+    expect(problems('upstream: {url: "http://a"}\nplans:\n  free: {}\n  __proto__: {api: true}\n')).toEqual(['plans.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
+    expect(problems('upstream: {url: "http://a"}\nroutes:\n  - {path: /v1/x, meters: {__proto__: 1}}\n')).toEqual(['routes[0].meters.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
+    expect(problems('{"__proto__": {}, "upstream": {"url": "http://a"}}')).toEqual(['__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
+  });
 });

@@ -74,9 +74,29 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
 }
 
 export function parseConfigObject(raw: unknown, file = 'keygate.yaml'): Config {
+  const reserved = fieldsNamedProto(raw, []);
+  if (reserved.length > 0) throw new ConfigError(file, reserved.map((where) => `${formatPath(where)}: "__proto__" cannot be a name here (JavaScript reserves it); choose another`));
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (result.success) return result.data;
   throw new ConfigError(file, result.error.issues.map(describeIssue));
+}
+
+/**
+ * Where the profile has a field named `__proto__`: YAML keeps it as a name, but any object
+ * built from it would take it as its prototype, so a plan (or meter, or route) of that
+ * name would vanish without a word, or leave "at least one plan" as the only clue.
+ */
+function fieldsNamedProto(value: unknown, at: PropertyKey[]): PropertyKey[][] {
+  if (value === null || typeof value !== 'object') return [];
+  const found: PropertyKey[][] = [];
+  if (Array.isArray(value)) value.forEach((item, i) => found.push(...fieldsNamedProto(item, [...at, i])));
+  else {
+    for (const key of Object.keys(value)) {
+      if (key === '__proto__') found.push([...at, key]);
+      else found.push(...fieldsNamedProto((value as Record<string, unknown>)[key], [...at, key]));
+    }
+  }
+  return found;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
