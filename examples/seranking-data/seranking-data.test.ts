@@ -340,13 +340,16 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
     });
 
     it('keygate\'s own refusals of a limit come first: not a whole number, or more units than are left', async () => {
-      // Not a whole number: keygate cannot know what to reserve, so it refuses it itself.
-      expect(await costOf(fresh.secret, '/v1/backlinks/all?target=seranking.com&limit=1e5', token(fresh.secret))).toEqual({
-        status: 400,
-        type: JSON_TYPE,
-        body: { error_description: 'Parameter is invalid.' },
-        units: 0,
-      });
+      // Not a whole number: keygate cannot know what to reserve, so it refuses it itself,
+      // with the table's "Parameter YYY is invalid." naming it.
+      for (const limit of ['1e5', '-1']) {
+        expect(await costOf(fresh.secret, `/v1/backlinks/all?target=seranking.com&limit=${limit}`, token(fresh.secret))).toEqual({
+          status: 400,
+          type: JSON_TYPE,
+          body: { error_description: 'Parameter limit is invalid.' },
+          units: 0,
+        });
+      }
       // A limit whose reservation does not fit in units_left is Insufficient funds, before the row limit is looked at.
       expect((await paced('/v1/backlinks/summary', post(fresh.secret, { target: 'seranking.com' }))).status).toBe(200);
       const left = await unitsLeft(fresh.secret);

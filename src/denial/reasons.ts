@@ -17,6 +17,7 @@ export const DENIAL_REASONS = [
   'insufficient_scope',
   'blocked',
   'rate_limited',
+  'invalid_parameter',
   'insufficient_funds',
   'upstream_unavailable',
   'upstream_timeout',
@@ -35,6 +36,11 @@ export interface Denial {
   headers?: Record<string, string>;
   /** True when the client presented a credential (drives `error="invalid_token"`). */
   credentialPresented?: boolean;
+  /**
+   * The query parameter keygate needed and could not read (invalid_parameter): a name
+   * from the profile, never the client's text. `{{parameter}}` in the message becomes it.
+   */
+  parameter?: string;
 }
 
 export function deny(reason: DenialReason, extra: Omit<Denial, 'reason'> = {}): Denial {

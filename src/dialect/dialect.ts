@@ -51,12 +51,16 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
     message: 'This API key is temporarily blocked for repeatedly exceeding the rate limit.',
   },
   rate_limited: { status: 429, code: 'rate_limited', message: 'Too many requests. Slow down.' },
+  invalid_parameter: { status: 400, code: 'invalid_parameter', message: 'The query parameter {{parameter}} is not valid.' },
   insufficient_funds: { status: 402, code: 'insufficient_funds', message: 'Insufficient funds.' },
   upstream_unavailable: { status: 502, code: 'bad_gateway', message: 'The upstream service is unavailable.' },
   upstream_timeout: { status: 504, code: 'gateway_timeout', message: 'The upstream service did not answer in time.' },
   service_unavailable: { status: 503, code: 'service_unavailable', message: 'Service temporarily unavailable. Try again shortly.' },
   bad_request: { status: 400, code: 'bad_request', message: 'Bad request.' },
 };
+
+/** Where a message names the query parameter of an invalid_parameter denial. */
+const PARAMETER = '{{parameter}}';
 
 /** Reasons where a credential was presented but did not work: RFC 6750 `invalid_token`. */
 const INVALID_TOKEN_REASONS = new Set<DenialReason>(['malformed_key', 'unknown_key', 'revoked_key', 'expired_key']);
@@ -100,7 +104,9 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
           headers['www-authenticate'] = challenge;
         }
       }
-      return { status: rendering.status, headers, body: bodies.get(denial.reason) as string };
+      // A message naming the parameter is written per denial; the others once, up front.
+      const body = denial.parameter !== undefined && rendering.message.includes(PARAMETER) ? renderBody(config, { ...rendering, message: rendering.message.replaceAll(PARAMETER, denial.parameter) }) : (bodies.get(denial.reason) as string);
+      return { status: rendering.status, headers, body };
     },
     renderMessage(status, code, message) {
       return {

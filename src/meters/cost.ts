@@ -14,7 +14,7 @@ const MAX_RESERVED_RECORDS = 1_000_000;
  * Units to reserve before forwarding; `url` is read only for `reserveFromQuery`. A HEAD
  * is charged a per-request cost like the GET, and nothing per record: its answer has
  * no body, so it delivers no records. Undefined when the request asks for a number of
- * records keygate cannot read (see requestedRecords): it is refused as bad_request.
+ * records keygate cannot read (see requestedRecords): it is refused as invalid_parameter.
  */
 export function reserveAmount(cost: Cost, method: string, url?: string): number | undefined {
   if (cost.perRequest !== undefined) return cost.perRequest;

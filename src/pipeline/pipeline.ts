@@ -70,8 +70,10 @@ export interface Pipeline {
 const PRESENTED = Object.freeze({ credentialPresented: true });
 /** For requests with nothing to advertise: one object, never written to. */
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
-/** The records a request asks for cannot be read (see requestedRecords). */
-const UNREADABLE_RECORDS = Symbol('unreadable record count');
+/** The records a request asks for cannot be read (see requestedRecords): the parameter that says how many. */
+class UnreadableRecords {
+  constructor(readonly parameter: string | undefined) {}
+}
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { config, keyFormat, hashKey, keyCache, store, counters, routes, limits, clock } = deps;
@@ -172,7 +174,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const admit: AdmitRequest = { now, windows: windowsFor(rateLimits, key.id, account.id) };
     if (plan.block) admit.block = { id: plan.block.scope === 'account' ? `a:${account.id}` : `k:${key.id}`, policy: plan.block };
     const charge = chargeFor(route, identity, request.method, request.url, now);
-    if (charge === UNREADABLE_RECORDS) return refuse(deny('bad_request'), identity);
+    if (charge instanceof UnreadableRecords) return refuse(deny('invalid_parameter', { parameter: charge.parameter }), identity);
     if (charge) admit.charge = charge;
     // A backend that needs no I/O answers at once, sparing the request a promise.
     if (counters.admitNow) return admitted(identity, route, rateLimits, counters.admitNow(admit));
@@ -199,11 +201,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { allowed: true, identity, route, headers, reservation: admission.reservation };
   }
 
-  function chargeFor(route: RouteMatch, identity: Identity, method: string, url: string, now: number): ChargeSpec | typeof UNREADABLE_RECORDS | undefined {
+  function chargeFor(route: RouteMatch, identity: Identity, method: string, url: string, now: number): ChargeSpec | UnreadableRecords | undefined {
     if (route.kind !== 'proxy' || !route.route.cost) return undefined;
     const cost = route.route.cost;
     const amount = reserveAmount(cost, method, url);
-    if (amount === undefined) return UNREADABLE_RECORDS;
+    if (amount === undefined) return new UnreadableRecords(cost.reserveFromQuery);
     if (amount <= 0) return undefined;
     const meter = identity.plan.meters[cost.meter];
     // A plan without the route's meter has nothing to spend on it.

@@ -29,6 +29,7 @@ const EXPECTED = {
   insufficient_scope: { status: 403, code: 'insufficient_scope', message: 'This API key lacks the scope this endpoint requires.', type: 'permission_error' },
   rate_limited: { status: 429, code: 'rate_limited', message: 'Too many requests. Slow down.', type: 'rate_limit_error' },
   blocked: { status: 429, code: 'blocked', message: 'This API key is temporarily blocked for repeatedly exceeding the rate limit.', type: 'rate_limit_error' },
+  invalid_parameter: { status: 400, code: 'invalid_parameter', message: 'The query parameter limit is not valid.', type: 'invalid_request_error' },
   insufficient_funds: { status: 402, code: 'insufficient_funds', message: 'Insufficient funds.', type: 'invalid_request_error' },
   bad_request: { status: 400, code: 'bad_request', message: 'Bad request.', type: 'invalid_request_error' },
   upstream_unavailable: { status: 502, code: 'bad_gateway', message: 'The upstream service is unavailable.', type: 'api_error' },
@@ -74,6 +75,7 @@ function profile(envelope: Envelope, upstream: string): ConfigInput {
       { method: 'GET', path: '/v1/read', scopes: ['read'] },
       { method: 'GET', path: '/v1/write', scopes: ['write'] },
       { method: 'GET', path: '/v1/paid', cost: { meter: 'units', perRequest: 10 } },
+      { method: 'GET', path: '/v1/list', cost: { meter: 'units', perRecord: 1, records: { header: 'X-Records' }, reserveFromQuery: 'limit', reserveRecords: 10 } },
       { path: '/v1/slow' },
     ],
   };
@@ -177,6 +179,11 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
   it('bad_request: a doubled slash, which upstreams may merge (/v1//write would be judged as one route and served as another)', async () => {
     await expectDenial(await call('/v1//read', secrets.good), 'bad_request');
     await expectDenial(await call('/v1//write', secrets.good), 'bad_request');
+  });
+  it('invalid_parameter: a record count keygate cannot read (not a whole number) is refused before anything is reserved, the parameter named', async () => {
+    const before = upstream.received.length;
+    for (const limit of ['1e3', '-1', '0x10']) await expectDenial(await call(`/v1/list?limit=${limit}`, secrets.good), 'invalid_parameter');
+    expect(upstream.received.length).toBe(before);
   });
   it('method_not_allowed: a known path under another method, with Allow', async () => {
     const r = await expectDenial(await kg.call('/v1/read', { method: 'DELETE', headers: { authorization: `Bearer ${secrets.good}` } }), 'method_not_allowed');
