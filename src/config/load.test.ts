@@ -196,7 +196,36 @@ describe('upstream and identity headers', () => {
   it('names a field called __proto__ (a plan of that name vanished, or left only "at least one plan")', () => {
     expect(problems('upstream: {url: "http://a"}\nplans:\n  __proto__: {api: true}\n')).toEqual(['plans.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
     expect(problems('upstream: {url: "http://a"}\nplans:\n  free: {}\n  __proto__: {api: true}\n')).toEqual(['plans.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
-    expect(problems('upstream: {url: "http://a"}\nroutes:\n  - {path: /v1/x, meters: {__proto__: 1}}\n')).toEqual(['routes[0].meters.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
+    expect(problems('upstream: {url: "http://a"}\nplans:\n  free: {meters: {__proto__: {limit: 5}}}\n')).toEqual(['plans.free.meters.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
     expect(problems('{"__proto__": {}, "upstream": {"url": "http://a"}}')).toEqual(['__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
+    // The profile's other problems are still named beside it.
+    expect(problems('upstream: {url: "http://a"}\nplans:\n  __proto__: {api: true}\ndefaultPlan: nope\nlisten: {prot: 1}\n')).toEqual([
+      'plans.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another',
+      'listen: unknown field "prot"',
+      'defaultPlan: no plan named "nope"',
+    ]);
+  });
+
+  it('keeps a __proto__ key in a built-in endpoint\'s body, a template copied key by key', () => {
+    const config = parseConfigText('upstream: {url: "http://a"}\nbuiltins:\n  - {path: /v1/me, body: {__proto__: {a: 1}, id: "{{account.id}}"}}\n');
+    expect(Object.keys(config.builtins[0]?.body as object)).toEqual(['__proto__', 'id']);
+  });
+
+  it('names a scope a route or built-in endpoint requires that is not listed (only * keys could pass), with or without a cost', () => {
+    const profile = [
+      'upstream: {url: "http://a"}',
+      'scopes: [forecast:read]',
+      'plans: {p: {meters: {units: {limit: 5}}}}',
+      'routes:',
+      '  - {method: GET, path: /v1/alerts, scopes: [forcast:read]}',
+      '  - {method: GET, path: /v1/paid, scopes: [forecast:read, forecast:wirte], cost: {meter: units, perRequest: 1}}',
+      'builtins:',
+      '  - {path: /v1/me, scopes: [acount:read], body: {}}',
+    ].join('\n');
+    expect(problems(profile)).toEqual([
+      'routes[0].scopes[0]: unknown scope "forcast:read"; list it under scopes',
+      'routes[1].scopes[1]: unknown scope "forecast:wirte"; list it under scopes',
+      'builtins[0].scopes[0]: unknown scope "acount:read"; list it under scopes',
+    ]);
   });
 });

@@ -414,23 +414,33 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['defaultPlan'], message: `no plan named "${config.defaultPlan}"` });
     }
     const known = new Set(config.scopes);
+    // A scope a route requires that no key can be given: only `*` keys would pass.
+    const checkRequired = (scopes: readonly string[], at: (string | number)[]) =>
+      scopes.forEach((scope, j) => {
+        if (known.size > 0 && !known.has(scope)) ctx.addIssue({ code: 'custom', path: [...at, 'scopes', j], message: `unknown scope "${scope}"; list it under scopes` });
+      });
     config.routes.forEach((route, i) => {
+      checkRequired(route.scopes, ['routes', i]);
       if (!route.cost) return;
       const meterOnSomePlan = Object.values(config.plans).some((plan) => route.cost && plan.meters[route.cost.meter]);
       if (!meterOnSomePlan) {
         ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `no plan defines meter "${route.cost.meter}"` });
       }
-      route.scopes.forEach((scope, j) => {
-        if (known.size > 0 && !known.has(scope)) {
-          ctx.addIssue({ code: 'custom', path: ['routes', i, 'scopes', j], message: `unknown scope "${scope}"; list it under scopes` });
-        }
-      });
     });
+    config.builtins.forEach((builtin, i) => checkRequired(builtin.scopes, ['builtins', i]));
     for (const [id, plan] of Object.entries(config.plans)) {
       for (const [j, scope] of (plan.scopes ?? []).entries()) {
         if (scope !== '*' && known.size > 0 && !known.has(scope)) {
           ctx.addIssue({ code: 'custom', path: ['plans', id, 'scopes', j], message: `unknown scope "${scope}"` });
         }
+      }
+    }
+    // Messages are sent as written, but invalid_parameter's, which may name its parameter.
+    for (const [reason, rendering] of Object.entries(config.errors.reasons)) {
+      for (const [placeholder, name] of rendering?.message?.matchAll(/\{\{\s*([^}]*?)\s*\}\}/g) ?? []) {
+        if (reason === 'invalid_parameter' && name === 'parameter') continue;
+        const only = reason === 'invalid_parameter' ? 'only {{parameter}} is filled in here' : 'only invalid_parameter\'s message is filled in ({{parameter}})';
+        ctx.addIssue({ code: 'custom', path: ['errors', 'reasons', reason, 'message'], message: `${placeholder} would be sent as written: ${only}` });
       }
     }
     const meterNames = new Set(Object.values(config.plans).flatMap((plan) => Object.keys(plan.meters)));
