@@ -1,4 +1,10 @@
 /** keygate's public surface for use as a library. */
+import { keepTickObjectShape } from './tick-shape.js';
+
+// Loading keygate keeps the shape of nextTick's queue entries (see tick-shape.ts): a
+// process that embeds the gateway should not fall into V8's slow path for every tick.
+keepTickObjectShape();
+
 export { createKeygate, type Keygate, type CheckRequest, type CheckResult } from './library.js';
 export { loadConfigFile, parseConfigText, parseConfigObject, configJsonSchema, ConfigError, type LoadedConfig } from './config/load.js';
 export type { Config, ConfigInput, Plan, Route, Meter } from './config/schema.js';

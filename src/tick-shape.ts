@@ -3,37 +3,44 @@
  * the process, so that V8 does not fall back to its slow path for every `nextTick` (and a
  * proxy calls `nextTick` several times per request: streams, sockets, HTTP).
  *
- * Node builds each entry as `{ [async_id_symbol]: …, [trigger_async_id_symbol]: …,
- * callback, args }`. An object literal that begins with a computed key gets its hidden
- * classes (V8's "maps") by transition from a shared root, and nothing but the objects
- * themselves keeps those maps alive. Entries live for one tick: when a full garbage
- * collection finds none alive, the maps die, the next entry gets new ones, and the inline
- * cache of nextTick's second field meets another map. After four it turns megamorphic for
- * good, and from then on every `nextTick` defines its entry's fields through V8's runtime.
- * A gateway, with a larger heap than a bare proxy, has full collections often enough to
- * get there in its first minute of load in most runs: it then answered 7–13% fewer
- * requests (bench/README.md, "The nextTick slow mode"). Holding one object of the same
- * shape keeps the maps, and the cache stays monomorphic.
+ * Node builds each entry as an object literal that begins with computed keys
+ * (`{ [async_id_symbol]: …, [trigger_async_id_symbol]: …, callback, args }`, with one more
+ * field in newer releases). Such a literal gets its hidden classes (V8's "maps") by
+ * transition from a shared root, and nothing but the objects themselves keeps those maps
+ * alive. Entries live for one tick: when a full garbage collection finds none alive, the
+ * maps die, the next entry gets new ones, and the inline caches that define its fields
+ * meet another map. Soon (after one such loss, in some runs) they turn megamorphic for
+ * good, and from then on every `nextTick` defines its entry's fields through V8's
+ * runtime. A gateway, with a larger heap than a bare proxy, has full collections often
+ * enough to get there under load: in the bench, 2 of 6 fresh processes did within
+ * 170,000 requests and answered 9–15% fewer (bench/README.md, "The nextTick slow mode").
  *
- * The two symbols are Node's own, read from an `AsyncResource` (public API), which carries
- * the same ones. If a Node release names or builds them otherwise, nothing is kept.
+ * Holding one real entry keeps its maps. It is taken with public API only: inside a
+ * nextTick callback, `executionAsyncResource()` is that callback's entry. No async hook
+ * is installed (one would turn on V8's promise hooks for the rest of the process). Call
+ * it as early as possible: once the maps have been lost, holding the new ones comes too
+ * late for caches already megamorphic. The CLI and the library's entry point call it
+ * when they load; the gateway again (a no-op then).
  */
-import { AsyncResource } from 'node:async_hooks';
+import { executionAsyncResource } from 'node:async_hooks';
 
+let asked = false;
 let kept: object | undefined;
 
-/** Builds, once per process, the object that holds the shape of nextTick's queue entries. */
+/** Keeps, once per process, the next nextTick entry (taken in its own callback). */
 export function keepTickObjectShape(): void {
-  if (kept !== undefined) return;
-  const resource = new AsyncResource('keygate');
-  const symbols = Object.getOwnPropertySymbols(resource);
-  const asyncId = symbols.find((symbol) => symbol.description === 'async_id_symbol');
-  const triggerAsyncId = symbols.find((symbol) => symbol.description === 'trigger_async_id_symbol');
-  if (asyncId === undefined || triggerAsyncId === undefined) {
-    kept = {};
-    return;
-  }
-  const ids = resource as unknown as Record<symbol, number>;
-  // The same keys in the same order, with values of the same kinds, as Node's literal.
-  kept = { [asyncId]: ids[asyncId], [triggerAsyncId]: ids[triggerAsyncId], callback: keepTickObjectShape, args: undefined };
+  if (asked) return;
+  asked = true;
+  process.nextTick(keepOwnEntry);
+}
+
+function keepOwnEntry(): void {
+  const entry = executionAsyncResource() as { callback?: unknown };
+  // A Node that runs callbacks otherwise hands over another resource: nothing is kept.
+  if (entry.callback === keepOwnEntry) kept = entry;
+}
+
+/** Whether an entry is held (for tests). */
+export function tickObjectShapeKept(): boolean {
+  return kept !== undefined;
 }

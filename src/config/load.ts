@@ -75,19 +75,23 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
 
 export function parseConfigObject(raw: unknown, file = 'keygate.yaml'): Config {
   const reserved = fieldsNamedProto(raw, []);
-  if (reserved.length > 0) throw new ConfigError(file, reserved.map((where) => `${formatPath(where)}: "__proto__" cannot be a name here (JavaScript reserves it); choose another`));
   const result = configSchema.safeParse(raw, { reportInput: true });
-  if (result.success) return result.data;
-  throw new ConfigError(file, result.error.issues.map(describeIssue));
+  if (result.success && reserved.length === 0) return result.data;
+  // What the schema says about a mapping that held a __proto__ field (it lost it: "at least
+  // one plan", say) is left to the line about that field.
+  const issues = result.success ? [] : result.error.issues.filter((issue) => !reserved.some((where) => startsWith(where, issue.path)));
+  throw new ConfigError(file, [...reserved.map((where) => `${formatPath(where)}: "__proto__" cannot be a name here (JavaScript reserves it); choose another`), ...issues.map(describeIssue)]);
 }
 
 /**
  * Where the profile has a field named `__proto__`: YAML keeps it as a name, but any object
  * built from it would take it as its prototype, so a plan (or meter, or route) of that
- * name would vanish without a word, or leave "at least one plan" as the only clue.
+ * name would vanish without a word, or leave "at least one plan" as the only clue. A
+ * built-in endpoint's body is a template copied key by key, where it is kept: not there.
  */
 function fieldsNamedProto(value: unknown, at: PropertyKey[]): PropertyKey[][] {
   if (value === null || typeof value !== 'object') return [];
+  if (at.length === 3 && at[0] === 'builtins' && at[2] === 'body') return [];
   const found: PropertyKey[][] = [];
   if (Array.isArray(value)) value.forEach((item, i) => found.push(...fieldsNamedProto(item, [...at, i])));
   else {
@@ -97,6 +101,10 @@ function fieldsNamedProto(value: unknown, at: PropertyKey[]): PropertyKey[][] {
     }
   }
   return found;
+}
+
+function startsWith(path: readonly PropertyKey[], prefix: readonly PropertyKey[]): boolean {
+  return prefix.length < path.length && prefix.every((segment, i) => segment === path[i]);
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

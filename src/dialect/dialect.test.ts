@@ -60,4 +60,26 @@ describe('dialects', () => {
     expect(r.status).toBe(403);
     expect(r.body).toBe('{"message":"No token"}');
   });
+
+  it('names the parameter of invalid_parameter where its message says {{parameter}}, in every envelope, and as written', () => {
+    const message = 'Parameter {{ parameter }} is invalid ("{{parameter}}").';
+    for (const envelope of ['jsonapi', 'message', 'error_description', 'error', 'typed', 'problem'] as const) {
+      const d = dialectFor({ envelope, reasons: { invalid_parameter: { message } } });
+      // A name with JSON's and String.replace's special characters comes out as it is.
+      const body = d.render(deny('invalid_parameter', { parameter: '$&"x' })).body;
+      expect(body).toContain(JSON.stringify('Parameter $&"x is invalid ("$&"x").').slice(1, -1));
+      expect(d.render(deny('invalid_parameter', { parameter: 'limit' })).body).toContain('Parameter limit is invalid');
+    }
+    // The default message names it too; without a parameter the message is left as it is.
+    expect(JSON.parse(dialectFor({ envelope: 'message' }).render(deny('invalid_parameter', { parameter: 'limit' })).body)).toEqual({ message: 'The query parameter limit is not valid.' });
+  });
+
+  it('refuses a placeholder in a message where nothing fills it in', () => {
+    expect(() => dialectFor({ reasons: { bad_request: { message: 'Parameter {{parameter}} is invalid.' } } })).toThrow(
+      'errors.reasons.bad_request.message: {{parameter}} would be sent as written: only invalid_parameter\'s message is filled in ({{parameter}})',
+    );
+    expect(() => dialectFor({ reasons: { invalid_parameter: { message: 'Parameter {{param}} is invalid.' } } })).toThrow(
+      'errors.reasons.invalid_parameter.message: {{param}} would be sent as written: only {{parameter}} is filled in here',
+    );
+  });
 });

@@ -59,8 +59,8 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
   bad_request: { status: 400, code: 'bad_request', message: 'Bad request.' },
 };
 
-/** Where a message names the query parameter of an invalid_parameter denial. */
-const PARAMETER = '{{parameter}}';
+/** Where a message names the query parameter of an invalid_parameter denial (spaces allowed, as in templates). */
+const PARAMETER = /\{\{\s*parameter\s*\}\}/g;
 
 /** Reasons where a credential was presented but did not work: RFC 6750 `invalid_token`. */
 const INVALID_TOKEN_REASONS = new Set<DenialReason>(['malformed_key', 'unknown_key', 'revoked_key', 'expired_key']);
@@ -105,7 +105,9 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
         }
       }
       // A message naming the parameter is written per denial; the others once, up front.
-      const body = denial.parameter !== undefined && rendering.message.includes(PARAMETER) ? renderBody(config, { ...rendering, message: rendering.message.replaceAll(PARAMETER, denial.parameter) }) : (bodies.get(denial.reason) as string);
+      const { parameter } = denial;
+      const named = parameter === undefined ? undefined : rendering.message.replace(PARAMETER, () => parameter);
+      const body = named === undefined || named === rendering.message ? (bodies.get(denial.reason) as string) : renderBody(config, { ...rendering, message: named });
       return { status: rendering.status, headers, body };
     },
     renderMessage(status, code, message) {

@@ -51,7 +51,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   const { config, usage } = rt;
   const log = rt.log.child({ component: 'gateway' });
   const { metrics } = options;
-  // Keeps every nextTick of the process off V8's slow path (see tick-shape.ts).
+  // Keeps every nextTick of the process off V8's slow path (see tick-shape.ts); the CLI
+  // and the library's entry point have asked already, when they loaded.
   keepTickObjectShape();
   const app = Fastify({
     ...LISTENER_OPTIONS,
