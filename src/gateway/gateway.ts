@@ -183,6 +183,13 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
 
   function respond(request: FastifyRequest, reply: FastifyReply, decision: Decision): void {
     if (!decision.allowed) {
+      if (decision.key) {
+        // Which key (and whose) is still in use although refused; the account's usage is
+        // not charged with the refusal (the key no longer speaks for it).
+        const record = request.keygate as RequestRecord;
+        record.keyId = decision.key.id;
+        record.accountId = decision.key.accountId ?? undefined;
+      }
       send(request, reply, decision.denial, decision.identity);
       return;
     }

@@ -39,7 +39,13 @@ export interface GatewayRequest extends RequestView {
 }
 
 export type Decision =
-  | { allowed: false; denial: Denial; identity?: Identity }
+  | {
+      allowed: false;
+      denial: Denial;
+      identity?: Identity;
+      /** A key that was found but refused before its account was judged (revoked, expired, unbound): for logs. */
+      key?: { id: string; accountId: string | null };
+    }
   | {
       allowed: true;
       identity: Identity;
@@ -54,6 +60,11 @@ const NO_SUCH_PLAN: Plan = Object.freeze({ apiAccess: false, rateLimits: [], met
 
 function refuse(denial: Denial, identity?: Identity): Decision {
   return identity ? { allowed: false, denial, identity } : { allowed: false, denial };
+}
+
+/** A refusal of a key that exists: the log can say which key (and whose) was still in use. */
+function refuseKey(denial: Denial, key: KeyRecord): Decision {
+  return { allowed: false, denial, key: { id: key.id, accountId: key.accountId } };
 }
 
 export interface Pipeline {
@@ -142,11 +153,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // ... revoked_key, expired_key.
     if (!found || (mode !== undefined && mode !== found.key.mode)) return refuse(deny('unknown_key', PRESENTED));
     const { key, account } = found;
-    if (key.revokedAt !== null && key.revokedAt <= now) return refuse(deny('revoked_key', PRESENTED));
-    if (key.expiresAt !== null && key.expiresAt <= now) return refuse(deny('expired_key', PRESENTED));
+    if (key.revokedAt !== null && key.revokedAt <= now) return refuseKey(deny('revoked_key', PRESENTED), key);
+    if (key.expiresAt !== null && key.expiresAt <= now) return refuseKey(deny('expired_key', PRESENTED), key);
 
     // 4. Its account and the account's plan → key_not_bound, api_disabled, plan_expired.
-    if (!account) return refuse(deny('key_not_bound', PRESENTED));
+    if (!account) return refuseKey(deny('key_not_bound', PRESENTED), key);
     const plan = config.plans[account.planId];
     const route = routes.match(request.method, request.path);
     // A plan the profile no longer defines gives no access; the refusal is still the key's and account's (logs, usage).

@@ -88,6 +88,7 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
   let deadGateway: TestKeygate;
   let now = Date.parse('2026-11-10T12:00:00Z');
   const secrets = {} as Record<'good' | 'revoked' | 'expiring' | 'unbound' | 'off' | 'expiredPlan' | 'tight' | 'strict' | 'broke', string>;
+  const ids = {} as Record<keyof typeof secrets, { key: string; account: string }>;
 
   beforeAll(async () => {
     upstream = await startTestUpstream();
@@ -98,6 +99,7 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
       const account = await createAccount(rt, { name, planId: plan }, 'test');
       const issued = await createKey(rt, { accountId: account.id, name, ...extra }, 'test');
       secrets[name] = issued.secret;
+      ids[name] = { key: issued.key.id, account: account.id };
       return { account, issued };
     };
     await key('open', 'good', { scopes: ['read'] });
@@ -167,9 +169,22 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
     await expectDenial(await call('/v1/read', kg.runtime.keyFormat.generate('live')), 'unknown_key');
   });
 
-  it('revoked_key', async () => expectDenial(await call('/v1/read', secrets.revoked), 'revoked_key'));
-  it('expired_key', async () => expectDenial(await call('/v1/read', secrets.expiring), 'expired_key'));
-  it('key_not_bound: its account was deleted', async () => expectDenial(await call('/v1/read', secrets.unbound), 'key_not_bound'));
+  /** The gateway's log line of the last request refused for `reason`. */
+  const lastLogOf = (reason: Reason) =>
+    kg.logs.lines.map((l) => JSON.parse(l) as { msg: string; reason?: string; key?: string; account?: string }).findLast((l) => l.msg === 'request' && l.reason === reason);
+
+  it('revoked_key, logged with the key and its account (who is still using it)', async () => {
+    await expectDenial(await call('/v1/read', secrets.revoked), 'revoked_key');
+    expect(lastLogOf('revoked_key')).toMatchObject({ key: ids.revoked.key, account: ids.revoked.account });
+  });
+  it('expired_key, logged with the key and its account', async () => {
+    await expectDenial(await call('/v1/read', secrets.expiring), 'expired_key');
+    expect(lastLogOf('expired_key')).toMatchObject({ key: ids.expiring.key, account: ids.expiring.account });
+  });
+  it('key_not_bound: its account was deleted (logged with the key)', async () => {
+    await expectDenial(await call('/v1/read', secrets.unbound), 'key_not_bound');
+    expect(lastLogOf('key_not_bound')).toMatchObject({ key: ids.unbound.key });
+  });
   it('api_disabled: the plan has no API access', async () => expectDenial(await call('/v1/read', secrets.off), 'api_disabled'));
   it('plan_expired', async () => expectDenial(await call('/v1/read', secrets.expiredPlan), 'plan_expired'));
   it('no_route: outside the routes and outside the base path', async () => {
