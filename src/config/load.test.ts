@@ -228,4 +228,15 @@ describe('upstream and identity headers', () => {
       'builtins[0].scopes[0]: unknown scope "acount:read"; list it under scopes',
     ]);
   });
+
+  it('refuses a bare number under a second as a duration: it is milliseconds, and was surely meant as seconds', () => {
+    expect(problems('upstream: {url: "http://a", timeout: 30}\nplans: {p: {rateLimits: [{limit: 5, window: 60}]}}\n')).toEqual([
+      'upstream.timeout: a bare number is milliseconds: 30 would be 30 ms; write "30s" (or "30ms" if that is meant)',
+      'plans.p.rateLimits[0].window: a bare number is milliseconds: 60 would be 60 ms; write "60s" (or "60ms" if that is meant)',
+    ]);
+    // Said with a unit, or a whole second and more in milliseconds, it stands.
+    const config = parseConfigText('upstream: {url: "http://a", timeout: 30000}\nplans: {p: {rateLimits: [{limit: 5, window: 500ms}, {limit: 9, window: 2000}]}}\n');
+    expect(config.upstream.timeout).toBe(30_000);
+    expect(config.plans.p?.rateLimits.map((rl) => rl.window)).toEqual([500, 2000]);
+  });
 });

@@ -14,7 +14,13 @@ import { templateProblems } from '../gateway/template.js';
 const duration = z
   .union([
     z.string().regex(DURATION_PATTERN, 'a duration such as "500ms", "1s", "10m", "24h" or "7d"'),
-    z.number().int().nonnegative(),
+    // A bare number is milliseconds; one under a second was almost surely meant as seconds
+    // (`window: 60` would limit nothing), so it must say its unit.
+    z
+      .number()
+      .int()
+      .nonnegative()
+      .refine((ms) => ms === 0 || ms >= 1000, { error: (issue) => `a bare number is milliseconds: ${String(issue.input)} would be ${String(issue.input)} ms; write "${String(issue.input)}s" (or "${String(issue.input)}ms" if that is meant)` }),
   ])
   .transform((value) => parseDuration(value) as number);
 
