@@ -247,6 +247,9 @@ export interface RunningKeygate {
   close(): Promise<void>;
 }
 
+/** The profile field that sets each listener's port. */
+const PORT_FIELD = { gateway: 'listen.port', admin: 'admin.listen.port', dashboard: 'dashboard.listen.port' } as const;
+
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
   const { config } = loaded;
   const upstream = config.upstream.spawn ? await startUpstream(loaded) : undefined;
@@ -269,7 +272,14 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     // Read by Node when the server starts listening.
     (app.server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.max(50, Math.min(REQUEST_CHECK_INTERVAL_MS, requestTimeout / 4));
     servers.push({ app, connections: openConnections(app.server) });
-    const address = await listenOnEach(app, at.host, port, log);
+    let address: AddressInfo;
+    try {
+      address = await listenOnEach(app, at.host, port, log);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      // Which listener, and the field that moves it.
+      throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: another process is using that port; change ${PORT_FIELD[kind]} in the profile`), { code: 'EADDRINUSE' });
+    }
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   };
 
@@ -295,6 +305,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       { profile: config.name, gateway: gatewayUrl, admin: adminUrl, dashboard: dashboardUrl, upstream: redactUrl(config.upstream.url), store: redactUrl(config.store), counters: redactUrl(config.counters) },
       'keygate is serving',
     );
+    // One spawned here is already listening.
+    if (!upstream) void warnIfUpstreamDown(config.upstream.url, log);
 
     let closing: Promise<void> | undefined;
     const reloadFrom = async (next: LoadedConfig | undefined) => {
@@ -339,7 +351,7 @@ async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
   const [command, ...args] = loaded.config.upstream.spawn as [string, ...string[]];
   const child = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, stdio: ['ignore', 'inherit', 'inherit'] });
   const url = new URL(loaded.config.upstream.url);
-  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  const { host, port } = upstreamAddress(url);
   const deadline = Date.now() + 15_000;
   const what = `upstream.spawn: "${loaded.config.upstream.spawn?.join(' ')}"`;
   /** Why the command stopped before it listened, once it has. */
@@ -352,7 +364,7 @@ async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
     ended ??= `exited (${signal ?? `code ${code}`}) before listening on ${url.host}`;
   });
   while (Date.now() < deadline && ended === undefined) {
-    if (await canConnect(url.hostname, port)) return child;
+    if (await canConnect(host, port)) return child;
     await new Promise((r) => setTimeout(r, 100));
   }
   if (ended !== undefined) throw new Error(`${what} ${ended}`);
@@ -360,14 +372,41 @@ async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
   throw new Error(`${what} did not start listening on ${url.host} within 15 s`);
 }
 
-/** Whether something accepts TCP connections at host:port. */
-export function canConnect(host: string, port: number): Promise<boolean> {
+/** Where an upstream URL points, as `connect` takes it. */
+function upstreamAddress(url: URL): { host: string; port: number } {
+  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
+}
+
+/**
+ * Whether something accepts TCP connections at host:port; with `timeoutMs`, false when
+ * nothing answers in that time. The socket does not keep the process alive.
+ */
+export function canConnect(host: string, port: number, timeoutMs?: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
-    socket.once('connect', () => {
+    socket.unref();
+    const done = (connected: boolean) => {
       socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
+      resolve(connected);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    if (timeoutMs !== undefined) socket.setTimeout(timeoutMs, () => done(false));
   });
+}
+
+/** How long the start-up look at the upstream waits for a connection. */
+const UPSTREAM_PROBE_MS = 5_000;
+
+/**
+ * Says at start-up when the upstream accepts no connections (not started yet, another
+ * port): otherwise the first sign is a client's 502. Serving goes on: it may come later.
+ */
+async function warnIfUpstreamDown(upstreamUrl: string, log: Log): Promise<void> {
+  const { host, port } = upstreamAddress(new URL(upstreamUrl));
+  if (await canConnect(host, port, UPSTREAM_PROBE_MS)) return;
+  log.warn(
+    { upstream: redactUrl(upstreamUrl) },
+    `the upstream accepts no connections at ${host}:${port} (checked once, at start-up): requests are answered upstream_unavailable until it does`,
+  );
 }

@@ -320,6 +320,48 @@ describe('keygate serve as a process', () => {
     }
   });
 
+  it('names the listener whose port another process has, and the field that moves it', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const cases: [Record<string, unknown>, string][] = [
+        [{ listen: { port }, admin: { listen: { port: 0 } } }, `the gateway cannot listen on 127.0.0.1:${port}: another process is using that port; change listen.port in the profile`],
+        [{ listen: { port: 0 }, admin: { listen: { port } } }, `the admin cannot listen on 127.0.0.1:${port}: another process is using that port; change admin.listen.port in the profile`],
+      ];
+      for (const [listeners, expected] of cases) {
+        const file = path.join(dir, 'taken.yaml');
+        writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'taken.db')}`, dashboard: { enabled: false }, ...listeners }));
+        const r = await runCli(['serve', '--config', file]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`error: ${expected}`);
+      }
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('warns at start-up when the upstream accepts no connections, and serves all the same', async () => {
+    // A port nothing listens on: taken, then given back.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const closedPort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const file = path.join(dir, 'down.yaml');
+    writeFileSync(file, stringify({ upstream: { url: `http://127.0.0.1:${closedPort}` }, listen: { port: 0 }, admin: { listen: { port: 0 } }, store: `sqlite:${path.join(dir, 'down.db')}`, dashboard: { enabled: false } }));
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      await expect.poll(() => output, { timeout: 15_000 }).toContain(`the upstream accepts no connections at 127.0.0.1:${closedPort}`);
+      const gateway = JSON.parse(output.split('\n').find((l) => l.includes('keygate is serving')) as string).gateway as string;
+      expect((await fetch(`${gateway}/anything`)).status).toBe(401);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('starts, answers, and stops cleanly on SIGTERM', async () => {
     const upstream = await startTestUpstream();
     const file = path.join(dir, 'keygate.yaml');
@@ -349,6 +391,8 @@ describe('keygate serve as a process', () => {
       const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
       expect(code).toBe(0);
       expect(output).toContain('keygate stopped');
+      // Its upstream was there: no word about it.
+      expect(output).not.toContain('the upstream accepts no connections');
     } finally {
       child.kill('SIGKILL');
       await upstream.close();

@@ -656,12 +656,7 @@ function describeFailure(error: unknown): { text: string; message: string; exitC
     const hint = missing ? 'Name the profile with --config <file>, or set KEYGATE_CONFIG.' : undefined;
     return { text: `${error.message}\n${hint ? `${hint}\n` : ''}`, message: `${error.file}: invalid configuration${hint ? `. ${hint}` : ''}`, exitCode: 2, problems: error.problems };
   }
-  const code = (error as NodeJS.ErrnoException).code;
-  const message =
-    code === 'EADDRINUSE'
-      ? `${(error as Error).message} — another process is using that port; change the profile's listen.port, admin.listen.port or dashboard.listen.port, whichever has it`
-      : error instanceof Error
-        ? error.message
-        : String(error);
+  // A port in use is named by serve, with the listener and its profile field.
+  const message = error instanceof Error ? error.message : String(error);
   return { text: `error: ${message}\n`, message, exitCode: 1 };
 }
