@@ -250,7 +250,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
   const cases: [string, string, string][] = [
     ['no upstream', 'name: x\n', 'upstream: required'],
     ['bad port', 'upstream: {url: "http://127.0.0.1:1"}\nlisten: {port: 99999}\n', 'listen.port: Too big'],
-    ['typo in a field', 'upstream: {url: "http://127.0.0.1:1"}\nplans: {free: {apiAcess: false}}\n', 'plans.free: unknown field "apiAcess"'],
+    ['typo in a field', 'upstream: {url: "http://127.0.0.1:1"}\nplans: {free: {apiAcess: false}}\n', 'plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'],
     ['bad envelope', 'upstream: {url: "http://127.0.0.1:1"}\nerrors: {envelope: soap}\n', 'errors.envelope: expected one of'],
     ['bad duration', 'upstream: {url: "http://127.0.0.1:1"}\nplans: {p: {rateLimits: [{limit: 5, window: soon}]}}\n', 'plans.p.rateLimits[0].window'],
     ['not YAML', 'upstream: [\n', 'not valid YAML'],
@@ -287,10 +287,10 @@ describe('keygate refuses bad profiles, naming the field', () => {
     writeFileSync(bad, 'upstream: {url: "http://127.0.0.1:1"}\nplans: {free: {apiAcess: false}}\nlisten: {port: 99999}\n');
     const unreadable = await runCli(['--json', 'keys', 'list', '--config', bad]);
     expect(unreadable.code).toBe(2);
-    expect(JSON.parse(unreadable.stderr)).toEqual({ error: `${bad}: invalid configuration`, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess"'] });
+    expect(JSON.parse(unreadable.stderr)).toEqual({ error: `${bad}: invalid configuration`, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'] });
     const refused = await runCli(['--json', 'check', '--config', bad]);
     expect(refused.code).toBe(2);
-    expect(JSON.parse(refused.stdout)).toEqual({ file: bad, ok: false, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess"'] });
+    expect(JSON.parse(refused.stdout)).toEqual({ file: bad, ok: false, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'] });
     const good = path.join(dir, 'good-for-json.yaml');
     writeFileSync(good, 'upstream: {url: "http://127.0.0.1:1"}\n');
     const ok = await runCli(['--json', 'check', '--config', good]);

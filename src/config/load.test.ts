@@ -62,7 +62,7 @@ describe('keygate.yaml validation', () => {
   });
 
   it('names unknown fields (typos are not silently ignored)', () => {
-    expect(problems('upstream: {url: "http://a"}\nlisten: {port: 80, hots: x}\n')).toEqual(['listen: unknown field "hots"']);
+    expect(problems('upstream: {url: "http://a"}\nlisten: {port: 80, hots: x}\n')).toEqual(['listen: unknown field "hots" (did you mean "host"?)']);
   });
 
   it('names a wrong enum value and lists the allowed ones', () => {
@@ -201,7 +201,7 @@ describe('upstream and identity headers', () => {
     // The profile's other problems are still named beside it.
     expect(problems('upstream: {url: "http://a"}\nplans:\n  __proto__: {api: true}\ndefaultPlan: nope\nlisten: {prot: 1}\n')).toEqual([
       'plans.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another',
-      'listen: unknown field "prot"',
+      'listen: unknown field "prot" (did you mean "port"?)',
       'defaultPlan: no plan named "nope"',
     ]);
   });
@@ -238,5 +238,22 @@ describe('upstream and identity headers', () => {
     const config = parseConfigText('upstream: {url: "http://a", timeout: 30000}\nplans: {p: {rateLimits: [{limit: 5, window: 500ms}, {limit: 9, window: 2000}]}}\n');
     expect(config.upstream.timeout).toBe(30_000);
     expect(config.plans.p?.rateLimits.map((rl) => rl.window)).toEqual([500, 2000]);
+  });
+
+  it('suggests the field a typo meant, and names the choices of a credential\'s "in"', () => {
+    const profile = [
+      'upstream: {url: "http://a", timout: 5s}',
+      'auth: {credentials: [{in: headr, name: X}]}',
+      'plans: {p: {apiAcess: true, rateLimits: [{limit: 1, windw: 1s}]}}',
+      'zzz: 1',
+    ].join('\n');
+    expect(problems(profile)).toEqual([
+      'upstream: unknown field "timout" (did you mean "timeout"?)',
+      'auth.credentials[0].in: expected one of "header", "query", got "headr"',
+      'plans.p.rateLimits[0].window: required',
+      'plans.p.rateLimits[0]: unknown field "windw" (did you mean "window"?)',
+      'plans.p: unknown field "apiAcess" (did you mean "apiAccess"?)',
+      '(top level): unknown field "zzz"',
+    ]);
   });
 });

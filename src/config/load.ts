@@ -114,8 +114,14 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 function describeProblem(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
-    case 'unrecognized_keys':
-      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    case 'unrecognized_keys': {
+      const known = fieldsAt(issue.path);
+      const named = issue.keys.map((key) => {
+        const near = closest(key, known);
+        return near === undefined ? `"${key}"` : `"${key}" (did you mean "${near}"?)`;
+      });
+      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${named.join(', ')}`;
+    }
     case 'invalid_type':
       if (issue.input === undefined) return `required (expected ${issue.expected})`;
       // YAML's .inf and .nan, or a number too big for a double (1e400).
@@ -125,11 +131,62 @@ function describeProblem(issue: z.core.$ZodIssue): string {
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${quoted(issue.input)}`;
     case 'invalid_format':
       return issue.message.startsWith('Invalid') ? `expected ${issue.format === 'regex' ? 'a valid value' : `a ${issue.format}`}, got ${quoted(issue.input)}` : `expected ${issue.message}, got ${quoted(issue.input)}`;
-    case 'invalid_union':
+    case 'invalid_union': {
+      if (issue.input === undefined) return 'required';
+      // A variant chosen by a field (a credential's `in`): that field was not one of them.
+      const { options, discriminator } = issue as { options?: unknown[]; discriminator?: string };
+      if (options && discriminator !== undefined && issue.input !== null && typeof issue.input === 'object') {
+        const given = (issue.input as Record<string, unknown>)[discriminator];
+        return `expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}, got ${given === undefined ? 'nothing' : quoted(given)}`;
+      }
       return `${issue.message} (got ${quoted(issue.input)})`;
+    }
     default:
       return issue.message;
   }
+}
+
+type JsonSchemaNode = { properties?: Record<string, JsonSchemaNode>; additionalProperties?: JsonSchemaNode | boolean; items?: JsonSchemaNode; oneOf?: JsonSchemaNode[]; anyOf?: JsonSchemaNode[] };
+
+/** The field names the schema knows at a path of the profile (for "did you mean"). */
+function fieldsAt(path: readonly PropertyKey[]): string[] {
+  let nodes: JsonSchemaNode[] = [configJsonSchema() as JsonSchemaNode];
+  for (const segment of path) {
+    nodes = nodes.flatMap(variants).flatMap((node) => {
+      if (typeof segment === 'number') return node.items ? [node.items] : [];
+      const named = node.properties?.[String(segment)];
+      if (named) return [named];
+      return typeof node.additionalProperties === 'object' ? [node.additionalProperties] : [];
+    });
+  }
+  return [...new Set(nodes.flatMap(variants).flatMap((node) => Object.keys(node.properties ?? {})))];
+}
+
+function variants(node: JsonSchemaNode): JsonSchemaNode[] {
+  return [node, ...(node.oneOf ?? []), ...(node.anyOf ?? [])];
+}
+
+/** The known name a mistyped one most likely meant: at most two edits away (or differing only in case). */
+function closest(name: string, known: readonly string[]): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = candidate.toLowerCase() === name.toLowerCase() ? 0 : editDistance(name, candidate);
+    if (distance <= 2 && (!best || distance < best.distance)) best = { name: candidate, distance };
+  }
+  return best?.name;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
 }
 
 function typeName(value: unknown): string {
