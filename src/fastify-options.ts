@@ -18,12 +18,18 @@ export const LISTENER_OPTIONS = {
 } as const satisfies FastifyServerOptions;
 
 export function listenerOptions(log: Log, component: string): FastifyServerOptions & { loggerInstance: FastifyBaseLogger } {
+  // Fastify's own info lines ("Server listening at …") say what keygate's start-up line
+  // says, ahead of it and of the demo's banner: its logger speaks from warnings up.
+  const level = log.levelVal < WARN ? 'warn' : log.level;
   return {
     ...LISTENER_OPTIONS,
-    loggerInstance: log.child({ component }) as FastifyBaseLogger,
+    loggerInstance: log.child({ component }, { level }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
   };
 }
+
+/** pino's number for `warn`. */
+const WARN = 40;
 
 /**
  * The status of a request Node's HTTP parser refused (Fastify's `clientErrorHandler`):

@@ -114,6 +114,9 @@ describe('keygate demo (npm run demo)', () => {
 
     // The profile written for the CLI names the ports really listened on (not --port's 0):
     // an invitation made by the CLI links to the dashboard that is running.
+    // The banner says where that profile is, and it comes before any log line of Fastify's.
+    expect(demo.stdout).toContain('The CLI works on the demo\'s data with its profile: node bin/keygate.js keys list --config data/demo/keygate.yaml');
+    expect(demo.stdout).not.toContain('Server listening');
     const dashboard = /dashboard (http:\/\/127\.0\.0\.1:\d+)/.exec(demo.stdout)?.[1];
     const invited = await runCli(['--config', path.join(cwd, 'data/demo/keygate.yaml'), 'members', 'invite', '--email', 'cli@example.com', '--account', other.id, '--json'], { cwd });
     expect(invited.code, invited.stderr).toBe(0);

@@ -110,6 +110,8 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
     out(`  curl -H "Authorization: Bearer ${secret}" ${running.gatewayUrl}/v1/projects`);
     out();
     if (running.dashboardUrl) out(`Sign in to the dashboard as demo@example.com after choosing a password at:\n  ${invitation.url}`);
+    out();
+    out(`The CLI works on the demo's data with its profile: node bin/keygate.js keys list --config ${path.relative(process.cwd(), profileFile)}`);
   } else {
     out();
     out(`Demo data already exists in ${dataDir} (a key is shown only when it is created).`);
