@@ -157,6 +157,12 @@ describe('keygate CLI with a running gateway', () => {
     expect(again.stdout).toMatch(new RegExp(`^key ${keyId} \\(.*\\) was already revoked, at .*; nothing changed`));
   });
 
+  it('keys unblock says where a block lives with memory counters: in the serving process, lifted through its admin API', async () => {
+    const r = await cli('keys', 'unblock', keyId);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toBe(`error: with counters: memory, blocks live in the memory of the process that serves: lift this one through its admin API (POST /v1/keys/${keyId}/unblock)\n`);
+  });
+
   it('shows the audit log, newest first, with the CLI as the actor', async () => {
     const r = await cli('--json', 'audit', '--account', accountId, '--limit', '2');
     expect(r.code).toBe(0);

@@ -21,7 +21,7 @@ import { auditEventOut } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
-import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
+import { createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey } from '../operations/keys.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast } from '../operations/forecast.js';
@@ -485,6 +485,21 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   app.get('/v1/keys/:id', { schema: { tags: ['keys'], params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => keyOut(await getKey(rt, request.params.id), rt.clock()));
   app.post('/v1/keys/:id/revoke', { schema: { tags: ['keys'], summary: 'Revoke: refused from the next request on, in every process', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) =>
     keyOut(await revokeKey(rt, request.params.id, ACTOR), rt.clock()),
+  );
+  app.post(
+    '/v1/keys/:id/unblock',
+    {
+      schema: {
+        tags: ['keys'],
+        summary: "Lift the key's rate-limit block and its account's, in every process; their violations are forgotten",
+        params: IdParams,
+        response: { 200: z.object({ key: Key, lifted: z.number().int().describe('blocks that were in force') }), 404: Problem },
+      },
+    },
+    async (request) => {
+      const { key, lifted } = await unblockKey(rt, request.params.id, ACTOR);
+      return { key: keyOut(key, rt.clock()), lifted };
+    },
   );
   app.post(
     '/v1/keys/:id/rotate',

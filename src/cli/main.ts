@@ -20,7 +20,7 @@ import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
-import { createKey, getKey, keyStatus, revokeKey, rotateKey } from '../operations/keys.js';
+import { createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey } from '../operations/keys.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
@@ -453,6 +453,21 @@ export function buildCli(): Command {
         print(json, publicKey(key, rt.clock()), () =>
           wasRevoked ? `key ${key.id} (${key.name}) was already revoked, at ${when(key.revokedAt)}; nothing changed` : `revoked key ${key.id} (${key.name})`,
         );
+      }),
+    );
+  keys
+    .command('unblock <id>')
+    .description("lift the key's rate-limit block (and its account's); the next one starts the escalation afresh")
+    .action((id: string, _o, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        if (rt.counters.kind === 'memory') {
+          throw new OperationError(
+            'invalid',
+            `with counters: memory, blocks live in the memory of the process that serves: lift this one through its admin API (POST /v1/keys/${id}/unblock)`,
+          );
+        }
+        const { key, lifted } = await unblockKey(rt, id, CLI_ACTOR);
+        print(json, { ...publicKey(key, rt.clock()), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; its violations are forgotten` : `lifted the block of key ${key.id} (${key.name})`));
       }),
     );
   keys

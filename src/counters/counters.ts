@@ -21,6 +21,16 @@ export interface WindowSpec {
   windowMs: number;
 }
 
+/** The id of a key's block (a plan's `block.scope: key`). */
+export function keyBlockId(keyId: string): string {
+  return `k:${keyId}`;
+}
+
+/** The id of an account's block (`block.scope: account`). */
+export function accountBlockId(accountId: string): string {
+  return `a:${accountId}`;
+}
+
 export interface BlockSpec {
   /** Subject identity, e.g. `k:key_x`. */
   id: string;
@@ -113,6 +123,12 @@ export interface Counters {
   restoreMeters(rows: readonly MeterUsageRow[]): Promise<void>;
   /** Balances changed since the last call, as absolute rows for the store. */
   drainMeterChanges(): Promise<MeterUsageRow[]>;
+  /**
+   * Ends the blocks with these ids (`k:<key id>`, `a:<account id>`) and forgets their
+   * violations, so the next one starts the escalation afresh. Resolves to how many were
+   * blocked at `now`.
+   */
+  liftBlocks(ids: readonly string[], now: number): Promise<number>;
   broadcast(event: CacheEvent): Promise<void>;
   onBroadcast(handler: (event: CacheEvent) => void): void;
   close(): Promise<void>;

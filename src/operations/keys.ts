@@ -4,6 +4,7 @@
  * for an overlap and then expired by itself).
  */
 import { DAY_MS, HOUR_MS } from '../config/duration.js';
+import { accountBlockId, keyBlockId } from '../counters/counters.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
@@ -202,6 +203,18 @@ export async function revokeKey(rt: Runtime, id: string, actor: string, accountI
   await rt.invalidate({ type: 'key', hash: key.hash });
   await audit(rt, actor, 'key.revoked', { accountId: key.accountId, keyId: id, detail: { name: key.name, hint: key.hint } });
   return revoked;
+}
+
+/**
+ * Lifts a key's rate-limit block, and its account's (an account-wide block stops this key
+ * too), in every process, and forgets their violations: the next block starts the
+ * escalation afresh. `lifted`: how many blocks were in force.
+ */
+export async function unblockKey(rt: Runtime, id: string, actor: string, accountId?: string): Promise<{ key: KeyRecord; lifted: number }> {
+  const key = await getKey(rt, id, accountId);
+  const lifted = await rt.counters.liftBlocks([keyBlockId(key.id), ...(key.accountId === null ? [] : [accountBlockId(key.accountId)])], rt.clock());
+  await audit(rt, actor, 'key.unblocked', { accountId: key.accountId, keyId: id, detail: { name: key.name, hint: key.hint, lifted } });
+  return { key, lifted };
 }
 
 export async function rotateKey(rt: Runtime, id: string, overlapMs: number, actor: string, accountId?: string): Promise<IssuedKey & { previous: KeyRecord }> {

@@ -10,7 +10,7 @@ import type { KeyFormat, KeyMode } from '../keys/format.js';
 import { sameDigest, type KeyHasher } from '../keys/hash.js';
 import type { CachedKey, KeyCache } from '../keys/key-cache.js';
 import type { AccountRecord, KeyRecord, Store } from '../store/store.js';
-import { CountersUnavailableError, type Admission, type AdmitRequest, type Counters, type Reservation, type ChargeSpec } from '../counters/counters.js';
+import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, type AdmitRequest, type Counters, type Reservation, type ChargeSpec } from '../counters/counters.js';
 import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
 import { rateLimitHeaders, windowsFor, type createRateLimitPlanner, type RateLimitPlan } from '../limits/rate-limits.js';
 import { overageAllowed, reserveAmount } from '../meters/cost.js';
@@ -183,7 +183,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     //      → blocked, rate_limited, insufficient_funds. One counters call.
     const rateLimits = limits.plan(account.planId, plan, route.name, route.kind === 'proxy' ? route.route : undefined);
     const admit: AdmitRequest = { now, windows: windowsFor(rateLimits, key.id, account.id) };
-    if (plan.block) admit.block = { id: plan.block.scope === 'account' ? `a:${account.id}` : `k:${key.id}`, policy: plan.block };
+    if (plan.block) admit.block = { id: plan.block.scope === 'account' ? accountBlockId(account.id) : keyBlockId(key.id), policy: plan.block };
     const charge = chargeFor(route, identity, request.method, request.url, now);
     if (charge instanceof UnreadableRecords) return refuse(deny('invalid_parameter', { parameter: charge.parameter }), identity);
     if (charge) admit.charge = charge;

@@ -116,6 +116,30 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       expect(burst.slice(2)).toMatchObject([{ retryAfterMs: 5_000 }, { retryAfterMs: 5_000 }]);
     });
 
+    it('lifts a block on request: admitted again at once, its violations forgotten, the escalation started afresh', async () => {
+      const policy = { after: 2, within: 60_000, duration: 5_000, factor: 2, max: 60_000, forgetAfter: 600_000, scope: 'key' as const };
+      const block: BlockSpec = { id: unique('k'), policy };
+      const other: BlockSpec = { id: unique('k'), policy };
+      // Blocked twice: the second block is twice as long (10 s).
+      const w = window(1, 1_000);
+      for (const at of [T0, T0 + 6_000]) {
+        await Promise.all([0, 1, 2].map(() => admit({ now: at, windows: [w], block })));
+      }
+      expect(await admit({ now: T0 + 6_001, windows: [], block })).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 9_999 });
+      const w2 = window(1, 1_000);
+      await Promise.all([0, 1, 2].map(() => admit({ now: T0, windows: [w2], block: other })));
+
+      expect(await counters.liftBlocks([block.id, unique('a')], T0 + 6_002)).toBe(1);
+      expect(await admit({ now: T0 + 6_003, windows: [], block })).toMatchObject({ ok: true });
+      // Another key's block stays.
+      expect(await admit({ now: T0 + 3_000, windows: [], block: other })).toMatchObject({ ok: false, reason: 'blocked' });
+      // The next block is the first again (5 s), not the third (20 s).
+      const again = await Promise.all([0, 1, 2].map(() => admit({ now: T0 + 7_100, windows: [w], block })));
+      expect(again.at(-1)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 5_000 });
+      // Lifting what is not blocked lifts nothing.
+      expect(await counters.liftBlocks([unique('k')], T0 + 7_001)).toBe(0);
+    });
+
     it('settles the requests of a burst one by one: each releases its own reservation', async () => {
       const accountId = unique('acc');
       const burst = await Promise.all(Array.from({ length: 5 }, () => admit({ now: T0, windows: [], charge: charge(accountId, 100, 1000) })));

@@ -183,4 +183,27 @@ describe('rate limits', () => {
     expect(JSON.parse((await get(b.secret)).body).message).toMatch(/temporarily blocked/);
     expect((await get(other.secret)).status).toBe(200); // another account is not
   });
+
+  it('lets an operator lift a block (the key\'s and its account\'s) through the admin API, audited; the next block starts afresh', async () => {
+    const a = await keyOn('team');
+    const b = await keyOn('team', a.accountId);
+    expect([(await get(a.secret)).status, (await get(b.secret)).status, (await get(a.secret)).status]).toEqual([200, 429, 429]);
+    expect((await get(b.secret)).headers.get('retry-after')).toBe('300');
+    const keyId = (await kg.runtime.store.listKeys({ accountId: a.accountId })).find((k) => k.name === 'team key')?.id as string;
+
+    const lifted = await kg.admin(`/v1/keys/${keyId}/unblock`, { method: 'POST' });
+    expect(lifted.status).toBe(200);
+    expect(await lifted.json()).toMatchObject({ key: { id: keyId }, lifted: 1 });
+    now += 1_000; // the account's window (1 per second) has room again
+    expect((await get(b.secret)).status).toBe(200);
+    const audit = (await (await kg.admin('/v1/audit')).json()) as { action: string; keyId: string }[];
+    expect(audit[0]).toMatchObject({ action: 'key.unblocked', keyId });
+    // Its violations are forgotten: the next block is the first's 5 minutes again.
+    expect([(await get(a.secret)).status, (await get(b.secret)).status]).toEqual([429, 429]);
+    expect((await get(a.secret)).headers.get('retry-after')).toBe('300');
+    // Not blocked: nothing to lift, and a key that does not exist is a 404.
+    now += 301_000;
+    expect(await (await kg.admin(`/v1/keys/${keyId}/unblock`, { method: 'POST' })).json()).toMatchObject({ lifted: 0 });
+    expect((await kg.admin('/v1/keys/key_nope/unblock', { method: 'POST' })).status).toBe(404);
+  });
 });

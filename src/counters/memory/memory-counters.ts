@@ -198,6 +198,19 @@ export class MemoryCounters implements Counters {
     return state;
   }
 
+  liftBlocks(ids: readonly string[], now: number): Promise<number> {
+    return Promise.resolve(this.liftBlocksNow(ids, now));
+  }
+
+  liftBlocksNow(ids: readonly string[], now: number): number {
+    let lifted = 0;
+    for (const id of ids) {
+      if ((this.blocks.get(id)?.blockedUntil ?? 0) > now) lifted++;
+      this.blocks.delete(id);
+    }
+    return lifted;
+  }
+
   /** Records a violation; returns the new block's length in ms, or 0 if not blocked. */
   private recordViolation(id: string, policy: NonNullable<AdmitRequest['block']>['policy'], now: number): number {
     let state = this.blocks.get(id);

@@ -41,6 +41,11 @@ export class PerProcessFallback {
     return admission;
   }
 
+  /** Blocks this process keeps while Redis is away end too. */
+  liftBlocks(ids: readonly string[], now: number): number {
+    return this.memory.liftBlocksNow(ids, now);
+  }
+
   owns(reservation: Reservation): boolean {
     return this.local.has(reservation);
   }

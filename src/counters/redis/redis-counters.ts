@@ -348,6 +348,21 @@ export class RedisCounters implements Counters {
     return rows;
   }
 
+  async liftBlocks(ids: readonly string[], now: number): Promise<number> {
+    const local = this.fallback.liftBlocks(ids, now);
+    try {
+      if (this.client.status !== 'ready') throw new Error('Redis is not reachable');
+      const transaction = this.client.multi();
+      for (const id of ids) transaction.hget(this.key('b', id), 'until').del(this.key('b', id));
+      const results = (await transaction.exec()) ?? [];
+      // Each id's HGET answer, then its DEL's.
+      const untils = results.filter((_, i) => i % 2 === 0).map(([, until]) => Number(until));
+      return Math.max(local, untils.filter((until) => until > now).length);
+    } catch (error) {
+      throw new CountersUnavailableError(error);
+    }
+  }
+
   async broadcast(event: CacheEvent): Promise<void> {
     try {
       if (this.client.status !== 'ready') throw new Error('Redis is not reachable');

@@ -18,6 +18,7 @@ const ACTIONS: Record<string, string> = {
   'key.created': 'Created a key',
   'key.revoked': 'Revoked a key',
   'key.rotated': 'Rotated a key',
+  'key.unblocked': 'Lifted a key\'s rate-limit block',
   'account.created': 'Created the account',
   'account.updated': 'Changed the account',
   'account.deleted': 'Deleted the account',
@@ -37,6 +38,7 @@ function describe(entry: AuditEntry): string {
     case 'key.created':
       return `“${text(d.name)}” ${text(d.hint)}, ${text(d.mode)}, scopes ${Array.isArray(d.scopes) ? d.scopes.join(' ') || 'none' : ''}`;
     case 'key.revoked':
+    case 'key.unblocked':
       return `“${text(d.name)}” ${text(d.hint)}`;
     case 'key.rotated': {
       const overlap = typeof d.overlapMs === 'number' ? d.overlapMs : 0;
