@@ -13,7 +13,7 @@ export { createRuntime, ConfigReloadError, RELOADABLE, type Runtime, type Runtim
 export { DENIAL_REASONS, type DenialReason, type Denial } from './denial/reasons.js';
 export type { Identity } from './pipeline/identity.js';
 export { createAccount, getAccount, updateAccount, deleteAccount, type NewAccount } from './operations/accounts.js';
-export { createKey, getKey, revokeKey, rotateKey, keyStatus, type NewKey, type IssuedKey, type KeyStatus } from './operations/keys.js';
+export { createKey, getKey, revokeKey, rotateKey, updateKey, unblockKey, keyStatus, type NewKey, type IssuedKey, type KeyStatus, type KeyChanges } from './operations/keys.js';
 export type { Store, AccountRecord, KeyRecord, AccountPatch } from './store/store.js';
 export type { RenderedError } from './dialect/dialect.js';
 export type { RouteMatch } from './routes/route-table.js';

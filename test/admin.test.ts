@@ -579,3 +579,46 @@ describe('plan scopes at request time', () => {
     }
   });
 });
+
+describe('changing a key', () => {
+  it('renames it and changes its scopes from its next request on (checked against the plan), audited; a revoked key, an unknown scope or nothing to change is refused', async () => {
+    const upstream = await startTestUpstream();
+    const kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        errors: { envelope: 'error' },
+        scopes: ['read', 'write', 'admin'],
+        plans: { basic: { scopes: ['read', 'write'] } },
+        routes: [{ method: 'GET', path: '/items', scopes: ['read'] }, { method: 'POST', path: '/items', scopes: ['write'] }],
+      },
+      { dir: tempDir('admin-key-update') },
+    );
+    try {
+      const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme', planId: 'basic' }) })).json()) as { id: string };
+      const key = (await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'ci', scopes: ['read'] }) })).json()) as { id: string; secret: string };
+      const post = () => kg.call('/items', { method: 'POST', headers: { authorization: `Bearer ${key.secret}` } });
+      const patch = (body: unknown, id = key.id) => kg.admin(`/v1/keys/${id}`, { method: 'PATCH', body: JSON.stringify(body) });
+      expect((await post()).status).toBe(403); // and the key is now cached
+
+      const changed = await patch({ name: 'deploy bot', scopes: ['read', 'write', 'write'] });
+      expect(changed.status).toBe(200);
+      expect(await changed.json()).toMatchObject({ id: key.id, name: 'deploy bot', scopes: ['read', 'write'] });
+      expect((await post()).status).toBe(200);
+      const audit = (await (await kg.admin('/v1/audit')).json()) as { action: string; keyId: string; detail: unknown }[];
+      expect(audit[0]).toMatchObject({ action: 'key.updated', keyId: key.id, detail: { name: 'deploy bot', scopes: ['read', 'write'] } });
+
+      // Only what the plan allows; nothing else changes then.
+      const refused = await patch({ scopes: ['admin'] });
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({ detail: 'scope admin not allowed; allowed: read, write' });
+      expect((await patch({})).status).toBe(400);
+      expect((await post()).status).toBe(200);
+      await kg.admin(`/v1/keys/${key.id}/revoke`, { method: 'POST' });
+      expect((await patch({ name: 'again' })).status).toBe(409);
+      expect((await patch({ name: 'x' }, 'key_nope')).status).toBe(404);
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});

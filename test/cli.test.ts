@@ -92,6 +92,18 @@ describe('keygate CLI with a running gateway', () => {
     await response.text();
   });
 
+  it('renames a key and changes its scopes, refusing one the plan does not allow', async () => {
+    const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'temp', '--scopes', 'metrics:read', '--json')).stdout) as { id: string };
+    const renamed = await cli('keys', 'update', created.id, '--name', 'reporting');
+    expect(renamed).toMatchObject({ code: 0, stdout: `updated key ${created.id}: reporting, scopes metrics:read\n` });
+    const refused = await cli('keys', 'update', created.id, '--scopes', 'metrics:read, billing:write');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^error: scope billing:write not allowed; allowed: /);
+    const nothing = await cli('keys', 'update', created.id);
+    expect([nothing.code, nothing.stderr]).toEqual([1, 'error: nothing to change: give a name or scopes\n']);
+    await cli('keys', 'revoke', created.id);
+  });
+
   it('imports a key the API issued before keygate, from stdin, and it works at once', async () => {
     const existing = kg.runtime.keyFormat.generate('live');
     const r = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'migrated', '--json'], { input: `${existing}\n` });

@@ -21,7 +21,7 @@ import { auditEventOut } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
-import { createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey } from '../operations/keys.js';
+import { createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast } from '../operations/forecast.js';
@@ -485,6 +485,19 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   app.get('/v1/keys/:id', { schema: { tags: ['keys'], params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => keyOut(await getKey(rt, request.params.id), rt.clock()));
   app.post('/v1/keys/:id/revoke', { schema: { tags: ['keys'], summary: 'Revoke: refused from the next request on, in every process', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) =>
     keyOut(await revokeKey(rt, request.params.id, ACTOR), rt.clock()),
+  );
+  app.patch(
+    '/v1/keys/:id',
+    {
+      schema: {
+        tags: ['keys'],
+        summary: 'Rename a key or change its scopes (from its next request on, in every process)',
+        params: IdParams,
+        body: z.object({ name: z.string().min(1).max(100).optional(), scopes: z.array(z.string()).optional() }).strict(),
+        response: { 200: Key, 400: Problem, 404: Problem, 409: Problem },
+      },
+    },
+    async (request) => keyOut(await updateKey(rt, request.params.id, request.body, ACTOR), rt.clock()),
   );
   app.post(
     '/v1/keys/:id/unblock',

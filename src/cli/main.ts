@@ -20,7 +20,7 @@ import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
-import { createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey } from '../operations/keys.js';
+import { createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
@@ -85,6 +85,14 @@ function apiAccessOf(account: { apiAccess: boolean; planId: string }, config: Co
 /** `--json` gives times as the admin API does: ISO 8601 in UTC (`createdAt`, `expiresAt`, …). */
 function isoTimes(key: string, value: unknown): unknown {
   return key.endsWith('At') && typeof value === 'number' ? new Date(value).toISOString() : value;
+}
+
+/** `--scopes a, b,c` as a list. */
+function scopeList(text: string): string[] {
+  return text
+    .split(',')
+    .map((scope) => scope.trim())
+    .filter(Boolean);
 }
 
 async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: GlobalOptions) => Promise<T>): Promise<T> {
@@ -391,7 +399,7 @@ export function buildCli(): Command {
             accountId: opts.account,
             name: opts.name,
             mode: opts.mode,
-            ...(opts.scopes !== undefined ? { scopes: opts.scopes.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+            ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}),
             ...(opts.expires !== undefined ? { expiresAt: parseWhen(opts.expires, rt.clock()) } : {}),
           },
           CLI_ACTOR,
@@ -419,7 +427,7 @@ export function buildCli(): Command {
             accountId: opts.account,
             name: opts.name,
             mode: opts.mode,
-            ...(opts.scopes !== undefined ? { scopes: opts.scopes.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+            ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}),
           },
           CLI_ACTOR,
           { secret },
@@ -453,6 +461,17 @@ export function buildCli(): Command {
         print(json, publicKey(key, rt.clock()), () =>
           wasRevoked ? `key ${key.id} (${key.name}) was already revoked, at ${when(key.revokedAt)}; nothing changed` : `revoked key ${key.id} (${key.name})`,
         );
+      }),
+    );
+  keys
+    .command('update <id>')
+    .description('rename a key or change its scopes (from its next request on)')
+    .option('--name <name>', 'its new name')
+    .option('--scopes <list>', 'comma-separated scopes, replacing its current ones')
+    .action((id: string, opts: { name?: string; scopes?: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const key = await updateKey(rt, id, { ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}) }, CLI_ACTOR);
+        print(json, publicKey(key, rt.clock()), () => `updated key ${key.id}: ${key.name}, scopes ${key.scopes.join(' ') || '(none)'}`);
       }),
     );
   keys

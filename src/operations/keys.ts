@@ -6,7 +6,7 @@
 import { DAY_MS, HOUR_MS } from '../config/duration.js';
 import { accountBlockId, keyBlockId } from '../counters/counters.js';
 import type { Runtime } from '../runtime.js';
-import type { KeyRecord } from '../store/store.js';
+import type { KeyPatch, KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
 import { newId } from '../ids.js';
 import { checkedName, OperationError } from './errors.js';
@@ -46,6 +46,17 @@ function defaultScopes(rt: Runtime, planId: string): string[] {
   const allowed = allowedScopes(rt, planId);
   if (allowed.length === 0) return [];
   return allowed.includes('*') ? ['*'] : allowed;
+}
+
+/** Scopes a key on the plan may carry, each once; anything else is refused, naming what is allowed. */
+function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): string[] {
+  const allowed = allowedScopes(rt, planId);
+  const wildcard = allowed.includes('*');
+  const notAllowed = scopes.filter((s) => !allowed.includes(s) && !(wildcard && rt.config.scopes.includes(s)));
+  if (notAllowed.length > 0) {
+    throw new OperationError('invalid', `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')} not allowed; allowed: ${allowed.join(', ') || '(none)'}`);
+  }
+  return [...new Set(scopes)];
 }
 
 function isActive(key: KeyRecord, now: number): boolean {
@@ -93,13 +104,7 @@ async function issueKey(
   if (!rt.keyFormat.modes.includes(mode)) {
     throw new OperationError('invalid', `this API issues ${rt.keyFormat.modes.join(' and ')} keys only, not ${mode}`);
   }
-  const allowed = allowedScopes(rt, account.planId);
-  const scopes = input.scopes ?? defaultScopes(rt, account.planId);
-  const wildcard = allowed.includes('*');
-  const notAllowed = scopes.filter((s) => !allowed.includes(s) && !(wildcard && rt.config.scopes.includes(s)));
-  if (notAllowed.length > 0) {
-    throw new OperationError('invalid', `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')} not allowed; allowed: ${allowed.join(', ') || '(none)'}`);
-  }
+  const scopes = checkedScopes(rt, account.planId, input.scopes ?? defaultScopes(rt, account.planId));
   if (input.expiresAt !== undefined && input.expiresAt !== null) {
     if (!rt.config.keys.expiry) throw new OperationError('invalid', "this API's keys do not expire: a key works until it is revoked");
     if (!Number.isFinite(input.expiresAt) || input.expiresAt <= rt.clock()) throw new OperationError('invalid', 'the expiry must be in the future');
@@ -123,7 +128,7 @@ async function issueKey(
     name,
     accountId: account.id,
     mode,
-    scopes: [...new Set(scopes)],
+    scopes,
     createdAt: 0, // when it is written
     lastUsedAt: null,
     expiresAt: input.expiresAt ?? null,
@@ -203,6 +208,31 @@ export async function revokeKey(rt: Runtime, id: string, actor: string, accountI
   await rt.invalidate({ type: 'key', hash: key.hash });
   await audit(rt, actor, 'key.revoked', { accountId: key.accountId, keyId: id, detail: { name: key.name, hint: key.hint } });
   return revoked;
+}
+
+export interface KeyChanges {
+  name?: string;
+  scopes?: string[];
+}
+
+/**
+ * Renames a key or changes its scopes (checked as at creation, against its account's
+ * plan). New scopes hold from the key's next request on, in every process.
+ */
+export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, actor: string, accountId?: string): Promise<KeyRecord> {
+  const key = await getKey(rt, id, accountId);
+  if (changes.name === undefined && changes.scopes === undefined) throw new OperationError('invalid', 'nothing to change: give a name or scopes');
+  if (key.revokedAt !== null) throw new OperationError('conflict', 'a revoked key cannot be changed');
+  const patch: KeyPatch = {};
+  if (changes.name !== undefined) patch.name = checkedName('a key', changes.name, 100);
+  if (changes.scopes !== undefined) {
+    if (key.accountId === null) throw new OperationError('conflict', 'the scopes of an unbound key cannot be changed');
+    patch.scopes = checkedScopes(rt, (await getAccount(rt, key.accountId)).planId, changes.scopes);
+  }
+  const updated = (await rt.store.updateKey(id, patch)) as KeyRecord;
+  if (patch.scopes) await rt.invalidate({ type: 'key', hash: key.hash });
+  await audit(rt, actor, 'key.updated', { accountId: key.accountId, keyId: id, detail: { hint: key.hint, ...patch } });
+  return updated;
 }
 
 /**

@@ -19,6 +19,7 @@ const ACTIONS: Record<string, string> = {
   'key.revoked': 'Revoked a key',
   'key.rotated': 'Rotated a key',
   'key.unblocked': 'Lifted a key\'s rate-limit block',
+  'key.updated': 'Changed a key',
   'account.created': 'Created the account',
   'account.updated': 'Changed the account',
   'account.deleted': 'Deleted the account',
@@ -40,6 +41,8 @@ function describe(entry: AuditEntry): string {
     case 'key.revoked':
     case 'key.unblocked':
       return `“${text(d.name)}” ${text(d.hint)}`;
+    case 'key.updated':
+      return [d.name === undefined ? '' : `name → “${text(d.name)}”`, Array.isArray(d.scopes) ? `scopes → ${d.scopes.join(' ') || 'none'}` : ''].filter(Boolean).join(', ');
     case 'key.rotated': {
       const overlap = typeof d.overlapMs === 'number' ? d.overlapMs : 0;
       const until = typeof d.oldKeyValidUntil === 'number' ? d.oldKeyValidUntil : 0;
