@@ -22,6 +22,8 @@ import type { Log } from './log.js';
 export interface ServeOptions extends RuntimeOptions {
   /** Override listener ports (0 = any free port), e.g. for tests. */
   ports?: { gateway?: number; admin?: number; dashboard?: number };
+  /** What to tell a user whose port is taken, where the profile is not theirs to change (the demo's). */
+  portHint?: string;
   /** Admin token (or several, comma-separated); default: the environment variable the profile names. */
   adminToken?: string;
   /** Read-only admin token (or several); default: the environment variable `admin.readTokenEnv` names. */
@@ -277,8 +279,9 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       address = await listenOnEach(app, at.host, port, log);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-      // Which listener, and the field that moves it.
-      throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: another process is using that port; change ${PORT_FIELD[kind]} in the profile`), { code: 'EADDRINUSE' });
+      // Which listener, and what moves it: the profile's field, unless the port was the caller's (the demo's --port).
+      const remedy = options.portHint ?? (port === at.port ? `change ${PORT_FIELD[kind]} in the profile` : 'choose another port');
+      throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: another process is using that port; ${remedy}`), { code: 'EADDRINUSE' });
     }
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   };

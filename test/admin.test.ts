@@ -535,6 +535,11 @@ describe('read-only admin tokens', () => {
       expect((await call(`${kg.adminUrl}/v1/accounts/${id}`, reader, { method: 'DELETE' })).status).toBe(403);
       expect((await call(`${kg.adminUrl}/v1/accounts/${id}`, reader, { method: 'PATCH', body: JSON.stringify({ name: 'x' }) })).status).toBe(403);
       expect(((await (await call(`${kg.adminUrl}/v1/keys?accountId=${id}`, admin)).json()) as unknown[]).length).toBe(0);
+      // Changing a key or lifting its block is a change too.
+      const keyId = ((await (await call(`${kg.adminUrl}/v1/keys`, admin, { method: 'POST', body: JSON.stringify({ accountId: id, name: 'k' }) })).json()) as { id: string }).id;
+      expect((await call(`${kg.adminUrl}/v1/keys/${keyId}`, reader, { method: 'PATCH', body: JSON.stringify({ name: 'x' }) })).status).toBe(403);
+      expect((await call(`${kg.adminUrl}/v1/keys/${keyId}/unblock`, reader, { method: 'POST' })).status).toBe(403);
+      await call(`${kg.adminUrl}/v1/keys/${keyId}/revoke`, admin, { method: 'POST' });
       expect((await call(`${kg.adminUrl}/v1/accounts/${id}`, admin)).status).toBe(200);
       // A read-only token that could be guessed is refused; the admin token is not affected.
       expect((await call(`${weak.adminUrl}/v1/accounts`, 'short')).status).toBe(401);
@@ -590,6 +595,7 @@ describe('changing a key', () => {
         scopes: ['read', 'write', 'admin'],
         plans: { basic: { scopes: ['read', 'write'] } },
         routes: [{ method: 'GET', path: '/items', scopes: ['read'] }, { method: 'POST', path: '/items', scopes: ['write'] }],
+        builtins: [{ path: '/me', body: { key: '{{key.name}}' } }],
       },
       { dir: tempDir('admin-key-update') },
     );
@@ -599,11 +605,14 @@ describe('changing a key', () => {
       const post = () => kg.call('/items', { method: 'POST', headers: { authorization: `Bearer ${key.secret}` } });
       const patch = (body: unknown, id = key.id) => kg.admin(`/v1/keys/${id}`, { method: 'PATCH', body: JSON.stringify(body) });
       expect((await post()).status).toBe(403); // and the key is now cached
+      const me = async () => (await (await kg.call('/me', { headers: { authorization: `Bearer ${key.secret}` } })).json()) as { key: string };
+      expect(await me()).toEqual({ key: 'ci' });
 
       const changed = await patch({ name: 'deploy bot', scopes: ['read', 'write', 'write'] });
       expect(changed.status).toBe(200);
       expect(await changed.json()).toMatchObject({ id: key.id, name: 'deploy bot', scopes: ['read', 'write'] });
       expect((await post()).status).toBe(200);
+      expect(await me()).toEqual({ key: 'deploy bot' });
       const audit = (await (await kg.admin('/v1/audit')).json()) as { action: string; keyId: string; detail: unknown }[];
       expect(audit[0]).toMatchObject({ action: 'key.updated', keyId: key.id, detail: { name: 'deploy bot', scopes: ['read', 'write'] } });
 

@@ -22,6 +22,7 @@ import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
+import { CountersUnavailableError } from '../counters/counters.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast } from '../operations/forecast.js';
@@ -274,6 +275,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
 
   app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
     if (error instanceof OperationError) return problem(reply, OPERATION_STATUS[error.kind], error.message);
+    // Redis is away: what needs it (lifting a block) cannot be done now, by anyone.
+    if (error instanceof CountersUnavailableError) return problem(reply.header('retry-after', '5'), 503, `${error.message}; try again once it is back.`);
     if (error.validation) return problem(reply, 400, describeValidation(error));
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return problem(reply, 415, 'Send JSON with Content-Type: application/json.');
     if (error.statusCode && error.statusCode < 500) return problem(reply, error.statusCode, error.message.replace(/^Body /, 'The body '));

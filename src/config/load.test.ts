@@ -256,4 +256,9 @@ describe('upstream and identity headers', () => {
       '(top level): unknown field "zzz"',
     ]);
   });
+
+  it('says a negative duration once, and suggests no field for a name too short to be a typo of one', () => {
+    expect(problems('upstream: {url: "http://a", timeout: -5}\n')).toEqual(['upstream.timeout: Too small: expected number to be >=0']);
+    expect(problems('upstream: {url: "http://a"}\nauth: {credentials: [{in: header, zz: 1}]}\n')).toEqual(['auth.credentials[0]: unknown field "zz"']);
+  });
 });

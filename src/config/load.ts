@@ -146,11 +146,15 @@ function describeProblem(issue: z.core.$ZodIssue): string {
   }
 }
 
+/** The schema as JSON Schema, built once, the first time a typo needs a hint. */
+let schemaForHints: JsonSchemaNode | undefined;
+
 type JsonSchemaNode = { properties?: Record<string, JsonSchemaNode>; additionalProperties?: JsonSchemaNode | boolean; items?: JsonSchemaNode; oneOf?: JsonSchemaNode[]; anyOf?: JsonSchemaNode[] };
 
 /** The field names the schema knows at a path of the profile (for "did you mean"). */
 function fieldsAt(path: readonly PropertyKey[]): string[] {
-  let nodes: JsonSchemaNode[] = [configJsonSchema() as JsonSchemaNode];
+  schemaForHints ??= configJsonSchema() as JsonSchemaNode;
+  let nodes: JsonSchemaNode[] = [schemaForHints];
   for (const segment of path) {
     nodes = nodes.flatMap(variants).flatMap((node) => {
       if (typeof segment === 'number') return node.items ? [node.items] : [];
@@ -166,12 +170,16 @@ function variants(node: JsonSchemaNode): JsonSchemaNode[] {
   return [node, ...(node.oneOf ?? []), ...(node.anyOf ?? [])];
 }
 
-/** The known name a mistyped one most likely meant: at most two edits away (or differing only in case). */
+/**
+ * The known name a mistyped one most likely meant: differing only in case, or a few edits
+ * away (two at most, and fewer than half its letters: `zz` is no typo of `in`).
+ */
 function closest(name: string, known: readonly string[]): string | undefined {
+  const most = Math.min(2, Math.floor(name.length / 2));
   let best: { name: string; distance: number } | undefined;
   for (const candidate of known) {
     const distance = candidate.toLowerCase() === name.toLowerCase() ? 0 : editDistance(name, candidate);
-    if (distance <= 2 && (!best || distance < best.distance)) best = { name: candidate, distance };
+    if (distance <= most && (!best || distance < best.distance)) best = { name: candidate, distance };
   }
   return best?.name;
 }

@@ -20,7 +20,7 @@ const duration = z
       .number()
       .int()
       .nonnegative()
-      .refine((ms) => ms === 0 || ms >= 1000, { error: (issue) => `a bare number is milliseconds: ${String(issue.input)} would be ${String(issue.input)} ms; write "${String(issue.input)}s" (or "${String(issue.input)}ms" if that is meant)` }),
+      .refine((ms) => !(ms >= 1 && ms < 1000), { error: (issue) => `a bare number is milliseconds: ${String(issue.input)} would be ${String(issue.input)} ms; write "${String(issue.input)}s" (or "${String(issue.input)}ms" if that is meant)` }),
   ])
   .transform((value) => parseDuration(value) as number);
 

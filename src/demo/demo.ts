@@ -77,7 +77,7 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
   const adminToken = process.env.KEYGATE_ADMIN_TOKEN ?? `kgadm_${randomBytes(18).toString('base64url')}`;
   let running: RunningKeygate;
   try {
-    running = await serve({ config, file: 'demo profile', dir: process.cwd() }, { adminToken });
+    running = await serve({ config, file: 'demo profile', dir: process.cwd() }, { adminToken, portHint: 'start the demo with another --port (the admin API and the dashboard take the next two)' });
   } catch (error) {
     await upstream.close();
     throw error;

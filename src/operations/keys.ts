@@ -217,7 +217,7 @@ export interface KeyChanges {
 
 /**
  * Renames a key or changes its scopes (checked as at creation, against its account's
- * plan). New scopes hold from the key's next request on, in every process.
+ * plan). Either holds from the key's next request on, in every process.
  */
 export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, actor: string, accountId?: string): Promise<KeyRecord> {
   const key = await getKey(rt, id, accountId);
@@ -230,7 +230,8 @@ export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, ac
     patch.scopes = checkedScopes(rt, (await getAccount(rt, key.accountId)).planId, changes.scopes);
   }
   const updated = (await rt.store.updateKey(id, patch)) as KeyRecord;
-  if (patch.scopes) await rt.invalidate({ type: 'key', hash: key.hash });
+  // Cached records carry the name too (built-in endpoints show it).
+  await rt.invalidate({ type: 'key', hash: key.hash });
   await audit(rt, actor, 'key.updated', { accountId: key.accountId, keyId: id, detail: { hint: key.hint, ...patch } });
   return updated;
 }
