@@ -21,7 +21,7 @@ import { auditEventOut } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
-import { createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
+import { blockedUntilOf, createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
@@ -59,6 +59,9 @@ const Key = z.object({
   revokedAt: isoOrNull,
   createdBy: z.string().nullable(),
   rotatedFrom: z.string().nullable(),
+  blockedUntil: isoOrNull
+    .optional()
+    .describe("When the key's rate-limit block (or its account's) ends; null: not blocked. Given by GET /v1/keys and /v1/keys/{id}; left out when the counters cannot be asked"),
 });
 const IssuedKey = Key.extend({ secret: z.string().describe('shown only in this response') });
 const Problem = z.object({ type: z.string(), title: z.string(), status: z.number(), detail: z.string() });
@@ -89,8 +92,9 @@ function accountOut(a: AccountRecord): z.infer<typeof Account> {
   return { ...a, planExpiresAt: iso(a.planExpiresAt), createdAt: iso(a.createdAt) as string };
 }
 
-function keyOut(k: KeyRecord, now: number): z.infer<typeof Key> {
+function keyOut(k: KeyRecord, now: number, blocked?: ReadonlyMap<string, number>): z.infer<typeof Key> {
   return {
+    ...(blocked ? { blockedUntil: iso(blocked.get(k.id) ?? null) } : {}),
     id: k.id,
     name: k.name,
     hint: k.hint,
@@ -441,7 +445,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   app.get('/v1/keys', { schema: { tags: ['keys'], querystring: z.object({ accountId: z.string().optional(), ...PageQuery }).strict(), response: { 200: z.array(Key) } } }, async (request, reply) => {
     const now = rt.clock();
     const { accountId } = request.query;
-    return (await paged(request, reply, (page) => rt.store.listKeys({ ...(accountId ? { accountId } : {}), ...page }))).map((k) => keyOut(k, now));
+    const keys = await paged(request, reply, (page) => rt.store.listKeys({ ...(accountId ? { accountId } : {}), ...page }));
+    const blocked = await blockedUntilOf(rt, keys);
+    return keys.map((k) => keyOut(k, now, blocked));
   });
   app.post(
     '/v1/keys',
@@ -485,7 +491,10 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       return reply.code(201).send(keyOut(imported.key, rt.clock()));
     },
   );
-  app.get('/v1/keys/:id', { schema: { tags: ['keys'], params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => keyOut(await getKey(rt, request.params.id), rt.clock()));
+  app.get('/v1/keys/:id', { schema: { tags: ['keys'], params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => {
+    const key = await getKey(rt, request.params.id);
+    return keyOut(key, rt.clock(), await blockedUntilOf(rt, [key]));
+  });
   app.post('/v1/keys/:id/revoke', { schema: { tags: ['keys'], summary: 'Revoke: refused from the next request on, in every process', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) =>
     keyOut(await revokeKey(rt, request.params.id, ACTOR), rt.clock()),
   );

@@ -129,6 +129,8 @@ export interface Counters {
    * blocked at `now`.
    */
   liftBlocks(ids: readonly string[], now: number): Promise<number>;
+  /** Of these block ids, those in force at `now`, with when each ends. */
+  blocksInForce(ids: readonly string[], now: number): Promise<Map<string, number>>;
   broadcast(event: CacheEvent): Promise<void>;
   onBroadcast(handler: (event: CacheEvent) => void): void;
   close(): Promise<void>;

@@ -123,7 +123,7 @@ table.data td.key-cell { min-width: 14rem; }
 .badge { display: inline-block; padding: .05rem .55rem; border-radius: 999px; font-size: .82rem; font-weight: 600; white-space: nowrap; border: 1px solid transparent; }
 .badge.active, .badge.on { background: #dcfce7; color: #14532d; border-color: #86efac; }
 .badge.expiring { background: #fef3c7; color: #78350f; border-color: #fcd34d; }
-.badge.revoked, .badge.off { background: #fee2e2; color: #7f1d1d; border-color: #fca5a5; }
+.badge.revoked, .badge.off, .badge.blocked { background: #fee2e2; color: #7f1d1d; border-color: #fca5a5; }
 .badge.expired, .badge.invited, .badge.unbound { background: #e2e8f0; color: #1e293b; border-color: #cbd5e1; }
 .badge.live { background: #e0e7ff; color: #1e1b4b; border-color: #a5b4fc; }
 .badge.test { background: #fae8ff; color: #4a044e; border-color: #f0abfc; }

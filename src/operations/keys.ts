@@ -4,7 +4,7 @@
  * for an overlap and then expired by itself).
  */
 import { DAY_MS, HOUR_MS } from '../config/duration.js';
-import { accountBlockId, keyBlockId } from '../counters/counters.js';
+import { accountBlockId, CountersUnavailableError, keyBlockId } from '../counters/counters.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyPatch, KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
@@ -234,6 +234,30 @@ export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, ac
   await rt.invalidate({ type: 'key', hash: key.hash });
   await audit(rt, actor, 'key.updated', { accountId: key.accountId, keyId: id, detail: { hint: key.hint, ...patch } });
   return updated;
+}
+
+/**
+ * When each of these keys' rate-limit blocks ends (its own, or its account's, whichever
+ * ends later), for the keys blocked now. Undefined when the counters cannot be asked
+ * (Redis away): not known, rather than "not blocked".
+ */
+export async function blockedUntilOf(rt: Runtime, keys: readonly KeyRecord[]): Promise<Map<string, number> | undefined> {
+  const now = rt.clock();
+  const ids = [...new Set(keys.flatMap((key) => [keyBlockId(key.id), ...(key.accountId === null ? [] : [accountBlockId(key.accountId)])]))];
+  if (ids.length === 0) return new Map();
+  let inForce: Map<string, number>;
+  try {
+    inForce = await rt.counters.blocksInForce(ids, now);
+  } catch (error) {
+    if (error instanceof CountersUnavailableError) return undefined;
+    throw error;
+  }
+  const blocked = new Map<string, number>();
+  for (const key of keys) {
+    const until = Math.max(inForce.get(keyBlockId(key.id)) ?? 0, key.accountId === null ? 0 : (inForce.get(accountBlockId(key.accountId)) ?? 0));
+    if (until > now) blocked.set(key.id, until);
+  }
+  return blocked;
 }
 
 /**

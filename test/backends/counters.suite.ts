@@ -129,7 +129,10 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       const w2 = window(1, 1_000);
       await Promise.all([0, 1, 2].map(() => admit({ now: T0, windows: [w2], block: other })));
 
+      // Read back: the block in force and when it ends (6 s + 10 s), for ids blocked now only.
+      expect(await counters.blocksInForce([block.id, other.id, unique('k')], T0 + 6_002)).toEqual(new Map([[block.id, T0 + 16_000]]));
       expect(await counters.liftBlocks([block.id, unique('a')], T0 + 6_002)).toBe(1);
+      expect((await counters.blocksInForce([block.id], T0 + 6_002)).size).toBe(0);
       expect(await admit({ now: T0 + 6_003, windows: [], block })).toMatchObject({ ok: true });
       // Another key's block stays.
       expect(await admit({ now: T0 + 3_000, windows: [], block: other })).toMatchObject({ ok: false, reason: 'blocked' });

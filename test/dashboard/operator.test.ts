@@ -7,6 +7,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
+import { keyBlockId } from '../../src/counters/counters.js';
 import { updateAccount } from '../../src/operations/accounts.js';
 import { ACCOUNTS_PER_PAGE } from '../../src/dashboard/pages/accounts.js';
 import { tempDir } from '../support/temp.js';
@@ -21,6 +22,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
   let page: Page;
   let acmeId: string;
   let secret: string;
+  let keyId: string;
 
   const callGateway = () => fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } });
 
@@ -29,7 +31,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     browser = await launchChromium();
     acmeId = await newAccount(fixture, 'Acme Analytics');
     await newAccount(fixture, 'Globex', 'free');
-    secret = (await createKey(fixture.keygate.runtime, { accountId: acmeId, name: 'Acme production', scopes: ['*'] }, 'admin-api')).secret;
+    const issued = await createKey(fixture.keygate.runtime, { accountId: acmeId, name: 'Acme production', scopes: ['*'] }, 'admin-api');
+    secret = issued.secret;
+    keyId = issued.key.id;
     expect((await callGateway()).status).toBe(200);
     page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
     await join(page, await invite(fixture, OPERATOR, null, 'operator'), OPERATOR);
@@ -100,6 +104,24 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
 
     await page.goto(`/accounts/${acmeId}`);
     expect(await textOf(page.locator('tr', { hasText: 'dan@acme.example' }))).toContain('Active');
+  });
+
+  it('shows a key that is blocked for exceeding its rate limit, until when, and lifts the block', async () => {
+    // Blocked as the counters block it (three refusals in a row with after: 2).
+    const { counters } = fixture.keygate.runtime;
+    const now = fixture.clock.now();
+    const window = { id: `k:${keyId}:1000:1:test`, name: 'burst', limit: 1, windowMs: 1_000 };
+    const policy = { after: 2, within: 60_000, duration: 300_000, factor: 2, max: 3_600_000, forgetAfter: 86_400_000, scope: 'key' as const };
+    for (let i = 0; i < 3; i++) await counters.admit({ now, windows: [window], block: { id: keyBlockId(keyId), policy } });
+    await page.goto(`/accounts/${acmeId}`);
+    const row = page.locator(`tr[data-key-id="${keyId}"]`);
+    expect(await textOf(row.locator('.badge.blocked'))).toBe('Blocked, ends in 5 min');
+    await screenshot(page, 'account-key-blocked');
+    await row.getByRole('button', { name: 'Lift the block of Acme production' }).click();
+    expect(await textOf(page.getByRole('status'))).toMatch(/^The block of key “Acme production” \(rk_live_…\w{4}\) is lifted; its requests are admitted again\.$/);
+    expect(await row.locator('.badge.blocked').count()).toBe(0);
+    expect(await row.getByRole('button', { name: /Lift the block/ }).count()).toBe(0);
+    expect((await counters.blocksInForce([keyBlockId(keyId)], fixture.clock.now())).size).toBe(0);
   });
 
   it('revokes a key of any account after a confirmation', async () => {

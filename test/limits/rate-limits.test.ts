@@ -191,9 +191,14 @@ describe('rate limits', () => {
     expect((await get(b.secret)).headers.get('retry-after')).toBe('300');
     const keyId = (await kg.runtime.store.listKeys({ accountId: a.accountId })).find((k) => k.name === 'team key')?.id as string;
 
+    // The admin API says until when it is blocked (its account's block, 5 minutes).
+    expect(await (await kg.admin(`/v1/keys/${keyId}`)).json()).toMatchObject({ status: 'active', blockedUntil: new Date(now + 300_000).toISOString() });
+    const listed = (await (await kg.admin(`/v1/keys?accountId=${a.accountId}`)).json()) as { blockedUntil: string | null }[];
+    expect(listed.map((k) => k.blockedUntil)).toEqual([new Date(now + 300_000).toISOString(), new Date(now + 300_000).toISOString()]);
     const lifted = await kg.admin(`/v1/keys/${keyId}/unblock`, { method: 'POST' });
     expect(lifted.status).toBe(200);
     expect(await lifted.json()).toMatchObject({ key: { id: keyId }, lifted: 1 });
+    expect(await (await kg.admin(`/v1/keys/${keyId}`)).json()).toMatchObject({ blockedUntil: null });
     now += 1_000; // the account's window (1 per second) has room again
     expect((await get(b.secret)).status).toBe(200);
     const audit = (await (await kg.admin('/v1/audit')).json()) as { action: string; keyId: string }[];

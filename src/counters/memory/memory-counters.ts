@@ -202,6 +202,19 @@ export class MemoryCounters implements Counters {
     return Promise.resolve(this.liftBlocksNow(ids, now));
   }
 
+  blocksInForce(ids: readonly string[], now: number): Promise<Map<string, number>> {
+    return Promise.resolve(this.blocksInForceNow(ids, now));
+  }
+
+  blocksInForceNow(ids: readonly string[], now: number): Map<string, number> {
+    const found = new Map<string, number>();
+    for (const id of ids) {
+      const until = this.blocks.get(id)?.blockedUntil ?? 0;
+      if (until > now) found.set(id, until);
+    }
+    return found;
+  }
+
   liftBlocksNow(ids: readonly string[], now: number): number {
     let lifted = 0;
     for (const id of ids) {

@@ -41,6 +41,11 @@ export class PerProcessFallback {
     return admission;
   }
 
+  /** Blocks this process keeps while Redis is away. */
+  blocksInForce(ids: readonly string[], now: number): Map<string, number> {
+    return this.memory.blocksInForceNow(ids, now);
+  }
+
   /** Blocks this process keeps while Redis is away end too. */
   liftBlocks(ids: readonly string[], now: number): number {
     return this.memory.liftBlocksNow(ids, now);

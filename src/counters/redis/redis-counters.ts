@@ -348,6 +348,24 @@ export class RedisCounters implements Counters {
     return rows;
   }
 
+  async blocksInForce(ids: readonly string[], now: number): Promise<Map<string, number>> {
+    const found = this.fallback.blocksInForce(ids, now);
+    try {
+      if (this.client.status !== 'ready') throw new Error('Redis is not reachable');
+      const pipeline = this.client.pipeline();
+      for (const id of ids) pipeline.hget(this.key('b', id), 'until');
+      const results = (await pipeline.exec()) ?? [];
+      results.forEach(([, until], i) => {
+        const id = ids[i] as string;
+        const ends = Number(until);
+        if (ends > now && ends > (found.get(id) ?? 0)) found.set(id, ends);
+      });
+      return found;
+    } catch (error) {
+      throw new CountersUnavailableError(error);
+    }
+  }
+
   async liftBlocks(ids: readonly string[], now: number): Promise<number> {
     const local = this.fallback.liftBlocks(ids, now);
     try {

@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccountRecord } from '../../store/store.js';
 import { createAccount, defaultPlanId, getAccount, updateAccount } from '../../operations/accounts.js';
-import { getKey, revokeKey } from '../../operations/keys.js';
+import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/keys.js';
 import { inviteMember } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
@@ -114,6 +114,14 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     return redirect(reply, `/accounts/${account.id}`);
   });
 
+  app.post<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/unblock', async (request, reply) => {
+    operatorOf(request);
+    const account = await getAccount(rt, request.params.id);
+    const { key, lifted } = await unblockKey(rt, request.params.keyId, actorOf(request), account.id);
+    setNotice(dash, reply, { kind: 'success', text: lifted > 0 ? `The block of key “${key.name}” (${key.hint}) is lifted; its requests are admitted again.` : `Key “${key.name}” (${key.hint}) was not blocked.` });
+    return redirect(reply, `/accounts/${account.id}`);
+  });
+
   /** The same rule as the pipeline's: the plan includes API access, the switch is on, the plan has not expired. */
   function apiEnabled(account: AccountRecord, now: number): boolean {
     const plan = rt.config.plans[account.planId];
@@ -214,6 +222,7 @@ ${pager}
     const keys = newestFirst(await rt.store.listKeys({ accountId: account.id }));
     const usable = keys.filter((k) => isUsable(k, now));
     const gone = keys.filter((k) => !isUsable(k, now));
+    const blocked = await blockedUntilOf(rt, usable);
     const members = await rt.store.listMembers({ accountId: account.id });
     const events = await rt.store.listAudit({ accountId: account.id, limit: RECENT_EVENTS });
     const accountNames = new Map([[account.id, account.name]]);
@@ -234,7 +243,17 @@ ${pager}
 </form>
 <h2>Keys</h2>
 ${usable.length > 0
-  ? keyTable(usable, now, `Keys in use of ${account.name}`, (key) => html`<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name}">Revoke</a>`, keys)
+  ? keyTable(
+      usable,
+      now,
+      `Keys in use of ${account.name}`,
+      (key) =>
+        html`${blocked?.has(key.id)
+          ? html`<form method="post" action="/accounts/${account.id}/keys/${key.id}/unblock" class="inline-form">${csrfField(request)}<button type="submit" class="secondary small" aria-label="Lift the block of ${key.name}">Unblock</button></form>`
+          : ''}<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name}">Revoke</a>`,
+      keys,
+      blocked,
+    )
   : html`<div class="empty"><p>No keys in use. Members create keys from their own API keys page.</p></div>`}
 ${gone.length > 0 ? html`<h3>Revoked and expired keys</h3>${keyTable(gone, now, `Revoked and expired keys of ${account.name}`, undefined, keys)}` : ''}
 <h2>Members</h2>

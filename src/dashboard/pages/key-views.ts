@@ -15,10 +15,16 @@ export function isUsable(key: KeyRecord, now: number): boolean {
   return status === 'active' || status === 'expiring';
 }
 
-export function statusBadge(key: KeyRecord, now: number): Html {
+/** `blockedUntil`: when its rate-limit block (or its account's) ends, if it is blocked now. */
+export function statusBadge(key: KeyRecord, now: number, blockedUntil?: number): Html {
   const status = keyStatus(key, now);
   const detail = status === 'expiring' && key.expiresAt !== null ? ` ${relative(key.expiresAt, now)}` : '';
-  return html`<span class="badge ${status}">${STATUS_LABEL[status]}${detail}</span>`;
+  const ends = blockedUntil === undefined ? undefined : new Date(blockedUntil).toISOString();
+  const blocked =
+    blockedUntil === undefined || ends === undefined
+      ? ''
+      : html` <span class="badge blocked" title="Refused until ${ends.slice(0, 16).replace('T', ' ')} UTC for exceeding the rate limit repeatedly"><time datetime="${ends}">Blocked, ends ${relative(blockedUntil, now)}</time></span>`;
+  return html`<span class="badge ${status}">${STATUS_LABEL[status]}${detail}</span>${blocked}`;
 }
 
 export function scopeList(scopes: readonly string[]): Html {
@@ -35,7 +41,14 @@ export function newestFirst(keys: readonly KeyRecord[]): KeyRecord[] {
  * The keys of one account as a table (cards on a phone). `actions` gives each row's
  * buttons; without it the table has no action column.
  */
-export function keyTable(keys: readonly KeyRecord[], now: number, caption: string, actions?: (key: KeyRecord) => Html, all: readonly KeyRecord[] = keys): Html {
+export function keyTable(
+  keys: readonly KeyRecord[],
+  now: number,
+  caption: string,
+  actions?: (key: KeyRecord) => Html,
+  all: readonly KeyRecord[] = keys,
+  blocked?: ReadonlyMap<string, number>,
+): Html {
   const byId = new Map(all.map((k) => [k.id, k]));
   // The latest replacement of each key (an earlier one may have been revoked since).
   const replacedBy = new Map<string, KeyRecord>();
@@ -59,7 +72,7 @@ export function keyTable(keys: readonly KeyRecord[], now: number, caption: strin
     <td data-label="Created (UTC)">${whenInTable(key.createdAt)}</td>
     <td data-label="Last used (UTC)">${whenInTable(key.lastUsedAt, 'Never')}</td>
     <td data-label="Expires (UTC)">${key.revokedAt !== null ? html`<span class="muted">Revoked ${whenInTable(key.revokedAt)}</span>` : whenInTable(key.expiresAt, 'Never')}</td>
-    <td data-label="Status">${statusBadge(key, now)}</td>
+    <td data-label="Status">${statusBadge(key, now, blocked?.get(key.id))}</td>
     ${actions ? html`<td data-label=""><div class="actions tight">${actions(key)}</div></td>` : ''}
   </tr>`,
   )}</tbody>

@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, createKey, getKey, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
+import { allowedScopes, blockedUntilOf, createKey, getKey, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
 import { actorOf, csrfField, field, fields, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
@@ -51,6 +51,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
     const gone = keys.filter((k) => !isUsable(k, now));
     const plan = rt.config.plans[account.planId];
     const usage = await accountUsage(rt, account);
+    const blocked = await blockedUntilOf(rt, usable);
     const rowActions = (key: KeyRecord) => html`${rt.config.keys.rotation && rotationConflict(key, keys, now) === undefined
       ? html`
       <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name}">Rotate</a>`
@@ -65,7 +66,7 @@ ${usage.apiEnabled ? '' : html`<div class="notice warning"><p>API access is off 
 </div>
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
-  ? keyTable(usable, now, 'Keys in use', rowActions, keys)
+  ? keyTable(usable, now, 'Keys in use', rowActions, keys, blocked)
   : html`<div class="empty"><p><strong>No keys yet.</strong></p><p>Create a key to start calling the API. Its secret is shown once, right after you create it.</p></div>`}
 ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These keys no longer work. They stay listed so you can recognise them in logs.</p>${keyTable(gone, now, 'Revoked and expired keys', undefined, keys)}` : ''}`;
     return sendPage(dash, request, reply, { title: 'API keys', body });
