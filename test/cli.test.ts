@@ -296,7 +296,8 @@ describe('keygate refuses bad profiles, naming the field', () => {
   it('says when the file is missing', async () => {
     const r = await runCli(['check', '--config', path.join(dir, 'nope.yaml')]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`cannot read the file: ENOENT (no file at ${path.join(dir, 'nope.yaml')})`);
+    expect(r.stderr).toContain(`${path.join(dir, 'nope.yaml')}: cannot read the profile\n  - cannot read the file: ENOENT (no file at ${path.join(dir, 'nope.yaml')})`);
+    expect(r.stderr).not.toContain('invalid configuration');
     expect(r.stderr).toContain('Name the profile with --config <file>, or set KEYGATE_CONFIG.');
   });
 

@@ -688,7 +688,7 @@ function describeFailure(error: unknown): { text: string; message: string; exitC
     // The usual first stumble: no profile where the command looked for one.
     const missing = error.problems.some((problem) => problem.startsWith('cannot read the file: ENOENT'));
     const hint = missing ? 'Name the profile with --config <file>, or set KEYGATE_CONFIG.' : undefined;
-    return { text: `${error.message}\n${hint ? `${hint}\n` : ''}`, message: `${error.file}: invalid configuration${hint ? `. ${hint}` : ''}`, exitCode: 2, problems: error.problems };
+    return { text: `${error.message}\n${hint ? `${hint}\n` : ''}`, message: `${error.file}: ${error.headline}${hint ? `. ${hint}` : ''}`, exitCode: 2, problems: error.problems };
   }
   // A port in use is named by serve, with the listener and its profile field.
   const message = error instanceof Error ? error.message : String(error);

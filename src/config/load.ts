@@ -8,12 +8,20 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 
+/** The problem of a profile file that could not be read at all. */
+const UNREADABLE = 'cannot read the file';
+
 export class ConfigError extends Error {
+  /** What is wrong, in a few words: the file could not be read, or what it says is not valid. */
+  readonly headline: string;
+
   constructor(
     readonly file: string,
     readonly problems: string[],
   ) {
-    super(`${file}: invalid configuration\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    const headline = problems.every((p) => p.startsWith(UNREADABLE)) ? 'cannot read the profile' : 'invalid configuration';
+    super(`${file}: ${headline}\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.headline = headline;
     this.name = 'ConfigError';
   }
 }
@@ -47,7 +55,7 @@ export function loadConfigFile(file: string): LoadedConfig {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const hint = code === 'ENOENT' ? ` (no file at ${path.resolve(file)})` : '';
-    throw new ConfigError(file, [`cannot read the file: ${code ?? String(error)}${hint}`]);
+    throw new ConfigError(file, [`${UNREADABLE}: ${code ?? String(error)}${hint}`]);
   }
   return { config: parseConfigText(text, file), file, dir: path.dirname(path.resolve(file)) };
 }
