@@ -236,6 +236,11 @@ export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, ac
   return updated;
 }
 
+/** The blocks that can stop a key: its own, and its account's. */
+function blockIdsOf(key: KeyRecord): string[] {
+  return key.accountId === null ? [keyBlockId(key.id)] : [keyBlockId(key.id), accountBlockId(key.accountId)];
+}
+
 /**
  * When each of these keys' rate-limit blocks ends (its own, or its account's, whichever
  * ends later), for the keys blocked now. Undefined when the counters cannot be asked
@@ -243,7 +248,7 @@ export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, ac
  */
 export async function blockedUntilOf(rt: Runtime, keys: readonly KeyRecord[]): Promise<Map<string, number> | undefined> {
   const now = rt.clock();
-  const ids = [...new Set(keys.flatMap((key) => [keyBlockId(key.id), ...(key.accountId === null ? [] : [accountBlockId(key.accountId)])]))];
+  const ids = [...new Set(keys.flatMap(blockIdsOf))];
   if (ids.length === 0) return new Map();
   let inForce: Map<string, number>;
   try {
@@ -267,7 +272,7 @@ export async function blockedUntilOf(rt: Runtime, keys: readonly KeyRecord[]): P
  */
 export async function unblockKey(rt: Runtime, id: string, actor: string, accountId?: string): Promise<{ key: KeyRecord; lifted: number }> {
   const key = await getKey(rt, id, accountId);
-  const lifted = await rt.counters.liftBlocks([keyBlockId(key.id), ...(key.accountId === null ? [] : [accountBlockId(key.accountId)])], rt.clock());
+  const lifted = await rt.counters.liftBlocks(blockIdsOf(key), rt.clock());
   await audit(rt, actor, 'key.unblocked', { accountId: key.accountId, keyId: id, detail: { name: key.name, hint: key.hint, lifted } });
   return { key, lifted };
 }
