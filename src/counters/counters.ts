@@ -114,6 +114,8 @@ export interface Counters {
    * committed, which is less than `actual` only when the reservation's cap stopped it.
    */
   settle(reservation: Reservation, actual: number): Promise<number>;
+  /** The same as `settle`, answered synchronously, by backends that need no I/O (memory). */
+  settleNow?(reservation: Reservation, actual: number): number;
   meterBalance(accountId: string, meter: string, periodStart: string): Promise<MeterBalance>;
   /**
    * Seed balances from the store (start-up, or after the backend lost its data). Charges

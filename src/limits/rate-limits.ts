@@ -95,7 +95,10 @@ function policyHeader(templates: readonly WindowTemplate[]): string | undefined 
 /** The RateLimit header value for the windows' current state. */
 export function rateLimitHeader(windows: readonly WindowState[]): string | undefined {
   if (windows.length === 0) return undefined;
-  return windows.map((w) => `"${w.name}";r=${w.remaining};t=${Math.ceil(w.resetMs / 1000)}`).join(', ');
+  // On every response of a limited route: one string built, no list or closure.
+  let value = '';
+  for (const w of windows) value += `${value === '' ? '' : ', '}"${w.name}";r=${w.remaining};t=${Math.ceil(w.resetMs / 1000)}`;
+  return value;
 }
 
 export function rateLimitHeaders(plan: RateLimitPlan, windows: readonly WindowState[]): Record<string, string> {

@@ -71,7 +71,8 @@ export class MemoryCounters implements Counters {
   /** Synchronous core of `admit`, used directly by the per-process fallback. */
   admitNow({ now, windows, block, charge }: AdmitRequest): Admission {
     if (windows.length === 0 && !block && !charge) return NOTHING_TO_COUNT;
-    const logs = windows.map((w) => this.log(w));
+    const logs: SlidingLog[] = [];
+    for (const w of windows) logs.push(this.log(w));
 
     if (block) {
       const state = this.blocks.get(block.id);
@@ -110,7 +111,9 @@ export class MemoryCounters implements Counters {
     }
 
     for (const log of logs) log.record(now);
-    return { ok: true, windows: states(windows, logs, now), ...(reservation ? { reservation } : {}) };
+    const admitted: Admission = { ok: true, windows: states(windows, logs, now) };
+    if (reservation) admitted.reservation = reservation;
+    return admitted;
   }
 
   async settle(reservation: Reservation, actual: number): Promise<number> {
@@ -274,8 +277,11 @@ function meterId(accountId: string, meter: string, periodStart: string): string 
 }
 
 function states(windows: readonly WindowSpec[], logs: SlidingLog[], now: number): WindowState[] {
-  return windows.map((w, i) => {
+  const out: WindowState[] = [];
+  for (let i = 0; i < windows.length; i++) {
+    const w = windows[i] as WindowSpec;
     const log = logs[i] as SlidingLog;
-    return { name: w.name, limit: w.limit, windowMs: w.windowMs, remaining: Math.max(0, w.limit - log.countInWindow(now)), resetMs: log.resetMs(now) };
-  });
+    out.push({ name: w.name, limit: w.limit, windowMs: w.windowMs, remaining: Math.max(0, w.limit - log.countInWindow(now)), resetMs: log.resetMs(now) });
+  }
+  return out;
 }
