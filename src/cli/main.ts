@@ -10,7 +10,7 @@ import { ConfigError, configJsonSchema, loadConfigFile, type LoadedConfig } from
 import { parseDuration } from '../config/duration.js';
 import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, migrateOrRefuse, type Runtime } from '../runtime.js';
 import { createKeyHasher } from '../keys/hash.js';
-import type { Page, Store } from '../store/store.js';
+import type { KeyRecord, Page, Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
@@ -20,7 +20,7 @@ import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
-import { createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
+import { blockedUntilOf, createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
@@ -443,9 +443,13 @@ export function buildCli(): Command {
         if (opts.account) await getAccount(rt, opts.account);
         const list = pageEnd(await rt.store.listKeys({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) }), opts);
         const now = rt.clock();
-        print(json, list.map((k) => publicKey(k, now)), () =>
+        // Blocks are shared only on Redis: with memory counters they are the serving process's to know.
+        const blocked = rt.counters.kind === 'redis' ? await blockedUntilOf(rt, list) : undefined;
+        const blockedUntil = (k: KeyRecord) => (blocked ? { blockedUntil: blocked.has(k.id) ? new Date(blocked.get(k.id) as number).toISOString() : null } : {});
+        const status = (k: KeyRecord) => (blocked?.has(k.id) ? `${keyStatus(k, now)}, blocked until ${when(blocked.get(k.id) as number)}` : keyStatus(k, now));
+        print(json, list.map((k) => ({ ...publicKey(k, now), ...blockedUntil(k) })), () =>
           table(
-            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: keyStatus(k, now), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: when(k.expiresAt) })),
+            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: status(k), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: when(k.expiresAt) })),
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires'],
           ),
         );

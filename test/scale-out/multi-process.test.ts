@@ -65,6 +65,7 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
       metered: { meters: { credits: { limit: 1000 } } },
       steady: { meters: { units: { limit: 100_000_000 } } },
       single: { maxKeys: 1 },
+      blocking: { rateLimits: [{ limit: 1, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } },
     },
     routes: [
       { method: 'GET', path: '/v1/rankings', cost: { meter: 'credits', perRequest: 100 } },
@@ -200,6 +201,32 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
       console.info(`[figure] revocation via the CLI refused by the 3 processes after ${elapsed.join(', ')} ms`);
       for (const r of results) expect(r.status).toBe(401);
       expect(Math.max(...elapsed)).toBeLessThan(REVOCATION_DEADLINE_MS);
+    });
+
+    it('shows a block kept in Redis in `keygate keys list`, and lifts it for all three with `keygate keys unblock`', async () => {
+      const { secret, keyId, accountId } = await key('blocking');
+      const code = async (g: GatewayProcess) => {
+        const response = await g.call('/v1/projects', secret);
+        return response.status === 200 ? 'ok' : ((await response.json()) as { errors: { code: string }[] }).errors[0]?.code;
+      };
+      const [one, two, three] = gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
+      // One admitted, one refused by the window, the next refusal blocks (after: 2), on whichever process.
+      expect([await code(one), await code(two), await code(three)]).toEqual(['ok', 'rate_limited', 'blocked']);
+      const cli = (...args: string[]) => runCli([...args, '--config', profileFile]);
+      const listed = JSON.parse((await cli('keys', 'list', '--account', accountId, '--json')).stdout) as { id: string; blockedUntil: string | null }[];
+      expect(listed).toHaveLength(1);
+      expect(Date.parse(listed[0]?.blockedUntil ?? '') - Date.now()).toBeGreaterThan(9 * 60_000);
+      expect((await cli('keys', 'list', '--account', accountId)).stdout).toMatch(/active, blocked until \d{4}-\d\d-\d\d \d\d:\d\dZ/);
+
+      const lifted = await cli('keys', 'unblock', keyId);
+      expect(lifted).toMatchObject({ code: 0, stdout: `lifted the block of key ${keyId} (blocking key)\n` });
+      expect((JSON.parse((await cli('keys', 'list', '--account', accountId, '--json')).stdout) as { blockedUntil: string | null }[])[0]?.blockedUntil).toBeNull();
+      // The process that blocked it refuses it only by the window now (1 an hour), as a first
+      // violation; the next refusal, on another process, blocks it again from the first level.
+      expect(await code(three)).toBe('rate_limited');
+      const again = await one.call('/v1/projects', secret);
+      expect(again.status).toBe(429);
+      expect(again.headers.get('retry-after')).toBe('600');
     });
 
     it('issues no more keys than the plan allows, and rotates a key once, when all three are asked at the same time', async () => {
