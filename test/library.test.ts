@@ -91,6 +91,11 @@ describe('keygate as a library', () => {
     if (!many.allowed) throw new Error('GET /rows should be allowed');
     await many.settle(200, 50);
     expect(await balance()).toEqual({ used: 100, reserved: 0 });
+    // The account's daily usage records what was charged (30 + 70), not what was asked (30 + 500).
+    await gate.runtime.usage.flush(gate.runtime.store);
+    const day = new Date(gate.runtime.clock()).toISOString().slice(0, 10);
+    const units = (await gate.runtime.store.listUsageDaily(account.id, day, day)).filter((row) => row.metric === 'units' && row.label === 'credits');
+    expect(units.reduce((sum, row) => sum + row.value, 0)).toBe(100);
   });
 
   it('refuses what the gateway refuses before reading a key: a path the API could read as another, and paths outside basePath', async () => {

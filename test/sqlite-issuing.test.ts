@@ -5,6 +5,7 @@
  * keys only once the first has written its own. Three processes are started, wait until
  * all have the file open, and then try at the same moment, each holding its attempt open
  * for 300 ms: exactly one may write, the others must see its key and write nothing.
+ * The children run the built store (dist/), as the CLI does: `npm test` builds first.
  */
 import { fork } from 'node:child_process';
 import path from 'node:path';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, configJsonSchema, loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { ConfigError, configJsonSchema, loadConfigFile, UNREADABLE, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, migrateOrRefuse, type Runtime } from '../runtime.js';
 import { createKeyHasher } from '../keys/hash.js';
@@ -690,7 +690,7 @@ export async function main(argv: string[]): Promise<void> {
 function describeFailure(error: unknown): { text: string; message: string; exitCode: number; problems?: string[] } {
   if (error instanceof ConfigError) {
     // The usual first stumble: no profile where the command looked for one.
-    const missing = error.problems.some((problem) => problem.startsWith('cannot read the file: ENOENT'));
+    const missing = error.problems.some((problem) => problem.startsWith(`${UNREADABLE}: ENOENT`));
     const hint = missing ? 'Name the profile with --config <file>, or set KEYGATE_CONFIG.' : undefined;
     return { text: `${error.message}\n${hint ? `${hint}\n` : ''}`, message: `${error.file}: ${error.headline}${hint ? `. ${hint}` : ''}`, exitCode: 2, problems: error.problems };
   }

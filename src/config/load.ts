@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 
 /** The problem of a profile file that could not be read at all. */
-const UNREADABLE = 'cannot read the file';
+export const UNREADABLE = 'cannot read the file';
 
 export class ConfigError extends Error {
   /** What is wrong, in a few words: the file could not be read, or what it says is not valid. */
@@ -20,7 +20,7 @@ export class ConfigError extends Error {
     readonly file: string,
     readonly problems: string[],
   ) {
-    const headline = problems.every((p) => p.startsWith(UNREADABLE)) ? 'cannot read the profile' : 'invalid configuration';
+    const headline = problems.length > 0 && problems.every((p) => p.startsWith(UNREADABLE)) ? 'cannot read the profile' : 'invalid configuration';
     super(`${file}: ${headline}\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.headline = headline;
     this.name = 'ConfigError';

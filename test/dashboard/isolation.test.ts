@@ -135,6 +135,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     const answer = await postFromPage(page, `/accounts/${acme.accountId}/api-access`, { apiAccess: 'off' }, { withToken: true });
     expect(answer.status).toBe(404);
     expect((await fixture.keygate.runtime.store.getAccount(acme.accountId))?.apiAccess).toBe(true);
+    // Lifting a block is an operator's: a member's post changes nothing (and is not audited).
+    const unblock = await postFromPage(page, `/accounts/${acme.accountId}/keys/${acme.keyId}/unblock`, {}, { withToken: true });
+    expect(unblock.status).toBe(404);
+    expect((await fixture.keygate.runtime.store.listAudit({ accountId: acme.accountId, limit: 50 })).some((e) => e.action === 'key.unblocked')).toBe(false);
   });
 
   it('refuses form posts without the CSRF token with 403', async () => {

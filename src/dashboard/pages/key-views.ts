@@ -19,12 +19,13 @@ export function isUsable(key: KeyRecord, now: number): boolean {
 export function statusBadge(key: KeyRecord, now: number, blockedUntil?: number): Html {
   const status = keyStatus(key, now);
   const detail = status === 'expiring' && key.expiresAt !== null ? ` ${relative(key.expiresAt, now)}` : '';
-  const ends = blockedUntil === undefined ? undefined : new Date(blockedUntil).toISOString();
-  const blocked =
-    blockedUntil === undefined || ends === undefined
-      ? ''
-      : html` <span class="badge blocked" title="Refused until ${ends.slice(0, 16).replace('T', ' ')} UTC for exceeding the rate limit repeatedly"><time datetime="${ends}">Blocked, ends ${relative(blockedUntil, now)}</time></span>`;
+  const blocked = blockedUntil === undefined ? '' : blockedBadge(blockedUntil, now);
   return html`<span class="badge ${status}">${STATUS_LABEL[status]}${detail}</span>${blocked}`;
+}
+
+function blockedBadge(until: number, now: number): Html {
+  const ends = new Date(until).toISOString();
+  return html` <span class="badge blocked" title="Refused until ${ends.slice(0, 16).replace('T', ' ')} UTC for exceeding the rate limit repeatedly"><time datetime="${ends}">Blocked, ends ${relative(until, now)}</time></span>`;
 }
 
 export function scopeList(scopes: readonly string[]): Html {
