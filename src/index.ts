@@ -10,7 +10,7 @@ export { loadConfigFile, parseConfigText, parseConfigObject, configJsonSchema, C
 export type { Config, ConfigInput, Plan, Route, Meter } from './config/schema.js';
 export { serve, type RunningKeygate, type ServeOptions } from './serve.js';
 export { createRuntime, ConfigReloadError, RELOADABLE, type Runtime, type RuntimeOptions } from './runtime.js';
-export { DENIAL_REASONS, type DenialReason, type Denial } from './denial/reasons.js';
+export { DENIAL_REASONS, MESSAGE_PLACEHOLDERS, type DenialReason, type Denial } from './denial/reasons.js';
 export type { Identity } from './pipeline/identity.js';
 export { createAccount, getAccount, updateAccount, deleteAccount, type NewAccount } from './operations/accounts.js';
 export { createKey, getKey, revokeKey, rotateKey, updateKey, unblockKey, keyStatus, type NewKey, type IssuedKey, type KeyStatus, type KeyChanges } from './operations/keys.js';

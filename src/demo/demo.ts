@@ -25,7 +25,11 @@ export function demoProfile(upstreamUrl: string, dataDir: string, ports = { gate
     store: `sqlite:${path.join(dataDir, 'keygate.db')}`,
     keys: { format: 'prefixed', prefix: { live: 'demo_live_', test: 'demo_test_' } },
     auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }, { in: 'query', name: 'api_key' }] },
-    errors: { envelope: 'problem', realm: 'demo' },
+    errors: {
+      envelope: 'problem',
+      realm: 'demo',
+      reasons: { insufficient_funds: { message: 'The plan\'s {{limit}} {{meter}} for this month are used up; they renew on {{resets}}.' } },
+    },
     scopes: ['projects:read', 'projects:write', 'rankings:read'],
     plans: {
       free: { name: 'Free', apiAccess: false },

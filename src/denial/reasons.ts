@@ -37,11 +37,21 @@ export interface Denial {
   /** True when the client presented a credential (drives `error="invalid_token"`). */
   credentialPresented?: boolean;
   /**
-   * The query parameter keygate needed and could not read (invalid_parameter): a name
-   * from the profile, never the client's text. `{{parameter}}` in the message becomes it.
+   * What each `{{name}}` in the reason's message becomes (MESSAGE_PLACEHOLDERS lists them):
+   * names from the profile and figures keygate counted, never the client's text.
    */
-  parameter?: string;
+  fill?: Readonly<Record<string, string>>;
 }
+
+/**
+ * The placeholders a reason's message may hold: invalid_parameter names the query
+ * parameter it could not read; insufficient_funds the meter, its limit and the day its
+ * period starts afresh (`YYYY-MM-DD`, UTC). Any other `{{…}}` is refused at start-up.
+ */
+export const MESSAGE_PLACEHOLDERS: Readonly<Partial<Record<DenialReason, readonly string[]>>> = {
+  invalid_parameter: ['parameter'],
+  insufficient_funds: ['meter', 'limit', 'resets'],
+};
 
 export function deny(reason: DenialReason, extra: Omit<Denial, 'reason'> = {}): Denial {
   return { reason, ...extra };

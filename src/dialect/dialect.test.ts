@@ -66,20 +66,20 @@ describe('dialects', () => {
     for (const envelope of ['jsonapi', 'message', 'error_description', 'error', 'typed', 'problem'] as const) {
       const d = dialectFor({ envelope, reasons: { invalid_parameter: { message } } });
       // A name with JSON's and String.replace's special characters comes out as it is.
-      const body = d.render(deny('invalid_parameter', { parameter: '$&"x' })).body;
+      const body = d.render(deny('invalid_parameter', { fill: { parameter: '$&"x' } })).body;
       expect(body).toContain(JSON.stringify('Parameter $&"x is invalid ("$&"x").').slice(1, -1));
-      expect(d.render(deny('invalid_parameter', { parameter: 'limit' })).body).toContain('Parameter limit is invalid');
+      expect(d.render(deny('invalid_parameter', { fill: { parameter: 'limit' } })).body).toContain('Parameter limit is invalid');
     }
     // The default message names it too; without a parameter the message is left as it is.
-    expect(JSON.parse(dialectFor({ envelope: 'message' }).render(deny('invalid_parameter', { parameter: 'limit' })).body)).toEqual({ message: 'The query parameter limit is not valid.' });
+    expect(JSON.parse(dialectFor({ envelope: 'message' }).render(deny('invalid_parameter', { fill: { parameter: 'limit' } })).body)).toEqual({ message: 'The query parameter limit is not valid.' });
   });
 
   it('refuses a placeholder in a message where nothing fills it in', () => {
     expect(() => dialectFor({ reasons: { bad_request: { message: 'Parameter {{parameter}} is invalid.' } } })).toThrow(
-      'errors.reasons.bad_request.message: {{parameter}} would be sent as written: only invalid_parameter\'s message is filled in ({{parameter}})',
+      'errors.reasons.bad_request.message: {{parameter}} would be sent as written: nothing is filled in in this message',
     );
     expect(() => dialectFor({ reasons: { invalid_parameter: { message: 'Parameter {{param}} is invalid.' } } })).toThrow(
-      'errors.reasons.invalid_parameter.message: {{param}} would be sent as written: only {{parameter}} is filled in here',
+      'errors.reasons.invalid_parameter.message: {{param}} would be sent as written: this message may hold {{parameter}}',
     );
   });
 });

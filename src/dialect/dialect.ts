@@ -59,8 +59,8 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
   bad_request: { status: 400, code: 'bad_request', message: 'Bad request.' },
 };
 
-/** Where a message names the query parameter of an invalid_parameter denial (spaces allowed, as in templates). */
-const PARAMETER = /\{\{\s*parameter\s*\}\}/g;
+/** A placeholder in a message (spaces allowed, as in templates): see MESSAGE_PLACEHOLDERS. */
+const PLACEHOLDER = /\{\{\s*(\w+)\s*\}\}/g;
 
 /** Reasons where a credential was presented but did not work: RFC 6750 `invalid_token`. */
 const INVALID_TOKEN_REASONS = new Set<DenialReason>(['malformed_key', 'unknown_key', 'revoked_key', 'expired_key']);
@@ -104,10 +104,10 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
           headers['www-authenticate'] = challenge;
         }
       }
-      // A message naming the parameter is written per denial; the others once, up front.
-      const { parameter } = denial;
-      const named = parameter === undefined ? undefined : rendering.message.replace(PARAMETER, () => parameter);
-      const body = named === undefined || named === rendering.message ? (bodies.get(denial.reason) as string) : renderBody(config, { ...rendering, message: named });
+      // A message with the denial's own figures is written per denial; the others once, up front.
+      const { fill } = denial;
+      const filled = fill === undefined ? undefined : rendering.message.replace(PLACEHOLDER, (placeholder, name: string) => fill[name] ?? placeholder);
+      const body = filled === undefined || filled === rendering.message ? (bodies.get(denial.reason) as string) : renderBody(config, { ...rendering, message: filled });
       return { status: rendering.status, headers, body };
     },
     renderMessage(status, code, message) {

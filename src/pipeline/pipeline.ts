@@ -14,7 +14,7 @@ import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, t
 import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
 import { rateLimitHeaders, windowsFor, type createRateLimitPlanner, type RateLimitPlan } from '../limits/rate-limits.js';
 import { overageAllowed, reserveAmount } from '../meters/cost.js';
-import { periodBounds, type PeriodBounds } from '../meters/period.js';
+import { isoDay, periodBounds, type PeriodBounds } from '../meters/period.js';
 import { deny, type Denial } from '../denial/reasons.js';
 import type { Identity } from './identity.js';
 
@@ -185,18 +185,18 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const admit: AdmitRequest = { now, windows: windowsFor(rateLimits, key.id, account.id) };
     if (plan.block) admit.block = { id: plan.block.scope === 'account' ? accountBlockId(account.id) : keyBlockId(key.id), policy: plan.block };
     const charge = chargeFor(route, identity, request.method, request.url, now);
-    if (charge instanceof UnreadableRecords) return refuse(deny('invalid_parameter', { parameter: charge.parameter }), identity);
+    if (charge instanceof UnreadableRecords) return refuse(deny('invalid_parameter', charge.parameter === undefined ? {} : { fill: { parameter: charge.parameter } }), identity);
     if (charge) admit.charge = charge;
     // A backend that needs no I/O answers at once, sparing the request a promise.
-    if (counters.admitNow) return admitted(identity, route, rateLimits, counters.admitNow(admit));
-    return counters.admit(admit).then((admission) => admitted(identity, route, rateLimits, admission), (error: unknown) => {
+    if (counters.admitNow) return admitted(identity, route, rateLimits, counters.admitNow(admit), charge, now);
+    return counters.admit(admit).then((admission) => admitted(identity, route, rateLimits, admission, charge, now), (error: unknown) => {
       if (error instanceof CountersUnavailableError) return refuse(deny('service_unavailable'), identity);
       throw error;
     });
   }
 
   /** The counters' answer as a decision; 8–9 (forward, settle) belong to the gateway. */
-  function admitted(identity: Identity, route: RouteMatch, rateLimits: RateLimitPlan, admission: Admission): Decision {
+  function admitted(identity: Identity, route: RouteMatch, rateLimits: RateLimitPlan, admission: Admission, charge: ChargeSpec | undefined, now: number): Decision {
     // While blocked nothing is admitted, whatever room the windows have: the RateLimit
     // field says so (r=0 until the block ends), as Retry-After does.
     // A window with room has it again when the block ends; one used up, when it has room again (if later).
@@ -206,10 +206,16 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         : admission.windows;
     const headers = rateLimits.policyHeader === undefined ? NO_HEADERS : rateLimitHeaders(rateLimits, windows);
     if (!admission.ok) {
-      const retryAfterSeconds = admission.reason === 'insufficient_funds' ? undefined : admission.retryAfterMs / 1000;
-      return refuse(deny(admission.reason, { headers, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) }), identity);
+      if (admission.reason === 'insufficient_funds') return refuse(deny('insufficient_funds', { headers, ...(charge ? { fill: fundsFill(identity, charge, now) } : {}) }), identity);
+      return refuse(deny(admission.reason, { headers, retryAfterSeconds: admission.retryAfterMs / 1000 }), identity);
     }
     return { allowed: true, identity, route, headers, reservation: admission.reservation };
+  }
+
+  /** What an insufficient_funds message may say: the meter, its limit, and the day its period starts afresh. */
+  function fundsFill(identity: Identity, charge: ChargeSpec, now: number): Record<string, string> {
+    const period = identity.plan.meters[charge.meter]?.period ?? 'month';
+    return { meter: charge.meter, limit: String(charge.limit), resets: isoDay(periodBounds(period, now).endsAt) };
   }
 
   function chargeFor(route: RouteMatch, identity: Identity, method: string, url: string, now: number): ChargeSpec | UnreadableRecords | undefined {

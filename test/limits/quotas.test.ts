@@ -378,3 +378,33 @@ describe('balances survive a restart', () => {
     }
   });
 });
+
+describe('an insufficient_funds message with the meter, its limit and its reset day', () => {
+  it('fills in {{meter}}, {{limit}} and {{resets}} (the first day of the next period, per plan period)', async () => {
+    const upstream = await startTestUpstream();
+    const at = Date.parse('2026-11-20T12:00:00Z');
+    const kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        errors: { envelope: 'message', reasons: { insufficient_funds: { message: 'The {{meter}} quota ({{ limit }}) is used up; it starts afresh on {{resets}}.' } } },
+        plans: { monthly: { meters: { calls: { limit: 1 } } }, billing: { meters: { calls: { limit: 1, period: { billingDay: 15 } } } } },
+        routes: [{ method: 'GET', path: '/data', cost: { meter: 'calls', perRequest: 1 } }],
+      },
+      { dir: tempDir('quota-message'), clock: () => at },
+    );
+    try {
+      for (const [plan, resets] of [['monthly', '2026-12-01'], ['billing', '2026-12-15']]) {
+        const account = await createAccount(kg.runtime, { name: plan as string, planId: plan as string }, 'test');
+        const { secret } = await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test');
+        const get = () => kg.call('/data', { headers: { authorization: `Bearer ${secret}` } });
+        expect((await get()).status).toBe(200);
+        const refused = await get();
+        expect(refused.status).toBe(402);
+        expect(await refused.json()).toEqual({ message: `The calls quota (1) is used up; it starts afresh on ${resets}.` });
+      }
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});
