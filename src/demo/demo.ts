@@ -28,7 +28,7 @@ export function demoProfile(upstreamUrl: string, dataDir: string, ports = { gate
     errors: {
       envelope: 'problem',
       realm: 'demo',
-      reasons: { insufficient_funds: { message: 'The plan\'s {{limit}} {{meter}} for this month are used up; they renew on {{resets}}.' } },
+      reasons: { insufficient_funds: { message: 'This request needs more {{meter}} than are left of the plan\'s {{limit}} this month; they renew on {{resets}}.' } },
     },
     scopes: ['projects:read', 'projects:write', 'rankings:read'],
     plans: {
