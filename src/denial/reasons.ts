@@ -48,6 +48,9 @@ export interface Denial {
  * parameter it could not read; insufficient_funds the meter, its limit and the day its
  * period starts afresh (`YYYY-MM-DD`, UTC). Any other `{{…}}` is refused at start-up.
  */
+/** A `{{name}}` in a message (spaces allowed, as in templates); the name is group 1. */
+export const MESSAGE_PLACEHOLDER = /\{\{\s*([^}]*?)\s*\}\}/g;
+
 export const MESSAGE_PLACEHOLDERS: Readonly<Partial<Record<DenialReason, readonly string[]>>> = {
   invalid_parameter: ['parameter'],
   insufficient_funds: ['meter', 'limit', 'resets'],

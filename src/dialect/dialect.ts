@@ -9,7 +9,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { CredentialLocation, DialectConfig, Envelope } from '../config/schema.js';
-import { DENIAL_REASONS, type Denial, type DenialReason } from '../denial/reasons.js';
+import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, type Denial, type DenialReason } from '../denial/reasons.js';
 
 export interface ReasonRendering {
   status: number;
@@ -59,8 +59,6 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
   bad_request: { status: 400, code: 'bad_request', message: 'Bad request.' },
 };
 
-/** A placeholder in a message (spaces allowed, as in templates): see MESSAGE_PLACEHOLDERS. */
-const PLACEHOLDER = /\{\{\s*(\w+)\s*\}\}/g;
 
 /** Reasons where a credential was presented but did not work: RFC 6750 `invalid_token`. */
 const INVALID_TOKEN_REASONS = new Set<DenialReason>(['malformed_key', 'unknown_key', 'revoked_key', 'expired_key']);
@@ -106,7 +104,7 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       }
       // A message with the denial's own figures is written per denial; the others once, up front.
       const { fill } = denial;
-      const filled = fill === undefined ? undefined : rendering.message.replace(PLACEHOLDER, (placeholder, name: string) => fill[name] ?? placeholder);
+      const filled = fill === undefined ? undefined : rendering.message.replace(MESSAGE_PLACEHOLDER, (placeholder, name: string) => fill[name] ?? placeholder);
       const body = filled === undefined || filled === rendering.message ? (bodies.get(denial.reason) as string) : renderBody(config, { ...rendering, message: filled });
       return { status: rendering.status, headers, body };
     },

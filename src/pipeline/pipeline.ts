@@ -215,7 +215,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   /** What an insufficient_funds message may say: the meter, its limit, and the day its period starts afresh. */
   function fundsFill(identity: Identity, charge: ChargeSpec, now: number): Record<string, string> {
     const period = identity.plan.meters[charge.meter]?.period ?? 'month';
-    return { meter: charge.meter, limit: String(charge.limit), resets: isoDay(periodBounds(period, now).endsAt) };
+    return { meter: charge.meter, limit: String(charge.limit), resets: isoDay(currentPeriod(period, now).endsAt) };
   }
 
   function chargeFor(route: RouteMatch, identity: Identity, method: string, url: string, now: number): ChargeSpec | UnreadableRecords | undefined {
@@ -230,7 +230,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return {
       accountId: identity.account.id,
       meter: cost.meter,
-      periodStart: periodStart(meter?.period ?? 'month', now),
+      periodStart: currentPeriod(meter?.period ?? 'month', now).start,
       amount,
       limit,
       overage: meter ? overageAllowed(identity.plan, cost.meter, identity.account) : false,
@@ -241,13 +241,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   /** The current period of each meter period in use, recomputed only once `now` leaves it. */
   const currentPeriods = new Map<MeterPeriod, PeriodBounds>();
-  function periodStart(period: MeterPeriod, now: number): string {
+  function currentPeriod(period: MeterPeriod, now: number): PeriodBounds {
     let bounds = currentPeriods.get(period);
     if (!bounds || now < bounds.startsAt || now >= bounds.endsAt) {
       bounds = periodBounds(period, now);
       currentPeriods.set(period, bounds);
     }
-    return bounds.start;
+    return bounds;
   }
 
   return { authorize, identify };

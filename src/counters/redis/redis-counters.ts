@@ -350,32 +350,32 @@ export class RedisCounters implements Counters {
 
   async blocksInForce(ids: readonly string[], now: number): Promise<Map<string, number>> {
     const found = this.fallback.blocksInForce(ids, now);
-    try {
-      if (this.client.status !== 'ready') throw new Error('Redis is not reachable');
-      const pipeline = this.client.pipeline();
-      for (const id of ids) pipeline.hget(this.key('b', id), 'until');
-      const results = (await pipeline.exec()) ?? [];
-      results.forEach(([, until], i) => {
-        const id = ids[i] as string;
-        const ends = Number(until);
-        if (ends > now && ends > (found.get(id) ?? 0)) found.set(id, ends);
-      });
-      return found;
-    } catch (error) {
-      throw new CountersUnavailableError(error);
-    }
+    const pipeline = this.client.pipeline();
+    for (const id of ids) pipeline.hget(this.key('b', id), 'until');
+    const results = await this.operatorCall(() => pipeline.exec());
+    results.forEach(([, until], i) => {
+      const id = ids[i] as string;
+      const ends = Number(until);
+      if (ends > now && ends > (found.get(id) ?? 0)) found.set(id, ends);
+    });
+    return found;
   }
 
   async liftBlocks(ids: readonly string[], now: number): Promise<number> {
     const local = this.fallback.liftBlocks(ids, now);
+    const transaction = this.client.multi();
+    for (const id of ids) transaction.hget(this.key('b', id), 'until').del(this.key('b', id));
+    // Each id's HGET answer, then its DEL's.
+    const results = await this.operatorCall(() => transaction.exec());
+    const untils = results.filter((_, i) => i % 2 === 0).map(([, until]) => Number(until));
+    return Math.max(local, untils.filter((until) => until > now).length);
+  }
+
+  /** A batch an operator's request sends (reading or lifting blocks): refused at once while Redis is away. */
+  private async operatorCall(send: () => Promise<[Error | null, unknown][] | null>): Promise<[Error | null, unknown][]> {
     try {
       if (this.client.status !== 'ready') throw new Error('Redis is not reachable');
-      const transaction = this.client.multi();
-      for (const id of ids) transaction.hget(this.key('b', id), 'until').del(this.key('b', id));
-      const results = (await transaction.exec()) ?? [];
-      // Each id's HGET answer, then its DEL's.
-      const untils = results.filter((_, i) => i % 2 === 0).map(([, until]) => Number(until));
-      return Math.max(local, untils.filter((until) => until > now).length);
+      return (await send()) ?? [];
     } catch (error) {
       throw new CountersUnavailableError(error);
     }
