@@ -81,7 +81,7 @@ function headerLines(headers: Record<string, string> = {}): string {
 
 /**
  * Fastify's `clientErrorHandler` for a listener that answers in its own format what Node's
- * HTTP parser refuses (headers over 16 KB: 431, too slow: 408, not HTTP: 400), and closes
+ * HTTP parser refuses (headers over the listener's `maxHeaderSize`: 431, too slow: 408, not HTTP: 400), and closes
  * the connection. A refusal in the head of a pipelined request waits for the answers
  * before it; one in the body of a request whose answer has begun cuts the connection.
  */

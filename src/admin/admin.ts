@@ -205,13 +205,14 @@ export interface AdminOptions {
 export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...listenerOptions(rt.log, 'admin'),
+    http: { maxHeaderSize: rt.config.admin.listen.maxHeaderSize },
     bodyLimit: 1024 * 1024,
     // Before routing (an undecodable URL, a path parameter over 2,048 characters): still problem details.
     frameworkErrors: (error, _request, reply) => {
       const status = (error as { statusCode?: number }).statusCode ?? 400;
       problem(reply, status >= 400 && status < 500 ? status : 400, 'The request URL could not be read.');
     },
-    // Requests Node's parser refuses (headers over 16 KB, bytes that are not HTTP, too slow).
+    // Requests Node's parser refuses (headers over the listener's `maxHeaderSize`, bytes that are not HTTP, too slow).
     clientErrorHandler: clientErrorHandlerFor(nodeRefusal),
   }).withTypeProvider<ZodTypeProvider>();
   // What Node would answer bare, or not at all, is problem details too; so is a request

@@ -14,7 +14,7 @@ function problems(text: string): string[] {
 describe('keygate.yaml validation', () => {
   it('needs only the upstream; everything else has a default', () => {
     const config = parseConfigText('upstream:\n  url: http://127.0.0.1:4000\n');
-    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080, maxHeaderSize: 15 * 1024 });
     expect(config.store).toBe('sqlite:./data/keygate.db');
     expect(config.auth.credentials).toEqual([{ in: 'header', name: 'Authorization', scheme: 'Bearer' }]);
   });
@@ -22,10 +22,15 @@ describe('keygate.yaml validation', () => {
   it('gives each listener its own port when a listen block names only the host', () => {
     const config = parseConfigText('upstream: {url: http://127.0.0.1:4000}\nlisten: {host: 0.0.0.0}\nadmin: {listen: {host: 127.0.0.1}}\ndashboard: {listen: {requestTimeout: 10s}}\n');
     expect([config.listen, config.admin.listen, config.dashboard.listen]).toEqual([
-      { host: '0.0.0.0', port: 8080 },
-      { host: '127.0.0.1', port: 8081 },
-      { host: '127.0.0.1', port: 8082, requestTimeout: 10_000 },
+      { host: '0.0.0.0', port: 8080, maxHeaderSize: 15 * 1024 },
+      { host: '127.0.0.1', port: 8081, maxHeaderSize: 16 * 1024 },
+      { host: '127.0.0.1', port: 8082, maxHeaderSize: 16 * 1024, requestTimeout: 10_000 },
     ]);
+  });
+
+  it('takes a listener\'s head limit in bytes, and names one too small to hold a request', () => {
+    expect(parseConfigText('upstream: {url: http://127.0.0.1:4000}\nlisten: {maxHeaderSize: 32768}\n').listen.maxHeaderSize).toBe(32768);
+    expect(problems('upstream: {url: http://127.0.0.1:4000}\ndashboard: {listen: {maxHeaderSize: 100}}\n')).toEqual(['dashboard.listen.maxHeaderSize: a number of bytes, at least 1024']);
   });
 
   it('names the missing upstream', () => {

@@ -26,12 +26,31 @@ const duration = z
 
 const positiveDuration = duration.refine((ms) => ms > 0, 'a duration longer than zero');
 
-/** Where a listener listens; each field has a default (the port: each listener its own). */
-const listen = (port: number) =>
+/**
+ * The gateway's default limit on a request's head: 1 KB under Node's 16 KB, so that what
+ * keygate adds on the way up (identity and X-Forwarded headers, ~250 bytes with a few
+ * scopes) never takes a request it admitted over a Node upstream's own limit, whose 431
+ * has no body and is in no API's envelope.
+ */
+export const GATEWAY_MAX_HEADER_SIZE = 15 * 1024;
+/** Node's own limit, kept by the admin API and the dashboard. */
+const NODE_MAX_HEADER_SIZE = 16 * 1024;
+
+/** Where a listener listens; each field has a default (the port and head limit: each listener its own). */
+const listen = (port: number, maxHeaderSize: number) =>
   z
     .object({
       host: z.string().default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(port),
+      maxHeaderSize: z
+        .number()
+        .int()
+        .min(1024, 'a number of bytes, at least 1024')
+        .max(1024 * 1024, 'a number of bytes, at most 1048576 (1 MB)')
+        .default(maxHeaderSize)
+        .describe(
+          `The largest request head (request line and headers, in bytes) this listener reads; a larger one is answered 431. Default: ${GATEWAY_MAX_HEADER_SIZE} for the gateway (1 KB under Node's 16 KB, leaving room for the headers it adds before forwarding), ${NODE_MAX_HEADER_SIZE} for the admin API and the dashboard.`,
+        ),
       requestTimeout: positiveDuration
         .optional()
         .describe('How long a client may take to send a whole request (headers and body) before it is answered 408. Default: 5m for the gateway, 30s for the admin API and the dashboard.'),
@@ -312,7 +331,7 @@ function checkCountersUrl(url: string, ctx: z.RefinementCtx): void {
 export const configSchema = z
   .object({
     name: z.string().default('keygate'),
-    listen: listen(8080),
+    listen: listen(8080, GATEWAY_MAX_HEADER_SIZE),
     basePath: z.string().regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1').default('/').describe('keygate guards everything under this path.'),
     upstream: z
       .object({
@@ -382,7 +401,7 @@ export const configSchema = z
       .describe('Gauge meters the upstream reports in a response header (absolute value; the header is removed).'),
     admin: z
       .object({
-        listen: listen(8081),
+        listen: listen(8081, NODE_MAX_HEADER_SIZE),
         tokenEnv: z.string().default('KEYGATE_ADMIN_TOKEN').describe('Environment variable holding the admin token.'),
         readTokenEnv: z
           .string()
@@ -394,7 +413,7 @@ export const configSchema = z
     dashboard: z
       .object({
         enabled: z.boolean().default(true),
-        listen: listen(8082),
+        listen: listen(8082, NODE_MAX_HEADER_SIZE),
         publicUrl: z.string().optional().describe('URL members reach the dashboard at (for invitation links).'),
         secureCookies: z.boolean().default(false).describe('Set Secure on cookies; turn on behind HTTPS.'),
         sessionTtl: positiveDuration.prefault('12h'),

@@ -60,6 +60,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
   if (!rt.config.dashboard.enabled) return undefined;
   const app = Fastify({
     ...listenerOptions(rt.log, 'dashboard'),
+    http: { maxHeaderSize: rt.config.dashboard.listen.maxHeaderSize },
     bodyLimit: BODY_LIMIT,
     // Before routing (an undecodable URL, an id over 2,048 characters): a page, not Fastify's JSON.
     frameworkErrors: (_error, request, reply) => {
@@ -75,7 +76,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       }
       (reply as FastifyReply).code(400).headers(SECURITY_HEADERS).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(page);
     },
-    // Requests Node's parser refuses (headers over 16 KB, bytes that are not HTTP, too slow): a page too.
+    // Requests Node's parser refuses (headers over the listener's `maxHeaderSize`, bytes that are not HTTP, too slow): a page too.
     clientErrorHandler: clientErrorHandlerFor(nodeRefusal),
   });
   // So is what Node would answer bare, or not at all, and a request without Host or with

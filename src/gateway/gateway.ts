@@ -56,6 +56,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   keepTickObjectShape();
   const app = Fastify({
     ...LISTENER_OPTIONS,
+    // Larger heads are answered 431 in the envelope here, not by the upstream after keygate added its headers.
+    http: { maxHeaderSize: config.listen.maxHeaderSize },
     // No logger for Fastify itself: with one it does work on every request (a child
     // logger, response listeners) even with request logging off. The gateway writes its
     // own lines through `log`, once per request, in `finish`.
@@ -68,7 +70,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     frameworkErrors: (_error, request, reply) => {
       send(request, reply, deny('bad_request'));
     },
-    // Requests Node's HTTP parser refuses (headers over 16 KB, bytes that are not HTTP)
+    // Requests Node's HTTP parser refuses (headers over `listen.maxHeaderSize`, bytes that are not HTTP)
     // still get an answer in the API's envelope.
     clientErrorHandler: clientErrorHandlerFor(nodeRefusal),
   });

@@ -104,6 +104,31 @@ describe('bad input at the gateway', () => {
     expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'headers_too_large', status: 431, detail: 'Request headers are too large.' }] });
   });
 
+  /** A request with a valid key whose head (request line and headers) is `bytes` long, padded by one header. */
+  const headOf = (bytes: number) => {
+    const start = `GET /v1/domains HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\nX-Pad: `;
+    const pad = 'p'.repeat(bytes - start.length - 4);
+    return { request: `${start}${pad}\r\n\r\n`, pad };
+  };
+
+  it('a head between 15 and 16 KB gets keygate\'s 431 in the envelope, not the upstream\'s bare one after keygate added its headers', async () => {
+    const { request } = headOf(16 * 1024 - 100);
+    expect(request.length).toBe(16 * 1024 - 100);
+    const r = await raw(kg.gatewayUrl, request);
+    expect(r.status).toBe(431);
+    expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'headers_too_large', status: 431, detail: 'Request headers are too large.' }] });
+  });
+
+  it('a head just under 15 KB reaches a Node upstream (16 KB limit) with the identity and X-Forwarded headers added', async () => {
+    const { request, pad } = headOf(15 * 1024 - 10);
+    const r = await raw(kg.gatewayUrl, request);
+    expect(r.status).toBe(200);
+    const seen = upstream.received.at(-1)!;
+    expect(seen.headers['x-pad']).toBe(pad);
+    expect(seen.headers['x-keygate-account']).toMatch(/^acc_/);
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+  });
+
   it('non-ASCII bytes in the key are a bad key', async () => {
     const r = await get(Buffer.from(`${secret.slice(0, -2)}é`, 'utf8'));
     expect(r.status).toBe(401);
