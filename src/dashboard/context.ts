@@ -10,6 +10,7 @@ import type { CookieSettings, Viewer } from './session.js';
 import type { SignInChecker } from './sign-in.js';
 import { csrfToken, CSRF_FIELD, preSessionCsrfToken } from './csrf.js';
 import { html, type Html } from './html.js';
+import { DASHBOARD_COOKIES } from './cookie-names.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -76,7 +77,7 @@ export interface Notice {
   text: string;
 }
 
-const FLASH_COOKIE = 'kg_notice';
+const FLASH_COOKIE = DASHBOARD_COOKIES.notice;
 const FLASH_MAX_AGE_S = 60;
 const NOTICE_KINDS: readonly NoticeKind[] = ['success', 'error', 'warning', 'info'];
 

@@ -11,6 +11,7 @@ import type { Runtime } from '../runtime.js';
 import { sha256Hex } from '../keys/hash.js';
 import type { AccountRecord, MemberRecord, SessionRecord } from '../store/store.js';
 import { newCsrfSecret } from './csrf.js';
+import { DASHBOARD_COOKIES } from './cookie-names.js';
 
 const SESSION_ID_BYTES = 32;
 
@@ -26,8 +27,8 @@ export function cookieSettings(rt: Pick<Runtime, 'config'>): CookieSettings {
   const secure = rt.config.dashboard.secureCookies;
   return {
     // `__Host-` cookies cannot be set by a sibling subdomain (no cookie tossing).
-    sessionName: secure ? '__Host-kg_session' : 'kg_session',
-    formName: secure ? '__Host-kg_form' : 'kg_form',
+    sessionName: secure ? DASHBOARD_COOKIES.secureSession : DASHBOARD_COOKIES.session,
+    formName: secure ? DASHBOARD_COOKIES.secureForm : DASHBOARD_COOKIES.form,
     base: { path: '/', httpOnly: true, sameSite: 'lax', secure },
   };
 }

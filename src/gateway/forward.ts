@@ -6,7 +6,8 @@
  *
  * On the way up the credential (header and query parameter), hop-by-hop headers, any
  * header the `Connection` header names, `Expect` (Node has already answered it) and any
- * identity header the client made up are dropped, and so is every header in which an
+ * identity header the client made up are dropped (and the dashboard's cookies, which a
+ * browser signed in to it on the same host sends here too), and so is every header in which an
  * upstream could read another client, scheme, host, path or method (OVERRIDES_REQUEST);
  * identity and X-Forwarded headers are added (X-Forwarded-Proto, -Host and -Port as a
  * trusted proxy sent them, if it did). On the way down hop-by-hop headers, the
@@ -31,6 +32,7 @@ import { JsonRecordCounter } from '../meters/json-records.js';
 import { settleCharge, type OnCharged } from '../pipeline/settle.js';
 import { redactUrl } from '../store/open.js';
 import { trustedProxyCheck } from './trusted-proxies.js';
+import { withoutDashboardCookies } from '../dashboard/cookie-names.js';
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -153,6 +155,12 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
       const dashed = name.includes('_') ? name.replaceAll('_', '-') : name;
       if (dashed !== name && impersonates(dashed)) continue;
       if (plainBody && CHANGES_COUNTED_BODY.has(dashed)) continue;
+      if (name === 'cookie' && typeof value === 'string') {
+        // A dashboard session on the same host is no business of the upstream's.
+        const kept = withoutDashboardCookies(value);
+        if (kept !== undefined) out.push(name, kept);
+        continue;
+      }
       if (typeof value === 'string') out.push(name, value);
       else for (const item of value) out.push(name, item);
     }

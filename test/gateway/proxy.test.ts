@@ -59,6 +59,18 @@ describe('forwarding', () => {
     expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
   });
 
+  it('keeps the dashboard\'s cookies (sent by a browser signed in to it on the same host) from the upstream, and passes the others as sent', async () => {
+    const send = async (cookie: string) => {
+      const response = await kg.call('/sites', { headers: { Authorization: `Token ${secret}`, Cookie: cookie } });
+      expect(response.status).toBe(200);
+      await response.text();
+      return last().headers.cookie;
+    };
+    expect(await send('kg_session=s3ss10n; theirs=1; kg_form=f0rm;kg_notice={"kind":"info"}; __Host-kg_session=x; other=a=b')).toBe('theirs=1; other=a=b');
+    expect(await send('kg_session=s3ss10n; __Host-kg_form=f0rm')).toBeUndefined();
+    expect(await send('mykg_session=1; kg_sessions=2')).toBe('mykg_session=1; kg_sessions=2');
+  });
+
   it('removes the credential query parameter and keeps the others as sent', async () => {
     const response = await kg.call(`/sites?q=a%20b&token=${secret}&limit=5`);
     expect(response.status).toBe(200);
