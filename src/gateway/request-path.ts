@@ -17,17 +17,8 @@ const MAYBE_REWRITTEN = /[\\%]|\/\./;
  * so the path served is not the path judged.
  */
 const PATH_PARAMETER = ';';
-/**
- * What a path must not decode to: `/` or `\` (URL parsers and keygate's router leave
- * `%2F` encoded, so `/v1/admin%2Fusers` matches `/v1/*`, but an upstream that decodes
- * the path before routing it — Flask/Werkzeug, some Go and PHP routers, a proxy in
- * between — serves `/v1/admin/users`), or a control character (a decoded NUL cuts a path
- * short in C code).
- */
 /** A `.` or `..` segment, which a decoded path would resolve. */
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
-/** How many decodings are looked through (`%252F` is `%2F` after one hop that decodes). */
-const DECODING_HOPS = 4;
 
 const BASE = 'http://keygate.invalid';
 
@@ -39,7 +30,7 @@ export function isCanonicalPath(path: string): boolean {
   if (path.includes('//')) return false;
   if (path.includes(PATH_PARAMETER)) return false;
   if (!MAYBE_REWRITTEN.test(path)) return true;
-  if (path.includes('%') && decodesToSeparatorOrControl(path)) return false;
+  if (path.includes('%') && decodesToAnotherPath(path)) return false;
   try {
     return new URL(path, BASE).pathname === path;
   } catch {
@@ -48,31 +39,36 @@ export function isCanonicalPath(path: string): boolean {
 }
 
 /**
- * Whether decoding `path`, once or a few times over (hops that each decode), yields a
- * separator, a control character (C0, DEL, or C1 as UTF-8) or a dot segment. One scan per
- * hop; a layer is passed on byte for character (only ASCII matters to what follows).
+ * Whether `path`, decoded, could be read as another path than the one routes match (on
+ * the path decoded once). What it must not decode to: `/` or `\` (URL parsers and
+ * keygate's router leave `%2F` encoded, so `/v1/admin%2Fusers` matches `/v1/*`, but an
+ * upstream that decodes the path before routing it — Flask/Werkzeug, some Go and PHP
+ * routers, a proxy in between — serves `/v1/admin/users`); a control character (C0, DEL,
+ * or C1 as UTF-8: a decoded NUL cuts a path short in C code); a dot segment; or another
+ * escape: a path encoded twice (`/v1/%2561dmin` is matched as `/v1/%61dmin`, and served as
+ * `/v1/admin` by an upstream that decodes twice; `%252F` likewise). A `%25` that decodes to
+ * no escape is a plain `%` (`/q/100%25`, `/q/%25off`). One scan, and one of the `%`s left.
  */
-function decodesToSeparatorOrControl(path: string): boolean {
-  let layer = path;
-  for (let hop = 0; hop < DECODING_HOPS; hop++) {
-    let decoded = '';
-    let previous = -1;
-    for (let i = 0; i < layer.length; i++) {
-      const byte = escapedByte(layer, i);
-      if (byte === -1) {
-        decoded += layer[i];
-        previous = -1;
-        continue;
-      }
-      if (byte === 0x2f || byte === 0x5c || byte < 0x20 || byte === 0x7f || (previous === 0xc2 && byte >= 0x80 && byte <= 0x9f)) return true;
-      decoded += String.fromCharCode(byte);
-      previous = byte;
-      i += 2;
+function decodesToAnotherPath(path: string): boolean {
+  let decoded = '';
+  let previous = -1;
+  for (let i = 0; i < path.length; i++) {
+    const byte = escapedByte(path, i);
+    if (byte === -1) {
+      decoded += path[i];
+      previous = -1;
+      continue;
     }
-    if (DOT_SEGMENT.test(decoded)) return true;
-    if (decoded === layer || !decoded.includes('%')) return false;
-    layer = decoded;
+    if (byte === 0x2f || byte === 0x5c || byte < 0x20 || byte === 0x7f || (previous === 0xc2 && byte >= 0x80 && byte <= 0x9f)) return true;
+    decoded += String.fromCharCode(byte);
+    previous = byte;
+    i += 2;
   }
+  return DOT_SEGMENT.test(decoded) || hasEscape(decoded);
+}
+
+function hasEscape(text: string): boolean {
+  for (let i = text.indexOf('%'); i !== -1; i = text.indexOf('%', i + 1)) if (escapedByte(text, i) !== -1) return true;
   return false;
 }
 

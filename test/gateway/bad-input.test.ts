@@ -175,8 +175,9 @@ describe('bad input at the gateway', () => {
   it('refuses backslash and dot-segment tricks, which would be matched as one route and served as another', async () => {
     const before = upstream.received.length;
     // Encoded slashes and backslashes too: an upstream that decodes the path before routing it
-    // would serve /v1/admin/users for what was judged as one segment under /v1/*.
-    for (const target of ['/v1/domains/x\\..\\..\\admin', '/v1/domains/x/../../admin', '/v1/a/%2E%2e/admin', '/v1/./domains', '/v1/admin%2Fusers', '/v1/x/..%2fadmin', '/v1/a%5Cb', '/v1/a%00.json']) {
+    // would serve /v1/admin/users for what was judged as one segment under /v1/*. A path
+    // encoded twice likewise, to an upstream that decodes twice (/v1/%2561dmin: /v1/admin).
+    for (const target of ['/v1/domains/x\\..\\..\\admin', '/v1/domains/x/../../admin', '/v1/a/%2E%2e/admin', '/v1/./domains', '/v1/admin%2Fusers', '/v1/x/..%2fadmin', '/v1/a%5Cb', '/v1/a%00.json', '/v1/%2561dmin/users', '/v1/admin%252Fusers']) {
       const r = await raw(kg.gatewayUrl, `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
       expect(r.status, target).toBe(400);
       expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] });
