@@ -286,11 +286,20 @@ const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
 export function redactedTarget(rt: Pick<Runtime, 'config' | 'keyFormat'>, url: string | undefined): string {
   const withoutUserinfo = (url ?? '/').replace(USERINFO, `$1${REDACTED}@`);
   const scrubbed = rt.keyFormat.scrub(withoutCredentialParams(withoutUserinfo, rt.config.auth.credentials, REDACTED), REDACTED);
-  if (!scrubbed.includes('%')) return scrubbed;
-  // A key written with percent-escapes (`sk%5Flive%5F…`) is a key to whoever decodes it:
-  // then the target is logged decoded, with the key replaced.
-  const decoded = percentDecoded(scrubbed);
-  const decodedScrubbed = rt.keyFormat.scrub(decoded, REDACTED);
-  return decodedScrubbed === decoded ? scrubbed : decodedScrubbed;
+  // A key written with percent-escapes (`sk%5Flive%5F…`), also escaped again (`%255F`), is
+  // a key to whoever decodes it: then the target is logged decoded as far as the key
+  // showed, with the key replaced.
+  let layer = scrubbed;
+  for (let hop = 0; hop < DECODING_HOPS && layer.includes('%'); hop++) {
+    const decoded = percentDecoded(layer);
+    if (decoded === layer) break;
+    const decodedScrubbed = rt.keyFormat.scrub(decoded, REDACTED);
+    if (decodedScrubbed !== decoded) return decodedScrubbed;
+    layer = decoded;
+  }
+  return scrubbed;
 }
+
+/** How many decodings the log's redaction looks through (as the path rule does). */
+const DECODING_HOPS = 4;
 
