@@ -33,6 +33,12 @@ export interface CheckRequest {
   /** Path and query string, as received. */
   url: string;
   headers: Record<string, string | string[] | undefined>;
+  /**
+   * Node's `req.rawHeaders` (name, value, …), where a header sent twice still shows: Node
+   * keeps only the first `Authorization` in `headers`. With it, two are refused as
+   * `malformed_key`, as the gateway refuses them; without it, the first one is read.
+   */
+  rawHeaders?: readonly string[];
 }
 
 export type CheckResult =
@@ -80,7 +86,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       if (!target.ok) return { allowed: false, reason: target.reason, error: rt.dialect.render(deny(target.reason)) };
       const { url, path } = target;
       const method = request.method.toUpperCase();
-      const decision = await rt.pipeline.authorize({ method, path, url, headers: request.headers });
+      const decision = await rt.pipeline.authorize({ method, path, url, headers: request.headers, ...(request.rawHeaders ? { rawHeaders: request.rawHeaders } : {}) });
       if (!decision.allowed) {
         if (decision.identity) rt.usage.add(decision.identity.account.id, rt.clock(), 'denials', decision.denial.reason);
         return { allowed: false, reason: decision.denial.reason, error: rt.dialect.render(decision.denial) };

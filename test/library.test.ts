@@ -3,7 +3,7 @@
  * `settle` and gets the same denials, identities and charges as through the gateway.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeygate, parseConfigObject, type Keygate } from '../src/index.js';
@@ -36,7 +36,7 @@ describe('keygate as a library', () => {
     secret = (await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
 
     server = createServer(async (req, res) => {
-      const result = await gate.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers });
+      const result = await gate.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
       if (!result.allowed) {
         res.writeHead(result.error.status, result.error.headers).end(result.error.body);
         return;
@@ -59,6 +59,24 @@ describe('keygate as a library', () => {
     const r = await fetch(`${url}/get-brands`);
     expect(r.status).toBe(401);
     expect(await r.json()).toEqual({ error: 'Missing API key' });
+  });
+
+  it('refuses an Authorization header sent twice, as the gateway does, when given the raw headers', async () => {
+    const { port } = new URL(url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: Number(port) });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(text));
+      socket.write(`GET /get-brands HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nAuthorization: Bearer ${secret}\r\nConnection: close\r\n\r\n`);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+    expect(answer).toContain('{"error":"Invalid API key."}');
+    // Node's headers keep only the first: without the raw ones, that one is read.
+    const headers = { authorization: `Bearer ${secret}` };
+    expect(await gate.check({ method: 'GET', url: '/nowhere', headers })).toMatchObject({ reason: 'no_route' });
+    expect(await gate.check({ method: 'GET', url: '/nowhere', headers, rawHeaders: ['Authorization', `Bearer ${secret}`, 'authorization', 'Bearer x'] })).toMatchObject({ reason: 'malformed_key' });
   });
 
   it('identifies the account, rate-limits and charges like the gateway', async () => {
