@@ -1,9 +1,30 @@
+import { statSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { redactUrl } from './open.js';
+import { openStore, redactUrl } from './open.js';
+import { tempDir } from '../../test/support/temp.js';
 
 describe('URLs in logs and messages', () => {
   it('mask a password in the authority and in a password parameter', () => {
     expect(redactUrl('postgres://k:s3cret@db:5432/k')).toBe('postgres://k:***@db:5432/k');
     expect(redactUrl('redis://cache:6379/0?prefix=kg:&password=s3cret')).not.toContain('s3cret');
+  });
+});
+
+describe('a new SQLite database', () => {
+  const dir = tempDir('sqlite-mode');
+
+  it('can be read by its owner only, with its WAL and the folder made for it (they hold password and key hashes)', async () => {
+    const previous = process.umask(0o022);
+    try {
+      const file = path.join(dir, 'made', 'keygate.db');
+      const store = openStore(`sqlite:${file}`);
+      await store.migrate();
+      const mode = (p: string) => statSync(p).mode & 0o777;
+      expect([mode(path.dirname(file)), mode(file), mode(`${file}-wal`)]).toEqual([0o700, 0o600, 0o600]);
+      await store.close();
+    } finally {
+      process.umask(previous);
+    }
   });
 });
