@@ -92,6 +92,16 @@ describe('keygate.yaml validation', () => {
     expect(tricky).not.toMatch(/ss@cache|s3cret/);
   });
 
+  it('quotes back at most 200 characters of a value, its password masked first, and says how long it was', () => {
+    const [long] = problems(`upstream: {url: "http://a"}\nname: x\nbasePath: "${'a1'.repeat(60_000)}"\n`);
+    expect(long).toBe(`basePath: expected a path starting with "/", such as /v1, got "${'a1'.repeat(99)}a… (120002 characters)`);
+    const [masked] = problems(`upstream: {url: "htps://svc:${'p'.repeat(300)}@127.0.0.1:9311"}\n`);
+    expect(masked).toBe('upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "htps://svc:***@127.0.0.1:9311"');
+    // A scheme after digits, or after other scheme characters, is still one.
+    const [afterDigits] = problems('upstream: {url: "1redis://svc:s3cret@h:1"}\n');
+    expect(afterDigits).toContain('1redis://svc:***@h:1');
+  });
+
   it('masks the password of a URL it quotes back in a field\'s problem', () => {
     const mistyped = problems('upstream: {url: "htps://svc:Sup3rS3cretPw@127.0.0.1:9311"}\n');
     expect(mistyped[0]).toBe('upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "htps://svc:***@127.0.0.1:9311"');

@@ -31,15 +31,18 @@ export class ConfigError extends Error {
  * `scheme://user:password@`, for masking: the password runs to the last `@` before a space
  * or an unescaped quote (in a value quoted back, a `"` of the password is `\"`), so one
  * with `/`, `?`, `#` or `"` in it (unescaped, as generated passwords often are) is masked
- * whole; a later `@` in the path or query is masked with it.
+ * whole; a later `@` in the path or query is masked with it. A match is tried only where
+ * a run of scheme characters begins (its leading digits or signs, no scheme's, are kept
+ * as they are): tried from each character of a long run of letters, each try ran to the
+ * run's end (a 120 KB value took 17 s to quote).
  */
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s"]*:)(?:\\.|[^\s"\\])*@/gi;
+const URL_PASSWORD = /(?<![a-z0-9+.-])([0-9+.-]*)([a-z][a-z0-9+.-]*:\/\/[^:/@\s"]*:)(?:\\.|[^\s"\\])*@/gi;
 /** `password=...` in a query string. */
 const PASSWORD_PARAM = /([?&]password=)[^&\s]*/gi;
 
 /** Text about the profile with the passwords of URLs in it masked: it goes to terminals, logs and CI. */
 function withoutPasswords(text: string): string {
-  return text.replace(URL_PASSWORD, '$1***@').replace(PASSWORD_PARAM, '$1***');
+  return text.replace(URL_PASSWORD, '$1$2***@').replace(PASSWORD_PARAM, '$1***');
 }
 
 /** A loaded profile plus the directory its relative paths are resolved against. */
@@ -199,9 +202,13 @@ function typeName(value: unknown): string {
   return typeof value === 'object' ? 'a mapping' : `${typeof value} ${quoted(value)}`;
 }
 
-/** A value from the profile quoted back; a mistyped store or upstream URL may carry a password. */
+/** The most of a value a problem quotes back: enough to recognise it. */
+const QUOTED_MAX = 200;
+
+/** A value from the profile quoted back (its passwords masked first, then cut short); a mistyped store or upstream URL may carry a password. */
 function quoted(value: unknown): string {
-  return withoutPasswords(JSON.stringify(value) ?? String(value));
+  const text = withoutPasswords(JSON.stringify(value) ?? String(value));
+  return text.length > QUOTED_MAX ? `${text.slice(0, QUOTED_MAX)}… (${text.length} characters)` : text;
 }
 
 function formatPath(segments: readonly PropertyKey[]): string {
