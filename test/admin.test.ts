@@ -199,8 +199,18 @@ describe('admin API', () => {
     expect(forged).toMatchObject({ status: 400, body: { detail: 'a key name cannot contain control characters (line breaks, tabs, escapes)' } });
     const account = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme\nFAKE' }) }));
     expect(account).toMatchObject({ status: 400, body: { detail: 'an account name cannot contain control characters (line breaks, tabs, escapes)' } });
+    const halfPair = await json(await kg.admin('/v1/accounts', { method: 'POST', body: '{"name":"Acme \\ud800"}' }));
+    expect(halfPair).toMatchObject({ status: 400, body: { detail: 'an account name cannot contain half of a UTF-16 surrogate pair (it is no character)' } });
+    // A plan's expiry past the year 9999 (here by its offset) could be shown by no page, table or audit entry.
+    const auditBefore = await json(await kg.admin('/v1/audit'));
+    const late = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Late', planExpiresAt: '9999-12-31T23:59:59-14:00' }) }));
+    expect(late).toMatchObject({ status: 400, body: { detail: "the plan's expiry must be before the year 10000" } });
+    const moved = await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planExpiresAt: '9999-12-31T23:59:59-14:00' }) }));
+    expect(moved).toMatchObject({ status: 400, body: { detail: "the plan's expiry must be before the year 10000" } });
     // Nothing was written, and every list still answers.
     expect(await json(await kg.admin('/v1/keys'))).toEqual(keysBefore);
+    expect(await json(await kg.admin('/v1/audit'))).toEqual(auditBefore);
+    expect((await kg.admin(`/v1/accounts/${accountId}`)).status).toBe(200);
   });
 
   it('still rotates a key whose name was stored with a control character before names were checked', async () => {
@@ -308,6 +318,8 @@ describe('admin API', () => {
 
   it('reports usage, sets gauges and forecasts', async () => {
     expect((await kg.call('/generate', { method: 'POST', ...bearer(first.secret) })).status).toBe(200);
+    const huge = await json(await kg.admin(`/v1/accounts/${accountId}/gauges/brands`, { method: 'PUT', body: JSON.stringify({ value: 1e308 }) }));
+    expect(huge).toMatchObject({ status: 400, body: { detail: "a gauge level is a number from 0 to 999999999999999 (15 digits, as an upstream's header may report)" } });
     const gauge = await json(await kg.admin(`/v1/accounts/${accountId}/gauges/brands`, { method: 'PUT', body: JSON.stringify({ value: 7 }) }));
     expect(gauge.status).toBe(200);
     const usage = await json(await kg.admin(`/v1/accounts/${accountId}/usage`));

@@ -152,6 +152,14 @@ describe('keygate CLI with a running gateway', () => {
     expect([noMembers.code, noMembers.stderr]).toEqual([1, 'error: no account "acc_nope"\n']);
     const idle = await cli('accounts', 'update', accountId);
     expect([idle.code, idle.stderr]).toEqual([1, 'error: nothing to change: give --name, --plan, --api-access, --overage or --plan-expires\n']);
+    // A date no page or table could show is refused before anything is written.
+    const late = await cli('accounts', 'update', accountId, '--plan-expires', '100000000d');
+    expect([late.code, late.stderr]).toEqual([1, "error: the plan's expiry must be before the year 10000\n"]);
+    expect((await cli('audit')).code).toBe(0);
+    for (const value of ['', '0x10', '1e3']) {
+      const gauge = await cli('gauge', '--account', accountId, '--meter', 'units', '--value', value);
+      expect([gauge.code, gauge.stderr], value).toEqual([1, `error: --value: expected a number such as 120 or 3.5, got "${value}"\n`]);
+    }
   });
 
   it('a key revoked by the CLI fails on the next request', async () => {

@@ -601,6 +601,8 @@ export function buildCli(): Command {
     .requiredOption('--value <n>', 'its level now, e.g. the keywords tracked (not an increment)')
     .action((opts: { account: string; meter: string; value: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
+        // A number as written: not "" (0 to Number) or 0x10.
+        if (!/^\d+(?:\.\d+)?$/.test(opts.value.trim())) throw new OperationError('invalid', `--value: expected a number such as 120 or 3.5, got "${opts.value}"`);
         const value = Number(opts.value);
         await setGauge(rt, opts.account, opts.meter, value);
         print(json, { account: opts.account, meter: opts.meter, value }, () => `${opts.meter} = ${value} for ${opts.account}`);

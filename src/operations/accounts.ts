@@ -2,7 +2,7 @@
 import type { Runtime } from '../runtime.js';
 import type { AccountPatch, AccountRecord } from '../store/store.js';
 import { newId } from '../ids.js';
-import { checkedName, OperationError } from './errors.js';
+import { checkedName, checkedTime, OperationError } from './errors.js';
 import { audit } from './audit.js';
 
 export interface NewAccount {
@@ -30,6 +30,7 @@ export async function createAccount(rt: Runtime, input: NewAccount, actor: strin
   const name = checkedName('an account', input.name, ACCOUNT_NAME_MAX);
   const planId = input.planId ?? defaultPlanId(rt);
   checkPlan(rt, planId);
+  if (input.planExpiresAt !== undefined && input.planExpiresAt !== null) checkedTime("the plan's expiry", input.planExpiresAt);
   const account: AccountRecord = {
     id: newId('acc'),
     name,
@@ -53,6 +54,7 @@ export async function getAccount(rt: Runtime, id: string): Promise<AccountRecord
 export async function updateAccount(rt: Runtime, id: string, patch: AccountPatch, actor: string): Promise<AccountRecord> {
   if (patch.planId !== undefined) checkPlan(rt, patch.planId);
   if (patch.name !== undefined) patch = { ...patch, name: checkedName('an account', patch.name, ACCOUNT_NAME_MAX) };
+  if (patch.planExpiresAt !== undefined && patch.planExpiresAt !== null) checkedTime("the plan's expiry", patch.planExpiresAt);
   const before = await getAccount(rt, id);
   const after = await rt.store.updateAccount(id, patch);
   if (!after) throw new OperationError('not_found', `no account "${id}"`);

@@ -21,6 +21,18 @@ export const OPERATION_STATUS: Record<OperationErrorKind, number> = {
 
 /** C0 and C1 control characters and DEL: line breaks, tabs, terminal escapes. */
 const CONTROL = /\p{Cc}/u;
+/** Half of a UTF-16 pair without its other half: no character, stored as U+FFFD. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** The latest time a date may be (4-digit years, well inside JavaScript's dates: every page and table can show it). */
+export const LATEST_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** A time as given (`what`: "the plan's expiry"): a real one, before the year 10000. */
+export function checkedTime(what: string, ms: number): number {
+  if (!Number.isFinite(ms)) throw new OperationError('invalid', `${what} is not a time`);
+  if (ms > LATEST_TIME) throw new OperationError('invalid', `${what} must be before the year 10000`);
+  return ms;
+}
 
 /**
  * A name as it is typed (`what`: "a key", "an account"): trimmed, not empty, at most
@@ -32,5 +44,6 @@ export function checkedName(what: string, raw: string, max: number): string {
   if (name === '') throw new OperationError('invalid', `${what} needs a name`);
   if (name.length > max) throw new OperationError('invalid', `${what} name is at most ${max} characters`);
   if (CONTROL.test(name)) throw new OperationError('invalid', `${what} name cannot contain control characters (line breaks, tabs, escapes)`);
+  if (LONE_SURROGATE.test(name)) throw new OperationError('invalid', `${what} name cannot contain half of a UTF-16 surrogate pair (it is no character)`);
   return name;
 }

@@ -9,7 +9,7 @@ import type { Runtime } from '../runtime.js';
 import type { KeyPatch, KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
 import { newId } from '../ids.js';
-import { checkedName, OperationError } from './errors.js';
+import { checkedName, LATEST_TIME, OperationError } from './errors.js';
 import { audit } from './audit.js';
 import { getAccount } from './accounts.js';
 
@@ -26,9 +26,6 @@ export interface IssuedKey {
   /** Shown exactly once. */
   secret: string;
 }
-
-/** The latest time a key may be valid until (4-digit years, well inside JavaScript's dates). */
-const LATEST_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 /** Rotation overlaps offered by the dashboard. */
 export const ROTATION_OVERLAPS_MS = { now: 0, '1h': HOUR_MS, '24h': DAY_MS, '7d': 7 * DAY_MS } as const;
