@@ -10,8 +10,8 @@ import { describe, expect, it } from 'vitest';
 const ROOT = path.join(import.meta.dirname, '..');
 
 describe('the npm package', () => {
-  it('ships dist/ and bin/ (built by prepack), docs and examples, without tests or sources', () => {
-    // dist/ exists: `npm test` builds first. --ignore-scripts skips prepack's second build.
+  it('ships dist/ and bin/ (built by prepare), docs and examples, without tests or sources', () => {
+    // dist/ exists: `npm test` builds first. --ignore-scripts skips prepare's second build.
     const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
     const files = (JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
     expect(files).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bin/keygate.js', 'package.json', 'README.md', 'examples/ranksy/keygate.yaml']));
