@@ -255,6 +255,12 @@ describe('upstream and identity headers', () => {
     expect(config.plans.p?.rateLimits.map((rl) => rl.window)).toEqual([500, 2000]);
   });
 
+  it('refuses a duration over 100 years, which would put a block\'s end past any date', () => {
+    const profile = 'upstream: {url: "http://a"}\nplans: {p: {rateLimits: [{limit: 5, window: 1s}], block: {after: 1, within: 1m, duration: 36501d, max: 99999999999999999999d}}}\n';
+    expect(problems(profile)).toEqual(['plans.p.block.duration: a duration of at most 36500d (100 years)', 'plans.p.block.max: a duration of at most 36500d (100 years)']);
+    expect(parseConfigText(profile.replace('36501d', '36500d').replace('99999999999999999999d', '1h')).plans.p?.block?.duration).toBe(36_500 * 86_400_000);
+  });
+
   it('suggests the field a typo meant, and names the choices of a credential\'s "in"', () => {
     const profile = [
       'upstream: {url: "http://a", timout: 5s}',

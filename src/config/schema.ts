@@ -7,8 +7,11 @@ import { isAddressRange } from '../gateway/trusted-proxies.js';
 import { createRouteTable, ROUTE_METHODS, RouteTableError } from '../routes/route-table.js';
 import { z } from 'zod';
 import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, MESSAGE_PLACEHOLDERS, type DenialReason } from '../denial/reasons.js';
-import { DURATION_PATTERN, parseDuration } from './duration.js';
+import { DAY_MS, DURATION_PATTERN, parseDuration } from './duration.js';
 import { templateProblems } from '../gateway/template.js';
+
+const MAX_DURATION_DAYS = 36_500;
+const MAX_DURATION_MS = MAX_DURATION_DAYS * DAY_MS;
 
 /** `10m`, `1s`, `24h`, `7d` or a number of milliseconds; parsed to milliseconds. */
 const duration = z
@@ -22,7 +25,10 @@ const duration = z
       .nonnegative()
       .refine((ms) => !(ms >= 1 && ms < 1000), { error: (issue) => `a bare number is milliseconds: ${String(issue.input)} would be ${String(issue.input)} ms; write "${String(issue.input)}s" (or "${String(issue.input)}ms" if that is meant)` }),
   ])
-  .transform((value) => parseDuration(value) as number);
+  // Past 2^53 ms parseDuration has no answer: too long too.
+  .transform((value) => parseDuration(value) ?? Number.POSITIVE_INFINITY)
+  // Longer would put a block's end or a window's start where no date can be shown (Retry-After of 100,000,000 days).
+  .refine((ms) => ms <= MAX_DURATION_MS, `a duration of at most ${MAX_DURATION_DAYS}d (100 years)`);
 
 const positiveDuration = duration.refine((ms) => ms > 0, 'a duration longer than zero');
 
