@@ -309,6 +309,25 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(r.stderr).toContain('Name the profile with --config <file>, or set KEYGATE_CONFIG.');
   });
 
+  it('--json answers a mistyped command line as JSON too, without the usage text; without --json, the usage follows the error', async () => {
+    const cases: [string[], string][] = [
+      [['keys', 'list', '--bogus'], "unknown option '--bogus'"],
+      [['nosuch'], "unknown command 'nosuch'"],
+      [['keys', 'create'], "required option '--account <id>' not specified"],
+      [['keys', 'create', '--account', 'a', '--name', 'b', '--mode', 'x'], "option '--mode <mode>' argument 'x' is invalid. Allowed choices are live, test."],
+      [['keys'], 'a command is needed; --help lists them'],
+    ];
+    for (const [args, error] of cases) {
+      const r = await runCli(['--json', ...args]);
+      expect([r.code, r.stdout, JSON.parse(r.stderr)], args.join(' ')).toEqual([1, '', { error }]);
+    }
+    const human = await runCli(['keys', 'list', '--bogus']);
+    expect(human.code).toBe(1);
+    expect(human.stderr).toMatch(/^error: unknown option '--bogus'\n[\s\S]*Usage: keygate keys list/);
+    const version = await runCli(['--json', '--version']);
+    expect([version.code, version.stdout.trim()]).toEqual([0, JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')).version]);
+  });
+
   it('check --json gives the problems as a list for scripts, each naming its field (exit 2), or ok with what the profile holds', async () => {
     const bad = path.join(dir, 'bad-for-json.yaml');
     writeFileSync(bad, 'upstream: {url: "http://127.0.0.1:1"}\nplans: {free: {apiAcess: false}}\nlisten: {port: 99999}\n');

@@ -3,7 +3,7 @@
  * (`--config`, default ./keygate.yaml): human output by default, `--json` for scripts.
  */
 import { readFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, configJsonSchema, loadConfigFile, UNREADABLE, type LoadedConfig } from '../config/load.js';
@@ -677,15 +677,36 @@ function stopOnSignal(close: () => Promise<void>): void {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // With --json a script gets the failure as JSON too (on stderr; the exit code is the same),
+  // also commander's own (an unknown option, a missing argument): not its text and usage.
+  const json = argv.includes('--json');
+  const program = buildCli();
+  throwInsteadOfExiting(program, json);
   try {
-    await buildCli().parseAsync(argv);
+    await program.parseAsync(argv);
   } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, having printed what was asked (exit code 0).
+      // Help shown for want of a subcommand ("(outputHelp)") is said in words.
+      const message = error.code === 'commander.help' ? 'a command is needed; --help lists them' : error.message.replace(/^error: /, '');
+      if (json && error.exitCode !== 0) process.stderr.write(`${JSON.stringify({ error: message })}\n`);
+      process.exitCode = error.exitCode;
+      return;
+    }
     const failure = describeFailure(error);
-    // With --json a script gets the failure as JSON too (on stderr; the exit code is the same).
-    const json = argv.includes('--json');
     process.stderr.write(json ? `${JSON.stringify({ error: failure.message, ...(failure.problems ? { problems: failure.problems } : {}) })}\n` : failure.text);
     process.exitCode = failure.exitCode;
   }
+}
+
+/**
+ * Commander's parse errors become thrown CommanderErrors, for `main` to answer, in every
+ * command; with `json`, commander writes none of its text to stderr (usage included).
+ */
+function throwInsteadOfExiting(command: Command, json: boolean): void {
+  command.exitOverride();
+  if (json) command.configureOutput({ writeErr: () => undefined });
+  for (const sub of command.commands) throwInsteadOfExiting(sub, json);
 }
 
 /** A failure the way a user can act on it: the text to print, the exit code, and for a bad profile its problems. */
