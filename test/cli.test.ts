@@ -257,6 +257,19 @@ describe('keygate CLI with a running gateway', () => {
     const over = await cli('forecast', '--account', accountId, '--call', 'GET /api/v1/apps/a/metrics/mrr x99');
     expect(over.code).toBe(3);
     expect(over.stdout).toContain('units remaining: 970 → NOT covered');
+    // A calls file's entries are checked, each named, before anything is priced.
+    const file = path.join(dir, 'calls.yaml');
+    const entries: [string, string][] = [
+      ['- {path: /api/v1/apps/a/metrics/mrr, count: 1}', 'calls[0].method must be a method such as GET'],
+      ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 1}\n- just a string', 'calls[1] must be a mapping {method, path, count, records}'],
+      ['- {method: GET, path: api/v1, count: 1}', 'calls[0].path must be a path starting with /'],
+      ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 1, records: -5}', 'calls[0].records must be a whole number ≥ 1'],
+    ];
+    for (const [text, error] of entries) {
+      writeFileSync(file, `${text}\n`);
+      const r = await cli('forecast', '--calls', file);
+      expect([r.code, r.stderr], text).toEqual([1, `error: ${error}\n`]);
+    }
   });
 
   it('prints its version', async () => {

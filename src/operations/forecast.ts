@@ -34,7 +34,12 @@ export interface Forecast {
 
 export async function forecast(rt: Runtime, calls: readonly PlannedCall[], accountId?: string): Promise<Forecast> {
   const lines = calls.map((call, i): ForecastLine => {
+    // Checked here, not only by the admin API's schema: the CLI reads calls from a file.
+    if (call === null || typeof call !== 'object' || Array.isArray(call)) throw new OperationError('invalid', `calls[${i}] must be a mapping {method, path, count, records}`);
+    if (typeof call.method !== 'string' || call.method === '') throw new OperationError('invalid', `calls[${i}].method must be a method such as GET`);
+    if (typeof call.path !== 'string' || !call.path.startsWith('/')) throw new OperationError('invalid', `calls[${i}].path must be a path starting with /`);
     if (!Number.isInteger(call.count) || call.count < 0) throw new OperationError('invalid', `calls[${i}].count must be a whole number ≥ 0`);
+    if (call.records !== undefined && (!Number.isInteger(call.records) || call.records < 1)) throw new OperationError('invalid', `calls[${i}].records must be a whole number ≥ 1`);
     const method = call.method.toUpperCase();
     const path = call.path.split('?')[0] as string;
     const match = rt.routes.match(method, path);
