@@ -138,11 +138,23 @@ export function refuseNoHostOurselves(server: Server): void {
 }
 
 /**
- * An HTTP/1.1 request without Host, or any request with two (RFC 9112 §3.2: a server
- * must refuse both; Node keeps the first of several).
+ * What a Host header may hold (RFC 9110 §7.2): a name or IPv4 address (letters, digits,
+ * `-._~`, sub-delims, escapes) or a bracketed IPv6 literal, then an optional port. Not
+ * `/`, `?`, `#`, `@` or spaces, which an upstream reading it (as X-Forwarded-Host) would
+ * take for a path, a query or a user.
+ */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+/** The longest Host: a DNS name (253) and a port. */
+const HOST_MAX = 260;
+
+/**
+ * An HTTP/1.1 request without Host, any request with two (RFC 9112 §3.2: a server must
+ * refuse both; Node keeps the first of several), or with one that is no host.
  */
 export function badHost(request: IncomingMessage): boolean {
-  if (request.headers.host === undefined) return request.httpVersion === '1.1';
+  const host = request.headers.host;
+  if (host === undefined) return request.httpVersion === '1.1';
+  if (host.length > HOST_MAX || !HOST_VALUE.test(host)) return true;
   let seen = false;
   const raw = request.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {

@@ -253,7 +253,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   app.addHook('onRequest', async (request, reply) => {
     // Answers carry new keys' secrets, invitation links, who holds which key: never kept by a cache.
     reply.header('cache-control', 'no-store');
-    if (badHost(request.raw)) return problem(reply.header('connection', 'close'), 400, 'An HTTP/1.1 request needs one Host header.');
+    if (badHost(request.raw)) return problem(reply.header('connection', 'close'), 400, 'An HTTP/1.1 request needs one Host header, naming a host.');
     const path = routerPath(request.url);
     if (path === '/health' || path === '/health/ready' || path === '/openapi.json') return;
     if (expected.length === 0 && expectedRead.length === 0) {

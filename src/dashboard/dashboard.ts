@@ -95,7 +95,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
   app.addHook('onRequest', async (request, reply) => {
     reply.headers(SECURITY_HEADERS);
     if (badHost(request.raw)) {
-      const body = html`<h1>Bad request</h1><p>The request needs one Host header: open the dashboard in a browser.</p>`;
+      const body = html`<h1>Bad request</h1><p>The request needs one Host header, naming a host: open the dashboard in a browser.</p>`;
       return reply.code(400).header('connection', 'close').header('cache-control', 'no-store').type('text/html; charset=utf-8').send(renderDocument(dash, request, { title: 'Bad request', body }).value);
     }
   });

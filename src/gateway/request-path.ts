@@ -89,6 +89,9 @@ export type Target = { ok: true; url: string; path: string } | { ok: false; url:
  */
 export function judgeTarget(rawUrl: string, basePath: string): Target {
   const url = rawUrl.charCodeAt(0) === SLASH ? rawUrl : originForm(rawUrl);
+  // No request target has a fragment (RFC 9112 §3.2): routes would match the path before
+  // `#`, and an upstream read what follows as its own.
+  if (url.includes('#')) return { ok: false, url, reason: 'bad_request' };
   const query = url.indexOf('?');
   const path = query === -1 ? url : url.slice(0, query);
   if (!isCanonicalPath(path)) return { ok: false, url, reason: 'bad_request' };

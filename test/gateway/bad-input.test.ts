@@ -260,6 +260,24 @@ describe('bad input at the gateway', () => {
         body: { errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] },
       });
     }
+    // A Host that is no host (an upstream would read its path, query or user as X-Forwarded-Host), or a huge one.
+    const before = upstream.received.length;
+    for (const host of ['a/b?c#d', 'user@evil.example', 'a b', 'x'.repeat(10 * 1024)]) {
+      expect(statusAndBody(await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`)), host.slice(0, 20)).toEqual({
+        status: 400,
+        body: { errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] },
+      });
+    }
+    // Hosts as they come: a name with a port, an IPv4 and an IPv6 address.
+    for (const host of ['api.example.com:8443', '127.0.0.1', '[::1]:80']) {
+      expect(statusAndBody(await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`)).status, host).toBe(200);
+    }
+    // A fragment, which no request target has: routes would match before it, the upstream read after it.
+    expect(statusAndBody(await rawAll(kg.gatewayUrl, `GET /v1/domains#x HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`))).toEqual({
+      status: 400,
+      body: { errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] },
+    });
+    expect(upstream.received.length).toBe(before + 3);
     // An expectation other than 100-continue.
     expect(statusAndBody(await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nAuthorization: ${secret}\r\n\r\n`))).toEqual({
       status: 417,
@@ -378,8 +396,9 @@ describe('slow and unreadable requests at every listener', () => {
 
   it('the admin API answers in problem details what Node would answer bare or not at all: no Host, two, an odd Expect, CONNECT', async () => {
     const cases: [string, number, string][] = [
-      ['GET /health HTTP/1.1\r\n\r\n', 400, 'An HTTP/1.1 request needs one Host header.'],
-      ['GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n', 400, 'An HTTP/1.1 request needs one Host header.'],
+      ['GET /health HTTP/1.1\r\n\r\n', 400, 'An HTTP/1.1 request needs one Host header, naming a host.'],
+      ['GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n', 400, 'An HTTP/1.1 request needs one Host header, naming a host.'],
+      ['GET /health HTTP/1.1\r\nHost: a/b\r\n\r\n', 400, 'An HTTP/1.1 request needs one Host header, naming a host.'],
       ['GET /health HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n', 417, 'Only "Expect: 100-continue" is supported.'],
       ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, 'The admin API is not a tunnel: CONNECT is not accepted.'],
       ['GET /health HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n', 400, 'The request could not be read as HTTP.'],
