@@ -249,8 +249,16 @@ export interface RunningKeygate {
   close(): Promise<void>;
 }
 
-/** The profile field that sets each listener's port. */
+/** The profile field that sets each listener's port, and its address. */
 const PORT_FIELD = { gateway: 'listen.port', admin: 'admin.listen.port', dashboard: 'dashboard.listen.port' } as const;
+const HOST_FIELD = { gateway: 'listen.host', admin: 'admin.listen.host', dashboard: 'dashboard.listen.host' } as const;
+/** Why an address cannot be listened on, by the system's error code. */
+const HOST_PROBLEMS: Record<string, string> = {
+  ENOTFOUND: 'no such host name',
+  EAI_AGAIN: 'the host name could not be looked up',
+  EADDRNOTAVAIL: 'that address belongs to no network interface of this machine',
+  EACCES: 'this process may not listen on that port (ports under 1024 need privileges)',
+};
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
   const { config } = loaded;
@@ -278,10 +286,15 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     try {
       address = await listenOnEach(app, at.host, port, log);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-      // Which listener, and what moves it: the profile's field, unless the port was the caller's (the demo's --port).
-      const remedy = options.portHint ?? (port === at.port ? `change ${PORT_FIELD[kind]} in the profile` : 'choose another port');
-      throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: another process is using that port; ${remedy}`), { code: 'EADDRINUSE' });
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') {
+        // Which listener, and what moves it: the profile's field, unless the port was the caller's (the demo's --port).
+        const remedy = options.portHint ?? (port === at.port ? `change ${PORT_FIELD[kind]} in the profile` : 'choose another port');
+        throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: another process is using that port; ${remedy}`), { code });
+      }
+      const why = code === undefined ? undefined : HOST_PROBLEMS[code];
+      if (why === undefined) throw error;
+      throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: ${why}; change ${HOST_FIELD[kind]} in the profile`), { code });
     }
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   };

@@ -27,4 +27,8 @@ describe('a new SQLite database', () => {
       process.umask(previous);
     }
   });
+
+  it('names the store and why, when the file named is a folder', () => {
+    expect(() => openStore(`sqlite:${dir}`)).toThrow(`store: cannot open the SQLite file ${dir}: that is a folder; name a file in it, such as sqlite:./data/keygate.db`);
+  });
 });

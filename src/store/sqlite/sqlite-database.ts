@@ -8,6 +8,22 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import { SqlStore, type Database, type ExclusiveTransaction } from '../sql-store.js';
 
+/** The database file, made with its folder if need be; what stands in the way is named with the profile's field. */
+function openFile(file: string): SqliteDatabase.Database {
+  try {
+    if (file !== ':memory:') {
+      mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: FOLDER_MODE });
+      // Created empty, without truncating one that exists ('a'): SQLite takes an empty file as a new database.
+      closeSync(openSync(file, 'a', FILE_MODE));
+    }
+    return new SqliteDatabase(file);
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    const why = code === 'EISDIR' ? 'that is a folder; name a file in it, such as sqlite:./data/keygate.db' : message;
+    throw new Error(`store: cannot open the SQLite file ${file}: ${why}`);
+  }
+}
+
 /**
  * A new database (and a folder made for it) can be read by its owner only: it holds
  * password hashes, members' addresses and the hashes keys are found by. SQLite gives its
@@ -17,12 +33,7 @@ const FILE_MODE = 0o600;
 const FOLDER_MODE = 0o700;
 
 export function openSqliteStore(file: string): SqlStore {
-  if (file !== ':memory:') {
-    mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: FOLDER_MODE });
-    // Created empty, without truncating one that exists ('a'): SQLite takes an empty file as a new database.
-    closeSync(openSync(file, 'a', FILE_MODE));
-  }
-  const sqlite = new SqliteDatabase(file);
+  const sqlite = openFile(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
