@@ -252,12 +252,12 @@ export interface RunningKeygate {
 /** The profile field that sets each listener's port, and its address. */
 const PORT_FIELD = { gateway: 'listen.port', admin: 'admin.listen.port', dashboard: 'dashboard.listen.port' } as const;
 const HOST_FIELD = { gateway: 'listen.host', admin: 'admin.listen.host', dashboard: 'dashboard.listen.host' } as const;
-/** Why an address cannot be listened on, by the system's error code. */
-const HOST_PROBLEMS: Record<string, string> = {
-  ENOTFOUND: 'no such host name',
-  EAI_AGAIN: 'the host name could not be looked up',
-  EADDRNOTAVAIL: 'that address belongs to no network interface of this machine',
-  EACCES: 'this process may not listen on that port (ports under 1024 need privileges)',
+/** Why an address cannot be listened on, by the system's error code, and which field to change. */
+const LISTEN_PROBLEMS: Record<string, { why: string; field: typeof HOST_FIELD | typeof PORT_FIELD }> = {
+  ENOTFOUND: { why: 'no such host name', field: HOST_FIELD },
+  EAI_AGAIN: { why: 'the host name could not be looked up', field: HOST_FIELD },
+  EADDRNOTAVAIL: { why: 'that address belongs to no network interface of this machine', field: HOST_FIELD },
+  EACCES: { why: 'this process may not listen on that port (ports under 1024 need privileges)', field: PORT_FIELD },
 };
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
@@ -292,9 +292,9 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
         const remedy = options.portHint ?? (port === at.port ? `change ${PORT_FIELD[kind]} in the profile` : 'choose another port');
         throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: another process is using that port; ${remedy}`), { code });
       }
-      const why = code === undefined ? undefined : HOST_PROBLEMS[code];
-      if (why === undefined) throw error;
-      throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: ${why}; change ${HOST_FIELD[kind]} in the profile`), { code });
+      const problem = code === undefined ? undefined : LISTEN_PROBLEMS[code];
+      if (problem === undefined) throw error;
+      throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: ${problem.why}; change ${problem.field[kind]} in the profile`), { code });
     }
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   };
