@@ -102,6 +102,12 @@ describe('keygate.yaml validation', () => {
     expect(afterDigits).toContain('1redis://svc:***@h:1');
   });
 
+  it('refuses a YAML tag it does not know (!!js/function), showing the line and the place', () => {
+    expect(problems('upstream: {url: "http://a"}\nname: !!js/function "function(){}"\n')).toEqual([
+      'not valid YAML: Unresolved tag: tag:yaml.org,2002:js/function at line 2, column 7:\n      name: !!js/function "function(){}"\n            ^^^^^^^^^^^^^',
+    ]);
+  });
+
   it('masks the password of a URL it quotes back in a field\'s problem', () => {
     const mistyped = problems('upstream: {url: "htps://svc:Sup3rS3cretPw@127.0.0.1:9311"}\n');
     expect(mistyped[0]).toBe('upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "htps://svc:***@127.0.0.1:9311"');

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseDocument, YAMLError } from 'yaml';
 import { distance as editDistance } from 'fastest-levenshtein';
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
@@ -67,12 +67,17 @@ export function loadConfigFile(file: string): LoadedConfig {
 export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
   let raw: unknown;
   try {
-    raw = parseYaml(text, { prettyErrors: true });
+    const doc = parseDocument(text, { prettyErrors: true });
+    // A warning (a tag no YAML schema here knows, `!!js/function`) would be a value read
+    // as something else than written: refused as an error is.
+    const [problem] = [...doc.errors, ...doc.warnings];
+    if (problem) throw problem;
+    raw = doc.toJS();
   } catch (error) {
     // The message, then the offending line with a caret under the place: all of it.
     // (Passwords in URLs on that line masked: the message goes to terminals and CI logs.)
     const detail =
-      error instanceof YAMLParseError
+      error instanceof YAMLError
         ? error.message
             .trimEnd()
             .split('\n')
