@@ -181,6 +181,9 @@ describe('keygate CLI with a running gateway', () => {
     const r = await cli('keys', 'unblock', keyId);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toBe(`error: with counters: memory, blocks live in the memory of the process that serves: lift this one through its admin API (POST /v1/keys/${keyId}/unblock)\n`);
+    // An id that is no key (an account's, say) is said to be none.
+    const wrong = await cli('keys', 'unblock', accountId);
+    expect([wrong.code, wrong.stderr]).toEqual([1, `error: no key "${accountId}"\n`]);
   });
 
   it('shows the audit log, newest first, with the CLI as the actor', async () => {

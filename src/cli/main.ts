@@ -484,6 +484,8 @@ export function buildCli(): Command {
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         if (rt.counters.kind === 'memory') {
+          // The key first: a mistyped id (or an account's) is said as such, not sent on to the admin API.
+          await getKey(rt, id);
           throw new OperationError(
             'invalid',
             `with counters: memory, blocks live in the memory of the process that serves: lift this one through its admin API (POST /v1/keys/${id}/unblock)`,
