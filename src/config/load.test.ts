@@ -100,6 +100,9 @@ describe('keygate.yaml validation', () => {
     // A scheme after digits, or after other scheme characters, is still one.
     const [afterDigits] = problems('upstream: {url: "1redis://svc:s3cret@h:1"}\n');
     expect(afterDigits).toContain('1redis://svc:***@h:1');
+    // Two in one value, each masked; a later @ in the same run is masked with the password.
+    const [two] = problems('upstream: {url: "http://a"}\nbasePath: "a://u:p1@h b://v:p2@x/c@d"\n');
+    expect(two).toBe('basePath: expected a path starting with "/", such as /v1, got "a://u:***@h b://v:***@d"');
   });
 
   it('refuses a YAML tag it does not know (!!js/function), showing the line and the place', () => {

@@ -28,21 +28,50 @@ export class ConfigError extends Error {
 }
 
 /**
- * `scheme://user:password@`, for masking: the password runs to the last `@` before a space
- * or an unescaped quote (in a value quoted back, a `"` of the password is `\"`), so one
- * with `/`, `?`, `#` or `"` in it (unescaped, as generated passwords often are) is masked
- * whole; a later `@` in the path or query is masked with it. A match is tried only where
- * a run of scheme characters begins (its leading digits or signs, no scheme's, are kept
- * as they are): tried from each character of a long run of letters, each try ran to the
- * run's end (a 120 KB value took 17 s to quote).
+ * Where a `scheme://user:` begins, for masking its password. Tried only where a run of
+ * scheme characters begins (its leading digits or signs, no scheme's, are kept as they
+ * are): tried from each character of a long run of letters, each try ran to the run's end
+ * (a 120 KB value took 17 s to quote).
  */
-const URL_PASSWORD = /(?<![a-z0-9+.-])([0-9+.-]*)([a-z][a-z0-9+.-]*:\/\/[^:/@\s"]*:)(?:\\.|[^\s"\\])*@/gi;
+const URL_USER = /(?<![a-z0-9+.-])[0-9+.-]*[a-z][a-z0-9+.-]*:\/\/[^:/@\s"]*:/gi;
+
+/**
+ * The passwords of `scheme://user:password@` masked. A password runs to the last `@`
+ * before a space or an unescaped quote (in a value quoted back, a `"` of the password is
+ * `\"`), so one with `/`, `?`, `#` or `"` in it (unescaped, as generated passwords often
+ * are) is masked whole; a later `@` in the path or query is masked with it. Each stretch
+ * of the text is read once, however many `x://y:` it holds.
+ */
+function withoutUrlPasswords(text: string): string {
+  let out = '';
+  let copied = 0;
+  URL_USER.lastIndex = 0;
+  for (let match = URL_USER.exec(text); match !== null; match = URL_USER.exec(text)) {
+    const from = match.index + match[0].length;
+    // To the next space or unescaped quote, noting the last `@` on the way.
+    let at = -1;
+    let i = from;
+    for (; i < text.length; i++) {
+      const c = text[i] as string;
+      if (c === '\\') i++;
+      else if (c === '"' || /\s/.test(c)) break;
+      else if (c === '@') at = i;
+    }
+    if (at !== -1) {
+      out += `${text.slice(copied, from)}***`;
+      copied = at;
+    }
+    URL_USER.lastIndex = Math.max(i, from);
+  }
+  return out + text.slice(copied);
+}
+
 /** `password=...` in a query string. */
 const PASSWORD_PARAM = /([?&]password=)[^&\s]*/gi;
 
 /** Text about the profile with the passwords of URLs in it masked: it goes to terminals, logs and CI. */
 function withoutPasswords(text: string): string {
-  return text.replace(URL_PASSWORD, '$1$2***@').replace(PASSWORD_PARAM, '$1***');
+  return withoutUrlPasswords(text).replace(PASSWORD_PARAM, '$1***');
 }
 
 /** A loaded profile plus the directory its relative paths are resolved against. */

@@ -2,6 +2,8 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openStore, redactUrl } from './open.js';
+import { parseConfigObject } from '../config/load.js';
+import { createRuntime } from '../runtime.js';
 import { tempDir } from '../../test/support/temp.js';
 
 describe('URLs in logs and messages', () => {
@@ -14,15 +16,19 @@ describe('URLs in logs and messages', () => {
 describe('a new SQLite database', () => {
   const dir = tempDir('sqlite-mode');
 
-  it('can be read by its owner only, with its WAL and the folder made for it (they hold password and key hashes)', async () => {
+  it('can be read by its owner only, with its WAL, its lock and the folder made for it, as serve opens it (they hold password and key hashes)', async () => {
     const previous = process.umask(0o022);
     try {
       const file = path.join(dir, 'made', 'keygate.db');
-      const store = openStore(`sqlite:${file}`);
-      await store.migrate();
-      const mode = (p: string) => statSync(p).mode & 0o777;
-      expect([mode(path.dirname(file)), mode(file), mode(`${file}-wal`)]).toEqual([0o700, 0o600, 0o600]);
-      await store.close();
+      const config = parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${file}` });
+      const rt = await createRuntime({ config, file: 'inline', dir });
+      try {
+        await rt.store.migrate();
+        const mode = (p: string) => statSync(p).mode & 0o777;
+        expect([mode(path.dirname(file)), mode(file), mode(`${file}-wal`), mode(`${file}.lock`), mode(`${file}.lock.holder`)]).toEqual([0o700, 0o600, 0o600, 0o600, 0o600]);
+      } finally {
+        await rt.close();
+      }
     } finally {
       process.umask(previous);
     }

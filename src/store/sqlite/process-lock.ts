@@ -7,10 +7,10 @@
  * start; a second runtime, in another process or in the same one, is refused. CLI
  * commands take no lock: they may run beside the gateway.
  */
-import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import path from 'node:path';
 import Database from 'better-sqlite3';
+import { createPrivateFile, makeFolderFor, PRIVATE_FILE_MODE } from './private-files.js';
 
 export interface ProcessLock {
   release(): void;
@@ -28,14 +28,15 @@ export class DatabaseInUseError extends Error {
 /** Takes the lock of `databaseFile`, or throws DatabaseInUseError naming the holder (as far as it said). */
 export function lockDatabase(databaseFile: string): ProcessLock {
   // Before the database exists (first start): its folder is made here, as the store would.
-  mkdirSync(path.dirname(databaseFile), { recursive: true });
+  makeFolderFor(databaseFile);
   const lockFile = `${databaseFile}.lock`;
   const holderFile = `${lockFile}.holder`;
+  createPrivateFile(lockFile);
   const lock = openLock(lockFile);
   // Only to name this process in another's refusal.
   const me = `pid ${process.pid} on ${hostname()}, started ${new Date().toISOString()}`;
   try {
-    writeFileSync(holderFile, `${me}\n`);
+    writeFileSync(holderFile, `${me}\n`, { mode: PRIVATE_FILE_MODE });
   } catch {
     // Naming the holder is a courtesy; the lock is what counts.
   }

@@ -2,19 +2,20 @@
  * SQLite backend: a file (created with its folder on first start) opened with
  * better-sqlite3 in WAL mode, so the CLI and a running server can share it.
  */
-import { closeSync, mkdirSync, openSync, watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import { SqlStore, type Database, type ExclusiveTransaction } from '../sql-store.js';
+import { createPrivateFile, makeFolderFor } from './private-files.js';
 
 /** The database file, made with its folder if need be; what stands in the way is named with the profile's field. */
 function openFile(file: string): SqliteDatabase.Database {
   try {
     if (file !== ':memory:') {
-      mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: FOLDER_MODE });
-      // Created empty, without truncating one that exists ('a'): SQLite takes an empty file as a new database.
-      closeSync(openSync(file, 'a', FILE_MODE));
+      makeFolderFor(file);
+      // SQLite takes an empty file as a new database.
+      createPrivateFile(file);
     }
     return new SqliteDatabase(file);
   } catch (error) {
@@ -24,13 +25,6 @@ function openFile(file: string): SqliteDatabase.Database {
   }
 }
 
-/**
- * A new database (and a folder made for it) can be read by its owner only: it holds
- * password hashes, members' addresses and the hashes keys are found by. SQLite gives its
- * -wal and -shm files the database's permissions. An existing file keeps its own.
- */
-const FILE_MODE = 0o600;
-const FOLDER_MODE = 0o700;
 
 export function openSqliteStore(file: string): SqlStore {
   const sqlite = openFile(file);
