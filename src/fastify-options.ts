@@ -139,11 +139,11 @@ export function refuseNoHostOurselves(server: Server): void {
 
 /**
  * What a Host header may hold (RFC 9110 §7.2): a name or IPv4 address (letters, digits,
- * `-._~`, sub-delims, escapes) or a bracketed IPv6 literal, then an optional port. Not
+ * `-._~`, sub-delims, escapes) or a bracketed IPv6 literal (with a zone, `%25eth0`), then an optional port. Not
  * `/`, `?`, `#`, `@` or spaces, which an upstream reading it (as X-Forwarded-Host) would
  * take for a path, a query or a user.
  */
-const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+const HOST_VALUE = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
 /** The longest Host: a DNS name (253) and a port. */
 const HOST_MAX = 260;
 

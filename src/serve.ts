@@ -254,6 +254,7 @@ const PORT_FIELD = { gateway: 'listen.port', admin: 'admin.listen.port', dashboa
 const HOST_FIELD = { gateway: 'listen.host', admin: 'admin.listen.host', dashboard: 'dashboard.listen.host' } as const;
 /** Why an address cannot be listened on, by the system's error code, and which field to change. */
 const LISTEN_PROBLEMS: Record<string, { why: string; field: typeof HOST_FIELD | typeof PORT_FIELD }> = {
+  EADDRINUSE: { why: 'another process is using that port', field: PORT_FIELD },
   ENOTFOUND: { why: 'no such host name', field: HOST_FIELD },
   EAI_AGAIN: { why: 'the host name could not be looked up', field: HOST_FIELD },
   EADDRNOTAVAIL: { why: 'that address belongs to no network interface of this machine', field: HOST_FIELD },
@@ -287,14 +288,12 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       address = await listenOnEach(app, at.host, port, log);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EADDRINUSE') {
-        // Which listener, and what moves it: the profile's field, unless the port was the caller's (the demo's --port).
-        const remedy = options.portHint ?? (port === at.port ? `change ${PORT_FIELD[kind]} in the profile` : 'choose another port');
-        throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: another process is using that port; ${remedy}`), { code });
-      }
       const problem = code === undefined ? undefined : LISTEN_PROBLEMS[code];
       if (problem === undefined) throw error;
-      throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: ${problem.why}; change ${problem.field[kind]} in the profile`), { code });
+      // Which listener, and what moves it: the profile's field, unless the port was the caller's (the demo's --port).
+      const portRemedy = options.portHint ?? (port === at.port ? `change ${PORT_FIELD[kind]} in the profile` : 'choose another port');
+      const remedy = problem.field === PORT_FIELD ? portRemedy : `change ${HOST_FIELD[kind]} in the profile`;
+      throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: ${problem.why}; ${remedy}`), { code });
     }
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   };

@@ -35,8 +35,8 @@ const positiveDuration = duration.refine((ms) => ms > 0, 'a duration longer than
 /**
  * The gateway's default limit on a request's head: 1 KB under Node's 16 KB, so that what
  * keygate adds on the way up (identity and X-Forwarded headers, ~250 bytes with a few
- * scopes) never takes a request it admitted over a Node upstream's own limit, whose 431
- * has no body and is in no API's envelope.
+ * scopes; a key with hundreds of scopes takes more) does not take a request it admitted
+ * over a Node upstream's own limit, whose 431 has no body and is in no API's envelope.
  */
 export const GATEWAY_MAX_HEADER_SIZE = 15 * 1024;
 /** Node's own limit, kept by the admin API and the dashboard. */

@@ -23,10 +23,13 @@ const MARK = 'kg_';
 /** A Cookie header without the dashboard's cookies (the others as sent); undefined if none is left. */
 export function withoutDashboardCookies(header: string): string | undefined {
   if (!header.includes(MARK)) return header;
-  const kept = header.split(';').filter((pair) => {
+  const pairs = header.split(';');
+  const kept = pairs.filter((pair) => {
     const eq = pair.indexOf('=');
     return !NAMES.has((eq === -1 ? pair : pair.slice(0, eq)).trim());
   });
+  // None of them: the header as sent, byte for byte.
+  if (kept.length === pairs.length) return header;
   const joined = kept.map((pair) => pair.trim()).filter((pair) => pair !== '').join('; ');
   return joined === '' ? undefined : joined;
 }

@@ -300,6 +300,6 @@ export function redactedTarget(rt: Pick<Runtime, 'config' | 'keyFormat'>, url: s
   return scrubbed;
 }
 
-/** How many decodings the log's redaction looks through (as the path rule does). */
+/** How many decodings the log's redaction looks through (a key escaped more often than this is no key to a reader). */
 const DECODING_HOPS = 4;
 

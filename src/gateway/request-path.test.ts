@@ -3,7 +3,7 @@ import { isCanonicalPath } from './request-path.js';
 
 describe('isCanonicalPath', () => {
   it('accepts ordinary and percent-encoded paths', () => {
-    for (const path of ['/', '/v1/domains', '/v1/apps/01JN4/metrics/mrr', '/v1/q/a%20b', '/sites/', '/v1/x.json', '/v1/.well-known', '/v1/q/100%25', '/v1/q/%25off', '/v1/q/%25', '/v1/q/%25zz', '/v1/q/%%zz', '/v1/q/%C3%A9t%C3%A9']) {
+    for (const path of ['/', '/v1/domains', '/v1/apps/01JN4/metrics/mrr', '/v1/q/a%20b', '/sites/', '/v1/x.json', '/v1/.well-known', '/v1/q/100%25', '/v1/q/%25off', '/v1/q/%25', '/v1/q/%25zz', '/v1/q/%%zz', '/v1/keywords/100%25Beef', '/v1/q/50%25add', '/v1/q/%25DE', '/v1/q/%25e9', '/v1/q/%C3%A9t%C3%A9']) {
       expect(isCanonicalPath(path), path).toBe(true);
     }
   });

@@ -44,10 +44,12 @@ export function isCanonicalPath(path: string): boolean {
  * keygate's router leave `%2F` encoded, so `/v1/admin%2Fusers` matches `/v1/*`, but an
  * upstream that decodes the path before routing it — Flask/Werkzeug, some Go and PHP
  * routers, a proxy in between — serves `/v1/admin/users`); a control character (C0, DEL,
- * or C1 as UTF-8: a decoded NUL cuts a path short in C code); a dot segment; or another
- * escape: a path encoded twice (`/v1/%2561dmin` is matched as `/v1/%61dmin`, and served as
- * `/v1/admin` by an upstream that decodes twice; `%252F` likewise). A `%25` that decodes to
- * no escape is a plain `%` (`/q/100%25`, `/q/%25off`). One scan, and one of the `%`s left.
+ * or C1 as UTF-8: a decoded NUL cuts a path short in C code); a dot segment; or an escape
+ * of an ASCII character: a path encoded twice (`/v1/%2561dmin` is matched as
+ * `/v1/%61dmin`, and served as `/v1/admin` by an upstream that decodes twice; `%252F`
+ * likewise). A `%25` that decodes to no escape, or to one of a byte over 0x7F, is a plain
+ * `%` (`/q/100%25`, `/q/%25off`, `/keywords/100%25Beef`): no route is written with those
+ * bytes. One scan, and one of the `%`s left.
  */
 function decodesToAnotherPath(path: string): boolean {
   let decoded = '';
@@ -64,11 +66,15 @@ function decodesToAnotherPath(path: string): boolean {
     previous = byte;
     i += 2;
   }
-  return DOT_SEGMENT.test(decoded) || hasEscape(decoded);
+  return DOT_SEGMENT.test(decoded) || hasAsciiEscape(decoded);
 }
 
-function hasEscape(text: string): boolean {
-  for (let i = text.indexOf('%'); i !== -1; i = text.indexOf('%', i + 1)) if (escapedByte(text, i) !== -1) return true;
+/** An escape of an ASCII character: what an upstream decoding twice would read as another path. */
+function hasAsciiEscape(text: string): boolean {
+  for (let i = text.indexOf('%'); i !== -1; i = text.indexOf('%', i + 1)) {
+    const byte = escapedByte(text, i);
+    if (byte !== -1 && byte < 0x80) return true;
+  }
   return false;
 }
 

@@ -9,7 +9,7 @@ import type { Runtime } from '../runtime.js';
 import type { KeyPatch, KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
 import { newId } from '../ids.js';
-import { checkedName, LATEST_TIME, OperationError } from './errors.js';
+import { checkedName, checkedTime, LATEST_TIME, OperationError } from './errors.js';
 import { audit } from './audit.js';
 import { getAccount } from './accounts.js';
 
@@ -105,7 +105,7 @@ async function issueKey(
   if (input.expiresAt !== undefined && input.expiresAt !== null) {
     if (!rt.config.keys.expiry) throw new OperationError('invalid', "this API's keys do not expire: a key works until it is revoked");
     if (!Number.isFinite(input.expiresAt) || input.expiresAt <= rt.clock()) throw new OperationError('invalid', 'the expiry must be in the future');
-    if (input.expiresAt > LATEST_TIME) throw new OperationError('invalid', 'the expiry must be before the year 10000');
+    checkedTime('the expiry', input.expiresAt);
   }
   let secret: string;
   if (options.secret === undefined) {

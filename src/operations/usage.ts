@@ -64,10 +64,10 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
   };
 }
 
-/** Sets the level of a gauge meter (keywords tracked, data rows) of an account. */
 /** The highest gauge level: what 15 digits hold, as the upstream's header is read (src/meters/cost.ts). */
 const MAX_GAUGE = 999_999_999_999_999;
 
+/** Sets the level of a gauge meter (keywords tracked, data rows) of an account. */
 export async function setGauge(rt: Runtime, accountId: string, meter: string, value: number): Promise<void> {
   const account = await getAccount(rt, accountId);
   if (!Number.isFinite(value) || value < 0 || value > MAX_GAUGE) throw new OperationError('invalid', `a gauge level is a number from 0 to ${MAX_GAUGE} (15 digits, as an upstream's header may report)`);

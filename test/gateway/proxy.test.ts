@@ -68,7 +68,7 @@ describe('forwarding', () => {
     };
     expect(await send('kg_session=s3ss10n; theirs=1; kg_form=f0rm;kg_notice={"kind":"info"}; __Host-kg_session=x; other=a=b')).toBe('theirs=1; other=a=b');
     expect(await send('kg_session=s3ss10n; __Host-kg_form=f0rm')).toBeUndefined();
-    expect(await send('mykg_session=1; kg_sessions=2')).toBe('mykg_session=1; kg_sessions=2');
+    expect(await send('mykg_session=1;kg_sessions=2')).toBe('mykg_session=1;kg_sessions=2');
   });
 
   it('removes the credential query parameter and keeps the others as sent', async () => {
