@@ -69,11 +69,18 @@ function decodesToAnotherPath(path: string): boolean {
   return DOT_SEGMENT.test(decoded) || hasAsciiEscape(decoded);
 }
 
-/** An escape of an ASCII character: what an upstream decoding twice would read as another path. */
+/**
+ * An escape of an ASCII character, or of a C1 control character in UTF-8 (`%C2%85`): what
+ * an upstream decoding twice would read as another path, or cut short.
+ */
 function hasAsciiEscape(text: string): boolean {
   for (let i = text.indexOf('%'); i !== -1; i = text.indexOf('%', i + 1)) {
     const byte = escapedByte(text, i);
     if (byte !== -1 && byte < 0x80) return true;
+    if (byte === 0xc2) {
+      const next = escapedByte(text, i + 3);
+      if (next >= 0x80 && next <= 0x9f) return true;
+    }
   }
   return false;
 }
