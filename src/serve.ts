@@ -253,12 +253,12 @@ export interface RunningKeygate {
 const PORT_FIELD = { gateway: 'listen.port', admin: 'admin.listen.port', dashboard: 'dashboard.listen.port' } as const;
 const HOST_FIELD = { gateway: 'listen.host', admin: 'admin.listen.host', dashboard: 'dashboard.listen.host' } as const;
 /** Why an address cannot be listened on, by the system's error code, and which field to change. */
-const LISTEN_PROBLEMS: Record<string, { why: string; field: typeof HOST_FIELD | typeof PORT_FIELD }> = {
-  EADDRINUSE: { why: 'another process is using that port', field: PORT_FIELD },
-  ENOTFOUND: { why: 'no such host name', field: HOST_FIELD },
-  EAI_AGAIN: { why: 'the host name could not be looked up', field: HOST_FIELD },
-  EADDRNOTAVAIL: { why: 'that address belongs to no network interface of this machine', field: HOST_FIELD },
-  EACCES: { why: 'this process may not listen on that port (ports under 1024 need privileges)', field: PORT_FIELD },
+const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> = {
+  EADDRINUSE: { why: 'another process is using that port', field: 'port' },
+  ENOTFOUND: { why: 'no such host name', field: 'host' },
+  EAI_AGAIN: { why: 'the host name could not be looked up', field: 'host' },
+  EADDRNOTAVAIL: { why: 'that address belongs to no network interface of this machine', field: 'host' },
+  EACCES: { why: 'this process may not listen on that port (ports under 1024 need privileges)', field: 'port' },
 };
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
@@ -291,8 +291,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       const problem = code === undefined ? undefined : LISTEN_PROBLEMS[code];
       if (problem === undefined) throw error;
       // Which listener, and what moves it: the profile's field, unless the port was the caller's (the demo's --port).
-      const portRemedy = options.portHint ?? (port === at.port ? `change ${PORT_FIELD[kind]} in the profile` : 'choose another port');
-      const remedy = problem.field === PORT_FIELD ? portRemedy : `change ${HOST_FIELD[kind]} in the profile`;
+      const remedy = problem.field === 'host' ? `change ${HOST_FIELD[kind]} in the profile` : (options.portHint ?? (port === at.port ? `change ${PORT_FIELD[kind]} in the profile` : 'choose another port'));
       throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: ${problem.why}; ${remedy}`), { code });
     }
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;

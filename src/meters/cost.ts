@@ -55,9 +55,15 @@ export function overageAllowed(plan: Plan, meter: string, account: Pick<Account,
   return account.overage ?? plan.meters[meter]?.overage ?? false;
 }
 
+/** The most digits a count or level an upstream reports may have: well inside a double's whole numbers. */
+const REPORTED_DIGITS = 15;
+const REPORTED_NUMBER = new RegExp(`^\\d{1,${REPORTED_DIGITS}}$`);
+/** The highest count or level anyone may report (an upstream's header, an operator's gauge). */
+export const MAX_REPORTED = 10 ** REPORTED_DIGITS - 1;
+
 /** Parses a record-count header; undefined when absent or not a non-negative integer. */
 export function parseRecordHeader(value: string | string[] | undefined): number | undefined {
   const text = Array.isArray(value) ? value[0] : value;
-  if (text === undefined || !/^\d{1,15}$/.test(text.trim())) return undefined;
+  if (text === undefined || !REPORTED_NUMBER.test(text.trim())) return undefined;
   return Number(text.trim());
 }

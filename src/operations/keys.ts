@@ -256,7 +256,7 @@ export async function blockedUntilOf(rt: Runtime, keys: readonly KeyRecord[]): P
   }
   const blocked = new Map<string, number>();
   for (const key of keys) {
-    const until = Math.max(inForce.get(keyBlockId(key.id)) ?? 0, key.accountId === null ? 0 : (inForce.get(accountBlockId(key.accountId)) ?? 0));
+    const until = Math.max(...blockIdsOf(key).map((id) => inForce.get(id) ?? 0));
     if (until > now) blocked.set(key.id, until);
   }
   return blocked;

@@ -3,7 +3,7 @@ import type { Runtime } from '../runtime.js';
 import type { AccountRecord } from '../store/store.js';
 import { OperationError } from './errors.js';
 import { periodBounds, isoDay } from '../meters/period.js';
-import { overageAllowed } from '../meters/cost.js';
+import { MAX_REPORTED, overageAllowed } from '../meters/cost.js';
 import { getAccount } from './accounts.js';
 
 export interface MeterUsage {
@@ -64,8 +64,8 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
   };
 }
 
-/** The highest gauge level: what 15 digits hold, as the upstream's header is read (src/meters/cost.ts). */
-const MAX_GAUGE = 999_999_999_999_999;
+/** The highest gauge level: what an upstream's header may report too. */
+const MAX_GAUGE = MAX_REPORTED;
 
 /** Sets the level of a gauge meter (keywords tracked, data rows) of an account. */
 export async function setGauge(rt: Runtime, accountId: string, meter: string, value: number): Promise<void> {
