@@ -33,6 +33,7 @@ import { settleCharge, type OnCharged } from '../pipeline/settle.js';
 import { redactUrl } from '../store/open.js';
 import { trustedProxyCheck } from './trusted-proxies.js';
 import { withoutDashboardCookies } from '../dashboard/cookie-names.js';
+import { declareHeaderNames } from './undici-header-names.js';
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -67,6 +68,8 @@ const OVERRIDES_REQUEST = [
   'x-method-override',
 ];
 const X_FORWARDED = 'x-forwarded-';
+/** The X-Forwarded headers keygate writes. */
+const FORWARDED_NAMES = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'];
 /**
  * Request headers that would change the body records are counted in (compressed, or only
  * a part of it): not forwarded where records are counted in the JSON body.
@@ -118,6 +121,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   // undici checks a lower-case name without copying it first.
   const identityPrefix = config.identityHeaders.prefix.toLowerCase();
   const names = { account: `${identityPrefix}account`, key: `${identityPrefix}key`, mode: `${identityPrefix}mode`, scopes: `${identityPrefix}scopes`, plan: `${identityPrefix}plan` };
+  declareHeaderNames([...Object.values(names), ...FORWARDED_NAMES]);
   const credentials = config.auth.credentials;
   const impersonates = (name: string) => dropped.has(name) || name.startsWith(identityPrefix) || name.startsWith(X_FORWARDED);
   const fromTrustedProxy = trustedProxyCheck(config.trustedProxies);
