@@ -41,6 +41,11 @@ export interface Denial {
    * names from the profile and figures keygate counted, never the client's text.
    */
   fill?: Readonly<Record<string, string>>;
+  /**
+   * insufficient_funds only: the account's plan has no such meter at all (nothing to run
+   * out of, nothing that renews). Said so unless the profile words the refusal itself.
+   */
+  meterNotInPlan?: boolean;
 }
 
 /**

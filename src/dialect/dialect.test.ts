@@ -74,6 +74,15 @@ describe('dialects', () => {
     expect(JSON.parse(dialectFor({ envelope: 'message' }).render(deny('invalid_parameter', { fill: { parameter: 'limit' } })).body)).toEqual({ message: 'The query parameter limit is not valid.' });
   });
 
+  it('says a plan without the meter does not include it, unless the profile words insufficient_funds itself', () => {
+    const fill = { meter: 'credits', limit: '0', resets: '2027-01-01' };
+    const plain = dialectFor({ envelope: 'message' });
+    expect(JSON.parse(plain.render(deny('insufficient_funds', { fill, meterNotInPlan: true })).body)).toEqual({ message: 'Your plan does not include credits.' });
+    expect(JSON.parse(plain.render(deny('insufficient_funds', { fill })).body)).toEqual({ message: "This request needs more credits than are left of the plan's 0; they renew on 2027-01-01." });
+    const worded = dialectFor({ envelope: 'message', reasons: { insufficient_funds: { message: 'Out of {{meter}}.' } } });
+    expect(JSON.parse(worded.render(deny('insufficient_funds', { fill, meterNotInPlan: true })).body)).toEqual({ message: 'Out of credits.' });
+  });
+
   it('refuses a placeholder in a message where nothing fills it in', () => {
     expect(() => dialectFor({ reasons: { bad_request: { message: 'Parameter {{parameter}} is invalid.' } } })).toThrow(
       'errors.reasons.bad_request.message: {{parameter}} would be sent as written: nothing is filled in in this message',

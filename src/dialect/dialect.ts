@@ -59,6 +59,8 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
   bad_request: { status: 400, code: 'bad_request', message: 'Bad request.' },
 };
 
+/** insufficient_funds' default message where the plan has no such meter (the route costs what the plan does not include). */
+const METER_NOT_IN_PLAN_MESSAGE = 'Your plan does not include {{meter}}.';
 
 /** Reasons where a credential was presented but did not work: RFC 6750 `invalid_token`. */
 const INVALID_TOKEN_REASONS = new Set<DenialReason>(['malformed_key', 'unknown_key', 'revoked_key', 'expired_key']);
@@ -91,7 +93,8 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
     envelope: config.envelope,
     rendering: (reason) => renderings.get(reason) as ReasonRendering,
     render(denial) {
-      const rendering = renderings.get(denial.reason) as ReasonRendering;
+      let rendering = renderings.get(denial.reason) as ReasonRendering;
+      if (denial.meterNotInPlan && config.reasons[denial.reason]?.message === undefined) rendering = { ...rendering, message: METER_NOT_IN_PLAN_MESSAGE };
       const headers: Record<string, string> = { 'content-type': contentType, ...denial.headers };
       if (denial.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(denial.retryAfterSeconds)));
       if (rendering.status === 401 && challenge) {

@@ -206,7 +206,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         : admission.windows;
     const headers = rateLimits.policyHeader === undefined ? NO_HEADERS : rateLimitHeaders(rateLimits, windows);
     if (!admission.ok) {
-      if (admission.reason === 'insufficient_funds') return refuse(deny('insufficient_funds', { headers, ...(charge ? { fill: fundsFill(identity, charge, now) } : {}) }), identity);
+      if (admission.reason === 'insufficient_funds') {
+        const meterNotInPlan = charge !== undefined && identity.plan.meters[charge.meter] === undefined;
+        return refuse(deny('insufficient_funds', { headers, ...(charge ? { fill: fundsFill(identity, charge, now) } : {}), ...(meterNotInPlan ? { meterNotInPlan } : {}) }), identity);
+      }
       return refuse(deny(admission.reason, { headers, retryAfterSeconds: admission.retryAfterMs / 1000 }), identity);
     }
     return { allowed: true, identity, route, headers, reservation: admission.reservation };

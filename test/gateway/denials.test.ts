@@ -38,8 +38,8 @@ const EXPECTED = {
 } as const;
 type Reason = keyof typeof EXPECTED;
 
-function expectedBody(envelope: Envelope, reason: Reason): unknown {
-  const e = EXPECTED[reason];
+function expectedBody(envelope: Envelope, reason: Reason, message?: string): unknown {
+  const e = message === undefined ? EXPECTED[reason] : { ...EXPECTED[reason], message };
   switch (envelope) {
     case 'jsonapi':
       return { errors: [{ code: e.code, status: e.status, detail: e.message }] };
@@ -70,6 +70,8 @@ function profile(envelope: Envelope, upstream: string): ConfigInput {
       tight: { rateLimits: [{ limit: 1, window: '1h' }] },
       strict: { rateLimits: [{ limit: 1, window: '1h' }], block: { after: 1, within: '1h', duration: '10m' } },
       broke: { meters: { units: { limit: 0 } } },
+      // No `units` at all: the paid routes are not part of it.
+      basic: {},
     },
     defaultPlan: 'open',
     routes: [
@@ -88,7 +90,7 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
   let kg: TestKeygate;
   let deadGateway: TestKeygate;
   let now = Date.parse('2026-11-10T12:00:00Z');
-  const secrets = {} as Record<'good' | 'revoked' | 'expiring' | 'unbound' | 'off' | 'expiredPlan' | 'tight' | 'strict' | 'broke', string>;
+  const secrets = {} as Record<'good' | 'revoked' | 'expiring' | 'unbound' | 'off' | 'expiredPlan' | 'tight' | 'strict' | 'broke' | 'basic', string>;
   const ids = {} as Record<keyof typeof secrets, { key: string; account: string }>;
 
   beforeAll(async () => {
@@ -112,6 +114,7 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
     await key('tight', 'tight');
     await key('strict', 'strict');
     await key('broke', 'broke');
+    await key('basic', 'basic');
     now += 2000; // the expiring key and the expiring plan are now past their dates
   });
 
@@ -123,10 +126,10 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
 
   const call = (path: string, secret?: string, gateway = kg) => gateway.call(path, secret === undefined ? {} : { headers: { authorization: `Bearer ${secret}` } });
 
-  async function expectDenial(response: Response, reason: Reason) {
+  async function expectDenial(response: Response, reason: Reason, message?: string) {
     const text = await response.text();
     expect(response.status, text).toBe(EXPECTED[reason].status);
-    expect(JSON.parse(text)).toEqual(expectedBody(envelope, reason));
+    expect(JSON.parse(text)).toEqual(expectedBody(envelope, reason, message));
     expect(response.headers.get('content-type')).toMatch(envelope === 'problem' ? /^application\/problem\+json/ : /^application\/json; charset=utf-8$/);
     return response;
   }
@@ -232,6 +235,10 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
   });
 
   it('insufficient_funds', async () => expectDenial(await call('/v1/paid', secrets.broke), 'insufficient_funds'));
+  it('insufficient_funds on a plan without the meter says the plan does not include it (no limit, no renewal)', async () => {
+    await expectDenial(await call('/v1/paid', secrets.basic), 'insufficient_funds', 'Your plan does not include units.');
+    expect((await call('/v1/slow?ms=0', secrets.basic)).status).toBe(200); // the plan itself has API access
+  });
 
   it('bad_request: an undecodable URL', async () => expectDenial(await call('/v1/read%zz', secrets.good), 'bad_request'));
 
