@@ -147,6 +147,11 @@ const HOST_VALUE = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?:
 /** The longest Host: a DNS name (253) and a port. */
 const HOST_MAX = 260;
 
+/** A host with an optional port, as Host (or a load balancer's X-Forwarded-Host) may carry it. */
+export function isHostValue(value: string): boolean {
+  return value.length <= HOST_MAX && HOST_VALUE.test(value);
+}
+
 /**
  * An HTTP/1.1 request without Host, any request with two (RFC 9112 §3.2: a server must
  * refuse both; Node keeps the first of several), or with one that is no host.
@@ -154,7 +159,7 @@ const HOST_MAX = 260;
 export function badHost(request: IncomingMessage): boolean {
   const host = request.headers.host;
   if (host === undefined) return request.httpVersion === '1.1';
-  if (host.length > HOST_MAX || !HOST_VALUE.test(host)) return true;
+  if (!isHostValue(host)) return true;
   let seen = false;
   const raw = request.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {

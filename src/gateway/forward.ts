@@ -34,6 +34,7 @@ import { redactUrl } from '../store/open.js';
 import { trustedProxyCheck } from './trusted-proxies.js';
 import { withoutDashboardCookies } from '../dashboard/cookie-names.js';
 import { declareHeaderNames } from './undici-header-names.js';
+import { isHostValue } from '../fastify-options.js';
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -68,6 +69,9 @@ const OVERRIDES_REQUEST = [
   'x-method-override',
 ];
 const X_FORWARDED = 'x-forwarded-';
+/** What a load balancer's X-Forwarded-Proto and -Port can be. */
+const FORWARDED_PROTO = /^https?$/i;
+const FORWARDED_PORT = /^[0-9]{1,5}$/;
 /** The X-Forwarded headers keygate writes. */
 const FORWARDED_NAMES = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'];
 /**
@@ -139,15 +143,17 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     const peer = socket.remoteAddress ?? '';
     const forwardedFor = headers['x-forwarded-for'];
     out.push('x-forwarded-for', forwardedFor === undefined ? peer : `${String(forwardedFor)}, ${peer}`);
-    // From a trusted load balancer, how the client reached it; from anyone else, how the client reached keygate.
+    // From a trusted load balancer, how the client reached it; from anyone else, how the
+    // client reached keygate. A value no load balancer would set (a client's, passed on)
+    // is not passed on either: keygate's own stands in for it.
     const viaProxy = fromTrustedProxy?.(peer) === true;
     const proto = viaProxy ? headers['x-forwarded-proto'] : undefined;
-    out.push('x-forwarded-proto', typeof proto === 'string' && proto !== '' ? proto : socket.encrypted ? 'https' : 'http');
+    out.push('x-forwarded-proto', typeof proto === 'string' && FORWARDED_PROTO.test(proto) ? proto : socket.encrypted ? 'https' : 'http');
     const host = viaProxy ? headers['x-forwarded-host'] : undefined;
-    if (typeof host === 'string' && host !== '') out.push('x-forwarded-host', host);
+    if (typeof host === 'string' && host !== '' && isHostValue(host)) out.push('x-forwarded-host', host);
     else if (headers.host !== undefined) out.push('x-forwarded-host', headers.host);
     const port = viaProxy ? headers['x-forwarded-port'] : undefined;
-    if (typeof port === 'string' && port !== '') out.push('x-forwarded-port', port);
+    if (typeof port === 'string' && FORWARDED_PORT.test(port)) out.push('x-forwarded-port', port);
     // Records are counted in the body as sent: it must come whole and uncompressed.
     if (plainBody) out.push('accept-encoding', 'identity');
     const listed = listedInConnection(headers.connection);

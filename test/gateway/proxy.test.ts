@@ -312,6 +312,19 @@ describe('behind a trusted load balancer (trustedProxies)', () => {
     for (const name of ['forwarded', 'x-real-ip', 'x-forwarded-prefix', 'x-original-url']) expect(seen[name], name).toBeUndefined();
   });
 
+  it("does not pass on a scheme, host or port no load balancer would set (a client's, let through): keygate's own stand in", async () => {
+    for (const [proto, host, port] of [['javascript', 'evil.example/path', '443x'], ['https, http', 'a.example b.example', '99999999'], ['', `${'h'.repeat(300)}.example`, '-1']]) {
+      const headers = { Authorization: `Bearer ${secret}`, 'X-Forwarded-Proto': proto, 'X-Forwarded-Host': host, 'X-Forwarded-Port': port };
+      const response = await kg.call('/sites', { headers });
+      expect(response.status).toBe(200);
+      await response.text();
+      const seen = last().headers;
+      expect(seen['x-forwarded-proto'], proto).toBe('http');
+      expect(seen['x-forwarded-host'], host).toBe(new URL(kg.gatewayUrl).host);
+      expect(seen['x-forwarded-port'], port).toBeUndefined();
+    }
+  });
+
   it('writes its own where the load balancer sent none', async () => {
     await (await kg.call('/sites', { headers: { Authorization: `Bearer ${secret}` } })).text();
     const seen = last().headers;
