@@ -33,6 +33,16 @@ describe('keygate.yaml validation', () => {
     expect(problems('upstream: {url: http://127.0.0.1:4000}\ndashboard: {listen: {maxHeaderSize: 100}}\n')).toEqual(['dashboard.listen.maxHeaderSize: a number of bytes, at least 1024']);
   });
 
+  it("sets Secure dashboard cookies where publicUrl is https:// unless told otherwise, and names a publicUrl that is no http(s) URL", () => {
+    const dashboard = (yaml: string) => parseConfigText(`upstream: {url: http://127.0.0.1:4000}\ndashboard: ${yaml}\n`).dashboard;
+    expect(dashboard('{}').secureCookies).toBe(false);
+    expect(dashboard('{publicUrl: "http://127.0.0.1:8082"}').secureCookies).toBe(false);
+    expect(dashboard('{publicUrl: "HTTPS://keys.example.com/"}').secureCookies).toBe(true);
+    expect(dashboard('{publicUrl: "https://keys.example.com", secureCookies: false}').secureCookies).toBe(false);
+    expect(dashboard('{secureCookies: true}').secureCookies).toBe(true);
+    expect(problems('upstream: {url: http://127.0.0.1:4000}\ndashboard: {publicUrl: keys.example.com}\n')).toEqual(['dashboard.publicUrl: expected an http(s) URL such as https://dashboard.example.com, got "keys.example.com"']);
+  });
+
   it('names the missing upstream', () => {
     expect(problems('name: x\n')).toEqual(['upstream: required (expected object)']);
   });

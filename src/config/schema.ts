@@ -420,11 +420,18 @@ export const configSchema = z
       .object({
         enabled: z.boolean().default(true),
         listen: listen(8082, NODE_MAX_HEADER_SIZE),
-        publicUrl: z.string().optional().describe('URL members reach the dashboard at (for invitation links).'),
-        secureCookies: z.boolean().default(false).describe('Set Secure on cookies; turn on behind HTTPS.'),
+        publicUrl: z
+          .url({ protocol: /^https?$/, error: 'an http(s) URL such as https://dashboard.example.com' })
+          .optional()
+          .describe('URL members reach the dashboard at (for invitation links).'),
+        secureCookies: z
+          .boolean()
+          .optional()
+          .describe('Set Secure on cookies (with the __Host- prefix). Defaults to on when publicUrl is https://, else off (plain http on loopback).'),
         sessionTtl: positiveDuration.prefault('12h'),
       })
       .strict()
+      .transform((dashboard) => ({ ...dashboard, secureCookies: dashboard.secureCookies ?? (dashboard.publicUrl !== undefined && new URL(dashboard.publicUrl).protocol === 'https:') }))
       .prefault({}),
     log: z
       .object({
