@@ -27,6 +27,8 @@ export interface Dashboard {
   rt: Runtime;
   cookies: CookieSettings;
   signIn: SignInChecker;
+  /** The client's address (behind trusted proxies, the one they name): what sign-in lockouts are counted by. */
+  addressOf(request: FastifyRequest): string;
 }
 
 /** Thrown by handlers for anything the viewer may not see: rendered as a plain 404. */

@@ -20,6 +20,7 @@ import { PageNotFound, redirect, setNotice, type Dashboard } from './context.js'
 import { csrfTokenMatches, preSessionSecret, submittedToken } from './csrf.js';
 import { cookieSettings, loadViewer } from './session.js';
 import { createSignInChecker } from './sign-in.js';
+import { clientAddress, trustedProxyCheck } from '../gateway/trusted-proxies.js';
 import { renderDocument, sendPage } from './layout.js';
 import { html } from './html.js';
 import { sentence } from './format.js';
@@ -83,7 +84,13 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
   // two (refused in the first hook).
   refuseNoHostOurselves(app.server);
   answerExpectAndConnect(app.server, nodeRefusal);
-  const dash: Dashboard = { rt, cookies: cookieSettings(rt), signIn: createSignInChecker(rt) };
+  const trusted = trustedProxyCheck(rt.config.trustedProxies);
+  const dash: Dashboard = {
+    rt,
+    cookies: cookieSettings(rt),
+    signIn: createSignInChecker(rt),
+    addressOf: (request) => clientAddress(request.raw.socket.remoteAddress, request.headers['x-forwarded-for'], trusted),
+  };
 
   await app.register(cookie);
   // Only HTML forms are accepted; any other body is read and dropped, so a POST of any

@@ -1,8 +1,17 @@
 /**
- * Checking an email and password, with a lockout: after MAX_FAILED_SIGN_INS wrong
- * passwords in a row the email is locked for LOCKOUT_MS. Unknown emails get the same
- * answers, the same lockout (remembered in memory) and the same scrypt work, so the
- * sign-in form never tells whether an email belongs to a member.
+ * Checking an email and password, with lockouts that slow guessing without handing
+ * anyone a way to keep a member out:
+ *
+ * - after MAX_FAILED_SIGN_INS wrong passwords in a row for an email from one client
+ *   address, that address is paused for that email for LOCKOUT_MS (kept in memory, per
+ *   process): whoever is guessing, not the member signing in from elsewhere;
+ * - after MAX_FAILED_SIGN_INS_PER_EMAIL wrong passwords in a row for an email from
+ *   anywhere (guesses spread over many addresses), the email itself is paused for
+ *   LOCKOUT_MS, for every address (kept in the store for members, shared by processes).
+ *
+ * Both are recorded in the audit log for members. Unknown emails get the same answers,
+ * the same lockouts (remembered in memory) and the same scrypt work, so the sign-in form
+ * never tells whether an email belongs to a member. A right password clears both counts.
  */
 import type { Runtime } from '../runtime.js';
 import type { MemberRecord } from '../store/store.js';
@@ -10,9 +19,10 @@ import { hashPassword, verifyPassword } from '../members/password.js';
 import { audit } from '../operations/audit.js';
 
 export const MAX_FAILED_SIGN_INS = 5;
+export const MAX_FAILED_SIGN_INS_PER_EMAIL = 20;
 export const LOCKOUT_MS = 15 * 60_000;
-/** Unknown emails remembered for the lockout; the oldest are forgotten first. */
-const MAX_TRACKED_UNKNOWN = 10_000;
+/** Email-and-address pairs (and unknown emails) remembered for the lockouts; the oldest are forgotten first. */
+const MAX_TRACKED = 10_000;
 /** No address is longer (RFC 5321); longer input is refused without being remembered. */
 const MAX_EMAIL_LENGTH = 254;
 const ACTOR = 'dashboard';
@@ -28,37 +38,77 @@ interface Attempts {
 }
 
 export interface SignInChecker {
-  check(email: string, password: string): Promise<SignInResult>;
+  /** `address`: the client's, as the dashboard sees it (behind trusted proxies, the one they name). */
+  check(email: string, password: string, address: string): Promise<SignInResult>;
+}
+
+/** A map that forgets its oldest entries beyond MAX_TRACKED (an entry touched moves to the end). */
+class Tracked {
+  private readonly entries = new Map<string, Attempts>();
+
+  get(key: string): Attempts | undefined {
+    return this.entries.get(key);
+  }
+
+  /** One more failure; locked for LOCKOUT_MS once `max` are reached in a row. */
+  fail(key: string, max: number, now: number): Attempts {
+    const attempts = this.entries.get(key) ?? { failures: 0, lockedUntil: null };
+    this.entries.delete(key);
+    attempts.failures += 1;
+    if (attempts.failures >= max) {
+      attempts.failures = 0;
+      attempts.lockedUntil = now + LOCKOUT_MS;
+    }
+    this.entries.set(key, attempts);
+    if (this.entries.size > MAX_TRACKED) this.entries.delete(this.entries.keys().next().value as string);
+    return attempts;
+  }
+
+  clear(key: string): void {
+    this.entries.delete(key);
+  }
 }
 
 export function createSignInChecker(rt: Runtime): SignInChecker {
-  const unknown = new Map<string, Attempts>();
+  /** Failures per email and client address, members' and unknown emails' alike. */
+  const byAddress = new Tracked();
+  /** Failures per unknown email from anywhere (a member's are in the store). */
+  const unknownEmails = new Tracked();
   // A real scrypt hash to verify against when the email is unknown (equal timing).
   let decoy: Promise<string> | undefined;
 
-  const locked = (until: number | null, now: number): SignInResult | undefined =>
-    until !== null && until > now ? { ok: false, reason: 'locked', retryAfterMs: until - now } : undefined;
+  const locked = (until: number | null | undefined, now: number): SignInResult | undefined =>
+    until != null && until > now ? { ok: false, reason: 'locked', retryAfterMs: until - now } : undefined;
 
-  async function failUnknown(email: string, now: number): Promise<SignInResult> {
-    const attempts = unknown.get(email) ?? { failures: 0, lockedUntil: null };
-    unknown.delete(email);
-    attempts.failures += 1;
-    if (attempts.failures >= MAX_FAILED_SIGN_INS) attempts.lockedUntil = now + LOCKOUT_MS;
-    unknown.set(email, attempts);
-    if (unknown.size > MAX_TRACKED_UNKNOWN) unknown.delete(unknown.keys().next().value as string);
-    return locked(attempts.lockedUntil, now) ?? { ok: false, reason: 'invalid' };
+  /** A wrong password from `address`: the pair's count, and the email's (`failEmail`), go up. */
+  async function fail(email: string, address: string, now: number, failEmail: () => Promise<number | null>): Promise<SignInResult> {
+    const emailLockedUntil = await failEmail();
+    if (emailLockedUntil !== null) {
+      byAddress.clear(pairKey(email, address));
+      return locked(emailLockedUntil, now) as SignInResult;
+    }
+    return locked(byAddress.fail(pairKey(email, address), MAX_FAILED_SIGN_INS, now).lockedUntil, now) ?? { ok: false, reason: 'invalid' };
   }
 
-  async function failMember(member: MemberRecord, now: number): Promise<SignInResult> {
+  /** A member's wrong password, counted in the store: the end of the email's lock, if this one locked it. */
+  async function failMember(member: MemberRecord, email: string, address: string, now: number): Promise<number | null> {
     const failures = member.failedLogins + 1;
-    if (failures < MAX_FAILED_SIGN_INS) {
+    const pair = byAddress.get(pairKey(email, address));
+    const pairLocks = (pair?.failures ?? 0) + 1 >= MAX_FAILED_SIGN_INS;
+    if (failures < MAX_FAILED_SIGN_INS_PER_EMAIL) {
       await rt.store.updateMember(member.id, { failedLogins: failures });
-      return { ok: false, reason: 'invalid' };
+      if (pairLocks) await auditLock(member, address, failures, now + LOCKOUT_MS, 'address');
+      return null;
     }
     const until = now + LOCKOUT_MS;
     await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: until });
-    await audit(rt, ACTOR, 'member.locked', { accountId: member.accountId, detail: { email: member.email, failedSignIns: failures, until: new Date(until).toISOString() } });
-    return { ok: false, reason: 'locked', retryAfterMs: LOCKOUT_MS };
+    await auditLock(member, address, failures, until, 'email');
+    return until;
+  }
+
+  function auditLock(member: MemberRecord, address: string, failedSignIns: number, until: number, scope: 'address' | 'email'): Promise<void> {
+    // `address`: the email is paused for that client address only; `email`: for every address.
+    return audit(rt, ACTOR, 'member.locked', { accountId: member.accountId, detail: { email: member.email, scope, address, failedSignIns, until: new Date(until).toISOString() } });
   }
 
   // Attempts on one email run one after another: parallel guesses would otherwise all
@@ -66,10 +116,10 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
   const queues = new Map<string, Promise<SignInResult>>();
 
   return {
-    async check(rawEmail, password) {
+    async check(rawEmail, password, address) {
       const email = rawEmail.trim().toLowerCase();
       const previous = queues.get(email);
-      const current = (previous ?? Promise.resolve()).catch(() => undefined).then(() => checkNow(email, password));
+      const current = (previous ?? Promise.resolve()).catch(() => undefined).then(() => checkNow(email, password, address));
       queues.set(email, current);
       try {
         return await current;
@@ -79,27 +129,34 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
     },
   };
 
-  async function checkNow(email: string, password: string): Promise<SignInResult> {
+  async function checkNow(email: string, password: string, address: string): Promise<SignInResult> {
     const now = rt.clock();
     decoy ??= hashPassword('keygate decoy password');
     if (email === '' || email.length > MAX_EMAIL_LENGTH) {
       await verifyPassword(password, await decoy);
       return { ok: false, reason: 'invalid' };
     }
+    const pairLocked = locked(byAddress.get(pairKey(email, address))?.lockedUntil, now);
+    if (pairLocked) return pairLocked;
     const member = await rt.store.findMemberByEmail(email);
     if (!member || member.passwordHash === null) {
-      const tracked = unknown.get(email);
-      const stillLocked = locked(tracked?.lockedUntil ?? null, now);
+      const stillLocked = locked(unknownEmails.get(email)?.lockedUntil, now);
       if (stillLocked) return stillLocked;
       await verifyPassword(password, await decoy);
-      return failUnknown(email, now);
+      return fail(email, address, now, async () => unknownEmails.fail(email, MAX_FAILED_SIGN_INS_PER_EMAIL, now).lockedUntil);
     }
     const stillLocked = locked(member.lockedUntil, now);
     if (stillLocked) return stillLocked;
-    if (!(await verifyPassword(password, member.passwordHash))) return failMember(member, now);
+    if (!(await verifyPassword(password, member.passwordHash))) return fail(email, address, now, () => failMember(member, email, address, now));
+    byAddress.clear(pairKey(email, address));
     if (member.failedLogins !== 0 || member.lockedUntil !== null) {
       await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null });
     }
     return { ok: true, member };
   }
+}
+
+/** The key of an email and a client address (a line break is in neither). */
+function pairKey(email: string, address: string): string {
+  return `${email}\n${address}`;
 }

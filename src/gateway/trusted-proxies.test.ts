@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isAddressRange, trustedProxyCheck } from './trusted-proxies.js';
+import { clientAddress, isAddressRange, trustedProxyCheck } from './trusted-proxies.js';
 
 describe('trustedProxies', () => {
   it('reads addresses and CIDR ranges of both families, and nothing else', () => {
@@ -24,5 +24,20 @@ describe('trustedProxies', () => {
     expect(check('::1')).toBe(false);
     expect(check(undefined)).toBe(false);
     expect(check('not an address')).toBe(false);
+  });
+
+  it("takes the client's address from X-Forwarded-For only through trusted proxies, and only as far as they vouch", () => {
+    const trusted = trustedProxyCheck(['10.0.0.0/8']);
+    // Not from a trusted proxy: its own address, whatever it claims.
+    expect(clientAddress('203.0.113.9', '1.2.3.4', trusted)).toBe('203.0.113.9');
+    expect(clientAddress('203.0.113.9', '1.2.3.4', undefined)).toBe('203.0.113.9');
+    // From one: the last address it was not itself; made-up entries before it are ignored.
+    expect(clientAddress('10.0.0.2', '6.6.6.6, 203.0.113.9', trusted)).toBe('203.0.113.9');
+    expect(clientAddress('10.0.0.2', '6.6.6.6, 203.0.113.9, 10.0.0.7', trusted)).toBe('203.0.113.9');
+    expect(clientAddress('10.0.0.2', ['6.6.6.6', '203.0.113.9'], trusted)).toBe('203.0.113.9');
+    // Nothing usable: the proxy itself, or the last hop before the garbage.
+    expect(clientAddress('10.0.0.2', undefined, trusted)).toBe('10.0.0.2');
+    expect(clientAddress('10.0.0.2', 'not-an-address', trusted)).toBe('10.0.0.2');
+    expect(clientAddress('10.0.0.2', 'junk, 10.0.0.9', trusted)).toBe('10.0.0.9');
   });
 });

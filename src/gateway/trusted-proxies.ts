@@ -41,3 +41,21 @@ export function trustedProxyCheck(ranges: readonly string[]): ((peer: string | u
     return version !== 0 && list.check(peer as string, version === 4 ? 'ipv4' : 'ipv6');
   };
 }
+
+/**
+ * The address a request came from: the peer's, or, where the peer is a trusted proxy,
+ * the last address in X-Forwarded-For that is not itself one (each proxy appends the
+ * address it was reached from; what comes before the first untrusted one may be made up).
+ */
+export function clientAddress(peer: string | undefined, forwardedFor: string | string[] | undefined, trusted: ((peer: string | undefined) => boolean) | undefined): string {
+  let address = peer ?? '';
+  if (!trusted?.(peer) || forwardedFor === undefined) return address;
+  const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor).split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = (hops[i] as string).trim();
+    if (isIP(hop) === 0) break;
+    address = hop;
+    if (!trusted(hop)) break;
+  }
+  return address;
+}

@@ -1,40 +1,75 @@
 /**
- * Parallel wrong passwords for one email still lock it: attempts on an email are taken
- * one at a time, so none of them reads a failure count another is about to raise.
+ * Sign-in lockouts, checked directly (no browser): parallel wrong passwords still lock
+ * (attempts on an email are taken one at a time, so none of them reads a failure count
+ * another is about to raise); a lock keeps the guessing address out, not the member
+ * signing in from elsewhere; guesses spread over many addresses lock the email itself.
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigObject } from '../../src/config/load.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
-import { createSignInChecker, MAX_FAILED_SIGN_INS } from '../../src/dashboard/sign-in.js';
+import { createSignInChecker, LOCKOUT_MS, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_EMAIL } from '../../src/dashboard/sign-in.js';
 import { createAccount } from '../../src/operations/accounts.js';
 import { acceptInvitation, inviteMember } from '../../src/operations/members.js';
 import { createLog } from '../../src/log.js';
 import { tempDir } from '../support/temp.js';
 
-describe('sign-in lockout under parallel guesses', () => {
+const PASSWORD = 'correct horse battery staple';
+const GUESSER = '203.0.113.9';
+const MEMBER_ADDRESS = '198.51.100.20';
+
+describe('sign-in lockouts', () => {
   const dir = tempDir('sign-in-race');
   let rt: Runtime;
+  let now = Date.parse('2026-11-10T12:00:00Z');
 
   beforeAll(async () => {
     const config = parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'k.db')}` });
-    rt = await createRuntime({ config, file: 'inline', dir }, { log: createLog({ level: 'silent' }) });
+    rt = await createRuntime({ config, file: 'inline', dir }, { log: createLog({ level: 'silent' }), clock: () => now });
     const account = await createAccount(rt, { name: 'Acme' }, 'test');
-    const { token } = await inviteMember(rt, { email: 'ada@acme.example', accountId: account.id }, 'test');
-    await acceptInvitation(rt, token, 'correct horse battery staple');
+    for (const email of ['ada@acme.example', 'bob@acme.example']) {
+      const { token } = await inviteMember(rt, { email, accountId: account.id }, 'test');
+      await acceptInvitation(rt, token, PASSWORD);
+    }
   });
 
   afterAll(async () => {
     await rt?.close();
   });
 
-  it('locks the email after 40 wrong passwords sent at once, and then refuses the right one too', async () => {
+  it('pauses an address after 40 wrong passwords sent at once from it, which then cannot sign in either; the member elsewhere still can', async () => {
     const checker = createSignInChecker(rt);
-    const results = await Promise.all(Array.from({ length: 40 }, () => checker.check('ada@acme.example', 'wrong password!')));
+    const results = await Promise.all(Array.from({ length: 40 }, () => checker.check('ada@acme.example', 'wrong password!', GUESSER)));
     expect(results.filter((r) => !r.ok && r.reason === 'invalid')).toHaveLength(MAX_FAILED_SIGN_INS - 1);
     expect(results.filter((r) => !r.ok && r.reason === 'locked').length).toBe(40 - (MAX_FAILED_SIGN_INS - 1));
-    const member = await rt.store.findMemberByEmail('ada@acme.example');
-    expect(member?.lockedUntil).toBeGreaterThan(rt.clock());
-    expect(await checker.check('ada@acme.example', 'correct horse battery staple')).toMatchObject({ ok: false, reason: 'locked' });
+    expect(await checker.check('ada@acme.example', PASSWORD, GUESSER)).toMatchObject({ ok: false, reason: 'locked', retryAfterMs: LOCKOUT_MS });
+    expect(await checker.check('Ada@Acme.example ', PASSWORD, MEMBER_ADDRESS)).toMatchObject({ ok: true });
+    // Signing in cleared the email's count; the guessing address stays paused until its time is up.
+    expect((await rt.store.findMemberByEmail('ada@acme.example'))?.failedLogins).toBe(0);
+    now += LOCKOUT_MS;
+    expect(await checker.check('ada@acme.example', PASSWORD, GUESSER)).toMatchObject({ ok: true });
+    const audit = await rt.store.listAudit({ limit: 50 });
+    expect(audit.filter((e) => e.action === 'member.locked').map((e) => e.detail)).toEqual([expect.objectContaining({ email: 'ada@acme.example', scope: 'address', address: GUESSER })]);
+  });
+
+  it('locks the email for every address after guesses spread over many addresses, and says so the same way for an unknown email', async () => {
+    const checker = createSignInChecker(rt);
+    const perAddress = MAX_FAILED_SIGN_INS - 1;
+    const spread = async (email: string) => {
+      const results = [];
+      for (let i = 0; i < MAX_FAILED_SIGN_INS_PER_EMAIL; i++) results.push(await checker.check(email, `guess ${i}`, `192.0.2.${Math.floor(i / perAddress)}`));
+      return results.map((r) => (r.ok ? 'ok' : r.reason));
+    };
+    const expected = [...Array(MAX_FAILED_SIGN_INS_PER_EMAIL - 1).fill('invalid'), 'locked'];
+    expect(await spread('bob@acme.example')).toEqual(expected);
+    expect(await spread('nobody@acme.example')).toEqual(expected);
+    // Now even the right password from an address that never guessed waits.
+    expect(await checker.check('bob@acme.example', PASSWORD, MEMBER_ADDRESS)).toMatchObject({ ok: false, reason: 'locked', retryAfterMs: LOCKOUT_MS });
+    expect(await checker.check('nobody@acme.example', PASSWORD, MEMBER_ADDRESS)).toMatchObject({ ok: false, reason: 'locked', retryAfterMs: LOCKOUT_MS });
+    expect((await rt.store.findMemberByEmail('bob@acme.example'))?.lockedUntil).toBe(now + LOCKOUT_MS);
+    const locks = (await rt.store.listAudit({ limit: 50 })).filter((e) => e.action === 'member.locked' && (e.detail as { email?: string }).email === 'bob@acme.example');
+    expect(locks.map((e) => e.detail)).toEqual([expect.objectContaining({ scope: 'email', failedSignIns: MAX_FAILED_SIGN_INS_PER_EMAIL })]);
+    now += LOCKOUT_MS;
+    expect(await checker.check('bob@acme.example', PASSWORD, MEMBER_ADDRESS)).toMatchObject({ ok: true });
   });
 });

@@ -28,7 +28,7 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
 
   app.post('/sign-in', { config: { public: true } }, async (request, reply) => {
     const email = field(request.body, 'email');
-    const result = await dash.signIn.check(email, field(request.body, 'password'));
+    const result = await dash.signIn.check(email, field(request.body, 'password'), dash.addressOf(request));
     if (!result.ok) {
       if (result.reason === 'locked') {
         const minutes = Math.max(1, Math.ceil(result.retryAfterMs / MINUTE));
