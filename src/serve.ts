@@ -213,9 +213,9 @@ function adminTokensOf(value: string | undefined, tokenEnv: string, log: Log, ki
   const tokens = (value ?? '').split(',').map((token) => token.trim()).filter((token) => token !== '');
   // What a bad token shuts: the whole admin API, or (read-only tokens, which are optional) only those.
   const locked = kind === 'admin' ? 'admin API locked' : 'read-only admin tokens refused';
-  const still = kind === 'admin' ? '/health still answers' : 'the admin token still works';
+  const still = kind === 'admin' ? '/health, /health/ready and /openapi.json still answer' : 'the admin token still works';
   if (tokens.length === 0) {
-    if (kind === 'admin') log.warn(`admin token not set: set ${tokenEnv} to make changes through the admin API (without it, only /health answers, and reads with a read-only token if one is set)`);
+    if (kind === 'admin') log.warn(`admin token not set: set ${tokenEnv} to make changes through the admin API (without it, only /health, /health/ready and /openapi.json answer, and reads with a read-only token if one is set)`);
     return { tokens: [] };
   }
   /** How the log names the token at `index`. */

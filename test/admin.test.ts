@@ -23,7 +23,7 @@ describe('admin API', () => {
         errors: { envelope: 'error', reasons: { unknown_key: { status: 403, message: 'Invalid API key' } } },
         plans: {
           growth: { name: 'Growth', apiAccess: false },
-          scale: { name: 'Scale', meters: { credits: { limit: 500 }, brands: { kind: 'gauge', limit: 10 } } },
+          scale: { name: 'Scale', meters: { credits: { limit: 500, unit: 'credits' }, brands: { kind: 'gauge', limit: 10 } } },
         },
         defaultPlan: 'scale',
         routes: [{ method: 'POST', path: '/generate', cost: { meter: 'credits', perRequest: 50 } }, { path: '/*' }],
@@ -323,7 +323,9 @@ describe('admin API', () => {
     const gauge = await json(await kg.admin(`/v1/accounts/${accountId}/gauges/brands`, { method: 'PUT', body: JSON.stringify({ value: 7 }) }));
     expect(gauge.status).toBe(200);
     const usage = await json(await kg.admin(`/v1/accounts/${accountId}/usage`));
-    expect(usage.body.meters.credits).toMatchObject({ usage: 50, limit: 500, remaining: 450 });
+    expect(usage.body).toMatchObject({ accountId, planId: 'scale', planName: 'Scale', apiEnabled: true, planExpired: false });
+    expect(usage.body.meters.credits).toMatchObject({ unit: 'credits', usage: 50, limit: 500, remaining: 450 });
+    expect(usage.body.meters.brands).not.toHaveProperty('unit');
     expect(usage.body.meters.brands).toMatchObject({ kind: 'gauge', usage: 7, limit: 10, remaining: 3 });
     const forecast = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ accountId, calls: [{ method: 'POST', path: '/generate', count: 10 }] }) }));
     expect(forecast.body).toMatchObject({ total: 500, covered: false, balance: { credits: { remaining: 450, covered: false } } });

@@ -249,6 +249,8 @@ describe('keygate CLI with a running gateway', () => {
     await kg.runtime.flush();
     const usage = await cli('accounts', 'usage', accountId, '--json');
     expect(JSON.parse(usage.stdout).meters.units).toMatchObject({ usage: 30, limit: 1000, remaining: 970 });
+    // The same fields as the admin API's.
+    expect(JSON.parse(usage.stdout)).toEqual(await (await kg.admin(`/v1/accounts/${accountId}/usage`)).json());
   });
 
   it('forecasts planned calls against the balance', async () => {
@@ -358,6 +360,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
     const ok = await runCli(['--json', 'check', '--config', good]);
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toEqual({ file: good, ok: true, plans: 1, routes: 1 });
+    expect((await runCli(['check', '--config', good])).stdout.trim()).toBe(`${good}: ok (1 plan, 1 route)`);
   });
 });
 

@@ -24,7 +24,7 @@ import { createAccount, deleteAccount, getAccount, updateAccount } from '../oper
 import { blockedUntilOf, createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
-import { accountUsage, setGauge } from '../operations/usage.js';
+import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord, Page } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
@@ -67,6 +67,7 @@ const IssuedKey = Key.extend({ secret: z.string().describe('shown only in this r
 const Problem = z.object({ type: z.string(), title: z.string(), status: z.number(), detail: z.string() });
 const MeterUsage = z.object({
   kind: z.enum(['consumed', 'gauge']),
+  unit: z.string().optional().describe("the meter's unit as the plan names it (e.g. credits), if it does"),
   usage: z.number(),
   limit: z.number(),
   remaining: z.number(),
@@ -75,7 +76,7 @@ const MeterUsage = z.object({
   periodStart: z.string(),
   periodEnd: z.string(),
 });
-const Usage = z.object({ accountId: z.string(), planId: z.string(), apiEnabled: z.boolean(), planExpired: z.boolean(), meters: z.record(z.string(), MeterUsage) });
+const Usage = z.object({ accountId: z.string(), planId: z.string(), planName: z.string(), apiEnabled: z.boolean(), planExpired: z.boolean(), meters: z.record(z.string(), MeterUsage) });
 const PlannedCall = z.object({ method: z.string(), path: z.string(), count: z.number().int().nonnegative(), records: z.number().int().positive().optional() });
 const ForecastResult = z.object({
   lines: z.array(PlannedCall.extend({ meter: z.string().nullable(), unitsPerCall: z.number(), units: z.number() })),
@@ -392,8 +393,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     return reply.code(204).send(null);
   });
   app.get('/v1/accounts/:id/usage', { schema: { tags: ['usage'], params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
-    const usage = await accountUsage(rt, request.params.id);
-    return { accountId: usage.account.id, planId: usage.planId, apiEnabled: usage.apiEnabled, planExpired: usage.planExpired, meters: usage.meters };
+    return usageOut(await accountUsage(rt, request.params.id));
   });
   app.get(
     '/v1/accounts/:id/usage/daily',

@@ -22,7 +22,7 @@ import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
-import { accountUsage, setGauge } from '../operations/usage.js';
+import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
 import { createLog, terminalDestination } from '../log.js';
@@ -270,7 +270,7 @@ export function buildCli(): Command {
       }
       const plans = Object.keys(loaded.config.plans).length;
       const routes = loaded.config.routes.length;
-      print(json, { file: config, ok: true, plans, routes }, () => `${config}: ok (${plans} plans, ${routes} routes)`);
+      print(json, { file: config, ok: true, plans, routes }, () => `${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`);
     });
 
   program
@@ -344,7 +344,7 @@ export function buildCli(): Command {
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const usage = await accountUsage(rt, id);
-        print(json, usage, () =>
+        print(json, usageOut(usage), () =>
           [
             `${usage.account.name} (${usage.account.id}) — plan ${usage.planName}, API access ${usage.apiEnabled ? 'on' : 'off'}${usage.planExpired ? ' (plan expired)' : ''}`,
             table(
@@ -722,4 +722,9 @@ function describeFailure(error: unknown): { text: string; message: string; exitC
   // A port in use is named by serve, with the listener and its profile field.
   const message = error instanceof Error ? error.message : String(error);
   return { text: `error: ${message}\n`, message, exitCode: 1 };
+}
+
+/** `1 plan`, `2 plans`. */
+function counted(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
