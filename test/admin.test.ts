@@ -89,6 +89,11 @@ describe('admin API', () => {
     const badJson = await json(await kg.admin('/v1/accounts', { method: 'POST', body: '{"name":' }));
     expect(badJson.status).toBe(400);
     expect(badJson.body.detail).toMatch(/not valid JSON/);
+    for (const headers of [{}, { 'content-type': 'application/json' }]) {
+      const empty = await json(await kg.admin('/v1/accounts', { method: 'POST', headers }));
+      expect(empty).toMatchObject({ status: 400, body: { detail: expect.stringMatching(/^body: |^The body /) } });
+      expect(empty.body.detail).not.toMatch(/Invalid input|received null/);
+    }
     const unknown = await json(await kg.admin('/v1/nothing'));
     expect(unknown).toMatchObject({ status: 404, body: { detail: 'No admin route GET /v1/nothing.' } });
     // A path that is there, asked with a method it does not take: 405 with the methods it does.

@@ -641,7 +641,10 @@ function describeValidation(error: Error & { validation?: unknown; validationCon
   const described = issues.map((issue) => {
     const path = issue.params?.issue?.path?.map(String).join('.') ?? issue.instancePath?.replace(/^\//, '').replace(/\//g, '.');
     const where = [error.validationContext, path].filter(Boolean).join('.');
-    return `${where || '(request)'}: ${issue.params?.issue?.message ?? issue.message ?? 'invalid'}`;
+    const message = (issue.params?.issue?.message ?? issue.message ?? 'invalid').replace(/^Invalid input: /, '');
+    // No body at all, where one is needed: say so, not "received null".
+    if (where === 'body' && /^expected object, received (null|undefined)$/.test(message)) return 'body: expected a JSON object; the request had none';
+    return `${where || '(request)'}: ${message}`;
   });
   return described.length > 0 ? described.join('; ') : error.message;
 }
