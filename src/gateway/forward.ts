@@ -205,8 +205,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   private readonly res: ServerResponse;
   private controller: Dispatcher.DispatchController | null = null;
   private settled = false;
-  /** The upstream's final answer has begun. */
-  private started = false;
+  /** The answer's head has been written to the client. */
+  private headSent = false;
+  /**
+   * The answer's head, kept from its arrival until the first byte of its body (or its
+   * end): an upstream that fails in between has sent the client nothing, which then gets
+   * a 502 in the API's envelope and pays nothing, instead of a cut connection.
+   */
+  private head: { statusMessage: string | undefined; headers: (string | string[])[]; records: number | undefined } | null = null;
   /** The exchange is over (answered in full, or failed). */
   private done = false;
   private clientLeft = false;
@@ -246,12 +252,15 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     if (statusCode < 200) return; // 1xx: the final answer follows
-    this.started = true;
+    if (statusCode > 599) {
+      // No such status (RFC 9110 §15): not passed on as if it meant something.
+      controller.abort(new Error(`upstream answered with status ${statusCode}`));
+      return;
+    }
     this.status = statusCode;
     const { rt, gaugeByHeader } = this.upstream;
     const records = this.route.cost?.records;
     const recordHeader = records && 'header' in records ? records.header.toLowerCase() : undefined;
-    const ok = statusCode >= 200 && statusCode < 300;
     const listed = listedInConnection(headers.connection);
     const out: (string | string[])[] = [];
     let recordsFromHeader: number | undefined;
@@ -273,29 +282,49 @@ class Exchange implements Dispatcher.DispatchHandler {
     for (const name in this.rateLimitHeaders) out.push(name, this.rateLimitHeaders[name] as string);
     // The client's body is not read to its end: its connection cannot carry another request.
     if (!this.request.raw.complete) out.push('connection', 'close');
+    this.head = { statusMessage, headers: out, records: recordsFromHeader };
+  }
 
-    if (this.countsJson && ok) this.counter = new JsonRecordCounter((records as { json: string }).json);
-    else {
-      if (recordHeader && ok && recordsFromHeader === undefined && this.request.method !== 'HEAD') {
-        rt.log.warn({ route: this.route.path, header: recordHeader }, 'upstream sent no record count; charged the reserved estimate');
-      }
-      this.settle(statusCode, recordsFromHeader);
-    }
-    this.reply.hijack();
+  /**
+   * Writes the answer's head (once its body begins, or ends empty) and settles what is
+   * settled on it: everything but records counted in the body, which are settled at its end.
+   */
+  private sendHead(controller: Dispatcher.DispatchController): boolean {
+    const head = this.head;
+    if (head === null) return true;
+    this.head = null;
+    const { rt } = this.upstream;
+    const statusCode = this.status;
+    const records = this.route.cost?.records;
+    const ok = statusCode >= 200 && statusCode < 300;
     try {
       // The upstream's reason phrase too (an API's own status, 244 say, has none in Node's
       // table), when it is plain ASCII: Node refuses to send anything else (undici reads the
       // phrase as UTF-8), and a phrase is not worth the answer.
-      if (statusMessage && PLAIN_REASON.test(statusMessage)) this.res.writeHead(statusCode, statusMessage, out as unknown as string[]);
-      else this.res.writeHead(statusCode, out as unknown as string[]);
+      if (head.statusMessage && PLAIN_REASON.test(head.statusMessage)) this.res.writeHead(statusCode, head.statusMessage, head.headers as unknown as string[]);
+      else this.res.writeHead(statusCode, head.headers as unknown as string[]);
     } catch (error) {
-      // A header Node will not send (an invalid character, say): the upstream's fault.
+      // A header Node will not send (an invalid character, say): the upstream's fault. Nothing
+      // was written: the client gets a 502.
       rt.log.warn({ err: { message: (error as Error).message } }, 'upstream response has a header that cannot be sent');
       controller.abort(error as Error);
+      return false;
     }
+    this.headSent = true;
+    this.reply.hijack();
+    if (this.countsJson && ok) this.counter = new JsonRecordCounter((records as { json: string }).json);
+    else {
+      const recordHeader = records && 'header' in records ? records.header : undefined;
+      if (recordHeader && ok && head.records === undefined && this.request.method !== 'HEAD') {
+        rt.log.warn({ route: this.route.path, header: recordHeader.toLowerCase() }, 'upstream sent no record count; charged the reserved estimate');
+      }
+      this.settle(statusCode, head.records);
+    }
+    return true;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.head !== null && !this.sendHead(controller)) return;
     this.counter?.write(chunk);
     this.bodySent = true;
     if (!this.res.write(chunk)) {
@@ -304,7 +333,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(controller: Dispatcher.DispatchController): void {
+    if (this.head !== null && !this.sendHead(controller)) return;
     this.done = true;
     if (this.counter) {
       const records = this.counter.end();
@@ -318,13 +348,15 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.done = true;
+    // A head that arrived without its body is dropped: the client is told as if none had come.
+    this.head = null;
     this.settleCut(false);
     const { rt, hooks } = this.upstream;
     if (this.clientLeft) {
-      hooks.onFinished(this.request, this.started ? this.status : undefined);
+      hooks.onFinished(this.request, this.headSent ? this.status : undefined);
       return;
     }
-    if (this.started) {
+    if (this.headSent) {
       // Part of the answer is on its way: the client can only be told by a cut connection.
       rt.log.warn({ err: { message: error.message, code: (error as { code?: string }).code } }, 'upstream response failed midway');
       this.res.destroy();

@@ -40,6 +40,7 @@ function profile(upstreamUrl: string): ConfigInput {
       { method: 'GET', path: '/v1/export/status', cost: { meter: 'units', perRequest: 0 } },
       { method: 'GET', path: '/v1/reports/slow', cost: { meter: 'units', perRequest: 100 } },
       { method: 'GET', path: '/v1/reports/held', cost: { meter: 'units', perRequest: 100 } },
+      { method: 'GET', path: '/v1/reports/headers-held', cost: { meter: 'units', perRequest: 100 } },
       // A flat cost: the query's count changes nothing.
       { method: 'GET', path: '/v1/reports/flat', cost: { meter: 'units', perRequest: 5, reserveFromQuery: 'n' } },
       { path: '/v1/*' },
@@ -161,14 +162,36 @@ describe('unit quotas', () => {
     expect(await eventually(() => upstream.abandoned.some((r) => r.url.includes('id=left-early')))).toBe(true);
     upstream.release('left-early');
 
-    const failing = kg.call('/v1/backlinks/headers-held?n=5000&id=cut&fail=1', { headers: { authorization: `Token ${secret}` } }).then((r) => r.text()).catch(() => 'cut');
+    // The upstream sent its head, then failed before any of the body: the client was sent
+    // nothing yet, and gets the 502 instead.
+    const failing = kg.call('/v1/backlinks/headers-held?n=5000&id=cut&fail=1', { headers: { authorization: `Token ${secret}` } }).then(async (r) => ({ status: r.status, body: await r.json() }));
     expect(await arrived('cut')).toBe(true);
     upstream.release('cut');
-    expect(await failing).toBe('cut');
+    expect(await failing).toEqual({ status: 502, body: { error_description: 'The upstream service is unavailable.' } });
 
     // Neither the 5,000 reserved nor anything else was charged; a whole answer still is.
     expect((await call(secret, 'GET', '/v1/backlinks/records?n=3')).status).toBe(200);
     expect(await eventually(async () => (await unitsLeft(secret)) === 100_000 - 3)).toBe(true);
+  });
+
+  it('charges nothing, and answers 502, for a head whose body never came or a status that does not exist', async () => {
+    const { secret } = await keyOn('thousand');
+    const headOnly = kg.call('/v1/reports/headers-held?id=head-only&fail=1', { headers: { authorization: `Token ${secret}` } });
+    expect(await eventually(() => upstream.received.some((r) => r.url.includes('id=head-only')))).toBe(true);
+    upstream.release('head-only');
+    const answer = await headOnly;
+    expect({ status: answer.status, body: await answer.json() }).toEqual({ status: 502, body: { error_description: 'The upstream service is unavailable.' } });
+    const impossible = await kg.call('/v1/failing/status/700', { headers: { authorization: `Token ${secret}` } });
+    expect({ status: impossible.status, body: await impossible.json() }).toEqual({ status: 502, body: { error_description: 'The upstream service is unavailable.' } });
+    const logged = kg.logs.lines.map((l) => JSON.parse(l) as { msg: string; status?: number; outcome?: string; target?: string }).filter((l) => l.msg === 'request' && /head-only|status\/700/.test(l.target ?? ''));
+    expect(logged.map((l) => [l.status, l.outcome])).toEqual([[502, 'upstream_error'], [502, 'upstream_error']]);
+    // Nothing was charged: a whole answer of the same route still is.
+    expect(await unitsLeft(secret)).toBe(1000);
+    const whole = kg.call('/v1/reports/headers-held?id=whole', { headers: { authorization: `Token ${secret}` } });
+    expect(await eventually(() => upstream.received.some((r) => r.url.includes('id=whole')))).toBe(true);
+    upstream.release('whole');
+    expect((await whole).status).toBe(200);
+    expect(await eventually(async () => (await unitsLeft(secret)) === 900)).toBe(true);
   });
 
   it('charges what the request reserved for a 2xx whose records cannot be counted, and forwards nothing that would change the counted body', async () => {
