@@ -97,6 +97,15 @@ describe('scrubbing keys out of text that is logged', () => {
     expect(ranksy.scrub(`/v1/x/${live}?a=${test}&b=${live}zz;c=rk_live_short`, '[R]')).toBe('/v1/x/rk_live_[R]?a=rk_test_[R]&b=rk_live_[R];c=rk_live_short');
   });
 
+  it('hides two keys written back to back whole, and a key whose prefix is in another case', () => {
+    const live = ranksy.generate('live');
+    const test = ranksy.generate('test');
+    const secretPart = (key: string) => key.slice('rk_live_'.length);
+    const scrubbed = ranksy.scrub(`/v1/x?q=${live}${test}&r=${live}${live}&s=RK_LIVE_${secretPart(live)}&t=Rk_Test_${secretPart(test)}`, '[R]');
+    expect(scrubbed).toBe('/v1/x?q=rk_live_[R]&r=rk_live_[R]&s=RK_LIVE_[R]&t=Rk_Test_[R]');
+    for (const key of [live, test]) expect(scrubbed).not.toContain(secretPart(key).slice(0, 12));
+  });
+
   it('replaces every hex run at least a key long, so a key beside another hex digit is hidden too', () => {
     const hex = createKeyFormat({ format: 'hex', prefix: { live: 'x_' }, hexLength: 40 });
     const key = hex.generate('live');

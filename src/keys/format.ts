@@ -89,9 +89,11 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     const found = modeOf(candidate);
     return found ? A_KEY[found[0]] : NOT_A_KEY;
   }
-  // A prefix and at least a key's worth of base62 after it (longer prefixes tried first).
+  // A prefix in any case and at least a key's worth of base62 after it (longer prefixes
+  // tried first), with any `_` in the run: two keys written back to back (a prefix holds
+  // `_`) are one run, all of it hidden, not the first key and the second's prefix.
   const prefixAlternatives = byMode.map(([, prefix]) => prefix).sort((a, b) => b.length - a.length).map(literal);
-  const anywhere = new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z]{${BODY_LENGTH},}`, 'g');
+  const anywhere = new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z_]{${BODY_LENGTH},}`, 'gi');
   return {
     modes: byMode.map(([mode]) => mode),
     generate(mode) {
