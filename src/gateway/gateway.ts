@@ -232,13 +232,10 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   }
 
   app.route({ method: [...ROUTE_METHODS], url: '/*', handler: handle });
-  app.setNotFoundHandler((request, reply) => {
-    // A method keygate forwards on no route (TRACE, PROPFIND, ...): 405 with the methods the
-    // path takes, as the pipeline answers a known method on a path without it.
-    const target = (ROUTE_METHODS as readonly string[]).includes(request.method) ? undefined : judgeTarget(request.raw.url ?? '/', basePath);
-    const allow = target?.ok ? rt.routes.methodsAt(target.path) : [];
-    return send(request, reply, allow.length > 0 ? deny('method_not_allowed', { headers: { allow: allow.join(', ') } }) : deny('no_route'));
-  });
+  // A method keygate forwards on no route (TRACE, PROPFIND, ...) goes through the pipeline
+  // like any other: the key first (a caller without one learns nothing of the routes), then
+  // 405 with the methods the path takes, or no_route.
+  app.setNotFoundHandler(handle);
   app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
     // Bad URL encoding, an unreadable body...: the client's mistake. Anything else is ours.
     if ((error.statusCode ?? 500) < 500) return send(request, reply, deny('bad_request'));

@@ -165,6 +165,20 @@ describe('bad input at the gateway', () => {
     }
   });
 
+  it('answers such a method without a good key as it answers GET: the key is checked first, so no route shows', async () => {
+    const before = upstream.received.length;
+    const answer = async (method: string, path: string) => {
+      const r = await raw(kg.gatewayUrl, `${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      return { status: r.status, allow: /\r\nallow:/i.test(r.headers), body: JSON.parse(r.body) as unknown };
+    };
+    // Under the base path: 401 before anything else; outside it (no API there at all): 404.
+    expect(await answer('GET', '/v1/domains')).toEqual({ status: 401, allow: false, body: { errors: [{ code: 'unauthorized', status: 401, detail: 'Invalid or missing API key.' }] } });
+    for (const method of ['PROPFIND', 'TRACE', 'PURGE']) {
+      for (const path of ['/v1/domains', '/v1/nothing-here', '/elsewhere']) expect(await answer(method, path), `${method} ${path}`).toEqual(await answer('GET', path));
+    }
+    expect(upstream.received.length).toBe(before);
+  });
+
   it('path traversal is refused before it reaches the upstream', async () => {
     const before = upstream.received.length;
     const r = await raw(kg.gatewayUrl, `GET /v1/%2e%2e/admin HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
