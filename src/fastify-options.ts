@@ -139,17 +139,20 @@ export function refuseNoHostOurselves(server: Server): void {
 
 /**
  * What a Host header may hold (RFC 9110 §7.2): a name or IPv4 address (letters, digits,
- * `-._~`, sub-delims, escapes) or a bracketed IPv6 literal (with a zone, `%25eth0`), then an optional port. Not
- * `/`, `?`, `#`, `@` or spaces, which an upstream reading it (as X-Forwarded-Host) would
- * take for a path, a query or a user.
+ * `-._~`, sub-delims, escapes) or a bracketed IPv6 literal (with a zone, `%25eth0`), then an optional port
+ * (0–65535). Not empty, and not `/`, `?`, `#`, `@` or spaces, which an upstream reading it
+ * (as X-Forwarded-Host) would take for a path, a query or a user.
  */
-const HOST_VALUE = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+const HOST_VALUE = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{0,5})?$/;
 /** The longest Host: a DNS name (253) and a port. */
 const HOST_MAX = 260;
 
 /** A host with an optional port, as Host (or a load balancer's X-Forwarded-Host) may carry it. */
 export function isHostValue(value: string): boolean {
-  return value.length <= HOST_MAX && HOST_VALUE.test(value);
+  if (value.length > HOST_MAX || !HOST_VALUE.test(value)) return false;
+  // A port of five digits may still be over 65535.
+  const colon = value.lastIndexOf(':');
+  return !(value.length - colon === 6 && colon > value.lastIndexOf(']') && Number(value.slice(colon + 1)) > 65_535);
 }
 
 /**

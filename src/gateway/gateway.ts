@@ -160,7 +160,9 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       send(request, reply, deny('service_unavailable'));
       return;
     }
-    if (badHost(request.raw)) {
+    // HTTP/1.0 and 1.1 only: Node's parser also takes a bare `GET /path` line (0.9, no
+    // headers at all) and a text "HTTP/2.0", neither of which a client sends.
+    if (request.raw.httpVersionMajor !== 1 || badHost(request.raw)) {
       reply.header('connection', 'close');
       send(request, reply, deny('bad_request'));
       return;

@@ -89,8 +89,8 @@ const SLASH = 0x2f;
 
 /**
  * A request target as keygate judges and forwards it, or why it is refused before any
- * key is read; `url` is in origin form either way (an absolute form's `user:password@`
- * never reaches a log).
+ * key is read; `url` is in origin form (but for an absolute form with `user:password@`,
+ * refused as it is: the access log masks its userinfo).
  */
 export type Target = { ok: true; url: string; path: string } | { ok: false; url: string; reason: 'bad_request' | 'no_route' };
 
@@ -102,6 +102,9 @@ export type Target = { ok: true; url: string; path: string } | { ok: false; url:
  */
 export function judgeTarget(rawUrl: string, basePath: string): Target {
   const url = rawUrl.charCodeAt(0) === SLASH ? rawUrl : originForm(rawUrl);
+  // `user:password@` in an absolute form is an error (RFC 9110 §4.2.4): it is no credential
+  // keygate reads, and nothing an upstream should be asked about.
+  if (url === undefined) return { ok: false, url: rawUrl, reason: 'bad_request' };
   // No request target has a fragment (RFC 9112 §3.2): routes would match the path before
   // `#`, and an upstream read what follows as its own.
   if (url.includes('#')) return { ok: false, url, reason: 'bad_request' };
@@ -117,10 +120,11 @@ export function normalBasePath(basePath: string): string {
   return basePath.replace(/\/$/, '');
 }
 
-/** `http://host/path?query` → `/path?query`; anything else as it is. */
-function originForm(url: string): string {
+/** `http://host/path?query` → `/path?query`; undefined for one with userinfo (`http://user@host/`); anything else as it is. */
+function originForm(url: string): string | undefined {
   const authority = /^https?:\/\/[^/?#]*/i.exec(url);
   if (!authority) return url;
+  if (authority[0].includes('@')) return undefined;
   const rest = url.slice(authority[0].length);
   return rest.startsWith('/') ? rest : `/${rest}`;
 }

@@ -238,8 +238,9 @@ describe('bad input at the gateway', () => {
 
   it('never logs the user:password of an absolute-form target, also when it is refused', async () => {
     for (const [target, status] of [
-      ['http://alice:hunter2@example.com/v1/domains', 200],
-      ['http://alice:hunter2@example.com/other', 404],
+      // Userinfo in a request target is an error (RFC 9110 §4.2.4), wherever it points.
+      ['http://alice:hunter2@example.com/v1/domains', 400],
+      ['http://alice:hunter2@example.com/other', 400],
       ['http://alice:hunter2@example.com/v1/x/../y', 400],
       ['ftp://alice:hunter2@example.com/v1/domains', 400],
       ['ftp://alice:hun@ter2@example.com/v1/domains', 400],
@@ -247,8 +248,10 @@ describe('bad input at the gateway', () => {
       const answer = await rawAll(kg.gatewayUrl, `GET ${target} HTTP/1.1\r\nHost: example.com\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
       expect(answer.slice(0, 12), target).toBe(`HTTP/1.1 ${status}`);
     }
-    expect(kg.logs.text).toContain('"target":"/other"');
+    expect(kg.logs.text).toContain('"target":"http://[REDACTED]@example.com/other"');
     expect(kg.logs.text).not.toMatch(/hunter2|ter2@/);
+    // Without a user the absolute form is served as its path.
+    expect((await rawAll(kg.gatewayUrl, `GET http://example.com/v1/domains HTTP/1.1\r\nHost: example.com\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`)).slice(0, 12)).toBe('HTTP/1.1 200');
   });
 
   it('refuses path parameters, which servlet containers and some routers drop (/v1/admin;x/users served as /v1/admin/users)', async () => {
@@ -276,14 +279,14 @@ describe('bad input at the gateway', () => {
     }
     // A Host that is no host (an upstream would read its path, query or user as X-Forwarded-Host), or a huge one.
     const before = upstream.received.length;
-    for (const host of ['a/b?c#d', 'user@evil.example', 'a b', 'x'.repeat(10 * 1024)]) {
+    for (const host of ['a/b?c#d', 'user@evil.example', 'a b', 'x'.repeat(10 * 1024), '', ':80', 'a:99999', 'a:123456', '[::1]:70000']) {
       expect(statusAndBody(await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`)), host.slice(0, 20)).toEqual({
         status: 400,
         body: { errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] },
       });
     }
     // Hosts as they come: a name with a port, an IPv4 and an IPv6 address.
-    for (const host of ['api.example.com:8443', '127.0.0.1', '[::1]:80']) {
+    for (const host of ['api.example.com:8443', '127.0.0.1', '[::1]:80', 'a:65535']) {
       expect(statusAndBody(await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`)).status, host).toBe(200);
     }
     // A fragment, which no request target has: routes would match before it, the upstream read after it.
@@ -291,7 +294,14 @@ describe('bad input at the gateway', () => {
       status: 400,
       body: { errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] },
     });
-    expect(upstream.received.length).toBe(before + 3);
+    expect(upstream.received.length).toBe(before + 4);
+    // Neither a bare request line (HTTP/0.9, no headers) nor a text HTTP/2.0 one is HTTP/1.x; nor is a user in an absolute target.
+    for (const request of [`GET /v1/domains\r\n\r\n`, `GET /v1/domains HTTP/2.0\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`, `GET http://user:pw@x/v1/domains HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`]) {
+      const answer = await rawAll(kg.gatewayUrl, request);
+      expect(answer, request).toMatch(/^HTTP\/1\.1 400 /);
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] });
+    }
+    expect(upstream.received.length).toBe(before + 4);
     // An expectation other than 100-continue.
     expect(statusAndBody(await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nAuthorization: ${secret}\r\n\r\n`))).toEqual({
       status: 417,
