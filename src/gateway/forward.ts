@@ -181,19 +181,30 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     forward(request, reply, identity, route, reservation, rateLimitHeaders) {
       const exchange = new Exchange(upstream, request, reply, identity, route, reservation, rateLimitHeaders);
       const headers = upstreamHeaders(request, identity, exchange.countsJson);
-      const body = request.body;
       pool.dispatch(
         {
           path: withoutCredentialParams(request.raw.url ?? '/', credentials),
           method: request.method as Dispatcher.HttpMethod,
           headers,
-          body: body instanceof Readable ? body : null,
+          body: requestBody(request),
         },
         exchange,
       );
     },
     close: () => pool.close(),
   };
+}
+
+/**
+ * The body to stream upstream: what Fastify handed over, or, for a GET or HEAD (whose
+ * bodies Fastify leaves unread), the request itself when it has one (a search API may take
+ * its query as a GET body); null for none.
+ */
+function requestBody(request: FastifyRequest): Readable | null {
+  if (request.body instanceof Readable) return request.body;
+  const { headers } = request.raw;
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0') ? request.raw : null;
 }
 
 /**

@@ -42,6 +42,9 @@ export interface GatewayOptions {
   metrics?: Metrics;
 }
 
+/** The one transfer coding keygate forwards (Node has decoded it already). */
+const ONLY_CHUNKED = /^[ \t]*chunked[ \t]*$/i;
+
 /** What the access log records for a client that hung up before its answer (as nginx does). */
 const CLIENT_CLOSED = 499;
 
@@ -149,6 +152,14 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     return reply;
   }
 
+  /** Answers a refusal that is no pipeline denial (a 501, say), already rendered in the envelope. */
+  function sendMessage(request: FastifyRequest, reply: FastifyReply, rendered: RenderedError, reason: string): void {
+    const record = request.keygate as RequestRecord;
+    record.reason = reason;
+    reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));
+    finish(request, rendered.status);
+  }
+
   /**
    * Not an async function: Fastify would then wait on the reply as a thenable. The
    * answer is sent by `respond`, by the forwarder, or by `fail`.
@@ -165,6 +176,14 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     if (request.raw.httpVersionMajor !== 1 || badHost(request.raw)) {
       reply.header('connection', 'close');
       send(request, reply, deny('bad_request'));
+      return;
+    }
+    // A body coded other than in chunks (`gzip, chunked`) would reach the upstream unlabelled:
+    // keygate forwards the decoded chunks only (RFC 9112 §6.1: 501 for a coding it does not know).
+    const coding = request.headers['transfer-encoding'];
+    if (coding !== undefined && !ONLY_CHUNKED.test(coding)) {
+      reply.header('connection', 'close');
+      sendMessage(request, reply, rt.dialect.renderMessage(501, 'not_implemented', 'Only "Transfer-Encoding: chunked" is supported.'), 'not_implemented');
       return;
     }
     // What is matched must be what is forwarded: no `\`, `.` or `..` tricks.

@@ -212,6 +212,39 @@ describe('forwarding', () => {
     expect(((await response.json()) as { body: string }).body).toBe(body);
   });
 
+  /** A request fetch cannot send (a GET with a body, a transfer coding of its own), over node:http. */
+  const send = (method: string, path: string, body: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${kg.gatewayUrl}${path}`, { method, headers: { Authorization: `Token ${secret}`, ...headers } }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  it('passes a GET body on (a search API may take its query so), with its length', async () => {
+    const body = '{"query":{"match":{"title":"seo"}}}';
+    const answer = await send('GET', '/search', body, { 'content-type': 'application/json', 'content-length': String(body.length) });
+    expect(answer.status).toBe(200);
+    expect(last()).toMatchObject({ method: 'GET', body });
+    expect(last().headers['content-length']).toBe(String(body.length));
+  });
+
+  it('refuses a body in a transfer coding other than chunked (501 in the envelope), which would reach the upstream unlabelled', async () => {
+    const before = upstream.received.length;
+    // (node:http frames the body in chunks itself: the header names chunked.)
+    const answer = await send('POST', '/upload', 'gzip bytes', { 'transfer-encoding': 'gzip, chunked' });
+    expect(answer.status).toBe(501);
+    expect(JSON.parse(answer.body)).toEqual({ message: 'Only "Transfer-Encoding: chunked" is supported.' });
+    expect(upstream.received.length).toBe(before);
+    // Plain chunked bodies go through.
+    const chunked = await send('POST', '/upload', 'hello', { 'transfer-encoding': 'chunked' });
+    expect(chunked.status).toBe(200);
+    expect(last().body).toBe('hello');
+  });
+
   it('streams the response as the upstream sends it', async () => {
     const response = await kg.call('/stream?chunks=5', { headers: { Authorization: `Token ${secret}` } });
     expect(await response.text()).toBe('chunk 1\nchunk 2\nchunk 3\nchunk 4\nchunk 5\n');
