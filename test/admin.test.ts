@@ -116,6 +116,80 @@ describe('admin API', () => {
     expect(plainText).toMatchObject({ status: 415, body: { detail: 'Send JSON with Content-Type: application/json.' } });
   });
 
+  it('never sends back a key secret pasted where an id, a path or a field goes, in any refusal, nor logs it', async () => {
+    const { secret } = first;
+    const randomPart = secret.slice('sk_live_'.length);
+    const refusals: { status: number; text: string }[] = [];
+    const refused = async (response: Response) => {
+      const text = await response.text();
+      refusals.push({ status: response.status, text });
+      return { status: response.status, body: JSON.parse(text) as Record<string, unknown> };
+    };
+    expect(await refused(await kg.admin(`/v1/keys/${secret}`))).toMatchObject({ status: 404, body: { detail: 'no key "sk_live_[REDACTED]"' } });
+    expect(await refused(await kg.admin(`/v1/keys/${secret}/revoke`, { method: 'POST' }))).toMatchObject({ status: 404, body: { detail: 'no key "sk_live_[REDACTED]"' } });
+    expect(await refused(await kg.admin(`/v1/nothing/${secret}`))).toMatchObject({ status: 404, body: { detail: 'No admin route GET /v1/nothing/sk_live_[REDACTED].' } });
+    expect(await refused(await kg.admin(`/v1/keys/${secret}/revoke`, { method: 'DELETE' }))).toMatchObject({
+      status: 405,
+      body: { detail: '/v1/keys/sk_live_[REDACTED]/revoke takes POST, not DELETE.' },
+    });
+    // Written with percent-escapes, it is still a key to whoever reads the answer.
+    expect(await refused(await kg.admin(`/v1/nothing/sk%5Flive%5F${randomPart}`))).toMatchObject({ status: 404, body: { detail: 'No admin route GET /v1/nothing/sk_live_[REDACTED].' } });
+    expect(await refused(await kg.admin(`/v1/keys/sk%255Flive%255F${randomPart}`))).toMatchObject({ status: 404, body: { detail: 'no key "sk_live_[REDACTED]"' } });
+    // As a field, a query parameter or a value a message quotes.
+    const asField = await refused(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'x', [secret]: true }) }));
+    expect(asField).toMatchObject({ status: 400, body: { detail: expect.stringContaining('sk_live_[REDACTED]') } });
+    expect((await refused(await kg.admin(`/v1/keys?${secret}=1`))).status).toBe(400);
+    const asOverlap = await refused(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: secret }) }));
+    expect(asOverlap).toMatchObject({ status: 400, body: { detail: 'overlap "sk_live_[REDACTED]" is not a duration such as 1h, 24h or 7d' } });
+    for (const { status, text } of refusals) {
+      expect(status).toBeGreaterThanOrEqual(400);
+      expect(text).not.toContain(randomPart);
+    }
+    // A failure on keygate's side is logged with the request's target, the key replaced there too.
+    const { store } = kg.runtime;
+    const getKey = store.getKey;
+    store.getKey = async () => {
+      throw new Error('the store broke');
+    };
+    try {
+      for (const id of [secret, `sk%5Flive%5F${randomPart}`]) expect((await kg.admin(`/v1/keys/${id}`)).status).toBe(500);
+    } finally {
+      store.getKey = getKey;
+    }
+    const logged = kg.logs.lines.map((line) => JSON.parse(line) as { msg: string; target?: string }).filter((line) => line.msg === 'admin API error');
+    expect(logged.map((line) => line.target)).toEqual(['/v1/keys/sk_live_[REDACTED]', '/v1/keys/sk_live_[REDACTED]']);
+    expect(kg.logs.text).not.toContain(randomPart);
+  });
+
+  it('says a body with a "__proto__" key (or a "constructor" holding "prototype") is refused, not that it is not JSON', async () => {
+    const refusal = 'The body is valid JSON, but it has a "__proto__" key (or a "constructor" holding "prototype"), which keygate refuses: no admin request takes one.';
+    const before = await json(await kg.admin('/v1/accounts'));
+    for (const body of ['{"name":"Proto","__proto__":{"planId":"growth"}}', '{"name":"Proto","\\u005f_proto__":{}}', '{"name":"Proto","x":{"constructor":{"prototype":{}}}}']) {
+      expect(await json(await kg.admin('/v1/accounts', { method: 'POST', body })), body).toEqual({ status: 400, body: { type: 'about:blank', title: 'Bad Request', status: 400, detail: refusal } });
+    }
+    // What is not JSON is still said to be so; a "constructor" without "prototype" is a plain field (here an unknown one).
+    expect((await json(await kg.admin('/v1/accounts', { method: 'POST', body: '{"__proto__":' }))).body.detail).toMatch(/not valid JSON/);
+    expect((await json(await kg.admin('/v1/accounts', { method: 'POST', body: '{"name":"Proto","constructor":{}}' }))).body.detail).toMatch(/^body: Unrecognized key: "constructor"/);
+    expect(await json(await kg.admin('/v1/accounts'))).toEqual(before);
+  });
+
+  it('refuses a JSON body in a charset other than UTF-8 with 415, and takes UTF-8 and US-ASCII said either case', async () => {
+    const refusal = 'Send the body as UTF-8 JSON: Content-Type: application/json, with charset=utf-8 or no charset.';
+    for (const contentType of ['application/json; charset=utf-16', 'Application/JSON;Charset="UTF-16LE"', 'application/json; charset=iso-8859-1']) {
+      const body = Buffer.from(JSON.stringify({ name: 'Wide' }), contentType.toLowerCase().includes('utf-16') ? 'utf16le' : 'latin1');
+      const response = await kg.admin('/v1/accounts', { method: 'POST', headers: { 'content-type': contentType }, body });
+      expect({ status: response.status, type: response.headers.get('content-type'), body: await response.json() }, contentType).toEqual({
+        status: 415,
+        type: 'application/problem+json; charset=utf-8',
+        body: { type: 'about:blank', title: 'Unsupported Media Type', status: 415, detail: refusal },
+      });
+    }
+    for (const contentType of ['application/json; charset=UTF-8', 'application/json; charset="utf-8"', 'application/json; charset=US-ASCII', 'application/json']) {
+      const response = await json(await kg.admin('/v1/accounts', { method: 'POST', headers: { 'content-type': contentType }, body: JSON.stringify({ name: 'Narrow' }) }));
+      expect(response.status, contentType).toBe(201);
+    }
+  });
+
   it('lists accounts and keys a page at a time, following the Link header, each once', async () => {
     const created: string[] = [];
     for (let i = 0; i < 5; i++) {
@@ -417,6 +491,25 @@ describe('members through the admin API', () => {
     expect(unknown.status).toBe(404);
     const members = (await (await kg.admin(`/v1/members?accountId=${account.id}`)).json()) as { email: string; status: string }[];
     expect(members).toEqual([expect.objectContaining({ email: 'ana@acme.test', status: 'invited', role: 'member' })]);
+  });
+
+  it('refuses an email address over 254 bytes, or with over 64 before the @ (RFC 5321), inviting no one', async () => {
+    const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Long' }) })).json()) as { id: string };
+    const invite = async (email: string) => {
+      const response = await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email, accountId: account.id }) });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const problem = (detail: string) => ({ status: 400, body: { type: 'about:blank', title: 'Bad Request', status: 400, detail } });
+    expect(await invite(`${'a'.repeat(5000)}@acme.test`)).toEqual(problem('an email address is at most 254 bytes (RFC 5321); this one has 5010'));
+    expect(await invite(`${'a'.repeat(65)}@acme.test`)).toEqual(problem('an email address has at most 64 bytes before the @ (RFC 5321); this one has 65'));
+    // Counted as mail servers count them: a character outside ASCII is its UTF-8 bytes.
+    expect(await invite(`${'é'.repeat(33)}@acme.test`)).toEqual(problem('an email address has at most 64 bytes before the @ (RFC 5321); this one has 66'));
+    const longDomain = `${'d'.repeat(63)}.${'e'.repeat(63)}.${'f'.repeat(63)}.${'g'.repeat(63)}.test`;
+    expect(await invite(`ana@${longDomain}`)).toEqual(problem(`an email address is at most 254 bytes (RFC 5321); this one has ${4 + longDomain.length}`));
+    expect(await kg.admin(`/v1/members?accountId=${account.id}`).then((r) => r.json())).toEqual([]);
+    // At the limits, it is an address.
+    expect((await invite(`${'a'.repeat(64)}@acme.test`)).status).toBe(201);
+    expect((await invite(`${'b'.repeat(64)}@${'c'.repeat(184)}.test`)).status).toBe(201);
   });
 });
 

@@ -9,11 +9,14 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Runtime } from '../runtime.js';
+import type { KeyFormat } from '../keys/format.js';
+import { REDACTED } from '../log.js';
+import { redactedTarget } from '../gateway/gateway.js';
 import type { Metrics } from '../metrics.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { DAY_MS, parseDuration } from '../config/duration.js';
@@ -112,8 +115,78 @@ function keyOut(k: KeyRecord, now: number, blocked?: ReadonlyMap<string, number>
   };
 }
 
-function problem(reply: FastifyReply, status: number, detail: string, title?: string): FastifyReply {
-  return reply.code(status).type('application/problem+json').send(problemDetails(status, detail, title));
+/**
+ * How this listener refuses: problem details whose `detail` carries no key. A detail may
+ * quote what the client sent (an id, a path, a field's name), and a client may have
+ * pasted a key's secret there (`GET /v1/keys/sk_live_…`).
+ */
+function problemSender(keyFormat: KeyFormat) {
+  return (reply: FastifyReply, status: number, detail: string, title?: string): FastifyReply =>
+    reply.code(status).type('application/problem+json').send(problemDetails(status, withoutKeys(keyFormat, detail), title));
+}
+
+/** How many percent-decodings `withoutKeys` looks through (a key escaped more often than this is no key to a reader). */
+const DECODING_HOPS = 4;
+
+/**
+ * `text` with anything shaped like a key replaced by `[REDACTED]`. A key written with
+ * percent-escapes (`sk%5Flive%5F…`, escaped again `%255F`) is a key to whoever decodes
+ * it: then the text is given decoded as far as the key showed, as the gateway logs a target.
+ */
+function withoutKeys(keyFormat: KeyFormat, text: string): string {
+  const scrubbed = keyFormat.scrub(text, REDACTED);
+  let layer = scrubbed;
+  for (let hop = 0; hop < DECODING_HOPS && layer.includes('%'); hop++) {
+    const decoded = asciiDecoded(layer);
+    if (decoded === layer) break;
+    const decodedScrubbed = keyFormat.scrub(decoded, REDACTED);
+    if (decodedScrubbed !== decoded) return decodedScrubbed;
+    layer = decoded;
+  }
+  return scrubbed;
+}
+
+/** Percent-escapes of ASCII characters (what keys are made of) decoded; any other text left as it is. */
+function asciiDecoded(text: string): string {
+  return text.replace(/%([0-7][0-9A-Fa-f])/g, (_escape, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+}
+
+/** A request body refused before any route reads it, with what the client is told. */
+class BodyRefusal extends Error {
+  constructor(
+    readonly status: 400 | 415,
+    detail: string,
+  ) {
+    super(detail);
+    this.name = 'BodyRefusal';
+  }
+}
+
+/** Charsets whose bytes read as UTF-8 (US-ASCII is a part of it). */
+const UTF8_CHARSETS: ReadonlySet<string> = new Set(['utf-8', 'us-ascii']);
+const NOT_UTF8 = 'Send the body as UTF-8 JSON: Content-Type: application/json, with charset=utf-8 or no charset.';
+const PROTOTYPE_KEY = 'The body is valid JSON, but it has a "__proto__" key (or a "constructor" holding "prototype"), which keygate refuses: no admin request takes one.';
+
+/** Fastify's JSON parser, in the form it has (`getDefaultJsonParser` is typed as either form). */
+type JsonParser = (request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void) => void;
+
+/** The `charset` parameter of a Content-Type, lower-cased and unquoted; undefined when it has none. */
+function charsetOf(contentType: string | undefined): string | undefined {
+  for (const parameter of (contentType ?? '').split(';').slice(1)) {
+    const eq = parameter.indexOf('=');
+    if (eq !== -1 && parameter.slice(0, eq).trim().toLowerCase() === 'charset') return parameter.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
+  }
+  return undefined;
+}
+
+/** Whether `text` is JSON at all (a byte-order mark ignored, as Fastify's parser does). */
+function parsesAsJson(text: string): boolean {
+  try {
+    JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** An RFC 9457 problem details body. */
@@ -204,6 +277,7 @@ export interface AdminOptions {
 }
 
 export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<FastifyInstance> {
+  const problem = problemSender(rt.keyFormat);
   const app = Fastify({
     ...listenerOptions(rt.log, 'admin'),
     http: { maxHeaderSize: rt.config.admin.listen.maxHeaderSize },
@@ -223,6 +297,20 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   app.setValidatorCompiler(validatorCompiler);
   // Bodies are JSON only: anything else is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
+  // And JSON in UTF-8 only: Fastify reads any charset as UTF-8, misreading the bytes. Its
+  // parser says "not valid JSON" also of JSON it refuses for a "__proto__" key (or a
+  // "constructor" holding "prototype"; secure-json-parse's reason stops there, never
+  // reaching the error handler): that body is told why instead.
+  const fastifyJson = app.getDefaultJsonParser('error', 'error') as JsonParser;
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body: string, done) => {
+    const charset = charsetOf(request.headers['content-type']);
+    if (charset !== undefined && !UTF8_CHARSETS.has(charset)) return done(new BodyRefusal(415, NOT_UTF8), undefined);
+    fastifyJson(request, body, (error, parsed) => {
+      const refusedJson = (error as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY' && parsesAsJson(body);
+      done(refusedJson ? new BodyRefusal(400, PROTOTYPE_KEY) : error, parsed);
+    });
+  });
   // A query parameter a route does not take is refused, not ignored: a mistyped filter
   // (?account= for ?accountId=) would otherwise answer with everything.
   /** Each route path (as a pattern) and the methods it takes: a known path asked with another method is a 405. */
@@ -281,12 +369,13 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
 
   app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
     if (error instanceof OperationError) return problem(reply, OPERATION_STATUS[error.kind], error.message);
+    if (error instanceof BodyRefusal) return problem(reply, error.status, error.message);
     // Redis is away: what needs it (lifting a block) cannot be done now, by anyone.
     if (error instanceof CountersUnavailableError) return problem(reply.header('retry-after', '5'), 503, `${error.message}; try again once it is back.`);
     if (error.validation) return problem(reply, 400, describeValidation(error));
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return problem(reply, 415, 'Send JSON with Content-Type: application/json.');
     if (error.statusCode && error.statusCode < 500) return problem(reply, error.statusCode, error.message.replace(/^Body /, 'The body '));
-    request.log.error({ err: error }, 'admin API error');
+    request.log.error({ err: error, target: redactedTarget(rt, request.raw.url) }, 'admin API error');
     return problem(reply, 500, 'Internal error; see the keygate log.', 'Internal Server Error');
   });
   app.setNotFoundHandler((request, reply) => {

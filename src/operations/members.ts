@@ -17,6 +17,9 @@ import { getAccount } from './accounts.js';
 export const INVITE_TTL_MS = 7 * DAY_MS;
 export const RESET_TTL_MS = DAY_MS;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** RFC 5321's limits, in bytes: the longest path a mail server takes, less its brackets, and the longest local part. */
+const EMAIL_MAX_BYTES = 254;
+const LOCAL_PART_MAX_BYTES = 64;
 
 export interface Invitation {
   member: MemberRecord;
@@ -37,13 +40,29 @@ export function dashboardUrl(rt: Pick<Runtime, 'config' | 'listening'>): string 
   return (dashboard.publicUrl ?? rt.listening.dashboard ?? `http://${dashboard.listen.host}:${dashboard.listen.port}`).replace(/\/$/, '');
 }
 
+/**
+ * An address as it is typed: trimmed, lower-cased, with an @ and a dot after it, and
+ * within RFC 5321's lengths (no mail server takes a longer one, and a 5,000-character
+ * "address" would be stored, listed and audited as it came). The lengths are checked
+ * first: the message then quotes at most 254 characters.
+ */
+function checkedEmail(raw: string): string {
+  const email = raw.trim().toLowerCase();
+  const bytes = Buffer.byteLength(email);
+  if (bytes > EMAIL_MAX_BYTES) throw new OperationError('invalid', `an email address is at most ${EMAIL_MAX_BYTES} bytes (RFC 5321); this one has ${bytes}`);
+  const at = email.lastIndexOf('@');
+  const localBytes = Buffer.byteLength(email.slice(0, Math.max(at, 0)));
+  if (localBytes > LOCAL_PART_MAX_BYTES) throw new OperationError('invalid', `an email address has at most ${LOCAL_PART_MAX_BYTES} bytes before the @ (RFC 5321); this one has ${localBytes}`);
+  if (!EMAIL.test(email)) throw new OperationError('invalid', `"${raw.trim()}" is not an email address`);
+  return email;
+}
+
 export async function inviteMember(
   rt: Runtime,
   input: { email: string; accountId: string | null; role?: MemberRole },
   actor: string,
 ): Promise<Invitation> {
-  const email = input.email.trim().toLowerCase();
-  if (!EMAIL.test(email)) throw new OperationError('invalid', `"${input.email}" is not an email address`);
+  const email = checkedEmail(input.email);
   const role = input.role ?? 'member';
   if (role === 'member' && input.accountId === null) throw new OperationError('invalid', 'a member belongs to an account');
   if (input.accountId !== null) await getAccount(rt, input.accountId);
