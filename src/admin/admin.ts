@@ -15,7 +15,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import { z } from 'zod';
 import type { Runtime } from '../runtime.js';
 import type { KeyFormat } from '../keys/format.js';
-import { REDACTED } from '../log.js';
+import { withoutKeys } from '../keys/redact.js';
 import { redactedTarget } from '../gateway/gateway.js';
 import type { Metrics } from '../metrics.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
@@ -123,32 +123,6 @@ function keyOut(k: KeyRecord, now: number, blocked?: ReadonlyMap<string, number>
 function problemSender(keyFormat: KeyFormat) {
   return (reply: FastifyReply, status: number, detail: string, title?: string): FastifyReply =>
     reply.code(status).type('application/problem+json').send(problemDetails(status, withoutKeys(keyFormat, detail), title));
-}
-
-/** How many percent-decodings `withoutKeys` looks through (a key escaped more often than this is no key to a reader). */
-const DECODING_HOPS = 4;
-
-/**
- * `text` with anything shaped like a key replaced by `[REDACTED]`. A key written with
- * percent-escapes (`sk%5Flive%5F…`, escaped again `%255F`) is a key to whoever decodes
- * it: then the text is given decoded as far as the key showed, as the gateway logs a target.
- */
-function withoutKeys(keyFormat: KeyFormat, text: string): string {
-  const scrubbed = keyFormat.scrub(text, REDACTED);
-  let layer = scrubbed;
-  for (let hop = 0; hop < DECODING_HOPS && layer.includes('%'); hop++) {
-    const decoded = asciiDecoded(layer);
-    if (decoded === layer) break;
-    const decodedScrubbed = keyFormat.scrub(decoded, REDACTED);
-    if (decodedScrubbed !== decoded) return decodedScrubbed;
-    layer = decoded;
-  }
-  return scrubbed;
-}
-
-/** Percent-escapes of ASCII characters (what keys are made of) decoded; any other text left as it is. */
-function asciiDecoded(text: string): string {
-  return text.replace(/%([0-7][0-9A-Fa-f])/g, (_escape, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
 }
 
 /** A request body refused before any route reads it, with what the client is told. */

@@ -19,7 +19,7 @@ import { renderBuiltin } from './builtins.js';
 import { judgeTarget, normalBasePath } from './request-path.js';
 import { createForwarder } from './forward.js';
 import { statusClass } from '../usage/usage-recorder.js';
-import { percentDecoded } from './percent.js';
+import { withoutKeys } from '../keys/redact.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
 
@@ -303,21 +303,8 @@ const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
  */
 export function redactedTarget(rt: Pick<Runtime, 'config' | 'keyFormat'>, url: string | undefined): string {
   const withoutUserinfo = (url ?? '/').replace(USERINFO, `$1${REDACTED}@`);
-  const scrubbed = rt.keyFormat.scrub(withoutCredentialParams(withoutUserinfo, rt.config.auth.credentials, REDACTED), REDACTED);
   // A key written with percent-escapes (`sk%5Flive%5F…`), also escaped again (`%255F`), is
-  // a key to whoever decodes it: then the target is logged decoded as far as the key
-  // showed, with the key replaced.
-  let layer = scrubbed;
-  for (let hop = 0; hop < DECODING_HOPS && layer.includes('%'); hop++) {
-    const decoded = percentDecoded(layer);
-    if (decoded === layer) break;
-    const decodedScrubbed = rt.keyFormat.scrub(decoded, REDACTED);
-    if (decodedScrubbed !== decoded) return decodedScrubbed;
-    layer = decoded;
-  }
-  return scrubbed;
+  // a key to whoever decodes it: then the target is logged decoded as far as the key showed.
+  return withoutKeys(rt.keyFormat, withoutCredentialParams(withoutUserinfo, rt.config.auth.credentials, REDACTED));
 }
-
-/** How many decodings the log's redaction looks through (a key escaped more often than this is no key to a reader). */
-const DECODING_HOPS = 4;
 
