@@ -107,6 +107,10 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   // request without Host (HTTP/1.1 requires one) or with two: refused in `handle`.
   refuseNoHostOurselves(app.server);
   answerExpectAndConnect(app.server, nodeRefusal);
+  // Node keeps only the first thousand or so header lines and drops the rest without a word:
+  // a key sent after them would be "missing". The head's size (listen.maxHeaderSize) is
+  // the limit instead.
+  app.server.maxHeadersCount = 0;
 
   // Bodies are not parsed: they stream to the upstream untouched.
   app.removeAllContentTypeParsers();

@@ -104,6 +104,14 @@ describe('bad input at the gateway', () => {
     expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'headers_too_large', status: 431, detail: 'Request headers are too large.' }] });
   });
 
+  it('reads a key sent after a thousand other header lines (Node would drop every line after its thousandth or so)', async () => {
+    const filler = Array.from({ length: 1_200 }, (_, i) => `X-${i}: 1\r\n`).join('');
+    const r = await raw(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\n${filler}Authorization: ${secret}\r\nConnection: close\r\n\r\n`);
+    expect(r.status).toBe(200);
+    // The upstream (Node) keeps only its first thousand or so; keygate's identity comes first.
+    expect(upstream.received.at(-1)?.headers['x-keygate-key']).toMatch(/^key_/);
+  });
+
   /** A request with a valid key whose head (request line and headers) is `bytes` long, padded by one header. */
   const headOf = (bytes: number) => {
     const start = `GET /v1/domains HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\nX-Pad: `;
