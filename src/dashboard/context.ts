@@ -1,7 +1,8 @@
 /**
  * What every dashboard page shares: the runtime, cookie settings and sign-in checker,
  * who is signed in (`request.viewer`), the guards that decide what a viewer may see,
- * and one-shot notices carried across a redirect.
+ * one-shot notices carried across a redirect, and form fields read as their forms send
+ * them (anything else is refused).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
@@ -11,6 +12,8 @@ import type { SignInChecker } from './sign-in.js';
 import { csrfToken, CSRF_FIELD, preSessionCsrfToken } from './csrf.js';
 import { html, type Html } from './html.js';
 import { DASHBOARD_COOKIES } from './cookie-names.js';
+import { OperationError } from '../operations/errors.js';
+import { orList } from './format.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -106,15 +109,45 @@ export function redirect(reply: FastifyReply, to: string): FastifyReply {
   return reply.code(303).header('location', to).send();
 }
 
-/** Form fields arrive as a string or, when repeated, an array. */
-export function field(body: unknown, name: string): string {
+/**
+ * One form field's value: absent is undefined. Fields arrive as a string or, when a
+ * name is repeated, an array; a field its form sends once but that came more than once
+ * (a hand-edited form) is refused, since which value was meant cannot be known.
+ */
+function single(body: unknown, name: string): string | undefined {
   const value = (body as Record<string, unknown> | undefined)?.[name];
-  if (Array.isArray(value)) return typeof value[0] === 'string' ? value[0] : '';
-  return typeof value === 'string' ? value : '';
+  if (Array.isArray(value)) throw new OperationError('invalid', `the form sent “${name}” more than once; it takes one value`);
+  return typeof value === 'string' ? value : undefined;
 }
 
+/** A field sent once (a text box, a password); '' when absent. */
+export function field(body: unknown, name: string): string {
+  return single(body, name) ?? '';
+}
+
+/** A field that may repeat (checkboxes sharing a name, such as scopes). */
 export function fields(body: unknown, name: string): string[] {
   const value = (body as Record<string, unknown> | undefined)?.[name];
   if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
   return typeof value === 'string' ? [value] : [];
+}
+
+/**
+ * A field whose form offers fixed choices (a select, radio buttons, a hidden switch):
+ * the value sent if it is one of `offered`; `absent` if the field was not sent at all
+ * (a form that does not show it); undefined for anything else, which only a
+ * hand-edited form sends (say so with `notOffered`).
+ *
+ * @example
+ * const expiry = oneOf(request.body, 'expiry', ['never', '30d'], 'never');
+ */
+export function oneOf<C extends string>(body: unknown, name: string, offered: readonly C[], absent?: C): C | undefined {
+  const value = single(body, name);
+  if (value === undefined) return absent;
+  return (offered as readonly string[]).includes(value) ? (value as C) : undefined;
+}
+
+/** Why a choice was refused, naming the field as the form labels it and what it offers. */
+export function notOffered(label: string, offered: readonly string[]): string {
+  return `“${label}” must be one of the choices the form offers: ${orList(offered)}.`;
 }

@@ -18,9 +18,17 @@ export class Html {
 export type Renderable = Html | string | number | boolean | null | undefined | readonly Renderable[];
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+/**
+ * Control characters (C0, DEL, C1) other than tab and line breaks: no page means to
+ * show one, and a NUL or escape typed into a form must not come back in the page as
+ * is. Each becomes U+FFFD, as browsers show a NUL, rather than nothing, so that two
+ * different values never read the same.
+ */
+const UNSAFE = /[&<>"'\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/g;
+const REPLACEMENT = '\uFFFD';
 
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
+  return text.replace(UNSAFE, (c) => ESCAPES[c] ?? REPLACEMENT);
 }
 
 function render(value: Renderable): string {

@@ -13,7 +13,7 @@ import { inviteMember } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { planOut, windowText } from '../../operations/plans.js';
-import { actorOf, csrfField, field, operatorOf, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
+import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, sentence, when } from '../format.js';
@@ -25,6 +25,8 @@ type AccountRequest = FastifyRequest<{ Params: { id: string } }>;
 const RECENT_EVENTS = 10;
 /** Accounts on one page of the list (a gateway may have thousands). */
 export const ACCOUNTS_PER_PAGE = 100;
+/** What the API access form's hidden field sends: the switch's new position. */
+const API_ACCESS_SWITCH = ['on', 'off'] as const;
 
 export function registerAccountPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
@@ -37,7 +39,8 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
   app.post('/accounts', async (request, reply) => {
     operatorOf(request);
     try {
-      const account = await createAccount(rt, { name: field(request.body, 'name'), planId: field(request.body, 'plan') || defaultPlanId(rt) }, actorOf(request));
+      // The form always sends a plan: an empty one is refused like any plan that does not exist.
+      const account = await createAccount(rt, { name: field(request.body, 'name'), planId: field(request.body, 'plan') }, actorOf(request));
       setNotice(dash, reply, { kind: 'success', text: `Account “${account.name}” created. Invite its first member below.` });
       return redirect(reply, `/accounts/${account.id}`);
     } catch (error) {
@@ -53,8 +56,8 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
 
   app.post<{ Params: { id: string } }>('/accounts/:id/plan', async (request, reply) => {
     operatorOf(request);
-    const planId = field(request.body, 'plan');
     try {
+      const planId = field(request.body, 'plan');
       const account = await updateAccount(rt, request.params.id, { planId }, actorOf(request));
       setNotice(dash, reply, { kind: 'success', text: `“${account.name}” is now on the ${planName(planId)} plan.` });
       return redirect(reply, `/accounts/${account.id}`);
@@ -66,7 +69,12 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
 
   app.post<{ Params: { id: string } }>('/accounts/:id/api-access', async (request, reply) => {
     operatorOf(request);
-    const apiAccess = field(request.body, 'apiAccess') === 'on';
+    // Only the form's own on and off: anything else is refused, never read as off.
+    const position = oneOf(request.body, 'apiAccess', API_ACCESS_SWITCH);
+    if (position === undefined) {
+      return sendAccount(request, reply, await getAccount(rt, request.params.id), { kind: 'error', text: notOffered('API access', API_ACCESS_SWITCH) }, 400);
+    }
+    const apiAccess = position === 'on';
     const account = await updateAccount(rt, request.params.id, { apiAccess }, actorOf(request));
     setNotice(dash, reply, {
       kind: 'success',

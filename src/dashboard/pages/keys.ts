@@ -10,7 +10,7 @@ import type { AccountRecord, KeyRecord } from '../../store/store.js';
 import { allowedScopes, blockedUntilOf, createKey, getKey, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
-import { actorOf, csrfField, field, fields, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
+import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html } from '../html.js';
 import { plural, relative, sentence, when } from '../format.js';
@@ -21,6 +21,7 @@ const DAY = 86_400_000;
 /** Expiry choices offered when creating a key. */
 const EXPIRY_CHOICES = { never: null, '30d': 30 * DAY, '90d': 90 * DAY, '1y': 365 * DAY } as const;
 type ExpiryChoice = keyof typeof EXPIRY_CHOICES;
+const EXPIRY_ORDER = Object.keys(EXPIRY_CHOICES) as ExpiryChoice[];
 const EXPIRY_LABELS: Record<ExpiryChoice, string> = { never: 'Never', '30d': 'In 30 days', '90d': 'In 90 days', '1y': 'In one year' };
 
 type OverlapChoice = keyof typeof ROTATION_OVERLAPS_MS;
@@ -79,7 +80,8 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
 
   app.post('/keys', async (request, reply) => {
     const { account } = ownAccount(request);
-    const form = readForm(request.body);
+    const { form, refused } = readForm(request.body);
+    if (refused !== undefined) return sendCreateForm(request, reply, account, form, refused, 400);
     if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, 'Give the key a name, so you can tell it apart later.', 400);
     if (form.scopes.length === 0 && allowedScopes(rt, account.planId).length > 0) {
       return sendCreateForm(request, reply, account, form, 'Choose at least one scope: a key without scopes cannot call anything.', 400);
@@ -148,15 +150,21 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     return { name: '', mode: rt.keyFormat.modes[0] ?? 'live', scopes: allowed.includes('*') ? ['*'] : allowed, expiry: 'never' };
   }
 
-  function readForm(body: unknown): KeyForm {
-    const mode = field(body, 'mode');
-    const expiry = field(body, 'expiry');
-    return {
-      name: field(body, 'name'),
-      mode: (rt.keyFormat.modes as readonly string[]).includes(mode) ? (mode as KeyMode) : (rt.keyFormat.modes[0] ?? 'live'),
-      scopes: fields(body, 'scope'),
-      expiry: Object.hasOwn(EXPIRY_CHOICES, expiry) ? (expiry as ExpiryChoice) : 'never',
-    };
+  /**
+   * The form as sent. A mode or expiry it does not offer (a hand-edited form) is
+   * `refused`, naming the field, rather than read as the default: `expiry=forever` would
+   * otherwise make a key that never expires. The form is shown again with the defaults.
+   */
+  function readForm(body: unknown): { form: KeyForm; refused?: string } {
+    const modes = rt.keyFormat.modes;
+    const defaultMode = modes[0] ?? 'live';
+    // Not sent: a script's post, or (expiry) a profile whose keys never expire.
+    const mode = oneOf(body, 'mode', modes, defaultMode);
+    const expiry = oneOf(body, 'expiry', EXPIRY_ORDER, 'never');
+    const form: KeyForm = { name: field(body, 'name'), mode: mode ?? defaultMode, scopes: fields(body, 'scope'), expiry: expiry ?? 'never' };
+    if (mode === undefined) return { form, refused: notOffered('Mode', modes.map(modeLabel)) };
+    if (expiry === undefined) return { form, refused: notOffered('Expires', EXPIRY_ORDER.map((c) => EXPIRY_LABELS[c])) };
+    return { form };
   }
 
   function sendCreateForm(request: FastifyRequest, reply: FastifyReply, account: AccountRecord, form: KeyForm, error?: string, status = 200): FastifyReply {
@@ -176,7 +184,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     <legend>Mode</legend>
     <span class="hint">Test keys are for development; live keys are for production traffic.</span>
     <div class="choices">${modes.map(
-      (mode) => html`<label class="choice"><input type="radio" name="mode" value="${mode}"${mode === form.mode ? html` checked` : ''}> ${mode === 'live' ? 'Live' : 'Test'}</label>`,
+      (mode) => html`<label class="choice"><input type="radio" name="mode" value="${mode}"${mode === form.mode ? html` checked` : ''}> ${modeLabel(mode)}</label>`,
     )}</div>
   </fieldset>`
     : html`<input type="hidden" name="mode" value="${form.mode}">`}
@@ -192,7 +200,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
   ${rt.config.keys.expiry
     ? html`<div class="field">
     <label for="expiry">Expires</label>
-    <select id="expiry" name="expiry">${(Object.keys(EXPIRY_CHOICES) as ExpiryChoice[]).map(
+    <select id="expiry" name="expiry">${EXPIRY_ORDER.map(
       (choice) => html`<option value="${choice}"${choice === form.expiry ? html` selected` : ''}>${EXPIRY_LABELS[choice]}</option>`,
     )}</select>
   </div>`
@@ -231,6 +239,10 @@ ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : '
 </form>`;
     return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status });
   }
+}
+
+function modeLabel(mode: KeyMode): string {
+  return mode === 'live' ? 'Live' : 'Test';
 }
 
 function isOverlapChoice(value: string): value is OverlapChoice {

@@ -1,0 +1,236 @@
+/**
+ * Hand-edited forms, over plain HTTP (no browser needed): a value the form never offers
+ * (an expiry of `forever`, a mode of `admin`, an API access switch of `yes`, an empty
+ * plan) or a field the form sends once sent twice is refused with a 400 that names the
+ * field, and nothing is created or changed. Repeating checkboxes (scopes) still works,
+ * and control characters typed into the sign-in form do not come back in the page.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { acceptInvitation, inviteMember } from '../../src/operations/members.js';
+import type { Runtime } from '../../src/runtime.js';
+import { tempDir } from '../support/temp.js';
+import { newAccount, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
+
+const MEMBER = 'ada@acme.example';
+const OPERATOR = 'olga@ops.example';
+const DAY = 86_400_000;
+const EXPIRES_REFUSED = '“Expires” must be one of the choices the form offers: Never, In 30 days, In 90 days or In one year.';
+
+type Fields = Record<string, string> | [string, string][];
+
+interface Answer {
+  status: number;
+  /** The page's h1. */
+  heading: string;
+  /** The error notice's text, as the page shows it. */
+  alert: string | undefined;
+  html: string;
+}
+
+/** Entities escapeHtml writes, read back as the browser shows them. */
+function decode(text: string): string {
+  return text.replace(/&(amp|lt|gt|quot|#39);/g, (_, name: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[name] as string);
+}
+
+function answerOf(status: number, html: string): Answer {
+  const heading = /<h1>([\s\S]*?)<\/h1>/.exec(html)?.[1];
+  const alert = /<div class="notice error" role="alert"[^>]*><p>([\s\S]*?)<\/p>/.exec(html)?.[1];
+  return { status, heading: decode(heading ?? ''), alert: alert === undefined ? undefined : decode(alert), html };
+}
+
+/** A visitor without a browser: keeps its cookies and posts forms with the page's CSRF token, as the page would. */
+class Visitor {
+  private readonly cookies = new Map<string, string>();
+  private token = '';
+
+  constructor(private readonly base: string) {}
+
+  async get(path: string): Promise<Answer> {
+    const response = await fetch(this.base + path, { headers: { cookie: this.cookieHeader() }, redirect: 'manual' });
+    this.keep(response);
+    const html = await response.text();
+    this.token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? this.token;
+    return answerOf(response.status, html);
+  }
+
+  /** Posts `fields` with the CSRF token of the last page read (arrays keep repeated names). */
+  async post(path: string, fields: Fields): Promise<Answer> {
+    const body = new URLSearchParams(fields);
+    body.set('_csrf', this.token);
+    const response = await fetch(this.base + path, {
+      method: 'POST',
+      headers: { cookie: this.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+      redirect: 'manual',
+    });
+    this.keep(response);
+    return answerOf(response.status, await response.text());
+  }
+
+  /** Signs in and opens `home`, whose forms carry the session's CSRF token. */
+  async signIn(email: string, home: string): Promise<void> {
+    await this.get('/sign-in');
+    expect((await this.post('/sign-in', { email, password: PASSWORD })).status).toBe(303);
+    expect((await this.get(home)).status).toBe(200);
+  }
+
+  private keep(response: Response): void {
+    for (const cookie of response.headers.getSetCookie()) {
+      const [pair] = cookie.split(';');
+      const at = (pair ?? '').indexOf('=');
+      this.cookies.set((pair ?? '').slice(0, at), (pair ?? '').slice(at + 1));
+    }
+  }
+
+  private cookieHeader(): string {
+    return [...this.cookies].filter(([, value]) => value !== '').map(([name, value]) => `${name}=${value}`).join('; ');
+  }
+}
+
+async function join(rt: Runtime, email: string, accountId: string | null, role: 'member' | 'operator'): Promise<void> {
+  const { token } = await inviteMember(rt, { email, accountId, role }, 'test');
+  await acceptInvitation(rt, token, PASSWORD);
+}
+
+describe('dashboard: hand-edited forms', () => {
+  const dir = tempDir('keygate-dashboard-form-values');
+  let fixture: DashboardFixture;
+  let rt: Runtime;
+  let acmeId: string;
+  let member: Visitor;
+  let operator: Visitor;
+
+  const keysOfAcme = async () => rt.store.listKeys({ accountId: acmeId });
+  const acme = async () => (await rt.store.getAccount(acmeId))!;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir);
+    rt = fixture.keygate.runtime;
+    acmeId = await newAccount(fixture, 'Acme Analytics');
+    await join(rt, MEMBER, acmeId, 'member');
+    await join(rt, OPERATOR, null, 'operator');
+    member = new Visitor(fixture.dashboardUrl);
+    await member.signIn(MEMBER, '/keys/new');
+    operator = new Visitor(fixture.dashboardUrl);
+    await operator.signIn(OPERATOR, '/accounts');
+  });
+
+  afterAll(async () => {
+    await fixture?.close();
+  });
+
+  describe('creating a key', () => {
+    const key = (extra: Fields): [string, string][] => [['name', 'hand-edited'], ['scope', '*'], ...(Array.isArray(extra) ? extra : Object.entries(extra))];
+
+    it('refuses an expiry the form does not offer, shows the form again and creates nothing', async () => {
+      for (const expiry of ['forever', '99999y', '2030-01-01', '']) {
+        const answer = await member.post('/keys', key({ mode: 'live', expiry }));
+        expect(answer.status, expiry).toBe(400);
+        expect(answer.heading, expiry).toBe('Create a key');
+        expect(answer.alert, expiry).toBe(EXPIRES_REFUSED);
+        // What was typed is kept.
+        expect(answer.html).toContain('value="hand-edited"');
+      }
+      expect(await keysOfAcme()).toEqual([]);
+    });
+
+    it('refuses a mode the form does not offer', async () => {
+      for (const mode of ['admin', 'LIVE', '']) {
+        const answer = await member.post('/keys', key({ mode, expiry: 'never' }));
+        expect(answer.status, mode).toBe(400);
+        expect(answer.heading, mode).toBe('Create a key');
+        expect(answer.alert, mode).toBe('“Mode” must be one of the choices the form offers: Live or Test.');
+      }
+      expect(await keysOfAcme()).toEqual([]);
+    });
+
+    it('refuses a field the form sends once sent twice, and creates nothing', async () => {
+      for (const [name, values] of [['expiry', ['never', '30d']], ['mode', ['test', 'live']], ['name', ['one', 'two']]] as const) {
+        const answer = await member.post('/keys', [['scope', '*'], ...values.map((v): [string, string] => [name, v])]);
+        expect(answer.status, name).toBe(400);
+        expect(answer.alert, name).toBe(`The form sent “${name}” more than once; it takes one value.`);
+      }
+      expect(await keysOfAcme()).toEqual([]);
+    });
+
+    it('still creates a key from the values the form offers, with repeated scopes, and with no expiry sent', async () => {
+      const expiring = await member.post('/keys', [['name', 'expiring'], ['scope', '*'], ['mode', 'test'], ['expiry', '30d'], ['scope', 'projects:read'], ['scope', 'rankings:read']]);
+      expect(expiring.status).toBe(201);
+      expect(expiring.heading).toBe('Copy your new key');
+      const plain = await member.post('/keys', [['name', 'script'], ['scope', '*']]);
+      expect(plain.status).toBe(201);
+      const keys = await keysOfAcme();
+      const byName = (name: string) => keys.find((k) => k.name === name);
+      expect(byName('expiring')).toMatchObject({ mode: 'test', scopes: ['*', 'projects:read', 'rankings:read'] });
+      expect(byName('expiring')?.expiresAt).toBeCloseTo(fixture.clock.now() + 30 * DAY, -5);
+      expect(byName('script')).toMatchObject({ mode: 'live', expiresAt: null, scopes: ['*'] });
+    });
+  });
+
+  describe('operator forms', () => {
+    it('turns API access off and on only with the form’s own values; anything else is a 400 that changes nothing', async () => {
+      expect((await acme()).apiAccess).toBe(true);
+      for (const fields of [{ apiAccess: 'yes' }, { apiAccess: 'OFF' }, { apiAccess: '' }, {}] as Fields[]) {
+        const answer = await operator.post(`/accounts/${acmeId}/api-access`, fields);
+        expect(answer.status, JSON.stringify(fields)).toBe(400);
+        expect(answer.heading).toBe('Acme Analytics');
+        expect(answer.alert).toBe('“API access” must be one of the choices the form offers: on or off.');
+        expect((await acme()).apiAccess).toBe(true);
+      }
+      const twice = await operator.post(`/accounts/${acmeId}/api-access`, [['apiAccess', 'off'], ['apiAccess', 'on']]);
+      expect(twice.status).toBe(400);
+      expect(twice.alert).toBe('The form sent “apiAccess” more than once; it takes one value.');
+      expect((await acme()).apiAccess).toBe(true);
+
+      expect((await operator.post(`/accounts/${acmeId}/api-access`, { apiAccess: 'off' })).status).toBe(303);
+      expect((await acme()).apiAccess).toBe(false);
+      expect((await operator.post(`/accounts/${acmeId}/api-access`, { apiAccess: 'on' })).status).toBe(303);
+      expect((await acme()).apiAccess).toBe(true);
+    });
+
+    it('refuses a plan sent twice instead of taking the first', async () => {
+      const answer = await operator.post(`/accounts/${acmeId}/plan`, [['plan', 'free'], ['plan', 'pro']]);
+      expect(answer.status).toBe(400);
+      expect(answer.heading).toBe('Acme Analytics');
+      expect(answer.alert).toBe('The form sent “plan” more than once; it takes one value.');
+      expect((await acme()).planId).toBe('pro');
+    });
+
+    it('refuses a new account with an empty or missing plan instead of using the default one', async () => {
+      const before = (await rt.store.listAccounts({ limit: 100 })).length;
+      for (const fields of [{ name: 'Initech', plan: '' }, { name: 'Initech' }] as Fields[]) {
+        const answer = await operator.post('/accounts', fields);
+        expect(answer.status, JSON.stringify(fields)).toBe(400);
+        expect(answer.heading).toBe('Accounts');
+        expect(answer.alert).toBe('No plan ""; plans are: pro, free.');
+      }
+      const twice = await operator.post('/accounts', [['name', 'Initech'], ['plan', 'free'], ['plan', 'pro']]);
+      expect(twice.status).toBe(400);
+      expect(twice.alert).toBe('The form sent “plan” more than once; it takes one value.');
+      expect((await rt.store.listAccounts({ limit: 100 })).length).toBe(before);
+    });
+  });
+
+  describe('signing in', () => {
+    it('does not echo control characters typed into the email back into the page', async () => {
+      const visitor = new Visitor(fixture.dashboardUrl);
+      await visitor.get('/sign-in');
+      const answer = await visitor.post('/sign-in', { email: 'ada\u0000@acme.example\u001b[31m\u007f\u0085', password: 'wrong password' });
+      expect(answer.status).toBe(401);
+      expect(answer.alert).toBe('The email or password is incorrect.');
+      expect(answer.html).toContain('value="ada\uFFFD@acme.example\uFFFD[31m\uFFFD\uFFFD"');
+      expect(answer.html).not.toMatch(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/);
+
+      const linked = await visitor.get('/sign-in?email=ada%00%1B@acme.example');
+      expect(linked.html).toContain('value="ada\uFFFD\uFFFD@acme.example"');
+    });
+
+    it('refuses an email sent twice', async () => {
+      const visitor = new Visitor(fixture.dashboardUrl);
+      await visitor.get('/sign-in');
+      const answer = await visitor.post('/sign-in', [['email', MEMBER], ['email', 'someone@else.example'], ['password', PASSWORD]]);
+      expect(answer.status).toBe(400);
+      expect(answer.alert).toBe('The form sent “email” more than once; it takes one value.');
+    });
+  });
+});
