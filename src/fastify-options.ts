@@ -150,10 +150,15 @@ const HOST_MAX = 260;
 /** A host with an optional port, as Host (or a load balancer's X-Forwarded-Host) may carry it. */
 export function isHostValue(value: string): boolean {
   if (value.length > HOST_MAX || !HOST_VALUE.test(value)) return false;
-  // A port of five digits may still be over 65535.
-  const colon = value.lastIndexOf(':');
-  return !(value.length - colon === 6 && colon > value.lastIndexOf(']') && Number(value.slice(colon + 1)) > 65_535);
+  // A port of five digits may still be over 65535 (compared as text: five digits each).
+  // Past the pattern, a `:` six from the end before a digit at the end begins such a port.
+  const n = value.length;
+  const last = value.charCodeAt(n - 1);
+  return !(n > 6 && value.charCodeAt(n - 6) === COLON && last >= DIGIT_0 && last <= DIGIT_9 && value.slice(n - 5) > '65535');
 }
+const COLON = 0x3a;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
 
 /**
  * An HTTP/1.1 request without Host, any request with two (RFC 9112 §3.2: a server must
