@@ -10,12 +10,14 @@
  * browser signed in to it on the same host sends here too), and so is every header in which an
  * upstream could read another client, scheme, host, path or method (OVERRIDES_REQUEST);
  * identity and X-Forwarded headers are added (X-Forwarded-Proto, -Host and -Port as a
- * trusted proxy sent them, if it did). On the way down hop-by-hop headers, the
- * record-count header and gauge headers are dropped, and the RateLimit fields are added.
+ * trusted proxy sent them, if it did and they are values one sets). On the way down
+ * hop-by-hop headers, the record-count header and gauge headers are dropped, and the
+ * RateLimit fields are added. The answer's head is written with the first byte of its
+ * body (or at its end), so an upstream that fails in between is still a 502.
  *
- * A 2xx commits the route's cost (per-record costs counted from a response header, or
- * from the JSON body as it streams past); anything else, an upstream failure, or a
- * client that hangs up before the answer releases it.
+ * A 2xx commits the route's cost once its body begins (per-record costs counted from a
+ * response header, or from the JSON body as it streams past); anything else, an upstream
+ * failure, or a client that hangs up before the answer releases it.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
