@@ -13,7 +13,8 @@
  * trusted proxy sent them, if it did and they are values one sets). On the way down
  * hop-by-hop headers, the record-count header and gauge headers are dropped, and the
  * RateLimit fields are added. The answer's head is written with the first byte of its
- * body (or at its end), so an upstream that fails in between is still a 502.
+ * body (or at its end), so an upstream that fails in between is still a 502; an event
+ * stream's head is sent at once.
  *
  * A 2xx commits the route's cost once its body begins (per-record costs counted from a
  * response header, or from the JSON body as it streams past); anything else, an upstream
@@ -296,6 +297,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     // The client's body is not read to its end: its connection cannot carry another request.
     if (!this.request.raw.complete) out.push('connection', 'close');
     this.head = { statusMessage, headers: out, records: recordsFromHeader };
+    // An event stream's head goes at once: its client waits on it for the connection to
+    // open, and its first event may be long in coming.
+    const type = headers['content-type'];
+    if (typeof type === 'string' && type.startsWith(EVENT_STREAM) && this.sendHead(controller)) this.res.flushHeaders();
   }
 
   /**
@@ -413,6 +418,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 }
 
 const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
+/** The media type of server-sent events (its parameters may follow). */
+const EVENT_STREAM = 'text/event-stream';
 /** A reason phrase Node will send as it is. */
 const PLAIN_REASON = /^[\t\x20-\x7e]+$/;
 const EXCHANGE = Symbol('keygate exchange');

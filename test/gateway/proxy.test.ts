@@ -245,6 +245,17 @@ describe('forwarding', () => {
     expect(last().body).toBe('hello');
   });
 
+  it("passes an event stream's head on at once, before its first event", async () => {
+    const answer = kg.call('/events-held?id=sse', { headers: { Authorization: `Token ${secret}` } });
+    const headFirst = await Promise.race([answer.then((r) => r), new Promise<'no head'>((resolve) => setTimeout(() => resolve('no head'), 5_000))]);
+    expect(headFirst).not.toBe('no head');
+    const response = headFirst as Response;
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    upstream.release('sse');
+    expect(await response.text()).toBe('data: 1\n\n');
+  });
+
   it('streams the response as the upstream sends it', async () => {
     const response = await kg.call('/stream?chunks=5', { headers: { Authorization: `Token ${secret}` } });
     expect(await response.text()).toBe('chunk 1\nchunk 2\nchunk 3\nchunk 4\nchunk 5\n');
