@@ -151,14 +151,13 @@ const HOST_MAX = 260;
 export function isHostValue(value: string): boolean {
   if (value.length > HOST_MAX || !HOST_VALUE.test(value)) return false;
   // A port of five digits may still be over 65535 (compared as text: five digits each).
-  // Past the pattern, a `:` six from the end before a digit at the end begins such a port.
+  // Past the pattern, a `:` six from the end followed by five digits is such a port (in
+  // `[::7]:80` that `:` is inside the brackets, and `]` is not a digit).
   const n = value.length;
-  const last = value.charCodeAt(n - 1);
-  return !(n > 6 && value.charCodeAt(n - 6) === COLON && last >= DIGIT_0 && last <= DIGIT_9 && value.slice(n - 5) > '65535');
+  return !(n > 6 && value.charCodeAt(n - 6) === COLON && FIVE_DIGITS.test(value.slice(n - 5)) && value.slice(n - 5) > '65535');
 }
 const COLON = 0x3a;
-const DIGIT_0 = 0x30;
-const DIGIT_9 = 0x39;
+const FIVE_DIGITS = /^[0-9]{5}$/;
 
 /**
  * An HTTP/1.1 request without Host, any request with two (RFC 9112 §3.2: a server must

@@ -11,7 +11,8 @@
  *
  * Both are recorded in the audit log for members. Unknown emails get the same answers,
  * the same lockouts (remembered in memory) and the same scrypt work, so the sign-in form
- * never tells whether an email belongs to a member. A right password clears both counts.
+ * never tells whether an email belongs to a member. A right password clears the email's
+ * count and that address's.
  */
 import type { Runtime } from '../runtime.js';
 import type { MemberRecord } from '../store/store.js';
@@ -50,10 +51,11 @@ class Tracked {
     return this.entries.get(key);
   }
 
-  /** One more failure; locked for LOCKOUT_MS once `max` are reached in a row. */
+  /** One more failure; locked for LOCKOUT_MS once `max` are reached in a row (a lock that has ended is forgotten). */
   fail(key: string, max: number, now: number): Attempts {
     const attempts = this.entries.get(key) ?? { failures: 0, lockedUntil: null };
     this.entries.delete(key);
+    if (attempts.lockedUntil !== null && attempts.lockedUntil <= now) attempts.lockedUntil = null;
     attempts.failures += 1;
     if (attempts.failures >= max) {
       attempts.failures = 0;
@@ -82,10 +84,10 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
 
   /** A wrong password from `address`: the pair's count, and the email's (`failEmail`), go up. */
   async function fail(email: string, address: string, now: number, failEmail: () => Promise<number | null>): Promise<SignInResult> {
-    const emailLockedUntil = await failEmail();
-    if (emailLockedUntil !== null) {
+    const emailLocked = locked(await failEmail(), now);
+    if (emailLocked) {
       byAddress.clear(pairKey(email, address));
-      return locked(emailLockedUntil, now) as SignInResult;
+      return emailLocked;
     }
     return locked(byAddress.fail(pairKey(email, address), MAX_FAILED_SIGN_INS, now).lockedUntil, now) ?? { ok: false, reason: 'invalid' };
   }

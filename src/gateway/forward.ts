@@ -325,6 +325,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       // A header Node will not send (an invalid character, say): the upstream's fault. Nothing
       // was written: the client gets a 502.
       rt.log.warn({ err: { message: (error as Error).message } }, 'upstream response has a header that cannot be sent');
+      // writeHead may have taken the upstream's reason phrase before it refused: not for the 502.
+      (this.res as { statusMessage?: string }).statusMessage = undefined;
       controller.abort(error as Error);
       return false;
     }
@@ -352,7 +354,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController): void {
-    if (this.head !== null && !this.sendHead(controller)) return;
+    // An answer over is no longer aborted by undici: a head that cannot be sent is failed here.
+    if (this.head !== null && !this.sendHead(controller)) {
+      this.onResponseError(controller, new Error('upstream response has a header that cannot be sent'));
+      return;
+    }
     this.done = true;
     if (this.counter) {
       const records = this.counter.end();
@@ -365,6 +371,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.done) return;
     this.done = true;
     // A head that arrived without its body is dropped: the client is told as if none had come.
     this.head = null;

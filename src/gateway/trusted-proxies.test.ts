@@ -39,5 +39,9 @@ describe('trustedProxies', () => {
     expect(clientAddress('10.0.0.2', undefined, trusted)).toBe('10.0.0.2');
     expect(clientAddress('10.0.0.2', 'not-an-address', trusted)).toBe('10.0.0.2');
     expect(clientAddress('10.0.0.2', 'junk, 10.0.0.9', trusted)).toBe('10.0.0.9');
+    // Some load balancers add the client's port.
+    expect(clientAddress('10.0.0.2', '203.0.113.9:5678', trusted)).toBe('203.0.113.9');
+    expect(clientAddress('10.0.0.2', '[2001:db8::1]:443, 10.0.0.7:80', trusted)).toBe('2001:db8::1');
+    expect(clientAddress('10.0.0.2', '2001:db8::1', trusted)).toBe('2001:db8::1');
   });
 });

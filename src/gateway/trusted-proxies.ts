@@ -52,10 +52,21 @@ export function clientAddress(peer: string | undefined, forwardedFor: string | s
   if (!trusted?.(peer) || forwardedFor === undefined) return address;
   const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor).split(',');
   for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = (hops[i] as string).trim();
+    const hop = withoutPort((hops[i] as string).trim());
     if (isIP(hop) === 0) break;
     address = hop;
     if (!trusted(hop)) break;
   }
   return address;
+}
+
+/** An X-Forwarded-For entry without the port some load balancers add (`1.2.3.4:5678`, `[2001:db8::1]:443`). */
+function withoutPort(hop: string): string {
+  if (hop.startsWith('[')) {
+    const end = hop.indexOf(']');
+    return end === -1 ? hop : hop.slice(1, end);
+  }
+  const colon = hop.indexOf(':');
+  // More than one `:` is an IPv6 address without brackets (and without a port).
+  return colon !== -1 && colon === hop.lastIndexOf(':') ? hop.slice(0, colon) : hop;
 }

@@ -71,5 +71,8 @@ describe('sign-in lockouts', () => {
     expect(locks.map((e) => e.detail)).toEqual([expect.objectContaining({ scope: 'email', failedSignIns: MAX_FAILED_SIGN_INS_PER_EMAIL })]);
     now += LOCKOUT_MS;
     expect(await checker.check('bob@acme.example', PASSWORD, MEMBER_ADDRESS)).toMatchObject({ ok: true });
+    // Once the lock is over, a wrong password is a wrong password again, for a member's email and an unknown one alike.
+    expect(await checker.check('bob@acme.example', 'wrong again', MEMBER_ADDRESS)).toEqual({ ok: false, reason: 'invalid' });
+    expect(await checker.check('nobody@acme.example', 'wrong again', MEMBER_ADDRESS)).toEqual({ ok: false, reason: 'invalid' });
   });
 });
