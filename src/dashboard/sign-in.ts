@@ -82,24 +82,30 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
   const locked = (until: number | null | undefined, now: number): SignInResult | undefined =>
     until != null && until > now ? { ok: false, reason: 'locked', retryAfterMs: until - now } : undefined;
 
-  /** A wrong password from `address`: the pair's count, and the email's (`failEmail`), go up. */
-  async function fail(email: string, address: string, now: number, failEmail: () => Promise<number | null>): Promise<SignInResult> {
+  /**
+   * A wrong password from `address`: the email's count goes up (`failEmail`, which says
+   * when the email's lock ends if this failure locked it), then, unless the email is now
+   * locked, the pair's. `onPaused` hears of a pause of the pair (one that was paused
+   * already is refused before any password is checked: this one is new).
+   */
+  async function fail(email: string, address: string, now: number, failEmail: () => Promise<number | null>, onPaused?: (until: number) => Promise<void>): Promise<SignInResult> {
     const emailLocked = locked(await failEmail(), now);
     if (emailLocked) {
       byAddress.clear(pairKey(email, address));
       return emailLocked;
     }
-    return locked(byAddress.fail(pairKey(email, address), MAX_FAILED_SIGN_INS, now).lockedUntil, now) ?? { ok: false, reason: 'invalid' };
+    const until = byAddress.fail(pairKey(email, address), MAX_FAILED_SIGN_INS, now).lockedUntil;
+    const paused = locked(until, now);
+    if (!paused) return { ok: false, reason: 'invalid' };
+    await onPaused?.(until as number);
+    return paused;
   }
 
   /** A member's wrong password, counted in the store: the end of the email's lock, if this one locked it. */
-  async function failMember(member: MemberRecord, email: string, address: string, now: number): Promise<number | null> {
+  async function failMember(member: MemberRecord, address: string, now: number): Promise<number | null> {
     const failures = member.failedLogins + 1;
-    const pair = byAddress.get(pairKey(email, address));
-    const pairLocks = (pair?.failures ?? 0) + 1 >= MAX_FAILED_SIGN_INS;
     if (failures < MAX_FAILED_SIGN_INS_PER_EMAIL) {
       await rt.store.updateMember(member.id, { failedLogins: failures });
-      if (pairLocks) await auditLock(member, address, failures, now + LOCKOUT_MS, 'address');
       return null;
     }
     const until = now + LOCKOUT_MS;
@@ -149,7 +155,9 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
     }
     const stillLocked = locked(member.lockedUntil, now);
     if (stillLocked) return stillLocked;
-    if (!(await verifyPassword(password, member.passwordHash))) return fail(email, address, now, () => failMember(member, email, address, now));
+    if (!(await verifyPassword(password, member.passwordHash))) {
+      return fail(email, address, now, () => failMember(member, address, now), (until) => auditLock(member, address, member.failedLogins + 1, until, 'address'));
+    }
     byAddress.clear(pairKey(email, address));
     if (member.failedLogins !== 0 || member.lockedUntil !== null) {
       await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null });

@@ -153,7 +153,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     const proto = viaProxy ? headers['x-forwarded-proto'] : undefined;
     out.push('x-forwarded-proto', typeof proto === 'string' && FORWARDED_PROTO.test(proto) ? proto : socket.encrypted ? 'https' : 'http');
     const host = viaProxy ? headers['x-forwarded-host'] : undefined;
-    if (typeof host === 'string' && host !== '' && isHostValue(host)) out.push('x-forwarded-host', host);
+    if (typeof host === 'string' && isHostValue(host)) out.push('x-forwarded-host', host);
     else if (headers.host !== undefined) out.push('x-forwarded-host', headers.host);
     const port = viaProxy ? headers['x-forwarded-port'] : undefined;
     if (typeof port === 'string' && FORWARDED_PORT.test(port)) out.push('x-forwarded-port', port);
@@ -226,7 +226,7 @@ class Exchange implements Dispatcher.DispatchHandler {
    * end): an upstream that fails in between has sent the client nothing, which then gets
    * a 502 in the API's envelope and pays nothing, instead of a cut connection.
    */
-  private head: { statusMessage: string | undefined; headers: (string | string[])[]; records: number | undefined } | null = null;
+  private head: { statusMessage: string | undefined; headers: (string | string[])[]; recordHeader: string | undefined; records: number | undefined } | null = null;
   /** The exchange is over (answered in full, or failed). */
   private done = false;
   private clientLeft = false;
@@ -296,7 +296,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     for (const name in this.rateLimitHeaders) out.push(name, this.rateLimitHeaders[name] as string);
     // The client's body is not read to its end: its connection cannot carry another request.
     if (!this.request.raw.complete) out.push('connection', 'close');
-    this.head = { statusMessage, headers: out, records: recordsFromHeader };
+    this.head = { statusMessage, headers: out, recordHeader, records: recordsFromHeader };
     // An event stream's head goes at once: its client waits on it for the connection to
     // open, and its first event may be long in coming.
     const type = headers['content-type'];
@@ -334,9 +334,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.reply.hijack();
     if (this.countsJson && ok) this.counter = new JsonRecordCounter((records as { json: string }).json);
     else {
-      const recordHeader = records && 'header' in records ? records.header : undefined;
-      if (recordHeader && ok && head.records === undefined && this.request.method !== 'HEAD') {
-        rt.log.warn({ route: this.route.path, header: recordHeader.toLowerCase() }, 'upstream sent no record count; charged the reserved estimate');
+      if (head.recordHeader && ok && head.records === undefined && this.request.method !== 'HEAD') {
+        rt.log.warn({ route: this.route.path, header: head.recordHeader }, 'upstream sent no record count; charged the reserved estimate');
       }
       this.settle(statusCode, head.records);
     }
