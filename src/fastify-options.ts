@@ -147,14 +147,21 @@ const HOST_VALUE = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?:
 /** The longest Host: a DNS name (253) and a port. */
 const HOST_MAX = 260;
 
+/** The last value isHostValue found good (never the empty string). */
+let lastHostValue: string | undefined;
+
 /** A host with an optional port, as Host (or a load balancer's X-Forwarded-Host) may carry it. */
 export function isHostValue(value: string): boolean {
+  // A client sends the same Host on every request: the last value found good is not checked again.
+  if (value === lastHostValue) return true;
   if (value.length > HOST_MAX || !HOST_VALUE.test(value)) return false;
   // A port of five digits may still be over 65535 (compared as text: five digits each).
   // Past the pattern, a `:` six from the end followed by five digits is such a port (in
   // `[::7]:80` that `:` is inside the brackets, and `]` is not a digit).
   const n = value.length;
-  return !(n > 6 && value.charCodeAt(n - 6) === COLON && FIVE_DIGITS.test(value.slice(n - 5)) && value.slice(n - 5) > '65535');
+  if (n > 6 && value.charCodeAt(n - 6) === COLON && FIVE_DIGITS.test(value.slice(n - 5)) && value.slice(n - 5) > '65535') return false;
+  lastHostValue = value;
+  return true;
 }
 const COLON = 0x3a;
 const FIVE_DIGITS = /^[0-9]{5}$/;

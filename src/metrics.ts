@@ -31,6 +31,7 @@ export interface Metrics {
 
 /** Request counts and durations of one outcome. */
 class OutcomeStats {
+  /** Requests by denial reason; those without one (every forwarded request) are `count` less these. */
   readonly byReason = new Map<string, number>();
   /** Observations per bucket (not cumulative); the last slot is +Inf. */
   readonly buckets = new Float64Array(DURATION_BUCKETS.length + 1);
@@ -51,7 +52,14 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [outcome, s] of Object.entries(stats)) for (const [reason, count] of s.byReason) this.inc({ outcome, reason }, count);
+      for (const [outcome, s] of Object.entries(stats)) {
+        let withReason = 0;
+        for (const [reason, count] of s.byReason) {
+          this.inc({ outcome, reason }, count);
+          withReason += count;
+        }
+        if (s.count > withReason) this.inc({ outcome, reason: '' }, s.count - withReason);
+      }
     },
   });
   new Counter({
@@ -92,7 +100,7 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
     contentType: registry.contentType,
     request(outcome, reason, seconds) {
       const s = stats[outcome];
-      s.byReason.set(reason, (s.byReason.get(reason) ?? 0) + 1);
+      if (reason !== '') s.byReason.set(reason, (s.byReason.get(reason) ?? 0) + 1);
       let i = 0;
       while (i < DURATION_BUCKETS.length && seconds > (DURATION_BUCKETS[i] as number)) i++;
       s.buckets[i] = (s.buckets[i] as number) + 1;

@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createKeyFormat, type KeyFormat } from './keys/format.js';
-import { createKeyHasher, type KeyHasher } from './keys/hash.js';
+import { createKeyHasher, digestOfHex, type KeyHasher } from './keys/hash.js';
 import { KeyCache } from './keys/key-cache.js';
 import { createDialect, type Dialect } from './dialect/dialect.js';
 import { createRouteTable, type RouteTable } from './routes/route-table.js';
@@ -180,7 +180,7 @@ export class NotMigratedError extends Error {
 
 /** What a cache event drops from this process's key cache. */
 function dropFromCache(keyCache: KeyCache, event: CacheEvent): void {
-  if (event.type === 'key') keyCache.deleteHash(event.hash);
+  if (event.type === 'key') keyCache.delete(digestOfHex(event.hash));
   else if (event.type === 'account') keyCache.deleteAccount(event.accountId);
   else keyCache.clear();
 }

@@ -75,9 +75,19 @@ function occurrences(rawHeaders: readonly string[], name: string): number {
   let count = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const candidate = rawHeaders[i] as string;
-    if (candidate.length === name.length && (candidate === name || candidate.toLowerCase() === name)) count++;
+    if (candidate.length === name.length && (candidate === name || sameIgnoringCase(candidate, name))) count++;
   }
   return count;
+}
+
+/** `text` equals `lower` (lower case, a header name) but for the case of its letters; no copy made. */
+function sameIgnoringCase(text: string, lower: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    // Upper-case ASCII letters compare as lower case; nothing else changes.
+    if ((code >= 0x41 && code <= 0x5a ? code | 0x20 : code) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /** `value` (already trimmed) read as `<scheme> <key>`, or as a bare key for scheme "none". */

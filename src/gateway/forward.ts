@@ -105,8 +105,8 @@ export interface Forwarder {
 interface Upstream {
   rt: Runtime;
   hooks: ForwardHooks;
-  /** Response header (lower case) → the gauge meter it reports. */
-  gaugeByHeader: Map<string, string>;
+  /** Response header (lower case) → the gauge meter it reports; undefined where the profile has no gauges. */
+  gaugeByHeader: Map<string, string> | undefined;
 }
 
 export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
@@ -121,7 +121,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const upstream: Upstream = {
     rt,
     hooks,
-    gaugeByHeader: new Map(Object.entries(config.gauges).map(([meter, g]) => [g.header.toLowerCase(), meter])),
+    gaugeByHeader: Object.keys(config.gauges).length > 0 ? new Map(Object.entries(config.gauges).map(([meter, g]) => [g.header.toLowerCase(), meter])) : undefined,
   };
   const dropped = new Set([...HOP_BY_HOP, ...NOT_FORWARDED, ...OVERRIDES_REQUEST, ...credentialHeaderNames(config.auth.credentials)]);
   // Written in lower case (header names are case-insensitive; HTTP/2 allows nothing else):
@@ -285,7 +285,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         recordsFromHeader = parseRecordHeader(value);
         continue;
       }
-      const gauge = gaugeByHeader.get(name);
+      const gauge = gaugeByHeader?.get(name);
       if (gauge !== undefined) {
         const level = parseRecordHeader(value);
         if (level !== undefined && this.identity.plan.meters[gauge]?.kind === 'gauge') rt.usage.gauge(this.identity.account.id, gauge, level, rt.clock());
@@ -319,7 +319,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       // The upstream's reason phrase too (an API's own status, 244 say, has none in Node's
       // table), when it is plain ASCII: Node refuses to send anything else (undici reads the
       // phrase as UTF-8), and a phrase is not worth the answer.
-      if (head.statusMessage && PLAIN_REASON.test(head.statusMessage)) this.res.writeHead(statusCode, head.statusMessage, head.headers as unknown as string[]);
+      if (head.statusMessage && isPlainReason(head.statusMessage)) this.res.writeHead(statusCode, head.statusMessage, head.headers as unknown as string[]);
       else this.res.writeHead(statusCode, head.headers as unknown as string[]);
     } catch (error) {
       // A header Node will not send (an invalid character, say): the upstream's fault. Nothing
@@ -428,6 +428,16 @@ const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
 const EVENT_STREAM = 'text/event-stream';
 /** A reason phrase Node will send as it is. */
 const PLAIN_REASON = /^[\t\x20-\x7e]+$/;
+/** The last reason phrase found plain (never empty). */
+let lastPlainReason: string | undefined;
+
+/** Whether Node will send `phrase` as it is; an upstream repeats its phrases, so the last plain one is not tested again. */
+function isPlainReason(phrase: string): boolean {
+  if (phrase === lastPlainReason) return true;
+  if (!PLAIN_REASON.test(phrase)) return false;
+  lastPlainReason = phrase;
+  return true;
+}
 const EXCHANGE = Symbol('keygate exchange');
 type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
 
@@ -435,11 +445,12 @@ function onResponseClose(this: ExchangeResponse): void {
   this[EXCHANGE]?.clientGone();
 }
 
-/** `Connection` values that name no other header. */
-const PLAIN_CONNECTION = new Set(['keep-alive', 'close', 'Keep-Alive', 'Close']);
-
-/** The header names a `Connection` header lists besides the usual values (hop-by-hop too). */
+/**
+ * The header names a `Connection` header lists besides the usual values (hop-by-hop too).
+ * The usual values, which name no other header, are compared as they are: each value
+ * arrives as a new string, which a Set would hash first.
+ */
 function listedInConnection(value: string | string[] | undefined): string[] | undefined {
-  if (typeof value !== 'string' || PLAIN_CONNECTION.has(value)) return undefined;
+  if (typeof value !== 'string' || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return undefined;
   return value.toLowerCase().split(',').map((name) => name.trim());
 }

@@ -5,6 +5,8 @@
  * stack trace or crash the process.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+// Node's global `performance` is a getter that runs on every read; the module's export is the object itself.
+import { performance } from 'node:perf_hooks';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, LISTENER_OPTIONS, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import type { Runtime } from '../runtime.js';
 import type { Denial } from '../denial/reasons.js';

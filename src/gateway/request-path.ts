@@ -86,6 +86,12 @@ function hasAsciiEscape(text: string): boolean {
 }
 
 const SLASH = 0x2f;
+/**
+ * Everything the fragment check and isCanonicalPath look for (`#`, `\`, `%`, `;`, `/.`,
+ * `//`), anywhere in the target: a target that begins with `/` and has none of them is
+ * judged by this one test, the usual case.
+ */
+const MAYBE_ODD_TARGET = /[#\\%;]|\/[./]/;
 
 /**
  * A request target as keygate judges and forwards it, or why it is refused before any
@@ -105,12 +111,13 @@ export function judgeTarget(rawUrl: string, basePath: string): Target {
   // `user:password@` in an absolute form is an error (RFC 9110 §4.2.4): it is no credential
   // keygate reads, and nothing an upstream should be asked about.
   if (url === undefined) return { ok: false, url: rawUrl, reason: 'bad_request' };
+  const plain = url.charCodeAt(0) === SLASH && !MAYBE_ODD_TARGET.test(url);
   // No request target has a fragment (RFC 9112 §3.2): routes would match the path before
   // `#`, and an upstream read what follows as its own.
-  if (url.includes('#')) return { ok: false, url, reason: 'bad_request' };
+  if (!plain && url.includes('#')) return { ok: false, url, reason: 'bad_request' };
   const query = url.indexOf('?');
   const path = query === -1 ? url : url.slice(0, query);
-  if (!isCanonicalPath(path)) return { ok: false, url, reason: 'bad_request' };
+  if (!plain && !isCanonicalPath(path)) return { ok: false, url, reason: 'bad_request' };
   if (basePath !== '' && path !== basePath && !path.startsWith(`${basePath}/`)) return { ok: false, url, reason: 'no_route' };
   return { ok: true, url, path };
 }

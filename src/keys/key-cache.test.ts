@@ -33,7 +33,7 @@ describe('KeyCache', () => {
     const cache = new KeyCache(60_000);
     cache.set('a', entry('ka'), 0);
     cache.set('b', entry('kb'), 0);
-    cache.deleteHash('a');
+    cache.delete('a');
     expect(cache.get('a', 1)).toBeUndefined();
     cache.deleteAccount('acc_1');
     expect(cache.get('b', 1)).toBeUndefined();

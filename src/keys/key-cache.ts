@@ -1,7 +1,7 @@
 /**
- * The in-process key cache: key hash → key record and its account, so a warm request
+ * The in-process key cache: key digest (hashKey.digest) → key record and its account, so a warm request
  * never touches the store. Entries live for `ttl` (the fallback when an invalidation
- * message is missed). Unknown hashes are remembered briefly, in a separate and smaller
+ * message is missed). Unknown digests are remembered briefly, in a separate and smaller
  * map, so a flood of made-up keys neither becomes a flood of queries nor pushes real
  * keys out. Both maps are bounded; the oldest entries go first.
  */
@@ -17,7 +17,7 @@ interface Entry<T> {
   expiresAt: number;
 }
 
-/** How long a hash the store did not know is answered from memory. */
+/** How long a digest the store did not know is answered from memory. */
 const UNKNOWN_TTL_MS = 5_000;
 const DEFAULT_MAX_KNOWN = 100_000;
 const DEFAULT_MAX_UNKNOWN = 10_000;
@@ -33,8 +33,8 @@ export class KeyCache {
   ) {}
 
   /** The cached record, `null` if known to be unknown, `undefined` if not cached. */
-  get(hash: string, now: number): CachedKey | null | undefined {
-    const entry = this.known.get(hash) ?? this.unknown.get(hash);
+  get(digest: string, now: number): CachedKey | null | undefined {
+    const entry = this.known.get(digest) ?? this.unknown.get(digest);
     if (!entry || entry.expiresAt <= now) return undefined;
     return entry.value;
   }
@@ -45,32 +45,32 @@ export class KeyCache {
    * Invalidated keys are no longer here, so a revocation that was heard still holds.
    * (Expired entries stay until replaced or evicted for this reason.)
    */
-  stale(hash: string): CachedKey | undefined {
-    return this.known.get(hash)?.value;
+  stale(digest: string): CachedKey | undefined {
+    return this.known.get(digest)?.value;
   }
 
-  set(hash: string, value: CachedKey | null, now: number): void {
+  set(digest: string, value: CachedKey | null, now: number): void {
     if (value === null) {
-      this.unknown.delete(hash);
+      this.unknown.delete(digest);
       evictOldest(this.unknown, this.maxUnknown);
-      this.unknown.set(hash, { value, expiresAt: now + Math.min(UNKNOWN_TTL_MS, this.ttlMs) });
+      this.unknown.set(digest, { value, expiresAt: now + Math.min(UNKNOWN_TTL_MS, this.ttlMs) });
       return;
     }
-    this.unknown.delete(hash);
+    this.unknown.delete(digest);
     // Re-inserted at the end, so keys in use are the last to be evicted.
-    this.known.delete(hash);
+    this.known.delete(digest);
     evictOldest(this.known, this.maxKnown);
-    this.known.set(hash, { value, expiresAt: now + this.ttlMs });
+    this.known.set(digest, { value, expiresAt: now + this.ttlMs });
   }
 
-  deleteHash(hash: string): void {
-    this.known.delete(hash);
-    this.unknown.delete(hash);
+  delete(digest: string): void {
+    this.known.delete(digest);
+    this.unknown.delete(digest);
   }
 
   deleteAccount(accountId: string): void {
-    for (const [hash, entry] of this.known) {
-      if (entry.value.account?.id === accountId || entry.value.key.accountId === accountId) this.known.delete(hash);
+    for (const [digest, entry] of this.known) {
+      if (entry.value.account?.id === accountId || entry.value.key.accountId === accountId) this.known.delete(digest);
     }
   }
 

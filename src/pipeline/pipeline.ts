@@ -7,7 +7,7 @@
 import type { Config, MeterPeriod, Plan } from '../config/schema.js';
 import { extractCredential, type RequestView } from '../auth/credential.js';
 import type { KeyFormat, KeyMode } from '../keys/format.js';
-import { sameDigest, type KeyHasher } from '../keys/hash.js';
+import { hexOfDigest, sameDigest, type KeyHasher } from '../keys/hash.js';
 import type { CachedKey, KeyCache } from '../keys/key-cache.js';
 import type { AccountRecord, KeyRecord, Store } from '../store/store.js';
 import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, type AdmitRequest, type Counters, type Reservation, type ChargeSpec } from '../counters/counters.js';
@@ -94,11 +94,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * keyed by the digest itself, so a hit needs no further comparison.
    */
   function identify(secret: string, now: number): CachedKey | null | undefined {
-    return keyCache.get(hashKey(secret), now);
+    return keyCache.get(hashKey.digest(secret), now);
   }
 
   /** Step 3 from the store, for a digest the cache does not hold. */
-  async function fromStore(hash: string, now: number): Promise<CachedKey | null> {
+  async function fromStore(digest: string, now: number): Promise<CachedKey | null> {
+    const hash = hexOfDigest(digest);
     let key: KeyRecord | undefined;
     let account: AccountRecord | null;
     try {
@@ -106,16 +107,16 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       account = key && key.accountId !== null ? ((await store.getAccount(key.accountId)) ?? null) : null;
     } catch (error) {
       // The store is unreachable: a key seen before keeps working; a new one cannot.
-      const stale = keyCache.stale(hash);
+      const stale = keyCache.stale(digest);
       if (stale) return stale;
       throw error;
     }
     if (!key || !sameDigest(key.hash, hash)) {
-      keyCache.set(hash, null, now);
+      keyCache.set(digest, null, now);
       return null;
     }
     const entry = { key, account };
-    keyCache.set(hash, entry, now);
+    keyCache.set(digest, entry, now);
     deps.onKeyFound?.();
     return entry;
   }
@@ -135,14 +136,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
     // 3. The key itself, from the cache or else the store → unknown_key, ...
     if (store.changedElsewhere?.()) keyCache.clear();
-    const hash = hashKey(secret);
-    const cached = keyCache.get(hash, now);
+    const digest = hashKey.digest(secret);
+    const cached = keyCache.get(digest, now);
     if (cached !== undefined) return check(request, shape.mode, cached, now);
     // 2 (continued). Its alphabet and checksum, before the store is asked → malformed_key.
     // A cached key needs neither: the cache only ever holds the digests of keys that
     // passed them on their way here, so a string that would fail them is never found in it.
     if (!keyFormat.check(secret).ok) return refuse(deny('malformed_key', PRESENTED));
-    return fromStore(hash, now).then(
+    return fromStore(digest, now).then(
       (found) => check(request, shape.mode, found, now),
       () => refuse(deny('service_unavailable')),
     );
