@@ -300,7 +300,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // An event stream's head goes at once: its client waits on it for the connection to
     // open, and its first event may be long in coming.
     const type = headers['content-type'];
-    if (typeof type === 'string' && type.startsWith(EVENT_STREAM) && this.sendHead(controller)) this.res.flushHeaders();
+    if (typeof type === 'string' && isEventStream(type) && this.sendHead(controller)) this.res.flushHeaders();
   }
 
   /**
@@ -426,6 +426,16 @@ class Exchange implements Dispatcher.DispatchHandler {
 const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
 /** The media type of server-sent events (its parameters may follow). */
 const EVENT_STREAM = 'text/event-stream';
+
+/** Whether a Content-Type names an event stream, in any case (RFC 9110 §8.3.1), with or without parameters. */
+function isEventStream(type: string): boolean {
+  const n = EVENT_STREAM.length;
+  // Most answers are something else, which their first letter tells without a copy.
+  if (type.length < n || (type.charCodeAt(0) | 0x20) !== 0x74) return false;
+  if (!type.startsWith(EVENT_STREAM) && type.slice(0, n).toLowerCase() !== EVENT_STREAM) return false;
+  const next = type.charCodeAt(n);
+  return type.length === n || next === 0x3b || next === 0x20 || next === 0x09; // end, `;`, space, tab
+}
 /** A reason phrase Node will send as it is. */
 const PLAIN_REASON = /^[\t\x20-\x7e]+$/;
 /** The last reason phrase found plain (never empty). */

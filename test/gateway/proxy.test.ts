@@ -256,6 +256,16 @@ describe('forwarding', () => {
     expect(await response.text()).toBe('data: 1\n\n');
   });
 
+  it('knows an event stream by its media type in any case', async () => {
+    const type = 'Text/Event-Stream';
+    const answer = kg.call(`/events-held?id=sse-case&type=${encodeURIComponent(type)}`, { headers: { Authorization: `Token ${secret}` } });
+    const headFirst = await Promise.race([answer.then((r) => r), new Promise<'no head'>((resolve) => setTimeout(() => resolve('no head'), 5_000))]);
+    expect(headFirst).not.toBe('no head');
+    expect((headFirst as Response).headers.get('content-type')).toBe(type);
+    upstream.release('sse-case');
+    expect(await (headFirst as Response).text()).toBe('data: 1\n\n');
+  });
+
   it('streams the response as the upstream sends it', async () => {
     const response = await kg.call('/stream?chunks=5', { headers: { Authorization: `Token ${secret}` } });
     expect(await response.text()).toBe('chunk 1\nchunk 2\nchunk 3\nchunk 4\nchunk 5\n');

@@ -8,7 +8,7 @@
  *   /records?n=<n>        {"data":[...n items]} and X-Record-Count: n (gzipped when the request accepts gzip)
  *   /records-held?n=<n>&id=<id>  the first half of {"data":[...n items]}, the rest once the test calls release(id)
  *   /headers-held?id=<id>[&fail=1]  a 200's headers at once; on release(id) its body {"data":[1]}, or (fail) a cut connection
- *   /events-held?id=<id>  a text/event-stream head at once; on release(id) one event and the end
+ *   /events-held?id=<id>[&type=<content type>]  a text/event-stream head at once; on release(id) one event and the end
  *   /count-header?n=<n>   X-Record-Count: n with a tiny body
  *   /stream?chunks=<n>    n chunks, 20 ms apart
  *   /hop                  200 with hop-by-hop headers of its own (Keep-Alive, one named by Connection)
@@ -74,7 +74,7 @@ export async function startTestUpstream(): Promise<TestUpstream> {
         return;
       }
       if (url.pathname.endsWith('/events-held')) {
-        res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+        res.writeHead(200, { 'content-type': url.searchParams.get('type') ?? 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
         res.flushHeaders();
         const id = url.searchParams.get('id') ?? '';
         const rest = () => res.end('data: 1\n\n');
