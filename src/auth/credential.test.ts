@@ -18,8 +18,9 @@ describe('extractCredential', () => {
     expect(extractCredential(req({ authorization: 'Bearer tkn_usr_abc' }), bare).kind).toBe('malformed');
   });
 
-  it('matches the scheme case-insensitively with any run of spaces', () => {
+  it('matches the scheme case-insensitively with any run of spaces or tabs', () => {
     expect(extractCredential(req({ authorization: 'token   abc123' }), token)).toMatchObject({ kind: 'found', secret: 'abc123' });
+    expect(extractCredential(req({ authorization: 'Token\tabc123' }), token)).toMatchObject({ kind: 'found', secret: 'abc123' });
   });
 
   it('refuses a wrong scheme or a bare key where a scheme is required', () => {

@@ -6,7 +6,7 @@
  *   tabs and line breaks around a query parameter's value (`%0A` from a key read out of a
  *   file); an empty value counts as absent, and the next location is tried.
  * - With a scheme (`Bearer`, `Token`, ...) the scheme word is matched case-insensitively
- *   and may be followed by one or more spaces. A bare key, or a different scheme word,
+ *   and may be followed by one or more spaces or tabs. A bare key, or a different scheme word,
  *   is `malformed_key`. The scheme word alone is `missing_key`.
  * - Without a scheme (`scheme: none`) the whole value is the key; a value with inner
  *   whitespace (e.g. "Bearer tkn_...") is `malformed_key`.
