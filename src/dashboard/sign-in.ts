@@ -3,7 +3,8 @@
  * anyone a way to keep a member out:
  *
  * - after MAX_FAILED_SIGN_INS wrong passwords in a row for an email from one client
- *   address, that address is paused for that email for LOCKOUT_MS (kept in memory, per
+ *   address (an IPv6 address: its /64, in which a host can pick a new address for every
+ *   try), that address is paused for that email for LOCKOUT_MS (kept in memory, per
  *   process): whoever is guessing, not the member signing in from elsewhere;
  * - after MAX_FAILED_SIGN_INS_PER_EMAIL wrong passwords in a row for an email from
  *   anywhere (guesses spread over many addresses), the email itself is paused for
@@ -18,6 +19,7 @@ import type { Runtime } from '../runtime.js';
 import type { MemberRecord } from '../store/store.js';
 import { hashPassword, verifyPassword } from '../members/password.js';
 import { audit } from '../operations/audit.js';
+import { addressGroup } from '../gateway/trusted-proxies.js';
 
 export const MAX_FAILED_SIGN_INS = 5;
 export const MAX_FAILED_SIGN_INS_PER_EMAIL = 20;
@@ -166,7 +168,7 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
   }
 }
 
-/** The key of an email and a client address (a line break is in neither). */
+/** The key of an email and a client address, an IPv6 one by its /64 (a line break is in neither). */
 function pairKey(email: string, address: string): string {
-  return `${email}\n${address}`;
+  return `${email}\n${addressGroup(address)}`;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientAddress, isAddressRange, trustedProxyCheck } from './trusted-proxies.js';
+import { addressGroup, clientAddress, isAddressRange, trustedProxyCheck } from './trusted-proxies.js';
 
 describe('trustedProxies', () => {
   it('reads addresses and CIDR ranges of both families, and nothing else', () => {
@@ -43,5 +43,17 @@ describe('trustedProxies', () => {
     expect(clientAddress('10.0.0.2', '203.0.113.9:5678', trusted)).toBe('203.0.113.9');
     expect(clientAddress('10.0.0.2', '[2001:db8::1]:443, 10.0.0.7:80', trusted)).toBe('2001:db8::1');
     expect(clientAddress('10.0.0.2', '2001:db8::1', trusted)).toBe('2001:db8::1');
+  });
+});
+
+describe('addressGroup', () => {
+  it('counts an IPv6 address by its /64 however it is written, and an IPv4 address whole', () => {
+    for (const address of ['2001:db8:0:7::1', '2001:0DB8:0000:0007:ffff:ffff:ffff:ffff', '2001:db8::7:1:2:3:4', '2001:db8:0:7:0:0:1.2.3.4', '2001:db8:0:7::%eth0']) expect(addressGroup(address), address).toBe('2001:db8:0:7::/64');
+    expect(addressGroup('2001:db8:0:8::1')).toBe('2001:db8:0:8::/64');
+    expect(addressGroup('::1')).toBe('0:0:0:0::/64');
+    expect(addressGroup('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(addressGroup('203.0.113.9')).toBe('203.0.113.9');
+    expect(addressGroup('::ffff:203.0.113.9')).toBe('203.0.113.9');
+    expect(addressGroup('')).toBe('');
   });
 });

@@ -70,3 +70,33 @@ function withoutPort(hop: string): string {
   // More than one `:` is an IPv6 address without brackets (and without a port).
   return colon !== -1 && colon === hop.lastIndexOf(':') ? hop.slice(0, colon) : hop;
 }
+
+/** An IPv4 address written IPv4-mapped (`::ffff:192.0.2.1`), as a dual-stack listener reports IPv4 clients. */
+const IPV4_MAPPED = /^::ffff:([0-9]+\.[0-9]+\.[0-9]+\.[0-9]+)$/i;
+
+/**
+ * What counts as one client where guesses are counted per client: an IPv4 address as it
+ * is (also written IPv4-mapped), an IPv6 address by its /64 (`2001:db8:0:7::/64`), the
+ * network one host or one customer is given whole, in which it can pick a new address
+ * for every try. Anything else (no address at all) as it is.
+ */
+export function addressGroup(address: string): string {
+  if (isIP(address) !== 6) return address;
+  const mapped = IPV4_MAPPED.exec(address);
+  if (mapped) return mapped[1] as string;
+  const bare = address.split('%')[0] as string; // without a zone (`fe80::1%eth0`)
+  const gap = bare.indexOf('::');
+  let groups: string[];
+  if (gap === -1) groups = bare.split(':');
+  else {
+    const head = gap === 0 ? [] : bare.slice(0, gap).split(':');
+    const tail = bare.slice(gap + 2) === '' ? [] : bare.slice(gap + 2).split(':');
+    // An IPv4 address written at the end (`::1.2.3.4`) fills the last two groups.
+    const tailGroups = tail.length + (tail.at(-1)?.includes('.') ? 1 : 0);
+    groups = [...head, ...Array<string>(8 - head.length - tailGroups).fill('0'), ...tail];
+  }
+  return `${groups
+    .slice(0, 4)
+    .map((group) => parseInt(group, 16).toString(16))
+    .join(':')}::/64`;
+}

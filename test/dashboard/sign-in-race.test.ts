@@ -27,7 +27,7 @@ describe('sign-in lockouts', () => {
     const config = parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'k.db')}` });
     rt = await createRuntime({ config, file: 'inline', dir }, { log: createLog({ level: 'silent' }), clock: () => now });
     const account = await createAccount(rt, { name: 'Acme' }, 'test');
-    for (const email of ['ada@acme.example', 'bob@acme.example']) {
+    for (const email of ['ada@acme.example', 'bob@acme.example', 'cy@acme.example']) {
       const { token } = await inviteMember(rt, { email, accountId: account.id }, 'test');
       await acceptInvitation(rt, token, PASSWORD);
     }
@@ -50,6 +50,19 @@ describe('sign-in lockouts', () => {
     expect(await checker.check('ada@acme.example', PASSWORD, GUESSER)).toMatchObject({ ok: true });
     const audit = await rt.store.listAudit({ limit: 50 });
     expect(audit.filter((e) => e.action === 'member.locked').map((e) => e.detail)).toEqual([expect.objectContaining({ email: 'ada@acme.example', scope: 'address', address: GUESSER })]);
+  });
+
+  it('counts guesses from one IPv6 /64 as from one address, whichever address in it each comes from', async () => {
+    const checker = createSignInChecker(rt);
+    const results = [];
+    for (let i = 0; i < MAX_FAILED_SIGN_INS_PER_EMAIL; i++) results.push(await checker.check('cy@acme.example', `guess ${i}`, `2001:db8:0:7::${(i + 1).toString(16)}`));
+    expect(results.map((r) => (r.ok ? 'ok' : r.reason))).toEqual([...Array(MAX_FAILED_SIGN_INS - 1).fill('invalid'), ...Array(MAX_FAILED_SIGN_INS_PER_EMAIL - MAX_FAILED_SIGN_INS + 1).fill('locked')]);
+    // The paused /64 never reached the email's limit: the member signs in from another network.
+    expect((await rt.store.findMemberByEmail('cy@acme.example'))?.lockedUntil).toBeNull();
+    expect(await checker.check('cy@acme.example', PASSWORD, '2001:db8:0:8::1')).toMatchObject({ ok: true });
+    expect(await checker.check('cy@acme.example', PASSWORD, '2001:db8:0:7::ffff')).toMatchObject({ ok: false, reason: 'locked' });
+    const audit = (await rt.store.listAudit({ limit: 50 })).filter((e) => e.action === 'member.locked' && (e.detail as { email?: string }).email === 'cy@acme.example');
+    expect(audit.map((e) => e.detail)).toEqual([expect.objectContaining({ scope: 'address', address: '2001:db8:0:7::5' })]);
   });
 
   it('locks the email for every address after guesses spread over many addresses, and says so the same way for an unknown email', async () => {
