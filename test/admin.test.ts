@@ -408,6 +408,11 @@ describe('admin API', () => {
     expect(usage.body.meters.brands).toMatchObject({ kind: 'gauge', usage: 7, limit: 10, remaining: 3 });
     const forecast = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ accountId, calls: [{ method: 'POST', path: '/generate', count: 10 }] }) }));
     expect(forecast.body).toMatchObject({ total: 500, covered: false, balance: { credits: { remaining: 450, covered: false } } });
+    // The same checks as a CLI calls file: a relative path or a mistyped field is named.
+    const relative = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method: 'POST', path: 'generate', count: 1 }] }) }));
+    expect(relative).toMatchObject({ status: 400, body: { detail: 'body.calls.0.path: must be a path starting with /' } });
+    const typo = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method: 'POST', path: '/generate', count: 1, recrods: 5 }] }) }));
+    expect(typo).toMatchObject({ status: 400, body: { detail: expect.stringContaining('has no field "recrods"') } });
   });
 
   it('revokes a key, refused on the next request, and audits who did what', async () => {

@@ -28,7 +28,7 @@ import { blockedUntilOf, createKey, getKey, keyStatus, revokeKey, rotateKey, unb
 import { CountersUnavailableError } from '../counters/counters.js';
 import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
 import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
-import { forecast } from '../operations/forecast.js';
+import { forecast, PlannedCallSchema } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord, Page } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
 import { checkHealth } from '../operations/health.js';
@@ -80,9 +80,8 @@ const MeterUsage = z.object({
   periodEnd: z.string(),
 });
 const Usage = z.object({ accountId: z.string(), planId: z.string(), planName: z.string(), apiEnabled: z.boolean(), planExpired: z.boolean(), meters: z.record(z.string(), MeterUsage) });
-const PlannedCall = z.object({ method: z.string(), path: z.string(), count: z.number().int().nonnegative(), records: z.number().int().positive().optional() });
 const ForecastResult = z.object({
-  lines: z.array(PlannedCall.extend({ meter: z.string().nullable(), unitsPerCall: z.number(), units: z.number() })),
+  lines: z.array(PlannedCallSchema.extend({ meter: z.string().nullable(), unitsPerCall: z.number(), units: z.number() })),
   totals: z.record(z.string(), z.number()),
   total: z.number(),
   balance: z.record(z.string(), z.object({ remaining: z.number(), covered: z.boolean(), overageAllowed: z.boolean() })).optional(),
@@ -498,7 +497,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       schema: {
         tags: ['usage'],
         summary: 'Price planned calls; with accountId, compare with the account\'s balance',
-        body: z.object({ accountId: z.string().optional(), calls: z.array(PlannedCall).min(1).max(1000) }).strict(),
+        body: z.object({ accountId: z.string().optional(), calls: z.array(PlannedCallSchema).min(1).max(1000) }).strict(),
         response: { 200: ForecastResult, 400: Problem, 404: Problem },
       },
     },

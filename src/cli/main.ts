@@ -619,11 +619,12 @@ export function buildCli(): Command {
     .option('--call <spec...>', 'e.g. "POST /v1/backlinks/summary x3 records=100" (repeatable)')
     .action((opts: { account?: string; calls?: string; call?: string[] }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const calls: PlannedCall[] = [];
+        // Checked, each named, by forecast().
+        const calls: unknown[] = [];
         if (opts.calls) {
           const parsed = parseYaml(readFileSync(opts.calls === '-' ? 0 : opts.calls, 'utf8')) as unknown;
           if (!Array.isArray(parsed)) throw new OperationError('invalid', `${opts.calls}: expected a list of calls`);
-          calls.push(...(parsed as PlannedCall[]));
+          calls.push(...parsed);
         }
         for (const spec of opts.call ?? []) calls.push(parseCallSpec(spec));
         if (calls.length === 0) throw new OperationError('invalid', 'give --calls <file> or at least one --call');

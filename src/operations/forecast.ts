@@ -3,19 +3,32 @@
  * per meter and compared with what the account has left — the arithmetic the SE Ranking
  * document asks its users to do by hand.
  */
+import { z } from 'zod';
 import type { Runtime } from '../runtime.js';
 import { OperationError } from './errors.js';
 import { accountUsage } from './usage.js';
 import { requestedRecords } from '../meters/cost.js';
 
-export interface PlannedCall {
-  method: string;
-  path: string;
-  /** How many calls. */
-  count: number;
-  /** Records per call, for per-record routes (default: what the path's query asks for, as the gateway reserves, or the route's reserveRecords). */
-  records?: number;
-}
+const WHOLE = 'must be a whole number ≥ 0';
+const WHOLE_POSITIVE = 'must be a whole number ≥ 1';
+
+/** One planned call: the admin API's body and a CLI calls file are checked by this one schema. */
+export const PlannedCallSchema = z.strictObject(
+  {
+    method: z.string('must be a method such as GET').min(1, 'must be a method such as GET'),
+    path: z.string('must be a path starting with /').startsWith('/', 'must be a path starting with /'),
+    /** How many calls. */
+    count: z.number(WHOLE).int(WHOLE).nonnegative(WHOLE),
+    /** Records per call, for per-record routes (default: what the path's query asks for, as the gateway reserves, or the route's reserveRecords). */
+    records: z.number(WHOLE_POSITIVE).int(WHOLE_POSITIVE).positive(WHOLE_POSITIVE).optional(),
+  },
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys' ? `has no field ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}: a call is {method, path, count, records}` : 'must be a mapping {method, path, count, records}',
+  },
+);
+
+export type PlannedCall = z.infer<typeof PlannedCallSchema>;
 
 export interface ForecastLine extends PlannedCall {
   meter: string | null;
@@ -32,14 +45,14 @@ export interface Forecast {
   covered?: boolean;
 }
 
-export async function forecast(rt: Runtime, calls: readonly PlannedCall[], accountId?: string): Promise<Forecast> {
-  const lines = calls.map((call, i): ForecastLine => {
-    // Checked here, not only by the admin API's schema: the CLI reads calls from a file.
-    if (call === null || typeof call !== 'object' || Array.isArray(call)) throw new OperationError('invalid', `calls[${i}] must be a mapping {method, path, count, records}`);
-    if (typeof call.method !== 'string' || call.method === '') throw new OperationError('invalid', `calls[${i}].method must be a method such as GET`);
-    if (typeof call.path !== 'string' || !call.path.startsWith('/')) throw new OperationError('invalid', `calls[${i}].path must be a path starting with /`);
-    if (!Number.isInteger(call.count) || call.count < 0) throw new OperationError('invalid', `calls[${i}].count must be a whole number ≥ 0`);
-    if (call.records !== undefined && (!Number.isInteger(call.records) || call.records < 1)) throw new OperationError('invalid', `calls[${i}].records must be a whole number ≥ 1`);
+export async function forecast(rt: Runtime, calls: readonly unknown[], accountId?: string): Promise<Forecast> {
+  // Checked here too, not only by the admin API: the CLI reads calls from a file.
+  const checked = z.array(PlannedCallSchema).safeParse(calls);
+  if (!checked.success) {
+    const issue = checked.error.issues[0] as z.core.$ZodIssue;
+    throw new OperationError('invalid', `calls${issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')} ${issue.message}`);
+  }
+  const lines = checked.data.map((call, i): ForecastLine => {
     const method = call.method.toUpperCase();
     const path = call.path.split('?')[0] as string;
     const match = rt.routes.match(method, path);
