@@ -12,23 +12,28 @@ import { createHmac, hash, timingSafeEqual } from 'node:crypto';
  */
 export interface KeyHasher {
   (secret: string): string;
-  digest(secret: string): string;
+  digest(secret: string): KeyDigest;
 }
+
+/** A key's digest as the key cache is keyed by it: a type of its own, so no hex hash is looked up in its place. */
+export type KeyDigest = string & { readonly keyDigest: true };
 
 export function createKeyHasher(pepper: string | undefined): KeyHasher {
   // 'binary' is Node's other name for latin1.
-  const digest = pepper ? (secret: string) => createHmac('sha256', pepper).update(secret).digest('binary') : (secret: string) => hash('sha256', secret, 'binary');
+  const digest = pepper
+    ? (secret: string) => createHmac('sha256', pepper).update(secret).digest('binary') as KeyDigest
+    : (secret: string) => hash('sha256', secret, 'binary') as KeyDigest;
   return Object.assign((secret: string) => hexOfDigest(digest(secret)), { digest });
 }
 
 /** A digest (latin1) as the hex the store keeps. */
-export function hexOfDigest(digest: string): string {
+export function hexOfDigest(digest: KeyDigest): string {
   return Buffer.from(digest, 'latin1').toString('hex');
 }
 
 /** The stored hex hash as the digest the key cache is keyed by. */
-export function digestOfHex(hex: string): string {
-  return Buffer.from(hex, 'hex').toString('latin1');
+export function digestOfHex(hex: string): KeyDigest {
+  return Buffer.from(hex, 'hex').toString('latin1') as KeyDigest;
 }
 
 /** SHA-256 as hex: how keygate stores every token it hands out (sessions, invitations). */

@@ -6,6 +6,7 @@
  * keys out. Both maps are bounded; the oldest entries go first.
  */
 import type { AccountRecord, KeyRecord } from '../store/store.js';
+import type { KeyDigest } from './hash.js';
 
 export interface CachedKey {
   key: KeyRecord;
@@ -23,8 +24,8 @@ const DEFAULT_MAX_KNOWN = 100_000;
 const DEFAULT_MAX_UNKNOWN = 10_000;
 
 export class KeyCache {
-  private readonly known = new Map<string, Entry<CachedKey>>();
-  private readonly unknown = new Map<string, Entry<null>>();
+  private readonly known = new Map<KeyDigest, Entry<CachedKey>>();
+  private readonly unknown = new Map<KeyDigest, Entry<null>>();
 
   constructor(
     private readonly ttlMs: number,
@@ -33,7 +34,7 @@ export class KeyCache {
   ) {}
 
   /** The cached record, `null` if known to be unknown, `undefined` if not cached. */
-  get(digest: string, now: number): CachedKey | null | undefined {
+  get(digest: KeyDigest, now: number): CachedKey | null | undefined {
     const entry = this.known.get(digest) ?? this.unknown.get(digest);
     if (!entry || entry.expiresAt <= now) return undefined;
     return entry.value;
@@ -45,11 +46,11 @@ export class KeyCache {
    * Invalidated keys are no longer here, so a revocation that was heard still holds.
    * (Expired entries stay until replaced or evicted for this reason.)
    */
-  stale(digest: string): CachedKey | undefined {
+  stale(digest: KeyDigest): CachedKey | undefined {
     return this.known.get(digest)?.value;
   }
 
-  set(digest: string, value: CachedKey | null, now: number): void {
+  set(digest: KeyDigest, value: CachedKey | null, now: number): void {
     if (value === null) {
       this.unknown.delete(digest);
       evictOldest(this.unknown, this.maxUnknown);
@@ -63,7 +64,7 @@ export class KeyCache {
     this.known.set(digest, { value, expiresAt: now + this.ttlMs });
   }
 
-  delete(digest: string): void {
+  delete(digest: KeyDigest): void {
     this.known.delete(digest);
     this.unknown.delete(digest);
   }

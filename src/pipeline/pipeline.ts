@@ -7,7 +7,7 @@
 import type { Config, MeterPeriod, Plan } from '../config/schema.js';
 import { extractCredential, type RequestView } from '../auth/credential.js';
 import type { KeyFormat, KeyMode } from '../keys/format.js';
-import { hexOfDigest, sameDigest, type KeyHasher } from '../keys/hash.js';
+import { hexOfDigest, sameDigest, type KeyDigest, type KeyHasher } from '../keys/hash.js';
 import type { CachedKey, KeyCache } from '../keys/key-cache.js';
 import type { AccountRecord, KeyRecord, Store } from '../store/store.js';
 import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, type AdmitRequest, type Counters, type Reservation, type ChargeSpec } from '../counters/counters.js';
@@ -98,7 +98,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   /** Step 3 from the store, for a digest the cache does not hold. */
-  async function fromStore(digest: string, now: number): Promise<CachedKey | null> {
+  async function fromStore(digest: KeyDigest, now: number): Promise<CachedKey | null> {
     const hash = hexOfDigest(digest);
     let key: KeyRecord | undefined;
     let account: AccountRecord | null;
