@@ -3,9 +3,12 @@
  * anyone a way to keep a member out:
  *
  * - after MAX_FAILED_SIGN_INS wrong passwords in a row for an email from one client
- *   address (an IPv6 address: its /64, in which a host can pick a new address for every
- *   try), that address is paused for that email for LOCKOUT_MS (kept in memory, per
+ *   address, that address is paused for that email for LOCKOUT_MS (kept in memory, per
  *   process): whoever is guessing, not the member signing in from elsewhere;
+ * - an IPv6 host can pick a new address in its /64 for every try: after
+ *   MAX_FAILED_SIGN_INS_PER_NETWORK in a row from one /64 the /64 is paused for that
+ *   email, before such a host could lock the email itself (a member in the same /64 then
+ *   waits too, as one behind the same IPv4 address does);
  * - after MAX_FAILED_SIGN_INS_PER_EMAIL wrong passwords in a row for an email from
  *   anywhere (guesses spread over many addresses), the email itself is paused for
  *   LOCKOUT_MS, for every address (kept in the store for members, shared by processes).
@@ -13,7 +16,7 @@
  * Both are recorded in the audit log for members. Unknown emails get the same answers,
  * the same lockouts (remembered in memory) and the same scrypt work, so the sign-in form
  * never tells whether an email belongs to a member. A right password clears the email's
- * count and that address's.
+ * count and those of that address and its /64.
  */
 import type { Runtime } from '../runtime.js';
 import type { MemberRecord } from '../store/store.js';
@@ -22,9 +25,10 @@ import { audit } from '../operations/audit.js';
 import { addressGroup } from '../gateway/trusted-proxies.js';
 
 export const MAX_FAILED_SIGN_INS = 5;
+export const MAX_FAILED_SIGN_INS_PER_NETWORK = 10;
 export const MAX_FAILED_SIGN_INS_PER_EMAIL = 20;
 export const LOCKOUT_MS = 15 * 60_000;
-/** Email-and-address pairs (and unknown emails) remembered for the lockouts; the oldest are forgotten first. */
+/** Email-and-address (or /64) pairs, and unknown emails, remembered for the lockouts; the oldest are forgotten first. */
 const MAX_TRACKED = 10_000;
 /** No address is longer (RFC 5321); longer input is refused without being remembered. */
 const MAX_EMAIL_LENGTH = 254;
@@ -84,27 +88,39 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
   const locked = (until: number | null | undefined, now: number): SignInResult | undefined =>
     until != null && until > now ? { ok: false, reason: 'locked', retryAfterMs: until - now } : undefined;
 
+  /** The pause of `client` for `email`, by its address or its /64, if either is paused. */
+  const paused = (email: string, client: Client, now: number): SignInResult | undefined =>
+    locked(byAddress.get(pairKey(email, client.address))?.lockedUntil, now) ??
+    (client.network === undefined ? undefined : locked(byAddress.get(pairKey(email, client.network))?.lockedUntil, now));
+
+  function forgetPairs(email: string, client: Client): void {
+    byAddress.clear(pairKey(email, client.address));
+    if (client.network !== undefined) byAddress.clear(pairKey(email, client.network));
+  }
+
   /**
-   * A wrong password from `address`: the email's count goes up (`failEmail`, which says
+   * A wrong password from `client`: the email's count goes up (`failEmail`, which says
    * when the email's lock ends if this failure locked it), then, unless the email is now
-   * locked, the pair's. `onPaused` hears of a pause of the pair (one that was paused
-   * already is refused before any password is checked: this one is new).
+   * locked, those of its address and its /64. `onPaused` hears of a pause of either (one
+   * that was paused already is refused before any password is checked: this one is new).
    */
-  async function fail(email: string, address: string, now: number, failEmail: () => Promise<number | null>, onPaused?: (until: number) => Promise<void>): Promise<SignInResult> {
+  async function fail(email: string, client: Client, now: number, failEmail: () => Promise<number | null>, onPaused?: (until: number, scope: 'address' | 'network') => Promise<void>): Promise<SignInResult> {
     const emailLocked = locked(await failEmail(), now);
     if (emailLocked) {
-      byAddress.clear(pairKey(email, address));
+      forgetPairs(email, client);
       return emailLocked;
     }
-    const until = byAddress.fail(pairKey(email, address), MAX_FAILED_SIGN_INS, now).lockedUntil;
-    const paused = locked(until, now);
-    if (!paused) return { ok: false, reason: 'invalid' };
-    await onPaused?.(until as number);
-    return paused;
+    const byItself = byAddress.fail(pairKey(email, client.address), MAX_FAILED_SIGN_INS, now).lockedUntil;
+    const byNetwork = client.network === undefined ? null : byAddress.fail(pairKey(email, client.network), MAX_FAILED_SIGN_INS_PER_NETWORK, now).lockedUntil;
+    const scope = locked(byItself, now) ? 'address' : locked(byNetwork, now) ? 'network' : undefined;
+    if (scope === undefined) return { ok: false, reason: 'invalid' };
+    const until = (scope === 'address' ? byItself : byNetwork) as number;
+    await onPaused?.(until, scope);
+    return locked(until, now) as SignInResult;
   }
 
   /** A member's wrong password, counted in the store: the end of the email's lock, if this one locked it. */
-  async function failMember(member: MemberRecord, address: string, now: number): Promise<number | null> {
+  async function failMember(member: MemberRecord, client: Client, now: number): Promise<number | null> {
     const failures = member.failedLogins + 1;
     if (failures < MAX_FAILED_SIGN_INS_PER_EMAIL) {
       await rt.store.updateMember(member.id, { failedLogins: failures });
@@ -112,13 +128,14 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
     }
     const until = now + LOCKOUT_MS;
     await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: until });
-    await auditLock(member, address, failures, until, 'email');
+    await auditLock(member, client, failures, until, 'email');
     return until;
   }
 
-  function auditLock(member: MemberRecord, address: string, failedSignIns: number, until: number, scope: 'address' | 'email'): Promise<void> {
-    // `address`: the email is paused for that client address only; `email`: for every address.
-    return audit(rt, ACTOR, 'member.locked', { accountId: member.accountId, detail: { email: member.email, scope, address, failedSignIns, until: new Date(until).toISOString() } });
+  function auditLock(member: MemberRecord, client: Client, failedSignIns: number, until: number, scope: 'address' | 'network' | 'email'): Promise<void> {
+    // `address`: the email is paused for that client address only; `network`: for its /64; `email`: for every address.
+    const network = scope === 'network' ? { network: client.network } : {};
+    return audit(rt, ACTOR, 'member.locked', { accountId: member.accountId, detail: { email: member.email, scope, address: client.address, ...network, failedSignIns, until: new Date(until).toISOString() } });
   }
 
   // Attempts on one email run one after another: parallel guesses would otherwise all
@@ -146,21 +163,22 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
       await verifyPassword(password, await decoy);
       return { ok: false, reason: 'invalid' };
     }
-    const pairLocked = locked(byAddress.get(pairKey(email, address))?.lockedUntil, now);
+    const client = clientOf(address);
+    const pairLocked = paused(email, client, now);
     if (pairLocked) return pairLocked;
     const member = await rt.store.findMemberByEmail(email);
     if (!member || member.passwordHash === null) {
       const stillLocked = locked(unknownEmails.get(email)?.lockedUntil, now);
       if (stillLocked) return stillLocked;
       await verifyPassword(password, await decoy);
-      return fail(email, address, now, async () => unknownEmails.fail(email, MAX_FAILED_SIGN_INS_PER_EMAIL, now).lockedUntil);
+      return fail(email, client, now, async () => unknownEmails.fail(email, MAX_FAILED_SIGN_INS_PER_EMAIL, now).lockedUntil);
     }
     const stillLocked = locked(member.lockedUntil, now);
     if (stillLocked) return stillLocked;
     if (!(await verifyPassword(password, member.passwordHash))) {
-      return fail(email, address, now, () => failMember(member, address, now), (until) => auditLock(member, address, member.failedLogins + 1, until, 'address'));
+      return fail(email, client, now, () => failMember(member, client, now), (until, scope) => auditLock(member, client, member.failedLogins + 1, until, scope));
     }
-    byAddress.clear(pairKey(email, address));
+    forgetPairs(email, client);
     if (member.failedLogins !== 0 || member.lockedUntil !== null) {
       await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null });
     }
@@ -168,7 +186,18 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
   }
 }
 
-/** The key of an email and a client address, an IPv6 one by its /64 (a line break is in neither). */
-function pairKey(email: string, address: string): string {
-  return `${email}\n${addressGroup(address)}`;
+/** A client as its guesses are counted: by its address (an IPv4 one however written) and, for IPv6, by its /64 too. */
+interface Client {
+  address: string;
+  network: string | undefined;
+}
+
+function clientOf(address: string): Client {
+  const group = addressGroup(address);
+  return group.endsWith('::/64') ? { address, network: group } : { address: group, network: undefined };
+}
+
+/** The key of an email and a client address or /64 (a line break is in neither). */
+function pairKey(email: string, addressOrNetwork: string): string {
+  return `${email}\n${addressOrNetwork}`;
 }

@@ -47,13 +47,19 @@ describe('trustedProxies', () => {
 });
 
 describe('addressGroup', () => {
-  it('counts an IPv6 address by its /64 however it is written, and an IPv4 address whole', () => {
+  it('counts an IPv6 address by its /64 however it is written', () => {
     for (const address of ['2001:db8:0:7::1', '2001:0DB8:0000:0007:ffff:ffff:ffff:ffff', '2001:db8::7:1:2:3:4', '2001:db8:0:7:0:0:1.2.3.4', '2001:db8:0:7::%eth0']) expect(addressGroup(address), address).toBe('2001:db8:0:7::/64');
     expect(addressGroup('2001:db8:0:8::1')).toBe('2001:db8:0:8::/64');
     expect(addressGroup('::1')).toBe('0:0:0:0::/64');
     expect(addressGroup('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
-    expect(addressGroup('203.0.113.9')).toBe('203.0.113.9');
-    expect(addressGroup('::ffff:203.0.113.9')).toBe('203.0.113.9');
+  });
+
+  it('counts an IPv4 address as itself, also written as IPv6 in any spelling or through NAT64', () => {
+    for (const address of ['203.0.113.9', '::ffff:203.0.113.9', '::FFFF:203.0.113.9', '0:0:0:0:0:ffff:203.0.113.9', '0::ffff:203.0.113.9', '::ffff:cb00:7109', '::ffff:203.0.113.9%eth0', '64:ff9b::203.0.113.9', '64:ff9b::cb00:7109']) {
+      expect(addressGroup(address), address).toBe('203.0.113.9');
+    }
+    // Other addresses with an IPv4 tail are IPv6 networks like any other.
+    expect(addressGroup('::1.2.3.4')).toBe('0:0:0:0::/64');
     expect(addressGroup('')).toBe('');
   });
 });

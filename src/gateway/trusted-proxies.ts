@@ -71,32 +71,41 @@ function withoutPort(hop: string): string {
   return colon !== -1 && colon === hop.lastIndexOf(':') ? hop.slice(0, colon) : hop;
 }
 
-/** An IPv4 address written IPv4-mapped (`::ffff:192.0.2.1`), as a dual-stack listener reports IPv4 clients. */
-const IPV4_MAPPED = /^::ffff:([0-9]+\.[0-9]+\.[0-9]+\.[0-9]+)$/i;
-
 /**
- * What counts as one client where guesses are counted per client: an IPv4 address as it
- * is (also written IPv4-mapped), an IPv6 address by its /64 (`2001:db8:0:7::/64`), the
- * network one host or one customer is given whole, in which it can pick a new address
- * for every try. Anything else (no address at all) as it is.
+ * What counts as one network where guesses are counted per network: an IPv6 address's
+ * /64 (`2001:db8:0:7::/64`), the network one host or one customer is given whole, in
+ * which it can pick a new address for every try; an IPv4 address, also one written as
+ * IPv6 (IPv4-mapped `::ffff:192.0.2.1` in any spelling, or NAT64's `64:ff9b::192.0.2.1`,
+ * where every IPv4 client shares one /64), is itself. Anything else as it is.
  */
 export function addressGroup(address: string): string {
-  if (isIP(address) !== 6) return address;
-  const mapped = IPV4_MAPPED.exec(address);
-  if (mapped) return mapped[1] as string;
-  const bare = address.split('%')[0] as string; // without a zone (`fe80::1%eth0`)
+  const groups = isIP(address) === 6 ? ipv6Groups(address) : undefined;
+  if (!groups) return address;
+  const [a, b, c, d, e, f, g, h] = groups as [number, number, number, number, number, number, number, number];
+  const mapped = a === 0 && b === 0 && c === 0 && d === 0 && e === 0 && f === 0xffff;
+  const nat64 = a === 0x64 && b === 0xff9b && c === 0 && d === 0 && e === 0 && f === 0;
+  if (mapped || nat64) return `${g >> 8}.${g & 0xff}.${h >> 8}.${h & 0xff}`;
+  return `${[a, b, c, d].map((n) => n.toString(16)).join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address (already known to be one), without its zone. */
+function ipv6Groups(address: string): number[] | undefined {
+  const bare = address.split('%')[0] as string; // `fe80::1%eth0`
   const gap = bare.indexOf('::');
-  let groups: string[];
-  if (gap === -1) groups = bare.split(':');
-  else {
-    const head = gap === 0 ? [] : bare.slice(0, gap).split(':');
-    const tail = bare.slice(gap + 2) === '' ? [] : bare.slice(gap + 2).split(':');
-    // An IPv4 address written at the end (`::1.2.3.4`) fills the last two groups.
-    const tailGroups = tail.length + (tail.at(-1)?.includes('.') ? 1 : 0);
-    groups = [...head, ...Array<string>(8 - head.length - tailGroups).fill('0'), ...tail];
-  }
-  return `${groups
-    .slice(0, 4)
-    .map((group) => parseInt(group, 16).toString(16))
-    .join(':')}::/64`;
+  const part = (text: string): number[] => {
+    if (text === '') return [];
+    const groups: number[] = [];
+    for (const piece of text.split(':')) {
+      if (piece.includes('.')) {
+        // An IPv4 address written at the end fills the last two groups.
+        const [p, q, r, t] = piece.split('.').map(Number) as [number, number, number, number];
+        groups.push((p << 8) | q, (r << 8) | t);
+      } else groups.push(parseInt(piece, 16));
+    }
+    return groups;
+  };
+  if (gap === -1) return part(bare);
+  const head = part(bare.slice(0, gap));
+  const tail = part(bare.slice(gap + 2));
+  return [...head, ...Array<number>(8 - head.length - tail.length).fill(0), ...tail];
 }

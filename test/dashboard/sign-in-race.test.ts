@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigObject } from '../../src/config/load.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
-import { createSignInChecker, LOCKOUT_MS, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_EMAIL } from '../../src/dashboard/sign-in.js';
+import { createSignInChecker, LOCKOUT_MS, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_EMAIL, MAX_FAILED_SIGN_INS_PER_NETWORK } from '../../src/dashboard/sign-in.js';
 import { createAccount } from '../../src/operations/accounts.js';
 import { acceptInvitation, inviteMember } from '../../src/operations/members.js';
 import { createLog } from '../../src/log.js';
@@ -52,17 +52,27 @@ describe('sign-in lockouts', () => {
     expect(audit.filter((e) => e.action === 'member.locked').map((e) => e.detail)).toEqual([expect.objectContaining({ email: 'ada@acme.example', scope: 'address', address: GUESSER })]);
   });
 
-  it('counts guesses from one IPv6 /64 as from one address, whichever address in it each comes from', async () => {
+  it('pauses an IPv6 /64 whose addresses take turns guessing, before they could lock the email; a member elsewhere still signs in', async () => {
     const checker = createSignInChecker(rt);
     const results = [];
     for (let i = 0; i < MAX_FAILED_SIGN_INS_PER_EMAIL; i++) results.push(await checker.check('cy@acme.example', `guess ${i}`, `2001:db8:0:7::${(i + 1).toString(16)}`));
-    expect(results.map((r) => (r.ok ? 'ok' : r.reason))).toEqual([...Array(MAX_FAILED_SIGN_INS - 1).fill('invalid'), ...Array(MAX_FAILED_SIGN_INS_PER_EMAIL - MAX_FAILED_SIGN_INS + 1).fill('locked')]);
+    expect(results.map((r) => (r.ok ? 'ok' : r.reason))).toEqual([
+      ...Array(MAX_FAILED_SIGN_INS_PER_NETWORK - 1).fill('invalid'),
+      ...Array(MAX_FAILED_SIGN_INS_PER_EMAIL - MAX_FAILED_SIGN_INS_PER_NETWORK + 1).fill('locked'),
+    ]);
     // The paused /64 never reached the email's limit: the member signs in from another network.
     expect((await rt.store.findMemberByEmail('cy@acme.example'))?.lockedUntil).toBeNull();
     expect(await checker.check('cy@acme.example', PASSWORD, '2001:db8:0:8::1')).toMatchObject({ ok: true });
     expect(await checker.check('cy@acme.example', PASSWORD, '2001:db8:0:7::ffff')).toMatchObject({ ok: false, reason: 'locked' });
     const audit = (await rt.store.listAudit({ limit: 50 })).filter((e) => e.action === 'member.locked' && (e.detail as { email?: string }).email === 'cy@acme.example');
-    expect(audit.map((e) => e.detail)).toEqual([expect.objectContaining({ scope: 'address', address: '2001:db8:0:7::5' })]);
+    expect(audit.map((e) => e.detail)).toEqual([expect.objectContaining({ scope: 'network', address: `2001:db8:0:7::${MAX_FAILED_SIGN_INS_PER_NETWORK.toString(16)}`, network: '2001:db8:0:7::/64' })]);
+    // One IPv6 address guessing alone is paused as an IPv4 one is, and IPv4 written as IPv6 is that IPv4 address.
+    now += LOCKOUT_MS;
+    for (let i = 0; i < MAX_FAILED_SIGN_INS - 1; i++) expect(await checker.check('cy@acme.example', 'wrong', '2001:db8:0:9::1')).toEqual({ ok: false, reason: 'invalid' });
+    expect(await checker.check('cy@acme.example', 'wrong', '2001:db8:0:9::1')).toMatchObject({ ok: false, reason: 'locked' });
+    for (let i = 0; i < MAX_FAILED_SIGN_INS - 1; i++) expect(await checker.check('cy@acme.example', 'wrong', i % 2 === 0 ? '198.51.100.7' : '::ffff:198.51.100.7')).toEqual({ ok: false, reason: 'invalid' });
+    expect(await checker.check('cy@acme.example', 'wrong', '::ffff:198.51.100.7')).toMatchObject({ ok: false, reason: 'locked' });
+    expect(await checker.check('cy@acme.example', PASSWORD, '198.51.100.7')).toMatchObject({ ok: false, reason: 'locked' });
   });
 
   it('locks the email for every address after guesses spread over many addresses, and says so the same way for an unknown email', async () => {

@@ -16,4 +16,22 @@ describe('audit table', () => {
     expect(rendered).toContain('plan expiry → never, overage → as the plan says');
     expect(rendered).not.toContain('1577836800000');
   });
+
+  it('says from where a locked sign-in waits: one address, one IPv6 /64, or every address', () => {
+    const at = Date.parse('2026-12-01T06:00:00Z');
+    const until = '2026-12-01T06:15:00.000Z';
+    const locked = (id: string, detail: Record<string, unknown>) => ({ id, at, actor: 'dashboard', action: 'member.locked', accountId: 'acc_1', keyId: null, detail: { email: 'ada@acme.example', until, ...detail } });
+    const rendered = auditTable(
+      [
+        locked('aud_1', { scope: 'address', address: '203.0.113.9' }),
+        locked('aud_2', { scope: 'network', address: '2001:db8:0:7::a', network: '2001:db8:0:7::/64' }),
+        locked('aud_3', { scope: 'email', address: '192.0.2.4' }),
+      ],
+      new Map([['acc_1', 'Acme']]),
+      'Events',
+    ).toString();
+    expect(rendered).toContain('ada@acme.example from 203.0.113.9 until 2026-12-01 06:15 UTC');
+    expect(rendered).toContain('ada@acme.example from 2001:db8:0:7::/64 until 2026-12-01 06:15 UTC');
+    expect(rendered).toContain('ada@acme.example from every address until 2026-12-01 06:15 UTC');
+  });
 });

@@ -59,8 +59,11 @@ function describe(entry: AuditEntry): string {
       return text(d.email);
     case 'member.removed':
       return `${text(d.email)} (${text(d.role)})`;
-    case 'member.locked':
-      return `${text(d.email)} until ${text(d.until).replace('T', ' ').slice(0, 16)} UTC`;
+    case 'member.locked': {
+      // Which sign-ins wait: from one address, from one IPv6 /64, or from anywhere (records older than the scopes name none).
+      const from = d.scope === 'email' ? ' from every address' : d.scope === 'network' ? ` from ${text(d.network)}` : d.address === undefined ? '' : ` from ${text(d.address)}`;
+      return `${text(d.email)}${from} until ${text(d.until).replace('T', ' ').slice(0, 16)} UTC`;
+    }
     case 'account.deleted':
       return d.name === undefined ? '' : `“${text(d.name)}” on the ${text(d.planId)} plan`;
     case 'account.created':
