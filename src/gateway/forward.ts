@@ -433,8 +433,10 @@ function isEventStream(type: string): boolean {
   // Most answers are something else, which their first letter tells without a copy.
   if (type.length < n || (type.charCodeAt(0) | 0x20) !== 0x74) return false;
   if (!type.startsWith(EVENT_STREAM) && type.slice(0, n).toLowerCase() !== EVENT_STREAM) return false;
+  if (type.length === n) return true;
+  // Parameters follow (`; charset=utf-8`), or the type is another one (`text/event-streams`).
   const next = type.charCodeAt(n);
-  return type.length === n || next === 0x3b || next === 0x20 || next === 0x09; // end, `;`, space, tab
+  return next === 0x3b || next === 0x20 || next === 0x09; // `;`, space, tab
 }
 /** A reason phrase Node will send as it is. */
 const PLAIN_REASON = /^[\t\x20-\x7e]+$/;

@@ -1,7 +1,7 @@
 /**
- * The in-process key cache: key digest (hashKey.digest) → key record and its account, so a warm request
- * never touches the store. Entries live for `ttl` (the fallback when an invalidation
- * message is missed). Unknown digests are remembered briefly, in a separate and smaller
+ * The in-process key cache: a key's digest (`hashKey.digest`) → its record and its
+ * account, so a warm request never touches the store. Entries live for `ttl` (the
+ * fallback when an invalidation message is missed). Unknown digests are remembered briefly, in a separate and smaller
  * map, so a flood of made-up keys neither becomes a flood of queries nor pushes real
  * keys out. Both maps are bounded; the oldest entries go first.
  */
