@@ -85,11 +85,28 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
   refuseNoHostOurselves(app.server);
   answerExpectAndConnect(app.server, nodeRefusal);
   const trusted = trustedProxyCheck(rt.config.trustedProxies);
+  const log = rt.log.child({ component: 'dashboard' });
+  /** Whether the operator was told of X-Forwarded-For from a peer not in trustedProxies (once per process). */
+  let toldOfUntrustedProxy = false;
   const dash: Dashboard = {
     rt,
     cookies: cookieSettings(rt),
     signIn: createSignInChecker(rt),
-    addressOf: (request) => clientAddress(request.raw.socket.remoteAddress, request.headers['x-forwarded-for'], trusted),
+    addressOf: (request) => {
+      const peer = request.raw.socket.remoteAddress;
+      const forwardedFor = request.headers['x-forwarded-for'];
+      if (forwardedFor !== undefined && !toldOfUntrustedProxy && trusted?.(peer) !== true) {
+        // A reverse proxy left out of trustedProxies makes all its clients one address: one
+        // client's wrong passwords would pause an email for every other. (A client may also
+        // have sent the header itself: hence a warning, once, and nothing more.)
+        toldOfUntrustedProxy = true;
+        log.warn(
+          { peer },
+          `a sign-in came from ${peer ?? 'an unknown address'} with X-Forwarded-For, which is not in trustedProxies: if it is your reverse proxy, list it there, or every client behind it counts as one address for sign-in lockouts (told once)`,
+        );
+      }
+      return clientAddress(peer, forwardedFor, trusted);
+    },
   };
 
   await app.register(cookie);

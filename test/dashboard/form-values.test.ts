@@ -53,13 +53,13 @@ class Visitor {
     return answerOf(response.status, html);
   }
 
-  /** Posts `fields` with the CSRF token of the last page read (arrays keep repeated names). */
-  async post(path: string, fields: Fields): Promise<Answer> {
+  /** Posts `fields` with the CSRF token of the last page read (arrays keep repeated names), and any `headers`. */
+  async post(path: string, fields: Fields, headers: Record<string, string> = {}): Promise<Answer> {
     const body = new URLSearchParams(fields);
     body.set('_csrf', this.token);
     const response = await fetch(this.base + path, {
       method: 'POST',
-      headers: { cookie: this.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { ...headers, cookie: this.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
       body,
       redirect: 'manual',
     });
@@ -223,6 +223,20 @@ describe('dashboard: hand-edited forms', () => {
 
       const linked = await visitor.get('/sign-in?email=ada%00%1B@acme.example');
       expect(linked.html).toContain('value="ada\uFFFD\uFFFD@acme.example"');
+    });
+
+    it('tells the operator once when sign-ins carry X-Forwarded-For from an address not in trustedProxies', async () => {
+      const warnings = () => fixture.keygate.logs.lines.filter((line) => line.includes('not in trustedProxies'));
+      const visitor = new Visitor(fixture.dashboardUrl);
+      await visitor.get('/sign-in');
+      expect((await visitor.post('/sign-in', { email: 'nobody@acme.example', password: 'wrong password' })).status).toBe(401);
+      expect(warnings()).toEqual([]);
+      for (const forwardedFor of ['203.0.113.7', '198.51.100.8']) {
+        await visitor.get('/sign-in');
+        expect((await visitor.post('/sign-in', { email: 'nobody@acme.example', password: 'wrong password' }, { 'x-forwarded-for': forwardedFor })).status).toBe(401);
+      }
+      expect(warnings()).toHaveLength(1);
+      expect(JSON.parse(warnings()[0] as string)).toMatchObject({ component: 'dashboard', peer: '127.0.0.1', msg: expect.stringContaining('a sign-in came from 127.0.0.1 with X-Forwarded-For') });
     });
 
     it('refuses an email sent twice', async () => {
