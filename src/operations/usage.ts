@@ -66,13 +66,11 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
 
 /**
  * An account's usage as the admin API gives it (GET /v1/accounts/{id}/usage) and the CLI
- * prints it with --json: the account by id, the meters with their unit where the plan names one.
+ * prints it with --json: the account by id. (A meter's `unit` is left out of the JSON
+ * where the plan names none: JSON has no undefined.)
  */
 export function usageOut(usage: AccountUsage) {
-  const meters = Object.fromEntries(
-    Object.entries(usage.meters).map(([name, { unit, ...meter }]) => [name, unit === undefined ? meter : { ...meter, unit }]),
-  );
-  return { accountId: usage.account.id, planId: usage.planId, planName: usage.planName, apiEnabled: usage.apiEnabled, planExpired: usage.planExpired, meters };
+  return { accountId: usage.account.id, planId: usage.planId, planName: usage.planName, apiEnabled: usage.apiEnabled, planExpired: usage.planExpired, meters: usage.meters };
 }
 
 /** The highest gauge level: what an upstream's header may report too. */
