@@ -15,6 +15,11 @@ describe('route table', () => {
     expect(routes.methodsAt('/v1/items/7')).toContain('HEAD');
   });
 
+  it('matches a path parameter of any length to its route, not to a broader one', () => {
+    const routes = table([{ method: 'GET', path: '/v1/items/:id', scopes: ['read'] }, { path: '/v1/*' }]);
+    for (const length of [100, 101, 5_000]) expect(routes.match('GET', `/v1/items/${'a'.repeat(length)}`)).toMatchObject({ id: 'routes[0]' });
+  });
+
   it('keeps a HEAD route the profile declares itself', () => {
     const routes = table([{ method: 'HEAD', path: '/v1/items', scopes: ['write'] }, { method: 'GET', path: '/v1/items', scopes: ['read'] }]);
     expect(routes.match('HEAD', '/v1/items')).toMatchObject({ id: 'routes[0]' });

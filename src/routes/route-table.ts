@@ -37,8 +37,16 @@ export class RouteTableError extends Error {
   }
 }
 
+/**
+ * No limit on a `:param`'s length (find-my-way's default is 100): past it a segment no
+ * longer matches its route, and a broader one (`/v1/*`) would judge the request, with its
+ * scopes and cost, while the upstream serves it as the specific one. The request head's
+ * size (listen.maxHeaderSize) bounds it instead.
+ */
+const ANY_PARAM_LENGTH = Number.MAX_SAFE_INTEGER;
+
 export function createRouteTable(routes: readonly Route[], builtins: readonly Builtin[]): RouteTable {
-  const router = FindMyWay({ ignoreTrailingSlash: true, caseSensitive: true });
+  const router = FindMyWay({ ignoreTrailingSlash: true, caseSensitive: true, maxParamLength: ANY_PARAM_LENGTH });
   const noop = () => undefined;
   const add = (method: string, path: string, target: RouteMatch) => {
     const methods: Method[] = method === '*' ? [...ROUTE_METHODS] : [method as Method];

@@ -77,6 +77,7 @@ function profile(envelope: Envelope, upstream: string): ConfigInput {
     routes: [
       { method: 'GET', path: '/v1/read', scopes: ['read'] },
       { method: 'GET', path: '/v1/write', scopes: ['write'] },
+      { method: 'GET', path: '/v1/write/:id', scopes: ['write'] },
       { method: 'GET', path: '/v1/paid', cost: { meter: 'units', perRequest: 10 } },
       { method: 'GET', path: '/v1/list', cost: { meter: 'units', perRecord: 1, records: { header: 'X-Records' }, reserveFromQuery: 'limit', reserveRecords: 10 } },
       { path: '/v1/slow' },
@@ -210,6 +211,9 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
     expect(r.headers.get('allow')).toBe('GET, HEAD');
   });
   it('insufficient_scope: a read key on a write route', async () => expectDenial(await call('/v1/write', secrets.good), 'insufficient_scope'));
+
+  it('insufficient_scope: a path parameter of 5,000 characters is still its route', async () =>
+    expectDenial(await call(`/v1/write/${'a'.repeat(5_000)}`, secrets.good), 'insufficient_scope'));
   it('HEAD is GET without the body: the GET route answers it, with the same scope check', async () => {
     const head = (path: string) => kg.call(path, { method: 'HEAD', headers: { authorization: `Bearer ${secrets.good}` } });
     const served = await head('/v1/read');
