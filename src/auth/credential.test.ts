@@ -78,5 +78,14 @@ describe('withoutCredentialParams', () => {
 
   it('can replace the value for logs instead', () => {
     expect(withoutCredentialParams('/v1/x?apikey=SECRET&b=2', token, '[REDACTED]')).toBe('/v1/x?apikey=[REDACTED]&b=2');
+    expect(withoutCredentialParams('/v1/x?a=1;apikey=SECRET', token, '[REDACTED]')).toBe('/v1/x?a=1;apikey=[REDACTED]');
+  });
+
+  it('removes a credential parameter after a `;` too, which some upstreams split on', () => {
+    expect(withoutCredentialParams('/v1/x?a=1;apikey=SECRET&b=2', token)).toBe('/v1/x?a=1&b=2');
+    expect(withoutCredentialParams('/v1/x?apikey=SECRET;a=1', token)).toBe('/v1/x?a=1');
+    expect(withoutCredentialParams('/v1/x?a=1&;api%6Bey=SECRET', token)).toBe('/v1/x?a=1');
+    // Other `;`s and empty pairs stay as they were.
+    expect(withoutCredentialParams('/v1/x?q=a;b&&c=;', token)).toBe('/v1/x?q=a;b&&c=;');
   });
 });

@@ -161,6 +161,11 @@ function safeDecode(text: string): string | undefined {
 /**
  * The request target with every configured credential query parameter removed, other
  * parameters byte-for-byte as the client sent them. Used for forwarding and for logs.
+ *
+ * Parameters are read from `&`-separated pairs only (as browsers and URLSearchParams do),
+ * but removed after a `;` as well: an upstream that also splits on `;` (Python's
+ * `parse_qs` before 3.9.2, Go before 1.17, some Java and PHP set-ups) would read the
+ * key in `?a=1;apikey=…` even though keygate took it from the header.
  */
 export function withoutCredentialParams(url: string, locations: readonly CredentialLocation[], replacement?: string): string {
   const start = url.indexOf('?');
@@ -169,16 +174,29 @@ export function withoutCredentialParams(url: string, locations: readonly Credent
   if (names.size === 0) return url;
   const kept: string[] = [];
   for (const pair of url.slice(start + 1).split('&')) {
-    const eq = pair.indexOf('=');
-    const name = safeDecode(eq === -1 ? pair : pair.slice(0, eq));
-    if (name !== undefined && names.has(name)) {
-      if (replacement !== undefined) kept.push(`${pair.slice(0, eq === -1 ? pair.length : eq)}=${replacement}`);
-      continue;
-    }
-    kept.push(pair);
+    const part = pair.includes(';') ? keptParts(pair.split(';'), names, replacement).join(';') : keptPart(pair, names, replacement);
+    // A pair that held only credentials (`;apikey=…`) is left out whole, not kept empty.
+    if (part !== undefined && (part !== '' || pair === '')) kept.push(part);
   }
   const path = url.slice(0, start);
   return kept.length > 0 ? `${path}?${kept.join('&')}` : path;
+}
+
+function keptParts(parts: string[], names: ReadonlySet<string>, replacement: string | undefined): string[] {
+  const kept: string[] = [];
+  for (const part of parts) {
+    const value = keptPart(part, names, replacement);
+    if (value !== undefined) kept.push(value);
+  }
+  return kept;
+}
+
+/** `pair` as forwarded: as it is, with its value replaced (for logs), or undefined (left out) for a credential parameter. */
+function keptPart(pair: string, names: ReadonlySet<string>, replacement: string | undefined): string | undefined {
+  const eq = pair.indexOf('=');
+  const name = safeDecode(eq === -1 ? pair : pair.slice(0, eq));
+  if (name === undefined || !names.has(name)) return pair;
+  return replacement === undefined ? undefined : `${pair.slice(0, eq === -1 ? pair.length : eq)}=${replacement}`;
 }
 
 /** Header names (lower case) that carry credentials, to drop before forwarding. */

@@ -79,6 +79,14 @@ describe('forwarding', () => {
     expect(JSON.stringify(last())).not.toContain(secret);
   });
 
+  it('removes the credential parameter after a `;` too (upstreams that split on `;` would read it), with the key in the header', async () => {
+    const response = await kg.call(`/sites?q=1;token=${secret}&limit=5`, { headers: { Authorization: `Token ${secret}` } });
+    expect(response.status).toBe(200);
+    await response.text();
+    expect(last().url).toBe('/sites?q=1&limit=5');
+    expect(JSON.stringify(last())).not.toContain(secret);
+  });
+
   it('passes the identity even when the client sends nearly as many headers as an upstream keeps (Node: 2,000)', async () => {
     const many: Record<string, string> = { Authorization: `Token ${secret}` };
     for (let i = 0; i < 1_995; i++) many[`x-${i}`] = '1';
