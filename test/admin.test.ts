@@ -190,6 +190,17 @@ describe('admin API', () => {
     }
   });
 
+  it('refuses a JSON body whose bytes are not UTF-8 (it would be stored with U+FFFD in their place), and takes UTF-8 beyond ASCII', async () => {
+    const before = await json(await kg.admin('/v1/accounts'));
+    for (const bytes of [Buffer.from([...Buffer.from('{"name":"'), 0xff, 0xfe, ...Buffer.from('"}')]), Buffer.from([...Buffer.from('{"name":"Caf'), 0xe9, ...Buffer.from('"}')])]) {
+      const response = await json(await kg.admin('/v1/accounts', { method: 'POST', body: bytes }));
+      expect(response).toMatchObject({ status: 400, body: { status: 400, detail: 'The body is not UTF-8: send JSON encoded as UTF-8.' } });
+    }
+    expect(await json(await kg.admin('/v1/accounts'))).toEqual(before);
+    const created = await json(await kg.admin('/v1/accounts', { method: 'POST', body: Buffer.from(JSON.stringify({ name: 'Café ☕' })) }));
+    expect(created).toMatchObject({ status: 201, body: { name: 'Café ☕' } });
+  });
+
   it('lists accounts and keys a page at a time, following the Link header, each once', async () => {
     const created: string[] = [];
     for (let i = 0; i < 5; i++) {

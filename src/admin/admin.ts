@@ -8,6 +8,7 @@
  * Errors are RFC 9457 problem details.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -17,6 +18,7 @@ import type { Runtime } from '../runtime.js';
 import type { KeyFormat } from '../keys/format.js';
 import { withoutKeys } from '../keys/redact.js';
 import { redactedTarget } from '../gateway/gateway.js';
+import { headerCount } from '../auth/credential.js';
 import type { Metrics } from '../metrics.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { DAY_MS, parseDuration } from '../config/duration.js';
@@ -138,6 +140,7 @@ class BodyRefusal extends Error {
 /** Charsets whose bytes read as UTF-8 (US-ASCII is a part of it). */
 const UTF8_CHARSETS: ReadonlySet<string> = new Set(['utf-8', 'us-ascii']);
 const NOT_UTF8 = 'Send the body as UTF-8 JSON: Content-Type: application/json, with charset=utf-8 or no charset.';
+const NOT_UTF8_BYTES = 'The body is not UTF-8: send JSON encoded as UTF-8.';
 const PROTOTYPE_KEY = 'The body is valid JSON, but it has a "__proto__" key (or a "constructor" holding "prototype"), which keygate refuses: no admin request takes one.';
 
 /** Fastify's JSON parser, in the form it has (`getDefaultJsonParser` is typed as either form). */
@@ -276,9 +279,12 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   // reaching the error handler): that body is told why instead.
   const fastifyJson = app.getDefaultJsonParser('error', 'error') as JsonParser;
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body: string, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, bytes: Buffer, done) => {
     const charset = charsetOf(request.headers['content-type']);
     if (charset !== undefined && !UTF8_CHARSETS.has(charset)) return done(new BodyRefusal(415, NOT_UTF8), undefined);
+    // Bytes that are not UTF-8 would be read as U+FFFD and stored so (a name "��").
+    if (!isUtf8(bytes)) return done(new BodyRefusal(400, NOT_UTF8_BYTES), undefined);
+    const body = bytes.toString('utf8');
     fastifyJson(request, body, (error, parsed) => {
       const refusedJson = (error as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY' && parsesAsJson(body);
       done(refusedJson ? new BodyRefusal(400, PROTOTYPE_KEY) : error, parsed);
@@ -322,8 +328,11 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       const fix = options.lockedBecause ? `${options.lockedBecause}; restart keygate with a good one` : `start keygate with ${tokenEnv} set`;
       return problem(reply, 503, `The admin API is locked: ${fix}.`, 'Service Unavailable');
     }
+    // Two Authorization lines are refused as the gateway refuses two keys: Node keeps the
+    // first only, so whether the request passed would depend on their order.
+    const twice = headerCount(request.raw.rawHeaders, 'authorization') > 1;
     const header = request.headers.authorization ?? '';
-    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+    const match = twice ? null : /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
     // Compare digests so the comparison is constant-time whatever the lengths, and with
     // every token (no early stop tells which one came close).
     const presented = match ? digest(match[1] as string) : undefined;
@@ -337,7 +346,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       return problem(reply, 403, `This token (from ${readTokenEnv}) may only read: GET, HEAD and POST /v1/forecast. Changes need the admin token (${tokenEnv}).`);
     }
     reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
-    return problem(reply, 401, 'Send the admin token as "Authorization: Bearer <token>".');
+    return problem(reply, 401, `Send the admin token ${twice ? 'once, ' : ''}as "Authorization: Bearer <token>".`);
   });
 
   app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {

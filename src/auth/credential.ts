@@ -51,7 +51,7 @@ export function extractCredential(request: RequestView, locations: readonly Cred
       const raw = request.headers[name];
       if (raw === undefined) continue;
       if (Array.isArray(raw)) return { kind: 'malformed', location };
-      if (name === 'authorization' && request.rawHeaders && occurrences(request.rawHeaders, name) > 1) return { kind: 'malformed', location };
+      if (name === 'authorization' && request.rawHeaders && headerCount(request.rawHeaders, name) > 1) return { kind: 'malformed', location };
       const value = trimSpaces(raw);
       if (value === '') continue;
       const result = readHeaderValue(value, location.scheme);
@@ -70,8 +70,11 @@ export function extractCredential(request: RequestView, locations: readonly Cred
   return { kind: 'missing' };
 }
 
-/** How many times a header (lower-case name) appears in a raw header list. */
-function occurrences(rawHeaders: readonly string[], name: string): number {
+/**
+ * How many times a header (lower-case name) appears in a raw header list: Node keeps only
+ * the first `Authorization` in `headers`, so a second one shows only here.
+ */
+export function headerCount(rawHeaders: readonly string[], name: string): number {
   let count = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const candidate = rawHeaders[i] as string;

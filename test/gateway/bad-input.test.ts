@@ -6,7 +6,7 @@
 import { STATUS_CODES } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKeygate, type TestKeygate } from '../support/keygate.js';
+import { ADMIN_TOKEN, startKeygate, type TestKeygate } from '../support/keygate.js';
 import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
 import { createAccount } from '../../src/operations/accounts.js';
@@ -425,6 +425,14 @@ describe('slow and unreadable requests at every listener', () => {
     const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
     return { status: Number(head.split(' ')[1]), head, body: answer.slice(head.length + 4) };
   };
+
+  it('the admin API refuses the token sent twice, whichever comes first (as the gateway refuses a key sent twice)', async () => {
+    for (const second of [ADMIN_TOKEN, 'wrong']) {
+      const { status, head, body } = parts(await rawAll(kg.adminUrl, `GET /v1/accounts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nAuthorization: Bearer ${second}\r\nConnection: close\r\n\r\n`));
+      expect({ status, challenge: /\r\nwww-authenticate: Bearer realm="keygate-admin"/i.test(head) }).toEqual({ status: 401, challenge: true });
+      expect(JSON.parse(body)).toMatchObject({ status: 401, detail: 'Send the admin token once, as "Authorization: Bearer <token>".' });
+    }
+  });
 
   it('the admin API answers in problem details what Node would answer bare or not at all: no Host, two, an odd Expect, CONNECT', async () => {
     const cases: [string, number, string][] = [
