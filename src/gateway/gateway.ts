@@ -200,6 +200,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       send(request, reply, deny(target.reason));
       return;
     }
+    // And its host is the request's, whatever Host says (RFC 9112 §3.2.2): the upstream's X-Forwarded-Host.
+    if (target.authority !== undefined) request.raw.headers.host = target.authority;
     const { url, path } = target;
     const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers, rawHeaders: request.raw.rawHeaders };
     const decision = rt.pipeline.authorize(gatewayRequest);

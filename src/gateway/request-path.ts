@@ -9,6 +9,7 @@
  */
 
 import { escapedByte } from './percent.js';
+import { isHostValue } from '../fastify-options.js';
 
 /** Characters or sequences after which a URL parser may rewrite the path. */
 const MAYBE_REWRITTEN = /[\\%]|\/\./;
@@ -96,9 +97,10 @@ const MAYBE_ODD_TARGET = /[#\\%;]|\/[./]/;
 /**
  * A request target as keygate judges and forwards it, or why it is refused before any
  * key is read; `url` is in origin form (but for an absolute form with `user:password@`,
- * refused as it is: the access log masks its userinfo).
+ * refused as it is: the access log masks its userinfo). `authority` is the host (and
+ * port) an absolute form names, which stands in for the Host header (RFC 9112 §3.2.2).
  */
-export type Target = { ok: true; url: string; path: string } | { ok: false; url: string; reason: 'bad_request' | 'no_route' };
+export type Target = { ok: true; url: string; path: string; authority?: string } | { ok: false; url: string; reason: 'bad_request' | 'no_route' };
 
 /**
  * Checks a request target before the pipeline, for the gateway and the library alike:
@@ -107,10 +109,20 @@ export type Target = { ok: true; url: string; path: string } | { ok: false; url:
  * `bad_request`; a path outside `basePath` is `no_route`.
  */
 export function judgeTarget(rawUrl: string, basePath: string): Target {
-  const url = rawUrl.charCodeAt(0) === SLASH ? rawUrl : originForm(rawUrl);
+  if (rawUrl.charCodeAt(0) === SLASH) return judgeOriginForm(rawUrl, basePath);
+  const absolute = ABSOLUTE_FORM.exec(rawUrl);
+  if (!absolute) return judgeOriginForm(rawUrl, basePath);
+  const authority = absolute[0].slice(absolute[0].indexOf('//') + 2);
   // `user:password@` in an absolute form is an error (RFC 9110 §4.2.4): it is no credential
-  // keygate reads, and nothing an upstream should be asked about.
-  if (url === undefined) return { ok: false, url: rawUrl, reason: 'bad_request' };
+  // keygate reads, and nothing an upstream should be asked about. Nor is a target without
+  // a host (`http:///v1`, §4.2.1), or with one that Host could not carry.
+  if (authority.includes('@') || !isHostValue(authority)) return { ok: false, url: rawUrl, reason: 'bad_request' };
+  const rest = rawUrl.slice(absolute[0].length);
+  const judged = judgeOriginForm(rest.startsWith('/') ? rest : `/${rest}`, basePath);
+  return judged.ok ? { ...judged, authority } : judged;
+}
+
+function judgeOriginForm(url: string, basePath: string): Target {
   const plain = url.charCodeAt(0) === SLASH && !MAYBE_ODD_TARGET.test(url);
   // No request target has a fragment (RFC 9112 §3.2): routes would match the path before
   // `#`, and an upstream read what follows as its own.
@@ -127,11 +139,5 @@ export function normalBasePath(basePath: string): string {
   return basePath.replace(/\/$/, '');
 }
 
-/** `http://host/path?query` → `/path?query`; undefined for one with userinfo (`http://user@host/`); anything else as it is. */
-function originForm(url: string): string | undefined {
-  const authority = /^https?:\/\/[^/?#]*/i.exec(url);
-  if (!authority) return url;
-  if (authority[0].includes('@')) return undefined;
-  const rest = url.slice(authority[0].length);
-  return rest.startsWith('/') ? rest : `/${rest}`;
-}
+/** The scheme and authority of an absolute-form target (`http://host:port`). */
+const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;

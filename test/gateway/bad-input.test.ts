@@ -244,6 +244,16 @@ describe('bad input at the gateway', () => {
     expect(upstream.received.at(-1)?.url).toBe('/v1/domains?case=absolute');
   });
 
+  it('takes the host of an absolute-form target over the Host header (RFC 9112 §3.2.2), and refuses one without a usable host', async () => {
+    const answer = await rawAll(kg.gatewayUrl, `GET http://api.example.com:8443/v1/domains?case=authority HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(upstream.received.at(-1)).toMatchObject({ url: '/v1/domains?case=authority', headers: { 'x-forwarded-host': 'api.example.com:8443' } });
+    for (const target of ['http:///v1/domains', 'http://example.com:99999/v1/domains', 'http://:80/v1/domains']) {
+      const refused = await rawAll(kg.gatewayUrl, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
+      expect(refused.slice(0, 12), target).toBe('HTTP/1.1 400');
+    }
+  });
+
   it('never logs the user:password of an absolute-form target, also when it is refused', async () => {
     for (const [target, status] of [
       // Userinfo in a request target is an error (RFC 9110 §4.2.4), wherever it points.
