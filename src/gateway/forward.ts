@@ -5,7 +5,7 @@
  * with backpressure, no intermediate stream and no header object built twice.
  *
  * On the way up the credential (header and query parameter), hop-by-hop headers, any
- * header the `Connection` header names, `Expect` (Node has already answered it) and any
+ * header the `Connection` header names, `Expect` (keygate has answered it) and any
  * identity header the client made up are dropped (and the dashboard's cookies, which a
  * browser signed in to it on the same host sends here too), and so is every header in which an
  * upstream could read another client, scheme, host, path or method (OVERRIDES_REQUEST);
@@ -43,7 +43,7 @@ import { isHostValue } from '../fastify-options.js';
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 /**
  * Request headers never forwarded besides those: `host` (undici names the upstream) and
- * `expect` (Node answered `100-continue` already; undici refuses the header). The
+ * `expect` (keygate answered `100-continue` itself; undici refuses the header). The
  * X-Forwarded ones, which keygate writes itself, go by their prefix (X_FORWARDED).
  */
 const NOT_FORWARDED = ['host', 'expect'];

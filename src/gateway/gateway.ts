@@ -5,6 +5,7 @@
  * stack trace or crash the process.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 // Node's global `performance` is a getter that runs on every read; the module's export is the object itself.
 import { performance } from 'node:perf_hooks';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, LISTENER_OPTIONS, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
@@ -49,6 +50,10 @@ const ONLY_CHUNKED = /^[ \t]*chunked[ \t]*$/i;
 
 /** What the access log records for a client that hung up before its answer (as nginx does). */
 const CLIENT_CLOSED = 499;
+
+/** Set on a request whose client waits for `100 Continue` before it sends its body, until keygate sends it. */
+const AWAITS_CONTINUE = Symbol('keygate: client awaits 100 Continue');
+type AwaitingRequest = IncomingMessage & { [AWAITS_CONTINUE]?: boolean };
 
 export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): Promise<FastifyInstance> {
   // `config` is kept for what only a restart changes (basePath); the dialect, the pipeline
@@ -109,6 +114,13 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   // request without Host (HTTP/1.1 requires one) or with two: refused in `handle`.
   refuseNoHostOurselves(app.server);
   answerExpectAndConnect(app.server, nodeRefusal);
+  // Node answers `Expect: 100-continue` at once, before any key is read, and a client that
+  // is then refused has sent its body for nothing. keygate tells a request to continue
+  // only once it forwards it; a refusal ends the connection instead (the body may follow, or not).
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    (req as AwaitingRequest)[AWAITS_CONTINUE] = true;
+    app.server.emit('request', req, res);
+  });
   // Node keeps only the first thousand or so header lines and drops the rest without a word:
   // a key sent after them would be "missing". The head's size (listen.maxHeaderSize) is
   // the limit instead.
@@ -151,11 +163,17 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       if (outcome === 'denied') usage.add(identity.account.id, rt.clock(), 'denials', denial.reason);
       else usage.add(identity.account.id, rt.clock(), 'requests', statusClass(rendered.status));
     }
+    endIfBodyAwaited(request, reply);
     // As bytes: Fastify adds "; charset=utf-8" to a string's JSON Content-Type, and the
     // profile may name one without (errors.contentType).
     reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));
     finish(request, rendered.status);
     return reply;
+  }
+
+  /** A client still waiting to send its body is answered without it: the connection ends with the answer. */
+  function endIfBodyAwaited(request: FastifyRequest, reply: FastifyReply): void {
+    if ((request.raw as AwaitingRequest)[AWAITS_CONTINUE] === true) reply.header('connection', 'close');
   }
 
   /** Answers a refusal that is no pipeline denial (a 501, say), already rendered in the envelope. */
@@ -235,6 +253,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       usage.add(identity.account.id, rt.clock(), 'requests', '2xx');
       renderBuiltin(rt, route.builtin, identity)
         .then((body) => {
+          endIfBodyAwaited(request, reply);
           reply.code(route.builtin.status).headers(decision.headers).header('content-type', route.builtin.contentType).send(Buffer.from(body));
           finish(request, route.builtin.status);
         })
@@ -242,6 +261,11 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       return;
     }
     record.outcome = 'forwarded';
+    const raw = request.raw as AwaitingRequest;
+    if (raw[AWAITS_CONTINUE] === true) {
+      raw[AWAITS_CONTINUE] = false;
+      reply.raw.writeContinue();
+    }
     forwarder.forward(request, reply, identity, route.route, decision.reservation, decision.headers);
   }
 

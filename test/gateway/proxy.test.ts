@@ -206,6 +206,30 @@ describe('forwarding', () => {
     expect(last().headers.expect).toBeUndefined();
   });
 
+  it('answers a refused Expect: 100-continue request without asking for its body, and ends the connection', async () => {
+    const answer = await new Promise<{ continued: boolean; status: number; connection: string | undefined }>((resolve, reject) => {
+      const url = new URL(`${kg.gatewayUrl}/upload`);
+      const req = httpRequest({
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { Authorization: 'Token wrong', Expect: '100-continue', 'content-type': 'text/plain', 'content-length': 4096 },
+      });
+      let continued = false;
+      req.on('continue', () => {
+        continued = true;
+        req.end('z'.repeat(4096));
+      });
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve({ continued, status: res.statusCode ?? 0, connection: res.headers.connection }));
+      });
+      req.on('error', reject);
+    });
+    expect(answer).toEqual({ continued: false, status: 401, connection: 'close' });
+  });
+
   it('streams a 5 MB request body to the upstream intact', async () => {
     const body = 'x'.repeat(5 * 1024 * 1024);
     const response = await kg.call('/upload', { method: 'POST', body, headers: { Authorization: `Token ${secret}`, 'content-type': 'application/octet-stream' } });
