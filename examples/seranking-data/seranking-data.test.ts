@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlledClock, read, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
-const JSON_TYPE = 'application/json; charset=utf-8';
+/** keygate's own answers (errors, the subscription endpoint) come as the upstream's do: one API, one Content-Type. */
+const JSON_TYPE = 'application/json';
 const UPSTREAM_TYPE = 'application/json';
 const CONTACT = 'To get an API key, please contact us at api@seranking.com.';
 const NO_TOKEN = { status: 400, type: JSON_TYPE, body: { error_description: 'No token' } };
