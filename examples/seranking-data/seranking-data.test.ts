@@ -5,7 +5,7 @@
  * the `keygate` CLI, real HTTP, and a controlled clock for the rolling one-second window.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlledClock, read, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+import { controlledClock, read, runServeCommand, silentUpstream, startExample, unreachableUrl, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
 /** keygate's own answers (errors, the subscription endpoint) come as the upstream's do: one API, one Content-Type. */
 const JSON_TYPE = 'application/json';
@@ -484,6 +484,31 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       // A renewed licence works again at once.
       await ex.cliOk(['accounts', 'update', licensed.id, '--plan-expires', 'never']);
       expect((await paced('/v1/account/subscription', token(licensedKey.secret))).status).toBe(200);
+    });
+  });
+
+  describe('Error Handling: the API itself failing', () => {
+    it('500 Unexpected error. when the API cannot be reached, 503 System is busy. when it does not answer in time; neither costs anything', async () => {
+      const silent = await silentUpstream();
+      const down = await startExample('seranking-data', { upstream: { url: await unreachableUrl() } });
+      const slow = await startExample('seranking-data', { upstream: { url: silent.url, timeout: '300ms' } });
+      try {
+        for (const [failing, expected] of [
+          [down, { status: 500, type: JSON_TYPE, body: { error_description: 'Unexpected error. Please try again later.' } }],
+          [slow, { status: 503, type: JSON_TYPE, body: { error_description: 'System is busy. Please try again later.' } }],
+        ] as const) {
+          const customer = await failing.createAccount('Customer');
+          const { secret } = await failing.createKey(customer.id, 'Data API');
+          const left = async () => ((await read(await failing.call('/v1/account/subscription', token(secret)))).body as Subscription).subscription_info.units_left;
+          const before = await left();
+          expect(await read(await failing.call('/v1/domain/overview?domain=seranking.com&source=us', token(secret)))).toEqual(expected);
+          expect(await left()).toBe(before);
+        }
+      } finally {
+        await down.close();
+        await slow.close();
+        await silent.close();
+      }
     });
   });
 

@@ -5,7 +5,7 @@
  * HTTP, and a controlled clock for the one-second windows and the 10-minute blocks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlledClock, read, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+import { controlledClock, rawRequest, read, runServeCommand, silentUpstream, startExample, unreachableUrl, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
 // The document's examples: `Content-Type:  application/json`, errors and answers alike.
 const JSON_TYPE = 'application/json';
@@ -249,15 +249,41 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       }
     });
 
-    it('403 No token, 403 Incorrect token, 429 Too Many Requests, 404 Not Found — all in {"message": ...}', async () => {
+    it('403 No token, 403 Incorrect token, 400 Bad Request, 429 Too Many Requests, 404 Not Found — all in {"message": ...}', async () => {
       clock.advance(SECOND);
       expect(await read(await paced('/keywords/123'))).toEqual(NO_TOKEN);
       expect(await read(await paced('/keywords/123', token('0'.repeat(40))))).toEqual(INCORRECT_TOKEN);
       expect(await read(await paced('/no/such/method', token(key.secret)))).toEqual({ status: 404, type: 'application/json', body: { message: 'Not Found' } });
+      // 400 Bad Request: a request keygate cannot judge as written (a path an upstream would read as another).
+      // (Sent as written: fetch would resolve the `..` itself.)
+      for (const odd of ['/sites/../account/balance', '//sites']) {
+        clock.advance(100);
+        const answer = await rawRequest(ex.kg.gatewayUrl, `GET ${odd} HTTP/1.1\r\nAuthorization: Token ${key.secret}`);
+        expect({ status: answer.status, body: JSON.parse(answer.body) }, odd).toEqual({ status: 400, body: { message: 'Bad Request' } });
+      }
       clock.advance(SECOND);
       const results = await burst(key.secret, 6);
       expect(results[5]).toMatchObject({ status: 429, body: TOO_MANY });
       clock.advance(SECOND);
+    });
+  });
+
+  describe('Error handling: the API itself failing', () => {
+    it('500 Server error when the API cannot be reached, and when it does not answer in time', async () => {
+      const silent = await silentUpstream();
+      const down = await startExample('seranking-project', { upstream: { url: await unreachableUrl() } });
+      const slow = await startExample('seranking-project', { upstream: { url: silent.url, timeout: '300ms' } });
+      try {
+        for (const failing of [down, slow]) {
+          const customer = await failing.createAccount('Customer');
+          const { secret } = await failing.createKey(customer.id, 'API key');
+          expect(await read(await failing.call('/sites', token(secret)))).toEqual({ status: 500, type: JSON_TYPE, body: { message: 'Server error' } });
+        }
+      } finally {
+        await down.close();
+        await slow.close();
+        await silent.close();
+      }
     });
   });
 

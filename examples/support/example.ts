@@ -17,7 +17,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect, createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -108,25 +108,33 @@ export function rawProfile(name: string): Record<string, unknown> & ConfigInput 
   return parseYaml(readFileSync(profileFile(name), 'utf8')) as Record<string, unknown> & ConfigInput;
 }
 
-export async function startExample(name: string, options: { clock?: ControlledClock } = {}): Promise<RunningExample> {
+/**
+ * `upstream`: another upstream than the example's own (one that is down, or never
+ * answers: see `unreachableUrl`, `silentUpstream`), with the profile's timeout or another.
+ */
+export async function startExample(name: string, options: { clock?: ControlledClock; upstream?: { url: string; timeout?: string } } = {}): Promise<RunningExample> {
   const clock = options.clock ?? controlledClock();
   const shipped = loadConfigFile(profileFile(name));
   const raw = rawProfile(name);
 
-  const module = (await import(pathToFileURL(path.join(EXAMPLES_DIR, name, 'upstream.mjs')).href)) as { createUpstream(): Server };
-  const upstream = module.createUpstream();
-  await new Promise<void>((resolve, reject) => {
-    upstream.once('error', reject);
-    upstream.listen(0, '127.0.0.1', () => resolve());
-  });
-  const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  let upstream: Server | undefined;
+  if (!options.upstream) {
+    const module = (await import(pathToFileURL(path.join(EXAMPLES_DIR, name, 'upstream.mjs')).href)) as { createUpstream(): Server };
+    const own = module.createUpstream();
+    await new Promise<void>((resolve, reject) => {
+      own.once('error', reject);
+      own.listen(0, '127.0.0.1', () => resolve());
+    });
+    upstream = own;
+  }
+  const upstreamUrl = options.upstream?.url ?? `http://127.0.0.1:${(upstream?.address() as AddressInfo).port}`;
 
   const dir = mkdtempSync(path.join(tmpdir(), `keygate-${name}-`));
   const { spawn: _spawn, ...upstreamConfig } = raw.upstream as Record<string, unknown>;
   const profile = {
     ...raw,
     store: `sqlite:${path.join(dir, 'keygate.db')}`,
-    upstream: { ...upstreamConfig, url: upstreamUrl },
+    upstream: { ...upstreamConfig, url: upstreamUrl, ...(options.upstream?.timeout ? { timeout: options.upstream.timeout } : {}) },
     log: { level: 'warn', requests: false },
   } as ConfigInput;
   const configFile = path.join(dir, 'keygate.yaml');
@@ -136,7 +144,7 @@ export async function startExample(name: string, options: { clock?: ControlledCl
   try {
     kg = await startKeygate(profile, { dir, clock: clock.now });
   } catch (error) {
-    upstream.close();
+    upstream?.close();
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
@@ -182,8 +190,35 @@ export async function startExample(name: string, options: { clock?: ControlledCl
     },
     async close() {
       await kg.close();
-      await new Promise<void>((resolve) => upstream.close(() => resolve()));
+      if (upstream) await new Promise<void>((resolve) => (upstream as Server).close(() => resolve()));
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An upstream URL nothing listens on (a port that was free a moment ago): connections are refused. */
+export async function unreachableUrl(): Promise<string> {
+  const [port] = await freePorts(1);
+  return `http://127.0.0.1:${port}`;
+}
+
+/** An upstream that takes connections and never answers, until closed. */
+export async function silentUpstream(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
     },
   };
 }
