@@ -323,7 +323,7 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect((byName.body as { keyword: string }[]).map((row) => row.keyword)).toEqual(['serp', 'seo', 'rank tracker', 'backlinks']);
     });
 
-    it('Incorrect order field {sort} {sort_order}, Incorrect order and Row limit exceeded pass through as written and cost nothing', async () => {
+    it('Incorrect order field {sort} {sort_order}, Incorrect order, Row limit exceeded and Invalid keywords, domain or target pass through as written and cost nothing', async () => {
       const keywords = ['seo', 'backlinks'];
       const refused = (description: string) => ({ status: 400, type: UPSTREAM_TYPE, body: { error_description: description }, units: 0 });
       // sort names a field the rows do not have: the message carries the values sent.
@@ -338,6 +338,10 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect(await costOf(fresh.secret, '/v1/backlinks/refdomains?target=seranking.com&limit=50000', token(fresh.secret))).toEqual(refused('Row limit exceeded'));
       // Below the bounds is still the bounds row (keygate forwards 0 and reserves its default page).
       expect(await costOf(fresh.secret, '/v1/backlinks/all?target=seranking.com&limit=0', token(fresh.secret))).toEqual(refused('limit=0 is not within required bounds!'));
+      // Invalid keywords, Invalid domain, Invalid target: what the command was given is no such thing.
+      expect(await costOf(fresh.secret, '/v1/keywords/export?source=us', post(fresh.secret, { keywords: ['  ', ''] }))).toEqual(refused('Invalid keywords'));
+      expect(await costOf(fresh.secret, '/v1/domain/overview?domain=not%20a%20domain&source=us', token(fresh.secret))).toEqual(refused('Invalid domain'));
+      expect(await costOf(fresh.secret, '/v1/backlinks/summary', post(fresh.secret, { target: 'not a target' }))).toEqual(refused('Invalid target'));
     });
 
     it('keygate\'s own refusals of a limit come first: not a whole number, or more units than are left', async () => {
