@@ -21,7 +21,7 @@
  * failure, or a client that hangs up before the answer releases it.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { Runtime } from '../runtime.js';
@@ -189,7 +189,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
           path: withoutCredentialParams(request.raw.url ?? '/', credentials),
           method: request.method as Dispatcher.HttpMethod,
           headers,
-          body: requestBody(request),
+          body: requestBody(request, reply.raw),
         },
         exchange,
       );
@@ -198,16 +198,29 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   };
 }
 
+/** Set on a request whose client waits for `100 Continue` before it sends its body, until keygate sends it. */
+export const AWAITS_CONTINUE = Symbol('keygate: client awaits 100 Continue');
+export type AwaitingRequest = IncomingMessage & { [AWAITS_CONTINUE]?: boolean };
+
 /**
  * The body to stream upstream: what Fastify handed over, or, for a GET or HEAD (whose
  * bodies Fastify leaves unread), the request itself when it has one (a search API may take
- * its query as a GET body); null for none.
+ * its query as a GET body); null for none. A client waiting for `100 Continue` is told to
+ * send it now.
  */
-function requestBody(request: FastifyRequest): Readable | null {
-  if (request.body instanceof Readable) return request.body;
-  const { headers } = request.raw;
+function requestBody(request: FastifyRequest, res: ServerResponse): Readable | null {
+  const body = request.body instanceof Readable ? request.body : hasBody(request.raw) ? request.raw : null;
+  const raw = request.raw as AwaitingRequest;
+  if (body !== null && raw[AWAITS_CONTINUE] === true) {
+    raw[AWAITS_CONTINUE] = false;
+    res.writeContinue();
+  }
+  return body;
+}
+
+function hasBody({ headers }: IncomingMessage): boolean {
   const length = headers['content-length'];
-  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0') ? request.raw : null;
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /**

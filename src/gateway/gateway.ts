@@ -20,7 +20,7 @@ import { REDACTED } from '../log.js';
 import type { Metrics, Outcome } from '../metrics.js';
 import { renderBuiltin } from './builtins.js';
 import { judgeTarget, normalBasePath } from './request-path.js';
-import { createForwarder } from './forward.js';
+import { AWAITS_CONTINUE, createForwarder, type AwaitingRequest } from './forward.js';
 import { statusClass } from '../usage/usage-recorder.js';
 import { withoutKeys } from '../keys/redact.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
@@ -51,9 +51,6 @@ const ONLY_CHUNKED = /^[ \t]*chunked[ \t]*$/i;
 /** What the access log records for a client that hung up before its answer (as nginx does). */
 const CLIENT_CLOSED = 499;
 
-/** Set on a request whose client waits for `100 Continue` before it sends its body, until keygate sends it. */
-const AWAITS_CONTINUE = Symbol('keygate: client awaits 100 Continue');
-type AwaitingRequest = IncomingMessage & { [AWAITS_CONTINUE]?: boolean };
 
 export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): Promise<FastifyInstance> {
   // `config` is kept for what only a restart changes (basePath); the dialect, the pipeline
@@ -261,11 +258,6 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       return;
     }
     record.outcome = 'forwarded';
-    const raw = request.raw as AwaitingRequest;
-    if (raw[AWAITS_CONTINUE] === true) {
-      raw[AWAITS_CONTINUE] = false;
-      reply.raw.writeContinue();
-    }
     forwarder.forward(request, reply, identity, route.route, decision.reservation, decision.headers);
   }
 

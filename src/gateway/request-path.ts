@@ -93,6 +93,8 @@ const SLASH = 0x2f;
  * judged by this one test, the usual case.
  */
 const MAYBE_ODD_TARGET = /[#\\%;]|\/[./]/;
+/** The scheme and authority of an absolute-form target (`http://host:port`). */
+const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
 
 /**
  * A request target as keygate judges and forwards it, or why it is refused before any
@@ -100,7 +102,7 @@ const MAYBE_ODD_TARGET = /[#\\%;]|\/[./]/;
  * refused as it is: the access log masks its userinfo). `authority` is the host (and
  * port) an absolute form names, which stands in for the Host header (RFC 9112 §3.2.2).
  */
-export type Target = { ok: true; url: string; path: string; authority?: string } | { ok: false; url: string; reason: 'bad_request' | 'no_route' };
+export type Target = { ok: true; url: string; path: string; authority: string | undefined } | { ok: false; url: string; reason: 'bad_request' | 'no_route' };
 
 /**
  * Checks a request target before the pipeline, for the gateway and the library alike:
@@ -109,20 +111,20 @@ export type Target = { ok: true; url: string; path: string; authority?: string }
  * `bad_request`; a path outside `basePath` is `no_route`.
  */
 export function judgeTarget(rawUrl: string, basePath: string): Target {
-  if (rawUrl.charCodeAt(0) === SLASH) return judgeOriginForm(rawUrl, basePath);
-  const absolute = ABSOLUTE_FORM.exec(rawUrl);
-  if (!absolute) return judgeOriginForm(rawUrl, basePath);
-  const authority = absolute[0].slice(absolute[0].indexOf('//') + 2);
-  // `user:password@` in an absolute form is an error (RFC 9110 §4.2.4): it is no credential
-  // keygate reads, and nothing an upstream should be asked about. Nor is a target without
-  // a host (`http:///v1`, §4.2.1), or with one that Host could not carry.
-  if (authority.includes('@') || !isHostValue(authority)) return { ok: false, url: rawUrl, reason: 'bad_request' };
-  const rest = rawUrl.slice(absolute[0].length);
-  const judged = judgeOriginForm(rest.startsWith('/') ? rest : `/${rest}`, basePath);
-  return judged.ok ? { ...judged, authority } : judged;
-}
-
-function judgeOriginForm(url: string, basePath: string): Target {
+  let url = rawUrl;
+  let authority: string | undefined;
+  if (rawUrl.charCodeAt(0) !== SLASH) {
+    const absolute = ABSOLUTE_FORM.exec(rawUrl);
+    if (absolute) {
+      authority = absolute[0].slice(absolute[0].indexOf('//') + 2);
+      // `user:password@` in an absolute form is an error (RFC 9110 §4.2.4): it is no credential
+      // keygate reads, and nothing an upstream should be asked about. Nor is a target without
+      // a host (`http:///v1`, §4.2.1), or with one that Host could not carry.
+      if (authority.includes('@') || !isHostValue(authority)) return { ok: false, url: rawUrl, reason: 'bad_request' };
+      const rest = rawUrl.slice(absolute[0].length);
+      url = rest.startsWith('/') ? rest : `/${rest}`;
+    }
+  }
   const plain = url.charCodeAt(0) === SLASH && !MAYBE_ODD_TARGET.test(url);
   // No request target has a fragment (RFC 9112 §3.2): routes would match the path before
   // `#`, and an upstream read what follows as its own.
@@ -131,13 +133,10 @@ function judgeOriginForm(url: string, basePath: string): Target {
   const path = query === -1 ? url : url.slice(0, query);
   if (!plain && !isCanonicalPath(path)) return { ok: false, url, reason: 'bad_request' };
   if (basePath !== '' && path !== basePath && !path.startsWith(`${basePath}/`)) return { ok: false, url, reason: 'no_route' };
-  return { ok: true, url, path };
+  return { ok: true, url, path, authority };
 }
 
 /** `basePath` as `judgeTarget` takes it: no trailing slash, '' for none. */
 export function normalBasePath(basePath: string): string {
   return basePath.replace(/\/$/, '');
 }
-
-/** The scheme and authority of an absolute-form target (`http://host:port`). */
-const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
