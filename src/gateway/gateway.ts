@@ -51,7 +51,6 @@ const ONLY_CHUNKED = /^[ \t]*chunked[ \t]*$/i;
 /** What the access log records for a client that hung up before its answer (as nginx does). */
 const CLIENT_CLOSED = 499;
 
-
 export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): Promise<FastifyInstance> {
   // `config` is kept for what only a restart changes (basePath); the dialect, the pipeline
   // and the reloadable settings are read from `rt` per request, as a reload replaces them.
