@@ -109,6 +109,26 @@ export function redirect(reply: FastifyReply, to: string): FastifyReply {
   return reply.code(303).header('location', to).send();
 }
 
+/** What the dashboard says when a session has ended (or a form arrives without one). */
+export const SESSION_ENDED: Notice = { kind: 'info', text: 'Your session has ended. Sign in again to continue.' };
+
+/**
+ * A page of this dashboard that signing in may lead back to: a path on this host (not
+ * `//host`, `/\host` or anything a browser would read as another site), without control
+ * characters, and not the sign-in pages themselves; undefined for anything else.
+ */
+export function returnPath(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value.length > 2_000 || !/^\/(?![/\\])[\x21-\x7e]*$/.test(value)) return undefined;
+  if (value.includes('\\') || /^\/sign-(?:in|out)(?:[/?#]|$)/.test(value)) return undefined;
+  return value;
+}
+
+/** The sign-in page, leading back to `path` once signed in (when it is a page to go back to). */
+export function signInLeadingTo(path: string): string {
+  const back = returnPath(path);
+  return back === undefined || back === '/' ? '/sign-in' : `/sign-in?next=${encodeURIComponent(back)}`;
+}
+
 /**
  * One form field's value: absent is undefined. Fields arrive as a string or, when a
  * name is repeated, an array; a field its form sends once but that came more than once

@@ -16,7 +16,7 @@ import type { Runtime } from '../runtime.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { SCRIPT, STYLESHEET } from './assets.js';
-import { PageNotFound, redirect, setNotice, type Dashboard } from './context.js';
+import { PageNotFound, redirect, SESSION_ENDED, setNotice, signInLeadingTo, type Dashboard } from './context.js';
 import { csrfTokenMatches, preSessionSecret, submittedToken } from './csrf.js';
 import { cookieSettings, loadViewer } from './session.js';
 import { createSignInChecker } from './sign-in.js';
@@ -141,13 +141,16 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       if (sessionId !== undefined && !request.viewer) reply.clearCookie(dash.cookies.sessionName, { ...dash.cookies.base });
       const isPublic = request.routeOptions.config.public === true;
 
+      // Without a session nothing is done, whatever a form sent: a form sent after the
+      // session ended is told so (it is no forgery), and a page asked for is where signing
+      // in again leads.
+      if (!isPublic && !request.viewer) {
+        if (sessionId !== undefined || request.method === 'POST') setNotice(dash, reply, SESSION_ENDED);
+        return redirect(reply, request.method === 'GET' ? signInLeadingTo(request.url) : '/sign-in');
+      }
       if (request.method === 'POST') {
         const secret = isPublic ? preSessionSecret(request, dash.cookies) : request.viewer?.session.csrfSecret;
         if (!secret || !csrfTokenMatches(secret, submittedToken(request))) return refuseForgery(request, reply);
-      }
-      if (!isPublic && !request.viewer) {
-        if (sessionId !== undefined) setNotice(dash, reply, { kind: 'info', text: 'Your session has ended. Sign in again to continue.' });
-        return redirect(reply, '/sign-in');
       }
     });
 

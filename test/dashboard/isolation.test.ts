@@ -30,6 +30,11 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
 /** Posts a form from inside the page (same origin, with its cookies), optionally with the page's own CSRF token. */
+/** The browser context's cookies as a Cookie header, for a request sent outside the page. */
+async function cookieHeader(context: BrowserContext): Promise<string> {
+  return (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+}
+
 async function postFromPage(page: Page, url: string, fields: Record<string, string>, options: { withToken: boolean; contentType?: string }): Promise<{ status: number; text: string }> {
   return page.evaluate(
     async ({ url, fields, withToken, contentType }) => {
@@ -244,12 +249,25 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     expect(await textOf(acme.page.getByRole('status'))).toBe('You are signed out.');
     const replay = await fetch(`${fixture.dashboardUrl}/keys`, { headers: { cookie: `kg_session=${cookie}` }, redirect: 'manual' });
     expect(replay.status).toBe(303);
-    expect(replay.headers.get('location')).toBe('/sign-in');
+    expect(replay.headers.get('location')).toBe('/sign-in?next=%2Fkeys');
 
     // Expiry: 12 hours (the default sessionTtl) later, Globex's member must sign in again.
+    // A form sent then is told so (not refused as a forgery); the page asked for next is
+    // where signing in leads back to.
+    await globex.page.goto('/keys/new');
     fixture.clock.advance(12 * HOUR + MINUTE);
-    await globex.page.goto('/keys');
-    expect(new URL(globex.page.url()).pathname).toBe('/sign-in');
+    await globex.page.getByLabel('Name').fill('After hours');
+    await globex.page.getByRole('button', { name: 'Create key' }).click();
+    await globex.page.waitForURL((url) => url.pathname === '/sign-in');
     expect(await textOf(globex.page.getByRole('status'))).toBe('Your session has ended. Sign in again to continue.');
+    await globex.page.goto('/usage');
+    expect(new URL(globex.page.url())).toMatchObject({ pathname: '/sign-in', search: '?next=%2Fusage' });
+    await signIn(globex.page, 'bob@globex.example');
+    expect(new URL(globex.page.url()).pathname).toBe('/usage');
+    // Only a page of this dashboard: another site is no place to go back to.
+    for (const next of ['//evil.example/', '/\\evil.example/', 'https://evil.example/', '/sign-out']) {
+      const answer = await fetch(`${fixture.dashboardUrl}/sign-in?next=${encodeURIComponent(next)}`, { headers: { cookie: await cookieHeader(globex.context) }, redirect: 'manual' });
+      expect({ next, location: answer.headers.get('location') }).toEqual({ next, location: '/' });
+    }
   });
 });

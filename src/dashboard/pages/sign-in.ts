@@ -4,7 +4,7 @@
  * same lockout message whether or not it belongs to a member.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { field, preSessionCsrfField, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
+import { field, preSessionCsrfField, redirect, returnPath, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
 import { endSession, startSession } from '../session.js';
 import { sendPage } from '../layout.js';
 import { html } from '../html.js';
@@ -20,30 +20,33 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
   });
 
   app.get('/sign-in', { config: { public: true } }, async (request, reply) => {
-    if (request.viewer) return redirect(reply, '/');
-    // `?email=`: the address just given a password (an invitation, a reset).
-    const email = (request.query as { email?: unknown }).email;
-    return sendSignIn(request, reply, typeof email === 'string' && email.length <= 254 ? email : '');
+    // `?next=`: the page that sent here (a session had ended); `?email=`: the address just
+    // given a password (an invitation, a reset).
+    const { email, next } = request.query as { email?: unknown; next?: unknown };
+    const back = returnPath(next);
+    if (request.viewer) return redirect(reply, back ?? '/');
+    return sendSignIn(request, reply, typeof email === 'string' && email.length <= 254 ? email : '', back);
   });
 
   app.post('/sign-in', { config: { public: true } }, async (request, reply) => {
     const email = field(request.body, 'email');
+    const back = returnPath(field(request.body, 'next'));
     const result = await dash.signIn.check(email, field(request.body, 'password'), dash.addressOf(request));
     if (!result.ok) {
       if (result.reason === 'locked') {
         const minutes = Math.max(1, Math.ceil(result.retryAfterMs / MINUTE));
         reply.header('retry-after', String(Math.ceil(result.retryAfterMs / 1000)));
-        return sendSignIn(request, reply, email, {
+        return sendSignIn(request, reply, email, back, {
           kind: 'error',
           text: `Too many failed sign-ins. Signing in with this email is paused for ${minutes} minute${minutes === 1 ? '' : 's'}; try again after that. If you forgot your password, contact whoever invited you.`,
         }, 429);
       }
-      return sendSignIn(request, reply, email, { kind: 'error', text: 'The email or password is incorrect.' }, 401);
+      return sendSignIn(request, reply, email, back, { kind: 'error', text: 'The email or password is incorrect.' }, 401);
     }
     if (request.viewer) await endSession(rt, request.viewer.session);
     const session = await startSession(rt, result.member);
     reply.setCookie(cookies.sessionName, session.id, { ...cookies.base, maxAge: session.maxAgeSeconds });
-    return redirect(reply, '/');
+    return redirect(reply, back ?? '/');
   });
 
   app.post('/sign-out', async (request, reply) => {
@@ -53,11 +56,12 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
     return redirect(reply, '/sign-in');
   });
 
-  function sendSignIn(request: FastifyRequest, reply: FastifyReply, email: string, notice?: Notice, status = 200): FastifyReply {
+  function sendSignIn(request: FastifyRequest, reply: FastifyReply, email: string, back: string | undefined, notice?: Notice, status = 200): FastifyReply {
     const body = html`<h1>Sign in</h1>
 <p class="muted">Manage your ${rt.config.name} API keys and see your usage.</p>
 <form method="post" action="/sign-in" class="stack">
   ${preSessionCsrfField(dash, request, reply)}
+  ${back === undefined ? '' : html`<input type="hidden" name="next" value="${back}">`}
   <div class="field">
     <label for="email">Email</label>
     <input id="email" name="email" type="email" required autocomplete="username" value="${email}"${email === '' ? html` autofocus` : ''}>
