@@ -91,11 +91,11 @@ describe('dashboard: cookies and headers', () => {
     }
   });
 
-  it('sends visitors who are not signed in to the sign-in page', async () => {
-    for (const path of ['/', '/keys', '/usage', '/accounts', '/audit', '/nowhere']) {
+  it('sends visitors who are not signed in to the sign-in page, which leads back to the page they asked for', async () => {
+    for (const [path, back] of [['/', ''], ['/keys', '?next=%2Fkeys'], ['/usage', '?next=%2Fusage'], ['/accounts', '?next=%2Faccounts'], ['/audit?action=key.created', '?next=%2Faudit%3Faction%3Dkey.created'], ['/nowhere', '?next=%2Fnowhere']]) {
       const response = await fetch(`${keygate.dashboardUrl}${path}`, { redirect: 'manual' });
       expect(response.status, path).toBe(303);
-      expect(response.headers.get('location'), path).toBe('/sign-in');
+      expect(response.headers.get('location'), path).toBe(`/sign-in${back}`);
     }
   });
 
