@@ -64,8 +64,18 @@ function isActive(key: KeyRecord, now: number): boolean {
  * Creates a key. With `secret`, the key is one the API issued before keygate (a
  * migration): it must have the profile's format, and only its hash is kept.
  */
-export async function createKey(rt: Runtime, input: NewKey, actor: string, options: { secret?: string } = {}): Promise<IssuedKey> {
+/**
+ * `options.secret`: a key made elsewhere, imported. `options.id`: the new key's id, chosen
+ * by the caller (a key id, `key_` and 16 base62 characters) so that a request sent twice
+ * (a dashboard form posted again by a reload) issues one key: the second is a conflict.
+ */
+export async function createKey(rt: Runtime, input: NewKey, actor: string, options: { secret?: string; id?: string } = {}): Promise<IssuedKey> {
   return (await issueKey(rt, input, actor, options)).issued;
+}
+
+/** A key id as `newId('key')` makes them: what a caller may choose for a new key. */
+export function isNewKeyId(value: unknown): value is string {
+  return typeof value === 'string' && /^key_[0-9A-Za-z]{16}$/.test(value);
 }
 
 /** A rotation: the key being replaced and how long it keeps working. */
@@ -91,8 +101,9 @@ async function issueKey(
   rt: Runtime,
   input: NewKey,
   actor: string,
-  options: { secret?: string; replacing?: Replacing },
+  options: { secret?: string; id?: string; replacing?: Replacing },
 ): Promise<{ issued: IssuedKey; replaced?: Replaced }> {
+  if (options.id !== undefined && !isNewKeyId(options.id)) throw new OperationError('invalid', 'a new key id is "key_" and 16 letters or digits');
   const account = await getAccount(rt, input.accountId);
   const { replacing } = options;
   // A replacement keeps its key's name, even one stored before names were checked.
@@ -119,7 +130,7 @@ async function issueKey(
   }
 
   const key: KeyRecord = {
-    id: newId('key'),
+    id: options.id ?? newId('key'),
     hash: rt.hashKey(secret),
     hint: rt.keyFormat.hint(secret),
     name,
@@ -138,6 +149,7 @@ async function issueKey(
     const current = await store.getAccount(account.id);
     if (!current) throw new OperationError('not_found', `no account "${account.id}"`);
     if (options.secret !== undefined && (await store.findKeyByHash(key.hash))) throw new OperationError('conflict', 'that key is already registered');
+    if (options.id !== undefined && (await store.getKey(options.id))) throw new OperationError('conflict', `key "${options.id}" was issued already`);
     const accountKeys = await store.listKeys({ accountId: account.id });
     const now = rt.clock();
     key.createdAt = now;
@@ -274,7 +286,8 @@ export async function unblockKey(rt: Runtime, id: string, actor: string, account
   return { key, lifted };
 }
 
-export async function rotateKey(rt: Runtime, id: string, overlapMs: number, actor: string, accountId?: string): Promise<IssuedKey & { previous: KeyRecord }> {
+/** `options.id`: the replacement's id, chosen by the caller (see `createKey`). */
+export async function rotateKey(rt: Runtime, id: string, overlapMs: number, actor: string, accountId?: string, options: { id?: string } = {}): Promise<IssuedKey & { previous: KeyRecord }> {
   const old = await getKey(rt, id, accountId);
   if (!rt.config.keys.rotation) {
     throw new OperationError('invalid', 'this API has no in-place rotation: create a new key, move your integration to it, then revoke the old one');
@@ -285,7 +298,7 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   if (!Number.isFinite(overlapMs) || overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
   // Checked before anything is written: a date past JavaScript's range made every later key listing fail.
   if (now + overlapMs > LATEST_TIME) throw new OperationError('invalid', 'the overlap is too long: it would end after the year 9999');
-  const { issued, replaced } = await issueKey(rt, { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes }, actor, { replacing: { old, overlapMs } });
+  const { issued, replaced } = await issueKey(rt, { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes }, actor, { replacing: { old, overlapMs }, ...(options.id === undefined ? {} : { id: options.id }) });
   // Issued as a replacement: the key it replaced was updated with it.
   const { previous, until, overlapMs: kept } = replaced as Replaced;
   await rt.invalidate({ type: 'key', hash: old.hash });

@@ -160,7 +160,7 @@ export type MemberPatch = Partial<
 >;
 
 /** What issuing a key reads and writes, inside `Store.issuingKeysOf`. */
-export type KeyIssuing = Pick<Store, 'getAccount' | 'findKeyByHash' | 'listKeys' | 'insertKey' | 'updateKey'>;
+export type KeyIssuing = Pick<Store, 'getAccount' | 'getKey' | 'findKeyByHash' | 'listKeys' | 'insertKey' | 'updateKey'>;
 
 export interface Store {
   /** `sqlite` or `postgres`, for messages. */

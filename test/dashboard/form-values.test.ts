@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acceptInvitation, inviteMember } from '../../src/operations/members.js';
+import { createKey } from '../../src/operations/keys.js';
 import type { Runtime } from '../../src/runtime.js';
 import { tempDir } from '../support/temp.js';
 import { newAccount, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
@@ -164,6 +165,46 @@ describe('dashboard: hand-edited forms', () => {
       expect(byName('expiring')).toMatchObject({ mode: 'test', scopes: ['*', 'projects:read', 'rankings:read'] });
       expect(byName('expiring')?.expiresAt).toBeCloseTo(fixture.clock.now() + 30 * DAY, -5);
       expect(byName('script')).toMatchObject({ mode: 'live', expiresAt: null, scopes: ['*'] });
+    });
+  });
+
+  describe('a form sent twice (a reload of the page that answered it)', () => {
+    const formIdOn = async (path: string) => /name="form_id" value="(key_[0-9A-Za-z]{16})"/.exec((await member.get(path)).html)?.[1] as string;
+    const secretIn = (answer: Answer) => /id="secret" name="secret" type="text" readonly value="([^"]+)"/.exec(answer.html)?.[1] as string;
+
+    it('creates one key, and the second time says so without the secret', async () => {
+      const formId = await formIdOn('/keys/new');
+      const before = (await keysOfAcme()).length;
+      const fields: [string, string][] = [['name', 'reloaded'], ['scope', '*'], ['form_id', formId]];
+      const first = await member.post('/keys', fields);
+      expect({ status: first.status, heading: first.heading }).toEqual({ status: 201, heading: 'Copy your new key' });
+      const again = await member.post('/keys', fields);
+      expect({ status: again.status, heading: again.heading }).toEqual({ status: 409, heading: 'This form was sent already' });
+      const created = (await keysOfAcme()).filter((k) => k.name === 'reloaded');
+      expect(created.map((k) => k.id)).toEqual([formId]);
+      expect(again.html).toContain(created[0]?.hint as string);
+      expect(again.html).not.toContain(secretIn(first));
+      expect((await keysOfAcme()).length).toBe(before + 1);
+    });
+
+    it('rotates once: the second time no other replacement is made', async () => {
+      const original = (await keysOfAcme()).find((k) => k.name === 'reloaded') as { id: string };
+      const formId = await formIdOn(`/keys/${original.id}/rotate`);
+      const fields: [string, string][] = [['overlap', 'now'], ['form_id', formId]];
+      expect((await member.post(`/keys/${original.id}/rotate`, fields)).status).toBe(201);
+      const again = await member.post(`/keys/${original.id}/rotate`, fields);
+      expect({ status: again.status, heading: again.heading }).toEqual({ status: 409, heading: 'This form was sent already' });
+      expect((await keysOfAcme()).filter((k) => k.rotatedFrom === original.id).map((k) => k.id)).toEqual([formId]);
+    });
+
+    it('refuses a form whose id is no key id, or another account\'s key', async () => {
+      const other = await newAccount(fixture, 'Other Co');
+      const theirs = (await createKey(rt, { accountId: other, name: 'theirs' }, 'test')).key.id;
+      for (const formId of ['key_../../etc', 'acc_0123456789abcdef', theirs]) {
+        const answer = await member.post('/keys', [['name', 'odd'], ['scope', '*'], ['form_id', formId]]);
+        expect({ formId, status: answer.status, alert: answer.alert }).toEqual({ formId, status: 400, alert: 'This form was out of date. Check it and send it again.' });
+      }
+      expect((await keysOfAcme()).filter((k) => k.name === 'odd')).toEqual([]);
     });
   });
 

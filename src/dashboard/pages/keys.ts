@@ -7,12 +7,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, blockedUntilOf, createKey, getKey, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
+import { allowedScopes, blockedUntilOf, createKey, getKey, isNewKeyId, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
+import { newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
-import { html } from '../html.js';
+import { html, type Html } from '../html.js';
 import { plural, relative, sentence, when } from '../format.js';
 import { isUsable, keyTable, newestFirst, revokeConfirmation, secretPanel } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
@@ -32,6 +33,15 @@ const OVERLAP_LABELS: Record<OverlapChoice, string> = {
   '7d': '7 days',
 };
 const DEFAULT_OVERLAP: OverlapChoice = '24h';
+const OUT_OF_DATE = 'This form was out of date. Check it and send it again.';
+
+/**
+ * The id of the key a form creates, chosen when the form is shown: sent again (a reload
+ * of the page that answered it), the form issues no second key.
+ */
+function formIdField(formId: string): Html {
+  return html`<input type="hidden" name="form_id" value="${formId}">`;
+}
 
 interface KeyForm {
   name: string;
@@ -75,29 +85,39 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
 
   app.get('/keys/new', async (request, reply) => {
     const { account } = ownAccount(request);
-    return sendCreateForm(request, reply, account, defaultForm(account));
+    return sendCreateForm(request, reply, account, defaultForm(account), newId('key'));
   });
 
   app.post('/keys', async (request, reply) => {
     const { account } = ownAccount(request);
     const { form, refused } = readForm(request.body);
-    if (refused !== undefined) return sendCreateForm(request, reply, account, form, refused, 400);
-    if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, 'Give the key a name, so you can tell it apart later.', 400);
+    const formId = formIdOf(request.body);
+    if (formId === undefined) return sendCreateForm(request, reply, account, form, newId('key'), OUT_OF_DATE, 400);
+    if (refused !== undefined) return sendCreateForm(request, reply, account, form, formId, refused, 400);
+    if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, formId, 'Give the key a name, so you can tell it apart later.', 400);
     if (form.scopes.length === 0 && allowedScopes(rt, account.planId).length > 0) {
-      return sendCreateForm(request, reply, account, form, 'Choose at least one scope: a key without scopes cannot call anything.', 400);
+      return sendCreateForm(request, reply, account, form, formId, 'Choose at least one scope: a key without scopes cannot call anything.', 400);
     }
+    const before = await sentBefore(formId, account.id);
+    if (before === 'taken') return sendCreateForm(request, reply, account, form, newId('key'), OUT_OF_DATE, 400);
+    if (before) return sendSentAlready(request, reply, before);
     const expiresIn = EXPIRY_CHOICES[form.expiry];
     try {
       const issued = await createKey(
         rt,
         { accountId: account.id, name: form.name, mode: form.mode, scopes: form.scopes, expiresAt: expiresIn === null ? null : rt.clock() + expiresIn },
         actorOf(request),
+        { id: formId },
       );
       const body = secretPanel(rt, issued.key, issued.secret, { heading: 'Copy your new key', back: '/keys' });
       return sendPage(dash, request, reply, { title: 'Copy your new key', body, status: 201 });
     } catch (error) {
       if (!(error instanceof OperationError)) throw error;
-      return sendCreateForm(request, reply, account, form, sentence(error.message), OPERATION_STATUS[error.kind]);
+      // Sent twice at once (a double click): the other one issued the key.
+      const raced = error.kind === 'conflict' ? await sentBefore(formId, account.id) : undefined;
+      if (raced === 'taken') return sendCreateForm(request, reply, account, form, newId('key'), OUT_OF_DATE, 400);
+      if (raced) return sendSentAlready(request, reply, raced);
+      return sendCreateForm(request, reply, account, form, formId, sentence(error.message), OPERATION_STATUS[error.kind]);
     }
   });
 
@@ -120,16 +140,21 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     app.get<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
       const { account } = ownAccount(request);
       const key = await getKey(rt, request.params.id, account.id);
-      return sendRotateForm(request, reply, key);
+      return sendRotateForm(request, reply, key, newId('key'));
     });
 
     app.post<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
       const { account } = ownAccount(request);
       const key = await getKey(rt, request.params.id, account.id);
       const choice = field(request.body, 'overlap');
-      if (!isOverlapChoice(choice)) return sendRotateForm(request, reply, key, 'Choose how long the current key keeps working.', 400);
+      const formId = formIdOf(request.body);
+      if (formId === undefined) return sendRotateForm(request, reply, key, newId('key'), OUT_OF_DATE, 400);
+      const before = await sentBefore(formId, account.id);
+      if (before === 'taken') return sendRotateForm(request, reply, key, newId('key'), OUT_OF_DATE, 400);
+      if (before) return sendSentAlready(request, reply, before);
+      if (!isOverlapChoice(choice)) return sendRotateForm(request, reply, key, formId, 'Choose how long the current key keeps working.', 400);
       try {
-        const rotated = await rotateKey(rt, key.id, ROTATION_OVERLAPS_MS[choice], actorOf(request), account.id);
+        const rotated = await rotateKey(rt, key.id, ROTATION_OVERLAPS_MS[choice], actorOf(request), account.id, { id: formId });
         const now = rt.clock();
         const previous = rotated.previous;
         const extra =
@@ -140,7 +165,10 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
         return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
       } catch (error) {
         if (!(error instanceof OperationError)) throw error;
-        return sendRotateForm(request, reply, key, sentence(error.message), OPERATION_STATUS[error.kind]);
+        const raced = error.kind === 'conflict' ? await sentBefore(formId, account.id) : undefined;
+        if (raced === 'taken') return sendRotateForm(request, reply, key, newId('key'), OUT_OF_DATE, 400);
+        if (raced) return sendSentAlready(request, reply, raced);
+        return sendRotateForm(request, reply, key, formId, sentence(error.message), OPERATION_STATUS[error.kind]);
       }
     });
   }
@@ -167,13 +195,44 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     return { form };
   }
 
-  function sendCreateForm(request: FastifyRequest, reply: FastifyReply, account: AccountRecord, form: KeyForm, error?: string, status = 200): FastifyReply {
+  /**
+   * The id the form chose for the key it issues (see `formIdField`): a form without one
+   * (a page from before it had one) gets a fresh one; undefined for one that is no key id.
+   */
+  function formIdOf(body: unknown): string | undefined {
+    const sent = field(body, 'form_id');
+    if (sent === '') return newId('key');
+    return isNewKeyId(sent) ? sent : undefined;
+  }
+
+  /**
+   * Whether a form's key exists already: the key, when the form was sent before (by this
+   * account); 'taken' when the id is another account's key (a hand-edited form, told
+   * nothing of it); undefined when the form is new.
+   */
+  async function sentBefore(formId: string, accountId: string): Promise<KeyRecord | 'taken' | undefined> {
+    const key = await rt.store.getKey(formId);
+    if (!key) return undefined;
+    return key.accountId === accountId ? key : 'taken';
+  }
+
+  /** A form that issued its key already, sent again (a reload of its answer): no second key, and the secret is not shown again. */
+  function sendSentAlready(request: FastifyRequest, reply: FastifyReply, key: KeyRecord): FastifyReply {
+    const body = html`<h1>This form was sent already</h1>
+<div class="notice" role="status"><p>It created the key “${key.name}” (<code>${key.hint}</code>) on ${when(key.createdAt)}. No other key was created.</p></div>
+<p>The key's secret was shown once, in the answer to that form, and cannot be shown again. If you did not copy it, revoke that key and create another.</p>
+<div class="actions"><a class="button" href="/keys">Back to the keys</a></div>`;
+    return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
+  }
+
+  function sendCreateForm(request: FastifyRequest, reply: FastifyReply, account: AccountRecord, form: KeyForm, formId: string, error?: string, status = 200): FastifyReply {
     const allowed = allowedScopes(rt, account.planId);
     const modes = rt.keyFormat.modes;
     const body = html`<h1>Create a key</h1>
 ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error}</p></div>` : ''}
 <form method="post" action="/keys" class="stack">
   ${csrfField(request)}
+  ${formIdField(formId)}
   <div class="field">
     <label for="name">Name</label>
     <span class="hint" id="name-hint">Where the key is used, e.g. “Production server” or “Reporting script”.</span>
@@ -213,7 +272,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     return sendPage(dash, request, reply, { title: 'Create a key', body, status });
   }
 
-  function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, error?: string, status = 200): FastifyReply {
+  function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, formId: string, error?: string, status = 200): FastifyReply {
     const now = rt.clock();
     if (!isUsable(key, now)) {
       const body = html`<h1>Key “${key.name}” cannot be rotated</h1>
@@ -226,6 +285,7 @@ ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : '
 <p>Rotating creates a replacement with the same name, mode and scopes, shown to you once. The current key <code>${key.hint}</code> keeps working for the overlap you choose, so you can deploy the replacement without downtime; after that it expires by itself.</p>
 <form method="post" action="/keys/${key.id}/rotate" class="stack">
   ${csrfField(request)}
+  ${formIdField(formId)}
   <fieldset>
     <legend>Keep the current key working for</legend>
     <div class="choices">${(Object.keys(ROTATION_OVERLAPS_MS) as OverlapChoice[]).map(
