@@ -189,6 +189,33 @@ describe.skipIf(!enabled)('faults', () => {
     expect(usage.meters.credits.usage).toBe(300);
   });
 
+  it('fails open from the store\'s balance: a process that never charged a meter does not start it from nothing', async () => {
+    const metered = await key(open1, 'metered');
+    // 900 of 1,000 credits spent through one process, and written to PostgreSQL.
+    for (let i = 0; i < 9; i += 1) expect((await open1.call('/v1/rankings', metered.secret)).status).toBe(200);
+    expect(await eventually(async () => (await storedUsage(metered.accountId)) === 900, 10_000, 200)).toBe(true);
+    // The other process knows the key, but has never charged its meter.
+    expect((await open2.call('/v1/projects', metered.secret)).status).toBe(200);
+
+    const mark = open2.output.length;
+    await redis.kill();
+    expect(await open2.waitForLog(/Redis is unreachable: admitting on per-process limits/, mark)).toBe(true);
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i += 1) statuses.push((await open2.call('/v1/rankings', metered.secret)).status);
+      expect(statuses).toEqual([200, 402, 402]);
+      // Its own answers count what it charged on top of the store's balance.
+      const usage = (await (await open2.admin(`/v1/accounts/${metered.accountId}/usage`)).json()) as { meters: { credits: { usage: number } } };
+      expect(usage.meters.credits.usage).toBe(1_000);
+    } finally {
+      const back = [open1.output.length, open2.output.length] as const;
+      await redis.start();
+      expect(await open1.waitForLog(/Redis answers again/, back[0])).toBe(true);
+      expect(await open2.waitForLog(/Redis answers again/, back[1])).toBe(true);
+    }
+    expect(await eventually(async () => (await storedUsage(metered.accountId)) === 1_000, 10_000, 200)).toBe(true);
+  });
+
   it('answers on the deadline when Redis is slow (a 503, not a wait), and releases what the late answer reserved', async () => {
     const { secret } = await key(closed, 'metered');
     expect((await closed.call('/v1/rankings', secret)).status).toBe(200); // 100 of 1000 credits used

@@ -3,8 +3,9 @@
  *
  * - Fail-open profiles admit requests against per-process counters (the memory
  *   backend): each process enforces the limits by itself, so N processes together may
- *   admit up to N times a limit until Redis returns. Balances start from the last
- *   values this process saw (start-up and every flush).
+ *   admit up to N times a limit until Redis returns. A meter's balance is read from the
+ *   store before its first charge in an outage (RedisCounters.seedFallback); without the
+ *   store, from the last value this process saw (start-up and every flush).
  * - Either way, units committed while Redis cannot take them (a settle that failed, or
  *   a request admitted by the fallback) are held here as increments and added to Redis
  *   when it answers again, so an outage loses no usage; a process that stops first saves

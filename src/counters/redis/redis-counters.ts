@@ -161,6 +161,11 @@ export class RedisCounters implements Counters {
   /** Meters this process committed units to since the last drain. */
   private dirty = new Map<string, MeterRef>();
   private readonly seeding = new Map<string, Promise<void>>();
+  /**
+   * Meters whose balance the per-process fallback has taken from the store since Redis was
+   * last reachable: each is read once an outage, before its first charge here.
+   */
+  private seededInOutage = new Map<string, Promise<void>>();
   /** Settles on their way to Redis; a flush waits for them, so shutdown writes them too. */
   private readonly settling = new Set<Promise<number>>();
   /** Numbers capped commits, which never share a batch entry. */
@@ -636,15 +641,37 @@ export class RedisCounters implements Counters {
     return this.client.status === 'ready' && performance.now() >= this.pausedUntil;
   }
 
-  private withoutRedis(request: AdmitRequest, cause: unknown): Admission {
-    if (this.options.failure === 'open') return this.fallback.admit(request);
-    throw new CountersUnavailableError(cause);
+  private async withoutRedis(request: AdmitRequest, cause: unknown): Promise<Admission> {
+    if (this.options.failure !== 'open') throw new CountersUnavailableError(cause);
+    if (request.charge && request.charge.amount > 0) await this.seedFallback(request.charge);
+    return this.fallback.admit(request);
+  }
+
+  /**
+   * Brings the fallback's balance of a meter up to the store's (at most a flush behind
+   * Redis when it went away) before the meter's first charge in an outage: this process
+   * may never have charged it, or not for weeks, and would otherwise start from nothing or
+   * from that old figure. If the store cannot say either, what this process saw stands.
+   */
+  private seedFallback(ref: MeterRef): Promise<void> {
+    const id = meterRefId(ref);
+    let seeding = this.seededInOutage.get(id);
+    if (!seeding) {
+      seeding = this.options.store
+        .loadMeterUsage({ accountId: ref.accountId, periodStarts: [ref.periodStart] })
+        .then((rows) => this.fallback.remember(rows.filter((row) => row.meter === ref.meter)))
+        .catch(() => undefined);
+      this.seededInOutage.set(id, seeding);
+    }
+    return seeding;
   }
 
   /** Redis answered: if it had been marked unreachable, say it is back. */
   private noteSuccess(): void {
     if (this.reachable) return;
     this.reachable = true;
+    // The next outage starts from the store's balances again.
+    this.seededInOutage = new Map();
     // Processes that stopped during the outage may have saved units for it.
     this.savedUnitsDueAt = 0;
     this.options.log.info('Redis answers again: shared counters resume');
