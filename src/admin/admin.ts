@@ -33,7 +33,7 @@ import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord, Page } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
-import { checkHealth } from '../operations/health.js';
+import { checkHealth, storeState } from '../operations/health.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 
 const ACTOR = 'admin-api';
@@ -349,7 +349,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     return problem(reply, 401, `Send the admin token ${twice ? 'once, ' : ''}as "Authorization: Bearer <token>".`);
   });
 
-  app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
+  app.setErrorHandler(async (error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
     if (error instanceof OperationError) return problem(reply, OPERATION_STATUS[error.kind], error.message);
     if (error instanceof BodyRefusal) return problem(reply, error.status, error.message);
     // Redis is away: what needs it (lifting a block) cannot be done now, by anyone.
@@ -358,6 +358,10 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return problem(reply, 415, 'Send JSON with Content-Type: application/json.');
     if (error.statusCode && error.statusCode < 500) return problem(reply, error.statusCode, error.message.replace(/^Body /, 'The body '));
     request.log.error({ err: error, target: redactedTarget(rt, request.raw.url) }, 'admin API error');
+    // The store is away (PostgreSQL down, say): an outage to wait out and retry, as Redis's is.
+    if ((await storeState(rt)) === 'unreachable') {
+      return problem(reply.header('retry-after', '5'), 503, `The store (${rt.store.kind}) is not reachable; try again once it is back.`, 'Service Unavailable');
+    }
     return problem(reply, 500, 'Internal error; see the keygate log.', 'Internal Server Error');
   });
   app.setNotFoundHandler((request, reply) => {

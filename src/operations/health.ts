@@ -27,7 +27,8 @@ export async function checkHealth(rt: Pick<Runtime, 'store' | 'counters' | 'conf
   return { status, store, counters };
 }
 
-async function storeState(rt: Pick<Runtime, 'store'>): Promise<BackendState> {
+/** Whether the store answers a ping within a second. */
+export async function storeState(rt: Pick<Runtime, 'store'>): Promise<BackendState> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<BackendState>((resolve) => (timer = setTimeout(() => resolve('unreachable'), STORE_DEADLINE_MS)));
   try {

@@ -277,6 +277,16 @@ describe.skipIf(!enabled)('faults', () => {
     const down = await behindProxy.admin('/health');
     expect({ status: down.status, body: await down.json() }).toMatchObject({ status: 200, body: { status: 'unavailable', store: 'unreachable' } });
     expect((await behindProxy.admin('/health/ready')).status).toBe(503);
+    // The admin API says it is an outage to retry, not an error of keygate's.
+    for (const [path, init] of [['/v1/accounts?limit=1', {}], [`/v1/keys/${fresh.keyId}/revoke`, { method: 'POST' }]] as const) {
+      const answer = await behindProxy.admin(path, init);
+      expect({ path, status: answer.status, retryAfter: answer.headers.get('retry-after'), body: await answer.json() }).toMatchObject({
+        path,
+        status: 503,
+        retryAfter: '5',
+        body: { title: 'Service Unavailable', detail: 'The store (postgres) is not reachable; try again once it is back.' },
+      });
+    }
 
     await proxy.restore();
     expect(await eventually(async () => (await behindProxy.call('/v1/projects', fresh.secret)).status === 200, 10_000, 100)).toBe(true);
