@@ -133,10 +133,11 @@ describe('keygate.yaml validation', () => {
     expect(notMapping).toEqual(['upstream: expected object, got string "https://svc:***@127.0.0.1:9311"']);
   });
 
-  it('refuses store and counters URLs that serve would refuse, and a mistyped counters parameter', () => {
+  it('refuses store and counters URLs that serve would refuse, and a mistyped or doubled counters parameter', () => {
     expect(problems('upstream: {url: "http://a"}\nstore: postgress://k@db/k\n')).toEqual(['store: expected "sqlite:<file>" or "postgres://user:password@host:port/database"']);
     expect(problems('upstream: {url: "http://a"}\ncounters: rediss//cache:6379\n')).toEqual(['counters: expected "memory" or "redis://host:port[/db][?prefix=...]"']);
     expect(problems('upstream: {url: "http://a"}\ncounters: "redis://cache:6379/0?prefx=kg:"\n')).toEqual(['counters: unknown parameter "prefx"; a counters URL takes prefix, db, username, password, family']);
+    expect(problems('upstream: {url: "http://a"}\ncounters: "redis://cache:6379/0?prefix=kg:&prefix=other:"\n')).toEqual(['counters: parameter "prefix" is given twice; give it once']);
     expect(parseConfigText('upstream: {url: "http://a"}\nstore: postgres://k@db:5432/k\ncounters: "redis://cache:6379/0?prefix=kg:"\n').counters).toBe('redis://cache:6379/0?prefix=kg:');
   });
 

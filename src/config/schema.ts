@@ -329,8 +329,12 @@ function checkCountersUrl(url: string, ctx: z.RefinementCtx): void {
   }
   // A mistyped parameter (`?prefx=`) would otherwise be dropped, and the shared default
   // prefix used: another deployment's counters and revocation channel.
+  // Nor is one given twice read as either: which was meant cannot be known.
+  const seen = new Set<string>();
   for (const name of new URL(url).searchParams.keys()) {
     if (!REDIS_URL_PARAMS.includes(name)) ctx.addIssue({ code: 'custom', message: `unknown parameter "${name}"; a counters URL takes ${REDIS_URL_PARAMS.join(', ')}` });
+    else if (seen.has(name)) ctx.addIssue({ code: 'custom', message: `parameter "${name}" is given twice; give it once` });
+    seen.add(name);
   }
 }
 
