@@ -42,7 +42,9 @@ export function shortDay(day: string): string {
 
 /** Operation messages are written lower-case for logs and APIs; pages start with a capital. */
 export function sentence(message: string): string {
-  const text = message.charAt(0).toUpperCase() + message.slice(1);
+  // An email address or an id that begins the message is written as it is (bob@b.test, key_…).
+  const first = message.split(' ', 1)[0] ?? '';
+  const text = /[@_]/.test(first) ? message : message.charAt(0).toUpperCase() + message.slice(1);
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 

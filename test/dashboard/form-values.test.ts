@@ -6,7 +6,7 @@
  * and control characters typed into the sign-in form do not come back in the page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptInvitation, inviteMember } from '../../src/operations/members.js';
+import { acceptInvitation, inviteMember, passwordResetLink } from '../../src/operations/members.js';
 import { createKey } from '../../src/operations/keys.js';
 import type { Runtime } from '../../src/runtime.js';
 import { tempDir } from '../support/temp.js';
@@ -249,6 +249,21 @@ describe('dashboard: hand-edited forms', () => {
       expect(twice.status).toBe(400);
       expect(twice.alert).toBe('The form sent “plan” more than once; it takes one value.');
       expect((await rt.store.listAccounts({ limit: 100 })).length).toBe(before);
+    });
+  });
+
+  describe('wording', () => {
+    it('a reset link asks for a new password; an invitation for the first one', async () => {
+      const reset = await passwordResetLink(rt, MEMBER, 'test');
+      expect((await new Visitor(fixture.dashboardUrl).get(`/invite/${reset.token}`)).heading).toBe('Choose a new password');
+      const invitation = await inviteMember(rt, { email: 'new@acme.example', accountId: acmeId, role: 'member' }, 'test');
+      expect((await new Visitor(fixture.dashboardUrl).get(`/invite/${invitation.token}`)).heading).toBe('Choose your password');
+    });
+
+    it('writes an email address that begins a message as it is', async () => {
+      await operator.get(`/accounts/${acmeId}`);
+      const answer = await operator.post(`/accounts/${acmeId}/invite`, { email: MEMBER });
+      expect(answer.alert).toBe(`${MEMBER} is already a member.`);
     });
   });
 

@@ -117,10 +117,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     const row = page.locator(`tr[data-key-id="${keyId}"]`);
     expect(await textOf(row.locator('.badge.blocked'))).toBe('Blocked, ends in 5 min');
     await screenshot(page, 'account-key-blocked');
-    await row.getByRole('button', { name: 'Lift the block of Acme production' }).click();
+    await row.getByRole('button', { name: 'Unblock Acme production' }).click();
     expect(await textOf(page.getByRole('status'))).toMatch(/^The block of key “Acme production” \(rk_live_…\w{4}\) is lifted; its requests are admitted again\.$/);
     expect(await row.locator('.badge.blocked').count()).toBe(0);
-    expect(await row.getByRole('button', { name: /Lift the block/ }).count()).toBe(0);
+    expect(await row.getByRole('button', { name: /^Unblock/ }).count()).toBe(0);
     expect((await counters.blocksInForce([keyBlockId(keyId)], fixture.clock.now())).size).toBe(0);
   });
 

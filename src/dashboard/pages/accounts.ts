@@ -257,8 +257,8 @@ ${usable.length > 0
       `Keys in use of ${account.name}`,
       (key) =>
         html`${blocked?.has(key.id)
-          ? html`<form method="post" action="/accounts/${account.id}/keys/${key.id}/unblock" class="inline-form">${csrfField(request)}<button type="submit" class="secondary small" aria-label="Lift the block of ${key.name}">Unblock</button></form>`
-          : ''}<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name}">Revoke</a>`,
+          ? html`<form method="post" action="/accounts/${account.id}/keys/${key.id}/unblock" class="inline-form">${csrfField(request)}<button type="submit" class="secondary small" aria-label="Unblock ${key.name} (${key.hint})">Unblock</button></form>`
+          : ''}<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`,
       keys,
       blocked,
     )

@@ -55,8 +55,13 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
 
   function sendForm(request: InviteRequest, reply: FastifyReply, member: MemberRecord, error?: string, status = 200): FastifyReply {
     const account = member.role === 'operator' ? 'as an operator' : 'to manage your API keys';
-    const body = html`<h1>Choose your password</h1>
-<p>You were invited ${account}. You will sign in as <strong>${member.email}</strong>.</p>
+    // A member who has a password already came by a reset link: theirs works until this one is set.
+    const reset = member.passwordHash !== null;
+    const title = reset ? 'Choose a new password' : 'Choose your password';
+    const body = html`<h1>${title}</h1>
+${reset
+  ? html`<p>This link replaces the password of <strong>${member.email}</strong>. The current one keeps working until you set the new one.</p>`
+  : html`<p>You were invited ${account}. You will sign in as <strong>${member.email}</strong>.</p>`}
 ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : ''}
 <form method="post" action="/invite/${request.params.token}" class="stack">
   ${preSessionCsrfField(dash, request, reply)}
@@ -72,6 +77,6 @@ ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : '
   </div>
   <div class="actions"><button type="submit">Set password</button></div>
 </form>`;
-    return sendPage(dash, request, reply, { title: 'Choose your password', body, status });
+    return sendPage(dash, request, reply, { title, body, status });
   }
 }

@@ -65,9 +65,9 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
     const blocked = await blockedUntilOf(rt, usable);
     const rowActions = (key: KeyRecord) => html`${rt.config.keys.rotation && rotationConflict(key, keys, now) === undefined
       ? html`
-      <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name}">Rotate</a>`
+      <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name} (${key.hint})">Rotate</a>`
       : ''}
-      <a class="button secondary small" href="/keys/${key.id}/revoke" aria-label="Revoke ${key.name}">Revoke</a>`;
+      <a class="button secondary small" href="/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`;
     const body = html`<h1>API keys</h1>
 <p>Keys let your programs call the ${rt.config.name} API as <strong>${account.name}</strong>. Treat each key like a password: anyone who has it can use your plan.</p>
 ${usage.apiEnabled ? '' : html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, usage.planExpired)}). You can manage keys, but requests are refused until it is on.</p></div>`}
