@@ -83,9 +83,12 @@ describe('withoutCredentialParams', () => {
 
   it('removes a credential parameter after a `;` too, which some upstreams split on', () => {
     expect(withoutCredentialParams('/v1/x?a=1;apikey=SECRET&b=2', token)).toBe('/v1/x?a=1&b=2');
-    expect(withoutCredentialParams('/v1/x?apikey=SECRET;a=1', token)).toBe('/v1/x?a=1');
     expect(withoutCredentialParams('/v1/x?a=1&;api%6Bey=SECRET', token)).toBe('/v1/x?a=1');
     // Other `;`s and empty pairs stay as they were.
     expect(withoutCredentialParams('/v1/x?q=a;b&&c=;', token)).toBe('/v1/x?q=a;b&&c=;');
+    // A credential parameter whose value holds a `;` goes whole: keygate read all of it as the key.
+    expect(withoutCredentialParams('/v1/x?apikey=SECRET;b&c=1', token)).toBe('/v1/x?c=1');
+    expect(withoutCredentialParams('/v1/x?apikey=SECRET;a=1', token)).toBe('/v1/x');
+    expect(withoutCredentialParams('/v1/x?apikey=SECRET;b', token, '[REDACTED]')).toBe('/v1/x?apikey=[REDACTED]');
   });
 });

@@ -177,7 +177,10 @@ export function withoutCredentialParams(url: string, locations: readonly Credent
   if (names.size === 0) return url;
   const kept: string[] = [];
   for (const pair of url.slice(start + 1).split('&')) {
-    const part = pair.includes(';') ? keptParts(pair.split(';'), names, replacement).join(';') : keptPart(pair, names, replacement);
+    // A credential parameter goes whole, `;`s and all (keygate read `apikey=S;b` as the key
+    // `S;b`); in any other pair, a credential after a `;` goes.
+    const whole = keptPart(pair, names, replacement);
+    const part = whole !== pair || !pair.includes(';') ? whole : keptParts(pair.split(';'), names, replacement).join(';');
     // A pair that held only credentials (`;apikey=…`) is left out whole, not kept empty.
     if (part !== undefined && (part !== '' || pair === '')) kept.push(part);
   }
