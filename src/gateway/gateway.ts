@@ -112,7 +112,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   answerExpectAndConnect(app.server, nodeRefusal);
   // Node answers `Expect: 100-continue` at once, before any key is read, and a client that
   // is then refused has sent its body for nothing. keygate tells a request to continue
-  // only once it forwards it; a refusal ends the connection instead (the body may follow, or not).
+  // only once it forwards it; Node ends the connection after an answer sent without it
+  // (the body may follow, or not).
   app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     (req as AwaitingRequest)[AWAITS_CONTINUE] = true;
     app.server.emit('request', req, res);
@@ -159,17 +160,11 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       if (outcome === 'denied') usage.add(identity.account.id, rt.clock(), 'denials', denial.reason);
       else usage.add(identity.account.id, rt.clock(), 'requests', statusClass(rendered.status));
     }
-    endIfBodyAwaited(request, reply);
     // As bytes: Fastify adds "; charset=utf-8" to a string's JSON Content-Type, and the
     // profile may name one without (errors.contentType).
     reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));
     finish(request, rendered.status);
     return reply;
-  }
-
-  /** A client still waiting to send its body is answered without it: the connection ends with the answer. */
-  function endIfBodyAwaited(request: FastifyRequest, reply: FastifyReply): void {
-    if ((request.raw as AwaitingRequest)[AWAITS_CONTINUE] === true) reply.header('connection', 'close');
   }
 
   /** Answers a refusal that is no pipeline denial (a 501, say), already rendered in the envelope. */
@@ -249,7 +244,6 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       usage.add(identity.account.id, rt.clock(), 'requests', '2xx');
       renderBuiltin(rt, route.builtin, identity)
         .then((body) => {
-          endIfBodyAwaited(request, reply);
           reply.code(route.builtin.status).headers(decision.headers).header('content-type', route.builtin.contentType).send(Buffer.from(body));
           finish(request, route.builtin.status);
         })

@@ -227,6 +227,7 @@ describe('forwarding', () => {
       });
       req.on('error', reject);
     });
+    // (Node closes a connection whose client was not told to continue.)
     expect(answer).toEqual({ continued: false, status: 401, connection: 'close' });
   });
 
