@@ -5,8 +5,8 @@
  * without it.
  *
  * Every request passes, in order: security headers → who is signed in (session
- * cookie) → CSRF check on every POST → sign-in required except on public pages →
- * the page. Anything the viewer may not see is a plain 404.
+ * cookie) → sign-in required except on public pages (nothing is done without a session)
+ * → CSRF check on every POST → the page. Anything the viewer may not see is a plain 404.
  */
 import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -145,7 +145,10 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       // session ended is told so (it is no forgery), and a page asked for is where signing
       // in again leads.
       if (!isPublic && !request.viewer) {
-        if (sessionId !== undefined || request.method === 'POST') setNotice(dash, reply, SESSION_ENDED);
+        // A form of this dashboard's own (a browser drops the cookie when the session ends);
+        // a cross-site POST, which comes without the cookie too, is sent on without a word.
+        const ownForm = request.method === 'POST' && request.headers['sec-fetch-site'] === 'same-origin';
+        if (sessionId !== undefined || ownForm) setNotice(dash, reply, SESSION_ENDED);
         return redirect(reply, request.method === 'GET' ? signInLeadingTo(request.url) : '/sign-in');
       }
       if (request.method === 'POST') {

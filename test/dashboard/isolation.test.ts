@@ -29,12 +29,12 @@ import {
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
-/** Posts a form from inside the page (same origin, with its cookies), optionally with the page's own CSRF token. */
 /** The browser context's cookies as a Cookie header, for a request sent outside the page. */
 async function cookieHeader(context: BrowserContext): Promise<string> {
   return (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
 }
 
+/** Posts a form from inside the page (same origin, with its cookies), optionally with the page's own CSRF token. */
 async function postFromPage(page: Page, url: string, fields: Record<string, string>, options: { withToken: boolean; contentType?: string }): Promise<{ status: number; text: string }> {
   return page.evaluate(
     async ({ url, fields, withToken, contentType }) => {
@@ -264,6 +264,12 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     expect(new URL(globex.page.url())).toMatchObject({ pathname: '/sign-in', search: '?next=%2Fusage' });
     await signIn(globex.page, 'bob@globex.example');
     expect(new URL(globex.page.url()).pathname).toBe('/usage');
+    // A form sent without the cookie (the browser dropped it when the session ended) is told
+    // so when it is the dashboard's own; one from another site is sent on without a word.
+    for (const [site, notice] of [['same-origin', true], ['cross-site', false]] as const) {
+      const answer = await fetch(`${fixture.dashboardUrl}/keys`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': site }, body: 'name=x', redirect: 'manual' });
+      expect({ site, status: answer.status, location: answer.headers.get('location'), notice: answer.headers.getSetCookie().some((c) => c.startsWith('kg_notice=')) }).toEqual({ site, status: 303, location: '/sign-in', notice });
+    }
     // Only a page of this dashboard: another site is no place to go back to.
     for (const next of ['//evil.example/', '/\\evil.example/', 'https://evil.example/', '/sign-out']) {
       const answer = await fetch(`${fixture.dashboardUrl}/sign-in?next=${encodeURIComponent(next)}`, { headers: { cookie: await cookieHeader(globex.context) }, redirect: 'manual' });
