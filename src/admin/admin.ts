@@ -358,9 +358,13 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return problem(reply, 415, 'Send JSON with Content-Type: application/json.');
     if (error.statusCode && error.statusCode < 500) return problem(reply, error.statusCode, error.message.replace(/^Body /, 'The body '));
     request.log.error({ err: error, target: redactedTarget(rt, request.raw.url) }, 'admin API error');
-    // The store is away (PostgreSQL down, say): an outage to wait out and retry, as Redis's is.
+    // The store is away (PostgreSQL down, say): an outage to wait out, as Redis's is. A
+    // read can simply be asked again; a change may have been made in part before the store
+    // went (a key written, its audit entry not): to be checked before it is sent again.
     if ((await storeState(rt)) === 'unreachable') {
-      return problem(reply.header('retry-after', '5'), 503, `The store (${rt.store.kind}) is not reachable; try again once it is back.`, 'Service Unavailable');
+      const store = `The store (${rt.store.kind}) is not reachable`;
+      if (request.method === 'GET' || request.method === 'HEAD') return problem(reply.header('retry-after', '5'), 503, `${store}; try again once it is back.`, 'Service Unavailable');
+      return problem(reply, 503, `${store}; this change may or may not have been made: once it is back, check before sending it again.`, 'Service Unavailable');
     }
     return problem(reply, 500, 'Internal error; see the keygate log.', 'Internal Server Error');
   });
