@@ -64,6 +64,10 @@ const SAVED_UNITS_CHECK_MS = 60_000;
 const SAVED_UNITS_BATCH = 500;
 /** After a timeout, requests skip Redis this long instead of each waiting for it. */
 const PAUSE_AFTER_FAILURE_MS = 1_000;
+/** How long a fail-open admission waits for the store's balance of a meter (once an outage). */
+const SEED_DEADLINE_MS = 500;
+/** After a store read that failed, how long a meter is admitted on what the process saw before it is read again. */
+const SEED_RETRY_MS = 5_000;
 /** Balances seeded per batch at start-up. */
 const RESTORE_BATCH = 500;
 /** The admit script's answer for a meter Redis does not hold yet: seed it, then ask again. */
@@ -162,10 +166,11 @@ export class RedisCounters implements Counters {
   private dirty = new Map<string, MeterRef>();
   private readonly seeding = new Map<string, Promise<void>>();
   /**
-   * Meters whose balance the per-process fallback has taken from the store since Redis was
-   * last reachable: each is read once an outage, before its first charge here.
+   * Meters whose balance the per-process fallback has taken from the store in this outage
+   * (each is read once, before its first charge here), or, after a read that failed, the
+   * time (performance.now()) before which it is not tried again.
    */
-  private seededInOutage = new Map<string, Promise<void>>();
+  private seededInOutage = new Map<string, Promise<void> | number>();
   /** Settles on their way to Redis; a flush waits for them, so shutdown writes them too. */
   private readonly settling = new Set<Promise<number>>();
   /** Numbers capped commits, which never share a batch entry. */
@@ -653,16 +658,21 @@ export class RedisCounters implements Counters {
    * may never have charged it, or not for weeks, and would otherwise start from nothing or
    * from that old figure. If the store cannot say either, what this process saw stands.
    */
-  private seedFallback(ref: MeterRef): Promise<void> {
+  private seedFallback(ref: MeterRef): Promise<void> | undefined {
     const id = meterRefId(ref);
-    let seeding = this.seededInOutage.get(id);
-    if (!seeding) {
-      seeding = this.options.store
-        .loadMeterUsage({ accountId: ref.accountId, periodStarts: [ref.periodStart] })
-        .then((rows) => this.fallback.remember(rows.filter((row) => row.meter === ref.meter)))
-        .catch(() => undefined);
-      this.seededInOutage.set(id, seeding);
-    }
+    const known = this.seededInOutage.get(id);
+    if (known instanceof Promise) return known;
+    if (known !== undefined && performance.now() < known) return undefined;
+    // A store that does not answer at once must not hold up what fail-open is for: the
+    // read is given up (its late answer ignored), and tried again a little later.
+    const read = this.options.store.loadMeterUsage({ accountId: ref.accountId, periodStarts: [ref.periodStart] });
+    const seeding = withDeadline(read, SEED_DEADLINE_MS).then(
+      (rows) => this.fallback.remember(rows.filter((row) => row.meter === ref.meter)),
+      () => {
+        this.seededInOutage.set(id, performance.now() + SEED_RETRY_MS);
+      },
+    );
+    this.seededInOutage.set(id, seeding);
     return seeding;
   }
 
@@ -688,6 +698,8 @@ export class RedisCounters implements Counters {
     if (this.client.status === 'ready') this.pausedUntil = performance.now() + PAUSE_AFTER_FAILURE_MS;
     if (!this.reachable) return;
     this.reachable = false;
+    // This outage's balances come from the store as it is now, not as an earlier one found it.
+    this.seededInOutage = new Map();
     // A command admits nothing: it says what the outage means where it matters (a balance, an announcement).
     if (this.options.use === 'command') return;
     this.options.log.warn(
