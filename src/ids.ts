@@ -1,5 +1,5 @@
 /** Record ids: a type prefix and 16 random base62 characters, e.g. `acc_7fK2...`. */
-import { randomBase62 } from './keys/format.js';
+import { BASE62, randomBase62 } from './keys/format.js';
 
 const ID_LENGTH = 16;
 /** Orders audit entries made within the same millisecond by this process. */
@@ -13,4 +13,18 @@ export function newId(prefix: 'acc' | 'key' | 'mem' | 'aud'): string {
     return `aud_${Date.now().toString(36).padStart(9, '0')}${auditSequence.toString(36).padStart(4, '0')}${random}`;
   }
   return `${prefix}_${random}`;
+}
+
+/**
+ * A record id made from a digest (HMAC output, at least 12 bytes) instead of at random:
+ * the same digest gives the same id, as `newId` would write it.
+ */
+export function idFromDigest(prefix: 'key', digest: Uint8Array): string {
+  let n = BigInt(`0x${Buffer.from(digest).toString('hex')}`);
+  let out = '';
+  for (let i = 0; i < ID_LENGTH; i++) {
+    out += BASE62[Number(n % 62n)];
+    n /= 62n;
+  }
+  return `${prefix}_${out}`;
 }

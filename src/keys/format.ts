@@ -25,7 +25,7 @@ import type { KeyFormatConfig } from '../config/schema.js';
 
 export type KeyMode = 'live' | 'test';
 
-const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+export const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const RANDOM_LENGTH = 24;
 const CHECKSUM_LENGTH = 6;
 /** Length of what follows the prefix: the random part and the checksum. */

@@ -4,14 +4,15 @@
  * chosen overlap. Every lookup is scoped to the member's own account, so another
  * account's key id is a 404 here.
  */
+import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { KeyMode } from '../../keys/format.js';
+import { randomBase62, type KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, blockedUntilOf, createKey, getKey, isNewKeyId, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
-import { newId } from '../../ids.js';
+import { allowedScopes, blockedUntilOf, createKey, getKey, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
+import { idFromDigest, newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
-import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
+import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, viewerOf, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { plural, relative, sentence, when } from '../format.js';
@@ -35,12 +36,20 @@ const OVERLAP_LABELS: Record<OverlapChoice, string> = {
 const DEFAULT_OVERLAP: OverlapChoice = '24h';
 const OUT_OF_DATE = 'This form was out of date. Check it and send it again.';
 
+/** What a create or rotate form's nonce is: random base62. */
+const FORM_NONCE = /^[0-9A-Za-z]{22}$/;
+
+function newFormNonce(): string {
+  return randomBase62(22);
+}
+
 /**
- * The id of the key a form creates, chosen when the form is shown: sent again (a reload
- * of the page that answered it), the form issues no second key.
+ * The nonce of a form that issues a key, from which (with the session's secret) the key's
+ * id is derived: sent again (a reload of the page that answered it), the form issues no
+ * second key.
  */
-function formIdField(formId: string): Html {
-  return html`<input type="hidden" name="form_id" value="${formId}">`;
+function formNonceField(nonce: string): Html {
+  return html`<input type="hidden" name="form_id" value="${nonce}">`;
 }
 
 interface KeyForm {
@@ -85,21 +94,20 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
 
   app.get('/keys/new', async (request, reply) => {
     const { account } = ownAccount(request);
-    return sendCreateForm(request, reply, account, defaultForm(account), newId('key'));
+    return sendCreateForm(request, reply, account, defaultForm(account), newFormNonce());
   });
 
   app.post('/keys', async (request, reply) => {
     const { account } = ownAccount(request);
     const { form, refused } = readForm(request.body);
-    const formId = formIdOf(request.body);
-    if (formId === undefined) return sendCreateForm(request, reply, account, form, newId('key'), OUT_OF_DATE, 400);
-    if (refused !== undefined) return sendCreateForm(request, reply, account, form, formId, refused, 400);
-    if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, formId, 'Give the key a name, so you can tell it apart later.', 400);
+    const { nonce, keyId } = formKey(request);
+    if (keyId === undefined) return sendCreateForm(request, reply, account, form, nonce, OUT_OF_DATE, 400);
+    if (refused !== undefined) return sendCreateForm(request, reply, account, form, nonce, refused, 400);
+    if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, nonce, 'Give the key a name, so you can tell it apart later.', 400);
     if (form.scopes.length === 0 && allowedScopes(rt, account.planId).length > 0) {
-      return sendCreateForm(request, reply, account, form, formId, 'Choose at least one scope: a key without scopes cannot call anything.', 400);
+      return sendCreateForm(request, reply, account, form, nonce, 'Choose at least one scope: a key without scopes cannot call anything.', 400);
     }
-    const before = await sentBefore(formId, account.id);
-    if (before === 'taken') return sendCreateForm(request, reply, account, form, newId('key'), OUT_OF_DATE, 400);
+    const before = await sentBefore(keyId, account.id);
     if (before) return sendSentAlready(request, reply, before);
     const expiresIn = EXPIRY_CHOICES[form.expiry];
     try {
@@ -107,17 +115,16 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
         rt,
         { accountId: account.id, name: form.name, mode: form.mode, scopes: form.scopes, expiresAt: expiresIn === null ? null : rt.clock() + expiresIn },
         actorOf(request),
-        { id: formId },
+        { id: keyId },
       );
       const body = secretPanel(rt, issued.key, issued.secret, { heading: 'Copy your new key', back: '/keys' });
       return sendPage(dash, request, reply, { title: 'Copy your new key', body, status: 201 });
     } catch (error) {
       if (!(error instanceof OperationError)) throw error;
       // Sent twice at once (a double click): the other one issued the key.
-      const raced = error.kind === 'conflict' ? await sentBefore(formId, account.id) : undefined;
-      if (raced === 'taken') return sendCreateForm(request, reply, account, form, newId('key'), OUT_OF_DATE, 400);
+      const raced = error.kind === 'conflict' ? await sentBefore(keyId, account.id) : undefined;
       if (raced) return sendSentAlready(request, reply, raced);
-      return sendCreateForm(request, reply, account, form, formId, sentence(error.message), OPERATION_STATUS[error.kind]);
+      return sendCreateForm(request, reply, account, form, nonce, sentence(error.message), OPERATION_STATUS[error.kind]);
     }
   });
 
@@ -140,21 +147,20 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     app.get<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
       const { account } = ownAccount(request);
       const key = await getKey(rt, request.params.id, account.id);
-      return sendRotateForm(request, reply, key, newId('key'));
+      return sendRotateForm(request, reply, key, newFormNonce());
     });
 
     app.post<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
       const { account } = ownAccount(request);
       const key = await getKey(rt, request.params.id, account.id);
       const choice = field(request.body, 'overlap');
-      const formId = formIdOf(request.body);
-      if (formId === undefined) return sendRotateForm(request, reply, key, newId('key'), OUT_OF_DATE, 400);
-      const before = await sentBefore(formId, account.id);
-      if (before === 'taken') return sendRotateForm(request, reply, key, newId('key'), OUT_OF_DATE, 400);
+      const { nonce, keyId } = formKey(request);
+      if (keyId === undefined) return sendRotateForm(request, reply, key, nonce, OUT_OF_DATE, 400);
+      if (!isOverlapChoice(choice)) return sendRotateForm(request, reply, key, nonce, 'Choose how long the current key keeps working.', 400);
+      const before = await sentBefore(keyId, account.id);
       if (before) return sendSentAlready(request, reply, before);
-      if (!isOverlapChoice(choice)) return sendRotateForm(request, reply, key, formId, 'Choose how long the current key keeps working.', 400);
       try {
-        const rotated = await rotateKey(rt, key.id, ROTATION_OVERLAPS_MS[choice], actorOf(request), account.id, { id: formId });
+        const rotated = await rotateKey(rt, key.id, ROTATION_OVERLAPS_MS[choice], actorOf(request), account.id, { id: keyId });
         const now = rt.clock();
         const previous = rotated.previous;
         const extra =
@@ -165,10 +171,9 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
         return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
       } catch (error) {
         if (!(error instanceof OperationError)) throw error;
-        const raced = error.kind === 'conflict' ? await sentBefore(formId, account.id) : undefined;
-        if (raced === 'taken') return sendRotateForm(request, reply, key, newId('key'), OUT_OF_DATE, 400);
+        const raced = error.kind === 'conflict' ? await sentBefore(keyId, account.id) : undefined;
         if (raced) return sendSentAlready(request, reply, raced);
-        return sendRotateForm(request, reply, key, formId, sentence(error.message), OPERATION_STATUS[error.kind]);
+        return sendRotateForm(request, reply, key, nonce, sentence(error.message), OPERATION_STATUS[error.kind]);
       }
     });
   }
@@ -196,24 +201,24 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
   }
 
   /**
-   * The id the form chose for the key it issues (see `formIdField`): a form without one
-   * (a page from before it had one) gets a fresh one; undefined for one that is no key id.
+   * The id of the key a create or rotate form issues, and the nonce to show the form with
+   * again. The id is derived from the form's nonce (see `formNonceField`) and the session's
+   * own secret: the same form sent again names the same key, and no one can choose an id.
+   * A form without a nonce (a page from before forms had one) gets a fresh id; one whose
+   * nonce is not one gets none (a new nonce to show the form with).
    */
-  function formIdOf(body: unknown): string | undefined {
-    const sent = field(body, 'form_id');
-    if (sent === '') return newId('key');
-    return isNewKeyId(sent) ? sent : undefined;
+  function formKey(request: FastifyRequest): { nonce: string; keyId: string | undefined } {
+    const sent = field(request.body, 'form_id');
+    if (sent === '') return { nonce: newFormNonce(), keyId: newId('key') };
+    if (!FORM_NONCE.test(sent)) return { nonce: newFormNonce(), keyId: undefined };
+    const digest = createHmac('sha256', viewerOf(request).session.csrfSecret).update(`key form ${sent}`).digest();
+    return { nonce: sent, keyId: idFromDigest('key', digest) };
   }
 
-  /**
-   * Whether a form's key exists already: the key, when the form was sent before (by this
-   * account); 'taken' when the id is another account's key (a hand-edited form, told
-   * nothing of it); undefined when the form is new.
-   */
-  async function sentBefore(formId: string, accountId: string): Promise<KeyRecord | 'taken' | undefined> {
-    const key = await rt.store.getKey(formId);
-    if (!key) return undefined;
-    return key.accountId === accountId ? key : 'taken';
+  /** The key a form issued already (sent before by this account), if any. */
+  async function sentBefore(keyId: string, accountId: string): Promise<KeyRecord | undefined> {
+    const key = await rt.store.getKey(keyId);
+    return key?.accountId === accountId ? key : undefined;
   }
 
   /** A form that issued its key already, sent again (a reload of its answer): no second key, and the secret is not shown again. */
@@ -225,14 +230,14 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
   }
 
-  function sendCreateForm(request: FastifyRequest, reply: FastifyReply, account: AccountRecord, form: KeyForm, formId: string, error?: string, status = 200): FastifyReply {
+  function sendCreateForm(request: FastifyRequest, reply: FastifyReply, account: AccountRecord, form: KeyForm, nonce: string, error?: string, status = 200): FastifyReply {
     const allowed = allowedScopes(rt, account.planId);
     const modes = rt.keyFormat.modes;
     const body = html`<h1>Create a key</h1>
 ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error}</p></div>` : ''}
 <form method="post" action="/keys" class="stack">
   ${csrfField(request)}
-  ${formIdField(formId)}
+  ${formNonceField(nonce)}
   <div class="field">
     <label for="name">Name</label>
     <span class="hint" id="name-hint">Where the key is used, e.g. “Production server” or “Reporting script”.</span>
@@ -272,7 +277,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     return sendPage(dash, request, reply, { title: 'Create a key', body, status });
   }
 
-  function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, formId: string, error?: string, status = 200): FastifyReply {
+  function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, nonce: string, error?: string, status = 200): FastifyReply {
     const now = rt.clock();
     if (!isUsable(key, now)) {
       const body = html`<h1>Key “${key.name}” cannot be rotated</h1>
@@ -285,7 +290,7 @@ ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : '
 <p>Rotating creates a replacement with the same name, mode and scopes, shown to you once. The current key <code>${key.hint}</code> keeps working for the overlap you choose, so you can deploy the replacement without downtime; after that it expires by itself.</p>
 <form method="post" action="/keys/${key.id}/rotate" class="stack">
   ${csrfField(request)}
-  ${formIdField(formId)}
+  ${formNonceField(nonce)}
   <fieldset>
     <legend>Keep the current key working for</legend>
     <div class="choices">${(Object.keys(ROTATION_OVERLAPS_MS) as OverlapChoice[]).map(
