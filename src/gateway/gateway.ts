@@ -25,6 +25,7 @@ import { statusClass } from '../usage/usage-recorder.js';
 import { withoutKeys } from '../keys/redact.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
+import { trustedProxyCheck } from './trusted-proxies.js';
 
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
 export class RequestRecord {
@@ -142,6 +143,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   });
 
   const basePath = normalBasePath(config.basePath);
+  const fromTrustedProxy = trustedProxyCheck(config.trustedProxies);
 
   /**
    * Answers with the dialect's rendering of a denial: a refusal, or (`upstream_error`) an
@@ -209,8 +211,10 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       send(request, reply, deny(target.reason));
       return;
     }
-    // And its host is the request's, whatever Host says (RFC 9112 §3.2.2): the upstream's X-Forwarded-Host.
-    if (target.authority !== undefined) request.raw.headers.host = target.authority;
+    // And its host is the request's, whatever Host says (RFC 9112 §3.2.2): the upstream's
+    // X-Forwarded-Host. Not from a trusted load balancer, whose Host (the one it checked and
+    // routed by) stands.
+    if (target.authority !== undefined && fromTrustedProxy?.(request.raw.socket.remoteAddress ?? '') !== true) request.raw.headers.host = target.authority;
     const { url, path } = target;
     const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers, rawHeaders: request.raw.rawHeaders };
     const decision = rt.pipeline.authorize(gatewayRequest);

@@ -420,6 +420,21 @@ describe('behind a trusted load balancer (trustedProxies)', () => {
     }
   });
 
+  it('keeps the Host a load balancer sent with an absolute-form target (the one it checked), not the target\'s host', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const url = new URL(kg.gatewayUrl);
+      const req = httpRequest({ host: url.hostname, port: url.port, path: 'http://evil.example/sites', headers: { Host: 'api.example.com', Authorization: `Bearer ${secret}` } });
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(200);
+    expect(last()).toMatchObject({ url: '/sites', headers: { 'x-forwarded-host': 'api.example.com' } });
+  });
+
   it('writes its own where the load balancer sent none', async () => {
     await (await kg.call('/sites', { headers: { Authorization: `Bearer ${secret}` } })).text();
     const seen = last().headers;
