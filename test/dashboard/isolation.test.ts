@@ -220,7 +220,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     }
     const locked = await attempt('carol@initech.example', 'wrong password 5');
     expect(locked.status).toBe(429);
-    expect(locked.message).toMatch(/^Too many failed sign-ins\. Signing in with this email is paused for 15 minutes/);
+    const ends = new Date(fixture.clock.now() + 15 * MINUTE).toISOString().slice(11, 16);
+    expect(locked.message).toMatch(new RegExp(`^Too many failed sign-ins\\. Signing in with this email is paused until ${ends} UTC \\(15 minutes\\)`));
     await screenshot(page, 'sign-in-locked');
     // Even the right password is refused while locked.
     expect(await attempt('carol@initech.example', PASSWORD)).toEqual(locked);

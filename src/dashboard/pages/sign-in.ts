@@ -35,10 +35,12 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
     if (!result.ok) {
       if (result.reason === 'locked') {
         const minutes = Math.max(1, Math.ceil(result.retryAfterMs / MINUTE));
+        // When it ends, not only how long: each try meanwhile gets the same end.
+        const until = new Date(rt.clock() + result.retryAfterMs).toISOString().slice(11, 16);
         reply.header('retry-after', String(Math.ceil(result.retryAfterMs / 1000)));
         return sendSignIn(request, reply, email, back, {
           kind: 'error',
-          text: `Too many failed sign-ins. Signing in with this email is paused for ${minutes} minute${minutes === 1 ? '' : 's'}; try again after that. If you forgot your password, contact whoever invited you.`,
+          text: `Too many failed sign-ins. Signing in with this email is paused until ${until} UTC (${minutes} minute${minutes === 1 ? '' : 's'}); try again after that. If you forgot your password, contact whoever invited you.`,
         }, 429);
       }
       return sendSignIn(request, reply, email, back, { kind: 'error', text: 'The email or password is incorrect.' }, 401);
