@@ -5,7 +5,7 @@
  * the `keygate` CLI, real HTTP, and a controlled clock for the rolling one-second window.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlledClock, read, runServeCommand, silentUpstream, startExample, unreachableUrl, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+import { controlledClock, read, runServeCommand, startExample, startFailingExamples, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
 /** keygate's own answers (errors, the subscription endpoint) come as the upstream's do: one API, one Content-Type. */
 const JSON_TYPE = 'application/json';
@@ -493,9 +493,7 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
 
   describe('Error Handling: the API itself failing', () => {
     it('500 Unexpected error. when the API cannot be reached, 503 System is busy. when it does not answer in time; neither costs anything', async () => {
-      const silent = await silentUpstream();
-      const down = await startExample('seranking-data', { upstream: { url: await unreachableUrl() } });
-      const slow = await startExample('seranking-data', { upstream: { url: silent.url, timeout: '300ms' } });
+      const { down, slow, close } = await startFailingExamples('seranking-data');
       try {
         for (const [failing, expected] of [
           [down, { status: 500, type: JSON_TYPE, body: { error_description: 'Unexpected error. Please try again later.' } }],
@@ -509,9 +507,7 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
           expect(await left()).toBe(before);
         }
       } finally {
-        await down.close();
-        await slow.close();
-        await silent.close();
+        await close();
       }
     });
   });

@@ -5,7 +5,7 @@
  * HTTP, and a controlled clock for the one-second windows and the 10-minute blocks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlledClock, rawRequest, read, runServeCommand, silentUpstream, startExample, unreachableUrl, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+import { controlledClock, rawRequest, read, runServeCommand, startExample, startFailingExamples, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
 // The document's examples: `Content-Type:  application/json`, errors and answers alike.
 const JSON_TYPE = 'application/json';
@@ -270,9 +270,7 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
 
   describe('Error handling: the API itself failing', () => {
     it('500 Server error when the API cannot be reached, and when it does not answer in time', async () => {
-      const silent = await silentUpstream();
-      const down = await startExample('seranking-project', { upstream: { url: await unreachableUrl() } });
-      const slow = await startExample('seranking-project', { upstream: { url: silent.url, timeout: '300ms' } });
+      const { down, slow, close } = await startFailingExamples('seranking-project');
       try {
         for (const failing of [down, slow]) {
           const customer = await failing.createAccount('Customer');
@@ -280,9 +278,7 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
           expect(await read(await failing.call('/sites', token(secret)))).toEqual({ status: 500, type: JSON_TYPE, body: { message: 'Server error' } });
         }
       } finally {
-        await down.close();
-        await slow.close();
-        await silent.close();
+        await close();
       }
     });
   });

@@ -196,14 +196,33 @@ export async function startExample(name: string, options: { clock?: ControlledCl
   };
 }
 
+/**
+ * The example twice more, in front of an upstream that is down (`down`) and one that
+ * takes connections and never answers (`slow`, with a 300 ms timeout); `close` stops all.
+ */
+export async function startFailingExamples(name: string): Promise<{ down: RunningExample; slow: RunningExample; close(): Promise<void> }> {
+  const silent = await silentUpstream();
+  const down = await startExample(name, { upstream: { url: await unreachableUrl() } });
+  const slow = await startExample(name, { upstream: { url: silent.url, timeout: '300ms' } });
+  return {
+    down,
+    slow,
+    async close() {
+      await down.close();
+      await slow.close();
+      await silent.close();
+    },
+  };
+}
+
 /** An upstream URL nothing listens on (a port that was free a moment ago): connections are refused. */
-export async function unreachableUrl(): Promise<string> {
+async function unreachableUrl(): Promise<string> {
   const [port] = await freePorts(1);
   return `http://127.0.0.1:${port}`;
 }
 
 /** An upstream that takes connections and never answers, until closed. */
-export async function silentUpstream(): Promise<{ url: string; close(): Promise<void> }> {
+async function silentUpstream(): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server = createNetServer((socket) => {
     sockets.add(socket);

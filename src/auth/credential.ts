@@ -180,21 +180,12 @@ export function withoutCredentialParams(url: string, locations: readonly Credent
     // A credential parameter goes whole, `;`s and all (keygate read `apikey=S;b` as the key
     // `S;b`); in any other pair, a credential after a `;` goes.
     const whole = keptPart(pair, names, replacement);
-    const part = whole !== pair || !pair.includes(';') ? whole : keptParts(pair.split(';'), names, replacement).join(';');
+    const part = whole !== pair || !pair.includes(';') ? whole : pair.split(';').flatMap((p) => keptPart(p, names, replacement) ?? []).join(';');
     // A pair that held only credentials (`;apikey=…`) is left out whole, not kept empty.
     if (part !== undefined && (part !== '' || pair === '')) kept.push(part);
   }
   const path = url.slice(0, start);
   return kept.length > 0 ? `${path}?${kept.join('&')}` : path;
-}
-
-function keptParts(parts: string[], names: ReadonlySet<string>, replacement: string | undefined): string[] {
-  const kept: string[] = [];
-  for (const part of parts) {
-    const value = keptPart(part, names, replacement);
-    if (value !== undefined) kept.push(value);
-  }
-  return kept;
 }
 
 /** `pair` as forwarded: as it is, with its value replaced (for logs), or undefined (left out) for a credential parameter. */
