@@ -15,6 +15,7 @@ import formbody from '@fastify/formbody';
 import type { Runtime } from '../runtime.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
+import { storeState } from '../operations/health.js';
 import { SCRIPT, STYLESHEET } from './assets.js';
 import { PageNotFound, redirect, SESSION_ENDED, setNotice, signInLeadingTo, type Dashboard } from './context.js';
 import { csrfTokenMatches, preSessionSecret, submittedToken } from './csrf.js';
@@ -34,6 +35,8 @@ import { registerAuditPage } from './pages/audit.js';
 /** Forms are small; anything bigger is not ours. */
 const BODY_LIMIT = 16 * 1024;
 const ASSET_MAX_AGE_S = 7 * 86_400;
+/** When to ask again while the store is unreachable (as the admin API says). */
+const STORE_RETRY_AFTER_S = 5;
 
 const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy':
@@ -165,7 +168,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     registerAuditPage(pages, dash);
 
     pages.setNotFoundHandler((request, reply) => sendNotFound(request, reply));
-    pages.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    pages.setErrorHandler(async (error: Error & { statusCode?: number }, request, reply) => {
       if (error instanceof PageNotFound || (error instanceof OperationError && error.kind === 'not_found')) return sendNotFound(request, reply);
       if (error instanceof OperationError) {
         const body = html`<h1>That did not work</h1><div class="notice error" role="alert"><p>${sentence(error.message)}</p></div><p><a href="/">Back to the dashboard</a></p>`;
@@ -176,6 +179,14 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
         return sendPage(dash, request, reply, { title: 'Bad request', body, status: error.statusCode });
       }
       request.log.error({ err: error, path: request.routeOptions.url }, 'dashboard error');
+      // The store is away (PostgreSQL down, say): an outage to wait out, not a fault of the
+      // page's. A form may have been saved in part before it went: to be checked, not resent.
+      if ((await storeState(rt)) === 'unreachable') {
+        const sent = request.method === 'POST' ? html`<p>If this was a change, it may or may not have been made: once the dashboard is back, check before making it again.</p>` : html``;
+        const body = html`<h1>The dashboard is unavailable</h1><div class="notice error" role="alert"><p>It cannot reach its data right now. Try again in a moment.</p></div>${sent}<p><a href="/">Back to the dashboard</a></p>`;
+        if (request.method === 'GET' || request.method === 'HEAD') reply.header('retry-after', String(STORE_RETRY_AFTER_S));
+        return sendPage(dash, request, reply, { title: 'Unavailable', body, status: 503 });
+      }
       const body = html`<h1>Something went wrong</h1><p>The page could not be shown. Try again in a moment; if it keeps happening, the operator can find the details in the keygate log.</p><p><a href="/">Back to the dashboard</a></p>`;
       return sendPage(dash, request, reply, { title: 'Something went wrong', body, status: 500 });
     });

@@ -27,6 +27,8 @@ export function writeProfile(dir: string, name: string, profile: ConfigInput): s
 export interface GatewayProcess {
   readonly gatewayUrl: string;
   readonly adminUrl: string;
+  /** Where its dashboard listens, if the profile turns it on. */
+  readonly dashboardUrl: string | undefined;
   readonly child: ChildProcess;
   /** Everything the process wrote (stdout and stderr). */
   readonly output: string[];
@@ -68,20 +70,22 @@ export function startGateway(configFile: string): Promise<GatewayProcess> {
         if (line === '') continue;
         output.push(line);
         if (serving || !line.includes('keygate is serving')) continue;
-        const { gateway, admin } = JSON.parse(line) as { gateway: string; admin: string };
+        const { gateway, admin, dashboard } = JSON.parse(line) as { gateway: string; admin: string; dashboard?: string };
         serving = true;
         clearTimeout(timer);
-        resolve(gatewayProcess(child, output, gateway, admin, () => exited));
+        resolve(gatewayProcess(child, output, { gateway, admin, dashboard }, () => exited));
       }
     });
     child.stderr?.on('data', (chunk: Buffer) => output.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
   });
 }
 
-function gatewayProcess(child: ChildProcess, output: string[], gatewayUrl: string, adminUrl: string, exited: () => boolean): GatewayProcess {
+function gatewayProcess(child: ChildProcess, output: string[], urls: { gateway: string; admin: string; dashboard: string | undefined }, exited: () => boolean): GatewayProcess {
+  const { gateway: gatewayUrl, admin: adminUrl } = urls;
   return {
     gatewayUrl,
     adminUrl,
+    dashboardUrl: urls.dashboard,
     child,
     output,
     alive: () => !exited(),

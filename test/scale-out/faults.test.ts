@@ -101,7 +101,9 @@ describe.skipIf(!enabled)('faults', () => {
       startGateway(writeProfile(dir, 'open', profile({ counterFailure: 'open' }))),
       startGateway(writeProfile(dir, 'open', profile({ counterFailure: 'open' }))),
       // Its store is reached through the proxy; its counters on the shared Redis.
-      startGateway(writeProfile(dir, 'proxied', profile({ store: viaProxy.toString(), counters: redisUrlWithPrefix(prefix), keyCacheTtl: '1s' }))),
+      startGateway(
+        writeProfile(dir, 'proxied', profile({ store: viaProxy.toString(), counters: redisUrlWithPrefix(prefix), keyCacheTtl: '1s', dashboard: { enabled: true, listen: { host: '127.0.0.1', port: 0 } } })),
+      ),
     ]);
     gateways.push(...started);
     [closed, open1, open2, behindProxy] = started as [GatewayProcess, GatewayProcess, GatewayProcess, GatewayProcess];
@@ -291,6 +293,29 @@ describe.skipIf(!enabled)('faults', () => {
       retryAfter: null,
       body: { detail: 'The store (postgres) is not reachable; this change may or may not have been made: once it is back, check before sending it again.' },
     });
+    // So does the dashboard, in a page: a signed-in member's next page (any session cookie
+    // is looked up in the store)...
+    const dashboardUrl = behindProxy.dashboardUrl as string;
+    const page = await fetch(`${dashboardUrl}/keys`, { headers: { cookie: 'kg_session=a-session-only-the-store-knows' }, redirect: 'manual' });
+    expect({ status: page.status, retryAfter: page.headers.get('retry-after'), type: page.headers.get('content-type') }).toEqual({
+      status: 503,
+      retryAfter: '5',
+      type: 'text/html; charset=utf-8',
+    });
+    expect(await page.text()).toContain('It cannot reach its data right now. Try again in a moment.');
+    // ... and a form (signing in: its page and token need no store, checking the password does).
+    const form = await fetch(`${dashboardUrl}/sign-in`);
+    expect(form.status).toBe(200);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? '';
+    const formCookie = form.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ');
+    const signIn = await fetch(`${dashboardUrl}/sign-in`, {
+      method: 'POST',
+      headers: { cookie: formCookie, 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+      body: new URLSearchParams({ _csrf: csrf, email: 'someone@example.com', password: 'a password' }).toString(),
+      redirect: 'manual',
+    });
+    expect({ status: signIn.status, retryAfter: signIn.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: null });
+    expect(await signIn.text()).toContain('If this was a change, it may or may not have been made');
 
     await proxy.restore();
     expect(await eventually(async () => (await behindProxy.call('/v1/projects', fresh.secret)).status === 200, 10_000, 100)).toBe(true);
