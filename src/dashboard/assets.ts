@@ -55,7 +55,8 @@ button:hover, .button:hover { background: var(--accent-dark); border-color: var(
 .button.danger:hover, button.danger:hover { background: #7f1d1d; border-color: #7f1d1d; }
 .button.small, button.small { min-height: 36px; padding: .3rem .7rem; font-size: .9rem; }
 .actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: 1rem 0; }
-.actions.tight { margin: 0; flex-wrap: nowrap; }
+.actions.tight { margin: 0; }
+.actions.tight .inline-form { margin: 0; }
 
 /* forms */
 form.stack { max-width: 36rem; }
@@ -179,6 +180,29 @@ for (const button of document.querySelectorAll('button[data-copy]')) {
 }
 for (const field of document.querySelectorAll('input[data-select-on-focus]')) {
   field.addEventListener('focus', () => field.select());
+}
+// A table wider than the window scrolls sideways in its box: the box then takes the
+// keyboard focus (arrow keys scroll it) and is named after its table. One that fits is
+// no tab stop.
+const tableBoxes = document.querySelectorAll('.table-wrap');
+function markScrollingTables() {
+  for (const box of tableBoxes) {
+    if (box.scrollWidth > box.clientWidth + 1) {
+      box.tabIndex = 0;
+      box.setAttribute('role', 'region');
+      const caption = box.querySelector('caption');
+      box.setAttribute('aria-label', (caption && caption.textContent.trim()) || 'Table');
+    } else if (box.hasAttribute('tabindex')) {
+      box.removeAttribute('tabindex');
+      box.removeAttribute('role');
+      box.removeAttribute('aria-label');
+    }
+  }
+}
+if (tableBoxes.length > 0) {
+  markScrollingTables();
+  window.addEventListener('resize', markScrollingTables);
+  for (const details of document.querySelectorAll('details')) details.addEventListener('toggle', markScrollingTables);
 }
 `;
 

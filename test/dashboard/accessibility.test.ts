@@ -7,8 +7,12 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
+import type { KeyRecord } from '../../src/store/store.js';
+import { STYLESHEET } from '../../src/dashboard/assets.js';
+import { html } from '../../src/dashboard/html.js';
+import { keyTable } from '../../src/dashboard/pages/key-views.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, focusOutline, expectHeading, invite, join, launchChromium, newAccount, newContext, startDashboard, tabTo, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, DESKTOP, focusOutline, expectHeading, invite, join, launchChromium, newAccount, newContext, startDashboard, tabTo, textOf, type DashboardFixture } from './support.js';
 
 interface PageAudit {
   h1Count: number;
@@ -112,6 +116,59 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     await member.keyboard.press('Enter');
     await member.waitForURL('**/keys');
     expect(await textOf(member.getByRole('status'))).toMatch(/^Key “Reporting script” .* is revoked\./);
+  });
+
+  it('scrolls a table wider than the window with the keyboard; a table that fits is no tab stop', async () => {
+    await createKey(fixture.keygate.runtime, { accountId, name: 'Wide table key' }, 'admin-api');
+    const box = member.getByRole('region', { name: 'Keys in use' });
+    try {
+      // Wider than a phone (no cards), narrower than the table.
+      await member.setViewportSize({ width: 720, height: 800 });
+      await member.goto('/keys');
+      expect(await box.getAttribute('tabindex')).toBe('0');
+      await tabTo(member, 'the keys table', (el) => el.tag === 'div' && el.label === 'Keys in use');
+      expect(await focusOutline(member)).toMatch(/^solid 3px/);
+      for (let i = 0; i < 5; i++) await member.keyboard.press('ArrowRight');
+      expect(await box.evaluate((el) => el.scrollLeft)).toBeGreaterThan(0);
+      // Wide enough again: the box is no longer a stop on the way through the page.
+      await member.setViewportSize(DESKTOP);
+      await expect.poll(() => member.locator('.table-wrap').first().getAttribute('tabindex')).toBeNull();
+      expect(await box.count()).toBe(0);
+    } finally {
+      await member.setViewportSize(DESKTOP);
+    }
+  });
+
+  it('fits the keys table at 1280 px with a blocked key and all three of its buttons', async () => {
+    const now = Date.parse('2026-12-01T12:00:00Z');
+    const wide = (id: string, extra: Partial<KeyRecord> = {}): KeyRecord => ({
+      id,
+      hash: `hash_${id}`,
+      hint: 'rk_live_…abcd',
+      name: 'Production ingestion pipeline',
+      accountId,
+      mode: 'live',
+      scopes: ['projects:read', 'rankings:read'],
+      createdAt: now - 86_400_000,
+      lastUsedAt: now - 60_000,
+      expiresAt: now + 90 * 86_400_000,
+      revokedAt: null,
+      createdBy: null,
+      rotatedFrom: null,
+      ...extra,
+    });
+    const keys = [wide('key_a'), wide('key_b', { rotatedFrom: 'key_a' })];
+    const buttons = () =>
+      html`<form method="post" class="inline-form"><button type="submit" class="secondary small">Unblock</button></form><a class="button secondary small" href="#">Rotate</a><a class="button secondary small" href="#">Revoke</a>`;
+    const table = keyTable(keys, now, 'Keys in use', buttons, keys, new Map(keys.map((k) => [k.id, now + 15 * 60_000])));
+    const page = await browser.newPage({ viewport: DESKTOP });
+    try {
+      await page.setContent(`<!doctype html><html lang="en"><head><style>${STYLESHEET}</style></head><body><main class="wrap">${table.toString()}</main></body></html>`);
+      const { scrollWidth, clientWidth } = await page.locator('.table-wrap').evaluate((el) => ({ scrollWidth: el.scrollWidth, clientWidth: el.clientWidth }));
+      expect(scrollWidth).toBeLessThanOrEqual(clientWidth);
+    } finally {
+      await page.close();
+    }
   });
 
   it('works without JavaScript: the key is shown selectable, only the copy button is missing', async () => {

@@ -35,4 +35,14 @@ describe('key table', () => {
       expect(row(rendered, 'key_old')).toContain('replaced by <code class="hint">sk_live_…cccc</code>');
     }
   });
+
+  it('keeps a revoked key\'s expiry in its Expires cell and says when it was revoked in its Status cell', () => {
+    const revoked = key('key_gone', 'sk_live_…dddd', T0, { expiresAt: Date.parse('2027-01-31T00:00:00Z'), revokedAt: T0 + 2 * 86_400_000 });
+    const rendered = keyTable([revoked], T0 + 5 * 86_400_000, 'Revoked and expired keys').toString();
+    // Each cell's text by its label.
+    const cells = Object.fromEntries([...rendered.matchAll(/<td data-label="([^"]*)">(.*?)<\/td>/gs)].map((m) => [m[1], (m[2] ?? '').replace(/<[^>]+>/g, '')]));
+    expect(cells['Expires (UTC)']).toBe('2027-01-31 00:00');
+    expect(cells.Status).toBe('Revoked 3 days ago');
+    expect(rendered).toContain('title="Revoked 2026-12-03 00:00 UTC"');
+  });
 });

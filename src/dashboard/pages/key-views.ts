@@ -18,9 +18,16 @@ export function isUsable(key: KeyRecord, now: number): boolean {
 /** `blockedUntil`: when its rate-limit block (or its account's) ends, if it is blocked now. */
 export function statusBadge(key: KeyRecord, now: number, blockedUntil?: number): Html {
   const status = keyStatus(key, now);
+  if (status === 'revoked' && key.revokedAt !== null) return revokedBadge(key.revokedAt, now);
   const detail = status === 'expiring' && key.expiresAt !== null ? ` ${relative(key.expiresAt, now)}` : '';
   const blocked = blockedUntil === undefined ? '' : blockedBadge(blockedUntil, now);
   return html`<span class="badge ${status}">${STATUS_LABEL[status]}${detail}</span>${blocked}`;
+}
+
+/** When a key was revoked goes with its status; its Expires column keeps the date it had. */
+function revokedBadge(at: number, now: number): Html {
+  const iso = new Date(at).toISOString();
+  return html`<span class="badge revoked" title="Revoked ${iso.slice(0, 16).replace('T', ' ')} UTC"><time datetime="${iso}">Revoked ${relative(at, now)}</time></span>`;
 }
 
 function blockedBadge(until: number, now: number): Html {
@@ -72,7 +79,7 @@ export function keyTable(
     <td data-label="Scopes">${scopeList(key.scopes)}</td>
     <td data-label="Created (UTC)">${whenInTable(key.createdAt)}</td>
     <td data-label="Last used (UTC)">${whenInTable(key.lastUsedAt, 'Never')}</td>
-    <td data-label="Expires (UTC)">${key.revokedAt !== null ? html`<span class="muted">Revoked ${whenInTable(key.revokedAt)}</span>` : whenInTable(key.expiresAt, 'Never')}</td>
+    <td data-label="Expires (UTC)">${whenInTable(key.expiresAt, 'Never')}</td>
     <td data-label="Status">${statusBadge(key, now, blocked?.get(key.id))}</td>
     ${actions ? html`<td data-label=""><div class="actions tight">${actions(key)}</div></td>` : ''}
   </tr>`,
