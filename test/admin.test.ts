@@ -418,7 +418,8 @@ describe('admin API', () => {
     const usage = await json(await kg.admin(`/v1/accounts/${accountId}/usage`));
     expect(usage.body).toMatchObject({ accountId, planId: 'scale', planName: 'Scale', apiEnabled: true, planExpired: false });
     expect(usage.body.meters.credits).toMatchObject({ unit: 'credits', usage: 50, limit: 500, remaining: 450 });
-    expect(usage.body.meters.brands).not.toHaveProperty('unit');
+    // As /v1/plans says it: null where the plan names no unit.
+    expect(usage.body.meters.brands).toMatchObject({ unit: null });
     expect(usage.body.meters.brands).toMatchObject({ kind: 'gauge', usage: 7, limit: 10, remaining: 3 });
     const forecast = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ accountId, calls: [{ method: 'POST', path: '/generate', count: 10 }] }) }));
     expect(forecast.body).toMatchObject({ total: 500, covered: false, balance: { credits: { remaining: 450, covered: false } } });
@@ -427,6 +428,12 @@ describe('admin API', () => {
     expect(relative).toMatchObject({ status: 400, body: { detail: 'body.calls.0.path: must be a path starting with /' } });
     const typo = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method: 'POST', path: '/generate', count: 1, recrods: 5 }] }) }));
     expect(typo).toMatchObject({ status: 400, body: { detail: expect.stringContaining('has no field "recrods"') } });
+    // A path the gateway refuses is never served: it has no price (it was priced 0).
+    const dotted = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method: 'POST', path: '/x/../generate', count: 1 }] }) }));
+    expect(dotted).toMatchObject({ status: 400, body: { detail: 'calls[0]: the gateway refuses the path "/x/../generate" (a dot segment, a backslash or an escape it would read as another path)' } });
+    // Nor is a total given that JSON cannot carry exactly.
+    const many = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method: 'POST', path: '/generate', count: Number.MAX_SAFE_INTEGER }] }) }));
+    expect(many).toMatchObject({ status: 400, body: { detail: `calls[0]: ${Number.MAX_SAFE_INTEGER} calls of 50 units each are more than can be counted exactly` } });
   });
 
   it('revokes a key, refused on the next request, and audits who did what', async () => {
@@ -470,6 +477,45 @@ describe('admin API', () => {
       expect(text).toContain(`keygate_request_duration_seconds_count{outcome="${outcome}"} ${counted}`);
       expect(text).toMatch(new RegExp(`keygate_request_duration_seconds_sum\\{outcome="${outcome}"\\} [0-9.e-]+\\n`));
     }
+  });
+
+  it('takes no body, {} or null where an operation reads none, from clients that label every request JSON; refuses fields it would not read', async () => {
+    const asJson = (method: string, body?: string) => ({ method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body }) });
+    const key = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'labelled' }) }));
+    const reason = await json(await kg.admin(`/v1/keys/${key.body.id}/revoke`, asJson('POST', '{"reason":"leaked"}')));
+    expect(reason).toMatchObject({ status: 400, body: { detail: 'POST /v1/keys/{id}/revoke takes no body: send none, or {}.' } });
+    expect((await json(await kg.admin(`/v1/keys/${key.body.id}`))).body.status).toBe('active');
+    expect((await kg.admin(`/v1/keys/${key.body.id}/unblock`, asJson('POST', '{}'))).status).toBe(200);
+    expect((await kg.admin(`/v1/keys/${key.body.id}/unblock`, asJson('POST', 'null'))).status).toBe(200);
+    const revoked = await json(await kg.admin(`/v1/keys/${key.body.id}/revoke`, asJson('POST')));
+    expect(revoked).toMatchObject({ status: 200, body: { status: 'revoked' } });
+    const invited = await json(await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'labelled@example.com', accountId }) }));
+    expect((await kg.admin(`/v1/members/${invited.body.id}`, asJson('DELETE'))).status).toBe(204);
+  });
+
+  it('refuses an empty accountId filter (it listed every account\'s rows) and a page size not written in digits', async () => {
+    for (const path of ['/v1/keys?accountId=', '/v1/members?accountId=', '/v1/audit?accountId=']) {
+      const empty = await json(await kg.admin(path));
+      expect(empty, path).toMatchObject({ status: 400, body: { detail: expect.stringMatching(/^querystring\.accountId: an account id/) } });
+    }
+    for (const limit of ['0x10', '1e2', '%201', '0', '1001', '1.5']) {
+      const odd = await json(await kg.admin(`/v1/accounts?limit=${limit}`));
+      expect(odd, limit).toMatchObject({ status: 400, body: { detail: expect.stringMatching(/^querystring\.limit: a whole number from 1 to 1000/) } });
+    }
+    const page = await kg.admin('/v1/accounts?limit=1');
+    expect({ status: page.status, rows: ((await page.json()) as unknown[]).length }).toEqual({ status: 200, rows: 1 });
+  });
+
+  it('refuses a key or account name holding a key, which would be stored and shown in clear', async () => {
+    const keyName = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: `copy of ${first.secret}` }) }));
+    expect(keyName).toMatchObject({ status: 400, body: { detail: 'a key name cannot contain an API key (it would be stored and shown in clear): name it after what it is for' } });
+    const named = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'to rename' }) }));
+    const rename = await json(await kg.admin(`/v1/keys/${named.body.id}`, { method: 'PATCH', body: JSON.stringify({ name: first.secret }) }));
+    expect(rename).toMatchObject({ status: 400, body: { detail: expect.stringContaining('a key name cannot contain an API key') } });
+    const accountName = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: `Acme ${first.secret}` }) }));
+    expect(accountName).toMatchObject({ status: 400, body: { detail: expect.stringContaining('an account name cannot contain an API key') } });
+    const listed = JSON.stringify([await (await kg.admin('/v1/keys')).json(), await (await kg.admin('/v1/accounts')).json()]);
+    expect(listed).not.toContain(first.secret.slice('sk_live_'.length));
   });
 });
 

@@ -72,7 +72,7 @@ const IssuedKey = Key.extend({ secret: z.string().describe('shown only in this r
 const Problem = z.object({ type: z.string(), title: z.string(), status: z.number(), detail: z.string() });
 const MeterUsage = z.object({
   kind: z.enum(['consumed', 'gauge']),
-  unit: z.string().optional().describe("the meter's unit as the plan names it (e.g. credits), if it does"),
+  unit: z.string().nullable().describe("the meter's unit as the plan names it (e.g. credits); null: it names none"),
   usage: z.number(),
   limit: z.number(),
   remaining: z.number(),
@@ -213,12 +213,24 @@ const READ_ONLY_POST = '/v1/forecast';
 /** Audit entries a page holds unless `limit` says otherwise. */
 const AUDIT_PAGE = 200;
 
+/** How many rows a page holds: 1 to 1000, written in digits (not `0x10`, `1e2` or ` 1`). */
+function pageLimit() {
+  return z
+    .string()
+    .regex(/^[0-9]{1,4}$/, 'a whole number from 1 to 1000')
+    .transform(Number)
+    .pipe(z.number().min(1, 'a whole number from 1 to 1000').max(1000, 'a whole number from 1 to 1000'));
+}
+
+/** An account to list the rows of; empty is refused (leave the parameter out for every account's). */
+const AccountFilter = z.string().min(1, "an account id (leave accountId out for every account's)").optional();
+
 /**
  * A page of a list: `limit` rows (1 to 1000; without it, all of them, as before) after the
  * `after` cursor of the previous page's `Link: <...>; rel="next"`.
  */
 const PageQuery = {
-  limit: z.coerce.number().int().min(1).max(1000).optional().describe('At most this many, oldest first; a Link header (rel="next") gives the next page'),
+  limit: pageLimit().optional().describe('At most this many, oldest first; a Link header (rel="next") gives the next page'),
   after: z.string().optional().describe('The cursor from the previous page\'s Link header'),
 };
 
@@ -285,9 +297,16 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // Bytes that are not UTF-8 would be read as U+FFFD and stored so (a name "��").
     if (!isUtf8(bytes)) return done(new BodyRefusal(400, NOT_UTF8_BYTES), undefined);
     const body = bytes.toString('utf8');
+    // An operation that takes no body (revoke, unblock, a delete) is sent one by clients that
+    // label every request JSON: nothing, `{}` or `null` is no body; fields it would not read
+    // are refused, not ignored (a "reason" that is never kept).
+    const takesBody = request.routeOptions.schema?.body !== undefined;
+    if (!takesBody && body.trim() === '') return done(null, undefined);
     fastifyJson(request, body, (error, parsed) => {
       const refusedJson = (error as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY' && parsesAsJson(body);
-      done(refusedJson ? new BodyRefusal(400, PROTOTYPE_KEY) : error, parsed);
+      if (error || takesBody) return done(refusedJson ? new BodyRefusal(400, PROTOTYPE_KEY) : error, parsed);
+      if (parsed === null || (typeof parsed === 'object' && !Array.isArray(parsed) && Object.keys(parsed).length === 0)) return done(null, undefined);
+      done(new BodyRefusal(400, `${request.method} ${(request.routeOptions.url ?? routerPath(request.url)).replace(/:(\w+)/g, '{$1}')} takes no body: send none, or {}.`), undefined);
     });
   });
   // A query parameter a route does not take is refused, not ignored: a mistyped filter
@@ -472,7 +491,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     return reply.code(204).send(null);
   });
   app.get('/v1/accounts/:id/usage', { schema: { tags: ['usage'], params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
-    return usageOut(await accountUsage(rt, request.params.id));
+    const usage = usageOut(await accountUsage(rt, request.params.id));
+    // As /v1/plans gives it: null where the plan names no unit.
+    return { ...usage, meters: Object.fromEntries(Object.entries(usage.meters).map(([name, meter]) => [name, { ...meter, unit: meter.unit ?? null }])) };
   });
   app.get(
     '/v1/accounts/:id/usage/daily',
@@ -522,7 +543,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   );
 
   // keys
-  app.get('/v1/keys', { schema: { tags: ['keys'], querystring: z.object({ accountId: z.string().optional(), ...PageQuery }).strict(), response: { 200: z.array(Key) } } }, async (request, reply) => {
+  app.get('/v1/keys', { schema: { tags: ['keys'], querystring: z.object({ accountId: AccountFilter, ...PageQuery }).strict(), response: { 200: z.array(Key) } } }, async (request, reply) => {
     const now = rt.clock();
     const { accountId } = request.query;
     const keys = await paged(request, reply, (page) => rt.store.listKeys({ ...(accountId ? { accountId } : {}), ...page }));
@@ -630,7 +651,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
 
   // members and audit
   const Member = z.object({ id: z.string(), email: z.string(), accountId: z.string().nullable(), role: z.enum(['member', 'operator']), status: z.enum(['active', 'invited']), createdAt: z.string() });
-  app.get('/v1/members', { schema: { tags: ['members'], querystring: z.object({ accountId: z.string().optional() }).strict(), response: { 200: z.array(Member) } } }, async (request) =>
+  app.get('/v1/members', { schema: { tags: ['members'], querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member) } } }, async (request) =>
     (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map((m) => ({
       id: m.id,
       email: m.email,
@@ -697,8 +718,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         summary: 'Key and account events, newest first',
         querystring: z
           .object({
-            accountId: z.string().optional(),
-            limit: z.coerce.number().int().min(1).max(1000).default(AUDIT_PAGE).describe(`At most this many (default ${AUDIT_PAGE}), newest first; a Link header (rel="next") gives the older ones`),
+            accountId: AccountFilter,
+            limit: pageLimit().default(AUDIT_PAGE).describe(`At most this many (default ${AUDIT_PAGE}), newest first; a Link header (rel="next") gives the older ones`),
             after: PageQuery.after,
           })
           .strict(),

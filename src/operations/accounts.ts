@@ -27,7 +27,7 @@ function checkPlan(rt: Runtime, planId: string): void {
 }
 
 export async function createAccount(rt: Runtime, input: NewAccount, actor: string): Promise<AccountRecord> {
-  const name = checkedName('an account', input.name, ACCOUNT_NAME_MAX);
+  const name = checkedName('an account', input.name, ACCOUNT_NAME_MAX, rt.keyFormat);
   const planId = input.planId ?? defaultPlanId(rt);
   checkPlan(rt, planId);
   if (input.planExpiresAt !== undefined && input.planExpiresAt !== null) checkedTime("the plan's expiry", input.planExpiresAt);
@@ -53,7 +53,7 @@ export async function getAccount(rt: Runtime, id: string): Promise<AccountRecord
 
 export async function updateAccount(rt: Runtime, id: string, patch: AccountPatch, actor: string): Promise<AccountRecord> {
   if (patch.planId !== undefined) checkPlan(rt, patch.planId);
-  if (patch.name !== undefined) patch = { ...patch, name: checkedName('an account', patch.name, ACCOUNT_NAME_MAX) };
+  if (patch.name !== undefined) patch = { ...patch, name: checkedName('an account', patch.name, ACCOUNT_NAME_MAX, rt.keyFormat) };
   if (patch.planExpiresAt !== undefined && patch.planExpiresAt !== null) checkedTime("the plan's expiry", patch.planExpiresAt);
   const before = await getAccount(rt, id);
   const after = await rt.store.updateAccount(id, patch);

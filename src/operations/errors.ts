@@ -1,3 +1,5 @@
+import type { KeyFormat } from '../keys/format.js';
+
 /** Why an operator or member action was refused; the admin API maps `kind` to a status. */
 export type OperationErrorKind = 'not_found' | 'invalid' | 'limit' | 'conflict' | 'forbidden';
 
@@ -39,11 +41,13 @@ export function checkedTime(what: string, ms: number): number {
  * `max` characters, and without control characters, which would forge rows in the CLI's
  * tables or move an operator's terminal (a member names their own keys).
  */
-export function checkedName(what: string, raw: string, max: number): string {
+export function checkedName(what: string, raw: string, max: number, keyFormat: Pick<KeyFormat, 'scrub'>): string {
   const name = raw.trim();
   if (name === '') throw new OperationError('invalid', `${what} needs a name`);
   if (name.length > max) throw new OperationError('invalid', `${what} name is at most ${max} characters`);
   if (CONTROL.test(name)) throw new OperationError('invalid', `${what} name cannot contain control characters (line breaks, tabs, escapes)`);
   if (LONE_SURROGATE.test(name)) throw new OperationError('invalid', `${what} name cannot contain half of a UTF-16 surrogate pair (it is no character)`);
+  // Names are stored and shown as they are: a key pasted into one would be kept in clear.
+  if (keyFormat.scrub(name, '') !== name) throw new OperationError('invalid', `${what} name cannot contain an API key (it would be stored and shown in clear): name it after what it is for`);
   return name;
 }

@@ -8,6 +8,7 @@ import type { Runtime } from '../runtime.js';
 import { OperationError } from './errors.js';
 import { accountUsage } from './usage.js';
 import { requestedRecords } from '../meters/cost.js';
+import { judgeTarget, normalBasePath } from '../gateway/request-path.js';
 
 const WHOLE = 'must be a whole number ≥ 0';
 const WHOLE_POSITIVE = 'must be a whole number ≥ 1';
@@ -54,7 +55,10 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
   }
   const lines = checked.data.map((call, i): ForecastLine => {
     const method = call.method.toUpperCase();
-    const path = call.path.split('?')[0] as string;
+    // As the gateway judges the target: a path it refuses (`..`, `\\`, escapes of them) costs nothing because it is never served.
+    const target = judgeTarget(call.path, normalBasePath(rt.config.basePath));
+    if (!target.ok && target.reason === 'bad_request') throw new OperationError('invalid', `calls[${i}]: the gateway refuses the path "${call.path}" (a dot segment, a backslash or an escape it would read as another path)`);
+    const path = target.ok ? target.path : (call.path.split('?')[0] as string);
     const match = rt.routes.match(method, path);
     if (!match) throw new OperationError('invalid', `calls[${i}]: no route for ${method} ${path}`);
     const cost = match.kind === 'proxy' ? match.route.cost : undefined;
@@ -63,6 +67,7 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
     const records = cost.perRequest !== undefined ? cost.reserveRecords : (call.records ?? requestedRecords(cost, call.path));
     if (records === undefined) throw new OperationError('invalid', `calls[${i}]: ${cost.reserveFromQuery} in "${call.path}" is not a whole number (the gateway refuses such a request)`);
     const unitsPerCall = cost.perRequest ?? (cost.perRecord ?? 0) * records;
+    if (!(unitsPerCall * call.count <= Number.MAX_SAFE_INTEGER)) throw new OperationError('invalid', `calls[${i}]: ${call.count} calls of ${unitsPerCall} units each are more than can be counted exactly`);
     return {
       ...call,
       method,
@@ -75,6 +80,7 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
   const totals: Record<string, number> = {};
   for (const line of lines) if (line.meter) totals[line.meter] = (totals[line.meter] ?? 0) + line.units;
   const total = Object.values(totals).reduce((a, b) => a + b, 0);
+  if (!(total <= Number.MAX_SAFE_INTEGER)) throw new OperationError('invalid', 'the calls add up to more units than can be counted exactly');
   if (accountId === undefined) return { lines, totals, total };
 
   const usage = await accountUsage(rt, accountId);

@@ -107,7 +107,7 @@ async function issueKey(
   const account = await getAccount(rt, input.accountId);
   const { replacing } = options;
   // A replacement keeps its key's name, even one stored before names were checked.
-  const name = replacing === undefined ? checkedName('a key', input.name, 100) : input.name;
+  const name = replacing === undefined ? checkedName('a key', input.name, 100, rt.keyFormat) : input.name;
   const mode = input.mode ?? 'live';
   if (!rt.keyFormat.modes.includes(mode)) {
     throw new OperationError('invalid', `this API issues ${rt.keyFormat.modes.join(' and ')} keys only, not ${mode}`);
@@ -233,7 +233,7 @@ export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, ac
   if (changes.name === undefined && changes.scopes === undefined) throw new OperationError('invalid', 'nothing to change: give a name or scopes');
   if (key.revokedAt !== null) throw new OperationError('conflict', 'a revoked key cannot be changed');
   const patch: KeyPatch = {};
-  if (changes.name !== undefined) patch.name = checkedName('a key', changes.name, 100);
+  if (changes.name !== undefined) patch.name = checkedName('a key', changes.name, 100, rt.keyFormat);
   if (changes.scopes !== undefined) {
     if (key.accountId === null) throw new OperationError('conflict', 'the scopes of an unbound key cannot be changed');
     patch.scopes = checkedScopes(rt, (await getAccount(rt, key.accountId)).planId, changes.scopes);
