@@ -34,6 +34,7 @@ import { forecast, PlannedCallSchema } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord, Page } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
 import { checkHealth, storeState } from '../operations/health.js';
+import { completeDocument, type OpenApiDocument } from './openapi.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 
 const ACTOR = 'admin-api';
@@ -207,6 +208,16 @@ function digest(text: string): Buffer {
 
 const NO_QUERY = z.object({}).strict();
 
+/** The document's groups of operations. */
+const TAGS = {
+  accounts: 'Accounts (teams): plan, API access, overage, plan expiry',
+  plans: "The profile's plans, every setting",
+  keys: 'API keys: create (the secret shown once), import, rename, rotate, revoke, unblock',
+  usage: 'Metered usage, gauges, daily counts and forecasts',
+  members: 'Dashboard members and operators: invitations and password resets',
+  audit: 'Who changed what, newest first',
+};
+
 /** The one POST a read-only token may send: a forecast prices calls and writes nothing. */
 const READ_ONLY_POST = '/v1/forecast';
 
@@ -323,6 +334,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
 
   await app.register(swagger, {
     openapi: {
+      // 3.1: its schemas are JSON Schema, in which a nullable date is `anyOf [.., {type: null}]`.
+      openapi: '3.1.0',
       info: { title: 'keygate admin API', version: '1', description: 'Accounts, keys, members, usage and forecasts of one keygate profile.' },
       components: {
         securitySchemes: {
@@ -332,6 +345,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       security: [{ adminToken: [] }],
     },
     transform: jsonSchemaTransform,
+    transformObject: (document) => completeDocument(('openapiObject' in document ? document.openapiObject : document.swaggerObject) as OpenApiDocument, TAGS),
   });
 
   const expected = options.tokens.map(digest);
@@ -427,7 +441,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       z.object({ kind: z.enum(['consumed', 'gauge']), limit: z.number(), period: z.union([z.literal('month'), z.object({ billingDay: z.number() })]), overage: z.boolean(), unit: z.string().nullable() }),
     ),
   });
-  app.get('/v1/plans', { schema: { tags: ['plans'], summary: 'Plans of the profile, every setting', response: { 200: z.array(PlanSchema) } } }, async () =>
+  app.get('/v1/plans', { schema: { operationId: 'listPlans', tags: ['plans'], summary: 'Plans of the profile, every setting', response: { 200: z.array(PlanSchema) } } }, async () =>
     Object.entries(rt.config.plans).map(([id, plan]) => planOut(id, plan)),
   );
 
@@ -435,7 +449,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   const AccountsQuery = z
     .object({ q: z.string().trim().min(1).max(200).optional().describe('Only accounts whose name contains this (either case), or whose id it is'), ...PageQuery })
     .strict();
-  app.get('/v1/accounts', { schema: { tags: ['accounts'], querystring: AccountsQuery, response: { 200: z.array(Account) } } }, async (request, reply) => {
+  app.get('/v1/accounts', { schema: { operationId: 'listAccounts', tags: ['accounts'], querystring: AccountsQuery, response: { 200: z.array(Account) } } }, async (request, reply) => {
     const { q } = request.query;
     return (await paged(request, reply, (page) => rt.store.listAccounts({ ...(q !== undefined ? { search: q } : {}), ...page }))).map(accountOut);
   });
@@ -443,7 +457,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/accounts',
     {
       schema: {
-        tags: ['accounts'],
+        operationId: 'createAccount', tags: ['accounts'],
         body: z.object({ name: z.string().min(1).max(200), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional() }).strict(),
         response: { 201: Account, 400: Problem },
       },
@@ -464,14 +478,14 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       return reply.code(201).send(accountOut(account));
     },
   );
-  app.get('/v1/accounts/:id', { schema: { tags: ['accounts'], params: IdParams, response: { 200: Account, 404: Problem } } }, async (request) =>
+  app.get('/v1/accounts/:id', { schema: { operationId: 'getAccount', tags: ['accounts'], params: IdParams, response: { 200: Account, 404: Problem } } }, async (request) =>
     accountOut(await getAccount(rt, request.params.id)),
   );
   app.patch(
     '/v1/accounts/:id',
     {
       schema: {
-        tags: ['accounts'],
+        operationId: 'updateAccount', tags: ['accounts'],
         summary: 'Change an account: name, plan, API access, overage, plan expiry',
         params: IdParams,
         body: z.object({ name: z.string().min(1).max(200).optional(), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional() }).strict(),
@@ -486,11 +500,11 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       return accountOut(await updateAccount(rt, request.params.id, patch, ACTOR));
     },
   );
-  app.delete('/v1/accounts/:id', { schema: { tags: ['accounts'], summary: 'Delete an account (its members are removed; its keys become unbound)', params: IdParams, response: { 204: z.null(), 404: Problem } } }, async (request, reply) => {
+  app.delete('/v1/accounts/:id', { schema: { operationId: 'deleteAccount', tags: ['accounts'], summary: 'Delete an account (its members are removed; its keys become unbound)', params: IdParams, response: { 204: z.null(), 404: Problem } } }, async (request, reply) => {
     await deleteAccount(rt, request.params.id, ACTOR);
     return reply.code(204).send(null);
   });
-  app.get('/v1/accounts/:id/usage', { schema: { tags: ['usage'], params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
+  app.get('/v1/accounts/:id/usage', { schema: { operationId: 'getAccountUsage', tags: ['usage'], params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
     const usage = usageOut(await accountUsage(rt, request.params.id));
     // As /v1/plans gives it: null where the plan names no unit.
     return { ...usage, meters: Object.fromEntries(Object.entries(usage.meters).map(([name, meter]) => [name, { ...meter, unit: meter.unit ?? null }])) };
@@ -499,7 +513,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/accounts/:id/usage/daily',
     {
       schema: {
-        tags: ['usage'],
+        operationId: 'getAccountDailyUsage', tags: ['usage'],
         summary: 'Daily requests (by status class), denials (by reason) and units (by meter)',
         params: IdParams,
         querystring: z.object({ from: z.iso.date().optional(), to: z.iso.date().optional() }).strict(),
@@ -517,7 +531,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/accounts/:id/gauges/:meter',
     {
       schema: {
-        tags: ['usage'],
+        operationId: 'setGauge', tags: ['usage'],
         summary: 'Set a gauge meter (e.g. keywords tracked)',
         params: z.object({ id: z.string(), meter: z.string() }),
         body: z.object({ value: z.number().nonnegative() }).strict(),
@@ -533,7 +547,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/forecast',
     {
       schema: {
-        tags: ['usage'],
+        operationId: 'forecast', tags: ['usage'],
         summary: 'Price planned calls; with accountId, compare with the account\'s balance',
         body: z.object({ accountId: z.string().optional(), calls: z.array(PlannedCallSchema).min(1).max(1000) }).strict(),
         response: { 200: ForecastResult, 400: Problem, 404: Problem },
@@ -543,7 +557,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   );
 
   // keys
-  app.get('/v1/keys', { schema: { tags: ['keys'], querystring: z.object({ accountId: AccountFilter, ...PageQuery }).strict(), response: { 200: z.array(Key) } } }, async (request, reply) => {
+  app.get('/v1/keys', { schema: { operationId: 'listKeys', tags: ['keys'], querystring: z.object({ accountId: AccountFilter, ...PageQuery }).strict(), response: { 200: z.array(Key) } } }, async (request, reply) => {
     const now = rt.clock();
     const { accountId } = request.query;
     const keys = await paged(request, reply, (page) => rt.store.listKeys({ ...(accountId ? { accountId } : {}), ...page }));
@@ -554,7 +568,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/keys',
     {
       schema: {
-        tags: ['keys'],
+        operationId: 'createKey', tags: ['keys'],
         summary: 'Create a key; the secret is in this response only',
         body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), mode: z.enum(['live', 'test']).optional(), scopes: z.array(z.string()).optional(), expiresAt: dateInput.nullable().optional() }).strict(),
         response: { 201: IssuedKey, 400: Problem, 404: Problem, 409: Problem },
@@ -580,7 +594,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/keys/import',
     {
       schema: {
-        tags: ['keys'],
+        operationId: 'importKey', tags: ['keys'],
         summary: 'Register a key the API issued before keygate (a migration); only its hash is kept',
         body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), secret: z.string().min(1).max(256), mode: z.enum(['live', 'test']).optional(), scopes: z.array(z.string()).optional() }).strict(),
         response: { 201: Key, 400: Problem, 404: Problem, 409: Problem },
@@ -592,18 +606,18 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       return reply.code(201).send(keyOut(imported.key, rt.clock()));
     },
   );
-  app.get('/v1/keys/:id', { schema: { tags: ['keys'], params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => {
+  app.get('/v1/keys/:id', { schema: { operationId: 'getKey', tags: ['keys'], params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => {
     const key = await getKey(rt, request.params.id);
     return keyOut(key, rt.clock(), await blockedUntilOf(rt, [key]));
   });
-  app.post('/v1/keys/:id/revoke', { schema: { tags: ['keys'], summary: 'Revoke: refused from the next request on, in every process', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) =>
+  app.post('/v1/keys/:id/revoke', { schema: { operationId: 'revokeKey', tags: ['keys'], summary: 'Revoke: refused from the next request on, in every process', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) =>
     keyOut(await revokeKey(rt, request.params.id, ACTOR), rt.clock()),
   );
   app.patch(
     '/v1/keys/:id',
     {
       schema: {
-        tags: ['keys'],
+        operationId: 'updateKey', tags: ['keys'],
         summary: 'Rename a key or change its scopes (from its next request on, in every process)',
         params: IdParams,
         body: z.object({ name: z.string().min(1).max(100).optional(), scopes: z.array(z.string()).optional() }).strict(),
@@ -616,7 +630,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/keys/:id/unblock',
     {
       schema: {
-        tags: ['keys'],
+        operationId: 'unblockKey', tags: ['keys'],
         summary: "Lift the key's rate-limit block and its account's, in every process; their violations are forgotten",
         params: IdParams,
         response: { 200: z.object({ key: Key, lifted: z.number().int().describe('blocks that were in force') }), 404: Problem },
@@ -631,7 +645,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/keys/:id/rotate',
     {
       schema: {
-        tags: ['keys'],
+        operationId: 'rotateKey', tags: ['keys'],
         summary: 'Issue a replacement; the old key stays valid for the overlap, then expires',
         params: IdParams,
         // No body at all is the default overlap, as `{}` is.
@@ -651,7 +665,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
 
   // members and audit
   const Member = z.object({ id: z.string(), email: z.string(), accountId: z.string().nullable(), role: z.enum(['member', 'operator']), status: z.enum(['active', 'invited']), createdAt: z.string() });
-  app.get('/v1/members', { schema: { tags: ['members'], querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member) } } }, async (request) =>
+  app.get('/v1/members', { schema: { operationId: 'listMembers', tags: ['members'], querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member) } } }, async (request) =>
     (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map((m) => ({
       id: m.id,
       email: m.email,
@@ -665,7 +679,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/members/invitations',
     {
       schema: {
-        tags: ['members'],
+        operationId: 'inviteMember', tags: ['members'],
         summary: 'Invite a member; the link (in this response only) lets them set a password',
         body: z.object({ email: z.string(), accountId: z.string().nullable().optional(), role: z.enum(['member', 'operator']).optional() }).strict(),
         response: {
@@ -691,7 +705,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/members/password-resets',
     {
       schema: {
-        tags: ['members'],
+        operationId: 'createPasswordReset', tags: ['members'],
         summary: 'A one-time link (in this response only) for a member to choose a new password',
         body: z.object({ email: z.string() }).strict(),
         response: { 201: z.object({ id: z.string(), email: z.string(), url: z.string() }), 404: Problem },
@@ -704,7 +718,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   );
   app.delete(
     '/v1/members/:id',
-    { schema: { tags: ['members'], summary: 'Remove a member or operator: signed out everywhere; their password and any pending link stop working', params: IdParams, response: { 204: z.null(), 404: Problem } } },
+    { schema: { operationId: 'removeMember', tags: ['members'], summary: 'Remove a member or operator: signed out everywhere; their password and any pending link stop working', params: IdParams, response: { 204: z.null(), 404: Problem } } },
     async (request, reply) => {
       await removeMember(rt, { id: request.params.id }, ACTOR);
       return reply.code(204).send(null);
@@ -714,7 +728,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/audit',
     {
       schema: {
-        tags: ['audit'],
+        operationId: 'listAuditEvents', tags: ['audit'],
         summary: 'Key and account events, newest first',
         querystring: z
           .object({

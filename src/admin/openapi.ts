@@ -1,0 +1,81 @@
+/**
+ * The admin API's OpenAPI document as a client generator reads it: the routes' own
+ * schemas (from their zod definitions) give each operation its success and its
+ * operation-specific refusals; this adds what every operation can answer besides (401
+ * without the token, 403 for a change with the read-only token, 400 for a query it does
+ * not take, 413 and 415 for a body, 503 while locked or while a backend is away), gives
+ * every error the problem-details media type it is sent with, and drops the body a 204
+ * never has.
+ */
+import { STATUS_CODES } from 'node:http';
+
+/** The parts of an OpenAPI 3.1 document this touches. */
+interface Operation {
+  operationId?: string;
+  requestBody?: { required?: boolean; content?: Record<string, unknown> };
+  parameters?: { in: string }[];
+  responses?: Record<string, ResponseObject>;
+}
+interface ResponseObject {
+  description?: string;
+  content?: Record<string, { schema?: unknown }>;
+  headers?: Record<string, unknown>;
+}
+export interface OpenApiDocument {
+  paths?: Record<string, Record<string, Operation>>;
+  tags?: { name: string; description?: string }[];
+  [field: string]: unknown;
+}
+
+export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
+const PROBLEM_SCHEMA = {
+  type: 'object',
+  description: 'RFC 9457 problem details; `detail` says what to change',
+  properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' } },
+  required: ['type', 'title', 'status', 'detail'],
+};
+const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head'];
+/** Refusals any operation may meet, and when. */
+const COMMON: { status: number; when: string; applies: (op: { method: string; path: string; operation: Operation }) => boolean }[] = [
+  { status: 400, when: 'A query parameter it does not take, or a value it refuses', applies: () => true },
+  { status: 401, when: 'No admin token, or a wrong one (WWW-Authenticate: Bearer)', applies: () => true },
+  { status: 403, when: 'The read-only token, for a change', applies: ({ method, path }) => method !== 'get' && method !== 'head' && path !== '/v1/forecast' },
+  { status: 404, when: 'No such record', applies: ({ operation }) => (operation.parameters ?? []).some((p) => p.in === 'path') },
+  { status: 413, when: 'A body over 1 MB', applies: ({ operation }) => operation.requestBody !== undefined },
+  { status: 415, when: 'A body that is not JSON in UTF-8', applies: ({ operation }) => operation.requestBody !== undefined },
+  {
+    status: 503,
+    when: 'The admin API is locked (no usable token configured), or the store (or, for what needs them, the counters) is not reachable; a read says Retry-After',
+    applies: () => true,
+  },
+];
+/** Operations that list a page at a time. */
+const LINK_HEADER = {
+  description: 'The next page: `<…?after=…&limit=…>; rel="next"` (absent on the last page)',
+  schema: { type: 'string' },
+};
+
+/** `doc` completed in place (and returned), as described above. */
+export function completeDocument(doc: OpenApiDocument, tags: Record<string, string>): OpenApiDocument {
+  doc.tags = Object.entries(tags).map(([name, description]) => ({ name, description }));
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    for (const method of METHODS) {
+      const operation = item[method];
+      if (!operation) continue;
+      const responses = (operation.responses ??= {});
+      for (const common of COMMON) {
+        const key = String(common.status);
+        if (responses[key] === undefined && common.applies({ method, path, operation })) responses[key] = { description: common.when };
+      }
+      for (const [key, response] of Object.entries(responses)) {
+        const status = Number(key);
+        if (status === 204) delete response.content;
+        else if (status >= 400) response.content = { [PROBLEM_MEDIA_TYPE]: { schema: PROBLEM_SCHEMA } };
+        if (response.description === undefined || response.description === 'Default Response') response.description = STATUS_CODES[status] ?? key;
+      }
+      const query = (operation.parameters ?? []) as { in: string; name?: string }[];
+      if (query.some((p) => p.in === 'query' && p.name === 'limit') && responses['200']) responses['200'].headers = { Link: LINK_HEADER };
+    }
+  }
+  return doc;
+}

@@ -1,0 +1,210 @@
+/**
+ * The admin API answers as its OpenAPI document says, as a client generated from the
+ * document would need: every operation is called over real HTTP, with good input and
+ * with bad, and each answer's status must be one the operation documents, its media
+ * type the documented one, and its body valid against the documented schema (ajv, JSON
+ * Schema 2020-12 as OpenAPI 3.1 uses).
+ */
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeygate, type TestKeygate } from './support/keygate.js';
+import { startTestUpstream, type TestUpstream } from './support/upstream.js';
+import { tempDir } from './support/temp.js';
+
+interface MediaType {
+  schema?: object;
+}
+interface DocResponse {
+  description: string;
+  content?: Record<string, MediaType>;
+  headers?: Record<string, unknown>;
+}
+interface DocOperation {
+  operationId?: string;
+  requestBody?: { required?: boolean };
+  responses: Record<string, DocResponse>;
+}
+interface Document {
+  openapi: string;
+  tags: { name: string }[];
+  paths: Record<string, Record<string, DocOperation>>;
+}
+
+const ADMIN = 'full-admin-token-0123456789';
+const READER = 'reporting-token-0123456789';
+
+describe('admin API against its OpenAPI document', () => {
+  const dir = tempDir('admin-openapi');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let doc: Document;
+  const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
+  const validators = new Map<object, ValidateFunction>();
+  /** Operation (`GET /v1/keys/{id}`) → the statuses it was seen answering. */
+  const seen = new Map<string, Set<number>>();
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        keys: { prefix: { live: 'sk_live_' } },
+        plans: { scale: { name: 'Scale', maxKeys: 5, meters: { credits: { limit: 500, unit: 'credits' }, brands: { kind: 'gauge', limit: 10 } } } },
+        defaultPlan: 'scale',
+        routes: [{ method: 'POST', path: '/generate', cost: { meter: 'credits', perRequest: 50 } }, { path: '/*' }],
+      },
+      { dir, adminToken: ADMIN, adminReadToken: READER, env: {} },
+    );
+    doc = (await (await fetch(`${kg.adminUrl}/openapi.json`)).json()) as Document;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  /** The documented operation a request is for: its path template matched, the method the same. */
+  function operationOf(method: string, path: string): { name: string; operation: DocOperation } {
+    const bare = path.split('?')[0] as string;
+    for (const [template, item] of Object.entries(doc.paths)) {
+      const pattern = new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`);
+      const operation = item[method.toLowerCase()];
+      if (pattern.test(bare) && operation) return { name: `${method} ${template}`, operation };
+    }
+    throw new Error(`${method} ${bare} is not in the document`);
+  }
+
+  /**
+   * Calls the admin API and checks the answer against the document: a documented status,
+   * the documented media type, a body its schema takes. Returns the status and body.
+   */
+  async function call(method: string, path: string, options: { body?: unknown; raw?: string; token?: string | null; contentType?: string } = {}): Promise<{ status: number; body: any }> {
+    const { name, operation } = operationOf(method, path);
+    const headers: Record<string, string> = {};
+    if (options.token !== null) headers.authorization = `Bearer ${options.token ?? ADMIN}`;
+    const payload = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+    if (payload !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+    const response = await fetch(`${kg.adminUrl}${path}`, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+    const text = await response.text();
+    const status = response.status;
+    const set = seen.get(name) ?? new Set<number>();
+    seen.set(name, set.add(status));
+
+    const documented = operation.responses[String(status)];
+    expect(documented, `${method} ${path} answered ${status}, which ${name} does not document: ${text}`).toBeDefined();
+    const media = Object.keys(documented?.content ?? {});
+    if (media.length === 0) {
+      expect(text, `${method} ${path} ${status} documents no body`).toBe('');
+      return { status, body: undefined };
+    }
+    const type = (response.headers.get('content-type') ?? '').split(';')[0];
+    expect(media, `${method} ${path} ${status} came as ${type}`).toContain(type);
+    const body = JSON.parse(text) as unknown;
+    const schema = documented?.content?.[type as string]?.schema as object;
+    let validate = validators.get(schema);
+    if (!validate) validators.set(schema, (validate = ajv.compile(schema)));
+    expect(validate(body), `${method} ${path} ${status}: ${ajv.errorsText(validate.errors)} in ${text.slice(0, 500)}`).toBe(true);
+    return { status, body };
+  }
+
+  it('is OpenAPI 3.1 with a unique operationId on every operation, problem details for every error, and no body on a 204', () => {
+    expect(doc.openapi).toBe('3.1.0');
+    const ids: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, operation] of Object.entries(item)) {
+        expect(operation.operationId, `${method} ${path}`).toMatch(/^[a-z][A-Za-z]+$/);
+        ids.push(operation.operationId as string);
+        for (const [status, response] of Object.entries(operation.responses)) {
+          expect(response.description, `${method} ${path} ${status}`).not.toBe('Default Response');
+          if (Number(status) >= 400) expect(Object.keys(response.content ?? {}), `${method} ${path} ${status}`).toEqual(['application/problem+json']);
+          if (status === '204') expect(response.content, `${method} ${path} 204`).toBeUndefined();
+        }
+        // What every operation can meet, documented on each.
+        expect(Object.keys(operation.responses), `${method} ${path}`).toEqual(expect.arrayContaining(['400', '401', '503']));
+      }
+    }
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.length).toBeGreaterThanOrEqual(23);
+  });
+
+  it('answers every operation, with good input and bad, only as the document says', async () => {
+    // Accounts, plans, usage.
+    expect((await call('GET', '/v1/plans')).status).toBe(200);
+    const account = await call('POST', '/v1/accounts', { body: { name: 'Acme', planExpiresAt: null } });
+    expect(account.status).toBe(201);
+    const accountId = account.body.id as string;
+    expect((await call('POST', '/v1/accounts', { body: {} })).status).toBe(400);
+    expect((await call('POST', '/v1/accounts', { raw: '{"name":"x"}', contentType: 'text/plain' })).status).toBe(415);
+    expect((await call('POST', '/v1/accounts', { raw: JSON.stringify({ name: 'x'.repeat(1_100_000) }) })).status).toBe(413);
+    expect((await call('POST', '/v1/accounts', { body: { name: 'No token' }, token: null })).status).toBe(401);
+    expect((await call('POST', '/v1/accounts', { body: { name: 'Read only' }, token: READER })).status).toBe(403);
+    await call('POST', '/v1/accounts', { body: { name: 'Beta' } });
+    expect((await call('GET', '/v1/accounts?limit=1')).status).toBe(200);
+    expect((await call('GET', '/v1/accounts?q=acme')).body).toHaveLength(1);
+    expect((await call('GET', '/v1/accounts?limit=0x10')).status).toBe(400);
+    expect((await call('GET', `/v1/accounts/${accountId}`)).status).toBe(200);
+    expect((await call('GET', '/v1/accounts/acc_nope')).status).toBe(404);
+    expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { name: 'Acme Analytics', planExpiresAt: '2030-01-01' } })).status).toBe(200);
+    expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { planExpiresAt: null } })).body.planExpiresAt).toBeNull();
+    expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { plan: 'scale' } })).status).toBe(400);
+    expect((await call('GET', `/v1/accounts/${accountId}/usage`)).status).toBe(200);
+    expect((await call('GET', '/v1/accounts/acc_nope/usage')).status).toBe(404);
+    expect((await call('GET', `/v1/accounts/${accountId}/usage/daily?from=2026-11-01`)).status).toBe(200);
+    expect((await call('GET', `/v1/accounts/${accountId}/usage/daily?from=garbage`)).status).toBe(400);
+    expect((await call('GET', '/v1/accounts/acc_nope/usage/daily')).status).toBe(404);
+    expect((await call('PUT', `/v1/accounts/${accountId}/gauges/brands`, { body: { value: 3 } })).status).toBe(200);
+    expect((await call('PUT', `/v1/accounts/${accountId}/gauges/credits`, { body: { value: 3 } })).status).toBe(400);
+    expect((await call('PUT', `/v1/accounts/${accountId}/gauges/brands`, { body: { value: -1 } })).status).toBe(400);
+    const calls = [{ method: 'POST', path: '/generate', count: 3 }];
+    expect((await call('POST', '/v1/forecast', { body: { calls } })).body.total).toBe(150);
+    expect((await call('POST', '/v1/forecast', { body: { calls, accountId }, token: READER })).body.covered).toBe(true);
+    expect((await call('POST', '/v1/forecast', { body: { calls: [] } })).status).toBe(400);
+    expect((await call('POST', '/v1/forecast', { body: { calls, accountId: 'acc_nope' } })).status).toBe(404);
+
+    // Keys.
+    const key = await call('POST', '/v1/keys', { body: { accountId, name: 'production', expiresAt: null } });
+    expect(key.status).toBe(201);
+    const keyId = key.body.id as string;
+    expect((await call('POST', '/v1/keys', { body: { accountId: 'acc_nope', name: 'x' } })).status).toBe(404);
+    expect((await call('POST', '/v1/keys', { body: { accountId, name: 'x', scopes: 'all' } })).status).toBe(400);
+    // A key issued before keygate (made here in the profile's format, as the API did).
+    const earlier = kg.runtime.keyFormat.generate('live');
+    expect((await call('POST', '/v1/keys/import', { body: { accountId, name: 'migrated', secret: earlier } })).status).toBe(201);
+    expect((await call('POST', '/v1/keys/import', { body: { accountId, name: 'again', secret: earlier } })).status).toBe(409);
+    expect((await call('POST', '/v1/keys/import', { body: { accountId, name: 'mistyped', secret: 'sk_live_0123456789abcdefghijABCDEFGHIJ' } })).status).toBe(400);
+    expect((await call('GET', '/v1/keys')).status).toBe(200);
+    expect((await call('GET', `/v1/keys?accountId=${accountId}&limit=1`)).body).toHaveLength(1);
+    expect((await call('GET', '/v1/keys?accountId=')).status).toBe(400);
+    expect((await call('GET', `/v1/keys/${keyId}`)).status).toBe(200);
+    expect((await call('GET', '/v1/keys/key_nope')).status).toBe(404);
+    expect((await call('PATCH', `/v1/keys/${keyId}`, { body: { name: 'production 2' } })).status).toBe(200);
+    expect((await call('PATCH', `/v1/keys/${keyId}`, { body: {} })).status).toBe(400);
+    expect((await call('POST', `/v1/keys/${keyId}/unblock`)).body.lifted).toBe(0);
+    expect((await call('POST', `/v1/keys/${keyId}/unblock`, { raw: '{"reason":"x"}' })).status).toBe(400);
+    const rotated = await call('POST', `/v1/keys/${keyId}/rotate`);
+    expect(rotated.status).toBe(200);
+    expect((await call('POST', `/v1/keys/${keyId}/rotate`, { body: { overlap: '1h' } })).status).toBe(409);
+    expect((await call('POST', `/v1/keys/${rotated.body.id}/rotate`, { body: { overlap: 'soon' } })).status).toBe(400);
+    expect((await call('POST', `/v1/keys/${keyId}/revoke`, { raw: '' })).body.status).toBe('revoked');
+    expect((await call('POST', '/v1/keys/key_nope/revoke')).status).toBe(404);
+
+    // Members, audit, and an account deleted.
+    const invited = await call('POST', '/v1/members/invitations', { body: { email: 'ada@acme.example', accountId } });
+    expect(invited.status).toBe(201);
+    expect((await call('POST', '/v1/members/invitations', { body: { email: 'not an address', accountId } })).status).toBe(400);
+    expect((await call('POST', '/v1/members/invitations', { body: { email: 'bob@acme.example', accountId: 'acc_nope' } })).status).toBe(404);
+    expect((await call('GET', `/v1/members?accountId=${accountId}`)).body).toHaveLength(1);
+    expect((await call('POST', '/v1/members/password-resets', { body: { email: 'nobody@acme.example' } })).status).toBe(404);
+    expect((await call('POST', '/v1/members/password-resets', { body: {} })).status).toBe(400);
+    expect((await call('DELETE', `/v1/members/${invited.body.id}`)).status).toBe(204);
+    expect((await call('DELETE', '/v1/members/mem_nope')).status).toBe(404);
+    expect((await call('GET', '/v1/audit?limit=2')).body).toHaveLength(2);
+    expect((await call('GET', '/v1/audit?after=garbage')).status).toBe(400);
+    expect((await call('DELETE', `/v1/accounts/${accountId}`)).status).toBe(204);
+    expect((await call('DELETE', `/v1/accounts/${accountId}`)).status).toBe(404);
+
+    // Every operation in the document was called.
+    const operations = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
+    expect(operations.filter((name) => !seen.has(name))).toEqual([]);
+  });
+});
