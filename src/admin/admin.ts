@@ -311,8 +311,10 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // An operation that takes no body (revoke, unblock, a delete) is sent one by clients that
     // label every request JSON: nothing, `{}` or `null` is no body; fields it would not read
     // are refused, not ignored (a "reason" that is never kept).
-    const takesBody = request.routeOptions.schema?.body !== undefined;
-    if (!takesBody && body.trim() === '') return done(null, undefined);
+    const bodySchema = request.routeOptions.schema?.body as z.ZodType | undefined;
+    const takesBody = bodySchema !== undefined;
+    // Nothing is no body, also where a body is optional (rotate's).
+    if (body.trim() === '' && (!takesBody || bodySchema.safeParse(undefined).success)) return done(null, undefined);
     fastifyJson(request, body, (error, parsed) => {
       const refusedJson = (error as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY' && parsesAsJson(body);
       if (error || takesBody) return done(refusedJson ? new BodyRefusal(400, PROTOTYPE_KEY) : error, parsed);

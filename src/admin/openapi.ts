@@ -73,6 +73,9 @@ export function completeDocument(doc: OpenApiDocument, tags: Record<string, stri
         else if (status >= 400) response.content = { [PROBLEM_MEDIA_TYPE]: { schema: PROBLEM_SCHEMA } };
         if (response.description === undefined || response.description === 'Default Response') response.description = STATUS_CODES[status] ?? key;
       }
+      // A body that may be null may be left out (rotate's: the default overlap).
+      const body = operation.requestBody?.content?.['application/json'] as { schema?: { anyOf?: { type?: unknown }[] } } | undefined;
+      if (operation.requestBody && body?.schema?.anyOf?.some((member) => member.type === 'null')) operation.requestBody.required = false;
       const query = (operation.parameters ?? []) as { in: string; name?: string }[];
       if (query.some((p) => p.in === 'query' && p.name === 'limit') && responses['200']) responses['200'].headers = { Link: LINK_HEADER };
     }
