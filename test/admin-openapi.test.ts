@@ -198,6 +198,8 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('GET', `/v1/members?accountId=${accountId}`)).body).toHaveLength(1);
     expect((await call('POST', '/v1/members/password-resets', { body: { email: 'nobody@acme.example' } })).status).toBe(404);
     expect((await call('POST', '/v1/members/password-resets', { body: {} })).status).toBe(400);
+    expect((await call('POST', `/v1/members/${invited.body.id}/unlock`)).body.lifted).toBe(false);
+    expect((await call('POST', '/v1/members/mem_nope/unlock')).status).toBe(404);
     expect((await call('DELETE', `/v1/members/${invited.body.id}`)).status).toBe(204);
     expect((await call('DELETE', '/v1/members/mem_nope')).status).toBe(404);
     expect((await call('GET', '/v1/audit?limit=2')).body).toHaveLength(2);

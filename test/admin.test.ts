@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startKeygate, type TestKeygate } from './support/keygate.js';
+import { acceptInvitation } from '../src/operations/members.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 
@@ -575,6 +576,63 @@ describe('members through the admin API', () => {
     // At the limits, it is an address.
     expect((await invite(`${'a'.repeat(64)}@acme.test`)).status).toBe(201);
     expect((await invite(`${'b'.repeat(64)}@${'c'.repeat(184)}.test`)).status).toBe(201);
+  });
+});
+
+describe('lifting a sign-in lock through the admin API', () => {
+  const dir = tempDir('admin-unlock');
+  const password = 'correct horse battery staple';
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    // Behind a trusted proxy, so the guesses can come from many client addresses.
+    kg = await startKeygate({ upstream: { url: upstream.url }, dashboard: { enabled: true }, trustedProxies: ['127.0.0.1'] }, { dir });
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  /** A sign-in sent through the dashboard's own form, from `client` (as the proxy names it): its status. */
+  async function signIn(email: string, secret: string, client: string): Promise<number> {
+    const form = await fetch(`${kg.dashboardUrl}/sign-in`, { headers: { 'x-forwarded-for': client } });
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? '';
+    const cookie = form.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ');
+    const response = await fetch(`${kg.dashboardUrl}/sign-in`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': client },
+      body: new URLSearchParams({ _csrf: csrf, email, password: secret }).toString(),
+      redirect: 'manual',
+    });
+    await response.arrayBuffer();
+    return response.status;
+  }
+
+  it('lets a member locked out by guesses from many addresses sign in again at once, and audits it', async () => {
+    const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme' }) })).json()) as { id: string };
+    const invited = (await (await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'ana@acme.test', accountId: account.id }) })).json()) as { id: string; url: string };
+    await acceptInvitation(kg.runtime, invited.url.split('/invite/')[1] as string, password);
+
+    // 20 wrong passwords, one from each of 20 addresses: the email is paused for every address.
+    for (let i = 1; i <= 20; i++) expect(await signIn('ana@acme.test', 'wrong guess', `203.0.113.${i}`)).toBe(i === 20 ? 429 : 401);
+    expect(await signIn('ana@acme.test', password, '198.51.100.7')).toBe(429);
+    const listed = (await (await kg.admin(`/v1/members?accountId=${account.id}`)).json()) as { lockedUntil: string | null }[];
+    expect(listed[0]?.lockedUntil).toMatch(/^\d{4}-\d\d-\d\dT/);
+
+    const unlocked = await kg.admin(`/v1/members/${invited.id}/unlock`, { method: 'POST' });
+    expect({ status: unlocked.status, body: await unlocked.json() }).toMatchObject({ status: 200, body: { lifted: true, member: { email: 'ana@acme.test', lockedUntil: null } } });
+    expect(await signIn('ana@acme.test', password, '198.51.100.7')).toBe(303);
+    // Again, with nothing to lift: said so; an unknown member is a 404.
+    expect(await (await kg.admin(`/v1/members/${invited.id}/unlock`, { method: 'POST' })).json()).toMatchObject({ lifted: false });
+    expect((await kg.admin('/v1/members/mem_nope/unlock', { method: 'POST' })).status).toBe(404);
+    const audit = (await (await kg.admin(`/v1/audit?accountId=${account.id}`)).json()) as { action: string; detail: Record<string, unknown> }[];
+    expect(audit.filter((e) => e.action === 'member.unlocked').map((e) => e.detail)).toEqual([
+      { email: 'ana@acme.test', lifted: false },
+      { email: 'ana@acme.test', lifted: true },
+    ]);
   });
 });
 

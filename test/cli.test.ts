@@ -162,6 +162,31 @@ describe('keygate CLI with a running gateway', () => {
     }
   });
 
+  it('never prints back a key secret pasted where an id goes', async () => {
+    for (const args of [['keys', 'revoke', secret], ['keys', 'rotate', secret], ['keys', 'list', '--account', secret], ['--json', 'keys', 'unblock', secret]]) {
+      const r = await cli(...args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toContain('rk_live_[REDACTED]');
+      expect(r.stderr + r.stdout, args.join(' ')).not.toContain(secret.slice('rk_live_'.length));
+    }
+  });
+
+  it('shows and lifts the pause of a member\'s email after wrong passwords from anywhere', async () => {
+    const invited = JSON.parse((await cli('--json', 'members', 'invite', '--email', 'ana@acme.test', '--account', accountId)).stdout) as { id: string };
+    // As 20 wrong passwords in a row from anywhere leave it (test/admin.test.ts signs in that many times).
+    const until = Date.now() + 15 * 60_000;
+    await kg.runtime.store.updateMember(invited.id, { lockedUntil: until, failedLogins: 0 });
+    const listed = JSON.parse((await cli('--json', 'members', 'list', '--account', accountId)).stdout) as { email: string; lockedUntil: string | null }[];
+    expect(listed).toEqual([expect.objectContaining({ email: 'ana@acme.test', lockedUntil: new Date(until).toISOString() })]);
+    expect((await cli('members', 'list', '--account', accountId)).stdout).toContain(`invited, paused until ${new Date(until).toISOString().slice(0, 16).replace('T', ' ')}`);
+    const lifted = await cli('members', 'unlock', '--email', 'Ana@acme.test');
+    expect([lifted.code, lifted.stdout]).toEqual([0, 'lifted the pause of ana@acme.test: they can sign in from any address again\n']);
+    expect(JSON.parse((await cli('--json', 'members', 'list', '--account', accountId)).stdout)[0].lockedUntil).toBeNull();
+    expect(JSON.parse((await cli('--json', 'members', 'unlock', '--email', 'ana@acme.test')).stdout)).toEqual({ id: invited.id, email: 'ana@acme.test', lifted: false });
+    const nobody = await cli('members', 'unlock', '--email', 'nobody@acme.test');
+    expect([nobody.code, nobody.stderr]).toEqual([1, 'error: no member nobody@acme.test\n']);
+  });
+
   it('a key revoked by the CLI fails on the next request', async () => {
     const warm = await kg.call('/api/v1/apps/app1/metrics/mrr', { headers: { authorization: `Bearer ${secret}` } });
     expect(warm.status).toBe(200); // cached in the gateway now

@@ -28,10 +28,10 @@ import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
-import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
+import { inviteMember, lockedUntilOf, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
-import type { AccountRecord, KeyRecord, Page } from '../store/store.js';
+import type { AccountRecord, KeyRecord, MemberRecord, Page } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
 import { checkHealth, storeState } from '../operations/health.js';
 import { completeDocument, type OpenApiDocument } from './openapi.js';
@@ -507,9 +507,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     return reply.code(204).send(null);
   });
   app.get('/v1/accounts/:id/usage', { schema: { operationId: 'getAccountUsage', tags: ['usage'], params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
-    const usage = usageOut(await accountUsage(rt, request.params.id));
-    // As /v1/plans gives it: null where the plan names no unit.
-    return { ...usage, meters: Object.fromEntries(Object.entries(usage.meters).map(([name, meter]) => [name, { ...meter, unit: meter.unit ?? null }])) };
+    return usageOut(await accountUsage(rt, request.params.id));
   });
   app.get(
     '/v1/accounts/:id/usage/daily',
@@ -666,16 +664,26 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   );
 
   // members and audit
-  const Member = z.object({ id: z.string(), email: z.string(), accountId: z.string().nullable(), role: z.enum(['member', 'operator']), status: z.enum(['active', 'invited']), createdAt: z.string() });
+  const Member = z.object({
+    id: z.string(),
+    email: z.string(),
+    accountId: z.string().nullable(),
+    role: z.enum(['member', 'operator']),
+    status: z.enum(['active', 'invited']),
+    createdAt: z.string(),
+    lockedUntil: isoOrNull.describe('Sign-ins with this email are paused for every address until then (after 20 wrong passwords in a row from anywhere); null: they are not'),
+  });
+  const memberOut = (m: MemberRecord): z.infer<typeof Member> => ({
+    id: m.id,
+    email: m.email,
+    accountId: m.accountId,
+    role: m.role,
+    status: m.passwordHash ? 'active' : 'invited',
+    createdAt: iso(m.createdAt) as string,
+    lockedUntil: iso(lockedUntilOf(m, rt.clock())),
+  });
   app.get('/v1/members', { schema: { operationId: 'listMembers', tags: ['members'], querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member) } } }, async (request) =>
-    (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map((m) => ({
-      id: m.id,
-      email: m.email,
-      accountId: m.accountId,
-      role: m.role,
-      status: m.passwordHash ? ('active' as const) : ('invited' as const),
-      createdAt: iso(m.createdAt) as string,
-    })),
+    (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map(memberOut),
   );
   app.post(
     '/v1/members/invitations',
@@ -724,6 +732,22 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     async (request, reply) => {
       await removeMember(rt, { id: request.params.id }, ACTOR);
       return reply.code(204).send(null);
+    },
+  );
+  app.post(
+    '/v1/members/:id/unlock',
+    {
+      schema: {
+        operationId: 'unlockMember',
+        tags: ['members'],
+        summary: "Lift the pause of a member's email after wrong passwords from anywhere (in every process); the wrong passwords counted are forgotten",
+        params: IdParams,
+        response: { 200: z.object({ member: Member, lifted: z.boolean().describe('whether a pause was in force') }), 404: Problem },
+      },
+    },
+    async (request) => {
+      const { member, lifted } = await unlockMember(rt, { id: request.params.id }, ACTOR);
+      return { member: memberOut(member), lifted };
     },
   );
   app.get(

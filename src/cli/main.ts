@@ -21,12 +21,13 @@ import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
-import { inviteMember, passwordResetLink, removeMember } from '../operations/members.js';
+import { inviteMember, lockedUntilOf, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
 import { createLog, terminalDestination } from '../log.js';
 import { table, when } from './format.js';
+import { withoutKeys } from '../keys/redact.js';
 
 const CLI_ACTOR = 'cli';
 
@@ -103,6 +104,11 @@ async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: Globa
   const rt = await createRuntime(loaded, { log: createLog({ level: 'warn', destination: terminalDestination() }), use: 'command' });
   try {
     return await fn(rt, options);
+  } catch (error) {
+    // A key's secret pasted where an id goes (`keys revoke sk_live_…`) is not printed back
+    // into a terminal's scrollback or a CI log, as the admin API does not send it back.
+    if (error instanceof Error) error.message = withoutKeys(rt.keyFormat, error.message);
+    throw error;
   } finally {
     await rt.close();
   }
@@ -558,6 +564,20 @@ export function buildCli(): Command {
       }),
     );
   members
+    .command('unlock')
+    .description("lift the pause of a member's email after wrong passwords from anywhere (in every process); the wrong passwords counted are forgotten")
+    .requiredOption('--email <email>', 'the member\'s e-mail address')
+    .action((opts: { email: string }, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const { member, lifted } = await unlockMember(rt, { email: opts.email }, CLI_ACTOR);
+        print(json, { id: member.id, email: member.email, lifted }, () =>
+          lifted
+            ? `lifted the pause of ${member.email}: they can sign in from any address again`
+            : `${member.email} was not paused for every address; the wrong passwords counted are forgotten (a pause of one client address ends by itself within 15 minutes)`,
+        );
+      }),
+    );
+  members
     .command('list')
     .description('members and operators, with their status')
     .option('--account <id>', 'only this account\'s members')
@@ -565,10 +585,19 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         if (opts.account) await getAccount(rt, opts.account);
         const list = await rt.store.listMembers(opts.account ? { accountId: opts.account } : {});
+        const now = rt.clock();
         const members = list.map((m) => ({ id: m.id, email: m.email, accountId: m.accountId, role: m.role, status: m.passwordHash ? 'active' : 'invited', createdAt: m.createdAt }));
-        print(json, members, () =>
+        const lockedUntil = new Map(list.map((m) => [m.id, lockedUntilOf(m, now)]));
+        // As the admin API gives it: when the email's pause ends, ISO 8601, or null.
+        const until = (id: string) => lockedUntil.get(id) ?? null;
+        print(json, members.map((m) => ({ ...m, lockedUntil: until(m.id) === null ? null : new Date(until(m.id) as number).toISOString() })), () =>
           table(
-            members.map(({ accountId, createdAt, ...m }) => ({ ...m, account: accountId, created: when(createdAt) })),
+            members.map(({ accountId, createdAt, ...m }) => ({
+              ...m,
+              status: until(m.id) === null ? m.status : `${m.status}, paused until ${when(until(m.id))}`,
+              account: accountId,
+              created: when(createdAt),
+            })),
             ['id', 'email', 'account', 'role', 'status', 'created'],
           ),
         );

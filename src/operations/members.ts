@@ -124,6 +124,26 @@ export async function removeMember(rt: Runtime, ref: { id: string } | { email: s
   return member;
 }
 
+/**
+ * Lifts the pause of a member's email after wrong passwords from anywhere (kept in the
+ * store: every process sees it end) and forgets the wrong passwords counted towards it.
+ * `lifted`: whether a pause was in force. The pause of one client address (5 wrong
+ * passwords from it) is counted by the dashboard process that saw them and ends by itself.
+ */
+export async function unlockMember(rt: Runtime, ref: { id: string } | { email: string }, actor: string): Promise<{ member: MemberRecord; lifted: boolean }> {
+  const member = 'id' in ref ? await rt.store.getMember(ref.id) : await rt.store.findMemberByEmail(ref.email.trim().toLowerCase());
+  if (!member) throw new OperationError('not_found', `no member ${'id' in ref ? ref.id : ref.email}`);
+  const lifted = lockedUntilOf(member, rt.clock()) !== null;
+  const updated = (await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null })) ?? member;
+  await audit(rt, actor, 'member.unlocked', { accountId: member.accountId, detail: { email: member.email, lifted } });
+  return { member: updated, lifted };
+}
+
+/** Whether sign-ins with a member's email are paused for every address now: until when, or null. */
+export function lockedUntilOf(member: MemberRecord, now: number): number | null {
+  return member.lockedUntil !== null && member.lockedUntil > now ? member.lockedUntil : null;
+}
+
 /** Sets the password of an invited member; the token stops working. */
 export async function acceptInvitation(rt: Runtime, token: string, password: string): Promise<MemberRecord> {
   const member = await rt.store.findMemberByInvite(hashToken(token));

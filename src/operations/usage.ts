@@ -70,7 +70,9 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
  * where the plan names none: JSON has no undefined.)
  */
 export function usageOut(usage: AccountUsage) {
-  return { accountId: usage.account.id, planId: usage.planId, planName: usage.planName, apiEnabled: usage.apiEnabled, planExpired: usage.planExpired, meters: usage.meters };
+  // `unit` as /v1/plans gives it: null where the plan names none.
+  const meters = Object.fromEntries(Object.entries(usage.meters).map(([name, meter]) => [name, { ...meter, unit: meter.unit ?? null }]));
+  return { accountId: usage.account.id, planId: usage.planId, planName: usage.planName, apiEnabled: usage.apiEnabled, planExpired: usage.planExpired, meters };
 }
 
 /** The highest gauge level: what an upstream's header may report too. */

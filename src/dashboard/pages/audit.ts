@@ -28,6 +28,7 @@ const ACTIONS: Record<string, string> = {
   'member.password_reset': 'Sent a password reset link',
   'member.removed': 'Removed a member',
   'member.locked': 'Sign-in locked after failed attempts',
+  'member.unlocked': 'Lifted a sign-in lock',
 };
 
 const FIELD_LABELS: Record<string, string> = { planId: 'plan', apiAccess: 'API access', planExpiresAt: 'plan expiry', overage: 'overage', name: 'name' };
@@ -59,6 +60,8 @@ function describe(entry: AuditEntry): string {
       return text(d.email);
     case 'member.removed':
       return `${text(d.email)} (${text(d.role)})`;
+    case 'member.unlocked':
+      return d.lifted === true ? text(d.email) : `${text(d.email)} (was not locked; failed sign-ins forgotten)`;
     case 'member.locked': {
       // Which sign-ins wait: from one address, from one IPv6 /64, or from anywhere (records older than the scopes name none).
       const from = d.scope === 'email' ? ' from every address' : d.scope === 'network' ? ` from ${text(d.network)}` : d.address === undefined ? '' : ` from ${text(d.address)}`;
