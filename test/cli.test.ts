@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -678,5 +678,30 @@ describe('keygate after the profile changed under its accounts', () => {
     // Named, so the operator can find them (the first 10 of each plan).
     expect(warning?.accounts).toEqual({ pro: [pro] });
     expect(warning?.msg).toContain('their keys are refused with api_disabled');
+  });
+});
+
+describe('keygate CLI away from its database', () => {
+  it('refuses to answer from a database it would make where the profile\'s relative store is not, and says where it looked', async () => {
+    const home = tempDir('cli-relative-store');
+    const elsewhere = tempDir('cli-elsewhere');
+    const configFile = path.join(home, 'keygate.yaml');
+    writeFileSync(configFile, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: 'sqlite:./data/keygate.db', dashboard: { enabled: false } }));
+    const cli = (cwd: string, ...args: string[]) => runCli(['--config', configFile, ...args], { cwd });
+    mkdirSync(path.join(home, 'data'));
+    const created = await cli(home, 'accounts', 'create', '--name', 'Acme', '--json');
+    expect(created.code).toBe(0);
+    expect(created.stderr).toBe(`note: no database at ${path.join(home, 'data', 'keygate.db')} (store "sqlite:./data/keygate.db" is read from the working directory, ${home}): starting a new one\n`);
+    expect(JSON.parse((await cli(home, 'accounts', 'list', '--json')).stdout)).toHaveLength(1);
+
+    // From elsewhere: no new, empty database, and no "(none)" where the accounts are.
+    for (const args of [['accounts', 'list'], ['keys', 'list'], ['audit']]) {
+      const away = await cli(elsewhere, ...args);
+      expect([away.code, away.stdout], args.join(' ')).toEqual([1, '']);
+      expect(away.stderr, args.join(' ')).toBe(
+        `error: no database at ${path.join(elsewhere, 'data', 'keygate.db')} (store "sqlite:./data/keygate.db" is read from the working directory, ${elsewhere}): run this where keygate serve runs, give store an absolute path, or begin one with keygate migrate\n`,
+      );
+    }
+    expect(existsSync(path.join(elsewhere, 'data', 'keygate.db'))).toBe(false);
   });
 });

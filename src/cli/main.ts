@@ -2,7 +2,8 @@
  * The `keygate` command. Every subcommand works on the store named in the profile
  * (`--config`, default ./keygate.yaml): human output by default, `--json` for scripts.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
@@ -14,7 +15,7 @@ import type { KeyRecord, Page, Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
-import { openStore, reachStore, redactUrl } from '../store/open.js';
+import { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
@@ -99,6 +100,7 @@ function scopeList(text: string): string[] {
 async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: GlobalOptions) => Promise<T>): Promise<T> {
   const options = command.optsWithGlobals<GlobalOptions>();
   const loaded = loadConfigFile(options.config);
+  checkDatabaseExists(loaded.config.store, commandName(command));
   // Keep CLI output clean: only warnings and errors from the runtime, on stderr, so that
   // `--json` output on stdout stays parseable whatever happens.
   const rt = await createRuntime(loaded, { log: createLog({ level: 'warn', destination: terminalDestination() }), use: 'command' });
@@ -114,6 +116,35 @@ async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: Globa
   }
 }
 
+/** Commands that may begin a database: the first account, the first operator. */
+const BEGINS_DATABASE = new Set(['accounts create', 'members invite']);
+
+/** `keys list`, `audit`: a command as it is typed. */
+function commandName(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/**
+ * A command run where the profile's SQLite file is not (a relative `store` is read from
+ * the working directory: run from elsewhere) would make a new, empty database there and
+ * answer from it, "(none)" where the keys are: refused, but for a command that begins a
+ * database, which says it made one. `serve`, `demo` and `migrate` make it as well.
+ */
+function checkDatabaseExists(store: string, command: string): void {
+  const file = sqliteFile(store);
+  if (file === undefined || existsSync(file)) return;
+  const relative = !path.isAbsolute(store.slice('sqlite:'.length));
+  const where = relative ? ` (store "${store}" is read from the working directory, ${process.cwd()})` : '';
+  if (BEGINS_DATABASE.has(command)) {
+    // Where a relative store lands is worth a word; an absolute one is where it was asked for.
+    if (relative) process.stderr.write(`note: no database at ${file}${where}: starting a new one\n`);
+    return;
+  }
+  throw new Error(`no database at ${file}${where}: run this where keygate serve runs${relative ? ', give store an absolute path' : ''}, or begin one with keygate migrate`);
+}
+
 /**
  * The store alone, migrated as `serve` would (SQLite by itself, PostgreSQL refused until
  * `keygate migrate`), for commands that must run where a runtime would refuse to start.
@@ -121,6 +152,7 @@ async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: Globa
 async function withStoreOnly(command: Command, fn: (store: Store, config: Config, options: GlobalOptions) => Promise<void>): Promise<void> {
   const options = command.optsWithGlobals<GlobalOptions>();
   const { config } = loadConfigFile(options.config);
+  checkDatabaseExists(config.store, commandName(command));
   const store = openStore(config.store);
   try {
     await reachStore(store, config.store);

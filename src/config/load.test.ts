@@ -264,6 +264,43 @@ describe('upstream and identity headers', () => {
     ]);
   });
 
+  it('refuses a scope a route requires when no scopes are listed and no plan names it: no key could be given it', () => {
+    expect(problems('upstream: {url: "http://a"}\nroutes:\n  - {path: /v1/*, scopes: [metrics:read]}\n')).toEqual([
+      'routes[0].scopes[0]: unknown scope "metrics:read"; list it under scopes (none are listed, so no key could be given it, nor call this route)',
+    ]);
+    // A plan's own list gives it to keys on that plan.
+    expect(parseConfigText('upstream: {url: "http://a"}\nplans: {p: {scopes: [metrics:read]}}\nroutes:\n  - {path: /v1/*, scopes: [metrics:read]}\n').routes[0]?.scopes).toEqual(['metrics:read']);
+  });
+
+  it('refuses a gauge header for a meter no plan has as a gauge (its value was dropped unread)', () => {
+    const plans = 'plans: {p: {meters: {keywords: {kind: gauge, limit: 5}, units: {limit: 5}}}}';
+    expect(problems(`upstream: {url: "http://a"}\n${plans}\ngauges: {keywrods: {header: X-Keywords}, units: {header: X-Units}}\n`)).toEqual([
+      'gauges.keywrods: no plan defines meter "keywrods"',
+      'gauges.units: "units" is a consumed meter on every plan that has it: a gauge header reports a meter of kind gauge',
+    ]);
+    expect(parseConfigText(`upstream: {url: "http://a"}\n${plans}\ngauges: {keywords: {header: X-Keywords}}\n`).gauges).toEqual({ keywords: { header: 'X-Keywords' } });
+  });
+
+  it('refuses two listeners on one port (serve failed on the second, blaming "another process")', () => {
+    expect(problems('upstream: {url: "http://a"}\nlisten: {port: 9520}\nadmin: {listen: {port: 9520}}\ndashboard: {listen: {host: 0.0.0.0, port: 9520}}\n')).toEqual([
+      "admin.listen.port: port 9520 is the gateway's too (listen.port): each listener needs a port of its own",
+      "dashboard.listen.port: port 9520 is the gateway's too (listen.port): each listener needs a port of its own",
+    ]);
+    // Port 0 (any free port), other hosts, or a dashboard turned off: no clash.
+    expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {port: 0}\nadmin: {listen: {port: 0}}\ndashboard: {enabled: false, listen: {port: 8080}}\n').admin.listen.port).toBe(0);
+    expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: 127.0.0.1, port: 9521}\nadmin: {listen: {host: 127.0.0.2, port: 9521}}\n').admin.listen.port).toBe(9521);
+  });
+
+  it('refuses a second route for every method at the same path (the first would win; the second\'s scopes and cost would never apply)', () => {
+    for (const [first, second] of [['/v1/x', '/v1/x'], ['/v1/:a', '/v1/:b'], ['/v1/x', '/v1/x/']]) {
+      expect(problems(`upstream: {url: "http://a"}\nscopes: [admin]\nroutes:\n  - {path: "${first}", scopes: [admin]}\n  - {path: "${second}"}\n`), `${first} ${second}`).toEqual([
+        `routes[1]: ${second} is declared twice for every method (the first would win; the second's scopes and cost would never apply)`,
+      ]);
+    }
+    // A specific method ahead of the route for every method is what that is for.
+    expect(parseConfigText('upstream: {url: "http://a"}\nroutes:\n  - {method: GET, path: /v1/x}\n  - {path: /v1/x}\n  - {path: "/v1/:a-:b"}\n  - {path: "/v1/:c"}\n').routes).toHaveLength(4);
+  });
+
   it('refuses a bare number under a second as a duration: it is milliseconds, and was surely meant as seconds', () => {
     expect(problems('upstream: {url: "http://a", timeout: 30}\nplans: {p: {rateLimits: [{limit: 5, window: 60}]}}\n')).toEqual([
       'upstream.timeout: a bare number is milliseconds: 30 would be 30 ms; write "30s" (or "30ms" if that is meant)',

@@ -456,10 +456,16 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['defaultPlan'], message: `no plan named "${config.defaultPlan}"` });
     }
     const known = new Set(config.scopes);
-    // A scope a route requires that no key can be given: only `*` keys would pass.
+    // Without a scopes list, a key may carry only what a plan's own list names.
+    const onSomePlan = new Set(Object.values(config.plans).flatMap((plan) => plan.scopes ?? []));
+    // A scope a route requires that no key can be given: only `*` keys would pass, or (with
+    // no scopes listed and no plan naming it) none at all.
     const checkRequired = (scopes: readonly string[], at: (string | number)[]) =>
       scopes.forEach((scope, j) => {
         if (known.size > 0 && !known.has(scope)) ctx.addIssue({ code: 'custom', path: [...at, 'scopes', j], message: `unknown scope "${scope}"; list it under scopes` });
+        if (known.size === 0 && !onSomePlan.has(scope) && !onSomePlan.has('*')) {
+          ctx.addIssue({ code: 'custom', path: [...at, 'scopes', j], message: `unknown scope "${scope}"; list it under scopes (none are listed, so no key could be given it, nor call this route)` });
+        }
       });
     config.routes.forEach((route, i) => {
       checkRequired(route.scopes, ['routes', i]);
@@ -470,6 +476,23 @@ export const configSchema = z
       }
     });
     config.builtins.forEach((builtin, i) => checkRequired(builtin.scopes, ['builtins', i]));
+    // Two listeners on one port: serve would fail on the second, blaming "another process".
+    const listeners = [
+      { name: 'the gateway', path: ['listen', 'port'], ...config.listen },
+      { name: 'the admin API', path: ['admin', 'listen', 'port'], ...config.admin.listen },
+      ...(config.dashboard.enabled ? [{ name: 'the dashboard', path: ['dashboard', 'listen', 'port'], ...config.dashboard.listen }] : []),
+    ];
+    const anyHost = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
+    listeners.forEach((listener, i) => {
+      const earlier = listeners.slice(0, i).find((other) => listener.port !== 0 && other.port === listener.port && (other.host === listener.host || anyHost(other.host) || anyHost(listener.host)));
+      if (earlier) ctx.addIssue({ code: 'custom', path: listener.path, message: `port ${listener.port} is ${earlier.name}'s too (${earlier.path.join('.')}): each listener needs a port of its own` });
+    });
+    // A gauge header reports a gauge meter: one no plan has as a gauge would be dropped unread.
+    for (const meter of Object.keys(config.gauges)) {
+      const kinds = new Set(Object.values(config.plans).flatMap((plan) => (plan.meters[meter] ? [plan.meters[meter].kind] : [])));
+      if (kinds.size === 0) ctx.addIssue({ code: 'custom', path: ['gauges', meter], message: `no plan defines meter "${meter}"` });
+      else if (!kinds.has('gauge')) ctx.addIssue({ code: 'custom', path: ['gauges', meter], message: `"${meter}" is a consumed meter on every plan that has it: a gauge header reports a meter of kind gauge` });
+    }
     for (const [id, plan] of Object.entries(config.plans)) {
       for (const [j, scope] of (plan.scopes ?? []).entries()) {
         if (scope !== '*' && known.size > 0 && !known.has(scope)) {

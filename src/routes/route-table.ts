@@ -48,8 +48,13 @@ const ANY_PARAM_LENGTH = Number.MAX_SAFE_INTEGER;
 export function createRouteTable(routes: readonly Route[], builtins: readonly Builtin[]): RouteTable {
   const router = FindMyWay({ ignoreTrailingSlash: true, caseSensitive: true, maxParamLength: ANY_PARAM_LENGTH });
   const noop = () => undefined;
+  /** The paths (parameter names left out: `/v1/:a` is `/v1/:b`) that a route for every method has taken. */
+  const takenByAnyMethod = new Set<string>();
   const add = (method: string, path: string, target: RouteMatch) => {
     const methods: Method[] = method === '*' ? [...ROUTE_METHODS] : [method as Method];
+    const shape = path.replace(/(.)\/$/, '$1').replace(/:[A-Za-z0-9_]+/g, ':');
+    if (method === '*' && takenByAnyMethod.has(shape)) throw new RouteTableError(`${path} is declared twice for every method (the first would win; the second's scopes and cost would never apply)`, placeOf(target));
+    if (method === '*') takenByAnyMethod.add(shape);
     for (const m of methods) {
       // A trailing slash makes no difference (ignoreTrailingSlash).
       if (router.hasRoute(m, path) || router.hasRoute(m, path.replace(/(.)\/$/, '$1'))) {
