@@ -53,11 +53,12 @@ describe('reloading the profile in a running keygate', () => {
 
     const next = base();
     next.errors = { envelope: 'error', reasons: { missing_key: { message: 'Send your key' } } };
+    next.scopes = ['admin'];
     next.routes = [
       { path: '/rows', cost: { meter: 'credits', perRequest: 25 } },
       { path: '/new', scopes: ['admin'] },
     ];
-    expect((await gate.reload(loaded(next))).sort()).toEqual(['errors', 'routes']);
+    expect((await gate.reload(loaded(next))).sort()).toEqual(['errors', 'routes', 'scopes']);
 
     // The unchanged window still holds its two requests.
     const limited = await check('/rows');
@@ -83,6 +84,7 @@ describe('reloading the profile in a running keygate', () => {
     const next = base();
     next.errors = { envelope: 'error', reasons: { missing_key: { message: 'Send your key' } } };
     next.plans = { team: { apiAccess: false, meters: { credits: { limit: 100 } } } };
+    next.scopes = ['admin'];
     next.routes = [{ path: '/rows', cost: { meter: 'credits', perRequest: 25 } }, { path: '/new', scopes: ['admin'] }];
     expect(await gate.reload(loaded(next))).toEqual(['plans']);
     const refused = await check('/rows');

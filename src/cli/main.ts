@@ -116,8 +116,8 @@ async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: Globa
   }
 }
 
-/** Commands that may begin a database: the first account, the first operator. */
-const BEGINS_DATABASE = new Set(['accounts create', 'members invite']);
+/** Commands that may begin a database: the first account, the first operator, the pepper checked before any key. */
+const BEGINS_DATABASE = new Set(['accounts create', 'members invite', 'pepper check']);
 
 /** `keys list`, `audit`: a command as it is typed. */
 function commandName(command: Command): string {
