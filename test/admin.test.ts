@@ -229,7 +229,7 @@ describe('admin API', () => {
     const first = await kg.admin(`/v1/keys?accountId=${owner}&limit=1`);
     expect(first.headers.get('link')).toMatch(new RegExp(`^</v1/keys\\?accountId=${owner}&limit=1&after=[\\w-]+>; rel="next"$`));
     const bad = await json(await kg.admin('/v1/accounts?limit=2&after=not-a-cursor'));
-    expect(bad).toMatchObject({ status: 400, body: { detail: 'after: not a cursor keygate gave (follow the link to the next page)' } });
+    expect(bad).toMatchObject({ status: 400, body: { detail: 'after: not a cursor keygate gave (take the one the previous page ended with)' } });
     expect((await json(await kg.admin('/v1/accounts?limit=0'))).status).toBe(400);
 
     // Found by a part of the name (either case) or by id, and paged the same way.
@@ -505,6 +505,18 @@ describe('admin API', () => {
     }
     const page = await kg.admin('/v1/accounts?limit=1');
     expect({ status: page.status, rows: ((await page.json()) as unknown[]).length }).toEqual({ status: 200, rows: 1 });
+  });
+
+  it('says what is wrong with a change of nothing, a backwards date range and an operator given an account, and cuts a huge id it quotes', async () => {
+    const nothing = await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: '{}' }));
+    expect(nothing).toMatchObject({ status: 400, body: { detail: 'nothing to change: give name, planId, apiAccess, overage or planExpiresAt' } });
+    const backwards = await json(await kg.admin(`/v1/accounts/${accountId}/usage/daily?from=2026-11-20&to=2026-11-01`));
+    expect(backwards).toMatchObject({ status: 400, body: { detail: 'from (2026-11-20) is after to (2026-11-01)' } });
+    const operator = await json(await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'olga@ops.test', accountId, role: 'operator' }) }));
+    expect(operator).toMatchObject({ status: 400, body: { detail: 'an operator sees every account and belongs to none: leave the account out' } });
+    const huge = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'a'.repeat(500_000), name: 'x' }) }));
+    expect(huge.status).toBe(404);
+    expect(huge.body.detail).toBe(`no account "${'a'.repeat(1_000 - 'no account "'.length)}…`);
   });
 
   it('refuses a key or account name holding a key, which would be stored and shown in clear', async () => {

@@ -162,6 +162,21 @@ describe('keygate CLI with a running gateway', () => {
     }
   });
 
+  it('says what a flag, a calls file or a help page takes', async () => {
+    const overage = await cli('accounts', 'update', accountId, '--overage', 'maybe');
+    expect([overage.code, overage.stderr]).toEqual([1, 'error: --overage takes on, off or plan, not "maybe"\n']);
+    const missing = await cli('forecast', '--calls', path.join(dir, 'nope.yaml'));
+    expect([missing.code, missing.stderr]).toEqual([1, `error: --calls: cannot read ${path.join(dir, 'nope.yaml')} (ENOENT)\n`]);
+    const callsFile = path.join(dir, 'calls.yaml');
+    writeFileSync(callsFile, stringify([{ method: 'GET', path: '/api/v1/apps/a/metrics/mrr', cnt: 3 }]));
+    const misnamed = await cli('forecast', '--calls', callsFile);
+    expect([misnamed.code, misnamed.stderr]).toEqual([1, 'error: calls[0] has no field "cnt": a call is {method, path, count, records}\n']);
+    const operator = await cli('members', 'invite', '--email', 'olga@ops.test', '--operator', '--account', accountId);
+    expect([operator.code, operator.stderr]).toEqual([1, 'error: an operator sees every account and belongs to none: leave the account out\n']);
+    // Every command's help lists the options every command takes.
+    for (const command of [['serve'], ['check'], ['keys', 'list']]) expect((await runCli([...command, '--help'])).stdout, command.join(' ')).toMatch(/Global Options:[\s\S]*--config <file>[\s\S]*--json/);
+  });
+
   it('never prints back a key secret pasted where an id goes', async () => {
     for (const args of [['keys', 'revoke', secret], ['keys', 'rotate', secret], ['keys', 'list', '--account', secret], ['--json', 'keys', 'unblock', secret]]) {
       const r = await cli(...args);

@@ -124,7 +124,14 @@ function keyOut(k: KeyRecord, now: number, blocked?: ReadonlyMap<string, number>
  */
 function problemSender(keyFormat: KeyFormat) {
   return (reply: FastifyReply, status: number, detail: string, title?: string): FastifyReply =>
-    reply.code(status).type('application/problem+json').send(problemDetails(status, withoutKeys(keyFormat, detail), title));
+    reply.code(status).type('application/problem+json').send(problemDetails(status, shortened(withoutKeys(keyFormat, detail)), title));
+}
+
+/** The most of a detail sent back: one quoting what a client sent (a 500 KB id) is cut there. */
+const MAX_DETAIL = 1_000;
+
+function shortened(detail: string): string {
+  return detail.length > MAX_DETAIL ? `${detail.slice(0, MAX_DETAIL)}…` : detail;
 }
 
 /** A request body refused before any route reads it, with what the client is told. */
@@ -496,6 +503,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     },
     async (request) => {
       const b = request.body;
+      if (Object.values(b).every((value) => value === undefined)) throw new OperationError('invalid', 'nothing to change: give name, planId, apiAccess, overage or planExpiresAt');
       const { planExpiresAt, ...rest } = b;
       const patch = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
       if (planExpiresAt !== undefined) Object.assign(patch, { planExpiresAt: planExpiresAt === null ? null : Date.parse(planExpiresAt) });
@@ -524,6 +532,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       await getAccount(rt, request.params.id);
       const to = request.query.to ?? isoDay(rt.clock());
       const from = request.query.from ?? isoDay(rt.clock() - DEFAULT_USAGE_DAYS * DAY_MS);
+      if (from > to) throw new OperationError('invalid', `from (${from}) is after to (${to})`);
       return (await rt.store.listUsageDaily(request.params.id, from, to)).map(({ day, metric, label, value }) => ({ day, metric, label, value }));
     },
   );

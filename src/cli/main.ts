@@ -176,10 +176,10 @@ function parseWhen(text: string, now: number): number {
   throw new OperationError('invalid', `"${text}" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d)${hint}`);
 }
 
-function onOff(text: string, flag: string): boolean {
+function onOff(text: string, flag: string, orElse = ''): boolean {
   if (['on', 'true', 'yes'].includes(text)) return true;
   if (['off', 'false', 'no'].includes(text)) return false;
-  throw new OperationError('invalid', `${flag} takes on or off, not "${text}"`);
+  throw new OperationError('invalid', `${flag} takes on${orElse ? ', off' : ' or off'}${orElse}, not "${text}"`);
 }
 
 /** `POST /v1/backlinks/summary x3 records=100` → a planned call. */
@@ -210,6 +210,8 @@ export function buildCli(): Command {
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('-c, --config <file>', 'profile to use (or set KEYGATE_CONFIG)', process.env.KEYGATE_CONFIG ?? 'keygate.yaml')
     .option('--json', 'machine-readable output')
+    // `keygate serve --help` lists --config and --json too (every command takes them).
+    .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError();
 
   program
@@ -359,7 +361,7 @@ export function buildCli(): Command {
           ...(opts.name !== undefined ? { name: opts.name } : {}),
           ...(opts.plan !== undefined ? { planId: opts.plan } : {}),
           ...(opts.apiAccess !== undefined ? { apiAccess: onOff(opts.apiAccess, '--api-access') } : {}),
-          ...(opts.overage !== undefined ? { overage: opts.overage === 'plan' ? null : onOff(opts.overage, '--overage') } : {}),
+          ...(opts.overage !== undefined ? { overage: opts.overage === 'plan' ? null : onOff(opts.overage, '--overage', ' or plan') } : {}),
           ...(opts.planExpires !== undefined ? { planExpiresAt: opts.planExpires === 'never' ? null : parseWhen(opts.planExpires, rt.clock()) } : {}),
         };
         if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage or --plan-expires');
@@ -683,7 +685,13 @@ export function buildCli(): Command {
         // Checked, each named, by forecast().
         const calls: unknown[] = [];
         if (opts.calls) {
-          const parsed = parseYaml(readFileSync(opts.calls === '-' ? 0 : opts.calls, 'utf8')) as unknown;
+          let text: string;
+          try {
+            text = readFileSync(opts.calls === '-' ? 0 : opts.calls, 'utf8');
+          } catch (error) {
+            throw new OperationError('invalid', `--calls: cannot read ${opts.calls} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+          }
+          const parsed = parseYaml(text) as unknown;
           if (!Array.isArray(parsed)) throw new OperationError('invalid', `${opts.calls}: expected a list of calls`);
           calls.push(...parsed);
         }

@@ -281,6 +281,13 @@ describe('upstream and identity headers', () => {
     expect(parseConfigText(`upstream: {url: "http://a"}\n${plans}\ngauges: {keywords: {header: X-Keywords}}\n`).gauges).toEqual({ keywords: { header: 'X-Keywords' } });
   });
 
+  it('says which characters a key prefix may hold', () => {
+    expect(problems('upstream: {url: "http://a"}\nkeys: {prefix: {live: sk-live-, test: "sk test"}}\n')).toEqual([
+      'keys.prefix.live: expected letters, digits and "_" only, such as "sk_live_", got "sk-live-"',
+      'keys.prefix.test: expected letters, digits and "_" only, such as "sk_test_", got "sk test"',
+    ]);
+  });
+
   it('refuses two listeners on one port (serve failed on the second, blaming "another process")', () => {
     expect(problems('upstream: {url: "http://a"}\nlisten: {port: 9520}\nadmin: {listen: {port: 9520}}\ndashboard: {listen: {host: 0.0.0.0, port: 9520}}\n')).toEqual([
       "admin.listen.port: port 9520 is the gateway's too (listen.port): each listener needs a port of its own",

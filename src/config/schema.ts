@@ -287,7 +287,10 @@ const keyFormat = z
       .default('prefixed')
       .describe('"prefixed": <prefix><base62 random><crc32 checksum>. "hex": bare hex token, no prefix or checksum (for migrated keys).'),
     prefix: z
-      .object({ live: z.string().regex(/^[A-Za-z0-9_]*$/).default('kg_live_'), test: z.string().regex(/^[A-Za-z0-9_]+$/).optional() })
+      .object({
+        live: z.string().regex(/^[A-Za-z0-9_]*$/, 'letters, digits and "_" only, such as "sk_live_"').default('kg_live_'),
+        test: z.string().regex(/^[A-Za-z0-9_]+$/, 'letters, digits and "_" only, such as "sk_test_"').optional(),
+      })
       .strict()
       .prefault({}),
     hexLength: z.number().int().min(32).max(128).default(40),

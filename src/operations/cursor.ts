@@ -14,6 +14,6 @@ export function cursorOf(row: { createdAt: number; id: string }): string {
 export function placeOf(cursor: string | undefined): Page['after'] {
   if (cursor === undefined) return undefined;
   const match = /^(\d{1,15})\.([\w-]{1,100})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!match) throw new OperationError('invalid', 'after: not a cursor keygate gave (follow the link to the next page)');
+  if (!match) throw new OperationError('invalid', 'after: not a cursor keygate gave (take the one the previous page ended with)');
   return { createdAt: Number(match[1]), id: match[2] as string };
 }

@@ -50,7 +50,8 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
   // Checked here too, not only by the admin API: the CLI reads calls from a file.
   const checked = z.array(PlannedCallSchema).safeParse(calls);
   if (!checked.success) {
-    const issue = checked.error.issues[0] as z.core.$ZodIssue;
+    // A mistyped field (`cnt`) is named before the field it left out (`count`).
+    const issue = (checked.error.issues.find((i) => i.code === 'unrecognized_keys') ?? checked.error.issues[0]) as z.core.$ZodIssue;
     throw new OperationError('invalid', `calls${issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')} ${issue.message}`);
   }
   const lines = checked.data.map((call, i): ForecastLine => {

@@ -65,6 +65,7 @@ export async function inviteMember(
   const email = checkedEmail(input.email);
   const role = input.role ?? 'member';
   if (role === 'member' && input.accountId === null) throw new OperationError('invalid', 'a member belongs to an account');
+  if (role === 'operator' && input.accountId !== null) throw new OperationError('invalid', 'an operator sees every account and belongs to none: leave the account out');
   if (input.accountId !== null) await getAccount(rt, input.accountId);
   const token = randomBytes(24).toString('base64url');
   const now = rt.clock();

@@ -229,7 +229,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
 
     // A cursor keygate did not give is the operator's mistake, said in words.
     expect((await page.goto('/accounts?after=not-a-cursor'))?.status()).toBe(400);
-    await shown(page.getByText('After: not a cursor keygate gave (follow the link to the next page).'));
+    await shown(page.getByText('After: not a cursor keygate gave (take the one the previous page ended with).'));
   });
 
   it('pages the audit log, newest first, and takes an account id once there are too many accounts to list', async () => {
