@@ -104,6 +104,11 @@ describe('admin API', () => {
       allow: 'GET, HEAD, POST',
       body: { detail: '/v1/accounts takes GET, HEAD, POST, not PUT.' },
     });
+    // With a body too: what is there to read depends on the route, and there is none.
+    const unknownWithBody = await json(await kg.admin('/v1/nothing', { method: 'POST', body: '{"a":1}' }));
+    expect(unknownWithBody).toMatchObject({ status: 404, body: { detail: 'No admin route POST /v1/nothing.' } });
+    const putWithBody = await kg.admin('/v1/accounts', { method: 'PUT', body: '{"name":"x"}' });
+    expect({ status: putWithBody.status, allow: putWithBody.headers.get('allow') }).toEqual({ status: 405, allow: 'GET, HEAD, POST' });
     const deleteKey = await kg.admin('/v1/keys/key_x/revoke', { method: 'DELETE' });
     expect({ status: deleteKey.status, allow: deleteKey.headers.get('allow') }).toEqual({ status: 405, allow: 'POST' });
     const noAccount = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'acc_nope', name: 'x' }) }));

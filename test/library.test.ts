@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeygate, parseConfigObject, type Keygate } from '../src/index.js';
 import { createAccount } from '../src/operations/accounts.js';
 import { createKey } from '../src/operations/keys.js';
+import { forecast } from '../src/operations/forecast.js';
 import { tempDir } from './support/temp.js';
 import { periodBounds } from '../src/meters/period.js';
 
@@ -152,6 +153,8 @@ describe('keygate as a library', () => {
     try {
       expect(await based.check({ method: 'GET', url: '/other', headers })).toMatchObject({ allowed: false, reason: 'no_route', error: { status: 404 } });
       expect(await based.check({ method: 'GET', url: '/api/x', headers: {} })).toMatchObject({ allowed: false, reason: 'missing_key', error: { status: 401 } });
+      // A forecast prices what the gateway routes: nothing outside basePath (the catch-all route matched it).
+      await expect(forecast(based.runtime, [{ method: 'GET', path: '/other', count: 1 }])).rejects.toThrow('calls[0]: no route for GET /other');
     } finally {
       await based.close();
     }

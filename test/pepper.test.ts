@@ -50,6 +50,9 @@ describe('the pepper a database was made with', () => {
     writeFileSync(configFile, stringify(profile));
     const cli = (pepper: string, ...args: string[]) => runCli(['--config', configFile, 'pepper', ...args], { env: { KEYGATE_PEPPER: pepper } });
 
+    // Away from its database, nothing is answered (not "nothing recorded" from a new, empty one).
+    expect((await cli('right', 'check')).stderr).toMatch(/^error: no database at .*k\.db: .*begin one with keygate migrate\n$/);
+    expect((await runCli(['--config', configFile, 'migrate'])).code).toBe(0);
     expect(await cli('right', 'check')).toEqual({ code: 0, stdout: "nothing recorded yet: the first key a running keygate finds by its hash records that process's KEYGATE_PEPPER\n", stderr: '' });
     const rt = await createRuntime({ config: parseConfigObject(profile), file: configFile, dir }, { env: { KEYGATE_PEPPER: 'right' } });
     const account = await createAccount(rt, { name: 'Acme' }, 'test');

@@ -28,13 +28,14 @@ import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
-import { inviteMember, lockedUntilOf, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
+import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
-import type { AccountRecord, KeyRecord, MemberRecord, Page } from '../store/store.js';
+import type { AccountRecord, KeyRecord, Page } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
-import { checkHealth, storeState } from '../operations/health.js';
-import { completeDocument, type OpenApiDocument } from './openapi.js';
+import { checkHealth, OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
+import { completeDocument, PROBLEM_MEDIA_TYPE, type OpenApiDocument } from './openapi.js';
+import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 
 const ACTOR = 'admin-api';
@@ -70,7 +71,9 @@ const Key = z.object({
     .describe("When the key's rate-limit block (or its account's) ends; null: not blocked. Given by GET /v1/keys and /v1/keys/{id}; left out when the counters cannot be asked"),
 });
 const IssuedKey = Key.extend({ secret: z.string().describe('shown only in this response') });
-const Problem = z.object({ type: z.string(), title: z.string(), status: z.number(), detail: z.string() });
+const Problem = z.object({ type: z.string(), title: z.string(), status: z.number().int(), detail: z.string() }).describe('RFC 9457 problem details; `detail` says what to change');
+/** As the document gives it: members besides these allowed (RFC 9457 extensions), no `$schema` of its own. */
+const { $schema: _dialect, ...PROBLEM_JSON_SCHEMA } = z.toJSONSchema(Problem, { io: 'input' });
 const MeterUsage = z.object({
   kind: z.enum(['consumed', 'gauge']),
   unit: z.string().nullable().describe("the meter's unit as the plan names it (e.g. credits); null: it names none"),
@@ -124,7 +127,7 @@ function keyOut(k: KeyRecord, now: number, blocked?: ReadonlyMap<string, number>
  */
 function problemSender(keyFormat: KeyFormat) {
   return (reply: FastifyReply, status: number, detail: string, title?: string): FastifyReply =>
-    reply.code(status).type('application/problem+json').send(problemDetails(status, shortened(withoutKeys(keyFormat, detail)), title));
+    reply.code(status).type(PROBLEM_MEDIA_TYPE).send(problemDetails(status, shortened(withoutKeys(keyFormat, detail)), title));
 }
 
 /** The most of a detail sent back: one quoting what a client sent (a 500 KB id) is cut there. */
@@ -202,7 +205,7 @@ function nodeRefusal(status: NodeRefusal): RawAnswer {
     417: 'Only "Expect: 100-continue" is supported.',
     431: 'The request headers are too large.',
   }[status];
-  return { contentType: 'application/problem+json', body: JSON.stringify(problemDetails(status, detail)) };
+  return { contentType: PROBLEM_MEDIA_TYPE, body: JSON.stringify(problemDetails(status, detail)) };
 }
 
 function statusTitle(status: number): string {
@@ -221,7 +224,7 @@ const TAGS = {
   plans: "The profile's plans, every setting",
   keys: 'API keys: create (the secret shown once), import, rename, rotate, revoke, unblock',
   usage: 'Metered usage, gauges, daily counts and forecasts',
-  members: 'Dashboard members and operators: invitations and password resets',
+  members: 'Dashboard members and operators: invitations, password resets, sign-in pauses lifted, removal',
   audit: 'Who changed what, newest first',
 };
 
@@ -324,7 +327,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     if (body.trim() === '' && (!takesBody || bodySchema.safeParse(undefined).success)) return done(null, undefined);
     fastifyJson(request, body, (error, parsed) => {
       const refusedJson = (error as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY' && parsesAsJson(body);
-      if (error || takesBody) return done(refusedJson ? new BodyRefusal(400, PROTOTYPE_KEY) : error, parsed);
+      // An unknown route (or a known path asked with another method) answers 404/405, whatever the body.
+      if (error || takesBody || request.is404) return done(refusedJson ? new BodyRefusal(400, PROTOTYPE_KEY) : error, parsed);
       if (parsed === null || (typeof parsed === 'object' && !Array.isArray(parsed) && Object.keys(parsed).length === 0)) return done(null, undefined);
       done(new BodyRefusal(400, `${request.method} ${(request.routeOptions.url ?? routerPath(request.url)).replace(/:(\w+)/g, '{$1}')} takes no body: send none, or {}.`), undefined);
     });
@@ -354,7 +358,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       security: [{ adminToken: [] }],
     },
     transform: jsonSchemaTransform,
-    transformObject: (document) => completeDocument(('openapiObject' in document ? document.openapiObject : document.swaggerObject) as OpenApiDocument, TAGS),
+    transformObject: (document) => completeDocument(('openapiObject' in document ? document.openapiObject : document.swaggerObject) as OpenApiDocument, TAGS, PROBLEM_JSON_SCHEMA),
   });
 
   const expected = options.tokens.map(digest);
@@ -395,7 +399,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     if (error instanceof OperationError) return problem(reply, OPERATION_STATUS[error.kind], error.message);
     if (error instanceof BodyRefusal) return problem(reply, error.status, error.message);
     // Redis is away: what needs it (lifting a block) cannot be done now, by anyone.
-    if (error instanceof CountersUnavailableError) return problem(reply.header('retry-after', '5'), 503, `${error.message}; try again once it is back.`);
+    if (error instanceof CountersUnavailableError) return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${error.message}; try again once it is back.`);
     if (error.validation) return problem(reply, 400, describeValidation(error));
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return problem(reply, 415, 'Send JSON with Content-Type: application/json.');
     if (error.statusCode && error.statusCode < 500) return problem(reply, error.statusCode, error.message.replace(/^Body /, 'The body '));
@@ -405,7 +409,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // went (a key written, its audit entry not): to be checked before it is sent again.
     if ((await storeState(rt)) === 'unreachable') {
       const store = `The store (${rt.store.kind}) is not reachable`;
-      if (request.method === 'GET' || request.method === 'HEAD') return problem(reply.header('retry-after', '5'), 503, `${store}; try again once it is back.`, 'Service Unavailable');
+      if (request.method === 'GET' || request.method === 'HEAD') return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${store}; try again once it is back.`, 'Service Unavailable');
       return problem(reply, 503, `${store}; this change may or may not have been made: once it is back, check before sending it again.`, 'Service Unavailable');
     }
     return problem(reply, 500, 'Internal error; see the keygate log.', 'Internal Server Error');
@@ -680,19 +684,10 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     role: z.enum(['member', 'operator']),
     status: z.enum(['active', 'invited']),
     createdAt: z.string(),
-    lockedUntil: isoOrNull.describe('Sign-ins with this email are paused for every address until then (after 20 wrong passwords in a row from anywhere); null: they are not'),
-  });
-  const memberOut = (m: MemberRecord): z.infer<typeof Member> => ({
-    id: m.id,
-    email: m.email,
-    accountId: m.accountId,
-    role: m.role,
-    status: m.passwordHash ? 'active' : 'invited',
-    createdAt: iso(m.createdAt) as string,
-    lockedUntil: iso(lockedUntilOf(m, rt.clock())),
+    lockedUntil: isoOrNull.describe(`Sign-ins with this email are paused for every address until then (after ${MAX_FAILED_SIGN_INS_PER_EMAIL} wrong passwords in a row from anywhere); null: they are not`),
   });
   app.get('/v1/members', { schema: { operationId: 'listMembers', tags: ['members'], querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member) } } }, async (request) =>
-    (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map(memberOut),
+    (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map((m) => memberOut(m, rt.clock())),
   );
   app.post(
     '/v1/members/invitations',
@@ -756,7 +751,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     },
     async (request) => {
       const { member, lifted } = await unlockMember(rt, { id: request.params.id }, ACTOR);
-      return { member: memberOut(member), lifted };
+      return { member: memberOut(member, rt.clock()), lifted };
     },
   );
   app.get(

@@ -28,12 +28,6 @@ export interface OpenApiDocument {
 }
 
 export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
-const PROBLEM_SCHEMA = {
-  type: 'object',
-  description: 'RFC 9457 problem details; `detail` says what to change',
-  properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' } },
-  required: ['type', 'title', 'status', 'detail'],
-};
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head'];
 /** Refusals any operation may meet, and when. */
 const COMMON: { status: number; when: string; applies: (op: { method: string; path: string; operation: Operation }) => boolean }[] = [
@@ -41,8 +35,8 @@ const COMMON: { status: number; when: string; applies: (op: { method: string; pa
   { status: 401, when: 'No admin token, or a wrong one (WWW-Authenticate: Bearer)', applies: () => true },
   { status: 403, when: 'The read-only token, for a change', applies: ({ method, path }) => method !== 'get' && method !== 'head' && path !== '/v1/forecast' },
   { status: 404, when: 'No such record', applies: ({ operation }) => (operation.parameters ?? []).some((p) => p.in === 'path') },
-  { status: 413, when: 'A body over 1 MB', applies: ({ operation }) => operation.requestBody !== undefined },
-  { status: 415, when: 'A body that is not JSON in UTF-8', applies: ({ operation }) => operation.requestBody !== undefined },
+  { status: 413, when: 'A body over 1 MB', applies: ({ method }) => method !== 'get' && method !== 'head' },
+  { status: 415, when: 'A body that is not JSON in UTF-8 (also where none is read)', applies: ({ method }) => method !== 'get' && method !== 'head' },
   {
     status: 503,
     when: 'The admin API is locked (no usable token configured), or the store (or, for what needs them, the counters) is not reachable; a read says Retry-After',
@@ -55,8 +49,11 @@ const LINK_HEADER = {
   schema: { type: 'string' },
 };
 
-/** `doc` completed in place (and returned), as described above. */
-export function completeDocument(doc: OpenApiDocument, tags: Record<string, string>): OpenApiDocument {
+/**
+ * `doc` completed in place (and returned), as described above; `problemSchema`: the JSON
+ * Schema of the problem details every refusal carries.
+ */
+export function completeDocument(doc: OpenApiDocument, tags: Record<string, string>, problemSchema: object): OpenApiDocument {
   doc.tags = Object.entries(tags).map(([name, description]) => ({ name, description }));
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
     for (const method of METHODS) {
@@ -70,7 +67,7 @@ export function completeDocument(doc: OpenApiDocument, tags: Record<string, stri
       for (const [key, response] of Object.entries(responses)) {
         const status = Number(key);
         if (status === 204) delete response.content;
-        else if (status >= 400) response.content = { [PROBLEM_MEDIA_TYPE]: { schema: PROBLEM_SCHEMA } };
+        else if (status >= 400) response.content = { [PROBLEM_MEDIA_TYPE]: { schema: problemSchema } };
         if (response.description === undefined || response.description === 'Default Response') response.description = STATUS_CODES[status] ?? key;
       }
       // A body that may be null may be left out (rotate's: the default overlap).

@@ -22,13 +22,14 @@ import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
-import { inviteMember, lockedUntilOf, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
+import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
 import { createLog, terminalDestination } from '../log.js';
 import { table, when } from './format.js';
 import { withoutKeys } from '../keys/redact.js';
+import { LOCKOUT_MS } from '../members/lockout.js';
 
 const CLI_ACTOR = 'cli';
 
@@ -116,8 +117,8 @@ async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: Globa
   }
 }
 
-/** Commands that may begin a database: the first account, the first operator, the pepper checked before any key. */
-const BEGINS_DATABASE = new Set(['accounts create', 'members invite', 'pepper check']);
+/** Commands that may begin a database: the first account, the first operator. */
+const BEGINS_DATABASE = new Set(['accounts create', 'members invite']);
 
 /** `keys list`, `audit`: a command as it is typed. */
 function commandName(command: Command): string {
@@ -176,10 +177,11 @@ function parseWhen(text: string, now: number): number {
   throw new OperationError('invalid', `"${text}" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d)${hint}`);
 }
 
-function onOff(text: string, flag: string, orElse = ''): boolean {
+/** `on` or `off` (true/false, yes/no) for `flag`; `accepted` names every word it takes, for the refusal. */
+function onOff(text: string, flag: string, accepted = ['on', 'off']): boolean {
   if (['on', 'true', 'yes'].includes(text)) return true;
   if (['off', 'false', 'no'].includes(text)) return false;
-  throw new OperationError('invalid', `${flag} takes on${orElse ? ', off' : ' or off'}${orElse}, not "${text}"`);
+  throw new OperationError('invalid', `${flag} takes ${accepted.slice(0, -1).join(', ')} or ${accepted.at(-1)}, not "${text}"`);
 }
 
 /** `POST /v1/backlinks/summary x3 records=100` → a planned call. */
@@ -361,7 +363,7 @@ export function buildCli(): Command {
           ...(opts.name !== undefined ? { name: opts.name } : {}),
           ...(opts.plan !== undefined ? { planId: opts.plan } : {}),
           ...(opts.apiAccess !== undefined ? { apiAccess: onOff(opts.apiAccess, '--api-access') } : {}),
-          ...(opts.overage !== undefined ? { overage: opts.overage === 'plan' ? null : onOff(opts.overage, '--overage', ' or plan') } : {}),
+          ...(opts.overage !== undefined ? { overage: opts.overage === 'plan' ? null : onOff(opts.overage, '--overage', ['on', 'off', 'plan']) } : {}),
           ...(opts.planExpires !== undefined ? { planExpiresAt: opts.planExpires === 'never' ? null : parseWhen(opts.planExpires, rt.clock()) } : {}),
         };
         if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage or --plan-expires');
@@ -607,7 +609,7 @@ export function buildCli(): Command {
         print(json, { id: member.id, email: member.email, lifted }, () =>
           lifted
             ? `lifted the pause of ${member.email}: they can sign in from any address again`
-            : `${member.email} was not paused for every address; the wrong passwords counted are forgotten (a pause of one client address ends by itself within 15 minutes)`,
+            : `${member.email} was not paused for every address; the wrong passwords counted are forgotten (a pause of one client address ends by itself within ${LOCKOUT_MS / 60_000} minutes)`,
         );
       }),
     );
@@ -620,18 +622,13 @@ export function buildCli(): Command {
         if (opts.account) await getAccount(rt, opts.account);
         const list = await rt.store.listMembers(opts.account ? { accountId: opts.account } : {});
         const now = rt.clock();
-        const members = list.map((m) => ({ id: m.id, email: m.email, accountId: m.accountId, role: m.role, status: m.passwordHash ? 'active' : 'invited', createdAt: m.createdAt }));
-        const lockedUntil = new Map(list.map((m) => [m.id, lockedUntilOf(m, now)]));
-        // As the admin API gives it: when the email's pause ends, ISO 8601, or null.
-        const until = (id: string) => lockedUntil.get(id) ?? null;
-        print(json, members.map((m) => ({ ...m, lockedUntil: until(m.id) === null ? null : new Date(until(m.id) as number).toISOString() })), () =>
+        const members = list.map((m) => memberOut(m, now));
+        print(json, members, () =>
           table(
-            members.map(({ accountId, createdAt, ...m }) => ({
-              ...m,
-              status: until(m.id) === null ? m.status : `${m.status}, paused until ${when(until(m.id))}`,
-              account: accountId,
-              created: when(createdAt),
-            })),
+            list.map((m, i) => {
+              const { status, lockedUntil } = members[i] as (typeof members)[number];
+              return { ...m, status: lockedUntil === null ? status : `${status}, paused until ${when(m.lockedUntil)}`, account: m.accountId, created: when(m.createdAt) };
+            }),
             ['id', 'email', 'account', 'role', 'status', 'created'],
           ),
         );

@@ -293,9 +293,15 @@ describe('upstream and identity headers', () => {
       "admin.listen.port: port 9520 is the gateway's too (listen.port): each listener needs a port of its own",
       "dashboard.listen.port: port 9520 is the gateway's too (listen.port): each listener needs a port of its own",
     ]);
-    // Port 0 (any free port), other hosts, or a dashboard turned off: no clash.
-    expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {port: 0}\nadmin: {listen: {port: 0}}\ndashboard: {enabled: false, listen: {port: 8080}}\n').admin.listen.port).toBe(0);
+    // `::` takes the port on IPv4 addresses too; `0.0.0.0` on every IPv4 one only.
+    expect(problems('upstream: {url: "http://a"}\nlisten: {host: "::", port: 9522}\nadmin: {listen: {host: 127.0.0.1, port: 9522}}\n')).toEqual([
+      "admin.listen.port: port 9522 is the gateway's too (listen.port): each listener needs a port of its own",
+    ]);
+    // Port 0 (any free port), other addresses, IPv4-any beside an IPv6 one, or a dashboard turned off: no clash.
+    expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {port: 0}\nadmin: {listen: {port: 0}}\n').admin.listen.port).toBe(0);
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: 127.0.0.1, port: 9521}\nadmin: {listen: {host: 127.0.0.2, port: 9521}}\n').admin.listen.port).toBe(9521);
+    expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: 0.0.0.0, port: 9523}\nadmin: {listen: {host: "::1", port: 9523}}\n').admin.listen.port).toBe(9523);
+    expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {port: 9530}\ndashboard: {enabled: false, listen: {port: 9530}}\n').dashboard.listen.port).toBe(9530);
   });
 
   it('refuses a second route for every method at the same path (the first would win; the second\'s scopes and cost would never apply)', () => {
@@ -304,6 +310,8 @@ describe('upstream and identity headers', () => {
         `routes[1]: ${second} is declared twice for every method (the first would win; the second's scopes and cost would never apply)`,
       ]);
     }
+    // `::` is a colon itself: these are two paths.
+    expect(parseConfigText('upstream: {url: "http://a"}\nroutes:\n  - {path: "/v1/items::import"}\n  - {path: "/v1/items::export"}\n').routes).toHaveLength(2);
     // A specific method ahead of the route for every method is what that is for.
     expect(parseConfigText('upstream: {url: "http://a"}\nroutes:\n  - {method: GET, path: /v1/x}\n  - {path: /v1/x}\n  - {path: "/v1/:a-:b"}\n  - {path: "/v1/:c"}\n').routes).toHaveLength(4);
   });

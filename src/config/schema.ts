@@ -3,6 +3,7 @@
  * module its TypeScript types (`Config`, `Plan`, `Route`, ...) and is exported as JSON
  * Schema for editors (`keygate schema`). Everything but `upstream.url` has a default.
  */
+import { isIPv6 } from 'node:net';
 import { isAddressRange } from '../gateway/trusted-proxies.js';
 import { createRouteTable, ROUTE_METHODS, RouteTableError } from '../routes/route-table.js';
 import { z } from 'zod';
@@ -485,9 +486,11 @@ export const configSchema = z
       { name: 'the admin API', path: ['admin', 'listen', 'port'], ...config.admin.listen },
       ...(config.dashboard.enabled ? [{ name: 'the dashboard', path: ['dashboard', 'listen', 'port'], ...config.dashboard.listen }] : []),
     ];
-    const anyHost = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
+    // `::` (or no host) takes the port on every address, IPv4 too; `0.0.0.0`, on every IPv4 one.
+    const overlap = (a: string, b: string) =>
+      a === b || [a, b].some((host) => host === '::' || host === '') || (a === '0.0.0.0' && !isIPv6(b)) || (b === '0.0.0.0' && !isIPv6(a));
     listeners.forEach((listener, i) => {
-      const earlier = listeners.slice(0, i).find((other) => listener.port !== 0 && other.port === listener.port && (other.host === listener.host || anyHost(other.host) || anyHost(listener.host)));
+      const earlier = listeners.slice(0, i).find((other) => listener.port !== 0 && other.port === listener.port && overlap(other.host, listener.host));
       if (earlier) ctx.addIssue({ code: 'custom', path: listener.path, message: `port ${listener.port} is ${earlier.name}'s too (${earlier.path.join('.')}): each listener needs a port of its own` });
     });
     // A gauge header reports a gauge meter: one no plan has as a gauge would be dropped unread.

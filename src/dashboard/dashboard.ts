@@ -15,7 +15,7 @@ import formbody from '@fastify/formbody';
 import type { Runtime } from '../runtime.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
-import { storeState } from '../operations/health.js';
+import { OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { SCRIPT, STYLESHEET } from './assets.js';
 import { PageNotFound, redirect, SESSION_ENDED, setNotice, signInLeadingTo, type Dashboard } from './context.js';
 import { csrfTokenMatches, preSessionSecret, submittedToken } from './csrf.js';
@@ -35,8 +35,6 @@ import { registerAuditPage } from './pages/audit.js';
 /** Forms are small; anything bigger is not ours. */
 const BODY_LIMIT = 16 * 1024;
 const ASSET_MAX_AGE_S = 7 * 86_400;
-/** When to ask again while the store is unreachable (as the admin API says). */
-const STORE_RETRY_AFTER_S = 5;
 
 const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy':
@@ -184,7 +182,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       if ((await storeState(rt)) === 'unreachable') {
         const sent = request.method === 'POST' ? html`<p>If this was a change, it may or may not have been made: once the dashboard is back, check before making it again.</p>` : html``;
         const body = html`<h1>The dashboard is unavailable</h1><div class="notice error" role="alert"><p>It cannot reach its data right now. Try again in a moment.</p></div>${sent}<p><a href="/">Back to the dashboard</a></p>`;
-        if (request.method === 'GET' || request.method === 'HEAD') reply.header('retry-after', String(STORE_RETRY_AFTER_S));
+        if (request.method === 'GET' || request.method === 'HEAD') reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S));
         return sendPage(dash, request, reply, { title: 'Unavailable', body, status: 503 });
       }
       const body = html`<h1>Something went wrong</h1><p>The page could not be shown. Try again in a moment; if it keeps happening, the operator can find the details in the keygate log.</p><p><a href="/">Back to the dashboard</a></p>`;

@@ -23,11 +23,8 @@ import type { MemberRecord } from '../store/store.js';
 import { hashPassword, verifyPassword } from '../members/password.js';
 import { audit } from '../operations/audit.js';
 import { addressGroup } from '../gateway/trusted-proxies.js';
+import { LOCKOUT_MS, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_EMAIL, MAX_FAILED_SIGN_INS_PER_NETWORK } from '../members/lockout.js';
 
-export const MAX_FAILED_SIGN_INS = 5;
-export const MAX_FAILED_SIGN_INS_PER_NETWORK = 10;
-export const MAX_FAILED_SIGN_INS_PER_EMAIL = 20;
-export const LOCKOUT_MS = 15 * 60_000;
 /** Email-and-address (or /64) pairs, and unknown emails, remembered for the lockouts; the oldest are forgotten first. */
 const MAX_TRACKED = 10_000;
 /** No address is longer (RFC 5321); longer input is refused without being remembered. */

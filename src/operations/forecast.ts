@@ -60,7 +60,8 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
     const target = judgeTarget(call.path, normalBasePath(rt.config.basePath));
     if (!target.ok && target.reason === 'bad_request') throw new OperationError('invalid', `calls[${i}]: the gateway refuses the path "${call.path}" (a dot segment, a backslash or an escape it would read as another path)`);
     const path = target.ok ? target.path : (call.path.split('?')[0] as string);
-    const match = rt.routes.match(method, path);
+    // Outside basePath nothing is routed, whatever a catch-all route would match.
+    const match = target.ok ? rt.routes.match(method, path) : undefined;
     if (!match) throw new OperationError('invalid', `calls[${i}]: no route for ${method} ${path}`);
     const cost = match.kind === 'proxy' ? match.route.cost : undefined;
     if (!cost) return { ...call, method, meter: null, unitsPerCall: 0, units: 0 };

@@ -8,6 +8,8 @@ import type { Runtime } from '../runtime.js';
 
 /** The store gets this long to answer before it counts as unreachable. */
 const STORE_DEADLINE_MS = 1_000;
+/** When a client is told to ask again while a backend is away (Retry-After, in seconds). */
+export const OUTAGE_RETRY_AFTER_S = 5;
 
 export type BackendState = 'ok' | 'unreachable';
 

@@ -145,6 +145,20 @@ export function lockedUntilOf(member: MemberRecord, now: number): number | null 
   return member.lockedUntil !== null && member.lockedUntil > now ? member.lockedUntil : null;
 }
 
+/** A member as the admin API and `members list --json` give it (no secrets: no hashes, no links); times in ISO 8601. */
+export function memberOut(member: MemberRecord, now: number) {
+  const lockedUntil = lockedUntilOf(member, now);
+  return {
+    id: member.id,
+    email: member.email,
+    accountId: member.accountId,
+    role: member.role,
+    status: member.passwordHash ? ('active' as const) : ('invited' as const),
+    createdAt: new Date(member.createdAt).toISOString(),
+    lockedUntil: lockedUntil === null ? null : new Date(lockedUntil).toISOString(),
+  };
+}
+
 /** Sets the password of an invited member; the token stops working. */
 export async function acceptInvitation(rt: Runtime, token: string, password: string): Promise<MemberRecord> {
   const member = await rt.store.findMemberByInvite(hashToken(token));

@@ -52,7 +52,8 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
   const takenByAnyMethod = new Set<string>();
   const add = (method: string, path: string, target: RouteMatch) => {
     const methods: Method[] = method === '*' ? [...ROUTE_METHODS] : [method as Method];
-    const shape = path.replace(/(.)\/$/, '$1').replace(/:[A-Za-z0-9_]+/g, ':');
+    // `::` is a colon itself (find-my-way's escape), not a parameter.
+    const shape = path.replace(/(.)\/$/, '$1').replace(/::/g, '\0').replace(/:[A-Za-z0-9_]+/g, ':');
     if (method === '*' && takenByAnyMethod.has(shape)) throw new RouteTableError(`${path} is declared twice for every method (the first would win; the second's scopes and cost would never apply)`, placeOf(target));
     if (method === '*') takenByAnyMethod.add(shape);
     for (const m of methods) {
