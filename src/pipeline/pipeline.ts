@@ -17,6 +17,7 @@ import { overageAllowed, reserveAmount } from '../meters/cost.js';
 import { isoDay, periodBounds, type PeriodBounds } from '../meters/period.js';
 import { deny, type Denial } from '../denial/reasons.js';
 import type { Identity } from './identity.js';
+import { withDeadline } from '../deadline.js';
 
 export interface PipelineDeps {
   config: Config;
@@ -77,6 +78,18 @@ export interface Pipeline {
   identify(secret: string, now: number): CachedKey | null | undefined;
 }
 
+/**
+ * How long a key's lookup in the store may take before the request is answered 503: well
+ * past a healthy store's milliseconds, well short of PostgreSQL's 10 s query timeout.
+ */
+const KEY_LOOKUP_DEADLINE_MS = 2_000;
+
+/** A key as the store holds it, with its account (null: none, or the key is unbound). */
+interface StoredKey {
+  key: KeyRecord | undefined;
+  account: AccountRecord | null;
+}
+
 /** Denials of a request that did present a credential (`error="invalid_token"`). */
 const PRESENTED = Object.freeze({ credentialPresented: true });
 /** For requests with nothing to advertise: one object, never written to. */
@@ -97,20 +110,33 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return keyCache.get(hashKey.digest(secret), now);
   }
 
-  /** Step 3 from the store, for a digest the cache does not hold. */
+  /**
+   * Step 3 from the store, for a digest the cache does not hold. A store that does not
+   * answer within KEY_LOOKUP_DEADLINE_MS is taken as unreachable (a hung PostgreSQL would
+   * hold the request for its 10 s query timeout); its late answer is still cached.
+   */
   async function fromStore(digest: KeyDigest, now: number): Promise<CachedKey | null> {
     const hash = hexOfDigest(digest);
-    let key: KeyRecord | undefined;
-    let account: AccountRecord | null;
+    let found: StoredKey;
     try {
-      key = await store.findKeyByHash(hash);
-      account = key && key.accountId !== null ? ((await store.getAccount(key.accountId)) ?? null) : null;
+      found = await withDeadline(lookUp(hash), KEY_LOOKUP_DEADLINE_MS, { what: 'the store', onLate: (late) => remember(digest, hash, late, clock()) });
     } catch (error) {
       // The store is unreachable: a key seen before keeps working; a new one cannot.
       const stale = keyCache.stale(digest);
       if (stale) return stale;
       throw error;
     }
+    return remember(digest, hash, found, now);
+  }
+
+  async function lookUp(hash: string): Promise<StoredKey> {
+    const key = await store.findKeyByHash(hash);
+    const account = key && key.accountId !== null ? ((await store.getAccount(key.accountId)) ?? null) : null;
+    return { key, account };
+  }
+
+  /** What the store said of a digest, cached: the key and its account, or null for none. */
+  function remember(digest: KeyDigest, hash: string, { key, account }: StoredKey, now: number): CachedKey | null {
     if (!key || !sameDigest(key.hash, hash)) {
       keyCache.set(digest, null, now);
       return null;

@@ -190,6 +190,10 @@ export interface TcpProxy {
   cut(): Promise<void>;
   /** Listens again on the same port. */
   restore(): Promise<void>;
+  /** Keeps every connection open but passes nothing either way: the target hangs. */
+  stall(): void;
+  /** Passes on what was held, and everything after it. */
+  resume(): void;
 }
 
 /** Forwards 127.0.0.1:<port> to 127.0.0.1:<targetPort>, until cut. */
@@ -197,6 +201,13 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   let port = 0;
+  /** While stalled, what each direction would have written, held. */
+  let held: { to: Socket; data: Buffer }[] | undefined;
+  const pass = (from: Socket, to: Socket) =>
+    from.on('data', (data: Buffer) => {
+      if (held) held.push({ to, data });
+      else to.write(data);
+    });
   const listen = async () => {
     server = createServer((client) => {
       const upstream = connect({ host: '127.0.0.1', port: targetPort });
@@ -208,7 +219,10 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
           upstream.destroy();
         });
       }
-      client.pipe(upstream).pipe(client);
+      pass(client, upstream);
+      pass(upstream, client);
+      client.once('end', () => upstream.end());
+      upstream.once('end', () => client.end());
     });
     await new Promise<void>((resolve) => (server as Server).listen(port, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
@@ -224,6 +238,14 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       await closing;
     },
     restore: listen,
+    stall() {
+      held ??= [];
+    },
+    resume() {
+      const pending = held ?? [];
+      held = undefined;
+      for (const { to, data } of pending) if (!to.destroyed) to.write(data);
+    },
   };
 }
 

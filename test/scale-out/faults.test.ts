@@ -321,4 +321,19 @@ describe.skipIf(!enabled)('faults', () => {
     expect(await eventually(async () => (await behindProxy.call('/v1/projects', fresh.secret)).status === 200, 10_000, 100)).toBe(true);
     expect(behindProxy.alive()).toBe(true);
   });
+
+  it('answers a new key within its lookup deadline while PostgreSQL hangs (a 503, not the 10 s query timeout), and takes it once PostgreSQL answers', async () => {
+    const fresh = await key(behindProxy, 'open');
+    proxy.stall();
+    try {
+      const started = performance.now();
+      expect(await statusAndBody(behindProxy, '/v1/projects', fresh.secret)).toEqual({ status: 503, body: UNAVAILABLE });
+      // The deadline is 2 s; PostgreSQL's query timeout, 10 s.
+      expect(performance.now() - started).toBeLessThan(8_000);
+    } finally {
+      proxy.resume();
+    }
+    expect(await eventually(async () => (await behindProxy.call('/v1/projects', fresh.secret)).status === 200, 10_000, 100)).toBe(true);
+    expect(behindProxy.alive()).toBe(true);
+  });
 });

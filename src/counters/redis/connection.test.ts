@@ -1,59 +1,10 @@
-/** The Redis connection's settings and the admission deadline. */
-import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+/** The Redis connection's settings. */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PREFIX, DeadlineError, parseRedisUrl, withDeadline } from './connection.js';
-
-/** Keeps the event loop busy, as a long GC pause or a starved CPU would. */
-function busyFor(ms: number): void {
-  const until = Date.now() + ms;
-  while (Date.now() < until);
-}
+import { DEFAULT_PREFIX, parseRedisUrl } from './connection.js';
 
 describe('parseRedisUrl', () => {
   it('takes keygate\'s prefix out of the URL and leaves the rest for the client', () => {
     expect(parseRedisUrl('redis://:pw@cache:6380/2?prefix=eu1:')).toEqual({ url: 'redis://:pw@cache:6380/2', prefix: 'eu1:' });
     expect(parseRedisUrl('rediss://cache:6379')).toEqual({ url: 'rediss://cache:6379', prefix: DEFAULT_PREFIX });
-  });
-});
-
-describe('withDeadline', () => {
-  it('gives up when no answer comes in time', async () => {
-    await expect(withDeadline(new Promise(() => undefined), 20)).rejects.toBeInstanceOf(DeadlineError);
-  });
-
-  it('reads an answer that arrived while the process was busy instead of calling it a timeout', async () => {
-    // The answer is written, the deadline starts, and the process is busy past the
-    // deadline before it can read the answer. (The deadline starts only once the answer
-    // is on its way: on a loaded machine the question alone may take longer than 20 ms.)
-    let answered: Promise<string> | undefined;
-    let reply: Promise<string> | undefined;
-    const server = createServer((socket) => {
-      socket.on('error', () => undefined);
-      socket.on('data', () => {
-        socket.write('pong');
-        answered = withDeadline(reply!, 20);
-        busyFor(100);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const client: Socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
-    await new Promise((resolve) => client.once('connect', resolve));
-    try {
-      reply = new Promise<string>((resolve) => client.once('data', (data) => resolve(data.toString())));
-      client.write('ping');
-      await reply;
-      await expect(answered).resolves.toBe('pong');
-    } finally {
-      client.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
-
-  it('hands a result that came too late to onLate', async () => {
-    const late: string[] = [];
-    const slow = new Promise<string>((resolve) => setTimeout(() => resolve('reserved'), 60));
-    await expect(withDeadline(slow, 10, (value) => late.push(value))).rejects.toBeInstanceOf(DeadlineError);
-    await slow;
-    expect(late).toEqual(['reserved']);
   });
 });

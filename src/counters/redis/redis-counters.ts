@@ -37,7 +37,8 @@ import {
 } from '../counters.js';
 import type { MeterUsageRow, PendingUnits, Store } from '../../store/store.js';
 import type { Log } from '../../log.js';
-import { commandClient, parseRedisUrl, subscriberClient, whenReady, withDeadline, type RedisTarget } from './connection.js';
+import { commandClient, parseRedisUrl, subscriberClient, whenReady, type RedisTarget } from './connection.js';
+import { withDeadline } from '../../deadline.js';
 import { ADMIT, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
 import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
 
@@ -666,7 +667,7 @@ export class RedisCounters implements Counters {
     // A store that does not answer at once must not hold up what fail-open is for: the
     // read is given up (its late answer ignored), and tried again a little later.
     const read = this.options.store.loadMeterUsage({ accountId: ref.accountId, periodStarts: [ref.periodStart] });
-    const seeding = withDeadline(read, SEED_DEADLINE_MS).then(
+    const seeding = withDeadline(read, SEED_DEADLINE_MS, { what: 'the store' }).then(
       (rows) => this.fallback.remember(rows.filter((row) => row.meter === ref.meter)),
       () => {
         this.seededInOutage.set(id, performance.now() + SEED_RETRY_MS);

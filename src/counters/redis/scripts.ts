@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { DeadlineError } from './connection.js';
+import { DeadlineError } from '../../deadline.js';
 
 /** A script run by EVALSHA; sent with EVAL once if Redis does not know it (after a restart). */
 export class Script {
@@ -211,7 +211,7 @@ export class ScriptBatcher {
       const sent = batch !== this.pending;
       for (const [batched, queue] of batch.queues) {
         if (batched.deadlineMs === undefined) continue;
-        const error = new DeadlineError(ms);
+        const error = new DeadlineError('Redis', ms);
         for (const entry of queue.entries.values()) for (const call of entry.calls) call.reject(error);
         if (!sent) batch.queues.delete(batched);
       }
