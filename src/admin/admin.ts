@@ -236,11 +236,8 @@ const AUDIT_PAGE = 200;
 
 /** How many rows a page holds: 1 to 1000, written in digits (not `0x10`, `1e2` or ` 1`). */
 function pageLimit() {
-  return z
-    .string()
-    .regex(/^[0-9]{1,4}$/, 'a whole number from 1 to 1000')
-    .transform(Number)
-    .pipe(z.number().min(1, 'a whole number from 1 to 1000').max(1000, 'a whole number from 1 to 1000'));
+  const expected = 'a whole number from 1 to 1000';
+  return z.string().regex(/^[0-9]{1,4}$/, expected).transform(Number).pipe(z.number().min(1, expected).max(1000, expected));
 }
 
 /** An account to list the rows of; empty is refused (leave the parameter out for every account's). */
@@ -470,7 +467,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/accounts',
     {
       schema: {
-        operationId: 'createAccount', tags: ['accounts'],
+        operationId: 'createAccount',
+        tags: ['accounts'],
         body: z.object({ name: z.string().min(1).max(200), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional() }).strict(),
         response: { 201: Account, 400: Problem },
       },
@@ -498,7 +496,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/accounts/:id',
     {
       schema: {
-        operationId: 'updateAccount', tags: ['accounts'],
+        operationId: 'updateAccount',
+        tags: ['accounts'],
         summary: 'Change an account: name, plan, API access, overage, plan expiry',
         params: IdParams,
         body: z.object({ name: z.string().min(1).max(200).optional(), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional() }).strict(),
@@ -525,7 +524,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/accounts/:id/usage/daily',
     {
       schema: {
-        operationId: 'getAccountDailyUsage', tags: ['usage'],
+        operationId: 'getAccountDailyUsage',
+        tags: ['usage'],
         summary: 'Daily requests (by status class), denials (by reason) and units (by meter)',
         params: IdParams,
         querystring: z.object({ from: z.iso.date().optional(), to: z.iso.date().optional() }).strict(),
@@ -544,7 +544,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/accounts/:id/gauges/:meter',
     {
       schema: {
-        operationId: 'setGauge', tags: ['usage'],
+        operationId: 'setGauge',
+        tags: ['usage'],
         summary: 'Set a gauge meter (e.g. keywords tracked)',
         params: z.object({ id: z.string(), meter: z.string() }),
         body: z.object({ value: z.number().nonnegative() }).strict(),
@@ -560,7 +561,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/forecast',
     {
       schema: {
-        operationId: 'forecast', tags: ['usage'],
+        operationId: 'forecast',
+        tags: ['usage'],
         summary: 'Price planned calls; with accountId, compare with the account\'s balance',
         body: z.object({ accountId: z.string().optional(), calls: z.array(PlannedCallSchema).min(1).max(1000) }).strict(),
         response: { 200: ForecastResult, 400: Problem, 404: Problem },
@@ -581,7 +583,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/keys',
     {
       schema: {
-        operationId: 'createKey', tags: ['keys'],
+        operationId: 'createKey',
+        tags: ['keys'],
         summary: 'Create a key; the secret is in this response only',
         body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), mode: z.enum(['live', 'test']).optional(), scopes: z.array(z.string()).optional(), expiresAt: dateInput.nullable().optional() }).strict(),
         response: { 201: IssuedKey, 400: Problem, 404: Problem, 409: Problem },
@@ -607,7 +610,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/keys/import',
     {
       schema: {
-        operationId: 'importKey', tags: ['keys'],
+        operationId: 'importKey',
+        tags: ['keys'],
         summary: 'Register a key the API issued before keygate (a migration); only its hash is kept',
         body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), secret: z.string().min(1).max(256), mode: z.enum(['live', 'test']).optional(), scopes: z.array(z.string()).optional() }).strict(),
         response: { 201: Key, 400: Problem, 404: Problem, 409: Problem },
@@ -630,7 +634,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/keys/:id',
     {
       schema: {
-        operationId: 'updateKey', tags: ['keys'],
+        operationId: 'updateKey',
+        tags: ['keys'],
         summary: 'Rename a key or change its scopes (from its next request on, in every process)',
         params: IdParams,
         body: z.object({ name: z.string().min(1).max(100).optional(), scopes: z.array(z.string()).optional() }).strict(),
@@ -643,7 +648,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/keys/:id/unblock',
     {
       schema: {
-        operationId: 'unblockKey', tags: ['keys'],
+        operationId: 'unblockKey',
+        tags: ['keys'],
         summary: "Lift the key's rate-limit block and its account's, in every process; their violations are forgotten",
         params: IdParams,
         response: { 200: z.object({ key: Key, lifted: z.number().int().describe('blocks that were in force') }), 404: Problem },
@@ -658,7 +664,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/keys/:id/rotate',
     {
       schema: {
-        operationId: 'rotateKey', tags: ['keys'],
+        operationId: 'rotateKey',
+        tags: ['keys'],
         summary: 'Issue a replacement; the old key stays valid for the overlap, then expires',
         params: IdParams,
         // No body at all is the default overlap, as `{}` is.
@@ -686,14 +693,16 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     createdAt: z.string(),
     lockedUntil: isoOrNull.describe(`Sign-ins with this email are paused for every address until then (after ${MAX_FAILED_SIGN_INS_PER_EMAIL} wrong passwords in a row from anywhere); null: they are not`),
   });
-  app.get('/v1/members', { schema: { operationId: 'listMembers', tags: ['members'], querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member) } } }, async (request) =>
-    (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map((m) => memberOut(m, rt.clock())),
-  );
+  app.get('/v1/members', { schema: { operationId: 'listMembers', tags: ['members'], querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member) } } }, async (request) => {
+    const now = rt.clock();
+    return (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map((m) => memberOut(m, now));
+  });
   app.post(
     '/v1/members/invitations',
     {
       schema: {
-        operationId: 'inviteMember', tags: ['members'],
+        operationId: 'inviteMember',
+        tags: ['members'],
         summary: 'Invite a member; the link (in this response only) lets them set a password',
         body: z.object({ email: z.string(), accountId: z.string().nullable().optional(), role: z.enum(['member', 'operator']).optional() }).strict(),
         response: {
@@ -719,7 +728,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/members/password-resets',
     {
       schema: {
-        operationId: 'createPasswordReset', tags: ['members'],
+        operationId: 'createPasswordReset',
+        tags: ['members'],
         summary: 'A one-time link (in this response only) for a member to choose a new password',
         body: z.object({ email: z.string() }).strict(),
         response: { 201: z.object({ id: z.string(), email: z.string(), url: z.string() }), 404: Problem },
@@ -758,7 +768,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/audit',
     {
       schema: {
-        operationId: 'listAuditEvents', tags: ['audit'],
+        operationId: 'listAuditEvents',
+        tags: ['audit'],
         summary: 'Key and account events, newest first',
         querystring: z
           .object({

@@ -625,10 +625,12 @@ export function buildCli(): Command {
         const members = list.map((m) => memberOut(m, now));
         print(json, members, () =>
           table(
-            list.map((m, i) => {
-              const { status, lockedUntil } = members[i] as (typeof members)[number];
-              return { ...m, status: lockedUntil === null ? status : `${status}, paused until ${when(m.lockedUntil)}`, account: m.accountId, created: when(m.createdAt) };
-            }),
+            members.map((m) => ({
+              ...m,
+              status: m.lockedUntil === null ? m.status : `${m.status}, paused until ${when(Date.parse(m.lockedUntil))}`,
+              account: m.accountId,
+              created: when(Date.parse(m.createdAt)),
+            })),
             ['id', 'email', 'account', 'role', 'status', 'created'],
           ),
         );

@@ -100,14 +100,26 @@ export async function inviteMember(
   return { member, token, url: `${dashboardUrl(rt)}/invite/${token}`, ...(replaced ? { replaced } : {}) };
 }
 
+/** A member as an operator names one: by id, or by e-mail address (any case). */
+type MemberRef = { id: string } | { email: string };
+
+async function findMember(rt: Runtime, ref: MemberRef): Promise<MemberRecord> {
+  const member = 'id' in ref ? await rt.store.getMember(ref.id) : await rt.store.findMemberByEmail(ref.email.trim().toLowerCase());
+  if (!member) throw noMember(ref);
+  return member;
+}
+
+function noMember(ref: MemberRef): OperationError {
+  return new OperationError('not_found', `no member ${'id' in ref ? ref.id : ref.email}`);
+}
+
 /**
  * A one-time link for a member who forgot their password: the same page as an
  * invitation. The old password keeps working until the new one is set (to lock someone
  * out, remove them: removeMember).
  */
 export async function passwordResetLink(rt: Runtime, email: string, actor: string): Promise<Invitation> {
-  const member = await rt.store.findMemberByEmail(email.trim().toLowerCase());
-  if (!member) throw new OperationError('not_found', `no member ${email}`);
+  const member = await findMember(rt, { email });
   const token = randomBytes(24).toString('base64url');
   const updated = (await rt.store.updateMember(member.id, { inviteHash: hashToken(token), inviteExpiresAt: rt.clock() + RESET_TTL_MS })) as MemberRecord;
   await audit(rt, actor, 'member.password_reset', { accountId: member.accountId, detail: { email: member.email } });
@@ -118,9 +130,10 @@ export async function passwordResetLink(rt: Runtime, email: string, actor: strin
  * Removes a member (by id or e-mail): signed out everywhere, and neither their password
  * nor a pending invitation or reset link works any more.
  */
-export async function removeMember(rt: Runtime, ref: { id: string } | { email: string }, actor: string): Promise<MemberRecord> {
-  const member = 'id' in ref ? await rt.store.getMember(ref.id) : await rt.store.findMemberByEmail(ref.email.trim().toLowerCase());
-  if (!member || !(await rt.store.deleteMember(member.id))) throw new OperationError('not_found', `no member ${'id' in ref ? ref.id : ref.email}`);
+export async function removeMember(rt: Runtime, ref: MemberRef, actor: string): Promise<MemberRecord> {
+  const member = await findMember(rt, ref);
+  // Gone meanwhile (removed by another operator): no member either.
+  if (!(await rt.store.deleteMember(member.id))) throw noMember(ref);
   await audit(rt, actor, 'member.removed', { accountId: member.accountId, detail: { email: member.email, role: member.role } });
   return member;
 }
@@ -131,9 +144,8 @@ export async function removeMember(rt: Runtime, ref: { id: string } | { email: s
  * `lifted`: whether a pause was in force. The pause of one client address (5 wrong
  * passwords from it) is counted by the dashboard process that saw them and ends by itself.
  */
-export async function unlockMember(rt: Runtime, ref: { id: string } | { email: string }, actor: string): Promise<{ member: MemberRecord; lifted: boolean }> {
-  const member = 'id' in ref ? await rt.store.getMember(ref.id) : await rt.store.findMemberByEmail(ref.email.trim().toLowerCase());
-  if (!member) throw new OperationError('not_found', `no member ${'id' in ref ? ref.id : ref.email}`);
+export async function unlockMember(rt: Runtime, ref: MemberRef, actor: string): Promise<{ member: MemberRecord; lifted: boolean }> {
+  const member = await findMember(rt, ref);
   const lifted = lockedUntilOf(member, rt.clock()) !== null;
   const updated = (await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null })) ?? member;
   await audit(rt, actor, 'member.unlocked', { accountId: member.accountId, detail: { email: member.email, lifted } });
