@@ -92,7 +92,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
         return { allowed: false, reason: decision.denial.reason, error: rt.dialect.render(decision.denial) };
       }
       const { identity, route, reservation } = decision;
-      rt.usage.touch(identity.key.id, rt.clock());
+      rt.usage.touch(identity.key.id, decision.at);
       let settled = false;
       const settle = async (status: number, records?: number) => {
         if (settled) return;

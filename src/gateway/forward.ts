@@ -139,7 +139,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
    * drops some of a client's many headers, never the identity.
    */
   function upstreamHeaders(request: FastifyRequest, identity: Identity, plainBody: boolean): string[] {
-    const headers = request.headers;
+    const headers = request.raw.headers;
     const { account, key } = identity;
     const out: string[] = [names.account, account.id, names.key, key.id, names.mode, key.mode, names.scopes, key.scopes.join(' '), names.plan, identity.planId];
     const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };

@@ -34,6 +34,8 @@ export class RequestRecord {
   reason: string | undefined = undefined;
   keyId: string | undefined = undefined;
   accountId: string | undefined = undefined;
+  /** When the pipeline admitted the request (the runtime clock's ms): its usage counts on that day. */
+  admittedAt: number | undefined = undefined;
 }
 
 declare module 'fastify' {
@@ -197,7 +199,9 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     }
     // A body coded other than in chunks (`gzip, chunked`) would reach the upstream unlabelled:
     // keygate forwards the decoded chunks only (RFC 9112 §6.1: 501 for a coding it does not know).
-    const coding = request.headers['transfer-encoding'];
+    // Node's header object itself: Fastify's `request.headers` is a getter that returns it.
+    const headers = request.raw.headers;
+    const coding = headers['transfer-encoding'];
     if (coding !== undefined && !ONLY_CHUNKED.test(coding)) {
       reply.header('connection', 'close');
       sendMessage(request, reply, rt.dialect.renderMessage(501, 'not_implemented', 'Only "Transfer-Encoding: chunked" is supported.'), 'not_implemented');
@@ -216,7 +220,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     // routed by) stands.
     if (target.authority !== undefined && fromTrustedProxy?.(request.raw.socket.remoteAddress ?? '') !== true) request.raw.headers.host = target.authority;
     const { url, path } = target;
-    const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers: request.headers, rawHeaders: request.raw.rawHeaders };
+    const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers, rawHeaders: request.raw.rawHeaders };
     const decision = rt.pipeline.authorize(gatewayRequest);
     if (decision instanceof Promise) {
       decision.then((settled) => respond(request, reply, settled)).catch((error: unknown) => fail(request, reply, error));
@@ -241,11 +245,12 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     const record = request.keygate as RequestRecord;
     record.keyId = identity.key.id;
     record.accountId = identity.account.id;
-    usage.touch(identity.key.id, rt.clock());
+    record.admittedAt = decision.at;
+    usage.touch(identity.key.id, decision.at);
 
     if (route.kind === 'builtin') {
       record.outcome = 'builtin';
-      usage.add(identity.account.id, rt.clock(), 'requests', '2xx');
+      usage.add(identity.account.id, decision.at, 'requests', '2xx');
       renderBuiltin(rt, route.builtin, identity)
         .then((body) => {
           reply.code(route.builtin.status).headers(decision.headers).header('content-type', route.builtin.contentType).send(Buffer.from(body));
@@ -293,7 +298,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     const ms = performance.now() - record.startedAt;
     const outcome = record.outcome;
     metrics?.request(outcome, record.reason ?? '', ms / 1000);
-    if (record.accountId && outcome === 'forwarded') usage.add(record.accountId, rt.clock(), 'requests', statusClass(status));
+    if (record.accountId && outcome === 'forwarded') usage.add(record.accountId, record.admittedAt ?? rt.clock(), 'requests', statusClass(status));
     if (!rt.config.log.requests) return;
     log.info(
       {

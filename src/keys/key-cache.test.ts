@@ -42,4 +42,33 @@ describe('KeyCache', () => {
     cache.deleteAccount('acc_1');
     expect(cache.get(d('b'), 1)).toBeUndefined();
   });
+
+  it('tells apart digests that begin alike, through every change', () => {
+    // Two digests whose first bytes agree take the same slot of the index by number.
+    const same = 'abcd';
+    const a = `${same}${'a'.repeat(28)}` as ReturnType<typeof d>;
+    const b = `${same}${'b'.repeat(28)}` as ReturnType<typeof d>;
+    const cache = new KeyCache(60_000, 3);
+    cache.set(a, entry('ka'), 0);
+    cache.set(b, entry('kb'), 0);
+    expect(cache.get(a, 1)?.key.id).toBe('ka');
+    expect(cache.get(b, 1)?.key.id).toBe('kb');
+    expect(cache.get(`${same}${'c'.repeat(28)}` as ReturnType<typeof d>, 1)).toBeUndefined();
+    cache.delete(b);
+    expect(cache.get(b, 1)).toBeUndefined();
+    expect(cache.get(a, 1)?.key.id).toBe('ka');
+    cache.set(b, entry('kb'), 0);
+    cache.delete(a);
+    expect(cache.get(a, 1)).toBeUndefined();
+    expect(cache.get(b, 1)?.key.id).toBe('kb');
+    // Evicted (the oldest goes first) and cleared entries are gone from the index too.
+    cache.set(d('x'), entry('kx'), 0);
+    cache.set(d('y'), entry('ky'), 0);
+    cache.set(d('z'), entry('kz'), 0);
+    expect(cache.get(b, 1)).toBeUndefined();
+    expect(cache.get(d('z'), 1)?.key.id).toBe('kz');
+    cache.clear();
+    expect(cache.get(d('z'), 1)).toBeUndefined();
+    expect(cache.stale(d('z'))).toBeUndefined();
+  });
 });

@@ -54,6 +54,8 @@ export type Decision =
       reservation?: Reservation;
       /** RateLimit fields for the response (do not modify: may be shared). */
       headers: Readonly<Record<string, string>>;
+      /** When the request was judged (the clock's ms): the time its usage and the key's last use are counted at. */
+      at: number;
     };
 
 /** The plan an account on a plan missing from the profile is judged by: no access at all. */
@@ -239,7 +241,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       }
       return refuse(deny(admission.reason, { headers, retryAfterSeconds: admission.retryAfterMs / 1000 }), identity);
     }
-    return { allowed: true, identity, route, headers, reservation: admission.reservation };
+    return { allowed: true, identity, route, headers, reservation: admission.reservation, at: now };
   }
 
   /** What an insufficient_funds message may say: the meter, its limit, and the day its period starts afresh. */

@@ -22,12 +22,24 @@ export class UsageRecorder {
   private lastUsed = new Map<string, number>();
   private gauges = new Map<string, GaugeRow>();
 
+  /** The row `add` counted last: a busy account's next request counts on it again without four lookups. */
+  private lastRow: { daily: DailyRows; row: UsageDailyRow } | undefined;
+
   add(accountId: string, now: number, metric: UsageMetric, label: string, value = 1): void {
     const day = isoDay(now);
+    const last = this.lastRow;
+    if (last && last.daily === this.daily) {
+      const row = last.row;
+      if (row.label === label && row.metric === metric && row.accountId === accountId && row.day === day) {
+        row.value += value;
+        return;
+      }
+    }
     const rows = inner(inner(inner(this.daily, day), accountId), metric);
-    const row = rows.get(label);
+    let row = rows.get(label);
     if (row) row.value += value;
-    else rows.set(label, { accountId, day, metric, label, value });
+    else rows.set(label, (row = { accountId, day, metric, label, value }));
+    this.lastRow = { daily: this.daily, row };
   }
 
   touch(keyId: string, now: number): void {
