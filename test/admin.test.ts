@@ -650,6 +650,12 @@ describe('lifting a sign-in lock through the admin API', () => {
       { email: 'ana@acme.test', lifted: false },
       { email: 'ana@acme.test', lifted: true },
     ]);
+
+    // Five wrong passwords from one address pause that address only; unlocking lifts that too.
+    for (let i = 1; i <= 5; i++) expect(await signIn('ana@acme.test', 'wrong guess', '192.0.2.9')).toBe(i === 5 ? 429 : 401);
+    expect(await signIn('ana@acme.test', password, '192.0.2.9')).toBe(429);
+    expect(await (await kg.admin(`/v1/members/${invited.id}/unlock`, { method: 'POST' })).json()).toMatchObject({ lifted: true, member: { lockedUntil: null } });
+    expect(await signIn('ana@acme.test', password, '192.0.2.9')).toBe(303);
   });
 });
 

@@ -29,7 +29,6 @@ import { runDemo } from '../demo/demo.js';
 import { createLog, terminalDestination } from '../log.js';
 import { table, when } from './format.js';
 import { withoutKeys } from '../keys/redact.js';
-import { LOCKOUT_MS } from '../members/lockout.js';
 
 const CLI_ACTOR = 'cli';
 
@@ -601,7 +600,7 @@ export function buildCli(): Command {
     );
   members
     .command('unlock')
-    .description("lift the pause of a member's email after wrong passwords from anywhere (in every process); the wrong passwords counted are forgotten")
+    .description("lift every sign-in pause of a member's email (from anywhere, or from one address or /64) in every process; the wrong passwords counted are forgotten")
     .requiredOption('--email <email>', 'the member\'s e-mail address')
     .action((opts: { email: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
@@ -609,7 +608,7 @@ export function buildCli(): Command {
         print(json, { id: member.id, email: member.email, lifted }, () =>
           lifted
             ? `lifted the pause of ${member.email}: they can sign in from any address again`
-            : `${member.email} was not paused for every address; the wrong passwords counted are forgotten (a pause of one client address ends by itself within ${LOCKOUT_MS / 60_000} minutes)`,
+            : `${member.email} was not paused; the wrong passwords counted are forgotten`,
         );
       }),
     );

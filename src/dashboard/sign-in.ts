@@ -3,8 +3,8 @@
  * anyone a way to keep a member out:
  *
  * - after MAX_FAILED_SIGN_INS wrong passwords in a row for an email from one client
- *   address, that address is paused for that email for LOCKOUT_MS (kept in memory, per
- *   process): whoever is guessing, not the member signing in from elsewhere;
+ *   address, that address is paused for that email for LOCKOUT_MS: whoever is
+ *   guessing, not the member signing in from elsewhere;
  * - an IPv6 host can pick a new address in its /64 for every try: after
  *   MAX_FAILED_SIGN_INS_PER_NETWORK in a row from one /64 the /64 is paused for that
  *   email, before such a host could lock the email itself (a member in the same /64 then
@@ -14,21 +14,27 @@
  *   LOCKOUT_MS, for every address (kept in the store for members, shared by processes).
  *
  * Both are recorded in the audit log for members. Unknown emails get the same answers,
- * the same lockouts (remembered in memory) and the same scrypt work, so the sign-in form
- * never tells whether an email belongs to a member. A right password clears the email's
- * count and those of that address and its /64.
+ * the same lockouts and the same scrypt work, so the sign-in form never tells whether an
+ * email belongs to a member. A right password clears the email's count and those of that
+ * address and its /64. Every count is in the store, so the processes behind a load
+ * balancer count the same guesses, and `members unlock` lifts every pause of an email;
+ * counts without a new failure for a day are forgotten.
  */
 import type { Runtime } from '../runtime.js';
-import type { MemberRecord } from '../store/store.js';
+import type { MemberRecord, SignInFailureRecord } from '../store/store.js';
 import { hashPassword, verifyPassword } from '../members/password.js';
 import { audit } from '../operations/audit.js';
 import { addressGroup } from '../gateway/trusted-proxies.js';
 import { LOCKOUT_MS, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_EMAIL, MAX_FAILED_SIGN_INS_PER_NETWORK } from '../members/lockout.js';
 
-/** Email-and-address (or /64) pairs, and unknown emails, remembered for the lockouts; the oldest are forgotten first. */
-const MAX_TRACKED = 10_000;
 /** No address is longer (RFC 5321); longer input is refused without being remembered. */
 const MAX_EMAIL_LENGTH = 254;
+/** Failures in a row are forgotten a day after the last one (and a pause once it has ended). */
+const FORGET_AFTER_MS = 24 * 60 * 60_000;
+/** How often a process clears out forgotten records (on a failed sign-in). */
+const PRUNE_EVERY_MS = 60_000;
+/** The source of guesses at an email no member has, from any address. */
+const ANYWHERE = '*';
 const ACTOR = 'dashboard';
 
 export type SignInResult =
@@ -36,63 +42,40 @@ export type SignInResult =
   | { ok: false; reason: 'invalid' }
   | { ok: false; reason: 'locked'; retryAfterMs: number };
 
-interface Attempts {
-  failures: number;
-  lockedUntil: number | null;
-}
-
 export interface SignInChecker {
   /** `address`: the client's, as the dashboard sees it (behind trusted proxies, the one they name). */
   check(email: string, password: string, address: string): Promise<SignInResult>;
 }
 
-/** A map that forgets its oldest entries beyond MAX_TRACKED (an entry touched moves to the end). */
-class Tracked {
-  private readonly entries = new Map<string, Attempts>();
-
-  get(key: string): Attempts | undefined {
-    return this.entries.get(key);
-  }
-
-  /** One more failure; locked for LOCKOUT_MS once `max` are reached in a row (a lock that has ended is forgotten). */
-  fail(key: string, max: number, now: number): Attempts {
-    const attempts = this.entries.get(key) ?? { failures: 0, lockedUntil: null };
-    this.entries.delete(key);
-    if (attempts.lockedUntil !== null && attempts.lockedUntil <= now) attempts.lockedUntil = null;
-    attempts.failures += 1;
-    if (attempts.failures >= max) {
-      attempts.failures = 0;
-      attempts.lockedUntil = now + LOCKOUT_MS;
-    }
-    this.entries.set(key, attempts);
-    if (this.entries.size > MAX_TRACKED) this.entries.delete(this.entries.keys().next().value as string);
-    return attempts;
-  }
-
-  clear(key: string): void {
-    this.entries.delete(key);
-  }
-}
-
 export function createSignInChecker(rt: Runtime): SignInChecker {
-  /** Failures per email and client address, members' and unknown emails' alike. */
-  const byAddress = new Tracked();
-  /** Failures per unknown email from anywhere (a member's are in the store). */
-  const unknownEmails = new Tracked();
   // A real scrypt hash to verify against when the email is unknown (equal timing).
   let decoy: Promise<string> | undefined;
+  let prunedAt = -Infinity;
 
   const locked = (until: number | null | undefined, now: number): SignInResult | undefined =>
     until != null && until > now ? { ok: false, reason: 'locked', retryAfterMs: until - now } : undefined;
 
-  /** The pause of `client` for `email`, by its address or its /64, if either is paused. */
-  const paused = (email: string, client: Client, now: number): SignInResult | undefined =>
-    locked(byAddress.get(pairKey(email, client.address))?.lockedUntil, now) ??
-    (client.network === undefined ? undefined : locked(byAddress.get(pairKey(email, client.network))?.lockedUntil, now));
+  /**
+   * One more failure from `source`: paused for LOCKOUT_MS once `max` are reached in a row
+   * (a pause that has ended starts the count afresh). Read, then written: guesses at one
+   * email are taken in turn within a process (`queues`), but two processes taking one at
+   * the same moment may count it once.
+   */
+  async function failSource(email: string, source: string, held: SignInFailureRecord | undefined, max: number, now: number): Promise<SignInFailureRecord> {
+    const pausedUntil = held?.lockedUntil != null && held.lockedUntil > now ? held.lockedUntil : null;
+    const failures = (held?.failures ?? 0) + 1;
+    const record: SignInFailureRecord =
+      failures >= max ? { email, source, failures: 0, lockedUntil: now + LOCKOUT_MS, updatedAt: now } : { email, source, failures, lockedUntil: pausedUntil, updatedAt: now };
+    await rt.store.putSignInFailure(record);
+    if (now - prunedAt >= PRUNE_EVERY_MS) {
+      prunedAt = now;
+      await rt.store.pruneSignInFailures(now - FORGET_AFTER_MS);
+    }
+    return record;
+  }
 
-  function forgetPairs(email: string, client: Client): void {
-    byAddress.clear(pairKey(email, client.address));
-    if (client.network !== undefined) byAddress.clear(pairKey(email, client.network));
+  function forgetPairs(email: string, client: Client): Promise<void> {
+    return rt.store.deleteSignInFailures(email, pairSources(client));
   }
 
   /**
@@ -101,14 +84,14 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
    * locked, those of its address and its /64. `onPaused` hears of a pause of either (one
    * that was paused already is refused before any password is checked: this one is new).
    */
-  async function fail(email: string, client: Client, now: number, failEmail: () => Promise<number | null>, onPaused?: (until: number, scope: 'address' | 'network') => Promise<void>): Promise<SignInResult> {
+  async function fail(email: string, client: Client, held: Held, now: number, failEmail: () => Promise<number | null>, onPaused?: (until: number, scope: 'address' | 'network') => Promise<void>): Promise<SignInResult> {
     const emailLocked = locked(await failEmail(), now);
     if (emailLocked) {
-      forgetPairs(email, client);
+      await forgetPairs(email, client);
       return emailLocked;
     }
-    const byItself = byAddress.fail(pairKey(email, client.address), MAX_FAILED_SIGN_INS, now).lockedUntil;
-    const byNetwork = client.network === undefined ? null : byAddress.fail(pairKey(email, client.network), MAX_FAILED_SIGN_INS_PER_NETWORK, now).lockedUntil;
+    const byItself = (await failSource(email, client.address, held.get(client.address), MAX_FAILED_SIGN_INS, now)).lockedUntil;
+    const byNetwork = client.network === undefined ? null : (await failSource(email, client.network, held.get(client.network), MAX_FAILED_SIGN_INS_PER_NETWORK, now)).lockedUntil;
     const scope = locked(byItself, now) ? 'address' : locked(byNetwork, now) ? 'network' : undefined;
     if (scope === undefined) return { ok: false, reason: 'invalid' };
     const until = (scope === 'address' ? byItself : byNetwork) as number;
@@ -161,21 +144,23 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
       return { ok: false, reason: 'invalid' };
     }
     const client = clientOf(address);
-    const pairLocked = paused(email, client, now);
+    const held: Held = new Map((await rt.store.listSignInFailures(email, [...pairSources(client), ANYWHERE])).map((record) => [record.source, record]));
+    // Paused for this address, or its /64: whichever pause ends later.
+    const pairLocked = locked(Math.max(...pairSources(client).map((source) => held.get(source)?.lockedUntil ?? 0)), now);
     if (pairLocked) return pairLocked;
     const member = await rt.store.findMemberByEmail(email);
     if (!member || member.passwordHash === null) {
-      const stillLocked = locked(unknownEmails.get(email)?.lockedUntil, now);
+      const stillLocked = locked(held.get(ANYWHERE)?.lockedUntil, now);
       if (stillLocked) return stillLocked;
       await verifyPassword(password, await decoy);
-      return fail(email, client, now, async () => unknownEmails.fail(email, MAX_FAILED_SIGN_INS_PER_EMAIL, now).lockedUntil);
+      return fail(email, client, held, now, async () => (await failSource(email, ANYWHERE, held.get(ANYWHERE), MAX_FAILED_SIGN_INS_PER_EMAIL, now)).lockedUntil);
     }
     const stillLocked = locked(member.lockedUntil, now);
     if (stillLocked) return stillLocked;
     if (!(await verifyPassword(password, member.passwordHash))) {
-      return fail(email, client, now, () => failMember(member, client, now), (until, scope) => auditLock(member, client, member.failedLogins + 1, until, scope));
+      return fail(email, client, held, now, () => failMember(member, client, now), (until, scope) => auditLock(member, client, member.failedLogins + 1, until, scope));
     }
-    forgetPairs(email, client);
+    await forgetPairs(email, client);
     if (member.failedLogins !== 0 || member.lockedUntil !== null) {
       await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null });
     }
@@ -194,7 +179,10 @@ function clientOf(address: string): Client {
   return group.endsWith('::/64') ? { address, network: group } : { address: group, network: undefined };
 }
 
-/** The key of an email and a client address or /64 (a line break is in neither). */
-function pairKey(email: string, addressOrNetwork: string): string {
-  return `${email}\n${addressOrNetwork}`;
+/** The sources a client's guesses are counted under: its address, and its /64 if it has one. */
+function pairSources(client: Client): string[] {
+  return client.network === undefined ? [client.address] : [client.address, client.network];
 }
+
+/** The failure records of an email read for one sign-in, by source. */
+type Held = Map<string, SignInFailureRecord>;

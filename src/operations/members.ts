@@ -139,14 +139,18 @@ export async function removeMember(rt: Runtime, ref: MemberRef, actor: string): 
 }
 
 /**
- * Lifts the pause of a member's email after wrong passwords from anywhere (kept in the
- * store: every process sees it end) and forgets the wrong passwords counted towards it.
- * `lifted`: whether a pause was in force. The pause of one client address (5 wrong
- * passwords from it) is counted by the dashboard process that saw them and ends by itself.
+ * Lifts every sign-in pause of a member's email (after wrong passwords from anywhere, and
+ * those of single client addresses or /64s; all kept in the store, so every process sees
+ * them end) and forgets the wrong passwords counted towards them. `lifted`: whether a
+ * pause was in force.
  */
 export async function unlockMember(rt: Runtime, ref: MemberRef, actor: string): Promise<{ member: MemberRecord; lifted: boolean }> {
   const member = await findMember(rt, ref);
-  const lifted = lockedUntilOf(member, rt.clock()) !== null;
+  const now = rt.clock();
+  // The email's own lock, and the pauses of the addresses (and /64s) that guessed at it.
+  const paused = (await rt.store.listSignInFailures(member.email)).some((record) => record.lockedUntil !== null && record.lockedUntil > now);
+  const lifted = paused || lockedUntilOf(member, now) !== null;
+  await rt.store.deleteSignInFailures(member.email);
   const updated = (await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null })) ?? member;
   await audit(rt, actor, 'member.unlocked', { accountId: member.accountId, detail: { email: member.email, lifted } });
   return { member: updated, lifted };

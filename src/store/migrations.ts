@@ -156,4 +156,22 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropIndex('audit_log_order').ifExists().execute();
     },
   },
+  // Wrong passwords per email and client address (or /64), counted by every process alike.
+  '0006_sign_in_failures': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('sign_in_failures')
+        .addColumn('email', 'text', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('failures', 'integer', (c) => c.notNull())
+        .addColumn('locked_until', 'bigint')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('sign_in_failures_pk', ['email', 'source'])
+        .execute();
+      await db.schema.createIndex('sign_in_failures_updated').on('sign_in_failures').column('updated_at').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('sign_in_failures').ifExists().execute();
+    },
+  },
 };

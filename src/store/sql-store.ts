@@ -20,6 +20,7 @@ import type {
   Page,
   PendingUnits,
   SessionRecord,
+  SignInFailureRecord,
   Store,
   UsageDailyRow,
 } from './store.js';
@@ -117,6 +118,7 @@ export interface Database {
   usage_daily: UsageDailyTable;
   keygate_settings: { name: string; value: string };
   pending_units: { id: string; account_id: string; meter: string; period_start: string; units: number; saved_at: number };
+  sign_in_failures: { email: string; source: string; failures: number; locked_until: number | null; updated_at: number };
 }
 
 /**
@@ -374,6 +376,39 @@ export class SqlStore implements Store {
     // Their sessions go with them (ON DELETE CASCADE).
     const result = await this.db.deleteFrom('members').where('id', '=', id).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
+  }
+
+  // sign-in failures
+
+  async listSignInFailures(email: string, sources?: readonly string[]): Promise<SignInFailureRecord[]> {
+    if (sources?.length === 0) return [];
+    const query = this.db.selectFrom('sign_in_failures').selectAll().where('email', '=', email);
+    const rows = await (sources === undefined ? query : query.where('source', 'in', sources)).orderBy('source').execute();
+    return rows.map((row) => ({ email: row.email, source: row.source, failures: Number(row.failures), lockedUntil: row.locked_until === null ? null : Number(row.locked_until), updatedAt: Number(row.updated_at) }));
+  }
+
+  async putSignInFailure(r: SignInFailureRecord): Promise<void> {
+    const values = { email: r.email, source: r.source, failures: r.failures, locked_until: r.lockedUntil, updated_at: r.updatedAt };
+    await this.db
+      .insertInto('sign_in_failures')
+      .values(values)
+      .onConflict((oc) => oc.columns(['email', 'source']).doUpdateSet({ failures: values.failures, locked_until: values.locked_until, updated_at: values.updated_at }))
+      .execute();
+  }
+
+  async deleteSignInFailures(email: string, sources?: readonly string[]): Promise<void> {
+    if (sources?.length === 0) return;
+    const query = this.db.deleteFrom('sign_in_failures').where('email', '=', email);
+    await (sources === undefined ? query : query.where('source', 'in', sources)).execute();
+  }
+
+  async pruneSignInFailures(before: number): Promise<number> {
+    const result = await this.db
+      .deleteFrom('sign_in_failures')
+      .where('updated_at', '<', before)
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', before)]))
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 
   async createSession(s: SessionRecord): Promise<void> {

@@ -51,6 +51,19 @@ export interface MemberRecord {
   createdAt: number;
 }
 
+/**
+ * Wrong passwords in a row for an email from one source (a client address, an IPv6 /64,
+ * or `*` for an email no member has, from anywhere), and the pause they earned. In the
+ * store, so every process behind a load balancer counts the same guesses.
+ */
+export interface SignInFailureRecord {
+  email: string;
+  source: string;
+  failures: number;
+  lockedUntil: number | null;
+  updatedAt: number;
+}
+
 export interface SessionRecord {
   idHash: string;
   memberId: string;
@@ -212,6 +225,15 @@ export interface Store {
   updateMember(id: string, patch: MemberPatch): Promise<MemberRecord | undefined>;
   /** Removes a member, and with them their sessions; answers whether there was one. */
   deleteMember(id: string): Promise<boolean>;
+
+  /** The email's sign-in failure records for these sources (all of its records without `sources`). */
+  listSignInFailures(email: string, sources?: readonly string[]): Promise<SignInFailureRecord[]>;
+  /** Writes a record, in place of the email's record for the same source. */
+  putSignInFailure(record: SignInFailureRecord): Promise<void>;
+  /** Forgets the email's records for these sources (all of them without `sources`). */
+  deleteSignInFailures(email: string, sources?: readonly string[]): Promise<void>;
+  /** Forgets the records last written before `before` whose pause, if any, had ended by then. */
+  pruneSignInFailures(before: number): Promise<number>;
 
   createSession(session: SessionRecord): Promise<void>;
   getSession(idHash: string): Promise<SessionRecord | undefined>;

@@ -298,6 +298,36 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.getSession(live.idHash)).toBeUndefined();
     });
 
+    it('counts sign-in failures per email and source, for every process alike', async () => {
+      const email = `${unique('m')}@example.test`;
+      const other = `${unique('m')}@example.test`;
+      const byAddress = { email, source: '203.0.113.7', failures: 3, lockedUntil: null, updatedAt: T0 };
+      const byNetwork = { email, source: '2001:db8::/64', failures: 0, lockedUntil: T0 + 900_000, updatedAt: T0 };
+      await store.putSignInFailure(byAddress);
+      await store.putSignInFailure(byNetwork);
+      await store.putSignInFailure({ ...byAddress, email: other });
+      expect(await store.listSignInFailures(email, ['203.0.113.7', '198.51.100.1'])).toEqual([byAddress]);
+      expect(await store.listSignInFailures(email)).toEqual([byNetwork, byAddress]);
+      expect(await store.listSignInFailures(email, [])).toEqual([]);
+      // A write replaces the record of the same email and source.
+      const fourth = { ...byAddress, failures: 4, updatedAt: T0 + 1 };
+      await store.putSignInFailure(fourth);
+      expect(await store.listSignInFailures(email, ['203.0.113.7'])).toEqual([fourth]);
+
+      // Pruned: records untouched since then whose pause, if any, has ended.
+      expect(await store.pruneSignInFailures(T0 + 1)).toBe(1); // the other email's (written at T0); this email's at T0 + 1 stays
+      expect(await store.listSignInFailures(other)).toEqual([]);
+      expect(await store.pruneSignInFailures(T0 + 2)).toBe(1); // this email's count; its /64's pause still runs
+      expect(await store.listSignInFailures(email)).toEqual([byNetwork]);
+
+      await store.putSignInFailure(fourth);
+      await store.deleteSignInFailures(email, ['2001:db8::/64']);
+      expect(await store.listSignInFailures(email)).toEqual([fourth]);
+      await store.putSignInFailure(byNetwork);
+      await store.deleteSignInFailures(email);
+      expect(await store.listSignInFailures(email)).toEqual([]);
+    });
+
     it('appends to the audit log and lists it newest first', async () => {
       const a = account();
       await store.createAccount(a);

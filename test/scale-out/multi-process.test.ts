@@ -57,7 +57,7 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
     keyCacheTtl: '60s',
     listen: { host: '127.0.0.1', port: 0 },
     admin: { listen: { host: '127.0.0.1', port: 0 } },
-    dashboard: { enabled: false },
+    dashboard: { enabled: true, listen: { host: '127.0.0.1', port: 0 } },
     errors: { envelope: 'jsonapi' },
     plans: {
       open: {},
@@ -101,6 +101,22 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
     );
   }
 
+  /** A form of a process's dashboard, sent as a browser would (its CSRF token and cookie from the page first): the answer's status. */
+  async function submit(gateway: GatewayProcess, path: string, fields: Record<string, string>): Promise<number> {
+    const url = `${gateway.dashboardUrl as string}${path}`;
+    const page = await fetch(url);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
+    const cookie = page.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ');
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf, ...fields }).toString(),
+      redirect: 'manual',
+    });
+    await response.arrayBuffer();
+    return response.status;
+  }
+
   const tally = (outcomes: Outcome[]) => outcomes.reduce<Record<number, number>>((acc, o) => ({ ...acc, [o.status]: (acc[o.status] ?? 0) + 1 }), {});
 
   beforeAll(async () => {
@@ -122,7 +138,7 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
   it('refuses to serve an unmigrated PostgreSQL database, naming the fix', async () => {
     const result = await runCli(['serve', '--config', profileFile]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain('the database is not migrated (pending: 0001_core, 0002_settings, 0003_pending_units, 0004_returned_units, 0005_audit_order)');
+    expect(result.stderr).toContain('the database is not migrated (pending: 0001_core, 0002_settings, 0003_pending_units, 0004_returned_units, 0005_audit_order, 0006_sign_in_failures)');
     expect(result.stderr).toContain('keygate migrate --config');
   });
 
@@ -227,6 +243,25 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
       const again = await one.call('/v1/projects', secret);
       expect(again.status).toBe(429);
       expect(again.headers.get('retry-after')).toBe('600');
+    });
+
+    it('counts wrong passwords from one address on all three dashboards, and `keygate members unlock` lifts the pause on all three', async () => {
+      const { accountId } = await key('open');
+      const email = 'ana@scale-out.test';
+      const password = 'correct horse battery staple';
+      const invited = JSON.parse((await runCli(['members', 'invite', '--email', email, '--account', accountId, '--config', profileFile, '--json'])).stdout) as { url: string };
+      expect(await submit(gateways[0] as GatewayProcess, `/invite/${invited.url.split('/invite/')[1]}`, { password, confirm: password })).toBe(303);
+
+      // Five wrong passwords in a row from this address, each process seeing some: the fifth pauses it.
+      const guesses: number[] = [];
+      for (let i = 0; i < 5; i++) guesses.push(await submit(gateways[i % 3] as GatewayProcess, '/sign-in', { email, password: `wrong guess ${i}` }));
+      expect(guesses).toEqual([401, 401, 401, 401, 429]);
+      // Paused on every process, the right password included.
+      for (const g of gateways) expect(await submit(g, '/sign-in', { email, password })).toBe(429);
+
+      const lifted = await runCli(['members', 'unlock', '--email', email, '--config', profileFile]);
+      expect([lifted.code, lifted.stdout]).toEqual([0, `lifted the pause of ${email}: they can sign in from any address again\n`]);
+      for (const g of gateways) expect(await submit(g, '/sign-in', { email, password })).toBe(303);
     });
 
     it('issues no more keys than the plan allows, and rotates a key once, when all three are asked at the same time', async () => {
