@@ -125,9 +125,22 @@ function trimSpaces(value: string): string {
   return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
-/** Without leading and trailing spaces, tabs and line breaks (a query value can hold them, a header value cannot). */
+/**
+ * Without leading and trailing spaces, tabs and line breaks (a query value can hold them,
+ * a header value cannot). A loop: a regular expression for the trailing run tried again
+ * from every space of a long inner run (`+` is a space in a query), which took 0.2 s for
+ * 15 KB of them, before any key was looked at.
+ */
 function trimQueryValue(value: string): string {
-  return /^[ \t\r\n]|[ \t\r\n]$/.test(value) ? value.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '') : value;
+  let start = 0;
+  let end = value.length;
+  while (start < end && isQuerySpace(value.charCodeAt(start))) start++;
+  while (end > start && isQuerySpace(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+function isQuerySpace(code: number): boolean {
+  return code === SPACE || code === TAB || code === 0x0a || code === 0x0d;
 }
 
 /**

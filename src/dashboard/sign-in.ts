@@ -1,6 +1,6 @@
 /**
- * Checking an email and password, with lockouts that slow guessing without handing
- * anyone a way to keep a member out:
+ * Checking an email and password, with lockouts that slow guessing without handing one
+ * address a way to keep a member out (several can still: see the third point):
  *
  * - after MAX_FAILED_SIGN_INS wrong passwords in a row for an email from one client
  *   address, that address is paused for that email for LOCKOUT_MS: whoever is

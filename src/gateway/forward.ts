@@ -70,6 +70,23 @@ const OVERRIDES_REQUEST = [
   'x-http-method-override',
   'x-http-method',
   'x-method-override',
+  // What CDNs and platforms name the client by (frameworks configured for them trust it).
+  'cf-connecting-ip',
+  'cf-connecting-ipv6',
+  'fastly-client-ip',
+  'x-proxyuser-ip',
+  'x-appengine-user-ip',
+  'x-azure-clientip',
+  'x-azure-socketip',
+  'x-envoy-external-address',
+  'x-original-forwarded-for',
+  // The path, method or scheme as a proxy in front saw them.
+  'x-original-uri',
+  'x-envoy-original-path',
+  'x-original-method',
+  'front-end-https',
+  'x-url-scheme',
+  'x-scheme',
 ];
 const X_FORWARDED = 'x-forwarded-';
 /** What a load balancer's X-Forwarded-Proto and -Port can be. */
@@ -141,7 +158,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   function upstreamHeaders(request: FastifyRequest, identity: Identity, plainBody: boolean): string[] {
     const headers = request.raw.headers;
     const { account, key } = identity;
-    const out: string[] = [names.account, account.id, names.key, key.id, names.mode, key.mode, names.scopes, key.scopes.join(' '), names.plan, identity.planId];
+    const out: string[] = [names.account, account.id, names.key, key.id, names.mode, key.mode, names.scopes, scopesHeader(key.scopes, identity.plan.scopes), names.plan, identity.planId];
     const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
     const peer = socket.remoteAddress ?? '';
     const forwardedFor = headers['x-forwarded-for'];
@@ -434,6 +451,16 @@ class Exchange implements Dispatcher.DispatchHandler {
     const { rt, hooks } = this.upstream;
     void settleCharge(rt, this.identity.account.id, this.request.method, this.route, this.reservation, status, records, hooks.onCharged);
   }
+}
+
+/**
+ * The scopes the upstream is told of: the key's, within what its plan allows now (as the
+ * pipeline judged them): a plan changed to fewer scopes narrows the keys made before.
+ */
+function scopesHeader(keyScopes: readonly string[], planScopes: readonly string[] | undefined): string {
+  if (planScopes === undefined || planScopes.includes('*')) return keyScopes.join(' ');
+  if (keyScopes.includes('*')) return planScopes.join(' ');
+  return keyScopes.filter((scope) => planScopes.includes(scope)).join(' ');
 }
 
 const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);

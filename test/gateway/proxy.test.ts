@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKeygate, type TestKeygate } from '../support/keygate.js';
 import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
-import { createAccount } from '../../src/operations/accounts.js';
+import { createAccount, updateAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
 
 describe('forwarding', () => {
@@ -138,6 +138,14 @@ describe('forwarding', () => {
       'X-Original-URL': '/admin/users',
       'X-Rewrite-URL': '/admin/users',
       'X-HTTP-Method-Override': 'DELETE',
+      'CF-Connecting-IP': '6.6.6.4',
+      'Fastly-Client-IP': '6.6.6.5',
+      'X-ProxyUser-Ip': '6.6.6.6',
+      'X-Original-URI': '/admin/users',
+      'X-Envoy-Original-Path': '/admin/users',
+      'X-Original-Method': 'DELETE',
+      'Front-End-Https': 'on',
+      'X-Url-Scheme': 'https',
       X_Real_IP: '6.6.6.7',
       X_Forwarded_Port: '8443',
       X_Original_URL: '/admin',
@@ -472,5 +480,38 @@ describe('clients that hang up mid-answer', () => {
     await response.text();
     // The upstream saw each of them go before its answer was done.
     await expect.poll(() => upstream.abandoned.filter((r) => r.url.startsWith('/stream')).length).toBe(6);
+  });
+});
+
+describe('the scopes the upstream is told of', () => {
+  const dir = tempDir('proxy-scopes');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate({ upstream: { url: upstream.url }, scopes: ['read', 'admin'], plans: { full: {}, reader: { scopes: ['read'] } } }, { dir });
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('are the key\'s within what its plan allows now: a move to a plan with fewer scopes narrows keys made before', async () => {
+    const account = await createAccount(kg.runtime, { name: 'Acme', planId: 'full' }, 'test');
+    const both = (await createKey(kg.runtime, { accountId: account.id, name: 'both', scopes: ['read', 'admin'] }, 'test')).secret;
+    const every = (await createKey(kg.runtime, { accountId: account.id, name: 'every', scopes: ['*'] }, 'test')).secret;
+    const adminOnly = (await createKey(kg.runtime, { accountId: account.id, name: 'admin', scopes: ['admin'] }, 'test')).secret;
+    const scopesSeen = async (secret: string) => {
+      const response = await kg.call('/v1/x', { headers: { authorization: `Bearer ${secret}` } });
+      await response.text();
+      return response.status === 200 ? upstream.received.at(-1)?.headers['x-keygate-scopes'] : `refused ${response.status}`;
+    };
+    expect([await scopesSeen(both), await scopesSeen(every), await scopesSeen(adminOnly)]).toEqual(['read admin', '*', 'admin']);
+
+    await updateAccount(kg.runtime, account.id, { planId: 'reader' }, 'test');
+    // `admin` is no longer the plan's: not passed on as if the key still held it.
+    expect([await scopesSeen(both), await scopesSeen(every), await scopesSeen(adminOnly)]).toEqual(['read', 'read', '']);
   });
 });
