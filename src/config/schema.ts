@@ -360,13 +360,23 @@ export const configSchema = z
           .describe('Where admitted requests go, e.g. http://127.0.0.1:4000.'),
         timeout: positiveDuration.prefault('30s'),
         connections: z.number().int().positive().default(128),
+        maxInFlightPerAccount: z
+          .number()
+          .int()
+          .positive()
+          .optional()
+          .describe('Most requests of one account forwarded at once by a process (default: half of connections); more are refused as concurrency_limited.'),
         spawn: z
           .array(z.string())
           .min(1)
           .optional()
           .describe('For demos: a command keygate starts (relative to this file) before serving, e.g. ["node", "upstream.js"].'),
       })
-      .strict(),
+      .strict()
+      .refine((upstream) => upstream.maxInFlightPerAccount === undefined || upstream.maxInFlightPerAccount <= upstream.connections, {
+        path: ['maxInFlightPerAccount'],
+        error: 'at most upstream.connections (one account cannot have more requests in flight than the pool has connections)',
+      }),
     store: z
       .string()
       .default('sqlite:./data/keygate.db')

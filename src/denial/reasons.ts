@@ -17,6 +17,7 @@ export const DENIAL_REASONS = [
   'insufficient_scope',
   'blocked',
   'rate_limited',
+  'concurrency_limited',
   'invalid_parameter',
   'insufficient_funds',
   'upstream_unavailable',
@@ -30,7 +31,7 @@ export type DenialReason = (typeof DENIAL_REASONS)[number];
 /** A refusal with what the client needs to recover from it. */
 export interface Denial {
   reason: DenialReason;
-  /** Seconds until a retry can succeed (blocked, rate_limited). */
+  /** Seconds until a retry can succeed (blocked, rate_limited, concurrency_limited). */
   retryAfterSeconds?: number;
   /** Extra response headers (RateLimit fields on a 429). */
   headers?: Record<string, string>;

@@ -51,6 +51,7 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
     message: 'This API key is temporarily blocked for repeatedly exceeding the rate limit.',
   },
   rate_limited: { status: 429, code: 'rate_limited', message: 'Too many requests. Slow down.' },
+  concurrency_limited: { status: 429, code: 'concurrency_limited', message: 'Too many requests at once. Wait for one to finish.' },
   invalid_parameter: { status: 400, code: 'invalid_parameter', message: 'The query parameter {{parameter}} is not valid.' },
   insufficient_funds: { status: 402, code: 'insufficient_funds', message: "This request needs more {{meter}} than are left of the plan's {{limit}}; they renew on {{resets}}." },
   upstream_unavailable: { status: 502, code: 'bad_gateway', message: 'The upstream service is unavailable.' },

@@ -109,6 +109,8 @@ export interface ForwardHooks {
   onCharged: OnCharged;
   /** The upstream failed before answering: the client gets this denial (and it is finished there). */
   onUpstreamError(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity: Identity): void;
+  /** Not forwarded (its account has too many requests in flight): the client gets this denial. */
+  onRefused(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity: Identity): void;
   /** The exchange is over: the answer was sent in full, or cut (`status` undefined if the client left first). */
   onFinished(request: FastifyRequest, status: number | undefined): void;
 }
@@ -126,6 +128,11 @@ interface Upstream {
   gaugeByHeader: Map<string, string> | undefined;
 }
 
+/** The requests of one account in flight upstream (an entry exists while there is one). */
+interface InFlight {
+  count: number;
+}
+
 export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const { config } = rt;
   const pool = new Pool(config.upstream.url, {
@@ -140,6 +147,10 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     hooks,
     gaugeByHeader: Object.keys(config.gauges).length > 0 ? new Map(Object.entries(config.gauges).map(([meter, g]) => [g.header.toLowerCase(), meter])) : undefined,
   };
+  // One account cannot take every connection of the pool (with slow uploads, say, or a
+  // slow endpoint): the others' requests would wait behind its own, however few they are.
+  const maxInFlight = config.upstream.maxInFlightPerAccount ?? Math.max(1, Math.ceil(config.upstream.connections / 2));
+  const inFlight = new Map<string, InFlight>();
   const dropped = new Set([...HOP_BY_HOP, ...NOT_FORWARDED, ...OVERRIDES_REQUEST, ...credentialHeaderNames(config.auth.credentials)]);
   // Written in lower case (header names are case-insensitive; HTTP/2 allows nothing else):
   // undici checks a lower-case name without copying it first.
@@ -199,7 +210,21 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
 
   return {
     forward(request, reply, identity, route, reservation, rateLimitHeaders) {
-      const exchange = new Exchange(upstream, request, reply, identity, route, reservation, rateLimitHeaders);
+      const accountId = identity.account.id;
+      let slot = inFlight.get(accountId);
+      if (slot === undefined) inFlight.set(accountId, (slot = { count: 0 }));
+      else if (slot.count >= maxInFlight) {
+        // Nothing was forwarded: its reservation is released.
+        void settleCharge(rt, accountId, request.method, route, reservation, 0, undefined, hooks.onCharged);
+        hooks.onRefused(request, reply, deny('concurrency_limited', { retryAfterSeconds: 1 }), identity);
+        return;
+      }
+      slot.count += 1;
+      const taken = slot;
+      const exchange = new Exchange(upstream, request, reply, identity, route, reservation, rateLimitHeaders, () => {
+        taken.count -= 1;
+        if (taken.count === 0 && inFlight.get(accountId) === taken) inFlight.delete(accountId);
+      });
       const headers = upstreamHeaders(request, identity, exchange.countsJson);
       pool.dispatch(
         {
@@ -274,6 +299,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly route: Route,
     private readonly reservation: Reservation | undefined,
     private readonly rateLimitHeaders: Record<string, string>,
+    /** Gives back the account's place among the requests in flight (called once, when the exchange is over). */
+    private readonly release: () => void,
   ) {
     this.res = reply.raw;
     const records = route.cost?.records;
@@ -389,6 +416,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.done = true;
+    this.release();
     if (this.counter) {
       const records = this.counter.end();
       this.counter = null;
@@ -402,6 +430,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.done) return;
     this.done = true;
+    this.release();
     // A head that arrived without its body is dropped: the client is told as if none had come.
     this.head = null;
     this.settleCut(false);

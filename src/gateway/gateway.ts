@@ -133,6 +133,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   const forwarder = createForwarder(rt, {
     onCharged: (units, meter) => metrics?.units(meter, units),
     onUpstreamError: (request, reply, denial, identity) => send(request, reply, denial, identity, 'upstream_error'),
+    onRefused: (request, reply, denial, identity) => send(request, reply, denial, identity),
     onFinished: (request, status) => finish(request, status ?? CLIENT_CLOSED),
   });
   app.addHook('onClose', async () => forwarder.close());

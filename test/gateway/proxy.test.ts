@@ -453,7 +453,9 @@ describe('clients that hang up mid-answer', () => {
   beforeAll(async () => {
     upstream = await startTestUpstream();
     // Two upstream connections: two answers that never give theirs back would starve every later request.
-    kg = await startKeygate({ upstream: { url: upstream.url, connections: 2 } }, { dir });
+    // Both for the one account (the default is half): its next request may come before the
+    // one it hung up on has given its place back.
+    kg = await startKeygate({ upstream: { url: upstream.url, connections: 2, maxInFlightPerAccount: 2 } }, { dir });
     const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
     const issued = await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'live', scopes: [] }, 'test');
     authorization = `Bearer ${issued.secret}`;

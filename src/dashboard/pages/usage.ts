@@ -74,6 +74,7 @@ const REASON_LABELS: Record<DenialReason, string> = {
   insufficient_scope: 'Insufficient scope',
   blocked: 'Temporarily blocked',
   rate_limited: 'Rate limited',
+  concurrency_limited: 'Too many at once',
   invalid_parameter: 'Invalid parameter',
   insufficient_funds: 'Quota used up',
   upstream_unavailable: 'Upstream unavailable',
