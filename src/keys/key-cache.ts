@@ -41,12 +41,22 @@ export class KeyCache {
    * digest whole. Every entry here is in `known`, under the same digest.
    */
   private readonly byNumber = new Map<number, KnownEntry>();
+  private dropped = 0;
 
   constructor(
     private readonly ttlMs: number,
     private readonly maxKnown = DEFAULT_MAX_KNOWN,
     private readonly maxUnknown = DEFAULT_MAX_UNKNOWN,
   ) {}
+
+  /**
+   * How many times entries were dropped (a key, an account, everything). A lookup in the
+   * store that began before a drop may have read what the drop was about (a key before
+   * its revocation): what it found is not cached (see the pipeline's `remember`).
+   */
+  get generation(): number {
+    return this.dropped;
+  }
 
   /** The cached record, `null` if known to be unknown, `undefined` if not cached. */
   get(digest: KeyDigest, now: number): CachedKey | null | undefined {
@@ -87,17 +97,20 @@ export class KeyCache {
   }
 
   delete(digest: KeyDigest): void {
+    this.dropped++;
     this.deleteKnown(digest);
     this.unknown.delete(digest);
   }
 
   deleteAccount(accountId: string): void {
+    this.dropped++;
     for (const [digest, entry] of this.known) {
       if (entry.value.account?.id === accountId || entry.value.key.accountId === accountId) this.deleteKnown(digest);
     }
   }
 
   clear(): void {
+    this.dropped++;
     this.known.clear();
     this.byNumber.clear();
     this.unknown.clear();

@@ -119,16 +119,17 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    */
   async function fromStore(digest: KeyDigest, now: number): Promise<CachedKey | null> {
     const hash = hexOfDigest(digest);
+    const generation = keyCache.generation;
     let found: StoredKey;
     try {
-      found = await withDeadline(lookUp(hash), KEY_LOOKUP_DEADLINE_MS, { what: 'the store', onLate: (late) => remember(digest, hash, late, clock()) });
+      found = await withDeadline(lookUp(hash), KEY_LOOKUP_DEADLINE_MS, { what: 'the store', onLate: (late) => remember(digest, hash, late, clock(), generation) });
     } catch (error) {
       // The store is unreachable: a key seen before keeps working; a new one cannot.
       const stale = keyCache.stale(digest);
       if (stale) return stale;
       throw error;
     }
-    return remember(digest, hash, found, now);
+    return remember(digest, hash, found, now, generation);
   }
 
   async function lookUp(hash: string): Promise<StoredKey> {
@@ -137,14 +138,21 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { key, account };
   }
 
-  /** What the store said of a digest, cached: the key and its account, or null for none. */
-  function remember(digest: KeyDigest, hash: string, { key, account }: StoredKey, now: number): CachedKey | null {
+  /**
+   * What the store said of a digest: the key and its account, or null for none; cached
+   * unless the cache dropped anything since the lookup began (`generation`, taken then).
+   * The lookup may have read the key before a revocation whose message came while it ran:
+   * cached, that would stand for keyCacheTtl. The request that asked is answered by it
+   * (it was sent before the revocation was heard); the next one looks again.
+   */
+  function remember(digest: KeyDigest, hash: string, { key, account }: StoredKey, now: number, generation: number): CachedKey | null {
+    const current = keyCache.generation === generation;
     if (!key || !sameDigest(key.hash, hash)) {
-      keyCache.set(digest, null, now);
+      if (current) keyCache.set(digest, null, now);
       return null;
     }
     const entry = { key, account };
-    keyCache.set(digest, entry, now);
+    if (current) keyCache.set(digest, entry, now);
     deps.onKeyFound?.();
     return entry;
   }
