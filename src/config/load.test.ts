@@ -141,6 +141,19 @@ describe('keygate.yaml validation', () => {
     expect(parseConfigText('upstream: {url: "http://a"}\nstore: postgres://k@db:5432/k\ncounters: "redis://cache:6379/0?prefix=kg:"\n').counters).toBe('redis://cache:6379/0?prefix=kg:');
   });
 
+  it("refuses a Redis database that is not one: Redis would count this process's windows in database 0, or the process would crash connecting", () => {
+    const counters = (url: string) => problems(`upstream: {url: "http://a"}\ncounters: "${url}"\n`);
+    const notOne = (db: string) => [`counters: the database must be a number from 0 to 15 (Redis has 16 unless configured otherwise), got "${db}"`];
+    expect(counters('redis://cache:6379/16?prefix=kg:')).toEqual(notOne('16'));
+    expect(counters('redis://cache:6379/1O')).toEqual(notOne('1O'));
+    expect(counters('redis://cache:6379/abc')).toEqual(notOne('abc'));
+    expect(counters('redis://cache:6379?db=x')).toEqual(notOne('x'));
+    expect(counters('redis://cache:6379/10?db=11')).toEqual(['counters: the database is given twice (/10 and ?db=11); give it once, as /N']);
+    for (const fine of ['redis://cache:6379', 'redis://cache:6379/', 'redis://cache:6379/15', 'redis://cache:6379?db=3']) {
+      expect(parseConfigText(`upstream: {url: "http://a"}\ncounters: "${fine}"\n`).counters).toBe(fine);
+    }
+  });
+
   it('exports a JSON Schema for editors', () => {
     const schema = configJsonSchema() as { properties: Record<string, unknown>; required?: string[] };
     expect(schema.properties).toHaveProperty('upstream');

@@ -334,13 +334,29 @@ function checkCountersUrl(url: string, ctx: z.RefinementCtx): void {
   // A mistyped parameter (`?prefx=`) would otherwise be dropped, and the shared default
   // prefix used: another deployment's counters and revocation channel.
   // Nor is one given twice read as either: which was meant cannot be known.
+  const parsed = new URL(url);
   const seen = new Set<string>();
-  for (const name of new URL(url).searchParams.keys()) {
+  for (const name of parsed.searchParams.keys()) {
     if (!REDIS_URL_PARAMS.includes(name)) ctx.addIssue({ code: 'custom', message: `unknown parameter "${name}"; a counters URL takes ${REDIS_URL_PARAMS.join(', ')}` });
     else if (seen.has(name)) ctx.addIssue({ code: 'custom', message: `parameter "${name}" is given twice; give it once` });
     seen.add(name);
   }
+  // The database, as `/N` or `?db=N`: a typo (`/1O`, `/16` on a Redis with 16) would
+  // otherwise leave this process counting in database 0, apart from the others, or
+  // crash it on connecting.
+  const path = parsed.pathname.replace(/^\//, '');
+  const param = parsed.searchParams.get('db');
+  if (path !== '' && param !== null) ctx.addIssue({ code: 'custom', message: `the database is given twice (/${path} and ?db=${param}); give it once, as /N` });
+  for (const db of [path, param ?? '']) {
+    if (db === '') continue;
+    if (!/^[0-9]{1,2}$/.test(db) || Number(db) > MAX_REDIS_DB) {
+      ctx.addIssue({ code: 'custom', message: `the database must be a number from 0 to ${MAX_REDIS_DB} (Redis has 16 unless configured otherwise), got "${db}"` });
+    }
+  }
 }
+
+/** The highest database number of a Redis with its default 16. */
+const MAX_REDIS_DB = 15;
 
 export const configSchema = z
   .object({

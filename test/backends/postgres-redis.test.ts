@@ -246,6 +246,24 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     });
     const unreachable = () => redisUrlWithPrefix(prefix, `redis://127.0.0.1:${closedPort}`);
 
+    it("says why when Redis refuses the connection (a wrong password), not only that it closed", async () => {
+      const lines: string[] = [];
+      const log = createLog({ level: 'warn', destination: { write: (line: string) => void lines.push(line) } });
+      const wrong = new URL(redisUrlWithPrefix(prefix));
+      wrong.username = 'nobody';
+      wrong.password = 'not-the-password';
+      const counters = await openRedisCounters({ url: wrong.toString(), failure: 'closed', store, log, clock: Date.now });
+      try {
+        await expect.poll(() => lines.length).toBeGreaterThan(0);
+        const warning = JSON.parse(lines[0] as string) as { msg: string; err: string };
+        expect(warning.msg).toMatch(/^Redis is unreachable/);
+        expect(warning.err).toMatch(/^Redis refused the connection: WRONGPASS/);
+        expect(lines.join('\n')).not.toContain('not-the-password');
+      } finally {
+        await counters.close();
+      }
+    });
+
     it('fails closed: admissions are refused as unavailable, at once', async () => {
       const counters = await open('closed', unreachable());
       try {

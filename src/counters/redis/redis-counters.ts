@@ -178,6 +178,8 @@ export class RedisCounters implements Counters {
   private cappedCommits = 0;
   private pausedUntil = 0;
   private reachable = true;
+  /** What Redis answered while refusing the connection being opened (WRONGPASS ...), until it closes. */
+  private refusedWith: string | undefined;
   private listenerLost = false;
   /** A command has said that its balances come from the store. */
   private balanceWarned = false;
@@ -199,8 +201,17 @@ export class RedisCounters implements Counters {
   }
 
   async start(): Promise<void> {
-    this.client.on('error', (error: Error) => this.noteFailure(error));
-    this.client.on('close', () => this.noteFailure(new Error('connection closed')));
+    this.client.on('error', (error: Error) => {
+      // Refused while connecting (a wrong password, say): the connection then closes, and
+      // that refusal is why.
+      if (error.name === 'ReplyError' && this.client.status !== 'ready') this.refusedWith = error.message;
+      this.noteFailure(error);
+    });
+    this.client.on('close', () => {
+      const refused = this.refusedWith;
+      this.refusedWith = undefined;
+      this.noteFailure(new Error(refused === undefined ? 'connection closed' : `Redis refused the connection: ${refused}`));
+    });
     this.client.on('ready', () => {
       this.pausedUntil = 0;
       this.noteSuccess();
