@@ -26,6 +26,7 @@ import { withoutKeys } from '../keys/redact.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
 import { trustedProxyCheck } from './trusted-proxies.js';
+import { OUTAGE_RETRY_AFTER_S } from '../operations/health.js';
 
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
 export class RequestRecord {
@@ -188,7 +189,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     request.keygate = new RequestRecord();
     if (closing) {
       reply.header('connection', 'close');
-      send(request, reply, deny('service_unavailable'));
+      // Another process (or this one, restarted) can take it again at once.
+      send(request, reply, deny('service_unavailable', { retryAfterSeconds: 1 }));
       return;
     }
     // HTTP/1.0 and 1.1 only: Node's parser also takes a bare `GET /path` line (0.9, no
@@ -271,7 +273,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     // Headers set for the answer that failed (one Node refused to send, say) go with it.
     for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
     try {
-      send(request, reply, deny('service_unavailable'));
+      send(request, reply, deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S }));
     } catch (again) {
       // Not even the 503 could be sent: the connection is cut rather than left waiting.
       log.error({ err: again, reqId: request.id }, 'gateway error while answering');

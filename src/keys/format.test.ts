@@ -106,6 +106,19 @@ describe('scrubbing keys out of text that is logged', () => {
     for (const key of [live, test]) expect(scrubbed).not.toContain(secretPart(key).slice(0, 12));
   });
 
+  it('hides a key cut short in what is logged (most of a key gives the rest away), and leaves short runs', () => {
+    const live = ranksy.generate('live');
+    const cut = live.slice(0, -1); // the checksum's last character is computed from the rest
+    const half = live.slice(0, 'rk_live_'.length + 12);
+    const text = `/v1/x?a=${cut}&b=${half}&c=rk_live_backend_01&d=rk_live_short`;
+    expect(ranksy.scrub(text, '[R]', true)).toBe('/v1/x?a=rk_live_[R]&b=rk_live_[R]&c=rk_live_backend_01&d=rk_live_short');
+    // A name is refused only for a whole key in it.
+    expect(ranksy.scrub(text, '[R]')).toBe(text);
+    const hex = createKeyFormat({ format: 'hex', prefix: { live: 'x_' }, hexLength: 40 });
+    const key = hex.generate('live');
+    expect(hex.scrub(`/v1/${key.slice(0, 32)}?id=${key.slice(0, 31)}`, '[R]', true)).toBe(`/v1/[R]?id=${key.slice(0, 31)}`);
+  });
+
   it('replaces every hex run at least a key long, so a key beside another hex digit is hidden too', () => {
     const hex = createKeyFormat({ format: 'hex', prefix: { live: 'x_' }, hexLength: 40 });
     const key = hex.generate('live');

@@ -30,6 +30,8 @@ const RANDOM_LENGTH = 24;
 const CHECKSUM_LENGTH = 6;
 /** Length of what follows the prefix: the random part and the checksum. */
 const BODY_LENGTH = RANDOM_LENGTH + CHECKSUM_LENGTH;
+/** What is hidden in logs after a key's prefix: half its random part, or more. */
+const PARTIAL_BODY_LENGTH = RANDOM_LENGTH / 2;
 /** Random part and checksum, tested from `lastIndex` (just past the prefix) to the end. */
 const BASE62_BODY = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH}}$`, 'y');
 
@@ -57,8 +59,11 @@ export interface KeyFormat {
    * `text` with anything shaped like one of this format's keys replaced by `censor` (a
    * prefixed key keeps its prefix): for what is logged, where a client may have put a
    * key somewhere keygate does not read it from (a path segment, an unknown parameter).
+   * With `partial`, also what could be a key cut short (most of one gives the rest away:
+   * a prefixed key's checksum is computed from the part before it, and one character
+   * more is 62 guesses).
    */
-  scrub(text: string, censor: string): string;
+  scrub(text: string, censor: string, partial?: boolean): string;
 }
 
 /** `text` as a literal inside a regular expression. */
@@ -94,6 +99,8 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
   // `_`) are one run, all of it hidden, not the first key and the second's prefix.
   const prefixAlternatives = byMode.map(([, prefix]) => prefix).sort((a, b) => b.length - a.length).map(literal);
   const anywhere = new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z_]{${BODY_LENGTH},}`, 'gi');
+  // A key cut short: half its random part or more (the other half, 71 bits, stays unknown).
+  const partly = new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z_]{${PARTIAL_BODY_LENGTH},}`, 'gi');
   return {
     modes: byMode.map(([mode]) => mode),
     generate(mode) {
@@ -113,7 +120,7 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
       const prefix = modeOf(secret)?.[1] ?? '';
       return `${prefix}…${secret.slice(-4)}`;
     },
-    scrub: (text, censor) => text.replace(anywhere, (_match, prefix: string) => prefix + censor),
+    scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
   };
 }
 
@@ -122,6 +129,8 @@ function hexFormat(length: number): KeyFormat {
   // Any run at least a key long: a key beside another hex digit (`?q=0<key>`, two keys
   // in a row) is still a key; a longer hash is hidden with it.
   const anywhere = new RegExp(`[0-9a-f]{${length},}`, 'gi');
+  // A key cut short by up to 8 digits (a hex key has no checksum: 32 bits stay unknown).
+  const partly = new RegExp(`[0-9a-f]{${Math.max(1, length - 8)},}`, 'gi');
   return {
     modes: ['live'],
     generate() {
@@ -133,7 +142,7 @@ function hexFormat(length: number): KeyFormat {
     hint(secret) {
       return `…${secret.slice(-4)}`;
     },
-    scrub: (text, censor) => text.replace(anywhere, censor),
+    scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, censor),
   };
 }
 

@@ -9,17 +9,17 @@ import { REDACTED } from '../log.js';
 const DECODING_HOPS = 4;
 
 /**
- * `text` with anything shaped like one of the profile's keys replaced by `[REDACTED]`. A
+ * `text` with anything shaped like one of the profile's keys (or most of one) replaced by `[REDACTED]`. A
  * key written with percent-escapes (`sk%5Flive%5F…`, escaped again `%255F`) is a key to
  * whoever decodes it: then the text is given decoded as far as the key showed.
  */
 export function withoutKeys(keyFormat: Pick<KeyFormat, 'scrub'>, text: string): string {
-  const scrubbed = keyFormat.scrub(text, REDACTED);
+  const scrubbed = keyFormat.scrub(text, REDACTED, true);
   let layer = scrubbed;
   for (let hop = 0; hop < DECODING_HOPS && layer.includes('%'); hop++) {
     const decoded = asciiDecoded(layer);
     if (decoded === layer) break;
-    const decodedScrubbed = keyFormat.scrub(decoded, REDACTED);
+    const decodedScrubbed = keyFormat.scrub(decoded, REDACTED, true);
     if (decodedScrubbed !== decoded) return decodedScrubbed;
     layer = decoded;
   }

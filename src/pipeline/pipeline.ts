@@ -18,6 +18,7 @@ import { isoDay, periodBounds, type PeriodBounds } from '../meters/period.js';
 import { deny, type Denial } from '../denial/reasons.js';
 import type { Identity } from './identity.js';
 import { withDeadline } from '../deadline.js';
+import { OUTAGE_RETRY_AFTER_S } from '../operations/health.js';
 
 export interface PipelineDeps {
   config: Config;
@@ -92,6 +93,8 @@ interface StoredKey {
   account: AccountRecord | null;
 }
 
+/** A backend is away: the client is told when to ask again (as the admin API tells its own). */
+const OUTAGE = Object.freeze({ retryAfterSeconds: OUTAGE_RETRY_AFTER_S });
 /** Denials of a request that did present a credential (`error="invalid_token"`). */
 const PRESENTED = Object.freeze({ credentialPresented: true });
 /** For requests with nothing to advertise: one object, never written to. */
@@ -181,7 +184,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (!keyFormat.check(secret).ok) return refuse(deny('malformed_key', PRESENTED));
     return fromStore(digest, now).then(
       (found) => check(request, shape.mode, found, now),
-      () => refuse(deny('service_unavailable')),
+      () => refuse(deny('service_unavailable', OUTAGE)),
     );
   }
 
@@ -227,7 +230,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // A backend that needs no I/O answers at once, sparing the request a promise.
     if (counters.admitNow) return admitted(identity, route, rateLimits, counters.admitNow(admit), charge, now);
     return counters.admit(admit).then((admission) => admitted(identity, route, rateLimits, admission, charge, now), (error: unknown) => {
-      if (error instanceof CountersUnavailableError) return refuse(deny('service_unavailable'), identity);
+      if (error instanceof CountersUnavailableError) return refuse(deny('service_unavailable', OUTAGE), identity);
       throw error;
     });
   }

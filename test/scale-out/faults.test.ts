@@ -71,6 +71,8 @@ describe.skipIf(!enabled)('faults', () => {
 
   async function statusAndBody(gateway: GatewayProcess, path: string, secret: string): Promise<{ status: number; body: unknown }> {
     const response = await gateway.call(path, secret);
+    // A 503 says when to ask again.
+    if (response.status === 503) expect(response.headers.get('retry-after')).toBe('5');
     return { status: response.status, body: await response.json() };
   }
 
