@@ -334,7 +334,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       try {
         await flush();
       } catch (error) {
-        log.error({ err: error }, 'final usage flush failed');
+        // Said in numbers: what this process counted and can no longer write anywhere.
+        log.error({ err: error, lost: { ...usage.pending(), meterBalancesNotWritten: unsaved.size } }, 'final usage flush failed: the usage counted since the last write is lost');
       }
       try {
         await counters?.close();

@@ -53,6 +53,16 @@ export class UsageRecorder {
     if (!held || held.updatedAt <= now) this.gauges.set(id, { accountId, meter, value, updatedAt: now });
   }
 
+  /**
+   * What is gathered and not yet written: the daily counts summed by metric (requests,
+   * denials, units), and how many keys' last use and gauge levels wait.
+   */
+  pending(): { requests: number; denials: number; units: number; keysLastUsed: number; gauges: number } {
+    const sums = { requests: 0, denials: 0, units: 0 };
+    for (const row of dailyRows(this.daily)) sums[row.metric] += row.value;
+    return { ...sums, keysLastUsed: this.lastUsed.size, gauges: this.gauges.size };
+  }
+
   /** Gauge levels of an account not yet written to the store. */
   pendingGauges(accountId: string): GaugeRow[] {
     return [...this.gauges.values()].filter((row) => row.accountId === accountId);
