@@ -4,15 +4,24 @@
  * would refuse bare or not at all (requests its parser cannot read, an odd `Expect`,
  * CONNECT, a missing or doubled Host).
  */
+import { randomBytes } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
 import type { Log } from './log.js';
 import { afterAnswers, answerInFlight, requestBeingRead } from './http-internals.js';
 
+/**
+ * Request ids unique across processes, for logs gathered from many: this process's tag
+ * (random, made at start) and a count shared by its listeners, `3f9a1c-1b`.
+ */
+const PROCESS_TAG = randomBytes(3).toString('hex');
+let requestCount = 0;
+
 /** What every listener has, with or without a Fastify logger. */
 export const LISTENER_OPTIONS = {
   requestIdHeader: false,
+  genReqId: () => `${PROCESS_TAG}-${(++requestCount).toString(36)}`,
   return503OnClosing: true,
   routerOptions: { maxParamLength: 2048, ignoreTrailingSlash: true },
 } as const satisfies FastifyServerOptions;

@@ -441,13 +441,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     if (this.headSent) {
       // Part of the answer is on its way: the client can only be told by a cut connection.
-      rt.log.warn({ err: { message: error.message, code: (error as { code?: string }).code } }, 'upstream response failed midway');
+      rt.log.warn({ reqId: this.request.id, err: { message: error.message, code: (error as { code?: string }).code } }, 'upstream response failed midway');
       this.res.destroy();
       hooks.onFinished(this.request, this.status);
       return;
     }
     const code = (error as { code?: string }).code;
-    rt.log.warn({ err: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url) }, 'upstream request failed');
+    rt.log.warn({ reqId: this.request.id, err: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url) }, 'upstream request failed');
     hooks.onUpstreamError(this.request, this.reply, deny(code !== undefined && TIMEOUT_CODES.has(code) ? 'upstream_timeout' : 'upstream_unavailable'), this.identity);
   }
 

@@ -25,7 +25,7 @@ import { statusClass } from '../usage/usage-recorder.js';
 import { withoutKeys } from '../keys/redact.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
-import { trustedProxyCheck } from './trusted-proxies.js';
+import { clientAddress, trustedProxyCheck } from './trusted-proxies.js';
 import { OUTAGE_RETRY_AFTER_S } from '../operations/health.js';
 
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
@@ -306,6 +306,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     log.info(
       {
         reqId: request.id,
+        // Behind trusted load balancers, the client they name.
+        client: clientAddress(request.raw.socket.remoteAddress, request.raw.headers['x-forwarded-for'], fromTrustedProxy),
         method: request.method,
         target: redactedTarget(rt, request.raw.url),
         status,

@@ -59,6 +59,15 @@ describe('forwarding', () => {
     expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
   });
 
+  it('logs each request with an id unique across processes and the client it came from', async () => {
+    const response = await kg.call('/sites?case=logged', { headers: { Authorization: `Token ${secret}` } });
+    await response.text();
+    const line = kg.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).findLast((l) => l.msg === 'request' && l.target === '/sites?case=logged');
+    expect(line).toMatchObject({ client: '127.0.0.1', status: 200, outcome: 'forwarded', account: accountId });
+    // This process's tag, then its count: `3f9a1c-1b`.
+    expect(line?.reqId).toMatch(/^[0-9a-f]{6}-[0-9a-z]+$/);
+  });
+
   it('keeps the dashboard\'s cookies (sent by a browser signed in to it on the same host) from the upstream, and passes the others as sent', async () => {
     const send = async (cookie: string) => {
       const response = await kg.call('/sites', { headers: { Authorization: `Token ${secret}`, Cookie: cookie } });
