@@ -128,10 +128,17 @@ interface Upstream {
   gaugeByHeader: Map<string, string> | undefined;
 }
 
-/** The requests of one account in flight upstream (an entry exists while there is one). */
+/** The requests of one account in flight upstream. */
 interface InFlight {
   count: number;
 }
+
+/**
+ * Accounts whose requests-in-flight count is kept (one object each, reused: a busy
+ * account's count is not made and dropped with every request); past this many, those
+ * with none in flight are forgotten.
+ */
+const IN_FLIGHT_SWEEP_AT = 10_000;
 
 export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const { config } = rt;
@@ -212,19 +219,17 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     forward(request, reply, identity, route, reservation, rateLimitHeaders) {
       const accountId = identity.account.id;
       let slot = inFlight.get(accountId);
-      if (slot === undefined) inFlight.set(accountId, (slot = { count: 0 }));
-      else if (slot.count >= maxInFlight) {
+      if (slot === undefined) {
+        if (inFlight.size >= IN_FLIGHT_SWEEP_AT) for (const [id, idle] of inFlight) if (idle.count === 0) inFlight.delete(id);
+        inFlight.set(accountId, (slot = { count: 0 }));
+      } else if (slot.count >= maxInFlight) {
         // Nothing was forwarded: its reservation is released.
         void settleCharge(rt, accountId, request.method, route, reservation, 0, undefined, hooks.onCharged);
         hooks.onRefused(request, reply, deny('concurrency_limited', { retryAfterSeconds: 1 }), identity);
         return;
       }
       slot.count += 1;
-      const taken = slot;
-      const exchange = new Exchange(upstream, request, reply, identity, route, reservation, rateLimitHeaders, () => {
-        taken.count -= 1;
-        if (taken.count === 0 && inFlight.get(accountId) === taken) inFlight.delete(accountId);
-      });
+      const exchange = new Exchange(upstream, request, reply, identity, route, reservation, rateLimitHeaders, slot);
       const headers = upstreamHeaders(request, identity, exchange.countsJson);
       pool.dispatch(
         {
@@ -299,8 +304,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly route: Route,
     private readonly reservation: Reservation | undefined,
     private readonly rateLimitHeaders: Record<string, string>,
-    /** Gives back the account's place among the requests in flight (called once, when the exchange is over). */
-    private readonly release: () => void,
+    /** The account's requests in flight, this one among them until the exchange is over. */
+    private readonly inFlight: InFlight,
   ) {
     this.res = reply.raw;
     const records = route.cost?.records;
@@ -416,7 +421,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.done = true;
-    this.release();
+    this.inFlight.count -= 1;
     if (this.counter) {
       const records = this.counter.end();
       this.counter = null;
@@ -430,7 +435,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.done) return;
     this.done = true;
-    this.release();
+    this.inFlight.count -= 1;
     // A head that arrived without its body is dropped: the client is told as if none had come.
     this.head = null;
     this.settleCut(false);
