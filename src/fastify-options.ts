@@ -13,9 +13,10 @@ import { afterAnswers, answerInFlight, requestBeingRead } from './http-internals
 
 /**
  * Request ids unique across processes, for logs gathered from many: this process's tag
- * (random, made at start) and a count shared by its listeners, `3f9a1c-1b`.
+ * (random, made at start: 48 bits, so that processes started over years of logs do not
+ * meet) and a count shared by its listeners, `Zq3f9A1c-1b`.
  */
-const PROCESS_TAG = randomBytes(3).toString('hex');
+const PROCESS_TAG = randomBytes(6).toString('base64url');
 let requestCount = 0;
 
 /** What every listener has, with or without a Fastify logger. */

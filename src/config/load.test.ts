@@ -148,6 +148,7 @@ describe('keygate.yaml validation', () => {
     expect(counters('redis://cache:6379/1O')).toEqual(notOne('1O'));
     expect(counters('redis://cache:6379/abc')).toEqual(notOne('abc'));
     expect(counters('redis://cache:6379?db=x')).toEqual(notOne('x'));
+    expect(counters('redis://cache:6379?db=')).toEqual(notOne(''));
     expect(counters('redis://cache:6379/10?db=11')).toEqual(['counters: the database is given twice (/10 and ?db=11); give it once, as /N']);
     for (const fine of ['redis://cache:6379', 'redis://cache:6379/', 'redis://cache:6379/15', 'redis://cache:6379?db=3']) {
       expect(parseConfigText(`upstream: {url: "http://a"}\ncounters: "${fine}"\n`).counters).toBe(fine);

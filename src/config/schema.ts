@@ -347,8 +347,7 @@ function checkCountersUrl(url: string, ctx: z.RefinementCtx): void {
   const path = parsed.pathname.replace(/^\//, '');
   const param = parsed.searchParams.get('db');
   if (path !== '' && param !== null) ctx.addIssue({ code: 'custom', message: `the database is given twice (/${path} and ?db=${param}); give it once, as /N` });
-  for (const db of [path, param ?? '']) {
-    if (db === '') continue;
+  for (const db of [...(path === '' ? [] : [path]), ...(param === null ? [] : [param])]) {
     if (!/^[0-9]{1,2}$/.test(db) || Number(db) > MAX_REDIS_DB) {
       ctx.addIssue({ code: 'custom', message: `the database must be a number from 0 to ${MAX_REDIS_DB} (Redis has 16 unless configured otherwise), got "${db}"` });
     }

@@ -56,22 +56,21 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
     until != null && until > now ? { ok: false, reason: 'locked', retryAfterMs: until - now } : undefined;
 
   /**
-   * One more failure from `source`: paused for LOCKOUT_MS once `max` are reached in a row
-   * (a pause that has ended starts the count afresh). Read, then written: guesses at one
-   * email are taken in turn within a process (`queues`), but two processes taking one at
-   * the same moment may count it once.
+   * One more failure from `source`, counted by the store in one statement (processes
+   * guessing at once each count theirs): paused for LOCKOUT_MS once `max` are reached in
+   * a row (a pause that has ended starts the count afresh; so does a day without one).
    */
-  async function failSource(email: string, source: string, held: SignInFailureRecord | undefined, max: number, now: number): Promise<SignInFailureRecord> {
-    const pausedUntil = held?.lockedUntil != null && held.lockedUntil > now ? held.lockedUntil : null;
-    const failures = (held?.failures ?? 0) + 1;
-    const record: SignInFailureRecord =
-      failures >= max ? { email, source, failures: 0, lockedUntil: now + LOCKOUT_MS, updatedAt: now } : { email, source, failures, lockedUntil: pausedUntil, updatedAt: now };
-    await rt.store.putSignInFailure(record);
+  async function failSource(email: string, source: string, max: number, now: number): Promise<SignInFailureRecord> {
+    const counted = await rt.store.countSignInFailure(email, source, now, now - FORGET_AFTER_MS);
     if (now - prunedAt >= PRUNE_EVERY_MS) {
       prunedAt = now;
-      await rt.store.pruneSignInFailures(now - FORGET_AFTER_MS);
+      // Housekeeping: a failure here is no reason to fail the sign-in.
+      rt.store.pruneSignInFailures(now - FORGET_AFTER_MS).catch((error: unknown) => rt.log.warn({ err: error }, 'could not forget old sign-in failures'));
     }
-    return record;
+    if (counted.failures < max) return counted;
+    const paused: SignInFailureRecord = { email, source, failures: 0, lockedUntil: now + LOCKOUT_MS, updatedAt: now };
+    await rt.store.putSignInFailure(paused);
+    return paused;
   }
 
   function forgetPairs(email: string, client: Client): Promise<void> {
@@ -84,14 +83,14 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
    * locked, those of its address and its /64. `onPaused` hears of a pause of either (one
    * that was paused already is refused before any password is checked: this one is new).
    */
-  async function fail(email: string, client: Client, held: Held, now: number, failEmail: () => Promise<number | null>, onPaused?: (until: number, scope: 'address' | 'network') => Promise<void>): Promise<SignInResult> {
+  async function fail(email: string, client: Client, now: number, failEmail: () => Promise<number | null>, onPaused?: (until: number, scope: 'address' | 'network') => Promise<void>): Promise<SignInResult> {
     const emailLocked = locked(await failEmail(), now);
     if (emailLocked) {
       await forgetPairs(email, client);
       return emailLocked;
     }
-    const byItself = (await failSource(email, client.address, held.get(client.address), MAX_FAILED_SIGN_INS, now)).lockedUntil;
-    const byNetwork = client.network === undefined ? null : (await failSource(email, client.network, held.get(client.network), MAX_FAILED_SIGN_INS_PER_NETWORK, now)).lockedUntil;
+    const byItself = (await failSource(email, client.address, MAX_FAILED_SIGN_INS, now)).lockedUntil;
+    const byNetwork = client.network === undefined ? null : (await failSource(email, client.network, MAX_FAILED_SIGN_INS_PER_NETWORK, now)).lockedUntil;
     const scope = locked(byItself, now) ? 'address' : locked(byNetwork, now) ? 'network' : undefined;
     if (scope === undefined) return { ok: false, reason: 'invalid' };
     const until = (scope === 'address' ? byItself : byNetwork) as number;
@@ -99,13 +98,10 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
     return locked(until, now) as SignInResult;
   }
 
-  /** A member's wrong password, counted in the store: the end of the email's lock, if this one locked it. */
+  /** A member's wrong password, counted in the store (in one statement): the end of the email's lock, if this one locked it. */
   async function failMember(member: MemberRecord, client: Client, now: number): Promise<number | null> {
-    const failures = member.failedLogins + 1;
-    if (failures < MAX_FAILED_SIGN_INS_PER_EMAIL) {
-      await rt.store.updateMember(member.id, { failedLogins: failures });
-      return null;
-    }
+    const failures = await rt.store.countMemberFailure(member.id);
+    if (failures < MAX_FAILED_SIGN_INS_PER_EMAIL) return null;
     const until = now + LOCKOUT_MS;
     await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: until });
     await auditLock(member, client, failures, until, 'email');
@@ -153,12 +149,12 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
       const stillLocked = locked(held.get(ANYWHERE)?.lockedUntil, now);
       if (stillLocked) return stillLocked;
       await verifyPassword(password, await decoy);
-      return fail(email, client, held, now, async () => (await failSource(email, ANYWHERE, held.get(ANYWHERE), MAX_FAILED_SIGN_INS_PER_EMAIL, now)).lockedUntil);
+      return fail(email, client, now, async () => (await failSource(email, ANYWHERE, MAX_FAILED_SIGN_INS_PER_EMAIL, now)).lockedUntil);
     }
     const stillLocked = locked(member.lockedUntil, now);
     if (stillLocked) return stillLocked;
     if (!(await verifyPassword(password, member.passwordHash))) {
-      return fail(email, client, held, now, () => failMember(member, client, now), (until, scope) => auditLock(member, client, member.failedLogins + 1, until, scope));
+      return fail(email, client, now, () => failMember(member, client, now), (until, scope) => auditLock(member, client, member.failedLogins + 1, until, scope));
     }
     await forgetPairs(email, client);
     if (member.failedLogins !== 0 || member.lockedUntil !== null) {

@@ -139,6 +139,8 @@ interface InFlight {
  * with none in flight are forgotten.
  */
 const IN_FLIGHT_SWEEP_AT = 10_000;
+/** When a request refused for its account's requests in flight may try again (Retry-After, seconds). */
+const CONCURRENCY_RETRY_AFTER_S = 1;
 
 export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const { config } = rt;
@@ -225,12 +227,14 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
       } else if (slot.count >= maxInFlight) {
         // Nothing was forwarded: its reservation is released.
         void settleCharge(rt, accountId, request.method, route, reservation, 0, undefined, hooks.onCharged);
-        hooks.onRefused(request, reply, deny('concurrency_limited', { retryAfterSeconds: 1 }), identity);
+        hooks.onRefused(request, reply, deny('concurrency_limited', { retryAfterSeconds: CONCURRENCY_RETRY_AFTER_S }), identity);
         return;
       }
-      slot.count += 1;
       const exchange = new Exchange(upstream, request, reply, identity, route, reservation, rateLimitHeaders, slot);
       const headers = upstreamHeaders(request, identity, exchange.countsJson);
+      // Taken only now: from here on the exchange ends in onResponseEnd or onResponseError,
+      // which give it back (a throw before would have kept it for good).
+      slot.count += 1;
       pool.dispatch(
         {
           path: withoutCredentialParams(request.raw.url ?? '/', credentials),

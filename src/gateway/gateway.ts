@@ -52,6 +52,9 @@ export interface GatewayOptions {
 /** The one transfer coding keygate forwards (Node has decoded it already). */
 const ONLY_CHUNKED = /^[ \t]*chunked[ \t]*$/i;
 
+/** When a request refused while keygate stops may try again (Retry-After, seconds): another process takes it. */
+const DRAINING_RETRY_AFTER_S = 1;
+
 /** What the access log records for a client that hung up before its answer (as nginx does). */
 const CLIENT_CLOSED = 499;
 
@@ -190,7 +193,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     if (closing) {
       reply.header('connection', 'close');
       // Another process (or this one, restarted) can take it again at once.
-      send(request, reply, deny('service_unavailable', { retryAfterSeconds: 1 }));
+      send(request, reply, deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
       return;
     }
     // HTTP/1.0 and 1.1 only: Node's parser also takes a bare `GET /path` line (0.9, no

@@ -116,7 +116,11 @@ describe('scrubbing keys out of text that is logged', () => {
     expect(ranksy.scrub(text, '[R]')).toBe(text);
     const hex = createKeyFormat({ format: 'hex', prefix: { live: 'x_' }, hexLength: 40 });
     const key = hex.generate('live');
-    expect(hex.scrub(`/v1/${key.slice(0, 32)}?id=${key.slice(0, 31)}`, '[R]', true)).toBe(`/v1/[R]?id=${key.slice(0, 31)}`);
+    expect(hex.scrub(`/v1/${key.slice(0, 38)}?id=${key.slice(0, 37)}`, '[R]', true)).toBe(`/v1/[R]?id=${key.slice(0, 37)}`);
+    // Without a prefix, only whole keys: a word of a dozen letters is no key.
+    const bare = createKeyFormat({ format: 'prefixed', prefix: { live: '' }, hexLength: 40 });
+    const id = 'no account acc_7fK2abcdEFGH1234 /v1/transactions_export';
+    expect(bare.scrub(id, '[R]', true)).toBe(id);
   });
 
   it('replaces every hex run at least a key long, so a key beside another hex digit is hidden too', () => {

@@ -100,7 +100,9 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
   const prefixAlternatives = byMode.map(([, prefix]) => prefix).sort((a, b) => b.length - a.length).map(literal);
   const anywhere = new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z_]{${BODY_LENGTH},}`, 'gi');
   // A key cut short: half its random part or more (the other half, 71 bits, stays unknown).
-  const partly = new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z_]{${PARTIAL_BODY_LENGTH},}`, 'gi');
+  // Only after a prefix: with none (a profile may issue bare keys), any word of 12
+  // characters would look like one.
+  const partly = prefixes.live !== '' && prefixes.test !== '' ? new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z_]{${PARTIAL_BODY_LENGTH},}`, 'gi') : anywhere;
   return {
     modes: byMode.map(([mode]) => mode),
     generate(mode) {
@@ -129,8 +131,9 @@ function hexFormat(length: number): KeyFormat {
   // Any run at least a key long: a key beside another hex digit (`?q=0<key>`, two keys
   // in a row) is still a key; a longer hash is hidden with it.
   const anywhere = new RegExp(`[0-9a-f]{${length},}`, 'gi');
-  // A key cut short by up to 8 digits (a hex key has no checksum: 32 bits stay unknown).
-  const partly = new RegExp(`[0-9a-f]{${Math.max(1, length - 8)},}`, 'gi');
+  // A key cut short by a digit or two (16 or 256 guesses). Shorter runs are left: they are
+  // what hashes and ids look like (an MD5 is 32 digits).
+  const partly = new RegExp(`[0-9a-f]{${Math.max(1, length - 2)},}`, 'gi');
   return {
     modes: ['live'],
     generate() {

@@ -396,6 +396,32 @@ export class SqlStore implements Store {
       .execute();
   }
 
+  async countSignInFailure(email: string, source: string, now: number, forgetBefore: number): Promise<SignInFailureRecord> {
+    const row = await this.db
+      .insertInto('sign_in_failures')
+      .values({ email, source, failures: 1, locked_until: null, updated_at: now })
+      .onConflict((oc) =>
+        oc.columns(['email', 'source']).doUpdateSet({
+          failures: sql<number>`case when sign_in_failures.updated_at < ${forgetBefore} then 1 else sign_in_failures.failures + 1 end`,
+          locked_until: sql<number | null>`case when sign_in_failures.locked_until <= ${now} then null else sign_in_failures.locked_until end`,
+          updated_at: now,
+        }),
+      )
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return { email: row.email, source: row.source, failures: Number(row.failures), lockedUntil: row.locked_until === null ? null : Number(row.locked_until), updatedAt: Number(row.updated_at) };
+  }
+
+  async countMemberFailure(id: string): Promise<number> {
+    const row = await this.db
+      .updateTable('members')
+      .set({ failed_logins: sql<number>`failed_logins + 1` })
+      .where('id', '=', id)
+      .returning('failed_logins')
+      .executeTakeFirst();
+    return Number(row?.failed_logins ?? 0);
+  }
+
   async deleteSignInFailures(email: string, sources?: readonly string[]): Promise<void> {
     if (sources?.length === 0) return;
     const query = this.db.deleteFrom('sign_in_failures').where('email', '=', email);

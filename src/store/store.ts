@@ -230,6 +230,14 @@ export interface Store {
   listSignInFailures(email: string, sources?: readonly string[]): Promise<SignInFailureRecord[]>;
   /** Writes a record, in place of the email's record for the same source. */
   putSignInFailure(record: SignInFailureRecord): Promise<void>;
+  /**
+   * One more wrong password for `email` from `source`, counted in one statement (processes
+   * counting at the same moment each count theirs): the record as it now stands. A count
+   * last written before `forgetBefore` starts afresh; a pause that has ended is dropped.
+   */
+  countSignInFailure(email: string, source: string, now: number, forgetBefore: number): Promise<SignInFailureRecord>;
+  /** One more wrong password for a member, counted in one statement: their count now. */
+  countMemberFailure(id: string): Promise<number>;
   /** Forgets the email's records for these sources (all of them without `sources`). */
   deleteSignInFailures(email: string, sources?: readonly string[]): Promise<void>;
   /** Forgets the records last written before `before` whose pause, if any, had ended by then. */

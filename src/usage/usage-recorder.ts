@@ -22,24 +22,23 @@ export class UsageRecorder {
   private lastUsed = new Map<string, number>();
   private gauges = new Map<string, GaugeRow>();
 
-  /** The row `add` counted last: a busy account's next request counts on it again without four lookups. */
-  private lastRow: { daily: DailyRows; row: UsageDailyRow } | undefined;
+  /** The row `add` counted last (in `lastDaily`): a busy account's next request counts on it again without four lookups. */
+  private lastRow: UsageDailyRow | undefined;
+  private lastDaily: DailyRows | undefined;
 
   add(accountId: string, now: number, metric: UsageMetric, label: string, value = 1): void {
     const day = isoDay(now);
     const last = this.lastRow;
-    if (last && last.daily === this.daily) {
-      const row = last.row;
-      if (row.label === label && row.metric === metric && row.accountId === accountId && row.day === day) {
-        row.value += value;
-        return;
-      }
+    if (last && this.lastDaily === this.daily && last.label === label && last.metric === metric && last.accountId === accountId && last.day === day) {
+      last.value += value;
+      return;
     }
     const rows = inner(inner(inner(this.daily, day), accountId), metric);
     let row = rows.get(label);
     if (row) row.value += value;
     else rows.set(label, (row = { accountId, day, metric, label, value }));
-    this.lastRow = { daily: this.daily, row };
+    this.lastRow = row;
+    this.lastDaily = this.daily;
   }
 
   touch(keyId: string, now: number): void {

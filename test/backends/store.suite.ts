@@ -326,6 +326,25 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       await store.putSignInFailure(byNetwork);
       await store.deleteSignInFailures(email);
       expect(await store.listSignInFailures(email)).toEqual([]);
+
+      // Counted in one statement: at once, each counts.
+      const counted = await Promise.all(Array.from({ length: 6 }, () => store.countSignInFailure(email, '192.0.2.1', T0 + 10, T0)));
+      expect(counted.map((r) => r.failures).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6]);
+      // A pause that has ended is dropped; a count last written before `forgetBefore` starts afresh.
+      await store.putSignInFailure({ email, source: '192.0.2.2', failures: 0, lockedUntil: T0 + 20, updatedAt: T0 + 10 });
+      expect(await store.countSignInFailure(email, '192.0.2.2', T0 + 20, T0)).toEqual({ email, source: '192.0.2.2', failures: 1, lockedUntil: null, updatedAt: T0 + 20 });
+      expect(await store.countSignInFailure(email, '192.0.2.1', T0 + 30, T0 + 11)).toMatchObject({ failures: 1, updatedAt: T0 + 30 });
+      await store.deleteSignInFailures(email);
+    });
+
+    it('counts a member\'s wrong passwords in one statement', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const m = member(a.id, { passwordHash: 'scrypt$x' });
+      await store.createMember(m);
+      expect((await Promise.all(Array.from({ length: 4 }, () => store.countMemberFailure(m.id)))).sort()).toEqual([1, 2, 3, 4]);
+      expect((await store.getMember(m.id))?.failedLogins).toBe(4);
+      expect(await store.countMemberFailure('mem_nobody')).toBe(0);
     });
 
     it('appends to the audit log and lists it newest first', async () => {

@@ -83,7 +83,9 @@ describe('requests in flight per account', () => {
       controller.abort();
       await gone;
       expect(await eventually(() => upstream.abandoned.some((r) => r.url === `/v1/held?id=gone-${round}`))).toBe(true);
-      const failed = await kg.call('/v1/status/599', { headers: { authorization: acme.authorization } });
+      // No such status: keygate aborts the exchange, and the client gets its 502.
+      const failed = await kg.call('/v1/status/600', { headers: { authorization: acme.authorization } });
+      expect(failed.status).toBe(502);
       await failed.text();
     }
     // Six requests ended early, more than the account's two places: none is still held.

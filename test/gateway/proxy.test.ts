@@ -64,8 +64,8 @@ describe('forwarding', () => {
     await response.text();
     const line = kg.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).findLast((l) => l.msg === 'request' && l.target === '/sites?case=logged');
     expect(line).toMatchObject({ client: '127.0.0.1', status: 200, outcome: 'forwarded', account: accountId });
-    // This process's tag, then its count: `3f9a1c-1b`.
-    expect(line?.reqId).toMatch(/^[0-9a-f]{6}-[0-9a-z]+$/);
+    // This process's tag, then its count: `Zq3f9A1c-1b`.
+    expect(line?.reqId).toMatch(/^[\w-]{8}-[0-9a-z]+$/);
   });
 
   it('keeps the dashboard\'s cookies (sent by a browser signed in to it on the same host) from the upstream, and passes the others as sent', async () => {

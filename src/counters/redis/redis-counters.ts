@@ -213,6 +213,7 @@ export class RedisCounters implements Counters {
       this.noteFailure(new Error(refused === undefined ? 'connection closed' : `Redis refused the connection: ${refused}`));
     });
     this.client.on('ready', () => {
+      this.refusedWith = undefined;
       this.pausedUntil = 0;
       this.noteSuccess();
     });
