@@ -231,19 +231,17 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
         return;
       }
       const exchange = new Exchange(upstream, request, reply, identity, route, reservation, rateLimitHeaders, slot);
-      const headers = upstreamHeaders(request, identity, exchange.countsJson);
-      // Taken only now: from here on the exchange ends in onResponseEnd or onResponseError,
-      // which give it back (a throw before would have kept it for good).
-      slot.count += 1;
-      pool.dispatch(
-        {
-          path: withoutCredentialParams(request.raw.url ?? '/', credentials),
-          method: request.method as Dispatcher.HttpMethod,
-          headers,
-          body: requestBody(request, reply.raw),
-        },
-        exchange,
-      );
+      const options: Dispatcher.DispatchOptions = {
+        path: withoutCredentialParams(request.raw.url ?? '/', credentials),
+        method: request.method as Dispatcher.HttpMethod,
+        headers: upstreamHeaders(request, identity, exchange.countsJson),
+        body: requestBody(request, reply.raw),
+      };
+      // Taken only now: from here on the exchange ends in onResponseEnd or onResponseError
+      // (or its client leaves while it waits for a connection), which give it back; a
+      // throw before would have kept it for good.
+      exchange.takePlace();
+      pool.dispatch(options, exchange);
     },
     close: () => pool.close(),
   };
@@ -299,6 +297,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** Some of the answer's body has been passed on to the client. */
   private bodySent = false;
   private status = 0;
+  /** Its place among its account's requests in flight. */
+  private place: 'none' | 'taken' | 'given back' = 'none';
 
   constructor(
     private readonly upstream: Upstream,
@@ -425,7 +425,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.done = true;
-    this.inFlight.count -= 1;
+    this.givePlaceBack();
     if (this.counter) {
       const records = this.counter.end();
       this.counter = null;
@@ -439,7 +439,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.done) return;
     this.done = true;
-    this.inFlight.count -= 1;
+    this.givePlaceBack();
     // A head that arrived without its body is dropped: the client is told as if none had come.
     this.head = null;
     this.settleCut(false);
@@ -465,7 +465,24 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.done || this.res.writableFinished) return;
     this.clientLeft = true;
     this.settleCut(true);
+    // Still waiting for a connection: nothing can be aborted until it has one (then it is),
+    // but the account's place is free now.
+    if (this.controller === null) this.givePlaceBack();
     this.controller?.abort(new Error('the client went away'));
+  }
+
+  /** Counts this exchange among its account's requests in flight (unless its client has left). */
+  takePlace(): void {
+    if (this.clientLeft) return;
+    this.place = 'taken';
+    this.inFlight.count += 1;
+  }
+
+  /** Gives the account's place back, once. */
+  private givePlaceBack(): void {
+    if (this.place !== 'taken') return;
+    this.place = 'given back';
+    this.inFlight.count -= 1;
   }
 
   /**

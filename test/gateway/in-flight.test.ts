@@ -99,3 +99,46 @@ describe('requests in flight per account', () => {
     );
   });
 });
+
+describe('a request waiting for an upstream connection', () => {
+  const dir = tempDir('in-flight-queued');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  const keys: string[] = [];
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    // Two connections, one request in flight per account: two accounts fill the pool.
+    kg = await startKeygate({ upstream: { url: upstream.url, connections: 2, maxInFlightPerAccount: 1 } }, { dir });
+    for (const name of ['Acme', 'Initech', 'Globex']) {
+      const account = await createAccount(kg.runtime, { name }, 'test');
+      keys.push(`Bearer ${(await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}`);
+    }
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('gives its account\'s place back when its client leaves before it gets one', async () => {
+    const [acme, initech, globex] = keys as [string, string, string];
+    const held = [kg.call('/v1/held?id=q1', { headers: { authorization: acme } }), kg.call('/v1/held?id=q2', { headers: { authorization: initech } })];
+    expect(await eventually(() => upstream.received.filter((r) => r.url.startsWith('/v1/held?id=q')).length === 2)).toBe(true);
+    // Globex's request waits for a connection; its client gives up.
+    const controller = new AbortController();
+    const waiting = kg.call('/v1/items?first', { headers: { authorization: globex }, signal: controller.signal }).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    controller.abort();
+    await waiting;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Its next request is not refused for the one that left: it waits its turn, and is answered.
+    const next = kg.call('/v1/items?second', { headers: { authorization: globex } });
+    upstream.release('q1');
+    upstream.release('q2');
+    const answered = await next;
+    expect({ status: answered.status, body: await answered.text() }).toMatchObject({ status: 200 });
+    for (const response of await Promise.all(held)) await response.text();
+  });
+});
+
