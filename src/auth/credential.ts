@@ -42,6 +42,8 @@ function headerKey(name: string): string {
 }
 const SPACE = 32;
 const TAB = 9;
+const LF = 0x0a;
+const CR = 0x0d;
 
 export function extractCredential(request: RequestView, locations: readonly CredentialLocation[]): CredentialResult {
   let query: Map<string, string[]> | undefined;
@@ -52,7 +54,7 @@ export function extractCredential(request: RequestView, locations: readonly Cred
       if (raw === undefined) continue;
       if (Array.isArray(raw)) return { kind: 'malformed', location };
       if (name === 'authorization' && request.rawHeaders && headerCount(request.rawHeaders, name) > 1) return { kind: 'malformed', location };
-      const value = trimSpaces(raw);
+      const value = trimmed(raw, false);
       if (value === '') continue;
       const result = readHeaderValue(value, location.scheme);
       if (result === 'missing') continue;
@@ -62,7 +64,7 @@ export function extractCredential(request: RequestView, locations: readonly Cred
     query ??= parseQuery(request.url);
     const values = query.get(location.name);
     if (!values) continue;
-    const present = values.map(trimQueryValue).filter((v) => v !== '');
+    const present = values.map((value) => trimmed(value, true)).filter((v) => v !== '');
     if (present.length === 0) continue;
     if (present.length > 1) return { kind: 'malformed', location };
     return { kind: 'found', secret: present[0] as string, location };
@@ -116,31 +118,23 @@ function isSpace(code: number): boolean {
   return code === SPACE || code === TAB;
 }
 
-/** Without leading and trailing spaces and tabs (most values have none: no copy then). */
-function trimSpaces(value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && isSpace(value.charCodeAt(start))) start++;
-  while (end > start && isSpace(value.charCodeAt(end - 1))) end--;
-  return start === 0 && end === value.length ? value : value.slice(start, end);
-}
-
 /**
- * Without leading and trailing spaces, tabs and line breaks (a query value can hold them,
- * a header value cannot). A loop: a regular expression for the trailing run tried again
- * from every space of a long inner run (`+` is a space in a query), which took 0.2 s for
- * 15 KB of them, before any key was looked at.
+ * Without leading and trailing spaces and tabs, and with `lineBreaks` line breaks too (a
+ * query value can hold them, a header value cannot). Most values have none: no copy then.
+ * A loop: a regular expression for the trailing run was tried again from every space of a
+ * long inner run (`+` is a space in a query), which took 0.2 s for 15 KB of them, before
+ * any key was looked at.
  */
-function trimQueryValue(value: string): string {
+function trimmed(value: string, lineBreaks: boolean): string {
   let start = 0;
   let end = value.length;
-  while (start < end && isQuerySpace(value.charCodeAt(start))) start++;
-  while (end > start && isQuerySpace(value.charCodeAt(end - 1))) end--;
+  while (start < end && isBlank(value.charCodeAt(start), lineBreaks)) start++;
+  while (end > start && isBlank(value.charCodeAt(end - 1), lineBreaks)) end--;
   return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
-function isQuerySpace(code: number): boolean {
-  return code === SPACE || code === TAB || code === 0x0a || code === 0x0d;
+function isBlank(code: number, lineBreaks: boolean): boolean {
+  return isSpace(code) || (lineBreaks && (code === LF || code === CR));
 }
 
 /**

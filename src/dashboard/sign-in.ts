@@ -140,9 +140,10 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
       return { ok: false, reason: 'invalid' };
     }
     const client = clientOf(address);
-    const held: Held = new Map((await rt.store.listSignInFailures(email, [...pairSources(client), ANYWHERE])).map((record) => [record.source, record]));
+    const pairs = pairSources(client);
+    const held = new Map((await rt.store.listSignInFailures(email, [...pairs, ANYWHERE])).map((record) => [record.source, record]));
     // Paused for this address, or its /64: whichever pause ends later.
-    const pairLocked = locked(Math.max(...pairSources(client).map((source) => held.get(source)?.lockedUntil ?? 0)), now);
+    const pairLocked = locked(Math.max(...pairs.map((source) => held.get(source)?.lockedUntil ?? 0)), now);
     if (pairLocked) return pairLocked;
     const member = await rt.store.findMemberByEmail(email);
     if (!member || member.passwordHash === null) {
@@ -156,7 +157,8 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
     if (!(await verifyPassword(password, member.passwordHash))) {
       return fail(email, client, now, () => failMember(member, client, now), (until, scope) => auditLock(member, client, member.failedLogins + 1, until, scope));
     }
-    await forgetPairs(email, client);
+    // Nothing counted for this address or its /64 when the check began: nothing to forget.
+    if (pairs.some((source) => held.has(source))) await forgetPairs(email, client);
     if (member.failedLogins !== 0 || member.lockedUntil !== null) {
       await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null });
     }
@@ -179,6 +181,3 @@ function clientOf(address: string): Client {
 function pairSources(client: Client): string[] {
   return client.network === undefined ? [client.address] : [client.address, client.network];
 }
-
-/** The failure records of an email read for one sign-in, by source. */
-type Held = Map<string, SignInFailureRecord>;

@@ -86,11 +86,7 @@ export class KeyCache {
     this.unknown.delete(digest);
     // Re-inserted at the end, so keys in use are the last to be evicted.
     this.deleteKnown(digest);
-    while (this.known.size >= this.maxKnown) {
-      const oldest = this.known.keys().next();
-      if (oldest.done) break;
-      this.deleteKnown(oldest.value);
-    }
+    evictOldest(this.known, this.maxKnown, (oldest) => this.deleteKnown(oldest));
     const entry: KnownEntry = { value, expiresAt: now + this.ttlMs, digest };
     this.known.set(digest, entry);
     this.byNumber.set(numberOf(digest), entry);
@@ -128,10 +124,11 @@ function numberOf(digest: KeyDigest): number {
   return (digest.charCodeAt(0) << 22) | (digest.charCodeAt(1) << 14) | (digest.charCodeAt(2) << 6) | (digest.charCodeAt(3) >> 2);
 }
 
-function evictOldest(map: Map<string, unknown>, max: number): void {
+/** Removes the oldest keys until `map` has room for one more (`remove`: how a key is removed). */
+function evictOldest<K>(map: Map<K, unknown>, max: number, remove: (key: K) => void = (key) => map.delete(key)): void {
   while (map.size >= max) {
     const oldest = map.keys().next();
     if (oldest.done) return;
-    map.delete(oldest.value);
+    remove(oldest.value);
   }
 }
