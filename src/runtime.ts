@@ -58,6 +58,8 @@ export interface Runtime {
   readonly env: NodeJS.ProcessEnv;
   /** Addresses the listeners actually bound (ports may be 0 in the profile), set by serve. */
   readonly listening: { gateway?: string; admin?: string; dashboard?: string };
+  /** Set by serve once keygate begins to stop: /health/ready answers 503 from then on. */
+  stopping: boolean;
   /** Drop cached keys here and in every other process. */
   invalidate(event: CacheEvent): Promise<void>;
   /** Write balances, usage and "last used" to the store now. */
@@ -77,7 +79,7 @@ export interface Runtime {
  * scopes), how refusals read (errors), whether requests are logged, and the name. The
  * rest is what processes, listeners, connections and stored keys were built from.
  */
-export const RELOADABLE = ['name', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'errors', 'log.requests'] as const;
+export const RELOADABLE = ['name', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'errors', 'log.requests', 'shutdown'] as const;
 
 export class ConfigReloadError extends Error {
   constructor(readonly fields: string[]) {
@@ -309,6 +311,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     log,
     env,
     listening: {},
+    stopping: false,
     async invalidate(event) {
       dropFromCache(keyCache, event);
       await counters?.broadcast(event).catch((error: unknown) =>

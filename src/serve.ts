@@ -28,7 +28,7 @@ export interface ServeOptions extends RuntimeOptions {
   adminToken?: string;
   /** Read-only admin token (or several); default: the environment variable `admin.readTokenEnv` names. */
   adminReadToken?: string;
-  /** How long closing waits for in-flight requests before cutting connections (default 10 s). */
+  /** How long closing waits for in-flight requests before cutting connections (default: the profile's `shutdown.drainTimeout`). */
   drainTimeoutMs?: number;
 }
 
@@ -42,8 +42,6 @@ export interface ServeOptions extends RuntimeOptions {
 const REQUEST_TIMEOUT_MS = { gateway: 300_000, admin: 30_000, dashboard: 30_000 } as const;
 /** How often Node looks for requests past their time, at most (its own default is 30 s). */
 const REQUEST_CHECK_INTERVAL_MS = 5_000;
-
-const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
 /** How long a connection that has not sent a byte is left alone once a drain begins. */
 const UNUSED_GRACE_MS = 1_000;
@@ -246,7 +244,13 @@ export interface RunningKeygate {
    * cannot be read or has changes only a restart applies (the profile in use stays).
    */
   reload(next?: LoadedConfig): Promise<string[]>;
+  /**
+   * Stops: /health/ready answers 503 at once; after `shutdown.readinessDelay` (serving as
+   * before meanwhile) the listeners close, answers in flight finish, usage is written.
+   */
   close(): Promise<void>;
+  /** Cuts a readiness delay under way short (a second signal); false if there is none to cut. */
+  hurry(): boolean;
 }
 
 /** The profile field that sets each listener's port, and its address. */
@@ -282,6 +286,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     app.server.headersTimeout = Math.min(app.server.headersTimeout, requestTimeout);
     // Read by Node when the server starts listening.
     (app.server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.max(50, Math.min(REQUEST_CHECK_INTERVAL_MS, requestTimeout / 4));
+    // Read by Node for each answer (`Keep-Alive: timeout=N`) and each idle connection.
+    app.server.keepAliveTimeout = at.keepAliveTimeout;
     servers.push({ app, connections: openConnections(app.server) });
     let address: AddressInfo;
     try {
@@ -323,6 +329,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     if (!upstream) void warnIfUpstreamDown(config.upstream.url, log);
 
     let closing: Promise<void> | undefined;
+    /** Ends the readiness delay early, while it lasts. */
+    let endDelay: (() => void) | undefined;
     const reloadFrom = async (next: LoadedConfig | undefined) => {
       try {
         if (closing) throw new Error('keygate is stopping');
@@ -343,13 +351,34 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       reload: reloadFrom,
       close() {
         closing ??= (async () => {
-          // Stop accepting, let in-flight requests finish, then write usage out.
-          await Promise.allSettled(servers.map((s) => drain(s, options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS)));
+          // Out of the load balancer first (readiness 503, still serving), then stop
+          // accepting, let in-flight requests finish, and write usage out.
+          rt.stopping = true;
+          const { readinessDelay, drainTimeout } = rt.config.shutdown;
+          if (readinessDelay > 0) {
+            log.info({ readinessDelayMs: readinessDelay }, `keygate stopping: /health/ready answers 503; serving ${readinessDelay / 1000} s more before closing the listeners (a second signal cuts it short)`);
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, readinessDelay);
+              endDelay = () => {
+                clearTimeout(timer);
+                log.info('readiness delay cut short: closing the listeners now');
+                resolve();
+              };
+            });
+            endDelay = undefined;
+          }
+          await Promise.allSettled(servers.map((s) => drain(s, options.drainTimeoutMs ?? drainTimeout)));
           await rt.close();
           upstream?.kill('SIGTERM');
           log.info('keygate stopped');
         })();
         return closing;
+      },
+      hurry() {
+        if (!endDelay) return false;
+        endDelay();
+        endDelay = undefined;
+        return true;
       },
     };
   } catch (error) {

@@ -474,6 +474,56 @@ describe('keygate serve as a process', () => {
     }
   });
 
+  it('with a readiness delay, answers 503 on /health/ready after SIGTERM while serving, and a second SIGTERM cuts the delay short', async () => {
+    const upstream = await startTestUpstream();
+    const file = path.join(dir, 'keygate-delay.yaml');
+    writeFileSync(
+      file,
+      stringify({
+        upstream: { url: upstream.url },
+        listen: { port: 0 },
+        admin: { listen: { port: 0 } },
+        store: `sqlite:${path.join(dir, 'delay.db')}`,
+        dashboard: { enabled: false },
+        // Far longer than the test: only the second signal can end it in time.
+        shutdown: { readinessDelay: '10m' },
+      }),
+    );
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const logged = (text: string) =>
+      new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no "${text}" within 15 s:\n${output}`)), 15_000);
+        const look = () => {
+          const line = output.split('\n').find((l) => l.includes(text));
+          if (line) {
+            clearTimeout(timer);
+            resolve(line);
+          } else setTimeout(look, 20);
+        };
+        look();
+      });
+    try {
+      const serving = JSON.parse(await logged('keygate is serving')) as { gateway: string; admin: string };
+      expect((await fetch(`${serving.admin}/health/ready`)).status).toBe(200);
+      child.kill('SIGTERM');
+      await logged('keygate stopping');
+      expect((await fetch(`${serving.admin}/health/ready`)).status).toBe(503);
+      // Still serving: a request without a key gets its 401 in the envelope, not a refused connection.
+      expect((await fetch(`${serving.gateway}/anything`)).status).toBe(401);
+      child.kill('SIGTERM');
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).toBe(0);
+      expect(output).toContain('SIGTERM again: closing the listeners now');
+      expect(output).toContain('keygate stopped');
+    } finally {
+      child.kill('SIGKILL');
+      await upstream.close();
+    }
+  });
+
   it('starts, answers, and stops cleanly on SIGTERM', async () => {
     const upstream = await startTestUpstream();
     const file = path.join(dir, 'keygate.yaml');

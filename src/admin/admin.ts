@@ -420,14 +420,14 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   });
 
   // /health: the process runs (always 200), and how its backends are; /health/ready: 503
-  // while it refuses requests for want of a backend, for a load balancer that should
-  // take such a process out (every process shares the backends: an outage of one takes
+  // while it refuses requests for want of a backend, or once it is stopping, for a load
+  // balancer that should take such a process out (every process shares the backends: an outage of one takes
   // them all out, which a closed counters backend does to limited routes anyway).
   const health = async () => ({ ...(await checkHealth(rt)), profile: rt.config.name, backends: { store: rt.store.kind, counters: rt.counters.kind } });
   app.get('/health', { schema: { hide: true } }, health);
   app.get('/health/ready', { schema: { hide: true } }, async (_request, reply) => {
     const state = await health();
-    return reply.code(state.status === 'unavailable' ? 503 : 200).send(state);
+    return reply.code(state.status === 'unavailable' || state.status === 'stopping' ? 503 : 200).send(state);
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {

@@ -229,7 +229,10 @@ export function buildCli(): Command {
       const reload = () => void running?.reload().catch(() => undefined);
       if (takeSighup(() => (running ? reload() : (reloadAsked = true)))) reloadAsked = true;
       running = await serve(loaded);
-      stopOnSignal(() => (running as RunningKeygate).close());
+      stopOnSignal(
+        () => (running as RunningKeygate).close(),
+        () => (running as RunningKeygate).hurry(),
+      );
       if (reloadAsked) reload();
     });
 
@@ -241,7 +244,10 @@ export function buildCli(): Command {
     .action(async (opts: { data: string; port: number }) => {
       const next = (n: number) => (opts.port === 0 ? 0 : opts.port + n);
       const running = await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) } });
-      stopOnSignal(() => running.close());
+      stopOnSignal(
+        () => running.close(),
+        () => running.hurry(),
+      );
     });
 
   program
@@ -726,10 +732,18 @@ function parsePort(text: string): number {
   return port;
 }
 
-function stopOnSignal(close: () => Promise<void>): void {
+/**
+ * SIGINT or SIGTERM stops keygate (`close`); a second one cuts a readiness delay short
+ * (`hurry`), or, when there is none, exits at once.
+ */
+function stopOnSignal(close: () => Promise<void>, hurry: () => boolean): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
+      if (hurry()) {
+        process.stderr.write(`${signal} again: closing the listeners now (once more: exiting at once)\n`);
+        return;
+      }
       process.stderr.write(`${signal} again: exiting now\n`);
       process.exit(1);
     }

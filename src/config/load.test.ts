@@ -14,7 +14,8 @@ function problems(text: string): string[] {
 describe('keygate.yaml validation', () => {
   it('needs only the upstream; everything else has a default', () => {
     const config = parseConfigText('upstream:\n  url: http://127.0.0.1:4000\n');
-    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080, maxHeaderSize: 15 * 1024 });
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080, maxHeaderSize: 15 * 1024, keepAliveTimeout: 72_000 });
+    expect(config.shutdown).toEqual({ readinessDelay: 0, drainTimeout: 10_000 });
     expect(config.store).toBe('sqlite:./data/keygate.db');
     expect(config.auth.credentials).toEqual([{ in: 'header', name: 'Authorization', scheme: 'Bearer' }]);
   });
@@ -22,9 +23,9 @@ describe('keygate.yaml validation', () => {
   it('gives each listener its own port when a listen block names only the host', () => {
     const config = parseConfigText('upstream: {url: http://127.0.0.1:4000}\nlisten: {host: 0.0.0.0}\nadmin: {listen: {host: 127.0.0.1}}\ndashboard: {listen: {requestTimeout: 10s}}\n');
     expect([config.listen, config.admin.listen, config.dashboard.listen]).toEqual([
-      { host: '0.0.0.0', port: 8080, maxHeaderSize: 15 * 1024 },
-      { host: '127.0.0.1', port: 8081, maxHeaderSize: 16 * 1024 },
-      { host: '127.0.0.1', port: 8082, maxHeaderSize: 16 * 1024, requestTimeout: 10_000 },
+      { host: '0.0.0.0', port: 8080, maxHeaderSize: 15 * 1024, keepAliveTimeout: 72_000 },
+      { host: '127.0.0.1', port: 8081, maxHeaderSize: 16 * 1024, keepAliveTimeout: 72_000 },
+      { host: '127.0.0.1', port: 8082, maxHeaderSize: 16 * 1024, requestTimeout: 10_000, keepAliveTimeout: 72_000 },
     ]);
   });
 
@@ -69,6 +70,18 @@ describe('keygate.yaml validation', () => {
       'errors.contentType: expected a media type such as application/json or application/json; charset=utf-8, got "application/json\\r\\nX-Injected: 1"',
     ]);
     expect(parseConfigText('upstream: {url: "http://a"}\nerrors: {contentType: "application/vnd.api+json; charset=utf-8"}\n').errors.contentType).toBe('application/vnd.api+json; charset=utf-8');
+  });
+
+  it('takes the shutdown timings and keep-alive timeouts, and names those no timer can wait for', () => {
+    const config = parseConfigText('upstream: {url: http://127.0.0.1:4000}\nshutdown: {readinessDelay: 20s, drainTimeout: 1m}\nadmin: {listen: {keepAliveTimeout: 5s}}\n');
+    expect(config.shutdown).toEqual({ readinessDelay: 20_000, drainTimeout: 60_000 });
+    expect(config.admin.listen.keepAliveTimeout).toBe(5_000);
+    expect(problems('upstream: {url: http://127.0.0.1:4000}\nshutdown: {readinessDelay: 30d, drainTimeout: 0s}\nlisten: {keepAliveTimeout: 0}\ndashboard: {listen: {keepAliveTimeout: 2h}}\n')).toEqual([
+      'listen.keepAliveTimeout: a duration longer than zero',
+      'dashboard.listen.keepAliveTimeout: a duration of at most 1h',
+      'shutdown.readinessDelay: a duration of at most 10m',
+      'shutdown.drainTimeout: a duration longer than zero',
+    ]);
   });
 
   it('names a bad duration with its full path', () => {

@@ -32,6 +32,9 @@ const duration = z
   .refine((ms) => ms <= MAX_DURATION_MS, `a duration of at most ${MAX_DURATION_DAYS}d (100 years)`);
 
 const positiveDuration = duration.refine((ms) => ms > 0, 'a duration longer than zero');
+/** A duration a timer waits for: Node's timers hold at most 2^31 - 1 ms (a longer one fires at once). */
+const timerDuration = (max: string, maxMs: number) => duration.refine((ms) => ms <= maxMs, `a duration of at most ${max}`);
+const HOUR_MS = 3_600_000;
 
 /**
  * The gateway's default limit on a request's head: 1 KB under Node's 16 KB, so that what
@@ -61,6 +64,10 @@ const listen = (port: number, maxHeaderSize: number) =>
       requestTimeout: positiveDuration
         .optional()
         .describe('How long a client may take to send a whole request (headers and body) before it is answered 408. Default: 5m for the gateway, 30s for the admin API and the dashboard.'),
+      keepAliveTimeout: timerDuration('1h', HOUR_MS)
+        .refine((ms) => ms > 0, 'a duration longer than zero')
+        .prefault('72s')
+        .describe('How long an idle client connection is kept open for its next request (sent as `Keep-Alive: timeout=...`). Keep a load balancer\'s idle timeout towards keygate below it.'),
     })
     .strict()
     .prefault({});
@@ -470,6 +477,20 @@ export const configSchema = z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
         requests: z.boolean().default(true).describe('One log line per gateway request.'),
+      })
+      .strict()
+      .prefault({}),
+    shutdown: z
+      .object({
+        readinessDelay: timerDuration('10m', 10 * 60_000)
+          .prefault('0s')
+          .describe(
+            'On SIGTERM or SIGINT, how long keygate goes on serving with /health/ready answering 503 before it closes its listeners, so that a load balancer takes it out first (a second signal cuts it short).',
+          ),
+        drainTimeout: timerDuration('1h', HOUR_MS)
+          .refine((ms) => ms > 0, 'a duration longer than zero')
+          .prefault('10s')
+          .describe('Once the listeners are closed, how long answers in flight may take to finish before their connections are cut.'),
       })
       .strict()
       .prefault({}),

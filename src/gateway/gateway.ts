@@ -155,13 +155,14 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   /**
    * Answers with the dialect's rendering of a denial: a refusal, or (`upstream_error`) an
    * admitted request whose upstream failed, which the account's usage counts as a request
-   * answered 5xx, not as a refusal.
+   * answered 5xx, not as a refusal. The log line and metrics name `logReason` (by
+   * default the denial's): a 503 says there whether keygate was stopping or failed.
    */
-  function send(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity?: Identity, outcome: 'denied' | 'upstream_error' = 'denied'): FastifyReply {
+  function send(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity?: Identity, outcome: 'denied' | 'upstream_error' = 'denied', logReason: string = denial.reason): FastifyReply {
     // Errors met before routing arrive here before the handler has started a record.
     const record = (request.keygate ??= new RequestRecord());
     record.outcome = outcome;
-    record.reason = denial.reason;
+    record.reason = logReason;
     const rendered = rt.dialect.render(denial);
     if (identity) {
       record.keyId = identity.key.id;
@@ -193,7 +194,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     if (closing) {
       reply.header('connection', 'close');
       // Another process (or this one, restarted) can take it again at once.
-      send(request, reply, deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
+      send(request, reply, deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }), undefined, 'denied', 'stopping');
       return;
     }
     // HTTP/1.0 and 1.1 only: Node's parser also takes a bare `GET /path` line (0.9, no
@@ -276,7 +277,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     // Headers set for the answer that failed (one Node refused to send, say) go with it.
     for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
     try {
-      send(request, reply, deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S }));
+      send(request, reply, deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S }), undefined, 'denied', 'internal_error');
     } catch (again) {
       // Not even the 503 could be sent: the connection is cut rather than left waiting.
       log.error({ err: again, reqId: request.id }, 'gateway error while answering');

@@ -1,8 +1,8 @@
 /**
  * Whether this process can serve: its store answers, and its counters backend is
  * reachable. The admin API reports it at /health (always 200 while the process runs)
- * and /health/ready (503 while requests are refused for want of a backend, for a load
- * balancer), and as `keygate_backend_up` in /metrics.
+ * and /health/ready (503 while requests are refused for want of a backend, or once
+ * keygate is stopping: for a load balancer), and as `keygate_backend_up` in /metrics.
  */
 import type { Runtime } from '../runtime.js';
 
@@ -16,16 +16,18 @@ export type BackendState = 'ok' | 'unreachable';
 export interface Health {
   /**
    * ok; degraded: serving, but on per-process limits (Redis unreachable with
-   * `counterFailure: open`); unavailable: requests are refused with 503.
+   * `counterFailure: open`); unavailable: requests are refused with 503; stopping: it
+   * serves until its readiness delay is over, then closes (a load balancer should take it out).
    */
-  status: 'ok' | 'degraded' | 'unavailable';
+  status: 'ok' | 'degraded' | 'unavailable' | 'stopping';
   store: BackendState;
   counters: BackendState;
 }
 
-export async function checkHealth(rt: Pick<Runtime, 'store' | 'counters' | 'config'>): Promise<Health> {
+export async function checkHealth(rt: Pick<Runtime, 'store' | 'counters' | 'config'> & { stopping?: boolean }): Promise<Health> {
   const [store, counters] = await Promise.all([storeState(rt), rt.counters.isReachable() ? ('ok' as const) : ('unreachable' as const)]);
-  const status = store === 'unreachable' ? 'unavailable' : counters === 'ok' ? 'ok' : rt.config.counterFailure === 'open' ? 'degraded' : 'unavailable';
+  const status =
+    rt.stopping === true ? 'stopping' : store === 'unreachable' ? 'unavailable' : counters === 'ok' ? 'ok' : rt.config.counterFailure === 'open' ? 'degraded' : 'unavailable';
   return { status, store, counters };
 }
 

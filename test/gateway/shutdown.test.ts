@@ -99,6 +99,9 @@ describe('stopping', () => {
     expect(lateAnswer).toMatch(/\r\nconnection: close\r\n/i);
     expect(lateAnswer).toMatch(/\r\ncontent-type: application\/problem\+json/i);
     expect(JSON.parse(lateAnswer.slice(lateAnswer.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 503 });
+    // Its log line says why: keygate was stopping (not a backend outage, which answers the same 503).
+    const refused = kg.logs.lines.map((line) => JSON.parse(line) as { msg: string; status?: number; reason?: string }).find((line) => line.msg === 'request' && line.status === 503);
+    expect(refused?.reason).toBe('stopping');
 
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise((resolve) => (timer = setTimeout(() => resolve('still draining after 10 s'), 10_000)));

@@ -1,0 +1,124 @@
+/**
+ * Stopping behind a load balancer: /health/ready turns 503 as the stop begins while the
+ * gateway goes on serving for `shutdown.readinessDelay`; a second signal cuts the delay
+ * short. And each listener's `keepAliveTimeout`: what it announces, and when it closes.
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeygate, type TestKeygate } from '../support/keygate.js';
+import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
+import { tempDir } from '../support/temp.js';
+import { createAccount } from '../../src/operations/accounts.js';
+import { createKey } from '../../src/operations/keys.js';
+
+async function keyFor(kg: TestKeygate): Promise<string> {
+  const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+  return `Bearer ${(await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'live', scopes: [] }, 'test')).secret}`;
+}
+
+/** One request on a fresh connection: its answer's head as text, and when the server closed the connection after it (ms), if it did within `waitMs`. */
+function rawRequest(gatewayUrl: string, authorization: string, waitMs: number): Promise<{ head: string; closedAfterMs: number | undefined }> {
+  const { hostname, port } = new URL(gatewayUrl);
+  return new Promise((resolve, reject) => {
+    let text = '';
+    let answeredAt = 0;
+    const socket = connect(Number(port), hostname, () => socket.write(`GET /anything HTTP/1.1\r\nHost: api.example\r\nAuthorization: ${authorization}\r\n\r\n`));
+    const giveUp = setTimeout(() => {
+      socket.destroy();
+      resolve({ head: text.split('\r\n\r\n')[0] ?? '', closedAfterMs: undefined });
+    }, waitMs);
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (answeredAt === 0 && text.includes('\r\n\r\n')) answeredAt = Date.now();
+    });
+    socket.on('close', () => {
+      clearTimeout(giveUp);
+      resolve({ head: text.split('\r\n\r\n')[0] ?? '', closedAfterMs: Date.now() - answeredAt });
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('stopping behind a load balancer', () => {
+  let upstream: TestUpstream;
+  const started: TestKeygate[] = [];
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+  });
+
+  afterAll(async () => {
+    for (const kg of started) kg.hurry();
+    await Promise.all(started.map((kg) => kg.close()));
+    await upstream?.close();
+  });
+
+  const start = async (extra: Record<string, unknown>) => {
+    const kg = await startKeygate({ upstream: { url: upstream.url }, ...extra }, { dir: tempDir('stopping-lb') });
+    started.push(kg);
+    return kg;
+  };
+
+  it('answers /health/ready 503 at once and goes on serving through the readiness delay, then closes its listeners', async () => {
+    const kg = await start({ shutdown: { readinessDelay: '1500ms' } });
+    const authorization = await keyFor(kg);
+    expect((await kg.admin('/health/ready')).status).toBe(200);
+
+    let stopped = false;
+    const closing = kg.close().then(() => (stopped = true));
+    const ready = await kg.admin('/health/ready');
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { status: string }).status).toBe('stopping');
+    // /health itself still answers 200 (the process runs), saying it is stopping.
+    const health = await kg.admin('/health');
+    expect(health.status).toBe(200);
+    expect(((await health.json()) as { status: string }).status).toBe('stopping');
+    // The gateway still forwards, on a new connection too.
+    const during = await kg.call('/anything', { headers: { authorization, connection: 'close' } });
+    expect(during.status).toBe(200);
+    expect(((await during.json()) as { url: string }).url).toBe('/anything');
+    expect(stopped).toBe(false);
+    expect(kg.logs.text).toContain('keygate stopping: /health/ready answers 503');
+
+    await closing;
+    // Then the listeners are closed: nothing answers any more.
+    await expect(kg.call('/anything', { headers: { authorization } })).rejects.toThrow();
+    expect(kg.logs.text).toContain('keygate stopped');
+  });
+
+  it('cuts the readiness delay short when asked again (a second signal), and only once', async () => {
+    // Ten minutes: a stop that waited for it would fail the test by its timeout.
+    const kg = await start({ shutdown: { readinessDelay: '10m' } });
+    const closing = kg.close();
+    expect((await kg.admin('/health/ready')).status).toBe(503);
+    expect(kg.hurry()).toBe(true);
+    await closing;
+    expect(kg.hurry()).toBe(false);
+    expect(kg.logs.text).toContain('readiness delay cut short');
+  });
+
+  it('closes at once without a readiness delay (the default), and a hurry then has nothing to cut', async () => {
+    const kg = await start({});
+    const closing = kg.close();
+    expect(kg.hurry()).toBe(false);
+    await closing;
+    expect(kg.logs.text).not.toContain('keygate stopping');
+  });
+
+  it('announces each listener\'s keep-alive timeout and closes an idle connection after it', async () => {
+    const standard = await start({});
+    const brief = await start({ listen: { keepAliveTimeout: '1s' } });
+    const authorization = await keyFor(brief);
+
+    const defaultAnswer = await rawRequest(standard.gatewayUrl, 'Bearer nothing', 1_500);
+    expect(defaultAnswer.head).toMatch(/^HTTP\/1\.1 401 /);
+    expect(defaultAnswer.head).toMatch(/\r\nKeep-Alive: timeout=72(\r\n|$)/i);
+    expect(defaultAnswer.closedAfterMs).toBeUndefined();
+
+    const briefAnswer = await rawRequest(brief.gatewayUrl, authorization, 30_000);
+    expect(briefAnswer.head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(briefAnswer.head).toMatch(/\r\nKeep-Alive: timeout=1(\r\n|$)/i);
+    // Closed by keygate once idle for its second (not by the 30 s this test would wait).
+    expect(briefAnswer.closedAfterMs).toBeDefined();
+  });
+});
