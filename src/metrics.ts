@@ -8,6 +8,7 @@
  * observation at a time, is written in the exposition format here.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StoreLookups } from './pipeline/pipeline.js';
 
 /** What became of a request: forwarded and answered, answered by a built-in, refused, or admitted but the upstream failed (502/504). */
 export type Outcome = 'forwarded' | 'builtin' | 'denied' | 'upstream_error';
@@ -39,7 +40,14 @@ class OutcomeStats {
   count = 0;
 }
 
-export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
+export interface MetricsOptions {
+  /** Node's own process metrics (default true). */
+  defaults?: boolean;
+  /** Keys looked up in the store so far, read at each scrape. */
+  storeLookups?: Readonly<StoreLookups>;
+}
+
+export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (options.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'keygate_' });
   const stats: Record<Outcome, OutcomeStats> = { forwarded: new OutcomeStats(), builtin: new OutcomeStats(), denied: new OutcomeStats(), upstream_error: new OutcomeStats() };
@@ -72,6 +80,20 @@ export function createMetrics(options: { defaults?: boolean } = {}): Metrics {
       for (const [meter, units] of unitsByMeter) this.inc({ meter }, units);
     },
   });
+
+  const { storeLookups } = options;
+  if (storeLookups) {
+    new Counter({
+      name: 'keygate_key_store_lookups_total',
+      help: 'Presented keys the key cache did not hold, looked up in the store, by result: found, unknown (no such key), failed (the store did not answer in time). Against keygate_requests_total: how often requests wait on the store.',
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const result of ['found', 'unknown', 'failed'] as const) this.inc({ result }, storeLookups[result]);
+      },
+    });
+  }
 
   const backendUp = new Gauge({
     name: 'keygate_backend_up',

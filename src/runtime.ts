@@ -13,7 +13,7 @@ import { KeyCache } from './keys/key-cache.js';
 import { createDialect, type Dialect } from './dialect/dialect.js';
 import { createRouteTable, type RouteTable } from './routes/route-table.js';
 import { createRateLimitPlanner } from './limits/rate-limits.js';
-import { createPipeline, type Pipeline } from './pipeline/pipeline.js';
+import { createPipeline, type Pipeline, type StoreLookups } from './pipeline/pipeline.js';
 import { openStore, reachStore, sqliteFile } from './store/open.js';
 import type { MeterUsageRow, Store } from './store/store.js';
 import type { CacheEvent, Counters } from './counters/counters.js';
@@ -60,6 +60,8 @@ export interface Runtime {
   readonly listening: { gateway?: string; admin?: string; dashboard?: string };
   /** Set by serve once keygate begins to stop: /health/ready answers 503 from then on. */
   stopping: boolean;
+  /** Keys the pipeline looked up in the store (not held by the key cache), by answer. */
+  readonly storeLookups: Readonly<StoreLookups>;
   /** Drop cached keys here and in every other process. */
   invalidate(event: CacheEvent): Promise<void>;
   /** Write balances, usage and "last used" to the store now. */
@@ -228,6 +230,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     lock?.release();
     throw error;
   }
+  /** Kept across reloads (each pipeline counts into it), for /metrics. */
+  const storeLookups: StoreLookups = { found: 0, unknown: 0, failed: 0 };
   /** What a request is judged and answered by, built from a profile (again on reload). */
   const judging = (profile: Config) => {
     const routes = createRouteTable(profile.routes, profile.builtins);
@@ -246,6 +250,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
         limits: createRateLimitPlanner(),
         clock,
         ...(recordKeyHashing ? { onKeyFound: recordKeyHashing } : {}),
+        storeLookups,
       }),
     };
   };
@@ -271,11 +276,21 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     return flushing;
   };
   let lastFlushError = 0;
+  /** When writes began to fail (undefined while they succeed): the recovery is logged once. */
+  let failingSince: number | undefined;
   const timer = setInterval(() => {
-    flush().catch((error: unknown) => {
-      if (clock() - lastFlushError > 10_000) log.error({ err: error }, 'could not write usage to the store; will retry');
-      lastFlushError = clock();
-    });
+    flush().then(
+      () => {
+        if (failingSince === undefined) return;
+        log.info({ failedForMs: clock() - failingSince }, 'usage written to the store again: nothing counted while it failed was lost');
+        failingSince = undefined;
+      },
+      (error: unknown) => {
+        failingSince ??= clock();
+        if (clock() - lastFlushError > 10_000) log.error({ err: error }, 'could not write usage to the store; will retry');
+        lastFlushError = clock();
+      },
+    );
   }, options.flushIntervalMs ?? 1_000);
   timer.unref();
 
@@ -312,6 +327,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     env,
     listening: {},
     stopping: false,
+    storeLookups,
     async invalidate(event) {
       dropFromCache(keyCache, event);
       await counters?.broadcast(event).catch((error: unknown) =>

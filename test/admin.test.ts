@@ -485,6 +485,25 @@ describe('admin API', () => {
     }
   });
 
+  it('counts keys looked up in the store, by result: once per key, as the cache then holds it', async () => {
+    const lookups = async () => {
+      const text = await (await kg.admin('/metrics')).text();
+      const count = (result: string) => Number(new RegExp(`keygate_key_store_lookups_total\\{result="${result}"\\} (\\d+)`).exec(text)?.[1]);
+      return { found: count('found'), unknown: count('unknown'), failed: count('failed') };
+    };
+    const before = await lookups();
+    // The metric is there from the start, each result a count.
+    expect(Object.values(before).every((n) => Number.isInteger(n))).toBe(true);
+    const created = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'counted' }) }));
+    // A well-formed key no one was given (its checksum holds, so the store is asked).
+    const nobodys = kg.runtime.keyFormat.generate('live');
+    for (let i = 0; i < 3; i++) {
+      await kg.call('/brands', bearer(created.body.secret as string));
+      await kg.call('/brands', bearer(nobodys));
+    }
+    expect(await lookups()).toEqual({ found: before.found + 1, unknown: before.unknown + 1, failed: before.failed });
+  });
+
   it('takes no body, {} or null where an operation reads none, from clients that label every request JSON; refuses fields it would not read', async () => {
     const asJson = (method: string, body?: string) => ({ method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body }) });
     const key = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'labelled' }) }));

@@ -32,6 +32,15 @@ export interface PipelineDeps {
   clock: () => number;
   /** Told each time a presented key was found in the store (proof that its hashing matches). */
   onKeyFound?: () => void;
+  /** Counts of keys looked up in the store (the cache did not hold them), by what the store said. */
+  storeLookups?: StoreLookups;
+}
+
+/** Keys looked up in the store: found, not there (unknown), or no answer in time (the store unreachable or slow). */
+export interface StoreLookups {
+  found: number;
+  unknown: number;
+  failed: number;
 }
 
 export interface GatewayRequest extends RequestView {
@@ -124,15 +133,22 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const hash = hexOfDigest(digest);
     const generation = keyCache.generation;
     let found: StoredKey;
+    const counts = deps.storeLookups;
     try {
       found = await withDeadline(lookUp(hash), KEY_LOOKUP_DEADLINE_MS, { what: 'the store', onLate: (late) => remember(digest, hash, late, clock(), generation) });
     } catch (error) {
+      if (counts) counts.failed += 1;
       // The store is unreachable: a key seen before keeps working; a new one cannot.
       const stale = keyCache.stale(digest);
       if (stale) return stale;
       throw error;
     }
-    return remember(digest, hash, found, now, generation);
+    const entry = remember(digest, hash, found, now, generation);
+    if (counts) {
+      if (entry) counts.found += 1;
+      else counts.unknown += 1;
+    }
+    return entry;
   }
 
   async function lookUp(hash: string): Promise<StoredKey> {

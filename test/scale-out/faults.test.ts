@@ -272,12 +272,15 @@ describe.skipIf(!enabled)('faults', () => {
     const fresh = await key(behindProxy, 'open');
     expect((await behindProxy.call('/v1/projects', inUse.secret)).status).toBe(200);
 
+    const logsBefore = behindProxy.output.length;
     await proxy.cut();
     // Past the 1 s cache TTL: the cached entry has expired and the store cannot be asked.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(await statusAndBody(behindProxy, '/v1/projects', inUse.secret)).toMatchObject({ status: 200, body: { data: expect.any(Array) } });
     expect(await statusAndBody(behindProxy, '/v1/projects', fresh.secret)).toEqual({ status: 503, body: UNAVAILABLE });
     expect(behindProxy.alive()).toBe(true);
+    // The metrics show requests waiting on a store that does not answer.
+    expect(await (await behindProxy.admin('/metrics')).text()).toMatch(/keygate_key_store_lookups_total\{result="failed"\} [1-9]/);
     const down = await behindProxy.admin('/health');
     expect({ status: down.status, body: await down.json() }).toMatchObject({ status: 200, body: { status: 'unavailable', store: 'unreachable' } });
     expect((await behindProxy.admin('/health/ready')).status).toBe(503);
@@ -322,6 +325,9 @@ describe.skipIf(!enabled)('faults', () => {
     await proxy.restore();
     expect(await eventually(async () => (await behindProxy.call('/v1/projects', fresh.secret)).status === 200, 10_000, 100)).toBe(true);
     expect(behindProxy.alive()).toBe(true);
+    // The usage of the requests served meanwhile failed to be written, then was: both are said.
+    expect(await behindProxy.waitForLog(/could not write usage to the store; will retry/, logsBefore, 10_000)).toBe(true);
+    expect(await behindProxy.waitForLog(/usage written to the store again/, logsBefore, 10_000)).toBe(true);
   });
 
   it('answers a new key within its lookup deadline while PostgreSQL hangs (a 503, not the 10 s query timeout), and takes it once PostgreSQL answers', async () => {
