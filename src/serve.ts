@@ -51,6 +51,7 @@ const LINGER_MS = 2_000;
 /** One Fastify app and its open connections (those accepted on every address it listens on). */
 interface Listener {
   app: FastifyInstance;
+  kind: 'gateway' | 'admin' | 'dashboard';
   connections: Set<Socket>;
 }
 
@@ -80,10 +81,12 @@ interface Listener {
  * and the client's own FIN is not awaited (Node's HTTP sockets allow half-open connections, so `end()`
  * alone left a client that never closes its side holding the stop). A request sent on a
  * keep-alive connection just as it is closed finds it closed, as with any server's idle
- * timeout; HTTP clients send such a request again on a new connection.
+ * timeout; most HTTP clients (browsers, undici's fetch, curl) send such a request again
+ * on a new connection, Node's own `http.Agent` does not.
  */
-async function drain({ app, connections }: Listener, ms: number): Promise<void> {
+async function drain({ app, connections, kind }: Listener, ms: number, log: Log): Promise<void> {
   const timer = setTimeout(() => {
+    if (connections.size > 0) log.warn({ listener: kind, cut: connections.size, drainTimeoutMs: ms }, `drain timeout reached: cut ${connections.size} ${kind} connection(s) whose answers were not done (logged as 499)`);
     for (const socket of connections) socket.destroy();
   }, ms);
   const watched = new WeakSet<ServerResponse | IncomingMessage>();
@@ -246,9 +249,10 @@ export interface RunningKeygate {
   reload(next?: LoadedConfig): Promise<string[]>;
   /**
    * Stops: /health/ready answers 503 at once; after `shutdown.readinessDelay` (serving as
-   * before meanwhile) the listeners close, answers in flight finish, usage is written.
+   * before meanwhile, but closing each gateway connection after its next forwarded answer) the listeners
+   * close, answers in flight finish, usage is written. `why` (a signal's name, say) is logged.
    */
-  close(): Promise<void>;
+  close(why?: string): Promise<void>;
   /** Cuts a readiness delay under way short (a second signal); false if there is none to cut. */
   hurry(): boolean;
 }
@@ -288,7 +292,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     (app.server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.max(50, Math.min(REQUEST_CHECK_INTERVAL_MS, requestTimeout / 4));
     // Read by Node for each answer (`Keep-Alive: timeout=N`) and each idle connection.
     app.server.keepAliveTimeout = at.keepAliveTimeout;
-    servers.push({ app, connections: openConnections(app.server) });
+    servers.push({ app, kind, connections: openConnections(app.server) });
     let address: AddressInfo;
     try {
       address = await listenOnEach(app, at.host, port, log);
@@ -339,7 +343,10 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
         else log.info({ file: loaded.file, changed }, `profile reloaded: ${changed.join(', ')} changed`);
         return changed;
       } catch (error) {
-        log.error(`profile not reloaded, the one in use stays: ${error instanceof Error ? error.message : String(error)}`);
+        const message = `profile not reloaded, the one in use stays: ${error instanceof Error ? error.message : String(error)}`;
+        // Refused on purpose while stopping; otherwise the profile is wrong.
+        if (closing) log.warn(message);
+        else log.error(message);
         throw error;
       }
     };
@@ -349,25 +356,34 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       adminUrl,
       dashboardUrl,
       reload: reloadFrom,
-      close() {
+      close(why) {
         closing ??= (async () => {
           // Out of the load balancer first (readiness 503, still serving), then stop
           // accepting, let in-flight requests finish, and write usage out.
           rt.stopping = true;
           const { readinessDelay, drainTimeout } = rt.config.shutdown;
+          const ms = options.drainTimeoutMs ?? drainTimeout;
+          const signal = why === undefined ? '' : ` (${why})`;
           if (readinessDelay > 0) {
-            log.info({ readinessDelayMs: readinessDelay }, `keygate stopping: /health/ready answers 503; serving ${readinessDelay / 1000} s more before closing the listeners (a second signal cuts it short)`);
-            await new Promise<void>((resolve) => {
-              const timer = setTimeout(resolve, readinessDelay);
+            log.info({ readinessDelayMs: readinessDelay }, `keygate stopping${signal}: /health/ready answers 503; serving ${readinessDelay / 1000} s more before closing the listeners (a second signal cuts it short)`);
+            const cutShort = await new Promise<boolean>((resolve) => {
+              const timer = setTimeout(() => resolve(false), readinessDelay);
               endDelay = () => {
                 clearTimeout(timer);
-                log.info('readiness delay cut short: closing the listeners now');
-                resolve();
+                resolve(true);
               };
             });
             endDelay = undefined;
+            const open = servers.reduce((n, s) => n + s.connections.size, 0);
+            log.info({ openConnections: open }, `${cutShort ? 'readiness delay cut short' : 'readiness delay over'}: closing the listeners (${open} connection(s) open)`);
+          } else {
+            log.info(`keygate stopping${signal}: closing the listeners`);
           }
-          await Promise.allSettled(servers.map((s) => drain(s, options.drainTimeoutMs ?? drainTimeout)));
+          // The gateway (and the dashboard) first: the admin API's /health/ready and
+          // /metrics answer while their answers in flight finish.
+          const last = servers.filter((s) => s.kind === 'admin');
+          await Promise.allSettled(servers.filter((s) => s.kind !== 'admin').map((s) => drain(s, ms, log)));
+          await Promise.allSettled(last.map((s) => drain(s, ms, log)));
           await rt.close();
           upstream?.kill('SIGTERM');
           log.info('keygate stopped');
@@ -392,7 +408,14 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
 /** Starts the profile's own upstream (examples, demos) and waits until it accepts connections. */
 async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
   const [command, ...args] = loaded.config.upstream.spawn as [string, ...string[]];
-  const child = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, stdio: ['ignore', 'inherit', 'inherit'] });
+  // In a process group of its own: a terminal's Ctrl-C (sent to the whole group) reaches
+  // keygate alone, which stops it once its own requests are answered (after the readiness
+  // delay and the drain), not while keygate still forwards to it.
+  const child = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+  // However keygate ends (at once, on a third signal; a failed start), its upstream goes with it.
+  const stopChild = () => child.kill('SIGTERM');
+  process.once('exit', stopChild);
+  child.once('exit', () => process.off('exit', stopChild));
   const url = new URL(loaded.config.upstream.url);
   const { host, port } = upstreamAddress(url);
   const deadline = Date.now() + 15_000;

@@ -524,6 +524,59 @@ describe('keygate serve as a process', () => {
     }
   });
 
+  it('takes a SIGTERM that arrives while keygate starts: it stops once serving, exits 0, and its spawned upstream goes too', async () => {
+    // A port nothing listens on yet, for an upstream that takes a while to start.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const pidFile = path.join(dir, 'slow-upstream.pid');
+    writeFileSync(
+      path.join(dir, 'slow-upstream.mjs'),
+      `import { createServer } from 'node:http';\nimport { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(pidFile)}, String(process.pid));\nsetTimeout(() => createServer((q, r) => r.end('{}')).listen(${port}, '127.0.0.1'), 1500);\n`,
+    );
+    const file = path.join(dir, 'keygate-slow-start.yaml');
+    writeFileSync(
+      file,
+      stringify({
+        upstream: { url: `http://127.0.0.1:${port}`, spawn: ['node', 'slow-upstream.mjs'] },
+        listen: { port: 0 },
+        admin: { listen: { port: 0 } },
+        store: `sqlite:${path.join(dir, 'slow-start.db')}`,
+        dashboard: { enabled: false },
+      }),
+    );
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    let upstreamPid = 0;
+    try {
+      // The upstream was spawned, and is not listening yet: keygate is still starting.
+      for (let i = 0; i < 300 && !existsSync(pidFile); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      upstreamPid = Number(readFileSync(pidFile, 'utf8'));
+      expect(output).not.toContain('keygate is serving');
+      child.kill('SIGTERM');
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).toBe(0);
+      expect(output).toContain('SIGTERM while starting: keygate stops as soon as it serves');
+      expect(output).toContain('keygate stopped');
+      for (let i = 0; i < 100 && alive(upstreamPid); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(alive(upstreamPid)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+      if (upstreamPid > 0 && alive(upstreamPid)) process.kill(upstreamPid, 'SIGKILL');
+    }
+  });
+
   it('starts, answers, and stops cleanly on SIGTERM', async () => {
     const upstream = await startTestUpstream();
     const file = path.join(dir, 'keygate.yaml');

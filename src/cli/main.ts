@@ -228,11 +228,11 @@ export function buildCli(): Command {
       let reloadAsked = false;
       const reload = () => void running?.reload().catch(() => undefined);
       if (takeSighup(() => (running ? reload() : (reloadAsked = true)))) reloadAsked = true;
+      // Taken before keygate starts: a stop asked meanwhile is carried out once it serves
+      // (Node's default would end the process at once, leaving a spawned upstream behind).
+      const serving = stopOnSignal();
       running = await serve(loaded);
-      stopOnSignal(
-        () => (running as RunningKeygate).close(),
-        () => (running as RunningKeygate).hurry(),
-      );
+      serving(running);
       if (reloadAsked) reload();
     });
 
@@ -243,11 +243,8 @@ export function buildCli(): Command {
     .option('--port <port>', 'the gateway port; the admin API and the dashboard take the next two (0: any free ports); the demo API behind them takes any free port of 127.0.0.1', parsePort, 8080)
     .action(async (opts: { data: string; port: number }) => {
       const next = (n: number) => (opts.port === 0 ? 0 : opts.port + n);
-      const running = await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) } });
-      stopOnSignal(
-        () => running.close(),
-        () => running.hurry(),
-      );
+      const serving = stopOnSignal();
+      serving(await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) } }));
     });
 
   program
@@ -733,22 +730,16 @@ function parsePort(text: string): number {
 }
 
 /**
- * SIGINT or SIGTERM stops keygate (`close`); a second one cuts a readiness delay short
- * (`hurry`), or, when there is none, exits at once.
+ * SIGINT and SIGTERM, from now on: the first stops keygate (`close`), at once if it
+ * serves, else as soon as it does; the second cuts a readiness delay short (`hurry`) or,
+ * with none to cut (or while keygate starts), exits at once, as does a third. Answers
+ * the function to call with keygate once it serves.
  */
-function stopOnSignal(close: () => Promise<void>, hurry: () => boolean): void {
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      if (hurry()) {
-        process.stderr.write(`${signal} again: closing the listeners now (once more: exiting at once)\n`);
-        return;
-      }
-      process.stderr.write(`${signal} again: exiting now\n`);
-      process.exit(1);
-    }
-    stopping = true;
-    close().then(
+function stopOnSignal(): (running: Pick<RunningKeygate, 'close' | 'hurry'>) => void {
+  let running: Pick<RunningKeygate, 'close' | 'hurry'> | undefined;
+  let asked: string | undefined;
+  const stop = (target: Pick<RunningKeygate, 'close' | 'hurry'>, signal: string) => {
+    target.close(signal).then(
       () => process.exit(0),
       (error: unknown) => {
         process.stderr.write(`error while stopping: ${String(error)}\n`);
@@ -756,8 +747,26 @@ function stopOnSignal(close: () => Promise<void>, hurry: () => boolean): void {
       },
     );
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  const onSignal = (signal: string) => {
+    if (asked === undefined) {
+      asked = signal;
+      if (running) stop(running, signal);
+      else process.stderr.write(`${signal} while starting: keygate stops as soon as it serves (${signal} again: exits at once)\n`);
+      return;
+    }
+    if (running?.hurry()) {
+      process.stderr.write(`${signal} again: closing the listeners now (once more: exiting at once)\n`);
+      return;
+    }
+    process.stderr.write(`${signal} again: exiting now\n`);
+    process.exit(1);
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  return (started) => {
+    running = started;
+    if (asked !== undefined) stop(started, asked);
+  };
 }
 
 export async function main(argv: string[]): Promise<void> {

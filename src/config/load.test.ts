@@ -76,12 +76,18 @@ describe('keygate.yaml validation', () => {
     const config = parseConfigText('upstream: {url: http://127.0.0.1:4000}\nshutdown: {readinessDelay: 20s, drainTimeout: 1m}\nadmin: {listen: {keepAliveTimeout: 5s}}\n');
     expect(config.shutdown).toEqual({ readinessDelay: 20_000, drainTimeout: 60_000 });
     expect(config.admin.listen.keepAliveTimeout).toBe(5_000);
-    expect(problems('upstream: {url: http://127.0.0.1:4000}\nshutdown: {readinessDelay: 30d, drainTimeout: 0s}\nlisten: {keepAliveTimeout: 0}\ndashboard: {listen: {keepAliveTimeout: 2h}}\n')).toEqual([
-      'listen.keepAliveTimeout: a duration longer than zero',
-      'dashboard.listen.keepAliveTimeout: a duration of at most 1h',
+    expect(
+      problems('upstream: {url: http://127.0.0.1:4000}\nshutdown: {readinessDelay: 30d, drainTimeout: 0s}\nlisten: {keepAliveTimeout: 0}\nadmin: {listen: {keepAliveTimeout: 999ms}}\ndashboard: {listen: {keepAliveTimeout: 25h}}\n'),
+    ).toEqual([
+      'listen.keepAliveTimeout: a duration of at least 1s',
+      'admin.listen.keepAliveTimeout: a duration of at least 1s',
+      'dashboard.listen.keepAliveTimeout: a duration of at most 24h',
       'shutdown.readinessDelay: a duration of at most 10m',
       'shutdown.drainTimeout: a duration longer than zero',
     ]);
+    expect(problems('upstream: {url: http://127.0.0.1:4000}\nshutdown: {readinessDelay: -1}\n')).toEqual(['shutdown.readinessDelay: a duration, not a negative number']);
+    // An ALB's idle timeout can be set to 4000 s: keygate's can be longer.
+    expect(parseConfigText('upstream: {url: http://127.0.0.1:4000}\nlisten: {keepAliveTimeout: 4100s}\n').listen.keepAliveTimeout).toBe(4_100_000);
   });
 
   it('names a bad duration with its full path', () => {
@@ -378,7 +384,7 @@ describe('upstream and identity headers', () => {
   });
 
   it('says a negative duration once, and suggests no field for a name too short to be a typo of one', () => {
-    expect(problems('upstream: {url: "http://a", timeout: -5}\n')).toEqual(['upstream.timeout: Too small: expected number to be >=0']);
+    expect(problems('upstream: {url: "http://a", timeout: -5}\n')).toEqual(['upstream.timeout: a duration, not a negative number']);
     expect(problems('upstream: {url: "http://a"}\nauth: {credentials: [{in: header, zz: 1}]}\n')).toEqual(['auth.credentials[0]: unknown field "zz"']);
   });
 });

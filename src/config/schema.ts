@@ -23,7 +23,7 @@ const duration = z
     z
       .number()
       .int()
-      .nonnegative()
+      .nonnegative('a duration, not a negative number')
       .refine((ms) => !(ms >= 1 && ms < 1000), { error: (issue) => `a bare number is milliseconds: ${String(issue.input)} would be ${String(issue.input)} ms; write "${String(issue.input)}s" (or "${String(issue.input)}ms" if that is meant)` }),
   ])
   // Past 2^53 ms parseDuration has no answer: too long too.
@@ -64,8 +64,9 @@ const listen = (port: number, maxHeaderSize: number) =>
       requestTimeout: positiveDuration
         .optional()
         .describe('How long a client may take to send a whole request (headers and body) before it is answered 408. Default: 5m for the gateway, 30s for the admin API and the dashboard.'),
-      keepAliveTimeout: timerDuration('1h', HOUR_MS)
-        .refine((ms) => ms > 0, 'a duration longer than zero')
+      keepAliveTimeout: timerDuration('24h', 24 * HOUR_MS)
+        // Announced in whole seconds (`Keep-Alive: timeout=N`): under one would say 0.
+        .refine((ms) => ms >= 1000, 'a duration of at least 1s')
         .prefault('72s')
         .describe('How long an idle client connection is kept open for its next request (sent as `Keep-Alive: timeout=...`). Keep a load balancer\'s idle timeout towards keygate below it.'),
     })

@@ -126,8 +126,8 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
   out('Press Ctrl+C to stop.');
   return {
     ...running,
-    async close() {
-      await running.close();
+    async close(why?: string) {
+      await running.close(why);
       await upstream.close();
     },
   };

@@ -20,7 +20,7 @@ import { REDACTED } from '../log.js';
 import type { Metrics, Outcome } from '../metrics.js';
 import { renderBuiltin } from './builtins.js';
 import { judgeTarget, normalBasePath } from './request-path.js';
-import { AWAITS_CONTINUE, createForwarder, type AwaitingRequest } from './forward.js';
+import { AWAITS_CONTINUE, createForwarder, lastOnItsConnection, noteArrival, type AwaitingRequest } from './forward.js';
 import { statusClass } from '../usage/usage-recorder.js';
 import { withoutKeys } from '../keys/redact.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
@@ -191,6 +191,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
    */
   function handle(request: FastifyRequest, reply: FastifyReply): void {
     request.keygate = new RequestRecord();
+    noteArrival(request.raw);
     if (closing) {
       reply.header('connection', 'close');
       // Another process (or this one, restarted) can take it again at once.
@@ -260,6 +261,10 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       usage.add(identity.account.id, decision.at, 'requests', '2xx');
       renderBuiltin(rt, route.builtin, identity)
         .then((body) => {
+          // While keygate stops (its readiness delay), the answer closes its connection: the
+          // client opens its next one elsewhere. Forwarded answers do the same; refusals,
+          // answered before a request pipelined behind them is read, keep it open.
+          if (rt.stopping && lastOnItsConnection(request.raw)) reply.header('connection', 'close');
           reply.code(route.builtin.status).headers(decision.headers).header('content-type', route.builtin.contentType).send(Buffer.from(body));
           finish(request, route.builtin.status);
         })

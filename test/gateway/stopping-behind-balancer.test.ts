@@ -17,12 +17,13 @@ async function keyFor(kg: TestKeygate): Promise<string> {
 }
 
 /** One request on a fresh connection: its answer's head as text, and when the server closed the connection after it (ms), if it did within `waitMs`. */
-function rawRequest(gatewayUrl: string, authorization: string, waitMs: number): Promise<{ head: string; closedAfterMs: number | undefined }> {
+function rawRequest(gatewayUrl: string, authorization: string | undefined, waitMs: number): Promise<{ head: string; closedAfterMs: number | undefined }> {
   const { hostname, port } = new URL(gatewayUrl);
   return new Promise((resolve, reject) => {
     let text = '';
     let answeredAt = 0;
-    const socket = connect(Number(port), hostname, () => socket.write(`GET /anything HTTP/1.1\r\nHost: api.example\r\nAuthorization: ${authorization}\r\n\r\n`));
+    const credential = authorization === undefined ? '' : `Authorization: ${authorization}\r\n`;
+    const socket = connect(Number(port), hostname, () => socket.write(`GET /anything HTTP/1.1\r\nHost: api.example\r\n${credential}\r\n`));
     const giveUp = setTimeout(() => {
       socket.destroy();
       resolve({ head: text.split('\r\n\r\n')[0] ?? '', closedAfterMs: undefined });
@@ -73,16 +74,34 @@ describe('stopping behind a load balancer', () => {
     const health = await kg.admin('/health');
     expect(health.status).toBe(200);
     expect(((await health.json()) as { status: string }).status).toBe('stopping');
-    // The gateway still forwards, on a new connection too.
-    const during = await kg.call('/anything', { headers: { authorization, connection: 'close' } });
-    expect(during.status).toBe(200);
-    expect(((await during.json()) as { url: string }).url).toBe('/anything');
+    // The gateway still forwards, on a new connection too, and closes each connection
+    // after its answer (its client's next request goes to another process).
+    const during = await rawRequest(kg.gatewayUrl, authorization, 1_000);
+    expect(during.head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(during.head).toMatch(/\r\nconnection: close(\r\n|$)/i);
+    expect(during.closedAfterMs).toBeDefined();
+    // Two requests pipelined in one write: both answered, the connection closed after the second.
+    const pipelined = await new Promise<string>((resolve, reject) => {
+      const { port } = new URL(kg.gatewayUrl);
+      let text = '';
+      const one = (id: number) => `GET /anything?n=${id} HTTP/1.1\r\nHost: api.example\r\nAuthorization: ${authorization}\r\n\r\n`;
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(one(1) + one(2)));
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    const heads = pipelined.split('HTTP/1.1 ').slice(1);
+    expect(heads.map((head) => head.slice(0, 3))).toEqual(['200', '200']);
+    expect(heads[0]).not.toMatch(/\r\nconnection: close\r\n/i);
+    expect(heads[1]).toMatch(/\r\nconnection: close\r\n/i);
+    expect(pipelined).toContain('"url":"/anything?n=2"');
     expect(stopped).toBe(false);
     expect(kg.logs.text).toContain('keygate stopping: /health/ready answers 503');
 
     await closing;
     // Then the listeners are closed: nothing answers any more.
     await expect(kg.call('/anything', { headers: { authorization } })).rejects.toThrow();
+    expect(kg.logs.text).toContain('readiness delay over: closing the listeners');
     expect(kg.logs.text).toContain('keygate stopped');
   });
 
@@ -99,10 +118,28 @@ describe('stopping behind a load balancer', () => {
 
   it('closes at once without a readiness delay (the default), and a hurry then has nothing to cut', async () => {
     const kg = await start({});
-    const closing = kg.close();
+    const closing = kg.close('SIGTERM');
     expect(kg.hurry()).toBe(false);
     await closing;
-    expect(kg.logs.text).not.toContain('keygate stopping');
+    expect(kg.logs.text).toContain('keygate stopping (SIGTERM): closing the listeners');
+    expect(kg.logs.text).not.toContain('readiness delay');
+  });
+
+  it('cuts an answer still in flight at shutdown.drainTimeout, and says so', async () => {
+    const kg = await start({ shutdown: { drainTimeout: '1s' } });
+    const authorization = await keyFor(kg);
+    const held = kg.call('/held?id=past-drain', { headers: { authorization } }).then(
+      (response) => `answered ${response.status}`,
+      () => 'cut',
+    );
+    // The request is upstream (held there) before the stop begins.
+    while (!upstream.received.some((r) => r.url === '/held?id=past-drain')) await new Promise((resolve) => setTimeout(resolve, 10));
+    await kg.close();
+    expect(await held).toBe('cut');
+    expect(kg.logs.text).toContain('drain timeout reached: cut 1 gateway connection(s)');
+    const logged = kg.logs.lines.map((line) => JSON.parse(line) as { msg: string; status?: number; target?: string }).find((line) => line.msg === 'request' && line.target === '/held?id=past-drain');
+    expect(logged?.status).toBe(499);
+    upstream.release('past-drain');
   });
 
   it('announces each listener\'s keep-alive timeout and closes an idle connection after it', async () => {
