@@ -26,7 +26,8 @@ import { withoutKeys } from '../keys/redact.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
 import { clientAddress, trustedProxyCheck } from './trusted-proxies.js';
-import { OUTAGE_RETRY_AFTER_S } from '../operations/health.js';
+import { OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
+import { CountersUnavailableError } from '../counters/counters.js';
 
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
 export class RequestRecord {
@@ -275,19 +276,33 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     forwarder.forward(request, reply, identity, route.route, decision.reservation, decision.headers);
   }
 
-  /** Something broke on our side: logged, and the client gets a 503 in the dialect. */
+  /**
+   * Something broke on the way to an answer (a built-in reading the store, say): logged,
+   * and the client gets a 503 in the dialect. The log line and metrics say which: a
+   * backend away (`service_unavailable`, as the pipeline says it) or keygate's own fault
+   * (`internal_error`).
+   */
   function fail(request: FastifyRequest, reply: FastifyReply, error: unknown): void {
-    log.error({ err: error, reqId: request.id, target: redactedTarget(rt, request.raw.url) }, 'gateway error');
-    if (reply.sent || reply.raw.headersSent) return;
-    // Headers set for the answer that failed (one Node refused to send, say) go with it.
-    for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
-    try {
-      send(request, reply, deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S }), undefined, 'denied', 'internal_error');
-    } catch (again) {
-      // Not even the 503 could be sent: the connection is cut rather than left waiting.
-      log.error({ err: again, reqId: request.id }, 'gateway error while answering');
-      reply.raw.destroy();
-    }
+    void backendAway(error).then((away) => {
+      log.error({ err: error, reqId: request.id, target: redactedTarget(rt, request.raw.url), ...(away ? { backendAway: true } : {}) }, 'gateway error');
+      if (reply.sent || reply.raw.headersSent) return;
+      // Headers set for the answer that failed (one Node refused to send, say) go with it.
+      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+      try {
+        const denial = deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S });
+        send(request, reply, denial, undefined, 'denied', away ? denial.reason : 'internal_error');
+      } catch (again) {
+        // Not even the 503 could be sent: the connection is cut rather than left waiting.
+        log.error({ err: again, reqId: request.id }, 'gateway error while answering');
+        reply.raw.destroy();
+      }
+    });
+  }
+
+  /** Whether an error came of a backend that is away: Redis (so the counters said), or a store that does not answer a ping now. */
+  async function backendAway(error: unknown): Promise<boolean> {
+    if (error instanceof CountersUnavailableError) return true;
+    return (await storeState(rt)) === 'unreachable';
   }
 
   app.route({ method: [...ROUTE_METHODS], url: '/*', handler: handle });
