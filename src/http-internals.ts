@@ -24,12 +24,22 @@ export function afterAnswers(socket: Socket, then: () => void): void {
 }
 
 /**
- * The request Node's HTTP parser is reading on a connection: set once its headers are
- * in, cleared once it has been read to its end. Node keeps the parser on the socket and
- * the request on the parser, and exposes neither.
+ * The request Node's HTTP parser read last on a connection: set once its headers are in,
+ * and kept (`complete` once it has been read to its end) until the next one's headers
+ * are in. Node keeps the parser on the socket and the request on the parser, and exposes
+ * neither.
  */
 export function requestBeingRead(socket: Socket): IncomingMessage | undefined {
   return (socket as Socket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming ?? undefined;
+}
+
+/**
+ * Whether no later request has arrived on the request's connection (one pipelined
+ * behind it): then its answer may close the connection without dropping another, which
+ * Node would never answer. True when Node's parser cannot tell (the connection is gone).
+ */
+export function lastOnItsConnection(request: IncomingMessage): boolean {
+  return (requestBeingRead(request.socket) ?? request) === request;
 }
 
 /** Node's list of a server's HTTP connections (internal: it exposes no public way to ask). */

@@ -85,7 +85,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   if (storeLookups) {
     new Counter({
       name: 'keygate_key_store_lookups_total',
-      help: 'Presented keys the key cache did not hold, looked up in the store, by result: found, unknown (no such key), failed (the store did not answer in time). Against keygate_requests_total: how often requests wait on the store.',
+      help: 'Presented keys the key cache did not hold, looked up in the store, by result: found, unknown (no such key), failed (the store failed or did not answer within 2 s; a key seen before may still have been served). Against keygate_requests_total: how often requests wait on the store.',
       labelNames: ['result'],
       registers: [registry],
       collect() {

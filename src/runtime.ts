@@ -78,8 +78,9 @@ export interface Runtime {
 
 /**
  * What a reload can change: what requests are judged by (plans, routes, built-ins,
- * scopes), how refusals read (errors), whether requests are logged, and the name. The
- * rest is what processes, listeners, connections and stored keys were built from.
+ * scopes), how refusals read (errors), whether requests are logged, the name, and how
+ * the next stop goes (shutdown). The rest is what processes, listeners, connections and
+ * stored keys were built from.
  */
 export const RELOADABLE = ['name', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'errors', 'log.requests', 'shutdown'] as const;
 

@@ -86,7 +86,7 @@ interface Listener {
  */
 async function drain({ app, connections, kind }: Listener, ms: number, log: Log): Promise<void> {
   const timer = setTimeout(() => {
-    if (connections.size > 0) log.warn({ listener: kind, cut: connections.size, drainTimeoutMs: ms }, `drain timeout reached: cut ${connections.size} ${kind} connection(s) whose answers were not done (logged as 499)`);
+    if (connections.size > 0) log.warn({ listener: kind, cut: connections.size, drainTimeoutMs: ms }, `drain timeout reached: cut ${connections.size} ${kind} connection(s) still open (a request whose answer was cut is logged as 499)`);
     for (const socket of connections) socket.destroy();
   }, ms);
   const watched = new WeakSet<ServerResponse | IncomingMessage>();
@@ -276,7 +276,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   try {
     rt = await createRuntime(loaded, options);
   } catch (error) {
-    upstream?.kill('SIGTERM');
+    if (upstream) stopUpstream(upstream);
     throw error;
   }
   const { log } = rt;
@@ -380,12 +380,12 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
             log.info(`keygate stopping${signal}: closing the listeners`);
           }
           // The gateway (and the dashboard) first: the admin API's /health/ready and
-          // /metrics answer while their answers in flight finish.
-          const last = servers.filter((s) => s.kind === 'admin');
+          // /metrics answer while their answers in flight finish. One deadline for all.
+          const deadline = Date.now() + ms;
           await Promise.allSettled(servers.filter((s) => s.kind !== 'admin').map((s) => drain(s, ms, log)));
-          await Promise.allSettled(last.map((s) => drain(s, ms, log)));
+          await Promise.allSettled(servers.filter((s) => s.kind === 'admin').map((s) => drain(s, Math.max(0, deadline - Date.now()), log)));
           await rt.close();
-          upstream?.kill('SIGTERM');
+          if (upstream) stopUpstream(upstream);
           log.info('keygate stopped');
         })();
         return closing;
@@ -400,7 +400,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   } catch (error) {
     await Promise.allSettled(servers.map((s) => s.app.close()));
     await rt.close();
-    upstream?.kill('SIGTERM');
+    if (upstream) stopUpstream(upstream);
     throw error;
   }
 }
@@ -413,7 +413,7 @@ async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
   // delay and the drain), not while keygate still forwards to it.
   const child = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
   // However keygate ends (at once, on a third signal; a failed start), its upstream goes with it.
-  const stopChild = () => child.kill('SIGTERM');
+  const stopChild = () => stopUpstream(child);
   process.once('exit', stopChild);
   child.once('exit', () => process.off('exit', stopChild));
   const url = new URL(loaded.config.upstream.url);
@@ -434,8 +434,23 @@ async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
     await new Promise((r) => setTimeout(r, 100));
   }
   if (ended !== undefined) throw new Error(`${what} ${ended}`);
-  child.kill('SIGTERM');
+  stopUpstream(child);
   throw new Error(`${what} did not start listening on ${url.host} within 15 s`);
+}
+
+/**
+ * Stops a spawned upstream and whatever it started (`sh -c ...`, `npm start`): SIGTERM to
+ * its process group, of which it is the leader (spawned detached).
+ */
+function stopUpstream(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  try {
+    // Also when the child itself has exited: what it started may still run in its group.
+    process.kill(-child.pid, 'SIGTERM');
+  } catch {
+    // The group is gone already: the child itself, if it is still there.
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  }
 }
 
 /** Where an upstream URL points, as `connect` takes it. */

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, runCli } from './support/cli.js';
+import { BIN, runCli, spawnServe } from './support/cli.js';
 import { LogCapture, startKeygate, type TestKeygate } from './support/keygate.js';
 import { createRuntime } from '../src/runtime.js';
 import { loadConfigFile } from '../src/config/load.js';
@@ -489,22 +489,8 @@ describe('keygate serve as a process', () => {
         shutdown: { readinessDelay: '10m' },
       }),
     );
-    const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const logged = (text: string) =>
-      new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no "${text}" within 15 s:\n${output}`)), 15_000);
-        const look = () => {
-          const line = output.split('\n').find((l) => l.includes(text));
-          if (line) {
-            clearTimeout(timer);
-            resolve(line);
-          } else setTimeout(look, 20);
-        };
-        look();
-      });
+    const serve = spawnServe(file);
+    const { child, logged } = serve;
     try {
       const serving = JSON.parse(await logged('keygate is serving')) as { gateway: string; admin: string };
       expect((await fetch(`${serving.admin}/health/ready`)).status).toBe(200);
@@ -514,17 +500,16 @@ describe('keygate serve as a process', () => {
       // Still serving: a request without a key gets its 401 in the envelope, not a refused connection.
       expect((await fetch(`${serving.gateway}/anything`)).status).toBe(401);
       child.kill('SIGTERM');
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-      expect(code).toBe(0);
-      expect(output).toContain('SIGTERM again: closing the listeners now');
-      expect(output).toContain('keygate stopped');
+      expect(await serve.exited()).toBe(0);
+      expect(serve.output()).toContain('SIGTERM again: closing the listeners now');
+      expect(serve.output()).toContain('keygate stopped');
     } finally {
       child.kill('SIGKILL');
       await upstream.close();
     }
   });
 
-  it('takes a SIGTERM that arrives while keygate starts: it stops once serving, exits 0, and its spawned upstream goes too', async () => {
+  it('takes a SIGTERM that arrives while keygate starts: it stops once serving, exits 0, and its spawned upstream goes too (started through a shell)', async () => {
     // A port nothing listens on yet, for an upstream that takes a while to start.
     const probe = createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
@@ -539,17 +524,18 @@ describe('keygate serve as a process', () => {
     writeFileSync(
       file,
       stringify({
-        upstream: { url: `http://127.0.0.1:${port}`, spawn: ['node', 'slow-upstream.mjs'] },
+        // Through a shell that stays (`; true`), as `npm start` would: the upstream is its child.
+        upstream: { url: `http://127.0.0.1:${port}`, spawn: ['sh', '-c', `"${process.execPath}" slow-upstream.mjs; true`] },
         listen: { port: 0 },
         admin: { listen: { port: 0 } },
         store: `sqlite:${path.join(dir, 'slow-start.db')}`,
         dashboard: { enabled: false },
+        // Not waited out by a stop asked before keygate served (the test would time out).
+        shutdown: { readinessDelay: '10m' },
       }),
     );
-    const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const serve = spawnServe(file);
+    const { child } = serve;
     const alive = (pid: number) => {
       try {
         process.kill(pid, 0);
@@ -563,12 +549,12 @@ describe('keygate serve as a process', () => {
       // The upstream was spawned, and is not listening yet: keygate is still starting.
       for (let i = 0; i < 300 && !existsSync(pidFile); i++) await new Promise((resolve) => setTimeout(resolve, 20));
       upstreamPid = Number(readFileSync(pidFile, 'utf8'));
-      expect(output).not.toContain('keygate is serving');
+      expect(serve.output()).not.toContain('keygate is serving');
       child.kill('SIGTERM');
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-      expect(code).toBe(0);
-      expect(output).toContain('SIGTERM while starting: keygate stops as soon as it serves');
-      expect(output).toContain('keygate stopped');
+      expect(await serve.exited()).toBe(0);
+      expect(serve.output()).toContain('SIGTERM while starting: keygate stops as soon as it serves');
+      // Never ready, so in no balancer: no readiness delay is waited out.
+      expect(serve.output()).toContain('keygate stopped');
       for (let i = 0; i < 100 && alive(upstreamPid); i++) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(alive(upstreamPid)).toBe(false);
     } finally {
@@ -632,22 +618,7 @@ describe('keygate serve reloads its profile on SIGHUP', () => {
         ...extra,
       });
     writeFileSync(file, profile('No token'));
-    const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    /** Waits for a log line containing `text` after the first `skip` of them. */
-    const logged = (text: string, skip = 0) =>
-      new Promise<string>((resolve, reject) => {
-        const deadline = Date.now() + 15_000;
-        const look = () => {
-          const line = output.split('\n').filter((l) => l.includes(text))[skip];
-          if (line) resolve(line);
-          else if (Date.now() > deadline) reject(new Error(`no "${text}" within 15 s:\n${output}`));
-          else setTimeout(look, 25);
-        };
-        look();
-      });
+    const { child, logged } = spawnServe(file);
     const message = async () => ((await (await fetch(`${gateway}/anything`)).json()) as { message: string }).message;
     let gateway = '';
     try {

@@ -765,7 +765,10 @@ function stopOnSignal(): (running: Pick<RunningKeygate, 'close' | 'hurry'>) => v
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   return (started) => {
     running = started;
-    if (asked !== undefined) stop(started, asked);
+    if (asked === undefined) return;
+    // Never ready until now, so in no load balancer: no readiness delay to wait out.
+    stop(started, asked);
+    started.hurry();
   };
 }
 

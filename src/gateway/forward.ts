@@ -38,6 +38,7 @@ import { trustedProxyCheck } from './trusted-proxies.js';
 import { withoutDashboardCookies } from '../dashboard/cookie-names.js';
 import { declareHeaderNames } from './undici-header-names.js';
 import { isHostValue } from '../fastify-options.js';
+import { lastOnItsConnection } from '../http-internals.js';
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -247,24 +248,6 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   };
 }
 
-/** The request a connection carried last, set as each arrives (`noteArrival`). */
-const LATEST_REQUEST = Symbol('keygate: latest request on the connection');
-type MarkedSocket = IncomingMessage['socket'] & { [LATEST_REQUEST]?: IncomingMessage };
-
-/** Called as each gateway request arrives: a request pipelined behind another shows on its connection. */
-export function noteArrival(request: IncomingMessage): void {
-  (request.socket as MarkedSocket)[LATEST_REQUEST] = request;
-}
-
-/**
- * Whether no later request has arrived on the request's connection: its answer may close
- * the connection (`Connection: close`) without dropping one pipelined behind it, which
- * Node would never answer.
- */
-export function lastOnItsConnection(request: IncomingMessage): boolean {
-  return (request.socket as MarkedSocket)[LATEST_REQUEST] === request;
-}
-
 /** Set on a request whose client waits for `100 Continue` before it sends its body, until keygate sends it. */
 export const AWAITS_CONTINUE = Symbol('keygate: client awaits 100 Continue');
 export type AwaitingRequest = IncomingMessage & { [AWAITS_CONTINUE]?: boolean };
@@ -379,9 +362,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     for (const name in this.rateLimitHeaders) out.push(name, this.rateLimitHeaders[name] as string);
     // The client's body is not read to its end: its connection cannot carry another request.
-    // Nor does one while keygate stops: its client moves to another process before the
-    // listener closes (a load balancer, too, opens its next connection elsewhere).
-    if (!this.request.raw.complete || (rt.stopping && lastOnItsConnection(this.request.raw))) out.push('connection', 'close');
+    if (!this.request.raw.complete) out.push('connection', 'close');
     this.head = { statusMessage, headers: out, recordHeader, records: recordsFromHeader };
     // An event stream's head goes at once: its client waits on it for the connection to
     // open, and its first event may be long in coming.
@@ -401,6 +382,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     const statusCode = this.status;
     const records = this.route.cost?.records;
     const ok = statusCode >= 200 && statusCode < 300;
+    // While keygate stops, the answer closes its connection: its client opens the next one
+    // elsewhere before the listener closes (a load balancer too). Decided as the head is
+    // written, so that a request pipelined behind it meanwhile is not dropped unanswered.
+    if (rt.stopping && this.request.raw.complete && lastOnItsConnection(this.request.raw)) head.headers.push('connection', 'close');
     try {
       // The upstream's reason phrase too (an API's own status, 244 say, has none in Node's
       // table), when it is plain ASCII: Node refuses to send anything else (undici reads the

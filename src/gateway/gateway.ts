@@ -20,7 +20,8 @@ import { REDACTED } from '../log.js';
 import type { Metrics, Outcome } from '../metrics.js';
 import { renderBuiltin } from './builtins.js';
 import { judgeTarget, normalBasePath } from './request-path.js';
-import { AWAITS_CONTINUE, createForwarder, lastOnItsConnection, noteArrival, type AwaitingRequest } from './forward.js';
+import { AWAITS_CONTINUE, createForwarder, type AwaitingRequest } from './forward.js';
+import { lastOnItsConnection } from '../http-internals.js';
 import { statusClass } from '../usage/usage-recorder.js';
 import { withoutKeys } from '../keys/redact.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
@@ -192,7 +193,6 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
    */
   function handle(request: FastifyRequest, reply: FastifyReply): void {
     request.keygate = new RequestRecord();
-    noteArrival(request.raw);
     if (closing) {
       reply.header('connection', 'close');
       // Another process (or this one, restarted) can take it again at once.
@@ -283,7 +283,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
    * (`internal_error`).
    */
   function fail(request: FastifyRequest, reply: FastifyReply, error: unknown): void {
-    void backendAway(error).then((away) => {
+    backendAway(error).then((away) => {
       log.error({ err: error, reqId: request.id, target: redactedTarget(rt, request.raw.url), ...(away ? { backendAway: true } : {}) }, 'gateway error');
       if (reply.sent || reply.raw.headersSent) return;
       // Headers set for the answer that failed (one Node refused to send, say) go with it.
@@ -296,13 +296,25 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
         log.error({ err: again, reqId: request.id }, 'gateway error while answering');
         reply.raw.destroy();
       }
-    });
+    }).catch(() => reply.raw.destroy());
   }
 
-  /** Whether an error came of a backend that is away: Redis (so the counters said), or a store that does not answer a ping now. */
-  async function backendAway(error: unknown): Promise<boolean> {
-    if (error instanceof CountersUnavailableError) return true;
-    return (await storeState(rt)) === 'unreachable';
+  /** The store's ping in flight, shared by the failures that arrive meanwhile (a store in trouble is not asked once per request). */
+  let storePing: Promise<boolean> | undefined;
+  /**
+   * Whether an error came of a backend that is away: Redis (so the counters said), or a
+   * store that does not answer a ping now (within a second; a healthy one answers in
+   * milliseconds).
+   */
+  function backendAway(error: unknown): Promise<boolean> {
+    if (error instanceof CountersUnavailableError) return Promise.resolve(true);
+    storePing ??= storeState(rt).then(
+      (state) => state === 'unreachable',
+      () => true,
+    ).finally(() => {
+      storePing = undefined;
+    });
+    return storePing;
   }
 
   app.route({ method: [...ROUTE_METHODS], url: '/*', handler: handle });

@@ -1,7 +1,8 @@
 /**
  * A built-in endpoint whose store is away: the client gets the dialect's 503, and the log
  * line and metrics call it a backend outage (`service_unavailable`), not keygate's own
- * fault. The store is a real SQLite file, closed under the running gateway.
+ * fault (`internal_error`, which a failure while the store answers is). The store is a
+ * real SQLite file, closed under the running gateway.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { startKeygate, type TestKeygate } from '../support/keygate.js';
@@ -16,7 +17,7 @@ describe('a built-in endpoint while the store is away', () => {
     await kg?.close().catch(() => undefined);
   });
 
-  it('answers 503 in the envelope, logged as the outage it is', async () => {
+  it('answers 503 in the envelope, logged as the outage it is (or as keygate\'s fault while the store answers)', async () => {
     kg = await startKeygate(
       {
         upstream: { url: 'http://127.0.0.1:9' },
@@ -28,6 +29,19 @@ describe('a built-in endpoint while the store is away', () => {
     const authorization = `Bearer ${(await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'live', scopes: [] }, 'test')).secret}`;
     const before = await kg.call('/me', { headers: { authorization } });
     expect({ status: before.status, body: await before.json() }).toEqual({ status: 200, body: { account: account.id } });
+
+    // A fault of keygate's own while the store answers (a bug in reading it, say): the same
+    // 503 for the client, logged as keygate's internal error.
+    const store = kg.runtime.store as { listGauges: (accountId: string) => Promise<unknown> };
+    const listGauges = store.listGauges;
+    store.listGauges = () => Promise.reject(new TypeError('a bug'));
+    const broken = await kg.call('/me', { headers: { authorization } });
+    expect(broken.status).toBe(503);
+    store.listGauges = listGauges;
+    const first = kg.logs.lines.map((line) => JSON.parse(line) as { msg: string; status?: number; reason?: string; backendAway?: boolean });
+    expect(first.find((line) => line.msg === 'request' && line.status === 503)?.reason).toBe('internal_error');
+    expect(first.find((line) => line.msg === 'gateway error')?.backendAway).toBeUndefined();
+    kg.logs.lines.length = 0;
 
     // The key stays cached; the built-in reads the store, which no longer answers.
     await kg.runtime.store.close();

@@ -61,7 +61,8 @@ describe('stopping behind a load balancer', () => {
   };
 
   it('answers /health/ready 503 at once and goes on serving through the readiness delay, then closes its listeners', async () => {
-    const kg = await start({ shutdown: { readinessDelay: '1500ms' } });
+    // Ten minutes, cut short below: nothing here depends on how fast the machine is.
+    const kg = await start({ shutdown: { readinessDelay: '10m' } });
     const authorization = await keyFor(kg);
     expect((await kg.admin('/health/ready')).status).toBe(200);
 
@@ -98,11 +99,48 @@ describe('stopping behind a load balancer', () => {
     expect(stopped).toBe(false);
     expect(kg.logs.text).toContain('keygate stopping: /health/ready answers 503');
 
+    expect(kg.hurry()).toBe(true);
     await closing;
     // Then the listeners are closed: nothing answers any more.
     await expect(kg.call('/anything', { headers: { authorization } })).rejects.toThrow();
-    expect(kg.logs.text).toContain('readiness delay over: closing the listeners');
     expect(kg.logs.text).toContain('keygate stopped');
+  });
+
+  it('in the readiness delay, keeps a connection open for a request pipelined while the answer before it waited for its body', async () => {
+    const kg = await start({ shutdown: { readinessDelay: '10m' } });
+    const authorization = await keyFor(kg);
+    const closing = kg.close();
+    const { port } = new URL(kg.gatewayUrl);
+    let text = '';
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const one = (target: string) => `GET ${target} HTTP/1.1\r\nHost: api.example\r\nAuthorization: ${authorization}\r\n\r\n`;
+    const arrived = async (url: string) => {
+      while (!upstream.received.some((r) => r.url === url)) await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    // A's head comes back at once, its body only when released: B is pipelined meanwhile.
+    socket.write(one('/headers-held?id=pipelined-a'));
+    await arrived('/headers-held?id=pipelined-a');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.write(one('/anything?pipelined=b'));
+    await arrived('/anything?pipelined=b');
+    upstream.release('pipelined-a');
+    await closed;
+    const heads = text.split('HTTP/1.1 ').slice(1);
+    expect(heads.map((head) => head.slice(0, 3))).toEqual(['200', '200']);
+    expect(heads[0]).not.toMatch(/\r\nconnection: close\r\n/i);
+    expect(heads[1]).toMatch(/\r\nconnection: close\r\n/i);
+    kg.hurry();
+    await closing;
+  });
+
+  it('closes its listeners by itself once the readiness delay is over, and says so', async () => {
+    const kg = await start({ shutdown: { readinessDelay: '300ms' } });
+    await kg.close('SIGTERM');
+    expect(kg.logs.text).toContain('keygate stopping (SIGTERM): /health/ready answers 503; serving 0.3 s more');
+    expect(kg.logs.text).toMatch(/readiness delay over: closing the listeners \(\d+ connection\(s\) open\)/);
+    await expect(kg.call('/anything')).rejects.toThrow();
   });
 
   it('cuts the readiness delay short when asked again (a second signal), and only once', async () => {

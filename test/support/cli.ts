@@ -1,5 +1,5 @@
 /** Runs the built `keygate` command (bin/keygate.js → dist/) as a user would. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
 export const BIN = path.resolve(import.meta.dirname, '../../bin/keygate.js');
@@ -18,4 +18,39 @@ export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.Pro
     });
     child.stdin?.end(options.input ?? '');
   });
+}
+
+/** A `keygate serve` started as a user would, with what it writes (stdout and stderr) kept. */
+export interface ServeProcess {
+  child: ChildProcess;
+  /** Everything written so far. */
+  output(): string;
+  /** Waits (up to 15 s) for a line containing `text` after the first `skip` of them, and answers it. */
+  logged(text: string, skip?: number): Promise<string>;
+  /** The exit code, once it has exited (null if a signal ended it). */
+  exited(): Promise<number | null>;
+}
+
+export function spawnServe(configFile: string, env?: NodeJS.ProcessEnv): ServeProcess {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return {
+    child,
+    output: () => output,
+    logged: (text, skip = 0) =>
+      new Promise<string>((resolve, reject) => {
+        const deadline = Date.now() + 15_000;
+        const look = () => {
+          const line = output.split('\n').filter((l) => l.includes(text))[skip];
+          if (line) resolve(line);
+          else if (Date.now() > deadline) reject(new Error(`no "${text}" within 15 s:\n${output}`));
+          else setTimeout(look, 25);
+        };
+        look();
+      }),
+    exited: () => exit,
+  };
 }
