@@ -178,10 +178,23 @@ function safeDecode(text: string): string | undefined {
  * key in `?a=1;apikey=…` even though keygate took it from the header.
  */
 export function withoutCredentialParams(url: string, locations: readonly CredentialLocation[], replacement?: string): string {
+  return credentialParamRemover(locations)(url, replacement);
+}
+
+/**
+ * `withoutCredentialParams` for one profile's credential locations, the parameter names
+ * worked out once (forwarding calls it on every request): where no credential is read
+ * from the query, the target is passed on as it is, unread.
+ */
+export function credentialParamRemover(locations: readonly CredentialLocation[]): (url: string, replacement?: string) => string {
+  const names = new Set(locations.filter((l) => l.in === 'query').map((l) => l.name));
+  if (names.size === 0) return (url) => url;
+  return (url, replacement) => withoutParams(url, names, replacement);
+}
+
+function withoutParams(url: string, names: ReadonlySet<string>, replacement: string | undefined): string {
   const start = url.indexOf('?');
   if (start === -1) return url;
-  const names = new Set(locations.filter((l) => l.in === 'query').map((l) => l.name));
-  if (names.size === 0) return url;
   const kept: string[] = [];
   for (const pair of url.slice(start + 1).split('&')) {
     // A credential parameter goes whole, `;`s and all (keygate read `apikey=S;b` as the key

@@ -29,7 +29,7 @@ import type { Route } from '../config/schema.js';
 import type { Identity } from '../pipeline/identity.js';
 import type { Reservation } from '../counters/counters.js';
 import { deny, type Denial } from '../denial/reasons.js';
-import { credentialHeaderNames, withoutCredentialParams } from '../auth/credential.js';
+import { credentialHeaderNames, credentialParamRemover } from '../auth/credential.js';
 import { parseRecordHeader } from '../meters/cost.js';
 import { JsonRecordCounter } from '../meters/json-records.js';
 import { settleCharge, type OnCharged } from '../pipeline/settle.js';
@@ -168,6 +168,8 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const names = { account: `${identityPrefix}account`, key: `${identityPrefix}key`, mode: `${identityPrefix}mode`, scopes: `${identityPrefix}scopes`, plan: `${identityPrefix}plan` };
   declareHeaderNames([...Object.values(names), ...FORWARDED_NAMES]);
   const credentials = config.auth.credentials;
+  /** The request target without credential parameters, as the upstream gets it. */
+  const forwardedTarget = credentialParamRemover(credentials);
   const impersonates = (name: string) => dropped.has(name) || name.startsWith(identityPrefix) || name.startsWith(X_FORWARDED);
   const fromTrustedProxy = trustedProxyCheck(config.trustedProxies);
 
@@ -233,7 +235,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
       }
       const exchange = new Exchange(upstream, request, reply, identity, route, reservation, rateLimitHeaders, slot);
       const options: Dispatcher.DispatchOptions = {
-        path: withoutCredentialParams(request.raw.url ?? '/', credentials),
+        path: forwardedTarget(request.raw.url ?? '/'),
         method: request.method as Dispatcher.HttpMethod,
         headers: upstreamHeaders(request, identity, exchange.countsJson),
         body: requestBody(request, reply.raw),

@@ -26,6 +26,18 @@ describe('route table', () => {
     expect(routes.match('GET', '/v1/items')).toMatchObject({ id: 'routes[1]' });
   });
 
+  it('matches the same method and path again alike, and another method or path anew (the last match is kept)', () => {
+    const routes = table([{ method: 'GET', path: '/v1/items/:id', scopes: ['read'] }, { method: 'POST', path: '/v1/items/:id' }]);
+    const first = routes.match('GET', '/v1/items/7');
+    expect(routes.match('GET', '/v1/items/7')).toBe(first);
+    expect(routes.match('POST', '/v1/items/7')).toMatchObject({ id: 'routes[1]' });
+    expect(routes.match('DELETE', '/v1/items/7')).toBeUndefined();
+    expect(routes.match('DELETE', '/v1/items/7')).toBeUndefined();
+    expect(routes.match('TRACE', '/v1/items/7')).toBeUndefined();
+    expect(routes.match('GET', '/v1/other')).toBeUndefined();
+    expect(routes.match('GET', '/v1/items/8')).toMatchObject({ id: 'routes[0]' });
+  });
+
   it('answers HEAD for a GET built-in endpoint, and not for a POST-only path', () => {
     const routes = table([{ method: 'POST', path: '/v1/export' }], [{ method: 'GET', path: '/v1/balance', body: { ok: true } }]);
     expect(routes.match('HEAD', '/v1/balance')).toMatchObject({ kind: 'builtin' });

@@ -81,11 +81,21 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
   for (const { method, path, target } of targets) if (method === '*') add(method, path, target);
   router.compile?.();
 
+  // The last request's method and path and what they matched: a client calls the same
+  // endpoint again and again, and the router's lookup costs more than comparing a path.
+  let lastMethod: string | undefined;
+  let lastPath: string | undefined;
+  let lastMatch: RouteMatch | undefined;
   return {
     match(method, path) {
+      if (path === lastPath && method === lastMethod) return lastMatch;
       if (!KNOWN_METHODS.has(method)) return undefined;
       // The route itself, not a copy: matching runs on every request.
-      return (router.find(method as Method, path)?.store as RouteMatch | undefined) ?? undefined;
+      const found = (router.find(method as Method, path)?.store as RouteMatch | undefined) ?? undefined;
+      lastMethod = method;
+      lastPath = path;
+      lastMatch = found;
+      return found;
     },
     methodsAt(path) {
       return ROUTE_METHODS.filter((method) => router.find(method, path) !== null);
