@@ -45,6 +45,8 @@ export interface MetricsOptions {
   defaults?: boolean;
   /** Keys looked up in the store so far, read at each scrape. */
   storeLookups?: Readonly<StoreLookups>;
+  /** The counters backend's batches so far (Redis), read at each scrape. */
+  roundTrips?: Readonly<{ count: number; seconds: number }>;
 }
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
@@ -91,6 +93,28 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       collect() {
         this.reset();
         for (const result of ['found', 'unknown', 'failed'] as const) this.inc({ result }, storeLookups[result]);
+      },
+    });
+  }
+
+  const { roundTrips } = options;
+  if (roundTrips) {
+    new Counter({
+      name: 'keygate_redis_round_trips_total',
+      help: 'Batches of admissions and settles sent to Redis (each one round trip, for every request that arrived while the one before was on its way).',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(roundTrips.count);
+      },
+    });
+    new Counter({
+      name: 'keygate_redis_round_trip_seconds_total',
+      help: 'Time those batches took, from sending to the answer, in all: divided by keygate_redis_round_trips_total, the mean round trip.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(roundTrips.seconds);
       },
     });
   }

@@ -104,6 +104,8 @@ export type CacheEvent = { type: 'key'; hash: string } | { type: 'account'; acco
 
 export interface Counters {
   readonly kind: 'memory' | 'redis';
+  /** Batches sent to the backend and the seconds they took (Redis), for /metrics. */
+  readonly roundTrips?: Readonly<{ count: number; seconds: number }>;
   /** Whether the backend answers now (memory: always), for /health and metrics. */
   isReachable(): boolean;
   admit(request: AdmitRequest): Promise<Admission>;

@@ -166,6 +166,17 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
 
       // The window is shared: every process keeps refusing.
       expect(tally(await burst('/v1/projects', secret, 30))).toEqual({ 429: 30 });
+
+      // Each process shows its round trips to Redis in /metrics: at least one batch each, and their time.
+      for (const gateway of gateways) {
+        const text = await (await gateway.admin('/metrics')).text();
+        const trips = Number(/^keygate_redis_round_trips_total (\d+)$/m.exec(text)?.[1]);
+        const seconds = Number(/^keygate_redis_round_trip_seconds_total ([0-9.e+-]+)$/m.exec(text)?.[1]);
+        expect(trips).toBeGreaterThan(0);
+        expect(seconds).toBeGreaterThan(0);
+        // A mean under a second: the time of a round trip, not of the process's life.
+        expect(seconds / trips).toBeLessThan(1);
+      }
     });
 
     it('never spends past a balance across all three, and PostgreSQL records the spend', async () => {

@@ -144,6 +144,11 @@ export async function openRedisCounters(options: RedisCountersOptions): Promise<
 }
 
 export class RedisCounters implements Counters {
+  /** The admission and settle batches sent so far, and their time. */
+  get roundTrips(): Readonly<{ count: number; seconds: number }> {
+    return this.batcher.roundTrips;
+  }
+
   readonly kind = 'redis' as const;
   readonly prefix: string;
   private readonly client: Redis;

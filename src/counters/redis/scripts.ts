@@ -13,6 +13,7 @@
  * Amounts go back as strings (Redis would truncate a Lua number to an integer, and
  * meter amounts may be fractional); whole milliseconds and counts go back as numbers.
  */
+import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { DeadlineError } from '../../deadline.js';
@@ -115,7 +116,15 @@ class Batch {
  * number of callers. The reply is one reply per entry, in order; each caller receives
  * its entry's reply and its index among the entry's callers.
  */
+/** Batches sent to Redis and answered (or failed), and the seconds they took in all: for /metrics. */
+export interface RoundTrips {
+  count: number;
+  seconds: number;
+}
+
 export class ScriptBatcher {
+  /** Every batch's round trip so far. */
+  readonly roundTrips: RoundTrips = { count: 0, seconds: 0 };
   /** The calls that leave next. */
   private pending: Batch | undefined;
   /** A batch is on its way (or was, until its deadline). */
@@ -238,6 +247,7 @@ export class ScriptBatcher {
     }
     let results: [Error | null, unknown][] | undefined;
     let failure: unknown;
+    const sentAt = performance.now();
     try {
       const pipeline = this.client.pipeline();
       for (const { batched, keys, args } of commands) pipeline.evalsha(batched.script.sha, keys.length, ...keys, ...args);
@@ -245,6 +255,8 @@ export class ScriptBatcher {
     } catch (error) {
       failure = error;
     }
+    this.roundTrips.count += 1;
+    this.roundTrips.seconds += (performance.now() - sentAt) / 1000;
     const answers = await Promise.all(
       commands.map(async ({ batched, entries, keys, args }, i) => {
         let [error, replies] = results ? (results[i] ?? [new Error('no reply'), undefined]) : [failure, undefined];
