@@ -724,6 +724,14 @@ describe('admin listener with two tokens while one replaces the other', () => {
     const weak = await startKeygate({ upstream: { url: upstream.url } }, { dir: tempDir('admin-weak-second'), adminToken: `${next},short`, env: {} });
     try {
       for (const token of [next, old]) expect((await fetch(`${kg.adminUrl}/v1/accounts`, { headers: { authorization: `Bearer ${token}` } })).status, token).toBe(200);
+      // The audit log says which token made each change (by its place in the variable, never itself).
+      for (const [i, token] of [next, old].entries()) {
+        const made = await fetch(`${kg.adminUrl}/v1/accounts`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: `Made with token ${i + 1}` }) });
+        expect(made.status).toBe(201);
+      }
+      const audit = (await (await fetch(`${kg.adminUrl}/v1/audit`, { headers: { authorization: `Bearer ${next}` } })).json()) as { actor: string; action: string }[];
+      expect(audit.filter((e) => e.action === 'account.created').map((e) => e.actor)).toEqual(['admin-api#2', 'admin-api#1']);
+      expect(JSON.stringify(audit)).not.toContain(old);
       for (const token of ['wrong-admin-token-0123456789', `${next},${old}`, `${next} ${old}`]) {
         expect((await fetch(`${kg.adminUrl}/v1/accounts`, { headers: { authorization: `Bearer ${token}` } })).status, token).toBe(401);
       }

@@ -39,6 +39,13 @@ import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 
 const ACTOR = 'admin-api';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The audit log's actor for this request's changes (which admin token, where there are several). */
+    adminActor: string;
+  }
+}
 /** Days of daily usage answered when no range is given. */
 const DEFAULT_USAGE_DAYS = 30;
 
@@ -296,6 +303,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // Requests Node's parser refuses (headers over the listener's `maxHeaderSize`, bytes that are not HTTP, too slow).
     clientErrorHandler: clientErrorHandlerFor(nodeRefusal),
   }).withTypeProvider<ZodTypeProvider>();
+  // Who the audit log says made a change: `admin-api`, or `admin-api#2` for the second of several tokens.
+  app.decorateRequest('adminActor', ACTOR);
   // What Node would answer bare, or not at all, is problem details too; so is a request
   // without Host, or with two (refused in the first hook).
   refuseNoHostOurselves(app.server);
@@ -379,11 +388,17 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // Compare digests so the comparison is constant-time whatever the lengths, and with
     // every token (no early stop tells which one came close).
     const presented = match ? digest(match[1] as string) : undefined;
-    let valid = false;
+    let valid = -1;
     let readOnly = false;
-    for (const token of expected) if (presented && timingSafeEqual(presented, token)) valid = true;
+    expected.forEach((token, i) => {
+      if (presented && timingSafeEqual(presented, token)) valid = i;
+    });
     for (const token of expectedRead) if (presented && timingSafeEqual(presented, token)) readOnly = true;
-    if (valid) return;
+    if (valid >= 0) {
+      // While one token replaces another ("new,old"), the audit log says which one made a change.
+      if (expected.length > 1) request.adminActor = `${ACTOR}#${valid + 1}`;
+      return;
+    }
     if (readOnly) {
       if (request.method === 'GET' || request.method === 'HEAD' || (request.method === 'POST' && path === READ_ONLY_POST)) return;
       return problem(reply, 403, `This token (from ${readTokenEnv}) may only read: GET, HEAD and POST /v1/forecast. Changes need the admin token (${tokenEnv}).`);
@@ -484,7 +499,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
           ...(b.overage !== undefined ? { overage: b.overage } : {}),
           ...(b.planExpiresAt !== undefined ? { planExpiresAt: b.planExpiresAt === null ? null : Date.parse(b.planExpiresAt) } : {}),
         },
-        ACTOR,
+        request.adminActor,
       );
       return reply.code(201).send(accountOut(account));
     },
@@ -510,11 +525,11 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       const { planExpiresAt, ...rest } = b;
       const patch = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
       if (planExpiresAt !== undefined) Object.assign(patch, { planExpiresAt: planExpiresAt === null ? null : Date.parse(planExpiresAt) });
-      return accountOut(await updateAccount(rt, request.params.id, patch, ACTOR));
+      return accountOut(await updateAccount(rt, request.params.id, patch, request.adminActor));
     },
   );
   app.delete('/v1/accounts/:id', { schema: { operationId: 'deleteAccount', tags: ['accounts'], summary: 'Delete an account (its members are removed; its keys become unbound)', params: IdParams, response: { 204: z.null(), 404: Problem } } }, async (request, reply) => {
-    await deleteAccount(rt, request.params.id, ACTOR);
+    await deleteAccount(rt, request.params.id, request.adminActor);
     return reply.code(204).send(null);
   });
   app.get('/v1/accounts/:id/usage', { schema: { operationId: 'getAccountUsage', tags: ['usage'], params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
@@ -601,7 +616,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
           ...(b.scopes ? { scopes: b.scopes } : {}),
           ...(b.expiresAt ? { expiresAt: Date.parse(b.expiresAt) } : {}),
         },
-        ACTOR,
+        request.adminActor,
       );
       return reply.code(201).send({ ...keyOut(issued.key, rt.clock()), secret: issued.secret });
     },
@@ -619,7 +634,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     },
     async (request, reply) => {
       const b = request.body;
-      const imported = await createKey(rt, { accountId: b.accountId, name: b.name, ...(b.mode ? { mode: b.mode } : {}), ...(b.scopes ? { scopes: b.scopes } : {}) }, ACTOR, { secret: b.secret });
+      const imported = await createKey(rt, { accountId: b.accountId, name: b.name, ...(b.mode ? { mode: b.mode } : {}), ...(b.scopes ? { scopes: b.scopes } : {}) }, request.adminActor, { secret: b.secret });
       return reply.code(201).send(keyOut(imported.key, rt.clock()));
     },
   );
@@ -628,7 +643,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     return keyOut(key, rt.clock(), await blockedUntilOf(rt, [key]));
   });
   app.post('/v1/keys/:id/revoke', { schema: { operationId: 'revokeKey', tags: ['keys'], summary: 'Revoke: refused from the next request on, in every process', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) =>
-    keyOut(await revokeKey(rt, request.params.id, ACTOR), rt.clock()),
+    keyOut(await revokeKey(rt, request.params.id, request.adminActor), rt.clock()),
   );
   app.patch(
     '/v1/keys/:id',
@@ -642,7 +657,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         response: { 200: Key, 400: Problem, 404: Problem, 409: Problem },
       },
     },
-    async (request) => keyOut(await updateKey(rt, request.params.id, request.body, ACTOR), rt.clock()),
+    async (request) => keyOut(await updateKey(rt, request.params.id, request.body, request.adminActor), rt.clock()),
   );
   app.post(
     '/v1/keys/:id/unblock',
@@ -656,7 +671,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       },
     },
     async (request) => {
-      const { key, lifted } = await unblockKey(rt, request.params.id, ACTOR);
+      const { key, lifted } = await unblockKey(rt, request.params.id, request.adminActor);
       return { key: keyOut(key, rt.clock()), lifted };
     },
   );
@@ -677,7 +692,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       const text = request.body?.overlap ?? '24h';
       const overlap = parseDuration(text);
       if (overlap === undefined) throw new OperationError('invalid', `overlap "${text}" is not a duration such as 1h, 24h or 7d`);
-      const rotated = await rotateKey(rt, request.params.id, overlap, ACTOR);
+      const rotated = await rotateKey(rt, request.params.id, overlap, request.adminActor);
       const now = rt.clock();
       return { ...keyOut(rotated.key, now), secret: rotated.secret, previous: keyOut(rotated.previous, now) };
     },
@@ -720,7 +735,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       },
     },
     async (request, reply) => {
-      const invitation = await inviteMember(rt, { email: request.body.email, accountId: request.body.accountId ?? null, ...(request.body.role ? { role: request.body.role } : {}) }, ACTOR);
+      const invitation = await inviteMember(rt, { email: request.body.email, accountId: request.body.accountId ?? null, ...(request.body.role ? { role: request.body.role } : {}) }, request.adminActor);
       return reply.code(201).send({ id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url, replacedInvitation: invitation.replaced ?? null });
     },
   );
@@ -736,7 +751,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       },
     },
     async (request, reply) => {
-      const link = await passwordResetLink(rt, request.body.email, ACTOR);
+      const link = await passwordResetLink(rt, request.body.email, request.adminActor);
       return reply.code(201).send({ id: link.member.id, email: link.member.email, url: link.url });
     },
   );
@@ -744,7 +759,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/members/:id',
     { schema: { operationId: 'removeMember', tags: ['members'], summary: 'Remove a member or operator: signed out everywhere; their password and any pending link stop working', params: IdParams, response: { 204: z.null(), 404: Problem } } },
     async (request, reply) => {
-      await removeMember(rt, { id: request.params.id }, ACTOR);
+      await removeMember(rt, { id: request.params.id }, request.adminActor);
       return reply.code(204).send(null);
     },
   );
@@ -760,7 +775,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       },
     },
     async (request) => {
-      const { member, lifted } = await unlockMember(rt, { id: request.params.id }, ACTOR);
+      const { member, lifted } = await unlockMember(rt, { id: request.params.id }, request.adminActor);
       return { member: memberOut(member, rt.clock()), lifted };
     },
   );
