@@ -249,8 +249,9 @@ export interface RunningKeygate {
   reload(next?: LoadedConfig): Promise<string[]>;
   /**
    * Stops: /health/ready answers 503 at once; after `shutdown.readinessDelay` (serving as
-   * before meanwhile, but closing each gateway connection after its next forwarded answer) the listeners
-   * close, answers in flight finish, usage is written. `why` (a signal's name, say) is logged.
+   * before meanwhile, but closing each gateway connection after its next forwarded or
+   * built-in answer) the listeners close, answers in flight finish, usage is written.
+   * `why` (a signal's name, say) is logged.
    */
   close(why?: string): Promise<void>;
   /** Cuts a readiness delay under way short (a second signal); false if there is none to cut. */
