@@ -18,6 +18,14 @@ import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 import type { ConfigInput } from '../src/config/schema.js';
 
+/**
+ * A profile for a `keygate serve` of a test: every listener on a free port, the dashboard
+ * off, the store a SQLite file at `store`; `fields` (the upstream, at least) added.
+ */
+function serveProfile(store: string, fields: Record<string, unknown>): string {
+  return stringify({ listen: { port: 0 }, admin: { listen: { port: 0 } }, store: `sqlite:${store}`, dashboard: { enabled: false }, ...fields });
+}
+
 describe('keygate CLI with a running gateway', () => {
   const dir = tempDir('cli');
   const configFile = path.join(dir, 'keygate.yaml');
@@ -460,7 +468,7 @@ describe('keygate serve as a process', () => {
     const closedPort = (probe.address() as AddressInfo).port;
     await new Promise((resolve) => probe.close(resolve));
     const file = path.join(dir, 'down.yaml');
-    writeFileSync(file, stringify({ upstream: { url: `http://127.0.0.1:${closedPort}` }, listen: { port: 0 }, admin: { listen: { port: 0 } }, store: `sqlite:${path.join(dir, 'down.db')}`, dashboard: { enabled: false } }));
+    writeFileSync(file, serveProfile(path.join(dir, 'down.db'), { upstream: { url: `http://127.0.0.1:${closedPort}` } }));
     const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -479,12 +487,8 @@ describe('keygate serve as a process', () => {
     const file = path.join(dir, 'keygate-delay.yaml');
     writeFileSync(
       file,
-      stringify({
+      serveProfile(path.join(dir, 'delay.db'), {
         upstream: { url: upstream.url },
-        listen: { port: 0 },
-        admin: { listen: { port: 0 } },
-        store: `sqlite:${path.join(dir, 'delay.db')}`,
-        dashboard: { enabled: false },
         // Far longer than the test: only the second signal can end it in time.
         shutdown: { readinessDelay: '10m' },
       }),
@@ -523,13 +527,9 @@ describe('keygate serve as a process', () => {
     const file = path.join(dir, 'keygate-slow-start.yaml');
     writeFileSync(
       file,
-      stringify({
+      serveProfile(path.join(dir, 'slow-start.db'), {
         // Through a shell that stays (`; true`), as `npm start` would: the upstream is its child.
         upstream: { url: `http://127.0.0.1:${port}`, spawn: ['sh', '-c', `"${process.execPath}" slow-upstream.mjs; true`] },
-        listen: { port: 0 },
-        admin: { listen: { port: 0 } },
-        store: `sqlite:${path.join(dir, 'slow-start.db')}`,
-        dashboard: { enabled: false },
         // Not waited out by a stop asked before keygate served (the test would time out).
         shutdown: { readinessDelay: '10m' },
       }),
@@ -566,10 +566,7 @@ describe('keygate serve as a process', () => {
   it('starts, answers, and stops cleanly on SIGTERM', async () => {
     const upstream = await startTestUpstream();
     const file = path.join(dir, 'keygate.yaml');
-    writeFileSync(
-      file,
-      stringify({ upstream: { url: upstream.url }, listen: { port: 0 }, admin: { listen: { port: 0 } }, store: `sqlite:${path.join(dir, 'k.db')}`, dashboard: { enabled: false } }),
-    );
+    writeFileSync(file, serveProfile(path.join(dir, 'k.db'), { upstream: { url: upstream.url } }));
     const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -608,12 +605,8 @@ describe('keygate serve reloads its profile on SIGHUP', () => {
     const upstream = await startTestUpstream();
     const file = path.join(dir, 'keygate.yaml');
     const profile = (message: string, extra: Partial<ConfigInput> = {}) =>
-      stringify({
+      serveProfile(path.join(dir, 'k.db'), {
         upstream: { url: upstream.url },
-        listen: { port: 0 },
-        admin: { listen: { port: 0 } },
-        store: `sqlite:${path.join(dir, 'k.db')}`,
-        dashboard: { enabled: false },
         errors: { envelope: 'message', reasons: { missing_key: { message } } },
         ...extra,
       });
@@ -661,7 +654,7 @@ describe('one serving process per SQLite file with in-memory counters', () => {
     const dir = tempDir('cli-one-server');
     const file = path.join(dir, 'keygate.yaml');
     // In a folder that does not exist yet, as ./data on a first start.
-    writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:9' }, listen: { port: 0 }, admin: { listen: { port: 0 } }, store: `sqlite:${path.join(dir, 'data', 'k.db')}`, dashboard: { enabled: false } }));
+    writeFileSync(file, serveProfile(path.join(dir, 'data', 'k.db'), { upstream: { url: 'http://127.0.0.1:9' } }));
     const startServing = async () => {
       const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';
