@@ -916,3 +916,37 @@ describe('changing a key', () => {
     }
   });
 });
+
+describe('rotating over the admin API where one key works per account (keys.rotation: replace)', () => {
+  const dir = tempDir('admin-rotation-replace');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate({ upstream: { url: upstream.url }, keys: { rotation: 'replace' } }, { dir });
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('revokes the old key at once when no overlap is asked for, and refuses one that is', async () => {
+    const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Single' }) })).json()) as { id: string };
+    const key = (await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'k' }) })).json()) as { id: string; secret: string };
+    const refused = await kg.admin(`/v1/keys/${key.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '24h' }) });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { detail: string }).detail).toBe(
+      'this API replaces a rotated key at once (one working key per account): the old key cannot be kept for an overlap; rotate with an overlap of 0',
+    );
+    expect((await kg.call('/brands', { headers: { authorization: `Bearer ${key.secret}` } })).status).toBe(200);
+
+    const rotated = await kg.admin(`/v1/keys/${key.id}/rotate`, { method: 'POST' });
+    expect(rotated.status).toBe(200);
+    const body = (await rotated.json()) as { secret: string; previous: { status: string } };
+    expect(body.previous.status).toBe('revoked');
+    expect((await kg.call('/brands', { headers: { authorization: `Bearer ${key.secret}` } })).status).toBe(401);
+    expect((await kg.call('/brands', { headers: { authorization: `Bearer ${body.secret}` } })).status).toBe(200);
+  });
+});

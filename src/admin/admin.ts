@@ -26,7 +26,7 @@ import { auditEventOut } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
-import { blockedUntilOf, createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
+import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
@@ -684,12 +684,15 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         summary: 'Issue a replacement; the old key stays valid for the overlap, then expires',
         params: IdParams,
         // No body at all is the default overlap, as `{}` is.
-        body: z.object({ overlap: z.string().default('24h').describe('"0", "1h", "24h", "7d", ...') }).strict().nullish(),
+        body: z
+          .object({ overlap: z.string().optional().describe('"0", "1h", "24h", "7d", ...; default "24h", or "0" where the profile replaces rotated keys at once (keys.rotation: replace)') })
+          .strict()
+          .nullish(),
         response: { 200: IssuedKey.extend({ previous: Key }), 400: Problem, 404: Problem, 409: Problem },
       },
     },
     async (request) => {
-      const text = request.body?.overlap ?? '24h';
+      const text = request.body?.overlap ?? defaultRotationOverlap(rt);
       const overlap = parseDuration(text);
       if (overlap === undefined) throw new OperationError('invalid', `overlap "${text}" is not a duration such as 1h, 24h or 7d`);
       const rotated = await rotateKey(rt, request.params.id, overlap, request.adminActor);

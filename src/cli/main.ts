@@ -21,7 +21,7 @@ import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
 import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
-import { blockedUntilOf, createKey, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
+import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
@@ -542,11 +542,12 @@ export function buildCli(): Command {
   keys
     .command('rotate <id>')
     .description('issue a replacement; the old key keeps working for the overlap, then expires')
-    .option('--overlap <duration>', 'how long the old key stays valid (0 = revoke now)', '24h')
-    .action((id: string, opts: { overlap: string }, command: Command) =>
+    .option('--overlap <duration>', 'how long the old key stays valid (0 = revoke now; default 24h, or 0 with keys.rotation: replace)')
+    .action((id: string, opts: { overlap?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const overlap = parseDuration(opts.overlap);
-        if (overlap === undefined) throw new OperationError('invalid', `--overlap "${opts.overlap}" is not a duration (e.g. 1h, 24h, 7d)`);
+        const text = opts.overlap ?? defaultRotationOverlap(rt);
+        const overlap = parseDuration(text);
+        if (overlap === undefined) throw new OperationError('invalid', `--overlap "${text}" is not a duration (e.g. 1h, 24h, 7d)`);
         const issued = await rotateKey(rt, id, overlap, CLI_ACTOR);
         print(json, { ...publicKey(issued.key, rt.clock()), secret: issued.secret, previous: publicKey(issued.previous, rt.clock()) }, () =>
           [

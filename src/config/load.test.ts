@@ -314,6 +314,12 @@ describe('upstream and identity headers', () => {
     expect(parseConfigText(`upstream: {url: "http://a"}\n${plans}\ngauges: {keywords: {header: X-Keywords}}\n`).gauges).toEqual({ keywords: { header: 'X-Keywords' } });
   });
 
+  it('takes keys.rotation as true, false or "replace", and names the field otherwise', () => {
+    expect(parseConfigText('upstream: {url: "http://a"}\nkeys: {rotation: replace}\n').keys.rotation).toBe('replace');
+    expect(parseConfigText('upstream: {url: "http://a"}\n').keys.rotation).toBe(true);
+    expect(problems('upstream: {url: "http://a"}\nkeys: {rotation: instant}\n')).toEqual(['keys.rotation: expected true, false or "replace" (got "instant")']);
+  });
+
   it('says which characters a key prefix may hold', () => {
     expect(problems('upstream: {url: "http://a"}\nkeys: {prefix: {live: sk-live-, test: "sk test"}}\n')).toEqual([
       'keys.prefix.live: expected letters, digits and "_" only, such as "sk_live_", got "sk-live-"',

@@ -308,9 +308,11 @@ const keyFormat = z
       .default(true)
       .describe('Whether a key may be given an expiry (keys create --expires, the dashboard\'s Expires field). false: a key lives until it is revoked.'),
     rotation: z
-      .boolean()
+      .union([z.boolean(), z.literal('replace')], { error: 'expected true, false or "replace"' })
       .default(true)
-      .describe('Whether keys can be rotated in place (a replacement, the old key valid for an overlap). false: a key is replaced by creating a new one and revoking the old.'),
+      .describe(
+        'Whether keys can be rotated in place. true: a replacement, the old key valid for an overlap (24h unless asked otherwise). "replace": a replacement that revokes the old key at once, so an account never holds more working keys than its plan allows (an API with one key per account). false: a key is replaced by creating a new one and revoking the old.',
+      ),
   })
   .strict();
 

@@ -29,6 +29,16 @@ export interface IssuedKey {
 
 /** Rotation overlaps offered by the dashboard. */
 export const ROTATION_OVERLAPS_MS = { now: 0, '1h': HOUR_MS, '24h': DAY_MS, '7d': 7 * DAY_MS } as const;
+/** How long a rotated key keeps working when no overlap is asked for (`keys.rotation: true`). */
+export const DEFAULT_ROTATION_OVERLAP = '24h';
+
+/**
+ * The overlap a rotation gets when none is asked for, as a duration: `keys.rotation:
+ * replace` revokes the old key at once ("0").
+ */
+export function defaultRotationOverlap(rt: Pick<Runtime, 'config'>): string {
+  return rt.config.keys.rotation === 'replace' ? '0' : DEFAULT_ROTATION_OVERLAP;
+}
 /** A key this close to its expiry is shown as expiring. */
 const EXPIRING_WITHIN_MS = 7 * DAY_MS;
 
@@ -296,6 +306,10 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   if (!isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
   if (old.accountId === null) throw new OperationError('conflict', 'an unbound key cannot be rotated');
   if (!Number.isFinite(overlapMs) || overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
+  // One key per account means one working key, also while a replacement is deployed.
+  if (overlapMs > 0 && rt.config.keys.rotation === 'replace') {
+    throw new OperationError('invalid', 'this API replaces a rotated key at once (one working key per account): the old key cannot be kept for an overlap; rotate with an overlap of 0');
+  }
   // Checked before anything is written: a date past JavaScript's range made every later key listing fail.
   if (now + overlapMs > LATEST_TIME) throw new OperationError('invalid', 'the overlap is too long: it would end after the year 9999');
   const { issued, replaced } = await issueKey(rt, { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes }, actor, { replacing: { old, overlapMs }, ...(options.id === undefined ? {} : { id: options.id }) });

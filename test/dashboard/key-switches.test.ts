@@ -1,13 +1,15 @@
 /**
  * A profile whose keys never expire and cannot be rotated in place (keys.expiry and
  * keys.rotation false, as Ranktracker's document says): the dashboard offers neither, in
- * real Chromium, and the rotate address does not exist.
+ * real Chromium, and the rotate address does not exist. And one with one working key per
+ * account (keys.rotation: replace, as SE Ranking's Data API): Rotate offers no overlap and
+ * revokes the old key at once.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, type DashboardFixture, startDashboard } from './support.js';
-import { createKey } from '../../src/operations/keys.js';
+import { createKey, getKey } from '../../src/operations/keys.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: keys that never expire and are not rotated in place', () => {
   const dir = tempDir('keygate-dashboard-key-switches');
@@ -47,5 +49,39 @@ describe.skipIf(!chromiumAvailable())('dashboard: keys that never expire and are
   it('has no rotate page', async () => {
     const response = await page.goto(`${fixture.dashboardUrl}/keys/${keyId}/rotate`);
     expect(response?.status()).toBe(404);
+  });
+});
+
+describe.skipIf(!chromiumAvailable())('dashboard: one working key per account (keys.rotation: replace)', () => {
+  const dir = tempDir('keygate-dashboard-rotation-replace');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let page: Page;
+  let keyId: string;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir, (profile) => ({ ...profile, keys: { ...profile.keys, rotation: 'replace' } }));
+    browser = await launchChromium();
+    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const accountId = await newAccount(fixture, 'Single Key Co');
+    keyId = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'test')).key.id;
+    await join(page, await invite(fixture, 'ada@single.example', accountId), 'ada@single.example');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('rotates without an overlap to choose, and the old key is revoked at once', async () => {
+    await page.goto(`${fixture.dashboardUrl}/keys`);
+    await page.getByRole('link', { name: 'Rotate production' }).click();
+    await expectHeading(page, 'Rotate key “production”');
+    expect(await page.getByRole('radio').count()).toBe(0);
+    await expect.poll(() => page.getByText('stops working as soon as the replacement is created').count()).toBe(1);
+    await page.getByRole('button', { name: 'Rotate key' }).click();
+    await expectHeading(page, 'Copy your replacement key');
+    await expect.poll(() => page.getByText('was revoked and stopped working').count()).toBe(1);
+    expect((await getKey(fixture.keygate.runtime, keyId)).revokedAt).not.toBeNull();
   });
 });

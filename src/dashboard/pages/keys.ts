@@ -143,6 +143,8 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
   });
 
   // Profiles without in-place rotation (keys.rotation: false) have no rotate pages: a 404.
+  // With `replace`, the old key is revoked as the replacement is made: no overlap to choose.
+  const replacesAtOnce = rt.config.keys.rotation === 'replace';
   if (rt.config.keys.rotation) {
     app.get<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
       const { account } = ownAccount(request);
@@ -287,16 +289,20 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     }
     const body = html`<h1>Rotate key “${key.name}”</h1>
 ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : ''}
-<p>Rotating creates a replacement with the same name, mode and scopes, shown to you once. The current key <code>${key.hint}</code> keeps working for the overlap you choose, so you can deploy the replacement without downtime; after that it expires by itself.</p>
+${replacesAtOnce
+  ? html`<p>Rotating creates a replacement with the same name, mode and scopes, shown to you once. This API allows one working key per account: the current key <code>${key.hint}</code> stops working as soon as the replacement is created: deploy the replacement right away.</p>`
+  : html`<p>Rotating creates a replacement with the same name, mode and scopes, shown to you once. The current key <code>${key.hint}</code> keeps working for the overlap you choose, so you can deploy the replacement without downtime; after that it expires by itself.</p>`}
 <form method="post" action="/keys/${key.id}/rotate" class="stack">
   ${csrfField(request)}
   ${formNonceField(nonce)}
-  <fieldset>
+  ${replacesAtOnce
+    ? html`<input type="hidden" name="overlap" value="now">`
+    : html`<fieldset>
     <legend>Keep the current key working for</legend>
     <div class="choices">${(Object.keys(ROTATION_OVERLAPS_MS) as OverlapChoice[]).map(
       (choice) => html`<label class="choice"><input type="radio" name="overlap" value="${choice}"${choice === DEFAULT_OVERLAP ? html` checked` : ''}> ${OVERLAP_LABELS[choice]}</label>`,
     )}</div>
-  </fieldset>
+  </fieldset>`}
   <div class="actions">
     <button type="submit">Rotate key</button>
     <a class="button secondary" href="/keys">Cancel</a>
