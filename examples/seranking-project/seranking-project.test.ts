@@ -341,6 +341,16 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       expect(((await read(await paced(`/sites/${siteId}/keywords`, token(owner.secret)))).body as { name: string }[]).map((k) => k.name)).toEqual(['seo tools', 'rank tracker']);
     });
 
+    it('PUT changes a site (the document\'s GET/POST/PUT/DELETE): its title or address, JSON in the body; a bad address is 400 Bad Request', async () => {
+      const renamed = await read(await paced(`/sites/${siteId}`, json(owner.secret, 'PUT', { title: 'Owner (main)' })));
+      expect(renamed).toMatchObject({ status: 200, type: JSON_TYPE, body: { id: siteId, title: 'Owner (main)', url: 'https://owner.example' } });
+      const BAD_REQUEST = { status: 400, type: JSON_TYPE, body: { message: 'Bad Request' } };
+      expect(await read(await paced(`/sites/${siteId}`, json(owner.secret, 'PUT', { url: 'not an address', title: 'never' })))).toEqual(BAD_REQUEST);
+      expect(await read(await paced(`/sites/${siteId}`, json(owner.secret, 'PUT', {})))).toEqual(BAD_REQUEST);
+      // The refused changes changed nothing.
+      expect((await read(await paced(`/sites/${siteId}`, token(owner.secret)))).body).toMatchObject({ title: 'Owner (main)', url: 'https://owner.example' });
+    });
+
     it('a site shared read-only: the account it was shared with reads it, and changing it is 403 Access denied; anyone else gets 404 Not Found', async () => {
       const ACCESS_DENIED = { status: 403, type: JSON_TYPE, body: { message: 'Access denied' } };
       const listed = (await read(await paced('/sites', token(viewer.secret)))).body as { id: number; access: string }[];
@@ -354,6 +364,7 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
         ['add a search engine', `/sites/${siteId}/search-engines`, json(viewer.secret, 'POST', { search_engine_id: 411 })],
         ['share it on', `/sites/${siteId}/viewers`, json(viewer.secret, 'POST', { account: 'acc_someone' })],
         ['delete the site', `/sites/${siteId}`, token(viewer.secret, { method: 'DELETE' })],
+        ['rename the site', `/sites/${siteId}`, json(viewer.secret, 'PUT', { title: 'mine now' })],
       ];
       for (const [what, path, init] of changes) expect(await read(await paced(path, init)), what).toEqual(ACCESS_DENIED);
       // Nothing changed.

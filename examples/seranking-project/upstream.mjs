@@ -9,6 +9,7 @@
  *   GET    /sites                         the account's sites, and those shared with it
  *   POST   /sites                         {"url": "http://example.com", "title": "example1"} → 201 {"site_id": 147696}
  *   GET    /sites/:id                     one site
+ *   PUT    /sites/:id                     {"url": …, "title": …} (either or both): change it → 200, the site
  *   DELETE /sites/:id                     delete it
  *   POST   /sites/:id/viewers             {"account": "acc_…"}: share it, read-only → 204
  *   GET    /sites/:id/search-engines      the search engines it is tracked in
@@ -103,11 +104,17 @@ export function createUpstream() {
     if (site.account !== account) throw new ApiError(403, 'Access denied');
   }
 
+  /** A site's address as sent, or a 400 Bad Request. */
+  function siteUrlOf(body) {
+    const siteUrl = typeof body?.url === 'string' ? body.url.trim() : '';
+    if (!/^https?:\/\/[^\s/]+/.test(siteUrl)) throw new ApiError(400, 'Bad Request');
+    return siteUrl;
+  }
+
   function sitesCollection(account, method, body) {
     if (method === 'GET') return { body: [...sites.values()].filter((s) => s.account === account || s.viewers.has(account)).map((s) => out(s, account)) };
     if (method !== 'POST') throw new ApiError(405, 'Method Not Allowed');
-    const siteUrl = typeof body?.url === 'string' ? body.url.trim() : '';
-    if (!/^https?:\/\/[^\s/]+/.test(siteUrl)) throw new ApiError(400, 'Bad Request');
+    const siteUrl = siteUrlOf(body);
     const site = {
       id: nextSiteId++,
       account,
@@ -122,8 +129,19 @@ export function createUpstream() {
     return { status: 201, body: { site_id: site.id } };
   }
 
-  function oneSite(site, account, method) {
+  function oneSite(site, account, method, body) {
     if (method === 'GET') return { body: out(site, account) };
+    if (method === 'PUT') {
+      mustOwn(site, account);
+      const change = typeof body === 'object' && body !== null && !Array.isArray(body) ? body : undefined;
+      if (!change || (change.url === undefined && change.title === undefined)) throw new ApiError(400, 'Bad Request');
+      if (change.title !== undefined && typeof change.title !== 'string') throw new ApiError(400, 'Bad Request');
+      // Checked in full before anything changes.
+      const siteUrl = change.url === undefined ? site.url : siteUrlOf(change);
+      site.url = siteUrl;
+      if (change.title !== undefined) site.title = change.title;
+      return { body: out(site, account) };
+    }
     if (method !== 'DELETE') throw new ApiError(405, 'Method Not Allowed');
     mustOwn(site, account);
     sites.delete(site.id);
@@ -219,7 +237,7 @@ export function createUpstream() {
     const site = visibleSite(m[1], account);
     switch (m[2]) {
       case undefined:
-        return oneSite(site, account, method);
+        return oneSite(site, account, method, body);
       case 'viewers':
         return viewers(site, account, method, body);
       case 'search-engines':
