@@ -344,6 +344,9 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
     it('PUT changes a site (the document\'s GET/POST/PUT/DELETE): its title or address, JSON in the body; a bad address is 400 Bad Request', async () => {
       const renamed = await read(await paced(`/sites/${siteId}`, json(owner.secret, 'PUT', { title: 'Owner (main)' })));
       expect(renamed).toMatchObject({ status: 200, type: JSON_TYPE, body: { id: siteId, title: 'Owner (main)', url: 'https://owner.example' } });
+      const moved = await read(await paced(`/sites/${siteId}`, json(owner.secret, 'PUT', { url: 'https://owner.example/new' })));
+      expect(moved).toMatchObject({ status: 200, body: { id: siteId, title: 'Owner (main)', url: 'https://owner.example/new' } });
+      expect((await paced(`/sites/${siteId}`, json(owner.secret, 'PUT', { url: 'https://owner.example' }))).status).toBe(200);
       const BAD_REQUEST = { status: 400, type: JSON_TYPE, body: { message: 'Bad Request' } };
       expect(await read(await paced(`/sites/${siteId}`, json(owner.secret, 'PUT', { url: 'not an address', title: 'never' })))).toEqual(BAD_REQUEST);
       expect(await read(await paced(`/sites/${siteId}`, json(owner.secret, 'PUT', {})))).toEqual(BAD_REQUEST);
@@ -369,11 +372,13 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       for (const [what, path, init] of changes) expect(await read(await paced(path, init)), what).toEqual(ACCESS_DENIED);
       // Nothing changed.
       expect((await read(await paced(`/sites/${siteId}/keywords`, token(owner.secret)))).body).toHaveLength(2);
+      expect((await read(await paced(`/sites/${siteId}`, token(owner.secret)))).body).toMatchObject({ title: 'Owner (main)' });
 
       // Not shared with this account: the site does not exist for it, for reading and changing alike.
       const NOT_FOUND = { status: 404, type: JSON_TYPE, body: { message: 'Not Found' } };
       expect(await read(await paced(`/sites/${siteId}/keywords`, token(stranger.secret)))).toEqual(NOT_FOUND);
       expect(await read(await paced(`/sites/${siteId}/keywords?keywords_ids[]=${keywordIds[0]}`, token(stranger.secret, { method: 'DELETE' })))).toEqual(NOT_FOUND);
+      expect(await read(await paced(`/sites/${siteId}`, json(stranger.secret, 'PUT', { title: 'mine now' })))).toEqual(NOT_FOUND);
     });
 
     it('every other row the API answers itself arrives as the table writes it, in {"message": ...}, and costs nothing', async () => {

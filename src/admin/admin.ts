@@ -681,7 +681,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       schema: {
         operationId: 'rotateKey',
         tags: ['keys'],
-        summary: 'Issue a replacement; the old key stays valid for the overlap, then expires',
+        summary: 'Issue a replacement; the old key stays valid for the overlap, then expires (revoked at once with keys.rotation: replace)',
         params: IdParams,
         // No body at all is the default overlap, as `{}` is.
         body: z

@@ -541,7 +541,7 @@ export function buildCli(): Command {
     );
   keys
     .command('rotate <id>')
-    .description('issue a replacement; the old key keeps working for the overlap, then expires')
+    .description('issue a replacement; the old key keeps working for the overlap, then expires (revoked at once with keys.rotation: replace)')
     .option('--overlap <duration>', 'how long the old key stays valid (0 = revoke now; default 24h, or 0 with keys.rotation: replace)')
     .action((id: string, opts: { overlap?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {

@@ -73,6 +73,17 @@ describe.skipIf(!chromiumAvailable())('dashboard: one working key per account (k
     await fixture?.close();
   });
 
+  it('refuses a form edited to keep the current key for an overlap, and the key is unchanged', async () => {
+    await page.goto(`${fixture.dashboardUrl}/keys/${keyId}/rotate`);
+    await expectHeading(page, 'Rotate key “production”');
+    await page.locator('input[name="overlap"]').evaluate((input) => ((input as HTMLInputElement).value = '24h'));
+    await page.getByRole('button', { name: 'Rotate key' }).click();
+    await expectHeading(page, 'Rotate key “production”');
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('This API replaces a key at once: the current key cannot be kept working beside its replacement.');
+    const key = await getKey(fixture.keygate.runtime, keyId);
+    expect([key.revokedAt, key.expiresAt]).toEqual([null, null]);
+  });
+
   it('rotates without an overlap to choose, and the old key is revoked at once', async () => {
     await page.goto(`${fixture.dashboardUrl}/keys`);
     await page.getByRole('link', { name: 'Rotate production' }).click();

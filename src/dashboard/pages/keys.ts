@@ -155,9 +155,11 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     app.post<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
       const { account } = ownAccount(request);
       const key = await getKey(rt, request.params.id, account.id);
-      const choice = field(request.body, 'overlap');
+      // With `replace` the page offers no overlap: none sent is none.
+      const choice = field(request.body, 'overlap') || (replacesAtOnce ? 'now' : '');
       const { nonce, keyId } = formKey(request);
       if (keyId === undefined) return sendRotateForm(request, reply, key, nonce, OUT_OF_DATE, 400);
+      if (replacesAtOnce && choice !== 'now') return sendRotateForm(request, reply, key, nonce, 'This API replaces a key at once: the current key cannot be kept working beside its replacement.', 400);
       if (!isOverlapChoice(choice)) return sendRotateForm(request, reply, key, nonce, 'Choose how long the current key keeps working.', 400);
       const before = await sentBefore(keyId, account.id);
       if (before) return sendSentAlready(request, reply, before);
