@@ -341,7 +341,7 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect(await costOf(fresh.secret, '/v1/backlinks/summary', post(fresh.secret, { target: 'not a target' }))).toEqual(refused('Invalid target'));
     });
 
-    it('keygate\'s own refusals of a limit come first: not a whole number, or more units than are left', async () => {
+    it('keygate\'s own refusal of a limit comes first: not a whole number; one worth more units than are left is the upstream\'s to judge', async () => {
       // Not a whole number: keygate cannot know what to reserve, so it refuses it itself,
       // with the table's "Parameter YYY is invalid." naming it.
       for (const limit of ['1e5', '-1']) {
@@ -352,10 +352,16 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
           units: 0,
         });
       }
-      // A limit whose reservation does not fit in units_left is Insufficient funds, before the row limit is looked at.
+      // More records than units left: not Insufficient funds while the balance is above zero
+      // (it is reached, or not, by what the answer holds); the upstream's row limit refuses it.
       expect((await paced('/v1/backlinks/summary', post(fresh.secret, { target: 'seranking.com' }))).status).toBe(200);
       const left = await unitsLeft(fresh.secret);
-      expect(await costOf(fresh.secret, `/v1/backlinks/all?target=seranking.com&limit=${left + 1}`, token(fresh.secret))).toEqual({ ...INSUFFICIENT_FUNDS, units: 0 });
+      expect(await costOf(fresh.secret, `/v1/backlinks/all?target=seranking.com&limit=${left + 1}`, token(fresh.secret))).toEqual({
+        status: 400,
+        type: UPSTREAM_TYPE,
+        body: { error_description: 'Row limit exceeded' },
+        units: 0,
+      });
     });
   });
 
@@ -407,14 +413,20 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
     let broke: AccountOut;
     let brokeKey: KeyOut;
 
-    it('spends a month\'s 1,000,000 units down to zero with real requests', async () => {
+    it('spends a month\'s 1,000,000 units with real requests; the one that reaches zero is served and pays down to zero', async () => {
       broke = await ex.createAccount('Big Spender', 'units_1m');
       brokeKey = await ex.createKey(broke.id, 'Data API');
       for (let batch = 0; batch < 100; batch++) {
-        const response = await paced('/v1/backlinks/summary', post(brokeKey.secret, { target: domains(100, batch * 100) }));
+        // 99 batches of 100 domains, then one of 99: 100 units left.
+        const response = await paced('/v1/backlinks/summary', post(brokeKey.secret, { target: domains(batch < 99 ? 100 : 99, batch * 100) }));
         expect(response.status).toBe(200);
         await response.arrayBuffer();
       }
+      expect(await unitsLeft(brokeKey.secret)).toBe(100);
+      expect((await costOf(brokeKey.secret, '/v1/backlinks/all?target=seranking.com&limit=5', token(brokeKey.secret))).units).toBe(5);
+      // 95 left, a command of 100 units: the balance has not reached zero, so it is served,
+      // and charged the 95 that were left.
+      expect(await costOf(brokeKey.secret, '/v1/domain/overview?domain=seranking.com', token(brokeKey.secret))).toMatchObject({ status: 200, units: 95 });
       expect(await unitsLeft(brokeKey.secret)).toBe(0);
     });
 

@@ -145,6 +145,12 @@ export const meterSchema = z
       .boolean()
       .default(false)
       .describe('Allow usage past the limit (counted as overage) instead of refusing.'),
+    admit: z
+      .enum(['whenCovered', 'untilZero'])
+      .default('whenCovered')
+      .describe(
+        'Without overage, which requests with a cost are refused. whenCovered: each one whose cost (at least) does not fit in what is left. untilZero: only once nothing is left; the request that reaches zero is served and charged down to zero, no further ("should your balance reach zero, subsequent requests are refused").',
+      ),
     unit: z.string().optional().describe('Human name of the unit, e.g. "units" or "credits".'),
   })
   .strict();

@@ -46,6 +46,12 @@ export interface ChargeSpec {
   limit: number;
   overage: boolean;
   /**
+   * Without overage: admitted while anything is left (`used + reserved < limit`), not only
+   * when `amount` fits; the charge then stops at the limit (the meter's `admit: untilZero`).
+   * Never `final`: what a 2xx pays is only known against the cap, at the settle.
+   */
+  untilZero?: boolean;
+  /**
    * `amount` is exactly what a 2xx will be charged (a per-request cost): it is committed
    * at admission instead of reserved, and given back by the settle if the answer is not
    * a 2xx. Most requests then need no work at settle time. A request that is never

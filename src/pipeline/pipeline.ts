@@ -286,15 +286,19 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const meter = identity.plan.meters[cost.meter];
     // A plan without the route's meter has nothing to spend on it.
     const limit = meter?.limit ?? 0;
+    const overage = meter ? overageAllowed(identity.plan, cost.meter, identity.account) : false;
+    const untilZero = !overage && meter?.admit === 'untilZero';
     return {
       accountId: identity.account.id,
       meter: cost.meter,
       periodStart: currentPeriod(meter?.period ?? 'month', now).start,
       amount,
       limit,
-      overage: meter ? overageAllowed(identity.plan, cost.meter, identity.account) : false,
-      // A per-request cost is what a 2xx is charged: committed now, given back otherwise.
-      final: cost.perRequest !== undefined,
+      overage,
+      untilZero,
+      // A per-request cost is what a 2xx is charged: committed now, given back otherwise
+      // (but for the request that reaches zero, whose charge the settle caps).
+      final: cost.perRequest !== undefined && !untilZero,
     };
   }
 

@@ -270,6 +270,34 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 30, reserved: 60 });
     });
 
+    it('admit: untilZero admits while anything is left, one at a time at the end, and the request that reaches zero pays down to zero', async () => {
+      const accountId = unique('acc');
+      const flat = { ...charge(accountId, 100, 250), untilZero: true };
+      for (let i = 0; i < 2; i += 1) {
+        const result = await admit({ now: T0 + i, windows: [], charge: flat });
+        if (!result.ok || !result.reservation) throw new Error('expected a reservation');
+        expect(result.reservation.final).toBe(false);
+        expect(await counters.settle(result.reservation, 100)).toBe(100);
+      }
+      // 50 left, a cost of 100: refused where the cost must be covered...
+      expect(await admit({ now: T0 + 2, windows: [], charge: charge(accountId, 100, 250) })).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 200 });
+      // ...admitted until zero, but only one of ten at once (it holds what is left).
+      const burst = await Promise.all(Array.from({ length: 10 }, () => admit({ now: T0 + 3, windows: [], charge: flat })));
+      const admitted = burst.filter((r) => r.ok);
+      expect(admitted).toHaveLength(1);
+      expect(burst.filter((r) => !r.ok && r.reason === 'insufficient_funds')).toHaveLength(9);
+      const last = admitted[0]?.ok ? admitted[0].reservation : undefined;
+      if (!last) throw new Error('expected a reservation');
+      // An answer that is no 2xx pays nothing, and the 50 are there for the next request.
+      expect(await counters.settle(last, 0)).toBe(0);
+      const again = await admit({ now: T0 + 4, windows: [], charge: flat });
+      if (!again.ok || !again.reservation) throw new Error('expected a reservation');
+      expect(await counters.settle(again.reservation, 100)).toBe(50);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 250, reserved: 0 });
+      // Zero reached: every request with a cost is refused.
+      expect(await admit({ now: T0 + 5, windows: [], charge: { ...flat, amount: 1 } })).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 250 });
+    });
+
     it('lets usage run past the limit when overage is on', async () => {
       const accountId = unique('acc');
       for (let i = 0; i < 3; i += 1) {

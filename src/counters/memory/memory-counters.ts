@@ -94,7 +94,7 @@ export class MemoryCounters implements Counters {
     let reservation: Reservation | undefined;
     if (charge && charge.amount > 0) {
       const meter = this.meter(charge.accountId, charge.meter, charge.periodStart);
-      if (!charge.overage && !hasRoom(meter, charge.amount, charge.limit, now)) {
+      if (!charge.overage && !(charge.untilZero === true ? hasAnyLeft(meter, charge.limit, now) : hasRoom(meter, charge.amount, charge.limit, now))) {
         return { ok: false, reason: 'insufficient_funds', windows: states(windows, logs, now), used: meter.row.used, limit: charge.limit };
       }
       const final = charge.final === true;
@@ -261,6 +261,13 @@ function hasRoom(meter: MeterState, amount: number, limit: number, now: number):
   if (meter.row.used + meter.reserved + amount <= limit) return true;
   releaseLapsed(meter, now);
   return meter.row.used + meter.reserved + amount <= limit;
+}
+
+/** Whether anything of the limit is left (`admit: untilZero`), once lapsed reservations are let go. */
+function hasAnyLeft(meter: MeterState, limit: number, now: number): boolean {
+  if (meter.row.used + meter.reserved < limit) return true;
+  releaseLapsed(meter, now);
+  return meter.row.used + meter.reserved < limit;
 }
 
 /** Lets go of the reservations whose time is up (looked for when a charge does not fit, and by the sweep). */

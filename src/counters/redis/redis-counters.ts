@@ -97,6 +97,7 @@ interface AdmitEntry {
   amount: number | undefined;
   limit: number | undefined;
   overage: boolean | undefined;
+  untilZero: boolean | undefined;
   final: boolean | undefined;
 }
 
@@ -480,12 +481,13 @@ export class RedisCounters implements Counters {
       last.amount === charge?.amount &&
       last.limit === charge?.limit &&
       last.overage === charge?.overage &&
+      last.untilZero === charge?.untilZero &&
       last.final === charge?.final
     ) {
       return last;
     }
     const keys: string[] = [];
-    const args: (string | number)[] = [block ? 1 : 0, charge ? (charge.final ? 2 : 1) : 0, charge?.amount ?? 0, charge?.limit ?? 0, charge?.overage ? 1 : 0];
+    const args: (string | number)[] = [block ? 1 : 0, charge ? (charge.final ? 2 : 1) : 0, charge?.amount ?? 0, charge?.limit ?? 0, charge?.overage ? 1 : charge?.untilZero ? 2 : 0];
     if (block) {
       const { after, within, duration, factor, max, forgetAfter } = block.policy;
       keys.push(this.key('b', block.id));
@@ -495,7 +497,7 @@ export class RedisCounters implements Counters {
     keys.push(...windows.keys);
     args.push(...windows.args);
     const entry: AdmitEntry = {
-      signature: `${windows.id}|${block?.id}|${meter?.id}|${charge?.amount}|${charge?.limit}|${charge?.overage}|${charge?.final}`,
+      signature: `${windows.id}|${block?.id}|${meter?.id}|${charge?.amount}|${charge?.limit}|${charge?.overage}|${charge?.untilZero}|${charge?.final}`,
       keys,
       args,
       blockId: block?.id,
@@ -504,6 +506,7 @@ export class RedisCounters implements Counters {
       amount: charge?.amount,
       limit: charge?.limit,
       overage: charge?.overage,
+      untilZero: charge?.untilZero,
       final: charge?.final,
     };
     windows.lastEntry = entry;

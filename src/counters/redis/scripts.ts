@@ -330,7 +330,8 @@ end
  *   their lapse times if it has a charge], then per window its log and its count.
  * Per entry ARGV: [1] requests, [2] has block, [3] charge: '0' none, '1' reserve, '2'
  *   charge now (a final amount: added to used, nothing held), [4] amount, [5] limit,
- *   [6] overage ('1'/'0'), [7..12] block after, within, duration, factor, max,
+ *   [6] overage ('1'), none ('0'), or none but admitted while anything is left ('2':
+ *   the meter's admit: untilZero), [7..12] block after, within, duration, factor, max,
  *   forgetAfter (if it has a block), then limit and windowMs of each window.
  * Returns per entry: -1 alone when the meter has no balance in Redis (seed it from the
  *   store and ask again; nothing was recorded), else { admitted, reservation id or '',
@@ -445,6 +446,13 @@ local function fits(m, amount, limit)
   return m.used + m.reserved + amount <= limit
 end
 
+-- Whether anything of the limit is left, once lapsed reservations are let go.
+local function hasLeft(m, limit)
+  if m.used + m.reserved < limit then return true end
+  releaseLapsed(m)
+  return m.used + m.reserved < limit
+end
+
 -- When the subject's block ends (nil if none), read once per batch.
 local function blockUntil(blockKey)
   local untilMs = blocks[blockKey]
@@ -495,7 +503,7 @@ end
 local function admit(k, a, nk)
   local requests = tonumber(ARGV[a + 1])
   local hasBlock, hasCharge, chargeNow = ARGV[a + 2] == '1', ARGV[a + 3] ~= '0', ARGV[a + 3] == '2'
-  local amount, limit, overage = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6] == '1'
+  local amount, limit, overage, untilZero = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6] == '1', ARGV[a + 6] == '2'
   local blockKey, meter
   if hasBlock then
     k = k + 1
@@ -553,8 +561,9 @@ local function admit(k, a, nk)
       if wait > 0 then
         local blockedFor = hasBlock and recordViolation(blockKey, a + 7) or 0
         if blockedFor > 0 then refuse('blocked', blockedFor) else refuse('rate_limited', wait) end
-      -- 7. Reserve the cost: used + reserved + amount must fit the limit unless overage is on.
-      elseif hasCharge and not overage and not fits(meter, amount, limit) then
+      -- 7. Reserve the cost: used + reserved + amount must fit the limit unless overage is on
+      -- (with untilZero, something must be left: the settle stops the charge at the limit).
+      elseif hasCharge and not overage and not (untilZero and hasLeft(meter, limit) or (not untilZero and fits(meter, amount, limit))) then
         refuse('funds', fmt(meter.used))
       else
         -- Only now, with everything passed, does the request count.
