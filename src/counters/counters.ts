@@ -47,8 +47,8 @@ export interface ChargeSpec {
   overage: boolean;
   /**
    * Without overage: admitted while anything is left (`used + reserved < limit`), not only
-   * when `amount` fits; the charge then stops at the limit (the meter's `admit: untilZero`).
-   * Never `final`: what a 2xx pays is only known against the cap, at the settle.
+   * when `amount` fits (the meter's `admit: untilZero`). The request whose amount does not
+   * fit is reserved even if `final`, and its settle stops the charge at the limit.
    */
   untilZero?: boolean;
   /**

@@ -297,8 +297,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       overage,
       untilZero,
       // A per-request cost is what a 2xx is charged: committed now, given back otherwise
-      // (but for the request that reaches zero, whose charge the settle caps).
-      final: cost.perRequest !== undefined && !untilZero,
+      // (but for the request that reaches zero, which the counters reserve, capped).
+      final: cost.perRequest !== undefined,
     };
   }
 

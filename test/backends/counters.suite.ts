@@ -272,22 +272,26 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
 
     it('admit: untilZero admits while anything is left, one at a time at the end, and the request that reaches zero pays down to zero', async () => {
       const accountId = unique('acc');
-      const flat = { ...charge(accountId, 100, 250), untilZero: true };
+      // A flat cost (final): charged at admission while it fits, as with whenCovered.
+      const flat = { ...charge(accountId, 100, 250), untilZero: true, final: true };
       for (let i = 0; i < 2; i += 1) {
         const result = await admit({ now: T0 + i, windows: [], charge: flat });
         if (!result.ok || !result.reservation) throw new Error('expected a reservation');
-        expect(result.reservation.final).toBe(false);
-        expect(await counters.settle(result.reservation, 100)).toBe(100);
+        expect(result.reservation.final).toBe(true);
       }
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 200, reserved: 0 });
       // 50 left, a cost of 100: refused where the cost must be covered...
-      expect(await admit({ now: T0 + 2, windows: [], charge: charge(accountId, 100, 250) })).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 200 });
-      // ...admitted until zero, but only one of ten at once (it holds what is left).
+      expect(await admit({ now: T0 + 2, windows: [], charge: { ...flat, untilZero: false } })).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 200 });
+      // ...admitted until zero, but only one of ten at once (it holds what it may cost), and
+      // reserved rather than charged: its settle stops at the limit.
       const burst = await Promise.all(Array.from({ length: 10 }, () => admit({ now: T0 + 3, windows: [], charge: flat })));
       const admitted = burst.filter((r) => r.ok);
       expect(admitted).toHaveLength(1);
       expect(burst.filter((r) => !r.ok && r.reason === 'insufficient_funds')).toHaveLength(9);
       const last = admitted[0]?.ok ? admitted[0].reservation : undefined;
       if (!last) throw new Error('expected a reservation');
+      expect(last).toMatchObject({ final: false, cap: 250 });
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 200, reserved: 100 });
       // An answer that is no 2xx pays nothing, and the 50 are there for the next request.
       expect(await counters.settle(last, 0)).toBe(0);
       const again = await admit({ now: T0 + 4, windows: [], charge: flat });
@@ -296,6 +300,13 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 250, reserved: 0 });
       // Zero reached: every request with a cost is refused.
       expect(await admit({ now: T0 + 5, windows: [], charge: { ...flat, amount: 1 } })).toMatchObject({ ok: false, reason: 'insufficient_funds', used: 250 });
+    });
+
+    it('admit: untilZero takes a sum of fractional costs that stops a hair short of the limit as nothing left', async () => {
+      const accountId = unique('acc');
+      const tenth = { ...charge(accountId, 0.1, 1), untilZero: true, final: true };
+      for (let i = 0; i < 10; i += 1) expect(await admit({ now: T0 + i, windows: [], charge: tenth })).toMatchObject({ ok: true });
+      expect(await admit({ now: T0 + 10, windows: [], charge: tenth })).toMatchObject({ ok: false, reason: 'insufficient_funds' });
     });
 
     it('lets usage run past the limit when overage is on', async () => {

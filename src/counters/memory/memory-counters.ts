@@ -94,10 +94,12 @@ export class MemoryCounters implements Counters {
     let reservation: Reservation | undefined;
     if (charge && charge.amount > 0) {
       const meter = this.meter(charge.accountId, charge.meter, charge.periodStart);
-      if (!charge.overage && !(charge.untilZero === true ? hasAnyLeft(meter, charge.limit, now) : hasRoom(meter, charge.amount, charge.limit, now))) {
+      const fits = charge.overage || hasRoom(meter, charge.amount, charge.limit, now);
+      if (!fits && !(charge.untilZero === true && hasAnyLeft(meter, charge.limit, now))) {
         return { ok: false, reason: 'insufficient_funds', windows: states(windows, logs, now), used: meter.row.used, limit: charge.limit };
       }
-      const final = charge.final === true;
+      // The request of an `untilZero` meter that reaches zero is reserved, to be capped at settle.
+      const final = charge.final === true && fits;
       if (final) {
         meter.row.used += charge.amount;
         meter.dirty = true;
@@ -265,10 +267,14 @@ function hasRoom(meter: MeterState, amount: number, limit: number, now: number):
 
 /** Whether anything of the limit is left (`admit: untilZero`), once lapsed reservations are let go. */
 function hasAnyLeft(meter: MeterState, limit: number, now: number): boolean {
-  if (meter.row.used + meter.reserved < limit) return true;
+  // A sum of fractional costs may stop a hair short of the limit: that is nothing left.
+  if (limit - (meter.row.used + meter.reserved) > LEFT_EPSILON) return true;
   releaseLapsed(meter, now);
-  return meter.row.used + meter.reserved < limit;
+  return limit - (meter.row.used + meter.reserved) > LEFT_EPSILON;
 }
+
+/** Less than this left of a limit is nothing left (as in the Redis scripts). */
+const LEFT_EPSILON = 1e-9;
 
 /** Lets go of the reservations whose time is up (looked for when a charge does not fit, and by the sweep). */
 function releaseLapsed(meter: MeterState, now: number): void {

@@ -530,7 +530,9 @@ export class RedisCounters implements Counters {
     if (index < admitted) {
       const windows = windowStates(2, index);
       if (!charge) return { ok: true, windows };
-      const final = charge.final === true;
+      // A final amount is charged at admission, but for the request of an `untilZero` meter
+      // that reaches zero (the last admitted of its entry): reserved, to be capped at settle.
+      const final = charge.final === true && !(index === admitted - 1 && values[1] !== '');
       const reservation: Reservation = { accountId: charge.accountId, meter: charge.meter, periodStart: charge.periodStart, amount: charge.amount, final };
       if (!final && !charge.overage) reservation.cap = charge.limit;
       if (!final) this.reservationIds.set(reservation, String(values[1]));

@@ -331,10 +331,12 @@ end
  * Per entry ARGV: [1] requests, [2] has block, [3] charge: '0' none, '1' reserve, '2'
  *   charge now (a final amount: added to used, nothing held), [4] amount, [5] limit,
  *   [6] overage ('1'), none ('0'), or none but admitted while anything is left ('2':
- *   the meter's admit: untilZero), [7..12] block after, within, duration, factor, max,
+ *   the meter's admit: untilZero; a final amount that does not fit is reserved instead,
+ *   and the entry's reservation id says so), [7..12] block after, within, duration, factor, max,
  *   forgetAfter (if it has a block), then limit and windowMs of each window.
  * Returns per entry: -1 alone when the meter has no balance in Redis (seed it from the
- *   store and ask again; nothing was recorded), else { admitted, reservation id or '',
+ *   store and ask again; nothing was recorded), else { admitted, reservation id or ''
+ *   (in an entry charged now: set when its last admitted request was reserved instead),
  *   remaining1, reset1, ... as the first admitted request saw them (zeros if none was),
  *   then per refused request: status, detail, remaining1, reset1, ... }. The admitted
  *   requests are always the first ones (once one is refused, the rest are too); the
@@ -446,11 +448,12 @@ local function fits(m, amount, limit)
   return m.used + m.reserved + amount <= limit
 end
 
--- Whether anything of the limit is left, once lapsed reservations are let go.
+-- Whether anything of the limit is left, once lapsed reservations are let go (a sum of
+-- fractional costs may stop a hair short of it: that is nothing left).
 local function hasLeft(m, limit)
-  if m.used + m.reserved < limit then return true end
+  if limit - (m.used + m.reserved) > 1e-9 then return true end
   releaseLapsed(m)
-  return m.used + m.reserved < limit
+  return limit - (m.used + m.reserved) > 1e-9
 end
 
 -- When the subject's block ends (nil if none), read once per batch.
@@ -558,19 +561,22 @@ local function admit(k, a, nk)
           wait = math.max(wait, math.max(1, leaves + w.windowMs - now))
         end
       end
+      -- 7. Reserve the cost: used + reserved + amount must fit the limit unless overage is on
+      -- (with untilZero, something must be left: that request is reserved, and its settle
+      -- stops the charge at the limit).
+      local fitsNow = wait == 0 and (not hasCharge or overage or fits(meter, amount, limit))
       if wait > 0 then
         local blockedFor = hasBlock and recordViolation(blockKey, a + 7) or 0
         if blockedFor > 0 then refuse('blocked', blockedFor) else refuse('rate_limited', wait) end
-      -- 7. Reserve the cost: used + reserved + amount must fit the limit unless overage is on
-      -- (with untilZero, something must be left: the settle stops the charge at the limit).
-      elseif hasCharge and not overage and not (untilZero and hasLeft(meter, limit) or (not untilZero and fits(meter, amount, limit))) then
+      elseif not fitsNow and not (untilZero and hasLeft(meter, limit)) then
         refuse('funds', fmt(meter.used))
       else
         -- Only now, with everything passed, does the request count.
-        if chargeNow then
+        if chargeNow and fitsNow then
           meter.used = meter.used + amount
           meter.charged = meter.charged + amount
         elseif hasCharge then
+          -- A reservation (in an entry charged now: the last one admitted, which reaches zero).
           meter.reserved = meter.reserved + amount
           meter.added = meter.added + amount
           meter.changed = true
