@@ -762,7 +762,7 @@ describe('plans over the admin API', () => {
             scopes: ['read'],
             rateLimits: [{ name: 'burst', limit: 20, window: '1s' }, { limit: 1000, window: '1h', scope: 'account' }],
             block: { after: 3, within: '1m', duration: '10m' },
-            meters: { units: { limit: 5000, period: { billingDay: 15 }, unit: 'units', overage: true } },
+            meters: { units: { limit: 5000, period: { billingDay: 15 }, unit: 'units', overage: true }, calls: { limit: 100, admit: 'untilZero' } },
           },
           free: { apiAccess: false },
         },
@@ -783,7 +783,10 @@ describe('plans over the admin API', () => {
             { name: '1000-per-1h', limit: 1000, window: '1h', scope: 'account' },
           ],
           block: { after: 3, within: '1m', duration: '10m', factor: 2, max: '1d', forgetAfter: '1d', scope: 'key' },
-          meters: { units: { kind: 'consumed', limit: 5000, period: { billingDay: 15 }, overage: true, unit: 'units' } },
+          meters: {
+            units: { kind: 'consumed', limit: 5000, period: { billingDay: 15 }, overage: true, admit: 'whenCovered', unit: 'units' },
+            calls: { kind: 'consumed', limit: 100, period: 'month', overage: false, admit: 'untilZero', unit: null },
+          },
         },
         { id: 'free', name: 'free', apiAccess: false, maxKeys: null, scopes: null, rateLimits: [], block: null, meters: {} },
       ]);

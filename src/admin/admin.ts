@@ -463,7 +463,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       .nullable(),
     meters: z.record(
       z.string(),
-      z.object({ kind: z.enum(['consumed', 'gauge']), limit: z.number(), period: z.union([z.literal('month'), z.object({ billingDay: z.number() })]), overage: z.boolean(), unit: z.string().nullable() }),
+      z.object({ kind: z.enum(['consumed', 'gauge']), limit: z.number(), period: z.union([z.literal('month'), z.object({ billingDay: z.number() })]), overage: z.boolean(), admit: z.enum(['whenCovered', 'untilZero']), unit: z.string().nullable() }),
     ),
   });
   app.get('/v1/plans', { schema: { operationId: 'listPlans', tags: ['plans'], summary: 'Plans of the profile, every setting', response: { 200: z.array(PlanSchema) } } }, async () =>

@@ -418,7 +418,7 @@ export function buildCli(): Command {
             api: p.apiAccess ? 'on' : 'off',
             maxKeys: p.maxKeys ?? '-',
             rateLimits: p.rateLimits.map(windowText),
-            meters: Object.entries(p.meters).map(([m, v]) => `${m}:${v.limit}${v.overage ? '+overage' : ''}`),
+            meters: Object.entries(p.meters).map(([m, v]) => `${m}:${v.limit}${v.overage ? '+overage' : v.admit === 'untilZero' ? ' (until zero)' : ''}`),
             block: p.block ? `${p.block.after} in ${p.block.within} → ${p.block.duration}` : '-',
           })),
           ['id', 'name', 'api', 'maxKeys', 'rateLimits', 'meters', 'block'],

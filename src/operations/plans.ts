@@ -21,7 +21,7 @@ export function planOut(id: string, plan: Plan) {
       ? { after: block.after, within: formatDuration(block.within), duration: formatDuration(block.duration), factor: block.factor, max: formatDuration(block.max), forgetAfter: formatDuration(block.forgetAfter), scope: block.scope }
       : null,
     meters: Object.fromEntries(
-      Object.entries(plan.meters).map(([meter, m]) => [meter, { kind: m.kind, limit: m.limit, period: m.period, overage: m.overage, unit: m.unit ?? null }]),
+      Object.entries(plan.meters).map(([meter, m]) => [meter, { kind: m.kind, limit: m.limit, period: m.period, overage: m.overage, admit: m.admit, unit: m.unit ?? null }]),
     ),
   };
 }
