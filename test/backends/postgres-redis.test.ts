@@ -10,7 +10,7 @@ import { connect as connectTcp, createServer, type AddressInfo, type Socket } fr
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { setImmediate } from 'node:timers/promises';
-import { startRedisServer } from '../scale-out/cluster.js';
+import { startRedisServer, startTcpProxy } from '../scale-out/cluster.js';
 import { describeStore } from './store.suite.js';
 import { describeCounters } from './counters.suite.js';
 import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from './isolation.js';
@@ -233,6 +233,32 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
       admin.disconnect();
       await counters.close();
       await server.kill();
+    }
+  });
+
+  it('caps a settle Redis could not take at once when it is delivered: a plan without overage stays at its limit', async () => {
+    const proxy = await startTcpProxy(Number(new URL(REDIS_URL).port || 6379));
+    const counters = await open('closed', redisUrlWithPrefix(prefix, `redis://127.0.0.1:${proxy.port}`));
+    try {
+      const accountId = unique('acc');
+      // admit: untilZero, a flat cost of 100 against 250: the third request is the one that reaches zero.
+      const flat: ChargeSpec = { ...credits(accountId, 100, 250), untilZero: true, final: true };
+      for (let i = 0; i < 2; i += 1) expect(await counters.admit({ now: T0 + i, windows: [], charge: flat })).toMatchObject({ ok: true });
+      const last = await counters.admit({ now: T0 + 2, windows: [], charge: flat });
+      if (!last.ok || !last.reservation) throw new Error('expected a reservation');
+      expect(last.reservation).toMatchObject({ final: false, cap: 250 });
+      // Redis goes away while that request is answered; its 2xx settles for 100.
+      await proxy.cut();
+      expect(await eventually(() => !counters.isReachable())).toBe(true);
+      await counters.settle(last.reservation, 100);
+      await proxy.restore();
+      expect(await eventually(() => counters.isReachable())).toBe(true);
+      // The next write-back delivers the held units: 50 of them fit.
+      await counters.drainMeterChanges();
+      expect((await counters.meterBalance(accountId, 'credits', PERIOD)).used).toBe(250);
+    } finally {
+      await counters.close();
+      await proxy.cut();
     }
   });
 

@@ -26,11 +26,20 @@ export function meterRefId(ref: MeterRef): string {
   return `${ref.accountId}\u0000${ref.meter}\u0000${ref.periodStart}`;
 }
 
+/** Units committed while Redis could not take them, for one meter. */
+export interface HeldUnits {
+  ref: MeterRef;
+  units: number;
+  /** The most the meter's usage may reach through them (a plan without overage). */
+  cap?: number;
+}
+
 export class PerProcessFallback {
   private readonly memory: MemoryCounters;
   /** Reservations made here (not in Redis) are settled here. */
   private readonly local = new WeakSet<Reservation>();
-  private pending = new Map<string, { ref: MeterRef; units: number }>();
+  /** Units held for Redis, by meter and cap (units of one settle with a cap stop there, in Redis too). */
+  private pending = new Map<string, HeldUnits>();
 
   constructor(clock: () => number) {
     this.memory = new MemoryCounters(clock);
@@ -60,29 +69,30 @@ export class PerProcessFallback {
   settle(reservation: Reservation, actual: number): number {
     this.local.delete(reservation);
     const units = this.memory.settleNow(reservation, actual);
-    this.holdForRedis(reservation, units);
+    this.holdForRedis(reservation, units, reservation.cap);
     return units;
   }
 
   /**
    * Units Redis could not take now (its reservation there lapses by itself); negative
-   * for a charge made at admission that is given back.
+   * for a charge made at admission that is given back. With a `cap` (the plan's limit,
+   * overage off), Redis takes them up to it and no further when they are delivered.
    */
-  commitLater(ref: MeterRef, actual: number): void {
+  commitLater(ref: MeterRef, actual: number, cap?: number): void {
     // As a charge of 0 made at admission: the units are added as they are.
     this.memory.settleNow({ ...ref, amount: 0, final: true }, actual);
-    this.holdForRedis(ref, actual);
+    this.holdForRedis(ref, actual, cap);
   }
 
   /** Takes the held increments; give back whatever could not be delivered. */
-  takePending(): { ref: MeterRef; units: number }[] {
+  takePending(): HeldUnits[] {
     const taken = [...this.pending.values()];
     this.pending = new Map();
     return taken;
   }
 
-  giveBack(entries: readonly { ref: MeterRef; units: number }[]): void {
-    for (const { ref, units } of entries) this.holdForRedis(ref, units);
+  giveBack(entries: readonly HeldUnits[]): void {
+    for (const { ref, units, cap } of entries) this.holdForRedis(ref, units, cap);
   }
 
   get hasPending(): boolean {
@@ -102,11 +112,13 @@ export class PerProcessFallback {
     return this.memory.close();
   }
 
-  private holdForRedis(ref: MeterRef, units: number): void {
+  private holdForRedis(ref: MeterRef, units: number, cap?: number): void {
     if (units === 0) return;
-    const id = meterRefId(ref);
+    // Given back (negative) units are never capped.
+    const capped = units > 0 ? cap : undefined;
+    const id = capped === undefined ? meterRefId(ref) : `${meterRefId(ref)}\u0000${capped}`;
     const held = this.pending.get(id);
     if (held) held.units += units;
-    else this.pending.set(id, { ref: { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart }, units });
+    else this.pending.set(id, { ref: { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart }, units, ...(capped === undefined ? {} : { cap: capped }) });
   }
 }

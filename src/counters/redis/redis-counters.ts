@@ -285,9 +285,9 @@ export class RedisCounters implements Counters {
     const units = reservation.final ? actual - reservation.amount : actual;
     // Tried whenever connected, even while admissions pause after a slow reply: a settle
     // left undone would hold its units in Redis until the reservation lapses. Without
-    // Redis the cap cannot be applied: the units are delivered as they are.
+    // Redis the units are held, with their cap, and Redis applies it when they are delivered.
     if (this.client.status !== 'ready') {
-      this.fallback.commitLater(reservation, units);
+      this.fallback.commitLater(reservation, units, reservation.final ? undefined : reservation.cap);
       return Promise.resolve(actual);
     }
     const settling: Promise<number> = new Promise((resolve) => {
@@ -298,7 +298,7 @@ export class RedisCounters implements Counters {
       this.commit(reservation, batchId, reserved, units, reservation.cap, done, (error) => {
         this.noteFailure(error);
         // The reservation in Redis lapses by itself; the units are delivered later.
-        this.fallback.commitLater(reservation, units);
+        this.fallback.commitLater(reservation, units, reservation.final ? undefined : reservation.cap);
         done(units);
       });
     });
@@ -650,7 +650,7 @@ export class RedisCounters implements Counters {
     await Promise.all(
       held.map(async (entry) => {
         try {
-          await new Promise<void>((resolve, reject) => this.commit(entry.ref, '', 0, entry.units, undefined, () => resolve(), reject));
+          await new Promise<void>((resolve, reject) => this.commit(entry.ref, '', 0, entry.units, entry.cap, () => resolve(), reject));
         } catch (error) {
           failed.push(entry);
           this.noteFailure(error);
