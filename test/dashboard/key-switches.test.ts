@@ -96,3 +96,53 @@ describe.skipIf(!chromiumAvailable())('dashboard: one working key per account (k
     expect((await getKey(fixture.keygate.runtime, keyId)).revokedAt).not.toBeNull();
   });
 });
+
+describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or none', () => {
+  const dir = tempDir('keygate-dashboard-key-limits');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let solo: Page;
+  let starter: Page;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir, (profile) => ({
+      ...profile,
+      plans: { ...profile.plans, solo: { name: 'Solo', maxKeys: 1 }, starter: { name: 'Starter', maxKeys: 0, apiAccess: false } },
+    }));
+    browser = await launchChromium();
+    solo = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    starter = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const soloAccount = await newAccount(fixture, 'Solo Co', 'solo');
+    await createKey(fixture.keygate.runtime, { accountId: soloAccount, name: 'production' }, 'test');
+    await join(solo, await invite(fixture, 'ada@solo.example', soloAccount), 'ada@solo.example');
+    const starterAccount = await newAccount(fixture, 'Starter Co', 'starter');
+    await join(starter, await invite(fixture, 'bo@starter.example', starterAccount), 'bo@starter.example');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('at the limit of one key: no Create, and the page says how to make room (Rotate is there)', async () => {
+    await solo.goto(`${fixture.dashboardUrl}/keys`);
+    await expectHeading(solo, 'API keys');
+    expect(await solo.getByRole('link', { name: 'Create a key' }).count()).toBe(0);
+    await expect.poll(() => solo.getByText('1 of 1 key in use on the Solo plan: revoke a key to create another, or rotate one to replace it.').count()).toBe(1);
+    expect(await solo.getByRole('link', { name: /^Rotate production/ }).count()).toBe(1);
+  });
+
+  it('a plan with neither meters nor rate limits says so on the usage page, and no more', async () => {
+    await solo.goto(`${fixture.dashboardUrl}/usage`);
+    await expect.poll(() => solo.getByText('The Solo plan has no metered quotas.', { exact: true }).count()).toBe(1);
+  });
+
+  it('a plan without keys or API access: no Create, no empty-state invitation, and says why', async () => {
+    await starter.goto(`${fixture.dashboardUrl}/keys`);
+    await expectHeading(starter, 'API keys');
+    expect(await starter.getByRole('link', { name: 'Create a key' }).count()).toBe(0);
+    await expect.poll(() => starter.getByText('The Starter plan does not include API keys: keys can be created once the account is on a plan that does.').count()).toBe(1);
+    await expect.poll(() => starter.getByText('Requests are refused until the account is on a plan that includes it.', { exact: false }).count()).toBe(1);
+    expect(await starter.getByText('Create a key to start calling the API').count()).toBe(0);
+  });
+});

@@ -72,22 +72,31 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
     const plan = rt.config.plans[account.planId];
     const usage = await accountUsage(rt, account);
     const blocked = await blockedUntilOf(rt, usable);
-    const rowActions = (key: KeyRecord) => html`${rt.config.keys.rotation && rotationConflict(key, keys, now) === undefined
+    const maxKeys = plan?.maxKeys;
+    // A plan without keys (0) offers neither Create nor Rotate; one at its limit says how to make room.
+    const noKeys = maxKeys === 0;
+    const atLimit = maxKeys !== undefined && maxKeys > 0 && usable.length >= maxKeys;
+    const canRotate = rt.config.keys.rotation !== false && !noKeys;
+    const rowActions = (key: KeyRecord) => html`${canRotate && rotationConflict(key, keys, now) === undefined
       ? html`
       <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name} (${key.hint})">Rotate</a>`
       : ''}
       <a class="button secondary small" href="/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`;
     const body = html`<h1>API keys</h1>
 <p>Keys let your programs call the ${rt.config.name} API as <strong>${account.name}</strong>. Treat each key like a password: anyone who has it can use your plan.</p>
-${usage.apiEnabled ? '' : html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, usage.planExpired)}). You can manage keys, but requests are refused until it is on.</p></div>`}
-<div class="actions">
-  <a class="button" href="/keys/new">Create a key</a>
-  <span class="muted">${keysInUse(usable, plan?.maxKeys, usage.planName)}</span>
-</div>
+${usage.apiEnabled
+  ? ''
+  : html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, usage.planExpired)}). ${plan && !plan.apiAccess ? 'Requests are refused until the account is on a plan that includes it.' : 'You can manage keys, but requests are refused until it is on.'}</p></div>`}
+${noKeys
+  ? html`<div class="notice"><p>The ${usage.planName} plan does not include API keys: keys can be created once the account is on a plan that does.</p></div>`
+  : html`<div class="actions">
+  ${atLimit ? '' : html`<a class="button" href="/keys/new">Create a key</a>`}
+  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit ? `: revoke a key to create another${canRotate ? ', or rotate one to replace it' : ''}.` : ''}</span>
+</div>`}
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
   ? keyTable(usable, now, 'Keys in use', rowActions, keys, blocked)
-  : html`<div class="empty"><p><strong>No keys yet.</strong></p><p>Create a key to start calling the API. Its secret is shown once, right after you create it.</p></div>`}
+  : html`<div class="empty"><p><strong>No keys yet.</strong></p>${noKeys ? '' : html`<p>Create a key to start calling the API. Its secret is shown once, right after you create it.</p>`}</div>`}
 ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These keys no longer work. They stay listed so you can recognise them in logs.</p>${keyTable(gone, now, 'Revoked and expired keys', undefined, keys)}` : ''}`;
     return sendPage(dash, request, reply, { title: 'API keys', body });
   });

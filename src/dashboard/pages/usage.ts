@@ -113,7 +113,7 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
   <div><dt>Current period</dt><dd>${periodText} <span class="muted">(so far)</span></dd></div>
 </dl>
 ${h('Meters', `meters-${account.id}`)}
-${meterTable(usage)}
+${meterTable(usage, (dash.rt.config.plans[account.planId]?.rateLimits.length ?? 0) > 0)}
 ${h('This period, day by day', `charts-${account.id}`)}
 <div class="charts">
   ${dailyBarChart({ id: `requests-${account.id}`, title: 'Requests per day', days, series: requestSeries, unit: 'requests', emptyText: 'No requests yet in this period.', wide: true })}
@@ -122,10 +122,10 @@ ${h('This period, day by day', `charts-${account.id}`)}
 </div>`;
 }
 
-function meterTable(usage: AccountUsage): Html {
+function meterTable(usage: AccountUsage, rateLimited: boolean): Html {
   const meters = Object.entries(usage.meters);
   if (meters.length === 0) {
-    return html`<div class="empty"><p>The ${usage.planName} plan has no metered quotas: requests are limited only by rate limits.</p></div>`;
+    return html`<div class="empty"><p>The ${usage.planName} plan has no metered quotas${rateLimited ? ': requests are limited only by rate limits' : ''}.</p></div>`;
   }
   return html`<div class="table-wrap"><table class="data cards">
   <caption class="sr-only">Meters of the ${usage.planName} plan</caption>
