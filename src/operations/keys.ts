@@ -29,8 +29,8 @@ export interface IssuedKey {
 
 /** Rotation overlaps offered by the dashboard. */
 export const ROTATION_OVERLAPS_MS = { now: 0, '1h': HOUR_MS, '24h': DAY_MS, '7d': 7 * DAY_MS } as const;
-/** How long a rotated key keeps working when no overlap is asked for (`keys.rotation: true`). */
-export const DEFAULT_ROTATION_OVERLAP = '24h';
+/** How long a rotated key keeps working when no overlap is asked for (`keys.rotation: true`); the dashboard's preselected choice. */
+export const DEFAULT_ROTATION_OVERLAP = '24h' satisfies keyof typeof ROTATION_OVERLAPS_MS;
 
 /**
  * The overlap a rotation gets when none is asked for, as a duration: `keys.rotation:

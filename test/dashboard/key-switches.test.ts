@@ -10,6 +10,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, type DashboardFixture, startDashboard } from './support.js';
 import { createKey, getKey } from '../../src/operations/keys.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+
+/**
+ * A dashboard on the test profile with `keys` settings changed, and a member of a new
+ * account signed in to it in Chromium, the account holding one key named "production".
+ */
+async function memberWithKey(dir: string, keys: Partial<NonNullable<ConfigInput['keys']>>, accountName: string, email: string) {
+  const fixture = await startDashboard(dir, (profile) => ({ ...profile, keys: { ...profile.keys, ...keys } }));
+  const browser = await launchChromium();
+  const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+  const accountId = await newAccount(fixture, accountName);
+  const keyId = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'test')).key.id;
+  await join(page, await invite(fixture, email, accountId), email);
+  return { fixture, browser, page, keyId };
+}
 
 describe.skipIf(!chromiumAvailable())('dashboard: keys that never expire and are not rotated in place', () => {
   const dir = tempDir('keygate-dashboard-key-switches');
@@ -19,12 +34,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keys that never expire and are
   let keyId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir, (profile) => ({ ...profile, keys: { ...profile.keys, expiry: false, rotation: false } }));
-    browser = await launchChromium();
-    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    const accountId = await newAccount(fixture, 'Acme Analytics');
-    keyId = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'test')).key.id;
-    await join(page, await invite(fixture, 'ada@acme.example', accountId), 'ada@acme.example');
+    ({ fixture, browser, page, keyId } = await memberWithKey(dir, { expiry: false, rotation: false }, 'Acme Analytics', 'ada@acme.example'));
   });
 
   afterAll(async () => {
@@ -60,12 +70,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: one working key per account (k
   let keyId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir, (profile) => ({ ...profile, keys: { ...profile.keys, rotation: 'replace' } }));
-    browser = await launchChromium();
-    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    const accountId = await newAccount(fixture, 'Single Key Co');
-    keyId = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'test')).key.id;
-    await join(page, await invite(fixture, 'ada@single.example', accountId), 'ada@single.example');
+    ({ fixture, browser, page, keyId } = await memberWithKey(dir, { rotation: 'replace' }, 'Single Key Co', 'ada@single.example'));
   });
 
   afterAll(async () => {

@@ -265,6 +265,9 @@ function hasRoom(meter: MeterState, amount: number, limit: number, now: number):
   return meter.row.used + meter.reserved + amount <= limit;
 }
 
+/** Less than this left of a limit is nothing left (as in the Redis scripts). */
+const LEFT_EPSILON = 1e-9;
+
 /** Whether anything of the limit is left (`admit: untilZero`), once lapsed reservations are let go. */
 function hasAnyLeft(meter: MeterState, limit: number, now: number): boolean {
   // A sum of fractional costs may stop a hair short of the limit: that is nothing left.
@@ -272,9 +275,6 @@ function hasAnyLeft(meter: MeterState, limit: number, now: number): boolean {
   releaseLapsed(meter, now);
   return limit - (meter.row.used + meter.reserved) > LEFT_EPSILON;
 }
-
-/** Less than this left of a limit is nothing left (as in the Redis scripts). */
-const LEFT_EPSILON = 1e-9;
 
 /** Lets go of the reservations whose time is up (looked for when a charge does not fit, and by the sweep). */
 function releaseLapsed(meter: MeterState, now: number): void {

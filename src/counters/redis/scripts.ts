@@ -97,6 +97,12 @@ class Batch {
   wait: NodeJS.Timeout | undefined;
 }
 
+/** Batches sent to Redis and answered (or failed), and the seconds they took in all: for /metrics. */
+export interface RoundTrips {
+  count: number;
+  seconds: number;
+}
+
 /**
  * Runs batch scripts for many callers: concurrent calls (the admissions of concurrent
  * requests, the settles of others) leave together, one EVALSHA per script, all of them
@@ -116,12 +122,6 @@ class Batch {
  * number of callers. The reply is one reply per entry, in order; each caller receives
  * its entry's reply and its index among the entry's callers.
  */
-/** Batches sent to Redis and answered (or failed), and the seconds they took in all: for /metrics. */
-export interface RoundTrips {
-  count: number;
-  seconds: number;
-}
-
 export class ScriptBatcher {
   /** Every batch's round trip so far. */
   readonly roundTrips: RoundTrips = { count: 0, seconds: 0 };

@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBase62, type KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, blockedUntilOf, createKey, getKey, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
+import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
 import { idFromDigest, newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
@@ -33,7 +33,6 @@ const OVERLAP_LABELS: Record<OverlapChoice, string> = {
   '24h': '24 hours',
   '7d': '7 days',
 };
-const DEFAULT_OVERLAP: OverlapChoice = '24h';
 const OUT_OF_DATE = 'This form was out of date. Check it and send it again.';
 
 /** What a create or rotate form's nonce is: random base62. */
@@ -311,7 +310,7 @@ ${replacesAtOnce
     : html`<fieldset>
     <legend>Keep the current key working for</legend>
     <div class="choices">${(Object.keys(ROTATION_OVERLAPS_MS) as OverlapChoice[]).map(
-      (choice) => html`<label class="choice"><input type="radio" name="overlap" value="${choice}"${choice === DEFAULT_OVERLAP ? html` checked` : ''}> ${OVERLAP_LABELS[choice]}</label>`,
+      (choice) => html`<label class="choice"><input type="radio" name="overlap" value="${choice}"${choice === DEFAULT_ROTATION_OVERLAP ? html` checked` : ''}> ${OVERLAP_LABELS[choice]}</label>`,
     )}</div>
   </fieldset>`}
   <div class="actions">
