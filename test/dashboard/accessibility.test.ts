@@ -162,7 +162,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     // As the operator's account page gives a blocked key (src/dashboard/pages/accounts.ts).
     const buttons = () =>
       html`<form method="post" class="inline-form"><button type="submit" class="secondary small">Unblock</button></form><a class="button secondary small" href="#">Revoke</a>`;
-    const table = keyTable(keys, now, 'Keys in use', buttons, keys, new Map(keys.map((k) => [k.id, now + 15 * 60_000])));
+    const table = keyTable(keys, now, 'Keys in use', { scopes: true, modes: ['live', 'test'] }, { actions: buttons, all: keys, blocked: new Map(keys.map((k) => [k.id, now + 15 * 60_000])) });
     const page = await browser.newPage({ viewport: DESKTOP });
     try {
       await page.setContent(`<!doctype html><html lang="en"><head><style>${STYLESHEET}</style></head><body><main class="wrap">${table.toString()}</main></body></html>`);

@@ -17,7 +17,7 @@ import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, redirect, set
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, sentence, when } from '../format.js';
-import { isUsable, keyTable, newestFirst, revokeConfirmation } from './key-views.js';
+import { isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
 import { auditTable } from './audit.js';
 
@@ -231,6 +231,7 @@ ${pager}
     const usable = keys.filter((k) => isUsable(k, now));
     const gone = keys.filter((k) => !isUsable(k, now));
     const blocked = await blockedUntilOf(rt, usable);
+    const traits = keyTraits(rt);
     const members = await rt.store.listMembers({ accountId: account.id });
     const events = await rt.store.listAudit({ accountId: account.id, limit: RECENT_EVENTS });
     const accountNames = new Map([[account.id, account.name]]);
@@ -251,19 +252,16 @@ ${pager}
 </form>
 <h2>Keys</h2>
 ${usable.length > 0
-  ? keyTable(
-      usable,
-      now,
-      `Keys in use of ${account.name}`,
-      (key) =>
+  ? keyTable(usable, now, `Keys in use of ${account.name}`, traits, {
+      actions: (key) =>
         html`${blocked?.has(key.id)
           ? html`<form method="post" action="/accounts/${account.id}/keys/${key.id}/unblock" class="inline-form">${csrfField(request)}<button type="submit" class="secondary small" aria-label="Unblock ${key.name} (${key.hint})">Unblock</button></form>`
           : ''}<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`,
-      keys,
+      all: keys,
       blocked,
-    )
+    })
   : html`<div class="empty"><p>No keys in use. Members create keys from their own API keys page.</p></div>`}
-${gone.length > 0 ? html`<h3>Revoked and expired keys</h3>${keyTable(gone, now, `Revoked and expired keys of ${account.name}`, undefined, keys)}` : ''}
+${gone.length > 0 ? html`<h3>Revoked and expired keys</h3>${keyTable(gone, now, `Revoked and expired keys of ${account.name}`, traits, { all: keys })}` : ''}
 <h2>Members</h2>
 ${members.length === 0
   ? html`<div class="empty"><p>No members yet. Invite someone to manage this account's keys.</p></div>`

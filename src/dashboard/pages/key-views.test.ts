@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { KeyRecord } from '../../store/store.js';
-import { keyTable } from './key-views.js';
+import { keyTable, type KeyTraits } from './key-views.js';
 
 const T0 = Date.parse('2026-12-01T00:00:00Z');
+/** A profile with scopes and two modes: every column shown. */
+const TRAITS: KeyTraits = { scopes: true, modes: ['live', 'test'] };
 
 function key(id: string, hint: string, createdAt: number, extra: Partial<KeyRecord> = {}): KeyRecord {
   return {
@@ -31,14 +33,14 @@ describe('key table', () => {
     const all = [second, first, old];
     const row = (html: string, id: string) => html.slice(html.indexOf(`data-key-id="${id}"`)).split('</tr>')[0] ?? '';
     for (const order of [all, [...all].reverse()]) {
-      const rendered = keyTable([old], T0 + 4_000, 'Keys in use', undefined, order).toString();
+      const rendered = keyTable([old], T0 + 4_000, 'Keys in use', TRAITS, { all: order }).toString();
       expect(row(rendered, 'key_old')).toContain('replaced by <code class="hint">sk_live_…cccc</code>');
     }
   });
 
   it('keeps a revoked key\'s expiry in its Expires cell and says when it was revoked in its Status cell', () => {
     const revoked = key('key_gone', 'sk_live_…dddd', T0, { expiresAt: Date.parse('2027-01-31T00:00:00Z'), revokedAt: T0 + 2 * 86_400_000 });
-    const rendered = keyTable([revoked], T0 + 5 * 86_400_000, 'Revoked and expired keys').toString();
+    const rendered = keyTable([revoked], T0 + 5 * 86_400_000, 'Revoked and expired keys', TRAITS).toString();
     // Each cell's text by its label.
     const cells = Object.fromEntries([...rendered.matchAll(/<td data-label="([^"]*)">(.*?)<\/td>/gs)].map((m) => [m[1], (m[2] ?? '').replace(/<[^>]+>/g, '')]));
     expect(cells['Expires (UTC)']).toBe('2027-01-31 00:00');

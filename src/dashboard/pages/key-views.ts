@@ -35,6 +35,29 @@ function blockedBadge(until: number, now: number): Html {
   return html` <span class="badge blocked" title="Refused until ${ends.slice(0, 16).replace('T', ' ')} UTC for exceeding the rate limit repeatedly"><time datetime="${ends}">Blocked, ends ${relative(until, now)}</time></span>`;
 }
 
+/**
+ * What the profile lets keys differ by, besides their names: scopes (where it has any:
+ * without them every key reaches every route, and a "Scopes: none" would say the
+ * opposite) and modes (where it has more than one).
+ */
+export interface KeyTraits {
+  scopes: boolean;
+  modes: readonly string[];
+}
+
+export function keyTraits(rt: Pick<Runtime, 'config' | 'keyFormat'>): KeyTraits {
+  const { config } = rt;
+  return {
+    scopes: config.scopes.length > 0 || Object.values(config.plans).some((plan) => (plan.scopes?.length ?? 0) > 0),
+    modes: rt.keyFormat.modes,
+  };
+}
+
+/** A key's mode is worth saying where the profile has more than one (or the key has one the profile no longer issues). */
+function showsMode(traits: KeyTraits, key: KeyRecord): boolean {
+  return traits.modes.length > 1 || key.mode !== traits.modes[0];
+}
+
 export function scopeList(scopes: readonly string[]): Html {
   if (scopes.length === 0) return html`<span class="muted">none</span>`;
   return html`<span class="scopes">${scopes.map((s) => html`<code>${s === '*' ? '* (all)' : s}</code>`)}</span>`;
@@ -45,18 +68,18 @@ export function newestFirst(keys: readonly KeyRecord[]): KeyRecord[] {
   return [...keys].sort((a, b) => b.createdAt - a.createdAt);
 }
 
-/**
- * The keys of one account as a table (cards on a phone). `actions` gives each row's
- * buttons; without it the table has no action column.
- */
-export function keyTable(
-  keys: readonly KeyRecord[],
-  now: number,
-  caption: string,
-  actions?: (key: KeyRecord) => Html,
-  all: readonly KeyRecord[] = keys,
-  blocked?: ReadonlyMap<string, number>,
-): Html {
+export interface KeyTableOptions {
+  /** Each row's buttons; without it the table has no action column. */
+  actions?: (key: KeyRecord) => Html;
+  /** Every key of the account, where rotations are looked up (default: `keys`). */
+  all?: readonly KeyRecord[];
+  /** When each blocked key's block ends. */
+  blocked?: ReadonlyMap<string, number>;
+}
+
+/** The keys of one account as a table (cards on a phone). */
+export function keyTable(keys: readonly KeyRecord[], now: number, caption: string, traits: KeyTraits, options: KeyTableOptions = {}): Html {
+  const { actions, all = keys, blocked } = options;
   const byId = new Map(all.map((k) => [k.id, k]));
   // The latest replacement of each key (an earlier one may have been revoked since).
   const replacedBy = new Map<string, KeyRecord>();
@@ -72,11 +95,11 @@ export function keyTable(
   };
   return html`<div class="table-wrap"><table class="data cards">
   <caption class="sr-only">${caption}</caption>
-  <thead><tr><th scope="col">Name and key</th><th scope="col">Scopes</th><th scope="col">Created (UTC)</th><th scope="col">Last used (UTC)</th><th scope="col">Expires (UTC)</th><th scope="col">Status</th>${actions ? html`<th scope="col"><span class="sr-only">Actions</span></th>` : ''}</tr></thead>
+  <thead><tr><th scope="col">Name and key</th>${traits.scopes ? html`<th scope="col">Scopes</th>` : ''}<th scope="col">Created (UTC)</th><th scope="col">Last used (UTC)</th><th scope="col">Expires (UTC)</th><th scope="col">Status</th>${actions ? html`<th scope="col"><span class="sr-only">Actions</span></th>` : ''}</tr></thead>
   <tbody>${keys.map(
     (key) => html`<tr data-key-id="${key.id}">
-    <td data-label="Key" class="key-cell"><span><span class="key-name">${key.name}</span><code class="hint">${key.hint}</code> <span class="badge ${key.mode}">${key.mode}</span>${related(key)}</span></td>
-    <td data-label="Scopes">${scopeList(key.scopes)}</td>
+    <td data-label="Key" class="key-cell"><span><span class="key-name">${key.name}</span><code class="hint">${key.hint}</code>${showsMode(traits, key) ? html` <span class="badge ${key.mode}">${key.mode}</span>` : ''}${related(key)}</span></td>
+    ${traits.scopes ? html`<td data-label="Scopes">${scopeList(key.scopes)}</td>` : ''}
     <td data-label="Created (UTC)">${whenInTable(key.createdAt)}</td>
     <td data-label="Last used (UTC)">${whenInTable(key.lastUsedAt, 'Never')}</td>
     <td data-label="Expires (UTC)">${whenInTable(key.expiresAt, 'Never')}</td>
@@ -100,7 +123,8 @@ export function usageHint(rt: Pick<Runtime, 'config'>): Html {
  * The secret, once: in a read-only field to select, with a copy button that the script
  * reveals. `heading` names what happened ("Copy your new key").
  */
-export function secretPanel(rt: Pick<Runtime, 'config'>, key: KeyRecord, secret: string, options: { heading: string; extra?: Html; back: string }): Html {
+export function secretPanel(rt: Pick<Runtime, 'config' | 'keyFormat'>, key: KeyRecord, secret: string, options: { heading: string; extra?: Html; back: string }): Html {
+  const traits = keyTraits(rt);
   return html`<h1>${options.heading}</h1>
 <section class="secret" aria-labelledby="secret-warning">
   <p id="secret-warning"><strong>This is the only time this key is shown.</strong> Copy it now and keep it somewhere safe, such as a secrets manager. keygate stores only a hash of it; if you lose it, revoke it and create another.</p>
@@ -116,8 +140,8 @@ ${options.extra ?? ''}
 <dl class="facts">
   <div><dt>Name</dt><dd>${key.name}</dd></div>
   <div><dt>Shown from now on as</dt><dd><code>${key.hint}</code></dd></div>
-  <div><dt>Mode</dt><dd>${key.mode}</dd></div>
-  <div><dt>Scopes</dt><dd>${scopeList(key.scopes)}</dd></div>
+  ${showsMode(traits, key) ? html`<div><dt>Mode</dt><dd>${key.mode}</dd></div>` : ''}
+  ${traits.scopes ? html`<div><dt>Scopes</dt><dd>${scopeList(key.scopes)}</dd></div>` : ''}
   <div><dt>Expires</dt><dd>${when(key.expiresAt, 'Never')}</dd></div>
 </dl>
 <div class="actions"><a class="button secondary" href="${options.back}">I have copied it — back to the keys</a></div>`;

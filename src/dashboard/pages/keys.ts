@@ -16,7 +16,7 @@ import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redir
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { plural, relative, sentence, when } from '../format.js';
-import { isUsable, keyTable, newestFirst, revokeConfirmation, secretPanel } from './key-views.js';
+import { isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 
 const DAY = 86_400_000;
@@ -71,6 +71,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
     const plan = rt.config.plans[account.planId];
     const usage = await accountUsage(rt, account);
     const blocked = await blockedUntilOf(rt, usable);
+    const traits = keyTraits(rt);
     const maxKeys = plan?.maxKeys;
     // A plan without keys (0) offers neither Create nor Rotate; one at its limit says how to make room.
     const noKeys = maxKeys === 0;
@@ -94,9 +95,9 @@ ${noKeys
 </div>`}
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
-  ? keyTable(usable, now, 'Keys in use', rowActions, keys, blocked)
+  ? keyTable(usable, now, 'Keys in use', traits, { actions: rowActions, all: keys, blocked })
   : html`<div class="empty"><p><strong>No keys yet.</strong></p>${noKeys ? '' : html`<p>Create a key to start calling the API. Its secret is shown once, right after you create it.</p>`}</div>`}
-${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These keys no longer work. They stay listed so you can recognise them in logs.</p>${keyTable(gone, now, 'Revoked and expired keys', undefined, keys)}` : ''}`;
+${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These keys no longer work. They stay listed so you can recognise them in logs.</p>${keyTable(gone, now, 'Revoked and expired keys', traits, { all: keys })}` : ''}`;
     return sendPage(dash, request, reply, { title: 'API keys', body });
   });
 
@@ -297,11 +298,12 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
 <div class="actions"><a class="button" href="/keys/new">Create a key</a><a class="button secondary" href="/keys">Back to the keys</a></div>`;
       return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status: 409 });
     }
+    const kept = keptOnRotation(keyTraits(rt), rt.config.keys.expiry);
     const body = html`<h1>Rotate key “${key.name}”</h1>
 ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : ''}
 ${replacesAtOnce
-  ? html`<p>Rotating creates a replacement with the same name, mode and scopes, shown to you once. This API allows one working key per account: the current key <code>${key.hint}</code> stops working as soon as the replacement is created: deploy the replacement right away.</p>`
-  : html`<p>Rotating creates a replacement with the same name, mode and scopes, shown to you once. The current key <code>${key.hint}</code> keeps working for the overlap you choose, so you can deploy the replacement without downtime; after that it expires by itself.</p>`}
+  ? html`<p>Rotating creates a replacement with the same ${kept}, shown to you once. This API allows one working key per account: the current key <code>${key.hint}</code> stops working as soon as the replacement is created: deploy the replacement right away.</p>`
+  : html`<p>Rotating creates a replacement with the same ${kept}, shown to you once. The current key <code>${key.hint}</code> keeps working for the overlap you choose, so you can deploy the replacement without downtime; after that it expires by itself.</p>`}
 <form method="post" action="/keys/${key.id}/rotate" class="stack">
   ${csrfField(request)}
   ${formNonceField(nonce)}
@@ -341,4 +343,10 @@ function keysInUse(usable: readonly KeyRecord[], maxKeys: number | undefined, pl
   const outgoing = usable.filter((k) => replaced.has(k.id)).length;
   const base = maxKeys !== undefined ? `${usable.length} of ${plural(maxKeys, 'key')} in use on the ${planName} plan` : `${plural(usable.length, 'key')} in use`;
   return outgoing > 0 ? `${base} (${outgoing} of them being replaced)` : base;
+}
+
+/** What a replacement keeps, among what the profile lets keys differ by (`expiry`: keys can have an end date). */
+function keptOnRotation(traits: KeyTraits, expiry: boolean): string {
+  const kept = ['name', ...(traits.modes.length > 1 ? ['mode'] : []), ...(traits.scopes ? ['scopes'] : []), ...(expiry ? ['end date'] : [])];
+  return kept.length === 1 ? 'name' : `${kept.slice(0, -1).join(', ')} and ${kept[kept.length - 1]}`;
 }

@@ -11,7 +11,9 @@ import { isoDay, periodBounds } from '../../meters/period.js';
 import { ownAccount, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, shortDay } from '../format.js';
+import { number, relative, shortDay } from '../format.js';
+import { blockedUntilOf } from '../../operations/keys.js';
+import { isUsable } from './key-views.js';
 import { dailyBarChart, labelledBarChart, type DailySeries } from '../charts.js';
 import type { DenialReason } from '../../denial/reasons.js';
 
@@ -104,12 +106,14 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
   if (refused.some((v) => v > 0)) requestSeries.push({ label: 'refused by the gateway', values: refused });
   const denials = denialSeries.map((s) => ({ label: reasonLabel(s.reason), value: s.values.reduce((a, b) => a + b, 0) }));
   const unitSeries = labelsOf(rows, 'units').map((meter) => ({ label: usage.meters[meter]?.unit ?? meter, values: seriesFor(rows, days, 'units', meter) }));
+  // A plan whose meters are all gauges (or that has none) spends no units: no chart of them.
+  const consumesUnits = Object.values(usage.meters).some((m) => m.kind === 'consumed');
   const h = (text: string, id: string) => (level === 2 ? html`<h2 id="${id}">${text}</h2>` : html`<h3 id="${id}">${text}</h3>`);
   const periodText = days.length > 0 ? `${shortDay(days[0] as string)} – ${shortDay(days[days.length - 1] as string)}` : '';
 
   return html`<dl class="facts">
   <div><dt>Plan</dt><dd>${usage.planName}${usage.planExpired ? ' (expired)' : ''}</dd></div>
-  <div><dt>API access</dt><dd>${usage.apiEnabled ? html`<span class="badge on">On</span>` : html`<span class="badge off">Off</span> <span class="muted">— ${apiOffReason(dash, account, usage.planExpired)}</span>`}</dd></div>
+  <div><dt>API access</dt><dd>${usage.apiEnabled ? html`<span class="badge on">On</span>${await blockNotice(dash, account, now)}` : html`<span class="badge off">Off</span> <span class="muted">— ${apiOffReason(dash, account, usage.planExpired)}</span>`}</dd></div>
   <div><dt>Current period</dt><dd>${periodText} <span class="muted">(so far)</span></dd></div>
 </dl>
 ${h('Meters', `meters-${account.id}`)}
@@ -118,7 +122,7 @@ ${h('This period, day by day', `charts-${account.id}`)}
 <div class="charts">
   ${dailyBarChart({ id: `requests-${account.id}`, title: 'Requests per day', days, series: requestSeries, unit: 'requests', emptyText: 'No requests yet in this period.', wide: true })}
   ${labelledBarChart({ id: `denials-${account.id}`, title: 'Denials by reason', items: denials, emptyText: 'No refused requests in this period.' })}
-  ${dailyBarChart({ id: `units-${account.id}`, title: 'Units per day', days, series: unitSeries, unit: 'units', emptyText: 'No units used yet in this period.' })}
+  ${consumesUnits || unitSeries.length > 0 ? dailyBarChart({ id: `units-${account.id}`, title: 'Units per day', days, series: unitSeries, unit: 'units', emptyText: 'No units used yet in this period.' }) : ''}
 </div>`;
 }
 
@@ -133,7 +137,7 @@ function meterTable(usage: AccountUsage, rateLimited: boolean): Html {
   <tbody>${meters.map(([name, m]) => {
     const unit = m.unit ?? name;
     return html`<tr>
-    <td data-label="Meter"><span><strong>${name}</strong>${m.kind === 'gauge' ? html` <span class="muted">(current count)</span>` : ''}</span></td>
+    <td data-label="Meter"><span><strong>${name}</strong>${meterNote(name, m)}</span></td>
     <td data-label="Used" class="num">${number(m.usage)}</td>
     <td data-label="Limit" class="num">${number(m.limit)}</td>
     <td data-label="Remaining" class="num">${number(m.remaining)}${m.overage > 0 ? html` <span class="badge expiring">+${number(m.overage)} overage</span>` : ''}</td>
@@ -142,6 +146,27 @@ function meterTable(usage: AccountUsage, rateLimited: boolean): Html {
   </tr>`;
   })}</tbody>
 </table></div>`;
+}
+
+/** What a meter counts in, where its name does not say (`rur`), and whether it is a level (a gauge) rather than a total. */
+function meterNote(name: string, meter: AccountUsage['meters'][string]): Html {
+  const notes = [...(meter.unit !== undefined && meter.unit !== name ? [meter.unit] : []), ...(meter.kind === 'gauge' ? ['current count'] : [])];
+  return notes.length === 0 ? html`` : html` <span class="muted">(${notes.join(', ')})</span>`;
+}
+
+/**
+ * API access is on, but requests may still be refused for now: the rate-limit blocks in
+ * force on the account's keys (its own, or the account's). Nothing when none is, or when
+ * the counters cannot say (Redis away).
+ */
+async function blockNotice(dash: Dashboard, account: AccountRecord, now: number): Promise<Html> {
+  const keys = (await dash.rt.store.listKeys({ accountId: account.id })).filter((key) => isUsable(key, now));
+  const blocked = keys.length === 0 ? undefined : await blockedUntilOf(dash.rt, keys);
+  if (!blocked || blocked.size === 0) return html``;
+  const until = Math.min(...blocked.values());
+  const ends = new Date(until).toISOString();
+  const which = blocked.size === keys.length ? (keys.length === 1 ? 'its key is' : 'every key is') : `${blocked.size} of ${keys.length} keys are`;
+  return html` <span class="badge blocked" title="Refused until ${ends.slice(0, 16).replace('T', ' ')} UTC"><time datetime="${ends}">Blocked, ends ${relative(until, now)}</time></span> <span class="muted">— ${which} refused for exceeding the rate limit repeatedly</span>`;
 }
 
 /** Why API access is off, in the member's words. */

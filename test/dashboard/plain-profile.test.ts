@@ -1,0 +1,118 @@
+/**
+ * A profile like four of the five examples: no scopes and one key mode. In real Chromium
+ * the dashboard then says nothing about either (a "Scopes: none" would tell a member
+ * their key can call nothing, when it can call everything), and its usage page says
+ * what a meter counts in, that an account whose keys are blocked is refused for now
+ * although its API access is on, and draws no units chart for a plan that spends none.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp.js';
+import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, startDashboard, textOf, type DashboardFixture } from './support.js';
+
+describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and with one key mode', () => {
+  const dir = tempDir('keygate-dashboard-plain');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let page: Page;
+  let sitesPage: Page;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir, (profile) => ({
+      ...profile,
+      keys: { format: 'prefixed', prefix: { live: 'sk_live_' } },
+      scopes: [],
+      plans: {
+        // Two requests a minute per account; one refusal blocks every key of the account for 10 minutes.
+        pro: {
+          name: 'Pro',
+          rateLimits: [{ limit: 2, window: '1m', scope: 'account' }],
+          block: { after: 1, within: '1m', duration: '10m', scope: 'account' },
+          meters: { balance: { limit: 1000, unit: 'rur' } },
+        },
+        sites: { name: 'Sites', meters: { sites: { kind: 'gauge', limit: 5 } } },
+      },
+      defaultPlan: 'pro',
+      gauges: { sites: { header: 'X-Sites' } },
+      routes: [{ method: 'GET', path: '/v1/projects', cost: { meter: 'balance', perRequest: 1 } }],
+    }));
+    browser = await launchChromium();
+    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(page, await invite(fixture, 'ada@acme.example', await newAccount(fixture, 'Acme Analytics')), 'ada@acme.example');
+    sitesPage = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(sitesPage, await invite(fixture, 'grace@sites.example', await newAccount(fixture, 'Sites Ltd', 'sites')), 'grace@sites.example');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  let secret = '';
+
+  it('creates a key without a word about scopes or its mode', async () => {
+    await page.goto('/keys/new');
+    await expectHeading(page, 'Create a key');
+    await page.getByLabel('Name').fill('Production');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await expectHeading(page, 'Copy your new key');
+    secret = await page.getByLabel('Key “Production”').inputValue();
+    expect(secret).toMatch(/^sk_live_/);
+    const facts = await textOf(page.locator('dl.facts'));
+    expect(facts).toContain('Production');
+    expect(facts).not.toContain('Scopes');
+    expect(facts).not.toContain('Mode');
+    // And the key it says nothing about reaches the API.
+    expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+  });
+
+  it('lists keys without a Scopes column or a mode badge', async () => {
+    await page.goto('/keys');
+    await expectHeading(page, 'API keys');
+    const table = page.getByRole('table', { name: 'Keys in use' });
+    expect(await table.getByRole('columnheader').allTextContents()).not.toContain('Scopes');
+    const row = table.locator('tr', { hasText: 'Production' });
+    expect(await row.locator('td[data-label="Scopes"]').count()).toBe(0);
+    expect(await row.locator('.badge.live').count()).toBe(0);
+    expect(await textOf(row)).not.toMatch(/\bnone\b/);
+  });
+
+  it('says what the rotation keeps in the profile\'s terms', async () => {
+    await page.goto('/keys');
+    await page.getByRole('link', { name: 'Rotate Production' }).click();
+    await expectHeading(page, 'Rotate key “Production”');
+    const text = await textOf(page.locator('main'));
+    expect(text).toContain('a replacement with the same name and end date, shown to you once');
+  });
+
+  it('names the unit a meter counts in on the usage page', async () => {
+    await page.goto('/usage');
+    await expectHeading(page, 'Usage');
+    expect(await textOf(page.locator('tr', { hasText: 'balance' }).locator('td[data-label="Meter"]'))).toBe('balance (rur)');
+    expect(await page.getByRole('figure', { name: 'Units per day' }).count()).toBe(1);
+  });
+
+  it('says that an account whose keys are blocked is refused for now, though its API access is on', async () => {
+    const call = () => fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } });
+    // Two requests fit in the minute (one may have been made above); the next is refused and blocks the account.
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await call()).status);
+    expect(statuses[0]).toBe(200);
+    expect(statuses[2]).toBe(429);
+    await page.goto('/usage');
+    const access = await textOf(page.locator('dl.facts div', { hasText: 'API access' }));
+    expect(access).toContain('On');
+    expect(access).toMatch(/Blocked, ends in (9|10) min/);
+    expect(access).toContain('its key is refused for exceeding the rate limit repeatedly');
+  });
+
+  it('draws no units chart for a plan whose meters spend no units', async () => {
+    await sitesPage.goto('/usage');
+    await expectHeading(sitesPage, 'Usage');
+    expect(await textOf(sitesPage.locator('tr', { hasText: 'sites' }).locator('td[data-label="Meter"]'))).toBe('sites (current count)');
+    expect(await sitesPage.getByRole('figure', { name: 'Requests per day' }).count()).toBe(1);
+    expect(await sitesPage.getByRole('figure', { name: 'Units per day' }).count()).toBe(0);
+    const access = await textOf(sitesPage.locator('dl.facts div', { hasText: 'API access' }));
+    expect(access).not.toContain('Blocked');
+  });
+});
