@@ -30,7 +30,8 @@ function revokedBadge(at: number, now: number): Html {
   return html`<span class="badge revoked" title="Revoked ${iso.slice(0, 16).replace('T', ' ')} UTC"><time datetime="${iso}">Revoked ${relative(at, now)}</time></span>`;
 }
 
-function blockedBadge(until: number, now: number): Html {
+/** "Blocked, ends in 9 min", the exact end on hover. */
+export function blockedBadge(until: number, now: number): Html {
   const ends = new Date(until).toISOString();
   return html` <span class="badge blocked" title="Refused until ${ends.slice(0, 16).replace('T', ' ')} UTC for exceeding the rate limit repeatedly"><time datetime="${ends}">Blocked, ends ${relative(until, now)}</time></span>`;
 }

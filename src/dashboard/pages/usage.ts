@@ -11,9 +11,9 @@ import { isoDay, periodBounds } from '../../meters/period.js';
 import { ownAccount, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, relative, shortDay } from '../format.js';
+import { number, shortDay } from '../format.js';
 import { blockedUntilOf } from '../../operations/keys.js';
-import { isUsable } from './key-views.js';
+import { blockedBadge, isUsable } from './key-views.js';
 import { dailyBarChart, labelledBarChart, type DailySeries } from '../charts.js';
 import type { DenialReason } from '../../denial/reasons.js';
 
@@ -163,10 +163,8 @@ async function blockNotice(dash: Dashboard, account: AccountRecord, now: number)
   const keys = (await dash.rt.store.listKeys({ accountId: account.id })).filter((key) => isUsable(key, now));
   const blocked = keys.length === 0 ? undefined : await blockedUntilOf(dash.rt, keys);
   if (!blocked || blocked.size === 0) return html``;
-  const until = Math.min(...blocked.values());
-  const ends = new Date(until).toISOString();
   const which = blocked.size === keys.length ? (keys.length === 1 ? 'its key is' : 'every key is') : `${blocked.size} of ${keys.length} keys are`;
-  return html` <span class="badge blocked" title="Refused until ${ends.slice(0, 16).replace('T', ' ')} UTC"><time datetime="${ends}">Blocked, ends ${relative(until, now)}</time></span> <span class="muted">— ${which} refused for exceeding the rate limit repeatedly</span>`;
+  return html`${blockedBadge(Math.min(...blocked.values()), now)} <span class="muted">— ${which} refused for exceeding the rate limit repeatedly</span>`;
 }
 
 /** Why API access is off, in the member's words. */
