@@ -5,7 +5,7 @@
  * SQLite file, real HTTP.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, runCli } from './support/cli.js';
@@ -138,5 +138,22 @@ describe('keygate demo (npm run demo)', () => {
     expect(again.stdout).not.toMatch(/demo_live_\w+/);
     const gatewayAgain = /gateway (http:\/\/127\.0\.0\.1:\d+)/.exec(again.stdout)?.[1];
     expect((await fetch(`${gatewayAgain}${route}`, { headers: { authorization } })).status).toBe(200);
+  });
+
+  it('reads the profile it wrote again on SIGHUP, as keygate serve does, instead of stopping', async () => {
+    const dir = tempDir('demo-reload');
+    const demo = await startDemo(dir);
+    const gateway = /gateway (http:\/\/127\.0\.0\.1:\d+)/.exec(demo.stdout)?.[1] as string;
+    const authorization = /curl -H "Authorization: (Bearer demo_live_\w+)"/.exec(demo.stdout)?.[1] as string;
+    const realm = async () => (await fetch(`${gateway}/v1/projects`)).headers.get('www-authenticate');
+    expect(await realm()).toContain('realm="demo"');
+    const file = path.join(dir, 'data/demo/keygate.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('realm: demo', 'realm: edited'));
+    demo.child.kill('SIGHUP');
+    await expect.poll(() => demo.stdout, { timeout: 10_000 }).toContain('profile reloaded');
+    expect(demo.child.exitCode).toBeNull();
+    expect(await realm()).toContain('realm="edited"');
+    expect((await fetch(`${gateway}/v1/projects`, { headers: { authorization } })).status).toBe(200);
+    expect(await demo.stop()).toBe(0);
   });
 });

@@ -220,20 +220,13 @@ export function buildCli(): Command {
     .description('run the gateway, admin API and dashboard')
     .action(async (_opts, command: Command) => {
       const loaded = loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
-      // As nginx and most daemons: SIGHUP reads the profile again (what changed, or why
-      // nothing did, is logged). One that arrives while keygate starts (held by the
-      // command from its first line: Node's default would end the process) is taken once
-      // it serves.
-      let running: RunningKeygate | undefined;
-      let reloadAsked = false;
-      const reload = () => void running?.reload().catch(() => undefined);
-      if (takeSighup(() => (running ? reload() : (reloadAsked = true)))) reloadAsked = true;
+      const reloading = reloadOnSighup();
       // Taken before keygate starts: a stop asked meanwhile is carried out once it serves
       // (Node's default would end the process at once, leaving a spawned upstream behind).
       const serving = stopOnSignal();
-      running = await serve(loaded);
+      const running = await serve(loaded);
       serving(running);
-      if (reloadAsked) reload();
+      reloading(running);
     });
 
   program
@@ -243,8 +236,12 @@ export function buildCli(): Command {
     .option('--port <port>', 'the gateway port; the admin API and the dashboard take the next two (0: any free ports); the demo API behind them takes any free port of 127.0.0.1', parsePort, 8080)
     .action(async (opts: { data: string; port: number }) => {
       const next = (n: number) => (opts.port === 0 ? 0 : opts.port + n);
+      // The profile read again is the one the demo writes (<data>/keygate.yaml).
+      const reloading = reloadOnSighup();
       const serving = stopOnSignal();
-      serving(await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) } }));
+      const running = await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) } });
+      serving(running);
+      reloading(running);
     });
 
   program
@@ -728,6 +725,23 @@ function parsePort(text: string): number {
   const port = Number(text);
   if (!/^\d+$/.test(text) || port > 65_533) throw new InvalidArgumentError('a whole number from 0 to 65533');
   return port;
+}
+
+/**
+ * As nginx and most daemons: SIGHUP reads the profile again (what changed, or why nothing
+ * did, is logged). One that arrives while keygate starts (held by the command from its
+ * first line: Node's default would end the process) is taken once it serves. Returns
+ * what to hand the running keygate to.
+ */
+function reloadOnSighup(): (running: Pick<RunningKeygate, 'reload'>) => void {
+  let running: Pick<RunningKeygate, 'reload'> | undefined;
+  let asked = false;
+  const reload = () => void running?.reload().catch(() => undefined);
+  if (takeSighup(() => (running ? reload() : (asked = true)))) asked = true;
+  return (started) => {
+    running = started;
+    if (asked) reload();
+  };
 }
 
 /**
