@@ -14,6 +14,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { describeProblem, isZodDefault } from '../config/load.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyFormat } from '../keys/format.js';
 import { withoutKeys } from '../keys/redact.js';
@@ -101,7 +102,7 @@ const ForecastResult = z.object({
   covered: z.boolean().optional(),
 });
 const IdParams = z.object({ id: z.string() });
-const dateInput = z.union([z.iso.datetime({ offset: true }), z.iso.date()]).describe('ISO date or date-time');
+const dateInput = z.union([z.iso.datetime({ offset: true }), z.iso.date()], { error: 'expected a date (2027-01-31) or a date and time with its offset (2027-01-31T12:00:00Z)' }).describe('ISO date or date-time');
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 function accountOut(a: AccountRecord): z.infer<typeof Account> {
@@ -412,7 +413,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     if (error instanceof BodyRefusal) return problem(reply, error.status, error.message);
     // Redis is away: what needs it (lifting a block) cannot be done now, by anyone.
     if (error instanceof CountersUnavailableError) return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${error.message}; try again once it is back.`);
-    if (error.validation) return problem(reply, 400, describeValidation(error));
+    if (error.validation) return problem(reply, 400, describeValidation(error, request));
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return problem(reply, 415, 'Send JSON with Content-Type: application/json.');
     if (error.statusCode && error.statusCode < 500) return problem(reply, error.statusCode, error.message.replace(/^Body /, 'The body '));
     request.log.error({ err: error, target: redactedTarget(rt, request.raw.url) }, 'admin API error');
@@ -809,14 +810,29 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   return app;
 }
 
-function describeValidation(error: Error & { validation?: unknown; validationContext?: string }): string {
-  const issues = Array.isArray(error.validation) ? (error.validation as { instancePath?: string; message?: string; params?: { issue?: { path?: PropertyKey[]; message?: string } } }[]) : [];
+/**
+ * A request the route's schema refused, in words: each problem with where it is
+ * (`body.expiresAt`), an unknown field with the one it most likely meant.
+ */
+function describeValidation(error: Error & { validation?: unknown; validationContext?: string }, request: FastifyRequest): string {
+  const context = error.validationContext as 'body' | 'querystring' | 'params' | 'headers' | undefined;
+  // fastify-type-provider-zod hands on each zod issue as { keyword: code, instancePath, message, params: the rest }.
+  const issues = Array.isArray(error.validation) ? (error.validation as { keyword?: string; instancePath?: string; message?: string; params?: Record<string, unknown> }[]) : [];
+  const schema = context === undefined ? undefined : (request.routeOptions.schema as Record<string, unknown> | undefined)?.[context];
+  // zod leaves the value refused out of its issues: it is looked up in what was sent.
+  const sent: unknown = context === 'body' ? request.body : context === 'querystring' ? request.query : context === 'params' ? request.params : context === 'headers' ? request.headers : undefined;
+  const valueAt = (segments: readonly string[]) => segments.reduce<unknown>((value, segment) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[segment] : undefined), sent);
+  // The fields of the part refused (its top level; deeper ones are not suggested).
+  const knownFields = (path: readonly PropertyKey[]) => (path.length === 0 && schema instanceof z.ZodObject ? Object.keys(schema.shape) : []);
   const described = issues.map((issue) => {
-    const path = issue.params?.issue?.path?.map(String).join('.') ?? issue.instancePath?.replace(/^\//, '').replace(/\//g, '.');
+    const segments = issue.instancePath?.split('/').slice(1).filter(Boolean) ?? [];
+    const zodIssue = issue.keyword && issue.params ? ({ ...issue.params, code: issue.keyword, path: segments, message: issue.message ?? '', input: valueAt(segments) } as z.core.$ZodIssue) : undefined;
+    const path = segments.join('.');
     const where = [error.validationContext, path].filter(Boolean).join('.');
-    const message = (issue.params?.issue?.message ?? issue.message ?? 'invalid').replace(/^Invalid input: /, '');
-    // No body at all, where one is needed: say so, not "received null".
-    if (where === 'body' && /^expected object, received (null|undefined)$/.test(message)) return 'body: expected a JSON object; the request had none';
+    // No body at all, where one is needed: say so, not "got null".
+    if (where === 'body' && zodIssue?.code === 'invalid_type' && (zodIssue.input === null || zodIssue.input === undefined)) return 'body: expected a JSON object; the request had none';
+    // The schema's own messages ("must be a path starting with /") as they are; zod's in keygate's words.
+    const message = zodIssue && isZodDefault(zodIssue.message) ? describeProblem(zodIssue, knownFields) : (issue.message ?? 'invalid');
     return `${where || '(request)'}: ${message}`;
   });
   return described.length > 0 ? described.join('; ') : error.message;

@@ -44,8 +44,18 @@ describe('keygate.yaml validation', () => {
     expect(problems('upstream: {url: http://127.0.0.1:4000}\ndashboard: {publicUrl: keys.example.com}\n')).toEqual(['dashboard.publicUrl: expected an http(s) URL such as https://dashboard.example.com, got "keys.example.com"']);
   });
 
+  it('says limits, whole numbers and mappings in words, not in the validation library\'s', () => {
+    const base = 'upstream: {url: "http://127.0.0.1:4000"}\n';
+    expect(problems(`${base}listen: {port: 99999}\n`)).toEqual(['listen.port: expected at most 65535, got 99999']);
+    expect(problems(`${base}plans: {p: {rateLimits: [{limit: 0, window: 1m}]}}\n`)).toEqual(['plans.p.rateLimits[0].limit: expected more than 0, got 0']);
+    expect(problems(`${base}plans: {p: {rateLimits: [{limit: 3.5, window: 1m}]}}\n`)).toEqual(['plans.p.rateLimits[0].limit: expected a whole number, got number 3.5']);
+    expect(problems(`${base}plans: [p]\n`)).toEqual(['plans: expected a mapping, got a list']);
+    // A denial reason mistyped gets the reason it most likely meant, as any field does.
+    expect(problems(`${base}errors: {reasons: {mising_key: {message: x}}}\n`)).toEqual(['errors.reasons: unknown field "mising_key" (did you mean "missing_key"?)']);
+  });
+
   it('names the missing upstream', () => {
-    expect(problems('name: x\n')).toEqual(['upstream: required (expected object)']);
+    expect(problems('name: x\n')).toEqual(['upstream: required (expected a mapping)']);
   });
 
   it('names the field and what was expected for a mistyped upstream, path or period (no bare "Invalid URL")', () => {
@@ -149,7 +159,7 @@ describe('keygate.yaml validation', () => {
       expect(shown, password).toContain('"htps://svc:***@127.0.0.1:9311"');
     }
     const notMapping = problems('upstream: "https://svc:Sup3rS3cretPw@127.0.0.1:9311"\n');
-    expect(notMapping).toEqual(['upstream: expected object, got string "https://svc:***@127.0.0.1:9311"']);
+    expect(notMapping).toEqual(['upstream: expected a mapping, got string "https://svc:***@127.0.0.1:9311"']);
   });
 
   it('refuses store and counters URLs that serve would refuse, and a mistyped or doubled counters parameter', () => {

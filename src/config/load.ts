@@ -158,10 +158,14 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${where}: ${describeProblem(issue)}`;
 }
 
-function describeProblem(issue: z.core.$ZodIssue): string {
+/**
+ * One schema problem in words (without its path): also the admin API's, whose bodies have
+ * their own fields (`knownFields`, for "did you mean"; by default the profile's).
+ */
+export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: readonly PropertyKey[]) => string[] = fieldsAt): string {
   switch (issue.code) {
     case 'unrecognized_keys': {
-      const known = fieldsAt(issue.path);
+      const known = knownFields(issue.path);
       const named = issue.keys.map((key) => {
         const near = closest(key, known);
         return near === undefined ? `"${key}"` : `"${key}" (did you mean "${near}"?)`;
@@ -169,10 +173,13 @@ function describeProblem(issue: z.core.$ZodIssue): string {
       return `unknown field${issue.keys.length > 1 ? 's' : ''} ${named.join(', ')}`;
     }
     case 'invalid_type':
-      if (issue.input === undefined) return `required (expected ${issue.expected})`;
+      if (issue.input === undefined) return `required (expected ${expectedName(issue.expected)})`;
       // YAML's .inf and .nan, or a number too big for a double (1e400).
       if (typeof issue.input === 'number' && !Number.isFinite(issue.input)) return `expected a finite number, got ${String(issue.input)}`;
-      return `expected ${issue.expected}, got ${typeName(issue.input)}`;
+      return `expected ${expectedName(issue.expected)}, got ${typeName(issue.input)}`;
+    case 'too_big':
+    case 'too_small':
+      return isZodDefault(issue.message) ? `${bound(issue)}, got ${quoted(issue.input)}` : issue.message;
     case 'invalid_value':
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${quoted(issue.input)}`;
     case 'invalid_format':
@@ -195,7 +202,15 @@ function describeProblem(issue: z.core.$ZodIssue): string {
 /** The schema as JSON Schema, built once, the first time a typo needs a hint. */
 let schemaForHints: JsonSchemaNode | undefined;
 
-type JsonSchemaNode = { properties?: Record<string, JsonSchemaNode>; additionalProperties?: JsonSchemaNode | boolean; items?: JsonSchemaNode; oneOf?: JsonSchemaNode[]; anyOf?: JsonSchemaNode[] };
+type JsonSchemaNode = {
+  properties?: Record<string, JsonSchemaNode>;
+  additionalProperties?: JsonSchemaNode | boolean;
+  /** A record keyed by a list of names (errors.reasons): `enum` holds them. */
+  propertyNames?: { enum?: unknown[] };
+  items?: JsonSchemaNode;
+  oneOf?: JsonSchemaNode[];
+  anyOf?: JsonSchemaNode[];
+};
 
 /** The field names the schema knows at a path of the profile (for "did you mean"). */
 function fieldsAt(path: readonly PropertyKey[]): string[] {
@@ -209,7 +224,7 @@ function fieldsAt(path: readonly PropertyKey[]): string[] {
       return typeof node.additionalProperties === 'object' ? [node.additionalProperties] : [];
     });
   }
-  return [...new Set(nodes.flatMap(variants).flatMap((node) => Object.keys(node.properties ?? {})))];
+  return [...new Set(nodes.flatMap(variants).flatMap((node) => [...Object.keys(node.properties ?? {}), ...(node.propertyNames?.enum ?? []).map(String)]))];
 }
 
 function variants(node: JsonSchemaNode): JsonSchemaNode[] {
@@ -228,6 +243,38 @@ function closest(name: string, known: readonly string[]): string | undefined {
     if (distance <= most && (!best || distance < best.distance)) best = { name: candidate, distance };
   }
   return best?.name;
+}
+
+/** zod's own wording of a problem ("Too big: expected number to be <=65535"), not a message the schema gives. */
+export function isZodDefault(message: string): boolean {
+  return /^(Invalid|Too (big|small)|Unrecognized)/.test(message);
+}
+
+/** What a type check wanted, in the words `typeName` describes what it got with. */
+function expectedName(expected: string): string {
+  return EXPECTED_NAMES[expected] ?? expected;
+}
+
+const EXPECTED_NAMES: Record<string, string> = {
+  object: 'a mapping',
+  record: 'a mapping',
+  map: 'a mapping',
+  array: 'a list',
+  tuple: 'a list',
+  int: 'a whole number',
+  number: 'a number',
+  string: 'a string',
+  boolean: 'true or false',
+};
+
+/** A size or value limit, as "at most 65535" or "at least 1 character". */
+function bound(issue: z.core.$ZodIssueTooBig | z.core.$ZodIssueTooSmall): string {
+  const big = issue.code === 'too_big';
+  const limit = Number(big ? (issue as z.core.$ZodIssueTooBig).maximum : (issue as z.core.$ZodIssueTooSmall).minimum);
+  const inclusive = issue.inclusive !== false;
+  const relation = issue.exact ? 'exactly' : big ? (inclusive ? 'at most' : 'less than') : inclusive ? 'at least' : 'more than';
+  const unit = issue.origin === 'string' ? ' character' : issue.origin === 'array' || issue.origin === 'set' ? ' item' : '';
+  return `expected ${relation} ${limit}${unit}${unit && limit !== 1 ? 's' : ''}`;
 }
 
 function typeName(value: unknown): string {
