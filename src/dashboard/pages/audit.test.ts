@@ -17,6 +17,18 @@ describe('audit table', () => {
     expect(rendered).not.toContain('1577836800000');
   });
 
+  it('says an imported key in words, as a created one', () => {
+    const at = Date.parse('2026-12-01T06:00:00Z');
+    const rendered = auditTable(
+      [{ id: 'aud_1', at, actor: 'cli', action: 'key.imported', accountId: 'acc_1', keyId: 'key_1', detail: { name: 'imported', mode: 'live', scopes: ['*'], hint: 'sk_live_…x4k9' } }],
+      new Map([['acc_1', 'Acme']]),
+      'Events',
+    ).toString();
+    expect(rendered).toContain('Imported a key (made elsewhere)');
+    expect(rendered).toContain('“imported” sk_live_…x4k9, live, scopes *');
+    expect(rendered).not.toContain('key.imported');
+  });
+
   it('says from where a locked sign-in waits: one address, one IPv6 /64, or every address', () => {
     const at = Date.parse('2026-12-01T06:00:00Z');
     const until = '2026-12-01T06:15:00.000Z';

@@ -16,6 +16,7 @@ const ACCOUNT_CHOICES = 100;
 
 const ACTIONS: Record<string, string> = {
   'key.created': 'Created a key',
+  'key.imported': 'Imported a key (made elsewhere)',
   'key.revoked': 'Revoked a key',
   'key.rotated': 'Rotated a key',
   'key.unblocked': 'Lifted a key\'s rate-limit block',
@@ -38,6 +39,7 @@ function describe(entry: AuditEntry): string {
   const text = (value: unknown) => (typeof value === 'string' || typeof value === 'number' ? String(value) : '');
   switch (entry.action) {
     case 'key.created':
+    case 'key.imported':
       return `“${text(d.name)}” ${text(d.hint)}, ${text(d.mode)}, scopes ${Array.isArray(d.scopes) ? d.scopes.join(' ') || 'none' : ''}`;
     case 'key.revoked':
     case 'key.unblocked':
