@@ -87,7 +87,7 @@ export const RELOADABLE = ['name', 'plans', 'defaultPlan', 'routes', 'builtins',
 export class ConfigReloadError extends Error {
   constructor(readonly fields: string[]) {
     super(
-      `${fields.join(', ')} changed, and ${fields.length === 1 ? 'it takes' : 'they take'} effect only when keygate restarts: nothing was reloaded (the profile in use stays). Restart keygate, or put ${fields.length === 1 ? 'it' : 'them'} back to reload the rest.`,
+      `${fields.join(', ')} changed, and ${fields.length === 1 ? 'it takes' : 'they take'} effect only when keygate restarts: nothing was reloaded. Restart keygate, or put ${fields.length === 1 ? 'it' : 'them'} back to reload the rest.`,
     );
     this.name = 'ConfigReloadError';
   }

@@ -637,7 +637,10 @@ describe('keygate serve reloads its profile on SIGHUP', () => {
       // Only a restart can move the listener.
       writeFileSync(file, profile('Moved', { listen: { port: 1 } }));
       child.kill('SIGHUP');
-      expect(await logged('profile not reloaded', 1)).toContain('listen.port changed, and it takes effect only when keygate restarts');
+      const refused = await logged('profile not reloaded', 1);
+      expect(refused).toContain('listen.port changed, and it takes effect only when keygate restarts');
+      // Said once, not twice ("the one in use stays ... the profile in use stays").
+      expect(refused.match(/in use stays/g)).toHaveLength(1);
       expect(await message()).toBe('Send your token');
 
       child.kill('SIGTERM');
