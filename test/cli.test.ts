@@ -163,6 +163,11 @@ describe('keygate CLI with a running gateway', () => {
     // A date no page or table could show is refused before anything is written.
     const late = await cli('accounts', 'update', accountId, '--plan-expires', '100000000d');
     expect([late.code, late.stderr]).toEqual([1, "error: the plan's expiry must be before the year 10000\n"]);
+    // A date already past ends the plan now: said, whether meant or a mistyped year.
+    const lapsed = JSON.parse((await cli('accounts', 'create', '--name', 'Lapsed', '--json')).stdout).id as string;
+    const ended = await cli('accounts', 'update', lapsed, '--plan-expires', '2020-01-01');
+    expect(ended).toMatchObject({ code: 0, stdout: `updated account ${lapsed}: its plan ended 2020-01-01 00:00 UTC, so its requests are refused (plan_expired)\n` });
+    expect((await cli('accounts', 'update', lapsed, '--plan-expires', '30d')).stdout).toBe(`updated account ${lapsed}\n`);
     expect((await cli('audit')).code).toBe(0);
     for (const value of ['', '0x10', '1e3']) {
       const gauge = await cli('gauge', '--account', accountId, '--meter', 'units', '--value', value);

@@ -367,7 +367,10 @@ export function buildCli(): Command {
         };
         if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage or --plan-expires');
         const account = await updateAccount(rt, id, patch, CLI_ACTOR);
-        print(json, account, () => `updated account ${account.id}`);
+        // A past date ends the plan now (on purpose, or a mistyped year): said either way.
+        const expiry = account.planExpiresAt;
+        const expired = 'planExpiresAt' in patch && expiry !== null && expiry <= rt.clock();
+        print(json, account, () => `updated account ${account.id}${expired ? `: its plan ended ${new Date(expiry).toISOString().slice(0, 16).replace('T', ' ')} UTC, so its requests are refused (plan_expired)` : ''}`);
       }),
     );
   accounts
