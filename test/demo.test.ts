@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, runCli } from './support/cli.js';
 import { tempDir } from './support/temp.js';
@@ -20,8 +21,8 @@ interface Demo {
 }
 
 /** Starts `keygate demo` on any free ports and waits for its "Press Ctrl+C" line. */
-async function startDemo(cwd: string): Promise<Demo> {
-  const child = spawn(process.execPath, [BIN, 'demo', '--data', 'data/demo', '--port', '0'], {
+async function startDemo(cwd: string, args: string[] = []): Promise<Demo> {
+  const child = spawn(process.execPath, [BIN, 'demo', '--data', 'data/demo', '--port', '0', ...args], {
     cwd,
     env: { ...process.env, KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -61,6 +62,15 @@ async function startDemo(cwd: string): Promise<Demo> {
     });
   });
   return demo;
+}
+
+/** A port of 127.0.0.1 free a moment ago. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 const running: Demo[] = [];
@@ -140,9 +150,11 @@ describe('keygate demo (npm run demo)', () => {
     expect((await fetch(`${gatewayAgain}${route}`, { headers: { authorization } })).status).toBe(200);
   });
 
-  it('reads the profile it wrote again on SIGHUP, as keygate serve does, instead of stopping', async () => {
+  it('reads the profile it wrote again on SIGHUP, as keygate serve does, instead of stopping; its API listens where --upstream-port says', async () => {
     const dir = tempDir('demo-reload');
-    const demo = await startDemo(dir);
+    const upstreamPort = await freePort();
+    const demo = await startDemo(dir, ['--upstream-port', String(upstreamPort)]);
+    expect(readFileSync(path.join(dir, 'data/demo/keygate.yaml'), 'utf8')).toContain(`url: http://127.0.0.1:${upstreamPort}`);
     const gateway = /gateway (http:\/\/127\.0\.0\.1:\d+)/.exec(demo.stdout)?.[1] as string;
     const authorization = /curl -H "Authorization: (Bearer demo_live_\w+)"/.exec(demo.stdout)?.[1] as string;
     const realm = async () => (await fetch(`${gateway}/v1/projects`)).headers.get('www-authenticate');

@@ -233,13 +233,14 @@ export function buildCli(): Command {
     .command('demo')
     .description('start the bundled demo API behind keygate (SQLite under ./data/demo)')
     .option('--data <dir>', 'where the demo keeps its database', './data/demo')
-    .option('--port <port>', 'the gateway port; the admin API and the dashboard take the next two (0: any free ports); the demo API behind them takes any free port of 127.0.0.1', parsePort, 8080)
-    .action(async (opts: { data: string; port: number }) => {
+    .option('--port <port>', 'the gateway port; the admin API and the dashboard take the next two (0: any free ports)', parsePort, 8080)
+    .option('--upstream-port <port>', 'the port of 127.0.0.1 the demo API behind keygate listens on (0: any free port)', parsePort, 0)
+    .action(async (opts: { data: string; port: number; upstreamPort: number }) => {
       const next = (n: number) => (opts.port === 0 ? 0 : opts.port + n);
       // The profile read again is the one the demo writes (<data>/keygate.yaml).
       const reloading = reloadOnSighup();
       const serving = stopOnSignal();
-      const running = await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) } });
+      const running = await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) }, upstreamPort: opts.upstreamPort });
       serving(running);
       reloading(running);
     });

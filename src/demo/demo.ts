@@ -70,9 +70,16 @@ export function demoProfile(upstreamUrl: string, dataDir: string, ports = { gate
   };
 }
 
-export async function runDemo(options: { dataDir: string; ports?: { gateway: number; admin: number; dashboard: number } }): Promise<RunningKeygate> {
+/** `upstreamPort`: where the demo API listens on 127.0.0.1 (default 0: any free port). */
+export async function runDemo(options: { dataDir: string; ports?: { gateway: number; admin: number; dashboard: number }; upstreamPort?: number }): Promise<RunningKeygate> {
   const upstream = buildDemoUpstream();
-  await upstream.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    await upstream.listen({ host: '127.0.0.1', port: options.upstreamPort ?? 0 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new Error(`the demo API cannot listen on 127.0.0.1:${options.upstreamPort}: another process is using that port; start the demo with another --upstream-port (0: any free port)`);
+    throw error;
+  }
   const upstreamUrl = `http://127.0.0.1:${(upstream.server.address() as AddressInfo).port}`;
   const dataDir = path.resolve(options.dataDir);
   const profile = demoProfile(upstreamUrl, dataDir, options.ports);
