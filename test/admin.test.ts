@@ -93,7 +93,10 @@ describe('admin API', () => {
     const mistyped = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'API Co', plan: 'starter' }) }));
     expect(mistyped).toMatchObject({ status: 400, body: { detail: 'body: unknown field "plan" (did you mean "planId"?)' } });
     const tooLong = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'x'.repeat(201) }) }));
-    expect(tooLong.body.detail).toMatch(/^body\.name: expected at most 200 characters, got "x+… \(203 characters\)$/);
+    // Not quoted back (a value refused for its size may be a secret), and in JSON's words.
+    expect(tooLong.body.detail).toBe('body.name: expected at most 200 characters');
+    const list = await json(await kg.admin('/v1/accounts', { method: 'POST', body: '[1,2]' }));
+    expect(list).toMatchObject({ status: 400, body: { detail: 'body: expected an object, got an array' } });
     const badJson = await json(await kg.admin('/v1/accounts', { method: 'POST', body: '{"name":' }));
     expect(badJson.status).toBe(400);
     expect(badJson.body.detail).toMatch(/not valid JSON/);

@@ -14,7 +14,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { describeProblem, isZodDefault } from '../config/load.js';
+import { describeProblem, isZodDefault, JSON_FORMAT } from '../config/load.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyFormat } from '../keys/format.js';
 import { withoutKeys } from '../keys/redact.js';
@@ -832,7 +832,7 @@ function describeValidation(error: Error & { validation?: unknown; validationCon
     // No body at all, where one is needed: say so, not "got null".
     if (where === 'body' && zodIssue?.code === 'invalid_type' && (zodIssue.input === null || zodIssue.input === undefined)) return 'body: expected a JSON object; the request had none';
     // The schema's own messages ("must be a path starting with /") as they are; zod's in keygate's words.
-    const message = zodIssue && isZodDefault(zodIssue.message) ? describeProblem(zodIssue, knownFields) : (issue.message ?? 'invalid');
+    const message = zodIssue && isZodDefault(zodIssue.message) ? describeProblem(zodIssue, knownFields, JSON_FORMAT) : (issue.message ?? 'invalid');
     return `${where || '(request)'}: ${message}`;
   });
   return described.length > 0 ? described.join('; ') : error.message;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { holdSighup, runsServer, takeSighup } from './early-sighup.js';
+import { holdSighup, runsServe, takeSighup } from './early-sighup.js';
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 50));
 
@@ -30,13 +30,12 @@ describe('SIGHUP while keygate serve loads', () => {
   });
 
   it('is held for keygate serve only, whatever the other words of the command line', () => {
-    expect(runsServer(['serve'])).toBe(true);
-    expect(runsServer(['--config', 'serve', 'serve'])).toBe(true);
-    expect(runsServer(['-c', 'k.yaml', '--json', 'serve'])).toBe(true);
-    expect(runsServer(['demo', '--data', 'serve'])).toBe(true);
-    expect(runsServer(['--json', 'demo'])).toBe(true);
-    expect(runsServer(['accounts', 'create', '--name', 'serve'])).toBe(false);
-    expect(runsServer(['--config', 'serve'])).toBe(false);
-    expect(runsServer([])).toBe(false);
+    expect(runsServe(['serve'])).toBe(true);
+    expect(runsServe(['--config', 'serve', 'serve'])).toBe(true);
+    expect(runsServe(['-c', 'k.yaml', '--json', 'serve'])).toBe(true);
+    expect(runsServe(['demo', '--data', 'serve'])).toBe(false);
+    expect(runsServe(['accounts', 'create', '--name', 'serve'])).toBe(false);
+    expect(runsServe(['--config', 'serve'])).toBe(false);
+    expect(runsServe([])).toBe(false);
   });
 });

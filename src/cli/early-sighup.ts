@@ -1,5 +1,5 @@
 /**
- * `keygate serve` (and `demo`) reload their profile on SIGHUP, but loading keygate takes a moment
+ * `keygate serve` reloads its profile on SIGHUP, but loading keygate takes a moment
  * (about a second on a slow host) and Node's default for SIGHUP ends the process: a
  * `systemctl reload` just after a start would stop keygate. The command's first lines
  * hold the signal until `serve` takes it over.
@@ -10,15 +10,14 @@ const hold = (): void => {
 };
 
 /**
- * Whether the command line runs `keygate serve` or `keygate demo` (which reload on
- * SIGHUP): its first word that is neither an option nor the value of `-c`/`--config` (so
- * `keygate accounts create --name serve` is neither).
+ * Whether the command line runs `keygate serve`: its first word that is neither an option
+ * nor the value of `-c`/`--config` (so `keygate demo --data serve` is not it).
  */
-export function runsServer(args: readonly string[]): boolean {
+export function runsServe(args: readonly string[]): boolean {
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string;
     if (arg === '-c' || arg === '--config') i++;
-    else if (!arg.startsWith('-')) return arg === 'serve' || arg === 'demo';
+    else if (!arg.startsWith('-')) return arg === 'serve';
   }
   return false;
 }

@@ -237,12 +237,10 @@ export function buildCli(): Command {
     .option('--upstream-port <port>', 'the port of 127.0.0.1 the demo API behind keygate listens on (0: any free port)', parsePort, 0)
     .action(async (opts: { data: string; port: number; upstreamPort: number }) => {
       const next = (n: number) => (opts.port === 0 ? 0 : opts.port + n);
-      // The profile read again is the one the demo writes (<data>/keygate.yaml).
-      const reloading = reloadOnSighup();
-      const serving = stopOnSignal();
-      const running = await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) }, upstreamPort: opts.upstreamPort });
-      serving(running);
-      reloading(running);
+      // Run in a terminal: closing it (SIGHUP) stops the demo as Ctrl+C does, answers and
+      // their charges saved (Node's default would end it at once).
+      const serving = stopOnSignal(['SIGINT', 'SIGTERM', 'SIGHUP']);
+      serving(await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) }, upstreamPort: opts.upstreamPort }));
     });
 
   program
@@ -749,12 +747,12 @@ function reloadOnSighup(): (running: Pick<RunningKeygate, 'reload'>) => void {
 }
 
 /**
- * SIGINT and SIGTERM, from now on: the first stops keygate (`close`), at once if it
+ * SIGINT and SIGTERM (or the `signals` given), from now on: the first stops keygate (`close`), at once if it
  * serves, else as soon as it does; the second cuts a readiness delay short (`hurry`) or,
  * with none to cut (or while keygate starts), exits at once, as does a third. Answers
  * the function to call with keygate once it serves.
  */
-function stopOnSignal(): (running: Pick<RunningKeygate, 'close' | 'hurry'>) => void {
+function stopOnSignal(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): (running: Pick<RunningKeygate, 'close' | 'hurry'>) => void {
   let running: Pick<RunningKeygate, 'close' | 'hurry'> | undefined;
   let asked: string | undefined;
   const stop = (target: Pick<RunningKeygate, 'close' | 'hurry'>, signal: string) => {
@@ -780,8 +778,7 @@ function stopOnSignal(): (running: Pick<RunningKeygate, 'close' | 'hurry'>) => v
     process.stderr.write(`${signal} again: exiting now\n`);
     process.exit(1);
   };
-  process.on('SIGINT', () => onSignal('SIGINT'));
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  for (const signal of signals) process.on(signal, () => onSignal(signal));
   return (started) => {
     running = started;
     if (asked === undefined) return;

@@ -162,7 +162,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
  * One schema problem in words (without its path): also the admin API's, whose bodies have
  * their own fields (`knownFields`, for "did you mean"; by default the profile's).
  */
-export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: readonly PropertyKey[]) => string[] = fieldsAt): string {
+export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: readonly PropertyKey[]) => string[] = fieldsAt, format: ProblemFormat = YAML_FORMAT): string {
   switch (issue.code) {
     case 'unrecognized_keys': {
       const known = knownFields(issue.path);
@@ -173,13 +173,14 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
       return `unknown field${issue.keys.length > 1 ? 's' : ''} ${named.join(', ')}`;
     }
     case 'invalid_type':
-      if (issue.input === undefined) return `required (expected ${expectedName(issue.expected)})`;
+      if (issue.input === undefined) return `required (expected ${format.expected(issue.expected)})`;
       // YAML's .inf and .nan, or a number too big for a double (1e400).
       if (typeof issue.input === 'number' && !Number.isFinite(issue.input)) return `expected a finite number, got ${String(issue.input)}`;
-      return `expected ${expectedName(issue.expected)}, got ${typeName(issue.input)}`;
+      return `expected ${format.expected(issue.expected)}, got ${format.got(issue.input)}`;
     case 'too_big':
     case 'too_small':
-      return isZodDefault(issue.message) ? `${bound(issue)}, got ${quoted(issue.input)}` : issue.message;
+      if (!isZodDefault(issue.message)) return issue.message;
+      return format.echo ? `${bound(issue)}, got ${quoted(issue.input)}` : bound(issue);
     case 'invalid_value':
       return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${quoted(issue.input)}`;
     case 'invalid_format':
@@ -245,26 +246,36 @@ function closest(name: string, known: readonly string[]): string | undefined {
   return best?.name;
 }
 
-/** zod's own wording of a problem ("Too big: expected number to be <=65535"), not a message the schema gives. */
+/**
+ * zod's own wording of a problem ("Too big: expected number to be <=65535", "Invalid
+ * input: …"), not a message the schema gives ("Too big for a plan" is the schema's).
+ */
 export function isZodDefault(message: string): boolean {
-  return /^(Invalid|Too (big|small)|Unrecognized)/.test(message);
+  return /^(Invalid [A-Za-z ]+(: |$)|Too (big|small): expected |Unrecognized keys?: )/.test(message);
 }
 
-/** What a type check wanted, in the words `typeName` describes what it got with. */
-function expectedName(expected: string): string {
-  return EXPECTED_NAMES[expected] ?? expected;
+/** How problems name types, and whether a refused size quotes the value back. */
+export interface ProblemFormat {
+  expected(type: string): string;
+  got(value: unknown): string;
+  echo: boolean;
 }
 
-const EXPECTED_NAMES: Record<string, string> = {
-  object: 'a mapping',
-  record: 'a mapping',
-  map: 'a mapping',
-  array: 'a list',
-  tuple: 'a list',
-  int: 'a whole number',
-  number: 'a number',
-  string: 'a string',
-  boolean: 'true or false',
+const COMMON_NAMES: Record<string, string> = { int: 'a whole number', number: 'a number', string: 'a string', boolean: 'true or false' };
+const YAML_NAMES: Record<string, string> = { ...COMMON_NAMES, object: 'a mapping', record: 'a mapping', map: 'a mapping', array: 'a list', tuple: 'a list' };
+const JSON_NAMES: Record<string, string> = { ...COMMON_NAMES, object: 'an object', record: 'an object', map: 'an object', array: 'an array', tuple: 'an array' };
+
+/** The profile's words (YAML: mappings and lists); values quoted back, passwords masked. */
+const YAML_FORMAT: ProblemFormat = { expected: (type) => YAML_NAMES[type] ?? type, got: typeName, echo: true };
+
+/**
+ * An API's words (JSON: objects and arrays). A refused size is not quoted back: the value
+ * may be a secret (an imported key too long, say).
+ */
+export const JSON_FORMAT: ProblemFormat = {
+  expected: (type) => JSON_NAMES[type] ?? type,
+  got: (value) => (Array.isArray(value) ? 'an array' : value !== null && typeof value === 'object' ? 'an object' : typeName(value)),
+  echo: false,
 };
 
 /** A size or value limit, as "at most 65535" or "at least 1 character". */
@@ -288,7 +299,13 @@ const QUOTED_MAX = 200;
 
 /** A value from the profile quoted back (its passwords masked first, then cut short); a mistyped store or upstream URL may carry a password. */
 function quoted(value: unknown): string {
-  const text = withoutPasswords(JSON.stringify(value) ?? String(value));
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    // A BigInt, or a cycle: as its own text.
+  }
+  const text = withoutPasswords(json ?? String(value));
   return text.length > QUOTED_MAX ? `${text.slice(0, QUOTED_MAX)}… (${text.length} characters)` : text;
 }
 

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { stringify as stringifyYaml } from 'yaml';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { loadConfigFile, parseConfigObject, type LoadedConfig } from '../config/load.js';
+import { parseConfigObject } from '../config/load.js';
 import type { ConfigInput } from '../config/schema.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { createAccount } from '../operations/accounts.js';
@@ -131,23 +131,8 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
   }
   out();
   out('Press Ctrl+C to stop.');
-  /**
-   * The profile written above, read again (as `keygate serve` reads its own on SIGHUP). Its
-   * paths are the demo's, relative to where it was started; its ports, those listened on,
-   * stand for what the demo was started with (0 with --port 0: any free port).
-   */
-  const writtenProfile = (): LoadedConfig => {
-    const loaded = { ...loadConfigFile(profileFile), dir: process.cwd() };
-    const { config } = loaded;
-    const started = running.runtime.config;
-    if (config.listen.port === listened.gateway) config.listen.port = started.listen.port;
-    if (config.admin.listen.port === listened.admin) config.admin.listen.port = started.admin.listen.port;
-    if (config.dashboard.listen.port === listened.dashboard) config.dashboard.listen.port = started.dashboard.listen.port;
-    return loaded;
-  };
   return {
     ...running,
-    reload: (next) => running.reload(next ?? writtenProfile()),
     async close(why?: string) {
       await running.close(why);
       await upstream.close();

@@ -397,7 +397,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     } catch (error) {
       // A header Node will not send (an invalid character, say): the upstream's fault. Nothing
       // was written: the client gets a 502.
-      rt.log.warn({ error: { message: (error as Error).message } }, 'upstream response has a header that cannot be sent');
+      rt.log.warn({ err: { message: (error as Error).message } }, 'upstream response has a header that cannot be sent');
       // writeHead may have taken the upstream's reason phrase before it refused: not for the 502.
       (this.res as { statusMessage?: string }).statusMessage = undefined;
       controller.abort(error as Error);
@@ -457,13 +457,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     if (this.headSent) {
       // Part of the answer is on its way: the client can only be told by a cut connection.
-      rt.log.warn({ reqId: this.request.id, error: { message: error.message, code: (error as { code?: string }).code } }, 'upstream response failed midway');
+      rt.log.warn({ reqId: this.request.id, err: { message: error.message, code: (error as { code?: string }).code } }, 'upstream response failed midway');
       this.res.destroy();
       hooks.onFinished(this.request, this.status);
       return;
     }
     const code = (error as { code?: string }).code;
-    rt.log.warn({ reqId: this.request.id, error: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url) }, 'upstream request failed');
+    rt.log.warn({ reqId: this.request.id, err: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url) }, 'upstream request failed');
     hooks.onUpstreamError(this.request, this.reply, deny(code !== undefined && TIMEOUT_CODES.has(code) ? 'upstream_timeout' : 'upstream_unavailable'), this.identity);
   }
 

@@ -258,10 +258,6 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
     // Admitted, then failed upstream: not a refusal in the log, the metrics or the account's usage.
     const line = deadGateway.logs.lines.map((l) => JSON.parse(l) as { msg: string; outcome?: string; reason?: string; account?: string }).findLast((l) => l.msg === 'request');
     expect(line).toMatchObject({ outcome: 'upstream_error', reason: 'upstream_unavailable', account: account.id });
-    // The warning says what failed, with the system's code (not an empty "type": "Object" error with no stack).
-    const warning = deadGateway.logs.lines.map((l) => JSON.parse(l) as { msg: string; error?: unknown; err?: unknown }).findLast((l) => l.msg === 'upstream request failed');
-    expect(warning?.error).toMatchObject({ code: 'ECONNREFUSED' });
-    expect(warning?.err).toBeUndefined();
     const metrics = await (await deadGateway.admin('/metrics')).text();
     expect(metrics).toMatch(/keygate_requests_total\{outcome="upstream_error",reason="upstream_unavailable"\} [1-9]/);
     expect(metrics).not.toContain('outcome="denied",reason="upstream_unavailable"');

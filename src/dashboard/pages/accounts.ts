@@ -231,7 +231,7 @@ ${pager}
     const usable = keys.filter((k) => isUsable(k, now));
     const gone = keys.filter((k) => !isUsable(k, now));
     const blocked = await blockedUntilOf(rt, usable);
-    const traits = keyTraits(rt);
+    const traits = keyTraits(rt, account.planId);
     const members = await rt.store.listMembers({ accountId: account.id });
     const events = await rt.store.listAudit({ accountId: account.id, limit: RECENT_EVENTS });
     const accountNames = new Map([[account.id, account.name]]);

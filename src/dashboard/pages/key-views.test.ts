@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { KeyRecord } from '../../store/store.js';
-import { keyTable, type KeyTraits } from './key-views.js';
+import { keyTable, keyTraits, type KeyTraits } from './key-views.js';
+import { parseConfigObject } from '../../config/load.js';
 
 const T0 = Date.parse('2026-12-01T00:00:00Z');
 /** A profile with scopes and two modes: every column shown. */
@@ -24,6 +25,15 @@ function key(id: string, hint: string, createdAt: number, extra: Partial<KeyReco
     ...extra,
   };
 }
+
+describe('key traits', () => {
+  it('shows scopes where the account\'s plan allows any, not wherever the profile has some', () => {
+    const config = parseConfigObject({ upstream: { url: 'http://127.0.0.1:9' }, plans: { reports: { scopes: ['reports:read'] }, basic: {} } });
+    const rt = { config, keyFormat: { modes: ['live'] } } as unknown as Parameters<typeof keyTraits>[0];
+    expect(keyTraits(rt, 'reports').scopes).toBe(true);
+    expect(keyTraits(rt, 'basic').scopes).toBe(false);
+  });
+});
 
 describe('key table', () => {
   it('names the latest replacement of a key rotated twice (the first replacement revoked)', () => {

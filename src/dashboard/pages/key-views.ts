@@ -4,7 +4,7 @@
  */
 import type { Runtime } from '../../runtime.js';
 import type { KeyRecord } from '../../store/store.js';
-import { keyStatus, type KeyStatus } from '../../operations/keys.js';
+import { allowedScopes, keyStatus, type KeyStatus } from '../../operations/keys.js';
 import { html, type Html } from '../html.js';
 import { relative, when, whenInTable } from '../format.js';
 
@@ -37,21 +37,17 @@ export function blockedBadge(until: number, now: number): Html {
 }
 
 /**
- * What the profile lets keys differ by, besides their names: scopes (where it has any:
- * without them every key reaches every route, and a "Scopes: none" would say the
- * opposite) and modes (where it has more than one).
+ * What keys of an account can differ by, besides their names: scopes (where its plan
+ * allows any: without them its keys reach every route that needs none, and a "Scopes:
+ * none" would say they reach nothing) and modes (where the profile has more than one).
  */
 export interface KeyTraits {
   scopes: boolean;
   modes: readonly string[];
 }
 
-export function keyTraits(rt: Pick<Runtime, 'config' | 'keyFormat'>): KeyTraits {
-  const { config } = rt;
-  return {
-    scopes: config.scopes.length > 0 || Object.values(config.plans).some((plan) => (plan.scopes?.length ?? 0) > 0),
-    modes: rt.keyFormat.modes,
-  };
+export function keyTraits(rt: Pick<Runtime, 'config' | 'keyFormat'>, planId: string): KeyTraits {
+  return { scopes: allowedScopes(rt, planId).length > 0, modes: rt.keyFormat.modes };
 }
 
 /** A key's mode is worth saying where the profile has more than one (or the key has one the profile no longer issues). */
@@ -124,8 +120,8 @@ export function usageHint(rt: Pick<Runtime, 'config'>): Html {
  * The secret, once: in a read-only field to select, with a copy button that the script
  * reveals. `heading` names what happened ("Copy your new key").
  */
-export function secretPanel(rt: Pick<Runtime, 'config' | 'keyFormat'>, key: KeyRecord, secret: string, options: { heading: string; extra?: Html; back: string }): Html {
-  const traits = keyTraits(rt);
+export function secretPanel(rt: Pick<Runtime, 'config' | 'keyFormat'>, key: KeyRecord, secret: string, options: { heading: string; extra?: Html; back: string; planId: string }): Html {
+  const traits = keyTraits(rt, options.planId);
   return html`<h1>${options.heading}</h1>
 <section class="secret" aria-labelledby="secret-warning">
   <p id="secret-warning"><strong>This is the only time this key is shown.</strong> Copy it now and keep it somewhere safe, such as a secrets manager. keygate stores only a hash of it; if you lose it, revoke it and create another.</p>

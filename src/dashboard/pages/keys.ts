@@ -71,7 +71,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
     const plan = rt.config.plans[account.planId];
     const usage = await accountUsage(rt, account);
     const blocked = await blockedUntilOf(rt, usable);
-    const traits = keyTraits(rt);
+    const traits = keyTraits(rt, account.planId);
     const maxKeys = plan?.maxKeys;
     // A plan without keys (0) offers neither Create nor Rotate; one at its limit says how to make room.
     const noKeys = maxKeys === 0;
@@ -126,7 +126,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
         actorOf(request),
         { id: keyId },
       );
-      const body = secretPanel(rt, issued.key, issued.secret, { heading: 'Copy your new key', back: '/keys' });
+      const body = secretPanel(rt, issued.key, issued.secret, { heading: 'Copy your new key', back: '/keys', planId: account.planId });
       return sendPage(dash, request, reply, { title: 'Copy your new key', body, status: 201 });
     } catch (error) {
       if (!(error instanceof OperationError)) throw error;
@@ -180,7 +180,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
           choice === 'now'
             ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>`
             : html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${when(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
-        const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra });
+        const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra, planId: account.planId });
         return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
       } catch (error) {
         if (!(error instanceof OperationError)) throw error;
@@ -298,7 +298,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
 <div class="actions"><a class="button" href="/keys/new">Create a key</a><a class="button secondary" href="/keys">Back to the keys</a></div>`;
       return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status: 409 });
     }
-    const kept = keptOnRotation(keyTraits(rt), rt.config.keys.expiry);
+    const kept = keptOnRotation(keyTraits(rt, ownAccount(request).account.planId), rt.config.keys.expiry);
     const body = html`<h1>Rotate key “${key.name}”</h1>
 ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : ''}
 ${replacesAtOnce
