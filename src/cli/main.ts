@@ -747,10 +747,10 @@ function reloadOnSighup(): (running: Pick<RunningKeygate, 'reload'>) => void {
 }
 
 /**
- * SIGINT and SIGTERM (or the `signals` given), from now on: the first stops keygate (`close`), at once if it
- * serves, else as soon as it does; the second cuts a readiness delay short (`hurry`) or,
- * with none to cut (or while keygate starts), exits at once, as does a third. Answers
- * the function to call with keygate once it serves.
+ * SIGINT and SIGTERM (or the `signals` given), from now on: the first stops keygate
+ * (`close`), at once if it serves, else as soon as it does; the second cuts a readiness
+ * delay short (`hurry`) or, with none to cut (or while keygate starts), exits at once, as
+ * does a third. Answers the function to call with keygate once it serves.
  */
 function stopOnSignal(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): (running: Pick<RunningKeygate, 'close' | 'hurry'>) => void {
   let running: Pick<RunningKeygate, 'close' | 'hurry'> | undefined;
