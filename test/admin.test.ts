@@ -303,6 +303,9 @@ describe('admin API', () => {
       const refused = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap }) }));
       expect(refused.status, overlap).toBe(400);
     }
+    // An optional body's fields are suggested too.
+    const mistyped = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlpa: '1h' }) }));
+    expect(mistyped).toMatchObject({ status: 400, body: { detail: 'body: unknown field "overlpa" (did you mean "overlap"?)' } });
     const accountId = keysBefore.body.find((k: { id: string }) => k.id === first.id).accountId as string;
     const forged = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'prod\u001b[2K\rkey_FAKE\ninjected row' }) }));
     expect(forged).toMatchObject({ status: 400, body: { detail: 'a key name cannot contain control characters (line breaks, tabs, escapes)' } });

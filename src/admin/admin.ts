@@ -822,8 +822,10 @@ function describeValidation(error: Error & { validation?: unknown; validationCon
   // zod leaves the value refused out of its issues: it is looked up in what was sent.
   const sent: unknown = context === 'body' ? request.body : context === 'querystring' ? request.query : context === 'params' ? request.params : context === 'headers' ? request.headers : undefined;
   const valueAt = (segments: readonly string[]) => segments.reduce<unknown>((value, segment) => (value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[segment] : undefined), sent);
-  // The fields of the part refused (its top level; deeper ones are not suggested).
-  const knownFields = (path: readonly PropertyKey[]) => (path.length === 0 && schema instanceof z.ZodObject ? Object.keys(schema.shape) : []);
+  // The fields of the part refused (its top level, an optional body's too; deeper ones are not suggested).
+  let object: unknown = schema;
+  while (object instanceof z.ZodOptional || object instanceof z.ZodNullable) object = object.unwrap();
+  const knownFields = (path: readonly PropertyKey[]) => (path.length === 0 && object instanceof z.ZodObject ? Object.keys(object.shape) : []);
   const described = issues.map((issue) => {
     const segments = issue.instancePath?.split('/').slice(1).filter(Boolean) ?? [];
     const zodIssue = issue.keyword && issue.params ? ({ ...issue.params, code: issue.keyword, path: segments, message: issue.message ?? '', input: valueAt(segments) } as z.core.$ZodIssue) : undefined;
