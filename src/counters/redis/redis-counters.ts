@@ -287,7 +287,7 @@ export class RedisCounters implements Counters {
     // left undone would hold its units in Redis until the reservation lapses. Without
     // Redis the units are held, with their cap, and Redis applies it when they are delivered.
     if (this.client.status !== 'ready') {
-      this.fallback.commitLater(reservation, units, reservation.final ? undefined : reservation.cap);
+      this.fallback.commitLater(reservation, units, reservation.cap);
       return Promise.resolve(actual);
     }
     const settling: Promise<number> = new Promise((resolve) => {
@@ -298,7 +298,7 @@ export class RedisCounters implements Counters {
       this.commit(reservation, batchId, reserved, units, reservation.cap, done, (error) => {
         this.noteFailure(error);
         // The reservation in Redis lapses by itself; the units are delivered later.
-        this.fallback.commitLater(reservation, units, reservation.final ? undefined : reservation.cap);
+        this.fallback.commitLater(reservation, units, reservation.cap);
         done(units);
       });
     });

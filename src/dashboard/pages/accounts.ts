@@ -282,7 +282,7 @@ ${members.length === 0
   <button type="submit">Create invitation link</button>
 </form>
 <h2>Usage</h2>
-${await usageSection(dash, account, 3)}
+${await usageSection(dash, account, 3, { usable, blocked })}
 <h2>Recent activity</h2>
 ${auditTable(events, accountNames, `Recent activity of ${account.name}`)}
 <p><a href="/audit?account=${account.id}">Full audit log of ${account.name}</a> · ${plural(members.length, 'member')}</p>`;

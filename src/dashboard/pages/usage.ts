@@ -5,7 +5,7 @@
  * through the same section on its detail page.
  */
 import type { FastifyInstance } from 'fastify';
-import type { AccountRecord, UsageDailyRow } from '../../store/store.js';
+import type { AccountRecord, KeyRecord, UsageDailyRow } from '../../store/store.js';
 import { accountUsage, type AccountUsage } from '../../operations/usage.js';
 import { isoDay, periodBounds } from '../../meters/period.js';
 import { ownAccount, type Dashboard } from '../context.js';
@@ -89,8 +89,17 @@ function reasonLabel(reason: string): string {
   return REASON_LABELS[reason as DenialReason] ?? reason;
 }
 
-/** The whole usage section; `level` is the heading level of its sub-sections (2 or 3). */
-export async function usageSection(dash: Dashboard, account: AccountRecord, level: 2 | 3): Promise<Html> {
+/** An account's usable keys and when the blocks of those blocked end, where a page has them already. */
+export interface KeyBlocks {
+  usable: readonly KeyRecord[];
+  blocked: ReadonlyMap<string, number> | undefined;
+}
+
+/**
+ * The whole usage section; `level` is the heading level of its sub-sections (2 or 3);
+ * `blocks`, what the page knows of the account's keys (else looked up).
+ */
+export async function usageSection(dash: Dashboard, account: AccountRecord, level: 2 | 3, blocks?: KeyBlocks): Promise<Html> {
   const { rt } = dash;
   await writePendingUsage(dash);
   const now = rt.clock();
@@ -113,7 +122,7 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
 
   return html`<dl class="facts">
   <div><dt>Plan</dt><dd>${usage.planName}${usage.planExpired ? ' (expired)' : ''}</dd></div>
-  <div><dt>API access</dt><dd>${usage.apiEnabled ? html`<span class="badge on">On</span>${await blockNotice(dash, account, now)}` : html`<span class="badge off">Off</span> <span class="muted">— ${apiOffReason(dash, account, usage.planExpired)}</span>`}</dd></div>
+  <div><dt>API access</dt><dd>${usage.apiEnabled ? html`<span class="badge on">On</span>${blockNotice(blocks ?? (await keyBlocks(dash, account, now)), now)}` : html`<span class="badge off">Off</span> <span class="muted">— ${apiOffReason(dash, account, usage.planExpired)}</span>`}</dd></div>
   <div><dt>Current period</dt><dd>${periodText} <span class="muted">(so far)</span></dd></div>
 </dl>
 ${h('Meters', `meters-${account.id}`)}
@@ -159,12 +168,16 @@ function meterNote(name: string, meter: AccountUsage['meters'][string]): Html {
  * force on the account's keys (its own, or the account's). Nothing when none is, or when
  * the counters cannot say (Redis away).
  */
-async function blockNotice(dash: Dashboard, account: AccountRecord, now: number): Promise<Html> {
-  const keys = (await dash.rt.store.listKeys({ accountId: account.id })).filter((key) => isUsable(key, now));
-  const blocked = keys.length === 0 ? undefined : await blockedUntilOf(dash.rt, keys);
+function blockNotice({ usable: keys, blocked }: KeyBlocks, now: number): Html {
   if (!blocked || blocked.size === 0) return html``;
   const which = blocked.size === keys.length ? (keys.length === 1 ? 'its key is' : 'every key is') : `${blocked.size} of ${keys.length} keys are`;
   return html`${blockedBadge(Math.min(...blocked.values()), now)} <span class="muted">— ${which} refused for exceeding the rate limit repeatedly</span>`;
+}
+
+/** The account's usable keys and their blocks, for a page that has not read them already (the member's usage page). */
+async function keyBlocks(dash: Dashboard, account: AccountRecord, now: number): Promise<KeyBlocks> {
+  const usable = (await dash.rt.store.listKeys({ accountId: account.id })).filter((key) => isUsable(key, now));
+  return { usable, blocked: await blockedUntilOf(dash.rt, usable) };
 }
 
 /** Why API access is off, in the member's words. */
