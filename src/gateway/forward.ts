@@ -33,6 +33,7 @@ import { credentialHeaderNames, credentialParamRemover } from '../auth/credentia
 import { parseRecordHeader } from '../meters/cost.js';
 import { JsonRecordCounter } from '../meters/json-records.js';
 import { settleCharge, type OnCharged } from '../pipeline/settle.js';
+import { CONCURRENCY_RETRY_AFTER_S } from '../pipeline/pipeline.js';
 import { redactUrl } from '../store/open.js';
 import { trustedProxyCheck } from './trusted-proxies.js';
 import { withoutDashboardCookies } from '../dashboard/cookie-names.js';
@@ -117,6 +118,8 @@ export interface ForwardHooks {
 }
 
 export interface Forwarder {
+  /** Whether the account has as many requests in flight as it may (the pipeline asks before the counters). */
+  accountBusy(accountId: string): boolean;
   forward(request: FastifyRequest, reply: FastifyReply, identity: Identity, route: Route, reservation: Reservation | undefined, rateLimitHeaders: Record<string, string>): void;
   close(): Promise<void>;
 }
@@ -140,8 +143,6 @@ interface InFlight {
  * with none in flight are forgotten.
  */
 const IN_FLIGHT_SWEEP_AT = 10_000;
-/** When a request refused for its account's requests in flight may try again (Retry-After, seconds). */
-const CONCURRENCY_RETRY_AFTER_S = 1;
 
 export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const { config } = rt;
@@ -221,6 +222,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   }
 
   return {
+    accountBusy: (accountId) => (inFlight.get(accountId)?.count ?? 0) >= maxInFlight,
     forward(request, reply, identity, route, reservation, rateLimitHeaders) {
       const accountId = identity.account.id;
       let slot = inFlight.get(accountId);
@@ -228,7 +230,9 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
         if (inFlight.size >= IN_FLIGHT_SWEEP_AT) for (const [id, idle] of inFlight) if (idle.count === 0) inFlight.delete(id);
         inFlight.set(accountId, (slot = { count: 0 }));
       } else if (slot.count >= maxInFlight) {
-        // Nothing was forwarded: its reservation is released.
+        // The pipeline refuses such a request before the counters; one that got past it
+        // while its counters answered (Redis) is refused here, with its rate-limit hit
+        // counted. Nothing was forwarded: its reservation is released.
         void settleCharge(rt, accountId, request.method, route, reservation, 0, undefined, hooks.onCharged);
         hooks.onRefused(request, reply, deny('concurrency_limited', { retryAfterSeconds: CONCURRENCY_RETRY_AFTER_S }), identity);
         return;

@@ -143,6 +143,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     onFinished: (request, status) => finish(request, status ?? CLIENT_CLOSED),
   });
   app.addHook('onClose', async () => forwarder.close());
+  const accountBusy = forwarder.accountBusy;
 
   /** Set once keygate begins to stop: what arrives from then on is refused. */
   let closing = false;
@@ -229,7 +230,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     // routed by) stands.
     if (target.authority !== undefined && fromTrustedProxy?.(request.raw.socket.remoteAddress ?? '') !== true) request.raw.headers.host = target.authority;
     const { url, path } = target;
-    const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers, rawHeaders: request.raw.rawHeaders };
+    const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers, rawHeaders: request.raw.rawHeaders, accountBusy };
     const decision = rt.pipeline.authorize(gatewayRequest);
     if (decision instanceof Promise) {
       decision.then((settled) => respond(request, reply, settled)).catch((error: unknown) => fail(request, reply, error));

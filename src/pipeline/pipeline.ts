@@ -47,6 +47,12 @@ export interface GatewayRequest extends RequestView {
   method: string;
   /** Path without the query string. */
   path: string;
+  /**
+   * Whether an account has as many requests in flight upstream as this process forwards
+   * at once for one account (`upstream.maxInFlightPerAccount`): asked before the
+   * counters, so a request that will not be forwarded uses up no rate limit.
+   */
+  accountBusy?: (accountId: string) => boolean;
 }
 
 export type Decision =
@@ -106,6 +112,8 @@ interface StoredKey {
 const OUTAGE = Object.freeze({ retryAfterSeconds: OUTAGE_RETRY_AFTER_S });
 /** Denials of a request that did present a credential (`error="invalid_token"`). */
 const PRESENTED = Object.freeze({ credentialPresented: true });
+/** When a request refused for its account's requests in flight may try again (Retry-After, seconds). */
+export const CONCURRENCY_RETRY_AFTER_S = 1;
 /** For requests with nothing to advertise: one object, never written to. */
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 /** The records a request asks for cannot be read (see requestedRecords): the parameter that says how many. */
@@ -243,6 +251,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const charge = chargeFor(route, identity, request.method, request.url, now);
     if (charge instanceof UnreadableRecords) return refuse(deny('invalid_parameter', charge.parameter === undefined ? {} : { fill: { parameter: charge.parameter } }), identity);
     if (charge) admit.charge = charge;
+    // 6 (before the counters). The account's requests in flight in this process →
+    // concurrency_limited: a request that will not be forwarded neither counts towards
+    // the rate limits nor brings a block nearer.
+    if (route.kind === 'proxy' && request.accountBusy?.(account.id) === true) return refuse(deny('concurrency_limited', { retryAfterSeconds: CONCURRENCY_RETRY_AFTER_S }), identity);
     // A backend that needs no I/O answers at once, sparing the request a promise.
     if (counters.admitNow) return admitted(identity, route, rateLimits, counters.admitNow(admit), charge, now);
     return counters.admit(admit).then((admission) => admitted(identity, route, rateLimits, admission, charge, now), (error: unknown) => {

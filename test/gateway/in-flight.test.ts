@@ -142,3 +142,53 @@ describe('a request waiting for an upstream connection', () => {
   });
 });
 
+
+describe('a request refused for its account\'s requests in flight', () => {
+  const dir = tempDir('in-flight-limits');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let authorization: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url, connections: 2, maxInFlightPerAccount: 1 },
+        errors: { envelope: 'message' },
+        // Three requests a minute; three refusals within it would block the key for an hour.
+        plans: { default: { rateLimits: [{ limit: 3, window: '1m' }], block: { after: 3, within: '1m', duration: '1h' } } },
+      },
+      { dir },
+    );
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    authorization = `Bearer ${(await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}`;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('uses up none of the rate limit and brings no block nearer', async () => {
+    const held = kg.call('/v1/held?id=r1', { headers: { authorization } });
+    expect(await eventually(() => upstream.received.some((r) => r.url === '/v1/held?id=r1'))).toBe(true);
+    // Five refused while one is in flight: more than the limit and the block's count.
+    for (let i = 0; i < 5; i++) {
+      const refused = await kg.call('/v1/items', { headers: { authorization } });
+      expect({ status: refused.status, body: await refused.json() }).toEqual({ status: 429, body: { message: 'Too many requests at once. Wait for one to finish.' } });
+    }
+    upstream.release('r1');
+    expect((await held).status).toBe(200);
+    // The held request was one of the three; the two left are still there, then the limit.
+    const statuses: number[] = [];
+    const remaining: (string | null)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await kg.call('/v1/items', { headers: { authorization } });
+      statuses.push(response.status);
+      remaining.push(response.headers.get('ratelimit'));
+      await response.text();
+    }
+    expect(statuses).toEqual([200, 200, 429]);
+    expect(remaining[0]).toMatch(/r=1\b/);
+  });
+});
