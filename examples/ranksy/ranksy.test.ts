@@ -173,7 +173,10 @@ describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
       const key = await ex.createKey(gone.id, 'orphan');
       expect((await ex.call('/api/v1/apps', bearer(key.secret))).status).toBe(200);
       await ex.cliOk(['accounts', 'delete', gone.id]);
-      expect(await read(await ex.call(mrr(appId), bearer(key.secret)))).toEqual({ status: 401, type: JSON_TYPE, body: MISSING_TEAM_SCOPE });
+      const unbound = await ex.call(mrr(appId), bearer(key.secret));
+      expect(await read(unbound)).toEqual({ status: 401, type: JSON_TYPE, body: MISSING_TEAM_SCOPE });
+      // A valid key (as the document calls it): challenged, but not as an invalid token.
+      expect(unbound.headers.get('www-authenticate')).toBe('Bearer realm="ranksy"');
       expect(await read(await ex.call('/api/v1/apps', bearer(key.secret)))).toEqual({ status: 401, type: JSON_TYPE, body: MISSING_TEAM_SCOPE });
     });
 
