@@ -34,12 +34,22 @@ export interface HeldUnits {
   cap?: number;
 }
 
+/** A reservation Redis holds that a settle made without Redis could not release (see releaseLater). */
+export interface HeldRelease {
+  ref: MeterRef;
+  /** The admission batch that holds it. */
+  batchId: string;
+  reserved: number;
+}
+
 export class PerProcessFallback {
   private readonly memory: MemoryCounters;
   /** Reservations made here (not in Redis) are settled here. */
   private readonly local = new WeakSet<Reservation>();
   /** Units held for Redis, by meter and cap (units of one settle with a cap stop there, in Redis too). */
   private pending = new Map<string, HeldUnits>();
+  /** Reservations to release in Redis once it answers, by meter and batch. */
+  private releases = new Map<string, HeldRelease>();
 
   constructor(clock: () => number) {
     this.memory = new MemoryCounters(clock);
@@ -74,14 +84,39 @@ export class PerProcessFallback {
   }
 
   /**
-   * Units Redis could not take now (its reservation there lapses by itself); negative
-   * for a charge made at admission that is given back. With a `cap` (the plan's limit,
-   * overage off), Redis takes them up to it and no further when they are delivered.
+   * Units Redis could not take now (its reservation there is released when they are
+   * delivered: releaseLater); negative for a charge made at admission that is given
+   * back. With a `cap` (the plan's limit, overage off), Redis takes them up to it and no
+   * further when they are delivered.
    */
   commitLater(ref: MeterRef, actual: number, cap?: number): void {
     // As a charge of 0 made at admission: the units are added as they are.
     this.memory.settleNow({ ...ref, amount: 0, final: true }, actual);
     this.holdForRedis(ref, actual, cap);
+  }
+
+  /**
+   * A reservation in Redis that a settle could not release, because it was never sent
+   * (no connection): released when Redis answers again, instead of holding its units
+   * until it lapses (10 minutes), which refuses an account near its limit meanwhile.
+   */
+  releaseLater(ref: MeterRef, batchId: string, reserved: number): void {
+    if (batchId === '' || reserved <= 0) return;
+    const id = `${meterRefId(ref)}\u0000${batchId}`;
+    const held = this.releases.get(id);
+    if (held) held.reserved += reserved;
+    else this.releases.set(id, { ref: { accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart }, batchId, reserved });
+  }
+
+  /** Takes the releases held for Redis. */
+  takeReleases(): HeldRelease[] {
+    const taken = [...this.releases.values()];
+    this.releases = new Map();
+    return taken;
+  }
+
+  get hasReleases(): boolean {
+    return this.releases.size > 0;
   }
 
   /** Takes the held increments; give back whatever could not be delivered. */

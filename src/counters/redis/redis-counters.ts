@@ -65,6 +65,8 @@ const SAVED_UNITS_CHECK_MS = 60_000;
 const SAVED_UNITS_BATCH = 500;
 /** After a timeout, requests skip Redis this long instead of each waiting for it. */
 const PAUSE_AFTER_FAILURE_MS = 1_000;
+/** The key written to learn whether Redis answers again outlives the question by this much. */
+const PROBE_TTL_MS = 10_000;
 /** How long a fail-open admission waits for the store's balance of a meter (once an outage). */
 const SEED_DEADLINE_MS = 500;
 /** After a store read that failed, how long a meter is admitted on what the process saw before it is read again. */
@@ -288,6 +290,8 @@ export class RedisCounters implements Counters {
     // Redis the units are held, with their cap, and Redis applies it when they are delivered.
     if (this.client.status !== 'ready') {
       this.fallback.commitLater(reservation, units, reservation.cap);
+      // Never sent: its reservation is released when Redis answers again.
+      this.fallback.releaseLater(reservation, batchId, reserved);
       return Promise.resolve(actual);
     }
     const settling: Promise<number> = new Promise((resolve) => {
@@ -297,8 +301,15 @@ export class RedisCounters implements Counters {
       };
       this.commit(reservation, batchId, reserved, units, reservation.cap, done, (error) => {
         this.noteFailure(error);
-        // The reservation in Redis lapses by itself; the units are delivered later.
+        // No answer (Redis went away, or did not answer in time): the units are delivered
+        // later, and the reservation released then. If Redis did carry it out, the release
+        // finds its batch emptied (nothing happens), or takes as much off another request
+        // of the same batch still in flight (its own settle then finds less to release):
+        // for a moment the account has that much more room, which a capped charge never
+        // bills past the limit. Held instead, the units would refuse the account for ten
+        // minutes, until the reservation lapses.
         this.fallback.commitLater(reservation, units, reservation.cap);
+        this.fallback.releaseLater(reservation, batchId, reserved);
         done(units);
       });
     });
@@ -346,6 +357,10 @@ export class RedisCounters implements Counters {
   async drainMeterChanges(): Promise<MeterUsageRow[]> {
     if (this.settling.size > 0) await Promise.allSettled([...this.settling]);
     if (!this.usable()) return [];
+    // Marked unreachable by a command that timed out on a connection still open: nothing
+    // else may ask Redis again (a process taken out of its load balancer gets no requests),
+    // so it is asked here, once a flush, until it answers.
+    if (!this.reachable && !(await this.answers())) return [];
     await this.takeSavedUnits();
     await this.deliverHeldUnits();
     if (this.dirty.size === 0) return [];
@@ -642,8 +657,38 @@ export class RedisCounters implements Counters {
     this.options.log.info({ rows: rows.length }, 'adding units saved by processes that stopped while Redis was unreachable');
   }
 
+  /**
+   * Whether Redis takes a write within the admission deadline (a stalled Redis, or one
+   * paused for writes, answers a PING but would still hold every admission).
+   */
+  private async answers(): Promise<boolean> {
+    try {
+      await withDeadline(this.client.set(this.key('probe', ''), '1', 'PX', PROBE_TTL_MS), ADMIT_DEADLINE_MS);
+    } catch (error) {
+      this.noteFailure(error);
+      return false;
+    }
+    this.noteSuccess();
+    return true;
+  }
+
+  /** Releases the reservations that settles made without Redis could not (see PerProcessFallback.releaseLater). */
+  private async deliverReleases(): Promise<void> {
+    if (!this.fallback.hasReleases) return;
+    // One that fails is left to lapse: it may have been carried out this time.
+    await Promise.all(
+      this.fallback.takeReleases().map(
+        ({ ref, batchId, reserved }) => new Promise<void>((resolve) => this.commit(ref, batchId, reserved, 0, undefined, () => resolve(), (error) => {
+          this.noteFailure(error);
+          resolve();
+        })),
+      ),
+    );
+  }
+
   /** Adds units held during an outage to Redis, now that it answers. */
   private async deliverHeldUnits(): Promise<void> {
+    await this.deliverReleases();
     if (!this.fallback.hasPending) return;
     const held = this.fallback.takePending();
     const failed: typeof held = [];

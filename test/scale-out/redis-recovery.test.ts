@@ -1,0 +1,126 @@
+/**
+ * A `keygate serve` process on Redis counters reached through a TCP proxy, which can
+ * stall Redis (connections open, nothing passes) or cut it: the process recovers by
+ * itself once Redis answers, with no request needed to notice, and a settle made while
+ * Redis was away releases what its request reserved there.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { REDIS_URL, serviceAvailable } from '../support/services.js';
+import { tempDir } from '../support/temp.js';
+import { deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix } from '../backends/isolation.js';
+import { provisionKey, startGateway, startTcpProxy, writeProfile, type GatewayProcess, type TcpProxy } from './cluster.js';
+
+const enabled = await serviceAvailable('Redis', REDIS_URL);
+
+/** An upstream whose `/v1/records?id=…` answers (10 records) only once released. */
+async function heldUpstream() {
+  const waiting = new Map<string, ServerResponse>();
+  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    const url = new URL(request.url ?? '/', 'http://upstream');
+    const answer = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'application/json', 'x-records': '10' }).end('{"data":[]}');
+    const id = url.searchParams.get('id');
+    if (id === null) answer(response);
+    else waiting.set(id, response);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    held: (id: string) => waiting.has(id),
+    release(id: string) {
+      const response = waiting.get(id);
+      waiting.delete(id);
+      response?.writeHead(200, { 'content-type': 'application/json', 'x-records': '10' }).end('{"data":[]}');
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const response of waiting.values()) response.destroy();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
+  const dir = tempDir('keygate-redis-recovery');
+  const prefix = testRedisPrefix('recovery');
+  let proxy: TcpProxy;
+  let upstream: Awaited<ReturnType<typeof heldUpstream>>;
+  let gateway: GatewayProcess;
+
+  beforeAll(async () => {
+    upstream = await heldUpstream();
+    proxy = await startTcpProxy(Number(new URL(REDIS_URL).port || 6379));
+    const viaProxy = new URL(REDIS_URL);
+    viaProxy.port = String(proxy.port);
+    gateway = await startGateway(
+      writeProfile(dir, 'recovery', {
+        name: 'recovery',
+        upstream: { url: upstream.url },
+        store: `sqlite:${path.join(dir, 'keygate.db')}`,
+        counters: redisUrlWithPrefix(prefix, viaProxy.toString()),
+        counterFailure: 'closed',
+        listen: { host: '127.0.0.1', port: 0 },
+        admin: { listen: { host: '127.0.0.1', port: 0 } },
+        dashboard: { enabled: false },
+        errors: { envelope: 'message' },
+        plans: { metered: { rateLimits: [{ limit: 1000, window: '1m' }], meters: { credits: { limit: 20 } } } },
+        routes: [{ method: 'GET', path: '/v1/records', cost: { meter: 'credits', perRecord: 1, reserveFromQuery: 'limit', records: { header: 'x-records' } } }],
+      }),
+    );
+  });
+
+  beforeEach(() => {
+    onTestFailed(() => console.error(gateway.output.filter((line) => !line.includes('"msg":"request"')).slice(-15).join('\n')));
+  });
+
+  afterAll(async () => {
+    await gateway?.stop();
+    await upstream?.close();
+    await proxy?.cut();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('is ready again once a stalled Redis answers, without a request to find out', async () => {
+    const { secret } = await provisionKey(gateway, 'metered');
+    expect((await gateway.admin('/health/ready')).status).toBe(200);
+    proxy.stall();
+    let stalled = true;
+    try {
+      // The admission waits for Redis no longer than its deadline.
+      expect((await gateway.call('/v1/records?limit=1', secret)).status).toBe(503);
+      expect((await gateway.admin('/health/ready')).status).toBe(503);
+      const mark = gateway.output.length;
+      proxy.resume();
+      stalled = false;
+      // No request reaches the gateway from here on (a load balancer sends none to a process it took out).
+      expect(await gateway.waitForLog(/Redis answers again/, mark, 10_000)).toBe(true);
+      expect(await eventually(async () => (await gateway.admin('/health/ready')).status === 200, 5_000, 200)).toBe(true);
+    } finally {
+      if (stalled) proxy.resume();
+    }
+  });
+
+  it('releases what a request reserved once Redis is back, when its answer came while Redis was cut', async () => {
+    const { secret, accountId } = await provisionKey(gateway, 'metered');
+    // 10 of the 20 credits reserved; its answer waits upstream.
+    const first = gateway.call('/v1/records?limit=10&id=during-cut', secret);
+    expect(await eventually(() => upstream.held('during-cut'))).toBe(true);
+    await proxy.cut();
+    upstream.release('during-cut');
+    const answered = await first;
+    expect(answered.status).toBe(200);
+    await answered.text();
+    const mark = gateway.output.length;
+    await proxy.restore();
+    expect(await gateway.waitForLog(/units committed while Redis was unreachable are now recorded/, mark, 15_000)).toBe(true);
+
+    // 10 used, 10 left, none still held: the next 10 fit.
+    const usage = (await (await gateway.admin(`/v1/accounts/${accountId}/usage`)).json()) as { meters: { credits: { usage: number } } };
+    expect(usage.meters.credits.usage).toBe(10);
+    const second = await gateway.call('/v1/records?limit=10', secret);
+    expect({ status: second.status, body: await second.text() }).toEqual({ status: 200, body: '{"data":[]}' });
+  });
+});
