@@ -242,11 +242,15 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   function respond(request: FastifyRequest, reply: FastifyReply, decision: Decision): void {
     if (!decision.allowed) {
       if (decision.key) {
-        // Which key (and whose) is still in use although refused; the account's usage is
-        // not charged with the refusal (the key no longer speaks for it).
+        // Which key (and whose) is still in use although refused, for the log; and the
+        // account's daily denials count a revoked or expired key of its own, so its owner
+        // sees that something still sends one. (An unbound key's account is gone.)
         const record = request.keygate as RequestRecord;
-        record.keyId = decision.key.id;
-        record.accountId = decision.key.accountId ?? undefined;
+        const { id, accountId } = decision.key;
+        record.keyId = id;
+        record.accountId = accountId ?? undefined;
+        const { reason } = decision.denial;
+        if (accountId !== null && (reason === 'revoked_key' || reason === 'expired_key')) usage.add(accountId, rt.clock(), 'denials', reason);
       }
       send(request, reply, decision.denial, decision.identity);
       return;

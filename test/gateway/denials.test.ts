@@ -179,13 +179,23 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
   const lastLogOf = (reason: Reason) =>
     kg.logs.lines.map((l) => JSON.parse(l) as { msg: string; reason?: string; key?: string; account?: string }).findLast((l) => l.msg === 'request' && l.reason === reason);
 
-  it('revoked_key, logged with the key and its account (who is still using it)', async () => {
+  /** The account's denials today, by reason, as its usage (dashboard, admin API) shows them. */
+  async function denialsOf(accountId: string): Promise<Record<string, number>> {
+    await kg.runtime.flush();
+    const days = await kg.runtime.store.listUsageDaily(accountId, '2000-01-01', '2999-12-31');
+    return Object.fromEntries(days.filter((d) => d.metric === 'denials').map((d) => [d.label, d.value]));
+  }
+
+  it('revoked_key, logged with the key and its account (who is still using it), and counted in that account\'s denials', async () => {
     await expectDenial(await call('/v1/read', secrets.revoked), 'revoked_key');
     expect(lastLogOf('revoked_key')).toMatchObject({ key: ids.revoked.key, account: ids.revoked.account });
+    await call('/v1/read', secrets.revoked);
+    expect(await denialsOf(ids.revoked.account)).toEqual({ revoked_key: 2 });
   });
   it('expired_key, logged with the key and its account', async () => {
     await expectDenial(await call('/v1/read', secrets.expiring), 'expired_key');
     expect(lastLogOf('expired_key')).toMatchObject({ key: ids.expiring.key, account: ids.expiring.account });
+    expect(await denialsOf(ids.expiring.account)).toEqual({ expired_key: 1 });
   });
   it('key_not_bound: its account was deleted (logged with the key)', async () => {
     await expectDenial(await call('/v1/read', secrets.unbound), 'key_not_bound');
