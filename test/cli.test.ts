@@ -112,6 +112,16 @@ describe('keygate CLI with a running gateway', () => {
     await cli('keys', 'revoke', created.id);
   });
 
+  it('says to the second until when a rotated key still works', async () => {
+    const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'rolling', '--json')).stdout) as { id: string };
+    const rotated = await cli('keys', 'rotate', created.id, '--overlap', '5s');
+    expect(rotated.code).toBe(0);
+    expect(rotated.stdout).toMatch(new RegExp(`^rotated ${created.id} → key_\\w+; the old key works until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ`));
+    for (const line of JSON.parse((await cli('--json', 'keys', 'list', '--account', accountId)).stdout) as { id: string; name: string }[]) {
+      if (line.name === 'rolling') await cli('keys', 'revoke', line.id);
+    }
+  });
+
   it('imports a key the API issued before keygate, from stdin, and it works at once', async () => {
     const existing = kg.runtime.keyFormat.generate('live');
     const r = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'migrated', '--json'], { input: `${existing}\n` });
@@ -206,7 +216,7 @@ describe('keygate CLI with a running gateway', () => {
     await kg.runtime.store.updateMember(invited.id, { lockedUntil: until, failedLogins: 0 });
     const listed = JSON.parse((await cli('--json', 'members', 'list', '--account', accountId)).stdout) as { email: string; lockedUntil: string | null }[];
     expect(listed).toEqual([expect.objectContaining({ email: 'ana@acme.test', lockedUntil: new Date(until).toISOString() })]);
-    expect((await cli('members', 'list', '--account', accountId)).stdout).toContain(`invited, paused until ${new Date(until).toISOString().slice(0, 16).replace('T', ' ')}`);
+    expect((await cli('members', 'list', '--account', accountId)).stdout).toContain(`invited, paused until ${new Date(Math.ceil(until / 1000) * 1000).toISOString().slice(0, 19).replace('T', ' ')}Z`);
     const lifted = await cli('members', 'unlock', '--email', 'Ana@acme.test');
     expect([lifted.code, lifted.stdout]).toEqual([0, 'lifted the pause of ana@acme.test: they can sign in from any address again\n']);
     expect(JSON.parse((await cli('--json', 'members', 'list', '--account', accountId)).stdout)[0].lockedUntil).toBeNull();

@@ -26,3 +26,12 @@ export function when(ms: number | null): string {
   if (ms === null) return '-';
   return new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + 'Z';
 }
+
+/**
+ * When something in force ends (a block, an overlap, a pause), to the second: such an end
+ * is often minutes or seconds away, and "until 20:26Z" would not say whether it has come.
+ * Rounded up: at the time shown it has ended.
+ */
+export function until(ms: number): string {
+  return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19) + 'Z';
+}

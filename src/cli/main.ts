@@ -27,7 +27,7 @@ import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
 import { createLog, terminalDestination } from '../log.js';
-import { table, when } from './format.js';
+import { table, until, when } from './format.js';
 import { withoutKeys } from '../keys/redact.js';
 
 const CLI_ACTOR = 'cli';
@@ -489,7 +489,7 @@ export function buildCli(): Command {
         // Blocks are shared only on Redis: with memory counters they are the serving process's to know.
         const blocked = rt.counters.kind === 'redis' ? await blockedUntilOf(rt, list) : undefined;
         const blockedUntil = (k: KeyRecord) => (blocked ? { blockedUntil: blocked.has(k.id) ? new Date(blocked.get(k.id) as number).toISOString() : null } : {});
-        const status = (k: KeyRecord) => (blocked?.has(k.id) ? `${keyStatus(k, now)}, blocked until ${when(blocked.get(k.id) as number)}` : keyStatus(k, now));
+        const status = (k: KeyRecord) => (blocked?.has(k.id) ? `${keyStatus(k, now)}, blocked until ${until(blocked.get(k.id) as number)}` : keyStatus(k, now));
         print(json, list.map((k) => ({ ...publicKey(k, now), ...blockedUntil(k) })), () =>
           table(
             list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: status(k), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: when(k.expiresAt) })),
@@ -550,7 +550,7 @@ export function buildCli(): Command {
         const issued = await rotateKey(rt, id, overlap, CLI_ACTOR);
         print(json, { ...publicKey(issued.key, rt.clock()), secret: issued.secret, previous: publicKey(issued.previous, rt.clock()) }, () =>
           [
-            `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${when(issued.previous.expiresAt)}`}`,
+            `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${until(issued.previous.expiresAt as number)}`}`,
             '',
             `  ${issued.secret}`,
             '',
@@ -629,7 +629,7 @@ export function buildCli(): Command {
           table(
             members.map((m) => ({
               ...m,
-              status: m.lockedUntil === null ? m.status : `${m.status}, paused until ${when(Date.parse(m.lockedUntil))}`,
+              status: m.lockedUntil === null ? m.status : `${m.status}, paused until ${until(Date.parse(m.lockedUntil))}`,
               account: m.accountId,
               created: when(Date.parse(m.createdAt)),
             })),

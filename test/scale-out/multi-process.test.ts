@@ -243,7 +243,7 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
       const listed = JSON.parse((await cli('keys', 'list', '--account', accountId, '--json')).stdout) as { id: string; blockedUntil: string | null }[];
       expect(listed).toHaveLength(1);
       expect(Date.parse(listed[0]?.blockedUntil ?? '') - Date.now()).toBeGreaterThan(9 * 60_000);
-      expect((await cli('keys', 'list', '--account', accountId)).stdout).toMatch(/active, blocked until \d{4}-\d\d-\d\d \d\d:\d\dZ/);
+      expect((await cli('keys', 'list', '--account', accountId)).stdout).toMatch(/active, blocked until \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ/);
 
       const lifted = await cli('keys', 'unblock', keyId);
       expect(lifted).toMatchObject({ code: 0, stdout: `lifted the block of key ${keyId} (blocking key)\n` });
