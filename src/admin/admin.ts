@@ -103,6 +103,8 @@ const ForecastResult = z.object({
 });
 const IdParams = z.object({ id: z.string() });
 const dateInput = z.union([z.iso.datetime({ offset: true }), z.iso.date()], { error: 'expected a date (2027-01-31) or a date and time with its offset (2027-01-31T12:00:00Z)' }).describe('ISO date or date-time');
+/** Routes whose changes reach other processes as cache invalidations (over Redis). */
+const TOLD_TO_OTHERS = /^\/v1\/(accounts\/:id|keys\/import|keys\/:id(\/revoke|\/rotate)?)$/;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 function accountOut(a: AccountRecord): z.infer<typeof Account> {
@@ -351,6 +353,15 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     methodsByPath.set(route.url, entry);
   });
   app.setSerializerCompiler(serializerCompiler);
+  // A change other processes learn of through Redis (a revocation, a rotation, an
+  // account's plan) made while Redis is unreachable holds here and in the store, but the
+  // others keep their cached keys for up to keyCacheTtl: the answer says so, for scripts.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD' && reply.statusCode < 300 && rt.counters.kind === 'redis' && !rt.counters.isReachable() && TOLD_TO_OTHERS.test(request.routeOptions.url ?? '')) {
+      reply.header('keygate-warning', `saved and in effect in this process, but other keygate processes may not have been told (Redis is unreachable): they keep a cached key for up to keyCacheTtl (${rt.config.keyCacheTtl} ms)`);
+    }
+    done(null, payload);
+  });
 
   await app.register(swagger, {
     openapi: {

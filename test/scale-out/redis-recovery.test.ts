@@ -103,6 +103,26 @@ describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
     }
   });
 
+  it('tells an admin API client that other processes may not know of a revocation made while Redis is away', async () => {
+    const first = await provisionKey(gateway, 'metered');
+    const second = await provisionKey(gateway, 'metered');
+    const mark = gateway.output.length;
+    await proxy.cut();
+    try {
+      expect(await gateway.waitForLog(/Redis is unreachable/, mark)).toBe(true);
+      const revoked = await gateway.admin(`/v1/keys/${first.keyId}/revoke`, { method: 'POST' });
+      expect(revoked.status).toBe(200);
+      expect(revoked.headers.get('keygate-warning')).toMatch(/^saved and in effect in this process, but other keygate processes may not have been told \(Redis is unreachable\)/);
+      // In effect here at once.
+      expect((await gateway.call('/v1/records?limit=1', first.secret)).status).toBe(401);
+    } finally {
+      await proxy.restore();
+    }
+    expect(await gateway.waitForLog(/Redis answers again/, mark)).toBe(true);
+    const told = await gateway.admin(`/v1/keys/${second.keyId}/revoke`, { method: 'POST' });
+    expect([told.status, told.headers.get('keygate-warning')]).toEqual([200, null]);
+  });
+
   it('releases what a request reserved once Redis is back, when its answer came while Redis was cut', async () => {
     const { secret, accountId } = await provisionKey(gateway, 'metered');
     // 10 of the 20 credits reserved; its answer waits upstream.
