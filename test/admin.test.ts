@@ -311,6 +311,9 @@ describe('admin API', () => {
     expect(forged).toMatchObject({ status: 400, body: { detail: 'a key name cannot contain control characters (line breaks, tabs, escapes)' } });
     const account = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme\nFAKE' }) }));
     expect(account).toMatchObject({ status: 400, body: { detail: 'an account name cannot contain control characters (line breaks, tabs, escapes)' } });
+    // "evil" shown right to left reads "live".
+    const reversed = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'prod \u202Elive' }) }));
+    expect(reversed).toMatchObject({ status: 400, body: { detail: 'a key name cannot contain text-direction controls (such as U+202E): it would show as another name' } });
     const halfPair = await json(await kg.admin('/v1/accounts', { method: 'POST', body: '{"name":"Acme \\ud800"}' }));
     expect(halfPair).toMatchObject({ status: 400, body: { detail: 'an account name cannot contain half of a UTF-16 surrogate pair (it is no character)' } });
     // A plan's expiry past the year 9999 (here by its offset) could be shown by no page, table or audit entry.

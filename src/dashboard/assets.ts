@@ -17,6 +17,8 @@ a { color: var(--accent); text-underline-offset: 2px; }
 a:hover { color: var(--accent-dark); }
 :focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; border-radius: 2px; }
 main:focus { outline: none; }
+/* A long word (a name without spaces) breaks rather than widening the page. */
+main { overflow-wrap: break-word; }
 h1 { font-size: 1.6rem; line-height: 1.25; margin: 1.5rem 0 .75rem; }
 h2 { font-size: 1.2rem; margin: 2rem 0 .5rem; }
 h3 { font-size: 1rem; margin: 1.25rem 0 .25rem; }
@@ -94,13 +96,16 @@ fieldset { border: 0; padding: 0; margin: 0 0 1.1rem; min-width: 0; }
 .copy-status:empty { margin: 0; }
 
 /* tables */
-.table-wrap { overflow-x: auto; }
+/* position: the visually hidden headers inside stay in the box (absolute, they would widen the page). */
+.table-wrap { overflow-x: auto; position: relative; }
 table.data { width: 100%; border-collapse: collapse; margin: .5rem 0 1rem; font-size: .95rem; }
 table.data caption { text-align: left; font-weight: 600; padding: .25rem 0; }
 table.data th, table.data td { text-align: left; padding: .55rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 table.data th { font-size: .85rem; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); border-bottom-width: 2px; }
 table.data td.num, table.data th.num { text-align: right; font-variant-numeric: tabular-nums; }
-table.data .key-name { font-weight: 600; display: block; }
+/* A name of 100 characters without a space wraps in its cell instead of widening the table. */
+table.data .key-name { font-weight: 600; display: block; overflow-wrap: anywhere; }
+table.data td.key-cell { max-width: 24rem; }
 table.data time, code.hint { white-space: nowrap; }
 table.data td.key-cell { min-width: 14rem; }
 .related { display: block; font-size: .85rem; color: var(--muted); }

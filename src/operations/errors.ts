@@ -23,6 +23,11 @@ export const OPERATION_STATUS: Record<OperationErrorKind, number> = {
 
 /** C0 and C1 control characters and DEL: line breaks, tabs, terminal escapes. */
 const CONTROL = /\p{Cc}/u;
+/**
+ * Characters that change the direction text is shown in (U+202E makes "live" of "evil"):
+ * a name would show as another in tables, pages and the audit log.
+ */
+const DIRECTION_CONTROL = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/;
 /** Half of a UTF-16 pair without its other half: no character, stored as U+FFFD. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -46,6 +51,7 @@ export function checkedName(what: string, raw: string, max: number, keyFormat: P
   if (name === '') throw new OperationError('invalid', `${what} needs a name`);
   if (name.length > max) throw new OperationError('invalid', `${what} name is at most ${max} characters`);
   if (CONTROL.test(name)) throw new OperationError('invalid', `${what} name cannot contain control characters (line breaks, tabs, escapes)`);
+  if (DIRECTION_CONTROL.test(name)) throw new OperationError('invalid', `${what} name cannot contain text-direction controls (such as U+202E): it would show as another name`);
   if (LONE_SURROGATE.test(name)) throw new OperationError('invalid', `${what} name cannot contain half of a UTF-16 surrogate pair (it is no character)`);
   // Names are stored and shown as they are: a key pasted into one would be kept in clear.
   if (keyFormat.scrub(name, '') !== name) throw new OperationError('invalid', `${what} name cannot contain an API key (it would be stored and shown in clear): name it after what it is for`);

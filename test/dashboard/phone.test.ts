@@ -6,7 +6,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, DESKTOP, expectHeading, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, textOf, type DashboardFixture } from './support.js';
 
 async function horizontalOverflow(page: Page): Promise<number> {
   return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
@@ -80,6 +80,25 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
     expect(chart?.width).toBeGreaterThan(200);
     expect((chart?.x ?? 0) + (chart?.width ?? 0)).toBeLessThanOrEqual(PHONE.width);
     await screenshot(page, 'phone-usage');
+  });
+
+  it('wraps a key name of 100 characters without a space, on a phone and on a desktop', async () => {
+    const [key] = await fixture.keygate.runtime.store.listKeys();
+    const long = `nightly-export-${'x'.repeat(85)}`;
+    await fixture.keygate.runtime.store.updateKey(key!.id, { name: long });
+    await page.goto('/keys');
+    expect(await horizontalOverflow(page)).toBe(0);
+    const desktop = await (await newContext(browser, fixture.dashboardUrl, DESKTOP)).newPage();
+    await desktop.context().addCookies(await page.context().cookies());
+    await desktop.goto('/keys');
+    await expect.poll(() => textOf(desktop.locator('tr', { hasText: long }))).toContain('Active');
+    expect(await horizontalOverflow(desktop)).toBe(0);
+    // Its status and actions are still on screen, not past a sideways scroll.
+    const revoke = await desktop.getByRole('link', { name: `Revoke ${long}` }).boundingBox();
+    expect((revoke?.x ?? Infinity) + (revoke?.width ?? 0)).toBeLessThanOrEqual(DESKTOP.width);
+    await screenshot(desktop, 'desktop-long-key-name');
+    await desktop.context().close();
+    await fixture.keygate.runtime.store.updateKey(key!.id, { name: 'Phone app' });
   });
 
   it('fits the sign-in, rotate and revoke pages too', async () => {
