@@ -64,6 +64,12 @@ export interface Runtime {
   readonly storeLookups: Readonly<StoreLookups>;
   /** Drop cached keys here and in every other process. */
   invalidate(event: CacheEvent): Promise<void>;
+  /**
+   * How many changes (a revocation, a rotation, an account's plan...) this process has
+   * saved but could not tell the other processes of (Redis unreachable) since it started:
+   * an answer can say so when the count rose while it was made.
+   */
+  readonly untoldChanges: number;
   /** Write balances, usage and "last used" to the store now. */
   flush(): Promise<void>;
   /**
@@ -233,6 +239,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   }
   /** Kept across reloads (each pipeline counts into it), for /metrics. */
   const storeLookups: StoreLookups = { found: 0, unknown: 0, failed: 0 };
+  /** Changes saved here that the other processes could not be told of (see Runtime.untoldChanges). */
+  let untoldChanges = 0;
   /** What a request is judged and answered by, built from a profile (again on reload). */
   const judging = (profile: Config) => {
     const routes = createRouteTable(profile.routes, profile.builtins);
@@ -329,16 +337,20 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     listening: {},
     stopping: false,
     storeLookups,
+    get untoldChanges() {
+      return untoldChanges;
+    },
     async invalidate(event) {
       dropFromCache(keyCache, event);
-      await counters?.broadcast(event).catch((error: unknown) =>
+      await counters?.broadcast(event).catch((error: unknown) => {
+        untoldChanges += 1;
         log.warn(
           { cause: error instanceof Error ? error.message : String(error), change: event.type },
           options.use === 'command'
             ? `the change is saved, but running keygate processes were not told: they keep a cached key for up to keyCacheTtl (${config.keyCacheTtl} ms)`
             : `the change is saved and in effect here, but other processes were not told: they keep a cached key for up to keyCacheTtl (${config.keyCacheTtl} ms)`,
-        ),
-      );
+        );
+      });
     },
     flush,
     reload(next) {

@@ -45,6 +45,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The audit log's actor for this request's changes (which admin token, where there are several). */
     adminActor: string;
+    /** rt.untoldChanges when the request arrived. */
+    untoldAtStart: number;
   }
 }
 /** Days of daily usage answered when no range is given. */
@@ -103,8 +105,6 @@ const ForecastResult = z.object({
 });
 const IdParams = z.object({ id: z.string() });
 const dateInput = z.union([z.iso.datetime({ offset: true }), z.iso.date()], { error: 'expected a date (2027-01-31) or a date and time with its offset (2027-01-31T12:00:00Z)' }).describe('ISO date or date-time');
-/** Routes whose changes reach other processes as cache invalidations (over Redis). */
-const TOLD_TO_OTHERS = /^\/v1\/(accounts\/:id|keys\/import|keys\/:id(\/revoke|\/rotate)?)$/;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 function accountOut(a: AccountRecord): z.infer<typeof Account> {
@@ -308,6 +308,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   }).withTypeProvider<ZodTypeProvider>();
   // Who the audit log says made a change: `admin-api`, or `admin-api#2` for the second of several tokens.
   app.decorateRequest('adminActor', ACTOR);
+  app.decorateRequest('untoldAtStart', 0);
   // What Node would answer bare, or not at all, is problem details too; so is a request
   // without Host, or with two (refused in the first hook).
   refuseNoHostOurselves(app.server);
@@ -354,11 +355,16 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   });
   app.setSerializerCompiler(serializerCompiler);
   // A change other processes learn of through Redis (a revocation, a rotation, an
-  // account's plan) made while Redis is unreachable holds here and in the store, but the
+  // account's plan) that could not be sent to them holds here and in the store, but the
   // others keep their cached keys for up to keyCacheTtl: the answer says so, for scripts.
+  // (Two such changes made at the same moment both carry it if either could not be sent.)
+  app.addHook('onRequest', (request, _reply, done) => {
+    request.untoldAtStart = rt.untoldChanges;
+    done();
+  });
   app.addHook('onSend', (request, reply, payload, done) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD' && reply.statusCode < 300 && rt.counters.kind === 'redis' && !rt.counters.isReachable() && TOLD_TO_OTHERS.test(request.routeOptions.url ?? '')) {
-      reply.header('keygate-warning', `saved and in effect in this process, but other keygate processes may not have been told (Redis is unreachable): they keep a cached key for up to keyCacheTtl (${rt.config.keyCacheTtl} ms)`);
+    if (rt.untoldChanges > request.untoldAtStart && reply.statusCode < 300) {
+      reply.header('keygate-warning', `saved and in effect in this process, but other keygate processes were not told (Redis is unreachable): they keep a cached key for up to keyCacheTtl (${rt.config.keyCacheTtl} ms)`);
     }
     done(null, payload);
   });

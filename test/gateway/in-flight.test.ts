@@ -142,7 +142,6 @@ describe('a request waiting for an upstream connection', () => {
   });
 });
 
-
 describe('a request refused for its account\'s requests in flight', () => {
   const dir = tempDir('in-flight-limits');
   let upstream: TestUpstream;
@@ -180,15 +179,16 @@ describe('a request refused for its account\'s requests in flight', () => {
     upstream.release('r1');
     expect((await held).status).toBe(200);
     // The held request was one of the three; the two left are still there, then the limit.
-    const statuses: number[] = [];
+    const answers: { status: number; body: string }[] = [];
     const remaining: (string | null)[] = [];
     for (let i = 0; i < 3; i++) {
       const response = await kg.call('/v1/items', { headers: { authorization } });
-      statuses.push(response.status);
       remaining.push(response.headers.get('ratelimit'));
-      await response.text();
+      answers.push({ status: response.status, body: await response.text() });
     }
-    expect(statuses).toEqual([200, 200, 429]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 429]);
     expect(remaining[0]).toMatch(/r=1\b/);
+    // Rate-limited, not blocked: the five refusals were not counted towards the block.
+    expect(JSON.parse(answers[2]!.body)).toEqual({ message: 'Too many requests. Slow down.' });
   });
 });

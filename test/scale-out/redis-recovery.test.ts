@@ -112,7 +112,7 @@ describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
       expect(await gateway.waitForLog(/Redis is unreachable/, mark)).toBe(true);
       const revoked = await gateway.admin(`/v1/keys/${first.keyId}/revoke`, { method: 'POST' });
       expect(revoked.status).toBe(200);
-      expect(revoked.headers.get('keygate-warning')).toMatch(/^saved and in effect in this process, but other keygate processes may not have been told \(Redis is unreachable\)/);
+      expect(revoked.headers.get('keygate-warning')).toMatch(/^saved and in effect in this process, but other keygate processes were not told \(Redis is unreachable\)/);
       // In effect here at once.
       expect((await gateway.call('/v1/records?limit=1', first.secret)).status).toBe(401);
     } finally {
@@ -121,6 +121,20 @@ describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
     expect(await gateway.waitForLog(/Redis answers again/, mark)).toBe(true);
     const told = await gateway.admin(`/v1/keys/${second.keyId}/revoke`, { method: 'POST' });
     expect([told.status, told.headers.get('keygate-warning')]).toEqual([200, null]);
+
+    // A stalled Redis (connected, answering nothing): the answer does not wait for the
+    // command timeout, and says the others were not told.
+    const third = await provisionKey(gateway, 'metered');
+    proxy.stall();
+    try {
+      const started = performance.now();
+      const stalled = await gateway.admin(`/v1/keys/${third.keyId}/revoke`, { method: 'POST' });
+      expect(performance.now() - started).toBeLessThan(3_000);
+      expect(stalled.status).toBe(200);
+      expect(stalled.headers.get('keygate-warning')).toMatch(/other keygate processes were not told/);
+    } finally {
+      proxy.resume();
+    }
   });
 
   it('releases what a request reserved once Redis is back, when its answer came while Redis was cut', async () => {
@@ -128,7 +142,10 @@ describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
     // 10 of the 20 credits reserved; its answer waits upstream.
     const first = gateway.call('/v1/records?limit=10&id=during-cut', secret);
     expect(await eventually(() => upstream.held('during-cut'))).toBe(true);
+    const cutAt = gateway.output.length;
     await proxy.cut();
+    // The answer comes once the process knows Redis is gone: its settle is never sent.
+    expect(await gateway.waitForLog(/Redis is unreachable/, cutAt)).toBe(true);
     upstream.release('during-cut');
     const answered = await first;
     expect(answered.status).toBe(200);

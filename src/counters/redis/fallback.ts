@@ -84,9 +84,9 @@ export class PerProcessFallback {
   }
 
   /**
-   * Units Redis could not take now (its reservation there is released when they are
-   * delivered: releaseLater); negative for a charge made at admission that is given
-   * back. With a `cap` (the plan's limit, overage off), Redis takes them up to it and no
+   * Units Redis could not take now (a reservation there whose settle was never sent is
+   * released when they are delivered: releaseLater); negative for a charge made at
+   * admission that is given back. With a `cap` (the plan's limit, overage off), Redis takes them up to it and no
    * further when they are delivered.
    */
   commitLater(ref: MeterRef, actual: number, cap?: number): void {
@@ -98,7 +98,8 @@ export class PerProcessFallback {
   /**
    * A reservation in Redis that a settle could not release, because it was never sent
    * (no connection): released when Redis answers again, instead of holding its units
-   * until it lapses (10 minutes), which refuses an account near its limit meanwhile.
+   * until it lapses (10 minutes), which refuses an account near its limit meanwhile. A
+   * process that stops first leaves it to lapse.
    */
   releaseLater(ref: MeterRef, batchId: string, reserved: number): void {
     if (batchId === '' || reserved <= 0) return;

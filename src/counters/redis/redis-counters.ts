@@ -301,15 +301,11 @@ export class RedisCounters implements Counters {
       };
       this.commit(reservation, batchId, reserved, units, reservation.cap, done, (error) => {
         this.noteFailure(error);
-        // No answer (Redis went away, or did not answer in time): the units are delivered
-        // later, and the reservation released then. If Redis did carry it out, the release
-        // finds its batch emptied (nothing happens), or takes as much off another request
-        // of the same batch still in flight (its own settle then finds less to release):
-        // for a moment the account has that much more room, which a capped charge never
-        // bills past the limit. Held instead, the units would refuse the account for ten
-        // minutes, until the reservation lapses.
+        // Sent, and no answer (Redis stalled, or the connection closed under it): Redis may
+        // carry it out yet (a stalled one runs it when it goes on), so its reservation is
+        // not released again (that would release another request's of the same batch): it
+        // lapses by itself. The units are delivered later.
         this.fallback.commitLater(reservation, units, reservation.cap);
-        this.fallback.releaseLater(reservation, batchId, reserved);
         done(units);
       });
     });
@@ -356,11 +352,12 @@ export class RedisCounters implements Counters {
 
   async drainMeterChanges(): Promise<MeterUsageRow[]> {
     if (this.settling.size > 0) await Promise.allSettled([...this.settling]);
-    if (!this.usable()) return [];
     // Marked unreachable by a command that timed out on a connection still open: nothing
     // else may ask Redis again (a process taken out of its load balancer gets no requests),
-    // so it is asked here, once a flush, until it answers.
-    if (!this.reachable && !(await this.answers())) return [];
+    // so it is asked here, once a flush (the pause after a failure does not skip it), until
+    // it answers.
+    if (!this.reachable && this.client.status === 'ready' && !(await this.answers())) return [];
+    if (!this.usable()) return [];
     await this.takeSavedUnits();
     await this.deliverHeldUnits();
     if (this.dirty.size === 0) return [];
@@ -428,8 +425,11 @@ export class RedisCounters implements Counters {
   async broadcast(event: CacheEvent): Promise<void> {
     try {
       if (this.client.status !== 'ready') throw new Error('Redis is not reachable');
-      // Every subscriber, this process's included, hears it from Redis.
-      await this.client.publish(this.channel, JSON.stringify(event));
+      // Every subscriber, this process's included, hears it from Redis. A stalled Redis
+      // does not hold the change's answer for the command timeout (5 s): past the
+      // deadline it counts as not told (if Redis sends it later, the others just drop a
+      // cached key once more).
+      await withDeadline(this.client.publish(this.channel, JSON.stringify(event)), ADMIT_DEADLINE_MS);
     } catch (error) {
       this.deliver(event);
       throw new CountersUnavailableError(error);
@@ -663,7 +663,8 @@ export class RedisCounters implements Counters {
    */
   private async answers(): Promise<boolean> {
     try {
-      await withDeadline(this.client.set(this.key('probe', ''), '1', 'PX', PROBE_TTL_MS), ADMIT_DEADLINE_MS);
+      // An answer after the deadline says Redis is back too.
+      await withDeadline(this.client.set(this.key('probe', ''), '1', 'PX', PROBE_TTL_MS), ADMIT_DEADLINE_MS, { what: 'Redis', onLate: () => this.noteSuccess() });
     } catch (error) {
       this.noteFailure(error);
       return false;
