@@ -603,6 +603,9 @@ describe('members through the admin API', () => {
     expect(replacement.replacedInvitation).toEqual({ accountId: account.id, role: 'member' });
     expect((await fetch(invitation.url)).status).not.toBe(200);
     expect((await fetch(replacement.url)).status).toBe(200);
+    // A password of spaces only is refused (its length is no strength), and the link still works.
+    await expect(acceptInvitation(kg.runtime, replacement.url.split('/invite/')[1] as string, ' '.repeat(20))).rejects.toThrow('choose a password that is more than spaces');
+    expect((await fetch(replacement.url)).status).toBe(200);
     const reset = await kg.admin('/v1/members/password-resets', { method: 'POST', body: JSON.stringify({ email: 'ana@acme.test' }) });
     expect(reset.status).toBe(201);
     const unknown = await kg.admin('/v1/members/password-resets', { method: 'POST', body: JSON.stringify({ email: 'nobody@acme.test' }) });

@@ -175,13 +175,20 @@ export function memberOut(member: MemberRecord, now: number) {
   };
 }
 
-/** Sets the password of an invited member; the token stops working. */
+/**
+ * Sets the password of an invited member, or of one who asked for a reset; the token
+ * stops working. Every sign-in pause of the email is lifted: whoever was paused for
+ * wrong guesses at the old password (from anywhere, or from their own address) has just
+ * proved they hold the link.
+ */
 export async function acceptInvitation(rt: Runtime, token: string, password: string): Promise<MemberRecord> {
   const member = await rt.store.findMemberByInvite(hashToken(token));
   if (!member || member.inviteExpiresAt === null || member.inviteExpiresAt <= rt.clock()) {
     throw new OperationError('not_found', 'this invitation link is invalid or has expired; ask for a new one');
   }
   if (password.length < MIN_PASSWORD_LENGTH) throw new OperationError('invalid', `choose a password of at least ${MIN_PASSWORD_LENGTH} characters`);
+  if (password.trim() === '') throw new OperationError('invalid', 'choose a password that is more than spaces');
+  const reset = member.passwordHash !== null;
   const updated = (await rt.store.updateMember(member.id, {
     passwordHash: await hashPassword(password),
     inviteHash: null,
@@ -191,6 +198,7 @@ export async function acceptInvitation(rt: Runtime, token: string, password: str
   })) as MemberRecord;
   // Whoever was signed in with the old password is signed out.
   await rt.store.deleteSessionsOf(member.id);
-  await audit(rt, member.email, 'member.joined', { accountId: member.accountId, detail: { email: member.email } });
+  await rt.store.deleteSignInFailures(member.email);
+  await audit(rt, member.email, reset ? 'member.password_changed' : 'member.joined', { accountId: member.accountId, detail: { email: member.email } });
   return updated;
 }

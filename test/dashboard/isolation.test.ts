@@ -241,6 +241,32 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     await page.context().close();
   });
 
+  it('lets a member paused for wrong passwords back in as soon as they set a new one by a reset link', async () => {
+    const account = await newAccount(fixture, 'Umbrella');
+    const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(page, await invite(fixture, 'dave@umbrella.example', account), 'dave@umbrella.example');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL('**/sign-in');
+    for (let i = 1; i <= 5; i++) {
+      await page.getByLabel('Email').fill('dave@umbrella.example');
+      await page.getByLabel('Password').fill(`forgotten ${i}`);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForLoadState();
+    }
+    expect(await textOf(page.getByRole('alert'))).toMatch(/^Too many failed sign-ins/);
+    // The operator sends a reset link; the member sets a new password with it.
+    const response = await fixture.keygate.admin('/v1/members/password-resets', { method: 'POST', body: JSON.stringify({ email: 'dave@umbrella.example' }) });
+    const { url } = (await response.json()) as { url: string };
+    await join(page, fixture.dashboardUrl + new URL(url).pathname, 'dave@umbrella.example', 'a brand new passphrase');
+    await expectHeading(page, 'API keys');
+    const audit = await fixture.keygate.runtime.store.listAudit({ accountId: account });
+    expect(audit.map((e) => e.action)).toContain('member.password_changed');
+    // A used link says which links there are, and for how long they work.
+    await page.goto(fixture.dashboardUrl + new URL(url).pathname);
+    await expectHeading(page, 'This link does not work');
+    await page.context().close();
+  });
+
   it('ends sessions at sign-out and after the session time', async () => {
     // Sign-out: the old cookie no longer opens anything.
     const cookie = (await acme.context.cookies()).find((c) => c.name === 'kg_session')?.value as string;

@@ -72,7 +72,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     // The link worked once.
     const again = await page.goto(link);
     expect(again?.status()).toBe(404);
-    await expectHeading(page, 'This invitation link does not work');
+    await expectHeading(page, 'This link does not work');
   });
 
   it('creates a key with the keyboard only and shows its secret once, with a copy button', async () => {

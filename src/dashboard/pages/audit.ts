@@ -27,6 +27,7 @@ const ACTIONS: Record<string, string> = {
   'member.invited': 'Invited a member',
   'member.joined': 'Joined (set a password)',
   'member.password_reset': 'Sent a password reset link',
+  'member.password_changed': 'Set a new password (reset link)',
   'member.removed': 'Removed a member',
   'member.locked': 'Sign-in locked after failed attempts',
   'member.unlocked': 'Lifted a sign-in lock',
@@ -59,6 +60,7 @@ function describe(entry: AuditEntry): string {
       return `${text(d.email)} as ${text(d.role)}`;
     case 'member.joined':
     case 'member.password_reset':
+    case 'member.password_changed':
       return text(d.email);
     case 'member.removed':
       return `${text(d.email)} (${text(d.role)})`;

@@ -47,10 +47,10 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
   });
 
   function sendInvalid(request: InviteRequest, reply: FastifyReply): FastifyReply {
-    const body = html`<h1>This invitation link does not work</h1>
-<p>It may have been used already or expired (links work once, for 7 days). Ask whoever invited you to send a new one.</p>
+    const body = html`<h1>This link does not work</h1>
+<p>It may have been used already or expired: an invitation link works once, for 7 days; a password reset link once, for 24 hours. Ask whoever sent it for a new one.</p>
 <div class="actions"><a class="button secondary" href="/sign-in">Go to sign-in</a></div>`;
-    return sendPage(dash, request, reply, { title: 'Invitation not valid', body, status: 404 });
+    return sendPage(dash, request, reply, { title: 'Link not valid', body, status: 404 });
   }
 
   function sendForm(request: InviteRequest, reply: FastifyReply, member: MemberRecord, error?: string, status = 200): FastifyReply {
