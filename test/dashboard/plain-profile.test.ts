@@ -8,6 +8,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
+import { isoDay, periodBounds } from '../../src/meters/period.js';
 import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, startDashboard, textOf, type DashboardFixture } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and with one key mode', () => {
@@ -104,6 +105,19 @@ describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and w
     expect(access).toContain('On');
     expect(access).toMatch(/Blocked, ends in (9|10) min/);
     expect(access).toContain('its key is refused for exceeding the rate limit repeatedly');
+  });
+
+  it('says where API access is that a used-up meter refuses the requests that spend it, until it renews', async () => {
+    await page.goto('/usage');
+    expect(await textOf(page.locator('dl.facts div', { hasText: 'API access' }))).not.toContain('used up');
+    const accountId = (await fixture.keygate.runtime.store.listAccounts()).find((a) => a.name === 'Acme Analytics')!.id;
+    const { start, endsAt } = periodBounds('month', fixture.keygate.runtime.clock());
+    // The whole balance spent (as 1,000 requests would have).
+    await fixture.keygate.runtime.counters.restoreMeters([{ accountId, meter: 'balance', periodStart: start, used: 1000, returned: 0 }]);
+    await page.goto('/usage');
+    const access = await textOf(page.locator('dl.facts div', { hasText: 'API access' }));
+    expect(access).toContain('On');
+    expect(access).toContain(`rur used up — requests that spend rur are refused until they renew on ${isoDay(endsAt)}`);
   });
 
   it('draws no units chart for a plan whose meters spend no units', async () => {

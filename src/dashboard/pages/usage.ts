@@ -122,7 +122,7 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
 
   return html`<dl class="facts">
   <div><dt>Plan</dt><dd>${usage.planName}${usage.planExpired ? ' (expired)' : ''}</dd></div>
-  <div><dt>API access</dt><dd>${usage.apiEnabled ? html`<span class="badge on">On</span>${blockNotice(blocks ?? (await keyBlocks(dash, account, now)), now)}` : html`<span class="badge off">Off</span> <span class="muted">— ${apiOffReason(dash, account, usage.planExpired)}</span>`}</dd></div>
+  <div><dt>API access</dt><dd>${usage.apiEnabled ? html`<span class="badge on">On</span>${blockNotice(blocks ?? (await keyBlocks(dash, account, now)), now)}${usedUpNotice(usage)}` : html`<span class="badge off">Off</span> <span class="muted">— ${apiOffReason(dash, account, usage.planExpired)}</span>`}</dd></div>
   <div><dt>Current period</dt><dd>${periodText} <span class="muted">(so far)</span></dd></div>
 </dl>
 ${h('Meters', `meters-${account.id}`)}
@@ -172,6 +172,15 @@ function blockNotice({ usable: keys, blocked }: KeyBlocks, now: number): Html {
   if (!blocked || blocked.size === 0) return html``;
   const which = blocked.size === keys.length ? (keys.length === 1 ? 'its key is' : 'every key is') : `${blocked.size} of ${keys.length} keys are`;
   return html`${blockedBadge(Math.min(...blocked.values()), now)} <span class="muted">— ${which} refused for exceeding the rate limit repeatedly</span>`;
+}
+
+/**
+ * API access is on, but requests that spend a meter with nothing left (and no overage)
+ * are refused until it renews: said where access is, not only by a full bar below.
+ */
+function usedUpNotice(usage: AccountUsage): Html {
+  const usedUp = Object.entries(usage.meters).filter(([, m]) => m.kind === 'consumed' && !m.overageAllowed && m.remaining <= 0);
+  return html`${usedUp.map(([name, m]) => html`<span class="related"><span class="badge off">${m.unit ?? name} used up</span> — requests that spend ${m.unit ?? name} are refused until they renew on ${m.periodEnd}</span>`)}`;
 }
 
 /** The account's usable keys and their blocks, for a page that has not read them already (the member's usage page). */
