@@ -220,18 +220,28 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
 
   it('refuses keys beyond the plan’s limit with a clear message', async () => {
     // Pro allows 3 keys in use; one is in use (the replacement), so two more fit.
-    for (const name of ['Second', 'Third']) {
-      await page.goto('/keys/new');
-      await page.getByLabel('Name').fill(name);
-      await page.getByRole('button', { name: 'Create key' }).click();
-      await expectHeading(page, 'Copy your new key');
-    }
     await page.goto('/keys/new');
-    await page.getByLabel('Name').fill('One too many');
+    await page.getByLabel('Name').fill('Second');
     await page.getByRole('button', { name: 'Create key' }).click();
-    expect(await textOf(page.getByRole('alert'))).toBe('The Pro plan allows 3 keys per account; revoke one first.');
-    expect(await page.getByLabel('Name').inputValue()).toBe('One too many');
-    await screenshot(page, 'create-key-limit');
+    await expectHeading(page, 'Copy your new key');
+    // A form opened while there was room, sent once there is none.
+    const earlier = await page.context().newPage();
+    await earlier.goto('/keys/new');
+    await earlier.getByLabel('Name').fill('One too many');
+    await page.goto('/keys/new');
+    await page.getByLabel('Name').fill('Third');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await expectHeading(page, 'Copy your new key');
+    await earlier.getByRole('button', { name: 'Create key' }).click();
+    expect(await textOf(earlier.getByRole('alert'))).toBe('The Pro plan allows 3 keys per account; revoke one first.');
+    expect(await earlier.getByLabel('Name').inputValue()).toBe('One too many');
+    await screenshot(earlier, 'create-key-limit');
+    await earlier.close();
+    // Opened at the limit, the page says so instead of offering a form that would be refused.
+    await page.goto('/keys/new');
+    await expectHeading(page, 'No room for another key');
+    expect(await textOf(page.getByRole('alert'))).toBe('3 of 3 keys in use on the Pro plan: revoke a key to create another.');
+    expect(await page.getByLabel('Name').count()).toBe(0);
   });
 
   it('audits every key change under the member’s email', async () => {
