@@ -24,7 +24,9 @@ export function whenInTable(ms: number | null, fallback = '—'): Html {
 export function relative(ms: number, now: number): string {
   const delta = ms - now;
   const span = Math.abs(delta);
-  const minutes = Math.max(1, Math.round(span / MINUTE));
+  // "Revoked 1 min ago" for a key revoked seconds ago read as a minute.
+  if (span < MINUTE) return delta >= 0 ? 'in under a minute' : 'just now';
+  const minutes = Math.round(span / MINUTE);
   const amount = minutes < 60 ? `${minutes} min` : span < 2 * DAY ? `${Math.round(span / HOUR)} h` : `${Math.round(span / DAY)} days`;
   return delta >= 0 ? `in ${amount}` : `${amount} ago`;
 }

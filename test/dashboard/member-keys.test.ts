@@ -61,6 +61,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     await page.goto(link);
     await expectHeading(page, 'Choose your password');
     await shown(page.getByText('You will sign in as ada@acme.example'));
+    // Which account the invitation is for.
+    expect(await textOf(page.locator('main p').first())).toBe('You were invited to manage the API keys of Acme Analytics. You will sign in as ada@acme.example.');
     await screenshot(page, 'invitation');
 
     await join(page, link, 'ada@acme.example');

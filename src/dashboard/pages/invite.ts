@@ -53,8 +53,9 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
     return sendPage(dash, request, reply, { title: 'Link not valid', body, status: 404 });
   }
 
-  function sendForm(request: InviteRequest, reply: FastifyReply, member: MemberRecord, error?: string, status = 200): FastifyReply {
-    const account = member.role === 'operator' ? 'as an operator' : 'to manage your API keys';
+  async function sendForm(request: InviteRequest, reply: FastifyReply, member: MemberRecord, error?: string, status = 200): Promise<FastifyReply> {
+    const team = member.accountId === null ? undefined : await rt.store.getAccount(member.accountId);
+    const account = member.role === 'operator' ? html`as an operator` : team ? html`to manage the API keys of <strong>${team.name}</strong>` : html`to manage your API keys`;
     // A member who has a password already came by a reset link: theirs works until this one is set.
     const reset = member.passwordHash !== null;
     const title = reset ? 'Choose a new password' : 'Choose your password';

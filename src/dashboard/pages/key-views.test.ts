@@ -57,4 +57,11 @@ describe('key table', () => {
     expect(cells.Status).toBe('Revoked 3 days ago');
     expect(rendered).toContain('title="Revoked 2026-12-03 00:00 UTC"');
   });
+
+  it('shows no "Never" for a revoked key that had no expiry: it has ended', () => {
+    const revoked = key('key_done', 'sk_live_…eeee', T0, { revokedAt: T0 + 86_400_000 });
+    const rendered = keyTable([revoked], T0 + 2 * 86_400_000, 'Revoked and expired keys', TRAITS).toString();
+    const cells = Object.fromEntries([...rendered.matchAll(/<td data-label="([^"]*)">(.*?)<\/td>/gs)].map((m) => [m[1], (m[2] ?? '').replace(/<[^>]+>/g, '')]));
+    expect(cells['Expires (UTC)']).toBe('—');
+  });
 });

@@ -99,7 +99,7 @@ export function keyTable(keys: readonly KeyRecord[], now: number, caption: strin
     ${traits.scopes ? html`<td data-label="Scopes">${scopeList(key.scopes)}</td>` : ''}
     <td data-label="Created (UTC)">${whenInTable(key.createdAt)}</td>
     <td data-label="Last used (UTC)">${whenInTable(key.lastUsedAt, 'Never')}</td>
-    <td data-label="Expires (UTC)">${whenInTable(key.expiresAt, 'Never')}</td>
+    <td data-label="Expires (UTC)">${key.revokedAt !== null && key.expiresAt === null ? html`<span class="muted">—</span>` : whenInTable(key.expiresAt, 'Never')}</td>
     <td data-label="Status">${statusBadge(key, now, blocked?.get(key.id))}</td>
     ${actions ? html`<td data-label=""><div class="actions tight">${actions(key)}</div></td>` : ''}
   </tr>`,
@@ -124,7 +124,7 @@ export function secretPanel(rt: Pick<Runtime, 'config' | 'keyFormat'>, key: KeyR
   const traits = keyTraits(rt, options.planId);
   return html`<h1>${options.heading}</h1>
 <section class="secret" aria-labelledby="secret-warning">
-  <p id="secret-warning"><strong>This is the only time this key is shown.</strong> Copy it now and keep it somewhere safe, such as a secrets manager. keygate stores only a hash of it; if you lose it, revoke it and create another.</p>
+  <p id="secret-warning"><strong>This is the only time this key is shown.</strong> Copy it now and keep it somewhere safe, such as a secrets manager. Only a hash of it is stored; if you lose it, revoke it and create another.</p>
   <label for="secret">Key “${key.name}”</label>
   <input id="secret" name="secret" type="text" readonly value="${secret}" autocomplete="off" spellcheck="false" autocapitalize="off" data-select-on-focus aria-describedby="secret-warning">
   <div class="actions">

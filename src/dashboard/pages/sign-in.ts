@@ -74,7 +74,7 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
   </div>
   <div class="actions"><button type="submit">Sign in</button></div>
 </form>
-<p class="muted">New here? Your operator sends you an invitation link where you choose a password.</p>`;
+<p class="muted">New here? Access is by invitation: you choose your password from the link you are sent.</p>`;
     return sendPage(dash, request, reply, { title: 'Sign in', body, status, ...(notice ? { notice } : {}) });
   }
 }
