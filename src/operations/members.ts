@@ -61,14 +61,13 @@ export async function inviteMember(
   rt: Runtime,
   input: { email: string; accountId: string | null; role?: MemberRole },
   actor: string,
-  /** The link's token, where the caller derives it (a dashboard form sent twice makes one invitation); random by default. */
-  token = randomBytes(24).toString('base64url'),
 ): Promise<Invitation> {
   const email = checkedEmail(input.email);
   const role = input.role ?? 'member';
   if (role === 'member' && input.accountId === null) throw new OperationError('invalid', 'a member belongs to an account');
   if (role === 'operator' && input.accountId !== null) throw new OperationError('invalid', 'an operator sees every account and belongs to none: leave the account out');
   if (input.accountId !== null) await getAccount(rt, input.accountId);
+  const token = randomBytes(24).toString('base64url');
   const now = rt.clock();
   const existing = await rt.store.findMemberByEmail(email);
   let member: MemberRecord;

@@ -6,21 +6,19 @@
  * cached keys are invalidated. None of these pages exist for members.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { createHmac } from 'node:crypto';
 import type { AccountRecord } from '../../store/store.js';
 import { createAccount, defaultPlanId, getAccount, updateAccount } from '../../operations/accounts.js';
 import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/keys.js';
-import { hashToken, inviteMember } from '../../operations/members.js';
+import { inviteMember } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { planOut, windowText } from '../../operations/plans.js';
-import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
+import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, sentence, when } from '../format.js';
 import { isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
-import { FORM_NONCE, newFormNonce } from './keys.js';
 import { auditTable } from './audit.js';
 
 type AccountRequest = FastifyRequest<{ Params: { id: string } }>;
@@ -89,21 +87,8 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     operatorOf(request);
     const account = await getAccount(rt, request.params.id);
     const email = field(request.body, 'email');
-    // The link's token comes of the form's nonce: the form sent again (a reload of the
-    // page that showed the link) finds its invitation instead of replacing it, which
-    // would end the link just shown.
-    const nonce = field(request.body, 'form_id');
-    const token = FORM_NONCE.test(nonce) ? createHmac('sha256', viewerOf(request).session.csrfSecret).update(`invite form ${nonce}`).digest().subarray(0, 24).toString('base64url') : undefined;
-    const sent = token === undefined ? undefined : await rt.store.findMemberByInvite(hashToken(token));
-    if (sent) {
-      const body = html`<h1>This form was sent already</h1>
-<div class="notice" role="status"><p>It created the invitation for ${sent.email}. No other invitation was made, and the link shown then still works${sent.inviteExpiresAt === null ? '' : html` until ${when(sent.inviteExpiresAt)} UTC`}.</p></div>
-<p>The link was shown once, in the answer to that form. If you did not copy it, invite ${sent.email} again: a new link replaces it.</p>
-<div class="actions"><a class="button" href="/accounts/${account.id}">Back to ${account.name}</a></div>`;
-      return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
-    }
     try {
-      const invitation = await inviteMember(rt, { email, accountId: account.id, role: 'member' }, actorOf(request), token);
+      const invitation = await inviteMember(rt, { email, accountId: account.id, role: 'member' }, actorOf(request));
       const body = html`<h1>Invitation for ${invitation.member.email}</h1>
 <section class="secret" aria-labelledby="invite-warning">
   <p id="invite-warning"><strong>This link is shown only now.</strong> Send it to ${invitation.member.email}; it lets them choose a password for “${account.name}”. It works once, for 7 days.</p>
@@ -293,7 +278,6 @@ ${members.length === 0
   )}</tbody></table></div>`}
 <form method="post" action="/accounts/${account.id}/invite" class="inline-form">
   ${csrfField(request)}
-  <input type="hidden" name="form_id" value="${newFormNonce()}">
   <div class="field"><label for="invite-email">Invite a member by email</label><input id="invite-email" name="email" type="email" required value="${inviteEmail}" autocomplete="off"></div>
   <button type="submit">Create invitation link</button>
 </form>
