@@ -105,6 +105,8 @@ const ForecastResult = z.object({
 });
 const IdParams = z.object({ id: z.string() });
 const dateInput = z.union([z.iso.datetime({ offset: true }), z.iso.date()], { error: 'expected a date (2027-01-31) or a date and time with its offset (2027-01-31T12:00:00Z)' }).describe('ISO date or date-time');
+/** Routes whose changes reach the other processes as cache invalidations (over Redis). */
+const TOLD_TO_OTHERS = /^\/v1\/(accounts\/:id|keys\/import|keys\/:id(\/revoke|\/rotate)?)$/;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 function accountOut(a: AccountRecord): z.infer<typeof Account> {
@@ -357,13 +359,14 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   // A change other processes learn of through Redis (a revocation, a rotation, an
   // account's plan) that could not be sent to them holds here and in the store, but the
   // others keep their cached keys for up to keyCacheTtl: the answer says so, for scripts.
-  // (Two such changes made at the same moment both carry it if either could not be sent.)
+  // Only the routes that make such changes carry it (two of them made at the same moment
+  // both do if either could not be sent).
   app.addHook('onRequest', (request, _reply, done) => {
     request.untoldAtStart = rt.untoldChanges;
     done();
   });
   app.addHook('onSend', (request, reply, payload, done) => {
-    if (rt.untoldChanges > request.untoldAtStart && reply.statusCode < 300) {
+    if (rt.untoldChanges > request.untoldAtStart && reply.statusCode < 300 && request.method !== 'GET' && TOLD_TO_OTHERS.test(request.routeOptions.url ?? '')) {
       reply.header('keygate-warning', `saved and in effect in this process, but other keygate processes were not told (Redis is unreachable): they keep a cached key for up to keyCacheTtl (${rt.config.keyCacheTtl} ms)`);
     }
     done(null, payload);

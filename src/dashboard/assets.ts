@@ -105,7 +105,6 @@ table.data th { font-size: .85rem; text-transform: uppercase; letter-spacing: .0
 table.data td.num, table.data th.num { text-align: right; font-variant-numeric: tabular-nums; }
 /* A name of 100 characters without a space wraps in its cell instead of widening the table. */
 table.data .key-name { font-weight: 600; display: block; overflow-wrap: anywhere; }
-table.data td.key-cell { max-width: 24rem; }
 table.data time, code.hint { white-space: nowrap; }
 table.data td.key-cell { min-width: 14rem; }
 .related { display: block; font-size: .85rem; color: var(--muted); }

@@ -185,7 +185,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
         if (request.method === 'GET' || request.method === 'HEAD') reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S));
         return sendPage(dash, request, reply, { title: 'Unavailable', body, status: 503 });
       }
-      const body = html`<h1>Something went wrong</h1><p>The page could not be shown. Try again in a moment; if it keeps happening, the operator can find the details in the keygate log.</p><p><a href="/">Back to the dashboard</a></p>`;
+      const body = html`<h1>Something went wrong</h1><p>The page could not be shown. Try again in a moment; if it keeps happening, tell whoever gave you access: the details are in the service's log.</p><p><a href="/">Back to the dashboard</a></p>`;
       return sendPage(dash, request, reply, { title: 'Something went wrong', body, status: 500 });
     });
   });

@@ -177,6 +177,11 @@ function clientOf(address: string): Client {
   return group.endsWith('::/64') ? { address, network: group } : { address: group, network: undefined };
 }
 
+/** The sources the guesses from a client address are counted under (its address, and its /64 if it has one). */
+export function signInSources(address: string): string[] {
+  return pairSources(clientOf(address));
+}
+
 /** The sources a client's guesses are counted under: its address, and its /64 if it has one. */
 function pairSources(client: Client): string[] {
   return client.network === undefined ? [client.address] : [client.address, client.network];

@@ -27,7 +27,7 @@ const CONTROL = /\p{Cc}/u;
  * Characters that change the direction text is shown in (U+202E makes "live" of "evil"):
  * a name would show as another in tables, pages and the audit log.
  */
-const DIRECTION_CONTROL = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/;
+const DIRECTION_CONTROL = /\p{Bidi_Control}/u;
 /** Half of a UTF-16 pair without its other half: no character, stored as U+FFFD. */
 const LONE_SURROGATE = /\p{Cs}/u;
 

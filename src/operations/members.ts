@@ -177,11 +177,12 @@ export function memberOut(member: MemberRecord, now: number) {
 
 /**
  * Sets the password of an invited member, or of one who asked for a reset; the token
- * stops working. Every sign-in pause of the email is lifted: whoever was paused for
- * wrong guesses at the old password (from anywhere, or from their own address) has just
- * proved they hold the link.
+ * stops working. The email's own pause is lifted, and so are those of `sources` (the
+ * address and /64 the password was set from): whoever was paused there for wrong guesses
+ * at the old password has just proved they hold the link. Other addresses' pauses stand:
+ * a guesser elsewhere gets no fresh tries against the new password.
  */
-export async function acceptInvitation(rt: Runtime, token: string, password: string): Promise<MemberRecord> {
+export async function acceptInvitation(rt: Runtime, token: string, password: string, sources: readonly string[] = []): Promise<MemberRecord> {
   const member = await rt.store.findMemberByInvite(hashToken(token));
   if (!member || member.inviteExpiresAt === null || member.inviteExpiresAt <= rt.clock()) {
     throw new OperationError('not_found', 'this invitation link is invalid or has expired; ask for a new one');
@@ -198,7 +199,7 @@ export async function acceptInvitation(rt: Runtime, token: string, password: str
   })) as MemberRecord;
   // Whoever was signed in with the old password is signed out.
   await rt.store.deleteSessionsOf(member.id);
-  await rt.store.deleteSignInFailures(member.email);
+  if (sources.length > 0) await rt.store.deleteSignInFailures(member.email, sources);
   await audit(rt, member.email, reset ? 'member.password_changed' : 'member.joined', { accountId: member.accountId, detail: { email: member.email } });
   return updated;
 }

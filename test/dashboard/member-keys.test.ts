@@ -242,7 +242,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     // Opened at the limit, the page says so instead of offering a form that would be refused.
     await page.goto('/keys/new');
     await expectHeading(page, 'No room for another key');
-    expect(await textOf(page.getByRole('alert'))).toBe('3 of 3 keys in use on the Pro plan: revoke a key to create another.');
+    expect(await textOf(page.getByRole('alert'))).toBe('3 of 3 keys in use on the Pro plan: revoke a key to create another, or rotate one to replace it.');
     expect(await page.getByLabel('Name').count()).toBe(0);
   });
 

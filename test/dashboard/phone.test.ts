@@ -86,19 +86,22 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
     const [key] = await fixture.keygate.runtime.store.listKeys();
     const long = `nightly-export-${'x'.repeat(85)}`;
     await fixture.keygate.runtime.store.updateKey(key!.id, { name: long });
-    await page.goto('/keys');
-    expect(await horizontalOverflow(page)).toBe(0);
     const desktop = await (await newContext(browser, fixture.dashboardUrl, DESKTOP)).newPage();
-    await desktop.context().addCookies(await page.context().cookies());
-    await desktop.goto('/keys');
-    await expect.poll(() => textOf(desktop.locator('tr', { hasText: long }))).toContain('Active');
-    expect(await horizontalOverflow(desktop)).toBe(0);
-    // Its status and actions are still on screen, not past a sideways scroll.
-    const revoke = await desktop.getByRole('link', { name: `Revoke ${long}` }).boundingBox();
-    expect((revoke?.x ?? Infinity) + (revoke?.width ?? 0)).toBeLessThanOrEqual(DESKTOP.width);
-    await screenshot(desktop, 'desktop-long-key-name');
-    await desktop.context().close();
-    await fixture.keygate.runtime.store.updateKey(key!.id, { name: 'Phone app' });
+    try {
+      await page.goto('/keys');
+      expect(await horizontalOverflow(page)).toBe(0);
+      await desktop.context().addCookies(await page.context().cookies());
+      await desktop.goto('/keys');
+      await expect.poll(() => textOf(desktop.locator('tr', { hasText: long }))).toContain('Active');
+      expect(await horizontalOverflow(desktop)).toBe(0);
+      // Its status and actions are still on screen, not past a sideways scroll.
+      const revoke = await desktop.getByRole('link', { name: `Revoke ${long}` }).boundingBox();
+      expect((revoke?.x ?? Infinity) + (revoke?.width ?? 0)).toBeLessThanOrEqual(DESKTOP.width);
+      await screenshot(desktop, 'desktop-long-key-name');
+    } finally {
+      await desktop.context().close();
+      await fixture.keygate.runtime.store.updateKey(key!.id, { name: 'Phone app' });
+    }
   });
 
   it('fits the sign-in, rotate and revoke pages too', async () => {

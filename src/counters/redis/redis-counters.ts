@@ -304,8 +304,10 @@ export class RedisCounters implements Counters {
         // Sent, and no answer (Redis stalled, or the connection closed under it): Redis may
         // carry it out yet (a stalled one runs it when it goes on), so its reservation is
         // not released again (that would release another request's of the same batch): it
-        // lapses by itself. The units are delivered later.
+        // lapses by itself. Refused before it was written (the connection had just gone):
+        // released when Redis answers, as one never sent. The units are delivered later.
         this.fallback.commitLater(reservation, units, reservation.cap);
+        if (neverWritten(error)) this.fallback.releaseLater(reservation, batchId, reserved);
         done(units);
       });
     });
@@ -663,8 +665,9 @@ export class RedisCounters implements Counters {
    */
   private async answers(): Promise<boolean> {
     try {
-      // An answer after the deadline says Redis is back too.
-      await withDeadline(this.client.set(this.key('probe', ''), '1', 'PX', PROBE_TTL_MS), ADMIT_DEADLINE_MS, { what: 'Redis', onLate: () => this.noteSuccess() });
+      // A late answer is not taken for one: a Redis that answers in 1-5 s would hold every
+      // admission past its deadline, and readiness would turn with each flush.
+      await withDeadline(this.client.set(this.key('probe', ''), '1', 'PX', PROBE_TTL_MS), ADMIT_DEADLINE_MS);
     } catch (error) {
       this.noteFailure(error);
       return false;
@@ -845,6 +848,15 @@ function parseEvent(text: string): CacheEvent | undefined {
   if (event.type === 'account' && typeof event.accountId === 'string') return { type: 'account', accountId: event.accountId };
   if (event.type === 'all') return { type: 'all' };
   return undefined;
+}
+
+/**
+ * Whether ioredis refused a command before writing it: with no offline queue, a command
+ * given while its connection is not writable fails at once with this error (ioredis's own
+ * wording), and Redis never saw it.
+ */
+function neverWritten(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith("Stream isn't writeable");
 }
 
 function delay(ms: number): Promise<void> {

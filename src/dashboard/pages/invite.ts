@@ -12,6 +12,7 @@ import { field, preSessionCsrfField, redirect, setNotice, type Dashboard } from 
 import { sendPage } from '../layout.js';
 import { html } from '../html.js';
 import { sentence } from '../format.js';
+import { signInSources } from '../sign-in.js';
 
 type InviteRequest = FastifyRequest<{ Params: { token: string } }>;
 
@@ -36,7 +37,7 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
     const password = field(request.body, 'password');
     if (password !== field(request.body, 'confirm')) return sendForm(request, reply, member, 'The two passwords are different. Type the same password twice.', 400);
     try {
-      await acceptInvitation(rt, request.params.token, password);
+      await acceptInvitation(rt, request.params.token, password, signInSources(dash.addressOf(request)));
     } catch (error) {
       if (!(error instanceof OperationError)) throw error;
       return sendForm(request, reply, member, sentence(error.message), OPERATION_STATUS[error.kind]);

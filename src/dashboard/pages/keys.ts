@@ -111,11 +111,12 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
       const usable = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isUsable(k, now));
       if (usable.length >= maxKeys) {
         const planName = rt.config.plans[account.planId]?.name ?? account.planId;
-        const why = maxKeys === 0 ? `The ${planName} plan does not include API keys.` : `${keysInUse(usable, maxKeys, planName)}: revoke a key to create another.`;
+        const canRotate = rt.config.keys.rotation !== false;
+        const why = maxKeys === 0 ? `The ${planName} plan does not include API keys.` : `${keysInUse(usable, maxKeys, planName)}: revoke a key to create another${canRotate ? ', or rotate one to replace it' : ''}.`;
         const body = html`<h1>No room for another key</h1>
 <div class="notice warning" role="alert"><p>${why}</p></div>
 <div class="actions"><a class="button secondary" href="/keys">Back to the keys</a></div>`;
-        return sendPage(dash, request, reply, { title: 'No room for another key', body, status: 409 });
+        return sendPage(dash, request, reply, { title: 'No room for another key', body });
       }
     }
     return sendCreateForm(request, reply, account, defaultForm(account), newFormNonce());
