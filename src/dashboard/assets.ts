@@ -136,6 +136,10 @@ table.data td.key-cell { min-width: 14rem; }
 
 /* meters and charts */
 meter { width: 100%; max-width: 14rem; height: 1rem; }
+/* The bar and its share in figures, side by side. */
+.share { display: flex; align-items: center; gap: .5rem; }
+.share meter { flex: 1 1 auto; min-width: 4rem; }
+.share span { white-space: nowrap; font-variant-numeric: tabular-nums; }
 .charts { display: grid; gap: 1.5rem; grid-template-columns: 1fr; align-items: start; }
 @media (min-width: 60rem) { .charts { grid-template-columns: 1fr 1fr; } .charts .wide { grid-column: 1 / -1; } }
 figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: .75rem 1rem 1rem; min-width: 0; }

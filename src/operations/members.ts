@@ -73,7 +73,12 @@ export async function inviteMember(
   let member: MemberRecord;
   let replaced: Invitation['replaced'];
   if (existing) {
-    if (existing.passwordHash !== null) throw new OperationError('conflict', `${email} is already a member`);
+    if (existing.passwordHash !== null) {
+      // Of which account: an operator inviting someone to one account may find them in another.
+      if (existing.role === 'operator') throw new OperationError('conflict', `${email} is already an operator`);
+      const of = existing.accountId === null ? '' : ` of “${(await rt.store.getAccount(existing.accountId))?.name ?? existing.accountId}”`;
+      throw new OperationError('conflict', `${email} is already a member${of}`);
+    }
     replaced = { accountId: existing.accountId, role: existing.role };
     member = (await rt.store.updateMember(existing.id, {
       inviteHash: hashToken(token),

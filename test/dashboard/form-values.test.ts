@@ -272,7 +272,7 @@ describe('dashboard: hand-edited forms', () => {
     it('writes an email address that begins a message as it is', async () => {
       await operator.get(`/accounts/${acmeId}`);
       const answer = await operator.post(`/accounts/${acmeId}/invite`, { email: MEMBER });
-      expect(answer.alert).toBe(`${MEMBER} is already a member.`);
+      expect(answer.alert).toBe(`${MEMBER} is already a member of “Acme Analytics”.`);
     });
   });
 

@@ -118,6 +118,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and w
     const access = await textOf(page.locator('dl.facts div', { hasText: 'API access' }));
     expect(access).toContain('On');
     expect(access).toContain(`rur used up — requests that spend rur are refused until they renew on ${isoDay(endsAt)}`);
+    // The bar says its share in figures too.
+    expect(await textOf(page.locator('tr', { hasText: 'balance' }).locator('td[data-label="Share used"]'))).toContain('100%');
   });
 
   it('draws no units chart for a plan whose meters spend no units', async () => {

@@ -150,11 +150,20 @@ function meterTable(usage: AccountUsage, rateLimited: boolean): Html {
     <td data-label="Used" class="num">${number(m.usage)}</td>
     <td data-label="Limit" class="num">${number(m.limit)}</td>
     <td data-label="Remaining" class="num">${number(m.remaining)}${m.overage > 0 ? html` <span class="badge expiring">+${number(m.overage)} overage</span>` : ''}</td>
-    <td data-label="Share used"><meter min="0" max="${m.limit}" low="${m.limit * 0.75}" high="${m.limit * 0.9}" optimum="0" value="${Math.min(m.usage, m.limit)}" aria-label="${number(m.usage)} of ${number(m.limit)} ${unit} used">${number(m.usage)} of ${number(m.limit)}</meter></td>
+    <td data-label="Share used"><span class="share"><meter min="0" max="${m.limit}" low="${m.limit * 0.75}" high="${m.limit * 0.9}" optimum="0" value="${Math.min(m.usage, m.limit)}" aria-label="${number(m.usage)} of ${number(m.limit)} ${unit} used">${number(m.usage)} of ${number(m.limit)}</meter> <span aria-hidden="true">${share(m.usage, m.limit)}</span></span></td>
     <td data-label="Resets">${m.kind === 'gauge' ? html`<span class="muted">—</span>` : m.periodEnd}</td>
   </tr>`;
   })}</tbody>
 </table></div>`;
+}
+
+/** A meter's share used, as the bar's text: a bar at 0.02% looks empty. */
+function share(usage: number, limit: number): string {
+  if (limit <= 0) return usage > 0 ? '—' : '0%';
+  const percent = (usage / limit) * 100;
+  if (percent === 0) return '0%';
+  if (percent < 0.1) return '<0.1%';
+  return percent < 10 ? `${percent.toFixed(1)}%` : `${Math.round(percent)}%`;
 }
 
 /** What a meter counts in, where its name does not say (`rur`), and whether it is a level (a gauge) rather than a total. */
