@@ -125,6 +125,13 @@ describe('admin API against its OpenAPI document', () => {
     }
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.length).toBeGreaterThanOrEqual(23);
+    // The answers that may say the other processes were not told of a change say so in the document too.
+    const warned = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item)
+        .filter(([, operation]) => Object.values(operation.responses).some((r) => (r as { headers?: Record<string, unknown> }).headers?.['Keygate-Warning'] !== undefined))
+        .map(([method]) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(warned.sort()).toEqual(['DELETE /v1/accounts/{id}', 'PATCH /v1/accounts/{id}', 'PATCH /v1/keys/{id}', 'POST /v1/keys/import', 'POST /v1/keys/{id}/revoke', 'POST /v1/keys/{id}/rotate']);
   });
 
   it('answers every operation, with good input and bad, only as the document says', async () => {

@@ -35,7 +35,7 @@ import { forecast, PlannedCallSchema } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord, Page } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
 import { checkHealth, OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
-import { completeDocument, PROBLEM_MEDIA_TYPE, type OpenApiDocument } from './openapi.js';
+import { completeDocument, PROBLEM_MEDIA_TYPE, toldToOthers, type OpenApiDocument } from './openapi.js';
 import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 
@@ -105,8 +105,6 @@ const ForecastResult = z.object({
 });
 const IdParams = z.object({ id: z.string() });
 const dateInput = z.union([z.iso.datetime({ offset: true }), z.iso.date()], { error: 'expected a date (2027-01-31) or a date and time with its offset (2027-01-31T12:00:00Z)' }).describe('ISO date or date-time');
-/** Routes whose changes reach the other processes as cache invalidations (over Redis). */
-const TOLD_TO_OTHERS = /^\/v1\/(accounts\/:id|keys\/import|keys\/:id(\/revoke|\/rotate)?)$/;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 function accountOut(a: AccountRecord): z.infer<typeof Account> {
@@ -366,7 +364,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     done();
   });
   app.addHook('onSend', (request, reply, payload, done) => {
-    if (rt.untoldChanges > request.untoldAtStart && reply.statusCode < 300 && request.method !== 'GET' && TOLD_TO_OTHERS.test(request.routeOptions.url ?? '')) {
+    if (rt.untoldChanges > request.untoldAtStart && reply.statusCode < 300 && request.method !== 'GET' && toldToOthers(request.routeOptions.url ?? '')) {
       reply.header('keygate-warning', `saved and in effect in this process, but other keygate processes were not told (Redis is unreachable): they keep a cached key for up to keyCacheTtl (${rt.config.keyCacheTtl} ms)`);
     }
     done(null, payload);

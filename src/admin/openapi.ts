@@ -49,6 +49,19 @@ const LINK_HEADER = {
   schema: { type: 'string' },
 };
 
+const WARNING_HEADER = {
+  description: 'Present when the change could not be sent to the other keygate processes (Redis unreachable): it holds in this process and the store, but they keep a cached key for up to keyCacheTtl',
+  schema: { type: 'string' },
+};
+
+/**
+ * Whether a route (`/v1/keys/:id/revoke`, or as OpenAPI writes it, `/v1/keys/{id}/revoke`)
+ * makes changes the other processes learn of as cache invalidations (over Redis).
+ */
+export function toldToOthers(path: string): boolean {
+  return /^\/v1\/(accounts\/(:id|\{id\})|keys\/import|keys\/(:id|\{id\})(\/revoke|\/rotate)?)$/.test(path);
+}
+
 /**
  * `doc` completed in place (and returned), as described above; `problemSchema`: the JSON
  * Schema of the problem details every refusal carries.
@@ -75,6 +88,9 @@ export function completeDocument(doc: OpenApiDocument, tags: Record<string, stri
       if (operation.requestBody && body?.schema?.anyOf?.some((member) => member.type === 'null')) operation.requestBody.required = false;
       const query = (operation.parameters ?? []) as { in: string; name?: string }[];
       if (query.some((p) => p.in === 'query' && p.name === 'limit') && responses['200']) responses['200'].headers = { Link: LINK_HEADER };
+      if (method !== 'get' && toldToOthers(path)) {
+        for (const [key, response] of Object.entries(responses)) if (Number(key) < 300) response.headers = { ...response.headers, 'Keygate-Warning': WARNING_HEADER };
+      }
     }
   }
   return doc;
