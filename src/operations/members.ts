@@ -61,6 +61,8 @@ export async function inviteMember(
   rt: Runtime,
   input: { email: string; accountId: string | null; role?: MemberRole },
   actor: string,
+  /** The dashboard form that asked (an id of its own, no secret), kept in the audit entry: sent again, it finds the invitation it made. */
+  form?: string,
 ): Promise<Invitation> {
   const email = checkedEmail(input.email);
   const role = input.role ?? 'member';
@@ -101,7 +103,7 @@ export async function inviteMember(
     };
     await rt.store.createMember(member);
   }
-  await audit(rt, actor, 'member.invited', { accountId: input.accountId, detail: { email, role, ...(replaced ? { replacedInvitationTo: replaced.accountId } : {}) } });
+  await audit(rt, actor, 'member.invited', { accountId: input.accountId, detail: { email, role, ...(replaced ? { replacedInvitationTo: replaced.accountId } : {}), ...(form === undefined ? {} : { form }) } });
   return { member, token, url: `${dashboardUrl(rt)}/invite/${token}`, ...(replaced ? { replaced } : {}) };
 }
 

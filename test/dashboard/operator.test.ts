@@ -96,6 +96,26 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     const link = await page.getByLabel('Invitation link').inputValue();
     expect(link).toMatch(/\/invite\/[\w-]{32}$/);
     await screenshot(page, 'invitation-link');
+    // The same form sent again (a reload of that page) makes no second invitation: the link shown still works.
+    await page.goto(`/accounts/${acmeId}`);
+    const fields = Object.fromEntries(await page.locator('form[action$="/invite"] input[type="hidden"]').evaluateAll((inputs) => inputs.map((i) => [(i as HTMLInputElement).name, (i as HTMLInputElement).value])));
+    const send = (email = 'erin@acme.example') => page.request.post(`/accounts/${acmeId}/invite`, { form: { ...fields, email }, maxRedirects: 0 });
+    const first = await send();
+    expect(first.status()).toBe(201);
+    const erinLink = /value="([^"]*\/invite\/[^"]+)"/.exec(await first.text())?.[1] as string;
+    const again = await send();
+    expect(again.status()).toBe(409);
+    expect(await again.text()).toContain('It created the invitation for erin@acme.example on ');
+    expect(await again.text()).toContain('No other invitation was made: the link shown then still works.');
+    expect((await page.request.get(new URL(erinLink).pathname)).status()).toBe(200);
+    // Once another invitation replaced it, the form says that link no longer works, and brings it back no more.
+    await invite(fixture, 'erin@acme.example', acmeId);
+    const late = await send();
+    expect(late.status()).toBe(409);
+    expect(await late.text()).toContain('but that link no longer works (it was used or replaced since)');
+    expect((await page.request.get(new URL(erinLink).pathname)).status()).toBe(404);
+    // The same form with another address is another invitation.
+    expect((await send('fay@acme.example')).status()).toBe(201);
 
     const member = await (await newContext(browser, fixture.dashboardUrl)).newPage();
     await join(member, fixture.dashboardUrl + new URL(link).pathname, 'dan@acme.example');

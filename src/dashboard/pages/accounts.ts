@@ -6,6 +6,7 @@
  * cached keys are invalidated. None of these pages exist for members.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createHmac } from 'node:crypto';
 import type { AccountRecord } from '../../store/store.js';
 import { createAccount, defaultPlanId, getAccount, updateAccount } from '../../operations/accounts.js';
 import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/keys.js';
@@ -13,12 +14,18 @@ import { inviteMember } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { planOut, windowText } from '../../operations/plans.js';
-import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
+import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, sentence, when } from '../format.js';
 import { isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
+import { FORM_NONCE, newFormNonce } from './keys.js';
+
+/** How many of an account's latest events a re-sent invitation form is looked for in. */
+const RECENT_INVITATIONS = 200;
+/** Events after which an invitation's link no longer works: replaced (another invitation, a reset link), used, or its member removed. */
+const LINK_ENDERS = new Set(['member.invited', 'member.password_reset', 'member.joined', 'member.removed']);
 import { auditTable } from './audit.js';
 
 type AccountRequest = FastifyRequest<{ Params: { id: string } }>;
@@ -87,8 +94,22 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     operatorOf(request);
     const account = await getAccount(rt, request.params.id);
     const email = field(request.body, 'email');
+    // The form sent again (a reload of the page that showed the link) would replace the
+    // invitation it made, ending the link just shown: its id, kept in the audit entry of
+    // that invitation, finds it instead. (The link itself is random and stored hashed:
+    // it cannot be shown again.)
+    const nonce = field(request.body, 'form_id');
+    const form = FORM_NONCE.test(nonce) ? createHmac('sha256', viewerOf(request).session.csrfSecret).update(`invite form ${account.id} ${email.trim().toLowerCase()} ${nonce}`).digest('base64url') : undefined;
+    const made = form === undefined ? undefined : await invitationOfForm(account.id, form);
+    if (made) {
+      const body = html`<h1>This form was sent already</h1>
+<div class="notice" role="status"><p>It created the invitation for ${made.email} on ${when(made.at)} UTC. No other invitation was made${made.live ? ': the link shown then still works.' : html`, but that link no longer works (it was used or replaced since).`}</p></div>
+<p>The link was shown once, in the answer to that form. If you did not copy it, invite ${made.email} again: a new link replaces it.</p>
+<div class="actions"><a class="button" href="/accounts/${account.id}">Back to ${account.name}</a></div>`;
+      return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
+    }
     try {
-      const invitation = await inviteMember(rt, { email, accountId: account.id, role: 'member' }, actorOf(request));
+      const invitation = await inviteMember(rt, { email, accountId: account.id, role: 'member' }, actorOf(request), form);
       const body = html`<h1>Invitation for ${invitation.member.email}</h1>
 <section class="secret" aria-labelledby="invite-warning">
   <p id="invite-warning"><strong>This link is shown only now.</strong> Send it to ${invitation.member.email}; it lets them choose a password for “${account.name}”. It works once, for 7 days.</p>
@@ -105,6 +126,22 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       return sendAccount(request, reply, account, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind], email);
     }
   });
+
+  /**
+   * The invitation a form made, by the form's id in its audit entry (among the account's
+   * latest events), and whether its link still works: no later invitation of that email,
+   * and no password set with it.
+   */
+  async function invitationOfForm(accountId: string, form: string): Promise<{ email: string; at: number; live: boolean } | undefined> {
+    const events = await rt.store.listAudit({ accountId, limit: RECENT_INVITATIONS });
+    const entry = events.find((e) => e.action === 'member.invited' && e.detail.form === form);
+    if (!entry) return undefined;
+    const email = String(entry.detail.email);
+    const later = events.some((e) => e.at >= entry.at && e.id !== entry.id && e.detail.email === email && LINK_ENDERS.has(e.action));
+    const member = await rt.store.findMemberByEmail(email);
+    const live = !later && member !== undefined && member.passwordHash === null && member.inviteExpiresAt !== null && member.inviteExpiresAt > rt.clock();
+    return { email, at: entry.at, live };
+  }
 
   app.get<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/revoke', async (request, reply) => {
     operatorOf(request);
@@ -278,6 +315,7 @@ ${members.length === 0
   )}</tbody></table></div>`}
 <form method="post" action="/accounts/${account.id}/invite" class="inline-form">
   ${csrfField(request)}
+  <input type="hidden" name="form_id" value="${newFormNonce()}">
   <div class="field"><label for="invite-email">Invite a member by email</label><input id="invite-email" name="email" type="email" required value="${inviteEmail}" autocomplete="off"></div>
   <button type="submit">Create invitation link</button>
 </form>

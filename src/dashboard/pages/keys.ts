@@ -35,10 +35,10 @@ const OVERLAP_LABELS: Record<OverlapChoice, string> = {
 };
 const OUT_OF_DATE = 'This form was out of date. Check it and send it again.';
 
-/** What a create or rotate form's nonce is: random base62. */
-const FORM_NONCE = /^[0-9A-Za-z]{22}$/;
+/** What the nonce of a form that issues a key or an invitation is: random base62. */
+export const FORM_NONCE = /^[0-9A-Za-z]{22}$/;
 
-function newFormNonce(): string {
+export function newFormNonce(): string {
   return randomBase62(22);
 }
 
