@@ -61,7 +61,11 @@ export async function inviteMember(
   rt: Runtime,
   input: { email: string; accountId: string | null; role?: MemberRole },
   actor: string,
-  /** The dashboard form that asked (an id of its own, no secret), kept in the audit entry: sent again, it finds the invitation it made. */
+  /**
+   * The dashboard form that asked: its id (an HMAC keyed with the session's secret; only
+   * the output is kept) and the link's expiry go in the audit entry, so the form sent
+   * again finds the invitation it made and can tell whether that link is still the one.
+   */
   form?: string,
 ): Promise<Invitation> {
   const email = checkedEmail(input.email);
@@ -103,7 +107,7 @@ export async function inviteMember(
     };
     await rt.store.createMember(member);
   }
-  await audit(rt, actor, 'member.invited', { accountId: input.accountId, detail: { email, role, ...(replaced ? { replacedInvitationTo: replaced.accountId } : {}), ...(form === undefined ? {} : { form }) } });
+  await audit(rt, actor, 'member.invited', { accountId: input.accountId, detail: { email, role, ...(replaced ? { replacedInvitationTo: replaced.accountId } : {}), ...(form === undefined ? {} : { form, linkExpiresAt: member.inviteExpiresAt }) } });
   return { member, token, url: `${dashboardUrl(rt)}/invite/${token}`, ...(replaced ? { replaced } : {}) };
 }
 

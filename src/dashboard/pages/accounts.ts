@@ -21,12 +21,10 @@ import { number, plural, sentence, when } from '../format.js';
 import { isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
 import { FORM_NONCE, newFormNonce } from './keys.js';
-
-/** How many of an account's latest events a re-sent invitation form is looked for in. */
-const RECENT_INVITATIONS = 200;
-/** Events after which an invitation's link no longer works: replaced (another invitation, a reset link), used, or its member removed. */
-const LINK_ENDERS = new Set(['member.invited', 'member.password_reset', 'member.joined', 'member.removed']);
 import { auditTable } from './audit.js';
+
+/** How many of an account's latest audit events a re-sent invitation form is looked for in. */
+const RECENT_EVENTS_SEARCHED = 200;
 
 type AccountRequest = FastifyRequest<{ Params: { id: string } }>;
 const RECENT_EVENTS = 10;
@@ -102,9 +100,10 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     const form = FORM_NONCE.test(nonce) ? createHmac('sha256', viewerOf(request).session.csrfSecret).update(`invite form ${account.id} ${email.trim().toLowerCase()} ${nonce}`).digest('base64url') : undefined;
     const made = form === undefined ? undefined : await invitationOfForm(account.id, form);
     if (made) {
+      const state = { live: ': the link shown then still works.', used: `, and its link has been used: ${made.email} has chosen a password and can sign in.`, ended: ', but that link no longer works (it was replaced, it expired, or its member was removed).' }[made.link];
       const body = html`<h1>This form was sent already</h1>
-<div class="notice" role="status"><p>It created the invitation for ${made.email} on ${when(made.at)} UTC. No other invitation was made${made.live ? ': the link shown then still works.' : html`, but that link no longer works (it was used or replaced since).`}</p></div>
-<p>The link was shown once, in the answer to that form. If you did not copy it, invite ${made.email} again: a new link replaces it.</p>
+<div class="notice" role="status"><p>It created the invitation for ${made.email} on ${when(made.at)} UTC. No other invitation was made${state}</p></div>
+${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to that form. If you do not have it, invite ${made.email} again with a new form: its link replaces this one.</p>`}
 <div class="actions"><a class="button" href="/accounts/${account.id}">Back to ${account.name}</a></div>`;
       return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
     }
@@ -132,15 +131,16 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
    * latest events), and whether its link still works: no later invitation of that email,
    * and no password set with it.
    */
-  async function invitationOfForm(accountId: string, form: string): Promise<{ email: string; at: number; live: boolean } | undefined> {
-    const events = await rt.store.listAudit({ accountId, limit: RECENT_INVITATIONS });
+  async function invitationOfForm(accountId: string, form: string): Promise<{ email: string; at: number; link: 'live' | 'used' | 'ended' } | undefined> {
+    const events = await rt.store.listAudit({ accountId, limit: RECENT_EVENTS_SEARCHED });
     const entry = events.find((e) => e.action === 'member.invited' && e.detail.form === form);
     if (!entry) return undefined;
     const email = String(entry.detail.email);
-    const later = events.some((e) => e.at >= entry.at && e.id !== entry.id && e.detail.email === email && LINK_ENDERS.has(e.action));
     const member = await rt.store.findMemberByEmail(email);
-    const live = !later && member !== undefined && member.passwordHash === null && member.inviteExpiresAt !== null && member.inviteExpiresAt > rt.clock();
-    return { email, at: entry.at, live };
+    // The same invitation still pending: this account's, with the expiry that form's link was given.
+    const same = member !== undefined && member.accountId === accountId && member.role === 'member' && member.inviteExpiresAt === entry.detail.linkExpiresAt;
+    const link = same && member.passwordHash === null && (member.inviteExpiresAt ?? 0) > rt.clock() ? 'live' : same && member.passwordHash !== null ? 'used' : 'ended';
+    return { email, at: entry.at, link };
   }
 
   app.get<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/revoke', async (request, reply) => {

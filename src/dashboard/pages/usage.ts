@@ -163,7 +163,8 @@ function share(usage: number, limit: number): string {
   const percent = (usage / limit) * 100;
   if (percent === 0) return '0%';
   if (percent < 0.1) return '<0.1%';
-  return percent < 10 ? `${percent.toFixed(1)}%` : `${Math.round(percent)}%`;
+  // Rounded down: 100% only once the limit is reached, while the Remaining column has units left.
+  return percent < 10 ? `${(Math.floor(percent * 10) / 10).toFixed(1)}%` : `${Math.floor(percent)}%`;
 }
 
 /** What a meter counts in, where its name does not say (`rur`), and whether it is a level (a gauge) rather than a total. */
