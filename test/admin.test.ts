@@ -627,6 +627,8 @@ describe('members through the admin API', () => {
     expect(await invite(`${'é'.repeat(33)}@acme.test`)).toEqual(problem('an email address has at most 64 bytes before the @ (RFC 5321); this one has 66'));
     const longDomain = `${'d'.repeat(63)}.${'e'.repeat(63)}.${'f'.repeat(63)}.${'g'.repeat(63)}.test`;
     expect(await invite(`ana@${longDomain}`)).toEqual(problem(`an email address is at most 254 bytes (RFC 5321); this one has ${4 + longDomain.length}`));
+    // Nothing that would show it as another address in pages and the audit log.
+    for (const odd of ['ana\u202E@acme.test', 'ana\u0007@acme.test']) expect(await invite(odd)).toEqual(problem('an email address cannot contain control characters or text-direction controls'));
     expect(await kg.admin(`/v1/members?accountId=${account.id}`).then((r) => r.json())).toEqual([]);
     // At the limits, it is an address.
     expect((await invite(`${'a'.repeat(64)}@acme.test`)).status).toBe(201);

@@ -53,6 +53,8 @@ function checkedEmail(raw: string): string {
   const at = email.lastIndexOf('@');
   const localBytes = Buffer.byteLength(email.slice(0, Math.max(at, 0)));
   if (localBytes > LOCAL_PART_MAX_BYTES) throw new OperationError('invalid', `an email address has at most ${LOCAL_PART_MAX_BYTES} bytes before the @ (RFC 5321); this one has ${localBytes}`);
+  // Shown in tables, pages and the audit log: nothing that would show it as another address.
+  if (/[\p{Cc}\p{Bidi_Control}]/u.test(email)) throw new OperationError('invalid', 'an email address cannot contain control characters or text-direction controls');
   if (!EMAIL.test(email)) throw new OperationError('invalid', `"${raw.trim()}" is not an email address`);
   return email;
 }
