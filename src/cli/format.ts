@@ -24,7 +24,7 @@ function visible(text: string): string {
 
 export function when(ms: number | null): string {
   if (ms === null) return '-';
-  return new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + 'Z';
+  return utc(ms, 'minute');
 }
 
 /**
@@ -33,5 +33,10 @@ export function when(ms: number | null): string {
  * Rounded up: at the time shown it has ended.
  */
 export function until(ms: number): string {
-  return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19) + 'Z';
+  return utc(Math.ceil(ms / 1000) * 1000, 'second');
+}
+
+/** `2026-12-02 20:26Z` or `2026-12-02 20:26:48Z`. */
+function utc(ms: number, to: 'minute' | 'second'): string {
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, to === 'minute' ? 16 : 19) + 'Z';
 }

@@ -86,8 +86,8 @@ export class PerProcessFallback {
   /**
    * Units Redis could not take now (a reservation there whose settle was never sent is
    * released when they are delivered: releaseLater); negative for a charge made at
-   * admission that is given back. With a `cap` (the plan's limit, overage off), Redis takes them up to it and no
-   * further when they are delivered.
+   * admission that is given back. With a `cap` (the plan's limit, overage off), Redis
+   * takes them up to it and no further when they are delivered.
    */
   commitLater(ref: MeterRef, actual: number, cap?: number): void {
     // As a charge of 0 made at admission: the units are added as they are.

@@ -128,8 +128,8 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
 
   /**
    * The invitation a form made, by the form's id in its audit entry (among the account's
-   * latest events), and whether its link still works: no later invitation of that email,
-   * and no password set with it.
+   * latest events), and what became of its link: still the member's pending invitation
+   * (same account, same expiry), used (a password was set with it), or ended.
    */
   async function invitationOfForm(accountId: string, form: string): Promise<{ email: string; at: number; link: 'live' | 'used' | 'ended' } | undefined> {
     const events = await rt.store.listAudit({ accountId, limit: RECENT_EVENTS_SEARCHED });

@@ -91,7 +91,7 @@ ${noKeys
   ? html`<div class="notice"><p>The ${usage.planName} plan does not include API keys: keys can be created once the account is on a plan that does.</p></div>`
   : html`<div class="actions">
   ${atLimit ? '' : html`<a class="button" href="/keys/new">Create a key</a>`}
-  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit ? `: revoke a key to create another${canRotate ? ', or rotate one to replace it' : ''}.` : ''}</span>
+  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit ? `: ${makeRoom(canRotate)}.` : ''}</span>
 </div>`}
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
@@ -111,8 +111,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
       const usable = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isUsable(k, now));
       if (usable.length >= maxKeys) {
         const planName = rt.config.plans[account.planId]?.name ?? account.planId;
-        const canRotate = rt.config.keys.rotation !== false;
-        const why = maxKeys === 0 ? `The ${planName} plan does not include API keys.` : `${keysInUse(usable, maxKeys, planName)}: revoke a key to create another${canRotate ? ', or rotate one to replace it' : ''}.`;
+        const why = maxKeys === 0 ? `The ${planName} plan does not include API keys.` : `${keysInUse(usable, maxKeys, planName)}: ${makeRoom(rt.config.keys.rotation !== false)}.`;
         const body = html`<h1>No room for another key</h1>
 <div class="notice warning" role="alert"><p>${why}</p></div>
 <div class="actions"><a class="button secondary" href="/keys">Back to the keys</a></div>`;
@@ -354,6 +353,11 @@ function isOverlapChoice(value: string): value is OverlapChoice {
  * stops, and is said to be one. A rotation at the limit may pass it by that key for the
  * overlap: `4 of 3 keys in use on the Pro plan (1 of them being replaced)`.
  */
+/** How an account at its plan's key limit makes room for another key. */
+function makeRoom(canRotate: boolean): string {
+  return `revoke a key to create another${canRotate ? ', or rotate one to replace it' : ''}`;
+}
+
 function keysInUse(usable: readonly KeyRecord[], maxKeys: number | undefined, planName: string): string {
   const replaced = new Set(usable.map((k) => k.rotatedFrom).filter((id): id is string => id !== null));
   const outgoing = usable.filter((k) => replaced.has(k.id)).length;
