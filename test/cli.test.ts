@@ -16,6 +16,7 @@ import { loadConfigFile } from '../src/config/load.js';
 import { createLog } from '../src/log.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
+import { refusedUrl } from './support/refused.js';
 import type { ConfigInput } from '../src/config/schema.js';
 
 /**
@@ -477,19 +478,15 @@ describe('keygate serve as a process', () => {
   });
 
   it('warns at start-up when the upstream accepts no connections, and serves all the same', async () => {
-    // A port nothing listens on: taken, then given back.
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const closedPort = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
     const file = path.join(dir, 'down.yaml');
-    writeFileSync(file, serveProfile(path.join(dir, 'down.db'), { upstream: { url: `http://127.0.0.1:${closedPort}` } }));
+    const upstream = await refusedUrl();
+    writeFileSync(file, serveProfile(path.join(dir, 'down.db'), { upstream: { url: upstream } }));
     const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     try {
-      await expect.poll(() => output, { timeout: 15_000 }).toContain(`the upstream accepts no connections at 127.0.0.1:${closedPort}`);
+      await expect.poll(() => output, { timeout: 15_000 }).toContain(`the upstream accepts no connections at ${new URL(upstream).host}`);
       const gateway = JSON.parse(output.split('\n').find((l) => l.includes('keygate is serving')) as string).gateway as string;
       expect((await fetch(`${gateway}/anything`)).status).toBe(401);
     } finally {
@@ -710,16 +707,13 @@ describe('keygate CLI when the profile\'s Redis is unreachable', () => {
   it('runs every command without waiting for Redis and says, in words, what the outage means only where it matters', async () => {
     const dir = tempDir('cli-redis-down');
     const configFile = path.join(dir, 'keygate.yaml');
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const closedPort = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
+    const redis = await refusedUrl('redis');
     writeFileSync(
       configFile,
       stringify({
         upstream: { url: 'http://127.0.0.1:9' },
         store: `sqlite:${path.join(dir, 'k.db')}`,
-        counters: `redis://127.0.0.1:${closedPort}`,
+        counters: redis,
         plans: { team: { meters: { units: { limit: 1000 } } } },
         routes: [{ path: '/v1/*', cost: { meter: 'units', perRequest: 1 } }],
         dashboard: { enabled: false },

@@ -27,6 +27,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { loadConfigFile, type LoadedConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startKeygate, type TestKeygate } from '../../test/support/keygate.js';
+import { refusedUrl } from '../../test/support/refused.js';
 import { canConnect } from '../../src/serve.js';
 import { BIN, runCli, type CliResult } from '../../test/support/cli.js';
 
@@ -110,7 +111,7 @@ export function rawProfile(name: string): Record<string, unknown> & ConfigInput 
 
 /**
  * `upstream`: another upstream than the example's own (one that is down, or never
- * answers: see `unreachableUrl`, `silentUpstream`), with the profile's timeout or another.
+ * answers: see `refusedUrl`, `silentUpstream`), with the profile's timeout or another.
  */
 export async function startExample(name: string, options: { clock?: ControlledClock; upstream?: { url: string; timeout?: string } } = {}): Promise<RunningExample> {
   const clock = options.clock ?? controlledClock();
@@ -202,7 +203,7 @@ export async function startExample(name: string, options: { clock?: ControlledCl
  */
 export async function startFailingExamples(name: string): Promise<{ down: RunningExample; slow: RunningExample; close(): Promise<void> }> {
   const silent = await silentUpstream();
-  const down = await startExample(name, { upstream: { url: await unreachableUrl() } });
+  const down = await startExample(name, { upstream: { url: await refusedUrl() } });
   const slow = await startExample(name, { upstream: { url: silent.url, timeout: '300ms' } });
   return {
     down,
@@ -213,12 +214,6 @@ export async function startFailingExamples(name: string): Promise<{ down: Runnin
       await silent.close();
     },
   };
-}
-
-/** An upstream URL nothing listens on (a port that was free a moment ago): connections are refused. */
-async function unreachableUrl(): Promise<string> {
-  const [port] = await freePorts(1);
-  return `http://127.0.0.1:${port}`;
 }
 
 /** An upstream that takes connections and never answers, until closed. */

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { setImmediate } from 'node:timers/promises';
 import { startRedisServer, startTcpProxy } from '../scale-out/cluster.js';
+import { refusedUrl } from '../support/refused.js';
 import { describeStore } from './store.suite.js';
 import { describeCounters } from './counters.suite.js';
 import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from './isolation.js';
@@ -19,6 +20,7 @@ import { openPostgresStore } from '../../src/store/postgres/postgres-database.js
 import { openRedisCounters, type RedisCounters } from '../../src/counters/redis/redis-counters.js';
 import { CountersUnavailableError, type Admission, type CacheEvent, type ChargeSpec } from '../../src/counters/counters.js';
 import type { Store } from '../../src/store/store.js';
+import type { AdmitRequest } from '../../src/counters/counters.js';
 import { createLog } from '../../src/log.js';
 
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
@@ -179,13 +181,13 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
   it('asks Redis once per admission: one EVALSHA for the block, every window and the reservation', async () => {
     const accountId = unique('acc');
     const keyId = unique('key');
-    const request = (now: number) => ({
+    const request = (now: number): AdmitRequest => ({
       now,
       windows: [
         { id: `k:${keyId}:plan:1000:100`, name: '100-per-1s', limit: 100, windowMs: 1_000 },
         { id: `a:${accountId}:plan:3600000:1000`, name: '1000-per-1h', limit: 1_000, windowMs: 3_600_000 },
       ],
-      block: { id: `k:${keyId}`, policy: { after: 3, within: 60_000, duration: 60_000, factor: 2, max: 3_600_000, forgetAfter: 86_400_000 } },
+      block: { id: `k:${keyId}`, policy: { after: 3, within: 60_000, duration: 60_000, factor: 2, max: 3_600_000, forgetAfter: 86_400_000, scope: 'key' } },
       charge: credits(accountId, 1, 1_000_000),
     });
     // Warm: the script is loaded and the meter seeded.
@@ -263,14 +265,11 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
   });
 
   describe('when Redis cannot be reached', () => {
-    let closedPort: number;
+    let closed: string;
     beforeAll(async () => {
-      const probe = createServer();
-      await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-      closedPort = (probe.address() as AddressInfo).port;
-      await new Promise((resolve) => probe.close(resolve));
+      closed = await refusedUrl('redis');
     });
-    const unreachable = () => redisUrlWithPrefix(prefix, `redis://127.0.0.1:${closedPort}`);
+    const unreachable = () => redisUrlWithPrefix(prefix, closed);
 
     it("says why when Redis refuses the connection (a wrong password), not only that it closed", async () => {
       const lines: string[] = [];
