@@ -42,7 +42,7 @@ describe('admin API', () => {
   const bearer = (secret: string) => ({ headers: { authorization: `Bearer ${secret}` } });
 
   it('refuses requests without the admin token, as problem details', async () => {
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: ADMIN_TOKEN }]) {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: ADMIN_TOKEN }] as Record<string, string>[]) {
       const r = await fetch(`${kg.adminUrl}/v1/accounts`, { headers });
       expect(r.status).toBe(401);
       expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
@@ -100,7 +100,7 @@ describe('admin API', () => {
     const badJson = await json(await kg.admin('/v1/accounts', { method: 'POST', body: '{"name":' }));
     expect(badJson.status).toBe(400);
     expect(badJson.body.detail).toMatch(/not valid JSON/);
-    for (const headers of [{}, { 'content-type': 'application/json' }]) {
+    for (const headers of [{}, { 'content-type': 'application/json' }] as Record<string, string>[]) {
       const empty = await json(await kg.admin('/v1/accounts', { method: 'POST', headers }));
       expect(empty).toMatchObject({ status: 400, body: { detail: expect.stringMatching(/^body: |^The body /) } });
       expect(empty.body.detail).not.toMatch(/Invalid input|received null/);

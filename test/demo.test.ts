@@ -85,7 +85,7 @@ describe('keygate demo (npm run demo)', () => {
     const demo = await startDemo(cwd);
     const curl = /curl -H "Authorization: (Bearer demo_live_\w+)" (http:\/\/127\.0\.0\.1:\d+)(\/v1\/projects)/.exec(demo.stdout);
     expect(curl, demo.stdout).not.toBeNull();
-    const [, authorization, gateway, route] = curl as RegExpExecArray;
+    const [, authorization, gateway, route] = curl as unknown as [string, string, string, string];
     expect(existsSync(path.join(cwd, 'data/demo/keygate.db'))).toBe(true);
 
     // The curl line, as printed.

@@ -33,7 +33,7 @@ describe('reloading the profile in a running keygate', () => {
 
   beforeAll(async () => {
     gate = await createKeygate(loaded(base()));
-    const account = await createAccount(gate.runtime, { name: 'Acme', plan: 'team' }, 'test');
+    const account = await createAccount(gate.runtime, { name: 'Acme', planId: 'team' }, 'test');
     accountId = account.id;
     headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId, name: 'k' }, 'test')).secret}` };
   });

@@ -30,8 +30,8 @@ describe('secrets stay secret', () => {
       },
       { dir },
     );
-    const account = await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme' }) })).json();
-    const created = await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'k' }) })).json();
+    const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme' }) })).json()) as { id: string };
+    const created = (await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'k' }) })).json()) as { id: string; secret: string };
     secret = created.secret;
     keyId = created.id;
 

@@ -43,7 +43,7 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
 
     it('admits exactly 10 of 200 concurrent requests against a limit of 10', async () => {
       const limit = window(10, 60_000);
-      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => admit({ now: T0, windows: [limit] })));
+      const results = await Promise.all(Array.from({ length: 200 }, () => admit({ now: T0, windows: [limit] })));
       expect(results.filter((r) => r.ok)).toHaveLength(10);
       expect(results.filter((r) => !r.ok && r.reason === 'rate_limited')).toHaveLength(190);
     });
@@ -326,7 +326,7 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       const w = window(1, 100_000, subject);
       const block: BlockSpec = {
         id: `k:${subject}`,
-        policy: { after: 2, within: 10_000, duration: 1_000, factor: 2, max: 3_000, forgetAfter: 60_000 },
+        policy: { after: 2, within: 10_000, duration: 1_000, factor: 2, max: 3_000, forgetAfter: 60_000, scope: 'key' },
       };
       const at = (dt: number) => admit({ now: T0 + dt, windows: [w], block });
 

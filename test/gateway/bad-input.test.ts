@@ -483,7 +483,7 @@ describe('slow and unreadable requests at every listener', () => {
 
   it('the dashboard answers an unreadable address with a page', async () => {
     // With a notice cookie too (one a redirect just set): the page must not try to clear it.
-    for (const headers of [{}, { cookie: 'kg_notice=x' }]) {
+    for (const headers of [{}, { cookie: 'kg_notice=x' }] as Record<string, string>[]) {
       const response = await fetch(`${kg.dashboardUrl}/keys/%zz`, { headers });
       expect(response.status).toBe(400);
       expect(response.headers.get('content-type')).toMatch(/^text\/html/);

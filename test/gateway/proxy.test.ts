@@ -417,7 +417,7 @@ describe('behind a trusted load balancer (trustedProxies)', () => {
   });
 
   it("does not pass on a scheme, host or port no load balancer would set (a client's, let through): keygate's own stand in", async () => {
-    for (const [proto, host, port] of [['javascript', 'evil.example/path', '443x'], ['https, http', 'a.example b.example', '99999999'], ['', `${'h'.repeat(300)}.example`, '-1']]) {
+    for (const [proto, host, port] of [['javascript', 'evil.example/path', '443x'], ['https, http', 'a.example b.example', '99999999'], ['', `${'h'.repeat(300)}.example`, '-1']] as [string, string, string][]) {
       const headers = { Authorization: `Bearer ${secret}`, 'X-Forwarded-Proto': proto, 'X-Forwarded-Host': host, 'X-Forwarded-Port': port };
       const response = await kg.call('/sites', { headers });
       expect(response.status).toBe(200);

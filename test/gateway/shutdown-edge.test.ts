@@ -74,7 +74,6 @@ async function stopWithin20s(kg: TestKeygate): Promise<string> {
 const ioTurn = () => new Promise((resolve) => setTimeout(resolve, 50));
 
 describe('stopping, connection by connection', () => {
-  const dir = tempDir('shutdown-edge');
   let upstream: TestUpstream;
   let count = 0;
 
