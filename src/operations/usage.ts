@@ -35,13 +35,15 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
   const plan = rt.config.plans[account.planId];
   const planExpired = account.planExpiresAt !== null && account.planExpiresAt <= now;
   const meters: Record<string, MeterUsage> = {};
-  // Stored levels, then the ones reported since the last flush.
-  const gauges = new Map((await rt.store.listGauges(account.id)).map((g) => [g.meter, g.value]));
-  for (const pending of rt.usage.pendingGauges(account.id)) gauges.set(pending.meter, pending.value);
+  // Stored levels, then the ones reported since the last flush: the later of the two.
+  const gauges = new Map((await rt.store.listGauges(account.id)).map((g) => [g.meter, g]));
+  for (const pending of rt.usage.pendingGauges(account.id)) {
+    if ((gauges.get(pending.meter)?.updatedAt ?? -Infinity) <= pending.updatedAt) gauges.set(pending.meter, pending);
+  }
   for (const [name, meter] of Object.entries(plan?.meters ?? {})) {
     const bounds = periodBounds(meter.period, now);
     const usage =
-      meter.kind === 'gauge' ? (gauges.get(name) ?? 0) : (await rt.counters.meterBalance(account.id, name, bounds.start)).used;
+      meter.kind === 'gauge' ? (gauges.get(name)?.value ?? 0) : (await rt.counters.meterBalance(account.id, name, bounds.start)).used;
     meters[name] = {
       kind: meter.kind,
       unit: meter.unit,

@@ -549,11 +549,16 @@ export class SqlStore implements Store {
   }
 
   async setGauge(g: GaugeRow): Promise<void> {
+    // The later level wins, whichever arrives last: a gateway's report, written at its
+    // next flush, must not undo a level the operator set after it.
     await this.db
       .insertInto('gauges')
       .values({ account_id: g.accountId, meter: g.meter, value: g.value, updated_at: g.updatedAt })
       .onConflict((oc) =>
-        oc.columns(['account_id', 'meter']).doUpdateSet((eb) => ({ value: eb.ref('excluded.value'), updated_at: eb.ref('excluded.updated_at') })),
+        oc
+          .columns(['account_id', 'meter'])
+          .doUpdateSet((eb) => ({ value: eb.ref('excluded.value'), updated_at: eb.ref('excluded.updated_at') }))
+          .where('gauges.updated_at', '<=', (eb) => eb.ref('excluded.updated_at')),
       )
       .execute();
   }

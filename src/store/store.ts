@@ -261,6 +261,7 @@ export interface Store {
   /** Takes up to `limit` saved rows, oldest first; each row is taken by one caller only. */
   takePendingUnits(limit: number): Promise<PendingUnits[]>;
 
+  /** Keeps the level unless the stored one is later (`updatedAt`). */
   setGauge(row: GaugeRow): Promise<void>;
   listGauges(accountId: string): Promise<GaugeRow[]>;
 

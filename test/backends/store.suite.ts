@@ -425,6 +425,17 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       ]);
     });
 
+    it('keeps the later gauge level when an earlier one is written after it', async () => {
+      // A gateway's report from T0 + 5, written at its next flush, after an operator set
+      // the level at T0 + 9: the operator's stands. An equal time replaces.
+      const a = account();
+      await store.setGauge({ accountId: a.id, meter: 'keywords', value: 1420, updatedAt: T0 + 9 });
+      await store.setGauge({ accountId: a.id, meter: 'keywords', value: 7, updatedAt: T0 + 5 });
+      expect(await store.listGauges(a.id)).toEqual([{ accountId: a.id, meter: 'keywords', value: 1420, updatedAt: T0 + 9 }]);
+      await store.setGauge({ accountId: a.id, meter: 'keywords', value: 1500, updatedAt: T0 + 9 });
+      expect(await store.listGauges(a.id)).toEqual([{ accountId: a.id, meter: 'keywords', value: 1500, updatedAt: T0 + 9 }]);
+    });
+
     it('adds daily usage to what is stored and lists a day range', async () => {
       const a = account();
       await store.addUsageDaily([
