@@ -125,7 +125,19 @@ describe('keygate demo (npm run demo)', () => {
     // The profile written for the CLI names the ports really listened on (not --port's 0):
     // an invitation made by the CLI links to the dashboard that is running.
     // The banner says where that profile is, and it comes before any log line of Fastify's.
-    expect(demo.stdout).toContain('The CLI works on the demo\'s data with its profile: node bin/keygate.js keys list --config data/demo/keygate.yaml');
+    // Run as printed, from where the demo was started: it lists the demo's key.
+    const printed = /The CLI works on the demo's data with its profile: node (\S+) keys list --config data\/demo\/keygate\.yaml\n/.exec(demo.stdout);
+    expect(printed, demo.stdout).not.toBeNull();
+    const script = (printed as RegExpExecArray)[1] as string;
+    expect(path.resolve(cwd, script)).toBe(BIN);
+    const keysListed = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const cli = spawn(process.execPath, [script, 'keys', 'list', '--config', 'data/demo/keygate.yaml'], { cwd, stdio: ['ignore', 'pipe', 'inherit'] });
+      let stdout = '';
+      cli.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      cli.once('exit', (code) => resolve({ code, stdout }));
+    });
+    expect(keysListed.code).toBe(0);
+    expect(keysListed.stdout).toContain('Demo key');
     expect(demo.stdout).not.toContain('Server listening');
     const dashboard = /dashboard (http:\/\/127\.0\.0\.1:\d+)/.exec(demo.stdout)?.[1];
     const invited = await runCli(['--config', path.join(cwd, 'data/demo/keygate.yaml'), 'members', 'invite', '--email', 'cli@example.com', '--account', other.id, '--json'], { cwd });

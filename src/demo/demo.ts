@@ -122,11 +122,11 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
     out();
     if (running.dashboardUrl) out(`Sign in to the dashboard as demo@example.com after choosing a password at:\n  ${invitation.url}`);
     out();
-    out(`The CLI works on the demo's data with its profile: node bin/keygate.js keys list --config ${path.relative(process.cwd(), profileFile)}`);
+    out(`The CLI works on the demo's data with its profile: ${cliCommand()} keys list --config ${path.relative(process.cwd(), profileFile)}`);
   } else {
     out();
     out(`Demo data already exists in ${dataDir} (a key is shown only when it is created).`);
-    out(`New key:  node bin/keygate.js keys create --config ${path.relative(process.cwd(), profileFile)} --account ${accounts[0]?.id} --name "second key"`);
+    out(`New key:  ${cliCommand()} keys create --config ${path.relative(process.cwd(), profileFile)} --account ${accounts[0]?.id} --name "second key"`);
     out(`Start over: delete ${path.relative(process.cwd(), dataDir)}`);
   }
   out();
@@ -138,4 +138,17 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
       await upstream.close();
     },
   };
+}
+
+/**
+ * How to run the CLI from where the demo was started: `npx keygate` in a project that
+ * installed keygate, `node bin/keygate.js` in a clone (the script's path as the demo was
+ * started with it, from the current folder).
+ */
+function cliCommand(): string {
+  const script = process.argv[1] ?? 'bin/keygate.js';
+  if (script.split(path.sep).includes('node_modules')) return 'npx keygate';
+  const relative = path.relative(process.cwd(), script);
+  const shown = relative.startsWith('..') || path.isAbsolute(relative) ? script : relative;
+  return `node ${/[^\w./-]/.test(shown) ? `'${shown.replaceAll("'", `'\\''`)}'` : shown}`;
 }
