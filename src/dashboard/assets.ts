@@ -147,7 +147,9 @@ figure.chart h3 { margin: 0 0 .5rem; }
 .plot { display: grid; grid-template-columns: auto 1fr; gap: 0 .5rem; }
 .plot .y { display: flex; flex-direction: column; justify-content: space-between; font-size: .8rem; color: var(--muted); text-align: right; height: 10rem; font-variant-numeric: tabular-nums; }
 .plot svg { width: 100%; height: 10rem; display: block; background: linear-gradient(var(--line), var(--line)) bottom / 100% 1px no-repeat; }
-.plot .x { grid-column: 2; display: flex; justify-content: space-between; font-size: .8rem; color: var(--muted); padding-top: .25rem; }
+/* One equal cell per day, like the bars' slots; a label wider than its cell spills evenly to both sides. */
+.plot .x { grid-column: 2; display: grid; grid-auto-flow: column; grid-auto-columns: minmax(0, 1fr); font-size: .8rem; color: var(--muted); padding-top: .25rem; }
+.plot .x span { justify-self: center; white-space: nowrap; }
 .legend { display: flex; flex-wrap: wrap; gap: .25rem 1rem; list-style: none; padding: 0; margin: .5rem 0 0; font-size: .85rem; }
 .legend li { display: flex; align-items: center; gap: .35rem; }
 .swatch { width: .8rem; height: .8rem; border-radius: 2px; display: inline-block; }
