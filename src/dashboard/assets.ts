@@ -101,7 +101,8 @@ fieldset { border: 0; padding: 0; margin: 0 0 1.1rem; min-width: 0; }
 table.data { width: 100%; border-collapse: collapse; margin: .5rem 0 1rem; font-size: .95rem; }
 table.data caption { text-align: left; font-weight: 600; padding: .25rem 0; }
 table.data th, table.data td { text-align: left; padding: .55rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-table.data th { font-size: .85rem; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); border-bottom-width: 2px; }
+/* Column headings only: a row's own heading (a chart's day) is ruled like the rest of its row. */
+table.data thead th { font-size: .85rem; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); border-bottom-width: 2px; }
 table.data td.num, table.data th.num { text-align: right; font-variant-numeric: tabular-nums; }
 /* A name of 100 characters without a space wraps in its cell instead of widening the table. */
 table.data .key-name { font-weight: 600; display: block; overflow-wrap: anywhere; }

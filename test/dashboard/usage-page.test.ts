@@ -1,6 +1,7 @@
 /**
  * How the usage page's charts read, in real Chromium: each day's label sits under that
- * day's bar however many days the period has shown so far (1, 2, 3, 7, 30).
+ * day's bar however many days the period has shown so far (1, 2, 3, 7, 30), and the
+ * table of a chart's numbers draws one even line under each day.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,6 +82,19 @@ describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', ()
         expect(await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth), where(name)).toBe(0);
         if (day === 3 || day === 30) await screenshot(page, `usage-${day}-days-${name}`);
       }
+    }
+  });
+
+  it('draws the same line under a day’s row header as under its figures in the table of numbers', async () => {
+    for (const [name, page] of [['desktop', desktop], ['phone', phone]] as const) {
+      await page.goto('/usage');
+      const table = page.locator('details.numbers').first();
+      await table.locator('summary').click();
+      await screenshot(page, `usage-numbers-${name}`);
+      const lines = await table.locator('tbody tr').first().evaluate((row) => [...row.children].map((cell) => getComputedStyle(cell).borderBottomWidth));
+      expect(lines).toEqual(lines.map(() => '1px'));
+      // The column headings keep their heavier line.
+      expect(await table.locator('thead th').first().evaluate((th) => getComputedStyle(th).borderBottomWidth)).toBe('2px');
     }
   });
 });
