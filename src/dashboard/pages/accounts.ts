@@ -220,7 +220,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
           ? html`<div class="empty"><p><strong>No more accounts.</strong></p><p><a href="/accounts">Back to the first page</a></p></div>`
           : html`<div class="empty"><p><strong>No accounts yet.</strong></p><p>Create one below, or with <code>keygate accounts create</code>.</p></div>`;
     const body = html`<h1>Accounts</h1>
-<p>${search !== undefined ? html`Accounts whose name contains “${search}”, or whose id it is` : html`Every account of this ${rt.config.name} gateway`}, oldest first, ${ACCOUNTS_PER_PAGE} to a page. Open one to see its keys, members and usage.</p>
+<p>${search !== undefined ? html`Accounts whose name contains “${search}”, or whose id it is` : html`Every account of this ${rt.config.title} gateway`}, oldest first, ${ACCOUNTS_PER_PAGE} to a page. Open one to see its keys, members and usage.</p>
 <form method="get" action="/accounts" class="inline-form" role="search" aria-label="Accounts">
   <div class="field"><label for="account-search">Search accounts</label><input id="account-search" name="q" type="search" maxlength="200" value="${search ?? ''}"></div>
   <button type="submit">Search</button>${search !== undefined ? html`<p><a href="/accounts">Show every account</a></p>` : ''}
