@@ -84,11 +84,11 @@ export interface Runtime {
 
 /**
  * What a reload can change: what requests are judged by (plans, routes, built-ins,
- * scopes), how refusals read (errors), whether requests are logged, the name, and how
+ * scopes), how refusals read (errors), whether requests are logged, the names, and how
  * the next stop goes (shutdown). The rest is what processes, listeners, connections and
  * stored keys were built from.
  */
-export const RELOADABLE = ['name', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'errors', 'log.requests', 'shutdown'] as const;
+export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'errors', 'log.requests', 'shutdown'] as const;
 
 export class ConfigReloadError extends Error {
   constructor(readonly fields: string[]) {

@@ -184,8 +184,20 @@ describe('keygate.yaml validation', () => {
     }
   });
 
+  it('takes the API\'s name from title, else from the profile\'s id with each word capitalised', () => {
+    const base = 'upstream: {url: http://127.0.0.1:4000}\n';
+    expect(parseConfigText(`${base}name: seranking-data\ntitle: SE Ranking Data\n`)).toMatchObject({ name: 'seranking-data', title: 'SE Ranking Data' });
+    expect(parseConfigText(`${base}name: seranking-data\n`).title).toBe('Seranking Data');
+    expect(parseConfigText(`${base}name: ranksy\n`).title).toBe('Ranksy');
+    expect(parseConfigText(base)).toMatchObject({ name: 'keygate', title: 'Keygate' });
+    expect(problems(`${base}title: "  "\n`)).toEqual(['title: a name to show, e.g. "SE Ranking Data"']);
+  });
+
   it('exports a JSON Schema for editors', () => {
     const schema = configJsonSchema() as { properties: Record<string, unknown>; required?: string[] };
+    // title is optional, described for an editor to show, and its default is said there (it follows name).
+    expect(schema.properties.title).toMatchObject({ type: 'string', description: expect.stringContaining('Default: name with each word capitalised') });
+    expect(schema.required).not.toContain('title');
     expect(schema.properties).toHaveProperty('upstream');
     expect(schema.properties).toHaveProperty('plans');
     expect(schema.required).toContain('upstream');

@@ -370,12 +370,29 @@ function checkCountersUrl(url: string, ctx: z.RefinementCtx): void {
   }
 }
 
+/**
+ * The API's name where a profile gives none: its id with each word capitalised
+ * ("seranking-data" → "Seranking Data", "ranksy" → "Ranksy").
+ */
+export function titleFromName(name: string): string {
+  const words = name.split(/[-_\s]+/).filter((word) => word !== '');
+  return words.length === 0 ? name : words.map((word) => word.charAt(0).toUpperCase() + word.slice(1)).join(' ');
+}
+
 /** The highest database number of a Redis with its default 16. */
 const MAX_REDIS_DB = 15;
 
 export const configSchema = z
   .object({
-    name: z.string().default('keygate'),
+    name: z.string().default('keygate').describe('The profile\'s id, e.g. "seranking-data": in /health and the start-up log line (`profile`).'),
+    title: z
+      .string()
+      .trim()
+      .min(1, 'a name to show, e.g. "SE Ranking Data"')
+      .optional()
+      .describe(
+        'The API\'s name as its customers know it, without "API", e.g. "SE Ranking Data": in the dashboard\'s header, page titles and sentences ("call the SE Ranking Data API"). Default: name with each word capitalised ("seranking-data" → "Seranking Data").',
+      ),
     listen: listen(8080, GATEWAY_MAX_HEADER_SIZE),
     basePath: z.string().regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1').default('/').describe('keygate guards everything under this path.'),
     upstream: z
@@ -593,7 +610,8 @@ export const configSchema = z
       if (!(error instanceof RouteTableError)) throw error;
       ctx.addIssue({ code: 'custom', path: error.at, message: error.message });
     }
-  });
+  })
+  .transform((config) => ({ ...config, title: config.title ?? titleFromName(config.name) }));
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;

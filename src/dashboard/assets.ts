@@ -101,7 +101,8 @@ fieldset { border: 0; padding: 0; margin: 0 0 1.1rem; min-width: 0; }
 table.data { width: 100%; border-collapse: collapse; margin: .5rem 0 1rem; font-size: .95rem; }
 table.data caption { text-align: left; font-weight: 600; padding: .25rem 0; }
 table.data th, table.data td { text-align: left; padding: .55rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-table.data th { font-size: .85rem; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); border-bottom-width: 2px; }
+/* Column headings only: a row's own heading (a chart's day) is ruled like the rest of its row. */
+table.data thead th { font-size: .85rem; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); border-bottom-width: 2px; }
 table.data td.num, table.data th.num { text-align: right; font-variant-numeric: tabular-nums; }
 /* A name of 100 characters without a space wraps in its cell instead of widening the table. */
 table.data .key-name { font-weight: 600; display: block; overflow-wrap: anywhere; }
@@ -147,7 +148,9 @@ figure.chart h3 { margin: 0 0 .5rem; }
 .plot { display: grid; grid-template-columns: auto 1fr; gap: 0 .5rem; }
 .plot .y { display: flex; flex-direction: column; justify-content: space-between; font-size: .8rem; color: var(--muted); text-align: right; height: 10rem; font-variant-numeric: tabular-nums; }
 .plot svg { width: 100%; height: 10rem; display: block; background: linear-gradient(var(--line), var(--line)) bottom / 100% 1px no-repeat; }
-.plot .x { grid-column: 2; display: flex; justify-content: space-between; font-size: .8rem; color: var(--muted); padding-top: .25rem; }
+/* One equal cell per day, like the bars' slots; a label wider than its cell spills evenly to both sides. */
+.plot .x { grid-column: 2; display: grid; grid-auto-flow: column; grid-auto-columns: minmax(0, 1fr); font-size: .8rem; color: var(--muted); padding-top: .25rem; }
+.plot .x span { justify-self: center; white-space: nowrap; }
 .legend { display: flex; flex-wrap: wrap; gap: .25rem 1rem; list-style: none; padding: 0; margin: .5rem 0 0; font-size: .85rem; }
 .legend li { display: flex; align-items: center; gap: .35rem; }
 .swatch { width: .8rem; height: .8rem; border-radius: 2px; display: inline-block; }

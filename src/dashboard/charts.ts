@@ -2,6 +2,8 @@
  * Charts drawn on the server as inline SVG: stacked bars per day and horizontal bars
  * per label. The plot is a stretchable SVG (no text inside, so it stays sharp at any
  * width); axis labels and the legend are ordinary HTML that keeps its size on a phone.
+ * The x axis has one cell per day, as wide as the day's slot in the plot, so a label is
+ * centred under its bar whatever the number of days.
  * Every chart has a text alternative and a table of its numbers.
  */
 import { html, type Html } from './html.js';
@@ -65,7 +67,8 @@ export function dailyBarChart(options: { id: string; title: string; days: readon
       );
     });
   });
-  const middle = days[Math.floor((days.length - 1) / 2)] as string;
+  // The first, middle and last days are named (each once: a chart of one day has one label).
+  const labelled = new Set([0, Math.floor((days.length - 1) / 2), days.length - 1]);
   const summary = `${title}, ${shortDay(days[0] as string)} to ${shortDay(days[days.length - 1] as string)}: ${number(grandTotal)} ${unit} in all, at most ${number(Math.max(...totals))} in a day.`;
   return html`<figure class="chart${options.wide ? ' wide' : ''}" aria-labelledby="${id}-title">
   ${heading}
@@ -75,7 +78,7 @@ export function dailyBarChart(options: { id: string; title: string; days: readon
       <line class="grid" x1="0" x2="${width}" y1="${PLOT_HEIGHT / 2}" y2="${PLOT_HEIGHT / 2}" vector-effect="non-scaling-stroke"></line>
       ${bars}
     </svg>
-    <div class="x" aria-hidden="true"><span>${shortDay(days[0] as string)}</span>${days.length > 2 ? html`<span>${shortDay(middle)}</span>` : ''}<span>${shortDay(days[days.length - 1] as string)}</span></div>
+    <div class="x" aria-hidden="true">${days.map((day, i) => html`<span>${labelled.has(i) ? shortDay(day) : ''}</span>`)}</div>
   </div>
   ${legend(series.map((s) => s.label))}
   <details class="numbers"><summary>Show the numbers<span class="sr-only"> for ${title.toLowerCase()}</span></summary>

@@ -9,7 +9,7 @@ import { csrfField, takeNotice, type Dashboard, type Notice } from './context.js
 import { html, raw, type Html } from './html.js';
 
 export interface PageOptions {
-  /** The page's own name; the document title adds the API's name. */
+  /** The page's own name; the document title adds the API's (`title` in the profile). */
   title: string;
   body: Html;
   status?: number;
@@ -54,7 +54,7 @@ function header(dash: Dashboard, request: FastifyRequest): Html {
     : html``;
   return html`<header class="top">
   <div class="wrap">
-    <a class="brand" href="/">${dash.rt.config.name}</a>
+    <a class="brand" href="/">${dash.rt.config.title}</a>
     ${items.length > 0
       ? html`<nav aria-label="Main"><ul>${items.map(
           (item) => html`<li><a href="${item.href}"${isCurrent(path, item.href) ? html` aria-current="page"` : ''}>${item.label}</a></li>`,
@@ -81,7 +81,7 @@ export function renderDocument(dash: Dashboard, request: FastifyRequest, options
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>${options.title} · ${dash.rt.config.name}</title>
+<title>${options.title} · ${dash.rt.config.title}</title>
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
 <script src="${SCRIPT_PATH}" defer></script>
 </head>
@@ -90,7 +90,7 @@ export function renderDocument(dash: Dashboard, request: FastifyRequest, options
 ${header(dash, request)}
 <main id="main" class="wrap" tabindex="-1">
 ${body}
-<footer class="foot">${dash.rt.config.name} · API keys and usage</footer>
+<footer class="foot">${dash.rt.config.title} · API keys and usage</footer>
 </main>
 </body>
 </html>

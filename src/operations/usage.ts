@@ -1,6 +1,7 @@
 /** An account's usage: plan, API access, and every meter's usage, limit and remaining. */
 import type { Runtime } from '../runtime.js';
-import type { AccountRecord } from '../store/store.js';
+import type { AccountRecord, GaugeRow } from '../store/store.js';
+import type { Plan } from '../config/schema.js';
 import { OperationError } from './errors.js';
 import { periodBounds, isoDay } from '../meters/period.js';
 import { MAX_REPORTED, overageAllowed } from '../meters/cost.js';
@@ -29,18 +30,33 @@ export interface AccountUsage {
   meters: Record<string, MeterUsage>;
 }
 
-export async function accountUsage(rt: Runtime, accountOrId: string | AccountRecord): Promise<AccountUsage> {
+/**
+ * The meter that sums up an account's usage in one figure (the operator's list of
+ * accounts): its plan's first consumed meter, else its first gauge.
+ */
+export function mainMeterOf(plan: Plan | undefined): string | undefined {
+  const meters = Object.entries(plan?.meters ?? {});
+  return (meters.find(([, meter]) => meter.kind === 'consumed') ?? meters[0])?.[0];
+}
+
+/** `options.meters`: only these of the plan's meters (a list of many accounts needs one each); default, all. */
+export async function accountUsage(rt: Runtime, accountOrId: string | AccountRecord, options: { meters?: readonly string[] } = {}): Promise<AccountUsage> {
   const account = typeof accountOrId === 'string' ? await getAccount(rt, accountOrId) : accountOrId;
   const now = rt.clock();
   const plan = rt.config.plans[account.planId];
   const planExpired = account.planExpiresAt !== null && account.planExpiresAt <= now;
   const meters: Record<string, MeterUsage> = {};
+  const chosen = Object.entries(plan?.meters ?? {}).filter(([name]) => options.meters?.includes(name) ?? true);
   // Stored levels, then the ones reported since the last flush: the later of the two.
-  const gauges = new Map((await rt.store.listGauges(account.id)).map((g) => [g.meter, g]));
-  for (const pending of rt.usage.pendingGauges(account.id)) {
-    if ((gauges.get(pending.meter)?.updatedAt ?? -Infinity) <= pending.updatedAt) gauges.set(pending.meter, pending);
+  // Read only where a gauge is asked for.
+  const gauges = new Map<string, GaugeRow>();
+  if (chosen.some(([, meter]) => meter.kind === 'gauge')) {
+    for (const g of await rt.store.listGauges(account.id)) gauges.set(g.meter, g);
+    for (const pending of rt.usage.pendingGauges(account.id)) {
+      if ((gauges.get(pending.meter)?.updatedAt ?? -Infinity) <= pending.updatedAt) gauges.set(pending.meter, pending);
+    }
   }
-  for (const [name, meter] of Object.entries(plan?.meters ?? {})) {
+  for (const [name, meter] of chosen) {
     const bounds = periodBounds(meter.period, now);
     const usage =
       meter.kind === 'gauge' ? (gauges.get(name)?.value ?? 0) : (await rt.counters.meterBalance(account.id, name, bounds.start)).used;

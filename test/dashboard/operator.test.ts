@@ -7,7 +7,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { keyBlockId } from '../../src/counters/counters.js';
+import { accountBlockId, keyBlockId } from '../../src/counters/counters.js';
 import { updateAccount } from '../../src/operations/accounts.js';
 import { ACCOUNTS_PER_PAGE } from '../../src/dashboard/pages/accounts.js';
 import { tempDir } from '../support/temp.js';
@@ -44,14 +44,15 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await fixture?.close();
   });
 
-  it('lists every account with its plan, API access and keys', async () => {
+  it('lists every account with its plan, API access, usage of its main meter, blocks and keys', async () => {
     expect(new URL(page.url()).pathname).toBe('/accounts');
     await expectHeading(page, 'Accounts');
     expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts()).toEqual(['Accounts', 'Audit log']);
+    // Acme's one request so far spent a unit of its 1,000.
     const acme = await textOf(page.locator('tr', { hasText: 'Acme Analytics' }));
-    expect(acme).toMatch(/Acme Analytics\s+Pro\s+On\s+1\s+0/);
+    expect(acme).toMatch(/^Acme Analytics\s+Pro\s+On\s+1 \/ 1,000 units\s+No\s+1\s+0\s/);
     const globex = await textOf(page.locator('tr', { hasText: 'Globex' }));
-    expect(globex).toMatch(/Globex\s+Free\s+Off\s+0\s+0/);
+    expect(globex).toMatch(/^Globex\s+Free\s+Off\s+no meters\s+No\s+0\s+0\s/);
     expect(await textOf(page.getByRole('table', { name: 'Plans' }))).toContain('Not included');
     await screenshot(page, 'accounts');
 
@@ -130,7 +131,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     expect(await textOf(page.locator('tr', { hasText: 'dan@acme.example' }))).toContain('Active');
   });
 
-  it('shows a key that is blocked for exceeding its rate limit, until when, and lifts the block', async () => {
+  it('shows a key that is blocked for exceeding its rate limit, until when, on the account and in the list of accounts, and lifts the block', async () => {
     // Blocked as the counters block it (three refusals in a row with after: 2).
     const { counters } = fixture.keygate.runtime;
     const now = fixture.clock.now();
@@ -141,11 +142,26 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     const row = page.locator(`tr[data-key-id="${keyId}"]`);
     expect(await textOf(row.locator('.badge.blocked'))).toBe('Blocked, ends in 5 min');
     await screenshot(page, 'account-key-blocked');
+    // The list of accounts says so too, for an operator scanning it.
+    const blockedCell = page.locator('tr', { hasText: 'Acme Analytics' }).locator('td[data-label="Blocked"]');
+    await page.goto('/accounts');
+    expect(await textOf(blockedCell)).toBe('Blocked, ends in 5 min');
+    await screenshot(page, 'accounts-key-blocked');
+    await page.goto(`/accounts/${acmeId}`);
     await row.getByRole('button', { name: 'Unblock Acme production' }).click();
     expect(await textOf(page.getByRole('status'))).toMatch(/^The block of key “Acme production” \(rk_live_…\w{4}\) is lifted; its requests are admitted again\.$/);
     expect(await row.locator('.badge.blocked').count()).toBe(0);
     expect(await row.getByRole('button', { name: /^Unblock/ }).count()).toBe(0);
     expect((await counters.blocksInForce([keyBlockId(keyId)], fixture.clock.now())).size).toBe(0);
+    await page.goto('/accounts');
+    expect(await textOf(blockedCell)).toBe('No');
+
+    // A block of the whole account stops its key too.
+    const accountWindow = { id: `a:${acmeId}:1000:1:test`, name: 'burst', limit: 1, windowMs: 1_000 };
+    for (let i = 0; i < 3; i++) await counters.admit({ now, windows: [accountWindow], block: { id: accountBlockId(acmeId), policy: { ...policy, scope: 'account' } } });
+    await page.reload();
+    expect(await textOf(blockedCell)).toBe('Blocked, ends in 5 min');
+    await counters.liftBlocks([accountBlockId(acmeId)], fixture.clock.now());
   });
 
   it('revokes a key of any account after a confirmation', async () => {
@@ -245,7 +261,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await search.getByRole('button', { name: 'Search' }).click();
     expect(new URL(page.url()).search).toBe('?q=bULK+10');
     expect((await names()).sort()).toEqual(['Bulk 100', 'Bulk 101', 'Bulk 102']);
-    expect(await textOf(page.locator('tr', { hasText: `Bulk ${String(total - 1).padStart(3, '0')}` }))).toMatch(/Free\s+Off\s+1\s+0/);
+    expect(await textOf(page.locator('tr', { hasText: `Bulk ${String(total - 1).padStart(3, '0')}` }))).toMatch(/Free\s+Off\s+no meters\s+No\s+1\s+0/);
     await page.goto(`/accounts?q=${acmeId}`);
     expect(await rows.allInnerTexts()).toEqual([expect.stringContaining('Acme Analytics')]);
     await page.goto('/accounts?q=%3Cb%3Enobody');

@@ -5,6 +5,7 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyBlockId } from '../../src/counters/counters.js';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, DESKTOP, expectHeading, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, textOf, type DashboardFixture } from './support.js';
 
@@ -69,6 +70,30 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
     const revoke = await card.getByRole('link', { name: 'Revoke Phone app' }).boundingBox();
     expect(revoke?.height).toBeGreaterThanOrEqual(36);
     await screenshot(page, 'phone-keys');
+  });
+
+  it('keeps a blocked key\'s badges beside its Status label, not under it', async () => {
+    const [key] = await fixture.keygate.runtime.store.listKeys();
+    const { counters } = fixture.keygate.runtime;
+    const now = fixture.clock.now();
+    // Blocked as the counters block it (three refusals in a row with after: 2).
+    const window = { id: `k:${key!.id}:1000:1:test`, name: 'burst', limit: 1, windowMs: 1_000 };
+    const policy = { after: 2, within: 60_000, duration: 300_000, factor: 2, max: 3_600_000, forgetAfter: 86_400_000, scope: 'key' as const };
+    try {
+      for (let i = 0; i < 3; i++) await counters.admit({ now, windows: [window], block: { id: keyBlockId(key!.id), policy } });
+      await page.goto('/keys');
+      const status = page.locator('tr', { hasText: 'Phone app' }).locator('td[data-label="Status"]');
+      const active = await status.locator('.badge.active').boundingBox();
+      const blocked = await status.locator('.badge.blocked').boundingBox();
+      expect(await textOf(status.locator('.badge.blocked'))).toBe('Blocked, ends in 5 min');
+      // Both in the value column, where every other field's value starts.
+      const value = await page.locator('tr', { hasText: 'Phone app' }).locator('td[data-label="Created (UTC)"] time').boundingBox();
+      expect(blocked?.x).toBe(value?.x);
+      expect(active?.x).toBe(value?.x);
+      await screenshot(page, 'phone-key-blocked');
+    } finally {
+      await counters.liftBlocks([keyBlockId(key!.id)], fixture.clock.now());
+    }
   });
 
   it('shows usage and its charts within the screen', async () => {

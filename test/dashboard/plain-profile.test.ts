@@ -1,6 +1,7 @@
 /**
- * A profile like four of the five examples: no scopes and one key mode. In real Chromium
- * the dashboard then says nothing about either (a "Scopes: none" would tell a member
+ * A profile like four of the five examples: no scopes and one key mode, an id ("name")
+ * and the API's name ("title"). In real Chromium the dashboard names the API by its
+ * title, never its id, and says nothing about scopes or modes (a "Scopes: none" would tell a member
  * their key can call nothing, when it can call everything), and its usage page says
  * what a meter counts in, that an account whose keys are blocked is refused for now
  * although its API access is on, and draws no units chart for a plan that spends none.
@@ -21,6 +22,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and w
   beforeAll(async () => {
     fixture = await startDashboard(dir, (profile) => ({
       ...profile,
+      name: 'seranking-data',
+      title: 'SE Ranking Data',
       keys: { format: 'prefixed', prefix: { live: 'sk_live_' } },
       scopes: [],
       plans: {
@@ -50,6 +53,24 @@ describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and w
   });
 
   let secret = '';
+
+  it('names the API by the profile\'s title in the header, the page titles and its sentences, never by its id', async () => {
+    await page.goto('/keys');
+    await expectHeading(page, 'API keys');
+    expect(await page.title()).toBe('API keys · SE Ranking Data');
+    expect(await textOf(page.locator('header .brand'))).toBe('SE Ranking Data');
+    expect(await textOf(page.locator('main p').first())).toMatch(/^Keys let your programs call the SE Ranking Data API as Acme Analytics\./);
+    expect(await textOf(page.locator('footer'))).toBe('SE Ranking Data · API keys and usage');
+    expect(await textOf(page.locator('body'))).not.toContain('seranking-data');
+    const signedOut = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    try {
+      await signedOut.goto('/sign-in');
+      expect(await signedOut.title()).toBe('Sign in · SE Ranking Data');
+      expect(await textOf(signedOut.locator('main'))).toContain('Manage your SE Ranking Data API keys and see your usage.');
+    } finally {
+      await signedOut.context().close();
+    }
+  });
 
   it('creates a key without a word about scopes or its mode', async () => {
     await page.goto('/keys/new');

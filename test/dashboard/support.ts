@@ -38,10 +38,13 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
 }
 
-/** A Ranksy-like profile: Bearer rk_live_/rk_test_ keys, scopes, a metered Pro plan and a Free plan without API access. */
+/**
+ * A Ranksy-like profile: Bearer rk_live_/rk_test_ keys, scopes, a metered Pro plan and a
+ * Free plan without API access. Its id, "ranksy", gives the name pages show: "Ranksy".
+ */
 export function dashboardProfile(upstreamUrl: string): ConfigInput {
   return {
-    name: 'Ranksy',
+    name: 'ranksy',
     basePath: '/v1',
     upstream: { url: upstreamUrl, timeout: '10s' },
     keys: { format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' } },

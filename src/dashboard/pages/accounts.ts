@@ -14,11 +14,12 @@ import { inviteMember } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { planOut, windowText } from '../../operations/plans.js';
+import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/usage.js';
 import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, sentence, when } from '../format.js';
-import { isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
+import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
 import { FORM_NONCE, newFormNonce } from './keys.js';
 import { auditTable } from './audit.js';
@@ -167,12 +168,6 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     return redirect(reply, `/accounts/${account.id}`);
   });
 
-  /** The same rule as the pipeline's: the plan includes API access, the switch is on, the plan has not expired. */
-  function apiEnabled(account: AccountRecord, now: number): boolean {
-    const plan = rt.config.plans[account.planId];
-    return Boolean(plan?.apiAccess && account.apiAccess && (account.planExpiresAt === null || account.planExpiresAt > now));
-  }
-
   function planName(planId: string): string {
     return rt.config.plans[planId]?.name ?? planId;
   }
@@ -195,14 +190,21 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     const accounts = listed.slice(0, ACCOUNTS_PER_PAGE);
     const next = listed.length > ACCOUNTS_PER_PAGE ? cursorOf(accounts[accounts.length - 1] as AccountRecord) : undefined;
     const accountIds = accounts.map((account) => account.id);
-    const keysInUse = countBy((await rt.store.listKeys({ accountIds })).filter((k) => isUsable(k, now)), (k) => k.accountId);
+    const usable = (await rt.store.listKeys({ accountIds })).filter((k) => isUsable(k, now));
     const members = countBy(await rt.store.listMembers({ accountIds }), (m) => m.accountId);
-    const rows = accounts.map((account) => ({
-      account,
-      apiEnabled: apiEnabled(account, now),
-      keys: keysInUse.get(account.id) ?? 0,
-      members: members.get(account.id) ?? 0,
-    }));
+    // The page's blocks in one ask (every usable key's and its account's: one Redis round trip),
+    // and each account's main meter only (in memory a lookup; with Redis one HMGET each, sent together).
+    const blocked = await blockedUntilOf(rt, usable);
+    const usages = await Promise.all(
+      accounts.map((account) => {
+        const meter = mainMeterOf(rt.config.plans[account.planId]);
+        return accountUsage(rt, account, { meters: meter === undefined ? [] : [meter] });
+      }),
+    );
+    const rows = accounts.map((account, i) => {
+      const keys = usable.filter((k) => k.accountId === account.id);
+      return { account, usage: usages[i] as AccountUsage, keys: keys.length, members: members.get(account.id) ?? 0, blocked: blocked && keys.flatMap((k) => blocked.get(k.id) ?? []) };
+    });
     const listUrl = (place?: string) => {
       const params = new URLSearchParams({ ...(search !== undefined ? { q: search } : {}), ...(place !== undefined ? { after: place } : {}) }).toString();
       return params === '' ? '/accounts' : `/accounts?${params}`;
@@ -218,7 +220,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
           ? html`<div class="empty"><p><strong>No more accounts.</strong></p><p><a href="/accounts">Back to the first page</a></p></div>`
           : html`<div class="empty"><p><strong>No accounts yet.</strong></p><p>Create one below, or with <code>keygate accounts create</code>.</p></div>`;
     const body = html`<h1>Accounts</h1>
-<p>${search !== undefined ? html`Accounts whose name contains “${search}”, or whose id it is` : html`Every account of this ${rt.config.name} gateway`}, oldest first, ${ACCOUNTS_PER_PAGE} to a page. Open one to see its keys, members and usage.</p>
+<p>${search !== undefined ? html`Accounts whose name contains “${search}”, or whose id it is` : html`Every account of this ${rt.config.title} gateway`}, oldest first, ${ACCOUNTS_PER_PAGE} to a page. Open one to see its keys, members and usage.</p>
 <form method="get" action="/accounts" class="inline-form" role="search" aria-label="Accounts">
   <div class="field"><label for="account-search">Search accounts</label><input id="account-search" name="q" type="search" maxlength="200" value="${search ?? ''}"></div>
   <button type="submit">Search</button>${search !== undefined ? html`<p><a href="/accounts">Show every account</a></p>` : ''}
@@ -227,12 +229,14 @@ ${rows.length === 0
   ? empty
   : html`<div class="table-wrap"><table class="data cards">
   <caption class="sr-only">Accounts</caption>
-  <thead><tr><th scope="col">Account</th><th scope="col">Plan</th><th scope="col">API access</th><th scope="col" class="num">Keys in use</th><th scope="col" class="num">Members</th><th scope="col">Created</th></tr></thead>
+  <thead><tr><th scope="col">Account</th><th scope="col">Plan</th><th scope="col">API access</th><th scope="col">Usage</th><th scope="col">Blocked</th><th scope="col" class="num">Keys in use</th><th scope="col" class="num">Members</th><th scope="col">Created</th></tr></thead>
   <tbody>${rows.map(
     (r) => html`<tr>
     <td data-label="Account"><a href="/accounts/${r.account.id}">${r.account.name}</a></td>
     <td data-label="Plan">${planName(r.account.planId)}</td>
-    <td data-label="API access">${r.apiEnabled ? html`<span class="badge on">On</span>` : html`<span class="badge off">Off</span>`}</td>
+    <td data-label="API access">${r.usage.apiEnabled ? html`<span class="badge on">On</span>` : html`<span class="badge off">Off</span>`}</td>
+    <td data-label="Usage">${mainMeterCell(r.usage)}</td>
+    <td data-label="Blocked">${blockedCell(r.blocked, r.keys, now)}</td>
     <td data-label="Keys in use" class="num">${number(r.keys)}</td>
     <td data-label="Members" class="num">${number(r.members)}</td>
     <td data-label="Created">${when(r.account.createdAt)}</td>
@@ -332,6 +336,24 @@ ${auditTable(events, accountNames, `Recent activity of ${account.name}`)}
 function replacedWhat(replaced: { accountId: string | null; role: string }, accountId: string): string {
   if (replaced.role === 'operator') return ' as an operator';
   return replaced.accountId === accountId ? '' : ' to another account';
+}
+
+/** An account's main meter in the list: used / limit, in its unit (a gauge: its current level). */
+function mainMeterCell(usage: AccountUsage): Html {
+  const [name, meter] = Object.entries(usage.meters)[0] ?? [];
+  if (name === undefined || meter === undefined) return html`<span class="muted">no meters</span>`;
+  return html`${number(meter.usage)} / ${number(meter.limit)} ${meter.unit ?? name}`;
+}
+
+/**
+ * Whether the rate limiter's block stops the account's keys now (a key's own block, or
+ * the account's): `until`, when each blocked key's block ends; undefined when the
+ * counters cannot say (Redis away).
+ */
+function blockedCell(until: readonly number[] | undefined, keys: number, now: number): Html {
+  if (until === undefined) return html`<span class="muted" title="The counters did not answer">unknown</span>`;
+  if (until.length === 0) return html`<span class="muted">No</span>`;
+  return html`<span>${blockedBadge(Math.min(...until), now)}${until.length < keys ? html`<span class="related">${until.length} of ${keys} keys</span>` : ''}</span>`;
 }
 
 /** How many of `rows` each key (an account id) has. */

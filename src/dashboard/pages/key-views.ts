@@ -100,7 +100,7 @@ export function keyTable(keys: readonly KeyRecord[], now: number, caption: strin
     <td data-label="Created (UTC)">${whenInTable(key.createdAt)}</td>
     <td data-label="Last used (UTC)">${whenInTable(key.lastUsedAt, 'Never')}</td>
     <td data-label="Expires (UTC)">${key.revokedAt !== null && key.expiresAt === null ? html`<span class="muted">—</span>` : whenInTable(key.expiresAt, 'Never')}</td>
-    <td data-label="Status">${statusBadge(key, now, blocked?.get(key.id))}</td>
+    <td data-label="Status"><span>${statusBadge(key, now, blocked?.get(key.id))}</span></td>
     ${actions ? html`<td data-label=""><div class="actions tight">${actions(key)}</div></td>` : ''}
   </tr>`,
   )}</tbody>

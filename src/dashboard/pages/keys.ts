@@ -83,7 +83,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
       : ''}
       <a class="button secondary small" href="/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`;
     const body = html`<h1>API keys</h1>
-<p>Keys let your programs call the ${rt.config.name} API as <strong>${account.name}</strong>. Treat each key like a password: anyone who has it can use your plan.</p>
+<p>Keys let your programs call the ${rt.config.title} API as <strong>${account.name}</strong>. Treat each key like a password: anyone who has it can use your plan.</p>
 ${usage.apiEnabled
   ? ''
   : html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, usage.planExpired)}). ${plan && !plan.apiAccess ? 'Requests are refused until the account is on a plan that includes it.' : 'You can manage keys, but requests are refused until it is on.'}</p></div>`}

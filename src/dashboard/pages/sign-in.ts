@@ -60,7 +60,7 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
 
   function sendSignIn(request: FastifyRequest, reply: FastifyReply, email: string, back: string | undefined, notice?: Notice, status = 200): FastifyReply {
     const body = html`<h1>Sign in</h1>
-<p class="muted">Manage your ${rt.config.name} API keys and see your usage.</p>
+<p class="muted">Manage your ${rt.config.title} API keys and see your usage.</p>
 <form method="post" action="/sign-in" class="stack">
   ${preSessionCsrfField(dash, request, reply)}
   ${back === undefined ? '' : html`<input type="hidden" name="next" value="${back}">`}

@@ -1,0 +1,100 @@
+/**
+ * How the usage page's charts read, in real Chromium: each day's label sits under that
+ * day's bar however many days the period has shown so far (1, 2, 3, 7, 30), and the
+ * table of a chart's numbers draws one even line under each day.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/operations/keys.js';
+import { tempDir } from '../support/temp.js';
+import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, type DashboardFixture } from './support.js';
+
+/** Noon of a day of January 2027, whose period (a calendar month) starts on the 1st. */
+const jan = (day: number) => Date.UTC(2027, 0, day, 12);
+const DAYS_SHOWN = [1, 2, 3, 7, 30];
+
+interface AxisLabel {
+  text: string;
+  /** Horizontal centre of the label, and of the bar whose day it names (null: no such bar). */
+  labelCentre: number;
+  barCentre: number | null;
+}
+
+/** The x-axis labels of a chart of days, each with the centre of its day's bar (found by the bar's tooltip, "Jan 7: 1 answered"). */
+function axisLabels(page: Page, chartTitle: string): Promise<AxisLabel[]> {
+  return page.evaluate((title) => {
+    const figure = [...document.querySelectorAll('figure.chart')].find((f) => f.querySelector('h3')?.textContent === title);
+    if (!figure) throw new Error(`no chart "${title}"`);
+    const centre = (r: DOMRect) => r.left + r.width / 2;
+    const bars = [...figure.querySelectorAll('svg rect')].map((rect) => ({ day: (rect.querySelector('title')?.textContent ?? '').split(':')[0], centre: centre(rect.getBoundingClientRect()) }));
+    return [...figure.querySelectorAll('.x span')]
+      .filter((span) => (span.textContent ?? '').trim() !== '')
+      .map((span) => {
+        const text = (span.textContent ?? '').trim();
+        return { text, labelCentre: centre(span.getBoundingClientRect()), barCentre: bars.find((bar) => bar.day === text)?.centre ?? null };
+      });
+  }, chartTitle);
+}
+
+describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', () => {
+  const dir = tempDir('keygate-dashboard-usage');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let desktop: Page;
+  let phone: Page;
+  let secret = '';
+
+  beforeAll(async () => {
+    // Sessions that outlast the month the test walks through.
+    fixture = await startDashboard(dir, (profile) => ({ ...profile, dashboard: { enabled: true, sessionTtl: '60d' } }));
+    browser = await launchChromium();
+    const accountId = await newAccount(fixture, 'Acme Analytics');
+    secret = (await createKey(fixture.keygate.runtime, { accountId, name: 'Production', scopes: ['*'] }, 'test')).secret;
+    desktop = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(desktop, await invite(fixture, 'ada@acme.example', accountId), 'ada@acme.example');
+    phone = await (await newContext(browser, fixture.dashboardUrl, PHONE)).newPage();
+    await join(phone, await invite(fixture, 'bob@acme.example', accountId), 'bob@acme.example');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('puts each day’s label under its bar, with 1, 2, 3, 7 and 30 days shown, on a desktop and a phone', async () => {
+    for (let day = 1; day <= Math.max(...DAYS_SHOWN); day++) {
+      fixture.clock.offsetMs = jan(day) - Date.now();
+      // A request a day (one unit), so every day has a bar in both charts.
+      expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+      if (!DAYS_SHOWN.includes(day)) continue;
+      const middle = Math.floor((day + 1) / 2);
+      const expected = [...new Set([1, middle, day])].map((d) => `Jan ${d}`);
+      const where = (viewport: string, chart = 'the page') => `${chart}, ${day} day(s), ${viewport}`;
+      for (const [name, page] of [['desktop', desktop], ['phone', phone]] as const) {
+        await page.goto('/usage');
+        await expectHeading(page, 'Usage');
+        for (const chart of ['Requests per day', 'Units per day']) {
+          const labels = await axisLabels(page, chart);
+          expect(labels.map((l) => l.text), where(name, chart)).toEqual(expected);
+          for (const label of labels) expect(Math.abs(label.labelCentre - (label.barCentre ?? Infinity)), `${where(name, chart)}: ${label.text}`).toBeLessThan(1.5);
+        }
+        // The first and last labels, wider than a day's cell of 30, spill past the plot but not off the screen.
+        expect(await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth), where(name)).toBe(0);
+        if (day === 3 || day === 30) await screenshot(page, `usage-${day}-days-${name}`);
+      }
+    }
+  });
+
+  it('draws the same line under a day’s row header as under its figures in the table of numbers', async () => {
+    for (const [name, page] of [['desktop', desktop], ['phone', phone]] as const) {
+      await page.goto('/usage');
+      const table = page.locator('details.numbers').first();
+      await table.locator('summary').click();
+      await screenshot(page, `usage-numbers-${name}`);
+      const lines = await table.locator('tbody tr').first().evaluate((row) => [...row.children].map((cell) => getComputedStyle(cell).borderBottomWidth));
+      expect(lines).toEqual(lines.map(() => '1px'));
+      // The column headings keep their heavier line.
+      expect(await table.locator('thead th').first().evaluate((th) => getComputedStyle(th).borderBottomWidth)).toBe('2px');
+    }
+  });
+});
