@@ -40,7 +40,7 @@ const ACTOR = 'dashboard';
 export type SignInResult =
   | { ok: true; member: MemberRecord }
   | { ok: false; reason: 'invalid' }
-  | { ok: false; reason: 'locked'; retryAfterMs: number };
+  | { ok: false; reason: 'locked'; until: number; retryAfterMs: number };
 
 export interface SignInChecker {
   /** `address`: the client's, as the dashboard sees it (behind trusted proxies, the one they name). */
@@ -53,7 +53,7 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
   let prunedAt = -Infinity;
 
   const locked = (until: number | null | undefined, now: number): SignInResult | undefined =>
-    until != null && until > now ? { ok: false, reason: 'locked', retryAfterMs: until - now } : undefined;
+    until != null && until > now ? { ok: false, reason: 'locked', until, retryAfterMs: until - now } : undefined;
 
   /**
    * One more failure from `source`, counted by the store in one statement (processes

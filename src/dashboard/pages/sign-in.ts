@@ -35,8 +35,9 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
     if (!result.ok) {
       if (result.reason === 'locked') {
         const minutes = Math.max(1, Math.ceil(result.retryAfterMs / MINUTE));
-        // When it ends, not only how long: each try meanwhile gets the same end.
-        const until = new Date(rt.clock() + result.retryAfterMs).toISOString().slice(11, 16);
+        // When it ends, not only how long: each try meanwhile gets the same end (the stored
+        // one, not the time now plus what was left when the check began).
+        const until = new Date(result.until).toISOString().slice(11, 16);
         reply.header('retry-after', String(Math.ceil(result.retryAfterMs / 1000)));
         return sendSignIn(request, reply, email, back, {
           kind: 'error',
