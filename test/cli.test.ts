@@ -17,6 +17,7 @@ import { createLog } from '../src/log.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 import { refusedUrl } from './support/refused.js';
+import { namedPort } from './support/ports.js';
 import type { ConfigInput } from '../src/config/schema.js';
 
 /**
@@ -526,11 +527,9 @@ describe('keygate serve as a process', () => {
   });
 
   it('takes a SIGTERM that arrives while keygate starts: it stops once serving, exits 0, and its spawned upstream goes too (started through a shell)', async () => {
-    // A port nothing listens on yet, for an upstream that takes a while to start.
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
+    // A port nothing listens on yet, for an upstream that takes a while to start (named:
+    // no server another test file starts meanwhile can take it, test/support/ports.ts).
+    const port = await namedPort();
     const pidFile = path.join(dir, 'slow-upstream.pid');
     writeFileSync(
       path.join(dir, 'slow-upstream.mjs'),

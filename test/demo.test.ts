@@ -7,10 +7,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, runCli } from './support/cli.js';
 import { tempDir } from './support/temp.js';
+import { namedPort } from './support/ports.js';
 
 const ADMIN_TOKEN = 'kgadm_demo_test_token_0123456789';
 
@@ -62,15 +62,6 @@ async function startDemo(cwd: string, args: string[] = []): Promise<Demo> {
     });
   });
   return demo;
-}
-
-/** A port of 127.0.0.1 free a moment ago. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 const running: Demo[] = [];
@@ -164,7 +155,8 @@ describe('keygate demo (npm run demo)', () => {
 
   it('stops on SIGHUP (its terminal closed) as on Ctrl+C, with the charges of what it answered saved; its API listens where --upstream-port says', async () => {
     const dir = tempDir('demo-hangup');
-    const upstreamPort = await freePort();
+    // Named (test/support/ports.ts): the demo listens on it a second or more from now.
+    const upstreamPort = await namedPort();
     const demo = await startDemo(dir, ['--upstream-port', String(upstreamPort)]);
     expect(readFileSync(path.join(dir, 'data/demo/keygate.yaml'), 'utf8')).toContain(`url: http://127.0.0.1:${upstreamPort}`);
     const gateway = /gateway (http:\/\/127\.0\.0\.1:\d+)/.exec(demo.stdout)?.[1] as string;

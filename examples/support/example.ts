@@ -17,7 +17,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,7 @@ import { loadConfigFile, type LoadedConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { startKeygate, type TestKeygate } from '../../test/support/keygate.js';
 import { refusedUrl } from '../../test/support/refused.js';
+import { namedPorts } from '../../test/support/ports.js';
 import { canConnect } from '../../src/serve.js';
 import { BIN, runCli, type CliResult } from '../../test/support/cli.js';
 
@@ -263,17 +264,20 @@ export interface ServeCommand {
  * connections (at most 20 s), and stops it with SIGTERM.
  *
  * The profile is the shipped one with only the ports changed to free ones (the gateway,
- * the dashboard, and the upstream that `upstream.spawn` starts: `node upstream.mjs <port>`),
+ * the admin API, the dashboard, and the upstream that `upstream.spawn` starts: `node upstream.mjs <port>`),
  * so that this test can run while the example, or another run of the suite, holds the
- * fixed ports. examples/profiles.test.ts checks the shipped ports themselves.
+ * fixed ports. examples/profiles.test.ts checks the shipped ports themselves. They are
+ * named ports (test/support/ports.ts): the process listens on them a second or more
+ * later, and a server another test file starts meanwhile must not get one.
  */
 export async function runServeCommand(name: string): Promise<ServeCommand> {
   const cwd = mkdtempSync(path.join(tmpdir(), `keygate-serve-${name}-`));
-  const [gatewayPort, dashboardPort, upstreamPort] = await freePorts(3);
+  const [gatewayPort, adminPort, dashboardPort, upstreamPort] = await namedPorts(4);
   const raw = rawProfile(name) as Record<string, Record<string, unknown>>;
   const profile = {
     ...raw,
     listen: { ...raw.listen, port: gatewayPort },
+    admin: { ...raw.admin, listen: { ...(raw.admin?.listen as Record<string, unknown> | undefined), port: adminPort } },
     dashboard: { ...raw.dashboard, listen: { port: dashboardPort } },
     upstream: { ...raw.upstream, url: `http://127.0.0.1:${upstreamPort}`, spawn: ['node', path.join(EXAMPLES_DIR, name, 'upstream.mjs'), String(upstreamPort)] },
   };
@@ -310,20 +314,6 @@ export async function runServeCommand(name: string): Promise<ServeCommand> {
     output: () => output,
     stop,
   };
-}
-
-/** Ports that were free a moment ago (the OS hands out a fresh one for each). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<NetServer>((resolve, reject) => {
-      const server = createNetServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
-  );
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
 }
 
 /**

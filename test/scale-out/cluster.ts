@@ -7,9 +7,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { BIN } from '../support/cli.js';
+import { namedPort } from '../support/ports.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
 export const ADMIN_TOKEN = 'scale-out-admin-token-0123456789';
@@ -128,14 +129,6 @@ export async function provisionKey(gateway: GatewayProcess, planId: string, name
   return { accountId: account.id, keyId: key.id, secret: key.secret };
 }
 
-export async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 async function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
@@ -156,9 +149,13 @@ export interface RedisServer {
   start(): Promise<void>;
 }
 
-/** A private redis-server without persistence, as on the production machines. */
+/**
+ * A private redis-server without persistence, as on the production machines. On a named
+ * port (test/support/ports.ts): while it is killed, no server another test file starts
+ * can take the port it starts again on.
+ */
 export async function startRedisServer(): Promise<RedisServer> {
-  const port = await freePort();
+  const port = await namedPort();
   let child: ChildProcess | undefined;
   const server: RedisServer = {
     port,
@@ -196,11 +193,15 @@ export interface TcpProxy {
   resume(): void;
 }
 
-/** Forwards 127.0.0.1:<port> to 127.0.0.1:<targetPort>, until cut. */
+/**
+ * Forwards 127.0.0.1:<port> to 127.0.0.1:<targetPort>, until cut. On a named port
+ * (test/support/ports.ts): while it is cut, no server another test file starts can take
+ * the port it listens on again.
+ */
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
-  let port = 0;
+  const port = await namedPort();
   /** While stalled, what each direction would have written, held. */
   let held: { to: Socket; data: Buffer }[] | undefined;
   const pass = (from: Socket, to: Socket) =>
@@ -224,8 +225,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       client.once('end', () => upstream.end());
       upstream.once('end', () => client.end());
     });
-    await new Promise<void>((resolve) => (server as Server).listen(port, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
+    await new Promise<void>((resolve, reject) => (server as Server).once('error', reject).listen(port, '127.0.0.1', resolve));
   };
   await listen();
   return {
