@@ -45,8 +45,13 @@ describe('withDeadline', () => {
 
   it('hands a result that came too late to onLate', async () => {
     const late: string[] = [];
-    const slow = new Promise<string>((resolve) => setTimeout(() => resolve('reserved'), 60));
+    // Answered only once the deadline has passed: a timer for the answer could fire in the
+    // same turn as the deadline's when the process is held up (a loaded machine), and be
+    // read in time.
+    let answer!: (value: string) => void;
+    const slow = new Promise<string>((resolve) => (answer = resolve));
     await expect(withDeadline(slow, 10, { onLate: (value) => late.push(value) })).rejects.toBeInstanceOf(DeadlineError);
+    answer('reserved');
     await slow;
     expect(late).toEqual(['reserved']);
   });
