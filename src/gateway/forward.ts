@@ -44,11 +44,13 @@ import { lastOnItsConnection } from '../http-internals.js';
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 /**
- * Request headers never forwarded besides those: `host` (undici names the upstream) and
- * `expect` (keygate answered `100-continue` itself; undici refuses the header). The
- * X-Forwarded ones, which keygate writes itself, go by their prefix (X_FORWARDED).
+ * Request headers never forwarded besides those: `host` (undici names the upstream),
+ * `expect` (keygate answered `100-continue` itself; undici refuses the header) and
+ * `proxy`, which no HTTP message defines and a CGI-style upstream reads as its
+ * `HTTP_PROXY` setting for its own outgoing calls ("httpoxy"). The X-Forwarded ones,
+ * which keygate writes itself, go by their prefix (X_FORWARDED).
  */
-const NOT_FORWARDED = ['host', 'expect'];
+const NOT_FORWARDED = ['host', 'expect', 'proxy'];
 /**
  * Headers in which an upstream may read another client, scheme, host, path or method than
  * the one keygate judged (frameworks honour them: Symfony `X-Original-URL`, Rails

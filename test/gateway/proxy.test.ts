@@ -130,7 +130,7 @@ describe('forwarding', () => {
     expect(seen['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
   });
 
-  it('drops every header in which the upstream could read another client, scheme, host, path or method, also spelled with underscores', async () => {
+  it('drops every header in which the upstream could read another client, scheme, host, path or method, or its own outgoing proxy, also spelled with underscores', async () => {
     const claims = {
       Forwarded: 'for=9.9.9.9;proto=https;host=evil.example',
       'X-Real-IP': '6.6.6.6',
@@ -158,6 +158,8 @@ describe('forwarding', () => {
       X_Real_IP: '6.6.6.7',
       X_Forwarded_Port: '8443',
       X_Original_URL: '/admin',
+      // A CGI-style upstream reads it as HTTP_PROXY, the proxy of its own outgoing calls (httpoxy).
+      Proxy: 'http://attacker.example:8080',
     };
     await (await kg.call('/sites', { headers: { Authorization: `Token ${secret}`, 'X-Other': 'kept', ...claims } })).text();
     const seen = last().headers;
