@@ -21,6 +21,8 @@ describe('a built-in endpoint while the store is away', () => {
     kg = await startKeygate(
       {
         upstream: { url: 'http://127.0.0.1:9' },
+        // A gauge meter: its level is read from the store on every call of the built-in.
+        plans: { team: { meters: { keywords: { kind: 'gauge', limit: 100 } } } },
         builtins: [{ method: 'GET', path: '/me', body: { account: '{{account.id}}' } }],
       },
       { dir: tempDir('builtin-outage') },
@@ -43,7 +45,7 @@ describe('a built-in endpoint while the store is away', () => {
     expect(first.find((line) => line.msg === 'gateway error')?.backendAway).toBeUndefined();
     kg.logs.lines.length = 0;
 
-    // The key stays cached; the built-in reads the store, which no longer answers.
+    // The key stays cached; the built-in reads the store (the gauge's level), which no longer answers.
     await kg.runtime.store.close();
     const during = await kg.call('/me', { headers: { authorization } });
     expect(during.status).toBe(503);
