@@ -15,6 +15,7 @@
  *   `Authorization`: that one is counted in the raw headers); an empty one is absent.
  */
 import type { CredentialLocation } from '../config/schema.js';
+import { decodeQueryComponent } from '../gateway/percent.js';
 
 export type CredentialResult =
   | { kind: 'found'; secret: string; location: CredentialLocation }
@@ -64,7 +65,7 @@ export function extractCredential(request: RequestView, locations: readonly Cred
     query ??= parseQuery(request.url);
     const values = query.get(location.name);
     if (!values) continue;
-    const present = values.map((value) => trimmed(value, true)).filter((v) => v !== '');
+    const present = values.map((sent) => trimmed(decodeQueryComponent(sent) ?? sent, true)).filter((v) => v !== '');
     if (present.length === 0) continue;
     if (present.length > 1) return { kind: 'malformed', location };
     return { kind: 'found', secret: present[0] as string, location };
@@ -138,9 +139,10 @@ function isBlank(code: number, lineBreaks: boolean): boolean {
 }
 
 /**
- * Query parameters by decoded name, values decoded. A name that cannot be decoded yields
- * no entry (nor is it removed before forwarding); a value that cannot be decoded is kept
- * as sent: it is a copy of the parameter all the same (and has a `%` no key has).
+ * Query parameters by decoded name, values as sent (decoded only where a credential is
+ * read from them). A name that cannot be decoded yields no entry (nor is it removed before
+ * forwarding); a value that cannot be decoded is kept as sent: it is a copy of the
+ * parameter all the same (and has a `%` no key has).
  */
 function parseQuery(url: string): Map<string, string[]> {
   const params = new Map<string, string[]>();
@@ -149,24 +151,16 @@ function parseQuery(url: string): Map<string, string[]> {
   for (const pair of url.slice(start + 1).split('&')) {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
-    const name = safeDecode(eq === -1 ? pair : pair.slice(0, eq));
+    const name = decodeQueryComponent(eq === -1 ? pair : pair.slice(0, eq));
     if (name === undefined) continue;
     const sent = eq === -1 ? '' : pair.slice(eq + 1);
-    const value = safeDecode(sent) ?? sent;
     const list = params.get(name);
-    if (list) list.push(value);
-    else params.set(name, [value]);
+    if (list) list.push(sent);
+    else params.set(name, [sent]);
   }
   return params;
 }
 
-function safeDecode(text: string): string | undefined {
-  try {
-    return decodeURIComponent(text.replace(/\+/g, ' '));
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * The request target with every configured credential query parameter removed, other
@@ -211,7 +205,7 @@ function withoutParams(url: string, names: ReadonlySet<string>, replacement: str
 /** `pair` as forwarded: as it is, with its value replaced (for logs), or undefined (left out) for a credential parameter. */
 function keptPart(pair: string, names: ReadonlySet<string>, replacement: string | undefined): string | undefined {
   const eq = pair.indexOf('=');
-  const name = safeDecode(eq === -1 ? pair : pair.slice(0, eq));
+  const name = decodeQueryComponent(eq === -1 ? pair : pair.slice(0, eq));
   if (name === undefined || !names.has(name)) return pair;
   return replacement === undefined ? undefined : `${pair.slice(0, eq === -1 ? pair.length : eq)}=${replacement}`;
 }
