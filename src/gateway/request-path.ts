@@ -18,6 +18,8 @@ const MAYBE_REWRITTEN = /[\\%]|\/\./;
  * so the path served is not the path judged.
  */
 const PATH_PARAMETER = ';';
+/** `;` as a byte: encoded (`%3B`), it is a path parameter to an upstream that decodes first. */
+const SEMICOLON = 0x3b;
 /** A `.` or `..` segment, which a decoded path would resolve. */
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 
@@ -44,7 +46,8 @@ export function isCanonicalPath(path: string): boolean {
  * the path decoded once). What it must not decode to: `/` or `\` (URL parsers and
  * keygate's router leave `%2F` encoded, so `/v1/admin%2Fusers` matches `/v1/*`, but an
  * upstream that decodes the path before routing it — Flask/Werkzeug, some Go and PHP
- * routers, a proxy in between — serves `/v1/admin/users`); a control character (C0, DEL,
+ * routers, a proxy in between — serves `/v1/admin/users`); `;` (a path parameter to
+ * such an upstream, refused as the literal `;` is); a control character (C0, DEL,
  * or C1 as UTF-8: a decoded NUL cuts a path short in C code); a dot segment; or an escape
  * of an ASCII character: a path encoded twice (`/v1/%2561dmin` is matched as
  * `/v1/%61dmin`, and served as `/v1/admin` by an upstream that decodes twice; `%252F`
@@ -62,7 +65,7 @@ function decodesToAnotherPath(path: string): boolean {
       previous = -1;
       continue;
     }
-    if (byte === 0x2f || byte === 0x5c || byte < 0x20 || byte === 0x7f || (previous === 0xc2 && byte >= 0x80 && byte <= 0x9f)) return true;
+    if (byte === 0x2f || byte === 0x5c || byte === SEMICOLON || byte < 0x20 || byte === 0x7f || (previous === 0xc2 && byte >= 0x80 && byte <= 0x9f)) return true;
     decoded += String.fromCharCode(byte);
     previous = byte;
     i += 2;

@@ -20,6 +20,22 @@ describe('route table', () => {
     for (const length of [100, 101, 5_000]) expect(routes.match('GET', `/v1/items/${'a'.repeat(length)}`)).toMatchObject({ id: 'routes[0]' });
   });
 
+  it('matches an escaped reserved character to the route written with the character itself, as an upstream that decodes the path serves it', () => {
+    const routes = table([
+      { method: 'POST', path: '/v1/reports::export', scopes: ['write'] },
+      { method: 'GET', path: '/v1/users/@me', scopes: ['write'] },
+      { method: 'GET', path: '/v1/q/a+b=c,d$e&f', scopes: ['write'] },
+      { path: '/v1/*', scopes: ['read'] },
+    ]);
+    expect(routes.match('POST', '/v1/reports%3Aexport')).toMatchObject({ id: 'routes[0]' });
+    expect(routes.match('POST', '/v1/reports%3aexport')).toMatchObject({ id: 'routes[0]' });
+    expect(routes.match('GET', '/v1/users/%40me')).toMatchObject({ id: 'routes[1]' });
+    expect(routes.match('GET', '/v1/q/a%2Bb%3Dc%2Cd%24e%26f')).toMatchObject({ id: 'routes[2]' });
+    expect(routes.methodsAt('/v1/users/%40me')).toContain('GET');
+    // `?` and `#` escaped are the path's own characters, to the upstream as to the router.
+    expect(routes.match('GET', '/v1/users/%40me%3F')).toMatchObject({ id: 'routes[3]' });
+  });
+
   it('keeps a HEAD route the profile declares itself', () => {
     const routes = table([{ method: 'HEAD', path: '/v1/items', scopes: ['write'] }, { method: 'GET', path: '/v1/items', scopes: ['read'] }]);
     expect(routes.match('HEAD', '/v1/items')).toMatchObject({ id: 'routes[0]' });

@@ -91,14 +91,15 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
       if (path === lastPath && method === lastMethod) return lastMatch;
       if (!KNOWN_METHODS.has(method)) return undefined;
       // The route itself, not a copy: matching runs on every request.
-      const found = (router.find(method as Method, path)?.store as RouteMatch | undefined) ?? undefined;
+      const found = (router.find(method as Method, matchedPath(path))?.store as RouteMatch | undefined) ?? undefined;
       lastMethod = method;
       lastPath = path;
       lastMatch = found;
       return found;
     },
     methodsAt(path) {
-      return ROUTE_METHODS.filter((method) => router.find(method, path) !== null);
+      const matched = matchedPath(path);
+      return ROUTE_METHODS.filter((method) => router.find(method, matched) !== null);
     },
   };
 }
@@ -111,4 +112,19 @@ function placeOf(target: RouteMatch): ['routes' | 'builtins', number] {
 export function hasScopes(keyScopes: readonly string[], required: readonly string[]): boolean {
   if (required.length === 0 || keyScopes.includes('*')) return true;
   return required.every((scope) => keyScopes.includes(scope));
+}
+
+/**
+ * Escapes of reserved characters that find-my-way leaves encoded when it matches (it
+ * decodes the others): `$ & + , : = @`. An upstream that decodes the path before routing
+ * it (Flask, Go's URL.Path) serves `/v1/reports%3Aexport` as `/v1/reports:export`, so the
+ * route for `/v1/reports::export` must judge it, not a broader `/v1/*`. (`%2F` and `%3B`
+ * are refused before matching, `src/gateway/request-path.ts`; `%3F` and `%23` stay
+ * encoded: decoded after the query is split off, they are a path's own characters.)
+ */
+const KEPT_ENCODED = /%(?:2[46BbCc]|3[AaDd]|40)/g;
+
+/** `path` as routes are matched against it: the escapes in KEPT_ENCODED decoded. */
+function matchedPath(path: string): string {
+  return path.includes('%') ? path.replace(KEPT_ENCODED, (escape) => String.fromCharCode(Number.parseInt(escape.slice(1), 16))) : path;
 }

@@ -78,6 +78,7 @@ function profile(envelope: Envelope, upstream: string): ConfigInput {
       { method: 'GET', path: '/v1/read', scopes: ['read'] },
       { method: 'GET', path: '/v1/write', scopes: ['write'] },
       { method: 'GET', path: '/v1/write/:id', scopes: ['write'] },
+      { method: 'GET', path: '/v1/users/@me', scopes: ['write'] },
       { method: 'GET', path: '/v1/paid', cost: { meter: 'units', perRequest: 10 } },
       { method: 'GET', path: '/v1/list', cost: { meter: 'units', perRecord: 1, records: { header: 'X-Records' }, reserveFromQuery: 'limit', reserveRecords: 10 } },
       { path: '/v1/slow' },
@@ -222,6 +223,8 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
   });
   it('insufficient_scope: a read key on a write route', async () => expectDenial(await call('/v1/write', secrets.good), 'insufficient_scope'));
 
+  it('insufficient_scope: a reserved character escaped is its route (an upstream that decodes the path serves /v1/users/@me)', async () =>
+    expectDenial(await call('/v1/users/%40me', secrets.good), 'insufficient_scope'));
   it('insufficient_scope: a path parameter of 5,000 characters is still its route', async () =>
     expectDenial(await call(`/v1/write/${'a'.repeat(5_000)}`, secrets.good), 'insufficient_scope'));
   it('HEAD is GET without the body: the GET route answers it, with the same scope check', async () => {
