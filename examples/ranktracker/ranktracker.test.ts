@@ -268,8 +268,9 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
     });
   });
 
-  // Last: the gateway's clock then stays 5 years ahead of the real time the CLI stamps with,
-  // and a level set with `keygate gauge` would be older than the gateway's own reports.
+  // After every other test of the shared gateway: its clock then stays 5 years ahead of the
+  // real time the CLI stamps with, and a level set with `keygate gauge` would be older than
+  // the gateway's own reports (gauge levels keep the later one).
   describe('What a key can and cannot do, years later', () => {
     it('no expiry: a key still works years later; it does not rotate or time out on its own', async () => {
       const key = await ex.createKey(acme.id, 'long-lived');

@@ -139,10 +139,10 @@ function isBlank(code: number, lineBreaks: boolean): boolean {
 }
 
 /**
- * Query parameters by decoded name, values as sent (decoded only where a credential is
- * read from them). A name that cannot be decoded yields no entry (nor is it removed before
- * forwarding); a value that cannot be decoded is kept as sent: it is a copy of the
- * parameter all the same (and has a `%` no key has).
+ * Query parameters by decoded name, values as sent: `extractCredential` decodes the ones
+ * it reads (one that cannot be decoded is taken as sent: a copy of the parameter all the
+ * same, with a `%` no key has). A name that cannot be decoded yields no entry (nor is it
+ * removed before forwarding).
  */
 function parseQuery(url: string): Map<string, string[]> {
   const params = new Map<string, string[]>();
@@ -160,7 +160,6 @@ function parseQuery(url: string): Map<string, string[]> {
   }
   return params;
 }
-
 
 /**
  * The request target with every configured credential query parameter removed, other

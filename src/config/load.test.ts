@@ -63,6 +63,11 @@ describe('keygate.yaml validation', () => {
     expect(problems('upstream: {url: "http://a/v1"}\n')).toEqual(['upstream.url: an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)']);
     expect(problems('upstream: {url: "http://a"}\nbasePath: v1\n')).toEqual(['basePath: expected a path starting with "/", such as /v1, got "v1"']);
     expect(problems('upstream: {url: "http://a"}\nroutes:\n  - {path: v1/x}\n')).toEqual(['routes[0].path: expected a path starting with "/", such as /v1/domains/:id, got "v1/x"']);
+    // Routes are matched on the path decoded: one written with an escape would never match.
+    expect(problems('upstream: {url: "http://a"}\nroutes:\n  - {path: /v1/users/%40me}\n')).toEqual([
+      'routes[0].path: expected the characters themselves, not percent-escapes: "@" for %40, a colon as "::" (one ":" starts a parameter), got "/v1/users/%40me"',
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nbuiltins:\n  - {method: GET, path: /v1/me%3Ausage}\n')[0]).toMatch(/^builtins\[0\]\.path: expected the characters themselves/);
     expect(problems('upstream: {url: "http://a"}\nplans: {p: {meters: {units: {limit: 5, period: monthly}}}}\n')).toEqual([
       'plans.p.meters.units.period: expected "month" or { billingDay: 1 to 28 } (got "monthly")',
     ]);

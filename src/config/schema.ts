@@ -214,13 +214,22 @@ export const costSchema = z
     path: ['records'],
   });
 
+/**
+ * A route's path is matched against the request's path decoded (src/routes/route-table.ts):
+ * written with an escape (`%40`) it would never match, and its requests would go to a
+ * broader route.
+ */
+const NO_ESCAPE = /^[^%]*$/;
+const NO_ESCAPE_MESSAGE = 'the characters themselves, not percent-escapes: "@" for %40, a colon as "::" (one ":" starts a parameter)';
+
 export const routeSchema = z
   .object({
     method: httpMethod.default('*'),
     path: z
       .string()
       .regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1/domains/:id')
-      .describe('Path pattern: "/v1/domains", "/v1/domains/:id", "/v1/backlinks/*".'),
+      .regex(NO_ESCAPE, NO_ESCAPE_MESSAGE)
+      .describe('Path pattern: "/v1/domains", "/v1/domains/:id", "/v1/backlinks/*"; a colon itself is "::".'),
     scopes: z.array(scopeName).default([]).describe('Scopes the key must hold (all of them).'),
     cost: costSchema.optional(),
     rateLimits: z.array(rateLimitSchema).default([]).describe('Extra windows for this route only.'),
@@ -235,7 +244,7 @@ const mediaType = z
 export const builtinSchema = z
   .object({
     method: httpMethod.default('GET'),
-    path: z.string().regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1/account/usage'),
+    path: z.string().regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1/account/usage').regex(NO_ESCAPE, NO_ESCAPE_MESSAGE),
     status: z.number().int().min(200).max(299).default(200),
     scopes: z.array(scopeName).default([]),
     allowWhenApiDisabled: z

@@ -142,12 +142,13 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
 
 /**
  * How to run the CLI from where the demo was started: `npx keygate` in a project that
- * installed keygate, `node bin/keygate.js` in a clone (the script's path as the demo was
- * started with it, from the current folder).
+ * installed keygate, `keygate` for a global install, `node bin/keygate.js` in a clone (the
+ * script's path as the demo was started with it, from the current folder).
  */
 function cliCommand(): string {
   const script = process.argv[1] ?? 'bin/keygate.js';
-  if (script.split(path.sep).includes('node_modules')) return 'npx keygate';
+  const modules = script.indexOf(`${path.sep}node_modules${path.sep}`);
+  if (modules !== -1) return `${process.cwd()}${path.sep}`.startsWith(`${script.slice(0, modules)}${path.sep}`) ? 'npx keygate' : 'keygate';
   const relative = path.relative(process.cwd(), script);
   const shown = relative.startsWith('..') || path.isAbsolute(relative) ? script : relative;
   return `node ${/[^\w./-]/.test(shown) ? `'${shown.replaceAll("'", `'\\''`)}'` : shown}`;

@@ -39,6 +39,7 @@ it('names the same end in every answer during one pause, though the minute turns
     const fifth = await submit('/sign-in', { email, password: 'wrong 5' });
     const sixth = await submit('/sign-in', { email, password: PASSWORD });
     expect([fifth.status, sixth.status]).toEqual([429, 429]);
+    expect(untilIn(fifth.html)).toMatch(/^\d\d:\d\d$/);
     seen.push(`${untilIn(fifth.html)} vs ${untilIn(sixth.html)}`);
   }
   expect(seen.filter((s) => s.split(' vs ')[0] !== s.split(' vs ')[1])).toEqual([]);

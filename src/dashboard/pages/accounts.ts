@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createHmac } from 'node:crypto';
-import type { AccountRecord } from '../../store/store.js';
+import type { AccountRecord, KeyRecord } from '../../store/store.js';
 import { createAccount, defaultPlanId, getAccount, updateAccount } from '../../operations/accounts.js';
 import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/keys.js';
 import { inviteMember } from '../../operations/members.js';
@@ -201,8 +201,14 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
         return accountUsage(rt, account, { meters: meter === undefined ? [] : [meter] });
       }),
     );
+    const usableOf = new Map<string | null, KeyRecord[]>();
+    for (const key of usable) {
+      const list = usableOf.get(key.accountId);
+      if (list) list.push(key);
+      else usableOf.set(key.accountId, [key]);
+    }
     const rows = accounts.map((account, i) => {
-      const keys = usable.filter((k) => k.accountId === account.id);
+      const keys = usableOf.get(account.id) ?? [];
       return { account, usage: usages[i] as AccountUsage, keys: keys.length, members: members.get(account.id) ?? 0, blocked: blocked && keys.flatMap((k) => blocked.get(k.id) ?? []) };
     });
     const listUrl = (place?: string) => {

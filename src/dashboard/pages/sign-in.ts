@@ -36,8 +36,9 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
       if (result.reason === 'locked') {
         const minutes = Math.max(1, Math.ceil(result.retryAfterMs / MINUTE));
         // When it ends, not only how long: each try meanwhile gets the same end (the stored
-        // one, not the time now plus what was left when the check began).
-        const until = new Date(result.until).toISOString().slice(11, 16);
+        // one, not the time now plus what was left when the check began), rounded up to the
+        // minute, so that "try again after that" is true.
+        const until = new Date(Math.ceil(result.until / MINUTE) * MINUTE).toISOString().slice(11, 16);
         reply.header('retry-after', String(Math.ceil(result.retryAfterMs / 1000)));
         return sendSignIn(request, reply, email, back, {
           kind: 'error',
