@@ -22,6 +22,7 @@ import { CountersUnavailableError, type Admission, type CacheEvent, type ChargeS
 import type { Store } from '../../src/store/store.js';
 import type { AdmitRequest } from '../../src/counters/counters.js';
 import { createLog } from '../../src/log.js';
+import { DeadlineError } from '../../src/deadline.js';
 
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
 const quiet = createLog({ level: 'silent' });
@@ -235,6 +236,22 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
       admin.disconnect();
       await counters.close();
       await server.kill();
+    }
+  });
+
+  it('gives up reading blocks for an operator after the admission deadline, not the command timeout, while Redis stalls', async () => {
+    const proxy = await startTcpProxy(Number(new URL(REDIS_URL).port || 6379));
+    const counters = await open('closed', redisUrlWithPrefix(prefix, `redis://127.0.0.1:${proxy.port}`));
+    try {
+      expect(await counters.blocksInForce([`k:${unique('key')}`], T0)).toEqual(new Map());
+      proxy.stall();
+      const refused = await counters.blocksInForce([`k:${unique('key')}`], T0).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(CountersUnavailableError);
+      expect((refused as Error).cause).toBeInstanceOf(DeadlineError);
+    } finally {
+      proxy.resume();
+      await counters.close();
+      await proxy.cut();
     }
   });
 

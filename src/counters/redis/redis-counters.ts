@@ -395,7 +395,9 @@ export class RedisCounters implements Counters {
     const found = this.fallback.blocksInForce(ids, now);
     const pipeline = this.client.pipeline();
     for (const id of ids) pipeline.hget(this.key('b', id), 'until');
-    const results = await this.operatorCall(() => pipeline.exec());
+    // A read for a page or a list: a Redis that takes connections but does not answer is
+    // "unknown" after the admission's deadline, not the command timeout (5 s).
+    const results = await this.operatorCall(() => withDeadline(pipeline.exec(), ADMIT_DEADLINE_MS));
     results.forEach(([, until], i) => {
       const id = ids[i] as string;
       const ends = Number(until);
@@ -414,11 +416,18 @@ export class RedisCounters implements Counters {
     return Math.max(local, untils.filter((until) => until > now).length);
   }
 
-  /** A batch an operator's request sends (reading or lifting blocks): refused at once while Redis is away. */
+  /**
+   * A batch an operator's request sends (reading or lifting blocks): refused at once while
+   * Redis is away, and when any command of it failed (a batch answers each command's
+   * error instead of failing: a timed-out HGET must not read as "no block").
+   */
   private async operatorCall(send: () => Promise<[Error | null, unknown][] | null>): Promise<[Error | null, unknown][]> {
     try {
       if (this.client.status !== 'ready') throw new Error('Redis is not reachable');
-      return (await send()) ?? [];
+      const results = (await send()) ?? [];
+      const failed = results.find(([error]) => error !== null);
+      if (failed) throw failed[0];
+      return results;
     } catch (error) {
       throw new CountersUnavailableError(error);
     }
