@@ -85,6 +85,11 @@ describe('withoutCredentialParams', () => {
     expect(withoutCredentialParams('/v1/x?apikey=SECRET', token)).toBe('/v1/x');
   });
 
+  it('removes a credential parameter in any case of its letters, which an upstream may read as the same name', () => {
+    expect(withoutCredentialParams('/v1/x?APIKEY=SECRET&ApiKey=SECRET&q=1&%41pikey=SECRET', token)).toBe('/v1/x?q=1');
+    expect(withoutCredentialParams('/v1/x?ApiKey=SECRET&b=2', token, '[REDACTED]')).toBe('/v1/x?ApiKey=[REDACTED]&b=2');
+  });
+
   it('can replace the value for logs instead', () => {
     expect(withoutCredentialParams('/v1/x?apikey=SECRET&b=2', token, '[REDACTED]')).toBe('/v1/x?apikey=[REDACTED]&b=2');
     expect(withoutCredentialParams('/v1/x?a=1;apikey=SECRET', token, '[REDACTED]')).toBe('/v1/x?a=1;apikey=[REDACTED]');

@@ -180,7 +180,9 @@ export function withoutCredentialParams(url: string, locations: readonly Credent
  * from the query, the target is passed on as it is, unread.
  */
 export function credentialParamRemover(locations: readonly CredentialLocation[]): (url: string, replacement?: string) => string {
-  const names = new Set(locations.filter((l) => l.in === 'query').map((l) => l.name));
+  // In any case of its letters: keygate reads `apikey` only, but an upstream that reads
+  // parameter names case-insensitively (ASP.NET Core) would read a copy sent as `APIKEY`.
+  const names = new Set(locations.filter((l) => l.in === 'query').map((l) => l.name.toLowerCase()));
   if (names.size === 0) return (url) => url;
   return (url, replacement) => withoutParams(url, names, replacement);
 }
@@ -205,7 +207,7 @@ function withoutParams(url: string, names: ReadonlySet<string>, replacement: str
 function keptPart(pair: string, names: ReadonlySet<string>, replacement: string | undefined): string | undefined {
   const eq = pair.indexOf('=');
   const name = decodeQueryComponent(eq === -1 ? pair : pair.slice(0, eq));
-  if (name === undefined || !names.has(name)) return pair;
+  if (name === undefined || !names.has(name.toLowerCase())) return pair;
   return replacement === undefined ? undefined : `${pair.slice(0, eq === -1 ? pair.length : eq)}=${replacement}`;
 }
 
