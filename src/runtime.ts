@@ -274,7 +274,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       await store.saveMeterUsage([...unsaved.values()]);
       unsaved.clear();
     }
-    await usage.flush(store);
+    await usage.flush(store, clock());
   };
   const flush = async () => {
     // One flush at a time; a caller arriving mid-flush waits and then flushes again.

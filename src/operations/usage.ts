@@ -53,7 +53,9 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
   if (chosen.some(([, meter]) => meter.kind === 'gauge')) {
     for (const g of await rt.store.listGauges(account.id)) gauges.set(g.meter, g);
     for (const pending of rt.usage.pendingGauges(account.id)) {
-      if ((gauges.get(pending.meter)?.updatedAt ?? -Infinity) <= pending.updatedAt) gauges.set(pending.meter, pending);
+      const stored = gauges.get(pending.meter)?.updatedAt ?? -Infinity;
+      // As the store will keep it (Store.setGauge): a stored time past now is a clock ahead.
+      if (stored <= pending.updatedAt || stored > now) gauges.set(pending.meter, pending);
     }
   }
   for (const [name, meter] of chosen) {
@@ -103,7 +105,9 @@ export async function setGauge(rt: Runtime, accountId: string, meter: string, va
   if (rt.config.plans[account.planId]?.meters[meter]?.kind !== 'gauge') {
     throw new OperationError('invalid', `the ${account.planId} plan has no gauge "${meter}"`);
   }
-  await rt.store.setGauge({ accountId: account.id, meter, value, updatedAt: rt.clock() });
+  // The operator's level is the latest word, whatever time another host stamped the stored one with.
+  const now = rt.clock();
+  await rt.store.setGauge({ accountId: account.id, meter, value, updatedAt: now }, now);
 }
 
 /** Avoids 0.30000000000000004 in usage answers. */

@@ -548,9 +548,10 @@ export class SqlStore implements Store {
     return rows.map((r) => ({ accountId: r.account_id, meter: r.meter, periodStart: r.period_start, used: Number(r.used), returned: Number(r.returned) }));
   }
 
-  async setGauge(g: GaugeRow): Promise<void> {
+  async setGauge(g: GaugeRow, now?: number): Promise<void> {
     // The later level wins, whichever arrives last: a gateway's report, written at its
-    // next flush, must not undo a level the operator set after it.
+    // next flush, must not undo a level the operator set after it. A stored time past the
+    // writer's own is a clock ahead of this one's, not a later level.
     await this.db
       .insertInto('gauges')
       .values({ account_id: g.accountId, meter: g.meter, value: g.value, updated_at: g.updatedAt })
@@ -558,7 +559,11 @@ export class SqlStore implements Store {
         oc
           .columns(['account_id', 'meter'])
           .doUpdateSet((eb) => ({ value: eb.ref('excluded.value'), updated_at: eb.ref('excluded.updated_at') }))
-          .where('gauges.updated_at', '<=', (eb) => eb.ref('excluded.updated_at')),
+          .where((eb) =>
+            now === undefined
+              ? eb('gauges.updated_at', '<=', eb.ref('excluded.updated_at'))
+              : eb.or([eb('gauges.updated_at', '<=', eb.ref('excluded.updated_at')), eb('gauges.updated_at', '>', now)]),
+          ),
       )
       .execute();
   }

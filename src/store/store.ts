@@ -261,8 +261,12 @@ export interface Store {
   /** Takes up to `limit` saved rows, oldest first; each row is taken by one caller only. */
   takePendingUnits(limit: number): Promise<PendingUnits[]>;
 
-  /** Keeps the level unless the stored one is later (`updatedAt`). */
-  setGauge(row: GaugeRow): Promise<void>;
+  /**
+   * Keeps the level unless the stored one is later (`updatedAt`) — and not later than
+   * `now`, the writer's time, where given: a stored time ahead of it is another host's
+   * clock running ahead, which must not hold the level still until this clock catches up.
+   */
+  setGauge(row: GaugeRow, now?: number): Promise<void>;
   listGauges(accountId: string): Promise<GaugeRow[]>;
 
   /** Adds each row's value to the stored daily counter. */

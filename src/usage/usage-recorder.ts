@@ -69,9 +69,10 @@ export class UsageRecorder {
 
   /**
    * Writes everything gathered so far. What could not be written is kept for the next
-   * try; what was written is never written twice (daily counters are additive).
+   * try; what was written is never written twice (daily counters are additive). `now`:
+   * the time of the write, for gauge levels (Store.setGauge).
    */
-  async flush(store: Store): Promise<void> {
+  async flush(store: Store, now?: number): Promise<void> {
     const daily = this.daily;
     const lastUsed = this.lastUsed;
     const gauges = this.gauges;
@@ -104,7 +105,7 @@ export class UsageRecorder {
       throw error;
     }
     try {
-      for (const row of gauges.values()) await store.setGauge(row);
+      for (const row of gauges.values()) await store.setGauge(row, now);
     } catch (error) {
       keepGauges();
       throw error;

@@ -436,6 +436,19 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.listGauges(a.id)).toEqual([{ accountId: a.id, meter: 'keywords', value: 1500, updatedAt: T0 + 9 }]);
     });
 
+    it('takes a gauge level over a stored one stamped later than the writer\'s own time (a clock ahead)', async () => {
+      // Set from a host whose clock ran a day ahead; a gateway's report from T0 + 5, written
+      // at T0 + 6 by its clock, replaces it instead of waiting a day for its clock to catch up.
+      const a = account();
+      await store.setGauge({ accountId: a.id, meter: 'keywords', value: 1420, updatedAt: T0 + 86_400_000 });
+      await store.setGauge({ accountId: a.id, meter: 'keywords', value: 7, updatedAt: T0 + 5 }, T0 + 6);
+      expect(await store.listGauges(a.id)).toEqual([{ accountId: a.id, meter: 'keywords', value: 7, updatedAt: T0 + 5 }]);
+      // A stored level later than the report but not past the writer's time stands.
+      await store.setGauge({ accountId: a.id, meter: 'keywords', value: 9, updatedAt: T0 + 20 }, T0 + 30);
+      await store.setGauge({ accountId: a.id, meter: 'keywords', value: 3, updatedAt: T0 + 10 }, T0 + 30);
+      expect(await store.listGauges(a.id)).toEqual([{ accountId: a.id, meter: 'keywords', value: 9, updatedAt: T0 + 20 }]);
+    });
+
     it('adds daily usage to what is stored and lists a day range', async () => {
       const a = account();
       await store.addUsageDaily([
