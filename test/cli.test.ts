@@ -119,6 +119,10 @@ describe('keygate CLI with a running gateway', () => {
     const rotated = await cli('keys', 'rotate', created.id, '--overlap', '5s');
     expect(rotated.code).toBe(0);
     expect(rotated.stdout).toMatch(new RegExp(`^rotated ${created.id} → key_\\w+; the old key works until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ`));
+    // The keys list tells the same end, to the second, where the key still works.
+    const ends = /works until (\S+ \S+Z)/.exec(rotated.stdout)?.[1] as string;
+    const listed = (await cli('keys', 'list', '--account', accountId)).stdout.split('\n').find((line) => line.startsWith(`${created.id} `));
+    expect(listed).toContain(ends);
     for (const line of JSON.parse((await cli('--json', 'keys', 'list', '--account', accountId)).stdout) as { id: string; name: string }[]) {
       if (line.name === 'rolling') await cli('keys', 'revoke', line.id);
     }

@@ -492,7 +492,7 @@ export function buildCli(): Command {
         const status = (k: KeyRecord) => (blocked?.has(k.id) ? `${keyStatus(k, now)}, blocked until ${until(blocked.get(k.id) as number)}` : keyStatus(k, now));
         print(json, list.map((k) => ({ ...publicKey(k, now), ...blockedUntil(k) })), () =>
           table(
-            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: status(k), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: when(k.expiresAt) })),
+            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: status(k), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? until(k.expiresAt) : when(k.expiresAt) })),
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires'],
           ),
         );
