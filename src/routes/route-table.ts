@@ -7,6 +7,7 @@
  */
 import FindMyWay from 'find-my-way';
 import type { Builtin, Route } from '../config/schema.js';
+import { escapedByte } from '../gateway/percent.js';
 
 /** The methods a route can name, and the gateway forwards (any other is no route's). */
 export const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -126,5 +127,5 @@ const KEPT_ENCODED = /%(?:2[46BbCc]|3[AaDd]|40)/g;
 
 /** `path` as routes are matched against it: the escapes in KEPT_ENCODED decoded. */
 function matchedPath(path: string): string {
-  return path.includes('%') ? path.replace(KEPT_ENCODED, (escape) => String.fromCharCode(Number.parseInt(escape.slice(1), 16))) : path;
+  return path.includes('%') ? path.replace(KEPT_ENCODED, (escape) => String.fromCharCode(escapedByte(escape, 0))) : path;
 }

@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createHmac } from 'node:crypto';
-import type { AccountRecord, KeyRecord } from '../../store/store.js';
+import type { AccountRecord } from '../../store/store.js';
 import { createAccount, defaultPlanId, getAccount, updateAccount } from '../../operations/accounts.js';
 import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/keys.js';
 import { inviteMember } from '../../operations/members.js';
@@ -191,7 +191,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     const next = listed.length > ACCOUNTS_PER_PAGE ? cursorOf(accounts[accounts.length - 1] as AccountRecord) : undefined;
     const accountIds = accounts.map((account) => account.id);
     const usable = (await rt.store.listKeys({ accountIds })).filter((k) => isUsable(k, now));
-    const members = countBy(await rt.store.listMembers({ accountIds }), (m) => m.accountId);
+    const members = groupBy(await rt.store.listMembers({ accountIds }), (m) => m.accountId);
     // The page's blocks in one ask (every usable key's and its account's: one Redis round trip),
     // and each account's main meter only (in memory a lookup; with Redis one HMGET each, sent together).
     const blocked = await blockedUntilOf(rt, usable);
@@ -201,15 +201,10 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
         return accountUsage(rt, account, { meters: meter === undefined ? [] : [meter] });
       }),
     );
-    const usableOf = new Map<string | null, KeyRecord[]>();
-    for (const key of usable) {
-      const list = usableOf.get(key.accountId);
-      if (list) list.push(key);
-      else usableOf.set(key.accountId, [key]);
-    }
+    const usableOf = groupBy(usable, (k) => k.accountId);
     const rows = accounts.map((account, i) => {
       const keys = usableOf.get(account.id) ?? [];
-      return { account, usage: usages[i] as AccountUsage, keys: keys.length, members: members.get(account.id) ?? 0, blocked: blocked && keys.flatMap((k) => blocked.get(k.id) ?? []) };
+      return { account, usage: usages[i] as AccountUsage, keys: keys.length, members: members.get(account.id)?.length ?? 0, blocked: blocked && keys.flatMap((k) => blocked.get(k.id) ?? []) };
     });
     const listUrl = (place?: string) => {
       const params = new URLSearchParams({ ...(search !== undefined ? { q: search } : {}), ...(place !== undefined ? { after: place } : {}) }).toString();
@@ -362,12 +357,15 @@ function blockedCell(until: readonly number[] | undefined, keys: number, now: nu
   return html`<span>${blockedBadge(Math.min(...until), now)}${until.length < keys ? html`<span class="related">${until.length} of ${keys} keys</span>` : ''}</span>`;
 }
 
-/** How many of `rows` each key (an account id) has. */
-function countBy<T>(rows: readonly T[], keyOf: (row: T) => string | null): Map<string, number> {
-  const counts = new Map<string, number>();
+/** `rows` by their key (an account id). */
+function groupBy<T>(rows: readonly T[], keyOf: (row: T) => string | null): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
   for (const row of rows) {
     const key = keyOf(row);
-    if (key !== null) counts.set(key, (counts.get(key) ?? 0) + 1);
+    if (key === null) continue;
+    const group = groups.get(key);
+    if (group) group.push(row);
+    else groups.set(key, [row]);
   }
-  return counts;
+  return groups;
 }
