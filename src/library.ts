@@ -27,6 +27,9 @@ import { renderBuiltin } from './gateway/builtins.js';
 import { statusClass } from './usage/usage-recorder.js';
 import { judgeTarget, normalBasePath } from './gateway/request-path.js';
 import { deny, type DenialReason } from './denial/reasons.js';
+import { refusedKeyOwner } from './pipeline/pipeline.js';
+import { redactedTarget } from './keys/redact.js';
+import { withoutCredentialParams } from './auth/credential.js';
 
 export interface CheckRequest {
   method: string;
@@ -46,11 +49,21 @@ export type CheckResult =
       allowed: false;
       /** Why, as logs and metrics name it (the client sees only `error`). */
       reason: DenialReason;
+      /**
+       * The request target as it may be logged: credential parameters and anything else
+       * shaped like a key replaced by `[REDACTED]` (`req.url` still holds them).
+       */
+      url: string;
       /** The answer to send, in the API's dialect. */
       error: RenderedError;
     }
   | {
       allowed: true;
+      /**
+       * The request target without credential query parameters: what the API should route
+       * by and may log (`req.url` still holds a key sent as `?apikey=`).
+       */
+      url: string;
       identity: Identity;
       route: RouteMatch;
       /** RateLimit fields to add to the response (shared: copy before changing). */
@@ -83,13 +96,15 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       // another one (`..`, `\\`, `%2e`, `//`) would be judged by one route's scopes and
       // served by another's.
       const target = judgeTarget(request.url, basePath);
-      if (!target.ok) return { allowed: false, reason: target.reason, error: rt.dialect.render(deny(target.reason)) };
+      if (!target.ok) return { allowed: false, reason: target.reason, url: redactedTarget(rt, request.url), error: rt.dialect.render(deny(target.reason)) };
       const { url, path } = target;
       const method = request.method.toUpperCase();
       const decision = await rt.pipeline.authorize({ method, path, url, headers: request.headers, ...(request.rawHeaders ? { rawHeaders: request.rawHeaders } : {}) });
       if (!decision.allowed) {
-        if (decision.identity) rt.usage.add(decision.identity.account.id, rt.clock(), 'denials', decision.denial.reason);
-        return { allowed: false, reason: decision.denial.reason, error: rt.dialect.render(decision.denial) };
+        // Counted as the gateway counts it: against the key's account, or a revoked or expired key's owner.
+        const account = decision.identity?.account.id ?? refusedKeyOwner(decision);
+        if (account !== undefined) rt.usage.add(account, rt.clock(), 'denials', decision.denial.reason);
+        return { allowed: false, reason: decision.denial.reason, url: redactedTarget(rt, url), error: rt.dialect.render(decision.denial) };
       }
       const { identity, route, reservation } = decision;
       rt.usage.touch(identity.key.id, decision.at);
@@ -101,7 +116,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
         await settleCharge(rt, identity.account.id, method, route.kind === 'proxy' ? route.route : undefined, reservation, status, records);
       };
       const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
-      return { allowed: true, identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
+      return { allowed: true, url: withoutCredentialParams(url, rt.config.auth.credentials), identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
     },
     reload: (loaded) => rt.reload(loaded),
     close: () => rt.close(),

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeygate, parseConfigObject, type Keygate } from '../src/index.js';
 import { createAccount } from '../src/operations/accounts.js';
-import { createKey } from '../src/operations/keys.js';
+import { createKey, revokeKey } from '../src/operations/keys.js';
 import { forecast } from '../src/operations/forecast.js';
 import { tempDir } from './support/temp.js';
 import { periodBounds } from '../src/meters/period.js';
@@ -115,6 +115,42 @@ describe('keygate as a library', () => {
     const day = new Date(gate.runtime.clock()).toISOString().slice(0, 10);
     const units = (await gate.runtime.store.listUsageDaily(account.id, day, day)).filter((row) => row.metric === 'units' && row.label === 'credits');
     expect(units.reduce((sum, row) => sum + row.value, 0)).toBe(100);
+  });
+
+  it('gives the target without the credential parameter, to route by and log', async () => {
+    const config = parseConfigObject({
+      upstream: { url: 'http://127.0.0.1:1' },
+      store: `sqlite:${path.join(dir, 'query.db')}`,
+      keys: { prefix: { live: 'sk_live_' } },
+      auth: { credentials: [{ in: 'query', name: 'apikey' }] },
+      routes: [{ path: '/get-brands' }],
+    });
+    const inQuery = await createKeygate({ config, file: 'inline', dir });
+    try {
+      const account = await createAccount(inQuery.runtime, { name: 'Query' }, 'test');
+      const key = (await createKey(inQuery.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+      const admitted = await inQuery.check({ method: 'GET', url: `/get-brands?page=2&apikey=${key}&q=a`, headers: {} });
+      expect(admitted).toMatchObject({ allowed: true, url: '/get-brands?page=2&q=a' });
+      const refused = await inQuery.check({ method: 'GET', url: `/nowhere?apikey=${key}`, headers: {} });
+      expect(refused).toMatchObject({ allowed: false, reason: 'no_route', url: '/nowhere?apikey=[REDACTED]' });
+      const odd = await inQuery.check({ method: 'GET', url: `/x/../get-brands?apikey=${key}`, headers: {} });
+      expect(odd).toMatchObject({ allowed: false, reason: 'bad_request' });
+      expect(JSON.stringify(odd)).not.toContain(key);
+    } finally {
+      await inQuery.close();
+    }
+  });
+
+  it("counts a revoked key's refusals in its account's daily denials, as the gateway does", async () => {
+    const account = await createAccount(gate.runtime, { name: 'Revoked' }, 'test');
+    const key = await createKey(gate.runtime, { accountId: account.id, name: 'old' }, 'test');
+    await revokeKey(gate.runtime, key.key.id, 'test');
+    const headers = { authorization: `Bearer ${key.secret}` };
+    for (let i = 0; i < 3; i++) expect(await gate.check({ method: 'GET', url: '/get-brands', headers })).toMatchObject({ allowed: false, reason: 'revoked_key' });
+    await gate.runtime.usage.flush(gate.runtime.store);
+    const day = new Date(gate.runtime.clock()).toISOString().slice(0, 10);
+    const denials = (await gate.runtime.store.listUsageDaily(account.id, day, day)).filter((row) => row.metric === 'denials');
+    expect(denials.map((row) => [row.label, row.value])).toEqual([['revoked_key', 3]]);
   });
 
   it('refuses what the gateway refuses before reading a key: a path the API could read as another, and paths outside basePath', async () => {

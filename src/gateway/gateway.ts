@@ -13,17 +13,15 @@ import type { Runtime } from '../runtime.js';
 import type { Denial } from '../denial/reasons.js';
 import type { RenderedError } from '../dialect/dialect.js';
 import { deny } from '../denial/reasons.js';
-import type { Decision, GatewayRequest } from '../pipeline/pipeline.js';
+import { refusedKeyOwner, type Decision, type GatewayRequest } from '../pipeline/pipeline.js';
 import type { Identity } from '../pipeline/identity.js';
-import { withoutCredentialParams } from '../auth/credential.js';
-import { REDACTED } from '../log.js';
 import type { Metrics, Outcome } from '../metrics.js';
 import { renderBuiltin } from './builtins.js';
 import { judgeTarget, normalBasePath } from './request-path.js';
 import { AWAITS_CONTINUE, createForwarder, type AwaitingRequest } from './forward.js';
 import { lastOnItsConnection } from '../http-internals.js';
 import { statusClass } from '../usage/usage-recorder.js';
-import { withoutKeys } from '../keys/redact.js';
+import { redactedTarget } from '../keys/redact.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
 import { clientAddress, trustedProxyCheck } from './trusted-proxies.js';
@@ -242,15 +240,13 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   function respond(request: FastifyRequest, reply: FastifyReply, decision: Decision): void {
     if (!decision.allowed) {
       if (decision.key) {
-        // Which key (and whose) is still in use although refused, for the log; and the
-        // account's daily denials count a revoked or expired key of its own, so its owner
-        // sees that something still sends one. (An unbound key's account is gone.)
+        // Which key (and whose) is still in use although refused, for the log.
         const record = request.keygate as RequestRecord;
         const { id, accountId } = decision.key;
         record.keyId = id;
         record.accountId = accountId ?? undefined;
-        const { reason } = decision.denial;
-        if (accountId !== null && (reason === 'revoked_key' || reason === 'expired_key')) usage.add(accountId, rt.clock(), 'denials', reason);
+        const owner = refusedKeyOwner(decision);
+        if (owner !== undefined) usage.add(owner, rt.clock(), 'denials', decision.denial.reason);
       }
       send(request, reply, decision.denial, decision.identity);
       return;
@@ -364,19 +360,3 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
 
   return app;
 }
-
-/** `scheme://user:password@` at the start of an absolute-form target (one keygate refused). */
-const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
-
-/**
- * The request target as it may appear in logs: credential parameters replaced, and so is
- * anything else shaped like a key (one sent in a path segment or a parameter keygate
- * does not read keys from).
- */
-export function redactedTarget(rt: Pick<Runtime, 'config' | 'keyFormat'>, url: string | undefined): string {
-  const withoutUserinfo = (url ?? '/').replace(USERINFO, `$1${REDACTED}@`);
-  // A key written with percent-escapes (`sk%5Flive%5F…`), also escaped again (`%255F`), is
-  // a key to whoever decodes it: then the target is logged decoded as far as the key showed.
-  return withoutKeys(rt.keyFormat, withoutCredentialParams(withoutUserinfo, rt.config.auth.credentials, REDACTED));
-}
-

@@ -81,6 +81,18 @@ function refuse(denial: Denial, identity?: Identity): Decision {
   return identity ? { allowed: false, denial, identity } : { allowed: false, denial };
 }
 
+export type Refusal = Extract<Decision, { allowed: false }>;
+
+/**
+ * The account whose daily usage counts a refusal that carries no identity: the owner of a
+ * revoked or expired key, so it sees that something still sends one. (A refusal with an
+ * identity counts against its account; an unbound key's account is gone.)
+ */
+export function refusedKeyOwner({ denial, key }: Refusal): string | undefined {
+  if (key?.accountId == null) return undefined;
+  return denial.reason === 'revoked_key' || denial.reason === 'expired_key' ? key.accountId : undefined;
+}
+
 /** A refusal of a key that exists: the log can say which key (and whose) was still in use. */
 function refuseKey(denial: Denial, key: KeyRecord): Decision {
   return { allowed: false, denial, key: { id: key.id, accountId: key.accountId } };
