@@ -30,6 +30,9 @@ interface Document {
   paths: Record<string, Record<string, DocOperation>>;
 }
 
+/** The formats JSON Schema 2020-12 defines, and those OpenAPI adds for numbers and secrets. */
+const KNOWN_FORMATS = new Set(['date-time', 'date', 'time', 'duration', 'email', 'idn-email', 'hostname', 'idn-hostname', 'ipv4', 'ipv6', 'uri', 'uri-reference', 'iri', 'iri-reference', 'uuid', 'uri-template', 'json-pointer', 'relative-json-pointer', 'regex', 'int32', 'int64', 'float', 'double', 'password']);
+
 const ADMIN = 'full-admin-token-0123456789';
 const READER = 'reporting-token-0123456789';
 
@@ -125,6 +128,14 @@ describe('admin API against its OpenAPI document', () => {
     }
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.length).toBeGreaterThanOrEqual(23);
+    // Only formats a validator knows (JSON Schema 2020-12's and OpenAPI's): an unknown one
+    // stops Ajv in its default strict mode, and some client generators, on the document.
+    const formats = new Set<string>();
+    JSON.stringify(doc, (name, value: unknown) => {
+      if (name === 'format' && typeof value === 'string') formats.add(value);
+      return value;
+    });
+    expect([...formats].filter((format) => !KNOWN_FORMATS.has(format))).toEqual([]);
     // The answers that may say the other processes were not told of a change say so in the document too.
     const warned = Object.entries(doc.paths).flatMap(([path, item]) =>
       Object.entries(item)
@@ -137,6 +148,8 @@ describe('admin API against its OpenAPI document', () => {
   it('answers every operation, with good input and bad, only as the document says', async () => {
     // Accounts, plans, usage.
     expect((await call('GET', '/v1/plans')).status).toBe(200);
+    // An id longer than any path parameter may be.
+    expect((await call('GET', `/v1/accounts/acc_${'x'.repeat(5000)}`)).status).toBe(414);
     const account = await call('POST', '/v1/accounts', { body: { name: 'Acme', planExpiresAt: null } });
     expect(account.status).toBe(201);
     const accountId = account.body.id as string;

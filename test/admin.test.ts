@@ -532,6 +532,11 @@ describe('admin API', () => {
     expect(revoked).toMatchObject({ status: 200, body: { status: 'revoked' } });
     const invited = await json(await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'labelled@example.com', accountId }) }));
     expect((await kg.admin(`/v1/members/${invited.body.id}`, asJson('DELETE'))).status).toBe(204);
+    // Where a body is needed, one missing is told the same way, however it is missing.
+    for (const body of [undefined, '', '  ', 'null']) {
+      const none = await json(await kg.admin('/v1/accounts', asJson('POST', body)));
+      expect(none, JSON.stringify(body)).toMatchObject({ status: 400, body: { detail: 'body: expected a JSON object; the request had none' } });
+    }
   });
 
   it('refuses an empty accountId filter (it listed every account\'s rows) and a page size not written in digits', async () => {

@@ -337,9 +337,11 @@ describe('keygate CLI with a running gateway', () => {
       ['- {path: /api/v1/apps/a/metrics/mrr, count: 1}', 'calls[0].method must be a method such as GET'],
       ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 1}\n- just a string', 'calls[1] must be a mapping {method, path, count, records}'],
       ['- {method: GET, path: api/v1, count: 1}', 'calls[0].path must be a path starting with /'],
-      ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 1, records: -5}', 'calls[0].records must be a whole number ≥ 1'],
+      ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 1, records: -5}', 'calls[0].records must be a whole number from 1 to 9007199254740991'],
       ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 1, recrods: 100}', 'calls[0] has no field "recrods": a call is {method, path, count, records}'],
-      ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 2.5}', 'calls[0].count must be a whole number ≥ 0'],
+      ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 2.5}', 'calls[0].count must be a whole number from 0 to 9007199254740991'],
+      // A whole number past what a count can hold exactly: the message says where the limit is.
+      ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 1e300}', 'calls[0].count must be a whole number from 0 to 9007199254740991'],
     ];
     for (const [text, error] of entries) {
       writeFileSync(file, `${text}\n`);

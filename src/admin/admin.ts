@@ -161,6 +161,8 @@ class BodyRefusal extends Error {
 /** Charsets whose bytes read as UTF-8 (US-ASCII is a part of it). */
 const UTF8_CHARSETS: ReadonlySet<string> = new Set(['utf-8', 'us-ascii']);
 const NOT_UTF8 = 'Send the body as UTF-8 JSON: Content-Type: application/json, with charset=utf-8 or no charset.';
+/** A body missing where one is needed, however it is missing (none, empty, `null`). */
+const NO_BODY = 'body: expected a JSON object; the request had none';
 const NOT_UTF8_BYTES = 'The body is not UTF-8: send JSON encoded as UTF-8.';
 const PROTOTYPE_KEY = 'The body is valid JSON, but it has a "__proto__" key (or a "constructor" holding "prototype"), which keygate refuses: no admin request takes one.';
 
@@ -334,7 +336,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     const bodySchema = request.routeOptions.schema?.body as z.ZodType | undefined;
     const takesBody = bodySchema !== undefined;
     // Nothing is no body, also where a body is optional (rotate's).
-    if (body.trim() === '' && (!takesBody || bodySchema.safeParse(undefined).success)) return done(null, undefined);
+    if (body.trim() === '') return done(!takesBody || bodySchema.safeParse(undefined).success ? null : new BodyRefusal(400, NO_BODY), undefined);
     fastifyJson(request, body, (error, parsed) => {
       const refusedJson = (error as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY' && parsesAsJson(body);
       // An unknown route (or a known path asked with another method) answers 404/405, whatever the body.
@@ -850,7 +852,7 @@ function describeValidation(error: Error & { validation?: unknown; validationCon
     const path = segments.join('.');
     const where = [error.validationContext, path].filter(Boolean).join('.');
     // No body at all, where one is needed: say so, not "got null".
-    if (where === 'body' && zodIssue?.code === 'invalid_type' && (zodIssue.input === null || zodIssue.input === undefined)) return 'body: expected a JSON object; the request had none';
+    if (where === 'body' && zodIssue?.code === 'invalid_type' && (zodIssue.input === null || zodIssue.input === undefined)) return NO_BODY;
     // The schema's own messages ("must be a path starting with /") as they are; zod's in keygate's words.
     const message = zodIssue && isZodDefault(zodIssue.message) ? describeProblem(zodIssue, knownFields, JSON_FORMAT) : (issue.message ?? 'invalid');
     return `${where || '(request)'}: ${message}`;

@@ -3,7 +3,7 @@
  * schemas (from their zod definitions) give each operation its success and its
  * operation-specific refusals; this adds what every operation can answer besides (401
  * without the token, 403 for a change with the read-only token, 400 for a query it does
- * not take, 413 and 415 for a body, 503 while locked or while a backend is away), gives
+ * not take, 404 and 414 for a record's id, 413 and 415 for a body, 503 while locked or while a backend is away), gives
  * every error the problem-details media type it is sent with, and drops the body a 204
  * never has.
  */
@@ -35,6 +35,7 @@ const COMMON: { status: number; when: string; applies: (op: { method: string; pa
   { status: 401, when: 'No admin token, or a wrong one (WWW-Authenticate: Bearer)', applies: () => true },
   { status: 403, when: 'The read-only token, for a change', applies: ({ method, path }) => method !== 'get' && method !== 'head' && path !== '/v1/forecast' },
   { status: 404, when: 'No such record', applies: ({ operation }) => (operation.parameters ?? []).some((p) => p.in === 'path') },
+  { status: 414, when: 'A path parameter over 2,048 characters', applies: ({ operation }) => (operation.parameters ?? []).some((p) => p.in === 'path') },
   { status: 413, when: 'A body over 1 MB', applies: ({ method }) => method !== 'get' && method !== 'head' },
   { status: 415, when: 'A body that is not JSON in UTF-8 (also where none is read)', applies: ({ method }) => method !== 'get' && method !== 'head' },
   {

@@ -10,14 +10,17 @@ import { accountUsage } from './usage.js';
 import { requestedRecords } from '../meters/cost.js';
 import { judgeTarget, normalBasePath } from '../gateway/request-path.js';
 
-const WHOLE = 'must be a whole number ≥ 0';
-const WHOLE_POSITIVE = 'must be a whole number ≥ 1';
+/** JavaScript's largest exact integer, which is as far as a count can go (a larger one is refused, not rounded). */
+const MOST = Number.MAX_SAFE_INTEGER;
+const WHOLE = `must be a whole number from 0 to ${MOST}`;
+const WHOLE_POSITIVE = `must be a whole number from 1 to ${MOST}`;
 
 /** One planned call: the admin API's body and a CLI calls file are checked by this one schema. */
 export const PlannedCallSchema = z.strictObject(
   {
     method: z.string('must be a method such as GET').min(1, 'must be a method such as GET'),
-    path: z.string('must be a path starting with /').startsWith('/', 'must be a path starting with /'),
+    // A pattern, not startsWith: that is written in the OpenAPI document as a format of zod's own, `starts_with`, which validators refuse.
+    path: z.string('must be a path starting with /').regex(/^\//, 'must be a path starting with /'),
     /** How many calls. */
     count: z.number(WHOLE).int(WHOLE).nonnegative(WHOLE),
     /** Records per call, for per-record routes (default: what the path's query asks for, as the gateway reserves, or the route's reserveRecords). */
