@@ -42,6 +42,12 @@ describe('keygate.yaml validation', () => {
     expect(dashboard('{publicUrl: "https://keys.example.com", secureCookies: false}').secureCookies).toBe(false);
     expect(dashboard('{secureCookies: true}').secureCookies).toBe(true);
     expect(problems('upstream: {url: http://127.0.0.1:4000}\ndashboard: {publicUrl: keys.example.com}\n')).toEqual(['dashboard.publicUrl: expected an http(s) URL such as https://dashboard.example.com, got "keys.example.com"']);
+    // Invitation links are publicUrl + /invite/…: a path, query or fragment would break them.
+    for (const url of ['https://x.example/sub', 'https://x.example/?q=1', 'https://x.example/#f']) {
+      expect(problems(`upstream: {url: http://127.0.0.1:4000}\ndashboard: {publicUrl: "${url}"}\n`), url).toEqual([
+        'dashboard.publicUrl: an origin such as https://dashboard.example.com, without a path, query or fragment (the dashboard is served at the root of its host)',
+      ]);
+    }
   });
 
   it('says limits, whole numbers and mappings in words, not in the validation library\'s', () => {
@@ -78,6 +84,29 @@ describe('keygate.yaml validation', () => {
     expect(problems(twice)).toEqual(['routes[1]: GET /v1/records/ is declared twice']);
     const outside = 'upstream: {url: "http://a"}\nbasePath: /v1\nroutes:\n  - {path: /v1/x}\n  - {path: /slow}\n  - {path: /v1*}\n  - {path: /:version/y}\n  - {path: /*}\n';
     expect(problems(outside)).toEqual(['routes[1].path: "/slow" is outside basePath "/v1": no request can reach it']);
+  });
+
+  it('names a route pattern the router cannot read also when another route was declared before it', () => {
+    const [problem] = problems('upstream: {url: "http://a"}\nroutes:\n  - {path: "/v1/*"}\n  - {path: "/v1/**"}\n');
+    expect(problem).toMatch(/^routes\[1\]: not a path pattern the router takes: /);
+  });
+
+  it('refuses a basePath no request could be judged under (dot segments, //, escapes)', () => {
+    for (const basePath of ['/v1/../admin', '/v1/./x', '/v1//x', '/v%31', '/v1;x', '/v 1']) {
+      expect(problems(`upstream: {url: "http://a"}\nbasePath: "${basePath}"\n`), basePath).toEqual([
+        'basePath: a plain path such as /v1 or /api/v2: no "." or ".." segment, no "//", and none of % ; ? # \\ or spaces',
+      ]);
+    }
+    expect(parseConfigText('upstream: {url: "http://a"}\nbasePath: /api/v2.1/\n').basePath).toBe('/api/v2.1/');
+  });
+
+  it('names an alias that refers to a mapping it is inside of, instead of running out of stack', () => {
+    expect(problems('upstream: {url: "http://a"}\nx: &a\n  y: *a\n')).toEqual([
+      'x.y: refers to a mapping or list it is itself inside of (a YAML alias, *name, of an &name anchor above it): write the value out instead',
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nplans: {free: &p {extra: [*p]}}\n')[0]).toMatch(/^plans\.free\.extra\[0\]: refers to /);
+    // An alias of a mapping elsewhere is a copy, as YAML means it.
+    expect(Object.keys(parseConfigText('upstream: {url: "http://a"}\nplans:\n  a: &base {maxKeys: 2}\n  b: *base\n').plans)).toEqual(['a', 'b']);
   });
 
   it('refuses a content type that is not a media type (a line break would become a header of its own)', () => {
@@ -255,6 +284,14 @@ describe('upstream and identity headers', () => {
 
   it('refuses an empty identity header prefix, which would drop every client header', () => {
     expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {prefix: ""}\n')[0]).toMatch(/^identityHeaders\.prefix: /);
+  });
+
+  it('refuses an identity header prefix that begins a standard header, which would be dropped from every request', () => {
+    expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {prefix: "Content-"}\n')).toEqual([
+      'identityHeaders.prefix: "Content-" begins the standard header content-encoding, which keygate would then drop from every request as one posing as its own: choose a prefix of your own, such as "X-Keygate-"',
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {prefix: "X-"}\n')[0]).toMatch(/^identityHeaders\.prefix: "X-" begins the standard header x-forwarded-for/);
+    expect(parseConfigText('upstream: {url: "http://a"}\nidentityHeaders: {prefix: "X-Acme-"}\n').identityHeaders.prefix).toBe('X-Acme-');
   });
 
   it('refuses a realm, scopes, a credential header name and scheme that a header cannot carry, naming them', () => {

@@ -120,6 +120,8 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
 }
 
 export function parseConfigObject(raw: unknown, file = 'keygate.yaml'): Config {
+  const loop = circularField(raw, [], []);
+  if (loop) throw new ConfigError(file, [`${formatPath(loop)}: refers to a mapping or list it is itself inside of (a YAML alias, *name, of an &name anchor above it): write the value out instead`]);
   const reserved = fieldsNamedProto(raw, []);
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (result.success && reserved.length === 0) return result.data;
@@ -127,6 +129,22 @@ export function parseConfigObject(raw: unknown, file = 'keygate.yaml'): Config {
   // one plan", say) is left to the line about that field.
   const issues = result.success ? [] : result.error.issues.filter((issue) => !reserved.some((where) => startsWith(where, issue.path)));
   throw new ConfigError(file, [...reserved.map((where) => `${formatPath(where)}: "__proto__" cannot be a name here (JavaScript reserves it); choose another`), ...issues.map(describeIssue)]);
+}
+
+/**
+ * The first field whose value is one of the mappings or lists it sits in (YAML builds one
+ * from an alias inside its own anchor: `x: &a { y: *a }`), which no reading of the
+ * profile would ever finish; null if there is none.
+ */
+function circularField(value: unknown, at: PropertyKey[], inside: object[]): PropertyKey[] | null {
+  if (value === null || typeof value !== 'object') return null;
+  if (inside.includes(value)) return at;
+  const within = [...inside, value];
+  for (const [key, item] of Array.isArray(value) ? value.entries() : Object.entries(value)) {
+    const found = circularField(item, [...at, key], within);
+    if (found) return found;
+  }
+  return null;
 }
 
 /**

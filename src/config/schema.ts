@@ -93,6 +93,27 @@ const identifier = z
 
 /** A path, as a regular expression: JSON Schema has a `pattern` for it (not zod's own "starts_with" format). */
 const STARTS_WITH_SLASH = /^\//;
+/** Path characters that mean the same to every reader (RFC 3986 unreserved, and the sub-delimiters but `;`). */
+const PLAIN_PATH = /^[/A-Za-z0-9._~!$&'()*+,=:@-]*$/;
+
+/**
+ * Standard request headers (RFC 9110, 9111, 6265, 6454, Fetch's Sec- headers, W3C Trace
+ * Context) and the de-facto X-Forwarded and X-Requested-With: what an identity header
+ * prefix must not begin.
+ */
+const CLIENT_HEADERS = [
+  'accept', 'accept-charset', 'accept-encoding', 'accept-language', 'authorization', 'cache-control', 'connection', 'content-encoding', 'content-language',
+  'content-length', 'content-location', 'content-range', 'content-type', 'cookie', 'date', 'expect', 'forwarded', 'from', 'host', 'if-match',
+  'if-modified-since', 'if-none-match', 'if-range', 'if-unmodified-since', 'max-forwards', 'origin', 'pragma', 'range', 'referer', 'sec-fetch-mode',
+  'te', 'trailer', 'traceparent', 'tracestate', 'transfer-encoding', 'upgrade', 'user-agent', 'via', 'x-forwarded-for', 'x-requested-with',
+];
+
+/** Whether a URL is an origin and nothing more (a trailing `/` allowed); one that is no URL at all is reported by its own check. */
+function isOriginOnly(url: string): boolean {
+  if (!URL.canParse(url)) return true;
+  const parsed = new URL(url);
+  return parsed.pathname === '/' && parsed.search === '' && parsed.hash === '';
+}
 
 /** A method in any case, read as capitals; JSON Schema offers the capitals (an enum editors complete). */
 const httpMethod = z.preprocess((method) => (typeof method === 'string' ? method.toUpperCase() : method), z.enum([...ROUTE_METHODS, '*']));
@@ -403,17 +424,22 @@ export const configSchema = z
         'The API\'s name as its customers know it, without "API", e.g. "SE Ranking Data": in the dashboard\'s header, page titles and sentences ("call the SE Ranking Data API"). Default: name with each word capitalised ("seranking-data" → "Seranking Data").',
       ),
     listen: listen(8080, GATEWAY_MAX_HEADER_SIZE),
-    basePath: z.string().regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1').default('/').describe('keygate guards everything under this path.'),
+    basePath: z
+      .string()
+      .regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1')
+      // As the gateway takes a request's path: one with `.`/`..` segments, `//`, escapes or
+      // `;` would refuse every request (and the upstream might read another path).
+      .refine(
+        (path) => !STARTS_WITH_SLASH.test(path) || (PLAIN_PATH.test(path) && !path.includes('//') && !path.split('/').some((segment) => segment === '.' || segment === '..')),
+        'a plain path such as /v1 or /api/v2: no "." or ".." segment, no "//", and none of % ; ? # \\ or spaces',
+      )
+      .default('/')
+      .describe('keygate guards everything under this path.'),
     upstream: z
       .object({
         url: z
           .url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:4000' })
-          .refine((url) => {
-            // One that is no URL at all is reported above.
-            if (!URL.canParse(url)) return true;
-            const parsed = new URL(url);
-            return parsed.pathname === '/' && parsed.search === '' && parsed.hash === '';
-          }, 'an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)')
+          .refine(isOriginOnly, 'an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)')
           .describe('Where admitted requests go, e.g. http://127.0.0.1:4000.'),
         timeout: positiveDuration.prefault('30s'),
         connections: z.number().int().positive().default(128),
@@ -464,7 +490,19 @@ export const configSchema = z
       .prefault({ credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }] }),
     errors: dialect.prefault({}),
     identityHeaders: z
-      .object({ prefix: z.string().regex(/^[A-Za-z0-9-]+$/, 'a header name prefix such as "X-Keygate-"').default('X-Keygate-') })
+      .object({
+        prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9-]+$/, 'a header name prefix such as "X-Keygate-"')
+          .superRefine((prefix, ctx) => {
+            // Client headers with the prefix are dropped (none may pose as keygate's): a
+            // prefix that begins a standard header would drop that header from every request.
+            const lower = prefix.toLowerCase();
+            const taken = CLIENT_HEADERS.find((name) => name.startsWith(lower));
+            if (taken) ctx.addIssue({ code: 'custom', message: `"${prefix}" begins the standard header ${taken}, which keygate would then drop from every request as one posing as its own: choose a prefix of your own, such as "X-Keygate-"` });
+          })
+          .default('X-Keygate-'),
+      })
       .strict()
       .prefault({}),
     scopes: z.array(scopeName).default([]).describe('Every scope the API knows, offered when creating keys.'),
@@ -497,6 +535,7 @@ export const configSchema = z
         listen: listen(8082, NODE_MAX_HEADER_SIZE),
         publicUrl: z
           .url({ protocol: /^https?$/, error: 'an http(s) URL such as https://dashboard.example.com' })
+          .refine(isOriginOnly, 'an origin such as https://dashboard.example.com, without a path, query or fragment (the dashboard is served at the root of its host)')
           .optional()
           .describe('URL members reach the dashboard at (for invitation links).'),
         secureCookies: z

@@ -51,6 +51,14 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
   const noop = () => undefined;
   /** The paths (parameter names left out: `/v1/:a` is `/v1/:b`) that a route for every method has taken. */
   const takenByAnyMethod = new Set<string>();
+  /** Whether `path` is taken for `m`; a pattern the router cannot read is named (asking throws as adding does). */
+  const taken = (m: Method, path: string, target: RouteMatch): boolean => {
+    try {
+      return router.hasRoute(m, path) || router.hasRoute(m, path.replace(/(.)\/$/, '$1'));
+    } catch (error) {
+      throw new RouteTableError(`not a path pattern the router takes: ${(error as Error).message}`, placeOf(target));
+    }
+  };
   const add = (method: string, path: string, target: RouteMatch) => {
     const methods: Method[] = method === '*' ? [...ROUTE_METHODS] : [method as Method];
     // `::` is a colon itself (find-my-way's escape), not a parameter.
@@ -59,7 +67,7 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
     if (method === '*') takenByAnyMethod.add(shape);
     for (const m of methods) {
       // A trailing slash makes no difference (ignoreTrailingSlash).
-      if (router.hasRoute(m, path) || router.hasRoute(m, path.replace(/(.)\/$/, '$1'))) {
+      if (taken(m, path, target)) {
         if (method === '*') continue; // a specific route or a builtin already owns it
         throw new RouteTableError(`${m} ${path} is declared twice`, placeOf(target));
       }
@@ -78,7 +86,7 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
   // Specific methods first, then HEAD for the GET routes that have none (before a `*`
   // route could claim it with other scopes), and `*` fills the methods left over.
   for (const { method, path, target } of specific) add(method, path, target);
-  for (const { method, path, target } of specific) if (method === 'GET' && !router.hasRoute('HEAD', path)) router.on('HEAD', path, noop, target);
+  for (const { method, path, target } of specific) if (method === 'GET' && !taken('HEAD', path, target)) router.on('HEAD', path, noop, target);
   for (const { method, path, target } of targets) if (method === '*') add(method, path, target);
   router.compile?.();
 
