@@ -123,6 +123,18 @@ describe('scrubbing keys out of text that is logged', () => {
     expect(bare.scrub(id, '[R]', true)).toBe(id);
   });
 
+  it('hides a key that lost its prefix (the prefix is public: the rest is the whole secret), found by its checksum', () => {
+    const live = ranksy.generate('live');
+    const test = ranksy.generate('test');
+    const body = live.slice('rk_live_'.length);
+    const testBody = test.slice('rk_test_'.length);
+    const text = `/v1/${body}?token=${testBody}&a=rk-live-${body}&b=Bearer%20${body}&c=x${body}y`;
+    expect(ranksy.scrub(text, '[R]')).toBe('/v1/[R]?token=[R]&a=rk-live-[R]&b=Bearer%20[R]&c=x[R]y');
+    // A run of the same length that is no key body (its checksum does not hold) stays.
+    const other = `${body.slice(0, 29)}${body[29] === 'a' ? 'b' : 'a'}`;
+    expect(ranksy.scrub(`/v1/${other}`, '[R]')).toBe(`/v1/${other}`);
+  });
+
   it('replaces every hex run at least a key long, so a key beside another hex digit is hidden too', () => {
     const hex = createKeyFormat({ format: 'hex', prefix: { live: 'x_' }, hexLength: 40 });
     const key = hex.generate('live');

@@ -34,6 +34,8 @@ const BODY_LENGTH = RANDOM_LENGTH + CHECKSUM_LENGTH;
 const PARTIAL_BODY_LENGTH = RANDOM_LENGTH / 2;
 /** Random part and checksum, tested from `lastIndex` (just past the prefix) to the end. */
 const BASE62_BODY = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH}}$`, 'y');
+/** Runs of base62 at least a key body long, wherever they are. */
+const BASE62_RUNS = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH},}`, 'g');
 
 export type KeyCheck = { ok: true; mode: KeyMode | undefined } | { ok: false };
 
@@ -122,8 +124,26 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
       const prefix = modeOf(secret)?.[1] ?? '';
       return `${prefix}…${secret.slice(-4)}`;
     },
-    scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
+    scrub: (text, censor, partial) => withoutBareBodies(text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor), censor),
   };
+
+  /**
+   * `text` with any key body that lost its prefix hidden (a client that dropped or
+   * mangled it: `?token=<body>`, `kg-live-<body>`, `Bearer%20<body>`): the prefix is
+   * public, so the body is the whole secret, and its checksum, taken with one of the
+   * prefixes, gives it away (a run that merely looks like one passes 1 time in 4 billion).
+   * Every place in a run of base62 at least a body long is tried: `%20<body>` runs on from
+   * the escape's digits.
+   */
+  function withoutBareBodies(text: string, censor: string): string {
+    return text.replace(BASE62_RUNS, (run) => {
+      for (let at = 0; at + BODY_LENGTH <= run.length; at++) {
+        const body = run.slice(at, at + BODY_LENGTH);
+        if (byMode.some(([, prefix]) => endsWithChecksum(prefix + body))) return run.slice(0, at) + censor + withoutBareBodies(run.slice(at + BODY_LENGTH), censor);
+      }
+      return run;
+    });
+  }
 }
 
 function hexFormat(length: number): KeyFormat {
