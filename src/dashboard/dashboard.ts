@@ -8,10 +8,11 @@
  * cookie) → sign-in required except on public pages (nothing is done without a session)
  * → CSRF check on every POST → the page. Anything the viewer may not see is a plain 404.
  */
+import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
-import formbody from '@fastify/formbody';
+import { parse as parseForm } from 'fast-querystring';
 import type { Runtime } from '../runtime.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
@@ -114,7 +115,12 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
   // Only HTML forms are accepted; any other body is read and dropped, so a POST of any
   // type reaches the CSRF check (and fails it) instead of erroring earlier.
   app.removeAllContentTypeParsers();
-  await app.register(formbody, { bodyLimit: BODY_LIMIT });
+  // Forms in UTF-8 only: other bytes would be read as U+FFFD and compared or stored so
+  // (two different passwords both "��" would "match"). Browsers send UTF-8.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_request, bytes: Buffer, done) => {
+    if (!isUtf8(bytes)) return done(Object.assign(new Error('The form was not sent in UTF-8: send it again from the page.'), { statusCode: 400 }), undefined);
+    done(null, parseForm(bytes.toString('utf8')));
+  });
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
 
   app.addHook('onRequest', async (request, reply) => {

@@ -68,6 +68,19 @@ class Visitor {
     return answerOf(response.status, await response.text());
   }
 
+  /** Posts a form body of raw bytes (`bytes`, then the CSRF token), as no browser would. */
+  async postBytes(path: string, bytes: Buffer): Promise<Answer> {
+    const body = Buffer.concat([bytes, Buffer.from(`&_csrf=${encodeURIComponent(this.token)}`)]);
+    const response = await fetch(this.base + path, {
+      method: 'POST',
+      headers: { cookie: this.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+      redirect: 'manual',
+    });
+    this.keep(response);
+    return answerOf(response.status, await response.text());
+  }
+
   /** Signs in and opens `home`, whose forms carry the session's CSRF token. */
   async signIn(email: string, home: string): Promise<void> {
     await this.get('/sign-in');
@@ -152,6 +165,20 @@ describe('dashboard: hand-edited forms', () => {
         expect(answer.alert, name).toBe(`The form sent “${name}” more than once; it takes one value.`);
       }
       expect(await keysOfAcme()).toEqual([]);
+    });
+
+    it('refuses a form whose bytes are not UTF-8 (they would be stored as U+FFFD), and creates nothing', async () => {
+      const bytes = Buffer.concat([Buffer.from('name=caf'), Buffer.from([0xe9, 0xff]), Buffer.from('&scope=*&mode=live&expiry=never')]);
+      const answer = await member.postBytes('/keys', bytes);
+      expect(answer.status).toBe(400);
+      expect(answer.alert).toBe('The form was not sent in UTF-8: send it again from the page.');
+      expect(await keysOfAcme()).toEqual([]);
+      // UTF-8 typed as it is (not escaped) is read as typed.
+      await member.get('/keys/new');
+      const utf8 = await member.postBytes('/keys', Buffer.from('name=café&scope=*&mode=live&expiry=never'));
+      expect(utf8.status).toBe(201);
+      expect((await keysOfAcme()).map((k) => k.name)).toEqual(['café']);
+      for (const k of await keysOfAcme()) await revokeKey(rt, k.id, 'test');
     });
 
     it('still creates a key from the values the form offers, with repeated scopes, and with no expiry sent', async () => {
