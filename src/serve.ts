@@ -412,13 +412,15 @@ async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
   // In a process group of its own: a terminal's Ctrl-C (sent to the whole group) reaches
   // keygate alone, which stops it once its own requests are answered (after the readiness
   // delay and the drain), not while keygate still forwards to it.
-  const child = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+  const url = new URL(loaded.config.upstream.url);
+  const { host, port } = upstreamAddress(url);
+  // Told its port as platforms tell an app (PORT): upstream.url is then the one place that says it.
+  const env = { ...process.env, PORT: String(port) };
+  const child = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
   // However keygate ends (at once, on a third signal; a failed start), its upstream goes with it.
   const stopChild = () => stopUpstream(child);
   process.once('exit', stopChild);
   child.once('exit', () => process.off('exit', stopChild));
-  const url = new URL(loaded.config.upstream.url);
-  const { host, port } = upstreamAddress(url);
   const deadline = Date.now() + 15_000;
   const what = `upstream.spawn: "${loaded.config.upstream.spawn?.join(' ')}"`;
   /** Why the command stopped before it listened, once it has. */

@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
+import { servedAs } from '../support/method.mjs';
 
 export const DEFAULT_PORT = 8123;
 const TEAM_HEADER = 'x-keygate-account';
@@ -66,7 +67,7 @@ export function createUpstream() {
     const error = (status, type, code, message) => send(status, { error: { type, code, message } });
     const team = req.headers[TEAM_HEADER];
     if (typeof team !== 'string' || team === '') return error(401, 'authentication_error', 'no_team', 'Call this upstream through keygate.');
-    if (req.method !== 'GET') return error(405, 'invalid_request_error', 'method_not_allowed', `${req.method} is not allowed here.`);
+    if (servedAs(req.method) !== 'GET') return error(405, 'invalid_request_error', 'method_not_allowed', `${req.method} is not allowed here.`);
     const livemode = req.headers[MODE_HEADER] !== 'test';
     const path = (req.url ?? '/').split('?')[0].replace(/\/+$/, '');
     const apps = appsOf(team);
@@ -96,6 +97,7 @@ function safeDecode(part) {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const port = Number(process.argv[2] ?? DEFAULT_PORT);
+  // The port given, else the one keygate names (PORT, from upstream.url), else its own.
+  const port = Number(process.argv[2] ?? process.env.PORT ?? DEFAULT_PORT);
   createUpstream().listen(port, '127.0.0.1', () => console.log(`ranksy upstream on http://127.0.0.1:${port}`));
 }

@@ -24,6 +24,7 @@
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { readJson } from '../support/read-json.mjs';
+import { servedAs } from '../support/method.mjs';
 
 export const DEFAULT_PORT = 8113;
 const ACCOUNT_HEADER = 'x-keygate-account';
@@ -117,7 +118,7 @@ export function createUpstream() {
     readJson(req, MAX_BODY).then(
       (body) => {
         const path = (req.url ?? '/').split('?')[0].replace(/\/+$/, '') || '/';
-        const [status, payload] = route(req.method ?? 'GET', path, account, body);
+        const [status, payload] = route(servedAs(req.method), path, account, body);
         const own = [...keywords.values()].filter((k) => k.account === account);
         send(status, payload, {
           'x-ranktracker-keywords': String(own.length),
@@ -132,6 +133,7 @@ export function createUpstream() {
 /** The request body parsed as JSON (undefined when empty), whatever its content type. */
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const port = Number(process.argv[2] ?? DEFAULT_PORT);
+  // The port given, else the one keygate names (PORT, from upstream.url), else its own.
+  const port = Number(process.argv[2] ?? process.env.PORT ?? DEFAULT_PORT);
   createUpstream().listen(port, '127.0.0.1', () => console.log(`ranktracker upstream on http://127.0.0.1:${port}`));
 }

@@ -31,6 +31,7 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { readJson } from '../support/read-json.mjs';
+import { servedAs } from '../support/method.mjs';
 
 export const DEFAULT_PORT = 8143;
 export const RECORDS_HEADER = 'x-se-records';
@@ -216,7 +217,7 @@ export function createUpstream() {
     }
     const account = req.headers[ACCOUNT_HEADER];
     if (typeof account !== 'string' || account === '') return send(400, { error_description: 'No token' });
-    const method = req.method ?? 'GET';
+    const method = servedAs(req.method);
     readJson(req, MAX_BODY).then(
       (body) => {
         try {
@@ -243,6 +244,7 @@ export function createUpstream() {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const port = Number(process.argv[2] ?? DEFAULT_PORT);
+  // The port given, else the one keygate names (PORT, from upstream.url), else its own.
+  const port = Number(process.argv[2] ?? process.env.PORT ?? DEFAULT_PORT);
   createUpstream().listen(port, '127.0.0.1', () => console.log(`seranking-data upstream on http://127.0.0.1:${port}`));
 }

@@ -36,6 +36,7 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { readJson } from '../support/read-json.mjs';
+import { servedAs } from '../support/method.mjs';
 
 export const DEFAULT_PORT = 8133;
 export const FIRST_SITE_ID = 147696;
@@ -266,7 +267,7 @@ export function createUpstream() {
     readJson(req, MAX_BODY).then(
       (body) => {
         try {
-          const result = answer(account, req.method ?? 'GET', url, body);
+          const result = answer(account, servedAs(req.method), url, body);
           send(result.status ?? 200, result.body);
         } catch (error) {
           if (error instanceof ApiError) return send(error.status, { message: error.message });
@@ -280,6 +281,7 @@ export function createUpstream() {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const port = Number(process.argv[2] ?? DEFAULT_PORT);
+  // The port given, else the one keygate names (PORT, from upstream.url), else its own.
+  const port = Number(process.argv[2] ?? process.env.PORT ?? DEFAULT_PORT);
   createUpstream().listen(port, '127.0.0.1', () => console.log(`seranking-project upstream on http://127.0.0.1:${port}`));
 }

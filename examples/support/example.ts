@@ -263,30 +263,31 @@ export interface ServeCommand {
  * working directory (so `./data/...` lands there), waits until the gateway port accepts
  * connections (at most 20 s), and stops it with SIGTERM.
  *
- * The profile is the shipped one with only the ports changed to free ones (the gateway,
- * the admin API, the dashboard, and the upstream that `upstream.spawn` starts: `node upstream.mjs <port>`),
- * so that this test can run while the example, or another run of the suite, holds the
- * fixed ports. examples/profiles.test.ts checks the shipped ports themselves. They are
+ * The profile is the shipped one with only `upstream.url` changed, to a free port (the
+ * upstream `upstream.spawn` starts listens where keygate tells it, in PORT), and the
+ * listeners are moved to free ports by `serve --port --admin-port --dashboard-port`, as a
+ * user running an example beside something else would: so this test can run while the
+ * example, or another run of the suite, holds the fixed ports.
+ * examples/profiles.test.ts checks the shipped ports themselves. They are
  * named ports (test/support/ports.ts): the process listens on them a second or more
  * later, and a server another test file starts meanwhile must not get one.
  */
 export async function runServeCommand(name: string): Promise<ServeCommand> {
   const cwd = mkdtempSync(path.join(tmpdir(), `keygate-serve-${name}-`));
-  const [gatewayPort, adminPort, dashboardPort, upstreamPort] = await namedPorts(4);
+  const [gatewayPort, adminPort, dashboardPort, upstreamPort] = (await namedPorts(4)) as [number, number, number, number];
   const raw = rawProfile(name) as Record<string, Record<string, unknown>>;
   const profile = {
     ...raw,
-    listen: { ...raw.listen, port: gatewayPort },
-    admin: { ...raw.admin, listen: { ...(raw.admin?.listen as Record<string, unknown> | undefined), port: adminPort } },
-    dashboard: { ...raw.dashboard, listen: { port: dashboardPort } },
-    upstream: { ...raw.upstream, url: `http://127.0.0.1:${upstreamPort}`, spawn: ['node', path.join(EXAMPLES_DIR, name, 'upstream.mjs'), String(upstreamPort)] },
+    // The shipped command, run from the example's folder (the profile is written elsewhere).
+    upstream: { ...raw.upstream, url: `http://127.0.0.1:${upstreamPort}`, spawn: ['node', path.join(EXAMPLES_DIR, name, 'upstream.mjs')] },
   };
   const configFile = path.join(cwd, 'keygate.yaml');
   writeFileSync(configFile, stringifyYaml(profile));
   const loaded = loadConfigFile(configFile);
 
   const env = { ...process.env, KEYGATE_ADMIN_TOKEN: '' };
-  const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const ports = ['--port', String(gatewayPort), '--admin-port', String(adminPort), '--dashboard-port', String(dashboardPort)];
+  const child: ChildProcess = spawn(process.execPath, [BIN, 'serve', '--config', configFile, ...ports], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
@@ -301,7 +302,8 @@ export async function runServeCommand(name: string): Promise<ServeCommand> {
     return code;
   };
 
-  const { host, port } = loaded.config.listen;
+  const { host } = loaded.config.listen;
+  const port = gatewayPort;
   const deadline = Date.now() + 20_000;
   while (!done && Date.now() < deadline && !(await canConnect(host, port))) await new Promise((r) => setTimeout(r, 100));
   if (done || !(await canConnect(host, port))) {

@@ -14,6 +14,7 @@
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { readJson } from '../support/read-json.mjs';
+import { servedAs } from '../support/method.mjs';
 
 export const DEFAULT_PORT = 8153;
 const ACCOUNT_HEADER = 'x-keygate-account';
@@ -34,16 +35,17 @@ export function createUpstream() {
     if (typeof account !== 'string' || account === '') return send(401, { error: 'Call this upstream through keygate' });
     const url = new URL(req.url ?? '/', 'http://upstream');
     const path = url.pathname.replace(/\/+$/, '');
+    const method = servedAs(req.method);
 
-    if (req.method === 'GET' && path === '/get-brands') {
+    if (method === 'GET' && path === '/get-brands') {
       return send(200, { brands: [...brands.values()].filter((b) => b.account === account).map(out) });
     }
-    if (req.method === 'GET' && path === '/get-brand') {
+    if (method === 'GET' && path === '/get-brand') {
       const brand = brands.get(url.searchParams.get('brand_id') ?? '');
       if (!brand || brand.account !== account) return send(404, { error: 'Brand not found' });
       return send(200, { brand: out(brand) });
     }
-    if (req.method === 'POST' && path === '/create-brand') {
+    if (method === 'POST' && path === '/create-brand') {
       readJson(req, MAX_BODY).then(
         (body) => {
           const name = typeof body?.name === 'string' ? body.name.trim() : '';
@@ -61,6 +63,7 @@ export function createUpstream() {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const port = Number(process.argv[2] ?? DEFAULT_PORT);
+  // The port given, else the one keygate names (PORT, from upstream.url), else its own.
+  const port = Number(process.argv[2] ?? process.env.PORT ?? DEFAULT_PORT);
   createUpstream().listen(port, '127.0.0.1', () => console.log(`trakkr upstream on http://127.0.0.1:${port}`));
 }

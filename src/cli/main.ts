@@ -218,13 +218,17 @@ export function buildCli(): Command {
   program
     .command('serve')
     .description('run the gateway, admin API and dashboard')
-    .action(async (_opts, command: Command) => {
+    .option('--port <port>', "the gateway's port, instead of listen.port (0: any free port)", parsePort)
+    .option('--admin-port <port>', "the admin API's port, instead of admin.listen.port", parsePort)
+    .option('--dashboard-port <port>', "the dashboard's port, instead of dashboard.listen.port", parsePort)
+    .action(async (opts: { port?: number; adminPort?: number; dashboardPort?: number }, command: Command) => {
       const loaded = loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
       const reloading = reloadOnSighup();
       // Taken before keygate starts: a stop asked meanwhile is carried out once it serves
       // (Node's default would end the process at once, leaving a spawned upstream behind).
       const serving = stopOnSignal();
-      const running = await serve(loaded);
+      const ports = { ...(opts.port !== undefined ? { gateway: opts.port } : {}), ...(opts.adminPort !== undefined ? { admin: opts.adminPort } : {}), ...(opts.dashboardPort !== undefined ? { dashboard: opts.dashboardPort } : {}) };
+      const running = await serve(loaded, { ports });
       serving(running);
       reloading(running);
     });
