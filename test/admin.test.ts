@@ -572,6 +572,9 @@ describe('admin API', () => {
     expect(rename).toMatchObject({ status: 400, body: { detail: expect.stringContaining('a key name cannot contain an API key') } });
     const accountName = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: `Acme ${first.secret}` }) }));
     expect(accountName).toMatchObject({ status: 400, body: { detail: expect.stringContaining('an account name cannot contain an API key') } });
+    // Without its prefix too: the prefix is public, the rest is the secret.
+    const bare = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: `old ${first.secret.slice('sk_live_'.length)}` }) }));
+    expect(bare).toMatchObject({ status: 400, body: { detail: expect.stringContaining('a key name cannot contain an API key') } });
     const listed = JSON.stringify([await (await kg.admin('/v1/keys')).json(), await (await kg.admin('/v1/accounts')).json()]);
     expect(listed).not.toContain(first.secret.slice('sk_live_'.length));
   });

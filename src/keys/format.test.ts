@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checksum, createKeyFormat } from './format.js';
+import { withoutKeys } from './redact.js';
 
 const ranksy = createKeyFormat({ format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' }, hexLength: 40 });
 
@@ -129,10 +130,13 @@ describe('scrubbing keys out of text that is logged', () => {
     const body = live.slice('rk_live_'.length);
     const testBody = test.slice('rk_test_'.length);
     const text = `/v1/${body}?token=${testBody}&a=rk-live-${body}&b=Bearer%20${body}&c=x${body}y`;
-    expect(ranksy.scrub(text, '[R]')).toBe('/v1/[R]?token=[R]&a=rk-live-[R]&b=Bearer%20[R]&c=x[R]y');
+    expect(ranksy.scrubBodies(text, '[R]')).toBe('/v1/[R]?token=[R]&a=rk-live-[R]&b=Bearer%20[R]&c=x[R]y');
     // A run of the same length that is no key body (its checksum does not hold) stays.
     const other = `${body.slice(0, 29)}${body[29] === 'a' ? 'b' : 'a'}`;
-    expect(ranksy.scrub(`/v1/${other}`, '[R]')).toBe(`/v1/${other}`);
+    expect(ranksy.scrubBodies(`/v1/${other}`, '[R]')).toBe(`/v1/${other}`);
+    // What is logged: whole keys with their prefix as before (decoded where escapes hid the prefix), then bodies.
+    expect(withoutKeys(ranksy, `/v1/${live}?token=${body}`)).toBe('/v1/rk_live_[REDACTED]?token=[REDACTED]');
+    expect(withoutKeys(ranksy, `/v1/rk%5Flive%5F${body}`)).toBe('/v1/rk_live_[REDACTED]');
   });
 
   it('replaces every hex run at least a key long, so a key beside another hex digit is hidden too', () => {

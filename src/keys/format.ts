@@ -66,6 +66,11 @@ export interface KeyFormat {
    * more is 62 guesses).
    */
   scrub(text: string, censor: string, partial?: boolean): string;
+  /**
+   * `text` with any key that lost its prefix replaced by `censor` (a client that dropped
+   * or mangled it: `?token=<the rest>`): where a format can tell one, by its checksum.
+   */
+  scrubBodies(text: string, censor: string): string;
 }
 
 /** `text` as a literal inside a regular expression. */
@@ -124,7 +129,8 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
       const prefix = modeOf(secret)?.[1] ?? '';
       return `${prefix}…${secret.slice(-4)}`;
     },
-    scrub: (text, censor, partial) => withoutBareBodies(text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor), censor),
+    scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
+    scrubBodies: (text, censor) => withoutBareBodies(text, censor),
   };
 
   /**
@@ -166,6 +172,8 @@ function hexFormat(length: number): KeyFormat {
       return `…${secret.slice(-4)}`;
     },
     scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, censor),
+    // A hex key has no prefix to lose: `scrub` finds it wherever it is.
+    scrubBodies: (text) => text,
   };
 }
 

@@ -18,7 +18,7 @@ const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
  * anything else shaped like a key (one sent in a path segment or a parameter keygate
  * does not read keys from).
  */
-export function redactedTarget(rt: { config: Pick<Config, 'auth'>; keyFormat: Pick<KeyFormat, 'scrub'> }, url: string | undefined): string {
+export function redactedTarget(rt: { config: Pick<Config, 'auth'>; keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'> }, url: string | undefined): string {
   const withoutUserinfo = (url ?? '/').replace(USERINFO, `$1${REDACTED}@`);
   // A key written with percent-escapes (`sk%5Flive%5F…`), also escaped again (`%255F`), is
   // a key to whoever decodes it: then the target is logged decoded as far as the key showed.
@@ -30,17 +30,18 @@ export function redactedTarget(rt: { config: Pick<Config, 'auth'>; keyFormat: Pi
  * key written with percent-escapes (`sk%5Flive%5F…`, escaped again `%255F`) is a key to
  * whoever decodes it: then the text is given decoded as far as the key showed.
  */
-export function withoutKeys(keyFormat: Pick<KeyFormat, 'scrub'>, text: string): string {
+export function withoutKeys(keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'>, text: string): string {
   const scrubbed = keyFormat.scrub(text, REDACTED, true);
   let layer = scrubbed;
   for (let hop = 0; hop < DECODING_HOPS && layer.includes('%'); hop++) {
     const decoded = asciiDecoded(layer);
     if (decoded === layer) break;
     const decodedScrubbed = keyFormat.scrub(decoded, REDACTED, true);
-    if (decodedScrubbed !== decoded) return decodedScrubbed;
+    if (decodedScrubbed !== decoded) return keyFormat.scrubBodies(decodedScrubbed, REDACTED);
     layer = decoded;
   }
-  return scrubbed;
+  // Last, a key that lost its prefix (`?token=<the rest>`): the rest is the whole secret.
+  return keyFormat.scrubBodies(scrubbed, REDACTED);
 }
 
 /** Percent-escapes of ASCII characters (all a key is made of) decoded; any other text left as it is. */

@@ -46,7 +46,7 @@ export function checkedTime(what: string, ms: number): number {
  * `max` characters, and without control characters, which would forge rows in the CLI's
  * tables or move an operator's terminal (a member names their own keys).
  */
-export function checkedName(what: string, raw: string, max: number, keyFormat: Pick<KeyFormat, 'scrub'>): string {
+export function checkedName(what: string, raw: string, max: number, keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'>): string {
   const name = raw.trim();
   if (name === '') throw new OperationError('invalid', `${what} needs a name`);
   if (name.length > max) throw new OperationError('invalid', `${what} name is at most ${max} characters`);
@@ -54,6 +54,6 @@ export function checkedName(what: string, raw: string, max: number, keyFormat: P
   if (DIRECTION_CONTROL.test(name)) throw new OperationError('invalid', `${what} name cannot contain text-direction controls (such as U+202E): it would show as another name`);
   if (LONE_SURROGATE.test(name)) throw new OperationError('invalid', `${what} name cannot contain half of a UTF-16 surrogate pair (it is no character)`);
   // Names are stored and shown as they are: a key pasted into one would be kept in clear.
-  if (keyFormat.scrub(name, '') !== name) throw new OperationError('invalid', `${what} name cannot contain an API key (it would be stored and shown in clear): name it after what it is for`);
+  if (keyFormat.scrub(name, '') !== name || keyFormat.scrubBodies(name, '') !== name) throw new OperationError('invalid', `${what} name cannot contain an API key (it would be stored and shown in clear): name it after what it is for`);
   return name;
 }
