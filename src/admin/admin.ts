@@ -19,6 +19,7 @@ import type { Runtime } from '../runtime.js';
 import type { KeyFormat } from '../keys/format.js';
 import { withoutKeys } from '../keys/redact.js';
 import { redactedTarget } from '../keys/redact.js';
+import { recordRouteMethods, routerPath } from '../route-methods.js';
 import { headerCount } from '../auth/credential.js';
 import type { Metrics } from '../metrics.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
@@ -193,21 +194,6 @@ function problemDetails(status: number, detail: string, title = statusTitle(stat
   return { type: 'about:blank', title, status, detail };
 }
 
-/** A request's path as the router reads it: no query, and a trailing slash ignored (/health/ is /health). */
-function routerPath(url: string): string {
-  const path = url.split('?')[0] as string;
-  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
-}
-
-/** A route path (`/v1/keys/:id/revoke`) as a pattern of request paths. */
-function pathPattern(url: string): RegExp {
-  const source = url
-    .split('/')
-    .map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
-    .join('/');
-  return new RegExp(`^${source}$`);
-}
-
 /** Problem details for what Node would answer bare, or not at all. */
 function nodeRefusal(status: NodeRefusal): RawAnswer {
   const detail = {
@@ -345,15 +331,12 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       done(new BodyRefusal(400, `${request.method} ${(request.routeOptions.url ?? routerPath(request.url)).replace(/:(\w+)/g, '{$1}')} takes no body: send none, or {}.`), undefined);
     });
   });
+  // A known path asked with another method is a 405.
+  const methodsAt = recordRouteMethods(app);
   // A query parameter a route does not take is refused, not ignored: a mistyped filter
   // (?account= for ?accountId=) would otherwise answer with everything.
-  /** Each route path (as a pattern) and the methods it takes: a known path asked with another method is a 405. */
-  const methodsByPath = new Map<string, { pattern: RegExp; methods: Set<string> }>();
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/v1/') && !route.schema?.querystring) route.schema = { ...route.schema, querystring: NO_QUERY };
-    const entry = methodsByPath.get(route.url) ?? { pattern: pathPattern(route.url), methods: new Set<string>() };
-    for (const method of [route.method].flat()) entry.methods.add(method);
-    methodsByPath.set(route.url, entry);
   });
   app.setSerializerCompiler(serializerCompiler);
   // A change other processes learn of through Redis (a revocation, a rotation, an
@@ -449,9 +432,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   });
   app.setNotFoundHandler((request, reply) => {
     const path = routerPath(request.url);
-    const allowed = [...methodsByPath.values()].filter((entry) => entry.pattern.test(path)).flatMap((entry) => [...entry.methods]);
+    const allowed = methodsAt(request.url);
     if (allowed.length === 0) return problem(reply, 404, `No admin route ${request.method} ${path}.`);
-    const allow = [...new Set(allowed)].sort().join(', ');
+    const allow = allowed.join(', ');
     return problem(reply.header('allow', allow), 405, `${path} takes ${allow}, not ${request.method}.`);
   });
 

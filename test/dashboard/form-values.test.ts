@@ -68,6 +68,13 @@ class Visitor {
     return answerOf(response.status, await response.text());
   }
 
+  /** Asks for `path` with `method`, signed in: the status, the Allow header and the page. */
+  async ask(method: string, path: string): Promise<Answer & { allow: string | null }> {
+    const response = await fetch(this.base + path, { method, headers: { cookie: this.cookieHeader() }, redirect: 'manual' });
+    this.keep(response);
+    return { ...answerOf(response.status, await response.text()), allow: response.headers.get('allow') };
+  }
+
   /** Posts a form body of raw bytes (`bytes`, then the CSRF token), as no browser would. */
   async postBytes(path: string, bytes: Buffer): Promise<Answer> {
     const body = Buffer.concat([bytes, Buffer.from(`&_csrf=${encodeURIComponent(this.token)}`)]);
@@ -131,6 +138,15 @@ describe('dashboard: hand-edited forms', () => {
 
   afterAll(async () => {
     await fixture?.close();
+  });
+
+  it('answers a page asked with a method it does not take with 405 and Allow, not "Page not found"', async () => {
+    for (const method of ['PUT', 'DELETE', 'PATCH']) {
+      const answer = await member.ask(method, '/keys');
+      expect([answer.status, answer.allow, answer.heading], method).toEqual([405, 'GET, HEAD, POST', 'Method not allowed']);
+    }
+    const nowhere = await member.ask('PUT', '/no-such-page');
+    expect([nowhere.status, nowhere.allow, nowhere.heading]).toEqual([404, null, 'Page not found']);
   });
 
   describe('creating a key', () => {
