@@ -116,6 +116,8 @@ describe('admin API against its OpenAPI document', () => {
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const [method, operation] of Object.entries(item)) {
         expect(operation.operationId, `${method} ${path}`).toMatch(/^[a-z][A-Za-z]+$/);
+        // What documentation viewers and generated clients show for it.
+        expect((operation as { summary?: string }).summary, `${method} ${path}`).toMatch(/^[A-Z].{9,}[^.]$/);
         ids.push(operation.operationId as string);
         for (const [status, response] of Object.entries(operation.responses)) {
           expect(response.description, `${method} ${path} ${status}`).not.toBe('Default Response');

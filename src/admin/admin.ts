@@ -478,7 +478,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   const AccountsQuery = z
     .object({ q: z.string().trim().min(1).max(200).optional().describe('Only accounts whose name contains this (either case), or whose id it is'), ...PageQuery })
     .strict();
-  app.get('/v1/accounts', { schema: { operationId: 'listAccounts', tags: ['accounts'], querystring: AccountsQuery, response: { 200: z.array(Account) } } }, async (request, reply) => {
+  app.get('/v1/accounts', { schema: { operationId: 'listAccounts', tags: ['accounts'], summary: 'Accounts, a page at a time; q matches part of a name or the whole id', querystring: AccountsQuery, response: { 200: z.array(Account) } } }, async (request, reply) => {
     const { q } = request.query;
     return (await paged(request, reply, (page) => rt.store.listAccounts({ ...(q !== undefined ? { search: q } : {}), ...page }))).map(accountOut);
   });
@@ -488,6 +488,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       schema: {
         operationId: 'createAccount',
         tags: ['accounts'],
+        summary: 'Create an account (a team) on a plan, the default plan unless named',
         body: z.object({ name: z.string().min(1).max(200), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional() }).strict(),
         response: { 201: Account, 400: Problem },
       },
@@ -508,7 +509,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       return reply.code(201).send(accountOut(account));
     },
   );
-  app.get('/v1/accounts/:id', { schema: { operationId: 'getAccount', tags: ['accounts'], params: IdParams, response: { 200: Account, 404: Problem } } }, async (request) =>
+  app.get('/v1/accounts/:id', { schema: { operationId: 'getAccount', tags: ['accounts'], summary: 'One account: plan, API access, overage, plan expiry', params: IdParams, response: { 200: Account, 404: Problem } } }, async (request) =>
     accountOut(await getAccount(rt, request.params.id)),
   );
   app.patch(
@@ -536,7 +537,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     await deleteAccount(rt, request.params.id, request.adminActor);
     return reply.code(204).send(null);
   });
-  app.get('/v1/accounts/:id/usage', { schema: { operationId: 'getAccountUsage', tags: ['usage'], params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
+  app.get('/v1/accounts/:id/usage', { schema: { operationId: 'getAccountUsage', tags: ['usage'], summary: "An account's plan and meters this period: usage, limit, remaining, overage", params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
     return usageOut(await accountUsage(rt, request.params.id));
   });
   app.get(
@@ -591,7 +592,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   );
 
   // keys
-  app.get('/v1/keys', { schema: { operationId: 'listKeys', tags: ['keys'], querystring: z.object({ accountId: AccountFilter, ...PageQuery }).strict(), response: { 200: z.array(Key) } } }, async (request, reply) => {
+  app.get('/v1/keys', { schema: { operationId: 'listKeys', tags: ['keys'], summary: 'Keys (never their secrets), a page at a time, of one account or all', querystring: z.object({ accountId: AccountFilter, ...PageQuery }).strict(), response: { 200: z.array(Key) } } }, async (request, reply) => {
     const now = rt.clock();
     const { accountId } = request.query;
     const keys = await paged(request, reply, (page) => rt.store.listKeys({ ...(accountId ? { accountId } : {}), ...page }));
@@ -642,7 +643,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       return reply.code(201).send(keyOut(imported.key, rt.clock()));
     },
   );
-  app.get('/v1/keys/:id', { schema: { operationId: 'getKey', tags: ['keys'], params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => {
+  app.get('/v1/keys/:id', { schema: { operationId: 'getKey', tags: ['keys'], summary: 'One key: name, hint, mode, scopes, status, last used', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => {
     const key = await getKey(rt, request.params.id);
     return keyOut(key, rt.clock(), await blockedUntilOf(rt, [key]));
   });
@@ -715,7 +716,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     createdAt: z.string(),
     lockedUntil: isoOrNull.describe(`Sign-ins with this email are paused for every address until then (after ${MAX_FAILED_SIGN_INS_PER_EMAIL} wrong passwords in a row from anywhere); null: they are not`),
   });
-  app.get('/v1/members', { schema: { operationId: 'listMembers', tags: ['members'], querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member) } } }, async (request) => {
+  app.get('/v1/members', { schema: { operationId: 'listMembers', tags: ['members'], summary: 'Members and operators, with pending invitations', querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member) } } }, async (request) => {
     const now = rt.clock();
     return (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map((m) => memberOut(m, now));
   });
