@@ -134,10 +134,15 @@ export function signInLeadingTo(path: string): string {
  * name is repeated, an array; a field its form sends once but that came more than once
  * (a hand-edited form) is refused, since which value was meant cannot be known.
  */
-function single(body: unknown, name: string): string | undefined {
+function single(body: unknown, name: string, from = 'the form sent'): string | undefined {
   const value = (body as Record<string, unknown> | undefined)?.[name];
-  if (Array.isArray(value)) throw new OperationError('invalid', `the form sent “${name}” more than once; it takes one value`);
+  if (Array.isArray(value)) throw new OperationError('invalid', `${from} “${name}” more than once; it takes one value`);
   return typeof value === 'string' ? value : undefined;
+}
+
+/** One parameter of a page's address (`?after=…`): absent is undefined; given twice, refused as a form field is. */
+export function queryValue(query: unknown, name: string): string | undefined {
+  return single(query, name, 'the address gives');
 }
 
 /** A field sent once (a text box, a password); '' when absent. */

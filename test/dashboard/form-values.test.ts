@@ -149,6 +149,15 @@ describe('dashboard: hand-edited forms', () => {
     expect([nowhere.status, nowhere.allow, nowhere.heading]).toEqual([404, null, 'Page not found']);
   });
 
+  it('refuses a list page address that gives a parameter twice, as a form field sent twice is', async () => {
+    for (const path of ['/accounts?after=1&after=2', '/accounts?q=a&q=b', '/audit?account=x&account=y']) {
+      const answer = await operator.ask('GET', path);
+      const name = /\?(\w+)=/.exec(path)?.[1] as string;
+      expect([answer.status, answer.alert], path).toEqual([400, `The address gives “${name}” more than once; it takes one value.`]);
+    }
+    expect((await operator.ask('GET', '/accounts?q=acme')).status).toBe(200);
+  });
+
   describe('creating a key', () => {
     const key = (extra: Fields): [string, string][] => [['name', 'hand-edited'], ['scope', '*'], ...(Array.isArray(extra) ? extra : Object.entries(extra))];
 

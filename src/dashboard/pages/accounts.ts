@@ -15,7 +15,7 @@ import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { planOut, windowText } from '../../operations/plans.js';
 import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/usage.js';
-import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
+import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, sentence, when } from '../format.js';
@@ -179,9 +179,9 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
   async function sendAccounts(request: FastifyRequest, reply: FastifyReply, notice?: Notice, status = 200): Promise<FastifyReply> {
     const now = rt.clock();
     // A page at a time, oldest first; keys and members are read for that page's accounts only.
-    const query = (request.query ?? {}) as { after?: unknown; q?: unknown };
-    const cursor = typeof query.after === 'string' ? query.after : undefined;
-    const search = typeof query.q === 'string' && query.q.trim() !== '' ? query.q.trim().slice(0, 200) : undefined;
+    const cursor = queryValue(request.query, 'after');
+    const q = queryValue(request.query, 'q')?.trim();
+    const search = q !== undefined && q !== '' ? q.slice(0, 200) : undefined;
     const listed = await rt.store.listAccounts({
       limit: ACCOUNTS_PER_PAGE + 1,
       ...(cursor !== undefined ? { after: placeOf(cursor) } : {}),

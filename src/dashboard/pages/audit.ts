@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { AuditEntry } from '../../store/store.js';
-import { operatorOf, type Dashboard } from '../context.js';
+import { operatorOf, queryValue, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { relative, when } from '../format.js';
@@ -111,8 +111,8 @@ export function registerAuditPage(app: FastifyInstance, dash: Dashboard): void {
   app.get<{ Querystring: { account?: string; after?: string } }>('/audit', async (request, reply) => {
     operatorOf(request);
     // A page at a time, newest first; only the accounts a page names are read (for their names).
-    const cursor = typeof request.query.after === 'string' ? request.query.after : undefined;
-    const asked = typeof request.query.account === 'string' ? request.query.account.trim().slice(0, 200) : '';
+    const cursor = queryValue(request.query, 'after');
+    const asked = queryValue(request.query, 'account')?.trim().slice(0, 200) ?? '';
     const account = asked === '' ? undefined : await rt.store.getAccount(asked);
     const listed = await rt.store.listAudit({
       ...(account ? { accountId: account.id } : {}),
