@@ -6,112 +6,18 @@
  * and control characters typed into the sign-in form do not come back in the page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptInvitation, inviteMember, passwordResetLink } from '../../src/operations/members.js';
+import { inviteMember, passwordResetLink } from '../../src/operations/members.js';
 import { createKey, revokeKey } from '../../src/operations/keys.js';
 import type { Runtime } from '../../src/runtime.js';
 import { tempDir } from '../support/temp.js';
 import { newAccount, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
+import { addMember, Visitor, type Answer, type Fields } from './visitor.js';
 
 const MEMBER = 'ada@acme.example';
 const OPERATOR = 'olga@ops.example';
 const DAY = 86_400_000;
 const EXPIRES_REFUSED = '“Expires” must be one of the choices the form offers: Never, In 30 days, In 90 days or In one year.';
 
-type Fields = Record<string, string> | [string, string][];
-
-interface Answer {
-  status: number;
-  /** The page's h1. */
-  heading: string;
-  /** The error notice's text, as the page shows it. */
-  alert: string | undefined;
-  html: string;
-}
-
-/** Entities escapeHtml writes, read back as the browser shows them. */
-function decode(text: string): string {
-  return text.replace(/&(amp|lt|gt|quot|#39);/g, (_, name: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[name] as string);
-}
-
-function answerOf(status: number, html: string): Answer {
-  const heading = /<h1>([\s\S]*?)<\/h1>/.exec(html)?.[1];
-  const alert = /<div class="notice error" role="alert"[^>]*><p>([\s\S]*?)<\/p>/.exec(html)?.[1];
-  return { status, heading: decode(heading ?? ''), alert: alert === undefined ? undefined : decode(alert), html };
-}
-
-/** A visitor without a browser: keeps its cookies and posts forms with the page's CSRF token, as the page would. */
-class Visitor {
-  private readonly cookies = new Map<string, string>();
-  private token = '';
-
-  constructor(private readonly base: string) {}
-
-  async get(path: string): Promise<Answer> {
-    const response = await fetch(this.base + path, { headers: { cookie: this.cookieHeader() }, redirect: 'manual' });
-    this.keep(response);
-    const html = await response.text();
-    this.token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? this.token;
-    return answerOf(response.status, html);
-  }
-
-  /** Posts `fields` with the CSRF token of the last page read (arrays keep repeated names), and any `headers`. */
-  async post(path: string, fields: Fields, headers: Record<string, string> = {}): Promise<Answer> {
-    const body = new URLSearchParams(fields);
-    body.set('_csrf', this.token);
-    const response = await fetch(this.base + path, {
-      method: 'POST',
-      headers: { ...headers, cookie: this.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
-      body,
-      redirect: 'manual',
-    });
-    this.keep(response);
-    return answerOf(response.status, await response.text());
-  }
-
-  /** Asks for `path` with `method`, signed in: the status, the Allow header and the page. */
-  async ask(method: string, path: string): Promise<Answer & { allow: string | null }> {
-    const response = await fetch(this.base + path, { method, headers: { cookie: this.cookieHeader() }, redirect: 'manual' });
-    this.keep(response);
-    return { ...answerOf(response.status, await response.text()), allow: response.headers.get('allow') };
-  }
-
-  /** Posts a form body of raw bytes (`bytes`, then the CSRF token), as no browser would. */
-  async postBytes(path: string, bytes: Buffer): Promise<Answer> {
-    const body = Buffer.concat([bytes, Buffer.from(`&_csrf=${encodeURIComponent(this.token)}`)]);
-    const response = await fetch(this.base + path, {
-      method: 'POST',
-      headers: { cookie: this.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
-      body,
-      redirect: 'manual',
-    });
-    this.keep(response);
-    return answerOf(response.status, await response.text());
-  }
-
-  /** Signs in and opens `home`, whose forms carry the session's CSRF token. */
-  async signIn(email: string, home: string): Promise<void> {
-    await this.get('/sign-in');
-    expect((await this.post('/sign-in', { email, password: PASSWORD })).status).toBe(303);
-    expect((await this.get(home)).status).toBe(200);
-  }
-
-  private keep(response: Response): void {
-    for (const cookie of response.headers.getSetCookie()) {
-      const [pair] = cookie.split(';');
-      const at = (pair ?? '').indexOf('=');
-      this.cookies.set((pair ?? '').slice(0, at), (pair ?? '').slice(at + 1));
-    }
-  }
-
-  private cookieHeader(): string {
-    return [...this.cookies].filter(([, value]) => value !== '').map(([name, value]) => `${name}=${value}`).join('; ');
-  }
-}
-
-async function join(rt: Runtime, email: string, accountId: string | null, role: 'member' | 'operator'): Promise<void> {
-  const { token } = await inviteMember(rt, { email, accountId, role }, 'test');
-  await acceptInvitation(rt, token, PASSWORD);
-}
 
 describe('dashboard: hand-edited forms', () => {
   const dir = tempDir('keygate-dashboard-form-values');
@@ -128,8 +34,8 @@ describe('dashboard: hand-edited forms', () => {
     fixture = await startDashboard(dir);
     rt = fixture.keygate.runtime;
     acmeId = await newAccount(fixture, 'Acme Analytics');
-    await join(rt, MEMBER, acmeId, 'member');
-    await join(rt, OPERATOR, null, 'operator');
+    await addMember(rt, MEMBER, acmeId, 'member');
+    await addMember(rt, OPERATOR, null, 'operator');
     member = new Visitor(fixture.dashboardUrl);
     await member.signIn(MEMBER, '/keys/new');
     operator = new Visitor(fixture.dashboardUrl);

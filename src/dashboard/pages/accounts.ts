@@ -16,6 +16,7 @@ import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { planOut, windowText } from '../../operations/plans.js';
 import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/usage.js';
 import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
+import { oneAtATimeBy } from '../one-at-a-time.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, sentence, when } from '../format.js';
@@ -36,6 +37,8 @@ const API_ACCESS_SWITCH = ['on', 'off'] as const;
 
 export function registerAccountPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
+  /** Invitation forms being answered, by the form's id. */
+  const oneAtATime = oneAtATimeBy();
 
   app.get('/accounts', async (request, reply) => {
     operatorOf(request);
@@ -99,6 +102,13 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     // it cannot be shown again.)
     const nonce = field(request.body, 'form_id');
     const form = FORM_NONCE.test(nonce) ? createHmac('sha256', viewerOf(request).session.csrfSecret).update(`invite form ${account.id} ${email.trim().toLowerCase()} ${nonce}`).digest('base64url') : undefined;
+    // Two sends of one form at the same moment (a double click) are answered one after the
+    // other, so the second finds what the first made.
+    return form === undefined ? answerInvite(request, reply, account, email, undefined) : oneAtATime(form, () => answerInvite(request, reply, account, email, form));
+  });
+
+  /** Invites `email` to `account`, unless the form (`form`) made an invitation already, which is then named. */
+  async function answerInvite(request: AccountRequest, reply: FastifyReply, account: AccountRecord, email: string, form: string | undefined): Promise<FastifyReply> {
     const made = form === undefined ? undefined : await invitationOfForm(account.id, form);
     if (made) {
       const state = { live: ': the link shown then still works.', used: `, and its link has been used: ${made.email} has chosen a password and can sign in.`, ended: ', but that link no longer works (it was replaced, it expired, or its member was removed).' }[made.link];
@@ -125,7 +135,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
       return sendAccount(request, reply, account, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind], email);
     }
-  });
+  }
 
   /**
    * The invitation a form made, by the form's id in its audit entry (among the account's

@@ -1,0 +1,57 @@
+/**
+ * An operator's invitation form sent twice at the same moment (a double click) makes one
+ * invitation: the second answer says the form was sent already. On PostgreSQL, whose
+ * answers leave the event loop free between the two requests' steps (on SQLite each
+ * request's reads and writes run to the end before the next is read, so they cannot
+ * interleave): the race the dashboard must close is there.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPostgresStore } from '../../src/store/postgres/postgres-database.js';
+import { createTestDatabase, type TestDatabase } from '../backends/isolation.js';
+import { POSTGRES_URL, serviceAvailable } from '../support/services.js';
+import { tempDir } from '../support/temp.js';
+import { newAccount, startDashboard, type DashboardFixture } from './support.js';
+import { addMember, Visitor } from './visitor.js';
+
+const OPERATOR = 'olga@ops.example';
+const available = await serviceAvailable('PostgreSQL', POSTGRES_URL);
+
+describe.skipIf(!available)('dashboard on PostgreSQL: an invitation form sent twice at once', () => {
+  const dir = tempDir('keygate-dashboard-invite-double-click');
+  let database: TestDatabase;
+  let fixture: DashboardFixture;
+  let operator: Visitor;
+  let accountId: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('invite_double_click');
+    const store = openPostgresStore(database.url);
+    await store.migrate();
+    await store.close();
+    fixture = await startDashboard(dir, (profile) => ({ ...profile, store: database.url }));
+    accountId = await newAccount(fixture, 'Acme Analytics');
+    await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
+    operator = new Visitor(fixture.dashboardUrl);
+    await operator.signIn(OPERATOR, '/accounts');
+  });
+
+  afterAll(async () => {
+    await fixture?.close();
+    await database?.drop();
+  });
+
+  it('makes one invitation, and the second answer says the form was sent already', async () => {
+    for (let round = 0; round < 5; round++) {
+      const email = `double-${round}@acme.example`;
+      const formId = /name="form_id" value="([0-9A-Za-z]{22})"/.exec((await operator.get(`/accounts/${accountId}`)).html)?.[1] as string;
+      const fields: [string, string][] = [['email', email], ['form_id', formId]];
+      const answers = await Promise.all([operator.post(`/accounts/${accountId}/invite`, fields), operator.post(`/accounts/${accountId}/invite`, fields)]);
+      expect(answers.map((answer) => [answer.status, answer.heading]).sort(), email).toEqual([
+        [201, `Invitation for ${email}`],
+        [409, 'This form was sent already'],
+      ]);
+      const invited = (await fixture.keygate.runtime.store.listAudit({ accountId, limit: 50 })).filter((e) => e.action === 'member.invited' && e.detail.email === email);
+      expect(invited, email).toHaveLength(1);
+    }
+  });
+});
