@@ -1,9 +1,9 @@
 /**
- * An operator's invitation form sent twice at the same moment (a double click) makes one
- * invitation: the second answer says the form was sent already. On PostgreSQL, whose
- * answers leave the event loop free between the two requests' steps (on SQLite each
- * request's reads and writes run to the end before the next is read, so they cannot
- * interleave): the race the dashboard must close is there.
+ * A form sent twice at the same moment (a double click) makes one invitation, or one key:
+ * the second answer says the form was sent already. On PostgreSQL, whose answers leave
+ * the event loop free between the two requests' steps (on SQLite each request's reads
+ * and writes run to the end before the next is read, so they cannot interleave): the race
+ * the dashboard must close is there.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgresStore } from '../../src/store/postgres/postgres-database.js';
@@ -16,15 +16,15 @@ import { addMember, Visitor } from './visitor.js';
 const OPERATOR = 'olga@ops.example';
 const available = await serviceAvailable('PostgreSQL', POSTGRES_URL);
 
-describe.skipIf(!available)('dashboard on PostgreSQL: an invitation form sent twice at once', () => {
-  const dir = tempDir('keygate-dashboard-invite-double-click');
+describe.skipIf(!available)('dashboard on PostgreSQL: a form sent twice at once (a double click)', () => {
+  const dir = tempDir('keygate-dashboard-double-click');
   let database: TestDatabase;
   let fixture: DashboardFixture;
   let operator: Visitor;
   let accountId: string;
 
   beforeAll(async () => {
-    database = await createTestDatabase('invite_double_click');
+    database = await createTestDatabase('double_click');
     const store = openPostgresStore(database.url);
     await store.migrate();
     await store.close();
@@ -52,6 +52,22 @@ describe.skipIf(!available)('dashboard on PostgreSQL: an invitation form sent tw
       ]);
       const invited = (await fixture.keygate.runtime.store.listAudit({ accountId, limit: 50 })).filter((e) => e.action === 'member.invited' && e.detail.email === email);
       expect(invited, email).toHaveLength(1);
+    }
+  });
+
+  it("makes one key of a create form sent twice at once (the form names the key's id)", async () => {
+    await addMember(fixture.keygate.runtime, 'ada@acme.example', accountId, 'member');
+    const member = new Visitor(fixture.dashboardUrl);
+    await member.signIn('ada@acme.example', '/keys/new');
+    for (let round = 0; round < 3; round++) {
+      const formId = /name="form_id" value="([0-9A-Za-z]{22})"/.exec((await member.get('/keys/new')).html)?.[1] as string;
+      const fields: [string, string][] = [['name', `double ${round}`], ['scope', '*'], ['form_id', formId]];
+      const answers = await Promise.all([member.post('/keys', fields), member.post('/keys', fields)]);
+      expect(answers.map((answer) => [answer.status, answer.heading]).sort()).toEqual([
+        [201, 'Copy your new key'],
+        [409, 'This form was sent already'],
+      ]);
+      expect((await fixture.keygate.runtime.store.listKeys({ accountId })).filter((k) => k.name === `double ${round}`)).toHaveLength(1);
     }
   });
 });
