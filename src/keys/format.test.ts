@@ -129,14 +129,21 @@ describe('scrubbing keys out of text that is logged', () => {
     const test = ranksy.generate('test');
     const body = live.slice('rk_live_'.length);
     const testBody = test.slice('rk_test_'.length);
-    const text = `/v1/${body}?token=${testBody}&a=rk-live-${body}&b=Bearer%20${body}&c=x${body}y`;
-    expect(ranksy.scrubBodies(text, '[R]')).toBe('/v1/[R]?token=[R]&a=rk-live-[R]&b=Bearer%20[R]&c=x[R]y');
+    const text = `/v1/${body}?token=${testBody}&a=rk-live-${body}&b=Bearer%20${body}%20x&c=x${body}&d=${body}${testBody}`;
+    expect(ranksy.scrubBodies(text, '[R]')).toBe('/v1/[R]?token=[R]&a=rk-live-[R]&b=Bearer%20[R]%20x&c=x[R]&d=[R][R]');
+    // Many back to back, and a long run that holds none: each run costs a few checksums, and nothing recurses.
+    expect(ranksy.scrubBodies(`?k=${body.repeat(5_000)}`, '[R]')).toBe(`?k=${'[R]'.repeat(5_000)}`);
+    const long = `?q=${'a'.repeat(1_000_000)}`;
+    expect(ranksy.scrubBodies(long, '[R]')).toBe(long);
     // A run of the same length that is no key body (its checksum does not hold) stays.
     const other = `${body.slice(0, 29)}${body[29] === 'a' ? 'b' : 'a'}`;
     expect(ranksy.scrubBodies(`/v1/${other}`, '[R]')).toBe(`/v1/${other}`);
     // What is logged: whole keys with their prefix as before (decoded where escapes hid the prefix), then bodies.
     expect(withoutKeys(ranksy, `/v1/${live}?token=${body}`)).toBe('/v1/rk_live_[REDACTED]?token=[REDACTED]');
     expect(withoutKeys(ranksy, `/v1/rk%5Flive%5F${body}`)).toBe('/v1/rk_live_[REDACTED]');
+    // A body with a character escaped is a body to whoever decodes it.
+    const escaped = `%${body.charCodeAt(0).toString(16)}${body.slice(1)}`;
+    expect(withoutKeys(ranksy, `/v1/x?token=${escaped}&page=%32`)).toBe('/v1/x?token=[REDACTED]&page=2');
   });
 
   it('replaces every hex run at least a key long, so a key beside another hex digit is hidden too', () => {

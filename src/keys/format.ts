@@ -34,6 +34,7 @@ const BODY_LENGTH = RANDOM_LENGTH + CHECKSUM_LENGTH;
 const PARTIAL_BODY_LENGTH = RANDOM_LENGTH / 2;
 /** Random part and checksum, tested from `lastIndex` (just past the prefix) to the end. */
 const BASE62_BODY = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH}}$`, 'y');
+const PERCENT = 0x25;
 /** Runs of base62 at least a key body long, wherever they are. */
 const BASE62_RUNS = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH},}`, 'g');
 
@@ -138,16 +139,26 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
    * mangled it: `?token=<body>`, `kg-live-<body>`, `Bearer%20<body>`): the prefix is
    * public, so the body is the whole secret, and its checksum, taken with one of the
    * prefixes, gives it away (a run that merely looks like one passes 1 time in 4 billion).
-   * Every place in a run of base62 at least a body long is tried: `%20<body>` runs on from
-   * the escape's digits.
+   * A body is looked for where one begins or ends a run of base62, and after the two hex
+   * digits of an escape that begins one (`%20<body>`): a few checksums a run, however long
+   * (a long URL costs no more than a short one to log).
    */
   function withoutBareBodies(text: string, censor: string): string {
-    return text.replace(BASE62_RUNS, (run) => {
-      for (let at = 0; at + BODY_LENGTH <= run.length; at++) {
-        const body = run.slice(at, at + BODY_LENGTH);
-        if (byMode.some(([, prefix]) => endsWithChecksum(prefix + body))) return run.slice(0, at) + censor + withoutBareBodies(run.slice(at + BODY_LENGTH), censor);
+    const isBody = (candidate: string) => byMode.some(([, prefix]) => endsWithChecksum(prefix + candidate));
+    return text.replace(BASE62_RUNS, (run: string, offset: number) => {
+      let out = '';
+      let rest = run;
+      // Past an escape's digits, where the run begins right after a `%`.
+      let start = offset > 0 && text.charCodeAt(offset - 1) === PERCENT ? 2 : 0;
+      while (rest.length >= start + BODY_LENGTH) {
+        const end = rest.length - BODY_LENGTH;
+        const at = isBody(rest.slice(start, start + BODY_LENGTH)) ? start : end > start && isBody(rest.slice(end)) ? end : -1;
+        if (at === -1) break;
+        out += rest.slice(0, at) + censor;
+        rest = rest.slice(at + BODY_LENGTH);
+        start = 0;
       }
-      return run;
+      return out + rest;
     });
   }
 }

@@ -36,11 +36,11 @@ export function withoutKeys(keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'>,
   for (let hop = 0; hop < DECODING_HOPS && layer.includes('%'); hop++) {
     const decoded = asciiDecoded(layer);
     if (decoded === layer) break;
-    const decodedScrubbed = keyFormat.scrub(decoded, REDACTED, true);
-    if (decodedScrubbed !== decoded) return keyFormat.scrubBodies(decodedScrubbed, REDACTED);
+    // With a key that lost its prefix (`?token=<the rest>`, the rest being the whole secret), looked for last.
+    const decodedScrubbed = keyFormat.scrubBodies(keyFormat.scrub(decoded, REDACTED, true), REDACTED);
+    if (decodedScrubbed !== decoded) return decodedScrubbed;
     layer = decoded;
   }
-  // Last, a key that lost its prefix (`?token=<the rest>`): the rest is the whole secret.
   return keyFormat.scrubBodies(scrubbed, REDACTED);
 }
 
