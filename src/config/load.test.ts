@@ -92,12 +92,12 @@ describe('keygate.yaml validation', () => {
   });
 
   it('refuses a basePath no request could be judged under (dot segments, //, escapes)', () => {
-    for (const basePath of ['/v1/../admin', '/v1/./x', '/v1//x', '/v%31', '/v1;x', '/v 1']) {
+    for (const basePath of ['/v1/../admin', '/v1/./x', '/v1//x', '/v%31', '/a%2Fb', '/v1;x', '/v 1', '/café']) {
       expect(problems(`upstream: {url: "http://a"}\nbasePath: "${basePath}"\n`), basePath).toEqual([
-        'basePath: a plain path such as /v1 or /api/v2: no "." or ".." segment, no "//", and none of % ; ? # \\ or spaces',
+        'basePath: a plain path such as /v1 or /api/v2: no "." or ".." segment, no "//", none of ; ? # \\ or spaces, and percent-escapes only for non-ASCII characters, as clients send them (/caf%C3%A9 for /café)',
       ]);
     }
-    expect(parseConfigText('upstream: {url: "http://a"}\nbasePath: /api/v2.1/\n').basePath).toBe('/api/v2.1/');
+    for (const basePath of ['/api/v2.1/', '/caf%C3%A9', '/v1/@me:x']) expect(parseConfigText(`upstream: {url: "http://a"}\nbasePath: "${basePath}"\n`).basePath).toBe(basePath);
   });
 
   it('names an alias that refers to a mapping it is inside of, instead of running out of stack', () => {
@@ -290,7 +290,9 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {prefix: "Content-"}\n')).toEqual([
       'identityHeaders.prefix: "Content-" begins the standard header content-encoding, which keygate would then drop from every request as one posing as its own: choose a prefix of your own, such as "X-Keygate-"',
     ]);
-    expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {prefix: "X-"}\n')[0]).toMatch(/^identityHeaders\.prefix: "X-" begins the standard header x-forwarded-for/);
+    for (const [prefix, header] of [['X-', 'x-correlation-id'], ['Access-Control-', 'access-control-request-headers'], ['Idempotency-', 'idempotency-key']]) {
+      expect(problems(`upstream: {url: "http://a"}\nidentityHeaders: {prefix: "${prefix}"}\n`)[0]).toMatch(new RegExp(`^identityHeaders\\.prefix: "${prefix}" begins the standard header ${header},`));
+    }
     expect(parseConfigText('upstream: {url: "http://a"}\nidentityHeaders: {prefix: "X-Acme-"}\n').identityHeaders.prefix).toBe('X-Acme-');
   });
 

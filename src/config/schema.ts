@@ -93,19 +93,25 @@ const identifier = z
 
 /** A path, as a regular expression: JSON Schema has a `pattern` for it (not zod's own "starts_with" format). */
 const STARTS_WITH_SLASH = /^\//;
-/** Path characters that mean the same to every reader (RFC 3986 unreserved, and the sub-delimiters but `;`). */
-const PLAIN_PATH = /^[/A-Za-z0-9._~!$&'()*+,=:@-]*$/;
+/**
+ * Path characters that mean the same to every reader (RFC 3986 unreserved, and the
+ * sub-delimiters but `;`), and escapes of non-ASCII bytes, as clients send those: the
+ * base path is compared with the request's path as sent.
+ */
+const PLAIN_PATH = /^(?:[/A-Za-z0-9._~!$&'()*+,=:@-]|%[89A-Fa-f][0-9A-Fa-f])*$/;
 
 /**
- * Standard request headers (RFC 9110, 9111, 6265, 6454, Fetch's Sec- headers, W3C Trace
- * Context) and the de-facto X-Forwarded and X-Requested-With: what an identity header
- * prefix must not begin.
+ * Request headers clients and proxies send (RFC 9110, 9111, 9218, 6265, 6454, Fetch's
+ * CORS and Sec- headers, client hints, W3C Trace Context, idempotency keys) and the
+ * de-facto X- ones: what an identity header prefix must not begin.
  */
 const CLIENT_HEADERS = [
-  'accept', 'accept-charset', 'accept-encoding', 'accept-language', 'authorization', 'cache-control', 'connection', 'content-encoding', 'content-language',
-  'content-length', 'content-location', 'content-range', 'content-type', 'cookie', 'date', 'expect', 'forwarded', 'from', 'host', 'if-match',
-  'if-modified-since', 'if-none-match', 'if-range', 'if-unmodified-since', 'max-forwards', 'origin', 'pragma', 'range', 'referer', 'sec-fetch-mode',
-  'te', 'trailer', 'traceparent', 'tracestate', 'transfer-encoding', 'upgrade', 'user-agent', 'via', 'x-forwarded-for', 'x-requested-with',
+  'accept', 'accept-charset', 'accept-encoding', 'accept-language', 'access-control-request-headers', 'access-control-request-method', 'authorization',
+  'cache-control', 'connection', 'content-encoding', 'content-language', 'content-length', 'content-location', 'content-range', 'content-type', 'cookie',
+  'date', 'dnt', 'early-data', 'expect', 'forwarded', 'from', 'host', 'idempotency-key', 'if-match', 'if-modified-since', 'if-none-match', 'if-range',
+  'if-unmodified-since', 'keep-alive', 'max-forwards', 'origin', 'pragma', 'prefer', 'priority', 'range', 'referer', 'sec-ch-ua', 'sec-fetch-mode', 'te',
+  'trailer', 'traceparent', 'tracestate', 'transfer-encoding', 'upgrade', 'upgrade-insecure-requests', 'user-agent', 'via', 'x-correlation-id',
+  'x-forwarded-for', 'x-real-ip', 'x-request-id', 'x-requested-with',
 ];
 
 /** Whether a URL is an origin and nothing more (a trailing `/` allowed); one that is no URL at all is reported by its own check. */
@@ -431,7 +437,7 @@ export const configSchema = z
       // `;` would refuse every request (and the upstream might read another path).
       .refine(
         (path) => !STARTS_WITH_SLASH.test(path) || (PLAIN_PATH.test(path) && !path.includes('//') && !path.split('/').some((segment) => segment === '.' || segment === '..')),
-        'a plain path such as /v1 or /api/v2: no "." or ".." segment, no "//", and none of % ; ? # \\ or spaces',
+        'a plain path such as /v1 or /api/v2: no "." or ".." segment, no "//", none of ; ? # \\ or spaces, and percent-escapes only for non-ASCII characters, as clients send them (/caf%C3%A9 for /café)',
       )
       .default('/')
       .describe('keygate guards everything under this path.'),
