@@ -339,7 +339,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     const reloadFrom = async (next: LoadedConfig | undefined) => {
       try {
         if (closing) throw new Error('keygate is stopping');
-        const changed = await rt.reload(next ?? loadConfigFile(loaded.file));
+        const changed = await rt.reload(withGivenPorts(next ?? loadConfigFile(loaded.file), rt.config, options.ports));
         if (changed.length === 0) log.info({ file: loaded.file }, 'profile reloaded: nothing changed');
         else log.info({ file: loaded.file, changed }, `profile reloaded: ${changed.join(', ')} changed`);
         return changed;
@@ -404,6 +404,25 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     if (upstream) stopUpstream(upstream);
     throw error;
   }
+}
+
+/**
+ * A profile read again for a reload, with the listen ports of the running one where a port
+ * was given in place of the profile's (`serve --port`): the profile's are not in use, so a
+ * change to them is no change that needs a restart.
+ */
+function withGivenPorts(next: LoadedConfig, running: Config, ports: ServeOptions['ports']): LoadedConfig {
+  if (ports === undefined) return next;
+  const { listen, admin, dashboard } = next.config;
+  return {
+    ...next,
+    config: {
+      ...next.config,
+      listen: ports.gateway === undefined ? listen : { ...listen, port: running.listen.port },
+      admin: ports.admin === undefined ? admin : { ...admin, listen: { ...admin.listen, port: running.admin.listen.port } },
+      dashboard: ports.dashboard === undefined ? dashboard : { ...dashboard, listen: { ...dashboard.listen, port: running.dashboard.listen.port } },
+    },
+  };
 }
 
 /** Starts the profile's own upstream (examples, demos) and waits until it accepts connections. */

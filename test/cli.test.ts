@@ -618,6 +618,32 @@ describe('keygate serve as a process', () => {
 describe('keygate serve reloads its profile on SIGHUP', () => {
   const dir = tempDir('cli-reload');
 
+  it('with ports given on the command line, takes a profile whose listen port changed (the profile\'s is not in use), and refuses a port past 65535', async () => {
+    const upstream = await startTestUpstream();
+    const file = path.join(dir, 'given-ports.yaml');
+    const profile = (message: string, port: number) =>
+      serveProfile(path.join(dir, 'given.db'), { upstream: { url: upstream.url }, listen: { port }, errors: { envelope: 'message', reasons: { missing_key: { message } } } });
+    writeFileSync(file, profile('First', 1));
+    const refused = await runCli(['serve', '--config', file, '--admin-port', '65536']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("error: option '--admin-port <port>' argument '65536' is invalid. a whole number from 0 to 65535\n");
+    const { child, logged } = spawnServe(file, undefined, ['--port', '0']);
+    try {
+      const gateway = JSON.parse(await logged('keygate is serving')).gateway as string;
+      const message = async () => ((await (await fetch(`${gateway}/anything`)).json()) as { message: string }).message;
+      expect(await message()).toBe('First');
+      writeFileSync(file, profile('Second', 2));
+      child.kill('SIGHUP');
+      expect(JSON.parse(await logged('profile reloaded')).changed).toEqual(['errors']);
+      expect(await message()).toBe('Second');
+      child.kill('SIGTERM');
+      expect(await new Promise<number | null>((resolve) => child.once('exit', resolve))).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await upstream.close();
+    }
+  });
+
   it('puts a changed profile into effect, and keeps serving the one in use when the new one is invalid or needs a restart', async () => {
     const upstream = await startTestUpstream();
     const file = path.join(dir, 'keygate.yaml');

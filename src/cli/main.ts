@@ -237,7 +237,7 @@ export function buildCli(): Command {
     .command('demo')
     .description('start the bundled demo API behind keygate (SQLite under ./data/demo)')
     .option('--data <dir>', 'where the demo keeps its database', './data/demo')
-    .option('--port <port>', 'the gateway port; the admin API and the dashboard take the next two (0: any free ports)', parsePort, 8080)
+    .option('--port <port>', 'the gateway port; the admin API and the dashboard take the next two (0: any free ports)', parseDemoPort, 8080)
     .option('--upstream-port <port>', 'the port of 127.0.0.1 the demo API behind keygate listens on (0: any free port)', parsePort, 0)
     .action(async (opts: { data: string; port: number; upstreamPort: number }) => {
       const next = (n: number) => (opts.port === 0 ? 0 : opts.port + n);
@@ -726,10 +726,17 @@ function publicKey(key: import('../store/store.js').KeyRecord, now: number) {
   return { ...rest, status: keyStatus(key, now) };
 }
 
-/** A port for `demo --port`: 0 (any) or one that leaves room for the two after it. */
+/** A TCP port: 0 (any free one) to 65535. */
 function parsePort(text: string): number {
   const port = Number(text);
-  if (!/^\d+$/.test(text) || port > 65_533) throw new InvalidArgumentError('a whole number from 0 to 65533');
+  if (!/^\d+$/.test(text) || port > 65_535) throw new InvalidArgumentError('a whole number from 0 to 65535');
+  return port;
+}
+
+/** A port for `demo --port`: 0 (any) or one that leaves room for the two after it. */
+function parseDemoPort(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65_533) throw new InvalidArgumentError('a whole number from 0 to 65533 (the admin API and the dashboard take the next two)');
   return port;
 }
 

@@ -31,8 +31,8 @@ export interface ServeProcess {
   exited(): Promise<number | null>;
 }
 
-export function spawnServe(configFile: string, env?: NodeJS.ProcessEnv): ServeProcess {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
+export function spawnServe(configFile: string, env?: NodeJS.ProcessEnv, args: string[] = []): ServeProcess {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
