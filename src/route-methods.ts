@@ -1,7 +1,8 @@
 /**
  * Which methods a listener's routes take at a request path, so that a path asked with
- * another method is answered 405 with `Allow` (RFC 9110 §15.5.6), not 404: the admin API
- * and the dashboard keep such a record of their own routes.
+ * another method is answered 405 with `Allow` (RFC 9110 §15.5.6), not 404, as the admin
+ * API does. (The dashboard answers 404: a 405 would tell a member which operator pages
+ * exist.)
  */
 import type { FastifyInstance } from 'fastify';
 
@@ -9,6 +10,15 @@ import type { FastifyInstance } from 'fastify';
 export function routerPath(url: string): string {
   const path = url.split('?')[0] as string;
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/** `path` with its escapes decoded, as the router matches it (`/%6Beys` is `/keys`); one that does not decode is matched as it is. */
+function decodedPath(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }
 
 /** A route path (`/v1/keys/:id/revoke`) as a pattern of request paths. */
@@ -33,7 +43,7 @@ export function recordRouteMethods(app: FastifyInstance): (url: string) => strin
     byPath.set(route.url, entry);
   });
   return (url) => {
-    const path = routerPath(url);
+    const path = decodedPath(routerPath(url));
     const methods = new Set<string>();
     for (const entry of byPath.values()) if (entry.pattern.test(path)) for (const method of entry.methods) methods.add(method);
     return [...methods].sort();

@@ -24,7 +24,6 @@ import { cookieSettings, loadViewer } from './session.js';
 import { createSignInChecker } from './sign-in.js';
 import { clientAddress, trustedProxyCheck } from '../gateway/trusted-proxies.js';
 import { renderDocument, sendPage } from './layout.js';
-import { recordRouteMethods } from '../route-methods.js';
 import { html } from './html.js';
 import { sentence } from './format.js';
 import { registerSignInPages } from './pages/sign-in.js';
@@ -132,8 +131,6 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     }
   });
 
-  // A page asked with a method it does not take is a 405 with Allow, not "Page not found".
-  const methodsAt = recordRouteMethods(app);
   app.get('/assets/dashboard.css', (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', `public, max-age=${ASSET_MAX_AGE_S}`).send(STYLESHEET),
   );
@@ -174,13 +171,9 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     registerAccountPages(pages, dash);
     registerAuditPage(pages, dash);
 
-    pages.setNotFoundHandler((request, reply) => {
-      const allowed = methodsAt(request.url);
-      if (allowed.length === 0) return sendNotFound(request, reply);
-      const allow = allowed.join(', ');
-      const body = html`<h1>Method not allowed</h1><p>This address takes ${allow}, not ${request.method}.</p><p><a href="/">Back to the dashboard</a></p>`;
-      return sendPage(dash, request, reply.header('allow', allow), { title: 'Method not allowed', body, status: 405 });
-    });
+    // A page asked with a method it does not take (PUT /keys) is not there either: a 405
+    // naming the methods would tell a member which operator pages exist.
+    pages.setNotFoundHandler((request, reply) => sendNotFound(request, reply));
     pages.setErrorHandler(async (error: Error & { statusCode?: number }, request, reply) => {
       if (error instanceof PageNotFound || (error instanceof OperationError && error.kind === 'not_found')) return sendNotFound(request, reply);
       if (error instanceof OperationError) {
