@@ -28,7 +28,7 @@ import { statusClass } from './usage/usage-recorder.js';
 import { judgeTarget, normalBasePath } from './gateway/request-path.js';
 import { deny, type DenialReason } from './denial/reasons.js';
 import { refusedKeyOwner } from './pipeline/pipeline.js';
-import { redactedTarget } from './keys/redact.js';
+import { redactedTarget } from './gateway/redacted-target.js';
 import { withoutCredentialParams } from './auth/credential.js';
 
 export interface CheckRequest {

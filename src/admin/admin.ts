@@ -18,7 +18,7 @@ import { describeProblem, isZodDefault, JSON_FORMAT } from '../config/load.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyFormat } from '../keys/format.js';
 import { withoutKeys } from '../keys/redact.js';
-import { redactedTarget } from '../keys/redact.js';
+import { redactedTarget } from '../gateway/redacted-target.js';
 import { recordRouteMethods, routerPath } from '../route-methods.js';
 import { headerCount } from '../auth/credential.js';
 import type { Metrics } from '../metrics.js';

@@ -21,7 +21,7 @@ import { judgeTarget, normalBasePath } from './request-path.js';
 import { AWAITS_CONTINUE, createForwarder, type AwaitingRequest } from './forward.js';
 import { lastOnItsConnection } from '../http-internals.js';
 import { statusClass } from '../usage/usage-recorder.js';
-import { redactedTarget } from '../keys/redact.js';
+import { redactedTarget } from './redacted-target.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
 import { clientAddress, trustedProxyCheck } from './trusted-proxies.js';

@@ -3,27 +3,10 @@
  * detail), also where they hide behind percent-escapes.
  */
 import type { KeyFormat } from './format.js';
-import type { Config } from '../config/schema.js';
 import { REDACTED } from '../log.js';
-import { withoutCredentialParams } from '../auth/credential.js';
 
 /** How many percent-decodings `withoutKeys` looks through (a key escaped more often than this is no key to a reader). */
 const DECODING_HOPS = 4;
-
-/** `scheme://user:password@` at the start of an absolute-form target (one keygate refused). */
-const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
-
-/**
- * The request target as it may appear in logs: credential parameters replaced, and so is
- * anything else shaped like a key (one sent in a path segment or a parameter keygate
- * does not read keys from).
- */
-export function redactedTarget(rt: { config: Pick<Config, 'auth'>; keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'> }, url: string | undefined): string {
-  const withoutUserinfo = (url ?? '/').replace(USERINFO, `$1${REDACTED}@`);
-  // A key written with percent-escapes (`sk%5Flive%5F…`), also escaped again (`%255F`), is
-  // a key to whoever decodes it: then the target is logged decoded as far as the key showed.
-  return withoutKeys(rt.keyFormat, withoutCredentialParams(withoutUserinfo, rt.config.auth.credentials, REDACTED));
-}
 
 /**
  * `text` with anything shaped like one of the profile's keys (or most of one) replaced by `[REDACTED]`. A

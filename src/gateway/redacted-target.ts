@@ -1,0 +1,24 @@
+/**
+ * A request target as logs and errors may show it: credential parameters, userinfo and
+ * anything shaped like a key replaced.
+ */
+import type { Config } from '../config/schema.js';
+import type { KeyFormat } from '../keys/format.js';
+import { withoutKeys } from '../keys/redact.js';
+import { withoutCredentialParams } from '../auth/credential.js';
+import { REDACTED } from '../log.js';
+
+/** `scheme://user:password@` at the start of an absolute-form target (one keygate refused). */
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
+
+/**
+ * The request target as it may appear in logs: credential parameters replaced, and so is
+ * anything else shaped like a key (one sent in a path segment or a parameter keygate
+ * does not read keys from).
+ */
+export function redactedTarget(rt: { config: Pick<Config, 'auth'>; keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'> }, url: string | undefined): string {
+  const withoutUserinfo = (url ?? '/').replace(USERINFO, `$1${REDACTED}@`);
+  // A key written with percent-escapes (`sk%5Flive%5F…`), also escaped again (`%255F`), is
+  // a key to whoever decodes it: then the target is logged decoded as far as the key showed.
+  return withoutKeys(rt.keyFormat, withoutCredentialParams(withoutUserinfo, rt.config.auth.credentials, REDACTED));
+}
