@@ -201,6 +201,9 @@ describe('keygate.yaml validation', () => {
     expect(problems('upstream: {url: "http://a"}\ncounters: rediss//cache:6379\n')).toEqual(['counters: expected "memory" or "redis://host:port[/db][?prefix=...]"']);
     expect(problems('upstream: {url: "http://a"}\ncounters: "redis://cache:6379/0?prefx=kg:"\n')).toEqual(['counters: unknown parameter "prefx"; a counters URL takes prefix, db, username, password, family']);
     expect(problems('upstream: {url: "http://a"}\ncounters: "redis://cache:6379/0?prefix=kg:&prefix=other:"\n')).toEqual(['counters: parameter "prefix" is given twice; give it once']);
+    expect(problems('upstream: {url: "http://a"}\ncounters: "redis://cache:6379/0?prefix="\n')).toEqual(['counters: prefix is empty; give one that keeps this deployment apart, such as ?prefix=eu1: (or leave it out for keygate:)']);
+    expect(problems('upstream: {url: "http://a"}\ncounters: "redis://cache:6379/0?family=7"\n')).toEqual(['counters: family must be 4 (IPv4) or 6 (IPv6), got "7"']);
+    expect(parseConfigText('upstream: {url: "http://a"}\ncounters: "redis://cache:6379?family=6"\n').counters).toBe('redis://cache:6379?family=6');
     expect(parseConfigText('upstream: {url: "http://a"}\nstore: postgres://k@db:5432/k\ncounters: "redis://cache:6379/0?prefix=kg:"\n').counters).toBe('redis://cache:6379/0?prefix=kg:');
   });
 

@@ -404,6 +404,11 @@ function checkCountersUrl(url: string, ctx: z.RefinementCtx): void {
       ctx.addIssue({ code: 'custom', message: `the database must be a number from 0 to ${MAX_REDIS_DB} (Redis has 16 unless configured otherwise), got "${db}"` });
     }
   }
+  // An empty prefix puts every key and the revocation channel at the top of the shared
+  // Redis, where another deployment's (or anything else's) may be.
+  if (parsed.searchParams.get('prefix') === '') ctx.addIssue({ code: 'custom', message: 'prefix is empty; give one that keeps this deployment apart, such as ?prefix=eu1: (or leave it out for keygate:)' });
+  const family = parsed.searchParams.get('family');
+  if (family !== null && family !== '4' && family !== '6') ctx.addIssue({ code: 'custom', message: `family must be 4 (IPv4) or 6 (IPv6), got "${family}"` });
 }
 
 /**
