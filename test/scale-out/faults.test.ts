@@ -244,6 +244,23 @@ describe.skipIf(!enabled)('faults', () => {
     expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 402]);
   });
 
+  it('says it is ready again only once it admits requests again, after Redis stalled', async () => {
+    const { secret } = await key(closed, 'metered');
+    expect((await closed.call('/v1/rankings', secret)).status).toBe(200);
+    const client = new Redis(redis.url);
+    try {
+      await client.call('CLIENT', 'PAUSE', '1500', 'WRITE');
+      expect((await closed.call('/v1/rankings', secret)).status).toBe(503);
+      expect((await closed.admin('/health/ready')).status).toBe(503);
+    } finally {
+      client.disconnect();
+    }
+    // A load balancer puts the process back when /health/ready answers 200: the next
+    // request must be admitted, not refused for a pause the readiness check did not see.
+    expect(await eventually(async () => (await closed.admin('/health/ready')).status === 200, 10_000, 5)).toBe(true);
+    expect((await closed.call('/v1/rankings', secret)).status).toBe(200);
+  });
+
   it('neither forwards nor charges a request whose client hung up while it waited for Redis', async () => {
     const { secret } = await key(closed, 'metered');
     const client = new Redis(redis.url);

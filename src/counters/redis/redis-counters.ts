@@ -273,7 +273,9 @@ export class RedisCounters implements Counters {
   }
 
   isReachable(): boolean {
-    return this.client.status === 'ready' && this.reachable;
+    // As admissions see it (they wait out the pause after a failure): /health/ready says
+    // 200 only once requests are admitted again.
+    return this.usable() && this.reachable;
   }
 
   settle(reservation: Reservation, actual: number): Promise<number> {
@@ -759,6 +761,8 @@ export class RedisCounters implements Counters {
 
   /** Redis answered: if it had been marked unreachable, say it is back. */
   private noteSuccess(): void {
+    // Redis answered: the pause after a failure, there so as not to wait on a stuck Redis, is over.
+    this.pausedUntil = 0;
     if (this.reachable) return;
     this.reachable = true;
     // The next outage starts from the store's balances again.
