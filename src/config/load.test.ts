@@ -157,6 +157,9 @@ describe('keygate.yaml validation', () => {
     // An unquoted Redis URL ending in ":" (a prefix) is a YAML mapping.
     const unquoted = problems('upstream: {url: "http://a"}\ncounters: redis://cache:6379/0?prefix=kg:\n')[0];
     expect(unquoted).toMatch(/^not valid YAML: .* at line 2, column 11:\n +counters: redis:\/\/cache:6379\/0\?prefix=kg:\n +\^/);
+    // And the message says what to do, which YAML's does not.
+    expect(unquoted).toMatch(/\n +\(a value that ends in ":", such as a URL with \?prefix=kg:, must be quoted: "redis:\/\/…\?prefix=kg:"\)$/);
+    expect(problems('upstream: [unclosed\n')[0]).not.toContain('must be quoted');
     // A password on the line shown is masked.
     const withPassword = problems('upstream: {url: "http://a"}\ncounters: redis://:s3cret@cache:6379/0?prefix=kg:\n')[0];
     expect(withPassword).toContain('counters: redis://:***@cache:6379/0?prefix=kg:');

@@ -114,9 +114,18 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
             .map(withoutPasswords)
             .join('\n      ')
         : String(error);
-    throw new ConfigError(file, [`not valid YAML: ${detail}`]);
+    // A value that ends in ":" (a counters URL's `?prefix=kg:`) reads to YAML as a key:
+    // the usual cause of this message, which does not say so.
+    const hint = error instanceof YAMLError && /:\/\/\S*:[\s}\],]*$/.test(lineOf(text, error)) ? '\n      (a value that ends in ":", such as a URL with ?prefix=kg:, must be quoted: "redis://…?prefix=kg:")' : '';
+    throw new ConfigError(file, [`not valid YAML: ${detail}${hint}`]);
   }
   return parseConfigObject(raw ?? {}, file);
+}
+
+/** The line of `text` a YAML error points at ('' when it points nowhere). */
+function lineOf(text: string, error: YAMLError): string {
+  const line = error.linePos?.[0].line;
+  return line === undefined ? '' : (text.split('\n')[line - 1] ?? '');
 }
 
 export function parseConfigObject(raw: unknown, file = 'keygate.yaml'): Config {
