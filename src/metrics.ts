@@ -13,6 +13,9 @@ import type { StoreLookups } from './pipeline/pipeline.js';
 /** What became of a request: forwarded and answered, answered by a built-in, refused, or admitted but the upstream failed (502/504). */
 export type Outcome = 'forwarded' | 'builtin' | 'denied' | 'upstream_error';
 
+/** What the access log records for a client that hung up before its answer (as nginx does). */
+export const CLIENT_CLOSED = 499;
+
 const DURATION_NAME = 'keygate_request_duration_seconds';
 const DURATION_HELP = 'Time from request to the end of the answer, by outcome.';
 /** Upper bounds (seconds) of the duration buckets; +Inf is implied. */
@@ -20,8 +23,11 @@ const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 
 
 export interface Metrics {
   readonly contentType: string;
-  /** One gateway request, once its answer is over: outcome, denial reason ('' if none), seconds it took. */
-  request(outcome: Outcome, reason: string, seconds: number): void;
+  /**
+   * One gateway request, once its answer is over: outcome, denial reason ('' if none),
+   * seconds it took, and the status answered (499: the client left before its answer).
+   */
+  request(outcome: Outcome, reason: string, seconds: number, status: number): void;
   /** Units committed on a meter. */
   units(meter: string, units: number): void;
   /** Whether the store and the counters backend answer, as of now (set before each scrape). */
@@ -54,6 +60,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   if (options.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'keygate_' });
   const stats: Record<Outcome, OutcomeStats> = { forwarded: new OutcomeStats(), builtin: new OutcomeStats(), denied: new OutcomeStats(), upstream_error: new OutcomeStats() };
   const unitsByMeter = new Map<string, number>();
+  /** Answers by status class: slots 1 to 5 (1xx to 5xx), and 0 for clients that left before theirs. */
+  const byClass = new Float64Array(6);
 
   new Counter({
     name: 'keygate_requests_total',
@@ -70,6 +78,17 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         }
         if (s.count > withReason) this.inc({ outcome, reason: '' }, s.count - withReason);
       }
+    },
+  });
+  new Counter({
+    name: 'keygate_responses_total',
+    help: 'Gateway answers by status class (1xx to 5xx: an upstream\'s 5xx counts here, forwarded as it is), and client_closed for a client that left before its answer (logged as 499).',
+    labelNames: ['class'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ class: 'client_closed' }, byClass[0] as number);
+      for (let c = 1; c <= 5; c++) this.inc({ class: `${c}xx` }, byClass[c] as number);
     },
   });
   new Counter({
@@ -144,7 +163,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   return {
     contentType: registry.contentType,
-    request(outcome, reason, seconds) {
+    request(outcome, reason, seconds, status) {
+      const c = status === CLIENT_CLOSED ? 0 : Math.trunc(status / 100);
+      if (c >= 0 && c <= 5) byClass[c] = (byClass[c] as number) + 1;
       const s = stats[outcome];
       if (reason !== '') s.byReason.set(reason, (s.byReason.get(reason) ?? 0) + 1);
       let i = 0;

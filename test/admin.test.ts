@@ -501,6 +501,27 @@ describe('admin API', () => {
     }
   });
 
+  it('counts answers by status class (an upstream\'s 5xx as well), and requests refused before routing (headers too large)', async () => {
+    const count = (text: string, pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
+    const figures = async () => {
+      const text = await (await kg.admin('/metrics')).text();
+      return {
+        '2xx': count(text, /keygate_responses_total\{class="2xx"\} (\d+)/),
+        '4xx': count(text, /keygate_responses_total\{class="4xx"\} (\d+)/),
+        '5xx': count(text, /keygate_responses_total\{class="5xx"\} (\d+)/),
+        tooLarge: count(text, /keygate_requests_total\{outcome="denied",reason="headers_too_large"\} (\d+)/),
+      };
+    };
+    const account = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Classes' }) }));
+    const key = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.body.id, name: 'classes' }) }));
+    const before = await figures();
+    expect((await kg.call('/status/500', bearer(key.body.secret as string))).status).toBe(500);
+    expect((await kg.call('/anything', bearer(key.body.secret as string))).status).toBe(200);
+    expect((await kg.call('/anything')).status).toBe(401);
+    expect((await kg.call('/anything', { headers: { 'x-padding': 'a'.repeat(20_000) } })).status).toBe(431);
+    expect(await figures()).toEqual({ '2xx': before['2xx'] + 1, '4xx': before['4xx'] + 2, '5xx': before['5xx'] + 1, tooLarge: before.tooLarge + 1 });
+  });
+
   it('counts keys looked up in the store, by result: once per key, as the cache then holds it', async () => {
     const lookups = async () => {
       const text = await (await kg.admin('/metrics')).text();

@@ -22,6 +22,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { Runtime } from '../runtime.js';
@@ -132,7 +133,15 @@ interface Upstream {
   hooks: ForwardHooks;
   /** Response header (lower case) → the gauge meter it reports; undefined where the profile has no gauges. */
   gaugeByHeader: Map<string, string> | undefined;
+  /** Upstream failures logged in the last FAILURE_LOG_INTERVAL_MS, and those left out since. */
+  failureLog: { loggedAt: number; left: number };
 }
+
+/**
+ * How often the warning for a failed upstream request is written, at most: with the
+ * upstream down every request fails, and each already has its access line (and metric).
+ */
+const FAILURE_LOG_INTERVAL_MS = 10_000;
 
 /** The requests of one account in flight upstream. */
 interface InFlight {
@@ -159,6 +168,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     rt,
     hooks,
     gaugeByHeader: Object.keys(config.gauges).length > 0 ? new Map(Object.entries(config.gauges).map(([meter, g]) => [g.header.toLowerCase(), meter])) : undefined,
+    failureLog: { loggedAt: -Infinity, left: 0 },
   };
   // One account cannot take every connection of the pool (with slow uploads, say, or a
   // slow endpoint): the others' requests would wait behind its own, however few they are.
@@ -403,7 +413,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     } catch (error) {
       // A header Node will not send (an invalid character, say): the upstream's fault. Nothing
       // was written: the client gets a 502.
-      rt.log.warn({ err: { message: (error as Error).message } }, 'upstream response has a header that cannot be sent');
+      rt.log.warn({ ...this.logContext(), error: { message: (error as Error).message } }, 'upstream response has a header that cannot be sent');
       // writeHead may have taken the upstream's reason phrase before it refused: not for the 502.
       (this.res as { statusMessage?: string }).statusMessage = undefined;
       controller.abort(error as Error);
@@ -414,7 +424,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.countsJson && ok) this.counter = new JsonRecordCounter((records as { json: string }).json);
     else {
       if (head.recordHeader && ok && head.records === undefined && this.request.method !== 'HEAD') {
-        rt.log.warn({ route: this.route.path, header: head.recordHeader }, 'upstream sent no record count; charged the reserved estimate');
+        rt.log.warn({ ...this.logContext(), header: head.recordHeader }, 'upstream sent no record count; charged the reserved estimate');
       }
       this.settle(statusCode, head.records);
     }
@@ -442,7 +452,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.counter) {
       const records = this.counter.end();
       this.counter = null;
-      if (records === undefined) this.upstream.rt.log.warn({ route: this.route.path }, 'could not count records in the upstream response; charged the reserved estimate');
+      if (records === undefined) this.upstream.rt.log.warn(this.logContext(), 'could not count records in the upstream response; charged the reserved estimate');
       this.settle(this.status, records);
     }
     this.res.end();
@@ -463,14 +473,27 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     if (this.headSent) {
       // Part of the answer is on its way: the client can only be told by a cut connection.
-      rt.log.warn({ reqId: this.request.id, err: { message: error.message, code: (error as { code?: string }).code } }, 'upstream response failed midway');
+      rt.log.warn({ ...this.logContext(), error: { message: error.message, code: (error as { code?: string }).code } }, 'upstream response failed midway');
       this.res.destroy();
       hooks.onFinished(this.request, this.status);
       return;
     }
     const code = (error as { code?: string }).code;
-    rt.log.warn({ reqId: this.request.id, err: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url) }, 'upstream request failed');
+    const failures = this.upstream.failureLog;
+    const now = performance.now();
+    if (now - failures.loggedAt >= FAILURE_LOG_INTERVAL_MS) {
+      // The ones left out since the last such line are counted in this one.
+      const more = failures.left > 0 ? { moreSinceLast: failures.left } : {};
+      rt.log.warn({ ...this.logContext(), error: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url), ...more }, 'upstream request failed');
+      failures.loggedAt = now;
+      failures.left = 0;
+    } else failures.left++;
     hooks.onUpstreamError(this.request, this.reply, deny(code !== undefined && TIMEOUT_CODES.has(code) ? 'upstream_timeout' : 'upstream_unavailable'), this.identity);
+  }
+
+  /** Which request, key and account a warning is about, and the route it matched. */
+  private logContext(): { reqId: string; key: string; account: string; route: string } {
+    return { reqId: this.request.id, key: this.identity.key.id, account: this.identity.account.id, route: this.route.path };
   }
 
   /** The client's connection closed; unless the exchange is over, the client left. */

@@ -15,7 +15,7 @@ import type { RenderedError } from '../dialect/dialect.js';
 import { deny } from '../denial/reasons.js';
 import { refusedKeyOwner, type Decision, type GatewayRequest } from '../pipeline/pipeline.js';
 import type { Identity } from '../pipeline/identity.js';
-import type { Metrics, Outcome } from '../metrics.js';
+import { CLIENT_CLOSED, type Metrics, type Outcome } from '../metrics.js';
 import { renderBuiltin } from './builtins.js';
 import { judgeTarget, normalBasePath } from './request-path.js';
 import { AWAITS_CONTINUE, createForwarder, type AwaitingRequest } from './forward.js';
@@ -52,11 +52,18 @@ export interface GatewayOptions {
 /** The one transfer coding keygate forwards (Node has decoded it already). */
 const ONLY_CHUNKED = /^[ \t]*chunked[ \t]*$/i;
 
+/** The reason the metrics give a request Node's parser or keygate's listener refused before routing. */
+const NODE_REFUSAL_REASONS: Record<NodeRefusal, string> = {
+  400: 'bad_request',
+  405: 'method_not_allowed',
+  408: 'request_timeout',
+  417: 'expectation_failed',
+  431: 'headers_too_large',
+};
+
 /** When a request refused while keygate stops may try again (Retry-After, seconds): another process takes it. */
 const DRAINING_RETRY_AFTER_S = 1;
 
-/** What the access log records for a client that hung up before its answer (as nginx does). */
-const CLIENT_CLOSED = 499;
 
 export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): Promise<FastifyInstance> {
   // `config` is kept for what only a restart changes (basePath); the dialect, the pipeline
@@ -88,9 +95,10 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     clientErrorHandler: clientErrorHandlerFor(nodeRefusal),
   });
 
-  /** The envelope's answer to what Node would answer bare, or not at all. */
+  /** The envelope's answer to what Node would answer bare, or not at all (counted as a refusal: it has no record, nor a log line). */
   function nodeRefusal(status: NodeRefusal): RawAnswer {
     const rendered = renderNodeRefusal(status);
+    metrics?.request('denied', NODE_REFUSAL_REASONS[status], 0, rendered.status);
     // A 405 is sent with the status the profile gives it; the parser's refusals with their own.
     return { ...(status === 405 ? { status: rendered.status } : {}), contentType: rendered.headers['content-type'] as string, body: rendered.body };
   }
@@ -337,7 +345,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     request.keygate = null;
     const ms = performance.now() - record.startedAt;
     const outcome = record.outcome;
-    metrics?.request(outcome, record.reason ?? '', ms / 1000);
+    metrics?.request(outcome, record.reason ?? '', ms / 1000, status);
     if (record.accountId && outcome === 'forwarded') usage.add(record.accountId, record.admittedAt ?? rt.clock(), 'requests', statusClass(status));
     if (!rt.config.log.requests) return;
     log.info(
