@@ -278,5 +278,12 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
     const days = await deadGateway.runtime.store.listUsageDaily(account.id, '2000-01-01', '2999-12-31');
     expect(days.filter((d) => d.metric === 'denials')).toEqual([]);
     expect(days.filter((d) => d.metric === 'requests').map((d) => [d.label, d.value])).toEqual([['5xx', 1]]);
+    // The warning names the request, key and account; with the upstream down every request
+    // fails, and the warning is written once in 10 s, not once per request.
+    for (let i = 0; i < 3; i++) await expectDenial(await call('/v1/read', secret, deadGateway), 'upstream_unavailable');
+    const warnings = deadGateway.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'upstream request failed');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ reqId: expect.any(String), account: account.id, route: '/v1/read', error: { code: 'ECONNREFUSED' } });
+    expect(warnings[0]?.key).toMatch(/^key_/);
   });
 });
