@@ -16,7 +16,7 @@ import { afterAnswers, answerInFlight, requestBeingRead } from './http-internals
  * (random, made at start: 48 bits, so that processes started over years of logs do not
  * meet) and a count shared by its listeners, `Zq3f9A1c-1b`.
  */
-const PROCESS_TAG = randomBytes(6).toString('base64url');
+export const PROCESS_TAG = randomBytes(6).toString('base64url');
 let requestCount = 0;
 
 /** What every listener has, with or without a Fastify logger. */

@@ -17,6 +17,7 @@ import { buildDashboard } from './dashboard/dashboard.js';
 import { createMetrics } from './metrics.js';
 import { redactUrl } from './store/open.js';
 import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
+import { PROCESS_TAG } from './fastify-options.js';
 import type { Log } from './log.js';
 
 export interface ServeOptions extends RuntimeOptions {
@@ -327,7 +328,18 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     }
 
     log.info(
-      { profile: config.name, gateway: gatewayUrl, admin: adminUrl, dashboard: dashboardUrl, upstream: redactUrl(config.upstream.url), store: redactUrl(config.store), counters: redactUrl(config.counters) },
+      {
+        profile: config.name,
+        // Which process: the tag its request ids begin with (`reqId`), and its pid on the host.
+        process: PROCESS_TAG,
+        pid: process.pid,
+        gateway: gatewayUrl,
+        admin: adminUrl,
+        dashboard: dashboardUrl,
+        upstream: redactUrl(config.upstream.url),
+        store: redactUrl(config.store),
+        counters: redactUrl(config.counters),
+      },
       'keygate is serving',
     );
     // One spawned here is already listening.

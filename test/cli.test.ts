@@ -629,9 +629,13 @@ describe('keygate serve reloads its profile on SIGHUP', () => {
     expect(refused.stderr).toContain("error: option '--admin-port <port>' argument '65536' is invalid. a whole number from 0 to 65535\n");
     const { child, logged } = spawnServe(file, undefined, ['--port', '0']);
     try {
-      const gateway = JSON.parse(await logged('keygate is serving')).gateway as string;
+      const serving = JSON.parse(await logged('keygate is serving')) as { gateway: string; process: string; pid: number };
+      const gateway = serving.gateway;
       const message = async () => ((await (await fetch(`${gateway}/anything`)).json()) as { message: string }).message;
       expect(await message()).toBe('First');
+      // The start-up line names the process as its request ids and the host do.
+      expect(serving.pid).toBe(child.pid);
+      expect(JSON.parse(await logged('"msg":"request"')).reqId).toMatch(new RegExp(`^${serving.process.replace(/[-_]/g, '\\$&')}-[0-9a-z]+$`));
       writeFileSync(file, profile('Second', 2));
       child.kill('SIGHUP');
       expect(JSON.parse(await logged('profile reloaded')).changed).toEqual(['errors']);
