@@ -3,11 +3,32 @@
  * with credential query parameters replaced by `[REDACTED]`, headers are not logged at
  * all, and any field that could hold a key or token is censored by path.
  */
+import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
 
 export type Log = Logger;
 
 export const REDACTED = '[REDACTED]';
+
+/**
+ * For a line that can come with every request (an upstream down, a token guessed): it is
+ * written at most once every `ms`, and each time says how many were left out since the
+ * last (`moreSinceLast`).
+ */
+export function oncePer(ms: number): (write: (more: { moreSinceLast?: number }) => void) => void {
+  let writtenAt = -Infinity;
+  let left = 0;
+  return (write) => {
+    const now = performance.now();
+    if (now - writtenAt < ms) {
+      left++;
+      return;
+    }
+    write(left > 0 ? { moreSinceLast: left } : {});
+    writtenAt = now;
+    left = 0;
+  };
+}
 
 export function createLog(options: { level: string; destination?: pino.DestinationStream; name?: string }): Log {
   return pino(

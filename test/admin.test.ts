@@ -49,6 +49,10 @@ describe('admin API', () => {
       expect(r.headers.get('www-authenticate')).toBe('Bearer realm="keygate-admin"');
       expect(await r.json()).toMatchObject({ status: 401, title: 'Unauthorized' });
     }
+    // Seen in the log, once for the three within 10 s, without the token sent.
+    const refused = kg.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'admin API refused a request for its token');
+    expect(refused).toEqual([expect.objectContaining({ status: 401, why: 'no token', method: 'GET', path: '/v1/accounts', client: '127.0.0.1' })]);
+    expect(kg.logs.text).not.toContain('Bearer wrong');
   });
 
   it('serves health and its OpenAPI document without the token', async () => {

@@ -20,6 +20,7 @@ import type { KeyFormat } from '../keys/format.js';
 import { withoutKeys } from '../keys/redact.js';
 import { redactedTarget } from '../gateway/redacted-target.js';
 import { recordRouteMethods, routerPath } from '../route-methods.js';
+import { oncePer } from '../log.js';
 import { headerCount } from '../auth/credential.js';
 import type { Metrics } from '../metrics.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
@@ -188,6 +189,9 @@ function parsesAsJson(text: string): boolean {
     return false;
   }
 }
+
+/** How often a refused token is logged, at most. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /** An RFC 9457 problem details body. */
 function problemDetails(status: number, detail: string, title = statusTitle(status)) {
@@ -374,6 +378,10 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   const expected = options.tokens.map(digest);
   const expectedRead = (options.readTokens ?? []).map(digest);
   const { tokenEnv, readTokenEnv } = rt.config.admin;
+  /** Someone guessing the token, or a script with an old one, is seen in the log: at most one line every 10 s. */
+  const logRefusal = oncePer(REFUSAL_LOG_INTERVAL_MS);
+  const refusedToken = (request: FastifyRequest, status: 401 | 403, why: string) =>
+    logRefusal((more) => rt.log.warn({ component: 'admin', reqId: request.id, client: request.raw.socket.remoteAddress, method: request.method, path: routerPath(redactedTarget(rt, request.url)), status, why, ...more }, 'admin API refused a request for its token'));
   app.addHook('onRequest', async (request, reply) => {
     // Answers carry new keys' secrets, invitation links, who holds which key: never kept by a cache.
     reply.header('cache-control', 'no-store');
@@ -405,8 +413,10 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     }
     if (readOnly) {
       if (request.method === 'GET' || request.method === 'HEAD' || (request.method === 'POST' && path === READ_ONLY_POST)) return;
+      refusedToken(request, 403, 'read-only token, for a change');
       return problem(reply, 403, `This token (from ${readTokenEnv}) may only read: GET, HEAD and POST /v1/forecast. Changes need the admin token (${tokenEnv}).`);
     }
+    refusedToken(request, 401, twice ? 'two Authorization headers' : header === '' ? 'no token' : 'not a token of this keygate');
     reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
     return problem(reply, 401, `Send the admin token ${twice ? 'once, ' : ''}as "Authorization: Bearer <token>".`);
   });

@@ -22,7 +22,6 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { Runtime } from '../runtime.js';
@@ -36,6 +35,7 @@ import { JsonRecordCounter } from '../meters/json-records.js';
 import { settleCharge, type OnCharged } from '../pipeline/settle.js';
 import { CONCURRENCY_RETRY_AFTER_S } from '../pipeline/pipeline.js';
 import { redactUrl } from '../store/open.js';
+import { oncePer } from '../log.js';
 import { trustedProxyCheck } from './trusted-proxies.js';
 import { withoutDashboardCookies } from '../dashboard/cookie-names.js';
 import { declareHeaderNames } from './undici-header-names.js';
@@ -133,8 +133,8 @@ interface Upstream {
   hooks: ForwardHooks;
   /** Response header (lower case) → the gauge meter it reports; undefined where the profile has no gauges. */
   gaugeByHeader: Map<string, string> | undefined;
-  /** Upstream failures logged in the last FAILURE_LOG_INTERVAL_MS, and those left out since. */
-  failureLog: { loggedAt: number; left: number };
+  /** Writes the warning for a failed upstream request, at most once every FAILURE_LOG_INTERVAL_MS. */
+  logFailure: ReturnType<typeof oncePer>;
 }
 
 /**
@@ -168,7 +168,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     rt,
     hooks,
     gaugeByHeader: Object.keys(config.gauges).length > 0 ? new Map(Object.entries(config.gauges).map(([meter, g]) => [g.header.toLowerCase(), meter])) : undefined,
-    failureLog: { loggedAt: -Infinity, left: 0 },
+    logFailure: oncePer(FAILURE_LOG_INTERVAL_MS),
   };
   // One account cannot take every connection of the pool (with slow uploads, say, or a
   // slow endpoint): the others' requests would wait behind its own, however few they are.
@@ -479,15 +479,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const code = (error as { code?: string }).code;
-    const failures = this.upstream.failureLog;
-    const now = performance.now();
-    if (now - failures.loggedAt >= FAILURE_LOG_INTERVAL_MS) {
-      // The ones left out since the last such line are counted in this one.
-      const more = failures.left > 0 ? { moreSinceLast: failures.left } : {};
-      rt.log.warn({ ...this.logContext(), error: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url), ...more }, 'upstream request failed');
-      failures.loggedAt = now;
-      failures.left = 0;
-    } else failures.left++;
+    this.upstream.logFailure((more) => rt.log.warn({ ...this.logContext(), error: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url), ...more }, 'upstream request failed'));
     hooks.onUpstreamError(this.request, this.reply, deny(code !== undefined && TIMEOUT_CODES.has(code) ? 'upstream_timeout' : 'upstream_unavailable'), this.identity);
   }
 
