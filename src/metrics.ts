@@ -9,9 +9,20 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StoreLookups } from './pipeline/pipeline.js';
+import { DENIAL_REASONS } from './denial/reasons.js';
 
 /** What became of a request: forwarded and answered, answered by a built-in, refused, or admitted but the upstream failed (502/504). */
 export type Outcome = 'forwarded' | 'builtin' | 'denied' | 'upstream_error';
+
+/** What an admitted request's upstream failure is named: an outcome of its own, not a refusal. */
+const UPSTREAM_REASONS: readonly string[] = ['upstream_unavailable', 'upstream_timeout'];
+/** The outcome and reason pairs of keygate_requests_total shown at 0 before their first request. */
+const KNOWN_SERIES: readonly (readonly [Outcome, string])[] = [
+  ['forwarded', ''],
+  ['builtin', ''],
+  ...DENIAL_REASONS.filter((reason) => !UPSTREAM_REASONS.includes(reason)).map((reason) => ['denied', reason] as const),
+  ...UPSTREAM_REASONS.map((reason) => ['upstream_error', reason] as const),
+];
 
 /** What the access log records for a client that hung up before its answer (as nginx does). */
 export const CLIENT_CLOSED = 499;
@@ -70,6 +81,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers: [registry],
     collect() {
       this.reset();
+      // Every series a request can land in, from the start: an alert on increase() sees the
+      // first rate-limited request, not only those after it.
+      for (const [outcome, reason] of KNOWN_SERIES) this.inc({ outcome, reason }, 0);
       for (const [outcome, s] of Object.entries(stats)) {
         let withReason = 0;
         for (const [reason, count] of s.byReason) {

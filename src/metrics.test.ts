@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { createMetrics } from './metrics.js';
+
+describe('metrics', () => {
+  it('shows every request series at 0 before its first request, and counts answers by status class', async () => {
+    const metrics = createMetrics({ defaults: false });
+    const before = await metrics.text();
+    for (const series of ['outcome="denied",reason="rate_limited"', 'outcome="denied",reason="missing_key"', 'outcome="upstream_error",reason="upstream_timeout"', 'outcome="forwarded",reason=""']) {
+      expect(before).toContain(`keygate_requests_total{${series}} 0`);
+    }
+    // An upstream failure is no refusal.
+    expect(before).not.toContain('outcome="denied",reason="upstream_timeout"');
+    metrics.request('denied', 'rate_limited', 0.001, 429);
+    metrics.request('forwarded', '', 0.002, 503);
+    metrics.request('forwarded', '', 0.003, 499);
+    const after = await metrics.text();
+    expect(after).toContain('keygate_requests_total{outcome="denied",reason="rate_limited"} 1');
+    expect(after).toContain('keygate_requests_total{outcome="forwarded",reason=""} 2');
+    expect(after).toContain('keygate_responses_total{class="4xx"} 1');
+    expect(after).toContain('keygate_responses_total{class="5xx"} 1');
+    expect(after).toContain('keygate_responses_total{class="client_closed"} 1');
+    expect(after).toContain('keygate_responses_total{class="2xx"} 0');
+  });
+});
