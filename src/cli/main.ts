@@ -726,19 +726,19 @@ function publicKey(key: import('../store/store.js').KeyRecord, now: number) {
   return { ...rest, status: keyStatus(key, now) };
 }
 
-/** A TCP port: 0 (any free one) to 65535. */
-function parsePort(text: string): number {
-  const port = Number(text);
-  if (!/^\d+$/.test(text) || port > 65_535) throw new InvalidArgumentError('a whole number from 0 to 65535');
-  return port;
+/** A parser of port options: a whole number from 0 (any free port) to `highest`, else `expected` is said. */
+function portUpTo(highest: number, expected: string): (text: string) => number {
+  return (text) => {
+    const port = Number(text);
+    if (!/^\d+$/.test(text) || port > highest) throw new InvalidArgumentError(expected);
+    return port;
+  };
 }
 
+/** A TCP port: 0 (any free one) to 65535. */
+const parsePort = portUpTo(65_535, 'a whole number from 0 to 65535');
 /** A port for `demo --port`: 0 (any) or one that leaves room for the two after it. */
-function parseDemoPort(text: string): number {
-  const port = Number(text);
-  if (!/^\d+$/.test(text) || port > 65_533) throw new InvalidArgumentError('a whole number from 0 to 65533 (the admin API and the dashboard take the next two)');
-  return port;
-}
+const parseDemoPort = portUpTo(65_533, 'a whole number from 0 to 65533 (the admin API and the dashboard take the next two)');
 
 /**
  * As nginx and most daemons: SIGHUP reads the profile again (what changed, or why nothing

@@ -64,7 +64,6 @@ const NODE_REFUSAL_REASONS: Record<NodeRefusal, string> = {
 /** When a request refused while keygate stops may try again (Retry-After, seconds): another process takes it. */
 const DRAINING_RETRY_AFTER_S = 1;
 
-
 export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): Promise<FastifyInstance> {
   // `config` is kept for what only a restart changes (basePath); the dialect, the pipeline
   // and the reloadable settings are read from `rt` per request, as a reload replaces them.
