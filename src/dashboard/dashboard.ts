@@ -59,6 +59,17 @@ function nodeRefusal(status: NodeRefusal): RawAnswer {
   return { contentType: 'text/html; charset=utf-8', body, headers: { ...SECURITY_HEADERS, 'cache-control': 'no-store' } };
 }
 
+/** Whether every `%` of a form begins an escape and the escapes spell UTF-8 (`decodeURIComponent` throws otherwise). */
+function escapesUtf8(form: string): boolean {
+  if (!form.includes('%')) return true;
+  try {
+    decodeURIComponent(form);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | undefined> {
   if (!rt.config.dashboard.enabled) return undefined;
   const app = Fastify({
@@ -119,7 +130,11 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
   // (two different passwords both "��" would "match"). Browsers send UTF-8.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_request, bytes: Buffer, done) => {
     if (!isUtf8(bytes)) return done(Object.assign(new Error('The form was not sent in UTF-8: send it again from the page.'), { statusCode: 400 }), undefined);
-    done(null, parseForm(bytes.toString('utf8')));
+    const text = bytes.toString('utf8');
+    // Nor escapes of other bytes (`caf%E9`, Latin-1), or `%` that begins none: the parser
+    // keeps those as typed, and the name would be stored as the text "caf%E9".
+    if (!escapesUtf8(text)) return done(Object.assign(new Error('The form has a %-escape that is not UTF-8: send it again from the page.'), { statusCode: 400 }), undefined);
+    done(null, parseForm(text));
   });
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
 

@@ -102,11 +102,23 @@ describe('dashboard: hand-edited forms', () => {
       expect(answer.status).toBe(400);
       expect(answer.alert).toBe('The form was not sent in UTF-8: send it again from the page.');
       expect(await keysOfAcme()).toEqual([]);
+      // Nor escapes of other bytes (Latin-1 é), nor a `%` that begins no escape: the parser kept them as typed.
+      for (const name of ['caf%E9', 'caf%C3', '100%', '%zz']) {
+        const escaped = await member.postBytes('/keys', Buffer.from(`name=${name}&scope=*&mode=live&expiry=never`));
+        expect(escaped.status, name).toBe(400);
+        expect(escaped.alert, name).toBe('The form has a %-escape that is not UTF-8: send it again from the page.');
+      }
+      expect(await keysOfAcme()).toEqual([]);
       // UTF-8 typed as it is (not escaped) is read as typed.
       await member.get('/keys/new');
       const utf8 = await member.postBytes('/keys', Buffer.from('name=café&scope=*&mode=live&expiry=never'));
       expect(utf8.status).toBe(201);
       expect((await keysOfAcme()).map((k) => k.name)).toEqual(['café']);
+      // And escaped, as browsers send it.
+      await member.get('/keys/new');
+      const escapedUtf8 = await member.postBytes('/keys', Buffer.from('name=caf%C3%A9+100%25&scope=*&mode=live&expiry=never'));
+      expect(escapedUtf8.status).toBe(201);
+      expect((await keysOfAcme()).map((k) => k.name).sort()).toEqual(['café', 'café 100%']);
       for (const k of await keysOfAcme()) await revokeKey(rt, k.id, 'test');
     });
 
