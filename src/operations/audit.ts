@@ -1,10 +1,11 @@
 /** The audit log of key and account events: who did what, when. */
 import type { Runtime } from '../runtime.js';
 import { newId } from '../ids.js';
-import type { AuditEntry } from '../store/store.js';
+import type { AuditEntry, Store } from '../store/store.js';
 
+/** `rt`: the runtime, or a store inside a transaction (with the runtime's clock). */
 export async function audit(
-  rt: Pick<Runtime, 'store' | 'clock'>,
+  rt: { store: Pick<Store, 'appendAudit'>; clock: Runtime['clock'] },
   actor: string,
   action: string,
   target: { accountId?: string | null; keyId?: string | null; detail?: Record<string, unknown> } = {},

@@ -7,7 +7,7 @@ import { DAY_MS } from '../config/duration.js';
 import { randomBytes } from 'node:crypto';
 import { sha256Hex } from '../keys/hash.js';
 import type { Runtime } from '../runtime.js';
-import type { MemberRecord, MemberRole } from '../store/store.js';
+import type { MemberInviting, MemberRecord, MemberRole } from '../store/store.js';
 import { newId } from '../ids.js';
 import { hashPassword, MIN_PASSWORD_LENGTH } from '../members/password.js';
 import { OperationError } from './errors.js';
@@ -20,6 +20,21 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 /** RFC 5321's limits, in bytes: the longest path a mail server takes, less its brackets, and the longest local part. */
 const EMAIL_MAX_BYTES = 254;
 const LOCAL_PART_MAX_BYTES = 64;
+
+/**
+ * How many of an account's latest events are searched for the invitation a form made:
+ * a form sent again is sent within moments (a reload, a double click).
+ */
+const RECENT_EVENTS_SEARCHED = 200;
+
+/** The invitation a dashboard form made already, and what became of its link. */
+export interface InvitedByForm {
+  email: string;
+  /** When the form made it. */
+  at: number;
+  /** Still the member's pending invitation; used (a password was set with it); or ended (replaced, expired, member removed). */
+  link: 'live' | 'used' | 'ended';
+}
 
 export interface Invitation {
   member: MemberRecord;
@@ -59,36 +74,52 @@ function checkedEmail(raw: string): string {
   return email;
 }
 
-export async function inviteMember(
-  rt: Runtime,
-  input: { email: string; accountId: string | null; role?: MemberRole },
-  actor: string,
-  /**
-   * The dashboard form that asked: its id (an HMAC keyed with the session's secret; only
-   * the output is kept) and the link's expiry go in the audit entry, so the form sent
-   * again finds the invitation it made and can tell whether that link is still the one.
-   */
-  form?: string,
-): Promise<Invitation> {
+export async function inviteMember(rt: Runtime, input: { email: string; accountId: string | null; role?: MemberRole }, actor: string): Promise<Invitation> {
+  const { email, role } = await checkedInvitation(rt, input);
+  return rt.store.invitingMember(email, (store) => invite(rt, store, { email, role, accountId: input.accountId }, actor));
+}
+
+/**
+ * Invites as a dashboard form asks, once per form (`form`: its id, an HMAC keyed with the
+ * session's secret; only the output is kept): the form sent again — a reload, or a double
+ * click whose two sends may reach two processes — finds the invitation it made, which is
+ * answered instead. The form's id and the link's expiry go in the audit entry, so that
+ * later sends can tell whether that link is still the one.
+ */
+export async function inviteMemberOnce(rt: Runtime, input: { email: string; accountId: string; role?: MemberRole }, actor: string, form: string): Promise<Invitation | { sentAlready: InvitedByForm }> {
+  const { email, role } = await checkedInvitation(rt, input);
+  return rt.store.invitingMember(email, async (store) => {
+    const made = await invitationOfForm(rt, store, input.accountId, form);
+    return made ? { sentAlready: made } : invite(rt, store, { email, role, accountId: input.accountId }, actor, form);
+  });
+}
+
+async function checkedInvitation(rt: Runtime, input: { email: string; accountId: string | null; role?: MemberRole }): Promise<{ email: string; role: MemberRole }> {
   const email = checkedEmail(input.email);
   const role = input.role ?? 'member';
   if (role === 'member' && input.accountId === null) throw new OperationError('invalid', 'a member belongs to an account');
   if (role === 'operator' && input.accountId !== null) throw new OperationError('invalid', 'an operator sees every account and belongs to none: leave the account out');
   if (input.accountId !== null) await getAccount(rt, input.accountId);
+  return { email, role };
+}
+
+/** Writes the invitation (a new member, or a new link for one who has not set a password), inside `Store.invitingMember`. */
+async function invite(rt: Runtime, store: MemberInviting, input: { email: string; accountId: string | null; role: MemberRole }, actor: string, form?: string): Promise<Invitation> {
+  const { email, role } = input;
   const token = randomBytes(24).toString('base64url');
   const now = rt.clock();
-  const existing = await rt.store.findMemberByEmail(email);
+  const existing = await store.findMemberByEmail(email);
   let member: MemberRecord;
   let replaced: Invitation['replaced'];
   if (existing) {
     if (existing.passwordHash !== null) {
       // Of which account: an operator inviting someone to one account may find them in another.
       if (existing.role === 'operator') throw new OperationError('conflict', `${email} is already an operator`);
-      const of = existing.accountId === null ? '' : ` of “${(await rt.store.getAccount(existing.accountId))?.name ?? existing.accountId}”`;
+      const of = existing.accountId === null ? '' : ` of “${(await store.getAccount(existing.accountId))?.name ?? existing.accountId}”`;
       throw new OperationError('conflict', `${email} is already a member${of}`);
     }
     replaced = { accountId: existing.accountId, role: existing.role };
-    member = (await rt.store.updateMember(existing.id, {
+    member = (await store.updateMember(existing.id, {
       inviteHash: hashToken(token),
       inviteExpiresAt: now + INVITE_TTL_MS,
       role,
@@ -107,10 +138,27 @@ export async function inviteMember(
       lockedUntil: null,
       createdAt: now,
     };
-    await rt.store.createMember(member);
+    await store.createMember(member);
   }
-  await audit(rt, actor, 'member.invited', { accountId: input.accountId, detail: { email, role, ...(replaced ? { replacedInvitationTo: replaced.accountId } : {}), ...(form === undefined ? {} : { form, linkExpiresAt: member.inviteExpiresAt }) } });
+  await audit({ store, clock: rt.clock }, actor, 'member.invited', { accountId: input.accountId, detail: { email, role, ...(replaced ? { replacedInvitationTo: replaced.accountId } : {}), ...(form === undefined ? {} : { form, linkExpiresAt: member.inviteExpiresAt }) } });
   return { member, token, url: `${dashboardUrl(rt)}/invite/${token}`, ...(replaced ? { replaced } : {}) };
+}
+
+/**
+ * The invitation a form made, by the form's id in its audit entry (among the account's
+ * latest events), and what became of its link: still the member's pending invitation
+ * (same account, same expiry), used (a password was set with it), or ended.
+ */
+async function invitationOfForm(rt: Runtime, store: MemberInviting, accountId: string, form: string): Promise<InvitedByForm | undefined> {
+  const events = await store.listAudit({ accountId, limit: RECENT_EVENTS_SEARCHED });
+  const entry = events.find((e) => e.action === 'member.invited' && e.detail.form === form);
+  if (!entry) return undefined;
+  const email = String(entry.detail.email);
+  const member = await store.findMemberByEmail(email);
+  // The same invitation still pending: this account's, with the expiry that form's link was given.
+  const same = member !== undefined && member.accountId === accountId && member.role === 'member' && member.inviteExpiresAt === entry.detail.linkExpiresAt;
+  const link = same && member.passwordHash === null && (member.inviteExpiresAt ?? 0) > rt.clock() ? 'live' : same && member.passwordHash !== null ? 'used' : 'ended';
+  return { email, at: entry.at, link };
 }
 
 /** A member as an operator names one: by id, or by e-mail address (any case). */

@@ -14,6 +14,7 @@ import type {
   KeyIssuing,
   KeyPatch,
   KeyRecord,
+  MemberInviting,
   MemberPatch,
   MemberRecord,
   MeterUsageRow,
@@ -142,12 +143,15 @@ const provider: MigrationProvider = { getMigrations: async () => migrations };
 /** Rows written per statement in bulk upserts (well under both databases' parameter limits). */
 const BATCH = 200;
 
+/** What an exclusive transaction has to itself: an account's keys, or the invitation of one e-mail address. */
+export type ExclusiveLock = { accountKeys: string } | { invitationOf: string };
+
 /**
- * How a backend runs `work` with an account's keys to itself (see `Store.issuingKeysOf`):
- * in one transaction that other issuers of that account wait for, on the connection
- * `work` is handed.
+ * How a backend runs `work` with `lock` to itself (see `Store.issuingKeysOf` and
+ * `Store.invitingMember`): in one transaction that others asking for the same lock wait
+ * for, on the connection `work` is handed.
  */
-export type ExclusiveTransaction = <T>(db: Kysely<Database>, accountId: string, work: (db: Kysely<Database>) => Promise<T>) => Promise<T>;
+export type ExclusiveTransaction = <T>(db: Kysely<Database>, lock: ExclusiveLock, work: (db: Kysely<Database>) => Promise<T>) => Promise<T>;
 
 /** What a backend adds to the shared queries. */
 export interface Backend {
@@ -277,7 +281,11 @@ export class SqlStore implements Store {
   }
 
   async issuingKeysOf<T>(accountId: string, work: (store: KeyIssuing) => Promise<T>): Promise<T> {
-    return this.backend.exclusive(this.db, accountId, (db) => work(new SqlStore(db, this.backend)));
+    return this.backend.exclusive(this.db, { accountKeys: accountId }, (db) => work(new SqlStore(db, this.backend)));
+  }
+
+  async invitingMember<T>(email: string, work: (store: MemberInviting) => Promise<T>): Promise<T> {
+    return this.backend.exclusive(this.db, { invitationOf: email }, (db) => work(new SqlStore(db, this.backend)));
   }
 
   async getKey(id: string): Promise<KeyRecord | undefined> {

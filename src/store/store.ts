@@ -175,6 +175,9 @@ export type MemberPatch = Partial<
 /** What issuing a key reads and writes, inside `Store.issuingKeysOf`. */
 export type KeyIssuing = Pick<Store, 'getAccount' | 'getKey' | 'findKeyByHash' | 'listKeys' | 'insertKey' | 'updateKey'>;
 
+/** What inviting a member reads and writes, inside `Store.invitingMember`. */
+export type MemberInviting = Pick<Store, 'getAccount' | 'findMemberByEmail' | 'createMember' | 'updateMember' | 'listAudit' | 'appendAudit'>;
+
 export interface Store {
   /** `sqlite` or `postgres`, for messages. */
   readonly kind: 'sqlite' | 'postgres';
@@ -216,6 +219,13 @@ export interface Store {
    * the store it is given; if it throws, nothing it wrote is kept.
    */
   issuingKeysOf<T>(accountId: string, work: (store: KeyIssuing) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` in one transaction during which no other `invitingMember` of the same
+   * address (lower case) runs, in this process or any other: a form sent twice at once,
+   * the two reaching two processes, finds the invitation the first made. Same rules for
+   * `work` as `issuingKeysOf`.
+   */
+  invitingMember<T>(email: string, work: (store: MemberInviting) => Promise<T>): Promise<T>;
 
   createMember(member: MemberRecord): Promise<void>;
   getMember(id: string): Promise<MemberRecord | undefined>;

@@ -55,6 +55,30 @@ describe.skipIf(!available)('dashboard on PostgreSQL: a form sent twice at once 
     }
   });
 
+  it('makes one invitation when the two sends reach two keygate processes (behind a load balancer), and the link shown works', async () => {
+    const other = await startDashboard(tempDir('keygate-dashboard-double-click-other'), (profile) => ({ ...profile, store: database.url }));
+    try {
+      for (let round = 0; round < 5; round++) {
+        const email = `two-processes-${round}@acme.example`;
+        const formId = /name="form_id" value="([0-9A-Za-z]{22})"/.exec((await operator.get(`/accounts/${accountId}`)).html)?.[1] as string;
+        const fields: [string, string][] = [['email', email], ['form_id', formId]];
+        const answers = await Promise.all([operator.post(`/accounts/${accountId}/invite`, fields), operator.at(other.dashboardUrl).post(`/accounts/${accountId}/invite`, fields)]);
+        expect(answers.map((answer) => [answer.status, answer.heading]).sort(), email).toEqual([
+          [201, `Invitation for ${email}`],
+          [409, 'This form was sent already'],
+        ]);
+        const invited = (await fixture.keygate.runtime.store.listAudit({ accountId, limit: 50 })).filter((e) => e.action === 'member.invited' && e.detail.email === email);
+        expect(invited, email).toHaveLength(1);
+        // The link the first answer showed is the one that works (not replaced by the other process's).
+        const link = /id="invite-link" type="text" readonly value="([^"]+)"/.exec(answers.find((answer) => answer.status === 201)?.html ?? '')?.[1] as string;
+        const page = await fetch(fixture.dashboardUrl + new URL(link).pathname);
+        expect(page.status, email).toBe(200);
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
   it("makes one key of a create form sent twice at once (the form names the key's id)", async () => {
     await addMember(fixture.keygate.runtime, 'ada@acme.example', accountId, 'member');
     const member = new Visitor(fixture.dashboardUrl);

@@ -78,6 +78,14 @@ export class Visitor {
     return answerOf(response.status, await response.text());
   }
 
+  /** The same browser (its cookies and CSRF token as they are now) reaching the dashboard at `base`: another keygate process, say. */
+  at(base: string): Visitor {
+    const twin = new Visitor(base);
+    for (const [name, value] of this.cookies) twin.cookies.set(name, value);
+    twin.token = this.token;
+    return twin;
+  }
+
   /** Signs in and opens `home`, whose forms carry the session's CSRF token. */
   async signIn(email: string, home: string): Promise<void> {
     await this.get('/sign-in');

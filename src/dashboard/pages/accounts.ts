@@ -10,13 +10,12 @@ import { createHmac } from 'node:crypto';
 import type { AccountRecord } from '../../store/store.js';
 import { createAccount, defaultPlanId, getAccount, updateAccount } from '../../operations/accounts.js';
 import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/keys.js';
-import { inviteMember } from '../../operations/members.js';
+import { inviteMember, inviteMemberOnce, type InvitedByForm } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { planOut, windowText } from '../../operations/plans.js';
 import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/usage.js';
 import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
-import { oneAtATimeBy } from '../one-at-a-time.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, sentence, when } from '../format.js';
@@ -24,9 +23,6 @@ import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirm
 import { usageSection } from './usage.js';
 import { FORM_NONCE, newFormNonce } from './keys.js';
 import { auditTable } from './audit.js';
-
-/** How many of an account's latest audit events a re-sent invitation form is looked for in. */
-const RECENT_EVENTS_SEARCHED = 200;
 
 type AccountRequest = FastifyRequest<{ Params: { id: string } }>;
 const RECENT_EVENTS = 10;
@@ -37,8 +33,6 @@ const API_ACCESS_SWITCH = ['on', 'off'] as const;
 
 export function registerAccountPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
-  /** Invitation forms being answered, by the form's id. */
-  const oneAtATime = oneAtATimeBy();
 
   app.get('/accounts', async (request, reply) => {
     operatorOf(request);
@@ -96,30 +90,16 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     operatorOf(request);
     const account = await getAccount(rt, request.params.id);
     const email = field(request.body, 'email');
-    // The form sent again (a reload of the page that showed the link) would replace the
-    // invitation it made, ending the link just shown: its id, kept in the audit entry of
-    // that invitation, finds it instead. (The link itself is random and stored hashed:
-    // it cannot be shown again.)
+    // The form sent again (a reload of the page that showed the link, or a double click)
+    // would replace the invitation it made, ending the link just shown: its id, kept in the
+    // audit entry of that invitation, finds it instead. (The link itself is random and
+    // stored hashed: it cannot be shown again.)
     const nonce = field(request.body, 'form_id');
     const form = FORM_NONCE.test(nonce) ? createHmac('sha256', viewerOf(request).session.csrfSecret).update(`invite form ${account.id} ${email.trim().toLowerCase()} ${nonce}`).digest('base64url') : undefined;
-    // Two sends of one form at the same moment (a double click) are answered one after the
-    // other, so the second finds what the first made.
-    return form === undefined ? answerInvite(request, reply, account, email, undefined) : oneAtATime(form, () => answerInvite(request, reply, account, email, form));
-  });
-
-  /** Invites `email` to `account`, unless the form (`form`) made an invitation already, which is then named. */
-  async function answerInvite(request: AccountRequest, reply: FastifyReply, account: AccountRecord, email: string, form: string | undefined): Promise<FastifyReply> {
-    const made = form === undefined ? undefined : await invitationOfForm(account.id, form);
-    if (made) {
-      const state = { live: ': the link shown then still works.', used: `, and its link has been used: ${made.email} has chosen a password and can sign in.`, ended: ', but that link no longer works (it was replaced, it expired, or its member was removed).' }[made.link];
-      const body = html`<h1>This form was sent already</h1>
-<div class="notice" role="status"><p>It created the invitation for ${made.email} on ${when(made.at)} UTC. No other invitation was made${state}</p></div>
-${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to that form. If you do not have it, invite ${made.email} again with a new form: its link replaces this one.</p>`}
-<div class="actions"><a class="button" href="/accounts/${account.id}">Back to ${account.name}</a></div>`;
-      return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
-    }
     try {
-      const invitation = await inviteMember(rt, { email, accountId: account.id, role: 'member' }, actorOf(request), form);
+      const invited = form === undefined ? await inviteMember(rt, { email, accountId: account.id, role: 'member' }, actorOf(request)) : await inviteMemberOnce(rt, { email, accountId: account.id, role: 'member' }, actorOf(request), form);
+      if ('sentAlready' in invited) return sendSentAlready(request, reply, account, invited.sentAlready);
+      const invitation = invited;
       const body = html`<h1>Invitation for ${invitation.member.email}</h1>
 <section class="secret" aria-labelledby="invite-warning">
   <p id="invite-warning"><strong>This link is shown only now.</strong> Send it to ${invitation.member.email}; it lets them choose a password for “${account.name}”. It works once, for 7 days.</p>
@@ -135,23 +115,16 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
       return sendAccount(request, reply, account, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind], email);
     }
-  }
+  });
 
-  /**
-   * The invitation a form made, by the form's id in its audit entry (among the account's
-   * latest events), and what became of its link: still the member's pending invitation
-   * (same account, same expiry), used (a password was set with it), or ended.
-   */
-  async function invitationOfForm(accountId: string, form: string): Promise<{ email: string; at: number; link: 'live' | 'used' | 'ended' } | undefined> {
-    const events = await rt.store.listAudit({ accountId, limit: RECENT_EVENTS_SEARCHED });
-    const entry = events.find((e) => e.action === 'member.invited' && e.detail.form === form);
-    if (!entry) return undefined;
-    const email = String(entry.detail.email);
-    const member = await rt.store.findMemberByEmail(email);
-    // The same invitation still pending: this account's, with the expiry that form's link was given.
-    const same = member !== undefined && member.accountId === accountId && member.role === 'member' && member.inviteExpiresAt === entry.detail.linkExpiresAt;
-    const link = same && member.passwordHash === null && (member.inviteExpiresAt ?? 0) > rt.clock() ? 'live' : same && member.passwordHash !== null ? 'used' : 'ended';
-    return { email, at: entry.at, link };
+  /** The answer to an invitation form sent again: what its first send made, and whether that link still works. */
+  function sendSentAlready(request: AccountRequest, reply: FastifyReply, account: AccountRecord, made: InvitedByForm): FastifyReply {
+    const state = { live: ': the link shown then still works.', used: `, and its link has been used: ${made.email} has chosen a password and can sign in.`, ended: ', but that link no longer works (it was replaced, it expired, or its member was removed).' }[made.link];
+    const body = html`<h1>This form was sent already</h1>
+<div class="notice" role="status"><p>It created the invitation for ${made.email} on ${when(made.at)} UTC. No other invitation was made${state}</p></div>
+${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to that form. If you do not have it, invite ${made.email} again with a new form: its link replaces this one.</p>`}
+<div class="actions"><a class="button" href="/accounts/${account.id}">Back to ${account.name}</a></div>`;
+    return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
   }
 
   app.get<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/revoke', async (request, reply) => {

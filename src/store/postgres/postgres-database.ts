@@ -5,7 +5,7 @@
  * connections are noticed by TCP keep-alive.
  */
 import pg from 'pg';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import { SqlStore, type Database, type ExclusiveTransaction } from '../sql-store.js';
 
 const INT8_OID = 20;
@@ -35,9 +35,14 @@ export function openPostgresStore(url: string, options: { max?: number } = {}): 
   return new SqlStore(db, { kind: 'postgres', exclusive: lockingTheAccount });
 }
 
-/** The account's row, locked until the transaction ends, is what the issuers of its keys queue on. */
-const lockingTheAccount: ExclusiveTransaction = (db, accountId, work) =>
+/**
+ * The account's row, locked until the transaction ends, is what the issuers of its keys
+ * queue on; the inviters of an address (who may have no row yet) on an advisory lock
+ * named after it, also held until the transaction ends.
+ */
+const lockingTheAccount: ExclusiveTransaction = (db, lock, work) =>
   db.transaction().execute(async (tx) => {
-    await tx.selectFrom('accounts').select('id').where('id', '=', accountId).forUpdate().execute();
+    if ('accountKeys' in lock) await tx.selectFrom('accounts').select('id').where('id', '=', lock.accountKeys).forUpdate().execute();
+    else await sql`select pg_advisory_xact_lock(hashtextextended(${`keygate invitation ${lock.invitationOf}`}, 0))`.execute(tx);
     return work(tx);
   });

@@ -60,7 +60,7 @@ export function openSqliteStore(file: string): SqlStore {
  * reading keys that are about to change; in this process the connection is held, and
  * every other query waits for it.
  */
-const writingAlone: ExclusiveTransaction = (db, _accountId, work) =>
+const writingAlone: ExclusiveTransaction = (db, _lock, work) =>
   db.connection().execute(async (connection) => {
     await sql`begin immediate`.execute(connection);
     try {
