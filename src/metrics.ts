@@ -24,6 +24,10 @@ const KNOWN_SERIES: readonly (readonly [Outcome, string])[] = [
   ...UPSTREAM_REASONS.map((reason) => ['upstream_error', reason] as const),
 ];
 
+/** What became of a reload of the profile: put into effect (also one that changed nothing), or refused (the profile in use stays). */
+export type ReloadResult = 'applied' | 'refused';
+const RELOAD_RESULTS: readonly ReloadResult[] = ['applied', 'refused'];
+
 /** What the access log records for a client that hung up before its answer (as nginx does). */
 export const CLIENT_CLOSED = 499;
 
@@ -41,6 +45,8 @@ export interface Metrics {
   request(outcome: Outcome, reason: string, seconds: number, status: number): void;
   /** Units committed on a meter. */
   units(meter: string, units: number): void;
+  /** A reload of the profile (SIGHUP), applied or refused. */
+  reload(result: ReloadResult): void;
   /** Whether the store and the counters backend answer, as of now (set before each scrape). */
   backends(state: { store: 'ok' | 'unreachable'; counters: 'ok' | 'unreachable' }): void;
   /** Everything in the Prometheus text format. */
@@ -152,6 +158,22 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     });
   }
 
+  const reloads = new Counter({
+    name: 'keygate_config_reloads_total',
+    help: 'Reloads of the profile (SIGHUP) by result: applied (one that changed nothing too), refused (unreadable, invalid, or a change only a restart applies: the profile in use stays). A SIGHUP while keygate stops is ignored, not counted.',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  // Both from the start: an alert on increase() sees the first refusal.
+  for (const result of RELOAD_RESULTS) reloads.inc({ result }, 0);
+  const lastReloadSuccess = new Gauge({
+    name: 'keygate_config_last_reload_success_timestamp_seconds',
+    help: 'When the profile in use was put into effect: at start-up, then by the last reload applied (seconds since the epoch).',
+    registers: [registry],
+  });
+  // Made once the profile is in effect (start-up), which counts as its first success, as Prometheus's own does.
+  lastReloadSuccess.set(Date.now() / 1000);
+
   const backendUp = new Gauge({
     name: 'keygate_backend_up',
     help: 'Whether the backend answers (1) or not (0): store, counters.',
@@ -190,6 +212,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     units(meter, units) {
       unitsByMeter.set(meter, (unitsByMeter.get(meter) ?? 0) + units);
+    },
+    reload(result) {
+      reloads.inc({ result });
+      if (result === 'applied') lastReloadSuccess.set(Date.now() / 1000);
     },
     backends({ store, counters }) {
       backendUp.set({ backend: 'store' }, store === 'ok' ? 1 : 0);

@@ -352,14 +352,18 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       try {
         if (closing) throw new Error('keygate is stopping');
         const changed = await rt.reload(withGivenPorts(next ?? loadConfigFile(loaded.file), rt.config, options.ports));
+        metrics.reload('applied');
         if (changed.length === 0) log.info({ file: loaded.file }, 'profile reloaded: nothing changed');
         else log.info({ file: loaded.file, changed }, `profile reloaded: ${changed.join(', ')} changed`);
         return changed;
       } catch (error) {
         const message = `profile not reloaded, the one in use stays: ${error instanceof Error ? error.message : String(error)}`;
-        // Refused on purpose while stopping; otherwise the profile is wrong.
+        // Refused on purpose while stopping (not counted: no profile was judged); otherwise the profile is wrong.
         if (closing) log.warn(message);
-        else log.error(message);
+        else {
+          log.error(message);
+          metrics.reload('refused');
+        }
         throw error;
       }
     };

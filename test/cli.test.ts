@@ -658,11 +658,19 @@ describe('keygate serve reloads its profile on SIGHUP', () => {
         ...extra,
       });
     writeFileSync(file, profile('No token'));
-    const { child, logged } = spawnServe(file);
+    const adminToken = 'cli-reload-admin-token-0123';
+    const { child, logged } = spawnServe(file, { KEYGATE_ADMIN_TOKEN: adminToken });
     const message = async () => ((await (await fetch(`${gateway}/anything`)).json()) as { message: string }).message;
     let gateway = '';
+    let admin = '';
+    /** The reloads /metrics counts, applied and refused. */
+    const reloads = async () => {
+      const text = await (await fetch(`${admin}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } })).text();
+      return ['applied', 'refused'].map((result) => Number(text.match(new RegExp(`^keygate_config_reloads_total\\{result="${result}"\\} (\\d+)$`, 'm'))?.[1]));
+    };
     try {
-      gateway = JSON.parse(await logged('keygate is serving')).gateway as string;
+      ({ gateway, admin } = JSON.parse(await logged('keygate is serving')) as { gateway: string; admin: string });
+      expect(await reloads()).toEqual([0, 0]);
       expect(await message()).toBe('No token');
       const cli = (...args: string[]) => runCli(['--config', file, ...args]);
       const accountId = JSON.parse((await cli('accounts', 'create', '--name', 'Acme', '--json')).stdout).id as string;
@@ -689,6 +697,8 @@ describe('keygate serve reloads its profile on SIGHUP', () => {
       // Said once, not twice ("the one in use stays ... the profile in use stays").
       expect(refused.match(/in use stays/g)).toHaveLength(1);
       expect(await message()).toBe('Send your token');
+      // Each SIGHUP counted: one applied, two refused.
+      expect(await reloads()).toEqual([1, 2]);
 
       child.kill('SIGTERM');
       expect(await new Promise<number | null>((resolve) => child.once('exit', resolve))).toBe(0);

@@ -175,3 +175,45 @@ describe('a reload that drops a plan accounts are on', () => {
     }
   });
 });
+
+describe('reloads in /metrics', () => {
+  it('counts reloads applied and refused from 0, and says when the profile in use took effect (start-up, then the last reload applied)', async () => {
+    const dir = tempDir('reload-metrics');
+    const profile = (message: string): ConfigInput => ({
+      upstream: { url: 'http://127.0.0.1:1' },
+      store: `sqlite:${path.join(dir, 'keygate.db')}`,
+      dashboard: { enabled: false },
+      errors: { envelope: 'error', reasons: { missing_key: { message } } },
+    });
+    const started = Date.now() / 1000;
+    const kg = await startKeygate(profile('First'), { dir });
+    const scrape = async () => {
+      const text = await (await kg.admin('/metrics')).text();
+      const value = (series: string) => Number(text.match(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm'))?.[1]);
+      return {
+        applied: value('keygate_config_reloads_total{result="applied"}'),
+        refused: value('keygate_config_reloads_total{result="refused"}'),
+        lastSuccess: value('keygate_config_last_reload_success_timestamp_seconds'),
+      };
+    };
+    try {
+      const atStart = await scrape();
+      expect(atStart).toMatchObject({ applied: 0, refused: 0 });
+      expect(atStart.lastSuccess).toBeGreaterThanOrEqual(Math.floor(started));
+      expect(atStart.lastSuccess).toBeLessThanOrEqual(Date.now() / 1000);
+
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await kg.reload({ config: parseConfigObject(profile('Second')), file: 'inline', dir })).toEqual(['errors']);
+      const applied = await scrape();
+      expect(applied).toMatchObject({ applied: 1, refused: 0 });
+      expect(applied.lastSuccess).toBeGreaterThan(atStart.lastSuccess);
+
+      // Only a restart can move the store: refused, and the time of the last success stays.
+      const moved = { ...profile('Third'), store: `sqlite:${path.join(dir, 'other.db')}` };
+      await expect(kg.reload({ config: parseConfigObject(moved), file: 'inline', dir })).rejects.toThrow(ConfigReloadError);
+      expect(await scrape()).toEqual({ applied: 1, refused: 1, lastSuccess: applied.lastSuccess });
+    } finally {
+      await kg.close();
+    }
+  });
+});
