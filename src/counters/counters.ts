@@ -92,9 +92,25 @@ export interface Reservation {
   cap?: number;
 }
 
+/**
+ * A block this admission started: its request is the one refused with `blocked` and the
+ * block's whole length (`retryAfterMs`). Exactly one admission starts each block, so it
+ * can be logged and counted once, where it is decided.
+ */
+export interface BlockStart {
+  /** The window whose refusal tipped it over (the one with the longest wait, when several were full). */
+  window: WindowSpec;
+  /** 1 for a first block, 2 for the next one within `forgetAfter` (`factor` times longer), ... */
+  escalation: number;
+  /** Its length (ms): the refused request's Retry-After. */
+  lengthMs: number;
+  /** When it ends (ms). */
+  endsAt: number;
+}
+
 export type Admission =
   | { ok: true; windows: WindowState[]; reservation?: Reservation }
-  | { ok: false; reason: 'blocked'; retryAfterMs: number; windows: WindowState[] }
+  | { ok: false; reason: 'blocked'; retryAfterMs: number; windows: WindowState[]; started?: BlockStart }
   | { ok: false; reason: 'rate_limited'; retryAfterMs: number; windows: WindowState[] }
   | { ok: false; reason: 'insufficient_funds'; windows: WindowState[]; used: number; limit: number };
 

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AdmitRequest, BlockSpec, CacheEvent, ChargeSpec, Counters, WindowSpec } from '../../src/counters/counters.js';
+import type { Admission, AdmitRequest, BlockSpec, CacheEvent, ChargeSpec, Counters, WindowSpec } from '../../src/counters/counters.js';
 import { eventually } from './isolation.js';
 
 export interface CountersBackend {
@@ -114,6 +114,18 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       const burst = await Promise.all(Array.from({ length: 4 }, () => admit({ now: T0, windows: [w], block })));
       expect(burst.map((r) => (r.ok ? 'ok' : r.reason))).toEqual(['ok', 'rate_limited', 'blocked', 'blocked']);
       expect(burst.slice(2)).toMatchObject([{ retryAfterMs: 5_000 }, { retryAfterMs: 5_000 }]);
+    });
+
+    it('names the one admission of a burst that starts a block: the window with the longest wait, the escalation, the end', async () => {
+      const short = window(1, 1_000);
+      const long = window(1, 60_000);
+      const block: BlockSpec = { id: unique('k'), policy: { after: 2, within: 60_000, duration: 5_000, factor: 2, max: 60_000, forgetAfter: 600_000, scope: 'key' } };
+      const startsOf = (admissions: Admission[]) => admissions.filter((r) => !r.ok && r.reason === 'blocked' && r.started !== undefined);
+      const first = await Promise.all(Array.from({ length: 5 }, () => admit({ now: T0, windows: [short, long], block })));
+      expect(startsOf(first)).toEqual([expect.objectContaining({ retryAfterMs: 5_000, started: { window: long, escalation: 1, lengthMs: 5_000, endsAt: T0 + 5_000 } })]);
+      // Once it is over, the next block is the second in a row: twice as long.
+      const second = await Promise.all(Array.from({ length: 3 }, () => admit({ now: T0 + 5_000, windows: [short, long], block })));
+      expect(startsOf(second)).toEqual([expect.objectContaining({ retryAfterMs: 10_000, started: { window: long, escalation: 2, lengthMs: 10_000, endsAt: T0 + 15_000 } })]);
     });
 
     it('lifts a block on request: admitted again at once, its violations forgotten, the escalation started afresh', async () => {

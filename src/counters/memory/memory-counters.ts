@@ -85,8 +85,19 @@ export class MemoryCounters implements Counters {
     for (const log of logs) wait = Math.max(wait, log.waitMs(now));
     if (wait > 0) {
       if (block) {
-        const blockedFor = this.recordViolation(block.id, block.policy, now);
-        if (blockedFor > 0) return { ok: false, reason: 'blocked', retryAfterMs: blockedFor, windows: states(windows, logs, now) };
+        const started = this.recordViolation(block.id, block.policy, now);
+        if (started) {
+          // The window that tipped it over (the longest wait), looked for only where a block starts.
+          const waits = logs.map((log) => log.waitMs(now));
+          const worst = waits.indexOf(Math.max(...waits));
+          return {
+            ok: false,
+            reason: 'blocked',
+            retryAfterMs: started.blockedUntil - now,
+            windows: states(windows, logs, now),
+            started: { window: windows[worst] as WindowSpec, escalation: started.level, lengthMs: started.blockedUntil - now, endsAt: started.blockedUntil },
+          };
+        }
       }
       return { ok: false, reason: 'rate_limited', retryAfterMs: wait, windows: states(windows, logs, now) };
     }
@@ -229,8 +240,8 @@ export class MemoryCounters implements Counters {
     return lifted;
   }
 
-  /** Records a violation; returns the new block's length in ms, or 0 if not blocked. */
-  private recordViolation(id: string, policy: NonNullable<AdmitRequest['block']>['policy'], now: number): number {
+  /** Records a violation; returns the subject's block state if it started a block, else undefined. */
+  private recordViolation(id: string, policy: NonNullable<AdmitRequest['block']>['policy'], now: number): BlockState | undefined {
     let state = this.blocks.get(id);
     if (!state) {
       state = { violations: [], blockedUntil: 0, level: 0, lastBlockEnd: -Infinity };
@@ -238,14 +249,14 @@ export class MemoryCounters implements Counters {
     }
     state.violations = state.violations.filter((t) => t > now - policy.within);
     state.violations.push(now);
-    if (state.violations.length < policy.after) return 0;
+    if (state.violations.length < policy.after) return undefined;
     if (now - state.lastBlockEnd > policy.forgetAfter) state.level = 0;
     const length = Math.min(policy.max, Math.round(policy.duration * policy.factor ** state.level));
     state.level += 1;
     state.blockedUntil = now + length;
     state.lastBlockEnd = state.blockedUntil;
     state.violations = [];
-    return length;
+    return state;
   }
 
   private sweep(now: number): void {

@@ -543,7 +543,7 @@ export class RedisCounters implements Counters {
 
   /** One request's admission, out of its entry's reply (see ADMIT); `meter` names the charge's meter. */
   private decode(request: AdmitRequest, charge: AdmitRequest['charge'], meter: MeterNames | undefined, { reply, index }: EntryReply): Admission | typeof MISSING {
-    const values = reply as (string | number)[];
+    const values = reply as (string | number | number[])[];
     const admitted = Number(values[0]);
     if (admitted === -1) return MISSING;
     const count = request.windows.length;
@@ -576,6 +576,10 @@ export class RedisCounters implements Counters {
       case 'blocked':
       case 'rate_limited':
         return { ok: false, reason: status, retryAfterMs: Number(detail), windows };
+      case 'block_started': {
+        const [length, escalation, window, endsAt] = detail as [number, number, number, number];
+        return { ok: false, reason: 'blocked', retryAfterMs: length, windows, started: { window: request.windows[window] as WindowSpec, escalation, lengthMs: length, endsAt } };
+      }
       case 'funds':
         return { ok: false, reason: 'insufficient_funds', windows, used: Number(detail), limit: charge?.limit ?? 0 };
       default:

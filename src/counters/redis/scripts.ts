@@ -341,7 +341,9 @@ end
  *   then per refused request: status, detail, remaining1, reset1, ... }. The admitted
  *   requests are always the first ones (once one is refused, the rest are too); the
  *   i-th admitted (from 0) has i fewer remaining. Status is 'blocked' / 'rate_limited'
- *   (detail = retry after ms) or 'funds' (detail = used).
+ *   (detail = retry after ms), 'block_started' for the one request whose refusal starts a
+ *   block (detail = { block length ms, escalation (1 for a first block), index from 0 of
+ *   the window with the longest wait, when the block ends }) or 'funds' (detail = used).
  *
  * Data layout (every key carries the configured prefix P):
  *   P wl:<window id>  sorted set, the window's log: one member per batch that was admitted
@@ -475,7 +477,8 @@ end
 
 -- Same rules as the memory counters: 'after' violations within 'within' start a block
 -- of duration * factor^level (capped at max); the level resets after forgetAfter.
--- The policy is ARGV[p .. p + 5].
+-- The policy is ARGV[p .. p + 5]. Returns the block's length (0: none started) and
+-- its escalation (1 for a first block).
 local function recordViolation(blockKey, p)
   local after, within, duration = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
   local factor, max, forgetAfter = tonumber(ARGV[p + 3]), tonumber(ARGV[p + 4]), tonumber(ARGV[p + 5])
@@ -500,7 +503,7 @@ local function recordViolation(blockKey, p)
   redis.call('HSET', blockKey, 'violations', '', 'level', level + 1, 'until', fmt(untilMs), 'lastEnd', fmt(untilMs))
   keepBlock(blockKey, untilMs, within, forgetAfter)
   blocks[blockKey] = untilMs
-  return length
+  return length, level + 1
 end
 
 local function admit(k, a, nk)
@@ -552,13 +555,15 @@ local function admit(k, a, nk)
       refuse('blocked', untilMs - now)
     else
       -- 6. Every window must have room; the longest wait decides Retry-After.
-      local wait = 0
-      for _, w in ipairs(spans) do
+      -- worst: the window with the longest wait, named if this refusal starts a block.
+      local wait, worst = 0, 0
+      for i, w in ipairs(spans) do
         local count = w.held + w.added
         if count >= w.limit then
           -- The (count - limit + 1)-th oldest admission in the window must leave it first.
           local leaves = nthOldest(w, count - w.limit + 1)
-          wait = math.max(wait, math.max(1, leaves + w.windowMs - now))
+          local waitHere = math.max(1, leaves + w.windowMs - now)
+          if waitHere > wait then wait, worst = waitHere, i end
         end
       end
       -- 7. Reserve the cost: used + reserved + amount must fit the limit unless overage is on
@@ -566,8 +571,10 @@ local function admit(k, a, nk)
       -- stops the charge at the limit).
       local fitsNow = wait == 0 and (not hasCharge or overage or fits(meter, amount, limit))
       if wait > 0 then
-        local blockedFor = hasBlock and recordViolation(blockKey, a + 7) or 0
-        if blockedFor > 0 then refuse('blocked', blockedFor) else refuse('rate_limited', wait) end
+        local blockedFor, escalation = 0, 0
+        if hasBlock then blockedFor, escalation = recordViolation(blockKey, a + 7) end
+        if blockedFor > 0 then refuse('block_started', { blockedFor, escalation, worst - 1, now + blockedFor })
+        else refuse('rate_limited', wait) end
       elseif not fitsNow and not (untilZero and hasLeft(meter, limit)) then
         refuse('funds', fmt(meter.used))
       else
