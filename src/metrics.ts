@@ -70,6 +70,8 @@ export interface MetricsOptions {
   storeLookups?: Readonly<StoreLookups>;
   /** The counters backend's batches so far (Redis), read at each scrape. */
   roundTrips?: Readonly<{ count: number; seconds: number }>;
+  /** Blocks started by this process so far, by window (those that can start one at 0), read at each scrape. */
+  blocksStarted?: ReadonlyMap<string, number>;
 }
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
@@ -173,6 +175,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   // Made once the profile is in effect (start-up), which counts as its first success, as Prometheus's own does.
   lastReloadSuccess.set(Date.now() / 1000);
+
+  const { blocksStarted } = options;
+  if (blocksStarted) {
+    new Counter({
+      name: 'keygate_blocks_started_total',
+      help: 'Rate-limit blocks started by this process\'s admissions (each once, however many requests it then refuses), by the window whose refusal started it; every window that can start one from 0.',
+      labelNames: ['window'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [window, count] of blocksStarted) this.inc({ window }, count);
+      },
+    });
+  }
 
   const backendUp = new Gauge({
     name: 'keygate_backend_up',

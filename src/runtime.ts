@@ -13,6 +13,7 @@ import { KeyCache } from './keys/key-cache.js';
 import { createDialect, type Dialect } from './dialect/dialect.js';
 import { createRouteTable, type RouteTable } from './routes/route-table.js';
 import { createRateLimitPlanner } from './limits/rate-limits.js';
+import { createBlockStarts, type BlockStarts } from './limits/block-starts.js';
 import { createPipeline, type Pipeline, type StoreLookups } from './pipeline/pipeline.js';
 import { openStore, reachStore, sqliteFile } from './store/open.js';
 import type { MeterUsageRow, Store } from './store/store.js';
@@ -62,6 +63,8 @@ export interface Runtime {
   stopping: boolean;
   /** Keys the pipeline looked up in the store (not held by the key cache), by answer. */
   readonly storeLookups: Readonly<StoreLookups>;
+  /** Blocks this process's admissions started (each logged as it began), by window, for /metrics. */
+  readonly blockStarts: Pick<BlockStarts, 'byWindow'>;
   /** Drop cached keys here and in every other process. */
   invalidate(event: CacheEvent): Promise<void>;
   /**
@@ -239,11 +242,13 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   }
   /** Kept across reloads (each pipeline counts into it), for /metrics. */
   const storeLookups: StoreLookups = { found: 0, unknown: 0, failed: 0 };
+  const blockStarts = createBlockStarts(log);
   /** Changes saved here that the other processes could not be told of (see Runtime.untoldChanges). */
   let untoldChanges = 0;
   /** What a request is judged and answered by, built from a profile (again on reload). */
   const judging = (profile: Config) => {
     const routes = createRouteTable(profile.routes, profile.builtins);
+    blockStarts.expect(profile);
     return {
       config: profile,
       dialect: createDialect(profile.errors, profile.auth.credentials),
@@ -260,6 +265,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
         clock,
         ...(recordKeyHashing ? { onKeyFound: recordKeyHashing } : {}),
         storeLookups,
+        onBlockStarted: blockStarts.record,
       }),
     };
   };
@@ -337,6 +343,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     listening: {},
     stopping: false,
     storeLookups,
+    blockStarts,
     get untoldChanges() {
       return untoldChanges;
     },

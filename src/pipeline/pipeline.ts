@@ -10,7 +10,7 @@ import type { KeyFormat, KeyMode } from '../keys/format.js';
 import { hexOfDigest, sameDigest, type KeyDigest, type KeyHasher } from '../keys/hash.js';
 import type { CachedKey, KeyCache } from '../keys/key-cache.js';
 import type { AccountRecord, KeyRecord, Store } from '../store/store.js';
-import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, type AdmitRequest, type Counters, type Reservation, type ChargeSpec } from '../counters/counters.js';
+import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, type AdmitRequest, type BlockStart, type Counters, type Reservation, type ChargeSpec } from '../counters/counters.js';
 import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
 import { rateLimitHeaders, windowsFor, type createRateLimitPlanner, type RateLimitPlan } from '../limits/rate-limits.js';
 import { overageAllowed, reserveAmount } from '../meters/cost.js';
@@ -34,6 +34,8 @@ export interface PipelineDeps {
   onKeyFound?: () => void;
   /** Counts of keys looked up in the store (the cache did not hold them), by what the store said. */
   storeLookups?: StoreLookups;
+  /** Told once per block this process's admissions start, with whose it is (for the log and metrics). */
+  onBlockStarted?: (started: BlockStart, identity: Identity) => void;
 }
 
 /** Keys looked up in the store: found, not there (unknown), or no answer in time (the store unreachable or slow). */
@@ -290,6 +292,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         const meterNotInPlan = charge !== undefined && identity.plan.meters[charge.meter] === undefined;
         return refuse(deny('insufficient_funds', { headers, ...(charge ? { fill: fundsFill(identity, charge, now) } : {}), ...(meterNotInPlan ? { meterNotInPlan } : {}) }), identity);
       }
+      if (admission.reason === 'blocked' && admission.started) deps.onBlockStarted?.(admission.started, identity);
       return refuse(deny(admission.reason, { headers, retryAfterSeconds: admission.retryAfterMs / 1000 }), identity);
     }
     return { allowed: true, identity, route, headers, reservation: admission.reservation, at: now };
