@@ -240,7 +240,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     lock?.release();
     throw error;
   }
-  /** Kept across reloads (each pipeline counts into it), for /metrics. */
+  /** Kept across reloads (each pipeline counts into them), for /metrics. */
   const storeLookups: StoreLookups = { found: 0, unknown: 0, failed: 0 };
   const blockStarts = createBlockStarts(log);
   /** Changes saved here that the other processes could not be told of (see Runtime.untoldChanges). */

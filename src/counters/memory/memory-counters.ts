@@ -90,12 +90,13 @@ export class MemoryCounters implements Counters {
           // The window that tipped it over (the longest wait), looked for only where a block starts.
           const waits = logs.map((log) => log.waitMs(now));
           const worst = waits.indexOf(Math.max(...waits));
+          const lengthMs = started.blockedUntil - now;
           return {
             ok: false,
             reason: 'blocked',
-            retryAfterMs: started.blockedUntil - now,
+            retryAfterMs: lengthMs,
             windows: states(windows, logs, now),
-            started: { window: windows[worst] as WindowSpec, escalation: started.level, lengthMs: started.blockedUntil - now, endsAt: started.blockedUntil },
+            started: { window: windows[worst] as WindowSpec, escalation: started.level, lengthMs, endsAt: started.blockedUntil },
           };
         }
       }
