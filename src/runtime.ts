@@ -87,11 +87,11 @@ export interface Runtime {
 
 /**
  * What a reload can change: what requests are judged by (plans, routes, built-ins,
- * scopes), how refusals read (errors), whether requests are logged, the names, and how
+ * scopes, whether paths are matched ignoring case), how refusals read (errors), whether requests are logged, the names, and how
  * the next stop goes (shutdown). The rest is what processes, listeners, connections and
  * stored keys were built from.
  */
-export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'errors', 'log.requests', 'shutdown'] as const;
+export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'upstream.caseSensitivePaths', 'errors', 'log.requests', 'shutdown'] as const;
 
 export class ConfigReloadError extends Error {
   constructor(readonly fields: string[]) {
@@ -247,7 +247,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   let untoldChanges = 0;
   /** What a request is judged and answered by, built from a profile (again on reload). */
   const judging = (profile: Config) => {
-    const routes = createRouteTable(profile.routes, profile.builtins);
+    const routes = createRouteTable(profile.routes, profile.builtins, { caseSensitive: profile.upstream.caseSensitivePaths });
     blockStarts.expect(profile);
     return {
       config: profile,

@@ -115,6 +115,20 @@ describe('reloading the profile in a running keygate', () => {
     expect(limited.allowed === false && limited.reason).toBe('rate_limited');
   });
 
+  it('matches paths ignoring case from the next request once upstream.caseSensitivePaths is false, and again by case once it is back', async () => {
+    // No rate limit: the earlier tests used the window up.
+    const withCase = (caseSensitivePaths: boolean): ConfigInput => ({ ...base(), plans: { team: { meters: { credits: { limit: 1_000 } } } }, upstream: { url: 'http://127.0.0.1:1', caseSensitivePaths } });
+    await gate.reload(loaded(withCase(true)));
+    const noRoute = await check('/ROWS');
+    expect(noRoute.allowed === false && noRoute.error.status).toBe(404);
+    expect(await gate.reload(loaded(withCase(false)))).toEqual(['upstream.caseSensitivePaths']);
+    const rows = await check('/ROWS');
+    expect(rows.allowed).toBe(true);
+    if (rows.allowed) await rows.settle(404);
+    expect(await gate.reload(loaded(withCase(true)))).toEqual(['upstream.caseSensitivePaths']);
+    expect((await check('/ROWS')).allowed).toBe(false);
+  });
+
   it('takes plans listed in another order as a change: the first plan is the default one', async () => {
     const plans = (order: string[]) => ({ ...base(), plans: Object.fromEntries(order.map((id) => [id, { meters: { credits: { limit: 100 } } }])) });
     await gate.reload(loaded(plans(['team', 'pro'])));

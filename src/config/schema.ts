@@ -453,6 +453,12 @@ export const configSchema = z
           .refine(isOriginOnly, 'an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)')
           .describe('Where admitted requests go, e.g. http://127.0.0.1:4000.'),
         timeout: positiveDuration.prefault('30s'),
+        caseSensitivePaths: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Whether the API tells paths apart by letter case, as most frameworks do (Fastify, Rails, Django, Flask, Go). false for one that does not (Express and ASP.NET by default): routes are then matched ignoring case, so /v1/ADMIN/users is judged by the /v1/admin/users route, with its scopes and cost, as the API serves it.',
+          ),
         connections: z.number().int().positive().default(128),
         maxInFlightPerAccount: z
           .number()
@@ -664,7 +670,7 @@ export const configSchema = z
     }
     // Patterns not starting with "/" are reported above.
     try {
-      if ([...config.routes, ...config.builtins].every((route) => route.path.startsWith('/'))) createRouteTable(config.routes, config.builtins);
+      if ([...config.routes, ...config.builtins].every((route) => route.path.startsWith('/'))) createRouteTable(config.routes, config.builtins, { caseSensitive: config.upstream.caseSensitivePaths });
     } catch (error) {
       if (!(error instanceof RouteTableError)) throw error;
       ctx.addIssue({ code: 'custom', path: error.at, message: error.message });

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { configSchema, type ConfigInput } from '../config/schema.js';
 import { createRouteTable } from './route-table.js';
 
-function table(routes: ConfigInput['routes'], builtins: ConfigInput['builtins'] = []) {
-  const config = configSchema.parse({ upstream: { url: 'http://127.0.0.1:9' }, scopes: ['read', 'write'], routes, builtins });
-  return createRouteTable(config.routes, config.builtins);
+function table(routes: ConfigInput['routes'], builtins: ConfigInput['builtins'] = [], caseSensitivePaths = true) {
+  const config = configSchema.parse({ upstream: { url: 'http://127.0.0.1:9', caseSensitivePaths }, scopes: ['read', 'write'], routes, builtins });
+  return createRouteTable(config.routes, config.builtins, { caseSensitive: config.upstream.caseSensitivePaths });
 }
 
 describe('route table', () => {
@@ -34,6 +34,26 @@ describe('route table', () => {
     expect(table([{ method: 'POST', path: '/v1/reports::export' }]).methodsAt('/v1/reports%3Aexport')).toEqual(['POST']);
     // `?` and `#` escaped are the path's own characters, to the upstream as to the router.
     expect(routes.match('GET', '/v1/users/%40me%3F')).toMatchObject({ id: 'routes[3]' });
+  });
+
+  it('matches paths case-sensitively, unless the upstream does not tell them apart by case (then by the route it serves them as)', () => {
+    const routes: ConfigInput['routes'] = [{ method: 'POST', path: '/v1/reports', scopes: ['write'] }, { method: 'GET', path: '/v1/admin/users', scopes: ['write'] }, { path: '/v1/*', scopes: ['read'] }];
+    const exact = table(routes);
+    expect(exact.match('POST', '/v1/REPORTS')).toMatchObject({ id: 'routes[2]' });
+    expect(exact.match('GET', '/v1/Admin/Users')).toMatchObject({ id: 'routes[2]' });
+    const anyCase = table(routes, [], false);
+    expect(anyCase.match('POST', '/v1/REPORTS')).toMatchObject({ id: 'routes[0]' });
+    expect(anyCase.match('GET', '/v1/Admin/Users')).toMatchObject({ id: 'routes[1]' });
+    expect(anyCase.match('GET', '/v1/%41dmin/users')).toMatchObject({ id: 'routes[1]' });
+    expect(anyCase.methodsAt('/V1/REPORTS')).toContain('POST');
+    expect(anyCase.match('GET', '/v1/other')).toMatchObject({ id: 'routes[2]' });
+    // Two routes that differ only in case are then one declared twice.
+    const twice = configSchema.safeParse({ upstream: { url: 'http://127.0.0.1:9', caseSensitivePaths: false }, routes: [{ method: 'GET', path: '/v1/Items' }, { method: 'GET', path: '/v1/items' }] });
+    expect(twice.success).toBe(false);
+    expect(twice.error?.issues[0]).toMatchObject({ path: ['routes', 1], message: 'GET /v1/items is declared twice' });
+    const twiceAnyMethod = configSchema.safeParse({ upstream: { url: 'http://127.0.0.1:9', caseSensitivePaths: false }, routes: [{ path: '/v1/Items', scopes: [] }, { path: '/v1/items' }] });
+    expect(twiceAnyMethod.error?.issues[0]?.message).toMatch(/declared twice for every method/);
+    expect(configSchema.safeParse({ upstream: { url: 'http://127.0.0.1:9' }, routes: [{ method: 'GET', path: '/v1/Items' }, { method: 'GET', path: '/v1/items' }] }).success).toBe(true);
   });
 
   it('keeps a HEAD route the profile declares itself', () => {

@@ -46,9 +46,16 @@ export class RouteTableError extends Error {
  */
 const ANY_PARAM_LENGTH = Number.MAX_SAFE_INTEGER;
 
-export function createRouteTable(routes: readonly Route[], builtins: readonly Builtin[]): RouteTable {
-  const router = FindMyWay({ ignoreTrailingSlash: true, caseSensitive: true, maxParamLength: ANY_PARAM_LENGTH });
+/**
+ * `caseSensitive: false` (upstream.caseSensitivePaths) for an API that does not tell paths
+ * apart by case: a request is judged by the route the API serves it as, whatever the case
+ * of its letters (else `/v1/ADMIN` would pass under `/v1/*`'s scopes and cost, and be
+ * served as `/v1/admin`). Two routes that differ only in case are then one route declared twice.
+ */
+export function createRouteTable(routes: readonly Route[], builtins: readonly Builtin[], options: { caseSensitive?: boolean } = {}): RouteTable {
+  const router = FindMyWay({ ignoreTrailingSlash: true, caseSensitive: options.caseSensitive ?? true, maxParamLength: ANY_PARAM_LENGTH });
   const noop = () => undefined;
+  const caseOf = options.caseSensitive === false ? (path: string) => path.toLowerCase() : (path: string) => path;
   /** The paths (parameter names left out: `/v1/:a` is `/v1/:b`) that a route for every method has taken. */
   const takenByAnyMethod = new Set<string>();
   /** Whether `path` is taken for `m`; a pattern the router cannot read is named (asking throws as adding does). */
@@ -62,7 +69,7 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
   const add = (method: string, path: string, target: RouteMatch) => {
     const methods: Method[] = method === '*' ? [...ROUTE_METHODS] : [method as Method];
     // `::` is a colon itself (find-my-way's escape), not a parameter.
-    const shape = path.replace(/(.)\/$/, '$1').replace(/::/g, '\0').replace(/:[A-Za-z0-9_]+/g, ':');
+    const shape = caseOf(path.replace(/(.)\/$/, '$1').replace(/::/g, '\0').replace(/:[A-Za-z0-9_]+/g, ':'));
     if (method === '*' && takenByAnyMethod.has(shape)) throw new RouteTableError(`${path} is declared twice for every method (the first would win; the second's scopes and cost would never apply)`, placeOf(target));
     if (method === '*') takenByAnyMethod.add(shape);
     for (const m of methods) {
