@@ -154,6 +154,11 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('GET', `/v1/accounts/acc_${'x'.repeat(5000)}`)).status).toBe(414);
     const account = await call('POST', '/v1/accounts', { body: { name: 'Acme', planExpiresAt: null } });
     expect(account.status).toBe(201);
+    // Whether its keys can call the API now, documented (and required) beside the account's own switch.
+    expect(account.body).toMatchObject({ apiAccess: true, apiEnabled: true });
+    const documented = doc.paths['/v1/accounts/{id}']?.get?.responses['200']?.content?.['application/json']?.schema as { required?: string[]; properties?: Record<string, { type?: string; description?: string }> };
+    expect(documented.required).toContain('apiEnabled');
+    expect(documented.properties?.apiEnabled).toMatchObject({ type: 'boolean', description: expect.stringContaining('now') });
     const accountId = account.body.id as string;
     expect((await call('POST', '/v1/accounts', { body: {} })).status).toBe(400);
     expect((await call('POST', '/v1/accounts', { raw: '{"name":"x"}', contentType: 'text/plain' })).status).toBe(415);

@@ -435,6 +435,26 @@ describe('admin API', () => {
     await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId: 'scale' }) });
   });
 
+  it('says in every account answer whether its keys can call the API now (apiEnabled, as usage says), beside the account\'s own switch (apiAccess)', async () => {
+    const usageSays = async (id: string) => (await json(await kg.admin(`/v1/accounts/${id}/usage`))).body.apiEnabled as boolean;
+    const growth = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'On a plan without API', planId: 'growth' }) }));
+    expect(growth).toMatchObject({ status: 201, body: { apiAccess: true, apiEnabled: false } });
+    expect(await usageSays(growth.body.id)).toBe(false);
+    const scale = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Plan ending' }) }));
+    expect(scale.body).toMatchObject({ apiAccess: true, apiEnabled: true });
+    const id = scale.body.id as string;
+    const ended = await json(await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify({ planExpiresAt: '2020-01-01' }) }));
+    expect(ended.body).toMatchObject({ apiAccess: true, apiEnabled: false });
+    expect(await usageSays(id)).toBe(false);
+    expect((await json(await kg.admin(`/v1/accounts/${id}`))).body).toEqual(ended.body);
+    expect((await json(await kg.admin(`/v1/accounts?q=${id}`))).body).toEqual([ended.body]);
+    const off = await json(await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify({ planExpiresAt: null, apiAccess: false }) }));
+    expect(off.body).toMatchObject({ apiAccess: false, apiEnabled: false });
+    const on = await json(await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify({ apiAccess: true }) }));
+    expect(on.body).toMatchObject({ apiAccess: true, apiEnabled: true });
+    expect(await usageSays(id)).toBe(true);
+  });
+
   it('reports usage, sets gauges and forecasts', async () => {
     expect((await kg.call('/generate', { method: 'POST', ...bearer(first.secret) })).status).toBe(200);
     const huge = await json(await kg.admin(`/v1/accounts/${accountId}/gauges/brands`, { method: 'PUT', body: JSON.stringify({ value: 1e308 }) }));

@@ -309,6 +309,26 @@ describe('keygate CLI with a running gateway', () => {
     expect(r.stderr).toBe('error: the free plan does not include API keys; upgrade the plan first\n');
   });
 
+  it('says in account JSON whether its keys can call the API now (apiEnabled, as usage says), beside the account\'s own switch (apiAccess)', async () => {
+    const usageSays = async (id: string) => (JSON.parse((await cli('accounts', 'usage', id, '--json')).stdout) as { apiEnabled: boolean }).apiEnabled;
+    const free = JSON.parse((await cli('accounts', 'create', '--name', 'Plan without API', '--plan', 'free', '--json')).stdout);
+    expect(free).toMatchObject({ apiAccess: true, apiEnabled: false });
+    expect(await usageSays(free.id)).toBe(false);
+    const team = JSON.parse((await cli('accounts', 'create', '--name', 'Plan ends', '--json')).stdout);
+    expect(team).toMatchObject({ apiAccess: true, apiEnabled: true });
+    const ended = JSON.parse((await cli('accounts', 'update', team.id, '--plan-expires', '2020-01-01', '--json')).stdout);
+    expect(ended).toMatchObject({ apiAccess: true, apiEnabled: false, planExpiresAt: '2020-01-01T00:00:00.000Z' });
+    expect(await usageSays(team.id)).toBe(false);
+    const listed = JSON.parse((await cli('accounts', 'list', '--search', team.id, '--json')).stdout);
+    expect(listed).toEqual([ended]);
+    // The table says why, as the gateway would refuse (plan_expired).
+    expect((await cli('accounts', 'list', '--search', team.id)).stdout).toMatch(new RegExp(`${team.id}\\s+Plan ends\\s+team\\s+off \\(plan expired\\)`));
+    const off = JSON.parse((await cli('accounts', 'update', team.id, '--plan-expires', 'never', '--api-access', 'off', '--json')).stdout);
+    expect(off).toMatchObject({ apiAccess: false, apiEnabled: false });
+    expect(JSON.parse((await cli('accounts', 'update', team.id, '--api-access', 'on', '--json')).stdout)).toMatchObject({ apiAccess: true, apiEnabled: true });
+    expect(await usageSays(team.id)).toBe(true);
+  });
+
   it('shows plans and an account\'s usage', async () => {
     const plans = await cli('plans', 'list');
     expect(plans.stdout).toMatch(/team\s+team\s+on\s+3/);

@@ -28,7 +28,7 @@ import { DAY_MS, parseDuration } from '../config/duration.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
-import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
+import { apiEnabledOf, createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
@@ -60,7 +60,8 @@ const Account = z.object({
   name: z.string(),
   planId: z.string(),
   planExpiresAt: isoOrNull,
-  apiAccess: z.boolean(),
+  apiAccess: z.boolean().describe("The account's own switch; its keys also need the plan's API access and an unexpired plan (apiEnabled)"),
+  apiEnabled: z.boolean().describe("Whether its keys can call the API now: apiAccess, the plan's API access, and the plan not expired (as usage's apiEnabled)"),
   overage: z.boolean().nullable().describe('null: follow the plan'),
   createdAt: z.string(),
 });
@@ -109,8 +110,8 @@ const IdParams = z.object({ id: z.string() });
 const dateInput = z.union([z.iso.datetime({ offset: true }), z.iso.date()], { error: 'expected a date (2027-01-31) or a date and time with its offset (2027-01-31T12:00:00Z)' }).describe('ISO date or date-time');
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-function accountOut(a: AccountRecord): z.infer<typeof Account> {
-  return { ...a, planExpiresAt: iso(a.planExpiresAt), createdAt: iso(a.createdAt) as string };
+function accountOut(a: AccountRecord, rt: Pick<Runtime, 'config' | 'clock'>): z.infer<typeof Account> {
+  return { ...a, apiEnabled: apiEnabledOf(a, rt.config.plans, rt.clock()), planExpiresAt: iso(a.planExpiresAt), createdAt: iso(a.createdAt) as string };
 }
 
 function keyOut(k: KeyRecord, now: number, blocked?: ReadonlyMap<string, number>): z.infer<typeof Key> {
@@ -490,7 +491,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     .strict();
   app.get('/v1/accounts', { schema: { operationId: 'listAccounts', tags: ['accounts'], summary: 'Accounts, a page at a time; q matches part of a name or the whole id', querystring: AccountsQuery, response: { 200: z.array(Account) } } }, async (request, reply) => {
     const { q } = request.query;
-    return (await paged(request, reply, (page) => rt.store.listAccounts({ ...(q !== undefined ? { search: q } : {}), ...page }))).map(accountOut);
+    return (await paged(request, reply, (page) => rt.store.listAccounts({ ...(q !== undefined ? { search: q } : {}), ...page }))).map((a) => accountOut(a, rt));
   });
   app.post(
     '/v1/accounts',
@@ -516,11 +517,11 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         },
         request.adminActor,
       );
-      return reply.code(201).send(accountOut(account));
+      return reply.code(201).send(accountOut(account, rt));
     },
   );
   app.get('/v1/accounts/:id', { schema: { operationId: 'getAccount', tags: ['accounts'], summary: 'One account: plan, API access, overage, plan expiry', params: IdParams, response: { 200: Account, 404: Problem } } }, async (request) =>
-    accountOut(await getAccount(rt, request.params.id)),
+    accountOut(await getAccount(rt, request.params.id), rt),
   );
   app.patch(
     '/v1/accounts/:id',
@@ -540,7 +541,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       const { planExpiresAt, ...rest } = b;
       const patch = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
       if (planExpiresAt !== undefined) Object.assign(patch, { planExpiresAt: planExpiresAt === null ? null : Date.parse(planExpiresAt) });
-      return accountOut(await updateAccount(rt, request.params.id, patch, request.adminActor));
+      return accountOut(await updateAccount(rt, request.params.id, patch, request.adminActor), rt);
     },
   );
   app.delete('/v1/accounts/:id', { schema: { operationId: 'deleteAccount', tags: ['accounts'], summary: 'Delete an account (its members are removed; its keys become unbound)', params: IdParams, response: { 204: z.null(), 404: Problem } } }, async (request, reply) => {

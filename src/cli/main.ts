@@ -11,7 +11,7 @@ import { ConfigError, configJsonSchema, loadConfigFile, UNREADABLE, type LoadedC
 import { parseDuration } from '../config/duration.js';
 import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, migrateOrRefuse, type Runtime } from '../runtime.js';
 import { createKeyHasher } from '../keys/hash.js';
-import type { KeyRecord, Page, Store } from '../store/store.js';
+import type { AccountRecord, KeyRecord, Page, Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
@@ -20,7 +20,7 @@ import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
-import { createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
+import { apiEnabledOf, createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
@@ -76,12 +76,18 @@ function pageEnd<T extends { createdAt: number; id: string }>(rows: T[], opts: P
   return page;
 }
 
-/** Whether the account's keys reach the API, as the gateway judges it: the account's switch and its plan's. */
-function apiAccessOf(account: { apiAccess: boolean; planId: string }, config: Config): string {
+/** Whether the account's keys reach the API, and if not why, in the gateway's order: its plan's switch, the account's, the plan's expiry. */
+function apiAccessOf(account: AccountRecord, config: Config, now: number): string {
   const plan = config.plans[account.planId];
   if (!plan) return 'off (unknown plan)';
   if (!plan.apiAccess) return 'off (plan)';
-  return account.apiAccess ? 'on' : 'off';
+  if (!account.apiAccess) return 'off';
+  return apiEnabledOf(account, config.plans, now) ? 'on' : 'off (plan expired)';
+}
+
+/** An account as --json prints it: the admin API's fields, `apiEnabled` (its keys can call the API now) with them. */
+function accountJson(account: AccountRecord, rt: Runtime) {
+  return { ...account, apiEnabled: apiEnabledOf(account, rt.config.plans, rt.clock()) };
 }
 
 /** `--json` gives times as the admin API does: ISO 8601 in UTC (`createdAt`, `expiresAt`, …). */
@@ -333,7 +339,7 @@ export function buildCli(): Command {
     .action((opts: { name: string; plan?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const account = await createAccount(rt, { name: opts.name, ...(opts.plan ? { planId: opts.plan } : {}) }, CLI_ACTOR);
-        print(json, account, () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
+        print(json, accountJson(account, rt), () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
       }),
     );
   paged(accounts.command('list').description('every account, oldest first'))
@@ -343,9 +349,10 @@ export function buildCli(): Command {
         const search = opts.search?.trim();
         if (search === '') throw new OperationError('invalid', '--search needs some text: a part of the name, or the id');
         const list = pageEnd(await rt.store.listAccounts({ ...(search !== undefined ? { search } : {}), ...pageOf(opts) }), opts);
-        print(json, list, () =>
+        const now = rt.clock();
+        print(json, list.map((a) => accountJson(a, rt)), () =>
           table(
-            list.map((a) => ({ id: a.id, name: a.name, plan: a.planId in rt.config.plans ? a.planId : `${a.planId} (not in the profile)`, api: apiAccessOf(a, rt.config), created: when(a.createdAt), planExpires: when(a.planExpiresAt) })),
+            list.map((a) => ({ id: a.id, name: a.name, plan: a.planId in rt.config.plans ? a.planId : `${a.planId} (not in the profile)`, api: apiAccessOf(a, rt.config, now), created: when(a.createdAt), planExpires: when(a.planExpiresAt) })),
             ['id', 'name', 'plan', 'api', 'created', 'planExpires'],
           ),
         );
@@ -373,7 +380,7 @@ export function buildCli(): Command {
         // A past date ends the plan now (on purpose, or a mistyped year): said either way.
         const expiry = account.planExpiresAt;
         const expired = 'planExpiresAt' in patch && expiry !== null && expiry <= rt.clock();
-        print(json, account, () => `updated account ${account.id}${expired ? `: its plan ended ${new Date(expiry).toISOString().slice(0, 16).replace('T', ' ')} UTC, so its requests are refused (plan_expired)` : ''}`);
+        print(json, accountJson(account, rt), () => `updated account ${account.id}${expired ? `: its plan ended ${new Date(expiry).toISOString().slice(0, 16).replace('T', ' ')} UTC, so its requests are refused (plan_expired)` : ''}`);
       }),
     );
   accounts

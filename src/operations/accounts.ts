@@ -1,5 +1,6 @@
 /** Accounts (teams): create, list, change plan or API access, delete. */
 import type { Runtime } from '../runtime.js';
+import type { Config } from '../config/schema.js';
 import type { AccountPatch, AccountRecord } from '../store/store.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, OperationError } from './errors.js';
@@ -15,6 +16,16 @@ export interface NewAccount {
 
 export function defaultPlanId(rt: Pick<Runtime, 'config'>): string {
   return rt.config.defaultPlan ?? (Object.keys(rt.config.plans)[0] as string);
+}
+
+/**
+ * Whether the account's keys can call the API now, as the gateway judges it: its own
+ * switch (`apiAccess`), its plan's, and the plan not expired. The admin API and the CLI
+ * give it as `apiEnabled`, beside the switch, in accounts and in usage.
+ */
+export function apiEnabledOf(account: Pick<AccountRecord, 'apiAccess' | 'planId' | 'planExpiresAt'>, plans: Config['plans'], now: number): boolean {
+  const plan = plans[account.planId];
+  return Boolean(plan?.apiAccess && account.apiAccess && !(account.planExpiresAt !== null && account.planExpiresAt <= now));
 }
 
 /** The longest account name (the dashboard's form says so too). */

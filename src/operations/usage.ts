@@ -5,7 +5,7 @@ import type { Plan } from '../config/schema.js';
 import { OperationError } from './errors.js';
 import { periodBounds, isoDay } from '../meters/period.js';
 import { MAX_REPORTED, overageAllowed } from '../meters/cost.js';
-import { getAccount } from './accounts.js';
+import { apiEnabledOf, getAccount } from './accounts.js';
 
 export interface MeterUsage {
   kind: 'consumed' | 'gauge';
@@ -78,7 +78,7 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
     account,
     planId: account.planId,
     planName: plan?.name ?? account.planId,
-    apiEnabled: Boolean(plan?.apiAccess && account.apiAccess && !planExpired),
+    apiEnabled: apiEnabledOf(account, rt.config.plans, now),
     planExpired,
     meters,
   };
