@@ -18,6 +18,8 @@ import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 import { refusedUrl } from './support/refused.js';
 import { namedPort } from './support/ports.js';
+import { REDIS_URL, serviceAvailable } from './support/services.js';
+import { deleteRedisKeys, redisUrlWithPrefix, testRedisPrefix } from './backends/isolation.js';
 import type { ConfigInput } from '../src/config/schema.js';
 
 /**
@@ -765,6 +767,61 @@ describe('one serving process per SQLite file with in-memory counters', () => {
     const third = await startServing();
     third.kill('SIGTERM');
     expect(await new Promise((resolve) => third.once('exit', resolve))).toBe(0);
+  });
+});
+
+const redisUp = await serviceAvailable('Redis', REDIS_URL);
+
+describe.skipIf(!redisUp)('keygate CLI on Redis counters, beside a gateway that blocked a key', () => {
+  const dir = tempDir('cli-redis-blocks');
+  const configFile = path.join(dir, 'keygate.yaml');
+  const prefix = testRedisPrefix('cli-blocks');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    const profile: ConfigInput = {
+      upstream: { url: upstream.url },
+      store: `sqlite:${path.join(dir, 'keygate.db')}`,
+      counters: redisUrlWithPrefix(prefix),
+      plans: { strict: { rateLimits: [{ limit: 1, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } } },
+      routes: [{ path: '/v1/*' }],
+      dashboard: { enabled: false },
+    };
+    writeFileSync(configFile, stringify(profile));
+    kg = await startKeygate(profile, { dir });
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('gives blockedUntil in the JSON of every keys command, as the admin API does: when the block ends, or null', async () => {
+    const accountId = JSON.parse((await cli('accounts', 'create', '--name', 'Retry loop', '--json')).stdout).id as string;
+    const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'ci', '--json')).stdout) as { id: string; secret: string; blockedUntil?: string | null };
+    expect(created.blockedUntil).toBeNull();
+    // One admitted, one refused by the window, and the next refusal blocks the key for 10 minutes.
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await kg.call('/v1/projects', { headers: { authorization: `Bearer ${created.secret}` } });
+      statuses.push(response.status);
+      await response.text();
+    }
+    expect(statuses).toEqual([200, 429, 429]);
+    const admin = (await (await kg.admin(`/v1/keys/${created.id}`)).json()) as { blockedUntil: string };
+    expect(Date.parse(admin.blockedUntil) - Date.now()).toBeGreaterThan(9 * 60_000);
+
+    // The same instant as the admin API's, wherever a key is printed.
+    const renamed = await cli('keys', 'update', created.id, '--name', 'ci (looping)', '--json');
+    expect(JSON.parse(renamed.stdout)).toMatchObject({ name: 'ci (looping)', blockedUntil: admin.blockedUntil });
+    expect(JSON.parse((await cli('keys', 'list', '--account', accountId, '--json')).stdout)).toMatchObject([{ id: created.id, blockedUntil: admin.blockedUntil }]);
+    const lifted = JSON.parse((await cli('keys', 'unblock', created.id, '--json')).stdout);
+    expect(lifted).toMatchObject({ id: created.id, lifted: 1, blockedUntil: null });
+    expect(JSON.parse((await cli('keys', 'revoke', created.id, '--json')).stdout)).toMatchObject({ status: 'revoked', blockedUntil: null });
   });
 });
 

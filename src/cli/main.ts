@@ -458,7 +458,7 @@ export function buildCli(): Command {
           },
           CLI_ACTOR,
         );
-        print(json, { ...publicKey(issued.key, rt.clock()), secret: issued.secret }, () =>
+        print(json, { ...keyJson(issued.key, rt.clock(), json ? await blocksOf(rt, [issued.key]) : undefined), secret: issued.secret }, () =>
           [`created key ${issued.key.id} (${issued.key.name}) for account ${opts.account}`, '', `  ${issued.secret}`, '', 'This is the only time the key is shown. Store it now.'].join('\n'),
         );
       }),
@@ -486,7 +486,7 @@ export function buildCli(): Command {
           CLI_ACTOR,
           { secret },
         );
-        print(json, publicKey(imported.key, rt.clock()), () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}`);
+        print(json, keyJson(imported.key, rt.clock(), json ? await blocksOf(rt, [imported.key]) : undefined), () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}`);
       }),
     );
   paged(keys.command('list').description('keys (hints only, never secrets), oldest first'))
@@ -497,11 +497,9 @@ export function buildCli(): Command {
         if (opts.account) await getAccount(rt, opts.account);
         const list = pageEnd(await rt.store.listKeys({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) }), opts);
         const now = rt.clock();
-        // Blocks are shared only on Redis: with memory counters they are the serving process's to know.
-        const blocked = rt.counters.kind === 'redis' ? await blockedUntilOf(rt, list) : undefined;
-        const blockedUntil = (k: KeyRecord) => (blocked ? { blockedUntil: blocked.has(k.id) ? new Date(blocked.get(k.id) as number).toISOString() : null } : {});
+        const blocked = await blocksOf(rt, list);
         const status = (k: KeyRecord) => (blocked?.has(k.id) ? `${keyStatus(k, now)}, blocked until ${until(blocked.get(k.id) as number)}` : keyStatus(k, now));
-        print(json, list.map((k) => ({ ...publicKey(k, now), ...blockedUntil(k) })), () =>
+        print(json, list.map((k) => keyJson(k, now, blocked)), () =>
           table(
             list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: status(k), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? until(k.expiresAt) : when(k.expiresAt) })),
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires'],
@@ -516,7 +514,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         const wasRevoked = (await getKey(rt, id)).revokedAt !== null;
         const key = await revokeKey(rt, id, CLI_ACTOR);
-        print(json, publicKey(key, rt.clock()), () =>
+        print(json, keyJson(key, rt.clock(), json ? await blocksOf(rt, [key]) : undefined), () =>
           wasRevoked ? `key ${key.id} (${key.name}) was already revoked, at ${when(key.revokedAt)}; nothing changed` : `revoked key ${key.id} (${key.name})`,
         );
       }),
@@ -529,7 +527,7 @@ export function buildCli(): Command {
     .action((id: string, opts: { name?: string; scopes?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const key = await updateKey(rt, id, { ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}) }, CLI_ACTOR);
-        print(json, publicKey(key, rt.clock()), () => `updated key ${key.id}: ${key.name}, scopes ${key.scopes.join(' ') || '(none)'}`);
+        print(json, keyJson(key, rt.clock(), json ? await blocksOf(rt, [key]) : undefined), () => `updated key ${key.id}: ${key.name}, scopes ${key.scopes.join(' ') || '(none)'}`);
       }),
     );
   keys
@@ -546,7 +544,7 @@ export function buildCli(): Command {
           );
         }
         const { key, lifted } = await unblockKey(rt, id, CLI_ACTOR);
-        print(json, { ...publicKey(key, rt.clock()), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; its violations are forgotten` : `lifted the block of key ${key.id} (${key.name})`));
+        print(json, { ...keyJson(key, rt.clock(), json ? await blocksOf(rt, [key]) : undefined), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; its violations are forgotten` : `lifted the block of key ${key.id} (${key.name})`));
       }),
     );
   keys
@@ -559,7 +557,9 @@ export function buildCli(): Command {
         const overlap = parseDuration(text);
         if (overlap === undefined) throw new OperationError('invalid', `--overlap "${text}" is not a duration (e.g. 1h, 24h, 7d)`);
         const issued = await rotateKey(rt, id, overlap, CLI_ACTOR);
-        print(json, { ...publicKey(issued.key, rt.clock()), secret: issued.secret, previous: publicKey(issued.previous, rt.clock()) }, () =>
+        const now = rt.clock();
+        const blocked = json ? await blocksOf(rt, [issued.key, issued.previous]) : undefined;
+        print(json, { ...keyJson(issued.key, now, blocked), secret: issued.secret, previous: keyJson(issued.previous, now, blocked) }, () =>
           [
             `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${until(issued.previous.expiresAt as number)}`}`,
             '',
@@ -728,9 +728,24 @@ export function buildCli(): Command {
   return program;
 }
 
-function publicKey(key: import('../store/store.js').KeyRecord, now: number) {
+/**
+ * When these keys' rate-limit blocks end, where this process can know: blocks are shared
+ * only on Redis (with memory counters they are the serving process's to know), and not
+ * while Redis is away. Undefined where it cannot. Asked where it is shown: by every
+ * command's --json, and by the keys list's table.
+ */
+async function blocksOf(rt: Runtime, keys: readonly KeyRecord[]): Promise<ReadonlyMap<string, number> | undefined> {
+  return rt.counters.kind === 'redis' ? blockedUntilOf(rt, keys) : undefined;
+}
+
+/**
+ * A key as --json prints it: the admin API's fields, `blockedUntil` as GET /v1/keys gives
+ * it (null: not blocked), left out where it is not known (see blocksOf) rather than null.
+ */
+function keyJson(key: KeyRecord, now: number, blocked: ReadonlyMap<string, number> | undefined) {
   const { hash: _hash, ...rest } = key;
-  return { ...rest, status: keyStatus(key, now) };
+  const until = blocked?.get(key.id);
+  return { ...rest, status: keyStatus(key, now), ...(blocked ? { blockedUntil: until === undefined ? null : new Date(until).toISOString() } : {}) };
 }
 
 /** A parser of port options: a whole number from 0 (any free port) to `highest`, else `expected` is said. */
