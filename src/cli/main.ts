@@ -57,7 +57,7 @@ function limitOf(text: string | undefined): number | undefined {
 /** Adds `--limit` and `--after` to a list command (see pageOf and pageEnd). */
 function paged(command: Command): Command {
   return command
-    .option('--limit <n>', 'at most this many (1 to 10000); stderr then says how to get the next ones')
+    .option('--limit <n>', 'at most this many (1 to 10000); when more follow, stderr names the next page\'s --after (with --json, as a line {"next":{"after":"<cursor>"}}); stdout stays the list')
     .option('--after <cursor>', 'continue after the place an earlier --limit gave');
 }
 
@@ -67,12 +67,17 @@ function pageOf(opts: PageOptions): Page {
   return { ...(limit !== undefined ? { limit: limit + 1 } : {}), ...(opts.after !== undefined ? { after: placeOf(opts.after) } : {}) };
 }
 
-/** The page `pageOf` asked for; when more follow, stderr says how to get them (stdout stays the list). */
-function pageEnd<T extends { createdAt: number; id: string }>(rows: T[], opts: PageOptions): T[] {
+/**
+ * The page `pageOf` asked for; when more follow, stderr says how to get them: stdout stays
+ * the list scripts parse, as the admin API's body stays one beside its Link header. With
+ * `json`, a line of its own, `{"next":{"after":…}}`, as a failure's `{"error":…}` is.
+ */
+function pageEnd<T extends { createdAt: number; id: string }>(rows: T[], opts: PageOptions, json: boolean | undefined): T[] {
   const limit = limitOf(opts.limit);
   if (limit === undefined || rows.length <= limit) return rows;
   const page = rows.slice(0, limit);
-  process.stderr.write(`more follow: add --after ${cursorOf(page[page.length - 1] as T)}\n`);
+  const after = cursorOf(page[page.length - 1] as T);
+  process.stderr.write(json ? `${JSON.stringify({ next: { after } })}\n` : `more follow: add --after ${after}\n`);
   return page;
 }
 
@@ -348,7 +353,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         const search = opts.search?.trim();
         if (search === '') throw new OperationError('invalid', '--search needs some text: a part of the name, or the id');
-        const list = pageEnd(await rt.store.listAccounts({ ...(search !== undefined ? { search } : {}), ...pageOf(opts) }), opts);
+        const list = pageEnd(await rt.store.listAccounts({ ...(search !== undefined ? { search } : {}), ...pageOf(opts) }), opts, json);
         const now = rt.clock();
         print(json, list.map((a) => accountJson(a, rt)), () =>
           table(
@@ -495,7 +500,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         // A mistyped account is said, not listed as an account without keys.
         if (opts.account) await getAccount(rt, opts.account);
-        const list = pageEnd(await rt.store.listKeys({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) }), opts);
+        const list = pageEnd(await rt.store.listKeys({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) }), opts, json);
         const now = rt.clock();
         const blocked = await blocksOf(rt, list);
         const status = (k: KeyRecord) => (blocked?.has(k.id) ? `${keyStatus(k, now)}, blocked until ${until(blocked.get(k.id) as number)}` : keyStatus(k, now));
