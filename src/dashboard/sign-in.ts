@@ -19,13 +19,18 @@
  * address and its /64. Every count is in the store, so the processes behind a load
  * balancer count the same guesses, and `members unlock` lifts every pause of an email;
  * counts without a new failure for a day are forgotten.
+ *
+ * Apart from those, one client address (or /64) makes at most MAX_SIGN_INS_PER_ADDRESS
+ * attempts a minute in a process, whatever the emails: beyond, it is told to wait before
+ * any password is hashed or anything is written (a client trying a new email each time
+ * would otherwise spend a scrypt, and a stored record, per request).
  */
 import type { Runtime } from '../runtime.js';
 import type { MemberRecord, SignInFailureRecord } from '../store/store.js';
 import { hashPassword, verifyPassword } from '../members/password.js';
 import { audit } from '../operations/audit.js';
 import { addressGroup } from '../gateway/trusted-proxies.js';
-import { LOCKOUT_MS, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_EMAIL, MAX_FAILED_SIGN_INS_PER_NETWORK } from '../members/lockout.js';
+import { LOCKOUT_MS, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_EMAIL, MAX_FAILED_SIGN_INS_PER_NETWORK, MAX_SIGN_INS_PER_ADDRESS, SIGN_IN_WINDOW_MS } from '../members/lockout.js';
 
 /** No address is longer (RFC 5321); longer input is refused without being remembered. */
 const MAX_EMAIL_LENGTH = 254;
@@ -36,11 +41,15 @@ const PRUNE_EVERY_MS = 60_000;
 /** The source of guesses at an email no member has, from any address. */
 const ANYWHERE = '*';
 const ACTOR = 'dashboard';
+/** Past this many client addresses with attempts counted, those whose minute has ended are forgotten. */
+const ATTEMPTS_SWEEP_AT = 10_000;
 
 export type SignInResult =
   | { ok: true; member: MemberRecord }
   | { ok: false; reason: 'invalid' }
-  | { ok: false; reason: 'locked'; until: number; retryAfterMs: number };
+  | { ok: false; reason: 'locked'; until: number; retryAfterMs: number }
+  /** Too many attempts from the client's address (or /64) this minute, whatever the emails. */
+  | { ok: false; reason: 'throttled'; retryAfterMs: number };
 
 export interface SignInChecker {
   /** `address`: the client's, as the dashboard sees it (behind trusted proxies, the one they name). */
@@ -118,8 +127,28 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
   // read the same failure count before any of them wrote it, and never lock.
   const queues = new Map<string, Promise<SignInResult>>();
 
+  /** Attempts this minute by client address (an IPv4 one, or an IPv6 /64): a count, and when its minute began. */
+  const attempts = new Map<string, { count: number; since: number }>();
+  /** How long the client must wait before its next attempt, if it has made its minute's worth; else counts this one. */
+  function throttled(address: string): SignInResult | undefined {
+    const now = rt.clock();
+    const client = clientOf(address);
+    const source = client.network ?? client.address;
+    let counted = attempts.get(source);
+    if (counted === undefined || now - counted.since >= SIGN_IN_WINDOW_MS) {
+      if (counted === undefined && attempts.size >= ATTEMPTS_SWEEP_AT) for (const [at, old] of attempts) if (now - old.since >= SIGN_IN_WINDOW_MS) attempts.delete(at);
+      counted = { count: 0, since: now };
+      attempts.set(source, counted);
+    }
+    if (counted.count >= MAX_SIGN_INS_PER_ADDRESS) return { ok: false, reason: 'throttled', retryAfterMs: counted.since + SIGN_IN_WINDOW_MS - now };
+    counted.count += 1;
+    return undefined;
+  }
+
   return {
     async check(rawEmail, password, address) {
+      const wait = throttled(address);
+      if (wait) return wait;
       const email = rawEmail.trim().toLowerCase();
       const previous = queues.get(email);
       const current = (previous ?? Promise.resolve()).catch(() => undefined).then(() => checkNow(email, password, address));

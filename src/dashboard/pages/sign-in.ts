@@ -45,6 +45,11 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
           text: `Too many failed sign-ins. Signing in with this email is paused until ${until} UTC (${minutes} minute${minutes === 1 ? '' : 's'}); try again after that. If you forgot your password, contact whoever invited you.`,
         }, 429);
       }
+      if (result.reason === 'throttled') {
+        const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
+        reply.header('retry-after', String(seconds));
+        return sendSignIn(request, reply, email, back, { kind: 'error', text: `Too many sign-in attempts from your network address. Try again in ${seconds} second${seconds === 1 ? '' : 's'}.` }, 429);
+      }
       return sendSignIn(request, reply, email, back, { kind: 'error', text: 'The email or password is incorrect.' }, 401);
     }
     if (request.viewer) await endSession(rt, request.viewer.session);
