@@ -654,12 +654,16 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       return reply.code(201).send(keyOut(imported.key, rt.clock()));
     },
   );
+  /** A key after a change, as GET /v1/keys/{id} gives it: with `blockedUntil`, as far as the counters can say. */
+  async function keyAnswer(key: KeyRecord): Promise<z.infer<typeof Key>> {
+    return keyOut(key, rt.clock(), await blockedUntilOf(rt, [key]));
+  }
   app.get('/v1/keys/:id', { schema: { operationId: 'getKey', tags: ['keys'], summary: 'One key: name, hint, mode, scopes, status, last used', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => {
     const key = await getKey(rt, request.params.id);
     return keyOut(key, rt.clock(), await blockedUntilOf(rt, [key]));
   });
   app.post('/v1/keys/:id/revoke', { schema: { operationId: 'revokeKey', tags: ['keys'], summary: 'Revoke: refused from the next request on, in every process', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) =>
-    keyOut(await revokeKey(rt, request.params.id, request.adminActor), rt.clock()),
+    keyAnswer(await revokeKey(rt, request.params.id, request.adminActor)),
   );
   app.patch(
     '/v1/keys/:id',
@@ -673,7 +677,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         response: { 200: Key, 400: Problem, 404: Problem, 409: Problem },
       },
     },
-    async (request) => keyOut(await updateKey(rt, request.params.id, request.body, request.adminActor), rt.clock()),
+    async (request) => keyAnswer(await updateKey(rt, request.params.id, request.body, request.adminActor)),
   );
   app.post(
     '/v1/keys/:id/unblock',
@@ -688,7 +692,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     },
     async (request) => {
       const { key, lifted } = await unblockKey(rt, request.params.id, request.adminActor);
-      return { key: keyOut(key, rt.clock()), lifted };
+      return { key: await keyAnswer(key), lifted };
     },
   );
   app.post(
@@ -712,8 +716,10 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       const overlap = parseDuration(text);
       if (overlap === undefined) throw new OperationError('invalid', `overlap "${text}" is not a duration such as 1h, 24h or 7d`);
       const rotated = await rotateKey(rt, request.params.id, overlap, request.adminActor);
+      // The replacement shares the old key's account, and so its account-wide block.
+      const blocked = await blockedUntilOf(rt, [rotated.key, rotated.previous]);
       const now = rt.clock();
-      return { ...keyOut(rotated.key, now), secret: rotated.secret, previous: keyOut(rotated.previous, now) };
+      return { ...keyOut(rotated.key, now, blocked), secret: rotated.secret, previous: keyOut(rotated.previous, now, blocked) };
     },
   );
 

@@ -195,9 +195,12 @@ describe('rate limits', () => {
     expect(await (await kg.admin(`/v1/keys/${keyId}`)).json()).toMatchObject({ status: 'active', blockedUntil: new Date(now + 300_000).toISOString() });
     const listed = (await (await kg.admin(`/v1/keys?accountId=${a.accountId}`)).json()) as { blockedUntil: string | null }[];
     expect(listed.map((k) => k.blockedUntil)).toEqual([new Date(now + 300_000).toISOString(), new Date(now + 300_000).toISOString()]);
+    // So do the answers to a change of the key.
+    const renamed = await kg.admin(`/v1/keys/${keyId}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'team key' }) });
+    expect(await renamed.json()).toMatchObject({ id: keyId, blockedUntil: new Date(now + 300_000).toISOString() });
     const lifted = await kg.admin(`/v1/keys/${keyId}/unblock`, { method: 'POST' });
     expect(lifted.status).toBe(200);
-    expect(await lifted.json()).toMatchObject({ key: { id: keyId }, lifted: 1 });
+    expect(await lifted.json()).toMatchObject({ key: { id: keyId, blockedUntil: null }, lifted: 1 });
     expect(await (await kg.admin(`/v1/keys/${keyId}`)).json()).toMatchObject({ blockedUntil: null });
     now += 1_000; // the account's window (1 per second) has room again
     expect((await get(b.secret)).status).toBe(200);
