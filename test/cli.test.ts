@@ -930,3 +930,52 @@ describe('keygate CLI away from its database', () => {
     expect(existsSync(path.join(elsewhere, 'data', 'keygate.db'))).toBe(false);
   });
 });
+
+/**
+ * Runs `keygate demo` on free ports in a fresh folder until it either exits or prints its
+ * "Press Ctrl+C" line (then stops it with SIGINT): what it wrote, and whether it started.
+ */
+function runDemoUntilReady(data: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ started: boolean; code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, 'demo', '--data', data, '--port', '0', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let started = false;
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    if (!started && stdout.includes('Press Ctrl+C to stop.')) {
+      started = true;
+      child.kill('SIGINT');
+    }
+  });
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  return new Promise((resolve) =>
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ started, code, stderr });
+    }),
+  );
+}
+
+describe('keygate demo and profiles', () => {
+  const dir = tempDir('cli-demo');
+  const data = path.join(dir, 'data');
+
+  it('refuses a --config given to it (it makes its own profile), naming serve for a profile, and quietly ignores KEYGATE_CONFIG', async () => {
+    for (const args of [['--config', 'mine.yaml'], ['-c', 'mine.yaml']]) {
+      const refused = await runDemoUntilReady(data, args);
+      expect(refused.started).toBe(false);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('demo takes no --config: it writes and uses its own profile under --data. To run keygate with a profile: keygate serve --config <file>');
+    }
+    const json = await runDemoUntilReady(data, ['--json', '--config', 'mine.yaml']);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stderr.trim())).toEqual({ error: expect.stringContaining('demo takes no --config') });
+
+    // Set for serve, say: not the user asking the demo for a profile.
+    const fromEnv = await runDemoUntilReady(data, [], { KEYGATE_CONFIG: path.join(dir, 'nope.yaml') });
+    expect(fromEnv.started, fromEnv.stderr).toBe(true);
+    expect(fromEnv.code).toBe(0);
+    expect(fromEnv.stderr).not.toContain('--config');
+  });
+});

@@ -250,7 +250,15 @@ export function buildCli(): Command {
     .option('--data <dir>', 'where the demo keeps its database', './data/demo')
     .option('--port <port>', 'the gateway port; the admin API and the dashboard take the next two (0: any free ports)', parseDemoPort, 8080)
     .option('--upstream-port <port>', 'the port of 127.0.0.1 the demo API behind keygate listens on (0: any free port)', parsePort, 0)
-    .action(async (opts: { data: string; port: number; upstreamPort: number }) => {
+    .action(async (opts: { data: string; port: number; upstreamPort: number }, command: Command) => {
+      // The demo writes and uses its own profile under --data: a --config given to it would
+      // be ignored without a word. KEYGATE_CONFIG (a default, set for serve) is ignored quietly.
+      if (command.getOptionValueSourceWithGlobals('config') === 'cli') {
+        command.error('error: demo takes no --config: it writes and uses its own profile under --data. To run keygate with a profile: keygate serve --config <file>', {
+          exitCode: 2,
+          code: 'keygate.demoConfig',
+        });
+      }
       const next = (n: number) => (opts.port === 0 ? 0 : opts.port + n);
       // Run in a terminal: closing it (SIGHUP) stops the demo as Ctrl+C does, answers and
       // their charges saved (Node's default would end it at once).
