@@ -965,11 +965,11 @@ describe('keygate demo and profiles', () => {
     for (const args of [['--config', 'mine.yaml'], ['-c', 'mine.yaml']]) {
       const refused = await runDemoUntilReady(data, args);
       expect(refused.started).toBe(false);
-      expect(refused.code).toBe(2);
+      expect(refused.code).toBe(1);
       expect(refused.stderr).toContain('demo takes no --config: it writes and uses its own profile under --data. To run keygate with a profile: keygate serve --config <file>');
     }
     const json = await runDemoUntilReady(data, ['--json', '--config', 'mine.yaml']);
-    expect(json.code).toBe(2);
+    expect(json.code).toBe(1);
     expect(JSON.parse(json.stderr.trim())).toEqual({ error: expect.stringContaining('demo takes no --config') });
 
     // Set for serve, say: not the user asking the demo for a profile.

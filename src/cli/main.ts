@@ -255,7 +255,7 @@ export function buildCli(): Command {
       // be ignored without a word. KEYGATE_CONFIG (a default, set for serve) is ignored quietly.
       if (command.getOptionValueSourceWithGlobals('config') === 'cli') {
         command.error('error: demo takes no --config: it writes and uses its own profile under --data. To run keygate with a profile: keygate serve --config <file>', {
-          exitCode: 2,
+          exitCode: 1,
           code: 'keygate.demoConfig',
         });
       }
