@@ -41,8 +41,12 @@ const PRUNE_EVERY_MS = 60_000;
 /** The source of guesses at an email no member has, from any address. */
 const ANYWHERE = '*';
 const ACTOR = 'dashboard';
-/** Past this many client addresses with attempts counted, those whose minute has ended are forgotten. */
-const ATTEMPTS_SWEEP_AT = 10_000;
+/**
+ * The most client addresses whose attempts are counted at once: past it, the one counted
+ * longest ago is forgotten (a client with a whole IPv6 /48 to try from cannot grow it, and
+ * per-address counts are no defence against so many addresses anyway).
+ */
+const MAX_ADDRESSES_COUNTED = 50_000;
 
 export type SignInResult =
   | { ok: true; member: MemberRecord }
@@ -127,7 +131,11 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
   // read the same failure count before any of them wrote it, and never lock.
   const queues = new Map<string, Promise<SignInResult>>();
 
-  /** Attempts this minute by client address (an IPv4 one, or an IPv6 /64): a count, and when its minute began. */
+  /**
+   * Attempts this minute by client address (an IPv4 one, or an IPv6 /64): a count, and when
+   * its minute began. In the order the minutes began (an entry is set again, at the end,
+   * when its minute starts afresh), so those that have ended are all at the front.
+   */
   const attempts = new Map<string, { count: number; since: number }>();
   /** How long the client must wait before its next attempt, if it has made its minute's worth; else counts this one. */
   function throttled(address: string): SignInResult | undefined {
@@ -136,7 +144,11 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
     const source = client.network ?? client.address;
     let counted = attempts.get(source);
     if (counted === undefined || now - counted.since >= SIGN_IN_WINDOW_MS) {
-      if (counted === undefined && attempts.size >= ATTEMPTS_SWEEP_AT) for (const [at, old] of attempts) if (now - old.since >= SIGN_IN_WINDOW_MS) attempts.delete(at);
+      attempts.delete(source);
+      for (const [at, old] of attempts) {
+        if (now - old.since < SIGN_IN_WINDOW_MS && attempts.size < MAX_ADDRESSES_COUNTED) break;
+        attempts.delete(at);
+      }
       counted = { count: 0, since: now };
       attempts.set(source, counted);
     }
