@@ -285,7 +285,7 @@ export class SqlStore implements Store {
   }
 
   async invitingMember<T>(email: string, work: (store: MemberInviting) => Promise<T>): Promise<T> {
-    return this.backend.exclusive(this.db, { invitationOf: email }, (db) => work(new SqlStore(db, this.backend)));
+    return this.backend.exclusive(this.db, { invitationOf: email.toLowerCase() }, (db) => work(new SqlStore(db, this.backend)));
   }
 
   async getKey(id: string): Promise<KeyRecord | undefined> {

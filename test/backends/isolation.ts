@@ -27,10 +27,17 @@ async function asAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** A new, empty database on the test server, e.g. `keygate_backends_3fa9c1d2e4`. */
-export async function createTestDatabase(label: string): Promise<TestDatabase> {
+/**
+ * A new, empty database on the test server, e.g. `keygate_backends_3fa9c1d2e4`.
+ * `isolation`: its transactions' default isolation level, where a test wants other than
+ * PostgreSQL's default (read committed), as a database's owner may have set it.
+ */
+export async function createTestDatabase(label: string, isolation?: 'repeatable read' | 'serializable'): Promise<TestDatabase> {
   const name = `keygate_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${suffix()}`;
-  await asAdmin((client) => client.query(`CREATE DATABASE "${name}"`));
+  await asAdmin(async (client) => {
+    await client.query(`CREATE DATABASE "${name}"`);
+    if (isolation) await client.query(`ALTER DATABASE "${name}" SET default_transaction_isolation TO '${isolation}'`);
+  });
   const url = new URL(POSTGRES_URL);
   url.pathname = `/${name}`;
   return {

@@ -49,6 +49,27 @@ describeStore(
   enabled,
 );
 
+// The same with every transaction repeatable read unless it says otherwise, as a
+// database's owner may have set it: keygate's own transactions must not depend on the default.
+describeStore(
+  'PostgreSQL, default_transaction_isolation repeatable read',
+  {
+    async open() {
+      const database = await createTestDatabase('store_suite_rr', 'repeatable read');
+      const store = openPostgresStore(database.url);
+      await store.migrate();
+      return {
+        store,
+        teardown: async () => {
+          await store.close();
+          await database.drop();
+        },
+      };
+    },
+  },
+  enabled,
+);
+
 describeCounters(
   'Redis',
   {

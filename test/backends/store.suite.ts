@@ -218,6 +218,33 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.listKeys({ accountId: a.id })).toHaveLength(2);
     });
 
+    it('lets one inviter of an address at a time read and write its member (the address in any case), and keeps nothing of one that fails', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const email = `${unique('invited')}@example.com`;
+      const events: string[] = [];
+      const inviter = (name: string, as: string) =>
+        store.invitingMember(as, async (locked) => {
+          const found = await locked.findMemberByEmail(email);
+          events.push(`${name} ${found ? 'found' : 'read none'}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          if (!found) await locked.createMember(member(a.id, { email }));
+          events.push(`${name} done`);
+        });
+      await Promise.all([inviter('one', email), inviter('two', email.toUpperCase())]);
+      const [first, second] = events[0]?.startsWith('one') ? ['one', 'two'] : ['two', 'one'];
+      expect(events).toEqual([`${first} read none`, `${first} done`, `${second} found`, `${second} done`]);
+
+      const other = `${unique('refused')}@example.com`;
+      await expect(
+        store.invitingMember(other, async (locked) => {
+          await locked.createMember(member(a.id, { email: other }));
+          throw new Error('refused after writing');
+        }),
+      ).rejects.toThrow('refused after writing');
+      expect(await store.findMemberByEmail(other)).toBeUndefined();
+    });
+
     it('finds accounts by a part of their name, either case, wildcards taken literally, or by id', async () => {
       const tag = unique('find');
       const data = account({ name: `${tag} Data_Co`, createdAt: T0 + 1 });

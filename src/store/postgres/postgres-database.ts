@@ -2,7 +2,8 @@
  * PostgreSQL backend: a pg pool. bigint columns are read as numbers (milliseconds fit
  * easily in a double). An unreachable database makes queries fail within seconds
  * instead of hanging requests: connections time out, queries time out, and dead
- * connections are noticed by TCP keep-alive.
+ * connections are noticed by TCP keep-alive. Every connection reads committed data
+ * (PostgreSQL's default), also where a database's owner has set another default.
  */
 import pg from 'pg';
 import { Kysely, PostgresDialect, sql } from 'kysely';
@@ -30,7 +31,15 @@ export function openPostgresStore(url: string, options: { max?: number } = {}): 
   // pool listens on idle connections only; a connection that breaks while a query is in
   // flight reports on the client itself (the query is failed as well).
   pool.on('error', () => undefined);
-  pool.on('connect', (client) => client.on('error', () => undefined));
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+    // Read committed, whatever the database's default: the counts written in one statement
+    // (ON CONFLICT ... + 1) and the exclusive transactions (a row lock or an advisory lock
+    // taken first, then what others wrote before it was granted read) rely on it; under
+    // repeatable read they fail with serialization errors or read a stale snapshot. Queued
+    // on the connection before any query it is handed out for.
+    client.query('SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED').catch(() => undefined);
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return new SqlStore(db, { kind: 'postgres', exclusive: lockingTheAccount });
 }
