@@ -146,18 +146,22 @@ async function invite(rt: Runtime, store: MemberInviting, input: { email: string
 
 /**
  * The invitation a form made, by the form's id in its audit entry (among the account's
- * latest events), and what became of its link: still the member's pending invitation
- * (same account, same expiry), used (a password was set with it), or ended.
+ * latest events, newest first), and what became of its link: still the member's pending
+ * invitation (same account, same expiry), used (the member of this account has set a
+ * password, and no invitation of the address came after this one), or ended.
  */
 async function invitationOfForm(rt: Runtime, store: MemberInviting, accountId: string, form: string): Promise<InvitedByForm | undefined> {
   const events = await store.listAudit({ accountId, limit: RECENT_EVENTS_SEARCHED });
-  const entry = events.find((e) => e.action === 'member.invited' && e.detail.form === form);
+  const at = events.findIndex((e) => e.action === 'member.invited' && e.detail.form === form);
+  const entry = events[at];
   if (!entry) return undefined;
   const email = String(entry.detail.email);
   const member = await store.findMemberByEmail(email);
-  // The same invitation still pending: this account's, with the expiry that form's link was given.
-  const same = member !== undefined && member.accountId === accountId && member.role === 'member' && member.inviteExpiresAt === entry.detail.linkExpiresAt;
-  const link = same && member.passwordHash === null && (member.inviteExpiresAt ?? 0) > rt.clock() ? 'live' : same && member.passwordHash !== null ? 'used' : 'ended';
+  const ours = member !== undefined && member.accountId === accountId && member.role === 'member';
+  // Accepting a link clears its expiry: a used one is told by the password and by no later invitation having replaced it.
+  const replaced = events.slice(0, at).some((e) => e.action === 'member.invited' && e.detail.email === email);
+  const pending = ours && member.passwordHash === null && member.inviteExpiresAt === entry.detail.linkExpiresAt && (member.inviteExpiresAt ?? 0) > rt.clock();
+  const link = pending ? 'live' : ours && member.passwordHash !== null && !replaced ? 'used' : 'ended';
   return { email, at: entry.at, link };
 }
 

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
 import { accountBlockId, keyBlockId } from '../../src/counters/counters.js';
 import { updateAccount } from '../../src/operations/accounts.js';
+import { acceptInvitation } from '../../src/operations/members.js';
 import { ACCOUNTS_PER_PAGE } from '../../src/dashboard/pages/accounts.js';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PASSWORD, screenshot, shown, startDashboard, textOf, type DashboardFixture } from './support.js';
@@ -110,7 +111,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
       await page.setContent(await response.text());
       return textOf(page.getByRole('status'));
     };
-    expect(await shownText(again)).toMatch(/^It created the invitation for erin@acme\.example on .* UTC\. No other invitation was made: the link shown then still works\.$/);
+    expect(await shownText(again)).toMatch(/^It created the invitation for erin@acme\.example on \d{4}-\d\d-\d\d \d\d:\d\d UTC\. No other invitation was made: the link shown then still works\.$/);
     expect((await page.request.get(new URL(erinLink).pathname)).status()).toBe(200);
     // Once an invitation to another account replaced it, the form says that link no longer works, and brings it back no more.
     const globexId = await newAccount(fixture, 'Globex');
@@ -120,7 +121,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     expect(await shownText(late)).toContain('but that link no longer works (it was replaced, it expired, or its member was removed)');
     expect((await page.request.get(new URL(erinLink).pathname)).status()).toBe(404);
     // The same form with another address is another invitation.
-    expect((await send('fay@acme.example')).status()).toBe(201);
+    const fay = await send('fay@acme.example');
+    expect(fay.status()).toBe(201);
+    // Once its link is used, the form sent again says so.
+    const fayToken = /value="[^"]*\/invite\/([^"]+)"/.exec(await fay.text())?.[1] as string;
+    await acceptInvitation(fixture.keygate.runtime, fayToken, PASSWORD);
+    const used = await send('fay@acme.example');
+    expect(used.status()).toBe(409);
+    expect(await shownText(used)).toContain('and its link has been used: fay@acme.example has chosen a password and can sign in.');
 
     const member = await (await newContext(browser, fixture.dashboardUrl)).newPage();
     await join(member, fixture.dashboardUrl + new URL(link).pathname, 'dan@acme.example');

@@ -99,18 +99,17 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     try {
       const invited = form === undefined ? await inviteMember(rt, { email, accountId: account.id, role: 'member' }, actorOf(request)) : await inviteMemberOnce(rt, { email, accountId: account.id, role: 'member' }, actorOf(request), form);
       if ('sentAlready' in invited) return sendSentAlready(request, reply, account, invited.sentAlready);
-      const invitation = invited;
-      const body = html`<h1>Invitation for ${invitation.member.email}</h1>
+      const body = html`<h1>Invitation for ${invited.member.email}</h1>
 <section class="secret" aria-labelledby="invite-warning">
-  <p id="invite-warning"><strong>This link is shown only now.</strong> Send it to ${invitation.member.email}; it lets them choose a password for “${account.name}”. It works once, for 7 days.</p>
-  ${invitation.replaced ? html`<p>${invitation.member.email} had a pending invitation${replacedWhat(invitation.replaced, account.id)}: its link no longer works.</p>` : ''}
+  <p id="invite-warning"><strong>This link is shown only now.</strong> Send it to ${invited.member.email}; it lets them choose a password for “${account.name}”. It works once, for 7 days.</p>
+  ${invited.replaced ? html`<p>${invited.member.email} had a pending invitation${replacedWhat(invited.replaced, account.id)}: its link no longer works.</p>` : ''}
   <label for="invite-link">Invitation link</label>
-  <input id="invite-link" type="text" readonly value="${invitation.url}" autocomplete="off" spellcheck="false" data-select-on-focus>
+  <input id="invite-link" type="text" readonly value="${invited.url}" autocomplete="off" spellcheck="false" data-select-on-focus>
   <div class="actions"><button type="button" data-copy="invite-link" hidden>Copy link</button></div>
   <p id="invite-link-status" class="copy-status" role="status" aria-live="polite"></p>
 </section>
 <div class="actions"><a class="button secondary" href="/accounts/${account.id}">Back to ${account.name}</a></div>`;
-      return sendPage(dash, request, reply, { title: `Invitation for ${invitation.member.email}`, body, status: 201 });
+      return sendPage(dash, request, reply, { title: `Invitation for ${invited.member.email}`, body, status: 201 });
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
       return sendAccount(request, reply, account, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind], email);
@@ -121,7 +120,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
   function sendSentAlready(request: AccountRequest, reply: FastifyReply, account: AccountRecord, made: InvitedByForm): FastifyReply {
     const state = { live: ': the link shown then still works.', used: `, and its link has been used: ${made.email} has chosen a password and can sign in.`, ended: ', but that link no longer works (it was replaced, it expired, or its member was removed).' }[made.link];
     const body = html`<h1>This form was sent already</h1>
-<div class="notice" role="status"><p>It created the invitation for ${made.email} on ${when(made.at)} UTC. No other invitation was made${state}</p></div>
+<div class="notice" role="status"><p>It created the invitation for ${made.email} on ${when(made.at)}. No other invitation was made${state}</p></div>
 ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to that form. If you do not have it, invite ${made.email} again with a new form: its link replaces this one.</p>`}
 <div class="actions"><a class="button" href="/accounts/${account.id}">Back to ${account.name}</a></div>`;
     return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
