@@ -634,7 +634,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         },
         request.adminActor,
       );
-      return reply.code(201).send({ ...keyOut(issued.key, rt.clock()), secret: issued.secret });
+      // A new key of an account under an account-wide block is blocked too.
+      return reply.code(201).send({ ...(await keyAnswer(issued.key)), secret: issued.secret });
     },
   );
   app.post(
@@ -651,16 +652,15 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     async (request, reply) => {
       const b = request.body;
       const imported = await createKey(rt, { accountId: b.accountId, name: b.name, ...(b.mode ? { mode: b.mode } : {}), ...(b.scopes ? { scopes: b.scopes } : {}) }, request.adminActor, { secret: b.secret });
-      return reply.code(201).send(keyOut(imported.key, rt.clock()));
+      return reply.code(201).send(await keyAnswer(imported.key));
     },
   );
-  /** A key after a change, as GET /v1/keys/{id} gives it: with `blockedUntil`, as far as the counters can say. */
+  /** A key as GET /v1/keys/{id} gives it, also after a change: with `blockedUntil`, as far as the counters can say. */
   async function keyAnswer(key: KeyRecord): Promise<z.infer<typeof Key>> {
     return keyOut(key, rt.clock(), await blockedUntilOf(rt, [key]));
   }
   app.get('/v1/keys/:id', { schema: { operationId: 'getKey', tags: ['keys'], summary: 'One key: name, hint, mode, scopes, status, last used', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) => {
-    const key = await getKey(rt, request.params.id);
-    return keyOut(key, rt.clock(), await blockedUntilOf(rt, [key]));
+    return keyAnswer(await getKey(rt, request.params.id));
   });
   app.post('/v1/keys/:id/revoke', { schema: { operationId: 'revokeKey', tags: ['keys'], summary: 'Revoke: refused from the next request on, in every process', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) =>
     keyAnswer(await revokeKey(rt, request.params.id, request.adminActor)),

@@ -471,7 +471,7 @@ export function buildCli(): Command {
           },
           CLI_ACTOR,
         );
-        print(json, { ...keyJson(issued.key, rt.clock(), json ? await blocksOf(rt, [issued.key]) : undefined), secret: issued.secret }, () =>
+        print(json, { ...(await keyJsonOf(rt, issued.key, json)), secret: issued.secret }, () =>
           [`created key ${issued.key.id} (${issued.key.name}) for account ${opts.account}`, '', `  ${issued.secret}`, '', 'This is the only time the key is shown. Store it now.'].join('\n'),
         );
       }),
@@ -499,7 +499,7 @@ export function buildCli(): Command {
           CLI_ACTOR,
           { secret },
         );
-        print(json, keyJson(imported.key, rt.clock(), json ? await blocksOf(rt, [imported.key]) : undefined), () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}`);
+        print(json, await keyJsonOf(rt, imported.key, json), () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}`);
       }),
     );
   paged(keys.command('list').description('keys (hints only, never secrets), oldest first'))
@@ -527,7 +527,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         const wasRevoked = (await getKey(rt, id)).revokedAt !== null;
         const key = await revokeKey(rt, id, CLI_ACTOR);
-        print(json, keyJson(key, rt.clock(), json ? await blocksOf(rt, [key]) : undefined), () =>
+        print(json, await keyJsonOf(rt, key, json), () =>
           wasRevoked ? `key ${key.id} (${key.name}) was already revoked, at ${when(key.revokedAt)}; nothing changed` : `revoked key ${key.id} (${key.name})`,
         );
       }),
@@ -540,7 +540,7 @@ export function buildCli(): Command {
     .action((id: string, opts: { name?: string; scopes?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const key = await updateKey(rt, id, { ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}) }, CLI_ACTOR);
-        print(json, keyJson(key, rt.clock(), json ? await blocksOf(rt, [key]) : undefined), () => `updated key ${key.id}: ${key.name}, scopes ${key.scopes.join(' ') || '(none)'}`);
+        print(json, await keyJsonOf(rt, key, json), () => `updated key ${key.id}: ${key.name}, scopes ${key.scopes.join(' ') || '(none)'}`);
       }),
     );
   keys
@@ -557,7 +557,7 @@ export function buildCli(): Command {
           );
         }
         const { key, lifted } = await unblockKey(rt, id, CLI_ACTOR);
-        print(json, { ...keyJson(key, rt.clock(), json ? await blocksOf(rt, [key]) : undefined), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; its violations are forgotten` : `lifted the block of key ${key.id} (${key.name})`));
+        print(json, { ...(await keyJsonOf(rt, key, json)), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; its violations are forgotten` : `lifted the block of key ${key.id} (${key.name})`));
       }),
     );
   keys
@@ -749,6 +749,11 @@ export function buildCli(): Command {
  */
 async function blocksOf(rt: Runtime, keys: readonly KeyRecord[]): Promise<ReadonlyMap<string, number> | undefined> {
   return rt.counters.kind === 'redis' ? blockedUntilOf(rt, keys) : undefined;
+}
+
+/** One key as --json prints it after a command on it (keyJson), asking the counters for its block only when printing JSON. */
+async function keyJsonOf(rt: Runtime, key: KeyRecord, json: boolean | undefined) {
+  return keyJson(key, rt.clock(), json ? await blocksOf(rt, [key]) : undefined);
 }
 
 /**

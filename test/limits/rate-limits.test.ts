@@ -198,6 +198,10 @@ describe('rate limits', () => {
     // So do the answers to a change of the key.
     const renamed = await kg.admin(`/v1/keys/${keyId}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'team key' }) });
     expect(await renamed.json()).toMatchObject({ id: keyId, blockedUntil: new Date(now + 300_000).toISOString() });
+    // A key made meanwhile is its account's, so blocked with it.
+    const made = await kg.admin('/v1/keys', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ accountId: a.accountId, name: 'made while blocked' }) });
+    expect(made.status).toBe(201);
+    expect(await made.json()).toMatchObject({ name: 'made while blocked', blockedUntil: new Date(now + 300_000).toISOString() });
     const lifted = await kg.admin(`/v1/keys/${keyId}/unblock`, { method: 'POST' });
     expect(lifted.status).toBe(200);
     expect(await lifted.json()).toMatchObject({ key: { id: keyId, blockedUntil: null }, lifted: 1 });
