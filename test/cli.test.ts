@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,8 @@ import { namedPort } from './support/ports.js';
 import { REDIS_URL, serviceAvailable } from './support/services.js';
 import { deleteRedisKeys, redisUrlWithPrefix, testRedisPrefix } from './backends/isolation.js';
 import type { ConfigInput } from '../src/config/schema.js';
+import { createAccount } from '../src/operations/accounts.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-database.js';
 
 /**
  * A profile for a `keygate serve` of a test: every listener on a free port, the dashboard
@@ -390,6 +392,30 @@ describe('keygate CLI with a running gateway', () => {
     const r = await cli('keys', 'create', '--name', 'x');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("required option '--account <id>' not specified");
+  });
+
+  it('backs up the SQLite store while the gateway runs, with what is still in its WAL, and never over an earlier copy', async () => {
+    // Written by the running gateway's connection just now: in the -wal file, not yet in the database file.
+    const account = await createAccount(kg.runtime, { name: 'Written just before the backup' }, 'test');
+    const copy = path.join(dir, 'backups', 'keygate-copy.db');
+    const made = await cli('--json', 'backup', copy);
+    expect(made.code, made.stderr).toBe(0);
+    expect(JSON.parse(made.stdout)).toEqual({ source: path.join(dir, 'keygate.db'), file: copy, bytes: statSync(copy).size });
+    expect(statSync(copy).mode & 0o777).toBe(0o600);
+    const restored = openSqliteStore(copy);
+    try {
+      expect((await restored.getAccount(account.id))?.name).toBe('Written just before the backup');
+      expect((await restored.listKeys()).map((k) => k.id).sort()).toEqual((await kg.runtime.store.listKeys()).map((k) => k.id).sort());
+    } finally {
+      await restored.close();
+    }
+    const again = await cli('backup', copy);
+    expect([again.code, again.stderr]).toEqual([1, `error: ${copy} exists already: name a new file (a backup never overwrites one)\n`]);
+    const postgresProfile = path.join(dir, 'postgres.yaml');
+    writeFileSync(postgresProfile, stringify({ ...profile, store: 'postgres://keygate:secret@db.internal:5432/keygate' }));
+    const elsewhere = await runCli(['--config', postgresProfile, 'backup', path.join(dir, 'pg-copy.db')]);
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toBe('error: backup copies a SQLite store; this profile\'s store is postgres://keygate:***@db.internal:5432/keygate: back it up with pg_dump (or your database\'s own backups)\n');
   });
 });
 

@@ -16,6 +16,7 @@ import type { Config } from '../config/schema.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
 import { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
+import { backupSqlite } from '../store/sqlite/backup.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
@@ -282,6 +283,21 @@ export function buildCli(): Command {
       } finally {
         await store.close();
       }
+    });
+
+  program
+    .command('backup')
+    .description('copy a SQLite store to <file> while keygate runs (a consistent snapshot, checked); PostgreSQL: use pg_dump')
+    .argument('<file>', 'the copy to make (a new file: an existing one is never overwritten)')
+    .action(async (file: string, _opts, command: Command) => {
+      const { config, json } = command.optsWithGlobals<GlobalOptions>();
+      const loaded = loadConfigFile(config);
+      const source = sqliteFile(loaded.config.store);
+      if (source === undefined) {
+        throw new Error(`backup copies a SQLite store; this profile's store is ${redactUrl(loaded.config.store)}: back it up with pg_dump (or your database's own backups)`);
+      }
+      const copy = await backupSqlite(source, path.resolve(file));
+      print(json, { source, file: copy.file, bytes: copy.bytes }, () => `backed up ${source} to ${copy.file} (${copy.bytes} bytes, integrity checked). To restore it: stop keygate, replace the database file with it (and delete its -wal and -shm files), start keygate with the same pepper`);
     });
 
   const pepper = program.command('pepper').description('the pepper key hashes are made with (the variable pepperEnv names, default KEYGATE_PEPPER)');
