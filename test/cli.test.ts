@@ -22,6 +22,7 @@ import { REDIS_URL, serviceAvailable } from './support/services.js';
 import { deleteRedisKeys, redisUrlWithPrefix, testRedisPrefix } from './backends/isolation.js';
 import type { ConfigInput } from '../src/config/schema.js';
 import { createAccount } from '../src/operations/accounts.js';
+import { createKey } from '../src/operations/keys.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-database.js';
 
 /**
@@ -394,9 +395,10 @@ describe('keygate CLI with a running gateway', () => {
     expect(r.stderr).toContain("required option '--account <id>' not specified");
   });
 
-  it('backs up the SQLite store while the gateway runs, with what is still in its WAL, and never over an earlier copy', async () => {
+  it('backs up the SQLite store while the gateway runs, with what is still in its WAL, and never over an earlier copy; a keygate on the copy takes its keys', async () => {
     // Written by the running gateway's connection just now: in the -wal file, not yet in the database file.
-    const account = await createAccount(kg.runtime, { name: 'Written just before the backup' }, 'test');
+    const account = await createAccount(kg.runtime, { name: 'Written just before the backup', planId: 'team' }, 'test');
+    const { secret: backedUp } = await createKey(kg.runtime, { accountId: account.id, name: 'backed up', scopes: ['metrics:read'] }, 'test');
     const copy = path.join(dir, 'backups', 'keygate-copy.db');
     const made = await cli('--json', 'backup', copy);
     expect(made.code, made.stderr).toBe(0);
@@ -408,6 +410,15 @@ describe('keygate CLI with a running gateway', () => {
       expect((await restored.listKeys()).map((k) => k.id).sort()).toEqual((await kg.runtime.store.listKeys()).map((k) => k.id).sort());
     } finally {
       await restored.close();
+    }
+    // Restored: a keygate started on the copy answers the key made before it.
+    const onCopy = await startKeygate({ ...profile, store: `sqlite:${copy}` }, { dir: path.join(dir, 'restored') });
+    try {
+      const response = await onCopy.call('/api/v1/apps/app1/metrics/mrr', { headers: { authorization: `Bearer ${backedUp}` } });
+      expect(response.status).toBe(200);
+      await response.text();
+    } finally {
+      await onCopy.close();
     }
     const again = await cli('backup', copy);
     expect([again.code, again.stderr]).toEqual([1, `error: ${copy} exists already: name a new file (a backup never overwrites one)\n`]);
