@@ -178,10 +178,25 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       if (outcome === 'denied') usage.add(identity.account.id, rt.clock(), 'denials', denial.reason);
       else usage.add(identity.account.id, rt.clock(), 'requests', statusClass(rendered.status));
     }
-    // As bytes: Fastify adds "; charset=utf-8" to a string's JSON Content-Type, and the
-    // profile may name one without (errors.contentType).
-    reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));
-    finish(request, rendered.status);
+    const answer = () => {
+      // As bytes: Fastify adds "; charset=utf-8" to a string's JSON Content-Type, and the
+      // profile may name one without (errors.contentType).
+      reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));
+      finish(request, rendered.status);
+    };
+    if (!rt.stopping) {
+      answer();
+      return reply;
+    }
+    // While keygate stops (its readiness delay), a refusal closes its connection too, as
+    // forwarded answers do: its client's next request goes to another process. Decided once
+    // Node's parser has read what came with it, so that a request pipelined behind it in
+    // the same packets is answered before the connection closes, not dropped.
+    queueMicrotask(() => {
+      if (reply.sent) return;
+      if (lastOnItsConnection(request.raw)) reply.header('connection', 'close');
+      answer();
+    });
     return reply;
   }
 
@@ -271,8 +286,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       renderBuiltin(rt, route.builtin, identity)
         .then((body) => {
           // While keygate stops (its readiness delay), the answer closes its connection: the
-          // client opens its next one elsewhere. Forwarded answers do the same; refusals,
-          // answered before a request pipelined behind them is read, keep it open.
+          // client opens its next one elsewhere. Forwarded answers and refusals (`send`) do the same.
           if (rt.stopping && lastOnItsConnection(request.raw)) reply.header('connection', 'close');
           reply.code(route.builtin.status).headers(decision.headers).header('content-type', route.builtin.contentType).send(Buffer.from(body));
           finish(request, route.builtin.status);

@@ -98,6 +98,25 @@ describe('stopping behind a load balancer', () => {
     expect(heads[0]).not.toMatch(/\r\nconnection: close\r\n/i);
     expect(heads[1]).toMatch(/\r\nconnection: close\r\n/i);
     expect(pipelined).toContain('"url":"/anything?n=2"');
+    // A refusal closes its connection too (its client would otherwise stay on this process to the end)...
+    const refused = await rawRequest(kg.gatewayUrl, undefined, 10_000);
+    expect(refused.head).toMatch(/^HTTP\/1\.1 401 /);
+    expect(refused.head).toMatch(/\r\nconnection: close(\r\n|$)/i);
+    expect(refused.closedAfterMs).toBeDefined();
+    // ...but not before a request pipelined behind it in the same write is answered.
+    const refusedTwice = await new Promise<string>((resolve, reject) => {
+      const { port } = new URL(kg.gatewayUrl);
+      let text = '';
+      const one = (id: number) => `GET /anything?n=${id} HTTP/1.1\r\nHost: api.example\r\n\r\n`;
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(one(1) + one(2)));
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    const refusals = refusedTwice.split('HTTP/1.1 ').slice(1);
+    expect(refusals.map((head) => head.slice(0, 3))).toEqual(['401', '401']);
+    expect(refusals[0]).not.toMatch(/\r\nconnection: close\r\n/i);
+    expect(refusals[1]).toMatch(/\r\nconnection: close\r\n/i);
     expect(stopped).toBe(false);
     expect(kg.logs.text).toContain('keygate stopping: /health/ready answers 503');
 
