@@ -194,8 +194,14 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     // the same packets is answered before the connection closes, not dropped.
     queueMicrotask(() => {
       if (reply.sent) return;
-      if (lastOnItsConnection(request.raw)) reply.header('connection', 'close');
-      answer();
+      try {
+        if (lastOnItsConnection(request.raw)) reply.header('connection', 'close');
+        answer();
+      } catch (error) {
+        // Out of any handler's reach here: not thrown on (it would end the process); the connection is cut instead.
+        log.error({ err: error, reqId: request.id }, 'gateway error while answering');
+        reply.raw.destroy();
+      }
     });
     return reply;
   }
