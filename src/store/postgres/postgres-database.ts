@@ -37,8 +37,9 @@ export function openPostgresStore(url: string, options: { max?: number } = {}): 
     // (ON CONFLICT ... + 1) and the exclusive transactions (a row lock or an advisory lock
     // taken first, then what others wrote before it was granted read) rely on it; under
     // repeatable read they fail with serialization errors or read a stale snapshot. Queued
-    // on the connection before any query it is handed out for.
-    client.query('SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED').catch(() => undefined);
+    // on the connection before any query it is handed out for; a connection that refuses it
+    // is closed, so that those queries fail (and say so) rather than run without it.
+    client.query('SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED').catch(() => void client.end().catch(() => undefined));
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return new SqlStore(db, { kind: 'postgres', exclusive: lockingTheAccount });
