@@ -87,9 +87,9 @@ export interface Runtime {
 
 /**
  * What a reload can change: what requests are judged by (plans, routes, built-ins,
- * scopes, whether paths are matched ignoring case), how refusals read (errors), whether requests are logged, the names, and how
- * the next stop goes (shutdown). The rest is what processes, listeners, connections and
- * stored keys were built from.
+ * scopes, whether paths are matched ignoring case), how refusals read (errors), whether
+ * requests are logged, the names, and how the next stop goes (shutdown). The rest is what
+ * processes, listeners, connections and stored keys were built from.
  */
 export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'upstream.caseSensitivePaths', 'errors', 'log.requests', 'shutdown'] as const;
 

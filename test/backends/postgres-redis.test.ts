@@ -30,45 +30,24 @@ const T0 = 1_767_225_600_000;
 const PERIOD = '2026-01-01';
 const unique = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;
 
-describeStore(
-  'PostgreSQL',
-  {
-    async open() {
-      const database = await createTestDatabase('store_suite');
-      const store = openPostgresStore(database.url);
-      await store.migrate();
-      return {
-        store,
-        teardown: async () => {
-          await store.close();
-          await database.drop();
-        },
-      };
+/** A migrated store on a database of its own (`isolation`: its transactions' default), dropped afterwards. */
+async function postgresStore(label: string, isolation?: 'repeatable read') {
+  const database = await createTestDatabase(label, isolation);
+  const store = openPostgresStore(database.url);
+  await store.migrate();
+  return {
+    store,
+    teardown: async () => {
+      await store.close();
+      await database.drop();
     },
-  },
-  enabled,
-);
+  };
+}
 
+describeStore('PostgreSQL', { open: () => postgresStore('store_suite') }, enabled);
 // The same with every transaction repeatable read unless it says otherwise, as a
 // database's owner may have set it: keygate's own transactions must not depend on the default.
-describeStore(
-  'PostgreSQL, default_transaction_isolation repeatable read',
-  {
-    async open() {
-      const database = await createTestDatabase('store_suite_rr', 'repeatable read');
-      const store = openPostgresStore(database.url);
-      await store.migrate();
-      return {
-        store,
-        teardown: async () => {
-          await store.close();
-          await database.drop();
-        },
-      };
-    },
-  },
-  enabled,
-);
+describeStore('PostgreSQL, default_transaction_isolation repeatable read', { open: () => postgresStore('store_suite_rr', 'repeatable read') }, enabled);
 
 describeCounters(
   'Redis',

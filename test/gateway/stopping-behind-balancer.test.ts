@@ -40,6 +40,20 @@ function rawRequest(gatewayUrl: string, authorization: string | undefined, waitM
   });
 }
 
+/** Two requests pipelined in one write on a fresh connection: everything answered until the server closed it. */
+function twoPipelined(gatewayUrl: string, authorization: string | undefined): Promise<string> {
+  const { port } = new URL(gatewayUrl);
+  const credential = authorization === undefined ? '' : `Authorization: ${authorization}\r\n`;
+  const one = (id: number) => `GET /anything?n=${id} HTTP/1.1\r\nHost: api.example\r\n${credential}\r\n`;
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const socket = connect(Number(port), '127.0.0.1', () => socket.write(one(1) + one(2)));
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
 describe('stopping behind a load balancer', () => {
   let upstream: TestUpstream;
   const started: TestKeygate[] = [];
@@ -84,15 +98,7 @@ describe('stopping behind a load balancer', () => {
     expect(during.head).toMatch(/\r\nconnection: close(\r\n|$)/i);
     expect(during.closedAfterMs).toBeDefined();
     // Two requests pipelined in one write: both answered, the connection closed after the second.
-    const pipelined = await new Promise<string>((resolve, reject) => {
-      const { port } = new URL(kg.gatewayUrl);
-      let text = '';
-      const one = (id: number) => `GET /anything?n=${id} HTTP/1.1\r\nHost: api.example\r\nAuthorization: ${authorization}\r\n\r\n`;
-      const socket = connect(Number(port), '127.0.0.1', () => socket.write(one(1) + one(2)));
-      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-      socket.on('close', () => resolve(text));
-      socket.on('error', reject);
-    });
+    const pipelined = await twoPipelined(kg.gatewayUrl, authorization);
     const heads = pipelined.split('HTTP/1.1 ').slice(1);
     expect(heads.map((head) => head.slice(0, 3))).toEqual(['200', '200']);
     expect(heads[0]).not.toMatch(/\r\nconnection: close\r\n/i);
@@ -104,15 +110,7 @@ describe('stopping behind a load balancer', () => {
     expect(refused.head).toMatch(/\r\nconnection: close(\r\n|$)/i);
     expect(refused.closedAfterMs).toBeDefined();
     // ...but not before a request pipelined behind it in the same write is answered.
-    const refusedTwice = await new Promise<string>((resolve, reject) => {
-      const { port } = new URL(kg.gatewayUrl);
-      let text = '';
-      const one = (id: number) => `GET /anything?n=${id} HTTP/1.1\r\nHost: api.example\r\n\r\n`;
-      const socket = connect(Number(port), '127.0.0.1', () => socket.write(one(1) + one(2)));
-      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-      socket.on('close', () => resolve(text));
-      socket.on('error', reject);
-    });
+    const refusedTwice = await twoPipelined(kg.gatewayUrl, undefined);
     const refusals = refusedTwice.split('HTTP/1.1 ').slice(1);
     expect(refusals.map((head) => head.slice(0, 3))).toEqual(['401', '401']);
     expect(refusals[0]).not.toMatch(/\r\nconnection: close\r\n/i);

@@ -81,15 +81,21 @@ export class MemoryCounters implements Counters {
       }
     }
 
+    // The longest wait decides Retry-After; its window (the first, if several) is the one
+    // named when this refusal starts a block.
     let wait = 0;
-    for (const log of logs) wait = Math.max(wait, log.waitMs(now));
+    let worst = 0;
+    for (let i = 0; i < logs.length; i++) {
+      const waitHere = (logs[i] as SlidingLog).waitMs(now);
+      if (waitHere > wait) {
+        wait = waitHere;
+        worst = i;
+      }
+    }
     if (wait > 0) {
       if (block) {
         const started = this.recordViolation(block.id, block.policy, now);
         if (started) {
-          // The window that tipped it over (the longest wait), looked for only where a block starts.
-          const waits = logs.map((log) => log.waitMs(now));
-          const worst = waits.indexOf(Math.max(...waits));
           const lengthMs = started.blockedUntil - now;
           return {
             ok: false,

@@ -32,7 +32,7 @@ const ALL_PAGES = 0x7fffffff;
  */
 export async function backupSqlite(source: string, destination: string): Promise<BackupResult> {
   if (!existsSync(source)) throw new Error(`there is no database at ${source} (the profile's store): nothing to back up`);
-  if (existsSync(destination)) throw new Error(`${destination} exists already: name a new file (a backup never overwrites one)`);
+  if (existsSync(destination)) throw existsAlready(destination);
   makeFolderFor(destination);
   const partial = `${destination}.partial-${randomBytes(4).toString('hex')}`;
   closeSync(openSync(partial, 'wx', PRIVATE_FILE_MODE));
@@ -57,11 +57,15 @@ export async function backupSqlite(source: string, destination: string): Promise
     try {
       linkSync(partial, destination);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${destination} exists already: name a new file (a backup never overwrites one)`);
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw existsAlready(destination);
       throw error;
     }
   } finally {
     for (const file of [partial, `${partial}-journal`, `${partial}-wal`, `${partial}-shm`]) rmSync(file, { force: true });
   }
   return { file: destination, bytes: statSync(destination).size };
+}
+
+function existsAlready(destination: string): Error {
+  return new Error(`${destination} exists already: name a new file (a backup never overwrites one)`);
 }
