@@ -216,6 +216,8 @@ describe('keygate CLI with a running gateway', () => {
     expect([misnamed.code, misnamed.stderr]).toEqual([1, 'error: calls[0] has no field "cnt": a call is {method, path, count, records}\n']);
     const operator = await cli('members', 'invite', '--email', 'olga@ops.test', '--operator', '--account', accountId);
     expect([operator.code, operator.stderr]).toEqual([1, 'error: an operator sees every account and belongs to none: leave the account out\n']);
+    const nobody = await cli('members', 'invite', '--email', 'olga@ops.test');
+    expect([nobody.code, nobody.stderr]).toEqual([1, 'error: say whom the invitation is for: --account <id> (a member of that account) or --operator (sees every account)\n']);
     // Every command's help lists the options every command takes.
     for (const command of [['serve'], ['check'], ['keys', 'list']]) expect((await runCli([...command, '--help'])).stdout, command.join(' ')).toMatch(/Global Options:[\s\S]*--config <file>[\s\S]*--json/);
   });

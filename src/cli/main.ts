@@ -609,6 +609,7 @@ export function buildCli(): Command {
     .option('--operator', 'an operator (sees every account)')
     .action((opts: { email: string; account?: string; operator?: boolean }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
+        if (opts.account === undefined && opts.operator !== true) throw new OperationError('invalid', 'say whom the invitation is for: --account <id> (a member of that account) or --operator (sees every account)');
         const invitation = await inviteMember(rt, { email: opts.email, accountId: opts.account ?? null, role: opts.operator ? 'operator' : 'member' }, CLI_ACTOR);
         const { replaced } = invitation;
         print(json, { id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url, replacedInvitation: replaced ?? null }, () =>

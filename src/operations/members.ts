@@ -97,7 +97,7 @@ export async function inviteMemberOnce(rt: Runtime, input: { email: string; acco
 async function checkedInvitation(rt: Runtime, input: { email: string; accountId: string | null; role?: MemberRole }): Promise<{ email: string; role: MemberRole }> {
   const email = checkedEmail(input.email);
   const role = input.role ?? 'member';
-  if (role === 'member' && input.accountId === null) throw new OperationError('invalid', 'a member belongs to an account');
+  if (role === 'member' && input.accountId === null) throw new OperationError('invalid', 'a member belongs to an account: give its id, or invite an operator (sees every account)');
   if (role === 'operator' && input.accountId !== null) throw new OperationError('invalid', 'an operator sees every account and belongs to none: leave the account out');
   if (input.accountId !== null) await getAccount(rt, input.accountId);
   return { email, role };
