@@ -145,7 +145,7 @@ describe('keygate CLI with a running gateway', () => {
     const again = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'twice'], { input: existing });
     expect(again.stderr).toBe('error: that key is already registered\n');
     const foreign = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'bad'], { input: 'sk_live_not_ours' });
-    expect(foreign.stderr).toBe("error: that key does not have this API's live key format\n");
+    expect(foreign.stderr).toBe("error: that key does not have this API's key format (its prefix, length and checksum); keys issued before keygate are taken once keys.imported describes them\n");
     await cli('keys', 'revoke', JSON.parse(r.stdout).id);
   });
 

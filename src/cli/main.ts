@@ -481,7 +481,7 @@ export function buildCli(): Command {
           {
             accountId: opts.account,
             name: opts.name,
-            mode: opts.mode,
+            ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
             ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}),
             ...(opts.expires !== undefined ? { expiresAt: parseWhen(opts.expires, rt.clock()) } : {}),
           },
@@ -497,9 +497,9 @@ export function buildCli(): Command {
     .description('register a key the API issued before keygate (read from stdin); only its hash is kept')
     .requiredOption('--account <id>', 'the account the key belongs to')
     .requiredOption('--name <name>', 'a name to know the key by (shown with its hint)')
-    .addOption(new Option('--mode <mode>', 'a live or a test key').choices(['live', 'test']).default('live'))
+    .addOption(new Option('--mode <mode>', 'a live or a test key (default: what its prefix says, else live)').choices(['live', 'test']))
     .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)')
-    .action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string }, command: Command) =>
+    .action((opts: { account: string; name: string; mode?: 'live' | 'test'; scopes?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         // From stdin, so the secret stays out of shell history and process listings.
         const secret = readFileSync(0, 'utf8').trim();
@@ -509,7 +509,7 @@ export function buildCli(): Command {
           {
             accountId: opts.account,
             name: opts.name,
-            mode: opts.mode,
+            ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
             ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}),
           },
           CLI_ACTOR,

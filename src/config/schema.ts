@@ -345,6 +345,14 @@ const keyFormat = z
       .strict()
       .prefault({}),
     hexLength: z.number().int().min(32).max(128).default(40),
+    imported: z
+      .string()
+      .max(500)
+      .superRefine(checkImportedPattern)
+      .optional()
+      .describe(
+        'Keys the API issued before keygate, registered with `keys import`: a JavaScript regular expression for the whole key (anchored by keygate), such as "rk_(live|test)_[0-9A-Za-z]{24}". Such keys carry no keygate checksum: a string of this shape is looked up (unknown_key if no key was imported with it) instead of refused as malformed_key. Up to 256 characters a key.',
+      ),
     expiry: z
       .boolean()
       .default(true)
@@ -357,6 +365,17 @@ const keyFormat = z
       ),
   })
   .strict();
+
+/** `keys.imported`: a regular expression that compiles and takes no empty key. */
+function checkImportedPattern(pattern: string, ctx: z.RefinementCtx): void {
+  try {
+    new RegExp(pattern);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `not a regular expression (${(error as Error).message})` });
+    return;
+  }
+  if (new RegExp(`^(?:${pattern})$`).test('')) ctx.addIssue({ code: 'custom', message: 'matches an empty key; describe the whole of an imported key, such as "rk_live_[0-9A-Za-z]{24}"' });
+}
 
 /** Whether a route pattern can match some path under `base` (`/v1/x`, or `/*`, `/:version/x`). */
 function reachableUnder(pattern: string, base: string): boolean {

@@ -154,3 +154,38 @@ describe('scrubbing keys out of text that is logged', () => {
     );
   });
 });
+
+describe('keys issued before keygate (keys.imported)', () => {
+  const migrated = createKeyFormat({ format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' }, hexLength: 40, imported: 'rk_(live|test)_[0-9A-Za-z]{24}|legacy-[0-9a-f]{32}' });
+
+  it('takes a whole key of the imported shape, with the mode its prefix says (none without one), and keygate’s own keys as before', () => {
+    const own = migrated.generate('test');
+    expect(migrated.check(own)).toEqual({ ok: true, mode: 'test' });
+    expect(migrated.shape(own)).toEqual({ ok: true, mode: 'test' });
+    for (const [candidate, mode] of [['rk_live_' + 'a'.repeat(24), 'live'], ['rk_test_' + 'B'.repeat(24), 'test'], ['legacy-' + 'c'.repeat(32), undefined]] as const) {
+      expect(migrated.shape(candidate), candidate).toEqual({ ok: true, mode });
+      expect(migrated.check(candidate), candidate).toEqual({ ok: true, mode });
+    }
+  });
+
+  it('refuses what is neither: the pattern is anchored at both ends, and nothing longer than 256 characters is tested', () => {
+    for (const candidate of ['', 'rk_live_' + 'a'.repeat(23), 'rk_live_' + 'a'.repeat(25), ' rk_live_' + 'a'.repeat(24), 'legacy-' + 'c'.repeat(32) + 'x', 'xlegacy-' + 'c'.repeat(32)]) {
+      expect(migrated.check(candidate).ok, candidate).toBe(false);
+      expect(migrated.shape(candidate).ok, candidate).toBe(false);
+    }
+    const long = createKeyFormat({ format: 'hex', prefix: { live: '' }, hexLength: 40, imported: 'a+' });
+    expect(long.check('a'.repeat(256)).ok).toBe(true);
+    expect(long.check('a'.repeat(257)).ok).toBe(false);
+  });
+
+  it('hints an imported key by its prefix, if any, and its last four characters', () => {
+    expect(migrated.hint('rk_test_' + 'B'.repeat(20) + 'wxyz')).toBe('rk_test_…wxyz');
+    expect(migrated.hint('legacy-' + 'c'.repeat(28) + '1234')).toBe('…1234');
+  });
+
+  it('hides imported keys wherever they are in what is logged, as well as its own', () => {
+    const own = migrated.generate('live');
+    const legacy = `legacy-${'d'.repeat(32)}`;
+    expect(withoutKeys(migrated, `/v1/${legacy}/x?k=${own}&q=rk_live_${'e'.repeat(24)}`)).toBe('/v1/[REDACTED]/x?k=rk_live_[REDACTED]&q=rk_live_[REDACTED]');
+  });
+});

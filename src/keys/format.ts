@@ -79,8 +79,55 @@ function literal(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** The longest key issued before keygate that is taken (`keys.imported`): a longer one is refused unread. */
+export const MAX_IMPORTED_KEY_LENGTH = 256;
+
 export function createKeyFormat(config: KeyFormatConfig): KeyFormat {
-  return config.format === 'hex' ? hexFormat(config.hexLength) : prefixedFormat(config.prefix);
+  const own = config.format === 'hex' ? hexFormat(config.hexLength) : prefixedFormat(config.prefix);
+  if (config.imported === undefined) return own;
+  return withImported(own, config.imported, config.format === 'prefixed' ? config.prefix : undefined);
+}
+
+/**
+ * `own`, also taking keys the API issued before keygate (`keys.imported`: a pattern for
+ * the whole key), so that its customers keep the keys they have. Such a key carries no
+ * keygate checksum: a string of its shape is looked up (and is `unknown_key` unless a key
+ * was imported with it) instead of refused as `malformed_key`. keygate's own keys are
+ * tried first, and cost nothing more. An imported key beginning with one of the
+ * profile's prefixes is of that prefix's mode (the longest that fits); else the import
+ * says which.
+ */
+function withImported(own: KeyFormat, pattern: string, prefixes: KeyFormatConfig['prefix'] | undefined): KeyFormat {
+  const whole = new RegExp(`^(?:${pattern})$`);
+  const anywhere = new RegExp(pattern, 'g');
+  const byPrefix: [KeyMode, string][] = [];
+  if (prefixes?.test) byPrefix.push(['test', prefixes.test]);
+  if (prefixes?.live) byPrefix.push(['live', prefixes.live]);
+  byPrefix.sort((a, b) => b[1].length - a[1].length);
+  const prefixOf = (secret: string) => byPrefix.find(([, prefix]) => secret.startsWith(prefix));
+  function imported(candidate: string): KeyCheck {
+    if (candidate.length > MAX_IMPORTED_KEY_LENGTH || !whole.test(candidate)) return NOT_A_KEY;
+    const found = prefixOf(candidate);
+    return found ? A_KEY[found[0]] : A_KEY.unknown;
+  }
+  return {
+    modes: own.modes,
+    generate: (mode) => own.generate(mode),
+    check(candidate) {
+      const ownCheck = own.check(candidate);
+      return ownCheck.ok ? ownCheck : imported(candidate);
+    },
+    shape(candidate) {
+      const ownShape = own.shape(candidate);
+      return ownShape.ok ? ownShape : imported(candidate);
+    },
+    hint(secret) {
+      return own.check(secret).ok ? own.hint(secret) : `${prefixOf(secret)?.[1] ?? ''}…${secret.slice(-4)}`;
+    },
+    // keygate's own keys first, keeping their prefix; then the whole of anything of the imported shape.
+    scrub: (text, censor, partial) => own.scrub(text, censor, partial).replace(anywhere, (match) => (match === '' ? '' : censor)),
+    scrubBodies: (text, censor) => own.scrubBodies(text, censor),
+  };
 }
 
 function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {

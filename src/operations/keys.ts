@@ -118,7 +118,9 @@ async function issueKey(
   const { replacing } = options;
   // A replacement keeps its key's name, even one stored before names were checked.
   const name = replacing === undefined ? checkedName('a key', input.name, 100, rt.keyFormat) : input.name;
-  const mode = input.mode ?? 'live';
+  const shape = options.secret === undefined ? undefined : rt.keyFormat.check(options.secret);
+  // An imported key's prefix says its mode where the import does not.
+  const mode = input.mode ?? (shape?.ok ? shape.mode : undefined) ?? 'live';
   if (!rt.keyFormat.modes.includes(mode)) {
     throw new OperationError('invalid', `this API issues ${rt.keyFormat.modes.join(' and ')} keys only, not ${mode}`);
   }
@@ -129,13 +131,18 @@ async function issueKey(
     checkedTime('the expiry', input.expiresAt);
   }
   let secret: string;
-  if (options.secret === undefined) {
+  if (options.secret === undefined || shape === undefined) {
     secret = rt.keyFormat.generate(mode);
   } else {
     secret = options.secret;
-    const shape = rt.keyFormat.check(secret);
-    if (!shape.ok || (shape.mode !== undefined && shape.mode !== mode)) {
-      throw new OperationError('invalid', `that key does not have this API's ${mode} key format`);
+    if (shape.ok && shape.mode !== undefined && shape.mode !== mode) throw new OperationError('invalid', `that key is a ${shape.mode} key (its prefix says so), not a ${mode} one`);
+    if (!shape.ok) {
+      throw new OperationError(
+        'invalid',
+        rt.config.keys.imported === undefined
+          ? `that key does not have this API's key format (${rt.config.keys.format === 'hex' ? `${rt.config.keys.hexLength} hex digits` : 'its prefix, length and checksum'}); keys issued before keygate are taken once keys.imported describes them`
+          : `that key has neither this API's key format nor the shape keys.imported describes`,
+      );
     }
   }
 
