@@ -203,6 +203,9 @@ describe('keygate CLI with a running gateway', () => {
       const gauge = await cli('gauge', '--account', accountId, '--meter', 'units', '--value', value);
       expect([gauge.code, gauge.stderr], value).toEqual([1, `error: --value: expected a number such as 120 or 3.5, got "${value}"\n`]);
     }
+    // A consumed meter is charged by requests, not set: said so, with the gauges there are.
+    const consumed = await cli('gauge', '--account', accountId, '--meter', 'units', '--value', '3');
+    expect([consumed.code, consumed.stderr]).toEqual([1, 'error: "units" is a consumed meter of the team plan, charged by requests: only a gauge is set (it has none)\n']);
   });
 
   it('says what a flag, a calls file or a help page takes', async () => {

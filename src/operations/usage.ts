@@ -102,8 +102,14 @@ const MAX_GAUGE = MAX_REPORTED;
 export async function setGauge(rt: Runtime, accountId: string, meter: string, value: number): Promise<void> {
   const account = await getAccount(rt, accountId);
   if (!Number.isFinite(value) || value < 0 || value > MAX_GAUGE) throw new OperationError('invalid', `a gauge level is a number from 0 to ${MAX_GAUGE} (15 digits, as an upstream's header may report)`);
-  if (rt.config.plans[account.planId]?.meters[meter]?.kind !== 'gauge') {
-    throw new OperationError('invalid', `the ${account.planId} plan has no gauge "${meter}"`);
+  const meters = rt.config.plans[account.planId]?.meters ?? {};
+  if (meters[meter]?.kind !== 'gauge') {
+    const gauges = Object.keys(meters).filter((name) => meters[name]?.kind === 'gauge');
+    const listed = gauges.length > 0 ? `its gauges: ${gauges.join(', ')}` : 'it has none';
+    throw new OperationError(
+      'invalid',
+      meters[meter] ? `"${meter}" is a consumed meter of the ${account.planId} plan, charged by requests: only a gauge is set (${listed})` : `the ${account.planId} plan has no gauge "${meter}" (${listed})`,
+    );
   }
   // The operator's level is the latest word, whatever time another host stamped the stored one with.
   const now = rt.clock();
