@@ -191,6 +191,8 @@ export interface TcpProxy {
   stall(): void;
   /** Passes on what was held, and everything after it. */
   resume(): void;
+  /** Passes what clients send on to the target, and drops what it answers (until cut). */
+  muteAnswers(): void;
 }
 
 /**
@@ -204,10 +206,11 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const port = await namedPort();
   /** While stalled, what each direction would have written, held. */
   let held: { to: Socket; data: Buffer }[] | undefined;
-  const pass = (from: Socket, to: Socket) =>
+  let muted = false;
+  const pass = (from: Socket, to: Socket, answers = false) =>
     from.on('data', (data: Buffer) => {
       if (held) held.push({ to, data });
-      else to.write(data);
+      else if (!(answers && muted)) to.write(data);
     });
   const listen = async () => {
     server = createServer((client) => {
@@ -221,7 +224,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         });
       }
       pass(client, upstream);
-      pass(upstream, client);
+      pass(upstream, client, true);
       client.once('end', () => upstream.end());
       upstream.once('end', () => client.end());
     });
@@ -233,6 +236,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       return port;
     },
     async cut() {
+      muted = false;
       const closing = new Promise((resolve) => server?.close(resolve));
       for (const socket of sockets) socket.destroy();
       await closing;
@@ -245,6 +249,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       const pending = held ?? [];
       held = undefined;
       for (const { to, data } of pending) if (!to.destroyed) to.write(data);
+    },
+    muteAnswers() {
+      muted = true;
     },
   };
 }

@@ -1,8 +1,9 @@
 /**
  * A `keygate serve` process on Redis counters reached through a TCP proxy, which can
  * stall Redis (connections open, nothing passes) or cut it: the process recovers by
- * itself once Redis answers, with no request needed to notice, and a settle made while
- * Redis was away releases what its request reserved there.
+ * itself once Redis answers, with no request needed to notice, a settle made while
+ * Redis was away releases what its request reserved there, and a settle Redis carried
+ * out whose answer was lost with the connection is not counted again.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -155,6 +156,32 @@ describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
     expect(await gateway.waitForLog(/units committed while Redis was unreachable are now recorded/, mark, 15_000)).toBe(true);
 
     // 10 used, 10 left, none still held: the next 10 fit.
+    const usage = (await (await gateway.admin(`/v1/accounts/${accountId}/usage`)).json()) as { meters: { credits: { usage: number } } };
+    expect(usage.meters.credits.usage).toBe(10);
+    const second = await gateway.call('/v1/records?limit=10', secret);
+    expect({ status: second.status, body: await second.text() }).toEqual({ status: 200, body: '{"data":[]}' });
+  });
+
+  it('does not count a settle twice when Redis carried it out and the connection closed before its answer', async () => {
+    const { secret, accountId } = await provisionKey(gateway, 'metered', 'answer lost');
+    // 10 of the 20 credits reserved; its answer waits upstream.
+    const first = gateway.call('/v1/records?limit=10&id=answer-lost', secret);
+    expect(await eventually(() => upstream.held('answer-lost'))).toBe(true);
+    // Redis still gets what the process sends, but the process hears nothing back.
+    proxy.muteAnswers();
+    upstream.release('answer-lost');
+    const answered = await first;
+    expect(answered.status).toBe(200);
+    await answered.text();
+    // The settle (10 credits) leaves within 5 ms and Redis carries it out; then the connection closes.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const mark = gateway.output.length;
+    await proxy.cut();
+    expect(await gateway.waitForLog(/Redis is unreachable/, mark)).toBe(true);
+    await proxy.restore();
+    expect(await gateway.waitForLog(/"carriedOut":1,"sentAgain":0,"msg":"settles whose answer Redis did not send/, mark, 15_000)).toBe(true);
+
+    // 10 used, not 20: the next 10 fit.
     const usage = (await (await gateway.admin(`/v1/accounts/${accountId}/usage`)).json()) as { meters: { credits: { usage: number } } };
     expect(usage.meters.credits.usage).toBe(10);
     const second = await gateway.call('/v1/records?limit=10', secret);

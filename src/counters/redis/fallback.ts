@@ -90,8 +90,18 @@ export class PerProcessFallback {
    * takes them up to it and no further when they are delivered.
    */
   commitLater(ref: MeterRef, actual: number, cap?: number): void {
+    this.countHere(ref, actual);
+    this.deliverLater(ref, actual, cap);
+  }
+
+  /** Counts units in this process's balance (what it enforces and shows while Redis is away). */
+  countHere(ref: MeterRef, actual: number): void {
     // As a charge of 0 made at admission: the units are added as they are.
     this.memory.settleNow({ ...ref, amount: 0, final: true }, actual);
+  }
+
+  /** Holds units, counted here already, for Redis (see commitLater). */
+  deliverLater(ref: MeterRef, actual: number, cap?: number): void {
     this.holdForRedis(ref, actual, cap);
   }
 

@@ -39,7 +39,7 @@ import type { MeterUsageRow, PendingUnits, Store } from '../../store/store.js';
 import type { Log } from '../../log.js';
 import { commandClient, parseRedisUrl, subscriberClient, whenReady, type RedisTarget } from './connection.js';
 import { withDeadline } from '../../deadline.js';
-import { ADMIT, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
+import { ADMIT, batchPlace, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
 import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
 
 /** A request waits at most this long for Redis before the failure mode applies. */
@@ -54,7 +54,8 @@ const METER_TTL_MS = 62 * 86_400_000;
 const ADMISSIONS: BatchedScript = { script: ADMIT, shared: [RESERVATION_TTL_MS, EXPIRY_SLACK_MS, METER_TTL_MS], deadlineMs: ADMIT_DEADLINE_MS };
 /** Settles ride along with the next admissions, waiting this long at most. */
 const SETTLE_WAIT_MS = 5;
-const SETTLES: BatchedScript = { script: SETTLE, shared: [METER_TTL_MS], maxWaitMs: SETTLE_WAIT_MS };
+/** How long Redis keeps a process's journal of settles carried out after its last settle. */
+const JOURNAL_TTL_MS = 86_400_000;
 /** How long start-up waits for Redis before serving in the failure mode. */
 const STARTUP_WAIT_MS = 2_000;
 /** What a command (the CLI) says when Redis cannot give it a balance. */
@@ -146,6 +147,18 @@ export async function openRedisCounters(options: RedisCountersOptions): Promise<
   return counters;
 }
 
+/** A commit sent to Redis that got no answer (see RedisCounters.settleUnanswered). */
+interface UnansweredCommit {
+  /** The id of the batch that carried it. */
+  sent: string;
+  ref: MeterRef;
+  units: number;
+  cap: number | undefined;
+  /** The reservation it releases: its admission batch ('' for none) and units. */
+  batchId: string;
+  reserved: number;
+}
+
 export class RedisCounters implements Counters {
   /** The admission and settle batches sent so far, and their time. */
   get roundTrips(): Readonly<{ count: number; seconds: number }> {
@@ -184,6 +197,14 @@ export class RedisCounters implements Counters {
   private readonly settling = new Set<Promise<number>>();
   /** Numbers capped commits, which never share a batch entry. */
   private cappedCommits = 0;
+  /** Settles with this process's journal (see SETTLE). */
+  private readonly settles: BatchedScript;
+  /**
+   * Commits sent whose answer never came (the connection closed under them, or Redis
+   * stalled past the command timeout): whether Redis carried them out is read from the
+   * journal once it answers, and only those it did not are sent again.
+   */
+  private unanswered: UnansweredCommit[] = [];
   private pausedUntil = 0;
   private reachable = true;
   /** What Redis answered while refusing the connection being opened (WRONGPASS ...), until it closes. */
@@ -194,6 +215,7 @@ export class RedisCounters implements Counters {
   /** When to look for units other processes saved in the store (0: at the next write-back). */
   private savedUnitsDueAt = 0;
   private closing = false;
+  private readonly journalKey: string;
 
   constructor(
     target: RedisTarget,
@@ -205,7 +227,10 @@ export class RedisCounters implements Counters {
     this.subscriber = subscriberClient(target);
     this.fallback = new PerProcessFallback(options.clock);
     // The token makes batch ids unique across processes.
-    this.batcher = new ScriptBatcher(this.client, randomBytes(6).toString('base64url'), ADMIT_DEADLINE_MS);
+    const token = randomBytes(6).toString('base64url');
+    this.batcher = new ScriptBatcher(this.client, token, ADMIT_DEADLINE_MS);
+    this.journalKey = this.key('sj', token);
+    this.settles = { script: SETTLE, shared: [METER_TTL_MS, this.journalKey, JOURNAL_TTL_MS], maxWaitMs: SETTLE_WAIT_MS };
   }
 
   async start(): Promise<void> {
@@ -301,15 +326,21 @@ export class RedisCounters implements Counters {
         this.settling.delete(settling);
         resolve(reservation.final ? actual : committed);
       };
-      this.commit(reservation, batchId, reserved, units, reservation.cap, done, (error) => {
+      this.commit(reservation, batchId, reserved, units, reservation.cap, done, (error, sent) => {
         this.noteFailure(error);
+        const ref = { accountId: reservation.accountId, meter: reservation.meter, periodStart: reservation.periodStart };
         // Sent, and no answer (Redis stalled, or the connection closed under it): Redis may
-        // carry it out yet (a stalled one runs it when it goes on), so its reservation is
-        // not released again (that would release another request's of the same batch): it
-        // lapses by itself. Refused before it was written (the connection had just gone):
-        // released when Redis answers, as one never sent. The units are delivered later.
-        this.fallback.commitLater(reservation, units, reservation.cap);
-        if (neverWritten(error)) this.fallback.releaseLater(reservation, batchId, reserved);
+        // have carried it out, or may yet (a stalled one runs it when it goes on). Once
+        // Redis answers, its journal says which: only a settle it did not carry out is
+        // sent again, with its release. Refused before it was written (the connection had
+        // just gone): delivered, and released, when Redis answers, as one never sent.
+        if (sent !== undefined && !neverWritten(error)) {
+          this.fallback.countHere(ref, units);
+          this.unanswered.push({ sent, ref, units, cap: reservation.cap, batchId, reserved });
+        } else {
+          this.fallback.commitLater(ref, units, reservation.cap);
+          this.fallback.releaseLater(ref, batchId, reserved);
+        }
         done(units);
       });
     });
@@ -455,6 +486,9 @@ export class RedisCounters implements Counters {
 
   async close(): Promise<void> {
     this.closing = true;
+    // Whether Redis carried them out cannot be known now: saved, as committed during the
+    // outage (counted twice if it had).
+    for (const commit of this.unanswered.splice(0)) this.fallback.deliverLater(commit.ref, commit.units, commit.cap);
     if (this.fallback.hasPending) {
       // Redis could not take them (the last write-back tried): the store keeps them for
       // the next process that reaches Redis.
@@ -608,14 +642,14 @@ export class RedisCounters implements Counters {
     actual: number,
     cap: number | undefined,
     done: (committed: number) => void,
-    failed: (error: unknown) => void,
+    failed: (error: unknown, sent?: string) => void,
     attempt = 0,
   ): void {
     const names = this.meterNamesOf(ref);
     const capped = cap !== undefined && actual > 0;
     // A capped commit depends on the balance it meets, so it never shares an entry.
     const signature = capped ? `${names.id}|${batchId}|${reserved}|${actual}|${cap}|${(this.cappedCommits += 1)}` : `${names.id}|${batchId}|${reserved}|${actual}`;
-    this.batcher.post(SETTLES, signature, names.keys, [batchId, reserved, actual, capped ? cap : -1], 0, {
+    this.batcher.post(this.settles, signature, names.keys, [batchId, reserved, actual, capped ? cap : -1], 0, {
       resolve: ({ reply }) => {
         if (reply !== 'missing') {
           const committed = reply === 'ok' ? actual : Number(reply);
@@ -705,8 +739,40 @@ export class RedisCounters implements Counters {
     );
   }
 
+  /**
+   * Reads the journal for commits whose answer was lost: those Redis carried out are
+   * done; the others are delivered (and released) as if never sent. The journal's answer
+   * comes after any of them still on the same connection, which Redis carries out in order.
+   */
+  private async settleUnanswered(): Promise<void> {
+    if (this.unanswered.length === 0) return;
+    const commits = this.unanswered;
+    const connections = [...new Set(commits.map((commit) => batchPlace(commit.sent)?.connection ?? ''))];
+    let places: (string | null)[];
+    try {
+      places = await withDeadline(this.client.hmget(this.journalKey, ...connections), ADMIT_DEADLINE_MS);
+    } catch (error) {
+      this.noteFailure(error);
+      return;
+    }
+    this.unanswered = [];
+    const carriedOut = new Map(connections.map((connection, i) => [connection, places[i] == null ? -1 : Number.parseInt(places[i] as string, 36)]));
+    let done = 0;
+    for (const commit of commits) {
+      const place = batchPlace(commit.sent);
+      if (place && place.sequence <= (carriedOut.get(place.connection) ?? -1)) {
+        done += 1;
+        continue;
+      }
+      this.fallback.deliverLater(commit.ref, commit.units, commit.cap);
+      this.fallback.releaseLater(commit.ref, commit.batchId, commit.reserved);
+    }
+    this.options.log.info({ carriedOut: done, sentAgain: commits.length - done }, 'settles whose answer Redis did not send: those it carried out are not counted again');
+  }
+
   /** Adds units held during an outage to Redis, now that it answers. */
   private async deliverHeldUnits(): Promise<void> {
+    await this.settleUnanswered();
     await this.deliverReleases();
     if (!this.fallback.hasPending) return;
     const held = this.fallback.takePending();
@@ -714,9 +780,15 @@ export class RedisCounters implements Counters {
     await Promise.all(
       held.map(async (entry) => {
         try {
-          await new Promise<void>((resolve, reject) => this.commit(entry.ref, '', 0, entry.units, entry.cap, () => resolve(), reject));
+          await new Promise<void>((resolve, reject) =>
+            this.commit(entry.ref, '', 0, entry.units, entry.cap, () => resolve(), (error, sent) => {
+              // Written, and no answer: the journal says whether to send it again (see settleUnanswered).
+              if (sent !== undefined && !neverWritten(error)) this.unanswered.push({ sent, ref: entry.ref, units: entry.units, cap: entry.cap, batchId: '', reserved: 0 });
+              else failed.push(entry);
+              reject(error);
+            }),
+          );
         } catch (error) {
-          failed.push(entry);
           this.noteFailure(error);
         }
       }),

@@ -65,7 +65,8 @@ export interface EntryReply {
 /** One caller of a batched script. */
 export interface BatchCall {
   resolve(value: EntryReply): void;
-  reject(error: unknown): void;
+  /** `sent`: the id of the batch that carried the call, once it was handed to the connection. */
+  reject(error: unknown, sent?: string): void;
   /** Gets the reply instead, when it came after the caller gave up (to undo what it did). */
   late: ((value: EntryReply) => void) | undefined;
 }
@@ -131,6 +132,12 @@ export class ScriptBatcher {
   private inFlight = false;
   private scheduled = false;
   private sequence = 0;
+  /**
+   * Counts the client's connections: a batch id names its connection and its place on it
+   * (`<token>:<connection>.<sequence>`, base 36), and Redis carries out one connection's
+   * commands in the order they were sent (see batchPlace).
+   */
+  private connection = 0;
 
   constructor(
     private readonly client: Redis,
@@ -138,7 +145,11 @@ export class ScriptBatcher {
     private readonly token: string,
     /** A batch that gets no answer holds back the next one this long at most. */
     private readonly holdBackMs: number,
-  ) {}
+  ) {
+    client.on('ready', () => {
+      this.connection += 1;
+    });
+  }
 
   run(
     batched: BatchedScript,
@@ -236,7 +247,8 @@ export class ScriptBatcher {
       for (let i = 0; i < all.length; i += MAX_BATCH) {
         const entries = all.slice(i, i + MAX_BATCH);
         const keys: string[] = [];
-        const args: (string | number)[] = [...batched.shared, queue.now, `${this.token}:${(this.sequence++).toString(36)}`, entries.length];
+        const batchId = `${this.token}:${this.connection.toString(36)}.${(this.sequence++).toString(36)}`;
+        const args: (string | number)[] = [...batched.shared, queue.now, batchId, entries.length];
         for (const entry of entries) {
           for (const key of entry.keys) keys.push(key);
           args.push(entry.keys.length, entry.args.length + 1, entry.calls.length);
@@ -271,23 +283,29 @@ export class ScriptBatcher {
         if (!error && (!Array.isArray(replies) || replies.length !== entries.length)) {
           error = new Error(`the batch script answered ${Array.isArray(replies) ? replies.length : typeof replies} replies for ${entries.length} entries`);
         }
-        return { batched, entries, error, replies: replies as unknown[] };
+            return { batched, entries, error, replies: replies as unknown[], batchId: String(args[batched.shared.length + 1]) };
       }),
     );
     batch.done = true;
     clearTimeout(batch.deadline);
-    for (const { batched, entries, error, replies } of answers) {
+    for (const { batched, entries, error, replies, batchId } of answers) {
       const givenUp = batch.expired && batched.deadlineMs !== undefined;
       entries.forEach((entry, j) => {
         entry.calls.forEach((call, index) => {
           if (error) {
-            if (!givenUp) call.reject(error);
+            if (!givenUp) call.reject(error, batchId);
           } else if (givenUp) call.late?.({ reply: replies[j], index });
           else call.resolve({ reply: replies[j], index });
         });
       });
     }
   }
+}
+
+/** A batch id's connection and its place on it (see ScriptBatcher.connection). */
+export function batchPlace(batchId: string): { connection: string; sequence: number } | undefined {
+  const match = /:([0-9a-z]+)\.([0-9a-z]+)$/.exec(batchId);
+  return match ? { connection: match[1] as string, sequence: Number.parseInt(match[2] as string, 36) } : undefined;
 }
 
 /**
@@ -632,7 +650,9 @@ return replies
  * settle, for a batch of settles: release each request's reservation (if its batch
  * still holds units) and commit the actual units; one reply per entry.
  *
- * Shared ARGV: meter ttl ms (then the batcher's now and batch id, unused).
+ * Shared ARGV: meter ttl ms, the process's journal key (a hash: connection → the place
+ *   on it of the last settle batch carried out, from the batch id; kept for journal ttl
+ *   ms), journal ttl ms, then the batcher's now (unused) and batch id.
  * Per entry KEYS: [1] meter hash, [2] held reservations hash, [3] their lapse times.
  *   ARGV: [1] requests, [2] the batch id of their reservations or '', [3] units each
  *   reserved, [4] actual units each (negative: a charge made at admission given back;
@@ -646,10 +666,17 @@ return replies
  * each batch still holds, one write of each balance; capped commits follow, in order.
  */
 export const SETTLE = new Script(`${PRELUDE}
-local meterTtl = ARGV[1]
+local meterTtl, journal, journalTtl, batchId = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local meters, order = {}, {}
 local entries = {}
-eachEntry(4, function(k, a)
+-- Carried out: a process whose answer was lost (the connection closed under it) reads
+-- this before sending the units again, so they are not counted twice.
+local connection, place = string.match(batchId, ':([%w]+)%.([%w]+)$')
+if connection then
+  redis.call('HSET', journal, connection, place)
+  redis.call('PEXPIRE', journal, journalTtl)
+end
+eachEntry(6, function(k, a)
   local key = KEYS[k + 1]
   local m = meters[key]
   if not m then
