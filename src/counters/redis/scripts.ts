@@ -241,7 +241,7 @@ export class ScriptBatcher {
   }
 
   private async exec(batch: Batch): Promise<void> {
-    const commands: { batched: BatchedScript; entries: Entry[]; keys: string[]; args: (string | number)[] }[] = [];
+    const commands: { batched: BatchedScript; entries: Entry[]; keys: string[]; args: (string | number)[]; batchId: string }[] = [];
     for (const [batched, queue] of batch.queues) {
       const all = [...queue.entries.values()];
       for (let i = 0; i < all.length; i += MAX_BATCH) {
@@ -254,7 +254,7 @@ export class ScriptBatcher {
           args.push(entry.keys.length, entry.args.length + 1, entry.calls.length);
           for (const arg of entry.args) args.push(arg);
         }
-        commands.push({ batched, entries, keys, args });
+        commands.push({ batched, entries, keys, args, batchId });
       }
     }
     let results: [Error | null, unknown][] | undefined;
@@ -270,7 +270,7 @@ export class ScriptBatcher {
     this.roundTrips.count += 1;
     this.roundTrips.seconds += (performance.now() - sentAt) / 1000;
     const answers = await Promise.all(
-      commands.map(async ({ batched, entries, keys, args }, i) => {
+      commands.map(async ({ batched, entries, keys, args, batchId }, i) => {
         let [error, replies] = results ? (results[i] ?? [new Error('no reply'), undefined]) : [failure, undefined];
         // Redis restarted and forgot the script: this command goes again, with EVAL.
         if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
@@ -283,7 +283,7 @@ export class ScriptBatcher {
         if (!error && (!Array.isArray(replies) || replies.length !== entries.length)) {
           error = new Error(`the batch script answered ${Array.isArray(replies) ? replies.length : typeof replies} replies for ${entries.length} entries`);
         }
-            return { batched, entries, error, replies: replies as unknown[], batchId: String(args[batched.shared.length + 1]) };
+        return { batched, entries, error, replies: replies as unknown[], batchId };
       }),
     );
     batch.done = true;
