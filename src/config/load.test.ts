@@ -392,11 +392,14 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nkeys: {rotation: instant}\n')).toEqual(['keys.rotation: expected true, false or "replace" (got "instant")']);
   });
 
-  it('takes keys.imported as a regular expression for a whole key, and names the field when it does not compile or takes an empty key', () => {
+  it('takes keys.imported as a regular expression for a whole key, and names the field when it does not compile, takes an empty key or could take exponential time', () => {
     expect(parseConfigText("upstream: {url: 'http://a'}\nkeys: {imported: 'rk_live_[0-9A-Za-z]{24}'}\n").keys.imported).toBe('rk_live_[0-9A-Za-z]{24}');
     expect(problems("upstream: {url: 'http://a'}\nkeys: {imported: 'rk_live_[0-9'}\n")).toEqual(['keys.imported: not a regular expression (Invalid regular expression: /rk_live_[0-9/: Unterminated character class)']);
     expect(parseConfigText("upstream: {url: 'http://a'}\nkeys: {imported: 'rk_[a-z]*|x'}\n").keys.imported).toBe('rk_[a-z]*|x');
     expect(problems("upstream: {url: 'http://a'}\nkeys: {imported: '[a-z]*'}\n")).toEqual(['keys.imported: matches an empty key; describe the whole of an imported key, such as "rk_live_[0-9A-Za-z]{24}"']);
+    expect(problems("upstream: {url: 'http://a'}\nkeys: {imported: 'rk_([a-z]+)*x'}\n")).toEqual([
+      'keys.imported: a repeated group that itself repeats, such as (a+)+, can take exponential time on a hostile key; repeat single characters or classes, such as "rk_live_[0-9A-Za-z]{24}"',
+    ]);
   });
 
   it('says which characters a key prefix may hold', () => {

@@ -7,6 +7,7 @@ import { isIPv6 } from 'node:net';
 import { isAddressRange } from '../gateway/trusted-proxies.js';
 import { createRouteTable, ROUTE_METHODS, RouteTableError } from '../routes/route-table.js';
 import { z } from 'zod';
+import safeRegex from 'safe-regex2';
 import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, MESSAGE_PLACEHOLDERS, type DenialReason } from '../denial/reasons.js';
 import { DAY_MS, DURATION_PATTERN, parseDuration } from './duration.js';
 import { templateProblems } from '../gateway/template.js';
@@ -375,6 +376,8 @@ function checkImportedPattern(pattern: string, ctx: z.RefinementCtx): void {
     return;
   }
   if (new RegExp(`^(?:${pattern})$`).test('')) ctx.addIssue({ code: 'custom', message: 'matches an empty key; describe the whole of an imported key, such as "rk_live_[0-9A-Za-z]{24}"' });
+  // Tested against what clients send: a repetition inside a repetition can take exponential time on a key made for it.
+  else if (!safeRegex(pattern)) ctx.addIssue({ code: 'custom', message: 'a repeated group that itself repeats, such as (a+)+, can take exponential time on a hostile key; repeat single characters or classes, such as "rk_live_[0-9A-Za-z]{24}"' });
 }
 
 /** Whether a route pattern can match some path under `base` (`/v1/x`, or `/*`, `/:version/x`). */
