@@ -39,7 +39,9 @@ export function requestBeingRead(socket: Socket): IncomingMessage | undefined {
  * Node would never answer. True when Node's parser cannot tell (the connection is gone).
  */
 export function lastOnItsConnection(request: IncomingMessage): boolean {
-  return (requestBeingRead(request.socket) ?? request) === request;
+  // Null once undici has streamed the request upstream as a body and destroyed it.
+  const socket = request.socket as Socket | null;
+  return ((socket === null ? undefined : requestBeingRead(socket)) ?? request) === request;
 }
 
 /** Node's list of a server's HTTP connections (internal: it exposes no public way to ask). */

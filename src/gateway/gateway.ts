@@ -37,6 +37,12 @@ export class RequestRecord {
   accountId: string | undefined = undefined;
   /** When the pipeline admitted the request (the runtime clock's ms): its usage counts on that day. */
   admittedAt: number | undefined = undefined;
+  /**
+   * The address the request came from, read as it arrives: undici, streaming the body
+   * upstream, clears the request's `socket` when it destroys it (the upstream failed, or
+   * the client left).
+   */
+  constructor(readonly peer: string | undefined) {}
 }
 
 declare module 'fastify' {
@@ -168,7 +174,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
    */
   function send(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity?: Identity, outcome: 'denied' | 'upstream_error' = 'denied', logReason: string = denial.reason): FastifyReply {
     // Errors met before routing arrive here before the handler has started a record.
-    const record = (request.keygate ??= new RequestRecord());
+    const record = (request.keygate ??= new RequestRecord(request.raw.socket?.remoteAddress));
     record.outcome = outcome;
     record.reason = logReason;
     const rendered = rt.dialect.render(denial);
@@ -219,7 +225,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
    * answer is sent by `respond`, by the forwarder, or by `fail`.
    */
   function handle(request: FastifyRequest, reply: FastifyReply): void {
-    request.keygate = new RequestRecord();
+    request.keygate = new RequestRecord(request.raw.socket.remoteAddress);
     if (closing) {
       reply.header('connection', 'close');
       // Another process (or this one, restarted) can take it again at once.
@@ -371,7 +377,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       {
         reqId: request.id,
         // Behind trusted load balancers, the client they name.
-        client: clientAddress(request.raw.socket.remoteAddress, request.raw.headers['x-forwarded-for'], fromTrustedProxy),
+        client: clientAddress(record.peer, request.raw.headers['x-forwarded-for'], fromTrustedProxy),
         method: request.method,
         target: redactedTarget(rt, request.raw.url),
         status,
