@@ -222,7 +222,7 @@ describe('admin API against its OpenAPI document', () => {
     expect(invited.status).toBe(201);
     expect((await call('POST', '/v1/members/invitations', { body: { email: 'not an address', accountId } })).status).toBe(400);
     expect((await call('POST', '/v1/members/invitations', { body: { email: 'bob@acme.example', accountId: 'acc_nope' } })).status).toBe(404);
-    expect((await call('POST', '/v1/members/invitations', { body: { email: 'bob@acme.example' } })).body.detail).toBe('a member belongs to an account: give its id, or invite an operator (sees every account)');
+    expect((await call('POST', '/v1/members/invitations', { body: { email: 'bob@acme.example' } })).body.detail).toBe('say whom the invitation is for: "accountId" (a member of that account) or "role": "operator" (sees every account)');
     expect((await call('GET', `/v1/members?accountId=${accountId}`)).body).toHaveLength(1);
     expect((await call('POST', '/v1/members/password-resets', { body: { email: 'nobody@acme.example' } })).status).toBe(404);
     expect((await call('POST', '/v1/members/password-resets', { body: {} })).status).toBe(400);

@@ -205,7 +205,7 @@ describe('keygate CLI with a running gateway', () => {
     }
     // A consumed meter is charged by requests, not set: said so, with the gauges there are.
     const consumed = await cli('gauge', '--account', accountId, '--meter', 'units', '--value', '3');
-    expect([consumed.code, consumed.stderr]).toEqual([1, 'error: "units" is a consumed meter of the team plan, charged by requests: only a gauge is set (it has none)\n']);
+    expect([consumed.code, consumed.stderr]).toEqual([1, 'error: "units" is a consumed meter of the team plan, charged by requests: only a gauge is set (the plan has no gauges)\n']);
   });
 
   it('says what a flag, a calls file or a help page takes', async () => {

@@ -1,5 +1,7 @@
 /**
  * Keys the API issued before keygate (`keys.imported`): a customer keeps the key it has.
+ * Here the API's old keys are rk_live_/rk_test_ and 24 base62 characters; keygate issues
+ * sk_live_/sk_test_ keys in its own format, so that old and new can be told apart.
  * Imported by the admin API, they work through the proxy on the next request; a string of
  * the same shape that was never imported is unknown_key (looked up: such keys carry no
  * checksum), anything else is still malformed_key; keygate's own keys work beside them;
@@ -34,7 +36,7 @@ describe('keys issued before keygate (keys.imported)', () => {
     kg = await startKeygate(
       {
         upstream: { url: upstream.url },
-        keys: { prefix: { live: 'rk_live_', test: 'rk_test_' }, imported: 'rk_(live|test)_[0-9A-Za-z]{24}' },
+        keys: { prefix: { live: 'sk_live_', test: 'sk_test_' }, imported: { prefix: { live: 'rk_live_', test: 'rk_test_' }, length: 24 } },
         auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }, { in: 'query', name: 'api_key' }] },
         // By default all three are 'invalid_key' ("Invalid API key."): told apart here to see which check refused.
         errors: { envelope: 'typed', reasons: { malformed_key: { code: 'malformed_key' }, unknown_key: { code: 'unknown_key' }, revoked_key: { code: 'revoked_key' } } },
@@ -89,7 +91,7 @@ describe('keys issued before keygate (keys.imported)', () => {
 
   it('works beside keygate’s own keys, and refuses an imported key once revoked', async () => {
     const created = (await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'new' }) })).json()) as { secret: string };
-    expect(created.secret).toMatch(/^rk_live_[0-9A-Za-z]{30}$/);
+    expect(created.secret).toMatch(/^sk_live_[0-9A-Za-z]{30}$/);
     expect((await statusOf(bearer(created.secret))).status).toBe(200);
     const secret = `rk_live_${randomBase62(24)}`;
     const imported = (await (await importKey({ name: 'to revoke', secret })).json()) as { id: string };
@@ -100,13 +102,13 @@ describe('keys issued before keygate (keys.imported)', () => {
     expect(JSON.parse(revoked.body)).toMatchObject({ error: { code: 'revoked_key' } });
   });
 
-  it('keeps imported keys out of the logs (also where keygate does not read keys from) and out of the database', async () => {
-    await statusOf({}, `/x/${earlierLive}?q=${earlierTest}`);
+  it('keeps imported keys out of the logs (also where keygate does not read keys from, and cut short) and out of the database', async () => {
+    await statusOf({}, `/x/${earlierLive}?q=${earlierTest}&cut=${earlierLive.slice(0, -8)}`);
     await kg.runtime.flush();
     expect(kg.logs.text).toContain('"msg":"request"');
     for (const secret of [earlierLive, earlierTest]) {
       expect(kg.logs.text).not.toContain(secret);
-      expect(kg.logs.text).not.toContain(secret.slice('rk_live_'.length));
+      expect(kg.logs.text).not.toContain(secret.slice('rk_live_'.length, -8));
       for (const file of readdirSync(dir).filter((name) => name.startsWith('keygate.db'))) {
         expect(readFileSync(path.join(dir, file)).includes(secret), file).toBe(false);
       }

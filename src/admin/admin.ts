@@ -760,7 +760,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       },
     },
     async (request, reply) => {
-      const invitation = await inviteMember(rt, { email: request.body.email, accountId: request.body.accountId ?? null, ...(request.body.role ? { role: request.body.role } : {}) }, request.adminActor);
+      const { body } = request;
+      if ((body.accountId ?? null) === null && body.role !== 'operator') throw new OperationError('invalid', 'say whom the invitation is for: "accountId" (a member of that account) or "role": "operator" (sees every account)');
+      const invitation = await inviteMember(rt, { email: body.email, accountId: body.accountId ?? null, ...(body.role ? { role: body.role } : {}) }, request.adminActor);
       return reply.code(201).send({ id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url, replacedInvitation: invitation.replaced ?? null });
     },
   );

@@ -392,13 +392,18 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nkeys: {rotation: instant}\n')).toEqual(['keys.rotation: expected true, false or "replace" (got "instant")']);
   });
 
-  it('takes keys.imported as a regular expression for a whole key, and names the field when it does not compile, takes an empty key or could take exponential time', () => {
-    expect(parseConfigText("upstream: {url: 'http://a'}\nkeys: {imported: 'rk_live_[0-9A-Za-z]{24}'}\n").keys.imported).toBe('rk_live_[0-9A-Za-z]{24}');
-    expect(problems("upstream: {url: 'http://a'}\nkeys: {imported: 'rk_live_[0-9'}\n")).toEqual(['keys.imported: not a regular expression (Invalid regular expression: /rk_live_[0-9/: Unterminated character class)']);
-    expect(parseConfigText("upstream: {url: 'http://a'}\nkeys: {imported: 'rk_[a-z]*|x'}\n").keys.imported).toBe('rk_[a-z]*|x');
-    expect(problems("upstream: {url: 'http://a'}\nkeys: {imported: '[a-z]*'}\n")).toEqual(['keys.imported: matches an empty key; describe the whole of an imported key, such as "rk_live_[0-9A-Za-z]{24}"']);
-    expect(problems("upstream: {url: 'http://a'}\nkeys: {imported: 'rk_([a-z]+)*x'}\n")).toEqual([
-      'keys.imported: a repeated group that itself repeats, such as (a+)+, can take exponential time on a hostile key; repeat single characters or classes, such as "rk_live_[0-9A-Za-z]{24}"',
+  it('takes keys.imported as prefixes, an alphabet and a length, and names the field that is wrong', () => {
+    const base = "upstream: {url: 'http://a'}\nkeys: {prefix: {live: rk_live_, test: rk_test_}, imported: ";
+    expect(parseConfigText(`${base}{prefix: {live: rk_live_, test: rk_test_}, length: 24}}\n`).keys.imported).toEqual({ prefix: { live: 'rk_live_', test: 'rk_test_' }, alphabet: 'base62', length: 24 });
+    expect(parseConfigText(`${base}{alphabet: hex, length: {min: 32, max: 40}}}\n`).keys.imported).toEqual({ prefix: {}, alphabet: 'hex', length: { min: 32, max: 40 } });
+    expect(problems(`${base}{prefix: {live: rk_}, length: 6}}\n`)).toEqual(['keys.imported.length: at least 8 characters (got 6)']);
+    expect(problems(`${base}{length: 12}}\n`)).toEqual(['keys.imported.length: at least 16 characters for keys without a prefix (got 12)']);
+    expect(problems(`${base}{prefix: {live: rk_}, length: {min: 30, max: 20}}}\n`)).toEqual(['keys.imported.length: min (30) is above max (20)']);
+    expect(problems(`${base}{prefix: {live: rk_}, length: 300}}\n`)).toEqual(['keys.imported.length: at most 256 characters (got 300)']);
+    expect(problems(`${base}{prefix: {live: "rk live"}, length: 24}}\n`)).toEqual(['keys.imported.prefix.live: expected letters, digits, "_" and "-" only, such as "rk_live_", got "rk live"']);
+    expect(problems(`${base}{prefix: {live: rk_}, alphabet: base36, length: 24}}\n`)[0]).toMatch(/^keys\.imported\.alphabet: /);
+    expect(problems("upstream: {url: 'http://a'}\nkeys: {imported: {prefix: {test: rk_test_}, length: 24}}\n")).toEqual([
+      'keys.imported.prefix.test: this profile has no test keys (no keys.prefix.test), so keys imported as test would never be accepted',
     ]);
   });
 

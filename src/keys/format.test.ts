@@ -156,36 +156,54 @@ describe('scrubbing keys out of text that is logged', () => {
 });
 
 describe('keys issued before keygate (keys.imported)', () => {
-  const migrated = createKeyFormat({ format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' }, hexLength: 40, imported: 'rk_(live|test)_[0-9A-Za-z]{24}|legacy-[0-9a-f]{32}' });
+  // New keys rk_live_/rk_test_ in keygate's format; the old ones rk_live_/rk_test_ and 24 base62 characters.
+  const migrated = createKeyFormat({ format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' }, hexLength: 40, imported: { prefix: { live: 'rk_live_', test: 'rk_test_' }, alphabet: 'base62', length: 24 } });
+  const bare = createKeyFormat({ format: 'prefixed', prefix: { live: 'kg_' }, hexLength: 40, imported: { prefix: {}, alphabet: 'hex', length: { min: 32, max: 40 } } });
 
-  it('takes a whole key of the imported shape, with the mode its prefix says (none without one), and keygate’s own keys as before', () => {
+  it('takes a key of the imported shape, with the mode of its prefix (none without one), and keygate’s own keys as before', () => {
     const own = migrated.generate('test');
     expect(migrated.check(own)).toEqual({ ok: true, mode: 'test' });
     expect(migrated.shape(own)).toEqual({ ok: true, mode: 'test' });
-    for (const [candidate, mode] of [['rk_live_' + 'a'.repeat(24), 'live'], ['rk_test_' + 'B'.repeat(24), 'test'], ['legacy-' + 'c'.repeat(32), undefined]] as const) {
-      expect(migrated.shape(candidate), candidate).toEqual({ ok: true, mode });
-      expect(migrated.check(candidate), candidate).toEqual({ ok: true, mode });
+    for (const [format, candidate, mode] of [
+      [migrated, `rk_live_${'a'.repeat(24)}`, 'live'],
+      [migrated, `rk_test_${'B'.repeat(24)}`, 'test'],
+      [bare, 'c'.repeat(32), undefined],
+      [bare, 'D'.repeat(40), undefined],
+    ] as const) {
+      expect(format.shape(candidate), candidate).toEqual({ ok: true, mode });
+      expect(format.check(candidate), candidate).toEqual({ ok: true, mode });
     }
   });
 
-  it('refuses what is neither: the pattern is anchored at both ends, and nothing longer than 256 characters is tested', () => {
-    for (const candidate of ['', 'rk_live_' + 'a'.repeat(23), 'rk_live_' + 'a'.repeat(25), ' rk_live_' + 'a'.repeat(24), 'legacy-' + 'c'.repeat(32) + 'x', 'xlegacy-' + 'c'.repeat(32)]) {
+  it('refuses what is neither: another length, prefix or alphabet', () => {
+    for (const candidate of ['', `rk_live_${'a'.repeat(23)}`, `rk_live_${'a'.repeat(25)}`, ` rk_live_${'a'.repeat(24)}`, `rk_live_${'a'.repeat(23)}-`, `RK_LIVE_${'a'.repeat(24)}`, `sk_live_${'a'.repeat(24)}`]) {
       expect(migrated.check(candidate).ok, candidate).toBe(false);
       expect(migrated.shape(candidate).ok, candidate).toBe(false);
     }
-    const long = createKeyFormat({ format: 'hex', prefix: { live: '' }, hexLength: 40, imported: 'a+' });
-    expect(long.check('a'.repeat(256)).ok).toBe(true);
-    expect(long.check('a'.repeat(257)).ok).toBe(false);
+    for (const candidate of ['c'.repeat(31), 'c'.repeat(41), `${'c'.repeat(31)}g`]) expect(bare.check(candidate).ok, candidate).toBe(false);
+  });
+
+  it('leaves the mode to the key found where one string has both shapes (a prefix that extends another)', () => {
+    // Own live keys are "rk_" + 30; imported test keys "rk_test_" + 25: both 33 characters.
+    const overlapping = createKeyFormat({ format: 'prefixed', prefix: { live: 'rk_', test: 'rk_test_' }, hexLength: 40, imported: { prefix: { test: 'rk_test_' }, alphabet: 'base62', length: 25 } });
+    const old = `rk_test_${'e'.repeat(25)}`;
+    expect(overlapping.check(old)).toEqual({ ok: true, mode: 'test' });
+    expect(overlapping.shape(old)).toEqual({ ok: true, mode: undefined });
+    const own = overlapping.generate('live');
+    expect(overlapping.shape(own)).toEqual({ ok: true, mode: 'live' });
   });
 
   it('hints an imported key by its prefix, if any, and its last four characters', () => {
-    expect(migrated.hint('rk_test_' + 'B'.repeat(20) + 'wxyz')).toBe('rk_test_…wxyz');
-    expect(migrated.hint('legacy-' + 'c'.repeat(28) + '1234')).toBe('…1234');
+    expect(migrated.hint(`rk_test_${'B'.repeat(20)}wxyz`)).toBe('rk_test_…wxyz');
+    expect(bare.hint(`${'c'.repeat(28)}1234`)).toBe('…1234');
   });
 
-  it('hides imported keys wherever they are in what is logged, as well as its own', () => {
+  it('hides imported keys wherever they are in what is logged, in any case, and cut short', () => {
     const own = migrated.generate('live');
-    const legacy = `legacy-${'d'.repeat(32)}`;
-    expect(withoutKeys(migrated, `/v1/${legacy}/x?k=${own}&q=rk_live_${'e'.repeat(24)}`)).toBe('/v1/[REDACTED]/x?k=rk_live_[REDACTED]&q=rk_live_[REDACTED]');
+    const old = `rk_test_${'e'.repeat(24)}`;
+    expect(withoutKeys(migrated, `/v1/x/${old}?k=${own}&q=${old.toUpperCase()}&cut=${old.slice(0, -10)}`)).toBe('/v1/x/rk_test_[REDACTED]?k=rk_live_[REDACTED]&q=RK_TEST_[REDACTED]&cut=rk_test_[REDACTED]');
+    const renamed = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: { live: 'rk_' }, alphabet: 'base64url', length: 24 } });
+    expect(withoutKeys(renamed, `/v1/rk_${'f-_'.repeat(8)}?a=rk_${'g'.repeat(12)}`)).toBe('/v1/rk_[REDACTED]?a=rk_[REDACTED]');
+    expect(withoutKeys(bare, `/v1/${'d'.repeat(32)}/x?sha=${'0'.repeat(30)}&id=${'1'.repeat(29)}`)).toBe(`/v1/[REDACTED]/x?sha=[REDACTED]&id=${'1'.repeat(29)}`);
   });
 });

@@ -79,53 +79,74 @@ function literal(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** The longest key issued before keygate that is taken (`keys.imported`): a longer one is refused unread. */
-export const MAX_IMPORTED_KEY_LENGTH = 256;
-
 export function createKeyFormat(config: KeyFormatConfig): KeyFormat {
   const own = config.format === 'hex' ? hexFormat(config.hexLength) : prefixedFormat(config.prefix);
-  if (config.imported === undefined) return own;
-  return withImported(own, config.imported, config.format === 'prefixed' ? config.prefix : undefined);
+  return config.imported === undefined ? own : withImported(own, config.imported);
 }
 
+/** The characters of an imported key's body, as a regular expression class. */
+const IMPORTED_ALPHABETS = { base62: '0-9A-Za-z', hex: '0-9A-Fa-f', base64url: '0-9A-Za-z_\\-' } as const;
+
 /**
- * `own`, also taking keys the API issued before keygate (`keys.imported`: a pattern for
- * the whole key), so that its customers keep the keys they have. Such a key carries no
- * keygate checksum: a string of its shape is looked up (and is `unknown_key` unless a key
- * was imported with it) instead of refused as `malformed_key`. keygate's own keys are
- * tried first, and cost nothing more. An imported key beginning with one of the
- * profile's prefixes is of that prefix's mode (the longest that fits); else the import
- * says which.
+ * `own`, also taking keys the API issued before keygate (`keys.imported`: their prefixes
+ * by mode, alphabet and length), so that its customers keep the keys they have. Such a
+ * key carries no keygate checksum: a string of its shape is looked up (and is
+ * `unknown_key` unless a key was imported with it) instead of refused as
+ * `malformed_key`. Every test is a prefix and one character class: linear in the key,
+ * and in a logged target.
  */
-function withImported(own: KeyFormat, pattern: string, prefixes: KeyFormatConfig['prefix'] | undefined): KeyFormat {
-  const whole = new RegExp(`^(?:${pattern})$`);
-  const anywhere = new RegExp(pattern, 'g');
-  const byPrefix: [KeyMode, string][] = [];
-  if (prefixes?.test) byPrefix.push(['test', prefixes.test]);
-  if (prefixes?.live) byPrefix.push(['live', prefixes.live]);
-  byPrefix.sort((a, b) => b[1].length - a[1].length);
-  const prefixOf = (secret: string) => byPrefix.find(([, prefix]) => secret.startsWith(prefix));
-  function imported(candidate: string): KeyCheck {
-    if (candidate.length > MAX_IMPORTED_KEY_LENGTH || !whole.test(candidate)) return NOT_A_KEY;
-    const found = prefixOf(candidate);
-    return found ? A_KEY[found[0]] : A_KEY.unknown;
+function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imported']>): KeyFormat {
+  const { min, max } = typeof imported.length === 'number' ? { min: imported.length, max: imported.length } : imported.length;
+  const chars = IMPORTED_ALPHABETS[imported.alphabet];
+  // Longest first: "rk_test_" before "rk_", where one extends the other.
+  const byPrefix = (['live', 'test'] as const)
+    .flatMap((mode): [KeyMode, string][] => (imported.prefix[mode] === undefined ? [] : [[mode, imported.prefix[mode]]]))
+    .sort((a, b) => b[1].length - a[1].length);
+  /** The body, tested from `lastIndex` (just past the prefix) to the end. */
+  const body = new RegExp(`[${chars}]{${min},${max}}$`, 'y');
+  const longest = max + (byPrefix[0]?.[1].length ?? 0);
+
+  function importedShape(candidate: string): KeyCheck {
+    if (candidate.length > longest) return NOT_A_KEY;
+    if (byPrefix.length === 0) {
+      body.lastIndex = 0;
+      return body.test(candidate) ? A_KEY.unknown : NOT_A_KEY;
+    }
+    for (const [mode, prefix] of byPrefix) {
+      if (!candidate.startsWith(prefix)) continue;
+      body.lastIndex = prefix.length;
+      if (body.test(candidate)) return A_KEY[mode];
+    }
+    return NOT_A_KEY;
   }
+
+  // In what is logged, like keygate's own: a prefix in any case keeps it, the rest hidden (with `partial`, from half
+  // a body on); without prefixes, any run of the alphabet a key long (with `partial`, shorter by two).
+  const alternatives = byPrefix.map(([, prefix]) => literal(prefix)).join('|');
+  const scrubbing = (least: number) => new RegExp(byPrefix.length > 0 ? `(${alternatives})[${chars}]{${least},}` : `()[${chars}]{${least},}`, 'gi');
+  const anywhere = scrubbing(min);
+  const partly = scrubbing(byPrefix.length > 0 ? Math.ceil(min / 2) : Math.max(1, min - 2));
+
   return {
     modes: own.modes,
     generate: (mode) => own.generate(mode),
     check(candidate) {
       const ownCheck = own.check(candidate);
-      return ownCheck.ok ? ownCheck : imported(candidate);
+      return ownCheck.ok ? ownCheck : importedShape(candidate);
     },
     shape(candidate) {
       const ownShape = own.shape(candidate);
-      return ownShape.ok ? ownShape : imported(candidate);
+      if (!ownShape.ok) return importedShape(candidate);
+      // A string of both shapes (a prefix that extends another) may be either mode: the key found says which.
+      const other = importedShape(candidate);
+      return other.ok && other.mode !== ownShape.mode ? A_KEY.unknown : ownShape;
     },
     hint(secret) {
-      return own.check(secret).ok ? own.hint(secret) : `${prefixOf(secret)?.[1] ?? ''}…${secret.slice(-4)}`;
+      if (own.check(secret).ok) return own.hint(secret);
+      const prefix = byPrefix.find(([, p]) => secret.startsWith(p))?.[1] ?? '';
+      return `${prefix}…${secret.slice(-4)}`;
     },
-    // keygate's own keys first, keeping their prefix; then the whole of anything of the imported shape.
-    scrub: (text, censor, partial) => own.scrub(text, censor, partial).replace(anywhere, (match) => (match === '' ? '' : censor)),
+    scrub: (text, censor, partial) => own.scrub(text, censor, partial).replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
     scrubBodies: (text, censor) => own.scrubBodies(text, censor),
   };
 }

@@ -105,7 +105,7 @@ export async function setGauge(rt: Runtime, accountId: string, meter: string, va
   const meters = rt.config.plans[account.planId]?.meters ?? {};
   if (meters[meter]?.kind !== 'gauge') {
     const gauges = Object.keys(meters).filter((name) => meters[name]?.kind === 'gauge');
-    const listed = gauges.length > 0 ? `its gauges: ${gauges.join(', ')}` : 'it has none';
+    const listed = gauges.length > 0 ? `its gauges: ${gauges.join(', ')}` : 'the plan has no gauges';
     throw new OperationError(
       'invalid',
       meters[meter] ? `"${meter}" is a consumed meter of the ${account.planId} plan, charged by requests: only a gauge is set (${listed})` : `the ${account.planId} plan has no gauge "${meter}" (${listed})`,
