@@ -2,19 +2,22 @@
  * A `keygate serve` process on Redis counters reached through a TCP proxy, which can
  * stall Redis (connections open, nothing passes) or cut it: the process recovers by
  * itself once Redis answers, with no request needed to notice, a settle made while
- * Redis was away releases what its request reserved there, and a settle Redis carried
- * out whose answer was lost with the connection is not counted again.
+ * Redis was away releases what its request reserved there, a settle Redis carried
+ * out whose answer was lost with the connection is not counted again, and neither is an
+ * admission's flat cost: what Redis charged for it is given back.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { REDIS_URL, serviceAvailable } from '../support/services.js';
+import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
 import { tempDir } from '../support/temp.js';
-import { deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix } from '../backends/isolation.js';
+import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
+import { openPostgresStore } from '../../src/store/postgres/postgres-database.js';
 import { provisionKey, startGateway, startTcpProxy, writeProfile, type GatewayProcess, type TcpProxy } from './cluster.js';
 
 const enabled = await serviceAvailable('Redis', REDIS_URL);
+const withPostgres = enabled && (await serviceAvailable('PostgreSQL', POSTGRES_URL));
 
 /** An upstream whose `/v1/records?id=…` answers (10 records) only once released. */
 async function heldUpstream() {
@@ -187,4 +190,102 @@ describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
     const second = await gateway.call('/v1/records?limit=10', secret);
     expect({ status: second.status, body: await second.text() }).toEqual({ status: 200, body: '{"data":[]}' });
   });
+});
+
+describe.skipIf(!withPostgres)('admissions whose answer Redis did not send', () => {
+  const dir = tempDir('keygate-lost-admissions');
+  const prefix = testRedisPrefix('lost-admissions');
+  /** The flat cost of GET /v1/flat. */
+  const COST = 7;
+  let database: TestDatabase;
+  let upstream: Awaited<ReturnType<typeof heldUpstream>>;
+  const modes = {} as Record<'closed' | 'open', { gateway: GatewayProcess; proxy: TcpProxy }>;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('lost_admissions');
+    const store = openPostgresStore(database.url);
+    await store.migrate();
+    await store.close();
+    upstream = await heldUpstream();
+    for (const failure of ['closed', 'open'] as const) {
+      const proxy = await startTcpProxy(Number(new URL(REDIS_URL).port || 6379));
+      const viaProxy = new URL(REDIS_URL);
+      viaProxy.port = String(proxy.port);
+      const gateway = await startGateway(
+        writeProfile(dir, failure, {
+          name: `lost-${failure}`,
+          upstream: { url: upstream.url },
+          store: database.url,
+          counters: redisUrlWithPrefix(prefix, viaProxy.toString()),
+          counterFailure: failure,
+          listen: { host: '127.0.0.1', port: 0 },
+          admin: { listen: { host: '127.0.0.1', port: 0 } },
+          dashboard: { enabled: false },
+          errors: { envelope: 'message' },
+          plans: { flat: { rateLimits: [{ limit: 1000, window: '1m' }], meters: { credits: { limit: 1000 } } } },
+          routes: [{ method: 'GET', path: '/v1/flat', cost: { meter: 'credits', perRequest: COST } }],
+        }),
+      );
+      modes[failure] = { gateway, proxy };
+    }
+  });
+
+  beforeEach(() => {
+    onTestFailed(() => {
+      for (const { gateway } of Object.values(modes)) console.error(gateway.output.filter((line) => !line.includes('"msg":"request"')).slice(-15).join('\n'));
+    });
+  });
+
+  afterAll(async () => {
+    for (const { gateway, proxy } of Object.values(modes)) {
+      await gateway?.stop();
+      await proxy?.cut();
+    }
+    await upstream?.close();
+    await database?.drop();
+    await deleteRedisKeys(prefix);
+  });
+
+  for (const failure of ['closed', 'open'] as const) {
+    it(`charges only the 2xx answers when Redis charged admissions whose answers were lost (${failure})`, async () => {
+      const { gateway, proxy } = modes[failure];
+      const { secret, accountId } = await provisionKey(gateway, 'flat', `lost admissions ${failure}`);
+      const usage = async () => ((await (await gateway.admin(`/v1/accounts/${accountId}/usage`)).json()) as { meters: { credits: { usage: number } } }).meters.credits.usage;
+      const first = await gateway.call('/v1/flat', secret);
+      expect(first.status).toBe(200);
+      await first.text();
+      expect(await usage()).toBe(COST);
+
+      // Redis gets the admissions and charges them, but the process hears nothing back:
+      // after a second they are refused (closed) or admitted on the process's own counters (open).
+      proxy.muteAnswers();
+      const mark = gateway.output.length;
+      const answers = await Promise.all(
+        Array.from({ length: 5 }, async () => {
+          const response = await gateway.call('/v1/flat', secret);
+          await response.text();
+          return response.status;
+        }),
+      );
+      expect(answers).toEqual(Array(5).fill(failure === 'closed' ? 503 : 200));
+      // The connection closes with the admissions unanswered; then Redis answers again.
+      await proxy.cut();
+      await proxy.restore();
+      expect(await gateway.waitForLog(/Redis answers again/, mark, 10_000)).toBe(true);
+      // The next write-back delivers what the process holds for Redis (open: the 5 charges
+      // it made itself), and what it gives back.
+      await gateway.waitForLog(/units committed while Redis was unreachable are now recorded/, mark, 5_000);
+
+      // One charge per 2xx answer, no more: 7 + 0 (closed), 7 + 5 x 7 (open).
+      const answered = 1 + answers.filter((status) => status === 200).length;
+      expect(await usage()).toBe(answered * COST);
+      // Redis had carried them out: what they charged there was given back.
+      expect(gateway.output.slice(mark).some((line) => /"charged":[1-9].*"unitsGivenBack":[1-9].*admissions whose answer Redis did not send/.test(line))).toBe(true);
+      // And nothing is held: the next request is charged its 7 alone.
+      const next = await gateway.call('/v1/flat', secret);
+      expect(next.status).toBe(200);
+      await next.text();
+      expect(await usage()).toBe((answered + 1) * COST);
+    });
+  }
 });

@@ -50,8 +50,6 @@ const EXPIRY_SLACK_MS = 60_000;
 const RESERVATION_TTL_MS = 10 * 60_000;
 /** Balances live in Redis this long after their last change: longer than any period. */
 const METER_TTL_MS = 62 * 86_400_000;
-/** The two batched scripts, with what every batch of each shares. */
-const ADMISSIONS: BatchedScript = { script: ADMIT, shared: [RESERVATION_TTL_MS, EXPIRY_SLACK_MS, METER_TTL_MS], deadlineMs: ADMIT_DEADLINE_MS };
 /** Settles ride along with the next admissions, waiting this long at most. */
 const SETTLE_WAIT_MS = 5;
 /** How long Redis keeps a process's journal of settles carried out after its last settle. */
@@ -147,6 +145,27 @@ export async function openRedisCounters(options: RedisCountersOptions): Promise<
   return counters;
 }
 
+/**
+ * An admission batch sent to Redis, until its answer comes or, when none came, until the
+ * journal has said what it charged (see RedisCounters.undoLostAdmissions).
+ */
+interface AdmissionBatch {
+  connection: string;
+  /** Sent, and no answer came (the connection closed, or the command timed out). */
+  lost: boolean;
+  /** Its entries with a charge whose requests got no answer, by their place in the batch. */
+  charges: Map<number, LostCharge>;
+}
+
+/** The requests of one admission entry whose answer was lost, and what they asked to charge. */
+interface LostCharge {
+  ref: MeterRef;
+  amount: number;
+  requests: number;
+  /** Any of them may have been reserved rather than charged (see ADMIT). */
+  reserves: boolean;
+}
+
 /** A commit sent to Redis that got no answer (see RedisCounters.settleUnanswered). */
 interface UnansweredCommit {
   /** The id of the batch that carried it. */
@@ -205,6 +224,10 @@ export class RedisCounters implements Counters {
    * journal once it answers, and only those it did not are sent again.
    */
   private unanswered: UnansweredCommit[] = [];
+  /** Admissions with this process's journal (see ADMIT). */
+  private readonly admissions: BatchedScript;
+  /** Admission batches sent whose answer has not come, or was lost and is not undone yet. */
+  private readonly admissionBatches = new Map<string, AdmissionBatch>();
   private pausedUntil = 0;
   private reachable = true;
   /** What Redis answered while refusing the connection being opened (WRONGPASS ...), until it closes. */
@@ -231,6 +254,13 @@ export class RedisCounters implements Counters {
     this.batcher = new ScriptBatcher(this.client, token, ADMIT_DEADLINE_MS);
     this.journalKey = this.key('sj', token);
     this.settles = { script: SETTLE, shared: [METER_TTL_MS, this.journalKey, JOURNAL_TTL_MS], maxWaitMs: SETTLE_WAIT_MS };
+    this.admissions = {
+      script: ADMIT,
+      shared: [RESERVATION_TTL_MS, EXPIRY_SLACK_MS, METER_TTL_MS, this.journalKey, JOURNAL_TTL_MS],
+      deadlineMs: ADMIT_DEADLINE_MS,
+      sending: (batchId) => this.admissionSent(batchId),
+      answered: (batchId, error) => this.admissionAnswered(batchId, error),
+    };
   }
 
   async start(): Promise<void> {
@@ -523,7 +553,90 @@ export class RedisCounters implements Counters {
       const admission = this.decode(request, charge, meter, answer);
       if (admission !== MISSING && admission.ok && admission.reservation) void this.settle(admission.reservation, 0);
     };
-    return this.batcher.run(ADMISSIONS, signature, keys, args, request.now, late).then((answer) => this.decode(request, charge, meter, answer));
+    return new Promise<EntryReply>((resolve, reject) =>
+      this.batcher.post(this.admissions, signature, keys, args, request.now, {
+        resolve,
+        reject,
+        late,
+        lost: charge && meter ? (sent, entry) => this.noteLostCharge(sent, entry, meter.ref, charge) : undefined,
+      }),
+    ).then((answer) => this.decode(request, charge, meter, answer));
+  }
+
+  /**
+   * An admission batch is being sent: it keeps the journal records of those before it on
+   * its connection while any of them may still need theirs (no answer yet, or lost and
+   * not undone), and replaces them otherwise (see ADMIT).
+   */
+  private admissionSent(batchId: string): number {
+    const connection = batchPlace(batchId)?.connection ?? '';
+    let keep = false;
+    for (const batch of this.admissionBatches.values()) if (batch.connection === connection) keep = true;
+    this.admissionBatches.set(batchId, { connection, lost: false, charges: new Map() });
+    return keep ? 1 : 0;
+  }
+
+  /** An admission request's batch got no answer: what it asked to charge may have to be given back. */
+  private noteLostCharge(sent: string, entry: number, ref: MeterRef, charge: NonNullable<AdmitRequest['charge']>): void {
+    const batch = this.admissionBatches.get(sent);
+    if (!batch) return;
+    const lost = batch.charges.get(entry);
+    if (lost) lost.requests += 1;
+    else batch.charges.set(entry, { ref, amount: charge.amount, requests: 1, reserves: charge.final !== true || charge.untilZero === true });
+  }
+
+  private admissionAnswered(batchId: string, error: unknown): void {
+    const batch = this.admissionBatches.get(batchId);
+    if (!batch) return;
+    // Answered (a late answer is undone by its requests), or never written: nothing to undo.
+    if (!error || neverWritten(error) || batch.charges.size === 0) this.admissionBatches.delete(batchId);
+    else batch.lost = true;
+  }
+
+  /**
+   * Reads the journal for admission batches whose answer was lost: what one Redis carried
+   * out charged at admission is given back, and what it reserved released, with the next
+   * delivery of held units (their requests were refused, or admitted and charged without
+   * Redis). A batch Redis did not carry out left no record. As for settles, the journal's
+   * answer comes after any of them still on the same connection.
+   */
+  private async undoLostAdmissions(): Promise<void> {
+    const lost = [...this.admissionBatches].filter(([, batch]) => batch.lost);
+    if (lost.length === 0) return;
+    const connections = [...new Set(lost.map(([, batch]) => batch.connection))];
+    let records: (string | null)[];
+    try {
+      records = await withDeadline(this.client.hmget(this.journalKey, ...connections.map((connection) => `a:${connection}`)), ADMIT_DEADLINE_MS);
+    } catch (error) {
+      this.noteFailure(error);
+      return;
+    }
+    // '<connection>.<place>' → entry → requests charged.
+    const charged = new Map<string, Map<number, number>>();
+    connections.forEach((connection, i) => {
+      for (const record of (records[i] ?? '').split(';')) {
+        const [place, entries] = record.split(':');
+        if (!entries) continue;
+        charged.set(`${connection}.${place}`, new Map(entries.split(',').map((pair) => pair.split('=').map(Number) as [number, number])));
+      }
+    });
+    let carriedOut = 0;
+    let givenBack = 0;
+    for (const [batchId, batch] of lost) {
+      this.admissionBatches.delete(batchId);
+      const counts = charged.get(batchId.slice(batchId.lastIndexOf(':') + 1));
+      if (counts) carriedOut += 1;
+      for (const [entry, { ref, amount, requests, reserves }] of batch.charges) {
+        const requestsCharged = Math.min(counts?.get(entry) ?? 0, requests);
+        if (requestsCharged > 0) {
+          this.fallback.deliverLater(ref, -requestsCharged * amount);
+          givenBack += requestsCharged * amount;
+        }
+        // Released only if the batch still holds units there (see SETTLE).
+        if (reserves) this.fallback.releaseLater(ref, batchId, requests * amount);
+      }
+    }
+    this.options.log.info({ batches: lost.length, charged: carriedOut, unitsGivenBack: givenBack }, 'admissions whose answer Redis did not send: what they charged there is given back');
   }
 
   /**
@@ -772,6 +885,7 @@ export class RedisCounters implements Counters {
 
   /** Adds units held during an outage to Redis, now that it answers. */
   private async deliverHeldUnits(): Promise<void> {
+    await this.undoLostAdmissions();
     await this.settleUnanswered();
     await this.deliverReleases();
     if (!this.fallback.hasPending) return;

@@ -54,6 +54,13 @@ export interface BatchedScript {
    * DeadlineError; a reply that comes later goes to the call's `late` handler instead.
    */
   deadlineMs?: number;
+  /**
+   * Asked as each command of this script is made: the value it returns is sent after
+   * `shared` (the admissions' journal: whether the batch keeps the records of those before it).
+   */
+  sending?: (batchId: string) => string | number;
+  /** Told once a command's outcome is known: answered (no error), or failed with `error`. */
+  answered?: (batchId: string, error: unknown) => void;
 }
 
 /** What one caller gets back: its entry's reply, and its place among the entry's callers. */
@@ -69,6 +76,12 @@ export interface BatchCall {
   reject(error: unknown, sent?: string): void;
   /** Gets the reply instead, when it came after the caller gave up (to undo what it did). */
   late: ((value: EntryReply) => void) | undefined;
+  /**
+   * Told when the command that carried the call got no answer (the connection closed, or
+   * the command timed out), whether or not the caller was given up on: Redis may have
+   * carried it out, or may yet. `entry`: the call's entry's place in the command, from 0.
+   */
+  lost?: (sent: string, entry: number) => void;
 }
 
 /** Identical calls of one batch: sent once, with how many callers they stand for. */
@@ -118,9 +131,9 @@ export interface RoundTrips {
  * burst on one key therefore costs Redis about as much as one request.
  *
  * Wire format of one EVALSHA: KEYS are every entry's keys in order; ARGV is the batch's
- * shared values, its `now`, a batch id unique across processes, the number of entries,
- * then per entry its key count, argument count and arguments, the first of which is the
- * number of callers. The reply is one reply per entry, in order; each caller receives
+ * shared values (then the value `sending` gives, for a script that has it), its `now`, a
+ * batch id unique across processes, the number of entries, then per entry its key count,
+ * argument count and arguments, the first of which is the number of callers. The reply is one reply per entry, in order; each caller receives
  * its entry's reply and its index among the entry's callers.
  */
 export class ScriptBatcher {
@@ -248,7 +261,7 @@ export class ScriptBatcher {
         const entries = all.slice(i, i + MAX_BATCH);
         const keys: string[] = [];
         const batchId = `${this.token}:${this.connection.toString(36)}.${(this.sequence++).toString(36)}`;
-        const args: (string | number)[] = [...batched.shared, queue.now, batchId, entries.length];
+        const args: (string | number)[] = [...batched.shared, ...(batched.sending ? [batched.sending(batchId)] : []), queue.now, batchId, entries.length];
         for (const entry of entries) {
           for (const key of entry.keys) keys.push(key);
           args.push(entry.keys.length, entry.args.length + 1, entry.calls.length);
@@ -294,10 +307,12 @@ export class ScriptBatcher {
         entry.calls.forEach((call, index) => {
           if (error) {
             if (!givenUp) call.reject(error, batchId);
+            call.lost?.(batchId, j);
           } else if (givenUp) call.late?.({ reply: replies[j], index });
           else call.resolve({ reply: replies[j], index });
         });
       });
+      batched.answered?.(batchId, error);
     }
   }
 }
@@ -342,8 +357,10 @@ end
  * admit, for a batch: per request the block check, every window (all or none), then the
  * reservation; one reply per entry (identical requests).
  *
- * Shared ARGV: reservation ttl ms, window and block expiry slack ms, meter ttl ms, now,
- *   batch id.
+ * Shared ARGV: reservation ttl ms, window and block expiry slack ms, meter ttl ms, the
+ *   process's journal key (the hash SETTLE notes its places in) and its ttl ms, whether
+ *   this batch's record keeps those before it on its connection ('1') or replaces them
+ *   ('0'), now, batch id.
  * Per entry KEYS: [block hash if it has a block], [meter hash, held reservations hash,
  *   their lapse times if it has a charge], then per window its log and its count.
  * Per entry ARGV: [1] requests, [2] has block, [3] charge: '0' none, '1' reserve, '2'
@@ -374,6 +391,11 @@ end
  *   P rh:<meter>      hash: batch id → units its requests still hold.
  *   P rl:<meter>      sorted set: batch id scored by when its reservations lapse, so a
  *                     process that dies mid-request cannot hold units forever.
+ *   P sj:<process>    hash (the journal): 'a:<connection>' → records of the admission
+ *                     batches on that connection that charged at admission,
+ *                     '<place>:<entry>=<requests charged>,...' (entries from 0), joined
+ *                     by ';'. A process whose answer was lost reads it to give back what
+ *                     such a batch charged: one write per batch that charged, none for others.
  *
  * Each window, block and meter is read once per batch and written once at its end;
  * requests later in the batch see what earlier ones recorded. The whole batch is judged,
@@ -381,12 +403,15 @@ end
  */
 export const ADMIT = new Script(`${PRELUDE}
 local reservationTtl, slack, meterTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local nowText, batchId = ARGV[4], ARGV[5]
+local journal, journalTtl, keepBefore = ARGV[4], tonumber(ARGV[5]), ARGV[6] == '1'
+local nowText, batchId = ARGV[7], ARGV[8]
 local now = tonumber(nowText)
 local lapseText = fmt(now + reservationTtl)
 local windows, windowOrder = {}, {}
 local meters, meterOrder = {}, {}
 local blocks = {}
+-- '<entry>=<requests charged at admission>' for the entries that charged some.
+local chargedNow, entryIndex = {}, -1
 
 local function countOf(member) return tonumber(string.match(member, ':(%d+)$')) end
 
@@ -525,6 +550,8 @@ local function recordViolation(blockKey, p)
 end
 
 local function admit(k, a, nk)
+  entryIndex = entryIndex + 1
+  local charges = 0
   local requests = tonumber(ARGV[a + 1])
   local hasBlock, hasCharge, chargeNow = ARGV[a + 2] == '1', ARGV[a + 3] ~= '0', ARGV[a + 3] == '2'
   local amount, limit, overage, untilZero = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6] == '1', ARGV[a + 6] == '2'
@@ -600,6 +627,7 @@ local function admit(k, a, nk)
         if chargeNow and fitsNow then
           meter.used = meter.used + amount
           meter.charged = meter.charged + amount
+          charges = charges + 1
         elseif hasCharge then
           -- A reservation (in an entry charged now: the last one admitted, which reaches zero).
           meter.reserved = meter.reserved + amount
@@ -614,12 +642,29 @@ local function admit(k, a, nk)
     end
   end
   out[1] = admitted
+  if charges > 0 then chargedNow[#chargedNow + 1] = entryIndex .. '=' .. charges end
   if admitted == 0 then for _ = 1, 2 * #spans do out[#out + 1] = 0 end end
   for _, value in ipairs(refusals) do out[#out + 1] = value end
   return out
 end
 
-local replies = eachEntry(6, admit)
+local replies = eachEntry(9, admit)
+
+-- What this batch charged at admission, in the journal: a process whose answer was lost
+-- (the connection closed under it, or Redis ran it after the command timed out) gives
+-- it back (its request was refused, or admitted without Redis and charged there).
+local connection, place = string.match(batchId, ':([%w]+)%.([%w]+)$')
+if connection and #chargedNow > 0 then
+  local field = 'a:' .. connection
+  local record = place .. ':' .. table.concat(chargedNow, ',')
+  if keepBefore then
+    local before = redis.call('HGET', journal, field)
+    if before then record = before .. ';' .. record end
+  end
+  redis.call('HSET', journal, field, record)
+  -- Renewed only now and then: one write per batch.
+  if redis.call('PTTL', journal) < journalTtl / 2 then redis.call('PEXPIRE', journal, journalTtl) end
+end
 
 -- Each window and meter written once.
 for _, w in ipairs(windowOrder) do
