@@ -190,6 +190,30 @@ describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
     const second = await gateway.call('/v1/records?limit=10', secret);
     expect({ status: second.status, body: await second.text() }).toEqual({ status: 200, body: '{"data":[]}' });
   });
+
+  it('sends a settle again when the connection closed before Redis read it', async () => {
+    const { secret, accountId } = await provisionKey(gateway, 'metered', 'never read');
+    const first = gateway.call('/v1/records?limit=10&id=never-read', secret);
+    expect(await eventually(() => upstream.held('never-read'))).toBe(true);
+    // The process writes the settle, but it goes no further than the relay: Redis never reads it.
+    proxy.stall();
+    upstream.release('never-read');
+    const answered = await first;
+    expect(answered.status).toBe(200);
+    await answered.text();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const mark = gateway.output.length;
+    await proxy.cut();
+    proxy.resume(); // nothing held is delivered: the connections it was for are gone
+    expect(await gateway.waitForLog(/Redis is unreachable/, mark)).toBe(true);
+    await proxy.restore();
+    expect(await gateway.waitForLog(/"carriedOut":0,"sentAgain":1,"msg":"settles whose answer Redis did not send/, mark, 15_000)).toBe(true);
+
+    // 10 used, not 0: the settle was sent again; and nothing is still reserved (the next 10 fit, the 11th does not).
+    expect(await eventually(async () => ((await (await gateway.admin(`/v1/accounts/${accountId}/usage`)).json()) as { meters: { credits: { usage: number } } }).meters.credits.usage === 10, 10_000, 200)).toBe(true);
+    const second = await gateway.call('/v1/records?limit=10', secret);
+    expect({ status: second.status, body: await second.text() }).toEqual({ status: 200, body: '{"data":[]}' });
+  });
 });
 
 describe.skipIf(!withPostgres)('admissions whose answer Redis did not send', () => {

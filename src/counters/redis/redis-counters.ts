@@ -23,7 +23,7 @@
  *   soon as it answers.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import {
   CountersUnavailableError,
   type Admission,
@@ -363,8 +363,9 @@ export class RedisCounters implements Counters {
         // have carried it out, or may yet (a stalled one runs it when it goes on). Once
         // Redis answers, its journal says which: only a settle it did not carry out is
         // sent again, with its release. Refused before it was written (the connection had
-        // just gone): delivered, and released, when Redis answers, as one never sent.
-        if (sent !== undefined && !neverWritten(error)) {
+        // just gone), or answered with an error: delivered, and released, when Redis
+        // answers, as one never sent.
+        if (sent !== undefined && mayHaveRun(error)) {
           this.fallback.countHere(ref, units);
           this.unanswered.push({ sent, ref, units, cap: reservation.cap, batchId, reserved });
         } else {
@@ -589,7 +590,7 @@ export class RedisCounters implements Counters {
     const batch = this.admissionBatches.get(batchId);
     if (!batch) return;
     // Answered (a late answer is undone by its requests), or never written: nothing to undo.
-    if (!error || neverWritten(error) || batch.charges.size === 0) this.admissionBatches.delete(batchId);
+    if (!error || !mayHaveRun(error) || batch.charges.size === 0) this.admissionBatches.delete(batchId);
     else batch.lost = true;
   }
 
@@ -897,7 +898,7 @@ export class RedisCounters implements Counters {
           await new Promise<void>((resolve, reject) =>
             this.commit(entry.ref, '', 0, entry.units, entry.cap, () => resolve(), (error, sent) => {
               // Written, and no answer: the journal says whether to send it again (see settleUnanswered).
-              if (sent !== undefined && !neverWritten(error)) this.unanswered.push({ sent, ref: entry.ref, units: entry.units, cap: entry.cap, batchId: '', reserved: 0 });
+              if (sent !== undefined && mayHaveRun(error)) this.unanswered.push({ sent, ref: entry.ref, units: entry.units, cap: entry.cap, batchId: '', reserved: 0 });
               else failed.push(entry);
               reject(error);
             }),
@@ -1060,6 +1061,16 @@ function parseEvent(text: string): CacheEvent | undefined {
  */
 function neverWritten(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith("Stream isn't writeable");
+}
+
+/**
+ * Whether a command that failed may have been carried out by Redis all the same: it was
+ * written and no answer came (the connection closed, or it timed out). Not one refused
+ * before it was written, nor one Redis answered with an error (OOM, BUSY, a script that
+ * failed: the journals are written last, so such a script is not taken as done).
+ */
+function mayHaveRun(error: unknown): boolean {
+  return !neverWritten(error) && !(error instanceof ReplyError);
 }
 
 function delay(ms: number): Promise<void> {

@@ -650,22 +650,6 @@ end
 
 local replies = eachEntry(9, admit)
 
--- What this batch charged at admission, in the journal: a process whose answer was lost
--- (the connection closed under it, or Redis ran it after the command timed out) gives
--- it back (its request was refused, or admitted without Redis and charged there).
-local connection, place = string.match(batchId, ':([%w]+)%.([%w]+)$')
-if connection and #chargedNow > 0 then
-  local field = 'a:' .. connection
-  local record = place .. ':' .. table.concat(chargedNow, ',')
-  if keepBefore then
-    local before = redis.call('HGET', journal, field)
-    if before then record = before .. ';' .. record end
-  end
-  redis.call('HSET', journal, field, record)
-  -- Renewed only now and then: one write per batch.
-  if redis.call('PTTL', journal) < journalTtl / 2 then redis.call('PEXPIRE', journal, journalTtl) end
-end
-
 -- Each window and meter written once.
 for _, w in ipairs(windowOrder) do
   if w.added > 0 then redis.call('ZADD', w.key, nowText, batchId .. ':' .. w.added) end
@@ -687,6 +671,23 @@ for _, m in ipairs(meterOrder) do
     redis.call('PEXPIRE', m.heldKey, meterTtl)
     redis.call('PEXPIRE', m.lapseKey, meterTtl)
   end
+end
+
+-- What this batch charged at admission, in the journal, written last (a script that failed
+-- part way is not taken as done): a process whose answer was lost
+-- (the connection closed under it, or Redis ran it after the command timed out) gives
+-- it back (its request was refused, or admitted without Redis and charged there).
+local connection, place = string.match(batchId, ':([%w]+)%.([%w]+)$')
+if connection and #chargedNow > 0 then
+  local field = 'a:' .. connection
+  local record = place .. ':' .. table.concat(chargedNow, ',')
+  if keepBefore then
+    local before = redis.call('HGET', journal, field)
+    if before then record = before .. ';' .. record end
+  end
+  redis.call('HSET', journal, field, record)
+  -- Renewed only now and then: one write per batch.
+  if redis.call('PTTL', journal) < journalTtl / 2 then redis.call('PEXPIRE', journal, journalTtl) end
 end
 return replies
 `);
@@ -714,13 +715,6 @@ export const SETTLE = new Script(`${PRELUDE}
 local meterTtl, journal, journalTtl, batchId = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local meters, order = {}, {}
 local entries = {}
--- Carried out: a process whose answer was lost (the connection closed under it) reads
--- this before sending the units again, so they are not counted twice.
-local connection, place = string.match(batchId, ':([%w]+)%.([%w]+)$')
-if connection then
-  redis.call('HSET', journal, connection, place)
-  redis.call('PEXPIRE', journal, journalTtl)
-end
 eachEntry(6, function(k, a)
   local key = KEYS[k + 1]
   local m = meters[key]
@@ -790,6 +784,15 @@ for _, m in ipairs(order) do
       entry.committed = units
     end
   end
+end
+
+-- Carried out, written last (a script that failed part way is not taken as done): a
+-- process whose answer was lost (the connection closed under it) reads this before
+-- sending the units again, so they are not counted twice.
+local connection, place = string.match(batchId, ':([%w]+)%.([%w]+)$')
+if connection then
+  redis.call('HSET', journal, connection, place)
+  redis.call('PEXPIRE', journal, journalTtl)
 end
 
 local replies = {}
