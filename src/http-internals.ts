@@ -37,10 +37,10 @@ export function requestBeingRead(socket: Socket): IncomingMessage | undefined {
  * Whether no later request has arrived on the request's connection (one pipelined
  * behind it): then its answer may close the connection without dropping another, which
  * Node would never answer. True when Node's parser cannot tell (the connection is gone).
+ * `socket`: the answer's (`reply.raw.socket`), which the request no longer holds once
+ * undici has streamed it upstream as a body and destroyed it.
  */
-export function lastOnItsConnection(request: IncomingMessage): boolean {
-  // Null once undici has streamed the request upstream as a body and destroyed it.
-  const socket = request.socket as Socket | null;
+export function lastOnItsConnection(request: IncomingMessage, socket: Socket | null): boolean {
   return ((socket === null ? undefined : requestBeingRead(socket)) ?? request) === request;
 }
 

@@ -403,7 +403,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // While keygate stops, the answer closes its connection: its client opens the next one
     // elsewhere before the listener closes (a load balancer too). Decided as the head is
     // written, so that a request pipelined behind it meanwhile is not dropped unanswered.
-    if (rt.stopping && this.request.raw.complete && lastOnItsConnection(this.request.raw)) head.headers.push('connection', 'close');
+    if (rt.stopping && this.request.raw.complete && lastOnItsConnection(this.request.raw, this.reply.raw.socket)) head.headers.push('connection', 'close');
     try {
       // The upstream's reason phrase too (an API's own status, 244 say, has none in Node's
       // table), when it is plain ASCII: Node refuses to send anything else (undici reads the

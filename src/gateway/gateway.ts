@@ -201,7 +201,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     queueMicrotask(() => {
       if (reply.sent) return;
       try {
-        if (lastOnItsConnection(request.raw)) reply.header('connection', 'close');
+        if (lastOnItsConnection(request.raw, reply.raw.socket)) reply.header('connection', 'close');
         answer();
       } catch (error) {
         // Out of any handler's reach here: not thrown on (it would end the process); the connection is cut instead.
@@ -299,7 +299,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
         .then((body) => {
           // While keygate stops (its readiness delay), the answer closes its connection: the
           // client opens its next one elsewhere. Forwarded answers and refusals (`send`) do the same.
-          if (rt.stopping && lastOnItsConnection(request.raw)) reply.header('connection', 'close');
+          if (rt.stopping && lastOnItsConnection(request.raw, reply.raw.socket)) reply.header('connection', 'close');
           reply.code(route.builtin.status).headers(decision.headers).header('content-type', route.builtin.contentType).send(Buffer.from(body));
           finish(request, route.builtin.status);
         })
