@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, type DashboardFixture, startDashboard } from './support.js';
 import { createKey, getKey } from '../../src/operations/keys.js';
+import { updateAccount } from '../../src/operations/accounts.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
 /**
@@ -108,6 +109,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
   let browser: Browser;
   let solo: Page;
   let starter: Page;
+  let moved: Page;
 
   beforeAll(async () => {
     fixture = await startDashboard(dir, (profile) => ({
@@ -120,6 +122,12 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     const soloAccount = await newAccount(fixture, 'Solo Co', 'solo');
     await createKey(fixture.keygate.runtime, { accountId: soloAccount, name: 'production' }, 'test');
     await join(solo, await invite(fixture, 'ada@solo.example', soloAccount), 'ada@solo.example');
+    // Three keys on Pro, then moved to Solo (one key): over the limit.
+    const movedAccount = await newAccount(fixture, 'Moved Co', 'pro');
+    for (const name of ['one', 'two', 'three']) await createKey(fixture.keygate.runtime, { accountId: movedAccount, name }, 'test');
+    await updateAccount(fixture.keygate.runtime, movedAccount, { planId: 'solo' }, 'test');
+    moved = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(moved, await invite(fixture, 'cy@moved.example', movedAccount), 'cy@moved.example');
     const starterAccount = await newAccount(fixture, 'Starter Co', 'starter');
     await join(starter, await invite(fixture, 'bo@starter.example', starterAccount), 'bo@starter.example');
   });
@@ -135,6 +143,18 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     expect(await solo.getByRole('link', { name: 'Create a key' }).count()).toBe(0);
     await expect.poll(() => solo.getByText('1 of 1 key in use on the Solo plan: revoke a key to create another, or rotate one to replace it.').count()).toBe(1);
     expect(await solo.getByRole('link', { name: /^Rotate production/ }).count()).toBe(1);
+  });
+
+  it('over the limit after a move to a smaller plan: says how many keys to revoke, and offers no Rotate (it would be refused)', async () => {
+    await moved.goto(`${fixture.dashboardUrl}/keys`);
+    await expectHeading(moved, 'API keys');
+    expect(await moved.getByRole('link', { name: 'Create a key' }).count()).toBe(0);
+    await expect.poll(() => moved.getByText('3 of 1 key in use on the Solo plan: revoke 3 keys to create another.', { exact: true }).count()).toBe(1);
+    expect(await moved.getByRole('link', { name: /^Rotate / }).count()).toBe(0);
+    expect(await moved.getByRole('link', { name: /^Revoke / }).count()).toBe(3);
+    await moved.goto(`${fixture.dashboardUrl}/keys/new`);
+    await expectHeading(moved, 'No room for another key');
+    await expect.poll(() => moved.getByText('3 of 1 key in use on the Solo plan: revoke 3 keys to create another.', { exact: true }).count()).toBe(1);
   });
 
   it('a plan with neither meters nor rate limits says so on the usage page, and no more', async () => {

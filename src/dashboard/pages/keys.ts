@@ -15,7 +15,7 @@ import { accountUsage } from '../../operations/usage.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, viewerOf, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { plural, relative, sentence, when } from '../format.js';
+import { number, plural, relative, sentence, when } from '../format.js';
 import { isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 
@@ -76,7 +76,9 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
     // A plan without keys (0) offers neither Create nor Rotate; one at its limit says how to make room.
     const noKeys = maxKeys === 0;
     const atLimit = maxKeys !== undefined && maxKeys > 0 && usable.length >= maxKeys;
-    const canRotate = rt.config.keys.rotation !== false && !noKeys;
+    // Over the limit (the plan was changed to a smaller one), a rotation is refused too: its
+    // replacement would still leave the other keys at or over the limit.
+    const canRotate = rt.config.keys.rotation !== false && !noKeys && !(maxKeys !== undefined && usable.length > maxKeys);
     const rowActions = (key: KeyRecord) => html`${canRotate && rotationConflict(key, keys, now) === undefined
       ? html`
       <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name} (${key.hint})">Rotate</a>`
@@ -91,7 +93,7 @@ ${noKeys
   ? html`<div class="notice"><p>The ${usage.planName} plan does not include API keys: keys can be created once the account is on a plan that does.</p></div>`
   : html`<div class="actions">
   ${atLimit ? '' : html`<a class="button" href="/keys/new">Create a key</a>`}
-  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit ? `: ${makeRoom(canRotate)}.` : ''}</span>
+  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit && maxKeys !== undefined ? `: ${makeRoom(usable.length, maxKeys, canRotate)}.` : ''}</span>
 </div>`}
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
@@ -111,7 +113,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
       const usable = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isUsable(k, now));
       if (usable.length >= maxKeys) {
         const planName = rt.config.plans[account.planId]?.name ?? account.planId;
-        const why = maxKeys === 0 ? `The ${planName} plan does not include API keys.` : `${keysInUse(usable, maxKeys, planName)}: ${makeRoom(rt.config.keys.rotation !== false)}.`;
+        const why = maxKeys === 0 ? `The ${planName} plan does not include API keys.` : `${keysInUse(usable, maxKeys, planName)}: ${makeRoom(usable.length, maxKeys, rt.config.keys.rotation !== false && usable.length <= maxKeys)}.`;
         const body = html`<h1>No room for another key</h1>
 <div class="notice warning" role="alert"><p>${why}</p></div>
 <div class="actions"><a class="button secondary" href="/keys">Back to the keys</a></div>`;
@@ -348,15 +350,21 @@ function isOverlapChoice(value: string): value is OverlapChoice {
 }
 
 /**
+ * How an account at (or over) its plan's key limit makes room for another key: over it
+ * (the plan was changed to a smaller one), revoking one key is not enough, and rotating
+ * is refused (`canRotate` false), so neither is offered as the way.
+ */
+function makeRoom(inUse: number, maxKeys: number, canRotate: boolean): string {
+  const toRevoke = inUse - maxKeys + 1;
+  return `revoke ${toRevoke === 1 ? 'a key' : `${number(toRevoke)} keys`} to create another${canRotate ? ', or rotate one to replace it' : ''}`;
+}
+
+/**
  * `2 of 3 keys in use on the Pro plan`, counted as the plan's limit counts them when a
  * key is created: a key being replaced (kept for its rotation's overlap) counts until it
  * stops, and is said to be one. A rotation at the limit may pass it by that key for the
  * overlap: `4 of 3 keys in use on the Pro plan (1 of them being replaced)`.
  */
-/** How an account at its plan's key limit makes room for another key. */
-function makeRoom(canRotate: boolean): string {
-  return `revoke a key to create another${canRotate ? ', or rotate one to replace it' : ''}`;
-}
 
 function keysInUse(usable: readonly KeyRecord[], maxKeys: number | undefined, planName: string): string {
   const replaced = new Set(usable.map((k) => k.rotatedFrom).filter((id): id is string => id !== null));
