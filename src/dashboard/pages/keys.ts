@@ -365,7 +365,6 @@ function makeRoom(inUse: number, maxKeys: number, canRotate: boolean): string {
  * stops, and is said to be one. A rotation at the limit may pass it by that key for the
  * overlap: `4 of 3 keys in use on the Pro plan (1 of them being replaced)`.
  */
-
 function keysInUse(usable: readonly KeyRecord[], maxKeys: number | undefined, planName: string): string {
   const replaced = new Set(usable.map((k) => k.rotatedFrom).filter((id): id is string => id !== null));
   const outgoing = usable.filter((k) => replaced.has(k.id)).length;
