@@ -413,6 +413,8 @@ describe('admin API', () => {
     const audit = await json(await kg.admin(`/v1/audit?accountId=${own}`));
     const rotations = (audit.body as unknown as { action: string; keyId: string; detail: Record<string, unknown> }[]).filter((e) => e.action === 'key.rotated' && e.keyId === made.body.id);
     expect(rotations.map((e) => e.detail.overlapMs).sort()).toEqual([3_600_000, 3_600_000]);
+    // Which key was rotated, as the audit page shows it: its name and hint.
+    expect(rotations.map((e) => [e.detail.name, e.detail.hint])).toEqual([['ninety days', made.body.hint], ['ninety days', made.body.hint]]);
     // Times in an event's detail are ISO 8601, as every other time the API gives.
     expect(rotations.map((e) => e.detail.oldKeyValidUntil)).toEqual([expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), expect.stringMatching(/Z$/)]);
   });

@@ -326,7 +326,7 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   await audit(rt, actor, 'key.rotated', {
     accountId: old.accountId,
     keyId: old.id,
-    detail: { replacement: issued.key.id, overlapMs: kept, oldKeyValidUntil: until },
+    detail: { name: old.name, hint: old.hint, replacement: issued.key.id, overlapMs: kept, oldKeyValidUntil: until },
   });
   return { ...issued, previous };
 }

@@ -24,7 +24,7 @@ async function memberWithKey(dir: string, keys: Partial<NonNullable<ConfigInput[
   const accountId = await newAccount(fixture, accountName);
   const keyId = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'test')).key.id;
   await join(page, await invite(fixture, email, accountId), email);
-  return { fixture, browser, page, keyId };
+  return { fixture, browser, page, keyId, accountId };
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: keys that never expire and are not rotated in place', () => {
@@ -33,9 +33,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: keys that never expire and are
   let browser: Browser;
   let page: Page;
   let keyId: string;
+  let accountId: string;
 
   beforeAll(async () => {
-    ({ fixture, browser, page, keyId } = await memberWithKey(dir, { expiry: false, rotation: false }, 'Acme Analytics', 'ada@acme.example'));
+    ({ fixture, browser, page, keyId, accountId } = await memberWithKey(dir, { expiry: false, rotation: false }, 'Acme Analytics', 'ada@acme.example'));
   });
 
   afterAll(async () => {
@@ -60,6 +61,19 @@ describe.skipIf(!chromiumAvailable())('dashboard: keys that never expire and are
   it('has no rotate page', async () => {
     const response = await page.goto(`${fixture.dashboardUrl}/keys/${keyId}/rotate`);
     expect(response?.status()).toBe(404);
+  });
+
+  it('tells a member what brings API access back: a renewed plan, or the operator', async () => {
+    const rt = fixture.keygate.runtime;
+    const warning = async () => {
+      await page.goto(`${fixture.dashboardUrl}/keys`);
+      return (await page.locator('.notice.warning').first().textContent())?.trim();
+    };
+    await updateAccount(rt, accountId, { planExpiresAt: Date.now() - 60_000 }, 'test');
+    expect(await warning()).toBe('API access is off for this account (the plan has expired). You can manage keys, but requests are refused until the plan is renewed.');
+    await updateAccount(rt, accountId, { planExpiresAt: null, apiAccess: false }, 'test');
+    expect(await warning()).toBe('API access is off for this account (it was turned off by the operator). You can manage keys, but requests are refused until it is turned back on.');
+    await updateAccount(rt, accountId, { apiAccess: true }, 'test');
   });
 });
 

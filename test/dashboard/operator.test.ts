@@ -81,12 +81,13 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await page.goto(`/accounts/${acmeId}`);
     await page.getByLabel('Plan', { exact: true }).selectOption('free');
     await page.getByRole('button', { name: 'Change plan' }).click();
-    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” is now on the Free plan.');
+    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” is now on the Free plan. It does not include API access: the account’s keys are refused from the next request.');
     expect(await textOf(page.locator('.facts'))).toMatch(/API access\s+Off\s+— the Free plan does not include API access/);
     expect((await callGateway()).status).toBe(403);
 
     await page.getByLabel('Plan', { exact: true }).selectOption('pro');
     await page.getByRole('button', { name: 'Change plan' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” is now on the Pro plan.');
     expect((await callGateway()).status).toBe(200);
   });
 

@@ -62,7 +62,9 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     try {
       const planId = field(request.body, 'plan');
       const account = await updateAccount(rt, request.params.id, { planId }, actorOf(request));
-      setNotice(dash, reply, { kind: 'success', text: `“${account.name}” is now on the ${planName(planId)} plan.` });
+      // A plan without API access refuses the account's keys from the next request: said here, where it was chosen.
+      const refused = rt.config.plans[planId]?.apiAccess === false ? ` It does not include API access: the account’s keys are refused from the next request.` : '';
+      setNotice(dash, reply, { kind: 'success', text: `“${account.name}” is now on the ${planName(planId)} plan.${refused}` });
       return redirect(reply, `/accounts/${account.id}`);
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;

@@ -50,7 +50,8 @@ function describe(entry: AuditEntry): string {
     case 'key.rotated': {
       const overlap = typeof d.overlapMs === 'number' ? d.overlapMs : 0;
       const until = typeof d.oldKeyValidUntil === 'number' ? d.oldKeyValidUntil : 0;
-      return overlap === 0 ? 'old key revoked at once' : `old key kept working ${relative(until, until - overlap).replace(/^in /, 'for ')}`;
+      const which = d.name === undefined ? '' : `“${text(d.name)}” ${text(d.hint)}: `;
+      return which + (overlap === 0 ? 'old key revoked at once' : `old key kept working ${relative(until, until - overlap).replace(/^in /, 'for ')}`);
     }
     case 'account.updated':
       return Object.entries(d)
