@@ -15,7 +15,7 @@ import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { planOut, windowText } from '../../operations/plans.js';
 import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/usage.js';
-import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
+import { actorOf, csrfField, field, fields, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, sentence, when } from '../format.js';
@@ -61,10 +61,17 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     operatorOf(request);
     try {
       const planId = field(request.body, 'plan');
-      const account = await updateAccount(rt, request.params.id, { planId }, actorOf(request));
-      // A plan without API access refuses the account's keys from the next request: said here, where it was chosen.
-      const refused = rt.config.plans[planId]?.apiAccess === false ? ` It does not include API access: the account’s keys are refused from the next request.` : '';
-      setNotice(dash, reply, { kind: 'success', text: `“${account.name}” is now on the ${planName(planId)} plan.${refused}` });
+      const planEndsAt = planEndsOf(request.body);
+      const account = await updateAccount(rt, request.params.id, { planId, ...(planEndsAt === undefined ? {} : { planExpiresAt: planEndsAt }) }, actorOf(request));
+      // What the account's keys meet from the next request, said here, where it was chosen.
+      const ends = account.planExpiresAt === null ? '' : `, until ${dayOf(account.planExpiresAt)}`;
+      const refused =
+        rt.config.plans[planId]?.apiAccess === false
+          ? ' It does not include API access: the account’s keys are refused from the next request.'
+          : account.planExpiresAt !== null && account.planExpiresAt <= rt.clock()
+            ? ' That day has passed: the account’s keys are refused until the plan is renewed.'
+            : '';
+      setNotice(dash, reply, { kind: 'success', text: `“${account.name}” is now on the ${planName(planId)} plan${ends}.${refused}` });
       return redirect(reply, `/accounts/${account.id}`);
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
@@ -268,6 +275,7 @@ ${pager}
 <form method="post" action="/accounts/${account.id}/plan" class="inline-form">
   ${csrfField(request)}
   <div class="field"><label for="plan">Plan</label><select id="plan" name="plan">${planOptions(account.planId)}</select></div>
+  <div class="field"><label for="plan-ends">Plan ends</label><input type="date" id="plan-ends" name="planEnds" value="${account.planExpiresAt === null ? '' : dayOf(account.planExpiresAt)}" aria-describedby="plan-ends-hint"><p id="plan-ends-hint" class="muted">At the start of that day, UTC; empty: never${account.planExpiresAt !== null && account.planExpiresAt <= now ? html` (<strong>ended</strong>: a later day renews it)` : ''}.</p></div>
   <button type="submit">Change plan</button>
 </form>
 <form method="post" action="/accounts/${account.id}/api-access" class="inline-form">
@@ -352,4 +360,23 @@ function groupBy<T>(rows: readonly T[], keyOf: (row: T) => string | null): Map<s
     else groups.set(key, [row]);
   }
   return groups;
+}
+
+/** A time's day, as a date field shows it: `2027-01-31` (UTC). */
+function dayOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/**
+ * The plan's end from the plan form: the start of the day given (UTC), null for none,
+ * undefined when the form has no such field (one sent from an older page).
+ */
+function planEndsOf(body: unknown): number | null | undefined {
+  const sent = fields(body, 'planEnds');
+  if (sent.length === 0) return undefined;
+  const day = (sent[0] as string).trim();
+  if (day === '') return null;
+  const at = /^\d{4}-\d{2}-\d{2}$/.test(day) ? Date.parse(`${day}T00:00:00Z`) : Number.NaN;
+  if (!Number.isFinite(at) || dayOf(at) !== day) throw new OperationError('invalid', `the plan's end is a day such as 2027-01-31, or empty for never (got "${day.slice(0, 40)}")`);
+  return at;
 }
