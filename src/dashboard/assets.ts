@@ -66,7 +66,7 @@ form.stack { max-width: 36rem; }
 label, legend { display: block; font-weight: 600; margin-bottom: .3rem; }
 legend { padding: 0; }
 .hint { display: block; color: var(--muted); font-size: .9rem; font-weight: 400; margin: .1rem 0 .35rem; }
-input[type=text], input[type=email], input[type=password], input[type=search], select { width: 100%; max-width: 28rem; font: inherit; padding: .55rem .65rem;
+input[type=text], input[type=email], input[type=password], input[type=search], input[type=date], select { width: 100%; max-width: 28rem; font: inherit; padding: .55rem .65rem;
   border: 1px solid #64748b; border-radius: 6px; background: #fff; color: var(--ink); min-height: 44px; }
 input[aria-invalid=true] { border-color: var(--danger); border-width: 2px; }
 fieldset { border: 0; padding: 0; margin: 0 0 1.1rem; min-width: 0; }

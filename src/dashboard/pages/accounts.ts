@@ -275,7 +275,7 @@ ${pager}
 <form method="post" action="/accounts/${account.id}/plan" class="inline-form">
   ${csrfField(request)}
   <div class="field"><label for="plan">Plan</label><select id="plan" name="plan">${planOptions(account.planId)}</select></div>
-  <div class="field"><label for="plan-ends">Plan ends</label><input type="date" id="plan-ends" name="planEnds" value="${account.planExpiresAt === null ? '' : dayOf(account.planExpiresAt)}" aria-describedby="plan-ends-hint"><p id="plan-ends-hint" class="muted">At the start of that day, UTC; empty: never${account.planExpiresAt !== null && account.planExpiresAt <= now ? html` (<strong>ended</strong>: a later day renews it)` : ''}.</p></div>
+  <div class="field"><label for="plan-ends">Plan ends <span class="hint">that day, 00:00 UTC; empty: never</span></label><input type="date" id="plan-ends" name="planEnds" value="${account.planExpiresAt === null ? '' : dayOf(account.planExpiresAt)}"></div>
   <button type="submit">Change plan</button>
 </form>
 <form method="post" action="/accounts/${account.id}/api-access" class="inline-form">
