@@ -204,6 +204,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     expect(await rows.filter({ hasText: 'Expiring in 1 h' }).count()).toBe(1);
     // Neither offers another rotation until the outgoing key has stopped (it would be refused).
     expect(await page.getByRole('link', { name: 'Rotate Nightly export' }).count()).toBe(0);
+    // Its rotate page, from an old tab or typed in, says so at once instead of offering a form that would be refused.
+    const outgoing = (await fixture.keygate.runtime.store.listKeys({})).find((k) => k.name === 'Nightly export' && k.rotatedFrom === null);
+    const stale = await page.goto(`/keys/${outgoing?.id}/rotate`);
+    expect(stale?.status()).toBe(409);
+    await expectHeading(page, 'Key “Nightly export” cannot be rotated');
+    expect(await textOf(page.getByRole('alert'))).toMatch(/^This key was already rotated; rotate its replacement “Nightly export” \S+ \(key_\w+\) instead\.$/);
+    expect(await page.getByRole('button', { name: 'Rotate key' }).count()).toBe(0);
+    await page.goto('/keys');
     expect(await page.getByRole('link', { name: 'Revoke Nightly export' }).count()).toBe(2);
     // Counted as the plan's limit counts them (the outgoing key too, until it stops), and said.
     await shown(page.getByText('2 of 3 keys in use on the Pro plan (1 of them being replaced)'));

@@ -175,6 +175,10 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     app.get<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
       const { account } = ownAccount(request);
       const key = await getKey(rt, request.params.id, account.id);
+      // Opened from an old tab or by its address: a rotation the key cannot have is said at once, not after the form.
+      const now = rt.clock();
+      const conflict = isUsable(key, now) ? rotationConflict(key, await rt.store.listKeys({ accountId: account.id }), now) : undefined;
+      if (conflict !== undefined) return sendCannotRotate(request, reply, key, sentence(conflict));
       return sendRotateForm(request, reply, key, newFormNonce());
     });
 
@@ -307,13 +311,18 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     return sendPage(dash, request, reply, { title: 'Create a key', body, status });
   }
 
+  /** The page for a key that cannot be rotated, saying why (409). */
+  function sendCannotRotate(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, why: string): FastifyReply {
+    const body = html`<h1>Key “${key.name}” cannot be rotated</h1>
+<div class="notice error" role="alert"><p>${why}</p></div>
+<div class="actions"><a class="button" href="/keys/new">Create a key</a><a class="button secondary" href="/keys">Back to the keys</a></div>`;
+    return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status: 409 });
+  }
+
   function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, nonce: string, error?: string, status = 200): FastifyReply {
     const now = rt.clock();
     if (!isUsable(key, now)) {
-      const body = html`<h1>Key “${key.name}” cannot be rotated</h1>
-<div class="notice error" role="alert"><p>Only a key that still works can be rotated; this one is ${key.revokedAt !== null ? 'revoked' : 'expired'}. Create a new key instead.</p></div>
-<div class="actions"><a class="button" href="/keys/new">Create a key</a><a class="button secondary" href="/keys">Back to the keys</a></div>`;
-      return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status: 409 });
+      return sendCannotRotate(request, reply, key, `Only a key that still works can be rotated; this one is ${key.revokedAt !== null ? 'revoked' : 'expired'}. Create a new key instead.`);
     }
     const kept = keptOnRotation(keyTraits(rt, ownAccount(request).account.planId), rt.config.keys.expiry);
     const body = html`<h1>Rotate key “${key.name}”</h1>
