@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, MESSAGE_PLACEHOLDERS, type DenialReason } from '../denial/reasons.js';
 import { DAY_MS, DURATION_PATTERN, parseDuration } from './duration.js';
 import { templateProblems } from '../gateway/template.js';
+import { importedLengthRange } from '../keys/format.js';
 
 const MAX_DURATION_DAYS = 36_500;
 const MAX_DURATION_MS = MAX_DURATION_DAYS * DAY_MS;
@@ -348,7 +349,7 @@ const importedKeys = z
   })
   .strict()
   .superRefine((imported, ctx) => {
-    const { min, max } = typeof imported.length === 'number' ? { min: imported.length, max: imported.length } : imported.length;
+    const { min, max } = importedLengthRange(imported.length);
     const bare = imported.prefix.live === undefined && imported.prefix.test === undefined;
     // Bare keys are found in logs by their length alone: a short one would hide every word.
     const least = bare ? 16 : 8;

@@ -84,6 +84,11 @@ export function createKeyFormat(config: KeyFormatConfig): KeyFormat {
   return config.imported === undefined ? own : withImported(own, config.imported);
 }
 
+/** `keys.imported.length` as a range: a number is both ends. */
+export function importedLengthRange(length: number | { min: number; max: number }): { min: number; max: number } {
+  return typeof length === 'number' ? { min: length, max: length } : length;
+}
+
 /** The characters of an imported key's body, as a regular expression class. */
 const IMPORTED_ALPHABETS = { base62: '0-9A-Za-z', hex: '0-9A-Fa-f', base64url: '0-9A-Za-z_\\-' } as const;
 
@@ -96,7 +101,7 @@ const IMPORTED_ALPHABETS = { base62: '0-9A-Za-z', hex: '0-9A-Fa-f', base64url: '
  * and in a logged target.
  */
 function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imported']>): KeyFormat {
-  const { min, max } = typeof imported.length === 'number' ? { min: imported.length, max: imported.length } : imported.length;
+  const { min, max } = importedLengthRange(imported.length);
   const chars = IMPORTED_ALPHABETS[imported.alphabet];
   // Longest first: "rk_test_" before "rk_", where one extends the other.
   const byPrefix = (['live', 'test'] as const)

@@ -165,23 +165,34 @@ describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
     expect({ status: second.status, body: await second.text() }).toEqual({ status: 200, body: '{"data":[]}' });
   });
 
-  it('does not count a settle twice when Redis carried it out and the connection closed before its answer', async () => {
-    const { secret, accountId } = await provisionKey(gateway, 'metered', 'answer lost');
-    // 10 of the 20 credits reserved; its answer waits upstream.
-    const first = gateway.call('/v1/records?limit=10&id=answer-lost', secret);
-    expect(await eventually(() => upstream.held('answer-lost'))).toBe(true);
-    // Redis still gets what the process sends, but the process hears nothing back.
-    proxy.muteAnswers();
-    upstream.release('answer-lost');
+  /**
+   * A request reserving 10 of a new key's 20 credits, answered while `lose` keeps its
+   * settle's answer, or the settle itself, from getting through; then the connection to
+   * Redis is cut (nothing the relay held is delivered) and restored. Gives the key and the
+   * log mark from before the cut.
+   */
+  async function settleThenCut(id: string, lose: () => void): Promise<{ secret: string; accountId: string; mark: number }> {
+    const { secret, accountId } = await provisionKey(gateway, 'metered', id);
+    const first = gateway.call(`/v1/records?limit=10&id=${id}`, secret);
+    expect(await eventually(() => upstream.held(id))).toBe(true);
+    lose();
+    upstream.release(id);
     const answered = await first;
     expect(answered.status).toBe(200);
     await answered.text();
-    // The settle (10 credits) leaves within 5 ms and Redis carries it out; then the connection closes.
+    // The settle (10 credits) leaves within 5 ms; then the connection closes.
     await new Promise((resolve) => setTimeout(resolve, 300));
     const mark = gateway.output.length;
     await proxy.cut();
+    proxy.resume(); // nothing held is delivered: the connections it was for are gone
     expect(await gateway.waitForLog(/Redis is unreachable/, mark)).toBe(true);
     await proxy.restore();
+    return { secret, accountId, mark };
+  }
+
+  it('does not count a settle twice when Redis carried it out and the connection closed before its answer', async () => {
+    // Redis still gets what the process sends, but the process hears nothing back.
+    const { secret, accountId, mark } = await settleThenCut('answer-lost', () => proxy.muteAnswers());
     expect(await gateway.waitForLog(/"carriedOut":1,"sentAgain":0,"msg":"settles whose answer Redis did not send/, mark, 15_000)).toBe(true);
 
     // 10 used, not 20: the next 10 fit.
@@ -192,21 +203,8 @@ describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
   });
 
   it('sends a settle again when the connection closed before Redis read it', async () => {
-    const { secret, accountId } = await provisionKey(gateway, 'metered', 'never read');
-    const first = gateway.call('/v1/records?limit=10&id=never-read', secret);
-    expect(await eventually(() => upstream.held('never-read'))).toBe(true);
     // The process writes the settle, but it goes no further than the relay: Redis never reads it.
-    proxy.stall();
-    upstream.release('never-read');
-    const answered = await first;
-    expect(answered.status).toBe(200);
-    await answered.text();
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const mark = gateway.output.length;
-    await proxy.cut();
-    proxy.resume(); // nothing held is delivered: the connections it was for are gone
-    expect(await gateway.waitForLog(/Redis is unreachable/, mark)).toBe(true);
-    await proxy.restore();
+    const { secret, accountId, mark } = await settleThenCut('never-read', () => proxy.stall());
     expect(await gateway.waitForLog(/"carriedOut":0,"sentAgain":1,"msg":"settles whose answer Redis did not send/, mark, 15_000)).toBe(true);
 
     // 10 used, not 0: the settle was sent again; and nothing is still reserved (the next 10 fit, the 11th does not).

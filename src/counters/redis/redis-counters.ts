@@ -572,7 +572,11 @@ export class RedisCounters implements Counters {
   private admissionSent(batchId: string): number {
     const connection = batchPlace(batchId)?.connection ?? '';
     let keep = false;
-    for (const batch of this.admissionBatches.values()) if (batch.connection === connection) keep = true;
+    for (const batch of this.admissionBatches.values()) {
+      if (batch.connection !== connection) continue;
+      keep = true;
+      break;
+    }
     this.admissionBatches.set(batchId, { connection, lost: false, charges: new Map() });
     return keep ? 1 : 0;
   }
