@@ -250,6 +250,31 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect((await costOf(fresh.secret, '/v1/account/subscription', token(fresh.secret))).units).toBe(0);
     });
 
+    it('cost per record: every row of the table is charged as written, for the records the answer holds', async () => {
+      // "Cost per Record": service backlinks, command, units per record in a successful 2xx.
+      // A list answers up to `limit` items for one target (3 here); the others one object per target (2 here).
+      const perRecord: [command: string, units: number, asked: 'list' | 'targets' | 'task'][] = [
+        ['export', 1000, 'task'], ['export/status', 0, 'task'], ['anchors', 1, 'list'], ['all', 1, 'list'], ['count', 100, 'targets'],
+        ['authority/domain', 1, 'targets'], ['authority/domain/distribution', 1, 'list'], ['authority', 1, 'targets'], ['referring-ips', 1, 'list'],
+        ['referring-ips/count', 100, 'targets'], ['metrics', 100, 'targets'], ['history', 1, 'list'], ['history/count', 100, 'targets'],
+        ['history/cumulative', 100, 'targets'], ['refdomains/history', 1, 'list'], ['refdomains/history/count', 100, 'targets'],
+        ['authority/page', 1, 'list'], ['authority/page/history', 1, 'list'], ['indexed-pages', 1, 'list'], ['raw', 1, 'list'],
+        ['refdomains', 1, 'list'], ['refdomains/count', 100, 'targets'], ['referring-subnets/count', 100, 'targets'], ['summary', 100, 'targets'],
+      ];
+      let task = '';
+      for (const [command, units, asked] of perRecord) {
+        const answer =
+          command === 'export/status'
+            ? await costOf(fresh.secret, `/v1/backlinks/export/status?task_id=${task}`, token(fresh.secret))
+            : await costOf(fresh.secret, `/v1/backlinks/${command}${asked === 'list' ? '?limit=3' : ''}`, post(fresh.secret, { target: asked === 'targets' ? ['seranking.com', 'example.org'] : 'seranking.com' }));
+        expect(answer.status, command).toBe(200);
+        if (command === 'export') task = (answer.body as { task_id: string }).task_id;
+        const records = { list: 3, targets: 2, task: 1 }[asked];
+        if (asked !== 'task') expect(Object.values(answer.body as Record<string, unknown[]>)[0], command).toHaveLength(records);
+        expect(answer.units, `backlinks | ${command} | ${units} per record, ${records} records`).toBe(units * records);
+      }
+    });
+
     it('cost per request: domain and keyword commands are 100 units a call', async () => {
       for (const command of ['overview', 'overview/all', 'overview/db', 'overview/history', 'keywords', 'ads', 'competitors', 'keywords/comparison']) {
         const answer = await costOf(fresh.secret, `/v1/domain/${command}?domain=seranking.com&source=us`, token(fresh.secret));
@@ -518,6 +543,37 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       } finally {
         await close();
       }
+    });
+  });
+
+  // After the other tests of the shared gateway: it moves the clock to the next month.
+  describe('Monthly credits: replenished when the month turns', () => {
+    it('an account at zero is refused until the month ends; from its first moment units_left is the plan\'s again', async () => {
+      const monthly = await ex.createAccount('Monthly Co', 'units_1m');
+      const monthlyKey = await ex.createKey(monthly.id, 'Data API');
+      for (let batch = 0; batch < 100; batch++) {
+        const response = await paced('/v1/backlinks/summary', post(monthlyKey.secret, { target: domains(100, batch * 100) }));
+        expect(response.status).toBe(200);
+        await response.arrayBuffer();
+      }
+      expect(await read(await paced('/v1/backlinks/summary', post(monthlyKey.secret, { target: 'seranking.com' })))).toEqual(INSUFFICIENT_FUNDS);
+
+      const now = new Date(clock.now());
+      const nextMonth = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
+      clock.advance(nextMonth - 1 - clock.now());
+      expect(await read(await ex.call('/v1/backlinks/summary', post(monthlyKey.secret, { target: 'seranking.com' })))).toEqual(INSUFFICIENT_FUNDS);
+      clock.advance(1);
+      const renewed = ((await read(await ex.call('/v1/account/subscription', token(monthlyKey.secret)))).body as Subscription).subscription_info;
+      const day = (ms: number) => `${new Date(ms).toISOString().slice(0, 10)} 00:00:00`;
+      const after = new Date(nextMonth);
+      expect(renewed).toEqual({
+        status: 'active',
+        start_date: day(nextMonth),
+        expiration_date: day(Date.UTC(after.getUTCFullYear(), after.getUTCMonth() + 1, 1)),
+        units_limit: 1_000_000,
+        units_left: 1_000_000,
+      });
+      expect(await costOf(monthlyKey.secret, '/v1/backlinks/summary', post(monthlyKey.secret, { target: 'seranking.com' }))).toMatchObject({ status: 200, units: 100 });
     });
   });
 
