@@ -330,6 +330,10 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       const huge = await costOf(fresh.secret, '/v1/backlinks/summary', post(fresh.secret, { target: 'google.com' }));
       expect(huge).toMatchObject({ status: 244, units: 0 });
       expect((huge.body as { error_description: string }).error_description).toBe('Results for huge websites like google.com or twitter.com are unavailable via API so far.');
+      // The table's code column, "244 (Results for huge websites ...)" as "400 (Bad Request)": its reason phrase.
+      const line = await paced('/v1/backlinks/summary', post(fresh.secret, { target: 'twitter.com' }));
+      await line.arrayBuffer();
+      expect([line.status, line.statusText]).toEqual([244, 'Results for huge websites like google.com or twitter.com are unavailable via API so far']);
     });
 
     it('keywords/export sorts its rows by sort and sort_order (desc unless asc is asked for), at the same 100 units', async () => {

@@ -22,8 +22,9 @@
  * table (`output`, `mode` and `order_by` are checked; only JSON is produced, so
  * `output=xml` is accepted and answered in JSON; a list's limit above 10000 is
  * `Row limit exceeded`; keywords/export's sort and sort_order give `Incorrect order` and
- * `Incorrect order field {sort} {sort_order}`). Huge websites (google.com, twitter.com) answer 244 with no records. It trusts
- * keygate's identity headers, and answers 500 if a credential ever reaches it.
+ * `Incorrect order field {sort} {sort_order}`). Huge websites (google.com, twitter.com)
+ * answer 244 with no records, the table's text as its reason phrase. It trusts keygate's
+ * identity headers, and answers 500 if a credential ever reaches it.
  *
  *   node upstream.mjs [port]        (default 8143, as keygate.yaml expects)
  */
@@ -45,6 +46,8 @@ const MAX_LIMIT = 10_000;
 const KEYWORD_SORT_FIELDS = ['keyword', 'volume', 'difficulty'];
 const SORT_ORDERS = ['asc', 'desc'];
 const HUGE = new Set(['google.com', 'twitter.com', 'www.google.com', 'www.twitter.com', 'x.com']);
+const HUGE_STATUS = 244;
+const HUGE_REASON = 'Results for huge websites like google.com or twitter.com are unavailable via API so far';
 
 /** Regional database codes (the document's table; "ww" and its alias "worldwide"). */
 export const SOURCES = new Set(
@@ -145,8 +148,8 @@ export function createUpstream() {
     const key = command.replaceAll('/', '_').replaceAll('-', '_');
     if (targets.every((t) => HUGE.has(t.replace(/^https?:\/\//, '').split('/')[0]))) {
       return {
-        status: 244,
-        body: { [key]: [], error_description: 'Results for huge websites like google.com or twitter.com are unavailable via API so far.' },
+        status: HUGE_STATUS,
+        body: { [key]: [], error_description: `${HUGE_REASON}.` },
         records: 0,
       };
     }
@@ -209,7 +212,9 @@ export function createUpstream() {
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://upstream');
     const send = (status, body, headers = {}) => {
-      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      // 244 is the API's own status: the table gives its reason phrase (Node's would be "unknown").
+      if (status === HUGE_STATUS) res.writeHead(status, HUGE_REASON, { 'content-type': 'application/json', ...headers });
+      else res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(body));
     };
     if (req.headers.authorization !== undefined || url.searchParams.has('apikey')) {
