@@ -229,10 +229,12 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     const joined = texts.join('\n');
     expect(joined).toContain('Changed the account');
     expect(joined).toMatch(/API access → off/);
-    expect(joined).toMatch(/plan → free/);
+    // The plan by its name, its id beside it.
+    expect(joined).toMatch(/plan → Free free\b/);
+    expect(joined).not.toMatch(/plan → free/);
     expect(joined).toMatch(/Invited a member\s+Acme Analytics\s+dan@acme\.example as member/);
     expect(joined).toMatch(/Revoked a key\s+Acme Analytics\s+“Acme production” rk_live_…\w{4}/);
-    expect(joined).toMatch(/Created the account\s+Initech/);
+    expect(joined).toMatch(/Created the account\s+Initech\s+“Initech” on the Pro pro plan/);
     // The member's own actions name the member.
     expect(await textOf(page.locator('tbody tr', { hasText: 'Joined' }).first())).toContain('dan@acme.example');
     await screenshot(page, 'audit');
@@ -320,7 +322,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await page.goto('/audit');
     const rows = page.getByRole('table', { name: 'Audit log' }).locator('tbody tr');
     expect(await rows.count()).toBe(200);
-    expect(await textOf(rows.first())).toMatch(/Changed the account\s+Bulk \d+\s+plan → pro/);
+    expect(await textOf(rows.first())).toMatch(/Changed the account\s+Bulk \d+\s+plan → Pro pro\b/);
     expect(await page.getByRole('link', { name: 'Newest events' }).count()).toBe(0);
     const newest = await rows.allInnerTexts();
     await page.getByRole('link', { name: 'Older events' }).click();

@@ -22,7 +22,7 @@ import { number, plural, sentence, when } from '../format.js';
 import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
 import { FORM_NONCE, newFormNonce } from './keys.js';
-import { auditTable } from './audit.js';
+import { auditTable, planNamesOf } from './audit.js';
 
 type AccountRequest = FastifyRequest<{ Params: { id: string } }>;
 const RECENT_EVENTS = 10;
@@ -319,7 +319,7 @@ ${members.length === 0
 <h2>Usage</h2>
 ${await usageSection(dash, account, 3, { usable, blocked })}
 <h2>Recent activity</h2>
-${auditTable(events, accountNames, `Recent activity of ${account.name}`)}
+${auditTable(events, accountNames, `Recent activity of ${account.name}`, planNamesOf(rt.config))}
 <p><a href="/audit?account=${account.id}">Full audit log of ${account.name}</a> · ${plural(members.length, 'member')}</p>`;
     return sendPage(dash, request, reply, { title: account.name, body, status, ...(notice ? { notice } : {}) });
   }

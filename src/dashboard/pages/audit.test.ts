@@ -12,6 +12,7 @@ describe('audit table', () => {
       ],
       new Map([['acc_1', 'Acme']]),
       'Events',
+      new Map(),
     ).toString();
     expect(rendered).toContain('plan expiry → 2020-01-01 00:00 UTC, API access → off');
     expect(rendered).toContain('plan expiry → never, overage → as the plan says');
@@ -24,6 +25,7 @@ describe('audit table', () => {
       [{ id: 'aud_1', at, actor: 'cli', action: 'key.imported', accountId: 'acc_1', keyId: 'key_1', detail: { name: 'imported', mode: 'live', scopes: ['*'], hint: 'sk_live_…x4k9' } }],
       new Map([['acc_1', 'Acme']]),
       'Events',
+      new Map(),
     ).toString();
     expect(rendered).toContain('Imported a key (made elsewhere)');
     expect(rendered).toContain('“imported” sk_live_…x4k9, live, scopes *');
@@ -42,6 +44,7 @@ describe('audit table', () => {
       ],
       new Map([['acc_1', 'Acme']]),
       'Events',
+      new Map(),
     ).toString();
     expect(rendered).toContain('ada@acme.example from 203.0.113.9 until 2026-12-01 06:15 UTC');
     expect(rendered).toContain('ada@acme.example from 2001:db8:0:7::/64 until 2026-12-01 06:15 UTC');
@@ -58,12 +61,63 @@ function rotation(detail: Record<string, unknown>): AuditEntry {
 describe('audit log: a rotation', () => {
   it('names the key that was rotated, by name and hint, then how long it kept working', () => {
     const until = Date.UTC(2026, 11, 3, 13);
-    const table = auditTable([rotation({ name: 'production', hint: 'rk_live_…x4Qz', replacement: 'key_2', overlapMs: HOUR, oldKeyValidUntil: until })], new Map([['acc_1', 'Acme']]), 'Audit log').value;
+    const table = auditTable([rotation({ name: 'production', hint: 'rk_live_…x4Qz', replacement: 'key_2', overlapMs: HOUR, oldKeyValidUntil: until })], new Map([['acc_1', 'Acme']]), 'Audit log', new Map()).value;
     expect(table).toContain('“production” rk_live_…x4Qz: old key kept working for 1 h<');
   });
 
   it('reads as before for a rotation recorded before names were kept', () => {
-    const table = auditTable([rotation({ replacement: 'key_2', overlapMs: 0, oldKeyValidUntil: Date.UTC(2026, 11, 3, 12) })], new Map(), 'Audit log').value;
+    const table = auditTable([rotation({ replacement: 'key_2', overlapMs: 0, oldKeyValidUntil: Date.UTC(2026, 11, 3, 12) })], new Map(), 'Audit log', new Map()).value;
     expect(table).toContain('>old key revoked at once<');
+  });
+});
+
+/** The table's text as a person reads it: tags dropped, entities and spaces as shown. */
+function textOf(table: string): string {
+  return table.replace(/<[^>]*>/g, ' ').replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&amp;/g, '&').replace(/\s+/g, ' ');
+}
+
+describe('audit log: plans by name', () => {
+  const at = Date.UTC(2026, 11, 3, 12);
+  const plans = new Map([['pro', 'Pro'], ['free', 'Free']]);
+  const entry = (action: string, detail: Record<string, unknown>): AuditEntry => ({ id: `aud_${action}`, at, actor: 'ops@example.com', action, accountId: 'acc_1', keyId: null, detail });
+
+  it('names the plan an account moved to, created on or deleted from, with its id beside the name', () => {
+    const table = auditTable(
+      [entry('account.updated', { planId: 'free', apiAccess: true }), entry('account.created', { name: 'Acme', planId: 'pro' }), entry('account.deleted', { name: 'Acme', planId: 'pro' })],
+      new Map([['acc_1', 'Acme']]),
+      'Audit log',
+      plans,
+    ).value;
+    expect(textOf(table)).toContain('plan → Free free , API access → on');
+    expect(textOf(table)).toContain('“Acme” on the Pro pro plan');
+    expect(table).toContain('<code>free</code>');
+    expect(textOf(table)).not.toMatch(/plan → free|the pro plan/);
+  });
+
+  it('shows the id alone for a plan the profile no longer has', () => {
+    const table = auditTable([entry('account.updated', { planId: 'legacy' })], new Map([['acc_1', 'Acme']]), 'Audit log', plans).value;
+    expect(textOf(table)).toContain('plan → legacy (no longer configured)');
+  });
+});
+
+describe('audit log: a deleted account', () => {
+  const at = Date.UTC(2026, 11, 3, 12);
+  const entry = (id: string, action: string, detail: Record<string, unknown>): AuditEntry => ({ id, at, actor: 'cli', action, accountId: 'acc_gone', keyId: null, detail });
+
+  it('is named as it was called, without a link to its page (which no longer exists)', () => {
+    const table = auditTable(
+      [entry('aud_2', 'account.deleted', { name: 'Globex', planId: 'pro' }), entry('aud_1', 'key.revoked', { name: 'nightly', hint: 'rk_live_…a1B2' })],
+      new Map(),
+      'Audit log',
+      new Map([['pro', 'Pro']]),
+    ).value;
+    expect(textOf(table)).toContain('Revoked a key Globex (deleted) acc_gone “nightly” rk_live_…a1B2');
+    expect(table).not.toContain('href="/accounts/acc_gone"');
+  });
+
+  it('is known by its id where the page does not show its deletion', () => {
+    const table = auditTable([entry('aud_1', 'key.revoked', { name: 'nightly', hint: 'rk_live_…a1B2' })], new Map(), 'Audit log', new Map()).value;
+    expect(textOf(table)).toContain('Revoked a key deleted account acc_gone “nightly”');
+    expect(table).not.toContain('href="/accounts/acc_gone"');
   });
 });

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { AuditEntry } from '../../store/store.js';
+import type { Runtime } from '../../runtime.js';
 import { operatorOf, queryValue, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
@@ -35,7 +36,7 @@ const ACTIONS: Record<string, string> = {
 
 const FIELD_LABELS: Record<string, string> = { planId: 'plan', apiAccess: 'API access', planExpiresAt: 'plan expiry', overage: 'overage', name: 'name' };
 
-function describe(entry: AuditEntry): string {
+function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Html | string {
   const d = entry.detail;
   const text = (value: unknown) => (typeof value === 'string' || typeof value === 'number' ? String(value) : '');
   switch (entry.action) {
@@ -54,9 +55,9 @@ function describe(entry: AuditEntry): string {
       return which + (overlap === 0 ? 'old key revoked at once' : `old key kept working ${relative(until, until - overlap).replace(/^in /, 'for ')}`);
     }
     case 'account.updated':
-      return Object.entries(d)
-        .map(([field, value]) => `${FIELD_LABELS[field] ?? field} → ${fieldValue(field, value)}`)
-        .join(', ');
+      return html`${Object.entries(d).map(
+        ([field, value], i) => html`${i === 0 ? '' : ', '}${FIELD_LABELS[field] ?? field} → ${field === 'planId' ? planName(value, planNames) : fieldValue(field, value)}`,
+      )}`;
     case 'member.invited':
       return `${text(d.email)} as ${text(d.role)}`;
     case 'member.joined':
@@ -73,14 +74,25 @@ function describe(entry: AuditEntry): string {
       return `${text(d.email)}${from} until ${text(d.until).replace('T', ' ').slice(0, 16)} UTC`;
     }
     case 'account.deleted':
-      return d.name === undefined ? '' : `“${text(d.name)}” on the ${text(d.planId)} plan`;
+      return d.name === undefined ? '' : html`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan`;
     case 'account.created':
-      return `“${text(d.name)}” on the ${text(d.planId)} plan`;
+      return html`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan`;
     default:
       return Object.entries(d)
         .map(([field, value]) => `${field}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
         .join(', ');
   }
+}
+
+/**
+ * A plan as the Plans table shows it: its name, its id beside it (what the CLI and the
+ * profile call it). A plan the profile no longer has is known by its id alone.
+ */
+function planName(planId: unknown, planNames: ReadonlyMap<string, string>): Html {
+  const id = typeof planId === 'string' ? planId : String(planId);
+  const name = planNames.get(id);
+  if (name === undefined) return html`<code>${id}</code> (no longer configured)`;
+  return name === id ? html`<code>${id}</code>` : html`${name} <code>${id}</code>`;
 }
 
 /** A changed account field as a person reads it (times in UTC, not milliseconds). */
@@ -91,8 +103,14 @@ function fieldValue(field: string, value: unknown): string {
   return String(value);
 }
 
-export function auditTable(entries: readonly AuditEntry[], accountNames: ReadonlyMap<string, string>, caption: string): Html {
+/**
+ * `accountNames`: the name of every account the entries name that still exists (one left
+ * out is shown as deleted); `planNames`: each configured plan's name by id (`planNamesOf`).
+ */
+export function auditTable(entries: readonly AuditEntry[], accountNames: ReadonlyMap<string, string>, caption: string, planNames: ReadonlyMap<string, string>): Html {
   if (entries.length === 0) return html`<div class="empty"><p>No events yet.</p></div>`;
+  // An account the names leave out no longer exists: its deletion, where this page shows it, says what it was called.
+  const deletedNames = new Map(entries.flatMap((e) => (e.action === 'account.deleted' && e.accountId && typeof e.detail.name === 'string' ? [[e.accountId, e.detail.name] as const] : [])));
   return html`<div class="table-wrap"><table class="data cards">
   <caption class="sr-only">${caption}</caption>
   <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Account</th><th scope="col">Details</th></tr></thead>
@@ -101,10 +119,27 @@ export function auditTable(entries: readonly AuditEntry[], accountNames: Readonl
     <td data-label="When">${when(e.at)}</td>
     <td data-label="Who">${e.actor}</td>
     <td data-label="What">${ACTIONS[e.action] ?? e.action}</td>
-    <td data-label="Account">${e.accountId ? html`<a href="/accounts/${e.accountId}">${accountNames.get(e.accountId) ?? e.accountId}</a>` : html`<span class="muted">—</span>`}</td>
-    <td data-label="Details">${describe(e)}</td>
+    <td data-label="Account">${e.accountId ? accountCell(e.accountId, accountNames, deletedNames) : html`<span class="muted">—</span>`}</td>
+    <td data-label="Details">${describe(e, planNames)}</td>
   </tr>`,
   )}</tbody></table></div>`;
+}
+
+/**
+ * The account an event is about: a link to its page, or, for an account deleted since
+ * (`accountNames` has every account the page names that still exists), its name where
+ * known and its id, without a link to a page that is gone.
+ */
+function accountCell(accountId: string, accountNames: ReadonlyMap<string, string>, deletedNames: ReadonlyMap<string, string>): Html {
+  const name = accountNames.get(accountId);
+  if (name !== undefined) return html`<a href="/accounts/${accountId}">${name}</a>`;
+  const was = deletedNames.get(accountId);
+  return html`<span>${was === undefined ? 'deleted account' : `${was} (deleted)`} <code>${accountId}</code></span>`;
+}
+
+/** Each configured plan's name (its id where it has none), by id. */
+export function planNamesOf(config: Pick<Runtime['config'], 'plans'>): Map<string, string> {
+  return new Map(Object.entries(config.plans).map(([id, plan]) => [id, plan.name ?? id]));
 }
 
 export function registerAuditPage(app: FastifyInstance, dash: Dashboard): void {
@@ -150,7 +185,7 @@ export function registerAuditPage(app: FastifyInstance, dash: Dashboard): void {
   ${chooser}
   <button type="submit" class="secondary">Show</button>
 </form>
-${auditTable(entries, names, account ? `Audit log of ${account.name}` : 'Audit log')}
+${auditTable(entries, names, account ? `Audit log of ${account.name}` : 'Audit log', planNamesOf(rt.config))}
 ${pager}`;
     return sendPage(dash, request, reply, { title: 'Audit log', body, ...(notice ? { notice } : {}) });
   });
