@@ -29,6 +29,7 @@ import { sentence } from './format.js';
 import { registerSignInPages } from './pages/sign-in.js';
 import { registerInvitePage } from './pages/invite.js';
 import { registerKeyPages } from './pages/keys.js';
+import { refusalText } from './pages/key-views.js';
 import { registerUsagePage } from './pages/usage.js';
 import { registerAccountPages } from './pages/accounts.js';
 import { registerAuditPage } from './pages/audit.js';
@@ -192,7 +193,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     pages.setErrorHandler(async (error: Error & { statusCode?: number }, request, reply) => {
       if (error instanceof PageNotFound || (error instanceof OperationError && error.kind === 'not_found')) return sendNotFound(request, reply);
       if (error instanceof OperationError) {
-        const body = html`<h1>That did not work</h1><div class="notice error" role="alert"><p>${sentence(error.message)}</p></div><p><a href="/">Back to the dashboard</a></p>`;
+        const body = html`<h1>That did not work</h1><div class="notice error" role="alert"><p>${refusalText(error)}</p></div><p><a href="/">Back to the dashboard</a></p>`;
         return sendPage(dash, request, reply, { title: 'That did not work', body, status: OPERATION_STATUS[error.kind] });
       }
       if (error.statusCode !== undefined && error.statusCode < 500) {

@@ -1,15 +1,33 @@
 import type { KeyFormat } from '../keys/format.js';
+import type { KeyRecord } from '../store/store.js';
 
 /** Why an operator or member action was refused; the admin API maps `kind` to a status. */
 export type OperationErrorKind = 'not_found' | 'invalid' | 'limit' | 'conflict' | 'forbidden';
 
+/**
+ * How a refusal names a key, which depends on who reads it: the CLI and admin API give
+ * its id (what their commands take), the dashboard, whose members never see ids, its
+ * name and display hint.
+ */
+export type KeyNaming = (key: Pick<KeyRecord, 'id' | 'name' | 'hint'>) => string;
+
 export class OperationError extends Error {
+  /**
+   * `message` names keys (if any) for the CLI and admin API; `naming`, where it does,
+   * words the same message with keys named another way (see `KeyNaming`).
+   */
   constructor(
     readonly kind: OperationErrorKind,
     message: string,
+    private readonly naming?: (name: KeyNaming) => string,
   ) {
     super(message);
     this.name = 'OperationError';
+  }
+
+  /** The message with the keys it names named by `name`. */
+  namingKeys(name: KeyNaming): string {
+    return this.naming?.(name) ?? this.message;
   }
 }
 

@@ -9,7 +9,7 @@ import type { Runtime } from '../runtime.js';
 import type { KeyPatch, KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
 import { newId } from '../ids.js';
-import { checkedName, checkedTime, LATEST_TIME, OperationError } from './errors.js';
+import { checkedName, checkedTime, LATEST_TIME, OperationError, type KeyNaming } from './errors.js';
 import { audit } from './audit.js';
 import { getAccount } from './accounts.js';
 
@@ -194,13 +194,28 @@ async function issueKey(
  * replaces, for the overlap; by no more (a key still in an earlier rotation's overlap counts).
  */
 function checkKeyLimit(maxKeys: number, planName: string, accountKeys: readonly KeyRecord[], now: number, replacing: string | undefined): void {
-  if (maxKeys === 0) throw new OperationError('limit', `the ${planName} plan does not include API keys; upgrade the plan first`);
+  const refusal = (name: KeyNaming) => keyLimitRefusal(maxKeys, planName, accountKeys, now, replacing, name);
+  const message = refusal(keyWithId);
+  if (message !== undefined) throw new OperationError('limit', message, (name) => refusal(name) ?? message);
+}
+
+/**
+ * Why the plan's limit refuses a new key (or, with `replacing`, a replacement of that
+ * key), or undefined if it has room. A refused replacement names the other keys in use,
+ * and says how many of them to revoke. The dashboard asks this too, to say so before
+ * showing a rotate form.
+ */
+export function keyLimitRefusal(maxKeys: number, planName: string, accountKeys: readonly KeyRecord[], now: number, replacing: string | undefined, name: KeyNaming = keyWithId): string | undefined {
+  if (maxKeys === 0) return `the ${planName} plan does not include API keys; upgrade the plan first`;
   const others = accountKeys.filter((k) => isActive(k, now) && k.id !== replacing);
-  if (others.length < maxKeys) return;
+  if (others.length < maxKeys) return undefined;
   const limit = `the ${planName} plan allows ${maxKeys} key${maxKeys === 1 ? '' : 's'} per account`;
-  if (replacing === undefined) throw new OperationError('limit', `${limit}; revoke one first`);
-  const listed = others.map((k) => (k.expiresAt === null ? k.id : `${k.id}, valid until ${new Date(k.expiresAt).toISOString()}`)).join('; ');
-  throw new OperationError('limit', `${limit}, and this account has ${others.length} other active key${others.length === 1 ? '' : 's'} (${listed}); revoke ${others.length === 1 ? 'it' : 'one'} first`);
+  // Over the limit (the plan was changed to a smaller one), revoking one is not enough.
+  const toRevoke = others.length - maxKeys + 1;
+  if (replacing === undefined) return `${limit}; revoke ${toRevoke === 1 ? 'one' : toRevoke} first`;
+  const listed = others.map((k) => (k.expiresAt === null ? name(k) : `${name(k)}, which works until ${utcMinute(k.expiresAt)}`)).join('; ');
+  const which = toRevoke === 1 ? (others.length === 1 ? 'it' : 'one') : toRevoke === others.length ? (toRevoke === 2 ? 'both' : `all ${toRevoke}`) : `${toRevoke} of them`;
+  return `${limit}, and this account has ${others.length} other active key${others.length === 1 ? '' : 's'} (${listed}); revoke ${which} first`;
 }
 
 /**
@@ -213,7 +228,7 @@ function checkKeyLimit(maxKeys: number, planName: string, accountKeys: readonly 
 function replacementEnd(old: KeyRecord | undefined, accountKeys: readonly KeyRecord[], now: number): number | null {
   if (!old || !isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
   const conflict = rotationConflict(old, accountKeys, now);
-  if (conflict) throw new OperationError('conflict', conflict);
+  if (conflict) throw new OperationError('conflict', conflict, (name) => rotationConflict(old, accountKeys, now, name) ?? conflict);
   const newestOf = (keys: readonly KeyRecord[]) => keys.reduce<KeyRecord | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
   let last = newestOf(accountKeys.filter((k) => k.rotatedFrom === old.id));
   for (let next = last; next; next = newestOf(accountKeys.filter((k) => k.rotatedFrom === next?.id))) last = next;
@@ -337,23 +352,26 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
  * dodge the plan's key limit). `accountKeys`: every key of its account. The dashboard
  * asks this too, to offer Rotate only where it would be accepted.
  */
-export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number): string | undefined {
+export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number, name: KeyNaming = keyWithId): string | undefined {
   const replacement = accountKeys.find((k) => k.rotatedFrom === key.id && isActive(k, now));
   if (replacement) {
     // The newest key of the chain is the one to rotate (its replacement may have been rotated since).
     let newest = replacement;
     for (let next: KeyRecord | undefined = replacement; next; next = accountKeys.find((k) => k.rotatedFrom === newest.id && isActive(k, now))) newest = next;
-    return `this key was already rotated; rotate its replacement ${keyLabel(newest)} instead`;
+    return `this key was already rotated; rotate its replacement ${name(newest)} instead`;
   }
   const replaced = key.rotatedFrom === null ? undefined : accountKeys.find((k) => k.id === key.rotatedFrom && isActive(k, now));
   if (!replaced) return undefined;
-  const until = replaced.expiresAt === null ? '' : `, which works until ${new Date(replaced.expiresAt).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
-  return `this key replaced ${keyLabel(replaced)}${until}: revoke that key first, or rotate this one once it has expired`;
+  const until = replaced.expiresAt === null ? '' : `, which works until ${utcMinute(replaced.expiresAt)}`;
+  return `this key replaced ${name(replaced)}${until}: revoke that key first, or rotate this one once it has expired`;
 }
 
-/** A key as people recognise it in messages: its name, hint and id. */
-function keyLabel(key: KeyRecord): string {
-  return `“${key.name}” ${key.hint} (${key.id})`;
+/** A key as the CLI and admin API name it in messages: its name and hint, as people recognise it, and the id their commands take. */
+export const keyWithId: KeyNaming = (key) => `“${key.name}” ${key.hint} (${key.id})`;
+
+/** `2026-12-03 14:05 UTC` */
+function utcMinute(ms: number): string {
+  return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
 }
 
 export type KeyStatus = 'active' | 'revoked' | 'expired' | 'expiring' | 'unbound';

@@ -8,7 +8,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, type DashboardFixture, startDashboard } from './support.js';
+import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, type DashboardFixture, startDashboard, textOf } from './support.js';
 import { createKey, getKey } from '../../src/operations/keys.js';
 import { updateAccount } from '../../src/operations/accounts.js';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -169,6 +169,34 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     await moved.goto(`${fixture.dashboardUrl}/keys/new`);
     await expectHeading(moved, 'No room for another key');
     await expect.poll(() => moved.getByText('3 of 1 key in use on the Solo plan: revoke 3 keys to create another.', { exact: true }).count()).toBe(1);
+  });
+
+  it('a rotation the limit refuses names the other keys as the member sees them (name and hint, no ids), and leaves no form to send again', async () => {
+    const rt = fixture.keygate.runtime;
+    const moves = await rt.store.listAccounts({ search: 'Moved Co' });
+    const movedId = moves[0]?.id as string;
+    const keys = await rt.store.listKeys({ accountId: movedId });
+    const hint = (name: string) => keys.find((k) => k.name === name)?.hint as string;
+    const one = keys.find((k) => k.name === 'one')?.id as string;
+    // A rotate form opened while the account was on Pro (3 keys: room for the overlap), sent after a move to Solo.
+    await updateAccount(rt, movedId, { planId: 'pro' }, 'test');
+    await moved.goto(`${fixture.dashboardUrl}/keys/${one}/rotate`);
+    await expectHeading(moved, 'Rotate key “one”');
+    await updateAccount(rt, movedId, { planId: 'solo' }, 'test');
+    const refusal = `The Solo plan allows 1 key per account, and this account has 2 other active keys (“two” ${hint('two')}; “three” ${hint('three')}); revoke both first.`;
+    await moved.getByRole('button', { name: 'Rotate key' }).click();
+    expect(await textOf(moved.getByRole('alert'))).toBe(refusal);
+    await expectHeading(moved, 'Key “one” cannot be rotated');
+    expect(await moved.getByRole('button', { name: 'Rotate key' }).count()).toBe(0);
+    // Creating a key is refused too: not offered as the way out.
+    expect(await moved.getByRole('link', { name: 'Create a key' }).count()).toBe(0);
+    // Its rotate page, opened again (by its address, or Back), says so at once.
+    const opened = await moved.goto(`${fixture.dashboardUrl}/keys/${one}/rotate`);
+    expect(opened?.status()).toBe(409);
+    await expectHeading(moved, 'Key “one” cannot be rotated');
+    expect(await textOf(moved.getByRole('alert'))).toBe(refusal);
+    expect(await moved.getByRole('button', { name: 'Rotate key' }).count()).toBe(0);
+    expect((await rt.store.listKeys({ accountId: movedId })).length).toBe(3);
   });
 
   it('a plan with neither meters nor rate limits says so on the usage page, and no more', async () => {

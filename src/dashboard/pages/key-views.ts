@@ -5,10 +5,19 @@
 import type { Runtime } from '../../runtime.js';
 import type { KeyRecord } from '../../store/store.js';
 import { allowedScopes, keyStatus, type KeyStatus } from '../../operations/keys.js';
+import type { KeyNaming, OperationError } from '../../operations/errors.js';
 import { html, type Html } from '../html.js';
-import { relative, when, whenInTable } from '../format.js';
+import { relative, sentence, when, whenInTable } from '../format.js';
 
 const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'Expiring', expired: 'Expired', revoked: 'Revoked', unbound: 'No account' };
+
+/** A key as members see it on their pages, in a message: its name and display hint (they never see ids). */
+export const keyAsShown: KeyNaming = (key) => `“${key.name}” ${key.hint}`;
+
+/** A refusal as the dashboard says it: a sentence, any keys it names named as members see them. */
+export function refusalText(error: OperationError): string {
+  return sentence(error.namingKeys(keyAsShown));
+}
 
 export function isUsable(key: KeyRecord, now: number): boolean {
   const status = keyStatus(key, now);

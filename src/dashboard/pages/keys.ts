@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBase62, type KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
+import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
 import { idFromDigest, newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
@@ -16,7 +16,7 @@ import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redir
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, relative, sentence, when } from '../format.js';
-import { isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
+import { isUsable, keyAsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 
 const DAY = 86_400_000;
@@ -150,7 +150,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
       // Sent twice at once (a double click): the other one issued the key.
       const raced = error.kind === 'conflict' ? await sentBefore(keyId, account.id) : undefined;
       if (raced) return sendSentAlready(request, reply, raced);
-      return sendCreateForm(request, reply, account, form, nonce, sentence(error.message), OPERATION_STATUS[error.kind]);
+      return sendCreateForm(request, reply, account, form, nonce, refusalText(error), OPERATION_STATUS[error.kind]);
     }
   });
 
@@ -175,10 +175,11 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     app.get<{ Params: { id: string } }>('/keys/:id/rotate', async (request, reply) => {
       const { account } = ownAccount(request);
       const key = await getKey(rt, request.params.id, account.id);
-      // Opened from an old tab or by its address: a rotation the key cannot have is said at once, not after the form.
+      // Opened from an old tab or by its address: a rotation the key cannot have (or the
+      // plan's limit would refuse) is said at once, not after the form.
       const now = rt.clock();
-      const conflict = isUsable(key, now) ? rotationConflict(key, await rt.store.listKeys({ accountId: account.id }), now) : undefined;
-      if (conflict !== undefined) return sendCannotRotate(request, reply, key, sentence(conflict));
+      const refused = isUsable(key, now) ? rotationRefusal(account, key, await rt.store.listKeys({ accountId: account.id }), now) : undefined;
+      if (refused !== undefined) return sendCannotRotate(request, reply, key, sentence(refused));
       return sendRotateForm(request, reply, key, newFormNonce());
     });
 
@@ -207,7 +208,9 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
         if (!(error instanceof OperationError)) throw error;
         const raced = error.kind === 'conflict' ? await sentBefore(keyId, account.id) : undefined;
         if (raced) return sendSentAlready(request, reply, raced);
-        return sendRotateForm(request, reply, key, nonce, sentence(error.message), OPERATION_STATUS[error.kind]);
+        // Refused by the plan's limit or by another rotation: the same form would be refused again.
+        if (error.kind === 'limit' || error.kind === 'conflict') return sendCannotRotate(request, reply, key, refusalText(error));
+        return sendRotateForm(request, reply, key, nonce, refusalText(error), OPERATION_STATUS[error.kind]);
       }
     });
   }
@@ -311,18 +314,34 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     return sendPage(dash, request, reply, { title: 'Create a key', body, status });
   }
 
-  /** The page for a key that cannot be rotated, saying why (409). */
-  function sendCannotRotate(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, why: string): FastifyReply {
+  /**
+   * Why this account's `key` cannot be rotated now (another rotation, or the plan's key
+   * limit), the keys it names as the member sees them; undefined if it can.
+   */
+  function rotationRefusal(account: AccountRecord, key: KeyRecord, accountKeys: readonly KeyRecord[], now: number): string | undefined {
+    const plan = rt.config.plans[account.planId];
+    return (
+      rotationConflict(key, accountKeys, now, keyAsShown) ??
+      (plan?.maxKeys === undefined ? undefined : keyLimitRefusal(plan.maxKeys, plan.name ?? account.planId, accountKeys, now, key.id, keyAsShown))
+    );
+  }
+
+  /**
+   * The page for a key that cannot be rotated, saying why (409). Only a key that no
+   * longer works is pointed to Create: a key refused by another rotation or by the plan's
+   * limit is not helped by another key (which the limit would refuse too).
+   */
+  function sendCannotRotate(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, why: string, offerCreate = false): FastifyReply {
     const body = html`<h1>Key “${key.name}” cannot be rotated</h1>
 <div class="notice error" role="alert"><p>${why}</p></div>
-<div class="actions"><a class="button" href="/keys/new">Create a key</a><a class="button secondary" href="/keys">Back to the keys</a></div>`;
+<div class="actions">${offerCreate ? html`<a class="button" href="/keys/new">Create a key</a>` : ''}<a class="button secondary" href="/keys">Back to the keys</a></div>`;
     return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status: 409 });
   }
 
   function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, nonce: string, error?: string, status = 200): FastifyReply {
     const now = rt.clock();
     if (!isUsable(key, now)) {
-      return sendCannotRotate(request, reply, key, `Only a key that still works can be rotated; this one is ${key.revokedAt !== null ? 'revoked' : 'expired'}. Create a new key instead.`);
+      return sendCannotRotate(request, reply, key, `Only a key that still works can be rotated; this one is ${key.revokedAt !== null ? 'revoked' : 'expired'}. Create a new key instead.`, true);
     }
     const kept = keptOnRotation(keyTraits(rt, ownAccount(request).account.planId), rt.config.keys.expiry);
     const body = html`<h1>Rotate key “${key.name}”</h1>
