@@ -9,7 +9,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, type DashboardFixture, startDashboard, textOf } from './support.js';
-import { createKey, getKey } from '../../src/operations/keys.js';
+import { createKey, getKey, revokeKey } from '../../src/operations/keys.js';
 import { updateAccount } from '../../src/operations/accounts.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
@@ -74,6 +74,25 @@ describe.skipIf(!chromiumAvailable())('dashboard: keys that never expire and are
     await updateAccount(rt, accountId, { planExpiresAt: null, apiAccess: false }, 'test');
     expect(await warning()).toBe('API access is off for this account (it was turned off by the operator). You can manage keys, but requests are refused until it is turned back on.');
     await updateAccount(rt, accountId, { apiAccess: true }, 'test');
+  });
+
+  it('warns, on a new key’s page and where there are no keys yet, that requests are refused while API access is off', async () => {
+    const rt = fixture.keygate.runtime;
+    await updateAccount(rt, accountId, { apiAccess: false }, 'test');
+    await page.goto(`${fixture.dashboardUrl}/keys/new`);
+    await page.getByLabel('Name').fill('staging');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await expectHeading(page, 'Copy your new key');
+    expect(await textOf(page.locator('.notice.warning'))).toBe('API access is off for this account (it was turned off by the operator): requests with this key are refused until API access is turned back on.');
+    const secret = await page.getByLabel('Key “staging”').inputValue();
+    expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(403);
+    // No keys left: the empty state does not promise that a new key calls the API.
+    for (const key of await rt.store.listKeys({ accountId })) await revokeKey(rt, key.id, 'test');
+    await page.goto(`${fixture.dashboardUrl}/keys`);
+    expect(await textOf(page.locator('.empty'))).toBe('No keys yet.\n\nA key created now is refused until API access is turned back on. Its secret is shown once, right after you create it.');
+    await updateAccount(rt, accountId, { apiAccess: true }, 'test');
+    await page.reload();
+    expect(await textOf(page.locator('.empty'))).toBe('No keys yet.\n\nCreate a key to start calling the API. Its secret is shown once, right after you create it.');
   });
 });
 

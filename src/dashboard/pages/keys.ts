@@ -12,6 +12,7 @@ import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, get
 import { idFromDigest, newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
+import { apiEnabledOf } from '../../operations/accounts.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, viewerOf, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
@@ -98,7 +99,9 @@ ${noKeys
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
   ? keyTable(usable, now, 'Keys in use', traits, { actions: rowActions, all: keys, blocked })
-  : html`<div class="empty"><p><strong>No keys yet.</strong></p>${noKeys ? '' : html`<p>Create a key to start calling the API. Its secret is shown once, right after you create it.</p>`}</div>`}
+  : html`<div class="empty"><p><strong>No keys yet.</strong></p>${noKeys
+      ? ''
+      : html`<p>${usage.apiEnabled ? 'Create a key to start calling the API.' : `A key created now is refused until ${accessBack(account, usage.planExpired)}.`} Its secret is shown once, right after you create it.</p>`}</div>`}
 ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These keys no longer work. They stay listed so you can recognise them in logs.</p>${keyTable(gone, now, 'Revoked and expired keys', traits, { all: keys })}` : ''}`;
     return sendPage(dash, request, reply, { title: 'API keys', body });
   });
@@ -143,7 +146,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
         actorOf(request),
         { id: keyId },
       );
-      const body = secretPanel(rt, issued.key, issued.secret, { heading: 'Copy your new key', back: '/keys', planId: account.planId });
+      const body = secretPanel(rt, issued.key, issued.secret, { heading: 'Copy your new key', back: '/keys', planId: account.planId, extra: refusedWhileOff(account) });
       return sendPage(dash, request, reply, { title: 'Copy your new key', body, status: 201 });
     } catch (error) {
       if (!(error instanceof OperationError)) throw error;
@@ -202,7 +205,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
           choice === 'now'
             ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>`
             : html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${when(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
-        const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra, planId: account.planId });
+        const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra: html`${refusedWhileOff(account)}${extra}`, planId: account.planId });
         return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
       } catch (error) {
         if (!(error instanceof OperationError)) throw error;
@@ -213,6 +216,23 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
         return sendRotateForm(request, reply, key, nonce, refusalText(error), OPERATION_STATUS[error.kind]);
       }
     });
+  }
+
+  /**
+   * Until what a key of this account is refused while its API access is off, in the
+   * member's words: a new key is no exception, so its page says so.
+   */
+  function accessBack(account: AccountRecord, planExpired: boolean): string {
+    if (rt.config.plans[account.planId]?.apiAccess === false) return 'the account is on a plan that includes API access';
+    return planExpired ? 'the plan is renewed' : 'API access is turned back on';
+  }
+
+  /** On the page that shows a new key: the warning that it is refused for now, if API access is off. */
+  function refusedWhileOff(account: AccountRecord): Html {
+    const now = rt.clock();
+    if (apiEnabledOf(account, rt.config.plans, now)) return html``;
+    const planExpired = account.planExpiresAt !== null && account.planExpiresAt <= now;
+    return html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, planExpired)}): requests with this key are refused until ${accessBack(account, planExpired)}.</p></div>`;
   }
 
   function defaultForm(account: AccountRecord): KeyForm {
