@@ -56,6 +56,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
 
     await page.goto(fixture.dashboardUrl);
     expect(await page.title()).toBe('Sign in Â· Ranksy');
+    // A member who forgot their password is told the way back (there is no reset form), before any failed try.
+    expect(await textOf(page.getByText(/^Forgot your password\?/))).toBe('Forgot your password? Ask whoever invited you for a password reset link.');
     await screenshot(page, 'sign-in');
 
     await page.goto(link);

@@ -81,7 +81,8 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
   </div>
   <div class="actions"><button type="submit">Sign in</button></div>
 </form>
-<p class="muted">New here? Access is by invitation: you choose your password from the link you are sent.</p>`;
+<p class="muted">New here? Access is by invitation: you choose your password from the link you are sent.</p>
+<p class="muted">Forgot your password? Ask whoever invited you for a password reset link.</p>`;
     return sendPage(dash, request, reply, { title: 'Sign in', body, status, ...(notice ? { notice } : {}) });
   }
 }
