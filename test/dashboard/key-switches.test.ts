@@ -218,6 +218,26 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     expect((await rt.store.listKeys({ accountId: movedId })).length).toBe(3);
   });
 
+  it('during a rotation’s overlap at the limit, says when Rotate comes back: once the key being replaced stops working, or is revoked', async () => {
+    await solo.goto(`${fixture.dashboardUrl}/keys`);
+    await solo.getByRole('link', { name: /^Rotate production/ }).click();
+    await solo.getByRole('radio', { name: '1 hour' }).check();
+    await solo.getByRole('button', { name: 'Rotate key' }).click();
+    await expectHeading(solo, 'Copy your replacement key');
+    await solo.goto(`${fixture.dashboardUrl}/keys`);
+    const outgoing = (await fixture.keygate.runtime.store.listKeys({})).find((k) => k.name === 'production' && k.accountId !== null && k.revokedAt === null && k.expiresAt !== null);
+    const ends = `${new Date(outgoing?.expiresAt as number).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+    expect(await textOf(solo.locator('.actions .muted'))).toBe(
+      `2 of 1 key in use on the Solo plan (1 of them being replaced): revoke 2 keys to create another. Rotate comes back once the key being replaced stops working (${ends}), or once you revoke it.`,
+    );
+    expect(await solo.getByRole('link', { name: /^Rotate / }).count()).toBe(0);
+    // Revoked early, there is room to rotate again.
+    await solo.getByRole('link', { name: `Revoke production (${outgoing?.hint})` }).click();
+    await solo.getByRole('button', { name: 'Revoke key' }).click();
+    await expectHeading(solo, 'API keys');
+    await expect.poll(() => solo.getByRole('link', { name: /^Rotate production/ }).count()).toBe(1);
+  });
+
   it('a plan with neither meters nor rate limits says so on the usage page, and no more', async () => {
     await solo.goto(`${fixture.dashboardUrl}/usage`);
     await expect.poll(() => solo.getByText('The Solo plan has no metered quotas.', { exact: true }).count()).toBe(1);

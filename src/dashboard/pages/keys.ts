@@ -94,7 +94,7 @@ ${noKeys
   ? html`<div class="notice"><p>The ${usage.planName} plan does not include API keys: keys can be created once the account is on a plan that does.</p></div>`
   : html`<div class="actions">
   ${atLimit ? '' : html`<a class="button" href="/keys/new">Create a key</a>`}
-  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit && maxKeys !== undefined ? `: ${makeRoom(usable.length, maxKeys, canRotate)}.` : ''}</span>
+  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit && maxKeys !== undefined ? `: ${makeRoom(usable.length, maxKeys, canRotate)}.` : ''}${canRotate || noKeys || rt.config.keys.rotation === false || maxKeys === undefined ? '' : rotateComesBack(usable, maxKeys)}</span>
 </div>`}
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
@@ -405,6 +405,25 @@ function isOverlapChoice(value: string): value is OverlapChoice {
 function makeRoom(inUse: number, maxKeys: number, canRotate: boolean): string {
   const toRevoke = inUse - maxKeys + 1;
   return `revoke ${toRevoke === 1 ? 'a key' : `${number(toRevoke)} keys`} to create another${canRotate ? ', or rotate one to replace it' : ''}`;
+}
+
+/**
+ * Over the limit only by keys being replaced (a rotation's overlap at the limit), Rotate
+ * comes back once enough of them stop working, or are revoked: said, since nothing else
+ * says why no key offers Rotate. Empty where revoking them would not be enough (the plan
+ * was changed to a smaller one).
+ */
+function rotateComesBack(usable: readonly KeyRecord[], maxKeys: number): string {
+  const outgoing = usable.filter((k) => usable.some((r) => r.rotatedFrom === k.id));
+  const needed = usable.length - maxKeys;
+  if (needed < 1 || outgoing.length < needed) return '';
+  const end = outgoing.map((k) => k.expiresAt ?? Infinity).sort((a, b) => a - b)[needed - 1] ?? Infinity;
+  const at = Number.isFinite(end) ? ` (${new Date(end).toISOString().slice(0, 16).replace('T', ' ')} UTC)` : '';
+  if (needed === outgoing.length) {
+    const one = needed === 1;
+    return ` Rotate comes back once ${one ? 'the key being replaced stops' : 'the keys being replaced stop'} working${at}, or once you revoke ${one ? 'it' : 'them'}.`;
+  }
+  return ` Rotate comes back once ${number(needed)} of the keys being replaced stop working${at}, or once you revoke ${number(needed)} of them.`;
 }
 
 /**
