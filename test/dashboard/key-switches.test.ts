@@ -76,6 +76,20 @@ describe.skipIf(!chromiumAvailable())('dashboard: keys that never expire and are
     await updateAccount(rt, accountId, { apiAccess: true }, 'test');
   });
 
+  it('tells a member on the usage page when the plan ends, or ended', async () => {
+    const rt = fixture.keygate.runtime;
+    const plan = async () => {
+      await page.goto(`${fixture.dashboardUrl}/usage`);
+      return textOf(page.locator('.facts div', { hasText: 'Plan' }).locator('dd'));
+    };
+    expect(await plan()).toBe('Pro');
+    await updateAccount(rt, accountId, { planExpiresAt: Date.UTC(2030, 0, 31) }, 'test');
+    expect(await plan()).toBe('Pro (until 2030-01-31 00:00 UTC)');
+    await updateAccount(rt, accountId, { planExpiresAt: Date.UTC(2020, 0, 31) }, 'test');
+    expect(await plan()).toBe('Pro (ended 2020-01-31 00:00 UTC)');
+    await updateAccount(rt, accountId, { planExpiresAt: null }, 'test');
+  });
+
   it('warns, on a new key’s page and where there are no keys yet, that requests are refused while API access is off', async () => {
     const rt = fixture.keygate.runtime;
     await updateAccount(rt, accountId, { apiAccess: false }, 'test');

@@ -11,7 +11,7 @@ import { isoDay, periodBounds } from '../../meters/period.js';
 import { ownAccount, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, shortDay } from '../format.js';
+import { number, shortDay, when } from '../format.js';
 import { blockedUntilOf } from '../../operations/keys.js';
 import { blockedBadge, isUsable } from './key-views.js';
 import { dailyBarChart, labelledBarChart, type DailySeries } from '../charts.js';
@@ -121,7 +121,7 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
   const periodText = days.length > 0 ? `${shortDay(days[0] as string)} – ${shortDay(days[days.length - 1] as string)}` : '';
 
   return html`<dl class="facts">
-  <div><dt>Plan</dt><dd>${usage.planName}${usage.planExpired ? ' (expired)' : ''}</dd></div>
+  <div><dt>Plan</dt><dd>${usage.planName}${account.planExpiresAt === null ? '' : html` (${usage.planExpired ? 'ended' : 'until'} ${when(account.planExpiresAt)})`}</dd></div>
   <div><dt>API access</dt><dd>${usage.apiEnabled ? html`<span class="badge on">On</span>${blockNotice(blocks ?? (await keyBlocks(dash, account, now)), now)}${usedUpNotice(usage)}` : html`<span class="badge off">Off</span> <span class="muted">— ${apiOffReason(dash, account, usage.planExpired)}</span>`}</dd></div>
   <div><dt>Current period</dt><dd>${periodText} <span class="muted">(so far)</span></dd></div>
 </dl>
