@@ -252,6 +252,27 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     await expect.poll(() => solo.getByRole('link', { name: /^Rotate production/ }).count()).toBe(1);
   });
 
+  it('before revoking either key of a rotation’s overlap, says what becomes of the other', async () => {
+    await solo.goto(`${fixture.dashboardUrl}/keys`);
+    await solo.getByRole('link', { name: /^Rotate production/ }).click();
+    await solo.getByRole('radio', { name: '1 hour' }).check();
+    await solo.getByRole('button', { name: 'Rotate key' }).click();
+    await expectHeading(solo, 'Copy your replacement key');
+    const keys = (await fixture.keygate.runtime.store.listKeys({})).filter((k) => k.name === 'production' && k.revokedAt === null);
+    const outgoing = keys.find((k) => k.expiresAt !== null);
+    const replacement = keys.find((k) => k.rotatedFrom === outgoing?.id);
+    const ends = `${new Date(outgoing?.expiresAt as number).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+    // Revoking the replacement does not undo the rotation: the key it replaces stops all the same.
+    await solo.goto(`${fixture.dashboardUrl}/keys/${replacement?.id}/revoke`);
+    expect(await textOf(solo.locator('.notice.warning'))).toBe(
+      `Programs using ${replacement?.hint} will be refused from their next request. This cannot be undone. It replaces ${outgoing?.hint}, which stops working at ${ends} all the same: revoking this key does not keep that one working.`,
+    );
+    await solo.goto(`${fixture.dashboardUrl}/keys/${outgoing?.id}/revoke`);
+    expect(await textOf(solo.locator('.notice.warning'))).toBe(
+      `Programs using ${outgoing?.hint} will be refused from their next request. This cannot be undone. Its replacement ${replacement?.hint} keeps working.`,
+    );
+  });
+
   it('a plan with neither meters nor rate limits says so on the usage page, and no more', async () => {
     await solo.goto(`${fixture.dashboardUrl}/usage`);
     await expect.poll(() => solo.getByText('The Solo plan has no metered quotas.', { exact: true }).count()).toBe(1);

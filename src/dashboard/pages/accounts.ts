@@ -139,7 +139,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     operatorOf(request);
     const account = await getAccount(rt, request.params.id);
     const key = await getKey(rt, request.params.keyId, account.id);
-    const body = revokeConfirmation(key, rt.clock(), { action: `/accounts/${account.id}/keys/${key.id}/revoke`, cancel: `/accounts/${account.id}`, form: csrfField(request) });
+    const body = revokeConfirmation(key, rt.clock(), { action: `/accounts/${account.id}/keys/${key.id}/revoke`, cancel: `/accounts/${account.id}`, form: csrfField(request), all: await rt.store.listKeys({ accountId: account.id }) });
     return sendPage(dash, request, reply, { title: `Revoke ${key.name}`, body });
   });
 

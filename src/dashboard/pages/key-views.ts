@@ -153,15 +153,20 @@ ${options.extra ?? ''}
 <div class="actions"><a class="button secondary" href="${options.back}">I have copied it — back to the keys</a></div>`;
 }
 
-/** The confirmation step before a key is revoked. */
-export function revokeConfirmation(key: KeyRecord, now: number, options: { action: string; cancel: string; form: Html }): Html {
+/**
+ * The confirmation step before a key is revoked. `all`: every key of its account, to say
+ * what becomes of the other key of a rotation still in its overlap: revoking the
+ * replacement does not keep the key it replaces working (its end stands), and revoking
+ * the key being replaced leaves its replacement working.
+ */
+export function revokeConfirmation(key: KeyRecord, now: number, options: { action: string; cancel: string; form: Html; all: readonly KeyRecord[] }): Html {
   if (!isUsable(key, now)) {
     return html`<h1>Key “${key.name}” is already ${keyStatus(key, now)}</h1>
 <p>It no longer works, so there is nothing to revoke.</p>
 <div class="actions"><a class="button secondary" href="${options.cancel}">Back to the keys</a></div>`;
   }
   return html`<h1>Revoke key “${key.name}”?</h1>
-<div class="notice warning"><p>Programs using <code>${key.hint}</code> will be refused from their next request. This cannot be undone.</p></div>
+<div class="notice warning"><p>Programs using <code>${key.hint}</code> will be refused from their next request. This cannot be undone.${overlapNote(key, options.all, now)}</p></div>
 <dl class="facts">
   <div><dt>Key</dt><dd><code>${key.hint}</code></dd></div>
   <div><dt>Created</dt><dd>${when(key.createdAt)}</dd></div>
@@ -172,4 +177,15 @@ export function revokeConfirmation(key: KeyRecord, now: number, options: { actio
   <button type="submit" class="danger">Revoke key</button>
   <a class="button secondary" href="${options.cancel}">Cancel</a>
 </form>`;
+}
+
+/** What revoking `key` does not change about the other key of its rotation, while both work. */
+function overlapNote(key: KeyRecord, all: readonly KeyRecord[], now: number): Html {
+  const replaced = key.rotatedFrom === null ? undefined : all.find((k) => k.id === key.rotatedFrom && isUsable(k, now));
+  if (replaced) {
+    const ends = replaced.expiresAt === null ? '' : html` at ${new Date(replaced.expiresAt).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+    return html` It replaces <code>${replaced.hint}</code>, which stops working${ends} all the same: revoking this key does not keep that one working.`;
+  }
+  const replacement = all.find((k) => k.rotatedFrom === key.id && isUsable(k, now));
+  return replacement ? html` Its replacement <code>${replacement.hint}</code> keeps working.` : html``;
 }

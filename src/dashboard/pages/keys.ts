@@ -160,7 +160,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
   app.get<{ Params: { id: string } }>('/keys/:id/revoke', async (request, reply) => {
     const { account } = ownAccount(request);
     const key = await getKey(rt, request.params.id, account.id);
-    const body = revokeConfirmation(key, rt.clock(), { action: `/keys/${key.id}/revoke`, cancel: '/keys', form: csrfField(request) });
+    const body = revokeConfirmation(key, rt.clock(), { action: `/keys/${key.id}/revoke`, cancel: '/keys', form: csrfField(request), all: await rt.store.listKeys({ accountId: account.id }) });
     return sendPage(dash, request, reply, { title: `Revoke ${key.name}`, body });
   });
 
