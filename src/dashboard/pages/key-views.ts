@@ -183,7 +183,7 @@ export function revokeConfirmation(key: KeyRecord, now: number, options: { actio
 function overlapNote(key: KeyRecord, all: readonly KeyRecord[], now: number): Html {
   const replaced = key.rotatedFrom === null ? undefined : all.find((k) => k.id === key.rotatedFrom && isUsable(k, now));
   if (replaced) {
-    const ends = replaced.expiresAt === null ? '' : html` at ${new Date(replaced.expiresAt).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+    const ends = replaced.expiresAt === null ? '' : html` at ${when(replaced.expiresAt)}`;
     return html` It replaces <code>${replaced.hint}</code>, which stops working${ends} all the same: revoking this key does not keep that one working.`;
   }
   const replacement = all.find((k) => k.rotatedFrom === key.id && isUsable(k, now));

@@ -413,17 +413,18 @@ function makeRoom(inUse: number, maxKeys: number, canRotate: boolean): string {
  * says why no key offers Rotate. Empty where revoking them would not be enough (the plan
  * was changed to a smaller one).
  */
-function rotateComesBack(usable: readonly KeyRecord[], maxKeys: number): string {
+function rotateComesBack(usable: readonly KeyRecord[], maxKeys: number): Html {
   const outgoing = usable.filter((k) => usable.some((r) => r.rotatedFrom === k.id));
   const needed = usable.length - maxKeys;
-  if (needed < 1 || outgoing.length < needed) return '';
+  if (needed < 1 || outgoing.length < needed) return html``;
+  // When enough of them have stopped: the needed-th end, soonest first.
   const end = outgoing.map((k) => k.expiresAt ?? Infinity).sort((a, b) => a - b)[needed - 1] ?? Infinity;
-  const at = Number.isFinite(end) ? ` (${new Date(end).toISOString().slice(0, 16).replace('T', ' ')} UTC)` : '';
+  const at = Number.isFinite(end) ? html` (${when(end)})` : '';
   if (needed === outgoing.length) {
     const one = needed === 1;
-    return ` Rotate comes back once ${one ? 'the key being replaced stops' : 'the keys being replaced stop'} working${at}, or once you revoke ${one ? 'it' : 'them'}.`;
+    return html` Rotate comes back once ${one ? 'the key being replaced stops' : 'the keys being replaced stop'} working${at}, or once you revoke ${one ? 'it' : 'them'}.`;
   }
-  return ` Rotate comes back once ${number(needed)} of the keys being replaced stop working${at}, or once you revoke ${number(needed)} of them.`;
+  return html` Rotate comes back once ${number(needed)} of the keys being replaced stop working${at}, or once you revoke ${number(needed)} of them.`;
 }
 
 /**
