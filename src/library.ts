@@ -30,6 +30,8 @@ import { deny, type DenialReason } from './denial/reasons.js';
 import { refusedKeyOwner } from './pipeline/pipeline.js';
 import { redactedTarget } from './gateway/redacted-target.js';
 import { withoutCredentialParams } from './auth/credential.js';
+import { OUTAGE_RETRY_AFTER_S } from './operations/health.js';
+import { DRAINING_RETRY_AFTER_S } from './gateway/gateway.js';
 
 export interface CheckRequest {
   method: string;
@@ -83,42 +85,103 @@ export interface Keygate {
   check(request: CheckRequest): Promise<CheckResult>;
   /** Puts a changed profile into effect without a restart (`Runtime.reload`): answers the fields that changed. */
   reload(loaded: LoadedConfig): Promise<string[]>;
+  /**
+   * Stops: from the call on, `check` refuses every request (`service_unavailable`, 503 with
+   * `Retry-After: 1`, as the gateway answers while it stops); requests already admitted are
+   * waited for until they settle (up to the profile's `shutdown.drainTimeout`), then usage
+   * and balances are written to the store and it is closed. Call it once your server has
+   * stopped taking requests; a second call answers the same promise.
+   */
   close(): Promise<void>;
 }
 
 export async function createKeygate(loaded: LoadedConfig, options: RuntimeOptions = {}): Promise<Keygate> {
   const rt = await createRuntime(loaded, options);
   const basePath = normalBasePath(rt.config.basePath);
+  /** Requests being checked, or admitted and not yet settled: what `close` waits for. */
+  let open = 0;
+  let allSettled: (() => void) | undefined;
+  let closing: Promise<void> | undefined;
+  const done = () => {
+    open -= 1;
+    if (open === 0) allSettled?.();
+  };
+  const refusal = (reason: DenialReason, url: string, denial = deny(reason)): CheckResult => ({ allowed: false, reason, url: redactedTarget(rt, url), error: rt.dialect.render(denial) });
+
+  async function judge(request: CheckRequest): Promise<CheckResult> {
+    // The gateway's checks of the target first: a path the API's router could read as
+    // another one (`..`, `\\`, `%2e`, `//`) would be judged by one route's scopes and
+    // served by another's.
+    const target = judgeTarget(request.url, basePath);
+    if (!target.ok) return refusal(target.reason, request.url);
+    const { url, path } = target;
+    const method = request.method.toUpperCase();
+    const decision = await rt.pipeline.authorize({ method, path, url, headers: request.headers, ...(request.rawHeaders ? { rawHeaders: request.rawHeaders } : {}) });
+    if (!decision.allowed) {
+      // Counted as the gateway counts it: against the key's account, or a revoked or expired key's owner.
+      const account = decision.identity?.account.id ?? refusedKeyOwner(decision);
+      if (account !== undefined) rt.usage.add(account, rt.clock(), 'denials', decision.denial.reason);
+      return refusal(decision.denial.reason, url, decision.denial);
+    }
+    const { identity, route, reservation } = decision;
+    rt.usage.touch(identity.key.id, decision.at);
+    let settled = false;
+    const settle = async (status: number, records?: number) => {
+      if (settled) return;
+      settled = true;
+      try {
+        rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
+        await settleCharge(rt, identity.account.id, method, route.kind === 'proxy' ? route.route : undefined, reservation, status, records);
+      } finally {
+        done();
+      }
+    };
+    const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
+    return { allowed: true, url: withoutCredentialParams(url, rt.config.auth.credentials), identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
+  }
+
+  /** Waits for the admitted requests to settle (up to `shutdown.drainTimeout`), then writes usage out and closes. */
+  async function drainThenClose(): Promise<void> {
+    if (open > 0) {
+      const ms = rt.config.shutdown.drainTimeout;
+      rt.log.info({ unsettled: open, drainTimeoutMs: ms }, `waiting for ${open} admitted request(s) to settle before usage is written out (up to shutdown.drainTimeout)`);
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        new Promise<'settled'>((resolve) => (allSettled = () => resolve('settled'))),
+        // Not unref'd: a process whose server has closed stays up until usage is written.
+        new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms))),
+      ]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        rt.log.warn({ unsettled: open, drainTimeoutMs: ms }, 'admitted requests still unsettled at shutdown.drainTimeout: closing without them (a flat cost stays charged, a per-record reservation is dropped)');
+      }
+    }
+    await rt.close();
+  }
+
   return {
     runtime: rt,
     async check(request) {
-      // The gateway's checks of the target first: a path the API's router could read as
-      // another one (`..`, `\\`, `%2e`, `//`) would be judged by one route's scopes and
-      // served by another's.
-      const target = judgeTarget(request.url, basePath);
-      if (!target.ok) return { allowed: false, reason: target.reason, url: redactedTarget(rt, request.url), error: rt.dialect.render(deny(target.reason)) };
-      const { url, path } = target;
-      const method = request.method.toUpperCase();
-      const decision = await rt.pipeline.authorize({ method, path, url, headers: request.headers, ...(request.rawHeaders ? { rawHeaders: request.rawHeaders } : {}) });
-      if (!decision.allowed) {
-        // Counted as the gateway counts it: against the key's account, or a revoked or expired key's owner.
-        const account = decision.identity?.account.id ?? refusedKeyOwner(decision);
-        if (account !== undefined) rt.usage.add(account, rt.clock(), 'denials', decision.denial.reason);
-        return { allowed: false, reason: decision.denial.reason, url: redactedTarget(rt, url), error: rt.dialect.render(decision.denial) };
+      // Once closing, nothing more is admitted: what it would charge could not be written out.
+      if (closing) return refusal('service_unavailable', request.url, deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
+      open += 1;
+      let result: CheckResult;
+      try {
+        result = await judge(request);
+      } catch (error) {
+        // A backend that failed on the way (the store under a built-in, say): the client
+        // gets the gateway's 503 in the dialect, never a rejection the API's handler would
+        // have to catch (node:http would end the process on it).
+        rt.log.error({ err: error, target: redactedTarget(rt, request.url) }, 'library check failed');
+        result = refusal('service_unavailable', request.url, deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S }));
       }
-      const { identity, route, reservation } = decision;
-      rt.usage.touch(identity.key.id, decision.at);
-      let settled = false;
-      const settle = async (status: number, records?: number) => {
-        if (settled) return;
-        settled = true;
-        rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
-        await settleCharge(rt, identity.account.id, method, route.kind === 'proxy' ? route.route : undefined, reservation, status, records);
-      };
-      const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
-      return { allowed: true, url: withoutCredentialParams(url, rt.config.auth.credentials), identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
+      if (!result.allowed) done();
+      return result;
     },
     reload: (loaded) => rt.reload(loaded),
-    close: () => rt.close(),
+    close() {
+      closing ??= drainThenClose();
+      return closing;
+    },
   };
 }

@@ -12,6 +12,7 @@ import { createKey, revokeKey } from '../src/operations/keys.js';
 import { forecast } from '../src/operations/forecast.js';
 import { tempDir } from './support/temp.js';
 import { periodBounds } from '../src/meters/period.js';
+import { createLog } from '../src/log.js';
 
 describe('keygate as a library', () => {
   const dir = tempDir('library');
@@ -131,6 +132,7 @@ describe('keygate as a library', () => {
       const key = (await createKey(inQuery.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
       const admitted = await inQuery.check({ method: 'GET', url: `/get-brands?page=2&apikey=${key}&q=a`, headers: {} });
       expect(admitted).toMatchObject({ allowed: true, url: '/get-brands?page=2&q=a' });
+      if (admitted.allowed) await admitted.settle(200);
       const refused = await inQuery.check({ method: 'GET', url: `/nowhere?apikey=${key}`, headers: {} });
       expect(refused).toMatchObject({ allowed: false, reason: 'no_route', url: '/nowhere?apikey=[REDACTED]' });
       const odd = await inQuery.check({ method: 'GET', url: `/x/../get-brands?apikey=${key}`, headers: {} });
@@ -177,7 +179,9 @@ describe('keygate as a library', () => {
       for (const url of ['/v1/x/../admin/users', '/v1/x/%2e%2e/admin/users', '/v1/x\\..\\admin/users', '/v1//admin/users', '/v1/admin;x/users']) {
         expect(await scoped.check({ method: 'GET', url, headers: reader }), url).toMatchObject({ allowed: false, reason: 'bad_request' });
       }
-      expect(await scoped.check({ method: 'GET', url: '/v1/reports', headers: reader })).toMatchObject({ allowed: true });
+      const allowed = await scoped.check({ method: 'GET', url: '/v1/reports', headers: reader });
+      expect(allowed).toMatchObject({ allowed: true });
+      if (allowed.allowed) await allowed.settle(200);
     } finally {
       await scoped.close();
     }
@@ -194,5 +198,112 @@ describe('keygate as a library', () => {
     } finally {
       await based.close();
     }
+  });
+});
+
+describe('keygate as a library, when a backend fails or it stops', () => {
+  const dir = tempDir('library-stop');
+  /** A profile of its own on a SQLite file of its own: one flat-cost route, one built-in that reads a gauge from the store. */
+  const profile = (file: string) =>
+    parseConfigObject({
+      upstream: { url: 'http://127.0.0.1:1' },
+      store: `sqlite:${path.join(dir, file)}`,
+      keys: { prefix: { live: 'sk_live_' } },
+      errors: { envelope: 'error' },
+      plans: { scale: { meters: { credits: { limit: 100 }, keywords: { kind: 'gauge', limit: 10 } } } },
+      routes: [{ path: '/get-brands', cost: { meter: 'credits', perRequest: 10 } }],
+      builtins: [{ path: '/me', body: { account: '{{account.id}}', keywords: '{{meters.keywords.usage}}' } }],
+    });
+  /** The account's credits as the store holds them once the gate is closed (the balance it starts with next time). */
+  const storedCredits = async (file: string, accountId: string) => {
+    const again = await createKeygate({ config: profile(file), file: 'inline', dir });
+    try {
+      const rows = await again.runtime.store.loadMeterUsage({ accountId });
+      return rows.filter((row) => row.meter === 'credits').map((row) => row.used);
+    } finally {
+      await again.close();
+    }
+  };
+
+  it('refuses a request that arrives once close() has begun with a 503 in the envelope, as the gateway does while it stops, and charges it nothing', async () => {
+    const gate = await createKeygate({ config: profile('closing.db'), file: 'inline', dir });
+    const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+    const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+    // The docs' pattern on node:http; a keep-alive connection carries requests past the gate's close.
+    const server = createServer(async (req, res) => {
+      const result = await gate.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
+      if (!result.allowed) {
+        res.writeHead(result.error.status, result.error.headers).end(result.error.body);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', ...result.headers }).end('{"brands":[]}');
+      await result.settle(200);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/get-brands`;
+    try {
+      const before = await fetch(url, { headers });
+      expect({ status: before.status, body: await before.text() }).toEqual({ status: 200, body: '{"brands":[]}' });
+      await gate.close();
+      // The key is cached and the counters are in memory: without a refusal, this would be served and charged where nothing writes it out.
+      const after = await fetch(url, { headers });
+      expect({ status: after.status, retryAfter: after.headers.get('retry-after'), body: await after.json() }).toEqual({
+        status: 503,
+        retryAfter: '1',
+        body: { error: 'Service temporarily unavailable. Try again shortly.' },
+      });
+      expect(await gate.check({ method: 'GET', url: '/get-brands', headers })).toMatchObject({ allowed: false, reason: 'service_unavailable' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await gate.close();
+    }
+    expect(await storedCredits('closing.db', account.id)).toEqual([10]);
+  });
+
+  it('answers a failure on the way to an answer (a built-in whose store is closed) with a 503 in the envelope, logged, instead of rejecting', async () => {
+    const lines: string[] = [];
+    const log = createLog({ level: 'info', destination: { write: (line: string) => void lines.push(line) } });
+    const gate = await createKeygate({ config: profile('failing.db'), file: 'inline', dir }, { log });
+    try {
+      const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+      const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+      const served = await gate.check({ method: 'GET', url: '/me', headers });
+      expect(served).toMatchObject({ allowed: true, builtinBody: JSON.stringify({ account: account.id, keywords: 0 }) });
+      if (served.allowed) await served.settle(200);
+      // The key stays cached; the built-in reads the gauge from the store, which no longer answers.
+      await gate.runtime.store.close();
+      const refused = await gate.check({ method: 'GET', url: '/me', headers });
+      expect(refused).toMatchObject({ allowed: false, reason: 'service_unavailable', url: '/me', error: { status: 503, headers: { 'retry-after': '5' }, body: '{"error":"Service temporarily unavailable. Try again shortly."}' } });
+      const logged = lines.map((line) => JSON.parse(line) as { msg: string; target?: string; err?: unknown });
+      expect(logged.find((line) => line.msg === 'library check failed')).toMatchObject({ target: '/me', err: expect.anything() });
+    } finally {
+      await gate.close().catch(() => undefined);
+    }
+  });
+
+  it('close() waits for the requests it admitted to settle, then writes usage out: a failed answer given back during the stop is given back in the store too', async () => {
+    const lines: string[] = [];
+    const log = createLog({ level: 'info', destination: { write: (line: string) => void lines.push(line) } });
+    const gate = await createKeygate({ config: profile('draining.db'), file: 'inline', dir }, { log });
+    const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+    const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+    const admitted = await gate.check({ method: 'GET', url: '/get-brands', headers });
+    if (!admitted.allowed) throw new Error('GET /get-brands should be allowed');
+    // The app begins to stop while this request is still being answered.
+    let waiting!: () => void;
+    const waitingSaid = new Promise<'waiting'>((resolve) => (waiting = () => resolve('waiting')));
+    const said = lines.push.bind(lines);
+    lines.push = (...added: string[]) => {
+      if (added.some((line) => (JSON.parse(line) as { msg: string }).msg.startsWith('waiting for'))) waiting();
+      return said(...added);
+    };
+    const closing = gate.close();
+    expect(await Promise.race([closing.then(() => 'closed' as const), waitingSaid])).toBe('waiting');
+    expect(JSON.parse(lines.find((line) => line.includes('waiting for')) as string)).toMatchObject({ level: 30, unsettled: 1 });
+    // Its answer failed: the flat cost charged at admission is given back, and the store learns so.
+    await admitted.settle(500);
+    await closing;
+    expect(await storedCredits('draining.db', account.id)).toEqual([0]);
   });
 });

@@ -67,8 +67,8 @@ const NODE_REFUSAL_REASONS: Record<NodeRefusal, string> = {
   431: 'headers_too_large',
 };
 
-/** When a request refused while keygate stops may try again (Retry-After, seconds): another process takes it. */
-const DRAINING_RETRY_AFTER_S = 1;
+/** When a request refused while keygate stops (the gateway, or the library once `close()` has begun) may try again (Retry-After, seconds): another process takes it. */
+export const DRAINING_RETRY_AFTER_S = 1;
 
 export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): Promise<FastifyInstance> {
   // `config` is kept for what only a restart changes (basePath); the dialect, the pipeline
