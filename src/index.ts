@@ -5,7 +5,7 @@ import { keepTickObjectShape } from './tick-shape.js';
 // process that embeds the gateway should not fall into V8's slow path for every tick.
 keepTickObjectShape();
 
-export { createKeygate, type Keygate, type CheckRequest, type CheckResult } from './library.js';
+export { createKeygate, type Keygate, type CheckRequest, type CheckResult, type CheckAdmitted, type CheckRefused } from './library.js';
 export { loadConfigFile, parseConfigText, parseConfigObject, configJsonSchema, ConfigError, type LoadedConfig } from './config/load.js';
 export type { Config, ConfigInput, Plan, Route, Meter } from './config/schema.js';
 export { serve, type RunningKeygate, type ServeOptions } from './serve.js';

@@ -46,39 +46,45 @@ export interface CheckRequest {
   rawHeaders?: readonly string[];
 }
 
-export type CheckResult =
-  | {
-      allowed: false;
-      /** Why, as logs and metrics name it (the client sees only `error`). */
-      reason: DenialReason;
-      /**
-       * The request target as it may be logged: credential parameters and anything else
-       * shaped like a key replaced by `[REDACTED]` (`req.url` still holds them).
-       */
-      url: string;
-      /** The answer to send, in the API's dialect. */
-      error: RenderedError;
-    }
-  | {
-      allowed: true;
-      /**
-       * The request target without credential query parameters: what the API should route
-       * by and may log (`req.url` still holds a key sent as `?apikey=`).
-       */
-      url: string;
-      identity: Identity;
-      route: RouteMatch;
-      /** RateLimit fields to add to the response (shared: copy before changing). */
-      headers: Readonly<Record<string, string>>;
-      /** For built-in endpoints: the body keygate answers with. */
-      builtinBody?: string;
-      /**
-       * Commit the route's cost for a 2xx (per-record routes: pass the records returned);
-       * release it otherwise. Call it in a `finally`: an unsettled reservation holds its
-       * units for 10 minutes, until it lapses.
-       */
-      settle(status: number, records?: number): Promise<void>;
-    };
+/** A refused request: send `error` as it is. */
+export interface CheckRefused {
+  allowed: false;
+  /** Why, as logs and metrics name it (the client sees only `error`). */
+  reason: DenialReason;
+  /**
+   * The request target as it may be logged: credential parameters and anything else
+   * shaped like a key replaced by `[REDACTED]` (`req.url` still holds them).
+   */
+  url: string;
+  /** The answer to send, in the API's dialect. */
+  error: RenderedError;
+}
+
+/** An admitted request: serve it, then `settle` with the status sent (what a Fastify or Express app keeps on its request). */
+export interface CheckAdmitted {
+  allowed: true;
+  /**
+   * The request target without credential query parameters: what the API should route
+   * by and may log (`req.url` still holds a key sent as `?apikey=`).
+   */
+  url: string;
+  identity: Identity;
+  route: RouteMatch;
+  /** RateLimit fields to add to the response (shared: copy before changing). */
+  headers: Readonly<Record<string, string>>;
+  /** For built-in endpoints: the body keygate answers with. */
+  builtinBody?: string;
+  /**
+   * Commit the route's cost for a 2xx (per-record routes: pass the records returned);
+   * release it otherwise. Call it in a `finally`: an unsettled reservation holds its
+   * units for 10 minutes, until it lapses, and `close()` waits for it (up to
+   * `shutdown.drainTimeout`). Settling twice is harmless: the first call counts.
+   */
+  settle(status: number, records?: number): Promise<void>;
+}
+
+/** What `check` answers: `allowed` tells which. */
+export type CheckResult = CheckRefused | CheckAdmitted;
 
 export interface Keygate {
   readonly runtime: Runtime;
