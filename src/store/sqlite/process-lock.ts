@@ -9,6 +9,7 @@
  */
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPrivateFile, makeFolderFor, PRIVATE_FILE_MODE } from './private-files.js';
 
@@ -17,22 +18,31 @@ export interface ProcessLock {
 }
 
 export class DatabaseInUseError extends Error {
+  /** `holder`: who holds the lock, as it said; `'this process'` when this process itself does. */
   constructor(holder: string | undefined) {
     super(
-      `another keygate ${holder ? `process (${holder})` : 'process'} is serving with this SQLite file and in-memory counters: two would each count rate limits and balances on their own and overwrite each other's balances. Stop it first, or run several processes on PostgreSQL + Redis (docs/scale-out.md).`,
+      holder === THIS_PROCESS
+        ? `this process already runs a keygate on this SQLite file with in-memory counters (one not closed yet: a second createKeygate or serve, or a module evaluated again by a dev server's reload): two would each count rate limits and balances on their own and overwrite each other's balances. Use the one it has, or close() it first.`
+        : `another keygate ${holder ? `process (${holder})` : 'process'} is serving with this SQLite file and in-memory counters: two would each count rate limits and balances on their own and overwrite each other's balances. Stop it first, or run several processes on PostgreSQL + Redis (docs/scale-out.md).`,
     );
     this.name = 'DatabaseInUseError';
   }
 }
 
+const THIS_PROCESS = 'this process';
+/** The lock files this process holds: a second runtime here is told so, not sent looking for another process with this one's pid. */
+const heldHere = new Set<string>();
+
 /** Takes the lock of `databaseFile`, or throws DatabaseInUseError naming the holder (as far as it said). */
 export function lockDatabase(databaseFile: string): ProcessLock {
   // Before the database exists (first start): its folder is made here, as the store would.
   makeFolderFor(databaseFile);
-  const lockFile = `${databaseFile}.lock`;
+  const lockFile = path.resolve(`${databaseFile}.lock`);
   const holderFile = `${lockFile}.holder`;
+  if (heldHere.has(lockFile)) throw new DatabaseInUseError(THIS_PROCESS);
   createPrivateFile(lockFile);
   const lock = openLock(lockFile);
+  heldHere.add(lockFile);
   // Only to name this process in another's refusal.
   const me = `pid ${process.pid} on ${hostname()}, started ${new Date().toISOString()}`;
   try {
@@ -45,6 +55,7 @@ export function lockDatabase(databaseFile: string): ProcessLock {
     release() {
       if (released) return;
       released = true;
+      heldHere.delete(lockFile);
       if (readHolder(holderFile) === me) {
         try {
           unlinkSync(holderFile);
