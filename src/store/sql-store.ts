@@ -160,6 +160,13 @@ export interface Backend {
   onClose?: () => Promise<void>;
   /** SQLite: whether another connection has written since last asked. */
   changedElsewhere?: () => boolean;
+  /**
+   * Runs `work` (applying migrations) so that no other process applies them at the same
+   * time and a failure leaves none of them half done, where Kysely's Migrator does not see
+   * to it: SQLite (it takes no lock there and runs no transaction). PostgreSQL needs none:
+   * the Migrator holds an advisory lock and applies every pending migration in one transaction.
+   */
+  migrating?: <T>(db: Kysely<Database>, work: (db: Kysely<Database>) => Promise<T>) => Promise<T>;
 }
 
 export class SqlStore implements Store {
@@ -174,8 +181,8 @@ export class SqlStore implements Store {
     if (backend.changedElsewhere) this.changedElsewhere = backend.changedElsewhere;
   }
 
-  private migrator(): Migrator {
-    return new Migrator({ db: this.db, provider, migrationTableName: 'keygate_migrations', migrationLockTableName: 'keygate_migrations_lock' });
+  private migrator(db: Kysely<Database> = this.db): Migrator {
+    return new Migrator({ db, provider, migrationTableName: 'keygate_migrations', migrationLockTableName: 'keygate_migrations_lock' });
   }
 
   async ping(): Promise<void> {
@@ -204,9 +211,18 @@ export class SqlStore implements Store {
   }
 
   async migrate(): Promise<string[]> {
-    const { error, results } = await this.migrator().migrateToLatest();
-    if (error) throw error instanceof Error ? error : new Error(String(error));
-    return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+    const toLatest = async (db: Kysely<Database>) => {
+      const { error, results } = await this.migrator(db).migrateToLatest();
+      if (error) {
+        // Every pending migration is applied in one transaction (see Backend.migrating): the
+        // ones before the failed one are undone with it.
+        const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+        const message = error instanceof Error ? error.message : String(error);
+        throw new Error(failed ? `migration ${failed} failed, so none was applied: ${message}` : message, { cause: error });
+      }
+      return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+    };
+    return this.backend.migrating ? this.backend.migrating(this.db, toLatest) : toLatest(this.db);
   }
 
   // accounts

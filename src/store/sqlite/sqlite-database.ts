@@ -51,7 +51,7 @@ export function openSqliteStore(file: string): SqlStore {
     seen = now;
     return true;
   };
-  return new SqlStore(db, { kind: 'sqlite', exclusive: writingAlone, onClose: async () => stopWatching(), changedElsewhere });
+  return new SqlStore(db, { kind: 'sqlite', exclusive: writingAlone, migrating: inWriteTransaction, onClose: async () => stopWatching(), changedElsewhere });
 }
 
 /**
@@ -60,8 +60,17 @@ export function openSqliteStore(file: string): SqlStore {
  * reading keys that are about to change; in this process the connection is held, and
  * every other query waits for it.
  */
-const writingAlone: ExclusiveTransaction = (db, _lock, work) =>
-  db.connection().execute(async (connection) => {
+const writingAlone: ExclusiveTransaction = (db, _lock, work) => inWriteTransaction(db, work);
+
+/**
+ * `work` in one IMMEDIATE transaction. Migrations run this way: processes starting at once
+ * on a file an older keygate made (after an upgrade) apply them one after the other, the
+ * later ones finding nothing left to do (without it each applied them itself, and all but
+ * one failed with 'table "keygate_settings" already exists'), and a migration that fails
+ * half way leaves the file as it was.
+ */
+function inWriteTransaction<T>(db: Kysely<Database>, work: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  return db.connection().execute(async (connection) => {
     await sql`begin immediate`.execute(connection);
     try {
       const result = await work(connection);
@@ -73,6 +82,7 @@ const writingAlone: ExclusiveTransaction = (db, _lock, work) =>
       throw error;
     }
   });
+}
 
 /** How often the data_version is read anyway, should file events be missed. */
 const RECHECK_MS = 1_000;
