@@ -4,6 +4,7 @@
  * daily usage and "last used" back to the store. The CLI, the gateway, the admin API
  * and the dashboard all work through one of these.
  */
+import { existsSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -15,7 +16,7 @@ import { createRouteTable, type RouteTable } from './routes/route-table.js';
 import { createRateLimitPlanner } from './limits/rate-limits.js';
 import { createBlockStarts, type BlockStarts } from './limits/block-starts.js';
 import { createPipeline, type Pipeline, type StoreLookups } from './pipeline/pipeline.js';
-import { openStore, reachStore, sqliteFile } from './store/open.js';
+import { openStore, reachStore, redactUrl, sqliteFile } from './store/open.js';
 import type { MeterUsageRow, Store } from './store/store.js';
 import type { CacheEvent, Counters } from './counters/counters.js';
 import { openCounters } from './counters/open.js';
@@ -184,9 +185,10 @@ export class KeyHashingMismatchError extends Error {
 }
 
 export class NotMigratedError extends Error {
-  constructor(pending: string[]) {
+  /** `configFile`: the profile the refused process was started with, named in the command to run. */
+  constructor(pending: string[], configFile = '<file>') {
     super(
-      `the database is not migrated (pending: ${pending.join(', ')}). Run "keygate migrate --config <file>" first.`,
+      `the database is not migrated (pending: ${pending.join(', ')}). Run "keygate migrate --config ${configFile}" first.`,
     );
     this.name = 'NotMigratedError';
   }
@@ -200,14 +202,15 @@ function dropFromCache(keyCache: KeyCache, event: CacheEvent): void {
 }
 
 /**
- * Brings a SQLite store up to date (unless `autoMigrate` is off); a PostgreSQL one that is
- * not is refused with NotMigratedError, which names `keygate migrate`.
+ * Brings a SQLite store up to date (unless `autoMigrate` is off) and answers the
+ * migrations it applied; a PostgreSQL one that is not is refused with NotMigratedError,
+ * which names `keygate migrate` (with `configFile`, the profile to give it).
  */
-export async function migrateOrRefuse(store: Store, autoMigrate = true): Promise<void> {
+export async function migrateOrRefuse(store: Store, autoMigrate = true, configFile?: string): Promise<string[]> {
   const pending = await store.pendingMigrations();
-  if (pending.length === 0) return;
-  if (store.kind === 'sqlite' && autoMigrate) await store.migrate();
-  else throw new NotMigratedError(pending);
+  if (pending.length === 0) return [];
+  if (store.kind === 'sqlite' && autoMigrate) return store.migrate();
+  throw new NotMigratedError(pending, configFile);
 }
 
 export async function createRuntime(loaded: LoadedConfig, options: RuntimeOptions = {}): Promise<Runtime> {
@@ -227,7 +230,9 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   try {
     if (options.store) store = options.store;
     else await reachStore((store = openStore(config.store)), config.store);
-    await migrateOrRefuse(store, options.autoMigrate !== false);
+    const applied = await migrateOrRefuse(store, options.autoMigrate !== false, existsSync(loaded.file) ? loaded.file : undefined);
+    // An upgrade of a SQLite store says what it changed (PostgreSQL's is `keygate migrate`'s).
+    if (applied.length > 0) log.info({ store: redactUrl(config.store), applied }, `applied database migrations ${applied.join(', ')}`);
     counters = options.counters ?? (await openCounters(config, { store, log, clock, use: options.use ?? 'requests' }));
     recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, log);
     counters.onBroadcast((event) => dropFromCache(keyCache, event));

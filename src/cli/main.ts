@@ -168,7 +168,7 @@ async function withStoreOnly(command: Command, fn: (store: Store, config: Config
   const store = openStore(config.store);
   try {
     await reachStore(store, config.store);
-    await migrateOrRefuse(store);
+    await migrateOrRefuse(store, true, options.config);
     await fn(store, config, options);
   } finally {
     await store.close();
