@@ -4,6 +4,7 @@
  * CLI fail on the very next request, and bad profiles are refused with the field named.
  */
 import { spawn } from 'node:child_process';
+import Database from 'better-sqlite3';
 import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -970,6 +971,50 @@ describe('keygate CLI away from its database', () => {
       );
     }
     expect(existsSync(path.join(elsewhere, 'data', 'keygate.db'))).toBe(false);
+  });
+});
+
+describe('keygate CLI on a database it cannot use', () => {
+  const dir = tempDir('cli-unusable-store');
+  const profileFor = (file: string) => {
+    const configFile = path.join(dir, `${path.basename(file)}.yaml`);
+    writeFileSync(configFile, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${file}`, dashboard: { enabled: false } }));
+    return configFile;
+  };
+
+  it('names the file that is not a SQLite database, for every command, instead of SQLite\'s bare "file is not a database"', async () => {
+    const file = path.join(dir, 'notes.db');
+    writeFileSync(file, 'these are my notes, not a database\n'.repeat(200));
+    const configFile = profileFor(file);
+    for (const args of [['accounts', 'list'], ['keys', 'create', '--account', 'acc_x', '--name', 'k'], ['pepper', 'check'], ['migrate']]) {
+      const r = await runCli(['--config', configFile, ...args]);
+      expect([r.code, r.stdout], args.join(' ')).toEqual([1, '']);
+      expect(r.stderr, args.join(' ')).toBe(`error: store: cannot open the SQLite file ${file}: it is not a SQLite database (is the profile's store the right file?)\n`);
+    }
+    const json = await runCli(['--config', configFile, '--json', 'accounts', 'list']);
+    expect([json.code, JSON.parse(json.stderr)]).toEqual([1, { error: `store: cannot open the SQLite file ${file}: it is not a SQLite database (is the profile's store the right file?)` }]);
+  });
+
+  it('says which database is busy, and what that means for the change, when another process holds its write lock past the wait', async () => {
+    const file = path.join(dir, 'keygate.db');
+    const configFile = profileFor(file);
+    const acme = JSON.parse((await runCli(['--config', configFile, '--json', 'accounts', 'create', '--name', 'Acme'])).stdout) as { id: string };
+    // A sqlite3 shell left inside a transaction, say: its write lock held until it ends.
+    const holder = new Database(file);
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      const busy = `the database ${file} is busy: another process has held its write lock for more than 5 s (a sqlite3 shell inside a transaction, a long job); try again once it lets go. This change may or may not have been made: check before running the command again`;
+      const r = await runCli(['--config', configFile, 'accounts', 'create', '--name', 'Beta']);
+      expect([r.code, r.stdout, r.stderr]).toEqual([1, '', `error: ${busy}\n`]);
+      const json = await runCli(['--config', configFile, '--json', 'keys', 'create', '--account', acme.id, '--name', 'k']);
+      expect([json.code, json.stdout, JSON.parse(json.stderr)]).toEqual([1, '', { error: busy }]);
+      // Reading goes on beside it (WAL).
+      expect(JSON.parse((await runCli(['--config', configFile, '--json', 'accounts', 'list'])).stdout)).toHaveLength(1);
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    expect((await runCli(['--config', configFile, 'accounts', 'create', '--name', 'Beta'])).code).toBe(0);
   });
 });
 

@@ -50,7 +50,7 @@ describe('one serving runtime per SQLite file', () => {
     const file = path.join(dir, 'k.db');
     writeFileSync(file, 'this is not a database, and long enough to be read as a header of one');
     const loaded = { config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${file}` }), file: 'inline', dir };
-    await expect(createRuntime(loaded, { log: quiet })).rejects.toThrow(/not a database/);
+    await expect(createRuntime(loaded, { log: quiet })).rejects.toThrow(/is not a SQLite database/);
     writeFileSync(file, '');
     const fixed = await createRuntime(loaded, { log: quiet });
     await fixed.close();

@@ -26,12 +26,33 @@ function openFile(file: string): SqliteDatabase.Database {
 }
 
 
+/** How long a write waits for another process's write lock before it fails (SQLITE_BUSY). */
+export const BUSY_TIMEOUT_MS = 5_000;
+
+/** Whether `error` is SQLite's "database is locked": another connection held the write lock past BUSY_TIMEOUT_MS. */
+export function isBusyError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
+/** The first statements on a file: SQLite's own message ("file is not a database") with the file and what it means. */
+function configure(sqlite: SqliteDatabase.Database, file: string): void {
+  try {
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    sqlite.pragma('foreign_keys = ON');
+  } catch (error) {
+    sqlite.close();
+    const { code, message } = error as { code?: string; message: string };
+    const why = code === 'SQLITE_NOTADB' ? "it is not a SQLite database (is the profile's store the right file?)" : isBusyError(error) ? `another process holds its lock (${message})` : message;
+    throw new Error(`store: cannot open the SQLite file ${file}: ${why}`);
+  }
+}
+
 export function openSqliteStore(file: string): SqlStore {
   const sqlite = openFile(file);
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('busy_timeout = 5000');
-  sqlite.pragma('foreign_keys = ON');
+  configure(sqlite, file);
   // SQLite's own lower() folds A-Z only: searches fold names as JavaScript does.
   sqlite.function('keygate_lower', { deterministic: true }, (text: unknown) => (typeof text === 'string' ? text.toLowerCase() : text));
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
