@@ -5,6 +5,8 @@
  * type the documented one, and its body valid against the documented schema (ajv, JSON
  * Schema 2020-12 as OpenAPI 3.1 uses).
  */
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKeygate, type TestKeygate } from './support/keygate.js';
@@ -238,5 +240,26 @@ describe('admin API against its OpenAPI document', () => {
     // Every operation in the document was called.
     const operations = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
     expect(operations.filter((name) => !seen.has(name))).toEqual([]);
+  });
+
+  it('answers a change it cannot write, another process holding the SQLite file\'s write lock past the wait, as the document says: 503 problem details', async () => {
+    // A sqlite3 shell left inside a transaction on the profile's file, say.
+    const holder = new Database(path.join(dir, 'keygate.db'));
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      const busy = await call('POST', '/v1/accounts', { body: { name: 'While busy' } });
+      expect(busy.body).toEqual({
+        type: 'about:blank',
+        title: 'Service Unavailable',
+        status: 503,
+        detail: 'The store (sqlite) is busy: another process has held its write lock for more than 5 s; this change may or may not have been made: check before sending it again.',
+      });
+      // Reads go on beside it (WAL).
+      expect((await call('GET', '/v1/accounts')).status).toBe(200);
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    expect((await call('POST', '/v1/accounts', { body: { name: 'After' } })).status).toBe(201);
   });
 });

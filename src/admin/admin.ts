@@ -31,6 +31,7 @@ import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { apiEnabledOf, createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
+import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
 import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
@@ -430,6 +431,15 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     if (error.validation) return problem(reply, 400, describeValidation(error, request));
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return problem(reply, 415, 'Send JSON with Content-Type: application/json.');
     if (error.statusCode && error.statusCode < 500) return problem(reply, error.statusCode, error.message.replace(/^Body /, 'The body '));
+    // Another process held the SQLite file's write lock past the wait (a sqlite3 shell
+    // inside a transaction, say): not a fault of keygate's. Writes are not one transaction
+    // (a key, then its audit entry), so a change may have been made in part.
+    if (isBusyError(error)) {
+      request.log.warn({ component: 'admin', reqId: request.id, method: request.method, path: routerPath(redactedTarget(rt, request.url)) }, 'admin API could not write: the SQLite file is busy (another process holds its write lock)');
+      const busy = `The store (${rt.store.kind}) is busy: another process has held its write lock for more than ${BUSY_TIMEOUT_MS / 1000} s`;
+      if (request.method === 'GET' || request.method === 'HEAD') return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${busy}; try again once it lets go.`, 'Service Unavailable');
+      return problem(reply, 503, `${busy}; this change may or may not have been made: check before sending it again.`, 'Service Unavailable');
+    }
     request.log.error({ err: error, target: redactedTarget(rt, request.raw.url) }, 'admin API error');
     // The store is away (PostgreSQL down, say): an outage to wait out, as Redis's is. A
     // read can simply be asked again; a change may have been made in part before the store

@@ -40,7 +40,7 @@ const COMMON: { status: number; when: string; applies: (op: { method: string; pa
   { status: 415, when: 'A body that is not JSON in UTF-8 (also where none is read)', applies: ({ method }) => method !== 'get' && method !== 'head' },
   {
     status: 503,
-    when: 'The admin API is locked (no usable token configured), or the store (or, for what needs them, the counters) is not reachable; a read says Retry-After',
+    when: 'The admin API is locked (no usable token configured), or the store (or, for what needs them, the counters) is not reachable, or (SQLite) another process held its write lock past the wait; a read says Retry-After',
     applies: () => true,
   },
 ];
