@@ -297,6 +297,18 @@ describe('keygate CLI with a running gateway', () => {
     expect(bad.stderr).toContain('--limit: expected a whole number from 1 to 10000, got "lots"');
   });
 
+  it("shows a deleted account's audit log (who deleted it, and when), as the admin API does; an id never seen is still refused", async () => {
+    const gone = JSON.parse((await cli('--json', 'accounts', 'create', '--name', 'Short-lived')).stdout) as { id: string };
+    expect((await cli('accounts', 'delete', gone.id)).code).toBe(0);
+    const r = await cli('--json', 'audit', '--account', gone.id);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect((JSON.parse(r.stdout) as { actor: string; action: string }[]).map((e) => [e.actor, e.action])).toEqual([
+      ['cli', 'account.deleted'],
+      ['cli', 'account.created'],
+    ]);
+    expect((await cli('audit', '--account', 'acc_never')).stderr).toBe('error: no account "acc_never"\n');
+  });
+
   it('takes an expiry as a date, a date-time or a duration, and refuses a date that does not exist instead of guessing', async () => {
     const refused = async (expires: string) => {
       const r = await cli('keys', 'create', '--account', accountId, '--name', 'dated', '--expires', expires);

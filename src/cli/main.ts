@@ -705,13 +705,15 @@ export function buildCli(): Command {
   program
     .command('audit')
     .description('key, account and member events, newest first, and who did them')
-    .option('--account <id>', 'only this account\'s events')
+    .option('--account <id>', 'only this account\'s events (a deleted account\'s too)')
     .option('--limit <n>', 'at most this many (1 to 10000)', '50')
     .action((opts: { account?: string; limit: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const limit = limitOf(opts.limit) as number;
-        if (opts.account) await getAccount(rt, opts.account);
         const entries = await rt.store.listAudit({ ...(opts.account ? { accountId: opts.account } : {}), limit });
+        // A deleted account's log stays (who deleted it, and when): only an id with neither an
+        // account nor a line in the log is refused, as a mistyped one.
+        if (opts.account && entries.length === 0) await getAccount(rt, opts.account);
         const events = entries.map(auditEventOut);
         print(json, events, () =>
           table(
