@@ -204,6 +204,8 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('GET', '/v1/keys')).status).toBe(200);
     expect((await call('GET', `/v1/keys?accountId=${accountId}&limit=1`)).body).toHaveLength(1);
     expect((await call('GET', '/v1/keys?accountId=')).status).toBe(400);
+    // A mistyped account is said, not answered as an account without keys (as the CLI says it).
+    expect((await call('GET', '/v1/keys?accountId=acc_nope')).body.detail).toBe('no account "acc_nope"');
     expect((await call('GET', `/v1/keys/${keyId}`)).status).toBe(200);
     expect((await call('GET', '/v1/keys/key_nope')).status).toBe(404);
     expect((await call('PATCH', `/v1/keys/${keyId}`, { body: { name: 'production 2' } })).status).toBe(200);
@@ -226,6 +228,8 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('POST', '/v1/members/invitations', { body: { email: 'bob@acme.example', accountId: 'acc_nope' } })).status).toBe(404);
     expect((await call('POST', '/v1/members/invitations', { body: { email: 'bob@acme.example' } })).body.detail).toBe('say whom the invitation is for: "accountId" (a member of that account) or "role": "operator" (sees every account)');
     expect((await call('GET', `/v1/members?accountId=${accountId}`)).body).toHaveLength(1);
+    expect((await call('GET', '/v1/members?accountId=acc_nope')).status).toBe(404);
+    expect((await call('GET', '/v1/audit?accountId=acc_nope')).status).toBe(404);
     expect((await call('POST', '/v1/members/password-resets', { body: { email: 'nobody@acme.example' } })).status).toBe(404);
     expect((await call('POST', '/v1/members/password-resets', { body: {} })).status).toBe(400);
     expect((await call('POST', `/v1/members/${invited.body.id}/unlock`)).body.lifted).toBe(false);
@@ -236,6 +240,9 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('GET', '/v1/audit?after=garbage')).status).toBe(400);
     expect((await call('DELETE', `/v1/accounts/${accountId}`)).status).toBe(204);
     expect((await call('DELETE', `/v1/accounts/${accountId}`)).status).toBe(404);
+    // A deleted account's log stays: who deleted it, and when.
+    expect((await call('GET', `/v1/audit?accountId=${accountId}&limit=1`)).body[0]).toMatchObject({ action: 'account.deleted', actor: 'admin-api' });
+    expect((await call('GET', `/v1/keys?accountId=${accountId}`)).status).toBe(404);
 
     // Every operation in the document was called.
     const operations = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));

@@ -613,9 +613,11 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   );
 
   // keys
-  app.get('/v1/keys', { schema: { operationId: 'listKeys', tags: ['keys'], summary: 'Keys (never their secrets), a page at a time, of one account or all', querystring: z.object({ accountId: AccountFilter, ...PageQuery }).strict(), response: { 200: z.array(Key) } } }, async (request, reply) => {
+  app.get('/v1/keys', { schema: { operationId: 'listKeys', tags: ['keys'], summary: 'Keys (never their secrets), a page at a time, of one account or all', querystring: z.object({ accountId: AccountFilter, ...PageQuery }).strict(), response: { 200: z.array(Key), 404: Problem } } }, async (request, reply) => {
     const now = rt.clock();
     const { accountId } = request.query;
+    // A mistyped account is said, not answered as an account without keys (as the CLI does).
+    if (accountId) await getAccount(rt, accountId);
     const keys = await paged(request, reply, (page) => rt.store.listKeys({ ...(accountId ? { accountId } : {}), ...page }));
     const blocked = await blockedUntilOf(rt, keys);
     return keys.map((k) => keyOut(k, now, blocked));
@@ -743,8 +745,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     createdAt: z.string(),
     lockedUntil: isoOrNull.describe(`Sign-ins with this email are paused for every address until then (after ${MAX_FAILED_SIGN_INS_PER_EMAIL} wrong passwords in a row from anywhere); null: they are not`),
   });
-  app.get('/v1/members', { schema: { operationId: 'listMembers', tags: ['members'], summary: 'Members and operators, with pending invitations', querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member) } } }, async (request) => {
+  app.get('/v1/members', { schema: { operationId: 'listMembers', tags: ['members'], summary: 'Members and operators, with pending invitations', querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member), 404: Problem } } }, async (request) => {
     const now = rt.clock();
+    if (request.query.accountId) await getAccount(rt, request.query.accountId);
     return (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map((m) => memberOut(m, now));
   });
   app.post(
@@ -830,12 +833,15 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
             after: PageQuery.after,
           })
           .strict(),
-        response: { 200: z.array(z.object({ id: z.string(), at: z.string(), actor: z.string(), action: z.string(), accountId: z.string().nullable(), keyId: z.string().nullable(), detail: z.record(z.string(), z.unknown()) })) },
+        response: { 200: z.array(z.object({ id: z.string(), at: z.string(), actor: z.string(), action: z.string(), accountId: z.string().nullable(), keyId: z.string().nullable(), detail: z.record(z.string(), z.unknown()) })), 404: Problem },
       },
     },
     async (request, reply) => {
-      const { accountId } = request.query;
+      const { accountId, after } = request.query;
       const entries = await paged(request, reply, (page) => rt.store.listAudit({ ...(accountId ? { accountId } : {}), ...page }), (e) => ({ createdAt: e.at, id: e.id }));
+      // A deleted account's log stays (who deleted it, and when): only an id with neither an
+      // account nor a line in the log is refused, as a mistyped one (the page past the last is empty).
+      if (accountId && after === undefined && entries.length === 0) await getAccount(rt, accountId);
       return entries.map(auditEventOut);
     },
   );
