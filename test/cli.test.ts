@@ -986,6 +986,47 @@ describe('keygate CLI away from its database', () => {
   });
 });
 
+describe('keygate CLI does what the admin API does', () => {
+  const dir = tempDir('cli-parity');
+  const configFile = path.join(dir, 'keygate.yaml');
+  writeFileSync(configFile, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${path.join(dir, 'keygate.db')}`, dashboard: { enabled: false }, keys: { prefix: { live: 'pk_live_' } }, plans: { pro: { meters: { credits: { limit: 100 } } } } }));
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+
+  it('creates an account with its API access, overage and plan expiry at once, as POST /v1/accounts does', async () => {
+    const r = await cli('--json', 'accounts', 'create', '--name', 'Trial Co', '--api-access', 'off', '--overage', 'on', '--plan-expires', '2031-01-31');
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name: 'Trial Co', planId: 'pro', apiAccess: false, apiEnabled: false, overage: true, planExpiresAt: '2031-01-31T00:00:00.000Z' });
+    const following = JSON.parse((await cli('--json', 'accounts', 'create', '--name', 'Plain', '--overage', 'plan')).stdout) as { overage: unknown };
+    expect(following.overage).toBeNull();
+    expect(await cli('accounts', 'create', '--name', 'Bad', '--api-access', 'maybe')).toMatchObject({ code: 1, stdout: '', stderr: 'error: --api-access takes on or off, not "maybe"\n' });
+    expect(await cli('accounts', 'create', '--name', 'Bad', '--plan-expires', '2031-02-30')).toMatchObject({ code: 1, stderr: 'error: "2031-02-30" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d)\n' });
+    // Nothing was made by a refused one.
+    expect((JSON.parse((await cli('--json', 'accounts', 'list', '--search', 'Bad')).stdout) as unknown[]).length).toBe(0);
+  });
+
+  it('shows one account and one key by id, as GET /v1/accounts/{id} and /v1/keys/{id} do, and says when there is none', async () => {
+    const account = JSON.parse((await cli('--json', 'accounts', 'create', '--name', 'Shown')).stdout) as { id: string };
+    const key = JSON.parse((await cli('--json', 'keys', 'create', '--account', account.id, '--name', 'shown key')).stdout) as { id: string; secret: string };
+    const shownAccount = await cli('--json', 'accounts', 'show', account.id);
+    expect([shownAccount.code, shownAccount.stderr]).toEqual([0, '']);
+    expect(JSON.parse(shownAccount.stdout)).toEqual((JSON.parse((await cli('--json', 'accounts', 'list', '--search', account.id)).stdout) as unknown[])[0]);
+    const shownKey = await cli('--json', 'keys', 'show', key.id);
+    expect([shownKey.code, shownKey.stderr]).toEqual([0, '']);
+    expect(JSON.parse(shownKey.stdout)).toEqual((JSON.parse((await cli('--json', 'keys', 'list', '--account', account.id)).stdout) as unknown[])[0]);
+    expect(shownKey.stdout).not.toContain(key.secret);
+    // For a person: one field a line.
+    const human = await cli('keys', 'show', key.id);
+    expect(human.stdout).toMatch(new RegExp(`^id\\s+${key.id}\n`));
+    expect(human.stdout).toMatch(/^name\s+shown key$/m);
+    expect(human.stdout).toMatch(/^status\s+active$/m);
+    expect((await cli('accounts', 'show', account.id)).stdout).toMatch(/^name\s+Shown$/m);
+    expect(await cli('keys', 'show', 'key_nope')).toMatchObject({ code: 1, stdout: '', stderr: 'error: no key "key_nope"\n' });
+    expect(await cli('accounts', 'show', 'acc_nope')).toMatchObject({ code: 1, stdout: '', stderr: 'error: no account "acc_nope"\n' });
+    // A secret pasted where the id goes is not printed back.
+    expect((await cli('keys', 'show', key.secret)).stderr).not.toContain(key.secret);
+  });
+});
+
 describe('keygate CLI on a database it cannot use', () => {
   const dir = tempDir('cli-unusable-store');
   const profileFor = (file: string) => {

@@ -8,6 +8,12 @@ export function table(rows: readonly Record<string, unknown>[], columns: readonl
   return [line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n');
 }
 
+/** One record, a field a line: its name, then its value (as a table's cell), aligned. */
+export function fields(record: Readonly<Record<string, unknown>>, names: readonly string[]): string {
+  const width = Math.max(...names.map((name) => name.length));
+  return names.map((name) => `${name.padEnd(width)}  ${cell(record[name])}`.trimEnd()).join('\n');
+}
+
 function cell(value: unknown): string {
   if (value === null || value === undefined) return '-';
   if (Array.isArray(value)) return value.length === 0 ? '-' : visible(value.join(','));

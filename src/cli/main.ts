@@ -11,7 +11,7 @@ import { ConfigError, configJsonSchema, loadConfigFile, UNREADABLE, type LoadedC
 import { parseDuration } from '../config/duration.js';
 import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, migrateOrRefuse, type Runtime } from '../runtime.js';
 import { createKeyHasher } from '../keys/hash.js';
-import type { AccountRecord, KeyRecord, Page, Store } from '../store/store.js';
+import type { AccountPatch, AccountRecord, KeyRecord, Page, Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
@@ -29,7 +29,7 @@ import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
 import { createLog, terminalDestination } from '../log.js';
-import { table, until, when } from './format.js';
+import { fields, table, until, when } from './format.js';
 import { withoutKeys } from '../keys/redact.js';
 
 const CLI_ACTOR = 'cli';
@@ -217,6 +217,37 @@ function onOff(text: string, flag: string, accepted = ['on', 'off']): boolean {
   throw new OperationError('invalid', `${flag} takes ${accepted.slice(0, -1).join(', ')} or ${accepted.at(-1)}, not "${text}"`);
 }
 
+/** The settings `accounts create` and `accounts update` both take, as typed. */
+interface AccountSettingOptions {
+  apiAccess?: string;
+  overage?: string;
+  planExpires?: string;
+}
+
+/** Adds --api-access, --overage and --plan-expires; `defaults`: what each is when left out, for the help (create's). */
+function accountSettingOptions(command: Command, defaults?: { apiAccess: string; overage: string; planExpires: string }): Command {
+  const left = (value: string | undefined) => (value === undefined ? '' : ` (default: ${value})`);
+  return command
+    .option('--api-access <on|off>', `the operator's API access switch${left(defaults?.apiAccess)}`)
+    .option('--overage <on|off|plan>', `per-account overage, or follow the plan${left(defaults?.overage)}`)
+    .option('--plan-expires <date|duration|never>', `when the plan stops${left(defaults?.planExpires)}`);
+}
+
+/** The settings given, as an account's fields; those left out are not there. */
+function accountSettings(opts: AccountSettingOptions, now: number): Pick<AccountPatch, 'apiAccess' | 'overage' | 'planExpiresAt'> {
+  return {
+    ...(opts.apiAccess !== undefined ? { apiAccess: onOff(opts.apiAccess, '--api-access') } : {}),
+    ...(opts.overage !== undefined ? { overage: opts.overage === 'plan' ? null : onOff(opts.overage, '--overage', ['on', 'off', 'plan']) } : {}),
+    ...(opts.planExpires !== undefined ? { planExpiresAt: opts.planExpires === 'never' ? null : parseWhen(opts.planExpires, now) } : {}),
+  };
+}
+
+/** A past date ends the plan now (on purpose, or a mistyped year): said either way. */
+function planEndedNote(account: AccountRecord, now: number): string {
+  const expiry = account.planExpiresAt;
+  return expiry !== null && expiry <= now ? `: its plan ended ${new Date(expiry).toISOString().slice(0, 16).replace('T', ' ')} UTC, so its requests are refused (plan_expired)` : '';
+}
+
 /** `POST /v1/backlinks/summary x3 records=100` → a planned call. */
 export function parseCallSpec(spec: string): PlannedCall {
   const parts = spec.trim().split(/\s+/);
@@ -382,15 +413,39 @@ export function buildCli(): Command {
     });
 
   const accounts = program.command('accounts').description('accounts (teams) that own keys');
+  accountSettingOptions(
+    accounts
+      .command('create')
+      .description('create an account on a plan')
+      .requiredOption('--name <name>', 'account name')
+      .option('--plan <plan>', 'plan id (default: the profile\'s default plan)'),
+    { apiAccess: 'on', overage: 'plan', planExpires: 'never' },
+  ).action((opts: { name: string; plan?: string } & AccountSettingOptions, command: Command) =>
+    withRuntime(command, async (rt, { json }) => {
+      const account = await createAccount(rt, { name: opts.name, ...(opts.plan ? { planId: opts.plan } : {}), ...accountSettings(opts, rt.clock()) }, CLI_ACTOR);
+      print(json, accountJson(account, rt), () => `created account ${account.id} (${account.name}, plan ${account.planId})${planEndedNote(account, rt.clock())}`);
+    }),
+  );
   accounts
-    .command('create')
-    .description('create an account on a plan')
-    .requiredOption('--name <name>', 'account name')
-    .option('--plan <plan>', 'plan id (default: the profile\'s default plan)')
-    .action((opts: { name: string; plan?: string }, command: Command) =>
+    .command('show <id>')
+    .description('one account: plan, API access, overage, plan expiry')
+    .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const account = await createAccount(rt, { name: opts.name, ...(opts.plan ? { planId: opts.plan } : {}) }, CLI_ACTOR);
-        print(json, accountJson(account, rt), () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
+        const account = await getAccount(rt, id);
+        const now = rt.clock();
+        print(json, accountJson(account, rt), () =>
+          fields(
+            {
+              ...account,
+              plan: account.planId in rt.config.plans ? account.planId : `${account.planId} (not in the profile)`,
+              api: apiAccessOf(account, rt.config, now),
+              overage: account.overage === null ? 'as the plan' : account.overage ? 'on' : 'off',
+              created: when(account.createdAt),
+              planExpires: when(account.planExpiresAt),
+            },
+            ['id', 'name', 'plan', 'api', 'overage', 'created', 'planExpires'],
+          ),
+        );
       }),
     );
   paged(accounts.command('list').description('every account, oldest first'))
@@ -409,31 +464,24 @@ export function buildCli(): Command {
         );
       }),
     );
-  accounts
-    .command('update <id>')
-    .description("change an account's name, plan, API access, overage or plan expiry")
-    .option('--name <name>', 'new name')
-    .option('--plan <plan>', 'move to this plan')
-    .option('--api-access <on|off>', 'the operator\'s API access switch')
-    .option('--overage <on|off|plan>', 'per-account overage, or follow the plan')
-    .option('--plan-expires <date|duration|never>', 'when the plan stops')
-    .action((id: string, opts: { name?: string; plan?: string; apiAccess?: string; overage?: string; planExpires?: string }, command: Command) =>
-      withRuntime(command, async (rt, { json }) => {
-        const patch = {
-          ...(opts.name !== undefined ? { name: opts.name } : {}),
-          ...(opts.plan !== undefined ? { planId: opts.plan } : {}),
-          ...(opts.apiAccess !== undefined ? { apiAccess: onOff(opts.apiAccess, '--api-access') } : {}),
-          ...(opts.overage !== undefined ? { overage: opts.overage === 'plan' ? null : onOff(opts.overage, '--overage', ['on', 'off', 'plan']) } : {}),
-          ...(opts.planExpires !== undefined ? { planExpiresAt: opts.planExpires === 'never' ? null : parseWhen(opts.planExpires, rt.clock()) } : {}),
-        };
-        if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage or --plan-expires');
-        const account = await updateAccount(rt, id, patch, CLI_ACTOR);
-        // A past date ends the plan now (on purpose, or a mistyped year): said either way.
-        const expiry = account.planExpiresAt;
-        const expired = 'planExpiresAt' in patch && expiry !== null && expiry <= rt.clock();
-        print(json, accountJson(account, rt), () => `updated account ${account.id}${expired ? `: its plan ended ${new Date(expiry).toISOString().slice(0, 16).replace('T', ' ')} UTC, so its requests are refused (plan_expired)` : ''}`);
-      }),
-    );
+  accountSettingOptions(
+    accounts
+      .command('update <id>')
+      .description("change an account's name, plan, API access, overage or plan expiry")
+      .option('--name <name>', 'new name')
+      .option('--plan <plan>', 'move to this plan'),
+  ).action((id: string, opts: { name?: string; plan?: string } & AccountSettingOptions, command: Command) =>
+    withRuntime(command, async (rt, { json }) => {
+      const patch = {
+        ...(opts.name !== undefined ? { name: opts.name } : {}),
+        ...(opts.plan !== undefined ? { planId: opts.plan } : {}),
+        ...accountSettings(opts, rt.clock()),
+      };
+      if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage or --plan-expires');
+      const account = await updateAccount(rt, id, patch, CLI_ACTOR);
+      print(json, accountJson(account, rt), () => `updated account ${account.id}${'planExpiresAt' in patch ? planEndedNote(account, rt.clock()) : ''}`);
+    }),
+  );
   accounts
     .command('delete <id>')
     .description('delete an account: its members are removed; its keys stay, unbound (refused as key_not_bound)')
@@ -554,6 +602,32 @@ export function buildCli(): Command {
           table(
             list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: status(k), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? until(k.expiresAt) : when(k.expiresAt) })),
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires'],
+          ),
+        );
+      }),
+    );
+  keys
+    .command('show <id>')
+    .description('one key (its hint, never its secret): name, mode, scopes, status, last used')
+    .action((id: string, _o, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const key = await getKey(rt, id);
+        const now = rt.clock();
+        const blocked = await blocksOf(rt, [key]);
+        const blockEnds = blocked?.get(key.id);
+        print(json, keyJson(key, now, blocked), () =>
+          fields(
+            {
+              ...key,
+              key: key.hint,
+              account: key.accountId,
+              status: blockEnds === undefined ? keyStatus(key, now) : `${keyStatus(key, now)}, blocked until ${until(blockEnds)}`,
+              created: when(key.createdAt),
+              lastUsed: when(key.lastUsedAt),
+              expires: key.expiresAt !== null && key.expiresAt > now ? until(key.expiresAt) : when(key.expiresAt),
+              revoked: when(key.revokedAt),
+            },
+            ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires', 'revoked', 'createdBy', 'rotatedFrom'],
           ),
         );
       }),
