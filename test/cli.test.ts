@@ -1004,6 +1004,29 @@ describe('keygate CLI does what the admin API does', () => {
     expect((JSON.parse((await cli('--json', 'accounts', 'list', '--search', 'Bad')).stdout) as unknown[]).length).toBe(0);
   });
 
+  it('says when the audit log goes on past --limit (50 unless given), and pages through it with --after, each event once, as GET /v1/audit links to older ones', async () => {
+    const account = JSON.parse((await cli('--json', 'accounts', 'create', '--name', 'Audited')).stdout) as { id: string };
+    for (const name of ['one', 'two', 'three']) expect((await cli('accounts', 'update', account.id, '--name', name)).code).toBe(0);
+    // Four events: created, then three renames.
+    const all = JSON.parse((await cli('--json', 'audit', '--account', account.id)).stdout) as { id: string }[];
+    expect(all).toHaveLength(4);
+    const human = await cli('audit', '--account', account.id, '--limit', '3');
+    expect(human.stdout.trim().split('\n')).toHaveLength(4);
+    expect(human.stderr).toMatch(/^more follow: add --after \S+\n$/);
+    const seen: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    do {
+      const r = await cli('--json', 'audit', '--account', account.id, '--limit', '3', ...(after ? ['--after', after] : []));
+      expect(r.code).toBe(0);
+      seen.push(...(JSON.parse(r.stdout) as { id: string }[]).map((e) => e.id));
+      pages++;
+      after = r.stderr === '' ? undefined : (JSON.parse(r.stderr) as { next: { after: string } }).next.after;
+    } while (after !== undefined && pages < 10);
+    expect([seen, pages]).toEqual([all.map((e) => e.id), 2]);
+    expect(await cli('audit', '--after', 'garbage')).toMatchObject({ code: 1, stderr: 'error: after: not a cursor keygate gave (take the one the previous page ended with)\n' });
+  });
+
   it('shows one account and one key by id, as GET /v1/accounts/{id} and /v1/keys/{id} do, and says when there is none', async () => {
     const account = JSON.parse((await cli('--json', 'accounts', 'create', '--name', 'Shown')).stdout) as { id: string };
     const key = JSON.parse((await cli('--json', 'keys', 'create', '--account', account.id, '--name', 'shown key')).stdout) as { id: string; secret: string };

@@ -74,11 +74,16 @@ function pageOf(opts: PageOptions): Page {
  * the list scripts parse, as the admin API's body stays one beside its Link header. With
  * `json`, a line of its own, `{"next":{"after":…}}`, as a failure's `{"error":…}` is.
  */
-function pageEnd<T extends { createdAt: number; id: string }>(rows: T[], opts: PageOptions, json: boolean | undefined): T[] {
+function pageEnd<T extends { id: string }>(
+  rows: T[],
+  opts: PageOptions,
+  json: boolean | undefined,
+  placeOfRow: (row: T) => { createdAt: number; id: string } = (row) => row as T & { createdAt: number },
+): T[] {
   const limit = limitOf(opts.limit);
   if (limit === undefined || rows.length <= limit) return rows;
   const page = rows.slice(0, limit);
-  const after = cursorOf(page[page.length - 1] as T);
+  const after = cursorOf(placeOfRow(page[page.length - 1] as T));
   process.stderr.write(json ? `${JSON.stringify({ next: { after } })}\n` : `more follow: add --after ${after}\n`);
   return page;
 }
@@ -780,14 +785,15 @@ export function buildCli(): Command {
     .command('audit')
     .description('key, account and member events, newest first, and who did them')
     .option('--account <id>', 'only this account\'s events (a deleted account\'s too)')
-    .option('--limit <n>', 'at most this many (1 to 10000)', '50')
-    .action((opts: { account?: string; limit: string }, command: Command) =>
+    .option('--limit <n>', 'at most this many (1 to 10000); when older ones follow, stderr names the next page\'s --after (with --json, as a line {"next":{"after":"<cursor>"}}); stdout stays the list', '50')
+    .option('--after <cursor>', 'continue after the place an earlier --limit gave')
+    .action((opts: { account?: string; limit: string; after?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const limit = limitOf(opts.limit) as number;
-        const entries = await rt.store.listAudit({ ...(opts.account ? { accountId: opts.account } : {}), limit });
+        const found = await rt.store.listAudit({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) });
         // A deleted account's log stays (who deleted it, and when): only an id with neither an
-        // account nor a line in the log is refused, as a mistyped one.
-        if (opts.account && entries.length === 0) await getAccount(rt, opts.account);
+        // account nor a line in the log is refused, as a mistyped one (the page past the last is empty).
+        if (opts.account && opts.after === undefined && found.length === 0) await getAccount(rt, opts.account);
+        const entries = pageEnd(found, opts, json, (e) => ({ createdAt: e.at, id: e.id }));
         const events = entries.map(auditEventOut);
         print(json, events, () =>
           table(
