@@ -229,6 +229,10 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('POST', '/v1/members/invitations', { body: { email: 'bob@acme.example' } })).body.detail).toBe('say whom the invitation is for: "accountId" (a member of that account) or "role": "operator" (sees every account)');
     expect((await call('GET', `/v1/members?accountId=${accountId}`)).body).toHaveLength(1);
     expect((await call('GET', '/v1/members?accountId=acc_nope')).status).toBe(404);
+    // By the address, as the CLI names a member (members remove --email): the id a removal or an unlock takes.
+    expect((await call('GET', '/v1/members?email=ADA@acme.example')).body.map((m: { id: string }) => m.id)).toEqual([invited.body.id]);
+    expect((await call('GET', '/v1/members?email=nobody@acme.example')).body).toEqual([]);
+    expect((await call('GET', '/v1/members?email=')).status).toBe(400);
     expect((await call('GET', '/v1/audit?accountId=acc_nope')).status).toBe(404);
     expect((await call('POST', '/v1/members/password-resets', { body: { email: 'nobody@acme.example' } })).status).toBe(404);
     expect((await call('POST', '/v1/members/password-resets', { body: {} })).status).toBe(400);

@@ -35,7 +35,7 @@ import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js
 import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
-import type { AccountRecord, KeyRecord, Page } from '../store/store.js';
+import type { AccountRecord, KeyRecord, MemberRecord, Page } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
 import { checkHealth, OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { completeDocument, PROBLEM_MEDIA_TYPE, toldToOthers, type OpenApiDocument } from './openapi.js';
@@ -745,10 +745,21 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     createdAt: z.string(),
     lockedUntil: isoOrNull.describe(`Sign-ins with this email are paused for every address until then (after ${MAX_FAILED_SIGN_INS_PER_EMAIL} wrong passwords in a row from anywhere); null: they are not`),
   });
-  app.get('/v1/members', { schema: { operationId: 'listMembers', tags: ['members'], summary: 'Members and operators, with pending invitations', querystring: z.object({ accountId: AccountFilter }).strict(), response: { 200: z.array(Member), 404: Problem } } }, async (request) => {
+  const MembersQuery = z
+    .object({
+      accountId: AccountFilter,
+      email: z.string().min(1, 'an e-mail address (leave email out for everyone)').optional().describe('Only the member or operator with this address (either case), as the CLI names them: the id a removal or an unlock takes'),
+    })
+    .strict();
+  app.get('/v1/members', { schema: { operationId: 'listMembers', tags: ['members'], summary: 'Members and operators, with pending invitations; one by address', querystring: MembersQuery, response: { 200: z.array(Member), 404: Problem } } }, async (request) => {
     const now = rt.clock();
-    if (request.query.accountId) await getAccount(rt, request.query.accountId);
-    return (await rt.store.listMembers(request.query.accountId ? { accountId: request.query.accountId } : {})).map((m) => memberOut(m, now));
+    const { accountId, email } = request.query;
+    if (accountId) await getAccount(rt, accountId);
+    const members =
+      email === undefined
+        ? await rt.store.listMembers(accountId ? { accountId } : {})
+        : [await rt.store.findMemberByEmail(email)].filter((m): m is MemberRecord => m !== undefined && (!accountId || m.accountId === accountId));
+    return members.map((m) => memberOut(m, now));
   });
   app.post(
     '/v1/members/invitations',
