@@ -1027,6 +1027,30 @@ describe('keygate CLI does what the admin API does', () => {
     expect(await cli('audit', '--after', 'garbage')).toMatchObject({ code: 1, stderr: 'error: after: not a cursor keygate gave (take the one the previous page ended with)\n' });
   });
 
+  it('gives an account\'s daily usage (requests, denials, units by day) with --daily, --from and --to, as GET /v1/accounts/{id}/usage/daily does', async () => {
+    const account = JSON.parse((await cli('--json', 'accounts', 'create', '--name', 'Daily')).stdout) as { id: string };
+    // As the gateway records them.
+    const store = openSqliteStore(path.join(dir, 'keygate.db'));
+    await store.addUsageDaily([
+      { accountId: account.id, day: '2026-11-02', metric: 'requests', label: '2xx', value: 5 },
+      { accountId: account.id, day: '2026-11-02', metric: 'units', label: 'credits', value: 50 },
+      { accountId: account.id, day: '2026-11-20', metric: 'denials', label: 'rate_limited', value: 2 },
+    ]);
+    await store.close();
+    const r = await cli('--json', 'accounts', 'usage', account.id, '--from', '2026-11-01', '--to', '2026-11-10');
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(JSON.parse(r.stdout)).toEqual([
+      { day: '2026-11-02', metric: 'requests', label: '2xx', value: 5 },
+      { day: '2026-11-02', metric: 'units', label: 'credits', value: 50 },
+    ]);
+    const human = await cli('accounts', 'usage', account.id, '--daily', '--from', '2026-11-01');
+    expect(human.stdout).toMatch(/^DAY\s+METRIC\s+LABEL\s+VALUE\n/);
+    expect(human.stdout).toMatch(/^2026-11-20\s+denials\s+rate_limited\s+2$/m);
+    expect(await cli('accounts', 'usage', account.id, '--from', '2026-11-10', '--to', '2026-11-01')).toMatchObject({ code: 1, stdout: '', stderr: 'error: from (2026-11-10) is after to (2026-11-01)\n' });
+    expect(await cli('accounts', 'usage', account.id, '--from', '2026-11-31')).toMatchObject({ code: 1, stdout: '', stderr: 'error: --from: expected a date such as 2026-11-01, got "2026-11-31"\n' });
+    expect(await cli('accounts', 'usage', 'acc_nope', '--daily')).toMatchObject({ code: 1, stderr: 'error: no account "acc_nope"\n' });
+  });
+
   it('shows one account and one key by id, as GET /v1/accounts/{id} and /v1/keys/{id} do, and says when there is none', async () => {
     const account = JSON.parse((await cli('--json', 'accounts', 'create', '--name', 'Shown')).stdout) as { id: string };
     const key = JSON.parse((await cli('--json', 'keys', 'create', '--account', account.id, '--name', 'shown key')).stdout) as { id: string; secret: string };

@@ -24,7 +24,7 @@ import { oncePer } from '../log.js';
 import { headerCount } from '../auth/credential.js';
 import type { Metrics } from '../metrics.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
-import { DAY_MS, parseDuration } from '../config/duration.js';
+import { parseDuration } from '../config/duration.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
@@ -33,10 +33,9 @@ import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, r
 import { CountersUnavailableError } from '../counters/counters.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
 import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
-import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
+import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord, MemberRecord, Page } from '../store/store.js';
-import { isoDay } from '../meters/period.js';
 import { checkHealth, OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { completeDocument, PROBLEM_MEDIA_TYPE, toldToOthers, type OpenApiDocument } from './openapi.js';
 import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
@@ -52,8 +51,6 @@ declare module 'fastify' {
     untoldAtStart: number;
   }
 }
-/** Days of daily usage answered when no range is given. */
-const DEFAULT_USAGE_DAYS = 30;
 
 const isoOrNull = z.string().nullable();
 const Account = z.object({
@@ -573,13 +570,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         response: { 200: z.array(z.object({ day: z.string(), metric: z.string(), label: z.string(), value: z.number() })) },
       },
     },
-    async (request) => {
-      await getAccount(rt, request.params.id);
-      const to = request.query.to ?? isoDay(rt.clock());
-      const from = request.query.from ?? isoDay(rt.clock() - DEFAULT_USAGE_DAYS * DAY_MS);
-      if (from > to) throw new OperationError('invalid', `from (${from}) is after to (${to})`);
-      return (await rt.store.listUsageDaily(request.params.id, from, to)).map(({ day, metric, label, value }) => ({ day, metric, label, value }));
-    },
+    async (request) => dailyUsage(rt, request.params.id, request.query),
   );
   app.put(
     '/v1/accounts/:id/gauges/:meter',

@@ -25,7 +25,7 @@ import { OperationError } from '../operations/errors.js';
 import { apiEnabledOf, createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
-import { accountUsage, setGauge, usageOut } from '../operations/usage.js';
+import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
 import { createLog, terminalDestination } from '../log.js';
@@ -498,9 +498,20 @@ export function buildCli(): Command {
     );
   accounts
     .command('usage <id>')
-    .description('plan, API access and every meter of an account')
-    .action((id: string, _o, command: Command) =>
+    .description('plan, API access and every meter of an account; with --daily, its requests, denials and units day by day')
+    .option('--daily', 'day by day: requests by status class, denials by reason, units by meter (the last 30 days unless --from or --to says)')
+    .option('--from <date>', 'the first day (2026-11-01), with --daily (implied)')
+    .option('--to <date>', 'the last day (default: today, UTC), with --daily (implied)')
+    .action((id: string, opts: { daily?: boolean; from?: string; to?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
+        if (opts.daily || opts.from !== undefined || opts.to !== undefined) {
+          for (const [flag, day] of [['--from', opts.from], ['--to', opts.to]] as const) {
+            if (day !== undefined && !z.iso.date().safeParse(day).success) throw new OperationError('invalid', `${flag}: expected a date such as 2026-11-01, got "${day}"`);
+          }
+          const days = await dailyUsage(rt, id, { from: opts.from, to: opts.to });
+          print(json, days, () => table(days, ['day', 'metric', 'label', 'value']));
+          return;
+        }
         const usage = await accountUsage(rt, id);
         print(json, usageOut(usage), () =>
           [

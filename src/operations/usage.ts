@@ -6,6 +6,7 @@ import { OperationError } from './errors.js';
 import { periodBounds, isoDay } from '../meters/period.js';
 import { MAX_REPORTED, overageAllowed } from '../meters/cost.js';
 import { apiEnabledOf, getAccount } from './accounts.js';
+import { DAY_MS } from '../config/duration.js';
 
 export interface MeterUsage {
   kind: 'consumed' | 'gauge';
@@ -99,6 +100,25 @@ export function usageOut(usage: AccountUsage) {
 const MAX_GAUGE = MAX_REPORTED;
 
 /** Sets the level of a gauge meter (keywords tracked, data rows) of an account. */
+/** Days of daily usage answered when no range is given. */
+const DEFAULT_USAGE_DAYS = 30;
+
+/** One day's counter: requests by status class, denials by reason, units by meter. */
+export type DailyUsage = { day: string; metric: string; label: string; value: number };
+
+/**
+ * An account's daily counters from `from` to `to` (ISO days, both included); without
+ * them, the last 30 days to today. The admin API's /usage/daily and the CLI's
+ * `accounts usage --daily` answer with it.
+ */
+export async function dailyUsage(rt: Runtime, accountId: string, range: { from?: string | undefined; to?: string | undefined } = {}): Promise<DailyUsage[]> {
+  await getAccount(rt, accountId);
+  const to = range.to ?? isoDay(rt.clock());
+  const from = range.from ?? isoDay(rt.clock() - DEFAULT_USAGE_DAYS * DAY_MS);
+  if (from > to) throw new OperationError('invalid', `from (${from}) is after to (${to})`);
+  return (await rt.store.listUsageDaily(accountId, from, to)).map(({ day, metric, label, value }) => ({ day, metric, label, value }));
+}
+
 export async function setGauge(rt: Runtime, accountId: string, meter: string, value: number): Promise<void> {
   const account = await getAccount(rt, accountId);
   if (!Number.isFinite(value) || value < 0 || value > MAX_GAUGE) throw new OperationError('invalid', `a gauge level is a number from 0 to ${MAX_GAUGE} (15 digits, as an upstream's header may report)`);
