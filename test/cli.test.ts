@@ -178,6 +178,8 @@ describe('keygate CLI with a running gateway', () => {
     const human = await cli('keys', 'list', '--account', accountId, '--limit', '1');
     expect(human.stderr).toMatch(/^more follow: add --after \S+\n$/);
     expect((await cli('keys', 'list', '--limit', '0')).stderr).toBe('error: --limit: expected a whole number from 1 to 10000, got "0"\n');
+    // Written in digits, as the admin API's ?limit= is: not read as 16, 10 or 5.
+    for (const limit of ['0x10', '1e1', ' 5']) expect(await cli('audit', '--limit', limit), limit).toMatchObject({ code: 1, stdout: '', stderr: `error: --limit: expected a whole number from 1 to 10000, got "${limit}"\n` });
   });
 
   it('lists keys by their hint, never their secret', async () => {

@@ -48,11 +48,11 @@ interface PageOptions {
   after?: string;
 }
 
-/** `--limit`'s text as a number of rows (1 to 10000), or undefined without one. */
+/** `--limit`'s text as a number of rows (1 to 10000, in digits: not `0x10`, `1e1` or ` 5`, as the admin API's), or undefined without one. */
 function limitOf(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const limit = Number(text);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new OperationError('invalid', `--limit: expected a whole number from 1 to 10000, got "${text}"`);
+  if (!/^[0-9]{1,5}$/.test(text) || limit < 1 || limit > 10_000) throw new OperationError('invalid', `--limit: expected a whole number from 1 to 10000, got "${text}"`);
   return limit;
 }
 
