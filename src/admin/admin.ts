@@ -432,7 +432,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // inside a transaction, say): not a fault of keygate's. Writes are not one transaction
     // (a key, then its audit entry), so a change may have been made in part.
     if (isBusyError(error)) {
-      request.log.warn({ component: 'admin', reqId: request.id, method: request.method, path: routerPath(redactedTarget(rt, request.url)) }, 'admin API could not write: the SQLite file is busy (another process holds its write lock)');
+      request.log.warn({ method: request.method, target: redactedTarget(rt, request.raw.url) }, 'admin API could not write: the SQLite file is busy (another process holds its write lock)');
       const busy = `The store (${rt.store.kind}) is busy: another process has held its write lock for more than ${BUSY_TIMEOUT_MS / 1000} s`;
       if (request.method === 'GET' || request.method === 'HEAD') return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${busy}; try again once it lets go.`, 'Service Unavailable');
       return problem(reply, 503, `${busy}; this change may or may not have been made: check before sending it again.`, 'Service Unavailable');
