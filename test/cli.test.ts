@@ -150,6 +150,20 @@ describe('keygate CLI with a running gateway', () => {
     await cli('keys', 'revoke', JSON.parse(r.stdout).id);
   });
 
+  it.skipIf(!existsSync('/usr/bin/script'))('keys import refuses a terminal for the key (it would show there) at once, instead of waiting for one typed or pasted', async () => {
+    // `script` gives the command a terminal for its stdin; ours stays open until it exits.
+    const child = spawn('/usr/bin/script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} --config ${JSON.stringify(configFile)} keys import --account ${accountId} --name typed`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    // Waiting for a key is a failure; the bound only keeps a waiting one from hanging the suite.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    clearTimeout(guard);
+    child.stdin.end();
+    expect(code).toBe(1);
+    expect(output.replace(/\r/g, '')).toBe('error: pipe the existing key on stdin, e.g. printf %s "$KEY" | keygate keys import ... (a key typed or pasted into a terminal shows there, and stays in its scrollback)\n');
+  });
+
   it('lists accounts and keys a page at a time with --limit and --after, each once: with --json, stderr gives the next --after as {"next":{"after":…}}', async () => {
     for (const name of ['Paged A', 'Paged B']) await cli('accounts', 'create', '--name', name);
     /** Pages through a list as a script does: the rows from stdout, the next --after from stderr's JSON line, none on the last page. */

@@ -587,9 +587,12 @@ export function buildCli(): Command {
     .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)')
     .action((opts: { account: string; name: string; mode?: 'live' | 'test'; scopes?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        // From stdin, so the secret stays out of shell history and process listings.
+        // From stdin, so the secret stays out of shell history and process listings; from a
+        // pipe only: typed or pasted into a terminal it would show there (and wait, unsaid, for Ctrl+D).
+        const pipeIt = 'pipe the existing key on stdin, e.g. printf %s "$KEY" | keygate keys import ...';
+        if (process.stdin.isTTY) throw new OperationError('invalid', `${pipeIt} (a key typed or pasted into a terminal shows there, and stays in its scrollback)`);
         const secret = readFileSync(0, 'utf8').trim();
-        if (secret === '') throw new OperationError('invalid', 'pipe the existing key on stdin, e.g. printf %s "$KEY" | keygate keys import ...');
+        if (secret === '') throw new OperationError('invalid', pipeIt);
         const imported = await createKey(
           rt,
           {
