@@ -299,6 +299,9 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   /** When writes began to fail (undefined while they succeed): the recovery is logged once. */
   let failingSince: number | undefined;
   const timer = setInterval(() => {
+    // Still writing (waiting for a busy store, say): the next tick tries again, with all
+    // counted meanwhile; ticks queued behind a long wait would only lengthen it.
+    if (flushing) return;
     flush().then(
       () => {
         if (failingSince === undefined) return;

@@ -5,9 +5,12 @@
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, SqliteDialect, sql } from 'kysely';
+import { Kysely, sql } from 'kysely';
 import { SqlStore, type Database, type ExclusiveTransaction } from '../sql-store.js';
 import { createPrivateFile, makeFolderFor } from './private-files.js';
+import { BUSY_STEP_MS, WaitingSqliteDialect, isBusyError } from './sqlite-driver.js';
+
+export { BUSY_TIMEOUT_MS, isBusyError } from './sqlite-driver.js';
 
 /** The database file, made with its folder if need be; what stands in the way is named with the profile's field. */
 function openFile(file: string): SqliteDatabase.Database {
@@ -26,21 +29,13 @@ function openFile(file: string): SqliteDatabase.Database {
 }
 
 
-/** How long a write waits for another process's write lock before it fails (SQLITE_BUSY). */
-export const BUSY_TIMEOUT_MS = 5_000;
-
-/** Whether `error` is SQLite's "database is locked": another connection held the write lock past BUSY_TIMEOUT_MS. */
-export function isBusyError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
-}
-
 /** The first statements on a file: SQLite's own message ("file is not a database") with the file and what it means. */
 function configure(sqlite: SqliteDatabase.Database, file: string): void {
   try {
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
-    sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // A moment only: longer waits are the driver's, without blocking the process (sqlite-driver.ts).
+    sqlite.pragma(`busy_timeout = ${BUSY_STEP_MS}`);
     sqlite.pragma('foreign_keys = ON');
   } catch (error) {
     sqlite.close();
@@ -55,7 +50,7 @@ export function openSqliteStore(file: string): SqlStore {
   configure(sqlite, file);
   // SQLite's own lower() folds A-Z only: searches fold names as JavaScript does.
   sqlite.function('keygate_lower', { deterministic: true }, (text: unknown) => (typeof text === 'string' ? text.toLowerCase() : text));
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new WaitingSqliteDialect(sqlite) });
 
   // data_version changes when another connection (the CLI, another process) commits.
   // Reading it is a query, so it is read only after the file system reports a write to
@@ -77,9 +72,9 @@ export function openSqliteStore(file: string): SqlStore {
 
 /**
  * SQLite has one writer at a time. IMMEDIATE takes the write lock before the first read,
- * so another process (the CLI beside a server) waits for it (busy_timeout) instead of
- * reading keys that are about to change; in this process the connection is held, and
- * every other query waits for it.
+ * so another process (the CLI beside a server) waits for it (the driver's wait) instead of
+ * reading keys that are about to change; in this process, once the lock is taken, the
+ * connection is held, and every other query waits for it.
  */
 const writingAlone: ExclusiveTransaction = (db, _lock, work) => inWriteTransaction(db, work);
 
