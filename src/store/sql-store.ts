@@ -547,10 +547,10 @@ export class SqlStore implements Store {
 
   async savePendingUnits(rows: readonly PendingUnits[]): Promise<void> {
     const now = Date.now();
-    for (let i = 0; i < rows.length; i += BATCH) {
-      const values = rows.slice(i, i + BATCH).map((r) => ({ id: randomUUID(), account_id: r.accountId, meter: r.meter, period_start: r.periodStart, units: r.units, saved_at: now }));
-      await this.db.insertInto('pending_units').values(values).execute();
-    }
+    await this.inBatches(rows, async (db, batch) => {
+      const values = batch.map((r) => ({ id: randomUUID(), account_id: r.accountId, meter: r.meter, period_start: r.periodStart, units: r.units, saved_at: now }));
+      await db.insertInto('pending_units').values(values).execute();
+    });
   }
 
   async takePendingUnits(limit: number): Promise<PendingUnits[]> {
@@ -598,18 +598,32 @@ export class SqlStore implements Store {
   }
 
   async addUsageDaily(rows: readonly UsageDailyRow[]): Promise<void> {
-    for (let i = 0; i < rows.length; i += BATCH) {
-      const values = rows
-        .slice(i, i + BATCH)
-        .map((r) => ({ account_id: r.accountId, day: r.day, metric: r.metric, label: r.label, value: r.value }));
-      await this.db
+    await this.inBatches(rows, async (db, batch) => {
+      const values = batch.map((r) => ({ account_id: r.accountId, day: r.day, metric: r.metric, label: r.label, value: r.value }));
+      await db
         .insertInto('usage_daily')
         .values(values)
         .onConflict((oc) =>
           oc.columns(['account_id', 'day', 'metric', 'label']).doUpdateSet((eb) => ({ value: eb('usage_daily.value', '+', eb.ref('excluded.value')) })),
         )
         .execute();
+    });
+  }
+
+  /**
+   * `write` for each batch of BATCH rows, all of them or none: a flush that failed part
+   * way is tried again whole (usage-recorder.ts, the memory counters), and batches
+   * written before the failure would then count twice. One batch is one statement,
+   * whole by itself; more go in one transaction.
+   */
+  private async inBatches<T>(rows: readonly T[], write: (db: Kysely<Database>, batch: readonly T[]) => Promise<void>): Promise<void> {
+    if (rows.length <= BATCH) {
+      if (rows.length > 0) await write(this.db, rows);
+      return;
     }
+    await this.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < rows.length; i += BATCH) await write(trx, rows.slice(i, i + BATCH));
+    });
   }
 
   async listUsageDaily(accountId: string, fromDay: string, toDay: string): Promise<UsageDailyRow[]> {

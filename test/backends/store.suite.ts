@@ -500,5 +500,25 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       ]);
       expect(await store.listUsageDaily(a.id, '2026-01-03', '2026-01-31')).toHaveLength(1);
     });
+
+    it('writes a flush of daily usage or pending units whole or not at all, however many rows it has', async () => {
+      // More rows than one statement takes, the last of them refused by the database (a
+      // value that is not a number): what went before it must not stay written, or the
+      // flush, tried again with every row, would count those twice.
+      const a = account();
+      const days = Array.from({ length: 450 }, (_, i) => ({ accountId: a.id, day: `2026-02-${String((i % 28) + 1).padStart(2, '0')}`, metric: 'requests' as const, label: `l${i}`, value: 1 }));
+      const broken = [...days.slice(0, 449), { accountId: a.id, day: '2026-02-28', metric: 'requests' as const, label: 'refused', value: null as unknown as number }];
+      await expect(store.addUsageDaily(broken)).rejects.toThrow();
+      expect(await store.listUsageDaily(a.id, '2026-02-01', '2026-02-28')).toEqual([]);
+      await store.addUsageDaily(days);
+      expect(await store.listUsageDaily(a.id, '2026-02-01', '2026-02-28')).toHaveLength(450);
+
+      const accountId = `acc_whole_${Math.random().toString(36).slice(2)}`;
+      const units = Array.from({ length: 450 }, () => ({ accountId, meter: 'credits', periodStart: '2026-02-01', units: 1 }));
+      await expect(store.savePendingUnits([...units.slice(0, 449), { accountId, meter: 'credits', periodStart: '2026-02-01', units: null as unknown as number }])).rejects.toThrow();
+      const left: number[] = [];
+      for (let page = await store.takePendingUnits(1000); page.length > 0; page = await store.takePendingUnits(1000)) left.push(...page.filter((r) => r.accountId === accountId).map((r) => r.units));
+      expect(left).toEqual([]);
+    });
   });
 }
