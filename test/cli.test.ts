@@ -483,6 +483,30 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(r.stderr).toContain(expected);
   });
 
+  it('names a field given twice (a plan, a route\'s path) with both lines, and says what to do, rather than only YAML\'s "Map keys must be unique"', async () => {
+    const file = path.join(dir, 'twice.yaml');
+    writeFileSync(file, 'upstream: {url: "http://127.0.0.1:1"}\nplans:\n  scale:\n    rateLimits: [{limit: 5, window: 1s}]\n  scale:\n    rateLimits: [{limit: 10, window: 1s}]\nroutes:\n  - {path: /v1/*, path: /v2/*}\n');
+    const r = await runCli(['serve', '--config', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `${file}: invalid configuration\n` +
+        '  - plans.scale: given twice, at lines 3 and 5 (a name appears once in a mapping): merge the two into one, or rename one\n' +
+        '  - routes[0].path: given twice, at line 8, columns 6 and 19 (a name appears once in a mapping): merge the two into one, or rename one\n',
+    );
+  });
+
+  it('an upstream URL without its scheme is one problem, the scheme, not also a "path" that is not there', async () => {
+    const file = path.join(dir, 'no-scheme.yaml');
+    writeFileSync(file, 'upstream: {url: "localhost:4100"}\ndashboard: {publicUrl: "keys.example.com:8443"}\n');
+    const r = await runCli(['check', '--config', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `${file}: invalid configuration\n` +
+        '  - upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "localhost:4100"\n' +
+        '  - dashboard.publicUrl: expected an http(s) URL such as https://dashboard.example.com, got "keys.example.com:8443"\n',
+    );
+  });
+
   it('names a PostgreSQL store it cannot reach, password hidden, for every command that needs it', async () => {
     const file = path.join(dir, 'unreachable-store.yaml');
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:1"}\nstore: "postgres://keygate:hunter2-secret@127.0.0.1:1/keygate"\nlisten: {port: 0}\nadmin: {listen: {port: 0}}\ndashboard: {enabled: false}\n');

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseDocument, YAMLError } from 'yaml';
+import { isPair, isScalar, isSeq, parseDocument, visit, YAMLError, type Document } from 'yaml';
 import { distance as editDistance } from 'fastest-levenshtein';
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
@@ -95,13 +95,17 @@ export function loadConfigFile(file: string): LoadedConfig {
 
 export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
   let raw: unknown;
+  let twice: string[] | undefined;
   try {
     const doc = parseDocument(text, { prettyErrors: true });
+    // A name given twice in one mapping (a plan, a route's field) is named with its path,
+    // as a schema problem is, rather than by YAML's "Map keys must be unique".
+    twice = namesGivenTwice(doc, text);
     // A warning (a tag no YAML schema here knows, `!!js/function`) would be a value read
     // as something else than written: refused as an error is.
     const [problem] = [...doc.errors, ...doc.warnings];
-    if (problem) throw problem;
-    raw = doc.toJS();
+    if (problem && !twice) throw problem;
+    if (!twice) raw = doc.toJS();
   } catch (error) {
     // The message, then the offending line with a caret under the place: all of it.
     // (Passwords in URLs on that line masked: the message goes to terminals and CI logs.)
@@ -119,7 +123,51 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
     const hint = error instanceof YAMLError && /:\/\/\S*:[\s}\],]*$/.test(lineOf(text, error)) ? '\n      (a value that ends in ":", such as a URL with ?prefix=kg:, must be quoted: "redis://…?prefix=kg:")' : '';
     throw new ConfigError(file, [`not valid YAML: ${detail}${hint}`]);
   }
+  if (twice) throw new ConfigError(file, twice);
   return parseConfigObject(raw ?? {}, file);
+}
+
+/**
+ * When every error of `doc` is a name given twice in one mapping (and nothing else is
+ * wrong with the YAML), one problem for each, naming the field and both places:
+ * `plans.scale: given twice, at lines 3 and 5 (…)`; otherwise undefined.
+ */
+function namesGivenTwice(doc: Document, text: string): string[] | undefined {
+  if (doc.errors.length === 0 || doc.warnings.length > 0 || !doc.errors.every((error) => error.code === 'DUPLICATE_KEY')) return undefined;
+  const at = new Set(doc.errors.map((error) => error.pos[0]));
+  const problems: string[] = [];
+  visit(doc, {
+    Pair(_, pair, ancestors) {
+      if (!isScalar(pair.key) || !pair.key.range || !at.has(pair.key.range[0])) return;
+      const key = pair.key;
+      const offset = pair.key.range[0];
+      const map = ancestors[ancestors.length - 1];
+      const first = map && 'items' in map ? (map.items as unknown[]).find((other) => isPair(other) && isScalar(other.key) && other.key.value === key.value) : undefined;
+      const firstAt = isPair(first) && isScalar(first.key) ? (first.key.range?.[0] ?? undefined) : undefined;
+      const segments: PropertyKey[] = [];
+      ancestors.forEach((node, i) => {
+        if (isPair(node) && isScalar(node.key)) segments.push(String(node.key.value));
+        else if (isSeq(node)) segments.push(node.items.indexOf(ancestors[i + 1] as never));
+      });
+      segments.push(String(key.value));
+      const [line, column] = lineAndColumn(text, offset);
+      let where = `at line ${line}`;
+      if (firstAt !== undefined && firstAt !== offset) {
+        const [firstLine, firstColumn] = lineAndColumn(text, firstAt);
+        where = firstLine === line ? `at line ${line}, columns ${firstColumn} and ${column}` : `at lines ${firstLine} and ${line}`;
+      }
+      problems.push(`${formatPath(segments)}: given twice, ${where} (a name appears once in a mapping): merge the two into one, or rename one`);
+    },
+  });
+  // Each error accounted for, or YAML's own words stand.
+  return problems.length === at.size ? problems : undefined;
+}
+
+/** The 1-based line and column of an offset of `text`. */
+function lineAndColumn(text: string, offset: number): [number, number] {
+  const before = text.slice(0, offset);
+  const lineStart = before.lastIndexOf('\n') + 1;
+  return [before.split('\n').length, offset - lineStart + 1];
 }
 
 /** The line of `text` a YAML error points at ('' when it points nowhere). */

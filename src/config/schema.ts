@@ -117,8 +117,11 @@ const CLIENT_HEADERS = [
 
 /** Whether a URL is an origin and nothing more (a trailing `/` allowed); one that is no URL at all is reported by its own check. */
 function isOriginOnly(url: string): boolean {
+  // Not an http(s) URL at all (`localhost:4000` parses as the scheme `localhost:` and the
+  // path `4000`): the URL check says so, and a "path" the value never had is not named.
   if (!URL.canParse(url)) return true;
   const parsed = new URL(url);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return true;
   return parsed.pathname === '/' && parsed.search === '' && parsed.hash === '';
 }
 
