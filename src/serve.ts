@@ -302,8 +302,10 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       const code = (error as NodeJS.ErrnoException).code;
       const problem = code === undefined ? undefined : LISTEN_PROBLEMS[code];
       if (problem === undefined) throw error;
-      // Which listener, and what moves it: the profile's field, unless the port was the caller's (the demo's --port).
-      const remedy = problem.field === 'host' ? `change ${HOST_FIELD[kind]} in the profile` : (options.portHint ?? (port === at.port ? `change ${PORT_FIELD[kind]} in the profile` : 'choose another port'));
+      // Which listener, and what moves it: the profile's field, unless the port was the caller's (the demo's
+      // --port, serve's --admin-port): given, even as the profile's own number, the profile would not move it.
+      const given = options.ports?.[kind] !== undefined;
+      const remedy = problem.field === 'host' ? `change ${HOST_FIELD[kind]} in the profile` : (options.portHint ?? (given ? 'choose another port' : `change ${PORT_FIELD[kind]} in the profile`));
       throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: ${problem.why}; ${remedy}`), { code });
     }
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;

@@ -605,6 +605,12 @@ describe('keygate serve as a process', () => {
         if (typeof expected === 'string') expect(r.stderr).toContain(`error: ${expected}`);
         else expect(r.stderr).toMatch(expected);
       }
+      // A port given on the command line is the flag's to change, even when the profile names
+      // the same one (--admin-port 8081 beside the default 8081): editing the profile would not move it.
+      const file = path.join(dir, 'taken.yaml');
+      writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'taken.db')}`, dashboard: { enabled: false }, listen: { port: 0 }, admin: { listen: { port } } }));
+      const flagged = await runCli(['serve', '--config', file, '--admin-port', String(port)]);
+      expect([flagged.code, flagged.stderr]).toEqual([1, expect.stringContaining(`error: the admin cannot listen on 127.0.0.1:${port}: another process is using that port; choose another port\n`)]);
     } finally {
       taken.close();
     }
