@@ -507,6 +507,17 @@ describe('keygate refuses bad profiles, naming the field', () => {
     );
   });
 
+  it('refuses a user and password in upstream.url, which would never reach the upstream, without showing the password', async () => {
+    const file = path.join(dir, 'upstream-userinfo.yaml');
+    writeFileSync(file, 'upstream: {url: "http://svc:hunter2-secret@127.0.0.1:4100"}\n');
+    const r = await runCli(['check', '--config', file]);
+    expect([r.code, r.stdout]).toEqual([2, '']);
+    expect(r.stderr).toBe(
+      `${file}: invalid configuration\n` +
+        '  - upstream.url: a user or password here is never sent to the upstream (keygate sends no credentials of its own upstream): remove it, and let the upstream trust keygate by its address\n',
+    );
+  });
+
   it('names a PostgreSQL store it cannot reach, password hidden, for every command that needs it', async () => {
     const file = path.join(dir, 'unreachable-store.yaml');
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:1"}\nstore: "postgres://keygate:hunter2-secret@127.0.0.1:1/keygate"\nlisten: {port: 0}\nadmin: {listen: {port: 0}}\ndashboard: {enabled: false}\n');

@@ -492,6 +492,11 @@ export const configSchema = z
         url: z
           .url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:4000' })
           .refine(isOriginOnly, 'an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)')
+          // undici's Pool takes the URL's origin only: a user and password in it would reach no one (an upstream that needs them would refuse every request).
+          .refine(
+            (url) => !URL.canParse(url) || (new URL(url).username === '' && new URL(url).password === ''),
+            'a user or password here is never sent to the upstream (keygate sends no credentials of its own upstream): remove it, and let the upstream trust keygate by its address',
+          )
           .describe('Where admitted requests go, e.g. http://127.0.0.1:4000.'),
         timeout: positiveDuration.prefault('30s'),
         caseSensitivePaths: z
