@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { createServer, type AddressInfo } from 'node:net';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -1143,11 +1143,14 @@ describe('keygate CLI on a database it cannot use', () => {
     const file = path.join(dir, 'notes.db');
     writeFileSync(file, 'these are my notes, not a database\n'.repeat(200));
     const configFile = profileFor(file);
-    for (const args of [['accounts', 'list'], ['keys', 'create', '--account', 'acc_x', '--name', 'k'], ['pepper', 'check'], ['migrate']]) {
+    const copy = path.join(dir, 'copy-of-notes.db');
+    for (const args of [['accounts', 'list'], ['keys', 'create', '--account', 'acc_x', '--name', 'k'], ['pepper', 'check'], ['migrate'], ['backup', copy]]) {
       const r = await runCli(['--config', configFile, ...args]);
       expect([r.code, r.stdout], args.join(' ')).toEqual([1, '']);
       expect(r.stderr, args.join(' ')).toBe(`error: store: cannot open the SQLite file ${file}: it is not a SQLite database (is the profile's store the right file?)\n`);
     }
+    // The backup that failed left nothing under the copy's name, nor beside it.
+    expect(readdirSync(dir).filter((name) => name.startsWith('copy-of-notes'))).toEqual([]);
     const json = await runCli(['--config', configFile, '--json', 'accounts', 'list']);
     expect([json.code, JSON.parse(json.stderr)]).toEqual([1, { error: `store: cannot open the SQLite file ${file}: it is not a SQLite database (is the profile's store the right file?)` }]);
   });

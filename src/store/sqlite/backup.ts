@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, openSync, closeSync, rmSync, statSync } from 'node:fs';
 import SqliteDatabase from 'better-sqlite3';
 import { makeFolderFor, PRIVATE_FILE_MODE } from './private-files.js';
+import { cannotOpen } from './sqlite-database.js';
 
 export interface BackupResult {
   /** The copy, as given. */
@@ -41,6 +42,9 @@ export async function backupSqlite(source: string, destination: string): Promise
     const database = new SqliteDatabase(source, { fileMustExist: true });
     try {
       await database.backup(partial, { progress: () => ALL_PAGES });
+    } catch (error) {
+      // The store is not a database (the profile names the wrong file): said with its file, as every other command says it.
+      throw (error as { code?: unknown }).code === 'SQLITE_NOTADB' ? cannotOpen(source, error) : error;
     } finally {
       database.close();
     }

@@ -39,10 +39,15 @@ function configure(sqlite: SqliteDatabase.Database, file: string): void {
     sqlite.pragma('foreign_keys = ON');
   } catch (error) {
     sqlite.close();
-    const { code, message } = error as { code?: string; message: string };
-    const why = code === 'SQLITE_NOTADB' ? "it is not a SQLite database (is the profile's store the right file?)" : isBusyError(error) ? `another process holds its lock (${message})` : message;
-    throw new Error(`store: cannot open the SQLite file ${file}: ${why}`);
+    throw cannotOpen(file, error);
   }
+}
+
+/** SQLite's own message on opening `file` ("file is not a database"), with the file and what it means. */
+export function cannotOpen(file: string, error: unknown): Error {
+  const { code, message } = error as { code?: string; message: string };
+  const why = code === 'SQLITE_NOTADB' ? "it is not a SQLite database (is the profile's store the right file?)" : isBusyError(error) ? `another process holds its lock (${message})` : message;
+  return new Error(`store: cannot open the SQLite file ${file}: ${why}`);
 }
 
 export function openSqliteStore(file: string): SqlStore {
