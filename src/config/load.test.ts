@@ -66,7 +66,7 @@ describe('keygate.yaml validation', () => {
 
   it('names the field and what was expected for a mistyped upstream, path or period (no bare "Invalid URL")', () => {
     expect(problems('upstream: {url: 127.0.0.1:4100}\n')).toEqual(['upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "127.0.0.1:4100"']);
-    expect(problems('upstream: {url: "http://a/v1"}\n')).toEqual(['upstream.url: an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)']);
+    expect(problems('upstream: {url: "http://a/v1"}\n')).toEqual(['upstream.url: an origin such as http://127.0.0.1:4000, without a path, query or fragment (the request path and query are forwarded unchanged)']);
     expect(problems('upstream: {url: "http://a"}\nbasePath: v1\n')).toEqual(['basePath: expected a path starting with "/", such as /v1, got "v1"']);
     expect(problems('upstream: {url: "http://a"}\nroutes:\n  - {path: v1/x}\n')).toEqual(['routes[0].path: expected a path starting with "/", such as /v1/domains/:id, got "v1/x"']);
     // Routes are matched on the path decoded: one written with an escape would never match.
@@ -276,7 +276,13 @@ describe('built-in endpoint templates', () => {
 describe('upstream and identity headers', () => {
   it('refuses an upstream URL with a path, which could not be forwarded to', () => {
     expect(problems('upstream: {url: "http://127.0.0.1:4000/api"}\n')).toEqual([
-      'upstream.url: an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)',
+      'upstream.url: an origin such as http://127.0.0.1:4000, without a path, query or fragment (the request path and query are forwarded unchanged)',
+    ]);
+  });
+
+  it('refuses an upstream URL with a query, naming the query among what an origin has not', () => {
+    expect(problems('upstream: {url: "http://127.0.0.1:4000?x=1"}\n')).toEqual([
+      'upstream.url: an origin such as http://127.0.0.1:4000, without a path, query or fragment (the request path and query are forwarded unchanged)',
     ]);
   });
 

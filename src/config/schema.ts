@@ -491,7 +491,7 @@ export const configSchema = z
       .object({
         url: z
           .url({ protocol: /^https?$/, error: 'an http(s) URL such as http://127.0.0.1:4000' })
-          .refine(isOriginOnly, 'an origin such as http://127.0.0.1:4000, without a path (the request path is forwarded unchanged)')
+          .refine(isOriginOnly, 'an origin such as http://127.0.0.1:4000, without a path, query or fragment (the request path and query are forwarded unchanged)')
           // undici's Pool takes the URL's origin only: a user and password in it would reach no one (an upstream that needs them would refuse every request).
           .refine(
             (url) => !URL.canParse(url) || (new URL(url).username === '' && new URL(url).password === ''),
