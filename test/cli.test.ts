@@ -242,6 +242,18 @@ describe('keygate CLI with a running gateway', () => {
     for (const command of [['serve'], ['check'], ['keys', 'list']]) expect((await runCli([...command, '--help'])).stdout, command.join(' ')).toMatch(/Global Options:[\s\S]*--config <file>[\s\S]*--json/);
   });
 
+  it('says under an invitation or reset link that the dashboard it leads to is off in this profile', async () => {
+    const invited = await cli('members', 'invite', '--email', 'dora@ops.test', '--operator');
+    expect(invited.code).toBe(0);
+    expect(invited.stdout).toContain('Note: this profile turns the dashboard off (dashboard.enabled: false): the link opens nothing until keygate serves the dashboard.');
+    const reset = await cli('members', 'reset', '--email', 'dora@ops.test');
+    expect(reset.stdout).toContain('dashboard.enabled: false');
+    // Scripts get the answer's shape unchanged.
+    const json = JSON.parse((await cli('--json', 'members', 'reset', '--email', 'dora@ops.test')).stdout) as Record<string, unknown>;
+    expect(Object.keys(json).sort()).toEqual(['email', 'id', 'url']);
+    expect((await cli('members', 'remove', '--email', 'dora@ops.test')).code).toBe(0);
+  });
+
   it('never prints back a key secret pasted where an id goes', async () => {
     for (const args of [['keys', 'revoke', secret], ['keys', 'rotate', secret], ['keys', 'list', '--account', secret], ['--json', 'keys', 'unblock', secret]]) {
       const r = await cli(...args);

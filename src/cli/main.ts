@@ -731,6 +731,7 @@ export function buildCli(): Command {
           [
             `invited ${invitation.member.email}; they set a password at:\n\n  ${invitation.url}\n\nThe link works once, for 7 days.`,
             ...(replaced ? [`This replaces their pending invitation (${replaced.role}${replaced.accountId ? ` of ${replaced.accountId}` : ''}): its link no longer works.`] : []),
+            ...dashboardOffNote(rt.config),
           ].join('\n'),
         );
       }),
@@ -743,7 +744,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         const link = await passwordResetLink(rt, opts.email, CLI_ACTOR);
         print(json, { id: link.member.id, email: link.member.email, url: link.url }, () =>
-          `${link.member.email} can choose a new password at:\n\n  ${link.url}\n\nThe link works once, for 24 hours.`,
+          [`${link.member.email} can choose a new password at:\n\n  ${link.url}\n\nThe link works once, for 24 hours.`, ...dashboardOffNote(rt.config)].join('\n'),
         );
       }),
     );
@@ -1023,4 +1024,13 @@ function describeFailure(error: unknown): { text: string; message: string; exitC
 /** `1 plan`, `2 plans`. */
 function counted(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+/**
+ * A dashboard link made where the profile turns the dashboard off leads nowhere until it
+ * is on: said under the link (people only; --json keeps the answer's shape).
+ */
+function dashboardOffNote(config: Config): string[] {
+  if (config.dashboard.enabled) return [];
+  return ['Note: this profile turns the dashboard off (dashboard.enabled: false): the link opens nothing until keygate serves the dashboard.'];
 }
