@@ -4,11 +4,11 @@
  * a block, so refused requests while it lasts add nothing. With Redis, each block is
  * started by exactly one admission, in one process: that process logs and counts it.
  */
-import type { Config } from '../config/schema.js';
+import type { Config, RateLimit } from '../config/schema.js';
 import type { BlockStart } from '../counters/counters.js';
 import type { Identity } from '../pipeline/identity.js';
 import type { Log } from '../log.js';
-import { policyName } from './rate-limits.js';
+import { policyName, windowNames } from './rate-limits.js';
 
 export interface BlockStarts {
   /** Blocks started by this process, by window name (plain numbers, turned into a metric when scraped). */
@@ -53,7 +53,11 @@ export function createBlockStarts(log: Log): BlockStarts {
 function blockingWindowNames(config: Config): Set<string> {
   const names = new Set<string>();
   const blocking = Object.values(config.plans).filter((plan) => plan.block);
-  for (const plan of blocking) for (const rl of plan.rateLimits) names.add(policyName(rl));
-  if (blocking.length > 0) for (const route of config.routes) for (const rl of route.rateLimits ?? []) names.add(policyName(rl));
+  // As the RateLimit fields name them (windowNames): a plan's windows, then a route's.
+  const named = (windows: readonly RateLimit[]) => windowNames(windows.map((rl) => ({ name: policyName(rl), scope: rl.scope })));
+  for (const plan of blocking) {
+    for (const name of named(plan.rateLimits)) names.add(name);
+    for (const route of config.routes) for (const name of named([...plan.rateLimits, ...(route.rateLimits ?? [])])) names.add(name);
+  }
   return names;
 }

@@ -45,10 +45,10 @@ export function createRateLimitPlanner() {
       }
       let found = byRoute.get(routeName);
       if (!found) {
-        const templates = [
+        const templates = namedOnce([
           ...plan.rateLimits.map((rl) => template(rl, 'plan')),
           ...(route?.rateLimits ?? []).map((rl) => template(rl, routeName)),
-        ];
+        ]);
         found = { templates, policyHeader: policyHeader(templates), windowsByKey: new Map() };
         byRoute.set(routeName, found);
       }
@@ -85,6 +85,31 @@ export function policyName(rl: Pick<RateLimit, 'name' | 'limit' | 'window'>): st
 
 function template(rl: RateLimit, tag: string): WindowTemplate {
   return { name: policyName(rl), limit: rl.limit, windowMs: rl.window, scope: rl.scope, tag };
+}
+
+/**
+ * The windows with a name each of their own: a client reads the RateLimit fields by name,
+ * and two windows of one name (a per-key and a per-account window of one shape both
+ * default to "10-per-1s"; a profile may give two windows one name) could not be told
+ * apart, nor their blocks in the metrics. A later window whose name is taken is
+ * "<name>-account" where that tells it apart, else "<name>-2", "-3"... Names are only
+ * shown: counters are keyed by each window's shape and scope.
+ */
+function namedOnce(templates: WindowTemplate[]): WindowTemplate[] {
+  const names = windowNames(templates);
+  return templates.map((t, i) => (names[i] === t.name ? t : { ...t, name: names[i] as string }));
+}
+
+/** The names a plan's windows (then a route's) go by in the RateLimit fields, each once (see namedOnce). */
+export function windowNames(windows: readonly { name: string; scope: RateLimit['scope'] }[]): string[] {
+  const taken = new Set<string>();
+  return windows.map(({ name: given, scope }) => {
+    let name = given;
+    if (taken.has(name) && scope === 'account' && !taken.has(`${name}-account`)) name = `${name}-account`;
+    for (let n = 2; taken.has(name); n++) name = `${given}-${n}`;
+    taken.add(name);
+    return name;
+  });
 }
 
 function policyHeader(templates: readonly WindowTemplate[]): string | undefined {

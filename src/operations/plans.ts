@@ -5,10 +5,11 @@
  */
 import type { Plan } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
-import { policyName } from '../limits/rate-limits.js';
+import { policyName, windowNames } from '../limits/rate-limits.js';
 
 export function planOut(id: string, plan: Plan) {
   const { block } = plan;
+  const names = windowNames(plan.rateLimits.map((rl) => ({ name: policyName(rl), scope: rl.scope })));
   return {
     id,
     name: plan.name ?? id,
@@ -16,7 +17,7 @@ export function planOut(id: string, plan: Plan) {
     maxKeys: plan.maxKeys ?? null,
     /** Scopes keys on this plan may carry; null: any of the profile's. */
     scopes: plan.scopes ?? null,
-    rateLimits: plan.rateLimits.map((rl) => ({ name: policyName(rl), limit: rl.limit, window: formatDuration(rl.window), scope: rl.scope })),
+    rateLimits: plan.rateLimits.map((rl, i) => ({ name: names[i] as string, limit: rl.limit, window: formatDuration(rl.window), scope: rl.scope })),
     block: block
       ? { after: block.after, within: formatDuration(block.within), duration: formatDuration(block.duration), factor: block.factor, max: formatDuration(block.max), forgetAfter: formatDuration(block.forgetAfter), scope: block.scope }
       : null,

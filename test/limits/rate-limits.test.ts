@@ -31,6 +31,7 @@ describe('rate limits', () => {
           seranking: { rateLimits: [{ limit: 5, window: '1s' }], block: { after: 3, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '24h' } },
           team: { rateLimits: [{ limit: 1, window: '1s', scope: 'account' }], block: { after: 2, within: '1m', duration: '5m', scope: 'account' } },
           layered: { rateLimits: [{ name: 'burst', limit: 1, window: '1s' }, { name: 'hourly', limit: 100, window: '1h' }], block: { after: 2, within: '1m', duration: '5s' } },
+          both: { rateLimits: [{ limit: 3, window: '1m' }, { limit: 3, window: '1m', scope: 'account' }, { name: 'same', limit: 9, window: '1h' }, { name: 'same', limit: 8, window: '1d' }] },
         },
         routes: [{ path: '/export', rateLimits: [{ limit: 1, window: '1m' }] }, { path: '/*' }],
       },
@@ -122,6 +123,18 @@ describe('rate limits', () => {
     const other = await keyOn('shared');
     expect([...(await statuses(a.secret, 2)), ...(await statuses(b.secret, 3))]).toEqual([200, 200, 200, 200, 429]);
     expect(await statuses(other.secret, 1)).toEqual([200]);
+  });
+
+  it('names each window once in the RateLimit fields, where two windows would share a name', async () => {
+    // A per-key and a per-account window of one shape both default to "3-per-1m"; two
+    // windows may be given one name. A client reads the fields by name: each is told apart.
+    const a = await keyOn('both');
+    const b = await keyOn('both', a.accountId);
+    const first = await get(a.secret);
+    expect(first.headers.get('ratelimit-policy')).toBe('"3-per-1m";q=3;w=60, "3-per-1m-account";q=3;w=60, "same";q=9;w=3600, "same-2";q=8;w=86400');
+    const second = await get(b.secret);
+    // b's own window has used 1 of 3; the account's, 2 of 3.
+    expect(second.headers.get('ratelimit')).toBe('"3-per-1m";r=2;t=60, "3-per-1m-account";r=1;t=60, "same";r=8;t=3600, "same-2";r=7;t=86400');
   });
 
   it('applies a route\'s own window on top of the plan\'s', async () => {
