@@ -519,6 +519,17 @@ describe('keygate refuses bad profiles, naming the field', () => {
     );
   });
 
+  it('check passes a profile whose scoped route leaves other methods on its paths to a route without the scope, and says so', async () => {
+    const file = path.join(dir, 'scope-gap.yaml');
+    writeFileSync(file, 'upstream: {url: "http://127.0.0.1:4100"}\nscopes: [admin:read]\nroutes:\n  - {method: GET, path: /v1/admin/*, scopes: [admin:read]}\n  - {path: /v1/*}\n');
+    const warning =
+      'routes[0] (GET /v1/admin/*) requires the scope admin:read, but POST, PUT, PATCH and DELETE on its paths are judged by routes[1] (/v1/*), which does not: a key without it can POST, PUT, PATCH and DELETE there. Declare those methods with it, or give routes[0] no method (every method then needs it).';
+    const r = await runCli(['check', '--config', file]);
+    expect([r.code, r.stdout]).toEqual([0, `${file}: ok (1 plan, 2 routes)\nwarning: ${warning}\n`]);
+    const json = await runCli(['--json', 'check', '--config', file]);
+    expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 2, warnings: [warning] }]);
+  });
+
   it('refuses a user and password in upstream.url, which would never reach the upstream, without showing the password', async () => {
     const file = path.join(dir, 'upstream-userinfo.yaml');
     writeFileSync(file, 'upstream: {url: "http://svc:hunter2-secret@127.0.0.1:4100"}\n');

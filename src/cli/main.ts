@@ -13,6 +13,7 @@ import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingSta
 import { createKeyHasher } from '../keys/hash.js';
 import type { AccountPatch, AccountRecord, KeyRecord, Page, Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
+import { createRouteTable, describeScopeGap, scopeGaps } from '../routes/route-table.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
 import { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
@@ -407,7 +408,12 @@ export function buildCli(): Command {
       }
       const plans = Object.keys(loaded.config.plans).length;
       const routes = loaded.config.routes.length;
-      print(json, { file: config, ok: true, plans, routes }, () => `${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`);
+      // Valid, but probably not meant: said, without failing the check.
+      const { config: profile } = loaded;
+      const warnings = scopeGaps(createRouteTable(profile.routes, profile.builtins, { caseSensitive: profile.upstream.caseSensitivePaths }), profile.routes).map(describeScopeGap);
+      print(json, { file: config, ok: true, plans, routes, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
+        [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, ...warnings.map((warning) => `warning: ${warning}`)].join('\n'),
+      );
     });
 
   program

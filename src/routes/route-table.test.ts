@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { configSchema, type ConfigInput } from '../config/schema.js';
-import { createRouteTable } from './route-table.js';
+import { createRouteTable, scopeGaps } from './route-table.js';
+
+function gaps(routes: ConfigInput['routes']) {
+  const config = configSchema.parse({ upstream: { url: 'http://127.0.0.1:9' }, scopes: ['read', 'write', 'admin'], routes });
+  return scopeGaps(createRouteTable(config.routes, config.builtins), config.routes).map((gap) => [gap.route.id, gap.methods.join(' '), gap.via.id]);
+}
 
 function table(routes: ConfigInput['routes'], builtins: ConfigInput['builtins'] = [], caseSensitivePaths = true) {
   const config = configSchema.parse({ upstream: { url: 'http://127.0.0.1:9', caseSensitivePaths }, scopes: ['read', 'write'], routes, builtins });
@@ -8,6 +13,29 @@ function table(routes: ConfigInput['routes'], builtins: ConfigInput['builtins'] 
 }
 
 describe('route table', () => {
+  it('finds the methods that change data on a scoped route\'s paths and fall to a broader route without its scopes', () => {
+    expect(
+      gaps([
+        { method: 'GET', path: '/v1/admin/*', scopes: ['admin'] },
+        { method: 'POST', path: '/v1/reports/:id', scopes: ['write'] },
+        { method: 'PUT', path: '/v1/reports/:id', scopes: ['write'] },
+        { path: '/v1/*' },
+      ]),
+    ).toEqual([
+      ['routes[0]', 'POST PUT PATCH DELETE', 'routes[3]'],
+      // POST and PUT share one path: its gap is said once.
+      ['routes[1]', 'PATCH DELETE', 'routes[3]'],
+    ]);
+    // Reads left open beside a scoped write, a broader route with the same scopes,
+    // a scoped route for every method, or every method declared: nothing to say.
+    expect(gaps([{ method: 'POST', path: '/v1/items', scopes: ['write'] }, { method: 'GET', path: '/v1/items' }])).toEqual([]);
+    expect(gaps([{ method: 'GET', path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*', scopes: ['admin', 'read'] }])).toEqual([]);
+    expect(gaps([{ path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*' }])).toEqual([]);
+    expect(gaps([{ method: 'GET', path: '/v1/admin/:id', scopes: ['admin'] }, { method: 'DELETE', path: '/v1/admin/:id', scopes: ['admin'] }, { path: '/v1/*' }])).toEqual([
+      ['routes[0]', 'POST PUT PATCH', 'routes[2]'],
+    ]);
+  });
+
   it('answers HEAD with the GET route, ahead of a `*` route with other scopes', () => {
     const routes = table([{ method: 'GET', path: '/v1/items/:id', scopes: ['read'] }, { path: '/v1/*', scopes: ['write'] }]);
     expect(routes.match('HEAD', '/v1/items/7')).toMatchObject({ id: 'routes[0]' });

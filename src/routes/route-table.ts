@@ -124,6 +124,65 @@ function placeOf(target: RouteMatch): ['routes' | 'builtins', number] {
   return [target.kind === 'proxy' ? 'routes' : 'builtins', Number(/\[(\d+)\]/.exec(target.id)?.[1])];
 }
 
+/**
+ * A route that requires scopes for one method, whose paths other methods reach through a
+ * broader route that does not require them: `GET /v1/admin/*` with `admin:read` beside
+ * `/v1/*` lets a DELETE to /v1/admin/users through with any key. Legitimate (routes match
+ * by method, as documented), but rarely meant: start-up and `keygate check` say so.
+ */
+export interface ScopeGap {
+  /** The scoped route: `routes[3]`, and as declared, `GET /v1/admin/*`. */
+  route: { id: string; name: string; scopes: readonly string[] };
+  /** The methods that change data (POST, PUT, PATCH, DELETE) that reach its paths through `via`. */
+  methods: string[];
+  via: { id: string; name: string };
+}
+
+/**
+ * The methods a scope gap is looked for with: those that change data. Reads left open
+ * beside a scoped write (`GET` open, `POST` needing `reports:write`) are the usual design.
+ */
+const GAP_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE'] as const;
+
+/**
+ * The scope gaps of a profile's routes (see ScopeGap), found with the table itself: each
+ * scoped route's pattern is matched as a path (parameters and wildcards as one segment) with
+ * every other method, so that what is reported is what requests would meet.
+ */
+export function scopeGaps(table: RouteTable, routes: readonly Route[]): ScopeGap[] {
+  const gaps: ScopeGap[] = [];
+  /** Paths already reported with the route they fall to: `POST` and `PUT /v1/reports/:id` share one gap. */
+  const reported = new Set<string>();
+  routes.forEach((route, i) => {
+    if (route.method === '*' || route.scopes.length === 0) return;
+    const id = `routes[${i}]`;
+    // `::` is a colon of the path; `:name` (with any pattern after it) and `*` stand for a segment.
+    const sample = route.path.replace(/::/g, '\0').replace(/:[A-Za-z0-9_]+(\([^)]*\))?/g, 'x').replace(/\*/g, 'x').replace(/\0/g, ':');
+    if (table.match(route.method, sample)?.id !== id) return;
+    const byVia = new Map<string, ScopeGap>();
+    for (const method of GAP_METHODS) {
+      if (method === route.method) continue;
+      const other = table.match(method, sample);
+      if (other?.kind !== 'proxy' || route.scopes.every((scope) => other.route.scopes.includes(scope))) continue;
+      if (reported.has(`${method} ${sample} ${other.id}`)) continue;
+      reported.add(`${method} ${sample} ${other.id}`);
+      let gap = byVia.get(other.id);
+      if (!gap) byVia.set(other.id, (gap = { route: { id, name: `${route.method} ${route.path}`, scopes: route.scopes }, methods: [], via: { id: other.id, name: other.route.method === '*' ? other.route.path : other.name } }));
+      gap.methods.push(method);
+    }
+    gaps.push(...byVia.values());
+  });
+  return gaps;
+}
+
+/** A scope gap in words, for the log and `keygate check`. */
+export function describeScopeGap({ route, methods, via }: ScopeGap): string {
+  const list = (items: readonly string[]) => (items.length === 1 ? items[0] : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`);
+  const scopes = `the scope${route.scopes.length === 1 ? '' : 's'} ${list(route.scopes)}`;
+  const them = route.scopes.length === 1 ? 'it' : 'them';
+  return `${route.id} (${route.name}) requires ${scopes}, but ${list(methods)} on its paths ${methods.length === 1 ? 'is' : 'are'} judged by ${via.id} (${via.name}), which does not: a key without ${them} can ${list(methods)} there. Declare ${methods.length === 1 ? 'that method' : 'those methods'} with ${them}, or give ${route.id} no method (every method then needs ${them}).`;
+}
+
 /** Whether the key's scopes satisfy every scope the route requires (`*` satisfies all). */
 export function hasScopes(keyScopes: readonly string[], required: readonly string[]): boolean {
   if (required.length === 0 || keyScopes.includes('*')) return true;

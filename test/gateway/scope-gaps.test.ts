@@ -1,0 +1,52 @@
+/**
+ * A route that requires a scope for one method, beside a broader route for every method:
+ * the other methods on its paths go through the broader route, without the scope. That is
+ * how routes match (by method), and keygate says so when it starts, so that an operator who
+ * meant "/v1/admin needs admin" learns it before a key without the scope deletes something.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeygate, type TestKeygate } from '../support/keygate.js';
+import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
+import { tempDir } from '../support/temp.js';
+import { createAccount } from '../../src/operations/accounts.js';
+import { createKey } from '../../src/operations/keys.js';
+
+describe('scope gaps between routes', () => {
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        scopes: ['admin', 'read'],
+        routes: [{ method: 'GET', path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*' }],
+      },
+      { dir: tempDir('scope-gaps') },
+    );
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    ({ secret } = await createKey(kg.runtime, { accountId: account.id, name: 'reader', scopes: ['read'] }, 'test'));
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('lets other methods through the broader route without the scope, as the warning logged at start says', async () => {
+    const call = async (method: string) => (await fetch(`${kg.gatewayUrl}/v1/admin/users`, { method, headers: { authorization: `Bearer ${secret}` } })).status;
+    expect(await call('GET')).toBe(403);
+    expect(await call('DELETE')).toBe(200);
+    const warnings = kg.logs.lines.map((line) => JSON.parse(line) as { level: number; msg: string; route?: string; methods?: string[]; via?: string }).filter((entry) => entry.level === 40 && entry.route !== undefined);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        route: 'routes[0]',
+        methods: ['POST', 'PUT', 'PATCH', 'DELETE'],
+        via: 'routes[1]',
+        msg: 'routes[0] (GET /v1/admin/*) requires the scope admin, but POST, PUT, PATCH and DELETE on its paths are judged by routes[1] (/v1/*), which does not: a key without it can POST, PUT, PATCH and DELETE there. Declare those methods with it, or give routes[0] no method (every method then needs it).',
+      }),
+    ]);
+  });
+});
