@@ -30,8 +30,7 @@ import { deny, type DenialReason } from './denial/reasons.js';
 import { refusedKeyOwner } from './pipeline/pipeline.js';
 import { redactedTarget } from './gateway/redacted-target.js';
 import { withoutCredentialParams } from './auth/credential.js';
-import { OUTAGE_RETRY_AFTER_S } from './operations/health.js';
-import { DRAINING_RETRY_AFTER_S } from './gateway/gateway.js';
+import { DRAINING_RETRY_AFTER_S, OUTAGE_RETRY_AFTER_S } from './operations/health.js';
 
 export interface CheckRequest {
   method: string;

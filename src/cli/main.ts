@@ -13,7 +13,7 @@ import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingSta
 import { createKeyHasher } from '../keys/hash.js';
 import type { AccountPatch, AccountRecord, KeyRecord, Page, Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
-import { createRouteTable, describeScopeGap, scopeGaps } from '../routes/route-table.js';
+import { describeScopeGap, profileRouteTable, scopeGaps } from '../routes/route-table.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
 import { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
@@ -23,7 +23,7 @@ import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
-import { apiEnabledOf, createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
+import { apiEnabledOf, createAccount, deleteAccount, getAccount, planEnded, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
@@ -250,8 +250,7 @@ function accountSettings(opts: AccountSettingOptions, now: number): Pick<Account
 
 /** A past date ends the plan now (on purpose, or a mistyped year): said either way. */
 function planEndedNote(account: AccountRecord, now: number): string {
-  const expiry = account.planExpiresAt;
-  return expiry !== null && expiry <= now ? `: its plan ended ${new Date(expiry).toISOString().slice(0, 16).replace('T', ' ')} UTC, so its requests are refused (plan_expired)` : '';
+  return planEnded(account, now) ? `: its plan ended ${new Date(account.planExpiresAt as number).toISOString().slice(0, 16).replace('T', ' ')} UTC, so its requests are refused (plan_expired)` : '';
 }
 
 /** `POST /v1/backlinks/summary x3 records=100` → a planned call. */
@@ -410,7 +409,7 @@ export function buildCli(): Command {
       const routes = loaded.config.routes.length;
       // Valid, but probably not meant: said, without failing the check.
       const { config: profile } = loaded;
-      const warnings = scopeGaps(createRouteTable(profile.routes, profile.builtins, { caseSensitive: profile.upstream.caseSensitivePaths }), profile.routes).map(describeScopeGap);
+      const warnings = scopeGaps(profileRouteTable(profile), profile.routes).map(describeScopeGap);
       print(json, { file: config, ok: true, plans, routes, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
         [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, ...warnings.map((warning) => `warning: ${warning}`)].join('\n'),
       );

@@ -5,7 +5,7 @@
  */
 import { isIPv6 } from 'node:net';
 import { isAddressRange } from '../gateway/trusted-proxies.js';
-import { createRouteTable, ROUTE_METHODS, RouteTableError } from '../routes/route-table.js';
+import { profileRouteTable, ROUTE_METHODS, RouteTableError } from '../routes/route-table.js';
 import { z } from 'zod';
 import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, MESSAGE_PLACEHOLDERS, type DenialReason } from '../denial/reasons.js';
 import { DAY_MS, DURATION_PATTERN, parseDuration } from './duration.js';
@@ -716,7 +716,7 @@ export const configSchema = z
     }
     // Patterns not starting with "/" are reported above.
     try {
-      if ([...config.routes, ...config.builtins].every((route) => route.path.startsWith('/'))) createRouteTable(config.routes, config.builtins, { caseSensitive: config.upstream.caseSensitivePaths });
+      if ([...config.routes, ...config.builtins].every((route) => route.path.startsWith('/'))) profileRouteTable(config);
     } catch (error) {
       if (!(error instanceof RouteTableError)) throw error;
       ctx.addIssue({ code: 'custom', path: error.at, message: error.message });

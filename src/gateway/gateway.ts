@@ -25,7 +25,7 @@ import { redactedTarget } from './redacted-target.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
 import { clientAddress, trustedProxyCheck } from './trusted-proxies.js';
-import { OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
+import { DRAINING_RETRY_AFTER_S, OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
@@ -66,9 +66,6 @@ const NODE_REFUSAL_REASONS: Record<NodeRefusal, string> = {
   417: 'expectation_failed',
   431: 'headers_too_large',
 };
-
-/** When a request refused while keygate stops (the gateway, or the library once `close()` has begun) may try again (Retry-After, seconds): another process takes it. */
-export const DRAINING_RETRY_AFTER_S = 1;
 
 export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): Promise<FastifyInstance> {
   // `config` is kept for what only a restart changes (basePath); the dialect, the pipeline

@@ -25,7 +25,12 @@ export function defaultPlanId(rt: Pick<Runtime, 'config'>): string {
  */
 export function apiEnabledOf(account: Pick<AccountRecord, 'apiAccess' | 'planId' | 'planExpiresAt'>, plans: Config['plans'], now: number): boolean {
   const plan = plans[account.planId];
-  return Boolean(plan?.apiAccess && account.apiAccess && !(account.planExpiresAt !== null && account.planExpiresAt <= now));
+  return Boolean(plan?.apiAccess && account.apiAccess && !planEnded(account, now));
+}
+
+/** Whether the account's plan has ended by `now` (its keys are refused as plan_expired). */
+export function planEnded(account: Pick<AccountRecord, 'planExpiresAt'>, now: number): boolean {
+  return account.planExpiresAt !== null && account.planExpiresAt <= now;
 }
 
 /** The longest account name (the dashboard's form says so too). */

@@ -10,6 +10,8 @@ import type { Runtime } from '../runtime.js';
 const STORE_DEADLINE_MS = 1_000;
 /** When a client is told to ask again while a backend is away (Retry-After, in seconds). */
 export const OUTAGE_RETRY_AFTER_S = 5;
+/** When a request refused while keygate stops (the gateway, or the library once `close()` has begun) may try again (Retry-After, seconds): another process takes it. */
+export const DRAINING_RETRY_AFTER_S = 1;
 
 export type BackendState = 'ok' | 'unreachable';
 

@@ -5,7 +5,7 @@ import type { Plan } from '../config/schema.js';
 import { OperationError } from './errors.js';
 import { periodBounds, isoDay } from '../meters/period.js';
 import { MAX_REPORTED, overageAllowed } from '../meters/cost.js';
-import { apiEnabledOf, getAccount } from './accounts.js';
+import { apiEnabledOf, getAccount, planEnded } from './accounts.js';
 import { DAY_MS } from '../config/duration.js';
 
 export interface MeterUsage {
@@ -45,7 +45,7 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
   const account = typeof accountOrId === 'string' ? await getAccount(rt, accountOrId) : accountOrId;
   const now = rt.clock();
   const plan = rt.config.plans[account.planId];
-  const planExpired = account.planExpiresAt !== null && account.planExpiresAt <= now;
+  const planExpired = planEnded(account, now);
   const meters: Record<string, MeterUsage> = {};
   const chosen = Object.entries(plan?.meters ?? {}).filter(([name]) => options.meters?.includes(name) ?? true);
   // Stored levels, then the ones reported since the last flush: the later of the two.
@@ -99,7 +99,6 @@ export function usageOut(usage: AccountUsage) {
 /** The highest gauge level: what an upstream's header may report too. */
 const MAX_GAUGE = MAX_REPORTED;
 
-/** Sets the level of a gauge meter (keywords tracked, data rows) of an account. */
 /** Days of daily usage answered when no range is given. */
 const DEFAULT_USAGE_DAYS = 30;
 
@@ -119,6 +118,7 @@ export async function dailyUsage(rt: Runtime, accountId: string, range: { from?:
   return (await rt.store.listUsageDaily(accountId, from, to)).map(({ day, metric, label, value }) => ({ day, metric, label, value }));
 }
 
+/** Sets the level of a gauge meter (keywords tracked, data rows) of an account. */
 export async function setGauge(rt: Runtime, accountId: string, meter: string, value: number): Promise<void> {
   const account = await getAccount(rt, accountId);
   if (!Number.isFinite(value) || value < 0 || value > MAX_GAUGE) throw new OperationError('invalid', `a gauge level is a number from 0 to ${MAX_GAUGE} (15 digits, as an upstream's header may report)`);

@@ -6,7 +6,7 @@
  * answers HEAD too, with its scopes and limits, unless a route declares HEAD itself.
  */
 import FindMyWay from 'find-my-way';
-import type { Builtin, Route } from '../config/schema.js';
+import type { Builtin, Config, Route } from '../config/schema.js';
 import { escapedByte } from '../gateway/percent.js';
 
 /** The methods a route can name, and the gateway forwards (any other is no route's). */
@@ -118,6 +118,11 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
       return ROUTE_METHODS.filter((method) => router.find(method, matched) !== null);
     },
   };
+}
+
+/** A profile's route table: its routes and built-ins, matched as its upstream tells paths apart. */
+export function profileRouteTable(profile: Pick<Config, 'routes' | 'builtins' | 'upstream'>): RouteTable {
+  return createRouteTable(profile.routes, profile.builtins, { caseSensitive: profile.upstream.caseSensitivePaths });
 }
 
 function placeOf(target: RouteMatch): ['routes' | 'builtins', number] {

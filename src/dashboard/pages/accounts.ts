@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createHmac } from 'node:crypto';
 import type { AccountRecord } from '../../store/store.js';
-import { createAccount, defaultPlanId, getAccount, updateAccount } from '../../operations/accounts.js';
+import { createAccount, defaultPlanId, getAccount, planEnded, updateAccount } from '../../operations/accounts.js';
 import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/keys.js';
 import { inviteMember, inviteMemberOnce, type InvitedByForm } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
@@ -68,7 +68,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       const refused =
         rt.config.plans[planId]?.apiAccess === false
           ? ' It does not include API access: the account’s keys are refused from the next request.'
-          : account.planExpiresAt !== null && account.planExpiresAt <= rt.clock()
+          : planEnded(account, rt.clock())
             ? ' That day has passed: the account’s keys are refused until the plan is renewed.'
             : '';
       setNotice(dash, reply, { kind: 'success', text: `“${account.name}” is now on the ${planName(planId)} plan${ends}.${refused}` });

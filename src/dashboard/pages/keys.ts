@@ -12,7 +12,7 @@ import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, get
 import { idFromDigest, newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
-import { apiEnabledOf } from '../../operations/accounts.js';
+import { apiEnabledOf, planEnded } from '../../operations/accounts.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, viewerOf, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
@@ -231,7 +231,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
   function refusedWhileOff(account: AccountRecord): Html {
     const now = rt.clock();
     if (apiEnabledOf(account, rt.config.plans, now)) return html``;
-    const planExpired = account.planExpiresAt !== null && account.planExpiresAt <= now;
+    const planExpired = planEnded(account, now);
     return html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, planExpired)}): requests with this key are refused until ${accessBack(account, planExpired)}.</p></div>`;
   }
 
