@@ -53,15 +53,16 @@ function clientErrorStatus(error: NodeJS.ErrnoException, socket: Socket): 400 | 
 
 /**
  * Writes a whole answer on a connection Node's parser has given up on, and closes it.
- * `headers`: more header lines, each ending in CRLF.
+ * `headers`: more header lines, each ending in CRLF; `reasonPhrase`: the status line's, by
+ * default the standard one.
  */
-export function answerRawAndClose(socket: Socket, status: number, contentType: string, body: string, headers = ''): void {
+export function answerRawAndClose(socket: Socket, status: number, contentType: string, body: string, headers = '', reasonPhrase = STATUS_CODES[status] ?? ''): void {
   // A client that resets the connection meanwhile must not become an uncaught error (a
   // socket handed to a 'connect' listener has no error listener of Node's any more).
   if (socket.listenerCount('error') === 0) socket.on('error', ignore);
   if (socket.writable) {
     const bytes = Buffer.from(body);
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: ${contentType}\r\nContent-Length: ${bytes.length}\r\n${headers}Connection: close\r\n\r\n`);
+    socket.write(`HTTP/1.1 ${status} ${reasonPhrase}\r\nContent-Type: ${contentType}\r\nContent-Length: ${bytes.length}\r\n${headers}Connection: close\r\n\r\n`);
     socket.write(bytes);
   }
   // What was written goes out first; the client's own close is not awaited.
@@ -77,6 +78,8 @@ export type NodeRefusal = 400 | 405 | 408 | 417 | 431;
 export interface RawAnswer {
   /** The status sent, when not the refusal's own (a profile may answer a 405 as another). */
   status?: number;
+  /** The status line's reason phrase, when not the standard one (a profile's own). */
+  reasonPhrase?: string;
   contentType: string;
   body: string;
   headers?: Record<string, string>;
@@ -101,8 +104,8 @@ export function clientErrorHandlerFor(answer: (status: NodeRefusal) => RawAnswer
   const refuse = (error: NodeJS.ErrnoException, socket: Socket) => {
     const status = clientErrorStatus(error, socket);
     if (status === undefined) return;
-    const { status: sent = status, contentType, body, headers } = answer(status);
-    answerRawAndClose(socket, sent, contentType, body, headerLines(headers));
+    const { status: sent = status, reasonPhrase, contentType, body, headers } = answer(status);
+    answerRawAndClose(socket, sent, contentType, body, headerLines(headers), reasonPhrase);
   };
   return (error, socket) => {
     if (clientErrorStatus(error, socket) === undefined || refusing.has(socket)) return;
@@ -130,12 +133,12 @@ export function clientErrorHandlerFor(answer: (status: NodeRefusal) => RawAnswer
  */
 export function answerExpectAndConnect(server: Server, answer: (status: 405 | 417) => RawAnswer): void {
   server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
-    const { status = 417, contentType, body, headers } = answer(417);
-    response.writeHead(status, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+    const { status = 417, reasonPhrase, contentType, body, headers } = answer(417);
+    response.writeHead(status, reasonPhrase, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
   });
   server.on('connect', (_request: IncomingMessage, socket: Socket) => {
-    const { status = 405, contentType, body, headers } = answer(405);
-    afterAnswers(socket, () => answerRawAndClose(socket, status, contentType, body, `Allow: \r\n${headerLines(headers)}`));
+    const { status = 405, reasonPhrase, contentType, body, headers } = answer(405);
+    afterAnswers(socket, () => answerRawAndClose(socket, status, contentType, body, `Allow: \r\n${headerLines(headers)}`, reasonPhrase));
   });
 }
 

@@ -26,7 +26,7 @@ describe('keygate as a library', () => {
       upstream: { url: 'http://127.0.0.1:1' }, // never used in process
       store: `sqlite:${path.join(dir, 'k.db')}`,
       keys: { prefix: { live: 'sk_live_' } },
-      errors: { envelope: 'error', reasons: { missing_key: { message: 'Missing API key' } } },
+      errors: { envelope: 'error', reasons: { missing_key: { message: 'Missing API key', reasonPhrase: 'Key required' } } },
       plans: { scale: { rateLimits: [{ limit: 3, window: '1m' }], meters: { credits: { limit: 100 } } } },
       routes: [
         { path: '/get-brands', cost: { meter: 'credits', perRequest: 10 } },
@@ -40,7 +40,7 @@ describe('keygate as a library', () => {
     server = createServer(async (req, res) => {
       const result = await gate.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
       if (!result.allowed) {
-        res.writeHead(result.error.status, result.error.headers).end(result.error.body);
+        res.writeHead(result.error.status, result.error.reasonPhrase, result.error.headers).end(result.error.body);
         return;
       }
       res.writeHead(200, { 'content-type': 'application/json', ...result.headers });
@@ -60,6 +60,8 @@ describe('keygate as a library', () => {
   it('answers denials in the dialect', async () => {
     const r = await fetch(`${url}/get-brands`);
     expect(r.status).toBe(401);
+    // The profile's own reason phrase, passed to writeHead as docs/library.md shows.
+    expect(r.statusText).toBe('Key required');
     expect(await r.json()).toEqual({ error: 'Missing API key' });
   });
 

@@ -530,18 +530,21 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
   });
 
   describe('Error Handling: the API itself failing', () => {
-    it('500 Unexpected error. when the API cannot be reached, 503 System is busy. when it does not answer in time; neither costs anything', async () => {
+    it('500 Internal Server Error / Unexpected error. when the API cannot be reached, 503 Service unavailable / System is busy. when it does not answer in time; neither costs anything', async () => {
       const { down, slow, close } = await startFailingExamples('seranking-data');
       try {
-        for (const [failing, expected] of [
-          [down, { status: 500, type: JSON_TYPE, body: { error_description: 'Unexpected error. Please try again later.' } }],
-          [slow, { status: 503, type: JSON_TYPE, body: { error_description: 'System is busy. Please try again later.' } }],
+        for (const [failing, phrase, expected] of [
+          [down, 'Internal Server Error', { status: 500, type: JSON_TYPE, body: { error_description: 'Unexpected error. Please try again later.' } }],
+          // The table's own status line: "503 Service unavailable".
+          [slow, 'Service unavailable', { status: 503, type: JSON_TYPE, body: { error_description: 'System is busy. Please try again later.' } }],
         ] as const) {
           const customer = await failing.createAccount('Customer');
           const { secret } = await failing.createKey(customer.id, 'Data API');
           const left = async () => ((await read(await failing.call('/v1/account/subscription', token(secret)))).body as Subscription).subscription_info.units_left;
           const before = await left();
-          expect(await read(await failing.call('/v1/domain/overview?domain=seranking.com&source=us', token(secret)))).toEqual(expected);
+          const response = await failing.call('/v1/domain/overview?domain=seranking.com&source=us', token(secret));
+          expect(response.statusText).toBe(phrase);
+          expect(await read(response)).toEqual(expected);
           expect(await left()).toBe(before);
         }
       } finally {

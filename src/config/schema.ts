@@ -311,6 +311,11 @@ const reasonRendering = z
     code: z.string().optional(),
     message: z.string().optional(),
     type: z.string().optional().describe('Error type for the typed envelope, e.g. "authentication_error".'),
+    reasonPhrase: z
+      .string()
+      .regex(/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/, 'printable ASCII, not starting or ending with a space (it is sent in the status line)')
+      .optional()
+      .describe(`The reason phrase of the status line, where the API documents its own ("503 Service unavailable"); by default the standard one ("Service Unavailable"). Also the problem envelope's title.`),
   })
   .strict();
 

@@ -36,6 +36,19 @@ describe('dialects', () => {
     expect(JSON.parse(r.body)).toMatchObject({ title: 'Too Many Requests', status: 429, code: 'rate_limited' });
   });
 
+  it("sends a profile's own reason phrase, which the problem envelope's title follows; refuses one a status line cannot carry", () => {
+    const d = dialectFor({ envelope: 'problem', reasons: { service_unavailable: { reasonPhrase: 'Service unavailable' } } });
+    const r = d.render(deny('service_unavailable'));
+    expect(r.reasonPhrase).toBe('Service unavailable');
+    expect(JSON.parse(r.body)).toMatchObject({ title: 'Service unavailable', status: 503 });
+    // Without one, Node's standard phrase (nothing to set) and title.
+    expect(d.render(deny('no_route')).reasonPhrase).toBeUndefined();
+    expect(JSON.parse(d.render(deny('no_route')).body)).toMatchObject({ title: 'Not Found' });
+    for (const bad of ['Busy\r\nX-Injected: 1', ' Busy', 'Busy ', '', 'Überlastet']) {
+      expect(() => dialectFor({ reasons: { service_unavailable: { reasonPhrase: bad } } })).toThrow(/errors\.reasons\.service_unavailable\.reasonPhrase/);
+    }
+  });
+
   it('challenges with WWW-Authenticate on 401s, flagging a presented bad key as invalid_token', () => {
     const d = dialectFor({ envelope: 'problem', realm: 'ranksy' });
     expect(d.render(deny('missing_key')).headers['www-authenticate']).toBe('Bearer realm="ranksy"');

@@ -16,10 +16,14 @@ export interface ReasonRendering {
   code: string;
   message: string;
   type: string;
+  /** The status line's reason phrase, where the profile gives its own. */
+  reasonPhrase?: string;
 }
 
 export interface RenderedError {
   status: number;
+  /** The status line's reason phrase, where the profile gives its own (else Node's standard one). */
+  reasonPhrase?: string;
   headers: Record<string, string>;
   body: string;
 }
@@ -80,6 +84,7 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       code: custom.code ?? base.code,
       message: custom.message ?? base.message,
       type: custom.type ?? defaultType(status),
+      ...(custom.reasonPhrase === undefined ? {} : { reasonPhrase: custom.reasonPhrase }),
     };
     renderings.set(reason, rendering);
     descriptions.set(reason, challengeDescription(rendering.message));
@@ -110,7 +115,7 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       const { fill } = denial;
       const filled = fill === undefined ? undefined : rendering.message.replace(MESSAGE_PLACEHOLDER, (placeholder, name: string) => fill[name] ?? placeholder);
       const body = filled === undefined || filled === rendering.message ? (bodies.get(denial.reason) as string) : renderBody(config, { ...rendering, message: filled });
-      return { status: rendering.status, headers, body };
+      return rendering.reasonPhrase === undefined ? { status: rendering.status, headers, body } : { status: rendering.status, reasonPhrase: rendering.reasonPhrase, headers, body };
     },
     renderMessage(status, code, message) {
       return {
@@ -159,7 +164,7 @@ function renderBody(config: DialectConfig, r: ReasonRendering): string {
     case 'problem':
       return JSON.stringify({
         type: `${config.problemTypeBase}${r.code}`,
-        title: STATUS_CODES[r.status] ?? 'Error',
+        title: r.reasonPhrase ?? STATUS_CODES[r.status] ?? 'Error',
         status: r.status,
         detail: r.message,
         code: r.code,

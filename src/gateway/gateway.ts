@@ -102,7 +102,12 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     const rendered = renderNodeRefusal(status);
     metrics?.request('denied', NODE_REFUSAL_REASONS[status], 0, rendered.status);
     // A 405 is sent with the status the profile gives it; the parser's refusals with their own.
-    return { ...(status === 405 ? { status: rendered.status } : {}), contentType: rendered.headers['content-type'] as string, body: rendered.body };
+    return {
+      ...(status === 405 ? { status: rendered.status } : {}),
+      ...(rendered.reasonPhrase === undefined ? {} : { reasonPhrase: rendered.reasonPhrase }),
+      contentType: rendered.headers['content-type'] as string,
+      body: rendered.body,
+    };
   }
 
   function renderNodeRefusal(status: NodeRefusal): RenderedError {
@@ -184,6 +189,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     const answer = () => {
       // As bytes: Fastify adds "; charset=utf-8" to a string's JSON Content-Type, and the
       // profile may name one without (errors.contentType).
+      // The API's own reason phrase ("503 Service unavailable"), where the profile gives one: Node sends it as set.
+      if (rendered.reasonPhrase !== undefined) reply.raw.statusMessage = rendered.reasonPhrase;
       reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));
       finish(request, rendered.status);
     };
