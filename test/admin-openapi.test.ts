@@ -97,6 +97,11 @@ describe('admin API against its OpenAPI document', () => {
 
     const documented = operation.responses[String(status)];
     expect(documented, `${method} ${path} answered ${status}, which ${name} does not document: ${text}`).toBeDefined();
+    // Headers a client acts on are declared where they come.
+    const declared = Object.keys((documented as { headers?: Record<string, unknown> }).headers ?? {}).map((header) => header.toLowerCase());
+    for (const header of ['retry-after', 'www-authenticate', 'link', 'keygate-warning']) {
+      if (response.headers.has(header)) expect(declared, `${method} ${path} ${status} sent ${header}, which ${name} does not declare`).toContain(header);
+    }
     const media = Object.keys(documented?.content ?? {});
     if (media.length === 0) {
       expect(text, `${method} ${path} ${status} documents no body`).toBe('');
@@ -126,8 +131,10 @@ describe('admin API against its OpenAPI document', () => {
           if (Number(status) >= 400) expect(Object.keys(response.content ?? {}), `${method} ${path} ${status}`).toEqual(['application/problem+json']);
           if (status === '204') expect(response.content, `${method} ${path} 204`).toBeUndefined();
         }
-        // What every operation can meet, documented on each.
+        // What every operation can meet, documented on each, with the headers that say what to do.
         expect(Object.keys(operation.responses), `${method} ${path}`).toEqual(expect.arrayContaining(['400', '401', '503']));
+        expect(Object.keys((operation.responses['503'] as { headers?: object }).headers ?? {}), `${method} ${path} 503`).toContain('Retry-After');
+        expect(Object.keys((operation.responses['401'] as { headers?: object }).headers ?? {}), `${method} ${path} 401`).toContain('WWW-Authenticate');
       }
     }
     expect(new Set(ids).size).toBe(ids.length);

@@ -30,9 +30,14 @@ export interface OpenApiDocument {
 export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head'];
 /** Refusals any operation may meet, and when. */
-const COMMON: { status: number; when: string; applies: (op: { method: string; path: string; operation: Operation }) => boolean }[] = [
+const COMMON: { status: number; when: string; headers?: Record<string, unknown>; applies: (op: { method: string; path: string; operation: Operation }) => boolean }[] = [
   { status: 400, when: 'A query parameter it does not take, or a value it refuses', applies: () => true },
-  { status: 401, when: 'No admin token, or a wrong one (WWW-Authenticate: Bearer)', applies: () => true },
+  {
+    status: 401,
+    when: 'No admin token, or a wrong one (WWW-Authenticate: Bearer)',
+    headers: { 'WWW-Authenticate': { description: 'Bearer realm="keygate-admin"', schema: { type: 'string' } } },
+    applies: () => true,
+  },
   { status: 403, when: 'The read-only token, for a change', applies: ({ method, path }) => method !== 'get' && method !== 'head' && path !== '/v1/forecast' },
   { status: 404, when: 'No such record', applies: ({ operation }) => (operation.parameters ?? []).some((p) => p.in === 'path') },
   { status: 414, when: 'A path parameter over 2,048 characters', applies: ({ operation }) => (operation.parameters ?? []).some((p) => p.in === 'path') },
@@ -41,6 +46,13 @@ const COMMON: { status: number; when: string; applies: (op: { method: string; pa
   {
     status: 503,
     when: 'The admin API is locked (no usable token configured), or the store (or, for what needs them, the counters) is not reachable, or (SQLite) another process held its write lock past the wait; a read says Retry-After',
+    headers: {
+      'Retry-After': {
+        description:
+          'Seconds to wait before trying again, while a backend is away: on reads, and on changes refused before anything was made (the counters away). Not on a change the store may or may not have made: check before sending it again. Not while the admin API is locked',
+        schema: { type: 'integer', minimum: 1 },
+      },
+    },
     applies: () => true,
   },
 ];
@@ -77,6 +89,8 @@ export function completeDocument(doc: OpenApiDocument, tags: Record<string, stri
       for (const common of COMMON) {
         const key = String(common.status);
         if (responses[key] === undefined && common.applies({ method, path, operation })) responses[key] = { description: common.when };
+        const response = responses[key];
+        if (response !== undefined && common.headers) response.headers = { ...response.headers, ...common.headers };
       }
       for (const [key, response] of Object.entries(responses)) {
         const status = Number(key);
