@@ -577,7 +577,10 @@ describe('admin API', () => {
     expect((await kg.admin(`/v1/keys/${key.body.id}/unblock`, asJson('POST', 'null'))).status).toBe(200);
     const revoked = await json(await kg.admin(`/v1/keys/${key.body.id}/revoke`, asJson('POST')));
     expect(revoked).toMatchObject({ status: 200, body: { status: 'revoked' } });
-    const invited = await json(await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'labelled@example.com', accountId }) }));
+    const invitation = await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'labelled@example.com', accountId }) });
+    // This profile turns the dashboard off: the link leads nowhere yet, and the answer says so (the CLI does too).
+    expect(invitation.headers.get('keygate-warning')).toBe('this profile turns the dashboard off (dashboard.enabled: false): the link opens nothing until keygate serves the dashboard');
+    const invited = await json(invitation);
     expect((await kg.admin(`/v1/members/${invited.body.id}`, asJson('DELETE'))).status).toBe(204);
     // Where a body is needed, one missing is told the same way, however it is missing.
     for (const body of [undefined, '', '  ', 'null']) {
@@ -650,6 +653,7 @@ describe('members through the admin API', () => {
     expect(invitation.email).toBe('ana@acme.test');
     expect(invitation.replacedInvitation).toBeNull();
     expect(invitation.url.startsWith(`${kg.dashboardUrl}/invite/`)).toBe(true);
+    expect(invited.headers.get('keygate-warning')).toBeNull();
     expect((await fetch(invitation.url)).status).toBe(200);
 
     const again = await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'ana@acme.test', accountId: account.id }) });

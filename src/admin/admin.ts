@@ -32,7 +32,7 @@ import { apiEnabledOf, createAccount, deleteAccount, getAccount, updateAccount }
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
-import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
+import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord, MemberRecord, Page } from '../store/store.js';
@@ -752,6 +752,11 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         : [await rt.store.findMemberByEmail(email)].filter((m): m is MemberRecord => m !== undefined && (!accountId || m.accountId === accountId));
     return members.map((m) => memberOut(m, now));
   });
+  /** A dashboard link is made where the profile turns the dashboard off: the answer says it leads nowhere yet. */
+  const warnIfDashboardOff = (reply: FastifyReply) => {
+    const note = dashboardOffNote(rt.config);
+    if (note !== undefined) reply.header('keygate-warning', note);
+  };
   app.post(
     '/v1/members/invitations',
     {
@@ -778,6 +783,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       const { body } = request;
       if ((body.accountId ?? null) === null && body.role !== 'operator') throw new OperationError('invalid', 'say whom the invitation is for: "accountId" (a member of that account) or "role": "operator" (sees every account)');
       const invitation = await inviteMember(rt, { email: body.email, accountId: body.accountId ?? null, ...(body.role ? { role: body.role } : {}) }, request.adminActor);
+      warnIfDashboardOff(reply);
       return reply.code(201).send({ id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url, replacedInvitation: invitation.replaced ?? null });
     },
   );
@@ -794,6 +800,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     },
     async (request, reply) => {
       const link = await passwordResetLink(rt, request.body.email, request.adminActor);
+      warnIfDashboardOff(reply);
       return reply.code(201).send({ id: link.member.id, email: link.member.email, url: link.url });
     },
   );

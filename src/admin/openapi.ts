@@ -67,6 +67,13 @@ const WARNING_HEADER = {
   schema: { type: 'string' },
 };
 
+/** Operations whose answer is a dashboard link. */
+const DASHBOARD_LINKS = new Set(['/v1/members/invitations', '/v1/members/password-resets']);
+const DASHBOARD_OFF_HEADER = {
+  description: 'Present when the profile turns the dashboard off (dashboard.enabled: false): the link opens nothing until keygate serves the dashboard',
+  schema: { type: 'string' },
+};
+
 /**
  * Whether a route (`/v1/keys/:id/revoke`, or as OpenAPI writes it, `/v1/keys/{id}/revoke`)
  * makes changes the other processes learn of as cache invalidations (over Redis).
@@ -106,6 +113,7 @@ export function completeDocument(doc: OpenApiDocument, tags: Record<string, stri
       if (method !== 'get' && toldToOthers(path)) {
         for (const [key, response] of Object.entries(responses)) if (Number(key) < 300) response.headers = { ...response.headers, 'Keygate-Warning': WARNING_HEADER };
       }
+      if (method === 'post' && DASHBOARD_LINKS.has(path) && responses['201']) responses['201'].headers = { ...responses['201'].headers, 'Keygate-Warning': DASHBOARD_OFF_HEADER };
     }
   }
   return doc;

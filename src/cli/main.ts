@@ -25,7 +25,7 @@ import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
 import { apiEnabledOf, createAccount, deleteAccount, getAccount, planEnded, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
-import { inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
+import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
@@ -736,7 +736,7 @@ export function buildCli(): Command {
           [
             `invited ${invitation.member.email}; they set a password at:\n\n  ${invitation.url}\n\nThe link works once, for 7 days.`,
             ...(replaced ? [`This replaces their pending invitation (${replaced.role}${replaced.accountId ? ` of ${replaced.accountId}` : ''}): its link no longer works.`] : []),
-            ...dashboardOffNote(rt.config),
+            ...dashboardOffLines(rt.config),
           ].join('\n'),
         );
       }),
@@ -749,7 +749,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         const link = await passwordResetLink(rt, opts.email, CLI_ACTOR);
         print(json, { id: link.member.id, email: link.member.email, url: link.url }, () =>
-          [`${link.member.email} can choose a new password at:\n\n  ${link.url}\n\nThe link works once, for 24 hours.`, ...dashboardOffNote(rt.config)].join('\n'),
+          [`${link.member.email} can choose a new password at:\n\n  ${link.url}\n\nThe link works once, for 24 hours.`, ...dashboardOffLines(rt.config)].join('\n'),
         );
       }),
     );
@@ -1035,7 +1035,7 @@ function counted(count: number, noun: string): string {
  * A dashboard link made where the profile turns the dashboard off leads nowhere until it
  * is on: said under the link (people only; --json keeps the answer's shape).
  */
-function dashboardOffNote(config: Config): string[] {
-  if (config.dashboard.enabled) return [];
-  return ['Note: this profile turns the dashboard off (dashboard.enabled: false): the link opens nothing until keygate serves the dashboard.'];
+function dashboardOffLines(config: Config): string[] {
+  const note = dashboardOffNote(config);
+  return note === undefined ? [] : [`Note: ${note}.`];
 }

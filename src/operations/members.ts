@@ -56,6 +56,15 @@ export function dashboardUrl(rt: Pick<Runtime, 'config' | 'listening'>): string 
 }
 
 /**
+ * What to say beside a dashboard link made where the profile turns the dashboard off: it
+ * leads nowhere until keygate serves the dashboard. Undefined where it is on.
+ */
+export function dashboardOffNote(config: Pick<Runtime['config'], 'dashboard'>): string | undefined {
+  if (config.dashboard.enabled) return undefined;
+  return 'this profile turns the dashboard off (dashboard.enabled: false): the link opens nothing until keygate serves the dashboard';
+}
+
+/**
  * An address as it is typed: trimmed, lower-cased, with an @ and a dot after it, and
  * within RFC 5321's lengths (no mail server takes a longer one, and a 5,000-character
  * "address" would be stored, listed and audited as it came). The lengths are checked
