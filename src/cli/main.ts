@@ -31,6 +31,7 @@ import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
 import { createLog, terminalDestination } from '../log.js';
 import { fields, table, until, when } from './format.js';
+import { utcMinute } from '../meters/period.js';
 import { withoutKeys } from '../keys/redact.js';
 
 const CLI_ACTOR = 'cli';
@@ -250,7 +251,7 @@ function accountSettings(opts: AccountSettingOptions, now: number): Pick<Account
 
 /** A past date ends the plan now (on purpose, or a mistyped year): said either way. */
 function planEndedNote(account: AccountRecord, now: number): string {
-  return planEnded(account, now) ? `: its plan ended ${new Date(account.planExpiresAt as number).toISOString().slice(0, 16).replace('T', ' ')} UTC, so its requests are refused (plan_expired)` : '';
+  return planEnded(account, now) ? `: its plan ended ${utcMinute(account.planExpiresAt as number)}, so its requests are refused (plan_expired)` : '';
 }
 
 /** `POST /v1/backlinks/summary x3 records=100` → a planned call. */

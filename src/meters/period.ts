@@ -31,6 +31,11 @@ export function periodBounds(period: MeterPeriod, now: number): PeriodBounds {
 /** The last day asked for: usage is recorded per day on every request. */
 let lastDay = { from: 0, to: 0, text: '' };
 
+/** `2026-12-03 14:05 UTC`: a moment as messages, the CLI and the dashboard write it. */
+export function utcMinute(ms: number): string {
+  return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
+}
+
 export function isoDay(ms: number): string {
   if (ms >= lastDay.from && ms < lastDay.to) return lastDay.text;
   const from = Math.floor(ms / DAY_MS) * DAY_MS;

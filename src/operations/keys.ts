@@ -8,6 +8,7 @@ import { accountBlockId, CountersUnavailableError, keyBlockId } from '../counter
 import type { Runtime } from '../runtime.js';
 import type { KeyPatch, KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
+import { utcMinute } from '../meters/period.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, LATEST_TIME, OperationError, type KeyNaming } from './errors.js';
 import { audit } from './audit.js';
@@ -368,11 +369,6 @@ export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord
 
 /** A key as the CLI and admin API name it in messages: its name and hint, as people recognise it, and the id their commands take. */
 export const keyWithId: KeyNaming = (key) => `“${key.name}” ${key.hint} (${key.id})`;
-
-/** `2026-12-03 14:05 UTC` */
-function utcMinute(ms: number): string {
-  return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
-}
 
 export type KeyStatus = 'active' | 'revoked' | 'expired' | 'expiring' | 'unbound';
 

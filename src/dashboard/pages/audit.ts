@@ -9,6 +9,7 @@ import { operatorOf, queryValue, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { relative, when } from '../format.js';
+import { utcMinute } from '../../meters/period.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 
 const PAGE_SIZE = 200;
@@ -98,7 +99,7 @@ function planName(planId: unknown, planNames: ReadonlyMap<string, string>): Html
 /** A changed account field as a person reads it (times in UTC, not milliseconds). */
 function fieldValue(field: string, value: unknown): string {
   if (typeof value === 'boolean') return value ? 'on' : 'off';
-  if (field.endsWith('At')) return typeof value === 'number' ? `${new Date(value).toISOString().replace('T', ' ').slice(0, 16)} UTC` : 'never';
+  if (field.endsWith('At')) return typeof value === 'number' ? utcMinute(value) : 'never';
   if (value === null) return field === 'overage' ? 'as the plan says' : 'none';
   return String(value);
 }

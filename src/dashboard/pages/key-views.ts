@@ -8,6 +8,7 @@ import { allowedScopes, keyStatus, type KeyStatus } from '../../operations/keys.
 import type { KeyNaming, OperationError } from '../../operations/errors.js';
 import { html, type Html } from '../html.js';
 import { relative, sentence, when, whenInTable } from '../format.js';
+import { utcMinute } from '../../meters/period.js';
 
 const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'Expiring', expired: 'Expired', revoked: 'Revoked', unbound: 'No account' };
 
@@ -36,13 +37,13 @@ export function statusBadge(key: KeyRecord, now: number, blockedUntil?: number):
 /** When a key was revoked goes with its status; its Expires column keeps the date it had. */
 function revokedBadge(at: number, now: number): Html {
   const iso = new Date(at).toISOString();
-  return html`<span class="badge revoked" title="Revoked ${iso.slice(0, 16).replace('T', ' ')} UTC"><time datetime="${iso}">Revoked ${relative(at, now)}</time></span>`;
+  return html`<span class="badge revoked" title="Revoked ${utcMinute(at)}"><time datetime="${iso}">Revoked ${relative(at, now)}</time></span>`;
 }
 
 /** "Blocked, ends in 9 min", the exact end on hover. */
 export function blockedBadge(until: number, now: number): Html {
   const ends = new Date(until).toISOString();
-  return html` <span class="badge blocked" title="Refused until ${ends.slice(0, 16).replace('T', ' ')} UTC for exceeding the rate limit repeatedly"><time datetime="${ends}">Blocked, ends ${relative(until, now)}</time></span>`;
+  return html` <span class="badge blocked" title="Refused until ${utcMinute(until)} for exceeding the rate limit repeatedly"><time datetime="${ends}">Blocked, ends ${relative(until, now)}</time></span>`;
 }
 
 /**
