@@ -1000,6 +1000,68 @@ describe('changing a key', () => {
   });
 });
 
+describe('keys that carry at least one scope (keys.requireScopes)', () => {
+  it('refuses a key with no scopes where it is created, imported or updated, naming scopes; a key stored without any before is not rotated until it has one', async () => {
+    const dir = tempDir('admin-require-scopes');
+    const upstream = await startTestUpstream();
+    const profile = {
+      upstream: { url: upstream.url },
+      scopes: ['read', 'write'],
+      routes: [{ method: 'GET' as const, path: '/items', scopes: ['read'] }],
+    };
+    // Made before the profile asked for scopes: a key without any.
+    let kg = await startKeygate(profile, { dir });
+    let account: { id: string };
+    let legacy: { id: string; secret: string; scopes: string[] };
+    try {
+      account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme' }) })).json()) as { id: string };
+      legacy = (await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'legacy', scopes: [] }) })).json()) as typeof legacy;
+      expect(legacy.scopes).toEqual([]);
+    } finally {
+      await kg.close();
+    }
+
+    kg = await startKeygate({ ...profile, keys: { requireScopes: true } }, { dir });
+    try {
+      const post = (path: string, body: unknown) => kg.admin(path, { method: 'POST', body: JSON.stringify(body) });
+      const empty = { status: 400, detail: 'scopes cannot be empty: every key of this API carries at least one scope; allowed: *, read, write' };
+      const json = async (r: Response) => ({ status: r.status, ...((await r.json()) as Record<string, unknown>) });
+
+      expect(await json(await post('/v1/keys', { accountId: account.id, name: 'none', scopes: [] }))).toMatchObject(empty);
+      const secret = kg.runtime.keyFormat.generate('live');
+      expect(await json(await post('/v1/keys/import', { accountId: account.id, name: 'imported', secret, scopes: [] }))).toMatchObject(empty);
+      // Neither was stored: the account holds the legacy key only.
+      const listed = (await (await kg.admin(`/v1/keys?accountId=${account.id}`)).json()) as { id: string }[];
+      expect(listed.map((k) => k.id)).toEqual([legacy.id]);
+
+      // Without scopes, a key gets all the plan allows, as before; one scope is enough.
+      const byDefault = (await (await post('/v1/keys', { accountId: account.id, name: 'default' })).json()) as { id: string; scopes: string[] };
+      expect(byDefault.scopes).toEqual(['*']);
+      const reader = await post('/v1/keys', { accountId: account.id, name: 'reader', scopes: ['read'] });
+      expect(reader.status).toBe(201);
+
+      // Emptying a key's scopes is refused, and changes nothing.
+      const patch = (id: string, body: unknown) => kg.admin(`/v1/keys/${id}`, { method: 'PATCH', body: JSON.stringify(body) });
+      expect(await json(await patch(byDefault.id, { scopes: [] }))).toMatchObject(empty);
+      expect(((await (await kg.admin(`/v1/keys/${byDefault.id}`)).json()) as { scopes: string[] }).scopes).toEqual(['*']);
+
+      // The legacy key still authenticates (403 for want of a scope), but its replacement would carry none either.
+      expect((await kg.call('/items', { headers: { authorization: `Bearer ${legacy.secret}` } })).status).toBe(403);
+      expect(await json(await post(`/v1/keys/${legacy.id}/rotate`, {}))).toMatchObject({
+        status: 409,
+        detail: 'this key has no scopes, and every key of this API carries at least one: give it scopes first, or create a new key with scopes and revoke this one',
+      });
+      expect((await patch(legacy.id, { scopes: ['read'] })).status).toBe(200);
+      const rotated = await post(`/v1/keys/${legacy.id}/rotate`, {});
+      expect(rotated.status).toBe(200);
+      expect(await rotated.json()).toMatchObject({ scopes: ['read'] });
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('rotating over the admin API where one key works per account (keys.rotation: replace)', () => {
   const dir = tempDir('admin-rotation-replace');
   let upstream: TestUpstream;

@@ -15,7 +15,11 @@ const MISSING_TEAM_SCOPE = {
   error: { type: 'authentication_error', code: 'missing_team_scope', message: 'The key is valid but is not bound to a team, so no apps can be resolved.' },
 };
 const INSUFFICIENT_PERMISSIONS = {
-  error: { type: 'permission_error', code: 'insufficient_permissions', message: 'The key is valid and team-scoped, but lacks the metrics:read (or *) scope.' },
+  error: {
+    type: 'permission_error',
+    code: 'insufficient_permissions',
+    message: 'The key is valid and team-scoped, but lacks the scope this endpoint requires: metrics:read (or *) for metrics, apps:read (or *) for the list of apps.',
+  },
 };
 
 /** "Authorization: Bearer rk_live_xxxxxxxxxxxxxxxxxxxxxxxx" */
@@ -46,9 +50,9 @@ describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
   describe('Making authenticated requests', () => {
     it('a key issued from the team (CLI) is rk_live_…, named, and shown once', async () => {
       team = await ex.cliJson<AccountOut>(['accounts', 'create', '--name', 'Acme Apps']);
-      liveKey = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'Production sync', '--scopes', 'metrics:read']);
+      liveKey = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'Production sync', '--scopes', 'metrics:read,apps:read']);
       expect(liveKey.secret).toMatch(/^rk_live_[0-9A-Za-z]{30}$/);
-      expect(liveKey).toMatchObject({ name: 'Production sync', mode: 'live', scopes: ['metrics:read'], accountId: team.id, hint: `rk_live_…${liveKey.secret.slice(-4)}` });
+      expect(liveKey).toMatchObject({ name: 'Production sync', mode: 'live', scopes: ['metrics:read', 'apps:read'], accountId: team.id, hint: `rk_live_…${liveKey.secret.slice(-4)}` });
       const listed = await ex.cliOk(['keys', 'list', '--account', team.id, '--json']);
       expect(listed.stdout).toContain('Production sync');
       expect(listed.stdout).not.toContain(liveKey.secret);
@@ -136,12 +140,34 @@ describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
       expect(byDefault.scopes).toEqual(['*']);
     });
 
-    it('a key without metrics:read (or *) gets 403 insufficient_permissions', async () => {
-      const noScopes = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'No scopes', '--scopes', '']);
-      expect(noScopes.scopes).toEqual([]);
-      expect(await read(await ex.call(mrr(appId), bearer(noScopes.secret)))).toEqual({ status: 403, type: JSON_TYPE, body: INSUFFICIENT_PERMISSIONS });
+    it('a key carries one or more scopes: one with none is refused where it is made (CLI, admin API) or changed', async () => {
+      const refusal = 'scopes cannot be empty: every key of this API carries at least one scope; allowed: *, metrics:read, apps:read';
+      const keysOfTeam = async () => (await (await ex.kg.admin(`/v1/keys?accountId=${team.id}`)).json()) as KeyOut[];
+      const before = await keysOfTeam();
+      const cli = await ex.cli(['keys', 'create', '--account', team.id, '--name', 'No scopes', '--scopes', '']);
+      expect([cli.code, cli.stderr]).toEqual([1, `error: ${refusal}\n`]);
+      const admin = await ex.kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: team.id, name: 'No scopes', scopes: [] }) });
+      expect(admin.status).toBe(400);
+      expect(await admin.json()).toMatchObject({ status: 400, detail: refusal });
+      expect(await keysOfTeam()).toHaveLength(before.length);
+      // Nor can a key's scopes be taken away to none.
+      const emptied = await ex.cli(['keys', 'update', liveKey.id, '--scopes', '']);
+      expect([emptied.code, emptied.stderr]).toEqual([1, `error: ${refusal}\n`]);
+      expect((await keysOfTeam()).find((k) => k.id === liveKey.id)?.scopes).toEqual(['metrics:read', 'apps:read']);
+    });
+
+    it('a key without metrics:read (or *) gets 403 insufficient_permissions: apps:read alone lists the apps, not their metrics', async () => {
+      const appsOnly = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'App list', '--scopes', 'apps:read']);
+      expect(appsOnly.scopes).toEqual(['apps:read']);
+      // Valid and team-scoped: it sees its team's apps.
+      expect((await apps(appsOnly.secret)).map((a) => a.id)).toContain(appId);
+      expect(await read(await ex.call(mrr(appId), bearer(appsOnly.secret)))).toEqual({ status: 403, type: JSON_TYPE, body: INSUFFICIENT_PERMISSIONS });
       // The key itself is fine: the refusal is about permissions, so no WWW-Authenticate challenge.
-      expect((await ex.call(mrr(appId), bearer(noScopes.secret))).headers.get('www-authenticate')).toBeNull();
+      expect((await ex.call(mrr(appId), bearer(appsOnly.secret))).headers.get('www-authenticate')).toBeNull();
+      // The other way round: metrics:read alone reads metrics, not the list of apps.
+      const metricsOnly = await ex.createKey(team.id, 'Metrics only', { scopes: ['metrics:read'] });
+      expect((await ex.call(mrr(appId), bearer(metricsOnly.secret))).status).toBe(200);
+      expect(await read(await ex.call('/api/v1/apps', bearer(metricsOnly.secret)))).toEqual({ status: 403, type: JSON_TYPE, body: INSUFFICIENT_PERMISSIONS });
     });
 
     it('scopes the API does not know cannot be granted', async () => {
@@ -181,10 +207,10 @@ describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
     });
 
     it('403 insufficient_permissions comes only after the key and its team check out', async () => {
-      const noScopes = await ex.createKey(team.id, 'No scopes 2', { scopes: [] });
-      expect((await read(await ex.call(mrr(appId), bearer(noScopes.secret)))).body).toEqual(INSUFFICIENT_PERMISSIONS);
-      await ex.revokeKey(noScopes.id);
-      expect((await read(await ex.call(mrr(appId), bearer(noScopes.secret)))).body).toEqual(INVALID);
+      const appsOnly = await ex.createKey(team.id, 'App list 2', { scopes: ['apps:read'] });
+      expect((await read(await ex.call(mrr(appId), bearer(appsOnly.secret)))).body).toEqual(INSUFFICIENT_PERMISSIONS);
+      await ex.revokeKey(appsOnly.id);
+      expect((await read(await ex.call(mrr(appId), bearer(appsOnly.secret)))).body).toEqual(INVALID);
     });
 
     it('unknown endpoints and metrics answer 404 in the same envelope', async () => {

@@ -398,6 +398,17 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nkeys: {rotation: instant}\n')).toEqual(['keys.rotation: expected true, false or "replace" (got "instant")']);
   });
 
+  it('takes keys.requireScopes (default false), and refuses it beside a plan whose keys may carry no scope: no key could be made there', () => {
+    expect(parseConfigText('upstream: {url: "http://a"}\n').keys.requireScopes).toBe(false);
+    expect(parseConfigText('upstream: {url: "http://a"}\nkeys: {requireScopes: true}\nscopes: [metrics:read]\n').keys.requireScopes).toBe(true);
+    expect(problems('upstream: {url: "http://a"}\nkeys: {requireScopes: true}\nplans: {free: {}, paid: {scopes: []}}\n')).toEqual([
+      'keys.requireScopes: every key needs a scope, but plan "free" allows none (neither it nor the profile lists any scopes), so no key could be created on it',
+      'keys.requireScopes: every key needs a scope, but plan "paid" allows none (its scopes list is empty), so no key could be created on it',
+    ]);
+    // A plan's own list is enough where the profile lists none.
+    expect(parseConfigText('upstream: {url: "http://a"}\nkeys: {requireScopes: true}\nplans: {p: {scopes: ["*"]}}\n').keys.requireScopes).toBe(true);
+  });
+
   it('takes keys.imported as prefixes, an alphabet and a length, and names the field that is wrong', () => {
     const base = "upstream: {url: 'http://a'}\nkeys: {prefix: {live: rk_live_, test: rk_test_}, imported: ";
     expect(parseConfigText(`${base}{prefix: {live: rk_live_, test: rk_test_}, length: 24}}\n`).keys.imported).toEqual({ prefix: { live: 'rk_live_', test: 'rk_test_' }, alphabet: 'base62', length: 24 });

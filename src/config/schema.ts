@@ -395,6 +395,12 @@ const keyFormat = z
       .describe(
         'Whether keys can be rotated in place. true: a replacement, the old key valid for an overlap (24h unless asked otherwise). "replace": a replacement that revokes the old key at once, so an account never holds more working keys than its plan allows (an API with one key per account). false: a key is replaced by creating a new one and revoking the old.',
       ),
+    requireScopes: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Whether every key carries at least one scope (an API whose keys "carry one or more scopes"). true: a key given no scopes is refused wherever its scopes are set (keys create, keys import, keys update, the admin API, the dashboard), and a key stored without any is not rotated. false: a key may be given none (`--scopes ""`).',
+      ),
   })
   .strict()
   .superRefine((keys, ctx) => {
@@ -692,6 +698,11 @@ export const configSchema = z
         if (scope !== '*' && known.size > 0 && !known.has(scope)) {
           ctx.addIssue({ code: 'custom', path: ['plans', id, 'scopes', j], message: `unknown scope "${scope}"` });
         }
+      }
+      // A plan whose keys may carry no scope, where every key needs one: no key could be made on it.
+      if (config.keys.requireScopes && (plan.scopes ?? config.scopes).length === 0) {
+        const where = plan.scopes ? 'its scopes list is empty' : 'neither it nor the profile lists any scopes';
+        ctx.addIssue({ code: 'custom', path: ['keys', 'requireScopes'], message: `every key needs a scope, but plan "${id}" allows none (${where}), so no key could be created on it` });
       }
     }
     // Messages are sent as written, but for the placeholders a reason fills in.

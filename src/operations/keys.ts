@@ -56,13 +56,19 @@ function defaultScopes(rt: Runtime, planId: string): string[] {
   return allowed.includes('*') ? ['*'] : allowed;
 }
 
-/** Scopes a key on the plan may carry, each once; anything else is refused, naming what is allowed. */
+/**
+ * Scopes a key on the plan may carry, each once; anything else is refused, naming what is
+ * allowed. With `keys.requireScopes`, none at all is refused too.
+ */
 function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): string[] {
   const allowed = allowedScopes(rt, planId);
   const wildcard = allowed.includes('*');
   const notAllowed = scopes.filter((s) => !allowed.includes(s) && !(wildcard && rt.config.scopes.includes(s)));
   if (notAllowed.length > 0) {
     throw new OperationError('invalid', `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')} not allowed; allowed: ${allowed.join(', ') || '(none)'}`);
+  }
+  if (scopes.length === 0 && rt.config.keys.requireScopes) {
+    throw new OperationError('invalid', `scopes cannot be empty: every key of this API carries at least one scope; allowed: ${allowed.join(', ')}`);
   }
   return [...new Set(scopes)];
 }
@@ -328,6 +334,10 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   const now = rt.clock();
   if (!isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
   if (old.accountId === null) throw new OperationError('conflict', 'an unbound key cannot be rotated');
+  // Stored before keys.requireScopes was set: its replacement would carry none either.
+  if (old.scopes.length === 0 && rt.config.keys.requireScopes) {
+    throw new OperationError('conflict', 'this key has no scopes, and every key of this API carries at least one: give it scopes first, or create a new key with scopes and revoke this one');
+  }
   if (!Number.isFinite(overlapMs) || overlapMs < 0) throw new OperationError('invalid', 'the overlap cannot be negative');
   // One key per account means one working key, also while a replacement is deployed.
   if (overlapMs > 0 && rt.config.keys.rotation === 'replace') {
