@@ -8,6 +8,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import axe from 'axe-core';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -134,9 +135,10 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 
-export async function newContext(browser: Browser, baseURL: string, viewport = DESKTOP): Promise<BrowserContext> {
+/** `bypassCSP`: lets a test inject a script of its own (axe-core); the pages have no inline style it would let in. */
+export async function newContext(browser: Browser, baseURL: string, viewport = DESKTOP, options: { bypassCSP?: boolean } = {}): Promise<BrowserContext> {
   const phone = viewport.width <= PHONE.width;
-  const context = await browser.newContext({ baseURL, viewport, reducedMotion: 'reduce', colorScheme: 'light', locale: 'en-US', hasTouch: phone, isMobile: phone });
+  const context = await browser.newContext({ baseURL, viewport, reducedMotion: 'reduce', colorScheme: 'light', locale: 'en-US', hasTouch: phone, isMobile: phone, bypassCSP: options.bypassCSP ?? false });
   context.setDefaultTimeout(10_000);
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: baseURL });
   return context;
@@ -189,4 +191,40 @@ export async function expectHeading(page: Page, expected: string): Promise<void>
     const seen = await heading.first().textContent({ timeout: 1_000 }).catch(() => null);
     throw new Error(`expected the page heading "${expected}", saw ${seen === null ? 'no heading' : `"${seen.trim()}"`} at ${page.url()}`);
   }
+}
+
+/** What the axe-core audit holds every page to: WCAG 2.0 and 2.1 at levels A and AA, and axe's best practices. */
+export const AXE_RULESETS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'];
+
+/** One rule a page breaks, as axe-core reports it: `targets`, the selectors of the elements that break it. */
+export interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  targets: string[];
+}
+
+/**
+ * Runs axe-core on the page as it is now. axe is injected as an inline script, which the
+ * dashboard's Content-Security-Policy refuses: the page's context needs `bypassCSP`.
+ */
+export async function axeViolations(page: Page): Promise<AxeViolation[]> {
+  await page.addScriptTag({ content: axe.source });
+  return page.evaluate(
+    async (rulesets) => {
+      const { violations } = await (window as unknown as { axe: typeof axe }).axe.run(document, {
+        runOnly: rulesets,
+        // Only the violations are read: axe then keeps no more than one node of the other result types.
+        resultTypes: ['violations'],
+      });
+      return violations.map((v) => ({ id: v.id, impact: v.impact ?? null, help: v.help, targets: v.nodes.map((node) => node.target.join(' ')) }));
+    },
+    AXE_RULESETS,
+  );
+}
+
+/** A violation on one line, for a failure message: `/keys (phone): color-contrast, serious, 2 elements (what the rule asks): .muted | footer`. */
+export function axeViolationLine(where: string, violation: AxeViolation): string {
+  const count = violation.targets.length;
+  return `${where}: ${violation.id}, ${violation.impact ?? 'no impact given'}, ${count} element${count === 1 ? '' : 's'} (${violation.help}): ${violation.targets.join(' | ')}`;
 }
