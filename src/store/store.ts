@@ -115,7 +115,9 @@ export function mergeUsage(a: Pick<MeterUsageRow, 'used' | 'returned'>, b: Pick<
 
 /**
  * Units a process committed but could not add to the shared counters (Redis unreachable
- * until it stopped): kept for whichever process reaches Redis next.
+ * until it stopped): kept for whichever process reaches Redis next. A row of 0 units is
+ * a balance Redis holds that the process could not write to the store: the next process
+ * writes it.
  */
 export interface PendingUnits {
   accountId: string;

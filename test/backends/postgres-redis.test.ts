@@ -281,6 +281,34 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     }
   });
 
+  it('leaves the balances it changed and could not write to the store, when it stops cut off from Redis, for the next process that reaches Redis to write', async () => {
+    const proxy = await startTcpProxy(Number(new URL(REDIS_URL).port || 6379));
+    const cut = await open('closed', redisUrlWithPrefix(prefix, `redis://127.0.0.1:${proxy.port}`));
+    const accountId = unique('acc');
+    try {
+      // Charged in Redis; Redis goes away before the next write-back reads the balance.
+      for (let i = 0; i < 3; i += 1) await spend(cut, await cut.admit({ now: T0 + i, windows: [], charge: credits(accountId, 100, 1000) }), 100);
+      await proxy.cut();
+      expect(await eventually(() => !cut.isReachable())).toBe(true);
+      // The runtime's last write-back as it stops, then the stop.
+      expect(await cut.drainMeterChanges()).toEqual([]);
+    } finally {
+      await cut.close();
+      await proxy.cut();
+    }
+    expect(await store.loadMeterUsage({ accountId })).toEqual([]);
+
+    // Redis holds the 300; a process that reaches it writes them to the store, though it charged nothing.
+    const next = await open();
+    try {
+      const rows = (await next.drainMeterChanges()).filter((row) => row.accountId === accountId);
+      expect(rows).toEqual([{ accountId, meter: 'credits', periodStart: PERIOD, used: 300, returned: 0 }]);
+      expect((await next.meterBalance(accountId, 'credits', PERIOD)).used).toBe(300);
+    } finally {
+      await next.close();
+    }
+  });
+
   describe('when Redis cannot be reached', () => {
     let closed: string;
     beforeAll(async () => {

@@ -534,9 +534,37 @@ export class RedisCounters implements Counters {
         );
       }
     }
+    await this.handOverUnwritten();
     this.client.disconnect();
     this.subscriber.disconnect();
     await this.fallback.close();
+  }
+
+  /**
+   * Balances this process changed in Redis that the last write-back could not read
+   * (Redis went away, or stalled, within a second of their change): Redis holds them, the
+   * store does not, and no other process writes a meter it did not change. Left in the
+   * store as rows of 0 units (a row of pending_units, as above), so that the next
+   * process that reaches Redis takes them and writes those balances; otherwise the store
+   * stayed behind for the rest of the period, and a Redis that lost its data later
+   * rebuilt them from there.
+   */
+  private async handOverUnwritten(): Promise<void> {
+    if (this.dirty.size === 0) return;
+    const meters = [...this.dirty.values()].map((ref) => ({ accountId: ref.accountId, meter: ref.meter, periodStart: ref.periodStart, units: 0 }));
+    this.dirty = new Map();
+    try {
+      await this.options.store.savePendingUnits(meters);
+      this.options.log.warn(
+        { meters: meters.length },
+        'Redis is unreachable: balances this process changed since its last write to the store are in Redis only; the next keygate process that reaches Redis writes them to the store',
+      );
+    } catch (error) {
+      this.options.log.error(
+        { meters, err: error instanceof Error ? error.message : String(error) },
+        'Redis and the store are unreachable: balances this process changed since its last write to the store are in Redis only, until a process charges these meters again (listed here)',
+      );
+    }
   }
 
   // --- Redis side -----------------------------------------------------------------
@@ -823,7 +851,12 @@ export class RedisCounters implements Counters {
     // More may be waiting.
     if (rows.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
     this.fallback.giveBack(rows.map(({ units, ...ref }) => ({ ref, units })));
-    this.options.log.info({ rows: rows.length }, 'adding units saved by processes that stopped while Redis was unreachable');
+    // Their balances go to the store with this write-back: a row of 0 units is only that
+    // (a balance a stopped process changed in Redis but could not write: handOverUnwritten).
+    for (const { accountId, meter, periodStart } of rows) this.dirty.set(meterRefId({ accountId, meter, periodStart }), { accountId, meter, periodStart });
+    const balances = rows.filter((row) => row.units === 0).length;
+    if (balances < rows.length) this.options.log.info({ rows: rows.length - balances }, 'adding units saved by processes that stopped while Redis was unreachable');
+    if (balances > 0) this.options.log.info({ meters: balances }, 'writing to the store balances that processes which stopped while Redis was unreachable could not write');
   }
 
   /**
