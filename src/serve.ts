@@ -25,6 +25,12 @@ export interface ServeOptions extends RuntimeOptions {
   ports?: { gateway?: number; admin?: number; dashboard?: number };
   /** What to tell a user whose port is taken, where the profile is not theirs to change (the demo's). */
   portHint?: string;
+  /**
+   * The command-line flags that set each listener's port instead of the profile (`keygate
+   * serve`'s): named beside the profile's field when a port is taken, since a second
+   * process on one host shares the profile and moves its ports with them.
+   */
+  portFlags?: { gateway: string; admin: string; dashboard: string };
   /** Admin token (or several, comma-separated); default: the environment variable the profile names. */
   adminToken?: string;
   /** Read-only admin token (or several); default: the environment variable `admin.readTokenEnv` names. */
@@ -305,7 +311,9 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       // Which listener, and what moves it: the profile's field, unless the port was the caller's (the demo's
       // --port, serve's --admin-port): given, even as the profile's own number, the profile would not move it.
       const given = options.ports?.[kind] !== undefined;
-      const remedy = problem.field === 'host' ? `change ${HOST_FIELD[kind]} in the profile` : (options.portHint ?? (given ? 'choose another port' : `change ${PORT_FIELD[kind]} in the profile`));
+      const flag = options.portFlags?.[kind];
+      const profileRemedy = `change ${PORT_FIELD[kind]} in the profile${flag === undefined ? '' : ` (or, for a second process serving the same profile on this host, start it with ${flag} <port>)`}`;
+      const remedy = problem.field === 'host' ? `change ${HOST_FIELD[kind]} in the profile` : (options.portHint ?? (given ? 'choose another port' : profileRemedy));
       throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: ${problem.why}; ${remedy}`), { code });
     }
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;

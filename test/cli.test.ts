@@ -618,14 +618,14 @@ describe('keygate serve as a process', () => {
     }
   });
 
-  it('names the listener whose port another process has, or whose address is not this machine\'s, and the field that moves it', async () => {
+  it('names the listener whose port another process has, or whose address is not this machine\'s, and the field (or serve\'s flag) that moves it', async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as AddressInfo).port;
     try {
       const cases: [Record<string, unknown>, string | RegExp][] = [
-        [{ listen: { port }, admin: { listen: { port: 0 } } }, `the gateway cannot listen on 127.0.0.1:${port}: another process is using that port; change listen.port in the profile`],
-        [{ listen: { port: 0 }, admin: { listen: { port } } }, `the admin cannot listen on 127.0.0.1:${port}: another process is using that port; change admin.listen.port in the profile`],
+        [{ listen: { port }, admin: { listen: { port: 0 } } }, `the gateway cannot listen on 127.0.0.1:${port}: another process is using that port; change listen.port in the profile (or, for a second process serving the same profile on this host, start it with --port <port>)`],
+        [{ listen: { port: 0 }, admin: { listen: { port } } }, `the admin cannot listen on 127.0.0.1:${port}: another process is using that port; change admin.listen.port in the profile (or, for a second process serving the same profile on this host, start it with --admin-port <port>)`],
         // An address that cannot be listened on names the host's field instead (.invalid is never a host; 192.0.2.1 is for documentation).
         // (A resolver that cannot be reached at all says it could not look the name up.)
         [{ listen: { host: 'no.such.host.invalid', port: 0 } }, /the gateway cannot listen on no\.such\.host\.invalid:0: (no such host name|the host name could not be looked up); change listen\.host in the profile/],

@@ -299,7 +299,7 @@ export function buildCli(): Command {
       // (Node's default would end the process at once, leaving a spawned upstream behind).
       const serving = stopOnSignal();
       const ports = { ...(opts.port !== undefined ? { gateway: opts.port } : {}), ...(opts.adminPort !== undefined ? { admin: opts.adminPort } : {}), ...(opts.dashboardPort !== undefined ? { dashboard: opts.dashboardPort } : {}) };
-      const running = await serve(loaded, { ports });
+      const running = await serve(loaded, { ports, portFlags: { gateway: '--port', admin: '--admin-port', dashboard: '--dashboard-port' } });
       serving(running);
       reloading(running);
     });
