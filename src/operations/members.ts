@@ -208,7 +208,8 @@ export async function removeMember(rt: Runtime, ref: MemberRef, actor: string): 
   const member = await findMember(rt, ref);
   // Gone meanwhile (removed by another operator): no member either.
   if (!(await rt.store.deleteMember(member.id))) throw noMember(ref);
-  await audit(rt, actor, 'member.removed', { accountId: member.accountId, detail: { email: member.email, role: member.role } });
+  // The id too: a page asked to remove that member again finds who removed them, and when.
+  await audit(rt, actor, 'member.removed', { accountId: member.accountId, detail: { email: member.email, role: member.role, memberId: member.id } });
   return member;
 }
 

@@ -1,9 +1,10 @@
 /**
  * The operator's pages: every account with its plan and API access, an account's keys,
  * members and usage, and the actions on it (change plan, API access off or on, invite a
- * member, revoke a key, create an account). Each change goes through the same
- * operations as the CLI and admin API, so it is audited under the operator's email and
- * cached keys are invalidated. None of these pages exist for members.
+ * member, remove one or withdraw an invitation (member-removal.ts), revoke a key, create
+ * an account). Each change goes through the same operations as the CLI and admin API, so
+ * it is audited under the operator's email and cached keys are invalidated. None of
+ * these pages exist for members.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createHmac } from 'node:crypto';
@@ -23,6 +24,7 @@ import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirm
 import { usageSection } from './usage.js';
 import { FORM_NONCE, newFormNonce } from './keys.js';
 import { auditTable, planNamesOf } from './audit.js';
+import { memberRemovalLink, registerMemberRemovalPages } from './member-removal.js';
 
 type AccountRequest = FastifyRequest<{ Params: { id: string } }>;
 const RECENT_EVENTS = 10;
@@ -33,6 +35,7 @@ const API_ACCESS_SWITCH = ['on', 'off'] as const;
 
 export function registerAccountPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
+  registerMemberRemovalPages(app, dash);
 
   app.get('/accounts', async (request, reply) => {
     operatorOf(request);
@@ -301,13 +304,14 @@ ${members.length === 0
   ? html`<div class="empty"><p>No members yet. Invite someone to manage this account's keys.</p></div>`
   : html`<div class="table-wrap"><table class="data cards">
   <caption class="sr-only">Members of ${account.name}</caption>
-  <thead><tr><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col">Since</th></tr></thead>
+  <thead><tr><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col">Since</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
   <tbody>${members.map(
     (m) => html`<tr>
     <td data-label="Email">${m.email}</td>
     <td data-label="Role">${m.role}</td>
     <td data-label="Status">${m.passwordHash ? html`<span class="badge on">Active</span>` : html`<span class="badge invited">Invited</span>`}${m.lockedUntil !== null && m.lockedUntil > now ? html` <span class="badge off">Locked until ${when(m.lockedUntil)}</span>` : ''}</td>
     <td data-label="Since">${when(m.createdAt)}</td>
+    <td data-label=""><div class="actions tight">${memberRemovalLink(account.id, m)}</div></td>
   </tr>`,
   )}</tbody></table></div>`}
 <form method="post" action="/accounts/${account.id}/invite" class="inline-form">
