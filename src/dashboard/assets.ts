@@ -42,6 +42,9 @@ code, .mono { font-family: ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", M
 .top nav a[aria-current="page"] { color: #fff; border-bottom-color: #fff; font-weight: 600; }
 .top .who { display: flex; align-items: center; gap: .75rem; font-size: .9rem; color: #cbd5e1; flex-wrap: wrap; }
 .top .who form { margin: 0; }
+.top .who a { color: #e2e8f0; padding: .4rem 0; }
+.top .who a:hover { color: #fff; }
+.top .who a[aria-current="page"] { color: #fff; font-weight: 600; }
 .top :focus-visible { outline-color: var(--focus); }
 .linklike { background: none; border: 0; padding: .4rem 0; color: #e2e8f0; font: inherit; text-decoration: underline; cursor: pointer; min-height: 0; }
 .linklike:hover { color: #fff; background: none; }

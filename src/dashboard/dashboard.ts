@@ -33,6 +33,7 @@ import { refusalText } from './pages/key-views.js';
 import { registerUsagePage } from './pages/usage.js';
 import { registerAccountPages } from './pages/accounts.js';
 import { registerAuditPage } from './pages/audit.js';
+import { registerPasswordPage } from './pages/password.js';
 
 /** Forms are small; anything bigger is not ours. */
 const BODY_LIMIT = 16 * 1024;
@@ -186,6 +187,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     registerUsagePage(pages, dash);
     registerAccountPages(pages, dash);
     registerAuditPage(pages, dash);
+    registerPasswordPage(pages, dash);
 
     // A page asked with a method it does not take (PUT /keys) is not there either: a 405
     // naming the methods would tell a member which operator pages exist.

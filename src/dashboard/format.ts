@@ -59,3 +59,14 @@ export function orList(items: readonly string[]): string {
   if (items.length <= 1) return items.join('');
   return `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
 }
+
+/**
+ * When a sign-in pause ends, as its messages say it: "05:07 UTC (15 minutes)". The stored
+ * end, not the time now plus what was left when the check began, so each try meanwhile is
+ * told the same end; rounded up to the minute, so that "try again after that" is true.
+ */
+export function pauseEnd(until: number, retryAfterMs: number): string {
+  const minutes = Math.max(1, Math.ceil(retryAfterMs / MINUTE));
+  const end = new Date(Math.ceil(until / MINUTE) * MINUTE).toISOString().slice(11, 16);
+  return `${end} UTC (${minutes} minute${minutes === 1 ? '' : 's'})`;
+}

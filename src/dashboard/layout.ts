@@ -49,6 +49,7 @@ function header(dash: Dashboard, request: FastifyRequest): Html {
   const who = viewer
     ? html`<div class="who">
         <span>${viewer.member.email}${viewer.account ? html` · ${viewer.account.name}` : ''}${viewer.member.role === 'operator' ? ' · operator' : ''}</span>
+        <a href="/password"${isCurrent(path, '/password') ? html` aria-current="page"` : ''}>Change password</a>
         <form method="post" action="/sign-out">${csrfField(request)}<button type="submit" class="linklike">Sign out</button></form>
       </div>`
     : html``;

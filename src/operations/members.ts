@@ -262,8 +262,7 @@ export async function acceptInvitation(rt: Runtime, token: string, password: str
   if (!member || member.inviteExpiresAt === null || member.inviteExpiresAt <= rt.clock()) {
     throw new OperationError('not_found', 'this invitation link is invalid or has expired; ask for a new one');
   }
-  if (password.length < MIN_PASSWORD_LENGTH) throw new OperationError('invalid', `choose a password of at least ${MIN_PASSWORD_LENGTH} characters`);
-  if (password.trim() === '') throw new OperationError('invalid', 'choose a password that is more than spaces');
+  checkNewPassword(password);
   const reset = member.passwordHash !== null;
   const updated = (await rt.store.updateMember(member.id, {
     passwordHash: await hashPassword(password),
@@ -275,6 +274,37 @@ export async function acceptInvitation(rt: Runtime, token: string, password: str
   // Whoever was signed in with the old password is signed out.
   await rt.store.deleteSessionsOf(member.id);
   if (sources.length > 0) await rt.store.deleteSignInFailures(member.email, sources);
-  await audit(rt, member.email, reset ? 'member.password_changed' : 'member.joined', { accountId: member.accountId, detail: { email: member.email } });
+  await audit(rt, member.email, reset ? 'member.password_changed' : 'member.joined', { accountId: member.accountId, detail: { email: member.email, ...(reset ? { via: 'reset_link' } : {}) } });
+  return updated;
+}
+
+/**
+ * What every password a member chooses must be (from an invitation, a reset link, or
+ * changing their own): at least MIN_PASSWORD_LENGTH characters, and more than spaces.
+ */
+export function checkNewPassword(password: string): void {
+  if (password.length < MIN_PASSWORD_LENGTH) throw new OperationError('invalid', `choose a password of at least ${MIN_PASSWORD_LENGTH} characters`);
+  if (password.trim() === '') throw new OperationError('invalid', 'choose a password that is more than spaces');
+}
+
+/**
+ * A signed-in member changes their own password. `verifiedCurrent` is their current
+ * password, already checked as a sign-in checks it (the dashboard's sign-in checker, so
+ * that a wrong one counts towards the email's pauses: a stolen session is no unlimited
+ * way to guess it); here it only tells whether the new one is the same. Every session of
+ * the member ends, so one stolen before dies now (the caller starts a new one for
+ * whoever asked), and so does a reset link not yet used. Audited as
+ * `member.password_changed` with `via: current_password` (a reset link's says `reset_link`).
+ */
+export async function changePassword(rt: Runtime, member: MemberRecord, verifiedCurrent: string, password: string): Promise<MemberRecord> {
+  checkNewPassword(password);
+  // scrypt hashes the NFKC form (members/password.ts): equal forms are the same password.
+  if (password.normalize('NFKC') === verifiedCurrent.normalize('NFKC')) throw new OperationError('invalid', 'the new password is the same as the current one: choose a different one');
+  // A reset link not yet used stops working too: it would replace the password just chosen.
+  const updated = await rt.store.updateMember(member.id, { passwordHash: await hashPassword(password), inviteHash: null, inviteExpiresAt: null });
+  // Removed meanwhile (by an operator): nothing to change.
+  if (!updated) throw noMember({ id: member.id });
+  await rt.store.deleteSessionsOf(member.id);
+  await audit(rt, member.email, 'member.password_changed', { accountId: member.accountId, detail: { email: member.email, via: 'current_password' } });
   return updated;
 }

@@ -72,10 +72,12 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
       [member, `/keys/${keyId}/revoke`],
       [member, '/usage'],
       [member, '/keys/key_nothing_here/revoke'],
+      [member, '/password'],
       [operator, '/accounts'],
       [operator, `/accounts/${accountId}`],
       [operator, `/accounts/${accountId}/keys/${keyId}/revoke`],
       [operator, '/audit'],
+      [operator, '/password'],
     ];
     for (const [page, path] of pages) {
       await page.goto(path);

@@ -1,8 +1,9 @@
 /**
  * Every dashboard page audited by axe-core in real Chromium, at desktop and phone widths:
  * signed out (sign-in, invitation and password reset links), a member's pages (keys,
- * a new key shown once, rotate and revoke, usage) and an operator's (accounts, an
- * account, an invitation link, audit log), each in the states worth seeing: a form
+ * a new key shown once, rotate and revoke, usage, changing the password) and an
+ * operator's (accounts, an account, an invitation link, audit log, changing the
+ * password), each in the states worth seeing: a form
  * error shown, a key just created, a blocked key, a confirmation notice. The hand-made
  * checks of accessibility.test.ts stay; this holds each page to WCAG 2.0 and 2.1 A and
  * AA and axe's best practices, and names each violation and its elements on failure.
@@ -46,6 +47,16 @@ interface Scene {
   member: Page;
   operator: Page;
   visitor: Page;
+}
+
+const NEW_PASSWORD = 'a brand new passphrase';
+
+/** Fills in the password page's form and sends it. */
+async function changePassword(page: Page, current: string, password: string, confirm: string): Promise<void> {
+  await page.getByLabel('Current password').fill(current);
+  await page.getByLabel('New password', { exact: true }).fill(password);
+  await page.getByLabel('Confirm new password').fill(confirm);
+  await page.getByRole('button', { name: 'Change password' }).click();
 }
 
 /** The violations found on the pages one test visits, one line each. */
@@ -212,7 +223,25 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       expect(found.lines).toEqual([]);
     });
 
-    it(`an operator's pages (${width}): accounts, plans, an account, its members, an invitation, the audit log`, async () => {
+    // The member's run goes on in a test of its own (the same member, after the pages above: it stays signed in).
+    it(`a member's pages (${width}): changing the password`, async () => {
+      const { member: page } = scenes.get(width) as Scene;
+      const found = new Findings(width);
+      await page.goto('/password');
+      await found.audit(page, 'Change your password');
+      await changePassword(page, PASSWORD, NEW_PASSWORD, `${NEW_PASSWORD}!`);
+      await shown(page.getByRole('alert'));
+      await found.audit(page, 'Change your password', 'passwords differ');
+      await changePassword(page, 'not the password', NEW_PASSWORD, NEW_PASSWORD);
+      await shown(page.getByRole('alert').filter({ hasText: 'The current password is incorrect' }));
+      await found.audit(page, 'Change your password', 'wrong current password');
+      await changePassword(page, PASSWORD, NEW_PASSWORD, NEW_PASSWORD);
+      await shown(page.getByRole('status'));
+      await found.audit(page, 'Change your password', 'password changed');
+      expect(found.lines).toEqual([]);
+    });
+
+    it(`an operator's pages (${width}): accounts, plans, an account, its members, an invitation, the audit log, the password`, async () => {
       const { accountId, keyId, operator: page } = scenes.get(width) as Scene;
       const found = new Findings(width);
       await page.goto('/accounts');
@@ -245,6 +274,12 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       await found.audit(page, 'Audit log', 'one account');
       await page.goto('/audit?account=acc_nothing_here');
       await found.audit(page, 'Audit log', 'an account id that does not exist');
+
+      await page.goto('/password');
+      await found.audit(page, 'Change your password');
+      await changePassword(page, PASSWORD, PASSWORD, PASSWORD);
+      await shown(page.getByRole('alert'));
+      await found.audit(page, 'Change your password', 'the same password again');
       expect(found.lines).toEqual([]);
     });
   }

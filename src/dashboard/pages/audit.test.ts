@@ -121,3 +121,22 @@ describe('audit log: a deleted account', () => {
     expect(table).not.toContain('href="/accounts/acc_gone"');
   });
 });
+
+describe('audit log: a new password', () => {
+  const at = Date.UTC(2026, 11, 3, 12);
+  const entry = (id: string, detail: Record<string, unknown>): AuditEntry => ({ id, at, actor: 'ada@acme.example', action: 'member.password_changed', accountId: 'acc_1', keyId: null, detail });
+
+  it('says whether the member changed it while signed in or set it from a reset link (entries before `via` were reset links)', () => {
+    const table = auditTable(
+      [entry('aud_3', { email: 'ada@acme.example', via: 'current_password' }), entry('aud_2', { email: 'ada@acme.example', via: 'reset_link' }), entry('aud_1', { email: 'ada@acme.example' })],
+      new Map([['acc_1', 'Acme']]),
+      'Audit log',
+      new Map(),
+    ).value;
+    const rows = table.split('<tr>').slice(2).map(textOf);
+    expect(rows[0]).toContain('Changed their password (signed in; other sessions signed out) Acme ada@acme.example');
+    expect(rows[1]).toContain('Set a new password (reset link) Acme ada@acme.example');
+    expect(rows[2]).toContain('Set a new password (reset link) Acme ada@acme.example');
+    expect(table).not.toContain('current_password');
+  });
+});

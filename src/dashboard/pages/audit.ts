@@ -35,6 +35,12 @@ const ACTIONS: Record<string, string> = {
   'member.unlocked': 'Lifted a sign-in lock',
 };
 
+/** What an event did, in words: by its action, and for a password, by how it was set (entries before `via` were reset links). */
+function actionText(entry: AuditEntry): string {
+  if (entry.action === 'member.password_changed' && entry.detail.via === 'current_password') return 'Changed their password (signed in; other sessions signed out)';
+  return ACTIONS[entry.action] ?? entry.action;
+}
+
 const FIELD_LABELS: Record<string, string> = { planId: 'plan', apiAccess: 'API access', planExpiresAt: 'plan expiry', overage: 'overage', name: 'name' };
 
 function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Html | string {
@@ -119,7 +125,7 @@ export function auditTable(entries: readonly AuditEntry[], accountNames: Readonl
     (e) => html`<tr>
     <td data-label="When">${when(e.at)}</td>
     <td data-label="Who">${e.actor}</td>
-    <td data-label="What">${ACTIONS[e.action] ?? e.action}</td>
+    <td data-label="What">${actionText(e)}</td>
     <td data-label="Account">${e.accountId ? accountCell(e.accountId, accountNames, deletedNames) : html`<span class="muted">—</span>`}</td>
     <td data-label="Details">${describe(e, planNames)}</td>
   </tr>`,

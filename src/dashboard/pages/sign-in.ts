@@ -8,8 +8,7 @@ import { field, preSessionCsrfField, redirect, returnPath, setNotice, viewerOf, 
 import { endSession, startSession } from '../session.js';
 import { sendPage } from '../layout.js';
 import { html } from '../html.js';
-
-const MINUTE = 60_000;
+import { pauseEnd } from '../format.js';
 
 export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt, cookies } = dash;
@@ -34,15 +33,11 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
     const result = await dash.signIn.check(email, field(request.body, 'password'), dash.addressOf(request));
     if (!result.ok) {
       if (result.reason === 'locked') {
-        const minutes = Math.max(1, Math.ceil(result.retryAfterMs / MINUTE));
-        // When it ends, not only how long: each try meanwhile gets the same end (the stored
-        // one, not the time now plus what was left when the check began), rounded up to the
-        // minute, so that "try again after that" is true.
-        const until = new Date(Math.ceil(result.until / MINUTE) * MINUTE).toISOString().slice(11, 16);
         reply.header('retry-after', String(Math.ceil(result.retryAfterMs / 1000)));
         return sendSignIn(request, reply, email, back, {
           kind: 'error',
-          text: `Too many failed sign-ins. Signing in with this email is paused until ${until} UTC (${minutes} minute${minutes === 1 ? '' : 's'}); try again after that. If you forgot your password, contact whoever invited you.`,
+          // When it ends, not only how long: each try meanwhile is told the same end.
+          text: `Too many failed sign-ins. Signing in with this email is paused until ${pauseEnd(result.until, result.retryAfterMs)}; try again after that. If you forgot your password, contact whoever invited you.`,
         }, 429);
       }
       if (result.reason === 'throttled') {

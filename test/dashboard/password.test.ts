@@ -1,0 +1,213 @@
+/**
+ * A member changing their own password in the dashboard, in real Chromium: the new one
+ * signs in and the old one no longer does; their other sessions are signed out while this
+ * one goes on under a new id; a wrong current password is refused and counted as a failed
+ * sign-in (the fifth in a row pauses it, here and on the sign-in page); a mismatch, a short
+ * or spaces-only password, or the same one again are refused with a message, and no typed
+ * password comes back in the page; a POST without the form's token is refused.
+ */
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCKOUT_MS, MAX_FAILED_SIGN_INS } from '../../src/members/lockout.js';
+import { verifyPassword } from '../../src/members/password.js';
+import { tempDir } from '../support/temp.js';
+import {
+  chromiumAvailable,
+  expectHeading,
+  invite,
+  join,
+  launchChromium,
+  newAccount,
+  newContext,
+  PASSWORD,
+  signIn,
+  startDashboard,
+  textOf,
+  type DashboardFixture,
+} from './support.js';
+
+const NEW_PASSWORD = 'a brand new passphrase';
+const SESSION_COOKIE = 'kg_session';
+
+describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', () => {
+  const dir = tempDir('keygate-dashboard-password');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir);
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  /** A new member of an account of their own, signed in in a browser context of their own. */
+  async function newMember(name: string): Promise<{ email: string; accountId: string; context: BrowserContext; page: Page }> {
+    const email = `${name}@acme.example`;
+    const accountId = await newAccount(fixture, `Acme ${name}`);
+    const context = await newContext(browser, fixture.dashboardUrl);
+    const page = await context.newPage();
+    await join(page, await invite(fixture, email, accountId), email);
+    return { email, accountId, context, page };
+  }
+
+  /** Fills the form and sends it; the answer's status (the page then shows the answer, or the page redirected to). */
+  async function change(page: Page, current: string, password: string, confirm = password): Promise<number> {
+    if (new URL(page.url()).pathname !== '/password') await page.goto('/password');
+    await page.getByLabel('Current password').fill(current);
+    await page.getByLabel('New password', { exact: true }).fill(password);
+    await page.getByLabel('Confirm new password').fill(confirm);
+    const [answer] = await Promise.all([
+      page.waitForResponse((response) => new URL(response.url()).pathname === '/password' && response.request().method() === 'POST'),
+      page.getByRole('button', { name: 'Change password' }).click(),
+    ]);
+    await page.waitForLoadState();
+    return answer.status();
+  }
+
+  async function storedPasswordIs(email: string, password: string): Promise<boolean> {
+    const member = await fixture.keygate.runtime.store.findMemberByEmail(email);
+    return verifyPassword(password, member?.passwordHash ?? '');
+  }
+
+  async function sessionCookie(context: BrowserContext): Promise<string | undefined> {
+    return (await context.cookies()).find((c) => c.name === SESSION_COOKIE)?.value;
+  }
+
+  it('changes it from the header\'s link: the new password signs in, the old does not, and every other session is signed out', async () => {
+    const { email, accountId, context, page } = await newMember('ada');
+    // The same member signed in in another browser (a laptop left signed in, a stolen cookie).
+    const other = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await other.goto('/sign-in');
+    await signIn(other, email);
+    await expectHeading(other, 'API keys');
+    const before = await sessionCookie(context);
+
+    await page.getByRole('link', { name: 'Change password' }).click();
+    await expectHeading(page, 'Change your password');
+    expect(await page.getByRole('link', { name: 'Change password' }).getAttribute('aria-current')).toBe('page');
+    expect(await page.getByLabel('Current password').getAttribute('autocomplete')).toBe('current-password');
+    expect(await page.getByLabel('New password', { exact: true }).getAttribute('autocomplete')).toBe('new-password');
+    expect(await page.getByLabel('Confirm new password').getAttribute('autocomplete')).toBe('new-password');
+    expect(await change(page, PASSWORD, NEW_PASSWORD)).toBe(303);
+    await expectHeading(page, 'Change your password');
+    expect(await textOf(page.getByRole('status'))).toBe('Your password is changed. You are still signed in here; every other session of yours is signed out.');
+
+    // This browser stays signed in, under a new session id; the old id opens nothing.
+    const after = await sessionCookie(context);
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+    await page.goto('/keys');
+    await expectHeading(page, 'API keys');
+    const replay = await fetch(`${fixture.dashboardUrl}/keys`, { headers: { cookie: `${SESSION_COOKIE}=${before}` }, redirect: 'manual' });
+    expect(replay.status).toBe(303);
+    // The other browser is signed out.
+    await other.goto('/keys');
+    expect(new URL(other.url()).pathname).toBe('/sign-in');
+    expect(await textOf(other.getByRole('status'))).toBe('Your session has ended. Sign in again to continue.');
+
+    // The old password no longer signs in; the new one does.
+    await other.getByLabel('Email').fill(email);
+    await other.getByLabel('Password').fill(PASSWORD);
+    await other.getByRole('button', { name: 'Sign in' }).click();
+    await expectHeading(other, 'Sign in');
+    expect(await textOf(other.getByRole('alert'))).toBe('The email or password is incorrect.');
+    await signIn(other, email, NEW_PASSWORD);
+    await expectHeading(other, 'API keys');
+
+    // Audited, with nothing secret in it.
+    const events = (await fixture.keygate.runtime.store.listAudit({ accountId })).filter((e) => e.action === 'member.password_changed');
+    expect(events.map((e) => ({ actor: e.actor, detail: e.detail }))).toEqual([{ actor: email, detail: { email, via: 'current_password' } }]);
+    await other.context().close();
+    await context.close();
+  });
+
+  it('refuses a new password that differs from its confirmation, is short, is only spaces, or is the current one, and never sends a typed password back', async () => {
+    const { email, context, page } = await newMember('bea');
+    const cases: [string, string, string, string][] = [
+      ['differs', 'one new passphrase', 'another new passphrase', 'The new password and its confirmation are different. Type the same new password twice.'],
+      ['short', 'short', 'short', 'Choose a password of at least 10 characters.'],
+      ['spaces', ' '.repeat(12), ' '.repeat(12), 'Choose a password that is more than spaces.'],
+      ['same', PASSWORD, PASSWORD, 'The new password is the same as the current one: choose a different one.'],
+    ];
+    for (const [what, password, confirm, message] of cases) {
+      await page.goto('/password');
+      // The browser's own minlength check would stop "short" before it is sent (an older browser, or a script, would not).
+      await page.locator('input[minlength]').evaluateAll((inputs) => inputs.forEach((input) => input.removeAttribute('minlength')));
+      expect({ what, status: await change(page, PASSWORD, password, confirm) }).toEqual({ what, status: 400 });
+      await expectHeading(page, 'Change your password');
+      expect({ what, alert: await textOf(page.getByRole('alert')) }).toEqual({ what, alert: message });
+      const typed = await page.locator('input[type=password]').evaluateAll((inputs) => inputs.map((input) => (input as HTMLInputElement).value));
+      expect({ what, typed }).toEqual({ what, typed: ['', '', ''] });
+      const markup = await page.content();
+      for (const secret of [PASSWORD, password, confirm].filter((s) => s.trim() !== '')) expect(markup).not.toContain(secret);
+    }
+    expect(await storedPasswordIs(email, PASSWORD)).toBe(true);
+    await page.goto('/keys');
+    await expectHeading(page, 'API keys');
+    await context.close();
+  });
+
+  it('refuses a wrong current password and counts it as a failed sign-in: the fifth in a row pauses it, here and on the sign-in page', async () => {
+    const { email, accountId, context, page } = await newMember('cleo');
+    for (let i = 1; i < MAX_FAILED_SIGN_INS; i++) {
+      expect(await change(page, `wrong guess ${i}`, NEW_PASSWORD)).toBe(401);
+      expect(await textOf(page.getByRole('alert'))).toBe(
+        `The current password is incorrect; nothing was changed. It counts as a failed sign-in: after ${MAX_FAILED_SIGN_INS} in a row, checking your password (here and on the sign-in page) is paused for 15 minutes.`,
+      );
+      expect(await page.getByLabel('Current password').getAttribute('aria-invalid')).toBe('true');
+    }
+    expect(await change(page, `wrong guess ${MAX_FAILED_SIGN_INS}`, NEW_PASSWORD)).toBe(429);
+    const paused = /^Too many wrong passwords: your password cannot be checked until \d\d:\d\d UTC \(15 minutes\), here or on the sign-in page; nothing was changed\. Try again after that \(you stay signed in\)\.$/;
+    expect(await textOf(page.getByRole('alert'))).toMatch(paused);
+    // The right password waits too: guessing it after the pause would be no slower.
+    expect(await change(page, PASSWORD, NEW_PASSWORD)).toBe(429);
+    expect(await textOf(page.getByRole('alert'))).toMatch(paused);
+    expect(await storedPasswordIs(email, PASSWORD)).toBe(true);
+    const locked = (await fixture.keygate.runtime.store.listAudit({ accountId })).filter((e) => e.action === 'member.locked');
+    expect(locked.map((e) => e.detail.scope)).toEqual(['address']);
+
+    // Signing in from this address is paused the same way.
+    const visitor = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await visitor.goto('/sign-in');
+    await visitor.getByLabel('Email').fill(email);
+    await visitor.getByLabel('Password').fill(PASSWORD);
+    await visitor.getByRole('button', { name: 'Sign in' }).click();
+    await expectHeading(visitor, 'Sign in');
+    expect(await textOf(visitor.getByRole('alert'))).toMatch(/^Too many failed sign-ins\. Signing in with this email is paused until/);
+    await visitor.context().close();
+
+    // The session itself stays; once the pause is over the change goes through.
+    await page.goto('/keys');
+    await expectHeading(page, 'API keys');
+    fixture.clock.advance(LOCKOUT_MS + 1_000);
+    expect(await change(page, PASSWORD, NEW_PASSWORD)).toBe(303);
+    expect(await storedPasswordIs(email, NEW_PASSWORD)).toBe(true);
+    await context.close();
+  });
+
+  it('refuses a POST without the form\'s token (403), changing nothing; the same POST with it changes the password', async () => {
+    const { email, context, page } = await newMember('dave');
+    await page.goto('/password');
+    const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+    const fields = { current: PASSWORD, password: NEW_PASSWORD, confirm: NEW_PASSWORD };
+    const post = (extra: Record<string, string> = {}) =>
+      fetch(`${fixture.dashboardUrl}/password`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ ...fields, ...extra }).toString(), redirect: 'manual' });
+    const refused = await post();
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain('<h1>This form could not be accepted</h1>');
+    expect(await storedPasswordIs(email, PASSWORD)).toBe(true);
+    // Still signed in: nothing happened to the session either.
+    await page.goto('/keys');
+    await expectHeading(page, 'API keys');
+
+    const token = await page.locator('input[name=_csrf]').first().inputValue();
+    const accepted = await post({ _csrf: token });
+    expect({ status: accepted.status, location: accepted.headers.get('location') }).toEqual({ status: 303, location: '/password' });
+    expect(await storedPasswordIs(email, NEW_PASSWORD)).toBe(true);
+    await context.close();
+  });
+});
