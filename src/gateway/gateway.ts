@@ -101,10 +101,12 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   function nodeRefusal(status: NodeRefusal): RawAnswer {
     const rendered = renderNodeRefusal(status);
     metrics?.request('denied', NODE_REFUSAL_REASONS[status], 0, rendered.status);
-    // A 405 is sent with the status the profile gives it; the parser's refusals with their own.
+    // A 405 is sent with the status the profile gives it; the parser's refusals with their own,
+    // so with the profile's reason phrase only where that status is the one it names.
+    const sent = status === 405 ? rendered.status : status;
     return {
       ...(status === 405 ? { status: rendered.status } : {}),
-      ...(rendered.reasonPhrase === undefined ? {} : { reasonPhrase: rendered.reasonPhrase }),
+      ...(rendered.reasonPhrase === undefined || sent !== rendered.status ? {} : { reasonPhrase: rendered.reasonPhrase }),
       contentType: rendered.headers['content-type'] as string,
       body: rendered.body,
     };

@@ -380,6 +380,29 @@ describe('messages a header cannot carry', () => {
   });
 });
 
+describe("a profile's own reason phrases on what Node's parser refuses", () => {
+  it('are sent where the status sent is the reason\'s own, and the standard phrase where the parser keeps its own status', async () => {
+    const { upstream, kg } = await startWithKey(tempDir('bad-input-reason-phrases'), {
+      errors: {
+        envelope: 'error',
+        reasons: {
+          // The parser answers bytes that are not HTTP with its own 400, whatever status the profile gives bad_request.
+          bad_request: { status: 422, reasonPhrase: 'Unprocessable request' },
+          method_not_allowed: { reasonPhrase: 'Method not allowed' },
+        },
+      },
+    });
+    const statusLine = (answer: string) => answer.slice(0, answer.indexOf('\r\n'));
+    try {
+      expect(statusLine(await rawAll(kg.gatewayUrl, 'HELLO THERE\r\n\r\n'))).toBe('HTTP/1.1 400 Bad Request');
+      expect(statusLine(await rawAll(kg.gatewayUrl, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'))).toBe('HTTP/1.1 405 Method not allowed');
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('slow and unreadable requests at every listener', () => {
   const dir = tempDir('request-timeout');
   let upstream: TestUpstream;
