@@ -8,7 +8,7 @@
  * http.createServer(async (req, res) => {
  *   const result = await gate.check({ method: req.method!, url: req.url!, headers: req.headers });
  *   if (!result.allowed) {
- *     res.writeHead(result.error.status, result.error.headers).end(result.error.body);
+ *     res.writeHead(result.error.status, result.error.reasonPhrase, result.error.headers).end(result.error.body);
  *     return;
  *   }
  *   res.setHeader('x-account', result.identity.account.id);
