@@ -146,6 +146,22 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     expect((await fixture.keygate.runtime.store.listAudit({ accountId: acme.accountId, limit: 50 })).some((e) => e.action === 'key.unblocked')).toBe(false);
   });
 
+  it('a member cannot remove a member of their own account, nor themselves: the removal pages do not exist for them', async () => {
+    const { page, accountId } = acme;
+    await invite(fixture, 'cy@acme.example', accountId);
+    const colleague = (await fixture.keygate.runtime.store.findMemberByEmail('cy@acme.example'))?.id as string;
+    const self = (await fixture.keygate.runtime.store.findMemberByEmail('ada@acme.example'))?.id as string;
+    await page.goto('/keys');
+    for (const id of [colleague, self]) {
+      const url = `/accounts/${accountId}/members/${id}/remove`;
+      expect((await page.goto(url))?.status(), url).toBe(404);
+      await page.goto('/keys');
+      expect((await postFromPage(page, url, {}, { withToken: true })).status, url).toBe(404);
+      expect(await fixture.keygate.runtime.store.getMember(id), url).toBeDefined();
+    }
+    expect((await fixture.keygate.runtime.store.listAudit({ accountId, limit: 50 })).some((e) => e.action === 'member.removed')).toBe(false);
+  });
+
   it('refuses form posts without the CSRF token with 403', async () => {
     const { page } = globex;
     await page.goto('/keys/new');
