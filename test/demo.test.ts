@@ -74,6 +74,8 @@ describe('keygate demo (npm run demo)', () => {
 
   it('creates an account and a key on first start and prints a curl line that works', async () => {
     const demo = await startDemo(cwd);
+    // Its own profile is warned of nothing (README shows the first start's log: migrations, then serving).
+    expect(demo.stdout.split('\n').filter((line) => /^\{"level":(40|50|60)/.test(line))).toEqual([]);
     const curl = /curl -H "Authorization: (Bearer demo_live_\w+)" (http:\/\/127\.0\.0\.1:\d+)(\/v1\/projects)/.exec(demo.stdout);
     expect(curl, demo.stdout).not.toBeNull();
     const [, authorization, gateway, route] = curl as unknown as [string, string, string, string];

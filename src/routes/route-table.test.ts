@@ -34,6 +34,7 @@ describe('route table', () => {
     // A write declared on the same path with a scope of its own (the demo's projects): no gap;
     // the same write declared on a broader path is still one.
     expect(gaps([{ method: 'GET', path: '/v1/items', scopes: ['read'] }, { method: 'POST', path: '/v1/items', scopes: ['write'] }])).toEqual([]);
+    expect(gaps([{ method: 'GET', path: '/v1/items/:id', scopes: ['read'] }, { method: 'DELETE', path: '/v1/items/:itemId', scopes: ['write'] }, { method: 'POST', path: '/v1/items/:id', scopes: ['write'] }])).toEqual([]);
     expect(gaps([{ method: 'GET', path: '/v1/admin/*', scopes: ['admin'] }, { method: 'POST', path: '/v1/*', scopes: ['write'] }])).toEqual([['routes[0]', 'POST', 'routes[1]']]);
     expect(gaps([{ method: 'GET', path: '/v1/admin/:id', scopes: ['admin'] }, { method: 'DELETE', path: '/v1/admin/:id', scopes: ['admin'] }, { path: '/v1/*' }])).toEqual([
       ['routes[0]', 'POST PUT PATCH', 'routes[2]'],

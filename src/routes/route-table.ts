@@ -161,18 +161,17 @@ export function scopeGaps(table: RouteTable, routes: readonly Route[]): ScopeGap
   routes.forEach((route, i) => {
     if (route.method === '*' || route.scopes.length === 0) return;
     const id = `routes[${i}]`;
-    // `::` is a colon of the path; `:name` (with any pattern after it) and `*` stand for a segment.
-    const sample = route.path.replace(/::/g, '\0').replace(/:[A-Za-z0-9_]+(\([^)]*\))?/g, 'x').replace(/\*/g, 'x').replace(/\0/g, ':');
+    const sample = samplePath(route.path);
     if (table.match(route.method, sample)?.id !== id) return;
     const byVia = new Map<string, ScopeGap>();
     for (const method of GAP_METHODS) {
       if (method === route.method) continue;
       const other = table.match(method, sample);
       if (other?.kind !== 'proxy' || route.scopes.every((scope) => other.route.scopes.includes(scope))) continue;
-      // That method declared by a route of its own on the very same path (GET /v1/projects
-      // with projects:read beside POST /v1/projects with projects:write): its scopes were
-      // chosen for it, nothing falls through to a broader route.
-      if (other.route.method === method && other.route.path === route.path) continue;
+      // That method declared by a route of its own on the same path (GET /v1/projects with
+      // projects:read beside POST /v1/projects with projects:write; parameters may be named
+      // otherwise): its scopes were chosen for it, nothing falls through to a broader route.
+      if (other.route.method === method && samplePath(other.route.path) === sample) continue;
       if (reported.has(`${method} ${sample} ${other.id}`)) continue;
       reported.add(`${method} ${sample} ${other.id}`);
       let gap = byVia.get(other.id);
@@ -182,6 +181,15 @@ export function scopeGaps(table: RouteTable, routes: readonly Route[]): ScopeGap
     gaps.push(...byVia.values());
   });
   return gaps;
+}
+
+/**
+ * A route's pattern as a path it matches: `::` is a colon of the path; `:name` (with any
+ * pattern after it) and `*` stand for one segment. Two patterns that match the same paths
+ * but for the names of their parameters give the same sample.
+ */
+function samplePath(pattern: string): string {
+  return pattern.replace(/::/g, '\0').replace(/:[A-Za-z0-9_]+(\([^)]*\))?/g, 'x').replace(/\*/g, 'x').replace(/\0/g, ':');
 }
 
 /** A scope gap in words, for the log and `keygate check`. */
