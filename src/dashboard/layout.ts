@@ -35,6 +35,22 @@ function isCurrent(path: string, href: string): boolean {
   return path === href || path.startsWith(`${href}/`);
 }
 
+/** Where a confirmation page's form goes, its CSRF field, and where Cancel leads. */
+export interface ConfirmationTarget {
+  action: string;
+  cancel: string;
+  form: Html;
+}
+
+/** A confirmation page's form: the irreversible action's button, and Cancel. */
+export function confirmationForm(target: ConfirmationTarget, label: string): Html {
+  return html`<form method="post" action="${target.action}" class="actions">
+  ${target.form}
+  <button type="submit" class="danger">${label}</button>
+  <a class="button secondary" href="${target.cancel}">Cancel</a>
+</form>`;
+}
+
 export function noticeBox(notice: Notice | undefined): Html {
   if (!notice) return html``;
   // Errors interrupt (alert); confirmations are announced politely (status).

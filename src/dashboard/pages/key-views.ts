@@ -8,6 +8,7 @@ import { allowedScopes, keyStatus, type KeyStatus } from '../../operations/keys.
 import type { KeyNaming, OperationError } from '../../operations/errors.js';
 import { html, type Html } from '../html.js';
 import { relative, sentence, when, whenInTable } from '../format.js';
+import { confirmationForm, type ConfirmationTarget } from '../layout.js';
 import { utcMinute } from '../../meters/period.js';
 
 const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'Expiring', expired: 'Expired', revoked: 'Revoked', unbound: 'No account' };
@@ -160,7 +161,7 @@ ${options.extra ?? ''}
  * replacement does not keep the key it replaces working (its end stands), and revoking
  * the key being replaced leaves its replacement working.
  */
-export function revokeConfirmation(key: KeyRecord, now: number, options: { action: string; cancel: string; form: Html; all: readonly KeyRecord[] }): Html {
+export function revokeConfirmation(key: KeyRecord, now: number, options: ConfirmationTarget & { all: readonly KeyRecord[] }): Html {
   if (!isUsable(key, now)) {
     return html`<h1>Key “${key.name}” is already ${keyStatus(key, now)}</h1>
 <p>It no longer works, so there is nothing to revoke.</p>
@@ -173,11 +174,7 @@ export function revokeConfirmation(key: KeyRecord, now: number, options: { actio
   <div><dt>Created</dt><dd>${when(key.createdAt)}</dd></div>
   <div><dt>Last used</dt><dd>${when(key.lastUsedAt, 'Never')}</dd></div>
 </dl>
-<form method="post" action="${options.action}" class="actions">
-  ${options.form}
-  <button type="submit" class="danger">Revoke key</button>
-  <a class="button secondary" href="${options.cancel}">Cancel</a>
-</form>`;
+${confirmationForm(options, 'Revoke key')}`;
 }
 
 /** What revoking `key` does not change about the other key of its rotation, while both work. */

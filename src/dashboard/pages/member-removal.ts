@@ -12,7 +12,7 @@ import { getAccount } from '../../operations/accounts.js';
 import { removeMember } from '../../operations/members.js';
 import { OperationError } from '../../operations/errors.js';
 import { actorOf, csrfField, operatorOf, PageNotFound, redirect, setNotice, type Dashboard } from '../context.js';
-import { sendPage } from '../layout.js';
+import { confirmationForm, sendPage, type ConfirmationTarget } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, when } from '../format.js';
 import { isUsable } from './key-views.js';
@@ -113,7 +113,7 @@ export function registerMemberRemovalPages(app: FastifyInstance, dash: Dashboard
  * member's (a key names who created it, by email, and nothing else ties it to them), so
  * they keep working: the page counts those the member created.
  */
-function removalConfirmation(account: AccountRecord, member: MemberRecord, keys: readonly KeyRecord[], now: number, options: { action: string; cancel: string; form: Html }): Html {
+function removalConfirmation(account: AccountRecord, member: MemberRecord, keys: readonly KeyRecord[], now: number, options: ConfirmationTarget): Html {
   const linkPending = member.inviteExpiresAt !== null && member.inviteExpiresAt > now;
   if (member.passwordHash === null) {
     const link = member.inviteExpiresAt === null ? html`<span class="muted">none</span>` : linkPending ? html`works until ${when(member.inviteExpiresAt)}` : html`expired ${when(member.inviteExpiresAt)}`;
@@ -125,11 +125,7 @@ function removalConfirmation(account: AccountRecord, member: MemberRecord, keys:
   <div><dt>Invitation link</dt><dd>${link}</dd></div>
   <div><dt>Invited</dt><dd>${when(member.createdAt)}</dd></div>
 </dl>
-<form method="post" action="${options.action}" class="actions">
-  ${options.form}
-  <button type="submit" class="danger">Withdraw invitation</button>
-  <a class="button secondary" href="${options.cancel}">Cancel</a>
-</form>`;
+${confirmationForm(options, 'Withdraw invitation')}`;
   }
   const theirs = keys.filter((k) => k.createdBy === member.email && isUsable(k, now)).length;
   const keysNote =
@@ -145,9 +141,5 @@ function removalConfirmation(account: AccountRecord, member: MemberRecord, keys:
   <div><dt>Keys they created, in use</dt><dd>${number(theirs)}</dd></div>
 </dl>
 <p>${keysNote}</p>
-<form method="post" action="${options.action}" class="actions">
-  ${options.form}
-  <button type="submit" class="danger">Remove member</button>
-  <a class="button secondary" href="${options.cancel}">Cancel</a>
-</form>`;
+${confirmationForm(options, 'Remove member')}`;
 }
