@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import {
   chromiumAvailable,
+  postFromPage,
   expectHeading,
   invite,
   join,
@@ -32,25 +33,6 @@ const HOUR = 60 * MINUTE;
 /** The browser context's cookies as a Cookie header, for a request sent outside the page. */
 async function cookieHeader(context: BrowserContext): Promise<string> {
   return (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
-}
-
-/** Posts a form from inside the page (same origin, with its cookies), optionally with the page's own CSRF token. */
-async function postFromPage(page: Page, url: string, fields: Record<string, string>, options: { withToken: boolean; contentType?: string }): Promise<{ status: number; text: string }> {
-  return page.evaluate(
-    async ({ url, fields, withToken, contentType }) => {
-      const body = new URLSearchParams(fields);
-      const token = document.querySelector<HTMLInputElement>('input[name="_csrf"]')?.value;
-      if (withToken && token) body.set('_csrf', token);
-      const response = await fetch(url, {
-        method: 'POST',
-        body: contentType === 'application/json' ? JSON.stringify(Object.fromEntries(body)) : body,
-        headers: contentType ? { 'content-type': contentType } : {},
-        redirect: 'manual',
-      });
-      return { status: response.status, text: await response.text() };
-    },
-    { url, fields, withToken: options.withToken, contentType: options.contentType },
-  );
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and sessions', () => {

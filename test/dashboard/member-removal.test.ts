@@ -12,6 +12,8 @@ import { createKey } from '../../src/operations/keys.js';
 import { tempDir } from '../support/temp.js';
 import {
   axeViolationLine,
+  horizontalOverflow,
+  postFromPage,
   axeViolations,
   chromiumAvailable,
   expectHeading,
@@ -30,29 +32,6 @@ import {
 } from './support.js';
 
 const OPERATOR = 'olga@ops.example';
-
-/**
- * Posts a form from inside the page (same origin, with its cookies), with the page's own
- * CSRF token, another, or none. `redirected`: answered with a redirect (which fetch does
- * not follow here, and whose status it hides).
- */
-async function postFromPage(page: Page, url: string, options: { withToken: boolean; token?: string }): Promise<{ status: number; redirected: boolean; text: string }> {
-  return page.evaluate(
-    async ({ url, withToken, token }) => {
-      const body = new URLSearchParams();
-      const own = document.querySelector<HTMLInputElement>('input[name="_csrf"]')?.value;
-      if (token !== undefined) body.set('_csrf', token);
-      else if (withToken && own) body.set('_csrf', own);
-      const response = await fetch(url, { method: 'POST', body, redirect: 'manual' });
-      return { status: response.status, redirected: response.type === 'opaqueredirect', text: await response.text() };
-    },
-    { url, withToken: options.withToken, ...(options.token === undefined ? {} : { token: options.token }) },
-  );
-}
-
-async function horizontalOverflow(page: Page): Promise<number> {
-  return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-}
 
 describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members and withdraws invitations', () => {
   const dir = tempDir('keygate-dashboard-member-removal');
@@ -129,7 +108,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
       await expectHeading(operator, `${email} was removed already`);
       expect(await textOf(operator.getByRole('status'))).toMatch(new RegExp(`^${email.replace('.', '\\.')} was removed from Acme Analytics on \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC by ${OPERATOR.replace('.', '\\.')}\\. There is nothing left to remove or withdraw\\.$`));
       await operator.goto(`/accounts/${acmeId}`);
-      const resent = await postFromPage(operator, removalPath(acmeId, id), { withToken: true });
+      const resent = await postFromPage(operator, removalPath(acmeId, id), {}, { withToken: true });
       expect(resent.status).toBe(410);
       expect(resent.text).toContain(`${email} was removed already`);
       expect((await fixture.keygate.runtime.store.listAudit({ accountId: acmeId })).filter((e) => e.action === 'member.removed')).toHaveLength(1);
@@ -183,7 +162,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
     const token = await operator.locator('input[name="_csrf"]').first().inputValue();
     expect((await operator.goto(removalPath(acmeId, theirsId)))?.status()).toBe(404);
     await expectHeading(operator, 'Page not found');
-    const posted = await postFromPage(operator, removalPath(acmeId, theirsId), { withToken: false, token });
+    const posted = await postFromPage(operator, removalPath(acmeId, theirsId), { _csrf: token }, { withToken: false });
     expect(posted.status).toBe(404);
     expect(await fixture.keygate.runtime.store.getMember(theirsId)).toBeDefined();
     // Under its own account it is found.
@@ -193,7 +172,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
     await operator.goto(`/accounts/${acmeId}`);
     expect(await textOf(operator.getByRole('table', { name: 'Members of Acme Analytics' }))).not.toContain(OPERATOR);
     expect((await operator.goto(removalPath(acmeId, operatorId)))?.status()).toBe(404);
-    expect((await postFromPage(operator, removalPath(acmeId, operatorId), { withToken: false, token })).status).toBe(404);
+    expect((await postFromPage(operator, removalPath(acmeId, operatorId), { _csrf: token }, { withToken: false })).status).toBe(404);
     expect(await fixture.keygate.runtime.store.getMember(operatorId)).toBeDefined();
     // An id no member ever had.
     expect((await operator.goto(removalPath(acmeId, 'mem_nobody')))?.status()).toBe(404);
@@ -206,13 +185,13 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
     const id = await memberId(email);
     await operator.goto(removalPath(acmeId, id));
     await expectHeading(operator, `Withdraw the invitation of ${email}?`);
-    const without = await postFromPage(operator, removalPath(acmeId, id), { withToken: false });
+    const without = await postFromPage(operator, removalPath(acmeId, id), {}, { withToken: false });
     expect(without.status).toBe(403);
     expect(without.text).toContain('This form could not be accepted');
-    expect((await postFromPage(operator, removalPath(acmeId, id), { withToken: false, token: 'not-the-token' })).status).toBe(403);
+    expect((await postFromPage(operator, removalPath(acmeId, id), { _csrf: 'not-the-token' }, { withToken: false })).status).toBe(403);
     expect(await fixture.keygate.runtime.store.getMember(id)).toBeDefined();
     // The page's own token carries it out.
-    expect((await postFromPage(operator, removalPath(acmeId, id), { withToken: true })).redirected).toBe(true);
+    expect((await postFromPage(operator, removalPath(acmeId, id), {}, { withToken: true })).redirected).toBe(true);
     expect(await fixture.keygate.runtime.store.getMember(id)).toBeUndefined();
   });
 

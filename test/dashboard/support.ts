@@ -228,3 +228,36 @@ export function axeViolationLine(where: string, violation: AxeViolation): string
   const count = violation.targets.length;
   return `${where}: ${violation.id}, ${violation.impact ?? 'no impact given'}, ${count} element${count === 1 ? '' : 's'} (${violation.help}): ${violation.targets.join(' | ')}`;
 }
+
+/**
+ * Posts a form from inside the page (same origin, with its cookies), optionally with the
+ * page's own CSRF token (a `_csrf` in `fields` is sent as given). `redirected`: answered
+ * with a redirect, which fetch does not follow here and whose status it hides.
+ */
+export async function postFromPage(
+  page: Page,
+  url: string,
+  fields: Record<string, string>,
+  options: { withToken: boolean; contentType?: string },
+): Promise<{ status: number; redirected: boolean; text: string }> {
+  return page.evaluate(
+    async ({ url, fields, withToken, contentType }) => {
+      const body = new URLSearchParams(fields);
+      const token = document.querySelector<HTMLInputElement>('input[name="_csrf"]')?.value;
+      if (withToken && token) body.set('_csrf', token);
+      const response = await fetch(url, {
+        method: 'POST',
+        body: contentType === 'application/json' ? JSON.stringify(Object.fromEntries(body)) : body,
+        headers: contentType ? { 'content-type': contentType } : {},
+        redirect: 'manual',
+      });
+      return { status: response.status, redirected: response.type === 'opaqueredirect', text: await response.text() };
+    },
+    { url, fields, withToken: options.withToken, contentType: options.contentType },
+  );
+}
+
+/** How far the page is wider than the window (0: nothing to scroll sideways). */
+export function horizontalOverflow(page: Page): Promise<number> {
+  return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+}

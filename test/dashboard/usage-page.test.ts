@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, horizontalOverflow, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, type DashboardFixture } from './support.js';
 
 /** Noon of a day of January 2027, whose period (a calendar month) starts on the 1st. */
 const jan = (day: number) => Date.UTC(2027, 0, day, 12);
@@ -79,7 +79,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', ()
           for (const label of labels) expect(Math.abs(label.labelCentre - (label.barCentre ?? Infinity)), `${where(name, chart)}: ${label.text}`).toBeLessThan(1.5);
         }
         // The first and last labels, wider than a day's cell of 30, spill past the plot but not off the screen.
-        expect(await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth), where(name)).toBe(0);
+        expect(await horizontalOverflow(page), where(name)).toBe(0);
         if (day === 3 || day === 30) await screenshot(page, `usage-${day}-days-${name}`);
       }
     }
