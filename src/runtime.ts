@@ -24,6 +24,7 @@ import { lockDatabase } from './store/sqlite/process-lock.js';
 import { periodBounds } from './meters/period.js';
 import { UsageRecorder } from './usage/usage-recorder.js';
 import { createLog, type Log } from './log.js';
+import { markChange, watchChanges, type ChangeWatch } from './keys/change-marks.js';
 
 export interface RuntimeOptions {
   clock?: () => number;
@@ -70,10 +71,13 @@ export interface Runtime {
   invalidate(event: CacheEvent): Promise<void>;
   /**
    * How many changes (a revocation, a rotation, an account's plan...) this process has
-   * saved but could not tell the other processes of (Redis unreachable) since it started:
-   * an answer can say so when the count rose while it was made.
+   * saved since it started whose message Redis did not carry (unreachable): `viaStore`,
+   * the other processes learn of them from the store instead, within about a second;
+   * `lost`, not even that (the store's change mark could not be written either): they
+   * keep a cached key for up to keyCacheTtl. An answer can say so when a count rose while
+   * it was made.
    */
-  readonly untoldChanges: number;
+  readonly untoldChanges: Readonly<{ viaStore: number; lost: number }>;
   /** Write balances, usage and "last used" to the store now. */
   flush(): Promise<void>;
   /**
@@ -227,6 +231,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   const hashKey = createKeyHasher(env[config.pepperEnv]);
   const keyCache = new KeyCache(config.keyCacheTtl);
   let recordKeyHashing: (() => void) | undefined;
+  /** A PostgreSQL store's change marks, read by a serving process (change-marks.ts). */
+  let changeWatch: ChangeWatch | undefined;
   try {
     if (options.store) store = options.store;
     else await reachStore((store = openStore(config.store)), config.store);
@@ -236,10 +242,27 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     counters = options.counters ?? (await openCounters(config, { store, log, clock, use: options.use ?? 'requests' }));
     recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, log);
     counters.onBroadcast((event) => dropFromCache(keyCache, event));
+    if (store.kind === 'postgres' && options.use !== 'command') {
+      const heard = counters;
+      changeWatch = await watchChanges({
+        store,
+        hearsOthers: () => heard.hearsOthers(),
+        onMissed: (why) => {
+          keyCache.clear();
+          log.info(
+            { why },
+            why === 'untold'
+              ? 'a key or account changed where Redis could not carry the message: the key cache is dropped (keys are looked up again)'
+              : 'a key or account changed while this process heard no messages from Redis: the key cache is dropped (keys are looked up again)',
+          );
+        },
+      });
+    }
     await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: currentPeriodStarts(config, clock()) }));
     if (options.use !== 'command') await warnOfUnknownPlans(store, config, log);
   } catch (error) {
     // Nothing stays open, or locked, after a failed start.
+    changeWatch?.stop();
     await counters?.close().catch(() => undefined);
     await store?.close().catch(() => undefined);
     lock?.release();
@@ -248,8 +271,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   /** Kept across reloads (each pipeline counts into them), for /metrics. */
   const storeLookups: StoreLookups = { found: 0, unknown: 0, failed: 0 };
   const blockStarts = createBlockStarts(log);
-  /** Changes saved here that the other processes could not be told of (see Runtime.untoldChanges). */
-  let untoldChanges = 0;
+  /** Changes saved here whose message Redis did not carry (see Runtime.untoldChanges). */
+  const untoldChanges = { viaStore: 0, lost: 0 };
   /** What a request is judged and answered by, built from a profile (again on reload). */
   const judging = (profile: Config) => {
     const routes = profileRouteTable(profile);
@@ -355,19 +378,33 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     storeLookups,
     blockStarts,
     get untoldChanges() {
-      return untoldChanges;
+      return { ...untoldChanges };
     },
     async invalidate(event) {
       dropFromCache(keyCache, event);
-      await counters?.broadcast(event).catch((error: unknown) => {
-        untoldChanges += 1;
+      const unsent = await counters.broadcast(event).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      const context = { ...(unsent === undefined ? {} : { cause: unsent instanceof Error ? unsent.message : String(unsent) }), change: event.type };
+      const others = options.use === 'command' ? 'running keygate processes' : 'the other keygate processes';
+      // A SQLite file shows every process the change itself (Store.changedElsewhere); a
+      // PostgreSQL store is marked, for the processes that missed the message (change-marks.ts).
+      const marked = store.kind === 'sqlite' || (await markChange(store, unsent === undefined).then(() => true, (error: unknown) => error));
+      if (marked !== true) {
+        const cause = marked instanceof Error ? marked.message : String(marked);
+        if (unsent !== undefined) untoldChanges.lost += 1;
         log.warn(
-          { cause: error instanceof Error ? error.message : String(error), change: event.type },
-          options.use === 'command'
-            ? `the change is saved, but running keygate processes were not told: they keep a cached key for up to keyCacheTtl (${config.keyCacheTtl} ms)`
-            : `the change is saved and in effect here, but other processes were not told: they keep a cached key for up to keyCacheTtl (${config.keyCacheTtl} ms)`,
+          { ...context, markCause: cause },
+          unsent === undefined
+            ? `the change is saved and sent on Redis, but it could not be marked in the store: ${others} whose Redis subscription is down keep a cached key for up to keyCacheTtl (${config.keyCacheTtl} ms)`
+            : `the change is saved, but ${others} were not told (neither on Redis nor in the store): they keep a cached key for up to keyCacheTtl (${config.keyCacheTtl} ms)`,
         );
-      });
+        return;
+      }
+      if (unsent === undefined) return;
+      untoldChanges.viaStore += 1;
+      log.warn(context, `the change is saved, but Redis did not carry its message: ${others} learn of it from the store instead, within about a second`);
     },
     flush,
     reload(next) {
@@ -380,6 +417,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       if (closed) return;
       closed = true;
       clearInterval(timer);
+      changeWatch?.stop();
       try {
         await flush();
       } catch (error) {

@@ -48,7 +48,7 @@ declare module 'fastify' {
     /** The audit log's actor for this request's changes (which admin token, where there are several). */
     adminActor: string;
     /** rt.untoldChanges when the request arrived. */
-    untoldAtStart: number;
+    untoldAtStart: Runtime['untoldChanges'] | null;
   }
 }
 
@@ -299,7 +299,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   }).withTypeProvider<ZodTypeProvider>();
   // Who the audit log says made a change: `admin-api`, or `admin-api#2` for the second of several tokens.
   app.decorateRequest('adminActor', ACTOR);
-  app.decorateRequest('untoldAtStart', 0);
+  app.decorateRequest('untoldAtStart', null);
   // What Node would answer bare, or not at all, is problem details too; so is a request
   // without Host, or with two (refused in the first hook).
   refuseNoHostOurselves(app.server);
@@ -343,17 +343,24 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   });
   app.setSerializerCompiler(serializerCompiler);
   // A change other processes learn of through Redis (a revocation, a rotation, an
-  // account's plan) that could not be sent to them holds here and in the store, but the
-  // others keep their cached keys for up to keyCacheTtl: the answer says so, for scripts.
-  // Only the routes that make such changes carry it (two of them made at the same moment
-  // both do if either could not be sent).
+  // account's plan) that could not be sent there holds here and in the store: the others
+  // learn of it from the store within about a second, or, where not even the store's mark
+  // could be written, keep their cached keys for up to keyCacheTtl. The answer says which,
+  // for scripts. Only the routes that make such changes carry it (two of them made at the
+  // same moment both do if either could not be sent).
   app.addHook('onRequest', (request, _reply, done) => {
     request.untoldAtStart = rt.untoldChanges;
     done();
   });
   app.addHook('onSend', (request, reply, payload, done) => {
-    if (rt.untoldChanges > request.untoldAtStart && reply.statusCode < 300 && request.method !== 'GET' && toldToOthers(request.routeOptions.url ?? '')) {
-      reply.header('keygate-warning', `saved and in effect in this process, but other keygate processes were not told (Redis is unreachable): they keep a cached key for up to keyCacheTtl (${rt.config.keyCacheTtl} ms)`);
+    const before = request.untoldAtStart;
+    if (before !== null && reply.statusCode < 300 && request.method !== 'GET' && toldToOthers(request.routeOptions.url ?? '')) {
+      const now = rt.untoldChanges;
+      if (now.lost > before.lost) {
+        reply.header('keygate-warning', `saved and in effect in this process, but other keygate processes were not told (Redis is unreachable, and the store's change mark could not be written): they keep a cached key for up to keyCacheTtl (${rt.config.keyCacheTtl} ms)`);
+      } else if (now.viaStore > before.viaStore) {
+        reply.header('keygate-warning', 'saved and in effect in this process; Redis is unreachable, so the other keygate processes learn of it from the store, within about a second, rather than at once');
+      }
     }
     done(null, payload);
   });

@@ -63,7 +63,7 @@ const LINK_HEADER = {
 };
 
 const WARNING_HEADER = {
-  description: 'Present when the change could not be sent to the other keygate processes (Redis unreachable): it holds in this process and the store, but they keep a cached key for up to keyCacheTtl',
+  description: 'Present when the change could not be sent to the other keygate processes on Redis (unreachable): it holds in this process and the store, and the others learn of it from the store within about a second (or, where the store could not be marked either, keep a cached key for up to keyCacheTtl)',
   schema: { type: 'string' },
 };
 

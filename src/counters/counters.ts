@@ -159,6 +159,11 @@ export interface Counters {
   blocksInForce(ids: readonly string[], now: number): Promise<Map<string, number>>;
   broadcast(event: CacheEvent): Promise<void>;
   onBroadcast(handler: (event: CacheEvent) => void): void;
+  /**
+   * Whether other processes' broadcasts reach this one now (Redis: its subscription is
+   * up). Memory counters have none: they hear this process alone.
+   */
+  hearsOthers(): boolean;
   close(): Promise<void>;
 }
 

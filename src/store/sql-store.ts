@@ -200,6 +200,14 @@ export class SqlStore implements Store {
     return row.value;
   }
 
+  async putSetting(name: string, value: string): Promise<void> {
+    await this.db
+      .insertInto('keygate_settings')
+      .values({ name, value })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ value }))
+      .execute();
+  }
+
   async deleteSetting(name: string): Promise<boolean> {
     const result = await this.db.deleteFrom('keygate_settings').where('name', '=', name).executeTakeFirst();
     return result.numDeletedRows > 0n;

@@ -192,6 +192,8 @@ export interface Store {
    * first writer wins when processes start together).
    */
   settleSetting(name: string, value: string): Promise<string>;
+  /** Sets a setting, whatever it was. */
+  putSetting(name: string, value: string): Promise<void>;
   /** Removes a setting; answers whether there was one. */
   deleteSetting(name: string): Promise<boolean>;
   /** Migrations not yet applied to this database. */

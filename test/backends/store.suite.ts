@@ -85,6 +85,15 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.settleSetting(name, 'fourth')).toBe('fourth');
     });
 
+    it('replaces a setting put again, and creates one that was not there', async () => {
+      const name = `mark_${Math.random().toString(36).slice(2)}`;
+      await store.putSetting(name, 'first');
+      expect(await store.getSetting(name)).toBe('first');
+      await store.putSetting(name, 'second');
+      expect(await store.getSetting(name)).toBe('second');
+      expect(await store.deleteSetting(name)).toBe(true);
+    });
+
     it('merges meter write-backs arriving in any order: a give-back written after its charge is kept, a late older figure changes nothing', async () => {
       const accountId = `acc_merge_${Math.random().toString(36).slice(2)}`;
       const row = (used: number, returned?: number) => ({ accountId, meter: 'credits', periodStart: '2026-01-01', used, ...(returned === undefined ? {} : { returned }) });

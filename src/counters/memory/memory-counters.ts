@@ -193,6 +193,10 @@ export class MemoryCounters implements Counters {
     this.handlers.push(handler);
   }
 
+  hearsOthers(): boolean {
+    return false;
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweeper);
   }

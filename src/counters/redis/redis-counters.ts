@@ -515,6 +515,10 @@ export class RedisCounters implements Counters {
     this.handlers.push(handler);
   }
 
+  hearsOthers(): boolean {
+    return this.subscriber.status === 'ready' && !this.listenerLost;
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     // Whether Redis carried them out cannot be known now: saved, as committed during the
