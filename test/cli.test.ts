@@ -274,7 +274,9 @@ describe('keygate CLI with a running gateway', () => {
     const lifted = await cli('members', 'unlock', '--email', 'Ana@acme.test');
     expect([lifted.code, lifted.stdout]).toEqual([0, 'lifted the pause of ana@acme.test: they can sign in from any address again\n']);
     expect(JSON.parse((await cli('--json', 'members', 'list', '--account', accountId)).stdout)[0].lockedUntil).toBeNull();
-    expect(JSON.parse((await cli('--json', 'members', 'unlock', '--email', 'ana@acme.test')).stdout)).toEqual({ id: invited.id, email: 'ana@acme.test', lifted: false });
+    // As POST /v1/members/{id}/unlock answers: the member, and whether a pause was in force.
+    const [member] = (await (await kg.admin('/v1/members?email=ana@acme.test')).json()) as unknown[];
+    expect(JSON.parse((await cli('--json', 'members', 'unlock', '--email', 'ana@acme.test')).stdout)).toEqual({ member, lifted: false });
     const nobody = await cli('members', 'unlock', '--email', 'nobody@acme.test');
     expect([nobody.code, nobody.stderr]).toEqual([1, 'error: no member nobody@acme.test\n']);
   });
@@ -944,7 +946,7 @@ describe.skipIf(!redisUp)('keygate CLI on Redis counters, beside a gateway that 
     await deleteRedisKeys(prefix);
   });
 
-  it('gives blockedUntil in the JSON of every keys command, as the admin API does: when the block ends, or null', async () => {
+  it('gives blockedUntil in the JSON of every keys command, as the admin API does: when the block ends, or null; keys show and keys unblock print its answers field for field', async () => {
     const accountId = JSON.parse((await cli('accounts', 'create', '--name', 'Retry loop', '--json')).stdout).id as string;
     const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'ci', '--json')).stdout) as { id: string; secret: string; blockedUntil?: string | null };
     expect(created.blockedUntil).toBeNull();
@@ -963,8 +965,14 @@ describe.skipIf(!redisUp)('keygate CLI on Redis counters, beside a gateway that 
     const renamed = await cli('keys', 'update', created.id, '--name', 'ci (looping)', '--json');
     expect(JSON.parse(renamed.stdout)).toMatchObject({ name: 'ci (looping)', blockedUntil: admin.blockedUntil });
     expect(JSON.parse((await cli('keys', 'list', '--account', accountId, '--json')).stdout)).toMatchObject([{ id: created.id, blockedUntil: admin.blockedUntil }]);
-    const lifted = JSON.parse((await cli('keys', 'unblock', created.id, '--json')).stdout);
-    expect(lifted).toMatchObject({ id: created.id, lifted: 1, blockedUntil: null });
+    // The admin API's own answers, field for field and in their order: its unblock's {key, lifted}, then its GET.
+    const lifted = await cli('keys', 'unblock', created.id, '--json');
+    const again = await kg.admin(`/v1/keys/${created.id}/unblock`, { method: 'POST' });
+    const liftedByApi = (await again.json()) as { key: { blockedUntil: string | null }; lifted: number };
+    expect([again.status, liftedByApi.key.blockedUntil, liftedByApi.lifted]).toEqual([200, null, 0]);
+    expect(lifted.stdout).toBe(`${JSON.stringify({ ...liftedByApi, lifted: 1 }, null, 2)}\n`);
+    const shown = await cli('keys', 'show', created.id, '--json');
+    expect(shown.stdout).toBe(`${JSON.stringify(await (await kg.admin(`/v1/keys/${created.id}`)).json(), null, 2)}\n`);
     expect(JSON.parse((await cli('keys', 'revoke', created.id, '--json')).stdout)).toMatchObject({ status: 'revoked', blockedUntil: null });
   });
 });
@@ -1151,6 +1159,89 @@ describe('keygate CLI does what the admin API does', () => {
     expect(await cli('accounts', 'show', 'acc_nope')).toMatchObject({ code: 1, stdout: '', stderr: 'error: no account "acc_nope"\n' });
     // A secret pasted where the id goes is not printed back.
     expect((await cli('keys', 'show', key.secret)).stderr).not.toContain(key.secret);
+  });
+});
+
+describe("keygate CLI --json prints the admin API's answer body for the same operation", () => {
+  const dir = tempDir('cli-json-as-api');
+  const configFile = path.join(dir, 'keygate.yaml');
+  let kg: TestKeygate;
+  const cli = (...args: string[]) => runCli(['--config', configFile, '--json', ...args]);
+  /** What the CLI prints for `body`: the API's JSON, field for field and in its order. */
+  const printed = (body: unknown) => `${JSON.stringify(body, null, 2)}\n`;
+
+  beforeAll(async () => {
+    const profile: ConfigInput = {
+      upstream: { url: 'http://127.0.0.1:9' },
+      store: `sqlite:${path.join(dir, 'keygate.db')}`,
+      // A meter whose name ends in "At", as a time field's does.
+      plans: { pro: { meters: { spentAt: { limit: 100 }, keywords: { kind: 'gauge', limit: 50 } } } },
+      routes: [{ path: '/v1/*', cost: { meter: 'spentAt', perRequest: 2 } }],
+      dashboard: { enabled: false },
+    };
+    writeFileSync(configFile, stringify(profile));
+    kg = await startKeygate(profile, { dir });
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+  });
+
+  const api = async (path: string, method = 'GET', body?: unknown) => {
+    const response = await kg.admin(path, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const text = await response.text();
+    return { status: response.status, text, body: text === '' ? undefined : (JSON.parse(text) as unknown) };
+  };
+
+  it('accounts show prints what GET /v1/accounts/{id} answers, field for field and in its order', async () => {
+    const { id } = JSON.parse((await cli('accounts', 'create', '--name', 'Acme')).stdout) as { id: string };
+    expect((await cli('accounts', 'show', id)).stdout).toBe(printed((await api(`/v1/accounts/${id}`)).body));
+  });
+
+  it('gauge prints what PUT /v1/accounts/{id}/gauges/{meter} answers: the meter and its value', async () => {
+    const { id } = JSON.parse((await cli('accounts', 'create', '--name', 'Tracker')).stdout) as { id: string };
+    const gauge = await cli('gauge', '--account', id, '--meter', 'keywords', '--value', '12');
+    const put = await api(`/v1/accounts/${id}/gauges/keywords`, 'PUT', { value: 12 });
+    expect([gauge.code, put.status, put.body]).toEqual([0, 200, { meter: 'keywords', value: 12 }]);
+    expect(gauge.stdout).toBe(printed(put.body));
+  });
+
+  it("members unlock prints POST /v1/members/{id}/unlock's {member, lifted}", async () => {
+    const { id: accountId } = JSON.parse((await cli('accounts', 'create', '--name', 'Paused')).stdout) as { id: string };
+    const { id } = JSON.parse((await cli('members', 'invite', '--email', 'bo@acme.test', '--account', accountId)).stdout) as { id: string };
+    // As 20 wrong passwords in a row leave it, twice: one pause for each to lift.
+    const pause = () => kg.runtime.store.updateMember(id, { lockedUntil: Date.now() + 15 * 60_000, failedLogins: 0 });
+    await pause();
+    const unlocked = await cli('members', 'unlock', '--email', 'bo@acme.test');
+    await pause();
+    const answer = await api(`/v1/members/${id}/unlock`, 'POST');
+    expect([answer.status, (answer.body as { lifted: boolean }).lifted]).toEqual([200, true]);
+    expect(unlocked.stdout).toBe(printed(answer.body));
+  });
+
+  it('forecast prints what POST /v1/forecast answers, a meter named like a time (spentAt) included', async () => {
+    const { id } = JSON.parse((await cli('accounts', 'create', '--name', 'Planner')).stdout) as { id: string };
+    const forecast = await cli('forecast', '--account', id, '--call', 'GET /v1/things x3');
+    const answer = await api('/v1/forecast', 'POST', { accountId: id, calls: [{ method: 'GET', path: '/v1/things', count: 3 }] });
+    expect([answer.status, (answer.body as { totals: unknown }).totals]).toEqual([200, { spentAt: 6 }]);
+    expect(forecast.stdout).toBe(printed(answer.body));
+  });
+
+  // The API answers a delete 204 with no body; every delete the CLI makes prints the same in its place.
+  it('accounts delete prints {"id", "deleted": true}, where DELETE /v1/accounts/{id} answers 204 with no body', async () => {
+    const account = async (name: string) => (JSON.parse((await cli('accounts', 'create', '--name', name)).stdout) as { id: string }).id;
+    const [viaCli, viaApi] = [await account('Gone by CLI'), await account('Gone by API')];
+    expect(await api(`/v1/accounts/${viaApi}`, 'DELETE')).toEqual({ status: 204, text: '', body: undefined });
+    expect(await cli('accounts', 'delete', viaCli)).toEqual({ code: 0, stdout: printed({ id: viaCli, deleted: true }), stderr: '' });
+    expect((await api(`/v1/accounts/${viaCli}`)).status).toBe(404);
+  });
+
+  it('members remove prints {"id", "deleted": true} too, where DELETE /v1/members/{id} answers 204 with no body', async () => {
+    const member = async (email: string) => (JSON.parse((await cli('members', 'invite', '--email', email, '--operator')).stdout) as { id: string }).id;
+    const [viaCli, viaApi] = [await member('cli@acme.test'), await member('api@acme.test')];
+    expect(await api(`/v1/members/${viaApi}`, 'DELETE')).toEqual({ status: 204, text: '', body: undefined });
+    expect(await cli('members', 'remove', '--email', 'cli@acme.test')).toEqual({ code: 0, stdout: printed({ id: viaCli, deleted: true }), stderr: '' });
+    expect(await api('/v1/members?email=cli@acme.test')).toMatchObject({ status: 200, body: [] });
   });
 });
 

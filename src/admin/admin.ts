@@ -28,14 +28,14 @@ import { parseDuration } from '../config/duration.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
-import { apiEnabledOf, createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
-import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
+import { accountOut, createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
+import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
-import type { AccountRecord, KeyRecord, MemberRecord, Page } from '../store/store.js';
+import type { KeyRecord, MemberRecord, Page } from '../store/store.js';
 import { checkHealth, OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { completeDocument, PROBLEM_MEDIA_TYPE, toldToOthers, type OpenApiDocument } from './openapi.js';
 import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
@@ -106,31 +106,6 @@ const ForecastResult = z.object({
 });
 const IdParams = z.object({ id: z.string() });
 const dateInput = z.union([z.iso.datetime({ offset: true }), z.iso.date()], { error: 'expected a date (2027-01-31) or a date and time with its offset (2027-01-31T12:00:00Z)' }).describe('ISO date or date-time');
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
-function accountOut(a: AccountRecord, rt: Pick<Runtime, 'config' | 'clock'>): z.infer<typeof Account> {
-  return { ...a, apiEnabled: apiEnabledOf(a, rt.config.plans, rt.clock()), planExpiresAt: iso(a.planExpiresAt), createdAt: iso(a.createdAt) as string };
-}
-
-function keyOut(k: KeyRecord, now: number, blocked?: ReadonlyMap<string, number>): z.infer<typeof Key> {
-  return {
-    ...(blocked ? { blockedUntil: iso(blocked.get(k.id) ?? null) } : {}),
-    id: k.id,
-    name: k.name,
-    hint: k.hint,
-    accountId: k.accountId,
-    mode: k.mode,
-    scopes: k.scopes,
-    status: keyStatus(k, now),
-    createdAt: iso(k.createdAt) as string,
-    lastUsedAt: iso(k.lastUsedAt),
-    expiresAt: iso(k.expiresAt),
-    revokedAt: iso(k.revokedAt),
-    createdBy: k.createdBy,
-    rotatedFrom: k.rotatedFrom,
-  };
-}
-
 /**
  * How this listener refuses: problem details whose `detail` carries no key. A detail may
  * quote what the client sent (an id, a path, a field's name), and a client may have

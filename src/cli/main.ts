@@ -23,8 +23,8 @@ import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
-import { apiEnabledOf, createAccount, deleteAccount, getAccount, planEnded, updateAccount } from '../operations/accounts.js';
-import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
+import { accountOut, apiEnabledOf, createAccount, deleteAccount, getAccount, planEnded, updateAccount } from '../operations/accounts.js';
+import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
@@ -41,8 +41,21 @@ interface GlobalOptions {
   json?: boolean;
 }
 
+/**
+ * `value` with --json, else `human()`. A command's `value` is the admin API's answer body
+ * for the same operation (built by the same serializers: accountOut, keyOut, memberOut, …),
+ * so that a script can use either.
+ */
 function print(json: boolean | undefined, value: unknown, human: () => string): void {
-  process.stdout.write(`${json ? JSON.stringify(value, isoTimes, 2) : human()}\n`);
+  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : human()}\n`);
+}
+
+/**
+ * What a delete prints with --json, the same for every one: the admin API answers its
+ * deletes 204 with no body, which a script piping stdout to a JSON parser could not read.
+ */
+function deletedJson(id: string) {
+  return { id, deleted: true };
 }
 
 interface PageOptions {
@@ -97,16 +110,6 @@ function apiAccessOf(account: AccountRecord, config: Config, now: number): strin
   if (!plan.apiAccess) return 'off (plan)';
   if (!account.apiAccess) return 'off';
   return apiEnabledOf(account, config.plans, now) ? 'on' : 'off (plan expired)';
-}
-
-/** An account as --json prints it: the admin API's fields, `apiEnabled` (its keys can call the API now) with them. */
-function accountJson(account: AccountRecord, rt: Runtime) {
-  return { ...account, apiEnabled: apiEnabledOf(account, rt.config.plans, rt.clock()) };
-}
-
-/** `--json` gives times as the admin API does: ISO 8601 in UTC (`createdAt`, `expiresAt`, …). */
-function isoTimes(key: string, value: unknown): unknown {
-  return key.endsWith('At') && typeof value === 'number' ? new Date(value).toISOString() : value;
 }
 
 /** `--scopes a, b,c` as a list. */
@@ -434,7 +437,7 @@ export function buildCli(): Command {
   ).action((opts: { name: string; plan?: string } & AccountSettingOptions, command: Command) =>
     withRuntime(command, async (rt, { json }) => {
       const account = await createAccount(rt, { name: opts.name, ...(opts.plan ? { planId: opts.plan } : {}), ...accountSettings(opts, rt.clock()) }, CLI_ACTOR);
-      print(json, accountJson(account, rt), () => `created account ${account.id} (${account.name}, plan ${account.planId})${planEndedNote(account, rt.clock())}`);
+      print(json, accountOut(account, rt), () => `created account ${account.id} (${account.name}, plan ${account.planId})${planEndedNote(account, rt.clock())}`);
     }),
   );
   accounts
@@ -444,7 +447,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         const account = await getAccount(rt, id);
         const now = rt.clock();
-        print(json, accountJson(account, rt), () =>
+        print(json, accountOut(account, rt), () =>
           fields(
             {
               ...account,
@@ -467,7 +470,7 @@ export function buildCli(): Command {
         if (search === '') throw new OperationError('invalid', '--search needs some text: a part of the name, or the id');
         const list = pageEnd(await rt.store.listAccounts({ ...(search !== undefined ? { search } : {}), ...pageOf(opts) }), opts, json);
         const now = rt.clock();
-        print(json, list.map((a) => accountJson(a, rt)), () =>
+        print(json, list.map((a) => accountOut(a, rt)), () =>
           table(
             list.map((a) => ({ id: a.id, name: a.name, plan: a.planId in rt.config.plans ? a.planId : `${a.planId} (not in the profile)`, api: apiAccessOf(a, rt.config, now), created: when(a.createdAt), planExpires: when(a.planExpiresAt) })),
             ['id', 'name', 'plan', 'api', 'created', 'planExpires'],
@@ -490,7 +493,7 @@ export function buildCli(): Command {
       };
       if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage or --plan-expires');
       const account = await updateAccount(rt, id, patch, CLI_ACTOR);
-      print(json, accountJson(account, rt), () => `updated account ${account.id}${'planExpiresAt' in patch ? planEndedNote(account, rt.clock()) : ''}`);
+      print(json, accountOut(account, rt), () => `updated account ${account.id}${'planExpiresAt' in patch ? planEndedNote(account, rt.clock()) : ''}`);
     }),
   );
   accounts
@@ -499,7 +502,7 @@ export function buildCli(): Command {
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         await deleteAccount(rt, id, CLI_ACTOR);
-        print(json, { deleted: id }, () => `deleted account ${id}`);
+        print(json, deletedJson(id), () => `deleted account ${id}`);
       }),
     );
   accounts
@@ -623,7 +626,7 @@ export function buildCli(): Command {
         const now = rt.clock();
         const blocked = await blocksOf(rt, list);
         const status = (k: KeyRecord) => (blocked?.has(k.id) ? `${keyStatus(k, now)}, blocked until ${until(blocked.get(k.id) as number)}` : keyStatus(k, now));
-        print(json, list.map((k) => keyJson(k, now, blocked)), () =>
+        print(json, list.map((k) => keyOut(k, now, blocked)), () =>
           table(
             list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: status(k), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? until(k.expiresAt) : when(k.expiresAt) })),
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires'],
@@ -640,7 +643,7 @@ export function buildCli(): Command {
         const now = rt.clock();
         const blocked = await blocksOf(rt, [key]);
         const blockEnds = blocked?.get(key.id);
-        print(json, keyJson(key, now, blocked), () =>
+        print(json, keyOut(key, now, blocked), () =>
           fields(
             {
               ...key,
@@ -694,7 +697,7 @@ export function buildCli(): Command {
           );
         }
         const { key, lifted } = await unblockKey(rt, id, CLI_ACTOR);
-        print(json, { ...(await keyJsonOf(rt, key, json)), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; its violations are forgotten` : `lifted the block of key ${key.id} (${key.name})`));
+        print(json, { key: await keyJsonOf(rt, key, json), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; its violations are forgotten` : `lifted the block of key ${key.id} (${key.name})`));
       }),
     );
   keys
@@ -709,7 +712,7 @@ export function buildCli(): Command {
         const issued = await rotateKey(rt, id, overlap, CLI_ACTOR);
         const now = rt.clock();
         const blocked = json ? await blocksOf(rt, [issued.key, issued.previous]) : undefined;
-        print(json, { ...keyJson(issued.key, now, blocked), secret: issued.secret, previous: keyJson(issued.previous, now, blocked) }, () =>
+        print(json, { ...keyOut(issued.key, now, blocked), secret: issued.secret, previous: keyOut(issued.previous, now, blocked) }, () =>
           [
             `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${until(issued.previous.expiresAt as number)}`}`,
             '',
@@ -761,7 +764,7 @@ export function buildCli(): Command {
     .action((opts: { email: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const removed = await removeMember(rt, { email: opts.email }, CLI_ACTOR);
-        print(json, { id: removed.id, email: removed.email, removed: true }, () => `removed ${removed.role} ${removed.email}: signed out everywhere, and their password and any pending link no longer work`);
+        print(json, deletedJson(removed.id), () => `removed ${removed.role} ${removed.email}: signed out everywhere, and their password and any pending link no longer work`);
       }),
     );
   members
@@ -771,7 +774,7 @@ export function buildCli(): Command {
     .action((opts: { email: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const { member, lifted } = await unlockMember(rt, { email: opts.email }, CLI_ACTOR);
-        print(json, { id: member.id, email: member.email, lifted }, () =>
+        print(json, { member: memberOut(member, rt.clock()), lifted }, () =>
           lifted
             ? `lifted the pause of ${member.email}: they can sign in from any address again`
             : `${member.email} was not paused; the wrong passwords counted are forgotten`,
@@ -837,7 +840,7 @@ export function buildCli(): Command {
         if (!/^\d+(?:\.\d+)?$/.test(opts.value.trim())) throw new OperationError('invalid', `--value: expected a number such as 120 or 3.5, got "${opts.value}"`);
         const value = Number(opts.value);
         await setGauge(rt, opts.account, opts.meter, value);
-        print(json, { account: opts.account, meter: opts.meter, value }, () => `${opts.meter} = ${value} for ${opts.account}`);
+        print(json, { meter: opts.meter, value }, () => `${opts.meter} = ${value} for ${opts.account}`);
       }),
     );
 
@@ -893,19 +896,13 @@ async function blocksOf(rt: Runtime, keys: readonly KeyRecord[]): Promise<Readon
   return rt.counters.kind === 'redis' ? blockedUntilOf(rt, keys) : undefined;
 }
 
-/** One key as --json prints it after a command on it (keyJson), asking the counters for its block only when printing JSON. */
-async function keyJsonOf(rt: Runtime, key: KeyRecord, json: boolean | undefined) {
-  return keyJson(key, rt.clock(), json ? await blocksOf(rt, [key]) : undefined);
-}
-
 /**
- * A key as --json prints it: the admin API's fields, `blockedUntil` as GET /v1/keys gives
- * it (null: not blocked), left out where it is not known (see blocksOf) rather than null.
+ * One key as --json prints it after a command on it (keyOut, as the admin API answers it),
+ * asking the counters for its block only when printing JSON; `blockedUntil` is left out
+ * where it is not known (see blocksOf) rather than null.
  */
-function keyJson(key: KeyRecord, now: number, blocked: ReadonlyMap<string, number> | undefined) {
-  const { hash: _hash, ...rest } = key;
-  const until = blocked?.get(key.id);
-  return { ...rest, status: keyStatus(key, now), ...(blocked ? { blockedUntil: until === undefined ? null : new Date(until).toISOString() } : {}) };
+async function keyJsonOf(rt: Runtime, key: KeyRecord, json: boolean | undefined) {
+  return keyOut(key, rt.clock(), json ? await blocksOf(rt, [key]) : undefined);
 }
 
 /** A parser of port options: a whole number from 0 (any free port) to `highest`, else `expected` is said. */

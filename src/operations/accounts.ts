@@ -33,6 +33,30 @@ export function planEnded(account: Pick<AccountRecord, 'planExpiresAt'>, now: nu
   return account.planExpiresAt !== null && account.planExpiresAt <= now;
 }
 
+/** A time as the admin API and `--json` give it: ISO 8601 in UTC; null stays null. */
+export function isoTime(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+/**
+ * An account as the admin API answers it and `keygate accounts … --json` prints it: times
+ * in ISO 8601, `apiEnabled` beside the account's own switch. Its fields are named one by
+ * one, in the order of the API's schema, so that the CLI prints no field (nor order) the
+ * API's serializer would not.
+ */
+export function accountOut(account: AccountRecord, rt: Pick<Runtime, 'config' | 'clock'>) {
+  return {
+    id: account.id,
+    name: account.name,
+    planId: account.planId,
+    planExpiresAt: isoTime(account.planExpiresAt),
+    apiAccess: account.apiAccess,
+    apiEnabled: apiEnabledOf(account, rt.config.plans, rt.clock()),
+    overage: account.overage,
+    createdAt: isoTime(account.createdAt) as string,
+  };
+}
+
 /** The longest account name (the dashboard's form says so too). */
 const ACCOUNT_NAME_MAX = 200;
 

@@ -12,7 +12,7 @@ import { utcMinute } from '../meters/period.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, LATEST_TIME, OperationError, type KeyNaming } from './errors.js';
 import { audit } from './audit.js';
-import { getAccount } from './accounts.js';
+import { getAccount, isoTime } from './accounts.js';
 
 export interface NewKey {
   accountId: string;
@@ -390,4 +390,29 @@ export function keyStatus(key: KeyRecord, now: number): KeyStatus {
   if (key.accountId === null) return 'unbound';
   if (key.expiresAt !== null && key.expiresAt - now <= EXPIRING_WITHIN_MS) return 'expiring';
   return 'active';
+}
+
+/**
+ * A key as the admin API answers it and `keygate keys … --json` prints it (never its
+ * hash): times in ISO 8601, its status now, and `blockedUntil` (null: not blocked) when
+ * `blocked` says whom the counters block, left out where they cannot be asked. Fields in
+ * the order of the API's schema, as its serializer sends them.
+ */
+export function keyOut(key: KeyRecord, now: number, blocked?: ReadonlyMap<string, number>) {
+  return {
+    id: key.id,
+    name: key.name,
+    hint: key.hint,
+    accountId: key.accountId,
+    mode: key.mode,
+    scopes: key.scopes,
+    status: keyStatus(key, now),
+    createdAt: isoTime(key.createdAt) as string,
+    lastUsedAt: isoTime(key.lastUsedAt),
+    expiresAt: isoTime(key.expiresAt),
+    revokedAt: isoTime(key.revokedAt),
+    createdBy: key.createdBy,
+    rotatedFrom: key.rotatedFrom,
+    ...(blocked ? { blockedUntil: isoTime(blocked.get(key.id) ?? null) } : {}),
+  };
 }
