@@ -229,12 +229,16 @@ function adminTokensOf(value: string | undefined, tokenEnv: string, log: Log, ki
   /** How the log names the token at `index`. */
   const which = (index: number) => (tokens.length === 1 ? tokenEnv : `token ${index + 1} of the ${tokens.length} in ${tokenEnv}`);
   const spaced = tokens.findIndex((token) => /\s/.test(token));
+  // curl sends "é" as two UTF-8 bytes, Node's fetch as one Latin-1 byte: no client could count on matching it.
+  const nonAscii = tokens.findIndex((token) => /[^\x21-\x7e]/.test(token));
   const short = tokens.findIndex((token) => token.length < MIN_ADMIN_TOKEN_LENGTH);
   const length = short === -1 ? 0 : (tokens[short] as string).length;
   const refused =
     spaced !== -1
       ? `${which(spaced)} has a space in it, and "Authorization: Bearer <token>" cannot carry one`
-      : short !== -1
+      : nonAscii !== -1
+        ? `${which(nonAscii)} has a character other than printable ASCII, which HTTP clients send as different bytes; use ASCII only, e.g. openssl rand -base64 24`
+        : short !== -1
         ? `${which(short)} is ${length} character${length === 1 ? '' : 's'} long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random ones, e.g. openssl rand -base64 24`
         : undefined;
   if (refused === undefined) return { tokens };

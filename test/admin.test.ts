@@ -820,6 +820,14 @@ describe('admin listener with two tokens while one replaces the other', () => {
       const spaced = await startKeygate({ upstream: { url: upstream.url } }, { dir: tempDir('admin-spaced-token'), adminToken: 'a token with spaces in it', env: {} });
       await spaced.close();
       expect(spaced.logs.text).toContain('admin API locked: KEYGATE_ADMIN_TOKEN has a space in it');
+      // Accepted, it could never be sent reliably: curl sends the é as UTF-8, fetch as Latin-1.
+      const accented = await startKeygate({ upstream: { url: upstream.url } }, { dir: tempDir('admin-accented-token'), adminToken: 'tokén_0123456789abcdefgh', env: {} });
+      try {
+        expect((await fetch(`${accented.adminUrl}/v1/accounts`, { headers: { authorization: 'Bearer tokén_0123456789abcdefgh' } })).status).toBe(503);
+      } finally {
+        await accented.close();
+      }
+      expect(accented.logs.text).toContain('admin API locked: KEYGATE_ADMIN_TOKEN has a character other than printable ASCII');
     } finally {
       await kg.close();
       await weak.close();
