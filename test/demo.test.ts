@@ -5,7 +5,7 @@
  * SQLite file, real HTTP.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, runCli } from './support/cli.js';
@@ -173,5 +173,27 @@ describe('keygate demo (npm run demo)', () => {
     const accountId = (JSON.parse((await runCli(['--config', profile, 'accounts', 'list', '--json'], { cwd: dir })).stdout) as { id: string }[])[0]?.id as string;
     const usage = JSON.parse((await runCli(['--config', profile, 'accounts', 'usage', accountId, '--json'], { cwd: dir })).stdout) as { meters: Record<string, { usage: number }> };
     expect(usage.meters.credits?.usage).toBe(5);
+  });
+
+  it('refuses a folder holding a profile or a database it did not make, changing nothing and leaving nothing running', async () => {
+    const operator = tempDir('demo-operator-folder');
+    const own = '# my production profile\nupstream: {url: http://127.0.0.1:4000}\n';
+    writeFileSync(path.join(operator, 'keygate.yaml'), own);
+    const overProfile = await runCli(['demo', '--data', operator, '--port', '0'], { cwd: operator, env: { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN } });
+    expect([overProfile.code, overProfile.stderr]).toEqual([1, `error: ${path.join(operator, 'keygate.yaml')} was not written by the demo, which would replace it; start the demo with another --data folder\n`]);
+    expect(readFileSync(path.join(operator, 'keygate.yaml'), 'utf8')).toBe(own);
+
+    const database = tempDir('demo-database-folder');
+    writeFileSync(path.join(database, 'keygate.db'), '');
+    const overDatabase = await runCli(['demo', '--data', database, '--port', '0'], { cwd: database, env: { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN } });
+    expect(overDatabase.code).toBe(1);
+    expect(overDatabase.stderr).toContain(`${path.join(database, 'keygate.db')} is not the demo's (its keygate.yaml is not beside it)`);
+    expect(existsSync(path.join(database, 'keygate.yaml'))).toBe(false);
+
+    // A keygate.yaml that is a folder: refused before anything listens (it used to be found only once everything served, which then went on serving).
+    const odd = tempDir('demo-odd-folder');
+    mkdirSync(path.join(odd, 'keygate.yaml'));
+    const overFolder = await runCli(['demo', '--data', odd, '--port', '0'], { cwd: odd, env: { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN } });
+    expect([overFolder.code, overFolder.stderr]).toEqual([1, `error: ${path.join(odd, 'keygate.yaml')} was not written by the demo, which would replace it; start the demo with another --data folder\n`]);
   });
 });

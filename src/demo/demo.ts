@@ -4,7 +4,7 @@
  * creates a demo account, a key and a dashboard invitation, and prints a curl line.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { stringify as stringifyYaml } from 'yaml';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -70,8 +70,30 @@ export function demoProfile(upstreamUrl: string, dataDir: string, ports = { gate
   };
 }
 
+/** The first line of the profile the demo writes into its folder: how it knows the file is its own. */
+const WRITTEN_BY_DEMO = '# Written by "keygate demo" on each start';
+
+/**
+ * Refuses a folder the demo would harm: one holding a keygate.yaml it did not write (it
+ * would replace it) or a database without the demo's profile beside it (someone's own,
+ * which the demo would serve under its plans as if it were its data).
+ */
+function checkDemoFolder(dataDir: string): void {
+  if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new Error(`the demo's folder ${dataDir} is a file; start the demo with another --data folder`);
+  const profileFile = path.join(dataDir, 'keygate.yaml');
+  if (existsSync(profileFile)) {
+    const ours = statSync(profileFile).isFile() && readFileSync(profileFile, 'utf8').startsWith(WRITTEN_BY_DEMO);
+    if (!ours) throw new Error(`${profileFile} was not written by the demo, which would replace it; start the demo with another --data folder`);
+  } else if (existsSync(path.join(dataDir, 'keygate.db'))) {
+    throw new Error(`${path.join(dataDir, 'keygate.db')} is not the demo's (its keygate.yaml is not beside it), and the demo would serve it as its own; start the demo with another --data folder, or delete ${dataDir} if it was the demo's`);
+  }
+}
+
 /** `upstreamPort`: where the demo API listens on 127.0.0.1 (default 0: any free port). */
 export async function runDemo(options: { dataDir: string; ports?: { gateway: number; admin: number; dashboard: number }; upstreamPort?: number }): Promise<RunningKeygate> {
+  const dataDir = path.resolve(options.dataDir);
+  checkDemoFolder(dataDir);
+  mkdirSync(dataDir, { recursive: true });
   const upstream = buildDemoUpstream();
   try {
     await upstream.listen({ host: '127.0.0.1', port: options.upstreamPort ?? 0 });
@@ -81,10 +103,8 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
     throw error;
   }
   const upstreamUrl = `http://127.0.0.1:${(upstream.server.address() as AddressInfo).port}`;
-  const dataDir = path.resolve(options.dataDir);
   const profile = demoProfile(upstreamUrl, dataDir, options.ports);
   const config = parseConfigObject(profile, 'demo profile');
-  mkdirSync(dataDir, { recursive: true });
   const adminToken = process.env.KEYGATE_ADMIN_TOKEN ?? `kgadm_${randomBytes(18).toString('base64url')}`;
   let running: RunningKeygate;
   try {
@@ -103,7 +123,14 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
     dashboard: portOf(running.dashboardUrl, options.ports?.dashboard ?? 8082),
   };
   const profileFile = path.join(dataDir, 'keygate.yaml');
-  writeFileSync(profileFile, `# Written by "keygate demo" on each start; the upstream port changes between runs.\n${stringifyYaml(demoProfile(upstreamUrl, dataDir, listened))}`);
+  try {
+    writeFileSync(profileFile, `${WRITTEN_BY_DEMO}; the upstream port changes between runs.\n${stringifyYaml(demoProfile(upstreamUrl, dataDir, listened))}`);
+  } catch (error) {
+    // Nothing keeps listening after a start that failed.
+    await running.close();
+    await upstream.close();
+    throw error;
+  }
   const rt = running.runtime;
   const out = (line = '') => process.stdout.write(`${line}\n`);
   out();
@@ -127,7 +154,7 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
     out();
     out(`Demo data already exists in ${dataDir} (a key is shown only when it is created).`);
     out(`New key:  ${cliCommand()} keys create --config ${path.relative(process.cwd(), profileFile)} --account ${accounts[0]?.id} --name "second key"`);
-    out(`Start over: delete ${path.relative(process.cwd(), dataDir)}`);
+    out(`Start over: delete ${path.relative(process.cwd(), dataDir) || dataDir}`);
   }
   out();
   out('Press Ctrl+C to stop.');
