@@ -135,14 +135,21 @@ function reloadableField(path: string): string | undefined {
  * Refuses to start with a pepper other than the one the database's keys were hashed
  * with (or none where there was one): every key would be refused as unknown, silently.
  * The database keeps the hash of a fixed text, written once a presented key has been
- * found by its hash (proof that this hashing is the keys' own); until then nothing is
- * known and nothing is refused. Answers how to record it, or undefined once recorded.
+ * found by its hash (proof that this hashing is the keys' own), or by a serving process
+ * that finds no key at all; until then nothing is known and nothing is refused. Answers how to record it, or undefined once recorded.
  */
-async function checkKeyHashing(store: Store, hashKey: KeyHasher, pepperEnv: string, log: Log): Promise<(() => void) | undefined> {
+async function checkKeyHashing(store: Store, hashKey: KeyHasher, pepperEnv: string, log: Log, serving: boolean): Promise<(() => void) | undefined> {
   const state = await keyHashingState(store, hashKey);
   if (state === 'differs') throw new KeyHashingMismatchError(pepperEnv);
   if (state === 'matches') return undefined;
   const check = hashKey(KEY_HASH_CHECK_TEXT);
+  // A serving process on a database without a key yet has nothing to contradict it: its
+  // hashing is recorded now, so a CLI run without the pepper (or with another) is refused
+  // before it prints a key this process would never accept.
+  if (serving && (await store.listKeys({ limit: 1 })).length === 0) {
+    if ((await store.settleSetting(KEY_HASH_SETTING, check)) !== check) throw new KeyHashingMismatchError(pepperEnv);
+    return undefined;
+  }
   let pending = true;
   return () => {
     if (!pending) return;
@@ -240,7 +247,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     // An upgrade of a SQLite store says what it changed (PostgreSQL's is `keygate migrate`'s).
     if (applied.length > 0) log.info({ store: redactUrl(config.store), applied }, `applied database migrations ${applied.join(', ')}`);
     counters = options.counters ?? (await openCounters(config, { store, log, clock, use: options.use ?? 'requests' }));
-    recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, log);
+    recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, log, options.use !== 'command');
     counters.onBroadcast((event) => dropFromCache(keyCache, event));
     if (store.kind === 'postgres' && options.use !== 'command') {
       const heard = counters;

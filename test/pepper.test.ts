@@ -21,11 +21,15 @@ describe('the pepper a database was made with', () => {
   const present = (rt: Awaited<ReturnType<typeof start>>, secret: string) => rt.pipeline.authorize({ method: 'GET', path: '/x', url: '/x', headers: { authorization: `Bearer ${secret}` } });
 
   it('is recorded once a key is found by its hash, and required of every later start: another pepper, or none, stops it with the variable named', async () => {
+    // On a database with keys but no record (made before the record existed), a process
+    // that has not yet seen a key proven proves nothing: a CLI run without the pepper (or
+    // with a wrong one) records nothing and starts.
+    const maker = await createRuntime(loaded, { env: { KEYGATE_PEPPER: 'first pepper' }, use: 'command' });
+    const account = await createAccount(maker, { name: 'Acme' }, 'test');
+    const { secret } = await createKey(maker, { accountId: account.id, name: 'k' }, 'test');
+    await maker.close();
     const first = await start('first pepper');
-    const account = await createAccount(first, { name: 'Acme' }, 'test');
-    const { secret } = await createKey(first, { accountId: account.id, name: 'k' }, 'test');
-    // A process that has not yet seen a key proven proves nothing: a CLI run without the
-    // pepper (or with a wrong one) records nothing and starts.
+    expect(await first.store.getSetting('key_hash_check')).toBeUndefined();
     const stray = await createRuntime(loaded, { env: {}, use: 'command' });
     await stray.close();
     expect(await present(first, secret)).toMatchObject({ allowed: true });
@@ -43,6 +47,22 @@ describe('the pepper a database was made with', () => {
     }
   });
 
+  it('is recorded by a serving process on a database without keys, so that a CLI run without the pepper is refused before it prints a key that would never work', async () => {
+    const dir = tempDir('pepper-fresh');
+    const fresh = { config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'k.db')}`, log: { level: 'silent' } }), file: 'inline', dir };
+    const serving = await createRuntime(fresh, { env: { KEYGATE_PEPPER: 'server pepper' } });
+    try {
+      await expect(createRuntime(fresh, { env: {}, use: 'command' })).rejects.toThrow(/KEYGATE_PEPPER is not the pepper this database's keys were made with/);
+      const cli = await createRuntime(fresh, { env: { KEYGATE_PEPPER: 'server pepper' }, use: 'command' });
+      const account = await createAccount(cli, { name: 'Acme' }, 'test');
+      const { secret } = await createKey(cli, { accountId: account.id, name: 'k' }, 'test');
+      await cli.close();
+      expect(await present(serving, secret)).toMatchObject({ allowed: true });
+    } finally {
+      await serving.close();
+    }
+  });
+
   it('is checked and forgotten with `keygate pepper check` and `keygate pepper forget`', async () => {
     const dir = tempDir('pepper-cli');
     const configFile = path.join(dir, 'keygate.yaml');
@@ -53,7 +73,7 @@ describe('the pepper a database was made with', () => {
     // Away from its database, nothing is answered (not "nothing recorded" from a new, empty one).
     expect((await cli('right', 'check')).stderr).toMatch(/^error: no database at .*k\.db: .*begin one with keygate migrate\n$/);
     expect((await runCli(['--config', configFile, 'migrate'])).code).toBe(0);
-    expect(await cli('right', 'check')).toEqual({ code: 0, stdout: "nothing recorded yet: the first key a running keygate finds by its hash records that process's KEYGATE_PEPPER\n", stderr: '' });
+    expect(await cli('right', 'check')).toEqual({ code: 0, stdout: "nothing recorded yet: the first key a running keygate finds by its hash (or a keygate that starts serving while there is no key) records that process's KEYGATE_PEPPER\n", stderr: '' });
     const rt = await createRuntime({ config: parseConfigObject(profile), file: configFile, dir }, { env: { KEYGATE_PEPPER: 'right' } });
     const account = await createAccount(rt, { name: 'Acme' }, 'test');
     const { secret } = await createKey(rt, { accountId: account.id, name: 'k' }, 'test');

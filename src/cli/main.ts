@@ -376,7 +376,7 @@ export function buildCli(): Command {
             ? pepper
               ? `${config.pepperEnv} is the pepper this database's keys were made with`
               : `${config.pepperEnv} is not set, and this database's keys were made without a pepper`
-            : `nothing recorded yet: the first key a running keygate finds by its hash records that process's ${config.pepperEnv}`,
+            : `nothing recorded yet: the first key a running keygate finds by its hash (or a keygate that starts serving while there is no key) records that process's ${config.pepperEnv}`,
         );
       }),
     );
