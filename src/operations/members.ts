@@ -12,7 +12,7 @@ import { newId } from '../ids.js';
 import { hashPassword, MIN_PASSWORD_LENGTH } from '../members/password.js';
 import { OperationError } from './errors.js';
 import { audit } from './audit.js';
-import { getAccount } from './accounts.js';
+import { getAccount, isoTime } from './accounts.js';
 
 export const INVITE_TTL_MS = 7 * DAY_MS;
 export const RESET_TTL_MS = DAY_MS;
@@ -245,8 +245,8 @@ export function memberOut(member: MemberRecord, now: number) {
     accountId: member.accountId,
     role: member.role,
     status: member.passwordHash ? ('active' as const) : ('invited' as const),
-    createdAt: new Date(member.createdAt).toISOString(),
-    lockedUntil: lockedUntil === null ? null : new Date(lockedUntil).toISOString(),
+    createdAt: isoTime(member.createdAt) as string,
+    lockedUntil: isoTime(lockedUntil),
   };
 }
 
