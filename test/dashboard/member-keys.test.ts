@@ -88,7 +88,11 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     expect(await page.title()).toBe('Create a key · Ranksy');
 
     // The name field has the focus; everything else is reached with Tab, arrows and Space.
+    // Chromium applies autofocus at its next rendering, which on a loaded machine can come after
+    // the load event, so wait for the focus rather than type into whatever has it first.
+    await page.waitForFunction(() => document.activeElement?.id === 'name', undefined, { timeout: 10_000 });
     await page.keyboard.type('Production server');
+    expect(await page.getByLabel('Name').inputValue()).toBe('Production server');
     await tabTo(page, 'the mode radio group', (el) => el.name === 'mode', 3);
     await page.keyboard.press('ArrowRight'); // Live → Test
     await page.keyboard.press('ArrowLeft'); // back to Live
