@@ -47,6 +47,8 @@ export interface Metrics {
   units(meter: string, units: number): void;
   /** A reload of the profile (SIGHUP), applied or refused. */
   reload(result: ReloadResult): void;
+  /** A client connection closed as it came in: its listener held its most (`maxConnections`). */
+  connectionDropped(listener: string): void;
   /** Whether the store and the counters backend answer, as of now (set before each scrape). */
   backends(state: { store: 'ok' | 'unreachable'; counters: 'ok' | 'unreachable' }): void;
   /** Everything in the Prometheus text format. */
@@ -168,6 +170,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   // Both from the start: an alert on increase() sees the first refusal.
   for (const result of RELOAD_RESULTS) reloads.inc({ result }, 0);
+  const droppedConnections = new Counter({
+    name: 'keygate_connections_dropped_total',
+    help: 'Client connections closed as they came in because their listener held its most (listen.maxConnections), by listener.',
+    labelNames: ['listener'],
+    registers: [registry],
+  });
+  // The gateway's from the start: an alert on increase() sees the first one.
+  droppedConnections.inc({ listener: 'gateway' }, 0);
   const lastReloadSuccess = new Gauge({
     name: 'keygate_config_last_reload_success_timestamp_seconds',
     help: 'When the profile in use was put into effect: at start-up, then by the last reload applied (seconds since the epoch).',
@@ -232,6 +242,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     reload(result) {
       reloads.inc({ result });
       if (result === 'applied') lastReloadSuccess.set(Date.now() / 1000);
+    },
+    connectionDropped(listener) {
+      droppedConnections.inc({ listener });
     },
     backends({ store, counters }) {
       backendUp.set({ backend: 'store' }, store === 'ok' ? 1 : 0);

@@ -15,6 +15,7 @@ import { buildGateway } from './gateway/gateway.js';
 import { buildAdmin } from './admin/admin.js';
 import { buildDashboard } from './dashboard/dashboard.js';
 import { createMetrics } from './metrics.js';
+import { capConnections, defaultGatewayCap, openFilesLimit } from './connection-cap.js';
 import { redactUrl } from './store/open.js';
 import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
 import { PROCESS_TAG } from './fastify-options.js';
@@ -170,14 +171,16 @@ function openConnections(server: Server): Set<Socket> {
  * that server's: its requests, its timeouts, its `closeIdleConnections`, and `drain`'s
  * watch; closing it also closes the extra servers, and waits for their connections.
  */
-async function listenOnEach(app: FastifyInstance, host: string, port: number, log: Runtime['log']): Promise<AddressInfo> {
+async function listenOnEach(app: FastifyInstance, host: string, port: number, log: Runtime['log'], each: (server: NetServer) => void): Promise<AddressInfo> {
   const [first = host, ...others] = host === 'localhost' ? await resolveAll(host) : [host];
+  each(app.server);
   await app.listen({ host: first, port });
   const address = app.server.address() as AddressInfo;
   const extras: NetServer[] = [];
   for (const other of others) {
     // The socket options of Node's own HTTP server, so these connections behave as its own.
     const extra = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => app.server.emit('connection', socket));
+    each(extra);
     try {
       await new Promise<void>((resolve, reject) => extra.once('error', reject).listen(address.port, other, resolve));
       extra.on('error', (error) => log.error({ err: error, address: other }, 'listener error'));
@@ -271,6 +274,7 @@ export interface RunningKeygate {
 
 /** The profile field that sets each listener's port, and its address. */
 const PORT_FIELD = { gateway: 'listen.port', admin: 'admin.listen.port', dashboard: 'dashboard.listen.port' } as const;
+const MAX_CONNECTIONS_FIELD = { gateway: 'listen.maxConnections', admin: 'admin.listen.maxConnections', dashboard: 'dashboard.listen.maxConnections' } as const;
 const HOST_FIELD = { gateway: 'listen.host', admin: 'admin.listen.host', dashboard: 'dashboard.listen.host' } as const;
 /** Why an address cannot be listened on, by the system's error code, and which field to change. */
 const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> = {
@@ -305,9 +309,11 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     // Read by Node for each answer (`Keep-Alive: timeout=N`) and each idle connection.
     app.server.keepAliveTimeout = at.keepAliveTimeout;
     servers.push({ app, kind, connections: openConnections(app.server) });
+    const maxConnections = at.maxConnections ?? (kind === 'gateway' ? defaultGatewayCap(openFilesLimit(), config.upstream.connections) : undefined);
+    const cap = maxConnections === undefined ? () => {} : capConnections(kind, MAX_CONNECTIONS_FIELD[kind], maxConnections, log, metrics.connectionDropped);
     let address: AddressInfo;
     try {
-      address = await listenOnEach(app, at.host, port, log);
+      address = await listenOnEach(app, at.host, port, log, cap);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       const problem = code === undefined ? undefined : LISTEN_PROBLEMS[code];

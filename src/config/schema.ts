@@ -65,6 +65,14 @@ const listen = (port: number, maxHeaderSize: number) =>
       requestTimeout: positiveDuration
         .optional()
         .describe('How long a client may take to send a whole request (headers and body) before it is answered 408. Default: 5m for the gateway, 30s for the admin API and the dashboard.'),
+      maxConnections: z
+        .number()
+        .int()
+        .positive('a number of connections, at least 1')
+        .optional()
+        .describe(
+          'Most client connections this listener holds open at once (on each address, when the host resolves to several); one over it is closed as it comes in, counted in keygate_connections_dropped_total and logged once a minute. Default for the gateway: the process\'s open-files limit less upstream.connections and 512 (left for the admin API, the dashboard, the store and Redis), so a flood of connections cannot take the descriptors /health and the admin API need; none for the admin API and the dashboard.',
+        ),
       keepAliveTimeout: timerDuration('24h', 24 * HOUR_MS)
         // Announced in whole seconds (`Keep-Alive: timeout=N`): under one would say 0.
         .refine((ms) => ms >= 1000, 'a duration of at least 1s')
