@@ -16,9 +16,10 @@
  * body (or at its end), so an upstream that fails in between is still a 502; an event
  * stream's head is sent at once.
  *
- * A 2xx commits the route's cost once its body begins (per-record costs counted from a
- * response header, or from the JSON body as it streams past); anything else, an upstream
- * failure, or a client that hangs up before the answer releases it.
+ * A 2xx commits the route's cost once its body begins, or, where records are counted (from
+ * a response header, or from the JSON body as it streams past), once its body is over;
+ * anything else, an upstream failure, or a client that hangs up before the answer
+ * releases it.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
@@ -313,6 +314,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private clientLeft = false;
   /** Counts the records of a JSON answer as it passes on to the client. */
   private counter: JsonRecordCounter | null = null;
+  /** The records a 2xx's header counted, charged once its body is over (not if the upstream cuts it). */
+  private headerRecords: number | undefined = undefined;
   /** Some of the answer's body has been passed on to the client. */
   private bodySent = false;
   private status = 0;
@@ -422,8 +425,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.headSent = true;
     this.reply.hijack();
     if (this.countsJson && ok) this.counter = new JsonRecordCounter((records as { json: string }).json);
+    else if (head.records !== undefined && ok && this.request.method !== 'HEAD') this.headerRecords = head.records;
     else {
-      if (head.recordHeader && ok && head.records === undefined && this.request.method !== 'HEAD') {
+      if (head.recordHeader && ok && this.request.method !== 'HEAD') {
         rt.log.warn({ ...this.logContext(), header: head.recordHeader }, 'upstream sent no record count; charged the reserved estimate');
       }
       this.settle(statusCode, head.records);
@@ -454,7 +458,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.counter = null;
       if (records === undefined) this.upstream.rt.log.warn(this.logContext(), 'could not count records in the upstream response; charged the reserved estimate');
       this.settle(this.status, records);
-    }
+    } else if (this.headerRecords !== undefined) this.settle(this.status, this.headerRecords);
     this.res.end();
     this.upstream.hooks.onFinished(this.request, this.status);
   }
@@ -519,13 +523,16 @@ class Exchange implements Dispatcher.DispatchHandler {
    * reached the client are charged (a client could otherwise read an export and hang up
    * before its end). Where the count lies further on (a total at the end), a client that
    * hung up after part of the body is charged the estimate; an upstream that failed, nothing.
+   * Records a header counted are charged to a client that hung up after part of the body,
+   * and not when the upstream cut it (the client did not get them all).
    */
   private settleCut(byClient: boolean): void {
-    if (!this.counter || !this.bodySent) {
+    if (!this.bodySent || (!this.counter && this.headerRecords === undefined)) {
       this.settle(0, undefined);
       return;
     }
-    this.settle(this.status, this.counter.sofar() ?? (byClient ? undefined : 0));
+    if (this.counter) this.settle(this.status, this.counter.sofar() ?? (byClient ? undefined : 0));
+    else this.settle(this.status, byClient ? this.headerRecords : 0);
   }
 
   private settle(status: number, records: number | undefined): void {

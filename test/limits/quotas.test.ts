@@ -36,6 +36,7 @@ function profile(upstreamUrl: string): ConfigInput {
       // The test upstream echoes the request here: JSON without the `data` it is counted by.
       { method: 'GET', path: '/v1/backlinks/uncountable', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
       { method: 'GET', path: '/v1/backlinks/count-header', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
+      { method: 'GET', path: '/v1/backlinks/count-header-held', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
       { method: 'GET', path: '/v1/failing/status/:code', cost: { meter: 'units', perRequest: 100 } },
       { method: 'GET', path: '/v1/export/status', cost: { meter: 'units', perRequest: 0 } },
       { method: 'GET', path: '/v1/reports/slow', cost: { meter: 'units', perRequest: 100 } },
@@ -172,6 +173,44 @@ describe('unit quotas', () => {
     // Neither the 5,000 reserved nor anything else was charged; a whole answer still is.
     expect((await call(secret, 'GET', '/v1/backlinks/records?n=3')).status).toBe(200);
     expect(await eventually(async () => (await unitsLeft(secret)) === 100_000 - 3)).toBe(true);
+  });
+
+  it('charges the records a header counts once the body is over: not when the upstream cuts the body, in full when the client hangs up', async () => {
+    const { secret } = await keyOn('big');
+    const start = async (id: string, extra = '') => {
+      const response = await kg.call(`/v1/backlinks/count-header-held?n=7&id=${id}${extra}`, { headers: { authorization: `Token ${secret}` } });
+      expect(response.status).toBe(200);
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      expect(Buffer.from((await reader.read()).value as Uint8Array).toString()).toBe('{"data":[');
+      return reader;
+    };
+    /** The rest of the body, or how it ended. */
+    const rest = async (reader: ReadableStreamDefaultReader<Uint8Array>) => {
+      let text = '';
+      try {
+        for (let part = await reader.read(); !part.done; part = await reader.read()) text += Buffer.from(part.value).toString();
+      } catch {
+        return 'cut';
+      }
+      return text;
+    };
+
+    // The upstream cuts the body: the client did not get the 7 records, and pays none.
+    const cut = await start('header-cut', '&fail=1');
+    upstream.release('header-cut');
+    expect(await rest(cut)).toBe('cut');
+    // A whole answer afterwards is charged (700): the balance shows the cut one charged nothing.
+    const whole = await start('header-whole');
+    upstream.release('header-whole');
+    expect(await rest(whole)).toBe('1]}');
+    expect(await eventually(async () => (await unitsLeft(secret)) === 100_000 - 700)).toBe(true);
+
+    // The client hangs up midway: the records were its to read, and are charged.
+    const leaving = await start('header-left');
+    await leaving.cancel();
+    expect(await eventually(() => upstream.abandoned.some((r) => r.url.includes('id=header-left')))).toBe(true);
+    upstream.release('header-left');
+    expect(await eventually(async () => (await unitsLeft(secret)) === 100_000 - 1400)).toBe(true);
   });
 
   it('charges nothing, and answers 502, for a head whose body never came or a status that does not exist', async () => {

@@ -10,6 +10,7 @@
  *   /headers-held?id=<id>[&fail=1]  a 200's headers at once; on release(id) its body {"data":[1]}, or (fail) a cut connection
  *   /events-held?id=<id>[&type=<content type>]  a text/event-stream head at once; on release(id) one event and the end
  *   /count-header?n=<n>   X-Record-Count: n with a tiny body
+ *   /count-header-held?n=<n>&id=<id>[&fail=1]  X-Record-Count: n and the first half of a body; the rest on release(id), or (fail) a cut connection
  *   /stream?chunks=<n>    n chunks, 20 ms apart
  *   /hop                  200 with hop-by-hop headers of its own (Keep-Alive, one named by Connection)
  *   /big?mb=<n>           n MB of a repeating pattern, written as fast as the socket takes it
@@ -108,6 +109,15 @@ export async function startTestUpstream(): Promise<TestUpstream> {
         if (!String(req.headers['accept-encoding'] ?? '').includes('gzip')) return json(200, body, { 'x-record-count': String(n) });
         res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
         res.end(gzipSync(JSON.stringify(body)));
+        return;
+      }
+      if (url.pathname.endsWith('/count-header-held')) {
+        const id = url.searchParams.get('id') ?? '';
+        res.writeHead(200, { 'content-type': 'application/json', 'x-record-count': url.searchParams.get('n') ?? '0' });
+        res.write('{"data":[');
+        const rest = () => (url.searchParams.get('fail') ? res.destroy() : res.end('1]}'));
+        if (released.delete(id)) rest();
+        else held.set(id, rest);
         return;
       }
       if (url.pathname.endsWith('/count-header')) return json(200, { ok: true }, { 'x-record-count': url.searchParams.get('n') ?? '0' });
