@@ -49,16 +49,19 @@ export interface Denial {
   meterNotInPlan?: boolean;
 }
 
-/**
- * The placeholders a reason's message may hold: invalid_parameter names the query
- * parameter it could not read; insufficient_funds the meter, its limit and the day its
- * period starts afresh (`YYYY-MM-DD`, UTC). Any other `{{…}}` is refused at start-up.
- */
 /** A `{{name}}` in a message (spaces allowed, as in templates); the name is group 1. */
 export const MESSAGE_PLACEHOLDER = /\{\{\s*([^}]*?)\s*\}\}/g;
 
+/**
+ * The placeholders a reason's message may hold: invalid_parameter names the query
+ * parameter it could not read; insufficient_scope the scopes the route requires that the
+ * key (within its plan) lacks, comma-separated; insufficient_funds the meter, its limit
+ * and the day its period starts afresh (`YYYY-MM-DD`, UTC). Any other `{{…}}` is refused
+ * at start-up.
+ */
 export const MESSAGE_PLACEHOLDERS: Readonly<Partial<Record<DenialReason, readonly string[]>>> = {
   invalid_parameter: ['parameter'],
+  insufficient_scope: ['scopes'],
   insufficient_funds: ['meter', 'limit', 'resets'],
 };
 

@@ -255,7 +255,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
     const required = route.kind === 'proxy' ? route.route.scopes : route.builtin.scopes;
     // The key's scopes, within what its plan allows now (a plan change narrows old keys).
-    if (!hasScopes(key.scopes, required) || (plan.scopes && !hasScopes(plan.scopes, required))) return refuse(deny('insufficient_scope'), identity);
+    if (!hasScopes(key.scopes, required) || (plan.scopes && !hasScopes(plan.scopes, required))) {
+      const lacking = required.filter((scope) => !hasScopes(key.scopes, [scope]) || (plan.scopes && !hasScopes(plan.scopes, [scope])));
+      return refuse(deny('insufficient_scope', { fill: { scopes: lacking.join(', ') } }), identity);
+    }
 
     // 6–7. Blocks and rate limits (all windows or none), then the cost reservation
     //      → blocked, rate_limited, insufficient_funds. One counters call.
