@@ -18,6 +18,7 @@ import { createBlockStarts, type BlockStarts } from './limits/block-starts.js';
 import { createPipeline, type Pipeline, type StoreLookups } from './pipeline/pipeline.js';
 import { openStore, reachStore, redactUrl, sqliteFile } from './store/open.js';
 import type { MeterUsageRow, Store } from './store/store.js';
+import { WRITE_PROBE_INTERVAL_MS } from './store/write-refusal.js';
 import type { CacheEvent, Counters } from './counters/counters.js';
 import { openCounters } from './counters/open.js';
 import { lockDatabase } from './store/sqlite/process-lock.js';
@@ -243,6 +244,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   try {
     if (options.store) store = options.store;
     else await reachStore((store = openStore(config.store)), config.store);
+    if (options.use !== 'command') logWriteRefusals(store, sqliteFile(config.store) ?? redactUrl(config.store), log);
     const applied = await migrateOrRefuse(store, options.autoMigrate !== false, existsSync(loaded.file) ? loaded.file : undefined);
     // An upgrade of a SQLite store says what it changed (PostgreSQL's is `keygate migrate`'s).
     if (applied.length > 0) log.info({ store: redactUrl(config.store), applied }, `applied database migrations ${applied.join(', ')}`);
@@ -440,6 +442,20 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     },
   };
   return runtime;
+}
+
+/**
+ * A store that refuses writes (a full disk) is said once, at error level, with the store
+ * and what to do, and once more when writes go through again; each change refused
+ * meanwhile is said by the admin API or the dashboard that refused it. A CLI command says
+ * it as its error instead.
+ */
+function logWriteRefusals(store: Store, where: string, log: Log): void {
+  store.onWriteRefusal?.((refusal) => {
+    if (!refusal) return log.info({ store: where }, 'the store takes writes again: changes are saved, and /health/ready answers 200');
+    const { message, code, fix } = refusal.error;
+    log.error({ store: where, code }, `${message}: changes are refused with 503 and /health/ready answers 503 until a write goes through (tried every ${WRITE_PROBE_INTERVAL_MS / 1000} s); ${fix}`);
+  });
 }
 
 /** Accounts named per unknown plan in the warning (all are counted). */

@@ -32,6 +32,7 @@ import { accountOut, createAccount, deleteAccount, getAccount, updateAccount } f
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
+import { isStoreWriteError } from '../store/write-refusal.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
@@ -410,6 +411,16 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     if (error.validation) return problem(reply, 400, describeValidation(error, request));
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return problem(reply, 415, 'Send JSON with Content-Type: application/json.');
     if (error.statusCode && error.statusCode < 500) return problem(reply, error.statusCode, error.message.replace(/^Body /, 'The body '));
+    // The database refused the write for want of room or permission (a full disk): an
+    // outage to wait out (the runtime logs it, with the store, and /health/ready says when
+    // it ends). Writes are not one transaction (a key, then its audit entry), so a change
+    // may have been saved in part.
+    if (isStoreWriteError(error)) {
+      request.log.warn({ method: request.method, target: redactedTarget(rt, request.raw.url), code: error.code }, `admin API could not save a change: ${error.message}`);
+      const refused = `The database could not be written: ${error.why} (${error.fix})`;
+      const what = request.method === 'GET' || request.method === 'HEAD' ? 'try again' : 'this change was not saved, or only in part: check before sending it again';
+      return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${refused}; ${what} once /health/ready answers 200.`, 'Service Unavailable');
+    }
     // Another process held the SQLite file's write lock past the wait (a sqlite3 shell
     // inside a transaction, say): not a fault of keygate's. Writes are not one transaction
     // (a key, then its audit entry), so a change may have been made in part.

@@ -3,7 +3,8 @@
  * schemas (from their zod definitions) give each operation its success and its
  * operation-specific refusals; this adds what every operation can answer besides (401
  * without the token, 403 for a change with the read-only token, 400 for a query it does
- * not take, 404 and 414 for a record's id, 413 and 415 for a body, 503 while locked or while a backend is away), gives
+ * not take, 404 and 414 for a record's id, 413 and 415 for a body, 503 while locked, while a backend is away or
+ * while the store refuses writes), gives
  * every error the problem-details media type it is sent with, and drops the body a 204
  * never has.
  */
@@ -45,11 +46,11 @@ const COMMON: { status: number; when: string; headers?: Record<string, unknown>;
   { status: 415, when: 'A body that is not JSON in UTF-8 (also where none is read)', applies: ({ method }) => method !== 'get' && method !== 'head' },
   {
     status: 503,
-    when: 'The admin API is locked (no usable token configured), or the store (or, for what needs them, the counters) is not reachable, or (SQLite) another process held its write lock past the wait; a read says Retry-After',
+    when: 'The admin API is locked (no usable token configured), or the store (or, for what needs them, the counters) is not reachable, or (SQLite) another process held its write lock past the wait, or (SQLite) the store refused to write for want of room or permission ("the database could not be written: disk full", "…: the database file is read-only"): the change was not saved, or only in part',
     headers: {
       'Retry-After': {
         description:
-          'Seconds to wait before trying again, while a backend is away: on reads, and on changes refused before anything was made (the counters away). Not on a change the store may or may not have made: check before sending it again. Not while the admin API is locked',
+          'Seconds to wait before trying again, while a backend is away: on reads, on changes refused before anything was made (the counters away), and on changes the store refused to write (disk full, read-only: /health/ready answers 200 again once it takes writes; check before sending the change again, it may have been saved in part). Not on a change an unreachable or busy store may or may not have made: check before sending it again. Not while the admin API is locked',
         schema: { type: 'integer', minimum: 1 },
       },
     },

@@ -19,6 +19,7 @@ import { takeSighup } from './early-sighup.js';
 import { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
 import { backupSqlite } from '../store/sqlite/backup.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
+import { isStoreWriteError } from '../store/write-refusal.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
@@ -126,7 +127,7 @@ async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: Globa
   checkDatabaseExists(loaded.config.store, commandName(command));
   // Keep CLI output clean: only warnings and errors from the runtime, on stderr, so that
   // `--json` output on stdout stays parseable whatever happens.
-  return busyExplained(loaded.config.store, async () => {
+  return storeTroubleExplained(loaded.config.store, async () => {
     const rt = await createRuntime(loaded, { log: createLog({ level: 'warn', destination: terminalDestination() }), use: 'command' });
     try {
       return await fn(rt, options);
@@ -143,14 +144,20 @@ async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: Globa
 
 /**
  * `work` on the profile's store, SQLite's bare "database is locked" (another process held
- * the write lock past the wait: a sqlite3 shell inside a transaction, say) said with the
- * file and what it means for the change. Its writes are not one transaction (a key, then
- * its audit entry), so the change is said to be possibly made.
+ * the write lock past the wait: a sqlite3 shell inside a transaction, say) and a write it
+ * refused (a full disk) said with the file and what they mean for the change. Its writes
+ * are not one transaction (a key, then its audit entry), so the change is said to be
+ * possibly made.
  */
-async function busyExplained<T>(store: string, work: () => Promise<T>): Promise<T> {
+async function storeTroubleExplained<T>(store: string, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
+    if (isStoreWriteError(error)) {
+      throw new Error(
+        `the database ${sqliteFile(store) ?? redactUrl(store)} could not be written: ${error.why} (${error.code}); ${error.fix}. This change was not saved, or only in part: check before running the command again`,
+      );
+    }
     if (!isBusyError(error)) throw error;
     throw new Error(
       `the database ${sqliteFile(store) ?? store} is busy: another process has held its write lock for more than ${BUSY_TIMEOUT_MS / 1000} s (a sqlite3 shell inside a transaction, a long job); try again once it lets go. This change may or may not have been made: check before running the command again`,
@@ -197,7 +204,7 @@ async function withStoreOnly(command: Command, fn: (store: Store, config: Config
   checkDatabaseExists(config.store, commandName(command));
   const store = openStore(config.store);
   try {
-    await busyExplained(config.store, async () => {
+    await storeTroubleExplained(config.store, async () => {
       await reachStore(store, config.store);
       await migrateOrRefuse(store, true, options.config);
       await fn(store, config, options);
@@ -338,7 +345,7 @@ export function buildCli(): Command {
       const store = openStore(loaded.config.store);
       try {
         await reachStore(store, loaded.config.store);
-        const applied = await busyExplained(loaded.config.store, () => store.migrate());
+        const applied = await storeTroubleExplained(loaded.config.store, () => store.migrate());
         print(json, { applied }, () =>
           applied.length > 0 ? `applied ${applied.join(', ')} to ${redactUrl(loaded.config.store)}` : `${redactUrl(loaded.config.store)} is up to date`,
         );

@@ -17,6 +17,7 @@ import type { Runtime } from '../runtime.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
+import { isStoreWriteError } from '../store/write-refusal.js';
 import { SCRIPT, STYLESHEET } from './assets.js';
 import { PageNotFound, redirect, SESSION_ENDED, setNotice, signInLeadingTo, type Dashboard } from './context.js';
 import { csrfTokenMatches, preSessionSecret, submittedToken } from './csrf.js';
@@ -201,6 +202,18 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       if (error.statusCode !== undefined && error.statusCode < 500) {
         const body = html`<h1>That request could not be handled</h1><div class="notice error" role="alert"><p>${sentence(error.message)}</p></div><p><a href="/">Back to the dashboard</a></p>`;
         return sendPage(dash, request, reply, { title: 'Bad request', body, status: error.statusCode });
+      }
+      // The database refused the write (a full disk): nothing the visitor did wrong, and it
+      // may clear. Logged with its cause by the runtime; here which page it stopped.
+      if (isStoreWriteError(error)) {
+        request.log.warn({ method: request.method, path: request.routeOptions.url, code: error.code }, `dashboard could not save: ${error.message}`);
+        reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S));
+        if (request.method === 'GET' || request.method === 'HEAD') {
+          const body = html`<h1>The dashboard is unavailable</h1><div class="notice error" role="alert"><p>It cannot save anything right now, and this page needs to. Try again later.</p></div><p><a href="/">Back to the dashboard</a></p>`;
+          return sendPage(dash, request, reply, { title: 'Unavailable', body, status: 503 });
+        }
+        const body = html`<h1>Your change was not saved</h1><div class="notice error" role="alert"><p>The dashboard cannot save anything right now. Try again later.</p></div><p>A change made of several steps may have been saved in part: look before making it again.</p><p><a href="/">Back to the dashboard</a></p>`;
+        return sendPage(dash, request, reply, { title: 'Not saved', body, status: 503 });
       }
       request.log.error({ err: error, path: request.routeOptions.url }, 'dashboard error');
       // The store is away (PostgreSQL down, say): an outage to wait out, not a fault of the

@@ -1,10 +1,12 @@
 /**
- * Whether this process can serve: its store answers, and its counters backend is
- * reachable. The admin API reports it at /health (always 200 while the process runs)
- * and /health/ready (503 while requests are refused for want of a backend, or once
- * keygate is stopping: for a load balancer), and as `keygate_backend_up` in /metrics.
+ * Whether this process can serve: its store answers and takes writes, and its counters
+ * backend is reachable. The admin API reports it at /health (always 200 while the process
+ * runs) and /health/ready (503 while requests or changes are refused for want of a
+ * backend, or once keygate is stopping: for a load balancer), and as `keygate_backend_up`
+ * in /metrics.
  */
 import type { Runtime } from '../runtime.js';
+import type { WriteRefusal } from '../store/write-refusal.js';
 
 /** The store gets this long to answer before it counts as unreachable. */
 const STORE_DEADLINE_MS = 1_000;
@@ -18,19 +20,34 @@ export type BackendState = 'ok' | 'unreachable';
 export interface Health {
   /**
    * ok; degraded: serving, but on per-process limits (Redis unreachable with
-   * `counterFailure: open`); unavailable: requests are refused with 503; stopping: it
-   * serves until its readiness delay is over, then closes (a load balancer should take it out).
+   * `counterFailure: open`); unavailable: requests (or, the store refusing writes,
+   * changes) are refused with 503; stopping: it serves until its readiness delay is over,
+   * then closes (a load balancer should take it out).
    */
   status: 'ok' | 'degraded' | 'unavailable' | 'stopping';
-  store: BackendState;
+  /** unwritable: it answers, but refused a write for want of room or permission (store.writeRefusal). */
+  store: BackendState | 'unwritable';
   counters: BackendState;
+  /** Why, when status is not ok. */
+  reason?: string;
 }
 
 export async function checkHealth(rt: Pick<Runtime, 'store' | 'counters' | 'config'> & { stopping?: boolean }): Promise<Health> {
-  const [store, counters] = await Promise.all([storeState(rt), rt.counters.isReachable() ? ('ok' as const) : ('unreachable' as const)]);
-  const status =
-    rt.stopping === true ? 'stopping' : store === 'unreachable' ? 'unavailable' : counters === 'ok' ? 'ok' : rt.config.counterFailure === 'open' ? 'degraded' : 'unavailable';
-  return { status, store, counters };
+  const [reached, counters] = await Promise.all([storeState(rt), rt.counters.isReachable() ? ('ok' as const) : ('unreachable' as const)]);
+  const refusal = reached === 'ok' ? rt.store.writeRefusal?.() : undefined;
+  const store = refusal ? 'unwritable' : reached;
+  const [status, reason] = verdict(rt, store, counters, refusal);
+  return { status, store, counters, ...(reason === undefined ? {} : { reason }) };
+}
+
+/** The status, in the order the checks count, and why when it is not ok. */
+function verdict(rt: Pick<Runtime, 'store' | 'counters' | 'config'> & { stopping?: boolean }, store: Health['store'], counters: BackendState, refusal: WriteRefusal | undefined): [Health['status'], string?] {
+  if (rt.stopping === true) return ['stopping', 'keygate is stopping'];
+  if (store === 'unreachable') return ['unavailable', `the store (${rt.store.kind}) is not reachable`];
+  if (refusal) return ['unavailable', `the store (${rt.store.kind}) refuses writes since ${new Date(refusal.since).toISOString()}: ${refusal.error.message}`];
+  if (counters === 'ok') return ['ok'];
+  const { counterFailure } = rt.config;
+  return [counterFailure === 'open' ? 'degraded' : 'unavailable', `the counters backend (${rt.counters.kind}) is not reachable (counterFailure: ${counterFailure})`];
 }
 
 /** Whether the store answers a ping within a second. */

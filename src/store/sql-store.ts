@@ -26,6 +26,7 @@ import type {
   UsageDailyRow,
 } from './store.js';
 import { migrations } from './migrations.js';
+import type { WriteRefusal, WriteRefusals } from './write-refusal.js';
 import type { KeyMode } from '../keys/format.js';
 
 interface AccountsTable {
@@ -167,6 +168,8 @@ export interface Backend {
    * the Migrator holds an advisory lock and applies every pending migration in one transaction.
    */
   migrating?: <T>(db: Kysely<Database>, work: (db: Kysely<Database>) => Promise<T>) => Promise<T>;
+  /** SQLite: writes refused for want of room or permission (see Store.writeRefusal). */
+  writeRefusals?: WriteRefusals;
 }
 
 export class SqlStore implements Store {
@@ -179,6 +182,14 @@ export class SqlStore implements Store {
   ) {
     this.kind = backend.kind;
     if (backend.changedElsewhere) this.changedElsewhere = backend.changedElsewhere;
+  }
+
+  writeRefusal(): WriteRefusal | undefined {
+    return this.backend.writeRefusals?.current;
+  }
+
+  onWriteRefusal(listener: (refusal: WriteRefusal | undefined) => void): void {
+    this.backend.writeRefusals?.onChange(listener);
   }
 
   private migrator(db: Kysely<Database> = this.db): Migrator {

@@ -5,6 +5,7 @@
  * (`sqlite/`, `postgres/`) that only knows how to connect.
  */
 import type { KeyMode } from '../keys/format.js';
+import type { WriteRefusal } from './write-refusal.js';
 
 export interface AccountRecord {
   id: string;
@@ -292,6 +293,16 @@ export interface Store {
    * Only SQLite can tell; shared stores signal changes through the counters backend.
    */
   changedElsewhere?(): boolean;
+
+  /**
+   * While the database refuses writes for want of room or permission (a full disk, a
+   * read-only file: each such write throws a StoreWriteError), the first refusal and
+   * since when; undefined while writes go through. It ends when a small write, tried
+   * every few seconds meanwhile, goes through. SQLite only.
+   */
+  writeRefusal?(): WriteRefusal | undefined;
+  /** Calls `listener` as writes begin to be refused (with the refusal), and with undefined once they go through again. */
+  onWriteRefusal?(listener: (refusal: WriteRefusal | undefined) => void): void;
 
   close(): Promise<void>;
 }

@@ -9,6 +9,7 @@ import { Kysely, sql } from 'kysely';
 import { SqlStore, type Database, type ExclusiveTransaction } from '../sql-store.js';
 import { createPrivateFile, makeFolderFor } from './private-files.js';
 import { BUSY_STEP_MS, WaitingSqliteDialect, isBusyError } from './sqlite-driver.js';
+import { WriteRefusals } from '../write-refusal.js';
 
 export { BUSY_TIMEOUT_MS, isBusyError } from './sqlite-driver.js';
 
@@ -55,7 +56,9 @@ export function openSqliteStore(file: string): SqlStore {
   configure(sqlite, file);
   // SQLite's own lower() folds A-Z only: searches fold names as JavaScript does.
   sqlite.function('keygate_lower', { deterministic: true }, (text: unknown) => (typeof text === 'string' ? text.toLowerCase() : text));
-  const db = new Kysely<Database>({ dialect: new WaitingSqliteDialect(sqlite) });
+  // Once a write is refused (a full disk), a setting rewritten every few seconds tells when writes go through again.
+  const writeRefusals: WriteRefusals = new WriteRefusals(() => store.putSetting(WRITE_PROBE_SETTING, new Date().toISOString()));
+  const db = new Kysely<Database>({ dialect: new WaitingSqliteDialect(sqlite, (refusal) => writeRefusals.refused(refusal)) });
 
   // data_version changes when another connection (the CLI, another process) commits.
   // Reading it is a query, so it is read only after the file system reports a write to
@@ -72,8 +75,22 @@ export function openSqliteStore(file: string): SqlStore {
     seen = now;
     return true;
   };
-  return new SqlStore(db, { kind: 'sqlite', exclusive: writingAlone, migrating: inWriteTransaction, onClose: async () => stopWatching(), changedElsewhere });
+  const store: SqlStore = new SqlStore(db, {
+    kind: 'sqlite',
+    exclusive: writingAlone,
+    migrating: inWriteTransaction,
+    onClose: async () => {
+      stopWatching();
+      writeRefusals.close();
+    },
+    changedElsewhere,
+    writeRefusals,
+  });
+  return store;
 }
+
+/** The setting the write probe rewrites (with the time of its last try): nothing reads it. */
+const WRITE_PROBE_SETTING = 'write_probe';
 
 /**
  * SQLite has one writer at a time. IMMEDIATE takes the write lock before the first read,

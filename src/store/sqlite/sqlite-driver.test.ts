@@ -2,6 +2,7 @@ import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { isBusyError, openSqliteStore } from './sqlite-database.js';
+import { writeRefusalOf } from './sqlite-driver.js';
 import type { AccountRecord } from '../store.js';
 import { tempDir } from '../../../test/support/temp.js';
 
@@ -63,5 +64,32 @@ describe('the SQLite store, another connection holding the write lock', () => {
     }
     expect(await store.listAccounts()).toEqual([]);
     await store.close();
+  });
+});
+
+describe('a write SQLite refuses for want of permission', () => {
+  const dir = tempDir('sqlite-refusal');
+
+  it('is said as a user would say it, with what to do (a full disk is proved in test/full-disk.test.ts)', () => {
+    const file = path.join(dir, 'read-only.db');
+    const writer = new SqliteDatabase(file);
+    writer.exec('create table t (a)');
+    writer.close();
+    // Root writes through file modes: a connection opened read-only meets the same refusal.
+    const reader = new SqliteDatabase(file, { readonly: true });
+    const refused = (() => {
+      try {
+        reader.exec('insert into t values (1)');
+      } catch (error) {
+        return error;
+      }
+    })();
+    reader.close();
+    expect(writeRefusalOf(refused)).toMatchObject({
+      message: 'the database could not be written: the database file is read-only',
+      code: 'SQLITE_READONLY',
+      fix: 'make the file, its folder and its -wal and -shm files writable by the user keygate runs as',
+    });
+    expect(writeRefusalOf(Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }))).toBeUndefined();
   });
 });

@@ -11,9 +11,13 @@
  * transaction (a statement on its own, or the BEGIN that would start one). Transactions
  * begin IMMEDIATE, taking the write lock at BEGIN, so a statement inside one does not meet
  * the lock.
+ *
+ * A write refused for want of room or permission (a full disk, a read-only file) is thrown
+ * as a StoreWriteError that says so, and reported to the dialect's `onRefused`.
  */
 import type SqliteDatabase from 'better-sqlite3';
 import { CompiledQuery, SqliteDialect, type DatabaseConnection, type Driver, type QueryResult } from 'kysely';
+import { StoreWriteError } from '../write-refusal.js';
 
 /** How long a write waits for another process's write lock before it fails (SQLITE_BUSY). */
 export const BUSY_TIMEOUT_MS = 5_000;
@@ -30,14 +34,36 @@ export function isBusyError(error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
-/** The dialect with this file's driver. */
+/**
+ * SQLite's refusal of a write for want of room or permission (see write-refusal.ts), said
+ * as a user would say it, with what to do; undefined for any other error.
+ */
+export function writeRefusalOf(error: unknown): StoreWriteError | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return undefined;
+  if (code === 'SQLITE_FULL') return new StoreWriteError('disk full', 'free space on the disk it is on', code, error);
+  if (code === 'SQLITE_READONLY_DBMOVED') return new StoreWriteError('the database file was moved or deleted while keygate had it open', 'restart keygate on the file its profile names', code, error);
+  if (code.startsWith('SQLITE_READONLY')) {
+    return new StoreWriteError('the database file is read-only', 'make the file, its folder and its -wal and -shm files writable by the user keygate runs as', code, error);
+  }
+  if (code.startsWith('SQLITE_IOERR')) return new StoreWriteError(`an I/O error (${code})`, 'check the disk and its file system (full, read-only, failing?)', code, error);
+  return undefined;
+}
+
+/** Statements SQLite counts as read-only that write all the same: COMMIT writes the transaction out. */
+const TRANSACTION_CONTROL = /^\s*(begin|commit|end)\b/i;
+
+/** The dialect with this file's driver; `onRefused` hears of every write refused for want of room or permission. */
 export class WaitingSqliteDialect extends SqliteDialect {
-  constructor(private readonly sqlite: SqliteDatabase.Database) {
+  constructor(
+    private readonly sqlite: SqliteDatabase.Database,
+    private readonly onRefused: (refusal: StoreWriteError) => void = () => undefined,
+  ) {
     super({ database: sqlite });
   }
 
   override createDriver(): Driver {
-    return new WaitingSqliteDriver(this.sqlite);
+    return new WaitingSqliteDriver(this.sqlite, this.onRefused);
   }
 }
 
@@ -46,8 +72,11 @@ class WaitingSqliteDriver implements Driver {
   readonly #turn = new Turn();
   readonly #connection: WaitingSqliteConnection;
 
-  constructor(private readonly sqlite: SqliteDatabase.Database) {
-    this.#connection = new WaitingSqliteConnection(sqlite, this.#turn);
+  constructor(
+    private readonly sqlite: SqliteDatabase.Database,
+    onRefused: (refusal: StoreWriteError) => void,
+  ) {
+    this.#connection = new WaitingSqliteConnection(sqlite, this.#turn, onRefused);
   }
 
   async init(): Promise<void> {}
@@ -82,6 +111,7 @@ class WaitingSqliteConnection implements DatabaseConnection {
   constructor(
     private readonly sqlite: SqliteDatabase.Database,
     private readonly turn: Turn,
+    private readonly onRefused: (refusal: StoreWriteError) => void,
   ) {}
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
@@ -102,9 +132,18 @@ class WaitingSqliteConnection implements DatabaseConnection {
 
   private run<R>({ sql, parameters }: CompiledQuery): QueryResult<R> {
     const statement = this.sqlite.prepare(sql);
-    if (statement.reader) return { rows: statement.all(parameters) as R[] };
-    const { changes, lastInsertRowid } = statement.run(parameters);
-    return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
+    try {
+      // Also statements that write and answer rows (INSERT ... RETURNING).
+      if (statement.reader) return { rows: statement.all(parameters) as R[] };
+      const { changes, lastInsertRowid } = statement.run(parameters);
+      return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
+    } catch (error) {
+      // A read that fails (an I/O error reading) is not a refused write.
+      const refusal = statement.readonly && !TRANSACTION_CONTROL.test(sql) ? undefined : writeRefusalOf(error);
+      if (!refusal) throw error;
+      this.onRefused(refusal);
+      throw refusal;
+    }
   }
 
   async *streamQuery<R>({ sql, parameters }: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
