@@ -19,7 +19,8 @@ import { capConnections, defaultGatewayCap, openFilesLimit } from './connection-
 import { redactUrl } from './store/open.js';
 import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
 import { PROCESS_TAG } from './fastify-options.js';
-import type { Log } from './log.js';
+import { createLog, type Log } from './log.js';
+import { findLeftUpstream, forgetUpstream, recordUpstream, stopLeftUpstream, upstreamRecordFile } from './spawned-upstream.js';
 
 export interface ServeOptions extends RuntimeOptions {
   /** Override listener ports (0 = any free port), e.g. for tests. */
@@ -287,15 +288,15 @@ const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> =
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
   const { config } = loaded;
-  const upstream = config.upstream.spawn ? await startUpstream(loaded) : undefined;
+  const log = options.log ?? createLog({ level: config.log.level });
+  const upstream = config.upstream.spawn ? await startUpstream(loaded, log) : undefined;
   let rt: Runtime;
   try {
-    rt = await createRuntime(loaded, options);
+    rt = await createRuntime(loaded, { ...options, log });
   } catch (error) {
-    if (upstream) stopUpstream(upstream);
+    upstream?.stop();
     throw error;
   }
-  const { log } = rt;
   const metrics = createMetrics({ storeLookups: rt.storeLookups, blocksStarted: rt.blockStarts.byWindow, ...(rt.counters.roundTrips ? { roundTrips: rt.counters.roundTrips } : {}) });
   const servers: Listener[] = [];
   /** Starts a listener as its part of the profile says (`port`: the caller's override). */
@@ -422,7 +423,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
           await Promise.allSettled(servers.filter((s) => s.kind !== 'admin').map((s) => drain(s, ms, log)));
           await Promise.allSettled(servers.filter((s) => s.kind === 'admin').map((s) => drain(s, Math.max(0, deadline - Date.now()), log)));
           await rt.close();
-          if (upstream) stopUpstream(upstream);
+          upstream?.stop();
           log.info('keygate stopped');
         })();
         return closing;
@@ -437,7 +438,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   } catch (error) {
     await Promise.allSettled(servers.map((s) => s.app.close()));
     await rt.close();
-    if (upstream) stopUpstream(upstream);
+    upstream?.stop();
     throw error;
   }
 }
@@ -461,21 +462,52 @@ function withGivenPorts(next: LoadedConfig, running: Config, ports: ServeOptions
   };
 }
 
-/** Starts the profile's own upstream (examples, demos) and waits until it accepts connections. */
-async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
+/** The profile's own upstream, started by keygate and listening. */
+interface SpawnedUpstream {
+  /** Stops it and whatever it started. */
+  stop(): void;
+}
+
+/**
+ * Starts the profile's own upstream (examples, demos) and waits until it accepts
+ * connections. Its port must be free before: what then answers there is the child, not
+ * another process (one a keygate killed at once left running is stopped first).
+ */
+async function startUpstream(loaded: LoadedConfig, log: Log): Promise<SpawnedUpstream> {
   const [command, ...args] = loaded.config.upstream.spawn as [string, ...string[]];
+  const url = new URL(loaded.config.upstream.url);
+  const { host, port } = upstreamAddress(url);
+  const recordFile = upstreamRecordFile(loaded);
+  let left = findLeftUpstream(recordFile);
+  if (left && !left.inUse) {
+    const { pid, command: leftCommand, keygate } = left;
+    if (await stopLeftUpstream(left)) {
+      log.warn({ pid, command: leftCommand }, `upstream.spawn: stopped pid ${pid} ("${leftCommand}"), the upstream a keygate (pid ${keygate}) that ended without stopping it left running`);
+      left = undefined;
+    }
+  }
+  if (await canConnect(host, port, UPSTREAM_PROBE_MS)) {
+    const whose =
+      left === undefined
+        ? ''
+        : left.inUse
+        ? ` (pid ${left.pid}, "${left.command}": the upstream of the keygate running as pid ${left.keygate})`
+        : ` (pid ${left.pid}, "${left.command}": left running by a keygate that ended, pid ${left.keygate}; it did not stop on SIGTERM or SIGKILL)`;
+    throw new Error(`upstream.spawn: port ${url.hostname}:${port} is already in use by another process${whose}; stop it or change upstream.url`);
+  }
+  // Told its port as platforms tell an app (PORT): upstream.url is then the one place that says it.
+  const env = { ...process.env, PORT: String(port) };
   // In a process group of its own: a terminal's Ctrl-C (sent to the whole group) reaches
   // keygate alone, which stops it once its own requests are answered (after the readiness
   // delay and the drain), not while keygate still forwards to it.
-  const url = new URL(loaded.config.upstream.url);
-  const { host, port } = upstreamAddress(url);
-  // Told its port as platforms tell an app (PORT): upstream.url is then the one place that says it.
-  const env = { ...process.env, PORT: String(port) };
   const child = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+  const stop = () => {
+    stopUpstream(child);
+    forgetUpstream(recordFile);
+  };
   // However keygate ends (at once, on a third signal; a failed start), its upstream goes with it.
-  const stopChild = () => stopUpstream(child);
-  process.once('exit', stopChild);
-  child.once('exit', () => process.off('exit', stopChild));
+  process.once('exit', stop);
+  child.once('exit', () => process.off('exit', stop));
   const deadline = Date.now() + 15_000;
   const what = `upstream.spawn: "${loaded.config.upstream.spawn?.join(' ')}"`;
   /** Why the command stopped before it listened, once it has. */
@@ -488,11 +520,15 @@ async function startUpstream(loaded: LoadedConfig): Promise<ChildProcess> {
     ended ??= `exited (${signal ?? `code ${code}`}) before listening on ${url.host}`;
   });
   while (Date.now() < deadline && ended === undefined) {
-    if (await canConnect(host, port)) return child;
+    if (await canConnect(host, port)) {
+      // SIGKILL leaves it running: the next start finds it by this record.
+      if (child.pid !== undefined) recordUpstream(recordFile, child.pid);
+      return { stop };
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   if (ended !== undefined) throw new Error(`${what} ${ended}`);
-  stopUpstream(child);
+  stop();
   throw new Error(`${what} did not start listening on ${url.host} within 15 s`);
 }
 

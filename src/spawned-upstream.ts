@@ -1,0 +1,146 @@
+/**
+ * The upstream `keygate serve` starts (`upstream.spawn`), recorded in a small file beside
+ * the profile (`<profile>.upstream.pid`) while it runs. It runs detached, in a process
+ * group of its own, so a keygate killed at once (SIGKILL, a crash) leaves it running on
+ * the upstream's port; the next start finds it by this record and stops it rather than
+ * forward to it (older code, older settings). A process is stopped only when it surely is
+ * that upstream: Linux's /proc shows the recorded pid, started at the recorded moment,
+ * with the recorded command line, leading its own group, and no longer the child of the
+ * keygate that started it (a keygate still serving keeps its upstream). Where there is no
+ * /proc, nothing is recorded and nothing is stopped.
+ */
+import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { LoadedConfig } from './config/load.js';
+
+/** How long a left upstream's group has to end after SIGTERM before it is sent SIGKILL. */
+const STOP_GRACE_MS = 5_000;
+/** How long it has to end after SIGKILL. */
+const KILL_GRACE_MS = 2_000;
+
+interface UpstreamRecord {
+  /** The keygate that started it. */
+  keygate: number;
+  pid: number;
+  /** When it started, in clock ticks after boot: a pid given to another process later is not it. */
+  started: string;
+  /** Its command line as /proc showed it once it listened, the arguments separated by NUL. */
+  cmdline: string;
+}
+
+/** An upstream a keygate started for this profile, still running. */
+export interface LeftUpstream {
+  pid: number;
+  /** Its command line, the arguments separated by spaces. */
+  command: string;
+  /** The keygate that started it. */
+  keygate: number;
+  /** Whether that keygate still runs, its parent: then it is not left behind, but in use. */
+  inUse: boolean;
+}
+
+export function upstreamRecordFile(loaded: LoadedConfig): string {
+  return path.join(loaded.dir, `${path.basename(loaded.file)}.upstream.pid`);
+}
+
+/** Records the upstream this keygate started, once it listens. */
+export function recordUpstream(recordFile: string, pid: number): void {
+  const stat = readStat(pid);
+  const cmdline = readCmdline(pid);
+  if (stat === undefined || cmdline === undefined) return;
+  const record: UpstreamRecord = { keygate: process.pid, pid, started: stat.started, cmdline };
+  try {
+    writeFileSync(recordFile, `${JSON.stringify(record)}\n`);
+  } catch {
+    // A folder keygate may not write to: a next start after a SIGKILL then refuses the port it holds.
+  }
+}
+
+/** Drops the record of an upstream this keygate stopped. */
+export function forgetUpstream(recordFile: string): void {
+  try {
+    unlinkSync(recordFile);
+  } catch {
+    // Never written, or gone already.
+  }
+}
+
+/** The upstream the record names, if that very process still runs. */
+export function findLeftUpstream(recordFile: string): LeftUpstream | undefined {
+  let record: Partial<UpstreamRecord>;
+  try {
+    record = JSON.parse(readFileSync(recordFile, 'utf8')) as Partial<UpstreamRecord>;
+  } catch {
+    return undefined;
+  }
+  const { keygate, pid, started, cmdline } = record;
+  if (typeof pid !== 'number' || typeof keygate !== 'number' || typeof cmdline !== 'string' || pid <= 1) return undefined;
+  const stat = readStat(pid);
+  if (stat === undefined || stat.state === 'Z' || stat.pgrp !== pid || stat.started !== started || readCmdline(pid) !== cmdline) return undefined;
+  return { pid, command: cmdline.split('\0').join(' '), keygate, inUse: stat.ppid === keygate };
+}
+
+/**
+ * Stops a left upstream and what it started (its process group): SIGTERM, then SIGKILL if
+ * the group has not ended within STOP_GRACE_MS. Answers whether it ended.
+ */
+export async function stopLeftUpstream(left: LeftUpstream): Promise<boolean> {
+  signalGroup(left.pid, 'SIGTERM');
+  if (await groupEnds(left.pid, STOP_GRACE_MS)) return true;
+  signalGroup(left.pid, 'SIGKILL');
+  return groupEnds(left.pid, KILL_GRACE_MS);
+}
+
+function signalGroup(pgrp: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgrp, signal);
+  } catch {
+    // The group has ended.
+  }
+}
+
+async function groupEnds(pgrp: number, withinMs: number): Promise<boolean> {
+  const deadline = Date.now() + withinMs;
+  while (groupRuns(pgrp)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return true;
+}
+
+/** Whether a process of the group still runs (one that has ended but was not reaped, a zombie, does not). */
+function groupRuns(pgrp: number): boolean {
+  return readdirSync('/proc').some((entry) => {
+    const stat = /^\d+$/.test(entry) ? readStat(Number(entry)) : undefined;
+    return stat !== undefined && stat.pgrp === pgrp && stat.state !== 'Z';
+  });
+}
+
+interface ProcStat {
+  state: string;
+  ppid: number;
+  pgrp: number;
+  started: string;
+}
+
+/** /proc/<pid>/stat's fields that say which process it is, or undefined (no such process, or no /proc). */
+function readStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name, in parentheses, may hold spaces and parentheses: the fields follow its last ')'.
+  const [state = '', ppid, pgrp, ...rest] = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // starttime is the 22nd field; rest begins at the 6th.
+  return { state, ppid: Number(ppid), pgrp: Number(pgrp), started: rest[16] ?? '' };
+}
+
+function readCmdline(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '');
+  } catch {
+    return undefined;
+  }
+}

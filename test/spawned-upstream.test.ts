@@ -1,0 +1,166 @@
+/**
+ * `upstream.spawn` (src/spawned-upstream.ts): keygate forwards to the child it started,
+ * never to another process on upstream.url's port, whether one it did not start or one
+ * an earlier keygate, killed with SIGKILL, left running. Real `keygate serve` processes,
+ * real upstream processes, on 127.0.0.1.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { runCli, spawnServe, type ServeProcess } from './support/cli.js';
+import { namedPort } from './support/ports.js';
+import { tempDir } from './support/temp.js';
+
+const dir = tempDir('spawned-upstream');
+
+/** An upstream that answers every request with its own pid, and notes that it started. */
+const UPSTREAM = `import { createServer } from 'node:http';
+import { writeFileSync } from 'node:fs';
+writeFileSync('started', String(process.pid));
+createServer((q, r) => r.setHeader('content-type', 'application/json').end(JSON.stringify({ pid: process.pid }))).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+/** A profile in a folder of its own whose upstream.spawn starts UPSTREAM on `port`. */
+function writeProfile(name: string, port: number): { file: string; folder: string } {
+  const folder = path.join(dir, name);
+  const file = path.join(folder, 'keygate.yaml');
+  mkdirSync(folder);
+  writeFileSync(path.join(folder, 'upstream.mjs'), UPSTREAM);
+  writeFileSync(
+    file,
+    stringify({
+      upstream: { url: `http://127.0.0.1:${port}`, spawn: ['node', 'upstream.mjs'] },
+      store: `sqlite:${path.join(folder, 'k.db')}`,
+      listen: { port: 0 },
+      admin: { listen: { port: 0 } },
+      dashboard: { enabled: false },
+    }),
+  );
+  return { file, folder };
+}
+
+/** A key of a new account, made with the CLI as an operator would. */
+async function keyFor(file: string): Promise<string> {
+  const account = JSON.parse((await runCli(['--config', file, 'accounts', 'create', '--name', 'Acme', '--json'])).stdout) as { id: string };
+  const key = JSON.parse((await runCli(['--config', file, 'keys', 'create', '--account', account.id, '--name', 'k', '--json'])).stdout) as { secret: string };
+  return key.secret;
+}
+
+/** The pid of the upstream process that answered a request through the gateway. */
+async function upstreamPid(serve: ServeProcess, secret: string): Promise<number> {
+  const gateway = (JSON.parse(await serve.logged('keygate is serving')) as { gateway: string }).gateway;
+  const response = await fetch(`${gateway}/v1/whoami`, { headers: { authorization: `Bearer ${secret}` } });
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { pid: number }).pid;
+}
+
+/** Whether a process runs (one that ended but was not reaped, a zombie, does not). */
+function runs(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (up to `ms`) until `pid` no longer runs; answers whether it stopped. */
+async function stops(pid: number, ms = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (runs(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  return !runs(pid);
+}
+
+/** The exit code, or 'running' if the process has not exited within `ms`. */
+function exitWithin(serve: ServeProcess, ms: number): Promise<number | null | 'running'> {
+  return Promise.race([serve.exited(), new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), ms))]);
+}
+
+/** Ends what a test started, whatever state it left: keygates first, then upstreams still running. */
+function cleanUp(serves: ServeProcess[], upstreams: number[]): void {
+  for (const serve of serves) serve.child.kill('SIGKILL');
+  for (const pid of upstreams) if (runs(pid)) process.kill(pid, 'SIGKILL');
+}
+
+describe('upstream.spawn forwards to its own child only', () => {
+  it('refuses to start when another process already listens on upstream.url\'s port, naming the field and the port; the command is never started and the other server is left alone', async () => {
+    const port = await namedPort();
+    let requests = 0;
+    const other = createServer((_request, response) => {
+      requests++;
+      response.end('the other server');
+    });
+    await new Promise<void>((resolve) => other.listen(port, '127.0.0.1', resolve));
+    const { file, folder } = writeProfile('taken', port);
+    const serve = spawnServe(file);
+    try {
+      expect(await exitWithin(serve, 20_000)).toBe(1);
+      expect(serve.output()).toContain(`error: upstream.spawn: port 127.0.0.1:${port} is already in use by another process; stop it or change upstream.url\n`);
+      expect(existsSync(path.join(folder, 'started'))).toBe(false);
+      // Still listening, and sent no request by keygate.
+      expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('the other server');
+      expect(requests).toBe(1);
+    } finally {
+      serve.child.kill('SIGKILL');
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
+
+  // The left upstream is known by what Linux's /proc shows of it.
+  describe.skipIf(process.platform !== 'linux')('an upstream left running by a keygate killed with SIGKILL', () => {
+    it('is stopped by the next start, which serves through a fresh one and says so; none remains once that keygate stops', async () => {
+      const { file } = writeProfile('killed', await namedPort());
+      const secret = await keyFor(file);
+      const first = spawnServe(file);
+      const upstreams: number[] = [];
+      let second: ServeProcess | undefined;
+      try {
+        const left = await upstreamPid(first, secret);
+        upstreams.push(left);
+        first.child.kill('SIGKILL');
+        await first.exited();
+        // Left running: no keygate stopped it.
+        expect(runs(left)).toBe(true);
+
+        second = spawnServe(file);
+        const fresh = await upstreamPid(second, secret);
+        upstreams.push(fresh);
+        expect(fresh).not.toBe(left);
+        expect(runs(left)).toBe(false);
+        expect(second.output()).toContain(`upstream.spawn: stopped pid ${left} (\\"${process.execPath} upstream.mjs\\"), the upstream a keygate (pid ${first.child.pid}) that ended without stopping it left running`);
+
+        second.child.kill('SIGTERM');
+        expect(await exitWithin(second, 20_000)).toBe(0);
+        expect(await stops(fresh)).toBe(true);
+        expect(existsSync(`${file}.upstream.pid`)).toBe(false);
+      } finally {
+        cleanUp([first, ...(second ? [second] : [])], upstreams);
+      }
+    });
+
+    it('is not the upstream of a keygate still serving the profile: a second start is refused naming it, and the first goes on serving through it', async () => {
+      const port = await namedPort();
+      const { file } = writeProfile('serving', port);
+      const secret = await keyFor(file);
+      const first = spawnServe(file);
+      const upstreams: number[] = [];
+      let second: ServeProcess | undefined;
+      try {
+        const upstream = await upstreamPid(first, secret);
+        upstreams.push(upstream);
+        second = spawnServe(file);
+        expect(await exitWithin(second, 20_000)).toBe(1);
+        expect(second.output()).toContain(
+          `error: upstream.spawn: port 127.0.0.1:${port} is already in use by another process (pid ${upstream}, "${process.execPath} upstream.mjs": the upstream of the keygate running as pid ${first.child.pid}); stop it or change upstream.url\n`,
+        );
+        expect(await upstreamPid(first, secret)).toBe(upstream);
+        first.child.kill('SIGTERM');
+        expect(await exitWithin(first, 20_000)).toBe(0);
+        expect(await stops(upstream)).toBe(true);
+      } finally {
+        cleanUp([first, ...(second ? [second] : [])], upstreams);
+      }
+    });
+  });
+});
