@@ -2,10 +2,10 @@
  * What every keygate listener shares: its Fastify options (our logger, no per-request
  * noise, lenient routing), and answers in its own format to what Node's HTTP server
  * would refuse bare or not at all (requests its parser cannot read, an odd `Expect`,
- * CONNECT, a missing or doubled Host).
+ * a missing or doubled Host), or hand to no route (CONNECT).
  */
 import { randomBytes } from 'node:crypto';
-import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { ServerResponse, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
 import type { Log } from './log.js';
@@ -71,13 +71,11 @@ export function answerRawAndClose(socket: Socket, status: number, contentType: s
 
 function ignore(): void {}
 
-/** What Node's HTTP server would answer itself, with an empty body or not at all. */
-export type NodeRefusal = 400 | 405 | 408 | 417 | 431;
+/** What Node's HTTP server would answer itself, with an empty body. */
+export type NodeRefusal = 400 | 408 | 417 | 431;
 
 /** A listener's own answer to one: its body, its type and any more headers. */
 export interface RawAnswer {
-  /** The status sent, when not the refusal's own (a profile may answer a 405 as another). */
-  status?: number;
   /** The status line's reason phrase, when not the standard one (a profile's own). */
   reasonPhrase?: string;
   contentType: string;
@@ -104,8 +102,8 @@ export function clientErrorHandlerFor(answer: (status: NodeRefusal) => RawAnswer
   const refuse = (error: NodeJS.ErrnoException, socket: Socket) => {
     const status = clientErrorStatus(error, socket);
     if (status === undefined) return;
-    const { status: sent = status, reasonPhrase, contentType, body, headers } = answer(status);
-    answerRawAndClose(socket, sent, contentType, body, headerLines(headers), reasonPhrase);
+    const { reasonPhrase, contentType, body, headers } = answer(status);
+    answerRawAndClose(socket, status, contentType, body, headerLines(headers), reasonPhrase);
   };
   return (error, socket) => {
     if (clientErrorStatus(error, socket) === undefined || refusing.has(socket)) return;
@@ -127,18 +125,31 @@ export function clientErrorHandlerFor(answer: (status: NodeRefusal) => RawAnswer
 }
 
 /**
- * Answers in the listener's format what Node would answer bare: an `Expect` other than
- * 100-continue (417) and CONNECT (405 with an empty Allow: a host:port target has no
- * methods; Node would close the connection without a word).
+ * Answers in the listener's format what Node would answer bare or not at all: an `Expect`
+ * other than 100-continue (417), and CONNECT, which Node hands to no route (it would close
+ * the connection without a word). No listener is a tunnel, so no route takes CONNECT: it
+ * is handed to the routes as an ordinary request, and answered as any method a path does
+ * not take is (the gateway: the key first, then 405 with the methods the path takes in
+ * `Allow`, or no_route; the admin API 405 with `Allow`, or 404; the dashboard 404), on a
+ * connection closed after the answer (what follows the request's head is a tunnel's).
  */
-export function answerExpectAndConnect(server: Server, answer: (status: 405 | 417) => RawAnswer): void {
+export function answerExpectAndConnect(server: Server, answer: (status: 417) => RawAnswer): void {
   server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
-    const { status = 417, reasonPhrase, contentType, body, headers } = answer(417);
-    response.writeHead(status, reasonPhrase, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+    const { reasonPhrase, contentType, body, headers } = answer(417);
+    response.writeHead(417, reasonPhrase, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
   });
-  server.on('connect', (_request: IncomingMessage, socket: Socket) => {
-    const { status = 405, reasonPhrase, contentType, body, headers } = answer(405);
-    afterAnswers(socket, () => answerRawAndClose(socket, status, contentType, body, `Allow: \r\n${headerLines(headers)}`, reasonPhrase));
+  server.on('connect', (request: IncomingMessage, socket: Socket) => {
+    // Node has let go of the connection: a client that resets it must not become an uncaught error.
+    if (socket.listenerCount('error') === 0) socket.on('error', ignore);
+    afterAnswers(socket, () => {
+      if (socket.destroyed) return;
+      const response = new ServerResponse(request);
+      // Node's parser reads nothing more on this connection: it closes with the answer.
+      response.shouldKeepAlive = false;
+      response.assignSocket(socket);
+      response.once('finish', () => socket.destroySoon());
+      server.emit('request', request, response);
+    });
   });
 }
 

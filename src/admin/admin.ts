@@ -173,11 +173,10 @@ function problemDetails(status: number, detail: string, title = statusTitle(stat
   return { type: 'about:blank', title, status, detail };
 }
 
-/** Problem details for what Node would answer bare, or not at all. */
+/** Problem details for what Node would answer bare. */
 function nodeRefusal(status: NodeRefusal): RawAnswer {
   const detail = {
     400: 'The request could not be read as HTTP.',
-    405: 'The admin API is not a tunnel: CONNECT is not accepted.',
     408: 'The request took too long to arrive.',
     417: 'Only "Expect: 100-continue" is supported.',
     431: 'The request headers are too large.',

@@ -49,11 +49,10 @@ const SECURITY_HEADERS: Record<string, string> = {
   'cross-origin-opener-policy': 'same-origin',
 };
 
-/** What Node would answer bare, or not at all, as a page, with the dashboard's headers. */
+/** What Node would answer bare, as a page, with the dashboard's headers. */
 function nodeRefusal(status: NodeRefusal): RawAnswer {
   const what = {
     400: 'The request could not be read.',
-    405: 'The dashboard is not a tunnel.',
     408: 'The request took too long to arrive.',
     417: 'Only "Expect: 100-continue" is supported.',
     431: 'The request headers are too large: clearing this site\'s cookies may help.',

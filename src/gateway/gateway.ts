@@ -61,7 +61,6 @@ const ONLY_CHUNKED = /^[ \t]*chunked[ \t]*$/i;
 /** The reason the metrics give a request Node's parser or keygate's listener refused before routing. */
 const NODE_REFUSAL_REASONS: Record<NodeRefusal, string> = {
   400: 'bad_request',
-  405: 'method_not_allowed',
   408: 'request_timeout',
   417: 'expectation_failed',
   431: 'headers_too_large',
@@ -97,16 +96,13 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     clientErrorHandler: clientErrorHandlerFor(nodeRefusal),
   });
 
-  /** The envelope's answer to what Node would answer bare, or not at all (counted as a refusal: it has no record, nor a log line). */
+  /** The envelope's answer to what Node would answer bare (counted as a refusal: it has no record, nor a log line). */
   function nodeRefusal(status: NodeRefusal): RawAnswer {
     const rendered = renderNodeRefusal(status);
     metrics?.request('denied', NODE_REFUSAL_REASONS[status], 0, rendered.status);
-    // A 405 is sent with the status the profile gives it; the parser's refusals with their own,
-    // so with the profile's reason phrase only where that status is the one it names.
-    const sent = status === 405 ? rendered.status : status;
+    // Sent with the refusal's own status, so with the profile's reason phrase only where that status is the one it names.
     return {
-      ...(status === 405 ? { status: rendered.status } : {}),
-      ...(rendered.reasonPhrase === undefined || sent !== rendered.status ? {} : { reasonPhrase: rendered.reasonPhrase }),
+      ...(rendered.reasonPhrase === undefined || status !== rendered.status ? {} : { reasonPhrase: rendered.reasonPhrase }),
       contentType: rendered.headers['content-type'] as string,
       body: rendered.body,
     };
@@ -121,8 +117,6 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
         return dialect.renderMessage(408, 'request_timeout', 'The request took too long to arrive.');
       case 417:
         return dialect.renderMessage(417, 'expectation_failed', 'Only "Expect: 100-continue" is supported.');
-      case 405:
-        return dialect.render(deny('method_not_allowed'));
       case 400:
         return dialect.render(deny('bad_request'));
     }
@@ -130,8 +124,9 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
 
   app.decorateRequest('keygate', null);
 
-  // What Node would answer itself, with an empty body, is answered in the envelope. A
-  // request without Host (HTTP/1.1 requires one) or with two: refused in `handle`.
+  // What Node would answer itself, with an empty body, is answered in the envelope; CONNECT
+  // comes to `handle` as other methods no route takes do. A request without Host
+  // (HTTP/1.1 requires one) or with two: refused in `handle`.
   refuseNoHostOurselves(app.server);
   answerExpectAndConnect(app.server, nodeRefusal);
   // Node answers `Expect: 100-continue` at once, before any key is read, and a client that
@@ -358,7 +353,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   }
 
   app.route({ method: [...ROUTE_METHODS], url: '/*', handler: handle });
-  // A method keygate forwards on no route (TRACE, PROPFIND, ...) goes through the pipeline
+  // A method keygate forwards on no route (TRACE, PROPFIND, CONNECT, ...) goes through the pipeline
   // like any other: the key first (a caller without one learns nothing of the routes), then
   // 405 with the methods the path takes, or no_route.
   app.setNotFoundHandler(handle);

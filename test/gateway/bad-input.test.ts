@@ -325,13 +325,11 @@ describe('bad input at the gateway', () => {
       status: 417,
       body: { errors: [{ code: 'expectation_failed', status: 417, detail: 'Only "Expect: 100-continue" is supported.' }] },
     });
-    // CONNECT: not a tunnel. A host:port target allows no method: an empty Allow.
-    const connect = await rawAll(kg.gatewayUrl, `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nAuthorization: ${secret}\r\n\r\n`);
-    expect(statusAndBody(connect)).toEqual({
-      status: 405,
-      body: { errors: [{ code: 'method_not_allowed', status: 405, detail: 'This endpoint does not accept this method.' }] },
+    // CONNECT: not a tunnel. A host:port target is no path (methods no route takes: see 'methods no route takes').
+    expect(statusAndBody(await rawAll(kg.gatewayUrl, `CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nAuthorization: ${secret}\r\n\r\n`))).toEqual({
+      status: 400,
+      body: { errors: [{ code: 'bad_request', status: 400, detail: 'Bad request.' }] },
     });
-    expect(connect).toMatch(/\r\nAllow: \r\n/);
   });
 
   it('two Authorization headers are a bad key, whichever comes first', async () => {
@@ -346,6 +344,74 @@ describe('bad input at the gateway', () => {
     const response = await kg.call('/v1/domains', { headers: { Authorization: secret } });
     expect(response.status).toBe(200);
     await response.text();
+  });
+});
+
+describe('methods no route takes at the gateway', () => {
+  const dir = tempDir('bad-input-methods');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+
+  beforeAll(async () => {
+    ({ upstream, kg, secret } = await startWithKey(dir, {
+      basePath: '/v1',
+      routes: [
+        { method: 'GET', path: '/v1/projects' },
+        { method: 'POST', path: '/v1/projects' },
+      ],
+      errors: { envelope: 'jsonapi' },
+    }));
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  /** The status, the Allow header (undefined: none) and the envelope of the answer to `method target` (sent with `key`, or none), on a connection of its own. */
+  const ask = async (method: string, target: string, key: string | null = secret) => {
+    const answer = await rawAll(kg.gatewayUrl, `${method} ${target} HTTP/1.1\r\nHost: x\r\n${key === null ? '' : `Authorization: Bearer ${key}\r\n`}Connection: close\r\n\r\n`);
+    const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
+    return {
+      status: Number(head.split(' ')[1]),
+      allow: /\r\nallow:([^\r]*)/i.exec(head)?.[1]?.trim(),
+      body: JSON.parse(answer.slice(head.length + 4)) as unknown,
+    };
+  };
+  const envelope = (code: string, status: number, detail: string) => ({ errors: [{ code, status, detail }] });
+
+  it('CONNECT, TRACE and PROPFIND on a route\'s path are a 405 in the envelope whose Allow names the methods the path takes', async () => {
+    const before = upstream.received.length;
+    for (const method of ['CONNECT', 'TRACE', 'PROPFIND']) {
+      expect(await ask(method, '/v1/projects'), method).toEqual({ status: 405, allow: 'GET, HEAD, POST', body: envelope('method_not_allowed', 405, 'This endpoint does not accept this method.') });
+      // In the absolute form too.
+      expect(await ask(method, 'http://x/v1/projects'), method).toMatchObject({ status: 405, allow: 'GET, HEAD, POST' });
+    }
+    expect(upstream.received.length).toBe(before);
+  });
+
+  it('on a path no route takes, or outside basePath, they are no_route, and without a key the key is asked for first', async () => {
+    for (const method of ['CONNECT', 'TRACE']) {
+      for (const path of ['/v1/nope', '/elsewhere']) expect(await ask(method, path), `${method} ${path}`).toEqual({ status: 404, allow: undefined, body: envelope('not_found', 404, 'No such endpoint.') });
+      // A caller without a key learns nothing of the routes.
+      expect(await ask(method, '/v1/projects', null), method).toEqual({ status: 401, allow: undefined, body: envelope('missing_key', 401, 'Missing API key.') });
+    }
+  });
+
+  it('a CONNECT to host:port (no path), a method Node does not know and an RFC 10008 QUERY without a body type are a 400 in the envelope, never a 500', async () => {
+    expect(await ask('CONNECT', 'example.com:443')).toEqual({ status: 400, allow: undefined, body: envelope('bad_request', 400, 'Bad request.') });
+    expect(await ask('FROBNICATE', '/v1/projects')).toEqual({ status: 400, allow: undefined, body: envelope('bad_request', 400, 'Bad request.') });
+    expect(await ask('QUERY', '/v1/projects')).toEqual({ status: 400, allow: undefined, body: envelope('bad_request', 400, 'Bad request.') });
+  });
+
+  it('a CONNECT pipelined behind a forwarded request is answered after it, and closes the connection', async () => {
+    const get = `GET /v1/projects?case=before-connect HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\n\r\n`;
+    const answer = await rawAll(kg.gatewayUrl, `${get}CONNECT /v1/projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\n\r\n`);
+    expect([...answer.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200, 405]);
+    expect(answer.slice(answer.lastIndexOf('HTTP/1.1 '))).toMatch(/\r\nallow: GET, HEAD, POST\r\n/i);
+    // The access log has a line for it, as for any refusal.
+    expect(kg.logs.lines.some((line) => line.includes('"method":"CONNECT"') && line.includes('"reason":"method_not_allowed"'))).toBe(true);
   });
 });
 
@@ -382,7 +448,7 @@ describe('messages a header cannot carry', () => {
 
 describe("a profile's own reason phrases on what Node's parser refuses", () => {
   it('are sent where the status sent is the reason\'s own, and the standard phrase where the parser keeps its own status', async () => {
-    const { upstream, kg } = await startWithKey(tempDir('bad-input-reason-phrases'), {
+    const { upstream, kg, secret } = await startWithKey(tempDir('bad-input-reason-phrases'), {
       errors: {
         envelope: 'error',
         reasons: {
@@ -395,7 +461,7 @@ describe("a profile's own reason phrases on what Node's parser refuses", () => {
     const statusLine = (answer: string) => answer.slice(0, answer.indexOf('\r\n'));
     try {
       expect(statusLine(await rawAll(kg.gatewayUrl, 'HELLO THERE\r\n\r\n'))).toBe('HTTP/1.1 400 Bad Request');
-      expect(statusLine(await rawAll(kg.gatewayUrl, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'))).toBe('HTTP/1.1 405 Method not allowed');
+      expect(statusLine(await rawAll(kg.gatewayUrl, `CONNECT /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\n\r\n`))).toBe('HTTP/1.1 405 Method not allowed');
     } finally {
       await kg.close();
       await upstream.close();
@@ -473,12 +539,14 @@ describe('slow and unreadable requests at every listener', () => {
       ['GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n', 400, 'An HTTP/1.1 request needs one Host header, naming a host.'],
       ['GET /health HTTP/1.1\r\nHost: a/b\r\n\r\n', 400, 'An HTTP/1.1 request needs one Host header, naming a host.'],
       ['GET /health HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n', 417, 'Only "Expect: 100-continue" is supported.'],
-      ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405, 'The admin API is not a tunnel: CONNECT is not accepted.'],
+      // No route takes CONNECT: answered as another method a path does not take is, Allow naming those it does.
+      [`CONNECT /v1/accounts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\n\r\n`, 405, '/v1/accounts takes GET, HEAD, POST, not CONNECT.'],
+      [`CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\n\r\n`, 404, 'No admin route CONNECT example.com:443.'],
       ['GET /health HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n', 400, 'The request could not be read as HTTP.'],
     ];
     for (const [request, status, detail] of cases) {
       const { status: sent, head, body } = parts(await rawAll(kg.adminUrl, request));
-      expect({ sent, type: /\r\ncontent-type: application\/problem\+json/i.test(head) }).toEqual({ sent: status, type: true });
+      expect({ sent, type: /\r\ncontent-type: application\/problem\+json/i.test(head), allow: /\r\nallow: ([^\r]*)/i.exec(head)?.[1] }).toEqual({ sent: status, type: true, allow: status === 405 ? 'GET, HEAD, POST' : undefined });
       expect(JSON.parse(body)).toMatchObject({ status, detail });
     }
   });
@@ -488,7 +556,6 @@ describe('slow and unreadable requests at every listener', () => {
       'GET /sign-in HTTP/1.1\r\n\r\n',
       'GET /sign-in HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n',
       'GET /sign-in HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n',
-      'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
       'GET /sign-in HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n',
       `GET /sign-in HTTP/1.1\r\nHost: x\r\nCookie: ${'a'.repeat(20_000)}\r\n\r\n`,
     ];
@@ -501,7 +568,17 @@ describe('slow and unreadable requests at every listener', () => {
       expect(head).toMatch(/\r\ncache-control: no-store/i);
       expect(body).toContain('<h1>');
     }
-    expect(statuses).toEqual([400, 400, 417, 405, 400, 431]);
+    expect(statuses).toEqual([400, 400, 417, 400, 431]);
+  });
+
+  it('the dashboard answers CONNECT as any method a page does not take, never with a 405 that names none', async () => {
+    const answers = [];
+    for (const method of ['CONNECT', 'TRACE']) {
+      const { status, head } = parts(await rawAll(kg.dashboardUrl as string, `${method} /keys HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+      answers.push({ status, location: /\r\nlocation: ([^\r]*)/i.exec(head)?.[1], allow: /\r\nallow:/i.test(head) });
+    }
+    expect(answers[0]).toEqual(answers[1]);
+    expect(answers[0]).toEqual({ status: 303, location: '/sign-in', allow: false });
   });
 
   it('the dashboard answers an unreadable address with a page', async () => {
