@@ -117,7 +117,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
     // The gateway's checks of the target first: a path the API's router could read as
     // another one (`..`, `\\`, `%2e`, `//`) would be judged by one route's scopes and
     // served by another's.
-    const target = judgeTarget(request.url, basePath);
+    const target = judgeTarget(request.url, basePath, rt.config.upstream.caseSensitivePaths);
     if (!target.ok) return refusal(target.reason, request.url);
     const { url, path } = target;
     const method = request.method.toUpperCase();

@@ -84,6 +84,10 @@ describe('keygate.yaml validation', () => {
     expect(problems(twice)).toEqual(['routes[1]: GET /v1/records/ is declared twice']);
     const outside = 'upstream: {url: "http://a"}\nbasePath: /v1\nroutes:\n  - {path: /v1/x}\n  - {path: /slow}\n  - {path: /v1*}\n  - {path: /:version/y}\n  - {path: /*}\n';
     expect(problems(outside)).toEqual(['routes[1].path: "/slow" is outside basePath "/v1": no request can reach it']);
+    // In front of an API that ignores case, basePath is compared as routes are matched: ignoring case.
+    const otherCase = 'basePath: /v1\nroutes:\n  - {path: /V1/x}\n';
+    expect(parseConfigText(`upstream: {url: "http://a", caseSensitivePaths: false}\n${otherCase}`).routes.map((route) => route.path)).toEqual(['/V1/x']);
+    expect(problems(`upstream: {url: "http://a"}\n${otherCase}`)).toEqual(['routes[0].path: "/V1/x" is outside basePath "/v1": no request can reach it']);
   });
 
   it('names a route pattern the router cannot read also when another route was declared before it', () => {

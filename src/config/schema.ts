@@ -522,7 +522,7 @@ export const configSchema = z
           .boolean()
           .default(true)
           .describe(
-            'Whether the API tells paths apart by letter case, as most frameworks do (Fastify, Rails, Django, Flask, Go). false for one that does not (Express and ASP.NET by default): routes are then matched ignoring case, so /v1/ADMIN/users is judged by the /v1/admin/users route, with its scopes and cost, as the API serves it.',
+            'Whether the API tells paths apart by letter case, as most frameworks do (Fastify, Rails, Django, Flask, Go). false for one that does not (Express and ASP.NET by default): routes and basePath are then matched ignoring case, so /v1/ADMIN/users is judged by the /v1/admin/users route, with its scopes and cost, as the API serves it (and forwarded as sent).',
           ),
         connections: z.number().int().positive().default(128),
         maxInFlightPerAccount: z
@@ -729,11 +729,12 @@ export const configSchema = z
     if (config.keys.prefix.test !== undefined && config.keys.prefix.test === config.keys.prefix.live) {
       ctx.addIssue({ code: 'custom', path: ['keys', 'prefix', 'test'], message: 'the test prefix must differ from the live prefix' });
     }
-    // Only requests under basePath reach the pipeline.
-    const base = config.basePath.replace(/\/$/, '');
+    // Only requests under basePath reach the pipeline (compared ignoring case where routes are matched so).
+    const caseOf = config.upstream.caseSensitivePaths ? (path: string) => path : (path: string) => path.toLowerCase();
+    const base = caseOf(config.basePath.replace(/\/$/, ''));
     for (const field of ['routes', 'builtins'] as const) {
       config[field].forEach((route, i) => {
-        if (base.startsWith('/') && !reachableUnder(route.path, base)) {
+        if (base.startsWith('/') && !reachableUnder(caseOf(route.path), base)) {
           ctx.addIssue({ code: 'custom', path: [field, i, 'path'], message: `"${route.path}" is outside basePath "${config.basePath}": no request can reach it` });
         }
       });

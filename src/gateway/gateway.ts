@@ -251,7 +251,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       return;
     }
     // What is matched must be what is forwarded: no `\`, `.` or `..` tricks.
-    const target = judgeTarget(request.raw.url ?? '/', basePath);
+    // basePath is compared as routes are matched (upstream.caseSensitivePaths, reloadable).
+    const target = judgeTarget(request.raw.url ?? '/', basePath, rt.config.upstream.caseSensitivePaths);
     // The absolute form is judged, logged and forwarded as its path and query.
     if (target.url !== request.raw.url) request.raw.url = target.url;
     if (!target.ok) {

@@ -111,9 +111,11 @@ export type Target = { ok: true; url: string; path: string; authority: string | 
  * Checks a request target before the pipeline, for the gateway and the library alike:
  * the absolute form (`GET http://host/path`, which a server must accept) becomes its
  * path and query; a path a URL parser or the upstream could read as another path is
- * `bad_request`; a path outside `basePath` is `no_route`.
+ * `bad_request`; a path outside `basePath` is `no_route`. With `caseSensitive` false
+ * (upstream.caseSensitivePaths) `basePath` is compared ignoring case, as routes are
+ * matched then: `/V1/items` is under `/v1`, and keeps its letters as sent (`url`, `path`).
  */
-export function judgeTarget(rawUrl: string, basePath: string): Target {
+export function judgeTarget(rawUrl: string, basePath: string, caseSensitive = true): Target {
   let url = rawUrl;
   let authority: string | undefined;
   if (rawUrl.charCodeAt(0) !== SLASH) {
@@ -135,8 +137,16 @@ export function judgeTarget(rawUrl: string, basePath: string): Target {
   const query = url.indexOf('?');
   const path = query === -1 ? url : url.slice(0, query);
   if (!plain && !isCanonicalPath(path)) return { ok: false, url, reason: 'bad_request' };
-  if (basePath !== '' && path !== basePath && !path.startsWith(`${basePath}/`)) return { ok: false, url, reason: 'no_route' };
+  if (basePath !== '' && !isUnder(path, basePath, caseSensitive)) return { ok: false, url, reason: 'no_route' };
   return { ok: true, url, path, authority };
+}
+
+/** Whether `path` is `basePath` or below it; with `caseSensitive` false, in any case of its letters. */
+function isUnder(path: string, basePath: string, caseSensitive: boolean): boolean {
+  const n = basePath.length;
+  if (path.length < n || (path.length > n && path.charCodeAt(n) !== SLASH)) return false;
+  if (path.startsWith(basePath)) return true;
+  return !caseSensitive && path.slice(0, n).toLowerCase() === basePath.toLowerCase();
 }
 
 /** `basePath` as `judgeTarget` takes it: no trailing slash, '' for none. */

@@ -60,7 +60,7 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
   const lines = checked.data.map((call, i): ForecastLine => {
     const method = call.method.toUpperCase();
     // As the gateway judges the target: a path it refuses (`..`, `\\`, escapes of them) costs nothing because it is never served.
-    const target = judgeTarget(call.path, normalBasePath(rt.config.basePath));
+    const target = judgeTarget(call.path, normalBasePath(rt.config.basePath), rt.config.upstream.caseSensitivePaths);
     if (!target.ok && target.reason === 'bad_request') throw new OperationError('invalid', `calls[${i}]: the gateway refuses the path "${call.path}" (a dot segment, a backslash or an escape it would read as another path)`);
     const path = target.ok ? target.path : (call.path.split('?')[0] as string);
     // Outside basePath nothing is routed, whatever a catch-all route would match.
