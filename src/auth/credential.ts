@@ -15,7 +15,7 @@
  *   `Authorization`: that one is counted in the raw headers); an empty one is absent.
  */
 import type { CredentialLocation } from '../config/schema.js';
-import { decodeQueryComponent } from '../gateway/percent.js';
+import { decodeQueryComponent, escapedByte } from '../gateway/percent.js';
 
 export type CredentialResult =
   | { kind: 'found'; secret: string; location: CredentialLocation }
@@ -141,8 +141,8 @@ function isBlank(code: number, lineBreaks: boolean): boolean {
 /**
  * Query parameters by decoded name, values as sent: `extractCredential` decodes the ones
  * it reads (one that cannot be decoded is taken as sent: a copy of the parameter all the
- * same, with a `%` no key has). A name that cannot be decoded yields no entry (nor is it
- * removed before forwarding).
+ * same, with a `%` no key has). A name that cannot be decoded yields no entry (removal
+ * before forwarding reads it as PHP does: `credentialParamRemover`).
  */
 function parseQuery(url: string): Map<string, string[]> {
   const params = new Map<string, string[]>();
@@ -162,8 +162,9 @@ function parseQuery(url: string): Map<string, string[]> {
 }
 
 /**
- * The request target with every configured credential query parameter removed, other
- * parameters byte-for-byte as the client sent them. Used for forwarding and for logs.
+ * The request target with every configured credential query parameter removed, and every
+ * parameter an upstream may read as one (`API_KEY`, `api.key`, `api_key[]`: readAsName),
+ * other parameters byte-for-byte as the client sent them. Used for forwarding and for logs.
  *
  * Parameters are read from `&`-separated pairs only (as browsers and URLSearchParams do),
  * but removed after a `;` as well: an upstream that also splits on `;` (Python's
@@ -180,9 +181,9 @@ export function withoutCredentialParams(url: string, locations: readonly Credent
  * from the query, the target is passed on as it is, unread.
  */
 export function credentialParamRemover(locations: readonly CredentialLocation[]): (url: string, replacement?: string) => string {
-  // In any case of its letters: keygate reads `apikey` only, but an upstream that reads
-  // parameter names case-insensitively (ASP.NET Core) would read a copy sent as `APIKEY`.
-  const names = new Set(locations.filter((l) => l.in === 'query').map((l) => l.name.toLowerCase()));
+  // Also its look-alikes (see readAsName): keygate reads `api_key` only, but an upstream may
+  // read a copy sent as `API_KEY` (ASP.NET Core), `api.key` or `api_key[]` (PHP) as it.
+  const names = new Set(locations.filter((l) => l.in === 'query').map((l) => readAsName(l.name)));
   if (names.size === 0) return (url) => url;
   return (url, replacement) => withoutParams(url, names, replacement);
 }
@@ -203,12 +204,62 @@ function withoutParams(url: string, names: ReadonlySet<string>, replacement: str
   return kept.length > 0 ? `${path}?${kept.join('&')}` : path;
 }
 
-/** `pair` as forwarded: as it is, with its value replaced (for logs), or undefined (left out) for a credential parameter. */
+/** `pair` as forwarded: as it is, with its value replaced (for logs), or undefined (left out) for a credential parameter or a look-alike. */
 function keptPart(pair: string, names: ReadonlySet<string>, replacement: string | undefined): string | undefined {
   const eq = pair.indexOf('=');
-  const name = decodeQueryComponent(eq === -1 ? pair : pair.slice(0, eq));
-  if (name === undefined || !names.has(name.toLowerCase())) return pair;
-  return replacement === undefined ? undefined : `${pair.slice(0, eq === -1 ? pair.length : eq)}=${replacement}`;
+  const sent = eq === -1 ? pair : pair.slice(0, eq);
+  if (!names.has(readAsName(decodeQueryComponent(sent) ?? decodedLeniently(sent)))) return pair;
+  return replacement === undefined ? undefined : `${sent}=${replacement}`;
+}
+
+/** What makes PHP read a parameter's name as another (a NUL, a space, `.`, `[`), or leaves letters whose case lower-casing alone does not fold (non-ASCII). */
+const READ_AS_ANOTHER = /[\0 .[\u0080-\uffff]/;
+
+/**
+ * A query parameter's name (decoded) as upstreams may read it, to find the copies of a
+ * credential parameter that they would take for it. As PHP reads names into `$_GET`: up to
+ * a NUL, without leading spaces, with spaces and `.` as `_` (`api.key`, `api+key` and
+ * `api%20key` are `api_key`), `name[…]` as `name` (`api_key[]`, `api_key[0]`: an array),
+ * and an unclosed `[` as `_` (`api[key`); and in any case of its letters (ASP.NET Core reads
+ * names so; Unicode letters that upper-case to ASCII ones too). Only removal uses it: the
+ * key is read from the configured name alone. A name without any of those characters (the
+ * usual case) costs one test and a lower-casing.
+ */
+function readAsName(name: string): string {
+  if (!READ_AS_ANOTHER.test(name)) return name.toLowerCase();
+  const nul = name.indexOf('\0');
+  const text = nul === -1 ? name : name.slice(0, nul);
+  let start = 0;
+  while (text.charCodeAt(start) === SPACE) start++;
+  let read = '';
+  for (let i = start; i < text.length; i++) {
+    const char = text[i] as string;
+    if (char === '[') {
+      // `name[…]` is an array of `name`; a `[` no `]` closes is `_`, and so are the spaces, dots and `[`s after it.
+      if (text.indexOf(']', i + 1) === -1) read += `_${text.slice(i + 1).replace(/[ .[]/g, '_')}`;
+      break;
+    }
+    read += char === ' ' || char === '.' ? '_' : char;
+  }
+  return read.toUpperCase().toLowerCase();
+}
+
+/**
+ * A name that is not valid percent-encoding, decoded as PHP decodes it: each escape as its
+ * byte (a character of that code), any other `%` as it is, `+` as a space.
+ */
+function decodedLeniently(text: string): string {
+  let decoded = '';
+  for (let i = 0; i < text.length; i++) {
+    const byte = escapedByte(text, i);
+    if (byte === -1) {
+      decoded += text[i] === '+' ? ' ' : text[i];
+    } else {
+      decoded += String.fromCharCode(byte);
+      i += 2;
+    }
+  }
+  return decoded;
 }
 
 /** Header names (lower case) that carry credentials, to drop before forwarding. */

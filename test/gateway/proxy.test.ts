@@ -378,6 +378,80 @@ describe('forwarding', () => {
   });
 });
 
+describe('copies of a credential query parameter under another spelling', () => {
+  const dir = tempDir('proxy-look-alikes');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        keys: { prefix: { live: 'sk_live_', test: 'sk_test_' } },
+        auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Token' }, { in: 'query', name: 'api_key' }] },
+        errors: { envelope: 'message' },
+      },
+      { dir },
+    );
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  /**
+   * Names a PHP upstream reads as `api_key` (`.` and spaces as `_`, `[…]` an array of it, an
+   * unclosed `[` as `_`, leading spaces and all after a NUL dropped; percent-decoded, `+` a
+   * space, an escape that is none kept), or ASP.NET Core reads so (any case).
+   */
+  const LOOK_ALIKES = ['api.key', 'api+key', 'api%20key', 'api%2Ekey', 'api_key[]', 'api_key[0]', 'api_key%5B%5D', 'api_key[a][b]', 'API_KEY', 'Api.Key[]', '%20api_key', 'api[key', 'api_key%00x', 'api%5Fkey[%zz]'];
+  /** Names that are other parameters, to every reading (PHP reads `api_key.` as `api_key_`, and drops `[api_key]`). */
+  const OTHERS = ['api-key', 'apikey', 'api_keys', 'api_key.', 'api_key]', 'xapi_key', '[api_key]'];
+
+  it('are removed before forwarding, with the real one, and the access log redacts them', async () => {
+    // Credential-shaped values the gateway never checks: keys of this format nobody issued.
+    const other = () => kg.runtime.keyFormat.generate('test');
+    const copies = LOOK_ALIKES.map((name) => `${name}=${other()}`);
+    const kept = OTHERS.map((name, i) => `${name}=${i}`);
+    const target = `/sites?q=1&api_key=${secret}&${copies.join('&')}&${kept.join('&')}&limit=5`;
+    const response = await kg.call(target);
+    expect(response.status).toBe(200);
+    await response.text();
+    expect(upstream.received.at(-1)?.url).toBe(`/sites?q=1&${kept.join('&')}&limit=5`);
+    const logged = kg.logs.lines.map((line) => JSON.parse(line) as { msg: string; target?: string }).filter((line) => line.msg === 'request').at(-1);
+    expect(logged?.target).toBe(`/sites?q=1&api_key=[REDACTED]&${LOOK_ALIKES.map((name) => `${name}=[REDACTED]`).join('&')}&${kept.join('&')}&limit=5`);
+  });
+
+  it('are removed also when the key comes in the header, and after a `;`', async () => {
+    const response = await kg.call(`/sites?q=1;API.KEY=${kg.runtime.keyFormat.generate('test')}&api_key[]=x&limit=5`, { headers: { Authorization: `Token ${secret}` } });
+    expect(response.status).toBe(200);
+    await response.text();
+    expect(upstream.received.at(-1)?.url).toBe('/sites?q=1&limit=5');
+  });
+
+  it('never authenticate: only the configured name is read', async () => {
+    const before = upstream.received.length;
+    for (const name of LOOK_ALIKES) {
+      const response = await kg.call(`/sites?${name}=${secret}`);
+      expect(response.status, name).toBe(401);
+      expect(await response.json(), name).toEqual({ message: 'Missing API key.' });
+    }
+    expect(upstream.received.length).toBe(before);
+    // `api%5Fkey` is no look-alike but the name itself (`_` is unreserved: RFC 3986 §2.3): it is read, and beside `api_key` it is the key sent twice.
+    const encoded = await kg.call(`/sites?api%5Fkey=${secret}`);
+    expect(encoded.status).toBe(200);
+    await encoded.text();
+    expect(upstream.received.at(-1)?.url).toBe('/sites');
+    const twice = await kg.call(`/sites?api_key=${secret}&api%5Fkey=${secret}`);
+    expect([twice.status, await twice.json()]).toEqual([401, { message: 'Invalid API key.' }]);
+  });
+});
+
 describe('behind a trusted load balancer (trustedProxies)', () => {
   const dir = tempDir('proxy-trusted');
   let upstream: TestUpstream;
