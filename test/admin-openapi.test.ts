@@ -153,11 +153,12 @@ describe('admin API against its OpenAPI document', () => {
         .filter(([, operation]) => Object.values(operation.responses).some((r) => (r as { headers?: Record<string, unknown> }).headers?.['Keygate-Warning'] !== undefined))
         .map(([method]) => `${method.toUpperCase()} ${path}`),
     );
-    // And those whose dashboard link may lead nowhere yet (the dashboard turned off).
+    // And those whose dashboard link may lead nowhere yet (the dashboard turned off), and those that set a plan expiry, which may be past.
     expect(warned.sort()).toEqual([
       'DELETE /v1/accounts/{id}',
       'PATCH /v1/accounts/{id}',
       'PATCH /v1/keys/{id}',
+      'POST /v1/accounts',
       'POST /v1/keys/import',
       'POST /v1/keys/{id}/revoke',
       'POST /v1/keys/{id}/rotate',
@@ -191,6 +192,9 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('GET', `/v1/accounts/${accountId}`)).status).toBe(200);
     expect((await call('GET', '/v1/accounts/acc_nope')).status).toBe(404);
     expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { name: 'Acme Analytics', planExpiresAt: '2030-01-01' } })).status).toBe(200);
+    // An expiry already past is saved, with a Keygate-Warning the document declares (as `call` checks).
+    expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { planExpiresAt: '2020-01-01' } })).status).toBe(200);
+    expect((await call('POST', '/v1/accounts', { body: { name: 'Ended', planExpiresAt: '2020-01-01' } })).status).toBe(201);
     expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { planExpiresAt: null } })).body.planExpiresAt).toBeNull();
     expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { plan: 'scale' } })).status).toBe(400);
     expect((await call('GET', `/v1/accounts/${accountId}/usage`)).status).toBe(200);

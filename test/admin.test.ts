@@ -457,6 +457,31 @@ describe('admin API', () => {
     expect(await usageSays(id)).toBe(true);
   });
 
+  it('saves a plan expiry already past (it ends the plan now) and says so in Keygate-Warning, only where one was set', async () => {
+    const past = (id: string) => `the plan expiry 2020-01-01T00:00:00.000Z is in the past: the plan is already expired for account ${id}, whose requests are refused (plan_expired)`;
+    const created = await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Ended at once', planExpiresAt: '2020-01-01' }) });
+    const account = (await created.json()) as { id: string; planExpiresAt: string; apiEnabled: boolean };
+    expect([created.status, account.planExpiresAt, account.apiEnabled]).toEqual([201, '2020-01-01T00:00:00.000Z', false]);
+    expect(created.headers.get('keygate-warning')).toBe(past(account.id));
+    // Its keys are refused at once, as the warning says.
+    const key = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'k' }) }));
+    expect(await json(await kg.call('/brands', bearer(key.body.secret as string)))).toEqual({ status: 403, body: { error: 'Your plan has expired.' } });
+    const warningOf = async (patch: object) => {
+      const response = await kg.admin(`/v1/accounts/${account.id}`, { method: 'PATCH', body: JSON.stringify(patch) });
+      expect(response.status).toBe(200);
+      await response.text();
+      return response.headers.get('keygate-warning');
+    };
+    // Set again in the past, by date and time with an offset too.
+    expect(await warningOf({ planExpiresAt: '2020-01-01T02:00:00+02:00' })).toBe(past(account.id));
+    // Not for another field of an account whose plan has ended, nor for an expiry to come, or none.
+    expect(await warningOf({ name: 'Still ended' })).toBeNull();
+    expect(await warningOf({ planExpiresAt: '2999-01-01' })).toBeNull();
+    expect(await warningOf({ planExpiresAt: null })).toBeNull();
+    const later = await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Ends later', planExpiresAt: '2999-01-01' }) });
+    expect([later.status, later.headers.get('keygate-warning')]).toEqual([201, null]);
+  });
+
   it('reports usage, sets gauges and forecasts', async () => {
     expect((await kg.call('/generate', { method: 'POST', ...bearer(first.secret) })).status).toBe(200);
     const huge = await json(await kg.admin(`/v1/accounts/${accountId}/gauges/brands`, { method: 'PUT', body: JSON.stringify({ value: 1e308 }) }));

@@ -213,8 +213,16 @@ describe('keygate CLI with a running gateway', () => {
     // A date already past ends the plan now: said, whether meant or a mistyped year.
     const lapsed = JSON.parse((await cli('accounts', 'create', '--name', 'Lapsed', '--json')).stdout).id as string;
     const ended = await cli('accounts', 'update', lapsed, '--plan-expires', '2020-01-01');
-    expect(ended).toMatchObject({ code: 0, stdout: `updated account ${lapsed}: its plan ended 2020-01-01 00:00 UTC, so its requests are refused (plan_expired)\n` });
-    expect((await cli('accounts', 'update', lapsed, '--plan-expires', '30d')).stdout).toBe(`updated account ${lapsed}\n`);
+    // On stderr, as the admin API's Keygate-Warning says it: stdout stays what was done.
+    const warning = (id: string) => `the plan expiry 2020-01-01T00:00:00.000Z is in the past: the plan is already expired for account ${id}, whose requests are refused (plan_expired)`;
+    expect(ended).toEqual({ code: 0, stdout: `updated account ${lapsed}\n`, stderr: `warning: ${warning(lapsed)}\n` });
+    expect(await cli('accounts', 'update', lapsed, '--plan-expires', '30d')).toEqual({ code: 0, stdout: `updated account ${lapsed}\n`, stderr: '' });
+    const createdEnded = await cli('accounts', 'create', '--name', 'Lapsed too', '--plan-expires', '2020-01-01');
+    const createdId = /^created account (\S+) /.exec(createdEnded.stdout)?.[1] as string;
+    expect(createdEnded).toEqual({ code: 0, stdout: `created account ${createdId} (Lapsed too, plan team)\n`, stderr: `warning: ${warning(createdId)}\n` });
+    // With --json, a line of JSON; stdout stays the account.
+    const endedJson = await cli('accounts', 'update', lapsed, '--plan-expires', '2020-01-01', '--json');
+    expect({ code: endedJson.code, stderr: JSON.parse(endedJson.stderr), planExpiresAt: JSON.parse(endedJson.stdout).planExpiresAt }).toEqual({ code: 0, stderr: { warning: warning(lapsed) }, planExpiresAt: '2020-01-01T00:00:00.000Z' });
     expect((await cli('audit')).code).toBe(0);
     for (const value of ['', '0x10', '1e3']) {
       const gauge = await cli('gauge', '--account', accountId, '--meter', 'units', '--value', value);

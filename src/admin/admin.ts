@@ -28,7 +28,7 @@ import { parseDuration } from '../config/duration.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
-import { accountOut, createAccount, deleteAccount, getAccount, updateAccount } from '../operations/accounts.js';
+import { accountOut, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
@@ -36,7 +36,7 @@ import { isStoreWriteError } from '../store/write-refusal.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
-import type { KeyRecord, MemberRecord, Page } from '../store/store.js';
+import type { AccountRecord, KeyRecord, MemberRecord, Page } from '../store/store.js';
 import { checkHealth, OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { completeDocument, PROBLEM_MEDIA_TYPE, toldToOthers, type OpenApiDocument } from './openapi.js';
 import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
@@ -182,6 +182,12 @@ function nodeRefusal(status: NodeRefusal): RawAnswer {
     431: 'The request headers are too large.',
   }[status];
   return { contentType: PROBLEM_MEDIA_TYPE, body: JSON.stringify(problemDetails(status, detail)) };
+}
+
+/** Adds a `Keygate-Warning` to the answer, on a line of its own beside any it has already. */
+function addWarning(reply: FastifyReply, warning: string): void {
+  const had = reply.getHeader('keygate-warning');
+  reply.header('keygate-warning', had === undefined ? warning : [...[had].flat().map(String), warning]);
 }
 
 function statusTitle(status: number): string {
@@ -332,9 +338,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     if (before !== null && reply.statusCode < 300 && request.method !== 'GET' && toldToOthers(request.routeOptions.url ?? '')) {
       const now = rt.untoldChanges;
       if (now.lost > before.lost) {
-        reply.header('keygate-warning', `saved and in effect in this process, but other keygate processes were not told (Redis is unreachable, and the store's change mark could not be written): they keep a cached key for up to keyCacheTtl (${rt.config.keyCacheTtl} ms)`);
+        addWarning(reply, `saved and in effect in this process, but other keygate processes were not told (Redis is unreachable, and the store's change mark could not be written): they keep a cached key for up to keyCacheTtl (${rt.config.keyCacheTtl} ms)`);
       } else if (now.viaStore > before.viaStore) {
-        reply.header('keygate-warning', 'saved and in effect in this process; Redis is unreachable, so the other keygate processes learn of it from the store, within about a second, rather than at once');
+        addWarning(reply, 'saved and in effect in this process; Redis is unreachable, so the other keygate processes learn of it from the store, within about a second, rather than at once');
       }
     }
     done(null, payload);
@@ -488,6 +494,11 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   const AccountsQuery = z
     .object({ q: z.string().trim().min(1).max(200).optional().describe('Only accounts whose name contains this (either case), or whose id it is'), ...PageQuery })
     .strict();
+  /** An expiry set in the past is saved (it ends the account's access now), and the answer says so: it may be a mistyped year. */
+  const warnOfPastPlanExpiry = (reply: FastifyReply, account: AccountRecord) => {
+    const warning = pastPlanExpiryWarning(account, rt.clock());
+    if (warning !== undefined) addWarning(reply, warning);
+  };
   app.get('/v1/accounts', { schema: { operationId: 'listAccounts', tags: ['accounts'], summary: 'Accounts, a page at a time; q matches part of a name or the whole id', querystring: AccountsQuery, response: { 200: z.array(Account) } } }, async (request, reply) => {
     const { q } = request.query;
     return (await paged(request, reply, (page) => rt.store.listAccounts({ ...(q !== undefined ? { search: q } : {}), ...page }))).map((a) => accountOut(a, rt));
@@ -516,6 +527,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         },
         request.adminActor,
       );
+      if (b.planExpiresAt !== undefined) warnOfPastPlanExpiry(reply, account);
       return reply.code(201).send(accountOut(account, rt));
     },
   );
@@ -534,13 +546,15 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         response: { 200: Account, 400: Problem, 404: Problem },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const b = request.body;
       if (Object.values(b).every((value) => value === undefined)) throw new OperationError('invalid', 'nothing to change: give name, planId, apiAccess, overage or planExpiresAt');
       const { planExpiresAt, ...rest } = b;
       const patch = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
       if (planExpiresAt !== undefined) Object.assign(patch, { planExpiresAt: planExpiresAt === null ? null : Date.parse(planExpiresAt) });
-      return accountOut(await updateAccount(rt, request.params.id, patch, request.adminActor), rt);
+      const account = await updateAccount(rt, request.params.id, patch, request.adminActor);
+      if (planExpiresAt !== undefined) warnOfPastPlanExpiry(reply, account);
+      return accountOut(account, rt);
     },
   );
   app.delete('/v1/accounts/:id', { schema: { operationId: 'deleteAccount', tags: ['accounts'], summary: 'Delete an account (its members are removed; its keys become unbound)', params: IdParams, response: { 204: z.null(), 404: Problem } } }, async (request, reply) => {
@@ -747,7 +761,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   /** A dashboard link is made where the profile turns the dashboard off: the answer says it leads nowhere yet. */
   const warnIfDashboardOff = (reply: FastifyReply) => {
     const note = dashboardOffNote(rt.config);
-    if (note !== undefined) reply.header('keygate-warning', note);
+    if (note !== undefined) addWarning(reply, note);
   };
   app.post(
     '/v1/members/invitations',

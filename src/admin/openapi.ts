@@ -75,6 +75,20 @@ const DASHBOARD_OFF_HEADER = {
   schema: { type: 'string' },
 };
 
+/** Operations that set an account's plan expiry (`method path`): their answer warns of one already past. */
+const PLAN_EXPIRY_SETTERS = new Set(['post /v1/accounts', 'patch /v1/accounts/{id}']);
+const PAST_PLAN_EXPIRY_HEADER = {
+  description: "Present when planExpiresAt was set to a time already past: saved, and the plan is already expired for the account (its keys' requests are refused as plan_expired)",
+  schema: { type: 'string' },
+};
+
+/** `response` declaring `header` as its Keygate-Warning; beside one it declares already, each a line of its own. */
+function withWarning(response: { headers?: Record<string, unknown> }, header: { description: string; schema: object }): void {
+  const had = response.headers?.['Keygate-Warning'] as { description: string } | undefined;
+  const declared = had === undefined ? header : { ...header, description: `One line for each that applies. ${had.description}. ${header.description}` };
+  response.headers = { ...response.headers, 'Keygate-Warning': declared };
+}
+
 /**
  * Whether a route (`/v1/keys/:id/revoke`, or as OpenAPI writes it, `/v1/keys/{id}/revoke`)
  * makes changes the other processes learn of as cache invalidations (over Redis).
@@ -115,6 +129,7 @@ export function completeDocument(doc: OpenApiDocument, tags: Record<string, stri
         for (const [key, response] of Object.entries(responses)) if (Number(key) < 300) response.headers = { ...response.headers, 'Keygate-Warning': WARNING_HEADER };
       }
       if (method === 'post' && DASHBOARD_LINKS.has(path) && responses['201']) responses['201'].headers = { ...responses['201'].headers, 'Keygate-Warning': DASHBOARD_OFF_HEADER };
+      if (PLAN_EXPIRY_SETTERS.has(`${method} ${path}`)) for (const [key, response] of Object.entries(responses)) if (Number(key) < 300) withWarning(response, PAST_PLAN_EXPIRY_HEADER);
     }
   }
   return doc;

@@ -24,7 +24,7 @@ import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
-import { accountOut, apiEnabledOf, createAccount, deleteAccount, getAccount, planEnded, updateAccount } from '../operations/accounts.js';
+import { accountOut, apiEnabledOf, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
@@ -32,7 +32,6 @@ import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
 import { createLog, terminalDestination } from '../log.js';
 import { fields, table, until, when } from './format.js';
-import { utcMinute } from '../meters/period.js';
 import { withoutKeys } from '../keys/redact.js';
 
 const CLI_ACTOR = 'cli';
@@ -259,9 +258,14 @@ function accountSettings(opts: AccountSettingOptions, now: number): Pick<Account
   };
 }
 
-/** A past date ends the plan now (on purpose, or a mistyped year): said either way. */
-function planEndedNote(account: AccountRecord, now: number): string {
-  return planEnded(account, now) ? `: its plan ended ${utcMinute(account.planExpiresAt as number)}, so its requests are refused (plan_expired)` : '';
+/**
+ * A past date ends the plan now (on purpose, or a mistyped year): said on stderr, as the
+ * admin API's Keygate-Warning says it (stdout stays the account), with --json as a line
+ * `{"warning": "…"}`.
+ */
+function warnOfPastPlanExpiry(json: boolean | undefined, account: AccountRecord, now: number): void {
+  const warning = pastPlanExpiryWarning(account, now);
+  if (warning !== undefined) process.stderr.write(json ? `${JSON.stringify({ warning })}\n` : `warning: ${warning}\n`);
 }
 
 /** `POST /v1/backlinks/summary x3 records=100` → a planned call. */
@@ -444,7 +448,8 @@ export function buildCli(): Command {
   ).action((opts: { name: string; plan?: string } & AccountSettingOptions, command: Command) =>
     withRuntime(command, async (rt, { json }) => {
       const account = await createAccount(rt, { name: opts.name, ...(opts.plan ? { planId: opts.plan } : {}), ...accountSettings(opts, rt.clock()) }, CLI_ACTOR);
-      print(json, accountOut(account, rt), () => `created account ${account.id} (${account.name}, plan ${account.planId})${planEndedNote(account, rt.clock())}`);
+      print(json, accountOut(account, rt), () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
+      warnOfPastPlanExpiry(json, account, rt.clock());
     }),
   );
   accounts
@@ -500,7 +505,8 @@ export function buildCli(): Command {
       };
       if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage or --plan-expires');
       const account = await updateAccount(rt, id, patch, CLI_ACTOR);
-      print(json, accountOut(account, rt), () => `updated account ${account.id}${'planExpiresAt' in patch ? planEndedNote(account, rt.clock()) : ''}`);
+      print(json, accountOut(account, rt), () => `updated account ${account.id}`);
+      if ('planExpiresAt' in patch) warnOfPastPlanExpiry(json, account, rt.clock());
     }),
   );
   accounts

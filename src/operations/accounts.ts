@@ -33,6 +33,17 @@ export function planEnded(account: Pick<AccountRecord, 'planExpiresAt'>, now: nu
   return account.planExpiresAt !== null && account.planExpiresAt <= now;
 }
 
+/**
+ * What an operator who just set the account's plan expiry is told when it is already past:
+ * allowed (ending an account's access now is a use of it), but it may be a mistyped year.
+ * The admin API sends it as `Keygate-Warning`, the CLI on stderr. Undefined when the plan
+ * has not ended.
+ */
+export function pastPlanExpiryWarning(account: Pick<AccountRecord, 'id' | 'planExpiresAt'>, now: number): string | undefined {
+  if (!planEnded(account, now)) return undefined;
+  return `the plan expiry ${isoTime(account.planExpiresAt)} is in the past: the plan is already expired for account ${account.id}, whose requests are refused (plan_expired)`;
+}
+
 /** A time as the admin API and `--json` give it: ISO 8601 in UTC; null stays null. */
 export function isoTime(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
