@@ -14,7 +14,7 @@ import type { Server as NetServer } from 'node:net';
 import { oncePer, type Log } from './log.js';
 
 /** Descriptors the gateway's default cap leaves for the admin API, the dashboard, the store, Redis, logs and files. */
-export const RESERVED_DESCRIPTORS = 512;
+const RESERVED_DESCRIPTORS = 512;
 /** The smallest default cap, however low the process's limit is. */
 const MIN_DEFAULT_CAP = 64;
 /** How often the log tells of connections closed over the cap, at most. */

@@ -32,7 +32,7 @@ import { accountOut, createAccount, deleteAccount, getAccount, pastPlanExpiryWar
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
-import { isStoreWriteError } from '../store/write-refusal.js';
+import { StoreWriteError } from '../store/write-refusal.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
@@ -420,7 +420,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // outage to wait out (the runtime logs it, with the store, and /health/ready says when
     // it ends). Writes are not one transaction (a key, then its audit entry), so a change
     // may have been saved in part.
-    if (isStoreWriteError(error)) {
+    if (error instanceof StoreWriteError) {
       request.log.warn({ method: request.method, target: redactedTarget(rt, request.raw.url), code: error.code }, `admin API could not save a change: ${error.message}`);
       const refused = `The database could not be written: ${error.why} (${error.fix})`;
       const what = request.method === 'GET' || request.method === 'HEAD' ? 'try again' : 'this change was not saved, or only in part: check before sending it again';

@@ -19,7 +19,7 @@ import { takeSighup } from './early-sighup.js';
 import { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
 import { backupSqlite } from '../store/sqlite/backup.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
-import { isStoreWriteError } from '../store/write-refusal.js';
+import { StoreWriteError } from '../store/write-refusal.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
@@ -152,7 +152,7 @@ async function storeTroubleExplained<T>(store: string, work: () => Promise<T>): 
   try {
     return await work();
   } catch (error) {
-    if (isStoreWriteError(error)) {
+    if (error instanceof StoreWriteError) {
       throw new Error(
         `the database ${sqliteFile(store) ?? redactUrl(store)} could not be written: ${error.why} (${error.code}); ${error.fix}. This change was not saved, or only in part: check before running the command again`,
       );

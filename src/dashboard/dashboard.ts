@@ -17,7 +17,7 @@ import type { Runtime } from '../runtime.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
-import { isStoreWriteError } from '../store/write-refusal.js';
+import { StoreWriteError } from '../store/write-refusal.js';
 import { SCRIPT, STYLESHEET } from './assets.js';
 import { PageNotFound, redirect, SESSION_ENDED, setNotice, signInLeadingTo, type Dashboard } from './context.js';
 import { csrfTokenMatches, preSessionSecret, submittedToken } from './csrf.js';
@@ -204,7 +204,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       }
       // The database refused the write (a full disk): nothing the visitor did wrong, and it
       // may clear. Logged with its cause by the runtime; here which page it stopped.
-      if (isStoreWriteError(error)) {
+      if (error instanceof StoreWriteError) {
         request.log.warn({ method: request.method, path: request.routeOptions.url, code: error.code }, `dashboard could not save: ${error.message}`);
         reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S));
         if (request.method === 'GET' || request.method === 'HEAD') {

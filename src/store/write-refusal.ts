@@ -28,10 +28,6 @@ export class StoreWriteError extends Error {
   }
 }
 
-export function isStoreWriteError(error: unknown): error is StoreWriteError {
-  return error instanceof StoreWriteError;
-}
-
 /** Writes refused since `since` (ms), the first time for `error`. */
 export interface WriteRefusal {
   error: StoreWriteError;
