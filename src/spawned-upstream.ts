@@ -76,7 +76,7 @@ export function findLeftUpstream(recordFile: string): LeftUpstream | undefined {
   const { keygate, pid, started, cmdline } = record;
   if (typeof pid !== 'number' || typeof keygate !== 'number' || typeof cmdline !== 'string' || pid <= 1) return undefined;
   const stat = readStat(pid);
-  if (stat === undefined || stat.state === 'Z' || stat.pgrp !== pid || stat.started !== started || readCmdline(pid) !== cmdline) return undefined;
+  if (stat === undefined || !runs(pid, stat) || stat.pgrp !== pid || stat.started !== started || readCmdline(pid) !== cmdline) return undefined;
   return { pid, command: cmdline.split('\0').join(' '), keygate, inUse: stat.ppid === keygate };
 }
 
@@ -108,12 +108,27 @@ async function groupEnds(pgrp: number, withinMs: number): Promise<boolean> {
   return true;
 }
 
-/** Whether a process of the group still runs (one that has ended but was not reaped, a zombie, does not). */
+/** Whether a process of the group still runs. */
 function groupRuns(pgrp: number): boolean {
   return readdirSync('/proc').some((entry) => {
     const stat = /^\d+$/.test(entry) ? readStat(Number(entry)) : undefined;
-    return stat !== undefined && stat.pgrp === pgrp && stat.state !== 'Z';
+    return stat !== undefined && stat.pgrp === pgrp && runs(Number(entry), stat);
   });
+}
+
+/**
+ * Whether a process still runs, and so may still hold its sockets. One that has ended but
+ * was not reaped (a zombie) does not; but the first thread to end, the main one, shows as
+ * a zombie while the others are still ending (Node's have a dozen), and the process's
+ * files, its listening socket among them, close only when the last one has.
+ */
+function runs(pid: number, stat: ProcStat): boolean {
+  if (stat.state !== 'Z') return true;
+  try {
+    return readdirSync(`/proc/${pid}/task`).length > 1;
+  } catch {
+    return false;
+  }
 }
 
 interface ProcStat {

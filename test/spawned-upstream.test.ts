@@ -5,10 +5,12 @@
  * real upstream processes, on 127.0.0.1.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { stopLeftUpstream } from '../src/spawned-upstream.js';
 import { runCli, spawnServe, type ServeProcess } from './support/cli.js';
 import { namedPort } from './support/ports.js';
 import { tempDir } from './support/temp.js';
@@ -16,7 +18,8 @@ import { tempDir } from './support/temp.js';
 const dir = tempDir('spawned-upstream');
 
 /** An upstream that answers every request with its own pid, and notes that it started. */
-const UPSTREAM = `import { createServer } from 'node:http';
+const UPSTREAM = `import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { writeFileSync } from 'node:fs';
 writeFileSync('started', String(process.pid));
 createServer((q, r) => r.setHeader('content-type', 'application/json').end(JSON.stringify({ pid: process.pid }))).listen(Number(process.env.PORT), '127.0.0.1');
@@ -70,6 +73,22 @@ async function stops(pid: number, ms = 10_000): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (runs(pid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
   return !runs(pid);
+}
+
+/**
+ * Whether a socket listens on 127.0.0.1:`port`, read from /proc/net/tcp at this very
+ * moment (a connection attempt would wait for the event loop, and a socket closed meanwhile
+ * would pass for never open).
+ */
+function listensNow(port: number): boolean {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  // Fields: sl, local_address, rem_address, st (0A: LISTEN).
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .some((line) => {
+      const [, address, , state] = line.trim().split(/\s+/);
+      return address === local && state === '0A';
+    });
 }
 
 /** The exit code, or 'running' if the process has not exited within `ms`. */
@@ -136,6 +155,25 @@ describe('upstream.spawn forwards to its own child only', () => {
         expect(existsSync(`${file}.upstream.pid`)).toBe(false);
       } finally {
         cleanUp([first, ...(second ? [second] : [])], upstreams);
+      }
+    });
+
+    // Its main thread shows as ended (a zombie) while its other threads still end and its
+    // socket still listens: the port check that follows would find the port in use.
+    it('is stopped only once its listening socket has closed, so the port is free when the stop answers', async () => {
+      for (let round = 0; round < 10; round++) {
+        const port = await namedPort();
+        const server = `require('node:http').createServer((q, r) => r.end()).listen(${port}, '127.0.0.1', () => console.log('listening'))`;
+        const child = spawn(process.execPath, ['-e', server], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+        const pid = child.pid as number;
+        try {
+          await new Promise((resolve) => child.stdout.once('data', resolve));
+          expect(listensNow(port)).toBe(true);
+          expect(await stopLeftUpstream({ pid, command: 'node -e', keygate: process.pid, inUse: false })).toBe(true);
+          expect(listensNow(port)).toBe(false);
+        } finally {
+          if (runs(pid)) process.kill(pid, 'SIGKILL');
+        }
       }
     });
 
