@@ -42,6 +42,7 @@ import { withoutDashboardCookies } from '../dashboard/cookie-names.js';
 import { declareHeaderNames } from './undici-header-names.js';
 import { isHostValue } from '../fastify-options.js';
 import { lastOnItsConnection } from '../http-internals.js';
+import { bodyStillComing, closeAfterBody, hasBody } from './early-answer.js';
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -287,11 +288,6 @@ function requestBody(request: FastifyRequest, res: ServerResponse): Readable | n
   return body;
 }
 
-function hasBody({ headers }: IncomingMessage): boolean {
-  const length = headers['content-length'];
-  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
 /**
  * One forwarded request, from dispatch to the last byte of the answer. undici calls the
  * `onResponse*` methods; the client's response is written directly.
@@ -382,8 +378,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       out.push(name, value);
     }
     for (const name in this.rateLimitHeaders) out.push(name, this.rateLimitHeaders[name] as string);
-    // The client's body is not read to its end: its connection cannot carry another request.
-    if (!this.request.raw.complete) out.push('connection', 'close');
+    // The client's body is not all in: its connection cannot carry another request.
+    if (bodyStillComing(this.request.raw)) closeAfterBody(this.request.raw, this.res, out);
     this.head = { statusMessage, headers: out, recordHeader, records: recordsFromHeader };
     // An event stream's head goes at once: its client waits on it for the connection to
     // open, and its first event may be long in coming.

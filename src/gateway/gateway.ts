@@ -27,6 +27,7 @@ import { keepTickObjectShape } from '../tick-shape.js';
 import { clientAddress, trustedProxyCheck } from './trusted-proxies.js';
 import { DRAINING_RETRY_AFTER_S, OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { CountersUnavailableError } from '../counters/counters.js';
+import { bodyStillComing, closeAfterBody } from './early-answer.js';
 
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
 export class RequestRecord {
@@ -191,18 +192,23 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));
       finish(request, rendered.status);
     };
-    if (!rt.stopping) {
+    if (!rt.stopping && !bodyStillComing(request.raw)) {
       answer();
       return reply;
     }
-    // While keygate stops (its readiness delay), a refusal closes its connection too, as
-    // forwarded answers do: its client's next request goes to another process. Decided once
-    // Node's parser has read what came with it, so that a request pipelined behind it in
-    // the same packets is answered before the connection closes, not dropped.
-    queueMicrotask(() => {
+    // Decided once Node's parser has read what came with the request's head: a request
+    // pipelined behind it is known then, and a body sent with the head is in after the
+    // I/O phase in which it was read (Node's parser reads it after the request's event).
+    const later = bodyStillComing(request.raw) ? setImmediate : queueMicrotask;
+    later(() => {
       if (reply.sent) return;
       try {
-        if (lastOnItsConnection(request.raw, reply.raw.socket)) reply.header('connection', 'close');
+        // While keygate stops (its readiness delay), a refusal closes its connection too, as
+        // forwarded answers do: its client's next request goes to another process; one
+        // pipelined behind it is answered before the connection closes, not dropped.
+        if (rt.stopping && lastOnItsConnection(request.raw, reply.raw.socket)) reply.header('connection', 'close');
+        // An upload refused before its body is in (src/gateway/early-answer.ts).
+        if (bodyStillComing(request.raw)) closeAfterBody(request.raw, reply.raw);
         answer();
       } catch (error) {
         // Out of any handler's reach here: not thrown on (it would end the process); the connection is cut instead.
@@ -217,6 +223,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   function sendMessage(request: FastifyRequest, reply: FastifyReply, rendered: RenderedError, reason: string): void {
     const record = request.keygate as RequestRecord;
     record.reason = reason;
+    if (bodyStillComing(request.raw)) closeAfterBody(request.raw, reply.raw);
     reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));
     finish(request, rendered.status);
   }

@@ -147,7 +147,9 @@ describe('stopping, connection by connection', () => {
 
   it('reads the rest of a request answered early, then closes its connection', async () => {
     const { kg, port } = await start();
-    const client = await uploadAnsweredEarly(port);
+    // A client that keeps its side open once keygate has closed its own (after the 401,
+    // src/gateway/early-answer.ts), as one still sending does.
+    const client = await uploadAnsweredEarly(port, { allowHalfOpen: true });
 
     const stopped = stopWithin20s(kg);
     await expect.poll(() => canConnect('127.0.0.1', port), { timeout: 10_000 }).toBe(false);
@@ -157,6 +159,7 @@ describe('stopping, connection by connection', () => {
     client.socket.write('x'.repeat(10_000));
 
     expect(await stopped).toBe('stopped');
+    client.socket.end();
     await client.closed;
     expect(statuses(client.received())).toEqual([401]);
   });
