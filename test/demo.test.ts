@@ -48,7 +48,7 @@ async function startDemo(cwd: string, args: string[] = []): Promise<Demo> {
   running.push(demo);
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`keygate demo did not start within 30 s:\n${stdout}\n${stderr}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`keygate demo did not start within 90 s:\n${stdout}\n${stderr}`)), 90_000);
     child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       if (stdout.includes('Press Ctrl+C to stop.')) {

@@ -304,7 +304,8 @@ export async function runServeCommand(name: string): Promise<ServeCommand> {
 
   const { host } = loaded.config.listen;
   const port = gatewayPort;
-  const deadline = Date.now() + 20_000;
+  // A second or so on a quiet host; much more on a loaded one.
+  const deadline = Date.now() + 60_000;
   while (!done && Date.now() < deadline && !(await canConnect(host, port))) await new Promise((r) => setTimeout(r, 100));
   if (done || !(await canConnect(host, port))) {
     await stop();

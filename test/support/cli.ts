@@ -4,6 +4,13 @@ import path from 'node:path';
 
 export const BIN = path.resolve(import.meta.dirname, '../../bin/keygate.js');
 
+/**
+ * How long a command, or a line `keygate serve` should write, is waited for before it is
+ * taken as hung: a second or so on a quiet host, but a CLI run took 12 s on a loaded one.
+ */
+const CLI_TIMEOUT_MS = 120_000;
+const LOGGED_TIMEOUT_MS = 60_000;
+
 export interface CliResult {
   code: number;
   stdout: string;
@@ -12,7 +19,7 @@ export interface CliResult {
 
 export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env }, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env }, timeout: CLI_TIMEOUT_MS }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -25,7 +32,7 @@ export interface ServeProcess {
   child: ChildProcess;
   /** Everything written so far. */
   output(): string;
-  /** Waits (up to 15 s) for a line containing `text` after the first `skip` of them, and answers it. */
+  /** Waits (up to 60 s) for a line containing `text` after the first `skip` of them, and answers it. */
   logged(text: string, skip?: number): Promise<string>;
   /** The exit code, once it has exited (null if a signal ended it). */
   exited(): Promise<number | null>;
@@ -42,11 +49,11 @@ export function spawnServe(configFile: string, env?: NodeJS.ProcessEnv, args: st
     output: () => output,
     logged: (text, skip = 0) =>
       new Promise<string>((resolve, reject) => {
-        const deadline = Date.now() + 15_000;
+        const deadline = Date.now() + LOGGED_TIMEOUT_MS;
         const look = () => {
           const line = output.split('\n').filter((l) => l.includes(text))[skip];
           if (line) resolve(line);
-          else if (Date.now() > deadline) reject(new Error(`no "${text}" within 15 s:\n${output}`));
+          else if (Date.now() > deadline) reject(new Error(`no "${text}" within ${LOGGED_TIMEOUT_MS / 1000} s:\n${output}`));
           else setTimeout(look, 25);
         };
         look();
