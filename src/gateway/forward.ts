@@ -198,7 +198,9 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     const { account, key } = identity;
     const out: string[] = [names.account, account.id, names.key, key.id, names.mode, key.mode, names.scopes, scopesHeader(key.scopes, identity.plan.scopes), names.plan, identity.planId];
     const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
-    const peer = socket.remoteAddress ?? '';
+    // The address the gateway's record read as the request arrived: the same (Node keeps a
+    // socket's peer once read), and each `remoteAddress` read costs a few hundred instructions.
+    const peer = request.keygate?.peer ?? socket.remoteAddress ?? '';
     const forwardedFor = headers['x-forwarded-for'];
     out.push('x-forwarded-for', forwardedFor === undefined ? peer : `${String(forwardedFor)}, ${peer}`);
     // From a trusted load balancer, how the client reached it; from anyone else, how the
