@@ -10,7 +10,7 @@ import type { KeyFormat, KeyMode } from '../keys/format.js';
 import { hexOfDigest, sameDigest, type KeyDigest, type KeyHasher } from '../keys/hash.js';
 import type { CachedKey, KeyCache } from '../keys/key-cache.js';
 import type { AccountRecord, KeyRecord, Store } from '../store/store.js';
-import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, type AdmitRequest, type BlockStart, type Counters, type Reservation, type ChargeSpec } from '../counters/counters.js';
+import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, type AdmitRequest, type BlockStart, type Counters, type Reservation, type ChargeSpec, type WindowSpec } from '../counters/counters.js';
 import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
 import { rateLimitHeaders, windowsFor, type createRateLimitPlanner, type RateLimitPlan } from '../limits/rate-limits.js';
 import { overageAllowed, reserveAmount } from '../meters/cost.js';
@@ -236,8 +236,44 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
     // 4. Its account and the account's plan → key_not_bound, api_disabled, plan_expired.
     if (!account) return refuseKey(deny('key_not_bound', PRESENTED), key);
-    const plan = config.plans[account.planId];
     const route = routes.match(request.method, request.path);
+    // 4–5 and the windows of 6 depend on the key, its account and the route alone (and on
+    // the profile: a reload brings another pipeline), so a key's next request on the same
+    // route takes them as judged before; only what changes with the time is asked again.
+    const before = judgedKeys.get(found);
+    const judged = before !== undefined && before.route === route ? before : judge(request, found, key, account, route, now);
+    if (!(judged instanceof Judged)) return judged;
+    const { plan } = judged;
+    // A new identity per request, as before: the library hands it to its caller.
+    const identity: Identity = { key, account, planId: account.planId, plan };
+    if (!judged.readsAccountState && account.planExpiresAt !== null && account.planExpiresAt <= now) return refuse(deny('plan_expired'), identity);
+
+    // 6–7. Blocks and rate limits (all windows or none), then the cost reservation
+    //      → blocked, rate_limited, insufficient_funds. One counters call.
+    const { rateLimits } = judged;
+    const admit: AdmitRequest = { now, windows: judged.windows };
+    if (judged.block) admit.block = judged.block;
+    const charge = chargeFor(judged.route, identity, request.method, request.url, now);
+    if (charge instanceof UnreadableRecords) return refuse(deny('invalid_parameter', charge.parameter === undefined ? {} : { fill: { parameter: charge.parameter } }), identity);
+    if (charge) admit.charge = charge;
+    // 6 (before the counters). The account's requests in flight in this process →
+    // concurrency_limited: a request that will not be forwarded neither counts towards
+    // the rate limits nor brings a block nearer.
+    if (judged.route.kind === 'proxy' && request.accountBusy?.(account.id) === true) return refuse(deny('concurrency_limited', { retryAfterSeconds: CONCURRENCY_RETRY_AFTER_S }), identity);
+    // A backend that needs no I/O answers at once, sparing the request a promise.
+    if (counters.admitNow) return admitted(identity, judged.route, rateLimits, counters.admitNow(admit), charge, now);
+    return counters.admit(admit).then((admission) => admitted(identity, judged.route, rateLimits, admission, charge, now), (error: unknown) => {
+      if (error instanceof CountersUnavailableError) return refuse(deny('service_unavailable', OUTAGE), identity);
+      throw error;
+    });
+  }
+
+  /**
+   * Steps 4–5 for a key with an account, and its rate-limit windows (6): a refusal, or what
+   * the key's next requests on this route can take as it is (judgedKeys).
+   */
+  function judge(request: GatewayRequest, found: CachedKey, key: KeyRecord, account: AccountRecord, route: RouteMatch | undefined, now: number): Judged | Decision {
+    const plan = config.plans[account.planId];
     // A plan the profile no longer defines gives no access; the refusal is still the key's and account's (logs, usage).
     const identity: Identity = { key, account, planId: account.planId, plan: plan ?? NO_SUCH_PLAN };
     const readsAccountState = route?.kind === 'builtin' && route.builtin.allowWhenApiDisabled;
@@ -259,25 +295,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const lacking = required.filter((scope) => !hasScopes(key.scopes, [scope]) || (plan.scopes && !hasScopes(plan.scopes, [scope])));
       return refuse(deny('insufficient_scope', { fill: { scopes: lacking.join(', ') } }), identity);
     }
-
-    // 6–7. Blocks and rate limits (all windows or none), then the cost reservation
-    //      → blocked, rate_limited, insufficient_funds. One counters call.
     const rateLimits = limits.plan(account.planId, plan, route.name, route.kind === 'proxy' ? route.route : undefined);
-    const admit: AdmitRequest = { now, windows: windowsFor(rateLimits, key.id, account.id) };
-    if (plan.block) admit.block = { id: plan.block.scope === 'account' ? accountBlockId(account.id) : keyBlockId(key.id), policy: plan.block };
-    const charge = chargeFor(route, identity, request.method, request.url, now);
-    if (charge instanceof UnreadableRecords) return refuse(deny('invalid_parameter', charge.parameter === undefined ? {} : { fill: { parameter: charge.parameter } }), identity);
-    if (charge) admit.charge = charge;
-    // 6 (before the counters). The account's requests in flight in this process →
-    // concurrency_limited: a request that will not be forwarded neither counts towards
-    // the rate limits nor brings a block nearer.
-    if (route.kind === 'proxy' && request.accountBusy?.(account.id) === true) return refuse(deny('concurrency_limited', { retryAfterSeconds: CONCURRENCY_RETRY_AFTER_S }), identity);
-    // A backend that needs no I/O answers at once, sparing the request a promise.
-    if (counters.admitNow) return admitted(identity, route, rateLimits, counters.admitNow(admit), charge, now);
-    return counters.admit(admit).then((admission) => admitted(identity, route, rateLimits, admission, charge, now), (error: unknown) => {
-      if (error instanceof CountersUnavailableError) return refuse(deny('service_unavailable', OUTAGE), identity);
-      throw error;
-    });
+    const block = plan.block ? { id: plan.block.scope === 'account' ? accountBlockId(account.id) : keyBlockId(key.id), policy: plan.block } : undefined;
+    const judged = new Judged(route, plan, Boolean(readsAccountState), rateLimits, windowsFor(rateLimits, key.id, account.id), block);
+    judgedKeys.set(found, judged);
+    return judged;
   }
 
   /** The counters' answer as a decision; 8–9 (forward, settle) belong to the gateway. */
@@ -332,6 +354,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     };
   }
 
+  /**
+   * What `check` worked out for each cached key (its last route): held by this pipeline,
+   * not by the cache the pipelines of successive reloads share, and dropped with the key's
+   * entry (a key found again in the store has a new one).
+   */
+  const judgedKeys = new WeakMap<CachedKey, Judged>();
+
   /** The current period of each meter period in use, recomputed only once `now` leaves it. */
   const currentPeriods = new Map<MeterPeriod, PeriodBounds>();
   function currentPeriod(period: MeterPeriod, now: number): PeriodBounds {
@@ -344,4 +373,20 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   return { authorize, identify };
+}
+
+/**
+ * What a pipeline worked out for a key (its cache entry) and a route, all of which passed:
+ * the plan, whether the route reads the account's state (a disabled API or an expired plan
+ * does not stop it), and the rate-limit windows and block the counters are asked about.
+ */
+class Judged {
+  constructor(
+    readonly route: RouteMatch,
+    readonly plan: Plan,
+    readonly readsAccountState: boolean,
+    readonly rateLimits: RateLimitPlan,
+    readonly windows: readonly WindowSpec[],
+    readonly block: AdmitRequest['block'],
+  ) {}
 }
