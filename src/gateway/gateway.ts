@@ -209,14 +209,15 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
       reply.code(rendered.status).headers(rendered.headers).send(Buffer.from(rendered.body));
       finish(request, rendered.status);
     };
-    if (!rt.stopping && !bodyStillComing(request.raw)) {
+    const bodyComing = bodyStillComing(request.raw);
+    if (!rt.stopping && !bodyComing) {
       answer();
       return reply;
     }
     // Decided once Node's parser has read what came with the request's head: a request
     // pipelined behind it is known then, and a body sent with the head is in after the
     // I/O phase in which it was read (Node's parser reads it after the request's event).
-    const later = bodyStillComing(request.raw) ? setImmediate : queueMicrotask;
+    const later = bodyComing ? setImmediate : queueMicrotask;
     later(() => {
       if (reply.sent) return;
       try {
