@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, runCli } from './support/cli.js';
@@ -173,6 +174,24 @@ describe('keygate demo (npm run demo)', () => {
     const accountId = (JSON.parse((await runCli(['--config', profile, 'accounts', 'list', '--json'], { cwd: dir })).stdout) as { id: string }[])[0]?.id as string;
     const usage = JSON.parse((await runCli(['--config', profile, 'accounts', 'usage', accountId, '--json'], { cwd: dir })).stdout) as { meters: Record<string, { usage: number }> };
     expect(usage.meters.credits?.usage).toBe(5);
+  });
+
+  it('a first start that fails on a busy port leaves a folder that the retry the error suggests takes as its own', async () => {
+    const folder = tempDir('demo-busy-port');
+    const port = await namedPort();
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(port, '127.0.0.1', resolve));
+    try {
+      const failed = await runCli(['demo', '--data', 'data/demo', '--port', String(port)], { cwd: folder, env: { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN } });
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toContain('start the demo with another --port');
+    } finally {
+      await new Promise((resolve) => busy.close(resolve));
+    }
+    // It used to leave keygate.db without keygate.yaml, and the retry was refused as "not the demo's".
+    const retried = await startDemo(folder);
+    expect(retried.stdout).toContain('Created account "Demo Inc" and its first key.');
+    expect(readFileSync(path.join(folder, 'data/demo/keygate.yaml'), 'utf8')).not.toContain(`port: ${port}\n`);
   });
 
   it('refuses a folder holding a profile or a database it did not make, changing nothing and leaving nothing running', async () => {

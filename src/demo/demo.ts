@@ -105,6 +105,20 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
   const upstreamUrl = `http://127.0.0.1:${(upstream.server.address() as AddressInfo).port}`;
   const profile = demoProfile(upstreamUrl, dataDir, options.ports);
   const config = parseConfigObject(profile, 'demo profile');
+  const profileFile = path.join(dataDir, 'keygate.yaml');
+  const writeProfile = (ports: typeof options.ports) =>
+    writeFileSync(profileFile, `${WRITTEN_BY_DEMO}; the upstream port changes between runs.\n${stringifyYaml(demoProfile(upstreamUrl, dataDir, ports))}`);
+  // Written before the database is made, so a first start that fails (a busy port) leaves
+  // a folder the next start knows as the demo's. A profile already there stays until this
+  // start listens: it may be another running demo's, whose ports it tells the CLI.
+  if (!existsSync(profileFile)) {
+    try {
+      writeProfile(options.ports);
+    } catch (error) {
+      await upstream.close();
+      throw error;
+    }
+  }
   const adminToken = process.env.KEYGATE_ADMIN_TOKEN ?? `kgadm_${randomBytes(18).toString('base64url')}`;
   let running: RunningKeygate;
   try {
@@ -122,9 +136,8 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
     admin: portOf(running.adminUrl, 0),
     dashboard: portOf(running.dashboardUrl, options.ports?.dashboard ?? 8082),
   };
-  const profileFile = path.join(dataDir, 'keygate.yaml');
   try {
-    writeFileSync(profileFile, `${WRITTEN_BY_DEMO}; the upstream port changes between runs.\n${stringifyYaml(demoProfile(upstreamUrl, dataDir, listened))}`);
+    writeProfile(listened);
   } catch (error) {
     // Nothing keeps listening after a start that failed.
     await running.close();
