@@ -17,7 +17,7 @@ import { createRateLimitPlanner } from './limits/rate-limits.js';
 import { createBlockStarts, type BlockStarts } from './limits/block-starts.js';
 import { createPipeline, type Pipeline, type StoreLookups } from './pipeline/pipeline.js';
 import { openStore, reachStore, redactUrl, sqliteFile } from './store/open.js';
-import type { MeterUsageRow, Store } from './store/store.js';
+import type { LimitStateRow, MeterUsageRow, Store } from './store/store.js';
 import { WRITE_PROBE_INTERVAL_MS } from './store/write-refusal.js';
 import type { CacheEvent, Counters } from './counters/counters.js';
 import { openCounters } from './counters/open.js';
@@ -268,6 +268,10 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       });
     }
     await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: currentPeriodStarts(config, clock()) }));
+    if (counters.restoreLimits && options.use !== 'command') {
+      const restored = counters.restoreLimits(await store.loadLimitState(clock()));
+      if (restored > 0) log.info({ restored }, 'rate-limit windows and blocks restored from the store');
+    }
     if (options.use !== 'command') await warnOfUnknownPlans(store, config, log);
   } catch (error) {
     // Nothing stays open, or locked, after a failed start.
@@ -312,19 +316,31 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
 
   // Balance rows that failed to save are kept (newest value wins) and retried.
   const unsaved = new Map<string, MeterUsageRow>();
+  // Window and block rows likewise (memory counters; a command's are none of its business).
+  const unsavedLimits = new Map<string, LimitStateRow>();
+  const drainLimits = options.use === 'command' ? undefined : counters.drainLimitChanges?.bind(counters);
   let flushing: Promise<void> | undefined;
-  const flushOnce = async () => {
+  /** `windows`: rate-limit windows too (at stop: rewriting busy windows every second would cost more than it saves). */
+  const flushOnce = async (windows: boolean) => {
     for (const row of await counters.drainMeterChanges()) unsaved.set(`${row.accountId}\u0000${row.meter}\u0000${row.periodStart}`, row);
     if (unsaved.size > 0) {
       await store.saveMeterUsage([...unsaved.values()]);
       unsaved.clear();
     }
     await usage.flush(store, clock());
+    // Last: usage and balances are what is billed.
+    if (drainLimits) {
+      for (const row of drainLimits(windows)) unsavedLimits.set(`${row.kind}\u0000${row.id}`, row);
+      if (unsavedLimits.size > 0) {
+        await store.saveLimitState([...unsavedLimits.values()], clock());
+        unsavedLimits.clear();
+      }
+    }
   };
-  const flush = async () => {
+  const flush = async (windows = false) => {
     // One flush at a time; a caller arriving mid-flush waits and then flushes again.
     while (flushing) await flushing.catch(() => undefined);
-    flushing = flushOnce().finally(() => {
+    flushing = flushOnce(windows).finally(() => {
       flushing = undefined;
     });
     return flushing;
@@ -428,7 +444,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       clearInterval(timer);
       changeWatch?.stop();
       try {
-        await flush();
+        await flush(true);
       } catch (error) {
         // Said in numbers: what this process counted and can no longer write anywhere.
         log.error({ err: error, lost: { ...usage.pending(), meterBalancesNotWritten: unsaved.size } }, 'final usage flush failed: the usage counted since the last write is lost');

@@ -9,7 +9,7 @@
  * against no window and spends nothing.
  */
 import type { BlockPolicy } from '../config/schema.js';
-import type { MeterUsageRow } from '../store/store.js';
+import type { LimitStateRow, MeterUsageRow } from '../store/store.js';
 
 /** One rolling window: at most `limit` admissions in any `windowMs`. */
 export interface WindowSpec {
@@ -149,6 +149,14 @@ export interface Counters {
   restoreMeters(rows: readonly MeterUsageRow[]): Promise<void>;
   /** Balances changed since the last call, as absolute rows for the store. */
   drainMeterChanges(): Promise<MeterUsageRow[]>;
+  /**
+   * Blocks (and with `windows`, rate-limit windows) changed since they were last drained,
+   * as rows for the store: by backends that keep them in the process (memory), so a
+   * restart lifts no block. Redis keeps its own.
+   */
+  drainLimitChanges?(windows: boolean): LimitStateRow[];
+  /** Takes back what `drainLimitChanges` saved (start-up); answers how many rows it used. */
+  restoreLimits?(rows: readonly LimitStateRow[]): number;
   /**
    * Ends the blocks with these ids (`k:<key id>`, `a:<account id>`) and forgets their
    * violations, so the next one starts the escalation afresh. Resolves to how many were

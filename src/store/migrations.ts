@@ -174,4 +174,21 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('sign_in_failures').ifExists().execute();
     },
   },
+  // Rate-limit windows and blocks of the memory counters, so a restart lifts no block.
+  '0007_limit_state': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('limit_state')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('limit_state_pk', ['kind', 'id'])
+        .execute();
+      await db.schema.createIndex('limit_state_expires').on('limit_state').column('expires_at').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropTable('limit_state').ifExists().execute();
+    },
+  },
 };

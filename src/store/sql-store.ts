@@ -17,6 +17,7 @@ import type {
   MemberInviting,
   MemberPatch,
   MemberRecord,
+  LimitStateRow,
   MeterUsageRow,
   Page,
   PendingUnits,
@@ -121,6 +122,7 @@ export interface Database {
   keygate_settings: { name: string; value: string };
   pending_units: { id: string; account_id: string; meter: string; period_start: string; units: number; saved_at: number };
   sign_in_failures: { email: string; source: string; failures: number; locked_until: number | null; updated_at: number };
+  limit_state: { kind: string; id: string; state: string; expires_at: number };
 }
 
 /**
@@ -589,6 +591,25 @@ export class SqlStore implements Store {
     }
     const rows = await query.execute();
     return rows.map((r) => ({ accountId: r.account_id, meter: r.meter, periodStart: r.period_start, used: Number(r.used), returned: Number(r.returned) }));
+  }
+
+  async saveLimitState(rows: readonly LimitStateRow[], now: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < rows.length; i += BATCH) {
+        const values = rows.slice(i, i + BATCH).map((r) => ({ kind: r.kind, id: r.id, state: r.state, expires_at: r.expiresAt }));
+        await trx
+          .insertInto('limit_state')
+          .values(values)
+          .onConflict((oc) => oc.columns(['kind', 'id']).doUpdateSet((eb) => ({ state: eb.ref('excluded.state'), expires_at: eb.ref('excluded.expires_at') })))
+          .execute();
+      }
+      await trx.deleteFrom('limit_state').where('expires_at', '<=', now).execute();
+    });
+  }
+
+  async loadLimitState(now: number): Promise<LimitStateRow[]> {
+    const rows = await this.db.selectFrom('limit_state').selectAll().where('expires_at', '>', now).execute();
+    return rows.map((r) => ({ kind: r.kind as LimitStateRow['kind'], id: r.id, state: r.state, expiresAt: Number(r.expires_at) }));
   }
 
   async setGauge(g: GaugeRow, now?: number): Promise<void> {

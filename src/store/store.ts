@@ -115,6 +115,21 @@ export function mergeUsage(a: Pick<MeterUsageRow, 'used' | 'returned'>, b: Pick<
 }
 
 /**
+ * A rate-limit window or block as the memory counters hold it, kept in the store so a
+ * restart lifts no block and refills no window (MemoryCounters.drainLimitChanges). The
+ * store keeps `state` as given; the counters alone read it.
+ */
+export interface LimitStateRow {
+  kind: 'window' | 'block';
+  /** The window's id (`k:<key id>:<ms>:<limit>:<tag>`) or the block's (`k:<key id>`, `a:<account id>`). */
+  id: string;
+  /** JSON. */
+  state: string;
+  /** When it stops mattering (ms). A row saved already past it is a deletion: a block lifted. */
+  expiresAt: number;
+}
+
+/**
  * Units a process committed but could not add to the shared counters (Redis unreachable
  * until it stopped): kept for whichever process reaches Redis next. A row of 0 units is
  * a balance Redis holds that the process could not write to the store: the next process
@@ -272,6 +287,10 @@ export interface Store {
   /** Absolute balances: each row raises what was stored for its account/meter/period (never lowers it). */
   saveMeterUsage(rows: readonly MeterUsageRow[]): Promise<void>;
   loadMeterUsage(filter?: { accountId?: string; periodStarts?: readonly string[] }): Promise<MeterUsageRow[]>;
+  /** Writes these rows over those of the same kind and id, then deletes every row expired at `now`. */
+  saveLimitState(rows: readonly LimitStateRow[], now: number): Promise<void>;
+  /** The rows not expired at `now`. */
+  loadLimitState(now: number): Promise<LimitStateRow[]>;
   savePendingUnits(rows: readonly PendingUnits[]): Promise<void>;
   /** Takes up to `limit` saved rows, oldest first; each row is taken by one caller only. */
   takePendingUnits(limit: number): Promise<PendingUnits[]>;

@@ -114,6 +114,35 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect((await store.loadMeterUsage({ accountId: fractional })).map((r) => [r.used, r.returned])).toEqual([[0.3, 0.6]]);
     });
 
+    it('keeps rate-limit state rows until they expire, the last one written for a kind and id winning', async () => {
+      const id = `k:key_limits_${Math.random().toString(36).slice(2)}`;
+      // Long past: the deletions of expired rows here reach no other test's rows.
+      const now = Date.parse('2001-01-01T00:00:00Z');
+      const mine = async (at: number) => (await store.loadLimitState(at)).filter((r) => r.id.startsWith(id)).sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id));
+      await store.saveLimitState(
+        [
+          { kind: 'block', id, state: '{"level":1}', expiresAt: now + 60_000 },
+          { kind: 'window', id, state: '{"first":1}', expiresAt: now + 1_000 },
+          { kind: 'window', id: `${id}:1000:5:0`, state: '{"first":2}', expiresAt: now + 2_000 },
+        ],
+        now,
+      );
+      expect(await mine(now)).toEqual([
+        { kind: 'block', id, state: '{"level":1}', expiresAt: now + 60_000 },
+        { kind: 'window', id, state: '{"first":1}', expiresAt: now + 1_000 },
+        { kind: 'window', id: `${id}:1000:5:0`, state: '{"first":2}', expiresAt: now + 2_000 },
+      ]);
+      // Not loaded once expired.
+      expect((await mine(now + 1_500)).map((r) => r.state)).toEqual(['{"level":1}', '{"first":2}']);
+      // Written again: replaced; written already expired (a block lifted): gone, with every row expired by then.
+      await store.saveLimitState([{ kind: 'block', id, state: '{"level":2}', expiresAt: now + 120_000 }], now);
+      expect((await mine(now)).map((r) => r.state)).toEqual(['{"level":2}', '{"first":1}', '{"first":2}']);
+      await store.saveLimitState([{ kind: 'block', id, state: '{}', expiresAt: 0 }], now + 1_500);
+      expect(await mine(0)).toEqual([{ kind: 'window', id: `${id}:1000:5:0`, state: '{"first":2}', expiresAt: now + 2_000 }]);
+      await store.saveLimitState([], now + 2_000);
+      expect(await mine(0)).toEqual([]);
+    });
+
     it('keeps pending units until they are taken, each row by one caller only', async () => {
       const accountId = `acc_pending_${Math.random().toString(36).slice(2)}`;
       const row = (units: number) => ({ accountId, meter: 'credits', periodStart: '2026-01-01', units });

@@ -1,7 +1,9 @@
 /**
- * Counters for one process: sliding logs, blocks and balances in memory. Balances are
- * written back to the store by the runtime's flusher (`drainMeterChanges`) and restored
- * at start-up, so they survive a restart; rate windows and blocks start fresh.
+ * Counters for one process: sliding logs, blocks and balances in memory. The runtime's
+ * flusher writes balances and blocks that changed to the store every second and at stop,
+ * windows at stop (`drainMeterChanges`, `drainLimitChanges`), and start-up restores them:
+ * a restart neither resets a balance nor lifts a block nor refills a window. A crash
+ * loses the last second of balances and blocks, and the windows.
  */
 import { DAY_MS, MINUTE_MS } from '../../config/duration.js';
 import type {
@@ -14,7 +16,7 @@ import type {
   WindowSpec,
   WindowState,
 } from '../counters.js';
-import { mergeUsage, type MeterUsageRow } from '../../store/store.js';
+import { mergeUsage, type LimitStateRow, type MeterUsageRow } from '../../store/store.js';
 import { SlidingLog } from './sliding-log.js';
 
 interface BlockState {
@@ -51,6 +53,10 @@ export class MemoryCounters implements Counters {
   private readonly meters = new Map<string, MeterState>();
   /** The meter used last (see `meter`). */
   private lastMeter: MeterState | undefined;
+  /** Of each window saved, the newest admission it held then: saved again once it has a newer one. */
+  private readonly savedWindows = new Map<string, number>();
+  /** Blocks changed since they were last saved (started, violated, lifted). */
+  private readonly changedBlocks = new Set<string>();
   private readonly handlers: ((event: CacheEvent) => void)[] = [];
   private readonly sweeper: NodeJS.Timeout;
 
@@ -185,6 +191,57 @@ export class MemoryCounters implements Counters {
     return changed;
   }
 
+  /**
+   * Blocks, and with `windows` the windows, changed since they were last drained, as rows
+   * for the store (a lifted block: a row already expired). A window holds up to `limit`
+   * times, so windows are saved at stop, not with the blocks every second.
+   */
+  drainLimitChanges(windows: boolean): LimitStateRow[] {
+    const now = this.clock();
+    const rows: LimitStateRow[] = [];
+    for (const [id, log] of windows ? this.logs : []) {
+      const newest = log.newest();
+      if (newest === -Infinity || this.savedWindows.get(id) === newest) continue;
+      this.savedWindows.set(id, newest);
+      const times = log.timesInWindow(now);
+      if (times.length === 0) continue;
+      rows.push({ kind: 'window', id, state: JSON.stringify(savedWindow(log, times)), expiresAt: newest + log.windowMs });
+    }
+    for (const id of this.changedBlocks) {
+      const block = this.blocks.get(id);
+      rows.push(
+        block
+          ? { kind: 'block', id, state: JSON.stringify(savedBlock(block)), expiresAt: forgottenAt(block) }
+          : { kind: 'block', id, state: '{}', expiresAt: 0 },
+      );
+    }
+    this.changedBlocks.clear();
+    return rows;
+  }
+
+  /** Takes back the windows and blocks saved by `drainLimitChanges` (at start-up); rows it cannot read are skipped. */
+  restoreLimits(rows: readonly LimitStateRow[]): number {
+    let restored = 0;
+    for (const row of rows) {
+      try {
+        if (row.kind === 'window') {
+          const log = restoredWindow(JSON.parse(row.state) as unknown);
+          if (!log) continue;
+          this.logs.set(row.id, log);
+          this.savedWindows.set(row.id, log.newest());
+        } else {
+          const block = restoredBlock(JSON.parse(row.state) as unknown);
+          if (!block) continue;
+          this.blocks.set(row.id, block);
+        }
+        restored++;
+      } catch {
+        // Not JSON: written by something else; the window or block starts afresh.
+      }
+    }
+    return restored;
+  }
+
   async broadcast(event: CacheEvent): Promise<void> {
     for (const handler of this.handlers) handler(event);
   }
@@ -246,7 +303,7 @@ export class MemoryCounters implements Counters {
     let lifted = 0;
     for (const id of ids) {
       if ((this.blocks.get(id)?.blockedUntil ?? 0) > now) lifted++;
-      this.blocks.delete(id);
+      if (this.blocks.delete(id)) this.changedBlocks.add(id);
     }
     return lifted;
   }
@@ -260,6 +317,7 @@ export class MemoryCounters implements Counters {
     }
     state.violations = state.violations.filter((t) => t > now - policy.within);
     state.violations.push(now);
+    this.changedBlocks.add(id);
     if (state.violations.length < policy.after) return undefined;
     if (now - state.lastBlockEnd > policy.forgetAfter) state.level = 0;
     const length = Math.min(policy.max, Math.round(policy.duration * policy.factor ** state.level));
@@ -271,7 +329,11 @@ export class MemoryCounters implements Counters {
   }
 
   private sweep(now: number): void {
-    for (const [id, log] of this.logs) if (log.newest() <= now - log.windowMs) this.logs.delete(id);
+    for (const [id, log] of this.logs) {
+      if (log.newest() > now - log.windowMs) continue;
+      this.logs.delete(id);
+      this.savedWindows.delete(id);
+    }
     for (const [id, block] of this.blocks) {
       const quiet = block.blockedUntil <= now && block.violations.every((t) => t < now - DAY_MS);
       if (quiet && now - block.lastBlockEnd > BLOCK_MEMORY_MS) this.blocks.delete(id);
@@ -305,6 +367,60 @@ function releaseLapsed(meter: MeterState, now: number): void {
     meter.held.delete(reservation);
     meter.reserved = Math.max(0, meter.reserved - reservation.amount);
   }
+}
+
+/** A window as saved: its admission times as the first and the gaps after it (shorter than the times themselves). */
+interface SavedWindow {
+  limit: number;
+  windowMs: number;
+  first: number;
+  gaps: number[];
+}
+
+function savedWindow(log: SlidingLog, times: readonly number[]): SavedWindow {
+  const gaps: number[] = [];
+  for (let i = 1; i < times.length; i++) gaps.push((times[i] as number) - (times[i - 1] as number));
+  return { limit: log.limit, windowMs: log.windowMs, first: times[0] as number, gaps };
+}
+
+function restoredWindow(saved: unknown): SlidingLog | undefined {
+  const w = saved as Partial<SavedWindow> | null;
+  if (!w || !isCount(w.limit) || !isCount(w.windowMs) || !Number.isFinite(w.first) || !Array.isArray(w.gaps)) return undefined;
+  const times = [w.first as number];
+  for (const gap of w.gaps) {
+    if (typeof gap !== 'number' || !(gap >= 0)) return undefined;
+    times.push((times[times.length - 1] as number) + gap);
+  }
+  return SlidingLog.of(w.limit, w.windowMs, times);
+}
+
+/** A block as saved (JSON has no -Infinity: a subject never blocked has `lastBlockEnd: null`). */
+interface SavedBlock {
+  violations: number[];
+  blockedUntil: number;
+  level: number;
+  lastBlockEnd: number | null;
+}
+
+function savedBlock(block: BlockState): SavedBlock {
+  return { violations: block.violations, blockedUntil: block.blockedUntil, level: block.level, lastBlockEnd: Number.isFinite(block.lastBlockEnd) ? block.lastBlockEnd : null };
+}
+
+function restoredBlock(saved: unknown): BlockState | undefined {
+  const b = saved as Partial<SavedBlock> | null;
+  if (!b || !Array.isArray(b.violations) || !b.violations.every(Number.isFinite) || !Number.isFinite(b.blockedUntil) || !Number.isInteger(b.level)) return undefined;
+  if (b.lastBlockEnd !== null && !Number.isFinite(b.lastBlockEnd)) return undefined;
+  return { violations: b.violations, blockedUntil: b.blockedUntil as number, level: b.level as number, lastBlockEnd: b.lastBlockEnd ?? -Infinity };
+}
+
+/** When the sweep would forget a block's state (see `sweep`): its saved row expires then. */
+function forgottenAt(block: BlockState): number {
+  const lastViolation = block.violations.length > 0 ? Math.max(...block.violations) : -Infinity;
+  return Math.max(block.blockedUntil, lastViolation + DAY_MS, block.lastBlockEnd + BLOCK_MEMORY_MS, 0);
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value > 0;
 }
 
 function meterId(accountId: string, meter: string, periodStart: string): string {

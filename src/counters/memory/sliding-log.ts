@@ -51,6 +51,18 @@ export class SlidingLog {
     this.start = start;
   }
 
+  /** The admissions inside the window ending at `now`, oldest first (to be saved). */
+  timesInWindow(now: number): number[] {
+    return this.times.slice(this.firstInWindow(now));
+  }
+
+  /** A log holding these admission times (oldest first), as saved by `timesInWindow`. */
+  static of(limit: number, windowMs: number, times: readonly number[]): SlidingLog {
+    const log = new SlidingLog(limit, windowMs);
+    log.times = times.slice(Math.max(0, times.length - limit));
+    return log;
+  }
+
   /** The newest admission, for idle sweeping. */
   newest(): number {
     return this.times.length > this.start ? (this.times[this.times.length - 1] as number) : -Infinity;
