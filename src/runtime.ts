@@ -268,9 +268,10 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       });
     }
     await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: currentPeriodStarts(config, clock()) }));
-    if (counters.restoreLimits && options.use !== 'command') {
-      const restored = counters.restoreLimits(await store.loadLimitState(clock()));
-      if (restored > 0) log.info({ restored }, 'rate-limit windows and blocks restored from the store');
+    if (counters.restoreLimits) {
+      // A command takes the serving process's blocks, as of its last write, to show them (keys list).
+      const restored = counters.restoreLimits(await store.loadLimitState(clock(), options.use === 'command' ? 'block' : undefined));
+      if (restored > 0 && options.use !== 'command') log.info({ restored }, 'rate-limit windows and blocks restored from the store');
     }
     if (options.use !== 'command') await warnOfUnknownPlans(store, config, log);
   } catch (error) {

@@ -935,6 +935,61 @@ describe('one serving process per SQLite file with in-memory counters', () => {
   });
 });
 
+describe('keygate CLI on memory counters, beside a gateway that blocked a key', () => {
+  const dir = tempDir('cli-memory-blocks');
+  const configFile = path.join(dir, 'keygate.yaml');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    const profile: ConfigInput = {
+      upstream: { url: upstream.url },
+      store: `sqlite:${path.join(dir, 'keygate.db')}`,
+      plans: { strict: { rateLimits: [{ limit: 1, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } } },
+      routes: [{ path: '/v1/*' }],
+      dashboard: { enabled: false },
+    };
+    writeFileSync(configFile, stringify(profile));
+    kg = await startKeygate(profile, { dir });
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('shows the block the serving process wrote to the store, until it is lifted there', async () => {
+    const accountId = JSON.parse((await cli('accounts', 'create', '--name', 'Retry loop', '--json')).stdout).id as string;
+    const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'ci', '--json')).stdout) as { id: string; secret: string; blockedUntil?: string | null };
+    expect(created.blockedUntil).toBeNull();
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await kg.call('/v1/projects', { headers: { authorization: `Bearer ${created.secret}` } });
+      statuses.push(response.status);
+      await response.text();
+    }
+    expect(statuses).toEqual([200, 429, 429]);
+    const admin = (await (await kg.admin(`/v1/keys/${created.id}`)).json()) as { blockedUntil: string };
+    expect(Date.parse(admin.blockedUntil) - Date.now()).toBeGreaterThan(9 * 60_000);
+
+    // Written within a second; asked until then (or 60 s), it may still say null.
+    const listed = async () => JSON.parse((await cli('keys', 'list', '--account', accountId, '--json')).stdout) as { blockedUntil: string | null }[];
+    const deadline = Date.now() + 60_000;
+    let seen = await listed();
+    while (seen[0]?.blockedUntil !== admin.blockedUntil && Date.now() < deadline) seen = await listed();
+    expect(seen).toMatchObject([{ id: created.id, blockedUntil: admin.blockedUntil }]);
+    expect((await cli('keys', 'list', '--account', accountId)).stdout).toMatch(/active, blocked until /);
+
+    // Lifted by the serving process: gone from the store too.
+    expect((await kg.admin(`/v1/keys/${created.id}/unblock`, { method: 'POST' })).status).toBe(200);
+    const liftedBy = Date.now() + 60_000;
+    while ((await listed())[0]?.blockedUntil !== null && Date.now() < liftedBy) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await listed()).toMatchObject([{ id: created.id, blockedUntil: null }]);
+  });
+});
+
 const redisUp = await serviceAvailable('Redis', REDIS_URL);
 
 describe.skipIf(!redisUp)('keygate CLI on Redis counters, beside a gateway that blocked a key', () => {

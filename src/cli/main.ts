@@ -637,7 +637,7 @@ export function buildCli(): Command {
         if (opts.account) await getAccount(rt, opts.account);
         const list = pageEnd(await rt.store.listKeys({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) }), opts, json);
         const now = rt.clock();
-        const blocked = await blocksOf(rt, list);
+        const blocked = await blockedUntilOf(rt, list);
         const status = (k: KeyRecord) => (blocked?.has(k.id) ? `${keyStatus(k, now)}, blocked until ${until(blocked.get(k.id) as number)}` : keyStatus(k, now));
         print(json, list.map((k) => keyOut(k, now, blocked)), () =>
           table(
@@ -654,7 +654,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         const key = await getKey(rt, id);
         const now = rt.clock();
-        const blocked = await blocksOf(rt, [key]);
+        const blocked = await blockedUntilOf(rt, [key]);
         const blockEnds = blocked?.get(key.id);
         print(json, keyOut(key, now, blocked), () =>
           fields(
@@ -724,7 +724,7 @@ export function buildCli(): Command {
         if (overlap === undefined) throw new OperationError('invalid', `--overlap "${text}" is not a duration (e.g. 1h, 24h, 7d)`);
         const issued = await rotateKey(rt, id, overlap, CLI_ACTOR);
         const now = rt.clock();
-        const blocked = json ? await blocksOf(rt, [issued.key, issued.previous]) : undefined;
+        const blocked = json ? await blockedUntilOf(rt, [issued.key, issued.previous]) : undefined;
         print(json, { ...keyOut(issued.key, now, blocked), secret: issued.secret, previous: keyOut(issued.previous, now, blocked) }, () =>
           [
             `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${until(issued.previous.expiresAt as number)}`}`,
@@ -900,22 +900,13 @@ export function buildCli(): Command {
 }
 
 /**
- * When these keys' rate-limit blocks end, where this process can know: blocks are shared
- * only on Redis (with memory counters they are the serving process's to know), and not
- * while Redis is away. Undefined where it cannot. Asked where it is shown: by every
- * command's --json, and by the keys list's table.
- */
-async function blocksOf(rt: Runtime, keys: readonly KeyRecord[]): Promise<ReadonlyMap<string, number> | undefined> {
-  return rt.counters.kind === 'redis' ? blockedUntilOf(rt, keys) : undefined;
-}
-
-/**
  * One key as --json prints it after a command on it (keyOut, as the admin API answers it),
  * asking the counters for its block only when printing JSON; `blockedUntil` is left out
- * where it is not known (see blocksOf) rather than null.
+ * where it is not known (Redis away) rather than null. With memory counters the blocks are
+ * the serving process's, as it last wrote them to the store (within a second).
  */
 async function keyJsonOf(rt: Runtime, key: KeyRecord, json: boolean | undefined) {
-  return keyOut(key, rt.clock(), json ? await blocksOf(rt, [key]) : undefined);
+  return keyOut(key, rt.clock(), json ? await blockedUntilOf(rt, [key]) : undefined);
 }
 
 /** A parser of port options: a whole number from 0 (any free port) to `highest`, else `expected` is said. */

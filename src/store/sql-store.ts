@@ -607,8 +607,10 @@ export class SqlStore implements Store {
     });
   }
 
-  async loadLimitState(now: number): Promise<LimitStateRow[]> {
-    const rows = await this.db.selectFrom('limit_state').selectAll().where('expires_at', '>', now).execute();
+  async loadLimitState(now: number, kind?: LimitStateRow['kind']): Promise<LimitStateRow[]> {
+    let query = this.db.selectFrom('limit_state').selectAll().where('expires_at', '>', now);
+    if (kind !== undefined) query = query.where('kind', '=', kind);
+    const rows = await query.execute();
     return rows.map((r) => ({ kind: r.kind as LimitStateRow['kind'], id: r.id, state: r.state, expiresAt: Number(r.expires_at) }));
   }
 

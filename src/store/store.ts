@@ -289,8 +289,8 @@ export interface Store {
   loadMeterUsage(filter?: { accountId?: string; periodStarts?: readonly string[] }): Promise<MeterUsageRow[]>;
   /** Writes these rows over those of the same kind and id, then deletes every row expired at `now`. */
   saveLimitState(rows: readonly LimitStateRow[], now: number): Promise<void>;
-  /** The rows not expired at `now`. */
-  loadLimitState(now: number): Promise<LimitStateRow[]>;
+  /** The rows not expired at `now` (of one kind, with `kind`). */
+  loadLimitState(now: number, kind?: LimitStateRow['kind']): Promise<LimitStateRow[]>;
   savePendingUnits(rows: readonly PendingUnits[]): Promise<void>;
   /** Takes up to `limit` saved rows, oldest first; each row is taken by one caller only. */
   takePendingUnits(limit: number): Promise<PendingUnits[]>;
