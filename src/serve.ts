@@ -2,9 +2,8 @@
  * `keygate serve`: the gateway, the admin API and the dashboard, each on its own
  * listener, over one runtime. Closing drains in-flight requests, then flushes usage.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import dns from 'node:dns';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -20,7 +19,10 @@ import { redactUrl } from './store/open.js';
 import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
 import { PROCESS_TAG } from './fastify-options.js';
 import { createLog, type Log } from './log.js';
-import { findLeftUpstream, forgetUpstream, recordUpstream, stopLeftUpstream, upstreamRecordFile } from './spawned-upstream.js';
+import { canConnect, startUpstream, upstreamAddress, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
+
+// Where it was first defined: tests import it from here.
+export { canConnect };
 
 export interface ServeOptions extends RuntimeOptions {
   /** Override listener ports (0 = any free port), e.g. for tests. */
@@ -462,116 +464,6 @@ function withGivenPorts(next: LoadedConfig, running: Config, ports: ServeOptions
   };
 }
 
-/** The profile's own upstream, started by keygate and listening. */
-interface SpawnedUpstream {
-  /** Stops it and whatever it started. */
-  stop(): void;
-}
-
-/**
- * Starts the profile's own upstream (examples, demos) and waits until it accepts
- * connections. Its port must be free before: what then answers there is the child, not
- * another process (one a keygate killed at once left running is stopped first).
- */
-async function startUpstream(loaded: LoadedConfig, log: Log): Promise<SpawnedUpstream> {
-  const [command, ...args] = loaded.config.upstream.spawn as [string, ...string[]];
-  const url = new URL(loaded.config.upstream.url);
-  const { host, port } = upstreamAddress(url);
-  const recordFile = upstreamRecordFile(loaded);
-  let left = findLeftUpstream(recordFile);
-  if (left && !left.inUse) {
-    const { pid, command: leftCommand, keygate } = left;
-    if (await stopLeftUpstream(left)) {
-      log.warn({ pid, command: leftCommand }, `upstream.spawn: stopped pid ${pid} ("${leftCommand}"), the upstream a keygate (pid ${keygate}) that ended without stopping it left running`);
-      left = undefined;
-    }
-  }
-  if (await canConnect(host, port, UPSTREAM_PROBE_MS)) {
-    const whose =
-      left === undefined
-        ? ''
-        : left.inUse
-        ? ` (pid ${left.pid}, "${left.command}": the upstream of the keygate running as pid ${left.keygate})`
-        : ` (pid ${left.pid}, "${left.command}": left running by a keygate that ended, pid ${left.keygate}; it did not stop on SIGTERM or SIGKILL)`;
-    throw new Error(`upstream.spawn: port ${url.hostname}:${port} is already in use by another process${whose}; stop it or change upstream.url`);
-  }
-  // Told its port as platforms tell an app (PORT): upstream.url is then the one place that says it.
-  const env = { ...process.env, PORT: String(port) };
-  // In a process group of its own: a terminal's Ctrl-C (sent to the whole group) reaches
-  // keygate alone, which stops it once its own requests are answered (after the readiness
-  // delay and the drain), not while keygate still forwards to it.
-  const child = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
-  const stop = () => {
-    stopUpstream(child);
-    forgetUpstream(recordFile);
-  };
-  // However keygate ends (at once, on a third signal; a failed start), its upstream goes with it.
-  process.once('exit', stop);
-  child.once('exit', () => process.off('exit', stop));
-  const deadline = Date.now() + 15_000;
-  const what = `upstream.spawn: "${loaded.config.upstream.spawn?.join(' ')}"`;
-  /** Why the command stopped before it listened, once it has. */
-  let ended: string | undefined;
-  // A command that cannot be run (not found, not executable) is an 'error', not an exit.
-  child.once('error', (error: NodeJS.ErrnoException) => {
-    ended = error.code === 'ENOENT' ? `could not be started: ${command} not found` : `could not be started: ${error.message}`;
-  });
-  child.once('exit', (code, signal) => {
-    ended ??= `exited (${signal ?? `code ${code}`}) before listening on ${url.host}`;
-  });
-  while (Date.now() < deadline && ended === undefined) {
-    if (await canConnect(host, port)) {
-      // SIGKILL leaves it running: the next start finds it by this record.
-      if (child.pid !== undefined) recordUpstream(recordFile, child.pid);
-      return { stop };
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  if (ended !== undefined) throw new Error(`${what} ${ended}`);
-  stop();
-  throw new Error(`${what} did not start listening on ${url.host} within 15 s`);
-}
-
-/**
- * Stops a spawned upstream and whatever it started (`sh -c ...`, `npm start`): SIGTERM to
- * its process group, of which it is the leader (spawned detached).
- */
-function stopUpstream(child: ChildProcess): void {
-  if (child.pid === undefined) return;
-  try {
-    // Also when the child itself has exited: what it started may still run in its group.
-    process.kill(-child.pid, 'SIGTERM');
-  } catch {
-    // The group is gone already: the child itself, if it is still there.
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-  }
-}
-
-/** Where an upstream URL points, as `connect` takes it. */
-function upstreamAddress(url: URL): { host: string; port: number } {
-  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
-}
-
-/**
- * Whether something accepts TCP connections at host:port; with `timeoutMs`, false when
- * nothing answers in that time. The socket does not keep the process alive.
- */
-export function canConnect(host: string, port: number, timeoutMs?: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    socket.unref();
-    const done = (connected: boolean) => {
-      socket.destroy();
-      resolve(connected);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-    if (timeoutMs !== undefined) socket.setTimeout(timeoutMs, () => done(false));
-  });
-}
-
-/** How long the start-up look at the upstream waits for a connection. */
-const UPSTREAM_PROBE_MS = 5_000;
 
 /**
  * Says at start-up when the upstream accepts no connections (not started yet, another
