@@ -64,6 +64,11 @@ export interface Runtime {
   readonly listening: { gateway?: string; admin?: string; dashboard?: string };
   /** Set by serve once keygate begins to stop: /health/ready answers 503 from then on. */
   stopping: boolean;
+  /**
+   * Set by serve with `upstream.spawn`: why the upstream it started is not running, while
+   * it is not (it exited and is being started again): /health/ready answers 503 meanwhile.
+   */
+  upstreamDown?: () => string | undefined;
   /** Keys the pipeline looked up in the store (not held by the key cache), by answer. */
   readonly storeLookups: Readonly<StoreLookups>;
   /** Blocks this process's admissions started (each logged as it began), by window, for /metrics. */

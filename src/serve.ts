@@ -299,6 +299,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     upstream?.stop();
     throw error;
   }
+  if (upstream) rt.upstreamDown = upstream.down;
   const metrics = createMetrics({ storeLookups: rt.storeLookups, blocksStarted: rt.blockStarts.byWindow, ...(rt.counters.roundTrips ? { roundTrips: rt.counters.roundTrips } : {}) });
   const servers: Listener[] = [];
   /** Starts a listener as its part of the profile says (`port`: the caller's override). */
@@ -401,6 +402,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
           // Out of the load balancer first (readiness 503, still serving), then stop
           // accepting, let in-flight requests finish, and write usage out.
           rt.stopping = true;
+          // The upstream it started serves the drain; one that exits now is not started again.
+          upstream?.stopRestarting();
           const { readinessDelay, drainTimeout } = rt.config.shutdown;
           const ms = options.drainTimeoutMs ?? drainTimeout;
           const signal = why === undefined ? '' : ` (${why})`;

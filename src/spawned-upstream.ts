@@ -19,19 +19,42 @@ import path from 'node:path';
 import type { LoadedConfig } from './config/load.js';
 import type { Log } from './log.js';
 
-/** The profile's own upstream, started by keygate and listening. */
+/** The profile's own upstream, started by keygate: watched while keygate serves, and started again when it exits. */
 export interface SpawnedUpstream {
-  /** Stops it and whatever it started. */
+  /** Why it is not running, while it is down (it exited and is not back yet); undefined while it runs. */
+  down(): string | undefined;
+  /** From now on one that exits is not started again (keygate is stopping: the one running serves the drain). */
+  stopRestarting(): void;
+  /** Stops it and whatever it started, and starts it no more. */
   stop(): void;
+}
+
+/** How long a started command has to accept connections on its port. */
+const LISTEN_WITHIN_MS = 15_000;
+/** The wait before an upstream that exited is started again: doubled by each exit or failed start, up to RESTART_MAX_MS. */
+const RESTART_FIRST_MS = 1_000;
+const RESTART_MAX_MS = 30_000;
+/** An upstream that ran this long before it exited is started again after RESTART_FIRST_MS, as if it had never exited. */
+const STAYED_UP_MS = 60_000;
+
+/** The wait before start `attempt` since the upstream last stayed up (1: the first): 1 s, 2 s, 4 s … 30 s. */
+export function restartDelay(attempt: number): number {
+  return Math.min(RESTART_MAX_MS, RESTART_FIRST_MS * 2 ** (attempt - 1));
 }
 
 /**
  * Starts the profile's own upstream (examples, demos) and waits until it accepts
  * connections. Its port must be free before: what then answers there is the child, not
  * another process (one a keygate killed at once left running is stopped first).
+ *
+ * If it exits later, the exit is logged (error), `down()` says so, and it is started again
+ * after `restartDelay` (what it started is stopped first, and its port must be free again),
+ * until `stopRestarting()` or `stop()`. A failed start at start-up rejects, as before; a
+ * failed start again is logged and tried again later.
  */
 export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<SpawnedUpstream> {
-  const [command, ...args] = loaded.config.upstream.spawn as [string, ...string[]];
+  const spawnCommand = loaded.config.upstream.spawn as [string, ...string[]];
+  const [command, ...args] = spawnCommand;
   const url = new URL(loaded.config.upstream.url);
   const { host, port } = upstreamAddress(url);
   const recordFile = upstreamRecordFile(loaded);
@@ -43,6 +66,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
       left = undefined;
     }
   }
+  const portTaken = `upstream.spawn: port ${url.hostname}:${port} is already in use by another process`;
   if (await canConnect(host, port, UPSTREAM_PROBE_MS)) {
     const whose =
       left === undefined
@@ -50,43 +74,134 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
         : left.inUse
         ? ` (pid ${left.pid}, "${left.command}": the upstream of the keygate running as pid ${left.keygate})`
         : ` (pid ${left.pid}, "${left.command}": left running by a keygate that ended, pid ${left.keygate}; it did not stop on SIGTERM or SIGKILL)`;
-    throw new Error(`upstream.spawn: port ${url.hostname}:${port} is already in use by another process${whose}; stop it or change upstream.url`);
+    throw new Error(`${portTaken}${whose}; stop it or change upstream.url`);
   }
+  // Logged as the profile says it; never its environment.
+  const commandLine = spawnCommand.join(' ');
+  const what = `upstream.spawn: "${commandLine}"`;
   // Told its port as platforms tell an app (PORT): upstream.url is then the one place that says it.
   const env = { ...process.env, PORT: String(port) };
-  // In a process group of its own: a terminal's Ctrl-C (sent to the whole group) reaches
-  // keygate alone, which stops it once its own requests are answered (after the readiness
-  // delay and the drain), not while keygate still forwards to it.
-  const child = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+
+  /** The process started last (running, starting, or exited). */
+  let child: ChildProcess | undefined;
+  let restarting = true;
+  let stopped = false;
+  /** When the one running began to listen. */
+  let upSince = 0;
+  /** Starts since it last stayed up STAYED_UP_MS, this one included. */
+  let attempt = 0;
+  let restartTimer: NodeJS.Timeout | undefined;
+  /** Since when it is down, and why, while it is. */
+  let outage: { since: number; why: string } | undefined;
+
+  /** Starts the command and waits until its port accepts connections: undefined once it does, else why it did not. */
+  const launch = async (): Promise<string | undefined> => {
+    // In a process group of its own: a terminal's Ctrl-C (sent to the whole group) reaches
+    // keygate alone, which stops it once its own requests are answered (after the readiness
+    // delay and the drain), not while keygate still forwards to it.
+    const started = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+    child = started;
+    let listening = false;
+    /** Why the command stopped before it listened, once it has. */
+    let ended: string | undefined;
+    // A command that cannot be run (not found, not executable) is an 'error', not an exit.
+    started.once('error', (error: NodeJS.ErrnoException) => {
+      ended = error.code === 'ENOENT' ? `could not be started: ${command} not found` : `could not be started: ${error.message}`;
+    });
+    started.once('exit', (code, signal) => {
+      if (listening) exited(started, code, signal);
+      else ended ??= `exited (${signal ?? `code ${code}`}) before listening on ${url.host}`;
+    });
+    const deadline = Date.now() + LISTEN_WITHIN_MS;
+    while (Date.now() < deadline && ended === undefined && !stopped) {
+      if ((await canConnect(host, port)) && ended === undefined) {
+        listening = true;
+        upSince = Date.now();
+        // SIGKILL leaves it running: the next start finds it by this record.
+        if (started.pid !== undefined) recordUpstream(recordFile, started.pid);
+        return undefined;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return ended ?? `did not start listening on ${url.host} within ${LISTEN_WITHIN_MS / 1000} s`;
+  };
+
+  /** Starts it again after `restartDelay`, and says so in `down()`; `why`: what happened last. */
+  const restartLater = (why: string) => {
+    attempt++;
+    const delay = restartDelay(attempt);
+    outage = { since: outage?.since ?? Date.now(), why };
+    restartTimer = setTimeout(() => void restart(), delay);
+    return delay;
+  };
+
+  /** Its exit after it listened: logged, and followed by a new start unless keygate is stopping. */
+  const exited = (gone: ChildProcess, code: number | null, signal: NodeJS.Signals | null) => {
+    forgetUpstream(recordFile);
+    if (stopped) return;
+    const how = signal ?? `code ${code}`;
+    const fields = { command: commandLine, pid: gone.pid, code, signal };
+    if (!restarting) {
+      outage = { since: Date.now(), why: `it exited (${how}) while keygate was stopping` };
+      log.warn(fields, `${what} (pid ${gone.pid}) exited (${how}) while keygate is stopping: not started again`);
+      return;
+    }
+    if (Date.now() - upSince >= STAYED_UP_MS) attempt = 0;
+    const delay = restartLater(`it exited (${how})`);
+    log.error(
+      { ...fields, restartInMs: delay },
+      `${what} (pid ${gone.pid}) exited (${how}): requests are answered upstream_unavailable and /health/ready answers 503 until it is back; starting it again in ${delay / 1000} s`,
+    );
+  };
+
+  const restart = async () => {
+    restartTimer = undefined;
+    const previous = child?.pid;
+    // What it started (`sh -c`, `npm start`) may still run in its group, holding the port.
+    if (previous !== undefined) await stopGroup(previous);
+    if (!restarting) return;
+    let failure: string | undefined;
+    if (await canConnect(host, port, UPSTREAM_PROBE_MS)) failure = `${portTaken}; stop it or change upstream.url`;
+    else if (restarting) {
+      log.warn({ command: commandLine, attempt }, `${what}: starting it again (attempt ${attempt})`);
+      const notListening = await launch();
+      if (notListening !== undefined) failure = `${what} ${notListening}`;
+    }
+    if (!restarting) return;
+    if (failure === undefined) {
+      outage = undefined;
+      log.info({ command: commandLine, pid: child?.pid }, `${what} is back (pid ${child?.pid}), listening on ${url.host}`);
+      return;
+    }
+    // One that started but did not listen in time is stopped before the next try.
+    if (child?.pid !== undefined && child.pid !== previous) stopUpstream(child);
+    const delay = restartLater(failure);
+    log.error({ command: commandLine, attempt, restartInMs: delay }, `${failure}; starting it again in ${delay / 1000} s`);
+  };
+
+  const stopRestarting = () => {
+    restarting = false;
+    clearTimeout(restartTimer);
+  };
   const stop = () => {
-    stopUpstream(child);
+    stopRestarting();
+    stopped = true;
+    process.off('exit', stop);
+    if (child) stopUpstream(child);
     forgetUpstream(recordFile);
   };
   // However keygate ends (at once, on a third signal; a failed start), its upstream goes with it.
   process.once('exit', stop);
-  child.once('exit', () => process.off('exit', stop));
-  const deadline = Date.now() + 15_000;
-  const what = `upstream.spawn: "${loaded.config.upstream.spawn?.join(' ')}"`;
-  /** Why the command stopped before it listened, once it has. */
-  let ended: string | undefined;
-  // A command that cannot be run (not found, not executable) is an 'error', not an exit.
-  child.once('error', (error: NodeJS.ErrnoException) => {
-    ended = error.code === 'ENOENT' ? `could not be started: ${command} not found` : `could not be started: ${error.message}`;
-  });
-  child.once('exit', (code, signal) => {
-    ended ??= `exited (${signal ?? `code ${code}`}) before listening on ${url.host}`;
-  });
-  while (Date.now() < deadline && ended === undefined) {
-    if (await canConnect(host, port)) {
-      // SIGKILL leaves it running: the next start finds it by this record.
-      if (child.pid !== undefined) recordUpstream(recordFile, child.pid);
-      return { stop };
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  const notListening = await launch();
+  if (notListening !== undefined) {
+    stop();
+    throw new Error(`${what} ${notListening}`);
   }
-  if (ended !== undefined) throw new Error(`${what} ${ended}`);
-  stop();
-  throw new Error(`${what} did not start listening on ${url.host} within 15 s`);
+  return {
+    down: () => (outage === undefined ? undefined : `the upstream keygate started (upstream.spawn) is down since ${new Date(outage.since).toISOString()}: ${outage.why}`),
+    stopRestarting,
+    stop,
+  };
 }
 
 /**
@@ -130,7 +245,7 @@ export function canConnect(host: string, port: number, timeoutMs?: number): Prom
 /** How long the start-up look at the upstream waits for a connection. */
 export const UPSTREAM_PROBE_MS = 5_000;
 
-/** How long a left upstream's group has to end after SIGTERM before it is sent SIGKILL. */
+/** How long an upstream's group (one left running, what an exited one started) has to end after SIGTERM before it is sent SIGKILL. */
 const STOP_GRACE_MS = 5_000;
 /** How long it has to end after SIGKILL. */
 const KILL_GRACE_MS = 2_000;
@@ -201,11 +316,16 @@ export function findLeftUpstream(recordFile: string): LeftUpstream | undefined {
  * Stops a left upstream and what it started (its process group): SIGTERM, then SIGKILL if
  * the group has not ended within STOP_GRACE_MS. Answers whether it ended.
  */
-export async function stopLeftUpstream(left: LeftUpstream): Promise<boolean> {
-  signalGroup(left.pid, 'SIGTERM');
-  if (await groupEnds(left.pid, STOP_GRACE_MS)) return true;
-  signalGroup(left.pid, 'SIGKILL');
-  return groupEnds(left.pid, KILL_GRACE_MS);
+export function stopLeftUpstream(left: LeftUpstream): Promise<boolean> {
+  return stopGroup(left.pid);
+}
+
+/** Stops a process group: SIGTERM, then SIGKILL if it has not ended within STOP_GRACE_MS. Answers whether it ended. */
+async function stopGroup(pgrp: number): Promise<boolean> {
+  signalGroup(pgrp, 'SIGTERM');
+  if (await groupEnds(pgrp, STOP_GRACE_MS)) return true;
+  signalGroup(pgrp, 'SIGKILL');
+  return groupEnds(pgrp, KILL_GRACE_MS);
 }
 
 function signalGroup(pgrp: number, signal: NodeJS.Signals): void {
@@ -227,7 +347,19 @@ async function groupEnds(pgrp: number, withinMs: number): Promise<boolean> {
 
 /** Whether a process of the group still runs. */
 function groupRuns(pgrp: number): boolean {
-  return readdirSync('/proc').some((entry) => {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    // No /proc: whether a signal would reach any of its processes (a zombie's too).
+    try {
+      process.kill(-pgrp, 0);
+      return true;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  }
+  return entries.some((entry) => {
     const stat = /^\d+$/.test(entry) ? readStat(Number(entry)) : undefined;
     return stat !== undefined && stat.pgrp === pgrp && runs(Number(entry), stat);
   });

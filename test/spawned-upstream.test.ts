@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { stopLeftUpstream } from '../src/spawned-upstream.js';
+import { restartDelay, stopLeftUpstream } from '../src/spawned-upstream.js';
 import { runCli, spawnServe, type ServeProcess } from './support/cli.js';
 import { namedPort } from './support/ports.js';
 import { tempDir } from './support/temp.js';
@@ -25,12 +25,31 @@ writeFileSync('started', String(process.pid));
 createServer((q, r) => r.setHeader('content-type', 'application/json').end(JSON.stringify({ pid: process.pid }))).listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
-/** A profile in a folder of its own whose upstream.spawn starts UPSTREAM on `port`. */
-function writeProfile(name: string, port: number): { file: string; folder: string } {
+/**
+ * An upstream like UPSTREAM that notes each of its starts (its pid, a line of `starts`): the
+ * first listens at once, each later one (started again by keygate) only once the file `go`
+ * exists, so that a test sees keygate while its upstream is down for as long as it needs.
+ */
+const GATED_UPSTREAM = `import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+appendFileSync('starts', process.pid + '\\n');
+const listen = () => createServer((q, r) => r.setHeader('content-type', 'application/json').end(JSON.stringify({ pid: process.pid }))).listen(Number(process.env.PORT), '127.0.0.1');
+if (readFileSync('starts', 'utf8').trim().split('\\n').length === 1) listen();
+else {
+  const gate = setInterval(() => {
+    if (!existsSync('go')) return;
+    clearInterval(gate);
+    listen();
+  }, 50);
+}
+`;
+
+/** A profile in a folder of its own whose upstream.spawn starts `upstream` (UPSTREAM) on `port`; `shutdown`: the profile's. */
+function writeProfile(name: string, port: number, { upstream = UPSTREAM, shutdown }: { upstream?: string; shutdown?: Record<string, string> } = {}): { file: string; folder: string } {
   const folder = path.join(dir, name);
   const file = path.join(folder, 'keygate.yaml');
   mkdirSync(folder);
-  writeFileSync(path.join(folder, 'upstream.mjs'), UPSTREAM);
+  writeFileSync(path.join(folder, 'upstream.mjs'), upstream);
   writeFileSync(
     file,
     stringify({
@@ -39,6 +58,7 @@ function writeProfile(name: string, port: number): { file: string; folder: strin
       listen: { port: 0 },
       admin: { listen: { port: 0 } },
       dashboard: { enabled: false },
+      ...(shutdown ? { shutdown } : {}),
     }),
   );
   return { file, folder };
@@ -200,5 +220,112 @@ describe('upstream.spawn forwards to its own child only', () => {
         cleanUp([first, ...(second ? [second] : [])], upstreams);
       }
     });
+  });
+});
+
+/** The pids of the upstream's starts so far (GATED_UPSTREAM notes each). */
+function starts(folder: string): number[] {
+  const file = path.join(folder, 'starts');
+  return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map(Number) : [];
+}
+
+/** Waits (up to 60 s) until `done` answers true, looking every 50 ms; fails the test naming `what` if it never does. */
+async function until(what: string, done: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`not within 60 s: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The gateway's and the admin API's addresses, from the line `keygate serve` logs once it serves. */
+async function addresses(serve: ServeProcess): Promise<{ gateway: string; admin: string }> {
+  return JSON.parse(await serve.logged('keygate is serving')) as { gateway: string; admin: string };
+}
+
+describe('restartDelay', () => {
+  it('waits 1 s before the first start again, doubling with each one after, up to 30 s', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 20].map(restartDelay)).toEqual([1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]);
+  });
+});
+
+// Processes are seen through Linux's /proc, as above.
+describe.skipIf(process.platform !== 'linux')('an upstream.spawn upstream that exits while keygate serves', () => {
+  it('is logged as an error naming its signal, /health/ready answers 503 with the reason until it is back, and it is started again with no one acting; none remains once keygate stops', async () => {
+    const { file, folder } = writeProfile('restarted', await namedPort(), { upstream: GATED_UPSTREAM });
+    const secret = await keyFor(file);
+    // In keygate's environment, and so in the upstream's: never in the log.
+    const serve = spawnServe(file, { UPSTREAM_SECRET: 'sk_never_logged_7f3a' });
+    try {
+      const first = await upstreamPid(serve, secret);
+      const { gateway, admin } = await addresses(serve);
+      expect((await fetch(`${admin}/health/ready`)).status).toBe(200);
+
+      process.kill(first, 'SIGKILL');
+      const exit = JSON.parse(await serve.logged(`(pid ${first}) exited`)) as Record<string, unknown>;
+      expect(exit).toMatchObject({ level: 50, command: 'node upstream.mjs', pid: first, signal: 'SIGKILL', code: null });
+      expect(exit.msg).toContain(`upstream.spawn: "node upstream.mjs" (pid ${first}) exited (SIGKILL)`);
+
+      // Started again, and held by the test before it listens: keygate is not ready meanwhile.
+      await until('the upstream is started again', () => starts(folder).length >= 2);
+      const down = await fetch(`${admin}/health/ready`);
+      expect(down.status).toBe(503);
+      expect(await down.json()).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/^the upstream keygate started \(upstream\.spawn\) is down since .*: it exited \(SIGKILL\)$/) });
+      const refused = await fetch(`${gateway}/v1/whoami`, { headers: { authorization: `Bearer ${secret}` } });
+      expect(refused.status).toBe(502);
+      expect(await serve.logged('starting it again (attempt')).toContain('upstream.spawn: \\"node upstream.mjs\\": starting it again (attempt 1)');
+
+      writeFileSync(path.join(folder, 'go'), '');
+      await until('/health/ready answers 200', async () => (await fetch(`${admin}/health/ready`)).status === 200);
+      const restarted = starts(folder).at(-1) as number;
+      expect(await upstreamPid(serve, secret)).toBe(restarted);
+      expect(await serve.logged(`is back (pid ${restarted})`)).toContain('"level":30');
+
+      serve.child.kill('SIGTERM');
+      expect(await exitWithin(serve, 60_000)).toBe(0);
+      for (const pid of starts(folder)) expect(await stops(pid, 60_000)).toBe(true);
+      expect(existsSync(`${file}.upstream.pid`)).toBe(false);
+      expect(serve.output()).not.toContain('sk_never_logged_7f3a');
+    } finally {
+      cleanUp([serve], starts(folder));
+    }
+  });
+
+  it('is not left running when keygate stops while starting it again', async () => {
+    const { file, folder } = writeProfile('stopped-while-restarting', await namedPort(), { upstream: GATED_UPSTREAM });
+    const secret = await keyFor(file);
+    const serve = spawnServe(file);
+    try {
+      const first = await upstreamPid(serve, secret);
+      process.kill(first, 'SIGKILL');
+      // Started again, not listening yet (no `go`).
+      await until('the upstream is started again', () => starts(folder).length >= 2);
+      serve.child.kill('SIGTERM');
+      expect(await exitWithin(serve, 60_000)).toBe(0);
+      for (const pid of starts(folder)) expect(await stops(pid, 60_000)).toBe(true);
+    } finally {
+      cleanUp([serve], starts(folder));
+    }
+  });
+
+  it('is not started again once keygate is stopping: the exit is logged as a warning, and keygate stops as asked', async () => {
+    const { file, folder } = writeProfile('exited-while-stopping', await namedPort(), { upstream: GATED_UPSTREAM, shutdown: { readinessDelay: '10m' } });
+    const secret = await keyFor(file);
+    const serve = spawnServe(file);
+    try {
+      const first = await upstreamPid(serve, secret);
+      serve.child.kill('SIGTERM');
+      await serve.logged('keygate stopping (SIGTERM)');
+      process.kill(first, 'SIGKILL');
+      const exit = JSON.parse(await serve.logged(`(pid ${first}) exited`)) as Record<string, unknown>;
+      expect(exit).toMatchObject({ level: 40, pid: first, signal: 'SIGKILL', msg: `upstream.spawn: "node upstream.mjs" (pid ${first}) exited (SIGKILL) while keygate is stopping: not started again` });
+      // A second signal cuts the readiness delay short.
+      serve.child.kill('SIGTERM');
+      expect(await exitWithin(serve, 60_000)).toBe(0);
+      expect(starts(folder)).toEqual([first]);
+      expect(await stops(first, 60_000)).toBe(true);
+    } finally {
+      cleanUp([serve], starts(folder));
+    }
   });
 });

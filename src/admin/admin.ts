@@ -455,7 +455,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   });
 
   // /health: the process runs (always 200), and how its backends are; /health/ready: 503
-  // while it refuses requests for want of a backend, or once it is stopping, for a load
+  // while it refuses requests for want of a backend, while the upstream it started
+  // (upstream.spawn) is down, or once it is stopping, for a load
   // balancer that should take such a process out (every process shares the backends: an outage of one takes
   // them all out, which a closed counters backend does to limited routes anyway).
   const health = async () => ({ ...(await checkHealth(rt)), profile: rt.config.name, backends: { store: rt.store.kind, counters: rt.counters.kind } });

@@ -1,9 +1,10 @@
 /**
- * Whether this process can serve: its store answers and takes writes, and its counters
- * backend is reachable. The admin API reports it at /health (always 200 while the process
- * runs) and /health/ready (503 while requests or changes are refused for want of a
- * backend, or once keygate is stopping: for a load balancer), and as `keygate_backend_up`
- * in /metrics.
+ * Whether this process can serve: its store answers and takes writes, its counters
+ * backend is reachable, and the upstream it started (`upstream.spawn`), if any, runs. The
+ * admin API reports it at /health (always 200 while the process runs) and /health/ready
+ * (503 while requests or changes are refused for want of a backend, while the upstream
+ * keygate started is down, or once keygate is stopping: for a load balancer), and the
+ * backends as `keygate_backend_up` in /metrics.
  */
 import type { Runtime } from '../runtime.js';
 import type { WriteRefusal } from '../store/write-refusal.js';
@@ -21,8 +22,10 @@ export interface Health {
   /**
    * ok; degraded: serving, but on per-process limits (Redis unreachable with
    * `counterFailure: open`); unavailable: requests (or, the store refusing writes,
-   * changes) are refused with 503; stopping: it serves until its readiness delay is over,
-   * then closes (a load balancer should take it out).
+   * changes) are refused with 503, or the upstream keygate started (`upstream.spawn`) is
+   * down and requests are answered upstream_unavailable (502) until it is back; stopping:
+   * it serves until its readiness delay is over, then closes (a load balancer should take
+   * it out).
    */
   status: 'ok' | 'degraded' | 'unavailable' | 'stopping';
   /** unwritable: it answers, but refused a write for want of room or permission (store.writeRefusal). */
@@ -32,7 +35,9 @@ export interface Health {
   reason?: string;
 }
 
-export async function checkHealth(rt: Pick<Runtime, 'store' | 'counters' | 'config'> & { stopping?: boolean }): Promise<Health> {
+type Judged = Pick<Runtime, 'store' | 'counters' | 'config' | 'upstreamDown'> & { stopping?: boolean };
+
+export async function checkHealth(rt: Judged): Promise<Health> {
   const [reached, counters] = await Promise.all([storeState(rt), rt.counters.isReachable() ? ('ok' as const) : ('unreachable' as const)]);
   const refusal = reached === 'ok' ? rt.store.writeRefusal?.() : undefined;
   const store = refusal ? 'unwritable' : reached;
@@ -41,10 +46,12 @@ export async function checkHealth(rt: Pick<Runtime, 'store' | 'counters' | 'conf
 }
 
 /** The status, in the order the checks count, and why when it is not ok. */
-function verdict(rt: Pick<Runtime, 'store' | 'counters' | 'config'> & { stopping?: boolean }, store: Health['store'], counters: BackendState, refusal: WriteRefusal | undefined): [Health['status'], string?] {
+function verdict(rt: Judged, store: Health['store'], counters: BackendState, refusal: WriteRefusal | undefined): [Health['status'], string?] {
   if (rt.stopping === true) return ['stopping', 'keygate is stopping'];
   if (store === 'unreachable') return ['unavailable', `the store (${rt.store.kind}) is not reachable`];
   if (refusal) return ['unavailable', `the store (${rt.store.kind}) refuses writes since ${new Date(refusal.since).toISOString()}: ${refusal.error.message}`];
+  const upstreamDown = rt.upstreamDown?.();
+  if (upstreamDown !== undefined) return ['unavailable', upstreamDown];
   if (counters === 'ok') return ['ok'];
   const { counterFailure } = rt.config;
   return [counterFailure === 'open' ? 'degraded' : 'unavailable', `the counters backend (${rt.counters.kind}) is not reachable (counterFailure: ${counterFailure})`];
