@@ -135,6 +135,8 @@ describe('admin API against its OpenAPI document', () => {
         expect(Object.keys(operation.responses), `${method} ${path}`).toEqual(expect.arrayContaining(['400', '401', '503']));
         expect(Object.keys((operation.responses['503'] as { headers?: object }).headers ?? {}), `${method} ${path} 503`).toContain('Retry-After');
         expect(Object.keys((operation.responses['401'] as { headers?: object }).headers ?? {}), `${method} ${path} 401`).toContain('WWW-Authenticate');
+        // A missing token and a wrong one are answered apart; the document says both.
+        expect(operation.responses['401']?.description, `${method} ${path} 401`).toMatch(/Missing admin token.*The admin token is not valid/);
       }
     }
     expect(new Set(ids).size).toBe(ids.length);

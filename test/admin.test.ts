@@ -55,6 +55,22 @@ describe('admin API', () => {
     expect(kg.logs.text).not.toContain('Bearer wrong');
   });
 
+  it('tells a wrong admin token apart from a missing one, without repeating it', async () => {
+    const cases: [Record<string, string>, string][] = [
+      [{}, 'Missing admin token: send it as "Authorization: Bearer <token>".'],
+      [{ authorization: 'Bearer wrong-token-4f9a' }, 'The admin token is not valid: it is not one this keygate was started with.'],
+      [{ authorization: `Bearer ${ADMIN_TOKEN}x` }, 'The admin token is not valid: it is not one this keygate was started with.'],
+      [{ authorization: ADMIN_TOKEN }, 'Send the admin token as "Authorization: Bearer <token>".'],
+    ];
+    for (const [headers, detail] of cases) {
+      const r = await fetch(`${kg.adminUrl}/v1/accounts`, { headers });
+      const text = await r.text();
+      expect({ status: r.status, challenge: r.headers.get('www-authenticate'), detail: (JSON.parse(text) as { detail: string }).detail }).toEqual({ status: 401, challenge: 'Bearer realm="keygate-admin"', detail });
+      expect(text).not.toContain('wrong-token-4f9a');
+      expect(text).not.toContain(ADMIN_TOKEN);
+    }
+  });
+
   it('serves health and its OpenAPI document without the token', async () => {
     const healthy = { status: 'ok', store: 'ok', counters: 'ok', profile: 'keygate', backends: { store: 'sqlite', counters: 'memory' } };
     expect(await (await fetch(`${kg.adminUrl}/health`)).json()).toEqual(healthy);

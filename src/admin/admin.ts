@@ -173,6 +173,24 @@ function problemDetails(status: number, detail: string, title = statusTitle(stat
   return { type: 'about:blank', title, status, detail };
 }
 
+/**
+ * Why a request was refused for its admin token, as its 401 says it: a script with a
+ * wrong (old, mistyped) token is told so, not told to send one it did send. The token
+ * itself is never repeated.
+ */
+function adminTokenRefusal(why: 'missing' | 'not_bearer' | 'twice' | 'wrong'): string {
+  switch (why) {
+    case 'missing':
+      return 'Missing admin token: send it as "Authorization: Bearer <token>".';
+    case 'not_bearer':
+      return 'Send the admin token as "Authorization: Bearer <token>".';
+    case 'twice':
+      return 'Send the admin token once, as "Authorization: Bearer <token>".';
+    case 'wrong':
+      return 'The admin token is not valid: it is not one this keygate was started with.';
+  }
+}
+
 /** Problem details for what Node would answer bare. */
 function nodeRefusal(status: NodeRefusal): RawAnswer {
   const detail = {
@@ -405,7 +423,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     }
     refusedToken(request, 401, twice ? 'two Authorization headers' : header === '' ? 'no token' : 'not a token of this keygate');
     reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
-    return problem(reply, 401, `Send the admin token ${twice ? 'once, ' : ''}as "Authorization: Bearer <token>".`);
+    return problem(reply, 401, adminTokenRefusal(twice ? 'twice' : header === '' ? 'missing' : presented ? 'wrong' : 'not_bearer'));
   });
 
   app.setErrorHandler(async (error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {

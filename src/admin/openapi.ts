@@ -35,7 +35,7 @@ const COMMON: { status: number; when: string; headers?: Record<string, unknown>;
   { status: 400, when: 'A query parameter it does not take, or a value it refuses', applies: () => true },
   {
     status: 401,
-    when: 'No admin token, or a wrong one (WWW-Authenticate: Bearer)',
+    when: 'No admin token ("Missing admin token: …"), or a wrong one ("The admin token is not valid: …"), or not sent as one "Authorization: Bearer <token>" (WWW-Authenticate: Bearer)',
     headers: { 'WWW-Authenticate': { description: 'Bearer realm="keygate-admin"', schema: { type: 'string' } } },
     applies: () => true,
   },
