@@ -1091,6 +1091,26 @@ describe('keygate CLI when the profile\'s Redis is unreachable', () => {
   });
 });
 
+describe('keygate human tables', () => {
+  it('line columns up by the width a terminal gives each name (CJK and emoji two columns a character, a combining accent none)', async () => {
+    const dir = tempDir('cli-wide-names');
+    const configFile = path.join(dir, 'keygate.yaml');
+    writeFileSync(configFile, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${path.join(dir, 'k.db')}`, dashboard: { enabled: false } }));
+    const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+    // Six terminal columns each; their UTF-16 lengths are 3, 4 (two surrogate pairs), 5 and 6.
+    const names = ['東京都', '🚀🚀 x', 'Cafe\u0301 ', 'Plain1'];
+    for (const name of names) expect((await cli('accounts', 'create', '--name', name)).code).toBe(0);
+    const lines = (await cli('accounts', 'list')).stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(1 + names.length);
+    // The PLAN column starts at the same terminal column on every line.
+    const planColumn = (line: string) => {
+      const before = line.slice(0, line.search(/(PLAN|default)\b/));
+      return [...new Intl.Segmenter().segment(before)].reduce((width, { segment }) => width + (/\p{Extended_Pictographic}|\p{Script=Han}/u.test(segment) ? 2 : 1), 0);
+    };
+    expect(new Set(lines.map(planColumn)).size).toBe(1);
+  });
+});
+
 describe('keygate after the profile changed under its accounts', () => {
   it('says which accounts are on a plan the profile no longer defines, lists what the gateway really does, and marks the keys of a deleted account', async () => {
     const dir = tempDir('cli-plan-renamed');

@@ -1,11 +1,25 @@
 /** Human output for the CLI: aligned tables and short dates. `--json` bypasses all of it. */
+import stringWidth from 'string-width';
 
+/**
+ * Rows under upper-case column names, each column as wide as its widest cell. Widths are
+ * the columns a terminal gives the text (string-width), not its UTF-16 length: a name in
+ * CJK or with an emoji takes two columns a character, a combining accent none.
+ */
 export function table(rows: readonly Record<string, unknown>[], columns: readonly string[]): string {
   if (rows.length === 0) return '(none)';
-  const cells = rows.map((row) => columns.map((c) => cell(row[c])));
-  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => (r[i] as string).length)));
-  const line = (values: readonly string[]) => values.map((v, i) => v.padEnd(widths[i] as number)).join('  ').trimEnd();
-  return [line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n');
+  const measure = (text: string) => ({ text, width: stringWidth(text) });
+  const header = columns.map((c) => measure(c.toUpperCase()));
+  const cells = rows.map((row) => columns.map((c) => measure(cell(row[c]))));
+  const widths = header.map((h, i) => Math.max(h.width, ...cells.map((r) => (r[i] as Measured).width)));
+  const line = (values: readonly Measured[]) => values.map((v, i) => v.text + ' '.repeat((widths[i] as number) - v.width)).join('  ').trimEnd();
+  return [line(header), ...cells.map(line)].join('\n');
+}
+
+/** A cell's text and the terminal columns it takes. */
+interface Measured {
+  text: string;
+  width: number;
 }
 
 /** One record, a field a line: its name, then its value (as a table's cell), aligned. */
