@@ -2,7 +2,8 @@
 import { isoDay } from '../meters/period.js';
 import { html, type Html } from './html.js';
 
-const MINUTE = 60_000;
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
@@ -18,6 +19,24 @@ export function whenInTable(ms: number | null, fallback = '—'): Html {
   if (ms === null) return html`<span class="muted">${fallback}</span>`;
   const iso = new Date(ms).toISOString();
   return html`<time datetime="${iso}">${isoDay(ms)} ${iso.slice(11, 16)}</time>`;
+}
+
+/**
+ * When something still in force ends (a rotated key's overlap, a key's expiry), as the
+ * CLI says it (`until` in cli/format.ts): to the second, rounded up, so that at the time
+ * shown it has ended, and both show the same end. `2025-03-04 10:22:31 UTC`.
+ */
+export function until(ms: number): Html {
+  return html`<time datetime="${new Date(ms).toISOString()}">${untilText(ms)} UTC</time>`;
+}
+
+/** `2025-03-04 10:22:31`, rounded up as `until`, for table cells whose heading says "(UTC)". */
+export function untilInTable(ms: number): Html {
+  return html`<time datetime="${new Date(ms).toISOString()}">${untilText(ms)}</time>`;
+}
+
+function untilText(ms: number): string {
+  return new Date(Math.ceil(ms / SECOND) * SECOND).toISOString().slice(0, 19).replace('T', ' ');
 }
 
 /** "in 59 min", "in 6 h", "in 3 days", or "... ago" for the past. */

@@ -261,7 +261,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     const keys = (await fixture.keygate.runtime.store.listKeys({})).filter((k) => k.name === 'production' && k.revokedAt === null);
     const outgoing = keys.find((k) => k.expiresAt !== null);
     const replacement = keys.find((k) => k.rotatedFrom === outgoing?.id);
-    const ends = `${new Date(outgoing?.expiresAt as number).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+    // The overlap's end as the CLI says it (keys rotate, keys list): to the second, rounded up, never before the real end.
+    const endsAt = outgoing?.expiresAt as number;
+    const ends = `${new Date(Math.ceil(endsAt / 1000) * 1000).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+    expect(await textOf(solo.locator('.notice', { hasText: 'keeps working until' }))).toBe(
+      `The previous key ${outgoing?.hint} keeps working until ${ends} (in 1 h), then expires by itself. Deploy the new key before then.`,
+    );
+    await solo.goto(`${fixture.dashboardUrl}/keys`);
+    expect(await textOf(solo.locator(`tr[data-key-id="${outgoing?.id}"] td[data-label="Expires (UTC)"]`))).toBe(ends.replace(' UTC', ''));
     // Revoking the replacement does not undo the rotation: the key it replaces stops all the same.
     await solo.goto(`${fixture.dashboardUrl}/keys/${replacement?.id}/revoke`);
     expect(await textOf(solo.locator('.notice.warning'))).toBe(
