@@ -6,7 +6,7 @@ import { keepTickObjectShape } from './tick-shape.js';
 keepTickObjectShape();
 
 export { createKeygate, type Keygate, type CheckRequest, type CheckResult, type CheckAdmitted, type CheckRefused } from './library.js';
-export { loadConfigFile, parseConfigText, parseConfigObject, configJsonSchema, ConfigError, type LoadedConfig } from './config/load.js';
+export { loadConfigFile, parseConfigText, parseConfigObject, configJsonSchema, ConfigError, type ConfigProblem, type LoadedConfig } from './config/load.js';
 export type { Config, ConfigInput, Plan, Route, Meter } from './config/schema.js';
 export { serve, type RunningKeygate, type ServeOptions } from './serve.js';
 export { createRuntime, ConfigReloadError, RELOADABLE, type Runtime, type RuntimeOptions } from './runtime.js';

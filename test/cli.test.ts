@@ -597,7 +597,23 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(JSON.parse(unreadable.stderr)).toEqual({ error: `${bad}: invalid configuration`, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'] });
     const refused = await runCli(['--json', 'check', '--config', bad]);
     expect(refused.code).toBe(2);
-    expect(JSON.parse(refused.stdout)).toEqual({ file: bad, ok: false, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'] });
+    expect(JSON.parse(refused.stdout)).toEqual({
+      file: bad,
+      ok: false,
+      problems: [
+        { field: 'listen.port', message: expect.any(String) },
+        { field: 'plans.free', message: 'unknown field "apiAcess" (did you mean "apiAccess"?)' },
+      ],
+    });
+    // A field the top level does not take is the profile's (""); a file that is not there or not YAML, no field's (null).
+    const topLevel = path.join(dir, 'top-level-for-json.yaml');
+    writeFileSync(topLevel, 'upstream: {url: "http://127.0.0.1:1"}\nzzz: 1\n');
+    expect(JSON.parse((await runCli(['--json', 'check', '--config', topLevel])).stdout).problems).toEqual([{ field: '', message: 'unknown field "zzz"' }]);
+    const notYaml = path.join(dir, 'not-yaml-for-json.yaml');
+    writeFileSync(notYaml, 'upstream: [\n');
+    expect(JSON.parse((await runCli(['--json', 'check', '--config', notYaml])).stdout).problems).toEqual([{ field: null, message: expect.stringMatching(/^not valid YAML: /) }]);
+    const missing = await runCli(['--json', 'check', '--config', path.join(dir, 'no-such-profile.yaml')]);
+    expect({ code: missing.code, problems: JSON.parse(missing.stdout).problems }).toEqual({ code: 2, problems: [{ field: null, message: expect.stringMatching(/^cannot read the file: ENOENT/) }] });
     const good = path.join(dir, 'good-for-json.yaml');
     writeFileSync(good, 'upstream: {url: "http://127.0.0.1:1"}\n');
     const ok = await runCli(['--json', 'check', '--config', good]);

@@ -415,8 +415,8 @@ export function buildCli(): Command {
         loaded = loadConfigFile(config);
       } catch (error) {
         if (!json || !(error instanceof ConfigError)) throw error;
-        // For scripts and editors: the problems as a list, each naming its field; exit 2 as without --json.
-        print(true, { file: config, ok: false, problems: error.problems }, () => '');
+        // For scripts and editors: the problems as a list of {field, message}; exit 2 as without --json.
+        print(true, { file: config, ok: false, problems: error.problemsByField }, () => '');
         process.exitCode = 2;
         return;
       }

@@ -12,17 +12,42 @@ import { configSchema, type Config } from './schema.js';
 /** The problem of a profile file that could not be read at all. */
 export const UNREADABLE = 'cannot read the file';
 
+/**
+ * One problem of a profile, as `keygate check --json` gives it to scripts. `field`: where
+ * it is, as a path (`plans.free.rateLimits[0].window`); `""` for the profile's top level
+ * (a field it does not take); null for the file as a whole (it could not be read, or is
+ * not YAML). `message`: what is wrong, without the path.
+ */
+export interface ConfigProblem {
+  field: string | null;
+  message: string;
+}
+
+/** A problem as one line: `plans.free: unknown field "apiAcess" (…)`. */
+function problemLine({ field, message }: ConfigProblem): string {
+  return field === null ? message : `${field === '' ? '(top level)' : field}: ${message}`;
+}
+
 export class ConfigError extends Error {
   /** What is wrong, in a few words: the file could not be read, or what it says is not valid. */
   readonly headline: string;
+  /** Each problem as one line, naming its field. */
+  readonly problems: string[];
+  /** The same problems, each as its field and its message. */
+  readonly problemsByField: readonly ConfigProblem[];
 
+  /** `problems`: a line given as text is about the file as a whole (no field). */
   constructor(
     readonly file: string,
-    readonly problems: string[],
+    problems: readonly (ConfigProblem | string)[],
   ) {
-    const headline = problems.length > 0 && problems.every((p) => p.startsWith(UNREADABLE)) ? 'cannot read the profile' : 'invalid configuration';
-    super(`${file}: ${headline}\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    const byField = problems.map((p) => (typeof p === 'string' ? { field: null, message: p } : p));
+    const lines = byField.map(problemLine);
+    const headline = lines.length > 0 && lines.every((p) => p.startsWith(UNREADABLE)) ? 'cannot read the profile' : 'invalid configuration';
+    super(`${file}: ${headline}\n${lines.map((p) => `  - ${p}`).join('\n')}`);
     this.headline = headline;
+    this.problems = lines;
+    this.problemsByField = byField;
     this.name = 'ConfigError';
   }
 }
@@ -95,7 +120,7 @@ export function loadConfigFile(file: string): LoadedConfig {
 
 export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
   let raw: unknown;
-  let twice: string[] | undefined;
+  let twice: ConfigProblem[] | undefined;
   try {
     const doc = parseDocument(text, { prettyErrors: true });
     // A name given twice in one mapping (a plan, a route's field) is named with its path,
@@ -132,10 +157,10 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
  * wrong with the YAML), one problem for each, naming the field and both places:
  * `plans.scale: given twice, at lines 3 and 5 (…)`; otherwise undefined.
  */
-function namesGivenTwice(doc: Document, text: string): string[] | undefined {
+function namesGivenTwice(doc: Document, text: string): ConfigProblem[] | undefined {
   if (doc.errors.length === 0 || doc.warnings.length > 0 || !doc.errors.every((error) => error.code === 'DUPLICATE_KEY')) return undefined;
   const at = new Set(doc.errors.map((error) => error.pos[0]));
-  const problems: string[] = [];
+  const problems: ConfigProblem[] = [];
   visit(doc, {
     Pair(_, pair, ancestors) {
       if (!isScalar(pair.key) || !pair.key.range || !at.has(pair.key.range[0])) return;
@@ -156,7 +181,7 @@ function namesGivenTwice(doc: Document, text: string): string[] | undefined {
         const [firstLine, firstColumn] = lineAndColumn(text, firstAt);
         where = firstLine === line ? `at line ${line}, columns ${firstColumn} and ${column}` : `at lines ${firstLine} and ${line}`;
       }
-      problems.push(`${formatPath(segments)}: given twice, ${where} (a name appears once in a mapping): merge the two into one, or rename one`);
+      problems.push({ field: formatPath(segments), message: `given twice, ${where} (a name appears once in a mapping): merge the two into one, or rename one` });
     },
   });
   // Each error accounted for, or YAML's own words stand.
@@ -178,14 +203,14 @@ function lineOf(text: string, error: YAMLError): string {
 
 export function parseConfigObject(raw: unknown, file = 'keygate.yaml'): Config {
   const loop = circularField(raw, [], []);
-  if (loop) throw new ConfigError(file, [`${formatPath(loop)}: refers to a mapping or list it is itself inside of (a YAML alias, *name, of an &name anchor above it): write the value out instead`]);
+  if (loop) throw new ConfigError(file, [{ field: formatPath(loop), message: 'refers to a mapping or list it is itself inside of (a YAML alias, *name, of an &name anchor above it): write the value out instead' }]);
   const reserved = fieldsNamedProto(raw, []);
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (result.success && reserved.length === 0) return result.data;
   // What the schema says about a mapping that held a __proto__ field (it lost it: "at least
   // one plan", say) is left to the line about that field.
   const issues = result.success ? [] : result.error.issues.filter((issue) => !reserved.some((where) => startsWith(where, issue.path)));
-  throw new ConfigError(file, [...reserved.map((where) => `${formatPath(where)}: "__proto__" cannot be a name here (JavaScript reserves it); choose another`), ...issues.map(describeIssue)]);
+  throw new ConfigError(file, [...reserved.map((where) => ({ field: formatPath(where), message: '"__proto__" cannot be a name here (JavaScript reserves it); choose another' })), ...issues.map(describeIssue)]);
 }
 
 /**
@@ -228,9 +253,8 @@ function startsWith(path: readonly PropertyKey[], prefix: readonly PropertyKey[]
   return prefix.length < path.length && prefix.every((segment, i) => segment === path[i]);
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const where = issue.path.length > 0 ? formatPath(issue.path) : '(top level)';
-  return `${where}: ${describeProblem(issue)}`;
+function describeIssue(issue: z.core.$ZodIssue): ConfigProblem {
+  return { field: formatPath(issue.path), message: describeProblem(issue) };
 }
 
 /**
