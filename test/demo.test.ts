@@ -154,6 +154,15 @@ describe('keygate demo (npm run demo)', () => {
     expect(again.stdout).not.toMatch(/demo_live_\w+/);
     const gatewayAgain = /gateway (http:\/\/127\.0\.0\.1:\d+)/.exec(again.stdout)?.[1];
     expect((await fetch(`${gatewayAgain}${route}`, { headers: { authorization } })).status).toBe(200);
+    // The first start's invitation link is not printed again: it says how the member gets a new one, and that command works.
+    const reset = /^Forgot the dashboard password \(or lost the first link\): +.* members reset --config (\S+) --email (\S+)$/m.exec(again.stdout);
+    expect(reset?.slice(1)).toEqual([path.join('data', 'demo', 'keygate.yaml'), 'demo@example.com']);
+    const resetRun = await runCli(['members', 'reset', '--config', reset?.[1] as string, '--email', reset?.[2] as string, '--json'], { cwd });
+    expect(resetRun.code, resetRun.stderr).toBe(0);
+    const dashboardAgain = /dashboard (http:\/\/127\.0\.0\.1:\d+)/.exec(again.stdout)?.[1];
+    const resetLink = (JSON.parse(resetRun.stdout) as { url: string }).url;
+    expect(resetLink.startsWith(`${dashboardAgain}/invite/`)).toBe(true);
+    expect((await fetch(resetLink)).status).toBe(200);
   });
 
   it('stops on SIGHUP (its terminal closed) as on Ctrl+C, with the charges of what it answered saved; its API listens where --upstream-port says', async () => {

@@ -154,19 +154,25 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
   if (accounts.length === 0) {
     const account = await createAccount(rt, { name: 'Demo Inc' }, 'demo');
     const { secret } = await createKey(rt, { accountId: account.id, name: 'Demo key' }, 'demo');
-    const invitation = await inviteMember(rt, { email: 'demo@example.com', accountId: account.id }, 'demo');
+    const invitation = await inviteMember(rt, { email: DEMO_MEMBER, accountId: account.id }, 'demo');
     out();
     out('Created account "Demo Inc" and its first key. The key is shown only this once:');
     out();
     out(`  curl -H "Authorization: Bearer ${secret}" ${running.gatewayUrl}/v1/projects`);
     out();
-    if (running.dashboardUrl) out(`Sign in to the dashboard as demo@example.com after choosing a password at:\n  ${invitation.url}`);
+    if (running.dashboardUrl) out(`Sign in to the dashboard as ${DEMO_MEMBER} after choosing a password at:\n  ${invitation.url}`);
     out();
     out(`The CLI works on the demo's data with its profile: ${cliCommand()} keys list --config ${path.relative(process.cwd(), profileFile)}`);
   } else {
     out();
     out(`Demo data already exists in ${dataDir} (a key is shown only when it is created).`);
-    out(`New key:  ${cliCommand()} keys create --config ${path.relative(process.cwd(), profileFile)} --account ${accounts[0]?.id} --name "second key"`);
+    const profileArg = path.relative(process.cwd(), profileFile);
+    out(`New key:  ${cliCommand()} keys create --config ${profileArg} --account ${accounts[0]?.id} --name "second key"`);
+    // The invitation link was printed once, on the first start: a member who has lost it or
+    // forgotten the password gets a new link to choose one (it also works for a link never used).
+    if (running.dashboardUrl && (await rt.store.findMemberByEmail(DEMO_MEMBER))) {
+      out(`Forgot the dashboard password (or lost the first link):  ${cliCommand()} members reset --config ${profileArg} --email ${DEMO_MEMBER}`);
+    }
     out(`Start over: delete ${path.relative(process.cwd(), dataDir) || dataDir}`);
   }
   out();
@@ -179,6 +185,9 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
     },
   };
 }
+
+/** The member the demo invites to the dashboard on its first start. */
+const DEMO_MEMBER = 'demo@example.com';
 
 /**
  * How to run the CLI from where the demo was started: `npx keygate` in a project that
