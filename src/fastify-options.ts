@@ -5,7 +5,7 @@
  * a missing or doubled Host), or hand to no route (CONNECT).
  */
 import { randomBytes } from 'node:crypto';
-import { ServerResponse, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { METHODS, ServerResponse, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
 import type { Log } from './log.js';
@@ -43,12 +43,37 @@ const WARN = 40;
 
 /**
  * The status of a request Node's HTTP parser refused (Fastify's `clientErrorHandler`):
- * headers over the limit 431, a request that took too long 408, anything else 400.
+ * a head over the limit 414 while still in its request line (the URL is too long), 431
+ * once in its headers, a request that took too long 408, anything else 400.
  * Undefined when there is no one left to answer (the client reset the connection).
  */
-function clientErrorStatus(error: NodeJS.ErrnoException, socket: Socket): 400 | 408 | 431 | undefined {
+function clientErrorStatus(error: ParserError, socket: Socket): NodeRefusal | undefined {
   if (error.code === 'ECONNRESET' || socket.destroyed) return undefined;
-  return error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  if (error.code === 'HPE_HEADER_OVERFLOW') return inRequestLine(error) ? 414 : 431;
+  return error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+}
+
+/** What Node adds to a parser error: the bytes it was reading (its last chunk) and how far it got in them. */
+type ParserError = NodeJS.ErrnoException & { rawPacket?: unknown; bytesParsed?: unknown };
+
+const LF = 0x0a;
+/** `GET `, `POST `, …: how a request line begins. */
+const REQUEST_LINE_START = new RegExp(`^(?:${METHODS.join('|')}) `);
+
+/**
+ * Whether a head refused as too large was refused in its request line. Node counts the
+ * URL and the headers against one limit and says "Header overflow" for both; the line it
+ * was reading when it stopped tells them apart, read from the bytes it was parsing: the
+ * line from the last line break before where it stopped (or from the chunk's start). A
+ * line begun in an earlier chunk (a URL or a header split across reads) cannot be read
+ * whole, does not look like a request line, and is answered 431 as before.
+ */
+function inRequestLine(error: ParserError): boolean {
+  const { rawPacket: packet, bytesParsed: at } = error;
+  if (!Buffer.isBuffer(packet) || typeof at !== 'number' || at <= 0 || at > packet.length) return false;
+  const lineStart = packet.lastIndexOf(LF, at - 1) + 1;
+  // A method is at most a few letters: the line's first 16 bytes say whether it is a request line.
+  return REQUEST_LINE_START.test(packet.toString('latin1', lineStart, Math.min(at, lineStart + 16)));
 }
 
 /**
@@ -72,7 +97,7 @@ export function answerRawAndClose(socket: Socket, status: number, contentType: s
 function ignore(): void {}
 
 /** What Node's HTTP server would answer itself, with an empty body. */
-export type NodeRefusal = 400 | 408 | 417 | 431;
+export type NodeRefusal = 400 | 408 | 414 | 417 | 431;
 
 /** A listener's own answer to one: its body, its type and any more headers. */
 export interface RawAnswer {
@@ -92,7 +117,7 @@ function headerLines(headers: Record<string, string> = {}): string {
 
 /**
  * Fastify's `clientErrorHandler` for a listener that answers in its own format what Node's
- * HTTP parser refuses (headers over the listener's `maxHeaderSize`: 431, too slow: 408, not HTTP: 400), and closes
+ * HTTP parser refuses (a head over the listener's `maxHeaderSize`: 414 in its request line, 431 in its headers; too slow: 408; not HTTP: 400), and closes
  * the connection. A refusal in the head of a pipelined request waits for the answers
  * before it; one in the body of a request whose answer has begun cuts the connection.
  */

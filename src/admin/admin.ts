@@ -196,6 +196,7 @@ function nodeRefusal(status: NodeRefusal): RawAnswer {
   const detail = {
     400: 'The request could not be read as HTTP.',
     408: 'The request took too long to arrive.',
+    414: 'The request URL is too long.',
     417: 'Only "Expect: 100-continue" is supported.',
     431: 'The request headers are too large.',
   }[status];

@@ -60,7 +60,7 @@ const listen = (port: number, maxHeaderSize: number) =>
         .max(1024 * 1024, 'a number of bytes, at most 1048576 (1 MB)')
         .default(maxHeaderSize)
         .describe(
-          `The largest request head (request line and headers, in bytes) this listener reads; a larger one is answered 431. Default: ${GATEWAY_MAX_HEADER_SIZE} for the gateway (1 KB under Node's 16 KB, leaving room for the headers it adds before forwarding), ${NODE_MAX_HEADER_SIZE} for the admin API and the dashboard.`,
+          `The largest request head (request line and headers, in bytes) this listener reads; a larger one is answered 414 if its request line (the URL) alone is over, else 431. Default: ${GATEWAY_MAX_HEADER_SIZE} for the gateway (1 KB under Node's 16 KB, leaving room for the headers it adds before forwarding), ${NODE_MAX_HEADER_SIZE} for the admin API and the dashboard.`,
         ),
       requestTimeout: positiveDuration
         .optional()

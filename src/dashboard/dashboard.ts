@@ -54,6 +54,7 @@ function nodeRefusal(status: NodeRefusal): RawAnswer {
   const what = {
     400: 'The request could not be read.',
     408: 'The request took too long to arrive.',
+    414: 'The address is too long.',
     417: 'Only "Expect: 100-continue" is supported.',
     431: 'The request headers are too large: clearing this site\'s cookies may help.',
   }[status];

@@ -77,6 +77,7 @@ function peerOf(socket: PeerSocket): string | undefined {
 const NODE_REFUSAL_REASONS: Record<NodeRefusal, string> = {
   400: 'bad_request',
   408: 'request_timeout',
+  414: 'uri_too_long',
   417: 'expectation_failed',
   431: 'headers_too_large',
 };
@@ -92,7 +93,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   keepTickObjectShape();
   const app = Fastify({
     ...LISTENER_OPTIONS,
-    // Larger heads are answered 431 in the envelope here, not by the upstream after keygate added its headers.
+    // Larger heads are answered 414 (in the request line) or 431 in the envelope here, not by the upstream after keygate added its headers.
     http: { maxHeaderSize: config.listen.maxHeaderSize },
     // No logger for Fastify itself: with one it does work on every request (a child
     // logger, response listeners) even with request logging off. The gateway writes its
@@ -126,6 +127,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   function renderNodeRefusal(status: NodeRefusal): RenderedError {
     const { dialect } = rt;
     switch (status) {
+      case 414:
+        return dialect.renderMessage(414, 'uri_too_long', 'The request URL is too long.');
       case 431:
         return dialect.renderMessage(431, 'headers_too_large', 'Request headers are too large.');
       case 408:

@@ -104,6 +104,18 @@ describe('bad input at the gateway', () => {
     expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'headers_too_large', status: 431, detail: 'Request headers are too large.' }] });
   });
 
+  it('a URL over the head limit (a 20 KB query string) gets 414 URI Too Long in the envelope, not 431, and never the key back', async () => {
+    const longUrl = `GET /v1/domains?q=${'a'.repeat(20 * 1024)} HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`;
+    const r = await raw(kg.gatewayUrl, longUrl);
+    expect(r.status).toBe(414);
+    expect(JSON.parse(r.body)).toEqual({ errors: [{ code: 'uri_too_long', status: 414, detail: 'The request URL is too long.' }] });
+    expect(r.headers + r.body).not.toContain(secret);
+    // Behind an answered request on the same connection too: the long one's line starts after the first's head.
+    const both = await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\n\r\n${longUrl}`);
+    expect([...both.matchAll(/^HTTP\/1\.1 (\d+) /gm)].map((m) => Number(m[1]))).toEqual([200, 414]);
+    expect(both).not.toContain(secret);
+  });
+
   it('reads a key sent after a thousand other header lines (Node would drop every line after its thousandth or so)', async () => {
     const filler = Array.from({ length: 1_200 }, (_, i) => `X-${i}: 1\r\n`).join('');
     const r = await raw(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\n${filler}Authorization: ${secret}\r\nConnection: close\r\n\r\n`);
@@ -517,6 +529,9 @@ describe('slow and unreadable requests at every listener', () => {
     const huge = await rawAll(kg.adminUrl, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
     expect(huge).toMatch(/^HTTP\/1\.1 431 /);
     expect(JSON.parse(huge.slice(huge.indexOf('\r\n\r\n') + 4))).toEqual({ type: 'about:blank', title: 'Request Header Fields Too Large', status: 431, detail: 'The request headers are too large.' });
+    const longUrl = await rawAll(kg.adminUrl, `GET /health?x=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(longUrl).toMatch(/^HTTP\/1\.1 414 /);
+    expect(JSON.parse(longUrl.slice(longUrl.indexOf('\r\n\r\n') + 4))).toEqual({ type: 'about:blank', title: 'URI Too Long', status: 414, detail: 'The request URL is too long.' });
   });
 
   /** Status, headers and body of a whole answer read off a raw connection. */
