@@ -29,6 +29,7 @@ import { clientAddress, trustedProxyCheck } from './trusted-proxies.js';
 import { DRAINING_RETRY_AFTER_S, OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { bodyStillComing, closeAfterBody } from './early-answer.js';
+import { KeyMemo } from '../keys/key-memo.js';
 
 /** What the access log and metrics need to know about one request (every field set up front: one shape). */
 export class RequestRecord {
@@ -66,7 +67,9 @@ const ONLY_CHUNKED = /^[ \t]*chunked[ \t]*$/i;
  * instructions a time (Node keeps the address once read: the value is the same).
  */
 const PEER = Symbol('keygate: peer address');
-type PeerSocket = Socket & { [PEER]?: string };
+/** The last key a connection presented, and its digest (see KeyMemo): one per connection. */
+const KEY_MEMO = Symbol('keygate: last key presented');
+type PeerSocket = Socket & { [PEER]?: string; [KEY_MEMO]?: KeyMemo };
 
 /** The address a request came from (undefined once its connection has gone without one read). */
 function peerOf(socket: PeerSocket): string | undefined {
@@ -161,6 +164,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   app.server.maxHeadersCount = 0;
   app.server.on('connection', (socket: PeerSocket) => {
     socket[PEER] = socket.remoteAddress;
+    socket[KEY_MEMO] = new KeyMemo();
   });
 
   // Bodies are not parsed: they stream to the upstream untouched.
@@ -292,7 +296,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     // routed by) stands.
     if (target.authority !== undefined && fromTrustedProxy?.(request.keygate.peer ?? '') !== true) request.raw.headers.host = target.authority;
     const { url, path } = target;
-    const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers, rawHeaders: request.raw.rawHeaders, accountBusy };
+    const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers, rawHeaders: request.raw.rawHeaders, accountBusy, keyMemo: (request.raw.socket as PeerSocket)[KEY_MEMO] };
     const decision = rt.pipeline.authorize(gatewayRequest);
     if (decision instanceof Promise) {
       decision.then((settled) => respond(request, reply, settled)).catch((error: unknown) => fail(request, reply, error));

@@ -9,6 +9,7 @@ import { extractCredential, type RequestView } from '../auth/credential.js';
 import type { KeyFormat, KeyMode } from '../keys/format.js';
 import { hexOfDigest, sameDigest, type KeyDigest, type KeyHasher } from '../keys/hash.js';
 import type { CachedKey, KeyCache } from '../keys/key-cache.js';
+import type { KeyMemo } from '../keys/key-memo.js';
 import type { AccountRecord, KeyRecord, Store } from '../store/store.js';
 import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, type AdmitRequest, type BlockStart, type Counters, type Reservation, type ChargeSpec, type WindowSpec } from '../counters/counters.js';
 import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
@@ -55,6 +56,11 @@ export interface GatewayRequest extends RequestView {
    * counters, so a request that will not be forwarded uses up no rate limit.
    */
   accountBusy?: (accountId: string) => boolean;
+  /**
+   * The last key presented on the request's connection and its digest (the gateway keeps
+   * one per client connection): the same key again is not hashed again.
+   */
+  keyMemo?: KeyMemo;
 }
 
 export type Decision =
@@ -137,6 +143,8 @@ class UnreadableRecords {
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { config, keyFormat, hashKey, keyCache, store, counters, routes, limits, clock } = deps;
+  /** What a connection's KeyMemo was filled in by: this pipeline (its key format and hasher). */
+  const memoOwner = {};
 
   /**
    * Step 3 from the cache: undefined means "not cached, ask the store". The cache is
@@ -207,21 +215,32 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (credential.kind === 'malformed') return refuse(deny('malformed_key', PRESENTED));
 
     // 2. Its shape (prefix and length) → malformed_key. Nothing longer is hashed.
+    // The key its connection presented last, as this pipeline found it, needs neither again.
     const secret = credential.secret;
-    const shape = keyFormat.shape(secret);
-    if (!shape.ok) return refuse(deny('malformed_key', PRESENTED));
+    const memo = request.keyMemo;
+    let mode: KeyMode | undefined;
+    let digest: KeyDigest;
+    if (memo !== undefined && memo.holds(memoOwner, secret)) {
+      mode = memo.mode;
+      digest = memo.digest;
+    } else {
+      const shape = keyFormat.shape(secret);
+      if (!shape.ok) return refuse(deny('malformed_key', PRESENTED));
+      mode = shape.mode;
+      digest = hashKey.digest(secret);
+      memo?.remember(memoOwner, secret, mode, digest);
+    }
 
     // 3. The key itself, from the cache or else the store → unknown_key, ...
     if (store.changedElsewhere?.()) keyCache.clear();
-    const digest = hashKey.digest(secret);
     const cached = keyCache.get(digest, now);
-    if (cached !== undefined) return check(request, shape.mode, cached, now);
+    if (cached !== undefined) return check(request, mode, cached, now);
     // 2 (continued). Its alphabet and checksum, before the store is asked → malformed_key.
     // A cached key needs neither: the cache only ever holds the digests of keys that
     // passed them on their way here, so a string that would fail them is never found in it.
     if (!keyFormat.check(secret).ok) return refuse(deny('malformed_key', PRESENTED));
     return fromStore(digest, now).then(
-      (found) => check(request, shape.mode, found, now),
+      (found) => check(request, mode, found, now),
       () => refuse(deny('service_unavailable', OUTAGE)),
     );
   }
