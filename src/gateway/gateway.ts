@@ -18,7 +18,7 @@ import { refusedKeyOwner, type Decision, type GatewayRequest } from '../pipeline
 import type { Identity } from '../pipeline/identity.js';
 import { CLIENT_CLOSED, type Metrics, type Outcome } from '../metrics.js';
 import { renderBuiltin } from './builtins.js';
-import { judgeTarget, normalBasePath } from './request-path.js';
+import { judgeTarget, normalBasePath, type Target } from './request-path.js';
 import { AWAITS_CONTINUE, createForwarder, type AwaitingRequest } from './forward.js';
 import { lastOnItsConnection } from '../http-internals.js';
 import { statusClass } from '../usage/usage-recorder.js';
@@ -191,6 +191,21 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   const fromTrustedProxy = trustedProxyCheck(config.trustedProxies);
 
   /**
+   * The last path judged good, and the judgement: clients repeat their requests, and
+   * `judgeTarget` depends on the target and the settings alone (basePath is fixed until a
+   * restart), so the same target is compared rather than judged again. Only a path without
+   * a query is kept: a query may hold a credential, which is never compared as a string.
+   */
+  let lastJudged: { rawUrl: string; caseSensitive: boolean; target: Target } | undefined;
+  function judged(rawUrl: string, caseSensitive: boolean): Target {
+    const last = lastJudged;
+    if (last !== undefined && last.rawUrl === rawUrl && last.caseSensitive === caseSensitive) return last.target;
+    const target = judgeTarget(rawUrl, basePath, caseSensitive);
+    if (target.ok && target.path === rawUrl) lastJudged = { rawUrl, caseSensitive, target };
+    return target;
+  }
+
+  /**
    * Answers with the dialect's rendering of a denial: a refusal, or (`upstream_error`) an
    * admitted request whose upstream failed, which the account's usage counts as a request
    * answered 5xx, not as a refusal. The log line and metrics name `logReason` (by
@@ -284,7 +299,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     }
     // What is matched must be what is forwarded: no `\`, `.` or `..` tricks.
     // basePath is compared as routes are matched (upstream.caseSensitivePaths, reloadable).
-    const target = judgeTarget(request.raw.url ?? '/', basePath, rt.config.upstream.caseSensitivePaths);
+    const target = judged(request.raw.url ?? '/', rt.config.upstream.caseSensitivePaths);
     // The absolute form is judged, logged and forwarded as its path and query.
     if (target.url !== request.raw.url) request.raw.url = target.url;
     if (!target.ok) {

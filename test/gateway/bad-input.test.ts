@@ -250,6 +250,20 @@ describe('bad input at the gateway', () => {
     await response.text();
   });
 
+  it('judges every target as it comes, right after the same path was judged good (the gateway keeps the last one)', async () => {
+    const get = (target: string, host = 'x') => rawAll(kg.gatewayUrl, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
+    for (const target of ['/v1/domains', '/v1/domains', '/v1/domains/..', '/v1/domains', '/v1/domains/..', '/v2/domains', '/v1/domains']) {
+      const answer = await get(target);
+      expect(answer.slice(0, 12), target).toBe(target === '/v1/domains' ? 'HTTP/1.1 200' : target.startsWith('/v2') ? 'HTTP/1.1 404' : 'HTTP/1.1 400');
+    }
+    // Its absolute form right after it still takes its host from the target, and a query its own path.
+    expect(await get('http://api.example.com/v1/domains')).toMatch(/^HTTP\/1\.1 200 /);
+    expect(upstream.received.at(-1)).toMatchObject({ url: '/v1/domains', headers: { 'x-forwarded-host': 'api.example.com' } });
+    expect(await get('/v1/domains?case=after')).toMatch(/^HTTP\/1\.1 200 /);
+    expect(await get('/v1/domains')).toMatch(/^HTTP\/1\.1 200 /);
+    expect(upstream.received.at(-1)).toMatchObject({ url: '/v1/domains', headers: { 'x-forwarded-host': 'x' } });
+  });
+
   it('takes a request target in absolute form as its path, and forwards that path', async () => {
     const answer = await rawAll(kg.gatewayUrl, `GET http://example.com/v1/domains?case=absolute HTTP/1.1\r\nHost: example.com\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`);
     expect(answer).toMatch(/^HTTP\/1\.1 200 /);
