@@ -17,10 +17,25 @@
 import type { CredentialLocation } from '../config/schema.js';
 import { decodeQueryComponent, escapedByte } from '../gateway/percent.js';
 
-export type CredentialResult =
-  | { kind: 'found'; secret: string; location: CredentialLocation }
-  | { kind: 'missing' }
-  | { kind: 'malformed'; location: CredentialLocation };
+export type CredentialResult = FoundCredential | { kind: 'missing' } | { kind: 'malformed'; location: CredentialLocation };
+
+export interface FoundCredential {
+  kind: 'found';
+  secret: string;
+  location: CredentialLocation;
+  /** The header value as sent (before trimming and the scheme), where the key came from a header. */
+  sent?: string;
+}
+
+/**
+ * A credential found before (src/keys/key-memo.ts): a header that sends the very value it
+ * was read from again, at the same location, holds it again.
+ */
+export interface KnownCredential {
+  readonly found: FoundCredential | undefined;
+  /** Whether `sent` is the header value `found` was read from (compared in constant time). */
+  holds(sent: string): boolean;
+}
 
 export interface RequestView {
   headers: Record<string, string | string[] | undefined>;
@@ -46,7 +61,7 @@ const TAB = 9;
 const LF = 0x0a;
 const CR = 0x0d;
 
-export function extractCredential(request: RequestView, locations: readonly CredentialLocation[]): CredentialResult {
+export function extractCredential(request: RequestView, locations: readonly CredentialLocation[], known?: KnownCredential): CredentialResult {
   let query: Map<string, string[]> | undefined;
   for (const location of locations) {
     if (location.in === 'header') {
@@ -55,12 +70,14 @@ export function extractCredential(request: RequestView, locations: readonly Cred
       if (raw === undefined) continue;
       if (Array.isArray(raw)) return { kind: 'malformed', location };
       if (name === 'authorization' && request.rawHeaders && headerCount(request.rawHeaders, name) > 1) return { kind: 'malformed', location };
+      // The value a credential was read from before, sent again: the same credential, read no further.
+      if (known?.found !== undefined && known.found.location === location && known.found.sent !== undefined && known.holds(raw)) return known.found;
       const value = trimmed(raw, false);
       if (value === '') continue;
       const result = readHeaderValue(value, location.scheme);
       if (result === 'missing') continue;
       if (result === 'malformed') return { kind: 'malformed', location };
-      return { kind: 'found', secret: result, location };
+      return { kind: 'found', secret: result, location, sent: raw };
     }
     query ??= parseQuery(request.url);
     const values = query.get(location.name);

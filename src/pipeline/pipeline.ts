@@ -209,18 +209,19 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   function authorize(request: GatewayRequest): Decision | Promise<Decision> {
     const now = clock();
 
-    // 1. The credential, from the configured places → missing_key.
-    const credential = extractCredential(request, config.auth.credentials);
+    // 1. The credential, from the configured places → missing_key. The one its connection
+    //    presented last, as this pipeline found it, is not read, checked or hashed again.
+    const memo = request.keyMemo?.of(memoOwner);
+    const credential = extractCredential(request, config.auth.credentials, memo);
     if (credential.kind === 'missing') return refuse(deny('missing_key'));
     if (credential.kind === 'malformed') return refuse(deny('malformed_key', PRESENTED));
 
     // 2. Its shape (prefix and length) → malformed_key. Nothing longer is hashed.
-    // The key its connection presented last, as this pipeline found it, needs neither again.
     const secret = credential.secret;
-    const memo = request.keyMemo;
     let mode: KeyMode | undefined;
     let digest: KeyDigest;
-    if (memo !== undefined && memo.holds(memoOwner, secret)) {
+    // The same header value as before (extractCredential answered with what it found then), or the same key from the query.
+    if (memo !== undefined && (credential === memo.found || (credential.sent === undefined && memo.found?.location === credential.location && memo.holds(secret)))) {
       mode = memo.mode;
       digest = memo.digest;
     } else {
@@ -228,7 +229,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (!shape.ok) return refuse(deny('malformed_key', PRESENTED));
       mode = shape.mode;
       digest = hashKey.digest(secret);
-      memo?.remember(memoOwner, secret, mode, digest);
+      request.keyMemo?.remember(memoOwner, credential, mode, digest);
     }
 
     // 3. The key itself, from the cache or else the store → unknown_key, ...
