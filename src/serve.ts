@@ -21,9 +21,6 @@ import { PROCESS_TAG } from './fastify-options.js';
 import { createLog, type Log } from './log.js';
 import { canConnect, startUpstream, upstreamAddress, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
 
-// Where it was first defined: tests import it from here.
-export { canConnect };
-
 export interface ServeOptions extends RuntimeOptions {
   /** Override listener ports (0 = any free port), e.g. for tests. */
   ports?: { gateway?: number; admin?: number; dashboard?: number };

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, runCli, spawnServe } from './support/cli.js';
+import { BIN, runCli, spawnServe, type CliResult } from './support/cli.js';
 import { LogCapture, startKeygate, type TestKeygate } from './support/keygate.js';
 import { createRuntime } from '../src/runtime.js';
 import { loadConfigFile } from '../src/config/load.js';
@@ -951,6 +951,42 @@ describe('one serving process per SQLite file with in-memory counters', () => {
   });
 });
 
+/** A profile whose keys are blocked for 10 minutes by their third request within an hour (one admitted, two refused). */
+function blockingProfile(dir: string, upstreamUrl: string, counters?: string): ConfigInput {
+  return {
+    upstream: { url: upstreamUrl },
+    store: `sqlite:${path.join(dir, 'keygate.db')}`,
+    ...(counters === undefined ? {} : { counters }),
+    plans: { strict: { rateLimits: [{ limit: 1, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } } },
+    routes: [{ path: '/v1/*' }],
+    dashboard: { enabled: false },
+  };
+}
+
+/** An account and a key made with the CLI, then blocked by the gateway; `admin`: the admin API's answer for the key. */
+async function blockedKey(cli: (...args: string[]) => Promise<CliResult>, kg: TestKeygate) {
+  const accountId = JSON.parse((await cli('accounts', 'create', '--name', 'Retry loop', '--json')).stdout).id as string;
+  const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'ci', '--json')).stdout) as { id: string; secret: string; blockedUntil?: string | null };
+  expect(created.blockedUntil).toBeNull();
+  // One admitted, one refused by the window, and the next refusal blocks the key for 10 minutes.
+  const statuses: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const response = await kg.call('/v1/projects', { headers: { authorization: `Bearer ${created.secret}` } });
+    statuses.push(response.status);
+    await response.text();
+  }
+  expect(statuses).toEqual([200, 429, 429]);
+  const admin = (await (await kg.admin(`/v1/keys/${created.id}`)).json()) as { blockedUntil: string };
+  expect(Date.parse(admin.blockedUntil) - Date.now()).toBeGreaterThan(9 * 60_000);
+  return { accountId, created, admin };
+}
+
+/** Asks until `done` answers true, for up to 60 s (a write another process makes within a second). */
+async function poll(done: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await done()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
 describe('keygate CLI on memory counters, beside a gateway that blocked a key', () => {
   const dir = tempDir('cli-memory-blocks');
   const configFile = path.join(dir, 'keygate.yaml');
@@ -960,13 +996,7 @@ describe('keygate CLI on memory counters, beside a gateway that blocked a key', 
 
   beforeAll(async () => {
     upstream = await startTestUpstream();
-    const profile: ConfigInput = {
-      upstream: { url: upstream.url },
-      store: `sqlite:${path.join(dir, 'keygate.db')}`,
-      plans: { strict: { rateLimits: [{ limit: 1, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } } },
-      routes: [{ path: '/v1/*' }],
-      dashboard: { enabled: false },
-    };
+    const profile = blockingProfile(dir, upstream.url);
     writeFileSync(configFile, stringify(profile));
     kg = await startKeygate(profile, { dir });
   });
@@ -977,31 +1007,17 @@ describe('keygate CLI on memory counters, beside a gateway that blocked a key', 
   });
 
   it('shows the block the serving process wrote to the store, until it is lifted there', async () => {
-    const accountId = JSON.parse((await cli('accounts', 'create', '--name', 'Retry loop', '--json')).stdout).id as string;
-    const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'ci', '--json')).stdout) as { id: string; secret: string; blockedUntil?: string | null };
-    expect(created.blockedUntil).toBeNull();
-    const statuses: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const response = await kg.call('/v1/projects', { headers: { authorization: `Bearer ${created.secret}` } });
-      statuses.push(response.status);
-      await response.text();
-    }
-    expect(statuses).toEqual([200, 429, 429]);
-    const admin = (await (await kg.admin(`/v1/keys/${created.id}`)).json()) as { blockedUntil: string };
-    expect(Date.parse(admin.blockedUntil) - Date.now()).toBeGreaterThan(9 * 60_000);
+    const { accountId, created, admin } = await blockedKey(cli, kg);
 
     // Written within a second; asked until then (or 60 s), it may still say null.
     const listed = async () => JSON.parse((await cli('keys', 'list', '--account', accountId, '--json')).stdout) as { blockedUntil: string | null }[];
-    const deadline = Date.now() + 60_000;
-    let seen = await listed();
-    while (seen[0]?.blockedUntil !== admin.blockedUntil && Date.now() < deadline) seen = await listed();
-    expect(seen).toMatchObject([{ id: created.id, blockedUntil: admin.blockedUntil }]);
+    await poll(async () => (await listed())[0]?.blockedUntil === admin.blockedUntil);
+    expect(await listed()).toMatchObject([{ id: created.id, blockedUntil: admin.blockedUntil }]);
     expect((await cli('keys', 'list', '--account', accountId)).stdout).toMatch(/active, blocked until /);
 
     // Lifted by the serving process: gone from the store too.
     expect((await kg.admin(`/v1/keys/${created.id}/unblock`, { method: 'POST' })).status).toBe(200);
-    const liftedBy = Date.now() + 60_000;
-    while ((await listed())[0]?.blockedUntil !== null && Date.now() < liftedBy) await new Promise((resolve) => setTimeout(resolve, 100));
+    await poll(async () => (await listed())[0]?.blockedUntil === null);
     expect(await listed()).toMatchObject([{ id: created.id, blockedUntil: null }]);
   });
 });
@@ -1018,14 +1034,7 @@ describe.skipIf(!redisUp)('keygate CLI on Redis counters, beside a gateway that 
 
   beforeAll(async () => {
     upstream = await startTestUpstream();
-    const profile: ConfigInput = {
-      upstream: { url: upstream.url },
-      store: `sqlite:${path.join(dir, 'keygate.db')}`,
-      counters: redisUrlWithPrefix(prefix),
-      plans: { strict: { rateLimits: [{ limit: 1, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } } },
-      routes: [{ path: '/v1/*' }],
-      dashboard: { enabled: false },
-    };
+    const profile = blockingProfile(dir, upstream.url, redisUrlWithPrefix(prefix));
     writeFileSync(configFile, stringify(profile));
     kg = await startKeygate(profile, { dir });
   });
@@ -1037,19 +1046,7 @@ describe.skipIf(!redisUp)('keygate CLI on Redis counters, beside a gateway that 
   });
 
   it('gives blockedUntil in the JSON of every keys command, as the admin API does: when the block ends, or null; keys show and keys unblock print its answers field for field', async () => {
-    const accountId = JSON.parse((await cli('accounts', 'create', '--name', 'Retry loop', '--json')).stdout).id as string;
-    const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'ci', '--json')).stdout) as { id: string; secret: string; blockedUntil?: string | null };
-    expect(created.blockedUntil).toBeNull();
-    // One admitted, one refused by the window, and the next refusal blocks the key for 10 minutes.
-    const statuses: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const response = await kg.call('/v1/projects', { headers: { authorization: `Bearer ${created.secret}` } });
-      statuses.push(response.status);
-      await response.text();
-    }
-    expect(statuses).toEqual([200, 429, 429]);
-    const admin = (await (await kg.admin(`/v1/keys/${created.id}`)).json()) as { blockedUntil: string };
-    expect(Date.parse(admin.blockedUntil) - Date.now()).toBeGreaterThan(9 * 60_000);
+    const { accountId, created, admin } = await blockedKey(cli, kg);
 
     // The same instant as the admin API's, wherever a key is printed.
     const renamed = await cli('keys', 'update', created.id, '--name', 'ci (looping)', '--json');

@@ -29,7 +29,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { startKeygate, type TestKeygate } from '../../test/support/keygate.js';
 import { refusedUrl } from '../../test/support/refused.js';
 import { namedPorts } from '../../test/support/ports.js';
-import { canConnect } from '../../src/serve.js';
+import { canConnect } from '../../src/spawned-upstream.js';
 import { BIN, runCli, type CliResult } from '../../test/support/cli.js';
 
 export const EXAMPLES_DIR = path.resolve(import.meta.dirname, '..');

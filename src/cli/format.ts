@@ -1,5 +1,6 @@
 /** Human output for the CLI: aligned tables and short dates. `--json` bypasses all of it. */
 import stringWidth from 'string-width';
+import { utcSecondUp } from '../meters/period.js';
 
 /**
  * Rows under upper-case column names, each column as wide as its widest cell. Widths are
@@ -44,7 +45,7 @@ function visible(text: string): string {
 
 export function when(ms: number | null): string {
   if (ms === null) return '-';
-  return utc(ms, 'minute');
+  return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)}Z`;
 }
 
 /**
@@ -53,10 +54,5 @@ export function when(ms: number | null): string {
  * Rounded up: at the time shown it has ended.
  */
 export function until(ms: number): string {
-  return utc(Math.ceil(ms / 1000) * 1000, 'second');
-}
-
-/** `2026-12-02 20:26Z` or `2026-12-02 20:26:48Z`. */
-function utc(ms: number, to: 'minute' | 'second'): string {
-  return new Date(ms).toISOString().replace('T', ' ').slice(0, to === 'minute' ? 16 : 19) + 'Z';
+  return `${utcSecondUp(ms)}Z`;
 }

@@ -1,9 +1,8 @@
 /** How times, numbers and statuses read in the dashboard: UTC, unambiguous, short. */
-import { isoDay } from '../meters/period.js';
+import { isoDay, utcSecondUp } from '../meters/period.js';
 import { html, type Html } from './html.js';
 
-const SECOND = 1_000;
-const MINUTE = 60 * SECOND;
+const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
@@ -27,17 +26,14 @@ export function whenInTable(ms: number | null, fallback = '—'): Html {
  * shown it has ended, and both show the same end. `2025-03-04 10:22:31 UTC`.
  */
 export function until(ms: number): Html {
-  return html`<time datetime="${new Date(ms).toISOString()}">${untilText(ms)} UTC</time>`;
+  return html`<time datetime="${new Date(ms).toISOString()}">${utcSecondUp(ms)} UTC</time>`;
 }
 
 /** `2025-03-04 10:22:31`, rounded up as `until`, for table cells whose heading says "(UTC)". */
 export function untilInTable(ms: number): Html {
-  return html`<time datetime="${new Date(ms).toISOString()}">${untilText(ms)}</time>`;
+  return html`<time datetime="${new Date(ms).toISOString()}">${utcSecondUp(ms)}</time>`;
 }
 
-function untilText(ms: number): string {
-  return new Date(Math.ceil(ms / SECOND) * SECOND).toISOString().slice(0, 19).replace('T', ' ');
-}
 
 /** "in 59 min", "in 6 h", "in 3 days", or "... ago" for the past. */
 export function relative(ms: number, now: number): string {

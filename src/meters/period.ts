@@ -36,6 +36,15 @@ export function utcMinute(ms: number): string {
   return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
 }
 
+/**
+ * `2026-12-03 14:05:07`: when something in force ends (a block, an overlap, an expiry), to
+ * the second and rounded up, so that at the time shown it has ended. The CLI and the
+ * dashboard both write ends this way, so both show the same one.
+ */
+export function utcSecondUp(ms: number): string {
+  return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19);
+}
+
 export function isoDay(ms: number): string {
   if (ms >= lastDay.from && ms < lastDay.to) return lastDay.text;
   const from = Math.floor(ms / DAY_MS) * DAY_MS;

@@ -594,17 +594,14 @@ export class SqlStore implements Store {
   }
 
   async saveLimitState(rows: readonly LimitStateRow[], now: number): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      for (let i = 0; i < rows.length; i += BATCH) {
-        const values = rows.slice(i, i + BATCH).map((r) => ({ kind: r.kind, id: r.id, state: r.state, expires_at: r.expiresAt }));
-        await trx
-          .insertInto('limit_state')
-          .values(values)
-          .onConflict((oc) => oc.columns(['kind', 'id']).doUpdateSet((eb) => ({ state: eb.ref('excluded.state'), expires_at: eb.ref('excluded.expires_at') })))
-          .execute();
-      }
-      await trx.deleteFrom('limit_state').where('expires_at', '<=', now).execute();
+    await this.inBatches(rows, async (db, batch) => {
+      await db
+        .insertInto('limit_state')
+        .values(batch.map((r) => ({ kind: r.kind, id: r.id, state: r.state, expires_at: r.expiresAt })))
+        .onConflict((oc) => oc.columns(['kind', 'id']).doUpdateSet((eb) => ({ state: eb.ref('excluded.state'), expires_at: eb.ref('excluded.expires_at') })))
+        .execute();
     });
+    await this.db.deleteFrom('limit_state').where('expires_at', '<=', now).execute();
   }
 
   async loadLimitState(now: number, kind?: LimitStateRow['kind']): Promise<LimitStateRow[]> {

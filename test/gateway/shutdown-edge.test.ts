@@ -14,7 +14,7 @@ import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
 import { createAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
-import { canConnect } from '../../src/serve.js';
+import { canConnect } from '../../src/spawned-upstream.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
 /** Whether this machine can listen on IPv6 loopback (the two-address test needs it). */

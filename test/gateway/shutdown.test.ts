@@ -10,7 +10,7 @@ import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
 import { createAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
-import { canConnect } from '../../src/serve.js';
+import { canConnect } from '../../src/spawned-upstream.js';
 
 const RECORDS = 300_000;
 

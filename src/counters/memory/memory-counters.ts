@@ -5,6 +5,7 @@
  * a restart neither resets a balance nor lifts a block nor refills a window. A crash
  * loses the last second of balances and blocks, and the windows.
  */
+import { z } from 'zod';
 import { DAY_MS, MINUTE_MS } from '../../config/duration.js';
 import type {
   Admission,
@@ -370,57 +371,49 @@ function releaseLapsed(meter: MeterState, now: number): void {
 }
 
 /** A window as saved: its admission times as the first and the gaps after it (shorter than the times themselves). */
-interface SavedWindow {
-  limit: number;
-  windowMs: number;
-  first: number;
-  gaps: number[];
-}
+const SavedWindow = z.object({
+  limit: z.number().int().positive(),
+  windowMs: z.number().int().positive(),
+  first: z.number(),
+  gaps: z.array(z.number().nonnegative()),
+});
 
-function savedWindow(log: SlidingLog, times: readonly number[]): SavedWindow {
+function savedWindow(log: SlidingLog, times: readonly number[]): z.infer<typeof SavedWindow> {
   const gaps: number[] = [];
   for (let i = 1; i < times.length; i++) gaps.push((times[i] as number) - (times[i - 1] as number));
   return { limit: log.limit, windowMs: log.windowMs, first: times[0] as number, gaps };
 }
 
 function restoredWindow(saved: unknown): SlidingLog | undefined {
-  const w = saved as Partial<SavedWindow> | null;
-  if (!w || !isCount(w.limit) || !isCount(w.windowMs) || !Number.isFinite(w.first) || !Array.isArray(w.gaps)) return undefined;
-  const times = [w.first as number];
-  for (const gap of w.gaps) {
-    if (typeof gap !== 'number' || !(gap >= 0)) return undefined;
-    times.push((times[times.length - 1] as number) + gap);
-  }
-  return SlidingLog.of(w.limit, w.windowMs, times);
+  const parsed = SavedWindow.safeParse(saved);
+  if (!parsed.success) return undefined;
+  const { limit, windowMs, first, gaps } = parsed.data;
+  const times = [first];
+  for (const gap of gaps) times.push((times[times.length - 1] as number) + gap);
+  return SlidingLog.of(limit, windowMs, times);
 }
 
 /** A block as saved (JSON has no -Infinity: a subject never blocked has `lastBlockEnd: null`). */
-interface SavedBlock {
-  violations: number[];
-  blockedUntil: number;
-  level: number;
-  lastBlockEnd: number | null;
-}
+const SavedBlock = z.object({
+  violations: z.array(z.number()),
+  blockedUntil: z.number(),
+  level: z.number().int(),
+  lastBlockEnd: z.number().nullable(),
+});
 
-function savedBlock(block: BlockState): SavedBlock {
+function savedBlock(block: BlockState): z.infer<typeof SavedBlock> {
   return { violations: block.violations, blockedUntil: block.blockedUntil, level: block.level, lastBlockEnd: Number.isFinite(block.lastBlockEnd) ? block.lastBlockEnd : null };
 }
 
 function restoredBlock(saved: unknown): BlockState | undefined {
-  const b = saved as Partial<SavedBlock> | null;
-  if (!b || !Array.isArray(b.violations) || !b.violations.every(Number.isFinite) || !Number.isFinite(b.blockedUntil) || !Number.isInteger(b.level)) return undefined;
-  if (b.lastBlockEnd !== null && !Number.isFinite(b.lastBlockEnd)) return undefined;
-  return { violations: b.violations, blockedUntil: b.blockedUntil as number, level: b.level as number, lastBlockEnd: b.lastBlockEnd ?? -Infinity };
+  const parsed = SavedBlock.safeParse(saved);
+  return parsed.success ? { ...parsed.data, lastBlockEnd: parsed.data.lastBlockEnd ?? -Infinity } : undefined;
 }
 
 /** When the sweep would forget a block's state (see `sweep`): its saved row expires then. */
 function forgottenAt(block: BlockState): number {
   const lastViolation = block.violations.length > 0 ? Math.max(...block.violations) : -Infinity;
   return Math.max(block.blockedUntil, lastViolation + DAY_MS, block.lastBlockEnd + BLOCK_MEMORY_MS, 0);
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isInteger(value) && value > 0;
 }
 
 function meterId(accountId: string, meter: string, periodStart: string): string {
