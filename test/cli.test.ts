@@ -248,6 +248,10 @@ describe('keygate CLI with a running gateway', () => {
     expect([nobody.code, nobody.stderr]).toEqual([1, 'error: say whom the invitation is for: --account <id> (a member of that account) or --operator (sees every account)\n']);
     // Every command's help lists the options every command takes.
     for (const command of [['serve'], ['check'], ['keys', 'list']]) expect((await runCli([...command, '--help'])).stdout, command.join(' ')).toMatch(/Global Options:[\s\S]*--config <file>[\s\S]*--json/);
+    // ... but the demo's, which refuses --config (it writes its own profile).
+    const demoHelp = (await runCli(['demo', '--help'])).stdout;
+    expect(demoHelp).toContain('--upstream-port <port>');
+    expect(demoHelp).not.toContain('--config');
   });
 
   it('says under an invitation or reset link that the dashboard it leads to is off in this profile', async () => {

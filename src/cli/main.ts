@@ -324,6 +324,8 @@ export function buildCli(): Command {
     .option('--data <dir>', 'where the demo keeps its database', './data/demo')
     .option('--port <port>', 'the gateway port; the admin API and the dashboard take the next two (0: any free ports)', parseDemoPort, 8080)
     .option('--upstream-port <port>', 'the port of 127.0.0.1 the demo API behind keygate listens on (0: any free port)', parsePort, 0)
+    // It refuses --config and prints no JSON: its help does not offer the global options.
+    .configureHelp({ showGlobalOptions: false })
     .action(async (opts: { data: string; port: number; upstreamPort: number }, command: Command) => {
       // The demo writes and uses its own profile under --data: a --config given to it would
       // be ignored without a word. KEYGATE_CONFIG (a default, set for serve) is ignored quietly.

@@ -90,6 +90,15 @@ describe('keygate.yaml validation', () => {
     expect(problems(`upstream: {url: "http://a"}\n${otherCase}`)).toEqual(['routes[0].path: "/V1/x" is outside basePath "/v1": no request can reach it']);
   });
 
+  it('refuses a scope listed twice in the profile, naming where', () => {
+    const twice = 'upstream: {url: "http://a"}\nscopes: [a, b, a]\nplans:\n  pro: {scopes: [b, b]}\nroutes:\n  - {path: /x, scopes: [a, a]}\n';
+    expect(problems(twice)).toEqual([
+      'scopes[2]: scope "a" is listed twice; list it once',
+      'plans.pro.scopes[1]: scope "b" is listed twice; list it once',
+      'routes[0].scopes[1]: scope "a" is listed twice; list it once',
+    ]);
+  });
+
   it('names a route pattern the router cannot read also when another route was declared before it', () => {
     const [problem] = problems('upstream: {url: "http://a"}\nroutes:\n  - {path: "/v1/*"}\n  - {path: "/v1/**"}\n');
     expect(problem).toMatch(/^routes\[1\]: not a path pattern the router takes: /);

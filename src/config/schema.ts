@@ -96,6 +96,13 @@ function byName<T>(table: Record<string, T>): Record<string, T> {
  */
 const scopeName = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope of printable ASCII characters without spaces, " or \\ (sent to the upstream in a header)');
 
+/** A list of scopes, each once: a scope listed twice is a slip (the second adds nothing). */
+const scopeList = z.array(scopeName).superRefine((scopes, ctx) => {
+  scopes.forEach((scope, j) => {
+    if (scopes.indexOf(scope) !== j) ctx.addIssue({ code: 'custom', path: [j], message: `scope "${scope}" is listed twice; list it once` });
+  });
+});
+
 const identifier = z
   .string()
   .regex(/^[A-Za-z][A-Za-z0-9_.:-]*$/, 'a name of letters, digits, "_", ".", ":" or "-", starting with a letter');
@@ -204,8 +211,7 @@ export const planSchema = z
       .nonnegative()
       .optional()
       .describe('Most keys (not revoked, not expired) an account may hold; 0 = the plan includes no API keys.'),
-    scopes: z
-      .array(scopeName)
+    scopes: scopeList
       .optional()
       .describe('Scopes keys on this plan may be given; defaults to all of the profile\'s scopes.'),
     rateLimits: z.array(rateLimitSchema).default([]),
@@ -269,7 +275,7 @@ export const routeSchema = z
       .regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1/domains/:id')
       .regex(NO_ESCAPE, NO_ESCAPE_MESSAGE)
       .describe('Path pattern: "/v1/domains", "/v1/domains/:id", "/v1/backlinks/*"; a colon itself is "::".'),
-    scopes: z.array(scopeName).default([]).describe('Scopes the key must hold (all of them).'),
+    scopes: scopeList.default([]).describe('Scopes the key must hold (all of them).'),
     cost: costSchema.optional(),
     rateLimits: z.array(rateLimitSchema).default([]).describe('Extra windows for this route only.'),
   })
@@ -285,7 +291,7 @@ export const builtinSchema = z
     method: httpMethod.default('GET'),
     path: z.string().regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1/account/usage').regex(NO_ESCAPE, NO_ESCAPE_MESSAGE),
     status: z.number().int().min(200).max(299).default(200),
-    scopes: z.array(scopeName).default([]),
+    scopes: scopeList.default([]),
     allowWhenApiDisabled: z
       .boolean()
       .default(false)
@@ -587,7 +593,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    scopes: z.array(scopeName).default([]).describe('Every scope the API knows, offered when creating keys.'),
+    scopes: scopeList.default([]).describe('Every scope the API knows, offered when creating keys.'),
     plans: z
       .record(identifier, planSchema)
       .refine((plans) => Object.keys(plans).length > 0, 'at least one plan')
