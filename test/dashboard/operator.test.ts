@@ -179,6 +179,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await page.goto(`/accounts/${acmeId}`);
     const row = page.locator(`tr[data-key-id="${keyId}"]`);
     expect(await textOf(row.locator('.badge.blocked'))).toBe('Blocked, ends in 5 min');
+    // The exact end on hover, to the second and rounded up, as the CLI shows it.
+    const ends = Date.parse((await row.locator('.badge.blocked time').getAttribute('datetime')) as string);
+    const shownEnd = new Date(Math.ceil(ends / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19);
+    expect(await row.locator('.badge.blocked').getAttribute('title')).toBe(`Refused until ${shownEnd} UTC for exceeding the rate limit repeatedly`);
     await screenshot(page, 'account-key-blocked');
     // The list of accounts says so too, for an operator scanning it.
     const blockedCell = page.locator('tr', { hasText: 'Acme Analytics' }).locator('td[data-label="Blocked"]');

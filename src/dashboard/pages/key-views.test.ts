@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { KeyRecord } from '../../store/store.js';
-import { keyTable, keyTraits, type KeyTraits } from './key-views.js';
+import { blockedBadge, keyTable, keyTraits, type KeyTraits } from './key-views.js';
 import { parseConfigObject } from '../../config/load.js';
 
 const T0 = Date.parse('2026-12-01T00:00:00Z');
@@ -64,5 +64,14 @@ describe('key table', () => {
     const rendered = keyTable([revoked], T0 + 2 * 86_400_000, 'Revoked and expired keys', TRAITS).toString();
     const cells = Object.fromEntries([...rendered.matchAll(/<td data-label="([^"]*)">(.*?)<\/td>/gs)].map((m) => [m[1], (m[2] ?? '').replace(/<[^>]+>/g, '')]));
     expect(cells['Expires (UTC)']).toBe('—');
+  });
+});
+
+describe('blocked badge', () => {
+  it('says on hover when the block ends to the second, rounded up, as the CLI and the other ends shown do', () => {
+    const ends = Date.parse('2026-12-01T10:22:30.250Z');
+    const rendered = blockedBadge(ends, ends - 9 * 60_000).toString();
+    expect(rendered).toContain('title="Refused until 2026-12-01 10:22:31 UTC for exceeding the rate limit repeatedly"');
+    expect(rendered).toContain('Blocked, ends in 9 min');
   });
 });

@@ -9,7 +9,7 @@ import type { KeyNaming, OperationError } from '../../operations/errors.js';
 import { html, type Html } from '../html.js';
 import { relative, sentence, until, untilInTable, when, whenInTable } from '../format.js';
 import { confirmationForm, type ConfirmationTarget } from '../layout.js';
-import { utcMinute } from '../../meters/period.js';
+import { utcMinute, utcSecondUp } from '../../meters/period.js';
 
 const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'Expiring', expired: 'Expired', revoked: 'Revoked', unbound: 'No account' };
 
@@ -41,10 +41,10 @@ function revokedBadge(at: number, now: number): Html {
   return html`<span class="badge revoked" title="Revoked ${utcMinute(at)}"><time datetime="${iso}">Revoked ${relative(at, now)}</time></span>`;
 }
 
-/** "Blocked, ends in 9 min", the exact end on hover. */
+/** "Blocked, ends in 9 min", the exact end on hover: to the second, rounded up, as the CLI and the other ends on the page show it. */
 export function blockedBadge(until: number, now: number): Html {
   const ends = new Date(until).toISOString();
-  return html` <span class="badge blocked" title="Refused until ${utcMinute(until)} for exceeding the rate limit repeatedly"><time datetime="${ends}">Blocked, ends ${relative(until, now)}</time></span>`;
+  return html` <span class="badge blocked" title="Refused until ${utcSecondUp(until)} UTC for exceeding the rate limit repeatedly"><time datetime="${ends}">Blocked, ends ${relative(until, now)}</time></span>`;
 }
 
 /**
