@@ -21,4 +21,17 @@ describe('metrics', () => {
     expect(after).toContain('keygate_responses_total{class="client_closed"} 1');
     expect(after).toContain('keygate_responses_total{class="2xx"} 0');
   });
+
+  it('shows the upstream keygate started as up or down, and its restarts, only where it started one (upstream.spawn)', async () => {
+    expect(await createMetrics({ defaults: false }).text()).not.toContain('keygate_upstream_');
+    let down: string | undefined;
+    let restarts = 0;
+    const metrics = createMetrics({ defaults: false, spawnedUpstream: { down: () => down, restarts: () => restarts } });
+    expect(await metrics.text()).toContain('keygate_upstream_up 1\n');
+    expect(await metrics.text()).toContain('keygate_upstream_restarts_total 0\n');
+    down = 'it exited (SIGKILL)';
+    restarts = 1;
+    expect(await metrics.text()).toContain('keygate_upstream_up 0\n');
+    expect(await metrics.text()).toContain('keygate_upstream_restarts_total 1\n');
+  });
 });

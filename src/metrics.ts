@@ -9,6 +9,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StoreLookups } from './pipeline/pipeline.js';
+import type { SpawnedUpstream } from './spawned-upstream.js';
 import { DENIAL_REASONS } from './denial/reasons.js';
 
 /** What became of a request: forwarded and answered, answered by a built-in, refused, or admitted but the upstream failed (502/504). */
@@ -74,6 +75,8 @@ export interface MetricsOptions {
   roundTrips?: Readonly<{ count: number; seconds: number }>;
   /** Blocks started by this process so far, by window (those that can start one at 0), read at each scrape. */
   blocksStarted?: ReadonlyMap<string, number>;
+  /** The upstream keygate started (upstream.spawn), if it did: whether it is down, and its restarts, read at each scrape. */
+  spawnedUpstream?: Pick<SpawnedUpstream, 'down' | 'restarts'>;
 }
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
@@ -196,6 +199,27 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       collect() {
         this.reset();
         for (const [window, count] of blocksStarted) this.inc({ window }, count);
+      },
+    });
+  }
+
+  const { spawnedUpstream } = options;
+  if (spawnedUpstream) {
+    new Gauge({
+      name: 'keygate_upstream_up',
+      help: 'Whether the upstream keygate started (upstream.spawn) runs (1), or has exited and is not back yet (0: requests are answered upstream_unavailable). Only with upstream.spawn.',
+      registers: [registry],
+      collect() {
+        this.set(spawnedUpstream.down() === undefined ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'keygate_upstream_restarts_total',
+      help: 'Times the command of the upstream keygate started (upstream.spawn) was started again after it exited, whether it then came to listen or not. Only with upstream.spawn.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(spawnedUpstream.restarts());
       },
     });
   }

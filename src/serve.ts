@@ -297,7 +297,12 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     throw error;
   }
   if (upstream) rt.upstreamDown = upstream.down;
-  const metrics = createMetrics({ storeLookups: rt.storeLookups, blocksStarted: rt.blockStarts.byWindow, ...(rt.counters.roundTrips ? { roundTrips: rt.counters.roundTrips } : {}) });
+  const metrics = createMetrics({
+    storeLookups: rt.storeLookups,
+    blocksStarted: rt.blockStarts.byWindow,
+    ...(rt.counters.roundTrips ? { roundTrips: rt.counters.roundTrips } : {}),
+    ...(upstream ? { spawnedUpstream: upstream } : {}),
+  });
   const servers: Listener[] = [];
   /** Starts a listener as its part of the profile says (`port`: the caller's override). */
   const listen = async (app: FastifyInstance, kind: keyof typeof REQUEST_TIMEOUT_MS, at: Config['listen'], port = at.port) => {

@@ -23,6 +23,8 @@ import type { Log } from './log.js';
 export interface SpawnedUpstream {
   /** Why it is not running, while it is down (it exited and is not back yet); undefined while it runs. */
   down(): string | undefined;
+  /** Times its command was started again after it exited, whether it then came to listen or not (a try that found its port taken did not start it), for /metrics. */
+  restarts(): number;
   /** From now on one that exits is not started again (keygate is stopping: the one running serves the drain). */
   stopRestarting(): void;
   /** Stops it and whatever it started, and starts it no more. */
@@ -93,6 +95,8 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
   let restartTimer: NodeJS.Timeout | undefined;
   /** Since when it is down, and why, while it is. */
   let outage: { since: number; why: string } | undefined;
+  /** Tries to start it again so far. */
+  let restarts = 0;
 
   /** Starts the command and waits until its port accepts connections: undefined once it does, else why it did not. */
   const launch = async (): Promise<string | undefined> => {
@@ -164,6 +168,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
     if (await canConnect(host, port, UPSTREAM_PROBE_MS)) failure = `${portTaken}; stop it or change upstream.url`;
     else if (restarting) {
       log.warn({ command: commandLine, attempt }, `${what}: starting it again (attempt ${attempt})`);
+      restarts++;
       const notListening = await launch();
       if (notListening !== undefined) failure = `${what} ${notListening}`;
     }
@@ -199,6 +204,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
   }
   return {
     down: () => (outage === undefined ? undefined : `the upstream keygate started (upstream.spawn) is down since ${new Date(outage.since).toISOString()}: ${outage.why}`),
+    restarts: () => restarts,
     stopRestarting,
     stop,
   };

@@ -243,6 +243,17 @@ async function addresses(serve: ServeProcess): Promise<{ gateway: string; admin:
   return JSON.parse(await serve.logged('keygate is serving')) as { gateway: string; admin: string };
 }
 
+/** An admin token for the admin API's /metrics. */
+const ADMIN_TOKEN = 'spawned-upstream-admin-token-3b9e';
+
+/** One unlabelled series of /metrics (keygate_upstream_up, keygate_upstream_restarts_total), or undefined if it shows none. */
+async function metric(admin: string, name: string): Promise<number | undefined> {
+  const response = await fetch(`${admin}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  expect(response.status).toBe(200);
+  const line = (await response.text()).split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
 describe('restartDelay', () => {
   it('waits 1 s before the first start again, doubling with each one after, up to 30 s', () => {
     expect([1, 2, 3, 4, 5, 6, 7, 20].map(restartDelay)).toEqual([1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]);
@@ -286,6 +297,28 @@ describe.skipIf(process.platform !== 'linux')('an upstream.spawn upstream that e
       for (const pid of starts(folder)) expect(await stops(pid, 60_000)).toBe(true);
       expect(existsSync(`${file}.upstream.pid`)).toBe(false);
       expect(serve.output()).not.toContain('sk_never_logged_7f3a');
+    } finally {
+      cleanUp([serve], starts(folder));
+    }
+  });
+
+  it('shows in /metrics: keygate_upstream_up 0 while it is down, each start of it again in keygate_upstream_restarts_total, and 1 once it is back', async () => {
+    const { file, folder } = writeProfile('metrics', await namedPort(), { upstream: GATED_UPSTREAM });
+    const serve = spawnServe(file, { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN });
+    try {
+      const { admin } = await addresses(serve);
+      expect(await metric(admin, 'keygate_upstream_up')).toBe(1);
+      expect(await metric(admin, 'keygate_upstream_restarts_total')).toBe(0);
+
+      process.kill(starts(folder)[0] as number, 'SIGKILL');
+      // Started again, and held by the test before it listens.
+      await until('the upstream is started again', () => starts(folder).length >= 2);
+      expect(await metric(admin, 'keygate_upstream_up')).toBe(0);
+      expect(await metric(admin, 'keygate_upstream_restarts_total')).toBe(1);
+
+      writeFileSync(path.join(folder, 'go'), '');
+      await until('keygate_upstream_up is 1 again', async () => (await metric(admin, 'keygate_upstream_up')) === 1);
+      expect(await metric(admin, 'keygate_upstream_restarts_total')).toBe(1);
     } finally {
       cleanUp([serve], starts(folder));
     }
