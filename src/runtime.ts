@@ -69,6 +69,12 @@ export interface Runtime {
    * it is not (it exited and is being started again): /health/ready answers 503 meanwhile.
    */
   upstreamDown?: () => string | undefined;
+  /**
+   * Set by serve with `upstream.spawn`: while the upstream it started is down and will be
+   * started again, milliseconds until the next try (0 while one is under way), which its
+   * upstream_unavailable answers give as Retry-After.
+   */
+  upstreamNextStartInMs?: () => number | undefined;
   /** Keys the pipeline looked up in the store (not held by the key cache), by answer. */
   readonly storeLookups: Readonly<StoreLookups>;
   /** Blocks this process's admissions started (each logged as it began), by window, for /metrics. */

@@ -296,7 +296,10 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     upstream?.stop();
     throw error;
   }
-  if (upstream) rt.upstreamDown = upstream.down;
+  if (upstream) {
+    rt.upstreamDown = upstream.down;
+    rt.upstreamNextStartInMs = upstream.nextStartInMs;
+  }
   const metrics = createMetrics({
     storeLookups: rt.storeLookups,
     blocksStarted: rt.blockStarts.byWindow,

@@ -23,6 +23,11 @@ import type { Log } from './log.js';
 export interface SpawnedUpstream {
   /** Why it is not running, while it is down (it exited and is not back yet); undefined while it runs. */
   down(): string | undefined;
+  /**
+   * While it is down and will be started again: milliseconds until the next try (0 while
+   * one is under way); undefined while it runs, and once it is no longer started again.
+   */
+  nextStartInMs(): number | undefined;
   /** Times its command was started again after it exited, whether it then came to listen or not (a try that found its port taken did not start it), for /metrics. */
   restarts(): number;
   /** From now on one that exits is not started again (keygate is stopping: the one running serves the drain). */
@@ -93,6 +98,8 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
   /** Starts since it last stayed up STAYED_UP_MS, this one included. */
   let attempt = 0;
   let restartTimer: NodeJS.Timeout | undefined;
+  /** When restartTimer fires, while it is set. */
+  let nextStartAt: number | undefined;
   /** Since when it is down, and why, while it is. */
   let outage: { since: number; why: string } | undefined;
   /** Tries to start it again so far. */
@@ -135,6 +142,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
     attempt++;
     const delay = restartDelay(attempt);
     outage = { since: outage?.since ?? Date.now(), why };
+    nextStartAt = Date.now() + delay;
     restartTimer = setTimeout(() => void restart(), delay);
     return delay;
   };
@@ -160,6 +168,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
 
   const restart = async () => {
     restartTimer = undefined;
+    nextStartAt = undefined;
     const previous = child?.pid;
     // What it started (`sh -c`, `npm start`) may still run in its group, holding the port.
     if (previous !== undefined) await stopGroup(previous);
@@ -204,6 +213,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
   }
   return {
     down: () => (outage === undefined ? undefined : `the upstream keygate started (upstream.spawn) is down since ${new Date(outage.since).toISOString()}: ${outage.why}`),
+    nextStartInMs: () => (outage === undefined || !restarting ? undefined : nextStartAt === undefined ? 0 : Math.max(0, nextStartAt - Date.now())),
     restarts: () => restarts,
     stopRestarting,
     stop,

@@ -44,6 +44,17 @@ else {
 }
 `;
 
+/**
+ * An upstream like GATED_UPSTREAM whose later starts exit at once (code 1), before they
+ * listen, until the file `go` exists: keygate waits longer before each next try.
+ */
+const FAILING_UPSTREAM = `import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+appendFileSync('starts', process.pid + '\\n');
+if (readFileSync('starts', 'utf8').trim().split('\\n').length > 1 && !existsSync('go')) process.exit(1);
+createServer((q, r) => r.setHeader('content-type', 'application/json').end(JSON.stringify({ pid: process.pid }))).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
 /** A profile in a folder of its own whose upstream.spawn starts `upstream` (UPSTREAM) on `port`; `shutdown`: the profile's. */
 function writeProfile(name: string, port: number, { upstream = UPSTREAM, shutdown }: { upstream?: string; shutdown?: Record<string, string> } = {}): { file: string; folder: string } {
   const folder = path.join(dir, name);
@@ -284,6 +295,8 @@ describe.skipIf(process.platform !== 'linux')('an upstream.spawn upstream that e
       expect(await down.json()).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/^the upstream keygate started \(upstream\.spawn\) is down since .*: it exited \(SIGKILL\)$/) });
       const refused = await fetch(`${gateway}/v1/whoami`, { headers: { authorization: `Bearer ${secret}` } });
       expect(refused.status).toBe(502);
+      // A start is under way: try again in a second.
+      expect(refused.headers.get('retry-after')).toBe('1');
       expect(await serve.logged('starting it again (attempt')).toContain('upstream.spawn: \\"node upstream.mjs\\": starting it again (attempt 1)');
 
       writeFileSync(path.join(folder, 'go'), '');
@@ -319,6 +332,31 @@ describe.skipIf(process.platform !== 'linux')('an upstream.spawn upstream that e
       writeFileSync(path.join(folder, 'go'), '');
       await until('keygate_upstream_up is 1 again', async () => (await metric(admin, 'keygate_upstream_up')) === 1);
       expect(await metric(admin, 'keygate_upstream_restarts_total')).toBe(1);
+    } finally {
+      cleanUp([serve], starts(folder));
+    }
+  });
+
+  it('has requests answered upstream_unavailable with Retry-After: the seconds until keygate next tries to start it', async () => {
+    const { file, folder } = writeProfile('retry-after', await namedPort(), { upstream: FAILING_UPSTREAM });
+    const secret = await keyFor(file);
+    const serve = spawnServe(file);
+    try {
+      const first = await upstreamPid(serve, secret);
+      const { gateway } = await addresses(serve);
+      process.kill(first, 'SIGKILL');
+      // Tried after 1 s and 2 s, each exiting before it listens: the next try is 4 s away.
+      await serve.logged('starting it again in 4 s');
+      const refused = await fetch(`${gateway}/v1/whoami`, { headers: { authorization: `Bearer ${secret}` } });
+      expect(refused.status).toBe(502);
+      expect(await refused.json()).toMatchObject({ code: 'bad_gateway' });
+      // 4 as soon as it is logged; 2 leaves this test's request a slow 2 s to arrive.
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(2);
+      expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(4);
+
+      writeFileSync(path.join(folder, 'go'), '');
+      await until('the upstream is back', async () => (await fetch(`${gateway}/v1/whoami`, { headers: { authorization: `Bearer ${secret}` } })).status === 200);
+      expect(await upstreamPid(serve, secret)).toBe(starts(folder).at(-1));
     } finally {
       cleanUp([serve], starts(folder));
     }

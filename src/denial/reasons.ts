@@ -31,7 +31,10 @@ export type DenialReason = (typeof DENIAL_REASONS)[number];
 /** A refusal with what the client needs to recover from it. */
 export interface Denial {
   reason: DenialReason;
-  /** Seconds until a retry can succeed (blocked, rate_limited, concurrency_limited). */
+  /**
+   * Seconds until a retry can succeed (blocked, rate_limited, concurrency_limited,
+   * service_unavailable; upstream_unavailable while an upstream keygate started is down).
+   */
   retryAfterSeconds?: number;
   /** Extra response headers (RateLimit fields on a 429). */
   headers?: Record<string, string>;

@@ -129,6 +129,15 @@ export interface Forwarder {
   close(): Promise<void>;
 }
 
+/**
+ * upstream_unavailable; while the upstream keygate started (upstream.spawn) is down and
+ * will be started again, with Retry-After: the time until that next try (at least 1 s).
+ */
+function upstreamUnavailable(rt: Runtime): Denial {
+  const nextStartInMs = rt.upstreamNextStartInMs?.();
+  return nextStartInMs === undefined ? deny('upstream_unavailable') : deny('upstream_unavailable', { retryAfterSeconds: nextStartInMs / 1000 });
+}
+
 /** What an exchange needs from its forwarder, fixed for the life of the process. */
 interface Upstream {
   rt: Runtime;
@@ -482,7 +491,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     const code = (error as { code?: string }).code;
     this.upstream.logFailure((more) => rt.log.warn({ ...this.logContext(), error: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url), ...more }, 'upstream request failed'));
-    hooks.onUpstreamError(this.request, this.reply, deny(code !== undefined && TIMEOUT_CODES.has(code) ? 'upstream_timeout' : 'upstream_unavailable'), this.identity);
+    hooks.onUpstreamError(this.request, this.reply, code !== undefined && TIMEOUT_CODES.has(code) ? deny('upstream_timeout') : upstreamUnavailable(rt), this.identity);
   }
 
   /** Which request, key and account a warning is about, and the route it matched. */

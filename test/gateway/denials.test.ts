@@ -267,7 +267,10 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
   it('upstream_unavailable when nothing listens upstream', async () => {
     const account = await createAccount(deadGateway.runtime, { name: 'dead' }, 'test');
     const { secret } = await createKey(deadGateway.runtime, { accountId: account.id, name: 'k', scopes: ['read'] }, 'test');
-    await expectDenial(await call('/v1/read', secret, deadGateway), 'upstream_unavailable');
+    const refused = await call('/v1/read', secret, deadGateway);
+    await expectDenial(refused, 'upstream_unavailable');
+    // An upstream keygate did not start: nothing says when it will be back.
+    expect(refused.headers.get('retry-after')).toBeNull();
     // Admitted, then failed upstream: not a refusal in the log, the metrics or the account's usage.
     const line = deadGateway.logs.lines.map((l) => JSON.parse(l) as { msg: string; outcome?: string; reason?: string; account?: string }).findLast((l) => l.msg === 'request');
     expect(line).toMatchObject({ outcome: 'upstream_error', reason: 'upstream_unavailable', account: account.id });
