@@ -102,7 +102,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
   let nextStartAt: number | undefined;
   /** Since when it is down, and why, while it is. */
   let outage: { since: number; why: string } | undefined;
-  /** Tries to start it again so far. */
+  /** Starts of its command again so far (not tries that found its port taken). */
   let restarts = 0;
 
   /** Starts the command and waits until its port accepts connections: undefined once it does, else why it did not. */
