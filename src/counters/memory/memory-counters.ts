@@ -19,6 +19,7 @@ import type {
 } from '../counters.js';
 import { mergeUsage, type LimitStateRow, type MeterUsageRow } from '../../store/store.js';
 import { SlidingLog } from './sliding-log.js';
+import { readSavedBlock, type SavedBlock } from '../saved-block.js';
 
 interface BlockState {
   violations: number[];
@@ -231,8 +232,9 @@ export class MemoryCounters implements Counters {
           this.logs.set(row.id, log);
           this.savedWindows.set(row.id, log.newest());
         } else {
-          const block = restoredBlock(JSON.parse(row.state) as unknown);
-          if (!block) continue;
+          const saved = readSavedBlock(row.state);
+          if (!saved) continue;
+          const block = restoredBlock(saved);
           this.blocks.set(row.id, block);
         }
         restored++;
@@ -393,21 +395,12 @@ function restoredWindow(saved: unknown): SlidingLog | undefined {
   return SlidingLog.of(limit, windowMs, times);
 }
 
-/** A block as saved (JSON has no -Infinity: a subject never blocked has `lastBlockEnd: null`). */
-const SavedBlock = z.object({
-  violations: z.array(z.number()),
-  blockedUntil: z.number(),
-  level: z.number().int(),
-  lastBlockEnd: z.number().nullable(),
-});
-
-function savedBlock(block: BlockState): z.infer<typeof SavedBlock> {
+function savedBlock(block: BlockState): SavedBlock {
   return { violations: block.violations, blockedUntil: block.blockedUntil, level: block.level, lastBlockEnd: Number.isFinite(block.lastBlockEnd) ? block.lastBlockEnd : null };
 }
 
-function restoredBlock(saved: unknown): BlockState | undefined {
-  const parsed = SavedBlock.safeParse(saved);
-  return parsed.success ? { ...parsed.data, lastBlockEnd: parsed.data.lastBlockEnd ?? -Infinity } : undefined;
+function restoredBlock(saved: SavedBlock): BlockState {
+  return { ...saved, lastBlockEnd: saved.lastBlockEnd ?? -Infinity };
 }
 
 /** When the sweep would forget a block's state (see `sweep`): its saved row expires then. */
