@@ -280,9 +280,13 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     }
     await counters.restoreMeters(await store.loadMeterUsage({ periodStarts: currentPeriodStarts(config, clock()) }));
     if (counters.restoreLimits) {
-      // A command takes the serving process's blocks, as of its last write, to show them (keys list).
-      const restored = counters.restoreLimits(await store.loadLimitState(clock(), options.use === 'command' ? 'block' : undefined));
-      if (restored > 0 && options.use !== 'command') log.info({ restored }, 'rate-limit windows and blocks restored from the store');
+      // A command takes the serving process's blocks, as of its last write, to show them
+      // (keys list). Redis counters take blocks only (windows stay in Redis alone).
+      const kind = options.use === 'command' || counters.kind === 'redis' ? 'block' : undefined;
+      const restored = await counters.restoreLimits(await store.loadLimitState(clock(), kind));
+      if (restored > 0 && options.use !== 'command') {
+        log.info({ restored }, counters.kind === 'redis' ? 'rate-limit blocks put back into Redis from the store' : 'rate-limit windows and blocks restored from the store');
+      }
     }
     if (options.use !== 'command') await warnOfUnknownPlans(store, config, log);
   } catch (error) {
@@ -328,9 +332,10 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
 
   // Balance rows that failed to save are kept (newest value wins) and retried.
   const unsaved = new Map<string, MeterUsageRow>();
-  // Window and block rows likewise (memory counters; a command's are none of its business).
+  // Window and block rows likewise. A command's memory counters hold only what it read;
+  // on Redis a command's lift (keys unblock) is written like a serving process's.
   const unsavedLimits = new Map<string, LimitStateRow>();
-  const drainLimits = options.use === 'command' ? undefined : counters.drainLimitChanges?.bind(counters);
+  const drainLimits = options.use === 'command' && counters.kind === 'memory' ? undefined : counters.drainLimitChanges?.bind(counters);
   let flushing: Promise<void> | undefined;
   /** `windows`: rate-limit windows too (at stop: rewriting busy windows every second would cost more than it saves). */
   const flushOnce = async (windows: boolean) => {
@@ -342,7 +347,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     await usage.flush(store, clock());
     // Last: usage and balances are what is billed.
     if (drainLimits) {
-      for (const row of drainLimits(windows)) unsavedLimits.set(`${row.kind}\u0000${row.id}`, row);
+      for (const row of await drainLimits(windows)) unsavedLimits.set(`${row.kind}\u0000${row.id}`, row);
       if (unsavedLimits.size > 0) {
         await store.saveLimitState([...unsavedLimits.values()], clock());
         unsavedLimits.clear();

@@ -151,12 +151,17 @@ export interface Counters {
   drainMeterChanges(): Promise<MeterUsageRow[]>;
   /**
    * Blocks (and with `windows`, rate-limit windows) changed since they were last drained,
-   * as rows for the store: by backends that keep them in the process (memory), so a
-   * restart lifts no block. Redis keeps its own.
+   * as rows for the store, so that neither a restart (memory) nor a Redis that loses its
+   * data lifts a block or starts its escalation over. Memory answers at once; Redis reads
+   * the blocks this process changed (windows stay in Redis alone), and puts the store's
+   * blocks back if it finds Redis lost its data.
    */
-  drainLimitChanges?(windows: boolean): LimitStateRow[];
-  /** Takes back what `drainLimitChanges` saved (start-up); answers how many rows it used. */
-  restoreLimits?(rows: readonly LimitStateRow[]): number;
+  drainLimitChanges?(windows: boolean): LimitStateRow[] | Promise<LimitStateRow[]>;
+  /**
+   * Takes back what `drainLimitChanges` saved (start-up); answers how many rows it used.
+   * Redis takes blocks only, and only if it lost its data (or never had them).
+   */
+  restoreLimits?(rows: readonly LimitStateRow[]): number | Promise<number>;
   /**
    * Ends the blocks with these ids (`k:<key id>`, `a:<account id>`) and forgets their
    * violations, so the next one starts the escalation afresh. Resolves to how many were

@@ -10,11 +10,23 @@
  *   (`ScriptBatcher`).
  * - The clock is the gateway's: scripts are given `now`. Hosts must keep their clocks
  *   in sync (NTP); a host that is off by s ms judges windows s ms early or late.
- * - PostgreSQL is the record of balances, Redis keeps nothing on disk. The runtime
- *   writes the balances this process changed to the store every second
+ * - PostgreSQL is the record of balances and blocks, Redis keeps nothing on disk. The
+ *   runtime writes the balances this process changed to the store every second
  *   (`drainMeterChanges`); a meter Redis does not hold (first use, or Redis lost its
  *   data) is seeded from the store before it is used, so a Redis crash loses at most
- *   the units committed since the last flush. Rate windows and blocks start afresh.
+ *   the units committed since the last flush.
+ * - Blocks likewise (`drainLimitChanges`): those this process's admissions started or
+ *   added a violation to, and those it lifted, are read back from Redis at the next
+ *   write-back (one pipelined read a second, nothing on the hot path) and written to
+ *   `limit_state`, the state as Redis holds it (the last writer wins). A key
+ *   (`restored:blocks`) says Redis has the store's blocks: missing at start-up
+ *   (`restoreLimits`) or at a write-back (Redis restarted empty, or was flushed, under a
+ *   running process), the store's blocks are put back, so Redis losing its data lifts
+ *   no block and starts no escalation over. Requests in the second or so before that
+ *   are judged without them.
+ * - Rate windows stay in Redis alone: every admission changes them, and writing them
+ *   back each second would cost a read and a write per busy window for what a window
+ *   holds (its length's admissions). After Redis loses its data they start empty.
  * - Cache invalidations travel on a pub/sub channel every process (the sender too)
  *   listens to; after the listener reconnects, the whole key cache is dropped, since
  *   messages sent meanwhile were missed.
@@ -35,11 +47,12 @@ import {
   type WindowSpec,
   type WindowState,
 } from '../counters.js';
-import type { MeterUsageRow, PendingUnits, Store } from '../../store/store.js';
+import type { LimitStateRow, MeterUsageRow, PendingUnits, Store } from '../../store/store.js';
 import type { Log } from '../../log.js';
 import { commandClient, parseRedisUrl, subscriberClient, whenReady, type RedisTarget } from './connection.js';
 import { withDeadline } from '../../deadline.js';
-import { ADMIT, batchPlace, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
+import { ADMIT, batchPlace, RESTORE_BLOCK, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
+import { readSavedBlock, type SavedBlock } from '../saved-block.js';
 import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
 
 /** A request waits at most this long for Redis before the failure mode applies. */
@@ -70,8 +83,10 @@ const PROBE_TTL_MS = 10_000;
 const SEED_DEADLINE_MS = 500;
 /** After a store read that failed, how long a meter is admitted on what the process saw before it is read again. */
 const SEED_RETRY_MS = 5_000;
-/** Balances seeded per batch at start-up. */
+/** Balances seeded, or blocks put back, per batch. */
 const RESTORE_BATCH = 500;
+/** How long the store keeps a block whose Redis key has no expiry (none should: each write sets one). */
+const UNEXPIRING_BLOCK_MS = 86_400_000;
 /** The admit script's answer for a meter Redis does not hold yet: seed it, then ask again. */
 const MISSING = Symbol('missing meter');
 /** Accounts (and window lists) whose key names are kept at most (they are rebuilt when dropped). */
@@ -116,7 +131,7 @@ export interface RedisCountersOptions {
   /** `redis://host:port[/db][?prefix=...]`. */
   url: string;
   failure: 'closed' | 'open';
-  store: Pick<Store, 'loadMeterUsage' | 'savePendingUnits' | 'takePendingUnits'>;
+  store: Pick<Store, 'loadMeterUsage' | 'savePendingUnits' | 'takePendingUnits' | 'loadLimitState'>;
   log: Log;
   clock: () => number;
   /**
@@ -239,6 +254,16 @@ export class RedisCounters implements Counters {
   private savedUnitsDueAt = 0;
   private closing = false;
   private readonly journalKey: string;
+  /**
+   * Blocks whose state this process changed since the last write-back (a violation, a
+   * block started), by id → whether it lifted them: a lifted block Redis no longer holds
+   * is written as lifted, any other not written (Redis may have lost it: the store's stays).
+   */
+  private changedBlocks = new Map<string, boolean>();
+  /** Set while Redis holds the store's blocks (see RESTORE_BLOCK). */
+  private readonly restoredKey: string;
+  /** Putting the store's blocks back failed, and that was said (said again once it works). */
+  private putBackFailed = false;
 
   constructor(
     target: RedisTarget,
@@ -253,6 +278,7 @@ export class RedisCounters implements Counters {
     const token = randomBytes(6).toString('base64url');
     this.batcher = new ScriptBatcher(this.client, token, ADMIT_DEADLINE_MS);
     this.journalKey = this.key('sj', token);
+    this.restoredKey = this.key('restored', 'blocks');
     this.settles = { script: SETTLE, shared: [METER_TTL_MS, this.journalKey, JOURNAL_TTL_MS], maxWaitMs: SETTLE_WAIT_MS };
     this.admissions = {
       script: ADMIT,
@@ -476,8 +502,123 @@ export class RedisCounters implements Counters {
     for (const id of ids) transaction.hget(this.key('b', id), 'until').del(this.key('b', id));
     // Each id's HGET answer, then its DEL's.
     const results = await this.operatorCall(() => transaction.exec());
+    // Written to the store as lifted with the next write-back, so that a Redis that loses
+    // its data does not get them back from there.
+    for (const id of ids) this.changedBlocks.set(id, true);
     const untils = results.filter((_, i) => i % 2 === 0).map(([, until]) => Number(until));
     return Math.max(local, untils.filter((until) => until > now).length);
+  }
+
+  /**
+   * The blocks this process changed since the last write-back, as Redis holds them now,
+   * for the store (one pipelined read); and, if Redis no longer has the store's blocks
+   * (it lost its data under this running process), puts them back first. Windows are not
+   * written (see the module comment), whatever `windows` says.
+   */
+  async drainLimitChanges(): Promise<LimitStateRow[]> {
+    if (!this.usable()) return [];
+    const changes = this.changedBlocks;
+    this.changedBlocks = new Map();
+    const ids = [...changes.keys()];
+    let results: [Error | null, unknown][];
+    try {
+      const pipeline = this.client.pipeline();
+      pipeline.exists(this.restoredKey);
+      for (const id of ids) pipeline.hmget(this.key('b', id), 'violations', 'level', 'until', 'lastEnd').pttl(this.key('b', id));
+      results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+      const failed = results.find(([error]) => error !== null);
+      if (failed || results.length !== 1 + 2 * ids.length) throw failed?.[0] ?? new Error('no reply');
+    } catch (error) {
+      // Read again at the next write-back (a lift, or a change, made meanwhile stays).
+      for (const [id, lifted] of changes) this.changedBlocks.set(id, lifted || this.changedBlocks.get(id) === true);
+      this.noteFailure(error);
+      return [];
+    }
+    const now = this.options.clock();
+    const rows: LimitStateRow[] = [];
+    ids.forEach((id, i) => {
+      const block = savedBlockOf(results[1 + 2 * i]?.[1] as (string | null)[]);
+      if (block) rows.push({ kind: 'block', id, state: JSON.stringify(block), expiresAt: blockExpiry(block, Number(results[2 + 2 * i]?.[1]), now) });
+      else if (changes.get(id) === true) rows.push({ kind: 'block', id, state: '{}', expiresAt: 0 });
+    });
+    // A command writes its lifts; putting blocks back is for the serving processes.
+    if (results[0]?.[1] === 0 && this.options.use !== 'command') {
+      // Not the lifts about to be written: the store has them as they were before.
+      await this.putBackLostBlocks(now, new Set(rows.filter((row) => row.expiresAt === 0).map((row) => row.id)));
+    }
+    return rows;
+  }
+
+  /** Redis lost the store's blocks under this running process: puts them back (tried again at every write-back until it works). */
+  private async putBackLostBlocks(now: number, skip: ReadonlySet<string>): Promise<void> {
+    let rows: LimitStateRow[];
+    try {
+      rows = await this.options.store.loadLimitState(now, 'block');
+    } catch (error) {
+      this.notePutBackFailed(error);
+      return;
+    }
+    try {
+      const restored = await this.putBackBlocks(rows, skip);
+      this.putBackFailed = false;
+      this.options.log.info({ restored }, 'Redis does not hold the blocks kept in the store (it lost its data, or never had them): rate-limit blocks put back into Redis from the store');
+    } catch (error) {
+      this.notePutBackFailed(error);
+      this.noteFailure(error);
+    }
+  }
+
+  private notePutBackFailed(error: unknown): void {
+    if (!this.putBackFailed) {
+      this.options.log.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'Redis does not hold the blocks kept in the store (it lost its data), and they could not be put back yet: tried again every second',
+      );
+    }
+    this.putBackFailed = true;
+  }
+
+  /**
+   * Start-up: puts the store's blocks back into Redis, unless Redis holds them already
+   * (it kept its data: it is the truth). Windows rows are not Redis's to take.
+   */
+  async restoreLimits(rows: readonly LimitStateRow[]): Promise<number> {
+    // Without Redis now: the first write-back that reaches it puts them back.
+    if (!this.usable()) return 0;
+    try {
+      if ((await this.client.exists(this.restoredKey)) === 1) return 0;
+      return await this.putBackBlocks(rows, new Set());
+    } catch (error) {
+      this.noteFailure(error);
+      return 0;
+    }
+  }
+
+  /** Puts blocks the store kept back into Redis (see RESTORE_BLOCK), but those in `skip`; answers how many it wrote. */
+  private async putBackBlocks(rows: readonly LimitStateRow[], skip: ReadonlySet<string>): Promise<number> {
+    const now = this.options.clock();
+    const blocks: { id: string; block: SavedBlock; expiresAt: number }[] = [];
+    for (const row of rows) {
+      if (row.kind !== 'block' || skip.has(row.id) || row.expiresAt <= now) continue;
+      const block = readSavedBlock(row.state);
+      if (block) blocks.push({ id: row.id, block, expiresAt: row.expiresAt });
+    }
+    let written = 0;
+    for (let i = 0; i < blocks.length; i += RESTORE_BATCH) {
+      const replies = await Promise.all(
+        blocks.slice(i, i + RESTORE_BATCH).map(({ id, block, expiresAt }) =>
+          RESTORE_BLOCK.run(
+            this.client,
+            [this.key('b', id)],
+            [block.violations.join(','), block.level, block.blockedUntil, block.lastBlockEnd ?? '', Math.ceil(expiresAt - now + EXPIRY_SLACK_MS)],
+          ),
+        ),
+      );
+      written += replies.filter((reply) => Number(reply) === 1).length;
+    }
+    // Last: a process that stops half-way leaves the next one to do it all again (each write is idempotent).
+    await this.client.set(this.restoredKey, '1');
+    return written;
   }
 
   /**
@@ -756,6 +897,9 @@ export class RedisCounters implements Counters {
     const status = values[at];
     const detail = values[at + 1];
     const windows = windowStates(at + 2, 0);
+    // A refusal by a window, with a block policy, recorded a violation or started a
+    // block: its state goes to the store with the next write-back.
+    if (request.block && (status === 'rate_limited' || status === 'block_started')) this.changedBlocks.set(request.block.id, this.changedBlocks.get(request.block.id) === true);
     switch (status) {
       case 'blocked':
       case 'rate_limited':
@@ -1074,6 +1218,28 @@ export class RedisCounters implements Counters {
     this.windowParts.set(windows, parts);
     return parts;
   }
+}
+
+/** A block as Redis holds it (HMGET violations, level, until, lastEnd), or undefined when Redis holds none. */
+function savedBlockOf(fields: readonly (string | null)[] | undefined): SavedBlock | undefined {
+  const [violations, level, until, lastEnd] = fields ?? [];
+  if (violations == null && level == null && until == null && lastEnd == null) return undefined;
+  return {
+    violations: (violations ?? '').split(',').filter((t) => t !== '').map(Number),
+    blockedUntil: Number(until ?? 0),
+    level: Number(level ?? 0),
+    lastBlockEnd: lastEnd == null ? null : Number(lastEnd),
+  };
+}
+
+/**
+ * When a block's state stops mattering, from its Redis key's time to live (which the
+ * admit script sets to exactly that, plus the slack for clock differences): never
+ * before the block ends.
+ */
+function blockExpiry(block: SavedBlock, ttlMs: number, now: number): number {
+  const kept = ttlMs >= 0 ? Math.max(0, ttlMs - EXPIRY_SLACK_MS) : UNEXPIRING_BLOCK_MS;
+  return Math.max(block.blockedUntil, now + kept);
 }
 
 function meterSuffix(ref: MeterRef): string {

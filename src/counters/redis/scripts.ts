@@ -391,6 +391,8 @@ end
  *   P rh:<meter>      hash: batch id → units its requests still hold.
  *   P rl:<meter>      sorted set: batch id scored by when its reservations lapse, so a
  *                     process that dies mid-request cannot hold units forever.
+ *   P restored:blocks set once this Redis has been given the store's blocks (RESTORE_BLOCK):
+ *                     missing, Redis lost its data (or is new), and they are put back.
  *   P sj:<process>    hash (the journal): 'a:<connection>' → records of the admission
  *                     batches on that connection that charged at admission,
  *                     '<place>:<entry>=<requests charged>,...' (entries from 0), joined
@@ -828,4 +830,43 @@ elseif not (heldUsed + heldReturned >= storedUsed + storedReturned and heldRetur
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 'ok'
+`);
+
+/**
+ * restore block: put a block the store kept back into Redis (start-up, or a Redis that
+ * lost its data). A block Redis does not hold is written as stored. One it holds was
+ * made since (Redis is newer) and keeps its violations; only where the store's is later
+ * (requests refused in the moment before the store's blocks were put back started a
+ * block afresh) are its level, end and last end raised to the store's, never lowered.
+ *
+ * KEYS: [1] block hash.  ARGV: [1] violations (comma-separated ms), [2] level, [3] when
+ *   the block ends (0: none), [4] when the last one ended ('' for none), [5] how long the
+ *   state is kept (ms).
+ * Returns 1 if it wrote anything, else 0.
+ */
+export const RESTORE_BLOCK = new Script(`${PRELUDE}
+local level, untilMs, lastEnd, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'violations', ARGV[1], 'level', level)
+  if untilMs > 0 then redis.call('HSET', KEYS[1], 'until', fmt(untilMs)) end
+  if lastEnd then redis.call('HSET', KEYS[1], 'lastEnd', fmt(lastEnd)) end
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return 1
+end
+local held = redis.call('HMGET', KEYS[1], 'level', 'until', 'lastEnd')
+local changed = 0
+if level > (tonumber(held[1]) or 0) then
+  redis.call('HSET', KEYS[1], 'level', level)
+  changed = 1
+end
+if untilMs > (tonumber(held[2]) or 0) then
+  redis.call('HSET', KEYS[1], 'until', fmt(untilMs))
+  changed = 1
+end
+if lastEnd and (not tonumber(held[3]) or lastEnd > tonumber(held[3])) then
+  redis.call('HSET', KEYS[1], 'lastEnd', fmt(lastEnd))
+  changed = 1
+end
+if changed == 1 and redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return changed
 `);
