@@ -115,9 +115,10 @@ export function mergeUsage(a: Pick<MeterUsageRow, 'used' | 'returned'>, b: Pick<
 }
 
 /**
- * A rate-limit window or block as the memory counters hold it, kept in the store so a
- * restart lifts no block and refills no window (MemoryCounters.drainLimitChanges). The
- * store keeps `state` as given; the counters alone read it.
+ * A rate-limit window or block as the counters hold it, kept in the store so that a
+ * restart (memory) or a Redis that loses its data lifts no block, and a restart refills
+ * no window (Counters.drainLimitChanges; Redis counters write blocks only). The store
+ * keeps `state` as given; the counters alone read it.
  */
 export interface LimitStateRow {
   kind: 'window' | 'block';
