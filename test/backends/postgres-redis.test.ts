@@ -396,6 +396,62 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
   });
 });
 
+describe.skipIf(!enabled)('Redis counters: blocks written back to PostgreSQL and put back', () => {
+  it('writes the blocks its admissions changed or it lifted; puts back those Redis lost, and raises, never lowers, one Redis holds', async () => {
+    const { store, teardown } = await postgresStore('blocks_back');
+    const prefix = testRedisPrefix('blocks-back');
+    let now = T0;
+    const counters = await openRedisCounters({ url: redisUrlWithPrefix(prefix), failure: 'closed', store, log: quiet, clock: () => now });
+    const raw = new Redis(REDIS_URL);
+    const held = (id: string) => raw.hgetall(`${prefix}b:${id}`);
+    try {
+      expect(await counters.restoreLimits([])).toBe(0);
+      const policy = { after: 1, within: 60_000, duration: 600_000, factor: 2, max: 3_600_000, forgetAfter: 86_400_000, scope: 'key' as const };
+      const admit = (id: string) => counters.admit({ now, windows: [{ id: `${id}:1h`, name: '1-per-1h', limit: 1, windowMs: 3_600_000 }], block: { id, policy } });
+      for (const id of ['k:a', 'k:b', 'k:c']) {
+        expect((await admit(id)).ok).toBe(true);
+        expect(await admit(id)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 600_000 });
+      }
+      const rows = await counters.drainLimitChanges();
+      expect(rows.map((row) => [row.kind, row.id, JSON.parse(row.state)])).toEqual(
+        ['k:a', 'k:b', 'k:c'].map((id) => ['block', id, { violations: [], blockedUntil: T0 + 600_000, level: 1, lastBlockEnd: T0 + 600_000 }]),
+      );
+      // Kept as long as its escalation matters (forgetAfter after it ends), read from its key's time to live.
+      for (const row of rows) expect(T0 + 600_000 + 86_400_000 - row.expiresAt).toSatisfy((ms: number) => ms >= 0 && ms < 5_000);
+      // Nothing changed since: nothing to write.
+      expect(await counters.drainLimitChanges()).toEqual([]);
+      // c's block, as the store has it, is the second in a row (20 minutes).
+      const cStored = { violations: [], blockedUntil: T0 + 1_200_000, level: 2, lastBlockEnd: T0 + 1_200_000 };
+      await store.saveLimitState([...rows.filter((row) => row.id !== 'k:c'), { kind: 'block', id: 'k:c', state: JSON.stringify(cStored), expiresAt: T0 + 1_200_000 + 86_400_000 }], now);
+
+      // Redis loses its data. Then, before the blocks are put back, b gets a later block
+      // of its own, and c a first one again (its escalation was lost).
+      const aWas = await held('k:a');
+      await deleteRedisKeys(prefix);
+      now += 60_000;
+      await raw.hset(`${prefix}b:k:b`, { violations: '', level: '3', until: String(now + 2_400_000), lastEnd: String(now + 2_400_000) });
+      await raw.hset(`${prefix}b:k:c`, { violations: '', level: '1', until: String(now + 600_000), lastEnd: String(now + 600_000) });
+      expect(await counters.drainLimitChanges()).toEqual([]);
+      expect(await held('k:a')).toEqual(aWas);
+      expect(await held('k:b')).toEqual({ violations: '', level: '3', until: String(now + 2_400_000), lastEnd: String(now + 2_400_000) });
+      expect(await held('k:c')).toEqual({ violations: '', level: '2', until: String(T0 + 1_200_000), lastEnd: String(T0 + 1_200_000) });
+      expect(await raw.pttl(`${prefix}b:k:a`)).toBeGreaterThan(86_400_000);
+      expect(await admit('k:a')).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 540_000 });
+      // Redis has them now: a start-up does not put them back again.
+      expect(await counters.restoreLimits(await store.loadLimitState(now, 'block'))).toBe(0);
+
+      // A lift is written as a row already expired.
+      expect(await counters.liftBlocks(['k:a'], now)).toBe(1);
+      expect(await counters.drainLimitChanges()).toEqual([{ kind: 'block', id: 'k:a', state: '{}', expiresAt: 0 }]);
+    } finally {
+      raw.disconnect();
+      await counters.close();
+      await teardown();
+      await deleteRedisKeys(prefix);
+    }
+  });
+});
+
 describe.skipIf(!enabled)('PostgreSQL store when its connection breaks', () => {
   let database: TestDatabase;
   beforeAll(async () => {

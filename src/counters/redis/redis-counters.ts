@@ -1238,7 +1238,8 @@ function savedBlockOf(fields: readonly (string | null)[] | undefined): SavedBloc
  * before the block ends.
  */
 function blockExpiry(block: SavedBlock, ttlMs: number, now: number): number {
-  const kept = ttlMs >= 0 ? Math.max(0, ttlMs - EXPIRY_SLACK_MS) : UNEXPIRING_BLOCK_MS;
+  // -1: no expiry; -2: expired since it was read (it no longer matters).
+  const kept = ttlMs === -1 ? UNEXPIRING_BLOCK_MS : Math.max(0, ttlMs - EXPIRY_SLACK_MS);
   return Math.max(block.blockedUntil, now + kept);
 }
 
