@@ -89,8 +89,9 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
   // Told its port as platforms tell an app (PORT): upstream.url is then the one place that says it.
   const env = { ...process.env, PORT: String(port) };
 
-  /** The process started last (running, starting, or exited). */
+  /** The process started last (running, starting, or exited), and its process group. */
   let child: ChildProcess | undefined;
+  let group: Group | undefined;
   let restarting = true;
   let stopped = false;
   /** When the one running began to listen. */
@@ -112,6 +113,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
     // delay and the drain), not while keygate still forwards to it.
     const started = spawn(command === 'node' ? process.execPath : command, args, { cwd: loaded.dir, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
     child = started;
+    group = started.pid === undefined ? undefined : groupLedBy(started.pid);
     let listening = false;
     /** Why the command stopped before it listened, once it has. */
     let ended: string | undefined;
@@ -171,7 +173,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
     nextStartAt = undefined;
     const previous = child?.pid;
     // What it started (`sh -c`, `npm start`) may still run in its group, holding the port.
-    if (previous !== undefined) await stopGroup(previous);
+    if (group !== undefined) await stopGroup(group);
     if (!restarting) return;
     let failure: string | undefined;
     if (await canConnect(host, port, UPSTREAM_PROBE_MS)) failure = `${portTaken}; stop it or change upstream.url`;
@@ -188,7 +190,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
       return;
     }
     // One that started but did not listen in time is stopped before the next try.
-    if (child?.pid !== undefined && child.pid !== previous) stopUpstream(child);
+    if (child !== undefined && group !== undefined && child.pid !== previous) stopUpstream(child, group);
     const delay = restartLater(failure);
     log.error({ command: commandLine, attempt, restartInMs: delay }, `${failure}; starting it again in ${delay / 1000} s`);
   };
@@ -201,7 +203,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
     stopRestarting();
     stopped = true;
     process.off('exit', stop);
-    if (child) stopUpstream(child);
+    if (child !== undefined && group !== undefined) stopUpstream(child, group);
     forgetUpstream(recordFile);
   };
   // However keygate ends (at once, on a third signal; a failed start), its upstream goes with it.
@@ -224,11 +226,12 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
  * Stops a spawned upstream and whatever it started (`sh -c ...`, `npm start`): SIGTERM to
  * its process group, of which it is the leader (spawned detached).
  */
-function stopUpstream(child: ChildProcess): void {
-  if (child.pid === undefined) return;
+function stopUpstream(child: ChildProcess, group: Group): void {
+  // Its number went to another process since: the group has ended (see `reused`).
+  if (reused(group)) return;
   try {
     // Also when the child itself has exited: what it started may still run in its group.
-    process.kill(-child.pid, 'SIGTERM');
+    process.kill(-group.pgrp, 'SIGTERM');
   } catch {
     // The group is gone already: the child itself, if it is still there.
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -279,6 +282,8 @@ interface UpstreamRecord {
 /** An upstream a keygate started for this profile, still running. */
 export interface LeftUpstream {
   pid: number;
+  /** When it started, in clock ticks after boot (as its record says, and /proc agreed). */
+  started: string;
   /** Its command line, the arguments separated by spaces. */
   command: string;
   /** The keygate that started it. */
@@ -325,7 +330,7 @@ export function findLeftUpstream(recordFile: string): LeftUpstream | undefined {
   if (typeof pid !== 'number' || typeof keygate !== 'number' || typeof cmdline !== 'string' || pid <= 1) return undefined;
   const stat = readStat(pid);
   if (stat === undefined || !runs(pid, stat) || stat.pgrp !== pid || stat.started !== started || readCmdline(pid) !== cmdline) return undefined;
-  return { pid, command: cmdline.split('\0').join(' '), keygate, inUse: stat.ppid === keygate };
+  return { pid, started, command: cmdline.split('\0').join(' '), keygate, inUse: stat.ppid === keygate };
 }
 
 /**
@@ -333,28 +338,58 @@ export function findLeftUpstream(recordFile: string): LeftUpstream | undefined {
  * the group has not ended within STOP_GRACE_MS. Answers whether it ended.
  */
 export function stopLeftUpstream(left: LeftUpstream): Promise<boolean> {
-  return stopGroup(left.pid);
+  return stopGroup({ pgrp: left.pid, started: left.started });
 }
 
 /** Stops a process group: SIGTERM, then SIGKILL if it has not ended within STOP_GRACE_MS. Answers whether it ended. */
-async function stopGroup(pgrp: number): Promise<boolean> {
-  signalGroup(pgrp, 'SIGTERM');
-  if (await groupEnds(pgrp, STOP_GRACE_MS)) return true;
-  signalGroup(pgrp, 'SIGKILL');
-  return groupEnds(pgrp, KILL_GRACE_MS);
+export async function stopGroup(group: Group): Promise<boolean> {
+  signalGroup(group, 'SIGTERM');
+  if (await groupEnds(group, STOP_GRACE_MS)) return true;
+  signalGroup(group, 'SIGKILL');
+  return groupEnds(group, KILL_GRACE_MS);
 }
 
-function signalGroup(pgrp: number, signal: NodeJS.Signals): void {
+/**
+ * A process group keygate started (its upstream, spawned detached, leads one): the
+ * leader's pid, which is the group's id, and when the leader started (clock ticks after
+ * boot, from /proc; undefined without it).
+ */
+export interface Group {
+  pgrp: number;
+  started: string | undefined;
+}
+
+/** The group `pid` leads, read while `pid` is known to be that process (just spawned). */
+export function groupLedBy(pid: number): Group {
+  return { pgrp: pid, started: readStat(pid)?.started };
+}
+
+/**
+ * Whether the group has ended and its number now belongs to another process. Linux gives
+ * no new process a number still in use as a group's id, so while any process of the group
+ * runs, its leader's number is the leader's or no one's; a process with that number and
+ * another start time means the group is gone, and a signal to the number would reach the
+ * group that process leads (on a busy host numbers come round again within minutes:
+ * pid_max is often 32,768).
+ */
+function reused(group: Group): boolean {
+  if (group.started === undefined) return false;
+  const stat = readStat(group.pgrp);
+  return stat !== undefined && stat.started !== group.started;
+}
+
+function signalGroup(group: Group, signal: NodeJS.Signals): void {
+  if (reused(group)) return;
   try {
-    process.kill(-pgrp, signal);
+    process.kill(-group.pgrp, signal);
   } catch {
     // The group has ended.
   }
 }
 
-async function groupEnds(pgrp: number, withinMs: number): Promise<boolean> {
+async function groupEnds(group: Group, withinMs: number): Promise<boolean> {
   const deadline = Date.now() + withinMs;
-  while (groupRuns(pgrp)) {
+  while (!reused(group) && groupRuns(group.pgrp)) {
     if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

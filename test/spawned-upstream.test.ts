@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { restartDelay, stopLeftUpstream } from '../src/spawned-upstream.js';
+import { groupLedBy, restartDelay, stopGroup, stopLeftUpstream } from '../src/spawned-upstream.js';
 import { runCli, spawnServe, type ServeProcess } from './support/cli.js';
 import { namedPort } from './support/ports.js';
 import { tempDir } from './support/temp.js';
@@ -127,10 +127,22 @@ function exitWithin(serve: ServeProcess, ms: number): Promise<number | null | 'r
   return Promise.race([serve.exited(), new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), ms))]);
 }
 
-/** Ends what a test started, whatever state it left: keygates first, then upstreams still running. */
+/**
+ * Ends what a test started, whatever state it left: keygates first, then upstreams still
+ * running. An upstream that ended long ago may have left its number to another process
+ * (another test's keygate): only a process running the test's upstream script is killed.
+ */
 function cleanUp(serves: ServeProcess[], upstreams: number[]): void {
   for (const serve of serves) serve.child.kill('SIGKILL');
-  for (const pid of upstreams) if (runs(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of upstreams) if (runs(pid) && runsUpstreamScript(pid)) process.kill(pid, 'SIGKILL');
+}
+
+function runsUpstreamScript(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('upstream.mjs');
+  } catch {
+    return false;
+  }
 }
 
 describe('upstream.spawn forwards to its own child only', () => {
@@ -189,6 +201,26 @@ describe('upstream.spawn forwards to its own child only', () => {
       }
     });
 
+    // An upstream's process group outlives no process of it, and then its number may go to
+    // any new process (another keygate, say, itself a group's leader): that one is not stopped.
+    it('signals no group whose number went to another process since', async () => {
+      const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { detached: true, stdio: 'ignore' });
+      const pid = child.pid as number;
+      try {
+        const now = groupLedBy(pid);
+        expect(now.started).toMatch(/^\d+$/);
+        // The group keygate started had this number, with a leader that started at another time.
+        expect(await stopGroup({ pgrp: pid, started: String(Number(now.started) - 1) })).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(runs(pid)).toBe(true);
+        // The group as it is now is stopped.
+        expect(await stopGroup(now)).toBe(true);
+        expect(runs(pid)).toBe(false);
+      } finally {
+        if (runs(pid)) process.kill(pid, 'SIGKILL');
+      }
+    });
+
     // Its main thread shows as ended (a zombie) while its other threads still end and its
     // socket still listens: the port check that follows would find the port in use.
     it('is stopped only once its listening socket has closed, so the port is free when the stop answers', async () => {
@@ -200,7 +232,7 @@ describe('upstream.spawn forwards to its own child only', () => {
         try {
           await new Promise((resolve) => child.stdout.once('data', resolve));
           expect(listensNow(port)).toBe(true);
-          expect(await stopLeftUpstream({ pid, command: 'node -e', keygate: process.pid, inUse: false })).toBe(true);
+          expect(await stopLeftUpstream({ pid, started: groupLedBy(pid).started as string, command: 'node -e', keygate: process.pid, inUse: false })).toBe(true);
           expect(listensNow(port)).toBe(false);
         } finally {
           if (runs(pid)) process.kill(pid, 'SIGKILL');
