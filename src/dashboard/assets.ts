@@ -137,6 +137,9 @@ table.data td.key-cell { min-width: 14rem; }
 .badge.live { background: #e0e7ff; color: #1e1b4b; border-color: #a5b4fc; }
 .badge.test { background: #fae8ff; color: #4a044e; border-color: #f0abfc; }
 .scopes { display: flex; flex-wrap: wrap; gap: .25rem; }
+/* "Blocked, ends in under a minute" beside another badge would widen a table past its box at 1280 px (Rotate and Revoke out of view): in a table it wraps. */
+table.data .badge.blocked, table.data .badge.blocked time { white-space: normal; }
+table.data .badge.blocked { border-radius: .75rem; }
 
 /* meters and charts */
 meter { width: 100%; max-width: 14rem; height: 1rem; }

@@ -6,13 +6,14 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyBlockId } from '../../src/counters/counters.js';
 import { createKey } from '../../src/operations/keys.js';
 import type { KeyRecord } from '../../src/store/store.js';
 import { STYLESHEET } from '../../src/dashboard/assets.js';
 import { html } from '../../src/dashboard/html.js';
 import { keyTable } from '../../src/dashboard/pages/key-views.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, DESKTOP, focusOutline, expectHeading, invite, join, launchChromium, newAccount, newContext, startDashboard, tabTo, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, DESKTOP, focusOutline, expectHeading, invite, join, launchChromium, newAccount, newContext, screenshot, startDashboard, tabTo, textOf, type DashboardFixture } from './support.js';
 
 interface PageAudit {
   h1Count: number;
@@ -173,6 +174,36 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
       expect(scrollWidth).toBeLessThanOrEqual(clientWidth);
     } finally {
       await page.close();
+    }
+  });
+
+  it('fits the keys page at 1280 px while a key is blocked for under a minute more: its Rotate and Revoke in view, nothing to scroll', async () => {
+    // Every column as full as it gets: used, expiring (a date to the second and a badge), both scopes.
+    const { key, secret } = await createKey(fixture.keygate.runtime, { accountId, name: 'Production ingestion pipeline', scopes: ['projects:read', 'rankings:read'], expiresAt: fixture.clock.now() + 3 * 86_400_000 }, 'admin-api');
+    expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+    const { counters } = fixture.keygate.runtime;
+    // Blocked as the counters block it (three refusals in a row with after: 2), 4.5 minutes ago: 30 s of its 5 minutes are left.
+    const then = fixture.clock.now() - 270_000;
+    const window = { id: `k:${key.id}:1000:1:test`, name: 'burst', limit: 1, windowMs: 1_000 };
+    const policy = { after: 2, within: 60_000, duration: 300_000, factor: 2, max: 3_600_000, forgetAfter: 86_400_000, scope: 'key' as const };
+    try {
+      for (let i = 0; i < 3; i++) await counters.admit({ now: then, windows: [window], block: { id: keyBlockId(key.id), policy } });
+      await member.setViewportSize(DESKTOP);
+      await member.goto('/keys');
+      const row = member.locator(`tr[data-key-id="${key.id}"]`);
+      expect(await textOf(row.locator('.badge.blocked'))).toBe('Blocked, ends in under a minute');
+      const box = member.locator('.table-wrap').first();
+      const { scrollWidth, clientWidth } = await box.evaluate((el) => ({ scrollWidth: el.scrollWidth, clientWidth: el.clientWidth }));
+      expect(scrollWidth).toBeLessThanOrEqual(clientWidth);
+      const boxRight = await box.evaluate((el) => el.getBoundingClientRect().right);
+      for (const name of [`Rotate ${key.name} (${key.hint})`, `Revoke ${key.name} (${key.hint})`]) {
+        const button = await row.getByRole('link', { name, exact: true }).boundingBox();
+        expect(button, name).not.toBeNull();
+        expect(button!.x + button!.width, name).toBeLessThanOrEqual(Math.min(boxRight, DESKTOP.width));
+      }
+      await screenshot(member, 'keys-blocked-desktop');
+    } finally {
+      await counters.liftBlocks([keyBlockId(key.id)], fixture.clock.now());
     }
   });
 
