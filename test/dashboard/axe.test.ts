@@ -267,6 +267,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       await found.audit(page, `Invitation for cleo-${width}@acme.example`);
       await page.goto(`/accounts/${accountId}/keys/${keyId}/revoke`);
       await found.audit(page, 'Revoke key “Reporting script”?');
+      await page.goto(`/accounts/${accountId}/api-access`);
+      await found.audit(page, `Turn API access off for ${account?.name ?? ''}?`);
 
       await page.goto('/audit');
       await found.audit(page, 'Audit log');

@@ -113,7 +113,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
 
   it('operator pages do not exist for members', async () => {
     const { page } = globex;
-    for (const url of ['/accounts', `/accounts/${acme.accountId}`, '/audit', `/accounts/${acme.accountId}/keys/${acme.keyId}/revoke`]) {
+    for (const url of ['/accounts', `/accounts/${acme.accountId}`, '/audit', `/accounts/${acme.accountId}/keys/${acme.keyId}/revoke`, `/accounts/${acme.accountId}/api-access`]) {
       const response = await page.goto(url);
       expect(response?.status(), url).toBe(404);
     }

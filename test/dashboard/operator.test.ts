@@ -61,19 +61,40 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     expect((await page.goto('/keys'))?.status()).toBe(404);
   });
 
-  it('turns API access off and on; the gateway follows on the next request', async () => {
+  it('turns API access off after a confirmation, and on in one click; the gateway follows on the next request', async () => {
     await page.goto('/accounts');
     await page.getByRole('link', { name: 'Acme Analytics' }).click();
     await expectHeading(page, 'Acme Analytics');
     expect(await textOf(page.getByRole('table', { name: 'Keys in use of Acme Analytics' }))).toContain('Acme production');
 
+    // The first click only asks, saying what happens; Cancel changes nothing.
+    await page.getByRole('link', { name: 'Turn API access off' }).click();
+    await expectHeading(page, 'Turn API access off for Acme Analytics?');
+    expect(await textOf(page.locator('.notice.warning'))).toBe(
+      'Every key of Acme Analytics is refused, with api_disabled, from its next request, in every process, until API access is turned on again. The keys are not revoked: turned on again, they work again (as far as the plan includes API access).',
+    );
+    expect(await textOf(page.locator('.facts'))).toMatch(/Keys in use\s+1/);
+    expect((await callGateway()).status).toBe(200);
+    await page.getByRole('link', { name: 'Cancel' }).click();
+    await expectHeading(page, 'Acme Analytics');
+    expect((await callGateway()).status).toBe(200);
+
+    await page.getByRole('link', { name: 'Turn API access off' }).click();
+    await expectHeading(page, 'Turn API access off for Acme Analytics?');
     await page.getByRole('button', { name: 'Turn API access off' }).click();
     expect(await textOf(page.getByRole('status'))).toBe('API access is off for “Acme Analytics”: its keys are refused from the next request.');
     const refused = await callGateway();
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('api_disabled');
 
+    // Its address again (Back), once it is off: nothing to confirm.
+    await page.goto(`/accounts/${acmeId}/api-access`);
+    await expectHeading(page, 'API access is already off for Acme Analytics');
+    expect(await page.getByRole('button', { name: 'Turn API access off' }).count()).toBe(0);
+
+    await page.goto(`/accounts/${acmeId}`);
     await page.getByRole('button', { name: 'Turn API access on' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe('API access is on for “Acme Analytics” (if its plan includes it).');
     expect((await callGateway()).status).toBe(200);
   });
 

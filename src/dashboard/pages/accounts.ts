@@ -17,7 +17,7 @@ import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { planOut, windowText } from '../../operations/plans.js';
 import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/usage.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
-import { sendPage } from '../layout.js';
+import { confirmationForm, sendPage, type ConfirmationTarget } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, sentence, when } from '../format.js';
 import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
@@ -80,6 +80,16 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
       return sendAccount(request, reply, await getAccount(rt, request.params.id), { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind]);
     }
+  });
+
+  // Turning API access off stops every key of the account at once: a confirmation page
+  // first, as for revoking one key. Turning it on again is one click.
+  app.get<{ Params: { id: string } }>('/accounts/:id/api-access', async (request, reply) => {
+    operatorOf(request);
+    const account = await getAccount(rt, request.params.id);
+    const inUse = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isUsable(k, rt.clock())).length;
+    const body = apiAccessOffConfirmation(account, inUse, { action: `/accounts/${account.id}/api-access`, cancel: `/accounts/${account.id}`, form: html`${csrfField(request)}<input type="hidden" name="apiAccess" value="off">` });
+    return sendPage(dash, request, reply, { title: `Turn API access off for ${account.name}`, body });
   });
 
   app.post<{ Params: { id: string } }>('/accounts/:id/api-access', async (request, reply) => {
@@ -281,12 +291,17 @@ ${pager}
   <div class="field"><label for="plan-ends">Plan ends <span class="hint">that day, 00:00 UTC; empty: never</span></label><input type="date" id="plan-ends" name="planEnds" value="${account.planExpiresAt === null ? '' : dayOf(account.planExpiresAt)}"></div>
   <button type="submit">Change plan</button>
 </form>
-<form method="post" action="/accounts/${account.id}/api-access" class="inline-form">
+${account.apiAccess
+  ? html`<div class="inline-form">
+  <p>The operator's switch for API access is <strong>on</strong>.</p>
+  <a class="button secondary" href="/accounts/${account.id}/api-access">Turn API access off</a>
+</div>`
+  : html`<form method="post" action="/accounts/${account.id}/api-access" class="inline-form">
   ${csrfField(request)}
-  <input type="hidden" name="apiAccess" value="${account.apiAccess ? 'off' : 'on'}">
-  <p>The operator's switch for API access is <strong>${account.apiAccess ? 'on' : 'off'}</strong>.</p>
-  ${account.apiAccess ? html`<button type="submit" class="danger">Turn API access off</button>` : html`<button type="submit">Turn API access on</button>`}
-</form>
+  <input type="hidden" name="apiAccess" value="on">
+  <p>The operator's switch for API access is <strong>off</strong>.</p>
+  <button type="submit">Turn API access on</button>
+</form>`}
 <h2>Keys</h2>
 ${usable.length > 0
   ? keyTable(usable, now, `Keys in use of ${account.name}`, traits, {
@@ -327,6 +342,26 @@ ${auditTable(events, accountNames, `Recent activity of ${account.name}`, planNam
 <p><a href="/audit?account=${account.id}">Full audit log of ${account.name}</a> · ${plural(members.length, 'member')}</p>`;
     return sendPage(dash, request, reply, { title: account.name, body, status, ...(notice ? { notice } : {}) });
   }
+}
+
+/**
+ * What turning API access off does, said before it is done: every key of the account is
+ * refused (api_disabled) from its next request, until it is turned on again; the keys
+ * themselves are not revoked. Already off, there is nothing to confirm.
+ */
+function apiAccessOffConfirmation(account: AccountRecord, keysInUse: number, options: ConfirmationTarget): Html {
+  if (!account.apiAccess) {
+    return html`<h1>API access is already off for ${account.name}</h1>
+<p>Its keys are refused until API access is turned on again, from the account's page.</p>
+<div class="actions"><a class="button secondary" href="${options.cancel}">Back to ${account.name}</a></div>`;
+  }
+  return html`<h1>Turn API access off for ${account.name}?</h1>
+<div class="notice warning"><p>Every key of ${account.name} is refused, with <code>api_disabled</code>, from its next request, in every process, until API access is turned on again. The keys are not revoked: turned on again, they work again (as far as the plan includes API access).</p></div>
+<dl class="facts">
+  <div><dt>Account</dt><dd>${account.name}</dd></div>
+  <div><dt>Keys in use</dt><dd>${number(keysInUse)}</dd></div>
+</dl>
+${confirmationForm(options, 'Turn API access off')}`;
 }
 
 /** What a replaced invitation was, said only where it differs from the new one. */
