@@ -19,7 +19,7 @@ export function newId(prefix: 'acc' | 'key' | 'mem' | 'aud'): string {
  * A record id made from a digest (HMAC output, at least 12 bytes) instead of at random:
  * the same digest gives the same id, as `newId` would write it.
  */
-export function idFromDigest(prefix: 'key', digest: Uint8Array): string {
+export function idFromDigest(prefix: 'acc' | 'key', digest: Uint8Array): string {
   let n = BigInt(`0x${Buffer.from(digest).toString('hex')}`);
   let out = '';
   for (let i = 0; i < ID_LENGTH; i++) {

@@ -77,13 +77,27 @@ function checkPlan(rt: Runtime, planId: string): void {
   }
 }
 
-export async function createAccount(rt: Runtime, input: NewAccount, actor: string): Promise<AccountRecord> {
+/** An account id as `newId('acc')` makes them: what a caller may choose for a new account. */
+export function isNewAccountId(value: unknown): value is string {
+  return typeof value === 'string' && /^acc_[0-9A-Za-z]{16}$/.test(value);
+}
+
+/**
+ * `options.id`: the new account's id, chosen by the caller (`acc_` and 16 base62
+ * characters) so that a request sent twice (a dashboard form sent again, or twice at once
+ * by a double click) creates one account: the second is a conflict. So is an id that an
+ * account had before (one deleted since: its audit entries name it).
+ */
+export async function createAccount(rt: Runtime, input: NewAccount, actor: string, options: { id?: string } = {}): Promise<AccountRecord> {
+  if (options.id !== undefined && !isNewAccountId(options.id)) throw new OperationError('invalid', 'a new account id is "acc_" and 16 letters or digits');
   const name = checkedName('an account', input.name, ACCOUNT_NAME_MAX, rt.keyFormat);
   const planId = input.planId ?? defaultPlanId(rt);
   checkPlan(rt, planId);
   if (input.planExpiresAt !== undefined && input.planExpiresAt !== null) checkedTime("the plan's expiry", input.planExpiresAt);
+  const createdAlready = () => new OperationError('conflict', `account "${options.id}" was created already`);
+  if (options.id !== undefined && (await rt.store.listAudit({ accountId: options.id, limit: 1 })).length > 0) throw createdAlready();
   const account: AccountRecord = {
-    id: newId('acc'),
+    id: options.id ?? newId('acc'),
     name,
     planId,
     planExpiresAt: input.planExpiresAt ?? null,
@@ -91,7 +105,7 @@ export async function createAccount(rt: Runtime, input: NewAccount, actor: strin
     overage: input.overage ?? null,
     createdAt: rt.clock(),
   };
-  await rt.store.createAccount(account);
+  if (!(await rt.store.createAccount(account))) throw createdAlready();
   await audit(rt, actor, 'account.created', { accountId: account.id, detail: { name, planId } });
   return account;
 }

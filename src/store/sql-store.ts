@@ -248,8 +248,9 @@ export class SqlStore implements Store {
 
   // accounts
 
-  async createAccount(a: AccountRecord): Promise<void> {
-    await this.db.insertInto('accounts').values(accountRow(a)).execute();
+  async createAccount(a: AccountRecord): Promise<boolean> {
+    const result = await this.db.insertInto('accounts').values(accountRow(a)).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
   }
 
   async getAccount(id: string): Promise<AccountRecord | undefined> {

@@ -217,7 +217,8 @@ export interface Store {
   pendingMigrations(): Promise<string[]>;
   migrate(): Promise<string[]>;
 
-  createAccount(account: AccountRecord): Promise<void>;
+  /** False, writing nothing, where an account has its id already (a caller's chosen id sent twice at once). */
+  createAccount(account: AccountRecord): Promise<boolean>;
   getAccount(id: string): Promise<AccountRecord | undefined>;
   /** Oldest first; `page` gives at most `limit` after a place (see Page). */
   listAccounts(filter?: AccountSearch & Page): Promise<AccountRecord[]>;

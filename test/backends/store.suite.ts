@@ -186,8 +186,10 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
     it('creates, reads, lists, updates and deletes accounts', async () => {
       const a = account({ name: 'First', createdAt: T0 + 1, planExpiresAt: T0 + 86_400_000, overage: true });
       const b = account({ name: 'Second', createdAt: T0 + 2, apiAccess: false, overage: false });
-      await store.createAccount(a);
-      await store.createAccount(b);
+      expect(await store.createAccount(a)).toBe(true);
+      expect(await store.createAccount(b)).toBe(true);
+      // One with an id taken already (a form sent twice chose it) writes nothing, and says so.
+      expect(await store.createAccount({ ...a, name: 'Second send' })).toBe(false);
 
       expect(await store.getAccount(a.id)).toEqual(a);
       expect(await store.getAccount(b.id)).toEqual(b);

@@ -1,5 +1,5 @@
 /**
- * A form sent twice at the same moment (a double click) makes one invitation, or one key:
+ * A form sent twice at the same moment (a double click) makes one invitation, one key or one account:
  * the second answer says the form was sent already. On PostgreSQL, whose answers leave
  * the event loop free between the two requests' steps (on SQLite each request's reads
  * and writes run to the end before the next is read, so they cannot interleave): the race
@@ -76,6 +76,29 @@ describe.skipIf(!available)('dashboard on PostgreSQL: a form sent twice at once 
       }
     } finally {
       await other.close();
+    }
+  });
+
+  it("makes one account of a create form sent twice at once, or sent again later (the form names the account's id)", async () => {
+    const created = async (name: string) => (await fixture.keygate.runtime.store.listAccounts({ search: name })).filter((a) => a.name === name);
+    for (let round = 0; round < 5; round++) {
+      const name = `Double ${round}`;
+      const formId = /name="form_id" value="([0-9A-Za-z]{22})"/.exec((await operator.get('/accounts')).html)?.[1] as string;
+      const fields: [string, string][] = [['name', name], ['plan', 'pro'], ['form_id', formId]];
+      const answers = await Promise.all([operator.post('/accounts', fields), operator.post('/accounts', fields)]);
+      // The first is sent on to the new account's page (303), the second is told.
+      expect(answers.map((answer) => [answer.status, answer.heading]).sort(), name).toEqual([
+        [303, ''],
+        [409, 'This form was sent already'],
+      ]);
+      const accounts = await created(name);
+      expect(accounts, name).toHaveLength(1);
+      const told = answers.find((answer) => answer.status === 409)?.html ?? '';
+      expect(told).toContain(`It created the account “${name}” on `);
+      expect(told).toContain(`href="/accounts/${accounts[0]?.id}"`);
+      // Sent again later (Back, then the button again): still one account.
+      expect((await operator.post('/accounts', fields)).status, name).toBe(409);
+      expect(await created(name), name).toHaveLength(1);
     }
   });
 

@@ -23,6 +23,7 @@ import { number, plural, sentence, when } from '../format.js';
 import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
 import { FORM_NONCE, newFormNonce } from './keys.js';
+import { idFromDigest, newId } from '../../ids.js';
 import { auditTable, planNamesOf } from './audit.js';
 import { memberRemovalLink, registerMemberRemovalPages } from './member-removal.js';
 
@@ -44,16 +45,48 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
 
   app.post('/accounts', async (request, reply) => {
     operatorOf(request);
+    const { nonce, accountId } = formAccount(request);
+    if (accountId === undefined) return sendAccounts(request, reply, { kind: 'error', text: 'This form was out of date. Check it and send it again.' }, 400, nonce);
     try {
       // The form always sends a plan: an empty one is refused like any plan that does not exist.
-      const account = await createAccount(rt, { name: field(request.body, 'name'), planId: field(request.body, 'plan') }, actorOf(request));
+      const account = await createAccount(rt, { name: field(request.body, 'name'), planId: field(request.body, 'plan') }, actorOf(request), { id: accountId });
       setNotice(dash, reply, { kind: 'success', text: `Account “${account.name}” created. Invite its first member below.` });
       return redirect(reply, `/accounts/${account.id}`);
     } catch (error) {
       if (!(error instanceof OperationError)) throw error;
-      return sendAccounts(request, reply, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind]);
+      // Sent again, or twice at once (a double click): the first one created the account.
+      if (error.kind === 'conflict') return sendAccountSentAlready(request, reply, accountId);
+      return sendAccounts(request, reply, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind], nonce);
     }
   });
+
+  /**
+   * The id of the account the create form makes, derived from the form's nonce and the
+   * session's secret as a key form's is (keys.ts): the same form sent again names the same
+   * account, and no one can choose an id. A form without a nonce (a page from before forms
+   * had one) gets a fresh id; one whose nonce is not one gets none.
+   */
+  function formAccount(request: FastifyRequest): { nonce: string; accountId: string | undefined } {
+    const sent = field(request.body, 'form_id');
+    if (sent === '') return { nonce: newFormNonce(), accountId: newId('acc') };
+    if (!FORM_NONCE.test(sent)) return { nonce: newFormNonce(), accountId: undefined };
+    const digest = createHmac('sha256', viewerOf(request).session.csrfSecret).update(`account form ${sent}`).digest();
+    return { nonce: sent, accountId: idFromDigest('acc', digest) };
+  }
+
+  /** A create form that made its account already, sent again: no second account; what the first send made (deleted since, perhaps). */
+  async function sendAccountSentAlready(request: FastifyRequest, reply: FastifyReply, accountId: string): Promise<FastifyReply> {
+    const account = await rt.store.getAccount(accountId);
+    const [last] = account ? [] : await rt.store.listAudit({ accountId, limit: 1 });
+    const name = account?.name ?? (typeof last?.detail.name === 'string' ? last.detail.name : accountId);
+    const made = account
+      ? html`It created the account “${account.name}” on ${when(account.createdAt)}. No other account was created.`
+      : html`It created the account “${name}”, deleted since${last ? html` (${when(last.at)})` : ''}. No other account was created.`;
+    const body = html`<h1>This form was sent already</h1>
+<div class="notice" role="status"><p>${made}</p></div>
+<div class="actions">${account ? html`<a class="button" href="/accounts/${account.id}">Go to ${account.name}</a>` : ''}<a class="button secondary" href="/accounts">Back to the accounts</a></div>`;
+    return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
+  }
 
   app.get<{ Params: { id: string } }>('/accounts/:id', async (request, reply) => {
     operatorOf(request);
@@ -180,7 +213,8 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     return html`${Object.keys(rt.config.plans).map((id) => html`<option value="${id}"${id === selected ? html` selected` : ''}>${planName(id)}</option>`)}`;
   }
 
-  async function sendAccounts(request: FastifyRequest, reply: FastifyReply, notice?: Notice, status = 200): Promise<FastifyReply> {
+  /** `nonce`: the create form's, kept when the form is shown again with an error. */
+  async function sendAccounts(request: FastifyRequest, reply: FastifyReply, notice?: Notice, status = 200, nonce = newFormNonce()): Promise<FastifyReply> {
     const now = rt.clock();
     // A page at a time, oldest first; keys and members are read for that page's accounts only.
     const cursor = queryValue(request.query, 'after');
@@ -251,6 +285,7 @@ ${pager}
 <h2 id="new-account">Create an account</h2>
 <form method="post" action="/accounts" class="inline-form" aria-labelledby="new-account">
   ${csrfField(request)}
+  <input type="hidden" name="form_id" value="${nonce}">
   <div class="field"><label for="account-name">Name</label><input id="account-name" name="name" type="text" required maxlength="200"></div>
   <div class="field"><label for="account-plan">Plan</label><select id="account-plan" name="plan">${planOptions(defaultPlanId(rt))}</select></div>
   <button type="submit">Create account</button>
