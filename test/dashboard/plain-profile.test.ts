@@ -126,6 +126,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and w
     expect(access).toContain('On');
     expect(access).toMatch(/Blocked, ends in (9|10) min/);
     expect(access).toContain('its key is refused for exceeding the rate limit repeatedly');
+    // The units chart's summary counts in the meter's unit, as the meters table names it, not in "units".
+    expect(await page.getByRole('img', { name: /^Units per day, .*: \d+ rur in all, at most \d+ in a day\.$/ }).count()).toBe(1);
+    expect(await page.getByRole('img', { name: /units in all/ }).count()).toBe(0);
   });
 
   it('says where API access is that a used-up meter refuses the requests that spend it, until it renews', async () => {

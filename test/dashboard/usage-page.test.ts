@@ -5,9 +5,10 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyBlockId } from '../../src/counters/counters.js';
 import { createKey } from '../../src/operations/keys.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, horizontalOverflow, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, horizontalOverflow, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, textOf, type DashboardFixture } from './support.js';
 
 /** Noon of a day of January 2027, whose period (a calendar month) starts on the 1st. */
 const jan = (day: number) => Date.UTC(2027, 0, day, 12);
@@ -82,6 +83,23 @@ describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', ()
         expect(await horizontalOverflow(page), where(name)).toBe(0);
         if (day === 3 || day === 30) await screenshot(page, `usage-${day}-days-${name}`);
       }
+    }
+  });
+
+  it('says how many of the account’s keys a block refuses, in the singular for one', async () => {
+    const [blockedKey] = await fixture.keygate.runtime.store.listKeys();
+    await createKey(fixture.keygate.runtime, { accountId: blockedKey!.accountId as string, name: 'Reporting', scopes: ['*'] }, 'test');
+    await createKey(fixture.keygate.runtime, { accountId: blockedKey!.accountId as string, name: 'Staging', scopes: ['*'] }, 'test');
+    const { counters } = fixture.keygate.runtime;
+    // Blocked as the counters block it (three refusals in a row with after: 2).
+    const window = { id: `k:${blockedKey!.id}:1000:1:test`, name: 'burst', limit: 1, windowMs: 1_000 };
+    const policy = { after: 2, within: 60_000, duration: 300_000, factor: 2, max: 3_600_000, forgetAfter: 86_400_000, scope: 'key' as const };
+    try {
+      for (let i = 0; i < 3; i++) await counters.admit({ now: fixture.clock.now(), windows: [window], block: { id: keyBlockId(blockedKey!.id), policy } });
+      await desktop.goto('/usage');
+      expect(await textOf(desktop.locator('dl.facts div', { hasText: 'API access' }))).toMatch(/— 1 of 3 keys is refused for exceeding the rate limit repeatedly$/);
+    } finally {
+      await counters.liftBlocks([keyBlockId(blockedKey!.id)], fixture.clock.now());
     }
   });
 

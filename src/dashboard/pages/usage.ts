@@ -117,6 +117,9 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
   const unitSeries = labelsOf(rows, 'units').map((meter) => ({ label: usage.meters[meter]?.unit ?? meter, values: seriesFor(rows, days, 'units', meter) }));
   // A plan whose meters are all gauges (or that has none) spends no units: no chart of them.
   const consumesUnits = Object.values(usage.meters).some((m) => m.kind === 'consumed');
+  // The units chart counts in the meter's unit, named as the meters table names it ("credits", "rur"), where its meters share one.
+  const unitNames = new Set([...Object.entries(usage.meters).filter(([, m]) => m.kind === 'consumed').map(([name, m]) => m.unit ?? name), ...unitSeries.map((s) => s.label)]);
+  const unitName = unitNames.size === 1 ? ([...unitNames][0] as string) : 'units';
   const h = (text: string, id: string) => (level === 2 ? html`<h2 id="${id}">${text}</h2>` : html`<h3 id="${id}">${text}</h3>`);
   const periodText = days.length > 0 ? `${shortDay(days[0] as string)} – ${shortDay(days[days.length - 1] as string)}` : '';
 
@@ -131,7 +134,7 @@ ${h('This period, day by day', `charts-${account.id}`)}
 <div class="charts">
   ${dailyBarChart({ id: `requests-${account.id}`, title: 'Requests per day', days, series: requestSeries, unit: 'requests', emptyText: 'No requests yet in this period.', wide: true })}
   ${labelledBarChart({ id: `denials-${account.id}`, title: 'Denials by reason', items: denials, emptyText: 'No refused requests in this period.' })}
-  ${consumesUnits || unitSeries.length > 0 ? dailyBarChart({ id: `units-${account.id}`, title: 'Units per day', days, series: unitSeries, unit: 'units', emptyText: 'No units used yet in this period.' }) : ''}
+  ${consumesUnits || unitSeries.length > 0 ? dailyBarChart({ id: `units-${account.id}`, title: 'Units per day', days, series: unitSeries, unit: unitName, emptyText: `No ${unitName} used yet in this period.` }) : ''}
 </div>`;
 }
 
@@ -180,7 +183,7 @@ function meterNote(name: string, meter: AccountUsage['meters'][string]): Html {
  */
 function blockNotice({ usable: keys, blocked }: KeyBlocks, now: number): Html {
   if (!blocked || blocked.size === 0) return html``;
-  const which = blocked.size === keys.length ? (keys.length === 1 ? 'its key is' : 'every key is') : `${blocked.size} of ${keys.length} keys are`;
+  const which = blocked.size === keys.length ? (keys.length === 1 ? 'its key is' : 'every key is') : `${blocked.size} of ${keys.length} keys ${blocked.size === 1 ? 'is' : 'are'}`;
   return html`${blockedBadge(Math.min(...blocked.values()), now)} <span class="muted">— ${which} refused for exceeding the rate limit repeatedly</span>`;
 }
 
