@@ -209,7 +209,8 @@ export async function removeMember(rt: Runtime, ref: MemberRef, actor: string): 
   // Gone meanwhile (removed by another operator): no member either.
   if (!(await rt.store.deleteMember(member.id))) throw noMember(ref);
   // The id too: a page asked to remove that member again finds who removed them, and when.
-  await audit(rt, actor, 'member.removed', { accountId: member.accountId, detail: { email: member.email, role: member.role, memberId: member.id } });
+  // `invitation`: what was removed was an invitation not yet accepted (withdrawn, as the dashboard says).
+  await audit(rt, actor, 'member.removed', { accountId: member.accountId, detail: { email: member.email, role: member.role, memberId: member.id, ...(member.passwordHash === null ? { invitation: true } : {}) } });
   return member;
 }
 

@@ -133,6 +133,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
       await operator.getByRole('button', { name: 'Withdraw invitation' }).click();
       expect(await textOf(operator.getByRole('status'))).toBe(`The invitation of ${email} to Acme Analytics is withdrawn: its link no longer works.`);
       expect(await operator.getByRole('table', { name: 'Members of Acme Analytics' }).getByText(email).count()).toBe(0);
+      // The audit log says what was done, as the button did (the event is member.removed all the same).
+      await operator.goto('/audit');
+      expect(await textOf(operator.locator('tbody tr', { hasText: email }).first())).toMatch(new RegExp(`${OPERATOR.replace('.', '\\.')}\\s+Withdrew an invitation\\s+Acme Analytics\\s+${email.replace('.', '\\.')} \\(member\\)`));
+      expect((await fixture.keygate.runtime.store.listAudit({ accountId: acmeId })).find((e) => e.action === 'member.removed' && e.detail.email === email)?.detail.invitation).toBe(true);
 
       // The link, opened now, or its form sent from the page opened before, sets no password.
       expect((await visitor.request.get(new URL(link).pathname)).status()).toBe(404);

@@ -35,9 +35,11 @@ const ACTIONS: Record<string, string> = {
   'member.unlocked': 'Lifted a sign-in lock',
 };
 
-/** What an event did, in words: by its action, and for a password, by how it was set (entries before `via` were reset links). */
+/** What an event did, in words: by its action, for a password by how it was set (entries before `via` were reset links), for a removal whether it was an invitation. */
 function actionText(entry: AuditEntry): string {
   if (entry.action === 'member.password_changed' && entry.detail.via === 'current_password') return 'Changed their password (signed in; other sessions signed out)';
+  // The same event as removing a member; entries from before `invitation` say "Removed a member".
+  if (entry.action === 'member.removed' && entry.detail.invitation === true) return 'Withdrew an invitation';
   return ACTIONS[entry.action] ?? entry.action;
 }
 
