@@ -76,12 +76,13 @@ export function orList(items: readonly string[]): string {
 }
 
 /**
- * When a sign-in pause ends, as its messages say it: "05:07 UTC (15 minutes)". The stored
- * end, not the time now plus what was left when the check began, so each try meanwhile is
- * told the same end; rounded up to the minute, so that "try again after that" is true.
+ * When a sign-in pause ends, as its messages say it: "2026-12-01 05:07:18 UTC (15
+ * minutes)". The stored end, not the time now plus what was left when the check began, so
+ * each try meanwhile is told the same end; to the second and rounded up, as every other
+ * end in the dashboard (and the audit log's `member.locked` row) says it, so that "try
+ * again after that" is true.
  */
 export function pauseEnd(until: number, retryAfterMs: number): string {
   const minutes = Math.max(1, Math.ceil(retryAfterMs / MINUTE));
-  const end = new Date(Math.ceil(until / MINUTE) * MINUTE).toISOString().slice(11, 16);
-  return `${end} UTC (${minutes} minute${minutes === 1 ? '' : 's'})`;
+  return `${utcSecondUp(until)} UTC (${minutes} minute${minutes === 1 ? '' : 's'})`;
 }

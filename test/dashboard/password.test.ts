@@ -161,7 +161,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
       expect(await page.getByLabel('Current password').getAttribute('aria-invalid')).toBe('true');
     }
     expect(await change(page, `wrong guess ${MAX_FAILED_SIGN_INS}`, NEW_PASSWORD)).toBe(429);
-    const paused = /^Too many wrong passwords: your password cannot be checked until \d\d:\d\d UTC \(15 minutes\), here or on the sign-in page; nothing was changed\. Try again after that \(you stay signed in\)\.$/;
+    const paused = /^Too many wrong passwords: your password cannot be checked until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(15 minutes\), here or on the sign-in page; nothing was changed\. Try again after that \(you stay signed in\)\.$/;
     expect(await textOf(page.getByRole('alert'))).toMatch(paused);
     // The right password waits too: guessing it after the pause would be no slower.
     expect(await change(page, PASSWORD, NEW_PASSWORD)).toBe(429);

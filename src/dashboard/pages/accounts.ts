@@ -19,7 +19,7 @@ import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/u
 import { actorOf, csrfField, field, fields, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
 import { confirmationForm, sendPage, type ConfirmationTarget } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, plural, sentence, when } from '../format.js';
+import { number, plural, sentence, until, when } from '../format.js';
 import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
 import { FORM_NONCE, newFormNonce } from './keys.js';
@@ -359,7 +359,7 @@ ${members.length === 0
     (m) => html`<tr>
     <td data-label="Email">${m.email}</td>
     <td data-label="Role">${m.role}</td>
-    <td data-label="Status">${m.passwordHash ? html`<span class="badge on">Active</span>` : html`<span class="badge invited">Invited</span>`}${m.lockedUntil !== null && m.lockedUntil > now ? html` <span class="badge off">Locked until ${when(m.lockedUntil)}</span>` : ''}</td>
+    <td data-label="Status">${m.passwordHash ? html`<span class="badge on">Active</span>` : html`<span class="badge invited">Invited</span>`}${m.lockedUntil !== null && m.lockedUntil > now ? html` <span class="badge off">Locked until ${until(m.lockedUntil)}</span>` : ''}</td>
     <td data-label="Since">${when(m.createdAt)}</td>
     <td data-label=""><div class="actions tight">${memberRemovalLink(account.id, m)}</div></td>
   </tr>`,

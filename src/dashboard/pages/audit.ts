@@ -9,7 +9,7 @@ import { operatorOf, queryValue, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { relative, when } from '../format.js';
-import { utcMinute } from '../../meters/period.js';
+import { utcMinute, utcSecondUp } from '../../meters/period.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 
 const PAGE_SIZE = 200;
@@ -80,7 +80,9 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
     case 'member.locked': {
       // Which sign-ins wait: from one address, from one IPv6 /64, or from anywhere (records older than the scopes name none).
       const from = d.scope === 'email' ? ' from every address' : d.scope === 'network' ? ` from ${text(d.network)}` : d.address === undefined ? '' : ` from ${text(d.address)}`;
-      return `${text(d.email)}${from} until ${text(d.until).replace('T', ' ').slice(0, 16)} UTC`;
+      // Rounded up to the second, as the sign-in page tells the one waiting.
+      const until = typeof d.until === 'string' ? Date.parse(d.until) : Number.NaN;
+      return `${text(d.email)}${from} until ${Number.isFinite(until) ? utcSecondUp(until) : text(d.until)} UTC`;
     }
     case 'account.deleted':
       return d.name === undefined ? '' : html`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan`;
