@@ -218,6 +218,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     await page.getByLabel('Name').fill('No-script key');
     await page.getByRole('button', { name: 'Create key' }).click();
     await expectHeading(page, 'Copy your new key');
+    // The keyboard starts at the secret, without a script: Ctrl+C copies it once selected.
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('secret');
     const secret = await page.getByLabel('Key “No-script key”').inputValue();
     expect(secret).toMatch(/^rk_live_/);
     expect(await page.getByRole('button', { name: 'Copy key' }).count()).toBe(0);
@@ -228,6 +230,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     await page.getByRole('radio', { name: /No overlap/ }).check();
     await page.getByRole('button', { name: 'Rotate key' }).click();
     await expectHeading(page, 'Copy your replacement key');
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('secret');
     expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
     await context.close();
   });

@@ -115,7 +115,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     expect(page.url()).not.toContain(displayed);
     expect(new URL(page.url()).pathname).toBe('/keys');
 
-    await tabTo(page, 'the copy button', (el) => el.tag === 'button' && el.text === 'Copy key');
+    // The keyboard starts at the secret (it was 7 Tabs away): one Tab reaches Copy key.
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('secret');
+    await tabTo(page, 'the copy button', (el) => el.tag === 'button' && el.text === 'Copy key', 1);
     await page.keyboard.press('Enter');
     await shown(page.getByRole('status').filter({ hasText: 'Copied to the clipboard.' }));
     copied = await page.evaluate(() => navigator.clipboard.readText());

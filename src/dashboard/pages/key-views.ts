@@ -129,7 +129,9 @@ export function usageHint(rt: Pick<Runtime, 'config'>): Html {
 
 /**
  * The secret, once: in a read-only field to select, with a copy button that the script
- * reveals. `heading` names what happened ("Copy your new key").
+ * reveals. The field takes the focus as the page opens (autofocus, no script needed): the
+ * keyboard is where the secret is, not seven Tabs away. `heading` names what happened
+ * ("Copy your new key").
  */
 export function secretPanel(rt: Pick<Runtime, 'config' | 'keyFormat'>, key: KeyRecord, secret: string, options: { heading: string; extra?: Html; back: string; planId: string }): Html {
   const traits = keyTraits(rt, options.planId);
@@ -137,7 +139,7 @@ export function secretPanel(rt: Pick<Runtime, 'config' | 'keyFormat'>, key: KeyR
 <section class="secret" aria-labelledby="secret-warning">
   <p id="secret-warning"><strong>This is the only time this key is shown.</strong> Copy it now and keep it somewhere safe, such as a secrets manager. Only a hash of it is stored; if you lose it, revoke it and create another.</p>
   <label for="secret">Key “${key.name}”</label>
-  <input id="secret" name="secret" type="text" readonly value="${secret}" autocomplete="off" spellcheck="false" autocapitalize="off" data-select-on-focus aria-describedby="secret-warning">
+  <input id="secret" name="secret" type="text" readonly value="${secret}" autocomplete="off" spellcheck="false" autocapitalize="off" data-select-on-focus aria-describedby="secret-warning" autofocus>
   <div class="actions">
     <button type="button" data-copy="secret" hidden>Copy key</button>
   </div>
