@@ -79,6 +79,8 @@ fieldset { border: 0; padding: 0; margin: 0 0 1.1rem; min-width: 0; }
 .inline-form { display: flex; flex-wrap: wrap; gap: .5rem; align-items: flex-end; margin: .5rem 0 1rem; }
 .inline-form .field { margin: 0; flex: 0 1 28rem; }
 .inline-form p { margin: 0; align-self: center; }
+/* A form's refusal, said in the form, on a line of its own above its fields. */
+.inline-form > .notice { flex: 1 0 100%; max-width: none; margin: 0; }
 
 /* notices */
 .notice { border-left: 4px solid var(--accent); background: #eff6ff; padding: .75rem 1rem; margin: 1rem 0; border-radius: 0 6px 6px 0; max-width: 48rem; }

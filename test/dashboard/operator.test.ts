@@ -270,6 +270,38 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     expect(await page.locator('tbody tr').allInnerTexts()).toEqual([expect.stringContaining('Created the account')]);
   });
 
+  it('answers a refused invitation beside the form: the error says why, and the address typed is still there', async () => {
+    const otherId = await newAccount(fixture, 'Other Co');
+    const token = new URL(await invite(fixture, 'Other@Example.com', otherId)).pathname.split('/').pop() as string;
+    await acceptInvitation(fixture.keygate.runtime, token, PASSWORD);
+    await page.goto(`/accounts/${acmeId}`);
+    const form = page.locator('form[action$="/invite"]');
+    // Kept as typed, not as the gateway writes the address (lower case).
+    const typed = 'Other@Example.com';
+    const email = form.getByLabel('Invite a member by email');
+    await email.fill(typed);
+    await form.getByRole('button', { name: 'Create invitation link' }).click();
+    await expectHeading(page, 'Acme Analytics');
+    // The page's one alert is in the form, and the field points at it.
+    expect(await page.getByRole('alert').count()).toBe(1);
+    expect(await textOf(form.getByRole('alert'))).toBe('other@example.com is already a member of “Other Co”.');
+    expect(await email.inputValue()).toBe(typed);
+    expect(await email.getAttribute('aria-invalid')).toBe('true');
+    expect(await email.evaluate((input) => (input.getAttribute('aria-describedby') ?? '').split(' ').map((id) => document.getElementById(id)?.getAttribute('role')))).toContain('alert');
+    // The keyboard is on the field, and the form in view, not two key tables further down.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('invite-email');
+    expect(await email.evaluate((input) => { const box = input.getBoundingClientRect(); return box.top >= 0 && box.bottom <= window.innerHeight; })).toBe(true);
+
+    // Not an address (sent from a hand-edited form; the browser's email field stops it first): it comes back as typed, escaped.
+    const odd = 'ada"><b>bold</b>@acme';
+    await email.evaluate((input, value) => Object.assign(input as HTMLInputElement, { type: 'text', value }), odd);
+    await form.getByRole('button', { name: 'Create invitation link' }).click();
+    await expectHeading(page, 'Acme Analytics');
+    expect(await textOf(form.getByRole('alert'))).toBe(`"${odd}" is not an email address.`);
+    expect(await email.inputValue()).toBe(odd);
+    expect(await page.locator('b', { hasText: 'bold' }).count()).toBe(0);
+  });
+
   it('removes a member through the admin API: signed out at once, and the password no longer signs in', async () => {
     const email = 'rita@acme.example';
     const memberPage = await (await newContext(browser, fixture.dashboardUrl)).newPage();

@@ -28,6 +28,11 @@ import { auditTable, planNamesOf } from './audit.js';
 import { memberRemovalLink, registerMemberRemovalPages } from './member-removal.js';
 
 type AccountRequest = FastifyRequest<{ Params: { id: string } }>;
+/** An invitation the form asked for and was refused: the address as typed, and why. */
+interface RefusedInvitation {
+  email: string;
+  refusal: string;
+}
 const RECENT_EVENTS = 10;
 /** Accounts on one page of the list (a gateway may have thousands). */
 export const ACCOUNTS_PER_PAGE = 100;
@@ -167,7 +172,8 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       return sendPage(dash, request, reply, { title: `Invitation for ${invited.member.email}`, body, status: 201 });
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
-      return sendAccount(request, reply, account, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind], email);
+      // Said beside the form, below both key tables, with the address as typed: not at the page's top.
+      return sendAccount(request, reply, account, undefined, OPERATION_STATUS[error.kind], { email, refusal: sentence(error.message) });
     }
   });
 
@@ -306,7 +312,8 @@ ${pager}
     return sendPage(dash, request, reply, { title: 'Accounts', body, status, ...(notice ? { notice } : {}) });
   }
 
-  async function sendAccount(request: AccountRequest, reply: FastifyReply, account: AccountRecord, notice?: Notice, status = 200, inviteEmail = ''): Promise<FastifyReply> {
+  /** `invitation`: a refused invitation's address and why, shown again in its form. */
+  async function sendAccount(request: AccountRequest, reply: FastifyReply, account: AccountRecord, notice?: Notice, status = 200, invitation?: RefusedInvitation): Promise<FastifyReply> {
     const now = rt.clock();
     const keys = newestFirst(await rt.store.listKeys({ accountId: account.id }));
     const usable = keys.filter((k) => isUsable(k, now));
@@ -367,7 +374,8 @@ ${members.length === 0
 <form method="post" action="/accounts/${account.id}/invite" class="inline-form">
   ${csrfField(request)}
   <input type="hidden" name="form_id" value="${newFormNonce()}">
-  <div class="field"><label for="invite-email">Invite a member by email</label><input id="invite-email" name="email" type="email" required value="${inviteEmail}" autocomplete="off"></div>
+  ${invitation ? html`<div class="notice error" role="alert" id="invite-error"><p>${invitation.refusal}</p></div>` : ''}
+  <div class="field"><label for="invite-email">Invite a member by email</label><input id="invite-email" name="email" type="email" required value="${invitation?.email ?? ''}" autocomplete="off"${invitation ? html` aria-invalid="true" aria-describedby="invite-error" autofocus` : ''}></div>
   <button type="submit">Create invitation link</button>
 </form>
 <h2>Usage</h2>
