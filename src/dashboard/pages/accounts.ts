@@ -22,8 +22,7 @@ import { html, type Html } from '../html.js';
 import { number, plural, sentence, until, when } from '../format.js';
 import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
-import { FORM_NONCE, newFormNonce } from './keys.js';
-import { idFromDigest, newId } from '../../ids.js';
+import { FORM_NONCE, formRecordId, newFormNonce } from './keys.js';
 import { auditTable, planNamesOf } from './audit.js';
 import { memberRemovalLink, registerMemberRemovalPages } from './member-removal.js';
 
@@ -50,7 +49,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
 
   app.post('/accounts', async (request, reply) => {
     operatorOf(request);
-    const { nonce, accountId } = formAccount(request);
+    const { nonce, id: accountId } = formRecordId(request, 'acc');
     if (accountId === undefined) return sendAccounts(request, reply, { kind: 'error', text: 'This form was out of date. Check it and send it again.' }, 400, nonce);
     try {
       // The form always sends a plan: an empty one is refused like any plan that does not exist.
@@ -64,20 +63,6 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       return sendAccounts(request, reply, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind], nonce);
     }
   });
-
-  /**
-   * The id of the account the create form makes, derived from the form's nonce and the
-   * session's secret as a key form's is (keys.ts): the same form sent again names the same
-   * account, and no one can choose an id. A form without a nonce (a page from before forms
-   * had one) gets a fresh id; one whose nonce is not one gets none.
-   */
-  function formAccount(request: FastifyRequest): { nonce: string; accountId: string | undefined } {
-    const sent = field(request.body, 'form_id');
-    if (sent === '') return { nonce: newFormNonce(), accountId: newId('acc') };
-    if (!FORM_NONCE.test(sent)) return { nonce: newFormNonce(), accountId: undefined };
-    const digest = createHmac('sha256', viewerOf(request).session.csrfSecret).update(`account form ${sent}`).digest();
-    return { nonce: sent, accountId: idFromDigest('acc', digest) };
-  }
 
   /** A create form that made its account already, sent again: no second account; what the first send made (deleted since, perhaps). */
   async function sendAccountSentAlready(request: FastifyRequest, reply: FastifyReply, accountId: string): Promise<FastifyReply> {

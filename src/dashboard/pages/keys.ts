@@ -44,6 +44,22 @@ export function newFormNonce(): string {
 }
 
 /**
+ * The id of the record (a key, an account) a create form makes, and the nonce to show the
+ * form with again. The id is derived from the form's nonce (see `formNonceField`) and the
+ * session's own secret: the same form sent again names the same record, and no one can
+ * choose an id. A form without a nonce (a page from before forms had one) gets a fresh
+ * id; one whose nonce is not one gets none (a new nonce to show the form with).
+ */
+export function formRecordId(request: FastifyRequest, kind: 'acc' | 'key'): { nonce: string; id: string | undefined } {
+  const sent = field(request.body, 'form_id');
+  if (sent === '') return { nonce: newFormNonce(), id: newId(kind) };
+  if (!FORM_NONCE.test(sent)) return { nonce: newFormNonce(), id: undefined };
+  const purpose = kind === 'key' ? 'key form' : 'account form';
+  const digest = createHmac('sha256', viewerOf(request).session.csrfSecret).update(`${purpose} ${sent}`).digest();
+  return { nonce: sent, id: idFromDigest(kind, digest) };
+}
+
+/**
  * The nonce of a form that issues a key, from which (with the session's secret) the key's
  * id is derived: sent again (a reload of the page that answered it), the form issues no
  * second key.
@@ -129,7 +145,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
   app.post('/keys', async (request, reply) => {
     const { account } = ownAccount(request);
     const { form, refused } = readForm(request.body);
-    const { nonce, keyId } = formKey(request);
+    const { nonce, id: keyId } = formRecordId(request, 'key');
     if (keyId === undefined) return sendCreateForm(request, reply, account, form, nonce, OUT_OF_DATE, 400);
     if (refused !== undefined) return sendCreateForm(request, reply, account, form, nonce, refused, 400);
     if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, nonce, 'Give the key a name, so you can tell it apart later.', 400);
@@ -191,7 +207,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
       const key = await getKey(rt, request.params.id, account.id);
       // With `replace` the page offers no overlap: none sent is none.
       const choice = field(request.body, 'overlap') || (replacesAtOnce ? 'now' : '');
-      const { nonce, keyId } = formKey(request);
+      const { nonce, id: keyId } = formRecordId(request, 'key');
       if (keyId === undefined) return sendRotateForm(request, reply, key, nonce, OUT_OF_DATE, 400);
       if (replacesAtOnce && choice !== 'now') return sendRotateForm(request, reply, key, nonce, 'This API replaces a key at once: the current key cannot be kept working beside its replacement.', 400);
       if (!isOverlapChoice(choice)) return sendRotateForm(request, reply, key, nonce, 'Choose how long the current key keeps working.', 400);
@@ -255,21 +271,6 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     if (mode === undefined) return { form, refused: notOffered('Mode', modes.map(modeLabel)) };
     if (expiry === undefined) return { form, refused: notOffered('Expires', EXPIRY_ORDER.map((c) => EXPIRY_LABELS[c])) };
     return { form };
-  }
-
-  /**
-   * The id of the key a create or rotate form issues, and the nonce to show the form with
-   * again. The id is derived from the form's nonce (see `formNonceField`) and the session's
-   * own secret: the same form sent again names the same key, and no one can choose an id.
-   * A form without a nonce (a page from before forms had one) gets a fresh id; one whose
-   * nonce is not one gets none (a new nonce to show the form with).
-   */
-  function formKey(request: FastifyRequest): { nonce: string; keyId: string | undefined } {
-    const sent = field(request.body, 'form_id');
-    if (sent === '') return { nonce: newFormNonce(), keyId: newId('key') };
-    if (!FORM_NONCE.test(sent)) return { nonce: newFormNonce(), keyId: undefined };
-    const digest = createHmac('sha256', viewerOf(request).session.csrfSecret).update(`key form ${sent}`).digest();
-    return { nonce: sent, keyId: idFromDigest('key', digest) };
   }
 
   /** The key a form issued already (sent before by this account), if any. */
