@@ -4,7 +4,7 @@
  * and how to read the figures.
  *
  *   node bench/run.js [--duration=10] [--rounds=3] [--warmup=5] [--rewarm=1] [--connections=50]
- *                     [--rate=0] [--verifySeconds=5] [--only=v,a,p,b,c,d,e] [--profile] [--save]
+ *                     [--rate=0] [--verifySeconds=5] [--only=v,a,p,b,c,d,e,m] [--profile] [--save]
  *
  * --profile  runs the bare proxy and keygate processes under `node --cpu-prof`
  *            (bench/results/profiles/<case>-<run pid>.cpuprofile)
@@ -25,6 +25,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import Redis from 'ioredis';
 import { cpuSeconds, keygateProfile, machineInfo, REQUEST_PATH, startChild as startServer, UPSTREAM_BODY } from './common.js';
+import { measureMemory } from './memory.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 /** Where results go; the test that runs the bench briefly points it elsewhere. */
@@ -134,6 +135,12 @@ async function main() {
   }
 
   results.machine.loadAverageAfter = os.loadavg();
+  // (m) last, alone: memory is measured with every other server stopped (bench/memory.js).
+  if (options.only.has('m')) {
+    console.log('');
+    results.memory = await measureMemory({}, children);
+    console.log('');
+  }
   const code = printSummary(results);
   mkdirSync(RESULTS_DIR, { recursive: true });
   writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -426,6 +433,7 @@ function printSummary(results) {
     results.verification.met = met;
     console.log(`verification (v): ${fmt(verification.verificationsPerSecond)}/s on one core  target ≥ ${fmt(TARGETS.verificationsPerSecond)}: ${met ? 'met' : 'NOT met'}`);
   }
+  if (results.memory) console.log(`memory (m): ${fmt(results.memory.heapBytesPerKey)} bytes of heap per key in use (${fmt(results.memory.keys)} keys; no target)`);
   const e = cases.e;
   if (e?.redis) {
     const server = Object.entries(e.redis.serverCommandsPerRequest);
@@ -450,7 +458,7 @@ function printSummary(results) {
 }
 
 function parseArgs(argv) {
-  const out = { duration: 10, warmup: 5, rewarm: 1, rounds: 3, connections: 50, rate: 0, verifySeconds: 5, only: new Set(['v', 'a', 'p', 'b', 'c', 'd', 'e']), profile: false, save: false };
+  const out = { duration: 10, warmup: 5, rewarm: 1, rounds: 3, connections: 50, rate: 0, verifySeconds: 5, only: new Set(['v', 'a', 'p', 'b', 'c', 'd', 'e', 'm']), profile: false, save: false };
   const numeric = new Set(['duration', 'warmup', 'rewarm', 'rounds', 'connections', 'rate', 'verifySeconds']);
   for (const arg of argv) {
     const [name, value] = arg.replace(/^--/, '').split('=');

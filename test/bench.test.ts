@@ -50,4 +50,16 @@ describe('npm run bench', () => {
     expect(stdout).toMatch(new RegExp(`over all rounds: \\(b\\) ${NUMBER} µs {2}\\(c\\) ${NUMBER} µs`));
     expect(stdout).toMatch(new RegExp(`b's CPU / c's .* = ${NUMBER} +\\[${NUMBER}, ${NUMBER}\\]`));
   }, 180_000);
+
+  it('bench/memory.js measures the heap a key in use holds, every request answered 200', async () => {
+    const args = ['bench/memory.js', '--accounts=20', '--keysPerAccount=5', '--requests=2', '--connections=4'];
+    const { stdout } = await run(process.execPath, args, { timeout: 150_000 });
+    expect(stdout).toMatch(/110 keys issued in [\d.]+ s; 10 of them used first, to warm up/);
+    for (const label of ['warmed up, keys not used yet', 'every key used (200 requests)', 'again (200 requests)']) {
+      expect(stdout).toMatch(new RegExp(`${label.replace(/[()]/g, '\\$&')} +heap +${NUMBER} MiB +rss +${NUMBER} MiB`));
+    }
+    expect(stdout).not.toContain('NOT every request answered 200');
+    expect(stdout).toMatch(new RegExp(`per key in use: heap -?${NUMBER} bytes, rss -?${NUMBER} bytes`));
+    expect(stdout).toMatch(/second pass: heap [+-][\d,]+ bytes per key/);
+  }, 180_000);
 });

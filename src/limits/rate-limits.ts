@@ -9,6 +9,7 @@
 import type { Plan, RateLimit, Route } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
 import type { WindowSpec, WindowState } from '../counters/counters.js';
+import { flatString } from '../flat-string.js';
 
 interface WindowTemplate {
   name: string;
@@ -67,8 +68,9 @@ export function windowsFor(plan: RateLimitPlan, keyId: string, accountId: string
   if (cached && cached.accountId === accountId) return cached.windows;
   const windows = Object.freeze(
     plan.templates.map((t) => ({
-      // The tag last: a route's (its method and path) may hold any character.
-      id: `${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.windowMs}:${t.limit}:${t.tag}`,
+      // The tag last: a route's (its method and path) may hold any character. Kept for as
+      // long as the key is in use (here and by the counters): in one piece.
+      id: flatString(`${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.windowMs}:${t.limit}:${t.tag}`),
       name: t.name,
       limit: t.limit,
       windowMs: t.windowMs,
