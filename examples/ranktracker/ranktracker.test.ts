@@ -259,6 +259,15 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
       }
     });
 
+    it('"every endpoint lives under /v1": a path outside it is 404 No such endpoint, with or without a key', async () => {
+      const notFound = { status: 404, type: JSON_TYPE, body: { errors: [{ code: 'not_found', status: 404, detail: 'No such endpoint.' }] } };
+      for (const path of ['/domains', '/account/usage', '/v2/domains', '/']) {
+        expect(await read(await ex.call(path)), `${path} without a key`).toEqual(notFound);
+        expect(await read(await ex.call(path, auth('tkn_usr_your_api_key_here'))), `${path} with a wrong key`).toEqual(notFound);
+        expect(await read(await ex.call(path, auth(acmeKey.secret))), `${path} with a key`).toEqual(notFound);
+      }
+    });
+
     it('endpoints the example upstream does not have answer 404 in the same envelope, after the key checks out', async () => {
       expect(await read(await ex.call('/v1/competitors', auth(acmeKey.secret)))).toEqual({
         status: 404,
