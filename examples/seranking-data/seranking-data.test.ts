@@ -141,6 +141,17 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect((await paced(`/v1/backlinks/summary?apikey=${key.secret}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"target":"seranking.com"}' })).status).toBe(200);
     });
 
+    it('a POST body is read as JSON even without Content-Type: application/json; one that is not JSON is Parameter body is invalid.', async () => {
+      const untyped = await read(await paced('/v1/backlinks/summary', token(key.secret, { method: 'POST', body: '{"target": "seranking.com", "mode": "host"}' })));
+      expect(untyped.status).toBe(200);
+      expect((untyped.body as { summary: { target: string }[] }).summary.map((s) => s.target)).toEqual(['seranking.com']);
+      expect(await read(await paced('/v1/backlinks/summary', token(key.secret, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"target": ' })))).toEqual({
+        status: 400,
+        type: UPSTREAM_TYPE,
+        body: { error_description: 'Parameter body is invalid.' },
+      });
+    });
+
     it('all requests must be authenticated: no key is 400 No token, a wrong key 400 Authentication failed', async () => {
       for (const path of ['/v1/account/subscription', '/v1/backlinks/summary', '/v1/domain/overview?domain=a.com']) {
         expect(await read(await paced(path)), path).toEqual(NO_TOKEN);
@@ -163,6 +174,38 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect((await paced('/v1/account/subscription', token(otherKey.secret))).status).toBe(200);
       await ex.revokeKey(otherKey.id);
       expect(await read(await paced('/v1/account/subscription', token(otherKey.secret)))).toEqual(NOT_ENABLED);
+    });
+  });
+
+  describe('Regional Database Codes', () => {
+    /** The document's table, row by row, in its order (ISO 3166-1 alpha-2, and ww for worldwide). */
+    const CODES = `ae af ag ai al am ao ar as at au aw az ba bb bd be bf bg bh bi bj bn bo br bs bt bw by bz ca cd cf cg ch ci ck cl cm cn co cr cu cv cy cz
+      de dj dk dm do dz ec ee eg es et fi fj fm fo fr ga gb gd ge gf gg gh gi gl gm gn gp gq gr gt gu gy hk hn hr ht hu id ie il im in iq is it je jm jo jp
+      ke kg kh ki kn kr kw ky kz la lb lc li lk ls lt lu lv ly ma mc md me mg mk ml mm mn mq mr ms mt mu mv mw mx my mz na nc ne ng ni nl no np nr nu nz om
+      pa pe pf pg ph pk pl pn pr ps pt py qa re ro rs ru rw sa sb sc se sg sh si sk sl sm sn so sr st sv td tg th tj tk tl tm tn to tr tt tw tz ua ug us uy
+      uz vc ve vg vi vn vu ws ye yt za zm zw ww`.split(/\s+/);
+
+    let regionalKey: KeyOut;
+    beforeAll(async () => {
+      regionalKey = await ex.createKey((await ex.createAccount('Regional Co')).id, 'Data API');
+    });
+
+    it('every code of the table, and the alias worldwide, is a source the API answers from', async () => {
+      expect(CODES).toHaveLength(210);
+      for (const code of [...CODES, 'worldwide']) {
+        const answer = await read(await paced(`/v1/domain/overview?domain=seranking.com&source=${code}`, token(regionalKey.secret)));
+        expect([answer.status, (answer.body as { source: string }).source], code).toEqual([200, code]);
+      }
+    });
+
+    it('"If a code you send is not supported, the API returns 400 Invalid source."', async () => {
+      for (const code of ['xx', 'uk', 'eu', 'usa', 'w']) {
+        expect(await read(await paced(`/v1/domain/overview?domain=seranking.com&source=${code}`, token(regionalKey.secret))), code).toEqual({
+          status: 400,
+          type: UPSTREAM_TYPE,
+          body: { error_description: 'Invalid source' },
+        });
+      }
     });
   });
 
