@@ -71,6 +71,9 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       expect(await read(await paced('/account/balance'))).toEqual(NO_TOKEN);
       expect(await read(await paced('/sites', { headers: { authorization: 'Token' } }))).toEqual(NO_TOKEN);
       expect(await read(await paced('/sites?token='))).toEqual(NO_TOKEN);
+      // The token parameter is a query parameter: a "token" field in a JSON body is no key.
+      const inBody = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: key.secret, url: 'https://example.com', title: 'never' }) };
+      expect(await read(await paced('/sites', inBody))).toEqual(NO_TOKEN);
     });
 
     it('an invalid API key: 403 "Incorrect token"', async () => {
