@@ -5,7 +5,7 @@
  * the `keygate` CLI, real HTTP, and a controlled clock for the rolling one-second window.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlledClock, read, runServeCommand, startExample, startFailingExamples, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+import { controlledClock, rawRequest, read, runServeCommand, startExample, startFailingExamples, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
 /** keygate's own answers (errors, the subscription endpoint) come as the upstream's do: one API, one Content-Type. */
 const JSON_TYPE = 'application/json';
@@ -556,6 +556,16 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect(await read(await paced('/v1/backlinks/nothing-here', token(key.secret)))).toEqual(NOT_FOUND);
       expect(await read(await paced('/v1/account/balance', token(key.secret)))).toEqual(NOT_FOUND);
       expect(await read(await paced('/v1/backlinks/nothing-here'))).toEqual(NO_TOKEN);
+    });
+
+    it('a request keygate cannot read as written (a path with // or ..) is the table\'s Parameter YYY is invalid. without a name, and costs nothing', async () => {
+      const before = await unitsLeft(key.secret);
+      for (const odd of ['//v1/backlinks/summary?target=seranking.com', '/v1/domain/../backlinks/summary?target=seranking.com']) {
+        clock.advance(100);
+        const answer = await rawRequest(ex.kg.gatewayUrl, `GET ${odd} HTTP/1.1\r\nAuthorization: Token ${key.secret}`);
+        expect({ status: answer.status, body: JSON.parse(answer.body) as unknown }, odd).toEqual({ status: 400, body: { error_description: 'Parameter is invalid.' } });
+      }
+      expect(await unitsLeft(key.secret)).toBe(before);
     });
 
     it('403 License expired once the plan has run out, on every endpoint', async () => {
