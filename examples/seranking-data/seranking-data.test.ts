@@ -379,6 +379,17 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect([line.status, line.statusText]).toEqual([244, 'Results for huge websites like google.com or twitter.com are unavailable via API so far']);
     });
 
+    it('the table\'s 200 (OK) rows: a target nobody links to answers zeros and InLink Rank -1 (unknown), and is charged like any other', async () => {
+      const summary = await costOf(fresh.secret, '/v1/backlinks/summary', post(fresh.secret, { target: ['no-links.example', 'seranking.com'] }));
+      expect(summary).toMatchObject({ status: 200, type: UPSTREAM_TYPE, units: 200 });
+      const [none, some] = (summary.body as { summary: { target: string; backlinks: number; refdomains: number; inlink_rank: number; domain_inlink_rank: number }[] }).summary;
+      // "Returned value for a parameter is zero" and "... is a negative digit": InLink Rank = -1 is Unknown, not 0.
+      expect(none).toEqual({ target: 'no-links.example', backlinks: 0, refdomains: 0, inlink_rank: -1, domain_inlink_rank: -1 });
+      expect(some?.inlink_rank).toBeGreaterThanOrEqual(0);
+      // Its lists are empty: a 2xx with no records, nothing to charge.
+      expect(await costOf(fresh.secret, '/v1/backlinks/all?target=no-links.example&limit=10', token(fresh.secret))).toEqual({ status: 200, type: UPSTREAM_TYPE, body: { all: [] }, units: 0 });
+    });
+
     it('keywords/export sorts its rows by sort and sort_order (desc unless asc is asked for), at the same 100 units', async () => {
       const keywords = ['seo', 'backlinks', 'rank tracker', 'serp'];
       const byVolume = await costOf(fresh.secret, '/v1/keywords/export?source=us&sort=volume&sort_order=asc', post(fresh.secret, { keywords }));

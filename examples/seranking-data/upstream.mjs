@@ -23,7 +23,8 @@
  * `output=xml` is accepted and answered in JSON; a list's limit above 10000 is
  * `Row limit exceeded`; keywords/export's sort and sort_order give `Incorrect order` and
  * `Incorrect order field {sort} {sort_order}`). Huge websites (google.com, twitter.com)
- * answer 244 with no records, the table's text as its reason phrase. It trusts keygate's
+ * answer 244 with no records, the table's text as its reason phrase; no-links.example is
+ * a target with no backlinks (counts 0, InLink Ranks -1 for unknown). It trusts keygate's
  * identity headers, and answers 500 if a credential ever reaches it.
  *
  *   node upstream.mjs [port]        (default 8143, as keygate.yaml expects)
@@ -70,8 +71,21 @@ function number(seed, max) {
   return createHash('sha256').update(seed).digest().readUInt32BE(0) % max;
 }
 
-/** How many records a list command has for a target (stable, 20..499). */
+/**
+ * A target nobody links to, for the table's two "200 (OK)" rows: its counts are 0 ("no
+ * referring backlinks or domains for an URL"), its InLink Ranks -1 ("must be treated as
+ * Unknown", unlike a known rank of 0), and its lists are empty.
+ */
+const NO_LINKS = new Set(['no-links.example', 'www.no-links.example']);
+const UNKNOWN_RANK = -1;
+
+function hostOf(target) {
+  return target.replace(/^https?:\/\//, '').split('/')[0];
+}
+
+/** How many records a list command has for a target (stable, 20..499; none for NO_LINKS). */
 export function available(command, target) {
+  if (NO_LINKS.has(hostOf(target))) return 0;
   return 20 + number(`${command}|${target}`, 480);
 }
 
@@ -146,7 +160,7 @@ export function createUpstream() {
     }
     const targets = targetsOf(query, body);
     const key = command.replaceAll('/', '_').replaceAll('-', '_');
-    if (targets.every((t) => HUGE.has(t.replace(/^https?:\/\//, '').split('/')[0]))) {
+    if (targets.every((t) => HUGE.has(hostOf(t)))) {
       return {
         status: HUGE_STATUS,
         body: { [key]: [], error_description: `${HUGE_REASON}.` },
@@ -158,8 +172,8 @@ export function createUpstream() {
         target,
         backlinks: available('all', target) * 37,
         refdomains: available('refdomains', target) * 3,
-        inlink_rank: number(`rank|${target}`, 101),
-        domain_inlink_rank: number(`drank|${target}`, 101),
+        inlink_rank: NO_LINKS.has(hostOf(target)) ? UNKNOWN_RANK : number(`rank|${target}`, 101),
+        domain_inlink_rank: NO_LINKS.has(hostOf(target)) ? UNKNOWN_RANK : number(`drank|${target}`, 101),
       }));
       return { body: { [key]: rows }, records: rows.length };
     }
