@@ -74,7 +74,8 @@ export interface CheckAdmitted {
   /** For built-in endpoints: the body keygate answers with. */
   builtinBody?: string;
   /**
-   * Commit the route's cost for a 2xx (per-record routes: pass the records returned);
+   * Commit the route's cost for a 2xx (per-record routes: pass the records returned, a
+   * whole number of 0 or more; anything else is charged what the request reserved);
    * release it otherwise. Call it in a `finally`: an unsettled reservation holds its
    * units for 10 minutes, until it lapses, and `close()` waits for it (up to
    * `shutdown.drainTimeout`). Settling twice is harmless: the first call counts.
@@ -136,13 +137,26 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       settled = true;
       try {
         rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
-        await settleCharge(rt, identity.account.id, method, route.kind === 'proxy' ? route.route : undefined, reservation, status, records);
+        const proxied = route.kind === 'proxy' ? route.route : undefined;
+        await settleCharge(rt, identity.account.id, method, proxied, reservation, status, countedRecords(records, proxied?.path));
       } finally {
         done();
       }
     };
     const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
     return { allowed: true, url: withoutCredentialParams(url, rt.config.auth.credentials), identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
+  }
+
+  /**
+   * The records `settle` was given, as the gateway reads a count header: a whole number
+   * of 0 or more, or undefined (charged what the request reserved). NaN, a fraction or a
+   * negative number would be charged as such, and a NaN in the daily usage stops every
+   * later write of usage, for every account, until the process ends.
+   */
+  function countedRecords(records: number | undefined, path: string | undefined): number | undefined {
+    if (records === undefined || (Number.isSafeInteger(records) && records >= 0)) return records;
+    rt.log.warn({ route: path, records: String(records) }, 'settle was given a number of records that is not a whole number of 0 or more; charged the reserved estimate');
+    return undefined;
   }
 
   /** Waits for the admitted requests to settle (up to `shutdown.drainTimeout`), then writes usage out and closes. */

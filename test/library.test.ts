@@ -306,3 +306,59 @@ describe('keygate as a library, when a backend fails or it stops', () => {
     expect(await storedCredits('draining.db', account.id)).toEqual([0]);
   });
 });
+
+describe('keygate as a library, given a count of records that is not one', () => {
+  const dir = tempDir('library-records');
+
+  it('charges a NaN, negative or fractional count as the gateway charges a count it cannot read (the reservation), and still writes every usage row', async () => {
+    const config = parseConfigObject({
+      upstream: { url: 'http://127.0.0.1:1' },
+      store: `sqlite:${path.join(dir, 'k.db')}`,
+      plans: { scale: { meters: { credits: { limit: 1000 } } } },
+      routes: [{ method: 'GET', path: '/rows', cost: { meter: 'credits', perRecord: 1, records: { header: 'X-Count' }, reserveRecords: 5 } }],
+    });
+    const lines: { msg: string; records?: string; route?: string }[] = [];
+    const log = createLog({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) } });
+    const gate = await createKeygate({ config, file: 'inline', dir }, { log });
+    const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+    const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+    // An API that counts its rows from something it computed: `?n=` stands for it.
+    const server = createServer(async (req, res) => {
+      const result = await gate.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
+      if (!result.allowed) {
+        res.writeHead(result.error.status, result.error.headers).end(result.error.body);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
+      await result.settle(200, Number(new URL(result.url, 'http://x').searchParams.get('n')));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/rows`;
+    try {
+      for (const n of ['2', 'many', '-3', '1.5']) expect((await fetch(`${url}?n=${n}`, { headers })).status).toBe(200);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await gate.close();
+    }
+    expect(lines.filter((line) => line.msg.startsWith('settle was given')).map((line) => [line.route, line.records])).toEqual([
+      ['/rows', 'NaN'],
+      ['/rows', '-3'],
+      ['/rows', '1.5'],
+    ]);
+    // What the store holds once closed: 2 counted, then the 5 reserved for each of the three.
+    const again = await createKeygate({ config, file: 'inline', dir });
+    try {
+      const meters = await again.runtime.store.loadMeterUsage({ accountId: account.id });
+      expect(meters.map((row) => [row.meter, row.used])).toEqual([['credits', 17]]);
+      const day = new Date(again.runtime.clock()).toISOString().slice(0, 10);
+      const daily = await again.runtime.store.listUsageDaily(account.id, day, day);
+      expect(daily.map((row) => [row.metric, row.label, row.value]).sort()).toEqual([
+        ['requests', '2xx', 4],
+        ['units', 'credits', 17],
+      ]);
+    } finally {
+      await again.close();
+    }
+  });
+});
