@@ -101,7 +101,22 @@ export interface Keygate {
   close(): Promise<void>;
 }
 
+/** Said when `createKeygate` is given something else than a loaded profile (plain JavaScript: TypeScript refuses it). */
+const NOT_A_LOADED_PROFILE =
+  "createKeygate takes a loaded profile, { config, file, dir }, as loadConfigFile('keygate.yaml') answers it; for a profile written in code: createKeygate({ config: parseConfigObject({ upstream: { url: '…' }, … }), file: 'inline', dir: process.cwd() })";
+
+/**
+ * Whether `loaded` holds a profile as the schema answers it (defaults filled in): a bare
+ * profile, or one not validated, would fail deep inside with "Cannot read properties of
+ * undefined".
+ */
+function isLoadedProfile(loaded: unknown): loaded is LoadedConfig {
+  const config = (loaded as { config?: unknown } | null | undefined)?.config;
+  return typeof config === 'object' && config !== null && 'upstream' in config && 'log' in config && 'shutdown' in config;
+}
+
 export async function createKeygate(loaded: LoadedConfig, options: RuntimeOptions = {}): Promise<Keygate> {
+  if (!isLoadedProfile(loaded)) throw new TypeError(NOT_A_LOADED_PROFILE);
   const rt = await createRuntime(loaded, options);
   const basePath = normalBasePath(rt.config.basePath);
   /** Requests being checked, or admitted and not yet settled: what `close` waits for. */

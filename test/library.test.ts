@@ -2,11 +2,12 @@
  * keygate inside an API (no proxy hop): a plain node:http server calls `check` and
  * `settle` and gets the same denials, identities and charges as through the gateway.
  */
+import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKeygate, parseConfigObject, type Keygate } from '../src/index.js';
+import { createKeygate, parseConfigObject, type Keygate, type LoadedConfig } from '../src/index.js';
 import { createAccount } from '../src/operations/accounts.js';
 import { createKey, revokeKey } from '../src/operations/keys.js';
 import { forecast } from '../src/operations/forecast.js';
@@ -360,5 +361,19 @@ describe('keygate as a library, given a count of records that is not one', () =>
     } finally {
       await again.close();
     }
+  });
+});
+
+describe('keygate as a library, given something else than a loaded profile', () => {
+  const dir = tempDir('library-profile');
+
+  it('says what createKeygate takes, before opening a store, when given a bare profile or one not validated (plain JavaScript)', async () => {
+    const file = path.join(dir, 'k.db');
+    const profile = { upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${file}` };
+    const said = "createKeygate takes a loaded profile, { config, file, dir }, as loadConfigFile('keygate.yaml') answers it";
+    for (const given of [parseConfigObject(profile), profile, { config: profile, file: 'inline', dir }, undefined]) {
+      await expect(createKeygate(given as unknown as LoadedConfig)).rejects.toThrow(said);
+    }
+    expect(existsSync(file)).toBe(false);
   });
 });
