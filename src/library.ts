@@ -101,9 +101,9 @@ export interface Keygate {
   close(): Promise<void>;
 }
 
-/** Said when `createKeygate` is given something else than a loaded profile (plain JavaScript: TypeScript refuses it). */
-const NOT_A_LOADED_PROFILE =
-  "createKeygate takes a loaded profile, { config, file, dir }, as loadConfigFile('keygate.yaml') answers it; for a profile written in code: createKeygate({ config: parseConfigObject({ upstream: { url: '…' }, … }), file: 'inline', dir: process.cwd() })";
+/** Said when `createKeygate` or `reload` is given something else than a loaded profile (plain JavaScript: TypeScript refuses it). */
+const notALoadedProfile = (call: 'createKeygate' | 'reload') =>
+  `${call} takes a loaded profile, { config, file, dir }, as loadConfigFile('keygate.yaml') answers it; for a profile written in code: ${call}({ config: parseConfigObject({ upstream: { url: '…' }, … }), file: 'inline', dir: process.cwd() })`;
 
 /**
  * Whether `loaded` holds a profile as the schema answers it (defaults filled in): a bare
@@ -116,7 +116,7 @@ function isLoadedProfile(loaded: unknown): loaded is LoadedConfig {
 }
 
 export async function createKeygate(loaded: LoadedConfig, options: RuntimeOptions = {}): Promise<Keygate> {
-  if (!isLoadedProfile(loaded)) throw new TypeError(NOT_A_LOADED_PROFILE);
+  if (!isLoadedProfile(loaded)) throw new TypeError(notALoadedProfile('createKeygate'));
   const rt = await createRuntime(loaded, options);
   const basePath = normalBasePath(rt.config.basePath);
   /** Requests being checked, or admitted and not yet settled: what `close` waits for. */
@@ -212,7 +212,8 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       if (!result.allowed) done();
       return result;
     },
-    reload: (loaded) => rt.reload(loaded),
+    // A bare profile would be refused as a change of every field, named "".
+    reload: (loaded) => (isLoadedProfile(loaded) ? rt.reload(loaded) : Promise.reject(new TypeError(notALoadedProfile('reload')))),
     close() {
       closing ??= drainThenClose();
       return closing;

@@ -376,4 +376,22 @@ describe('keygate as a library, given something else than a loaded profile', () 
     }
     expect(existsSync(file)).toBe(false);
   });
+
+  it('says what reload takes when given a bare profile, and keeps the one in use', async () => {
+    const profile = { upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'reload.db')}`, routes: [{ path: '/a' }] };
+    const gate = await createKeygate({ config: parseConfigObject(profile), file: 'inline', dir });
+    try {
+      const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+      const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+      const bare = parseConfigObject({ ...profile, routes: [{ path: '/b' }] });
+      await expect(gate.reload(bare as unknown as LoadedConfig)).rejects.toThrow("reload takes a loaded profile, { config, file, dir }, as loadConfigFile('keygate.yaml') answers it");
+      expect(await gate.check({ method: 'GET', url: '/b', headers })).toMatchObject({ allowed: false, reason: 'no_route' });
+      expect(await gate.reload({ config: bare, file: 'inline', dir })).toEqual(['routes']);
+      const admitted = await gate.check({ method: 'GET', url: '/b', headers });
+      expect(admitted).toMatchObject({ allowed: true });
+      if (admitted.allowed) await admitted.settle(200);
+    } finally {
+      await gate.close();
+    }
+  });
 });
