@@ -197,19 +197,23 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
     runtime: rt,
     async check(request) {
       // Once closing, nothing more is admitted: what it would charge could not be written out.
-      if (closing) return refusal('service_unavailable', request.url, deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
+      if (closing) return refusal('service_unavailable', typeof request?.url === 'string' ? request.url : '', deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
       open += 1;
-      let result: CheckResult;
+      let result: CheckResult | undefined;
       try {
         result = await judge(request);
       } catch (error) {
-        // A backend that failed on the way (the store under a built-in, say): the client
-        // gets the gateway's 503 in the dialect, never a rejection the API's handler would
-        // have to catch (node:http would end the process on it).
-        rt.log.error({ err: error, target: redactedTarget(rt, request.url) }, 'library check failed');
-        result = refusal('service_unavailable', request.url, deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S }));
+        // A backend that failed on the way (the store under a built-in, say), or a request
+        // without a target (plain JavaScript): the client gets the gateway's 503 in the
+        // dialect, never a rejection the API's handler would have to catch (node:http
+        // would end the process on it).
+        const target = typeof request?.url === 'string' ? request.url : '';
+        rt.log.error({ err: error, target: redactedTarget(rt, target) }, 'library check failed');
+        result = refusal('service_unavailable', target, deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S }));
+      } finally {
+        // Only an admitted request is waited for by close(); whatever else happened, this one is done.
+        if (!result?.allowed) done();
       }
-      if (!result.allowed) done();
       return result;
     },
     // A bare profile would be refused as a change of every field, named "".

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKeygate, parseConfigObject, type Keygate, type LoadedConfig } from '../src/index.js';
+import { createKeygate, parseConfigObject, type CheckRequest, type Keygate, type LoadedConfig } from '../src/index.js';
 import { createAccount } from '../src/operations/accounts.js';
 import { createKey, revokeKey } from '../src/operations/keys.js';
 import { forecast } from '../src/operations/forecast.js';
@@ -283,6 +283,22 @@ describe('keygate as a library, when a backend fails or it stops', () => {
     } finally {
       await gate.close().catch(() => undefined);
     }
+  });
+
+  it('answers a request without a target (plain JavaScript) with a 503 instead of rejecting, and close() does not wait for it', async () => {
+    const lines: { msg: string }[] = [];
+    const log = createLog({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) } });
+    const gate = await createKeygate({ config: profile('no-target.db'), file: 'inline', dir }, { log });
+    try {
+      for (const request of [undefined, { method: 'GET', headers: {} }]) {
+        const refused = await gate.check(request as unknown as CheckRequest);
+        expect(refused).toMatchObject({ allowed: false, reason: 'service_unavailable', url: '', error: { status: 503, headers: { 'retry-after': '5' } } });
+      }
+    } finally {
+      await gate.close();
+    }
+    expect(lines.filter((line) => line.msg === 'library check failed')).toHaveLength(2);
+    expect(lines.filter((line) => line.msg.startsWith('waiting for') || line.msg.startsWith('admitted requests still unsettled'))).toEqual([]);
   });
 
   it('close() waits for the requests it admitted to settle, then writes usage out: a failed answer given back during the stop is given back in the store too', async () => {
