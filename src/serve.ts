@@ -220,11 +220,18 @@ const MIN_ADMIN_TOKEN_LENGTH = 16;
  * None when it is unset, or when any of them is short enough to guess (it guards every
  * account and key): the admin API is then locked, and the log says why.
  */
-function adminTokensOf(value: string | undefined, tokenEnv: string, log: Log, kind: 'admin' | 'read-only' = 'admin'): { tokens: string[]; refused?: string } {
+function adminTokensOf(
+  value: string | undefined,
+  tokenEnv: string,
+  log: Log,
+  kind: 'admin' | 'read-only' = 'admin',
+  adminUsable = false,
+): { tokens: string[]; refused?: string } {
   const tokens = (value ?? '').split(',').map((token) => token.trim()).filter((token) => token !== '');
   // What a bad token shuts: the whole admin API, or (read-only tokens, which are optional) only those.
   const locked = kind === 'admin' ? 'admin API locked' : 'read-only admin tokens refused';
-  const still = kind === 'admin' ? '/health, /health/ready and /openapi.json still answer' : 'the admin token still works';
+  // A refused read-only token leaves the admin token, if there is a usable one; without one nothing but the open paths.
+  const still = kind === 'read-only' && adminUsable ? 'the admin token still works' : '/health, /health/ready and /openapi.json still answer';
   if (tokens.length === 0) {
     if (kind === 'admin') log.warn(`admin token not set: set ${tokenEnv} to make changes through the admin API (without it, only /health, /health/ready and /openapi.json answer, and reads with a read-only token if one is set)`);
     return { tokens: [] };
@@ -344,7 +351,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
 
     // Without a token the admin listener still serves /health and /openapi.json.
     const admin = adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log);
-    const read = adminTokensOf(options.adminReadToken ?? rt.env[config.admin.readTokenEnv], config.admin.readTokenEnv, log, 'read-only');
+    const read = adminTokensOf(options.adminReadToken ?? rt.env[config.admin.readTokenEnv], config.admin.readTokenEnv, log, 'read-only', admin.tokens.length > 0);
     const adminOptions = { tokens: admin.tokens, readTokens: read.tokens, metrics, ...(admin.refused ? { lockedBecause: admin.refused } : {}) };
     const adminUrl = await listen(await buildAdmin(rt, adminOptions), 'admin', config.admin.listen, options.ports?.admin);
     rt.listening.admin = adminUrl;

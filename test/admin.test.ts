@@ -837,6 +837,24 @@ describe('admin listener with a token too short to guard it', () => {
   });
 });
 
+describe('admin listener with both tokens refused', () => {
+  it('says that only the open paths answer, not that the admin token still works', async () => {
+    const upstream = await startTestUpstream();
+    const kg = await startKeygate({ upstream: { url: upstream.url } }, { dir: tempDir('admin-both-refused'), adminToken: 'shorttok', adminReadToken: 'short', env: {} });
+    try {
+      expect((await fetch(`${kg.adminUrl}/v1/accounts`, { headers: { authorization: 'Bearer short' } })).status).toBe(503);
+      expect((await fetch(`${kg.adminUrl}/health/ready`)).status).toBe(200);
+      expect(kg.logs.text).toContain(
+        'read-only admin tokens refused: KEYGATE_ADMIN_READ_TOKEN is 5 characters long; use at least 16 random ones, e.g. openssl rand -base64 24 (/health, /health/ready and /openapi.json still answer)',
+      );
+      expect(kg.logs.text).not.toContain('the admin token still works');
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('admin listener with two tokens while one replaces the other', () => {
   it('accepts either token, and stays locked when one of them is too short to guard it', async () => {
     const upstream = await startTestUpstream();
@@ -961,7 +979,7 @@ describe('read-only admin tokens', () => {
       // A read-only token that could be guessed is refused; the admin token is not affected.
       expect((await call(`${weak.adminUrl}/v1/accounts`, 'short')).status).toBe(401);
       expect((await call(`${weak.adminUrl}/v1/accounts`, admin)).status).toBe(200);
-      expect(weak.logs.text).toContain('read-only admin tokens refused: KEYGATE_ADMIN_READ_TOKEN is 5 characters long');
+      expect(weak.logs.text).toContain('read-only admin tokens refused: KEYGATE_ADMIN_READ_TOKEN is 5 characters long; use at least 16 random ones, e.g. openssl rand -base64 24 (the admin token still works)');
     } finally {
       await kg.close();
       await weak.close();
