@@ -195,6 +195,8 @@ export interface TcpProxy {
   stall(): void;
   /** Passes on what was held, and everything after it. */
   resume(): void;
+  /** What clients sent to the target since the stall began, held (as text: Redis's protocol is). */
+  heldFromClients(): string;
   /** Passes what clients send on to the target, and drops what it answers (until cut). */
   muteAnswers(): void;
 }
@@ -209,11 +211,11 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let server: Server | undefined;
   const port = await namedPort();
   /** While stalled, what each direction would have written, held. */
-  let held: { to: Socket; data: Buffer }[] | undefined;
+  let held: { to: Socket; data: Buffer; answer: boolean }[] | undefined;
   let muted = false;
   const pass = (from: Socket, to: Socket, answers = false) =>
     from.on('data', (data: Buffer) => {
-      if (held) held.push({ to, data });
+      if (held) held.push({ to, data, answer: answers });
       else if (!(answers && muted)) to.write(data);
     });
   const listen = async () => {
@@ -256,6 +258,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     },
     muteAnswers() {
       muted = true;
+    },
+    heldFromClients() {
+      return Buffer.concat((held ?? []).filter((entry) => !entry.answer).map((entry) => entry.data)).toString('latin1');
     },
   };
 }

@@ -141,6 +141,34 @@ describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
     }
   });
 
+  it('does not wait again on a Redis it knows is stalled for an admin read or a revocation', async () => {
+    const { keyId, secret } = await provisionKey(gateway, 'metered');
+    // Redis back from the test before, as this process sees it.
+    expect(await eventually(async () => (await gateway.admin('/health/ready')).status === 200, 10_000, 200)).toBe(true);
+    const mark = gateway.output.length;
+    proxy.stall();
+    try {
+      // An admission waits out its deadline: the process now knows Redis is away.
+      expect((await gateway.call('/v1/records?limit=1', secret)).status).toBe(503);
+      expect((await gateway.admin('/health/ready')).status).toBe(503);
+      // The key's answer leaves out when its block ends (not known), and the revocation says
+      // the others learn of it from the store: neither asked Redis (each asking cost a
+      // second), so nothing they would have sent is held.
+      const read = await gateway.admin(`/v1/keys/${keyId}`);
+      expect(read.status).toBe(200);
+      expect(await read.json()).not.toHaveProperty('blockedUntil');
+      const revoked = await gateway.admin(`/v1/keys/${keyId}/revoke`, { method: 'POST' });
+      expect(revoked.status).toBe(200);
+      expect(revoked.headers.get('keygate-warning')).toMatch(/Redis is unreachable, so the other keygate processes learn of it from the store/);
+      const sent = proxy.heldFromClients();
+      expect(sent).not.toMatch(/hget/i);
+      expect(sent).not.toMatch(/publish/i);
+    } finally {
+      proxy.resume();
+    }
+    expect(await gateway.waitForLog(/Redis answers again/, mark, 10_000)).toBe(true);
+  });
+
   it('releases what a request reserved once Redis is back, when its answer came while Redis was cut', async () => {
     const { secret, accountId } = await provisionKey(gateway, 'metered');
     // 10 of the 20 credits reserved; its answer waits upstream.

@@ -627,25 +627,33 @@ export class RedisCounters implements Counters {
    * error instead of failing: a timed-out HGET must not read as "no block").
    */
   private async operatorCall(send: () => Promise<[Error | null, unknown][] | null>): Promise<[Error | null, unknown][]> {
+    // Known away (stalled, until a flush's probe finds it answering): not waited on again,
+    // as admissions are not, so that each admin read or change made meanwhile is not a second slower.
+    if (!this.isReachable()) throw new CountersUnavailableError(new Error('Redis is not reachable'));
+    let results: [Error | null, unknown][];
     try {
-      if (this.client.status !== 'ready') throw new Error('Redis is not reachable');
-      const results = (await send()) ?? [];
-      const failed = results.find(([error]) => error !== null);
-      if (failed) throw failed[0];
-      return results;
+      results = (await send()) ?? [];
     } catch (error) {
+      this.noteFailure(error);
       throw new CountersUnavailableError(error);
     }
+    const failed = results.find(([error]) => error !== null);
+    if (failed) throw new CountersUnavailableError(failed[0]);
+    return results;
   }
 
   async broadcast(event: CacheEvent): Promise<void> {
     try {
-      if (this.client.status !== 'ready') throw new Error('Redis is not reachable');
+      // Known away: the change is not held a second for it (its mark tells the others).
+      if (!this.isReachable()) throw new Error('Redis is not reachable');
       // Every subscriber, this process's included, hears it from Redis. A stalled Redis
       // does not hold the change's answer for the command timeout (5 s): past the
       // deadline it counts as not told (if Redis sends it later, the others just drop a
       // cached key once more).
-      await withDeadline(this.client.publish(this.channel, JSON.stringify(event)), ADMIT_DEADLINE_MS);
+      await withDeadline(this.client.publish(this.channel, JSON.stringify(event)), ADMIT_DEADLINE_MS).catch((error: unknown) => {
+        this.noteFailure(error);
+        throw error;
+      });
     } catch (error) {
       this.deliver(event);
       throw new CountersUnavailableError(error);
