@@ -230,8 +230,14 @@ function adminTokensOf(
   const tokens = (value ?? '').split(',').map((token) => token.trim()).filter((token) => token !== '');
   // What a bad token shuts: the whole admin API, or (read-only tokens, which are optional) only those.
   const locked = kind === 'admin' ? 'admin API locked' : 'read-only admin tokens refused';
-  // A refused read-only token leaves the admin token, if there is a usable one; without one nothing but the open paths.
-  const still = kind === 'read-only' && adminUsable ? 'the admin token still works' : '/health, /health/ready and /openapi.json still answer';
+  // What still answers: a refused admin token leaves reads with a read-only one (judged next); a
+  // refused read-only token leaves the admin token, if it is usable; else only the open paths.
+  const still =
+    kind === 'admin'
+      ? '/health, /health/ready and /openapi.json still answer, and reads with a read-only token if one is set'
+      : adminUsable
+        ? 'the admin token still works'
+        : '/health, /health/ready and /openapi.json still answer';
   if (tokens.length === 0) {
     if (kind === 'admin') log.warn(`admin token not set: set ${tokenEnv} to make changes through the admin API (without it, only /health, /health/ready and /openapi.json answer, and reads with a read-only token if one is set)`);
     return { tokens: [] };

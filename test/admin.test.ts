@@ -837,6 +837,25 @@ describe('admin listener with a token too short to guard it', () => {
   });
 });
 
+describe('admin listener with a refused admin token and a usable read-only one', () => {
+  it('reads with the read-only token, and the log says so', async () => {
+    const upstream = await startTestUpstream();
+    const reader = 'reporting-token-0123456789';
+    const kg = await startKeygate({ upstream: { url: upstream.url } }, { dir: tempDir('admin-refused-reader-kept'), adminToken: 'shorttok', adminReadToken: reader, env: {} });
+    try {
+      expect((await fetch(`${kg.adminUrl}/v1/accounts`, { headers: { authorization: `Bearer ${reader}` } })).status).toBe(200);
+      // The refused token is no token of this keygate.
+      expect((await fetch(`${kg.adminUrl}/v1/accounts`, { headers: { authorization: 'Bearer shorttok' } })).status).toBe(401);
+      expect(kg.logs.text).toContain(
+        'admin API locked: KEYGATE_ADMIN_TOKEN is 8 characters long; use at least 16 random ones, e.g. openssl rand -base64 24 (/health, /health/ready and /openapi.json still answer, and reads with a read-only token if one is set)',
+      );
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('admin listener with both tokens refused', () => {
   it('says that only the open paths answer, not that the admin token still works', async () => {
     const upstream = await startTestUpstream();
