@@ -1148,6 +1148,53 @@ describe('keys that carry at least one scope (keys.requireScopes)', () => {
   });
 });
 
+describe('scope * given with other scopes', () => {
+  it('is refused where a key is created, imported or changed, naming what the others would add, storing nothing; a key stored so before rotates to * alone', async () => {
+    const upstream = await startTestUpstream();
+    const kg = await startKeygate(
+      { upstream: { url: upstream.url }, scopes: ['read', 'write'], routes: [{ method: 'GET', path: '/items', scopes: ['read'] }] },
+      { dir: tempDir('admin-wildcard-beside') },
+    );
+    try {
+      const post = (path: string, body: unknown) => kg.admin(path, { method: 'POST', body: JSON.stringify(body) });
+      const json = async (r: Response) => ({ status: r.status, ...((await r.json()) as Record<string, unknown>) });
+      const refused = (others: string) => ({ status: 400, detail: `scope * already grants every scope, so ${others} would add nothing: give * alone, or the scopes the key needs without *` });
+      const account = (await (await post('/v1/accounts', { name: 'Acme' })).json()) as { id: string };
+
+      expect(await json(await post('/v1/keys', { accountId: account.id, name: 'both', scopes: ['*', 'read'] }))).toMatchObject(refused('read'));
+      expect(await json(await post('/v1/keys', { accountId: account.id, name: 'both', scopes: ['write', '*', 'read', 'write'] }))).toMatchObject(refused('write, read'));
+      const secret = kg.runtime.keyFormat.generate('live');
+      expect(await json(await post('/v1/keys/import', { accountId: account.id, name: 'imported', secret, scopes: ['read', '*'] }))).toMatchObject(refused('read'));
+      expect((await (await kg.admin(`/v1/keys?accountId=${account.id}`)).json()) as unknown[]).toEqual([]);
+
+      // * alone, or * given twice, is still taken.
+      const all = (await (await post('/v1/keys', { accountId: account.id, name: 'all', scopes: ['*', '*'] })).json()) as { id: string; scopes: string[]; secret: string };
+      expect(all.scopes).toEqual(['*']);
+      const patch = (id: string, body: unknown) => kg.admin(`/v1/keys/${id}`, { method: 'PATCH', body: JSON.stringify(body) });
+      expect(await json(await patch(all.id, { scopes: ['*', 'write'] }))).toMatchObject(refused('write'));
+      expect(((await (await kg.admin(`/v1/keys/${all.id}`)).json()) as { scopes: string[] }).scopes).toEqual(['*']);
+
+      // The OpenAPI document says so where each operation takes scopes.
+      const doc = (await (await fetch(`${kg.adminUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, any>> };
+      for (const [path, method] of [['/v1/keys', 'post'], ['/v1/keys/import', 'post'], ['/v1/keys/{id}', 'patch']] as const) {
+        const scopes = doc.paths[path]?.[method]?.requestBody?.content?.['application/json']?.schema?.properties?.scopes as { description?: string } | undefined;
+        expect(scopes?.description, `${method} ${path}`).toContain('* grants every scope and is given alone: beside other scopes it is refused (400)');
+      }
+
+      // Stored with * and read before they were refused together: its replacement has the same access, written as * alone.
+      await kg.runtime.store.updateKey(all.id, { scopes: ['*', 'read'] });
+      const rotated = await post(`/v1/keys/${all.id}/rotate`, {});
+      expect(rotated.status).toBe(200);
+      const replacement = (await rotated.json()) as { scopes: string[]; secret: string };
+      expect(replacement.scopes).toEqual(['*']);
+      expect((await kg.call('/items', { headers: { authorization: `Bearer ${replacement.secret}` } })).status).toBe(200);
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('rotating over the admin API where one key works per account (keys.rotation: replace)', () => {
   const dir = tempDir('admin-rotation-replace');
   let upstream: TestUpstream;

@@ -120,6 +120,17 @@ describe('keygate CLI with a running gateway', () => {
     await cli('keys', 'revoke', created.id);
   });
 
+  it('refuses * given with other scopes, where a key is created or changed, creating nothing', async () => {
+    const wildcard = 'error: scope * already grants every scope, so metrics:read would add nothing: give * alone, or the scopes the key needs without *\n';
+    const keysBefore = (await cli('keys', 'list', '--account', accountId, '--json')).stdout;
+    const created = await cli('keys', 'create', '--account', accountId, '--name', 'both', '--scopes', '*,metrics:read');
+    expect([created.code, created.stdout, created.stderr]).toEqual([1, '', wildcard]);
+    expect((await cli('keys', 'list', '--account', accountId, '--json')).stdout).toBe(keysBefore);
+    const updated = await cli('keys', 'update', keyId, '--scopes', 'metrics:read, *');
+    expect([updated.code, updated.stderr]).toEqual([1, wildcard]);
+    expect(JSON.parse((await cli('keys', 'show', keyId, '--json')).stdout).scopes).toEqual(['metrics:read']);
+  });
+
   it('says to the second until when a rotated key still works', async () => {
     const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'rolling', '--json')).stdout) as { id: string };
     const rotated = await cli('keys', 'rotate', created.id, '--overlap', '1h');

@@ -178,6 +178,11 @@ describe('keygate as a library', () => {
     try {
       const team = await createAccount(scoped.runtime, { name: 'Readers' }, 'test');
       const reader = { authorization: `Bearer ${(await createKey(scoped.runtime, { accountId: team.id, name: 'r', scopes: ['read'] }, 'test')).secret}` };
+      // * with other scopes is refused here as by the admin API, the CLI and the dashboard.
+      await expect(createKey(scoped.runtime, { accountId: team.id, name: 'both', scopes: ['*', 'admin'] }, 'test')).rejects.toMatchObject({
+        kind: 'invalid',
+        message: 'scope * already grants every scope, so admin would add nothing: give * alone, or the scopes the key needs without *',
+      });
       expect(await scoped.check({ method: 'GET', url: '/v1/admin/users', headers: reader })).toMatchObject({ allowed: false, reason: 'insufficient_scope' });
       for (const url of ['/v1/x/../admin/users', '/v1/x/%2e%2e/admin/users', '/v1/x\\..\\admin/users', '/v1//admin/users', '/v1/admin;x/users']) {
         expect(await scoped.check({ method: 'GET', url, headers: reader }), url).toMatchObject({ allowed: false, reason: 'bad_request' });

@@ -64,6 +64,9 @@ const Account = z.object({
   overage: z.boolean().nullable().describe('null: follow the plan'),
   createdAt: z.string(),
 });
+/** A key's scopes as a request gives them; `which` says more of them. */
+const keyScopes = (which: string) =>
+  z.array(z.string()).optional().describe(`The key's scopes${which}, among those its plan allows. * grants every scope and is given alone: beside other scopes it is refused (400)`);
 const Key = z.object({
   id: z.string(),
   name: z.string(),
@@ -646,7 +649,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         operationId: 'createKey',
         tags: ['keys'],
         summary: 'Create a key; the secret is in this response only',
-        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), mode: z.enum(['live', 'test']).optional(), scopes: z.array(z.string()).optional(), expiresAt: dateInput.nullable().optional() }).strict(),
+        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), mode: z.enum(['live', 'test']).optional(), scopes: keyScopes(' (default: all its plan allows, * where that is every scope)'), expiresAt: dateInput.nullable().optional() }).strict(),
         response: { 201: IssuedKey, 400: Problem, 404: Problem, 409: Problem },
       },
     },
@@ -674,7 +677,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         operationId: 'importKey',
         tags: ['keys'],
         summary: 'Register a key the API issued before keygate (a migration); only its hash is kept',
-        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), secret: z.string().min(1).max(256), mode: z.enum(['live', 'test']).optional(), scopes: z.array(z.string()).optional() }).strict(),
+        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), secret: z.string().min(1).max(256), mode: z.enum(['live', 'test']).optional(), scopes: keyScopes(' (default: all its plan allows, * where that is every scope)') }).strict(),
         response: { 201: Key, 400: Problem, 404: Problem, 409: Problem },
       },
     },
@@ -702,7 +705,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         tags: ['keys'],
         summary: 'Rename a key or change its scopes (from its next request on, in every process)',
         params: IdParams,
-        body: z.object({ name: z.string().min(1).max(100).optional(), scopes: z.array(z.string()).optional() }).strict(),
+        body: z.object({ name: z.string().min(1).max(100).optional(), scopes: keyScopes(', replacing its current ones') }).strict(),
         response: { 200: Key, 400: Problem, 404: Problem, 409: Problem },
       },
     },

@@ -43,17 +43,20 @@ export function defaultRotationOverlap(rt: Pick<Runtime, 'config'>): string {
 /** A key this close to its expiry is shown as expiring. */
 const EXPIRING_WITHIN_MS = 7 * DAY_MS;
 
+/** The scope that satisfies every route. */
+const WILDCARD = '*';
+
 /** The scopes keys on an account's plan may carry. `*` is offered when the plan allows all. */
 export function allowedScopes(rt: Pick<Runtime, 'config'>, planId: string): string[] {
   const plan = rt.config.plans[planId];
   if (plan?.scopes) return plan.scopes;
-  return rt.config.scopes.length > 0 ? ['*', ...rt.config.scopes] : [];
+  return rt.config.scopes.length > 0 ? [WILDCARD, ...rt.config.scopes] : [];
 }
 
 function defaultScopes(rt: Runtime, planId: string): string[] {
   const allowed = allowedScopes(rt, planId);
   if (allowed.length === 0) return [];
-  return allowed.includes('*') ? ['*'] : allowed;
+  return allowed.includes(WILDCARD) ? [WILDCARD] : allowed;
 }
 
 /**
@@ -62,13 +65,19 @@ function defaultScopes(rt: Runtime, planId: string): string[] {
  */
 function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): string[] {
   const allowed = allowedScopes(rt, planId);
-  const wildcard = allowed.includes('*');
+  const wildcard = allowed.includes(WILDCARD);
   const notAllowed = scopes.filter((s) => !allowed.includes(s) && !(wildcard && rt.config.scopes.includes(s)));
   if (notAllowed.length > 0) {
     throw new OperationError('invalid', `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')} not allowed; allowed: ${allowed.join(', ') || '(none)'}`);
   }
   if (scopes.length === 0 && rt.config.keys.requireScopes) {
     throw new OperationError('invalid', `scopes cannot be empty: every key of this API carries at least one scope; allowed: ${allowed.join(', ')}`);
+  }
+  // `*` beside other scopes: the others grant nothing more, and what was meant (every
+  // scope, or only those) is for the caller to say, not for keygate to guess.
+  const others = [...new Set(scopes.filter((s) => s !== WILDCARD))];
+  if (scopes.includes(WILDCARD) && others.length > 0) {
+    throw new OperationError('invalid', `scope * already grants every scope, so ${others.join(', ')} would add nothing: give * alone, or the scopes the key needs without *`);
   }
   return [...new Set(scopes)];
 }
@@ -345,7 +354,10 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   }
   // Checked before anything is written: a date past JavaScript's range made every later key listing fail.
   if (now + overlapMs > LATEST_TIME) throw new OperationError('invalid', 'the overlap is too long: it would end after the year 9999');
-  const { issued, replaced } = await issueKey(rt, { accountId: old.accountId, name: old.name, mode: old.mode, scopes: old.scopes }, actor, { replacing: { old, overlapMs }, ...(options.id === undefined ? {} : { id: options.id }) });
+  // A key stored with `*` beside other scopes (before they were refused together) is
+  // replaced by one with `*` alone: the same access.
+  const scopes = old.scopes.includes(WILDCARD) ? [WILDCARD] : old.scopes;
+  const { issued, replaced } = await issueKey(rt, { accountId: old.accountId, name: old.name, mode: old.mode, scopes }, actor, { replacing: { old, overlapMs }, ...(options.id === undefined ? {} : { id: options.id }) });
   // Issued as a replacement: the key it replaced was updated with it.
   const { previous, until, overlapMs: kept } = replaced as Replaced;
   await rt.invalidate({ type: 'key', hash: old.hash });

@@ -123,16 +123,24 @@ describe('dashboard: hand-edited forms', () => {
     });
 
     it('still creates a key from the values the form offers, with repeated scopes, and with no expiry sent', async () => {
-      const expiring = await member.post('/keys', [['name', 'expiring'], ['scope', '*'], ['mode', 'test'], ['expiry', '30d'], ['scope', 'projects:read'], ['scope', 'rankings:read']]);
+      const expiring = await member.post('/keys', [['name', 'expiring'], ['scope', 'projects:read'], ['mode', 'test'], ['expiry', '30d'], ['scope', 'rankings:read']]);
       expect(expiring.status).toBe(201);
       expect(expiring.heading).toBe('Copy your new key');
       const plain = await member.post('/keys', [['name', 'script'], ['scope', '*']]);
       expect(plain.status).toBe(201);
       const keys = await keysOfAcme();
       const byName = (name: string) => keys.find((k) => k.name === name);
-      expect(byName('expiring')).toMatchObject({ mode: 'test', scopes: ['*', 'projects:read', 'rankings:read'] });
+      expect(byName('expiring')).toMatchObject({ mode: 'test', scopes: ['projects:read', 'rankings:read'] });
       expect(byName('expiring')?.expiresAt).toBeCloseTo(fixture.clock.now() + 30 * DAY, -5);
       expect(byName('script')).toMatchObject({ mode: 'live', expiresAt: null, scopes: ['*'] });
+    });
+
+    it('refuses * (all scopes) ticked with other scopes, shows the form again as ticked and creates nothing', async () => {
+      const answer = await member.post('/keys', [['name', 'both'], ['scope', '*'], ['scope', 'projects:read']]);
+      expect([answer.status, answer.alert]).toEqual([400, 'Choose either * (all scopes) or the scopes the key needs, not both: * already grants every scope.']);
+      expect(answer.html).toContain('value="*" checked');
+      expect(answer.html).toContain('value="projects:read" checked');
+      expect((await keysOfAcme()).filter((k) => k.name === 'both')).toEqual([]);
     });
   });
 

@@ -152,6 +152,9 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     if (form.scopes.length === 0 && allowedScopes(rt, account.planId).length > 0) {
       return sendCreateForm(request, reply, account, form, nonce, 'Choose at least one scope: a key without scopes cannot call anything.', 400);
     }
+    if (form.scopes.includes('*') && form.scopes.length > 1) {
+      return sendCreateForm(request, reply, account, form, nonce, 'Choose either * (all scopes) or the scopes the key needs, not both: * already grants every scope.', 400);
+    }
     const before = await sentBefore(keyId, account.id);
     if (before) return sendSentAlready(request, reply, before);
     const expiresIn = EXPIRY_CHOICES[form.expiry];
