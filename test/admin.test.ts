@@ -3,6 +3,7 @@
  * details for every error, an OpenAPI document, and changes that take effect on the
  * gateway's next request.
  */
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startKeygate, type TestKeygate } from './support/keygate.js';
 import { acceptInvitation } from '../src/operations/members.js';
@@ -224,6 +225,35 @@ describe('admin API', () => {
       const response = await json(await kg.admin('/v1/accounts', { method: 'POST', headers: { 'content-type': contentType }, body: JSON.stringify({ name: 'Narrow' }) }));
       expect(response.status, contentType).toBe(201);
     }
+  });
+
+  it('refuses a compressed body (Content-Encoding) with 415 and Accept-Encoding: identity, whether or not its bytes are compressed, creating nothing', async () => {
+    const before = await json(await kg.admin('/v1/accounts'));
+    const plain = JSON.stringify({ name: 'Zipped' });
+    for (const [encoding, body] of [['gzip', gzipSync(plain)], ['br', plain], ['GZIP, identity', gzipSync(plain)]] as const) {
+      const response = await kg.admin('/v1/accounts', { method: 'POST', headers: { 'content-encoding': encoding }, body });
+      expect({ status: response.status, accept: response.headers.get('accept-encoding'), body: await response.json() }, encoding).toEqual({
+        status: 415,
+        accept: 'identity',
+        body: {
+          type: 'about:blank',
+          title: 'Unsupported Media Type',
+          status: 415,
+          detail: 'The body has a Content-Encoding (compressed, say), which the admin API does not decode: send the JSON uncompressed, without Content-Encoding.',
+        },
+      });
+    }
+    expect(await json(await kg.admin('/v1/accounts'))).toEqual(before);
+    const identity = await json(await kg.admin('/v1/accounts', { method: 'POST', headers: { 'content-encoding': 'identity' }, body: plain }));
+    expect(identity).toMatchObject({ status: 201, body: { name: 'Zipped' } });
+  });
+
+  it('refuses a body over 1 MB with 413, saying the limit', async () => {
+    const response = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'x'.repeat(1024 * 1024) }) }));
+    expect(response).toEqual({
+      status: 413,
+      body: { type: 'about:blank', title: 'Payload Too Large', status: 413, detail: "The body is over the admin API's limit of 1 MB (1048576 bytes); none of its requests needs one that large." },
+    });
   });
 
   it('refuses a JSON body whose bytes are not UTF-8 (it would be stored with U+FFFD in their place), and takes UTF-8 beyond ASCII', async () => {

@@ -127,11 +127,12 @@ function shortened(detail: string): string {
   return detail.length > MAX_DETAIL ? `${detail.slice(0, MAX_DETAIL)}…` : detail;
 }
 
-/** A request body refused before any route reads it, with what the client is told. */
+/** A request body refused before any route reads it, with what the client is told (and headers that say more). */
 class BodyRefusal extends Error {
   constructor(
     readonly status: 400 | 415,
     detail: string,
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(detail);
     this.name = 'BodyRefusal';
@@ -144,6 +145,16 @@ const NOT_UTF8 = 'Send the body as UTF-8 JSON: Content-Type: application/json, w
 /** A body missing where one is needed, however it is missing (none, empty, `null`). */
 const NO_BODY = 'body: expected a JSON object; the request had none';
 const NOT_UTF8_BYTES = 'The body is not UTF-8: send JSON encoded as UTF-8.';
+/**
+ * A body with a Content-Encoding (gzip, say): keygate does not decode one, so compressed
+ * bytes would be refused as not UTF-8, and a body labelled compressed but sent plain would
+ * be read as what it is not. Said as RFC 9110 §15.5.16 asks: a 415 whose Accept-Encoding
+ * names the one coding taken.
+ */
+const ENCODED = 'The body has a Content-Encoding (compressed, say), which the admin API does not decode: send the JSON uncompressed, without Content-Encoding.';
+/** The largest body the admin API reads: far more than any of its requests needs. */
+const BODY_LIMIT_BYTES = 1024 * 1024;
+const TOO_LARGE = `The body is over the admin API's limit of 1 MB (${BODY_LIMIT_BYTES} bytes); none of its requests needs one that large.`;
 const PROTOTYPE_KEY = 'The body is valid JSON, but it has a "__proto__" key (or a "constructor" holding "prototype"), which keygate refuses: no admin request takes one.';
 
 /** Fastify's JSON parser, in the form it has (`getDefaultJsonParser` is typed as either form). */
@@ -291,7 +302,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   const app = Fastify({
     ...listenerOptions(rt.log, 'admin'),
     http: { maxHeaderSize: rt.config.admin.listen.maxHeaderSize },
-    bodyLimit: 1024 * 1024,
+    bodyLimit: BODY_LIMIT_BYTES,
     // Before routing (an undecodable URL, a path parameter over 2,048 characters): still problem details.
     frameworkErrors: (error, _request, reply) => {
       const status = (error as { statusCode?: number }).statusCode ?? 400;
@@ -320,6 +331,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     const charset = charsetOf(request.headers['content-type']);
     if (charset !== undefined && !UTF8_CHARSETS.has(charset)) return done(new BodyRefusal(415, NOT_UTF8), undefined);
     // Bytes that are not UTF-8 would be read as U+FFFD and stored so (a name "��").
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return done(new BodyRefusal(415, ENCODED, { 'accept-encoding': 'identity' }), undefined);
     if (!isUtf8(bytes)) return done(new BodyRefusal(400, NOT_UTF8_BYTES), undefined);
     const body = bytes.toString('utf8');
     // An operation that takes no body (revoke, unblock, a delete) is sent one by clients that
@@ -432,7 +445,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
 
   app.setErrorHandler(async (error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
     if (error instanceof OperationError) return problem(reply, OPERATION_STATUS[error.kind], error.message);
-    if (error instanceof BodyRefusal) return problem(reply, error.status, error.message);
+    if (error instanceof BodyRefusal) return problem(reply.headers(error.headers), error.status, error.message);
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return problem(reply, 413, TOO_LARGE);
     // Redis is away: what needs it (lifting a block) cannot be done now, by anyone.
     if (error instanceof CountersUnavailableError) return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${error.message}; try again once it is back.`);
     if (error.validation) return problem(reply, 400, describeValidation(error, request));

@@ -43,7 +43,7 @@ const COMMON: { status: number; when: string; headers?: Record<string, unknown>;
   { status: 404, when: 'No such record', applies: ({ operation }) => (operation.parameters ?? []).some((p) => p.in === 'path') },
   { status: 414, when: 'A path parameter over 2,048 characters', applies: ({ operation }) => (operation.parameters ?? []).some((p) => p.in === 'path') },
   { status: 413, when: 'A body over 1 MB', applies: ({ method }) => method !== 'get' && method !== 'head' },
-  { status: 415, when: 'A body that is not JSON in UTF-8 (also where none is read)', applies: ({ method }) => method !== 'get' && method !== 'head' },
+  { status: 415, when: 'A body that is not JSON in UTF-8, or is sent with a Content-Encoding (also where none is read)', applies: ({ method }) => method !== 'get' && method !== 'head' },
   {
     status: 503,
     when: 'The admin API is locked (no usable token configured), or the store (or, for what needs them, the counters) is not reachable, or (SQLite) another process held its write lock past the wait, or (SQLite) the store refused to write for want of room or permission ("the database could not be written: disk full", "…: the database file is read-only"): the change was not saved, or only in part',
