@@ -129,8 +129,25 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     expect(await textOf(page.getByRole('status'))).toBe(`“Acme Analytics” is now on the Pro plan, until ${nextYear}.`);
     expect((await callGateway()).status).toBe(200);
 
-    // A hand-edited form (a browser's date field sends only real days) is refused, saying what a day looks like.
-    await page.evaluate(() => Object.assign(document.getElementById('plan-ends') as HTMLInputElement, { type: 'text', value: '2027-02-30' }));
+    // Typed key by key as the dashboard writes days, the day is the one sent (a browser's
+    // date field, month first, took no such day and did not send the form); shown back the same way.
+    const typed = `${new Date().getUTCFullYear() + 1}-06-12`;
+    await page.getByLabel(/^Plan ends/).clear();
+    await page.getByLabel(/^Plan ends/).pressSequentially(typed);
+    await page.getByRole('button', { name: 'Change plan' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe(`“Acme Analytics” is now on the Pro plan, until ${typed}.`);
+    expect((await fixture.keygate.runtime.store.getAccount(acmeId))?.planExpiresAt).toBe(Date.parse(`${typed}T00:00:00Z`));
+    expect(await page.getByLabel(/^Plan ends/).inputValue()).toBe(typed);
+    expect(await page.getByLabel(/^Plan ends/).evaluate((field: HTMLInputElement) => field.type)).toBe('text');
+
+    // A day in another order is not sent: the browser says the field wants another format, with its title.
+    await page.getByLabel(/^Plan ends/).fill('06/12/2027');
+    await page.getByRole('button', { name: 'Change plan' }).click();
+    expect(await page.getByLabel(/^Plan ends/).evaluate((field: HTMLInputElement) => [field.validity.patternMismatch, field.title])).toEqual([true, 'A day as YYYY-MM-DD, e.g. 2027-01-31']);
+    expect((await fixture.keygate.runtime.store.getAccount(acmeId))?.planExpiresAt).toBe(Date.parse(`${typed}T00:00:00Z`));
+
+    // A hand-edited form (not a day, though shaped like one) is refused, saying what a day looks like.
+    await page.getByLabel(/^Plan ends/).fill('2027-02-30');
     await page.getByRole('button', { name: 'Change plan' }).click();
     expect(await textOf(page.getByRole('alert'))).toBe('The plan\'s end is a day such as 2027-01-31, or empty for never (got "2027-02-30").');
 

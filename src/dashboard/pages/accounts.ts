@@ -308,6 +308,9 @@ ${pager}
     const members = await rt.store.listMembers({ accountId: account.id });
     const events = await rt.store.listAudit({ accountId: account.id, limit: RECENT_EVENTS });
     const accountNames = new Map([[account.id, account.name]]);
+    // The plan's end is a text field written as the dashboard writes days (2027-01-31): a
+    // browser's date field shows the day in an order of its own (06/12/2027: June or
+    // December?), and takes no day typed as the dashboard shows them (the form is not sent).
     const body = html`<p><a href="/accounts">← All accounts</a></p>
 <h1>${account.name}</h1>
 <p class="muted">Account <code>${account.id}</code>, created ${when(account.createdAt)}.</p>
@@ -315,7 +318,7 @@ ${pager}
 <form method="post" action="/accounts/${account.id}/plan" class="inline-form">
   ${csrfField(request)}
   <div class="field"><label for="plan">Plan</label><select id="plan" name="plan">${planOptions(account.planId)}</select></div>
-  <div class="field"><label for="plan-ends">Plan ends <span class="hint">that day, 00:00 UTC; empty: never</span></label><input type="date" id="plan-ends" name="planEnds" value="${account.planExpiresAt === null ? '' : dayOf(account.planExpiresAt)}"></div>
+  <div class="field"><label for="plan-ends">Plan ends <span class="hint">YYYY-MM-DD: that day, 00:00 UTC; empty: never</span></label><input type="text" id="plan-ends" name="planEnds" value="${account.planExpiresAt === null ? '' : dayOf(account.planExpiresAt)}" placeholder="YYYY-MM-DD" pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}" title="A day as YYYY-MM-DD, e.g. 2027-01-31" maxlength="10" size="12" autocomplete="off" spellcheck="false"></div>
   <button type="submit">Change plan</button>
 </form>
 ${account.apiAccess
