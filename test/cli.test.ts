@@ -253,6 +253,11 @@ describe('keygate CLI with a running gateway', () => {
     writeFileSync(callsFile, stringify([{ method: 'GET', path: '/api/v1/apps/a/metrics/mrr', cnt: 3 }]));
     const misnamed = await cli('forecast', '--calls', callsFile);
     expect([misnamed.code, misnamed.stderr]).toEqual([1, 'error: calls[0] has no field "cnt": a call is {method, path, count, records}\n']);
+    // A file that is not YAML: one line naming the file and where the parser stopped, not YAML's excerpt under it.
+    const brokenFile = path.join(dir, 'broken-calls.json');
+    writeFileSync(brokenFile, '{"method": "GET"\n');
+    const broken = await cli('forecast', '--calls', brokenFile);
+    expect([broken.code, broken.stderr]).toEqual([1, `error: --calls: ${brokenFile} is not YAML or JSON: Flow map must end with a } at line 2, column 1\n`]);
     const operator = await cli('members', 'invite', '--email', 'olga@ops.test', '--operator', '--account', accountId);
     expect([operator.code, operator.stderr]).toEqual([1, 'error: an operator sees every account and belongs to none: leave the account out\n']);
     const nobody = await cli('members', 'invite', '--email', 'olga@ops.test');
@@ -583,6 +588,9 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(r.stderr).toContain(`${path.join(dir, 'nope.yaml')}: cannot read the profile\n  - cannot read the file: ENOENT (no file at ${path.join(dir, 'nope.yaml')})`);
     expect(r.stderr).not.toContain('invalid configuration');
     expect(r.stderr).toContain('Name the profile with --config <file>, or set KEYGATE_CONFIG.');
+    // A directory named instead of the file in it: said in words, not only EISDIR.
+    const folder = await runCli(['accounts', 'list', '--config', dir, '--json']);
+    expect([folder.code, JSON.parse(folder.stderr)]).toEqual([2, { error: `${dir}: cannot read the profile`, problems: [`cannot read the file: EISDIR (${dir} is a directory: name the profile file in it)`] }]);
   });
 
   it('--json answers a mistyped command line as JSON too, without the usage text; without --json, the usage follows the error', async () => {

@@ -876,7 +876,14 @@ export function buildCli(): Command {
           } catch (error) {
             throw new OperationError('invalid', `--calls: cannot read ${opts.calls} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
           }
-          const parsed = parseYaml(text) as unknown;
+          let parsed: unknown;
+          try {
+            parsed = parseYaml(text) as unknown;
+          } catch (error) {
+            // YAML's message goes on with the line it stopped at, under a blank line: the first line says it.
+            const why = ((error as Error).message.split('\n')[0] ?? '').replace(/:$/, '');
+            throw new OperationError('invalid', `--calls: ${opts.calls} is not YAML or JSON: ${why}`);
+          }
           if (!Array.isArray(parsed)) throw new OperationError('invalid', `${opts.calls}: expected a list of calls`);
           calls.push(...parsed);
         }

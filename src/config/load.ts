@@ -112,7 +112,7 @@ export function loadConfigFile(file: string): LoadedConfig {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const hint = code === 'ENOENT' ? ` (no file at ${path.resolve(file)})` : '';
+    const hint = code === 'ENOENT' ? ` (no file at ${path.resolve(file)})` : code === 'EISDIR' ? ` (${path.resolve(file)} is a directory: name the profile file in it)` : code === 'EACCES' ? ` (no permission to read ${path.resolve(file)})` : '';
     throw new ConfigError(file, [`${UNREADABLE}: ${code ?? String(error)}${hint}`]);
   }
   return { config: parseConfigText(text, file), file, dir: path.dirname(path.resolve(file)) };
