@@ -144,6 +144,11 @@ describe('admin API', () => {
     expect({ status: deleteKey.status, allow: deleteKey.headers.get('allow') }).toEqual({ status: 405, allow: 'POST' });
     const noAccount = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'acc_nope', name: 'x' }) }));
     expect(noAccount).toMatchObject({ status: 404, body: { detail: 'no account "acc_nope"' } });
+    // A key's id where an account's goes (and the other way round) is said to be one.
+    const keyForAccount = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: first.id, name: 'x' }) }));
+    expect(keyForAccount).toMatchObject({ status: 404, body: { detail: `no account "${first.id}": that is a key's id; an account's begins acc_` } });
+    const accountForKey = await json(await kg.admin(`/v1/keys/${accountId}`));
+    expect(accountForKey).toMatchObject({ status: 404, body: { detail: `no key "${accountId}": that is an account's id; a key's begins key_` } });
     // A filter the API does not know is refused, not ignored (which would list every account's keys).
     const unknownFilter = await json(await kg.admin('/v1/keys?account=acc_x'));
     expect(unknownFilter.status).toBe(400);

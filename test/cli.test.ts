@@ -328,9 +328,9 @@ describe('keygate CLI with a running gateway', () => {
     const r = await cli('keys', 'unblock', keyId);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toBe(`error: with counters: memory, blocks live in the memory of the process that serves: lift this one through its admin API (POST /v1/keys/${keyId}/unblock)\n`);
-    // An id that is no key (an account's, say) is said to be none.
+    // An id that is no key (an account's, say) is said to be none, and to be an account's.
     const wrong = await cli('keys', 'unblock', accountId);
-    expect([wrong.code, wrong.stderr]).toEqual([1, `error: no key "${accountId}"\n`]);
+    expect([wrong.code, wrong.stderr]).toEqual([1, `error: no key "${accountId}": that is an account's id; a key's begins key_\n`]);
   });
 
   it('shows the audit log, newest first, with the CLI as the actor', async () => {
@@ -1287,6 +1287,11 @@ describe('keygate CLI does what the admin API does', () => {
     expect((await cli('accounts', 'show', account.id)).stdout).toMatch(/^name\s+Shown$/m);
     expect(await cli('keys', 'show', 'key_nope')).toMatchObject({ code: 1, stdout: '', stderr: 'error: no key "key_nope"\n' });
     expect(await cli('accounts', 'show', 'acc_nope')).toMatchObject({ code: 1, stdout: '', stderr: 'error: no account "acc_nope"\n' });
+    // One kind of id where another goes: said so, with the kind asked for.
+    expect(await cli('accounts', 'show', key.id)).toMatchObject({ code: 1, stdout: '', stderr: `error: no account "${key.id}": that is a key's id; an account's begins acc_\n` });
+    expect(await cli('keys', 'create', '--account', key.id, '--name', 'x')).toMatchObject({ code: 1, stdout: '', stderr: `error: no account "${key.id}": that is a key's id; an account's begins acc_\n` });
+    const keyOfAccount = await cli('--json', 'keys', 'revoke', account.id);
+    expect([keyOfAccount.code, keyOfAccount.stdout, JSON.parse(keyOfAccount.stderr)]).toEqual([1, '', { error: `no key "${account.id}": that is an account's id; a key's begins key_` }]);
     // A secret pasted where the id goes is not printed back.
     expect((await cli('keys', 'show', key.secret)).stderr).not.toContain(key.secret);
   });

@@ -3,7 +3,7 @@ import type { Runtime } from '../runtime.js';
 import type { Config } from '../config/schema.js';
 import type { AccountPatch, AccountRecord } from '../store/store.js';
 import { newId } from '../ids.js';
-import { checkedName, checkedTime, OperationError } from './errors.js';
+import { checkedName, checkedTime, notFound, OperationError } from './errors.js';
 import { audit } from './audit.js';
 
 export interface NewAccount {
@@ -112,7 +112,7 @@ export async function createAccount(rt: Runtime, input: NewAccount, actor: strin
 
 export async function getAccount(rt: Runtime, id: string): Promise<AccountRecord> {
   const account = await rt.store.getAccount(id);
-  if (!account) throw new OperationError('not_found', `no account "${id}"`);
+  if (!account) throw notFound('account', id);
   return account;
 }
 
@@ -122,7 +122,7 @@ export async function updateAccount(rt: Runtime, id: string, patch: AccountPatch
   if (patch.planExpiresAt !== undefined && patch.planExpiresAt !== null) checkedTime("the plan's expiry", patch.planExpiresAt);
   const before = await getAccount(rt, id);
   const after = await rt.store.updateAccount(id, patch);
-  if (!after) throw new OperationError('not_found', `no account "${id}"`);
+  if (!after) throw notFound('account', id);
   await rt.invalidate({ type: 'account', accountId: id });
   const changes = Object.fromEntries(
     Object.entries(patch).filter(([field, value]) => before[field as keyof AccountRecord] !== value),
@@ -135,7 +135,7 @@ export async function deleteAccount(rt: Runtime, id: string, actor: string): Pro
   // Its name and plan go into the audit log: nothing else will remember them.
   const before = await rt.store.getAccount(id);
   const deleted = await rt.store.deleteAccount(id);
-  if (!deleted || !before) throw new OperationError('not_found', `no account "${id}"`);
+  if (!deleted || !before) throw notFound('account', id);
   await rt.invalidate({ type: 'account', accountId: id });
   await audit(rt, actor, 'account.deleted', { accountId: id, detail: { name: before.name, planId: before.planId } });
 }

@@ -31,6 +31,21 @@ export class OperationError extends Error {
   }
 }
 
+/** What a record id's prefix says it is (`src/ids.ts`). */
+const ID_PREFIXES = { acc_: 'an account', key_: 'a key', mem_: 'a member', aud_: 'an audit entry' } as const;
+
+/**
+ * No such account or key. An id of another kind (a key's id where an account's goes, as
+ * `keygate accounts show key_…`) is said to be one: the likely slip, which "no account"
+ * alone leaves to guess.
+ */
+export function notFound(what: 'account' | 'key', id: string): OperationError {
+  const own = what === 'account' ? 'acc_' : 'key_';
+  const other = Object.entries(ID_PREFIXES).find(([prefix]) => prefix !== own && id.startsWith(prefix));
+  const hint = other === undefined ? '' : `: that is ${other[1]}'s id; ${ID_PREFIXES[own]}'s begins ${own}`;
+  return new OperationError('not_found', `no ${what} "${id}"${hint}`);
+}
+
 export const OPERATION_STATUS: Record<OperationErrorKind, number> = {
   not_found: 404,
   invalid: 400,

@@ -10,7 +10,7 @@ import type { KeyPatch, KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
 import { utcMinute } from '../meters/period.js';
 import { newId } from '../ids.js';
-import { checkedName, checkedTime, LATEST_TIME, OperationError, type KeyNaming } from './errors.js';
+import { checkedName, checkedTime, LATEST_TIME, notFound, OperationError, type KeyNaming } from './errors.js';
 import { audit } from './audit.js';
 import { getAccount, isoTime } from './accounts.js';
 
@@ -254,7 +254,7 @@ function replacementEnd(old: KeyRecord | undefined, accountKeys: readonly KeyRec
 export async function getKey(rt: Runtime, id: string, accountId?: string): Promise<KeyRecord> {
   const key = await rt.store.getKey(id);
   // A key of another account does not exist for the caller.
-  if (!key || (accountId !== undefined && key.accountId !== accountId)) throw new OperationError('not_found', `no key "${id}"`);
+  if (!key || (accountId !== undefined && key.accountId !== accountId)) throw notFound('key', id);
   return key;
 }
 
