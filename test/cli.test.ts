@@ -19,7 +19,7 @@ import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 import { refusedUrl } from './support/refused.js';
 import { namedPort } from './support/ports.js';
-import { REDIS_URL, serviceAvailable } from './support/services.js';
+import { POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js';
 import { deleteRedisKeys, redisUrlWithPrefix, testRedisPrefix } from './backends/isolation.js';
 import type { ConfigInput } from '../src/config/schema.js';
 import { createAccount } from '../src/operations/accounts.js';
@@ -580,6 +580,22 @@ describe('keygate refuses bad profiles, naming the field', () => {
       expect(r.stderr).toContain('store: cannot reach PostgreSQL at postgres://keygate:***@127.0.0.1:1/keygate: connect ECONNREFUSED 127.0.0.1:1');
       expect(r.stderr).not.toContain('hunter2-secret');
     }
+  });
+
+  it('says that a PostgreSQL database the profile names is not there yet, and what to do, for every command that needs it', async () => {
+    if (!(await serviceAvailable('PostgreSQL', POSTGRES_URL))) return;
+    const missing = new URL(POSTGRES_URL);
+    missing.pathname = `/keygate_never_created_${process.pid}`;
+    const name = missing.pathname.slice(1);
+    const file = path.join(dir, 'missing-database.yaml');
+    writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:1' }, store: missing.toString(), listen: { port: 0 }, admin: { listen: { port: 0 } }, dashboard: { enabled: false } }));
+    const said = `store: PostgreSQL at ${missing.toString()} has no database "${name}" yet: create it (createdb ${name}, or CREATE DATABASE "${name}"), then run keygate migrate`;
+    for (const args of [['migrate'], ['accounts', 'list']]) {
+      const r = await runCli([...args, '--config', file]);
+      expect([r.code, r.stdout, r.stderr], args.join(' ')).toEqual([1, '', `error: ${said}\n`]);
+    }
+    const json = await runCli(['keys', 'list', '--config', file, '--json']);
+    expect([json.code, JSON.parse(json.stderr)]).toEqual([1, { error: said }]);
   });
 
   it('says when the file is missing', async () => {

@@ -18,8 +18,22 @@ export async function reachStore(store: Store, url: string): Promise<void> {
   try {
     await store.ping();
   } catch (error) {
+    // The server answers but has no such database (3D000): a step of the setup not taken yet, not an outage.
+    if (store.kind === 'postgres' && (error as { code?: unknown }).code === '3D000') {
+      const name = databaseName(url);
+      throw new Error(`store: PostgreSQL at ${redactUrl(url)} has no database "${name}" yet: create it (createdb ${name}, or CREATE DATABASE "${name}"), then run keygate migrate`);
+    }
     const what = store.kind === 'postgres' ? 'PostgreSQL' : 'the SQLite file';
     throw new Error(`store: cannot reach ${what} at ${redactUrl(url)}: ${(error as Error).message} (check the profile's store and that the database is running)`);
+  }
+}
+
+/** The database a `postgres://` URL names (its path, unescaped). */
+function databaseName(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).pathname.slice(1));
+  } catch {
+    return url;
   }
 }
 
