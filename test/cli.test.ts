@@ -377,6 +377,9 @@ describe('keygate CLI with a running gateway', () => {
     expect(await refused('2027-02-30')).toBe('error: "2027-02-30" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d)\n');
     expect(await refused('01/02/2027')).toContain('is neither a date');
     expect(await refused('90')).toBe('error: "90" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d) (90 days from now is 90d)\n');
+    // A time without its offset (whose 12:00?): the UTC one written out.
+    expect(await refused('2027-01-31 12:00')).toBe('error: "2027-01-31 12:00" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d) (a time needs its offset: 2027-01-31T12:00:00Z for UTC)\n');
+    expect(await refused('2027-01-31T12:00:30')).toContain('(a time needs its offset: 2027-01-31T12:00:30Z for UTC)');
     // Nothing was created by the refused ones: the plan's three keys are still free to use below.
     const dated = await cli('accounts', 'create', '--name', 'Dated', '--json');
     const other = JSON.parse(dated.stdout).id as string;

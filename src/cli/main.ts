@@ -222,7 +222,13 @@ function parseWhen(text: string, now: number): number {
   const duration = parseDuration(text);
   if (duration !== undefined) return now + duration;
   if (z.iso.date().safeParse(text).success || z.iso.datetime({ offset: true }).safeParse(text).success) return Date.parse(text);
-  const hint = /^\d+$/.test(text) ? ` (${text} days from now is ${text}d)` : '';
+  // A time without its offset could be any time zone's: said, with the UTC one written out.
+  const noOffset = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?$/.exec(text);
+  const hint = /^\d+$/.test(text)
+    ? ` (${text} days from now is ${text}d)`
+    : noOffset
+      ? ` (a time needs its offset: ${noOffset[1]}T${noOffset[2]}${noOffset[3] ?? ':00'}Z for UTC)`
+      : '';
   throw new OperationError('invalid', `"${text}" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d)${hint}`);
 }
 
