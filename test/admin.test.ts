@@ -721,6 +721,16 @@ describe('members through the admin API', () => {
     await upstream?.close();
   });
 
+  it('says an account\'s id given for a member\'s is an account\'s, where a member is removed or unlocked', async () => {
+    const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Not a member' }) })).json()) as { id: string };
+    const said = `no member ${account.id}: that is an account's id; a member's begins mem_`;
+    for (const [path, method] of [[`/v1/members/${account.id}`, 'DELETE'], [`/v1/members/${account.id}/unlock`, 'POST']] as const) {
+      const response = await kg.admin(path, { method });
+      expect({ status: response.status, body: await response.json() }, `${method} ${path}`).toMatchObject({ status: 404, body: { detail: said } });
+    }
+    expect(await (await kg.admin('/v1/members/mem_nope', { method: 'DELETE' })).json()).toMatchObject({ detail: 'no member mem_nope' });
+  });
+
   it('invites a member with a link to the dashboard it actually listens on, and issues reset links', async () => {
     const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme' }) })).json()) as { id: string };
     const invited = await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'Ana@Acme.test', accountId: account.id }) });

@@ -40,10 +40,14 @@ const ID_PREFIXES = { acc_: 'an account', key_: 'a key', mem_: 'a member', aud_:
  * alone leaves to guess.
  */
 export function notFound(what: 'account' | 'key', id: string): OperationError {
-  const own = what === 'account' ? 'acc_' : 'key_';
+  return new OperationError('not_found', `no ${what} "${id}"${otherKind(what, id)}`);
+}
+
+/** `: that is a key's id; an account's begins acc_` where `id` is another kind's than `what`'s; else nothing. */
+export function otherKind(what: 'account' | 'key' | 'member', id: string): string {
+  const own = what === 'account' ? 'acc_' : what === 'key' ? 'key_' : 'mem_';
   const other = Object.entries(ID_PREFIXES).find(([prefix]) => prefix !== own && id.startsWith(prefix));
-  const hint = other === undefined ? '' : `: that is ${other[1]}'s id; ${ID_PREFIXES[own]}'s begins ${own}`;
-  return new OperationError('not_found', `no ${what} "${id}"${hint}`);
+  return other === undefined ? '' : `: that is ${other[1]}'s id; ${ID_PREFIXES[own]}'s begins ${own}`;
 }
 
 export const OPERATION_STATUS: Record<OperationErrorKind, number> = {

@@ -10,7 +10,7 @@ import type { Runtime } from '../runtime.js';
 import type { MemberInviting, MemberRecord, MemberRole } from '../store/store.js';
 import { newId } from '../ids.js';
 import { hashPassword, MIN_PASSWORD_LENGTH } from '../members/password.js';
-import { OperationError } from './errors.js';
+import { OperationError, otherKind } from './errors.js';
 import { audit } from './audit.js';
 import { getAccount, isoTime } from './accounts.js';
 
@@ -184,7 +184,7 @@ async function findMember(rt: Runtime, ref: MemberRef): Promise<MemberRecord> {
 }
 
 function noMember(ref: MemberRef): OperationError {
-  return new OperationError('not_found', `no member ${'id' in ref ? ref.id : ref.email}`);
+  return new OperationError('not_found', 'id' in ref ? `no member ${ref.id}${otherKind('member', ref.id)}` : `no member ${ref.email}`);
 }
 
 /**
