@@ -141,6 +141,8 @@ describe('dashboard: hand-edited forms', () => {
       expect(answer.html).toContain('value="*" checked');
       expect(answer.html).toContain('value="projects:read" checked');
       expect((await keysOfAcme()).filter((k) => k.name === 'both')).toEqual([]);
+      // The form says so before it is sent, too.
+      expect((await member.get('/keys/new')).html).toContain('* grants every scope, including ones added later, so it is chosen alone.');
     });
   });
 

@@ -316,7 +316,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
   ${allowed.length > 0
     ? html`<fieldset>
     <legend>Scopes</legend>
-    <span class="hint">What the key may do${allowed.includes('*') ? '; * grants every scope, including ones added later' : ''}.</span>
+    <span class="hint">What the key may do${allowed.includes('*') ? '; * grants every scope, including ones added later, so it is chosen alone' : ''}.</span>
     <div class="choices">${allowed.map(
       (scope) => html`<label class="choice"><input type="checkbox" name="scope" value="${scope}"${form.scopes.includes(scope) ? html` checked` : ''}> <code>${scope === '*' ? '* (all scopes)' : scope}</code></label>`,
     )}</div>
