@@ -152,7 +152,7 @@ describe('admin API', () => {
     // A filter the API does not know is refused, not ignored (which would list every account's keys).
     const unknownFilter = await json(await kg.admin('/v1/keys?account=acc_x'));
     expect(unknownFilter.status).toBe(400);
-    expect(unknownFilter.body.detail).toMatch(/^querystring: .*account/);
+    expect(unknownFilter.body.detail).toBe('querystring: unknown parameter "account" (did you mean "accountId"?)');
     for (const path of ['/v1/accounts?planId=nope', '/v1/plans?id=x']) expect((await kg.admin(path)).status, path).toBe(400);
     const plainText = await json(await kg.admin('/v1/accounts', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ name: 'x' }) }));
     expect(plainText).toMatchObject({ status: 415, body: { detail: 'Send JSON with Content-Type: application/json.' } });

@@ -926,7 +926,8 @@ function describeValidation(error: Error & { validation?: unknown; validationCon
     if (where === 'body' && zodIssue?.code === 'invalid_type' && (zodIssue.input === null || zodIssue.input === undefined)) return NO_BODY;
     // The schema's own messages ("must be a path starting with /") as they are; zod's in keygate's words.
     const message = zodIssue && isZodDefault(zodIssue.message) ? describeProblem(zodIssue, knownFields, JSON_FORMAT) : (issue.message ?? 'invalid');
-    return `${where || '(request)'}: ${message}`;
+    // What a query string has are parameters (?account=), not fields.
+    return `${where || '(request)'}: ${context === 'querystring' ? message.replace(/^unknown field/, 'unknown parameter') : message}`;
   });
   return described.length > 0 ? described.join('; ') : error.message;
 }
