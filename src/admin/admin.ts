@@ -330,9 +330,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, bytes: Buffer, done) => {
     const charset = charsetOf(request.headers['content-type']);
     if (charset !== undefined && !UTF8_CHARSETS.has(charset)) return done(new BodyRefusal(415, NOT_UTF8), undefined);
-    // Bytes that are not UTF-8 would be read as U+FFFD and stored so (a name "��").
     const encoding = request.headers['content-encoding'];
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return done(new BodyRefusal(415, ENCODED, { 'accept-encoding': 'identity' }), undefined);
+    // Bytes that are not UTF-8 would be read as U+FFFD and stored so (a name "��").
     if (!isUtf8(bytes)) return done(new BodyRefusal(400, NOT_UTF8_BYTES), undefined);
     const body = bytes.toString('utf8');
     // An operation that takes no body (revoke, unblock, a delete) is sent one by clients that
