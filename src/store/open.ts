@@ -21,19 +21,24 @@ export async function reachStore(store: Store, url: string): Promise<void> {
     // The server answers but has no such database (3D000): a step of the setup not taken yet, not an outage.
     if (store.kind === 'postgres' && (error as { code?: unknown }).code === '3D000') {
       const name = databaseName(url);
-      throw new Error(`store: PostgreSQL at ${redactUrl(url)} has no database "${name}" yet: create it (createdb ${name}, or CREATE DATABASE "${name}"), then run keygate migrate`);
+      const create = name === undefined ? 'create it' : `create it (createdb ${name}, or CREATE DATABASE "${name}")`;
+      throw new Error(`store: PostgreSQL at ${redactUrl(url)} has no database${name === undefined ? ' by the name it gives' : ` "${name}"`} yet: ${create}, then run keygate migrate`);
     }
     const what = store.kind === 'postgres' ? 'PostgreSQL' : 'the SQLite file';
     throw new Error(`store: cannot reach ${what} at ${redactUrl(url)}: ${(error as Error).message} (check the profile's store and that the database is running)`);
   }
 }
 
-/** The database a `postgres://` URL names (its path, unescaped). */
-function databaseName(url: string): string {
+/**
+ * The database a `postgres://` URL names (its path, unescaped); undefined where the URL
+ * does not read as one (the driver takes forms a URL parser does not). Never the URL
+ * itself: it may hold a password.
+ */
+function databaseName(url: string): string | undefined {
   try {
-    return decodeURIComponent(new URL(url).pathname.slice(1));
+    return decodeURIComponent(new URL(url).pathname.slice(1)) || undefined;
   } catch {
-    return url;
+    return undefined;
   }
 }
 
