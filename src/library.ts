@@ -196,8 +196,10 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
   return {
     runtime: rt,
     async check(request) {
+      // A plain-JavaScript caller may pass no request, or one without a target.
+      const target = typeof request?.url === 'string' ? request.url : '';
       // Once closing, nothing more is admitted: what it would charge could not be written out.
-      if (closing) return refusal('service_unavailable', typeof request?.url === 'string' ? request.url : '', deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
+      if (closing) return refusal('service_unavailable', target, deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
       open += 1;
       let result: CheckResult | undefined;
       try {
@@ -207,7 +209,6 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
         // without a target (plain JavaScript): the client gets the gateway's 503 in the
         // dialect, never a rejection the API's handler would have to catch (node:http
         // would end the process on it).
-        const target = typeof request?.url === 'string' ? request.url : '';
         rt.log.error({ err: error, target: redactedTarget(rt, target) }, 'library check failed');
         result = refusal('service_unavailable', target, deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S }));
       } finally {
