@@ -1145,6 +1145,14 @@ describe('keygate CLI when the profile\'s Redis is unreachable', () => {
     expect(usage.stdout).toContain('units');
     expect(usage.stderr).toBe('warning: Redis is unreachable: balances are read from the store, up to a second or so behind\n');
 
+    // Whether the key is blocked is not known: said so, not "active" alone (--json leaves blockedUntil out).
+    const shown = await cli('keys', 'show', keyId);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^status +active \(blocked or not: Redis is unreachable\)$/m);
+    const listed = await cli('keys', 'list');
+    expect(listed.stdout).toContain('active (blocked or not: Redis is unreachable)');
+    expect(JSON.parse((await cli('keys', 'show', keyId, '--json')).stdout)).not.toHaveProperty('blockedUntil');
+
     // A revocation is saved; the running gateways see it in the SQLite file, not on Redis.
     const revoked = await cli('keys', 'revoke', keyId);
     expect(revoked.code).toBe(0);

@@ -646,10 +646,9 @@ export function buildCli(): Command {
         const list = pageEnd(await rt.store.listKeys({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) }), opts, json);
         const now = rt.clock();
         const blocked = await blockedUntilOf(rt, list);
-        const status = (k: KeyRecord) => (blocked?.has(k.id) ? `${keyStatus(k, now)}, blocked until ${until(blocked.get(k.id) as number)}` : keyStatus(k, now));
         print(json, list.map((k) => keyOut(k, now, blocked)), () =>
           table(
-            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: status(k), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? until(k.expiresAt) : when(k.expiresAt) })),
+            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? until(k.expiresAt) : when(k.expiresAt) })),
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires'],
           ),
         );
@@ -663,14 +662,13 @@ export function buildCli(): Command {
         const key = await getKey(rt, id);
         const now = rt.clock();
         const blocked = await blockedUntilOf(rt, [key]);
-        const blockEnds = blocked?.get(key.id);
         print(json, keyOut(key, now, blocked), () =>
           fields(
             {
               ...key,
               key: key.hint,
               account: key.accountId,
-              status: blockEnds === undefined ? keyStatus(key, now) : `${keyStatus(key, now)}, blocked until ${until(blockEnds)}`,
+              status: printedStatus(key, now, blocked),
               created: when(key.createdAt),
               lastUsed: when(key.lastUsedAt),
               expires: key.expiresAt !== null && key.expiresAt > now ? until(key.expiresAt) : when(key.expiresAt),
@@ -922,6 +920,18 @@ export function buildCli(): Command {
  */
 async function keyJsonOf(rt: Runtime, key: KeyRecord, json: boolean | undefined) {
   return keyOut(key, rt.clock(), json ? await blockedUntilOf(rt, [key]) : undefined);
+}
+
+/**
+ * A key's status as the human output prints it: with when its block ends, or, where the
+ * counters cannot be asked (`blocked` undefined: Redis away), that a key that would work
+ * may be blocked, rather than "active" alone.
+ */
+function printedStatus(key: KeyRecord, now: number, blocked: ReadonlyMap<string, number> | undefined): string {
+  const status = keyStatus(key, now);
+  if (blocked === undefined) return status === 'active' || status === 'expiring' ? `${status} (blocked or not: Redis is unreachable)` : status;
+  const ends = blocked.get(key.id);
+  return ends === undefined ? status : `${status}, blocked until ${until(ends)}`;
 }
 
 /** A parser of port options: a whole number from 0 (any free port) to `highest`, else `expected` is said. */
