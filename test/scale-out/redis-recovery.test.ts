@@ -76,8 +76,12 @@ describe.skipIf(!enabled)('Redis stalled or cut, then back', () => {
     );
   });
 
-  beforeEach(() => {
+  beforeEach(async () => {
     onTestFailed(() => console.error(gateway.output.filter((line) => !line.includes('"msg":"request"')).slice(-15).join('\n')));
+    // Every test starts with Redis answering as the process sees it. A test that ends as
+    // Redis comes back (a stall resumed, after a command that timed out) leaves the process
+    // finding out by its once-a-second probe, and refusing requests meanwhile (503, closed).
+    expect(await eventually(async () => (await gateway.admin('/health/ready')).status === 200, 10_000, 100)).toBe(true);
   });
 
   afterAll(async () => {
