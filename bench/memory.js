@@ -119,17 +119,13 @@ async function pass(url, secrets, { requests, connections }) {
 function printMemory(r) {
   const line = (label, m) => console.log(`    ${label.padEnd(34)} heap ${mib(m.heapUsed)}  rss ${mib(m.rss)}  external ${mib(m.external)}`);
   line(`warmed up, keys not used yet`, r.idle);
-  line(`every key used (${describePass(r.passes[1])})`, r.inUse);
-  line(`again (${describePass(r.passes[2])})`, r.again);
+  line(`every key used (${fmt(r.passes[1].requests)} requests)`, r.inUse);
+  line(`again (${fmt(r.passes[2].requests)} requests)`, r.again);
   const refused = r.passes.flatMap((p) => Object.entries(p.statuses).filter(([status]) => status !== '200'));
   if (refused.length > 0) console.log(`    NOT every request answered 200: ${refused.map(([status, n]) => `${fmt(n)} × ${status}`).join(', ')}: the figures are not of keys in use`);
   console.log(`    per key in use: heap ${fmt(Math.round(r.heapBytesPerKey))} bytes, rss ${fmt(Math.round(r.rssBytesPerKey))} bytes`);
   console.log(`    second pass: heap ${signed(Math.round(r.heapBytesPerKeySecondPass))} bytes per key (the hour-long window holds ${r.settings.requests} more admission times, 8 bytes each)`);
   console.log(`    so ${fmt(KEY_CACHE_BOUND)} keys in use (the key cache's bound) hold about ${fmt(Math.round((r.heapBytesPerKey * KEY_CACHE_BOUND) / 2 ** 20))} MiB of heap`);
-}
-
-function describePass(p) {
-  return `${fmt(p.requests)} requests`;
 }
 
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1).padStart(7)} MiB`;

@@ -3,17 +3,34 @@
  * `settle` and gets the same denials, identities and charges as through the gateway.
  */
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKeygate, parseConfigObject, type CheckRequest, type Keygate, type LoadedConfig } from '../src/index.js';
+import { createKeygate, parseConfigObject, type CheckAdmitted, type CheckRequest, type Keygate, type LoadedConfig } from '../src/index.js';
 import { createAccount } from '../src/operations/accounts.js';
 import { createKey, revokeKey } from '../src/operations/keys.js';
 import { forecast } from '../src/operations/forecast.js';
 import { tempDir } from './support/temp.js';
 import { periodBounds } from '../src/meters/period.js';
 import { createLog } from '../src/log.js';
+
+/**
+ * The docs' pattern on node:http, on 127.0.0.1: a refusal is written as `gate` renders it
+ * (its reason phrase too); an admitted request is answered, and settled, by `answer`.
+ */
+async function serveThrough(gate: Keygate, answer: (res: ServerResponse, admitted: CheckAdmitted) => Promise<void>): Promise<{ server: Server; url: string }> {
+  const server = createServer(async (req, res) => {
+    const result = await gate.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
+    if (!result.allowed) {
+      res.writeHead(result.error.status, result.error.reasonPhrase, result.error.headers).end(result.error.body);
+      return;
+    }
+    await answer(res, result);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
 
 describe('keygate as a library', () => {
   const dir = tempDir('library');
@@ -38,18 +55,11 @@ describe('keygate as a library', () => {
     const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
     secret = (await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
 
-    server = createServer(async (req, res) => {
-      const result = await gate.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
-      if (!result.allowed) {
-        res.writeHead(result.error.status, result.error.reasonPhrase, result.error.headers).end(result.error.body);
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json', ...result.headers });
-      res.end(JSON.stringify({ brands: [], account: result.identity.account.name }));
-      await result.settle(200);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    ({ server, url } = await serveThrough(gate, async (res, admitted) => {
+      res.writeHead(200, { 'content-type': 'application/json', ...admitted.headers });
+      res.end(JSON.stringify({ brands: [], account: admitted.identity.account.name }));
+      await admitted.settle(200);
+    }));
   });
 
   afterAll(async () => {
@@ -238,17 +248,12 @@ describe('keygate as a library, when a backend fails or it stops', () => {
     const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
     const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
     // The docs' pattern on node:http; a keep-alive connection carries requests past the gate's close.
-    const server = createServer(async (req, res) => {
-      const result = await gate.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
-      if (!result.allowed) {
-        res.writeHead(result.error.status, result.error.headers).end(result.error.body);
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json', ...result.headers }).end('{"brands":[]}');
-      await result.settle(200);
+    const served = await serveThrough(gate, async (res, admitted) => {
+      res.writeHead(200, { 'content-type': 'application/json', ...admitted.headers }).end('{"brands":[]}');
+      await admitted.settle(200);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/get-brands`;
+    const { server } = served;
+    const url = `${served.url}/get-brands`;
     try {
       const before = await fetch(url, { headers });
       expect({ status: before.status, body: await before.text() }).toEqual({ status: 200, body: '{"brands":[]}' });
@@ -345,17 +350,12 @@ describe('keygate as a library, given a count of records that is not one', () =>
     const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
     const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
     // An API that counts its rows from something it computed: `?n=` stands for it.
-    const server = createServer(async (req, res) => {
-      const result = await gate.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
-      if (!result.allowed) {
-        res.writeHead(result.error.status, result.error.headers).end(result.error.body);
-        return;
-      }
+    const served = await serveThrough(gate, async (res, admitted) => {
       res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
-      await result.settle(200, Number(new URL(result.url, 'http://x').searchParams.get('n')));
+      await admitted.settle(200, Number(new URL(admitted.url, 'http://x').searchParams.get('n')));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/rows`;
+    const { server } = served;
+    const url = `${served.url}/rows`;
     try {
       for (const n of ['2', 'many', '-3', '1.5']) expect((await fetch(`${url}?n=${n}`, { headers })).status).toBe(200);
     } finally {

@@ -14,7 +14,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { describeProblem, isZodDefault, JSON_FORMAT } from '../config/load.js';
+import { describeProblem, isZodDefault, JSON_FORMAT, type ProblemFormat } from '../config/load.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyFormat } from '../keys/format.js';
 import { withoutKeys } from '../keys/redact.js';
@@ -901,6 +901,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   return app;
 }
 
+/** JSON's words, for a query string: what it holds are parameters (?account=), not fields. */
+const QUERY_FORMAT: ProblemFormat = { ...JSON_FORMAT, member: 'parameter' };
+
 /**
  * A request the route's schema refused, in words: each problem with where it is
  * (`body.expiresAt`), an unknown field with the one it most likely meant.
@@ -925,9 +928,8 @@ function describeValidation(error: Error & { validation?: unknown; validationCon
     // No body at all, where one is needed: say so, not "got null".
     if (where === 'body' && zodIssue?.code === 'invalid_type' && (zodIssue.input === null || zodIssue.input === undefined)) return NO_BODY;
     // The schema's own messages ("must be a path starting with /") as they are; zod's in keygate's words.
-    const message = zodIssue && isZodDefault(zodIssue.message) ? describeProblem(zodIssue, knownFields, JSON_FORMAT) : (issue.message ?? 'invalid');
-    // What a query string has are parameters (?account=), not fields.
-    return `${where || '(request)'}: ${context === 'querystring' ? message.replace(/^unknown field/, 'unknown parameter') : message}`;
+    const message = zodIssue && isZodDefault(zodIssue.message) ? describeProblem(zodIssue, knownFields, context === 'querystring' ? QUERY_FORMAT : JSON_FORMAT) : (issue.message ?? 'invalid');
+    return `${where || '(request)'}: ${message}`;
   });
   return described.length > 0 ? described.join('; ') : error.message;
 }

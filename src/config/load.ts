@@ -269,7 +269,7 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
         const near = closest(key, known);
         return near === undefined ? `"${key}"` : `"${key}" (did you mean "${near}"?)`;
       });
-      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${named.join(', ')}`;
+      return `unknown ${format.member ?? 'field'}${issue.keys.length > 1 ? 's' : ''} ${named.join(', ')}`;
     }
     case 'invalid_type':
       if (issue.input === undefined) return `required (expected ${format.expected(issue.expected)})`;
@@ -353,11 +353,13 @@ export function isZodDefault(message: string): boolean {
   return /^(Invalid [A-Za-z ]+(: |$)|Too (big|small): expected |Unrecognized keys?: )/.test(message);
 }
 
-/** How problems name types, and whether a refused size quotes the value back. */
+/** How problems name types (and what an object holds), and whether a refused size quotes the value back. */
 export interface ProblemFormat {
   expected(type: string): string;
   got(value: unknown): string;
   echo: boolean;
+  /** What an unknown key is called: "field" unless said (a query string's are parameters). */
+  member?: string;
 }
 
 const COMMON_NAMES: Record<string, string> = { int: 'a whole number', number: 'a number', string: 'a string', boolean: 'true or false' };
