@@ -73,6 +73,19 @@ function escapesUtf8(form: string): boolean {
   }
 }
 
+/**
+ * Whether the browser says the form was sent by a page of another origin. A page on another
+ * port of the dashboard's host (or, without the `__Host-` prefix, of a sibling subdomain) is
+ * the same site: the browser sends it the dashboard's SameSite cookies, and lets it set them,
+ * so it could plant the sign-in form's cookie and post the token that goes with it (signing
+ * a visitor in to an account of its choosing). `Sec-Fetch-Site` is set by the browser alone;
+ * one that sends none is left to the token.
+ */
+function sentFromAnotherOrigin(request: FastifyRequest): boolean {
+  const site = request.headers['sec-fetch-site'];
+  return site !== undefined && site !== 'same-origin' && site !== 'none';
+}
+
 export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | undefined> {
   if (!rt.config.dashboard.enabled) return undefined;
   const app = Fastify({
@@ -177,6 +190,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
         return redirect(reply, request.method === 'GET' ? signInLeadingTo(request.url) : '/sign-in');
       }
       if (request.method === 'POST') {
+        if (sentFromAnotherOrigin(request)) return refuseForgery(request, reply);
         const secret = isPublic ? preSessionSecret(request, dash.cookies) : request.viewer?.session.csrfSecret;
         if (!secret || !csrfTokenMatches(secret, submittedToken(request))) return refuseForgery(request, reply);
       }

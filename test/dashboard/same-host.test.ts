@@ -1,0 +1,62 @@
+/**
+ * A page on another port of the dashboard's host, in real Chromium. Cookies do not tell
+ * ports apart: such a page is the same site, gets the dashboard's SameSite cookies sent
+ * with its forms, and may set cookies the dashboard then reads. It must not be able to
+ * sign a visitor in to an account of its choosing, nor put words in the dashboard's mouth.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { csrfToken } from '../../src/dashboard/csrf.js';
+import { tempDir } from '../support/temp.js';
+import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
+
+/** A secret of the other page's choosing, for the sign-in form's cookie. */
+const PLANTED_SECRET = 'planted-by-another-port';
+
+describe.skipIf(!chromiumAvailable())('dashboard: a page on another port of the same host', () => {
+  const dir = tempDir('keygate-dashboard-same-host');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let otherPort: Server;
+  let otherOrigin: string;
+  /** What the page on the other port answers with; each test sets it. */
+  let otherPage = '';
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir);
+    browser = await launchChromium();
+    otherPort = createServer((_request, response) => response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(otherPage));
+    await new Promise<void>((resolve) => otherPort.listen(0, '127.0.0.1', resolve));
+    otherOrigin = `http://127.0.0.1:${(otherPort.address() as AddressInfo).port}`;
+    // The other page's owner has an account of their own, with a password they know.
+    const malloryId = await newAccount(fixture, 'Mallory Metrics');
+    const context = await newContext(browser, fixture.dashboardUrl);
+    await join(await context.newPage(), await invite(fixture, 'mallory@example.com', malloryId), 'mallory@example.com');
+    await context.close();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => otherPort?.close(resolve));
+    await fixture?.close();
+  });
+
+  it('refuses a sign-in form posted from another port with a form cookie that port planted (403), and signs no one in', async () => {
+    otherPage = `<!doctype html><script>document.cookie = 'kg_form=${PLANTED_SECRET}; path=/';</script>
+<form id="f" method="post" action="${fixture.dashboardUrl}/sign-in">
+  <input name="_csrf" value="${csrfToken(PLANTED_SECRET)}"><input name="email" value="mallory@example.com"><input name="password" value="${PASSWORD}">
+</form><script>document.getElementById('f').submit();</script>`;
+    const context = await newContext(browser, fixture.dashboardUrl);
+    const page = await context.newPage();
+    const answer = page.waitForResponse((response) => response.url() === `${fixture.dashboardUrl}/sign-in` && response.request().method() === 'POST');
+    await page.goto(otherOrigin);
+    expect((await answer).status()).toBe(403);
+    await expectHeading(page, 'This form could not be accepted');
+    expect((await context.cookies()).map((cookie) => cookie.name)).not.toContain('kg_session');
+    await page.goto('/keys');
+    expect(new URL(page.url()).pathname).toBe('/sign-in');
+    await context.close();
+  });
+});
