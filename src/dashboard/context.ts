@@ -4,6 +4,7 @@
  * one-shot notices carried across a redirect, and form fields read as their forms send
  * them (anything else is refused).
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import type { AccountRecord } from '../store/store.js';
@@ -29,6 +30,8 @@ declare module 'fastify' {
 export interface Dashboard {
   rt: Runtime;
   cookies: CookieSettings;
+  /** Signs the notices carried in a cookie: kept in the store, so every process signs alike. */
+  noticeKey: string;
   signIn: SignInChecker;
   /** The client's address (behind trusted proxies, the one they name): what sign-in lockouts are counted by. */
   addressOf(request: FastifyRequest): string;
@@ -86,17 +89,41 @@ const FLASH_COOKIE = DASHBOARD_COOKIES.notice;
 const FLASH_MAX_AGE_S = 60;
 const NOTICE_KINDS: readonly NoticeKind[] = ['success', 'error', 'warning', 'info'];
 
-/** A notice shown once on the next page (after a redirect). Never put secrets in one. */
-export function setNotice(dash: Dashboard, reply: FastifyReply, notice: Notice): void {
-  reply.setCookie(FLASH_COOKIE, JSON.stringify(notice), { ...dash.cookies.base, maxAge: FLASH_MAX_AGE_S });
+/**
+ * The notice cookie's signature. A page on another port of the host (or a sibling subdomain)
+ * can set the cookie, so an unsigned notice would be words of its choosing shown as the
+ * dashboard's. Signed for the session cookie the next page comes with (none: ''), so a
+ * notice one browser was given, naming a key its member called anything at all, does not
+ * show in another's.
+ */
+function noticeSignature(dash: Dashboard, session: string, json: string): string {
+  return createHmac('sha256', dash.noticeKey).update(`${session}\n${json}`).digest('base64url');
+}
+
+/**
+ * A notice shown once on the next page (after a redirect). Never put secrets in one.
+ * `session`: the session cookie that page comes with, where this answer sets another or
+ * clears it (by default the signed-in viewer's, or none).
+ */
+export function setNotice(dash: Dashboard, reply: FastifyReply, notice: Notice, session?: string): void {
+  const request = reply.request;
+  const next = session ?? (request.viewer ? (request.cookies[dash.cookies.sessionName] ?? '') : '');
+  const json = JSON.stringify(notice);
+  reply.setCookie(FLASH_COOKIE, `${noticeSignature(dash, next, json)}.${json}`, { ...dash.cookies.base, maxAge: FLASH_MAX_AGE_S });
 }
 
 export function takeNotice(dash: Dashboard, request: FastifyRequest, reply: FastifyReply): Notice | undefined {
   const value = request.cookies[FLASH_COOKIE];
   if (value === undefined) return undefined;
   reply.clearCookie(FLASH_COOKIE, { ...dash.cookies.base });
+  const dot = value.indexOf('.');
+  const json = value.slice(dot + 1);
+  const expected = Buffer.from(noticeSignature(dash, request.cookies[dash.cookies.sessionName] ?? '', json));
+  const sent = Buffer.from(dot === -1 ? '' : value.slice(0, dot));
+  // One this dashboard did not sign (or signed for another session) is not shown.
+  if (sent.length !== expected.length || !timingSafeEqual(sent, expected)) return undefined;
   try {
-    const parsed = JSON.parse(value) as Partial<Notice>;
+    const parsed = JSON.parse(json) as Partial<Notice>;
     if (typeof parsed.text === 'string' && NOTICE_KINDS.includes(parsed.kind as NoticeKind)) return parsed as Notice;
   } catch {
     // A tampered or stale cookie is simply ignored.

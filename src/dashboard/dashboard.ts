@@ -20,7 +20,7 @@ import { OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { StoreWriteError } from '../store/write-refusal.js';
 import { SCRIPT, STYLESHEET } from './assets.js';
 import { PageNotFound, redirect, SESSION_ENDED, setNotice, signInLeadingTo, type Dashboard } from './context.js';
-import { csrfTokenMatches, preSessionSecret, submittedToken } from './csrf.js';
+import { csrfTokenMatches, newCsrfSecret, preSessionSecret, submittedToken } from './csrf.js';
 import { cookieSettings, loadViewer } from './session.js';
 import { createSignInChecker } from './sign-in.js';
 import { clientAddress, trustedProxyCheck } from '../gateway/trusted-proxies.js';
@@ -73,6 +73,9 @@ function escapesUtf8(form: string): boolean {
   }
 }
 
+/** The setting that holds the key the dashboard's notices are signed with. */
+const NOTICE_KEY_SETTING = 'dashboard_notice_key';
+
 /**
  * Whether the browser says the form was sent by a page of another origin. A page on another
  * port of the dashboard's host (or, without the `__Host-` prefix, of a sibling subdomain) is
@@ -120,6 +123,8 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
   const dash: Dashboard = {
     rt,
     cookies: cookieSettings(rt),
+    // Made by the first process that needs it; the others (and restarts) read it.
+    noticeKey: (await rt.store.getSetting(NOTICE_KEY_SETTING)) ?? (await rt.store.settleSetting(NOTICE_KEY_SETTING, newCsrfSecret())),
     signIn: createSignInChecker(rt),
     addressOf: (request) => {
       const peer = request.raw.socket.remoteAddress;

@@ -10,7 +10,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csrfToken } from '../../src/dashboard/csrf.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PASSWORD, signIn, startDashboard, type DashboardFixture } from './support.js';
 
 /** A secret of the other page's choosing, for the sign-in form's cookie. */
 const PLANTED_SECRET = 'planted-by-another-port';
@@ -57,6 +57,25 @@ describe.skipIf(!chromiumAvailable())('dashboard: a page on another port of the 
     expect((await context.cookies()).map((cookie) => cookie.name)).not.toContain('kg_session');
     await page.goto('/keys');
     expect(new URL(page.url()).pathname).toBe('/sign-in');
+    await context.close();
+  });
+
+  it('shows no notice that a page on another port put in the notice cookie, and its own notices still', async () => {
+    const planted = JSON.stringify({ kind: 'error', text: 'Security alert: your keys leaked. Confirm them at evil.example' });
+    otherPage = `<!doctype html><script>document.cookie = 'kg_notice=' + encodeURIComponent(${JSON.stringify(planted)}) + '; path=/'; location.href = '${fixture.dashboardUrl}/sign-in';</script>`;
+    const context = await newContext(browser, fixture.dashboardUrl);
+    const page = await context.newPage();
+    await page.goto(otherOrigin);
+    await page.waitForURL(`${fixture.dashboardUrl}/sign-in`);
+    await expectHeading(page, 'Sign in');
+    expect(await page.content()).not.toContain('Security alert');
+    expect(await page.locator('.notice').count()).toBe(0);
+
+    // The dashboard's own notice, carried to the next page the same way, is shown.
+    await signIn(page, 'mallory@example.com');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(`${fixture.dashboardUrl}/sign-in`);
+    expect(await page.locator('.notice').allTextContents()).toEqual(['You are signed out.']);
     await context.close();
   });
 });

@@ -76,7 +76,7 @@ export function registerPasswordPage(app: FastifyInstance, dash: Dashboard): voi
     // Every session of the member has ended: this browser goes on under a new id.
     const session = await startSession(rt, checked.member);
     reply.setCookie(cookies.sessionName, session.id, { ...cookies.base, maxAge: session.maxAgeSeconds });
-    setNotice(dash, reply, { kind: 'success', text: 'Your password is changed. You are still signed in here; every other session of yours is signed out.' });
+    setNotice(dash, reply, { kind: 'success', text: 'Your password is changed. You are still signed in here; every other session of yours is signed out.' }, session.id);
     return redirect(reply, PASSWORD_PATH);
   });
 

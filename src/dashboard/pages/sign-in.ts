@@ -56,7 +56,7 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
   app.post('/sign-out', async (request, reply) => {
     await endSession(rt, viewerOf(request).session);
     reply.clearCookie(cookies.sessionName, { ...cookies.base });
-    setNotice(dash, reply, { kind: 'success', text: 'You are signed out.' });
+    setNotice(dash, reply, { kind: 'success', text: 'You are signed out.' }, '');
     return redirect(reply, '/sign-in');
   });
 
