@@ -30,6 +30,19 @@ export function oncePer(ms: number): (write: (more: { moreSinceLast?: number }) 
   };
 }
 
+/**
+ * Standard output, written synchronously: each line is out before the call that logs it
+ * returns. pino's default writes from a queue instead, and a process that exits (a stop, a
+ * failed start) while a write is under way left that write behind: with a log reader
+ * slower than keygate (a busy journald, a full pipe) lines went missing, or came out after
+ * later ones. `logger.flush(cb)` does not wait for such a write (its callback comes at once
+ * with pino's default destination). The cost is the one `console.log` has on a pipe: a
+ * reader that stops reading holds the process.
+ */
+function standardOutput(): pino.DestinationStream {
+  return pino.destination({ dest: 1, sync: true });
+}
+
 export function createLog(options: { level: string; destination?: pino.DestinationStream; name?: string }): Log {
   return pino(
     {
@@ -54,7 +67,7 @@ export function createLog(options: { level: string; destination?: pino.Destinati
       // Fastify's own request serialization is replaced by our redacting one.
       serializers: { req: () => undefined, res: () => undefined, err: pino.stdSerializers.err },
     },
-    options.destination,
+    options.destination ?? standardOutput(),
   );
 }
 

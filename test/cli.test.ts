@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, runCli, spawnServe, type CliResult } from './support/cli.js';
+import { BIN, runCli, spawnServe, startFailure, type CliResult } from './support/cli.js';
 import { LogCapture, startKeygate, type TestKeygate } from './support/keygate.js';
 import { createRuntime } from '../src/runtime.js';
 import { loadConfigFile } from '../src/config/load.js';
@@ -522,16 +522,16 @@ describe('keygate refuses bad profiles, naming the field', () => {
   it.each(cases)('%s', async (_name, text, expected) => {
     const file = path.join(dir, `${_name.replace(/\W/g, '-')}.yaml`);
     writeFileSync(file, text);
-    const r = await runCli(['serve', '--config', file]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`${file}: invalid configuration`);
-    expect(r.stderr).toContain(expected);
+    // serve says it in its log: one JSON line, its problems listed.
+    const failed = startFailure(await runCli(['serve', '--config', file]));
+    expect([failed.code, failed.msg, failed.stderr]).toEqual([2, `keygate could not start: ${file}: invalid configuration`, '']);
+    expect(failed.problems?.join('\n')).toContain(expected);
   });
 
   it('names a field given twice (a plan, a route\'s path) with both lines, and says what to do, rather than only YAML\'s "Map keys must be unique"', async () => {
     const file = path.join(dir, 'twice.yaml');
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:1"}\nplans:\n  scale:\n    rateLimits: [{limit: 5, window: 1s}]\n  scale:\n    rateLimits: [{limit: 10, window: 1s}]\nroutes:\n  - {path: /v1/*, path: /v2/*}\n');
-    const r = await runCli(['serve', '--config', file]);
+    const r = await runCli(['check', '--config', file]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
       `${file}: invalid configuration\n` +
@@ -580,8 +580,10 @@ describe('keygate refuses bad profiles, naming the field', () => {
     for (const args of [['serve'], ['migrate'], ['accounts', 'list'], ['pepper', 'check']]) {
       const r = await runCli([...args, '--config', file]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain('store: cannot reach PostgreSQL at postgres://keygate:***@127.0.0.1:1/keygate: connect ECONNREFUSED 127.0.0.1:1');
-      expect(r.stderr).not.toContain('hunter2-secret');
+      // serve says it in its log (stdout), the other commands on stderr.
+      const said = args[0] === 'serve' ? startFailure(r).msg : r.stderr;
+      expect(said).toContain('store: cannot reach PostgreSQL at postgres://keygate:***@127.0.0.1:1/keygate: connect ECONNREFUSED 127.0.0.1:1');
+      expect(r.stdout + r.stderr).not.toContain('hunter2-secret');
     }
   });
 
@@ -687,9 +689,10 @@ describe('keygate serve as a process', () => {
       const file = path.join(dir, 'spawn.yaml');
       writeFileSync(file, profile(spawn));
       const r = await runCli(['serve', '--config', file]);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toContain(expected);
-      expect(r.stderr).not.toContain('node:events');
+      const failed = startFailure(r);
+      expect([failed.code, failed.stderr]).toEqual([1, '']);
+      expect(failed.msg).toContain(expected);
+      expect(r.stdout).not.toContain('node:events');
     }
   });
 
@@ -709,17 +712,17 @@ describe('keygate serve as a process', () => {
       for (const [listeners, expected] of cases) {
         const file = path.join(dir, 'taken.yaml');
         writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'taken.db')}`, dashboard: { enabled: false }, ...listeners }));
-        const r = await runCli(['serve', '--config', file]);
-        expect(r.code).toBe(1);
-        if (typeof expected === 'string') expect(r.stderr).toContain(`error: ${expected}`);
-        else expect(r.stderr).toMatch(expected);
+        const failed = startFailure(await runCli(['serve', '--config', file]));
+        expect([failed.code, failed.stderr]).toEqual([1, '']);
+        if (typeof expected === 'string') expect(failed.msg).toBe(`keygate could not start: ${expected}`);
+        else expect(failed.msg).toMatch(expected);
       }
       // A port given on the command line is the flag's to change, even when the profile names
       // the same one (--admin-port 8081 beside the default 8081): editing the profile would not move it.
       const file = path.join(dir, 'taken.yaml');
       writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'taken.db')}`, dashboard: { enabled: false }, listen: { port: 0 }, admin: { listen: { port } } }));
-      const flagged = await runCli(['serve', '--config', file, '--admin-port', String(port)]);
-      expect([flagged.code, flagged.stderr]).toEqual([1, expect.stringContaining(`error: the admin cannot listen on 127.0.0.1:${port}: another process is using that port; choose another port\n`)]);
+      const flagged = startFailure(await runCli(['serve', '--config', file, '--admin-port', String(port)]));
+      expect([flagged.code, flagged.msg]).toEqual([1, `keygate could not start: the admin cannot listen on 127.0.0.1:${port}: another process is using that port; choose another port`]);
     } finally {
       taken.close();
     }
@@ -985,9 +988,9 @@ describe('one serving process per SQLite file with in-memory counters', () => {
     };
     const first = await startServing();
     try {
-      const second = await runCli(['serve', '--config', file]);
+      const second = startFailure(await runCli(['serve', '--config', file]));
       expect(second.code).toBe(1);
-      expect(second.stderr).toMatch(new RegExp(`^error: another keygate process \\(pid ${first.pid} on .*\\) is serving with this SQLite file and in-memory counters`));
+      expect(second.msg).toMatch(new RegExp(`^keygate could not start: another keygate process \\(pid ${first.pid} on .*\\) is serving with this SQLite file and in-memory counters`));
       expect((await runCli(['--config', file, 'accounts', 'create', '--name', 'Beside'])).code).toBe(0);
     } finally {
       first.kill('SIGKILL');

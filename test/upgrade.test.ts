@@ -26,7 +26,7 @@ import { periodBounds } from '../src/meters/period.js';
 import { migrations } from '../src/store/migrations.js';
 import { createTestDatabase, type TestDatabase } from './backends/isolation.js';
 import { startGateway, writeProfile, type GatewayProcess } from './scale-out/cluster.js';
-import { runCli } from './support/cli.js';
+import { runCli, startFailure } from './support/cli.js';
 import { POSTGRES_URL, serviceAvailable } from './support/services.js';
 import { tempDir } from './support/temp.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
@@ -380,9 +380,9 @@ describe.skipIf(!postgres)('upgrading a PostgreSQL database an earlier keygate m
     const profileFile = writeProfile(dir, upTo, profileFor(database.url, upstream));
     const pending = MIGRATIONS.slice(MIGRATIONS.indexOf(upTo) + 1);
 
-    const refused = await runCli(['serve', '--config', profileFile]);
+    const refused = startFailure(await runCli(['serve', '--config', profileFile]));
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`the database is not migrated (pending: ${pending.join(', ')}). Run "keygate migrate --config ${profileFile}" first.`);
+    expect(refused.msg).toContain(`the database is not migrated (pending: ${pending.join(', ')}). Run "keygate migrate --config ${profileFile}" first.`);
 
     const migrated = await runCli(['migrate', '--config', profileFile]);
     expect(migrated).toMatchObject({ code: 0, stdout: `applied ${pending.join(', ')} to ${database.url}\n` });

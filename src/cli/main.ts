@@ -30,7 +30,7 @@ import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMem
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
-import { createLog, terminalDestination } from '../log.js';
+import { createLog, terminalDestination, type Log } from '../log.js';
 import { fields, table, until, when } from './format.js';
 import { withoutKeys } from '../keys/redact.js';
 
@@ -313,15 +313,26 @@ export function buildCli(): Command {
     .option('--admin-port <port>', "the admin API's port, instead of admin.listen.port", parsePort)
     .option('--dashboard-port <port>', "the dashboard's port, instead of dashboard.listen.port", parsePort)
     .action(async (opts: { port?: number; adminPort?: number; dashboardPort?: number }, command: Command) => {
-      const loaded = loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
-      const reloading = reloadOnSighup();
-      // Taken before keygate starts: a stop asked meanwhile is carried out once it serves
-      // (Node's default would end the process at once, leaving a spawned upstream behind).
-      const serving = stopOnSignal();
-      const ports = { ...(opts.port !== undefined ? { gateway: opts.port } : {}), ...(opts.adminPort !== undefined ? { admin: opts.adminPort } : {}), ...(opts.dashboardPort !== undefined ? { dashboard: opts.dashboardPort } : {}) };
-      const running = await serve(loaded, { ports, portFlags: { gateway: '--port', admin: '--admin-port', dashboard: '--dashboard-port' } });
-      serving(running);
-      reloading(running);
+      // Every line a serving process writes is a JSON log line on stdout, a failed start's too:
+      // what collects its log (journald, a container runtime) gets why, in order.
+      let log: Log | undefined;
+      try {
+        const loaded = loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
+        log = createLog({ level: loaded.config.log.level });
+        const reloading = reloadOnSighup();
+        // Taken before keygate starts: a stop asked meanwhile is carried out once it serves
+        // (Node's default would end the process at once, leaving a spawned upstream behind).
+        const serving = stopOnSignal(sayInLog(log));
+        const ports = { ...(opts.port !== undefined ? { gateway: opts.port } : {}), ...(opts.adminPort !== undefined ? { admin: opts.adminPort } : {}), ...(opts.dashboardPort !== undefined ? { dashboard: opts.dashboardPort } : {}) };
+        const running = await serve(loaded, { log, ports, portFlags: { gateway: '--port', admin: '--admin-port', dashboard: '--dashboard-port' } });
+        serving(running);
+        reloading(running);
+      } catch (error) {
+        // A profile that could not be read has no log level: the default's.
+        const failure = describeFailure(error);
+        (log ?? createLog({ level: 'info' })).fatal(failure.problems ? { problems: failure.problems } : {}, `keygate could not start: ${failure.message}`);
+        process.exitCode = failure.exitCode;
+      }
     });
 
   program
@@ -344,7 +355,7 @@ export function buildCli(): Command {
       const next = (n: number) => (opts.port === 0 ? 0 : opts.port + n);
       // Run in a terminal: closing it (SIGHUP) stops the demo as Ctrl+C does, answers and
       // their charges saved (Node's default would end it at once).
-      const serving = stopOnSignal(['SIGINT', 'SIGTERM', 'SIGHUP']);
+      const serving = stopOnSignal(sayOnTerminal, ['SIGINT', 'SIGTERM', 'SIGHUP']);
       serving(await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) }, upstreamPort: opts.upstreamPort }));
     });
 
@@ -965,20 +976,34 @@ function reloadOnSighup(): (running: Pick<RunningKeygate, 'reload'>) => void {
   };
 }
 
+/** How the signal handling says what it does: `level` for a log, `signal` the one received. */
+type Say = (level: 'info' | 'warn' | 'error', message: string, signal: string) => void;
+
+/** As JSON log lines (`keygate serve`: its log is read by machines). The log writes synchronously, so a line is out before an exit that follows it. */
+function sayInLog(log: Log): Say {
+  return (level, message, signal) => log[level]({ signal }, message);
+}
+
+/** As plain lines on stderr (the demo: a person at a terminal). */
+const sayOnTerminal: Say = (_level, message) => {
+  process.stderr.write(`${message}\n`);
+};
+
 /**
  * SIGINT and SIGTERM (or the `signals` given), from now on: the first stops keygate
  * (`close`), at once if it serves, else as soon as it does; the second cuts a readiness
  * delay short (`hurry`) or, with none to cut (or while keygate starts), exits at once, as
- * does a third. Answers the function to call with keygate once it serves.
+ * does a third. What it does is said through `say`. Answers the function to call with
+ * keygate once it serves.
  */
-function stopOnSignal(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): (running: Pick<RunningKeygate, 'close' | 'hurry'>) => void {
+function stopOnSignal(say: Say, signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): (running: Pick<RunningKeygate, 'close' | 'hurry'>) => void {
   let running: Pick<RunningKeygate, 'close' | 'hurry'> | undefined;
   let asked: string | undefined;
   const stop = (target: Pick<RunningKeygate, 'close' | 'hurry'>, signal: string) => {
     target.close(signal).then(
       () => process.exit(0),
       (error: unknown) => {
-        process.stderr.write(`error while stopping: ${String(error)}\n`);
+        say('error', `error while stopping: ${error instanceof Error ? error.message : String(error)}`, signal);
         process.exit(1);
       },
     );
@@ -987,14 +1012,14 @@ function stopOnSignal(signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']
     if (asked === undefined) {
       asked = signal;
       if (running) stop(running, signal);
-      else process.stderr.write(`${signal} while starting: keygate stops as soon as it serves (${signal} again: exits at once)\n`);
+      else say('info', `${signal} while starting: keygate stops as soon as it serves (${signal} again: exits at once)`, signal);
       return;
     }
     if (running?.hurry()) {
-      process.stderr.write(`${signal} again: closing the listeners now (once more: exiting at once)\n`);
+      say('info', `${signal} again: closing the listeners now (once more: exiting at once)`, signal);
       return;
     }
-    process.stderr.write(`${signal} again: exiting now\n`);
+    say('warn', `${signal} again: exiting now`, signal);
     process.exit(1);
   };
   for (const signal of signals) process.on(signal, () => onSignal(signal));

@@ -12,7 +12,7 @@ import pg from 'pg';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
 import { startDemoUpstream } from '../support/keygate.js';
-import { runCli } from '../support/cli.js';
+import { runCli, startFailure } from '../support/cli.js';
 import { tempDir } from '../support/temp.js';
 import { createTestDatabase, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
 import { provisionKey, sleep, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './cluster.js';
@@ -136,10 +136,10 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
   });
 
   it('refuses to serve an unmigrated PostgreSQL database, naming the fix', async () => {
-    const result = await runCli(['serve', '--config', profileFile]);
+    const result = startFailure(await runCli(['serve', '--config', profileFile]));
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain('the database is not migrated (pending: 0001_core, 0002_settings, 0003_pending_units, 0004_returned_units, 0005_audit_order, 0006_sign_in_failures, 0007_limit_state)');
-    expect(result.stderr).toContain('keygate migrate --config');
+    expect(result.msg).toContain('the database is not migrated (pending: 0001_core, 0002_settings, 0003_pending_units, 0004_returned_units, 0005_audit_order, 0006_sign_in_failures, 0007_limit_state)');
+    expect(result.msg).toContain('keygate migrate --config');
   });
 
   it('migrates with `keygate migrate`, once', async () => {

@@ -17,9 +17,11 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
+/** `uid`/`gid`: run as that user (a test run as root trying what another user may not do). */
+export function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; uid?: number; gid?: number } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env }, timeout: CLI_TIMEOUT_MS }, (error, stdout, stderr) => {
+    const as = options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid };
+    const child = execFile(process.execPath, [BIN, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env }, timeout: CLI_TIMEOUT_MS, ...as }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -60,4 +62,23 @@ export function spawnServe(configFile: string, env?: NodeJS.ProcessEnv, args: st
       }),
     exited: () => exit,
   };
+}
+
+/** What `keygate serve` says when it cannot start: one JSON log line on stdout, level 60 (fatal). */
+export interface StartFailure {
+  code: number;
+  /** `keygate could not start: <why>`. */
+  msg: string;
+  /** A bad profile's problems, one line each. */
+  problems?: string[];
+  /** What came on stderr: nothing. */
+  stderr: string;
+}
+
+/** The last line of a `keygate serve` that could not start, read as its log line (it must be JSON, at level 60). */
+export function startFailure(r: CliResult): StartFailure {
+  const last = r.stdout.trimEnd().split('\n').at(-1) ?? '';
+  const line = JSON.parse(last) as { level: number; msg: string; problems?: string[] };
+  if (line.level !== 60) throw new Error(`not a fatal log line: ${last}`);
+  return { code: r.code, msg: line.msg, ...(line.problems ? { problems: line.problems } : {}), stderr: r.stderr };
 }

@@ -1,0 +1,201 @@
+/**
+ * What `keygate serve` writes as it stops or fails to start, read the way journald or a
+ * container runtime reads it: every line a JSON log line on stdout, nothing on stderr,
+ * none lost and none out of order, even when the reader is slower than keygate writes.
+ */
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { BIN, runCli } from './support/cli.js';
+import { tempDir } from './support/temp.js';
+
+/** How long a line is waited for before the test is taken as hung (a loaded host took 12 s for a CLI run). */
+const LINE_TIMEOUT_MS = 60_000;
+
+interface LogLine {
+  level: number;
+  time: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A `keygate serve` as journald runs it: stdout and stderr kept apart. */
+function startServe(file: string) {
+  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // Everything read, once the process is gone and its pipes are drained.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited: () => exited,
+    closed: () => closed,
+    /** The first line containing `text`, once it has been written. */
+    logged: (text: string) =>
+      new Promise<string>((resolve, reject) => {
+        const deadline = Date.now() + LINE_TIMEOUT_MS;
+        const look = () => {
+          const line = stdout.split('\n').find((l) => l.includes(text));
+          if (line !== undefined) resolve(line);
+          else if (Date.now() > deadline) reject(new Error(`no "${text}" within ${LINE_TIMEOUT_MS / 1000} s:\n${stdout}\n${stderr}`));
+          else setTimeout(look, 25);
+        };
+        look();
+      }),
+  };
+}
+
+/** Every line of `text` as a log line: each must be JSON. */
+function logLines(text: string): LogLine[] {
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      try {
+        return JSON.parse(line) as LogLine;
+      } catch {
+        throw new Error(`not a JSON log line: ${line.slice(0, 200)}`);
+      }
+    });
+}
+
+function profile(dir: string, name: string, fields: Record<string, unknown> = {}): string {
+  const file = path.join(dir, `${name}.yaml`);
+  writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${path.join(dir, `${name}.db`)}`, listen: { port: 0 }, admin: { listen: { port: 0 } }, dashboard: { enabled: false }, ...fields }));
+  return file;
+}
+
+describe('keygate serve as it stops', () => {
+  const dir = tempDir('serve-exit');
+
+  it('writes every line, in order, to a log reader slower than it writes, before it exits', async () => {
+    const serve = startServe(profile(dir, 'slow-reader'));
+    const { child } = serve;
+    let pace: NodeJS.Timeout | undefined;
+    try {
+      const { gateway } = JSON.parse(await serve.logged('keygate is serving')) as { gateway: string };
+      // From now on the reader takes one chunk (at most 64 KB) every 200 ms: the pipe stays full,
+      // and keygate's lines wait for it (about 1 MB of them below).
+      child.stdout.pause();
+      pace = setInterval(() => {
+        child.stdout.once('data', () => child.stdout.pause());
+        child.stdout.resume();
+      }, 200);
+      // Each refused request is a line of about 3 KB (its target is logged).
+      const target = `${gateway}${'/seg'.repeat(750)}`;
+      const requests = 300;
+      let sent = 0;
+      await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          while (sent < requests) {
+            sent++;
+            const response = await fetch(target);
+            expect(response.status).toBe(401);
+            await response.arrayBuffer();
+          }
+        }),
+      );
+      child.kill('SIGTERM');
+      expect(await serve.exited()).toBe(0);
+      clearInterval(pace);
+      child.stdout.resume();
+      await serve.closed();
+
+      const lines = logLines(serve.stdout());
+      expect(lines.filter((line) => line.msg === 'request')).toHaveLength(requests);
+      // In the order they were written: no line came out after a later one.
+      const times = lines.map((line) => line.time);
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+      expect(lines.slice(-2).map((line) => line.msg)).toEqual(['keygate stopping (SIGTERM): closing the listeners', 'keygate stopped']);
+      expect(serve.stderr()).toBe('');
+    } finally {
+      clearInterval(pace);
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('says a second SIGTERM, which cuts the readiness delay short, in a JSON line', async () => {
+    const serve = startServe(profile(dir, 'second-signal', { shutdown: { readinessDelay: '10m' } }));
+    const { child } = serve;
+    try {
+      await serve.logged('keygate is serving');
+      child.kill('SIGTERM');
+      await serve.logged('keygate stopping');
+      child.kill('SIGTERM');
+      expect(await serve.exited()).toBe(0);
+      await serve.closed();
+      const lines = logLines(serve.stdout());
+      expect(lines.find((line) => line.msg.startsWith('SIGTERM again'))).toMatchObject({ level: 30, signal: 'SIGTERM', msg: 'SIGTERM again: closing the listeners now (once more: exiting at once)' });
+      expect(lines.at(-1)?.msg).toBe('keygate stopped');
+      expect(serve.stderr()).toBe('');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('says a second SIGTERM that exits at once (the drain still held by a half-sent request) as its last JSON line, and exits 1', async () => {
+    const serve = startServe(profile(dir, 'exit-at-once', { shutdown: { drainTimeout: '1h' } }));
+    const { child } = serve;
+    let stalled: Socket | undefined;
+    try {
+      const { gateway } = JSON.parse(await serve.logged('keygate is serving')) as { gateway: string };
+      // Headers begun and never finished: the drain waits for this request up to drainTimeout.
+      const { hostname, port } = new URL(gateway);
+      const socket = connect(Number(port), hostname);
+      stalled = socket;
+      await new Promise<void>((resolve) => socket.once('connect', resolve));
+      await new Promise<void>((resolve) => socket.write('GET /v1/anything HTTP/1.1\r\nHost: keygate\r\n', () => resolve()));
+      child.kill('SIGTERM');
+      await serve.logged('keygate stopping');
+      child.kill('SIGTERM');
+      expect(await serve.exited()).toBe(1);
+      await serve.closed();
+      const lines = logLines(serve.stdout());
+      expect(lines.at(-1)).toMatchObject({ level: 40, signal: 'SIGTERM', msg: 'SIGTERM again: exiting now' });
+      expect(serve.stderr()).toBe('');
+    } finally {
+      stalled?.destroy();
+      child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('keygate serve that cannot start', () => {
+  const dir = tempDir('serve-fail');
+
+  it('logs what it did before failing, then why it failed, each a JSON line in order, and nothing on stderr', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const r = await runCli(['serve', '--config', profile(dir, 'port-taken', { admin: { listen: { port } } })], { env: { KEYGATE_ADMIN_TOKEN: '' } });
+      expect([r.code, r.stderr]).toEqual([1, '']);
+      expect(logLines(r.stdout).map(({ level, msg }) => [level, msg.replace(/ \(.*$/, '')])).toEqual([
+        [30, 'applied database migrations 0001_core, 0002_settings, 0003_pending_units, 0004_returned_units, 0005_audit_order, 0006_sign_in_failures, 0007_limit_state'],
+        [40, 'admin token not set: set KEYGATE_ADMIN_TOKEN to make changes through the admin API'],
+        [60, `keygate could not start: the admin cannot listen on 127.0.0.1:${port}: another process is using that port; change admin.listen.port in the profile`],
+      ]);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('says a profile it cannot use as one JSON line with its problems, exit code 2', async () => {
+    const file = path.join(dir, 'typo.yaml');
+    writeFileSync(file, 'upstream: {url: "http://127.0.0.1:9"}\nplans: {free: {apiAcess: false}}\n');
+    const r = await runCli(['serve', '--config', file]);
+    expect([r.code, r.stderr]).toEqual([2, '']);
+    expect(logLines(r.stdout)).toEqual([
+      { level: 60, time: expect.any(Number), name: 'keygate', problems: ['plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'], msg: `keygate could not start: ${file}: invalid configuration` },
+    ]);
+  });
+});
