@@ -4,7 +4,7 @@
  * creates a demo account, a key and a dashboard invitation, and prints a curl line.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { stringify as stringifyYaml } from 'yaml';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +15,7 @@ import { createAccount } from '../operations/accounts.js';
 import { createKey } from '../operations/keys.js';
 import { inviteMember } from '../operations/members.js';
 import { buildDemoUpstream } from './upstream.js';
+import { makeFolder } from '../store/sqlite/private-files.js';
 
 export function demoProfile(upstreamUrl: string, dataDir: string, ports = { gateway: 8080, admin: 8081, dashboard: 8082 }): ConfigInput {
   return {
@@ -93,7 +94,12 @@ function checkDemoFolder(dataDir: string): void {
 export async function runDemo(options: { dataDir: string; ports?: { gateway: number; admin: number; dashboard: number }; upstreamPort?: number }): Promise<RunningKeygate> {
   const dataDir = path.resolve(options.dataDir);
   checkDemoFolder(dataDir);
-  mkdirSync(dataDir, { recursive: true });
+  try {
+    // Node's own default mode (before the umask): the demo's folder is not the store's private one.
+    makeFolder(dataDir, 0o777);
+  } catch (error) {
+    throw new Error(`--data: ${(error as Error).message}`);
+  }
   const upstream = buildDemoUpstream();
   try {
     await upstream.listen({ host: '127.0.0.1', port: options.upstreamPort ?? 0 });

@@ -35,12 +35,17 @@ const heldHere = new Set<string>();
 
 /** Takes the lock of `databaseFile`, or throws DatabaseInUseError naming the holder (as far as it said). */
 export function lockDatabase(databaseFile: string): ProcessLock {
-  // Before the database exists (first start): its folder is made here, as the store would.
-  makeFolderFor(databaseFile);
   const lockFile = path.resolve(`${databaseFile}.lock`);
   const holderFile = `${lockFile}.holder`;
   if (heldHere.has(lockFile)) throw new DatabaseInUseError(THIS_PROCESS);
-  createPrivateFile(lockFile);
+  try {
+    // Before the database exists (first start): its folder is made here, as the store would.
+    makeFolderFor(databaseFile);
+    createPrivateFile(lockFile);
+  } catch (error) {
+    // Said as the store says it (the folder or the file it cannot make), with the profile's field.
+    throw new Error(`store: cannot open the SQLite file ${databaseFile}: ${(error as Error).message}`);
+  }
   const lock = openLock(lockFile);
   heldHere.add(lockFile);
   // Only to name this process in another's refusal.

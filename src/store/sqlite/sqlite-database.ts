@@ -23,9 +23,8 @@ function openFile(file: string): SqliteDatabase.Database {
     }
     return new SqliteDatabase(file);
   } catch (error) {
-    const { code, message } = error as NodeJS.ErrnoException;
-    const why = code === 'EISDIR' ? 'that is a folder; name a file in it, such as sqlite:./data/keygate.db' : message;
-    throw new Error(`store: cannot open the SQLite file ${file}: ${why}`);
+    // makeFolderFor and createPrivateFile say what stands in the way in words; SQLite's own errors are its message.
+    throw new Error(`store: cannot open the SQLite file ${file}: ${(error as Error).message}`);
   }
 }
 
