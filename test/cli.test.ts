@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -1161,6 +1161,57 @@ describe('keygate CLI when the profile\'s Redis is unreachable', () => {
     expect(revoked.code).toBe(0);
     expect(revoked.stdout).toContain(`revoked key ${keyId}`);
     expect(revoked.stderr).toMatch(/^warning: the change is saved, but Redis did not carry its message: running keygate processes learn of it from the store instead, within about a second \(cause: .*Redis is not reachable, change: key\)\n$/);
+  });
+
+  it('answers with what it can where Redis takes the connection and never replies (stopped with SIGSTOP), and keys unblock fails saying so', async () => {
+    // Accepts connections, reads nothing, answers nothing: a Redis stopped with SIGSTOP.
+    const held = new Set<Socket>();
+    const stalled = createServer((socket) => {
+      held.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const redis = `redis://127.0.0.1:${(stalled.address() as AddressInfo).port}`;
+    try {
+      const dir = tempDir('cli-redis-stalled');
+      const configFile = path.join(dir, 'keygate.yaml');
+      writeFileSync(
+        configFile,
+        stringify({
+          upstream: { url: 'http://127.0.0.1:9' },
+          store: `sqlite:${path.join(dir, 'k.db')}`,
+          counters: redis,
+          plans: { team: { meters: { units: { limit: 1000 } } } },
+          routes: [{ path: '/v1/*', cost: { meter: 'units', perRequest: 1 } }],
+          dashboard: { enabled: false },
+        }),
+      );
+      const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+      const accountId = JSON.parse((await cli('accounts', 'create', '--name', 'Acme', '--json')).stdout).id as string;
+      const keyId = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'ci', '--json')).stdout).id as string;
+
+      const usage = await cli('accounts', 'usage', accountId);
+      expect([usage.code, usage.stderr]).toEqual([0, 'warning: Redis is unreachable: balances are read from the store, up to a second or so behind\n']);
+      expect(usage.stdout).toContain('units');
+      const shown = await cli('keys', 'show', keyId);
+      expect([shown.code, shown.stderr]).toEqual([0, '']);
+      expect(shown.stdout).toMatch(/^status +active \(blocked or not: Redis is unreachable\)$/m);
+      const listed = await cli('keys', 'list');
+      expect([listed.code, listed.stderr]).toEqual([0, '']);
+      expect(listed.stdout).toContain('active (blocked or not: Redis is unreachable)');
+      expect(JSON.parse((await cli('keys', 'show', keyId, '--json')).stdout)).not.toHaveProperty('blockedUntil');
+
+      // Nothing to lift it with: refused in words, exit code 1, nothing recorded.
+      const said = `the block of key ${keyId} was not lifted: Redis at ${redis} could not be reached, and blocks are kept there. Nothing was changed; try again once Redis answers`;
+      const unblocked = await cli('keys', 'unblock', keyId);
+      expect([unblocked.code, unblocked.stdout, unblocked.stderr]).toEqual([1, '', `error: ${said}\n`]);
+      const json = await cli('keys', 'unblock', keyId, '--json');
+      expect([json.code, JSON.parse(json.stderr)]).toEqual([1, { error: said }]);
+      expect(JSON.parse((await cli('audit', '--json')).stdout).map((event: { action: string }) => event.action)).not.toContain('key.unblocked');
+    } finally {
+      for (const socket of held) socket.destroy();
+      stalled.close();
+    }
   });
 });
 

@@ -20,6 +20,7 @@ import { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
 import { backupSqlite } from '../store/sqlite/backup.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
 import { StoreWriteError } from '../store/write-refusal.js';
+import { CountersUnavailableError } from '../counters/counters.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
@@ -726,7 +727,11 @@ export function buildCli(): Command {
             `with counters: memory, blocks live in the memory of the process that serves: lift this one through its admin API (POST /v1/keys/${id}/unblock)`,
           );
         }
-        const { key, lifted } = await unblockKey(rt, id, CLI_ACTOR);
+        const { key, lifted } = await unblockKey(rt, id, CLI_ACTOR).catch((error: unknown) => {
+          // Blocks live in Redis alone: without it nothing was lifted, and nothing was recorded.
+          if (!(error instanceof CountersUnavailableError)) throw error;
+          throw new Error(`the block of key ${id} was not lifted: Redis at ${redactUrl(rt.config.counters)} could not be reached, and blocks are kept there. Nothing was changed; try again once Redis answers`);
+        });
         print(json, { key: await keyJsonOf(rt, key, json), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; its violations are forgotten` : `lifted the block of key ${key.id} (${key.name})`));
       }),
     );

@@ -26,6 +26,14 @@ const RECONNECT_STEP_MS = 100;
 /** ...up to this, so a returning Redis is used again within half a second. */
 const RECONNECT_MAX_MS = 500;
 
+/**
+ * A CLI command (`use: 'command'`) answers a person or a script within about a second,
+ * Redis or not: where Redis takes connections and does not answer (stopped with SIGSTOP, a
+ * hung host behind a live proxy), nothing waits longer than this for it, its ready check
+ * included (connectTimeout only covers the TCP connection).
+ */
+export const COMMAND_USE_WAIT_MS = 1_000;
+
 export interface RedisTarget {
   /** The URL handed to ioredis (without keygate's own parameters). */
   url: string;
@@ -41,8 +49,20 @@ export function parseRedisUrl(url: string): RedisTarget {
 
 const reconnect = (attempt: number): number => Math.min(attempt * RECONNECT_STEP_MS, RECONNECT_MAX_MS);
 
+/** What the process does with Redis: serve requests, or run one CLI command and exit. */
+export type RedisUse = 'requests' | 'command';
+
+/**
+ * Options a CLI command changes: its commands time out with its wait, and closing does not
+ * wait for a Redis that does not take the connection's end (each of the two connections
+ * held the exit 200 ms, twice).
+ */
+function forUse(use: RedisUse): RedisOptions {
+  return use === 'command' ? { commandTimeout: COMMAND_USE_WAIT_MS, disconnectTimeout: 0 } : {};
+}
+
 /** The connection for the hot path: fail fast, never queue, never replay. */
-export function commandClient(target: RedisTarget): Redis {
+export function commandClient(target: RedisTarget, use: RedisUse = 'requests'): Redis {
   const options: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -52,6 +72,7 @@ export function commandClient(target: RedisTarget): Redis {
     disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     retryStrategy: reconnect,
     connectionName: 'keygate',
+    ...forUse(use),
   };
   return new Redis(target.url, options);
 }
@@ -60,7 +81,7 @@ export function commandClient(target: RedisTarget): Redis {
  * The subscriber connection for cache invalidations. It may queue its SUBSCRIBE until
  * Redis is reachable and re-subscribes after every reconnect.
  */
-export function subscriberClient(target: RedisTarget): Redis {
+export function subscriberClient(target: RedisTarget, use: RedisUse = 'requests'): Redis {
   const options: RedisOptions = {
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
@@ -69,6 +90,7 @@ export function subscriberClient(target: RedisTarget): Redis {
     disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     retryStrategy: reconnect,
     connectionName: 'keygate-events',
+    ...forUse(use),
   };
   return new Redis(target.url, options);
 }

@@ -49,7 +49,7 @@ import {
 } from '../counters.js';
 import type { LimitStateRow, MeterUsageRow, PendingUnits, Store } from '../../store/store.js';
 import type { Log } from '../../log.js';
-import { commandClient, parseRedisUrl, subscriberClient, whenReady, type RedisTarget } from './connection.js';
+import { COMMAND_USE_WAIT_MS, commandClient, parseRedisUrl, subscriberClient, whenReady, type RedisTarget, type RedisUse } from './connection.js';
 import { withDeadline } from '../../deadline.js';
 import { ADMIT, batchPlace, RESTORE_BLOCK, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
 import { readSavedBlock, type SavedBlock } from '../saved-block.js';
@@ -136,10 +136,11 @@ export interface RedisCountersOptions {
   clock: () => number;
   /**
    * What the process does: `requests` (the gateway, the library) waits up to two seconds
-   * for Redis at start-up; a `command` (the CLI) runs at once, Redis or not, and says
+   * for Redis at start-up; a `command` (the CLI) runs at once where Redis refuses the
+   * connection, waits a second at most where it takes it and does not answer, and says
    * what an outage means for it (its changes are not announced, balances come from the store).
    */
-  use?: 'requests' | 'command';
+  use?: RedisUse;
 }
 
 /** The store could not give a meter's balance, so Redis cannot be seeded with it. */
@@ -271,8 +272,8 @@ export class RedisCounters implements Counters {
   ) {
     this.prefix = target.prefix;
     this.channel = `${target.prefix}cache`;
-    this.client = commandClient(target);
-    this.subscriber = subscriberClient(target);
+    this.client = commandClient(target, options.use);
+    this.subscriber = subscriberClient(target, options.use);
     this.fallback = new PerProcessFallback(options.clock);
     // The token makes batch ids unique across processes.
     const token = randomBytes(6).toString('base64url');
@@ -328,7 +329,7 @@ export class RedisCounters implements Counters {
 
     const ready =
       this.options.use === 'command'
-        ? await whenReady(this.client, STARTUP_WAIT_MS, true)
+        ? await whenReady(this.client, COMMAND_USE_WAIT_MS, true)
         : (await Promise.all([whenReady(this.client, STARTUP_WAIT_MS), Promise.race([subscribed, delay(STARTUP_WAIT_MS)])]))[0];
     if (!ready) this.noteFailure(new Error('not reachable at start-up'));
   }
