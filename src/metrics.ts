@@ -207,7 +207,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   if (spawnedUpstream) {
     new Gauge({
       name: 'keygate_upstream_up',
-      help: 'Whether the upstream keygate started (upstream.spawn) runs (1), or has exited and is not back yet (0: requests are answered upstream_unavailable). Only with upstream.spawn.',
+      help: 'Whether the upstream keygate started (upstream.spawn) runs (1), or has exited and is not back yet (0: requests are answered 503, service_unavailable). Only with upstream.spawn.',
       registers: [registry],
       collect() {
         this.set(spawnedUpstream.down() === undefined ? 1 : 0);

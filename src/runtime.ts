@@ -72,7 +72,7 @@ export interface Runtime {
   /**
    * Set by serve with `upstream.spawn`: while the upstream it started is down and will be
    * started again, milliseconds until the next try (0 while one is under way), which its
-   * upstream_unavailable answers give as Retry-After.
+   * answers to requests it could not take (service_unavailable) give as Retry-After.
    */
   upstreamNextStartInMs?: () => number | undefined;
   /** Keys the pipeline looked up in the store (not held by the key cache), by answer. */

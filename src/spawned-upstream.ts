@@ -164,7 +164,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
     const delay = restartLater(`it exited (${how})`);
     log.error(
       { ...fields, restartInMs: delay },
-      `${what} (pid ${gone.pid}) exited (${how}): requests are answered upstream_unavailable and /health/ready answers 503 until it is back; starting it again in ${delay / 1000} s`,
+      `${what} (pid ${gone.pid}) exited (${how}): requests are answered service_unavailable and /health/ready answers 503 until it is back; starting it again in ${delay / 1000} s`,
     );
   };
 

@@ -56,7 +56,7 @@ createServer((q, r) => r.setHeader('content-type', 'application/json').end(JSON.
 `;
 
 /** A profile in a folder of its own whose upstream.spawn starts `upstream` (UPSTREAM) on `port`; `shutdown`: the profile's. */
-function writeProfile(name: string, port: number, { upstream = UPSTREAM, shutdown }: { upstream?: string; shutdown?: Record<string, string> } = {}): { file: string; folder: string } {
+function writeProfile(name: string, port: number, { upstream = UPSTREAM, shutdown, errors }: { upstream?: string; shutdown?: Record<string, string>; errors?: Record<string, unknown> } = {}): { file: string; folder: string } {
   const folder = path.join(dir, name);
   const file = path.join(folder, 'keygate.yaml');
   mkdirSync(folder);
@@ -70,6 +70,7 @@ function writeProfile(name: string, port: number, { upstream = UPSTREAM, shutdow
       admin: { listen: { port: 0 } },
       dashboard: { enabled: false },
       ...(shutdown ? { shutdown } : {}),
+      ...(errors ? { errors } : {}),
     }),
   );
   return { file, folder };
@@ -326,7 +327,7 @@ describe.skipIf(process.platform !== 'linux')('an upstream.spawn upstream that e
       expect(down.status).toBe(503);
       expect(await down.json()).toMatchObject({ status: 'unavailable', reason: expect.stringMatching(/^the upstream keygate started \(upstream\.spawn\) is down since .*: it exited \(SIGKILL\)$/) });
       const refused = await fetch(`${gateway}/v1/whoami`, { headers: { authorization: `Bearer ${secret}` } });
-      expect(refused.status).toBe(502);
+      expect(refused.status).toBe(503);
       // A start is under way: try again in a second.
       expect(refused.headers.get('retry-after')).toBe('1');
       expect(await serve.logged('starting it again (attempt')).toContain('upstream.spawn: \\"node upstream.mjs\\": starting it again (attempt 1)');
@@ -369,8 +370,10 @@ describe.skipIf(process.platform !== 'linux')('an upstream.spawn upstream that e
     }
   });
 
-  it('has requests answered upstream_unavailable with Retry-After: the seconds until keygate next tries to start it', async () => {
-    const { file, folder } = writeProfile('retry-after', await namedPort(), { upstream: FAILING_UPSTREAM });
+  it('has requests answered with the profile\'s service_unavailable (503, in its envelope) with Retry-After: the seconds until keygate next tries to start it; logged as upstream_unavailable', async () => {
+    // The API's own answer for a service briefly unavailable (SE Ranking Data API's table).
+    const errors = { envelope: 'error_description', reasons: { service_unavailable: { reasonPhrase: 'Service unavailable', message: 'System is busy. Please try again later.' } } };
+    const { file, folder } = writeProfile('retry-after', await namedPort(), { upstream: FAILING_UPSTREAM, errors });
     const secret = await keyFor(file);
     const serve = spawnServe(file);
     try {
@@ -380,8 +383,11 @@ describe.skipIf(process.platform !== 'linux')('an upstream.spawn upstream that e
       // Tried after 1 s and 2 s, each exiting before it listens: the next try is 4 s away.
       await serve.logged('starting it again in 4 s');
       const refused = await fetch(`${gateway}/v1/whoami`, { headers: { authorization: `Bearer ${secret}` } });
-      expect(refused.status).toBe(502);
-      expect(await refused.json()).toMatchObject({ code: 'bad_gateway' });
+      expect(refused.status).toBe(503);
+      expect(refused.statusText).toBe('Service unavailable');
+      expect(await refused.json()).toEqual({ error_description: 'System is busy. Please try again later.' });
+      // The operator reads why: the upstream, not a backend of keygate's.
+      expect(JSON.parse(await serve.logged('"status":503'))).toMatchObject({ msg: 'request', outcome: 'upstream_error', reason: 'upstream_unavailable' });
       // 4 as soon as it is logged; 2 leaves this test's request a slow 2 s to arrive.
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(2);
       expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(4);

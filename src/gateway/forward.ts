@@ -114,8 +114,11 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 export interface ForwardHooks {
   /** Units charged for an answer (after the plan's cap), once known. */
   onCharged: OnCharged;
-  /** The upstream failed before answering: the client gets this denial (and it is finished there). */
-  onUpstreamError(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity: Identity): void;
+  /**
+   * The upstream failed before answering: the client gets this denial (and it is finished
+   * there); the log line and metrics name `failure`, which the denial may render otherwise.
+   */
+  onUpstreamError(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity: Identity, failure: UpstreamFailure): void;
   /** Not forwarded (its account has too many requests in flight): the client gets this denial. */
   onRefused(request: FastifyRequest, reply: FastifyReply, denial: Denial, identity: Identity): void;
   /** The exchange is over: the answer was sent in full, or cut (`status` undefined if the client left first). */
@@ -129,13 +132,20 @@ export interface Forwarder {
   close(): Promise<void>;
 }
 
+/** How an upstream failed before it answered, as the log line and metrics name it. */
+export type UpstreamFailure = 'upstream_unavailable' | 'upstream_timeout';
+
 /**
- * upstream_unavailable; while the upstream keygate started (upstream.spawn) is down and
- * will be started again, with Retry-After: the time until that next try (at least 1 s).
+ * What the client of a request whose upstream refused the connection gets:
+ * upstream_unavailable (502 by default), the answer of a gateway whose upstream is
+ * somebody else's. While the upstream keygate started itself (upstream.spawn) is down and
+ * will be started again, that upstream is part of this service, which is then briefly
+ * unavailable, as when a backend is away: the profile's service_unavailable (503 by
+ * default), with Retry-After the time until that next try (at least 1 s).
  */
 function upstreamUnavailable(rt: Runtime): Denial {
   const nextStartInMs = rt.upstreamNextStartInMs?.();
-  return nextStartInMs === undefined ? deny('upstream_unavailable') : deny('upstream_unavailable', { retryAfterSeconds: nextStartInMs / 1000 });
+  return nextStartInMs === undefined ? deny('upstream_unavailable') : deny('service_unavailable', { retryAfterSeconds: nextStartInMs / 1000 });
 }
 
 /** What an exchange needs from its forwarder, fixed for the life of the process. */
@@ -491,7 +501,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     const code = (error as { code?: string }).code;
     this.upstream.logFailure((more) => rt.log.warn({ ...this.logContext(), error: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url), ...more }, 'upstream request failed'));
-    hooks.onUpstreamError(this.request, this.reply, code !== undefined && TIMEOUT_CODES.has(code) ? deny('upstream_timeout') : upstreamUnavailable(rt), this.identity);
+    if (code !== undefined && TIMEOUT_CODES.has(code)) hooks.onUpstreamError(this.request, this.reply, deny('upstream_timeout'), this.identity, 'upstream_timeout');
+    else hooks.onUpstreamError(this.request, this.reply, upstreamUnavailable(rt), this.identity, 'upstream_unavailable');
   }
 
   /** Which request, key and account a warning is about, and the route it matched. */

@@ -173,7 +173,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
 
   const forwarder = createForwarder(rt, {
     onCharged: (units, meter) => metrics?.units(meter, units),
-    onUpstreamError: (request, reply, denial, identity) => send(request, reply, denial, identity, 'upstream_error'),
+    onUpstreamError: (request, reply, denial, identity, failure) => send(request, reply, denial, identity, 'upstream_error', failure),
     onRefused: (request, reply, denial, identity) => send(request, reply, denial, identity),
     onFinished: (request, status) => finish(request, status ?? CLIENT_CLOSED),
   });

@@ -23,7 +23,7 @@ export interface Health {
    * ok; degraded: serving, but on per-process limits (Redis unreachable with
    * `counterFailure: open`); unavailable: requests (or, the store refusing writes,
    * changes) are refused with 503, or the upstream keygate started (`upstream.spawn`) is
-   * down and requests are answered upstream_unavailable (502) until it is back; stopping:
+   * down and requests are answered service_unavailable (503) until it is back; stopping:
    * it serves until its readiness delay is over, then closes (a load balancer should take
    * it out).
    */
