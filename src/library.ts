@@ -36,7 +36,11 @@ export interface CheckRequest {
   method: string;
   /** Path and query string, as received. */
   url: string;
-  headers: Record<string, string | string[] | undefined>;
+  /**
+   * Node's `req.headers` (names in lower case), or any other object of header names and
+   * values, a `Headers` or a `Map` (see `nodeHeaders` for how odd shapes are read).
+   */
+  headers: Record<string, string | string[] | undefined> | Headers | ReadonlyMap<string, string | string[]>;
   /**
    * Node's `req.rawHeaders` (name, value, …), where a header sent twice still shows: Node
    * keeps only the first `Authorization` in `headers`. With it, two are refused as
@@ -129,7 +133,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
   };
   const refusal = (reason: DenialReason, url: string, denial = deny(reason)): CheckResult => ({ allowed: false, reason, url: redactedTarget(rt, url), error: rt.dialect.render(denial) });
 
-  async function judge(request: CheckRequest): Promise<CheckResult> {
+  async function judge(request: ReadRequest): Promise<CheckResult> {
     // The gateway's checks of the target first: a path the API's router could read as
     // another one (`..`, `\\`, `%2e`, `//`) would be judged by one route's scopes and
     // served by another's.
@@ -200,15 +204,20 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       const target = typeof request?.url === 'string' ? request.url : '';
       // Once closing, nothing more is admitted: what it would charge could not be written out.
       if (closing) return refusal('service_unavailable', target, deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
+      const read = readRequest(request);
+      if (read === undefined) {
+        // No method or target to judge (plain JavaScript): as the gateway answers a request line it cannot read.
+        rt.log.warn({ target: redactedTarget(rt, target) }, 'library check was given a request without a method and url as strings: answered bad_request');
+        return refusal('bad_request', target);
+      }
       open += 1;
       let result: CheckResult | undefined;
       try {
-        result = await judge(request);
+        result = await judge(read);
       } catch (error) {
-        // A backend that failed on the way (the store under a built-in, say), or a request
-        // without a target (plain JavaScript): the client gets the gateway's 503 in the
-        // dialect, never a rejection the API's handler would have to catch (node:http
-        // would end the process on it).
+        // A backend that failed on the way (the store under a built-in, say): the client
+        // gets the gateway's 503 in the dialect, never a rejection the API's handler would
+        // have to catch (node:http would end the process on it).
         rt.log.error({ err: error, target: redactedTarget(rt, target) }, 'library check failed');
         result = refusal('service_unavailable', target, deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S }));
       } finally {
@@ -224,4 +233,100 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       return closing;
     },
   };
+}
+
+/** A request as the pipeline reads it: Node's shapes only. */
+interface ReadRequest {
+  method: string;
+  url: string;
+  headers: Record<string, HeaderValue>;
+  rawHeaders?: readonly string[];
+}
+
+type HeaderValue = string | string[] | undefined;
+
+/**
+ * `check`'s request as the gateway would have read the same bytes, from whatever a
+ * plain-JavaScript caller passed; undefined without a method and url (strings).
+ */
+function readRequest(request: unknown): ReadRequest | undefined {
+  if (typeof request !== 'object' || request === null) return undefined;
+  const { method, url, headers, rawHeaders } = request as Partial<Record<keyof CheckRequest, unknown>>;
+  if (typeof method !== 'string' || typeof url !== 'string') return undefined;
+  const raw = Array.isArray(rawHeaders) && rawHeaders.every((item) => typeof item === 'string') ? (rawHeaders as string[]) : undefined;
+  return { method, url, headers: nodeHeaders(headers), ...(raw ? { rawHeaders: raw } : {}) };
+}
+
+/**
+ * Stands for a header value that no header on the wire could be (an object, a symbol, a
+ * function): an array, which the credential's header is refused as (a header sent more
+ * than once, `malformed_key`), as the gateway refuses a value it cannot read.
+ */
+const UNREADABLE: string[] = [];
+/** An upper-case ASCII letter: a name Node would have lower-cased. */
+const UPPER_CASE = /[A-Z]/;
+
+/**
+ * Headers in Node's shape (`req.headers`: names in lower case, a value a string, or an
+ * array for a header sent more than once), from what a caller may pass: Node's own object
+ * as it is (no copy); any other plain object, a `Headers` or a `Map`, read the way the
+ * same header lines on the wire are. A name in any case is that header (two names that
+ * differ only in case are the header sent twice); a number or boolean is its text; an
+ * array is the header sent as many times (even once: a list where one value goes); null
+ * and undefined are no header; a headers object that is missing or no object, no headers
+ * at all. So a key sent oddly is `malformed_key` or `missing_key` (401 by default), as
+ * `serve()` answers it, never a failure.
+ */
+function nodeHeaders(headers: unknown): Record<string, HeaderValue> {
+  if (typeof headers !== 'object' || headers === null) return {};
+  const proto = Object.getPrototypeOf(headers) as unknown;
+  const plain = proto === Object.prototype || proto === null;
+  if (plain && nodeShaped(headers as Record<string, unknown>)) return headers as Record<string, HeaderValue>;
+  const out: Record<string, HeaderValue> = Object.create(null) as Record<string, HeaderValue>;
+  const add = (name: unknown, value: unknown) => {
+    if (typeof name !== 'string') return;
+    const text = headerText(value);
+    if (text === undefined) return;
+    const key = name.toLowerCase();
+    const before = out[key];
+    if (before === undefined) out[key] = text;
+    else out[key] = before === UNREADABLE || text === UNREADABLE ? UNREADABLE : [...[before].flat(), ...[text].flat()];
+  };
+  try {
+    const entries = (headers as { entries?: unknown }).entries;
+    if (!plain && typeof entries === 'function') for (const [name, value] of entries.call(headers) as Iterable<[unknown, unknown]>) add(name, value);
+    else for (const name of Object.keys(headers)) add(name, (headers as Record<string, unknown>)[name]);
+  } catch {
+    // An object whose entries cannot be read (a getter that throws): what was read so far.
+  }
+  return out;
+}
+
+/** Whether a plain object is in Node's shape already (the usual case: `req.headers`). */
+function nodeShaped(headers: Record<string, unknown>): boolean {
+  for (const name in headers) {
+    if (UPPER_CASE.test(name)) return false;
+    const value = headers[name];
+    if (typeof value === 'string' || value === undefined) continue;
+    if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) return false;
+  }
+  return true;
+}
+
+/** A header value as Node would give it; undefined for none. */
+function headerText(value: unknown): HeaderValue {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  // A list stays a list (Node's shape for a header sent more than once), even of one.
+  if (Array.isArray(value)) {
+    const items: string[] = [];
+    for (const item of value as unknown[]) {
+      const text = Array.isArray(item) ? UNREADABLE : headerText(item);
+      if (text === UNREADABLE) return UNREADABLE;
+      if (typeof text === 'string') items.push(text);
+    }
+    return items.length === 0 ? undefined : items;
+  }
+  return UNREADABLE;
 }

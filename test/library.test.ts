@@ -12,6 +12,8 @@ import { createAccount } from '../src/operations/accounts.js';
 import { createKey, revokeKey } from '../src/operations/keys.js';
 import { forecast } from '../src/operations/forecast.js';
 import { tempDir } from './support/temp.js';
+import { startKeygate, type TestKeygate } from './support/keygate.js';
+import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { periodBounds } from '../src/meters/period.js';
 import { createLog } from '../src/log.js';
 
@@ -295,19 +297,20 @@ describe('keygate as a library, when a backend fails or it stops', () => {
     }
   });
 
-  it('answers a request without a target (plain JavaScript) with a 503 instead of rejecting, and close() does not wait for it', async () => {
+  it('answers a request without a method and target (plain JavaScript) with bad_request (400) instead of rejecting or a 503, says so in the log, and close() does not wait for it', async () => {
     const lines: { msg: string }[] = [];
     const log = createLog({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) } });
     const gate = await createKeygate({ config: profile('no-target.db'), file: 'inline', dir }, { log });
     try {
-      for (const request of [undefined, { method: 'GET', headers: {} }]) {
+      for (const request of [undefined, { method: 'GET', headers: {} }, { method: 7, url: '/get-brands', headers: {} }]) {
         const refused = await gate.check(request as unknown as CheckRequest);
-        expect(refused).toMatchObject({ allowed: false, reason: 'service_unavailable', url: '', error: { status: 503, headers: { 'retry-after': '5' } } });
+        expect(refused).toMatchObject({ allowed: false, reason: 'bad_request', error: { status: 400, body: '{"error":"Bad request."}' } });
       }
     } finally {
       await gate.close();
     }
-    expect(lines.filter((line) => line.msg === 'library check failed')).toHaveLength(2);
+    expect(lines.filter((line) => line.msg.startsWith('library check was given a request without a method and url'))).toHaveLength(3);
+    expect(lines.filter((line) => line.msg === 'library check failed')).toEqual([]);
     expect(lines.filter((line) => line.msg.startsWith('waiting for') || line.msg.startsWith('admitted requests still unsettled'))).toEqual([]);
   });
 
@@ -414,5 +417,94 @@ describe('keygate as a library, given something else than a loaded profile', () 
     } finally {
       await gate.close();
     }
+  });
+});
+
+/**
+ * What a plain-JavaScript caller may hand `check` as headers (no TypeScript to stop it),
+ * next to the same request as bytes on the wire to `serve()`: each gets the answer the
+ * gateway gives those bytes, in the profile's envelope.
+ */
+describe('check() with headers in shapes Node never makes answers as serve() does for the same request', () => {
+  const dir = tempDir('library-header-shapes');
+  const profile = {
+    upstream: { url: 'http://127.0.0.1:1' },
+    keys: { prefix: { live: 'sk_live_' } },
+    errors: { envelope: 'error' as const },
+    auth: { credentials: [{ in: 'header' as const, name: 'Authorization', scheme: 'Bearer' }] },
+  };
+  let gate: Keygate;
+  let gateway: TestKeygate;
+  let upstream: TestUpstream;
+  /** A key of each: the library's store and the gateway's are two files. */
+  let librarySecret: string;
+  let gatewaySecret: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    gateway = await startKeygate({ ...profile, upstream: { url: upstream.url } }, { dir });
+    const gatewayAccount = await createAccount(gateway.runtime, { name: 'Acme' }, 'test');
+    gatewaySecret = (await createKey(gateway.runtime, { accountId: gatewayAccount.id, name: 'k' }, 'test')).secret;
+    gate = await createKeygate({ config: parseConfigObject({ ...profile, store: `sqlite:${path.join(dir, 'library.db')}` }), file: 'inline', dir }, { log: createLog({ level: 'silent' }) });
+    const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+    librarySecret = (await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+  });
+
+  afterAll(async () => {
+    await gate?.close();
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  /** The gateway's answer to a GET of `target` with these header lines (`KEY`: its key), sent as bytes. */
+  function overTheWire(target: string, headerLines: string[]): Promise<{ status: number; body: string }> {
+    const { port } = new URL(gateway.gatewayUrl);
+    const lines = headerLines.map((line) => line.replaceAll('KEY', gatewaySecret));
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: Number(port) });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve({ status: Number(text.slice(9, 12)), body: text.slice(text.indexOf('\r\n\r\n') + 4) }));
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\n${lines.map((line) => `${line}\r\n`).join('')}Connection: close\r\n\r\n`);
+    });
+  }
+
+  /** The library's answer to `headers` (a function of its key), as status and body (a 200 for an admitted request, as an API would send it). */
+  async function inProcess(target: string, headers: (key: string) => unknown): Promise<{ status: number; body: string }> {
+    const result = await gate.check({ method: 'GET', url: target, headers: headers(librarySecret) } as CheckRequest);
+    if (!result.allowed) return { status: result.error.status, body: result.error.body };
+    await result.settle(200);
+    return { status: 200, body: 'admitted' };
+  }
+
+  const MISSING = { status: 401, body: '{"error":"Missing API key."}' };
+  const INVALID = { status: 401, body: '{"error":"Invalid API key."}' };
+  const ADMITTED = { status: 200 };
+  const cases: [string, (key: string) => unknown, string[], { status: number; body?: string }][] = [
+    ['Authorization twice, as an array', (key) => ({ authorization: [`Bearer ${key}`, `Bearer ${key}`] }), ['Authorization: Bearer KEY', 'Authorization: Bearer KEY'], INVALID],
+    ['an array where one value goes', (key) => ({ authorization: [`Bearer ${key}`] }), ['Authorization: Bearer KEY', 'Authorization: Bearer KEY'], INVALID],
+    ['a number', () => ({ authorization: 42 }), ['Authorization: 42'], INVALID],
+    ['an object', () => ({ authorization: { value: 'Bearer x' } }), ['Authorization: [object Object]'], INVALID],
+    ['a symbol', () => ({ authorization: Symbol('key') }), ['Authorization: Symbol(key)'], INVALID],
+    ['undefined', () => ({ authorization: undefined }), [], MISSING],
+    ['null', () => ({ authorization: null }), [], MISSING],
+    ['no headers object', () => undefined, [], MISSING],
+    ['headers null', () => null, [], MISSING],
+    ['headers a string', () => 'authorization: Bearer x', [], MISSING],
+    ['a name in its usual case', (key) => ({ Authorization: `Bearer ${key}` }), ['Authorization: Bearer KEY'], ADMITTED],
+    ['one name in two cases', (key) => ({ Authorization: `Bearer ${key}`, authorization: `Bearer ${key}` }), ['Authorization: Bearer KEY', 'authorization: Bearer KEY'], INVALID],
+    ['a Map', (key) => new Map([['Authorization', `Bearer ${key}`]]), ['Authorization: Bearer KEY'], ADMITTED],
+    ['a Headers', (key) => new Headers({ authorization: `Bearer ${key}` }), ['Authorization: Bearer KEY'], ADMITTED],
+    ['a Headers with Authorization twice', (key) => { const headers = new Headers(); headers.append('authorization', `Bearer ${key}`); headers.append('authorization', `Bearer ${key}`); return headers; }, ['Authorization: Bearer KEY', 'Authorization: Bearer KEY'], INVALID],
+    ['a Map with a value of null', () => new Map([['authorization', null]]), [], MISSING],
+  ];
+
+  it.each(cases)('%s', async (_name, headers, lines, expected) => {
+    const wire = await overTheWire('/v1/reports', lines);
+    const library = await inProcess('/v1/reports', headers);
+    expect(wire).toMatchObject(expected);
+    expect(library).toMatchObject(expected);
+    if (expected.status !== 200) expect(library).toEqual(wire);
   });
 });
