@@ -1273,3 +1273,39 @@ describe('rotating over the admin API where one key works per account (keys.rota
     expect((await kg.call('/brands', { headers: { authorization: `Bearer ${body.secret}` } })).status).toBe(200);
   });
 });
+
+describe('a rotation under keys.rotation: replace ends the overlaps of the keys before it', () => {
+  const dir = tempDir('admin-rotation-replace-overlap');
+
+  it('rotating a replacement whose predecessor is still in its overlap (from before the profile said replace) revokes both, leaving the new key the only one that works, also at the plan\'s one-key limit', async () => {
+    const upstream = await startTestUpstream();
+    // First `rotation: true`: a rotation keeps the old key for an overlap.
+    const plans = { default: { maxKeys: 1 } };
+    let kg = await startKeygate({ upstream: { url: upstream.url }, plans }, { dir });
+    const works = async (secret: string) => (await kg.call('/brands', { headers: { authorization: `Bearer ${secret}` } })).status;
+    try {
+      const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Single' }) })).json()) as { id: string };
+      const first = (await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'k' }) })).json()) as { id: string; secret: string };
+      const second = (await (await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '24h' }) })).json()) as { id: string; secret: string };
+      expect([await works(first.secret), await works(second.secret)]).toEqual([200, 200]);
+      await kg.close();
+
+      // Then `replace` (a change only a restart applies): the overlap runs on until a rotation.
+      kg = await startKeygate({ upstream: { url: upstream.url }, plans, keys: { rotation: 'replace' } }, { dir });
+      expect(await works(first.secret)).toBe(200);
+      const rotated = await kg.admin(`/v1/keys/${second.id}/rotate`, { method: 'POST' });
+      expect(rotated.status).toBe(200);
+      const third = (await rotated.json()) as { id: string; secret: string; previous: { status: string } };
+      expect(third.previous.status).toBe('revoked');
+      expect([await works(first.secret), await works(second.secret), await works(third.secret)]).toEqual([401, 401, 200]);
+      const keys = (await (await kg.admin(`/v1/keys?accountId=${account.id}`)).json()) as { id: string; status: string }[];
+      expect(Object.fromEntries(keys.map((k) => [k.id, k.status]))).toEqual({ [first.id]: 'revoked', [second.id]: 'revoked', [third.id]: 'active' });
+      // The audit log says which rotation ended the first key's overlap.
+      const audit = (await (await kg.admin(`/v1/audit?accountId=${account.id}`)).json()) as { action: string; keyId: string; detail: Record<string, unknown> }[];
+      expect(audit.find((e) => e.action === 'key.revoked' && e.keyId === first.id)?.detail).toMatchObject({ overlapEndedByRotationOf: second.id });
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});

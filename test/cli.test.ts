@@ -1563,3 +1563,36 @@ describe('keygate demo and profiles', () => {
     expect(fromEnv.stderr).not.toContain('--config');
   });
 });
+
+describe('keygate keys rotate under keys.rotation: replace', () => {
+  const dir = tempDir('cli-rotation-replace');
+  const configFile = path.join(dir, 'keygate.yaml');
+  const profile = (rotation: boolean | 'replace') => stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${path.join(dir, 'keygate.db')}`, dashboard: { enabled: false }, keys: { rotation }, plans: { solo: { maxKeys: 1 } } });
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+
+  it('ends the overlap of the key its key replaced before (revoked too, and said so), and a gateway then takes only the new key', async () => {
+    writeFileSync(configFile, profile(true));
+    const account = JSON.parse((await cli('--json', 'accounts', 'create', '--name', 'Solo')).stdout) as { id: string };
+    const first = JSON.parse((await cli('--json', 'keys', 'create', '--account', account.id, '--name', 'k')).stdout) as { id: string; secret: string };
+    const second = JSON.parse((await cli('--json', 'keys', 'rotate', first.id, '--overlap', '24h')).stdout) as { id: string; secret: string };
+
+    writeFileSync(configFile, profile('replace'));
+    const rotated = await cli('keys', 'rotate', second.id);
+    expect([rotated.code, rotated.stderr]).toEqual([0, '']);
+    expect(rotated.stdout).toMatch(new RegExp(`^rotated ${second.id} → key_\\w+; the old key is revoked\nthe key it replaced earlier, ${first.id}, still in its overlap, is revoked too\n`));
+    const third = (/\n {2}(\S+)\n/.exec(rotated.stdout) as RegExpExecArray)[1] as string;
+    const statuses = JSON.parse((await cli('--json', 'keys', 'list', '--account', account.id)).stdout) as { id: string; status: string }[];
+    expect(Object.fromEntries(statuses.map((k) => [k.id, k.status]))).toMatchObject({ [first.id]: 'revoked', [second.id]: 'revoked' });
+
+    const upstream = await startTestUpstream();
+    // The same database and profile, as `keygate serve` would take it.
+    const kg = await startKeygate({ upstream: { url: upstream.url }, keys: { rotation: 'replace' }, plans: { solo: { maxKeys: 1 } } }, { dir });
+    try {
+      const status = async (secret: string) => (await kg.call('/brands', { headers: { authorization: `Bearer ${secret}` } })).status;
+      expect([await status(first.secret), await status(second.secret), await status(third)]).toEqual([401, 401, 200]);
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});

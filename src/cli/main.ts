@@ -750,6 +750,8 @@ export function buildCli(): Command {
         print(json, { ...keyOut(issued.key, now, blocked), secret: issued.secret, previous: keyOut(issued.previous, now, blocked) }, () =>
           [
             `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${until(issued.previous.expiresAt as number)}`}`,
+            // Under keys.rotation: replace, the keys it had replaced that still worked end with it.
+            ...issued.ended.map((earlier) => `the key it replaced earlier, ${earlier.id}, still in its overlap, is revoked too`),
             '',
             `  ${issued.secret}`,
             '',

@@ -116,6 +116,8 @@ interface Replaced {
   until: number;
   /** How long it still works (the overlap asked for, or less: never past its own end). */
   overlapMs: number;
+  /** The keys before it whose overlap the rotation ended (`keys.rotation: replace`), as revoked. */
+  ended: KeyRecord[];
 }
 
 /**
@@ -188,16 +190,21 @@ async function issueKey(
     key.createdAt = now;
     // The key being replaced as it is now: revoked or rotated since it was read, it cannot be.
     const old = replacing && accountKeys.find((k) => k.id === replacing.old.id);
-    if (replacing) key.expiresAt = replacementEnd(old, accountKeys, now);
+    const endsOverlaps = rt.config.keys.rotation === 'replace';
+    if (replacing) key.expiresAt = replacementEnd(old, accountKeys, now, endsOverlaps);
+    // With `replace`, the keys before it still in an overlap end with it: they leave no room to make.
+    const ending = old && endsOverlaps ? overlapsEndedBy(old, accountKeys, now) : [];
     const plan = rt.config.plans[current.planId];
-    if (plan?.maxKeys !== undefined) checkKeyLimit(plan.maxKeys, plan.name ?? current.planId, accountKeys, now, old?.id);
+    if (plan?.maxKeys !== undefined) checkKeyLimit(plan.maxKeys, plan.name ?? current.planId, accountKeys.filter((k) => !ending.includes(k)), now, old?.id);
     await store.insertKey(key);
     if (!replacing || !old) return undefined;
     // The overlap never lengthens the old key's life.
     const { overlapMs } = replacing;
     const until = overlapMs === 0 ? now : old.expiresAt === null ? now + overlapMs : Math.min(old.expiresAt, now + overlapMs);
     const previous = (await store.updateKey(old.id, overlapMs === 0 ? { revokedAt: now } : { expiresAt: until })) as KeyRecord;
-    return { previous, until, overlapMs: until - now };
+    const ended: KeyRecord[] = [];
+    for (const earlier of ending) ended.push((await store.updateKey(earlier.id, { revokedAt: now })) as KeyRecord);
+    return { previous, until, overlapMs: until - now, ended };
   });
   // A process may remember this hash as unknown (an imported key tried before): forget it.
   if (options.secret !== undefined) await rt.invalidate({ type: 'key', hash: key.hash });
@@ -241,10 +248,10 @@ export function keyLimitRefusal(maxKeys: number, planName: string, accountKeys: 
  * down the chain of replacements, to the newest one (each earlier link's end was cut to
  * its overlap in turn).
  */
-function replacementEnd(old: KeyRecord | undefined, accountKeys: readonly KeyRecord[], now: number): number | null {
+function replacementEnd(old: KeyRecord | undefined, accountKeys: readonly KeyRecord[], now: number, endsOverlaps: boolean): number | null {
   if (!old || !isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
-  const conflict = rotationConflict(old, accountKeys, now);
-  if (conflict) throw new OperationError('conflict', conflict, (name) => rotationConflict(old, accountKeys, now, name) ?? conflict);
+  const conflict = rotationConflict(old, accountKeys, now, keyWithId, { endsOverlaps });
+  if (conflict) throw new OperationError('conflict', conflict, (name) => rotationConflict(old, accountKeys, now, name, { endsOverlaps }) ?? conflict);
   const newestOf = (keys: readonly KeyRecord[]) => keys.reduce<KeyRecord | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
   let last = newestOf(accountKeys.filter((k) => k.rotatedFrom === old.id));
   for (let next = last; next; next = newestOf(accountKeys.filter((k) => k.rotatedFrom === next?.id))) last = next;
@@ -334,8 +341,12 @@ export async function unblockKey(rt: Runtime, id: string, actor: string, account
   return { key, lifted };
 }
 
-/** `options.id`: the replacement's id, chosen by the caller (see `createKey`). */
-export async function rotateKey(rt: Runtime, id: string, overlapMs: number, actor: string, accountId?: string, options: { id?: string } = {}): Promise<IssuedKey & { previous: KeyRecord }> {
+/**
+ * `options.id`: the replacement's id, chosen by the caller (see `createKey`). Answers the
+ * replacement, the key it replaced (`previous`) and, under `keys.rotation: replace`, the
+ * keys before that one whose overlap it ended (`ended`, revoked).
+ */
+export async function rotateKey(rt: Runtime, id: string, overlapMs: number, actor: string, accountId?: string, options: { id?: string } = {}): Promise<IssuedKey & { previous: KeyRecord; ended: KeyRecord[] }> {
   const old = await getKey(rt, id, accountId);
   if (!rt.config.keys.rotation) {
     throw new OperationError('invalid', 'this API has no in-place rotation: create a new key, move your integration to it, then revoke the old one');
@@ -359,14 +370,37 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   const scopes = old.scopes.includes(WILDCARD) ? [WILDCARD] : old.scopes;
   const { issued, replaced } = await issueKey(rt, { accountId: old.accountId, name: old.name, mode: old.mode, scopes }, actor, { replacing: { old, overlapMs }, ...(options.id === undefined ? {} : { id: options.id }) });
   // Issued as a replacement: the key it replaced was updated with it.
-  const { previous, until, overlapMs: kept } = replaced as Replaced;
+  const { previous, until, overlapMs: kept, ended } = replaced as Replaced;
   await rt.invalidate({ type: 'key', hash: old.hash });
+  for (const earlier of ended) await rt.invalidate({ type: 'key', hash: earlier.hash });
   await audit(rt, actor, 'key.rotated', {
     accountId: old.accountId,
     keyId: old.id,
-    detail: { name: old.name, hint: old.hint, replacement: issued.key.id, overlapMs: kept, oldKeyValidUntil: until },
+    detail: { name: old.name, hint: old.hint, replacement: issued.key.id, overlapMs: kept, oldKeyValidUntil: until, ...(ended.length > 0 ? { overlapsEnded: ended.map((k) => k.id) } : {}) },
   });
-  return { ...issued, previous };
+  // Each ended key is revoked in the audit log too, as if by hand: who ended it, and why.
+  for (const earlier of ended) {
+    await audit(rt, actor, 'key.revoked', { accountId: earlier.accountId, keyId: earlier.id, detail: { name: earlier.name, hint: earlier.hint, overlapEndedByRotationOf: old.id } });
+  }
+  return { ...issued, previous, ended };
+}
+
+/**
+ * The keys before `key` in its chain of rotations (the key it replaced, the one that one
+ * replaced, ...) that still work, in an overlap: what a rotation under
+ * `keys.rotation: replace` ends with it, so that only its replacement works after.
+ */
+export function overlapsEndedBy(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number): KeyRecord[] {
+  const ending: KeyRecord[] = [];
+  const seen = new Set([key.id]);
+  for (let id = key.rotatedFrom; id !== null && !seen.has(id); ) {
+    seen.add(id);
+    const earlier = accountKeys.find((k) => k.id === id);
+    if (!earlier) break;
+    if (isActive(earlier, now)) ending.push(earlier);
+    id = earlier.rotatedFrom;
+  }
+  return ending;
 }
 
 /**
@@ -375,7 +409,7 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
  * dodge the plan's key limit). `accountKeys`: every key of its account. The dashboard
  * asks this too, to offer Rotate only where it would be accepted.
  */
-export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number, name: KeyNaming = keyWithId): string | undefined {
+export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number, name: KeyNaming = keyWithId, options: { endsOverlaps?: boolean } = {}): string | undefined {
   const replacement = accountKeys.find((k) => k.rotatedFrom === key.id && isActive(k, now));
   if (replacement) {
     // The newest key of the chain is the one to rotate (its replacement may have been rotated since).
@@ -383,6 +417,8 @@ export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord
     for (let next: KeyRecord | undefined = replacement; next; next = accountKeys.find((k) => k.rotatedFrom === newest.id && isActive(k, now))) newest = next;
     return `this key was already rotated; rotate its replacement ${name(newest)} instead`;
   }
+  // Under `keys.rotation: replace` the rotation ends the key it replaced with the others (overlapsEndedBy).
+  if (options.endsOverlaps) return undefined;
   const replaced = key.rotatedFrom === null ? undefined : accountKeys.find((k) => k.id === key.rotatedFrom && isActive(k, now));
   if (!replaced) return undefined;
   const until = replaced.expiresAt === null ? '' : `, which works until ${utcMinute(replaced.expiresAt)}`;

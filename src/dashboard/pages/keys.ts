@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBase62, type KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
+import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, overlapsEndedBy, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
 import { idFromDigest, newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
@@ -96,7 +96,8 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
     // Over the limit (the plan was changed to a smaller one), a rotation is refused too: its
     // replacement would still leave the other keys at or over the limit.
     const canRotate = rt.config.keys.rotation !== false && !noKeys && !(maxKeys !== undefined && usable.length > maxKeys);
-    const rowActions = (key: KeyRecord) => html`${canRotate && rotationConflict(key, keys, now) === undefined
+    const endsOverlaps = rt.config.keys.rotation === 'replace';
+    const rowActions = (key: KeyRecord) => html`${canRotate && rotationConflict(key, keys, now, undefined, { endsOverlaps }) === undefined
       ? html`
       <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name} (${key.hint})">Rotate</a>`
       : ''}
@@ -344,9 +345,12 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
    */
   function rotationRefusal(account: AccountRecord, key: KeyRecord, accountKeys: readonly KeyRecord[], now: number): string | undefined {
     const plan = rt.config.plans[account.planId];
+    const endsOverlaps = rt.config.keys.rotation === 'replace';
+    // Under `replace` the keys before it still in an overlap end with the rotation: they take no room.
+    const ending = endsOverlaps ? overlapsEndedBy(key, accountKeys, now) : [];
     return (
-      rotationConflict(key, accountKeys, now, keyAsShown) ??
-      (plan?.maxKeys === undefined ? undefined : keyLimitRefusal(plan.maxKeys, plan.name ?? account.planId, accountKeys, now, key.id, keyAsShown))
+      rotationConflict(key, accountKeys, now, keyAsShown, { endsOverlaps }) ??
+      (plan?.maxKeys === undefined ? undefined : keyLimitRefusal(plan.maxKeys, plan.name ?? account.planId, accountKeys.filter((k) => !ending.includes(k)), now, key.id, keyAsShown))
     );
   }
 
