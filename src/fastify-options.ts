@@ -47,9 +47,12 @@ const WARN = 40;
  * once in its headers, a request that took too long 408, anything else 400.
  * Undefined when there is no one left to answer (the client reset the connection).
  */
-function clientErrorStatus(error: ParserError, socket: Socket): NodeRefusal | undefined {
+function clientErrorStatus(error: ParserError, socket: Socket): NodeRefusal | 'undecided' | undefined {
   if (error.code === 'ECONNRESET' || socket.destroyed) return undefined;
-  if (error.code === 'HPE_HEADER_OVERFLOW') return inRequestLine(error) ? 414 : 431;
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    const place = overflowPlace(error);
+    return place === undefined ? 'undecided' : place === 'request line' ? 414 : 431;
+  }
   return error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
 }
 
@@ -60,21 +63,59 @@ const LF = 0x0a;
 /** `GET `, `POST `, …: how a request line begins. */
 const REQUEST_LINE_START = new RegExp(`^(?:${METHODS.join('|')}) `);
 
+const CR = 0x0d;
+const SP = 0x20;
+/** What follows the URL in a request line, after its space. */
+const HTTP_VERSION_START = 'HTTP/';
+
 /**
- * Whether a head refused as too large was refused in its request line. Node counts the
- * URL and the headers against one limit and says "Header overflow" for both; the line it
- * was reading when it stopped tells them apart, read from the bytes it was parsing: the
- * line from the last line break before where it stopped (or from the chunk's start). A
- * line begun in an earlier chunk (a URL or a header split across reads) cannot be read
- * whole, does not look like a request line, and is answered 431 as before.
+ * Where a head refused as too large was refused: in its request line (the URL is too
+ * long) or in its headers; undefined when the bytes Node was parsing cannot tell yet.
+ * Node counts the URL and the headers against one limit and says "Header overflow" for
+ * both, with the chunk it was parsing (its last read) and where in it it stopped: at the
+ * end of the URL or header value that went over, or at the chunk's end if that goes on.
+ * - A line break before that point: the line after the last one is the one (a request
+ *   line, of a request pipelined behind another, or a header line).
+ * - Else, a chunk that begins with a request line holds it.
+ * - Else the line began in an earlier read (a URL or a header value split across reads):
+ *   what ended it says which, a space followed by `HTTP/` the URL, a line break or
+ *   anything else a header. Where it does not end in this chunk: undefined.
  */
-function inRequestLine(error: ParserError): boolean {
+function overflowPlace(error: ParserError): 'request line' | 'headers' | undefined {
   const { rawPacket: packet, bytesParsed: at } = error;
-  if (!Buffer.isBuffer(packet) || typeof at !== 'number' || at <= 0 || at > packet.length) return false;
+  if (!Buffer.isBuffer(packet) || typeof at !== 'number' || at <= 0 || at > packet.length) return 'headers';
   const lineStart = packet.lastIndexOf(LF, at - 1) + 1;
   // A method is at most a few letters: the line's first 16 bytes say whether it is a request line.
-  return REQUEST_LINE_START.test(packet.toString('latin1', lineStart, Math.min(at, lineStart + 16)));
+  if (REQUEST_LINE_START.test(packet.toString('latin1', lineStart, Math.min(at, lineStart + 16)))) return 'request line';
+  if (lineStart > 0) return 'headers';
+  // Node stops just past the URL (before its space) or the header value (past its CR).
+  return lineEnd(packet, at - 1);
 }
+
+/**
+ * What ends the line being read, from `from` in `packet` on: the URL (a space, then
+ * `HTTP/`) or a header (a line break first, or a space inside a header value);
+ * undefined when neither comes in `packet`. A URL holds no space, CR or LF.
+ */
+function lineEnd(packet: Buffer, from: number): 'request line' | 'headers' | undefined {
+  for (let i = Math.max(0, from); i < packet.length; i++) {
+    const byte = packet[i];
+    if (byte === CR || byte === LF) return 'headers';
+    if (byte !== SP) continue;
+    // The version may itself come in the next read: a space at the chunk's end says nothing yet.
+    const after = packet.toString('latin1', i + 1, i + 1 + HTTP_VERSION_START.length);
+    if (after.length < HTTP_VERSION_START.length && HTTP_VERSION_START.startsWith(after)) return undefined;
+    return after === HTTP_VERSION_START ? 'request line' : 'headers';
+  }
+  return undefined;
+}
+
+/**
+ * How long a head over the limit whose refused line has not ended yet (split across
+ * reads) waits for the client's next bytes to say whether it was the URL; then it is
+ * answered 431, as one in the headers.
+ */
+const OVERFLOW_DECIDED_WITHIN_MS = 1_000;
 
 /**
  * Writes a whole answer on a connection Node's parser has given up on, and closes it.
@@ -118,19 +159,49 @@ function headerLines(headers: Record<string, string> = {}): string {
 /**
  * Fastify's `clientErrorHandler` for a listener that answers in its own format what Node's
  * HTTP parser refuses (a head over the listener's `maxHeaderSize`: 414 in its request line, 431 in its headers; too slow: 408; not HTTP: 400), and closes
- * the connection. A refusal in the head of a pipelined request waits for the answers
+ * the connection. A head that went over the limit in a line split across reads and not
+ * ended yet is answered once the client's next bytes end it (within
+ * OVERFLOW_DECIDED_WITHIN_MS: else 431). A refusal in the head of a pipelined request waits for the answers
  * before it; one in the body of a request whose answer has begun cuts the connection.
  */
 export function clientErrorHandlerFor(answer: (status: NodeRefusal) => RawAnswer): (error: NodeJS.ErrnoException, socket: Socket) => void {
   /** Connections whose parser has failed: Node reports every later chunk again. */
   const refusing = new WeakSet<Socket>();
-  const refuse = (error: NodeJS.ErrnoException, socket: Socket) => {
-    const status = clientErrorStatus(error, socket);
-    if (status === undefined) return;
+  /** Connections whose head went over the limit in a line not ended yet: what the next chunk Node reports says. */
+  const undecided = new WeakMap<Socket, (error: ParserError) => void>();
+  const send = (status: NodeRefusal, socket: Socket) => {
     const { reasonPhrase, contentType, body, headers } = answer(status);
     answerRawAndClose(socket, status, contentType, body, headerLines(headers), reasonPhrase);
   };
+  const refuse = (error: NodeJS.ErrnoException, socket: Socket) => {
+    const status = clientErrorStatus(error, socket);
+    if (status === undefined) return;
+    if (status !== 'undecided') {
+      send(status, socket);
+      return;
+    }
+    // A URL or header value split across reads: the client's next bytes end it.
+    const decide = (place: 'request line' | 'headers') => {
+      clearTimeout(timer);
+      undecided.delete(socket);
+      if (!socket.destroyed) send(place === 'request line' ? 414 : 431, socket);
+    };
+    const timer = setTimeout(() => decide('headers'), OVERFLOW_DECIDED_WITHIN_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    // The last bytes read are read again with the next ones: a space, then the version's first letters, may end one read.
+    const { rawPacket: packet, bytesParsed: at } = error as ParserError;
+    let tail = Buffer.isBuffer(packet) && typeof at === 'number' ? packet.subarray(Math.max(0, at - 1, packet.length - HTTP_VERSION_START.length - 1)) : Buffer.alloc(0);
+    undecided.set(socket, (later) => {
+      if (!Buffer.isBuffer(later.rawPacket)) return decide('headers');
+      const bytes = Buffer.concat([tail, later.rawPacket]);
+      const place = lineEnd(bytes, 0);
+      if (place !== undefined) return decide(place);
+      tail = bytes.subarray(Math.max(0, bytes.length - HTTP_VERSION_START.length - 1));
+    });
+  };
   return (error, socket) => {
+    undecided.get(socket)?.(error);
     if (clientErrorStatus(error, socket) === undefined || refusing.has(socket)) return;
     refusing.add(socket);
     const inFlight = answerInFlight(socket);

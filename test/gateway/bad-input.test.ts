@@ -47,6 +47,39 @@ function rawAll(url: string, bytes: string): Promise<string> {
   });
 }
 
+/**
+ * Sends a request in pieces, each written once the one before has gone out and a moment
+ * has passed (so that the server reads each on its own; together, they would be one read,
+ * which the test would pass anyway), and returns the status and body of the answer. Pieces
+ * left when the server has answered and closed are not sent.
+ */
+function rawInPieces(url: string, pieces: string[]): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port) });
+    socket.setNoDelay(true);
+    const chunks: Buffer[] = [];
+    let closed = false;
+    socket.setTimeout(10_000, () => reject(new Error('no answer within 10 s')));
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    // Writing after the server closed (it answered early) fails: the answer is what counts.
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      closed = true;
+      const text = Buffer.concat(chunks).toString('latin1');
+      if (text === '') reject(new Error('closed without an answer'));
+      resolve({ status: Number(text.slice(9, 12)), body: text.slice(text.indexOf('\r\n\r\n') + 4) });
+    });
+    void (async () => {
+      for (const piece of pieces) {
+        if (closed || chunks.length > 0) return;
+        await new Promise((written) => socket.write(piece, written));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+  });
+}
+
 /** A test upstream, a keygate in front of it with `profile`, and one key of an account. */
 async function startWithKey(dir: string, profile: Omit<ConfigInput, 'upstream'>): Promise<{ upstream: TestUpstream; kg: TestKeygate; secret: string }> {
   const upstream = await startTestUpstream();
@@ -114,6 +147,29 @@ describe('bad input at the gateway', () => {
     const both = await rawAll(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\nAuthorization: ${secret}\r\n\r\n${longUrl}`);
     expect([...both.matchAll(/^HTTP\/1\.1 (\d+) /gm)].map((m) => Number(m[1]))).toEqual([200, 414]);
     expect(both).not.toContain(secret);
+  });
+
+  it('a URL over the head limit split across reads gets 414 in the envelope however it is split, and a header value over it 431', async () => {
+    const URI_TOO_LONG = { errors: [{ code: 'uri_too_long', status: 414, detail: 'The request URL is too long.' }] };
+    const TOO_LARGE = { errors: [{ code: 'headers_too_large', status: 431, detail: 'Request headers are too large.' }] };
+    const a = (n: number) => 'a'.repeat(n);
+    const rest = `Host: x\r\nAuthorization: ${secret}\r\nConnection: close\r\n\r\n`;
+    const splits: [string, string[], number, unknown][] = [
+      // The URL goes over the limit in the read where it ends.
+      ['URL: in two reads', [`GET /v1/domains?q=${a(10_000)}`, `${a(10_000)} HTTP/1.1\r\n${rest}`], 414, URI_TOO_LONG],
+      // Over the limit in a read that ends inside it: the next read ends it.
+      ['URL: in three reads', [`GET /v1/domains?q=${a(10_000)}`, a(10_000), `${a(100)} HTTP/1.1\r\n${rest}`], 414, URI_TOO_LONG],
+      ['URL: the version in a read of its own', [`GET /v1/domains?q=${a(10_000)}`, `${a(10_000)} HT`, `TP/1.1\r\n${rest}`], 414, URI_TOO_LONG],
+      ['header: in two reads', [`GET /v1/domains HTTP/1.1\r\nX-Pad: ${a(10_000)}`, `${a(10_000)}\r\n${rest}`], 431, TOO_LARGE],
+      ['header: in three reads', [`GET /v1/domains HTTP/1.1\r\nX-Pad: ${a(10_000)}`, a(10_000), `${a(100)}\r\n${rest}`], 431, TOO_LARGE],
+      // A space inside a header value is no URL's end.
+      ['header with spaces: in three reads', [`GET /v1/domains HTTP/1.1\r\nX-Pad: ${a(10_000)}`, a(10_000), `b c d\r\n${rest}`], 431, TOO_LARGE],
+    ];
+    for (const [name, pieces, status, body] of splits) {
+      const r = await rawInPieces(kg.gatewayUrl, pieces);
+      expect({ name, status: r.status, body: JSON.parse(r.body) as unknown }).toEqual({ name, status, body });
+      expect(r.body).not.toContain(secret);
+    }
   });
 
   it('reads a key sent after a thousand other header lines (Node would drop every line after its thousandth or so)', async () => {
