@@ -302,9 +302,12 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   const { config } = loaded;
   const log = options.log ?? createLog({ level: config.log.level });
   const upstream = config.upstream.spawn ? await startUpstream(loaded, log) : undefined;
+  // Port 0 in upstream.url: the one keygate chose for the command it started is forwarded to.
+  const withUpstream = (next: LoadedConfig): LoadedConfig =>
+    upstream === undefined || next.config.upstream.url !== config.upstream.url ? next : { ...next, config: { ...next.config, upstream: { ...next.config.upstream, url: upstream.url } } };
   let rt: Runtime;
   try {
-    rt = await createRuntime(loaded, { ...options, log });
+    rt = await createRuntime(withUpstream(loaded), { ...options, log });
   } catch (error) {
     upstream?.stop();
     throw error;
@@ -378,7 +381,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
         gateway: gatewayUrl,
         admin: adminUrl,
         dashboard: dashboardUrl,
-        upstream: redactUrl(config.upstream.url),
+        upstream: redactUrl(rt.config.upstream.url),
         store: redactUrl(config.store),
         counters: redactUrl(config.counters),
       },
@@ -393,7 +396,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     const reloadFrom = async (next: LoadedConfig | undefined) => {
       try {
         if (closing) throw new Error('keygate is stopping');
-        const changed = await rt.reload(withGivenPorts(next ?? loadConfigFile(loaded.file), rt.config, options.ports));
+        const changed = await rt.reload(withGivenPorts(withUpstream(next ?? loadConfigFile(loaded.file)), rt.config, options.ports));
         metrics.reload('applied');
         if (changed.length === 0) log.info({ file: loaded.file }, 'profile reloaded: nothing changed');
         else log.info({ file: loaded.file, changed }, `profile reloaded: ${changed.join(', ')} changed`);

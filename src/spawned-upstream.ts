@@ -13,14 +13,16 @@
  * and nothing is stopped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { readdirSync, readFileSync, readlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { LoadedConfig } from './config/load.js';
 import type { Log } from './log.js';
 
 /** The profile's own upstream, started by keygate: watched while keygate serves, and started again when it exits. */
 export interface SpawnedUpstream {
+  /** Where it listens: upstream.url, with the port keygate chose where that says port 0. */
+  url: string;
   /** Why it is not running, while it is down (it exited and is not back yet); undefined while it runs. */
   down(): string | undefined;
   /**
@@ -63,7 +65,10 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
   const spawnCommand = loaded.config.upstream.spawn as [string, ...string[]];
   const [command, ...args] = spawnCommand;
   const url = new URL(loaded.config.upstream.url);
-  const { host, port } = upstreamAddress(url);
+  const { host } = upstreamAddress(url);
+  // Port 0: keygate chooses (see startOnChosenPort); else the profile's.
+  const choosesPort = url.port === '0';
+  let { port } = upstreamAddress(url);
   const recordFile = upstreamRecordFile(loaded);
   let left = findLeftUpstream(recordFile);
   if (left && !left.inUse) {
@@ -73,15 +78,15 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
       left = undefined;
     }
   }
-  const portTaken = `upstream.spawn: port ${url.hostname}:${port} is already in use by another process`;
-  if (await canConnect(host, port, UPSTREAM_PROBE_MS)) {
+  const portTaken = () => `upstream.spawn: port ${url.hostname}:${port} is already in use by another process`;
+  if (!choosesPort && (await canConnect(host, port, UPSTREAM_PROBE_MS))) {
     const whose =
       left === undefined
         ? ''
         : left.inUse
         ? ` (pid ${left.pid}, "${left.command}": the upstream of the keygate running as pid ${left.keygate})`
         : ` (pid ${left.pid}, "${left.command}": left running by a keygate that ended, pid ${left.keygate}; it did not stop on SIGTERM or SIGKILL)`;
-    throw new Error(`${portTaken}${whose}; stop it or change upstream.url`);
+    throw new Error(`${portTaken()}${whose}; stop it or change upstream.url`);
   }
   // Logged as the profile says it; never its environment.
   const commandLine = spawnCommand.join(' ');
@@ -127,7 +132,9 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
     });
     const deadline = Date.now() + LISTEN_WITHIN_MS;
     while (Date.now() < deadline && ended === undefined && !stopped) {
-      if ((await canConnect(host, port)) && ended === undefined) {
+      // On a port keygate chose, what answers must be the command's (another process may
+      // have taken the port first, and the command fail on it a moment later).
+      if ((await canConnect(host, port)) && ended === undefined && (!choosesPort || group === undefined || listensInGroup(group, port))) {
         listening = true;
         upSince = Date.now();
         // SIGKILL leaves it running: the next start finds it by this record.
@@ -176,7 +183,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
     if (group !== undefined) await stopGroup(group);
     if (!restarting) return;
     let failure: string | undefined;
-    if (await canConnect(host, port, UPSTREAM_PROBE_MS)) failure = `${portTaken}; stop it or change upstream.url`;
+    if (await canConnect(host, port, UPSTREAM_PROBE_MS)) failure = `${portTaken()}; stop it or change upstream.url`;
     else if (restarting) {
       log.warn({ command: commandLine, attempt }, `${what}: starting it again (attempt ${attempt})`);
       restarts++;
@@ -208,12 +215,26 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
   };
   // However keygate ends (at once, on a third signal; a failed start), its upstream goes with it.
   process.once('exit', stop);
-  const notListening = await launch();
+  let notListening: string | undefined;
+  for (let chosen = 1; ; chosen++) {
+    if (choosesPort) {
+      port = await freePort(host);
+      url.port = String(port);
+      env.PORT = String(port);
+    }
+    notListening = await launch();
+    // The port keygate chose was free a moment before; another process may have taken it
+    // before the command listened on it (which then fails, EADDRINUSE): another port then.
+    if (notListening === undefined || !choosesPort || chosen === CHOSEN_PORT_TRIES || !(await canConnect(host, port, UPSTREAM_PROBE_MS))) break;
+    log.warn({ command: commandLine, port }, `${what}: port ${port}, free when keygate chose it, was taken by another process before the command listened on it (${notListening}); choosing another`);
+    if (group !== undefined) await stopGroup(group);
+  }
   if (notListening !== undefined) {
     stop();
     throw new Error(`${what} ${notListening}`);
   }
   return {
+    url: url.origin,
     down: () => (outage === undefined ? undefined : `the upstream keygate started (upstream.spawn) is down since ${new Date(outage.since).toISOString()}: ${outage.why}`),
     nextStartInMs: () => (outage === undefined || !restarting ? undefined : nextStartAt === undefined ? 0 : Math.max(0, nextStartAt - Date.now())),
     restarts: () => restarts,
@@ -236,6 +257,21 @@ function stopUpstream(child: ChildProcess, group: Group): void {
     // The group is gone already: the child itself, if it is still there.
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   }
+}
+
+/** How many ports keygate chooses for an upstream.url with port 0 before it gives up (each taken before the command listened). */
+const CHOSEN_PORT_TRIES = 3;
+
+/** A port of `host` free now: the system's choice for a listener on port 0, closed again. */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Where an upstream URL points, as `connect` takes it. */
@@ -394,6 +430,58 @@ async function groupEnds(group: Group, withinMs: number): Promise<boolean> {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return true;
+}
+
+/**
+ * Whether the socket listening on `port` belongs to a process of the group, as Linux's
+ * /proc shows sockets (their inodes, in /proc/net/tcp and tcp6) and each process's open
+ * files; true where there is no /proc to ask.
+ */
+export function listensInGroup(group: Group, port: number): boolean {
+  const inodes = new Set<string>();
+  let tables = 0;
+  try {
+    for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      let text: string;
+      try {
+        text = readFileSync(table, 'utf8');
+        tables++;
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n').slice(1)) {
+        // Fields: sl, local_address, rem_address, st (0A: LISTEN), ..., inode (the tenth).
+        const fields = line.trim().split(/\s+/);
+        const local = fields[1];
+        if (local === undefined || fields[3] !== '0A' || Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16) !== port) continue;
+        inodes.add(`socket:[${fields[9]}]`);
+      }
+    }
+    // No /proc: what answers is taken to be the command, as on a port the profile gives.
+    if (tables === 0) return true;
+    if (inodes.size === 0) return false;
+    for (const entry of readdirSync('/proc')) {
+      const stat = /^\d+$/.test(entry) ? readStat(Number(entry)) : undefined;
+      if (stat === undefined || stat.pgrp !== group.pgrp) continue;
+      let fds: string[];
+      try {
+        fds = readdirSync(`/proc/${entry}/fd`);
+      } catch {
+        continue;
+      }
+      for (const fd of fds) {
+        try {
+          if (inodes.has(readlinkSync(`/proc/${entry}/fd/${fd}`))) return true;
+        } catch {
+          // Closed meanwhile.
+        }
+      }
+    }
+    return false;
+  } catch {
+    // No /proc: what answers is taken to be the command, as on a port the profile gives.
+    return true;
+  }
 }
 
 /** Whether a process of the group still runs. */

@@ -55,6 +55,30 @@ if (readFileSync('starts', 'utf8').trim().split('\\n').length > 1 && !existsSync
 createServer((q, r) => r.setHeader('content-type', 'application/json').end(JSON.stringify({ pid: process.pid }))).listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
+/**
+ * An upstream whose first start loses its port to another process just before it listens,
+ * as a race would have it: it starts a process of its own group (detached: not one keygate
+ * stops with it) listening on PORT, notes that process's pid in `blocker`, then listens on
+ * PORT itself and fails (EADDRINUSE). Each later start is UPSTREAM's.
+ */
+const RACED_UPSTREAM = `import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+appendFileSync('starts', process.pid + '\\n');
+const listen = () => createServer((q, r) => r.setHeader('content-type', 'application/json').end(JSON.stringify({ pid: process.pid }))).listen(Number(process.env.PORT), '127.0.0.1');
+if (readFileSync('starts', 'utf8').trim().split('\\n').length > 1) listen();
+else {
+  const taker = "require('node:http').createServer((q, r) => r.end('{\\"taker\\":true}')).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('listening'))";
+  const blocker = spawn(process.execPath, ['-e', taker], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+  writeFileSync('blocker', String(blocker.pid));
+  blocker.stdout.once('data', () => {
+    blocker.unref();
+    blocker.stdout.destroy();
+    listen().once('error', () => process.exit(1));
+  });
+}
+`;
+
 /** A profile in a folder of its own whose upstream.spawn starts `upstream` (UPSTREAM) on `port`; `shutdown`: the profile's. */
 function writeProfile(name: string, port: number, { upstream = UPSTREAM, shutdown, errors }: { upstream?: string; shutdown?: Record<string, string>; errors?: Record<string, unknown> } = {}): { file: string; folder: string } {
   const folder = path.join(dir, name);
@@ -297,6 +321,43 @@ async function metric(admin: string, name: string): Promise<number | undefined> 
   const line = (await response.text()).split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.slice(name.length + 1));
 }
+
+describe.skipIf(process.platform !== 'linux')('upstream.spawn with upstream.url on port 0', () => {
+  it('starts the command on a port keygate chose (PORT), and on another when a process took that one before the command listened; requests reach the command, never that process', async () => {
+    const { file, folder } = writeProfile('port-zero', 0, { upstream: RACED_UPSTREAM });
+    const secret = await keyFor(file);
+    const serve = spawnServe(file);
+    const blocker = () => Number(readFileSync(path.join(folder, 'blocker'), 'utf8'));
+    try {
+      const served = await upstreamPid(serve, secret);
+      const [first, second] = starts(folder);
+      expect(served).toBe(second);
+      const warning = JSON.parse(await serve.logged('was taken by another process before the command listened on it')) as { level: number; port: number; msg: string };
+      expect(warning.level).toBe(40);
+      // The process that took the first port still has it; the gateway's upstream is on another.
+      const { gateway } = await addresses(serve);
+      const upstream = (JSON.parse(await serve.logged('keygate is serving')) as { upstream: string }).upstream;
+      expect(upstream).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+      expect(new URL(upstream).port).not.toBe(String(warning.port));
+      expect(await (await fetch(`http://127.0.0.1:${warning.port}/`)).json()).toEqual({ taker: true });
+      expect(((await (await fetch(`${gateway}/v1/whoami`, { headers: { authorization: `Bearer ${secret}` } })).json()) as { pid: number }).pid).toBe(second);
+      expect(runs(first as number)).toBe(false);
+    } finally {
+      cleanUp([serve], starts(folder));
+      if (existsSync(path.join(folder, 'blocker')) && runs(blocker())) process.kill(blocker(), 'SIGKILL');
+    }
+  });
+
+  it('is refused without upstream.spawn, naming the field', async () => {
+    const folder = path.join(dir, 'port-zero-no-spawn');
+    mkdirSync(folder);
+    const file = path.join(folder, 'keygate.yaml');
+    writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:0' }, store: `sqlite:${path.join(folder, 'k.db')}` }));
+    const result = await runCli(['--config', file, 'check']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('  - upstream.url: port 0 (any free port) only with upstream.spawn');
+  });
+});
 
 describe('restartDelay', () => {
   it('waits 1 s before the first start again, doubling with each one after, up to 30 s', () => {

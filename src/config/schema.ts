@@ -547,6 +547,11 @@ export const configSchema = z
       .refine((upstream) => upstream.maxInFlightPerAccount === undefined || upstream.maxInFlightPerAccount <= upstream.connections, {
         path: ['maxInFlightPerAccount'],
         error: 'at most upstream.connections (one account cannot have more requests in flight than the pool has connections)',
+      })
+      // Port 0: keygate chooses a free one for the command it starts, and tells it in PORT.
+      .refine((upstream) => upstream.spawn !== undefined || !URL.canParse(upstream.url) || new URL(upstream.url).port !== '0', {
+        path: ['url'],
+        error: 'port 0 (any free port) only with upstream.spawn, which keygate then tells the port it chose; give the port the upstream listens on',
       }),
     store: z
       .string()
