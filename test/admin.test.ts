@@ -680,7 +680,7 @@ describe('admin API', () => {
 
   it('says what is wrong with a change of nothing, a backwards date range and an operator given an account, and cuts a huge id it quotes', async () => {
     const nothing = await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: '{}' }));
-    expect(nothing).toMatchObject({ status: 400, body: { detail: 'nothing to change: give name, planId, apiAccess, overage or planExpiresAt' } });
+    expect(nothing).toMatchObject({ status: 400, body: { detail: 'nothing to change: give name, planId, apiAccess, overage, planExpiresAt or limits' } });
     const backwards = await json(await kg.admin(`/v1/accounts/${accountId}/usage/daily?from=2026-11-20&to=2026-11-01`));
     expect(backwards).toMatchObject({ status: 400, body: { detail: 'from (2026-11-20) is after to (2026-11-01)' } });
     const operator = await json(await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: 'olga@ops.test', accountId, role: 'operator' }) }));

@@ -217,7 +217,7 @@ describe('keygate CLI with a running gateway', () => {
     const noMembers = await cli('members', 'list', '--account', 'acc_nope');
     expect([noMembers.code, noMembers.stderr]).toEqual([1, 'error: no account "acc_nope"\n']);
     const idle = await cli('accounts', 'update', accountId);
-    expect([idle.code, idle.stderr]).toEqual([1, 'error: nothing to change: give --name, --plan, --api-access, --overage or --plan-expires\n']);
+    expect([idle.code, idle.stderr]).toEqual([1, 'error: nothing to change: give --name, --plan, --api-access, --overage, --plan-expires, --rate-limit or --meter-limit\n']);
     // A date no page or table could show is refused before anything is written.
     const late = await cli('accounts', 'update', accountId, '--plan-expires', '100000000d');
     expect([late.code, late.stderr]).toEqual([1, "error: the plan's expiry must be before the year 10000\n"]);

@@ -359,7 +359,7 @@ describe('a SQLite upgrade that fails half way', () => {
     sqlite.exec('drop index sign_in_failures_updated');
     sqlite.close();
     const migrated = await runCli(['migrate', '--config', profileFile]);
-    expect(migrated).toMatchObject({ code: 0, stdout: `applied 0006_sign_in_failures, 0007_limit_state to sqlite:${file}\n` });
+    expect(migrated).toMatchObject({ code: 0, stdout: `applied 0006_sign_in_failures, 0007_limit_state, 0008_account_limits to sqlite:${file}\n` });
   });
 });
 

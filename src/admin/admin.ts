@@ -54,6 +54,7 @@ declare module 'fastify' {
 }
 
 const isoOrNull = z.string().nullable();
+const OutWindow = z.object({ name: z.string().describe('The policy name in the RateLimit headers'), limit: z.number(), window: z.string().describe('As the profile writes it: "1s", "1h"'), scope: z.enum(['key', 'account']) });
 const Account = z.object({
   id: z.string(),
   name: z.string(),
@@ -62,8 +63,42 @@ const Account = z.object({
   apiAccess: z.boolean().describe("The account's own switch; its keys also need the plan's API access and an unexpired plan (apiEnabled)"),
   apiEnabled: z.boolean().describe("Whether its keys can call the API now: apiAccess, the plan's API access, and the plan not expired (as usage's apiEnabled)"),
   overage: z.boolean().nullable().describe('null: follow the plan'),
+  limits: z
+    .object({
+      rateLimits: z.array(OutWindow).nullable().describe("The account's own windows in place of its plan's (a route's extra windows stay); null: the plan's; []: no plan-level window"),
+      meters: z.record(z.string(), z.number()).describe("Meter name → the account's own limit; a meter not named has the plan's"),
+    })
+    .describe("The account's own limits (its overrides of the plan's)"),
+  effectiveLimits: z
+    .object({ rateLimits: z.array(OutWindow), meters: z.record(z.string(), z.number()) })
+    .describe('The limits its keys are held to now: its own where it has them, else its plan\'s (as the RateLimit headers and usage give them)'),
   createdAt: z.string(),
 });
+/** A change of an account's own limits: a JSON merge patch (a part left out stays; null: the plan's). */
+const LimitsChange = z
+  .object({
+    rateLimits: z
+      .array(
+        z
+          .object({
+            name: z.string().optional().describe('The policy name in the RateLimit headers; default e.g. "100-per-1s"'),
+            limit: z.number().describe('Requests allowed in any rolling window (a whole number, at least 1)'),
+            window: z.union([z.string(), z.number()]).describe('As the profile writes it: "1s", "10m", "1h" (a number: milliseconds)'),
+            scope: z.enum(['key', 'account']).optional().describe('Counted per key (default) or shared by the account\'s keys'),
+          })
+          .strict(),
+      )
+      .nullable()
+      .optional()
+      .describe("Windows in place of the plan's own rateLimits (all of them: give every window the account should have); null: the plan's again"),
+    meters: z
+      .record(z.string(), z.number().nullable())
+      .optional()
+      .describe("Meter name → the account's limit for it (a meter of its plan; 0 or more); null: the plan's again. Meters not named stay as they are"),
+  })
+  .strict()
+  .nullable()
+  .describe("The account's own limits; null: the plan's for all of them");
 /** A key's scopes as a request gives them; `which` says more of them. */
 const keyScopes = (which: string) =>
   z.array(z.string()).optional().describe(`The key's scopes${which}, among those its plan allows. * grants every scope and is given alone: beside other scopes it is refused (400)`);
@@ -568,7 +603,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       return reply.code(201).send(accountOut(account, rt));
     },
   );
-  app.get('/v1/accounts/:id', { schema: { operationId: 'getAccount', tags: ['accounts'], summary: 'One account: plan, API access, overage, plan expiry', params: IdParams, response: { 200: Account, 404: Problem } } }, async (request) =>
+  app.get('/v1/accounts/:id', { schema: { operationId: 'getAccount', tags: ['accounts'], summary: 'One account: plan, API access, overage, plan expiry, its own limits and those in effect', params: IdParams, response: { 200: Account, 404: Problem } } }, async (request) =>
     accountOut(await getAccount(rt, request.params.id), rt),
   );
   app.patch(
@@ -577,15 +612,17 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       schema: {
         operationId: 'updateAccount',
         tags: ['accounts'],
-        summary: 'Change an account: name, plan, API access, overage, plan expiry',
+        summary: 'Change an account: name, plan, API access, overage, plan expiry, its own limits',
+        description:
+          "Takes effect on its keys' next request, in every keygate process. `limits` overrides the plan's limits for this account alone: `rateLimits` replaces the plan's own windows (a route's extra windows stay), `meters` a meter's limit; null gives either back to the plan. Their change is audited as account.limits_changed.",
         params: IdParams,
-        body: z.object({ name: z.string().min(1).max(200).optional(), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional() }).strict(),
+        body: z.object({ name: z.string().min(1).max(200).optional(), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional(), limits: LimitsChange.optional() }).strict(),
         response: { 200: Account, 400: Problem, 404: Problem },
       },
     },
     async (request, reply) => {
       const b = request.body;
-      if (Object.values(b).every((value) => value === undefined)) throw new OperationError('invalid', 'nothing to change: give name, planId, apiAccess, overage or planExpiresAt');
+      if (Object.values(b).every((value) => value === undefined)) throw new OperationError('invalid', 'nothing to change: give name, planId, apiAccess, overage, planExpiresAt or limits');
       const { planExpiresAt, ...rest } = b;
       const patch = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
       if (planExpiresAt !== undefined) Object.assign(patch, { planExpiresAt: planExpiresAt === null ? null : Date.parse(planExpiresAt) });

@@ -25,7 +25,8 @@ import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
-import { accountOut, apiEnabledOf, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, updateAccount } from '../operations/accounts.js';
+import { accountOut, accountPlan, apiEnabledOf, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, updateAccount, type LimitsChange } from '../operations/accounts.js';
+import { effectiveLimitsOut, WINDOW_SPEC } from '../limits/overrides.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
@@ -111,6 +112,15 @@ function apiAccessOf(account: AccountRecord, config: Config, now: number): strin
   if (!plan.apiAccess) return 'off (plan)';
   if (!account.apiAccess) return 'off';
   return apiEnabledOf(account, config.plans, now) ? 'on' : 'off (plan expired)';
+}
+
+/** The limits an account's keys are held to, for people: each marked where it is the account's own. */
+function limitsShown(account: AccountRecord, config: Config): { rateLimits: string; meterLimits: string } {
+  const effective = effectiveLimitsOut(accountPlan(account, config.plans));
+  const ownWindows = account.limits?.rateLimits != null;
+  const windows = effective.rateLimits.length === 0 ? 'none' : effective.rateLimits.map(windowText).join(', ');
+  const meters = Object.entries(effective.meters).map(([meter, limit]) => `${meter} ${limit}${account.limits?.meters[meter] !== undefined ? ' (own)' : ''}`);
+  return { rateLimits: `${windows}${ownWindows ? " (the account's own)" : ' (as the plan)'}`, meterLimits: meters.length === 0 ? 'none' : meters.join(', ') };
 }
 
 /** `--scopes a, b,c` as a list. */
@@ -273,6 +283,63 @@ function accountSettings(opts: AccountSettingOptions, now: number): Pick<Account
 function warnOfPastPlanExpiry(json: boolean | undefined, account: AccountRecord, now: number): void {
   const warning = pastPlanExpiryWarning(account, now);
   if (warning !== undefined) process.stderr.write(json ? `${JSON.stringify({ warning })}\n` : `warning: ${warning}\n`);
+}
+
+/** Collects a repeatable option's values in the order given. */
+function repeated(value: string, before: string[] | undefined): string[] {
+  return [...(before ?? []), value];
+}
+
+/**
+ * `--rate-limit` and `--meter-limit` as a change of the account's own limits; undefined
+ * where neither is given. `--rate-limit plan` gives the plan's windows back, `none` leaves
+ * the account no plan-level window; otherwise every window it should have, as keygate
+ * names them: `100-per-1s` (per key), `5000-per-1h-per-account`.
+ */
+export function limitsOptions(opts: { rateLimit?: string[]; meterLimit?: string[] }): LimitsChange | undefined {
+  if (opts.rateLimit === undefined && opts.meterLimit === undefined) return undefined;
+  const change: LimitsChange = {};
+  if (opts.rateLimit !== undefined) {
+    const words = opts.rateLimit.map((spec) => spec.trim());
+    if (words.length === 1 && (words[0] === 'plan' || words[0] === 'none')) change.rateLimits = words[0] === 'plan' ? null : [];
+    else {
+      change.rateLimits = words.map((spec) => {
+        const match = WINDOW_SPEC.exec(spec);
+        if (!match) {
+          const alone = spec === 'plan' || spec === 'none' ? `: "${spec}" is given alone` : '';
+          throw new OperationError('invalid', `--rate-limit "${spec}": expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan's windows) or none${alone}`);
+        }
+        return { limit: Number(match[1]), window: match[2], scope: match[3] ?? 'key' };
+      });
+    }
+  }
+  if (opts.meterLimit !== undefined) {
+    const meters: Record<string, number | null> = {};
+    for (const spec of opts.meterLimit) {
+      const match = /^([^=\s]+)=(.*)$/.exec(spec.trim());
+      const value = match?.[2]?.trim();
+      if (!match || value === undefined || (value !== 'plan' && !/^\d+(?:\.\d+)?$/.test(value))) {
+        throw new OperationError('invalid', `--meter-limit "${spec}": expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000`);
+      }
+      meters[match[1] as string] = value === 'plan' ? null : Number(value);
+    }
+    change.meters = meters;
+  }
+  return change;
+}
+
+/** An error about `limits.…` (the admin API's fields) told in the flags that gave it. */
+function inFlags(error: unknown, change: LimitsChange | undefined): unknown {
+  if (!(error instanceof OperationError) || change === undefined) return error;
+  const windows = Array.isArray(change.rateLimits) ? change.rateLimits : [];
+  const message = error.message
+    .replace(/^limits\.meters\.([^:]+):/, '--meter-limit $1:')
+    .replace(/^limits\.rateLimits\[(\d+)\][^:]*:/, (_all, i: string) => {
+      const w = windows[Number(i)] as { limit: number; window: string; scope: string } | undefined;
+      return w ? `--rate-limit "${w.limit}-per-${w.window}${w.scope === 'account' ? '-per-account' : ''}":` : '--rate-limit:';
+    })
+    .replace(/give "([^"]+)": null to drop it/, 'give --meter-limit $1=plan to drop it');
+  return message === error.message ? error : new OperationError(error.kind, message);
 }
 
 /** `POST /v1/backlinks/summary x3 records=100` → a planned call. */
@@ -486,10 +553,11 @@ export function buildCli(): Command {
               plan: account.planId in rt.config.plans ? account.planId : `${account.planId} (not in the profile)`,
               api: apiAccessOf(account, rt.config, now),
               overage: account.overage === null ? 'as the plan' : account.overage ? 'on' : 'off',
+              ...limitsShown(account, rt.config),
               created: when(account.createdAt),
               planExpires: when(account.planExpiresAt),
             },
-            ['id', 'name', 'plan', 'api', 'overage', 'created', 'planExpires'],
+            ['id', 'name', 'plan', 'api', 'overage', 'rateLimits', 'meterLimits', 'created', 'planExpires'],
           ),
         );
       }),
@@ -513,22 +581,29 @@ export function buildCli(): Command {
   accountSettingOptions(
     accounts
       .command('update <id>')
-      .description("change an account's name, plan, API access, overage or plan expiry")
+      .description("change an account's name, plan, API access, overage, plan expiry or its own limits")
       .option('--name <name>', 'new name')
       .option('--plan <plan>', 'move to this plan'),
-  ).action((id: string, opts: { name?: string; plan?: string } & AccountSettingOptions, command: Command) =>
-    withRuntime(command, async (rt, { json }) => {
-      const patch = {
-        ...(opts.name !== undefined ? { name: opts.name } : {}),
-        ...(opts.plan !== undefined ? { planId: opts.plan } : {}),
-        ...accountSettings(opts, rt.clock()),
-      };
-      if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage or --plan-expires');
-      const account = await updateAccount(rt, id, patch, CLI_ACTOR);
-      print(json, accountOut(account, rt), () => `updated account ${account.id}`);
-      if ('planExpiresAt' in patch) warnOfPastPlanExpiry(json, account, rt.clock());
-    }),
-  );
+  )
+    .option('--rate-limit <window>', "the account's own window in place of the plan's: 100-per-1s (per key), 5000-per-1h-per-account (repeatable: give every window it should have); plan: the plan's again; none: no plan-level window", repeated)
+    .option('--meter-limit <meter=n|plan>', "the account's own limit of a meter of its plan, as units=5000000; units=plan: the plan's again (repeatable)", repeated)
+    .action((id: string, opts: { name?: string; plan?: string; rateLimit?: string[]; meterLimit?: string[] } & AccountSettingOptions, command: Command) =>
+      withRuntime(command, async (rt, { json }) => {
+        const limits = limitsOptions(opts);
+        const patch = {
+          ...(opts.name !== undefined ? { name: opts.name } : {}),
+          ...(opts.plan !== undefined ? { planId: opts.plan } : {}),
+          ...accountSettings(opts, rt.clock()),
+          ...(limits !== undefined ? { limits } : {}),
+        };
+        if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage, --plan-expires, --rate-limit or --meter-limit');
+        const account = await updateAccount(rt, id, patch, CLI_ACTOR).catch((error: unknown) => {
+          throw inFlags(error, limits);
+        });
+        print(json, accountOut(account, rt), () => `updated account ${account.id}`);
+        if ('planExpiresAt' in patch) warnOfPastPlanExpiry(json, account, rt.clock());
+      }),
+    );
   accounts
     .command('delete <id>')
     .description('delete an account: its members are removed; its keys stay, unbound (refused as key_not_bound)')

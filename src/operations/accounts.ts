@@ -1,7 +1,9 @@
 /** Accounts (teams): create, list, change plan or API access, delete. */
 import type { Runtime } from '../runtime.js';
-import type { Config } from '../config/schema.js';
-import type { AccountPatch, AccountRecord } from '../store/store.js';
+import { rateLimitSchema, type Config, type Plan } from '../config/schema.js';
+import type { AccountPatch, AccountRecord, LimitOverrides } from '../store/store.js';
+import { effectiveLimitsOut, effectivePlan, overridesOut } from '../limits/overrides.js';
+import { MAX_REPORTED } from '../meters/cost.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, notFound, OperationError } from './errors.js';
 import { audit } from './audit.js';
@@ -64,8 +66,80 @@ export function accountOut(account: AccountRecord, rt: Pick<Runtime, 'config' | 
     apiAccess: account.apiAccess,
     apiEnabled: apiEnabledOf(account, rt.config.plans, rt.clock()),
     overage: account.overage,
+    limits: overridesOut(account.limits),
+    effectiveLimits: effectiveLimitsOut(accountPlan(account, rt.config.plans)),
     createdAt: isoTime(account.createdAt) as string,
   };
+}
+
+/** The plan with nothing in it: what an account on a plan the profile no longer has is shown with. */
+const NO_PLAN: Plan = Object.freeze({ apiAccess: false, rateLimits: [], meters: {} });
+
+/** The account's plan with its own limits in place (limits/overrides.ts); a plan the profile lacks has none. */
+export function accountPlan(account: Pick<AccountRecord, 'planId' | 'limits'>, plans: Config['plans']): Plan {
+  const plan = plans[account.planId];
+  return plan ? effectivePlan(plan, account.limits) : NO_PLAN;
+}
+
+/**
+ * A change of an account's own limits, as the admin API's PATCH takes it (a JSON merge
+ * patch): a part left out stays as it is, null gives it back to the plan. `limits: null`
+ * as a whole returns every limit to the plan's.
+ */
+export interface LimitsChange {
+  /** The account's windows in place of the plan's own (as the profile writes them: `{ limit: 100, window: "1s", scope: "key" }`). */
+  rateLimits?: unknown[] | null;
+  /** Meter name → its limit; null: the plan's. */
+  meters?: Record<string, number | null>;
+}
+
+/** Most windows an account's own list may hold (a plan has a few). */
+const MAX_OWN_WINDOWS = 20;
+
+/**
+ * The account's overrides once `change` is applied to `before`, checked against its plan
+ * (`planId`, the new one where the same change moves it): every error names the field,
+ * as the request gave it. Meter overrides the plan has no meter for are refused, also
+ * those kept from before a move to a plan without that meter.
+ */
+export function changedLimits(rt: Pick<Runtime, 'config'>, planId: string, before: LimitOverrides | undefined, change: LimitsChange | null | undefined): LimitOverrides {
+  const plan = rt.config.plans[planId];
+  let rateLimits = before?.rateLimits ?? null;
+  // Without a prototype: a meter named "__proto__" is a name like another (and refused as one the plan lacks).
+  const meters = Object.assign(Object.create(null) as Record<string, number>, before?.meters ?? {});
+  if (change === null) return { rateLimits: null, meters: {} };
+  if (change?.rateLimits !== undefined) rateLimits = change.rateLimits === null ? null : checkedWindows(change.rateLimits);
+  for (const [name, limit] of Object.entries(change?.meters ?? {})) {
+    if (limit === null) {
+      delete meters[name];
+      continue;
+    }
+    if (typeof limit !== 'number' || !Number.isFinite(limit) || limit < 0 || limit > MAX_REPORTED) {
+      throw new OperationError('invalid', `limits.meters.${name}: a meter's limit is a number from 0 to ${MAX_REPORTED}, or null for the plan's (got ${JSON.stringify(limit)})`);
+    }
+    meters[name] = limit;
+  }
+  for (const name of Object.keys(meters)) {
+    if (plan?.meters[name] === undefined) {
+      const has = Object.keys(plan?.meters ?? {});
+      const moved = change?.meters?.[name] === undefined ? ` (the account's own limit for it, kept from before: give "${name}": null to drop it)` : '';
+      throw new OperationError('invalid', `limits.meters.${name}: the ${planId} plan has no meter "${name}"${moved}; ${has.length > 0 ? `its meters: ${has.join(', ')}` : 'it has no meters'}`);
+    }
+  }
+  return { rateLimits, meters };
+}
+
+/** Windows as the profile writes them, each checked as the profile's are (a duration "1s", a positive whole limit). */
+function checkedWindows(given: unknown[]): LimitOverrides['rateLimits'] & object {
+  if (!Array.isArray(given)) throw new OperationError('invalid', 'limits.rateLimits: a list of windows ({ limit, window, scope }), or null for the plan\'s');
+  if (given.length > MAX_OWN_WINDOWS) throw new OperationError('invalid', `limits.rateLimits: at most ${MAX_OWN_WINDOWS} windows`);
+  return given.map((window, i) => {
+    const parsed = rateLimitSchema.safeParse(window);
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0];
+    const field = ['limits', 'rateLimits', i, ...(issue?.path ?? [])].map((part, j) => (typeof part === 'number' ? `[${part}]` : `${j === 0 ? '' : '.'}${String(part)}`)).join('');
+    throw new OperationError('invalid', `${field}: ${issue?.message ?? 'not a window'} (a window is { limit: 100, window: "1s", scope: "key" or "account" })`);
+  });
 }
 
 /** The longest account name (the dashboard's form says so too). */
@@ -116,18 +190,30 @@ export async function getAccount(rt: Runtime, id: string): Promise<AccountRecord
   return account;
 }
 
-export async function updateAccount(rt: Runtime, id: string, patch: AccountPatch, actor: string): Promise<AccountRecord> {
+/** A change of an account: its fields, and its own limits as a merge patch (LimitsChange). */
+export type AccountChange = Omit<AccountPatch, 'limits'> & { limits?: LimitsChange | null };
+
+export async function updateAccount(rt: Runtime, id: string, change: AccountChange, actor: string): Promise<AccountRecord> {
+  const { limits: limitsChange, ...fields } = change;
+  let patch: AccountPatch = fields;
   if (patch.planId !== undefined) checkPlan(rt, patch.planId);
   if (patch.name !== undefined) patch = { ...patch, name: checkedName('an account', patch.name, ACCOUNT_NAME_MAX, rt.keyFormat) };
   if (patch.planExpiresAt !== undefined && patch.planExpiresAt !== null) checkedTime("the plan's expiry", patch.planExpiresAt);
   const before = await getAccount(rt, id);
+  // Checked against the plan the account will be on; a plan change alone checks the limits it keeps.
+  const limits = limitsChange !== undefined || patch.planId !== undefined ? changedLimits(rt, patch.planId ?? before.planId, before.limits, limitsChange) : undefined;
+  const limitsBefore = overridesOut(before.limits);
+  const limitsMoved = limits !== undefined && JSON.stringify(overridesOut(limits)) !== JSON.stringify(limitsBefore);
+  if (limitsMoved) patch = { ...patch, limits };
   const after = await rt.store.updateAccount(id, patch);
   if (!after) throw notFound('account', id);
+  // Every process drops the account's cached keys: their next request is judged with the new plan or limits.
   await rt.invalidate({ type: 'account', accountId: id });
   const changes = Object.fromEntries(
-    Object.entries(patch).filter(([field, value]) => before[field as keyof AccountRecord] !== value),
+    Object.entries(patch).filter(([field, value]) => field !== 'limits' && before[field as keyof AccountRecord] !== value),
   );
   if (Object.keys(changes).length > 0) await audit(rt, actor, 'account.updated', { accountId: id, detail: changes });
+  if (limitsMoved) await audit(rt, actor, 'account.limits_changed', { accountId: id, detail: { before: limitsBefore, after: overridesOut(limits) } });
   return after;
 }
 

@@ -7,6 +7,7 @@ import { periodBounds, isoDay } from '../meters/period.js';
 import { MAX_REPORTED, overageAllowed } from '../meters/cost.js';
 import { apiEnabledOf, getAccount, planEnded } from './accounts.js';
 import { DAY_MS } from '../config/duration.js';
+import { effectivePlan } from '../limits/overrides.js';
 
 export interface MeterUsage {
   kind: 'consumed' | 'gauge';
@@ -44,7 +45,9 @@ export function mainMeterOf(plan: Plan | undefined): string | undefined {
 export async function accountUsage(rt: Runtime, accountOrId: string | AccountRecord, options: { meters?: readonly string[] } = {}): Promise<AccountUsage> {
   const account = typeof accountOrId === 'string' ? await getAccount(rt, accountOrId) : accountOrId;
   const now = rt.clock();
-  const plan = rt.config.plans[account.planId];
+  // With the account's own meter limits in place of the plan's (limits/overrides.ts).
+  const configured = rt.config.plans[account.planId];
+  const plan = configured && effectivePlan(configured, account.limits);
   const planExpired = planEnded(account, now);
   const meters: Record<string, MeterUsage> = {};
   const chosen = Object.entries(plan?.meters ?? {}).filter(([name]) => options.meters?.includes(name) ?? true);

@@ -14,6 +14,7 @@ import type { AccountRecord, KeyRecord, Store } from '../store/store.js';
 import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, type AdmitRequest, type BlockStart, type Counters, type Reservation, type ChargeSpec, type WindowSpec } from '../counters/counters.js';
 import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
 import { rateLimitHeaders, windowsFor, type createRateLimitPlanner, type RateLimitPlan } from '../limits/rate-limits.js';
+import { effectivePlan, rateLimitPlanKey } from '../limits/overrides.js';
 import { overageAllowed, reserveAmount } from '../meters/cost.js';
 import { isoDay, periodBounds, type PeriodBounds } from '../meters/period.js';
 import { deny, type Denial } from '../denial/reasons.js';
@@ -293,7 +294,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * the key's next requests on this route can take as it is (judgedKeys).
    */
   function judge(request: GatewayRequest, found: CachedKey, key: KeyRecord, account: AccountRecord, route: RouteMatch | undefined, now: number): Judged | Decision {
-    const plan = config.plans[account.planId];
+    // The account's own limits in place of its plan's, resolved here, once per cached key
+    // and route: an account change drops its keys from the cache, so the next request is
+    // judged again with the new ones.
+    const configured = config.plans[account.planId];
+    const plan = configured && effectivePlan(configured, account.limits);
     // A plan the profile no longer defines gives no access; the refusal is still the key's and account's (logs, usage).
     const identity: Identity = { key, account, planId: account.planId, plan: plan ?? NO_SUCH_PLAN };
     const readsAccountState = route?.kind === 'builtin' && route.builtin.allowWhenApiDisabled;
@@ -315,7 +320,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const lacking = required.filter((scope) => !hasScopes(key.scopes, [scope]) || (plan.scopes && !hasScopes(plan.scopes, [scope])));
       return refuse(deny('insufficient_scope', { fill: { scopes: lacking.join(', ') } }), identity);
     }
-    const rateLimits = limits.plan(account.planId, plan, route.name, route.kind === 'proxy' ? route.route : undefined);
+    // An account with its own windows has its own entry (and window ids that say its limits).
+    const rateLimits = limits.plan(rateLimitPlanKey(account.planId, account.limits), plan, route.name, route.kind === 'proxy' ? route.route : undefined);
     const block = plan.block ? { id: plan.block.scope === 'account' ? accountBlockId(account.id) : keyBlockId(key.id), policy: plan.block } : undefined;
     const judged = new Judged(route, plan, Boolean(readsAccountState), rateLimits, windowsFor(rateLimits, key.id, account.id), block);
     judgedKeys.set(found, judged);

@@ -191,4 +191,14 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropTable('limit_state').ifExists().execute();
     },
   },
+  // An account's own limits in place of its plan's (rate-limit windows, meter limits), as
+  // JSON text; null: its plan's (see limits/overrides.ts).
+  '0008_account_limits': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('accounts').addColumn('limits', 'text').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.alterTable('accounts').dropColumn('limits').execute();
+    },
+  },
 };

@@ -9,6 +9,7 @@ import type {
   AccountPatch,
   AccountSearch,
   AccountRecord,
+  LimitOverrides,
   AuditEntry,
   GaugeRow,
   KeyIssuing,
@@ -37,6 +38,8 @@ interface AccountsTable {
   plan_expires_at: number | null;
   api_access: number;
   overage: number | null;
+  /** LimitOverrides as JSON; null: none. */
+  limits: string | null;
   created_at: number;
 }
 
@@ -283,6 +286,7 @@ export class SqlStore implements Store {
     if (patch.planExpiresAt !== undefined) set.plan_expires_at = patch.planExpiresAt;
     if (patch.apiAccess !== undefined) set.api_access = patch.apiAccess ? 1 : 0;
     if (patch.overage !== undefined) set.overage = patch.overage === null ? null : patch.overage ? 1 : 0;
+    if ('limits' in patch) set.limits = limitsText(patch.limits);
     if (Object.keys(set).length > 0) await this.db.updateTable('accounts').set(set).where('id', '=', id).execute();
     return this.getAccount(id);
   }
@@ -692,13 +696,34 @@ function accountRow(a: AccountRecord): AccountsTable {
     plan_expires_at: a.planExpiresAt,
     api_access: a.apiAccess ? 1 : 0,
     overage: a.overage === null ? null : a.overage ? 1 : 0,
+    limits: limitsText(a.limits),
     created_at: a.createdAt,
   };
+}
+
+/** Overrides as the `limits` column holds them: none (nothing overridden) is null. */
+function limitsText(limits: LimitOverrides | undefined): string | null {
+  if (!limits || (limits.rateLimits === null && Object.keys(limits.meters).length === 0)) return null;
+  return JSON.stringify({ rateLimits: limits.rateLimits, meters: limits.meters });
+}
+
+/** The `limits` column read back; a value no release wrote (edited by hand) is no override rather than a crash on every request. */
+function limitsOf(text: string | null | undefined): LimitOverrides | undefined {
+  if (text == null) return undefined;
+  try {
+    const parsed = JSON.parse(text) as Partial<LimitOverrides>;
+    const rateLimits = Array.isArray(parsed.rateLimits) ? parsed.rateLimits : null;
+    const meters = parsed.meters !== null && typeof parsed.meters === 'object' ? Object.assign(Object.create(null) as Record<string, number>, parsed.meters) : {};
+    return { rateLimits, meters };
+  } catch {
+    return undefined;
+  }
 }
 
 const num = (v: number | null): number | null => (v === null ? null : Number(v));
 
 function toAccount(r: AccountsTable): AccountRecord {
+  const limits = limitsOf(r.limits);
   return {
     id: r.id,
     name: r.name,
@@ -706,6 +731,7 @@ function toAccount(r: AccountsTable): AccountRecord {
     planExpiresAt: num(r.plan_expires_at),
     apiAccess: Number(r.api_access) === 1,
     overage: r.overage === null ? null : Number(r.overage) === 1,
+    ...(limits ? { limits } : {}),
     createdAt: Number(r.created_at),
   };
 }

@@ -6,6 +6,7 @@
  */
 import type { KeyMode } from '../keys/format.js';
 import type { WriteRefusal } from './write-refusal.js';
+import type { RateLimit } from '../config/schema.js';
 
 export interface AccountRecord {
   id: string;
@@ -17,7 +18,24 @@ export interface AccountRecord {
   apiAccess: boolean;
   /** Per-account overage switch; null = the plan's setting. */
   overage: boolean | null;
+  /** The operator's overrides of its plan's limits; absent: none, the plan's limits throughout. */
+  limits?: LimitOverrides;
   createdAt: number;
+}
+
+/**
+ * An account's own limits in place of its plan's ("custom rate limits", an Enterprise
+ * row agreed per customer), so that one customer's limits change without a plan of its
+ * own. What is not overridden is the plan's (limits/overrides.ts merges them).
+ */
+export interface LimitOverrides {
+  /**
+   * Windows replacing the plan's own `rateLimits` (a route's extra windows stay); null:
+   * the plan's. An empty list: no plan-level window at all.
+   */
+  rateLimits: RateLimit[] | null;
+  /** Meter name → its limit in place of the plan's; a meter not named has the plan's. */
+  meters: Record<string, number>;
 }
 
 export interface KeyRecord {
@@ -162,7 +180,7 @@ export interface UsageDailyRow {
   value: number;
 }
 
-export type AccountPatch = Partial<Pick<AccountRecord, 'name' | 'planId' | 'planExpiresAt' | 'apiAccess' | 'overage'>>;
+export type AccountPatch = Partial<Pick<AccountRecord, 'name' | 'planId' | 'planExpiresAt' | 'apiAccess' | 'overage' | 'limits'>>;
 export type KeyPatch = Partial<Pick<KeyRecord, 'name' | 'expiresAt' | 'revokedAt' | 'scopes'>>;
 /**
  * Accounts whose name contains `search` (letters of either case, accented ones too; on

@@ -211,6 +211,20 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect((await store.getKey(bound.id))?.accountId).toBeNull();
     });
 
+    it("keeps an account's own limits (its overrides of the plan's) and changes or clears them", async () => {
+      const a = account({ limits: { rateLimits: [{ limit: 25, window: 1_000, scope: 'key' }, { name: 'hourly', limit: 5_000, window: 3_600_000, scope: 'account' }], meters: { units: 150 } } });
+      expect(await store.createAccount(a)).toBe(true);
+      expect(await store.getAccount(a.id)).toEqual(a);
+      // Other changes leave them as they are.
+      expect((await store.updateAccount(a.id, { name: 'Renamed' }))?.limits).toEqual(a.limits);
+      // No plan-level window at all is kept apart from the plan's windows.
+      expect((await store.updateAccount(a.id, { limits: { rateLimits: [], meters: {} } }))?.limits).toEqual({ rateLimits: [], meters: {} });
+      // Nothing overridden is no overrides.
+      const cleared = await store.updateAccount(a.id, { limits: { rateLimits: null, meters: {} } });
+      expect(cleared?.limits).toBeUndefined();
+      expect((await store.listAccounts({ ids: [a.id] }))[0]?.limits).toBeUndefined();
+    });
+
     it('stores keys by hash, lists them per account and updates them', async () => {
       const a = account();
       await store.createAccount(a);

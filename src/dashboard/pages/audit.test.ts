@@ -108,6 +108,19 @@ describe('audit log: plans by name', () => {
   });
 });
 
+describe("audit log: an account's own limits", () => {
+  const at = Date.UTC(2026, 11, 3, 12);
+  const entry = (detail: Record<string, unknown>): AuditEntry => ({ id: 'aud_limits', at, actor: 'cli', action: 'account.limits_changed', accountId: 'acc_1', keyId: null, detail });
+
+  it('says what the account was given, or that it has the plan\'s again', () => {
+    const given = auditTable([entry({ before: { rateLimits: null, meters: {} }, after: { rateLimits: [{ name: '50-per-1s', limit: 50, window: '1s', scope: 'key' }, { name: '9-per-1h', limit: 9, window: '1h', scope: 'account' }], meters: { units: 5_000_000 } } })], new Map([['acc_1', 'Acme']]), 'Audit log', new Map()).value;
+    expect(textOf(given)).toContain("Changed the account's own limits");
+    expect(textOf(given)).toContain('rate limits → 50-per-1s, 9-per-1h per account, units limit → 5,000,000');
+    const back = auditTable([entry({ before: { rateLimits: [], meters: {} }, after: { rateLimits: null, meters: {} } })], new Map([['acc_1', 'Acme']]), 'Audit log', new Map()).value;
+    expect(textOf(back)).toContain("rate limits → the plan's, meter limits → the plan's");
+  });
+});
+
 describe('audit log: a deleted account', () => {
   const at = Date.UTC(2026, 11, 3, 12);
   const entry = (id: string, action: string, detail: Record<string, unknown>): AuditEntry => ({ id, at, actor: 'cli', action, accountId: 'acc_gone', keyId: null, detail });

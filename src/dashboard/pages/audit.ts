@@ -8,7 +8,7 @@ import type { Runtime } from '../../runtime.js';
 import { operatorOf, queryValue, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { relative, when } from '../format.js';
+import { number, relative, when } from '../format.js';
 import { utcMinute, utcSecondUp } from '../../meters/period.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 
@@ -25,6 +25,7 @@ const ACTIONS: Record<string, string> = {
   'key.updated': 'Changed a key',
   'account.created': 'Created the account',
   'account.updated': 'Changed the account',
+  'account.limits_changed': 'Changed the account\'s own limits',
   'account.deleted': 'Deleted the account',
   'member.invited': 'Invited a member',
   'member.joined': 'Joined (set a password)',
@@ -67,6 +68,8 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
       return html`${Object.entries(d).map(
         ([field, value], i) => html`${i === 0 ? '' : ', '}${FIELD_LABELS[field] ?? field} → ${field === 'planId' ? planName(value, planNames) : fieldValue(field, value)}`,
       )}`;
+    case 'account.limits_changed':
+      return ownLimitsText(d.after);
     case 'member.invited':
       return `${text(d.email)} as ${text(d.role)}`;
     case 'member.joined':
@@ -93,6 +96,16 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
         .map(([field, value]) => `${field}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
         .join(', ');
   }
+}
+
+/** An account's own limits after a change, in words: its windows and meter limits, or the plan's. */
+function ownLimitsText(after: unknown): string {
+  const limits = (after ?? {}) as { rateLimits?: { limit: number; window: string; scope: string }[] | null; meters?: Record<string, number> };
+  const windows = Array.isArray(limits.rateLimits)
+    ? limits.rateLimits.length === 0 ? 'none' : limits.rateLimits.map((w) => `${w.limit}-per-${w.window}${w.scope === 'account' ? ' per account' : ''}`).join(', ')
+    : 'the plan\'s';
+  const meters = Object.entries(limits.meters ?? {}).map(([meter, limit]) => `${meter} limit → ${number(limit)}`);
+  return [`rate limits → ${windows}`, ...(meters.length > 0 ? meters : ['meter limits → the plan\'s'])].join(', ');
 }
 
 /**

@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AccountRecord, KeyRecord, UsageDailyRow } from '../../store/store.js';
 import { accountUsage, type AccountUsage } from '../../operations/usage.js';
+import { accountPlan } from '../../operations/accounts.js';
 import { isoDay, periodBounds } from '../../meters/period.js';
 import { ownAccount, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
@@ -129,7 +130,7 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
   <div><dt>Current period</dt><dd>${periodText} <span class="muted">(so far)</span></dd></div>
 </dl>
 ${h('Meters', `meters-${account.id}`)}
-${meterTable(usage, (dash.rt.config.plans[account.planId]?.rateLimits.length ?? 0) > 0)}
+${meterTable(usage, accountPlan(account, dash.rt.config.plans).rateLimits.length > 0)}
 ${h('This period, day by day', `charts-${account.id}`)}
 <div class="charts">
   ${dailyBarChart({ id: `requests-${account.id}`, title: 'Requests per day', days, series: requestSeries, unit: 'requests', emptyText: 'No requests yet in this period.', wide: true })}

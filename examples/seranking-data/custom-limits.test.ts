@@ -1,0 +1,175 @@
+/**
+ * "The standard rate limit can be customized" and the credit table's `Enterprise | custom`
+ * row (shared/seeds/003), as the operator gives them to one customer: its own limits in
+ * place of its plan's (`keygate accounts update --rate-limit`, `--meter-limit`, or the
+ * admin API's PATCH), against examples/seranking-data over real HTTP, with the CLI as its
+ * own process on the same SQLite file and a controlled clock for the rolling second.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { controlledClock, read, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+
+const JSON_TYPE = 'application/json';
+const CALL_RATE = { status: 429, type: JSON_TYPE, body: { error_description: 'Call rate limit reached.' } };
+const INSUFFICIENT_FUNDS = {
+  status: 400,
+  type: JSON_TYPE,
+  body: { error_description: 'Insufficient funds, API key is temporarily disabled. Please make a payment to enable you API key or contact us at api@seranking.com.' },
+};
+const PLAN_WINDOW = [{ name: '10-per-1s', limit: 10, window: '1s', scope: 'key' }];
+
+const token = (key: string): RequestInit => ({ headers: { authorization: `Token ${key}` } });
+
+interface AccountWithLimits extends AccountOut {
+  limits: { rateLimits: { name: string; limit: number; window: string; scope: string }[] | null; meters: Record<string, number> };
+  effectiveLimits: { rateLimits: { name: string; limit: number; window: string; scope: string }[]; meters: Record<string, number> };
+}
+interface Subscription {
+  subscription_info: { units_limit: number; units_left: number };
+}
+interface Usage {
+  meters: { units: { usage: number; limit: number; remaining: number } };
+}
+
+describe('SE Ranking Data: custom rate limits and the Enterprise row, per account', () => {
+  const clock = controlledClock();
+  let ex: RunningExample;
+
+  beforeAll(async () => {
+    ex = await startExample('seranking-data', { clock });
+  });
+  afterAll(async () => {
+    await ex?.close();
+  });
+
+  async function customer(name: string): Promise<{ account: AccountOut; key: KeyOut }> {
+    const account = await ex.createAccount(name, 'units_1m');
+    return { account, key: await ex.createKey(account.id, 'Data API') };
+  }
+  /** Requests inside one second until the first refusal (at most `most`): how many got through, and the refusal. */
+  async function burst(secret: string, most: number) {
+    clock.advance(1_000);
+    let served = 0;
+    let first: Response | undefined;
+    for (let i = 0; i < most; i++) {
+      const response = await ex.call('/v1/account/subscription', token(secret));
+      if (i === 0) first = response;
+      if (response.status !== 200) return { served, refused: response, first };
+      served += 1;
+      await response.arrayBuffer();
+    }
+    return { served, refused: undefined, first };
+  }
+
+  it('an account given 25 requests a second gets 25 through, then 429 in the API\'s envelope with its own RateLimit fields; another on the same plan keeps 10', async () => {
+    const enterprise = await customer('Enterprise Co');
+    const neighbour = await customer('Neighbour Co');
+    const updated = await ex.cliJson<AccountWithLimits>(['accounts', 'update', enterprise.account.id, '--rate-limit', '25-per-1s']);
+    expect(updated.limits).toEqual({ rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: {} });
+    expect(updated.effectiveLimits).toEqual({ rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: { units: 1_000_000 } });
+
+    const own = await burst(enterprise.key.secret, 40);
+    expect(own.served).toBe(25);
+    expect(own.first?.headers.get('ratelimit-policy')).toBe('"25-per-1s";q=25;w=1');
+    expect(own.first?.headers.get('ratelimit')).toBe('"25-per-1s";r=24;t=1');
+    expect(await read(own.refused as Response)).toEqual(CALL_RATE);
+    expect(own.refused?.headers.get('ratelimit-policy')).toBe('"25-per-1s";q=25;w=1');
+    expect(own.refused?.headers.get('ratelimit')).toBe('"25-per-1s";r=0;t=1');
+
+    const plain = await burst(neighbour.key.secret, 40);
+    expect(plain.served).toBe(10);
+    expect(await read(plain.refused as Response)).toEqual(CALL_RATE);
+    expect(plain.refused?.headers.get('ratelimit-policy')).toBe('"10-per-1s";q=10;w=1');
+
+    // The operator's view says so too: `accounts show` and the admin API.
+    const shown = await ex.cliOk(['accounts', 'show', enterprise.account.id]);
+    expect(shown.stdout).toMatch(/rateLimits\s+25-per-1s \(the account's own\)/);
+    expect(shown.stdout).toMatch(/meterLimits\s+units 1000000\n/);
+    const viaApi = (await (await ex.kg.admin(`/v1/accounts/${neighbour.account.id}`)).json()) as AccountWithLimits;
+    expect({ limits: viaApi.limits, effective: viaApi.effectiveLimits }).toEqual({ limits: { rateLimits: null, meters: {} }, effective: { rateLimits: PLAN_WINDOW, meters: { units: 1_000_000 } } });
+
+    // Given back to the plan: 10 again, from the very next request.
+    const cleared = await ex.cliJson<AccountWithLimits>(['accounts', 'update', enterprise.account.id, '--rate-limit', 'plan']);
+    expect(cleared.limits.rateLimits).toBeNull();
+    const again = await burst(enterprise.key.secret, 40);
+    expect(again.served).toBe(10);
+    expect(await read(again.refused as Response)).toEqual(CALL_RATE);
+    expect(again.refused?.headers.get('ratelimit-policy')).toBe('"10-per-1s";q=10;w=1');
+  });
+
+  it('a lowered units limit refuses at it (400 Insufficient funds); the subscription, usage and audit say so; units=plan gives the plan\'s back', async () => {
+    const { account, key } = await customer('Trial Co');
+    await ex.cliOk(['accounts', 'update', account.id, '--meter-limit', 'units=150']);
+    const call = async (path: string) => {
+      clock.advance(200);
+      return read(await ex.call(path, token(key.secret)));
+    };
+    expect(((await call('/v1/account/subscription')).body as Subscription).subscription_info).toMatchObject({ units_limit: 150, units_left: 150 });
+    // 100 units a call, admitted while anything is left (admit: untilZero): 100, then the last 50, then refused.
+    expect((await call('/v1/domain/overview?domain=seranking.com')).status).toBe(200);
+    expect((await call('/v1/domain/overview?domain=seranking.com')).status).toBe(200);
+    expect(await call('/v1/domain/overview?domain=seranking.com')).toEqual(INSUFFICIENT_FUNDS);
+    const usage = await ex.cliJson<Usage>(['accounts', 'usage', account.id]);
+    expect(usage.meters.units).toMatchObject({ usage: 150, limit: 150, remaining: 0 });
+    const viaApi = (await (await ex.kg.admin(`/v1/accounts/${account.id}/usage`)).json()) as Usage;
+    expect(viaApi.meters.units).toMatchObject({ usage: 150, limit: 150, remaining: 0 });
+
+    const audit = await ex.cliJson<{ action: string; actor: string; detail: Record<string, unknown> }[]>(['audit', '--account', account.id]);
+    expect(audit.find((event) => event.action === 'account.limits_changed')).toMatchObject({
+      actor: 'cli',
+      detail: { before: { rateLimits: null, meters: {} }, after: { rateLimits: null, meters: { units: 150 } } },
+    });
+
+    await ex.cliOk(['accounts', 'update', account.id, '--meter-limit', 'units=plan']);
+    expect((await call('/v1/domain/overview?domain=seranking.com')).status).toBe(200);
+    expect(((await call('/v1/account/subscription')).body as Subscription).subscription_info).toMatchObject({ units_limit: 1_000_000, units_left: 1_000_000 - 250 });
+  });
+
+  it('the admin API takes the same change, and refuses an unknown meter, a bad window and a negative limit, naming the field', async () => {
+    const { account, key } = await customer('Scripted Co');
+    const patch = (body: unknown) => ex.kg.admin(`/v1/accounts/${account.id}`, { method: 'PATCH', body: JSON.stringify(body) });
+    const refused = async (body: unknown) => {
+      const response = await patch(body);
+      return { status: response.status, detail: ((await response.json()) as { detail: string }).detail };
+    };
+    expect(await refused({ limits: { meters: { credits: 5 } } })).toEqual({ status: 400, detail: 'limits.meters.credits: the units_1m plan has no meter "credits"; its meters: units' });
+    expect(await refused({ limits: { meters: { units: -1 } } })).toEqual({ status: 400, detail: expect.stringMatching(/^limits\.meters\.units: a meter's limit is a number from 0 to/) });
+    expect(await refused({ limits: { rateLimits: [{ limit: 10, window: 'a second' }] } })).toEqual({ status: 400, detail: expect.stringMatching(/^limits\.rateLimits\[0\]\.window: /) });
+    expect(await refused({ limits: { rateLimits: [{ limit: 0, window: '1s' }] } })).toEqual({ status: 400, detail: expect.stringMatching(/^limits\.rateLimits\[0\]\.limit: /) });
+    expect(await refused({ limits: { rateLimits: [{ limit: 5, window: '1s', scope: 'team' }] } })).toMatchObject({ status: 400, detail: expect.stringContaining('rateLimits') });
+    // Nothing was saved by any of them.
+    const unchanged = (await (await ex.kg.admin(`/v1/accounts/${account.id}`)).json()) as AccountWithLimits;
+    expect(unchanged.limits).toEqual({ rateLimits: null, meters: {} });
+
+    const response = await patch({ limits: { rateLimits: [{ limit: 3, window: '1s', scope: 'account' }], meters: { units: 2_000_000 } } });
+    expect(response.status).toBe(200);
+    const changed = (await response.json()) as AccountWithLimits;
+    expect(changed.effectiveLimits).toEqual({ rateLimits: [{ name: '3-per-1s', limit: 3, window: '1s', scope: 'account' }], meters: { units: 2_000_000 } });
+    const own = await burst(key.secret, 10);
+    expect(own.served).toBe(3);
+    expect(await read(own.refused as Response)).toEqual(CALL_RATE);
+    clock.advance(1_000);
+    expect(((await read(await ex.call('/v1/account/subscription', token(key.secret)))).body as Subscription).subscription_info.units_limit).toBe(2_000_000);
+
+    // null gives everything back to the plan.
+    expect((await patch({ limits: null })).status).toBe(200);
+    expect((await burst(key.secret, 20)).served).toBe(10);
+  });
+
+  it('the CLI refuses a window or meter limit it cannot read, and a meter the plan lacks, naming the flag', async () => {
+    const { account } = await customer('Typo Co');
+    const cases: [string[], string][] = [
+      [['--rate-limit', '10/s'], 'error: --rate-limit "10/s": expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan\'s windows) or none\n'],
+      [['--rate-limit', '0-per-1s'], 'error: --rate-limit "0-per-1s": '],
+      [['--rate-limit', '10-per-1s', '--rate-limit', 'plan'], 'error: --rate-limit "plan": expected <limit>-per-<window>'],
+      [['--meter-limit', 'units=-5'], 'error: --meter-limit "units=-5": expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000\n'],
+      [['--meter-limit', 'credits=5'], 'error: --meter-limit credits: the units_1m plan has no meter "credits"; its meters: units\n'],
+    ];
+    for (const [flags, stderr] of cases) {
+      const result = await ex.cli(['accounts', 'update', account.id, ...flags]);
+      expect(result.code, flags.join(' ')).toBe(1);
+      expect(result.stderr.startsWith(stderr) || result.stderr === stderr, `${flags.join(' ')}: ${result.stderr}`).toBe(true);
+    }
+    const unchanged = await ex.cliJson<AccountWithLimits>(['accounts', 'show', account.id]);
+    expect(unchanged.limits).toEqual({ rateLimits: null, meters: {} });
+  });
+});
