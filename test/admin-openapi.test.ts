@@ -198,6 +198,14 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { planExpiresAt: '2020-01-01' } })).status).toBe(200);
     expect((await call('POST', '/v1/accounts', { body: { name: 'Ended', planExpiresAt: '2020-01-01' } })).status).toBe(201);
     expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { planExpiresAt: null } })).body.planExpiresAt).toBeNull();
+    // Its own limits: taken, shown with the limits in effect, refused with the field named, all as documented.
+    const patchBody = (doc.paths['/v1/accounts/{id}']?.patch?.requestBody as { content?: Record<string, { schema?: unknown }> } | undefined)?.content?.['application/json']?.schema as { properties?: Record<string, { description?: string }> };
+    expect(patchBody.properties?.limits?.description).toMatch(/plan's/);
+    expect(documented.required).toEqual(expect.arrayContaining(['limits', 'effectiveLimits']));
+    const own = await call('PATCH', `/v1/accounts/${accountId}`, { body: { limits: { rateLimits: [{ limit: 50, window: '1s' }], meters: { credits: 2000 } } } });
+    expect(own).toMatchObject({ status: 200, body: { limits: { rateLimits: [{ name: '50-per-1s', limit: 50, window: '1s', scope: 'key' }], meters: { credits: 2000 } }, effectiveLimits: { meters: { credits: 2000, brands: 10 } } } });
+    expect(await call('PATCH', `/v1/accounts/${accountId}`, { body: { limits: { meters: { units: 5 } } } })).toMatchObject({ status: 400, body: { detail: expect.stringMatching(/^limits\.meters\.units: /) } });
+    expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { limits: null } })).body).toMatchObject({ limits: { rateLimits: null, meters: {} } });
     expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { plan: 'scale' } })).status).toBe(400);
     expect((await call('GET', `/v1/accounts/${accountId}/usage`)).status).toBe(200);
     expect((await call('GET', '/v1/accounts/acc_nope/usage')).status).toBe(404);
