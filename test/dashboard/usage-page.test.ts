@@ -7,6 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyBlockId } from '../../src/counters/counters.js';
 import { createKey } from '../../src/operations/keys.js';
+import { updateAccount } from '../../src/operations/accounts.js';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, horizontalOverflow, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, textOf, type DashboardFixture } from './support.js';
 
@@ -101,6 +102,21 @@ describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', ()
     } finally {
       await counters.liftBlocks([keyBlockId(blockedKey!.id)], fixture.clock.now());
     }
+  });
+
+  it('gives the limit the account is held to: its own where the operator set one, the plan’s again once cleared', async () => {
+    const [key] = await fixture.keygate.runtime.store.listKeys();
+    const accountId = key!.accountId as string;
+    const limitCell = () => textOf(desktop.locator('table.data tr', { hasText: 'units' }).locator('td[data-label="Limit"]'));
+    try {
+      await updateAccount(fixture.keygate.runtime, accountId, { limits: { meters: { units: 250_000 } } }, 'test');
+      await desktop.goto('/usage');
+      expect(await limitCell()).toMatch(/^250,000/);
+    } finally {
+      await updateAccount(fixture.keygate.runtime, accountId, { limits: null }, 'test');
+    }
+    await desktop.goto('/usage');
+    expect(await limitCell()).toMatch(/^1,000/);
   });
 
   it('draws the same line under a day’s row header as under its figures in the table of numbers', async () => {
