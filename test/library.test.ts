@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeygate, parseConfigObject, type CheckAdmitted, type CheckRequest, type Keygate, type LoadedConfig } from '../src/index.js';
 import { createAccount } from '../src/operations/accounts.js';
+import { updateAccount } from '../src/index.js';
 import { createKey, revokeKey } from '../src/operations/keys.js';
 import { forecast } from '../src/operations/forecast.js';
 import { tempDir } from './support/temp.js';
@@ -108,6 +109,23 @@ describe('keygate as a library', () => {
     const account = (await gate.runtime.store.listAccounts())[0]!;
     const balance = await gate.runtime.counters.meterBalance(account.id, 'credits', periodBounds('month', gate.runtime.clock()).start);
     expect(balance).toEqual({ used: 30, reserved: 0 });
+  });
+
+  it("holds an account given its own window through the package's updateAccount to it from its next check", async () => {
+    const account = await createAccount(gate.runtime, { name: 'Enterprise' }, 'test');
+    const own = (await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+    const headers = { authorization: `Bearer ${own}` };
+    expect((await fetch(`${url}/get-brands`, { headers })).headers.get('ratelimit-policy')).toBe('"3-per-1m";q=3;w=60');
+    const changed = await updateAccount(gate.runtime, account.id, { limits: { rateLimits: [{ limit: 5, window: '1m' }] } }, 'test');
+    expect(changed.limits).toEqual({ rateLimits: [{ limit: 5, window: 60_000, scope: 'key' }], meters: {} });
+    const statuses = [];
+    for (let i = 0; i < 6; i++) {
+      const response = await fetch(`${url}/get-brands`, { headers });
+      expect(response.headers.get('ratelimit-policy')).toBe('"5-per-1m";q=5;w=60');
+      statuses.push(response.status);
+      await response.text();
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
   });
 
   it('charges per record what the API reports, nothing for a HEAD, and no further than the balance (no overage)', async () => {
