@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { inFlags, limitsOptions } from './limit-flags.js';
+import { OperationError } from '../operations/errors.js';
+
+describe('--rate-limit and --meter-limit', () => {
+  it('reads windows as keygate names them, plan and none alone, and meter limits by name', () => {
+    expect(limitsOptions({})).toBeUndefined();
+    expect(limitsOptions({ rateLimit: ['100-per-1s', '5000-per-1h-per-account', '7-per-500ms-per-key'] })).toEqual({
+      rateLimits: [
+        { limit: 100, window: '1s', scope: 'key' },
+        { limit: 5000, window: '1h', scope: 'account' },
+        { limit: 7, window: '500ms', scope: 'key' },
+      ],
+    });
+    expect(limitsOptions({ rateLimit: ['plan'] })).toEqual({ rateLimits: null });
+    expect(limitsOptions({ rateLimit: ['none'] })).toEqual({ rateLimits: [] });
+    expect(limitsOptions({ meterLimit: ['units=5000000', 'credits=plan', 'rows=0.5'] })).toEqual({ meters: { units: 5_000_000, credits: null, rows: 0.5 } });
+  });
+
+  it('refuses what it cannot read, naming the flag and the value', () => {
+    expect(() => limitsOptions({ rateLimit: ['100/s'] })).toThrow('--rate-limit "100/s": expected <limit>-per-<window>');
+    expect(() => limitsOptions({ rateLimit: ['none', '10-per-1s'] })).toThrow('--rate-limit "none": expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan\'s windows) or none: "none" is given alone');
+    expect(() => limitsOptions({ meterLimit: ['units'] })).toThrow('--meter-limit "units": expected <meter>=<limit>');
+    expect(() => limitsOptions({ meterLimit: ['units=-1'] })).toThrow('--meter-limit "units=-1"');
+  });
+
+  it("tells the operations' field names as the flags that gave them", () => {
+    const change = limitsOptions({ rateLimit: ['0-per-1s'], meterLimit: ['credits=5'] });
+    expect((inFlags(new OperationError('invalid', 'limits.rateLimits[0].limit: Too small'), change) as Error).message).toBe('--rate-limit "0-per-1s": Too small');
+    expect((inFlags(new OperationError('invalid', 'limits.meters.credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give "credits": null to drop it); its meters: units'), change) as Error).message).toBe(
+      '--meter-limit credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give --meter-limit credits=plan to drop it); its meters: units',
+    );
+  });
+});
