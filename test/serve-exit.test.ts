@@ -6,6 +6,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
@@ -24,8 +25,8 @@ interface LogLine {
 }
 
 /** A `keygate serve` as journald runs it: stdout and stderr kept apart. */
-function startServe(file: string) {
-  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startServe(file: string, env?: NodeJS.ProcessEnv) {
+  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -167,6 +168,49 @@ describe('keygate serve as it stops', () => {
       child.kill('SIGKILL');
     }
   });
+});
+
+/** Shaped as a key of the default format (`kg_live_…`), in the error's message. */
+const LEAKED_KEY = `kg_live_${'A1b2'.repeat(10)}`;
+
+/**
+ * A module Node loads before keygate (`NODE_OPTIONS=--import`), standing for a bug: on
+ * SIGUSR2 it throws from a timer (an uncaught exception) or rejects a promise no one awaits.
+ */
+function bugOnSignal(dir: string, kind: 'throw' | 'reject'): string {
+  const file = path.join(dir, `bug-${kind}.mjs`);
+  const error = `new Error('boom ${LEAKED_KEY}')`;
+  const bug = kind === 'throw' ? `setTimeout(() => { throw ${error}; })` : `void Promise.reject(${error})`;
+  writeFileSync(file, `process.on('SIGUSR2', () => { ${bug}; });\n`);
+  return file;
+}
+
+describe('keygate serve that meets an uncaught error', () => {
+  const dir = tempDir('serve-crash');
+
+  for (const [kind, origin, words] of [
+    ['throw', 'uncaughtException', 'an uncaught exception'],
+    ['reject', 'unhandledRejection', 'an unhandled rejection'],
+  ] as const) {
+    it(`says ${words} as one fatal JSON line with the error and exits 1, nothing on stderr`, async () => {
+      const serve = startServe(profile(dir, kind), { NODE_OPTIONS: `--import=${pathToFileURL(bugOnSignal(dir, kind)).href}` });
+      const { child } = serve;
+      try {
+        await serve.logged('keygate is serving');
+        child.kill('SIGUSR2');
+        expect(await serve.exited()).toBe(1);
+        await serve.closed();
+        const lines = logLines(serve.stdout());
+        const fatal = lines.find((line) => line.level === 60);
+        expect(fatal).toMatchObject({ origin, msg: `keygate stops on an unexpected error (${words}): boom kg_live_[REDACTED]`, err: { type: 'Error', message: 'boom kg_live_[REDACTED]' } });
+        expect((fatal?.err as { stack: string }).stack).toContain('Error: boom kg_live_[REDACTED]');
+        expect(serve.stdout()).not.toContain(LEAKED_KEY.slice('kg_live_'.length));
+        expect(serve.stderr()).toBe('');
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
+  }
 });
 
 describe('keygate serve that cannot start', () => {

@@ -11,6 +11,7 @@ import { ConfigError, configJsonSchema, loadConfigFile, UNREADABLE, type LoadedC
 import { parseDuration } from '../config/duration.js';
 import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, migrateOrRefuse, type Runtime } from '../runtime.js';
 import { createKeyHasher } from '../keys/hash.js';
+import { createKeyFormat, type KeyFormat } from '../keys/format.js';
 import type { AccountPatch, AccountRecord, KeyRecord, Page, Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
 import { describeScopeGap, profileRouteTable, scopeGaps } from '../routes/route-table.js';
@@ -340,10 +341,12 @@ export function buildCli(): Command {
         // Taken before keygate starts: a stop asked meanwhile is carried out once it serves
         // (Node's default would end the process at once, leaving a spawned upstream behind).
         const serving = stopOnSignal(sayInLog(log));
+        const crashing = exitOnUncaughtError(log, createKeyFormat(loaded.config.keys));
         const ports = { ...(opts.port !== undefined ? { gateway: opts.port } : {}), ...(opts.adminPort !== undefined ? { admin: opts.adminPort } : {}), ...(opts.dashboardPort !== undefined ? { dashboard: opts.dashboardPort } : {}) };
         const running = await serve(loaded, { log, ports, portFlags: { gateway: '--port', admin: '--admin-port', dashboard: '--dashboard-port' } });
         serving(running);
         reloading(running);
+        crashing(running);
       } catch (error) {
         // A profile that could not be read has no log level: the default's.
         const failure = describeFailure(error);
@@ -1060,6 +1063,45 @@ function stopOnSignal(say: Say, signals: readonly NodeJS.Signals[] = ['SIGINT', 
     // Never ready until now, so in no load balancer: no readiness delay to wait out.
     stop(started, asked);
     started.hurry();
+  };
+}
+
+/** How long a serving process that met an uncaught error gives its runtime to write usage out before it exits. */
+const CRASH_STOP_MS = 3_000;
+
+/**
+ * An uncaught exception or unhandled rejection in `keygate serve`, from now on: said as one
+ * fatal JSON log line (Node's default is a plain stack trace on stderr, which a log reader
+ * expecting JSON cannot parse), then, once it serves, balances and usage written out (the
+ * runtime's close, no drain: what threw may be what a drain would wait for), for at most
+ * CRASH_STOP_MS, and exit code 1. Installed by the CLI alone: a library leaves its host's
+ * process handlers to the host. Answers the function to call with keygate once it serves.
+ */
+function exitOnUncaughtError(log: Log, keyFormat: KeyFormat): (running: Pick<RunningKeygate, 'runtime'>) => void {
+  let running: Pick<RunningKeygate, 'runtime'> | undefined;
+  let crashed = false;
+  const onError = (error: unknown, origin: 'uncaughtException' | 'unhandledRejection') => {
+    const err = error instanceof Error ? error : new Error(String(error));
+    // A key in the message (a thrown request target, say) is redacted as the CLI's errors are.
+    const scrub = (text: string | undefined) => (text === undefined ? text : withoutKeys(keyFormat, text));
+    err.message = scrub(err.message) ?? '';
+    err.stack = scrub(err.stack);
+    log.fatal({ err, origin }, `keygate stops on an unexpected error (${origin === 'uncaughtException' ? 'an uncaught exception' : 'an unhandled rejection'}): ${err.message}`);
+    // A second one while the first is handled: the first's exit is under way.
+    if (crashed) return;
+    crashed = true;
+    process.exitCode = 1;
+    if (running === undefined) process.exit(1);
+    setTimeout(() => process.exit(1), CRASH_STOP_MS);
+    running.runtime.close().then(
+      () => process.exit(1),
+      () => process.exit(1),
+    );
+  };
+  process.on('uncaughtException', (error) => onError(error, 'uncaughtException'));
+  process.on('unhandledRejection', (reason) => onError(reason, 'unhandledRejection'));
+  return (started) => {
+    running = started;
   };
 }
 
