@@ -21,6 +21,7 @@ import type { LimitStateRow, MeterUsageRow, Store } from './store/store.js';
 import { WRITE_PROBE_INTERVAL_MS } from './store/write-refusal.js';
 import type { CacheEvent, Counters } from './counters/counters.js';
 import { openCounters } from './counters/open.js';
+import { countersOnDemand } from './counters/on-demand.js';
 import { lockDatabase } from './store/sqlite/process-lock.js';
 import { periodBounds } from './meters/period.js';
 import { UsageRecorder } from './usage/usage-recorder.js';
@@ -259,7 +260,11 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     const applied = await migrateOrRefuse(store, options.autoMigrate !== false, existsSync(loaded.file) ? loaded.file : undefined);
     // An upgrade of a SQLite store says what it changed (PostgreSQL's is `keygate migrate`'s).
     if (applied.length > 0) log.info({ store: redactUrl(config.store), applied }, `applied database migrations ${applied.join(', ')}`);
-    counters = options.counters ?? (await openCounters(config, { store, log, clock, use: options.use ?? 'requests' }));
+    const opening = store;
+    const openNow = () => openCounters(config, { store: opening, log, clock, use: options.use ?? 'requests' });
+    // A command opens Redis only if it asks the counters something (see countersOnDemand);
+    // a serving process connects as it starts.
+    counters = options.counters ?? (options.use === 'command' && /^rediss?:\/\//.test(config.counters) ? countersOnDemand('redis', openNow) : await openNow());
     recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, log, options.use !== 'command');
     counters.onBroadcast((event) => dropFromCache(keyCache, event));
     if (store.kind === 'postgres' && options.use !== 'command') {

@@ -1215,6 +1215,47 @@ describe('keygate CLI when the profile\'s Redis is unreachable', () => {
   });
 });
 
+describe('keygate CLI commands that need no counters', () => {
+  it('never connect to Redis: accounts, plans, members and audit answer at once from a Redis that would never reply', async () => {
+    // Accepts connections and answers nothing (a Redis stopped with SIGSTOP); counts who came.
+    let connections = 0;
+    const held = new Set<Socket>();
+    const stalled = createServer((socket) => {
+      connections++;
+      held.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    try {
+      const dir = tempDir('cli-no-counters');
+      const configFile = path.join(dir, 'keygate.yaml');
+      writeFileSync(
+        configFile,
+        stringify({
+          upstream: { url: 'http://127.0.0.1:9' },
+          store: `sqlite:${path.join(dir, 'k.db')}`,
+          counters: `redis://127.0.0.1:${(stalled.address() as AddressInfo).port}`,
+          dashboard: { enabled: false },
+        }),
+      );
+      const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+      const created = await cli('accounts', 'create', '--name', 'Acme', '--json');
+      expect([created.code, created.stderr]).toEqual([0, '']);
+      const listed = await cli('accounts', 'list', '--json');
+      expect([listed.code, listed.stderr]).toEqual([0, '']);
+      expect(JSON.parse(listed.stdout)).toMatchObject([{ id: JSON.parse(created.stdout).id, name: 'Acme' }]);
+      for (const command of [['plans', 'list'], ['members', 'list'], ['audit']]) {
+        const r = await cli(...command, '--json');
+        expect([command, r.code, r.stderr]).toEqual([command, 0, '']);
+      }
+      expect(connections).toBe(0);
+    } finally {
+      for (const socket of held) socket.destroy();
+      stalled.close();
+    }
+  });
+});
+
 describe('keygate human tables', () => {
   it('line columns up by the width a terminal gives each name (CJK and emoji two columns a character, a combining accent none)', async () => {
     const dir = tempDir('cli-wide-names');
