@@ -29,7 +29,7 @@ export function demoProfile(upstreamUrl: string, dataDir: string, ports = { gate
     errors: {
       envelope: 'problem',
       realm: 'demo',
-      reasons: { insufficient_funds: { message: 'This request needs more {{meter}} than are left of the plan\'s {{limit}} this month; they renew on {{resets}}.' } },
+      reasons: { insufficient_funds: { message: 'This request needs more {{meter}} than are left of the account\'s {{limit}} this month; they renew on {{resets}}.' } },
     },
     scopes: ['projects:read', 'projects:write', 'rankings:read'],
     plans: {

@@ -91,7 +91,7 @@ describe('dialects', () => {
     const fill = { meter: 'credits', limit: '0', resets: '2027-01-01' };
     const plain = dialectFor({ envelope: 'message' });
     expect(JSON.parse(plain.render(deny('insufficient_funds', { fill, meterNotInPlan: true })).body)).toEqual({ message: 'Your plan does not include credits.' });
-    expect(JSON.parse(plain.render(deny('insufficient_funds', { fill })).body)).toEqual({ message: "This request needs more credits than are left of the plan's 0; they renew on 2027-01-01." });
+    expect(JSON.parse(plain.render(deny('insufficient_funds', { fill })).body)).toEqual({ message: "This request needs more credits than are left of the account's 0; they renew on 2027-01-01." });
     const worded = dialectFor({ envelope: 'message', reasons: { insufficient_funds: { message: 'Out of {{meter}}.' } } });
     expect(JSON.parse(worded.render(deny('insufficient_funds', { fill, meterNotInPlan: true })).body)).toEqual({ message: 'Out of credits.' });
   });

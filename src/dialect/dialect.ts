@@ -57,7 +57,7 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
   rate_limited: { status: 429, code: 'rate_limited', message: 'Too many requests. Slow down.' },
   concurrency_limited: { status: 429, code: 'concurrency_limited', message: 'Too many requests at once. Wait for one to finish.' },
   invalid_parameter: { status: 400, code: 'invalid_parameter', message: 'The query parameter {{parameter}} is not valid.' },
-  insufficient_funds: { status: 402, code: 'insufficient_funds', message: "This request needs more {{meter}} than are left of the plan's {{limit}}; they renew on {{resets}}." },
+  insufficient_funds: { status: 402, code: 'insufficient_funds', message: "This request needs more {{meter}} than are left of the account's {{limit}}; they renew on {{resets}}." },
   upstream_unavailable: { status: 502, code: 'bad_gateway', message: 'The upstream service is unavailable.' },
   upstream_timeout: { status: 504, code: 'gateway_timeout', message: 'The upstream service did not answer in time.' },
   service_unavailable: { status: 503, code: 'service_unavailable', message: 'Service temporarily unavailable. Try again shortly.' },

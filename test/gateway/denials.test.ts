@@ -31,7 +31,7 @@ const EXPECTED = {
   blocked: { status: 429, code: 'blocked', message: 'This API key is temporarily blocked for repeatedly exceeding the rate limit.', type: 'rate_limit_error' },
   invalid_parameter: { status: 400, code: 'invalid_parameter', message: 'The query parameter limit is not valid.', type: 'invalid_request_error' },
   // The meter, its limit and the day its month starts afresh, by the test's clock (2026-11-10).
-  insufficient_funds: { status: 402, code: 'insufficient_funds', message: "This request needs more units than are left of the plan's 0; they renew on 2026-12-01.", type: 'invalid_request_error' },
+  insufficient_funds: { status: 402, code: 'insufficient_funds', message: "This request needs more units than are left of the account's 0; they renew on 2026-12-01.", type: 'invalid_request_error' },
   bad_request: { status: 400, code: 'bad_request', message: 'Bad request.', type: 'invalid_request_error' },
   upstream_unavailable: { status: 502, code: 'bad_gateway', message: 'The upstream service is unavailable.', type: 'api_error' },
   upstream_timeout: { status: 504, code: 'gateway_timeout', message: 'The upstream service did not answer in time.', type: 'api_error' },
