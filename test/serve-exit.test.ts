@@ -175,11 +175,12 @@ const LEAKED_KEY = `kg_live_${'A1b2'.repeat(10)}`;
 
 /**
  * A module Node loads before keygate (`NODE_OPTIONS=--import`), standing for a bug: on
- * SIGUSR2 it throws from a timer (an uncaught exception) or rejects a promise no one awaits.
+ * SIGUSR2 it throws from a timer (an uncaught exception) or rejects a promise no one awaits
+ * (with a frozen TypeError: an error that takes no new message is still said, redacted).
  */
 function bugOnSignal(dir: string, kind: 'throw' | 'reject'): string {
   const file = path.join(dir, `bug-${kind}.mjs`);
-  const error = `new Error('boom ${LEAKED_KEY}')`;
+  const error = kind === 'throw' ? `new Error('boom ${LEAKED_KEY}')` : `Object.freeze(new TypeError('boom ${LEAKED_KEY}'))`;
   const bug = kind === 'throw' ? `setTimeout(() => { throw ${error}; })` : `void Promise.reject(${error})`;
   writeFileSync(file, `process.on('SIGUSR2', () => { ${bug}; });\n`);
   return file;
@@ -188,9 +189,9 @@ function bugOnSignal(dir: string, kind: 'throw' | 'reject'): string {
 describe('keygate serve that meets an uncaught error', () => {
   const dir = tempDir('serve-crash');
 
-  for (const [kind, origin, words] of [
-    ['throw', 'uncaughtException', 'an uncaught exception'],
-    ['reject', 'unhandledRejection', 'an unhandled rejection'],
+  for (const [kind, origin, words, type] of [
+    ['throw', 'uncaughtException', 'an uncaught exception', 'Error'],
+    ['reject', 'unhandledRejection', 'an unhandled rejection', 'TypeError'],
   ] as const) {
     it(`says ${words} as one fatal JSON line with the error and exits 1, nothing on stderr`, async () => {
       const serve = startServe(profile(dir, kind), { NODE_OPTIONS: `--import=${pathToFileURL(bugOnSignal(dir, kind)).href}` });
@@ -202,8 +203,8 @@ describe('keygate serve that meets an uncaught error', () => {
         await serve.closed();
         const lines = logLines(serve.stdout());
         const fatal = lines.find((line) => line.level === 60);
-        expect(fatal).toMatchObject({ origin, msg: `keygate stops on an unexpected error (${words}): boom kg_live_[REDACTED]`, err: { type: 'Error', message: 'boom kg_live_[REDACTED]' } });
-        expect((fatal?.err as { stack: string }).stack).toContain('Error: boom kg_live_[REDACTED]');
+        expect(fatal).toMatchObject({ origin, msg: `keygate stops on an unexpected error (${words}): boom kg_live_[REDACTED]`, err: { type, message: 'boom kg_live_[REDACTED]' } });
+        expect((fatal?.err as { stack: string }).stack).toContain(`${type}: boom kg_live_[REDACTED]`);
         expect(serve.stdout()).not.toContain(LEAKED_KEY.slice('kg_live_'.length));
         expect(serve.stderr()).toBe('');
       } finally {

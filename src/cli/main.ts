@@ -1081,11 +1081,13 @@ function exitOnUncaughtError(log: Log, keyFormat: KeyFormat): (running: Pick<Run
   let running: Pick<RunningKeygate, 'runtime'> | undefined;
   let crashed = false;
   const onError = (error: unknown, origin: 'uncaughtException' | 'unhandledRejection') => {
-    const err = error instanceof Error ? error : new Error(String(error));
-    // A key in the message (a thrown request target, say) is redacted as the CLI's errors are.
+    // A key in the message (a thrown request target, say) is redacted as the CLI's errors are,
+    // in an object made from it: the error itself may not take a new message (frozen, a getter).
     const scrub = (text: string | undefined) => (text === undefined ? text : withoutKeys(keyFormat, text));
-    err.message = scrub(err.message) ?? '';
-    err.stack = scrub(err.stack);
+    const thrown = error instanceof Error ? error : new Error(String(error));
+    const err: Error = Object.create(thrown);
+    Object.defineProperty(err, 'message', { value: scrub(thrown.message) ?? '' });
+    Object.defineProperty(err, 'stack', { value: scrub(thrown.stack) });
     log.fatal({ err, origin }, `keygate stops on an unexpected error (${origin === 'uncaughtException' ? 'an uncaught exception' : 'an unhandled rejection'}): ${err.message}`);
     // A second one while the first is handled: the first's exit is under way.
     if (crashed) return;
