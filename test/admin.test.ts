@@ -1309,3 +1309,36 @@ describe('a rotation under keys.rotation: replace ends the overlaps of the keys 
     }
   });
 });
+
+describe('admin API bodies that carry a secret where it does not belong', () => {
+  it('never repeats a submitted value, whatever its JSON type, in the error body or the log', async () => {
+    const dir = tempDir('admin-no-echo');
+    const upstream = await startTestUpstream();
+    const kg = await startKeygate({ upstream: { url: upstream.url }, keys: { prefix: { live: 'sk_live_' } } }, { dir });
+    try {
+      const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme' }) })).json()) as { id: string };
+      const secret = kg.runtime.keyFormat.generate('live');
+      // A number JSON keeps exactly (16 digits), and one it rounds; each in every field the import reads.
+      const digits = '4111111111111111';
+      const values = [digits, '123456789012345678901234567890', `[${digits}]`, `{"nested":[${digits}]}`, `true`, JSON.stringify(secret), `[${JSON.stringify(secret)}]`];
+      const seen: string[] = [];
+      for (const field of ['secret', 'name', 'accountId', 'mode', 'scopes']) {
+        for (const value of values) {
+          const fields = { accountId: JSON.stringify(account.id), name: '"imported"', secret: JSON.stringify(kg.runtime.keyFormat.generate('live')), [field]: value };
+          const body = `{${Object.entries(fields).map(([name, v]) => `"${name}":${v}`).join(',')}}`;
+          const r = await kg.admin('/v1/keys/import', { method: 'POST', body });
+          const text = await r.text();
+          if (r.status === 201) continue;
+          expect([400, 404], `${field}: ${value}`).toContain(r.status);
+          seen.push(text);
+        }
+      }
+      const everything = seen.join('\n') + kg.logs.text;
+      expect(seen.length).toBeGreaterThan(20);
+      for (const repeated of [digits, '1234567890123456', '1.2345678901234568e+29', secret, secret.slice(8)]) expect(everything).not.toContain(repeated);
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});

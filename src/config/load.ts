@@ -281,18 +281,18 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
       if (!isZodDefault(issue.message)) return issue.message;
       return format.echo ? `${bound(issue)}, got ${quoted(issue.input)}` : bound(issue);
     case 'invalid_value':
-      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${quoted(issue.input)}`;
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}${given(issue.input, format)}`;
     case 'invalid_format':
-      return issue.message.startsWith('Invalid') ? `expected ${issue.format === 'regex' ? 'a valid value' : `a ${issue.format}`}, got ${quoted(issue.input)}` : `expected ${issue.message}, got ${quoted(issue.input)}`;
+      return issue.message.startsWith('Invalid') ? `expected ${issue.format === 'regex' ? 'a valid value' : `a ${issue.format}`}${given(issue.input, format)}` : `expected ${issue.message}${given(issue.input, format)}`;
     case 'invalid_union': {
       if (issue.input === undefined) return 'required';
       // A variant chosen by a field (a credential's `in`): that field was not one of them.
       const { options, discriminator } = issue as { options?: unknown[]; discriminator?: string };
       if (options && discriminator !== undefined && issue.input !== null && typeof issue.input === 'object') {
-        const given = (issue.input as Record<string, unknown>)[discriminator];
-        return `expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}, got ${given === undefined ? 'nothing' : quoted(given)}`;
+        const sent = (issue.input as Record<string, unknown>)[discriminator];
+        return `expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}${sent === undefined ? ', got nothing' : given(sent, format)}`;
       }
-      return `${issue.message} (got ${quoted(issue.input)})`;
+      return format.echo ? `${issue.message} (got ${quoted(issue.input)})` : `${issue.message} (got ${format.got(issue.input)})`;
     }
     default:
       return issue.message;
@@ -370,14 +370,27 @@ const JSON_NAMES: Record<string, string> = { ...COMMON_NAMES, object: 'an object
 const YAML_FORMAT: ProblemFormat = { expected: (type) => YAML_NAMES[type] ?? type, got: typeName, echo: true };
 
 /**
- * An API's words (JSON: objects and arrays). A refused size is not quoted back: the value
- * may be a secret (an imported key too long, say).
+ * An API's words (JSON: objects and arrays). No value is quoted back, only its type: any
+ * field may hold a secret sent in the wrong place or of the wrong type (a key as a number,
+ * in `mode`, inside an array), and a problem's words reach the client and the log.
  */
 export const JSON_FORMAT: ProblemFormat = {
   expected: (type) => JSON_NAMES[type] ?? type,
-  got: (value) => (Array.isArray(value) ? 'an array' : value !== null && typeof value === 'object' ? 'an object' : typeName(value)),
+  got: jsonTypeName,
   echo: false,
 };
+
+function jsonTypeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return typeof value === 'boolean' ? 'true or false' : typeof value === 'number' || typeof value === 'bigint' ? 'a number' : typeof value === 'string' ? 'a string' : typeof value;
+}
+
+/** ", got <the value>" where the format quotes values back, else ", got <its type>" (an API's: it may be a secret). */
+function given(value: unknown, format: ProblemFormat): string {
+  return `, got ${format.echo ? quoted(value) : format.got(value)}`;
+}
 
 /** A size or value limit, as "at most 65535" or "at least 1 character". */
 function bound(issue: z.core.$ZodIssueTooBig | z.core.$ZodIssueTooSmall): string {
