@@ -89,8 +89,22 @@ function sentFromAnotherOrigin(request: FastifyRequest): boolean {
   return site !== undefined && site !== 'same-origin' && site !== 'none';
 }
 
+/**
+ * Whether the form's `Origin` names another origin than `dashboard.publicUrl`'s: for the
+ * browsers that send no `Sec-Fetch-Site` (Safari before 16.4), which send `Origin` with
+ * every POST. Without a `publicUrl` nothing is compared: the origin the visitor sees is not
+ * known (behind a proxy the Host the dashboard gets is not it), and a good form would be
+ * refused. A POST without `Origin` (no browser, or one that sends none) is left to the token.
+ */
+function sentFromOtherThanPublicOrigin(request: FastifyRequest, publicOrigin: string | undefined): boolean {
+  const origin = request.headers.origin;
+  return publicOrigin !== undefined && origin !== undefined && origin !== publicOrigin;
+}
+
 export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | undefined> {
   if (!rt.config.dashboard.enabled) return undefined;
+  const publicUrl = rt.config.dashboard.publicUrl;
+  const publicOrigin = publicUrl === undefined ? undefined : new URL(publicUrl).origin;
   const app = Fastify({
     ...listenerOptions(rt.log, 'dashboard'),
     http: { maxHeaderSize: rt.config.dashboard.listen.maxHeaderSize },
@@ -195,7 +209,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
         return redirect(reply, request.method === 'GET' ? signInLeadingTo(request.url) : '/sign-in');
       }
       if (request.method === 'POST') {
-        if (sentFromAnotherOrigin(request)) return refuseForgery(request, reply);
+        if (sentFromAnotherOrigin(request) || sentFromOtherThanPublicOrigin(request, publicOrigin)) return refuseForgery(request, reply);
         const secret = isPublic ? preSessionSecret(request, dash.cookies) : request.viewer?.session.csrfSecret;
         if (!secret || !csrfTokenMatches(secret, submittedToken(request))) return refuseForgery(request, reply);
       }
