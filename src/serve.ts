@@ -12,6 +12,7 @@ import type { Config } from './config/schema.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 import { buildGateway } from './gateway/gateway.js';
 import { buildAdmin } from './admin/admin.js';
+import { cookiesInClearWarning } from './dashboard/cookie-security.js';
 import { buildDashboard } from './dashboard/dashboard.js';
 import { createMetrics } from './metrics.js';
 import { capConnections, defaultGatewayCap, openFilesLimit } from './connection-cap.js';
@@ -370,6 +371,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     if (dashboard) {
       dashboardUrl = await listen(dashboard, 'dashboard', config.dashboard.listen, options.ports?.dashboard);
       rt.listening.dashboard = dashboardUrl;
+      const cookiesInClear = cookiesInClearWarning(config.dashboard);
+      if (cookiesInClear) log.warn({ host: config.dashboard.listen.host }, cookiesInClear);
     }
 
     log.info(

@@ -563,6 +563,28 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 2, warnings: [warning] }]);
   });
 
+  it('check warns of a dashboard that listens beyond loopback with cookies that are not Secure, naming the fields to set', async () => {
+    const warned = async (dashboard: string) => {
+      const file = path.join(dir, 'dashboard-cookies.yaml');
+      writeFileSync(file, `upstream: {url: "http://127.0.0.1:4100"}\ndashboard: ${dashboard}\n`);
+      const r = await runCli(['check', '--config', file]);
+      expect(r.code, dashboard).toBe(0);
+      return r.stdout.split('\n').filter((line) => line.startsWith('warning: '));
+    };
+    for (const host of ['0.0.0.0', '"::"', '192.0.2.10', 'keys.internal']) {
+      const warnings = await warned(`{enabled: true, listen: {host: ${host}}}`);
+      expect(warnings, host).toHaveLength(1);
+      expect(warnings[0]).toContain('beyond loopback, and its cookies are not Secure');
+      for (const field of ['dashboard.publicUrl', 'dashboard.secureCookies', 'dashboard.listen.host']) expect(warnings[0]).toContain(field);
+    }
+    expect(await warned('{enabled: true, listen: {host: 0.0.0.0}, publicUrl: "http://keys.example.com"}')).toHaveLength(1);
+    // Secure cookies, or loopback (a proxy on this host): nothing to say.
+    expect(await warned('{enabled: true, listen: {host: 0.0.0.0}, publicUrl: "https://keys.example.com"}')).toEqual([]);
+    expect(await warned('{enabled: true, listen: {host: 0.0.0.0}, secureCookies: true}')).toEqual([]);
+    for (const host of ['127.0.0.1', 'localhost', '"::1"']) expect(await warned(`{enabled: true, listen: {host: ${host}}}`), host).toEqual([]);
+    expect(await warned('{enabled: false, listen: {host: 0.0.0.0}}')).toEqual([]);
+  });
+
   it('refuses a user and password in upstream.url, which would never reach the upstream, without showing the password', async () => {
     const file = path.join(dir, 'upstream-userinfo.yaml');
     writeFileSync(file, 'upstream: {url: "http://svc:hunter2-secret@127.0.0.1:4100"}\n');

@@ -37,6 +37,7 @@ import { runDemo } from '../demo/demo.js';
 import { createLog, terminalDestination, type Log } from '../log.js';
 import { fields, table, until, when } from './format.js';
 import { withoutKeys } from '../keys/redact.js';
+import { cookiesInClearWarning } from '../dashboard/cookie-security.js';
 
 const CLI_ACTOR = 'cli';
 
@@ -463,7 +464,8 @@ export function buildCli(): Command {
       const routes = loaded.config.routes.length;
       // Valid, but probably not meant: said, without failing the check.
       const { config: profile } = loaded;
-      const warnings = scopeGaps(profileRouteTable(profile), profile.routes).map(describeScopeGap);
+      const cookiesInClear = cookiesInClearWarning(profile.dashboard);
+      const warnings = [...scopeGaps(profileRouteTable(profile), profile.routes).map(describeScopeGap), ...(cookiesInClear ? [cookiesInClear] : [])];
       print(json, { file: config, ok: true, plans, routes, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
         [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, ...warnings.map((warning) => `warning: ${warning}`)].join('\n'),
       );
