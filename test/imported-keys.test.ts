@@ -104,9 +104,14 @@ describe('keys issued before keygate (keys.imported)', () => {
 
   it('keeps imported keys out of the logs (also where keygate does not read keys from, and cut short) and out of the database', async () => {
     await statusOf({}, `/x/${earlierLive}?q=${earlierTest}&cut=${earlierLive.slice(0, -8)}`);
+    // Split by a percent-escape of one of its own characters, past half its body and before it (the rest is as much a secret).
+    const escaped = (key: string, at: number) => `${key.slice(0, at)}%${key.charCodeAt(at).toString(16).toUpperCase()}${key.slice(at + 1)}`;
+    await statusOf({}, `/y/${escaped(earlierLive, 21)}/z?k=${escaped(escaped(earlierTest, 22), 11)}`);
     await kg.runtime.flush();
     expect(kg.logs.text).toContain('"msg":"request"');
+    expect(kg.logs.text).toContain('"target":"/v1/data/y/rk_live_[REDACTED]/z?k=rk_test_[REDACTED]"');
     for (const secret of [earlierLive, earlierTest]) {
+      expect(kg.logs.text).not.toContain(secret.slice(-10));
       expect(kg.logs.text).not.toContain(secret);
       expect(kg.logs.text).not.toContain(secret.slice('rk_live_'.length, -8));
       for (const file of readdirSync(dir).filter((name) => name.startsWith('keygate.db'))) {

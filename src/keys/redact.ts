@@ -14,17 +14,36 @@ const DECODING_HOPS = 4;
  * whoever decodes it: then the text is given decoded as far as the key showed.
  */
 export function withoutKeys(keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'>, text: string): string {
-  const scrubbed = keyFormat.scrub(text, REDACTED, true);
+  const scrubbed = withoutEscapedRest(keyFormat.scrub(text, REDACTED, true));
   let layer = scrubbed;
   for (let hop = 0; hop < DECODING_HOPS && layer.includes('%'); hop++) {
     const decoded = asciiDecoded(layer);
     if (decoded === layer) break;
     // With a key that lost its prefix (`?token=<the rest>`, the rest being the whole secret), looked for last.
-    const decodedScrubbed = keyFormat.scrubBodies(keyFormat.scrub(decoded, REDACTED, true), REDACTED);
+    const decodedScrubbed = keyFormat.scrubBodies(withoutEscapedRest(keyFormat.scrub(decoded, REDACTED, true)), REDACTED);
     if (decodedScrubbed !== decoded) return decodedScrubbed;
     layer = decoded;
   }
   return keyFormat.scrubBodies(scrubbed, REDACTED);
+}
+
+/**
+ * A percent-escape of a character keys are made of (a digit, a letter, `_` or `-`, escaped
+ * once or more: `%41`, `%2541`). No URL needs one: where it follows a key's hidden part,
+ * the key goes on through it.
+ */
+const ESCAPED_KEY_CHARACTER = '%(?:25)*(?:3[0-9]|4[1-9a-f]|5[0-9a]|5f|6[1-9a-f]|7[0-9a]|2d)';
+
+/** What follows a hidden key when the key goes on past an escape of one of its characters (`sk_live_[REDACTED]%41bc…`). */
+const ESCAPED_REST = new RegExp(`${REDACTED.replace(/[[\]]/g, '\\$&')}(?:(?:${ESCAPED_KEY_CHARACTER})+[0-9A-Za-z_-]*)+`, 'gi');
+
+/**
+ * `text` without the rest of a key split by a percent-escape past the part `scrub` hid: a
+ * key is hidden from the prefix on up to the escape, and what comes after it, escapes
+ * included, is as much the secret.
+ */
+function withoutEscapedRest(text: string): string {
+  return text.includes('%') ? text.replace(ESCAPED_REST, REDACTED) : text;
 }
 
 /** Percent-escapes of ASCII characters (all a key is made of) decoded; any other text left as it is. */
