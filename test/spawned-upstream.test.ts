@@ -157,6 +157,17 @@ function exitWithin(serve: ServeProcess, ms: number): Promise<number | null | 'r
  * running. An upstream that ended long ago may have left its number to another process
  * (another test's keygate): only a process running the test's upstream script is killed.
  */
+/** Why a serve process could not start: its last line, the fatal log line (`keygate could not start: …`). */
+function startFailureOf(serve: ServeProcess): string {
+  const fatal = serve
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { level: number; msg: string })
+    .findLast((line) => line.level === 60);
+  return fatal?.msg ?? `no fatal log line in: ${serve.output()}`;
+}
+
 function cleanUp(serves: ServeProcess[], upstreams: number[]): void {
   for (const serve of serves) serve.child.kill('SIGKILL');
   for (const pid of upstreams) if (runs(pid) && runsUpstreamScript(pid)) process.kill(pid, 'SIGKILL');
@@ -183,7 +194,7 @@ describe('upstream.spawn forwards to its own child only', () => {
     const serve = spawnServe(file);
     try {
       expect(await exitWithin(serve, 20_000)).toBe(1);
-      expect(serve.output()).toContain(`error: upstream.spawn: port 127.0.0.1:${port} is already in use by another process; stop it or change upstream.url\n`);
+      expect(startFailureOf(serve)).toBe(`keygate could not start: upstream.spawn: port 127.0.0.1:${port} is already in use by another process; stop it or change upstream.url`);
       expect(existsSync(path.join(folder, 'started'))).toBe(false);
       // Still listening, and sent no request by keygate.
       expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('the other server');
@@ -277,8 +288,8 @@ describe('upstream.spawn forwards to its own child only', () => {
         upstreams.push(upstream);
         second = spawnServe(file);
         expect(await exitWithin(second, 20_000)).toBe(1);
-        expect(second.output()).toContain(
-          `error: upstream.spawn: port 127.0.0.1:${port} is already in use by another process (pid ${upstream}, "${process.execPath} upstream.mjs": the upstream of the keygate running as pid ${first.child.pid}); stop it or change upstream.url\n`,
+        expect(startFailureOf(second)).toBe(
+          `keygate could not start: upstream.spawn: port 127.0.0.1:${port} is already in use by another process (pid ${upstream}, "${process.execPath} upstream.mjs": the upstream of the keygate running as pid ${first.child.pid}); stop it or change upstream.url`,
         );
         expect(await upstreamPid(first, secret)).toBe(upstream);
         first.child.kill('SIGTERM');
