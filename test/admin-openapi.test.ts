@@ -206,6 +206,11 @@ describe('admin API against its OpenAPI document', () => {
     expect(own).toMatchObject({ status: 200, body: { limits: { rateLimits: [{ name: '50-per-1s', limit: 50, window: '1s', scope: 'key' }], meters: { credits: 2000 } }, effectiveLimits: { meters: { credits: 2000, brands: 10 } } } });
     expect(await call('PATCH', `/v1/accounts/${accountId}`, { body: { limits: { meters: { units: 5 } } } })).toMatchObject({ status: 400, body: { detail: expect.stringMatching(/^limits\.meters\.units: /) } });
     expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { limits: null } })).body).toMatchObject({ limits: { rateLimits: null, meters: {} } });
+    // Created with its own limits: POST documents and takes the same object, and refuses as PATCH does.
+    const postBody = (doc.paths['/v1/accounts']?.post?.requestBody as { content?: Record<string, { schema?: unknown }> } | undefined)?.content?.['application/json']?.schema as { properties?: Record<string, { description?: string }> };
+    expect(postBody.properties?.limits).toEqual(patchBody.properties?.limits);
+    expect(await call('POST', '/v1/accounts', { body: { name: 'Own from the start', limits: { meters: { credits: 3000 } } } })).toMatchObject({ status: 201, body: { limits: { rateLimits: null, meters: { credits: 3000 } }, effectiveLimits: { meters: { credits: 3000 } } } });
+    expect(await call('POST', '/v1/accounts', { body: { name: 'Refused', limits: { meters: { units: 5 } } } })).toMatchObject({ status: 400, body: { detail: expect.stringMatching(/^limits\.meters\.units: /) } });
     expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { plan: 'scale' } })).status).toBe(400);
     expect((await call('GET', `/v1/accounts/${accountId}/usage`)).status).toBe(200);
     expect((await call('GET', '/v1/accounts/acc_nope/usage')).status).toBe(404);

@@ -17,6 +17,23 @@ const INSUFFICIENT_FUNDS = {
 };
 const PLAN_WINDOW = [{ name: '10-per-1s', limit: 10, window: '1s', scope: 'key' }];
 
+/** Limit flags the CLI refuses, and the start of what it says (accounts update and create alike). */
+const BAD_FLAGS: [string[], string][] = [
+  [['--rate-limit', '10/s'], 'error: --rate-limit "10/s": expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan\'s windows) or none\n'],
+  [['--rate-limit', '0-per-1s'], 'error: --rate-limit "0-per-1s": '],
+  [['--rate-limit', '10-per-1s', '--rate-limit', 'plan'], 'error: --rate-limit "plan": expected <limit>-per-<window>'],
+  [['--meter-limit', 'units=-5'], 'error: --meter-limit "units=-5": expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000\n'],
+  [['--meter-limit', 'credits=5'], 'error: --meter-limit credits: the units_1m plan has no meter "credits"; its meters: units\n'],
+];
+/** Limits the admin API refuses, PATCH and POST alike. */
+const BAD_LIMITS: unknown[] = [
+  { meters: { credits: 5 } },
+  { meters: { units: -1 } },
+  { rateLimits: [{ limit: 10, window: 'a second' }] },
+  { rateLimits: [{ limit: 0, window: '1s' }] },
+  { rateLimits: [{ limit: 5, window: '1s', scope: 'team' }] },
+];
+
 const token = (key: string): RequestInit => ({ headers: { authorization: `Token ${key}` } });
 
 interface AccountWithLimits extends AccountOut {
@@ -157,19 +174,63 @@ describe('SE Ranking Data: custom rate limits and the Enterprise row, per accoun
 
   it('the CLI refuses a window or meter limit it cannot read, and a meter the plan lacks, naming the flag', async () => {
     const { account } = await customer('Typo Co');
-    const cases: [string[], string][] = [
-      [['--rate-limit', '10/s'], 'error: --rate-limit "10/s": expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan\'s windows) or none\n'],
-      [['--rate-limit', '0-per-1s'], 'error: --rate-limit "0-per-1s": '],
-      [['--rate-limit', '10-per-1s', '--rate-limit', 'plan'], 'error: --rate-limit "plan": expected <limit>-per-<window>'],
-      [['--meter-limit', 'units=-5'], 'error: --meter-limit "units=-5": expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000\n'],
-      [['--meter-limit', 'credits=5'], 'error: --meter-limit credits: the units_1m plan has no meter "credits"; its meters: units\n'],
-    ];
-    for (const [flags, stderr] of cases) {
+    for (const [flags, stderr] of BAD_FLAGS) {
       const result = await ex.cli(['accounts', 'update', account.id, ...flags]);
       expect(result.code, flags.join(' ')).toBe(1);
       expect(result.stderr.startsWith(stderr) || result.stderr === stderr, `${flags.join(' ')}: ${result.stderr}`).toBe(true);
     }
     const unchanged = await ex.cliJson<AccountWithLimits>(['accounts', 'show', account.id]);
     expect(unchanged.limits).toEqual({ rateLimits: null, meters: {} });
+  });
+
+  it('accounts create --rate-limit gives the new account its window from its first request (25 through, not the plan\'s 10), in one account.created event', async () => {
+    const created = await ex.cliJson<AccountWithLimits>(['accounts', 'create', '--name', 'Born Big Co', '--plan', 'units_1m', '--rate-limit', '25-per-1s', '--meter-limit', 'units=2000000']);
+    expect(created.limits).toEqual({ rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: { units: 2_000_000 } });
+    expect(created.effectiveLimits).toEqual({ rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: { units: 2_000_000 } });
+    const key = await ex.createKey(created.id, 'Data API');
+    const own = await burst(key.secret, 40);
+    expect(own.served).toBe(25);
+    expect(await read(own.refused as Response)).toEqual(CALL_RATE);
+    expect(own.refused?.headers.get('ratelimit-policy')).toBe('"25-per-1s";q=25;w=1');
+
+    const audit = await ex.cliJson<{ action: string; detail: Record<string, unknown> }[]>(['audit', '--account', created.id]);
+    expect(audit.filter((event) => event.action.startsWith('account.'))).toEqual([
+      expect.objectContaining({
+        action: 'account.created',
+        detail: { name: 'Born Big Co', planId: 'units_1m', limits: { rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: { units: 2_000_000 } } },
+      }),
+    ]);
+  });
+
+  it('accounts create refuses the limit flags update refuses, with the same words, and creates nothing', async () => {
+    const before = await ex.cliJson<AccountOut[]>(['accounts', 'list', '--search', 'Refused Co']);
+    for (const [flags, stderr] of BAD_FLAGS) {
+      const result = await ex.cli(['accounts', 'create', '--name', 'Refused Co', '--plan', 'units_1m', ...flags]);
+      expect(result.code, flags.join(' ')).toBe(1);
+      expect(result.stderr.startsWith(stderr) || result.stderr === stderr, `${flags.join(' ')}: ${result.stderr}`).toBe(true);
+    }
+    expect(before).toEqual([]);
+    expect(await ex.cliJson<AccountOut[]>(['accounts', 'list', '--search', 'Refused Co'])).toEqual([]);
+  });
+
+  it('POST /v1/accounts takes limits: the account gets its raised window at once; bad limits get the 400 PATCH gives and create nothing', async () => {
+    const response = await ex.kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Posted Co', planId: 'units_1m', limits: { rateLimits: [{ limit: 15, window: '1s' }] } }) });
+    expect(response.status).toBe(201);
+    const created = (await response.json()) as AccountWithLimits;
+    expect(created.effectiveLimits).toEqual({ rateLimits: [{ name: '15-per-1s', limit: 15, window: '1s', scope: 'key' }], meters: { units: 1_000_000 } });
+    const key = await ex.createKey(created.id, 'Data API');
+    const own = await burst(key.secret, 30);
+    expect(own.served).toBe(15);
+    expect(await read(own.refused as Response)).toEqual(CALL_RATE);
+
+    const problem = async (response: Response) => ({ status: response.status, detail: ((await response.json()) as { detail: string }).detail });
+    for (const limits of BAD_LIMITS) {
+      const patched = await problem(await ex.kg.admin(`/v1/accounts/${created.id}`, { method: 'PATCH', body: JSON.stringify({ limits }) }));
+      const posted = await problem(await ex.kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Refused Post Co', planId: 'units_1m', limits }) }));
+      expect(patched.status, JSON.stringify(limits)).toBe(400);
+      expect(posted, JSON.stringify(limits)).toEqual(patched);
+    }
+    const listed = (await (await ex.kg.admin('/v1/accounts?q=Refused%20Post')).json()) as AccountOut[];
+    expect(listed).toEqual([]);
   });
 });

@@ -582,7 +582,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         operationId: 'createAccount',
         tags: ['accounts'],
         summary: 'Create an account (a team) on a plan, the default plan unless named',
-        body: z.object({ name: z.string().min(1).max(200), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional() }).strict(),
+        description:
+          "`limits` gives the account its own limits from the start, as PATCH /v1/accounts/{id} takes them (checked against the plan it is created on, refused with the same 400s); null or absent: the plan's. They are in the account.created audit event's detail.",
+        body: z.object({ name: z.string().min(1).max(200), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional(), limits: LimitsChange.optional() }).strict(),
         response: { 201: Account, 400: Problem },
       },
     },
@@ -596,6 +598,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
           ...(b.apiAccess !== undefined ? { apiAccess: b.apiAccess } : {}),
           ...(b.overage !== undefined ? { overage: b.overage } : {}),
           ...(b.planExpiresAt !== undefined ? { planExpiresAt: b.planExpiresAt === null ? null : Date.parse(b.planExpiresAt) } : {}),
+          ...(b.limits !== undefined ? { limits: b.limits } : {}),
         },
         request.adminActor,
       );

@@ -1,10 +1,23 @@
 /**
- * `keygate accounts update`'s `--rate-limit` and `--meter-limit`: an account's own limits
+ * `keygate accounts create`'s and `accounts update`'s `--rate-limit` and `--meter-limit`: an account's own limits
  * (limits/overrides.ts) as the admin API's merge patch, and its refusals told in the flags.
  */
+import type { Command } from 'commander';
 import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError } from '../operations/errors.js';
 import { WINDOW_SPEC } from '../limits/overrides.js';
+
+/** Collects a repeatable option's values in the order given. */
+function repeated(value: string, before: string[] | undefined): string[] {
+  return [...(before ?? []), value];
+}
+
+/** Adds `--rate-limit` and `--meter-limit` (read by limitsOptions) to an accounts command. */
+export function accountLimitOptions(command: Command): Command {
+  return command
+    .option('--rate-limit <window>', "the account's own window in place of the plan's: 100-per-1s (per key), 5000-per-1h-per-account (repeatable: give every window it should have); plan: the plan's again; none: no plan-level window", repeated)
+    .option('--meter-limit <meter=n|plan>', "the account's own limit of a meter of its plan, as units=5000000; units=plan: the plan's again (repeatable)", repeated);
+}
 
 /**
  * `--rate-limit` and `--meter-limit` as a change of the account's own limits; undefined

@@ -28,7 +28,7 @@ import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
 import { accountOut, accountPlan, apiEnabledOf, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, updateAccount } from '../operations/accounts.js';
 import { effectiveLimitsOut } from '../limits/overrides.js';
-import { inFlags, limitsOptions } from './limit-flags.js';
+import { accountLimitOptions, inFlags, limitsOptions } from './limit-flags.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
@@ -288,11 +288,6 @@ function warnOfPastPlanExpiry(json: boolean | undefined, account: AccountRecord,
   if (warning !== undefined) process.stderr.write(json ? `${JSON.stringify({ warning })}\n` : `warning: ${warning}\n`);
 }
 
-/** Collects a repeatable option's values in the order given. */
-function repeated(value: string, before: string[] | undefined): string[] {
-  return [...(before ?? []), value];
-}
-
 /** `POST /v1/backlinks/summary x3 records=100` → a planned call. */
 export function parseCallSpec(spec: string): PlannedCall {
   const parts = spec.trim().split(/\s+/);
@@ -479,16 +474,22 @@ export function buildCli(): Command {
     });
 
   const accounts = program.command('accounts').description('accounts (teams) that own keys');
-  accountSettingOptions(
-    accounts
-      .command('create')
-      .description('create an account on a plan')
-      .requiredOption('--name <name>', 'account name')
-      .option('--plan <plan>', 'plan id (default: the profile\'s default plan)'),
-    { apiAccess: 'on', overage: 'plan', planExpires: 'never' },
-  ).action((opts: { name: string; plan?: string } & AccountSettingOptions, command: Command) =>
+  accountLimitOptions(
+    accountSettingOptions(
+      accounts
+        .command('create')
+        .description('create an account on a plan, with its own limits if given')
+        .requiredOption('--name <name>', 'account name')
+        .option('--plan <plan>', 'plan id (default: the profile\'s default plan)'),
+      { apiAccess: 'on', overage: 'plan', planExpires: 'never' },
+    ),
+  ).action((opts: { name: string; plan?: string; rateLimit?: string[]; meterLimit?: string[] } & AccountSettingOptions, command: Command) =>
     withRuntime(command, async (rt, { json }) => {
-      const account = await createAccount(rt, { name: opts.name, ...(opts.plan ? { planId: opts.plan } : {}), ...accountSettings(opts, rt.clock()) }, CLI_ACTOR);
+      const limits = limitsOptions(opts);
+      const input = { name: opts.name, ...(opts.plan ? { planId: opts.plan } : {}), ...accountSettings(opts, rt.clock()), ...(limits !== undefined ? { limits } : {}) };
+      const account = await createAccount(rt, input, CLI_ACTOR).catch((error: unknown) => {
+        throw inFlags(error, limits);
+      });
       print(json, accountOut(account, rt), () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
       warnOfPastPlanExpiry(json, account, rt.clock());
     }),
@@ -532,16 +533,15 @@ export function buildCli(): Command {
         );
       }),
     );
-  accountSettingOptions(
-    accounts
-      .command('update <id>')
-      .description("change an account's name, plan, API access, overage, plan expiry or its own limits")
-      .option('--name <name>', 'new name')
-      .option('--plan <plan>', 'move to this plan'),
-  )
-    .option('--rate-limit <window>', "the account's own window in place of the plan's: 100-per-1s (per key), 5000-per-1h-per-account (repeatable: give every window it should have); plan: the plan's again; none: no plan-level window", repeated)
-    .option('--meter-limit <meter=n|plan>', "the account's own limit of a meter of its plan, as units=5000000; units=plan: the plan's again (repeatable)", repeated)
-    .action((id: string, opts: { name?: string; plan?: string; rateLimit?: string[]; meterLimit?: string[] } & AccountSettingOptions, command: Command) =>
+  accountLimitOptions(
+    accountSettingOptions(
+      accounts
+        .command('update <id>')
+        .description("change an account's name, plan, API access, overage, plan expiry or its own limits")
+        .option('--name <name>', 'new name')
+        .option('--plan <plan>', 'move to this plan'),
+    ),
+  ).action((id: string, opts: { name?: string; plan?: string; rateLimit?: string[]; meterLimit?: string[] } & AccountSettingOptions, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const limits = limitsOptions(opts);
         const patch = {

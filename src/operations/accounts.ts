@@ -14,6 +14,8 @@ export interface NewAccount {
   planExpiresAt?: number | null;
   apiAccess?: boolean;
   overage?: boolean | null;
+  /** Its own limits from the start, as an update takes them (LimitsChange; null or absent: the plan's). */
+  limits?: LimitsChange | null;
 }
 
 export function defaultPlanId(rt: Pick<Runtime, 'config'>): string {
@@ -168,6 +170,9 @@ export async function createAccount(rt: Runtime, input: NewAccount, actor: strin
   const planId = input.planId ?? defaultPlanId(rt);
   checkPlan(rt, planId);
   if (input.planExpiresAt !== undefined && input.planExpiresAt !== null) checkedTime("the plan's expiry", input.planExpiresAt);
+  // Checked as an update checks them, against the plan the account is created on.
+  const limits = input.limits === undefined ? undefined : changedLimits(rt, planId, undefined, input.limits);
+  const ownLimits = limits !== undefined && (limits.rateLimits !== null || Object.keys(limits.meters).length > 0);
   const createdAlready = () => new OperationError('conflict', `account "${options.id}" was created already`);
   if (options.id !== undefined && (await rt.store.listAudit({ accountId: options.id, limit: 1 })).length > 0) throw createdAlready();
   const account: AccountRecord = {
@@ -177,10 +182,12 @@ export async function createAccount(rt: Runtime, input: NewAccount, actor: strin
     planExpiresAt: input.planExpiresAt ?? null,
     apiAccess: input.apiAccess ?? true,
     overage: input.overage ?? null,
+    ...(ownLimits ? { limits } : {}),
     createdAt: rt.clock(),
   };
   if (!(await rt.store.createAccount(account))) throw createdAlready();
-  await audit(rt, actor, 'account.created', { accountId: account.id, detail: { name, planId } });
+  // One event: the limits it was created with are in it (as account.limits_changed's `after`), absent when the plan's.
+  await audit(rt, actor, 'account.created', { accountId: account.id, detail: { name, planId, ...(ownLimits ? { limits: overridesOut(limits) } : {}) } });
   return account;
 }
 

@@ -119,6 +119,12 @@ describe("audit log: an account's own limits", () => {
     const back = auditTable([entry({ before: { rateLimits: [], meters: {} }, after: { rateLimits: null, meters: {} } })], new Map([['acc_1', 'Acme']]), 'Audit log', new Map()).value;
     expect(textOf(back)).toContain("rate limits → the plan's, meter limits → the plan's");
   });
+
+  it('says the limits an account was created with, in its account.created line', () => {
+    const created: AuditEntry = { id: 'aud_created', at, actor: 'cli', action: 'account.created', accountId: 'acc_1', keyId: null, detail: { name: 'Acme', planId: 'pro', limits: { rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: {} } } };
+    const table = auditTable([created], new Map([['acc_1', 'Acme']]), 'Audit log', new Map([['pro', 'Pro']])).value;
+    expect(textOf(table)).toContain("on the Pro pro plan, rate limits → 25-per-1s, meter limits → the plan's");
+  });
 });
 
 describe('audit log: a deleted account', () => {

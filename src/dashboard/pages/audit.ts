@@ -90,7 +90,8 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
     case 'account.deleted':
       return d.name === undefined ? '' : html`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan`;
     case 'account.created':
-      return html`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan`;
+      // Created with its own limits: they are in this one event (no account.limits_changed follows).
+      return html`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan${d.limits === undefined ? '' : `, ${ownLimitsText(d.limits)}`}`;
     default:
       return Object.entries(d)
         .map(([field, value]) => `${field}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
