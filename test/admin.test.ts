@@ -1285,8 +1285,10 @@ describe('a rotation under keys.rotation: replace ends the overlaps of the keys 
     const works = async (secret: string) => (await kg.call('/brands', { headers: { authorization: `Bearer ${secret}` } })).status;
     try {
       const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Single' }) })).json()) as { id: string };
-      const first = (await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'k' }) })).json()) as { id: string; secret: string };
-      const second = (await (await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '24h' }) })).json()) as { id: string; secret: string };
+      const first = (await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'k' }) })).json()) as { id: string; secret: string; hint: string };
+      const second = (await (await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '24h' }) })).json()) as { id: string; secret: string; ended: unknown };
+      // A rotation that ends no earlier key says so: an empty list.
+      expect(second.ended).toEqual([]);
       expect([await works(first.secret), await works(second.secret)]).toEqual([200, 200]);
       await kg.close();
 
@@ -1295,8 +1297,10 @@ describe('a rotation under keys.rotation: replace ends the overlaps of the keys 
       expect(await works(first.secret)).toBe(200);
       const rotated = await kg.admin(`/v1/keys/${second.id}/rotate`, { method: 'POST' });
       expect(rotated.status).toBe(200);
-      const third = (await rotated.json()) as { id: string; secret: string; previous: { status: string } };
+      const third = (await rotated.json()) as { id: string; secret: string; previous: { status: string }; ended: unknown };
       expect(third.previous.status).toBe('revoked');
+      // The answer names the earlier key the rotation ended, as the CLI's line does.
+      expect(third.ended).toEqual([{ id: first.id, hint: first.hint }]);
       expect([await works(first.secret), await works(second.secret), await works(third.secret)]).toEqual([401, 401, 200]);
       const keys = (await (await kg.admin(`/v1/keys?accountId=${account.id}`)).json()) as { id: string; status: string }[];
       expect(Object.fromEntries(keys.map((k) => [k.id, k.status]))).toEqual({ [first.id]: 'revoked', [second.id]: 'revoked', [third.id]: 'active' });

@@ -1637,7 +1637,9 @@ describe('keygate keys rotate under keys.rotation: replace', () => {
     writeFileSync(configFile, profile(true));
     const account = JSON.parse((await cli('--json', 'accounts', 'create', '--name', 'Solo')).stdout) as { id: string };
     const first = JSON.parse((await cli('--json', 'keys', 'create', '--account', account.id, '--name', 'k')).stdout) as { id: string; secret: string };
-    const second = JSON.parse((await cli('--json', 'keys', 'rotate', first.id, '--overlap', '24h')).stdout) as { id: string; secret: string };
+    const second = JSON.parse((await cli('--json', 'keys', 'rotate', first.id, '--overlap', '24h')).stdout) as { id: string; secret: string; ended: unknown };
+    // --json gives the admin API's rotate answer: no earlier key ended here.
+    expect(second.ended).toEqual([]);
 
     writeFileSync(configFile, profile('replace'));
     const rotated = await cli('keys', 'rotate', second.id);

@@ -29,7 +29,7 @@ import { auditEventOut } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { accountOut, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, updateAccount } from '../operations/accounts.js';
-import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
+import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
 import { StoreWriteError } from '../store/write-refusal.js';
@@ -794,7 +794,17 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
           .object({ overlap: z.string().optional().describe('"0", "1h", "24h", "7d", ...; default "24h", or "0" where the profile replaces rotated keys at once (keys.rotation: replace)') })
           .strict()
           .nullish(),
-        response: { 200: IssuedKey.extend({ previous: Key }), 400: Problem, 404: Problem, 409: Problem },
+        response: {
+          200: IssuedKey.extend({
+            previous: Key,
+            ended: z
+              .array(z.object({ id: z.string(), hint: z.string() }))
+              .describe('Earlier keys of the chain, still in an overlap, that this rotation revoked (keys.rotation: replace); empty when none'),
+          }),
+          400: Problem,
+          404: Problem,
+          409: Problem,
+        },
       },
     },
     async (request) => {
@@ -805,7 +815,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       // The replacement shares the old key's account, and so its account-wide block.
       const blocked = await blockedUntilOf(rt, [rotated.key, rotated.previous]);
       const now = rt.clock();
-      return { ...keyOut(rotated.key, now, blocked), secret: rotated.secret, previous: keyOut(rotated.previous, now, blocked) };
+      return rotationOut(rotated, now, blocked);
     },
   );
 

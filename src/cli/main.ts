@@ -29,7 +29,7 @@ import { OperationError } from '../operations/errors.js';
 import { accountOut, accountPlan, apiEnabledOf, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, updateAccount } from '../operations/accounts.js';
 import { effectiveLimitsOut } from '../limits/overrides.js';
 import { accountLimitOptions, inFlags, limitsOptions } from './limit-flags.js';
-import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, unblockKey, updateKey } from '../operations/keys.js';
+import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
@@ -776,7 +776,7 @@ export function buildCli(): Command {
         const issued = await rotateKey(rt, id, overlap, CLI_ACTOR);
         const now = rt.clock();
         const blocked = json ? await blockedUntilOf(rt, [issued.key, issued.previous]) : undefined;
-        print(json, { ...keyOut(issued.key, now, blocked), secret: issued.secret, previous: keyOut(issued.previous, now, blocked) }, () =>
+        print(json, rotationOut(issued, now, blocked), () =>
           [
             `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${until(issued.previous.expiresAt as number)}`}`,
             // Under keys.rotation: replace, the keys it had replaced that still worked end with it.

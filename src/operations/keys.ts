@@ -464,3 +464,17 @@ export function keyOut(key: KeyRecord, now: number, blocked?: ReadonlyMap<string
     ...(blocked ? { blockedUntil: isoTime(blocked.get(key.id) ?? null) } : {}),
   };
 }
+
+/**
+ * A rotation as the admin API answers it and `keygate keys rotate --json` prints it: the
+ * replacement with its secret, the key it replaced, and the earlier keys of the chain whose
+ * overlap it ended (`keys.rotation: replace`; empty when none), by id and hint.
+ */
+export function rotationOut(rotated: IssuedKey & { previous: KeyRecord; ended: KeyRecord[] }, now: number, blocked?: ReadonlyMap<string, number>) {
+  return {
+    ...keyOut(rotated.key, now, blocked),
+    secret: rotated.secret,
+    previous: keyOut(rotated.previous, now, blocked),
+    ended: rotated.ended.map((key) => ({ id: key.id, hint: key.hint })),
+  };
+}
