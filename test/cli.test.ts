@@ -1138,23 +1138,46 @@ describe.skipIf(!redisUp)('keygate CLI on Redis counters, beside a gateway that 
   });
 });
 
+/** The CLI against a profile in `dir` whose counters are at `redis`, with a metered plan and route. */
+function cliWithRedisAt(dir: string, redis: string): (...args: string[]) => ReturnType<typeof runCli> {
+  const configFile = path.join(dir, 'keygate.yaml');
+  writeFileSync(
+    configFile,
+    stringify({
+      upstream: { url: 'http://127.0.0.1:9' },
+      store: `sqlite:${path.join(dir, 'k.db')}`,
+      counters: redis,
+      plans: { team: { meters: { units: { limit: 1000 } } } },
+      routes: [{ path: '/v1/*', cost: { meter: 'units', perRequest: 1 } }],
+      dashboard: { enabled: false },
+    }),
+  );
+  return (...args: string[]) => runCli(['--config', configFile, ...args]);
+}
+
+/** A server that accepts connections, reads nothing and answers nothing (a Redis stopped with SIGSTOP); counts who came. */
+async function stalledRedis(): Promise<{ url: string; connections: () => number; close: () => void }> {
+  let connections = 0;
+  const held = new Set<Socket>();
+  const stalled = createServer((socket) => {
+    connections++;
+    held.add(socket);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `redis://127.0.0.1:${(stalled.address() as AddressInfo).port}`,
+    connections: () => connections,
+    close: () => {
+      for (const socket of held) socket.destroy();
+      stalled.close();
+    },
+  };
+}
+
 describe('keygate CLI when the profile\'s Redis is unreachable', () => {
   it('runs every command without waiting for Redis and says, in words, what the outage means only where it matters', async () => {
-    const dir = tempDir('cli-redis-down');
-    const configFile = path.join(dir, 'keygate.yaml');
-    const redis = await refusedUrl('redis');
-    writeFileSync(
-      configFile,
-      stringify({
-        upstream: { url: 'http://127.0.0.1:9' },
-        store: `sqlite:${path.join(dir, 'k.db')}`,
-        counters: redis,
-        plans: { team: { meters: { units: { limit: 1000 } } } },
-        routes: [{ path: '/v1/*', cost: { meter: 'units', perRequest: 1 } }],
-        dashboard: { enabled: false },
-      }),
-    );
-    const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+    const cli = cliWithRedisAt(tempDir('cli-redis-down'), await refusedUrl('redis'));
 
     // Nothing here needs Redis: nothing is said about it.
     const account = await cli('accounts', 'create', '--name', 'Acme', '--json');
@@ -1186,29 +1209,9 @@ describe('keygate CLI when the profile\'s Redis is unreachable', () => {
   });
 
   it('answers with what it can where Redis takes the connection and never replies (stopped with SIGSTOP), and keys unblock fails saying so', async () => {
-    // Accepts connections, reads nothing, answers nothing: a Redis stopped with SIGSTOP.
-    const held = new Set<Socket>();
-    const stalled = createServer((socket) => {
-      held.add(socket);
-      socket.on('error', () => undefined);
-    });
-    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
-    const redis = `redis://127.0.0.1:${(stalled.address() as AddressInfo).port}`;
+    const stalled = await stalledRedis();
     try {
-      const dir = tempDir('cli-redis-stalled');
-      const configFile = path.join(dir, 'keygate.yaml');
-      writeFileSync(
-        configFile,
-        stringify({
-          upstream: { url: 'http://127.0.0.1:9' },
-          store: `sqlite:${path.join(dir, 'k.db')}`,
-          counters: redis,
-          plans: { team: { meters: { units: { limit: 1000 } } } },
-          routes: [{ path: '/v1/*', cost: { meter: 'units', perRequest: 1 } }],
-          dashboard: { enabled: false },
-        }),
-      );
-      const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+      const cli = cliWithRedisAt(tempDir('cli-redis-stalled'), stalled.url);
       const accountId = JSON.parse((await cli('accounts', 'create', '--name', 'Acme', '--json')).stdout).id as string;
       const keyId = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'ci', '--json')).stdout).id as string;
 
@@ -1224,14 +1227,13 @@ describe('keygate CLI when the profile\'s Redis is unreachable', () => {
       expect(JSON.parse((await cli('keys', 'show', keyId, '--json')).stdout)).not.toHaveProperty('blockedUntil');
 
       // Nothing to lift it with: refused in words, exit code 1, nothing recorded.
-      const said = `the block of key ${keyId} was not lifted: Redis at ${redis} could not be reached, and blocks are kept there. Nothing was changed; try again once Redis answers`;
+      const said = `the block of key ${keyId} was not lifted: Redis at ${stalled.url} could not be reached, and blocks are kept there. Nothing was changed; try again once Redis answers`;
       const unblocked = await cli('keys', 'unblock', keyId);
       expect([unblocked.code, unblocked.stdout, unblocked.stderr]).toEqual([1, '', `error: ${said}\n`]);
       const json = await cli('keys', 'unblock', keyId, '--json');
       expect([json.code, JSON.parse(json.stderr)]).toEqual([1, { error: said }]);
       expect(JSON.parse((await cli('audit', '--json')).stdout).map((event: { action: string }) => event.action)).not.toContain('key.unblocked');
     } finally {
-      for (const socket of held) socket.destroy();
       stalled.close();
     }
   });
@@ -1239,28 +1241,9 @@ describe('keygate CLI when the profile\'s Redis is unreachable', () => {
 
 describe('keygate CLI commands that need no counters', () => {
   it('never connect to Redis: accounts, plans, members and audit answer at once from a Redis that would never reply', async () => {
-    // Accepts connections and answers nothing (a Redis stopped with SIGSTOP); counts who came.
-    let connections = 0;
-    const held = new Set<Socket>();
-    const stalled = createServer((socket) => {
-      connections++;
-      held.add(socket);
-      socket.on('error', () => undefined);
-    });
-    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const stalled = await stalledRedis();
     try {
-      const dir = tempDir('cli-no-counters');
-      const configFile = path.join(dir, 'keygate.yaml');
-      writeFileSync(
-        configFile,
-        stringify({
-          upstream: { url: 'http://127.0.0.1:9' },
-          store: `sqlite:${path.join(dir, 'k.db')}`,
-          counters: `redis://127.0.0.1:${(stalled.address() as AddressInfo).port}`,
-          dashboard: { enabled: false },
-        }),
-      );
-      const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+      const cli = cliWithRedisAt(tempDir('cli-no-counters'), stalled.url);
       const created = await cli('accounts', 'create', '--name', 'Acme', '--json');
       expect([created.code, created.stderr]).toEqual([0, '']);
       const listed = await cli('accounts', 'list', '--json');
@@ -1270,9 +1253,8 @@ describe('keygate CLI commands that need no counters', () => {
         const r = await cli(...command, '--json');
         expect([command, r.code, r.stderr]).toEqual([command, 0, '']);
       }
-      expect(connections).toBe(0);
+      expect(stalled.connections()).toBe(0);
     } finally {
-      for (const socket of held) socket.destroy();
       stalled.close();
     }
   });
