@@ -1,10 +1,10 @@
 /**
  * The operator's pages: every account with its plan and API access, an account's keys,
  * members and usage, and the actions on it (change plan, API access off or on, invite a
- * member, remove one or withdraw an invitation (member-removal.ts), revoke a key, create
- * an account). Each change goes through the same operations as the CLI and admin API, so
- * it is audited under the operator's email and cached keys are invalidated. None of
- * these pages exist for members.
+ * member, remove one or withdraw an invitation (member-removal.ts), set or clear its own
+ * limits (account-limits.ts), revoke a key, create an account). Each change goes through
+ * the same operations as the CLI and admin API, so it is audited under the operator's
+ * email and cached keys are invalidated. None of these pages exist for members.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createHmac } from 'node:crypto';
@@ -25,6 +25,7 @@ import { usageSection } from './usage.js';
 import { FORM_NONCE, formRecordId, newFormNonce } from './keys.js';
 import { auditTable, planNamesOf } from './audit.js';
 import { memberRemovalLink, registerMemberRemovalPages } from './member-removal.js';
+import { limitsChangeOf, limitsInEffect, limitsRefusal, limitsSection, typedLimits, type RefusedLimits } from './account-limits.js';
 
 type AccountRequest = FastifyRequest<{ Params: { id: string } }>;
 /** An invitation the form asked for and was refused: the address as typed, and why. */
@@ -102,6 +103,29 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
       return sendAccount(request, reply, await getAccount(rt, request.params.id), { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind]);
+    }
+  });
+
+  app.post<{ Params: { id: string } }>('/accounts/:id/limits', async (request, reply) => {
+    operatorOf(request);
+    const before = await getAccount(rt, request.params.id);
+    const plan = rt.config.plans[before.planId];
+    let change: ReturnType<typeof limitsChangeOf>;
+    try {
+      // The CLI's parser (cli/limit-flags.ts), then the operation the CLI and admin API use: checked and audited alike.
+      change = limitsChangeOf(request.body, before, plan);
+      if (change === undefined) {
+        setNotice(dash, reply, { kind: 'info', text: `Nothing changed: the limits of “${before.name}” are as they were.` });
+        return redirect(reply, `/accounts/${before.id}`);
+      }
+      const account = await updateAccount(rt, before.id, { limits: change }, actorOf(request));
+      const lead = change === null ? `“${account.name}” is back on the ${planName(account.planId)} plan’s limits` : `The limits of “${account.name}” are saved`;
+      setNotice(dash, reply, { kind: 'success', text: `${lead}. In effect from its keys’ next request: ${limitsInEffect(account, rt.config.plans)}.` });
+      return redirect(reply, `/accounts/${account.id}`);
+    } catch (error) {
+      if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
+      const refused: RefusedLimits = { typed: typedLimits(request.body, plan), refusal: limitsRefusal(error, change) };
+      return sendAccount(request, reply, before, undefined, OPERATION_STATUS[error.kind], undefined, refused);
     }
   });
 
@@ -297,8 +321,8 @@ ${pager}
     return sendPage(dash, request, reply, { title: 'Accounts', body, status, ...(notice ? { notice } : {}) });
   }
 
-  /** `invitation`: a refused invitation's address and why, shown again in its form. */
-  async function sendAccount(request: AccountRequest, reply: FastifyReply, account: AccountRecord, notice?: Notice, status = 200, invitation?: RefusedInvitation): Promise<FastifyReply> {
+  /** `invitation`: a refused invitation's address and why, shown again in its form; `limits`: a refused limits form, as typed, and why. */
+  async function sendAccount(request: AccountRequest, reply: FastifyReply, account: AccountRecord, notice?: Notice, status = 200, invitation?: RefusedInvitation, limits?: RefusedLimits): Promise<FastifyReply> {
     const now = rt.clock();
     const keys = newestFirst(await rt.store.listKeys({ accountId: account.id }));
     const usable = keys.filter((k) => isUsable(k, now));
@@ -332,6 +356,8 @@ ${account.apiAccess
   <p>The operator's switch for API access is <strong>off</strong>.</p>
   <button type="submit">Turn API access on</button>
 </form>`}
+<h2 id="limits">Limits</h2>
+${limitsSection(account, rt.config.plans, csrfField(request), limits)}
 <h2>Keys</h2>
 ${usable.length > 0
   ? keyTable(usable, now, `Keys in use of ${account.name}`, traits, {

@@ -1,0 +1,164 @@
+/**
+ * An account's own limits on the operator's account page: the plan's rate-limit windows
+ * and meter limits, the account's own, and which are in effect, with a form to set or
+ * clear them. The form's fields are written as the CLI's flags are (`25-per-1s`,
+ * `5000-per-1h-per-account`, `none`; a meter's limit as a number) and read by the same
+ * parser (cli/limit-flags.ts), then changed by the same operation (updateAccount), so a
+ * change is checked, audited (`account.limits_changed`, the operator as actor) and drops
+ * the account's cached keys as `keygate accounts update` does. Members never see it.
+ */
+import type { AccountRecord } from '../../store/store.js';
+import type { Plan } from '../../config/schema.js';
+import { formatDuration } from '../../config/duration.js';
+import { accountPlan, type LimitsChange } from '../../operations/accounts.js';
+import { OperationError } from '../../operations/errors.js';
+import { windowText } from '../../operations/plans.js';
+import { windowsOut } from '../../limits/overrides.js';
+import { inFlags, limitsOptions } from '../../cli/limit-flags.js';
+import { field, notOffered, oneOf } from '../context.js';
+import { html, type Html } from '../html.js';
+import { number } from '../format.js';
+
+/** The form's field for the windows, and the prefix of each meter's field (`meter.units`). */
+const WINDOWS_FIELD = 'rateLimits';
+const METER_FIELD = 'meter.';
+/** The second button's value: every limit back to the plan's. */
+const RESET = ['plan'] as const;
+
+/** A limits form refused: what was typed (shown again as it was), and why. */
+export interface RefusedLimits {
+  typed: { rateLimits: string; meters: Record<string, string> };
+  refusal: string;
+}
+
+/** Windows as the CLI's `--rate-limit` writes them: `25-per-1s, 5000-per-1h-per-account`; `none` for an empty list. */
+function windowsSpec(windows: Plan['rateLimits']): string {
+  if (windows.length === 0) return 'none';
+  return windows.map((rl) => `${rl.limit}-per-${formatDuration(rl.window)}${rl.scope === 'account' ? '-per-account' : ''}`).join(', ');
+}
+
+/** Windows for people, as the plans table shows them; "none" where there are none. */
+function windowsShown(windows: Plan['rateLimits']): Html {
+  return windows.length === 0 ? html`<span class="muted">none</span>` : html`${windowsOut(windows).map(windowText).join(', ')}`;
+}
+
+/** What the form shows in a field before anything is typed: the account's own, or empty for the plan's. */
+function ownTyped(account: AccountRecord): RefusedLimits['typed'] {
+  const own = account.limits;
+  return {
+    rateLimits: own?.rateLimits == null ? '' : windowsSpec(own.rateLimits),
+    meters: Object.fromEntries(Object.entries(own?.meters ?? {}).map(([meter, limit]) => [meter, String(limit)])),
+  };
+}
+
+/**
+ * The form as a change of the account's own limits (LimitsChange, as the admin API's
+ * PATCH takes it), read by the CLI's parser: a field left as it was shown changes
+ * nothing (a window kept keeps its name and its counters); an empty one gives the plan's
+ * back. Null: the form's "Use the plan's limits". Undefined: nothing to change.
+ */
+export function limitsChangeOf(body: unknown, account: AccountRecord, plan: Plan | undefined): LimitsChange | null | undefined {
+  // Only the button's own value: anything else is refused, never read as a save.
+  const reset = oneOf<string>(body, 'reset', RESET, 'save');
+  if (reset === undefined) throw new OperationError('invalid', notOffered('Use the plan’s limits', RESET));
+  if (reset === 'plan') return null;
+  const shown = ownTyped(account);
+  const windows = field(body, WINDOWS_FIELD).trim();
+  const rateLimit = windows === shown.rateLimits ? undefined : windows === '' ? ['plan'] : windows.split(/[\s,]+/).filter((word) => word !== '');
+  const meterLimit: string[] = [];
+  for (const meter of Object.keys(plan?.meters ?? {})) {
+    const typed = field(body, `${METER_FIELD}${meter}`).trim();
+    if (typed === (shown.meters[meter] ?? '')) continue;
+    meterLimit.push(`${meter}=${typed === '' ? 'plan' : typed}`);
+  }
+  // An own limit of a meter the plan no longer has (the profile changed): dropped, or every change would be refused for it.
+  for (const meter of Object.keys(account.limits?.meters ?? {})) if (plan?.meters[meter] === undefined) meterLimit.push(`${meter}=plan`);
+  return limitsOptions({ ...(rateLimit !== undefined ? { rateLimit } : {}), ...(meterLimit.length > 0 ? { meterLimit } : {}) });
+}
+
+/** What was typed in the form, to show it again with a refusal. */
+export function typedLimits(body: unknown, plan: Plan | undefined): RefusedLimits['typed'] {
+  return {
+    rateLimits: field(body, WINDOWS_FIELD),
+    meters: Object.fromEntries(Object.keys(plan?.meters ?? {}).map((meter) => [meter, field(body, `${METER_FIELD}${meter}`)])),
+  };
+}
+
+/**
+ * A refusal of the limits (the parser's or the operation's) in the form's words: the
+ * CLI's flags become the fields they were typed in.
+ */
+export function limitsRefusal(error: OperationError, change: LimitsChange | null | undefined): string {
+  const flagged = inFlags(error, change ?? undefined);
+  const message = flagged instanceof OperationError ? flagged.message : error.message;
+  const said = message
+    .replace(/^--rate-limit "([^"]*)": expected .*$/s, 'Rate-limit windows: “$1” is not a window. Write each as 25-per-1s (per key) or 5000-per-1h-per-account, separated by commas; none for no window; or leave the field empty for the plan’s.')
+    .replace(/^--meter-limit "([^"=]*)=([^"]*)": expected .*$/s, '“$1” limit: “$2” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.')
+    .replace(/^--rate-limit "([^"]*)": (.*?)(?: \(a window is \{.*\}\))?$/s, 'Rate-limit windows: “$1”: $2.')
+    .replace(/^--rate-limit: /, 'Rate-limit windows: ')
+    .replace(/^--meter-limit ([^:]+): /, '“$1” limit: ')
+    .replace(/, or null for the plan's/, ', or empty for the plan’s');
+  return said.endsWith('.') ? said : `${said}.`;
+}
+
+/** The limits in effect after a change, in a sentence: each marked as the account's own or the plan's. */
+export function limitsInEffect(account: AccountRecord, plans: Record<string, Plan>): string {
+  const plan = accountPlan(account, plans);
+  const ownWindows = account.limits?.rateLimits != null;
+  const windows = plan.rateLimits.length === 0 ? 'no rate-limit window' : `rate limits ${windowsOut(plan.rateLimits).map(windowText).join(', ')}`;
+  const meters = Object.entries(plan.meters).map(([meter, m]) => `${meter} ${number(m.limit)} (${account.limits?.meters[meter] !== undefined ? 'its own' : 'the plan’s'})`);
+  return [`${windows} (${ownWindows ? 'its own' : 'the plan’s'})`, ...meters].join('; ');
+}
+
+/**
+ * The page's Limits section: a table of the plan's limits, the account's own and those in
+ * effect, and the form. `refused`: a form refused, shown again as typed, with why.
+ */
+export function limitsSection(account: AccountRecord, plans: Record<string, Plan>, csrf: Html, refused?: RefusedLimits): Html {
+  const plan = plans[account.planId];
+  const planName = plan?.name ?? account.planId;
+  const effective = accountPlan(account, plans);
+  const own = account.limits;
+  const typed = refused?.typed ?? ownTyped(account);
+  const meters = Object.entries(plan?.meters ?? {});
+  const ownMark = (isOwn: boolean) => (isOwn ? html` <span class="badge on">Own</span>` : '');
+  return html`<div class="table-wrap"><table class="data cards">
+  <caption class="sr-only">Limits of ${account.name}</caption>
+  <thead><tr><th scope="col">Limit</th><th scope="col">${planName} plan</th><th scope="col">Account’s own</th><th scope="col">In effect</th></tr></thead>
+  <tbody>
+  <tr>
+    <td data-label="Limit"><strong>Rate limits</strong></td>
+    <td data-label="${planName} plan">${plan ? windowsShown(plan.rateLimits) : html`<span class="muted">no such plan</span>`}</td>
+    <td data-label="Account’s own">${own?.rateLimits == null ? html`<span class="muted">the plan’s</span>` : windowsShown(own.rateLimits)}</td>
+    <td data-label="In effect">${windowsShown(effective.rateLimits)}${ownMark(own?.rateLimits != null)}</td>
+  </tr>${meters.map(
+    ([meter, m]) => html`
+  <tr>
+    <td data-label="Limit"><strong>${meter} limit</strong></td>
+    <td data-label="${planName} plan">${number(m.limit)}</td>
+    <td data-label="Account’s own">${own?.meters[meter] === undefined ? html`<span class="muted">the plan’s</span>` : number(own.meters[meter])}</td>
+    <td data-label="In effect">${number(effective.meters[meter]?.limit ?? m.limit)}${ownMark(own?.meters[meter] !== undefined)}</td>
+  </tr>`,
+  )}
+  </tbody></table></div>
+<form method="post" action="/accounts/${account.id}/limits" class="stack" aria-labelledby="limits">
+  ${csrf}
+  ${refused ? html`<div class="notice error" role="alert" id="limits-error"><p>${refused.refusal}</p></div>` : ''}
+  <div class="field">
+    <label for="limits-windows">Rate-limit windows</label>
+    <span class="hint" id="limits-windows-hint">In place of the plan’s: 25-per-1s (per key), 5000-per-1h-per-account, separated by commas; none for no window; empty: the plan’s.</span>
+    <input id="limits-windows" name="${WINDOWS_FIELD}" type="text" value="${typed.rateLimits}" maxlength="1000" autocomplete="off" spellcheck="false" aria-describedby="limits-windows-hint${refused ? ' limits-error' : ''}"${refused ? html` aria-invalid="true" autofocus` : ''}>
+  </div>${meters.map(
+    ([meter, m]) => html`
+  <div class="field">
+    <label for="limits-meter-${meter}">${meter} limit</label>
+    <span class="hint" id="limits-meter-${meter}-hint">A number, 0 or more; empty: the plan’s (${number(m.limit)}).</span>
+    <input id="limits-meter-${meter}" name="${METER_FIELD}${meter}" type="text" inputmode="decimal" value="${typed.meters[meter] ?? ''}" maxlength="30" autocomplete="off" spellcheck="false" aria-describedby="limits-meter-${meter}-hint">
+  </div>`,
+  )}
+  <div class="actions">
+    <button type="submit">Save limits</button>
+    ${own !== undefined && (own.rateLimits !== null || Object.keys(own.meters).length > 0) ? html`<button type="submit" class="secondary" name="reset" value="plan">Use the plan’s limits</button>` : ''}
+  </div>
+</form>`;
+}

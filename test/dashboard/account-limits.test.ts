@@ -1,0 +1,149 @@
+/**
+ * An account's own limits from the operator's account page: in real Chromium, the page
+ * shows the plan's limits, the account's own and those in effect; setting 25-per-1s lets
+ * the account's key through 25 times in a second and refuses the 26th at the gateway,
+ * audited under the operator's email; clearing gives the plan's 10 back. Over HTTP: what
+ * the form cannot read is refused on the page (400) with nothing changed, and neither a
+ * member nor a form without the CSRF token changes anything.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAccount, getAccount } from '../../src/operations/accounts.js';
+import { createKey } from '../../src/operations/keys.js';
+import { tempDir } from '../support/temp.js';
+import { startDemoUpstream, startKeygate, type TestKeygate } from '../support/keygate.js';
+import { chromiumAvailable, dashboardProfile, screenshot, expectHeading, launchChromium, newContext, signIn, textOf } from './support.js';
+import { addMember, Visitor } from './visitor.js';
+
+const OPERATOR = 'olga@ops.example';
+const MEMBER = 'ada@acme.example';
+
+describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears an account’s own limits', () => {
+  const dir = tempDir('keygate-dashboard-account-limits');
+  // A clock that moves only when the test moves it: a burst is within one second whatever the machine's speed.
+  let now = Date.now();
+  let upstream: Awaited<ReturnType<typeof startDemoUpstream>>;
+  let keygate: TestKeygate;
+  let browser: Browser;
+  let page: Page;
+  let acmeId: string;
+  let secret: string;
+
+  /** Requests inside one second until the first refusal (at most 40): how many got through, and the refusal's status. */
+  async function burst(): Promise<{ served: number; refused: number | undefined }> {
+    now += 1_000;
+    for (let served = 0; served < 40; served++) {
+      const response = await keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } });
+      await response.arrayBuffer();
+      if (response.status !== 200) return { served, refused: response.status };
+    }
+    return { served: 40, refused: undefined };
+  }
+
+  const limitsRow = (name: string) => textOf(page.getByRole('table', { name: 'Limits of Acme Analytics' }).locator('tr', { hasText: name }));
+
+  beforeAll(async () => {
+    upstream = await startDemoUpstream();
+    const profile = dashboardProfile(upstream.url);
+    profile.plans = { ...profile.plans, pro: { name: 'Pro', maxKeys: 3, rateLimits: [{ limit: 10, window: '1s' }], meters: { units: { limit: 1000, unit: 'units' } } } };
+    keygate = await startKeygate(profile, { dir, clock: () => now });
+    acmeId = (await createAccount(keygate.runtime, { name: 'Acme Analytics', planId: 'pro' }, 'test')).id;
+    secret = (await createKey(keygate.runtime, { accountId: acmeId, name: 'Acme production', scopes: ['*'] }, 'test')).secret;
+    await addMember(keygate.runtime, MEMBER, acmeId, 'member');
+    browser = await launchChromium();
+    page = await (await newContext(browser, keygate.dashboardUrl as string)).newPage();
+    await addMember(keygate.runtime, OPERATOR, null, 'operator');
+    await page.goto('/sign-in');
+    await signIn(page, OPERATOR);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await keygate?.close();
+    await upstream?.close();
+  });
+
+  it('shows the plan’s limits, the account’s own and those in effect; 25-per-1s set in the form lets 25 through and refuses the 26th; clearing gives the plan’s 10 back', async () => {
+    await page.goto(`/accounts/${acmeId}`);
+    await expectHeading(page, 'Acme Analytics');
+    expect(await limitsRow('Rate limits')).toMatch(/^Rate limits\s+10-per-1s\s+the plan’s\s+10-per-1s$/);
+    expect(await limitsRow('units limit')).toMatch(/^units limit\s+1,000\s+the plan’s\s+1,000$/);
+    expect(await burst()).toEqual({ served: 10, refused: 429 });
+
+    await page.getByLabel('Rate-limit windows').fill('25-per-1s');
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe('The limits of “Acme Analytics” are saved. In effect from its keys’ next request: rate limits 25-per-1s (its own); units 1,000 (the plan’s).');
+    expect(await limitsRow('Rate limits')).toMatch(/^Rate limits\s+10-per-1s\s+25-per-1s\s+25-per-1s\s+Own$/);
+    expect(await page.getByLabel('Rate-limit windows').inputValue()).toBe('25-per-1s');
+    expect(await burst()).toEqual({ served: 25, refused: 429 });
+    await screenshot(page, 'account-limits');
+    const [changed] = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
+    expect(changed).toMatchObject({
+      action: 'account.limits_changed',
+      actor: OPERATOR,
+      detail: { before: { rateLimits: null, meters: {} }, after: { rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: {} } },
+    });
+
+    // A meter's limit beside it: the windows, left as shown, stay as they are.
+    await page.getByLabel('units limit').fill('500');
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe('The limits of “Acme Analytics” are saved. In effect from its keys’ next request: rate limits 25-per-1s (its own); units 500 (its own).');
+    expect(await limitsRow('units limit')).toMatch(/^units limit\s+1,000\s+500\s+500\s+Own$/);
+    expect((await getAccount(keygate.runtime, acmeId)).limits).toEqual({ rateLimits: [{ limit: 25, window: 1000, scope: 'key' }], meters: { units: 500 } });
+
+    await page.getByRole('button', { name: 'Use the plan’s limits' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” is back on the Pro plan’s limits. In effect from its keys’ next request: rate limits 10-per-1s (the plan’s); units 1,000 (the plan’s).');
+    expect(await limitsRow('Rate limits')).toMatch(/^Rate limits\s+10-per-1s\s+the plan’s\s+10-per-1s$/);
+    expect(await page.getByLabel('Rate-limit windows').inputValue()).toBe('');
+    expect(await page.getByRole('button', { name: 'Use the plan’s limits' }).count()).toBe(0);
+    expect(await burst()).toEqual({ served: 10, refused: 429 });
+    const [cleared] = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
+    expect(cleared).toMatchObject({ action: 'account.limits_changed', actor: OPERATOR, detail: { after: { rateLimits: null, meters: {} } } });
+  });
+
+  it('refuses what the form cannot read, on the page (400) with what was typed and why, and changes nothing', async () => {
+    const operator = new Visitor(keygate.dashboardUrl as string);
+    await operator.signIn(OPERATOR, `/accounts/${acmeId}`);
+    const before = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
+    const refusals: [Record<string, string>, string][] = [
+      [{ rateLimits: '10/s' }, 'Rate-limit windows: “10/s” is not a window. Write each as 25-per-1s (per key) or 5000-per-1h-per-account, separated by commas; none for no window; or leave the field empty for the plan’s.'],
+      [{ rateLimits: '25-per-1s, plan' }, 'Rate-limit windows: “plan” is not a window. Write each as 25-per-1s (per key) or 5000-per-1h-per-account, separated by commas; none for no window; or leave the field empty for the plan’s.'],
+      [{ rateLimits: '0-per-1s' }, 'Rate-limit windows: “0-per-1s”: Too small: expected number to be >0.'],
+      [{ 'meter.units': '-5' }, '“units” limit: “-5” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
+      [{ 'meter.units': '1,000' }, '“units” limit: “1,000” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
+      [{ 'meter.units': '1'.padEnd(30, '0') }, '“units” limit: a meter\'s limit is a number from 0 to 999999999999999, or empty for the plan’s (got 1e+29).'],
+      [{ 'meter.units': '1e99' }, '“units” limit: “1e99” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
+    ];
+    for (const [fields, refusal] of refusals) {
+      const answer = await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '', 'meter.units': '', ...fields });
+      expect([answer.status, answer.heading, answer.alert]).toEqual([400, 'Acme Analytics', refusal]);
+      // What was typed is in the form again.
+      expect(answer.html).toContain(`value="${(fields.rateLimits ?? fields['meter.units'] as string)}"`);
+    }
+    // A hand-edited button: refused, not read as a save.
+    const edited = await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '25-per-1s', 'meter.units': '', reset: 'forever' });
+    expect([edited.status, edited.alert]).toEqual([400, '“Use the plan’s limits” must be one of the choices the form offers: plan.']);
+    expect((await getAccount(keygate.runtime, acmeId)).limits ?? { rateLimits: null, meters: {} }).toEqual({ rateLimits: null, meters: {} });
+    expect(await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 })).toEqual(before);
+
+    // The form sent as it was shown: nothing to change, nothing audited.
+    const same = await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '', 'meter.units': '' });
+    expect(same.status).toBe(303);
+    expect(await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 })).toEqual(before);
+  });
+
+  it('refuses a member’s form (the page does not exist for them) and a form without the CSRF token; the account keeps the plan’s limits', async () => {
+    const member = new Visitor(keygate.dashboardUrl as string);
+    await member.signIn(MEMBER, '/keys');
+    expect((await member.get(`/accounts/${acmeId}`)).status).toBe(404);
+    const refused = await member.post(`/accounts/${acmeId}/limits`, { rateLimits: '1000-per-1s', 'meter.units': '1000000' });
+    expect([refused.status, refused.heading]).toEqual([404, 'Page not found']);
+
+    // The operator's own browser, posting without the form's token.
+    const forged = await page.context().request.post(`/accounts/${acmeId}/limits`, { form: { rateLimits: '1000-per-1s' }, maxRedirects: 0 });
+    expect(forged.status()).toBe(403);
+
+    expect((await getAccount(keygate.runtime, acmeId)).limits ?? { rateLimits: null, meters: {} }).toEqual({ rateLimits: null, meters: {} });
+    expect(await burst()).toEqual({ served: 10, refused: 429 });
+  });
+});
