@@ -9,7 +9,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, type DashboardFixture, startDashboard, textOf } from './support.js';
-import { createKey, getKey, revokeKey } from '../../src/operations/keys.js';
+import { createKey, getKey, revokeKey, rotateKey } from '../../src/operations/keys.js';
 import { updateAccount } from '../../src/operations/accounts.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
@@ -143,12 +143,74 @@ describe.skipIf(!chromiumAvailable())('dashboard: one working key per account (k
     await expectHeading(page, 'Rotate key “production”');
     expect(await page.getByRole('radio').count()).toBe(0);
     await expect.poll(() => page.getByText('stops working as soon as the replacement is created').count()).toBe(1);
+    // No earlier rotation is in its overlap: none is named as ending.
+    expect(await page.locator('#overlaps-ending').count()).toBe(0);
     await page.getByRole('button', { name: 'Rotate key' }).click();
     await expectHeading(page, 'Copy your replacement key');
     await expect.poll(() => page.getByText('was revoked and stopped working').count()).toBe(1);
+    expect(await page.locator('#overlaps-ended').count()).toBe(0);
     expect((await getKey(fixture.keygate.runtime, keyId)).revokedAt).not.toBeNull();
   });
 });
+
+describe.skipIf(!chromiumAvailable())('dashboard: a rotation under keys.rotation: replace names the earlier key whose overlap it ends', () => {
+  const dir = tempDir('keygate-dashboard-rotation-replace-overlap');
+  const EMAIL = 'ada@overlap.example';
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let page: Page;
+  let first: { hint: string; secret: string };
+  let second: { hint: string; secret: string };
+
+  const works = async (secret: string) => (await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status;
+
+  beforeAll(async () => {
+    // An overlap begun while the profile rotated with overlaps (keys.rotation: true)...
+    const earlier = await startDashboard(dir);
+    const accountId = await newAccount(earlier, 'Overlap Co');
+    const issued = await createKey(earlier.keygate.runtime, { accountId, name: 'production', scopes: ['*'] }, 'test');
+    const rotated = await rotateKey(earlier.keygate.runtime, issued.key.id, 24 * 3_600_000, 'test');
+    first = { hint: issued.key.hint, secret: issued.secret };
+    second = { hint: rotated.key.hint, secret: rotated.secret };
+    await earlier.close();
+    // ...still running once it replaces keys at once (a change a restart applies).
+    fixture = await startDashboard(dir, (profile) => ({ ...profile, keys: { ...profile.keys, rotation: 'replace' } }));
+    browser = await launchChromium();
+    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(page, await invite(fixture, EMAIL, accountId), EMAIL);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('the rotate page names the earlier key it will end, by name and hint; the answer says it was ended, and only the replacement works', async () => {
+    expect([await works(first.secret), await works(second.secret)]).toEqual([200, 200]);
+    await page.goto(`${fixture.dashboardUrl}/keys`);
+    await page.getByRole('link', { name: `Rotate production (${second.hint})` }).click();
+    await expectHeading(page, 'Rotate key “production”');
+    expect(await textOf(page.locator('#overlaps-ending'))).toMatch(
+      new RegExp(`^Rotating also ends the overlap of an earlier rotation: the earlier key “production” ${literally(first.hint)}, still working beside this one \\(until \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2} UTC\\), is revoked with it and stops working at once\\.$`),
+    );
+    // Named, never shown: no secret is in the page.
+    const content = await page.content();
+    expect([content.includes(first.secret), content.includes(second.secret)]).toEqual([false, false]);
+    // Asking is not doing: the earlier key still works.
+    expect(await works(first.secret)).toBe(200);
+
+    await page.getByRole('button', { name: 'Rotate key' }).click();
+    await expectHeading(page, 'Copy your replacement key');
+    expect(await textOf(page.locator('#overlaps-ended'))).toBe(`The rotation also ended the overlap of an earlier rotation: the earlier key “production” ${first.hint} was revoked and stopped working.`);
+    const third = await page.getByLabel('Key “production”').inputValue();
+    expect([await works(first.secret), await works(second.secret), await works(third)]).toEqual([401, 401, 200]);
+  });
+});
+
+/** `text` as a regular expression matching it literally. */
+function literally(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or none', () => {
   const dir = tempDir('keygate-dashboard-key-limits');

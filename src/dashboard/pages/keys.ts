@@ -223,7 +223,7 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
         const previous = rotated.previous;
         const extra =
           choice === 'now'
-            ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>`
+            ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>${rotated.ended.length > 0 ? overlapsEndedNotice(rotated.ended) : ''}`
             : html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${previous.expiresAt === null ? when(null) : until(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
         const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra: html`${refusedWhileOff(account)}${extra}`, planId: account.planId });
         return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
@@ -366,16 +366,19 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status: 409 });
   }
 
-  function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, nonce: string, error?: string, status = 200): FastifyReply {
+  async function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, nonce: string, error?: string, status = 200): Promise<FastifyReply> {
     const now = rt.clock();
     if (!isUsable(key, now)) {
       return sendCannotRotate(request, reply, key, `Only a key that still works can be rotated; this one is ${key.revokedAt !== null ? 'revoked' : 'expired'}. Create a new key instead.`, true);
     }
-    const kept = keptOnRotation(keyTraits(rt, ownAccount(request).account.planId), rt.config.keys.expiry);
+    const { account } = ownAccount(request);
+    const kept = keptOnRotation(keyTraits(rt, account.planId), rt.config.keys.expiry);
+    // Under `replace`, keys before this one still in an earlier rotation's overlap are revoked with it: named before, not only after.
+    const ending = replacesAtOnce ? overlapsEndedBy(key, await rt.store.listKeys({ accountId: account.id }), now) : [];
     const body = html`<h1>Rotate key “${key.name}”</h1>
 ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : ''}
 ${replacesAtOnce
-  ? html`<p>Rotating creates a replacement with the same ${kept}, shown to you once. This API allows one working key per account: the current key <code>${key.hint}</code> stops working as soon as the replacement is created: deploy the replacement right away.</p>`
+  ? html`<p>Rotating creates a replacement with the same ${kept}, shown to you once. This API allows one working key per account: the current key <code>${key.hint}</code> stops working as soon as the replacement is created: deploy the replacement right away.</p>${ending.length > 0 ? overlapsEndingNotice(ending) : ''}`
   : html`<p>Rotating creates a replacement with the same ${kept}, shown to you once. The current key <code>${key.hint}</code> keeps working for the overlap you choose, so you can deploy the replacement without downtime; after that it expires by itself.</p>`}
 <form method="post" action="/keys/${key.id}/rotate" class="stack">
   ${csrfField(request)}
@@ -395,6 +398,26 @@ ${replacesAtOnce
 </form>`;
     return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status });
   }
+}
+
+/** Keys named as the keys page shows them, by name and hint (never more): “production” rk_live_…a1B2 and … */
+function keysNamed(keys: readonly KeyRecord[]): Html {
+  const named = keys.map((k) => html`“${k.name}” <code>${k.hint}</code>`);
+  return html`${named.map((name, i) => html`${i === 0 ? '' : i === named.length - 1 ? ' and ' : ', '}${name}`)}`;
+}
+
+/** On the rotate page under `keys.rotation: replace`: the earlier keys, still in an overlap, that the rotation will end. */
+function overlapsEndingNotice(ending: readonly KeyRecord[]): Html {
+  const one = ending.length === 1;
+  const ends = ending.map((k) => k.expiresAt).filter((at): at is number => at !== null);
+  const still = ends.length === ending.length ? html` (until ${until(Math.max(...ends))})` : '';
+  return html`<div class="notice warning" id="overlaps-ending"><p>Rotating also ends the overlap of an earlier rotation: ${one ? 'the earlier key' : 'the earlier keys'} ${keysNamed(ending)}, still working beside this one${still}, ${one ? 'is' : 'are'} revoked with it and ${one ? 'stops' : 'stop'} working at once.</p></div>`;
+}
+
+/** After a rotation under `keys.rotation: replace`: the earlier keys it ended, as revoked. */
+function overlapsEndedNotice(ended: readonly KeyRecord[]): Html {
+  const one = ended.length === 1;
+  return html`<div class="notice" id="overlaps-ended"><p>The rotation also ended the overlap of an earlier rotation: ${one ? 'the earlier key' : 'the earlier keys'} ${keysNamed(ended)} ${one ? 'was' : 'were'} revoked and stopped working.</p></div>`;
 }
 
 function modeLabel(mode: KeyMode): string {
