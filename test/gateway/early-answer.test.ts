@@ -55,11 +55,7 @@ async function startUpload(port: number, head: string, forMs: number): Promise<U
       if (socket.write(CHUNK)) sent += CHUNK.length;
       else {
         sent += CHUNK.length;
-        await new Promise((resolve) => {
-          socket.once('drain', resolve);
-          socket.once('close', resolve);
-          setTimeout(resolve, 100);
-        });
+        await drainedOrClosed(socket, 100);
       }
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -67,6 +63,25 @@ async function startUpload(port: number, head: string, forMs: number): Promise<U
     socket.destroy();
   })();
   return { socket, received: () => text, sent: () => sent, ended: () => ended, gaveUp: () => gaveUp, closed };
+}
+
+/**
+ * Until `socket` drains or closes, or `ms` pass: whichever comes first takes the other
+ * listeners away (one of each left behind per wait would pile up past Node's ten, which
+ * warns of a leak: it would be one).
+ */
+function drainedOrClosed(socket: Socket, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    socket.once('drain', done);
+    socket.once('close', done);
+  });
 }
 
 /** A raw connection whose received bytes stay visible, as latin1 text. */
