@@ -14,7 +14,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import cookie from '@fastify/cookie';
 import { parse as parseForm } from 'fast-querystring';
 import type { Runtime } from '../runtime.js';
-import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
+import { answerExpectAndConnect, badHost, clientErrorHandlerFor, isHostValue, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { StoreWriteError } from '../store/write-refusal.js';
@@ -45,7 +45,10 @@ const SECURITY_HEADERS: Record<string, string> = {
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // Not no-referrer: under it a browser sends `Origin: null` with the dashboard's own forms,
+  // which the origin checks could not tell from another site's. Under same-origin its own
+  // forms carry its origin, and nothing at all goes to another site.
+  'referrer-policy': 'same-origin',
   'cross-origin-opener-policy': 'same-origin',
 };
 
@@ -89,16 +92,49 @@ function sentFromAnotherOrigin(request: FastifyRequest): boolean {
   return site !== undefined && site !== 'same-origin' && site !== 'none';
 }
 
+/** The schemes a trusted proxy may say it was reached by (`X-Forwarded-Proto`). */
+const FORWARDED_PROTO = /^https?$/i;
+
 /**
- * Whether the form's `Origin` names another origin than `dashboard.publicUrl`'s: for the
- * browsers that send no `Sec-Fetch-Site` (Safari before 16.4), which send `Origin` with
- * every POST. Without a `publicUrl` nothing is compared: the origin the visitor sees is not
- * known (behind a proxy the Host the dashboard gets is not it), and a good form would be
- * refused. A POST without `Origin` (no browser, or one that sends none) is left to the token.
+ * The origin a request was sent to, as keygate can tell it: the scheme it was reached by and
+ * its Host; from a trusted proxy, the scheme and host that proxy says the visitor used
+ * (`X-Forwarded-Proto`, `X-Forwarded-Host`), as the gateway reads them. Undefined when they
+ * make no origin.
  */
-function sentFromOtherThanPublicOrigin(request: FastifyRequest, publicOrigin: string | undefined): boolean {
+function addressedOrigin(request: FastifyRequest, trusted: ((peer: string | undefined) => boolean) | undefined): string | undefined {
+  const headers = request.headers;
+  const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
+  const viaProxy = trusted?.(socket.remoteAddress) === true;
+  const proto = viaProxy ? headers['x-forwarded-proto'] : undefined;
+  const scheme = typeof proto === 'string' && FORWARDED_PROTO.test(proto) ? proto.toLowerCase() : socket.encrypted ? 'https' : 'http';
+  const forwardedHost = viaProxy ? headers['x-forwarded-host'] : undefined;
+  const host = typeof forwardedHost === 'string' && isHostValue(forwardedHost) ? forwardedHost : headers.host;
+  if (host === undefined) return undefined;
+  try {
+    // As a browser writes an origin: lower case, no default port.
+    return new URL(`${scheme}://${host}`).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the form's `Origin` names another origin than the dashboard's: for the browsers
+ * that send no `Sec-Fetch-Site` (Safari before 16.4), which send `Origin` with every POST.
+ * The dashboard's origin is `dashboard.publicUrl`'s; without one, the one the request was
+ * sent to (its Host, see `addressedOrigin`), so that a page on another port of the same
+ * host is refused too. A browser that does send `Sec-Fetch-Site` is judged by it alone
+ * (behind a proxy that rewrites Host, and is not in trustedProxies, the Host is not the
+ * visitor's origin, and its good forms would be refused). `Origin: null` (a sandboxed
+ * frame, a redirect from elsewhere) is no origin of the dashboard's. A POST without
+ * `Origin` (no browser, or one that sends none) is left to the token.
+ */
+function sentFromOtherThanOwnOrigin(request: FastifyRequest, publicOrigin: string | undefined, trusted: ((peer: string | undefined) => boolean) | undefined): boolean {
   const origin = request.headers.origin;
-  return publicOrigin !== undefined && origin !== undefined && origin !== publicOrigin;
+  if (origin === undefined) return false;
+  if (origin === 'null' || publicOrigin !== undefined) return origin !== publicOrigin;
+  if (request.headers['sec-fetch-site'] !== undefined) return false;
+  return origin !== addressedOrigin(request, trusted);
 }
 
 export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | undefined> {
@@ -209,7 +245,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
         return redirect(reply, request.method === 'GET' ? signInLeadingTo(request.url) : '/sign-in');
       }
       if (request.method === 'POST') {
-        if (sentFromAnotherOrigin(request) || sentFromOtherThanPublicOrigin(request, publicOrigin)) return refuseForgery(request, reply);
+        if (sentFromAnotherOrigin(request) || sentFromOtherThanOwnOrigin(request, publicOrigin, trusted)) return refuseForgery(request, reply);
         const secret = isPublic ? preSessionSecret(request, dash.cookies) : request.viewer?.session.csrfSecret;
         if (!secret || !csrfTokenMatches(secret, submittedToken(request))) return refuseForgery(request, reply);
       }

@@ -1,14 +1,18 @@
 /**
  * Forms from browsers that send no Sec-Fetch-Site (Safari before 16.4), over plain HTTP:
- * with `dashboard.publicUrl` set, a POST whose Origin is another origin is refused as the
- * Sec-Fetch-Site check refuses it; without one, the Origin is not compared (the token decides).
+ * a POST whose Origin is another origin than the dashboard's is refused as the
+ * Sec-Fetch-Site check refuses it. The dashboard's origin is `dashboard.publicUrl`'s; without
+ * one, the request's Host with the scheme it came by (from a trusted proxy, the ones its
+ * X-Forwarded-Host and X-Forwarded-Proto say). A POST without Origin (curl) is left to the token.
  */
+import { createServer } from 'node:net';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acceptInvitation, inviteMember } from '../../src/operations/members.js';
 import { createAccount } from '../../src/operations/accounts.js';
 import { startDemoUpstream, startKeygate, type TestKeygate } from '../support/keygate.js';
 import { tempDir } from '../support/temp.js';
-import { dashboardProfile, PASSWORD } from './support.js';
+import { chromiumAvailable, dashboardProfile, expectHeading, launchChromium, newContext, PASSWORD, signIn } from './support.js';
 
 const PUBLIC_URL = 'http://keys.example.test';
 const EMAIL = 'ada@acme.example';
@@ -22,12 +26,12 @@ function cookieJar(response: Response): string {
 }
 
 /** A sign-in form posted with its own cookie and token, as a browser without Sec-Fetch-Site sends it. */
-async function signInFrom(dashboardUrl: string, origin: string | undefined): Promise<{ status: number; text: string; signedIn: boolean }> {
+async function signInFrom(dashboardUrl: string, origin: string | undefined, headers: Record<string, string> = {}): Promise<{ status: number; text: string; signedIn: boolean }> {
   const form = await fetch(`${dashboardUrl}/sign-in`);
   const token = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] as string;
   const answer = await fetch(`${dashboardUrl}/sign-in`, {
     method: 'POST',
-    headers: { cookie: cookieJar(form), 'content-type': 'application/x-www-form-urlencoded', ...(origin === undefined ? {} : { origin }) },
+    headers: { ...headers, cookie: cookieJar(form), 'content-type': 'application/x-www-form-urlencoded', ...(origin === undefined ? {} : { origin }) },
     body: new URLSearchParams({ _csrf: token, email: EMAIL, password: PASSWORD }),
     redirect: 'manual',
   });
@@ -38,13 +42,15 @@ describe('dashboard: forms with an Origin and no Sec-Fetch-Site', () => {
   let upstream: Awaited<ReturnType<typeof startDemoUpstream>>;
   let withPublicUrl: TestKeygate;
   let withoutPublicUrl: TestKeygate;
+  let behindProxy: TestKeygate;
 
   beforeAll(async () => {
     upstream = await startDemoUpstream();
     const profile = dashboardProfile(upstream.url);
     withPublicUrl = await startKeygate({ ...profile, dashboard: { enabled: true, publicUrl: PUBLIC_URL } }, { dir: tempDir('keygate-dashboard-origin') });
     withoutPublicUrl = await startKeygate({ ...profile, dashboard: { enabled: true } }, { dir: tempDir('keygate-dashboard-origin-none') });
-    for (const keygate of [withPublicUrl, withoutPublicUrl]) {
+    behindProxy = await startKeygate({ ...profile, trustedProxies: ['127.0.0.1'], dashboard: { enabled: true } }, { dir: tempDir('keygate-dashboard-origin-proxy') });
+    for (const keygate of [withPublicUrl, withoutPublicUrl, behindProxy]) {
       const account = await createAccount(keygate.runtime, { name: 'Acme' }, 'test');
       const { token } = await inviteMember(keygate.runtime, { email: EMAIL, accountId: account.id }, 'test');
       await acceptInvitation(keygate.runtime, token, PASSWORD);
@@ -54,6 +60,7 @@ describe('dashboard: forms with an Origin and no Sec-Fetch-Site', () => {
   afterAll(async () => {
     await withPublicUrl?.close();
     await withoutPublicUrl?.close();
+    await behindProxy?.close();
     await upstream?.close();
   });
 
@@ -68,7 +75,78 @@ describe('dashboard: forms with an Origin and no Sec-Fetch-Site', () => {
     expect(await signInFrom(url, undefined)).toMatchObject({ status: 303, signedIn: true });
   });
 
-  it('does not compare the Origin without publicUrl (the token decides)', async () => {
-    expect(await signInFrom(withoutPublicUrl.dashboardUrl as string, 'http://127.0.0.1:9999')).toMatchObject({ status: 303, signedIn: true });
+  it('without publicUrl, refuses a form whose Origin is not the one its Host names (another port, another name, null), and takes its own or none', async () => {
+    const url = withoutPublicUrl.dashboardUrl as string;
+    const { port } = new URL(url);
+    // A page on another port of the same host, the same port by another name or scheme, a sandboxed frame.
+    for (const origin of ['http://127.0.0.1:9999', `http://localhost:${port}`, `https://127.0.0.1:${port}`, 'null']) {
+      const refused = await signInFrom(url, origin);
+      expect([refused.status, refused.signedIn], origin).toEqual([403, false]);
+      expect(refused.text).toContain('This form could not be accepted');
+    }
+    // The dashboard's own page; curl, which sends neither Origin nor Sec-Fetch-Site.
+    expect(await signInFrom(url, new URL(url).origin)).toMatchObject({ status: 303, signedIn: true });
+    expect(await signInFrom(url, undefined)).toMatchObject({ status: 303, signedIn: true });
+    // A client's X-Forwarded-* count for nothing where trustedProxies does not list it.
+    const claimed = await signInFrom(url, 'https://keys.example.test', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'keys.example.test' });
+    expect([claimed.status, claimed.signedIn]).toEqual([403, false]);
+  });
+
+  it('without publicUrl, behind a trusted proxy, compares the Origin with the scheme and host the proxy says the visitor used', async () => {
+    const url = behindProxy.dashboardUrl as string;
+    const forwarded = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'keys.example.test' };
+    expect(await signInFrom(url, 'https://keys.example.test', forwarded)).toMatchObject({ status: 303, signedIn: true });
+    for (const origin of ['http://keys.example.test', new URL(url).origin, 'https://evil.example.test']) {
+      const refused = await signInFrom(url, origin, forwarded);
+      expect([refused.status, refused.signedIn], origin).toEqual([403, false]);
+    }
+  });
+});
+
+/** A port nothing listens on now, for a dashboard whose publicUrl must name it before it starts. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe.skipIf(!chromiumAvailable())('dashboard: a real browser\'s own forms carry the dashboard\'s origin', () => {
+  let upstream: Awaited<ReturnType<typeof startDemoUpstream>>;
+  let browser: Browser;
+  const keygates: TestKeygate[] = [];
+
+  beforeAll(async () => {
+    upstream = await startDemoUpstream();
+    browser = await launchChromium();
+    const port = await freePort();
+    const profile = dashboardProfile(upstream.url);
+    keygates.push(await startKeygate({ ...profile, dashboard: { enabled: true, publicUrl: `http://127.0.0.1:${port}` } }, { dir: tempDir('keygate-dashboard-origin-browser'), ports: { dashboard: port } }));
+    keygates.push(await startKeygate({ ...profile, dashboard: { enabled: true } }, { dir: tempDir('keygate-dashboard-origin-browser-none') }));
+    for (const keygate of keygates) {
+      const account = await createAccount(keygate.runtime, { name: 'Acme' }, 'test');
+      const { token } = await inviteMember(keygate.runtime, { email: EMAIL, accountId: account.id }, 'test');
+      await acceptInvitation(keygate.runtime, token, PASSWORD);
+    }
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const keygate of keygates) await keygate.close();
+    await upstream?.close();
+  });
+
+  // Under Referrer-Policy: no-referrer a browser sends `Origin: null` with a page's own
+  // forms: every one of them was refused with publicUrl set, and would be without it.
+  it('signs in from the sign-in page, with publicUrl set to its address and without one', async () => {
+    for (const keygate of keygates) {
+      const context = await newContext(browser, keygate.dashboardUrl as string);
+      const page = await context.newPage();
+      await page.goto('/sign-in');
+      await signIn(page, EMAIL);
+      await expectHeading(page, 'API keys');
+      await context.close();
+    }
   });
 });
