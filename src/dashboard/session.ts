@@ -45,14 +45,18 @@ function hashSessionId(id: string): string {
   return sha256Hex(id);
 }
 
-/** A new session; the returned id goes into the cookie and nowhere else. */
-export async function startSession(rt: Runtime, member: MemberRecord): Promise<{ id: string; maxAgeSeconds: number }> {
+/**
+ * A new session; the returned id goes into the cookie and nowhere else. It ends
+ * `sessionTtl` from now, or at `endsAt` where it takes over from one that ends then (a
+ * session that goes on under a new id is no longer for it).
+ */
+export async function startSession(rt: Runtime, member: MemberRecord, endsAt?: number): Promise<{ id: string; maxAgeSeconds: number }> {
   const now = rt.clock();
-  const ttl = rt.config.dashboard.sessionTtl;
+  const expiresAt = endsAt ?? now + rt.config.dashboard.sessionTtl;
   const id = randomBytes(SESSION_ID_BYTES).toString('base64url');
   await rt.store.deleteExpiredSessions(now);
-  await rt.store.createSession({ idHash: hashSessionId(id), memberId: member.id, csrfSecret: newCsrfSecret(), expiresAt: now + ttl, createdAt: now });
-  return { id, maxAgeSeconds: Math.floor(ttl / 1000) };
+  await rt.store.createSession({ idHash: hashSessionId(id), memberId: member.id, csrfSecret: newCsrfSecret(), expiresAt, createdAt: now });
+  return { id, maxAgeSeconds: Math.ceil((expiresAt - now) / 1000) };
 }
 
 /** The viewer behind a session cookie, or undefined if it is unknown or has expired. */

@@ -10,6 +10,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCKOUT_MS, MAX_FAILED_SIGN_INS } from '../../src/members/lockout.js';
 import { verifyPassword } from '../../src/members/password.js';
+import { sha256Hex } from '../../src/keys/hash.js';
 import { tempDir } from '../support/temp.js';
 import {
   chromiumAvailable,
@@ -71,6 +72,22 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
   async function storedPasswordIs(email: string, password: string): Promise<boolean> {
     const member = await fixture.keygate.runtime.store.findMemberByEmail(email);
     return verifyPassword(password, member?.passwordHash ?? '');
+  }
+
+  /** Signs in with fetch (a cookie jar of its own) and returns the session cookie's value. */
+  async function signInOverHttp(email: string, password = PASSWORD): Promise<string> {
+    const form = await fetch(`${fixture.dashboardUrl}/sign-in`);
+    const token = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] as string;
+    const formCookie = form.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const answer = await fetch(`${fixture.dashboardUrl}/sign-in`, {
+      method: 'POST',
+      headers: { cookie: formCookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: token, email, password }),
+      redirect: 'manual',
+    });
+    expect(answer.status).toBe(303);
+    const cookie = answer.headers.getSetCookie().find((c) => c.startsWith(`${SESSION_COOKIE}=`)) as string;
+    return /^kg_session=([^;]+)/.exec(cookie)?.[1] as string;
   }
 
   async function sessionCookie(context: BrowserContext): Promise<string | undefined> {
@@ -187,6 +204,53 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
     expect(await change(page, PASSWORD, NEW_PASSWORD)).toBe(303);
     expect(await storedPasswordIs(email, NEW_PASSWORD)).toBe(true);
     await context.close();
+  });
+
+  it('keeps this session\'s end where it was (no fresh sessionTtl) and signs out the member\'s other sessions, over HTTP with two cookie jars', async () => {
+    const email = 'erin@acme.example';
+    const accountId = await newAccount(fixture, 'Acme erin');
+    const joining = await newContext(browser, fixture.dashboardUrl);
+    await join(await joining.newPage(), await invite(fixture, email, accountId), email);
+    await joining.close();
+    const here = await signInOverHttp(email);
+    const elsewhere = await signInOverHttp(email);
+    const ttlMs = 12 * 3_600_000;
+    const stored = async (id: string) => fixture.keygate.runtime.store.getSession(sha256Hex(id));
+    const signedInAt = fixture.clock.now();
+    const originalEnd = (await stored(here))?.expiresAt as number;
+    expect(originalEnd).toBeGreaterThanOrEqual(signedInAt - 5_000 + ttlMs);
+
+    // Ten hours into the twelve, the password is changed in this browser.
+    fixture.clock.advance(10 * 3_600_000);
+    const form = await fetch(`${fixture.dashboardUrl}/password`, { headers: { cookie: `${SESSION_COOKIE}=${here}` } });
+    const token = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] as string;
+    const changed = await fetch(`${fixture.dashboardUrl}/password`, {
+      method: 'POST',
+      headers: { cookie: `${SESSION_COOKIE}=${here}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: token, current: PASSWORD, password: NEW_PASSWORD, confirm: NEW_PASSWORD }),
+      redirect: 'manual',
+    });
+    expect(changed.status).toBe(303);
+    const cookie = changed.headers.getSetCookie().find((c) => c.startsWith(`${SESSION_COOKIE}=`)) as string;
+    const renewed = /^kg_session=([^;]+)/.exec(cookie)?.[1] as string;
+    expect(renewed).not.toBe(here);
+    // The new id lasts as long as the old one had left (two hours, give or take the requests' own time), not twelve hours.
+    const maxAge = Number(/Max-Age=(\d+)/i.exec(cookie)?.[1]);
+    expect(maxAge).toBeGreaterThan(2 * 3_600 - 60);
+    expect(maxAge).toBeLessThanOrEqual(2 * 3_600);
+    expect((await stored(renewed))?.expiresAt).toBe(originalEnd);
+
+    const keysWith = async (id: string) => {
+      const answer = await fetch(`${fixture.dashboardUrl}/keys`, { headers: { cookie: `${SESSION_COOKIE}=${id}` }, redirect: 'manual' });
+      return { status: answer.status, location: answer.headers.get('location') };
+    };
+    expect(await keysWith(renewed)).toEqual({ status: 200, location: null });
+    // The other cookie jar is signed out, and so is the old id.
+    expect(await keysWith(elsewhere)).toEqual({ status: 303, location: '/sign-in?next=%2Fkeys' });
+    expect(await keysWith(here)).toEqual({ status: 303, location: '/sign-in?next=%2Fkeys' });
+    // Once the time the session began with is past, it has ended.
+    fixture.clock.advance(originalEnd - fixture.clock.now() + 1_000);
+    expect(await keysWith(renewed)).toEqual({ status: 303, location: '/sign-in?next=%2Fkeys' });
   });
 
   it('refuses a POST without the form\'s token (403), changing nothing; the same POST with it changes the password', async () => {

@@ -3,7 +3,8 @@
  * one is checked as a sign-in checks it, so a wrong one counts as a failed sign-in for
  * the email and the same pauses follow: a stolen session is no unlimited way to guess the
  * password. Once changed, every other session of the member is signed out, and this one
- * goes on under a new id. Passwords typed are never sent back in the page.
+ * goes on under a new id until the time it would have ended. Passwords typed are never
+ * sent back in the page.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { changePassword, checkNewPassword } from '../../operations/members.js';
@@ -34,7 +35,7 @@ export function registerPasswordPage(app: FastifyInstance, dash: Dashboard): voi
   app.get(PASSWORD_PATH, async (request, reply) => sendForm(request, reply));
 
   app.post(PASSWORD_PATH, async (request, reply) => {
-    const { member } = viewerOf(request);
+    const { member, session: thisSession } = viewerOf(request);
     const current = field(request.body, 'current');
     const password = field(request.body, 'password');
     // Checked before the current password, which is then counted only when it is the one thing left to decide.
@@ -73,8 +74,9 @@ export function registerPasswordPage(app: FastifyInstance, dash: Dashboard): voi
       if (!(error instanceof OperationError) || error.kind !== 'invalid') throw error;
       return sendForm(request, reply, { text: sentence(error.message), field: 'password', status: OPERATION_STATUS[error.kind] });
     }
-    // Every session of the member has ended: this browser goes on under a new id.
-    const session = await startSession(rt, checked.member);
+    // Every session of the member has ended: this browser goes on under a new id, until
+    // its session would have ended (a stolen cookie is not made to last longer by it).
+    const session = await startSession(rt, checked.member, thisSession.expiresAt);
     reply.setCookie(cookies.sessionName, session.id, { ...cookies.base, maxAge: session.maxAgeSeconds });
     setNotice(dash, reply, { kind: 'success', text: 'Your password is changed. You are still signed in here; every other session of yours is signed out.' }, session.id);
     return redirect(reply, PASSWORD_PATH);
