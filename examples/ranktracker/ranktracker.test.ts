@@ -236,6 +236,13 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
       expect(await read(await ex.call('/v1/domains', { headers: { 'x-api-key': acmeKey.secret } }))).toEqual(unauthorized);
     });
 
+    it('401s carry no WWW-Authenticate: the key is the whole header value, so no challenge could name the scheme to send it with', async () => {
+      for (const init of [{}, auth('tkn_usr_your_api_key_here'), auth(`Bearer ${acmeKey.secret}`)]) {
+        const response = await ex.call('/v1/domains', init);
+        expect({ status: response.status, challenge: response.headers.get('www-authenticate') }).toEqual({ status: 401, challenge: null });
+      }
+    });
+
     it('stray whitespace: spaces around the key are forgiven, whitespace inside it is a 401', async () => {
       const around = await rawRequest(ex.kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nAuthorization:    ${acmeKey.secret}  \t`);
       expect(around.status).toBe(200);
