@@ -286,7 +286,8 @@ describe('keygate CLI with a running gateway', () => {
     for (const args of [['keys', 'revoke', secret], ['keys', 'rotate', secret], ['keys', 'list', '--account', secret], ['--json', 'keys', 'unblock', secret]]) {
       const r = await cli(...args);
       expect(r.code, args.join(' ')).toBe(1);
-      expect(r.stderr, args.join(' ')).toContain('rk_live_[REDACTED]');
+      // Not even redacted: what is no id of keygate's is not repeated.
+      expect(r.stderr, args.join(' ')).toMatch(/no such (key|account)/);
       expect(r.stderr + r.stdout, args.join(' ')).not.toContain(secret.slice('rk_live_'.length));
     }
   });

@@ -149,7 +149,8 @@ const ACCOUNT_NAME_MAX = 200;
 
 function checkPlan(rt: Runtime, planId: string): void {
   if (!rt.config.plans[planId]) {
-    throw new OperationError('invalid', `no plan "${planId}"; plans are: ${Object.keys(rt.config.plans).join(', ')}`);
+    // The plan asked for is not repeated (it may be anything pasted into the field): the list says which there are.
+    throw new OperationError('invalid', `no such plan; plans are: ${Object.keys(rt.config.plans).join(', ')}`);
   }
 }
 

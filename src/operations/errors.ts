@@ -35,12 +35,27 @@ export class OperationError extends Error {
 const ID_PREFIXES = { acc_: 'an account', key_: 'a key', mem_: 'a member', aud_: 'an audit entry' } as const;
 
 /**
- * No such account or key. An id of another kind (a key's id where an account's goes, as
- * `keygate accounts show key_…`) is said to be one: the likely slip, which "no account"
- * alone leaves to guess.
+ * What keygate's own ids look like (`src/ids.ts`): a type prefix, then letters and digits,
+ * no more of them than the longest (an audit entry's 29). A mistyped id (`acc_nope`) still
+ * looks like one; a secret pasted where an id goes does not.
+ */
+const OWN_ID = /^(?:acc|key|mem|aud)_[0-9A-Za-z]{1,29}$/;
+
+/** Whether `value` looks like an id keygate makes, and so may be repeated in a refusal. */
+export function looksLikeOwnId(value: string): boolean {
+  return OWN_ID.test(value);
+}
+
+/**
+ * No such account or key. The id is repeated only when it looks like one of keygate's:
+ * anything else sent as an id (a token or password pasted in the wrong field) is not sent
+ * back, nor written to the CLI's output. An id of another kind (a key's id where an
+ * account's goes, as `keygate accounts show key_…`) is said to be one: the likely slip,
+ * which "no account" alone leaves to guess.
  */
 export function notFound(what: 'account' | 'key', id: string): OperationError {
-  return new OperationError('not_found', `no ${what} "${id}"${otherKind(what, id)}`);
+  const named = looksLikeOwnId(id) ? `no ${what} "${id}"` : `no such ${what}`;
+  return new OperationError('not_found', `${named}${otherKind(what, id)}`);
 }
 
 /** `: that is a key's id; an account's begins acc_` where `id` is another kind's than `what`'s; else nothing. */

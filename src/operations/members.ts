@@ -10,7 +10,7 @@ import type { Runtime } from '../runtime.js';
 import type { MemberInviting, MemberRecord, MemberRole } from '../store/store.js';
 import { newId } from '../ids.js';
 import { hashPassword, MIN_PASSWORD_LENGTH } from '../members/password.js';
-import { OperationError, otherKind } from './errors.js';
+import { looksLikeOwnId, OperationError, otherKind } from './errors.js';
 import { audit } from './audit.js';
 import { getAccount, isoTime } from './accounts.js';
 
@@ -183,8 +183,11 @@ async function findMember(rt: Runtime, ref: MemberRef): Promise<MemberRecord> {
   return member;
 }
 
+/** Repeats the id or address asked for only when it looks like one (see `notFound`). */
 function noMember(ref: MemberRef): OperationError {
-  return new OperationError('not_found', 'id' in ref ? `no member ${ref.id}${otherKind('member', ref.id)}` : `no member ${ref.email}`);
+  if ('id' in ref) return new OperationError('not_found', `${looksLikeOwnId(ref.id) ? `no member ${ref.id}` : 'no such member'}${otherKind('member', ref.id)}`);
+  const email = ref.email.trim();
+  return new OperationError('not_found', email.length <= EMAIL_MAX_BYTES && EMAIL.test(email) ? `no member ${email}` : 'no such member');
 }
 
 /**

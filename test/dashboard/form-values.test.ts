@@ -230,7 +230,7 @@ describe('dashboard: hand-edited forms', () => {
         const answer = await operator.post('/accounts', fields);
         expect(answer.status, JSON.stringify(fields)).toBe(400);
         expect(answer.heading).toBe('Accounts');
-        expect(answer.alert).toBe('No plan ""; plans are: pro, free.');
+        expect(answer.alert).toBe('No such plan; plans are: pro, free.');
       }
       const twice = await operator.post('/accounts', [['name', 'Initech'], ['plan', 'free'], ['plan', 'pro']]);
       expect(twice.status).toBe(400);
