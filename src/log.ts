@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
+import { LOG_BUFFER_BYTES } from './config/schema.js';
 
 export type Log = Logger;
 
@@ -30,21 +31,101 @@ export function oncePer(ms: number): (write: (more: { moreSinceLast?: number }) 
   };
 }
 
+/** How long a stopping `keygate serve` waits for its log reader to take the lines still kept, at most. */
+export const LOG_FLUSH_MS = 5_000;
+
 /**
- * Standard output, written synchronously: each line is out before the call that logs it
- * returns. pino's default writes from a queue instead, and a process that exits (a stop, a
- * failed start) while a write is under way left that write behind: with a log reader
- * slower than keygate (a busy journald, a full pipe) lines went missing, or came out after
- * later ones. `logger.flush(cb)` does not wait for such a write (its callback comes at once
- * with pino's default destination). The cost is the one `console.log` has on a pipe: a
- * reader that stops reading holds the process.
+ * Standard output, written from a bounded queue (pino's sonic-boom, asynchronously, with
+ * `maxLength`). A write never waits for the reader: a log reader that stops reading (a
+ * stalled log shipper, a full pipe) holds no request. Up to `bufferSize` bytes of lines
+ * wait for it; a line past that is dropped, counted (`droppedLines`,
+ * keygate_log_lines_dropped_total) and, once the reader has taken everything kept, said in
+ * one warning. A stopping process writes what is kept, in order, with `close`.
+ *
+ * One per process: every log on standard output shares its queue, so lines of two logs
+ * come out in the order they were written. Its size is the first one asked for.
  */
-function standardOutput(): pino.DestinationStream {
-  return pino.destination({ dest: 1, sync: true });
+class StandardOutput {
+  readonly stream: ReturnType<typeof pino.destination>;
+  /** Lines dropped since the process started. */
+  droppedLines = 0;
+  /** Lines dropped since the last warning that said so. */
+  private unsaid = 0;
+  /** The log that says the drops (the last one made on standard output). */
+  sayer: Log | undefined;
+  private closing: Promise<boolean> | undefined;
+
+  constructor(readonly bufferSize: number) {
+    // Asked for first: Node then makes a pipe or socket on fd 1 non-blocking, so a write the
+    // reader has no room for fails with EAGAIN at once (sonic-boom tries again 100 ms later)
+    // instead of holding one of libuv's threads until the reader reads.
+    void process.stdout;
+    this.stream = pino.destination({ dest: 1, sync: false, maxLength: bufferSize });
+    // pino writes one line per write: a drop is a line.
+    this.stream.on('drop', () => {
+      this.droppedLines++;
+      this.unsaid++;
+    });
+    // Everything kept is out: the reader reads again.
+    this.stream.on('drain', () => {
+      if (this.unsaid === 0) return;
+      const dropped = this.unsaid;
+      this.unsaid = 0;
+      this.sayer?.warn(
+        { droppedLines: dropped, droppedLinesTotal: this.droppedLines, bufferSize: this.bufferSize },
+        `${dropped} log line(s) dropped: standard output was not read while ${this.bufferSize} bytes of lines waited for it (log.bufferSize); keygate_log_lines_dropped_total counts them`,
+      );
+    });
+  }
+
+  /**
+   * Writes every line kept, in order, then ends standard output's log: resolves true once
+   * all are out, false if the reader has not taken them within `ms` (they are then given up;
+   * a process exits after this). sonic-boom's own exit hook would instead wait for ever on a
+   * reader that never reads again, and its `flushSync` skips the write the reader has not
+   * taken yet while it writes the ones after it (a gap, lines out of order).
+   */
+  close(ms: number): Promise<boolean> {
+    this.closing ??= new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.stream.destroy();
+        resolve(false);
+      }, ms);
+      this.stream.once('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      this.stream.end();
+    });
+    return this.closing;
+  }
 }
 
-export function createLog(options: { level: string; destination?: pino.DestinationStream; name?: string }): Log {
-  return pino(
+let standardOutput: StandardOutput | undefined;
+
+/** Standard output's log destination, made on first use with `bufferSize` (bytes). */
+function standardOutputOf(bufferSize = LOG_BUFFER_BYTES): StandardOutput {
+  standardOutput ??= new StandardOutput(bufferSize);
+  return standardOutput;
+}
+
+/** Log lines dropped from standard output since the process started (0 if it has written none). */
+export function droppedLogLines(): number {
+  return standardOutput?.droppedLines ?? 0;
+}
+
+/**
+ * Writes the log lines standard output still keeps, in order, waiting at most `ms` for its
+ * reader; resolves true once all are out (at once if there are none). For a process about
+ * to exit: standard output's log takes no line after it.
+ */
+export function closeStandardOutput(ms: number = LOG_FLUSH_MS): Promise<boolean> {
+  return standardOutput?.close(ms) ?? Promise.resolve(true);
+}
+
+export function createLog(options: { level: string; destination?: pino.DestinationStream; name?: string; bufferSize?: number }): Log {
+  const standard = options.destination === undefined ? standardOutputOf(options.bufferSize) : undefined;
+  const log = pino(
     {
       name: options.name ?? 'keygate',
       level: options.level,
@@ -67,8 +148,10 @@ export function createLog(options: { level: string; destination?: pino.Destinati
       // Fastify's own request serialization is replaced by our redacting one.
       serializers: { req: () => undefined, res: () => undefined, err: pino.stdSerializers.err },
     },
-    options.destination ?? standardOutput(),
+    options.destination ?? standard?.stream,
   );
+  if (standard) standard.sayer = log;
+  return log;
 }
 
 const LEVEL_WORDS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warning', 50: 'error', 60: 'fatal' };

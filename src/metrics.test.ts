@@ -34,4 +34,12 @@ describe('metrics', () => {
     expect(await metrics.text()).toContain('keygate_upstream_up 0\n');
     expect(await metrics.text()).toContain('keygate_upstream_restarts_total 1\n');
   });
+
+  it('shows the log lines dropped from standard output, at 0 before the first', async () => {
+    let dropped = 0;
+    const metrics = createMetrics({ defaults: false, logLinesDropped: () => dropped });
+    expect(await metrics.text()).toContain('keygate_log_lines_dropped_total 0\n');
+    dropped = 166;
+    expect(await metrics.text()).toContain('keygate_log_lines_dropped_total 166\n');
+  });
 });

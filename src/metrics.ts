@@ -77,6 +77,8 @@ export interface MetricsOptions {
   blocksStarted?: ReadonlyMap<string, number>;
   /** The upstream keygate started (upstream.spawn), if it did: whether it is down, and its restarts, read at each scrape. */
   spawnedUpstream?: Pick<SpawnedUpstream, 'down' | 'restarts'>;
+  /** Log lines dropped from standard output so far (its reader did not read), read at each scrape. */
+  logLinesDropped?: () => number;
 }
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
@@ -220,6 +222,19 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       collect() {
         this.reset();
         this.inc(spawnedUpstream.restarts());
+      },
+    });
+  }
+
+  const { logLinesDropped } = options;
+  if (logLinesDropped) {
+    new Counter({
+      name: 'keygate_log_lines_dropped_total',
+      help: 'Log lines dropped, not written to standard output: its reader did not read while log.bufferSize bytes of lines waited for it (a warning says how many once it reads again). Shown at 0 from the start.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(logLinesDropped());
       },
     });
   }

@@ -241,7 +241,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   const { config } = loaded;
   const env = options.env ?? process.env;
   const clock = options.clock ?? Date.now;
-  const log = options.log ?? createLog({ level: config.log.level });
+  const log = options.log ?? createLog({ level: config.log.level, bufferSize: config.log.bufferSize });
   // One serving process per SQLite file with in-memory counters (see lockDatabase).
   const lockedFile = options.use !== 'command' && !options.store && !options.counters && config.counters === 'memory' ? sqliteFile(config.store) : undefined;
   const lock = lockedFile === undefined ? undefined : lockDatabase(lockedFile);

@@ -19,7 +19,7 @@ import { capConnections, defaultGatewayCap, openFilesLimit } from './connection-
 import { redactUrl } from './store/open.js';
 import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
 import { PROCESS_TAG } from './fastify-options.js';
-import { createLog, type Log } from './log.js';
+import { createLog, droppedLogLines, type Log } from './log.js';
 import { canConnect, startUpstream, upstreamAddress, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
 
 export interface ServeOptions extends RuntimeOptions {
@@ -301,7 +301,7 @@ const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> =
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
   const { config } = loaded;
-  const log = options.log ?? createLog({ level: config.log.level });
+  const log = options.log ?? createLog({ level: config.log.level, bufferSize: config.log.bufferSize });
   const upstream = config.upstream.spawn ? await startUpstream(loaded, log) : undefined;
   // Port 0 in upstream.url: the one keygate chose for the command it started is forwarded to.
   const withUpstream = (next: LoadedConfig): LoadedConfig =>
@@ -322,6 +322,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     blocksStarted: rt.blockStarts.byWindow,
     ...(rt.counters.roundTrips ? { roundTrips: rt.counters.roundTrips } : {}),
     ...(upstream ? { spawnedUpstream: upstream } : {}),
+    // Standard output's, whichever log this process writes: one not on it drops nothing.
+    logLinesDropped: droppedLogLines,
   });
   const servers: Listener[] = [];
   /** Starts a listener as its part of the profile says (`port`: the caller's override). */

@@ -2,6 +2,8 @@
  * What `keygate serve` writes as it stops or fails to start, read the way journald or a
  * container runtime reads it: every line a JSON log line on stdout, nothing on stderr,
  * none lost and none out of order, even when the reader is slower than keygate writes.
+ * A reader that stops reading holds no request: lines past log.bufferSize are dropped and
+ * counted, and an exit waits a few seconds at most for it.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -165,6 +167,166 @@ describe('keygate serve as it stops', () => {
       expect(serve.stderr()).toBe('');
     } finally {
       stalled?.destroy();
+      child.kill('SIGKILL');
+    }
+  });
+});
+
+/** An admin token for reading /metrics (at least 24 characters). */
+const ADMIN_TOKEN = 'serve-exit-admin-token-0123456789';
+/** How long one request may take before the gateway is taken as held by its log (it answers in milliseconds). */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** A target of about 8 KB, logged whole in the request's line: 200 of them are more than a pipe and a reader's buffer hold. */
+const LONG_PATH = '/seg'.repeat(2_000);
+
+/**
+ * `count` requests refused for want of a key (each a log line of about 8 KB), 20 at a
+ * time; answers their statuses. Each is given up after REQUEST_TIMEOUT_MS: a gateway held
+ * by its log fails the test instead of hanging it.
+ */
+async function refusedRequests(gateway: string, count: number): Promise<number[]> {
+  const statuses: number[] = [];
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      while (sent < count) {
+        sent++;
+        const response = await fetch(`${gateway}${LONG_PATH}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+        await response.arrayBuffer();
+        statuses.push(response.status);
+      }
+    }),
+  );
+  return statuses;
+}
+
+/** keygate_log_lines_dropped_total, read from the admin API's /metrics. */
+async function droppedLogLines(admin: string): Promise<number> {
+  const text = await (await fetch(`${admin}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).text();
+  const value = /^keygate_log_lines_dropped_total (\d+)$/m.exec(text)?.[1];
+  if (value === undefined) throw new Error(`no keygate_log_lines_dropped_total in /metrics:\n${text.slice(0, 500)}`);
+  return Number(value);
+}
+
+/** Resolves once nothing listens at `url` any more (a connection is refused), within LINE_TIMEOUT_MS. */
+async function refusedAt(url: string): Promise<void> {
+  const deadline = Date.now() + LINE_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await (await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).arrayBuffer();
+    } catch {
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`${url} still answers after ${LINE_TIMEOUT_MS / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** The complete lines of `text` (a last one cut short by an exit left out), each a log line. */
+function completeLogLines(text: string): LogLine[] {
+  return logLines(text.slice(0, text.lastIndexOf('\n') + 1));
+}
+
+describe('keygate serve with a log reader that stops reading', () => {
+  const dir = tempDir('serve-log-reader');
+
+  it('answers every request while its log reader reads nothing, drops the lines past log.bufferSize and counts them, and says how many once the reader reads again', async () => {
+    const serve = startServe(profile(dir, 'stalled-reader', { log: { bufferSize: 65_536 } }), { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN });
+    const { child } = serve;
+    try {
+      const { gateway, admin } = JSON.parse(await serve.logged('keygate is serving')) as { gateway: string; admin: string };
+      // The last line keygate writes by itself at start: every line after it is a request's.
+      await serve.logged('the upstream accepts no connections');
+      expect(await droppedLogLines(admin)).toBe(0);
+      // From now on nothing is read: the pipe fills, then keygate's 64 KB of lines.
+      child.stdout.pause();
+      const requests = 200;
+      expect(await refusedRequests(gateway, requests)).toEqual(Array.from({ length: requests }, () => 401));
+      const dropped = await droppedLogLines(admin);
+      expect(dropped).toBeGreaterThan(0);
+
+      child.stdout.resume();
+      // Said once the reader has taken every line kept: a warning for each time it fell
+      // behind (the reader's first chunks may let keygate catch up once before it stalls).
+      await serve.logged(`"droppedLinesTotal":${dropped},`);
+      const lines = completeLogLines(serve.stdout());
+      const warnings = lines.filter((line) => line.msg.includes('log line(s) dropped'));
+      expect(warnings.at(-1)).toMatchObject({ level: 40, droppedLines: expect.any(Number), droppedLinesTotal: dropped, bufferSize: 65_536 });
+      expect(warnings.reduce((sum, line) => sum + (line.droppedLines as number), 0)).toBe(dropped);
+      for (const warning of warnings) {
+        expect(warning.msg).toBe(`${warning.droppedLines as number} log line(s) dropped: standard output was not read while 65536 bytes of lines waited for it (log.bufferSize); keygate_log_lines_dropped_total counts them`);
+      }
+      // Every request either logged, in order, or counted as dropped.
+      const logged = lines.filter((line) => line.msg === 'request');
+      expect(logged.length + dropped).toBe(requests);
+      const times = lines.map((line) => line.time);
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+      expect(await droppedLogLines(admin)).toBe(dropped);
+
+      child.kill('SIGTERM');
+      expect(await serve.exited()).toBe(0);
+      await serve.closed();
+      expect(logLines(serve.stdout()).at(-1)?.msg).toBe('keygate stopped');
+      expect(serve.stderr()).toBe('');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('writes every line, in order, to a log reader that pauses, though SIGTERM comes while it reads nothing', async () => {
+    const serve = startServe(profile(dir, 'paused-reader'));
+    const { child } = serve;
+    try {
+      const { gateway } = JSON.parse(await serve.logged('keygate is serving')) as { gateway: string };
+      await serve.logged('the upstream accepts no connections');
+      child.stdout.pause();
+      // About 1.6 MB of lines: more than the pipe holds, less than log.bufferSize (16 MB).
+      const requests = 200;
+      expect(await refusedRequests(gateway, requests)).toEqual(Array.from({ length: requests }, () => 401));
+      child.kill('SIGTERM');
+      // Its listeners closed: keygate is at its last step, its lines still waiting for the reader.
+      await refusedAt(gateway);
+      child.stdout.resume();
+      expect(await serve.exited()).toBe(0);
+      await serve.closed();
+
+      const lines = logLines(serve.stdout());
+      const logged = lines.filter((line) => line.msg === 'request');
+      expect(logged).toHaveLength(requests);
+      // Each once, in the order they were written.
+      expect(new Set(logged.map((line) => line.reqId)).size).toBe(requests);
+      const times = lines.map((line) => line.time);
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+      expect(lines.slice(-2).map((line) => line.msg)).toEqual(['keygate stopping (SIGTERM): closing the listeners', 'keygate stopped']);
+      expect(serve.stderr()).toBe('');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('exits as after any SIGTERM, code 0, when its log reader never reads again: the lines it still keeps are given up after a few seconds', async () => {
+    const serve = startServe(profile(dir, 'gone-reader'));
+    const { child } = serve;
+    try {
+      const { gateway } = JSON.parse(await serve.logged('keygate is serving')) as { gateway: string };
+      await serve.logged('the upstream accepts no connections');
+      child.stdout.pause();
+      const requests = 200;
+      expect(await refusedRequests(gateway, requests)).toEqual(Array.from({ length: requests }, () => 401));
+      child.kill('SIGTERM');
+      // Read again only once it has exited (or been taken as hung).
+      const exit = await Promise.race([serve.exited(), new Promise<string>((resolve) => setTimeout(() => resolve('still running'), LINE_TIMEOUT_MS))]);
+      expect(exit).toBe(0);
+      child.stdout.resume();
+      await serve.closed();
+      // What the pipe held is there, in order; the rest was given up.
+      const lines = completeLogLines(serve.stdout());
+      const logged = lines.filter((line) => line.msg === 'request');
+      expect(logged.length).toBeLessThan(requests);
+      const times = lines.map((line) => line.time);
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+      expect(serve.stderr()).toBe('');
+    } finally {
       child.kill('SIGKILL');
     }
   });

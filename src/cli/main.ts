@@ -34,7 +34,7 @@ import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMem
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
-import { createLog, terminalDestination, type Log } from '../log.js';
+import { closeStandardOutput, createLog, terminalDestination, type Log } from '../log.js';
 import { fields, table, until, when } from './format.js';
 import { withoutKeys } from '../keys/redact.js';
 import { cookiesInClearWarning } from '../dashboard/cookie-security.js';
@@ -332,7 +332,7 @@ export function buildCli(): Command {
       let log: Log | undefined;
       try {
         const loaded = loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
-        log = createLog({ level: loaded.config.log.level });
+        log = createLog({ level: loaded.config.log.level, bufferSize: loaded.config.log.bufferSize });
         const reloading = reloadOnSighup();
         // Taken before keygate starts: a stop asked meanwhile is carried out once it serves
         // (Node's default would end the process at once, leaving a spawned upstream behind).
@@ -347,7 +347,7 @@ export function buildCli(): Command {
         // A profile that could not be read has no log level: the default's.
         const failure = describeFailure(error);
         (log ?? createLog({ level: 'info' })).fatal(failure.problems ? { problems: failure.problems } : {}, `keygate could not start: ${failure.message}`);
-        process.exitCode = failure.exitCode;
+        exitOnceLogged(failure.exitCode);
       }
     });
 
@@ -1015,7 +1015,7 @@ function reloadOnSighup(): (running: Pick<RunningKeygate, 'reload'>) => void {
 /** How the signal handling says what it does: `level` for a log, `signal` the one received. */
 type Say = (level: 'info' | 'warn' | 'error', message: string, signal: string) => void;
 
-/** As JSON log lines (`keygate serve`: its log is read by machines). The log writes synchronously, so a line is out before an exit that follows it. */
+/** As JSON log lines (`keygate serve`: its log is read by machines). An exit that follows (exitOnceLogged) waits for the line to be out. */
 function sayInLog(log: Log): Say {
   return (level, message, signal) => log[level]({ signal }, message);
 }
@@ -1037,10 +1037,10 @@ function stopOnSignal(say: Say, signals: readonly NodeJS.Signals[] = ['SIGINT', 
   let asked: string | undefined;
   const stop = (target: Pick<RunningKeygate, 'close' | 'hurry'>, signal: string) => {
     target.close(signal).then(
-      () => process.exit(0),
+      () => exitOnceLogged(0),
       (error: unknown) => {
         say('error', `error while stopping: ${error instanceof Error ? error.message : String(error)}`, signal);
-        process.exit(1);
+        exitOnceLogged(1);
       },
     );
   };
@@ -1055,8 +1055,10 @@ function stopOnSignal(say: Say, signals: readonly NodeJS.Signals[] = ['SIGINT', 
       say('info', `${signal} again: closing the listeners now (once more: exiting at once)`, signal);
       return;
     }
+    // Already on its way out (its last lines waiting for a stalled log reader): at once.
+    if (exiting) process.exit(1);
     say('warn', `${signal} again: exiting now`, signal);
-    process.exit(1);
+    exitOnceLogged(1);
   };
   for (const signal of signals) process.on(signal, () => onSignal(signal));
   return (started) => {
@@ -1066,6 +1068,21 @@ function stopOnSignal(say: Say, signals: readonly NodeJS.Signals[] = ['SIGINT', 
     stop(started, asked);
     started.hurry();
   };
+}
+
+/** Whether exitOnceLogged was called: the process is on its way out. */
+let exiting = false;
+
+/**
+ * Exits with `code` once the log lines standard output keeps are out, in order, or after
+ * LOG_FLUSH_MS if its reader takes none of them meanwhile (they are lost, the exit code is
+ * the same). Without it, a log reader that stopped reading would either lose the lines of
+ * the stop or hold the process for ever. Once called, later calls change nothing.
+ */
+function exitOnceLogged(code: number): void {
+  if (exiting) return;
+  exiting = true;
+  void closeStandardOutput().then(() => process.exit(code));
 }
 
 /** How long a serving process that met an uncaught error gives its runtime to write usage out before it exits. */
@@ -1095,11 +1112,14 @@ function exitOnUncaughtError(log: Log, keyFormat: KeyFormat): (running: Pick<Run
     if (crashed) return;
     crashed = true;
     process.exitCode = 1;
-    if (running === undefined) process.exit(1);
-    setTimeout(() => process.exit(1), CRASH_STOP_MS);
+    if (running === undefined) {
+      exitOnceLogged(1);
+      return;
+    }
+    setTimeout(() => exitOnceLogged(1), CRASH_STOP_MS);
     running.runtime.close().then(
-      () => process.exit(1),
-      () => process.exit(1),
+      () => exitOnceLogged(1),
+      () => exitOnceLogged(1),
     );
   };
   process.on('uncaughtException', (error) => onError(error, 'uncaughtException'));

@@ -37,6 +37,11 @@ const positiveDuration = duration.refine((ms) => ms > 0, 'a duration longer than
 const timerDuration = (max: string, maxMs: number) => duration.refine((ms) => ms <= maxMs, `a duration of at most ${max}`);
 const HOUR_MS = 3_600_000;
 
+/** The most bytes of log lines kept for standard output while its reader does not read, by default (`log.bufferSize`). */
+export const LOG_BUFFER_BYTES = 16 * 1024 * 1024;
+const LOG_BUFFER_MIN_BYTES = 64 * 1024;
+const LOG_BUFFER_MAX_BYTES = 1024 * 1024 * 1024;
+
 /**
  * The gateway's default limit on a request's head: 1 KB under Node's 16 KB, so that what
  * keygate adds on the way up (identity and X-Forwarded headers, ~250 bytes with a few
@@ -644,6 +649,15 @@ export const configSchema = z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
         requests: z.boolean().default(true).describe('One log line per gateway request.'),
+        bufferSize: z
+          .number()
+          .int()
+          .min(LOG_BUFFER_MIN_BYTES, `a number of bytes, at least ${LOG_BUFFER_MIN_BYTES}`)
+          .max(LOG_BUFFER_MAX_BYTES, `a number of bytes, at most ${LOG_BUFFER_MAX_BYTES} (1 GB)`)
+          .default(LOG_BUFFER_BYTES)
+          .describe(
+            `The most bytes of log lines keygate keeps for standard output while its reader does not read (a stalled log shipper, a full pipe): requests are never held by the log, and a line past this is dropped, counted in keygate_log_lines_dropped_total and said in a warning once the reader reads again. Default ${LOG_BUFFER_BYTES} (16 MB). Taken at start.`,
+          ),
       })
       .strict()
       .prefault({}),
