@@ -110,13 +110,15 @@ export function serveUntilStopped(start) {
  * `children`, if given, holds it while it runs. `execPath` runs it under another
  * program (valgrind), which then needs Node's path first in `execArgv`.
  */
-export async function startChild(script, args, { name = script, execArgv = [], execPath, env, startTimeoutMs = 60_000, children } = {}) {
+export async function startChild(script, args, { name = script, execArgv = [], execPath, env, startTimeoutMs = 60_000, children, discardStdout = false } = {}) {
   const child = fork(path.join(BENCH_DIR, script), args, {
     execArgv,
     ...(execPath ? { execPath } : {}),
     ...(env ? { env } : {}),
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // discardStdout: a pipe this process reads and throws away, as a log shipper would read it.
+    stdio: ['ignore', discardStdout ? 'pipe' : 'inherit', 'inherit', 'ipc'],
   });
+  child.stdout?.resume();
   children?.add(child);
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const stop = async () => {

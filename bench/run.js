@@ -6,6 +6,8 @@
  *   node bench/run.js [--duration=10] [--rounds=3] [--warmup=5] [--rewarm=1] [--connections=50]
  *                     [--rate=0] [--verifySeconds=5] [--only=v,a,p,b,c,d,e,m] [--profile] [--save]
  *
+ * (l), keygate (c) with a log line per request, runs only when --only names it.
+ *
  * --profile  runs the bare proxy and keygate processes under `node --cpu-prof`
  *            (bench/results/profiles/<case>-<run pid>.cpuprofile)
  * --rate=N   offer N requests/s in total instead of as many as the case answers (to
@@ -92,8 +94,8 @@ async function main() {
       cleanups.push(() => bare.stop());
       targets.push({ id: 'b', title: "bare proxy (keygate's stack: Fastify + undici dispatch), no checks", url: bare.info.url, headers: stubCredential, pid: bare.pid });
     }
-    const startKeygate = async (id, title, profile) => {
-      const kg = await startChild(`keygate (${id})`, 'keygate.js', [writeProfile(tmp, id, profile)], profiled(id));
+    const startKeygate = async (id, title, profile, { discardStdout = false } = {}) => {
+      const kg = await startChild(`keygate (${id})`, 'keygate.js', [writeProfile(tmp, id, profile)], profiled(id), { discardStdout });
       cleanups.push(() => kg.stop());
       console.log(`(${id}) keygate: store ${kg.info.store}, counters ${kg.info.counters}, log level ${kg.info.logLevel}, log.requests ${kg.info.logRequests}`);
       targets.push({ id, title, url: kg.info.url, headers: { authorization: `Bearer ${kg.info.secret}` }, child: kg, pid: kg.pid });
@@ -101,6 +103,11 @@ async function main() {
     if (options.only.has('c')) {
       const profile = keygateProfile({ upstreamUrl: upstream.info.url, store: `sqlite:${path.join(tmp, 'c.db')}`, counters: 'memory', limits: false });
       await startKeygate('c', 'keygate, SQLite + memory counters, valid cached key', profile);
+    }
+    if (options.only.has('l')) {
+      // As (c), with its request log on: one JSON line per request on stdout, a pipe read here and discarded.
+      const profile = { ...keygateProfile({ upstreamUrl: upstream.info.url, store: `sqlite:${path.join(tmp, 'l.db')}`, counters: 'memory', limits: false }), log: { level: 'info', requests: true } };
+      await startKeygate('l', 'keygate as (c), log.requests on, stdout a pipe', profile, { discardStdout: true });
     }
     if (options.only.has('d')) {
       const profile = keygateProfile({ upstreamUrl: upstream.info.url, store: `sqlite:${path.join(tmp, 'd.db')}`, counters: 'memory', limits: true });
@@ -355,8 +362,8 @@ async function runVerification(file) {
 }
 
 /** A bench server, stopped with the others if the run fails. */
-function startChild(name, script, args, execArgv = []) {
-  return startServer(script, args, { name, execArgv, children });
+function startChild(name, script, args, execArgv = [], { discardStdout = false } = {}) {
+  return startServer(script, args, { name, execArgv, children, discardStdout });
 }
 
 async function stopAll() {
@@ -424,6 +431,7 @@ function printSummary(results) {
   };
   ratio('c/b', 'c', 'b', TARGETS.cOverB);
   ratio('c/p', 'c', 'p', undefined);
+  ratio('l/c', 'l', 'c', undefined);
   ratio('d/c', 'd', 'c', TARGETS.dOverC);
   ratio('e/c', 'e', 'c', TARGETS.eOverC);
   ratio('e/d', 'e', 'd', undefined);
