@@ -4,7 +4,7 @@
  * SQLite file, keys made with the `keygate` CLI, real HTTP.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlledClock, rawRequest, read, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+import { controlledClock, rawRequest, read, readExact, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
 const UNAUTHORIZED = { errors: [{ code: 'unauthorized', status: 401, detail: 'Invalid or missing API key.' }] };
 const FORBIDDEN = {
@@ -100,6 +100,18 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
       for (const path of ['/v1/domains', `/v1/domains/${acmeDomainId}`, `/v1/domains/${acmeDomainId}/keywords`, `/v1/keywords/${acmeKeywordId}`, '/v1/account/usage']) {
         expect((await ex.call(path, auth(acmeKey.secret))).status, path).toBe(200);
       }
+    });
+
+    it('no scopes: a read-only or resource-limited key cannot be minted, from the CLI or the admin API', async () => {
+      const before = await ex.cliJson<unknown[]>(['keys', 'list', '--account', acme.id]);
+      for (const scopes of ['read', 'domains:read', '*']) {
+        const refused = await ex.cli(['keys', 'create', '--account', acme.id, '--name', 'read-only', '--scopes', scopes]);
+        expect([refused.code, refused.stderr], scopes).toEqual([1, `error: scope ${scopes} not allowed; allowed: (none)\n`]);
+      }
+      const admin = await ex.kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: acme.id, name: 'read-only', scopes: ['domains:read'] }) });
+      expect(admin.status).toBe(400);
+      expect(await admin.json()).toMatchObject({ status: 400, detail: 'scope domains:read not allowed; allowed: (none)' });
+      expect(await ex.cliJson<unknown[]>(['keys', 'list', '--account', acme.id])).toHaveLength(before.length);
     });
 
     it('account-scoped: another account\'s domains and keywords are 404, as if they did not exist', async () => {
@@ -218,9 +230,31 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
         },
       });
     });
+    it('the document\'s usage answer, byte for byte: keys in its order, numbers as numbers, apiEnabled a boolean', async () => {
+      await ex.cliOk(['gauge', '--account', acme.id, '--meter', 'keywords', '--value', '1420']);
+      await ex.cliOk(['gauge', '--account', acme.id, '--meter', 'dataRows', '--value', '8500']);
+      expect(await readExact(await ex.call('/v1/account/usage', auth(acmeKey.secret)))).toEqual({
+        status: '200 OK',
+        type: JSON_TYPE,
+        text: `{"data":{"id":"${acme.id}","type":"usage","attributes":{"apiEnabled":true,"keywords":{"usage":1420,"limit":2000,"remaining":580},"dataRows":{"usage":8500,"limit":12000,"remaining":3500}}}}`,
+      });
+    });
   });
 
   describe('What auth failures look like', () => {
+    it('the document\'s 401 body, byte for byte, under the status line 401 Unauthorized; the 403 is 403 Forbidden', async () => {
+      const unauthorized = { status: '401 Unauthorized', type: JSON_TYPE, text: '{"errors":[{"code":"unauthorized","status":401,"detail":"Invalid or missing API key."}]}' };
+      expect(await readExact(await ex.call('/v1/domains'))).toEqual(unauthorized);
+      expect(await readExact(await ex.call('/v1/domains', auth('tkn_usr_your_api_key_here')))).toEqual(unauthorized);
+      const starter = await ex.createAccount('Forbidden Co', 'starter');
+      const key = await ex.createKey(starter.id, 'k');
+      expect(await readExact(await ex.call('/v1/domains', auth(key.secret)))).toEqual({
+        status: '403 Forbidden',
+        type: JSON_TYPE,
+        text: '{"errors":[{"code":"forbidden","status":403,"detail":"API access is not enabled for your plan. Check apiEnabled via /v1/account/usage; upgrade the plan if needed."}]}',
+      });
+    });
+
     it('401 Unauthorized in the JSON:API envelope: header missing, malformed (Bearer prefix), or the key is wrong', async () => {
       const unauthorized = { status: 401, type: JSON_TYPE, body: UNAUTHORIZED };
       const wrongChecksum = `${acmeKey.secret.slice(0, -1)}${acmeKey.secret.endsWith('a') ? 'b' : 'a'}`;

@@ -250,6 +250,15 @@ export async function read(response: Response): Promise<{ status: number; type: 
   return { status: response.status, type: response.headers.get('content-type'), body };
 }
 
+/**
+ * The response as the document writes one: the status code with its reason phrase (the
+ * status line), the Content-Type, and the body as text, unparsed, so key order and
+ * spacing count. For the documents' example bodies, byte for byte.
+ */
+export async function readExact(response: Response): Promise<{ status: string; type: string | null; text: string }> {
+  return { status: `${response.status} ${response.statusText}`, type: response.headers.get('content-type'), text: await response.text() };
+}
+
 export interface ServeCommand {
   gatewayUrl: string;
   /** The CLI on the same profile and working directory as the server. */
