@@ -3,6 +3,10 @@
  * examples/ranksy: the shipped keygate.yaml and upstream.mjs on loopback, a real SQLite
  * file, keys made with the `keygate` CLI, real HTTP.
  */
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlledClock, read, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
@@ -22,6 +26,10 @@ const INSUFFICIENT_PERMISSIONS = {
 const INSUFFICIENT_PERMISSIONS_APPS = {
   error: { type: 'permission_error', code: 'insufficient_permissions', message: 'The key is valid and team-scoped, but lacks the apps:read (or *) scope.' },
 };
+
+/** `node -e FIND_IN_FILES needle1 needle2 file...`: prints each file that holds a needle. */
+const FIND_IN_FILES = `const [a, b, ...files] = process.argv.slice(1);
+for (const f of files) { const t = require('node:fs').readFileSync(f).toString('latin1'); if (t.includes(a) || t.includes(b)) console.log(f); }`;
 
 /** "Authorization: Bearer rk_live_xxxxxxxxxxxxxxxxxxxxxxxx" */
 const bearer = (key: string): RequestInit => ({ headers: { authorization: `Bearer ${key}` } });
@@ -79,6 +87,30 @@ describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
   });
 
   describe('Getting a key', () => {
+    it('keys are stored opaquely: the store holds a hash and a hint, and the secret is in none of its files', async () => {
+      const key = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'Opaque', '--scopes', 'metrics:read']);
+      expect((await ex.call(mrr(appId), bearer(key.secret))).status).toBe(200);
+      await ex.kg.runtime.flush();
+      const dir = path.dirname(ex.configFile);
+      const db = new Database(path.join(dir, 'keygate.db'), { readonly: true });
+      try {
+        const row = db.prepare('SELECT name, hint, hash FROM api_keys WHERE id = ?').get(key.id) as { name: string; hint: string; hash: string };
+        expect(row).toMatchObject({ name: 'Opaque', hint: `rk_live_…${key.secret.slice(-4)}` });
+        // A digest's worth of hex (SHA-256), not the secret written another way.
+        expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
+        expect(row.hash).not.toContain(Buffer.from(key.secret.slice('rk_live_'.length, -4)).toString('hex'));
+      } finally {
+        db.close();
+      }
+      // The database and its write-ahead log, as written: neither the key's random part nor the key in hex.
+      // Read by another process: closing a file this one has open would drop SQLite's locks on it.
+      const files = readdirSync(dir).filter((f) => /^keygate\.db(-wal)?$/.test(f));
+      expect(files).toContain('keygate.db');
+      const needles = [key.secret.slice('rk_live_'.length, -4), Buffer.from(key.secret).toString('hex')];
+      const found = execFileSync(process.execPath, ['-e', FIND_IN_FILES, ...needles, ...files.map((f) => path.join(dir, f))], { encoding: 'utf8' });
+      expect(found).toBe('');
+    });
+
     it('a lost key is revoked and replaced: the old one stops, the new one works', async () => {
       const lost = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'Laptop script']);
       expect((await ex.call(mrr(appId), bearer(lost.secret))).status).toBe(200);
