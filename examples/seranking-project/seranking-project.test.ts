@@ -5,7 +5,7 @@
  * HTTP, and a controlled clock for the one-second windows and the 10-minute blocks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlledClock, rawRequest, read, runServeCommand, startExample, startFailingExamples, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+import { controlledClock, rawRequest, read, readExact, runServeCommand, startExample, startFailingExamples, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
 // The document's examples: `Content-Type:  application/json`, errors and answers alike.
 const JSON_TYPE = 'application/json';
@@ -126,7 +126,17 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: '{"url":"http://example.com","title":"example1"}',
       }));
-      expect(await read(response)).toEqual({ status: 201, type: 'application/json', body: { site_id: 147696 } });
+      // HTTP/1.0 201 Created, Content-Type: application/json, {"site_id":147696}: as the document prints it.
+      expect(await readExact(response)).toEqual({ status: '201 Created', type: 'application/json', text: '{"site_id":147696}' });
+    });
+
+    it('the other two answers byte for byte, status line included: 200 OK {"currency":"rur","value":2296380.85} and 403 Forbidden {"message":"No token"}', async () => {
+      expect(await readExact(await paced('/account/balance', { headers: { Authorization: `Token ${key.secret}` } }))).toEqual({
+        status: '200 OK',
+        type: 'application/json',
+        text: '{"currency":"rur","value":2296380.85}',
+      });
+      expect(await readExact(await paced('/sites'))).toEqual({ status: '403 Forbidden', type: 'application/json', text: '{"message":"No token"}' });
     });
 
     it('the PHP examples: POST /sites with JSON → 201 and a site_id; on an error, $result->message explains it', async () => {
@@ -152,6 +162,22 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       expect(await read(await paced('/sites/147696', token(otherKey.secret)))).toEqual({ status: 404, type: 'application/json', body: { message: 'Not Found' } });
       expect((await paced('/sites/147696', token(otherKey.secret, { method: 'DELETE' }))).status).toBe(404);
       expect((await paced('/sites/147696', token(key.secret))).status).toBe(200);
+    });
+
+    it('data goes both ways in UTF-8, and a POST/PUT body must be JSON: one that is not is 400 Bad Request and creates nothing', async () => {
+      const agency = await ex.createAccount('Агентство');
+      const agencyKey = await ex.createKey(agency.id, 'API key');
+      const title = 'Пример — café 日本';
+      const created = await read(await paced('/sites', token(agencyKey.secret, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify({ url: 'https://example.jp', title }) })));
+      expect(created.status).toBe(201);
+      const siteId = (created.body as { site_id: number }).site_id;
+      const shown = await paced(`/sites/${siteId}`, token(agencyKey.secret));
+      expect(Buffer.from(await shown.arrayBuffer()).toString('utf8')).toContain(`"title":"${title}"`);
+
+      const BAD_REQUEST = { status: 400, type: JSON_TYPE, body: { message: 'Bad Request' } };
+      expect(await read(await paced('/sites', token(agencyKey.secret, { method: 'POST', body: 'url=https://example.org&title=form' })))).toEqual(BAD_REQUEST);
+      expect(await read(await paced(`/sites/${siteId}`, token(agencyKey.secret, { method: 'PUT', body: '{"title":' })))).toEqual(BAD_REQUEST);
+      expect(((await read(await paced('/sites', token(agencyKey.secret)))).body as { id: number; title: string }[]).map((site) => [site.id, site.title])).toEqual([[siteId, title]]);
     });
   });
 
