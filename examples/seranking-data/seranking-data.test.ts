@@ -5,7 +5,7 @@
  * the `keygate` CLI, real HTTP, and a controlled clock for the rolling one-second window.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlledClock, rawRequest, read, runServeCommand, startExample, startFailingExamples, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+import { controlledClock, rawRequest, read, readExact, runServeCommand, startExample, startFailingExamples, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
 /** keygate's own answers (errors, the subscription endpoint) come as the upstream's do: one API, one Content-Type. */
 const JSON_TYPE = 'application/json';
@@ -590,6 +590,33 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       // A renewed licence works again at once.
       await ex.cliOk(['accounts', 'update', licensed.id, '--plan-expires', 'never']);
       expect((await paced('/v1/account/subscription', token(licensedKey.secret))).status).toBe(200);
+    });
+  });
+
+  describe('Error Handling: the envelope example and the table\'s status lines, byte for byte', () => {
+    it('the envelope example is the 406 (Not Acceptable) body as printed; 400 (Bad Request), 405 (Method Not Allowed) and 429 (Too Many Requests) carry the table\'s phrases', async () => {
+      const lined = await ex.createAccount('Status Lines Ltd');
+      const lineKey = await ex.createKey(lined.id, 'Data API');
+      const exact = (status: string, description: string) => ({ status, type: JSON_TYPE, text: JSON.stringify({ error_description: description }) });
+
+      // The rolling window first: ten requests at one instant, the eleventh refused.
+      clock.advance(1_000);
+      for (let i = 0; i < 10; i++) expect((await ex.call('/v1/account/subscription', token(lineKey.secret))).status).toBe(200);
+      expect(await readExact(await ex.call('/v1/account/subscription', token(lineKey.secret)))).toEqual(exact('429 Too Many Requests', 'Call rate limit reached.'));
+      clock.advance(1_000);
+
+      const envelope = await readExact(await paced('/v1/backlinks/summary?target=seranking.com&output=csv', token(lineKey.secret)));
+      expect(envelope).toEqual({
+        status: '406 Not Acceptable',
+        type: UPSTREAM_TYPE,
+        text: `{"error_description":"Unsupported 'output' format. Supported 'output' formats are 'json' (default) and 'xml'."}`,
+      });
+      expect(await readExact(await paced('/v1/account/subscription'))).toEqual(exact('400 Bad Request', 'No token'));
+      expect(await readExact(await paced('/v1/account/subscription', token('0'.repeat(40))))).toEqual(
+        exact('400 Bad Request', `Authentication failed. Please make sure your API key is valid and active. ${CONTACT}`),
+      );
+      expect(await readExact(await paced('/v1/backlinks/nothing-here', token(lineKey.secret)))).toEqual(exact('400 Bad Request', 'The requested resource could not be found.'));
+      expect(await readExact(await paced('/v1/account/subscription', token(lineKey.secret, { method: 'POST' })))).toEqual(exact('405 Method Not Allowed', 'Method Not Allowed.'));
     });
   });
 
