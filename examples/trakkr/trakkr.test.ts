@@ -4,7 +4,7 @@
  * file, keys made with the `keygate` CLI, real HTTP.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlledClock, read, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+import { controlledClock, read, readExact, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createKeyFormat } from '../../src/keys/format.js';
@@ -180,6 +180,19 @@ describe('Trakkr API: shared/seeds/004 against examples/trakkr', () => {
       for (const text of [wrongChecksum, `sk_live_${'A'.repeat(30)}`, key.secret.replace('sk_live_', 'sk_test_')]) {
         expect(await read(await ex.call('/get-brands', bearer(text))), text).toEqual(NOT_A_KEY);
       }
+    });
+  });
+
+  describe('Authentication Errors, byte for byte', () => {
+    it('the code example\'s answer as printed: 401 Unauthorized and {"error": "Invalid API key"}; the table\'s rows likewise', async () => {
+      const JSON_TEXT = (error: string) => JSON.stringify({ error });
+      expect(await readExact(await ex.call('/get-brands', { headers: { Authorization: 'Bearer sk_live_xxxxxxxxxxxx' } }))).toEqual({
+        status: '401 Unauthorized',
+        type: JSON_TYPE,
+        text: '{"error":"Invalid API key"}',
+      });
+      expect(await readExact(await ex.call('/get-brands'))).toEqual({ status: '401 Unauthorized', type: JSON_TYPE, text: JSON_TEXT('Missing API key') });
+      expect(await readExact(await ex.call('/get-brands', bearer(unregistered)))).toEqual({ status: '403 Forbidden', type: JSON_TYPE, text: JSON_TEXT('Invalid API key') });
     });
   });
 
