@@ -68,7 +68,12 @@ function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): 
   const wildcard = allowed.includes(WILDCARD);
   const notAllowed = scopes.filter((s) => !allowed.includes(s) && !(wildcard && rt.config.scopes.includes(s)));
   if (notAllowed.length > 0) {
-    throw new OperationError('invalid', `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')} not allowed; allowed: ${allowed.join(', ') || '(none)'}`);
+    const named = `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')}`;
+    // An API without scopes (Ranktracker's "no scopes"): there is nothing a key could be limited to.
+    if (rt.config.scopes.length === 0 && Object.values(rt.config.plans).every((plan) => !plan.scopes?.length)) {
+      throw new OperationError('invalid', `${named} not allowed: this API has no scopes, so every key can do all its account and plan can; create the key without scopes`);
+    }
+    throw new OperationError('invalid', `${named} not allowed; allowed: ${allowed.join(', ') || '(none)'}`);
   }
   if (scopes.length === 0 && rt.config.keys.requireScopes) {
     throw new OperationError('invalid', `scopes cannot be empty: every key of this API carries at least one scope; allowed: ${allowed.join(', ')}`);
