@@ -1,3 +1,5 @@
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configJsonSchema, parseConfigText } from './load.js';
 
@@ -261,6 +263,19 @@ describe('keygate.yaml validation', () => {
     expect((schema.properties.basePath as { pattern?: string }).pattern).toBe('^\\/');
     const route = (schema.properties.routes as { items: { properties: { method: { enum?: string[] } } } }).items;
     expect(route.properties.method.enum).toEqual(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', '*']);
+  });
+
+  it('has its editors refuse the bare numbers keygate refuses (window: 60 is 60 ms), and take what it takes', () => {
+    const validate = new Ajv2020({ strict: false, validateFormats: false }).compile(configJsonSchema());
+    const withWindow = (window: string) => `upstream: {url: "http://127.0.0.1:4000"}\nplans:\n  a:\n    rateLimits: [{limit: 5, window: ${window}}]\n`;
+    for (const window of ['60', '999', '1']) {
+      expect(problems(withWindow(window))[0]).toMatch(/^plans\.a\.rateLimits\[0\]\.window: a bare number is milliseconds/);
+      expect(validate(parse(withWindow(window))), window).toBe(false);
+    }
+    for (const window of ['1000', '1s', '1.5s', '500ms']) {
+      expect(() => parseConfigText(withWindow(window))).not.toThrow();
+      expect(validate(parse(withWindow(window))), window).toBe(true);
+    }
   });
 
   it('takes a method in any case, and names a mistyped one', () => {

@@ -25,7 +25,9 @@ const duration = z
       .number()
       .int()
       .nonnegative('a duration, not a negative number')
-      .refine((ms) => !(ms >= 1 && ms < 1000), { error: (issue) => `a bare number is milliseconds: ${String(issue.input)} would be ${String(issue.input)} ms; write "${String(issue.input)}s" (or "${String(issue.input)}ms" if that is meant)` }),
+      .refine((ms) => !(ms >= 1 && ms < 1000), { error: (issue) => `a bare number is milliseconds: ${String(issue.input)} would be ${String(issue.input)} ms; write "${String(issue.input)}s" (or "${String(issue.input)}ms" if that is meant)` })
+      // The refinement above is no JSON Schema of its own: said here, an editor refuses `60` as keygate does.
+      .meta({ not: { minimum: 1, maximum: 999 } }),
   ])
   // Past 2^53 ms parseDuration has no answer: too long too.
   .transform((value) => parseDuration(value) ?? Number.POSITIVE_INFINITY)
