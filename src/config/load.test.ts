@@ -1,7 +1,7 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configJsonSchema, parseConfigText } from './load.js';
+import { ConfigError, configJsonSchema, parseConfigObject, parseConfigText } from './load.js';
 
 function problems(text: string): string[] {
   try {
@@ -276,6 +276,21 @@ describe('keygate.yaml validation', () => {
       expect(() => parseConfigText(withWindow(window))).not.toThrow();
       expect(validate(parse(withWindow(window))), window).toBe(true);
     }
+  });
+
+  it('names a profile written in code as such, not as a keygate.yaml it never came from', () => {
+    const refusal = (raw: unknown, ...name: string[]) => {
+      try {
+        parseConfigObject(raw, ...name);
+      } catch (error) {
+        if (error instanceof ConfigError) return error.message;
+        throw error;
+      }
+      throw new Error('expected the profile to be refused');
+    };
+    const mistyped = { upstream: { url: 'http://127.0.0.1:1' }, plans: { a: { apiAcess: true } } };
+    expect(refusal(mistyped)).toBe('the profile given to parseConfigObject: invalid configuration\n  - plans.a: unknown field "apiAcess" (did you mean "apiAccess"?)');
+    expect(refusal(mistyped, 'profiles/acme.ts').split('\n')[0]).toBe('profiles/acme.ts: invalid configuration');
   });
 
   it('takes a method in any case, and names a mistyped one', () => {

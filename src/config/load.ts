@@ -201,7 +201,14 @@ function lineOf(text: string, error: YAMLError): string {
   return line === undefined ? '' : (text.split('\n')[line - 1] ?? '');
 }
 
-export function parseConfigObject(raw: unknown, file = 'keygate.yaml'): Config {
+/** What messages call a profile written in code, given without a name: it is no file. */
+const INLINE_PROFILE = 'the profile given to parseConfigObject';
+
+/**
+ * Validates a profile already read (or written in code). `file` names it in a `ConfigError`'s
+ * messages: the file it was read from, else a name of the caller's choosing.
+ */
+export function parseConfigObject(raw: unknown, file = INLINE_PROFILE): Config {
   const loop = circularField(raw, [], []);
   if (loop) throw new ConfigError(file, [{ field: formatPath(loop), message: 'refers to a mapping or list it is itself inside of (a YAML alias, *name, of an &name anchor above it): write the value out instead' }]);
   const reserved = fieldsNamedProto(raw, []);
