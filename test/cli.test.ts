@@ -1281,6 +1281,26 @@ describe('keygate human tables', () => {
   });
 });
 
+describe('keygate keys where the profile declares no scopes', () => {
+  it('says where scopes come from when a key is given one the plan cannot allow, instead of "allowed: (none)"', async () => {
+    const dir = tempDir('cli-no-scopes');
+    const configFile = path.join(dir, 'keygate.yaml');
+    // The README's first profile: no scopes anywhere, one plan with an empty list of its own.
+    writeFileSync(configFile, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${path.join(dir, 'k.db')}`, plans: { scale: {}, locked: { scopes: [] } }, dashboard: { enabled: false } }));
+    const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+    const account = JSON.parse((await cli('accounts', 'create', '--name', 'Acme', '--plan', 'scale', '--json')).stdout).id as string;
+    const refused = await cli('keys', 'create', '--account', account, '--name', 'prod', '--scopes', 'read');
+    expect([refused.code, refused.stdout, refused.stderr]).toEqual([1, '', 'error: scope read not allowed: keys of this API carry no scopes (the profile lists none under scopes); give the key none, or list the scopes under scopes in the profile\n']);
+    const locked = JSON.parse((await cli('accounts', 'create', '--name', 'Locked', '--plan', 'locked', '--json')).stdout).id as string;
+    const onPlan = await cli('keys', 'create', '--account', locked, '--name', 'prod', '--scopes', '*');
+    expect([onPlan.code, onPlan.stderr]).toEqual([1, 'error: scope * not allowed: keys on plan locked carry no scopes (its scopes list is empty); give the key none, or list scopes under plans.locked.scopes in the profile\n']);
+    expect(JSON.parse((await cli('keys', 'list', '--json')).stdout)).toEqual([]);
+    // Without --scopes the key is made, with none.
+    const made = await cli('keys', 'create', '--account', account, '--name', 'prod', '--json');
+    expect([made.code, JSON.parse(made.stdout).scopes]).toEqual([0, []]);
+  });
+});
+
 describe('keygate after the profile changed under its accounts', () => {
   it('says which accounts are on a plan the profile no longer defines, lists what the gateway really does, and marks the keys of a deleted account', async () => {
     const dir = tempDir('cli-plan-renamed');

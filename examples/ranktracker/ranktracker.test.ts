@@ -18,7 +18,7 @@ const FORBIDDEN = {
 };
 const JSON_TYPE = 'application/json; charset=utf-8';
 /** How a scope is refused by an API that has none. */
-const NO_SCOPES = 'not allowed: this API has no scopes, so every key can do all its account and plan can; create the key without scopes';
+const NO_SCOPES = 'not allowed: keys of this API carry no scopes (the profile lists none under scopes); give the key none, or list the scopes under scopes in the profile';
 const YEAR_MS = 365 * 86_400_000;
 
 /** "Authorization: tkn_usr_your_api_key_here" — no Bearer prefix. */

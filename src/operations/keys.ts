@@ -53,6 +53,12 @@ export function allowedScopes(rt: Pick<Runtime, 'config'>, planId: string): stri
   return rt.config.scopes.length > 0 ? [WILDCARD, ...rt.config.scopes] : [];
 }
 
+/** Why keys on the plan can carry no scope, and what would change that. */
+function noScopesWhy(rt: Pick<Runtime, 'config'>, planId: string): string {
+  if (rt.config.plans[planId]?.scopes) return `keys on plan ${planId} carry no scopes (its scopes list is empty); give the key none, or list scopes under plans.${planId}.scopes in the profile`;
+  return 'keys of this API carry no scopes (the profile lists none under scopes); give the key none, or list the scopes under scopes in the profile';
+}
+
 function defaultScopes(rt: Runtime, planId: string): string[] {
   const allowed = allowedScopes(rt, planId);
   if (allowed.length === 0) return [];
@@ -68,12 +74,10 @@ function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): 
   const wildcard = allowed.includes(WILDCARD);
   const notAllowed = scopes.filter((s) => !allowed.includes(s) && !(wildcard && rt.config.scopes.includes(s)));
   if (notAllowed.length > 0) {
-    const named = `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')}`;
-    // An API without scopes (Ranktracker's "no scopes"): there is nothing a key could be limited to.
-    if (rt.config.scopes.length === 0 && Object.values(rt.config.plans).every((plan) => !plan.scopes?.length)) {
-      throw new OperationError('invalid', `${named} not allowed: this API has no scopes, so every key can do all its account and plan can; create the key without scopes`);
-    }
-    throw new OperationError('invalid', `${named} not allowed; allowed: ${allowed.join(', ') || '(none)'}`);
+    const refused = `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')} not allowed`;
+    // "allowed: (none)" alone leaves an operator guessing: say where scopes come from.
+    if (allowed.length === 0) throw new OperationError('invalid', `${refused}: ${noScopesWhy(rt, planId)}`);
+    throw new OperationError('invalid', `${refused}; allowed: ${allowed.join(', ')}`);
   }
   if (scopes.length === 0 && rt.config.keys.requireScopes) {
     throw new OperationError('invalid', `scopes cannot be empty: every key of this API carries at least one scope; allowed: ${allowed.join(', ')}`);
