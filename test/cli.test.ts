@@ -1301,6 +1301,14 @@ describe('keygate keys where the profile declares no scopes', () => {
   });
 });
 
+describe('keygate help', () => {
+  it('says accounts show prints the limits in effect, as it does (docs/cli.md)', async () => {
+    const help = await runCli(['accounts', 'show', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain('one account: plan, API access, overage, the rate limits and meter limits in effect (its own marked), plan expiry');
+  });
+});
+
 describe('keygate after the profile changed under its accounts', () => {
   it('says which accounts are on a plan the profile no longer defines, lists what the gateway really does, and marks the keys of a deleted account', async () => {
     const dir = tempDir('cli-plan-renamed');

@@ -496,7 +496,7 @@ export function buildCli(): Command {
   );
   accounts
     .command('show <id>')
-    .description('one account: plan, API access, overage, plan expiry')
+    .description('one account: plan, API access, overage, the rate limits and meter limits in effect (its own marked), plan expiry')
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const account = await getAccount(rt, id);
