@@ -1281,7 +1281,7 @@ describe('keygate human tables', () => {
   });
 });
 
-describe('keygate keys where the profile declares no scopes', () => {
+describe('keygate keys create on a profile without scopes (as the README\'s first one)', () => {
   it('says where scopes come from when a key is given one the plan cannot allow, instead of "allowed: (none)"', async () => {
     const dir = tempDir('cli-no-scopes');
     const configFile = path.join(dir, 'keygate.yaml');
@@ -1298,6 +1298,19 @@ describe('keygate keys where the profile declares no scopes', () => {
     // Without --scopes the key is made, with none.
     const made = await cli('keys', 'create', '--account', account, '--name', 'prod', '--json');
     expect([made.code, JSON.parse(made.stdout).scopes]).toEqual([0, []]);
+  });
+
+  it('says when a key given --expires stops working: a date is that day\'s start, UTC', async () => {
+    const dir = tempDir('cli-expires');
+    const configFile = path.join(dir, 'keygate.yaml');
+    writeFileSync(configFile, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${path.join(dir, 'k.db')}`, dashboard: { enabled: false } }));
+    const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+    const account = JSON.parse((await cli('accounts', 'create', '--name', 'Acme', '--json')).stdout).id as string;
+    const dated = await cli('keys', 'create', '--account', account, '--name', 'trial', '--expires', '2099-01-31');
+    expect(dated.code).toBe(0);
+    expect(dated.stdout.split('\n')[0]).toMatch(new RegExp(`^created key key_\\w+ \\(trial\\) for account ${account}; it stops working at 2099-01-31 00:00:00Z$`));
+    const open = await cli('keys', 'create', '--account', account, '--name', 'prod');
+    expect(open.stdout.split('\n')[0]).toMatch(new RegExp(`^created key key_\\w+ \\(prod\\) for account ${account}$`));
   });
 });
 

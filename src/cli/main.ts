@@ -645,7 +645,14 @@ export function buildCli(): Command {
           CLI_ACTOR,
         );
         print(json, { ...(await keyJsonOf(rt, issued.key, json)), secret: issued.secret }, () =>
-          [`created key ${issued.key.id} (${issued.key.name}) for account ${opts.account}`, '', `  ${issued.secret}`, '', 'This is the only time the key is shown. Store it now.'].join('\n'),
+          [
+            // An expiry is said back: "2027-01-31" is that day's start (UTC), not its end.
+            `created key ${issued.key.id} (${issued.key.name}) for account ${opts.account}${issued.key.expiresAt === null ? '' : `; it stops working at ${until(issued.key.expiresAt)}`}`,
+            '',
+            `  ${issued.secret}`,
+            '',
+            'This is the only time the key is shown. Store it now.',
+          ].join('\n'),
         );
       }),
     );
