@@ -151,16 +151,16 @@ function reloadableField(path: string): string | undefined {
  * found by its hash (proof that this hashing is the keys' own), or by a serving process
  * that finds no key at all; until then nothing is known and nothing is refused. Answers how to record it, or undefined once recorded.
  */
-async function checkKeyHashing(store: Store, hashKey: KeyHasher, pepperEnv: string, log: Log, serving: boolean): Promise<(() => void) | undefined> {
+async function checkKeyHashing(store: Store, hashKey: KeyHasher, pepperEnv: string, pepper: string | undefined, log: Log, serving: boolean): Promise<(() => void) | undefined> {
   const state = await keyHashingState(store, hashKey);
-  if (state === 'differs') throw new KeyHashingMismatchError(pepperEnv);
+  if (state === 'differs') throw await keyHashingMismatch(store, pepperEnv, pepper);
   if (state === 'matches') return undefined;
   const check = hashKey(KEY_HASH_CHECK_TEXT);
   // A serving process on a database without a key yet has nothing to contradict it: its
   // hashing is recorded now, so a CLI run without the pepper (or with another) is refused
   // before it prints a key this process would never accept.
   if (serving && (await store.listKeys({ limit: 1 })).length === 0) {
-    if ((await store.settleSetting(KEY_HASH_SETTING, check)) !== check) throw new KeyHashingMismatchError(pepperEnv);
+    if ((await store.settleSetting(KEY_HASH_SETTING, check)) !== check) throw await keyHashingMismatch(store, pepperEnv, pepper);
     return undefined;
   }
   let pending = true;
@@ -199,13 +199,30 @@ export function forgetKeyHashing(store: Pick<Store, 'deleteSetting'>): Promise<b
   return store.deleteSetting(KEY_HASH_SETTING);
 }
 
+/** How the recorded hashing and this process's differ: which one has a pepper. */
+export type PepperMismatch = 'set where there was none' | 'unset where there was one' | 'another';
+
 export class KeyHashingMismatchError extends Error {
-  constructor(pepperEnv: string) {
+  constructor(pepperEnv: string, mismatch: PepperMismatch = 'another') {
+    const refused = 'every existing key would be refused';
+    const forget = 'forget it: keygate pepper forget --config <file>';
+    // Said as it is, where the record tells it: "set where it was not" left the operator to
+    // work out which of three cases theirs was.
     super(
-      `${pepperEnv} is not the pepper this database's keys were made with (or it is set where it was not, or unset where it was): every existing key would be refused. Start every process with the same ${pepperEnv}. If the recorded one is the wrong one (or you changed the pepper on purpose, which invalidates every key), forget it: keygate pepper forget --config <file>.`,
+      mismatch === 'set where there was none'
+        ? `${pepperEnv} is set, but this database's keys were made without a pepper: ${refused}. Start every process without ${pepperEnv}. If keys are to be made with a pepper from now on (which invalidates every existing key), ${forget}.`
+        : mismatch === 'unset where there was one'
+          ? `${pepperEnv} is not set, but this database's keys were made with a pepper: ${refused}. Start every process with the same ${pepperEnv}. If the recorded one is the wrong one, ${forget}.`
+          : `${pepperEnv} is not the pepper this database's keys were made with: ${refused}. Start every process with the same ${pepperEnv}. If the recorded one is the wrong one (or you changed the pepper on purpose, which invalidates every key), ${forget}.`,
     );
     this.name = 'KeyHashingMismatchError';
   }
+}
+
+/** The refusal for a process whose hashing (`pepper`: its pepper, if any) is not the recorded one. */
+export async function keyHashingMismatch(store: Pick<Store, 'getSetting'>, pepperEnv: string, pepper: string | undefined): Promise<KeyHashingMismatchError> {
+  const recordedWithout = (await store.getSetting(KEY_HASH_SETTING)) === createKeyHasher(undefined)(KEY_HASH_CHECK_TEXT);
+  return new KeyHashingMismatchError(pepperEnv, pepper && recordedWithout ? 'set where there was none' : !pepper && !recordedWithout ? 'unset where there was one' : 'another');
 }
 
 export class NotMigratedError extends Error {
@@ -265,7 +282,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     // A command opens Redis only if it asks the counters something (see countersOnDemand);
     // a serving process connects as it starts.
     counters = options.counters ?? (options.use === 'command' && /^rediss?:\/\//.test(config.counters) ? countersOnDemand('redis', openNow) : await openNow());
-    recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, log, options.use !== 'command');
+    recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, env[config.pepperEnv], log, options.use !== 'command');
     counters.onBroadcast((event) => dropFromCache(keyCache, event));
     if (store.kind === 'postgres' && options.use !== 'command') {
       const heard = counters;

@@ -37,7 +37,8 @@ describe('the pepper a database was made with', () => {
     await first.close();
 
     await expect(start('second pepper')).rejects.toThrow(KeyHashingMismatchError);
-    await expect(start()).rejects.toThrow(/KEYGATE_PEPPER is not the pepper this database's keys were made with/);
+    await expect(start('second pepper')).rejects.toThrow(/^KEYGATE_PEPPER is not the pepper this database's keys were made with: every existing key would be refused\./);
+    await expect(start()).rejects.toThrow(/^KEYGATE_PEPPER is not set, but this database's keys were made with a pepper: every existing key would be refused\. Start every process with the same KEYGATE_PEPPER\./);
 
     const again = await start('first pepper');
     try {
@@ -52,7 +53,7 @@ describe('the pepper a database was made with', () => {
     const fresh = { config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'k.db')}`, log: { level: 'silent' } }), file: 'inline', dir };
     const serving = await createRuntime(fresh, { env: { KEYGATE_PEPPER: 'server pepper' } });
     try {
-      await expect(createRuntime(fresh, { env: {}, use: 'command' })).rejects.toThrow(/KEYGATE_PEPPER is not the pepper this database's keys were made with/);
+      await expect(createRuntime(fresh, { env: {}, use: 'command' })).rejects.toThrow(/^KEYGATE_PEPPER is not set, but this database's keys were made with a pepper/);
       const cli = await createRuntime(fresh, { env: { KEYGATE_PEPPER: 'server pepper' }, use: 'command' });
       const account = await createAccount(cli, { name: 'Acme' }, 'test');
       const { secret } = await createKey(cli, { accountId: account.id, name: 'k' }, 'test');
@@ -85,7 +86,7 @@ describe('the pepper a database was made with', () => {
     const wrong = await cli('wrong', 'check');
     expect(wrong.code).toBe(1);
     expect(wrong.stdout).toBe('');
-    expect(wrong.stderr).toMatch(/^error: KEYGATE_PEPPER is not the pepper this database's keys were made with .* forget it: keygate pepper forget --config <file>\.\n$/);
+    expect(wrong.stderr).toMatch(/^error: KEYGATE_PEPPER is not the pepper this database's keys were made with: .* forget it: keygate pepper forget --config <file>\.\n$/);
 
     const forgotten = await cli('wrong', 'forget', '--json');
     expect(forgotten).toMatchObject({ code: 0, stderr: '' });
@@ -103,5 +104,11 @@ describe('the pepper a database was made with', () => {
     await expect.poll(() => keyHashingState(none.store, none.hashKey)).toBe('matches');
     await none.close();
     expect(await cli('', 'check')).toEqual({ code: 0, stdout: "KEYGATE_PEPPER is not set, and this database's keys were made without a pepper\n", stderr: '' });
+    // ... and with one: said as it is, not as "not the pepper" (which of the three cases?).
+    expect(await cli('a pepper', 'check')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: "error: KEYGATE_PEPPER is set, but this database's keys were made without a pepper: every existing key would be refused. Start every process without KEYGATE_PEPPER. If keys are to be made with a pepper from now on (which invalidates every existing key), forget it: keygate pepper forget --config <file>.\n",
+    });
   });
 });

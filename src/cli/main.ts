@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, configJsonSchema, loadConfigFile, UNREADABLE, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
-import { createRuntime, forgetKeyHashing, KeyHashingMismatchError, keyHashingState, migrateOrRefuse, type Runtime } from '../runtime.js';
+import { createRuntime, forgetKeyHashing, keyHashingMismatch, keyHashingState, migrateOrRefuse, type Runtime } from '../runtime.js';
 import { createKeyHasher } from '../keys/hash.js';
 import { createKeyFormat, type KeyFormat } from '../keys/format.js';
 import type { AccountPatch, AccountRecord, KeyRecord, Page, Store } from '../store/store.js';
@@ -416,7 +416,7 @@ export function buildCli(): Command {
       withStoreOnly(command, async (store, config, { json }) => {
         const pepper = process.env[config.pepperEnv];
         const state = await keyHashingState(store, createKeyHasher(pepper));
-        if (state === 'differs') throw new KeyHashingMismatchError(config.pepperEnv);
+        if (state === 'differs') throw await keyHashingMismatch(store, config.pepperEnv, pepper);
         print(json, { pepperEnv: config.pepperEnv, set: Boolean(pepper), state }, () =>
           state === 'matches'
             ? pepper
