@@ -159,6 +159,17 @@ describe('admin API', () => {
     expect(plainText).toMatchObject({ status: 415, body: { detail: 'Send JSON with Content-Type: application/json.' } });
   });
 
+  it('says an account or key is named by its id where a name is given instead (the README: never by its name)', async () => {
+    expect(await json(await kg.admin('/v1/accounts/Acme'))).toMatchObject({
+      status: 404,
+      body: { detail: 'no such account: accounts are named by their id, which begins acc_ (to find one by its name: keygate accounts list --search <name>, or GET /v1/accounts?q=<name>)' },
+    });
+    expect(await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'Acme', name: 'prod' }) }))).toMatchObject({ status: 404, body: { detail: expect.stringMatching(/^no such account: accounts are named by their id/) } });
+    expect(await json(await kg.admin('/v1/keys/production/revoke', { method: 'POST' }))).toMatchObject({ status: 404, body: { detail: 'no such key: keys are named by their id, which begins key_ (keygate keys list, GET /v1/keys)' } });
+    // An id of the right kind that is no record's is refused as before, without the hint.
+    expect(await json(await kg.admin('/v1/accounts/acc_never'))).toMatchObject({ status: 404, body: { detail: 'no account "acc_never"' } });
+  });
+
   it('never sends back a key secret pasted where an id, a path or a field goes, in any refusal, nor logs it', async () => {
     const { secret } = first;
     const randomPart = secret.slice('sk_live_'.length);
@@ -168,8 +179,10 @@ describe('admin API', () => {
       refusals.push({ status: response.status, text });
       return { status: response.status, body: JSON.parse(text) as Record<string, unknown> };
     };
-    expect(await refused(await kg.admin(`/v1/keys/${secret}`))).toMatchObject({ status: 404, body: { detail: 'no such key' } });
-    expect(await refused(await kg.admin(`/v1/keys/${secret}/revoke`, { method: 'POST' }))).toMatchObject({ status: 404, body: { detail: 'no such key' } });
+    // A secret where an id goes is no id: said so, the secret hidden.
+    const secretAsId = 'no such key: keys are named by their id, which begins key_ (keygate keys list, GET /v1/keys)';
+    expect(await refused(await kg.admin(`/v1/keys/${secret}`))).toMatchObject({ status: 404, body: { detail: secretAsId } });
+    expect(await refused(await kg.admin(`/v1/keys/${secret}/revoke`, { method: 'POST' }))).toMatchObject({ status: 404, body: { detail: secretAsId } });
     expect(await refused(await kg.admin(`/v1/nothing/${secret}`))).toMatchObject({ status: 404, body: { detail: 'No admin route GET /v1/nothing/sk_live_[REDACTED].' } });
     expect(await refused(await kg.admin(`/v1/keys/${secret}/revoke`, { method: 'DELETE' }))).toMatchObject({
       status: 405,
@@ -177,7 +190,7 @@ describe('admin API', () => {
     });
     // Written with percent-escapes, it is still a key to whoever reads the answer.
     expect(await refused(await kg.admin(`/v1/nothing/sk%5Flive%5F${randomPart}`))).toMatchObject({ status: 404, body: { detail: 'No admin route GET /v1/nothing/sk_live_[REDACTED].' } });
-    expect(await refused(await kg.admin(`/v1/keys/sk%255Flive%255F${randomPart}`))).toMatchObject({ status: 404, body: { detail: 'no such key' } });
+    expect(await refused(await kg.admin(`/v1/keys/sk%255Flive%255F${randomPart}`))).toMatchObject({ status: 404, body: { detail: secretAsId } });
     // As a field, a query parameter or a value a message quotes.
     const asField = await refused(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'x', [secret]: true }) }));
     expect(asField).toMatchObject({ status: 400, body: { detail: expect.stringContaining('sk_live_[REDACTED]') } });

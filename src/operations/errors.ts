@@ -55,7 +55,19 @@ export function looksLikeOwnId(value: string): boolean {
  */
 export function notFound(what: 'account' | 'key', id: string): OperationError {
   const named = looksLikeOwnId(id) ? `no ${what} "${id}"` : `no such ${what}`;
-  return new OperationError('not_found', `${named}${otherKind(what, id)}`);
+  return new OperationError('not_found', `${named}${otherKind(what, id) || notAnId(what, id)}`);
+}
+
+/** Where to find an account by its name: what someone who gave a name instead of an id needs next. */
+const ACCOUNT_BY_NAME = 'to find one by its name: keygate accounts list --search <name>, or GET /v1/accounts?q=<name>';
+
+/**
+ * `: accounts are named by their id, …` where `id` begins with no id's prefix at all (a
+ * name, `keygate accounts show Acme`: the README's own "never by its name"); else nothing.
+ */
+function notAnId(what: 'account' | 'key', id: string): string {
+  if (Object.keys(ID_PREFIXES).some((prefix) => id.startsWith(prefix))) return '';
+  return what === 'account' ? `: accounts are named by their id, which begins acc_ (${ACCOUNT_BY_NAME})` : ': keys are named by their id, which begins key_ (keygate keys list, GET /v1/keys)';
 }
 
 /** `: that is a key's id; an account's begins acc_` where `id` is another kind's than `what`'s; else nothing. */
