@@ -11,6 +11,9 @@ import { acceptInvitation } from '../src/operations/members.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 
+/** What an account id that is no id (a name, a pasted secret) gets: the value not repeated, where to find the id. */
+const NO_ACCOUNT_ID = 'no such account: accounts are named by their id, which begins acc_ (to find one by its name: keygate accounts list --search <name>, or GET /v1/accounts?q=<name>)';
+
 describe('admin API', () => {
   const dir = tempDir('admin');
   let upstream: TestUpstream;
@@ -162,7 +165,7 @@ describe('admin API', () => {
   it('says an account or key is named by its id where a name is given instead (the README: never by its name)', async () => {
     expect(await json(await kg.admin('/v1/accounts/Acme'))).toMatchObject({
       status: 404,
-      body: { detail: 'no such account: accounts are named by their id, which begins acc_ (to find one by its name: keygate accounts list --search <name>, or GET /v1/accounts?q=<name>)' },
+      body: { detail: NO_ACCOUNT_ID },
     });
     expect(await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'Acme', name: 'prod' }) }))).toMatchObject({ status: 404, body: { detail: expect.stringMatching(/^no such account: accounts are named by their id/) } });
     expect(await json(await kg.admin('/v1/keys/production/revoke', { method: 'POST' }))).toMatchObject({ status: 404, body: { detail: 'no such key: keys are named by their id, which begins key_ (keygate keys list, GET /v1/keys)' } });
@@ -701,7 +704,7 @@ describe('admin API', () => {
     expect(operator).toMatchObject({ status: 400, body: { detail: 'an operator sees every account and belongs to none: leave the account out' } });
     const huge = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'a'.repeat(500_000), name: 'x' }) }));
     expect(huge.status).toBe(404);
-    expect(huge.body.detail).toBe('no such account');
+    expect(huge.body.detail).toBe(NO_ACCOUNT_ID);
   });
 
   it('repeats an id it cannot find only when it looks like one of keygate\'s: a secret sent as one is not sent back', async () => {
@@ -721,11 +724,11 @@ describe('admin API', () => {
     expect(seen.map((answer) => answer.status)).toEqual([404, 404, 404, 404, 404, 404, 404, 400]);
     for (const answer of seen) expect(answer.text).not.toContain(secret);
     expect(seen.map((answer) => (JSON.parse(answer.text) as { detail: string }).detail)).toEqual([
-      'no such account',
-      'no such account',
-      'no such account',
-      'no such account',
-      'no such key',
+      NO_ACCOUNT_ID,
+      NO_ACCOUNT_ID,
+      NO_ACCOUNT_ID,
+      NO_ACCOUNT_ID,
+      'no such key: keys are named by their id, which begins key_ (keygate keys list, GET /v1/keys)',
       'no such member',
       'no such member',
       'no such plan; plans are: growth, scale',
