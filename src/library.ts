@@ -99,8 +99,11 @@ export interface Keygate {
    * Stops: from the call on, `check` refuses every request (`service_unavailable`, 503 with
    * `Retry-After: 1`, as the gateway answers while it stops); requests already admitted are
    * waited for until they settle (up to the profile's `shutdown.drainTimeout`), then usage
-   * and balances are written to the store and it is closed. Call it once your server has
-   * stopped taking requests; a second call answers the same promise.
+   * and balances are written to the store and it is closed; last, keygate's own log on
+   * standard output (none if a `log` was given) is written out, its reader waited for as
+   * long as it takes lines (5 s for one that takes none), and ended: nothing of keygate's
+   * holds the process after. Call it once your server has stopped taking requests; a
+   * second call answers the same promise.
    */
   close(): Promise<void>;
 }

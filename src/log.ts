@@ -5,9 +5,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
+import sonicBoom, { type SonicBoom as SonicBoomStream } from 'sonic-boom';
 import { LOG_BUFFER_BYTES } from './config/schema.js';
 
 export type Log = Logger;
+
+/** sonic-boom's class: the CommonJS module itself (its types name an export it does not have). */
+const SonicBoom = sonicBoom as unknown as typeof SonicBoomStream;
 
 export const REDACTED = '[REDACTED]';
 
@@ -31,28 +35,41 @@ export function oncePer(ms: number): (write: (more: { moreSinceLast?: number }) 
   };
 }
 
-/** How long a stopping `keygate serve` waits for its log reader to take the lines still kept, at most. */
+/**
+ * How long standard output's log waits, as it closes, for a reader that takes nothing: a
+ * reader that keeps taking lines gets them all, however slowly; one that takes none for this
+ * long loses the rest (a stopping `keygate serve`, a library's `close()`).
+ */
 export const LOG_FLUSH_MS = 5_000;
 
 /**
- * Standard output, written from a bounded queue (pino's sonic-boom, asynchronously, with
+ * Standard output, written from a bounded queue (sonic-boom, asynchronously, with
  * `maxLength`). A write never waits for the reader: a log reader that stops reading (a
  * stalled log shipper, a full pipe) holds no request. Up to `bufferSize` bytes of lines
- * wait for it; a line past that is dropped, counted (`droppedLines`,
+ * wait for it; a line past that is dropped, counted (droppedLogLines,
  * keygate_log_lines_dropped_total) and, once the reader has taken everything kept, said in
- * one warning. A stopping process writes what is kept, in order, with `close`.
+ * one warning. Its last user writes what is kept, in order, with `close`.
  *
- * One per process: every log on standard output shares its queue, so lines of two logs
- * come out in the order they were written. Its size is the first one asked for.
+ * Made with sonic-boom itself, not `pino.destination`: that one installs a process-wide
+ * exit hook (`flushSync`) which, on a reader that never reads again, retries for ever, so
+ * an application using keygate as a library could not `process.exit()`; and it ends no
+ * file descriptor (fd 1 stays the application's).
+ *
+ * One per process while in use: every log on standard output shares its queue, so lines
+ * of two logs come out in the order they were written. Its size is the first one asked for.
  */
 class StandardOutput {
-  readonly stream: ReturnType<typeof pino.destination>;
-  /** Lines dropped since the process started. */
-  droppedLines = 0;
+  private readonly stream: SonicBoomStream;
+  /** What pino writes to: lines go into the queue until it is closed, then are dropped. */
+  readonly destination: pino.DestinationStream = { write: (line: string) => this.write(line) };
+  /** Logs made on it and not released (`releaseStandardOutput`): the last one closes it. */
+  users = 0;
   /** Lines dropped since the last warning that said so. */
   private unsaid = 0;
   /** The log that says the drops (the last one made on standard output). */
   sayer: Log | undefined;
+  /** Set once it closes: lines after that are dropped, a retry of the reader given up. */
+  private closed = false;
   private closing: Promise<boolean> | undefined;
 
   constructor(readonly bufferSize: number) {
@@ -60,10 +77,16 @@ class StandardOutput {
     // reader has no room for fails with EAGAIN at once (sonic-boom tries again 100 ms later)
     // instead of holding one of libuv's threads until the reader reads.
     void process.stdout;
-    this.stream = pino.destination({ dest: 1, sync: false, maxLength: bufferSize });
+    this.stream = new SonicBoom({
+      fd: 1,
+      sync: false,
+      maxLength: bufferSize,
+      // Once given up (closed), not again: its retry timer would keep the process alive for ever.
+      retryEAGAIN: () => !this.closed,
+    });
     // pino writes one line per write: a drop is a line.
     this.stream.on('drop', () => {
-      this.droppedLines++;
+      droppedLines++;
       this.unsaid++;
     });
     // Everything kept is out: the reader reads again.
@@ -72,28 +95,53 @@ class StandardOutput {
       const dropped = this.unsaid;
       this.unsaid = 0;
       this.sayer?.warn(
-        { droppedLines: dropped, droppedLinesTotal: this.droppedLines, bufferSize: this.bufferSize },
+        { droppedLines: dropped, droppedLinesTotal: droppedLines, bufferSize: this.bufferSize },
         `${dropped} log line(s) dropped: standard output was not read while ${this.bufferSize} bytes of lines waited for it (log.bufferSize); keygate_log_lines_dropped_total counts them`,
       );
     });
+    // The reader is gone (EPIPE), or a retry given up: nothing more can be written. Never
+    // thrown: a log that cannot be written stops no request, and no application.
+    this.stream.on('error', () => {
+      this.closed = true;
+      this.stream.destroy();
+    });
+  }
+
+  private write(line: string): void {
+    if (this.closed) {
+      droppedLines++;
+      return;
+    }
+    this.stream.write(line);
   }
 
   /**
    * Writes every line kept, in order, then ends standard output's log: resolves true once
-   * all are out, false if the reader has not taken them within `ms` (they are then given up;
-   * a process exits after this). sonic-boom's own exit hook would instead wait for ever on a
-   * reader that never reads again, and its `flushSync` skips the write the reader has not
-   * taken yet while it writes the ones after it (a gap, lines out of order).
+   * all are out, false if the reader took none of them for `ms` (the rest are then given
+   * up). sonic-boom's `flushSync` would instead skip the write the reader has not taken yet
+   * while it writes the ones after it (a gap, lines out of order), and retry for ever.
    */
   close(ms: number): Promise<boolean> {
     this.closing ??= new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
+      if (this.closed) return resolve(false);
+      const giveUp = () => {
+        this.closed = true;
         this.stream.destroy();
         resolve(false);
-      }, ms);
+      };
+      let timer = setTimeout(giveUp, ms);
+      // A reader that takes lines is alive: waited for again.
+      const taken = () => {
+        clearTimeout(timer);
+        timer = setTimeout(giveUp, ms);
+      };
+      this.stream.on('write', taken);
       this.stream.once('close', () => {
         clearTimeout(timer);
-        resolve(true);
+        this.stream.off('write', taken);
+        // Already closed: the reader went away (EPIPE) with lines still kept.
+        resolve(!this.closed);
+        this.closed = true;
       });
       this.stream.end();
     });
@@ -102,8 +150,10 @@ class StandardOutput {
 }
 
 let standardOutput: StandardOutput | undefined;
+/** Lines dropped from standard output since the process started, whichever queue held them. */
+let droppedLines = 0;
 
-/** Standard output's log destination, made on first use with `bufferSize` (bytes). */
+/** Standard output's log destination, made on first use with `bufferSize` (bytes), again after it was closed. */
 function standardOutputOf(bufferSize = LOG_BUFFER_BYTES): StandardOutput {
   standardOutput ??= new StandardOutput(bufferSize);
   return standardOutput;
@@ -111,16 +161,40 @@ function standardOutputOf(bufferSize = LOG_BUFFER_BYTES): StandardOutput {
 
 /** Log lines dropped from standard output since the process started (0 if it has written none). */
 export function droppedLogLines(): number {
-  return standardOutput?.droppedLines ?? 0;
+  return droppedLines;
 }
 
 /**
- * Writes the log lines standard output still keeps, in order, waiting at most `ms` for its
- * reader; resolves true once all are out (at once if there are none). For a process about
- * to exit: standard output's log takes no line after it.
+ * Writes the log lines standard output still keeps, in order, waiting for its reader as
+ * long as it takes some (up to `ms` for one that takes none); resolves true once all are
+ * out (at once if there are none). For a process about to exit: standard output's log
+ * takes no line after it.
  */
 export function closeStandardOutput(ms: number = LOG_FLUSH_MS): Promise<boolean> {
-  return standardOutput?.close(ms) ?? Promise.resolve(true);
+  const closing = standardOutput;
+  standardOutput = undefined;
+  return closing?.close(ms) ?? Promise.resolve(true);
+}
+
+/** The logs made on standard output (createLog without a destination), and the queue each writes to. */
+const onStandardOutput = new WeakMap<Log, StandardOutput>();
+
+/**
+ * Says that `log` (made by createLog on standard output) is no longer used: once every log
+ * made on it is, standard output's log is closed as `closeStandardOutput` does (its lines
+ * written out, waited for as long as its reader takes some) and a later log makes a new one.
+ * So a process that used keygate in part (a library's `close()`) is left with nothing of its
+ * log holding its event loop. A log given by the caller, or made on another destination,
+ * is left alone: keygate ends no destination it did not make. Resolves as closeStandardOutput.
+ */
+export function releaseStandardOutput(log: Log, ms: number = LOG_FLUSH_MS): Promise<boolean> {
+  const standard = onStandardOutput.get(log);
+  if (standard === undefined) return Promise.resolve(true);
+  onStandardOutput.delete(log);
+  standard.users--;
+  if (standard.users > 0) return Promise.resolve(true);
+  if (standardOutput === standard) standardOutput = undefined;
+  return standard.close(ms);
 }
 
 export function createLog(options: { level: string; destination?: pino.DestinationStream; name?: string; bufferSize?: number }): Log {
@@ -148,9 +222,13 @@ export function createLog(options: { level: string; destination?: pino.Destinati
       // Fastify's own request serialization is replaced by our redacting one.
       serializers: { req: () => undefined, res: () => undefined, err: pino.stdSerializers.err },
     },
-    options.destination ?? standard?.stream,
+    options.destination ?? standard?.destination,
   );
-  if (standard) standard.sayer = log;
+  if (standard) {
+    standard.sayer = log;
+    standard.users++;
+    onStandardOutput.set(log, standard);
+  }
   return log;
 }
 

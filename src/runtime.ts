@@ -25,7 +25,7 @@ import { countersOnDemand } from './counters/on-demand.js';
 import { lockDatabase } from './store/sqlite/process-lock.js';
 import { periodBounds } from './meters/period.js';
 import { UsageRecorder } from './usage/usage-recorder.js';
-import { createLog, type Log } from './log.js';
+import { createLog, releaseStandardOutput, type Log } from './log.js';
 import { markChange, watchChanges, type ChangeWatch } from './keys/change-marks.js';
 
 export interface RuntimeOptions {
@@ -259,6 +259,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   const env = options.env ?? process.env;
   const clock = options.clock ?? Date.now;
   const log = options.log ?? createLog({ level: config.log.level, bufferSize: config.log.bufferSize });
+  /** Whether the log is the runtime's own (on standard output): closing the runtime ends it; a caller's is left alone. */
+  const ownLog = options.log === undefined;
   // One serving process per SQLite file with in-memory counters (see lockDatabase).
   const lockedFile = options.use !== 'command' && !options.store && !options.counters && config.counters === 'memory' ? sqliteFile(config.store) : undefined;
   const lock = lockedFile === undefined ? undefined : lockDatabase(lockedFile);
@@ -317,6 +319,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     await counters?.close().catch(() => undefined);
     await store?.close().catch(() => undefined);
     lock?.release();
+    // Not waited for: the caller hears of the failure at once; the lines kept go out meanwhile.
+    if (ownLog) void releaseStandardOutput(log);
     throw error;
   }
   /** Kept across reloads (each pipeline counts into them), for /metrics. */
@@ -493,6 +497,9 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
         await store.close();
       } finally {
         lock?.release();
+        // Last: its lines written out (for as long as the reader takes some), so that nothing
+        // of keygate's holds the process of an application that used it as a library.
+        if (ownLog) await releaseStandardOutput(log);
       }
     },
   };

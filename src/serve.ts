@@ -19,7 +19,7 @@ import { capConnections, defaultGatewayCap, openFilesLimit } from './connection-
 import { redactUrl } from './store/open.js';
 import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
 import { PROCESS_TAG } from './fastify-options.js';
-import { createLog, droppedLogLines, type Log } from './log.js';
+import { createLog, droppedLogLines, releaseStandardOutput, type Log } from './log.js';
 import { canConnect, startUpstream, upstreamAddress, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
 
 export interface ServeOptions extends RuntimeOptions {
@@ -302,7 +302,14 @@ const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> =
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
   const { config } = loaded;
   const log = options.log ?? createLog({ level: config.log.level, bufferSize: config.log.bufferSize });
-  const upstream = config.upstream.spawn ? await startUpstream(loaded, log) : undefined;
+  /** serve's own log (on standard output) is ended as it stops, after its last line; a caller's is left alone. */
+  const endLog = options.log === undefined ? () => releaseStandardOutput(log) : async () => true;
+  const upstream = config.upstream.spawn
+    ? await startUpstream(loaded, log).catch((error: unknown) => {
+        void endLog();
+        throw error;
+      })
+    : undefined;
   // Port 0 in upstream.url: the one keygate chose for the command it started is forwarded to.
   const withUpstream = (next: LoadedConfig): LoadedConfig =>
     upstream === undefined || next.config.upstream.url !== config.upstream.url ? next : { ...next, config: { ...next.config, upstream: { ...next.config.upstream, url: upstream.url } } };
@@ -311,6 +318,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     rt = await createRuntime(withUpstream(loaded), { ...options, log });
   } catch (error) {
     upstream?.stop();
+    void endLog();
     throw error;
   }
   if (upstream) {
@@ -456,6 +464,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
           await rt.close();
           upstream?.stop();
           log.info('keygate stopped');
+          await endLog();
         })();
         return closing;
       },
@@ -470,6 +479,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     await Promise.allSettled(servers.map((s) => s.app.close()));
     await rt.close();
     upstream?.stop();
+    void endLog();
     throw error;
   }
 }
