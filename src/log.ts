@@ -43,6 +43,13 @@ export function oncePer(ms: number): (write: (more: { moreSinceLast?: number }) 
 export const LOG_FLUSH_MS = 5_000;
 
 /**
+ * The longest standard output's log waits as it closes, however it is read: a reader that
+ * trickles (a byte at a time) keeps a stop from ending no longer than this, short of the
+ * 90 s a service manager gives a stop before it kills.
+ */
+export const LOG_FLUSH_LIMIT_MS = 60_000;
+
+/**
  * Standard output, written from a bounded queue (sonic-boom, asynchronously, with
  * `maxLength`). A write never waits for the reader: a log reader that stops reading (a
  * stalled log shipper, a full pipe) holds no request. Up to `bufferSize` bytes of lines
@@ -117,20 +124,26 @@ class StandardOutput {
 
   /**
    * Writes every line kept, in order, then ends standard output's log: resolves true once
-   * all are out, false if the reader took none of them for `ms` (the rest are then given
-   * up). sonic-boom's `flushSync` would instead skip the write the reader has not taken yet
-   * while it writes the ones after it (a gap, lines out of order), and retry for ever.
+   * all are out, false if the reader took none of them for `ms`, or not all of them within
+   * LOG_FLUSH_LIMIT_MS (the rest are then given up). sonic-boom's `flushSync` would
+   * instead skip the write the reader has not taken yet while it writes the ones after it
+   * (a gap, lines out of order), and retry for ever.
    */
   close(ms: number): Promise<boolean> {
     this.closing ??= new Promise<boolean>((resolve) => {
       if (this.closed) return resolve(false);
+      let timer: NodeJS.Timeout | undefined;
+      let limit: NodeJS.Timeout | undefined;
       const giveUp = () => {
+        clearTimeout(timer);
+        clearTimeout(limit);
         this.closed = true;
         this.stream.destroy();
         resolve(false);
       };
-      let timer = setTimeout(giveUp, ms);
-      // A reader that takes lines is alive: waited for again.
+      timer = setTimeout(giveUp, ms);
+      // A reader that takes lines is alive: waited for again, up to the limit in all.
+      limit = setTimeout(giveUp, Math.max(ms, LOG_FLUSH_LIMIT_MS));
       const taken = () => {
         clearTimeout(timer);
         timer = setTimeout(giveUp, ms);
@@ -138,6 +151,7 @@ class StandardOutput {
       this.stream.on('write', taken);
       this.stream.once('close', () => {
         clearTimeout(timer);
+        clearTimeout(limit);
         this.stream.off('write', taken);
         // Already closed: the reader went away (EPIPE) with lines still kept.
         resolve(!this.closed);
