@@ -3,7 +3,8 @@
  * a second one is refused, in this process as in another; CLI commands run beside it;
  * a start that fails leaves nothing locked.
  */
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createRuntime } from '../src/runtime.js';
@@ -33,6 +34,21 @@ describe('one serving runtime per SQLite file', () => {
     await again.close();
   });
 
+  it('refuses a second runtime that reaches the file through a symlinked folder as one of this process, and the first keeps its lock against other processes', async () => {
+    const dir = tempDir('lock-symlink');
+    mkdirSync(path.join(dir, 'data'));
+    symlinkSync(path.join(dir, 'data'), path.join(dir, 'linked'));
+    const at = (folder: string) => ({ config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, folder, 'k.db')}` }), file: 'inline', dir });
+    const first = await createRuntime(at('data'), { log: quiet });
+    try {
+      await expect(createRuntime(at('linked'), { log: quiet })).rejects.toThrow(/^this process already runs a keygate on this SQLite file/);
+      // Another process is still refused the lock (opening and closing the lock file here would have dropped it).
+      expect(takeLockElsewhere(path.join(dir, 'data', 'k.db.lock'))).toBe('SQLITE_BUSY');
+    } finally {
+      await first.close();
+    }
+  });
+
   it('replaces a lock file that is not a SQLite database (no keygate can hold a lock on it)', async () => {
     const dir = tempDir('lock-foreign');
     writeFileSync(path.join(dir, 'k.db.lock'), 'pid 1 on somewhere\n');
@@ -56,3 +72,15 @@ describe('one serving runtime per SQLite file', () => {
     await fixed.close();
   });
 });
+
+/** What another process gets when it tries to take the lock at once, as a second `keygate serve` would: 'taken' or SQLite's error code. */
+function takeLockElsewhere(lockFile: string): string {
+  const script = `
+    const Database = require('better-sqlite3');
+    const lock = new Database(process.argv[1], { timeout: 0 });
+    let answer = 'taken';
+    try { lock.exec('BEGIN EXCLUSIVE'); lock.exec('ROLLBACK'); } catch (error) { answer = error.code; }
+    lock.close();
+    process.stdout.write(answer);`;
+  return execFileSync(process.execPath, ['-e', script, lockFile], { encoding: 'utf8' });
+}

@@ -3,7 +3,7 @@
  * hashes, members' addresses and the hashes keys are found by. SQLite gives its -wal and
  * -shm files the database's permissions; files and folders that exist keep their own.
  */
-import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const FILE_MODE = 0o600;
@@ -68,10 +68,29 @@ function statOf(at: string): 'directory' | 'file' | undefined {
   }
 }
 
-/** Creates `file` empty and owner-only unless it exists (never truncating one that does); what stops it is said in words. */
+/**
+ * Creates `file` empty and owner-only unless it exists; what stops it is said in words.
+ * A file that exists is never opened here: this process may have it open in SQLite
+ * already (a CLI command beside a server, a second store on one file), and closing any
+ * descriptor of a file drops every POSIX lock the process holds on it, SQLite's included
+ * (sqlite.org/howtocorrupt.html §2.2): another process could then take the database as
+ * unused, and checkpoint and delete its WAL under this one. So: create-only (`wx`), and
+ * for a file that exists, only asked whether it is a folder and may be written.
+ */
 export function createPrivateFile(file: string): void {
   try {
-    closeSync(openSync(file, 'a', FILE_MODE));
+    closeSync(openSync(file, 'wx', FILE_MODE));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(fileTrouble(file, error as NodeJS.ErrnoException));
+    checkExisting(file);
+  }
+}
+
+/** What `openSync(file, 'a')` would have refused of a file that exists, asked without opening it. */
+function checkExisting(file: string): void {
+  try {
+    if (statSync(file).isDirectory()) throw Object.assign(new Error(`EISDIR: ${file}`), { code: 'EISDIR' });
+    accessSync(file, constants.R_OK | constants.W_OK);
   } catch (error) {
     throw new Error(fileTrouble(file, error as NodeJS.ErrnoException));
   }

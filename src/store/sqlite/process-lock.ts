@@ -7,7 +7,7 @@
  * start; a second runtime, in another process or in the same one, is refused. CLI
  * commands take no lock: they may run beside the gateway.
  */
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -35,17 +35,21 @@ const heldHere = new Set<string>();
 
 /** Takes the lock of `databaseFile`, or throws DatabaseInUseError naming the holder (as far as it said). */
 export function lockDatabase(databaseFile: string): ProcessLock {
-  const lockFile = path.resolve(`${databaseFile}.lock`);
-  const holderFile = `${lockFile}.holder`;
-  if (heldHere.has(lockFile)) throw new DatabaseInUseError(THIS_PROCESS);
+  let lockFile: string;
   try {
     // Before the database exists (first start): its folder is made here, as the store would.
     makeFolderFor(databaseFile);
+    // Named by its folder's real path: the same file reached through a symlinked folder is the same lock.
+    lockFile = path.join(realpathSync(path.dirname(path.resolve(databaseFile))), `${path.basename(databaseFile)}.lock`);
+    if (heldHere.has(lockFile)) throw new DatabaseInUseError(THIS_PROCESS);
+    // Create-only: closing a descriptor of the lock file would drop the lock this process may hold on it.
     createPrivateFile(lockFile);
   } catch (error) {
+    if (error instanceof DatabaseInUseError) throw error;
     // Said as the store says it (the folder or the file it cannot make), with the profile's field.
     throw new Error(`store: cannot open the SQLite file ${databaseFile}: ${(error as Error).message}`);
   }
+  const holderFile = `${lockFile}.holder`;
   const lock = openLock(lockFile);
   heldHere.add(lockFile);
   // Only to name this process in another's refusal.
