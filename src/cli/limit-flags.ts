@@ -1,11 +1,11 @@
 /**
  * `keygate accounts create`'s and `accounts update`'s `--rate-limit` and `--meter-limit`: an account's own limits
- * (limits/overrides.ts) as the admin API's merge patch, and its refusals told in the flags.
+ * (limits/overrides.ts) as the admin API's merge patch, read by limits/limit-specs.ts, and its refusals told in the flags.
  */
 import type { Command } from 'commander';
 import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError } from '../operations/errors.js';
-import { WINDOW_SPEC } from '../limits/overrides.js';
+import { LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
 
 /** Collects a repeatable option's values in the order given. */
 function repeated(value: string, before: string[] | undefined): string[] {
@@ -26,47 +26,30 @@ export function accountLimitOptions(command: Command): Command {
  * names them: `100-per-1s` (per key), `5000-per-1h-per-account`.
  */
 export function limitsOptions(opts: { rateLimit?: string[]; meterLimit?: string[] }): LimitsChange | undefined {
-  if (opts.rateLimit === undefined && opts.meterLimit === undefined) return undefined;
-  const change: LimitsChange = {};
-  if (opts.rateLimit !== undefined) {
-    const words = opts.rateLimit.map((spec) => spec.trim());
-    if (words.length === 1 && (words[0] === 'plan' || words[0] === 'none')) change.rateLimits = words[0] === 'plan' ? null : [];
-    else {
-      change.rateLimits = words.map((spec) => {
-        const match = WINDOW_SPEC.exec(spec);
-        if (!match) {
-          const alone = spec === 'plan' || spec === 'none' ? `: "${spec}" is given alone` : '';
-          throw new OperationError('invalid', `--rate-limit "${spec}": expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan's windows) or none${alone}`);
-        }
-        return { limit: Number(match[1]), window: match[2], scope: match[3] ?? 'key' };
-      });
-    }
+  try {
+    return readLimitSpecs({ ...(opts.rateLimit !== undefined ? { windows: opts.rateLimit } : {}), ...(opts.meterLimit !== undefined ? { meters: opts.meterLimit } : {}) });
+  } catch (error) {
+    if (!(error instanceof LimitSpecError)) throw error;
+    const { refusal } = error;
+    if (refusal.field === 'meter') throw new OperationError('invalid', `--meter-limit "${refusal.typed}": expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000`);
+    const alone = refusal.why === 'given_alone' ? `: "${refusal.typed}" is given alone` : '';
+    throw new OperationError('invalid', `--rate-limit "${refusal.typed}": expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan's windows) or none${alone}`);
   }
-  if (opts.meterLimit !== undefined) {
-    const meters: Record<string, number | null> = {};
-    for (const spec of opts.meterLimit) {
-      const match = /^([^=\s]+)=(.*)$/.exec(spec.trim());
-      const value = match?.[2]?.trim();
-      if (!match || value === undefined || (value !== 'plan' && !/^\d+(?:\.\d+)?$/.test(value))) {
-        throw new OperationError('invalid', `--meter-limit "${spec}": expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000`);
-      }
-      meters[match[1] as string] = value === 'plan' ? null : Number(value);
-    }
-    change.meters = meters;
-  }
-  return change;
 }
 
 /** An error about `limits.…` (the admin API's fields) told in the flags that gave it. */
 export function inFlags(error: unknown, change: LimitsChange | undefined): unknown {
   if (!(error instanceof OperationError) || change === undefined) return error;
+  const place = limitsRefusalPlace(error);
+  // The list as a whole (`limits.rateLimits: at most 20 windows`) is said as the operation says it.
+  if (place === undefined || place.at === 'windows') return error;
   const windows = Array.isArray(change.rateLimits) ? change.rateLimits : [];
-  const message = error.message
-    .replace(/^limits\.meters\.([^:]+):/, '--meter-limit $1:')
-    .replace(/^limits\.rateLimits\[(\d+)\][^:]*:/, (_all, i: string) => {
-      const w = windows[Number(i)] as { limit: number; window: string; scope: string } | undefined;
-      return w ? `--rate-limit "${w.limit}-per-${w.window}${w.scope === 'account' ? '-per-account' : ''}":` : '--rate-limit:';
-    })
-    .replace(/give "([^"]+)": null to drop it/, 'give --meter-limit $1=plan to drop it');
-  return message === error.message ? error : new OperationError(error.kind, message);
+  let flag: string;
+  if ('meter' in place.at) flag = `--meter-limit ${place.at.meter}`;
+  else {
+    const written = windows[place.at.window] as WindowWritten | undefined;
+    flag = written ? `--rate-limit "${windowSpec(written)}"` : '--rate-limit';
+  }
+  const why = place.why.replace(/give "([^"]+)": null to drop it/, 'give --meter-limit $1=plan to drop it');
+  return new OperationError(error.kind, `${flag}: ${why}`);
 }

@@ -3,7 +3,7 @@
  * and meter limits, the account's own, and which are in effect, with a form to set or
  * clear them. The form's fields are written as the CLI's flags are (`25-per-1s`,
  * `5000-per-1h-per-account`, `none`; a meter's limit as a number) and read by the same
- * parser (cli/limit-flags.ts), then changed by the same operation (updateAccount), so a
+ * parser (limits/limit-specs.ts), then changed by the same operation (updateAccount), so a
  * change is checked, audited (`account.limits_changed`, the operator as actor) and drops
  * the account's cached keys as `keygate accounts update` does. Members never see it.
  */
@@ -14,10 +14,10 @@ import { accountPlan, type LimitsChange } from '../../operations/accounts.js';
 import { OperationError } from '../../operations/errors.js';
 import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
-import { inFlags, limitsOptions } from '../../cli/limit-flags.js';
+import { LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
 import { field, notOffered, oneOf } from '../context.js';
 import { html, type Html } from '../html.js';
-import { number } from '../format.js';
+import { number, sentence } from '../format.js';
 
 /** The form's field for the windows, and the prefix of each meter's field (`meter.units`). */
 const WINDOWS_FIELD = 'rateLimits';
@@ -34,7 +34,7 @@ export interface RefusedLimits {
 /** Windows as the CLI's `--rate-limit` writes them: `25-per-1s, 5000-per-1h-per-account`; `none` for an empty list. */
 function windowsSpec(windows: Plan['rateLimits']): string {
   if (windows.length === 0) return 'none';
-  return windows.map((rl) => `${rl.limit}-per-${formatDuration(rl.window)}${rl.scope === 'account' ? '-per-account' : ''}`).join(', ');
+  return windows.map((rl) => windowSpec({ ...rl, window: formatDuration(rl.window) })).join(', ');
 }
 
 /** Windows for people, as the plans table shows them; "none" where there are none. */
@@ -53,7 +53,7 @@ function ownTyped(account: AccountRecord): RefusedLimits['typed'] {
 
 /**
  * The form as a change of the account's own limits (LimitsChange, as the admin API's
- * PATCH takes it), read by the CLI's parser: a field left as it was shown changes
+ * PATCH takes it), read as the CLI's flags are (readLimitSpecs): a field left as it was shown changes
  * nothing (a window kept keeps its name and its counters); an empty one gives the plan's
  * back. Null: the form's "Use the plan's limits". Undefined: nothing to change.
  */
@@ -64,16 +64,16 @@ export function limitsChangeOf(body: unknown, account: AccountRecord, plan: Plan
   if (reset === 'plan') return null;
   const shown = ownTyped(account);
   const windows = field(body, WINDOWS_FIELD).trim();
-  const rateLimit = windows === shown.rateLimits ? undefined : windows === '' ? ['plan'] : windows.split(/[\s,]+/).filter((word) => word !== '');
-  const meterLimit: string[] = [];
+  const rateLimits = windows === shown.rateLimits ? undefined : windows === '' ? ['plan'] : windows.split(/[\s,]+/).filter((word) => word !== '');
+  const meters: string[] = [];
   for (const meter of Object.keys(plan?.meters ?? {})) {
     const typed = field(body, `${METER_FIELD}${meter}`).trim();
     if (typed === (shown.meters[meter] ?? '')) continue;
-    meterLimit.push(`${meter}=${typed === '' ? 'plan' : typed}`);
+    meters.push(`${meter}=${typed === '' ? 'plan' : typed}`);
   }
   // An own limit of a meter the plan no longer has (the profile changed): dropped, or every change would be refused for it.
-  for (const meter of Object.keys(account.limits?.meters ?? {})) if (plan?.meters[meter] === undefined) meterLimit.push(`${meter}=plan`);
-  return limitsOptions({ ...(rateLimit !== undefined ? { rateLimit } : {}), ...(meterLimit.length > 0 ? { meterLimit } : {}) });
+  for (const meter of Object.keys(account.limits?.meters ?? {})) if (plan?.meters[meter] === undefined) meters.push(`${meter}=plan`);
+  return readLimitSpecs({ ...(rateLimits !== undefined ? { windows: rateLimits } : {}), ...(meters.length > 0 ? { meters } : {}) });
 }
 
 /** What was typed in the form, to show it again with a refusal. */
@@ -84,21 +84,33 @@ export function typedLimits(body: unknown, plan: Plan | undefined): RefusedLimit
   };
 }
 
+/** How the form says what a window or a limit should look like. */
+const WINDOWS_WRITTEN = 'Write each as 25-per-1s (per key) or 5000-per-1h-per-account, separated by commas; none for no window; or leave the field empty for the plan’s.';
+const LIMIT_WRITTEN = 'Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.';
+/** The operation's note on a window's shape, and on giving a limit back, in the admin API's terms (see changedLimits). */
+const WINDOW_SHAPE_NOTE = / \(a window is \{.*\}\)$/s;
+const NULL_FOR_PLAN = ", or null for the plan's";
+
 /**
- * A refusal of the limits (the parser's or the operation's) in the form's words: the
- * CLI's flags become the fields they were typed in.
+ * A refusal of the limits in the form's words, each naming the field it is about: the
+ * parser's (LimitSpecError: which field, what was typed, why), or the operation's about
+ * `limits.…` (a window by its place in the list, a meter by its name).
  */
 export function limitsRefusal(error: OperationError, change: LimitsChange | null | undefined): string {
-  const flagged = inFlags(error, change ?? undefined);
-  const message = flagged instanceof OperationError ? flagged.message : error.message;
-  const said = message
-    .replace(/^--rate-limit "([^"]*)": expected .*$/s, 'Rate-limit windows: “$1” is not a window. Write each as 25-per-1s (per key) or 5000-per-1h-per-account, separated by commas; none for no window; or leave the field empty for the plan’s.')
-    .replace(/^--meter-limit "([^"=]*)=([^"]*)": expected .*$/s, '“$1” limit: “$2” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.')
-    .replace(/^--rate-limit "([^"]*)": (.*?)(?: \(a window is \{.*\}\))?$/s, 'Rate-limit windows: “$1”: $2.')
-    .replace(/^--rate-limit: /, 'Rate-limit windows: ')
-    .replace(/^--meter-limit ([^:]+): /, '“$1” limit: ')
-    .replace(/, or null for the plan's/, ', or empty for the plan’s');
-  return said.endsWith('.') ? said : `${said}.`;
+  if (error instanceof LimitSpecError) {
+    const { refusal } = error;
+    if (refusal.field === 'window') return `Rate-limit windows: “${refusal.typed}” is not a window. ${WINDOWS_WRITTEN}`;
+    // The form writes `<meter>=<typed>` itself: the meter and the value are always there.
+    return `“${refusal.meter ?? refusal.typed}” limit: “${refusal.value ?? refusal.typed}” is not a limit. ${LIMIT_WRITTEN}`;
+  }
+  const place = limitsRefusalPlace(error);
+  if (place === undefined) return sentence(error.message);
+  const why = place.why.replace(WINDOW_SHAPE_NOTE, '').replace(NULL_FOR_PLAN, ', or empty for the plan’s');
+  if (place.at === 'windows') return sentence(`Rate-limit windows: ${why}`);
+  if ('meter' in place.at) return sentence(`“${place.at.meter}” limit: ${why}`);
+  const windows = Array.isArray(change?.rateLimits) ? change.rateLimits : [];
+  const written = windows[place.at.window] as WindowWritten | undefined;
+  return sentence(`Rate-limit windows: ${written ? `“${windowSpec(written)}”: ` : ''}${why}`);
 }
 
 /** The limits in effect after a change, in a sentence: each marked as the account's own or the plan's. */

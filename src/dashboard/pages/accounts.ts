@@ -112,7 +112,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     const plan = rt.config.plans[before.planId];
     let change: ReturnType<typeof limitsChangeOf>;
     try {
-      // The CLI's parser (cli/limit-flags.ts), then the operation the CLI and admin API use: checked and audited alike.
+      // The CLI's parser (limits/limit-specs.ts), then the operation the CLI and admin API use: checked and audited alike.
       change = limitsChangeOf(request.body, before, plan);
       if (change === undefined) {
         setNotice(dash, reply, { kind: 'info', text: `Nothing changed: the limits of “${before.name}” are as they were.` });

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec } from './limit-specs.js';
+import { OperationError } from '../operations/errors.js';
+
+/** The structured refusal readLimitSpecs throws for `specs`. */
+function refusalOf(specs: Parameters<typeof readLimitSpecs>[0]): unknown {
+  try {
+    readLimitSpecs(specs);
+  } catch (error) {
+    return error instanceof LimitSpecError ? error.refusal : error;
+  }
+  return undefined;
+}
+
+describe('limit specs', () => {
+  it('read windows and meter limits as the change the operation takes', () => {
+    expect(readLimitSpecs({})).toBeUndefined();
+    expect(readLimitSpecs({ windows: ['25-per-1s', ' 5000-per-1h-per-account '] })).toEqual({
+      rateLimits: [
+        { limit: 25, window: '1s', scope: 'key' },
+        { limit: 5000, window: '1h', scope: 'account' },
+      ],
+    });
+    expect(readLimitSpecs({ windows: ['plan'], meters: ['units=plan', 'credits=0.5'] })).toEqual({ rateLimits: null, meters: { units: null, credits: 0.5 } });
+    expect(readLimitSpecs({ windows: ['none'] })).toEqual({ rateLimits: [] });
+  });
+
+  it('refuse with the field, what was typed and why', () => {
+    expect(refusalOf({ windows: ['10/s'] })).toEqual({ field: 'window', typed: '10/s', why: 'not_a_window' });
+    expect(refusalOf({ windows: ['25-per-1s', 'plan'] })).toEqual({ field: 'window', typed: 'plan', why: 'given_alone' });
+    expect(refusalOf({ meters: ['units=1,000'] })).toEqual({ field: 'meter', typed: 'units=1,000', meter: 'units', value: '1,000', why: 'not_a_limit' });
+    expect(refusalOf({ meters: ['units'] })).toEqual({ field: 'meter', typed: 'units', why: 'not_a_limit' });
+    expect(() => readLimitSpecs({ meters: ['units=1e99'] })).toThrow(`"units=1e99" is not a meter's limit`);
+  });
+
+  it("write a window back in the same words, and find where an operation's refusal of limits points", () => {
+    expect(windowSpec({ limit: 5000, window: '1h', scope: 'account' })).toBe('5000-per-1h-per-account');
+    expect(windowSpec({ limit: 25, window: '1s', scope: 'key' })).toBe('25-per-1s');
+    expect(limitsRefusalPlace(new OperationError('invalid', 'limits.rateLimits[1].limit: Too small'))).toEqual({ at: { window: 1 }, why: 'Too small' });
+    expect(limitsRefusalPlace(new OperationError('invalid', 'limits.meters.units: too big'))).toEqual({ at: { meter: 'units' }, why: 'too big' });
+    expect(limitsRefusalPlace(new OperationError('invalid', 'limits.rateLimits: at most 20 windows'))).toEqual({ at: 'windows', why: 'at most 20 windows' });
+    expect(limitsRefusalPlace(new OperationError('invalid', 'no such plan'))).toBeUndefined();
+  });
+});

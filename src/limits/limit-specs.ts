@@ -1,0 +1,97 @@
+/**
+ * An account's own limits written as words: windows as keygate names them (`25-per-1s`
+ * per key, `5000-per-1h-per-account`; `none` for no window, `plan` for the plan's) and a
+ * meter's limit as `units=5000000` (`units=plan`: the plan's). Read into the change the
+ * operation takes (LimitsChange, the admin API's merge patch) by the CLI's `--rate-limit`
+ * and `--meter-limit` and by the dashboard's limits form. A refusal says which field,
+ * what was typed and why (LimitSpecError), and each of them words it in its own terms.
+ */
+import type { LimitsChange } from '../operations/accounts.js';
+import { OperationError } from '../operations/errors.js';
+import { WINDOW_SPEC } from './overrides.js';
+
+/** A window as the profile writes it (`window` as text: `1s`), as far as its words go. */
+export interface WindowWritten {
+  limit: number;
+  window: string;
+  scope: string;
+}
+
+/** A window in words: `25-per-1s`, `5000-per-1h-per-account`. */
+export function windowSpec(window: WindowWritten): string {
+  return `${window.limit}-per-${window.window}${window.scope === 'account' ? '-per-account' : ''}`;
+}
+
+/**
+ * What was refused, and why: a window that is none (`not_a_window`), `plan` or `none` among
+ * other windows (`given_alone`: each is a whole list by itself), or a meter's limit that is
+ * no `<meter>=<number>` (`not_a_limit`; `meter` and `value` where it was written as one).
+ */
+export type LimitSpecRefusal =
+  | { field: 'window'; typed: string; why: 'not_a_window' | 'given_alone' }
+  | { field: 'meter'; typed: string; meter?: string; value?: string; why: 'not_a_limit' };
+
+export class LimitSpecError extends OperationError {
+  constructor(readonly refusal: LimitSpecRefusal) {
+    super(
+      'invalid',
+      refusal.field === 'window'
+        ? `"${refusal.typed}" is not a rate-limit window${refusal.why === 'given_alone' ? ` among others: "${refusal.typed}" is given alone` : ''}`
+        : `"${refusal.typed}" is not a meter's limit`,
+    );
+    this.name = 'LimitSpecError';
+  }
+}
+
+/** A meter's limit: a whole or decimal number, 0 or more, without separators or exponent. */
+const METER_LIMIT = /^\d+(?:\.\d+)?$/;
+
+/**
+ * `windows` and `meters` as a change of the account's own limits; undefined where neither
+ * is given. `windows` is every window the account should have, or `plan` or `none` alone;
+ * `meters` is `<meter>=<limit>` or `<meter>=plan`, each. Throws LimitSpecError.
+ */
+export function readLimitSpecs(specs: { windows?: readonly string[]; meters?: readonly string[] }): LimitsChange | undefined {
+  if (specs.windows === undefined && specs.meters === undefined) return undefined;
+  const change: LimitsChange = {};
+  if (specs.windows !== undefined) {
+    const words = specs.windows.map((spec) => spec.trim());
+    if (words.length === 1 && (words[0] === 'plan' || words[0] === 'none')) change.rateLimits = words[0] === 'plan' ? null : [];
+    else {
+      change.rateLimits = words.map((spec) => {
+        const match = WINDOW_SPEC.exec(spec);
+        if (!match) throw new LimitSpecError({ field: 'window', typed: spec, why: spec === 'plan' || spec === 'none' ? 'given_alone' : 'not_a_window' });
+        return { limit: Number(match[1]), window: match[2], scope: match[3] ?? 'key' };
+      });
+    }
+  }
+  if (specs.meters !== undefined) {
+    const meters: Record<string, number | null> = {};
+    for (const spec of specs.meters) {
+      const match = /^([^=\s]+)=(.*)$/.exec(spec.trim());
+      const meter = match?.[1];
+      const value = match?.[2]?.trim();
+      if (meter === undefined || value === undefined || (value !== 'plan' && !METER_LIMIT.test(value))) {
+        throw new LimitSpecError({ field: 'meter', typed: spec, why: 'not_a_limit', ...(meter !== undefined && value !== undefined ? { meter, value } : {}) });
+      }
+      meters[meter] = value === 'plan' ? null : Number(value);
+    }
+    change.meters = meters;
+  }
+  return change;
+}
+
+/**
+ * Where an operation's refusal of `limits.…` (the admin API's fields, see changedLimits)
+ * points, and the rest of its message: one window of the change (by its place in the
+ * list), the windows as a whole, or one meter. Undefined for any other refusal.
+ */
+export function limitsRefusalPlace(error: OperationError): { at: { window: number } | { meter: string } | 'windows'; why: string } | undefined {
+  const meter = /^limits\.meters\.([^:]+): (.*)$/s.exec(error.message);
+  if (meter) return { at: { meter: meter[1] as string }, why: meter[2] as string };
+  const window = /^limits\.rateLimits\[(\d+)\][^:]*: (.*)$/s.exec(error.message);
+  if (window) return { at: { window: Number(window[1]) }, why: window[2] as string };
+  const windows = /^limits\.rateLimits: (.*)$/s.exec(error.message);
+  if (windows) return { at: 'windows', why: windows[1] as string };
+  return undefined;
+}
