@@ -105,10 +105,10 @@ function addressedOrigin(request: FastifyRequest, trusted: ((peer: string | unde
   const headers = request.headers;
   const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
   const viaProxy = trusted?.(socket.remoteAddress) === true;
-  const proto = viaProxy ? headers['x-forwarded-proto'] : undefined;
-  const scheme = typeof proto === 'string' && FORWARDED_PROTO.test(proto) ? proto.toLowerCase() : socket.encrypted ? 'https' : 'http';
-  const forwardedHost = viaProxy ? headers['x-forwarded-host'] : undefined;
-  const host = typeof forwardedHost === 'string' && isHostValue(forwardedHost) ? forwardedHost : headers.host;
+  const proto = viaProxy ? visitorsOf(headers['x-forwarded-proto']) : undefined;
+  const scheme = proto !== undefined && FORWARDED_PROTO.test(proto) ? proto.toLowerCase() : socket.encrypted ? 'https' : 'http';
+  const forwardedHost = viaProxy ? visitorsOf(headers['x-forwarded-host']) : undefined;
+  const host = forwardedHost !== undefined && isHostValue(forwardedHost) ? forwardedHost : headers.host;
   if (host === undefined) return undefined;
   try {
     // As a browser writes an origin: lower case, no default port.
@@ -116,6 +116,17 @@ function addressedOrigin(request: FastifyRequest, trusted: ((peer: string | unde
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The visitor's value of an X-Forwarded-* header: the first of a list (`https, http`: each
+ * proxy of a chain adds the one it was reached by, and Node joins headers sent twice the
+ * same way), which the proxy the visitor reached wrote. Read only from a trusted proxy, and
+ * only to compare an Origin with: a page of another origin cannot set these headers.
+ */
+function visitorsOf(value: string | string[] | undefined): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  return value.split(',', 1)[0]?.trim();
 }
 
 /**

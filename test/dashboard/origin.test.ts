@@ -101,6 +101,17 @@ describe('dashboard: forms with an Origin and no Sec-Fetch-Site', () => {
       expect([refused.status, refused.signedIn], origin).toEqual([403, false]);
     }
   });
+
+  it('behind a chain of proxies, takes the first of the X-Forwarded-* lists (the visitor\'s), written as a browser writes an origin', async () => {
+    const url = behindProxy.dashboardUrl as string;
+    const chained = { 'x-forwarded-proto': 'https, http', 'x-forwarded-host': 'keys.example.test, 10.0.0.5:8080' };
+    expect(await signInFrom(url, 'https://keys.example.test', chained)).toMatchObject({ status: 303, signedIn: true });
+    const refused = await signInFrom(url, 'http://10.0.0.5:8080', chained);
+    expect([refused.status, refused.signedIn]).toEqual([403, false]);
+    // Upper case and the scheme's default port, as a Host may carry them; an IPv6 host in brackets.
+    expect(await signInFrom(url, 'https://keys.example.test', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'KEYS.Example.test:443' })).toMatchObject({ status: 303, signedIn: true });
+    expect(await signInFrom(url, 'https://[::1]:8443', { 'x-forwarded-proto': 'https', 'x-forwarded-host': '[::1]:8443' })).toMatchObject({ status: 303, signedIn: true });
+  });
 });
 
 /** A port nothing listens on now, for a dashboard whose publicUrl must name it before it starts. */
