@@ -115,7 +115,10 @@ class StandardOutput {
   }
 
   private write(line: string): void {
-    if (this.closed) {
+    // Once sonic-boom has begun to close (`destroyed`, before its 'close' event) it throws at
+    // whoever writes: a line logged between the close and the exit (a signal's, a stop still
+    // under way) is dropped and counted instead.
+    if (this.closed || (this.stream as unknown as { destroyed: boolean }).destroyed) {
       droppedLines++;
       return;
     }

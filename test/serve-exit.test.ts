@@ -377,6 +377,26 @@ describe('keygate serve that meets an uncaught error', () => {
   }
 });
 
+describe("standard output's log once closed", () => {
+  it('drops a line logged after it (in the moments before the exit) instead of throwing at the code that logs it', async () => {
+    const script = `
+      const { createLog, closeStandardOutput, droppedLogLines } = await import(${JSON.stringify(pathToFileURL(path.join(path.dirname(BIN), '..', 'dist', 'log.js')).href)});
+      const log = createLog({ level: 'info' });
+      log.info('before the close');
+      await closeStandardOutput();
+      log.info('after the close');
+      process.stderr.write('dropped ' + droppedLogLines());`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect([code, stderr]).toEqual([0, 'dropped 1']);
+    expect(stdout.trim().split('\n').map((line) => (JSON.parse(line) as LogLine).msg)).toEqual(['before the close']);
+  });
+});
+
 describe('keygate serve that cannot start', () => {
   const dir = tempDir('serve-fail');
 
