@@ -719,9 +719,10 @@ describe('admin API', () => {
       kg.admin(`/v1/members/${secret}`, { method: 'DELETE' }),
       kg.admin('/v1/members/password-resets', { method: 'POST', body: JSON.stringify({ email: secret }) }),
       kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId: secret }) }),
+      kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email: secret, accountId }) }),
     ]);
     const seen = await Promise.all(answers.map(async (answer) => ({ status: answer.status, text: await answer.text() })));
-    expect(seen.map((answer) => answer.status)).toEqual([404, 404, 404, 404, 404, 404, 404, 400]);
+    expect(seen.map((answer) => answer.status)).toEqual([404, 404, 404, 404, 404, 404, 404, 400, 400]);
     for (const answer of seen) expect(answer.text).not.toContain(secret);
     expect(seen.map((answer) => (JSON.parse(answer.text) as { detail: string }).detail)).toEqual([
       NO_ACCOUNT_ID,
@@ -732,6 +733,7 @@ describe('admin API', () => {
       'no such member',
       'no such member',
       'no such plan; plans are: growth, scale',
+      'that is not an email address: it has no @',
     ]);
     // An id of keygate's shape that names nothing is repeated: the operator sees which one was wrong.
     const shaped = 'acc_0000000000000000';

@@ -79,6 +79,8 @@ function checkedEmail(raw: string): string {
   if (localBytes > LOCAL_PART_MAX_BYTES) throw new OperationError('invalid', `an email address has at most ${LOCAL_PART_MAX_BYTES} bytes before the @ (RFC 5321); this one has ${localBytes}`);
   // Shown in tables, pages and the audit log: nothing that would show it as another address.
   if (/[\p{Cc}\p{Bidi_Control}]/u.test(email)) throw new OperationError('invalid', 'an email address cannot contain control characters or text-direction controls');
+  // Repeated only where it was meant as an address: without an @ it may be a token or a password pasted into the field.
+  if (!email.includes('@')) throw new OperationError('invalid', 'that is not an email address: it has no @');
   if (!EMAIL.test(email)) throw new OperationError('invalid', `"${raw.trim()}" is not an email address`);
   return email;
 }
