@@ -88,6 +88,17 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const unitsByMeter = new Map<string, number>();
   /** Answers by status class: slots 1 to 5 (1xx to 5xx), and 0 for clients that left before theirs. */
   const byClass = new Float64Array(6);
+  /** A counter without labels whose value is a running total kept elsewhere, read at each scrape. */
+  const totalOf = (name: string, help: string, total: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(total());
+      },
+    });
 
   new Counter({
     name: 'keygate_requests_total',
@@ -147,24 +158,16 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   const { roundTrips } = options;
   if (roundTrips) {
-    new Counter({
-      name: 'keygate_redis_round_trips_total',
-      help: 'Batches of admissions and settles sent to Redis (each one round trip, for every request that arrived while the one before was on its way).',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(roundTrips.count);
-      },
-    });
-    new Counter({
-      name: 'keygate_redis_round_trip_seconds_total',
-      help: 'Time those batches took, from sending to the answer, in all: divided by keygate_redis_round_trips_total, the mean round trip.',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(roundTrips.seconds);
-      },
-    });
+    totalOf(
+      'keygate_redis_round_trips_total',
+      'Batches of admissions and settles sent to Redis (each one round trip, for every request that arrived while the one before was on its way).',
+      () => roundTrips.count,
+    );
+    totalOf(
+      'keygate_redis_round_trip_seconds_total',
+      'Time those batches took, from sending to the answer, in all: divided by keygate_redis_round_trips_total, the mean round trip.',
+      () => roundTrips.seconds,
+    );
   }
 
   const reloads = new Counter({
@@ -215,28 +218,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         this.set(spawnedUpstream.down() === undefined ? 1 : 0);
       },
     });
-    new Counter({
-      name: 'keygate_upstream_restarts_total',
-      help: 'Times the command of the upstream keygate started (upstream.spawn) was started again after it exited, whether it then came to listen or not. Only with upstream.spawn.',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(spawnedUpstream.restarts());
-      },
-    });
+    totalOf(
+      'keygate_upstream_restarts_total',
+      'Times the command of the upstream keygate started (upstream.spawn) was started again after it exited, whether it then came to listen or not. Only with upstream.spawn.',
+      () => spawnedUpstream.restarts(),
+    );
   }
 
   const { logLinesDropped } = options;
   if (logLinesDropped) {
-    new Counter({
-      name: 'keygate_log_lines_dropped_total',
-      help: 'Log lines dropped, not written to standard output: its reader did not read while log.bufferSize bytes of lines waited for it (a warning says how many once it reads again). Shown at 0 from the start.',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(logLinesDropped());
-      },
-    });
+    totalOf(
+      'keygate_log_lines_dropped_total',
+      'Log lines dropped, not written to standard output: its reader did not read while log.bufferSize bytes of lines waited for it (a warning says how many once it reads again). Shown at 0 from the start.',
+      logLinesDropped,
+    );
   }
 
   const backendUp = new Gauge({

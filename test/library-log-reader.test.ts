@@ -14,12 +14,12 @@ import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { createKeygate, parseConfigObject } from '../src/index.js';
 import { tempDir } from './support/temp.js';
+import { completeLogLines, longRequests, type LogLine } from './support/log-lines.js';
 
 const DIST = pathToFileURL(path.resolve(import.meta.dirname, '../dist/index.js')).href;
 /** How long a line, a request or an exit is waited for before the test is taken as hung (a loaded host is slow). */
 const WAIT_MS = 60_000;
-/** A target of about 8 KB, in each of keygate's lines below: 200 of them are more than a pipe and a reader's buffer hold. */
-const LONG_PATH = '/seg'.repeat(2_000);
+/** Requests with a target of about 8 KB (LONG_PATH), in each of keygate's lines below: 200 of them are more than a pipe and a reader's buffer hold. */
 const REQUESTS = 200;
 
 /**
@@ -103,38 +103,6 @@ function startApp(dir: string, mode: 'check' | 'serve', env: NodeJS.ProcessEnv =
   };
 }
 
-/** `REQUESTS` requests to `url`, 20 at a time, each given up after WAIT_MS (an app held by its log fails instead of hanging); their statuses. */
-async function requests(url: string): Promise<number[]> {
-  const statuses: number[] = [];
-  let sent = 0;
-  await Promise.all(
-    Array.from({ length: 20 }, async () => {
-      while (sent < REQUESTS) {
-        sent++;
-        const response = await fetch(`${url}${LONG_PATH}`, { signal: AbortSignal.timeout(WAIT_MS) });
-        await response.arrayBuffer();
-        statuses.push(response.status);
-      }
-    }),
-  );
-  return statuses;
-}
-
-interface LogLine {
-  level: number;
-  time: number;
-  msg: string;
-}
-
-/** The complete JSON lines of `text` (a last one cut short left out). */
-function logLines(text: string): LogLine[] {
-  return text
-    .slice(0, text.lastIndexOf('\n') + 1)
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as LogLine);
-}
-
 const WARNING = 'library check was given a request without a method and url as strings: answered bad_request';
 
 describe('keygate as a library with a stdout nobody reads', () => {
@@ -148,7 +116,7 @@ describe('keygate as a library with a stdout nobody reads', () => {
       const app = startApp(dir, mode);
       try {
         const url = (await app.said('listening ')).slice('listening '.length);
-        expect(await requests(url)).toEqual(Array.from({ length: REQUESTS }, () => status));
+        expect(await longRequests(url, REQUESTS, WAIT_MS)).toEqual(Array.from({ length: REQUESTS }, () => status));
         app.child.kill('SIGTERM');
         // The lines kept are given up after a few seconds without a reader: close() resolves,
         // and nothing of keygate's is left to hold the event loop.
@@ -157,7 +125,7 @@ describe('keygate as a library with a stdout nobody reads', () => {
         app.child.stdout.resume();
         await app.closed();
         // What the pipe held came out whole and in order; the rest was given up.
-        const lines = logLines(app.stdout());
+        const lines = completeLogLines(app.stdout());
         const times = lines.map((line) => line.time);
         expect(times).toEqual([...times].sort((a, b) => a - b));
       } finally {
@@ -170,7 +138,7 @@ describe('keygate as a library with a stdout nobody reads', () => {
     const app = startApp(dir, 'check', { EXIT_AT_ONCE: '3' });
     try {
       const url = (await app.said('listening ')).slice('listening '.length);
-      expect(await requests(url)).toEqual(Array.from({ length: REQUESTS }, () => 400));
+      expect(await longRequests(url, REQUESTS, WAIT_MS)).toEqual(Array.from({ length: REQUESTS }, () => 400));
       app.child.kill('SIGTERM');
       // No exit hook of keygate's (pino's retried the writes for ever) holds it: the application's own code.
       expect(await app.exited()).toBe(3);
@@ -185,7 +153,7 @@ describe('keygate as a library with a stdout nobody reads', () => {
     let pace: NodeJS.Timeout | undefined;
     try {
       const url = (await app.said('listening ')).slice('listening '.length);
-      expect(await requests(url)).toEqual(Array.from({ length: REQUESTS }, () => 400));
+      expect(await longRequests(url, REQUESTS, WAIT_MS)).toEqual(Array.from({ length: REQUESTS }, () => 400));
       app.child.kill('SIGTERM');
       await app.said('closing');
       // From now on the reader takes one chunk (at most 64 KB) every 400 ms: about 1.6 MB of
@@ -199,7 +167,7 @@ describe('keygate as a library with a stdout nobody reads', () => {
       app.child.stdout.resume();
       await app.closed();
       expect(app.stderr()).toMatch(/closing\nclosed\n$/);
-      const lines = logLines(app.stdout());
+      const lines = completeLogLines(app.stdout());
       expect(lines.filter((line) => line.msg === WARNING)).toHaveLength(REQUESTS);
       const times = lines.map((line) => line.time);
       expect(times).toEqual([...times].sort((a, b) => a - b));

@@ -15,16 +15,10 @@ import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { BIN, runCli } from './support/cli.js';
 import { tempDir } from './support/temp.js';
+import { completeLogLines, logLines, longRequests, LONG_PATH, type LogLine } from './support/log-lines.js';
 
 /** How long a line is waited for before the test is taken as hung (a loaded host took 12 s for a CLI run). */
 const LINE_TIMEOUT_MS = 60_000;
-
-interface LogLine {
-  level: number;
-  time: number;
-  msg: string;
-  [field: string]: unknown;
-}
 
 /** A `keygate serve` as journald runs it: stdout and stderr kept apart. */
 function startServe(file: string, env?: NodeJS.ProcessEnv) {
@@ -55,20 +49,6 @@ function startServe(file: string, env?: NodeJS.ProcessEnv) {
         look();
       }),
   };
-}
-
-/** Every line of `text` as a log line: each must be JSON. */
-function logLines(text: string): LogLine[] {
-  return text
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => {
-      try {
-        return JSON.parse(line) as LogLine;
-      } catch {
-        throw new Error(`not a JSON log line: ${line.slice(0, 200)}`);
-      }
-    });
 }
 
 function profile(dir: string, name: string, fields: Record<string, unknown> = {}): string {
@@ -176,28 +156,18 @@ describe('keygate serve as it stops', () => {
 const ADMIN_TOKEN = 'serve-exit-admin-token-0123456789';
 /** How long one request may take before the gateway is taken as held by its log (it answers in milliseconds). */
 const REQUEST_TIMEOUT_MS = 30_000;
-/** A target of about 8 KB, logged whole in the request's line: 200 of them are more than a pipe and a reader's buffer hold. */
-const LONG_PATH = '/seg'.repeat(2_000);
+/** Requests refused for want of a key, each a log line of about 8 KB: 200 of them are more than a pipe and a reader's buffer hold. */
+const REQUESTS = 200;
+const ALL_REFUSED = Array.from({ length: REQUESTS }, () => 401);
 
 /**
- * `count` requests refused for want of a key (each a log line of about 8 KB), 20 at a
- * time; answers their statuses. Each is given up after REQUEST_TIMEOUT_MS: a gateway held
- * by its log fails the test instead of hanging it.
+ * The gateway's and admin API's addresses, once keygate has written the last line it
+ * writes by itself at start: every line after it is a request's.
  */
-async function refusedRequests(gateway: string, count: number): Promise<number[]> {
-  const statuses: number[] = [];
-  let sent = 0;
-  await Promise.all(
-    Array.from({ length: 20 }, async () => {
-      while (sent < count) {
-        sent++;
-        const response = await fetch(`${gateway}${LONG_PATH}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-        await response.arrayBuffer();
-        statuses.push(response.status);
-      }
-    }),
-  );
-  return statuses;
+async function quietAfterStart(serve: ReturnType<typeof startServe>): Promise<{ gateway: string; admin: string }> {
+  const addresses = JSON.parse(await serve.logged('keygate is serving')) as { gateway: string; admin: string };
+  await serve.logged('the upstream accepts no connections');
+  return addresses;
 }
 
 /** keygate_log_lines_dropped_total, read from the admin API's /metrics. */
@@ -222,11 +192,6 @@ async function refusedAt(url: string): Promise<void> {
   }
 }
 
-/** The complete lines of `text` (a last one cut short by an exit left out), each a log line. */
-function completeLogLines(text: string): LogLine[] {
-  return logLines(text.slice(0, text.lastIndexOf('\n') + 1));
-}
-
 describe('keygate serve with a log reader that stops reading', () => {
   const dir = tempDir('serve-log-reader');
 
@@ -234,14 +199,11 @@ describe('keygate serve with a log reader that stops reading', () => {
     const serve = startServe(profile(dir, 'stalled-reader', { log: { bufferSize: 65_536 } }), { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN });
     const { child } = serve;
     try {
-      const { gateway, admin } = JSON.parse(await serve.logged('keygate is serving')) as { gateway: string; admin: string };
-      // The last line keygate writes by itself at start: every line after it is a request's.
-      await serve.logged('the upstream accepts no connections');
+      const { gateway, admin } = await quietAfterStart(serve);
       expect(await droppedLogLines(admin)).toBe(0);
       // From now on nothing is read: the pipe fills, then keygate's 64 KB of lines.
       child.stdout.pause();
-      const requests = 200;
-      expect(await refusedRequests(gateway, requests)).toEqual(Array.from({ length: requests }, () => 401));
+      expect(await longRequests(gateway, REQUESTS, REQUEST_TIMEOUT_MS)).toEqual(ALL_REFUSED);
       const dropped = await droppedLogLines(admin);
       expect(dropped).toBeGreaterThan(0);
 
@@ -258,7 +220,7 @@ describe('keygate serve with a log reader that stops reading', () => {
       }
       // Every request either logged, in order, or counted as dropped.
       const logged = lines.filter((line) => line.msg === 'request');
-      expect(logged.length + dropped).toBe(requests);
+      expect(logged.length + dropped).toBe(REQUESTS);
       const times = lines.map((line) => line.time);
       expect(times).toEqual([...times].sort((a, b) => a - b));
       expect(await droppedLogLines(admin)).toBe(dropped);
@@ -277,12 +239,10 @@ describe('keygate serve with a log reader that stops reading', () => {
     const serve = startServe(profile(dir, 'paused-reader'));
     const { child } = serve;
     try {
-      const { gateway } = JSON.parse(await serve.logged('keygate is serving')) as { gateway: string };
-      await serve.logged('the upstream accepts no connections');
+      const { gateway } = await quietAfterStart(serve);
       child.stdout.pause();
       // About 1.6 MB of lines: more than the pipe holds, less than log.bufferSize (16 MB).
-      const requests = 200;
-      expect(await refusedRequests(gateway, requests)).toEqual(Array.from({ length: requests }, () => 401));
+      expect(await longRequests(gateway, REQUESTS, REQUEST_TIMEOUT_MS)).toEqual(ALL_REFUSED);
       child.kill('SIGTERM');
       // Its listeners closed: keygate is at its last step, its lines still waiting for the reader.
       await refusedAt(gateway);
@@ -293,9 +253,9 @@ describe('keygate serve with a log reader that stops reading', () => {
       const lines = logLines(serve.stdout());
       // The requests above: refusedAt's first probe (to /) may be answered, and logged, before the SIGTERM is handled.
       const logged = lines.filter((line) => line.msg === 'request' && line.target === LONG_PATH);
-      expect(logged).toHaveLength(requests);
+      expect(logged).toHaveLength(REQUESTS);
       // Each once, in the order they were written.
-      expect(new Set(logged.map((line) => line.reqId)).size).toBe(requests);
+      expect(new Set(logged.map((line) => line.reqId)).size).toBe(REQUESTS);
       const times = lines.map((line) => line.time);
       expect(times).toEqual([...times].sort((a, b) => a - b));
       expect(lines.slice(-2).map((line) => line.msg)).toEqual(['keygate stopping (SIGTERM): closing the listeners', 'keygate stopped']);
@@ -309,11 +269,9 @@ describe('keygate serve with a log reader that stops reading', () => {
     const serve = startServe(profile(dir, 'gone-reader'));
     const { child } = serve;
     try {
-      const { gateway } = JSON.parse(await serve.logged('keygate is serving')) as { gateway: string };
-      await serve.logged('the upstream accepts no connections');
+      const { gateway } = await quietAfterStart(serve);
       child.stdout.pause();
-      const requests = 200;
-      expect(await refusedRequests(gateway, requests)).toEqual(Array.from({ length: requests }, () => 401));
+      expect(await longRequests(gateway, REQUESTS, REQUEST_TIMEOUT_MS)).toEqual(ALL_REFUSED);
       child.kill('SIGTERM');
       // Read again only once it has exited (or been taken as hung).
       const exit = await Promise.race([serve.exited(), new Promise<string>((resolve) => setTimeout(() => resolve('still running'), LINE_TIMEOUT_MS))]);
@@ -323,7 +281,7 @@ describe('keygate serve with a log reader that stops reading', () => {
       // What the pipe held is there, in order; the rest was given up.
       const lines = completeLogLines(serve.stdout());
       const logged = lines.filter((line) => line.msg === 'request');
-      expect(logged.length).toBeLessThan(requests);
+      expect(logged.length).toBeLessThan(REQUESTS);
       const times = lines.map((line) => line.time);
       expect(times).toEqual([...times].sort((a, b) => a - b));
       expect(serve.stderr()).toBe('');
