@@ -4,10 +4,11 @@
  * (`apt-get install valgrind`) and a build (`npm run build`), and takes a few minutes
  * per case.
  *
- *   node bench/instructions.js <b|c|d> [--warmup=20000] [--requests=5000] [--dump=<file>]
+ *   node bench/instructions.js <b|c|d|l> [--warmup=20000] [--requests=5000] [--dump=<file>]
  *   node bench/instructions.js authorize [--requests=300000]
  *
- * b, c, d: the bare proxy or keygate (the profiles of `npm run bench`) runs under
+ * b, c, d, l: the bare proxy or keygate (the profiles of `npm run bench`; l's log lines go
+ *   to a pipe this process reads and discards) runs under
  *   callgrind with counting off; this process sends `warmup` requests one at a time,
  *   then counts the next `requests` and reports the main thread's instructions per
  *   request. One at a time, so batching does not blur the figure; the store flush is
@@ -41,12 +42,12 @@ const SLOW_MODE_MARK = 'Runtime_DefineKeyedOwnPropertyInLiteral';
  */
 const CODE_MAP_FLAGS = ['--perf-basic-prof', '--logfile=/dev/null'];
 
-const USAGE = 'usage: node bench/instructions.js <b|c|d|authorize> [--warmup=N] [--requests=N] [--dump=<file>]';
+const USAGE = 'usage: node bench/instructions.js <b|c|d|l|authorize> [--warmup=N] [--requests=N] [--dump=<file>]';
 const [which, ...rest] = process.argv.slice(2);
 const options = Object.fromEntries(rest.map((arg) => arg.replace(/^--/, '').split('=')));
 const warmup = count('warmup', 20_000);
 const requests = count('requests', which === 'authorize' ? 300_000 : 5_000);
-if (!['b', 'c', 'd', 'authorize'].includes(which) || Object.keys(options).some((name) => !['warmup', 'requests', 'dump'].includes(name))) stop(USAGE);
+if (!['b', 'c', 'd', 'l', 'authorize'].includes(which) || Object.keys(options).some((name) => !['warmup', 'requests', 'dump'].includes(name))) stop(USAGE);
 if ('dump' in options && !options.dump) stop(`--dump needs a file name: --dump=<file>\n${USAGE}`);
 if (!existsSync(path.join(BENCH_DIR, '..', 'dist', 'serve.js'))) stop('dist/ is missing: run `npm run build` first');
 try {
@@ -87,8 +88,8 @@ async function countProxy(kind, warmup, requests) {
       // start of the counted window: V8 then deoptimized the gateway's request handler
       // and the pipeline, and part of the window ran unoptimized (about 4,000
       // instructions per request more). Real runs pay for that once per 30 s, not per request.
-      writeFileSync(file, JSON.stringify({ ...profile, keyCacheTtl: '1h' }));
-      proxy = await startChild('keygate.js', [file], true, { KEYGATE_BENCH_FLUSH_MS: '600000' });
+      writeFileSync(file, JSON.stringify({ ...profile, keyCacheTtl: '1h', ...(kind === 'l' ? { log: { level: 'info', requests: true } } : {}) }));
+      proxy = await startChild('keygate.js', [file], true, { KEYGATE_BENCH_FLUSH_MS: '600000' }, kind === 'l');
     }
     const client = new Client(proxy.info.url, { pipelining: 1 });
     const authorization = `Bearer ${proxy.info.secret ?? `kg_live_${'x'.repeat(30)}`}`;
@@ -154,13 +155,14 @@ function totalOf(file) {
 }
 
 /** A bench server; under callgrind (counting off until turned on) when asked. */
-function startChild(script, args, underCallgrind, env = {}) {
+function startChild(script, args, underCallgrind, env = {}, discardStdout = false) {
   // Under valgrind everything is ~50 times slower: every server lives an hour, not the
   // runner's 10 minutes.
   const lifetime = { env: { ...process.env, KEYGATE_BENCH_LIFETIME_MS: String(60 * 60_000), ...env } };
   if (!underCallgrind) return startServer(script, args, lifetime);
   return startServer(script, args, {
     ...lifetime,
+    discardStdout,
     execPath: VALGRIND,
     execArgv: ['--quiet', '--tool=callgrind', '--separate-threads=yes', '--instr-atstart=no', `--callgrind-out-file=${path.join(tmp, 'callgrind.out.%p')}`, process.execPath, ...(options.dump ? CODE_MAP_FLAGS : [])],
     // valgrind is slow to start a Node process: minutes, not seconds.

@@ -189,8 +189,16 @@ function parseQuery(url: string): Map<string, string[]> {
  * key in `?a=1;apikey=…` even though keygate took it from the header.
  */
 export function withoutCredentialParams(url: string, locations: readonly CredentialLocation[], replacement?: string): string {
-  return credentialParamRemover(locations)(url, replacement);
+  let remover = removers.get(locations);
+  if (remover === undefined) {
+    remover = credentialParamRemover(locations);
+    removers.set(locations, remover);
+  }
+  return remover(url, replacement);
 }
+
+/** The remover of each profile's credential locations (a reload's new profile gets its own): the library and the access log ask on every request. */
+const removers = new WeakMap<readonly CredentialLocation[], (url: string, replacement?: string) => string>();
 
 /**
  * `withoutCredentialParams` for one profile's credential locations, the parameter names

@@ -23,6 +23,7 @@ import { AWAITS_CONTINUE, createForwarder, type AwaitingRequest } from './forwar
 import { lastOnItsConnection } from '../http-internals.js';
 import { statusClass } from '../usage/usage-recorder.js';
 import { redactedTarget } from './redacted-target.js';
+import { requestLogOf } from '../log.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
 import { clientAddress, trustedProxyCheck } from './trusted-proxies.js';
@@ -90,6 +91,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   // and the reloadable settings are read from `rt` per request, as a reload replaces them.
   const { config, usage } = rt;
   const log = rt.log.child({ component: 'gateway' });
+  /** The access log's lines, one per request (`finish`): fields of keygate's own only, so not run through redaction paths. */
+  const requestLog = requestLogOf(rt.log, { component: 'gateway' });
   const { metrics } = options;
   // Keeps every nextTick of the process off V8's slow path (see tick-shape.ts); the CLI
   // and the library's entry point have asked already, when they loaded.
@@ -422,7 +425,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     metrics?.request(outcome, record.reason ?? '', ms / 1000, status);
     if (record.accountId && outcome === 'forwarded') usage.add(record.accountId, record.admittedAt ?? rt.clock(), 'requests', statusClass(status));
     if (!rt.config.log.requests) return;
-    log.info(
+    requestLog.info(
       {
         reqId: request.id,
         // Behind trusted load balancers, the client they name.
@@ -432,9 +435,10 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
         status,
         ms: Math.round(ms * 10) / 10,
         outcome,
-        ...(record.reason ? { reason: record.reason } : {}),
-        ...(record.keyId ? { key: record.keyId } : {}),
-        ...(record.accountId ? { account: record.accountId } : {}),
+        // One shape for every line: a field without a value is left out of it (pino writes no undefined).
+        reason: record.reason || undefined,
+        key: record.keyId || undefined,
+        account: record.accountId || undefined,
       },
       'request',
     );

@@ -10,6 +10,7 @@ import { REDACTED } from '../log.js';
 
 /** `scheme://user:password@` at the start of an absolute-form target (one keygate refused). */
 const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
+const SLASH = 0x2f;
 
 /**
  * The request target as it may appear in logs: credential parameters replaced, and so is
@@ -17,7 +18,9 @@ const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
  * does not read keys from).
  */
 export function redactedTarget(rt: { config: Pick<Config, 'auth'>; keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'> }, url: string | undefined): string {
-  const withoutUserinfo = (url ?? '/').replace(USERINFO, `$1${REDACTED}@`);
+  const target = url ?? '/';
+  // An origin-form target (`/path?query`, nearly every one) has no userinfo to look for.
+  const withoutUserinfo = target.charCodeAt(0) === SLASH ? target : target.replace(USERINFO, `$1${REDACTED}@`);
   // A key written with percent-escapes (`sk%5Flive%5F…`), also escaped again (`%255F`), is
   // a key to whoever decodes it: then the target is logged decoded as far as the key showed.
   return withoutKeys(rt.keyFormat, withoutCredentialParams(withoutUserinfo, rt.config.auth.credentials, REDACTED));

@@ -1,0 +1,80 @@
+/**
+ * The access log's line per request, written by keygate's own log and by a logger the
+ * application gives (`serve(..., { log })`, as a library user would).
+ */
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LogCapture, startKeygate, type TestKeygate } from '../support/keygate.js';
+import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
+import { tempDir } from '../support/temp.js';
+import { createAccount } from '../../src/operations/accounts.js';
+import { createKey } from '../../src/operations/keys.js';
+
+const PROFILE = {
+  keys: { prefix: { live: 'sk_live_', test: 'sk_test_' } },
+  auth: { credentials: [{ in: 'header' as const, name: 'Authorization', scheme: 'Bearer' }, { in: 'query' as const, name: 'token' }] },
+  errors: { envelope: 'message' as const },
+  scopes: ['read'],
+};
+
+type Line = Record<string, unknown>;
+
+async function keyOf(kg: TestKeygate): Promise<{ secret: string; accountId: string; keyId: string }> {
+  const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+  const issued = await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'live', scopes: ['*'] }, 'test');
+  return { secret: issued.secret, accountId: account.id, keyId: issued.key.id };
+}
+
+describe('request log lines', () => {
+  let upstream: TestUpstream;
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+  });
+  afterAll(async () => {
+    await upstream?.close();
+  });
+
+  it("keygate's own log: every field of the line, the key in the query replaced, nothing of it anywhere", async () => {
+    const kg = await startKeygate({ ...PROFILE, upstream: { url: upstream.url } }, { dir: tempDir('request-log-own') });
+    try {
+      const { secret, accountId, keyId } = await keyOf(kg);
+      const response = await kg.call(`/sites?q=1&token=${secret}`);
+      expect(response.status).toBe(200);
+      await response.text();
+      const line = kg.logs.lines.map((text) => JSON.parse(text) as Line).findLast((l) => l.msg === 'request');
+      expect(line).toMatchObject({
+        level: 30,
+        name: 'keygate',
+        component: 'gateway',
+        client: '127.0.0.1',
+        method: 'GET',
+        target: '/sites?q=1&token=[REDACTED]',
+        status: 200,
+        outcome: 'forwarded',
+        key: keyId,
+        account: accountId,
+      });
+      expect(typeof line?.ms).toBe('number');
+      expect(kg.logs.text).not.toContain(secret);
+    } finally {
+      await kg.close();
+    }
+  });
+
+  it("a logger the application gives keeps its own redaction paths for request lines (here: the client's address)", async () => {
+    const capture = new LogCapture();
+    const log = pino({ level: 'info', redact: { paths: ['client'], censor: '[hidden]' } }, capture);
+    const kg = await startKeygate({ ...PROFILE, upstream: { url: upstream.url } }, { dir: tempDir('request-log-caller'), log });
+    try {
+      const { secret, keyId } = await keyOf(kg);
+      const response = await kg.call('/sites?case=caller', { headers: { Authorization: `Bearer ${secret}` } });
+      expect(response.status).toBe(200);
+      await response.text();
+      const line = capture.lines.map((text) => JSON.parse(text) as Line).findLast((l) => l.msg === 'request');
+      expect(line).toMatchObject({ component: 'gateway', client: '[hidden]', target: '/sites?case=caller', status: 200, key: keyId });
+      expect(capture.text).not.toContain(secret);
+    } finally {
+      await kg.close();
+    }
+  });
+});
