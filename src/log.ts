@@ -3,6 +3,7 @@
  * with credential query parameters replaced by `[REDACTED]`, headers are not logged at
  * all, and any field that could hold a key or token is censored by path.
  */
+import { fstatSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
 import sonicBoom, { type SonicBoom as SonicBoomStream } from 'sonic-boom';
@@ -50,12 +51,110 @@ export const LOG_FLUSH_MS = 5_000;
 export const LOG_FLUSH_LIMIT_MS = 60_000;
 
 /**
+ * How often, at most, standard error says that standard output's lines are being dropped
+ * (the first drop is said at once).
+ */
+export const DROP_WARNING_MS = 60_000;
+
+/** Room for the warnings that wait for standard error's reader: a few lines; one past that is lost. */
+const DROP_WARNING_BUFFER_BYTES = 4_096;
+
+/**
+ * Says on standard error, as it happens, that standard output's lines are being dropped:
+ * standard output's own warning comes only once its reader has taken every line kept, so
+ * while that reader stays stalled it would say nothing. At the first drop, then at most
+ * once every DROP_WARNING_MS while drops go on, each time with how many since the last.
+ *
+ * Written as standard output is, from a small bounded queue that never waits for its reader
+ * (not process.stderr, which keeps without bound what the pipe has no room for): a
+ * standard error that is stalled too holds no request. Its retries go on only while
+ * `retrying` says so (standard output's log is not closed), and its timer holds no process.
+ */
+class DropWarning {
+  private readonly stream: SonicBoomStream;
+  /** Lines dropped since the last warning that said so. */
+  private unsaid = 0;
+  private saidAt = -Infinity;
+  private timer: NodeJS.Timeout | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly bufferSize: number,
+    retrying: () => boolean,
+  ) {
+    // As for fd 1: Node makes a pipe on fd 2 non-blocking, so a full one fails at once (EAGAIN).
+    void process.stderr;
+    this.stream = new SonicBoom({ fd: 2, sync: false, maxLength: DROP_WARNING_BUFFER_BYTES, retryEAGAIN: retrying });
+    // A warning that cannot be written is not worth more than the lines it is about.
+    this.stream.on('error', () => {
+      this.ended = true;
+      this.stream.destroy();
+    });
+  }
+
+  /** A line was dropped from standard output. */
+  dropped(): void {
+    if (this.ended) return;
+    this.unsaid++;
+    if (this.timer !== undefined) return;
+    const wait = this.saidAt + DROP_WARNING_MS - performance.now();
+    if (wait <= 0) return this.say();
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.say();
+    }, wait).unref();
+  }
+
+  private say(): void {
+    const dropped = this.unsaid;
+    this.unsaid = 0;
+    this.saidAt = performance.now();
+    // The shape of keygate's own lines (pino's, at level 40), without a second pino on fd 2.
+    const line = {
+      level: 40,
+      time: Date.now(),
+      name: 'keygate',
+      droppedLines: dropped,
+      droppedLinesTotal: droppedLines,
+      bufferSize: this.bufferSize,
+      msg: `${dropped} log line(s) dropped because standard output was not read: ${this.bufferSize} bytes of lines wait for it (log.bufferSize); keygate_log_lines_dropped_total counts them`,
+    };
+    this.stream.write(`${JSON.stringify(line)}\n`);
+  }
+
+  /** Says nothing more: what it keeps is written while `retrying` allows, then given up. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.timer);
+    this.stream.end();
+  }
+}
+
+/**
+ * Whether standard error is another file than standard output. Where it is the same
+ * (journald's stream, `2>&1`), a warning there would wait behind the very lines not read,
+ * and could land inside one that was half written.
+ */
+function standardErrorApart(): boolean {
+  try {
+    const out = fstatSync(1);
+    const err = fstatSync(2);
+    return out.dev !== err.dev || out.ino !== err.ino;
+  } catch {
+    // No standard error (closed): nowhere to say it.
+    return false;
+  }
+}
+
+/**
  * Standard output, written from a bounded queue (sonic-boom, asynchronously, with
  * `maxLength`). A write never waits for the reader: a log reader that stops reading (a
  * stalled log shipper, a full pipe) holds no request. Up to `bufferSize` bytes of lines
  * wait for it; a line past that is dropped, counted (droppedLogLines,
- * keygate_log_lines_dropped_total) and, once the reader has taken everything kept, said in
- * one warning. Its last user writes what is kept, in order, with `close`.
+ * keygate_log_lines_dropped_total), said at once on standard error (DropWarning) and, once
+ * the reader has taken everything kept, in one warning. Its last user writes what is kept,
+ * in order, with `close`.
  *
  * Made with sonic-boom itself, not `pino.destination`: that one installs a process-wide
  * exit hook (`flushSync`) which, on a reader that never reads again, retries for ever, so
@@ -75,6 +174,8 @@ class StandardOutput {
   private unsaid = 0;
   /** The log that says the drops (the last one made on standard output). */
   sayer: Log | undefined;
+  /** Says the drops on standard error while they happen: made at the first; false where standard error is standard output, or once closing. */
+  private dropWarning: DropWarning | false | undefined;
   /** Set once it closes: lines after that are dropped, a retry of the reader given up. */
   private closed = false;
   private closing: Promise<boolean> | undefined;
@@ -95,6 +196,8 @@ class StandardOutput {
     this.stream.on('drop', () => {
       droppedLines++;
       this.unsaid++;
+      this.dropWarning ??= standardErrorApart() && new DropWarning(this.bufferSize, () => !this.closed);
+      if (this.dropWarning) this.dropWarning.dropped();
     });
     // Everything kept is out: the reader reads again.
     this.stream.on('drain', () => {
@@ -133,6 +236,10 @@ class StandardOutput {
    * (a gap, lines out of order), and retry for ever.
    */
   close(ms: number): Promise<boolean> {
+    // Standard error's warnings are written while standard output's lines are, no longer,
+    // and none is begun once it closes.
+    if (this.dropWarning) this.dropWarning.end();
+    this.dropWarning = false;
     this.closing ??= new Promise<boolean>((resolve) => {
       if (this.closed) return resolve(false);
       let timer: NodeJS.Timeout | undefined;

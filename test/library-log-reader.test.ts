@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { createKeygate, parseConfigObject } from '../src/index.js';
+import { DROP_WARNING_MS } from '../src/log.js';
 import { tempDir } from './support/temp.js';
 import { completeLogLines, longRequests, type LogLine } from './support/log-lines.js';
 
@@ -27,6 +28,7 @@ const REQUESTS = 200;
  * 400 and logs a warning with the target), or keygate's own serve() (a request line each).
  * On SIGTERM it stops as docs/library.md shows (`process.exit(code)` at once instead with
  * EXIT_AT_ONCE), saying on stderr what it does; then nothing ends it but its event loop.
+ * LOG_BUFFER_SIZE sets log.bufferSize.
  */
 const APP = `
 import http from 'node:http';
@@ -40,6 +42,7 @@ const config = parseConfigObject({
   listen: { host: '127.0.0.1', port: 0 },
   admin: { listen: { host: '127.0.0.1', port: 0 } },
   dashboard: { enabled: false },
+  ...(process.env.LOG_BUFFER_SIZE ? { log: { bufferSize: Number(process.env.LOG_BUFFER_SIZE) } } : {}),
 });
 const loaded = { config, file: 'inline', dir };
 let stop;
@@ -97,8 +100,8 @@ function startApp(dir: string, mode: 'check' | 'serve', env: NodeJS.ProcessEnv =
     stdout: () => stdout,
     stderr: () => stderr,
     said,
-    /** The exit code, or 'still running' if it has not exited within WAIT_MS. */
-    exited: () => Promise.race([exited, new Promise<string>((resolve) => setTimeout(resolve, WAIT_MS, 'still running').unref())]),
+    /** The exit code, or 'still running' if it has not exited within `ms`. */
+    exited: (ms = WAIT_MS) => Promise.race([exited, new Promise<string>((resolve) => setTimeout(resolve, ms, 'still running').unref())]),
     closed: () => closed,
   };
 }
@@ -133,6 +136,23 @@ describe('keygate as a library with a stdout nobody reads', () => {
       }
     });
   }
+
+  it('says dropped lines on stderr as they are dropped, and once close() resolves the process exits by itself, code 0', async () => {
+    const app = startApp(dir, 'check', { LOG_BUFFER_SIZE: '65536' });
+    try {
+      const url = (await app.said('listening ')).slice('listening '.length);
+      expect(await longRequests(url, REQUESTS, WAIT_MS)).toEqual(Array.from({ length: REQUESTS }, () => 400));
+      // The first drop is said at once; the next would be DROP_WARNING_MS later, on a timer
+      // that close() ends and that holds no process meanwhile.
+      expect(JSON.parse(await app.said('{"level":40'))).toMatchObject({ name: 'keygate', droppedLines: 1, droppedLinesTotal: 1, bufferSize: 65_536 });
+      app.child.kill('SIGTERM');
+      await app.said('closed');
+      // Held by that timer, it would exit only once the next warning was due.
+      expect(await app.exited(DROP_WARNING_MS / 2)).toBe(0);
+    } finally {
+      app.child.kill('SIGKILL');
+    }
+  });
 
   it('lets the application exit with process.exit() while keygate still keeps lines for the reader', async () => {
     const app = startApp(dir, 'check', { EXIT_AT_ONCE: '3' });

@@ -3,7 +3,9 @@
  * container runtime reads it: every line a JSON log line on stdout, nothing on stderr,
  * none lost and none out of order, even when the reader is slower than keygate writes.
  * A reader that stops reading holds no request: lines past log.bufferSize are dropped and
- * counted, and an exit waits a few seconds at most for it.
+ * counted, and an exit waits a few seconds at most for it. The one exception to nothing
+ * on stderr: lines dropped that way are said there too, as a JSON warning, at once (stdout's
+ * own warning waits for its reader); a stderr nobody reads holds no request either.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -20,9 +22,14 @@ import { completeLogLines, logLines, longRequests, LONG_PATH, type LogLine } fro
 /** How long a line is waited for before the test is taken as hung (a loaded host took 12 s for a CLI run). */
 const LINE_TIMEOUT_MS = 60_000;
 
-/** A `keygate serve` as journald runs it: stdout and stderr kept apart. */
-function startServe(file: string, env?: NodeJS.ProcessEnv) {
-  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(process.execPath, [BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
+/**
+ * A `keygate serve` as journald runs it: stdout and stderr kept apart, or, with
+ * `stderrOnStdout`, one pipe for both (`2>&1`, journald's own stream).
+ */
+function startServe(file: string, env?: NodeJS.ProcessEnv, { stderrOnStdout = false } = {}) {
+  const args = [BIN, 'serve', '--config', file];
+  const [program, programArgs] = stderrOnStdout ? ['sh', ['-c', 'exec "$0" "$@" 2>&1', process.execPath, ...args]] : [process.execPath, args];
+  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(program, programArgs, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -36,19 +43,25 @@ function startServe(file: string, env?: NodeJS.ProcessEnv) {
     stderr: () => stderr,
     exited: () => exited,
     closed: () => closed,
-    /** The first line containing `text`, once it has been written. */
-    logged: (text: string) =>
-      new Promise<string>((resolve, reject) => {
-        const deadline = Date.now() + LINE_TIMEOUT_MS;
-        const look = () => {
-          const line = stdout.split('\n').find((l) => l.includes(text));
-          if (line !== undefined) resolve(line);
-          else if (Date.now() > deadline) reject(new Error(`no "${text}" within ${LINE_TIMEOUT_MS / 1000} s:\n${stdout}\n${stderr}`));
-          else setTimeout(look, 25);
-        };
-        look();
-      }),
+    /** The first line of stdout containing `text`, once it has been written. */
+    logged: (text: string) => firstLineWith(text, () => stdout, () => `${stdout}\n${stderr}`),
+    /** The first line of stderr containing `text`, once it has been written. */
+    warned: (text: string) => firstLineWith(text, () => stderr, () => stderr),
   };
+}
+
+/** The first complete line of `read()` containing `text`, once there is one (within LINE_TIMEOUT_MS); `shown` says what was read instead. */
+function firstLineWith(text: string, read: () => string, shown: () => string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const deadline = Date.now() + LINE_TIMEOUT_MS;
+    const look = () => {
+      const line = read().split('\n').slice(0, -1).find((l) => l.includes(text));
+      if (line !== undefined) resolve(line);
+      else if (Date.now() > deadline) reject(new Error(`no "${text}" within ${LINE_TIMEOUT_MS / 1000} s:\n${shown()}`));
+      else setTimeout(look, 25);
+    };
+    look();
+  });
 }
 
 function profile(dir: string, name: string, fields: Record<string, unknown> = {}): string {
@@ -159,6 +172,8 @@ const REQUEST_TIMEOUT_MS = 30_000;
 /** Requests refused for want of a key, each a log line of about 8 KB: 200 of them are more than a pipe and a reader's buffer hold. */
 const REQUESTS = 200;
 const ALL_REFUSED = Array.from({ length: REQUESTS }, () => 401);
+/** The message of the warning keygate writes on stderr when standard output's lines are dropped. */
+const DROP_WARNING = /^\d+ log line\(s\) dropped because standard output was not read: /;
 
 /**
  * The gateway's and admin API's addresses, once keygate has written the last line it
@@ -229,7 +244,97 @@ describe('keygate serve with a log reader that stops reading', () => {
       expect(await serve.exited()).toBe(0);
       await serve.closed();
       expect(logLines(serve.stdout()).at(-1)?.msg).toBe('keygate stopped');
+      // Nothing on stderr but the drops, said there as they happened (the next test).
+      for (const line of logLines(serve.stderr())) expect(line.msg).toMatch(DROP_WARNING);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('says on stderr, while its log reader still reads nothing, that lines are being dropped: one JSON line at the first drop', async () => {
+    const serve = startServe(profile(dir, 'stalled-reader-warned', { log: { bufferSize: 65_536 } }), { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN });
+    const { child } = serve;
+    try {
+      const { gateway, admin } = await quietAfterStart(serve);
       expect(serve.stderr()).toBe('');
+      child.stdout.pause();
+      expect(await longRequests(gateway, REQUESTS, REQUEST_TIMEOUT_MS)).toEqual(ALL_REFUSED);
+      const dropped = await droppedLogLines(admin);
+      expect(dropped).toBeGreaterThan(0);
+
+      // stdout is still not read: its own warning waits behind the lines it keeps.
+      const warning = JSON.parse(await serve.warned('log line(s) dropped')) as LogLine;
+      expect(warning).toEqual({
+        level: 40,
+        time: expect.any(Number),
+        name: 'keygate',
+        droppedLines: 1,
+        droppedLinesTotal: 1,
+        bufferSize: 65_536,
+        msg: '1 log line(s) dropped because standard output was not read: 65536 bytes of lines wait for it (log.bufferSize); keygate_log_lines_dropped_total counts them',
+      });
+      // The next one says the drops since, a minute later at the soonest (the test is over by then).
+      const warnings = logLines(serve.stderr());
+      for (const line of warnings) expect(line.msg).toMatch(DROP_WARNING);
+      expect(warnings.reduce((sum, line) => sum + (line.droppedLines as number), 0)).toBeLessThanOrEqual(dropped);
+
+      child.stdout.resume();
+      child.kill('SIGTERM');
+      expect(await serve.exited()).toBe(0);
+      await serve.closed();
+      expect(logLines(serve.stdout()).at(-1)?.msg).toBe('keygate stopped');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('answers every request, and exits, when stderr is not read either', async () => {
+    // keygate's stderr is full from the start: a megabyte of empty lines waits in it (Node
+    // keeps what the pipe has no room for), so the drop warning can only wait its turn.
+    const filler = path.join(dir, 'fill-stderr.mjs');
+    writeFileSync(filler, `process.stderr.write('\\n'.repeat(1024 * 1024));\n`);
+    const serve = startServe(profile(dir, 'stalled-stderr', { log: { bufferSize: 65_536 } }), { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN, NODE_OPTIONS: `--import=${pathToFileURL(filler).href}` });
+    const { child } = serve;
+    child.stderr.pause();
+    try {
+      const { gateway, admin } = await quietAfterStart(serve);
+      child.stdout.pause();
+      expect(await longRequests(gateway, REQUESTS, REQUEST_TIMEOUT_MS)).toEqual(ALL_REFUSED);
+      expect(await droppedLogLines(admin)).toBeGreaterThan(0);
+
+      // Read again, stderr gets the warning kept for it, after the empty lines.
+      child.stderr.resume();
+      expect(JSON.parse(await serve.warned('log line(s) dropped'))).toMatchObject({ level: 40, droppedLines: 1, droppedLinesTotal: 1 });
+      child.stdout.resume();
+      child.kill('SIGTERM');
+      expect(await serve.exited()).toBe(0);
+      await serve.closed();
+      expect(logLines(serve.stdout()).at(-1)?.msg).toBe('keygate stopped');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('says dropped lines only once its log reader reads again, each line whole, when stderr is the same pipe as stdout', async () => {
+    const serve = startServe(profile(dir, 'shared-pipe', { log: { bufferSize: 65_536 } }), { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN }, { stderrOnStdout: true });
+    const { child } = serve;
+    try {
+      const { gateway, admin } = await quietAfterStart(serve);
+      child.stdout.pause();
+      expect(await longRequests(gateway, REQUESTS, REQUEST_TIMEOUT_MS)).toEqual(ALL_REFUSED);
+      const dropped = await droppedLogLines(admin);
+      expect(dropped).toBeGreaterThan(0);
+
+      child.stdout.resume();
+      await serve.logged(`"droppedLinesTotal":${dropped},`);
+      child.kill('SIGTERM');
+      expect(await serve.exited()).toBe(0);
+      await serve.closed();
+      // Every line JSON: no warning of stderr's came between the lines stdout was still writing.
+      const lines = logLines(serve.stdout());
+      expect(lines.filter((line) => DROP_WARNING.test(line.msg))).toEqual([]);
+      expect(lines.filter((line) => line.msg.includes('log line(s) dropped')).reduce((sum, line) => sum + (line.droppedLines as number), 0)).toBe(dropped);
+      expect(lines.at(-1)?.msg).toBe('keygate stopped');
     } finally {
       child.kill('SIGKILL');
     }

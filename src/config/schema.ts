@@ -658,7 +658,7 @@ export const configSchema = z
           .max(LOG_BUFFER_MAX_BYTES, `a number of bytes, at most ${LOG_BUFFER_MAX_BYTES} (1 GB)`)
           .default(LOG_BUFFER_BYTES)
           .describe(
-            `The most bytes of log lines keygate keeps for standard output while its reader does not read (a stalled log shipper, a full pipe): requests are never held by the log, and a line past this is dropped, counted in keygate_log_lines_dropped_total and said in a warning once the reader reads again. Default ${LOG_BUFFER_BYTES} (16 MB). Taken at start.`,
+            `The most bytes of log lines keygate keeps for standard output while its reader does not read (a stalled log shipper, a full pipe): requests are never held by the log, and a line past this is dropped, counted in keygate_log_lines_dropped_total, said at once in a warning on standard error and, once the reader reads again, on standard output. Default ${LOG_BUFFER_BYTES} (16 MB). Taken at start.`,
           ),
       })
       .strict()
