@@ -541,6 +541,20 @@ describe('keygate refuses bad profiles, naming the field', () => {
     );
   });
 
+  it('refuses a route cost charged to a gauge meter, whose usage is the level reported and would never show the units charged', async () => {
+    const file = path.join(dir, 'cost-on-gauge.yaml');
+    writeFileSync(
+      file,
+      'upstream: {url: "http://127.0.0.1:1"}\nplans:\n  pro: {meters: {keywords: {kind: gauge, limit: 20}}}\n  team: {meters: {keywords: {limit: 20}}}\nroutes:\n  - {path: /v1/keywords, cost: {meter: keywords, perRequest: 5}}\n',
+    );
+    const r = await runCli(['check', '--config', file]);
+    expect([r.code, r.stdout]).toEqual([2, '']);
+    expect(r.stderr).toBe(
+      `${file}: invalid configuration\n` +
+        '  - routes[0].cost.meter: "keywords" is a gauge on plan "pro" (a level the upstream or an operator reports): a cost is charged to a consumed meter\n',
+    );
+  });
+
   it('an upstream URL without its scheme is one problem, the scheme, not also a "path" that is not there', async () => {
     const file = path.join(dir, 'no-scheme.yaml');
     writeFileSync(file, 'upstream: {url: "localhost:4100"}\ndashboard: {publicUrl: "keys.example.com:8443"}\n');

@@ -707,6 +707,14 @@ export const configSchema = z
       if (!meterOnSomePlan) {
         ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `no plan defines meter "${route.cost.meter}"` });
       }
+      // A gauge's usage is the level reported for it: units charged to it would be counted
+      // where no usage, forecast or dashboard shows them, yet refuse requests at its limit.
+      const meter = route.cost.meter;
+      const gaugeOn = Object.keys(config.plans).filter((id) => config.plans[id]?.meters[meter]?.kind === 'gauge');
+      if (gaugeOn.length > 0) {
+        const plans = `${gaugeOn.length === 1 ? 'plan' : 'plans'} ${gaugeOn.map((id) => `"${id}"`).join(', ')}`;
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `"${meter}" is a gauge on ${plans} (a level the upstream or an operator reports): a cost is charged to a consumed meter` });
+      }
     });
     config.builtins.forEach((builtin, i) => checkRequired(builtin.scopes, ['builtins', i]));
     // Two listeners on one port: serve would fail on the second, blaming "another process".
