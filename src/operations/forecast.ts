@@ -68,6 +68,9 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
     if (!match) throw new OperationError('invalid', `calls[${i}]: no route for ${method} ${path}`);
     const cost = match.kind === 'proxy' ? match.route.cost : undefined;
     if (!cost) return { ...call, method, meter: null, unitsPerCall: 0, units: 0 };
+    // As the gateway charges a HEAD: a per-request cost as the GET's, and nothing per record
+    // (its answer delivers none), whatever count its query asks for.
+    if (method === 'HEAD' && cost.perRequest === undefined) return { ...call, method, meter: cost.meter, unitsPerCall: 0, units: 0 };
     // As the gateway reserves: the query's count (`?limit=10`) when the route reads one.
     const records = cost.perRequest !== undefined ? cost.reserveRecords : (call.records ?? requestedRecords(cost, call.path));
     if (records === undefined) throw new OperationError('invalid', `calls[${i}]: ${cost.reserveFromQuery} in "${call.path}" is not a whole number (the gateway refuses such a request)`);

@@ -271,6 +271,25 @@ describe('unit quotas', () => {
     expect((await head('/v1/failing/status/200')).status).toBe(400);
   });
 
+  it('forecasts a HEAD as the gateway charges it: the per-request cost, nothing per record', async () => {
+    const { secret, accountId } = await keyOn('thousand');
+    const calls = [
+      { method: 'HEAD', path: '/v1/backlinks/records?n=500', count: 2 },
+      { method: 'HEAD', path: '/v1/backlinks/count-header', count: 1 },
+      { method: 'HEAD', path: '/v1/failing/status/200', count: 1 },
+    ];
+    const answer = await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls, accountId }) });
+    expect(answer.status).toBe(200);
+    const planned = (await answer.json()) as { lines: { units: number }[]; totals: Record<string, number>; covered: boolean };
+    expect(planned.lines.map((line) => line.units)).toEqual([0, 0, 100]);
+    expect([planned.totals, planned.covered]).toEqual([{ units: 100 }, true]);
+    // What the gateway charges for the same calls.
+    for (const { method, path, count } of calls) {
+      for (let i = 0; i < count; i++) expect((await kg.call(path, { method, headers: { authorization: `Token ${secret}` } })).status).toBe(200);
+    }
+    expect(await unitsLeft(secret)).toBe(1000 - 100);
+  });
+
   it('reserves what a per-record request asks for, so it cannot outspend the balance', async () => {
     const { secret } = await keyOn('thousand');
     const refused = await call(secret, 'GET', '/v1/backlinks/records?n=1500');
