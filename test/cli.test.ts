@@ -1434,7 +1434,7 @@ describe('keygate CLI does what the admin API does', () => {
     expect(await cli('audit', '--after', 'garbage')).toMatchObject({ code: 1, stderr: 'error: after: not a cursor keygate gave (take the one the previous page ended with)\n' });
   });
 
-  it('gives an account\'s daily usage (requests, denials, units by day) with --daily, --from and --to, as GET /v1/accounts/{id}/usage/daily does', async () => {
+  it('gives an account\'s daily usage (requests, denials, units by day) with --daily, --from and --to (alone: the 30 days up to it), as GET /v1/accounts/{id}/usage/daily does', async () => {
     const account = JSON.parse((await cli('--json', 'accounts', 'create', '--name', 'Daily')).stdout) as { id: string };
     // As the gateway records them.
     const store = openSqliteStore(path.join(dir, 'keygate.db'));
@@ -1447,6 +1447,13 @@ describe('keygate CLI does what the admin API does', () => {
     const r = await cli('--json', 'accounts', 'usage', account.id, '--from', '2026-11-01', '--to', '2026-11-10');
     expect([r.code, r.stderr]).toEqual([0, '']);
     expect(JSON.parse(r.stdout)).toEqual([
+      { day: '2026-11-02', metric: 'requests', label: '2xx', value: 5 },
+      { day: '2026-11-02', metric: 'units', label: 'credits', value: 50 },
+    ]);
+    // --to alone: the 30 days up to it, whatever day it is today (not a refusal naming a --from never given).
+    const upTo = await cli('--json', 'accounts', 'usage', account.id, '--to', '2026-11-10');
+    expect([upTo.code, upTo.stderr]).toEqual([0, '']);
+    expect(JSON.parse(upTo.stdout)).toEqual([
       { day: '2026-11-02', metric: 'requests', label: '2xx', value: 5 },
       { day: '2026-11-02', metric: 'units', label: 'credits', value: 50 },
     ]);

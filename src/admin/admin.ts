@@ -649,7 +649,12 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         tags: ['usage'],
         summary: 'Daily requests (by status class), denials (by reason) and units (by meter)',
         params: IdParams,
-        querystring: z.object({ from: z.iso.date().optional(), to: z.iso.date().optional() }).strict(),
+        querystring: z
+          .object({
+            from: z.iso.date().optional().describe('The first day (UTC), included; default: 30 days before `to`'),
+            to: z.iso.date().optional().describe('The last day (UTC), included; default: today'),
+          })
+          .strict(),
         response: { 200: z.array(z.object({ day: z.string(), metric: z.string(), label: z.string(), value: z.number() })) },
       },
     },

@@ -110,13 +110,14 @@ export type DailyUsage = { day: string; metric: string; label: string; value: nu
 
 /**
  * An account's daily counters from `from` to `to` (ISO days, both included); without
- * them, the last 30 days to today. The admin API's /usage/daily and the CLI's
- * `accounts usage --daily` answer with it.
+ * `to`, to today, and without `from`, from 30 days before `to`. The admin API's
+ * /usage/daily and the CLI's `accounts usage --daily` answer with it.
  */
 export async function dailyUsage(rt: Runtime, accountId: string, range: { from?: string | undefined; to?: string | undefined } = {}): Promise<DailyUsage[]> {
   await getAccount(rt, accountId);
   const to = range.to ?? isoDay(rt.clock());
-  const from = range.from ?? isoDay(rt.clock() - DEFAULT_USAGE_DAYS * DAY_MS);
+  // Counted back from `to`: a `to` given alone is never before a `from` the caller did not give.
+  const from = range.from ?? isoDay(Date.parse(to) - DEFAULT_USAGE_DAYS * DAY_MS);
   if (from > to) throw new OperationError('invalid', `from (${from}) is after to (${to})`);
   return (await rt.store.listUsageDaily(accountId, from, to)).map(({ day, metric, label, value }) => ({ day, metric, label, value }));
 }
