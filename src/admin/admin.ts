@@ -127,13 +127,13 @@ const { $schema: _dialect, ...PROBLEM_JSON_SCHEMA } = z.toJSONSchema(Problem, { 
 const MeterUsage = z.object({
   kind: z.enum(['consumed', 'gauge']),
   unit: z.string().nullable().describe("the meter's unit as the plan names it (e.g. credits); null: it names none"),
-  usage: z.number(),
-  limit: z.number(),
-  remaining: z.number(),
-  overage: z.number(),
-  overageAllowed: z.boolean(),
-  periodStart: z.string(),
-  periodEnd: z.string(),
+  usage: z.number().describe('consumed: the units charged this period, overage included; gauge: the level last reported'),
+  limit: z.number().describe("the account's own limit where it has one (limits.meters), else its plan's"),
+  remaining: z.number().describe('limit less usage, never below 0 (a per-record request in flight has its units reserved, not yet taken off; a flat cost is taken off as it is admitted)'),
+  overage: z.number().describe('usage past the limit'),
+  overageAllowed: z.boolean().describe("whether requests go on past the limit (the account's overage switch, else the plan's)"),
+  periodStart: z.string().describe('the first day of the current period (UTC), 2026-12-01'),
+  periodEnd: z.string().describe('the first day of the next period, not the last of this one: the day a consumed meter starts afresh (a gauge is never reset)'),
 });
 const Usage = z.object({ accountId: z.string(), planId: z.string(), planName: z.string(), apiEnabled: z.boolean(), planExpired: z.boolean(), meters: z.record(z.string(), MeterUsage) });
 const ForecastResult = z.object({
