@@ -1537,6 +1537,19 @@ describe("keygate CLI --json prints the admin API's answer body for the same ope
     expect(gauge.stdout).toBe(printed(put.body));
   });
 
+  it('accounts usage, without --json, names the day each consumed meter starts afresh (not a period a gauge would seem to reset at)', async () => {
+    const { id } = JSON.parse((await cli('accounts', 'create', '--name', 'Resets')).stdout) as { id: string };
+    const { body } = await api(`/v1/accounts/${id}/usage`);
+    const renews = (body as { meters: Record<string, { periodEnd: string }> }).meters.spentAt?.periodEnd;
+    const human = await runCli(['--config', configFile, 'accounts', 'usage', id]);
+    expect([human.code, human.stderr]).toEqual([0, '']);
+    expect(human.stdout.split('\n').slice(1, 4)).toEqual([
+      expect.stringMatching(/^METER +KIND +USAGE +LIMIT +REMAINING +OVERAGE +RESETS$/),
+      expect.stringMatching(new RegExp(`^spentAt +consumed +0 +100 +100 +0 +${renews}$`)),
+      expect.stringMatching(/^keywords +gauge +0 +50 +50 +0 +-$/),
+    ]);
+  });
+
   it("members unlock prints POST /v1/members/{id}/unlock's {member, lifted}", async () => {
     const { id: accountId } = JSON.parse((await cli('accounts', 'create', '--name', 'Paused')).stdout) as { id: string };
     const { id } = JSON.parse((await cli('members', 'invite', '--email', 'bo@acme.test', '--account', accountId)).stdout) as { id: string };

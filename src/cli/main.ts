@@ -588,8 +588,9 @@ export function buildCli(): Command {
           [
             `${usage.account.name} (${usage.account.id}) — plan ${usage.planName}, API access ${usage.apiEnabled ? 'on' : 'off'}${usage.planExpired ? ' (plan expired)' : ''}`,
             table(
-              Object.entries(usage.meters).map(([name, m]) => ({ meter: name, kind: m.kind, usage: m.usage, limit: m.limit, remaining: m.remaining, overage: m.overage, period: `${m.periodStart}..${m.periodEnd}` })),
-              ['meter', 'kind', 'usage', 'limit', 'remaining', 'overage', 'period'],
+              // The day a consumed meter starts afresh, as the dashboard's "Resets": a gauge is never reset.
+              Object.entries(usage.meters).map(([name, m]) => ({ meter: name, kind: m.kind, usage: m.usage, limit: m.limit, remaining: m.remaining, overage: m.overage, resets: m.kind === 'gauge' ? '-' : m.periodEnd })),
+              ['meter', 'kind', 'usage', 'limit', 'remaining', 'overage', 'resets'],
             ),
           ].join('\n'),
         );
