@@ -446,7 +446,7 @@ describe('admin API', () => {
     // Nor the replacement while the key it replaced still works: three keys again.
     const chained = await json(await kg.admin(`/v1/keys/${rotated.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
     expect(chained.status).toBe(409);
-    expect(chained.body.detail).toMatch(new RegExp(`^this key replaced “.*” \\S+ \\(${first.id}\\), which works until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC: revoke that key first, or rotate this one once it has expired$`));
+    expect(chained.body.detail).toMatch(new RegExp(`^this key replaced “.*” \\S+ \\(${first.id}\\), which works until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC: revoke that key first, or rotate this one once it has expired$`));
     await kg.admin(`/v1/keys/${first.id}/revoke`, { method: 'POST' });
     first = { id: rotated.body.id, secret: rotated.body.secret };
   });
@@ -485,6 +485,23 @@ describe('admin API', () => {
     expect(rotations.map((e) => [e.detail.name, e.detail.hint])).toEqual([['ninety days', made.body.hint], ['ninety days', made.body.hint]]);
     // Times in an event's detail are ISO 8601, as every other time the API gives.
     expect(rotations.map((e) => e.detail.oldKeyValidUntil)).toEqual([expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), expect.stringMatching(/Z$/)]);
+  });
+
+  it('names when a key in its overlap stops to the second, and at that time its replacement can be rotated', async () => {
+    const own = (await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Waits for the overlap' }) }))).body.id as string;
+    const made = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: own, name: 'old' }) }));
+    // Half a minute and a half second into a minute: the overlap ends there too.
+    now = Math.ceil(now / 60_000) * 60_000 + 30_500;
+    const rotated = await json(await kg.admin(`/v1/keys/${made.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
+    expect(rotated.status).toBe(200);
+    const ends = Date.parse(rotated.body.previous.expiresAt as string);
+    const endsShown = `${new Date(Math.ceil(ends / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+    const early = await json(await kg.admin(`/v1/keys/${rotated.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
+    expect(early).toMatchObject({ status: 409, body: { detail: `this key replaced “old” ${made.body.hint} (${made.body.id}), which works until ${endsShown}: revoke that key first, or rotate this one once it has expired` } });
+    // At the time the refusal named, the old key has expired, and the rotation it asked to wait for is made.
+    now = Date.parse(endsShown.replace(' UTC', 'Z').replace(' ', 'T'));
+    expect((await kg.call('/brands', bearer(made.body.secret as string))).status).toBe(401);
+    expect((await json(await kg.admin(`/v1/keys/${rotated.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }))).status).toBe(200);
   });
 
   it('disabling API access or moving to a plan without it takes effect on the next request', async () => {

@@ -8,7 +8,7 @@ import { accountBlockId, CountersUnavailableError, keyBlockId } from '../counter
 import type { Runtime } from '../runtime.js';
 import type { KeyPatch, KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
-import { utcMinute } from '../meters/period.js';
+import { utcSecondUp } from '../meters/period.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, LATEST_TIME, notFound, OperationError, type KeyNaming } from './errors.js';
 import { audit } from './audit.js';
@@ -245,7 +245,7 @@ export function keyLimitRefusal(maxKeys: number, planName: string, accountKeys: 
   // Over the limit (the plan was changed to a smaller one), revoking one is not enough.
   const toRevoke = others.length - maxKeys + 1;
   if (replacing === undefined) return `${limit}; revoke ${toRevoke === 1 ? 'one' : toRevoke} first`;
-  const listed = others.map((k) => (k.expiresAt === null ? name(k) : `${name(k)}, which works until ${utcMinute(k.expiresAt)}`)).join('; ');
+  const listed = others.map((k) => (k.expiresAt === null ? name(k) : `${name(k)}, which works until ${worksUntil(k.expiresAt)}`)).join('; ');
   const which = toRevoke === 1 ? (others.length === 1 ? 'it' : 'one') : toRevoke === others.length ? (toRevoke === 2 ? 'both' : `all ${toRevoke}`) : `${toRevoke} of them`;
   return `${limit}, and this account has ${others.length} other active key${others.length === 1 ? '' : 's'} (${listed}); revoke ${which} first`;
 }
@@ -430,8 +430,17 @@ export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord
   if (options.endsOverlaps) return undefined;
   const replaced = key.rotatedFrom === null ? undefined : accountKeys.find((k) => k.id === key.rotatedFrom && isActive(k, now));
   if (!replaced) return undefined;
-  const until = replaced.expiresAt === null ? '' : `, which works until ${utcMinute(replaced.expiresAt)}`;
+  const until = replaced.expiresAt === null ? '' : `, which works until ${worksUntil(replaced.expiresAt)}`;
   return `this key replaced ${name(replaced)}${until}: revoke that key first, or rotate this one once it has expired`;
+}
+
+/**
+ * When a key still working stops, in a refusal that says to wait for it: to the second and
+ * rounded up, as the CLI and the dashboard show ends, so that at the time named it has
+ * stopped (a minute cut short named a time at which the same refusal came back).
+ */
+function worksUntil(ms: number): string {
+  return `${utcSecondUp(ms)} UTC`;
 }
 
 /** A key as the CLI and admin API name it in messages: its name and hint, as people recognise it, and the id their commands take. */
