@@ -3,7 +3,7 @@
  * keys.rotation false, as Ranktracker's document says): the dashboard offers neither, in
  * real Chromium, and the rotate address does not exist. And one with one working key per
  * account (keys.rotation: replace, as SE Ranking's Data API): Rotate offers no overlap and
- * revokes the old key at once.
+ * revokes the old key at once. And a key given no scope, refused only with keys.requireScopes.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -357,5 +357,69 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     await expect.poll(() => starter.getByText('The Starter plan does not include API keys: keys can be created once the account is on a plan that does.').count()).toBe(1);
     await expect.poll(() => starter.getByText('Requests are refused until the account is on a plan that includes it.', { exact: false }).count()).toBe(1);
     expect(await starter.getByText('Create a key to start calling the API').count()).toBe(0);
+  });
+});
+
+/**
+ * A key created in the dashboard with no scope ticked, as `keygate keys create --scopes ''`
+ * and the admin API make one: it reaches the routes that need no scope. Refused only
+ * where the profile says every key carries one (keys.requireScopes).
+ */
+describe.skipIf(!chromiumAvailable())('dashboard: a key with no scope (keys.requireScopes)', () => {
+  const dir = tempDir('keygate-dashboard-no-scope');
+  let fixture: DashboardFixture;
+  let required: DashboardFixture;
+  let browser: Browser;
+  let page: Page;
+  let strict: Page;
+  let requiredAccount: string;
+
+  /** The profile with a route that needs no scope (the demo's echo), beside its scoped ones. */
+  const withOpenRoute = (requireScopes: boolean) => (profile: ConfigInput): ConfigInput => ({
+    ...profile,
+    keys: { ...profile.keys, requireScopes },
+    routes: [...(profile.routes ?? []), { path: '/v1/echo' }],
+  });
+
+  /** Fills the create form with every scope unticked and sends it. */
+  async function createWithoutScopes(on: Page, url: string, name: string): Promise<void> {
+    await on.goto(`${url}/keys/new`);
+    await expectHeading(on, 'Create a key');
+    await on.getByLabel('Name').fill(name);
+    for (const box of await on.getByRole('checkbox').all()) await box.uncheck();
+    await on.getByRole('button', { name: 'Create key' }).click();
+  }
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir, withOpenRoute(false));
+    required = await startDashboard(tempDir('keygate-dashboard-scope-required'), withOpenRoute(true));
+    browser = await launchChromium();
+    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    strict = await (await newContext(browser, required.dashboardUrl)).newPage();
+    await join(page, await invite(fixture, 'ada@open.example', await newAccount(fixture, 'Open Co')), 'ada@open.example');
+    requiredAccount = await newAccount(required, 'Strict Co');
+    await join(strict, await invite(required, 'ada@strict.example', requiredAccount), 'ada@strict.example');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+    await required?.close();
+  });
+
+  it('creates it where keys may carry none, and it reaches the routes that need no scope only', async () => {
+    await createWithoutScopes(page, fixture.dashboardUrl, 'Health check');
+    await expectHeading(page, 'Copy your new key');
+    expect(await textOf(page.locator('dl.facts div', { hasText: 'Scopes' }).locator('dd'))).toBe('none');
+    const secret = await page.getByLabel('Key “Health check”').inputValue();
+    const call = async (path: string) => (await fixture.keygate.call(path, { headers: { authorization: `Bearer ${secret}` } })).status;
+    expect([await call('/v1/echo'), await call('/v1/projects')]).toEqual([200, 403]);
+  });
+
+  it('refuses it, saying why, where every key carries a scope; no key is made', async () => {
+    await createWithoutScopes(strict, required.dashboardUrl, 'Health check');
+    await expectHeading(strict, 'Create a key');
+    expect(await textOf(strict.getByRole('alert'))).toBe('Choose at least one scope: every key of this API carries one.');
+    expect(await required.keygate.runtime.store.listKeys({ accountId: requiredAccount })).toEqual([]);
   });
 });

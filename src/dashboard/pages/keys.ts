@@ -150,8 +150,10 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
     if (keyId === undefined) return sendCreateForm(request, reply, account, form, nonce, OUT_OF_DATE, 400);
     if (refused !== undefined) return sendCreateForm(request, reply, account, form, nonce, refused, 400);
     if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, nonce, 'Give the key a name, so you can tell it apart later.', 400);
-    if (form.scopes.length === 0 && allowedScopes(rt, account.planId).length > 0) {
-      return sendCreateForm(request, reply, account, form, nonce, 'Choose at least one scope: a key without scopes cannot call anything.', 400);
+    // As everywhere keys are made: a key may carry no scope (it reaches the routes that need
+    // none) unless the profile says every key carries one.
+    if (form.scopes.length === 0 && rt.config.keys.requireScopes) {
+      return sendCreateForm(request, reply, account, form, nonce, 'Choose at least one scope: every key of this API carries one.', 400);
     }
     if (form.scopes.includes('*') && form.scopes.length > 1) {
       return sendCreateForm(request, reply, account, form, nonce, 'Choose either * (all scopes) or the scopes the key needs, not both: * already grants every scope.', 400);
