@@ -145,6 +145,27 @@ describe('keygate CLI with a running gateway', () => {
     }
   });
 
+  it('says when a replacement stops working: at the end the rotated key had', async () => {
+    const created = await cli('keys', 'create', '--account', accountId, '--name', 'quarterly', '--expires', '90d');
+    const ends = /; it stops working at (\S+ \S+Z)\n/.exec(created.stdout)?.[1] as string;
+    const id = /^created key (key_\w+) /.exec(created.stdout)?.[1] as string;
+    const rotated = await cli('keys', 'rotate', id, '--overlap', '1h');
+    expect(rotated.code).toBe(0);
+    expect(rotated.stdout.split('\n')[1]).toBe(`the new key stops working at ${ends}, when the old one was to (a rotation changes the secret, not how long access lasts)`);
+    // The plan allows 3 keys: this rotation's two go before the next key is made.
+    const revokeNamed = async (names: string[]) => {
+      for (const line of JSON.parse((await cli('--json', 'keys', 'list', '--account', accountId)).stdout) as { id: string; name: string }[]) {
+        if (names.includes(line.name)) await cli('keys', 'revoke', line.id);
+      }
+    };
+    await revokeNamed(['quarterly']);
+    // A key without an end: nothing more is said.
+    const open = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'open-ended', '--json')).stdout) as { id: string };
+    const plain = await cli('keys', 'rotate', open.id, '--overlap', '0');
+    expect(plain.stdout).toMatch(new RegExp(`^rotated ${open.id} → key_\\w+; the old key is revoked\n\n {2}rk_live_`));
+    await revokeNamed(['open-ended']);
+  });
+
   it('imports a key the API issued before keygate, from stdin, and it works at once', async () => {
     const existing = kg.runtime.keyFormat.generate('live');
     const r = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'migrated', '--json'], { input: `${existing}\n` });

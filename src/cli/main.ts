@@ -787,6 +787,8 @@ export function buildCli(): Command {
         print(json, rotationOut(issued, now, blocked), () =>
           [
             `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${until(issued.previous.expiresAt as number)}`}`,
+            // A rotation keeps the old key's end date: said, as `keys create` says an expiry.
+            ...(issued.key.expiresAt === null ? [] : [`the new key stops working at ${until(issued.key.expiresAt)}, when the old one was to (a rotation changes the secret, not how long access lasts)`]),
             // Under keys.rotation: replace, the keys it had replaced that still worked end with it.
             ...issued.ended.map((earlier) => `the key it replaced earlier, ${earlier.id}, still in its overlap, is revoked too`),
             '',
