@@ -15,7 +15,7 @@ import pino from 'pino';
 import { createKeygate, parseConfigObject } from '../src/index.js';
 import { DROP_WARNING_MS } from '../src/log.js';
 import { tempDir } from './support/temp.js';
-import { completeLogLines, longRequests, type LogLine } from './support/log-lines.js';
+import { completeLogLines, longRequests, outputOf, type LogLine } from './support/log-lines.js';
 
 const DIST = pathToFileURL(path.resolve(import.meta.dirname, '../dist/index.js')).href;
 /** How long a line, a request or an exit is waited for before the test is taken as hung (a loaded host is slow). */
@@ -77,28 +77,23 @@ function startApp(dir: string, mode: 'check' | 'serve', env: NodeJS.ProcessEnv =
   const child: ChildProcessByStdio<null, Readable, Readable> = spawn(process.execPath, [script, mode, path.dirname(script)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   // Nothing read from stdout until a test says so.
   child.stdout.pause();
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const { stdout, stderr, exited, closed } = outputOf(child);
   /** The line of stderr that starts with `text`, once written. */
   const said = (text: string) =>
     new Promise<string>((resolve, reject) => {
       const deadline = Date.now() + WAIT_MS;
       const look = () => {
-        const line = stderr.split('\n').find((l) => l.startsWith(text));
+        const line = stderr().split('\n').find((l) => l.startsWith(text));
         if (line !== undefined) resolve(line);
-        else if (Date.now() > deadline) reject(new Error(`no "${text}" on stderr within ${WAIT_MS / 1000} s:\n${stderr}`));
+        else if (Date.now() > deadline) reject(new Error(`no "${text}" on stderr within ${WAIT_MS / 1000} s:\n${stderr()}`));
         else setTimeout(look, 25);
       };
       look();
     });
   return {
     child,
-    stdout: () => stdout,
-    stderr: () => stderr,
+    stdout,
+    stderr,
     said,
     /** The exit code, or 'still running' if it has not exited within `ms`. */
     exited: (ms = WAIT_MS) => Promise.race([exited, new Promise<string>((resolve) => setTimeout(resolve, ms, 'still running').unref())]),

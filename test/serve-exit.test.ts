@@ -17,7 +17,7 @@ import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { BIN, runCli } from './support/cli.js';
 import { tempDir } from './support/temp.js';
-import { completeLogLines, logLines, longRequests, LONG_PATH, type LogLine } from './support/log-lines.js';
+import { completeLogLines, logLines, longRequests, LONG_PATH, outputOf, type LogLine } from './support/log-lines.js';
 
 /** How long a line is waited for before the test is taken as hung (a loaded host took 12 s for a CLI run). */
 const LINE_TIMEOUT_MS = 60_000;
@@ -30,24 +30,28 @@ function startServe(file: string, env?: NodeJS.ProcessEnv, { stderrOnStdout = fa
   const args = [BIN, 'serve', '--config', file];
   const [program, programArgs] = stderrOnStdout ? ['sh', ['-c', 'exec "$0" "$@" 2>&1', process.execPath, ...args]] : [process.execPath, args];
   const child: ChildProcessByStdio<null, Readable, Readable> = spawn(program, programArgs, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  // Everything read, once the process is gone and its pipes are drained.
-  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const { stdout, stderr, exited, closed } = outputOf(child);
   return {
     child,
-    stdout: () => stdout,
-    stderr: () => stderr,
+    stdout,
+    stderr,
     exited: () => exited,
+    // Everything read, once the process is gone and its pipes are drained.
     closed: () => closed,
     /** The first line of stdout containing `text`, once it has been written. */
-    logged: (text: string) => firstLineWith(text, () => stdout, () => `${stdout}\n${stderr}`),
+    logged: (text: string) => firstLineWith(text, stdout, () => `${stdout()}\n${stderr()}`),
     /** The first line of stderr containing `text`, once it has been written. */
-    warned: (text: string) => firstLineWith(text, () => stderr, () => stderr),
+    warned: (text: string) => firstLineWith(text, stderr, stderr),
   };
+}
+
+/** Its stdout read again, a SIGTERM stops it as any does: exit code 0, and `keygate stopped` its last line. */
+async function stopsAsAfterAnySigterm(serve: ReturnType<typeof startServe>): Promise<void> {
+  serve.child.stdout.resume();
+  serve.child.kill('SIGTERM');
+  expect(await serve.exited()).toBe(0);
+  await serve.closed();
+  expect(logLines(serve.stdout()).at(-1)?.msg).toBe('keygate stopped');
 }
 
 /** The first complete line of `read()` containing `text`, once there is one (within LINE_TIMEOUT_MS); `shown` says what was read instead. */
@@ -278,11 +282,7 @@ describe('keygate serve with a log reader that stops reading', () => {
       for (const line of warnings) expect(line.msg).toMatch(DROP_WARNING);
       expect(warnings.reduce((sum, line) => sum + (line.droppedLines as number), 0)).toBeLessThanOrEqual(dropped);
 
-      child.stdout.resume();
-      child.kill('SIGTERM');
-      expect(await serve.exited()).toBe(0);
-      await serve.closed();
-      expect(logLines(serve.stdout()).at(-1)?.msg).toBe('keygate stopped');
+      await stopsAsAfterAnySigterm(serve);
     } finally {
       child.kill('SIGKILL');
     }
@@ -305,11 +305,7 @@ describe('keygate serve with a log reader that stops reading', () => {
       // Read again, stderr gets the warning kept for it, after the empty lines.
       child.stderr.resume();
       expect(JSON.parse(await serve.warned('log line(s) dropped'))).toMatchObject({ level: 40, droppedLines: 1, droppedLinesTotal: 1 });
-      child.stdout.resume();
-      child.kill('SIGTERM');
-      expect(await serve.exited()).toBe(0);
-      await serve.closed();
-      expect(logLines(serve.stdout()).at(-1)?.msg).toBe('keygate stopped');
+      await stopsAsAfterAnySigterm(serve);
     } finally {
       child.kill('SIGKILL');
     }

@@ -4,6 +4,9 @@
  * few hundred are more than a pipe and a reader's buffer hold.
  */
 
+import type { ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
+
 export interface LogLine {
   level: number;
   time: number;
@@ -51,4 +54,18 @@ export async function longRequests(url: string, count: number, timeoutMs: number
     }),
   );
   return statuses;
+}
+
+/** What a child process wrote so far, and when it exited (its code) and closed (its pipes drained too). */
+export function outputOf(child: ChildProcessByStdio<null, Readable, Readable>): { stdout: () => string; stderr: () => string; exited: Promise<number | null>; closed: Promise<void> } {
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return {
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited: new Promise<number | null>((resolve) => child.once('exit', resolve)),
+    closed: new Promise<void>((resolve) => child.once('close', () => resolve())),
+  };
 }
