@@ -74,15 +74,28 @@ describe('reloading the profile in a running keygate', () => {
     const scoped = await check('/new');
     expect(scoped.allowed === false && scoped.reason).toBe('insufficient_scope');
 
-    // A window whose limit changed is a new window: counted from the reload on.
+    // A window whose limit changed keeps the requests it holds: raised to 5, it has room for 3 more, not 5.
     next.plans = { team: { rateLimits: [{ limit: 5, window: '1m' }], meters: { credits: { limit: 100 } } } };
     expect(await gate.reload(loaded(next))).toEqual(['plans']);
     const allowed = await check('/rows');
     expect(allowed.allowed).toBe(true);
     if (!allowed.allowed) return;
-    expect(allowed.headers.ratelimit).toBe('"5-per-1m";r=4;t=60');
+    expect(allowed.headers.ratelimit).toBe('"5-per-1m";r=2;t=60');
     await allowed.settle(200);
     expect(await creditsUsed()).toBe(20 + 25);
+
+    // Lowered to 3, under the three it holds: refused, not given a fresh minute.
+    next.plans = { team: { rateLimits: [{ limit: 3, window: '1m' }], meters: { credits: { limit: 100 } } } };
+    expect(await gate.reload(loaded(next))).toEqual(['plans']);
+    const lowered = await check('/rows');
+    expect(lowered.allowed === false && lowered.reason).toBe('rate_limited');
+
+    // Another length is another window, counted from the reload on.
+    next.plans = { team: { rateLimits: [{ limit: 5, window: '2m' }], meters: { credits: { limit: 100 } } } };
+    expect(await gate.reload(loaded(next))).toEqual(['plans']);
+    const longer = await check('/rows');
+    expect(longer.allowed && longer.headers.ratelimit).toBe('"5-per-2m";r=4;t=120');
+    if (longer.allowed) await longer.settle(200);
   });
 
   it('refuses a cached key at once when its plan loses API access', async () => {

@@ -13,12 +13,18 @@ import type { LimitStateRow, MeterUsageRow } from '../store/store.js';
 
 /** One rolling window: at most `limit` admissions in any `windowMs`. */
 export interface WindowSpec {
-  /** Counter identity, unique per (subject, window): e.g. `k:key_x:1000:5`. */
+  /** Counter identity, unique per (subject, window), without the limit: e.g. `k:key_x:w1000:plan` (see `counterIds` in limits/rate-limits.ts). */
   id: string;
   /** Policy name shown in the RateLimit headers. */
   name: string;
   limit: number;
   windowMs: number;
+}
+
+/** A counter id as the previous release saved it (`k:key_x:1000:10:plan`), in this one's form (`k:key_x:w1000:plan`); any other id as it is. */
+export function upgradedWindowId(id: string): string {
+  const old = /^([ka]:[^:]+):(\d+):\d+:/.exec(id);
+  return old ? `${old[1]}:w${old[2]}:${id.slice(old[0].length)}` : id;
 }
 
 /** The id of a key's block (a plan's `block.scope: key`). */

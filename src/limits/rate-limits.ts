@@ -18,6 +18,8 @@ interface WindowTemplate {
   scope: RateLimit['scope'];
   /** Distinguishes route windows from plan windows with the same shape. */
   tag: string;
+  /** The window's counter identity after its subject (see `counterIds`). */
+  counter: string;
 }
 
 export interface RateLimitPlan {
@@ -46,10 +48,9 @@ export function createRateLimitPlanner() {
       }
       let found = byRoute.get(routeName);
       if (!found) {
-        const templates = namedOnce([
-          ...plan.rateLimits.map((rl) => template(rl, 'plan')),
-          ...(route?.rateLimits ?? []).map((rl) => template(rl, routeName)),
-        ]);
+        const templates = counterIds(
+          namedOnce([...plan.rateLimits.map((rl) => template(rl, 'plan')), ...(route?.rateLimits ?? []).map((rl) => template(rl, routeName))]),
+        );
         found = { templates, policyHeader: policyHeader(templates), windowsByKey: new Map() };
         byRoute.set(routeName, found);
       }
@@ -70,7 +71,7 @@ export function windowsFor(plan: RateLimitPlan, keyId: string, accountId: string
     plan.templates.map((t) => ({
       // The tag last: a route's (its method and path) may hold any character. Kept for as
       // long as the key is in use (here and by the counters): in one piece.
-      id: flatString(`${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.windowMs}:${t.limit}:${t.tag}`),
+      id: flatString(`${t.scope === 'account' ? `a:${accountId}` : `k:${keyId}`}:${t.counter}`),
       name: t.name,
       limit: t.limit,
       windowMs: t.windowMs,
@@ -86,7 +87,31 @@ export function policyName(rl: Pick<RateLimit, 'name' | 'limit' | 'window'>): st
 }
 
 function template(rl: RateLimit, tag: string): WindowTemplate {
-  return { name: policyName(rl), limit: rl.limit, windowMs: rl.window, scope: rl.scope, tag };
+  return { name: policyName(rl), limit: rl.limit, windowMs: rl.window, scope: rl.scope, tag, counter: '' };
+}
+
+/**
+ * What counts a window's admissions, after its subject (`k:<key>:` or `a:<account>:`):
+ * its length and where it is declared (the plan, or a route), not its limit. A limit
+ * changed by a reload, or by an account's own limits in place of its plan's, is a new
+ * threshold on the same admissions: lowered below what the last hour held, the key
+ * waits; raised, it gets only the difference. A changed length is another window, which
+ * starts empty. Of several windows of one length, scope and place (a profile may declare
+ * them), the second is `#2`, and so on in their order.
+ *
+ * `w` marks the length, so a window saved under the previous form
+ * (`<length>:<limit>:<tag>`, see `upgradedWindowId`) is never read as one of these.
+ *
+ * @example counterIds([10-per-1s, 100-per-1m] on the plan) → counters `w1000:plan`, `w60000:plan`
+ */
+function counterIds(templates: WindowTemplate[]): WindowTemplate[] {
+  const seen = new Map<string, number>();
+  return templates.map((t) => {
+    const place = `${t.scope}:${t.windowMs}:${t.tag}`;
+    const nth = (seen.get(place) ?? 0) + 1;
+    seen.set(place, nth);
+    return { ...t, counter: `w${t.windowMs}${nth === 1 ? '' : `#${nth}`}:${t.tag}` };
+  });
 }
 
 /**
@@ -95,7 +120,7 @@ function template(rl: RateLimit, tag: string): WindowTemplate {
  * default to "10-per-1s"; a profile may give two windows one name) could not be told
  * apart, nor their blocks in the metrics. A later window whose name is taken is
  * "<name>-account" where that tells it apart, else "<name>-2", "-3"... Names are only
- * shown: counters are keyed by each window's shape and scope.
+ * shown: counters are keyed by each window's length, scope and place (see counterIds).
  */
 function namedOnce(templates: WindowTemplate[]): WindowTemplate[] {
   const names = windowNames(templates);

@@ -17,7 +17,7 @@ describe('memory counters: windows and blocks saved and restored', () => {
     await Promise.all(opened.splice(0).map((c) => c.close()));
     now = T0;
   });
-  const request = (): AdmitRequest => ({ now, windows: [{ id: 'k:key_a:60000:2:0', name: '2-per-1m', limit: 2, windowMs: 60_000 }], block: { id: 'k:key_a', policy: POLICY } });
+  const request = (): AdmitRequest => ({ now, windows: [{ id: 'k:key_a:w60000:plan', name: '2-per-1m', limit: 2, windowMs: 60_000 }], block: { id: 'k:key_a', policy: POLICY } });
 
   it('gives a new process the same answers: a full window, a block in force and its escalation', () => {
     const first = open();
@@ -28,7 +28,7 @@ describe('memory counters: windows and blocks saved and restored', () => {
     const blocks = first.drainLimitChanges(false);
     expect(blocks.map((r) => [r.kind, r.id, r.expiresAt])).toEqual([['block', 'k:key_a', T0 + 10 + 600_000 + 7 * 86_400_000]]);
     const rows = first.drainLimitChanges(true);
-    expect(rows.map((r) => [r.kind, r.id, r.expiresAt])).toEqual([['window', 'k:key_a:60000:2:0', T0 + 60_000]]);
+    expect(rows.map((r) => [r.kind, r.id, r.expiresAt])).toEqual([['window', 'k:key_a:w60000:plan', T0 + 60_000]]);
     // Nothing changed since: nothing to write.
     expect(first.drainLimitChanges(true)).toEqual([]);
 
@@ -42,6 +42,19 @@ describe('memory counters: windows and blocks saved and restored', () => {
     expect(second.admitNow(request()).ok).toBe(true);
     // The next block is the second in a row: twice as long.
     expect(second.admitNow(request())).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 1_200_000 });
+  });
+
+  it('takes back a window saved by the previous release, under the id that had its limit in it', () => {
+    const previous = open();
+    const saved = { ...request(), windows: [{ id: 'k:key_a:60000:2:plan', name: '2-per-1m', limit: 2, windowMs: 60_000 }] };
+    expect([previous.admitNow(saved).ok, previous.admitNow(saved).ok]).toEqual([true, true]);
+    const rows = previous.drainLimitChanges(true).filter((row) => row.kind === 'window');
+    expect(rows.map((row) => row.id)).toEqual(['k:key_a:60000:2:plan']);
+
+    const upgraded = open();
+    now += 1_000;
+    expect(upgraded.restoreLimits(rows)).toBe(1);
+    expect(upgraded.admitNow({ now, windows: request().windows })).toMatchObject({ ok: false, reason: 'rate_limited', retryAfterMs: 59_000 });
   });
 
   it('writes a lifted block as a row already expired, and skips rows it cannot read', () => {

@@ -17,6 +17,7 @@ import type {
   WindowSpec,
   WindowState,
 } from '../counters.js';
+import { upgradedWindowId } from '../counters.js';
 import { mergeUsage, type LimitStateRow, type MeterUsageRow } from '../../store/store.js';
 import { SlidingLog } from './sliding-log.js';
 import { readSavedBlock, type SavedBlock } from '../saved-block.js';
@@ -229,8 +230,10 @@ export class MemoryCounters implements Counters {
         if (row.kind === 'window') {
           const log = restoredWindow(JSON.parse(row.state) as unknown);
           if (!log) continue;
-          this.logs.set(row.id, log);
-          this.savedWindows.set(row.id, log.newest());
+          // Saved by the previous release under an id with the limit in it: the same window.
+          const id = upgradedWindowId(row.id);
+          this.logs.set(id, log);
+          this.savedWindows.set(id, log.newest());
         } else {
           const saved = readSavedBlock(row.state);
           if (!saved) continue;
@@ -266,6 +269,9 @@ export class MemoryCounters implements Counters {
     if (!log) {
       log = new SlidingLog(spec.limit, spec.windowMs);
       this.logs.set(spec.id, log);
+    } else if (log.limit !== spec.limit) {
+      // A new limit on the same window: it judges the admissions the window already holds.
+      log.limit = spec.limit;
     }
     return log;
   }

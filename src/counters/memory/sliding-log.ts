@@ -15,7 +15,8 @@ export class SlidingLog {
   private start = 0;
 
   constructor(
-    readonly limit: number,
+    /** Changes with the profile or an account's own limits (see `counterIds` in limits/rate-limits.ts): the times stay. */
+    public limit: number,
     readonly windowMs: number,
   ) {}
 

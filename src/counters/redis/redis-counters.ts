@@ -213,7 +213,7 @@ export class RedisCounters implements Counters {
   private readonly reservationIds = new WeakMap<Reservation, string>();
   /** Window lists (the pipeline reuses them) → their keys and arguments. */
   private readonly windowParts = new WeakMap<readonly WindowSpec[], WindowParts>();
-  /** The same, by the windows' keys: equal lists share one id. */
+  /** The same, by the windows' keys and limits: equal lists share one id. */
   private windowPartsByKeys = new Map<string, WindowParts>();
   /** Account → meter → its key names in the current period. */
   private meterNames = new Map<string, Map<string, MeterNames>>();
@@ -1217,11 +1217,13 @@ export class RedisCounters implements Counters {
     let parts = this.windowParts.get(windows);
     if (parts) return parts;
     const keys = windows.flatMap((w) => [this.key('wl', w.id), this.key('wn', w.id)]);
-    const byKeys = keys.join(' ');
+    const args = windows.flatMap((w) => [w.limit, w.windowMs]);
+    // The limits too: a window keeps its keys when its limit changes (see counterIds).
+    const byKeys = `${keys.join(' ')} ${args.join(',')}`;
     parts = this.windowPartsByKeys.get(byKeys);
     if (!parts) {
       if (this.windowPartsByKeys.size >= MAX_NAMES) this.windowPartsByKeys = new Map();
-      parts = { id: ++this.lastNameId, keys, args: windows.flatMap((w) => [w.limit, w.windowMs]) };
+      parts = { id: ++this.lastNameId, keys, args };
       this.windowPartsByKeys.set(byKeys, parts);
     }
     this.windowParts.set(windows, parts);
