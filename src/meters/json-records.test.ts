@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { JsonRecordCounter } from './json-records.js';
+import { MAX_REPORTED } from './cost.js';
 
-/** The reference: the record count read from the parsed body (own keys and indices only). */
+/**
+ * The reference: the record count read from the parsed body (own keys and indices only).
+ * A number counts its whole part up to MAX_REPORTED: that bound is keygate's rule (the
+ * most a record-count header may report), not JSON's, which has none.
+ */
 function countRecords(body: unknown, path: string): number | undefined {
   let value: unknown = body;
   for (const part of path.split('.').filter(Boolean)) {
@@ -9,7 +14,7 @@ function countRecords(body: unknown, path: string): number | undefined {
     value = (value as Record<string, unknown>)[part];
   }
   if (Array.isArray(value)) return value.length;
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.floor(value);
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && Math.floor(value) <= MAX_REPORTED) return Math.floor(value);
   return undefined;
 }
 
@@ -45,6 +50,14 @@ const CASES: [string, string][] = [
   ['{"meta":{"total":"12"}}', 'meta.total'],
   ['{"meta":{"total":null}}', 'meta.total'],
   ['{"meta":{"total":{"n":1}}}', 'meta.total'],
+  ['{"meta":{"total":999999999999999}}', 'meta.total'],
+  ['{"meta":{"total":999999999999999.9}}', 'meta.total'],
+  ['{"meta":{"total":1000000000000000}}', 'meta.total'],
+  ['{"meta":{"total":123456789012345678}}', 'meta.total'],
+  ['{"meta":{"total":1e20}}', 'meta.total'],
+  ['{"meta":{"total":1e15}}', 'meta.total'],
+  ['{"meta":{"total":9.99e14}}', 'meta.total'],
+  ['{"meta":{"total":1e400}}', 'meta.total'],
   ['{"data":[1,2],"data":[1,2,3,4]}', 'data'],
   ['{"data":[1,2],"data":5}', 'data'],
   ['{"data":7,"data":[1,2]}', 'data'],
@@ -84,6 +97,18 @@ describe('counting records in a JSON body as it streams', () => {
       for (let cut = 0; cut <= length; cut++) expect(streamed(body, path, [cut]), `${body} cut at ${cut}`).toBe(expected);
       expect(streamed(body, path, Array.from({ length }, (_, i) => i))).toBe(expected);
     }
+  });
+
+  it('counts a number at the path up to 999,999,999,999,999 (a header\'s 15 digits), and past that could not count', () => {
+    const total = (text: string) => streamed(`{"meta":{"total":${text}}}`, 'meta.total');
+    expect(total('999999999999999')).toBe(999_999_999_999_999);
+    expect(total('999999999999999.9')).toBe(999_999_999_999_999); // its whole part is in bounds
+    expect(total('9.99e14')).toBe(999_000_000_000_000);
+    for (const text of ['1000000000000000', '1e15', '123456789012345678', '1e20', '1e400']) expect(total(text), text).toBeUndefined();
+    // Not while the answer is cut short either: a client that hangs up is charged the estimate.
+    const cut = new JsonRecordCounter('meta.total');
+    cut.write(Buffer.from('{"meta":{"total":1e20},"data":['));
+    expect(cut.sofar()).toBeUndefined();
   });
 
   it('says how many records have gone past when the answer is cut short', () => {

@@ -13,7 +13,12 @@
  * comma) is the upstream's business: such a body is counted by its elements, never
  * more than were sent. As with JSON.parse, a key given twice counts its last value.
  * A path's steps are object keys and array indices (`items.0.rows`).
+ *
+ * A number is keygate's to bound, not JSON's: its whole part counts only up to
+ * MAX_REPORTED, the most a record-count header may report; past that (`1e20`) the
+ * records could not be counted, and the request is charged what it reserved.
  */
+import { MAX_REPORTED } from './cost.js';
 
 const OBJECT = 1;
 const ARRAY = 2;
@@ -33,6 +38,18 @@ function isWhitespace(byte: number): boolean {
 
 function isNumberStart(byte: number): boolean {
   return byte === 0x2d || (byte >= 0x30 && byte <= 0x39);
+}
+
+/**
+ * The records a number at the path counts: its whole part, when that is from 0 to
+ * MAX_REPORTED (999999999999999.9 counts 999999999999999, as its floor is in bounds);
+ * undefined otherwise, so that an upstream reporting an absurd total is charged the
+ * reserved estimate, as one sending a record-count header of more than 15 digits is.
+ */
+function wholeCount(value: number): number | undefined {
+  if (!Number.isFinite(value) || value < 0) return undefined;
+  const whole = Math.floor(value);
+  return whole <= MAX_REPORTED ? whole : undefined;
 }
 
 export class JsonRecordCounter {
@@ -195,7 +212,7 @@ export class JsonRecordCounter {
     if (this.number === null) return;
     const value = Number(this.number);
     this.number = null;
-    if (Number.isFinite(value) && value >= 0) this.result = Math.floor(value);
+    this.result = wholeCount(value);
   }
 
   private close(kind: number): void {

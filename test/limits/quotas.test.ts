@@ -35,6 +35,8 @@ function profile(upstreamUrl: string): ConfigInput {
       { method: 'GET', path: '/v1/backlinks/headers-held', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
       // The test upstream echoes the request here: JSON without the `data` it is counted by.
       { method: 'GET', path: '/v1/backlinks/uncountable', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
+      // The test upstream answers here with the total it is given, written as it is: `{"meta":{"total":1e20}}`.
+      { method: 'GET', path: '/v1/backlinks/reported-total', cost: { meter: 'units', perRecord: 1, records: { json: 'meta.total' }, reserveFromQuery: 'n' } },
       { method: 'GET', path: '/v1/backlinks/count-header', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
       { method: 'GET', path: '/v1/backlinks/count-header-held', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
       { method: 'GET', path: '/v1/failing/status/:code', cost: { meter: 'units', perRequest: 100 } },
@@ -243,6 +245,30 @@ describe('unit quotas', () => {
     expect(echoed.headers.accept_encoding).toBeUndefined();
     expect(echoed.headers['accept-encoding']).toBe('identity');
     expect(await unitsLeft(secret)).toBe(100_000 - 40);
+  });
+
+  it('charges what the request reserved, not the total, for a 2xx reporting more records than a header could (past 999,999,999,999,999), with overage on', async () => {
+    const { secret, accountId } = await keyOn('flexible');
+    const usage = async () => ((await (await kg.admin(`/v1/accounts/${accountId}/usage`)).json()) as { meters: Record<string, Record<string, number>> }).meters.units;
+    const reported = async (total: string) => {
+      const r = await kg.call(`/v1/backlinks/reported-total?n=40&total=${total}`, { headers: { authorization: `Token ${secret}` } });
+      expect(r.status).toBe(200);
+      return ((await r.json()) as { meta: { total: number } }).meta.total;
+    };
+    // The client gets the upstream's answer as it was; the account is charged the 40 reserved.
+    expect(await reported('1e20')).toBe(1e20);
+    await eventually(async () => (await usage())?.usage === 40);
+    expect((await usage())?.usage).toBe(40);
+    expect(await reported('1000000000000000')).toBe(1e15);
+    await eventually(async () => (await usage())?.usage === 80);
+    expect((await usage())?.usage).toBe(80);
+    // A total in bounds is charged as counted, past the limit since overage is on.
+    expect(await reported('250')).toBe(250);
+    await eventually(async () => (await usage())?.usage === 330);
+    expect(await usage()).toMatchObject({ usage: 330, limit: 300, remaining: 0, overage: 30 });
+    const warned = kg.logs.lines.map((l) => JSON.parse(l) as { msg: string; account?: string; route?: string }).filter((l) => l.account === accountId && l.msg.startsWith('could not count records'));
+    expect(warned).toEqual([expect.objectContaining({ route: '/v1/backlinks/reported-total' }), expect.objectContaining({ route: '/v1/backlinks/reported-total' })]);
+    expect(warned[0]?.msg).toBe('could not count records in the upstream response; charged the reserved estimate');
   });
 
   it('counts records in a body the client asked to have compressed (the upstream is asked for it plain)', async () => {

@@ -10,6 +10,7 @@
  *   /headers-held?id=<id>[&fail=1]  a 200's headers at once; on release(id) its body {"data":[1]}, or (fail) a cut connection
  *   /events-held?id=<id>[&type=<content type>]  a text/event-stream head at once; on release(id) one event and the end
  *   /count-header?n=<n>   X-Record-Count: n with a tiny body
+ *   /reported-total?total=<text>  {"meta":{"total":<text>},"data":[]}, the text written as it is (`1e20` stays `1e20`)
  *   /count-header-held?n=<n>&id=<id>[&fail=1]  X-Record-Count: n and the first half of a body; the rest on release(id), or (fail) a cut connection
  *   /stream?chunks=<n>    n chunks, 20 ms apart
  *   /hop                  200 with hop-by-hop headers of its own (Keep-Alive, one named by Connection)
@@ -121,6 +122,11 @@ export async function startTestUpstream(): Promise<TestUpstream> {
         return;
       }
       if (url.pathname.endsWith('/count-header')) return json(200, { ok: true }, { 'x-record-count': url.searchParams.get('n') ?? '0' });
+      if (url.pathname.endsWith('/reported-total')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(`{"meta":{"total":${url.searchParams.get('total') ?? '0'}},"data":[]}`);
+        return;
+      }
       if (url.pathname.endsWith('/big')) {
         const chunk = Buffer.alloc(64 * 1024, 'abcdefghijklmnopqrstuvwxyz0123456789');
         let left = Number(url.searchParams.get('mb') ?? 1) * 16;
