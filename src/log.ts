@@ -60,6 +60,14 @@ export const DROP_WARNING_MS = 60_000;
 const DROP_WARNING_BUFFER_BYTES = 4_096;
 
 /**
+ * The longest a closing log waits for standard error to take its last warning. Said at
+ * once where stderr has room, given up at once where a non-blocking one has none (no retry
+ * once standard output is closed): this bounds only a stderr that blocks (a terminal
+ * paused with Ctrl-S), so that a stop or a `close()` still ends.
+ */
+const DROP_WARNING_END_MS = 1_000;
+
+/**
  * Says on standard error, as it happens, that standard output's lines are being dropped:
  * standard output's own warning comes only once its reader has taken every line kept, so
  * while that reader stays stalled it would say nothing. At the first drop, then at most
@@ -69,6 +77,7 @@ const DROP_WARNING_BUFFER_BYTES = 4_096;
  * (not process.stderr, which keeps without bound what the pipe has no room for): a
  * standard error that is stalled too holds no request. Its retries go on only while
  * `retrying` says so (standard output's log is not closed), and its timer holds no process.
+ * As the log closes it says the drops it has not said yet (`end`), the minute not waited out.
  */
 class DropWarning {
   private readonly stream: SonicBoomStream;
@@ -105,7 +114,8 @@ class DropWarning {
     }, wait).unref();
   }
 
-  private say(): void {
+  /** `closing`: the last warning, said as the log closes, whose total is the last there is. */
+  private say(closing = false): void {
     const dropped = this.unsaid;
     this.unsaid = 0;
     this.saidAt = performance.now();
@@ -117,17 +127,36 @@ class DropWarning {
       droppedLines: dropped,
       droppedLinesTotal: droppedLines,
       bufferSize: this.bufferSize,
-      msg: `${dropped} log line(s) dropped because standard output was not read: ${this.bufferSize} bytes of lines wait for it (log.bufferSize); keygate_log_lines_dropped_total counts them`,
+      msg: closing
+        ? `${dropped} log line(s) dropped because standard output was not read, said as keygate's log closes: ${droppedLines} in all (keygate_log_lines_dropped_total), with ${this.bufferSize} bytes of lines waiting for it (log.bufferSize)`
+        : `${dropped} log line(s) dropped because standard output was not read: ${this.bufferSize} bytes of lines wait for it (log.bufferSize); keygate_log_lines_dropped_total counts them`,
     };
     this.stream.write(`${JSON.stringify(line)}\n`);
   }
 
-  /** Says nothing more: what it keeps is written while `retrying` allows, then given up. */
-  end(): void {
-    if (this.ended) return;
+  /**
+   * Says the drops not said yet, if any, at once (a warning due later would never come),
+   * then nothing more. Resolves once standard error has taken what it keeps, or it was given
+   * up (`retrying` no longer allows a retry), within DROP_WARNING_END_MS: a process that
+   * exits next loses no warning still being written.
+   */
+  end(): Promise<void> {
+    if (this.ended) return Promise.resolve();
     this.ended = true;
     clearTimeout(this.timer);
-    this.stream.end();
+    if (this.unsaid > 0) this.say(true);
+    return new Promise<void>((resolve) => {
+      const giveUp = setTimeout(() => {
+        this.stream.destroy();
+        resolve();
+      }, DROP_WARNING_END_MS);
+      // 'close' comes after an error too (the stream destroyed on it).
+      this.stream.once('close', () => {
+        clearTimeout(giveUp);
+        resolve();
+      });
+      this.stream.end();
+    });
   }
 }
 
@@ -174,7 +203,7 @@ class StandardOutput {
   private unsaid = 0;
   /** The log that says the drops (the last one made on standard output). */
   sayer: Log | undefined;
-  /** Says the drops on standard error while they happen: made at the first; false where standard error is standard output, or once closing. */
+  /** Says the drops on standard error while they happen: made at the first; false where standard error is standard output, or once closed. */
   private dropWarning: DropWarning | false | undefined;
   /** Set once it closes: lines after that are dropped, a retry of the reader given up. */
   private closed = false;
@@ -233,14 +262,20 @@ class StandardOutput {
    * all are out, false if the reader took none of them for `ms`, or not all of them within
    * LOG_FLUSH_LIMIT_MS (the rest are then given up). sonic-boom's `flushSync` would
    * instead skip the write the reader has not taken yet while it writes the ones after it
-   * (a gap, lines out of order), and retry for ever.
+   * (a gap, lines out of order), and retry for ever. Standard error's last warning comes
+   * after that (`endDropWarning`), so its total counts the lines dropped meanwhile too.
    */
   close(ms: number): Promise<boolean> {
-    // Standard error's warnings are written while standard output's lines are, no longer,
-    // and none is begun once it closes.
-    if (this.dropWarning) this.dropWarning.end();
-    this.dropWarning = false;
-    this.closing ??= new Promise<boolean>((resolve) => {
+    this.closing ??= this.writeOut(ms).then(async (out) => {
+      await this.endDropWarning();
+      return out;
+    });
+    return this.closing;
+  }
+
+  /** Writes every line kept, then ends the stream: `close` without standard error's last warning. */
+  private writeOut(ms: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
       if (this.closed) return resolve(false);
       let timer: NodeJS.Timeout | undefined;
       let limit: NodeJS.Timeout | undefined;
@@ -269,7 +304,19 @@ class StandardOutput {
       });
       this.stream.end();
     });
-    return this.closing;
+  }
+
+  /**
+   * Once standard output's lines are out or given up: says on standard error the drops it
+   * has not said yet (the last lines of a stop among them, and any dropped while they were
+   * written out), so that its last `droppedLinesTotal` is keygate_log_lines_dropped_total's
+   * last value (short of a line logged after this, dropped with nothing left to say it).
+   * Standard error's warnings are written while standard output's lines are, no longer.
+   */
+  private async endDropWarning(): Promise<void> {
+    const warning = this.dropWarning;
+    this.dropWarning = false;
+    if (warning) await warning.end();
   }
 }
 

@@ -149,6 +149,31 @@ describe('keygate as a library with a stdout nobody reads', () => {
     }
   });
 
+  it('says on stderr, before close() resolves, the lines dropped since its last warning there: the warnings add up to the last total', async () => {
+    const app = startApp(dir, 'check', { LOG_BUFFER_SIZE: '65536' });
+    try {
+      const url = (await app.said('listening ')).slice('listening '.length);
+      expect(await longRequests(url, REQUESTS, WAIT_MS)).toEqual(Array.from({ length: REQUESTS }, () => 400));
+      expect(JSON.parse(await app.said('{"level":40'))).toMatchObject({ droppedLines: 1, droppedLinesTotal: 1 });
+      // More dropped after it, within the minute: the next warning is not due yet.
+      expect(await longRequests(url, REQUESTS, WAIT_MS)).toEqual(Array.from({ length: REQUESTS }, () => 400));
+      app.child.kill('SIGTERM');
+      await app.said('closed');
+      expect(await app.exited()).toBe(0);
+      // The application's own lines are text; keygate's warnings JSON, the last one before `closed`.
+      const lines = app.stderr().split('\n');
+      expect(lines.slice(-3)).toEqual([expect.stringMatching(/^\{"level":40,/), 'closed', '']);
+      const warnings = lines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as LogLine);
+      const last = warnings.at(-1) as LogLine;
+      expect(last.msg).toMatch(/^\d+ log line\(s\) dropped because standard output was not read, said as keygate's log closes: /);
+      expect(warnings.reduce((sum, line) => sum + (line.droppedLines as number), 0)).toBe(last.droppedLinesTotal);
+      // Of the 400 lines, the pipe and 64 KB held a few dozen at most.
+      expect(last.droppedLinesTotal).toBeGreaterThan(REQUESTS);
+    } finally {
+      app.child.kill('SIGKILL');
+    }
+  });
+
   it('lets the application exit with process.exit() while keygate still keeps lines for the reader', async () => {
     const app = startApp(dir, 'check', { EXIT_AT_ONCE: '3' });
     try {

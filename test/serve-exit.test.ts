@@ -176,8 +176,8 @@ const REQUEST_TIMEOUT_MS = 30_000;
 /** Requests refused for want of a key, each a log line of about 8 KB: 200 of them are more than a pipe and a reader's buffer hold. */
 const REQUESTS = 200;
 const ALL_REFUSED = Array.from({ length: REQUESTS }, () => 401);
-/** The message of the warning keygate writes on stderr when standard output's lines are dropped. */
-const DROP_WARNING = /^\d+ log line\(s\) dropped because standard output was not read: /;
+/** The message of the warning keygate writes on stderr when standard output's lines are dropped (the last, as it stops, says so). */
+const DROP_WARNING = /^\d+ log line\(s\) dropped because standard output was not read(: |, said as keygate's log closes: )/;
 
 /**
  * The gateway's and admin API's addresses, once keygate has written the last line it
@@ -283,6 +283,40 @@ describe('keygate serve with a log reader that stops reading', () => {
       expect(warnings.reduce((sum, line) => sum + (line.droppedLines as number), 0)).toBeLessThanOrEqual(dropped);
 
       await stopsAsAfterAnySigterm(serve);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('says on stderr, as it stops, the lines dropped since its last warning there, though a minute has not passed: the warnings add up to the last total', async () => {
+    const serve = startServe(profile(dir, 'stalled-reader-stopped', { log: { bufferSize: 65_536 } }), { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN });
+    const { child } = serve;
+    try {
+      const { gateway, admin } = await quietAfterStart(serve);
+      child.stdout.pause();
+      expect(await longRequests(gateway, REQUESTS, REQUEST_TIMEOUT_MS)).toEqual(ALL_REFUSED);
+      const first = JSON.parse(await serve.warned('log line(s) dropped')) as LogLine;
+      expect(first).toMatchObject({ droppedLines: 1, droppedLinesTotal: 1 });
+      // More dropped after it, within the minute: the next warning is not due yet.
+      expect(await longRequests(gateway, REQUESTS, REQUEST_TIMEOUT_MS)).toEqual(ALL_REFUSED);
+      const dropped = await droppedLogLines(admin);
+      expect(dropped).toBeGreaterThan(1);
+
+      // Stopped while stdout is still not read: the lines it keeps are given up after a few seconds.
+      child.kill('SIGTERM');
+      expect(await serve.exited()).toBe(0);
+      child.stdout.resume();
+      await serve.closed();
+      const warnings = logLines(serve.stderr());
+      for (const line of warnings) expect(line.msg).toMatch(DROP_WARNING);
+      const last = warnings.at(-1) as LogLine;
+      // Every drop said once: the last total is all of them, any of the stop's own lines (after /metrics was read) among them.
+      expect(warnings.reduce((sum, line) => sum + (line.droppedLines as number), 0)).toBe(last.droppedLinesTotal);
+      expect(last.droppedLinesTotal).toBeGreaterThanOrEqual(dropped);
+      expect(last).toMatchObject({ level: 40, name: 'keygate', bufferSize: 65_536 });
+      expect(last.msg).toBe(
+        `${last.droppedLines as number} log line(s) dropped because standard output was not read, said as keygate's log closes: ${last.droppedLinesTotal as number} in all (keygate_log_lines_dropped_total), with 65536 bytes of lines waiting for it (log.bufferSize)`,
+      );
     } finally {
       child.kill('SIGKILL');
     }
