@@ -339,8 +339,9 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
         body: { error_description: 'Method Not Allowed.' },
         units: 0,
       });
-      expect(await costOf(fresh.secret, '/v1/keywords/export', post(fresh.secret, { keywords: Array.from({ length: 10_001 }, (_, i) => `kw${i}`) }))).toMatchObject({
+      expect(await costOf(fresh.secret, '/v1/keywords/export', post(fresh.secret, { keywords: Array.from({ length: 10_001 }, (_, i) => `kw${i}`) }))).toEqual({
         status: 400,
+        type: UPSTREAM_TYPE,
         body: { error_description: 'Exceeded keywords size. Max keywords for one request: 10000' },
         units: 0,
       });
@@ -377,6 +378,28 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       const line = await paced('/v1/backlinks/summary', post(fresh.secret, { target: 'twitter.com' }));
       await line.arrayBuffer();
       expect([line.status, line.statusText]).toEqual([244, 'Results for huge websites like google.com or twitter.com are unavailable via API so far']);
+    });
+
+    it('405 (Method Not Allowed) Method Not Allowed. names the methods the endpoint takes (Allow), whoever answers it, and costs nothing', async () => {
+      const refused = (path: string, init: RequestInit) => costOf(fresh.secret, path, init);
+      const NOT_ALLOWED = { status: 405, type: UPSTREAM_TYPE, body: { error_description: 'Method Not Allowed.' }, units: 0 };
+      // The upstream's commands: GET or POST; export task creation and keywords/export: POST only.
+      for (const [path, init, allow] of [
+        ['/v1/domain/overview?domain=seranking.com', token(fresh.secret, { method: 'PUT' }), 'GET, HEAD, POST'],
+        ['/v1/backlinks/summary?target=seranking.com', token(fresh.secret, { method: 'DELETE' }), 'GET, HEAD, POST'],
+        ['/v1/backlinks/export?target=seranking.com', token(fresh.secret), 'POST'],
+        ['/v1/keywords/export?keywords=seo&source=us', token(fresh.secret), 'POST'],
+      ] as const) {
+        clock.advance(100);
+        const answer = await ex.call(path, init);
+        expect(answer.headers.get('allow'), path).toBe(allow);
+        await answer.arrayBuffer();
+        expect(await refused(path, init), path).toEqual(NOT_ALLOWED);
+      }
+      // keygate's own endpoint: the subscription builtin.
+      const builtin = await paced('/v1/account/subscription', token(fresh.secret, { method: 'DELETE' }));
+      expect([builtin.status, builtin.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
+      await builtin.arrayBuffer();
     });
 
     it('the table\'s 200 (OK) rows: a target nobody links to answers zeros and InLink Rank -1 (unknown), and is charged like any other', async () => {

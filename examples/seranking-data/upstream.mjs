@@ -90,10 +90,18 @@ export function available(command, target) {
 }
 
 class HttpError extends Error {
-  constructor(status, description) {
+  constructor(status, description, headers = {}) {
     super(description);
     this.status = status;
+    this.headers = headers;
   }
+}
+
+/** The methods every command is served under; HEAD is GET without the body. */
+const COMMAND_METHODS = 'GET, HEAD, POST';
+/** The table's 405 row, naming the methods the endpoint does take (Allow), as HTTP asks of every 405. */
+function methodNotAllowed(allow) {
+  return new HttpError(405, 'Method Not Allowed.', { allow });
 }
 
 export function createUpstream() {
@@ -144,7 +152,7 @@ export function createUpstream() {
   function backlinks(account, command, method, query, body) {
     checkFormats(query, body);
     if (command === 'export') {
-      if (method !== 'POST') throw new HttpError(405, 'Method Not Allowed.');
+      if (method !== 'POST') throw methodNotAllowed('POST');
       const targets = targetsOf(query, body);
       if (targets.length > 1) throw new HttpError(400, 'Parameter target is invalid.');
       const id = `task_${nextTask++}`;
@@ -201,7 +209,7 @@ export function createUpstream() {
   }
 
   function keywordsExport(method, query, body) {
-    if (method !== 'POST') throw new HttpError(405, 'Method Not Allowed.');
+    if (method !== 'POST') throw methodNotAllowed('POST');
     const list = Array.isArray(body?.keywords) ? body.keywords : (query.get('keywords') ?? '').split(',');
     const keywords = list.map((k) => String(k).trim()).filter(Boolean);
     if (keywords.length === 0) throw new HttpError(400, 'Invalid keywords');
@@ -240,7 +248,7 @@ export function createUpstream() {
     readJson(req, MAX_BODY).then(
       (body) => {
         try {
-          if (!['GET', 'POST'].includes(method)) throw new HttpError(405, 'Method Not Allowed.');
+          if (!['GET', 'POST'].includes(method)) throw methodNotAllowed(COMMAND_METHODS);
           const path = url.pathname.replace(/\/+$/, '');
           let m;
           if ((m = /^\/v1\/backlinks\/(.+)$/.exec(path))) {
@@ -252,7 +260,7 @@ export function createUpstream() {
           if (path === '/v1/keywords/export') return send(200, keywordsExport(method, url.searchParams, body).body);
           throw new HttpError(400, 'The requested resource could not be found.');
         } catch (error) {
-          if (error instanceof HttpError) return send(error.status, { error_description: error.message });
+          if (error instanceof HttpError) return send(error.status, { error_description: error.message }, error.headers);
           return send(500, { error_description: 'Unexpected error. Please try again later.' });
         }
       },
