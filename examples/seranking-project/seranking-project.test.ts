@@ -280,6 +280,23 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       }
     });
 
+    it('"All API method invocations are HTTP GET/POST/PUT/DELETE requests": any other method is 405 Method Not Allowed, naming those four (and HEAD), and reaches no method', async () => {
+      const NOT_ALLOWED = { status: 405, type: JSON_TYPE, body: { message: 'Method Not Allowed' } };
+      const site = ((await read(await paced('/sites', token(key.secret, { method: 'POST', body: JSON.stringify({ url: 'https://patch.example', title: 'before' }) })))).body as { site_id: number }).site_id;
+      for (const [method, path] of [['PATCH', `/sites/${site}`], ['OPTIONS', '/sites'], ['OPTIONS', '/account/balance']]) {
+        const answer = await paced(path, token(key.secret, { method, body: method === 'PATCH' ? '{"title":"after"}' : undefined }));
+        expect(answer.headers.get('allow'), `${method} ${path}`).toBe('GET, HEAD, POST, PUT, DELETE');
+        expect(await read(answer), `${method} ${path}`).toEqual(NOT_ALLOWED);
+      }
+      // A method fetch will not send, as written; the same answer.
+      clock.advance(250);
+      const traced = await rawRequest(ex.kg.gatewayUrl, `TRACE /sites HTTP/1.1\r\nAuthorization: Token ${key.secret}`);
+      expect({ status: traced.status, body: JSON.parse(traced.body) as unknown }).toEqual({ status: 405, body: NOT_ALLOWED.body });
+      // The PATCH changed nothing; without a key it is still No token.
+      expect((await read(await paced(`/sites/${site}`, token(key.secret)))).body).toMatchObject({ title: 'before' });
+      expect(await read(await paced(`/sites/${site}`, { method: 'PATCH', body: '{}' }))).toEqual(NO_TOKEN);
+    });
+
     it('403 No token, 403 Incorrect token, 400 Bad Request, 429 Too Many Requests, 404 Not Found — all in {"message": ...}', async () => {
       clock.advance(SECOND);
       expect(await read(await paced('/keywords/123'))).toEqual(NO_TOKEN);
