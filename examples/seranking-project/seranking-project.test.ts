@@ -283,8 +283,13 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
     it('"All API method invocations are HTTP GET/POST/PUT/DELETE requests": any other method is 405 Method Not Allowed, naming those four (and HEAD), and reaches no method', async () => {
       const NOT_ALLOWED = { status: 405, type: JSON_TYPE, body: { message: 'Method Not Allowed' } };
       const site = ((await read(await paced('/sites', token(key.secret, { method: 'POST', body: JSON.stringify({ url: 'https://patch.example', title: 'before' }) })))).body as { site_id: number }).site_id;
-      for (const [method, path] of [['PATCH', `/sites/${site}`], ['OPTIONS', '/sites'], ['OPTIONS', '/account/balance']]) {
-        const answer = await paced(path, token(key.secret, { method, body: method === 'PATCH' ? '{"title":"after"}' : undefined }));
+      const refused: [method: string, path: string, init: RequestInit][] = [
+        ['PATCH', `/sites/${site}`, { method: 'PATCH', body: '{"title":"after"}' }],
+        ['OPTIONS', '/sites', { method: 'OPTIONS' }],
+        ['OPTIONS', '/account/balance', { method: 'OPTIONS' }],
+      ];
+      for (const [method, path, init] of refused) {
+        const answer = await paced(path, token(key.secret, init));
         expect(answer.headers.get('allow'), `${method} ${path}`).toBe('GET, HEAD, POST, PUT, DELETE');
         expect(await read(answer), `${method} ${path}`).toEqual(NOT_ALLOWED);
       }
