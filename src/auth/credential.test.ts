@@ -24,12 +24,13 @@ describe('extractCredential', () => {
   });
 
   it('refuses a wrong scheme or a bare key where a scheme is required', () => {
-    expect(extractCredential(req({ authorization: 'Bearer abc' }), token).kind).toBe('malformed');
-    expect(extractCredential(req({ authorization: 'abc' }), token).kind).toBe('malformed');
+    // Another authentication method (RFC 6750 §3.1): told apart, for a challenge without an error code.
+    expect(extractCredential(req({ authorization: 'Bearer abc' }), token)).toMatchObject({ kind: 'malformed', otherScheme: true });
+    expect(extractCredential(req({ authorization: 'abc' }), token)).toMatchObject({ kind: 'malformed', otherScheme: true });
   });
 
   it('refuses a key with a space or tab inside it', () => {
-    expect(extractCredential(req({ authorization: 'Token abc 123' }), token).kind).toBe('malformed');
+    expect(extractCredential(req({ authorization: 'Token abc 123' }), token)).toEqual({ kind: 'malformed', location: token[0] });
     expect(extractCredential(req({ authorization: 'abc\t123' }), bare).kind).toBe('malformed');
   });
 

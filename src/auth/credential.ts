@@ -7,7 +7,8 @@
  *   file); an empty value counts as absent, and the next location is tried.
  * - With a scheme (`Bearer`, `Token`, ...) the scheme word is matched case-insensitively
  *   and may be followed by one or more spaces or tabs. A bare key, or a different scheme word,
- *   is `malformed_key`. The scheme word alone is `missing_key`.
+ *   is `malformed_key`, whose challenge has no `error` (another authentication method, RFC
+ *   6750 §3.1). The scheme word alone is `missing_key`.
  * - Without a scheme (`scheme: none`) the whole value is the key; a value with inner
  *   whitespace (e.g. "Bearer tkn_...") is `malformed_key`.
  * - A header or query parameter that is given twice is `malformed_key` (Node joins most
@@ -17,7 +18,20 @@
 import type { CredentialLocation } from '../config/schema.js';
 import { decodeQueryComponent, escapedByte } from '../gateway/percent.js';
 
-export type CredentialResult = FoundCredential | { kind: 'missing' } | { kind: 'malformed'; location: CredentialLocation };
+export type CredentialResult = FoundCredential | { kind: 'missing' } | MalformedCredential;
+
+export interface MalformedCredential {
+  kind: 'malformed';
+  location: CredentialLocation;
+  /**
+   * Sent by another authentication scheme than the header's (a bare key where `Bearer`
+   * goes, `Token` for a `Bearer` API): RFC 6750 §3.1's "unsupported authentication
+   * method", whose challenge carries no error code.
+   */
+  otherScheme?: true;
+}
+
+const OTHER_SCHEME = 'other-scheme';
 
 export interface FoundCredential {
   kind: 'found';
@@ -77,6 +91,7 @@ export function extractCredential(request: RequestView, locations: readonly Cred
       const result = readHeaderValue(value, location.scheme);
       if (result === 'missing') continue;
       if (result === 'malformed') return { kind: 'malformed', location };
+      if (result === OTHER_SCHEME) return { kind: 'malformed', location, otherScheme: true };
       return { kind: 'found', secret: result, location, sent: raw };
     }
     query ??= parseQuery(request.url);
@@ -114,12 +129,12 @@ function sameIgnoringCase(text: string, lower: string): boolean {
 }
 
 /** `value` (already trimmed) read as `<scheme> <key>`, or as a bare key for scheme "none". */
-function readHeaderValue(value: string, scheme: string): string | 'missing' | 'malformed' {
+function readHeaderValue(value: string, scheme: string): string | 'missing' | 'malformed' | typeof OTHER_SCHEME {
   if (scheme.length === 4 && scheme.toLowerCase() === 'none') return hasInnerSpace(value) ? 'malformed' : value;
   let end = 0;
   while (end < value.length && !isSpace(value.charCodeAt(end))) end++;
   // The scheme as configured (the usual case) is a prefix test; any other case is compared lower-cased.
-  if (end !== scheme.length || !(value.startsWith(scheme) || value.slice(0, end).toLowerCase() === scheme.toLowerCase())) return 'malformed';
+  if (end !== scheme.length || !(value.startsWith(scheme) || value.slice(0, end).toLowerCase() === scheme.toLowerCase())) return OTHER_SCHEME;
   let start = end;
   while (start < value.length && isSpace(value.charCodeAt(start))) start++;
   if (start === value.length) return 'missing';

@@ -133,6 +133,8 @@ interface StoredKey {
 const OUTAGE = Object.freeze({ retryAfterSeconds: OUTAGE_RETRY_AFTER_S });
 /** Denials of a request that did present a credential (`error="invalid_token"`). */
 const PRESENTED = Object.freeze({ credentialPresented: true });
+/** A credential sent by another authentication scheme (a bare key where `Bearer` goes): no error code in the challenge. */
+const OTHER_SCHEME = Object.freeze({ credentialPresented: false });
 /** When a request refused for its account's requests in flight may try again (Retry-After, seconds). */
 export const CONCURRENCY_RETRY_AFTER_S = 1;
 /** For requests with nothing to advertise: one object, never written to. */
@@ -215,7 +217,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const memo = request.keyMemo?.of(memoOwner);
     const credential = extractCredential(request, config.auth.credentials, memo);
     if (credential.kind === 'missing') return refuse(deny('missing_key'));
-    if (credential.kind === 'malformed') return refuse(deny('malformed_key', PRESENTED));
+    // Sent by another scheme, it is no bearer token at all: challenged without invalid_token.
+    if (credential.kind === 'malformed') return refuse(deny('malformed_key', credential.otherScheme ? OTHER_SCHEME : PRESENTED));
 
     // 2. Its shape (prefix and length) → malformed_key. Nothing longer is hashed.
     const secret = credential.secret;

@@ -157,6 +157,15 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
     expect(kg.runtime.keyCache.get(kg.runtime.hashKey.digest(typo), now)).toBeUndefined();
   });
 
+  it('malformed_key: a good key sent by another scheme, or bare, is challenged without an error code (RFC 6750 §3.1); a bad one in the right scheme is invalid_token', async () => {
+    for (const authorization of [`Token ${secrets.good}`, secrets.good, `Basic ${Buffer.from(`user:${secrets.good}`).toString('base64')}`]) {
+      const r = await expectDenial(await kg.call('/v1/read', { headers: { authorization } }), 'malformed_key');
+      expect(r.headers.get('www-authenticate')).toBe('Bearer realm="api"');
+    }
+    const spaced = await expectDenial(await call('/v1/read', `${secrets.good.slice(0, 10)} ${secrets.good.slice(10)}`), 'malformed_key');
+    expect(spaced.headers.get('www-authenticate')).toMatch(/^Bearer realm="api", error="invalid_token"/);
+  });
+
   it('malformed_key: a character outside the alphabet, at the right length, is refused before the store is asked', async () => {
     const key = secrets.good;
     expect((await call('/v1/read', key)).status).toBe(200);
