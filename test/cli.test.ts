@@ -25,6 +25,7 @@ import type { ConfigInput } from '../src/config/schema.js';
 import { createAccount } from '../src/operations/accounts.js';
 import { createKey } from '../src/operations/keys.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-database.js';
+import { createKeyFormat } from '../src/keys/format.js';
 
 /**
  * A profile for a `keygate serve` of a test: every listener on a free port, the dashboard
@@ -684,7 +685,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
       [['keys', 'list', '--bogus'], "unknown option '--bogus'"],
       [['nosuch'], "unknown command 'nosuch'"],
       [['keys', 'create'], "required option '--account <id>' not specified"],
-      [['keys', 'create', '--account', 'a', '--name', 'b', '--mode', 'x'], "option '--mode <mode>' argument 'x' is invalid. Allowed choices are live, test."],
+      [['keys', 'create', '--account', 'a', '--name', 'b', '--mode', 'x'], "option '--mode <mode>' argument is invalid. Allowed choices are live, test."],
       [['keys'], 'a command is needed; --help lists them'],
     ];
     for (const [args, error] of cases) {
@@ -696,6 +697,35 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(human.stderr).toMatch(/^error: unknown option '--bogus'\n[\s\S]*Usage: keygate keys list/);
     const version = await runCli(['--json', '--version']);
     expect([version.code, version.stdout.trim()]).toEqual([0, JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')).version]);
+  });
+
+  it('never repeats a key typed where the command line refuses it (a bad --mode or port, an unknown option or command), with or without --json, and still says what is expected', async () => {
+    const key = createKeyFormat({ format: 'prefixed', prefix: { live: 'kg_live_' }, hexLength: 40, expiry: true, rotation: true, requireScopes: false }).generate('live');
+    // The prefix is public; what follows it is the secret.
+    const secret = key.slice('kg_live_'.length);
+    const notRepeated = 'what was typed is not repeated: it may be a secret';
+    const cases: [string[], string][] = [
+      [['keys', 'create', '--account', 'a', '--name', 'b', '--mode', key], "option '--mode <mode>' argument is invalid. Allowed choices are live, test."],
+      [['keys', 'create', '--account', 'a', '--name', 'b', `--mode=${key}`], "option '--mode <mode>' argument is invalid. Allowed choices are live, test."],
+      [['serve', '--admin-port', key], "option '--admin-port <port>' argument is invalid. Expected a whole number from 0 to 65535."],
+      // An unknown option is named without its value; one that does not read as a name, not at all.
+      [['keys', 'list', `--key=${key}`], "unknown option '--key'"],
+      [['keys', 'list', `-${key}`], `unknown option (${notRepeated}); keygate keys list --help lists the options`],
+      [[key], `unknown command (${notRepeated}); keygate --help lists the commands`],
+      [['keys', key], `unknown command (${notRepeated}); keygate keys --help lists the commands`],
+      // Commander counts the extra arguments without repeating them.
+      [['keys', 'show', 'a', key], "too many arguments for 'show'. Expected 1 argument but got 2."],
+    ];
+    for (const [args, error] of cases) {
+      const [human, json] = await Promise.all([runCli(args), runCli(['--json', ...args])]);
+      expect([human.code, human.stdout, human.stderr.split('\n')[0]], args.join(' ')).toEqual([1, '', `error: ${error}`]);
+      expect(human.stderr, args.join(' ')).not.toContain(secret);
+      expect([json.code, json.stdout, JSON.parse(json.stderr)], args.join(' ')).toEqual([1, '', { error }]);
+      expect(json.stderr, args.join(' ')).not.toContain(secret);
+    }
+    // A typo of a command is still repeated, with commander's suggestion.
+    const typo = await runCli(['acounts']);
+    expect([typo.code, typo.stderr.split('\n').slice(0, 2)]).toEqual([1, ["error: unknown command 'acounts'", '(Did you mean accounts?)']]);
   });
 
   it('check --json gives the problems as a list for scripts, each naming its field (exit 2), or ok with what the profile holds', async () => {
@@ -939,7 +969,7 @@ describe('keygate serve reloads its profile on SIGHUP', () => {
     writeFileSync(file, profile('First', 1));
     const refused = await runCli(['serve', '--config', file, '--admin-port', '65536']);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain("error: option '--admin-port <port>' argument '65536' is invalid. a whole number from 0 to 65535\n");
+    expect(refused.stderr).toContain("error: option '--admin-port <port>' argument is invalid. Expected a whole number from 0 to 65535.\n");
     const { child, logged } = spawnServe(file, undefined, ['--port', '0']);
     try {
       const serving = JSON.parse(await logged('keygate is serving')) as { gateway: string; process: string; pid: number };

@@ -17,6 +17,7 @@ import type { Config } from '../config/schema.js';
 import { describeScopeGap, profileRouteTable, scopeGaps } from '../routes/route-table.js';
 import { serve, type RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
+import { KeygateCommand } from './parse-errors.js';
 import { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
 import { backupSqlite } from '../store/sqlite/backup.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
@@ -311,7 +312,7 @@ function packageVersion(): string {
 }
 
 export function buildCli(): Command {
-  const program = new Command('keygate')
+  const program = new KeygateCommand('keygate')
     .description('API-key gateway for data APIs')
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('-c, --config <file>', 'profile to use (or set KEYGATE_CONFIG)', process.env.KEYGATE_CONFIG ?? 'keygate.yaml')
@@ -991,7 +992,7 @@ function printedStatus(key: KeyRecord, now: number, blocked: ReadonlyMap<string,
   return ends === undefined ? status : `${status}, blocked until ${until(ends)}`;
 }
 
-/** A parser of port options: a whole number from 0 (any free port) to `highest`, else `expected` is said. */
+/** A parser of port options: a whole number from 0 (any free port) to `highest`, else `expected` is said (never the value: parse-errors.ts). */
 function portUpTo(highest: number, expected: string): (text: string) => number {
   return (text) => {
     const port = Number(text);
@@ -1001,9 +1002,9 @@ function portUpTo(highest: number, expected: string): (text: string) => number {
 }
 
 /** A TCP port: 0 (any free one) to 65535. */
-const parsePort = portUpTo(65_535, 'a whole number from 0 to 65535');
+const parsePort = portUpTo(65_535, 'Expected a whole number from 0 to 65535.');
 /** A port for `demo --port`: 0 (any) or one that leaves room for the two after it. */
-const parseDemoPort = portUpTo(65_533, 'a whole number from 0 to 65533 (the admin API and the dashboard take the next two)');
+const parseDemoPort = portUpTo(65_533, 'Expected a whole number from 0 to 65533 (the admin API and the dashboard take the next two).');
 
 /**
  * As nginx and most daemons: SIGHUP reads the profile again (what changed, or why nothing
@@ -1142,6 +1143,7 @@ function exitOnUncaughtError(log: Log, keyFormat: KeyFormat): (running: Pick<Run
 export async function main(argv: string[]): Promise<void> {
   // With --json a script gets the failure as JSON too (on stderr; the exit code is the same),
   // also commander's own (an unknown option, a missing argument): not its text and usage.
+  // Either way its message holds nothing typed that could be a key (parse-errors.ts).
   const json = argv.includes('--json');
   const program = buildCli();
   throwInsteadOfExiting(program, json);

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { withoutTyped } from './parse-errors.js';
+
+const KEY = 'kg_live_3F9vQx0LmZ2pR7sT1uW4yB6cD8eH5jKn0a';
+
+describe("commander's parse errors without what was typed", () => {
+  it('names an argument whose value is invalid, not the value', () => {
+    const message = `error: command-argument value '${KEY}' is invalid for argument 'mode'. Allowed choices are live, test.`;
+    expect(withoutTyped(message, 'commander.invalidArgument', 'keygate x')).toBe("error: argument 'mode' is invalid. Allowed choices are live, test.");
+  });
+
+  it('keeps nothing of an invalid value said in a wording it does not know', () => {
+    const message = `error: option '--mode <mode>' value '${KEY}' from env 'MODE' is invalid.`;
+    expect(withoutTyped(message, 'commander.invalidArgument', 'keygate keys create')).toBe('error: a value given is invalid; keygate keys create --help says what each option takes');
+  });
+
+  it("keeps commander's suggestion only when it names commands or flags, not text typed to look like one", () => {
+    expect(withoutTyped("error: unknown option '--limt'\n(Did you mean --limit?)", 'commander.unknownOption', 'keygate keys list')).toBe("error: unknown option '--limt'\n(Did you mean --limit?)");
+    const forged = withoutTyped(`error: unknown option '--x'\n(Did you mean ${KEY}?)'`, 'commander.unknownOption', 'keygate keys list');
+    expect(forged).not.toContain(KEY);
+  });
+
+  it("passes commander's errors that name only what keygate defines", () => {
+    const message = "error: too many arguments for 'show'. Expected 1 argument but got 2.";
+    expect(withoutTyped(message, 'commander.excessArguments', 'keygate keys show')).toBe(message);
+  });
+});

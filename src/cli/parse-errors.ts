@@ -1,0 +1,97 @@
+/**
+ * Commander's parse errors without what was typed. Commander quotes the bad value
+ * (`option '--mode <mode>' argument 'sk_live_…' is invalid`), so a key pasted in the wrong
+ * place would be printed to the terminal, its scrollback and CI logs, and keygate's errors
+ * never hold a key. The message is rewritten in `error`, before commander writes it or
+ * throws it, so the text and `--json`'s `{"error": …}` say the same.
+ *
+ * - A value (an option's argument, a command's argument) is never repeated: the option is
+ *   named with what it takes, and the user still has what they typed in front of them.
+ *   Only the profile could say what its keys look like, and a parse error comes before it.
+ * - A name typed where an option or a command belongs is repeated only when it reads as one
+ *   of keygate's names (see PLAIN_NAME), as a typo does: `unknown option '--bogus'`.
+ * - Commander's other errors (a missing argument, too many arguments) name only what keygate
+ *   defines, and pass unchanged.
+ */
+import { Command, type ErrorOptions } from 'commander';
+
+/**
+ * A name keygate repeats: lowercase letters and hyphens, at most 24 of them (a flag with
+ * its dashes), the shape of every command and flag keygate has. No key has that shape:
+ * keygate's own are longer (30 base62 characters after the prefix, or 32 hex and more),
+ * and a key of another shape (`keys.imported`) is random letters and digits, never all
+ * lowercase letters but by a chance of one in tens of thousands or less.
+ */
+const PLAIN_NAME = /^-{0,2}[a-z][a-z-]{0,23}$/;
+
+/** Commander's `(Did you mean …?)` line: it names keygate's own commands or flags only. */
+const SUGGESTION = /^\n\(Did you mean (?:one of )?[a-z, -]+\?\)$/;
+
+/** `option '<flags>' argument '<value>' is invalid.<why>`: flags and why are keygate's. */
+const INVALID_OPTION_VALUE = /^error: option '([^']+)' argument '.*' is invalid\.(.*)$/s;
+/** `command-argument value '<value>' is invalid for argument '<name>'.<why>`. */
+const INVALID_ARGUMENT_VALUE = /^error: command-argument value '.*' is invalid for argument '([^']+)'\.(.*)$/s;
+/** `unknown option '<typed>'` or `unknown command '<typed>'`, with commander's suggestion, if any. */
+const UNKNOWN_NAME = /^error: unknown (?:option|command) '(.*)'(\n[^\n]*)?$/s;
+
+/**
+ * `message` (commander's, for the error `code`, raised in the command `path` such as
+ * `keygate keys list`) with nothing typed in it that could be a secret.
+ *
+ * @example
+ * withoutTyped("error: option '--mode <mode>' argument 'sk_live_…' is invalid. Allowed choices are live, test.", 'commander.invalidArgument', 'keygate keys create')
+ * // "error: option '--mode <mode>' argument is invalid. Allowed choices are live, test."
+ */
+export function withoutTyped(message: string, code: string | undefined, path: string): string {
+  switch (code) {
+    case 'commander.invalidArgument':
+      return invalidValue(message, path);
+    case 'commander.unknownOption':
+      return unknownName(message, 'option', path);
+    case 'commander.unknownCommand':
+      return unknownName(message, 'command', path);
+    default:
+      return message;
+  }
+}
+
+/** An invalid value, said by its option or argument and what it takes. */
+function invalidValue(message: string, path: string): string {
+  const option = INVALID_OPTION_VALUE.exec(message);
+  if (option) return `error: option '${option[1]}' argument is invalid.${option[2]}`;
+  const argument = INVALID_ARGUMENT_VALUE.exec(message);
+  if (argument) return `error: argument '${argument[1]}' is invalid.${argument[2]}`;
+  // A wording this module does not know (another commander): nothing of it is kept.
+  return `error: a value given is invalid; ${path} --help says what each option takes`;
+}
+
+/** An unknown option (its name, before any `=value`) or command, repeated only when it reads as a name. */
+function unknownName(message: string, what: 'option' | 'command', path: string): string {
+  const unknown = UNKNOWN_NAME.exec(message);
+  const suggestion = unknown?.[2] !== undefined && SUGGESTION.test(unknown[2]) ? unknown[2] : '';
+  const typed = unknown?.[1];
+  const name = what === 'option' ? typed?.split('=')[0] : typed;
+  if (name !== undefined && PLAIN_NAME.test(name)) return `error: unknown ${what} '${name}'${suggestion}`;
+  return `error: unknown ${what} (what was typed is not repeated: it may be a secret); ${path} --help lists the ${what}s${suggestion}`;
+}
+
+/** A command's name with its parents': `keygate keys list`. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at !== null; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
+}
+
+/**
+ * A commander Command whose parse errors, its subcommands' too, go through `withoutTyped`
+ * before they are written or thrown.
+ */
+export class KeygateCommand extends Command {
+  override createCommand(name?: string): KeygateCommand {
+    return new KeygateCommand(name);
+  }
+
+  override error(message: string, errorOptions?: ErrorOptions): never {
+    return super.error(withoutTyped(message, errorOptions?.code, commandPath(this)), errorOptions);
+  }
+}
