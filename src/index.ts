@@ -19,5 +19,5 @@ export type { RenderedError } from './dialect/dialect.js';
 export type { RouteMatch } from './routes/route-table.js';
 export { inviteMember } from './operations/members.js';
 export { accountUsage } from './operations/usage.js';
-export { forecast, type PlannedCall, type Forecast } from './operations/forecast.js';
+export { forecast, type PlannedCall, type Forecast, type MeterBalance } from './operations/forecast.js';
 export { OperationError } from './operations/errors.js';

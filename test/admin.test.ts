@@ -580,7 +580,11 @@ describe('admin API', () => {
     expect(usage.body.meters.brands).toMatchObject({ unit: null });
     expect(usage.body.meters.brands).toMatchObject({ kind: 'gauge', usage: 7, limit: 10, remaining: 3 });
     const forecast = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ accountId, calls: [{ method: 'POST', path: '/generate', count: 10 }] }) }));
-    expect(forecast.body).toMatchObject({ total: 500, covered: false, balance: { credits: { remaining: 450, covered: false } } });
+    expect(forecast.body).toMatchObject({ total: 500, covered: false, planId: 'scale', balance: { credits: { remaining: 450, covered: false, inPlan: true } } });
+    // On a plan without the meter, nothing remains because there is nothing to spend: the gateway refuses such calls, and the forecast says why.
+    const lacking = (await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'No credits', planId: 'growth' }) }))).body.id as string;
+    const refused = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ accountId: lacking, calls: [{ method: 'POST', path: '/generate', count: 1 }] }) }));
+    expect(refused).toMatchObject({ status: 200, body: { total: 50, covered: false, planId: 'growth', balance: { credits: { remaining: 0, covered: false, overageAllowed: false, inPlan: false } } } });
     // The same checks as a CLI calls file: a relative path or a mistyped field is named.
     const relative = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method: 'POST', path: 'generate', count: 1 }] }) }));
     expect(relative).toMatchObject({ status: 400, body: { detail: 'body.calls.0.path: must be a path starting with /' } });

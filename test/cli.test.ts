@@ -463,7 +463,7 @@ describe('keygate CLI with a running gateway', () => {
     expect(r.code).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result.total).toBe(500);
-    expect(result.balance.units).toEqual({ remaining: 970, covered: true, overageAllowed: false });
+    expect(result.balance.units).toEqual({ remaining: 970, covered: true, overageAllowed: false, inPlan: true });
     const over = await cli('forecast', '--account', accountId, '--call', 'GET /api/v1/apps/a/metrics/mrr x99');
     expect(over.code).toBe(3);
     expect(over.stdout).toContain('units remaining: 970 → NOT covered');
@@ -484,6 +484,19 @@ describe('keygate CLI with a running gateway', () => {
       const r = await cli('forecast', '--calls', file);
       expect([r.code, r.stderr], text).toEqual([1, `error: ${error}\n`]);
     }
+  });
+
+  it('forecasts calls on a meter the account\'s plan lacks as refused for that, not as a balance spent', async () => {
+    const { id } = JSON.parse((await cli('accounts', 'create', '--name', 'No units', '--plan', 'free', '--json')).stdout) as { id: string };
+    const human = await cli('forecast', '--account', id, '--call', 'GET /api/v1/apps/a/metrics/mrr x2');
+    expect([human.code, human.stderr]).toEqual([3, '']);
+    expect(human.stdout.split('\n').slice(-2)).toEqual(['units: the free plan has no meter "units" → NOT covered (the gateway refuses these calls)', '']);
+    const json = await cli('forecast', '--account', id, '--call', 'GET /api/v1/apps/a/metrics/mrr x2', '--json');
+    expect(json.code).toBe(3);
+    expect(JSON.parse(json.stdout)).toMatchObject({ total: 20, planId: 'free', covered: false, balance: { units: { remaining: 0, covered: false, overageAllowed: false, inPlan: false } } });
+    // No units asked (no call): nothing to refuse, and it says so.
+    const none = await cli('forecast', '--account', id, '--call', 'GET /api/v1/apps/a/metrics/mrr x0');
+    expect([none.code, none.stdout.split('\n').slice(-2)]).toEqual([0, ['units: the free plan has no meter "units" → covered (these calls cost none of it)', '']]);
   });
 
   it('prints its version', async () => {

@@ -40,7 +40,7 @@ interface ForecastOut {
   lines: { method: string; path: string; count: number; records?: number; unitsPerCall: number; units: number; meter: string | null }[];
   totals: Record<string, number>;
   total: number;
-  balance?: Record<string, { remaining: number; covered: boolean; overageAllowed: boolean }>;
+  balance?: Record<string, { remaining: number; covered: boolean; overageAllowed: boolean; inPlan: boolean }>;
   covered?: boolean;
 }
 
@@ -491,7 +491,7 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect(result.total).toBe(26_000);
       // "Compare the projected total with your units_left."
       const left = await unitsLeft(key.secret);
-      expect(result.balance).toEqual({ units: { remaining: left, covered: true, overageAllowed: false } });
+      expect(result.balance).toEqual({ units: { remaining: left, covered: true, overageAllowed: false, inPlan: true } });
       expect(result.covered).toBe(true);
     });
 

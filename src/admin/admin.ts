@@ -140,7 +140,18 @@ const ForecastResult = z.object({
   lines: z.array(PlannedCallSchema.extend({ meter: z.string().nullable(), unitsPerCall: z.number(), units: z.number() })),
   totals: z.record(z.string(), z.number()),
   total: z.number(),
-  balance: z.record(z.string(), z.object({ remaining: z.number(), covered: z.boolean(), overageAllowed: z.boolean() })).optional(),
+  planId: z.string().optional().describe("the account's plan, whose meters the balance is of (with accountId)"),
+  balance: z
+    .record(
+      z.string(),
+      z.object({
+        remaining: z.number(),
+        covered: z.boolean(),
+        overageAllowed: z.boolean(),
+        inPlan: z.boolean().describe("false: the account's plan has no such meter, so remaining is 0 and the gateway refuses every call that costs units of it (insufficient_funds, \"Your plan does not include …\")"),
+      }),
+    )
+    .optional(),
   covered: z.boolean().optional(),
 });
 const IdParams = z.object({ id: z.string() });

@@ -33,7 +33,7 @@ import { accountLimitOptions, inFlags, limitsOptions } from './limit-flags.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
-import { forecast, type PlannedCall } from '../operations/forecast.js';
+import { forecast, type MeterBalance, type PlannedCall } from '../operations/forecast.js';
 import { runDemo } from '../demo/demo.js';
 import { closeStandardOutput, createLog, terminalDestination, type Log } from '../log.js';
 import { fields, table, until, when } from './format.js';
@@ -958,9 +958,7 @@ export function buildCli(): Command {
             ['call', 'count', 'records', 'each', 'units', 'meter'],
           );
           const totals = Object.entries(result.totals).map(([m, t]) => `total ${m}: ${t}`);
-          const balance = Object.entries(result.balance ?? {}).map(
-            ([m, b]) => `${m} remaining: ${b.remaining} → ${b.covered ? 'covered' : 'NOT covered'}${b.overageAllowed ? ' (overage on)' : ''}`,
-          );
+          const balance = Object.entries(result.balance ?? {}).map(([m, b]) => balanceLine(m, b, result.planId));
           return [lines, '', ...(totals.length > 0 ? totals : ['total: 0 (no call costs units)']), ...balance].join('\n');
         });
         if (result.covered === false) process.exitCode = 3;
@@ -968,6 +966,19 @@ export function buildCli(): Command {
     );
 
   return program;
+}
+
+/**
+ * A forecast's verdict on one meter. A meter the plan lacks is said so, not as "remaining:
+ * 0", which read as spent (and as if a top-up or a new period would do): the gateway
+ * refuses every call that costs units of it, so only another plan helps.
+ */
+function balanceLine(meter: string, balance: MeterBalance, planId: string | undefined): string {
+  if (!balance.inPlan) {
+    const lacks = `${meter}: the ${planId ?? "account's"} plan has no meter "${meter}"`;
+    return balance.covered ? `${lacks} → covered (these calls cost none of it)` : `${lacks} → NOT covered (the gateway refuses these calls)`;
+  }
+  return `${meter} remaining: ${balance.remaining} → ${balance.covered ? 'covered' : 'NOT covered'}${balance.overageAllowed ? ' (overage on)' : ''}`;
 }
 
 /**

@@ -44,9 +44,24 @@ export interface Forecast {
   lines: ForecastLine[];
   totals: Record<string, number>;
   total: number;
+  /** The account's plan, whose meters the balance is of: present when an account was given. */
+  planId?: string;
   /** Present when an account was given. */
-  balance?: Record<string, { remaining: number; covered: boolean; overageAllowed: boolean }>;
+  balance?: Record<string, MeterBalance>;
   covered?: boolean;
+}
+
+/** What the account has left of one meter the calls spend, and whether that pays for them. */
+export interface MeterBalance {
+  remaining: number;
+  covered: boolean;
+  overageAllowed: boolean;
+  /**
+   * Whether the account's plan has the meter. Without it, `remaining` is 0 because there is
+   * nothing to spend, not because it was spent: the gateway refuses every call that costs
+   * units of it (insufficient_funds, "Your plan does not include …"), whatever is topped up.
+   */
+  inPlan: boolean;
 }
 
 export async function forecast(rt: Runtime, calls: readonly unknown[], accountId?: string): Promise<Forecast> {
@@ -97,7 +112,7 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
     const m = usage.meters[meter];
     const remaining = m?.remaining ?? 0;
     const overage = m?.overageAllowed ?? false;
-    balance[meter] = { remaining, covered: needed <= remaining || overage, overageAllowed: overage };
+    balance[meter] = { remaining, covered: needed <= remaining || overage, overageAllowed: overage, inPlan: m !== undefined };
   }
-  return { lines, totals, total, balance, covered: Object.values(balance).every((b) => b.covered) };
+  return { lines, totals, total, planId: usage.planId, balance, covered: Object.values(balance).every((b) => b.covered) };
 }
