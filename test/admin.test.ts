@@ -11,6 +11,11 @@ import { acceptInvitation } from '../src/operations/members.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 
+/** A moment as a refusal names it: to the second, rounded up (at the time named it has passed), in UTC. */
+function utcSecondShown(ms: number): string {
+  return `${new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+}
+
 /** What an account id that is no id (a name, a pasted secret) gets: the value not repeated, where to find the id. */
 const NO_ACCOUNT_ID = 'no such account: accounts are named by their id, which begins acc_ (to find one by its name: keygate accounts list --search <name>, or GET /v1/accounts?q=<name>)';
 
@@ -448,6 +453,13 @@ describe('admin API', () => {
     expect(chained.status).toBe(409);
     expect(chained.body.detail).toMatch(new RegExp(`^this key replaced “.*” \\S+ \\(${first.id}\\), which works until \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC: revoke that key first, or rotate this one once it has expired$`));
     await kg.admin(`/v1/keys/${first.id}/revoke`, { method: 'POST' });
+    // Revoked in its overlap, it is not rotated either: the refusal says when it was revoked, and names the replacement that still works.
+    const revokedAt = Date.parse((await json(await kg.admin(`/v1/keys/${first.id}`))).body.revokedAt as string);
+    const stopped = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
+    expect(stopped).toMatchObject({
+      status: 409,
+      body: { detail: `“${rotated.body.name}” ${rotated.body.previous.hint} (${first.id}) was revoked at ${utcSecondShown(revokedAt)}; only an active key can be rotated: rotate its replacement “${rotated.body.name}” ${rotated.body.hint} (${rotated.body.id}) instead` },
+    });
     first = { id: rotated.body.id, secret: rotated.body.secret };
   });
 
@@ -501,7 +513,18 @@ describe('admin API', () => {
     // At the time the refusal named, the old key has expired, and the rotation it asked to wait for is made.
     now = Date.parse(endsShown.replace(' UTC', 'Z').replace(' ', 'T'));
     expect((await kg.call('/brands', bearer(made.body.secret as string))).status).toBe(401);
-    expect((await json(await kg.admin(`/v1/keys/${rotated.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }))).status).toBe(200);
+    const again = await json(await kg.admin(`/v1/keys/${rotated.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
+    expect(again.status).toBe(200);
+    // The expired key itself is not rotated: the refusal says when it expired, and names the newest key of its chain, the one to rotate.
+    const expired = await json(await kg.admin(`/v1/keys/${made.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
+    expect(expired).toMatchObject({
+      status: 409,
+      body: { detail: `“old” ${made.body.hint} (${made.body.id}) expired at ${endsShown}; only an active key can be rotated: rotate its replacement “old” ${again.body.hint} (${again.body.id}) instead` },
+    });
+    // Once that chain is revoked too, a new key is the way on.
+    for (const id of [rotated.body.id, again.body.id]) await kg.admin(`/v1/keys/${id}/revoke`, { method: 'POST' });
+    const alone = await json(await kg.admin(`/v1/keys/${made.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
+    expect(alone.body.detail).toBe(`“old” ${made.body.hint} (${made.body.id}) expired at ${endsShown}; only an active key can be rotated: create a new key instead`);
   });
 
   it('disabling API access or moving to a plan without it takes effect on the next request', async () => {

@@ -160,6 +160,11 @@ describe('keygate CLI with a running gateway', () => {
       }
     };
     await revokeNamed(['quarterly']);
+    // The rotated key, revoked with its replacement, is not rotated: the refusal says since when, and to create a key instead.
+    const revoked = JSON.parse((await cli('--json', 'keys', 'show', id)).stdout) as { name: string; hint: string; revokedAt: string };
+    const revokedAt = `${new Date(Math.ceil(Date.parse(revoked.revokedAt) / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+    const refused = await cli('keys', 'rotate', id);
+    expect([refused.code, refused.stdout, refused.stderr]).toEqual([1, '', `error: “quarterly” ${revoked.hint} (${id}) was revoked at ${revokedAt}; only an active key can be rotated: create a new key instead\n`]);
     // A key without an end: nothing more is said.
     const open = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'open-ended', '--json')).stdout) as { id: string };
     const plain = await cli('keys', 'rotate', open.id, '--overlap', '0');

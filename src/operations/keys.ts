@@ -258,7 +258,8 @@ export function keyLimitRefusal(maxKeys: number, planName: string, accountKeys: 
  * its overlap in turn).
  */
 function replacementEnd(old: KeyRecord | undefined, accountKeys: readonly KeyRecord[], now: number, endsOverlaps: boolean): number | null {
-  if (!old || !isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
+  if (!old) throw new OperationError('conflict', 'only an active key can be rotated');
+  refuseIfStopped(old, accountKeys, now);
   const conflict = rotationConflict(old, accountKeys, now, keyWithId, { endsOverlaps });
   if (conflict) throw new OperationError('conflict', conflict, (name) => rotationConflict(old, accountKeys, now, name, { endsOverlaps }) ?? conflict);
   const newestOf = (keys: readonly KeyRecord[]) => keys.reduce<KeyRecord | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
@@ -361,7 +362,7 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
     throw new OperationError('invalid', 'this API has no in-place rotation: create a new key, move your integration to it, then revoke the old one');
   }
   const now = rt.clock();
-  if (!isActive(old, now)) throw new OperationError('conflict', 'only an active key can be rotated');
+  if (!isActive(old, now)) refuseIfStopped(old, old.accountId === null ? [old] : await rt.store.listKeys({ accountId: old.accountId }), now);
   if (old.accountId === null) throw new OperationError('conflict', 'an unbound key cannot be rotated');
   // Stored before keys.requireScopes was set: its replacement would carry none either.
   if (old.scopes.length === 0 && rt.config.keys.requireScopes) {
@@ -413,19 +414,44 @@ export function overlapsEndedBy(key: KeyRecord, accountKeys: readonly KeyRecord[
 }
 
 /**
+ * Why `key` cannot be rotated because it no longer works, or undefined while it works:
+ * since when (a bare "only an active key" left the operator to look the key up), and
+ * what to do instead. A rotation hands on a working key's access, and this one has none
+ * left: where it was rotated and its replacement works (its overlap over, or none asked),
+ * that is the key to rotate; else a new key replaces it.
+ */
+export function stoppedKeyRefusal(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number, name: KeyNaming = keyWithId): string | undefined {
+  const stopped = key.revokedAt !== null ? `was revoked at ${worksUntil(key.revokedAt)}` : key.expiresAt !== null && key.expiresAt <= now ? `expired at ${worksUntil(key.expiresAt)}` : undefined;
+  if (stopped === undefined) return undefined;
+  const replacement = newestReplacement(key, accountKeys, now);
+  return `${name(key)} ${stopped}; only an active key can be rotated: ${replacement ? `rotate its replacement ${name(replacement)} instead` : 'create a new key instead'}`;
+}
+
+/** Refuses to rotate a key that no longer works (see `stoppedKeyRefusal`), in words each caller names keys in. */
+function refuseIfStopped(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number): void {
+  const refusal = (name: KeyNaming) => stoppedKeyRefusal(key, accountKeys, now, name);
+  const message = refusal(keyWithId);
+  if (message !== undefined) throw new OperationError('conflict', message, (name) => refusal(name) ?? message);
+}
+
+/** The working key at the end of `key`'s chain of replacements (its replacement may have been rotated since), if any. */
+function newestReplacement(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number): KeyRecord | undefined {
+  const replacementOf = (k: KeyRecord) => accountKeys.find((r) => r.rotatedFrom === k.id && isActive(r, now));
+  let newest = replacementOf(key);
+  for (let next = newest && replacementOf(newest); next; next = replacementOf(next)) newest = next;
+  return newest;
+}
+
+/**
  * Why `key` cannot be rotated now, or undefined if it can. Rotating a key twice, or a
  * replacement while the key it replaced still works, would leave three keys alive (and
  * dodge the plan's key limit). `accountKeys`: every key of its account. The dashboard
  * asks this too, to offer Rotate only where it would be accepted.
  */
 export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number, name: KeyNaming = keyWithId, options: { endsOverlaps?: boolean } = {}): string | undefined {
-  const replacement = accountKeys.find((k) => k.rotatedFrom === key.id && isActive(k, now));
-  if (replacement) {
-    // The newest key of the chain is the one to rotate (its replacement may have been rotated since).
-    let newest = replacement;
-    for (let next: KeyRecord | undefined = replacement; next; next = accountKeys.find((k) => k.rotatedFrom === newest.id && isActive(k, now))) newest = next;
-    return `this key was already rotated; rotate its replacement ${name(newest)} instead`;
-  }
+  // The newest key of the chain is the one to rotate (its replacement may have been rotated since).
+  const replacement = newestReplacement(key, accountKeys, now);
+  if (replacement) return `this key was already rotated; rotate its replacement ${name(replacement)} instead`;
   // Under `keys.rotation: replace` the rotation ends the key it replaced with the others (overlapsEndedBy).
   if (options.endsOverlaps) return undefined;
   const replaced = key.rotatedFrom === null ? undefined : accountKeys.find((k) => k.id === key.rotatedFrom && isActive(k, now));
@@ -435,9 +461,9 @@ export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord
 }
 
 /**
- * When a key still working stops, in a refusal that says to wait for it: to the second and
- * rounded up, as the CLI and the dashboard show ends, so that at the time named it has
- * stopped (a minute cut short named a time at which the same refusal came back).
+ * When a key stops, in a refusal that says to wait for it (or that it has stopped): to the
+ * second and rounded up, as the CLI and the dashboard show ends, so that at the time named
+ * it has stopped (a minute cut short named a time at which the same refusal came back).
  */
 function worksUntil(ms: number): string {
   return `${utcSecondUp(ms)} UTC`;

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inviteMember, passwordResetLink } from '../../src/operations/members.js';
 import { createKey, revokeKey } from '../../src/operations/keys.js';
 import type { Runtime } from '../../src/runtime.js';
+import type { KeyRecord } from '../../src/store/store.js';
 import { tempDir } from '../support/temp.js';
 import { newAccount, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
 import { addMember, Visitor, type Answer, type Fields } from './visitor.js';
@@ -173,6 +174,21 @@ describe('dashboard: hand-edited forms', () => {
       const again = await member.post(`/keys/${original.id}/rotate`, fields);
       expect({ status: again.status, heading: again.heading }).toEqual({ status: 409, heading: 'This form was sent already' });
       expect((await keysOfAcme()).filter((k) => k.rotatedFrom === original.id)).toHaveLength(1);
+    });
+
+    it('says of a key revoked by its rotation when it was revoked, and which key to rotate instead: on its rotate page and to a form sent from an old one', async () => {
+      const keys = await keysOfAcme();
+      const original = keys.find((k) => k.name === 'reloaded' && k.revokedAt !== null) as KeyRecord;
+      const replacement = keys.find((k) => k.rotatedFrom === original.id) as KeyRecord;
+      const revokedAt = `${new Date(Math.ceil((original.revokedAt as number) / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+      const why = `“reloaded” ${original.hint} was revoked at ${revokedAt}; only an active key can be rotated: rotate its replacement “reloaded” ${replacement.hint} instead.`;
+      const page = await member.get(`/keys/${original.id}/rotate`);
+      expect({ status: page.status, heading: page.heading, alert: page.alert }).toEqual({ status: 409, heading: 'Key “reloaded” cannot be rotated', alert: why });
+      const sent = await member.post(`/keys/${original.id}/rotate`, [['overlap', 'now'], ['form_id', 'B'.repeat(22)]]);
+      expect({ status: sent.status, heading: sent.heading, alert: sent.alert }).toEqual({ status: 409, heading: 'Key “reloaded” cannot be rotated', alert: why });
+      // Nothing was made, and both pages offer a new key.
+      expect((await keysOfAcme()).filter((k) => k.rotatedFrom === original.id)).toHaveLength(1);
+      for (const answer of [page, sent]) expect(answer.html).toContain('href="/keys/new"');
     });
 
     it('refuses a form whose nonce is not one (another account\'s key id, say): no one chooses a key\'s id', async () => {

@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBase62, type KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, overlapsEndedBy, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS } from '../../operations/keys.js';
+import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, overlapsEndedBy, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS, stoppedKeyRefusal } from '../../operations/keys.js';
 import { idFromDigest, newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
@@ -234,7 +234,8 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
         const raced = error.kind === 'conflict' ? await sentBefore(keyId, account.id) : undefined;
         if (raced) return sendSentAlready(request, reply, raced);
         // Refused by the plan's limit or by another rotation: the same form would be refused again.
-        if (error.kind === 'limit' || error.kind === 'conflict') return sendCannotRotate(request, reply, key, refusalText(error));
+        // A key that no longer works (the form was sent from an old page) is pointed to Create, as its rotate page is.
+        if (error.kind === 'limit' || error.kind === 'conflict') return sendCannotRotate(request, reply, key, refusalText(error), !isUsable(key, rt.clock()));
         return sendRotateForm(request, reply, key, nonce, refusalText(error), OPERATION_STATUS[error.kind]);
       }
     });
@@ -370,10 +371,12 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
 
   async function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, nonce: string, error?: string, status = 200): Promise<FastifyReply> {
     const now = rt.clock();
-    if (!isUsable(key, now)) {
-      return sendCannotRotate(request, reply, key, `Only a key that still works can be rotated; this one is ${key.revokedAt !== null ? 'revoked' : 'expired'}. Create a new key instead.`, true);
-    }
     const { account } = ownAccount(request);
+    if (!isUsable(key, now)) {
+      // When it stopped, and the key to rotate instead where its replacement works, as the CLI and admin API say it.
+      const stopped = stoppedKeyRefusal(key, await rt.store.listKeys({ accountId: account.id }), now, keyAsShown) ?? 'only a key that still works can be rotated';
+      return sendCannotRotate(request, reply, key, sentence(stopped), true);
+    }
     const kept = keptOnRotation(keyTraits(rt, account.planId), rt.config.keys.expiry);
     // Under `replace`, keys before this one still in an earlier rotation's overlap are revoked with it: named before, not only after.
     const ending = replacesAtOnce ? overlapsEndedBy(key, await rt.store.listKeys({ accountId: account.id }), now) : [];
