@@ -25,6 +25,7 @@ import type { RouteMatch } from './routes/route-table.js';
 import { settleCharge } from './pipeline/settle.js';
 import { renderBuiltin } from './gateway/builtins.js';
 import { statusClass } from './usage/usage-recorder.js';
+import { MAX_REPORTED } from './meters/cost.js';
 import { judgeTarget, normalBasePath } from './gateway/request-path.js';
 import { deny, type DenialReason } from './denial/reasons.js';
 import { refusedKeyOwner } from './pipeline/pipeline.js';
@@ -79,7 +80,7 @@ export interface CheckAdmitted {
   builtinBody?: string;
   /**
    * Commit the route's cost for a 2xx (per-record routes: pass the records returned, a
-   * whole number of 0 or more; anything else is charged what the request reserved);
+   * whole number from 0 to 999,999,999,999,999; anything else is charged what the request reserved);
    * release it otherwise. Call it in a `finally`: an unsettled reservation holds its
    * units for 10 minutes, until it lapses, and `close()` waits for it (up to
    * `shutdown.drainTimeout`). Settling twice is harmless: the first call counts.
@@ -171,13 +172,15 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
 
   /**
    * The records `settle` was given, as the gateway reads a count header: a whole number
-   * of 0 or more, or undefined (charged what the request reserved). NaN, a fraction or a
-   * negative number would be charged as such, and a NaN in the daily usage stops every
-   * later write of usage, for every account, until the process ends.
+   * from 0 to MAX_REPORTED (15 digits), or undefined (charged what the request reserved).
+   * NaN, a fraction or a negative number would be charged as such, and a NaN in the daily
+   * usage stops every later write of usage, for every account, until the process ends; a
+   * count past 15 digits, which the gateway would not take from an upstream, would charge
+   * (with overage) more units than a double holds exactly.
    */
   function countedRecords(records: number | undefined, path: string | undefined): number | undefined {
-    if (records === undefined || (Number.isSafeInteger(records) && records >= 0)) return records;
-    rt.log.warn({ route: path, records: String(records) }, 'settle was given a number of records that is not a whole number of 0 or more; charged the reserved estimate');
+    if (records === undefined || (Number.isSafeInteger(records) && records >= 0 && records <= MAX_REPORTED)) return records;
+    rt.log.warn({ route: path, records: String(records) }, `settle was given a number of records that is not a whole number from 0 to ${MAX_REPORTED}; charged the reserved estimate`);
     return undefined;
   }
 

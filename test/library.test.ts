@@ -360,7 +360,7 @@ describe('keygate as a library, when a backend fails or it stops', () => {
 describe('keygate as a library, given a count of records that is not one', () => {
   const dir = tempDir('library-records');
 
-  it('charges a NaN, negative or fractional count as the gateway charges a count it cannot read (the reservation), and still writes every usage row', async () => {
+  it('charges a NaN, negative, fractional or 16-digit count as the gateway charges a count it cannot read (the reservation), and still writes every usage row', async () => {
     const config = parseConfigObject({
       upstream: { url: 'http://127.0.0.1:1' },
       store: `sqlite:${path.join(dir, 'k.db')}`,
@@ -380,7 +380,8 @@ describe('keygate as a library, given a count of records that is not one', () =>
     const { server } = served;
     const url = `${served.url}/rows`;
     try {
-      for (const n of ['2', 'many', '-3', '1.5']) expect((await fetch(`${url}?n=${n}`, { headers })).status).toBe(200);
+      // 10^15 is past the 15 digits a count header may have (docs/quotas.md): the gateway would charge the reservation.
+      for (const n of ['2', 'many', '-3', '1.5', '1000000000000000']) expect((await fetch(`${url}?n=${n}`, { headers })).status).toBe(200);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -390,17 +391,18 @@ describe('keygate as a library, given a count of records that is not one', () =>
       ['/rows', 'NaN'],
       ['/rows', '-3'],
       ['/rows', '1.5'],
+      ['/rows', '1000000000000000'],
     ]);
-    // What the store holds once closed: 2 counted, then the 5 reserved for each of the three.
+    // What the store holds once closed: 2 counted, then the 5 reserved for each of the four.
     const again = await createKeygate({ config, file: 'inline', dir });
     try {
       const meters = await again.runtime.store.loadMeterUsage({ accountId: account.id });
-      expect(meters.map((row) => [row.meter, row.used])).toEqual([['credits', 17]]);
+      expect(meters.map((row) => [row.meter, row.used])).toEqual([['credits', 22]]);
       const day = new Date(again.runtime.clock()).toISOString().slice(0, 10);
       const daily = await again.runtime.store.listUsageDaily(account.id, day, day);
       expect(daily.map((row) => [row.metric, row.label, row.value]).sort()).toEqual([
-        ['requests', '2xx', 4],
-        ['units', 'credits', 17],
+        ['requests', '2xx', 5],
+        ['units', 'credits', 22],
       ]);
     } finally {
       await again.close();
