@@ -7,9 +7,13 @@ keepTickObjectShape();
 
 export { createKeygate, type Keygate, type CheckRequest, type CheckResult, type CheckAdmitted, type CheckRefused } from './library.js';
 export { loadConfigFile, parseConfigText, parseConfigObject, configJsonSchema, ConfigError, type ConfigProblem, type LoadedConfig } from './config/load.js';
-export type { Config, ConfigInput, Plan, Route, Meter } from './config/schema.js';
+export type { Config, ConfigInput, Plan, Route, Builtin, Meter } from './config/schema.js';
 export { serve, type RunningKeygate, type ServeOptions } from './serve.js';
 export { createRuntime, ConfigReloadError, RELOADABLE, type Runtime, type RuntimeOptions } from './runtime.js';
+// What createKeygate (or serve) may reject with besides a ConfigError: another keygate on the
+// SQLite file, a pepper that is not the database's, a PostgreSQL database not migrated.
+export { KeyHashingMismatchError, NotMigratedError } from './runtime.js';
+export { DatabaseInUseError } from './store/sqlite/process-lock.js';
 export { DENIAL_REASONS, MESSAGE_PLACEHOLDERS, type DenialReason, type Denial } from './denial/reasons.js';
 export type { Identity } from './pipeline/identity.js';
 export { createAccount, getAccount, updateAccount, deleteAccount, type NewAccount, type AccountChange, type LimitsChange } from './operations/accounts.js';
@@ -20,4 +24,4 @@ export type { RouteMatch } from './routes/route-table.js';
 export { inviteMember } from './operations/members.js';
 export { accountUsage } from './operations/usage.js';
 export { forecast, type PlannedCall, type Forecast, type MeterBalance } from './operations/forecast.js';
-export { OperationError } from './operations/errors.js';
+export { OperationError, type OperationErrorKind } from './operations/errors.js';

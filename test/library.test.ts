@@ -7,7 +7,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKeygate, parseConfigObject, type CheckAdmitted, type CheckRequest, type Keygate, type LoadedConfig } from '../src/index.js';
+import { ConfigError, createKeygate, DatabaseInUseError, parseConfigObject, type CheckAdmitted, type CheckRequest, type Keygate, type LoadedConfig } from '../src/index.js';
 import { createAccount } from '../src/operations/accounts.js';
 import { updateAccount } from '../src/index.js';
 import { createKey, revokeKey } from '../src/operations/keys.js';
@@ -436,6 +436,23 @@ describe('keygate as a library, given something else than a loaded profile', () 
       const admitted = await gate.check({ method: 'GET', url: '/b', headers });
       expect(admitted).toMatchObject({ allowed: true });
       if (admitted.allowed) await admitted.settle(200);
+    } finally {
+      await gate.close();
+    }
+  });
+});
+
+describe("keygate as a library, refused at start with the package's own error classes", () => {
+  const dir = tempDir('library-start');
+
+  it('rejects a second createKeygate on the SQLite file with the DatabaseInUseError the package exports, so that an app can tell it from a bad profile', async () => {
+    const loaded = { config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'k.db')}` }), file: 'inline', dir };
+    const gate = await createKeygate(loaded);
+    try {
+      const second = createKeygate(loaded);
+      await expect(second).rejects.toBeInstanceOf(DatabaseInUseError);
+      await expect(second).rejects.toThrow(/^this process already runs a keygate on this SQLite file/);
+      expect(await second.catch((error: unknown) => error)).not.toBeInstanceOf(ConfigError);
     } finally {
       await gate.close();
     }
