@@ -216,15 +216,26 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       const limited = (limit: number): WindowSpec => ({ id, name: `${limit}-per-1m`, limit, windowMs: 60_000 });
       for (let i = 0; i < 5; i += 1) expect(await admit({ now: T0 + i, windows: [limited(5)] })).toMatchObject({ ok: true });
 
-      // Lowered to 3: the five it holds are two too many; the wait is for the third oldest to leave.
-      expect(await admit({ now: T0 + 10, windows: [limited(3)] })).toMatchObject({ ok: false, reason: 'rate_limited', retryAfterMs: 60_000 - 10 + 2, windows: [{ limit: 3, remaining: 0 }] });
+      // Lowered to 3: the five it holds are two too many; the wait is for the third oldest to
+      // leave, and the RateLimit field's t says so too (not when the oldest leaves: r would still be 0).
+      expect(await admit({ now: T0 + 10, windows: [limited(3)] })).toMatchObject({
+        ok: false,
+        reason: 'rate_limited',
+        retryAfterMs: 60_000 - 10 + 2,
+        windows: [{ limit: 3, remaining: 0, resetMs: 60_000 - 10 + 2 }],
+      });
       // Raised to 8: room for three more, not eight.
       const raised = [];
       for (let i = 0; i < 4; i += 1) raised.push(await admit({ now: T0 + 20 + i, windows: [limited(8)] }));
       expect(raised.map((r) => r.ok)).toEqual([true, true, true, false]);
       expect(raised[2]).toMatchObject({ windows: [{ limit: 8, remaining: 0 }] });
       // And back to 5: eight held, refused until four of them have left.
-      expect(await admit({ now: T0 + 30, windows: [limited(5)] })).toMatchObject({ ok: false, reason: 'rate_limited', retryAfterMs: 60_000 - 30 + 3 });
+      expect(await admit({ now: T0 + 30, windows: [limited(5)] })).toMatchObject({
+        ok: false,
+        reason: 'rate_limited',
+        retryAfterMs: 60_000 - 30 + 3,
+        windows: [{ limit: 5, remaining: 0, resetMs: 60_000 - 30 + 3 }],
+      });
     });
 
     it('counts a refused request against no window: all windows or none', async () => {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKeygate, type TestKeygate } from '../support/keygate.js';
 import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
-import { createAccount } from '../../src/operations/accounts.js';
+import { createAccount, updateAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
 
 describe('rate limits', () => {
@@ -115,6 +115,25 @@ describe('rate limits', () => {
     expect(refused.headers.get('ratelimit')).toBe('"burst";r=0;t=1, "hourly";r=1;t=3600');
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(JSON.parse(refused.body)).toEqual({ message: 'Too Many Requests' });
+  });
+
+  it('says in the RateLimit field when a window given a lower limit than it holds has room again, as Retry-After does', async () => {
+    const { secret, accountId } = await keyOn('ten');
+    for (let i = 0; i < 5; i++) {
+      expect((await get(secret)).status).toBe(200);
+      now += 60_000;
+    }
+    // Five this hour, a minute apart, the oldest five minutes ago; lowered to 3 (the account's
+    // own limit), three must leave before one fits: the third oldest, in 57 minutes, not the
+    // oldest, in 55 (the time a client reading t alone would come back, to be refused again).
+    await updateAccount(kg.runtime, accountId, { limits: { rateLimits: [{ limit: 3, window: '1h' }] } }, 'test');
+    const refused = await get(secret);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe(String(57 * 60));
+    expect(refused.headers.get('ratelimit')).toBe(`"3-per-1h";r=0;t=${57 * 60}`);
+    now += 57 * 60_000;
+    expect((await get(secret)).status).toBe(200);
+    now += 60 * 60_000;
   });
 
   it('shares an account-scoped window across the account\'s keys', async () => {

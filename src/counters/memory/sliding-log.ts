@@ -25,11 +25,18 @@ export class SlidingLog {
     return this.times.length - this.firstInWindow(now);
   }
 
-  /** Milliseconds until the oldest admission in the window leaves it (0 if none). */
+  /**
+   * Milliseconds until the window has room for one more than it has now (0 if it holds
+   * none): until its oldest admission leaves it, or, while it holds more than `limit` (a
+   * limit lowered below what it holds), until enough have left for one to fit, as
+   * `waitMs`. The RateLimit field's `t`: a client that waits it is admitted.
+   */
   resetMs(now: number): number {
     const first = this.firstInWindow(now);
-    if (first >= this.times.length) return 0;
-    return Math.max(0, (this.times[first] as number) + this.windowMs - now);
+    const inWindow = this.times.length - first;
+    if (inWindow === 0) return 0;
+    const leaving = first + Math.max(0, inWindow - this.limit);
+    return Math.max(0, (this.times[leaving] as number) + this.windowMs - now);
   }
 
   /** Milliseconds until one more admission fits (0 if it fits now). */

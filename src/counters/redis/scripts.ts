@@ -577,13 +577,16 @@ local function admit(k, a, nk)
     spans[i] = windowAt(KEYS[k + 2 * i - 1], KEYS[k + 2 * i], tonumber(ARGV[j]), tonumber(ARGV[j + 1]))
   end
 
-  -- Each window's remaining admissions and reset time, appended to \`out\`.
+  -- Each window's remaining admissions and reset time, appended to \`out\`: when its
+  -- oldest admission leaves it, or, holding more than its limit (one lowered below what
+  -- it holds), when enough have left for one more to fit (the RateLimit field's t).
   local function windowStates(out)
     for _, w in ipairs(spans) do
       local count = w.held + w.added
-      local oldest = w.oldest or (w.added > 0 and now or nil)
+      local leaving = w.oldest or (w.added > 0 and now or nil)
+      if count > w.limit then leaving = nthOldest(w, count - w.limit + 1) end
       out[#out + 1] = math.max(0, w.limit - count)
-      out[#out + 1] = oldest and math.max(0, oldest + w.windowMs - now) or 0
+      out[#out + 1] = leaving and math.max(0, leaving + w.windowMs - now) or 0
     end
   end
   local out = { 0, '' }
