@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { createAccount } from '../../src/operations/accounts.js';
+import { createAccount, updateAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
 import { spawnServe } from '../support/cli.js';
 import { startKeygate, type TestKeygate } from '../support/keygate.js';
@@ -73,6 +73,39 @@ describe('rate-limit state across a restart (embedded default)', () => {
       now += 3_000_000; // 00:60 + the admissions' hour: the window has room again
       kg = await start();
       expect(await get(kg, secret)).toEqual({ status: 200, retryAfter: null });
+    } finally {
+      await kg.close();
+    }
+  });
+
+  it('a window holding more than a limit lowered since keeps every admission across a stop, so the limit raised again admits no more than it', async () => {
+    const dir = tempDir('limits-restart-lowered');
+    let now = Date.parse('2026-11-20T00:00:00Z');
+    const profile: ConfigInput = { upstream: { url: upstream.url }, plans: { four: { rateLimits: [{ limit: 4, window: '1h' }] } }, routes: [{ path: '/*' }] };
+    const start = () => startKeygate(profile, { dir, clock: () => now });
+    const status = async (kg: TestKeygate, secret: string) => {
+      const r = await kg.call('/data', { headers: { authorization: `Bearer ${secret}` } });
+      await r.text();
+      return r.status;
+    };
+
+    let kg = await start();
+    const account = await createAccount(kg.runtime, { name: 'Acme', planId: 'four' }, 'test');
+    const { secret } = await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test');
+    try {
+      for (let i = 0; i < 4; i++) {
+        expect(await status(kg, secret)).toBe(200);
+        now += 60_000;
+      }
+      // Given 2 an hour: the four it holds are two too many.
+      await updateAccount(kg.runtime, account.id, { limits: { rateLimits: [{ limit: 2, window: '1h' }] } }, 'test');
+      expect(await status(kg, secret)).toBe(429);
+      await kg.close();
+
+      kg = await start();
+      // The plan's 4 an hour again: the window still holds the four of this hour.
+      await updateAccount(kg.runtime, account.id, { limits: { rateLimits: null } }, 'test');
+      expect(await status(kg, secret)).toBe(429);
     } finally {
       await kg.close();
     }

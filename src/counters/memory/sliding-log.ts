@@ -64,10 +64,14 @@ export class SlidingLog {
     return this.times.slice(this.firstInWindow(now));
   }
 
-  /** A log holding these admission times (oldest first), as saved by `timesInWindow`. */
+  /**
+   * A log holding these admission times (oldest first), as saved by `timesInWindow`: all
+   * of them, also more than `limit` (a limit lowered below what the window held), so a
+   * limit raised again by the time they are read back counts them all.
+   */
   static of(limit: number, windowMs: number, times: readonly number[]): SlidingLog {
     const log = new SlidingLog(limit, windowMs);
-    log.times = times.slice(Math.max(0, times.length - limit));
+    log.times = times.slice();
     return log;
   }
 
