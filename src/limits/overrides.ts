@@ -41,7 +41,8 @@ export function effectivePlan(plan: Plan, limits: LimitOverrides | undefined): P
 /**
  * What the rate-limit planner keys an account's windows by: the plan's id, or for an
  * account with its own windows the plan's id and those windows. Accounts with the same
- * windows share one entry; a changed window is another entry, with other counter ids.
+ * windows share one entry; a changed window is another entry (its limits and names),
+ * whose counters are still those of the same length, scope and place (see `counterIds`).
  */
 export function rateLimitPlanKey(planId: string, limits: LimitOverrides | undefined): string {
   if (limits?.rateLimits == null) return planId;

@@ -323,7 +323,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const lacking = required.filter((scope) => !hasScopes(key.scopes, [scope]) || (plan.scopes && !hasScopes(plan.scopes, [scope])));
       return refuse(deny('insufficient_scope', { fill: { scopes: lacking.join(', ') } }), identity);
     }
-    // An account with its own windows has its own entry (and window ids that say its limits).
+    // An account with its own windows has its own entry (its limits and names), counted as the plan's windows of the same length and scope.
     const rateLimits = limits.plan(rateLimitPlanKey(account.planId, account.limits), plan, route.name, route.kind === 'proxy' ? route.route : undefined);
     const block = plan.block ? { id: plan.block.scope === 'account' ? accountBlockId(account.id) : keyBlockId(key.id), policy: plan.block } : undefined;
     const judged = new Judged(route, plan, Boolean(readsAccountState), rateLimits, windowsFor(rateLimits, key.id, account.id), block);
