@@ -86,8 +86,11 @@ export function policyName(rl: Pick<RateLimit, 'name' | 'limit' | 'window'>): st
   return rl.name ?? `${rl.limit}-per-${formatDuration(rl.window)}`;
 }
 
-function template(rl: RateLimit, tag: string): WindowTemplate {
-  return { name: policyName(rl), limit: rl.limit, windowMs: rl.window, scope: rl.scope, tag, counter: '' };
+/** A window as declared, before its counter id (see counterIds). */
+type DeclaredWindow = Omit<WindowTemplate, 'counter'>;
+
+function template(rl: RateLimit, tag: string): DeclaredWindow {
+  return { name: policyName(rl), limit: rl.limit, windowMs: rl.window, scope: rl.scope, tag };
 }
 
 /**
@@ -104,7 +107,7 @@ function template(rl: RateLimit, tag: string): WindowTemplate {
  *
  * @example counterIds([10-per-1s, 100-per-1m] on the plan) → counters `w1000:plan`, `w60000:plan`
  */
-function counterIds(templates: WindowTemplate[]): WindowTemplate[] {
+function counterIds(templates: DeclaredWindow[]): WindowTemplate[] {
   const seen = new Map<string, number>();
   return templates.map((t) => {
     const place = `${t.scope}:${t.windowMs}:${t.tag}`;
@@ -122,7 +125,7 @@ function counterIds(templates: WindowTemplate[]): WindowTemplate[] {
  * "<name>-account" where that tells it apart, else "<name>-2", "-3"... Names are only
  * shown: counters are keyed by each window's length, scope and place (see counterIds).
  */
-function namedOnce(templates: WindowTemplate[]): WindowTemplate[] {
+function namedOnce(templates: DeclaredWindow[]): DeclaredWindow[] {
   const names = windowNames(templates);
   return templates.map((t, i) => (names[i] === t.name ? t : { ...t, name: names[i] as string }));
 }

@@ -96,13 +96,11 @@ function isActive(key: KeyRecord, now: number): boolean {
 }
 
 /**
- * Creates a key. With `secret`, the key is one the API issued before keygate (a
- * migration): it must have the profile's format, and only its hash is kept.
- */
-/**
- * `options.secret`: a key made elsewhere, imported. `options.id`: the new key's id, chosen
- * by the caller (a key id, `key_` and 16 base62 characters) so that a request sent twice
- * (a dashboard form posted again by a reload) issues one key: the second is a conflict.
+ * Creates a key. `options.secret`: a key the API issued before keygate (a migration),
+ * imported: it must have the profile's format, and only its hash is kept. `options.id`:
+ * the new key's id, chosen by the caller (a key id, `key_` and 16 base62 characters) so
+ * that a request sent twice (a dashboard form posted again by a reload) issues one key:
+ * the second is a conflict.
  */
 export async function createKey(rt: Runtime, input: NewKey, actor: string, options: { secret?: string; id?: string } = {}): Promise<IssuedKey> {
   return (await issueKey(rt, input, actor, options)).issued;
