@@ -245,6 +245,9 @@ describe('keygate CLI with a running gateway', () => {
     expect([noMembers.code, noMembers.stderr]).toEqual([1, 'error: no account "acc_nope"\n']);
     const idle = await cli('accounts', 'update', accountId);
     expect([idle.code, idle.stderr]).toEqual([1, 'error: nothing to change: give --name, --plan, --api-access, --overage, --plan-expires, --rate-limit or --meter-limit\n']);
+    // A window that admits nothing is refused in the profile's words, not the validator's.
+    const none = await cli('accounts', 'update', accountId, '--rate-limit', '0-per-1s');
+    expect([none.code, none.stderr]).toEqual([1, 'error: --rate-limit "0-per-1s": expected more than 0 (a window is { limit: 100, window: "1s", scope: "key" or "account" })\n']);
     // A date no page or table could show is refused before anything is written.
     const late = await cli('accounts', 'update', accountId, '--plan-expires', '100000000d');
     expect([late.code, late.stderr]).toEqual([1, "error: the plan's expiry must be before the year 10000\n"]);

@@ -1,6 +1,7 @@
 /** Accounts (teams): create, list, change plan or API access, delete. */
 import type { Runtime } from '../runtime.js';
 import { rateLimitSchema, type Config, type Plan } from '../config/schema.js';
+import { describeProblem, isZodDefault, JSON_FORMAT } from '../config/load.js';
 import type { AccountPatch, AccountRecord, LimitOverrides } from '../store/store.js';
 import { effectiveLimitsOut, effectivePlan, overridesOut } from '../limits/overrides.js';
 import { MAX_REPORTED } from '../meters/cost.js';
@@ -131,6 +132,9 @@ export function changedLimits(rt: Pick<Runtime, 'config'>, planId: string, befor
   return { rateLimits, meters };
 }
 
+/** A window's fields, for "did you mean" in a refusal of one. */
+const WINDOW_FIELDS = ['name', 'limit', 'window', 'scope'];
+
 /** Windows as the profile writes them, each checked as the profile's are (a duration "1s", a positive whole limit). */
 function checkedWindows(given: unknown[]): LimitOverrides['rateLimits'] & object {
   if (!Array.isArray(given)) throw new OperationError('invalid', 'limits.rateLimits: a list of windows ({ limit, window, scope }), or null for the plan\'s');
@@ -140,7 +144,9 @@ function checkedWindows(given: unknown[]): LimitOverrides['rateLimits'] & object
     if (parsed.success) return parsed.data;
     const issue = parsed.error.issues[0];
     const field = ['limits', 'rateLimits', i, ...(issue?.path ?? [])].map((part, j) => (typeof part === 'number' ? `[${part}]` : `${j === 0 ? '' : '.'}${String(part)}`)).join('');
-    throw new OperationError('invalid', `${field}: ${issue?.message ?? 'not a window'} (a window is { limit: 100, window: "1s", scope: "key" or "account" })`);
+    // In the profile's words ("expected more than 0"), not zod's ("Too small: expected number to be >0"); no value echoed.
+    const why = issue === undefined ? 'not a window' : isZodDefault(issue.message) ? describeProblem(issue, () => WINDOW_FIELDS, JSON_FORMAT) : issue.message;
+    throw new OperationError('invalid', `${field}: ${why} (a window is { limit: 100, window: "1s", scope: "key" or "account" })`);
   });
 }
 
