@@ -25,7 +25,7 @@ import type { RouteMatch } from './routes/route-table.js';
 import { settleCharge } from './pipeline/settle.js';
 import { renderBuiltin } from './gateway/builtins.js';
 import { statusClass } from './usage/usage-recorder.js';
-import { MAX_REPORTED } from './meters/cost.js';
+import { isReportedCount, MAX_REPORTED } from './meters/cost.js';
 import { judgeTarget, normalBasePath } from './gateway/request-path.js';
 import { deny, type DenialReason } from './denial/reasons.js';
 import { refusedKeyOwner } from './pipeline/pipeline.js';
@@ -179,7 +179,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
    * (with overage) more units than a double holds exactly.
    */
   function countedRecords(records: number | undefined, path: string | undefined): number | undefined {
-    if (records === undefined || (Number.isSafeInteger(records) && records >= 0 && records <= MAX_REPORTED)) return records;
+    if (records === undefined || isReportedCount(records)) return records;
     rt.log.warn({ route: path, records: String(records) }, `settle was given a number of records that is not a whole number from 0 to ${MAX_REPORTED}; charged the reserved estimate`);
     return undefined;
   }

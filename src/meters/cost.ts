@@ -61,6 +61,11 @@ const REPORTED_NUMBER = new RegExp(`^\\d{1,${REPORTED_DIGITS}}$`);
 /** The highest count or level anyone may report (an upstream's header, an operator's gauge). */
 export const MAX_REPORTED = 10 ** REPORTED_DIGITS - 1;
 
+/** Whether `count` is a record count keygate takes: a whole number from 0 to MAX_REPORTED (a header's 15 digits). */
+export function isReportedCount(count: number): boolean {
+  return Number.isInteger(count) && count >= 0 && count <= MAX_REPORTED;
+}
+
 /** Parses a record-count header; undefined when absent or not a non-negative integer. */
 export function parseRecordHeader(value: string | string[] | undefined): number | undefined {
   const text = Array.isArray(value) ? value[0] : value;

@@ -18,7 +18,7 @@
  * MAX_REPORTED, the most a record-count header may report; past that (`1e20`) the
  * records could not be counted, and the request is charged what it reserved.
  */
-import { MAX_REPORTED } from './cost.js';
+import { isReportedCount } from './cost.js';
 
 const OBJECT = 1;
 const ARRAY = 2;
@@ -47,9 +47,8 @@ function isNumberStart(byte: number): boolean {
  * reserved estimate, as one sending a record-count header of more than 15 digits is.
  */
 function wholeCount(value: number): number | undefined {
-  if (!Number.isFinite(value) || value < 0) return undefined;
   const whole = Math.floor(value);
-  return whole <= MAX_REPORTED ? whole : undefined;
+  return isReportedCount(whole) ? whole : undefined;
 }
 
 export class JsonRecordCounter {
