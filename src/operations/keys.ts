@@ -432,8 +432,12 @@ function refuseIfStopped(key: KeyRecord, accountKeys: readonly KeyRecord[], now:
   if (message !== undefined) throw new OperationError('conflict', message, (name) => refusal(name) ?? message);
 }
 
-/** The working key at the end of `key`'s chain of replacements (its replacement may have been rotated since), if any. */
-function newestReplacement(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number): KeyRecord | undefined {
+/**
+ * The working key at the end of `key`'s chain of replacements (its replacement may have
+ * been rotated since), if any: the key the refusals to rotate `key` name instead, and
+ * the one the dashboard's refusal page then offers to rotate.
+ */
+export function newestReplacement(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number): KeyRecord | undefined {
   const replacementOf = (k: KeyRecord) => accountKeys.find((r) => r.rotatedFrom === k.id && isActive(r, now));
   let newest = replacementOf(key);
   for (let next = newest && replacementOf(newest); next; next = replacementOf(next)) newest = next;

@@ -186,9 +186,12 @@ describe('dashboard: hand-edited forms', () => {
       expect({ status: page.status, heading: page.heading, alert: page.alert }).toEqual({ status: 409, heading: 'Key “reloaded” cannot be rotated', alert: why });
       const sent = await member.post(`/keys/${original.id}/rotate`, [['overlap', 'now'], ['form_id', 'B'.repeat(22)]]);
       expect({ status: sent.status, heading: sent.heading, alert: sent.alert }).toEqual({ status: 409, heading: 'Key “reloaded” cannot be rotated', alert: why });
-      // Nothing was made, and both pages offer a new key.
+      // Nothing was made, and both pages offer to rotate the replacement they name, not a new key.
       expect((await keysOfAcme()).filter((k) => k.rotatedFrom === original.id)).toHaveLength(1);
-      for (const answer of [page, sent]) expect(answer.html).toContain('href="/keys/new"');
+      for (const answer of [page, sent]) {
+        expect(answer.html).toContain(`href="/keys/${replacement.id}/rotate"`);
+        expect(answer.html).not.toContain('href="/keys/new"');
+      }
     });
 
     it('refuses a form whose nonce is not one (another account\'s key id, say): no one chooses a key\'s id', async () => {

@@ -180,6 +180,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     expect(refused.headers.get('www-authenticate')).toContain('error="invalid_token"');
     expect(await refused.json()).toEqual({ error: { type: 'authentication_error', code: 'revoked_key', message: 'This API key has been revoked.' } });
     await screenshot(page, 'keys-after-revoke');
+
+    // A revoked key that was never rotated has no replacement to rotate: its rotate page offers a new key.
+    const revoked = (await fixture.keygate.runtime.store.listKeys({})).find((k) => k.name === 'Production server');
+    expect((await page.goto(`/keys/${revoked?.id}/rotate`))?.status()).toBe(409);
+    expect(await textOf(page.getByRole('alert'))).toMatch(/; only an active key can be rotated: create a new key instead\.$/);
+    expect(await page.getByRole('link', { name: /^Rotate “/ }).count()).toBe(0);
+    await page.getByRole('link', { name: 'Create a key' }).click();
+    await expectHeading(page, 'Create a key');
   });
 
   it('rotates a key: both work during the overlap, the old one stops after it', async () => {
@@ -221,6 +229,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     const replacement = (await fixture.keygate.runtime.store.listKeys({})).find((k) => k.rotatedFrom === outgoing?.id);
     expect(await textOf(page.getByRole('alert'))).toBe(`This key was already rotated; rotate its replacement “Nightly export” ${replacement?.hint} instead.`);
     expect(await page.getByRole('button', { name: 'Rotate key' }).count()).toBe(0);
+    // Nor is the replacement's rotation offered while the outgoing key works (it would be refused), nor a new key.
+    expect(await page.getByRole('link', { name: /^Rotate “/ }).count()).toBe(0);
+    expect(await page.getByRole('link', { name: 'Create a key' }).count()).toBe(0);
     await page.goto('/keys');
     expect(await page.getByRole('link', { name: 'Revoke Nightly export' }).count()).toBe(2);
     // Counted as the plan's limit counts them (the outgoing key too, until it stops), and said.
@@ -236,6 +247,17 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     await page.reload();
     expect(await textOf(page.getByRole('table', { name: 'Revoked and expired keys' }))).toContain('Nightly export');
     expect(await page.getByRole('link', { name: 'Rotate Nightly export' }).count()).toBe(1);
+
+    // The expired key's rotate page names its replacement and offers to rotate that one, instead of a new key.
+    const stopped = await page.goto(`/keys/${outgoing?.id}/rotate`);
+    expect(stopped?.status()).toBe(409);
+    await expectHeading(page, 'Key “Nightly export” cannot be rotated');
+    expect(await textOf(page.getByRole('alert'))).toMatch(new RegExp(`expired at .*; only an active key can be rotated: rotate its replacement “Nightly export” ${replacement?.hint} instead\\.$`));
+    expect(await page.getByRole('link', { name: 'Create a key' }).count()).toBe(0);
+    await page.getByRole('link', { name: `Rotate “Nightly export” ${replacement?.hint}` }).click();
+    await expectHeading(page, 'Rotate key “Nightly export”');
+    expect(new URL(page.url()).pathname).toBe(`/keys/${replacement?.id}/rotate`);
+    expect(await page.getByRole('button', { name: 'Rotate key' }).count()).toBe(1);
   });
 
   it('refuses keys beyond the plan’s limit with a clear message', async () => {

@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBase62, type KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, overlapsEndedBy, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS, stoppedKeyRefusal } from '../../operations/keys.js';
+import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, newestReplacement, overlapsEndedBy, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS, stoppedKeyRefusal } from '../../operations/keys.js';
 import { idFromDigest, newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
@@ -234,8 +234,8 @@ ${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These
         const raced = error.kind === 'conflict' ? await sentBefore(keyId, account.id) : undefined;
         if (raced) return sendSentAlready(request, reply, raced);
         // Refused by the plan's limit or by another rotation: the same form would be refused again.
-        // A key that no longer works (the form was sent from an old page) is pointed to Create, as its rotate page is.
-        if (error.kind === 'limit' || error.kind === 'conflict') return sendCannotRotate(request, reply, key, refusalText(error), !isUsable(key, rt.clock()));
+        // A key that no longer works (the form was sent from an old page) is pointed on as its rotate page points it.
+        if (error.kind === 'limit' || error.kind === 'conflict') return sendCannotRotate(request, reply, key, refusalText(error));
         return sendRotateForm(request, reply, key, nonce, refusalText(error), OPERATION_STATUS[error.kind]);
       }
     });
@@ -358,14 +358,27 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
   }
 
   /**
-   * The page for a key that cannot be rotated, saying why (409). Only a key that no
-   * longer works is pointed to Create: a key refused by another rotation or by the plan's
-   * limit is not helped by another key (which the limit would refuse too).
+   * The page for a key that cannot be rotated, saying why (409), with the way on that
+   * `why` names. A key that was rotated (`why` says to rotate its working replacement)
+   * offers that replacement's rotate page, where that rotation would be accepted; a key
+   * that no longer works and has none, Create. A key refused by another rotation or by
+   * the plan's limit is not helped by another key (which the limit would refuse too).
    */
-  function sendCannotRotate(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, why: string, offerCreate = false): FastifyReply {
+  async function sendCannotRotate(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, why: string): Promise<FastifyReply> {
+    const { account } = ownAccount(request);
+    const now = rt.clock();
+    const accountKeys = await rt.store.listKeys({ accountId: account.id });
+    const replacement = newestReplacement(key, accountKeys, now);
+    const wayOn = replacement
+      ? rotationRefusal(account, replacement, accountKeys, now) === undefined
+        ? html`<a class="button" href="/keys/${replacement.id}/rotate">Rotate “${replacement.name}” ${replacement.hint}</a>`
+        : ''
+      : isUsable(key, now)
+        ? ''
+        : html`<a class="button" href="/keys/new">Create a key</a>`;
     const body = html`<h1>Key “${key.name}” cannot be rotated</h1>
 <div class="notice error" role="alert"><p>${why}</p></div>
-<div class="actions">${offerCreate ? html`<a class="button" href="/keys/new">Create a key</a>` : ''}<a class="button secondary" href="/keys">Back to the keys</a></div>`;
+<div class="actions">${wayOn}<a class="button secondary" href="/keys">Back to the keys</a></div>`;
     return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status: 409 });
   }
 
@@ -375,7 +388,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     if (!isUsable(key, now)) {
       // When it stopped, and the key to rotate instead where its replacement works, as the CLI and admin API say it.
       const stopped = stoppedKeyRefusal(key, await rt.store.listKeys({ accountId: account.id }), now, keyAsShown) ?? 'only a key that still works can be rotated';
-      return sendCannotRotate(request, reply, key, sentence(stopped), true);
+      return sendCannotRotate(request, reply, key, sentence(stopped));
     }
     const kept = keptOnRotation(keyTraits(rt, account.planId), rt.config.keys.expiry);
     // Under `replace`, keys before this one still in an earlier rotation's overlap are revoked with it: named before, not only after.
