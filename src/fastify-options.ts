@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { METHODS, ServerResponse, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
+import pino from 'pino';
 import type { Log } from './log.js';
 import { afterAnswers, answerInFlight, requestBeingRead } from './http-internals.js';
 
@@ -29,17 +30,19 @@ export const LISTENER_OPTIONS = {
 
 export function listenerOptions(log: Log, component: string): FastifyServerOptions & { loggerInstance: FastifyBaseLogger } {
   // Fastify's own info lines ("Server listening at …") say what keygate's start-up line
-  // says, ahead of it and of the demo's banner: its logger speaks from warnings up.
-  const level = log.levelVal < WARN ? 'warn' : log.level;
+  // says, ahead of it and of the demo's banner: its logger speaks from warnings up. A
+  // log given by the caller may have a level pino does not name, or none: it is kept.
+  const levelValue = log.level === undefined ? undefined : pino.levels.values[log.level];
+  const options = levelValue !== undefined && levelValue < WARN ? { level: 'warn' } : {};
   return {
     ...LISTENER_OPTIONS,
-    loggerInstance: log.child({ component }, { level }) as FastifyBaseLogger,
+    loggerInstance: log.child({ component }, options) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
   };
 }
 
 /** pino's number for `warn`. */
-const WARN = 40;
+const WARN = pino.levels.values.warn as number;
 
 /**
  * The status of a request Node's HTTP parser refused (Fastify's `clientErrorHandler`):

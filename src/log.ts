@@ -5,11 +5,27 @@
  */
 import { fstatSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import pino, { type Logger } from 'pino';
+import pino, { type LogFn } from 'pino';
 import sonicBoom, { type SonicBoom as SonicBoomStream } from 'sonic-boom';
 import { LOG_BUFFER_BYTES } from './config/schema.js';
 
-export type Log = Logger;
+/**
+ * A log keygate writes to: pino's, as createLog makes it, or one the caller gives, such
+ * as a Fastify app's `app.log` (FastifyBaseLogger). What keygate calls on it, and no
+ * more: the level methods (under `serve`, the listeners' Fastify loggers are children of
+ * it and call them all), `child` and `level`, read to start those at warnings. `level`
+ * is optional: the logger of a Fastify app made without one (abstract-logging) has none.
+ */
+export interface Log {
+  readonly level?: string;
+  fatal: LogFn;
+  error: LogFn;
+  warn: LogFn;
+  info: LogFn;
+  debug: LogFn;
+  trace: LogFn;
+  child(bindings: pino.Bindings, options?: pino.ChildLoggerOptions): Log;
+}
 
 /** sonic-boom's class: the CommonJS module itself (its types name an export it does not have). */
 const SonicBoom = sonicBoom as unknown as typeof SonicBoomStream;

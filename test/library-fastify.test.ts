@@ -4,9 +4,10 @@
  * gate, which writes usage to the store.
  */
 import path from 'node:path';
-import Fastify from 'fastify';
-import { describe, expect, it } from 'vitest';
-import { createKeygate, parseConfigObject, type CheckAdmitted } from '../src/index.js';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { createKeygate, parseConfigObject, type CheckAdmitted, type RuntimeOptions } from '../src/index.js';
 import { createAccount } from '../src/operations/accounts.js';
 import { createKey } from '../src/operations/keys.js';
 import { tempDir } from './support/temp.js';
@@ -105,5 +106,47 @@ describe('keygate as a library in a Fastify API', () => {
     } finally {
       await again.close();
     }
+  });
+
+  // Checked by the type check (npm run typecheck); vitest runs nothing here.
+  it("takes a Fastify app's logger, or pino's, as its log (types)", () => {
+    expectTypeOf<FastifyBaseLogger>().toExtend<NonNullable<RuntimeOptions['log']>>();
+    expectTypeOf<Logger>().toExtend<NonNullable<RuntimeOptions['log']>>();
+  });
+
+  it("writes its log lines to the Fastify app's own logger, given as `log: app.log`", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) } } });
+    const gate = await createKeygate({ config: parseConfigObject({ ...config, store: `sqlite:${path.join(dir, 'app-log.db')}` }), file: 'inline', dir }, { log: app.log });
+    const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+    const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+    app.addHook('onRequest', async (request, reply) => {
+      const result = await gate.check({ method: request.method, url: request.url, headers: request.headers });
+      if (!result.allowed) return reply.code(result.error.status).send(Buffer.from(result.error.body));
+      request.admitted = result;
+    });
+    app.addHook('onResponse', async (request, reply) => request.admitted?.settle(reply.statusCode, request.records));
+    app.addHook('onClose', () => gate.close());
+    // A count that is no whole number: keygate charges the reserved estimate, and warns.
+    app.get('/rows', async (request) => {
+      request.records = 2.5;
+      return [];
+    });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const rows = await fetch(`${url}/rows`, { headers });
+      expect(rows.status).toBe(200);
+      await rows.text();
+    } finally {
+      // Closing the gate (onClose) waits for the request to settle.
+      await app.close();
+    }
+    expect(lines.find((line) => line.route === '/rows')).toMatchObject({
+      level: 40,
+      records: '2.5',
+      msg: 'settle was given a number of records that is not a whole number from 0 to 999999999999999; charged the reserved estimate',
+    });
+    // Fastify's own request lines went to the same logger: one destination for both.
+    expect(lines.some((line) => line.msg === 'request completed')).toBe(true);
   });
 });
