@@ -178,6 +178,54 @@ describe('keygate as a library', () => {
     }
   });
 
+  it('ignores one trailing slash when matching routes, and gives the target as it was sent', async () => {
+    const slashed = await createKeygate({
+      config: parseConfigObject({
+        upstream: { url: 'http://127.0.0.1:1' },
+        store: `sqlite:${path.join(dir, 'slash.db')}`,
+        basePath: '/v1',
+        plans: { scale: { meters: { credits: { limit: 100 } } } },
+        routes: [
+          { method: 'GET', path: '/v1/data', cost: { meter: 'credits', perRequest: 1 } },
+          { method: 'GET', path: '/v1/files/' },
+          { method: 'GET', path: '/v1/items/:id' },
+          { method: 'GET', path: '/v1/any/*' },
+        ],
+      }),
+      file: 'inline',
+      dir,
+    });
+    try {
+      const account = await createAccount(slashed.runtime, { name: 'Slash' }, 'test');
+      const headers = { authorization: `Bearer ${(await createKey(slashed.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+      const judged = async (url: string) => {
+        const result = await slashed.check({ method: 'GET', url, headers });
+        if (result.allowed) await result.settle(200);
+        return result.allowed ? { url: result.url, route: result.route.name } : { reason: result.reason };
+      };
+      // With or without it, the same route (its scopes, cost and rate-limit windows); the
+      // target is given (and forwarded, by the gateway) as sent, slash included.
+      expect(await judged('/v1/data/?page=2')).toEqual({ url: '/v1/data/?page=2', route: 'GET /v1/data' });
+      expect(await judged('/v1/data')).toEqual({ url: '/v1/data', route: 'GET /v1/data' });
+      // A route declared with one is the same route without it.
+      expect(await judged('/v1/files')).toEqual({ url: '/v1/files', route: 'GET /v1/files/' });
+      expect(await judged('/v1/items/7/')).toEqual({ url: '/v1/items/7/', route: 'GET /v1/items/:id' });
+      // The slash is taken off before matching: it is no empty parameter, nor an empty `*`.
+      expect(await judged('/v1/items/')).toEqual({ reason: 'no_route' });
+      expect(await judged('/v1/any/')).toEqual({ reason: 'no_route' });
+      expect(await judged('/v1/any/x/')).toEqual({ url: '/v1/any/x/', route: 'GET /v1/any/*' });
+      // One slash only: two are `//`, which a server may merge.
+      expect(await judged('/v1/data//')).toEqual({ reason: 'bad_request' });
+      // Both were charged as the one route.
+      await slashed.runtime.usage.flush(slashed.runtime.store);
+      const day = new Date(slashed.runtime.clock()).toISOString().slice(0, 10);
+      const units = (await slashed.runtime.store.listUsageDaily(account.id, day, day)).filter((row) => row.metric === 'units');
+      expect(units.map((row) => [row.label, row.value])).toEqual([['credits', 2]]);
+    } finally {
+      await slashed.close();
+    }
+  });
+
   it("counts a revoked key's refusals in its account's daily denials, as the gateway does", async () => {
     const account = await createAccount(gate.runtime, { name: 'Revoked' }, 'test');
     const key = await createKey(gate.runtime, { accountId: account.id, name: 'old' }, 'test');
