@@ -99,21 +99,28 @@ export interface Reservation {
 }
 
 /**
- * A block this admission started: its request is the one refused with `blocked` and the
- * block's whole length (`retryAfterMs`). Exactly one admission starts each block, so it
- * can be logged and counted once, where it is decided.
+ * A block this admission started: its request is the one refused with `blocked`, told to
+ * retry after the block's whole length (or, when a window is full for longer, after that
+ * window's wait: see `Admission`). Exactly one admission starts each block, so it can be
+ * logged and counted once, where it is decided.
  */
 export interface BlockStart {
   /** The window whose refusal tipped it over (the one with the longest wait, when several were full). */
   window: WindowSpec;
   /** 1 for a first block, 2 for the next one within `forgetAfter` (`factor` times longer), ... */
   escalation: number;
-  /** Its length (ms): the refused request's Retry-After. */
+  /** Its length (ms), logged and counted; the refused request's Retry-After is no shorter. */
   lengthMs: number;
   /** When it ends (ms). */
   endsAt: number;
 }
 
+/**
+ * A refusal's `retryAfterMs` is when a retry can be admitted (as far as windows and blocks
+ * go): for `rate_limited` the longest wait of the windows; for `blocked` the block's time
+ * left, or that longest wait if it is longer, so that a client that obeys it is not refused
+ * by a full window, a refusal that would count toward its next, longer block.
+ */
 export type Admission =
   | { ok: true; windows: WindowState[]; reservation?: Reservation }
   | { ok: false; reason: 'blocked'; retryAfterMs: number; windows: WindowState[]; started?: BlockStart }

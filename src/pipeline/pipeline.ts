@@ -334,8 +334,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   /** The counters' answer as a decision; 8–9 (forward, settle) belong to the gateway. */
   function admitted(identity: Identity, route: RouteMatch, rateLimits: RateLimitPlan, admission: Admission, charge: ChargeSpec | undefined, now: number): Decision {
     // While blocked nothing is admitted, whatever room the windows have: the RateLimit
-    // field says so (r=0 until the block ends), as Retry-After does.
-    // A window with room has it again when the block ends; one used up, when it has room again (if later).
+    // field says so (r=0 until Retry-After: the block's end, or later when a window is
+    // full for longer). A window with room has it again then; one used up, when it has
+    // room again (never later than Retry-After).
     const windows =
       !admission.ok && admission.reason === 'blocked'
         ? admission.windows.map((w) => ({ ...w, remaining: 0, resetMs: w.remaining > 0 ? admission.retryAfterMs : Math.max(w.resetMs, admission.retryAfterMs) }))

@@ -109,16 +109,44 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
     });
 
     it('blocks within a burst once enough of it was refused', async () => {
-      const w = window(1, 60_000);
+      // A window shorter than the block: the block alone decides Retry-After.
+      const w = window(1, 1_000);
       const block: BlockSpec = { id: unique('k'), policy: { after: 2, within: 60_000, duration: 5_000, factor: 2, max: 60_000, forgetAfter: 600_000, scope: 'key' } };
       const burst = await Promise.all(Array.from({ length: 4 }, () => admit({ now: T0, windows: [w], block })));
       expect(burst.map((r) => (r.ok ? 'ok' : r.reason))).toEqual(['ok', 'rate_limited', 'blocked', 'blocked']);
       expect(burst.slice(2)).toMatchObject([{ retryAfterMs: 5_000 }, { retryAfterMs: 5_000 }]);
     });
 
-    it('names the one admission of a burst that starts a block: the window with the longest wait, the escalation, the end', async () => {
+    it('tells a blocked request to retry when it can be admitted: after a block shorter than a full window, when that window has room', async () => {
       const short = window(1, 1_000);
       const long = window(1, 60_000);
+      const block: BlockSpec = { id: unique('k'), policy: { after: 1, within: 60_000, duration: 5_000, factor: 2, max: 60_000, forgetAfter: 600_000, scope: 'key' } };
+      expect(await admit({ now: T0, windows: [short, long], block })).toMatchObject({ ok: true });
+      // The refusal that starts the 5 s block: the long window has room again only at T0 + 60 s.
+      // The block itself is still 5 s long (logged and counted as such).
+      expect(await admit({ now: T0 + 1_000, windows: [short, long], block })).toMatchObject({
+        ok: false,
+        reason: 'blocked',
+        retryAfterMs: 59_000,
+        started: { window: long, escalation: 1, lengthMs: 5_000, endsAt: T0 + 6_000 },
+      });
+      // While the block is in force, alone or in a burst: the same time.
+      expect(await admit({ now: T0 + 2_000, windows: [short, long], block })).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 58_000 });
+      const burst = await Promise.all(Array.from({ length: 3 }, () => admit({ now: T0 + 3_000, windows: [short, long], block })));
+      expect(burst).toMatchObject(Array(3).fill({ ok: false, reason: 'blocked', retryAfterMs: 57_000 }));
+      // A client that waited as told is admitted.
+      expect(await admit({ now: T0 + 60_000, windows: [short, long], block })).toMatchObject({ ok: true });
+      // A burst that starts a block while the window is full: each of its refusals says the same.
+      const other: BlockSpec = { id: unique('k'), policy: block.policy };
+      const w = window(1, 60_000);
+      const started = await Promise.all(Array.from({ length: 4 }, () => admit({ now: T0, windows: [w], block: other })));
+      expect(started.map((r) => (r.ok ? 'ok' : [r.reason, r.retryAfterMs]))).toEqual(['ok', ['blocked', 60_000], ['blocked', 60_000], ['blocked', 60_000]]);
+    });
+
+    it('names the one admission of a burst that starts a block: the window with the longest wait, the escalation, the end', async () => {
+      // Both windows shorter than the block: the block alone decides Retry-After.
+      const short = window(1, 1_000);
+      const long = window(1, 3_000);
       const block: BlockSpec = { id: unique('k'), policy: { after: 2, within: 60_000, duration: 5_000, factor: 2, max: 60_000, forgetAfter: 600_000, scope: 'key' } };
       const startsOf = (admissions: Admission[]) => admissions.filter((r) => !r.ok && r.reason === 'blocked' && r.started !== undefined);
       const first = await Promise.all(Array.from({ length: 5 }, () => admit({ now: T0, windows: [short, long], block })));
@@ -362,8 +390,10 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
     });
 
     it('blocks repeat offenders, escalating up to the cap, and forgets after a quiet period', async () => {
+      // A window shorter than every block: each block's length is its Retry-After, and
+      // once a block is over the window has room, so offending again takes a full window.
       const subject = unique('k');
-      const w = window(1, 100_000, subject);
+      const w = window(1, 500, subject);
       const block: BlockSpec = {
         id: `k:${subject}`,
         policy: { after: 2, within: 10_000, duration: 1_000, factor: 2, max: 3_000, forgetAfter: 60_000, scope: 'key' },
@@ -371,31 +401,36 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       const at = (dt: number) => admit({ now: T0 + dt, windows: [w], block });
 
       expect(await at(0)).toMatchObject({ ok: true });
-      expect(await at(1)).toMatchObject({ ok: false, reason: 'rate_limited', retryAfterMs: 99_999 });
+      expect(await at(1)).toMatchObject({ ok: false, reason: 'rate_limited', retryAfterMs: 499 });
       // The second violation within 10 s: the request that triggers the block is told so.
       expect(await at(2)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 1_000 });
+      // Blocked even though the window has room again.
       expect(await at(500)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 502 });
-      // The block is over at 1002; the window is still full, so violations count again...
-      expect(await at(1_002)).toMatchObject({ ok: false, reason: 'rate_limited' });
+      // The block is over at 1002: admitted; offending twice more...
+      expect(await at(1_002)).toMatchObject({ ok: true });
+      expect(await at(1_003)).toMatchObject({ ok: false, reason: 'rate_limited' });
       // ...and the next block is twice as long,
-      expect(await at(1_003)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 2_000 });
-      expect(await at(3_003)).toMatchObject({ ok: false, reason: 'rate_limited' });
+      expect(await at(1_004)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 2_000 });
+      expect(await at(3_004)).toMatchObject({ ok: true });
+      expect(await at(3_005)).toMatchObject({ ok: false, reason: 'rate_limited' });
       // then capped at max (3000, not 4000).
-      expect(await at(3_004)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 3_000 });
-      expect(await at(6_003)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 1 });
+      expect(await at(3_006)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 3_000 });
+      expect(await at(6_005)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 1 });
 
-      // More than forgetAfter (60 s) after the last block ended, the next block is the first length again.
-      expect(await at(6_004 + 60_001)).toMatchObject({ ok: false, reason: 'rate_limited' });
-      expect(await at(6_004 + 60_002)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 1_000 });
+      // More than forgetAfter (60 s) after the last block ended (6006), the next block is the first length again.
+      expect(await at(6_006 + 60_001)).toMatchObject({ ok: true });
+      expect(await at(6_006 + 60_002)).toMatchObject({ ok: false, reason: 'rate_limited' });
+      expect(await at(6_006 + 60_003)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 1_000 });
 
       // Violations further apart than `within` do not add up to a block.
       const other = unique('k');
-      const w2 = window(1, 100_000, other);
+      const w2 = window(1, 500, other);
       const block2: BlockSpec = { id: `k:${other}`, policy: block.policy };
       expect(await admit({ now: T0, windows: [w2], block: block2 })).toMatchObject({ ok: true });
       expect(await admit({ now: T0 + 1, windows: [w2], block: block2 })).toMatchObject({ reason: 'rate_limited' });
-      expect(await admit({ now: T0 + 20_000, windows: [w2], block: block2 })).toMatchObject({ reason: 'rate_limited' });
-      expect(await admit({ now: T0 + 20_001, windows: [w2], block: block2 })).toMatchObject({ reason: 'blocked', retryAfterMs: 1_000 });
+      expect(await admit({ now: T0 + 20_000, windows: [w2], block: block2 })).toMatchObject({ ok: true });
+      expect(await admit({ now: T0 + 20_001, windows: [w2], block: block2 })).toMatchObject({ reason: 'rate_limited' });
+      expect(await admit({ now: T0 + 20_002, windows: [w2], block: block2 })).toMatchObject({ reason: 'blocked', retryAfterMs: 1_000 });
     });
 
     it('restores a give-back written after the charge it undoes, whatever the order the readings arrive in', async () => {

@@ -407,7 +407,8 @@ describe.skipIf(!enabled)('Redis counters: blocks written back to PostgreSQL and
     try {
       expect(await counters.restoreLimits([])).toBe(0);
       const policy = { after: 1, within: 60_000, duration: 600_000, factor: 2, max: 3_600_000, forgetAfter: 86_400_000, scope: 'key' as const };
-      const admit = (id: string) => counters.admit({ now, windows: [{ id: `${id}:1h`, name: '1-per-1h', limit: 1, windowMs: 3_600_000 }], block: { id, policy } });
+      // A window shorter than the block: the block alone decides Retry-After.
+      const admit = (id: string) => counters.admit({ now, windows: [{ id: `${id}:1s`, name: '1-per-1s', limit: 1, windowMs: 1_000 }], block: { id, policy } });
       for (const id of ['k:a', 'k:b', 'k:c']) {
         expect((await admit(id)).ok).toBe(true);
         expect(await admit(id)).toMatchObject({ ok: false, reason: 'blocked', retryAfterMs: 600_000 });

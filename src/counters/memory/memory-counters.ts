@@ -83,13 +83,6 @@ export class MemoryCounters implements Counters {
     const logs: SlidingLog[] = [];
     for (const w of windows) logs.push(this.log(w));
 
-    if (block) {
-      const state = this.blocks.get(block.id);
-      if (state && state.blockedUntil > now) {
-        return { ok: false, reason: 'blocked', retryAfterMs: state.blockedUntil - now, windows: states(windows, logs, now) };
-      }
-    }
-
     // The longest wait decides Retry-After; its window (the first, if several) is the one
     // named when this refusal starts a block.
     let wait = 0;
@@ -101,6 +94,17 @@ export class MemoryCounters implements Counters {
         worst = i;
       }
     }
+
+    // A blocked request's Retry-After is when a retry can be admitted: the block's end, or
+    // later if a window is still full then (a retry refused by it would count toward the
+    // next, longer block).
+    if (block) {
+      const state = this.blocks.get(block.id);
+      if (state && state.blockedUntil > now) {
+        return { ok: false, reason: 'blocked', retryAfterMs: Math.max(state.blockedUntil - now, wait), windows: states(windows, logs, now) };
+      }
+    }
+
     if (wait > 0) {
       if (block) {
         const started = this.recordViolation(block.id, block.policy, now);
@@ -109,7 +113,7 @@ export class MemoryCounters implements Counters {
           return {
             ok: false,
             reason: 'blocked',
-            retryAfterMs: lengthMs,
+            retryAfterMs: Math.max(lengthMs, wait),
             windows: states(windows, logs, now),
             started: { window: windows[worst] as WindowSpec, escalation: started.level, lengthMs, endsAt: started.blockedUntil },
           };

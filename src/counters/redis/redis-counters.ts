@@ -914,8 +914,8 @@ export class RedisCounters implements Counters {
       case 'rate_limited':
         return { ok: false, reason: status, retryAfterMs: Number(detail), windows };
       case 'block_started': {
-        const [length, escalation, window, endsAt] = detail as [number, number, number, number];
-        return { ok: false, reason: 'blocked', retryAfterMs: length, windows, started: { window: request.windows[window] as WindowSpec, escalation, lengthMs: length, endsAt } };
+        const [length, escalation, window, endsAt, retryAfterMs] = detail as [number, number, number, number, number];
+        return { ok: false, reason: 'blocked', retryAfterMs, windows, started: { window: request.windows[window] as WindowSpec, escalation, lengthMs: length, endsAt } };
       }
       case 'funds':
         return { ok: false, reason: 'insufficient_funds', windows, used: Number(detail), limit: charge?.limit ?? 0 };

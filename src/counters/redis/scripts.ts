@@ -378,7 +378,9 @@ end
  *   i-th admitted (from 0) has i fewer remaining. Status is 'blocked' / 'rate_limited'
  *   (detail = retry after ms), 'block_started' for the one request whose refusal starts a
  *   block (detail = { block length ms, escalation (1 for a first block), index from 0 of
- *   the window with the longest wait, when the block ends }) or 'funds' (detail = used).
+ *   the window with the longest wait, when the block ends, retry after ms }) or 'funds'
+ *   (detail = used). A blocked request's retry after is the block's time left, or the
+ *   longest wait of its windows if that is longer.
  *
  * Data layout (every key carries the configured prefix P):
  *   P wl:<window id>  sorted set, the window's log: one member per batch that was admitted
@@ -597,25 +599,33 @@ local function admit(k, a, nk)
     windowStates(refusals)
   end
 
+  -- 6. Every window must have room; the longest wait decides Retry-After.
+  -- worst: the window with the longest wait, named if this refusal starts a block.
+  local function longestWait()
+    local wait, worst = 0, 0
+    for i, w in ipairs(spans) do
+      local count = w.held + w.added
+      if count >= w.limit then
+        -- The (count - limit + 1)-th oldest admission in the window must leave it first.
+        local leaves = nthOldest(w, count - w.limit + 1)
+        local waitHere = math.max(1, leaves + w.windowMs - now)
+        if waitHere > wait then wait, worst = waitHere, i end
+      end
+    end
+    return wait, worst
+  end
+
   local admitted = 0
+  local wait, worst
   for _ = 1, requests do
-    -- 6. A block in force refuses before any window is looked at.
+    -- The windows change only when a request is admitted.
+    if wait == nil then wait, worst = longestWait() end
+    -- 6. A block in force refuses whatever room the windows have. Its Retry-After is when
+    -- a retry can be admitted: the block's end, or later if a window is still full then.
     local untilMs = hasBlock and blockUntil(blockKey)
     if untilMs and untilMs > now then
-      refuse('blocked', untilMs - now)
+      refuse('blocked', math.max(untilMs - now, wait))
     else
-      -- 6. Every window must have room; the longest wait decides Retry-After.
-      -- worst: the window with the longest wait, named if this refusal starts a block.
-      local wait, worst = 0, 0
-      for i, w in ipairs(spans) do
-        local count = w.held + w.added
-        if count >= w.limit then
-          -- The (count - limit + 1)-th oldest admission in the window must leave it first.
-          local leaves = nthOldest(w, count - w.limit + 1)
-          local waitHere = math.max(1, leaves + w.windowMs - now)
-          if waitHere > wait then wait, worst = waitHere, i end
-        end
-      end
       -- 7. Reserve the cost: used + reserved + amount must fit the limit unless overage is on
       -- (with untilZero, something must be left: that request is reserved, and its settle
       -- stops the charge at the limit).
@@ -623,7 +633,7 @@ local function admit(k, a, nk)
       if wait > 0 then
         local blockedFor, escalation = 0, 0
         if hasBlock then blockedFor, escalation = recordViolation(blockKey, a + 7) end
-        if blockedFor > 0 then refuse('block_started', { blockedFor, escalation, worst - 1, now + blockedFor })
+        if blockedFor > 0 then refuse('block_started', { blockedFor, escalation, worst - 1, now + blockedFor, math.max(blockedFor, wait) })
         else refuse('rate_limited', wait) end
       elseif not fitsNow and not (untilZero and hasLeft(meter, limit)) then
         refuse('funds', fmt(meter.used))
@@ -641,6 +651,7 @@ local function admit(k, a, nk)
           out[2] = batchId
         end
         for _, w in ipairs(spans) do w.added = w.added + 1 end
+        wait = nil
         admitted = admitted + 1
         if admitted == 1 then windowStates(out) end
       end
