@@ -30,6 +30,7 @@ describe('rate limits', () => {
           route: { rateLimits: [] },
           seranking: { rateLimits: [{ limit: 5, window: '1s' }], block: { after: 3, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '24h' } },
           team: { rateLimits: [{ limit: 1, window: '1s', scope: 'account' }], block: { after: 2, within: '1m', duration: '5m', scope: 'account' } },
+          patient: { rateLimits: [{ name: 'burst', limit: 1, window: '1s' }, { name: 'minute', limit: 1, window: '1m' }], block: { after: 1, within: '1m', duration: '5s' } },
           layered: { rateLimits: [{ name: 'burst', limit: 1, window: '1s' }, { name: 'hourly', limit: 100, window: '1h' }], block: { after: 2, within: '1m', duration: '5s' } },
           both: { rateLimits: [{ limit: 3, window: '1m' }, { limit: 3, window: '1m', scope: 'account' }, { name: 'same', limit: 9, window: '1h' }, { name: 'same', limit: 8, window: '1d' }] },
         },
@@ -68,6 +69,26 @@ describe('rate limits', () => {
     // The hourly window has 99 left: it is only the block that refuses, for 5 seconds (not the hour).
     expect(blocked.headers.get('ratelimit')).toBe('"burst";r=0;t=5, "hourly";r=0;t=5');
     now += 5_000;
+    expect((await get(secret)).status).toBe(200);
+    now += 60_000;
+  });
+
+  it('tells a blocked client to come back when the window that refused it has room, if that is after the block: waiting that long, it is admitted', async () => {
+    const { secret } = await keyOn('patient');
+    expect((await get(secret)).status).toBe(200);
+    // The refusal that starts the 5 s block: the minute window has room only in 60 s.
+    now += 1_000;
+    const blocked = await get(secret);
+    expect(blocked.status).toBe(429);
+    expect(JSON.parse(blocked.body)).toEqual({ message: 'This API key is temporarily blocked for repeatedly exceeding the rate limit.' });
+    expect(blocked.headers.get('retry-after')).toBe('59');
+    expect(blocked.headers.get('ratelimit')).toBe('"burst";r=0;t=59, "minute";r=0;t=59');
+    // Still blocked 2 s later: the same moment.
+    now += 2_000;
+    const again = await get(secret);
+    expect([again.status, again.headers.get('retry-after'), again.headers.get('ratelimit')]).toEqual([429, '57', '"burst";r=0;t=57, "minute";r=0;t=57']);
+    // A client that waits as told is admitted (not refused by the full window and blocked again).
+    now += Number(again.headers.get('retry-after')) * 1_000;
     expect((await get(secret)).status).toBe(200);
     now += 60_000;
   });
