@@ -68,7 +68,8 @@ function profile(envelope: Envelope, upstream: string): ConfigInput {
       open: { rateLimits: [], meters: { units: { limit: 1_000_000 } } },
       off: { apiAccess: false },
       tight: { rateLimits: [{ limit: 1, window: '1h' }] },
-      strict: { rateLimits: [{ limit: 1, window: '1h' }], block: { after: 1, within: '1h', duration: '10m' } },
+      // A window shorter than the block: the block alone decides Retry-After.
+      strict: { rateLimits: [{ limit: 1, window: '1s' }], block: { after: 1, within: '1h', duration: '10m' } },
       broke: { meters: { units: { limit: 0 } } },
       // No `units` at all: the paid routes are not part of it.
       basic: {},

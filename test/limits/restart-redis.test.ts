@@ -26,8 +26,9 @@ import { tempDir } from '../support/temp.js';
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
 
 const PLANS: ConfigInput['plans'] = {
-  // Two an hour; two refusals within a minute start a 10-minute block, each next one twice as long.
-  hourly: { rateLimits: [{ limit: 2, window: '1h' }], block: { after: 2, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '24h' } },
+  // Two in 5 minutes; two refusals within a minute start a 10-minute block, each next one
+  // twice as long. The window is shorter than the block, so a block's length is its Retry-After.
+  paced: { rateLimits: [{ limit: 2, window: '5m' }], block: { after: 2, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '24h' } },
 };
 const PUT_BACK = 'rate-limit blocks put back into Redis from the store';
 /** A write-back comes every second; a loaded two-core machine may take many times that. */
@@ -73,7 +74,7 @@ describe.skipIf(!enabled)('rate-limit blocks on Redis counters when Redis loses 
     return { status: r.status, retryAfter: r.headers.get('retry-after'), code: r.status === 429 ? (JSON.parse(body) as { code?: string }).code : undefined };
   };
   const keyOn = async (kg: TestKeygate, name: string) => {
-    const account = await createAccount(kg.runtime, { name, planId: 'hourly' }, 'test');
+    const account = await createAccount(kg.runtime, { name, planId: 'paced' }, 'test');
     const { secret, key } = await createKey(kg.runtime, { accountId: account.id, name }, 'test');
     return { secret, keyId: key.id, blockId: `k:${key.id}` };
   };
@@ -129,7 +130,7 @@ describe.skipIf(!enabled)('rate-limit blocks on Redis counters when Redis loses 
       now += 540_000;
       expect((await get(kg, secret)).status).toBe(200);
       expect((await get(kg, secret)).status).toBe(200);
-      expect(await get(kg, secret)).toEqual({ status: 429, retryAfter: '3600', code: 'rate_limited' });
+      expect(await get(kg, secret)).toEqual({ status: 429, retryAfter: '300', code: 'rate_limited' });
       expect(await get(kg, secret)).toEqual({ status: 429, retryAfter: '1200', code: 'blocked' });
       const started = kg.logs.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'rate-limit block started');
       expect(started.map((line) => [line.escalation, line.blockMs])).toEqual([[2, 1_200_000]]);

@@ -19,8 +19,9 @@ import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
 
 const PLANS: ConfigInput['plans'] = {
-  // Two an hour; two refusals within a minute start a 10-minute block, each next one twice as long.
-  hourly: { rateLimits: [{ limit: 2, window: '1h' }], block: { after: 2, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '24h' } },
+  // Two in 5 minutes; two refusals within a minute start a 10-minute block, each next one
+  // twice as long. The window is shorter than the block, so a block's length is its Retry-After.
+  paced: { rateLimits: [{ limit: 2, window: '5m' }], block: { after: 2, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '24h' } },
 };
 
 describe('rate-limit state across a restart (embedded default)', () => {
@@ -45,11 +46,11 @@ describe('rate-limit state across a restart (embedded default)', () => {
     };
 
     let kg = await start();
-    const account = await createAccount(kg.runtime, { name: 'Acme', planId: 'hourly' }, 'test');
+    const account = await createAccount(kg.runtime, { name: 'Acme', planId: 'paced' }, 'test');
     const { secret, key } = await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test');
     try {
       expect([(await get(kg, secret)).status, (await get(kg, secret)).status]).toEqual([200, 200]);
-      expect(await get(kg, secret)).toEqual({ status: 429, retryAfter: '3600' });
+      expect(await get(kg, secret)).toEqual({ status: 429, retryAfter: '300' });
       // The second refusal within a minute starts a 10-minute block.
       expect(await get(kg, secret)).toEqual({ status: 429, retryAfter: '600' });
       await kg.close();
@@ -60,17 +61,23 @@ describe('rate-limit state across a restart (embedded default)', () => {
       expect(await get(kg, secret)).toEqual({ status: 429, retryAfter: '540' });
       expect(kg.logs.text).toContain('rate-limit windows and blocks restored from the store');
 
-      // The block is over, but the window still holds the two admissions of 00:00.
+      // The block is over at 00:10, and the window has room again: filled, then refused once.
       now += 540_000;
-      expect(await get(kg, secret)).toEqual({ status: 429, retryAfter: `${3600 - 600}` });
-      // The next block is the second: twice as long.
+      expect([(await get(kg, secret)).status, (await get(kg, secret)).status]).toEqual([200, 200]);
+      expect(await get(kg, secret)).toEqual({ status: 429, retryAfter: '300' });
+      await kg.close();
+
+      now += 10_000;
+      kg = await start();
+      // The window still holds the two admissions of 00:10, so this is the second refusal
+      // within a minute, and the block it starts is the second: twice as long.
       expect(await get(kg, secret)).toEqual({ status: 429, retryAfter: '1200' });
 
       const lifted = await kg.admin(`/v1/keys/${key.id}/unblock`, { method: 'POST' });
       expect(await lifted.json()).toMatchObject({ lifted: 1 });
       await kg.close();
 
-      now += 3_000_000; // 00:60 + the admissions' hour: the window has room again
+      now += 300_000; // 00:15:10, past 00:10 + the window's 5 minutes: it has room again
       kg = await start();
       expect(await get(kg, secret)).toEqual({ status: 200, retryAfter: null });
     } finally {
@@ -129,7 +136,7 @@ describe('rate-limit state across a restart (embedded default)', () => {
     let second: Awaited<ReturnType<typeof startServe>> | undefined;
     try {
       const admin = (p: string, body: unknown) => fetch(`${first.admin}${p}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      const account = (await (await admin('/v1/accounts', { name: 'Acme', planId: 'hourly' })).json()) as { id: string };
+      const account = (await (await admin('/v1/accounts', { name: 'Acme', planId: 'paced' })).json()) as { id: string };
       const { secret } = (await (await admin('/v1/keys', { accountId: account.id, name: 'k' })).json()) as { secret: string };
       const statuses: number[] = [];
       for (let i = 0; i < 4; i++) {

@@ -65,7 +65,8 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
       metered: { meters: { credits: { limit: 1000 } } },
       steady: { meters: { units: { limit: 100_000_000 } } },
       single: { maxKeys: 1 },
-      blocking: { rateLimits: [{ limit: 1, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } },
+      // The window is shorter than the block (a block's length is its Retry-After), long enough to stay full through the test.
+      blocking: { rateLimits: [{ limit: 1, window: '5m' }], block: { after: 2, within: '1h', duration: '10m' } },
     },
     routes: [
       { method: 'GET', path: '/v1/rankings', cost: { meter: 'credits', perRequest: 100 } },
@@ -250,7 +251,7 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
       const lifted = await cli('keys', 'unblock', keyId);
       expect(lifted).toMatchObject({ code: 0, stdout: `lifted the block of key ${keyId} (blocking key)\n` });
       expect((JSON.parse((await cli('keys', 'list', '--account', accountId, '--json')).stdout) as { blockedUntil: string | null }[])[0]?.blockedUntil).toBeNull();
-      // The process that blocked it refuses it only by the window now (1 an hour), as a first
+      // The process that blocked it refuses it only by the window now (1 in 5 minutes), as a first
       // violation; the next refusal, on another process, blocks it again from the first level.
       expect(await code(three)).toBe('rate_limited');
       const again = await one.call('/v1/projects', secret);
