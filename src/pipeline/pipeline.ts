@@ -334,12 +334,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   /** The counters' answer as a decision; 8–9 (forward, settle) belong to the gateway. */
   function admitted(identity: Identity, route: RouteMatch, rateLimits: RateLimitPlan, admission: Admission, charge: ChargeSpec | undefined, now: number): Decision {
     // While blocked nothing is admitted, whatever room the windows have: the RateLimit
-    // field says so (r=0 until Retry-After: the block's end, or later when a window is
-    // full for longer). A window with room has it again then; one used up, when it has
-    // room again (never later than Retry-After).
+    // field says so, r=0 until Retry-After (the block's end, or when the window used up
+    // longest has room, if later: every window has room by then).
     const windows =
       !admission.ok && admission.reason === 'blocked'
-        ? admission.windows.map((w) => ({ ...w, remaining: 0, resetMs: w.remaining > 0 ? admission.retryAfterMs : Math.max(w.resetMs, admission.retryAfterMs) }))
+        ? admission.windows.map((w) => ({ ...w, remaining: 0, resetMs: admission.retryAfterMs }))
         : admission.windows;
     const headers = rateLimits.policyHeader === undefined ? NO_HEADERS : rateLimitHeaders(rateLimits, windows);
     if (!admission.ok) {
