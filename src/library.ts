@@ -30,7 +30,7 @@ import { judgeTarget, normalBasePath } from './gateway/request-path.js';
 import { deny, type DenialReason } from './denial/reasons.js';
 import { refusedKeyOwner } from './pipeline/pipeline.js';
 import { redactedTarget } from './gateway/redacted-target.js';
-import { withoutCredentialParams } from './auth/credential.js';
+import { forwardedTarget } from './auth/credential.js';
 import { DRAINING_RETRY_AFTER_S, OUTAGE_RETRY_AFTER_S } from './operations/health.js';
 
 export interface CheckRequest {
@@ -68,8 +68,10 @@ export interface CheckRefused {
 export interface CheckAdmitted {
   allowed: true;
   /**
-   * The request target without credential query parameters: what the API should route
-   * by and may log (`req.url` still holds a key sent as `?apikey=`).
+   * The request target without credential query parameters, nor any other parameter whose
+   * value is a key of the profile's format (`?api_key=<key>` where keys are read from a
+   * header): what the API should route by and may log (`req.url` still holds them), and
+   * what the gateway would forward.
    */
   url: string;
   identity: Identity;
@@ -167,7 +169,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       }
     };
     const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
-    return { allowed: true, url: withoutCredentialParams(url, rt.config.auth.credentials), identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
+    return { allowed: true, url: forwardedTarget(url, request, rt.config.auth.credentials, rt.keyFormat), identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
   }
 
   /**

@@ -178,6 +178,38 @@ describe('keygate as a library', () => {
     }
   });
 
+  it('gives the target without any parameter whose value is a key, though keygate does not read keys there; the handler\'s own req.url keeps it', async () => {
+    const unread = await createKeygate({
+      config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'unread.db')}`, keys: { prefix: { live: 'sk_live_', test: 'sk_test_' } } }),
+      file: 'inline',
+      dir,
+    });
+    // The app answers with what it is handed: result.url, and its own req.url.
+    const app = createServer(async (req, res) => {
+      const result = await unread.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
+      if (!result.allowed) {
+        res.writeHead(result.error.status, result.error.headers).end(result.error.body);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ url: result.url, reqUrl: req.url }));
+      await result.settle(200);
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    try {
+      const account = await createAccount(unread.runtime, { name: 'Unread' }, 'test');
+      const key = (await createKey(unread.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+      const other = unread.runtime.keyFormat.generate('test');
+      const target = `/v1/x?api_key=${key}&page=2&ref=${other.replace('_', '%5F')}&q=a+b;k=${key}&doc=sk_live_docs`;
+      const response = await fetch(`http://127.0.0.1:${(app.address() as AddressInfo).port}${target}`, { headers: { authorization: `Bearer ${key}` } });
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ url: '/v1/x?page=2&q=a+b&doc=sk_live_docs', reqUrl: target });
+    } finally {
+      app.closeAllConnections();
+      await new Promise((resolve) => app.close(resolve));
+      await unread.close();
+    }
+  });
+
   it('ignores one trailing slash when matching routes, and gives the target as it was sent', async () => {
     const slashed = await createKeygate({
       config: parseConfigObject({

@@ -16,6 +16,7 @@
  *   `Authorization`: that one is counted in the raw headers); an empty one is absent.
  */
 import type { CredentialLocation } from '../config/schema.js';
+import type { KeyFormat } from '../keys/format.js';
 import { decodeQueryComponent, escapedByte } from '../gateway/percent.js';
 
 export type CredentialResult = FoundCredential | { kind: 'missing' } | MalformedCredential;
@@ -196,7 +197,8 @@ function parseQuery(url: string): Map<string, string[]> {
 /**
  * The request target with every configured credential query parameter removed, and every
  * parameter an upstream may read as one (`API_KEY`, `api.key`, `api_key[]`: readAsName),
- * other parameters byte-for-byte as the client sent them. Used for forwarding and for logs.
+ * other parameters byte-for-byte as the client sent them. Used for logs; forwarding drops
+ * keys in other parameters too (`forwardedTargetOf`).
  *
  * Parameters are read from `&`-separated pairs only (as browsers and URLSearchParams do),
  * but removed after a `;` as well: an upstream that also splits on `;` (Python's
@@ -221,35 +223,112 @@ const removers = new WeakMap<readonly CredentialLocation[], (url: string, replac
  * from the query, the target is passed on as it is, unread.
  */
 export function credentialParamRemover(locations: readonly CredentialLocation[]): (url: string, replacement?: string) => string {
-  // Also its look-alikes (see readAsName): keygate reads `api_key` only, but an upstream may
-  // read a copy sent as `API_KEY` (ASP.NET Core), `api.key` or `api_key[]` (PHP) as it.
-  const names = new Set(locations.filter((l) => l.in === 'query').map((l) => readAsName(l.name)));
+  const names = credentialParamNames(locations);
   if (names.size === 0) return (url) => url;
-  return (url, replacement) => withoutParams(url, names, replacement);
+  return (url, replacement) => withoutParams(url, names, replacement, undefined);
 }
 
-function withoutParams(url: string, names: ReadonlySet<string>, replacement: string | undefined): string {
+/**
+ * The request target as the upstream receives it (and the library's `result.url`): without
+ * the credential parameters (`credentialParamRemover`), and without any parameter whose
+ * value is a key although keygate does not read keys from it (`?api_key=<key>` from a
+ * client that also sent it in the header), which would reach the upstream's logs in
+ * clear: a key the format recognises (its checksum or prefix; any mode, anyone's), or the
+ * very key the request presented (read from `headers` only where a value has a key's
+ * shape, which is all a bare hex key has). Other parameters go byte for byte; a target
+ * without a query string is passed on unread.
+ */
+export function forwardedTargetOf(locations: readonly CredentialLocation[], keyFormat: KeyRecognition): (url: string, headers: RequestView['headers'], rawHeaders?: readonly string[]) => string {
+  const names = credentialParamNames(locations);
+  return (url, headers, rawHeaders) => {
+    if (url.indexOf('?') === -1) return url;
+    let presented: string | null | undefined;
+    const isKey = (value: string): boolean => {
+      if (keyFormat.recognises(value)) return true;
+      if (!keyFormat.shape(value).ok) return false;
+      if (presented === undefined) {
+        const credential = extractCredential(rawHeaders === undefined ? { headers, url } : { headers, url, rawHeaders }, locations);
+        presented = credential.kind === 'found' ? credential.secret : null;
+      }
+      return value === presented;
+    };
+    return withoutParams(url, names, undefined, isKey);
+  };
+}
+
+/** `forwardedTargetOf` for a profile, made once per credential locations (a reload's new profile gets its own): the library asks on every request. */
+export function forwardedTarget(url: string, request: Pick<RequestView, 'headers' | 'rawHeaders'>, locations: readonly CredentialLocation[], keyFormat: KeyRecognition): string {
+  let made = forwardedTargets.get(locations);
+  if (made === undefined || made.keyFormat !== keyFormat) {
+    made = { keyFormat, target: forwardedTargetOf(locations, keyFormat) };
+    forwardedTargets.set(locations, made);
+  }
+  return made.target(url, request.headers, request.rawHeaders);
+}
+
+const forwardedTargets = new WeakMap<readonly CredentialLocation[], { keyFormat: KeyRecognition; target: ReturnType<typeof forwardedTargetOf> }>();
+
+/** What tells a key from any other value (src/keys/format.ts). */
+type KeyRecognition = Pick<KeyFormat, 'recognises' | 'shape'>;
+
+/**
+ * The credential parameters' names as an upstream may read them: also their look-alikes
+ * (see readAsName): keygate reads `api_key` only, but an upstream may read a copy sent as
+ * `API_KEY` (ASP.NET Core), `api.key` or `api_key[]` (PHP) as it.
+ */
+function credentialParamNames(locations: readonly CredentialLocation[]): ReadonlySet<string> {
+  return new Set(locations.filter((l) => l.in === 'query').map((l) => readAsName(l.name)));
+}
+
+function withoutParams(url: string, names: ReadonlySet<string>, replacement: string | undefined, isKey: ((value: string) => boolean) | undefined): string {
   const start = url.indexOf('?');
   if (start === -1) return url;
   const kept: string[] = [];
+  let changed = false;
   for (const pair of url.slice(start + 1).split('&')) {
     // A credential parameter goes whole, `;`s and all (keygate read `apikey=S;b` as the key
     // `S;b`); in any other pair, a credential after a `;` goes.
-    const whole = keptPart(pair, names, replacement);
-    const part = whole !== pair || !pair.includes(';') ? whole : pair.split(';').flatMap((p) => keptPart(p, names, replacement) ?? []).join(';');
+    const whole = keptPart(pair, names, replacement, isKey);
+    const part = whole !== pair || !pair.includes(';') ? whole : pair.split(';').flatMap((p) => keptPart(p, names, replacement, isKey) ?? []).join(';');
+    if (part !== pair) changed = true;
     // A pair that held only credentials (`;apikey=…`) is left out whole, not kept empty.
     if (part !== undefined && (part !== '' || pair === '')) kept.push(part);
   }
+  // Nothing taken out (the usual case): the target as sent, not a copy put back together.
+  if (!changed) return url;
   const path = url.slice(0, start);
   return kept.length > 0 ? `${path}?${kept.join('&')}` : path;
 }
 
-/** `pair` as forwarded: as it is, with its value replaced (for logs), or undefined (left out) for a credential parameter or a look-alike. */
-function keptPart(pair: string, names: ReadonlySet<string>, replacement: string | undefined): string | undefined {
+/**
+ * `pair` as forwarded: as it is, with its value replaced (for logs), or undefined (left
+ * out) for a credential parameter or a look-alike, and, given `isKey`, for one whose value
+ * (a pair without `=`: the pair itself) is a key.
+ */
+function keptPart(pair: string, names: ReadonlySet<string>, replacement: string | undefined, isKey: ((value: string) => boolean) | undefined): string | undefined {
   const eq = pair.indexOf('=');
   const sent = eq === -1 ? pair : pair.slice(0, eq);
-  if (!names.has(readAsName(decodeQueryComponent(sent) ?? decodedLeniently(sent)))) return pair;
-  return replacement === undefined ? undefined : `${sent}=${replacement}`;
+  if (names.size > 0 && names.has(readAsName(decodeQueryComponent(sent) ?? decodedLeniently(sent)))) return replacement === undefined ? undefined : `${sent}=${replacement}`;
+  if (isKey !== undefined && isKeyValue(eq === -1 ? pair : pair.slice(eq + 1), isKey)) return undefined;
+  return pair;
+}
+
+/** How many percent-decodings a value is read through for a key (`sk%5Flive…`, `sk%255Flive…`), as the access log's redaction reads a target (src/keys/redact.ts). */
+const KEY_DECODINGS = 4;
+
+/**
+ * Whether a query value as sent is a key, as it is or percent-decoded (`+` a space), with
+ * the spaces, tabs and line breaks around it that keygate ignores around a key it reads.
+ */
+function isKeyValue(sent: string, isKey: (value: string) => boolean): boolean {
+  let value = sent;
+  for (let hop = 0; ; hop++) {
+    if (isKey(trimmed(value, true))) return true;
+    if (hop === KEY_DECODINGS || (value.indexOf('%') === -1 && value.indexOf('+') === -1)) return false;
+    const decoded = decodeQueryComponent(value);
+    if (decoded === undefined || decoded === value) return false;
+    value = decoded;
+  }
 }
 
 /** What makes PHP read a parameter's name as another (a NUL, a space, `.`, `[`), or leaves letters whose case lower-casing alone does not fold (non-ASCII). */

@@ -4,9 +4,9 @@
  * streams up, and the upstream's answer streams straight into the client's response,
  * with backpressure, no intermediate stream and no header object built twice.
  *
- * On the way up the credential (header and query parameter), hop-by-hop headers, any
- * header the `Connection` header names, `Expect` (keygate has answered it) and any
- * identity header the client made up are dropped (and the dashboard's cookies, which a
+ * On the way up the credential (header and query parameter, and any other parameter whose
+ * value is a key), hop-by-hop headers, any header the `Connection` header names, `Expect`
+ * (keygate has answered it) and any identity header the client made up are dropped (and the dashboard's cookies, which a
  * browser signed in to it on the same host sends here too), and so is every header in which an
  * upstream could read another client, scheme, host, path or method (OVERRIDES_REQUEST);
  * identity and X-Forwarded headers are added (X-Forwarded-Proto, -Host and -Port as a
@@ -30,7 +30,7 @@ import type { Route } from '../config/schema.js';
 import type { Identity } from '../pipeline/identity.js';
 import type { Reservation } from '../counters/counters.js';
 import { deny, type Denial } from '../denial/reasons.js';
-import { credentialHeaderNames, credentialParamRemover } from '../auth/credential.js';
+import { credentialHeaderNames, forwardedTargetOf } from '../auth/credential.js';
 import { parseRecordHeader } from '../meters/cost.js';
 import { JsonRecordCounter } from '../meters/json-records.js';
 import { settleCharge, type OnCharged } from '../pipeline/settle.js';
@@ -202,8 +202,8 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const names = { account: `${identityPrefix}account`, key: `${identityPrefix}key`, mode: `${identityPrefix}mode`, scopes: `${identityPrefix}scopes`, plan: `${identityPrefix}plan` };
   declareHeaderNames([...Object.values(names), ...FORWARDED_NAMES]);
   const credentials = config.auth.credentials;
-  /** The request target without credential parameters, as the upstream gets it. */
-  const forwardedTarget = credentialParamRemover(credentials);
+  /** The request target without credential parameters, or any other whose value is a key, as the upstream gets it. */
+  const forwardedTarget = forwardedTargetOf(credentials, rt.keyFormat);
   const impersonates = (name: string) => dropped.has(name) || name.startsWith(identityPrefix) || name.startsWith(X_FORWARDED);
   const fromTrustedProxy = trustedProxyCheck(config.trustedProxies);
 
@@ -274,7 +274,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
       }
       const exchange = new Exchange(upstream, request, reply, identity, route, reservation, rateLimitHeaders, slot);
       const options: Dispatcher.DispatchOptions = {
-        path: forwardedTarget(request.raw.url ?? '/'),
+        path: forwardedTarget(request.raw.url ?? '/', request.raw.headers, request.raw.rawHeaders),
         method: request.method as Dispatcher.HttpMethod,
         headers: upstreamHeaders(request, identity, exchange.countsJson),
         body: requestBody(request, reply.raw),

@@ -56,6 +56,12 @@ export interface KeyFormat {
   check(candidate: string): KeyCheck;
   /** Prefix and length only: `check` without the alphabet and the checksum. */
   shape(candidate: string): KeyCheck;
+  /**
+   * Whether `candidate` is a key by what only keys have, a checksum or a prefix: `check`
+   * but for what it takes by shape alone (a bare hex key, an imported key without a
+   * prefix), which a hash or an id may have as well.
+   */
+  recognises(candidate: string): boolean;
   /** What is shown instead of the secret: prefix and last four characters. */
   hint(secret: string): string;
   /**
@@ -146,6 +152,7 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
       const other = importedShape(candidate);
       return other.ok && other.mode !== ownShape.mode ? A_KEY.unknown : ownShape;
     },
+    recognises: (candidate) => own.recognises(candidate) || (byPrefix.length > 0 && importedShape(candidate).ok),
     hint(secret) {
       if (own.check(secret).ok) return own.hint(secret);
       const prefix = byPrefix.find(([, p]) => secret.startsWith(p))?.[1] ?? '';
@@ -175,6 +182,12 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     const found = modeOf(candidate);
     return found ? A_KEY[found[0]] : NOT_A_KEY;
   }
+  function check(candidate: string): KeyCheck {
+    const found = modeOf(candidate);
+    if (!found) return NOT_A_KEY;
+    BASE62_BODY.lastIndex = found[1].length;
+    return BASE62_BODY.test(candidate) && endsWithChecksum(candidate) ? A_KEY[found[0]] : NOT_A_KEY;
+  }
   // A prefix in any case and at least a key's worth of base62 after it (longer prefixes
   // tried first), with any `_` in the run: two keys written back to back (a prefix holds
   // `_`) are one run, all of it hidden, not the first key and the second's prefix.
@@ -192,13 +205,10 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
       const body = prefix + randomBase62(RANDOM_LENGTH);
       return body + checksum(body);
     },
-    check(candidate) {
-      const found = modeOf(candidate);
-      if (!found) return NOT_A_KEY;
-      BASE62_BODY.lastIndex = found[1].length;
-      return BASE62_BODY.test(candidate) && endsWithChecksum(candidate) ? A_KEY[found[0]] : NOT_A_KEY;
-    },
+    check,
     shape,
+    // Its checksum tells a key, with a prefix or without.
+    recognises: (candidate) => check(candidate).ok,
     hint(secret) {
       const prefix = modeOf(secret)?.[1] ?? '';
       return `${prefix}…${secret.slice(-4)}`;
@@ -252,6 +262,8 @@ function hexFormat(length: number): KeyFormat {
     // No checksum: the length and the alphabet are all there is to check.
     check: (candidate) => (candidate.length === length && pattern.test(candidate) ? A_KEY.unknown : NOT_A_KEY),
     shape: (candidate) => (candidate.length === length ? A_KEY.unknown : NOT_A_KEY),
+    // Any run of hex digits of the key's length (a SHA-1 is 40) passes `check`.
+    recognises: () => false,
     hint(secret) {
       return `…${secret.slice(-4)}`;
     },

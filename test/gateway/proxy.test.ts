@@ -452,6 +452,78 @@ describe('copies of a credential query parameter under another spelling', () => 
   });
 });
 
+describe('keys in query parameters keygate does not read', () => {
+  const dir = tempDir('proxy-unread-keys');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    // Keys are read from `Authorization: Bearer` only (the default).
+    kg = await startKeygate({ upstream: { url: upstream.url }, keys: { prefix: { live: 'sk_live_', test: 'sk_test_' } }, errors: { envelope: 'message' } }, { dir });
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'live' }, 'test')).secret;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  /** The URL the upstream echoes back for `target`, sent with the key in the header. */
+  const echoed = async (target: string): Promise<string> => {
+    const response = await kg.call(target, { headers: { Authorization: `Bearer ${secret}` } });
+    expect(response.status).toBe(200);
+    return ((await response.json()) as { url: string }).url;
+  };
+
+  it('are removed before forwarding: the caller\'s own key, any other key of the profile in either mode, encoded or not; the other parameters go byte for byte', async () => {
+    const live = kg.runtime.keyFormat.generate('live');
+    const test = kg.runtime.keyFormat.generate('test');
+    const escaped = test.replaceAll('_', '%5F');
+    const target = `/v1/x?api_key=${secret}&page=2&token=${live}&q=a%20b+c&&ref=${escaped}&x=%E9;k=${secret}&${live}&pad=%20${test}%0A&flag&limit=5`;
+    expect(await echoed(target)).toBe('/v1/x?page=2&q=a%20b+c&&x=%E9&flag&limit=5');
+    expect(upstream.received.at(-1)?.url).toBe('/v1/x?page=2&q=a%20b+c&&x=%E9&flag&limit=5');
+    // A target that held nothing but a key loses its `?`.
+    expect(await echoed(`/v1/x?api_key=${secret}`)).toBe('/v1/x');
+    // The access log still masks what the client sent, as before.
+    const logged = kg.logs.lines.map((line) => JSON.parse(line) as { msg: string; target?: string }).filter((line) => line.msg === 'request').at(-1);
+    expect(logged?.target).toBe('/v1/x?api_key=sk_live_[REDACTED]');
+  });
+
+  it('keeps a value that merely begins like a key: the prefix alone, a word after it, a key-long run whose checksum fails', async () => {
+    const target = `/v1/x?a=sk_live_&b=sk_live_docs&c=sk_test_${'a'.repeat(30)}&d=SK_LIVE_x&e=1`;
+    expect(await echoed(target)).toBe(target);
+  });
+});
+
+describe('keys in query parameters keygate does not read, with bare hex keys', () => {
+  const dir = tempDir('proxy-unread-hex-keys');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate({ upstream: { url: upstream.url }, keys: { format: 'hex', hexLength: 40 }, errors: { envelope: 'message' } }, { dir });
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it("removes the caller's own key; another run of 40 hex digits (a SHA-1, or a key nobody can tell from one) goes as sent", async () => {
+    const sha1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
+    const response = await kg.call(`/v1/x?commit=${sha1}&api_key=${secret}&page=2&k=%20${secret}`, { headers: { Authorization: `Bearer ${secret}` } });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { url: string }).url).toBe(`/v1/x?commit=${sha1}&page=2`);
+  });
+});
+
 describe('behind a trusted load balancer (trustedProxies)', () => {
   const dir = tempDir('proxy-trusted');
   let upstream: TestUpstream;
