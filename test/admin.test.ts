@@ -1171,7 +1171,7 @@ describe('plan scopes at request time', () => {
       await kg.admin(`/v1/accounts/${account.id}`, { method: 'PATCH', body: JSON.stringify({ planId: 'basic' }) });
       const refused = await post();
       expect(refused.status).toBe(403);
-      expect(await refused.json()).toEqual({ error: 'This API key lacks the scope this endpoint requires.' });
+      expect(await refused.json()).toEqual({ error: 'This API key lacks the scope this endpoint requires: write.' });
       expect((await kg.call('/items', { headers: { authorization: `Bearer ${key.secret}` } })).status).toBe(200);
     } finally {
       await kg.close();

@@ -62,6 +62,9 @@ export const MESSAGE_PLACEHOLDER = /\{\{\s*([^}]*?)\s*\}\}/g;
  * and the day its period starts afresh (`YYYY-MM-DD`, UTC). Any other `{{…}}` is refused
  * at start-up.
  */
+/** How `{{scopes}}` lists several scopes (`read, export`): a scope holds no space. */
+export const SCOPE_LIST_SEPARATOR = ', ';
+
 export const MESSAGE_PLACEHOLDERS: Readonly<Partial<Record<DenialReason, readonly string[]>>> = {
   invalid_parameter: ['parameter'],
   insufficient_scope: ['scopes'],

@@ -24,8 +24,8 @@ describe('dialects', () => {
 
   it('renders the typed envelope with a type derived from the status', () => {
     const d = dialectFor({ envelope: 'typed', reasons: { insufficient_scope: { code: 'insufficient_permissions' } } });
-    expect(JSON.parse(d.render(deny('insufficient_scope')).body)).toEqual({
-      error: { type: 'permission_error', code: 'insufficient_permissions', message: 'This API key lacks the scope this endpoint requires.' },
+    expect(JSON.parse(d.render(deny('insufficient_scope', { fill: { scopes: 'projects:write' } })).body)).toEqual({
+      error: { type: 'permission_error', code: 'insufficient_permissions', message: 'This API key lacks the scope this endpoint requires: projects:write.' },
     });
   });
 

@@ -9,7 +9,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { CredentialLocation, DialectConfig, Envelope } from '../config/schema.js';
-import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, type Denial, type DenialReason } from '../denial/reasons.js';
+import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, SCOPE_LIST_SEPARATOR, type Denial, type DenialReason } from '../denial/reasons.js';
 
 export interface ReasonRendering {
   status: number;
@@ -48,7 +48,7 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
   plan_expired: { status: 403, code: 'plan_expired', message: 'Your plan has expired.' },
   no_route: { status: 404, code: 'not_found', message: 'No such endpoint.' },
   method_not_allowed: { status: 405, code: 'method_not_allowed', message: 'This endpoint does not accept this method.' },
-  insufficient_scope: { status: 403, code: 'insufficient_scope', message: 'This API key lacks the scope this endpoint requires.' },
+  insufficient_scope: { status: 403, code: 'insufficient_scope', message: 'This API key lacks the scope this endpoint requires: {{scopes}}.' },
   blocked: {
     status: 429,
     code: 'blocked',
@@ -66,6 +66,15 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
 
 /** insufficient_funds' default message where the plan has no such meter (the route costs what the plan does not include). */
 const METER_NOT_IN_PLAN_MESSAGE = 'Your plan does not include {{meter}}.';
+/** insufficient_scope's default message where the key lacks several of the route's scopes (a route requires all of its own). */
+const SCOPES_LACKING_MESSAGE = 'This API key lacks the scopes this endpoint requires: {{scopes}}.';
+
+/** The default message this denial gets in place of its reason's usual one, if any (a profile that words the reason itself keeps its own). */
+function defaultFor(denial: Denial): string | undefined {
+  if (denial.meterNotInPlan) return METER_NOT_IN_PLAN_MESSAGE;
+  if (denial.reason === 'insufficient_scope' && denial.fill?.scopes?.includes(SCOPE_LIST_SEPARATOR)) return SCOPES_LACKING_MESSAGE;
+  return undefined;
+}
 
 /** Reasons where a credential was presented but did not work: RFC 6750 `invalid_token`. */
 const INVALID_TOKEN_REASONS = new Set<DenialReason>(['malformed_key', 'unknown_key', 'revoked_key', 'expired_key']);
@@ -100,7 +109,8 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
     rendering: (reason) => renderings.get(reason) as ReasonRendering,
     render(denial) {
       let rendering = renderings.get(denial.reason) as ReasonRendering;
-      if (denial.meterNotInPlan && config.reasons[denial.reason]?.message === undefined) rendering = { ...rendering, message: METER_NOT_IN_PLAN_MESSAGE };
+      const otherDefault = config.reasons[denial.reason]?.message === undefined ? defaultFor(denial) : undefined;
+      if (otherDefault !== undefined) rendering = { ...rendering, message: otherDefault };
       const headers: Record<string, string> = { 'content-type': contentType, ...denial.headers };
       if (denial.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(denial.retryAfterSeconds)));
       if (rendering.status === 401 && challenge) {

@@ -17,7 +17,7 @@ import { rateLimitHeaders, windowsFor, type createRateLimitPlanner, type RateLim
 import { effectivePlan, rateLimitPlanKey } from '../limits/overrides.js';
 import { overageAllowed, reserveAmount } from '../meters/cost.js';
 import { isoDay, periodBounds, type PeriodBounds } from '../meters/period.js';
-import { deny, type Denial } from '../denial/reasons.js';
+import { deny, SCOPE_LIST_SEPARATOR, type Denial } from '../denial/reasons.js';
 import type { Identity } from './identity.js';
 import { withDeadline } from '../deadline.js';
 import { OUTAGE_RETRY_AFTER_S } from '../operations/health.js';
@@ -321,7 +321,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // The key's scopes, within what its plan allows now (a plan change narrows old keys).
     if (!hasScopes(key.scopes, required) || (plan.scopes && !hasScopes(plan.scopes, required))) {
       const lacking = required.filter((scope) => !hasScopes(key.scopes, [scope]) || (plan.scopes && !hasScopes(plan.scopes, [scope])));
-      return refuse(deny('insufficient_scope', { fill: { scopes: lacking.join(', ') } }), identity);
+      return refuse(deny('insufficient_scope', { fill: { scopes: lacking.join(SCOPE_LIST_SEPARATOR) } }), identity);
     }
     // An account with its own windows has its own entry (its limits and names), counted as the plan's windows of the same length and scope.
     const rateLimits = limits.plan(rateLimitPlanKey(account.planId, account.limits), plan, route.name, route.kind === 'proxy' ? route.route : undefined);

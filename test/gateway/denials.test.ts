@@ -26,7 +26,7 @@ const EXPECTED = {
   plan_expired: { status: 403, code: 'plan_expired', message: 'Your plan has expired.', type: 'permission_error' },
   no_route: { status: 404, code: 'not_found', message: 'No such endpoint.', type: 'not_found_error' },
   method_not_allowed: { status: 405, code: 'method_not_allowed', message: 'This endpoint does not accept this method.', type: 'invalid_request_error' },
-  insufficient_scope: { status: 403, code: 'insufficient_scope', message: 'This API key lacks the scope this endpoint requires.', type: 'permission_error' },
+  insufficient_scope: { status: 403, code: 'insufficient_scope', message: 'This API key lacks the scope this endpoint requires: write.', type: 'permission_error' },
   rate_limited: { status: 429, code: 'rate_limited', message: 'Too many requests. Slow down.', type: 'rate_limit_error' },
   blocked: { status: 429, code: 'blocked', message: 'This API key is temporarily blocked for repeatedly exceeding the rate limit.', type: 'rate_limit_error' },
   invalid_parameter: { status: 400, code: 'invalid_parameter', message: 'The query parameter limit is not valid.', type: 'invalid_request_error' },

@@ -70,3 +70,30 @@ describe('insufficient_scope names the scopes a key lacks', () => {
     );
   });
 });
+
+describe('insufficient_scope in the default wording', () => {
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    const { errors: _worded, ...unworded } = profile(upstream.url, '');
+    kg = await startKeygate({ ...unworded, errors: { envelope: 'message' } }, { dir: tempDir('scope-message-default') });
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('names the scope the route requires that the key lacks, or the scopes (a route requires all of its own)', async () => {
+    const account = await createAccount(kg.runtime, { name: 'default', planId: 'open' }, 'test');
+    const authorization = `Bearer ${(await createKey(kg.runtime, { accountId: account.id, name: 'k', scopes: ['write'] }, 'test')).secret}`;
+    const refusal = async (path: string) => {
+      const response = await kg.call(path, { headers: { authorization } });
+      return { status: response.status, body: (await response.json()) as unknown };
+    };
+    expect(await refusal('/v1/read')).toEqual({ status: 403, body: { message: 'This API key lacks the scope this endpoint requires: read.' } });
+    expect(await refusal('/v1/all')).toEqual({ status: 403, body: { message: 'This API key lacks the scopes this endpoint requires: read, export.' } });
+  });
+});
