@@ -5,40 +5,37 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { z } from 'zod';
-import { parse as parseYaml } from 'yaml';
-import { ConfigError, configJsonSchema, loadConfigFile, UNREADABLE, type LoadedConfig } from '../config/load.js';
+import { ConfigError, UNREADABLE } from '../config/config-error.js';
+import type { LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
-import { createRuntime, forgetKeyHashing, keyHashingMismatch, keyHashingState, migrateOrRefuse, type Runtime } from '../runtime.js';
+import type { Runtime } from '../runtime.js';
 import { createKeyHasher } from '../keys/hash.js';
 import { createKeyFormat, type KeyFormat } from '../keys/format.js';
 import type { AccountPatch, AccountRecord, KeyRecord, Page, Store } from '../store/store.js';
 import type { Config } from '../config/schema.js';
-import { describeScopeGap, profileRouteTable, scopeGaps } from '../routes/route-table.js';
-import { serve, type RunningKeygate } from '../serve.js';
+import type { RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
 import { KeygateCommand } from './parse-errors.js';
-import { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
-import { backupSqlite } from '../store/sqlite/backup.js';
-import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
 import { StoreWriteError } from '../store/write-refusal.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
-import { accountOut, accountPlan, apiEnabledOf, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, updateAccount } from '../operations/accounts.js';
 import { effectiveLimitsOut } from '../limits/overrides.js';
 import { accountLimitOptions, inFlags, limitsOptions } from './limit-flags.js';
-import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
-import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
-import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
-import { forecast, type MeterBalance, type PlannedCall } from '../operations/forecast.js';
-import { runDemo } from '../demo/demo.js';
-import { closeStandardOutput, createLog, terminalDestination, type Log } from '../log.js';
+import type { MeterBalance, PlannedCall } from '../operations/forecast.js';
+import type { Log } from '../log.js';
 import { fields, table, until, when } from './format.js';
-import { withoutKeys } from '../keys/redact.js';
 import { cookiesInClearWarning } from '../dashboard/cookie-security.js';
+
+/**
+ * What the commands work with (the profile, the store, the runtime, the operations, the
+ * log): most of the CLI's start-up time. Loaded once a command is to run (the preAction
+ * hook in buildCli), never for --help, --version or a mistyped command, which need none
+ * of it. `serve` and `demo` load the server themselves.
+ */
+let ops: typeof import('./operations.js');
 
 const CLI_ACTOR = 'cli';
 
@@ -115,12 +112,12 @@ function apiAccessOf(account: AccountRecord, config: Config, now: number): strin
   if (!plan) return 'off (unknown plan)';
   if (!plan.apiAccess) return 'off (plan)';
   if (!account.apiAccess) return 'off';
-  return apiEnabledOf(account, config.plans, now) ? 'on' : 'off (plan expired)';
+  return ops.apiEnabledOf(account, config.plans, now) ? 'on' : 'off (plan expired)';
 }
 
 /** The limits an account's keys are held to, for people: each marked where it is the account's own. */
 function limitsShown(account: AccountRecord, config: Config): { rateLimits: string; meterLimits: string } {
-  const effective = effectiveLimitsOut(accountPlan(account, config.plans));
+  const effective = effectiveLimitsOut(ops.accountPlan(account, config.plans));
   const ownWindows = account.limits?.rateLimits != null;
   const windows = effective.rateLimits.length === 0 ? 'none' : effective.rateLimits.map(windowText).join(', ');
   const meters = Object.entries(effective.meters).map(([meter, limit]) => `${meter} ${limit}${account.limits?.meters[meter] !== undefined ? ' (own)' : ''}`);
@@ -137,18 +134,18 @@ function scopeList(text: string): string[] {
 
 async function withRuntime<T>(command: Command, fn: (rt: Runtime, options: GlobalOptions) => Promise<T>): Promise<T> {
   const options = command.optsWithGlobals<GlobalOptions>();
-  const loaded = loadConfigFile(options.config);
+  const loaded = ops.loadConfigFile(options.config);
   checkDatabaseExists(loaded.config.store, commandName(command));
   // Keep CLI output clean: only warnings and errors from the runtime, on stderr, so that
   // `--json` output on stdout stays parseable whatever happens.
   return storeTroubleExplained(loaded.config.store, async () => {
-    const rt = await createRuntime(loaded, { log: createLog({ level: 'warn', destination: terminalDestination() }), use: 'command' });
+    const rt = await ops.createRuntime(loaded, { log: ops.createLog({ level: 'warn', destination: ops.terminalDestination() }), use: 'command' });
     try {
       return await fn(rt, options);
     } catch (error) {
       // A key's secret pasted where an id goes (`keys revoke sk_live_…`) is not printed back
       // into a terminal's scrollback or a CI log, as the admin API does not send it back.
-      if (error instanceof Error) error.message = withoutKeys(rt.keyFormat, error.message);
+      if (error instanceof Error) error.message = ops.withoutKeys(rt.keyFormat, error.message);
       throw error;
     } finally {
       await rt.close();
@@ -169,12 +166,12 @@ async function storeTroubleExplained<T>(store: string, work: () => Promise<T>): 
   } catch (error) {
     if (error instanceof StoreWriteError) {
       throw new Error(
-        `the database ${sqliteFile(store) ?? redactUrl(store)} could not be written: ${error.why} (${error.code}); ${error.fix}. This change was not saved, or only in part: check before running the command again`,
+        `the database ${ops.sqliteFile(store) ?? ops.redactUrl(store)} could not be written: ${error.why} (${error.code}); ${error.fix}. This change was not saved, or only in part: check before running the command again`,
       );
     }
-    if (!isBusyError(error)) throw error;
+    if (!ops.isBusyError(error)) throw error;
     throw new Error(
-      `the database ${sqliteFile(store) ?? store} is busy: another process has held its write lock for more than ${BUSY_TIMEOUT_MS / 1000} s (a sqlite3 shell inside a transaction, a long job); try again once it lets go. This change may or may not have been made: check before running the command again`,
+      `the database ${ops.sqliteFile(store) ?? store} is busy: another process has held its write lock for more than ${ops.BUSY_TIMEOUT_MS / 1000} s (a sqlite3 shell inside a transaction, a long job); try again once it lets go. This change may or may not have been made: check before running the command again`,
     );
   }
 }
@@ -196,7 +193,7 @@ function commandName(command: Command): string {
  * database, which says it made one. `serve`, `demo` and `migrate` make it as well.
  */
 function checkDatabaseExists(store: string, command: string): void {
-  const file = sqliteFile(store);
+  const file = ops.sqliteFile(store);
   if (file === undefined || existsSync(file)) return;
   const relative = !path.isAbsolute(store.slice('sqlite:'.length));
   const where = relative ? ` (store "${store}" is read from the working directory, ${process.cwd()})` : '';
@@ -214,13 +211,13 @@ function checkDatabaseExists(store: string, command: string): void {
  */
 async function withStoreOnly(command: Command, fn: (store: Store, config: Config, options: GlobalOptions) => Promise<void>): Promise<void> {
   const options = command.optsWithGlobals<GlobalOptions>();
-  const { config } = loadConfigFile(options.config);
+  const { config } = ops.loadConfigFile(options.config);
   checkDatabaseExists(config.store, commandName(command));
-  const store = openStore(config.store);
+  const store = ops.openStore(config.store);
   try {
     await storeTroubleExplained(config.store, async () => {
-      await reachStore(store, config.store);
-      await migrateOrRefuse(store, true, options.config);
+      await ops.reachStore(store, config.store);
+      await ops.migrateOrRefuse(store, true, options.config);
       await fn(store, config, options);
     });
   } finally {
@@ -236,7 +233,7 @@ async function withStoreOnly(command: Command, fn: (store: Store, config: Config
 function parseWhen(text: string, now: number): number {
   const duration = parseDuration(text);
   if (duration !== undefined) return now + duration;
-  if (z.iso.date().safeParse(text).success || z.iso.datetime({ offset: true }).safeParse(text).success) return Date.parse(text);
+  if (ops.z.iso.date().safeParse(text).success || ops.z.iso.datetime({ offset: true }).safeParse(text).success) return Date.parse(text);
   // A time without its offset could be any time zone's: said, with the UTC one written out.
   const noOffset = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?$/.exec(text);
   const hint = /^\d+$/.test(text)
@@ -285,7 +282,7 @@ function accountSettings(opts: AccountSettingOptions, now: number): Pick<Account
  * `{"warning": "…"}`.
  */
 function warnOfPastPlanExpiry(json: boolean | undefined, account: AccountRecord, now: number): void {
-  const warning = pastPlanExpiryWarning(account, now);
+  const warning = ops.pastPlanExpiryWarning(account, now);
   if (warning !== undefined) process.stderr.write(json ? `${JSON.stringify({ warning })}\n` : `warning: ${warning}\n`);
 }
 
@@ -319,7 +316,10 @@ export function buildCli(): Command {
     .option('--json', 'machine-readable output')
     // `keygate serve --help` lists --config and --json too (every command takes them).
     .configureHelp({ showGlobalOptions: true })
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .hook('preAction', async () => {
+      ops = await import('./operations.js');
+    });
 
   program
     .command('serve')
@@ -332,14 +332,15 @@ export function buildCli(): Command {
       // what collects its log (journald, a container runtime) gets why, in order.
       let log: Log | undefined;
       try {
-        const loaded = loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
-        log = createLog({ level: loaded.config.log.level, bufferSize: loaded.config.log.bufferSize });
+        const loaded = ops.loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
+        log = ops.createLog({ level: loaded.config.log.level, bufferSize: loaded.config.log.bufferSize });
         const reloading = reloadOnSighup();
         // Taken before keygate starts: a stop asked meanwhile is carried out once it serves
         // (Node's default would end the process at once, leaving a spawned upstream behind).
         const serving = stopOnSignal(sayInLog(log));
         const crashing = exitOnUncaughtError(log, createKeyFormat(loaded.config.keys));
         const ports = { ...(opts.port !== undefined ? { gateway: opts.port } : {}), ...(opts.adminPort !== undefined ? { admin: opts.adminPort } : {}), ...(opts.dashboardPort !== undefined ? { dashboard: opts.dashboardPort } : {}) };
+        const { serve } = await import('../serve.js');
         const running = await serve(loaded, { log, ports, portFlags: { gateway: '--port', admin: '--admin-port', dashboard: '--dashboard-port' } });
         serving(running);
         reloading(running);
@@ -347,7 +348,7 @@ export function buildCli(): Command {
       } catch (error) {
         // A profile that could not be read has no log level: the default's.
         const failure = describeFailure(error);
-        (log ?? createLog({ level: 'info' })).fatal(failure.problems ? { problems: failure.problems } : {}, `keygate could not start: ${failure.message}`);
+        (log ?? ops.createLog({ level: 'info' })).fatal(failure.problems ? { problems: failure.problems } : {}, `keygate could not start: ${failure.message}`);
         exitOnceLogged(failure.exitCode);
       }
     });
@@ -373,6 +374,7 @@ export function buildCli(): Command {
       // Run in a terminal: closing it (SIGHUP) stops the demo as Ctrl+C does, answers and
       // their charges saved (Node's default would end it at once).
       const serving = stopOnSignal(sayOnTerminal, ['SIGINT', 'SIGTERM', 'SIGHUP']);
+      const { runDemo } = await import('../demo/demo.js');
       serving(await runDemo({ dataDir: opts.data, ports: { gateway: opts.port, admin: next(1), dashboard: next(2) }, upstreamPort: opts.upstreamPort }));
     });
 
@@ -381,13 +383,13 @@ export function buildCli(): Command {
     .description('apply database migrations (needed once for PostgreSQL; SQLite migrates itself)')
     .action(async (_opts, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
-      const loaded = loadConfigFile(config);
-      const store = openStore(loaded.config.store);
+      const loaded = ops.loadConfigFile(config);
+      const store = ops.openStore(loaded.config.store);
       try {
-        await reachStore(store, loaded.config.store);
+        await ops.reachStore(store, loaded.config.store);
         const applied = await storeTroubleExplained(loaded.config.store, () => store.migrate());
         print(json, { applied }, () =>
-          applied.length > 0 ? `applied ${applied.join(', ')} to ${redactUrl(loaded.config.store)}` : `${redactUrl(loaded.config.store)} is up to date`,
+          applied.length > 0 ? `applied ${applied.join(', ')} to ${ops.redactUrl(loaded.config.store)}` : `${ops.redactUrl(loaded.config.store)} is up to date`,
         );
       } finally {
         await store.close();
@@ -400,12 +402,12 @@ export function buildCli(): Command {
     .argument('<file>', 'the copy to make (a new file: an existing one is never overwritten)')
     .action(async (file: string, _opts, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
-      const loaded = loadConfigFile(config);
-      const source = sqliteFile(loaded.config.store);
+      const loaded = ops.loadConfigFile(config);
+      const source = ops.sqliteFile(loaded.config.store);
       if (source === undefined) {
-        throw new Error(`backup copies a SQLite store; this profile's store is ${redactUrl(loaded.config.store)}: back it up with pg_dump (or your database's own backups)`);
+        throw new Error(`backup copies a SQLite store; this profile's store is ${ops.redactUrl(loaded.config.store)}: back it up with pg_dump (or your database's own backups)`);
       }
-      const copy = await backupSqlite(source, path.resolve(file));
+      const copy = await ops.backupSqlite(source, path.resolve(file));
       print(json, { source, file: copy.file, bytes: copy.bytes }, () => `backed up ${source} to ${copy.file} (${copy.bytes} bytes, integrity checked). To restore it: stop keygate, replace the database file with it (and delete its -wal and -shm files), start keygate with the same pepper`);
     });
 
@@ -416,8 +418,8 @@ export function buildCli(): Command {
     .action(async (_opts, command: Command) =>
       withStoreOnly(command, async (store, config, { json }) => {
         const pepper = process.env[config.pepperEnv];
-        const state = await keyHashingState(store, createKeyHasher(pepper));
-        if (state === 'differs') throw await keyHashingMismatch(store, config.pepperEnv, pepper);
+        const state = await ops.keyHashingState(store, createKeyHasher(pepper));
+        if (state === 'differs') throw await ops.keyHashingMismatch(store, config.pepperEnv, pepper);
         print(json, { pepperEnv: config.pepperEnv, set: Boolean(pepper), state }, () =>
           state === 'matches'
             ? pepper
@@ -432,7 +434,7 @@ export function buildCli(): Command {
     .description('forget which pepper was recorded (after a wrong one was, or after changing it on purpose, which invalidates every key)')
     .action(async (_opts, command: Command) =>
       withStoreOnly(command, async (store, config, { json }) => {
-        const forgotten = await forgetKeyHashing(store);
+        const forgotten = await ops.forgetKeyHashing(store);
         print(json, { forgotten }, () =>
           forgotten
             ? `forgot the recorded pepper: keygate starts with any ${config.pepperEnv} now, and the first key a running keygate finds by its hash records that process's`
@@ -448,7 +450,7 @@ export function buildCli(): Command {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
       let loaded: LoadedConfig;
       try {
-        loaded = loadConfigFile(config);
+        loaded = ops.loadConfigFile(config);
       } catch (error) {
         if (!json || !(error instanceof ConfigError)) throw error;
         // For scripts and editors: the problems as a list of {field, message}; exit 2 as without --json.
@@ -461,7 +463,7 @@ export function buildCli(): Command {
       // Valid, but probably not meant: said, without failing the check.
       const { config: profile } = loaded;
       const cookiesInClear = cookiesInClearWarning(profile.dashboard);
-      const warnings = [...scopeGaps(profileRouteTable(profile), profile.routes).map(describeScopeGap), ...(cookiesInClear ? [cookiesInClear] : [])];
+      const warnings = [...ops.scopeGaps(ops.profileRouteTable(profile), profile.routes).map(ops.describeScopeGap), ...(cookiesInClear ? [cookiesInClear] : [])];
       print(json, { file: config, ok: true, plans, routes, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
         [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, ...warnings.map((warning) => `warning: ${warning}`)].join('\n'),
       );
@@ -471,7 +473,7 @@ export function buildCli(): Command {
     .command('schema')
     .description('print the JSON Schema of keygate.yaml')
     .action(() => {
-      process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(ops.configJsonSchema(), null, 2)}\n`);
     });
 
   const accounts = program.command('accounts').description('accounts (teams) that own keys');
@@ -488,10 +490,10 @@ export function buildCli(): Command {
     withRuntime(command, async (rt, { json }) => {
       const limits = limitsOptions(opts);
       const input = { name: opts.name, ...(opts.plan ? { planId: opts.plan } : {}), ...accountSettings(opts, rt.clock()), ...(limits !== undefined ? { limits } : {}) };
-      const account = await createAccount(rt, input, CLI_ACTOR).catch((error: unknown) => {
+      const account = await ops.createAccount(rt, input, CLI_ACTOR).catch((error: unknown) => {
         throw inFlags(error, limits);
       });
-      print(json, accountOut(account, rt), () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
+      print(json, ops.accountOut(account, rt), () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
       warnOfPastPlanExpiry(json, account, rt.clock());
     }),
   );
@@ -500,9 +502,9 @@ export function buildCli(): Command {
     .description('one account: plan, API access, overage, the rate limits and meter limits in effect (its own marked), plan expiry')
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const account = await getAccount(rt, id);
+        const account = await ops.getAccount(rt, id);
         const now = rt.clock();
-        print(json, accountOut(account, rt), () =>
+        print(json, ops.accountOut(account, rt), () =>
           fields(
             {
               ...account,
@@ -526,7 +528,7 @@ export function buildCli(): Command {
         if (search === '') throw new OperationError('invalid', '--search needs some text: a part of the name, or the id');
         const list = pageEnd(await rt.store.listAccounts({ ...(search !== undefined ? { search } : {}), ...pageOf(opts) }), opts, json);
         const now = rt.clock();
-        print(json, list.map((a) => accountOut(a, rt)), () =>
+        print(json, list.map((a) => ops.accountOut(a, rt)), () =>
           table(
             list.map((a) => ({ id: a.id, name: a.name, plan: a.planId in rt.config.plans ? a.planId : `${a.planId} (not in the profile)`, api: apiAccessOf(a, rt.config, now), created: when(a.createdAt), planExpires: when(a.planExpiresAt) })),
             ['id', 'name', 'plan', 'api', 'created', 'planExpires'],
@@ -552,10 +554,10 @@ export function buildCli(): Command {
           ...(limits !== undefined ? { limits } : {}),
         };
         if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage, --plan-expires, --rate-limit or --meter-limit');
-        const account = await updateAccount(rt, id, patch, CLI_ACTOR).catch((error: unknown) => {
+        const account = await ops.updateAccount(rt, id, patch, CLI_ACTOR).catch((error: unknown) => {
           throw inFlags(error, limits);
         });
-        print(json, accountOut(account, rt), () => `updated account ${account.id}`);
+        print(json, ops.accountOut(account, rt), () => `updated account ${account.id}`);
         if ('planExpiresAt' in patch) warnOfPastPlanExpiry(json, account, rt.clock());
       }),
     );
@@ -564,7 +566,7 @@ export function buildCli(): Command {
     .description('delete an account: its members are removed; its keys stay, unbound (refused as key_not_bound)')
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        await deleteAccount(rt, id, CLI_ACTOR);
+        await ops.deleteAccount(rt, id, CLI_ACTOR);
         print(json, deletedJson(id), () => `deleted account ${id}`);
       }),
     );
@@ -578,14 +580,14 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         if (opts.daily || opts.from !== undefined || opts.to !== undefined) {
           for (const [flag, day] of [['--from', opts.from], ['--to', opts.to]] as const) {
-            if (day !== undefined && !z.iso.date().safeParse(day).success) throw new OperationError('invalid', `${flag}: expected a date such as 2026-11-01, got "${day}"`);
+            if (day !== undefined && !ops.z.iso.date().safeParse(day).success) throw new OperationError('invalid', `${flag}: expected a date such as 2026-11-01, got "${day}"`);
           }
-          const days = await dailyUsage(rt, id, { from: opts.from, to: opts.to });
+          const days = await ops.dailyUsage(rt, id, { from: opts.from, to: opts.to });
           print(json, days, () => table(days, ['day', 'metric', 'label', 'value']));
           return;
         }
-        const usage = await accountUsage(rt, id);
-        print(json, usageOut(usage), () =>
+        const usage = await ops.accountUsage(rt, id);
+        print(json, ops.usageOut(usage), () =>
           [
             `${usage.account.name} (${usage.account.id}) — plan ${usage.planName}, API access ${usage.apiEnabled ? 'on' : 'off'}${usage.planExpired ? ' (plan expired)' : ''}`,
             table(
@@ -605,7 +607,7 @@ export function buildCli(): Command {
     .description('every plan: API access, rate limits, meters, key limit')
     .action((_o, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
-      const loaded: LoadedConfig = loadConfigFile(config);
+      const loaded: LoadedConfig = ops.loadConfigFile(config);
       // As the admin API gives them (GET /v1/plans).
       const plans = Object.entries(loaded.config.plans).map(([id, plan]) => planOut(id, plan));
       print(json, plans, () =>
@@ -635,7 +637,7 @@ export function buildCli(): Command {
     .option('--expires <date|duration>', 'e.g. 2027-01-31 or 90d')
     .action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string; expires?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const issued = await createKey(
+        const issued = await ops.createKey(
           rt,
           {
             accountId: opts.account,
@@ -673,7 +675,7 @@ export function buildCli(): Command {
         if (process.stdin.isTTY) throw new OperationError('invalid', `${pipeIt} (a key typed or pasted into a terminal shows there, and stays in its scrollback)`);
         const secret = readFileSync(0, 'utf8').trim();
         if (secret === '') throw new OperationError('invalid', pipeIt);
-        const imported = await createKey(
+        const imported = await ops.createKey(
           rt,
           {
             accountId: opts.account,
@@ -692,11 +694,11 @@ export function buildCli(): Command {
     .action((opts: { account?: string } & PageOptions, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         // A mistyped account is said, not listed as an account without keys.
-        if (opts.account) await getAccount(rt, opts.account);
+        if (opts.account) await ops.getAccount(rt, opts.account);
         const list = pageEnd(await rt.store.listKeys({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) }), opts, json);
         const now = rt.clock();
-        const blocked = await blockedUntilOf(rt, list);
-        print(json, list.map((k) => keyOut(k, now, blocked)), () =>
+        const blocked = await ops.blockedUntilOf(rt, list);
+        print(json, list.map((k) => ops.keyOut(k, now, blocked)), () =>
           table(
             list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? until(k.expiresAt) : when(k.expiresAt) })),
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires'],
@@ -709,10 +711,10 @@ export function buildCli(): Command {
     .description('one key (its hint, never its secret): name, mode, scopes, status, last used')
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const key = await getKey(rt, id);
+        const key = await ops.getKey(rt, id);
         const now = rt.clock();
-        const blocked = await blockedUntilOf(rt, [key]);
-        print(json, keyOut(key, now, blocked), () =>
+        const blocked = await ops.blockedUntilOf(rt, [key]);
+        print(json, ops.keyOut(key, now, blocked), () =>
           fields(
             {
               ...key,
@@ -734,8 +736,8 @@ export function buildCli(): Command {
     .description('revoke a key; it stops working on the next request')
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const wasRevoked = (await getKey(rt, id)).revokedAt !== null;
-        const key = await revokeKey(rt, id, CLI_ACTOR);
+        const wasRevoked = (await ops.getKey(rt, id)).revokedAt !== null;
+        const key = await ops.revokeKey(rt, id, CLI_ACTOR);
         print(json, await keyJsonOf(rt, key, json), () =>
           wasRevoked ? `key ${key.id} (${key.name}) was already revoked, at ${when(key.revokedAt)}; nothing changed` : `revoked key ${key.id} (${key.name})`,
         );
@@ -748,7 +750,7 @@ export function buildCli(): Command {
     .option('--scopes <list>', 'comma-separated scopes, replacing its current ones')
     .action((id: string, opts: { name?: string; scopes?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const key = await updateKey(rt, id, { ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}) }, CLI_ACTOR);
+        const key = await ops.updateKey(rt, id, { ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}) }, CLI_ACTOR);
         print(json, await keyJsonOf(rt, key, json), () => `updated key ${key.id}: ${key.name}, scopes ${key.scopes.join(' ') || '(none)'}`);
       }),
     );
@@ -759,16 +761,16 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         if (rt.counters.kind === 'memory') {
           // The key first: a mistyped id (or an account's) is said as such, not sent on to the admin API.
-          await getKey(rt, id);
+          await ops.getKey(rt, id);
           throw new OperationError(
             'invalid',
             `with counters: memory, blocks live in the memory of the process that serves: lift this one through its admin API (POST /v1/keys/${id}/unblock)`,
           );
         }
-        const { key, lifted } = await unblockKey(rt, id, CLI_ACTOR).catch((error: unknown) => {
+        const { key, lifted } = await ops.unblockKey(rt, id, CLI_ACTOR).catch((error: unknown) => {
           // Blocks live in Redis alone: without it nothing was lifted, and nothing was recorded.
           if (!(error instanceof CountersUnavailableError)) throw error;
-          throw new Error(`the block of key ${id} was not lifted: Redis at ${redactUrl(rt.config.counters)} could not be reached, and blocks are kept there. Nothing was changed; try again once Redis answers`);
+          throw new Error(`the block of key ${id} was not lifted: Redis at ${ops.redactUrl(rt.config.counters)} could not be reached, and blocks are kept there. Nothing was changed; try again once Redis answers`);
         });
         print(json, { key: await keyJsonOf(rt, key, json), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; its violations are forgotten` : `lifted the block of key ${key.id} (${key.name})`));
       }),
@@ -779,13 +781,13 @@ export function buildCli(): Command {
     .option('--overlap <duration>', 'how long the old key stays valid (0 = revoke now; default 24h, or 0 with keys.rotation: replace)')
     .action((id: string, opts: { overlap?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const text = opts.overlap ?? defaultRotationOverlap(rt);
+        const text = opts.overlap ?? ops.defaultRotationOverlap(rt);
         const overlap = parseDuration(text);
         if (overlap === undefined) throw new OperationError('invalid', `--overlap "${text}" is not a duration (e.g. 1h, 24h, 7d)`);
-        const issued = await rotateKey(rt, id, overlap, CLI_ACTOR);
+        const issued = await ops.rotateKey(rt, id, overlap, CLI_ACTOR);
         const now = rt.clock();
-        const blocked = json ? await blockedUntilOf(rt, [issued.key, issued.previous]) : undefined;
-        print(json, rotationOut(issued, now, blocked), () =>
+        const blocked = json ? await ops.blockedUntilOf(rt, [issued.key, issued.previous]) : undefined;
+        print(json, ops.rotationOut(issued, now, blocked), () =>
           [
             `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${until(issued.previous.expiresAt as number)}`}`,
             // A rotation keeps the old key's end date: said, as `keys create` says an expiry.
@@ -811,7 +813,7 @@ export function buildCli(): Command {
     .action((opts: { email: string; account?: string; operator?: boolean }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         if (opts.account === undefined && opts.operator !== true) throw new OperationError('invalid', 'say whom the invitation is for: --account <id> (a member of that account) or --operator (sees every account)');
-        const invitation = await inviteMember(rt, { email: opts.email, accountId: opts.account ?? null, role: opts.operator ? 'operator' : 'member' }, CLI_ACTOR);
+        const invitation = await ops.inviteMember(rt, { email: opts.email, accountId: opts.account ?? null, role: opts.operator ? 'operator' : 'member' }, CLI_ACTOR);
         const { replaced } = invitation;
         print(json, { id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url, replacedInvitation: replaced ?? null }, () =>
           [
@@ -828,7 +830,7 @@ export function buildCli(): Command {
     .requiredOption('--email <email>', 'the member\'s e-mail address')
     .action((opts: { email: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const link = await passwordResetLink(rt, opts.email, CLI_ACTOR);
+        const link = await ops.passwordResetLink(rt, opts.email, CLI_ACTOR);
         print(json, { id: link.member.id, email: link.member.email, url: link.url }, () =>
           [`${link.member.email} can choose a new password at:\n\n  ${link.url}\n\nThe link works once, for 24 hours.`, ...dashboardOffLines(rt.config)].join('\n'),
         );
@@ -840,7 +842,7 @@ export function buildCli(): Command {
     .requiredOption('--email <email>', 'the member\'s e-mail address')
     .action((opts: { email: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const removed = await removeMember(rt, { email: opts.email }, CLI_ACTOR);
+        const removed = await ops.removeMember(rt, { email: opts.email }, CLI_ACTOR);
         print(json, deletedJson(removed.id), () => `removed ${removed.role} ${removed.email}: signed out everywhere, and their password and any pending link no longer work`);
       }),
     );
@@ -850,8 +852,8 @@ export function buildCli(): Command {
     .requiredOption('--email <email>', 'the member\'s e-mail address')
     .action((opts: { email: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const { member, lifted } = await unlockMember(rt, { email: opts.email }, CLI_ACTOR);
-        print(json, { member: memberOut(member, rt.clock()), lifted }, () =>
+        const { member, lifted } = await ops.unlockMember(rt, { email: opts.email }, CLI_ACTOR);
+        print(json, { member: ops.memberOut(member, rt.clock()), lifted }, () =>
           lifted
             ? `lifted the pause of ${member.email}: they can sign in from any address again`
             : `${member.email} was not paused; the wrong passwords counted are forgotten`,
@@ -864,10 +866,10 @@ export function buildCli(): Command {
     .option('--account <id>', 'only this account\'s members')
     .action((opts: { account?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        if (opts.account) await getAccount(rt, opts.account);
+        if (opts.account) await ops.getAccount(rt, opts.account);
         const list = await rt.store.listMembers(opts.account ? { accountId: opts.account } : {});
         const now = rt.clock();
-        const members = list.map((m) => memberOut(m, now));
+        const members = list.map((m) => ops.memberOut(m, now));
         print(json, members, () =>
           table(
             members.map((m) => ({
@@ -893,7 +895,7 @@ export function buildCli(): Command {
         const found = await rt.store.listAudit({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) });
         // A deleted account's log stays (who deleted it, and when): only an id with neither an
         // account nor a line in the log is refused, as a mistyped one (the page past the last is empty).
-        if (opts.account && opts.after === undefined && found.length === 0) await getAccount(rt, opts.account);
+        if (opts.account && opts.after === undefined && found.length === 0) await ops.getAccount(rt, opts.account);
         const entries = pageEnd(found, opts, json, (e) => ({ createdAt: e.at, id: e.id }));
         const events = entries.map(auditEventOut);
         print(json, events, () =>
@@ -916,7 +918,7 @@ export function buildCli(): Command {
         // A number as written: not "" (0 to Number) or 0x10.
         if (!/^\d+(?:\.\d+)?$/.test(opts.value.trim())) throw new OperationError('invalid', `--value: expected a number such as 120 or 3.5, got "${opts.value}"`);
         const value = Number(opts.value);
-        await setGauge(rt, opts.account, opts.meter, value);
+        await ops.setGauge(rt, opts.account, opts.meter, value);
         print(json, { meter: opts.meter, value }, () => `${opts.meter} = ${value} for ${opts.account}`);
       }),
     );
@@ -940,7 +942,7 @@ export function buildCli(): Command {
           }
           let parsed: unknown;
           try {
-            parsed = parseYaml(text) as unknown;
+            parsed = ops.parseYaml(text) as unknown;
           } catch (error) {
             // YAML's message goes on with the line it stopped at, under a blank line: the first line says it.
             const why = ((error as Error).message.split('\n')[0] ?? '').replace(/:$/, '');
@@ -951,6 +953,8 @@ export function buildCli(): Command {
         }
         for (const spec of opts.call ?? []) calls.push(parseCallSpec(spec));
         if (calls.length === 0) throw new OperationError('invalid', 'give --calls <file> or at least one --call');
+        // Apart from `ops`: it reads paths as the gateway does, which loads Fastify.
+        const { forecast } = await import('../operations/forecast.js');
         const result = await forecast(rt, calls, opts.account);
         print(json, result, () => {
           const lines = table(
@@ -988,7 +992,7 @@ function balanceLine(meter: string, balance: MeterBalance, planId: string | unde
  * the serving process's, as it last wrote them to the store (within a second).
  */
 async function keyJsonOf(rt: Runtime, key: KeyRecord, json: boolean | undefined) {
-  return keyOut(key, rt.clock(), json ? await blockedUntilOf(rt, [key]) : undefined);
+  return ops.keyOut(key, rt.clock(), json ? await ops.blockedUntilOf(rt, [key]) : undefined);
 }
 
 /**
@@ -997,7 +1001,7 @@ async function keyJsonOf(rt: Runtime, key: KeyRecord, json: boolean | undefined)
  * may be blocked, rather than "active" alone.
  */
 function printedStatus(key: KeyRecord, now: number, blocked: ReadonlyMap<string, number> | undefined): string {
-  const status = keyStatus(key, now);
+  const status = ops.keyStatus(key, now);
   if (blocked === undefined) return status === 'active' || status === 'expiring' ? `${status} (blocked or not: Redis is unreachable)` : status;
   const ends = blocked.get(key.id);
   return ends === undefined ? status : `${status}, blocked until ${until(ends)}`;
@@ -1104,7 +1108,7 @@ let exiting = false;
 function exitOnceLogged(code: number): void {
   if (exiting) return;
   exiting = true;
-  void closeStandardOutput().then(() => process.exit(code));
+  void ops.closeStandardOutput().then(() => process.exit(code));
 }
 
 /** How long a serving process that met an uncaught error gives its runtime to write usage out before it exits. */
@@ -1124,7 +1128,7 @@ function exitOnUncaughtError(log: Log, keyFormat: KeyFormat): (running: Pick<Run
   const onError = (error: unknown, origin: 'uncaughtException' | 'unhandledRejection') => {
     // A key in the message (a thrown request target, say) is redacted as the CLI's errors are,
     // in an object made from it: the error itself may not take a new message (frozen, a getter).
-    const scrub = (text: string | undefined) => (text === undefined ? text : withoutKeys(keyFormat, text));
+    const scrub = (text: string | undefined) => (text === undefined ? text : ops.withoutKeys(keyFormat, text));
     const thrown = error instanceof Error ? error : new Error(String(error));
     const err: Error = Object.create(thrown);
     Object.defineProperty(err, 'message', { value: scrub(thrown.message) ?? '' });
@@ -1208,6 +1212,6 @@ function counted(count: number, noun: string): string {
  * is on: said under the link (people only; --json keeps the answer's shape).
  */
 function dashboardOffLines(config: Config): string[] {
-  const note = dashboardOffNote(config);
+  const note = ops.dashboardOffNote(config);
   return note === undefined ? [] : [`Note: ${note}.`];
 }

@@ -1,0 +1,20 @@
+/**
+ * What the CLI's commands work with, in one module that main.ts loads only once a command
+ * is to run (see `ops` there): `keygate --help` and `--version` need none of it. The
+ * server (Fastify, undici, the dashboard) is not here: `serve`, `demo` and `forecast`
+ * load what they need of it.
+ */
+export { z } from 'zod';
+export { parse as parseYaml } from 'yaml';
+export { configJsonSchema, loadConfigFile } from '../config/load.js';
+export { createRuntime, forgetKeyHashing, keyHashingMismatch, keyHashingState, migrateOrRefuse } from '../runtime.js';
+export { describeScopeGap, profileRouteTable, scopeGaps } from '../routes/route-table.js';
+export { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
+export { backupSqlite } from '../store/sqlite/backup.js';
+export { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
+export { accountOut, accountPlan, apiEnabledOf, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, updateAccount } from '../operations/accounts.js';
+export { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
+export { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
+export { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
+export { closeStandardOutput, createLog, terminalDestination } from '../log.js';
+export { withoutKeys } from '../keys/redact.js';
