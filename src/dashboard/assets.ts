@@ -201,16 +201,18 @@ for (const field of document.querySelectorAll('input[data-select-on-focus]')) {
   field.addEventListener('focus', () => field.select());
 }
 // A table wider than the window scrolls sideways in its box: the box then takes the
-// keyboard focus (arrow keys scroll it) and is named after its table. One that fits is
-// no tab stop.
+// keyboard focus (arrow keys scroll it) and is named after its table (its caption, or
+// the heading that names it). One that fits is no tab stop.
 const tableBoxes = document.querySelectorAll('.table-wrap');
 function markScrollingTables() {
   for (const box of tableBoxes) {
     if (box.scrollWidth > box.clientWidth + 1) {
       box.tabIndex = 0;
       box.setAttribute('role', 'region');
-      const caption = box.querySelector('caption');
-      box.setAttribute('aria-label', (caption && caption.textContent.trim()) || 'Table');
+      const table = box.querySelector('table');
+      const labelledBy = table && table.getAttribute('aria-labelledby');
+      const namer = (table && table.caption) || (labelledBy && document.getElementById(labelledBy));
+      box.setAttribute('aria-label', (namer && namer.textContent.trim()) || 'Table');
     } else if (box.hasAttribute('tabindex')) {
       box.removeAttribute('tabindex');
       box.removeAttribute('role');

@@ -7,7 +7,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyBlockId } from '../../src/counters/counters.js';
-import { createKey } from '../../src/operations/keys.js';
+import { createKey, revokeKey } from '../../src/operations/keys.js';
 import type { KeyRecord } from '../../src/store/store.js';
 import { STYLESHEET } from '../../src/dashboard/assets.js';
 import { html } from '../../src/dashboard/html.js';
@@ -96,6 +96,37 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     await anonymous.context().close();
   });
 
+  it('names each table once: by the heading above it, a caption only where it says more', async () => {
+    // A revoked key, so that both key tables are shown.
+    const gone = (await createKey(fixture.keygate.runtime, { accountId, name: 'Old export' }, 'admin-api')).key;
+    await revokeKey(fixture.keygate.runtime, gone.id, 'admin-api');
+    const pages: [Page, string, string[]][] = [
+      [member, '/keys', ['Keys in use', 'Revoked and expired keys']],
+      [member, '/usage', ['Meters of the Pro plan']],
+      [operator, '/accounts', ['Accounts', 'Plans']],
+      [operator, `/accounts/${accountId}`, ['Limits', 'Keys in use of Acme Analytics', 'Revoked and expired keys', 'Members', 'Meters of the Pro plan', 'Recent activity']],
+      [operator, '/audit', ['Audit log']],
+      [operator, `/audit?account=${accountId}`, ['Audit log of Acme Analytics']],
+    ];
+    for (const [page, path, names] of pages) {
+      await page.goto(path);
+      // Each table's name as Chromium gives it to a screen reader.
+      for (const name of names) expect(await page.getByRole('table', { name, exact: true }).count(), `${path}: ${name}`).toBe(1);
+      expect(await page.getByRole('table').count(), path).toBe(names.length);
+      // What a screen reader reads out going down the page: no table's text says again the heading just read.
+      const repeats = await page.evaluate(() =>
+        [...document.querySelectorAll('table')].flatMap((table) => {
+          const headings = [...document.querySelectorAll('h1, h2, h3, h4')].filter((h) => h.compareDocumentPosition(table) & Node.DOCUMENT_POSITION_FOLLOWING);
+          const heading = headings.at(-1)?.textContent?.trim() ?? '';
+          const page = document.querySelector('h1')?.textContent?.trim() ?? '';
+          const caption = table.caption?.textContent?.trim();
+          return caption !== undefined && (caption === heading || caption === `${heading} of ${page}`) ? [`${heading} → caption "${caption}"`] : [];
+        }),
+      );
+      expect(repeats, path).toEqual([]);
+    }
+  });
+
   it('starts every page with a skip link to the content, and shows where the focus is', async () => {
     await member.goto('/keys');
     await member.keyboard.press('Tab');
@@ -166,7 +197,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     // As the operator's account page gives a blocked key (src/dashboard/pages/accounts.ts).
     const buttons = () =>
       html`<form method="post" class="inline-form"><button type="submit" class="secondary small">Unblock</button></form><a class="button secondary small" href="#">Revoke</a>`;
-    const table = keyTable(keys, now, 'Keys in use', { scopes: true, modes: ['live', 'test'] }, { actions: buttons, all: keys, blocked: new Map(keys.map((k) => [k.id, now + 15 * 60_000])) });
+    const table = keyTable(keys, now, { caption: 'Keys in use' }, { scopes: true, modes: ['live', 'test'] }, { actions: buttons, all: keys, blocked: new Map(keys.map((k) => [k.id, now + 15 * 60_000])) });
     const page = await browser.newPage({ viewport: DESKTOP });
     try {
       await page.setContent(`<!doctype html><html lang="en"><head><style>${STYLESHEET}</style></head><body><main class="wrap">${table.toString()}</main></body></html>`);

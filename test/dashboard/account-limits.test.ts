@@ -40,7 +40,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
     return { served: 40, refused: undefined };
   }
 
-  const limitsRow = (name: string) => textOf(page.getByRole('table', { name: 'Limits of Acme Analytics' }).locator('tr', { hasText: name }));
+  const limitsRow = (name: string) => textOf(page.getByRole('table', { name: 'Limits', exact: true }).locator('tr', { hasText: name }));
 
   beforeAll(async () => {
     upstream = await startDemoUpstream();

@@ -134,8 +134,8 @@ export function limitsSection(account: AccountRecord, plans: Record<string, Plan
   const typed = refused?.typed ?? ownTyped(account);
   const meters = Object.entries(plan?.meters ?? {});
   const ownMark = (isOwn: boolean) => (isOwn ? html` <span class="badge on">Own</span>` : '');
-  return html`<div class="table-wrap"><table class="data cards">
-  <caption class="sr-only">Limits of ${account.name}</caption>
+  // Named by the section's heading (accounts.ts): "Limits", on the account's own page.
+  return html`<div class="table-wrap"><table class="data cards" aria-labelledby="limits">
   <thead><tr><th scope="col">Limit</th><th scope="col">${planName} plan</th><th scope="col">Account’s own</th><th scope="col">In effect</th></tr></thead>
   <tbody>
   <tr>

@@ -273,7 +273,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
         : cursor !== undefined
           ? html`<div class="empty"><p><strong>No more accounts.</strong></p><p><a href="/accounts">Back to the first page</a></p></div>`
           : html`<div class="empty"><p><strong>No accounts yet.</strong></p><p>Create one below, or with <code>keygate accounts create</code>.</p></div>`;
-    const body = html`<h1>Accounts</h1>
+    const body = html`<h1 id="accounts">Accounts</h1>
 <p>${search !== undefined ? html`Accounts whose name contains “${search}”, or whose id it is` : html`Every account of this ${rt.config.title} gateway`}, oldest first, ${ACCOUNTS_PER_PAGE} to a page. Open one to see its keys, members and usage.</p>
 <form method="get" action="/accounts" class="inline-form" role="search" aria-label="Accounts">
   <div class="field"><label for="account-search">Search accounts</label><input id="account-search" name="q" type="search" maxlength="200" value="${search ?? ''}"></div>
@@ -281,8 +281,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
 </form>
 ${rows.length === 0
   ? empty
-  : html`<div class="table-wrap"><table class="data cards">
-  <caption class="sr-only">Accounts</caption>
+  : html`<div class="table-wrap"><table class="data cards" aria-labelledby="accounts">
   <thead><tr><th scope="col">Account</th><th scope="col">Plan</th><th scope="col">API access</th><th scope="col">Usage</th><th scope="col">Blocked</th><th scope="col" class="num">Keys in use</th><th scope="col" class="num">Members</th><th scope="col">Created</th></tr></thead>
   <tbody>${rows.map(
     (r) => html`<tr>
@@ -305,9 +304,8 @@ ${pager}
   <div class="field"><label for="account-plan">Plan</label><select id="account-plan" name="plan">${planOptions(defaultPlanId(rt))}</select></div>
   <button type="submit">Create account</button>
 </form>
-<h2>Plans</h2>
-<div class="table-wrap"><table class="data cards">
-  <caption class="sr-only">Plans</caption>
+<h2 id="plans">Plans</h2>
+<div class="table-wrap"><table class="data cards" aria-labelledby="plans">
   <thead><tr><th scope="col">Plan</th><th scope="col">API access</th><th scope="col">Keys per account</th><th scope="col">Rate limits</th><th scope="col">Meters</th></tr></thead>
   <tbody>${Object.entries(rt.config.plans).map(
     ([id, plan]) => html`<tr>
@@ -360,7 +358,7 @@ ${account.apiAccess
 ${limitsSection(account, rt.config.plans, csrfField(request), limits)}
 <h2>Keys</h2>
 ${usable.length > 0
-  ? keyTable(usable, now, `Keys in use of ${account.name}`, traits, {
+  ? keyTable(usable, now, { caption: `Keys in use of ${account.name}` }, traits, {
       actions: (key) =>
         html`${blocked?.has(key.id)
           ? html`<form method="post" action="/accounts/${account.id}/keys/${key.id}/unblock" class="inline-form">${csrfField(request)}<button type="submit" class="secondary small" aria-label="Unblock ${key.name} (${key.hint})">Unblock</button></form>`
@@ -369,12 +367,11 @@ ${usable.length > 0
       blocked,
     })
   : html`<div class="empty"><p>No keys in use. Members create keys from their own API keys page.</p></div>`}
-${gone.length > 0 ? html`<h3>Revoked and expired keys</h3>${keyTable(gone, now, `Revoked and expired keys of ${account.name}`, traits, { all: keys })}` : ''}
-<h2>Members</h2>
+${gone.length > 0 ? html`<h3 id="gone-keys">Revoked and expired keys</h3>${keyTable(gone, now, { heading: 'gone-keys' }, traits, { all: keys })}` : ''}
+<h2 id="members">Members</h2>
 ${members.length === 0
   ? html`<div class="empty"><p>No members yet. Invite someone to manage this account's keys.</p></div>`
-  : html`<div class="table-wrap"><table class="data cards">
-  <caption class="sr-only">Members of ${account.name}</caption>
+  : html`<div class="table-wrap"><table class="data cards" aria-labelledby="members">
   <thead><tr><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col">Since</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
   <tbody>${members.map(
     (m) => html`<tr>
@@ -394,8 +391,8 @@ ${members.length === 0
 </form>
 <h2>Usage</h2>
 ${await usageSection(dash, account, 3, { usable, blocked })}
-<h2>Recent activity</h2>
-${auditTable(events, accountNames, `Recent activity of ${account.name}`, planNamesOf(rt.config))}
+<h2 id="recent-activity">Recent activity</h2>
+${auditTable(events, accountNames, { heading: 'recent-activity' }, planNamesOf(rt.config))}
 <p><a href="/audit?account=${account.id}">Full audit log of ${account.name}</a> · ${plural(members.length, 'member')}</p>`;
     return sendPage(dash, request, reply, { title: account.name, body, status, ...(notice ? { notice } : {}) });
   }

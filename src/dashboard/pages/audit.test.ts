@@ -11,7 +11,7 @@ describe('audit table', () => {
         { id: 'aud_2', at, actor: 'cli', action: 'account.updated', accountId: 'acc_1', keyId: null, detail: { planExpiresAt: null, overage: null } },
       ],
       new Map([['acc_1', 'Acme']]),
-      'Events',
+      { caption: 'Events' },
       new Map(),
     ).toString();
     expect(rendered).toContain('plan expiry → 2020-01-01 00:00 UTC, API access → off');
@@ -24,7 +24,7 @@ describe('audit table', () => {
     const rendered = auditTable(
       [{ id: 'aud_1', at, actor: 'cli', action: 'key.imported', accountId: 'acc_1', keyId: 'key_1', detail: { name: 'imported', mode: 'live', scopes: ['*'], hint: 'sk_live_…x4k9' } }],
       new Map([['acc_1', 'Acme']]),
-      'Events',
+      { caption: 'Events' },
       new Map(),
     ).toString();
     expect(rendered).toContain('Imported a key (made elsewhere)');
@@ -43,7 +43,7 @@ describe('audit table', () => {
         locked('aud_3', { scope: 'email', address: '192.0.2.4' }),
       ],
       new Map([['acc_1', 'Acme']]),
-      'Events',
+      { caption: 'Events' },
       new Map(),
     ).toString();
     expect(rendered).toContain('ada@acme.example from 203.0.113.9 until 2026-12-01 06:15:00 UTC');
@@ -55,7 +55,7 @@ describe('audit table', () => {
 describe('a sign-in lock in the audit log', () => {
   it('ends to the second, rounded up, as the sign-in page says it (15:24:17.2 is 15:24:18, not 15:24)', () => {
     const entry: AuditEntry = { id: 'aud_1', at: Date.UTC(2026, 11, 1, 15, 9), actor: 'dashboard', action: 'member.locked', accountId: 'acc_1', keyId: null, detail: { email: 'ada@acme.example', until: '2026-12-01T15:24:17.200Z', scope: 'email' } };
-    const rendered = auditTable([entry], new Map([['acc_1', 'Acme']]), 'Events', new Map()).toString();
+    const rendered = auditTable([entry], new Map([['acc_1', 'Acme']]), { caption: 'Events' }, new Map()).toString();
     expect(rendered).toContain('ada@acme.example from every address until 2026-12-01 15:24:18 UTC');
   });
 });
@@ -69,12 +69,12 @@ function rotation(detail: Record<string, unknown>): AuditEntry {
 describe('audit log: a rotation', () => {
   it('names the key that was rotated, by name and hint, then how long it kept working', () => {
     const until = Date.UTC(2026, 11, 3, 13);
-    const table = auditTable([rotation({ name: 'production', hint: 'rk_live_…x4Qz', replacement: 'key_2', overlapMs: HOUR, oldKeyValidUntil: until })], new Map([['acc_1', 'Acme']]), 'Audit log', new Map()).value;
+    const table = auditTable([rotation({ name: 'production', hint: 'rk_live_…x4Qz', replacement: 'key_2', overlapMs: HOUR, oldKeyValidUntil: until })], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map()).value;
     expect(table).toContain('“production” rk_live_…x4Qz: old key kept working for 1 h<');
   });
 
   it('reads as before for a rotation recorded before names were kept', () => {
-    const table = auditTable([rotation({ replacement: 'key_2', overlapMs: 0, oldKeyValidUntil: Date.UTC(2026, 11, 3, 12) })], new Map(), 'Audit log', new Map()).value;
+    const table = auditTable([rotation({ replacement: 'key_2', overlapMs: 0, oldKeyValidUntil: Date.UTC(2026, 11, 3, 12) })], new Map(), { caption: 'Audit log' }, new Map()).value;
     expect(table).toContain('>old key revoked at once<');
   });
 });
@@ -93,7 +93,7 @@ describe('audit log: plans by name', () => {
     const table = auditTable(
       [entry('account.updated', { planId: 'free', apiAccess: true }), entry('account.created', { name: 'Acme', planId: 'pro' }), entry('account.deleted', { name: 'Acme', planId: 'pro' })],
       new Map([['acc_1', 'Acme']]),
-      'Audit log',
+      { caption: 'Audit log' },
       plans,
     ).value;
     expect(textOf(table)).toContain('plan → Free free , API access → on');
@@ -103,7 +103,7 @@ describe('audit log: plans by name', () => {
   });
 
   it('shows the id alone for a plan the profile no longer has', () => {
-    const table = auditTable([entry('account.updated', { planId: 'legacy' })], new Map([['acc_1', 'Acme']]), 'Audit log', plans).value;
+    const table = auditTable([entry('account.updated', { planId: 'legacy' })], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, plans).value;
     expect(textOf(table)).toContain('plan → legacy (no longer configured)');
   });
 });
@@ -113,16 +113,16 @@ describe("audit log: an account's own limits", () => {
   const entry = (detail: Record<string, unknown>): AuditEntry => ({ id: 'aud_limits', at, actor: 'cli', action: 'account.limits_changed', accountId: 'acc_1', keyId: null, detail });
 
   it('says what the account was given, or that it has the plan\'s again', () => {
-    const given = auditTable([entry({ before: { rateLimits: null, meters: {} }, after: { rateLimits: [{ name: '50-per-1s', limit: 50, window: '1s', scope: 'key' }, { name: '9-per-1h', limit: 9, window: '1h', scope: 'account' }], meters: { units: 5_000_000 } } })], new Map([['acc_1', 'Acme']]), 'Audit log', new Map()).value;
+    const given = auditTable([entry({ before: { rateLimits: null, meters: {} }, after: { rateLimits: [{ name: '50-per-1s', limit: 50, window: '1s', scope: 'key' }, { name: '9-per-1h', limit: 9, window: '1h', scope: 'account' }], meters: { units: 5_000_000 } } })], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map()).value;
     expect(textOf(given)).toContain("Changed the account's own limits");
     expect(textOf(given)).toContain('rate limits → 50-per-1s, 9-per-1h per account, units limit → 5,000,000');
-    const back = auditTable([entry({ before: { rateLimits: [], meters: {} }, after: { rateLimits: null, meters: {} } })], new Map([['acc_1', 'Acme']]), 'Audit log', new Map()).value;
+    const back = auditTable([entry({ before: { rateLimits: [], meters: {} }, after: { rateLimits: null, meters: {} } })], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map()).value;
     expect(textOf(back)).toContain("rate limits → the plan's, meter limits → the plan's");
   });
 
   it('says the limits an account was created with, in its account.created line', () => {
     const created: AuditEntry = { id: 'aud_created', at, actor: 'cli', action: 'account.created', accountId: 'acc_1', keyId: null, detail: { name: 'Acme', planId: 'pro', limits: { rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: {} } } };
-    const table = auditTable([created], new Map([['acc_1', 'Acme']]), 'Audit log', new Map([['pro', 'Pro']])).value;
+    const table = auditTable([created], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map([['pro', 'Pro']])).value;
     expect(textOf(table)).toContain("on the Pro pro plan, rate limits → 25-per-1s, meter limits → the plan's");
   });
 });
@@ -135,7 +135,7 @@ describe('audit log: a deleted account', () => {
     const table = auditTable(
       [entry('aud_2', 'account.deleted', { name: 'Globex', planId: 'pro' }), entry('aud_1', 'key.revoked', { name: 'nightly', hint: 'rk_live_…a1B2' })],
       new Map(),
-      'Audit log',
+      { caption: 'Audit log' },
       new Map([['pro', 'Pro']]),
     ).value;
     expect(textOf(table)).toContain('Revoked a key Globex (deleted) acc_gone “nightly” rk_live_…a1B2');
@@ -143,7 +143,7 @@ describe('audit log: a deleted account', () => {
   });
 
   it('is known by its id where the page does not show its deletion', () => {
-    const table = auditTable([entry('aud_1', 'key.revoked', { name: 'nightly', hint: 'rk_live_…a1B2' })], new Map(), 'Audit log', new Map()).value;
+    const table = auditTable([entry('aud_1', 'key.revoked', { name: 'nightly', hint: 'rk_live_…a1B2' })], new Map(), { caption: 'Audit log' }, new Map()).value;
     expect(textOf(table)).toContain('Revoked a key deleted account acc_gone “nightly”');
     expect(table).not.toContain('href="/accounts/acc_gone"');
   });
@@ -157,7 +157,7 @@ describe('audit log: a new password', () => {
     const table = auditTable(
       [entry('aud_3', { email: 'ada@acme.example', via: 'current_password' }), entry('aud_2', { email: 'ada@acme.example', via: 'reset_link' }), entry('aud_1', { email: 'ada@acme.example' })],
       new Map([['acc_1', 'Acme']]),
-      'Audit log',
+      { caption: 'Audit log' },
       new Map(),
     ).value;
     const rows = table.split('<tr>').slice(2).map(textOf);

@@ -8,6 +8,7 @@ import type { Runtime } from '../../runtime.js';
 import { operatorOf, queryValue, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
+import { tableNaming, type TableName } from '../table-name.js';
 import { number, relative, when } from '../format.js';
 import { utcMinute, utcSecondUp } from '../../meters/period.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
@@ -132,12 +133,12 @@ function fieldValue(field: string, value: unknown): string {
  * `accountNames`: the name of every account the entries name that still exists (one left
  * out is shown as deleted); `planNames`: each configured plan's name by id (`planNamesOf`).
  */
-export function auditTable(entries: readonly AuditEntry[], accountNames: ReadonlyMap<string, string>, caption: string, planNames: ReadonlyMap<string, string>): Html {
+export function auditTable(entries: readonly AuditEntry[], accountNames: ReadonlyMap<string, string>, name: TableName, planNames: ReadonlyMap<string, string>): Html {
   if (entries.length === 0) return html`<div class="empty"><p>No events yet.</p></div>`;
   // An account the names leave out no longer exists: its deletion, where this page shows it, says what it was called.
   const deletedNames = new Map(entries.flatMap((e) => (e.action === 'account.deleted' && e.accountId && typeof e.detail.name === 'string' ? [[e.accountId, e.detail.name] as const] : [])));
-  return html`<div class="table-wrap"><table class="data cards">
-  <caption class="sr-only">${caption}</caption>
+  const named = tableNaming(name);
+  return html`<div class="table-wrap"><table class="data cards"${named.attributes}>${named.caption}
   <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Account</th><th scope="col">Details</th></tr></thead>
   <tbody>${entries.map(
     (e) => html`<tr>
@@ -204,13 +205,13 @@ export function registerAuditPage(app: FastifyInstance, dash: Dashboard): void {
   </select></div>`
         : html`<div class="field"><label for="account">Account id</label><input id="account" name="account" value="${account?.id ?? asked}" placeholder="acc_… (from the Accounts page); empty for all" autocomplete="off"></div>`;
     const notice = asked !== '' && !account ? ({ kind: 'error', text: `No account has the id “${asked}”: these are every account’s events.` } as const) : undefined;
-    const body = html`<h1>Audit log</h1>
+    const body = html`<h1 id="audit-log">Audit log</h1>
 <p>Who created, rotated and revoked keys, changed accounts and invited members — newest first, ${PAGE_SIZE} to a page.</p>
 <form method="get" action="/audit" class="inline-form">
   ${chooser}
   <button type="submit" class="secondary">Show</button>
 </form>
-${auditTable(entries, names, account ? `Audit log of ${account.name}` : 'Audit log', planNamesOf(rt.config))}
+${auditTable(entries, names, account ? { caption: `Audit log of ${account.name}` } : { heading: 'audit-log' }, planNamesOf(rt.config))}
 ${pager}`;
     return sendPage(dash, request, reply, { title: 'Audit log', body, ...(notice ? { notice } : {}) });
   });

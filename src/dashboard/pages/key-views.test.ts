@@ -43,14 +43,14 @@ describe('key table', () => {
     const all = [second, first, old];
     const row = (html: string, id: string) => html.slice(html.indexOf(`data-key-id="${id}"`)).split('</tr>')[0] ?? '';
     for (const order of [all, [...all].reverse()]) {
-      const rendered = keyTable([old], T0 + 4_000, 'Keys in use', TRAITS, { all: order }).toString();
+      const rendered = keyTable([old], T0 + 4_000, { caption: 'Keys in use' }, TRAITS, { all: order }).toString();
       expect(row(rendered, 'key_old')).toContain('replaced by <code class="hint">sk_live_…cccc</code>');
     }
   });
 
   it('keeps a revoked key\'s expiry in its Expires cell and says when it was revoked in its Status cell', () => {
     const revoked = key('key_gone', 'sk_live_…dddd', T0, { expiresAt: Date.parse('2027-01-31T00:00:00Z'), revokedAt: T0 + 2 * 86_400_000 });
-    const rendered = keyTable([revoked], T0 + 5 * 86_400_000, 'Revoked and expired keys', TRAITS).toString();
+    const rendered = keyTable([revoked], T0 + 5 * 86_400_000, { caption: 'Revoked and expired keys' }, TRAITS).toString();
     // Each cell's text by its label.
     const cells = Object.fromEntries([...rendered.matchAll(/<td data-label="([^"]*)">(.*?)<\/td>/gs)].map((m) => [m[1], (m[2] ?? '').replace(/<[^>]+>/g, '')]));
     // Still ahead: to the second, as the CLI's keys list shows it.
@@ -61,7 +61,7 @@ describe('key table', () => {
 
   it('shows no "Never" for a revoked key that had no expiry: it has ended', () => {
     const revoked = key('key_done', 'sk_live_…eeee', T0, { revokedAt: T0 + 86_400_000 });
-    const rendered = keyTable([revoked], T0 + 2 * 86_400_000, 'Revoked and expired keys', TRAITS).toString();
+    const rendered = keyTable([revoked], T0 + 2 * 86_400_000, { caption: 'Revoked and expired keys' }, TRAITS).toString();
     const cells = Object.fromEntries([...rendered.matchAll(/<td data-label="([^"]*)">(.*?)<\/td>/gs)].map((m) => [m[1], (m[2] ?? '').replace(/<[^>]+>/g, '')]));
     expect(cells['Expires (UTC)']).toBe('—');
   });

@@ -7,6 +7,7 @@ import type { KeyRecord } from '../../store/store.js';
 import { allowedScopes, keyStatus, type KeyStatus } from '../../operations/keys.js';
 import type { KeyNaming, OperationError } from '../../operations/errors.js';
 import { html, type Html } from '../html.js';
+import { tableNaming, type TableName } from '../table-name.js';
 import { relative, sentence, until, untilInTable, when, whenInTable } from '../format.js';
 import { confirmationForm, type ConfirmationTarget } from '../layout.js';
 import { utcMinute, utcSecondUp } from '../../meters/period.js';
@@ -85,9 +86,10 @@ export interface KeyTableOptions {
   blocked?: ReadonlyMap<string, number>;
 }
 
-/** The keys of one account as a table (cards on a phone). */
-export function keyTable(keys: readonly KeyRecord[], now: number, caption: string, traits: KeyTraits, options: KeyTableOptions = {}): Html {
+/** The keys of one account as a table (cards on a phone), named `name`. */
+export function keyTable(keys: readonly KeyRecord[], now: number, name: TableName, traits: KeyTraits, options: KeyTableOptions = {}): Html {
   const { actions, all = keys, blocked } = options;
+  const named = tableNaming(name);
   const byId = new Map(all.map((k) => [k.id, k]));
   // The latest replacement of each key (an earlier one may have been revoked since).
   const replacedBy = new Map<string, KeyRecord>();
@@ -101,8 +103,7 @@ export function keyTable(keys: readonly KeyRecord[], now: number, caption: strin
     const next = replacedBy.get(key.id);
     return html`${previous ? html`<span class="related">replaces <code class="hint">${previous.hint}</code></span>` : ''}${next ? html`<span class="related">replaced by <code class="hint">${next.hint}</code></span>` : ''}`;
   };
-  return html`<div class="table-wrap"><table class="data cards">
-  <caption class="sr-only">${caption}</caption>
+  return html`<div class="table-wrap"><table class="data cards"${named.attributes}>${named.caption}
   <thead><tr><th scope="col">Name and key</th>${traits.scopes ? html`<th scope="col">Scopes</th>` : ''}<th scope="col">Created (UTC)</th><th scope="col">Last used (UTC)</th><th scope="col">Expires (UTC)</th><th scope="col">Status</th>${actions ? html`<th scope="col"><span class="sr-only">Actions</span></th>` : ''}</tr></thead>
   <tbody>${keys.map(
     (key) => html`<tr data-key-id="${key.id}">

@@ -115,11 +115,11 @@ ${noKeys
 </div>`}
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
-  ? keyTable(usable, now, 'Keys in use', traits, { actions: rowActions, all: keys, blocked })
+  ? keyTable(usable, now, { heading: 'active-keys' }, traits, { actions: rowActions, all: keys, blocked })
   : html`<div class="empty"><p><strong>No keys yet.</strong></p>${noKeys
       ? ''
       : html`<p>${usage.apiEnabled ? 'Create a key to start calling the API.' : `A key created now is refused until ${accessBack(account, usage.planExpired)}.`} Its secret is shown once, right after you create it.</p>`}</div>`}
-${gone.length > 0 ? html`<h2>Revoked and expired keys</h2><p class="muted">These keys no longer work. They stay listed so you can recognise them in logs.</p>${keyTable(gone, now, 'Revoked and expired keys', traits, { all: keys })}` : ''}`;
+${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p class="muted">These keys no longer work. They stay listed so you can recognise them in logs.</p>${keyTable(gone, now, { heading: 'gone-keys' }, traits, { all: keys })}` : ''}`;
     return sendPage(dash, request, reply, { title: 'API keys', body });
   });
 
