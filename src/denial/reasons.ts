@@ -50,6 +50,12 @@ export interface Denial {
    * out of, nothing that renews). Said so unless the profile words the refusal itself.
    */
   meterNotInPlan?: boolean;
+  /**
+   * blocked only: the block is the account's (a plan `block` with `scope: account`), so
+   * every key of the account is refused, not only this one. Said so unless the profile
+   * words the refusal itself.
+   */
+  accountBlocked?: boolean;
 }
 
 /** A `{{name}}` in a message (spaces allowed, as in templates); the name is group 1. */

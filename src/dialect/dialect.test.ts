@@ -96,6 +96,21 @@ describe('dialects', () => {
     expect(JSON.parse(worded.render(deny('insufficient_funds', { fill, meterNotInPlan: true })).body)).toEqual({ message: 'Out of credits.' });
   });
 
+  it('says an account-scoped block is the account\'s, in every envelope, unless the profile words blocked itself', () => {
+    const key = 'This API key is temporarily blocked for repeatedly exceeding the rate limit.';
+    const account = 'This account is temporarily blocked for repeatedly exceeding the rate limit.';
+    for (const envelope of ['jsonapi', 'message', 'error_description', 'error', 'typed', 'problem'] as const) {
+      const plain = dialectFor({ envelope });
+      expect(plain.render(deny('blocked', { accountBlocked: true })).body, envelope).toContain(account);
+      expect(plain.render(deny('blocked')).body, envelope).toContain(key);
+    }
+    const worded = dialectFor({ envelope: 'message', reasons: { blocked: { status: 429, message: 'Too Many Requests' } } });
+    expect(JSON.parse(worded.render(deny('blocked', { accountBlocked: true })).body)).toEqual({ message: 'Too Many Requests' });
+    // Only the message is the profile's: a profile that changes blocked's code keeps the account's wording.
+    const coded = dialectFor({ envelope: 'typed', reasons: { blocked: { code: 'too_many' } } });
+    expect(JSON.parse(coded.render(deny('blocked', { accountBlocked: true })).body)).toEqual({ error: { type: 'rate_limit_error', code: 'too_many', message: account } });
+  });
+
   it('refuses a placeholder in a message where nothing fills it in', () => {
     expect(() => dialectFor({ reasons: { bad_request: { message: 'Parameter {{parameter}} is invalid.' } } })).toThrow(
       'errors.reasons.bad_request.message: {{parameter}} would be sent as written: nothing is filled in in this message',

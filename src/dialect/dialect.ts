@@ -76,6 +76,9 @@ function defaultFor(denial: Denial): string | undefined {
   return undefined;
 }
 
+/** blocked's default message where the block is the account's (every key of it is refused), not the key's. */
+const ACCOUNT_BLOCKED_MESSAGE = 'This account is temporarily blocked for repeatedly exceeding the rate limit.';
+
 /** Reasons where a credential was presented but did not work: RFC 6750 `invalid_token`. */
 const INVALID_TOKEN_REASONS = new Set<DenialReason>(['malformed_key', 'unknown_key', 'revoked_key', 'expired_key']);
 
@@ -99,6 +102,8 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
     descriptions.set(reason, challengeDescription(rendering.message));
     bodies.set(reason, renderBody(config, rendering));
   }
+  // blocked as said of an account's block, rendered once too; a profile that words blocked itself says that of both.
+  const accountBlocked = config.reasons.blocked?.message === undefined ? accountBlockedRendering(config, renderings.get('blocked') as ReasonRendering) : undefined;
   const contentType = config.contentType ?? (config.envelope === 'problem' ? 'application/problem+json' : 'application/json; charset=utf-8');
   const challengeScheme = credentials.find((l) => l.in === 'header' && l.scheme.toLowerCase() !== 'none');
   const challenge =
@@ -109,8 +114,13 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
     rendering: (reason) => renderings.get(reason) as ReasonRendering,
     render(denial) {
       let rendering = renderings.get(denial.reason) as ReasonRendering;
+      let renderedBody = bodies.get(denial.reason) as string;
       const otherDefault = config.reasons[denial.reason]?.message === undefined ? defaultFor(denial) : undefined;
       if (otherDefault !== undefined) rendering = { ...rendering, message: otherDefault };
+      if (denial.accountBlocked && denial.reason === 'blocked' && accountBlocked) {
+        rendering = accountBlocked.rendering;
+        renderedBody = accountBlocked.body;
+      }
       const headers: Record<string, string> = { 'content-type': contentType, ...denial.headers };
       if (denial.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(denial.retryAfterSeconds)));
       if (rendering.status === 401 && challenge) {
@@ -124,7 +134,7 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       // A message with the denial's own figures is written per denial; the others once, up front.
       const { fill } = denial;
       const filled = fill === undefined ? undefined : rendering.message.replace(MESSAGE_PLACEHOLDER, (placeholder, name: string) => fill[name] ?? placeholder);
-      const body = filled === undefined || filled === rendering.message ? (bodies.get(denial.reason) as string) : renderBody(config, { ...rendering, message: filled });
+      const body = filled === undefined || filled === rendering.message ? renderedBody : renderBody(config, { ...rendering, message: filled });
       return rendering.reasonPhrase === undefined ? { status: rendering.status, headers, body } : { status: rendering.status, reasonPhrase: rendering.reasonPhrase, headers, body };
     },
     renderMessage(status, code, message) {
@@ -135,6 +145,12 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       };
     },
   };
+}
+
+/** blocked's rendering and body when the block is the account's. */
+function accountBlockedRendering(config: DialectConfig, blocked: ReasonRendering): { rendering: ReasonRendering; body: string } {
+  const rendering = { ...blocked, message: ACCOUNT_BLOCKED_MESSAGE };
+  return { rendering, body: renderBody(config, rendering) };
 }
 
 /** What RFC 6750 §3 allows in error_description: printable ASCII without `"` and `\`. */

@@ -347,6 +347,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         return refuse(deny('insufficient_funds', { headers, ...(charge ? { fill: fundsFill(identity, charge, now) } : {}), ...(meterNotInPlan ? { meterNotInPlan } : {}) }), identity);
       }
       if (admission.reason === 'blocked' && admission.started) deps.onBlockStarted?.(admission.started, identity);
+      if (admission.reason === 'blocked' && identity.plan.block?.scope === 'account') return refuse(deny('blocked', { headers, retryAfterSeconds: admission.retryAfterMs / 1000, accountBlocked: true }), identity);
       return refuse(deny(admission.reason, { headers, retryAfterSeconds: admission.retryAfterMs / 1000 }), identity);
     }
     return { allowed: true, identity, route, headers, reservation: admission.reservation, at: now };

@@ -68,8 +68,9 @@ function profile(envelope: Envelope, upstream: string): ConfigInput {
       open: { rateLimits: [], meters: { units: { limit: 1_000_000 } } },
       off: { apiAccess: false },
       tight: { rateLimits: [{ limit: 1, window: '1h' }] },
-      // A window shorter than the block: the block alone decides Retry-After.
+      // Windows shorter than the block: the block alone decides Retry-After.
       strict: { rateLimits: [{ limit: 1, window: '1s' }], block: { after: 1, within: '1h', duration: '10m' } },
+      team: { rateLimits: [{ limit: 1, window: '1s' }], block: { after: 1, within: '1h', duration: '10m', scope: 'account' } },
       broke: { meters: { units: { limit: 0 } } },
       // No `units` at all: the paid routes are not part of it.
       basic: {},
@@ -93,7 +94,7 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
   let kg: TestKeygate;
   let deadGateway: TestKeygate;
   let now = Date.parse('2026-11-10T12:00:00Z');
-  const secrets = {} as Record<'good' | 'revoked' | 'expiring' | 'unbound' | 'off' | 'expiredPlan' | 'tight' | 'strict' | 'broke' | 'basic', string>;
+  const secrets = {} as Record<'good' | 'revoked' | 'expiring' | 'unbound' | 'off' | 'expiredPlan' | 'tight' | 'strict' | 'team' | 'broke' | 'basic', string>;
   const ids = {} as Record<keyof typeof secrets, { key: string; account: string }>;
 
   beforeAll(async () => {
@@ -116,6 +117,7 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
     await updateAccount(rt, (await key('open', 'expiredPlan')).account.id, { planExpiresAt: now + 1000 }, 'test');
     await key('tight', 'tight');
     await key('strict', 'strict');
+    await key('team', 'team');
     await key('broke', 'broke');
     await key('basic', 'basic');
     now += 2000; // the expiring key and the expiring plan are now past their dates
@@ -260,6 +262,15 @@ describe.each(ENVELOPES)('every denial in the %s envelope', (envelope) => {
     expect((await call('/v1/read', secrets.strict)).status).toBe(200);
     const r = await expectDenial(await call('/v1/read', secrets.strict), 'blocked');
     expect(r.headers.get('retry-after')).toBe('600');
+  });
+
+  it('blocked, when the block is the account\'s (scope: account), says the account is blocked, also to its other keys', async () => {
+    const other = (await createKey(kg.runtime, { accountId: ids.team.account, name: 'team 2' }, 'test')).secret;
+    const accountBlocked = 'This account is temporarily blocked for repeatedly exceeding the rate limit.';
+    expect((await call('/v1/read', secrets.team)).status).toBe(200);
+    const r = await expectDenial(await call('/v1/read', secrets.team), 'blocked', accountBlocked);
+    expect(r.headers.get('retry-after')).toBe('600');
+    await expectDenial(await call('/v1/read', other), 'blocked', accountBlocked);
   });
 
   it('insufficient_funds', async () => expectDenial(await call('/v1/paid', secrets.broke), 'insufficient_funds'));
