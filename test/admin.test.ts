@@ -545,6 +545,23 @@ describe('admin API', () => {
     await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId: 'scale' }) });
   });
 
+  it('answers a PATCH that gives an account what it already has (the plan\'s rate limits, its own name) with the account as it is, and audits nothing', async () => {
+    const created = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Already so' }) }));
+    const id = created.body.id as string;
+    const audited = async () => (await json(await kg.admin(`/v1/audit?accountId=${id}`))).body;
+    const before = await audited();
+    for (const patch of [{ limits: { rateLimits: null } }, { limits: { meters: { credits: null } } }, { limits: null }, { name: 'Already so', planId: 'scale', limits: { rateLimits: null, meters: {} } }]) {
+      const same = await json(await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify(patch) }));
+      expect(same, JSON.stringify(patch)).toEqual({ status: 200, body: created.body });
+    }
+    expect(await audited()).toEqual(before);
+    // A change is still audited, and giving the windows back once more is again nothing.
+    const own = await json(await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify({ limits: { rateLimits: [{ limit: 5, window: '1s' }] } }) }));
+    expect(own.body.limits.rateLimits).toHaveLength(1);
+    for (let i = 0; i < 2; i++) await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify({ limits: { rateLimits: null } }) });
+    expect((await audited()).map((event: { action: string }) => event.action)).toEqual(['account.limits_changed', 'account.limits_changed', 'account.created']);
+  });
+
   it('says in every account answer whether its keys can call the API now (apiEnabled, as usage says), beside the account\'s own switch (apiAccess)', async () => {
     const usageSays = async (id: string) => (await json(await kg.admin(`/v1/accounts/${id}/usage`))).body.apiEnabled as boolean;
     const growth = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'On a plan without API', planId: 'growth' }) }));

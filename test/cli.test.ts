@@ -274,6 +274,22 @@ describe('keygate CLI with a running gateway', () => {
     expect([consumed.code, consumed.stderr]).toEqual([1, 'error: "units" is a consumed meter of the team plan, charged by requests: only a gauge is set (the plan has no gauges)\n']);
   });
 
+  it('accounts update says when the account already had what it was given (--rate-limit plan on the plan\'s windows): exit 0, nothing audited', async () => {
+    const { id } = await createAccount(kg.runtime, { name: 'On the plan' }, 'test');
+    const audited = async () => (await kg.runtime.store.listAudit({ accountId: id, limit: 10 })).map((event) => event.action);
+    expect(await cli('accounts', 'update', id, '--rate-limit', 'plan')).toEqual({ code: 0, stdout: `account ${id} already uses its plan's rate limits; nothing changed\n`, stderr: '' });
+    expect(await cli('accounts', 'update', id, '--meter-limit', 'units=plan')).toEqual({ code: 0, stdout: `account ${id} already uses its plan's limit of units; nothing changed\n`, stderr: '' });
+    expect(await cli('accounts', 'update', id, '--name', 'On the plan', '--plan', 'team')).toEqual({ code: 0, stdout: `account ${id} already is as given; nothing changed\n`, stderr: '' });
+    // With --json, the account, as after any update.
+    const json = await cli('--json', 'accounts', 'update', id, '--rate-limit', 'plan');
+    expect([json.code, JSON.parse(json.stdout)]).toEqual([0, expect.objectContaining({ id, name: 'On the plan', limits: { rateLimits: null, meters: {} } })]);
+    expect(await audited()).toEqual(['account.created']);
+    // A change is still said, and audited.
+    expect(await cli('accounts', 'update', id, '--rate-limit', '5-per-1s')).toEqual({ code: 0, stdout: `updated account ${id}\n`, stderr: '' });
+    expect(await cli('accounts', 'update', id, '--rate-limit', 'plan')).toEqual({ code: 0, stdout: `updated account ${id}\n`, stderr: '' });
+    expect(await audited()).toEqual(['account.limits_changed', 'account.limits_changed', 'account.created']);
+  });
+
   it('says what a flag, a calls file or a help page takes', async () => {
     const overage = await cli('accounts', 'update', accountId, '--overage', 'maybe');
     expect([overage.code, overage.stderr]).toEqual([1, 'error: --overage takes on, off or plan, not "maybe"\n']);

@@ -22,6 +22,7 @@ import { auditEventOut } from '../operations/audit.js';
 import { planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
+import type { AccountChange } from '../operations/accounts.js';
 import { effectiveLimitsOut } from '../limits/overrides.js';
 import { accountLimitOptions, inFlags, limitsOptions } from './limit-flags.js';
 import type { MeterBalance, PlannedCall } from '../operations/forecast.js';
@@ -281,6 +282,20 @@ function accountSettings(opts: AccountSettingOptions, now: number): Pick<Account
  * admin API's Keygate-Warning says it (stdout stays the account), with --json as a line
  * `{"warning": "…"}`.
  */
+/**
+ * What `accounts update` says when the account already had what it was given (nothing
+ * written, nothing audited): what it already uses, where the change only gave limits back to the plan.
+ */
+function unchangedText(id: string, change: AccountChange): string {
+  const { limits, ...fields } = change;
+  const meters = Object.keys(limits?.meters ?? {});
+  const onlyBackToPlan =
+    Object.keys(fields).length === 0 && limits !== undefined && (limits === null || (limits.rateLimits !== undefined ? limits.rateLimits === null : true) && Object.values(limits.meters ?? {}).every((limit) => limit === null));
+  if (!onlyBackToPlan) return `account ${id} already is as given; nothing changed`;
+  const uses = limits === null ? ['limits'] : [...(limits.rateLimits === null ? ['rate limits'] : []), ...(meters.length > 0 ? [`${meters.length === 1 ? 'limit' : 'limits'} of ${meters.join(', ')}`] : [])];
+  return `account ${id} already uses its plan's ${uses.join(' and ')}; nothing changed`;
+}
+
 function warnOfPastPlanExpiry(json: boolean | undefined, account: AccountRecord, now: number): void {
   const warning = ops.pastPlanExpiryWarning(account, now);
   if (warning !== undefined) process.stderr.write(json ? `${JSON.stringify({ warning })}\n` : `warning: ${warning}\n`);
@@ -554,10 +569,10 @@ export function buildCli(): Command {
           ...(limits !== undefined ? { limits } : {}),
         };
         if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage, --plan-expires, --rate-limit or --meter-limit');
-        const account = await ops.updateAccount(rt, id, patch, CLI_ACTOR).catch((error: unknown) => {
+        const { account, changed } = await ops.changeAccount(rt, id, patch, CLI_ACTOR).catch((error: unknown) => {
           throw inFlags(error, limits);
         });
-        print(json, ops.accountOut(account, rt), () => `updated account ${account.id}`);
+        print(json, ops.accountOut(account, rt), () => (changed ? `updated account ${account.id}` : unchangedText(account.id, patch)));
         if ('planExpiresAt' in patch) warnOfPastPlanExpiry(json, account, rt.clock());
       }),
     );

@@ -12,7 +12,7 @@ export { describeScopeGap, profileRouteTable, scopeGaps } from '../routes/route-
 export { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
 export { backupSqlite } from '../store/sqlite/backup.js';
 export { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
-export { accountOut, accountPlan, apiEnabledOf, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, updateAccount } from '../operations/accounts.js';
+export { accountOut, accountPlan, apiEnabledOf, changeAccount, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning } from '../operations/accounts.js';
 export { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
 export { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 export { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';

@@ -208,6 +208,17 @@ export async function getAccount(rt: Runtime, id: string): Promise<AccountRecord
 export type AccountChange = Omit<AccountPatch, 'limits'> & { limits?: LimitsChange | null };
 
 export async function updateAccount(rt: Runtime, id: string, change: AccountChange, actor: string): Promise<AccountRecord> {
+  return (await changeAccount(rt, id, change, actor)).account;
+}
+
+/** An account after a change, and whether the change moved anything (if not, nothing was written or audited). */
+export interface AccountUpdate {
+  account: AccountRecord;
+  changed: boolean;
+}
+
+/** updateAccount, saying whether anything changed: a change to what the account already has writes nothing, audits nothing. */
+export async function changeAccount(rt: Runtime, id: string, change: AccountChange, actor: string): Promise<AccountUpdate> {
   const { limits: limitsChange, ...fields } = change;
   let patch: AccountPatch = fields;
   if (patch.planId !== undefined) checkPlan(rt, patch.planId);
@@ -218,17 +229,16 @@ export async function updateAccount(rt: Runtime, id: string, change: AccountChan
   const limits = limitsChange !== undefined || patch.planId !== undefined ? changedLimits(rt, patch.planId ?? before.planId, before.limits, limitsChange) : undefined;
   const limitsBefore = overridesOut(before.limits);
   const limitsMoved = limits !== undefined && JSON.stringify(overridesOut(limits)) !== JSON.stringify(limitsBefore);
+  const changes = Object.fromEntries(Object.entries(patch).filter(([field, value]) => before[field as keyof AccountRecord] !== value));
+  if (Object.keys(changes).length === 0 && !limitsMoved) return { account: before, changed: false };
   if (limitsMoved) patch = { ...patch, limits };
   const after = await rt.store.updateAccount(id, patch);
   if (!after) throw notFound('account', id);
   // Every process drops the account's cached keys: their next request is judged with the new plan or limits.
   await rt.invalidate({ type: 'account', accountId: id });
-  const changes = Object.fromEntries(
-    Object.entries(patch).filter(([field, value]) => field !== 'limits' && before[field as keyof AccountRecord] !== value),
-  );
   if (Object.keys(changes).length > 0) await audit(rt, actor, 'account.updated', { accountId: id, detail: changes });
   if (limitsMoved) await audit(rt, actor, 'account.limits_changed', { accountId: id, detail: { before: limitsBefore, after: overridesOut(limits) } });
-  return after;
+  return { account: after, changed: true };
 }
 
 export async function deleteAccount(rt: Runtime, id: string, actor: string): Promise<void> {

@@ -130,6 +130,11 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
     const same = await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '', 'meter.units': '' });
     expect(same.status).toBe(303);
     expect(await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 })).toEqual(before);
+    // “Use the plan’s limits” from a page shown before they were given back (or clicked twice): said so, nothing audited.
+    const again = await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '', 'meter.units': '', reset: 'plan' });
+    expect(again.status).toBe(303);
+    expect((await operator.get(`/accounts/${acmeId}`)).html).toContain('<p>Nothing changed: “Acme Analytics” already uses the Pro plan’s limits.</p>');
+    expect(await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 })).toEqual(before);
   });
 
   it('refuses a member’s form (the page does not exist for them) and a form without the CSRF token; the account keeps the plan’s limits', async () => {

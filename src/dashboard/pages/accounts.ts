@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createHmac } from 'node:crypto';
 import type { AccountRecord } from '../../store/store.js';
-import { createAccount, defaultPlanId, getAccount, planEnded, updateAccount } from '../../operations/accounts.js';
+import { changeAccount, createAccount, defaultPlanId, getAccount, planEnded, updateAccount } from '../../operations/accounts.js';
 import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/keys.js';
 import { inviteMember, inviteMemberOnce, type InvitedByForm } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
@@ -118,7 +118,14 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
         setNotice(dash, reply, { kind: 'info', text: `Nothing changed: the limits of “${before.name}” are as they were.` });
         return redirect(reply, `/accounts/${before.id}`);
       }
-      const account = await updateAccount(rt, before.id, { limits: change }, actorOf(request));
+      const { account, changed } = await changeAccount(rt, before.id, { limits: change }, actorOf(request));
+      // “Use the plan’s limits” from a page older than the change that already gave them back (or clicked twice),
+      // or windows written otherwise than shown (“25-per-1s,”) that are the same.
+      if (!changed) {
+        const unchanged = change === null ? `“${account.name}” already uses the ${planName(account.planId)} plan’s limits` : `the limits of “${account.name}” are as they were`;
+        setNotice(dash, reply, { kind: 'info', text: `Nothing changed: ${unchanged}.` });
+        return redirect(reply, `/accounts/${account.id}`);
+      }
       const lead = change === null ? `“${account.name}” is back on the ${planName(account.planId)} plan’s limits` : `The limits of “${account.name}” are saved`;
       setNotice(dash, reply, { kind: 'success', text: `${lead}. In effect from its keys’ next request: ${limitsInEffect(account, rt.config.plans)}.` });
       return redirect(reply, `/accounts/${account.id}`);
