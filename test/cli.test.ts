@@ -482,6 +482,31 @@ describe('keygate CLI with a running gateway', () => {
     expect(JSON.parse(usage.stdout)).toEqual(await (await kg.admin(`/v1/accounts/${accountId}/usage`)).json());
   });
 
+  it('plans list shows each plan\'s whole block policy: violations and period, first length, escalation, its cap, when it is forgotten, and scope', async () => {
+    const blocksFile = path.join(dir, 'blocks.yaml');
+    writeFileSync(
+      blocksFile,
+      stringify({
+        ...profile,
+        plans: {
+          team: { rateLimits: [{ limit: 10, window: '1m' }], block: { after: 3, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '7d', scope: 'account' }, meters: { units: { limit: 1000 } } },
+          flat: { rateLimits: [{ limit: 5, window: '1s' }], block: { after: 5, within: '30s', duration: '1m', factor: 1 } },
+          open: {},
+        },
+      }),
+    );
+    const listed = await runCli(['--config', blocksFile, 'plans', 'list']);
+    expect([listed.code, listed.stderr]).toEqual([0, '']);
+    const blockOf = (plan: string) => new RegExp(`^${plan} .*`, 'm').exec(listed.stdout)?.[0].split(/\s{2,}/).at(-1);
+    expect(blockOf('team')).toBe('3 in 1m → 10m ×2 (max 1h, forgotten after 7d), per account');
+    // Not escalating (factor 1): its cap and when it is forgotten say nothing; the defaults' scope is key.
+    expect(blockOf('flat')).toBe('5 in 30s → 1m, per key');
+    expect(blockOf('open')).toBe('-');
+    // --json has every field.
+    const json = JSON.parse((await runCli(['--config', blocksFile, '--json', 'plans', 'list'])).stdout) as { id: string; block: unknown }[];
+    expect(json.find((p) => p.id === 'team')?.block).toEqual({ after: 3, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '7d', scope: 'account' });
+  });
+
   it('forecasts planned calls against the balance', async () => {
     const r = await cli('forecast', '--account', accountId, '--call', 'GET /api/v1/apps/a/metrics/mrr x50', '--json');
     expect(r.code).toBe(0);

@@ -19,7 +19,7 @@ import { KeygateCommand } from './parse-errors.js';
 import { StoreWriteError } from '../store/write-refusal.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { auditEventOut } from '../operations/audit.js';
-import { planOut, windowText } from '../operations/plans.js';
+import { blockText, planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
 import type { AccountChange } from '../operations/accounts.js';
@@ -634,7 +634,7 @@ export function buildCli(): Command {
             maxKeys: p.maxKeys ?? '-',
             rateLimits: p.rateLimits.map(windowText),
             meters: Object.entries(p.meters).map(([m, v]) => `${m}:${v.limit}${v.overage ? '+overage' : v.admit === 'untilZero' ? ' (until zero)' : ''}`),
-            block: p.block ? `${p.block.after} in ${p.block.within} → ${p.block.duration}` : '-',
+            block: p.block ? blockText(p.block) : '-',
           })),
           ['id', 'name', 'api', 'maxKeys', 'rateLimits', 'meters', 'block'],
         ),

@@ -34,3 +34,12 @@ export function windowText(rl: PlanOut['rateLimits'][number]): string {
   const plain = `${rl.limit}-per-${rl.window}${rl.scope === 'account' ? ' per account' : ''}`;
   return rl.name === `${rl.limit}-per-${rl.window}` ? plain : `${rl.name} (${plain})`;
 }
+
+/**
+ * A block policy for people: "3 in 1m → 10m ×2 (max 24h, forgotten after 24h), per key";
+ * one that does not escalate (factor 1): "3 in 1m → 10m, per account".
+ */
+export function blockText(block: NonNullable<PlanOut['block']>): string {
+  const escalation = block.factor === 1 ? '' : ` ×${block.factor} (max ${block.max}, forgotten after ${block.forgetAfter})`;
+  return `${block.after} in ${block.within} → ${block.duration}${escalation}, per ${block.scope}`;
+}
