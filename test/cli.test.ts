@@ -229,9 +229,9 @@ describe('keygate CLI with a running gateway', () => {
     // For a person, in words.
     const human = await cli('keys', 'list', '--account', accountId, '--limit', '1');
     expect(human.stderr).toMatch(/^more follow: add --after \S+\n$/);
-    expect((await cli('keys', 'list', '--limit', '0')).stderr).toBe('error: --limit: expected a whole number from 1 to 10000, got "0"\n');
+    expect((await cli('keys', 'list', '--limit', '0')).stderr).toBe('error: --limit: expected a whole number from 1 to 10000\n');
     // Written in digits, as the admin API's ?limit= is: not read as 16, 10 or 5.
-    for (const limit of ['0x10', '1e1', ' 5']) expect(await cli('audit', '--limit', limit), limit).toMatchObject({ code: 1, stdout: '', stderr: `error: --limit: expected a whole number from 1 to 10000, got "${limit}"\n` });
+    for (const limit of ['0x10', '1e1', ' 5']) expect(await cli('audit', '--limit', limit), limit).toMatchObject({ code: 1, stdout: '', stderr: 'error: --limit: expected a whole number from 1 to 10000\n' });
   });
 
   it('lists keys by their hint, never their secret', async () => {
@@ -247,7 +247,7 @@ describe('keygate CLI with a running gateway', () => {
     expect([idle.code, idle.stderr]).toEqual([1, 'error: nothing to change: give --name, --plan, --api-access, --overage, --plan-expires, --rate-limit or --meter-limit\n']);
     // A window that admits nothing is refused in the profile's words, not the validator's.
     const none = await cli('accounts', 'update', accountId, '--rate-limit', '0-per-1s');
-    expect([none.code, none.stderr]).toEqual([1, 'error: --rate-limit "0-per-1s": expected more than 0 (a window is { limit: 100, window: "1s", scope: "key" or "account" })\n']);
+    expect([none.code, none.stderr]).toEqual([1, 'error: --rate-limit: expected more than 0 (a window is { limit: 100, window: "1s", scope: "key" or "account" })\n']);
     // A date no page or table could show is refused before anything is written.
     const late = await cli('accounts', 'update', accountId, '--plan-expires', '100000000d');
     expect([late.code, late.stderr]).toEqual([1, "error: the plan's expiry must be before the year 10000\n"]);
@@ -267,7 +267,7 @@ describe('keygate CLI with a running gateway', () => {
     expect((await cli('audit')).code).toBe(0);
     for (const value of ['', '0x10', '1e3']) {
       const gauge = await cli('gauge', '--account', accountId, '--meter', 'units', '--value', value);
-      expect([gauge.code, gauge.stderr], value).toEqual([1, `error: --value: expected a number such as 120 or 3.5, got "${value}"\n`]);
+      expect([gauge.code, gauge.stderr], value).toEqual([1, 'error: --value: expected a number such as 120 or 3.5\n']);
     }
     // A consumed meter is charged by requests, not set: said so, with the gauges there are.
     const consumed = await cli('gauge', '--account', accountId, '--meter', 'units', '--value', '3');
@@ -292,9 +292,9 @@ describe('keygate CLI with a running gateway', () => {
 
   it('says what a flag, a calls file or a help page takes', async () => {
     const overage = await cli('accounts', 'update', accountId, '--overage', 'maybe');
-    expect([overage.code, overage.stderr]).toEqual([1, 'error: --overage takes on, off or plan, not "maybe"\n']);
+    expect([overage.code, overage.stderr]).toEqual([1, 'error: --overage takes on, off or plan\n']);
     const missing = await cli('forecast', '--calls', path.join(dir, 'nope.yaml'));
-    expect([missing.code, missing.stderr]).toEqual([1, `error: --calls: cannot read ${path.join(dir, 'nope.yaml')} (ENOENT)\n`]);
+    expect([missing.code, missing.stderr]).toEqual([1, 'error: --calls: cannot read that file (ENOENT)\n']);
     const callsFile = path.join(dir, 'calls.yaml');
     writeFileSync(callsFile, stringify([{ method: 'GET', path: '/api/v1/apps/a/metrics/mrr', cnt: 3 }]));
     const misnamed = await cli('forecast', '--calls', callsFile);
@@ -336,6 +336,40 @@ describe('keygate CLI with a running gateway', () => {
       expect(r.stderr, args.join(' ')).toMatch(/no such (key|account)/);
       expect(r.stderr + r.stdout, args.join(' ')).not.toContain(secret.slice('rk_live_'.length));
     }
+  });
+
+  it('never repeats a key typed into an option checked once the profile is read (--expires, --limit, --rate-limit, …): names the option and what it takes', async () => {
+    const { id } = await createAccount(kg.runtime, { name: 'Pasted' }, 'test');
+    const { secret: pasted } = await createKey(kg.runtime, { accountId: id, name: 'pasted' }, 'test');
+    const hidden = pasted.slice('rk_live_'.length);
+    const window = '(a window is { limit: 100, window: "1s", scope: "key" or "account" })';
+    const cases: [string[], string][] = [
+      [['keys', 'create', '--account', id, '--name', 'k', '--expires', pasted], '--expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)'],
+      [['keys', 'list', '--limit', pasted], '--limit: expected a whole number from 1 to 10000'],
+      [['keys', 'rotate', 'key_nope', '--overlap', pasted], '--overlap: expected a duration (e.g. 1h, 24h, 7d)'],
+      [['accounts', 'create', '--name', 'x', '--plan-expires', pasted], '--plan-expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)'],
+      [['accounts', 'update', id, '--overage', pasted], '--overage takes on, off or plan'],
+      [['accounts', 'update', id, '--api-access', pasted], '--api-access takes on or off'],
+      [['accounts', 'update', id, '--rate-limit', pasted], "--rate-limit: expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan's windows) or none"],
+      [['accounts', 'create', '--name', 'x', '--rate-limit', '5-per-1s', '--rate-limit', pasted], "--rate-limit (the 2nd of 2): expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan's windows) or none"],
+      [['accounts', 'update', id, '--meter-limit', pasted], '--meter-limit: expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000'],
+      [['accounts', 'update', id, '--meter-limit', `${pasted}=5`], "--meter-limit: the team plan has no such meter; its meters: units"],
+      [['accounts', 'update', id, '--meter-limit', 'units=5', '--meter-limit', `${pasted}=${'9'.repeat(20)}`], "--meter-limit (the 2nd of 2): a meter's limit is a number from 0 to 999999999999999, or <meter>=plan for the plan's"],
+      [['accounts', 'usage', id, '--from', pasted], '--from: expected a date such as 2026-11-01'],
+      [['gauge', '--account', id, '--meter', 'units', '--value', pasted], '--value: expected a number such as 120 or 3.5'],
+      [['forecast', '--account', id, '--call', pasted], '--call: expected "METHOD /path [xN] [records=N]"'],
+      [['forecast', '--account', id, '--call', 'GET /api/v1/apps/a/metrics/mrr', '--call', `GET /x ${pasted}`], '--call (the 2nd of 2): expected "METHOD /path [xN] [records=N]" (after the path, only xN and records=N)'],
+      [['forecast', '--account', id, '--calls', pasted], '--calls: cannot read that file (ENOENT)'],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => cli(...args)));
+    cases.forEach(([args, error], i) => {
+      const r = runs[i] as CliResult;
+      expect([r.code, r.stdout, r.stderr], args.join(' ')).toEqual([1, '', `error: ${error}\n`]);
+    });
+    // Also for a window the parser reads but the operation refuses.
+    const zero = await cli('accounts', 'update', id, '--rate-limit', '5-per-1s', '--rate-limit', '0-per-1s');
+    expect([zero.code, zero.stderr]).toEqual([1, `error: --rate-limit (the 2nd of 2): expected more than 0 ${window}\n`]);
+    for (const r of runs) expect(r.stderr + r.stdout).not.toContain(hidden);
   });
 
   it('shows and lifts the pause of a member\'s email after wrong passwords from anywhere', async () => {
@@ -399,7 +433,7 @@ describe('keygate CLI with a running gateway', () => {
     expect([jsonFailure.code, JSON.parse(jsonFailure.stderr)]).toEqual([1, { error: 'no account "acc_nope"' }]);
     const bad = await cli('audit', '--limit', 'lots');
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toContain('--limit: expected a whole number from 1 to 10000, got "lots"');
+    expect(bad.stderr).toBe('error: --limit: expected a whole number from 1 to 10000\n');
   });
 
   it("shows a deleted account's audit log (who deleted it, and when), as the admin API does; an id never seen is still refused", async () => {
@@ -421,12 +455,12 @@ describe('keygate CLI with a running gateway', () => {
       expect(r.code).toBe(1);
       return r.stderr;
     };
-    expect(await refused('2027-02-30')).toBe('error: "2027-02-30" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d)\n');
-    expect(await refused('01/02/2027')).toContain('is neither a date');
-    expect(await refused('90')).toBe('error: "90" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d) (90 days from now is 90d)\n');
-    // A time without its offset (whose 12:00?): the UTC one written out.
-    expect(await refused('2027-01-31 12:00')).toBe('error: "2027-01-31 12:00" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d) (a time needs its offset: 2027-01-31T12:00:00Z for UTC)\n');
-    expect(await refused('2027-01-31T12:00:30')).toContain('(a time needs its offset: 2027-01-31T12:00:30Z for UTC)');
+    expect(await refused('2027-02-30')).toBe('error: --expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)\n');
+    expect(await refused('01/02/2027')).toBe('error: --expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)\n');
+    expect(await refused('90')).toBe('error: --expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d): a number of days is written with d, as 30d\n');
+    // A time without its offset (whose 12:00?): said what it lacks.
+    expect(await refused('2027-01-31 12:00')).toBe('error: --expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d): a time needs its offset, as 2027-01-31T12:00:00Z for UTC\n');
+    expect(await refused('2027-01-31T12:00:30')).toContain(': a time needs its offset, as 2027-01-31T12:00:00Z for UTC');
     // Nothing was created by the refused ones: the plan's three keys are still free to use below.
     const dated = await cli('accounts', 'create', '--name', 'Dated', '--json');
     const other = JSON.parse(dated.stdout).id as string;
@@ -1518,8 +1552,8 @@ describe('keygate CLI does what the admin API does', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ name: 'Trial Co', planId: 'pro', apiAccess: false, apiEnabled: false, overage: true, planExpiresAt: '2031-01-31T00:00:00.000Z' });
     const following = JSON.parse((await cli('--json', 'accounts', 'create', '--name', 'Plain', '--overage', 'plan')).stdout) as { overage: unknown };
     expect(following.overage).toBeNull();
-    expect(await cli('accounts', 'create', '--name', 'Bad', '--api-access', 'maybe')).toMatchObject({ code: 1, stdout: '', stderr: 'error: --api-access takes on or off, not "maybe"\n' });
-    expect(await cli('accounts', 'create', '--name', 'Bad', '--plan-expires', '2031-02-30')).toMatchObject({ code: 1, stderr: 'error: "2031-02-30" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d)\n' });
+    expect(await cli('accounts', 'create', '--name', 'Bad', '--api-access', 'maybe')).toMatchObject({ code: 1, stdout: '', stderr: 'error: --api-access takes on or off\n' });
+    expect(await cli('accounts', 'create', '--name', 'Bad', '--plan-expires', '2031-02-30')).toMatchObject({ code: 1, stderr: 'error: --plan-expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)\n' });
     // Nothing was made by a refused one.
     expect((JSON.parse((await cli('--json', 'accounts', 'list', '--search', 'Bad')).stdout) as unknown[]).length).toBe(0);
   });
@@ -1574,7 +1608,7 @@ describe('keygate CLI does what the admin API does', () => {
     expect(human.stdout).toMatch(/^DAY\s+METRIC\s+LABEL\s+VALUE\n/);
     expect(human.stdout).toMatch(/^2026-11-20\s+denials\s+rate_limited\s+2$/m);
     expect(await cli('accounts', 'usage', account.id, '--from', '2026-11-10', '--to', '2026-11-01')).toMatchObject({ code: 1, stdout: '', stderr: 'error: from (2026-11-10) is after to (2026-11-01)\n' });
-    expect(await cli('accounts', 'usage', account.id, '--from', '2026-11-31')).toMatchObject({ code: 1, stdout: '', stderr: 'error: --from: expected a date such as 2026-11-01, got "2026-11-31"\n' });
+    expect(await cli('accounts', 'usage', account.id, '--from', '2026-11-31')).toMatchObject({ code: 1, stdout: '', stderr: 'error: --from: expected a date such as 2026-11-01\n' });
     expect(await cli('accounts', 'usage', 'acc_nope', '--daily')).toMatchObject({ code: 1, stderr: 'error: no account "acc_nope"\n' });
   });
 

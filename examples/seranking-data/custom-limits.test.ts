@@ -19,11 +19,11 @@ const PLAN_WINDOW = [{ name: '10-per-1s', limit: 10, window: '1s', scope: 'key' 
 
 /** Limit flags the CLI refuses, and the start of what it says (accounts update and create alike). */
 const BAD_FLAGS: [string[], string][] = [
-  [['--rate-limit', '10/s'], 'error: --rate-limit "10/s": expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan\'s windows) or none\n'],
-  [['--rate-limit', '0-per-1s'], 'error: --rate-limit "0-per-1s": '],
-  [['--rate-limit', '10-per-1s', '--rate-limit', 'plan'], 'error: --rate-limit "plan": expected <limit>-per-<window>'],
-  [['--meter-limit', 'units=-5'], 'error: --meter-limit "units=-5": expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000\n'],
-  [['--meter-limit', 'credits=5'], 'error: --meter-limit credits: the units_1m plan has no meter "credits"; its meters: units\n'],
+  [['--rate-limit', '10/s'], 'error: --rate-limit: expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan\'s windows) or none\n'],
+  [['--rate-limit', '0-per-1s'], 'error: --rate-limit: expected more than 0'],
+  [['--rate-limit', '10-per-1s', '--rate-limit', 'plan'], 'error: --rate-limit (the 2nd of 2): expected <limit>-per-<window>'],
+  [['--meter-limit', 'units=-5'], 'error: --meter-limit: expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000\n'],
+  [['--meter-limit', 'credits=5'], 'error: --meter-limit: the units_1m plan has no such meter; its meters: units\n'],
 ];
 /** Limits the admin API refuses, PATCH and POST alike. */
 const BAD_LIMITS: unknown[] = [

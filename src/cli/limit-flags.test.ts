@@ -17,16 +17,17 @@ describe('--rate-limit and --meter-limit', () => {
     expect(limitsOptions({ meterLimit: ['units=5000000', 'credits=plan', 'rows=0.5'] })).toEqual({ meters: { units: 5_000_000, credits: null, rows: 0.5 } });
   });
 
-  it('refuses what it cannot read, naming the flag and the value', () => {
-    expect(() => limitsOptions({ rateLimit: ['100/s'] })).toThrow('--rate-limit "100/s": expected <limit>-per-<window>');
-    expect(() => limitsOptions({ rateLimit: ['none', '10-per-1s'] })).toThrow('--rate-limit "none": expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan\'s windows) or none: "none" is given alone');
-    expect(() => limitsOptions({ meterLimit: ['units'] })).toThrow('--meter-limit "units": expected <meter>=<limit>');
-    expect(() => limitsOptions({ meterLimit: ['units=-1'] })).toThrow('--meter-limit "units=-1"');
+  it('refuses what it cannot read, naming the flag (by its place, among several) and never the value', () => {
+    expect(() => limitsOptions({ rateLimit: ['100/s'] })).toThrow(/^--rate-limit: expected <limit>-per-<window>/);
+    expect(() => limitsOptions({ rateLimit: ['none', '10-per-1s'] })).toThrow('--rate-limit (the 1st of 2): expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan\'s windows) or none: "none" is given alone');
+    expect(() => limitsOptions({ rateLimit: ['1-per-1s', '2-per-1s', '3-per-1s', '4-per-1s', '5-per-1s', '6-per-1s', '7-per-1s', '8-per-1s', '9-per-1s', '10-per-1s', '11/s'] })).toThrow(/^--rate-limit \(the 11th of 11\):/);
+    expect(() => limitsOptions({ meterLimit: ['units'] })).toThrow(/^--meter-limit: expected <meter>=<limit>/);
+    expect(() => limitsOptions({ meterLimit: ['rows=1', 'units=-1'] })).toThrow(/^--meter-limit \(the 2nd of 2\): expected/);
   });
 
   it("tells the operations' field names as the flags that gave them", () => {
-    const change = limitsOptions({ rateLimit: ['0-per-1s'], meterLimit: ['credits=5'] });
-    expect((inFlags(new OperationError('invalid', 'limits.rateLimits[0].limit: Too small'), change) as Error).message).toBe('--rate-limit "0-per-1s": Too small');
+    const change = limitsOptions({ rateLimit: ['0-per-1s'], meterLimit: ['units=5'] });
+    expect((inFlags(new OperationError('invalid', 'limits.rateLimits[0].limit: Too small'), change) as Error).message).toBe('--rate-limit: Too small');
     expect((inFlags(new OperationError('invalid', 'limits.meters.credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give "credits": null to drop it); its meters: units'), change) as Error).message).toBe(
       '--meter-limit credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give --meter-limit credits=plan to drop it); its meters: units',
     );

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError } from '../operations/errors.js';
-import { LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
+import { LimitSpecError, limitsRefusalPlace, readLimitSpecs } from '../limits/limit-specs.js';
 
 /** Collects a repeatable option's values in the order given. */
 function repeated(value: string, before: string[] | undefined): string[] {
@@ -30,26 +30,42 @@ export function limitsOptions(opts: { rateLimit?: string[]; meterLimit?: string[
     return readLimitSpecs({ ...(opts.rateLimit !== undefined ? { windows: opts.rateLimit } : {}), ...(opts.meterLimit !== undefined ? { meters: opts.meterLimit } : {}) });
   } catch (error) {
     if (!(error instanceof LimitSpecError)) throw error;
+    // The value is never repeated (a key pasted into the flag would land in a terminal's scrollback or a CI log): which one, by its place.
     const { refusal } = error;
-    if (refusal.field === 'meter') throw new OperationError('invalid', `--meter-limit "${refusal.typed}": expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000`);
+    if (refusal.field === 'meter') {
+      const flag = flagAt('--meter-limit', (opts.meterLimit ?? []).findIndex((spec) => spec === refusal.typed), opts.meterLimit?.length ?? 0);
+      throw new OperationError('invalid', `${flag}: expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000`);
+    }
+    const flag = flagAt('--rate-limit', (opts.rateLimit ?? []).findIndex((spec) => spec.trim() === refusal.typed), opts.rateLimit?.length ?? 0);
+    // `plan` and `none` are keygate's words, not the user's value.
     const alone = refusal.why === 'given_alone' ? `: "${refusal.typed}" is given alone` : '';
-    throw new OperationError('invalid', `--rate-limit "${refusal.typed}": expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan's windows) or none${alone}`);
+    throw new OperationError('invalid', `${flag}: expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan's windows) or none${alone}`);
   }
 }
 
-/** An error about `limits.…` (the admin API's fields) told in the flags that gave it. */
+/** A repeatable flag, and which of those given where there are several: `--rate-limit (the 2nd of 3)`. */
+export function flagAt(flag: string, index: number, given: number): string {
+  if (given < 2 || index < 0) return flag;
+  const n = index + 1;
+  const suffix = n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
+  return `${flag} (the ${n}${suffix} of ${given})`;
+}
+
+/** An error about `limits.…` (the admin API's fields) told in the flags that gave them, without the values given. */
 export function inFlags(error: unknown, change: LimitsChange | undefined): unknown {
   if (!(error instanceof OperationError) || change === undefined) return error;
   const place = limitsRefusalPlace(error);
   // The list as a whole (`limits.rateLimits: at most 20 windows`) is said as the operation says it.
   if (place === undefined || place.at === 'windows') return error;
   const windows = Array.isArray(change.rateLimits) ? change.rateLimits : [];
-  let flag: string;
-  if ('meter' in place.at) flag = `--meter-limit ${place.at.meter}`;
-  else {
-    const written = windows[place.at.window] as WindowWritten | undefined;
-    flag = written ? `--rate-limit "${windowSpec(written)}"` : '--rate-limit';
+  if (!('meter' in place.at)) return new OperationError(error.kind, `${flagAt('--rate-limit', place.at.window, windows.length)}: ${place.why}`);
+  const typed = Object.keys(change.meters ?? {});
+  const { meter } = place.at;
+  if (!typed.includes(meter)) {
+    // A limit of the account's kept from before, named as stored (not typed now).
+    return new OperationError(error.kind, `--meter-limit ${meter}: ${place.why.replace(/give "([^"]+)": null to drop it/, 'give --meter-limit $1=plan to drop it')}`);
   }
-  const why = place.why.replace(/give "([^"]+)": null to drop it/, 'give --meter-limit $1=plan to drop it');
-  return new OperationError(error.kind, `${flag}: ${why}`);
+  // A meter typed now: named by its place, as is its limit ("got …" left out).
+  const why = place.why.replace(/has no meter "[^"]*"/, 'has no such meter').replace(/ \(got [^)]*\)$/, '').replace(", or null for the plan's", ', or <meter>=plan for the plan\'s');
+  return new OperationError(error.kind, `${flagAt('--meter-limit', typed.indexOf(meter), typed.length)}: ${why}`);
 }

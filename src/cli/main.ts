@@ -24,7 +24,7 @@ import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError } from '../operations/errors.js';
 import type { AccountChange } from '../operations/accounts.js';
 import { effectiveLimitsOut } from '../limits/overrides.js';
-import { accountLimitOptions, inFlags, limitsOptions } from './limit-flags.js';
+import { accountLimitOptions, flagAt, inFlags, limitsOptions } from './limit-flags.js';
 import type { MeterBalance, PlannedCall } from '../operations/forecast.js';
 import type { Log } from '../log.js';
 import { fields, table, until, when } from './format.js';
@@ -71,7 +71,7 @@ interface PageOptions {
 function limitOf(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const limit = Number(text);
-  if (!/^[0-9]{1,5}$/.test(text) || limit < 1 || limit > 10_000) throw new OperationError('invalid', `--limit: expected a whole number from 1 to 10000, got "${text}"`);
+  if (!/^[0-9]{1,5}$/.test(text) || limit < 1 || limit > 10_000) throw new OperationError('invalid', '--limit: expected a whole number from 1 to 10000');
   return limit;
 }
 
@@ -231,25 +231,25 @@ async function withStoreOnly(command: Command, fn: (store: Store, config: Config
  * from now such as `30d`. Anything else is refused, as the admin API refuses it: no
  * guessing at `01/02/2027` or a date that does not exist.
  */
-function parseWhen(text: string, now: number): number {
+function parseWhen(text: string, now: number, flag: string): number {
   const duration = parseDuration(text);
   if (duration !== undefined) return now + duration;
   if (ops.z.iso.date().safeParse(text).success || ops.z.iso.datetime({ offset: true }).safeParse(text).success) return Date.parse(text);
-  // A time without its offset could be any time zone's: said, with the UTC one written out.
-  const noOffset = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?$/.exec(text);
+  // What was typed is not repeated (a key pasted here would land in a terminal's scrollback or a CI log): what it lacks is said.
+  // A time without its offset could be any time zone's.
   const hint = /^\d+$/.test(text)
-    ? ` (${text} days from now is ${text}d)`
-    : noOffset
-      ? ` (a time needs its offset: ${noOffset[1]}T${noOffset[2]}${noOffset[3] ?? ':00'}Z for UTC)`
+    ? ': a number of days is written with d, as 30d'
+    : /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(?:\.\d+)?)?$/.test(text)
+      ? ': a time needs its offset, as 2027-01-31T12:00:00Z for UTC'
       : '';
-  throw new OperationError('invalid', `"${text}" is neither a date (2027-01-31, or 2027-01-31T12:00:00Z) nor a duration (30d)${hint}`);
+  throw new OperationError('invalid', `${flag}: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)${hint}`);
 }
 
 /** `on` or `off` (true/false, yes/no) for `flag`; `accepted` names every word it takes, for the refusal. */
 function onOff(text: string, flag: string, accepted = ['on', 'off']): boolean {
   if (['on', 'true', 'yes'].includes(text)) return true;
   if (['off', 'false', 'no'].includes(text)) return false;
-  throw new OperationError('invalid', `${flag} takes ${accepted.slice(0, -1).join(', ')} or ${accepted.at(-1)}, not "${text}"`);
+  throw new OperationError('invalid', `${flag} takes ${accepted.slice(0, -1).join(', ')} or ${accepted.at(-1)}`);
 }
 
 /** The settings `accounts create` and `accounts update` both take, as typed. */
@@ -273,7 +273,7 @@ function accountSettings(opts: AccountSettingOptions, now: number): Pick<Account
   return {
     ...(opts.apiAccess !== undefined ? { apiAccess: onOff(opts.apiAccess, '--api-access') } : {}),
     ...(opts.overage !== undefined ? { overage: opts.overage === 'plan' ? null : onOff(opts.overage, '--overage', ['on', 'off', 'plan']) } : {}),
-    ...(opts.planExpires !== undefined ? { planExpiresAt: opts.planExpires === 'never' ? null : parseWhen(opts.planExpires, now) } : {}),
+    ...(opts.planExpires !== undefined ? { planExpiresAt: opts.planExpires === 'never' ? null : parseWhen(opts.planExpires, now, '--plan-expires') } : {}),
   };
 }
 
@@ -302,17 +302,17 @@ function warnOfPastPlanExpiry(json: boolean | undefined, account: AccountRecord,
 }
 
 /** `POST /v1/backlinks/summary x3 records=100` → a planned call. */
-export function parseCallSpec(spec: string): PlannedCall {
+export function parseCallSpec(spec: string, flag = '--call'): PlannedCall {
   const parts = spec.trim().split(/\s+/);
   const [method, path, ...rest] = parts;
-  if (!method || !path?.startsWith('/')) throw new OperationError('invalid', `--call "${spec}": expected "METHOD /path [xN] [records=N]"`);
+  if (!method || !path?.startsWith('/')) throw new OperationError('invalid', `${flag}: expected "METHOD /path [xN] [records=N]"`);
   const call: PlannedCall = { method, path, count: 1 };
   for (const part of rest) {
     const count = /^x(\d+)$/.exec(part);
     const records = /^records=(\d+)$/.exec(part);
     if (count) call.count = Number(count[1]);
     else if (records) call.records = Number(records[1]);
-    else throw new OperationError('invalid', `--call "${spec}": did not understand "${part}"`);
+    else throw new OperationError('invalid', `${flag}: expected "METHOD /path [xN] [records=N]" (after the path, only xN and records=N)`);
   }
   return call;
 }
@@ -595,7 +595,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         if (opts.daily || opts.from !== undefined || opts.to !== undefined) {
           for (const [flag, day] of [['--from', opts.from], ['--to', opts.to]] as const) {
-            if (day !== undefined && !ops.z.iso.date().safeParse(day).success) throw new OperationError('invalid', `${flag}: expected a date such as 2026-11-01, got "${day}"`);
+            if (day !== undefined && !ops.z.iso.date().safeParse(day).success) throw new OperationError('invalid', `${flag}: expected a date such as 2026-11-01`);
           }
           const days = await ops.dailyUsage(rt, id, { from: opts.from, to: opts.to });
           print(json, days, () => table(days, ['day', 'metric', 'label', 'value']));
@@ -659,7 +659,7 @@ export function buildCli(): Command {
             name: opts.name,
             ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
             ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}),
-            ...(opts.expires !== undefined ? { expiresAt: parseWhen(opts.expires, rt.clock()) } : {}),
+            ...(opts.expires !== undefined ? { expiresAt: parseWhen(opts.expires, rt.clock(), '--expires') } : {}),
           },
           CLI_ACTOR,
         );
@@ -798,7 +798,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         const text = opts.overlap ?? ops.defaultRotationOverlap(rt);
         const overlap = parseDuration(text);
-        if (overlap === undefined) throw new OperationError('invalid', `--overlap "${text}" is not a duration (e.g. 1h, 24h, 7d)`);
+        if (overlap === undefined) throw new OperationError('invalid', '--overlap: expected a duration (e.g. 1h, 24h, 7d)');
         const issued = await ops.rotateKey(rt, id, overlap, CLI_ACTOR);
         const now = rt.clock();
         const blocked = json ? await ops.blockedUntilOf(rt, [issued.key, issued.previous]) : undefined;
@@ -931,7 +931,7 @@ export function buildCli(): Command {
     .action((opts: { account: string; meter: string; value: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         // A number as written: not "" (0 to Number) or 0x10.
-        if (!/^\d+(?:\.\d+)?$/.test(opts.value.trim())) throw new OperationError('invalid', `--value: expected a number such as 120 or 3.5, got "${opts.value}"`);
+        if (!/^\d+(?:\.\d+)?$/.test(opts.value.trim())) throw new OperationError('invalid', '--value: expected a number such as 120 or 3.5');
         const value = Number(opts.value);
         await ops.setGauge(rt, opts.account, opts.meter, value);
         print(json, { meter: opts.meter, value }, () => `${opts.meter} = ${value} for ${opts.account}`);
@@ -953,7 +953,9 @@ export function buildCli(): Command {
           try {
             text = readFileSync(opts.calls === '-' ? 0 : opts.calls, 'utf8');
           } catch (error) {
-            throw new OperationError('invalid', `--calls: cannot read ${opts.calls} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+            // Not named: what cannot be read may be anything pasted there (a file read is named below).
+            const code = (error as NodeJS.ErrnoException).code;
+            throw new OperationError('invalid', `--calls: cannot read that file${code === undefined ? '' : ` (${code})`}`);
           }
           let parsed: unknown;
           try {
@@ -966,7 +968,8 @@ export function buildCli(): Command {
           if (!Array.isArray(parsed)) throw new OperationError('invalid', `${opts.calls}: expected a list of calls`);
           calls.push(...parsed);
         }
-        for (const spec of opts.call ?? []) calls.push(parseCallSpec(spec));
+        const specs = opts.call ?? [];
+        specs.forEach((spec, i) => calls.push(parseCallSpec(spec, flagAt('--call', i, specs.length))));
         if (calls.length === 0) throw new OperationError('invalid', 'give --calls <file> or at least one --call');
         // Apart from `ops`: it reads paths as the gateway does, which loads Fastify.
         const { forecast } = await import('../operations/forecast.js');
