@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BIN, runCli } from './support/cli.js';
+import { BIN, runCli, spawnServe } from './support/cli.js';
 import { tempDir } from './support/temp.js';
 import { namedPort } from './support/ports.js';
 
@@ -183,6 +183,32 @@ describe('keygate demo (npm run demo)', () => {
     const accountId = (JSON.parse((await runCli(['--config', profile, 'accounts', 'list', '--json'], { cwd: dir })).stdout) as { id: string }[])[0]?.id as string;
     const usage = JSON.parse((await runCli(['--config', profile, 'accounts', 'usage', accountId, '--json'], { cwd: dir })).stdout) as { meters: Record<string, { usage: number }> };
     expect(usage.meters.credits?.usage).toBe(5);
+  });
+
+  it('keygate serve on the profile it wrote serves the demo without it: the profile starts the demo API itself', async () => {
+    const dir = tempDir('demo-serve-profile');
+    const demo = await startDemo(dir);
+    const authorization = /curl -H "Authorization: (Bearer demo_live_\w+)"/.exec(demo.stdout)?.[1] as string;
+    expect(await demo.stop()).toBe(0);
+
+    // Ports 0: the ones the demo listened on may have been taken meanwhile.
+    const profile = path.join(dir, 'data/demo/keygate.yaml');
+    const serve = spawnServe(profile, { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN }, ['--port', '0', '--admin-port', '0', '--dashboard-port', '0']);
+    try {
+      const serving = JSON.parse(await serve.logged('keygate is serving')) as { gateway: string };
+      // It used to forward to the port the last demo's API had listened on: 502 to everything.
+      const listed = await fetch(`${serving.gateway}/v1/projects`, { headers: { authorization } });
+      expect(listed.status).toBe(200);
+      expect(((await listed.json()) as { data: { name: string }[] }).data.map((p) => p.name)).toEqual(['example.com', 'shop.example.com']);
+    } finally {
+      serve.child.kill('SIGTERM');
+    }
+    expect(await serve.exited()).toBe(0);
+    // The demo API it started is stopped with it.
+    expect(existsSync(`${profile}.upstream.pid`)).toBe(false);
+    // And the demo starts again on the folder, taking the profile as its own.
+    const again = await startDemo(dir);
+    expect(again.stdout).toContain('Demo data already exists');
   });
 
   it('a first start that fails on a busy port leaves a folder that the retry the error suggests takes as its own', async () => {

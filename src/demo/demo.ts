@@ -8,6 +8,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { stringify as stringifyYaml } from 'yaml';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { parseConfigObject } from '../config/load.js';
 import type { ConfigInput } from '../config/schema.js';
 import { serve, type RunningKeygate } from '../serve.js';
@@ -17,12 +18,20 @@ import { inviteMember } from '../operations/members.js';
 import { buildDemoUpstream } from './upstream.js';
 import { makeFolder } from '../store/sqlite/private-files.js';
 
-export function demoProfile(upstreamUrl: string, dataDir: string, ports = { gateway: 8080, admin: 8081, dashboard: 8082 }): ConfigInput {
+/** The demo API on its own (serve-upstream.ts, built beside this file): what the written profile starts. */
+const DEMO_API_SCRIPT = fileURLToPath(new URL('./serve-upstream.js', import.meta.url));
+
+/**
+ * `spawn`: the profile starts the demo API itself (`upstream.spawn`, at upstream.url's
+ * port, 0: any free one), as the one written for `keygate serve --config` does; without
+ * it, keygate forwards to the API `keygate demo` runs in its own process.
+ */
+export function demoProfile(upstreamUrl: string, dataDir: string, ports = { gateway: 8080, admin: 8081, dashboard: 8082 }, spawn = false): ConfigInput {
   return {
     name: 'demo',
     listen: { port: ports.gateway },
     basePath: '/v1',
-    upstream: { url: upstreamUrl, timeout: '10s' },
+    upstream: { url: upstreamUrl, timeout: '10s', ...(spawn ? { spawn: ['node', DEMO_API_SCRIPT] } : {}) },
     store: `sqlite:${path.join(dataDir, 'keygate.db')}`,
     keys: { format: 'prefixed', prefix: { live: 'demo_live_', test: 'demo_test_' } },
     auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }, { in: 'query', name: 'api_key' }] },
@@ -112,8 +121,14 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
   const profile = demoProfile(upstreamUrl, dataDir, options.ports);
   const config = parseConfigObject(profile, 'demo profile');
   const profileFile = path.join(dataDir, 'keygate.yaml');
+  // For `keygate serve --config` on it (and the CLI): it starts the demo API itself, on
+  // --upstream-port if one was given, else on any free port (this run's is its own).
+  const writtenUpstreamUrl = `http://127.0.0.1:${options.upstreamPort ?? 0}`;
   const writeProfile = (ports: typeof options.ports) =>
-    writeFileSync(profileFile, `${WRITTEN_BY_DEMO}; the upstream port changes between runs.\n${stringifyYaml(demoProfile(upstreamUrl, dataDir, ports))}`);
+    writeFileSync(
+      profileFile,
+      `${WRITTEN_BY_DEMO}; "keygate serve --config" on it starts the demo API itself (upstream.spawn).\n${stringifyYaml(demoProfile(writtenUpstreamUrl, dataDir, ports, true))}`,
+    );
   // Written before the database is made, so a first start that fails (a busy port) leaves
   // a folder the next start knows as the demo's. A profile already there stays until this
   // start listens: it may be another running demo's, whose ports it tells the CLI.
