@@ -405,10 +405,18 @@ describe('keygate CLI with a running gateway', () => {
     expect(again.stdout).toMatch(new RegExp(`^key ${keyId} \\(.*\\) was already revoked, at .*; nothing changed`));
   });
 
-  it('keys unblock says where a block lives with memory counters: in the serving process, lifted through its admin API', async () => {
+  it("keys unblock says where a block lives with memory counters: in the serving process, lifted through its admin API or the dashboard's Unblock button; its help says so", async () => {
     const r = await cli('keys', 'unblock', keyId);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toBe(`error: with counters: memory, blocks live in the memory of the process that serves: lift this one through its admin API (POST /v1/keys/${keyId}/unblock)\n`);
+    expect(r.stderr).toBe(
+      `error: with counters: memory, blocks live in the memory of the process that serves: lift this one through its admin API (POST /v1/keys/${keyId}/unblock) or the Unblock button on the key's account page in its dashboard\n`,
+    );
+    const help = await cli('keys', 'unblock', '--help');
+    expect(help.code).toBe(0);
+    // Commander wraps the description to the terminal's width: compared with its lines joined.
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+      "Needs counters: redis; with counters: memory (the default) blocks live in the serving keygate: lift one through its admin API (POST /v1/keys/<id>/unblock) or the Unblock button on the key's account page in its dashboard",
+    );
     // An id that is no key (an account's, say) is said to be none, and to be an account's.
     const wrong = await cli('keys', 'unblock', accountId);
     expect([wrong.code, wrong.stderr]).toEqual([1, `error: no key "${accountId}": that is an account's id; a key's begins key_\n`]);

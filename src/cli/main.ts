@@ -771,7 +771,9 @@ export function buildCli(): Command {
     );
   keys
     .command('unblock <id>')
-    .description("lift the key's rate-limit block (and its account's); the next one starts the escalation afresh")
+    .description(
+      "lift the key's rate-limit block (and its account's); the next one starts the escalation afresh. Needs counters: redis; with counters: memory (the default) blocks live in the serving keygate: lift one through its admin API (POST /v1/keys/<id>/unblock) or the Unblock button on the key's account page in its dashboard",
+    )
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         if (rt.counters.kind === 'memory') {
@@ -779,7 +781,7 @@ export function buildCli(): Command {
           await ops.getKey(rt, id);
           throw new OperationError(
             'invalid',
-            `with counters: memory, blocks live in the memory of the process that serves: lift this one through its admin API (POST /v1/keys/${id}/unblock)`,
+            `with counters: memory, blocks live in the memory of the process that serves: lift this one through its admin API (POST /v1/keys/${id}/unblock) or the Unblock button on the key's account page in its dashboard`,
           );
         }
         const { key, lifted } = await ops.unblockKey(rt, id, CLI_ACTOR).catch((error: unknown) => {
