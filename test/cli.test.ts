@@ -1302,6 +1302,11 @@ describe.skipIf(!redisUp)('keygate CLI on Redis counters, beside a gateway that 
     const liftedByApi = (await again.json()) as { key: { blockedUntil: string | null }; lifted: number };
     expect([again.status, liftedByApi.key.blockedUntil, liftedByApi.lifted]).toEqual([200, null, 0]);
     expect(lifted.stdout).toBe(`${JSON.stringify({ ...liftedByApi, lifted: 1 }, null, 2)}\n`);
+    // Nothing left to lift: said so, and neither that call nor the admin API's is in the audit log as a lift.
+    const nothing = await cli('keys', 'unblock', created.id);
+    expect([nothing.code, nothing.stdout, nothing.stderr]).toEqual([0, `key ${created.id} (ci (looping)) was not blocked; nothing to lift (its violations so far are forgotten)\n`, '']);
+    const unblocks = (JSON.parse((await cli('audit', '--json')).stdout) as { action: string; keyId: string | null; detail: { lifted?: number } }[]).filter((e) => e.action === 'key.unblocked');
+    expect(unblocks.map((e) => [e.keyId, e.detail.lifted])).toEqual([[created.id, 1]]);
     const shown = await cli('keys', 'show', created.id, '--json');
     expect(shown.stdout).toBe(`${JSON.stringify(await (await kg.admin(`/v1/keys/${created.id}`)).json(), null, 2)}\n`);
     expect(JSON.parse((await cli('keys', 'revoke', created.id, '--json')).stdout)).toMatchObject({ status: 'revoked', blockedUntil: null });

@@ -789,7 +789,7 @@ export function buildCli(): Command {
           if (!(error instanceof CountersUnavailableError)) throw error;
           throw new Error(`the block of key ${id} was not lifted: Redis at ${ops.redactUrl(rt.config.counters)} could not be reached, and blocks are kept there. Nothing was changed; try again once Redis answers`);
         });
-        print(json, { key: await keyJsonOf(rt, key, json), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; its violations are forgotten` : `lifted the block of key ${key.id} (${key.name})`));
+        print(json, { key: await keyJsonOf(rt, key, json), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; nothing to lift (its violations so far are forgotten)` : `lifted the block of key ${key.id} (${key.name})`));
       }),
     );
   keys

@@ -340,12 +340,13 @@ export async function blockedUntilOf(rt: Runtime, keys: readonly KeyRecord[]): P
 /**
  * Lifts a key's rate-limit block, and its account's (an account-wide block stops this key
  * too), in every process, and forgets their violations: the next block starts the
- * escalation afresh. `lifted`: how many blocks were in force.
+ * escalation afresh. `lifted`: how many blocks were in force. Audited only when one was:
+ * a call that found none lifted nothing, and the log would say it had.
  */
 export async function unblockKey(rt: Runtime, id: string, actor: string, accountId?: string): Promise<{ key: KeyRecord; lifted: number }> {
   const key = await getKey(rt, id, accountId);
   const lifted = await rt.counters.liftBlocks(blockIdsOf(key), rt.clock());
-  await audit(rt, actor, 'key.unblocked', { accountId: key.accountId, keyId: id, detail: { name: key.name, hint: key.hint, lifted } });
+  if (lifted > 0) await audit(rt, actor, 'key.unblocked', { accountId: key.accountId, keyId: id, detail: { name: key.name, hint: key.hint, lifted } });
   return { key, lifted };
 }
 

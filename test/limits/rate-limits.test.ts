@@ -268,7 +268,13 @@ describe('rate limits', () => {
     expect((await get(a.secret)).headers.get('retry-after')).toBe('300');
     // Not blocked: nothing to lift, and a key that does not exist is a 404.
     now += 301_000;
-    expect(await (await kg.admin(`/v1/keys/${keyId}/unblock`, { method: 'POST' })).json()).toMatchObject({ lifted: 0 });
+    const nothing = await kg.admin(`/v1/keys/${keyId}/unblock`, { method: 'POST' });
+    expect(nothing.status).toBe(200);
+    expect(await nothing.json()).toMatchObject({ lifted: 0 });
+    // Nothing was lifted, so the audit log does not say a block was: the first lift alone is there.
+    const unblocks = ((await (await kg.admin('/v1/audit')).json()) as { action: string; keyId: string }[]).filter((e) => e.action === 'key.unblocked');
+    expect(unblocks).toHaveLength(1);
+    expect(unblocks[0]).toMatchObject({ keyId, detail: { lifted: 1 } });
     expect((await kg.admin('/v1/keys/key_nope/unblock', { method: 'POST' })).status).toBe(404);
   });
 });

@@ -223,7 +223,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     operatorOf(request);
     const account = await getAccount(rt, request.params.id);
     const { key, lifted } = await unblockKey(rt, request.params.keyId, actorOf(request), account.id);
-    setNotice(dash, reply, { kind: 'success', text: lifted > 0 ? `The block of key “${key.name}” (${key.hint}) is lifted; its requests are admitted again.` : `Key “${key.name}” (${key.hint}) was not blocked.` });
+    setNotice(dash, reply, { kind: 'success', text: lifted > 0 ? `The block of key “${key.name}” (${key.hint}) is lifted; its requests are admitted again.` : `Key “${key.name}” (${key.hint}) was not blocked; nothing to lift.` });
     return redirect(reply, `/accounts/${account.id}`);
   });
 
