@@ -11,9 +11,9 @@ import { acceptInvitation } from '../src/operations/members.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 
-/** A moment as a refusal names it: to the second, rounded up (at the time named it has passed), in UTC. */
+/** When something happened, as a refusal names it: to the second, truncated, in UTC. */
 function utcSecondShown(ms: number): string {
-  return `${new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+  return `${new Date(ms).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
 }
 
 /** What an account id that is no id (a name, a pasted secret) gets: the value not repeated, where to find the id. */
@@ -515,16 +515,17 @@ describe('admin API', () => {
     expect((await kg.call('/brands', bearer(made.body.secret as string))).status).toBe(401);
     const again = await json(await kg.admin(`/v1/keys/${rotated.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
     expect(again.status).toBe(200);
-    // The expired key itself is not rotated: the refusal says when it expired, and names the newest key of its chain, the one to rotate.
+    // The expired key itself is not rotated: the refusal says when it expired (a past moment: truncated, 30 s, not the 31 s one waited for), and names the newest key of its chain, the one to rotate.
     const expired = await json(await kg.admin(`/v1/keys/${made.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
+    expect(utcSecondShown(ends)).not.toBe(endsShown);
     expect(expired).toMatchObject({
       status: 409,
-      body: { detail: `“old” ${made.body.hint} (${made.body.id}) expired at ${endsShown}; only an active key can be rotated: rotate its replacement “old” ${again.body.hint} (${again.body.id}) instead` },
+      body: { detail: `“old” ${made.body.hint} (${made.body.id}) expired at ${utcSecondShown(ends)}; only an active key can be rotated: rotate its replacement “old” ${again.body.hint} (${again.body.id}) instead` },
     });
     // Once that chain is revoked too, a new key is the way on.
     for (const id of [rotated.body.id, again.body.id]) await kg.admin(`/v1/keys/${id}/revoke`, { method: 'POST' });
     const alone = await json(await kg.admin(`/v1/keys/${made.body.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) }));
-    expect(alone.body.detail).toBe(`“old” ${made.body.hint} (${made.body.id}) expired at ${endsShown}; only an active key can be rotated: create a new key instead`);
+    expect(alone.body.detail).toBe(`“old” ${made.body.hint} (${made.body.id}) expired at ${utcSecondShown(ends)}; only an active key can be rotated: create a new key instead`);
   });
 
   it('disabling API access or moving to a plan without it takes effect on the next request', async () => {

@@ -162,7 +162,8 @@ describe('keygate CLI with a running gateway', () => {
     await revokeNamed(['quarterly']);
     // The rotated key, revoked with its replacement, is not rotated: the refusal says since when, and to create a key instead.
     const revoked = JSON.parse((await cli('--json', 'keys', 'show', id)).stdout) as { name: string; hint: string; revokedAt: string };
-    const revokedAt = `${new Date(Math.ceil(Date.parse(revoked.revokedAt) / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+    // When it was revoked, truncated to the second (07:37:00.414 is 07:37:00, not the :01 it was rounded up to).
+    const revokedAt = `${revoked.revokedAt.replace('T', ' ').slice(0, 19)} UTC`;
     const refused = await cli('keys', 'rotate', id);
     expect([refused.code, refused.stdout, refused.stderr]).toEqual([1, '', `error: “quarterly” ${revoked.hint} (${id}) was revoked at ${revokedAt}; only an active key can be rotated: create a new key instead\n`]);
     // A key without an end: nothing more is said.
@@ -1485,6 +1486,22 @@ describe('keygate keys create on a profile without scopes (as the README\'s firs
     expect(dated.stdout.split('\n')[0]).toMatch(new RegExp(`^created key key_\\w+ \\(trial\\) for account ${account}; it stops working at 2099-01-31 00:00:00Z$`));
     const open = await cli('keys', 'create', '--account', account, '--name', 'prod');
     expect(open.stdout.split('\n')[0]).toMatch(new RegExp(`^created key key_\\w+ \\(prod\\) for account ${account}$`));
+  });
+
+  it('shows when a key stops working and when it was revoked to the second, truncated, not rounded up to a second it no longer worked', async () => {
+    const dir = tempDir('cli-past-seconds');
+    const configFile = path.join(dir, 'keygate.yaml');
+    writeFileSync(configFile, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${path.join(dir, 'k.db')}`, dashboard: { enabled: false } }));
+    const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+    const account = JSON.parse((await cli('accounts', 'create', '--name', 'Acme', '--json')).stdout).id as string;
+    // A duration: the expiry has the milliseconds of the moment it was made.
+    const made = JSON.parse((await cli('keys', 'create', '--account', account, '--name', 'trial', '--expires', '90d', '--json')).stdout) as { id: string; expiresAt: string };
+    const second = (iso: string) => iso.replace('T', ' ').slice(0, 19);
+    const shown = await cli('keys', 'show', made.id);
+    expect(shown.stdout).toMatch(new RegExp(`^expires +${second(made.expiresAt)}Z$`, 'm'));
+    const revoked = JSON.parse((await cli('keys', 'revoke', made.id, '--json')).stdout) as { revokedAt: string; hint: string };
+    const refused = await cli('keys', 'rotate', made.id);
+    expect([refused.code, refused.stderr]).toEqual([1, `error: “trial” ${revoked.hint} (${made.id}) was revoked at ${second(revoked.revokedAt)} UTC; only an active key can be rotated: create a new key instead\n`]);
   });
 });
 

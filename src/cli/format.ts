@@ -1,6 +1,6 @@
 /** Human output for the CLI: aligned tables and short dates. `--json` bypasses all of it. */
 import stringWidth from 'string-width';
-import { utcSecondUp } from '../meters/period.js';
+import { utcSecond, utcSecondUp } from '../meters/period.js';
 
 /**
  * Rows under upper-case column names, each column as wide as its widest cell. Widths are
@@ -49,10 +49,19 @@ export function when(ms: number | null): string {
 }
 
 /**
- * When something in force ends (a block, an overlap, a pause), to the second: such an end
- * is often minutes or seconds away, and "until 20:26Z" would not say whether it has come.
- * Rounded up: at the time shown it has ended.
+ * When something in force that one waits for ends (a block, a pause), to the second: such
+ * an end is often minutes or seconds away, and "until 20:26Z" would not say whether it has
+ * come. Rounded up: at the time shown it has ended.
  */
 export function until(ms: number): string {
   return `${utcSecondUp(ms)}Z`;
+}
+
+/**
+ * When a key stops working (its expiry, an overlap's end), to the second and truncated, as
+ * a past moment is: the key works until at least the time shown, and has stopped by the
+ * next second (an expiry at :00.333 shown as :01 would name a moment it no longer works).
+ */
+export function keyEnd(ms: number): string {
+  return `${utcSecond(ms)}Z`;
 }

@@ -27,7 +27,7 @@ import { effectiveLimitsOut } from '../limits/overrides.js';
 import { accountLimitOptions, flagAt, inFlags, limitsOptions } from './limit-flags.js';
 import type { MeterBalance, PlannedCall } from '../operations/forecast.js';
 import type { Log } from '../log.js';
-import { fields, table, until, when } from './format.js';
+import { fields, keyEnd, table, until, when } from './format.js';
 import { cookiesInClearWarning } from '../dashboard/cookie-security.js';
 
 /**
@@ -666,7 +666,7 @@ export function buildCli(): Command {
         print(json, { ...(await keyJsonOf(rt, issued.key, json)), secret: issued.secret }, () =>
           [
             // An expiry is said back: "2027-01-31" is that day's start (UTC), not its end.
-            `created key ${issued.key.id} (${issued.key.name}) for account ${opts.account}${issued.key.expiresAt === null ? '' : `; it stops working at ${until(issued.key.expiresAt)}`}`,
+            `created key ${issued.key.id} (${issued.key.name}) for account ${opts.account}${issued.key.expiresAt === null ? '' : `; it stops working at ${keyEnd(issued.key.expiresAt)}`}`,
             '',
             `  ${issued.secret}`,
             '',
@@ -715,7 +715,7 @@ export function buildCli(): Command {
         const blocked = await ops.blockedUntilOf(rt, list);
         print(json, list.map((k) => ops.keyOut(k, now, blocked)), () =>
           table(
-            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? until(k.expiresAt) : when(k.expiresAt) })),
+            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? keyEnd(k.expiresAt) : when(k.expiresAt) })),
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires'],
           ),
         );
@@ -738,7 +738,7 @@ export function buildCli(): Command {
               status: printedStatus(key, now, blocked),
               created: when(key.createdAt),
               lastUsed: when(key.lastUsedAt),
-              expires: key.expiresAt !== null && key.expiresAt > now ? until(key.expiresAt) : when(key.expiresAt),
+              expires: key.expiresAt !== null && key.expiresAt > now ? keyEnd(key.expiresAt) : when(key.expiresAt),
               revoked: when(key.revokedAt),
             },
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires', 'revoked', 'createdBy', 'rotatedFrom'],
@@ -806,9 +806,9 @@ export function buildCli(): Command {
         const blocked = json ? await ops.blockedUntilOf(rt, [issued.key, issued.previous]) : undefined;
         print(json, ops.rotationOut(issued, now, blocked), () =>
           [
-            `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${until(issued.previous.expiresAt as number)}`}`,
+            `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${keyEnd(issued.previous.expiresAt as number)}`}`,
             // A rotation keeps the old key's end date: said, as `keys create` says an expiry.
-            ...(issued.key.expiresAt === null ? [] : [`the new key stops working at ${until(issued.key.expiresAt)}, when the old one was to (a rotation changes the secret, not how long access lasts)`]),
+            ...(issued.key.expiresAt === null ? [] : [`the new key stops working at ${keyEnd(issued.key.expiresAt)}, when the old one was to (a rotation changes the secret, not how long access lasts)`]),
             // Under keys.rotation: replace, the keys it had replaced that still worked end with it.
             ...issued.ended.map((earlier) => `the key it replaced earlier, ${earlier.id}, still in its overlap, is revoked too`),
             '',

@@ -1,5 +1,5 @@
 /** How times, numbers and statuses read in the dashboard: UTC, unambiguous, short. */
-import { isoDay, utcSecondUp } from '../meters/period.js';
+import { isoDay, utcSecond, utcSecondUp } from '../meters/period.js';
 import { html, type Html } from './html.js';
 
 const MINUTE = 60_000;
@@ -21,17 +21,26 @@ export function whenInTable(ms: number | null, fallback = '—'): Html {
 }
 
 /**
- * When something still in force ends (a rotated key's overlap, a key's expiry), as the
- * CLI says it (`until` in cli/format.ts): to the second, rounded up, so that at the time
- * shown it has ended, and both show the same end. `2025-03-04 10:22:31 UTC`.
+ * When something in force that one waits for ends (a member's pause), as the CLI says it
+ * (`until` in cli/format.ts): to the second, rounded up, so that at the time shown it has
+ * ended, and both show the same end. `2025-03-04 10:22:31 UTC`.
  */
 export function until(ms: number): Html {
   return html`<time datetime="${new Date(ms).toISOString()}">${utcSecondUp(ms)} UTC</time>`;
 }
 
-/** `2025-03-04 10:22:31`, rounded up as `until`, for table cells whose heading says "(UTC)". */
-export function untilInTable(ms: number): Html {
-  return html`<time datetime="${new Date(ms).toISOString()}">${utcSecondUp(ms)}</time>`;
+/**
+ * When a key stops working (its expiry, a rotation's overlap), as the CLI says it (`keyEnd`
+ * in cli/format.ts): to the second, truncated as a past moment is, so a key expiring at
+ * :00.333 is never shown working until :01. `2025-03-04 10:22:31 UTC`.
+ */
+export function keyEnd(ms: number): Html {
+  return html`<time datetime="${new Date(ms).toISOString()}">${utcSecond(ms)} UTC</time>`;
+}
+
+/** `2025-03-04 10:22:31`, truncated as `keyEnd`, for table cells whose heading says "(UTC)". */
+export function keyEndInTable(ms: number): Html {
+  return html`<time datetime="${new Date(ms).toISOString()}">${utcSecond(ms)}</time>`;
 }
 
 

@@ -37,12 +37,21 @@ export function utcMinute(ms: number): string {
 }
 
 /**
- * `2026-12-03 14:05:07`: when something in force ends (a block, an overlap, an expiry), to
- * the second and rounded up, so that at the time shown it has ended. The CLI and the
- * dashboard both write ends this way, so both show the same one.
+ * `2026-12-03 14:05:07`: when something in force ends that one waits for (a block, a
+ * pause, a retry), to the second and rounded up, so that at the time shown it has ended.
+ * The CLI and the dashboard both write such ends this way, so both show the same one.
  */
 export function utcSecondUp(ms: number): string {
   return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+/**
+ * `2026-12-03 14:05:07`: when something happened (created, revoked, expired) or a key
+ * stops working, to the second and truncated: a key revoked or expiring at 14:05:07.414 is
+ * shown at 14:05:07, never at a second (14:05:08) before which it had already stopped.
+ */
+export function utcSecond(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19);
 }
 
 export function isoDay(ms: number): string {

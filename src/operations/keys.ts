@@ -8,7 +8,7 @@ import { accountBlockId, CountersUnavailableError, keyBlockId } from '../counter
 import type { Runtime } from '../runtime.js';
 import type { KeyPatch, KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
-import { utcSecondUp } from '../meters/period.js';
+import { utcSecond, utcSecondUp } from '../meters/period.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, LATEST_TIME, notFound, OperationError, type KeyNaming } from './errors.js';
 import { audit } from './audit.js';
@@ -420,7 +420,7 @@ export function overlapsEndedBy(key: KeyRecord, accountKeys: readonly KeyRecord[
  * that is the key to rotate; else a new key replaces it.
  */
 export function stoppedKeyRefusal(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number, name: KeyNaming = keyWithId): string | undefined {
-  const stopped = key.revokedAt !== null ? `was revoked at ${worksUntil(key.revokedAt)}` : key.expiresAt !== null && key.expiresAt <= now ? `expired at ${worksUntil(key.expiresAt)}` : undefined;
+  const stopped = key.revokedAt !== null ? `was revoked at ${utcSecond(key.revokedAt)} UTC` : key.expiresAt !== null && key.expiresAt <= now ? `expired at ${utcSecond(key.expiresAt)} UTC` : undefined;
   if (stopped === undefined) return undefined;
   const replacement = newestReplacement(key, accountKeys, now);
   return `${name(key)} ${stopped}; only an active key can be rotated: ${replacement ? `rotate its replacement ${name(replacement)} instead` : 'create a new key instead'}`;
@@ -464,9 +464,9 @@ export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord
 }
 
 /**
- * When a key stops, in a refusal that says to wait for it (or that it has stopped): to the
- * second and rounded up, as the CLI and the dashboard show ends, so that at the time named
- * it has stopped (a minute cut short named a time at which the same refusal came back).
+ * When a key stops, in a refusal that says to wait for it: to the second and rounded up, so
+ * that at the time named it has stopped (a minute cut short named a time at which the same
+ * refusal came back). A key that has stopped is said to have at a time truncated (utcSecond).
  */
 function worksUntil(ms: number): string {
   return `${utcSecondUp(ms)} UTC`;

@@ -326,9 +326,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     const keys = (await fixture.keygate.runtime.store.listKeys({})).filter((k) => k.name === 'production' && k.revokedAt === null);
     const outgoing = keys.find((k) => k.expiresAt !== null);
     const replacement = keys.find((k) => k.rotatedFrom === outgoing?.id);
-    // The overlap's end as the CLI says it (keys rotate, keys list): to the second, rounded up, never before the real end.
+    // The overlap's end as the CLI says it (keys rotate, keys list): to the second, truncated, never a second at which it no longer works.
     const endsAt = outgoing?.expiresAt as number;
-    const ends = `${new Date(Math.ceil(endsAt / 1000) * 1000).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+    const ends = `${new Date(endsAt).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
     expect(await textOf(solo.locator('.notice', { hasText: 'keeps working until' }))).toBe(
       `The previous key ${outgoing?.hint} keeps working until ${ends} (in 1 h), then expires by itself. Deploy the new key before then.`,
     );

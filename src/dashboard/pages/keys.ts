@@ -16,7 +16,7 @@ import { apiEnabledOf, planEnded } from '../../operations/accounts.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, viewerOf, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, plural, relative, sentence, until, when } from '../format.js';
+import { keyEnd, number, plural, relative, sentence, when } from '../format.js';
 import { isUsable, keyAsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 
@@ -226,7 +226,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
         const extra =
           choice === 'now'
             ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>${rotated.ended.length > 0 ? overlapsEndedNotice(rotated.ended) : ''}`
-            : html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${previous.expiresAt === null ? when(null) : until(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
+            : html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${previous.expiresAt === null ? when(null) : keyEnd(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
         const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra: html`${refusedWhileOff(account)}${extra}`, planId: account.planId });
         return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
       } catch (error) {
@@ -428,7 +428,7 @@ function keysNamed(keys: readonly KeyRecord[]): Html {
 function overlapsEndingNotice(ending: readonly KeyRecord[]): Html {
   const one = ending.length === 1;
   const ends = ending.map((k) => k.expiresAt).filter((at): at is number => at !== null);
-  const still = ends.length === ending.length ? html` (until ${until(Math.max(...ends))})` : '';
+  const still = ends.length === ending.length ? html` (until ${keyEnd(Math.max(...ends))})` : '';
   return html`<div class="notice warning" id="overlaps-ending"><p>Rotating also ends the overlap of an earlier rotation: ${one ? 'the earlier key' : 'the earlier keys'} ${keysNamed(ending)}, still working beside this one${still}, ${one ? 'is' : 'are'} revoked with it and ${one ? 'stops' : 'stop'} working at once.</p></div>`;
 }
 
