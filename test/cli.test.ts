@@ -1506,6 +1506,16 @@ describe('keygate keys create on a profile without scopes (as the README\'s firs
 });
 
 describe('keygate help', () => {
+  it('marks the options a command cannot run without as (required), and only those', async () => {
+    const create = await runCli(['keys', 'create', '--help']);
+    expect(create.code).toBe(0);
+    expect(create.stdout).toMatch(/^ +--account <id> +the account that owns the key \(required\)$/m);
+    expect(create.stdout).toMatch(/^ +--name <name> +a name to tell keys apart \(required\)$/m);
+    expect(create.stdout).toMatch(/^ +--expires <date\|duration> +e\.g\. 2027-01-31 or 90d$/m);
+    const invite = await runCli(['members', 'invite', '--help']);
+    expect(invite.stdout).toMatch(/^ +--email <email> +their e-mail address \(required\)$/m);
+  });
+
   it('says accounts show prints the limits in effect, as it does (docs/cli.md)', async () => {
     const help = await runCli(['accounts', 'show', '--help']);
     expect(help.code).toBe(0);

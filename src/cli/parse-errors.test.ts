@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Command } from 'commander';
 import { withoutTyped } from './parse-errors.js';
 
 const KEY = 'kg_live_3F9vQx0LmZ2pR7sT1uW4yB6cD8eH5jKn0a';
@@ -23,5 +24,29 @@ describe("commander's parse errors without what was typed", () => {
   it("passes commander's errors that name only what keygate defines", () => {
     const message = "error: too many arguments for 'show'. Expected 1 argument but got 2.";
     expect(withoutTyped(message, 'commander.excessArguments', 'keygate keys show')).toBe(message);
+  });
+});
+
+describe('CLI help', () => {
+  it('marks every required option of every command (required), and no other', async () => {
+    const { buildCli } = await import('./main.js');
+    const { REQUIRED_MARK } = await import('./parse-errors.js');
+    const commands: Command[] = [];
+    const walk = (command: Command) => {
+      commands.push(command);
+      command.commands.forEach(walk);
+    };
+    walk(buildCli());
+    let required = 0;
+    for (const command of commands) {
+      const help = command.createHelp();
+      for (const option of command.options) {
+        const marked = help.optionDescription(option).endsWith(` ${REQUIRED_MARK}`);
+        expect(marked, `${command.name()} ${option.flags}`).toBe(option.mandatory);
+        if (option.mandatory) required++;
+      }
+    }
+    // keys create and import, accounts create, members invite/reset/unlock/remove, gauge: twelve in all.
+    expect(required).toBe(12);
   });
 });

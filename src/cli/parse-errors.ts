@@ -13,7 +13,7 @@
  * - Commander's other errors (a missing argument, too many arguments) name only what keygate
  *   defines, and pass unchanged.
  */
-import { Command, type ErrorOptions } from 'commander';
+import { Command, Help, type ErrorOptions, type Option } from 'commander';
 
 /**
  * A name keygate repeats: lowercase letters and hyphens, at most 24 of them (a flag with
@@ -82,6 +82,20 @@ function commandPath(command: Command): string {
   return names.join(' ');
 }
 
+/** What a command's help appends to an option it cannot run without. */
+export const REQUIRED_MARK = '(required)';
+
+/**
+ * Commander's help, with the options a command cannot run without (`requiredOption`) marked
+ * `(required)`: commander lists them exactly as it lists optional ones.
+ */
+class MarkedRequiredHelp extends Help {
+  override optionDescription(option: Option): string {
+    const description = super.optionDescription(option);
+    return option.mandatory ? `${description} ${REQUIRED_MARK}` : description;
+  }
+}
+
 /**
  * A commander Command whose parse errors, its subcommands' too, go through `withoutTyped`
  * before they are written or thrown.
@@ -89,6 +103,11 @@ function commandPath(command: Command): string {
 export class KeygateCommand extends Command {
   override createCommand(name?: string): KeygateCommand {
     return new KeygateCommand(name);
+  }
+
+  override createHelp(): Help {
+    // With the command's help settings (configureHelp), as commander's own createHelp applies them.
+    return Object.assign(new MarkedRequiredHelp(), this.configureHelp());
   }
 
   override error(message: string, errorOptions?: ErrorOptions): never {
