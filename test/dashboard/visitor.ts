@@ -24,7 +24,7 @@ function decode(text: string): string {
 }
 
 function answerOf(status: number, html: string): Answer {
-  const heading = /<h1>([\s\S]*?)<\/h1>/.exec(html)?.[1];
+  const heading = /<h1\b[^>]*>([\s\S]*?)<\/h1>/.exec(html)?.[1];
   const alert = /<div class="notice error" role="alert"[^>]*><p>([\s\S]*?)<\/p>/.exec(html)?.[1];
   return { status, heading: decode(heading ?? ''), alert: alert === undefined ? undefined : decode(alert), html };
 }
