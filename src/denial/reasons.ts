@@ -58,6 +58,9 @@ export interface Denial {
   accountBlocked?: boolean;
 }
 
+/** How `{{scopes}}` lists several scopes (`read, export`): a scope holds no space. */
+export const SCOPE_LIST_SEPARATOR = ', ';
+
 /** A `{{name}}` in a message (spaces allowed, as in templates); the name is group 1. */
 export const MESSAGE_PLACEHOLDER = /\{\{\s*([^}]*?)\s*\}\}/g;
 
@@ -68,9 +71,6 @@ export const MESSAGE_PLACEHOLDER = /\{\{\s*([^}]*?)\s*\}\}/g;
  * and the day its period starts afresh (`YYYY-MM-DD`, UTC). Any other `{{…}}` is refused
  * at start-up.
  */
-/** How `{{scopes}}` lists several scopes (`read, export`): a scope holds no space. */
-export const SCOPE_LIST_SEPARATOR = ', ';
-
 export const MESSAGE_PLACEHOLDERS: Readonly<Partial<Record<DenialReason, readonly string[]>>> = {
   invalid_parameter: ['parameter'],
   insufficient_scope: ['scopes'],

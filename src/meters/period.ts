@@ -42,7 +42,7 @@ export function utcMinute(ms: number): string {
  * The CLI and the dashboard both write such ends this way, so both show the same one.
  */
 export function utcSecondUp(ms: number): string {
-  return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19);
+  return utcSecond(Math.ceil(ms / 1000) * 1000);
 }
 
 /**
