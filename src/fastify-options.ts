@@ -11,6 +11,7 @@ import { LogController, type FastifyBaseLogger, type FastifyServerOptions } from
 import pino from 'pino';
 import type { Log } from './log.js';
 import { afterAnswers, answerInFlight, requestBeingRead } from './http-internals.js';
+import { isHostValue } from './host-value.js';
 
 /**
  * Request ids unique across processes, for logs gathered from many: this process's tag
@@ -260,34 +261,6 @@ export function refuseNoHostOurselves(server: Server): void {
   (server as Server & { requireHostHeader: boolean }).requireHostHeader = false;
 }
 
-/**
- * What a Host header may hold (RFC 9110 §7.2): a name or IPv4 address (letters, digits,
- * `-._~`, sub-delims, escapes) or a bracketed IPv6 literal (with a zone, `%25eth0`), then an optional port
- * (0–65535). Not empty, and not `/`, `?`, `#`, `@` or spaces, which an upstream reading it
- * (as X-Forwarded-Host) would take for a path, a query or a user.
- */
-const HOST_VALUE = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{0,5})?$/;
-/** The longest Host: a DNS name (253) and a port. */
-const HOST_MAX = 260;
-
-/** The last value isHostValue found good (never the empty string). */
-let lastHostValue: string | undefined;
-
-/** A host with an optional port, as Host (or a load balancer's X-Forwarded-Host) may carry it. */
-export function isHostValue(value: string): boolean {
-  // A client sends the same Host on every request: the last value found good is not checked again.
-  if (value === lastHostValue) return true;
-  if (value.length > HOST_MAX || !HOST_VALUE.test(value)) return false;
-  // A port of five digits may still be over 65535 (compared as text: five digits each).
-  // Past the pattern, a `:` six from the end followed by five digits is such a port (in
-  // `[::7]:80` that `:` is inside the brackets, and `]` is not a digit).
-  const n = value.length;
-  if (n > 6 && value.charCodeAt(n - 6) === COLON && FIVE_DIGITS.test(value.slice(n - 5)) && value.slice(n - 5) > '65535') return false;
-  lastHostValue = value;
-  return true;
-}
-const COLON = 0x3a;
-const FIVE_DIGITS = /^[0-9]{5}$/;
 
 /**
  * An HTTP/1.1 request without Host, any request with two (RFC 9112 §3.2: a server must

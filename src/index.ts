@@ -8,7 +8,19 @@ keepTickObjectShape();
 export { createKeygate, type Keygate, type CheckRequest, type CheckResult, type CheckAdmitted, type CheckRefused } from './library.js';
 export { loadConfigFile, parseConfigText, parseConfigObject, configJsonSchema, ConfigError, type ConfigProblem, type LoadedConfig } from './config/load.js';
 export type { Config, ConfigInput, Plan, Route, Builtin, Meter } from './config/schema.js';
-export { serve, type RunningKeygate, type ServeOptions } from './serve.js';
+export type { RunningKeygate, ServeOptions } from './serve.js';
+import type { LoadedConfig } from './config/load.js';
+import type { RunningKeygate, ServeOptions } from './serve.js';
+
+/**
+ * Starts the gateway's listeners (what `keygate serve` runs; see serve.ts). The listeners,
+ * the admin API and the dashboard are loaded with the first call: an app that only checks
+ * requests in process (`createKeygate`) does not load Fastify, the dashboard or the admin API.
+ */
+export async function serve(loaded: LoadedConfig, options?: ServeOptions): Promise<RunningKeygate> {
+  const listeners = await import('./serve.js');
+  return listeners.serve(loaded, options);
+}
 export { createRuntime, ConfigReloadError, RELOADABLE, type Runtime, type RuntimeOptions } from './runtime.js';
 // What createKeygate (or serve) may reject with besides a ConfigError: another keygate on the
 // SQLite file, a pepper that is not the database's, a PostgreSQL database not migrated.

@@ -7,7 +7,6 @@ import type { Store } from '../store/store.js';
 import type { Log } from '../log.js';
 import type { Counters } from './counters.js';
 import { MemoryCounters } from './memory/memory-counters.js';
-import { openRedisCounters } from './redis/redis-counters.js';
 
 export interface CountersDeps {
   store: Store;
@@ -27,6 +26,8 @@ export async function openCounters(config: Config, deps: CountersDeps): Promise<
     return new MemoryCounters(deps.clock);
   }
   if (config.counters.startsWith('redis://') || config.counters.startsWith('rediss://')) {
+    // Loaded only here: a process on memory counters (the library's default) never loads ioredis.
+    const { openRedisCounters } = await import('./redis/redis-counters.js');
     return openRedisCounters({ url: config.counters, failure: config.counterFailure, store: deps.store, log: deps.log, clock: deps.clock, use: deps.use ?? 'requests' });
   }
   throw new Error(`counters: expected "memory" or "redis://...", got "${config.counters}"`);

@@ -14,7 +14,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import cookie from '@fastify/cookie';
 import { parse as parseForm } from 'fast-querystring';
 import type { Runtime } from '../runtime.js';
-import { answerExpectAndConnect, badHost, clientErrorHandlerFor, isHostValue, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
+import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
+import { isHostValue } from '../host-value.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { StoreWriteError } from '../store/write-refusal.js';

@@ -40,7 +40,7 @@ import { oncePer } from '../log.js';
 import { trustedProxyCheck } from './trusted-proxies.js';
 import { withoutDashboardCookies } from '../dashboard/cookie-names.js';
 import { declareHeaderNames } from './undici-header-names.js';
-import { isHostValue } from '../fastify-options.js';
+import { isHostValue } from '../host-value.js';
 import { lastOnItsConnection } from '../http-internals.js';
 import { bodyStillComing, closeAfterBody, hasBody } from './early-answer.js';
 

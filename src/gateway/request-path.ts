@@ -9,7 +9,7 @@
  */
 
 import { escapedByte } from './percent.js';
-import { isHostValue } from '../fastify-options.js';
+import { isHostValue } from '../host-value.js';
 
 /** Characters or sequences after which a URL parser may rewrite the path. */
 const MAYBE_REWRITTEN = /[\\%]|\/\./;

@@ -5,7 +5,7 @@
  * connections are noticed by TCP keep-alive. Every connection reads committed data
  * (PostgreSQL's default), also where a database's owner has set another default.
  */
-import pg from 'pg';
+import type { Pool } from 'pg';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import { SqlStore, type Database, type ExclusiveTransaction } from '../sql-store.js';
 
@@ -16,9 +16,17 @@ const CONNECT_TIMEOUT_MS = 2_000;
 const QUERY_TIMEOUT_MS = 10_000;
 
 export function openPostgresStore(url: string, options: { max?: number } = {}): SqlStore {
+  // pg is loaded with the first query (Kysely asks for the pool then): a process on SQLite
+  // (the library's default) never loads it.
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: () => openPool(url, options.max ?? 10) }) });
+  return new SqlStore(db, { kind: 'postgres', exclusive: lockingTheAccount });
+}
+
+async function openPool(url: string, max: number): Promise<Pool> {
+  const { default: pg } = await import('pg');
   const pool = new pg.Pool({
     connectionString: url,
-    max: options.max ?? 10,
+    max,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     query_timeout: QUERY_TIMEOUT_MS,
     keepAlive: true,
@@ -41,8 +49,7 @@ export function openPostgresStore(url: string, options: { max?: number } = {}): 
     // is closed, so that those queries fail (and say so) rather than run without it.
     client.query('SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED').catch(() => void client.end().catch(() => undefined));
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return new SqlStore(db, { kind: 'postgres', exclusive: lockingTheAccount });
+  return pool;
 }
 
 /**

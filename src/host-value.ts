@@ -1,0 +1,34 @@
+/**
+ * Whether a header holds a host, for Host and X-Forwarded-Host: here, apart from the
+ * listeners' options (fastify-options.ts), so that the library's request path checks it
+ * without loading Fastify.
+ */
+
+/**
+ * What a Host header may hold (RFC 9110 §7.2): a name or IPv4 address (letters, digits,
+ * `-._~`, sub-delims, escapes) or a bracketed IPv6 literal (with a zone, `%25eth0`), then an optional port
+ * (0–65535). Not empty, and not `/`, `?`, `#`, `@` or spaces, which an upstream reading it
+ * (as X-Forwarded-Host) would take for a path, a query or a user.
+ */
+const HOST_VALUE = /^(?:\[[0-9A-Za-z:.%_~-]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{0,5})?$/;
+/** The longest Host: a DNS name (253) and a port. */
+const HOST_MAX = 260;
+
+/** The last value isHostValue found good (never the empty string). */
+let lastHostValue: string | undefined;
+
+/** A host with an optional port, as Host (or a load balancer's X-Forwarded-Host) may carry it. */
+export function isHostValue(value: string): boolean {
+  // A client sends the same Host on every request: the last value found good is not checked again.
+  if (value === lastHostValue) return true;
+  if (value.length > HOST_MAX || !HOST_VALUE.test(value)) return false;
+  // A port of five digits may still be over 65535 (compared as text: five digits each).
+  // Past the pattern, a `:` six from the end followed by five digits is such a port (in
+  // `[::7]:80` that `:` is inside the brackets, and `]` is not a digit).
+  const n = value.length;
+  if (n > 6 && value.charCodeAt(n - 6) === COLON && FIVE_DIGITS.test(value.slice(n - 5)) && value.slice(n - 5) > '65535') return false;
+  lastHostValue = value;
+  return true;
+}
+const COLON = 0x3a;
+const FIVE_DIGITS = /^[0-9]{5}$/;
