@@ -210,6 +210,24 @@ describe('keygate as a library', () => {
     }
   });
 
+  it('gives the target without a parameter that holds a key inside a longer value (`?q=Bearer <key>`, `?filter=key:<key>`)', async () => {
+    const inside = await createKeygate({
+      config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'inside.db')}`, keys: { prefix: { live: 'sk_live_', test: 'sk_test_' } } }),
+      file: 'inline',
+      dir,
+    });
+    try {
+      const account = await createAccount(inside.runtime, { name: 'Inside' }, 'test');
+      const key = (await createKey(inside.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+      const other = inside.runtime.keyFormat.generate('test');
+      const result = await inside.check({ method: 'GET', url: `/v1/x?q=Bearer%20${key}&page=2&filter=key:${other}&x=${key},abc&q2=a+b`, headers: { authorization: `Bearer ${key}` } });
+      expect(result).toMatchObject({ allowed: true, url: '/v1/x?page=2&q2=a+b' });
+      if (result.allowed) await result.settle(200);
+    } finally {
+      await inside.close();
+    }
+  });
+
   it('ignores one trailing slash when matching routes, and gives the target as it was sent', async () => {
     const slashed = await createKeygate({
       config: parseConfigObject({

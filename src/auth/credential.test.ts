@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CredentialLocation } from '../config/schema.js';
-import { extractCredential, withoutCredentialParams } from './credential.js';
+import { extractCredential, forwardedTargetOf, withoutCredentialParams } from './credential.js';
+import { createKeyFormat } from '../keys/format.js';
 
 const bare: CredentialLocation[] = [{ in: 'header', name: 'Authorization', scheme: 'none' }];
 const token: CredentialLocation[] = [
@@ -105,5 +106,39 @@ describe('withoutCredentialParams', () => {
     expect(withoutCredentialParams('/v1/x?apikey=SECRET;b&c=1', token)).toBe('/v1/x?c=1');
     expect(withoutCredentialParams('/v1/x?apikey=SECRET;a=1', token)).toBe('/v1/x');
     expect(withoutCredentialParams('/v1/x?apikey=SECRET;b', token, '[REDACTED]')).toBe('/v1/x?apikey=[REDACTED]');
+  });
+});
+
+describe('forwardedTargetOf', () => {
+  const bearer: CredentialLocation[] = [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }];
+  const prefixed = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_', test: 'sk_test_' }, hexLength: 40 });
+  const hex = createKeyFormat({ format: 'hex', prefix: { live: 'kg_live_' }, hexLength: 40 });
+
+  it('leaves out a parameter that holds a key inside a longer value, as sent or percent-decoded (`+` a space), and one whose name holds one', () => {
+    const forwarded = forwardedTargetOf(bearer, prefixed);
+    const own = prefixed.generate('live');
+    const other = prefixed.generate('test');
+    const headers = { authorization: `Bearer ${own}` };
+    const escaped = (key: string) => key.replaceAll('_', '%5F');
+    for (const held of [`q=Bearer%20${own}`, `q=Bearer+${own}`, `filter=key:${other}`, `x=${own},abc`, `x=0${other}1`, `q=Bearer%20${escaped(own)}`, `f=key%253A${own.replaceAll('_', '%255F')}`, `k${other}=1`, `s=%22${other}%22`]) {
+      expect(forwarded(`/v1/x?a=1&${held}&b=%E9`, headers)).toBe('/v1/x?a=1&b=%E9');
+    }
+    // After a `;`, the part that holds it goes; the part before it stays.
+    expect(forwarded(`/v1/x?a=1;q=Bearer%20${own}&b=2`, headers)).toBe('/v1/x?a=1&b=2');
+    // What merely begins like a key, or holds a prefix in words, goes as sent.
+    const kept = `/v1/x?q=about+sk_live_keys&r=sk_test_${'a'.repeat(30)}!&s=a%20b+c&&t=%E9`;
+    expect(forwarded(kept, headers)).toBe(kept);
+  });
+
+  it("leaves out a parameter that holds the caller's own bare hex key inside a longer value; other hex runs go as sent", () => {
+    const forwarded = forwardedTargetOf(bearer, hex);
+    const own = hex.generate('live');
+    const sha1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
+    const headers = { authorization: `Bearer ${own}` };
+    expect(forwarded(`/v1/x?q=Bearer%20${own}&commit=sha:${sha1}&f=key:${own}&x=${own},abc&y=0${own}%0A&page=2`, headers)).toBe(`/v1/x?commit=sha:${sha1}&page=2`);
+    expect(forwarded(`/v1/x?q=key%3A${[...own].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('')}&page=2`, headers)).toBe('/v1/x?page=2');
+    // Another key of the same shape cannot be told from a hash: it goes as sent.
+    const another = hex.generate('live');
+    expect(forwarded(`/v1/x?q=Bearer%20${another}`, headers)).toBe(`/v1/x?q=Bearer%20${another}`);
   });
 });

@@ -17,7 +17,7 @@
  */
 import type { CredentialLocation } from '../config/schema.js';
 import type { KeyFormat } from '../keys/format.js';
-import { decodeQueryComponent, escapedByte } from '../gateway/percent.js';
+import { asciiDecoded, decodeQueryComponent, escapedByte } from '../gateway/percent.js';
 
 export type CredentialResult = FoundCredential | { kind: 'missing' } | MalformedCredential;
 
@@ -230,29 +230,36 @@ export function credentialParamRemover(locations: readonly CredentialLocation[])
 
 /**
  * The request target as the upstream receives it (and the library's `result.url`): without
- * the credential parameters (`credentialParamRemover`), and without any parameter whose
- * value is a key although keygate does not read keys from it (`?api_key=<key>` from a
- * client that also sent it in the header), which would reach the upstream's logs in
- * clear: a key the format recognises (its checksum or prefix; any mode, anyone's), or the
- * very key the request presented (read from `headers` only where a value has a key's
- * shape, which is all a bare hex key has). Other parameters go byte for byte; a target
- * without a query string is passed on unread.
+ * the credential parameters (`credentialParamRemover`), and without any parameter that
+ * holds a key anywhere in it, although keygate does not read keys from it: whole
+ * (`?api_key=<key>` from a client that also sent it in the header) or inside a longer
+ * value (`?q=Bearer%20<key>`, `?filter=key:<key>`, `?x=<key>,abc`), or in its name, which
+ * would reach the upstream's logs in clear. A key is one the format recognises (its
+ * checksum or prefix; any mode, anyone's), or the very key the request presented, which
+ * is all a bare hex key can be told by (read from `headers` only where the query may
+ * hold a key). Both are looked for as sent and percent-decoded (`inAnyDecoding`). Other
+ * parameters go byte for byte. A target without a query string is passed on unread, and
+ * one whose query holds nothing a key could be (no prefix: `mayHold`) costs that test
+ * alone, and the credential parameters' removal where keys are read from the query.
  */
 export function forwardedTargetOf(locations: readonly CredentialLocation[], keyFormat: KeyRecognition): (url: string, headers: RequestView['headers'], rawHeaders?: readonly string[]) => string {
   const names = credentialParamNames(locations);
+  const mayHold = (layer: string): boolean => keyFormat.mayHold(layer);
   return (url, headers, rawHeaders) => {
-    if (url.indexOf('?') === -1) return url;
+    const start = url.indexOf('?');
+    if (start === -1) return url;
+    if (!inAnyDecoding(url.slice(start + 1), mayHold)) return names.size === 0 ? url : withoutParams(url, names, undefined, undefined);
     let presented: string | null | undefined;
-    const isKey = (value: string): boolean => {
-      if (keyFormat.recognises(value)) return true;
-      if (!keyFormat.shape(value).ok) return false;
+    const holds = (layer: string): boolean => {
+      if (!keyFormat.mayHold(layer)) return false;
+      if (keyFormat.recognisesWithin(layer)) return true;
       if (presented === undefined) {
         const credential = extractCredential(rawHeaders === undefined ? { headers, url } : { headers, url, rawHeaders }, locations);
         presented = credential.kind === 'found' ? credential.secret : null;
       }
-      return value === presented;
+      return presented !== null && layer.includes(presented);
     };
-    return withoutParams(url, names, undefined, isKey);
+    return withoutParams(url, names, undefined, (part) => inAnyDecoding(part, holds));
   };
 }
 
@@ -268,8 +275,8 @@ export function forwardedTarget(url: string, request: Pick<RequestView, 'headers
 
 const forwardedTargets = new WeakMap<readonly CredentialLocation[], { keyFormat: KeyRecognition; target: ReturnType<typeof forwardedTargetOf> }>();
 
-/** What tells a key from any other value (src/keys/format.ts). */
-type KeyRecognition = Pick<KeyFormat, 'recognises' | 'shape'>;
+/** What tells a key from any other text (src/keys/format.ts). */
+type KeyRecognition = Pick<KeyFormat, 'recognisesWithin' | 'mayHold'>;
 
 /**
  * The credential parameters' names as an upstream may read them: also their look-alikes
@@ -280,19 +287,21 @@ function credentialParamNames(locations: readonly CredentialLocation[]): Readonl
   return new Set(locations.filter((l) => l.in === 'query').map((l) => readAsName(l.name)));
 }
 
-function withoutParams(url: string, names: ReadonlySet<string>, replacement: string | undefined, isKey: ((value: string) => boolean) | undefined): string {
+function withoutParams(url: string, names: ReadonlySet<string>, replacement: string | undefined, holdsKey: ((part: string) => boolean) | undefined): string {
   const start = url.indexOf('?');
   if (start === -1) return url;
   const kept: string[] = [];
   let changed = false;
   for (const pair of url.slice(start + 1).split('&')) {
     // A credential parameter goes whole, `;`s and all (keygate read `apikey=S;b` as the key
-    // `S;b`); in any other pair, a credential after a `;` goes.
-    const whole = keptPart(pair, names, replacement, isKey);
-    const part = whole !== pair || !pair.includes(';') ? whole : pair.split(';').flatMap((p) => keptPart(p, names, replacement, isKey) ?? []).join(';');
-    if (part !== pair) changed = true;
+    // `S;b`); in any other pair, a credential, or a part that holds a key, after a `;` goes
+    // (no key holds a `;`: what comes before it stays).
+    const whole = credentialPart(pair, names, replacement);
+    const part = whole !== pair || !pair.includes(';') ? whole : pair.split(';').flatMap((p) => credentialPart(p, names, replacement) ?? []).join(';');
+    const forwarded = part !== undefined && holdsKey !== undefined ? withoutKeyParts(part, holdsKey) : part;
+    if (forwarded !== pair) changed = true;
     // A pair that held only credentials (`;apikey=…`) is left out whole, not kept empty.
-    if (part !== undefined && (part !== '' || pair === '')) kept.push(part);
+    if (forwarded !== undefined && (forwarded !== '' || pair === '')) kept.push(forwarded);
   }
   // Nothing taken out (the usual case): the target as sent, not a copy put back together.
   if (!changed) return url;
@@ -302,32 +311,42 @@ function withoutParams(url: string, names: ReadonlySet<string>, replacement: str
 
 /**
  * `pair` as forwarded: as it is, with its value replaced (for logs), or undefined (left
- * out) for a credential parameter or a look-alike, and, given `isKey`, for one whose value
- * (a pair without `=`: the pair itself) is a key.
+ * out) for a credential parameter or a look-alike.
  */
-function keptPart(pair: string, names: ReadonlySet<string>, replacement: string | undefined, isKey: ((value: string) => boolean) | undefined): string | undefined {
+function credentialPart(pair: string, names: ReadonlySet<string>, replacement: string | undefined): string | undefined {
+  if (names.size === 0) return pair;
   const eq = pair.indexOf('=');
   const sent = eq === -1 ? pair : pair.slice(0, eq);
-  if (names.size > 0 && names.has(readAsName(decodeQueryComponent(sent) ?? decodedLeniently(sent)))) return replacement === undefined ? undefined : `${sent}=${replacement}`;
-  if (isKey !== undefined && isKeyValue(eq === -1 ? pair : pair.slice(eq + 1), isKey)) return undefined;
+  if (names.has(readAsName(decodeQueryComponent(sent) ?? decodedLeniently(sent)))) return replacement === undefined ? undefined : `${sent}=${replacement}`;
   return pair;
+}
+
+/** `pair` without the parts (between `;`s; the whole pair where it has none) that hold a key, name or value: undefined where nothing is left. */
+function withoutKeyParts(pair: string, holdsKey: (part: string) => boolean): string | undefined {
+  if (!pair.includes(';')) return holdsKey(pair) ? undefined : pair;
+  const parts = pair.split(';');
+  const kept = parts.filter((part) => !holdsKey(part));
+  if (kept.length === parts.length) return pair;
+  return kept.length > 0 ? kept.join(';') : undefined;
 }
 
 /** How many percent-decodings a value is read through for a key (`sk%5Flive…`, `sk%255Flive…`), as the access log's redaction reads a target (src/keys/redact.ts). */
 const KEY_DECODINGS = 4;
 
 /**
- * Whether a query value as sent is a key, as it is or percent-decoded (`+` a space), with
- * the spaces, tabs and line breaks around it that keygate ignores around a key it reads.
+ * Whether `test` holds for `text` as sent or percent-decoded, once or up to KEY_DECODINGS
+ * times (`sk%5Flive…`, escaped again `sk%255Flive…`). Only escapes of ASCII characters are
+ * decoded: a key has no others, and a stray `%E9` beside one does not hide it. A `+` is
+ * left as sent: it is a space, and no key holds either.
  */
-function isKeyValue(sent: string, isKey: (value: string) => boolean): boolean {
-  let value = sent;
+function inAnyDecoding(text: string, test: (layer: string) => boolean): boolean {
+  let layer = text;
   for (let hop = 0; ; hop++) {
-    if (isKey(trimmed(value, true))) return true;
-    if (hop === KEY_DECODINGS || (value.indexOf('%') === -1 && value.indexOf('+') === -1)) return false;
-    const decoded = decodeQueryComponent(value);
-    if (decoded === undefined || decoded === value) return false;
-    value = decoded;
+    if (test(layer)) return true;
+    if (hop === KEY_DECODINGS || layer.indexOf('%') === -1) return false;
+    const decoded = asciiDecoded(layer);
+    if (decoded === layer) return false;
+    layer = decoded;
   }
 }
 

@@ -44,3 +44,14 @@ export function decodeQueryComponent(text: string): string | undefined {
   }
   return decodeURIComponent(spaced);
 }
+
+/** An escape of an ASCII character (a key is made of nothing else), escaped once. */
+const ASCII_ESCAPE = /%([0-7][0-9A-Fa-f])/g;
+
+/**
+ * Percent-escapes of ASCII characters decoded, once; any other text (`%E9`, a broken `%`)
+ * left as it is: where a key is looked for, it never fails as decodeURIComponent would.
+ */
+export function asciiDecoded(text: string): string {
+  return text.replace(ASCII_ESCAPE, (_escape, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+}

@@ -204,6 +204,23 @@ describe('keys issued before keygate (keys.imported)', () => {
     expect([hex.check(hex.generate('live')).ok, hex.recognises(hex.generate('live'))]).toEqual([true, false]);
   });
 
+  it('recognises a key inside a longer text (`Bearer <key>`, `key:<key>,abc`), and tells cheaply what may hold one', () => {
+    const own = migrated.generate('live');
+    const imported = `rk_test_${'a1B2'.repeat(6)}`;
+    for (const text of [`Bearer ${own}`, `key:${own},abc`, `0${own}1`, `x ${imported}!`]) expect([migrated.recognisesWithin(text), migrated.mayHold(text)]).toEqual([true, true]);
+    expect([migrated.recognisesWithin('about rk_live_keys'), migrated.mayHold('about rk_live_keys'), migrated.mayHold('q=a b')]).toEqual([false, true, false]);
+    // Bare imported keys are told by shape alone: none is recognised, a run a key long may hold one.
+    const md5 = 'd41d8cd98f00b204e9800998ecf8427e';
+    expect([bare.recognisesWithin(`sum:${md5}`), bare.mayHold(`sum:${md5}`), bare.mayHold(`sum:${md5.slice(1)}`)]).toEqual([false, true, false]);
+    // Prefixed keys without a prefix (an empty live prefix): found where a run of letters and digits begins or ends.
+    const unprefixed = createKeyFormat({ format: 'prefixed', prefix: { live: '' }, hexLength: 40 });
+    const key = unprefixed.generate('live');
+    for (const text of [`Bearer ${key}`, `${key}abc`, `abc${key}`]) expect(unprefixed.recognisesWithin(text)).toBe(true);
+    expect([unprefixed.recognisesWithin(`Bearer ${key.slice(0, -1)}x`), unprefixed.mayHold('word')]).toEqual([false, false]);
+    const hex = createKeyFormat({ format: 'hex', prefix: { live: 'kg_live_' }, hexLength: 40 });
+    expect([hex.recognisesWithin(`key:${hex.generate('live')}`), hex.mayHold(`key:${hex.generate('live')}`), hex.mayHold(md5)]).toEqual([false, true, false]);
+  });
+
   it('hints an imported key by its prefix, if any, and its last four characters', () => {
     expect(migrated.hint(`rk_test_${'B'.repeat(20)}wxyz`)).toBe('rk_test_…wxyz');
     expect(bare.hint(`${'c'.repeat(28)}1234`)).toBe('…1234');

@@ -37,6 +37,12 @@ const BASE62_BODY = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH}}$`, 'y');
 const PERCENT = 0x25;
 /** Runs of base62 at least a key body long, wherever they are. */
 const BASE62_RUNS = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH},}`, 'g');
+/**
+ * A run of base62 a key body long: what a key without a prefix needs. Tried only where a
+ * run begins (the lookbehind): from every character, a long text of runs one short would
+ * be read a body's length over again each time.
+ */
+const BASE62_BODY_RUN = new RegExp(`(?<![0-9A-Za-z])[0-9A-Za-z]{${BODY_LENGTH}}`);
 
 export type KeyCheck = { ok: true; mode: KeyMode | undefined } | { ok: false };
 
@@ -62,6 +68,20 @@ export interface KeyFormat {
    * prefix), which a hash or an id may have as well.
    */
   recognises(candidate: string): boolean;
+  /**
+   * Whether `text` holds, anywhere in it, a string `recognises` takes: a key inside a
+   * longer value (`Bearer <key>`, `key:<key>,abc`). Looked for at each of the format's
+   * prefixes, or, for keys without one, where a run of their characters begins or ends:
+   * linear in `text`.
+   */
+  recognisesWithin(text: string): boolean;
+  /**
+   * Whether `text` may hold one of this format's keys anywhere in it: a prefix, or where
+   * keys have none, a run of their characters as long as the shortest key. Misses no key
+   * (recognised or not), and costs an `indexOf` a prefix or one regular expression pass:
+   * what is asked before anything costlier (reading a request's own key, decoding).
+   */
+  mayHold(text: string): boolean;
   /** What is shown instead of the secret: prefix and last four characters. */
   hint(secret: string): string;
   /**
@@ -137,6 +157,9 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
   const scrubbing = (least: number) => new RegExp(byPrefix.length > 0 ? `(${alternatives})[${chars}]{${least},}` : `()[${chars}]{${least},}`, 'gi');
   const anywhere = scrubbing(min);
   const partly = scrubbing(byPrefix.length > 0 ? Math.ceil(min / 2) : Math.max(1, min - 2));
+  // Inside a longer text: a prefix (in its own case, as `recognises` takes it) and a shortest key's body after it.
+  const afterPrefix = byPrefix.length > 0 ? new RegExp(`(?:${alternatives})[${chars}]{${min}}`) : undefined;
+  const bareRun = new RegExp(`(?<![${chars}])[${chars}]{${min}}`);
 
   return {
     modes: own.modes,
@@ -153,6 +176,8 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
       return other.ok && other.mode !== ownShape.mode ? A_KEY.unknown : ownShape;
     },
     recognises: (candidate) => own.recognises(candidate) || (byPrefix.length > 0 && importedShape(candidate).ok),
+    recognisesWithin: (text) => own.recognisesWithin(text) || (afterPrefix !== undefined && afterPrefix.test(text)),
+    mayHold: (text) => own.mayHold(text) || (byPrefix.length > 0 ? byPrefix.some(([, prefix]) => text.indexOf(prefix) !== -1) : bareRun.test(text)),
     hint(secret) {
       if (own.check(secret).ok) return own.hint(secret);
       const prefix = byPrefix.find(([, p]) => secret.startsWith(p))?.[1] ?? '';
@@ -196,6 +221,7 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
   // A key cut short: half its random part or more (the other half, 71 bits, stays unknown).
   // Only after a prefix: with none (a profile may issue bare keys), any word of 12
   // characters would look like one.
+  const unprefixed = byMode.some(([, prefix]) => prefix === '');
   const partly = prefixes.live !== '' && prefixes.test !== '' ? new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z_]{${PARTIAL_BODY_LENGTH},}`, 'gi') : anywhere;
   return {
     modes: byMode.map(([mode]) => mode),
@@ -209,6 +235,9 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     shape,
     // Its checksum tells a key, with a prefix or without.
     recognises: (candidate) => check(candidate).ok,
+    recognisesWithin,
+    // A key without a prefix (an empty live prefix) is a run of base62; a test key's body is one too.
+    mayHold: (text) => (unprefixed ? BASE62_BODY_RUN.test(text) : byMode.some(([, prefix]) => text.indexOf(prefix) !== -1)),
     hint(secret) {
       const prefix = modeOf(secret)?.[1] ?? '';
       return `${prefix}…${secret.slice(-4)}`;
@@ -216,6 +245,27 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
     scrubBodies: (text, censor) => withoutBareBodies(text, censor),
   };
+
+  /**
+   * Whether a key is inside `text`: one of each prefix's length from wherever the prefix
+   * is (`0<key>1` too); without a prefix, at the start or end of a run of base62
+   * (`Bearer <key>`, `<key>abc`). A key with letters or digits on both sides and no prefix
+   * is not looked for: each place a run holds would cost a checksum.
+   */
+  function recognisesWithin(text: string): boolean {
+    for (const [, prefix] of byMode) {
+      if (prefix === '') {
+        for (const [run] of text.matchAll(BASE62_RUNS)) {
+          if (endsWithChecksum(run.slice(0, BODY_LENGTH)) || (run.length > BODY_LENGTH && endsWithChecksum(run.slice(-BODY_LENGTH)))) return true;
+        }
+        continue;
+      }
+      for (let at = text.indexOf(prefix); at !== -1; at = text.indexOf(prefix, at + 1)) {
+        if (check(text.slice(at, at + prefix.length + BODY_LENGTH)).ok) return true;
+      }
+    }
+    return false;
+  }
 
   /**
    * `text` with any key body that lost its prefix hidden (a client that dropped or
@@ -254,6 +304,8 @@ function hexFormat(length: number): KeyFormat {
   // A key cut short by a digit or two (16 or 256 guesses). Shorter runs are left: they are
   // what hashes and ids look like (an MD5 is 32 digits).
   const partly = new RegExp(`[0-9a-f]{${Math.max(1, length - 2)},}`, 'gi');
+  // A run a key long, tried where a run begins: what holds a key (keys are lower case: `check`).
+  const keyRun = new RegExp(`(?<![0-9a-f])[0-9a-f]{${length}}`);
   return {
     modes: ['live'],
     generate() {
@@ -264,6 +316,8 @@ function hexFormat(length: number): KeyFormat {
     shape: (candidate) => (candidate.length === length ? A_KEY.unknown : NOT_A_KEY),
     // Any run of hex digits of the key's length (a SHA-1 is 40) passes `check`.
     recognises: () => false,
+    recognisesWithin: () => false,
+    mayHold: (text) => keyRun.test(text),
     hint(secret) {
       return `…${secret.slice(-4)}`;
     },

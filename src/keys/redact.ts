@@ -4,6 +4,7 @@
  */
 import type { KeyFormat } from './format.js';
 import { REDACTED } from '../log.js';
+import { asciiDecoded } from '../gateway/percent.js';
 
 /** How many percent-decodings `withoutKeys` looks through (a key escaped more often than this is no key to a reader). */
 const DECODING_HOPS = 4;
@@ -44,9 +45,4 @@ const ESCAPED_REST = new RegExp(`${REDACTED.replace(/[[\]]/g, '\\$&')}(?:(?:${ES
  */
 function withoutEscapedRest(text: string): string {
   return text.includes('%') ? text.replace(ESCAPED_REST, REDACTED) : text;
-}
-
-/** Percent-escapes of ASCII characters (all a key is made of) decoded; any other text left as it is. */
-function asciiDecoded(text: string): string {
-  return text.replace(/%([0-7][0-9A-Fa-f])/g, (_escape, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
 }

@@ -492,6 +492,14 @@ describe('keys in query parameters keygate does not read', () => {
     expect(logged?.target).toBe('/v1/x?api_key=sk_live_[REDACTED]');
   });
 
+  it('are removed also inside a longer value (`Bearer <key>`, `key:<key>`, `<key>,abc`), encoded or not, and in a name; the other parameters go byte for byte', async () => {
+    const other = kg.runtime.keyFormat.generate('test');
+    const target = `/v1/x?q=Bearer%20${secret}&page=2&filter=key:${secret}&x=${other},abc&y=Bearer+${secret.replaceAll('_', '%5F')}&about=sk_live_docs+here&z=%22${other}%22;w=1&k${secret}=1&s=a%20b+c&t=%E9`;
+    expect(await echoed(target)).toBe('/v1/x?page=2&about=sk_live_docs+here&w=1&s=a%20b+c&t=%E9');
+    expect(upstream.received.at(-1)?.url).toBe('/v1/x?page=2&about=sk_live_docs+here&w=1&s=a%20b+c&t=%E9');
+    expect(JSON.stringify(upstream.received)).not.toContain(secret.slice('sk_live_'.length));
+  });
+
   it('keeps a value that merely begins like a key: the prefix alone, a word after it, a key-long run whose checksum fails', async () => {
     const target = `/v1/x?a=sk_live_&b=sk_live_docs&c=sk_test_${'a'.repeat(30)}&d=SK_LIVE_x&e=1`;
     expect(await echoed(target)).toBe(target);
@@ -521,6 +529,14 @@ describe('keys in query parameters keygate does not read, with bare hex keys', (
     const response = await kg.call(`/v1/x?commit=${sha1}&api_key=${secret}&page=2&k=%20${secret}`, { headers: { Authorization: `Bearer ${secret}` } });
     expect(response.status).toBe(200);
     expect(((await response.json()) as { url: string }).url).toBe(`/v1/x?commit=${sha1}&page=2`);
+  });
+
+  it("removes the caller's own key inside a longer value too; another hex run inside one goes as sent", async () => {
+    const sha1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
+    const response = await kg.call(`/v1/x?q=Bearer%20${secret}&commit=sha:${sha1}&f=key:${secret}&x=${secret},abc&page=2`, { headers: { Authorization: `Bearer ${secret}` } });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { url: string }).url).toBe(`/v1/x?commit=sha:${sha1}&page=2`);
+    expect(JSON.stringify(upstream.received)).not.toContain(secret);
   });
 });
 
