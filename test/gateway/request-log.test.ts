@@ -61,6 +61,37 @@ describe('request log lines', () => {
     }
   });
 
+  it('a key in a path segment is forwarded as sent, and in no line of the log: request lines, and the warning and line of an upstream that is down', async () => {
+    for (const keys of [PROFILE.keys, { format: 'hex' as const, hexLength: 40 }]) {
+      const kg = await startKeygate({ ...PROFILE, keys, upstream: { url: upstream.url } }, { dir: tempDir('request-log-path') });
+      const down = await startKeygate({ ...PROFILE, keys, upstream: { url: 'http://127.0.0.1:1' } }, { dir: tempDir('request-log-path-down') });
+      try {
+        const { secret } = await keyOf(kg);
+        const paths = [`/v1/data/${secret}`, `/v1/data/key:${secret}.json`, `/v1/data/${secret.replaceAll('_', '%5F')}/x`, `/v1/data/0${secret}?page=2`];
+        for (const path of paths) {
+          const response = await kg.call(path, { headers: { Authorization: `Bearer ${secret}` } });
+          expect(response.status).toBe(200);
+          expect(((await response.json()) as { url: string }).url).toBe(path);
+        }
+        const other = (await keyOf(down)).secret;
+        const failed = await down.call(`/v1/data/${other}`, { headers: { Authorization: `Bearer ${other}` } });
+        expect(failed.status).toBe(502);
+        await failed.text();
+        const targets = kg.logs.lines.map((text) => JSON.parse(text) as Line).filter((l) => l.msg === 'request').map((l) => l.target);
+        expect(targets).toHaveLength(paths.length);
+        expect(down.logs.lines.map((text) => JSON.parse(text) as Line).map((l) => l.msg)).toEqual(expect.arrayContaining(['upstream request failed', 'request']));
+        for (const [logs, key] of [[kg.logs.text, secret], [down.logs.text, other]] as const) {
+          const body = keys === PROFILE.keys ? key.slice('sk_live_'.length) : key;
+          expect(logs).not.toContain(body);
+          expect(logs.replaceAll('%5F', '_')).not.toContain(body.slice(4, -4));
+        }
+      } finally {
+        await kg.close();
+        await down.close();
+      }
+    }
+  });
+
   it("a logger the application gives keeps its own redaction paths for request lines (here: the client's address)", async () => {
     const capture = new LogCapture();
     const log = pino({ level: 'info', redact: { paths: ['client'], censor: '[hidden]' } }, capture);
