@@ -805,7 +805,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
   });
 
   it('never repeats a key typed where the command line refuses it (a bad --mode or port, an unknown option or command), with or without --json, and still says what is expected', async () => {
-    const key = createKeyFormat({ format: 'prefixed', prefix: { live: 'kg_live_' }, hexLength: 40, expiry: true, rotation: true, requireScopes: false }).generate('live');
+    const key = createKeyFormat({ format: 'prefixed', prefix: { live: 'kg_live_' }, hexLength: 40 }).generate('live');
     // The prefix is public; what follows it is the secret.
     const secret = key.slice('kg_live_'.length);
     const notRepeated = 'what was typed is not repeated: it may be a secret';

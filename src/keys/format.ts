@@ -105,7 +105,8 @@ function literal(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-export function createKeyFormat(config: KeyFormatConfig): KeyFormat {
+/** What a key looks like, from the part of `keys` that says it. */
+export function createKeyFormat(config: Pick<KeyFormatConfig, 'format' | 'prefix' | 'hexLength' | 'imported'>): KeyFormat {
   const own = config.format === 'hex' ? hexFormat(config.hexLength) : prefixedFormat(config.prefix);
   return config.imported === undefined ? own : withImported(own, config.imported);
 }
