@@ -22,6 +22,7 @@ const BAD_FLAGS: [string[], string][] = [
   [['--rate-limit', '10/s'], 'error: --rate-limit: expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan\'s windows) or none\n'],
   [['--rate-limit', '0-per-1s'], 'error: --rate-limit: expected more than 0'],
   [['--rate-limit', '10-per-1s', '--rate-limit', 'plan'], 'error: --rate-limit (the 2nd of 2): expected <limit>-per-<window>'],
+  [['--rate-limit', '10-per-1s', '--rate-limit', '20-per-1s'], 'error: --rate-limit (the 2nd of 2): the 1st (10-per-1s) is already a per-key window of 1s'],
   [['--meter-limit', 'units=-5'], 'error: --meter-limit: expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000\n'],
   [['--meter-limit', 'credits=5'], 'error: --meter-limit: the units_1m plan has no such meter; its meters: units\n'],
 ];
@@ -32,6 +33,7 @@ const BAD_LIMITS: unknown[] = [
   { rateLimits: [{ limit: 10, window: 'a second' }] },
   { rateLimits: [{ limit: 0, window: '1s' }] },
   { rateLimits: [{ limit: 5, window: '1s', scope: 'team' }] },
+  { rateLimits: [{ limit: 5, window: '1s' }, { limit: 50, window: '1000ms' }] },
 ];
 
 const token = (key: string): RequestInit => ({ headers: { authorization: `Token ${key}` } });
@@ -200,6 +202,22 @@ describe('SE Ranking Data: custom rate limits and the Enterprise row, per accoun
         detail: { name: 'Born Big Co', planId: 'units_1m', limits: { rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: { units: 2_000_000 } } },
       }),
     ]);
+  });
+
+  it('refuses two windows of one length and scope (the larger limit would never refuse), naming both, in the CLI and the admin API; nothing changes', async () => {
+    const { account } = await customer('Typo Co');
+    const why = (earlier: string) =>
+      `${earlier} is already a per-key window of 1m: of two windows of one length and scope, the one with the larger limit never refuses a request (was another length meant?); give each length one window per scope`;
+    const updated = await ex.cli(['accounts', 'update', account.id, '--rate-limit', '100-per-1m', '--rate-limit', '50-per-1s', '--rate-limit', '5000-per-60s']);
+    expect([updated.code, updated.stdout, updated.stderr]).toEqual([1, '', `error: --rate-limit (the 3rd of 3): ${why('the 1st (100-per-1m)')}\n`]);
+    const patched = await ex.kg.admin(`/v1/accounts/${account.id}`, { method: 'PATCH', body: JSON.stringify({ limits: { rateLimits: [{ limit: 100, window: '1m' }, { limit: 5000, window: '1m' }] } }) });
+    expect(patched.status).toBe(400);
+    expect(((await patched.json()) as { detail: string }).detail).toBe(`limits.rateLimits[1]: ${why('limits.rateLimits[0]')}`);
+    // One length per key and per account is two windows, each of which can refuse.
+    const both = await ex.cliJson<AccountWithLimits>(['accounts', 'update', account.id, '--rate-limit', '100-per-1m', '--rate-limit', '500-per-1m-per-account']);
+    expect(both.limits.rateLimits?.map((rl) => rl.name)).toEqual(['100-per-1m', '500-per-1m']);
+    const audit = await ex.cliJson<{ action: string }[]>(['audit', '--account', account.id]);
+    expect(audit.filter((event) => event.action === 'account.limits_changed')).toHaveLength(1);
   });
 
   it('accounts create refuses the limit flags update refuses, with the same words, and creates nothing', async () => {

@@ -5,7 +5,8 @@
 import type { Command } from 'commander';
 import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError } from '../operations/errors.js';
-import { LimitSpecError, limitsRefusalPlace, readLimitSpecs } from '../limits/limit-specs.js';
+import { LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
+import { RepeatedWindowError, repeatedWindowWhy } from '../limits/repeated-windows.js';
 
 /** Collects a repeatable option's values in the order given. */
 function repeated(value: string, before: string[] | undefined): string[] {
@@ -46,14 +47,25 @@ export function limitsOptions(opts: { rateLimit?: string[]; meterLimit?: string[
 /** A repeatable flag, and which of those given where there are several: `--rate-limit (the 2nd of 3)`. */
 export function flagAt(flag: string, index: number, given: number): string {
   if (given < 2 || index < 0) return flag;
-  const n = index + 1;
+  return `${flag} (the ${ordinal(index + 1)} of ${given})`;
+}
+
+/** 1st, 2nd, 3rd, 4th, … 11th, 12th, 13th, … 21st. */
+function ordinal(n: number): string {
   const suffix = n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
-  return `${flag} (the ${n}${suffix} of ${given})`;
+  return `${n}${suffix}`;
 }
 
 /** An error about `limits.…` (the admin API's fields) told in the flags that gave them, without the values given. */
 export function inFlags(error: unknown, change: LimitsChange | undefined): unknown {
   if (!(error instanceof OperationError) || change === undefined) return error;
+  if (error instanceof RepeatedWindowError) {
+    // Both were read as windows (limitsOptions): neither can be a secret, and the earlier one is named as typed.
+    const windows = Array.isArray(change.rateLimits) ? (change.rateLimits as WindowWritten[]) : [];
+    const earlier = windows[error.earlier];
+    const named = `the ${ordinal(error.earlier + 1)}${earlier ? ` (${windowSpec(earlier)})` : ''}`;
+    return new OperationError(error.kind, `${flagAt('--rate-limit', error.at, windows.length)}: ${repeatedWindowWhy(named, error.shape)}`);
+  }
   const place = limitsRefusalPlace(error);
   // The list as a whole (`limits.rateLimits: at most 20 windows`) is said as the operation says it.
   if (place === undefined || place.at === 'windows') return error;

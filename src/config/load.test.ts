@@ -62,6 +62,21 @@ describe('keygate.yaml validation', () => {
     expect(problems(`${base}errors: {reasons: {mising_key: {message: x}}}\n`)).toEqual(['errors.reasons: unknown field "mising_key" (did you mean "missing_key"?)']);
   });
 
+  it('refuses two windows of one length and scope in a plan or a route, naming both (the larger limit would never refuse a request)', () => {
+    const base = 'upstream: {url: "http://127.0.0.1:4000"}\n';
+    const why = (earlier: string, scope: string, length: string) =>
+      `${earlier} is already a ${scope} window of ${length}: of two windows of one length and scope, the one with the larger limit never refuses a request (was another length meant?); give each length one window per scope`;
+    expect(problems(`${base}plans: {pro: {rateLimits: [{limit: 100, window: 1m}, {limit: 5000, window: 1m}]}}\n`)).toEqual([`plans.pro.rateLimits[1]: ${why('rateLimits[0]', 'per-key', '1m')}`]);
+    // One length however it is written; per account too, after a window of another scope.
+    expect(problems(`${base}plans: {pro: {rateLimits: [{limit: 5, window: 1s}, {limit: 9, window: 60s, scope: account}, {limit: 10, window: 1m, scope: account}]}}\n`)).toEqual([
+      `plans.pro.rateLimits[2]: ${why('rateLimits[1]', 'per-account', '1m')}`,
+    ]);
+    expect(problems(`${base}routes: [{path: /export, rateLimits: [{limit: 1, window: 1h}, {name: hourly, limit: 1, window: 1h}]}]\n`)).toEqual([`routes[0].rateLimits[1]: ${why('rateLimits[0]', 'per-key', '1h')}`]);
+    // One length per key and per account, and a route's window of the plan's length, each limit something.
+    const config = parseConfigText(`${base}plans: {pro: {rateLimits: [{limit: 10, window: 1s}, {limit: 50, window: 1s, scope: account}]}}\nroutes: [{path: /export, rateLimits: [{limit: 1, window: 1s}]}]\n`);
+    expect(config.plans.pro?.rateLimits.map((rl) => `${rl.limit}/${rl.window}/${rl.scope}`)).toEqual(['10/1000/key', '50/1000/account']);
+  });
+
   it('names the missing upstream', () => {
     expect(problems('name: x\n')).toEqual(['upstream: required (expected a mapping)']);
   });

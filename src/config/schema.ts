@@ -11,6 +11,7 @@ import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, MESSAGE_PLACEHOLDERS, type DenialR
 import { DAY_MS, DURATION_PATTERN, parseDuration } from './duration.js';
 import { templateProblems } from '../gateway/template.js';
 import { importedLengthRange } from '../keys/format.js';
+import { repeatedWindow, repeatedWindowWhy } from '../limits/repeated-windows.js';
 
 const MAX_DURATION_DAYS = 36_500;
 const MAX_DURATION_MS = MAX_DURATION_DAYS * DAY_MS;
@@ -160,6 +161,15 @@ export const rateLimitSchema = z
   })
   .strict();
 
+/**
+ * A list of windows (a plan's, or a route's extra ones): each length once per scope, the
+ * second of a pair refused as the typo it almost always is (limits/repeated-windows.ts).
+ */
+const rateLimitList = z.array(rateLimitSchema).superRefine((windows, ctx) => {
+  const repeated = repeatedWindow(windows);
+  if (repeated) ctx.addIssue({ code: 'custom', path: [repeated.at], message: repeatedWindowWhy(`rateLimits[${repeated.earlier}]`, windows[repeated.at] as RateLimit) });
+});
+
 /** Escalating blocks for keys that keep exceeding their limits. */
 export const blockSchema = z
   .object({
@@ -221,7 +231,7 @@ export const planSchema = z
     scopes: scopeList
       .optional()
       .describe('Scopes keys on this plan may be given; defaults to all of the profile\'s scopes.'),
-    rateLimits: z.array(rateLimitSchema).default([]),
+    rateLimits: rateLimitList.default([]),
     block: blockSchema.optional(),
     meters: z.record(identifier, meterSchema).default({}).transform(byName),
   })
@@ -284,7 +294,7 @@ export const routeSchema = z
       .describe('Path pattern: "/v1/domains", "/v1/domains/:id", "/v1/backlinks/*"; a colon itself is "::".'),
     scopes: scopeList.default([]).describe('Scopes the key must hold (all of them).'),
     cost: costSchema.optional(),
-    rateLimits: z.array(rateLimitSchema).default([]).describe('Extra windows for this route only.'),
+    rateLimits: rateLimitList.default([]).describe('Extra windows for this route only.'),
   })
   .strict();
 

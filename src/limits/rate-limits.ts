@@ -99,8 +99,9 @@ function template(rl: RateLimit, tag: string): DeclaredWindow {
  * changed by a reload, or by an account's own limits in place of its plan's, is a new
  * threshold on the same admissions: lowered below what the last hour held, the key
  * waits; raised, it gets only the difference. A changed length is another window, which
- * starts empty. Of several windows of one length, scope and place (a profile may declare
- * them), the second is `#2`, and so on in their order.
+ * starts empty. Of several windows of one length, scope and place (refused since in a
+ * profile and in an account's own list, but an account may have saved them before; see
+ * limits/repeated-windows.ts), the second is `#2`, and so on in their order.
  *
  * `w` marks the length, so a window saved under the previous form
  * (`<length>:<limit>:<tag>`, see `upgradedWindowId`) is never read as one of these.

@@ -5,6 +5,7 @@ import { describeProblem, isZodDefault, JSON_FORMAT } from '../config/load.js';
 import type { AccountPatch, AccountRecord, LimitOverrides } from '../store/store.js';
 import { effectiveLimitsOut, effectivePlan, overridesOut } from '../limits/overrides.js';
 import { MAX_REPORTED } from '../meters/cost.js';
+import { repeatedWindow, RepeatedWindowError } from '../limits/repeated-windows.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, notFound, OperationError } from './errors.js';
 import { audit } from './audit.js';
@@ -135,11 +136,11 @@ export function changedLimits(rt: Pick<Runtime, 'config'>, planId: string, befor
 /** A window's fields, for "did you mean" in a refusal of one. */
 const WINDOW_FIELDS = ['name', 'limit', 'window', 'scope'];
 
-/** Windows as the profile writes them, each checked as the profile's are (a duration "1s", a positive whole limit). */
+/** Windows as the profile writes them, each checked as the profile's are (a duration "1s", a positive whole limit; each length once per scope). */
 function checkedWindows(given: unknown[]): LimitOverrides['rateLimits'] & object {
   if (!Array.isArray(given)) throw new OperationError('invalid', 'limits.rateLimits: a list of windows ({ limit, window, scope }), or null for the plan\'s');
   if (given.length > MAX_OWN_WINDOWS) throw new OperationError('invalid', `limits.rateLimits: at most ${MAX_OWN_WINDOWS} windows`);
-  return given.map((window, i) => {
+  const windows = given.map((window, i) => {
     const parsed = rateLimitSchema.safeParse(window);
     if (parsed.success) return parsed.data;
     const issue = parsed.error.issues[0];
@@ -148,6 +149,9 @@ function checkedWindows(given: unknown[]): LimitOverrides['rateLimits'] & object
     const why = issue === undefined ? 'not a window' : isZodDefault(issue.message) ? describeProblem(issue, () => WINDOW_FIELDS, JSON_FORMAT) : issue.message;
     throw new OperationError('invalid', `${field}: ${why} (a window is { limit: 100, window: "1s", scope: "key" or "account" })`);
   });
+  const repeated = repeatedWindow(windows);
+  if (repeated) throw new RepeatedWindowError(repeated.at, repeated.earlier, windows[repeated.at] as (typeof windows)[number]);
+  return windows;
 }
 
 /** The longest account name (the dashboard's form says so too). */

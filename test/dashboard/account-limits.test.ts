@@ -109,6 +109,11 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
       [{ rateLimits: '10/s' }, 'Rate-limit windows: “10/s” is not a window. Write each as 25-per-1s (per key) or 5000-per-1h-per-account, separated by commas; none for no window; or leave the field empty for the plan’s.'],
       [{ rateLimits: '25-per-1s, plan' }, 'Rate-limit windows: “plan” is not a window. Write each as 25-per-1s (per key) or 5000-per-1h-per-account, separated by commas; none for no window; or leave the field empty for the plan’s.'],
       [{ rateLimits: '0-per-1s' }, 'Rate-limit windows: “0-per-1s”: expected more than 0.'],
+      // Two of one length and scope: the larger limit would never refuse (1m typed for 1h).
+      [
+        { rateLimits: '100-per-1m, 20-per-1s, 5000-per-1m' },
+        'Rate-limit windows: “5000-per-1m”: “100-per-1m” is already a per-key window of 1m: of two windows of one length and scope, the one with the larger limit never refuses a request (was another length meant?); give each length one window per scope.',
+      ],
       [{ 'meter.units': '-5' }, '“units” limit: “-5” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
       [{ 'meter.units': '1,000' }, '“units” limit: “1,000” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
       [{ 'meter.units': '1'.padEnd(30, '0') }, '“units” limit: a meter\'s limit is a number from 0 to 999999999999999, or empty for the plan’s (got 1e+29).'],

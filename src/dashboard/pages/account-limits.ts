@@ -15,6 +15,7 @@ import { OperationError } from '../../operations/errors.js';
 import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
 import { LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
+import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
 import { field, notOffered, oneOf } from '../context.js';
 import { html, type Html } from '../html.js';
 import { number, sentence } from '../format.js';
@@ -103,13 +104,19 @@ export function limitsRefusal(error: OperationError, change: LimitsChange | null
     // The form writes `<meter>=<typed>` itself: the meter and the value are always there.
     return `“${refusal.meter ?? refusal.typed}” limit: “${refusal.value ?? refusal.typed}” is not a limit. ${LIMIT_WRITTEN}`;
   }
+  const windows = Array.isArray(change?.rateLimits) ? (change.rateLimits as WindowWritten[]) : [];
+  if (error instanceof RepeatedWindowError) {
+    // Both as typed in the field (each read as a window, so neither can be a secret).
+    const at = windows[error.at];
+    const earlier = windows[error.earlier];
+    return sentence(`Rate-limit windows: ${at ? `“${windowSpec(at)}”: ` : ''}${repeatedWindowWhy(earlier ? `“${windowSpec(earlier)}”` : 'another', error.shape)}`);
+  }
   const place = limitsRefusalPlace(error);
   if (place === undefined) return sentence(error.message);
   const why = place.why.replace(WINDOW_SHAPE_NOTE, '').replace(NULL_FOR_PLAN, ', or empty for the plan’s');
   if (place.at === 'windows') return sentence(`Rate-limit windows: ${why}`);
   if ('meter' in place.at) return sentence(`“${place.at.meter}” limit: ${why}`);
-  const windows = Array.isArray(change?.rateLimits) ? change.rateLimits : [];
-  const written = windows[place.at.window] as WindowWritten | undefined;
+  const written = windows[place.at.window];
   return sentence(`Rate-limit windows: ${written ? `“${windowSpec(written)}”: ` : ''}${why}`);
 }
 
