@@ -189,6 +189,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       await found.audit(page, 'API keys', 'a key being replaced, at the plan\'s limit');
       await page.goto(`/keys/${replacement.id}/rotate`);
       await found.audit(page, 'Key “Reporting script” cannot be rotated');
+      // The key being replaced: its replacement cannot be rotated yet either, said with a way on.
+      await page.goto(`/keys/${keyId}/rotate`);
+      await shown(page.locator('#replacement-not-yet'));
+      await found.audit(page, 'Key “Reporting script” cannot be rotated', 'its replacement not yet either');
       await page.goto('/keys/new');
       await found.audit(page, 'No room for another key');
       await page.goto(`/keys/${keyId}/revoke`);

@@ -297,6 +297,38 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     expect((await rt.store.listKeys({ accountId: movedId })).length).toBe(3);
   });
 
+  it('a stopped key whose replacement the limit will not let rotate either says why and offers to revoke the keys in the way, then the replacement’s rotation', async () => {
+    const rt = fixture.keygate.runtime;
+    // Rotated at once on Pro (the old key revoked), beside a second key; then moved to Solo (one key).
+    const accountId = await newAccount(fixture, 'Shrunk Co', 'pro');
+    const first = (await createKey(rt, { accountId, name: 'first' }, 'test')).key;
+    const second = (await createKey(rt, { accountId, name: 'second' }, 'test')).key;
+    const replacement = (await rotateKey(rt, first.id, 0, 'test', accountId)).key;
+    await updateAccount(rt, accountId, { planId: 'solo' }, 'test');
+    const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(page, await invite(fixture, 'di@shrunk.example', accountId), 'di@shrunk.example');
+
+    const opened = await page.goto(`${fixture.dashboardUrl}/keys/${first.id}/rotate`);
+    expect(opened?.status()).toBe(409);
+    await expectHeading(page, 'Key “first” cannot be rotated');
+    expect(await textOf(page.getByRole('alert'))).toMatch(new RegExp(`only an active key can be rotated: rotate its replacement “first” ${literally(replacement.hint)} instead\\.$`));
+    expect(await textOf(page.locator('#replacement-not-yet'))).toBe(
+      `“first” ${replacement.hint} cannot be rotated either: the Solo plan allows 1 key per account, and this account has 1 other active key (“second” ${second.hint}); revoke it first.`,
+    );
+    expect(await page.getByRole('link', { name: /^Rotate “/ }).count()).toBe(0);
+    await page.getByRole('link', { name: `Revoke “second” ${second.hint}` }).click();
+    await expectHeading(page, 'Revoke key “second”?');
+    await page.getByRole('button', { name: 'Revoke key' }).click();
+    await expectHeading(page, 'API keys');
+
+    // With room again, the same page offers the replacement's rotation, and says nothing more.
+    await page.goto(`${fixture.dashboardUrl}/keys/${first.id}/rotate`);
+    expect(await page.locator('#replacement-not-yet').count()).toBe(0);
+    await page.getByRole('link', { name: `Rotate “first” ${replacement.hint}` }).click();
+    await expectHeading(page, 'Rotate key “first”');
+    expect(await page.getByRole('button', { name: 'Rotate key' }).count()).toBe(1);
+  });
+
   it('during a rotation’s overlap at the limit, says when Rotate comes back: once the key being replaced stops working, or is revoked', async () => {
     await solo.goto(`${fixture.dashboardUrl}/keys`);
     await solo.getByRole('link', { name: /^Rotate production/ }).click();

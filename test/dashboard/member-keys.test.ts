@@ -232,6 +232,15 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     // Nor is the replacement's rotation offered while the outgoing key works (it would be refused), nor a new key.
     expect(await page.getByRole('link', { name: /^Rotate “/ }).count()).toBe(0);
     expect(await page.getByRole('link', { name: 'Create a key' }).count()).toBe(0);
+    // The page says why not yet, until when, and what the member can do now: revoke the outgoing key (its own confirmation page).
+    // To the second, rounded up: at the time named the key has stopped.
+    const outgoingEnd = new Date(Math.ceil((outgoing?.expiresAt as number) / 1000) * 1000).toISOString().slice(0, 19).replace('T', ' ');
+    expect(await textOf(page.locator('#replacement-not-yet'))).toBe(
+      `“Nightly export” ${replacement?.hint} cannot be rotated yet either: it replaced this key, which keeps working until ${outgoingEnd} UTC (in 1 h). “Nightly export” ${replacement?.hint} can be rotated once this key has stopped working, or now if you revoke this key first.`,
+    );
+    await page.getByRole('link', { name: `Revoke “Nightly export” ${outgoing?.hint}` }).click();
+    await expectHeading(page, 'Revoke key “Nightly export”?');
+    expect(new URL(page.url()).pathname).toBe(`/keys/${outgoing?.id}/revoke`);
     await page.goto('/keys');
     expect(await page.getByRole('link', { name: 'Revoke Nightly export' }).count()).toBe(2);
     // Counted as the plan's limit counts them (the outgoing key too, until it stops), and said.

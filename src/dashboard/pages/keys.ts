@@ -16,7 +16,7 @@ import { apiEnabledOf, planEnded } from '../../operations/accounts.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, viewerOf, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { keyEnd, number, plural, relative, sentence, when } from '../format.js';
+import { keyEnd, number, plural, relative, sentence, until, when } from '../format.js';
 import { isUsable, keyAsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 
@@ -360,26 +360,57 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
   /**
    * The page for a key that cannot be rotated, saying why (409), with the way on that
    * `why` names. A key that was rotated (`why` says to rotate its working replacement)
-   * offers that replacement's rotate page, where that rotation would be accepted; a key
-   * that no longer works and has none, Create. A key refused by another rotation or by
-   * the plan's limit is not helped by another key (which the limit would refuse too).
+   * offers that replacement's rotate page, where that rotation would be accepted, and
+   * otherwise says why not yet and what to do (replacementNotYet); a key that no longer
+   * works and has none, Create. A key refused by another rotation or by the plan's limit
+   * is not helped by another key (which the limit would refuse too).
    */
   async function sendCannotRotate(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, why: string): Promise<FastifyReply> {
     const { account } = ownAccount(request);
     const now = rt.clock();
     const accountKeys = await rt.store.listKeys({ accountId: account.id });
     const replacement = newestReplacement(key, accountKeys, now);
+    const notYet = replacement && rotationRefusal(account, replacement, accountKeys, now) !== undefined ? replacementNotYet(account, key, replacement, accountKeys, now) : undefined;
     const wayOn = replacement
-      ? rotationRefusal(account, replacement, accountKeys, now) === undefined
-        ? html`<a class="button" href="/keys/${replacement.id}/rotate">Rotate “${replacement.name}” ${replacement.hint}</a>`
-        : ''
+      ? (notYet?.wayOn ?? html`<a class="button" href="/keys/${replacement.id}/rotate">Rotate “${replacement.name}” ${replacement.hint}</a>`)
       : isUsable(key, now)
         ? ''
         : html`<a class="button" href="/keys/new">Create a key</a>`;
     const body = html`<h1>Key “${key.name}” cannot be rotated</h1>
 <div class="notice error" role="alert"><p>${why}</p></div>
+${notYet ? html`<div class="notice" id="replacement-not-yet"><p>${notYet.why}</p></div>` : ''}
 <div class="actions">${wayOn}<a class="button secondary" href="/keys">Back to the keys</a></div>`;
     return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status: 409 });
+  }
+
+  /**
+   * Why the replacement a refusal names (`rotate its replacement … instead`) cannot be
+   * rotated yet either, and what the member can do, for a page that would otherwise only
+   * lead back. While the key it replaced still works: when that key stops (the rotation
+   * is accepted from then), or revoke that key now (its revoke page). At the plan's key
+   * limit: which keys to revoke (each one's revoke page), or, on a plan without keys, none.
+   */
+  function replacementNotYet(account: AccountRecord, key: KeyRecord, replacement: KeyRecord, accountKeys: readonly KeyRecord[], now: number): { why: Html; wayOn: Html } {
+    const named = `“${replacement.name}” ${replacement.hint}`;
+    const revokeLink = (k: KeyRecord) => html`<a class="button" href="/keys/${k.id}/revoke">Revoke “${k.name}” ${k.hint}</a>`;
+    const endsOverlaps = rt.config.keys.rotation === 'replace';
+    const replaced = endsOverlaps || replacement.rotatedFrom === null ? undefined : accountKeys.find((k) => k.id === replacement.rotatedFrom && isUsable(k, now));
+    if (replaced && rotationConflict(replacement, accountKeys, now, keyAsShown) !== undefined) {
+      const self = replaced.id === key.id;
+      const which = self ? 'this key' : keyAsShown(replaced);
+      const that = self ? 'this key' : 'that key';
+      const why =
+        replaced.expiresAt === null
+          ? html`${named} cannot be rotated yet either: it replaced ${which}, which keeps working until it is revoked. Revoke ${that} to rotate ${named}.`
+          : html`${named} cannot be rotated yet either: it replaced ${which}, which keeps working until ${until(replaced.expiresAt)} (${relative(replaced.expiresAt, now)}). ${named} can be rotated once ${that} has stopped working, or now if you revoke ${that} first.`;
+      return { why, wayOn: revokeLink(replaced) };
+    }
+    const plan = rt.config.plans[account.planId];
+    const refusal = rotationRefusal(account, replacement, accountKeys, now) ?? '';
+    // The plan's limit: the keys it names are the others in use (under `replace`, not those the rotation ends); revoking enough of them makes room.
+    const ending = endsOverlaps ? overlapsEndedBy(replacement, accountKeys, now) : [];
+    const others = plan?.maxKeys ? accountKeys.filter((k) => isUsable(k, now) && k.id !== replacement.id && !ending.includes(k)) : [];
+    return { why: html`${named} cannot be rotated either: ${refusal}.`, wayOn: html`${others.map(revokeLink)}` };
   }
 
   async function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, nonce: string, error?: string, status = 200): Promise<FastifyReply> {
