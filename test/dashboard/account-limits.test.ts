@@ -8,7 +8,7 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAccount, getAccount } from '../../src/operations/accounts.js';
+import { createAccount, getAccount, updateAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
 import { tempDir } from '../support/temp.js';
 import { startDemoUpstream, startKeygate, type TestKeygate } from '../support/keygate.js';
@@ -155,5 +155,23 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
 
     expect((await getAccount(keygate.runtime, acmeId)).limits ?? { rateLimits: null, meters: {} }).toEqual({ rateLimits: null, meters: {} });
     expect(await burst()).toEqual({ served: 10, refused: 429 });
+  });
+
+  it('writes windows as --rate-limit does, without names: one named through the admin API keeps its name while the field is sent as shown, and every window loses its name once the field is changed', async () => {
+    await updateAccount(keygate.runtime, acmeId, { limits: { rateLimits: [{ name: 'burst', limit: 20, window: '1s' }] } }, 'test');
+    const operator = new Visitor(keygate.dashboardUrl as string);
+    await operator.signIn(OPERATOR, `/accounts/${acmeId}`);
+    const shown = await operator.get(`/accounts/${acmeId}`);
+    expect(shown.html).toContain('<td data-label="Account’s own">burst (20-per-1s)</td>');
+    expect(shown.html).toContain('name="rateLimits" type="text" value="20-per-1s"');
+    const windows = async () => (await getAccount(keygate.runtime, acmeId)).limits?.rateLimits;
+    expect((await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '20-per-1s', 'meter.units': '900' })).status).toBe(303);
+    expect(await windows()).toEqual([{ name: 'burst', limit: 20, window: 1000, scope: 'key' }]);
+    expect((await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '20-per-1s, 100-per-1h', 'meter.units': '900' })).status).toBe(303);
+    expect(await windows()).toEqual([
+      { limit: 20, window: 1000, scope: 'key' },
+      { limit: 100, window: 3_600_000, scope: 'key' },
+    ]);
+    await updateAccount(keygate.runtime, acmeId, { limits: null }, 'test');
   });
 });
