@@ -90,7 +90,7 @@ const LimitsChange = z
       )
       .nullable()
       .optional()
-      .describe("Windows in place of the plan's own rateLimits (all of them: give every window the account should have); null: the plan's again"),
+      .describe("Windows in place of the plan's own rateLimits (all of them: give every window the account should have; each length once per scope, as the larger limit of two would never refuse a request); null: the plan's again"),
     meters: z
       .record(z.string(), z.number().nullable())
       .optional()
