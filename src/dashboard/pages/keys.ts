@@ -370,7 +370,8 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     const now = rt.clock();
     const accountKeys = await rt.store.listKeys({ accountId: account.id });
     const replacement = newestReplacement(key, accountKeys, now);
-    const notYet = replacement && rotationRefusal(account, replacement, accountKeys, now) !== undefined ? replacementNotYet(account, key, replacement, accountKeys, now) : undefined;
+    const refused = replacement && rotationRefusal(account, replacement, accountKeys, now);
+    const notYet = replacement && refused !== undefined ? replacementNotYet(account, key, replacement, refused, accountKeys, now) : undefined;
     const wayOn = replacement
       ? (notYet?.wayOn ?? html`<a class="button" href="/keys/${replacement.id}/rotate">Rotate “${replacement.name}” ${replacement.hint}</a>`)
       : isUsable(key, now)
@@ -385,12 +386,12 @@ ${notYet ? html`<div class="notice" id="replacement-not-yet"><p>${notYet.why}</p
 
   /**
    * Why the replacement a refusal names (`rotate its replacement … instead`) cannot be
-   * rotated yet either, and what the member can do, for a page that would otherwise only
-   * lead back. While the key it replaced still works: when that key stops (the rotation
+   * rotated yet either (`refused`: rotationRefusal's words), and what the member can do,
+   * for a page that would otherwise only lead back. While the key it replaced still works: when that key stops (the rotation
    * is accepted from then), or revoke that key now (its revoke page). At the plan's key
    * limit: which keys to revoke (each one's revoke page), or, on a plan without keys, none.
    */
-  function replacementNotYet(account: AccountRecord, key: KeyRecord, replacement: KeyRecord, accountKeys: readonly KeyRecord[], now: number): { why: Html; wayOn: Html } {
+  function replacementNotYet(account: AccountRecord, key: KeyRecord, replacement: KeyRecord, refused: string, accountKeys: readonly KeyRecord[], now: number): { why: Html; wayOn: Html } {
     const named = `“${replacement.name}” ${replacement.hint}`;
     const revokeLink = (k: KeyRecord) => html`<a class="button" href="/keys/${k.id}/revoke">Revoke “${k.name}” ${k.hint}</a>`;
     const endsOverlaps = rt.config.keys.rotation === 'replace';
@@ -406,11 +407,10 @@ ${notYet ? html`<div class="notice" id="replacement-not-yet"><p>${notYet.why}</p
       return { why, wayOn: revokeLink(replaced) };
     }
     const plan = rt.config.plans[account.planId];
-    const refusal = rotationRefusal(account, replacement, accountKeys, now) ?? '';
     // The plan's limit: the keys it names are the others in use (under `replace`, not those the rotation ends); revoking enough of them makes room.
     const ending = endsOverlaps ? overlapsEndedBy(replacement, accountKeys, now) : [];
     const others = plan?.maxKeys ? accountKeys.filter((k) => isUsable(k, now) && k.id !== replacement.id && !ending.includes(k)) : [];
-    return { why: html`${named} cannot be rotated either: ${refusal}.`, wayOn: html`${others.map(revokeLink)}` };
+    return { why: html`${named} cannot be rotated either: ${refused}.`, wayOn: html`${others.map(revokeLink)}` };
   }
 
   async function sendRotateForm(request: FastifyRequest, reply: FastifyReply, key: KeyRecord, nonce: string, error?: string, status = 200): Promise<FastifyReply> {
