@@ -72,6 +72,25 @@ export const LOG_FLUSH_LIMIT_MS = 60_000;
  */
 export const DROP_WARNING_MS = 60_000;
 
+/**
+ * What DropWarning reads the time from and waits on: performance.now() and an unref'd
+ * setTimeout, unless a test gives its own (createLog's `dropWarningClock`) to see a
+ * minute's cadence without waiting a minute. `after` answers how to cancel the wait.
+ */
+export interface DropWarningClock {
+  now(): number;
+  after(ms: number, then: () => void): () => void;
+}
+
+const REAL_CLOCK: DropWarningClock = {
+  now: () => performance.now(),
+  after(ms, then) {
+    // Holds no process: a warning not said yet is said by `end`, if the log is closed.
+    const timer = setTimeout(then, ms).unref();
+    return () => clearTimeout(timer);
+  },
+};
+
 /** Room for the warnings that wait for standard error's reader: a few lines; one past that is lost. */
 const DROP_WARNING_BUFFER_BYTES = 4_096;
 
@@ -100,12 +119,14 @@ class DropWarning {
   /** Lines dropped since the last warning that said so. */
   private unsaid = 0;
   private saidAt = -Infinity;
-  private timer: NodeJS.Timeout | undefined;
+  /** Cancels the wait for the next warning, while one is due. */
+  private cancelTimer: (() => void) | undefined;
   private ended = false;
 
   constructor(
     private readonly bufferSize: number,
     retrying: () => boolean,
+    private readonly clock: DropWarningClock,
   ) {
     // As for fd 1: Node makes a pipe on fd 2 non-blocking, so a full one fails at once (EAGAIN).
     void process.stderr;
@@ -121,20 +142,20 @@ class DropWarning {
   dropped(): void {
     if (this.ended) return;
     this.unsaid++;
-    if (this.timer !== undefined) return;
-    const wait = this.saidAt + DROP_WARNING_MS - performance.now();
+    if (this.cancelTimer !== undefined) return;
+    const wait = this.saidAt + DROP_WARNING_MS - this.clock.now();
     if (wait <= 0) return this.say();
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
+    this.cancelTimer = this.clock.after(wait, () => {
+      this.cancelTimer = undefined;
       this.say();
-    }, wait).unref();
+    });
   }
 
   /** `closing`: the last warning, said as the log closes, whose total is the last there is. */
   private say(closing = false): void {
     const dropped = this.unsaid;
     this.unsaid = 0;
-    this.saidAt = performance.now();
+    this.saidAt = this.clock.now();
     // The shape of keygate's own lines (pino's, at level 40), without a second pino on fd 2.
     const line = {
       level: 40,
@@ -159,7 +180,8 @@ class DropWarning {
   end(): Promise<void> {
     if (this.ended) return Promise.resolve();
     this.ended = true;
-    clearTimeout(this.timer);
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
     if (this.unsaid > 0) this.say(true);
     return new Promise<void>((resolve) => {
       const giveUp = setTimeout(() => {
@@ -225,7 +247,10 @@ class StandardOutput {
   private closed = false;
   private closing: Promise<boolean> | undefined;
 
-  constructor(readonly bufferSize: number) {
+  constructor(
+    readonly bufferSize: number,
+    private readonly clock: DropWarningClock,
+  ) {
     // Asked for first: Node then makes a pipe or socket on fd 1 non-blocking, so a write the
     // reader has no room for fails with EAGAIN at once (sonic-boom tries again 100 ms later)
     // instead of holding one of libuv's threads until the reader reads.
@@ -241,7 +266,7 @@ class StandardOutput {
     this.stream.on('drop', () => {
       droppedLines++;
       this.unsaid++;
-      this.dropWarning ??= standardErrorApart() && new DropWarning(this.bufferSize, () => !this.closed);
+      this.dropWarning ??= standardErrorApart() && new DropWarning(this.bufferSize, () => !this.closed, this.clock);
       if (this.dropWarning) this.dropWarning.dropped();
     });
     // Everything kept is out: the reader reads again.
@@ -341,8 +366,8 @@ let standardOutput: StandardOutput | undefined;
 let droppedLines = 0;
 
 /** Standard output's log destination, made on first use with `bufferSize` (bytes), again after it was closed. */
-function standardOutputOf(bufferSize = LOG_BUFFER_BYTES): StandardOutput {
-  standardOutput ??= new StandardOutput(bufferSize);
+function standardOutputOf(bufferSize = LOG_BUFFER_BYTES, clock = REAL_CLOCK): StandardOutput {
+  standardOutput ??= new StandardOutput(bufferSize, clock);
   return standardOutput;
 }
 
@@ -401,8 +426,15 @@ export function requestLogOf(log: Log, bindings: pino.Bindings): Log {
   return ownLogs.has(log) ? log.child(bindings, { redact: [] }) : log.child(bindings);
 }
 
-export function createLog(options: { level: string; destination?: pino.DestinationStream; name?: string; bufferSize?: number }): Log {
-  const standard = options.destination === undefined ? standardOutputOf(options.bufferSize) : undefined;
+export function createLog(options: {
+  level: string;
+  destination?: pino.DestinationStream;
+  name?: string;
+  bufferSize?: number;
+  /** For tests: the clock standard error's drop warnings keep their cadence by (DROP_WARNING_MS). As `bufferSize`, the first one asked for. */
+  dropWarningClock?: DropWarningClock;
+}): Log {
+  const standard = options.destination === undefined ? standardOutputOf(options.bufferSize, options.dropWarningClock) : undefined;
   const log = pino(
     {
       name: options.name ?? 'keygate',
