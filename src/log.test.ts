@@ -30,9 +30,9 @@ const CLOSING = /^\d+ log line\(s\) dropped because standard output was not read
  * lines at once), `advance(ms)` (moves the drop warnings' clock on, running what falls due)
  * `logged` (lines logged so far) and `stages` (what it pushes there); then closes standard
  * output's log and says on its last stderr line `{"logged":…,"dropped":…,"stages":[…]}`
- * (`dropped`: droppedLogLines()).
+ * (`dropped`: droppedLogLines()). `readerGone`: its stdout is closed from the start.
  */
-function runChild(options: string, body: string) {
+function runChild(options: string, body: string, { readerGone = false } = {}) {
   const script = `
     const { createLog, closeStandardOutput, droppedLogLines } = await import(${JSON.stringify(LOG_JS)});
     let now = 0;
@@ -65,7 +65,9 @@ function runChild(options: string, body: string) {
     process.stderr.write(JSON.stringify({ logged, dropped: droppedLogLines(), stages }) + '\\n');`;
   const child: ChildProcessByStdio<null, Readable, Readable> = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
   // Not read until the child has exited: its writes fill the pipe, then its log's queue.
+  // `readerGone`: never read, the pipe closed at once (a log shipper that died): its writes fail.
   child.stdout.pause();
+  if (readerGone) child.stdout.destroy();
   const output = outputOf(child);
   return {
     child,
@@ -108,6 +110,42 @@ describe("standard output's log with a reader that reads nothing", () => {
         expect(warning.droppedLinesTotal).toBe(said);
       }
       expect(said).toBe(dropped);
+    } finally {
+      child.child.kill('SIGKILL');
+    }
+  });
+
+  for (const [before, options] of [
+    ['none dropped before (log.bufferSize is 16 MB)', ''],
+    // More than the pipe and the test's reader take before they are full: lines are still kept.
+    ['others dropped before (log.bufferSize is 1 MB)', 'bufferSize: 1_048_576'],
+  ] as const) {
+    it(`counts as dropped the lines still kept when its close gives up on the reader, ${before}, and says them in the last warning: each line is on stdout or counted`, async () => {
+      const child = runChild(options, 'burst(); burst();');
+      try {
+        const { code, stdout, warnings, logged, dropped } = await child.ended();
+        expect(code).toBe(0);
+        const last = warnings.at(-1) as LogLine;
+        expect(last.msg).toMatch(CLOSING);
+        expect(last.droppedLinesTotal).toBe(dropped);
+        expect(warnings.reduce((sum, line) => sum + (line.droppedLines as number), 0)).toBe(dropped);
+        // What the pipe held came out whole; a line cut short in it is among those counted.
+        expect(stdout.every((line) => line.msg === 'line')).toBe(true);
+        expect(stdout.length + dropped).toBe(logged);
+      } finally {
+        child.child.kill('SIGKILL');
+      }
+    });
+  }
+  it('counts and says the lines kept, and every line after, once its reader is gone (EPIPE): none lost unsaid', async () => {
+    const child = runChild('', 'burst(); await new Promise((resolve) => setTimeout(resolve, 100)); burst();', { readerGone: true });
+    try {
+      const { code, warnings, logged, dropped } = await child.ended();
+      expect(code).toBe(0);
+      expect(dropped).toBe(logged);
+      expect(warnings.length).toBeGreaterThan(0);
+      expect(warnings.at(-1)?.msg).toMatch(CLOSING);
+      expect(warnings.reduce((sum, line) => sum + (line.droppedLines as number), 0)).toBe(dropped);
     } finally {
       child.child.kill('SIGKILL');
     }

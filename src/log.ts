@@ -138,10 +138,10 @@ class DropWarning {
     });
   }
 
-  /** A line was dropped from standard output. */
-  dropped(): void {
+  /** `lines` were dropped from standard output. */
+  dropped(lines = 1): void {
     if (this.ended) return;
-    this.unsaid++;
+    this.unsaid += lines;
     if (this.cancelTimer !== undefined) return;
     const wait = this.saidAt + DROP_WARNING_MS - this.clock.now();
     if (wait <= 0) return this.say();
@@ -149,6 +149,11 @@ class DropWarning {
       this.cancelTimer = undefined;
       this.say();
     });
+  }
+
+  /** `lines` standard output still kept were given up as its log closed: said by `end`, next. */
+  givenUp(lines: number): void {
+    if (!this.ended) this.unsaid += lines;
   }
 
   /** `closing`: the last warning, said as the log closes, whose total is the last there is. */
@@ -264,10 +269,8 @@ class StandardOutput {
     });
     // pino writes one line per write: a drop is a line.
     this.stream.on('drop', () => {
-      droppedLines++;
       this.unsaid++;
-      this.dropWarning ??= standardErrorApart() && new DropWarning(this.bufferSize, () => !this.closed, this.clock);
-      if (this.dropWarning) this.dropWarning.dropped();
+      this.drop(1);
     });
     // Everything kept is out: the reader reads again.
     this.stream.on('drain', () => {
@@ -282,8 +285,9 @@ class StandardOutput {
     // The reader is gone (EPIPE), or a retry given up: nothing more can be written. Never
     // thrown: a log that cannot be written stops no request, and no application.
     this.stream.on('error', () => {
-      this.closed = true;
-      this.stream.destroy();
+      // Once given up (`giveUp`), a retry that was under way fails here too: its lines are counted already.
+      if (!this.closed) this.giveUp();
+      else this.stream.destroy();
     });
   }
 
@@ -292,16 +296,41 @@ class StandardOutput {
     // whoever writes: a line logged between the close and the exit (a signal's, a stop still
     // under way) is dropped and counted instead.
     if (this.closed || (this.stream as unknown as { destroyed: boolean }).destroyed) {
-      droppedLines++;
+      this.drop(1);
       return;
     }
     this.stream.write(line);
   }
 
+  /** `lines` were dropped: counted, and said on standard error while it is said there (DropWarning). */
+  private drop(lines: number): void {
+    droppedLines += lines;
+    this.dropWarning ??= standardErrorApart() && new DropWarning(this.bufferSize, () => !this.closed, this.clock);
+    if (this.dropWarning) this.dropWarning.dropped(lines);
+  }
+
+  /**
+   * Gives up the lines still kept (the reader took none for a while, or is gone) and ends
+   * the stream: no write is tried again. They are counted as dropped, and said on standard
+   * error as the other drops are, so that no line is lost unsaid.
+   */
+  private giveUp(): void {
+    this.closed = true;
+    const kept = linesKept(this.stream);
+    if (kept > 0) {
+      droppedLines += kept;
+      this.dropWarning ??= standardErrorApart() && new DropWarning(this.bufferSize, () => !this.closed, this.clock);
+      // As it closes, its last warning says them (`endDropWarning`, next); before (the reader gone), as any drop.
+      if (this.dropWarning && this.closing === undefined) this.dropWarning.dropped(kept);
+      else if (this.dropWarning) this.dropWarning.givenUp(kept);
+    }
+    this.stream.destroy();
+  }
+
   /**
    * Writes every line kept, in order, then ends standard output's log: resolves true once
    * all are out, false if the reader took none of them for `ms`, or not all of them within
-   * LOG_FLUSH_LIMIT_MS (the rest are then given up). sonic-boom's `flushSync` would
+   * LOG_FLUSH_LIMIT_MS (the rest are then given up, and counted as dropped). sonic-boom's `flushSync` would
    * instead skip the write the reader has not taken yet while it writes the ones after it
    * (a gap, lines out of order), and retry for ever. Standard error's last warning comes
    * after that (`endDropWarning`), so its total counts the lines dropped meanwhile too.
@@ -323,8 +352,7 @@ class StandardOutput {
       const giveUp = () => {
         clearTimeout(timer);
         clearTimeout(limit);
-        this.closed = true;
-        this.stream.destroy();
+        this.giveUp();
         resolve(false);
       };
       timer = setTimeout(giveUp, ms);
@@ -349,8 +377,8 @@ class StandardOutput {
 
   /**
    * Once standard output's lines are out or given up: says on standard error the drops it
-   * has not said yet (the last lines of a stop among them, and any dropped while they were
-   * written out), so that its last `droppedLinesTotal` is keygate_log_lines_dropped_total's
+   * has not said yet (the last lines of a stop among them, any dropped while they were
+   * written out, and those given up), so that its last `droppedLinesTotal` is keygate_log_lines_dropped_total's
    * last value (short of a line logged after this, dropped with nothing left to say it).
    * Standard error's warnings are written while standard output's lines are, no longer.
    */
@@ -359,6 +387,23 @@ class StandardOutput {
     this.dropWarning = false;
     if (warning) await warning.end();
   }
+}
+
+/**
+ * The lines a sonic-boom stream still keeps: those queued, and the rest of the one being
+ * written (a line half written is not whole on the reader's side: it counts as kept). Each
+ * of pino's lines ends in the only newline it has. Read from sonic-boom's own fields
+ * (`_bufs`, `_writingBuf`), which it has no public way to tell; only as the stream is given up.
+ */
+function linesKept(stream: SonicBoomStream): number {
+  const { _bufs: queued = [], _writingBuf: writing = '' } = stream as unknown as { _bufs?: (string | Buffer)[]; _writingBuf?: string | Buffer };
+  return [writing, ...queued].reduce((lines, chunk) => lines + newlinesIn(chunk), 0);
+}
+
+function newlinesIn(chunk: string | Buffer): number {
+  let count = 0;
+  for (let at = chunk.indexOf('\n'); at !== -1; at = chunk.indexOf('\n', at + 1)) count++;
+  return count;
 }
 
 let standardOutput: StandardOutput | undefined;

@@ -4,8 +4,9 @@
  * none lost and none out of order, even when the reader is slower than keygate writes.
  * A reader that stops reading holds no request: lines past log.bufferSize are dropped and
  * counted, and an exit waits a few seconds at most for it. The one exception to nothing
- * on stderr: lines dropped that way are said there too, as a JSON warning, at once (stdout's
- * own warning waits for its reader); a stderr nobody reads holds no request either.
+ * on stderr: lines dropped that way, or given up at the exit, are said there too, as a JSON
+ * warning, at once (stdout's own warning waits for its reader); a stderr nobody reads holds
+ * no request either.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -195,6 +196,11 @@ async function droppedLogLines(admin: string): Promise<number> {
   const value = /^keygate_log_lines_dropped_total (\d+)$/m.exec(text)?.[1];
   if (value === undefined) throw new Error(`no keygate_log_lines_dropped_total in /metrics:\n${text.slice(0, 500)}`);
   return Number(value);
+}
+
+/** Its exit code, or 'still running' if it has not exited within LINE_TIMEOUT_MS (taken as hung). */
+function exitedWithin(serve: ReturnType<typeof startServe>): Promise<number | null | string> {
+  return Promise.race([serve.exited(), new Promise<string>((resolve) => setTimeout(resolve, LINE_TIMEOUT_MS, 'still running').unref())]);
 }
 
 /** Resolves once nothing listens at `url` any more (a connection is refused), within LINE_TIMEOUT_MS. */
@@ -400,17 +406,17 @@ describe('keygate serve with a log reader that stops reading', () => {
     }
   });
 
-  it('exits as after any SIGTERM, code 0, when its log reader never reads again: the lines it still keeps are given up after a few seconds', async () => {
+  it('exits as after any SIGTERM, code 0, when its log reader never reads again: the lines it still keeps are given up after a few seconds, counted and said on stderr', async () => {
     const serve = startServe(profile(dir, 'gone-reader'));
     const { child } = serve;
     try {
       const { gateway } = await quietAfterStart(serve);
+      const start = completeLogLines(serve.stdout()).length;
       child.stdout.pause();
       expect(await longRequests(gateway, REQUESTS, REQUEST_TIMEOUT_MS)).toEqual(ALL_REFUSED);
       child.kill('SIGTERM');
       // Read again only once it has exited (or been taken as hung).
-      const exit = await Promise.race([serve.exited(), new Promise<string>((resolve) => setTimeout(() => resolve('still running'), LINE_TIMEOUT_MS))]);
-      expect(exit).toBe(0);
+      expect(await exitedWithin(serve)).toBe(0);
       child.stdout.resume();
       await serve.closed();
       // What the pipe held is there, in order; the rest was given up.
@@ -419,7 +425,16 @@ describe('keygate serve with a log reader that stops reading', () => {
       expect(logged.length).toBeLessThan(REQUESTS);
       const times = lines.map((line) => line.time);
       expect(times).toEqual([...times].sort((a, b) => a - b));
-      expect(serve.stderr()).toBe('');
+      // None dropped while it ran (log.bufferSize is 16 MB): the one warning is of the lines given up.
+      const warnings = logLines(serve.stderr());
+      expect(warnings).toHaveLength(1);
+      const [warning] = warnings as [LogLine];
+      expect(warning.msg).toMatch(DROP_WARNING);
+      expect(warning).toMatchObject({ level: 40, name: 'keygate', droppedLines: warning.droppedLinesTotal, bufferSize: 16_777_216 });
+      // Each line after the start (the requests', then the stop's two) is on stdout or counted: none lost unsaid.
+      const after = lines.slice(start);
+      expect(after.every((line) => line.msg === 'request' || line.msg.startsWith('keygate stop'))).toBe(true);
+      expect(after.length + (warning.droppedLinesTotal as number)).toBe(REQUESTS + 2);
     } finally {
       child.kill('SIGKILL');
     }

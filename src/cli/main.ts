@@ -1121,9 +1121,10 @@ let exiting = false;
 
 /**
  * Exits with `code` once the log lines standard output keeps are out, in order, or after
- * LOG_FLUSH_MS if its reader takes none of them meanwhile (they are lost, the exit code is
- * the same). Without it, a log reader that stopped reading would either lose the lines of
- * the stop or hold the process for ever. Once called, later calls change nothing.
+ * LOG_FLUSH_MS if its reader takes none of them meanwhile (they are lost, counted and said
+ * on stderr as dropped lines are; the exit code is the same). Without it, a log reader
+ * that stopped reading would either lose the lines of the stop or hold the process for
+ * ever. Once called, later calls change nothing.
  */
 function exitOnceLogged(code: number): void {
   if (exiting) return;
