@@ -439,6 +439,33 @@ describe('keygate serve with a log reader that stops reading', () => {
       child.kill('SIGKILL');
     }
   });
+
+  it('exits as after any SIGTERM, code 0, when stdout and stderr are one pipe that is never read again: nothing more can be said, the log ends where the pipe was full', async () => {
+    const serve = startServe(profile(dir, 'gone-shared-reader', { log: { bufferSize: 65_536 } }), { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN }, { stderrOnStdout: true });
+    const { child } = serve;
+    try {
+      const { gateway, admin } = await quietAfterStart(serve);
+      child.stdout.pause();
+      expect(await longRequests(gateway, REQUESTS, REQUEST_TIMEOUT_MS)).toEqual(ALL_REFUSED);
+      expect(await droppedLogLines(admin)).toBeGreaterThan(0);
+      child.kill('SIGTERM');
+      // Its stop is bounded all the same: the lines kept are given up a few seconds after the reader last took one.
+      expect(await exitedWithin(serve)).toBe(0);
+      child.stdout.resume();
+      await serve.closed();
+      // What the pipe held, in order, every complete line JSON; no warning of stderr's (it would
+      // have waited behind the same lines; stdout's own may have come, had keygate caught up
+      // once before the pipe filled), and no `keygate stopped`: the log just ends.
+      const lines = completeLogLines(serve.stdout());
+      const times = lines.map((line) => line.time);
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+      expect(lines.filter((line) => DROP_WARNING.test(line.msg))).toEqual([]);
+      expect(lines.filter((line) => line.msg === 'keygate stopped')).toEqual([]);
+      expect(serve.stderr()).toBe('');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });
 
 /** Shaped as a key of the default format (`kg_live_…`), in the error's message. */
