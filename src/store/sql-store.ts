@@ -1,6 +1,10 @@
 /**
  * The store over Kysely: the same queries for SQLite and PostgreSQL. A backend folder
  * supplies only the connected `Kysely` instance (and, for SQLite, change detection).
+ *
+ * Text with a NUL character (unstorable-text.ts) never reaches either database: a lookup
+ * by it answers nothing without asking, a write of it is refused. Key lookups by hash are
+ * not checked: the hash is hex keygate computed, and they are the gateway's.
  */
 import { randomUUID } from 'node:crypto';
 import { Migrator, sql, type Kysely, type MigrationProvider, type SelectQueryBuilder } from 'kysely';
@@ -29,6 +33,7 @@ import type {
 } from './store.js';
 import { migrations } from './migrations.js';
 import type { WriteRefusal, WriteRefusals } from './write-refusal.js';
+import { holdsNul, matchable, storable } from './unstorable-text.js';
 import type { KeyMode } from '../keys/format.js';
 
 interface AccountsTable {
@@ -144,6 +149,16 @@ function ofAccounts<QB extends SelectQueryBuilder<any, any, any>>(query: QB, { a
   return (accountIds === undefined ? one : one.where('account_id', 'in', accountIds)) as QB;
 }
 
+/** Whether a filter names no account a row can have: one whose id holds a NUL, or an empty list (once such ids are left out). */
+function namesNoAccount({ accountId, accountIds }: AccountFilter): boolean {
+  return holdsNul(accountId) || (accountIds !== undefined && matchable(accountIds).length === 0);
+}
+
+/** The filter with the account ids no row can have left out (see namesNoAccount). */
+function matchableAccounts<F extends AccountFilter>(filter: F): F {
+  return filter.accountIds === undefined ? filter : { ...filter, accountIds: matchable(filter.accountIds) };
+}
+
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /** Rows written per statement in bulk upserts (well under both databases' parameter limits). */
@@ -206,12 +221,13 @@ export class SqlStore implements Store {
   }
 
   async getSetting(name: string): Promise<string | undefined> {
+    if (holdsNul(name)) return undefined;
     const row = await this.db.selectFrom('keygate_settings').select('value').where('name', '=', name).executeTakeFirst();
     return row?.value;
   }
 
   async settleSetting(name: string, value: string): Promise<string> {
-    await this.db.insertInto('keygate_settings').values({ name, value }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    await this.db.insertInto('keygate_settings').values(storable('keygate_settings', { name, value })).onConflict((oc) => oc.column('name').doNothing()).execute();
     const row = await this.db.selectFrom('keygate_settings').select('value').where('name', '=', name).executeTakeFirstOrThrow();
     return row.value;
   }
@@ -219,12 +235,13 @@ export class SqlStore implements Store {
   async putSetting(name: string, value: string): Promise<void> {
     await this.db
       .insertInto('keygate_settings')
-      .values({ name, value })
+      .values(storable('keygate_settings', { name, value }))
       .onConflict((oc) => oc.column('name').doUpdateSet({ value }))
       .execute();
   }
 
   async deleteSetting(name: string): Promise<boolean> {
+    if (holdsNul(name)) return false;
     const result = await this.db.deleteFrom('keygate_settings').where('name', '=', name).executeTakeFirst();
     return result.numDeletedRows > 0n;
   }
@@ -252,16 +269,18 @@ export class SqlStore implements Store {
   // accounts
 
   async createAccount(a: AccountRecord): Promise<boolean> {
-    const result = await this.db.insertInto('accounts').values(accountRow(a)).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
+    const result = await this.db.insertInto('accounts').values(storable('accounts', accountRow(a))).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
     return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
   }
 
   async getAccount(id: string): Promise<AccountRecord | undefined> {
+    if (holdsNul(id)) return undefined;
     const row = await this.db.selectFrom('accounts').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toAccount(row);
   }
 
   async listAccounts(filter: AccountSearch & Page = {}): Promise<AccountRecord[]> {
+    if (holdsNul(filter.after?.id)) return [];
     let query = this.db.selectFrom('accounts').selectAll();
     if (filter.search !== undefined) {
       // Names hold no control characters (and SQLite would end the pattern at a NUL).
@@ -273,13 +292,15 @@ export class SqlStore implements Store {
       query = query.where((eb) => eb.or([matches, eb('id', '=', filter.search as string)]));
     }
     if (filter.ids !== undefined) {
-      if (filter.ids.length === 0) return [];
-      query = query.where('id', 'in', filter.ids);
+      const ids = matchable(filter.ids);
+      if (ids.length === 0) return [];
+      query = query.where('id', 'in', ids);
     }
     return (await inCreationOrder(query, filter).execute()).map(toAccount);
   }
 
   async updateAccount(id: string, patch: AccountPatch): Promise<AccountRecord | undefined> {
+    if (holdsNul(id)) return undefined;
     const set: Partial<AccountsTable> = {};
     if (patch.name !== undefined) set.name = patch.name;
     if (patch.planId !== undefined) set.plan_id = patch.planId;
@@ -287,11 +308,12 @@ export class SqlStore implements Store {
     if (patch.apiAccess !== undefined) set.api_access = patch.apiAccess ? 1 : 0;
     if (patch.overage !== undefined) set.overage = patch.overage === null ? null : patch.overage ? 1 : 0;
     if ('limits' in patch) set.limits = limitsText(patch.limits);
-    if (Object.keys(set).length > 0) await this.db.updateTable('accounts').set(set).where('id', '=', id).execute();
+    if (Object.keys(set).length > 0) await this.db.updateTable('accounts').set(storable('accounts', set)).where('id', '=', id).execute();
     return this.getAccount(id);
   }
 
   async deleteAccount(id: string): Promise<boolean> {
+    if (holdsNul(id)) return false;
     return this.db.transaction().execute(async (tx) => {
       await tx.updateTable('api_keys').set({ account_id: null }).where('account_id', '=', id).execute();
       const result = await tx.deleteFrom('accounts').where('id', '=', id).executeTakeFirst();
@@ -304,21 +326,23 @@ export class SqlStore implements Store {
   async insertKey(k: KeyRecord): Promise<void> {
     await this.db
       .insertInto('api_keys')
-      .values({
-        id: k.id,
-        hash: k.hash,
-        hint: k.hint,
-        name: k.name,
-        account_id: k.accountId,
-        mode: k.mode,
-        scopes: JSON.stringify(k.scopes),
-        created_at: k.createdAt,
-        last_used_at: k.lastUsedAt,
-        expires_at: k.expiresAt,
-        revoked_at: k.revokedAt,
-        created_by: k.createdBy,
-        rotated_from: k.rotatedFrom,
-      })
+      .values(
+        storable('api_keys', {
+          id: k.id,
+          hash: k.hash,
+          hint: k.hint,
+          name: k.name,
+          account_id: k.accountId,
+          mode: k.mode,
+          scopes: JSON.stringify(k.scopes),
+          created_at: k.createdAt,
+          last_used_at: k.lastUsedAt,
+          expires_at: k.expiresAt,
+          revoked_at: k.revokedAt,
+          created_by: k.createdBy,
+          rotated_from: k.rotatedFrom,
+        }),
+      )
       .execute();
   }
 
@@ -331,6 +355,7 @@ export class SqlStore implements Store {
   }
 
   async getKey(id: string): Promise<KeyRecord | undefined> {
+    if (holdsNul(id)) return undefined;
     const row = await this.db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toKey(row);
   }
@@ -341,17 +366,18 @@ export class SqlStore implements Store {
   }
 
   async listKeys(filter: AccountFilter & Page = {}): Promise<KeyRecord[]> {
-    if (filter.accountIds?.length === 0) return [];
-    return (await inCreationOrder(ofAccounts(this.db.selectFrom('api_keys').selectAll(), filter), filter).execute()).map(toKey);
+    if (namesNoAccount(filter) || holdsNul(filter.after?.id)) return [];
+    return (await inCreationOrder(ofAccounts(this.db.selectFrom('api_keys').selectAll(), matchableAccounts(filter)), filter).execute()).map(toKey);
   }
 
   async updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined> {
+    if (holdsNul(id)) return undefined;
     const set: Partial<KeysTable> = {};
     if (patch.name !== undefined) set.name = patch.name;
     if (patch.expiresAt !== undefined) set.expires_at = patch.expiresAt;
     if (patch.revokedAt !== undefined) set.revoked_at = patch.revokedAt;
     if (patch.scopes !== undefined) set.scopes = JSON.stringify(patch.scopes);
-    if (Object.keys(set).length > 0) await this.db.updateTable('api_keys').set(set).where('id', '=', id).execute();
+    if (Object.keys(set).length > 0) await this.db.updateTable('api_keys').set(storable('api_keys', set)).where('id', '=', id).execute();
     return this.getKey(id);
   }
 
@@ -359,6 +385,7 @@ export class SqlStore implements Store {
     if (lastUsed.size === 0) return;
     await this.db.transaction().execute(async (tx) => {
       for (const [id, at] of lastUsed) {
+        if (holdsNul(id)) continue;
         await tx
           .updateTable('api_keys')
           .set({ last_used_at: at })
@@ -374,42 +401,48 @@ export class SqlStore implements Store {
   async createMember(m: MemberRecord): Promise<void> {
     await this.db
       .insertInto('members')
-      .values({
-        id: m.id,
-        account_id: m.accountId,
-        email: m.email,
-        password_hash: m.passwordHash,
-        role: m.role,
-        invite_hash: m.inviteHash,
-        invite_expires_at: m.inviteExpiresAt,
-        failed_logins: m.failedLogins,
-        locked_until: m.lockedUntil,
-        created_at: m.createdAt,
-      })
+      .values(
+        storable('members', {
+          id: m.id,
+          account_id: m.accountId,
+          email: m.email,
+          password_hash: m.passwordHash,
+          role: m.role,
+          invite_hash: m.inviteHash,
+          invite_expires_at: m.inviteExpiresAt,
+          failed_logins: m.failedLogins,
+          locked_until: m.lockedUntil,
+          created_at: m.createdAt,
+        }),
+      )
       .execute();
   }
 
   async getMember(id: string): Promise<MemberRecord | undefined> {
+    if (holdsNul(id)) return undefined;
     const row = await this.db.selectFrom('members').selectAll().where('id', '=', id).executeTakeFirst();
     return row && toMember(row);
   }
 
   async findMemberByEmail(email: string): Promise<MemberRecord | undefined> {
+    if (holdsNul(email)) return undefined;
     const row = await this.db.selectFrom('members').selectAll().where('email', '=', email.toLowerCase()).executeTakeFirst();
     return row && toMember(row);
   }
 
   async findMemberByInvite(inviteHash: string): Promise<MemberRecord | undefined> {
+    if (holdsNul(inviteHash)) return undefined;
     const row = await this.db.selectFrom('members').selectAll().where('invite_hash', '=', inviteHash).executeTakeFirst();
     return row && toMember(row);
   }
 
   async listMembers(filter: AccountFilter = {}): Promise<MemberRecord[]> {
-    if (filter.accountIds?.length === 0) return [];
-    return (await inCreationOrder(ofAccounts(this.db.selectFrom('members').selectAll(), filter), {}).execute()).map(toMember);
+    if (namesNoAccount(filter)) return [];
+    return (await inCreationOrder(ofAccounts(this.db.selectFrom('members').selectAll(), matchableAccounts(filter)), {}).execute()).map(toMember);
   }
 
   async updateMember(id: string, patch: MemberPatch): Promise<MemberRecord | undefined> {
+    if (holdsNul(id)) return undefined;
     const set: Partial<MembersTable> = {};
     if (patch.passwordHash !== undefined) set.password_hash = patch.passwordHash;
     if (patch.inviteHash !== undefined) set.invite_hash = patch.inviteHash;
@@ -418,11 +451,12 @@ export class SqlStore implements Store {
     if (patch.lockedUntil !== undefined) set.locked_until = patch.lockedUntil;
     if (patch.role !== undefined) set.role = patch.role;
     if (patch.accountId !== undefined) set.account_id = patch.accountId;
-    if (Object.keys(set).length > 0) await this.db.updateTable('members').set(set).where('id', '=', id).execute();
+    if (Object.keys(set).length > 0) await this.db.updateTable('members').set(storable('members', set)).where('id', '=', id).execute();
     return this.getMember(id);
   }
 
   async deleteMember(id: string): Promise<boolean> {
+    if (holdsNul(id)) return false;
     // Their sessions go with them (ON DELETE CASCADE).
     const result = await this.db.deleteFrom('members').where('id', '=', id).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
@@ -431,14 +465,15 @@ export class SqlStore implements Store {
   // sign-in failures
 
   async listSignInFailures(email: string, sources?: readonly string[]): Promise<SignInFailureRecord[]> {
-    if (sources?.length === 0) return [];
+    const matching = sources && matchable(sources);
+    if (holdsNul(email) || matching?.length === 0) return [];
     const query = this.db.selectFrom('sign_in_failures').selectAll().where('email', '=', email);
-    const rows = await (sources === undefined ? query : query.where('source', 'in', sources)).orderBy('source').execute();
+    const rows = await (matching === undefined ? query : query.where('source', 'in', matching)).orderBy('source').execute();
     return rows.map((row) => ({ email: row.email, source: row.source, failures: Number(row.failures), lockedUntil: row.locked_until === null ? null : Number(row.locked_until), updatedAt: Number(row.updated_at) }));
   }
 
   async putSignInFailure(r: SignInFailureRecord): Promise<void> {
-    const values = { email: r.email, source: r.source, failures: r.failures, locked_until: r.lockedUntil, updated_at: r.updatedAt };
+    const values = storable('sign_in_failures', { email: r.email, source: r.source, failures: r.failures, locked_until: r.lockedUntil, updated_at: r.updatedAt });
     await this.db
       .insertInto('sign_in_failures')
       .values(values)
@@ -449,7 +484,7 @@ export class SqlStore implements Store {
   async countSignInFailure(email: string, source: string, now: number, forgetBefore: number): Promise<SignInFailureRecord> {
     const row = await this.db
       .insertInto('sign_in_failures')
-      .values({ email, source, failures: 1, locked_until: null, updated_at: now })
+      .values(storable('sign_in_failures', { email, source, failures: 1, locked_until: null, updated_at: now }))
       .onConflict((oc) =>
         oc.columns(['email', 'source']).doUpdateSet({
           failures: sql<number>`case when sign_in_failures.updated_at < ${forgetBefore} then 1 else sign_in_failures.failures + 1 end`,
@@ -463,6 +498,7 @@ export class SqlStore implements Store {
   }
 
   async countMemberFailure(id: string): Promise<number> {
+    if (holdsNul(id)) return 0;
     const row = await this.db
       .updateTable('members')
       .set({ failed_logins: sql<number>`failed_logins + 1` })
@@ -473,9 +509,10 @@ export class SqlStore implements Store {
   }
 
   async deleteSignInFailures(email: string, sources?: readonly string[]): Promise<void> {
-    if (sources?.length === 0) return;
+    const matching = sources && matchable(sources);
+    if (holdsNul(email) || matching?.length === 0) return;
     const query = this.db.deleteFrom('sign_in_failures').where('email', '=', email);
-    await (sources === undefined ? query : query.where('source', 'in', sources)).execute();
+    await (matching === undefined ? query : query.where('source', 'in', matching)).execute();
   }
 
   async pruneSignInFailures(before: number): Promise<number> {
@@ -490,20 +527,23 @@ export class SqlStore implements Store {
   async createSession(s: SessionRecord): Promise<void> {
     await this.db
       .insertInto('sessions')
-      .values({ id_hash: s.idHash, member_id: s.memberId, csrf_secret: s.csrfSecret, expires_at: s.expiresAt, created_at: s.createdAt })
+      .values(storable('sessions', { id_hash: s.idHash, member_id: s.memberId, csrf_secret: s.csrfSecret, expires_at: s.expiresAt, created_at: s.createdAt }))
       .execute();
   }
 
   async getSession(idHash: string): Promise<SessionRecord | undefined> {
+    if (holdsNul(idHash)) return undefined;
     const row = await this.db.selectFrom('sessions').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
     return row && { idHash: row.id_hash, memberId: row.member_id, csrfSecret: row.csrf_secret, expiresAt: Number(row.expires_at), createdAt: Number(row.created_at) };
   }
 
   async deleteSession(idHash: string): Promise<void> {
+    if (holdsNul(idHash)) return;
     await this.db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
   }
 
   async deleteSessionsOf(memberId: string): Promise<void> {
+    if (holdsNul(memberId)) return;
     await this.db.deleteFrom('sessions').where('member_id', '=', memberId).execute();
   }
 
@@ -517,11 +557,12 @@ export class SqlStore implements Store {
   async appendAudit(e: AuditEntry): Promise<void> {
     await this.db
       .insertInto('audit_log')
-      .values({ id: e.id, at: e.at, actor: e.actor, action: e.action, account_id: e.accountId, key_id: e.keyId, detail: JSON.stringify(e.detail) })
+      .values(storable('audit_log', { id: e.id, at: e.at, actor: e.actor, action: e.action, account_id: e.accountId, key_id: e.keyId, detail: JSON.stringify(e.detail) }))
       .execute();
   }
 
   async listAudit(filter: { accountId?: string } & Page = {}): Promise<AuditEntry[]> {
+    if (holdsNul(filter.accountId) || holdsNul(filter.after?.id)) return [];
     let query = this.db.selectFrom('audit_log').selectAll();
     if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
     // Newest first: the next page holds what comes before the previous page's last entry.
@@ -541,8 +582,10 @@ export class SqlStore implements Store {
   // meters and usage
 
   async saveMeterUsage(rows: readonly MeterUsageRow[]): Promise<void> {
-    for (let i = 0; i < rows.length; i += BATCH) {
-      const values = rows.slice(i, i + BATCH).map((r) => ({ account_id: r.accountId, meter: r.meter, period_start: r.periodStart, used: r.used, returned: r.returned ?? 0 }));
+    // Every row checked before any is written (the batches are not one transaction).
+    const all = rows.map((r) => storable('meter_usage', { account_id: r.accountId, meter: r.meter, period_start: r.periodStart, used: r.used, returned: r.returned ?? 0 }));
+    for (let i = 0; i < all.length; i += BATCH) {
+      const values = all.slice(i, i + BATCH);
       await this.db
         .insertInto('meter_usage')
         .values(values)
@@ -574,7 +617,7 @@ export class SqlStore implements Store {
   async savePendingUnits(rows: readonly PendingUnits[]): Promise<void> {
     const now = Date.now();
     await this.inBatches(rows, async (db, batch) => {
-      const values = batch.map((r) => ({ id: randomUUID(), account_id: r.accountId, meter: r.meter, period_start: r.periodStart, units: r.units, saved_at: now }));
+      const values = batch.map((r) => storable('pending_units', { id: randomUUID(), account_id: r.accountId, meter: r.meter, period_start: r.periodStart, units: r.units, saved_at: now }));
       await db.insertInto('pending_units').values(values).execute();
     });
   }
@@ -588,11 +631,13 @@ export class SqlStore implements Store {
   }
 
   async loadMeterUsage(filter: { accountId?: string; periodStarts?: readonly string[] } = {}): Promise<MeterUsageRow[]> {
+    if (holdsNul(filter.accountId)) return [];
     let query = this.db.selectFrom('meter_usage').selectAll();
     if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
     if (filter.periodStarts !== undefined) {
-      if (filter.periodStarts.length === 0) return [];
-      query = query.where('period_start', 'in', [...filter.periodStarts]);
+      const periodStarts = matchable(filter.periodStarts);
+      if (periodStarts.length === 0) return [];
+      query = query.where('period_start', 'in', [...periodStarts]);
     }
     const rows = await query.execute();
     return rows.map((r) => ({ accountId: r.account_id, meter: r.meter, periodStart: r.period_start, used: Number(r.used), returned: Number(r.returned) }));
@@ -602,7 +647,7 @@ export class SqlStore implements Store {
     await this.inBatches(rows, async (db, batch) => {
       await db
         .insertInto('limit_state')
-        .values(batch.map((r) => ({ kind: r.kind, id: r.id, state: r.state, expires_at: r.expiresAt })))
+        .values(batch.map((r) => storable('limit_state', { kind: r.kind, id: r.id, state: r.state, expires_at: r.expiresAt })))
         .onConflict((oc) => oc.columns(['kind', 'id']).doUpdateSet((eb) => ({ state: eb.ref('excluded.state'), expires_at: eb.ref('excluded.expires_at') })))
         .execute();
     });
@@ -622,7 +667,7 @@ export class SqlStore implements Store {
     // writer's own is a clock ahead of this one's, not a later level.
     await this.db
       .insertInto('gauges')
-      .values({ account_id: g.accountId, meter: g.meter, value: g.value, updated_at: g.updatedAt })
+      .values(storable('gauges', { account_id: g.accountId, meter: g.meter, value: g.value, updated_at: g.updatedAt }))
       .onConflict((oc) =>
         oc
           .columns(['account_id', 'meter'])
@@ -637,13 +682,14 @@ export class SqlStore implements Store {
   }
 
   async listGauges(accountId: string): Promise<GaugeRow[]> {
+    if (holdsNul(accountId)) return [];
     const rows = await this.db.selectFrom('gauges').selectAll().where('account_id', '=', accountId).execute();
     return rows.map((r) => ({ accountId: r.account_id, meter: r.meter, value: Number(r.value), updatedAt: Number(r.updated_at) }));
   }
 
   async addUsageDaily(rows: readonly UsageDailyRow[]): Promise<void> {
     await this.inBatches(rows, async (db, batch) => {
-      const values = batch.map((r) => ({ account_id: r.accountId, day: r.day, metric: r.metric, label: r.label, value: r.value }));
+      const values = batch.map((r) => storable('usage_daily', { account_id: r.accountId, day: r.day, metric: r.metric, label: r.label, value: r.value }));
       await db
         .insertInto('usage_daily')
         .values(values)
@@ -671,6 +717,7 @@ export class SqlStore implements Store {
   }
 
   async listUsageDaily(accountId: string, fromDay: string, toDay: string): Promise<UsageDailyRow[]> {
+    if (holdsNul([accountId, fromDay, toDay])) return [];
     const rows = await this.db
       .selectFrom('usage_daily')
       .selectAll()

@@ -574,5 +574,101 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       for (let page = await store.takePendingUnits(1000); page.length > 0; page = await store.takePendingUnits(1000)) left.push(...page.filter((r) => r.accountId === accountId).map((r) => r.units));
       expect(left).toEqual([]);
     });
+
+    // PostgreSQL refuses text with a NUL in any statement, a lookup as much as a write;
+    // anyone can send one (GET /v1/keys/%00, an email typed into the sign-in form).
+    it('finds nothing by text with a NUL (U+0000) in it, without asking the database', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const k = key(a.id);
+      await store.insertKey(k);
+      const m = member(a.id, { inviteHash: unique('inv') });
+      await store.createMember(m);
+      const nul = (text: string) => `${text}\u0000`;
+
+      expect(await store.getAccount(nul(a.id))).toBeUndefined();
+      expect(await store.listAccounts({ ids: [nul(a.id)] })).toEqual([]);
+      expect((await store.listAccounts({ ids: [nul(a.id), a.id] })).map((found) => found.id)).toEqual([a.id]);
+      expect(await store.updateAccount(nul(a.id), { name: 'Renamed' })).toBeUndefined();
+      expect(await store.deleteAccount(nul(a.id))).toBe(false);
+      expect(await store.getKey(nul(k.id))).toBeUndefined();
+      expect(await store.getKey('\u0000')).toBeUndefined();
+      expect(await store.listKeys({ accountId: nul(a.id) })).toEqual([]);
+      expect(await store.listKeys({ accountId: a.id, after: { createdAt: T0 - 1, id: '\u0000' } })).toEqual([]);
+      expect(await store.listAccounts({ after: { createdAt: T0 - 1, id: '\u0000' } })).toEqual([]);
+      expect(await store.listAudit({ after: { createdAt: T0 + 1, id: '\u0000' } })).toEqual([]);
+      expect((await store.listKeys({ accountIds: [nul(a.id), a.id] })).map((found) => found.id)).toEqual([k.id]);
+      expect(await store.updateKey(nul(k.id), { revokedAt: T0 })).toBeUndefined();
+      await store.touchKeys(new Map([[nul(k.id), T0 + 1]]));
+      expect(await store.getMember(nul(m.id))).toBeUndefined();
+      expect(await store.findMemberByEmail(nul(m.email))).toBeUndefined();
+      expect(await store.findMemberByInvite(nul(m.inviteHash as string))).toBeUndefined();
+      expect(await store.listMembers({ accountId: nul(a.id) })).toEqual([]);
+      expect(await store.updateMember(nul(m.id), { role: 'operator' })).toBeUndefined();
+      expect(await store.countMemberFailure(nul(m.id))).toBe(0);
+      expect(await store.deleteMember(nul(m.id))).toBe(false);
+      expect(await store.listSignInFailures('a\u0000@b.c', ['203.0.113.7', '*'])).toEqual([]);
+      expect(await store.listSignInFailures(m.email, ['\u0000'])).toEqual([]);
+      await store.deleteSignInFailures('a\u0000@b.c');
+      expect(await store.getSession('\u0000')).toBeUndefined();
+      await store.deleteSession('\u0000');
+      await store.deleteSessionsOf(nul(m.id));
+      expect(await store.listAudit({ accountId: nul(a.id) })).toEqual([]);
+      expect(await store.loadMeterUsage({ accountId: nul(a.id) })).toEqual([]);
+      expect(await store.listGauges(nul(a.id))).toEqual([]);
+      expect(await store.listUsageDaily(nul(a.id), '2026-01-01', '2026-01-31')).toEqual([]);
+      expect(await store.getSetting('\u0000')).toBeUndefined();
+      expect(await store.deleteSetting('\u0000')).toBe(false);
+      // Issuing keys of such an account, or inviting such an address, finds no account or member.
+      expect(await store.issuingKeysOf(nul(a.id), (locked) => locked.getAccount(nul(a.id)))).toBeUndefined();
+      expect(await store.invitingMember(nul(m.email), (locked) => locked.findMemberByEmail(nul(m.email)))).toBeUndefined();
+
+      // What the lookups did not change.
+      expect(await store.getAccount(a.id)).toEqual(a);
+      expect(await store.getKey(k.id)).toEqual(k);
+      expect(await store.getMember(m.id)).toEqual(m);
+    });
+
+    it('refuses to write text with a NUL (U+0000) in it, writing nothing; JSON columns keep one as sent', async () => {
+      const refused = (table: string, column: string) => ({ name: 'UnstorableTextError', table, column });
+      const a = account({ name: 'Acme\u0000' });
+      await expect(store.createAccount(a)).rejects.toMatchObject(refused('accounts', 'name'));
+      expect(await store.getAccount(a.id)).toBeUndefined();
+      const b = account();
+      await store.createAccount(b);
+      await expect(store.updateAccount(b.id, { planId: 'pro\u0000' })).rejects.toMatchObject(refused('accounts', 'plan_id'));
+      expect(await store.getAccount(b.id)).toEqual(b);
+
+      const k = key(b.id, { name: 'ci\u0000' });
+      await expect(store.insertKey(k)).rejects.toMatchObject(refused('api_keys', 'name'));
+      expect(await store.getKey(k.id)).toBeUndefined();
+      const stored = key(b.id, { scopes: ['read\u0000'] });
+      await store.insertKey(stored);
+      expect(await store.getKey(stored.id)).toEqual(stored);
+      await expect(store.updateKey(stored.id, { name: 'ci\u0000' })).rejects.toMatchObject(refused('api_keys', 'name'));
+
+      const m = member(b.id, { email: 'a\u0000@example.com' });
+      await expect(store.createMember(m)).rejects.toMatchObject(refused('members', 'email'));
+      expect(await store.getMember(m.id)).toBeUndefined();
+      await expect(store.countSignInFailure('a\u0000@b.c', '*', T0, T0)).rejects.toMatchObject(refused('sign_in_failures', 'email'));
+      await expect(store.putSignInFailure({ email: 'a@b.c', source: '\u0000', failures: 1, lockedUntil: null, updatedAt: T0 })).rejects.toMatchObject(refused('sign_in_failures', 'source'));
+
+      await expect(store.appendAudit({ id: unique('aud'), at: T0, actor: 'cli\u0000', action: 'act', accountId: b.id, keyId: null, detail: {} })).rejects.toMatchObject(refused('audit_log', 'actor'));
+      const entry = { id: unique('aud'), at: T0, actor: 'cli', action: 'act', accountId: b.id, keyId: null, detail: { email: 'a\u0000@b.c' } };
+      await store.appendAudit(entry);
+      expect(await store.listAudit({ accountId: b.id })).toEqual([entry]);
+
+      await expect(store.addUsageDaily([{ accountId: b.id, day: '2026-01-01', metric: 'denials', label: 'x\u0000', value: 1 }])).rejects.toMatchObject(refused('usage_daily', 'label'));
+      expect(await store.listUsageDaily(b.id, '2026-01-01', '2026-01-01')).toEqual([]);
+      // More rows than one statement takes: the first ones are not written either.
+      const balances = Array.from({ length: 250 }, (_, i) => ({ accountId: b.id, meter: i === 249 ? 'credits\u0000' : `m${i}`, periodStart: '2026-01-01', used: 1 }));
+      await expect(store.saveMeterUsage(balances)).rejects.toMatchObject(refused('meter_usage', 'meter'));
+      await expect(store.savePendingUnits([{ accountId: b.id, meter: 'credits\u0000', periodStart: '2026-01-01', units: 1 }])).rejects.toMatchObject(refused('pending_units', 'meter'));
+      await expect(store.setGauge({ accountId: b.id, meter: 'seats\u0000', value: 1, updatedAt: T0 })).rejects.toMatchObject(refused('gauges', 'meter'));
+      expect(await store.loadMeterUsage({ accountId: b.id })).toEqual([]);
+      expect(await store.listGauges(b.id)).toEqual([]);
+      await expect(store.saveLimitState([{ kind: 'block', id: `k:\u0000`, state: '{}', expiresAt: T0 + 60_000 }], T0)).rejects.toMatchObject(refused('limit_state', 'id'));
+      await expect(store.putSetting('\u0000', 'x')).rejects.toMatchObject(refused('keygate_settings', 'name'));
+    });
   });
 }

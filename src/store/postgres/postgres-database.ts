@@ -8,6 +8,7 @@
 import type { Pool } from 'pg';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import { SqlStore, type Database, type ExclusiveTransaction } from '../sql-store.js';
+import { holdsNul } from '../unstorable-text.js';
 
 const INT8_OID = 20;
 /** Opening a connection gives up after this long (a host that drops packets). */
@@ -55,11 +56,16 @@ async function openPool(url: string, max: number): Promise<Pool> {
 /**
  * The account's row, locked until the transaction ends, is what the issuers of its keys
  * queue on; the inviters of an address (who may have no row yet) on an advisory lock
- * named after it, also held until the transaction ends.
+ * named after it, also held until the transaction ends. Neither sends a NUL, which
+ * PostgreSQL refuses in text (unstorable-text.ts): an account id with one names no row
+ * to lock (nor can it ever: no id holds one); an address with one is locked by a name
+ * with the NUL written out (`\0`; a name another address shares only makes the two wait
+ * for each other).
  */
 const lockingTheAccount: ExclusiveTransaction = (db, lock, work) =>
   db.transaction().execute(async (tx) => {
-    if ('accountKeys' in lock) await tx.selectFrom('accounts').select('id').where('id', '=', lock.accountKeys).forUpdate().execute();
-    else await sql`select pg_advisory_xact_lock(hashtextextended(${`keygate invitation ${lock.invitationOf}`}, 0))`.execute(tx);
+    if ('accountKeys' in lock) {
+      if (!holdsNul(lock.accountKeys)) await tx.selectFrom('accounts').select('id').where('id', '=', lock.accountKeys).forUpdate().execute();
+    } else await sql`select pg_advisory_xact_lock(hashtextextended(${`keygate invitation ${lock.invitationOf.replaceAll('\0', '\\0')}`}, 0))`.execute(tx);
     return work(tx);
   });
