@@ -33,6 +33,7 @@ import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revo
 import { CountersUnavailableError } from '../counters/counters.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
 import { StoreWriteError } from '../store/write-refusal.js';
+import { UnstorableTextError } from '../store/unstorable-text.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
@@ -491,6 +492,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
 
   app.setErrorHandler(async (error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
     if (error instanceof OperationError) return problem(reply, OPERATION_STATUS[error.kind], error.message);
+    // Text no store holds (a NUL), sent where it would be written: invalid input, not a fault.
+    if (error instanceof UnstorableTextError) return problem(reply, 400, `${error.message}.`);
     if (error instanceof BodyRefusal) return problem(reply.headers(error.headers), error.status, error.message);
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return problem(reply, 413, TOO_LARGE);
     // Redis is away: what needs it (lifting a block) cannot be done now, by anyone.

@@ -19,6 +19,7 @@ import { isHostValue } from '../host-value.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
 import { StoreWriteError } from '../store/write-refusal.js';
+import { UnstorableTextError } from '../store/unstorable-text.js';
 import { SCRIPT, STYLESHEET } from './assets.js';
 import { PageNotFound, redirect, SESSION_ENDED, setNotice, signInLeadingTo, type Dashboard } from './context.js';
 import { csrfTokenMatches, newCsrfSecret, preSessionSecret, submittedToken } from './csrf.js';
@@ -279,6 +280,11 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       if (error instanceof OperationError) {
         const body = html`<h1>That did not work</h1><div class="notice error" role="alert"><p>${refusalText(error)}</p></div><p><a href="/">Back to the dashboard</a></p>`;
         return sendPage(dash, request, reply, { title: 'That did not work', body, status: OPERATION_STATUS[error.kind] });
+      }
+      // Text no store holds (a NUL, typed or sent by hand) where it would be written: the visitor's to change.
+      if (error instanceof UnstorableTextError) {
+        const body = html`<h1>That request could not be handled</h1><div class="notice error" role="alert"><p>It holds a NUL character (U+0000), which cannot be saved.</p></div><p><a href="/">Back to the dashboard</a></p>`;
+        return sendPage(dash, request, reply, { title: 'Bad request', body, status: 400 });
       }
       if (error.statusCode !== undefined && error.statusCode < 500) {
         const body = html`<h1>That request could not be handled</h1><div class="notice error" role="alert"><p>${sentence(error.message)}</p></div><p><a href="/">Back to the dashboard</a></p>`;

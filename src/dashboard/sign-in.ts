@@ -27,12 +27,17 @@
  */
 import type { Runtime } from '../runtime.js';
 import type { MemberRecord, SignInFailureRecord } from '../store/store.js';
+import { holdsNul } from '../store/unstorable-text.js';
 import { hashPassword, verifyPassword } from '../members/password.js';
 import { audit } from '../operations/audit.js';
 import { addressGroup } from '../gateway/trusted-proxies.js';
 import { LOCKOUT_MS, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_EMAIL, MAX_FAILED_SIGN_INS_PER_NETWORK, MAX_SIGN_INS_PER_ADDRESS, SIGN_IN_WINDOW_MS } from '../members/lockout.js';
 
-/** No address is longer (RFC 5321); longer input is refused without being remembered. */
+/**
+ * No address is longer (RFC 5321); longer input is refused without being remembered. So is
+ * one with a NUL: no store keeps text with one (store/unstorable-text.ts), so no member has
+ * such an address, and its failures could not be counted.
+ */
 const MAX_EMAIL_LENGTH = 254;
 /** Failures in a row are forgotten a day after the last one (and a pause once it has ended). */
 const FORGET_AFTER_MS = 24 * 60 * 60_000;
@@ -176,7 +181,7 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
   async function checkNow(email: string, password: string, address: string): Promise<SignInResult> {
     const now = rt.clock();
     decoy ??= hashPassword('keygate decoy password');
-    if (email === '' || email.length > MAX_EMAIL_LENGTH) {
+    if (email === '' || email.length > MAX_EMAIL_LENGTH || holdsNul(email)) {
       await verifyPassword(password, await decoy);
       return { ok: false, reason: 'invalid' };
     }
