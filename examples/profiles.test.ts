@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../src/config/load.js';
 import { EXAMPLES_DIR, profileFile } from './support/example.js';
+import { runCli } from '../test/support/cli.js';
 
 const EXAMPLES = ['ranktracker', 'ranksy', 'seranking-project', 'seranking-data', 'trakkr'] as const;
 
@@ -29,6 +30,11 @@ describe('the five example profiles', () => {
 
     const readme = readFileSync(path.join(EXAMPLES_DIR, name, 'README.md'), 'utf8');
     expect(readme).toContain(`node bin/keygate.js serve --config examples/${name}/keygate.yaml`);
+  });
+
+  it.each(EXAMPLES)('%s: `keygate check` passes it without a warning (no route leaves a path to one that requires less)', async (name) => {
+    const r = await runCli(['check', '--config', profileFile(name)]);
+    expect([r.code, r.stdout]).toEqual([0, expect.stringMatching(/^[^\n]*: ok \([^)]*\)\n$/)]);
   });
 
   it('no two examples share a port (gateway, admin, dashboard, upstream)', () => {

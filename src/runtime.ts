@@ -12,7 +12,7 @@ import { createKeyFormat, type KeyFormat } from './keys/format.js';
 import { createKeyHasher, digestOfHex, type KeyHasher } from './keys/hash.js';
 import { KeyCache } from './keys/key-cache.js';
 import { createDialect, type Dialect } from './dialect/dialect.js';
-import { describeScopeGap, profileRouteTable, scopeGaps, type RouteTable } from './routes/route-table.js';
+import { describeScopeGap, describeWildcardRootGap, profileRouteTable, scopeGaps, wildcardRootGaps, type RouteTable } from './routes/route-table.js';
 import { createRateLimitPlanner } from './limits/rate-limits.js';
 import { createBlockStarts, type BlockStarts } from './limits/block-starts.js';
 import { createPipeline, type Pipeline, type StoreLookups } from './pipeline/pipeline.js';
@@ -332,7 +332,10 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   const judging = (profile: Config) => {
     const routes = profileRouteTable(profile);
     // Once per start and reload of a serving process (a CLI command's log stays quiet).
-    if (options.use !== 'command') for (const gap of scopeGaps(routes, profile.routes)) log.warn({ route: gap.route.id, methods: gap.methods, via: gap.via.id }, describeScopeGap(gap));
+    if (options.use !== 'command') {
+      for (const gap of scopeGaps(routes, profile.routes)) log.warn({ route: gap.route.id, methods: gap.methods, via: gap.via.id }, describeScopeGap(gap));
+      for (const gap of wildcardRootGaps(routes, profile.routes)) log.warn({ route: gap.route.id, root: gap.root, methods: gap.methods, via: gap.via.id }, describeWildcardRootGap(gap));
+    }
     blockStarts.expect(profile);
     return {
       config: profile,

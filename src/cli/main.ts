@@ -478,7 +478,12 @@ export function buildCli(): Command {
       // Valid, but probably not meant: said, without failing the check.
       const { config: profile } = loaded;
       const cookiesInClear = cookiesInClearWarning(profile.dashboard);
-      const warnings = [...ops.scopeGaps(ops.profileRouteTable(profile), profile.routes).map(ops.describeScopeGap), ...(cookiesInClear ? [cookiesInClear] : [])];
+      const table = ops.profileRouteTable(profile);
+      const warnings = [
+        ...ops.scopeGaps(table, profile.routes).map(ops.describeScopeGap),
+        ...ops.wildcardRootGaps(table, profile.routes).map(ops.describeWildcardRootGap),
+        ...(cookiesInClear ? [cookiesInClear] : []),
+      ];
       print(json, { file: config, ok: true, plans, routes, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
         [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, ...warnings.map((warning) => `warning: ${warning}`)].join('\n'),
       );

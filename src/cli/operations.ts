@@ -8,7 +8,7 @@ export { z } from 'zod';
 export { parse as parseYaml } from 'yaml';
 export { configJsonSchema, loadConfigFile } from '../config/load.js';
 export { createRuntime, forgetKeyHashing, keyHashingMismatch, keyHashingState, migrateOrRefuse } from '../runtime.js';
-export { describeScopeGap, profileRouteTable, scopeGaps } from '../routes/route-table.js';
+export { describeScopeGap, describeWildcardRootGap, profileRouteTable, scopeGaps, wildcardRootGaps } from '../routes/route-table.js';
 export { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
 export { backupSqlite } from '../store/sqlite/backup.js';
 export { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';

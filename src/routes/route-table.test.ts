@@ -1,10 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { configSchema, type ConfigInput } from '../config/schema.js';
-import { createRouteTable, scopeGaps } from './route-table.js';
+import { createRouteTable, describeWildcardRootGap, scopeGaps, wildcardRootGaps } from './route-table.js';
 
 function gaps(routes: ConfigInput['routes']) {
   const config = configSchema.parse({ upstream: { url: 'http://127.0.0.1:9' }, scopes: ['read', 'write', 'admin'], routes });
   return scopeGaps(createRouteTable(config.routes, config.builtins), config.routes).map((gap) => [gap.route.id, gap.methods.join(' '), gap.via.id]);
+}
+
+function rootGaps(routes: ConfigInput['routes'], extra: Partial<ConfigInput> = {}) {
+  const config = configSchema.parse({ upstream: { url: 'http://127.0.0.1:9' }, scopes: ['read', 'write', 'admin'], plans: { free: { meters: { units: { limit: 100 } } } }, routes, ...extra });
+  return wildcardRootGaps(createRouteTable(config.routes, config.builtins, { caseSensitive: config.upstream.caseSensitivePaths }), config.routes).map(describeWildcardRootGap);
 }
 
 function table(routes: ConfigInput['routes'], builtins: ConfigInput['builtins'] = [], caseSensitivePaths = true) {
@@ -39,6 +44,39 @@ describe('route table', () => {
     expect(gaps([{ method: 'GET', path: '/v1/admin/:id', scopes: ['admin'] }, { method: 'DELETE', path: '/v1/admin/:id', scopes: ['admin'] }, { path: '/v1/*' }])).toEqual([
       ['routes[0]', 'POST PUT PATCH', 'routes[2]'],
     ]);
+  });
+
+  it('says when a route P/* requires what the route that takes P and P/ does not, naming both and the route to add', () => {
+    expect(rootGaps([{ path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*', scopes: ['read'] }])).toEqual([
+      'routes[0] (/v1/admin/*) does not take /v1/admin and /v1/admin/ (a wildcard needs a segment after its slash): requests to /v1/admin and /v1/admin/ are judged by routes[1] (/v1/*), which does not require the scope admin. To guard /v1/admin and /v1/admin/ as well, declare a route for /v1/admin with routes[0]\'s scopes ({path: /v1/admin, ...}); one trailing slash is ignored, so it takes /v1/admin/ too.',
+    ]);
+    // A cost and rate limits left behind too; a GET route (which takes HEAD) suggests a GET route.
+    expect(
+      rootGaps([
+        { method: 'GET', path: '/v1/reports/:id/*', scopes: ['read'], cost: { meter: 'units', perRequest: 10 }, rateLimits: [{ limit: 5, window: '1s' }] },
+        { path: '/v1/*', scopes: ['read'] },
+      ]),
+    ).toEqual([
+      'routes[0] (GET /v1/reports/:id/*) does not take /v1/reports/:id and /v1/reports/:id/ (a wildcard needs a segment after its slash): GET and HEAD on /v1/reports/:id and /v1/reports/:id/ are judged by routes[1] (/v1/*), which does not charge routes[0]\'s cost or count routes[0]\'s rate limits. To guard /v1/reports/:id and /v1/reports/:id/ as well, declare a route for /v1/reports/:id with routes[0]\'s cost and rateLimits ({method: GET, path: /v1/reports/:id, ...}); one trailing slash is ignored, so it takes /v1/reports/:id/ too.',
+    ]);
+    // Only some methods fall through (here those a `*` route takes beside a GET route): they are named.
+    expect(rootGaps([{ method: 'GET', path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*' }])[0]).toContain('GET and HEAD on /v1/admin and /v1/admin/ are judged by routes[1] (/v1/*)');
+    expect(rootGaps([{ method: 'GET', path: '/v1/admin/*', scopes: ['read'] }, { path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*' }])).toEqual([
+      expect.stringContaining('GET and HEAD on /v1/admin and /v1/admin/ are judged by routes[2] (/v1/*), which does not require the scope read.'),
+      expect.stringContaining('POST, PUT, PATCH, DELETE and OPTIONS on /v1/admin and /v1/admin/ are judged by routes[2] (/v1/*), which does not require the scope admin.'),
+    ]);
+    // Nothing to say: the root has a route of its own (with any scopes and method: it was
+    // chosen for it, and methods falling from it are scopeGaps' to tell),
+    // no route takes the root, the broader route requires as much, or the wildcard requires nothing.
+    expect(rootGaps([{ path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/admin/', scopes: ['read'] }, { path: '/v1/*' }])).toEqual([]);
+    expect(rootGaps([{ path: '/v1/admin/*', scopes: ['admin'] }, { method: 'GET', path: '/v1/admin', scopes: ['admin'] }, { path: '/v1/*' }])).toEqual([]);
+    expect(rootGaps([{ path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/reports' }])).toEqual([]);
+    expect(rootGaps([{ path: '/v1/admin/*', scopes: ['admin'], cost: { meter: 'units', perRequest: 1 } }, { path: '/v1/*', scopes: ['admin', 'read'], cost: { meter: 'units', perRequest: 2 } }])).toEqual([]);
+    expect(rootGaps([{ path: '/v1/admin/*' }, { path: '/v1/*', scopes: ['read'] }])).toEqual([]);
+    expect(rootGaps([{ path: '/*', scopes: ['read'] }])).toEqual([]);
+    // A cheaper cost on the broader route is a gap; the same route in other letters, with paths matched ignoring case, is the root's own.
+    expect(rootGaps([{ path: '/v1/data/*', cost: { meter: 'units', perRequest: 5 } }, { path: '/v1/*', cost: { meter: 'units', perRequest: 1 } }])).toHaveLength(1);
+    expect(rootGaps([{ path: '/v1/admin/*', scopes: ['admin'] }, { path: '/V1/Admin', scopes: ['admin'] }, { path: '/v1/*' }], { upstream: { url: 'http://127.0.0.1:9', caseSensitivePaths: false } })).toEqual([]);
   });
 
   it('answers HEAD with the GET route, ahead of a `*` route with other scopes', () => {

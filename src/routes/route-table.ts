@@ -6,7 +6,7 @@
  * answers HEAD too, with its scopes and limits, unless a route declares HEAD itself.
  */
 import FindMyWay from 'find-my-way';
-import type { Builtin, Config, Route } from '../config/schema.js';
+import type { Builtin, Config, Cost, RateLimit, Route } from '../config/schema.js';
 import { escapedByte } from '../gateway/percent.js';
 
 /** The methods a route can name, and the gateway forwards (any other is no route's). */
@@ -198,6 +198,109 @@ export function describeScopeGap({ route, methods, via }: ScopeGap): string {
   const scopes = `the scope${route.scopes.length === 1 ? '' : 's'} ${list(route.scopes)}`;
   const them = route.scopes.length === 1 ? 'it' : 'them';
   return `${route.id} (${route.name}) requires ${scopes}, but ${list(methods)} on its paths ${methods.length === 1 ? 'is' : 'are'} judged by ${via.id} (${via.name}), which does not: a key without ${them} can ${list(methods)} there. Declare ${methods.length === 1 ? 'that method' : 'those methods'} with ${them}, or give ${route.id} no method (every method then needs ${them}).`;
+}
+
+/**
+ * A route `P/*` that requires something (scopes, a cost, rate limits) which the route that
+ * takes `P` itself does not: `/v1/admin/*` with `admin` beside `/v1/*` leaves `/v1/admin`
+ * and `/v1/admin/` (one trailing slash is ignored) to `/v1/*`, since a wildcard needs a
+ * segment after its slash. Most frameworks serve `/v1/admin/` as the admin index, so a
+ * profile meant to guard "everything under /v1/admin" leaves its root open. Legitimate
+ * (the matching rule is documented, and profiles rely on it), rarely meant: start-up and
+ * `keygate check` say so.
+ */
+export interface WildcardRootGap {
+  /** The wildcard route: `routes[0]`, and as declared, `/v1/admin/*`. */
+  route: { id: string; name: string };
+  /** `P`, the path the wildcard does not take (`/v1/admin`; `/` for `/*`). */
+  root: string;
+  /** The methods of `route` whose requests at `root` go to `via`. */
+  methods: string[];
+  /** Whether `methods` are every method (then they go unnamed). */
+  everyMethod: boolean;
+  via: { id: string; name: string };
+  /** What `route` requires that `via` does not. */
+  missing: { scopes: string[]; cost: boolean; rateLimits: boolean };
+}
+
+/**
+ * The wildcard root gaps of a profile's routes (see WildcardRootGap), found with the table
+ * itself: the methods a `P/*` route takes are matched at `P` and compared with the route
+ * found there.
+ */
+export function wildcardRootGaps(table: RouteTable, routes: readonly Route[]): WildcardRootGap[] {
+  const gaps: WildcardRootGap[] = [];
+  routes.forEach((route, i) => {
+    if (!route.path.endsWith('/*')) return;
+    if (route.scopes.length === 0 && route.cost === undefined && route.rateLimits.length === 0) return;
+    const id = `routes[${i}]`;
+    const root = route.path.slice(0, -2) || '/';
+    const sample = samplePath(route.path);
+    const rootSample = samplePath(root);
+    // A route declared for P itself (any method, parameters named otherwise) was chosen for
+    // it; methods that fall from it to a broader route are scopeGaps' to tell.
+    if (routes.some((other) => pathShape(other.path) === pathShape(root))) return;
+    const taken = ROUTE_METHODS.filter((method) => table.match(method, sample)?.id === id);
+    const byVia = new Map<string, WildcardRootGap>();
+    for (const method of taken) {
+      const other = table.match(method, rootSample);
+      if (other?.kind !== 'proxy' || other.id === id) continue;
+      const missing = {
+        scopes: route.scopes.filter((scope) => !other.route.scopes.includes(scope)),
+        cost: !costCovered(route.cost, other.route.cost),
+        rateLimits: !route.rateLimits.every((window) => other.route.rateLimits.some((its) => rateLimitCovered(window, its))),
+      };
+      if (missing.scopes.length === 0 && !missing.cost && !missing.rateLimits) continue;
+      let gap = byVia.get(other.id);
+      if (!gap) {
+        gap = { route: { id, name: routeName(route) }, root, methods: [], everyMethod: false, via: { id: other.id, name: routeName(other.route) }, missing };
+        byVia.set(other.id, gap);
+      }
+      gap.methods.push(method);
+    }
+    for (const gap of byVia.values()) gap.everyMethod = gap.methods.length === ROUTE_METHODS.length;
+    gaps.push(...byVia.values());
+  });
+  return gaps;
+}
+
+/** A route as its profile declares it: `GET /v1/admin/*`, or its path alone for every method. */
+function routeName(route: Route): string {
+  return route.method === '*' ? route.path : `${route.method} ${route.path}`;
+}
+
+/** A path pattern with its parameters unnamed and one trailing slash dropped: `/v1/:a/` is `/v1/:b`. */
+function pathShape(pattern: string): string {
+  return pattern.replace(/(.)\/$/, '$1').replace(/::/g, '\0').replace(/:[A-Za-z0-9_]+(\([^)]*\))?/g, ':').toLowerCase();
+}
+
+/** Whether `other` charges at least what `cost` does (same meter, same way of counting, no less). */
+function costCovered(cost: Cost | undefined, other: Cost | undefined): boolean {
+  if (cost === undefined) return true;
+  if (other === undefined || other.meter !== cost.meter) return false;
+  if (cost.perRequest !== undefined) return other.perRequest !== undefined && other.perRequest >= cost.perRequest;
+  return other.perRecord !== undefined && other.perRecord >= (cost.perRecord ?? 0) && JSON.stringify(other.records) === JSON.stringify(cost.records);
+}
+
+/** Whether `other` is a window at least as strict as `window` (same length and scope, no higher limit). */
+function rateLimitCovered(window: RateLimit, other: RateLimit): boolean {
+  return other.window === window.window && other.scope === window.scope && other.limit <= window.limit;
+}
+
+/** A wildcard root gap in words, for the log and `keygate check`. */
+export function describeWildcardRootGap({ route, root, methods, everyMethod, via, missing }: WildcardRootGap): string {
+  const list = (items: readonly string[], and = 'and') => (items.length === 1 ? items[0] : `${items.slice(0, -1).join(', ')} ${and} ${items.at(-1)}`);
+  const paths = root === '/' ? '/' : `${root} and ${root}/`;
+  const requests = everyMethod ? `requests to ${paths} are` : `${list(methods)} on ${paths} ${methods.length === 1 ? 'is' : 'are'}`;
+  const lacks = [
+    ...(missing.scopes.length > 0 ? [`require the scope${missing.scopes.length === 1 ? '' : 's'} ${list(missing.scopes)}`] : []),
+    ...(missing.cost ? [`charge ${route.id}'s cost`] : []),
+    ...(missing.rateLimits ? [`count ${route.id}'s rate limits`] : []),
+  ];
+  const fields = ['scopes', 'cost', 'rateLimits'].filter((_, i) => [missing.scopes.length > 0, missing.cost, missing.rateLimits][i]);
+  // A `*` route for the root takes the methods no route declared there claims; a GET route takes HEAD too.
+  const method = route.name.startsWith('/') ? '' : `method: ${route.name.split(' ')[0]}, `;
+  return `${route.id} (${route.name}) does not take ${paths} (a wildcard needs a segment after its slash): ${requests} judged by ${via.id} (${via.name}), which does not ${list(lacks, 'or')}. To guard ${paths} as well, declare a route for ${root} with ${route.id}'s ${list(fields)} ({${method}path: ${root}, ...}); one trailing slash is ignored, so it takes ${root === '/' ? '/' : `${root}/`} too.`;
 }
 
 /** Whether the key's scopes satisfy every scope the route requires (`*` satisfies all). */
