@@ -247,6 +247,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.goto('/keys/new');
     await page.getByLabel('Name').fill('No-script key');
+    await page.getByRole('checkbox', { name: '* (all scopes)' }).check();
     await page.getByRole('button', { name: 'Create key' }).click();
     await expectHeading(page, 'Copy your new key');
     // The keyboard starts at the secret, without a script: Ctrl+C copies it once selected.

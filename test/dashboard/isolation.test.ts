@@ -53,6 +53,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     await join(acmePage, await invite(fixture, 'ada@acme.example', acmeId), 'ada@acme.example');
     await acmePage.goto('/keys/new');
     await acmePage.getByLabel('Name').fill('Acme production');
+    await acmePage.getByRole('checkbox', { name: '* (all scopes)' }).check();
     await acmePage.getByRole('button', { name: 'Create key' }).click();
     const secret = await acmePage.getByLabel('Key “Acme production”').inputValue();
     const [key] = await fixture.keygate.runtime.store.listKeys({ accountId: acmeId });

@@ -95,6 +95,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keys that never expire and are
     await updateAccount(rt, accountId, { apiAccess: false }, 'test');
     await page.goto(`${fixture.dashboardUrl}/keys/new`);
     await page.getByLabel('Name').fill('staging');
+    await page.getByRole('checkbox', { name: '* (all scopes)' }).check();
     await page.getByRole('button', { name: 'Create key' }).click();
     await expectHeading(page, 'Copy your new key');
     expect(await textOf(page.locator('.notice.warning'))).toBe('API access is off for this account (it was turned off by the operator): requests with this key are refused until API access is turned back on.');
@@ -446,6 +447,37 @@ describe.skipIf(!chromiumAvailable())('dashboard: a key with no scope (keys.requ
     const secret = await page.getByLabel('Key “Health check”').inputValue();
     const call = async (path: string) => (await fixture.keygate.call(path, { headers: { authorization: `Bearer ${secret}` } })).status;
     expect([await call('/v1/echo'), await call('/v1/projects')]).toEqual([200, 403]);
+  });
+
+  it('opens the form with no scope ticked: a name and Enter make a key with no scope, never an all-scopes one', async () => {
+    await page.goto(`${fixture.dashboardUrl}/keys/new`);
+    await expectHeading(page, 'Create a key');
+    const boxes = page.getByRole('checkbox');
+    expect(await boxes.count()).toBeGreaterThan(1);
+    for (const box of await boxes.all()) expect(await box.isChecked()).toBe(false);
+    expect(await textOf(page.locator('fieldset', { hasText: 'Scopes' }).locator('.hint'))).toBe(
+      'What the key may do; * grants every scope, including ones added later, so it is chosen alone. With none ticked, the key reaches only the routes that need no scope.',
+    );
+    await page.getByLabel('Name').fill('Just a name');
+    await page.getByLabel('Name').press('Enter');
+    await expectHeading(page, 'Copy your new key');
+    expect(await textOf(page.locator('dl.facts div', { hasText: 'Scopes' }).locator('dd'))).toBe('none');
+    const secret = await page.getByLabel('Key “Just a name”').inputValue();
+    const call = async (path: string) => (await fixture.keygate.call(path, { headers: { authorization: `Bearer ${secret}` } })).status;
+    expect([await call('/v1/echo'), await call('/v1/projects')]).toEqual([200, 403]);
+  });
+
+  it('where every key carries a scope, the form says so, and a name and Enter are refused with the reason', async () => {
+    await strict.goto(`${required.dashboardUrl}/keys/new`);
+    for (const box of await strict.getByRole('checkbox').all()) expect(await box.isChecked()).toBe(false);
+    expect(await textOf(strict.locator('fieldset', { hasText: 'Scopes' }).locator('.hint'))).toBe(
+      'What the key may do; * grants every scope, including ones added later, so it is chosen alone. Tick at least one: every key of this API carries one.',
+    );
+    await strict.getByLabel('Name').fill('Just a name');
+    await strict.getByLabel('Name').press('Enter');
+    await expectHeading(strict, 'Create a key');
+    expect(await textOf(strict.getByRole('alert'))).toBe('Choose at least one scope: every key of this API carries one.');
+    expect(await required.keygate.runtime.store.listKeys({ accountId: requiredAccount })).toEqual([]);
   });
 
   it('refuses it, saying why, where every key carries a scope; no key is made', async () => {

@@ -36,7 +36,6 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
     await expectHeading(page, 'Create a key');
     expect(await horizontalOverflow(page)).toBe(0);
     await page.getByLabel('Name').fill('Phone app');
-    await page.getByRole('checkbox', { name: '* (all scopes)' }).tap();
     await page.getByRole('checkbox', { name: 'projects:read' }).tap();
     await page.getByRole('checkbox', { name: 'rankings:read' }).tap();
     await screenshot(page, 'phone-create-key');

@@ -140,7 +140,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
         return sendPage(dash, request, reply, { title: 'No room for another key', body });
       }
     }
-    return sendCreateForm(request, reply, account, defaultForm(account), newFormNonce());
+    return sendCreateForm(request, reply, account, defaultForm(), newFormNonce());
   });
 
   app.post('/keys', async (request, reply) => {
@@ -258,9 +258,9 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
     return html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, planExpired)}): requests with this key are refused until ${accessBack(account, planExpired)}.</p></div>`;
   }
 
-  function defaultForm(account: AccountRecord): KeyForm {
-    const allowed = allowedScopes(rt, account.planId);
-    return { name: '', mode: rt.keyFormat.modes[0] ?? 'live', scopes: allowed.includes('*') ? ['*'] : allowed, expiry: 'never' };
+  function defaultForm(): KeyForm {
+    // No scope ticked: the member chooses what the key may do (a name and Enter alone never make an all-scopes key).
+    return { name: '', mode: rt.keyFormat.modes[0] ?? 'live', scopes: [], expiry: 'never' };
   }
 
   /**
@@ -320,7 +320,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
   ${allowed.length > 0
     ? html`<fieldset>
     <legend>Scopes</legend>
-    <span class="hint">What the key may do${allowed.includes('*') ? '; * grants every scope, including ones added later, so it is chosen alone' : ''}.</span>
+    <span class="hint">What the key may do${allowed.includes('*') ? '; * grants every scope, including ones added later, so it is chosen alone' : ''}. ${rt.config.keys.requireScopes ? 'Tick at least one: every key of this API carries one.' : 'With none ticked, the key reaches only the routes that need no scope.'}</span>
     <div class="choices">${allowed.map(
       (scope) => html`<label class="choice"><input type="checkbox" name="scope" value="${scope}"${form.scopes.includes(scope) ? html` checked` : ''}> <code>${scope === '*' ? '* (all scopes)' : scope}</code></label>`,
     )}</div>
