@@ -700,7 +700,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
     const warning =
       'routes[0] (GET /v1/admin/*) requires the scope admin:read, but POST, PUT, PATCH and DELETE on its paths are judged by routes[1] (/v1/*), which does not: a key without it can POST, PUT, PATCH and DELETE there. Declare those methods with it, or give routes[0] no method (every method then needs it).';
     // /v1/admin itself, which the wildcard does not take, is told of too (the next test).
-    const rootWarning = expect.stringMatching(/^routes\[0\] \(GET \/v1\/admin\/\*\) does not take \/v1\/admin and \/v1\/admin\/ /);
+    const rootWarning = expect.stringMatching(/^routes\[0\] \(GET \/v1\/admin\/\*\) does not take \/v1\/admin or \/v1\/admin\/ /);
     const r = await runCli(['check', '--config', file]);
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n')).toEqual([`${file}: ok (1 plan, 2 routes)`, `warning: ${warning}`, expect.stringMatching(/^warning: /), '']);
@@ -712,7 +712,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
     const file = path.join(dir, 'wildcard-root.yaml');
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:4100"}\nscopes: [admin, read]\nroutes:\n  - {path: /v1/admin/*, scopes: [admin]}\n  - {path: /v1/*, scopes: [read]}\n');
     const warning =
-      "routes[0] (/v1/admin/*) does not take /v1/admin and /v1/admin/ (a wildcard needs a segment after its slash): requests to /v1/admin and /v1/admin/ are judged by routes[1] (/v1/*), which does not require the scope admin. To guard /v1/admin and /v1/admin/ as well, declare a route for /v1/admin with routes[0]'s scopes ({path: /v1/admin, ...}); one trailing slash is ignored, so it takes /v1/admin/ too.";
+      "routes[0] (/v1/admin/*) does not take /v1/admin or /v1/admin/ (a wildcard needs a segment after its slash): requests to /v1/admin and /v1/admin/ are judged by routes[1] (/v1/*), which does not require the scope admin. To guard /v1/admin and /v1/admin/ as well, declare a route for /v1/admin with routes[0]'s scopes ({path: /v1/admin, ...}); one trailing slash is ignored, so it takes /v1/admin/ too.";
     const r = await runCli(['check', '--config', file]);
     expect([r.code, r.stdout]).toEqual([0, `${file}: ok (1 plan, 2 routes)\nwarning: ${warning}\n`]);
     const json = await runCli(['--json', 'check', '--config', file]);

@@ -48,7 +48,7 @@ describe('route table', () => {
 
   it('says when a route P/* requires what the route that takes P and P/ does not, naming both and the route to add', () => {
     expect(rootGaps([{ path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*', scopes: ['read'] }])).toEqual([
-      'routes[0] (/v1/admin/*) does not take /v1/admin and /v1/admin/ (a wildcard needs a segment after its slash): requests to /v1/admin and /v1/admin/ are judged by routes[1] (/v1/*), which does not require the scope admin. To guard /v1/admin and /v1/admin/ as well, declare a route for /v1/admin with routes[0]\'s scopes ({path: /v1/admin, ...}); one trailing slash is ignored, so it takes /v1/admin/ too.',
+      'routes[0] (/v1/admin/*) does not take /v1/admin or /v1/admin/ (a wildcard needs a segment after its slash): requests to /v1/admin and /v1/admin/ are judged by routes[1] (/v1/*), which does not require the scope admin. To guard /v1/admin and /v1/admin/ as well, declare a route for /v1/admin with routes[0]\'s scopes ({path: /v1/admin, ...}); one trailing slash is ignored, so it takes /v1/admin/ too.',
     ]);
     // A cost and rate limits left behind too; a GET route (which takes HEAD) suggests a GET route.
     expect(
@@ -57,7 +57,7 @@ describe('route table', () => {
         { path: '/v1/*', scopes: ['read'] },
       ]),
     ).toEqual([
-      'routes[0] (GET /v1/reports/:id/*) does not take /v1/reports/:id and /v1/reports/:id/ (a wildcard needs a segment after its slash): GET and HEAD on /v1/reports/:id and /v1/reports/:id/ are judged by routes[1] (/v1/*), which does not charge routes[0]\'s cost or count routes[0]\'s rate limits. To guard /v1/reports/:id and /v1/reports/:id/ as well, declare a route for /v1/reports/:id with routes[0]\'s cost and rateLimits ({method: GET, path: /v1/reports/:id, ...}); one trailing slash is ignored, so it takes /v1/reports/:id/ too.',
+      'routes[0] (GET /v1/reports/:id/*) does not take /v1/reports/:id or /v1/reports/:id/ (a wildcard needs a segment after its slash): GET and HEAD on /v1/reports/:id and /v1/reports/:id/ are judged by routes[1] (/v1/*), which does not charge routes[0]\'s cost or count routes[0]\'s rate limits. To guard /v1/reports/:id and /v1/reports/:id/ as well, declare a route for /v1/reports/:id with routes[0]\'s cost and rateLimits ({method: GET, path: /v1/reports/:id, ...}); one trailing slash is ignored, so it takes /v1/reports/:id/ too.',
     ]);
     // Only some methods fall through (here those a `*` route takes beside a GET route): they are named.
     expect(rootGaps([{ method: 'GET', path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*' }])[0]).toContain('GET and HEAD on /v1/admin and /v1/admin/ are judged by routes[1] (/v1/*)');
@@ -77,6 +77,7 @@ describe('route table', () => {
     // A cheaper cost on the broader route is a gap; the same route in other letters, with paths matched ignoring case, is the root's own.
     expect(rootGaps([{ path: '/v1/data/*', cost: { meter: 'units', perRequest: 5 } }, { path: '/v1/*', cost: { meter: 'units', perRequest: 1 } }])).toHaveLength(1);
     expect(rootGaps([{ path: '/v1/admin/*', scopes: ['admin'] }, { path: '/V1/Admin', scopes: ['admin'] }, { path: '/v1/*' }], { upstream: { url: 'http://127.0.0.1:9', caseSensitivePaths: false } })).toEqual([]);
+    expect(rootGaps([{ path: '/v1/admin/*', scopes: ['admin'] }, { path: '/V1/Admin', scopes: ['admin'] }, { path: '/v1/*' }])).toHaveLength(1);
   });
 
   it('answers HEAD with the GET route, ahead of a `*` route with other scopes', () => {

@@ -210,8 +210,8 @@ export function describeScopeGap({ route, methods, via }: ScopeGap): string {
  * `keygate check` say so.
  */
 export interface WildcardRootGap {
-  /** The wildcard route: `routes[0]`, and as declared, `/v1/admin/*`. */
-  route: { id: string; name: string };
+  /** The wildcard route: `routes[0]`, its method, and as declared, `/v1/admin/*`. */
+  route: { id: string; method: string; name: string };
   /** `P`, the path the wildcard does not take (`/v1/admin`; `/` for `/*`). */
   root: string;
   /** The methods of `route` whose requests at `root` go to `via`. */
@@ -237,9 +237,11 @@ export function wildcardRootGaps(table: RouteTable, routes: readonly Route[]): W
     const root = route.path.slice(0, -2) || '/';
     const sample = samplePath(route.path);
     const rootSample = samplePath(root);
-    // A route declared for P itself (any method, parameters named otherwise) was chosen for
-    // it; methods that fall from it to a broader route are scopeGaps' to tell.
-    if (routes.some((other) => pathShape(other.path) === pathShape(root))) return;
+    // A route declared for P itself (any method, parameters named otherwise, letters in
+    // another case where paths are matched ignoring it) was chosen for it; methods that fall
+    // from it to a broader route are scopeGaps' to tell.
+    const forRoot = (other: Route, j: number) => pathShape(other.path) === pathShape(root) && ROUTE_METHODS.some((method) => table.match(method, rootSample)?.id === `routes[${j}]`);
+    if (routes.some(forRoot)) return;
     const taken = ROUTE_METHODS.filter((method) => table.match(method, sample)?.id === id);
     const byVia = new Map<string, WildcardRootGap>();
     for (const method of taken) {
@@ -253,7 +255,7 @@ export function wildcardRootGaps(table: RouteTable, routes: readonly Route[]): W
       if (missing.scopes.length === 0 && !missing.cost && !missing.rateLimits) continue;
       let gap = byVia.get(other.id);
       if (!gap) {
-        gap = { route: { id, name: routeName(route) }, root, methods: [], everyMethod: false, via: { id: other.id, name: routeName(other.route) }, missing };
+        gap = { route: { id, method: route.method, name: routeName(route) }, root, methods: [], everyMethod: false, via: { id: other.id, name: routeName(other.route) }, missing };
         byVia.set(other.id, gap);
       }
       gap.methods.push(method);
@@ -269,7 +271,7 @@ function routeName(route: Route): string {
   return route.method === '*' ? route.path : `${route.method} ${route.path}`;
 }
 
-/** A path pattern with its parameters unnamed and one trailing slash dropped: `/v1/:a/` is `/v1/:b`. */
+/** A path pattern with its parameters unnamed, one trailing slash dropped and in small letters: `/v1/:a/` is `/V1/:b`. */
 function pathShape(pattern: string): string {
   return pattern.replace(/(.)\/$/, '$1').replace(/::/g, '\0').replace(/:[A-Za-z0-9_]+(\([^)]*\))?/g, ':').toLowerCase();
 }
@@ -297,10 +299,10 @@ export function describeWildcardRootGap({ route, root, methods, everyMethod, via
     ...(missing.cost ? [`charge ${route.id}'s cost`] : []),
     ...(missing.rateLimits ? [`count ${route.id}'s rate limits`] : []),
   ];
-  const fields = ['scopes', 'cost', 'rateLimits'].filter((_, i) => [missing.scopes.length > 0, missing.cost, missing.rateLimits][i]);
+  const fields = [...(missing.scopes.length > 0 ? ['scopes'] : []), ...(missing.cost ? ['cost'] : []), ...(missing.rateLimits ? ['rateLimits'] : [])];
   // A `*` route for the root takes the methods no route declared there claims; a GET route takes HEAD too.
-  const method = route.name.startsWith('/') ? '' : `method: ${route.name.split(' ')[0]}, `;
-  return `${route.id} (${route.name}) does not take ${paths} (a wildcard needs a segment after its slash): ${requests} judged by ${via.id} (${via.name}), which does not ${list(lacks, 'or')}. To guard ${paths} as well, declare a route for ${root} with ${route.id}'s ${list(fields)} ({${method}path: ${root}, ...}); one trailing slash is ignored, so it takes ${root === '/' ? '/' : `${root}/`} too.`;
+  const method = route.method === '*' ? '' : `method: ${route.method}, `;
+  return `${route.id} (${route.name}) does not take ${root === '/' ? '/' : `${root} or ${root}/`} (a wildcard needs a segment after its slash): ${requests} judged by ${via.id} (${via.name}), which does not ${list(lacks, 'or')}. To guard ${paths} as well, declare a route for ${root} with ${route.id}'s ${list(fields)} ({${method}path: ${root}, ...}); one trailing slash is ignored, so it takes ${root === '/' ? '/' : `${root}/`} too.`;
 }
 
 /** Whether the key's scopes satisfy every scope the route requires (`*` satisfies all). */

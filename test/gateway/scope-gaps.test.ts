@@ -94,7 +94,7 @@ describe('a wildcard route whose root falls to a broader route', () => {
         root: '/v1/admin',
         methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
         via: 'routes[1]',
-        msg: "routes[0] (/v1/admin/*) does not take /v1/admin and /v1/admin/ (a wildcard needs a segment after its slash): requests to /v1/admin and /v1/admin/ are judged by routes[1] (/v1/*), which does not require the scope admin. To guard /v1/admin and /v1/admin/ as well, declare a route for /v1/admin with routes[0]'s scopes ({path: /v1/admin, ...}); one trailing slash is ignored, so it takes /v1/admin/ too.",
+        msg: "routes[0] (/v1/admin/*) does not take /v1/admin or /v1/admin/ (a wildcard needs a segment after its slash): requests to /v1/admin and /v1/admin/ are judged by routes[1] (/v1/*), which does not require the scope admin. To guard /v1/admin and /v1/admin/ as well, declare a route for /v1/admin with routes[0]'s scopes ({path: /v1/admin, ...}); one trailing slash is ignored, so it takes /v1/admin/ too.",
       }),
     ]);
   });
