@@ -1,9 +1,10 @@
 /**
  * What a `keygate` command loads: --help and --version print from the command line's
  * definition alone, not after loading the server, the store and the runtime (which took
- * a second of CPU per command); a command on the store does not load the server.
+ * a second of CPU per command); a command on the store does not load the server, nor
+ * one on the profile alone (check, schema, plans list) the store.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, type CliResult } from './support/cli.js';
@@ -46,6 +47,28 @@ describe('what a keygate command loads', () => {
       expect([...run.packages].filter((name) => [...SERVER, ...STORE].includes(name)), args.join(' ')).toEqual([]);
       expect([...run.modules].filter((module) => ['runtime.js', 'serve.js', 'config/load.js', 'demo/demo.js'].includes(module)), args.join(' ')).toEqual([]);
     }
+  });
+
+  it('checks the profile, prints its schema and lists its plans without loading the store or the server', async () => {
+    const profile = path.join(dir, 'profile-only.yaml');
+    // A store that is not there: these commands do not open it. No routes: the default one, every path.
+    writeFileSync(profile, `upstream:\n  url: http://127.0.0.1:9\nstore: sqlite:${path.join(dir, 'none', 'keygate.db')}\nplans:\n  team: {}\n`);
+    const checked = await traced(['--config', profile, 'check']);
+    expect([checked.code, checked.stdout, checked.stderr]).toEqual([0, `${profile}: ok (1 plan, 1 route)\n`, '']);
+    const schema = await traced(['schema']);
+    expect([schema.code, schema.stderr]).toEqual([0, '']);
+    expect(JSON.parse(schema.stdout)).toMatchObject({ type: 'object' });
+    const plans = await traced(['--config', profile, 'plans', 'list']);
+    expect([plans.code, plans.stderr]).toEqual([0, '']);
+    expect(plans.stdout).toMatch(/^ID\s+NAME\s+API/);
+    expect(plans.stdout).toContain('team');
+    for (const [name, run] of [['check', checked], ['schema', schema], ['plans list', plans]] as const) {
+      // The profile's reading was traced (else the assertions below could not fail).
+      expect(run.packages, name).toContain('zod');
+      expect([...run.packages].filter((pkg) => ['kysely', 'better-sqlite3', 'pg', 'ioredis', ...SERVER].includes(pkg)), name).toEqual([]);
+      expect([...run.modules].filter((module) => ['runtime.js', 'serve.js', 'store/open.js', 'cli/operations.js'].includes(module)), name).toEqual([]);
+    }
+    expect(existsSync(path.join(dir, 'none'))).toBe(false);
   });
 
   it('works on the store without loading the server', async () => {

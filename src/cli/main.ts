@@ -38,6 +38,15 @@ import { cookiesInClearWarning } from '../dashboard/cookie-security.js';
  */
 let ops: typeof import('./operations.js');
 
+/**
+ * What the commands on the profile alone work with (profile.ts): all that `check`,
+ * `schema` and `plans list` load: no store, no database driver (`ops` re-exports it for the rest).
+ */
+let profileOps: typeof import('./profile.js');
+
+/** Commands that read the profile and nothing else: they load `profileOps`, not `ops`. */
+const PROFILE_ONLY = new Set(['check', 'schema', 'plans list']);
+
 const CLI_ACTOR = 'cli';
 
 interface GlobalOptions {
@@ -332,8 +341,9 @@ export function buildCli(): Command {
     // `keygate serve --help` lists --config and --json too (every command takes them).
     .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError()
-    .hook('preAction', async () => {
-      ops = await import('./operations.js');
+    .hook('preAction', async (_program, command) => {
+      if (PROFILE_ONLY.has(commandName(command))) profileOps = await import('./profile.js');
+      else ops = await import('./operations.js');
     });
 
   program
@@ -465,7 +475,7 @@ export function buildCli(): Command {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
       let loaded: LoadedConfig;
       try {
-        loaded = ops.loadConfigFile(config);
+        loaded = profileOps.loadConfigFile(config);
       } catch (error) {
         if (!json || !(error instanceof ConfigError)) throw error;
         // For scripts and editors: the problems as a list of {field, message}; exit 2 as without --json.
@@ -478,10 +488,10 @@ export function buildCli(): Command {
       // Valid, but probably not meant: said, without failing the check.
       const { config: profile } = loaded;
       const cookiesInClear = cookiesInClearWarning(profile.dashboard);
-      const table = ops.profileRouteTable(profile);
+      const table = profileOps.profileRouteTable(profile);
       const warnings = [
-        ...ops.scopeGaps(table, profile.routes).map(ops.describeScopeGap),
-        ...ops.wildcardRootGaps(table, profile.routes).map(ops.describeWildcardRootGap),
+        ...profileOps.scopeGaps(table, profile.routes).map(profileOps.describeScopeGap),
+        ...profileOps.wildcardRootGaps(table, profile.routes).map(profileOps.describeWildcardRootGap),
         ...(cookiesInClear ? [cookiesInClear] : []),
       ];
       print(json, { file: config, ok: true, plans, routes, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
@@ -493,7 +503,7 @@ export function buildCli(): Command {
     .command('schema')
     .description('print the JSON Schema of keygate.yaml')
     .action(() => {
-      process.stdout.write(`${JSON.stringify(ops.configJsonSchema(), null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(profileOps.configJsonSchema(), null, 2)}\n`);
     });
 
   const accounts = program.command('accounts').description('accounts (teams) that own keys');
@@ -627,7 +637,7 @@ export function buildCli(): Command {
     .description('every plan: API access, rate limits, meters, key limit')
     .action((_o, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
-      const loaded: LoadedConfig = ops.loadConfigFile(config);
+      const loaded: LoadedConfig = profileOps.loadConfigFile(config);
       // As the admin API gives them (GET /v1/plans).
       const plans = Object.entries(loaded.config.plans).map(([id, plan]) => planOut(id, plan));
       print(json, plans, () =>

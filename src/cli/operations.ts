@@ -2,13 +2,10 @@
  * What the CLI's commands work with, in one module that main.ts loads only once a command
  * is to run (see `ops` there): `keygate --help` and `--version` need none of it. The
  * server (Fastify, undici, the dashboard) is not here: `serve`, `demo` and `forecast`
- * load what they need of it.
+ * load what they need of it. Commands on the profile alone load only profile.ts.
  */
-export { z } from 'zod';
-export { parse as parseYaml } from 'yaml';
-export { configJsonSchema, loadConfigFile } from '../config/load.js';
+export * from './profile.js';
 export { createRuntime, forgetKeyHashing, keyHashingMismatch, keyHashingState, migrateOrRefuse } from '../runtime.js';
-export { describeScopeGap, describeWildcardRootGap, profileRouteTable, scopeGaps, wildcardRootGaps } from '../routes/route-table.js';
 export { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
 export { backupSqlite } from '../store/sqlite/backup.js';
 export { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
