@@ -115,7 +115,8 @@ describe('keygate CLI with a running gateway', () => {
     expect(renamed).toMatchObject({ code: 0, stdout: `updated key ${created.id}: reporting, scopes metrics:read\n` });
     const refused = await cli('keys', 'update', created.id, '--scopes', 'metrics:read, billing:write');
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/^error: scope billing:write not allowed; allowed: /);
+    // A scope the profile does not declare is named by its place, not repeated (it may be a key pasted there).
+    expect(refused.stderr).toBe('error: --scopes: the 2nd of 2 is not allowed; allowed: *, metrics:read\n');
     const nothing = await cli('keys', 'update', created.id);
     expect([nothing.code, nothing.stderr]).toEqual([1, 'error: nothing to change: give a name or scopes\n']);
     await cli('keys', 'revoke', created.id);
@@ -300,11 +301,11 @@ describe('keygate CLI with a running gateway', () => {
     writeFileSync(callsFile, stringify([{ method: 'GET', path: '/api/v1/apps/a/metrics/mrr', cnt: 3 }]));
     const misnamed = await cli('forecast', '--calls', callsFile);
     expect([misnamed.code, misnamed.stderr]).toEqual([1, 'error: calls[0] has no field "cnt": a call is {method, path, count, records}\n']);
-    // A file that is not YAML: one line naming the file and where the parser stopped, not YAML's excerpt under it.
+    // A file that is not YAML: one line saying where the parser stopped, not YAML's excerpt under it (nor the file's name, which is not repeated).
     const brokenFile = path.join(dir, 'broken-calls.json');
     writeFileSync(brokenFile, '{"method": "GET"\n');
     const broken = await cli('forecast', '--calls', brokenFile);
-    expect([broken.code, broken.stderr]).toEqual([1, `error: --calls: ${brokenFile} is not YAML or JSON: Flow map must end with a } at line 2, column 1\n`]);
+    expect([broken.code, broken.stderr]).toEqual([1, 'error: --calls: that file is not YAML or JSON: Flow map must end with a } at line 2, column 1\n']);
     const operator = await cli('members', 'invite', '--email', 'olga@ops.test', '--operator', '--account', accountId);
     expect([operator.code, operator.stderr]).toEqual([1, 'error: an operator sees every account and belongs to none: leave the account out\n']);
     const nobody = await cli('members', 'invite', '--email', 'olga@ops.test');
@@ -339,10 +340,21 @@ describe('keygate CLI with a running gateway', () => {
     }
   });
 
-  it('never repeats a key typed into an option checked once the profile is read (--expires, --limit, --rate-limit, …): names the option and what it takes', async () => {
+  it('never repeats a key typed into an option checked once the profile is read (--expires, --limit, --rate-limit, --scopes, --email, --meter, a path in --call or --calls, …): names the option and what it takes', async () => {
     const { id } = await createAccount(kg.runtime, { name: 'Pasted' }, 'test');
-    const { secret: pasted } = await createKey(kg.runtime, { accountId: id, name: 'pasted' }, 'test');
+    const { secret: pasted, key: pastedKey } = await createKey(kg.runtime, { accountId: id, name: 'pasted' }, 'test');
     const hidden = pasted.slice('rk_live_'.length);
+    // Files whose names, or calls, hold the key: neither is repeated either.
+    const callsFile = (name: string, text: string) => {
+      const file = path.join(dir, `${name}-${pasted}.yaml`);
+      writeFileSync(file, text);
+      return file;
+    };
+    const notYaml = callsFile('not-yaml', '[unclosed');
+    const notList = callsFile('not-list', 'method: GET');
+    const pastedPath = callsFile('pasted-path', JSON.stringify([{ method: 'GET', path: '/api/v1/apps/a/metrics/mrr', count: 1 }, { method: 'GET', path: `/x/${pasted}`, count: 1 }]));
+    const pastedMethod = callsFile('pasted-method', JSON.stringify([{ method: pasted, path: '/api/v1/apps/a/metrics/mrr', count: 1 }]));
+    const dotSegment = '(a dot segment, a backslash or an escape it would read as another path)';
     const window = '(a window is { limit: 100, window: "1s", scope: "key" or "account" })';
     const cases: [string[], string][] = [
       [['keys', 'create', '--account', id, '--name', 'k', '--expires', pasted], '--expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)'],
@@ -361,8 +373,25 @@ describe('keygate CLI with a running gateway', () => {
       [['forecast', '--account', id, '--call', pasted], '--call: expected "METHOD /path [xN] [records=N]"'],
       [['forecast', '--account', id, '--call', 'GET /api/v1/apps/a/metrics/mrr', '--call', `GET /x ${pasted}`], '--call (the 2nd of 2): expected "METHOD /path [xN] [records=N]" (after the path, only xN and records=N)'],
       [['forecast', '--account', id, '--calls', pasted], '--calls: cannot read that file (ENOENT)'],
+      [['forecast', '--account', id, '--calls', notYaml], '--calls: that file is not YAML or JSON: Flow sequence must end with a ] at line 1, column 10'],
+      [['forecast', '--account', id, '--calls', notList], '--calls: expected a list of calls in that file'],
+      [['forecast', '--account', id, '--calls', pastedPath], '--calls (its 2nd call): no route for GET on its path'],
+      [['forecast', '--account', id, '--calls', pastedMethod], '--calls (its 1st call): no route for its method and path'],
+      [['forecast', '--account', id, '--call', `GET /x/${pasted}`], '--call: no route for GET on its path'],
+      [['forecast', '--account', id, '--calls', pastedPath, '--call', 'GET /api/v1/apps/a/metrics/mrr', '--call', `POST /x/${pasted}`], '--calls (its 2nd call): no route for GET on its path'],
+      [['forecast', '--account', id, '--call', 'GET /api/v1/apps/a/metrics/mrr', '--call', `POST /x/${pasted}`], '--call (the 2nd of 2): no route for POST on its path'],
+      [['forecast', '--account', id, '--call', `GET /api/v1/apps/../${pasted}`], `--call: the gateway refuses its path ${dotSegment}`],
+      [['keys', 'create', '--account', id, '--name', 'k', '--scopes', pasted], '--scopes: the scope given is not allowed; allowed: *, metrics:read'],
+      [['keys', 'create', '--account', id, '--name', 'k', '--scopes', `metrics:read, ${pasted}`], '--scopes: the 2nd of 2 is not allowed; allowed: *, metrics:read'],
+      [['keys', 'update', pastedKey.id, '--scopes', pasted], '--scopes: the scope given is not allowed; allowed: *, metrics:read'],
+      [['members', 'invite', '--account', id, '--email', `${pasted}@`], '--email: that is not an email address'],
+      [['gauge', '--account', id, '--meter', pasted, '--value', '1'], '--meter: the team plan has no such gauge (the plan has no gauges)'],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(...args)));
+    // keys import reads the key it registers from stdin.
+    const imported = await runCli(['--config', configFile, 'keys', 'import', '--account', id, '--name', 'i', '--scopes', pasted], { input: kg.runtime.keyFormat.generate('live') });
+    expect([imported.code, imported.stdout, imported.stderr]).toEqual([1, '', 'error: --scopes: the scope given is not allowed; allowed: *, metrics:read\n']);
+    runs.push(imported);
     cases.forEach(([args, error], i) => {
       const r = runs[i] as CliResult;
       expect([r.code, r.stdout, r.stderr], args.join(' ')).toEqual([1, '', `error: ${error}\n`]);
@@ -1482,10 +1511,10 @@ describe('keygate keys create on a profile without scopes (as the README\'s firs
     const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
     const account = JSON.parse((await cli('accounts', 'create', '--name', 'Acme', '--plan', 'scale', '--json')).stdout).id as string;
     const refused = await cli('keys', 'create', '--account', account, '--name', 'prod', '--scopes', 'read');
-    expect([refused.code, refused.stdout, refused.stderr]).toEqual([1, '', 'error: scope read not allowed: keys of this API carry no scopes (the profile lists none under scopes); give the key none, or list the scopes under scopes in the profile\n']);
+    expect([refused.code, refused.stdout, refused.stderr]).toEqual([1, '', 'error: --scopes: the scope given is not allowed: keys of this API carry no scopes (the profile lists none under scopes); give the key none, or list the scopes under scopes in the profile\n']);
     const locked = JSON.parse((await cli('accounts', 'create', '--name', 'Locked', '--plan', 'locked', '--json')).stdout).id as string;
     const onPlan = await cli('keys', 'create', '--account', locked, '--name', 'prod', '--scopes', '*');
-    expect([onPlan.code, onPlan.stderr]).toEqual([1, 'error: scope * not allowed: keys on plan locked carry no scopes (its scopes list is empty); give the key none, or list scopes under plans.locked.scopes in the profile\n']);
+    expect([onPlan.code, onPlan.stderr]).toEqual([1, 'error: --scopes: * is not allowed: keys on plan locked carry no scopes (its scopes list is empty); give the key none, or list scopes under plans.locked.scopes in the profile\n']);
     expect(JSON.parse((await cli('keys', 'list', '--json')).stdout)).toEqual([]);
     // Without --scopes the key is made, with none.
     const made = await cli('keys', 'create', '--account', account, '--name', 'prod', '--json');

@@ -106,9 +106,10 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
 
     it('no scopes: a read-only or resource-limited key cannot be minted, from the CLI or the admin API', async () => {
       const before = await ex.cliJson<unknown[]>(['keys', 'list', '--account', acme.id]);
-      for (const scopes of ['read', 'domains:read', '*']) {
+      // The CLI repeats no scope the profile does not declare (it may be a key pasted there): here, all but *.
+      for (const [scopes, named] of [['read', 'the scope given'], ['domains:read', 'the scope given'], ['*', '*']] as const) {
         const refused = await ex.cli(['keys', 'create', '--account', acme.id, '--name', 'read-only', '--scopes', scopes]);
-        expect([refused.code, refused.stderr], scopes).toEqual([1, `error: scope ${scopes} ${NO_SCOPES}\n`]);
+        expect([refused.code, refused.stderr], scopes).toEqual([1, `error: --scopes: ${named} is ${NO_SCOPES}\n`]);
       }
       const admin = await ex.kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: acme.id, name: 'read-only', scopes: ['domains:read'] }) });
       expect(admin.status).toBe(400);

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { LimitsChange } from '../operations/accounts.js';
-import { OperationError } from '../operations/errors.js';
+import { OperationError, ordinal } from '../operations/errors.js';
 import { LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../limits/repeated-windows.js';
 
@@ -48,12 +48,6 @@ export function limitsOptions(opts: { rateLimit?: string[]; meterLimit?: string[
 export function flagAt(flag: string, index: number, given: number): string {
   if (given < 2 || index < 0) return flag;
   return `${flag} (the ${ordinal(index + 1)} of ${given})`;
-}
-
-/** 1st, 2nd, 3rd, 4th, … 11th, 12th, 13th, … 21st. */
-function ordinal(n: number): string {
-  const suffix = n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
-  return `${n}${suffix}`;
 }
 
 /** An error about `limits.…` (the admin API's fields) told in the flags that gave them, without the values given. */

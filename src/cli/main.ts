@@ -21,7 +21,7 @@ import { CountersUnavailableError } from '../counters/counters.js';
 import { auditEventOut } from '../operations/audit.js';
 import { blockText, planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
-import { OperationError } from '../operations/errors.js';
+import { OperationError, ordinal } from '../operations/errors.js';
 import type { AccountChange } from '../operations/accounts.js';
 import { effectiveLimitsOut } from '../limits/overrides.js';
 import { accountLimitOptions, flagAt, inFlags, limitsOptions } from './limit-flags.js';
@@ -308,6 +308,18 @@ function unchangedText(id: string, change: AccountChange): string {
 function warnOfPastPlanExpiry(json: boolean | undefined, account: AccountRecord, now: number): void {
   const warning = ops.pastPlanExpiryWarning(account, now);
   if (warning !== undefined) process.stderr.write(json ? `${JSON.stringify({ warning })}\n` : `warning: ${warning}\n`);
+}
+
+/**
+ * An operation's refusal of a value typed into an option, told in the option without the
+ * value (its `withoutValue` wording, where it has one for `field`): a key pasted into the
+ * wrong option would stay in a terminal's scrollback or a CI log. `option` names the
+ * option, for a list (forecast's calls) by the place `withoutValue` gives.
+ */
+function inOption(error: unknown, field: string, option: string | ((index: number) => string)): unknown {
+  if (!(error instanceof OperationError) || error.withoutValue?.field !== field) return error;
+  const { index, message } = error.withoutValue;
+  return new OperationError(error.kind, `${typeof option === 'string' ? option : option(index ?? 0)}: ${message}`);
 }
 
 /** `POST /v1/backlinks/summary x3 records=100` → a planned call. */
@@ -667,17 +679,21 @@ export function buildCli(): Command {
     .option('--expires <date|duration>', 'e.g. 2027-01-31 or 90d')
     .action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string; expires?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const issued = await ops.createKey(
-          rt,
-          {
-            accountId: opts.account,
-            name: opts.name,
-            ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
-            ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}),
-            ...(opts.expires !== undefined ? { expiresAt: parseWhen(opts.expires, rt.clock(), '--expires') } : {}),
-          },
-          CLI_ACTOR,
-        );
+        const issued = await ops
+          .createKey(
+            rt,
+            {
+              accountId: opts.account,
+              name: opts.name,
+              ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
+              ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}),
+              ...(opts.expires !== undefined ? { expiresAt: parseWhen(opts.expires, rt.clock(), '--expires') } : {}),
+            },
+            CLI_ACTOR,
+          )
+          .catch((error: unknown) => {
+            throw inOption(error, 'scopes', '--scopes');
+          });
         print(json, { ...(await keyJsonOf(rt, issued.key, json)), secret: issued.secret }, () =>
           [
             // An expiry is said back: "2027-01-31" is that day's start (UTC), not its end.
@@ -715,7 +731,9 @@ export function buildCli(): Command {
           },
           CLI_ACTOR,
           { secret },
-        );
+        ).catch((error: unknown) => {
+          throw inOption(error, 'scopes', '--scopes');
+        });
         print(json, await keyJsonOf(rt, imported.key, json), () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}`);
       }),
     );
@@ -780,7 +798,9 @@ export function buildCli(): Command {
     .option('--scopes <list>', 'comma-separated scopes, replacing its current ones')
     .action((id: string, opts: { name?: string; scopes?: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const key = await ops.updateKey(rt, id, { ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}) }, CLI_ACTOR);
+        const key = await ops.updateKey(rt, id, { ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}) }, CLI_ACTOR).catch((error: unknown) => {
+          throw inOption(error, 'scopes', '--scopes');
+        });
         print(json, await keyJsonOf(rt, key, json), () => `updated key ${key.id}: ${key.name}, scopes ${key.scopes.join(' ') || '(none)'}`);
       }),
     );
@@ -845,7 +865,9 @@ export function buildCli(): Command {
     .action((opts: { email: string; account?: string; operator?: boolean }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         if (opts.account === undefined && opts.operator !== true) throw new OperationError('invalid', 'say whom the invitation is for: --account <id> (a member of that account) or --operator (sees every account)');
-        const invitation = await ops.inviteMember(rt, { email: opts.email, accountId: opts.account ?? null, role: opts.operator ? 'operator' : 'member' }, CLI_ACTOR);
+        const invitation = await ops.inviteMember(rt, { email: opts.email, accountId: opts.account ?? null, role: opts.operator ? 'operator' : 'member' }, CLI_ACTOR).catch((error: unknown) => {
+          throw inOption(error, 'email', '--email');
+        });
         const { replaced } = invitation;
         print(json, { id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url, replacedInvitation: replaced ?? null }, () =>
           [
@@ -950,7 +972,9 @@ export function buildCli(): Command {
         // A number as written: not "" (0 to Number) or 0x10.
         if (!/^\d+(?:\.\d+)?$/.test(opts.value.trim())) throw new OperationError('invalid', '--value: expected a number such as 120 or 3.5');
         const value = Number(opts.value);
-        await ops.setGauge(rt, opts.account, opts.meter, value);
+        await ops.setGauge(rt, opts.account, opts.meter, value).catch((error: unknown) => {
+          throw inOption(error, 'meter', '--meter');
+        });
         print(json, { meter: opts.meter, value }, () => `${opts.meter} = ${value} for ${opts.account}`);
       }),
     );
@@ -970,7 +994,7 @@ export function buildCli(): Command {
           try {
             text = readFileSync(opts.calls === '-' ? 0 : opts.calls, 'utf8');
           } catch (error) {
-            // Not named: what cannot be read may be anything pasted there (a file read is named below).
+            // Not named: what cannot be read may be anything pasted there, nor is a file that was read.
             const code = (error as NodeJS.ErrnoException).code;
             throw new OperationError('invalid', `--calls: cannot read that file${code === undefined ? '' : ` (${code})`}`);
           }
@@ -980,9 +1004,9 @@ export function buildCli(): Command {
           } catch (error) {
             // YAML's message goes on with the line it stopped at, under a blank line: the first line says it.
             const why = ((error as Error).message.split('\n')[0] ?? '').replace(/:$/, '');
-            throw new OperationError('invalid', `--calls: ${opts.calls} is not YAML or JSON: ${why}`);
+            throw new OperationError('invalid', `--calls: that file is not YAML or JSON: ${why}`);
           }
-          if (!Array.isArray(parsed)) throw new OperationError('invalid', `${opts.calls}: expected a list of calls`);
+          if (!Array.isArray(parsed)) throw new OperationError('invalid', '--calls: expected a list of calls in that file');
           calls.push(...parsed);
         }
         const specs = opts.call ?? [];
@@ -990,7 +1014,12 @@ export function buildCli(): Command {
         if (calls.length === 0) throw new OperationError('invalid', 'give --calls <file> or at least one --call');
         // Apart from `ops`: it reads paths as the gateway does, which loads Fastify.
         const { forecast } = await import('../operations/forecast.js');
-        const result = await forecast(rt, calls, opts.account);
+        // A call is named by where it was given: the file's calls first, then each --call.
+        const fromFile = calls.length - specs.length;
+        const given = (index: number) => (index < fromFile ? `--calls (its ${ordinal(index + 1)} call)` : flagAt('--call', index - fromFile, specs.length));
+        const result = await forecast(rt, calls, opts.account).catch((error: unknown) => {
+          throw inOption(error, 'calls', given);
+        });
         print(json, result, () => {
           const lines = table(
             result.lines.map((l) => ({ call: `${l.method} ${l.path}`, count: l.count, records: l.records ?? '-', each: l.unitsPerCall, units: l.units, meter: l.meter ?? '-' })),

@@ -11,15 +11,31 @@ export type OperationErrorKind = 'not_found' | 'invalid' | 'limit' | 'conflict' 
  */
 export type KeyNaming = (key: Pick<KeyRecord, 'id' | 'name' | 'hint'>) => string;
 
+/**
+ * A refusal worded without the value it is about: `field` is what the caller gave it in
+ * (`scopes`, `meter`, `email`, `calls`, with `index`: the call's place in the list).
+ */
+export interface ValueFreeWording {
+  field: string;
+  index?: number;
+  message: string;
+}
+
 export class OperationError extends Error {
   /**
    * `message` names keys (if any) for the CLI and admin API; `naming`, where it does,
    * words the same message with keys named another way (see `KeyNaming`).
+   * `withoutValue`, where `message` repeats a value the caller typed (a path, a scope or
+   * meter the profile does not name): the same refusal without it, for the CLI, whose
+   * output stays in a terminal's scrollback or a CI log (a key pasted into the wrong option
+   * would stay there too). The admin API and the dashboard answer `message`: the caller
+   * sees their own input, in their own request or form.
    */
   constructor(
     readonly kind: OperationErrorKind,
     message: string,
     private readonly naming?: (name: KeyNaming) => string,
+    readonly withoutValue?: ValueFreeWording,
   ) {
     super(message);
     this.name = 'OperationError';
@@ -120,4 +136,10 @@ export function checkedName(what: string, raw: string, max: number, keyFormat: P
   // Names are stored and shown as they are: a key pasted into one would be kept in clear.
   if (keyFormat.scrub(name, '') !== name || keyFormat.scrubBodies(name, '') !== name) throw new OperationError('invalid', `${what} name cannot contain an API key (it would be stored and shown in clear): name it after what it is for`);
   return name;
+}
+
+/** `1st`, `2nd`, `3rd`, `11th`, `22nd`: a place in a list the caller gave. */
+export function ordinal(n: number): string {
+  const suffix = n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
+  return `${n}${suffix}`;
 }

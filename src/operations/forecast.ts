@@ -15,6 +15,9 @@ const MOST = Number.MAX_SAFE_INTEGER;
 const WHOLE = `must be a whole number from 0 to ${MOST}`;
 const WHOLE_POSITIVE = `must be a whole number from 1 to ${MOST}`;
 
+/** Methods a refusal without the values typed still names (any other text may be anything pasted there). */
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
 /** One planned call: the admin API's body and a CLI calls file are checked by this one schema. */
 export const PlannedCallSchema = z.strictObject(
   {
@@ -76,11 +79,17 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
     const method = call.method.toUpperCase();
     // As the gateway judges the target: a path it refuses (`..`, `\\`, escapes of them) costs nothing because it is never served.
     const target = judgeTarget(call.path, normalBasePath(rt.config.basePath), rt.config.upstream.caseSensitivePaths);
-    if (!target.ok && target.reason === 'bad_request') throw new OperationError('invalid', `calls[${i}]: the gateway refuses the path "${call.path}" (a dot segment, a backslash or an escape it would read as another path)`);
+    if (!target.ok && target.reason === 'bad_request') {
+      const why = '(a dot segment, a backslash or an escape it would read as another path)';
+      throw new OperationError('invalid', `calls[${i}]: the gateway refuses the path "${call.path}" ${why}`, undefined, { field: 'calls', index: i, message: `the gateway refuses its path ${why}` });
+    }
     const path = target.ok ? target.path : (call.path.split('?')[0] as string);
     // Outside basePath nothing is routed, whatever a catch-all route would match.
     const match = target.ok ? rt.routes.match(method, path) : undefined;
-    if (!match) throw new OperationError('invalid', `calls[${i}]: no route for ${method} ${path}`);
+    if (!match) {
+      const methodNamed = HTTP_METHODS.has(method) ? `${method} on its path` : 'its method and path';
+      throw new OperationError('invalid', `calls[${i}]: no route for ${method} ${path}`, undefined, { field: 'calls', index: i, message: `no route for ${methodNamed}` });
+    }
     const cost = match.kind === 'proxy' ? match.route.cost : undefined;
     if (!cost) return { ...call, method, meter: null, unitsPerCall: 0, units: 0 };
     // As the gateway charges a HEAD: a per-request cost as the GET's, and nothing per record
@@ -88,7 +97,10 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
     if (method === 'HEAD' && cost.perRequest === undefined) return { ...call, method, meter: cost.meter, unitsPerCall: 0, units: 0 };
     // As the gateway reserves: the query's count (`?limit=10`) when the route reads one.
     const records = cost.perRequest !== undefined ? cost.reserveRecords : (call.records ?? requestedRecords(cost, call.path));
-    if (records === undefined) throw new OperationError('invalid', `calls[${i}]: ${cost.reserveFromQuery} in "${call.path}" is not a whole number (the gateway refuses such a request)`);
+    if (records === undefined) {
+      const why = 'is not a whole number (the gateway refuses such a request)';
+      throw new OperationError('invalid', `calls[${i}]: ${cost.reserveFromQuery} in "${call.path}" ${why}`, undefined, { field: 'calls', index: i, message: `${cost.reserveFromQuery} in its path ${why}` });
+    }
     const unitsPerCall = cost.perRequest ?? (cost.perRecord ?? 0) * records;
     if (!(unitsPerCall * call.count <= Number.MAX_SAFE_INTEGER)) throw new OperationError('invalid', `calls[${i}]: ${call.count} calls of ${unitsPerCall} units each are more than can be counted exactly`);
     return {

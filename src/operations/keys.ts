@@ -10,7 +10,7 @@ import type { KeyPatch, KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
 import { utcSecond, utcSecondUp } from '../meters/period.js';
 import { newId } from '../ids.js';
-import { checkedName, checkedTime, LATEST_TIME, notFound, OperationError, type KeyNaming } from './errors.js';
+import { checkedName, checkedTime, LATEST_TIME, notFound, OperationError, ordinal, type KeyNaming } from './errors.js';
 import { audit } from './audit.js';
 import { getAccount, isoTime } from './accounts.js';
 
@@ -75,9 +75,12 @@ function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): 
   const notAllowed = scopes.filter((s) => !allowed.includes(s) && !(wildcard && rt.config.scopes.includes(s)));
   if (notAllowed.length > 0) {
     const refused = `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')} not allowed`;
+    // Without the values: a scope the profile declares by its name, any other by its place in the list.
+    const placed = notAllowed.map((s) => (s === WILDCARD || rt.config.scopes.includes(s) ? s : scopes.length === 1 ? 'the scope given' : `the ${ordinal(scopes.indexOf(s) + 1)} of ${scopes.length}`));
+    const refusedPlaced = `${placed.join(', ')} ${notAllowed.length > 1 ? 'are' : 'is'} not allowed`;
     // "allowed: (none)" alone leaves an operator guessing: say where scopes come from.
-    if (allowed.length === 0) throw new OperationError('invalid', `${refused}: ${noScopesWhy(rt, planId)}`);
-    throw new OperationError('invalid', `${refused}; allowed: ${allowed.join(', ')}`);
+    const why = allowed.length === 0 ? `: ${noScopesWhy(rt, planId)}` : `; allowed: ${allowed.join(', ')}`;
+    throw new OperationError('invalid', `${refused}${why}`, undefined, { field: 'scopes', message: `${refusedPlaced}${why}` });
   }
   if (scopes.length === 0 && rt.config.keys.requireScopes) {
     throw new OperationError('invalid', `scopes cannot be empty: every key of this API carries at least one scope; allowed: ${allowed.join(', ')}`);

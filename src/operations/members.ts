@@ -81,7 +81,7 @@ function checkedEmail(raw: string): string {
   if (/[\p{Cc}\p{Bidi_Control}]/u.test(email)) throw new OperationError('invalid', 'an email address cannot contain control characters or text-direction controls');
   // Repeated only where it was meant as an address: without an @ it may be a token or a password pasted into the field.
   if (!email.includes('@')) throw new OperationError('invalid', 'that is not an email address: it has no @');
-  if (!EMAIL.test(email)) throw new OperationError('invalid', `"${raw.trim()}" is not an email address`);
+  if (!EMAIL.test(email)) throw new OperationError('invalid', `"${raw.trim()}" is not an email address`, undefined, { field: 'email', message: 'that is not an email address' });
   return email;
 }
 

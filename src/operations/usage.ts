@@ -130,10 +130,8 @@ export async function setGauge(rt: Runtime, accountId: string, meter: string, va
   if (meters[meter]?.kind !== 'gauge') {
     const gauges = Object.keys(meters).filter((name) => meters[name]?.kind === 'gauge');
     const listed = gauges.length > 0 ? `its gauges: ${gauges.join(', ')}` : 'the plan has no gauges';
-    throw new OperationError(
-      'invalid',
-      meters[meter] ? `"${meter}" is a consumed meter of the ${account.planId} plan, charged by requests: only a gauge is set (${listed})` : `the ${account.planId} plan has no gauge "${meter}" (${listed})`,
-    );
+    if (meters[meter]) throw new OperationError('invalid', `"${meter}" is a consumed meter of the ${account.planId} plan, charged by requests: only a gauge is set (${listed})`);
+    throw new OperationError('invalid', `the ${account.planId} plan has no gauge "${meter}" (${listed})`, undefined, { field: 'meter', message: `the ${account.planId} plan has no such gauge (${listed})` });
   }
   // The operator's level is the latest word, whatever time another host stamped the stored one with.
   const now = rt.clock();
