@@ -5,15 +5,18 @@
  * SQLite file, real HTTP.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, runCli, spawnServe } from './support/cli.js';
 import { tempDir } from './support/temp.js';
 import { namedPort } from './support/ports.js';
 
 const ADMIN_TOKEN = 'kgadm_demo_test_token_0123456789';
+/** This package's folder (bin/, dist/, node_modules/). */
+const PACKAGE = path.resolve(import.meta.dirname, '..');
 
 interface Demo {
   child: ChildProcess;
@@ -21,9 +24,9 @@ interface Demo {
   stop(): Promise<number | null>;
 }
 
-/** Starts `keygate demo` on any free ports and waits for its "Press Ctrl+C" line. */
-async function startDemo(cwd: string, args: string[] = []): Promise<Demo> {
-  const child = spawn(process.execPath, [BIN, 'demo', '--data', 'data/demo', '--port', '0', ...args], {
+/** Starts `keygate demo` (`bin`: of another install) on any free ports and waits for its "Press Ctrl+C" line. */
+async function startDemo(cwd: string, args: string[] = [], bin = BIN): Promise<Demo> {
+  const child = spawn(process.execPath, [bin, 'demo', '--data', 'data/demo', '--port', '0', ...args], {
     cwd,
     env: { ...process.env, KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -193,6 +196,8 @@ describe('keygate demo (npm run demo)', () => {
 
     // Ports 0: the ones the demo listened on may have been taken meanwhile.
     const profile = path.join(dir, 'data/demo/keygate.yaml');
+    // A data folder outside the package moves apart from it: the demo API named in full.
+    expect((parseYaml(readFileSync(profile, 'utf8')) as { upstream: { spawn: string[] } }).upstream.spawn).toEqual(['node', path.join(PACKAGE, 'dist/demo/serve-upstream.js')]);
     const serve = spawnServe(profile, { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN }, ['--port', '0', '--admin-port', '0', '--dashboard-port', '0']);
     try {
       const serving = JSON.parse(await serve.logged('keygate is serving')) as { gateway: string };
@@ -209,6 +214,31 @@ describe('keygate demo (npm run demo)', () => {
     // And the demo starts again on the folder, taking the profile as its own.
     const again = await startDemo(dir);
     expect(again.stdout).toContain('Demo data already exists');
+  });
+
+  it('the profile it writes inside the package (npm run demo: data/demo) names the demo API relative to itself: the package moved, keygate serve on it still starts the API', async () => {
+    const root = tempDir('demo-moved');
+    const installed = path.join(root, 'keygate');
+    for (const part of ['bin', 'dist', 'package.json']) cpSync(path.join(PACKAGE, part), path.join(installed, part), { recursive: true });
+    symlinkSync(path.join(PACKAGE, 'node_modules'), path.join(installed, 'node_modules'));
+    const demo = await startDemo(installed, [], path.join(installed, 'bin/keygate.js'));
+    expect(await demo.stop()).toBe(0);
+    const profile = path.join(installed, 'data/demo/keygate.yaml');
+    expect((parseYaml(readFileSync(profile, 'utf8')) as { upstream: { spawn: string[] } }).upstream.spawn).toEqual(['node', '../../dist/demo/serve-upstream.js']);
+
+    const moved = path.join(root, 'moved');
+    renameSync(installed, moved);
+    const serve = spawnServe(path.join(moved, 'data/demo/keygate.yaml'), { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN }, ['--port', '0', '--admin-port', '0', '--dashboard-port', '0']);
+    try {
+      // It used to name the script where the package had been: the command exited and keygate did not start.
+      const serving = JSON.parse(await serve.logged('keygate is serving')) as { upstream: string };
+      // The demo API it started, from the moved package, answers (asked directly, it wants keygate's headers).
+      const answer = await fetch(`${serving.upstream}/v1/projects`);
+      expect([answer.status, await answer.json()]).toEqual([401, { error: 'no account header: call me through keygate' }]);
+    } finally {
+      serve.child.kill('SIGTERM');
+    }
+    expect(await serve.exited()).toBe(0);
   });
 
   it('a first start that fails on a busy port leaves a folder that the retry the error suggests takes as its own', async () => {

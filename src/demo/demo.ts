@@ -21,6 +21,21 @@ import { makeFolder } from '../store/sqlite/private-files.js';
 /** The demo API on its own (serve-upstream.ts, built beside this file): what the written profile starts. */
 const DEMO_API_SCRIPT = fileURLToPath(new URL('./serve-upstream.js', import.meta.url));
 
+/** The installed package's folder (dist/demo/ → its root). */
+const PACKAGE_FOLDER = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * The demo API's script as the profile written into `dataDir` names it (`upstream.spawn`
+ * runs in the profile's folder): relative to that folder where it lies inside the package
+ * (`npm run demo` in a clone: data/demo), so that the two move together; absolute where
+ * it lies elsewhere (`--data ~/demo`), which then moves on its own.
+ */
+function demoApiScript(dataDir: string): string {
+  const inPackage = path.relative(PACKAGE_FOLDER, dataDir);
+  const outside = inPackage === '..' || inPackage.startsWith(`..${path.sep}`) || path.isAbsolute(inPackage);
+  return outside ? DEMO_API_SCRIPT : path.relative(dataDir, DEMO_API_SCRIPT);
+}
+
 /**
  * `spawn`: the profile starts the demo API itself (`upstream.spawn`, at upstream.url's
  * port, 0: any free one), as the one written for `keygate serve --config` does; without
@@ -31,7 +46,7 @@ export function demoProfile(upstreamUrl: string, dataDir: string, ports = { gate
     name: 'demo',
     listen: { port: ports.gateway },
     basePath: '/v1',
-    upstream: { url: upstreamUrl, timeout: '10s', ...(spawn ? { spawn: ['node', DEMO_API_SCRIPT] } : {}) },
+    upstream: { url: upstreamUrl, timeout: '10s', ...(spawn ? { spawn: ['node', demoApiScript(dataDir)] } : {}) },
     store: `sqlite:${path.join(dataDir, 'keygate.db')}`,
     keys: { format: 'prefixed', prefix: { live: 'demo_live_', test: 'demo_test_' } },
     auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }, { in: 'query', name: 'api_key' }] },
