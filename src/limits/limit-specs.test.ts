@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec } from './limit-specs.js';
+import { keepWindowNames, LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec } from './limit-specs.js';
 import { OperationError } from '../operations/errors.js';
 
 /** The structured refusal readLimitSpecs throws for `specs`. */
@@ -40,5 +40,36 @@ describe('limit specs', () => {
     expect(limitsRefusalPlace(new OperationError('invalid', 'limits.meters.units: too big'))).toEqual({ at: { meter: 'units' }, why: 'too big' });
     expect(limitsRefusalPlace(new OperationError('invalid', 'limits.rateLimits: at most 20 windows'))).toEqual({ at: 'windows', why: 'at most 20 windows' });
     expect(limitsRefusalPlace(new OperationError('invalid', 'no such plan'))).toBeUndefined();
+  });
+});
+
+describe('keepWindowNames', () => {
+  const before = [
+    { name: 'burst', limit: 20, window: 1000, scope: 'key' as const },
+    { name: 'daily', limit: 900, window: 86_400_000, scope: 'account' as const },
+  ];
+
+  it('names a window written with the length, scope and limit of a named one; not one changed in any of them', () => {
+    const change = readLimitSpecs({ windows: ['20-per-1000ms', '900-per-1d', '21-per-1s', '900-per-24h-per-account'] });
+    expect(keepWindowNames(change, before)).toEqual({
+      rateLimits: [
+        { name: 'burst', limit: 20, window: '1000ms', scope: 'key' },
+        { limit: 900, window: '1d', scope: 'key' },
+        { limit: 21, window: '1s', scope: 'key' },
+        { name: 'daily', limit: 900, window: '24h', scope: 'account' },
+      ],
+    });
+  });
+
+  it('gives each name once, in order, where a list saved before repeated windows were refused has two alike', () => {
+    const repeated = [{ name: 'a', limit: 5, window: 1000, scope: 'key' as const }, { limit: 5, window: 1000, scope: 'key' as const }, { name: 'c', limit: 5, window: 1000, scope: 'key' as const }];
+    const change = { rateLimits: [{ limit: 5, window: '1s', scope: 'key' }, { limit: 5, window: '1s', scope: 'key' }, { limit: 5, window: '1s', scope: 'key' }] };
+    expect(keepWindowNames(change, repeated).rateLimits).toEqual([{ limit: 5, window: '1s', scope: 'key', name: 'a' }, { limit: 5, window: '1s', scope: 'key' }, { limit: 5, window: '1s', scope: 'key', name: 'c' }]);
+  });
+
+  it('leaves a change without windows, plan or none, and an account on the plan’s windows as they are', () => {
+    for (const change of [undefined, { meters: { units: 5 } }, { rateLimits: null }, { rateLimits: [] }]) expect(keepWindowNames(change, before)).toEqual(change);
+    const change = readLimitSpecs({ windows: ['20-per-1s'] });
+    expect(keepWindowNames(change, null)).toEqual(change);
   });
 });

@@ -6,6 +6,8 @@
  * and `--meter-limit` and by the dashboard's limits form. A refusal says which field,
  * what was typed and why (LimitSpecError), and each of them words it in its own terms.
  */
+import type { RateLimit } from '../config/schema.js';
+import { parseDuration } from '../config/duration.js';
 import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError } from '../operations/errors.js';
 import { WINDOW_SPEC } from './overrides.js';
@@ -79,6 +81,30 @@ export function readLimitSpecs(specs: { windows?: readonly string[]; meters?: re
     change.meters = meters;
   }
   return change;
+}
+
+/**
+ * `change` with the names its windows had: the words carry no name (only the admin API
+ * gives one), so a window written again with the length, scope and limit of one of
+ * `before` (the account's own windows now; null: the plan's) keeps that one's name, and
+ * with it its `RateLimit` fields, its label in `/metrics` and the logs. A changed window
+ * gets none. Each window of `before` names one window of `change` at most, the first
+ * that matches.
+ *
+ * @example
+ *   keepWindowNames({ rateLimits: [{ limit: 20, window: '1s', scope: 'key' }] }, [{ name: 'burst', limit: 20, window: 1000, scope: 'key' }])
+ *   // → { rateLimits: [{ limit: 20, window: '1s', scope: 'key', name: 'burst' }] }
+ */
+export function keepWindowNames<C extends LimitsChange | undefined>(change: C, before: readonly RateLimit[] | null | undefined): C {
+  if (change === undefined || !Array.isArray(change.rateLimits) || !before?.some((rl) => rl.name !== undefined)) return change;
+  const unclaimed = [...before];
+  const rateLimits = (change.rateLimits as WindowWritten[]).map((written) => {
+    const at = unclaimed.findIndex((rl) => rl.limit === written.limit && rl.scope === written.scope && rl.window === parseDuration(written.window));
+    if (at < 0) return written;
+    const [kept] = unclaimed.splice(at, 1);
+    return kept?.name === undefined ? written : { ...written, name: kept.name };
+  });
+  return { ...change, rateLimits };
 }
 
 /**

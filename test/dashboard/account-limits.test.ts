@@ -157,21 +157,44 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
     expect(await burst()).toEqual({ served: 10, refused: 429 });
   });
 
-  it('writes windows as --rate-limit does, without names: one named through the admin API keeps its name while the field is sent as shown, and every window loses its name once the field is changed', async () => {
-    await updateAccount(keygate.runtime, acmeId, { limits: { rateLimits: [{ name: 'burst', limit: 20, window: '1s' }] } }, 'test');
+  it('writes windows as --rate-limit does, without names: a window named through the admin API keeps its name while it is written again with its length, scope and limit, also when the field is changed; a changed window loses it', async () => {
+    await updateAccount(keygate.runtime, acmeId, { limits: { rateLimits: [{ name: 'burst', limit: 20, window: '1s' }, { name: 'daily', limit: 900, window: '1d', scope: 'account' }] } }, 'test');
     const operator = new Visitor(keygate.dashboardUrl as string);
     await operator.signIn(OPERATOR, `/accounts/${acmeId}`);
     const shown = await operator.get(`/accounts/${acmeId}`);
-    expect(shown.html).toContain('<td data-label="Account’s own">burst (20-per-1s)</td>');
-    expect(shown.html).toContain('name="rateLimits" type="text" value="20-per-1s"');
+    expect(shown.html).toContain('<td data-label="Account’s own">burst (20-per-1s), daily (900-per-1d per account)</td>');
+    expect(shown.html).toContain('name="rateLimits" type="text" value="20-per-1s, 900-per-1d-per-account"');
     const windows = async () => (await getAccount(keygate.runtime, acmeId)).limits?.rateLimits;
-    expect((await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '20-per-1s', 'meter.units': '900' })).status).toBe(303);
-    expect(await windows()).toEqual([{ name: 'burst', limit: 20, window: 1000, scope: 'key' }]);
-    expect((await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '20-per-1s, 100-per-1h', 'meter.units': '900' })).status).toBe(303);
+    /** The RateLimit-Policy a client of the account is answered with now. */
+    const policy = async () => {
+      now += 1_000;
+      const response = await keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } });
+      await response.arrayBuffer();
+      return response.headers.get('ratelimit-policy');
+    };
+    expect((await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '20-per-1s, 900-per-1d-per-account', 'meter.units': '900' })).status).toBe(303);
     expect(await windows()).toEqual([
-      { limit: 20, window: 1000, scope: 'key' },
-      { limit: 100, window: 3_600_000, scope: 'key' },
+      { name: 'burst', limit: 20, window: 1000, scope: 'key' },
+      { name: 'daily', limit: 900, window: 86_400_000, scope: 'account' },
     ]);
+
+    // A window added: the two given again keep their names, in the page and in the RateLimit fields.
+    expect((await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '20-per-1s, 100-per-1h, 900-per-1d-per-account', 'meter.units': '900' })).status).toBe(303);
+    expect(await windows()).toEqual([
+      { name: 'burst', limit: 20, window: 1000, scope: 'key' },
+      { limit: 100, window: 3_600_000, scope: 'key' },
+      { name: 'daily', limit: 900, window: 86_400_000, scope: 'account' },
+    ]);
+    expect((await operator.get(`/accounts/${acmeId}`)).html).toContain('<td data-label="Account’s own">burst (20-per-1s), 100-per-1h, daily (900-per-1d per account)</td>');
+    expect(await policy()).toBe('"burst";q=20;w=1, "100-per-1h";q=100;w=3600, "daily";q=900;w=86400');
+
+    // A window's limit changed: it loses its name; one written as the same length otherwise (24h for 1d) keeps its own.
+    expect((await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '30-per-1s, 900-per-24h-per-account', 'meter.units': '900' })).status).toBe(303);
+    expect(await windows()).toEqual([
+      { limit: 30, window: 1000, scope: 'key' },
+      { name: 'daily', limit: 900, window: 86_400_000, scope: 'account' },
+    ]);
+    expect(await policy()).toBe('"30-per-1s";q=30;w=1, "daily";q=900;w=86400');
     await updateAccount(keygate.runtime, acmeId, { limits: null }, 'test');
   });
 });

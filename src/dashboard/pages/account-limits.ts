@@ -14,7 +14,7 @@ import { accountPlan, type LimitsChange } from '../../operations/accounts.js';
 import { OperationError } from '../../operations/errors.js';
 import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
-import { LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
+import { keepWindowNames, LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
 import { field, notOffered, oneOf } from '../context.js';
 import { html, type Html } from '../html.js';
@@ -55,8 +55,8 @@ function ownTyped(account: AccountRecord): RefusedLimits['typed'] {
 /**
  * The form as a change of the account's own limits (LimitsChange, as the admin API's
  * PATCH takes it), read as the CLI's flags are (readLimitSpecs): a field left as it was shown changes
- * nothing (a window kept keeps its name and its counters); an empty one gives the plan's
- * back. Null: the form's "Use the plan's limits". Undefined: nothing to change.
+ * nothing; in a changed one, a window written again keeps its name (keepWindowNames); an
+ * empty one gives the plan's back. Null: the form's "Use the plan's limits". Undefined: nothing to change.
  */
 export function limitsChangeOf(body: unknown, account: AccountRecord, plan: Plan | undefined): LimitsChange | null | undefined {
   // Only the button's own value: anything else is refused, never read as a save.
@@ -74,7 +74,8 @@ export function limitsChangeOf(body: unknown, account: AccountRecord, plan: Plan
   }
   // An own limit of a meter the plan no longer has (the profile changed): dropped, or every change would be refused for it.
   for (const meter of Object.keys(account.limits?.meters ?? {})) if (plan?.meters[meter] === undefined) meters.push(`${meter}=plan`);
-  return readLimitSpecs({ ...(rateLimits !== undefined ? { windows: rateLimits } : {}), ...(meters.length > 0 ? { meters } : {}) });
+  const change = readLimitSpecs({ ...(rateLimits !== undefined ? { windows: rateLimits } : {}), ...(meters.length > 0 ? { meters } : {}) });
+  return keepWindowNames(change, account.limits?.rateLimits);
 }
 
 /** What was typed in the form, to show it again with a refusal. */
