@@ -292,6 +292,36 @@ describe('keygate CLI with a running gateway', () => {
     expect(await audited()).toEqual(['account.limits_changed', 'account.limits_changed', 'account.created']);
   });
 
+  it('accounts update --rate-limit keeps the name of each window given again with its length, scope and limit (named through the admin API); a changed window loses it', async () => {
+    const { id } = await createAccount(kg.runtime, { name: 'Named windows', limits: { rateLimits: [{ name: 'burst', limit: 20, window: '1s' }, { name: 'daily', limit: 900, window: '1d', scope: 'account' }] } }, 'test');
+    const windowsOf = (r: CliResult) => [r.code, r.stderr, (JSON.parse(r.stdout) as { limits: { rateLimits: unknown } }).limits.rateLimits];
+    // A window added; the two given again (one as 24h) keep their names.
+    const added = await cli('--json', 'accounts', 'update', id, '--rate-limit', '20-per-1s', '--rate-limit', '100-per-1h', '--rate-limit', '900-per-24h-per-account');
+    expect(windowsOf(added)).toEqual([
+      0,
+      '',
+      [
+        { name: 'burst', limit: 20, window: '1s', scope: 'key' },
+        { name: '100-per-1h', limit: 100, window: '1h', scope: 'key' },
+        { name: 'daily', limit: 900, window: '1d', scope: 'account' },
+      ],
+    ]);
+    // The per-key window's limit changed: it is another window, without a name.
+    const changed = await cli('--json', 'accounts', 'update', id, '--rate-limit', '30-per-1s', '--rate-limit', '900-per-1d-per-account');
+    expect(windowsOf(changed)).toEqual([
+      0,
+      '',
+      [
+        { name: '30-per-1s', limit: 30, window: '1s', scope: 'key' },
+        { name: 'daily', limit: 900, window: '1d', scope: 'account' },
+      ],
+    ]);
+    expect((await kg.runtime.store.getAccount(id))?.limits?.rateLimits).toEqual([
+      { limit: 30, window: 1000, scope: 'key' },
+      { name: 'daily', limit: 900, window: 86_400_000, scope: 'account' },
+    ]);
+  });
+
   it('says what a flag, a calls file or a help page takes', async () => {
     const overage = await cli('accounts', 'update', accountId, '--overage', 'maybe');
     expect([overage.code, overage.stderr]).toEqual([1, 'error: --overage takes on, off or plan\n']);

@@ -25,6 +25,7 @@ import { OperationError, ordinal } from '../operations/errors.js';
 import type { AccountChange } from '../operations/accounts.js';
 import { effectiveLimitsOut } from '../limits/overrides.js';
 import { accountLimitOptions, flagAt, inFlags, limitsOptions } from './limit-flags.js';
+import { keepWindowNames } from '../limits/limit-specs.js';
 import type { MeterBalance, PlannedCall } from '../operations/forecast.js';
 import type { Log } from '../log.js';
 import { fields, keyEnd, table, until, when } from './format.js';
@@ -588,7 +589,9 @@ export function buildCli(): Command {
     ),
   ).action((id: string, opts: { name?: string; plan?: string; rateLimit?: string[]; meterLimit?: string[] } & AccountSettingOptions, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const limits = limitsOptions(opts);
+        const typed = limitsOptions(opts);
+        // `--rate-limit` writes no name: a window given again keeps the one it has.
+        const limits = Array.isArray(typed?.rateLimits) && typed.rateLimits.length > 0 ? keepWindowNames(typed, (await ops.getAccount(rt, id)).limits?.rateLimits) : typed;
         const patch = {
           ...(opts.name !== undefined ? { name: opts.name } : {}),
           ...(opts.plan !== undefined ? { planId: opts.plan } : {}),
