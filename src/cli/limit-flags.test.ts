@@ -31,5 +31,9 @@ describe('--rate-limit and --meter-limit', () => {
     expect((inFlags(new OperationError('invalid', 'limits.meters.credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give "credits": null to drop it); its meters: units'), change) as Error).message).toBe(
       '--meter-limit credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give --meter-limit credits=plan to drop it); its meters: units',
     );
+    // `accounts update --plan pro` alone (no limit flags) meets a limit kept from before: told as a flag too.
+    expect((inFlags(new OperationError('invalid', 'limits.meters.credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give "credits": null to drop it); its meters: units'), undefined) as Error).message).toBe(
+      '--meter-limit credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give --meter-limit credits=plan to drop it); its meters: units',
+    );
   });
 });

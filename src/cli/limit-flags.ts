@@ -51,8 +51,10 @@ export function flagAt(flag: string, index: number, given: number): string {
 }
 
 /** An error about `limits.…` (the admin API's fields) told in the flags that gave them, without the values given. */
-export function inFlags(error: unknown, change: LimitsChange | undefined): unknown {
-  if (!(error instanceof OperationError) || change === undefined) return error;
+export function inFlags(error: unknown, given: LimitsChange | undefined): unknown {
+  if (!(error instanceof OperationError)) return error;
+  // No limit flags (`accounts update --plan pro` alone) may still meet a limit kept from before.
+  const change = given ?? {};
   if (error instanceof RepeatedWindowError) {
     // Both were read as windows (limitsOptions): neither can be a secret, and the earlier one is named as typed.
     const windows = Array.isArray(change.rateLimits) ? (change.rateLimits as WindowWritten[]) : [];
