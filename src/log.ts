@@ -305,8 +305,14 @@ class StandardOutput {
   /** `lines` were dropped: counted, and said on standard error while it is said there (DropWarning). */
   private drop(lines: number): void {
     droppedLines += lines;
+    const warning = this.warning();
+    if (warning) warning.dropped(lines);
+  }
+
+  /** Standard error's drop warning, made with the first drop; false where standard error is standard output's pipe (nothing apart to say it on). */
+  private warning(): DropWarning | false {
     this.dropWarning ??= standardErrorApart() && new DropWarning(this.bufferSize, () => !this.closed, this.clock);
-    if (this.dropWarning) this.dropWarning.dropped(lines);
+    return this.dropWarning;
   }
 
   /**
@@ -319,10 +325,10 @@ class StandardOutput {
     const kept = linesKept(this.stream);
     if (kept > 0) {
       droppedLines += kept;
-      this.dropWarning ??= standardErrorApart() && new DropWarning(this.bufferSize, () => !this.closed, this.clock);
+      const warning = this.warning();
       // As it closes, its last warning says them (`endDropWarning`, next); before (the reader gone), as any drop.
-      if (this.dropWarning && this.closing === undefined) this.dropWarning.dropped(kept);
-      else if (this.dropWarning) this.dropWarning.givenUp(kept);
+      if (warning && this.closing === undefined) warning.dropped(kept);
+      else if (warning) warning.givenUp(kept);
     }
     this.stream.destroy();
   }
