@@ -106,8 +106,11 @@ const scopeName = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope of pr
 
 /** A list of scopes, each once: a scope listed twice is a slip (the second adds nothing). */
 const scopeList = z.array(scopeName).superRefine((scopes, ctx) => {
+  // A set, not indexOf for each: a profile may list tens of thousands (one a customer), and each indexOf would read the list again.
+  const seen = new Set<string>();
   scopes.forEach((scope, j) => {
-    if (scopes.indexOf(scope) !== j) ctx.addIssue({ code: 'custom', path: [j], message: `scope "${scope}" is listed twice; list it once` });
+    if (seen.has(scope)) ctx.addIssue({ code: 'custom', path: [j], message: `scope "${scope}" is listed twice; list it once` });
+    seen.add(scope);
   });
 });
 
