@@ -307,7 +307,7 @@ ${pager}
 <form method="post" action="/accounts" class="inline-form" aria-labelledby="new-account">
   ${csrfField(request)}
   <input type="hidden" name="form_id" value="${nonce}">
-  <div class="field"><label for="account-name">Name</label><input id="account-name" name="name" type="text" required maxlength="200"></div>
+  <div class="field"><label for="account-name">Name</label><input id="account-name" name="name" type="text" required maxlength="200" autocomplete="off"></div>
   <div class="field"><label for="account-plan">Plan</label><select id="account-plan" name="plan">${planOptions(defaultPlanId(rt))}</select></div>
   <button type="submit">Create account</button>
 </form>

@@ -1,0 +1,61 @@
+/**
+ * Back, then the form's button again, in real Chromium: a create form makes one account
+ * or one key. The dashboard's pages are `no-store`, so Back asks for the form again (a
+ * new form id), and Chromium would put back what was typed into it: a create form's name
+ * is not put back (autocomplete="off"), so the button sends nothing it made already.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp.js';
+import { chromiumAvailable, invite, join, launchChromium, newAccount, newContext, startDashboard, type DashboardFixture } from './support.js';
+
+describe.skipIf(!chromiumAvailable())('dashboard: Back, then the button again', () => {
+  const dir = tempDir('keygate-dashboard-back');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let accountId: string;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir);
+    browser = await launchChromium();
+    accountId = await newAccount(fixture, 'Acme Analytics');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  /** The page's answer to its form's button, sent as a user sends it (a click), with whatever the form holds. */
+  async function sendAgain(page: Page, button: string): Promise<void> {
+    await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: button }).click()]);
+  }
+
+  it('makes no second account', async () => {
+    const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(page, await invite(fixture, 'olga@ops.example', null, 'operator'), 'olga@ops.example');
+    await page.goto('/accounts');
+    await page.getByLabel('Name').fill('Back Co');
+    await Promise.all([page.waitForURL(/\/accounts\/acc_/), page.getByRole('button', { name: 'Create account' }).click()]);
+    await page.goBack();
+    // The form as new: the name typed for the account it made is not put back.
+    expect(await page.getByLabel('Name').inputValue()).toBe('');
+    await sendAgain(page, 'Create account');
+    const named = (await fixture.keygate.runtime.store.listAccounts({ search: 'Back Co' })).filter((a) => a.name === 'Back Co');
+    expect(named).toHaveLength(1);
+  });
+
+  it('makes no second key', async () => {
+    const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(page, await invite(fixture, 'ada@acme.example', accountId, 'member'), 'ada@acme.example');
+    await page.goto('/keys/new');
+    await page.getByLabel('Name').fill('Back key');
+    await Promise.all([page.waitForURL(/\/keys$/), page.getByRole('button', { name: 'Create key' }).click()]);
+    await expect(page.getByRole('heading', { level: 1 }).innerText()).resolves.toBe('Copy your new key');
+    await page.goBack();
+    expect(await page.getByLabel('Name').inputValue()).toBe('');
+    await sendAgain(page, 'Create key');
+    const named = (await fixture.keygate.runtime.store.listKeys({ accountId })).filter((k) => k.name === 'Back key');
+    expect(named).toHaveLength(1);
+  });
+});
