@@ -231,8 +231,15 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     return rt.config.plans[planId]?.name ?? planId;
   }
 
+  /**
+   * The profile's plans to choose from, `selected` chosen. An account on a plan the profile
+   * no longer defines (its keys are refused as api_disabled) is shown on that plan, as an
+   * option that cannot be sent: no other plan looks chosen, and the form asks for one
+   * (the select is `required`) rather than moving the account to the first unnoticed.
+   */
   function planOptions(selected: string): Html {
-    return html`${Object.keys(rt.config.plans).map((id) => html`<option value="${id}"${id === selected ? html` selected` : ''}>${planName(id)}</option>`)}`;
+    const gone = rt.config.plans[selected] === undefined ? html`<option value="" selected disabled>${selected} (not in this profile: choose a plan)</option>` : '';
+    return html`${gone}${Object.keys(rt.config.plans).map((id) => html`<option value="${id}"${id === selected ? html` selected` : ''}>${planName(id)}</option>`)}`;
   }
 
   /** `nonce`: the create form's, kept when the form is shown again with an error. */
@@ -346,7 +353,7 @@ ${pager}
 <h2>Plan and API access</h2>
 <form method="post" action="/accounts/${account.id}/plan" class="inline-form">
   ${csrfField(request)}
-  <div class="field"><label for="plan">Plan</label><select id="plan" name="plan">${planOptions(account.planId)}</select></div>
+  <div class="field"><label for="plan">Plan</label><select id="plan" name="plan" required>${planOptions(account.planId)}</select></div>
   <div class="field"><label for="plan-ends">Plan ends <span class="hint">YYYY-MM-DD: that day, 00:00 UTC; empty: never</span></label><input type="text" id="plan-ends" name="planEnds" value="${account.planExpiresAt === null ? '' : dayOf(account.planExpiresAt)}" placeholder="YYYY-MM-DD" pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}" title="A day as YYYY-MM-DD, e.g. 2027-01-31" maxlength="10" size="12" autocomplete="off" spellcheck="false"></div>
   <button type="submit">Change plan</button>
 </form>

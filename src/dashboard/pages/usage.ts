@@ -130,7 +130,7 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
   <div><dt>Current period</dt><dd>${periodText} <span class="muted">(so far)</span></dd></div>
 </dl>
 ${h('Meters', `meters-${account.id}`)}
-${meterTable(usage, accountPlan(account, dash.rt.config.plans).rateLimits.length > 0)}
+${meterTable(usage, accountPlan(account, dash.rt.config.plans).rateLimits.length > 0, dash.rt.config.plans[account.planId] !== undefined)}
 ${h('This period, day by day', `charts-${account.id}`)}
 <div class="charts">
   ${dailyBarChart({ id: `requests-${account.id}`, title: 'Requests per day', days, series: requestSeries, unit: 'requests', emptyText: 'No requests yet in this period.', wide: true })}
@@ -139,8 +139,10 @@ ${h('This period, day by day', `charts-${account.id}`)}
 </div>`;
 }
 
-function meterTable(usage: AccountUsage, rateLimited: boolean): Html {
+/** `planDefined`: whether the profile has the account's plan (one taken out of it leaves the account on a plan of nothing). */
+function meterTable(usage: AccountUsage, rateLimited: boolean, planDefined: boolean): Html {
   const meters = Object.entries(usage.meters);
+  if (!planDefined) return html`<div class="empty"><p>The account's plan, ${usage.planId}, is no longer offered: its keys are refused until the account is moved to another plan.</p></div>`;
   if (meters.length === 0) {
     return html`<div class="empty"><p>The ${usage.planName} plan has no metered quotas${rateLimited ? ': requests are limited only by rate limits' : ''}.</p></div>`;
   }
