@@ -17,7 +17,7 @@
  */
 import type { CredentialLocation } from '../config/schema.js';
 import type { KeyFormat } from '../keys/format.js';
-import { asciiDecoded, decodeQueryComponent, escapedByte } from '../gateway/percent.js';
+import { asciiDecoded, decodeQueryComponent, escapedByte, KEY_DECODINGS } from '../gateway/percent.js';
 
 export type CredentialResult = FoundCredential | { kind: 'missing' } | MalformedCredential;
 
@@ -329,9 +329,6 @@ function withoutKeyParts(pair: string, holdsKey: (part: string) => boolean): str
   if (kept.length === parts.length) return pair;
   return kept.length > 0 ? kept.join(';') : undefined;
 }
-
-/** How many percent-decodings a value is read through for a key (`sk%5Flive…`, `sk%255Flive…`), as the access log's redaction reads a target (src/keys/redact.ts). */
-const KEY_DECODINGS = 4;
 
 /**
  * Whether `test` holds for `text` as sent or percent-decoded, once or up to KEY_DECODINGS

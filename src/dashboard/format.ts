@@ -66,6 +66,17 @@ export function shortDay(day: string): string {
   return new Date(`${day}T00:00:00Z`).toLocaleDateString('en-US', { month: 'short', day: 'numeric', timeZone: 'UTC' });
 }
 
+/**
+ * The names more than one of `accounts` has: account names need not be unique, and where
+ * two on a page share one, each is shown with its id.
+ */
+export function sharedNames(accounts: readonly { name: string }[]): ReadonlySet<string> {
+  const seen = new Set<string>();
+  const shared = new Set<string>();
+  for (const { name } of accounts) (seen.has(name) ? shared : seen).add(name);
+  return shared;
+}
+
 /** Operation messages are written lower-case for logs and APIs; pages start with a capital. */
 export function sentence(message: string): string {
   // An email address or an id that begins the message is written as it is (bob@b.test, key_…).

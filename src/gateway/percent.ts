@@ -45,6 +45,14 @@ export function decodeQueryComponent(text: string): string | undefined {
   return decodeURIComponent(spaced);
 }
 
+/**
+ * How many percent-decodings a text is read through where a key is looked for in it
+ * (`sk%5Flive…`, escaped again `sk%255Flive…`): by the log's redaction (keys/redact.ts) and
+ * by what is forwarded (auth/credential.ts) alike. A key escaped more often than this is no
+ * key to a reader.
+ */
+export const KEY_DECODINGS = 4;
+
 /** An escape of an ASCII character (a key is made of nothing else), escaped once. */
 const ASCII_ESCAPE = /%([0-7][0-9A-Fa-f])/g;
 

@@ -4,10 +4,7 @@
  */
 import type { KeyFormat } from './format.js';
 import { REDACTED } from '../log.js';
-import { asciiDecoded } from '../gateway/percent.js';
-
-/** How many percent-decodings `withoutKeys` looks through (a key escaped more often than this is no key to a reader). */
-const DECODING_HOPS = 4;
+import { asciiDecoded, KEY_DECODINGS } from '../gateway/percent.js';
 
 /**
  * `text` with anything shaped like one of the profile's keys (or most of one) replaced by `[REDACTED]`. A
@@ -17,7 +14,7 @@ const DECODING_HOPS = 4;
 export function withoutKeys(keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'>, text: string): string {
   const scrubbed = withoutEscapedRest(keyFormat.scrub(text, REDACTED, true));
   let layer = scrubbed;
-  for (let hop = 0; hop < DECODING_HOPS && layer.includes('%'); hop++) {
+  for (let hop = 0; hop < KEY_DECODINGS && layer.includes('%'); hop++) {
     const decoded = asciiDecoded(layer);
     if (decoded === layer) break;
     // With a key that lost its prefix (`?token=<the rest>`, the rest being the whole secret), looked for last.

@@ -10,6 +10,21 @@ import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
 import { createAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+
+/** keygate in front of a test upstream with `routes` (scopes admin and read), and the secret of a key with `read` alone. */
+async function withReader(routes: ConfigInput['routes'], dir: string): Promise<{ upstream: TestUpstream; kg: TestKeygate; secret: string }> {
+  const upstream = await startTestUpstream();
+  const kg = await startKeygate({ upstream: { url: upstream.url }, scopes: ['admin', 'read'], routes }, { dir: tempDir(dir) });
+  const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+  const { secret } = await createKey(kg.runtime, { accountId: account.id, name: 'reader', scopes: ['read'] }, 'test');
+  return { upstream, kg, secret };
+}
+
+/** The warnings keygate logged at start about a route. */
+function routeWarnings(kg: TestKeygate): { level: number; msg: string; route?: string }[] {
+  return kg.logs.lines.map((line) => JSON.parse(line) as { level: number; msg: string; route?: string }).filter((entry) => entry.level === 40 && entry.route !== undefined);
+}
 
 describe('scope gaps between routes', () => {
   let upstream: TestUpstream;
@@ -17,17 +32,7 @@ describe('scope gaps between routes', () => {
   let secret: string;
 
   beforeAll(async () => {
-    upstream = await startTestUpstream();
-    kg = await startKeygate(
-      {
-        upstream: { url: upstream.url },
-        scopes: ['admin', 'read'],
-        routes: [{ method: 'GET', path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*' }],
-      },
-      { dir: tempDir('scope-gaps') },
-    );
-    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
-    ({ secret } = await createKey(kg.runtime, { accountId: account.id, name: 'reader', scopes: ['read'] }, 'test'));
+    ({ upstream, kg, secret } = await withReader([{ method: 'GET', path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*' }], 'scope-gaps'));
   });
 
   afterAll(async () => {
@@ -39,8 +44,7 @@ describe('scope gaps between routes', () => {
     const call = async (method: string) => (await fetch(`${kg.gatewayUrl}/v1/admin/users`, { method, headers: { authorization: `Bearer ${secret}` } })).status;
     expect(await call('GET')).toBe(403);
     expect(await call('DELETE')).toBe(200);
-    const warnings = kg.logs.lines.map((line) => JSON.parse(line) as { level: number; msg: string; route?: string; methods?: string[]; via?: string }).filter((entry) => entry.level === 40 && entry.route !== undefined);
-    expect(warnings).toEqual([
+    expect(routeWarnings(kg)).toEqual([
       expect.objectContaining({
         route: 'routes[0]',
         methods: ['POST', 'PUT', 'PATCH', 'DELETE'],
@@ -64,17 +68,7 @@ describe('a wildcard route whose root falls to a broader route', () => {
   let secret: string;
 
   beforeAll(async () => {
-    upstream = await startTestUpstream();
-    kg = await startKeygate(
-      {
-        upstream: { url: upstream.url },
-        scopes: ['admin', 'read'],
-        routes: [{ path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*', scopes: ['read'] }],
-      },
-      { dir: tempDir('wildcard-root') },
-    );
-    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
-    ({ secret } = await createKey(kg.runtime, { accountId: account.id, name: 'reader', scopes: ['read'] }, 'test'));
+    ({ upstream, kg, secret } = await withReader([{ path: '/v1/admin/*', scopes: ['admin'] }, { path: '/v1/*', scopes: ['read'] }], 'wildcard-root'));
   });
 
   afterAll(async () => {
@@ -87,8 +81,7 @@ describe('a wildcard route whose root falls to a broader route', () => {
     expect(await call('/v1/admin/users')).toBe(403);
     expect(await call('/v1/admin')).toBe(200);
     expect(await call('/v1/admin/')).toBe(200);
-    const warnings = kg.logs.lines.map((line) => JSON.parse(line) as { level: number; msg: string; route?: string }).filter((entry) => entry.level === 40 && entry.route !== undefined);
-    expect(warnings).toEqual([
+    expect(routeWarnings(kg)).toEqual([
       expect.objectContaining({
         route: 'routes[0]',
         root: '/v1/admin',

@@ -19,7 +19,7 @@ import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/u
 import { actorOf, csrfField, field, fields, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
 import { confirmationForm, sendPage, type ConfirmationTarget } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, plural, sentence, until, when } from '../format.js';
+import { number, plural, sentence, sharedNames, until, when } from '../format.js';
 import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
 import { FORM_NONCE, formRecordId, newFormNonce } from './keys.js';
@@ -273,9 +273,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
       const keys = usableOf.get(account.id) ?? [];
       return { account, usage: usages[i] as AccountUsage, keys: keys.length, members: members.get(account.id)?.length ?? 0, blocked: blocked && keys.flatMap((k) => blocked.get(k.id) ?? []) };
     });
-    // Names need not be unique: an account whose name another on the page shares is told apart by its id.
-    const named = new Map<string, number>();
-    for (const { name } of accounts) named.set(name, (named.get(name) ?? 0) + 1);
+    const shared = sharedNames(accounts);
     const listUrl = (place?: string) => {
       const params = new URLSearchParams({ ...(search !== undefined ? { q: search } : {}), ...(place !== undefined ? { after: place } : {}) }).toString();
       return params === '' ? '/accounts' : `/accounts?${params}`;
@@ -302,7 +300,7 @@ ${rows.length === 0
   <thead><tr><th scope="col">Account</th><th scope="col">Plan</th><th scope="col">API access</th><th scope="col">Usage</th><th scope="col">Blocked</th><th scope="col" class="num">Keys in use</th><th scope="col" class="num">Members</th><th scope="col">Created</th></tr></thead>
   <tbody>${rows.map(
     (r) => html`<tr>
-    <td data-label="Account"><a href="/accounts/${r.account.id}">${r.account.name}</a>${(named.get(r.account.name) ?? 0) > 1 ? html` <code>${r.account.id}</code>` : ''}</td>
+    <td data-label="Account"><a href="/accounts/${r.account.id}">${r.account.name}</a>${shared.has(r.account.name) ? html` <code>${r.account.id}</code>` : ''}</td>
     <td data-label="Plan">${planName(r.account.planId)}</td>
     <td data-label="API access">${r.usage.apiEnabled ? html`<span class="badge on">On</span>` : html`<span class="badge off">Off</span>`}</td>
     <td data-label="Usage">${mainMeterCell(r.usage)}</td>

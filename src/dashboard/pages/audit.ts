@@ -9,7 +9,7 @@ import { operatorOf, queryValue, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { tableNaming, type TableName } from '../table-name.js';
-import { number, relative, when } from '../format.js';
+import { number, relative, sharedNames, when } from '../format.js';
 import { utcMinute, utcSecondUp } from '../../meters/period.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 
@@ -197,14 +197,12 @@ export function registerAuditPage(app: FastifyInstance, dash: Dashboard): void {
       cursor !== undefined || next !== undefined
         ? html`<nav class="pager" aria-label="Pages of the audit log">${cursor !== undefined ? html`<a href="${listUrl()}">Newest events</a>` : ''}${next !== undefined ? html`<a href="${listUrl(next)}" rel="next">Older events</a>` : ''}</nav>`
         : '';
-    // Names need not be unique: an account whose name another shares is told apart by its id.
-    const sameName = new Map<string, number>();
-    for (const a of few) sameName.set(a.name, (sameName.get(a.name) ?? 0) + 1);
+    const shared = sharedNames(few);
     const chooser =
       few.length <= ACCOUNT_CHOICES
         ? html`<div class="field"><label for="account">Account</label><select id="account" name="account">
     <option value="">All accounts</option>
-    ${few.map((a) => html`<option value="${a.id}"${a.id === account?.id ? html` selected` : ''}>${a.name}${(sameName.get(a.name) ?? 0) > 1 ? ` (${a.id})` : ''}</option>`)}
+    ${few.map((a) => html`<option value="${a.id}"${a.id === account?.id ? html` selected` : ''}>${a.name}${shared.has(a.name) ? ` (${a.id})` : ''}</option>`)}
   </select></div>`
         : html`<div class="field"><label for="account">Account id</label><input id="account" name="account" value="${account?.id ?? asked}" placeholder="acc_… (from the Accounts page); empty for all" autocomplete="off"></div>`;
     const notice = asked !== '' && !account ? ({ kind: 'error', text: `No account has the id “${asked}”: these are every account’s events.` } as const) : undefined;
