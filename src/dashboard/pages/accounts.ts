@@ -19,7 +19,7 @@ import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/u
 import { actorOf, csrfField, field, fields, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
 import { confirmationForm, sendPage, type ConfirmationTarget } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, plural, sentence, sharedNames, until, when } from '../format.js';
+import { meterAllowance, number, plural, sentence, sharedNames, until, when } from '../format.js';
 import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
 import { FORM_NONCE, formRecordId, newFormNonce } from './keys.js';
@@ -328,7 +328,7 @@ ${pager}
     <td data-label="API access">${plan.apiAccess ? 'Included' : 'Not included'}</td>
     <td data-label="Keys per account">${plan.maxKeys === undefined ? 'Unlimited' : number(plan.maxKeys)}</td>
     <td data-label="Rate limits">${plan.rateLimits.length === 0 ? html`<span class="muted">none</span>` : planOut(id, plan).rateLimits.map(windowText).join(', ')}</td>
-    <td data-label="Meters">${Object.keys(plan.meters).length === 0 ? html`<span class="muted">none</span>` : Object.entries(plan.meters).map(([m, meter]) => `${m}: ${number(meter.limit)}${meter.overage ? ' (overage allowed)' : ''}`).join(', ')}</td>
+    <td data-label="Meters">${Object.keys(plan.meters).length === 0 ? html`<span class="muted">none</span>` : Object.entries(plan.meters).map(([m, meter]) => `${meterAllowance(m, meter)}${meter.overage ? ' (overage allowed)' : ''}`).join('; ')}</td>
   </tr>`,
   )}</tbody></table></div>`;
     return sendPage(dash, request, reply, { title: 'Accounts', body, status, ...(notice ? { notice } : {}) });
