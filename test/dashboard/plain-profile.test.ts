@@ -66,7 +66,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and w
     try {
       await signedOut.goto('/sign-in');
       expect(await signedOut.title()).toBe('Sign in · SE Ranking Data');
-      expect(await textOf(signedOut.locator('main'))).toContain('Manage your SE Ranking Data API keys and see your usage.');
+      expect(await textOf(signedOut.locator('main'))).toContain('Manage your SE Ranking Data API keys and see your usage, or, as an operator, every account.');
     } finally {
       await signedOut.context().close();
     }

@@ -61,8 +61,10 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
   });
 
   function sendSignIn(request: FastifyRequest, reply: FastifyReply, email: string, back: string | undefined, notice?: Notice, status = 200): FastifyReply {
+    // One page for both who sign in here, before it is known which: an account's members
+    // and the gateway's operators (invited as members are, sent here after their password).
     const body = html`<h1>Sign in</h1>
-<p class="muted">Manage your ${rt.config.title} API keys and see your usage.</p>
+<p class="muted">Manage your ${rt.config.title} API keys and see your usage, or, as an operator, every account.</p>
 <form method="post" action="/sign-in" class="stack">
   ${preSessionCsrfField(dash, request, reply)}
   ${back === undefined ? '' : html`<input type="hidden" name="next" value="${back}">`}
