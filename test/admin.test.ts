@@ -893,6 +893,28 @@ describe('members through the admin API', () => {
     expect((await invite(`${'a'.repeat(64)}@acme.test`)).status).toBe(201);
     expect((await invite(`${'b'.repeat(64)}@${'c'.repeat(184)}.test`)).status).toBe(201);
   });
+
+  it('refuses an address that is not local@domain (spaces, <>, quotes, no dot in the domain), naming the field without repeating the value; members saved before keep working', async () => {
+    const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Odd' }) })).json()) as { id: string };
+    const invite = async (email: string) => {
+      const response = await kg.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email, accountId: account.id }) });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const refused = { status: 400, body: { type: 'about:blank', title: 'Bad Request', status: 400, detail: 'the email is not an address such as name@example.com (no spaces; none of " ( ) , : ; < > [ \\ ]; a dot in the domain)' } };
+    for (const odd of ['<b>@x.com', 'a b@c', 'a b@c.com', 'ana@acme test', '"ana"@acme.test', 'ana,bea@acme.test', 'ana@acme', 'ana@-acme.test', 'ana@acme..test', 'ana@[127.0.0.1]', 'ana@acme.test>']) {
+      expect(await invite(odd), odd).toEqual(refused);
+    }
+    expect(await kg.admin(`/v1/members?accountId=${account.id}`).then((r) => r.json())).toEqual([]);
+    // What addresses hold: a tag, an apostrophe, letters of any script, a hyphen inside a domain's name.
+    for (const fine of ["ana+keys@acme.test", "o'neil@acme.test", 'josé@acme.test', 'ana@bücher-haus.example']) expect((await invite(fine)).status, fine).toBe(201);
+
+    // Saved under the looser rule before: still listed, given a reset link, and removed by the address it has.
+    const legacy = { id: 'mem_legacy0000000001', accountId: account.id, email: '<b>@x.com', passwordHash: null, role: 'member' as const, inviteHash: null, inviteExpiresAt: null, failedLogins: 0, lockedUntil: null, createdAt: Date.now() };
+    await kg.runtime.store.createMember(legacy);
+    expect(await kg.admin(`/v1/members?email=${encodeURIComponent(legacy.email)}`).then((r) => r.json())).toEqual([expect.objectContaining({ id: legacy.id, email: legacy.email })]);
+    expect((await kg.admin('/v1/members/password-resets', { method: 'POST', body: JSON.stringify({ email: legacy.email }) })).status).toBe(201);
+    expect((await kg.admin(`/v1/members/${legacy.id}`, { method: 'DELETE' })).status).toBe(204);
+  });
 });
 
 describe('lifting a sign-in lock through the admin API', () => {

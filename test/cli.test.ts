@@ -414,7 +414,8 @@ describe('keygate CLI with a running gateway', () => {
       [['keys', 'create', '--account', id, '--name', 'k', '--scopes', pasted], '--scopes: the scope given is not allowed; allowed: *, metrics:read'],
       [['keys', 'create', '--account', id, '--name', 'k', '--scopes', `metrics:read, ${pasted}`], '--scopes: the 2nd of 2 is not allowed; allowed: *, metrics:read'],
       [['keys', 'update', pastedKey.id, '--scopes', pasted], '--scopes: the scope given is not allowed; allowed: *, metrics:read'],
-      [['members', 'invite', '--account', id, '--email', `${pasted}@`], '--email: that is not an email address'],
+      [['members', 'invite', '--account', id, '--email', `${pasted}@`], '--email: the email is not an address such as name@example.com (no spaces; none of " ( ) , : ; < > [ \\ ]; a dot in the domain)'],
+      [['members', 'invite', '--account', id, '--email', '<b>@x.com'], '--email: the email is not an address such as name@example.com (no spaces; none of " ( ) , : ; < > [ \\ ]; a dot in the domain)'],
       [['gauge', '--account', id, '--meter', pasted, '--value', '1'], '--meter: the team plan has no such gauge (the plan has no gauges)'],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(...args)));

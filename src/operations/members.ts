@@ -9,6 +9,7 @@ import { sha256Hex } from '../keys/hash.js';
 import type { Runtime } from '../runtime.js';
 import type { MemberInviting, MemberRecord, MemberRole } from '../store/store.js';
 import { newId } from '../ids.js';
+import { emailRefusal, isEmailAddress } from '../members/email.js';
 import { hashPassword, MIN_PASSWORD_LENGTH } from '../members/password.js';
 import { looksLikeOwnId, OperationError, otherKind } from './errors.js';
 import { audit } from './audit.js';
@@ -16,10 +17,6 @@ import { getAccount, isoTime } from './accounts.js';
 
 export const INVITE_TTL_MS = 7 * DAY_MS;
 export const RESET_TTL_MS = DAY_MS;
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-/** RFC 5321's limits, in bytes: the longest path a mail server takes, less its brackets, and the longest local part. */
-const EMAIL_MAX_BYTES = 254;
-const LOCAL_PART_MAX_BYTES = 64;
 
 /**
  * How many of an account's latest events are searched for the invitation a form made:
@@ -65,23 +62,14 @@ export function dashboardOffNote(config: Pick<Runtime['config'], 'dashboard'>): 
 }
 
 /**
- * An address as it is typed: trimmed, lower-cased, with an @ and a dot after it, and
- * within RFC 5321's lengths (no mail server takes a longer one, and a 5,000-character
- * "address" would be stored, listed and audited as it came). The lengths are checked
- * first: the message then quotes at most 254 characters.
+ * An address as it is typed for a new member: trimmed, lower-cased, and held to the rule
+ * of members/email.ts. No refusal repeats it: the dashboard's form shows it as typed, and
+ * what was pasted into the field (a token, a password) goes nowhere else.
  */
 function checkedEmail(raw: string): string {
   const email = raw.trim().toLowerCase();
-  const bytes = Buffer.byteLength(email);
-  if (bytes > EMAIL_MAX_BYTES) throw new OperationError('invalid', `an email address is at most ${EMAIL_MAX_BYTES} bytes (RFC 5321); this one has ${bytes}`);
-  const at = email.lastIndexOf('@');
-  const localBytes = Buffer.byteLength(email.slice(0, Math.max(at, 0)));
-  if (localBytes > LOCAL_PART_MAX_BYTES) throw new OperationError('invalid', `an email address has at most ${LOCAL_PART_MAX_BYTES} bytes before the @ (RFC 5321); this one has ${localBytes}`);
-  // Shown in tables, pages and the audit log: nothing that would show it as another address.
-  if (/[\p{Cc}\p{Bidi_Control}]/u.test(email)) throw new OperationError('invalid', 'an email address cannot contain control characters or text-direction controls');
-  // Repeated only where it was meant as an address: without an @ it may be a token or a password pasted into the field.
-  if (!email.includes('@')) throw new OperationError('invalid', 'that is not an email address: it has no @');
-  if (!EMAIL.test(email)) throw new OperationError('invalid', `"${raw.trim()}" is not an email address`, undefined, { field: 'email', message: 'that is not an email address' });
+  const refusal = emailRefusal(email);
+  if (refusal !== undefined) throw new OperationError('invalid', refusal, undefined, { field: 'email', message: refusal });
   return email;
 }
 
@@ -189,7 +177,7 @@ async function findMember(rt: Runtime, ref: MemberRef): Promise<MemberRecord> {
 function noMember(ref: MemberRef): OperationError {
   if ('id' in ref) return new OperationError('not_found', `${looksLikeOwnId(ref.id) ? `no member ${ref.id}` : 'no such member'}${otherKind('member', ref.id)}`);
   const email = ref.email.trim();
-  return new OperationError('not_found', email.length <= EMAIL_MAX_BYTES && EMAIL.test(email) ? `no member ${email}` : 'no such member');
+  return new OperationError('not_found', isEmailAddress(email) ? `no member ${email}` : 'no such member');
 }
 
 /**
