@@ -106,10 +106,11 @@ export interface Runtime {
 /**
  * What a reload can change: what requests are judged by (plans, routes, built-ins,
  * scopes, whether paths are matched ignoring case), how refusals read (errors), whether
- * requests are logged, the names, and how the next stop goes (shutdown). The rest is what
- * processes, listeners, connections and stored keys were built from.
+ * requests are logged and which query parameters their lines hide, the names, and how the
+ * next stop goes (shutdown). The rest is what processes, listeners, connections and
+ * stored keys were built from.
  */
-export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'upstream.caseSensitivePaths', 'errors', 'log.requests', 'shutdown'] as const;
+export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'upstream.caseSensitivePaths', 'errors', 'log.requests', 'log.redactQuery', 'shutdown'] as const;
 
 export class ConfigReloadError extends Error {
   constructor(readonly fields: string[]) {
@@ -139,7 +140,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The top-level field (or `log.requests`) a changed path belongs to, if a reload can change it. */
+/** The top-level field (or the `log` field) a changed path belongs to, if a reload can change it. */
 function reloadableField(path: string): string | undefined {
   return RELOADABLE.find((field) => path === field || path.startsWith(`${field}.`));
 }

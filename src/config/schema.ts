@@ -664,6 +664,12 @@ export const configSchema = z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
         requests: z.boolean().default(true).describe('One log line per gateway request.'),
+        redactQuery: z
+          .array(z.string().min(1, 'a parameter name, not empty'))
+          .default([])
+          .describe(
+            'Names of query parameters whose values logs show as [REDACTED] (the request line\'s `target`), besides the built-in ones (names holding password, passwd, secret, token, apikey, api_key, api-key, access_key, accesskey, authorization, credential, private, session or signature, and auth or sig as a whole name or part of one): matched whole, in any case, percent-decoded. The upstream receives them as sent.',
+          ),
         bufferSize: z
           .number()
           .int()

@@ -92,6 +92,54 @@ describe('request log lines', () => {
     }
   });
 
+  it("an API's own secrets in the query (password, token, signature, names the profile adds) are [REDACTED] in request lines and forwarded as sent", async () => {
+    const profile = { ...PROFILE, auth: { credentials: [{ in: 'header' as const, name: 'Authorization', scheme: 'Bearer' }] }, upstream: { url: upstream.url }, log: { redactQuery: ['OTP'] } };
+    const kg = await startKeygate(profile, { dir: tempDir('request-log-query-secrets') });
+    const down = await startKeygate({ ...profile, upstream: { url: 'http://127.0.0.1:1' } }, { dir: tempDir('request-log-query-secrets-down') });
+    try {
+      const { secret } = await keyOf(kg);
+      const query = '?q=1&password=hunter2hunter2&access_token=abcdefABCDEF0123456789xyzXYZ&X-Amz-Signature=0f9e8d7c6b5a&sig=SIGvalue9&otp=774411&author=ann';
+      const sent = await kg.call(`/v1/a${query}`, { headers: { Authorization: `Bearer ${secret}` } });
+      expect(sent.status).toBe(200);
+      expect(((await sent.json()) as { url: string }).url).toBe(`/v1/a${query}`);
+      // A name percent-escaped, a value split by `;`, and a request refused for want of a key.
+      const refused = await kg.call('/v1/a?pass%77ord=escaped1secret;more2secret&Api-Key=apikeyvalue3');
+      expect(refused.status).toBe(401);
+      await refused.text();
+      const other = (await keyOf(down)).secret;
+      const failed = await down.call('/v1/a?client_secret=downsecret4', { headers: { Authorization: `Bearer ${other}` } });
+      expect(failed.status).toBe(502);
+      await failed.text();
+      const targets = (logs: LogCapture) => logs.lines.map((text) => JSON.parse(text) as Line).filter((l) => l.msg === 'request').map((l) => l.target);
+      expect(targets(kg.logs)).toEqual([
+        '/v1/a?q=1&password=[REDACTED]&access_token=[REDACTED]&X-Amz-Signature=[REDACTED]&sig=[REDACTED]&otp=[REDACTED]&author=ann',
+        '/v1/a?pass%77ord=[REDACTED]&Api-Key=[REDACTED]',
+      ]);
+      expect(targets(down.logs)).toEqual(['/v1/a?client_secret=[REDACTED]']);
+      for (const value of ['hunter2hunter2', 'abcdefABCDEF0123456789xyzXYZ', '0f9e8d7c6b5a', 'SIGvalue9', '774411', 'escaped1secret', 'more2secret', 'apikeyvalue3']) expect(kg.logs.text).not.toContain(value);
+      expect(down.logs.text).not.toContain('downsecret4');
+    } finally {
+      await kg.close();
+      await down.close();
+    }
+  });
+
+  it('log.redactQuery changed by a reload applies to the next request line', async () => {
+    const dir = tempDir('request-log-query-reload');
+    const kg = await startKeygate({ ...PROFILE, upstream: { url: upstream.url } }, { dir });
+    try {
+      const { secret } = await keyOf(kg);
+      const call = async () => (await kg.call('/v1/a?pin=4321&q=1', { headers: { Authorization: `Bearer ${secret}` } })).text();
+      await call();
+      expect(await kg.reload({ config: { ...kg.runtime.config, log: { ...kg.runtime.config.log, redactQuery: ['pin'] } }, file: 'test profile', dir })).toEqual(['log.redactQuery']);
+      await call();
+      const targets = kg.logs.lines.map((text) => JSON.parse(text) as Line).filter((l) => l.msg === 'request').map((l) => l.target);
+      expect(targets).toEqual(['/v1/a?pin=4321&q=1', '/v1/a?pin=[REDACTED]&q=1']);
+    } finally {
+      await kg.close();
+    }
+  });
+
   it("a logger the application gives keeps its own redaction paths for request lines (here: the client's address)", async () => {
     const capture = new LogCapture();
     const log = pino({ level: 'info', redact: { paths: ['client'], censor: '[hidden]' } }, capture);
