@@ -612,6 +612,9 @@ describe('admin API', () => {
     expect((await kg.call('/generate', { method: 'POST', ...bearer(first.secret) })).status).toBe(200);
     const huge = await json(await kg.admin(`/v1/accounts/${accountId}/gauges/brands`, { method: 'PUT', body: JSON.stringify({ value: 1e308 }) }));
     expect(huge).toMatchObject({ status: 400, body: { detail: "a gauge level is a number from 0 to 999999999999999 (15 digits, as an upstream's header may report)" } });
+    // A misspelled gauge: the plan's gauge it most likely meant is offered.
+    const misspelled = await json(await kg.admin(`/v1/accounts/${accountId}/gauges/brand`, { method: 'PUT', body: JSON.stringify({ value: 7 }) }));
+    expect(misspelled).toMatchObject({ status: 400, body: { detail: 'the scale plan has no gauge "brand" (did you mean "brands"?) (its gauges: brands)' } });
     const gauge = await json(await kg.admin(`/v1/accounts/${accountId}/gauges/brands`, { method: 'PUT', body: JSON.stringify({ value: 7 }) }));
     expect(gauge.status).toBe(200);
     const usage = await json(await kg.admin(`/v1/accounts/${accountId}/usage`));

@@ -393,11 +393,11 @@ describe('keygate CLI with a running gateway', () => {
       [['accounts', 'create', '--name', 'x', '--plan-expires', pasted], '--plan-expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)'],
       [['accounts', 'update', id, '--overage', pasted], '--overage takes on, off or plan'],
       [['accounts', 'update', id, '--api-access', pasted], '--api-access takes on or off'],
-      [['accounts', 'update', id, '--rate-limit', pasted], "--rate-limit: expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan's windows) or none"],
-      [['accounts', 'create', '--name', 'x', '--rate-limit', '5-per-1s', '--rate-limit', pasted], "--rate-limit (the 2nd of 2): expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan's windows) or none"],
+      [['accounts', 'update', id, '--rate-limit', pasted], "--rate-limit: expected <limit>-per-<window> as 100-per-1s or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), or plan (the plan's windows) or none"],
+      [['accounts', 'create', '--name', 'x', '--rate-limit', '5-per-1s', '--rate-limit', pasted], "--rate-limit (the 2nd of 2): expected <limit>-per-<window> as 100-per-1s or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), or plan (the plan's windows) or none"],
       [['accounts', 'update', id, '--meter-limit', pasted], '--meter-limit: expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000'],
       [['accounts', 'update', id, '--meter-limit', `${pasted}=5`], "--meter-limit: the team plan has no such meter; its meters: units"],
-      [['accounts', 'update', id, '--meter-limit', 'units=5', '--meter-limit', `${pasted}=${'9'.repeat(20)}`], "--meter-limit (the 2nd of 2): a meter's limit is a number from 0 to 999999999999999, or <meter>=plan for the plan's"],
+      [['accounts', 'update', id, '--meter-limit', 'units=5', '--meter-limit', `${pasted}=${'9'.repeat(20)}`], "--meter-limit (the 2nd of 2): too large: a meter's limit is at most 999999999999999"],
       [['accounts', 'usage', id, '--from', pasted], '--from: expected a date such as 2026-11-01'],
       [['gauge', '--account', id, '--meter', 'units', '--value', pasted], '--value: expected a number such as 120 or 3.5'],
       [['forecast', '--account', id, '--call', pasted], '--call: expected "METHOD /path [xN] [records=N]"'],
@@ -740,6 +740,25 @@ describe('keygate refuses bad profiles, naming the field', () => {
       `${file}: invalid configuration\n` +
         '  - routes[0].cost.meter: "keywords" is a gauge on plan "pro" (a level the upstream or an operator reports): a cost is charged to a consumed meter\n',
     );
+  });
+
+  it('check names a limit or cost too large for a number as too large, with the most it may be, and offers the meter a misspelled one meant', async () => {
+    const file = path.join(dir, 'too-large.yaml');
+    writeFileSync(
+      file,
+      `upstream: {url: "http://127.0.0.1:1"}\nplans:\n  pro:\n    rateLimits: [{limit: ${'9'.repeat(400)}, window: 1s}]\n    meters: {units: {limit: 1e400}}\nroutes:\n  - {path: /v1/a, cost: {meter: units, perRequest: 1e400}}\n`,
+    );
+    const r = await runCli(['check', '--config', file]);
+    expect([r.code, r.stdout]).toEqual([2, '']);
+    expect(r.stderr).toBe(
+      `${file}: invalid configuration\n` +
+        "  - plans.pro.rateLimits[0].limit: too large: a window's limit is at most 999999999999999\n" +
+        "  - plans.pro.meters.units.limit: too large: a meter's limit is at most 999999999999999\n" +
+        '  - routes[0].cost.perRequest: too large: a cost is at most 999999999999999\n',
+    );
+    writeFileSync(file, 'upstream: {url: "http://127.0.0.1:1"}\nplans: {pro: {meters: {units: {limit: 1000}}}}\nroutes:\n  - {path: /v1/b, cost: {meter: unit, perRequest: 1}}\n');
+    const misspelled = await runCli(['check', '--config', file]);
+    expect([misspelled.code, misspelled.stderr]).toEqual([2, `${file}: invalid configuration\n  - routes[0].cost.meter: no plan defines meter "unit" (did you mean "units"?)\n`]);
   });
 
   it('an upstream URL without its scheme is one problem, the scheme, not also a "path" that is not there', async () => {

@@ -19,12 +19,15 @@ const PLAN_WINDOW = [{ name: '10-per-1s', limit: 10, window: '1s', scope: 'key' 
 
 /** Limit flags the CLI refuses, and the start of what it says (accounts update and create alike). */
 const BAD_FLAGS: [string[], string][] = [
-  [['--rate-limit', '10/s'], 'error: --rate-limit: expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan\'s windows) or none\n'],
+  [['--rate-limit', '10/s'], 'error: --rate-limit: expected <limit>-per-<window> as 100-per-1s or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), or plan (the plan\'s windows) or none\n'],
+  [['--rate-limit', '10-per-1 hour'], 'error: --rate-limit: expected <limit>-per-<window> as 100-per-1s or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), or plan (the plan\'s windows) or none\n'],
+  [['--rate-limit', `${'9'.repeat(400)}-per-1s`], "error: --rate-limit: too large: a window's limit is at most 999999999999999\n"],
   [['--rate-limit', '0-per-1s'], 'error: --rate-limit: expected more than 0'],
   [['--rate-limit', '10-per-1s', '--rate-limit', 'plan'], 'error: --rate-limit (the 2nd of 2): expected <limit>-per-<window>'],
   [['--rate-limit', '10-per-1s', '--rate-limit', '20-per-1s'], 'error: --rate-limit (the 2nd of 2): the 1st (10-per-1s) is already a per-key window of 1s'],
   [['--meter-limit', 'units=-5'], 'error: --meter-limit: expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000\n'],
   [['--meter-limit', 'credits=5'], 'error: --meter-limit: the units_1m plan has no such meter; its meters: units\n'],
+  [['--meter-limit', 'unit=5'], 'error: --meter-limit: the units_1m plan has no such meter (did you mean "units"?); its meters: units\n'],
 ];
 /** Limits the admin API refuses, PATCH and POST alike. */
 const BAD_LIMITS: unknown[] = [
@@ -151,6 +154,18 @@ describe('SE Ranking Data: custom rate limits and the Enterprise row, per accoun
       return { status: response.status, detail: ((await response.json()) as { detail: string }).detail };
     };
     expect(await refused({ limits: { meters: { credits: 5 } } })).toEqual({ status: 400, detail: 'limits.meters.credits: the units_1m plan has no meter "credits"; its meters: units' });
+    expect(await refused({ limits: { meters: { Units: 5 } } })).toEqual({ status: 400, detail: 'limits.meters.Units: the units_1m plan has no meter "Units" (did you mean "units"?); its meters: units' });
+    // A limit JSON reads as Infinity (1e400): too large, and the most it may be.
+    const tooLarge = async (limits: string) => {
+      const response = await ex.kg.admin(`/v1/accounts/${account.id}`, { method: 'PATCH', body: `{"limits": ${limits}}` });
+      return { status: response.status, detail: ((await response.json()) as { detail: string }).detail };
+    };
+    expect(await tooLarge('{"rateLimits": [{"limit": 1e400, "window": "1s"}]}')).toEqual({ status: 400, detail: "body.limits.rateLimits.0.limit: too large: a window's limit is at most 999999999999999" });
+    expect(await tooLarge('{"rateLimits": [{"limit": 1e300, "window": "1s"}]}')).toEqual({
+      status: 400,
+      detail: 'limits.rateLimits[0].limit: too large: a window\'s limit is at most 999999999999999 (a window is { limit: 100, window: "1s", scope: "key" or "account" })',
+    });
+    expect(await tooLarge('{"meters": {"units": 1e400}}')).toEqual({ status: 400, detail: "body.limits.meters.units: too large: a meter's limit is at most 999999999999999" });
     expect(await refused({ limits: { meters: { units: -1 } } })).toEqual({ status: 400, detail: expect.stringMatching(/^limits\.meters\.units: a meter's limit is a number from 0 to/) });
     expect(await refused({ limits: { rateLimits: [{ limit: 10, window: 'a second' }] } })).toEqual({ status: 400, detail: expect.stringMatching(/^limits\.rateLimits\[0\]\.window: /) });
     expect(await refused({ limits: { rateLimits: [{ limit: 0, window: '1s' }] } })).toEqual({ status: 400, detail: expect.stringMatching(/^limits\.rateLimits\[0\]\.limit: /) });

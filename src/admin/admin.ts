@@ -15,6 +15,7 @@ import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { describeProblem, isZodDefault, JSON_FORMAT, type ProblemFormat } from '../config/load.js';
+import { amountNumber, MAX_AMOUNT } from '../config/schema.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyFormat } from '../keys/format.js';
 import { withoutKeys } from '../keys/redact.js';
@@ -83,7 +84,7 @@ const LimitsChange = z
         z
           .object({
             name: z.string().optional().describe('The policy name in the RateLimit headers; default e.g. "100-per-1s"'),
-            limit: z.number().describe('Requests allowed in any rolling window (a whole number, at least 1)'),
+            limit: amountNumber("a window's limit").describe(`Requests allowed in any rolling window (a whole number, from 1 to ${MAX_AMOUNT})`),
             window: z.union([z.string(), z.number()]).describe('As the profile writes it: "1s", "10m", "1h" (a number: milliseconds)'),
             scope: z.enum(['key', 'account']).optional().describe('Counted per key (default) or shared by the account\'s keys'),
           })
@@ -93,7 +94,7 @@ const LimitsChange = z
       .optional()
       .describe("Windows in place of the plan's own rateLimits (all of them: give every window the account should have; each length once per scope, as the larger limit of two would never refuse a request); null: the plan's again"),
     meters: z
-      .record(z.string(), z.number().nullable())
+      .record(z.string(), amountNumber("a meter's limit").nullable())
       .optional()
       .describe("Meter name → the account's limit for it (a meter of its plan; 0 or more); null: the plan's again. Meters not named stay as they are"),
   })

@@ -19,10 +19,35 @@ describe('--rate-limit and --meter-limit', () => {
 
   it('refuses what it cannot read, naming the flag (by its place, among several) and never the value', () => {
     expect(() => limitsOptions({ rateLimit: ['100/s'] })).toThrow(/^--rate-limit: expected <limit>-per-<window>/);
-    expect(() => limitsOptions({ rateLimit: ['none', '10-per-1s'] })).toThrow('--rate-limit (the 1st of 2): expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan\'s windows) or none: "none" is given alone');
+    expect(() => limitsOptions({ rateLimit: ['none', '10-per-1s'] })).toThrow(
+      '--rate-limit (the 1st of 2): expected <limit>-per-<window> as 100-per-1s or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), or plan (the plan\'s windows) or none: "none" is given alone',
+    );
     expect(() => limitsOptions({ rateLimit: ['1-per-1s', '2-per-1s', '3-per-1s', '4-per-1s', '5-per-1s', '6-per-1s', '7-per-1s', '8-per-1s', '9-per-1s', '10-per-1s', '11/s'] })).toThrow(/^--rate-limit \(the 11th of 11\):/);
     expect(() => limitsOptions({ meterLimit: ['units'] })).toThrow(/^--meter-limit: expected <meter>=<limit>/);
     expect(() => limitsOptions({ meterLimit: ['rows=1', 'units=-1'] })).toThrow(/^--meter-limit \(the 2nd of 2\): expected/);
+  });
+
+  it('says what a window looks like to a near miss (a space in it, hr for h), without repeating it', () => {
+    for (const nearMiss of ['10-per-1 hour', '10 per 1h', '10-per-1hr']) {
+      expect(() => limitsOptions({ rateLimit: [nearMiss] }), nearMiss).toThrow(
+        "--rate-limit: expected <limit>-per-<window> as 100-per-1s or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), or plan (the plan's windows) or none",
+      );
+    }
+  });
+
+  it('refuses a limit of hundreds of digits as too large, naming the flag and the most it may be, not the value', () => {
+    const nines = '9'.repeat(400);
+    const refusal = (opts: Parameters<typeof limitsOptions>[0]) => {
+      try {
+        limitsOptions(opts);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(refusal({ rateLimit: [`${nines}-per-1s`] })).toBe("--rate-limit: too large: a window's limit is at most 999999999999999");
+    expect(refusal({ rateLimit: ['5-per-1s', `${nines}-per-1m`] })).toBe("--rate-limit (the 2nd of 2): too large: a window's limit is at most 999999999999999");
+    expect(refusal({ meterLimit: [`units=${nines}`] })).toBe("--meter-limit: too large: a meter's limit is at most 999999999999999");
   });
 
   it("tells the operations' field names as the flags that gave them", () => {

@@ -5,8 +5,14 @@
 import type { Command } from 'commander';
 import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError, ordinal } from '../operations/errors.js';
-import { LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
+import { LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../limits/repeated-windows.js';
+
+/**
+ * How a window is written, for a refusal of one: near misses (`10-per-1 hour`, `10 per 1h`,
+ * `10-per-1hr`) are told what differs without the value being repeated.
+ */
+const WINDOW_WRITTEN = '<limit>-per-<window> as 100-per-1s or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d)';
 
 /** Collects a repeatable option's values in the order given. */
 function repeated(value: string, before: string[] | undefined): string[] {
@@ -35,12 +41,14 @@ export function limitsOptions(opts: { rateLimit?: string[]; meterLimit?: string[
     const { refusal } = error;
     if (refusal.field === 'meter') {
       const flag = flagAt('--meter-limit', (opts.meterLimit ?? []).findIndex((spec) => spec === refusal.typed), opts.meterLimit?.length ?? 0);
+      if (refusal.why === 'too_large') throw new OperationError('invalid', `${flag}: ${METER_LIMIT_TOO_LARGE}`);
       throw new OperationError('invalid', `${flag}: expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000`);
     }
     const flag = flagAt('--rate-limit', (opts.rateLimit ?? []).findIndex((spec) => spec.trim() === refusal.typed), opts.rateLimit?.length ?? 0);
+    if (refusal.why === 'too_large') throw new OperationError('invalid', `${flag}: ${WINDOW_LIMIT_TOO_LARGE}`);
     // `plan` and `none` are keygate's words, not the user's value.
     const alone = refusal.why === 'given_alone' ? `: "${refusal.typed}" is given alone` : '';
-    throw new OperationError('invalid', `${flag}: expected <limit>-per-<window>, as 100-per-1s or 5000-per-1h-per-account, or plan (the plan's windows) or none${alone}`);
+    throw new OperationError('invalid', `${flag}: expected ${WINDOW_WRITTEN}, or plan (the plan's windows) or none${alone}`);
   }
 }
 

@@ -182,6 +182,22 @@ describe('keygate.yaml validation', () => {
     expect(problems(text)).toEqual(['routes[0].cost.meter: no plan defines meter "credits"']);
   });
 
+  it('offers the meter a misspelled one most likely meant, in a route\'s cost, a gauge header and a template', () => {
+    const text = [
+      'upstream: {url: "http://a"}',
+      'plans: {p: {meters: {units: {limit: 5}, keywords: {kind: gauge, limit: 9}}}}',
+      'routes: [{path: /v1/x, cost: {meter: unit, perRequest: 1}}, {path: /v1/y, cost: {meter: Units, perRequest: 1}}]',
+      'gauges: {keywrods: {header: X-Keywords}}',
+      'builtins: [{path: /usage, body: {left: "{{meters.unts.remaining}}"}}]',
+    ].join('\n');
+    expect(problems(text)).toEqual([
+      'routes[0].cost.meter: no plan defines meter "unit" (did you mean "units"?)',
+      'routes[1].cost.meter: no plan defines meter "Units" (did you mean "units"?)',
+      'gauges.keywrods: no plan defines meter "keywrods" (did you mean "keywords"?)',
+      'builtins[0].body: "{{meters.unts.remaining}}": no plan defines meter "unts" (did you mean "units"?)',
+    ]);
+  });
+
   it('refuses text that is not YAML, showing the line and the place', () => {
     expect(problems('upstream: [unclosed\n')[0]).toMatch(/^not valid YAML/);
     // An unquoted Redis URL ending in ":" (a prefix) is a YAML mapping.
@@ -381,12 +397,23 @@ describe('upstream and identity headers', () => {
     ]);
   });
 
-  it('says a limit must be a finite number when it is .inf, .nan or too big for one', () => {
-    expect(problems('upstream: {url: "http://a"}\nplans: {p: {meters: {units: {limit: .inf}}, rateLimits: [{limit: .nan, window: 1s}, {limit: 1e400, window: 1m}]}}\n')).toEqual([
+  it('says a limit or cost too large for a number (.inf, 1e400, 400 nines) or past 15 digits is too large, and the most it may be; .nan is no number', () => {
+    const nines = '9'.repeat(400);
+    expect(problems(`upstream: {url: "http://a"}\nplans: {p: {meters: {units: {limit: .inf}, credits: {limit: 1e16}}, rateLimits: [{limit: .nan, window: 1s}, {limit: ${nines}, window: 1m}, {limit: 1e400, window: 1h}]}}\n`)).toEqual([
       'plans.p.rateLimits[0].limit: expected a finite number, got NaN',
-      'plans.p.rateLimits[1].limit: expected a finite number, got Infinity',
-      'plans.p.meters.units.limit: expected a finite number, got Infinity',
+      "plans.p.rateLimits[1].limit: too large: a window's limit is at most 999999999999999",
+      "plans.p.rateLimits[2].limit: too large: a window's limit is at most 999999999999999",
+      "plans.p.meters.units.limit: too large: a meter's limit is at most 999999999999999",
+      "plans.p.meters.credits.limit: too large: a meter's limit is at most 999999999999999",
     ]);
+    const route = (cost: string) => problems(`upstream: {url: "http://a"}\nplans: {p: {meters: {units: {limit: 5}}}}\nroutes: [{path: /x, cost: {meter: units, ${cost}}}]\n`);
+    expect(route('perRequest: 1e400')).toEqual(['routes[0].cost.perRequest: too large: a cost is at most 999999999999999']);
+    expect(route(`perRecord: ${nines}, records: {header: X-N}, reserveRecords: 1e400`)).toEqual([
+      'routes[0].cost.perRecord: too large: a cost is at most 999999999999999',
+      'routes[0].cost.reserveRecords: too large: reserveRecords is at most 999999999999999',
+    ]);
+    // The most is allowed.
+    expect(parseConfigText('upstream: {url: "http://a"}\nplans: {p: {meters: {units: {limit: 999999999999999}}, rateLimits: [{limit: 999999999999999, window: 1s}]}}\n').plans.p?.meters.units?.limit).toBe(999_999_999_999_999);
   });
 
   it('has no plan or meter named after what every JavaScript object has', () => {
@@ -444,7 +471,7 @@ describe('upstream and identity headers', () => {
   it('refuses a gauge header for a meter no plan has as a gauge (its value was dropped unread)', () => {
     const plans = 'plans: {p: {meters: {keywords: {kind: gauge, limit: 5}, units: {limit: 5}}}}';
     expect(problems(`upstream: {url: "http://a"}\n${plans}\ngauges: {keywrods: {header: X-Keywords}, units: {header: X-Units}}\n`)).toEqual([
-      'gauges.keywrods: no plan defines meter "keywrods"',
+      'gauges.keywrods: no plan defines meter "keywrods" (did you mean "keywords"?)',
       'gauges.units: "units" is a consumed meter on every plan that has it: a gauge header reports a meter of kind gauge',
     ]);
     expect(parseConfigText(`upstream: {url: "http://a"}\n${plans}\ngauges: {keywords: {header: X-Keywords}}\n`).gauges).toEqual({ keywords: { header: 'X-Keywords' } });

@@ -5,9 +5,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isPair, isScalar, isSeq, parseDocument, visit, YAMLError, type Document } from 'yaml';
-import { distance as editDistance } from 'fastest-levenshtein';
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
+import { didYouMean } from './closest-name.js';
 
 import { ConfigError, UNREADABLE, type ConfigProblem } from './config-error.js';
 
@@ -233,16 +233,13 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
   switch (issue.code) {
     case 'unrecognized_keys': {
       const known = knownFields(issue.path);
-      const named = issue.keys.map((key) => {
-        const near = closest(key, known);
-        return near === undefined ? `"${key}"` : `"${key}" (did you mean "${near}"?)`;
-      });
+      const named = issue.keys.map((key) => `"${key}"${didYouMean(key, known)}`);
       return `unknown ${format.member ?? 'field'}${issue.keys.length > 1 ? 's' : ''} ${named.join(', ')}`;
     }
     case 'invalid_type':
       if (issue.input === undefined) return `required (expected ${format.expected(issue.expected)})`;
-      // YAML's .inf and .nan, or a number too big for a double (1e400).
-      if (typeof issue.input === 'number' && !Number.isFinite(issue.input)) return `expected a finite number, got ${String(issue.input)}`;
+      // YAML's .inf and .nan, or a number too big for a double (1e400): the schema's words where it has its own ("too large: …").
+      if (typeof issue.input === 'number' && !Number.isFinite(issue.input)) return isZodDefault(issue.message) ? `expected a finite number, got ${String(issue.input)}` : issue.message;
       return `expected ${format.expected(issue.expected)}, got ${format.got(issue.input)}`;
     case 'too_big':
     case 'too_small':
@@ -297,20 +294,6 @@ function fieldsAt(path: readonly PropertyKey[]): string[] {
 
 function variants(node: JsonSchemaNode): JsonSchemaNode[] {
   return [node, ...(node.oneOf ?? []), ...(node.anyOf ?? [])];
-}
-
-/**
- * The known name a mistyped one most likely meant: differing only in case, or a few edits
- * away (two at most, and fewer than half its letters: `zz` is no typo of `in`).
- */
-function closest(name: string, known: readonly string[]): string | undefined {
-  const most = Math.min(2, Math.floor(name.length / 2));
-  let best: { name: string; distance: number } | undefined;
-  for (const candidate of known) {
-    const distance = candidate.toLowerCase() === name.toLowerCase() ? 0 : editDistance(name, candidate);
-    if (distance <= most && (!best || distance < best.distance)) best = { name: candidate, distance };
-  }
-  return best?.name;
 }
 
 /**

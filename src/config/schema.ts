@@ -10,8 +10,10 @@ import { z } from 'zod';
 import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, MESSAGE_PLACEHOLDERS, type DenialReason } from '../denial/reasons.js';
 import { DAY_MS, DURATION_PATTERN, parseDuration } from './duration.js';
 import { templateProblems } from '../gateway/template.js';
+import { didYouMean } from './closest-name.js';
 import { importedLengthRange } from '../keys/format.js';
 import { repeatedWindow, repeatedWindowWhy } from '../limits/repeated-windows.js';
+import { MAX_REPORTED } from '../meters/cost.js';
 
 const MAX_DURATION_DAYS = 36_500;
 const MAX_DURATION_MS = MAX_DURATION_DAYS * DAY_MS;
@@ -154,11 +156,38 @@ function isOriginOnly(url: string): boolean {
 /** A method in any case, read as capitals; JSON Schema offers the capitals (an enum editors complete). */
 const httpMethod = z.preprocess((method) => (typeof method === 'string' ? method.toUpperCase() : method), z.enum([...ROUTE_METHODS, '*']));
 
+/**
+ * The largest limit or cost a profile may give: 15 digits, as the counts an upstream
+ * reports and an account's own meter limits (MAX_REPORTED). Sums of such amounts stay
+ * well inside what a double holds exactly (2^53), and a limit past it means "none".
+ */
+export const MAX_AMOUNT = MAX_REPORTED;
+
+/**
+ * A number where one too large for a number at all (YAML's or JSON's `1e400`, or 400
+ * nines, read as Infinity) is said to be too large for `what` ("a window's limit"), with
+ * the most it may be, not "expected a finite number" (nor, where the value is not
+ * reported, "required").
+ */
+export function amountNumber(what: string) {
+  return z.number({ error: (issue) => (issue.input === Number.POSITIVE_INFINITY ? tooLarge(what) : undefined) });
+}
+
+/** An amount of at most MAX_AMOUNT (`what`: "a window's limit"), too large said so as by amountNumber. */
+function amount(what: string) {
+  return amountNumber(what).max(MAX_AMOUNT, { error: tooLarge(what), abort: true });
+}
+
+/** Why an amount past MAX_AMOUNT is refused: `too large: a meter's limit is at most 999999999999999`. */
+export function tooLarge(what: string): string {
+  return `too large: ${what} is at most ${MAX_AMOUNT}`;
+}
+
 /** One rate-limit window: at most `limit` requests in any rolling `window`. */
 export const rateLimitSchema = z
   .object({
     name: identifier.optional().describe('Policy name used in the RateLimit headers; defaults to e.g. "5-per-1s".'),
-    limit: z.number().int().positive(),
+    limit: amount("a window's limit").int().positive(),
     window: positiveDuration,
     scope: z.enum(['key', 'account']).default('key').describe('Count per key, or shared by all keys of an account.'),
   })
@@ -205,7 +234,7 @@ const period = z.union(
 export const meterSchema = z
   .object({
     kind: z.enum(['consumed', 'gauge']).default('consumed'),
-    limit: z.number().nonnegative(),
+    limit: amount("a meter's limit").nonnegative(),
     period: period.default('month'),
     overage: z
       .boolean()
@@ -256,11 +285,10 @@ const recordCount = z.union([
 export const costSchema = z
   .object({
     meter: identifier,
-    perRequest: z.number().nonnegative().optional(),
-    perRecord: z.number().nonnegative().optional(),
+    perRequest: amount('a cost').nonnegative().optional(),
+    perRecord: amount('a cost').nonnegative().optional(),
     records: recordCount.optional(),
-    reserveRecords: z
-      .number()
+    reserveRecords: amount('reserveRecords')
       .int()
       .positive()
       .default(1)
@@ -719,12 +747,13 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: [...at, 'scopes', j], message: `unknown scope "${scope}"; list it under scopes (none are listed, so no key could be given it, nor call this route)` });
         }
       });
+    // Every meter some plan defines: a name no plan has is most likely a typo of one of these.
+    const meterNames = new Set(Object.values(config.plans).flatMap((plan) => Object.keys(plan.meters)));
     config.routes.forEach((route, i) => {
       checkRequired(route.scopes, ['routes', i]);
       if (!route.cost) return;
-      const meterOnSomePlan = Object.values(config.plans).some((plan) => route.cost && plan.meters[route.cost.meter]);
-      if (!meterOnSomePlan) {
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `no plan defines meter "${route.cost.meter}"` });
+      if (!meterNames.has(route.cost.meter)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `no plan defines meter "${route.cost.meter}"${didYouMean(route.cost.meter, meterNames)}` });
       }
       // A gauge's usage is the level reported for it: units charged to it would be counted
       // where no usage, forecast or dashboard shows them, yet refuse requests at its limit.
@@ -752,7 +781,7 @@ export const configSchema = z
     // A gauge header reports a gauge meter: one no plan has as a gauge would be dropped unread.
     for (const meter of Object.keys(config.gauges)) {
       const kinds = new Set(Object.values(config.plans).flatMap((plan) => (plan.meters[meter] ? [plan.meters[meter].kind] : [])));
-      if (kinds.size === 0) ctx.addIssue({ code: 'custom', path: ['gauges', meter], message: `no plan defines meter "${meter}"` });
+      if (kinds.size === 0) ctx.addIssue({ code: 'custom', path: ['gauges', meter], message: `no plan defines meter "${meter}"${didYouMean(meter, meterNames)}` });
       else if (!kinds.has('gauge')) ctx.addIssue({ code: 'custom', path: ['gauges', meter], message: `"${meter}" is a consumed meter on every plan that has it: a gauge header reports a meter of kind gauge` });
     }
     for (const [id, plan] of Object.entries(config.plans)) {
@@ -776,7 +805,6 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['errors', 'reasons', reason, 'message'], message: `${placeholder} would be sent as written: ${only}` });
       }
     }
-    const meterNames = new Set(Object.values(config.plans).flatMap((plan) => Object.keys(plan.meters)));
     config.builtins.forEach((builtin, i) => {
       for (const message of templateProblems(builtin.body, meterNames)) ctx.addIssue({ code: 'custom', path: ['builtins', i, 'body'], message });
     });

@@ -25,6 +25,10 @@ describe('builtin templates', () => {
     expect(renderTemplate({ x: '{{nope.nothing}}', y: 'a{{nope}}b', n: 3, list: ['{{account.id}}'] }, context)).toEqual({ x: null, y: 'ab', n: 3, list: ['acc_1'] });
   });
 
+  it('renders a meter the account\'s plan lacks (another plan has it) as docs/quotas.md says: null alone, nothing inside text', () => {
+    expect(renderTemplate({ keywords: '{{meters.keywords}}', left: '{{meters.keywords.remaining}}', text: '{{meters.keywords.remaining}} left' }, context)).toEqual({ keywords: null, left: null, text: ' left' });
+  });
+
   it('names every placeholder that can never render as meant', () => {
     const template = { a: '{{account.id}}', b: ['{{meters.units.remaining | date}}'], c: '{{account.nmae}}', d: '{{meters.credits.limit}}', e: '{{now | hours}}', f: '{{acount.id}}', g: '{{meters.units.left}}' };
     expect(templateProblems(template, new Set(['units']))).toEqual([

@@ -7,6 +7,8 @@
  * @example
  * renderTemplate({ apiEnabled: '{{account.apiEnabled}}', id: 'acct-{{account.id}}' }, context)
  */
+import { didYouMean } from '../config/closest-name.js';
+
 const WHOLE = /^\{\{\s*([\w.]+)\s*(?:\|\s*(\w+)\s*)?\}\}$/;
 const INSIDE = /\{\{\s*([\w.]+)\s*(?:\|\s*(\w+)\s*)?\}\}/g;
 
@@ -76,7 +78,7 @@ export function templateProblems(template: unknown, meters: ReadonlySet<string>)
     if (root === 'now') {
       if (second !== undefined) problems.push(`${shown}: "now" has no fields`);
     } else if (root === 'meters') {
-      if (second !== undefined && !meters.has(second)) problems.push(`${shown}: no plan defines meter "${second}"`);
+      if (second !== undefined && !meters.has(second)) problems.push(`${shown}: no plan defines meter "${second}"${didYouMean(second, meters)}`);
       else if (third !== undefined && (rest.length > 0 || !TEMPLATE_FIELDS.meter?.includes(third))) {
         problems.push(`${shown}: a meter has ${TEMPLATE_FIELDS.meter?.join(', ')}`);
       }

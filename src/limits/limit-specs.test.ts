@@ -33,6 +33,19 @@ describe('limit specs', () => {
     expect(() => readLimitSpecs({ meters: ['units=1e99'] })).toThrow(`"units=1e99" is not a meter's limit`);
   });
 
+  it('refuse a limit past 15 digits as too large, not as Infinity (400 nines are no number)', () => {
+    const nines = '9'.repeat(400);
+    expect(refusalOf({ windows: [`${nines}-per-1s`] })).toEqual({ field: 'window', typed: `${nines}-per-1s`, why: 'too_large' });
+    expect(() => readLimitSpecs({ windows: ['1000000000000000-per-1s'] })).toThrow(`"1000000000000000-per-1s": too large: a window's limit is at most 999999999999999`);
+    expect(refusalOf({ meters: [`units=${nines}`] })).toEqual({ field: 'meter', typed: `units=${nines}`, meter: 'units', value: nines, why: 'too_large' });
+    expect(() => readLimitSpecs({ meters: ['units=1000000000000000'] })).toThrow(`"units=1000000000000000": too large: a meter's limit is at most 999999999999999`);
+    // The most is a limit.
+    expect(readLimitSpecs({ windows: ['999999999999999-per-1s'], meters: ['units=999999999999999'] })).toEqual({
+      rateLimits: [{ limit: 999_999_999_999_999, window: '1s', scope: 'key' }],
+      meters: { units: 999_999_999_999_999 },
+    });
+  });
+
   it("write a window back in the same words, and find where an operation's refusal of limits points", () => {
     expect(windowSpec({ limit: 5000, window: '1h', scope: 'account' })).toBe('5000-per-1h-per-account');
     expect(windowSpec({ limit: 25, window: '1s', scope: 'key' })).toBe('25-per-1s');

@@ -6,7 +6,7 @@
  * and `--meter-limit` and by the dashboard's limits form. A refusal says which field,
  * what was typed and why (LimitSpecError), and each of them words it in its own terms.
  */
-import type { RateLimit } from '../config/schema.js';
+import { MAX_AMOUNT, tooLarge, type RateLimit } from '../config/schema.js';
 import { parseDuration } from '../config/duration.js';
 import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError } from '../operations/errors.js';
@@ -27,22 +27,29 @@ export function windowSpec(window: WindowWritten): string {
 /**
  * What was refused, and why: a window that is none (`not_a_window`), `plan` or `none` among
  * other windows (`given_alone`: each is a whole list by itself), or a meter's limit that is
- * no `<meter>=<number>` (`not_a_limit`; `meter` and `value` where it was written as one).
+ * no `<meter>=<number>` (`not_a_limit`; `meter` and `value` where it was written as one);
+ * either with a limit past MAX_AMOUNT (`too_large`: hundreds of digits would be read as
+ * Infinity, and named so).
  */
 export type LimitSpecRefusal =
-  | { field: 'window'; typed: string; why: 'not_a_window' | 'given_alone' }
-  | { field: 'meter'; typed: string; meter?: string; value?: string; why: 'not_a_limit' };
+  | { field: 'window'; typed: string; why: 'not_a_window' | 'given_alone' | 'too_large' }
+  | { field: 'meter'; typed: string; meter?: string; value?: string; why: 'not_a_limit' | 'too_large' };
+
+/** Why a limit past MAX_AMOUNT is refused, in the profile's words (schema.ts). */
+export const WINDOW_LIMIT_TOO_LARGE = tooLarge("a window's limit");
+export const METER_LIMIT_TOO_LARGE = tooLarge("a meter's limit");
 
 export class LimitSpecError extends OperationError {
   constructor(readonly refusal: LimitSpecRefusal) {
-    super(
-      'invalid',
-      refusal.field === 'window'
-        ? `"${refusal.typed}" is not a rate-limit window${refusal.why === 'given_alone' ? ` among others: "${refusal.typed}" is given alone` : ''}`
-        : `"${refusal.typed}" is not a meter's limit`,
-    );
+    super('invalid', refusalText(refusal));
     this.name = 'LimitSpecError';
   }
+}
+
+function refusalText(refusal: LimitSpecRefusal): string {
+  if (refusal.why === 'too_large') return `"${refusal.typed}": ${refusal.field === 'window' ? WINDOW_LIMIT_TOO_LARGE : METER_LIMIT_TOO_LARGE}`;
+  if (refusal.field === 'meter') return `"${refusal.typed}" is not a meter's limit`;
+  return `"${refusal.typed}" is not a rate-limit window${refusal.why === 'given_alone' ? ` among others: "${refusal.typed}" is given alone` : ''}`;
 }
 
 /** A meter's limit: a whole or decimal number, 0 or more, without separators or exponent. */
@@ -63,7 +70,9 @@ export function readLimitSpecs(specs: { windows?: readonly string[]; meters?: re
       change.rateLimits = words.map((spec) => {
         const match = WINDOW_SPEC.exec(spec);
         if (!match) throw new LimitSpecError({ field: 'window', typed: spec, why: spec === 'plan' || spec === 'none' ? 'given_alone' : 'not_a_window' });
-        return { limit: Number(match[1]), window: match[2], scope: match[3] ?? 'key' };
+        const limit = Number(match[1]);
+        if (limit > MAX_AMOUNT) throw new LimitSpecError({ field: 'window', typed: spec, why: 'too_large' });
+        return { limit, window: match[2], scope: match[3] ?? 'key' };
       });
     }
   }
@@ -76,7 +85,9 @@ export function readLimitSpecs(specs: { windows?: readonly string[]; meters?: re
       if (meter === undefined || value === undefined || (value !== 'plan' && !METER_LIMIT.test(value))) {
         throw new LimitSpecError({ field: 'meter', typed: spec, why: 'not_a_limit', ...(meter !== undefined && value !== undefined ? { meter, value } : {}) });
       }
-      meters[meter] = value === 'plan' ? null : Number(value);
+      const limit = value === 'plan' ? null : Number(value);
+      if (limit !== null && limit > MAX_AMOUNT) throw new LimitSpecError({ field: 'meter', typed: spec, why: 'too_large', meter, value });
+      meters[meter] = limit;
     }
     change.meters = meters;
   }

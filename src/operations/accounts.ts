@@ -2,6 +2,7 @@
 import type { Runtime } from '../runtime.js';
 import { rateLimitSchema, type Config, type Plan } from '../config/schema.js';
 import { describeProblem, isZodDefault, JSON_FORMAT } from '../config/load.js';
+import { didYouMean } from '../config/closest-name.js';
 import type { AccountPatch, AccountRecord, LimitOverrides } from '../store/store.js';
 import { effectiveLimitsOut, effectivePlan, overridesOut } from '../limits/overrides.js';
 import { MAX_REPORTED } from '../meters/cost.js';
@@ -127,7 +128,7 @@ export function changedLimits(rt: Pick<Runtime, 'config'>, planId: string, befor
     if (plan?.meters[name] === undefined) {
       const has = Object.keys(plan?.meters ?? {});
       const moved = change?.meters?.[name] === undefined ? ` (the account's own limit for it, kept from before: give "${name}": null to drop it)` : '';
-      throw new OperationError('invalid', `limits.meters.${name}: the ${planId} plan has no meter "${name}"${moved}; ${has.length > 0 ? `its meters: ${has.join(', ')}` : 'it has no meters'}`);
+      throw new OperationError('invalid', `limits.meters.${name}: the ${planId} plan has no meter "${name}"${didYouMean(name, has)}${moved}; ${has.length > 0 ? `its meters: ${has.join(', ')}` : 'it has no meters'}`);
     }
   }
   return { rateLimits, meters };

@@ -3,6 +3,7 @@ import type { Runtime } from '../runtime.js';
 import type { AccountRecord, GaugeRow } from '../store/store.js';
 import type { Plan } from '../config/schema.js';
 import { OperationError } from './errors.js';
+import { didYouMean } from '../config/closest-name.js';
 import { periodBounds, isoDay } from '../meters/period.js';
 import { MAX_REPORTED, overageAllowed } from '../meters/cost.js';
 import { apiEnabledOf, getAccount, planEnded } from './accounts.js';
@@ -131,7 +132,9 @@ export async function setGauge(rt: Runtime, accountId: string, meter: string, va
     const gauges = Object.keys(meters).filter((name) => meters[name]?.kind === 'gauge');
     const listed = gauges.length > 0 ? `its gauges: ${gauges.join(', ')}` : 'the plan has no gauges';
     if (meters[meter]) throw new OperationError('invalid', `"${meter}" is a consumed meter of the ${account.planId} plan, charged by requests: only a gauge is set (${listed})`);
-    throw new OperationError('invalid', `the ${account.planId} plan has no gauge "${meter}" (${listed})`, undefined, { field: 'meter', message: `the ${account.planId} plan has no such gauge (${listed})` });
+    // A name near one of its gauges is offered (a gauge's name, not what was typed).
+    const near = didYouMean(meter, gauges);
+    throw new OperationError('invalid', `the ${account.planId} plan has no gauge "${meter}"${near} (${listed})`, undefined, { field: 'meter', message: `the ${account.planId} plan has no such gauge${near} (${listed})` });
   }
   // The operator's level is the latest word, whatever time another host stamped the stored one with.
   const now = rt.clock();

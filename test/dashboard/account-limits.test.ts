@@ -105,10 +105,17 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
     const operator = new Visitor(keygate.dashboardUrl as string);
     await operator.signIn(OPERATOR, `/accounts/${acmeId}`);
     const before = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
+    const WINDOWS_WRITTEN = 'Write each as 25-per-1s (per key) or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), separated by commas; none for no window; or leave the field empty for the plan’s.';
     const refusals: [Record<string, string>, string][] = [
-      [{ rateLimits: '10/s' }, 'Rate-limit windows: “10/s” is not a window. Write each as 25-per-1s (per key) or 5000-per-1h-per-account, separated by commas; none for no window; or leave the field empty for the plan’s.'],
-      [{ rateLimits: '25-per-1s, plan' }, 'Rate-limit windows: “plan” is not a window. Write each as 25-per-1s (per key) or 5000-per-1h-per-account, separated by commas; none for no window; or leave the field empty for the plan’s.'],
+      [{ rateLimits: '10/s' }, `Rate-limit windows: “10/s” is not a window. ${WINDOWS_WRITTEN}`],
+      [{ rateLimits: '25-per-1s, plan' }, `Rate-limit windows: “plan” is not a window. ${WINDOWS_WRITTEN}`],
       [{ rateLimits: '0-per-1s' }, 'Rate-limit windows: “0-per-1s”: expected more than 0.'],
+      // A near miss is quoted whole, as written between its commas.
+      [{ rateLimits: '25-per-1s, 10-per-1 hour' }, `Rate-limit windows: “10-per-1 hour” is not a window. ${WINDOWS_WRITTEN}`],
+      [{ rateLimits: '10 per 1h' }, `Rate-limit windows: “10 per 1h” is not a window. ${WINDOWS_WRITTEN}`],
+      [{ rateLimits: '10-per-1hr' }, `Rate-limit windows: “10-per-1hr” is not a window. ${WINDOWS_WRITTEN}`],
+      // Hundreds of digits: too large, not "Infinity".
+      [{ rateLimits: `${'9'.repeat(400)}-per-1s` }, `Rate-limit windows: “${'9'.repeat(400)}-per-1s”: too large: a window's limit is at most 999999999999999.`],
       // Two of one length and scope: the larger limit would never refuse (1m typed for 1h).
       [
         { rateLimits: '100-per-1m, 20-per-1s, 5000-per-1m' },
@@ -116,7 +123,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
       ],
       [{ 'meter.units': '-5' }, '“units” limit: “-5” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
       [{ 'meter.units': '1,000' }, '“units” limit: “1,000” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
-      [{ 'meter.units': '1'.padEnd(30, '0') }, '“units” limit: a meter\'s limit is a number from 0 to 999999999999999, or empty for the plan’s (got 1e+29).'],
+      [{ 'meter.units': '1'.padEnd(30, '0') }, '“units” limit: too large: a meter\'s limit is at most 999999999999999.'],
       [{ 'meter.units': '1e99' }, '“units” limit: “1e99” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
     ];
     for (const [fields, refusal] of refusals) {

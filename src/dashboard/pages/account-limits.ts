@@ -14,7 +14,7 @@ import { accountPlan, type LimitsChange } from '../../operations/accounts.js';
 import { OperationError } from '../../operations/errors.js';
 import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
-import { keepWindowNames, LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
+import { keepWindowNames, LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
 import { field, notOffered, oneOf } from '../context.js';
 import { html, type Html } from '../html.js';
@@ -65,7 +65,8 @@ export function limitsChangeOf(body: unknown, account: AccountRecord, plan: Plan
   if (reset === 'plan') return null;
   const shown = ownTyped(account);
   const windows = field(body, WINDOWS_FIELD).trim();
-  const rateLimits = windows === shown.rateLimits ? undefined : windows === '' ? ['plan'] : windows.split(/[\s,]+/).filter((word) => word !== '');
+  const entries = windows.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const rateLimits = windows === shown.rateLimits ? undefined : windows === '' ? ['plan'] : entries.flatMap((entry) => entry.split(/\s+/));
   const meters: string[] = [];
   for (const meter of Object.keys(plan?.meters ?? {})) {
     const typed = field(body, `${METER_FIELD}${meter}`).trim();
@@ -74,8 +75,24 @@ export function limitsChangeOf(body: unknown, account: AccountRecord, plan: Plan
   }
   // An own limit of a meter the plan no longer has (the profile changed): dropped, or every change would be refused for it.
   for (const meter of Object.keys(account.limits?.meters ?? {})) if (plan?.meters[meter] === undefined) meters.push(`${meter}=plan`);
-  const change = readLimitSpecs({ ...(rateLimits !== undefined ? { windows: rateLimits } : {}), ...(meters.length > 0 ? { meters } : {}) });
-  return keepWindowNames(change, account.limits?.rateLimits);
+  try {
+    const change = readLimitSpecs({ ...(rateLimits !== undefined ? { windows: rateLimits } : {}), ...(meters.length > 0 ? { meters } : {}) });
+    return keepWindowNames(change, account.limits?.rateLimits);
+  } catch (error) {
+    throw asWritten(error, entries);
+  }
+}
+
+/**
+ * A window refused as the field has it: the whole entry between commas that held the
+ * word refused (`10-per-1 hour` or `10 per 1h`, not `10-per-1` or `10`). Words of one
+ * entry apart by spaces alone are still read as windows of their own.
+ */
+function asWritten(error: unknown, entries: readonly string[]): unknown {
+  if (!(error instanceof LimitSpecError) || error.refusal.field !== 'window') return error;
+  const { typed } = error.refusal;
+  const entry = entries.find((written) => written.split(/\s+/).includes(typed));
+  return entry === undefined || entry === typed ? error : new LimitSpecError({ ...error.refusal, typed: entry });
 }
 
 /** What was typed in the form, to show it again with a refusal. */
@@ -87,7 +104,7 @@ export function typedLimits(body: unknown, plan: Plan | undefined): RefusedLimit
 }
 
 /** How the form says what a window or a limit should look like. */
-const WINDOWS_WRITTEN = 'Write each as 25-per-1s (per key) or 5000-per-1h-per-account, separated by commas; none for no window; or leave the field empty for the plan’s.';
+const WINDOWS_WRITTEN = 'Write each as 25-per-1s (per key) or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), separated by commas; none for no window; or leave the field empty for the plan’s.';
 const LIMIT_WRITTEN = 'Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.';
 /** The operation's note on a window's shape, and on giving a limit back, in the admin API's terms (see changedLimits). */
 const WINDOW_SHAPE_NOTE = / \(a window is \{.*\}\)$/s;
@@ -101,6 +118,9 @@ const NULL_FOR_PLAN = ", or null for the plan's";
 export function limitsRefusal(error: OperationError, change: LimitsChange | null | undefined): string {
   if (error instanceof LimitSpecError) {
     const { refusal } = error;
+    if (refusal.why === 'too_large') {
+      return refusal.field === 'window' ? sentence(`Rate-limit windows: “${refusal.typed}”: ${WINDOW_LIMIT_TOO_LARGE}`) : sentence(`“${refusal.meter ?? refusal.typed}” limit: ${METER_LIMIT_TOO_LARGE}`);
+    }
     if (refusal.field === 'window') return `Rate-limit windows: “${refusal.typed}” is not a window. ${WINDOWS_WRITTEN}`;
     // The form writes `<meter>=<typed>` itself: the meter and the value are always there.
     return `“${refusal.meter ?? refusal.typed}” limit: “${refusal.value ?? refusal.typed}” is not a limit. ${LIMIT_WRITTEN}`;
