@@ -158,8 +158,8 @@ const httpMethod = z.preprocess((method) => (typeof method === 'string' ? method
 
 /**
  * The largest limit or cost a profile may give: 15 digits, as the counts an upstream
- * reports and an account's own meter limits (MAX_REPORTED). Sums of such amounts stay
- * well inside what a double holds exactly (2^53), and a limit past it means "none".
+ * reports and an account's own meter limits (MAX_REPORTED): one bound wherever a limit is
+ * given, inside what a double holds exactly (2^53), where 400 nines would be Infinity.
  */
 export const MAX_AMOUNT = MAX_REPORTED;
 
