@@ -279,6 +279,31 @@ const forwardedTargets = new WeakMap<readonly CredentialLocation[], { keyFormat:
 type KeyRecognition = Pick<KeyFormat, 'recognisesWithin' | 'mayHold'>;
 
 /**
+ * Whether a request header's value holds a key, so that it is not forwarded (`Cookie`,
+ * `Referer: …?k=<key>`, `X-Api-Key`, a Host the X-Forwarded-Host would repeat): it would
+ * reach the upstream's logs in clear, as a key in the query would (`forwardedTargetOf`).
+ * A key is found as there: one the format recognises after one of its prefixes (any mode,
+ * anyone's), or `own`, the caller's key, which is all a key without a prefix (`bareKeys`)
+ * is told by; as sent or percent-decoded. Every request header is asked, so a value in
+ * which none of the prefixes, no `own` and no `%` is found costs those `indexOf`s alone:
+ * no regular expression, no copy.
+ */
+export function headerKeyTest(keyFormat: HeaderKeyRecognition): (value: string, own: string | undefined) => boolean {
+  const { prefixes } = keyFormat;
+  const hasPrefix = (text: string): boolean => {
+    for (const prefix of prefixes) if (text.indexOf(prefix) !== -1) return true;
+    return false;
+  };
+  return (value, own) => {
+    if (!hasPrefix(value) && value.indexOf('%') === -1 && (own === undefined || value.indexOf(own) === -1)) return false;
+    return inAnyDecoding(value, (layer) => (hasPrefix(layer) && keyFormat.recognisesWithin(layer)) || (own !== undefined && layer.includes(own)));
+  };
+}
+
+/** What `headerKeyTest` needs of a key format. */
+type HeaderKeyRecognition = Pick<KeyFormat, 'recognisesWithin' | 'prefixes'>;
+
+/**
  * The credential parameters' names as an upstream may read them: also their look-alikes
  * (see readAsName): keygate reads `api_key` only, but an upstream may read a copy sent as
  * `API_KEY` (ASP.NET Core), `api.key` or `api_key[]` (PHP) as it.

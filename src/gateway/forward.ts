@@ -4,8 +4,8 @@
  * streams up, and the upstream's answer streams straight into the client's response,
  * with backpressure, no intermediate stream and no header object built twice.
  *
- * On the way up the credential (header and query parameter, and any other parameter whose
- * value is a key), hop-by-hop headers, any header the `Connection` header names, `Expect`
+ * On the way up the credential (header and query parameter, and any other parameter or
+ * header whose value holds a key: `headerKeyTest`), hop-by-hop headers, any header the `Connection` header names, `Expect`
  * (keygate has answered it) and any identity header the client made up are dropped (and the dashboard's cookies, which a
  * browser signed in to it on the same host sends here too), and so is every header in which an
  * upstream could read another client, scheme, host, path or method (OVERRIDES_REQUEST);
@@ -30,7 +30,7 @@ import type { Route } from '../config/schema.js';
 import type { Identity } from '../pipeline/identity.js';
 import type { Reservation } from '../counters/counters.js';
 import { deny, type Denial } from '../denial/reasons.js';
-import { credentialHeaderNames, forwardedTargetOf } from '../auth/credential.js';
+import { credentialHeaderNames, extractCredential, forwardedTargetOf, headerKeyTest } from '../auth/credential.js';
 import { parseRecordHeader } from '../meters/cost.js';
 import { JsonRecordCounter } from '../meters/json-records.js';
 import { settleCharge, type OnCharged } from '../pipeline/settle.js';
@@ -204,8 +204,18 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const credentials = config.auth.credentials;
   /** The request target without credential parameters, or any other whose value is a key, as the upstream gets it. */
   const forwardedTarget = forwardedTargetOf(credentials, rt.keyFormat);
+  /** Whether a header's value holds a key (then it is not forwarded); keys without a prefix are looked for as the caller's own only. */
+  const holdsKey = headerKeyTest(rt.keyFormat);
+  const bareKeys = rt.keyFormat.bareKeys;
   const impersonates = (name: string) => dropped.has(name) || name.startsWith(identityPrefix) || name.startsWith(X_FORWARDED);
   const fromTrustedProxy = trustedProxyCheck(config.trustedProxies);
+
+  /** The key the request presented (it was admitted: there is one). */
+  function ownKey(request: FastifyRequest): string | undefined {
+    const raw = request.raw;
+    const credential = extractCredential({ headers: raw.headers, url: raw.url ?? '/', rawHeaders: raw.rawHeaders }, credentials);
+    return credential.kind === 'found' ? credential.secret : undefined;
+  }
 
   /**
    * The headers the upstream receives, as undici's flat [name, value, ...] list. keygate's
@@ -214,6 +224,8 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
    */
   function upstreamHeaders(request: FastifyRequest, identity: Identity, plainBody: boolean): string[] {
     const headers = request.raw.headers;
+    // The caller's key, read again (the pipeline keeps no copy) where it is all a key without a prefix is told by.
+    const own = bareKeys ? ownKey(request) : undefined;
     const { account, key } = identity;
     const out: string[] = [names.account, account.id, names.key, key.id, names.mode, key.mode, names.scopes, scopesHeader(key.scopes, identity.plan.scopes), names.plan, identity.planId];
     const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
@@ -221,7 +233,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     // socket's peer once read), and each `remoteAddress` read costs a few hundred instructions.
     const peer = request.keygate?.peer ?? socket.remoteAddress ?? '';
     const forwardedFor = headers['x-forwarded-for'];
-    out.push('x-forwarded-for', forwardedFor === undefined ? peer : `${String(forwardedFor)}, ${peer}`);
+    out.push('x-forwarded-for', forwardedFor === undefined || holdsKey(String(forwardedFor), own) ? peer : `${String(forwardedFor)}, ${peer}`);
     // From a trusted load balancer, how the client reached it; from anyone else, how the
     // client reached keygate. A value no load balancer would set (a client's, passed on)
     // is not passed on either: keygate's own stands in for it.
@@ -229,8 +241,8 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     const proto = viaProxy ? headers['x-forwarded-proto'] : undefined;
     out.push('x-forwarded-proto', typeof proto === 'string' && FORWARDED_PROTO.test(proto) ? proto : socket.encrypted ? 'https' : 'http');
     const host = viaProxy ? headers['x-forwarded-host'] : undefined;
-    if (typeof host === 'string' && isHostValue(host)) out.push('x-forwarded-host', host);
-    else if (headers.host !== undefined) out.push('x-forwarded-host', headers.host);
+    const forwardedHost = typeof host === 'string' && isHostValue(host) ? host : headers.host;
+    if (forwardedHost !== undefined && !holdsKey(forwardedHost, own)) out.push('x-forwarded-host', forwardedHost);
     const port = viaProxy ? headers['x-forwarded-port'] : undefined;
     if (typeof port === 'string' && FORWARDED_PORT.test(port)) out.push('x-forwarded-port', port);
     // Records are counted in the body as sent: it must come whole and uncompressed.
@@ -247,11 +259,14 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
       if (name === 'cookie' && typeof value === 'string') {
         // A dashboard session on the same host is no business of the upstream's.
         const kept = withoutDashboardCookies(value);
-        if (kept !== undefined) out.push(name, kept);
+        if (kept !== undefined && !holdsKey(kept, own)) out.push(name, kept);
         continue;
       }
-      if (typeof value === 'string') out.push(name, value);
-      else for (const item of value) out.push(name, item);
+      if (typeof value === 'string') {
+        if (!holdsKey(value, own)) out.push(name, value);
+      } else {
+        for (const item of value) if (!holdsKey(item, own)) out.push(name, item);
+      }
     }
     return out;
   }

@@ -57,6 +57,17 @@ const A_KEY = {
 export interface KeyFormat {
   /** Modes this profile issues keys in. */
   readonly modes: readonly KeyMode[];
+  /**
+   * The prefixes the keys `recognises` takes begin with (keygate's own and imported ones;
+   * an empty one left out): a text without any of them holds no such key but a bare one.
+   */
+  readonly prefixes: readonly string[];
+  /**
+   * Whether some keys have no prefix (`hex`, an empty live prefix, imported bare keys):
+   * where a text is searched cheaply (request headers), such a key is looked for as the
+   * caller's own only.
+   */
+  readonly bareKeys: boolean;
   generate(mode: KeyMode): string;
   /** Shape and checksum only; `mode` is undefined when the format cannot tell. */
   check(candidate: string): KeyCheck;
@@ -164,6 +175,8 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
 
   return {
     modes: own.modes,
+    prefixes: [...new Set([...own.prefixes, ...byPrefix.map(([, prefix]) => prefix)])],
+    bareKeys: own.bareKeys || byPrefix.length === 0,
     generate: (mode) => own.generate(mode),
     check(candidate) {
       const ownCheck = own.check(candidate);
@@ -226,6 +239,8 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
   const partly = prefixes.live !== '' && prefixes.test !== '' ? new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z_]{${PARTIAL_BODY_LENGTH},}`, 'gi') : anywhere;
   return {
     modes: byMode.map(([mode]) => mode),
+    prefixes: byMode.map(([, prefix]) => prefix).filter((prefix) => prefix !== ''),
+    bareKeys: unprefixed,
     generate(mode) {
       const prefix = byMode.find(([m]) => m === mode)?.[1];
       if (prefix === undefined) throw new Error(`this profile issues no ${mode} keys`);
@@ -309,6 +324,8 @@ function hexFormat(length: number): KeyFormat {
   const keyRun = new RegExp(`(?<![0-9a-f])[0-9a-f]{${length}}`);
   return {
     modes: ['live'],
+    prefixes: [],
+    bareKeys: true,
     generate() {
       return randomBytes(Math.ceil(length / 2)).toString('hex').slice(0, length);
     },

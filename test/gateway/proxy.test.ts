@@ -541,6 +541,110 @@ describe('keys in query parameters keygate does not read, with bare hex keys', (
   });
 });
 
+/** What the upstream received for one request sent to `gatewayUrl` over node:http (which, unlike fetch, sends any Host and Cookie). */
+async function sentThrough(gatewayUrl: string, upstream: TestUpstream, path: string, headers: Record<string, string>): Promise<IncomingHttpHeaders> {
+  await new Promise<void>((resolve, reject) => {
+    const req = httpRequest(`${gatewayUrl}${path}`, { headers }, (res) => {
+      expect(res.statusCode).toBe(200);
+      res.resume();
+      res.on('end', resolve);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  return upstream.received.at(-1)!.headers;
+}
+
+describe('keys in request headers keygate does not read', () => {
+  const dir = tempDir('proxy-header-keys');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+  let othersKey: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate({ upstream: { url: upstream.url }, keys: { prefix: { live: 'sk_live_', test: 'sk_test_' } }, errors: { envelope: 'message' } }, { dir });
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'live' }, 'test')).secret;
+    const other = await createAccount(kg.runtime, { name: 'Globex' }, 'test');
+    othersKey = (await createKey(kg.runtime, { accountId: other.id, name: 'k', mode: 'test' }, 'test')).secret;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  const send = (headers: Record<string, string>) => sentThrough(kg.gatewayUrl, upstream, '/v1/echo', { Authorization: `Bearer ${secret}`, ...headers });
+
+  it("are not forwarded: a Cookie, Referer or custom header holding the caller's key, another account's, or one percent-encoded, and no X-Forwarded-For or -Host made from one", async () => {
+    const seen = await send({
+      Cookie: `s=${secret}; theme=dark`,
+      Referer: `http://x/?k=${secret}`,
+      'X-Api-Key': othersKey,
+      'X-Trace': `key%3A${secret.replaceAll('_', '%5F')}`,
+      'X-Twice': `k=${othersKey.replaceAll('_', '%255F')}`,
+      'X-Forwarded-For': secret,
+      'X-Kept': 'yes',
+    });
+    expect([seen.cookie, seen.referer, seen['x-api-key'], seen['x-trace'], seen['x-twice'], seen['x-kept']]).toEqual([undefined, undefined, undefined, undefined, undefined, 'yes']);
+    expect(seen['x-forwarded-for']).toBe('127.0.0.1');
+    const viaHost = await send({ Host: `${secret}.example` });
+    expect(viaHost['x-forwarded-host']).toBeUndefined();
+    const body = secret.slice('sk_live_'.length);
+    expect(JSON.stringify(upstream.received)).not.toContain(body);
+    expect(JSON.stringify(upstream.received)).not.toContain(othersKey.slice('sk_test_'.length));
+  });
+
+  it('passes every other header byte for byte: the prefix alone, a word after it, escapes, a key-long run whose checksum fails', async () => {
+    const ordinary = {
+      Cookie: 'theme=dark; q=a%20b; note=sk_live_docs',
+      Referer: 'http://x/docs?q=sk_live_&page=2%20',
+      'X-Note': `about sk_test_${'a'.repeat(30)} and SK_LIVE_x`,
+      'User-Agent': 'curl/8.5.0',
+      'X-Forwarded-For': '203.0.113.7',
+    };
+    const seen = await send(ordinary);
+    expect([seen.cookie, seen.referer, seen['x-note'], seen['user-agent']]).toEqual([ordinary.Cookie, ordinary.Referer, ordinary['X-Note'], ordinary['User-Agent']]);
+    expect(seen['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
+    expect(seen['x-forwarded-host']).toBe(new URL(kg.gatewayUrl).host);
+  });
+});
+
+describe('keys in request headers keygate does not read, with bare hex keys', () => {
+  const dir = tempDir('proxy-header-hex-keys');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate({ upstream: { url: upstream.url }, keys: { format: 'hex', hexLength: 40 }, errors: { envelope: 'message' } }, { dir });
+    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+    secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it("drops a header holding the caller's own key; another run of 40 hex digits (a SHA-1) goes as sent", async () => {
+    const sha1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
+    const seen = await sentThrough(kg.gatewayUrl, upstream, '/v1/echo', {
+      Authorization: `Bearer ${secret}`,
+      Cookie: `s=${secret}`,
+      Referer: `http://x/?k=%20${secret}`,
+      'X-Api-Key': secret,
+      'If-None-Match': `"${sha1}"`,
+      'X-Commit': `sha:${sha1}`,
+    });
+    expect([seen.cookie, seen.referer, seen['x-api-key'], seen['if-none-match'], seen['x-commit']]).toEqual([undefined, undefined, undefined, `"${sha1}"`, `sha:${sha1}`]);
+    expect(JSON.stringify(upstream.received)).not.toContain(secret);
+  });
+});
+
 describe('behind a trusted load balancer (trustedProxies)', () => {
   const dir = tempDir('proxy-trusted');
   let upstream: TestUpstream;
