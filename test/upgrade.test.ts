@@ -359,7 +359,30 @@ describe('a SQLite upgrade that fails half way', () => {
     sqlite.exec('drop index sign_in_failures_updated');
     sqlite.close();
     const migrated = await runCli(['migrate', '--config', profileFile]);
-    expect(migrated).toMatchObject({ code: 0, stdout: `applied 0006_sign_in_failures, 0007_limit_state, 0008_account_limits to sqlite:${file}\n` });
+    expect(migrated).toMatchObject({ code: 0, stdout: `applied 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests to sqlite:${file}\n` });
+  });
+});
+
+describe('upgrading a SQLite database whose sign-in failures name emails in clear', () => {
+  const dir = tempDir('keygate-upgrade-sign-in');
+
+  it('forgets them (0009): from then on an email is counted under its digest only', async () => {
+    const file = path.join(dir, 'keygate.db');
+    const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new SqliteDatabase(file) }) });
+    await makeEarlierDatabase(db, '0008_account_limits').finally(() => db.destroy());
+    const sqlite = new SqliteDatabase(file);
+    // What the release before kept of a password pasted into the email field.
+    sqlite.prepare('insert into sign_in_failures (email, source, failures, locked_until, updated_at) values (?, ?, 1, null, ?)').run('hunterpasswordtyped99', '203.0.113.7', Date.now());
+    sqlite.close();
+    const profileFile = writeProfile(dir, 'sign-in', profileFor(`sqlite:${file}`, upstream));
+
+    expect(await runCli(['migrate', '--config', profileFile])).toMatchObject({ code: 0, stdout: `applied 0009_sign_in_email_digests to sqlite:${file}\n` });
+    const check = new SqliteDatabase(file, { readonly: true });
+    try {
+      expect(check.prepare('select count(*) from sign_in_failures').pluck().get()).toBe(0);
+    } finally {
+      check.close();
+    }
   });
 });
 

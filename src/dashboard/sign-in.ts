@@ -18,7 +18,10 @@
  * email belongs to a member. A right password clears the email's count and those of that
  * address and its /64. Every count is in the store, so the processes behind a load
  * balancer count the same guesses, and `members unlock` lifts every pause of an email;
- * counts without a new failure for a day are forgotten.
+ * counts without a new failure for a day are forgotten. The store knows an email by its
+ * keyed digest only (`signInEmailDigest`): what is typed in the field may be a password.
+ * What cannot be anyone's address (no `@`: a password or a key pasted there) is not
+ * counted at all.
  *
  * Apart from those, one client address (or /64) makes at most MAX_SIGN_INS_PER_ADDRESS
  * attempts a minute in a process, whatever the emails: beyond, it is told to wait before
@@ -31,12 +34,14 @@ import { holdsNul } from '../store/unstorable-text.js';
 import { hashPassword, verifyPassword } from '../members/password.js';
 import { audit } from '../operations/audit.js';
 import { addressGroup } from '../gateway/trusted-proxies.js';
-import { LOCKOUT_MS, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_EMAIL, MAX_FAILED_SIGN_INS_PER_NETWORK, MAX_SIGN_INS_PER_ADDRESS, SIGN_IN_WINDOW_MS } from '../members/lockout.js';
+import { LOCKOUT_MS, MAX_FAILED_SIGN_INS, MAX_FAILED_SIGN_INS_PER_EMAIL, MAX_FAILED_SIGN_INS_PER_NETWORK, MAX_SIGN_INS_PER_ADDRESS, SIGN_IN_WINDOW_MS, signInEmailDigest } from '../members/lockout.js';
 
 /**
  * No address is longer (RFC 5321); longer input is refused without being remembered. So is
  * one with a NUL: no store keeps text with one (store/unstorable-text.ts), so no member has
- * such an address, and its failures could not be counted.
+ * such an address, and its failures could not be counted. And one without an `@`, which no
+ * member's address lacks (operations/members.ts `checkedEmail`): a password or a key
+ * pasted into the field, say.
  */
 const MAX_EMAIL_LENGTH = 254;
 /** Failures in a row are forgotten a day after the last one (and a pause once it has ended). */
@@ -78,21 +83,21 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
    * guessing at once each count theirs): paused for LOCKOUT_MS once `max` are reached in
    * a row (a pause that has ended starts the count afresh; so does a day without one).
    */
-  async function failSource(email: string, source: string, max: number, now: number): Promise<SignInFailureRecord> {
-    const counted = await rt.store.countSignInFailure(email, source, now, now - FORGET_AFTER_MS);
+  async function failSource(emailDigest: string, source: string, max: number, now: number): Promise<SignInFailureRecord> {
+    const counted = await rt.store.countSignInFailure(emailDigest, source, now, now - FORGET_AFTER_MS);
     if (now - prunedAt >= PRUNE_EVERY_MS) {
       prunedAt = now;
       // Housekeeping: a failure here is no reason to fail the sign-in.
       rt.store.pruneSignInFailures(now - FORGET_AFTER_MS).catch((error: unknown) => rt.log.warn({ err: error }, 'could not forget old sign-in failures'));
     }
     if (counted.failures < max) return counted;
-    const paused: SignInFailureRecord = { email, source, failures: 0, lockedUntil: now + LOCKOUT_MS, updatedAt: now };
+    const paused: SignInFailureRecord = { emailDigest, source, failures: 0, lockedUntil: now + LOCKOUT_MS, updatedAt: now };
     await rt.store.putSignInFailure(paused);
     return paused;
   }
 
-  function forgetPairs(email: string, client: Client): Promise<void> {
-    return rt.store.deleteSignInFailures(email, pairSources(client));
+  function forgetPairs(emailDigest: string, client: Client): Promise<void> {
+    return rt.store.deleteSignInFailures(emailDigest, pairSources(client));
   }
 
   /**
@@ -101,14 +106,14 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
    * locked, those of its address and its /64. `onPaused` hears of a pause of either (one
    * that was paused already is refused before any password is checked: this one is new).
    */
-  async function fail(email: string, client: Client, now: number, failEmail: () => Promise<number | null>, onPaused?: (until: number, scope: 'address' | 'network') => Promise<void>): Promise<SignInResult> {
+  async function fail(emailDigest: string, client: Client, now: number, failEmail: () => Promise<number | null>, onPaused?: (until: number, scope: 'address' | 'network') => Promise<void>): Promise<SignInResult> {
     const emailLocked = locked(await failEmail(), now);
     if (emailLocked) {
-      await forgetPairs(email, client);
+      await forgetPairs(emailDigest, client);
       return emailLocked;
     }
-    const byItself = (await failSource(email, client.address, MAX_FAILED_SIGN_INS, now)).lockedUntil;
-    const byNetwork = client.network === undefined ? null : (await failSource(email, client.network, MAX_FAILED_SIGN_INS_PER_NETWORK, now)).lockedUntil;
+    const byItself = (await failSource(emailDigest, client.address, MAX_FAILED_SIGN_INS, now)).lockedUntil;
+    const byNetwork = client.network === undefined ? null : (await failSource(emailDigest, client.network, MAX_FAILED_SIGN_INS_PER_NETWORK, now)).lockedUntil;
     const scope = locked(byItself, now) ? 'address' : locked(byNetwork, now) ? 'network' : undefined;
     if (scope === undefined) return { ok: false, reason: 'invalid' };
     const until = (scope === 'address' ? byItself : byNetwork) as number;
@@ -181,13 +186,14 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
   async function checkNow(email: string, password: string, address: string): Promise<SignInResult> {
     const now = rt.clock();
     decoy ??= hashPassword('keygate decoy password');
-    if (email === '' || email.length > MAX_EMAIL_LENGTH || holdsNul(email)) {
+    if (email.length > MAX_EMAIL_LENGTH || !email.includes('@') || holdsNul(email)) {
       await verifyPassword(password, await decoy);
       return { ok: false, reason: 'invalid' };
     }
+    const emailDigest = signInEmailDigest(rt.hashKey, email);
     const client = clientOf(address);
     const pairs = pairSources(client);
-    const held = new Map((await rt.store.listSignInFailures(email, [...pairs, ANYWHERE])).map((record) => [record.source, record]));
+    const held = new Map((await rt.store.listSignInFailures(emailDigest, [...pairs, ANYWHERE])).map((record) => [record.source, record]));
     // Paused for this address, or its /64: whichever pause ends later.
     const pairLocked = locked(Math.max(...pairs.map((source) => held.get(source)?.lockedUntil ?? 0)), now);
     if (pairLocked) return pairLocked;
@@ -196,15 +202,15 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
       const stillLocked = locked(held.get(ANYWHERE)?.lockedUntil, now);
       if (stillLocked) return stillLocked;
       await verifyPassword(password, await decoy);
-      return fail(email, client, now, async () => (await failSource(email, ANYWHERE, MAX_FAILED_SIGN_INS_PER_EMAIL, now)).lockedUntil);
+      return fail(emailDigest, client, now, async () => (await failSource(emailDigest, ANYWHERE, MAX_FAILED_SIGN_INS_PER_EMAIL, now)).lockedUntil);
     }
     const stillLocked = locked(member.lockedUntil, now);
     if (stillLocked) return stillLocked;
     if (!(await verifyPassword(password, member.passwordHash))) {
-      return fail(email, client, now, () => failMember(member, client, now), (until, scope) => auditLock(member, client, member.failedLogins + 1, until, scope));
+      return fail(emailDigest, client, now, () => failMember(member, client, now), (until, scope) => auditLock(member, client, member.failedLogins + 1, until, scope));
     }
     // Nothing counted for this address or its /64 when the check began: nothing to forget.
-    if (pairs.some((source) => held.has(source))) await forgetPairs(email, client);
+    if (pairs.some((source) => held.has(source))) await forgetPairs(emailDigest, client);
     if (member.failedLogins !== 0 || member.lockedUntil !== null) {
       await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null });
     }

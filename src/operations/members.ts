@@ -11,6 +11,7 @@ import type { MemberInviting, MemberRecord, MemberRole } from '../store/store.js
 import { newId } from '../ids.js';
 import { emailRefusal, isEmailAddress } from '../members/email.js';
 import { hashPassword, MIN_PASSWORD_LENGTH } from '../members/password.js';
+import { signInEmailDigest } from '../members/lockout.js';
 import { looksLikeOwnId, OperationError, otherKind } from './errors.js';
 import { audit } from './audit.js';
 import { getAccount, isoTime } from './accounts.js';
@@ -217,9 +218,10 @@ export async function unlockMember(rt: Runtime, ref: MemberRef, actor: string): 
   const member = await findMember(rt, ref);
   const now = rt.clock();
   // The email's own lock, and the pauses of the addresses (and /64s) that guessed at it.
-  const paused = (await rt.store.listSignInFailures(member.email)).some((record) => record.lockedUntil !== null && record.lockedUntil > now);
+  const emailDigest = signInEmailDigest(rt.hashKey, member.email);
+  const paused = (await rt.store.listSignInFailures(emailDigest)).some((record) => record.lockedUntil !== null && record.lockedUntil > now);
   const lifted = paused || lockedUntilOf(member, now) !== null;
-  await rt.store.deleteSignInFailures(member.email);
+  await rt.store.deleteSignInFailures(emailDigest);
   const updated = (await rt.store.updateMember(member.id, { failedLogins: 0, lockedUntil: null })) ?? member;
   await audit(rt, actor, 'member.unlocked', { accountId: member.accountId, detail: { email: member.email, lifted } });
   return { member: updated, lifted };
@@ -267,7 +269,7 @@ export async function acceptInvitation(rt: Runtime, token: string, password: str
   })) as MemberRecord;
   // Whoever was signed in with the old password is signed out.
   await rt.store.deleteSessionsOf(member.id);
-  if (sources.length > 0) await rt.store.deleteSignInFailures(member.email, sources);
+  if (sources.length > 0) await rt.store.deleteSignInFailures(signInEmailDigest(rt.hashKey, member.email), sources);
   await audit(rt, member.email, reset ? 'member.password_changed' : 'member.joined', { accountId: member.accountId, detail: { email: member.email, ...(reset ? { via: 'reset_link' } : {}) } });
   return updated;
 }

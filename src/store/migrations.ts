@@ -201,4 +201,15 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('accounts').dropColumn('limits').execute();
     },
   },
+  // `sign_in_failures.email` holds a keyed digest of the email from now on, not the text
+  // typed (a password pasted into the field stayed there for a day). The rows kept in clear
+  // until now are dropped: counts and pauses of the last day start afresh, once.
+  '0009_sign_in_email_digests': {
+    async up(db: Kysely<any>) {
+      await db.deleteFrom('sign_in_failures').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.deleteFrom('sign_in_failures').execute();
+    },
+  },
 };

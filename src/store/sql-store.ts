@@ -129,6 +129,7 @@ export interface Database {
   usage_daily: UsageDailyTable;
   keygate_settings: { name: string; value: string };
   pending_units: { id: string; account_id: string; meter: string; period_start: string; units: number; saved_at: number };
+  /** `email` holds the email's digest (0009_sign_in_email_digests), under its old name: a process of the release before still reads and writes it while the next one starts. */
   sign_in_failures: { email: string; source: string; failures: number; locked_until: number | null; updated_at: number };
   limit_state: { kind: string; id: string; state: string; expires_at: number };
 }
@@ -464,16 +465,16 @@ export class SqlStore implements Store {
 
   // sign-in failures
 
-  async listSignInFailures(email: string, sources?: readonly string[]): Promise<SignInFailureRecord[]> {
+  async listSignInFailures(emailDigest: string, sources?: readonly string[]): Promise<SignInFailureRecord[]> {
     const matching = sources && matchable(sources);
-    if (holdsNul(email) || matching?.length === 0) return [];
-    const query = this.db.selectFrom('sign_in_failures').selectAll().where('email', '=', email);
+    if (holdsNul(emailDigest) || matching?.length === 0) return [];
+    const query = this.db.selectFrom('sign_in_failures').selectAll().where('email', '=', emailDigest);
     const rows = await (matching === undefined ? query : query.where('source', 'in', matching)).orderBy('source').execute();
-    return rows.map((row) => ({ email: row.email, source: row.source, failures: Number(row.failures), lockedUntil: row.locked_until === null ? null : Number(row.locked_until), updatedAt: Number(row.updated_at) }));
+    return rows.map(signInFailureOf);
   }
 
   async putSignInFailure(r: SignInFailureRecord): Promise<void> {
-    const values = storable('sign_in_failures', { email: r.email, source: r.source, failures: r.failures, locked_until: r.lockedUntil, updated_at: r.updatedAt });
+    const values = storable('sign_in_failures', { email: r.emailDigest, source: r.source, failures: r.failures, locked_until: r.lockedUntil, updated_at: r.updatedAt });
     await this.db
       .insertInto('sign_in_failures')
       .values(values)
@@ -481,10 +482,10 @@ export class SqlStore implements Store {
       .execute();
   }
 
-  async countSignInFailure(email: string, source: string, now: number, forgetBefore: number): Promise<SignInFailureRecord> {
+  async countSignInFailure(emailDigest: string, source: string, now: number, forgetBefore: number): Promise<SignInFailureRecord> {
     const row = await this.db
       .insertInto('sign_in_failures')
-      .values(storable('sign_in_failures', { email, source, failures: 1, locked_until: null, updated_at: now }))
+      .values(storable('sign_in_failures', { email: emailDigest, source, failures: 1, locked_until: null, updated_at: now }))
       .onConflict((oc) =>
         oc.columns(['email', 'source']).doUpdateSet({
           failures: sql<number>`case when sign_in_failures.updated_at < ${forgetBefore} then 1 else sign_in_failures.failures + 1 end`,
@@ -494,7 +495,7 @@ export class SqlStore implements Store {
       )
       .returningAll()
       .executeTakeFirstOrThrow();
-    return { email: row.email, source: row.source, failures: Number(row.failures), lockedUntil: row.locked_until === null ? null : Number(row.locked_until), updatedAt: Number(row.updated_at) };
+    return signInFailureOf(row);
   }
 
   async countMemberFailure(id: string): Promise<number> {
@@ -508,10 +509,10 @@ export class SqlStore implements Store {
     return Number(row?.failed_logins ?? 0);
   }
 
-  async deleteSignInFailures(email: string, sources?: readonly string[]): Promise<void> {
+  async deleteSignInFailures(emailDigest: string, sources?: readonly string[]): Promise<void> {
     const matching = sources && matchable(sources);
-    if (holdsNul(email) || matching?.length === 0) return;
-    const query = this.db.deleteFrom('sign_in_failures').where('email', '=', email);
+    if (holdsNul(emailDigest) || matching?.length === 0) return;
+    const query = this.db.deleteFrom('sign_in_failures').where('email', '=', emailDigest);
     await (matching === undefined ? query : query.where('source', 'in', matching)).execute();
   }
 
@@ -799,6 +800,10 @@ function toKey(r: KeysTable): KeyRecord {
     createdBy: r.created_by,
     rotatedFrom: r.rotated_from,
   };
+}
+
+function signInFailureOf(r: Database['sign_in_failures']): SignInFailureRecord {
+  return { emailDigest: r.email, source: r.source, failures: Number(r.failures), lockedUntil: r.locked_until === null ? null : Number(r.locked_until), updatedAt: Number(r.updated_at) };
 }
 
 function toMember(r: MembersTable): MemberRecord {

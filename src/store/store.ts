@@ -76,7 +76,8 @@ export interface MemberRecord {
  * store, so every process behind a load balancer counts the same guesses.
  */
 export interface SignInFailureRecord {
-  email: string;
+  /** The email's digest (members/lockout.ts `signInEmailDigest`), never the text typed: that may be a password pasted into the field. */
+  emailDigest: string;
   source: string;
   failures: number;
   lockedUntil: number | null;
@@ -276,20 +277,21 @@ export interface Store {
   /** Removes a member, and with them their sessions; answers whether there was one. */
   deleteMember(id: string): Promise<boolean>;
 
-  /** The email's sign-in failure records for these sources (all of its records without `sources`). */
-  listSignInFailures(email: string, sources?: readonly string[]): Promise<SignInFailureRecord[]>;
+  /** The email's sign-in failure records (by its digest) for these sources (all of its records without `sources`). */
+  listSignInFailures(emailDigest: string, sources?: readonly string[]): Promise<SignInFailureRecord[]>;
   /** Writes a record, in place of the email's record for the same source. */
   putSignInFailure(record: SignInFailureRecord): Promise<void>;
   /**
-   * One more wrong password for `email` from `source`, counted in one statement (processes
-   * counting at the same moment each count theirs): the record as it now stands. A count
-   * last written before `forgetBefore` starts afresh; a pause that has ended is dropped.
+   * One more wrong password for the email of `emailDigest` from `source`, counted in one
+   * statement (processes counting at the same moment each count theirs): the record as it
+   * now stands. A count last written before `forgetBefore` starts afresh; a pause that has
+   * ended is dropped.
    */
-  countSignInFailure(email: string, source: string, now: number, forgetBefore: number): Promise<SignInFailureRecord>;
+  countSignInFailure(emailDigest: string, source: string, now: number, forgetBefore: number): Promise<SignInFailureRecord>;
   /** One more wrong password for a member, counted in one statement: their count now. */
   countMemberFailure(id: string): Promise<number>;
   /** Forgets the email's records for these sources (all of them without `sources`). */
-  deleteSignInFailures(email: string, sources?: readonly string[]): Promise<void>;
+  deleteSignInFailures(emailDigest: string, sources?: readonly string[]): Promise<void>;
   /** Forgets the records last written before `before` whose pause, if any, had ended by then. */
   pruneSignInFailures(before: number): Promise<number>;
 

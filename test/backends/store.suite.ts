@@ -380,13 +380,13 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
     });
 
     it('counts sign-in failures per email and source, for every process alike', async () => {
-      const email = `${unique('m')}@example.test`;
-      const other = `${unique('m')}@example.test`;
-      const byAddress = { email, source: '203.0.113.7', failures: 3, lockedUntil: null, updatedAt: T0 };
-      const byNetwork = { email, source: '2001:db8::/64', failures: 0, lockedUntil: T0 + 900_000, updatedAt: T0 };
+      const email = `sha:${unique('m')}`; // an email's digest: the store keeps what it is given
+      const other = `sha:${unique('m')}`;
+      const byAddress = { emailDigest: email, source: '203.0.113.7', failures: 3, lockedUntil: null, updatedAt: T0 };
+      const byNetwork = { emailDigest: email, source: '2001:db8::/64', failures: 0, lockedUntil: T0 + 900_000, updatedAt: T0 };
       await store.putSignInFailure(byAddress);
       await store.putSignInFailure(byNetwork);
-      await store.putSignInFailure({ ...byAddress, email: other });
+      await store.putSignInFailure({ ...byAddress, emailDigest: other });
       expect(await store.listSignInFailures(email, ['203.0.113.7', '198.51.100.1'])).toEqual([byAddress]);
       expect(await store.listSignInFailures(email)).toEqual([byNetwork, byAddress]);
       expect(await store.listSignInFailures(email, [])).toEqual([]);
@@ -412,8 +412,8 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       const counted = await Promise.all(Array.from({ length: 6 }, () => store.countSignInFailure(email, '192.0.2.1', T0 + 10, T0)));
       expect(counted.map((r) => r.failures).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6]);
       // A pause that has ended is dropped; a count last written before `forgetBefore` starts afresh.
-      await store.putSignInFailure({ email, source: '192.0.2.2', failures: 0, lockedUntil: T0 + 20, updatedAt: T0 + 10 });
-      expect(await store.countSignInFailure(email, '192.0.2.2', T0 + 20, T0)).toEqual({ email, source: '192.0.2.2', failures: 1, lockedUntil: null, updatedAt: T0 + 20 });
+      await store.putSignInFailure({ emailDigest: email, source: '192.0.2.2', failures: 0, lockedUntil: T0 + 20, updatedAt: T0 + 10 });
+      expect(await store.countSignInFailure(email, '192.0.2.2', T0 + 20, T0)).toEqual({ emailDigest: email, source: '192.0.2.2', failures: 1, lockedUntil: null, updatedAt: T0 + 20 });
       expect(await store.countSignInFailure(email, '192.0.2.1', T0 + 30, T0 + 11)).toMatchObject({ failures: 1, updatedAt: T0 + 30 });
       await store.deleteSignInFailures(email);
     });
@@ -651,7 +651,7 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       await expect(store.createMember(m)).rejects.toMatchObject(refused('members', 'email'));
       expect(await store.getMember(m.id)).toBeUndefined();
       await expect(store.countSignInFailure('a\u0000@b.c', '*', T0, T0)).rejects.toMatchObject(refused('sign_in_failures', 'email'));
-      await expect(store.putSignInFailure({ email: 'a@b.c', source: '\u0000', failures: 1, lockedUntil: null, updatedAt: T0 })).rejects.toMatchObject(refused('sign_in_failures', 'source'));
+      await expect(store.putSignInFailure({ emailDigest: 'a@b.c', source: '\u0000', failures: 1, lockedUntil: null, updatedAt: T0 })).rejects.toMatchObject(refused('sign_in_failures', 'source'));
 
       await expect(store.appendAudit({ id: unique('aud'), at: T0, actor: 'cli\u0000', action: 'act', accountId: b.id, keyId: null, detail: {} })).rejects.toMatchObject(refused('audit_log', 'actor'));
       const entry = { id: unique('aud'), at: T0, actor: 'cli', action: 'act', accountId: b.id, keyId: null, detail: { email: 'a\u0000@b.c' } };
