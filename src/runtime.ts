@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { createKeyFormat, type KeyFormat } from './keys/format.js';
+import { createKeyFormat, describeWeakImportedKeys, weakImportedKeys, type KeyFormat } from './keys/format.js';
 import { createKeyHasher, digestOfHex, type KeyHasher } from './keys/hash.js';
 import { KeyCache } from './keys/key-cache.js';
 import { createDialect, type Dialect } from './dialect/dialect.js';
@@ -268,6 +268,9 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   let store: Store | undefined;
   let counters: Counters | undefined;
   const keyFormat = createKeyFormat(config.keys);
+  // Once per start of a serving process (the key format takes no reload), as route gaps are told.
+  const weakKeys = options.use === 'command' ? undefined : weakImportedKeys(config.keys);
+  if (weakKeys) log.warn({ field: weakKeys.field, bits: weakKeys.bits }, describeWeakImportedKeys(weakKeys));
   const hashKey = createKeyHasher(env[config.pepperEnv]);
   const keyCache = new KeyCache(config.keyCacheTtl);
   let recordKeyHashing: (() => void) | undefined;

@@ -801,6 +801,26 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(await runCli(['check', '--config', file])).toMatchObject({ code: 0, stdout: `${file}: ok (1 plan, 3 routes)\n` });
   });
 
+  it('check warns of imported keys with fewer than 96 bits of randomness, naming the field and the bits; none for longer ones', async () => {
+    const warned = async (imported: string) => {
+      const file = path.join(dir, 'imported-keys.yaml');
+      writeFileSync(file, `upstream: {url: "http://127.0.0.1:4100"}\nkeys: {imported: ${imported}}\n`);
+      const r = await runCli(['check', '--config', file]);
+      expect(r.code, imported).toBe(0);
+      return r.stdout.split('\n').filter((line) => line.startsWith('warning: '));
+    };
+    expect(await warned('{prefix: {live: old_}, alphabet: hex, length: 8}')).toEqual([
+      "warning: keys.imported.length: imported keys of 8 hex characters after their prefix carry 32 bits of randomness, fewer than 96: guesses at unknown keys are not throttled, so a client can find a working key by trying (the more keys imported, the sooner). Move their owners to keygate's own keys (keygate keys rotate <id>), then remove keys.imported; see docs/authentication.md#key-formats.",
+    ]);
+    // The shortest length taken counts; 16 base62 characters are 95 bits.
+    expect(await warned('{prefix: {live: old_}, alphabet: hex, length: {min: 12, max: 40}}')).toEqual([expect.stringContaining('of 12 hex characters after their prefix carry 48 bits')]);
+    expect(await warned('{prefix: {live: old_}, length: 16}')).toEqual([expect.stringContaining('carry 95 bits')]);
+    expect(await warned('{prefix: {live: old_}, length: 17}')).toEqual([]);
+    // 96 bits exactly: 16 base64url characters, 24 hex digits.
+    expect(await warned('{alphabet: base64url, length: 16}')).toEqual([]);
+    expect(await warned('{alphabet: hex, length: 24}')).toEqual([]);
+  });
+
   it('check warns of a dashboard that listens beyond loopback with cookies that are not Secure, naming the fields to set', async () => {
     const warned = async (dashboard: string) => {
       const file = path.join(dir, 'dashboard-cookies.yaml');

@@ -120,3 +120,27 @@ describe('keys issued before keygate (keys.imported)', () => {
     }
   });
 });
+
+describe('imported keys too short to withstand guessing', () => {
+  const dir = tempDir('imported-keys-short');
+  let upstream: TestUpstream;
+  let kg: TestKeygate | undefined;
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('are warned of at start: the field, the bits, and what to do', async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate({ upstream: { url: upstream.url }, keys: { imported: { prefix: { live: 'old_' }, alphabet: 'hex', length: 8 } } }, { dir });
+    const warnings = kg.logs.lines.map((line) => JSON.parse(line) as { level: number; msg: string; field?: string; bits?: number }).filter((entry) => entry.level === 40 && entry.field !== undefined);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        field: 'keys.imported.length',
+        bits: 32,
+        msg: "keys.imported.length: imported keys of 8 hex characters after their prefix carry 32 bits of randomness, fewer than 96: guesses at unknown keys are not throttled, so a client can find a working key by trying (the more keys imported, the sooner). Move their owners to keygate's own keys (keygate keys rotate <id>), then remove keys.imported; see docs/authentication.md#key-formats.",
+      }),
+    ]);
+  });
+});

@@ -501,11 +501,13 @@ export function buildCli(): Command {
       // Valid, but probably not meant: said, without failing the check.
       const { config: profile } = loaded;
       const cookiesInClear = cookiesInClearWarning(profile.dashboard);
+      const weakKeys = profileOps.weakImportedKeys(profile.keys);
       const table = profileOps.profileRouteTable(profile);
       const warnings = [
         ...profileOps.scopeGaps(table, profile.routes).map(profileOps.describeScopeGap),
         ...profileOps.wildcardRootGaps(table, profile.routes).map(profileOps.describeWildcardRootGap),
         ...(cookiesInClear ? [cookiesInClear] : []),
+        ...(weakKeys ? [profileOps.describeWeakImportedKeys(weakKeys)] : []),
       ];
       print(json, { file: config, ok: true, plans, routes, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
         [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, ...warnings.map((warning) => `warning: ${warning}`)].join('\n'),

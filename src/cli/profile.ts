@@ -8,3 +8,4 @@ export { z } from 'zod';
 export { parse as parseYaml } from 'yaml';
 export { configJsonSchema, loadConfigFile } from '../config/load.js';
 export { describeScopeGap, describeWildcardRootGap, profileRouteTable, scopeGaps, wildcardRootGaps } from '../routes/route-table.js';
+export { describeWeakImportedKeys, weakImportedKeys } from '../keys/format.js';
