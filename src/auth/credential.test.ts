@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CredentialLocation } from '../config/schema.js';
-import { extractCredential, forwardedTargetOf, withoutCredentialParams } from './credential.js';
+import { extractCredential, forwardedTargetOf, headerKeyTest, withoutCredentialParams } from './credential.js';
 import { createKeyFormat } from '../keys/format.js';
 
 const bare: CredentialLocation[] = [{ in: 'header', name: 'Authorization', scheme: 'none' }];
@@ -140,5 +140,24 @@ describe('forwardedTargetOf', () => {
     // Another key of the same shape cannot be told from a hash: it goes as sent.
     const another = hex.generate('live');
     expect(forwarded(`/v1/x?q=Bearer%20${another}`, headers)).toBe(`/v1/x?q=Bearer%20${another}`);
+  });
+});
+
+describe('headerKeyTest', () => {
+  it('finds a key of any of the prefixes (keygate\'s own, imported ones with another start), as sent or escaped, each fully escaped too; not a prefix in words', () => {
+    const migrated = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_', test: 'sk_test_' }, hexLength: 40, imported: { prefix: { live: 'rk_live_' }, alphabet: 'base62', length: 24 } });
+    const holdsKey = headerKeyTest(migrated);
+    const own = migrated.generate('test');
+    const imported = `rk_live_${'A1b2'.repeat(6)}`;
+    const escapedWhole = (text: string) => [...text].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('');
+    for (const value of [`s=${own}; t=1`, `http://x/?k=${imported}`, `key%3A${own.replaceAll('_', '%5F')}`, escapedWhole(imported)]) expect(holdsKey(value, undefined), value).toBe(true);
+    for (const value of ['about sk_live_ keys and rk_live_docs', 'a%20b', `rk_live_${'A1b2'.repeat(5)}`, 'SK_LIVE_x']) expect(holdsKey(value, undefined), value).toBe(false);
+  });
+
+  it("finds the caller's own bare key, and no other hex run", () => {
+    const hex = createKeyFormat({ format: 'hex', prefix: { live: 'kg_live_' }, hexLength: 40 });
+    const own = hex.generate('live');
+    const holdsKey = headerKeyTest(hex);
+    expect([holdsKey(`s=${own}`, own), holdsKey(`k=%20${own}`, own), holdsKey(`"${hex.generate('live')}"`, own)]).toEqual([true, true, false]);
   });
 });
