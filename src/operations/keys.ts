@@ -195,17 +195,21 @@ async function issueKey(
     if (!current) throw new OperationError('not_found', `no account "${account.id}"`);
     if (options.secret !== undefined && (await store.findKeyByHash(key.hash))) throw new OperationError('conflict', 'that key is already registered');
     if (options.id !== undefined && (await store.getKey(options.id))) throw new OperationError('conflict', `key "${options.id}" was issued already`);
-    const accountKeys = await store.listKeys({ accountId: account.id });
     const now = rt.clock();
     key.createdAt = now;
-    // The key being replaced as it is now: revoked or rotated since it was read, it cannot be.
-    const old = replacing && accountKeys.find((k) => k.id === replacing.old.id);
-    const endsOverlaps = rt.config.keys.rotation === 'replace';
-    if (replacing) key.expiresAt = replacementEnd(old, accountKeys, now, endsOverlaps);
-    // With `replace`, the keys before it still in an overlap end with it: they leave no room to make.
-    const ending = old && endsOverlaps ? overlapsEndedBy(old, accountKeys, now) : [];
     const plan = rt.config.plans[current.planId];
-    if (plan?.maxKeys !== undefined) checkKeyLimit(plan.maxKeys, plan.name ?? current.planId, accountKeys.filter((k) => !ending.includes(k)), now, old?.id);
+    // Only the account's keys in use can refuse this one (the plan's key limit, a rotation's
+    // rules), and only those are read, only where something is checked: the revoked and
+    // expired keys of years would make every new key slower.
+    const inUse = plan?.maxKeys !== undefined || replacing ? await store.listKeys({ accountId: account.id, inUseAt: now }) : [];
+    // The key being replaced as it is now: revoked or rotated since it was read, it cannot be.
+    const stored = replacing && (await store.getKey(replacing.old.id));
+    const old = stored?.accountId === account.id ? stored : undefined;
+    const endsOverlaps = rt.config.keys.rotation === 'replace';
+    if (replacing) key.expiresAt = await replacementEnd(old, inUse, now, endsOverlaps, (id) => store.listKeys({ accountId: account.id, rotatedFrom: id }));
+    // With `replace`, the keys before it still in an overlap end with it: they leave no room to make.
+    const ending = old && endsOverlaps ? overlapsEndedBy(old, inUse, now) : [];
+    if (plan?.maxKeys !== undefined) checkKeyLimit(plan.maxKeys, plan.name ?? current.planId, inUse.filter((k) => !ending.includes(k)), now, old?.id);
     await store.insertKey(key);
     if (!replacing || !old) return undefined;
     // The overlap never lengthens the old key's life.
@@ -258,14 +262,21 @@ export function keyLimitRefusal(maxKeys: number, planName: string, accountKeys: 
  * down the chain of replacements, to the newest one (each earlier link's end was cut to
  * its overlap in turn).
  */
-function replacementEnd(old: KeyRecord | undefined, accountKeys: readonly KeyRecord[], now: number, endsOverlaps: boolean): number | null {
+async function replacementEnd(
+  old: KeyRecord | undefined,
+  inUse: readonly KeyRecord[],
+  now: number,
+  endsOverlaps: boolean,
+  replacementsOf: (id: string) => Promise<readonly KeyRecord[]>,
+): Promise<number | null> {
   if (!old) throw new OperationError('conflict', 'only an active key can be rotated');
-  refuseIfStopped(old, accountKeys, now);
-  const conflict = rotationConflict(old, accountKeys, now, keyWithId, { endsOverlaps });
-  if (conflict) throw new OperationError('conflict', conflict, (name) => rotationConflict(old, accountKeys, now, name, { endsOverlaps }) ?? conflict);
+  refuseIfStopped(old, inUse, now);
+  const conflict = rotationConflict(old, inUse, now, keyWithId, { endsOverlaps });
+  if (conflict) throw new OperationError('conflict', conflict, (name) => rotationConflict(old, inUse, now, name, { endsOverlaps }) ?? conflict);
+  // The chain's links past `old` no longer work (a working one is a conflict, above): read one by one, not among the keys in use.
   const newestOf = (keys: readonly KeyRecord[]) => keys.reduce<KeyRecord | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
-  let last = newestOf(accountKeys.filter((k) => k.rotatedFrom === old.id));
-  for (let next = last; next; next = newestOf(accountKeys.filter((k) => k.rotatedFrom === next?.id))) last = next;
+  let last = newestOf(await replacementsOf(old.id));
+  for (let next = last; next; next = newestOf(await replacementsOf(next.id))) last = next;
   return last ? last.expiresAt : old.expiresAt;
 }
 
@@ -364,7 +375,7 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
     throw new OperationError('invalid', 'this API has no in-place rotation: create a new key, move your integration to it, then revoke the old one');
   }
   const now = rt.clock();
-  if (!isActive(old, now)) refuseIfStopped(old, old.accountId === null ? [old] : await rt.store.listKeys({ accountId: old.accountId }), now);
+  if (!isActive(old, now)) refuseIfStopped(old, old.accountId === null ? [] : await rt.store.listKeys({ accountId: old.accountId, inUseAt: now }), now);
   if (old.accountId === null) throw new OperationError('conflict', 'an unbound key cannot be rotated');
   // Stored before keys.requireScopes was set: its replacement would carry none either.
   if (old.scopes.length === 0 && rt.config.keys.requireScopes) {
@@ -401,6 +412,9 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
  * The keys before `key` in its chain of rotations (the key it replaced, the one that one
  * replaced, ...) that still work, in an overlap: what a rotation under
  * `keys.rotation: replace` ends with it, so that only its replacement works after.
+ * `accountKeys` may be only the keys in use: a link before one that stopped has stopped
+ * too (a key is rotated only while it works, once the key it replaced has stopped or is
+ * ended with it), so the walk ends there either way.
  */
 export function overlapsEndedBy(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number): KeyRecord[] {
   const ending: KeyRecord[] = [];
@@ -451,7 +465,7 @@ export function newestReplacement(key: KeyRecord, accountKeys: readonly KeyRecor
 /**
  * Why `key` cannot be rotated now, or undefined if it can. Rotating a key twice, or a
  * replacement while the key it replaced still works, would leave three keys alive (and
- * dodge the plan's key limit). `accountKeys`: every key of its account. The dashboard
+ * dodge the plan's key limit). `accountKeys`: the keys of its account (those in use will do). The dashboard
  * asks this too, to offer Rotate only where it would be accepted.
  */
 export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number, name: KeyNaming = keyWithId, options: { endsOverlaps?: boolean } = {}): string | undefined {

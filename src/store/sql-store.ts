@@ -18,6 +18,7 @@ import type {
   GaugeRow,
   KeyIssuing,
   KeyPatch,
+  KeyFilter,
   KeyRecord,
   MemberInviting,
   MemberPatch,
@@ -148,6 +149,13 @@ function inCreationOrder<QB extends SelectQueryBuilder<any, any, any>>(query: QB
 function ofAccounts<QB extends SelectQueryBuilder<any, any, any>>(query: QB, { accountId, accountIds }: AccountFilter): QB {
   const one = accountId === undefined ? query : query.where('account_id', '=', accountId);
   return (accountIds === undefined ? one : one.where('account_id', 'in', accountIds)) as QB;
+}
+
+/** Narrows a query of keys to those in use at a time, or to the replacements of one key (see KeyFilter). */
+function ofKeyState<QB extends SelectQueryBuilder<any, any, any>>(query: QB, { inUseAt, rotatedFrom }: KeyFilter): QB {
+  const replacements = rotatedFrom === undefined ? query : query.where('rotated_from', '=', rotatedFrom);
+  if (inUseAt === undefined) return replacements as QB;
+  return replacements.where('revoked_at', 'is', null).where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', inUseAt)])) as QB;
 }
 
 /** Whether a filter names no account a row can have: one whose id holds a NUL, or an empty list (once such ids are left out). */
@@ -366,9 +374,9 @@ export class SqlStore implements Store {
     return row && toKey(row);
   }
 
-  async listKeys(filter: AccountFilter & Page = {}): Promise<KeyRecord[]> {
-    if (namesNoAccount(filter) || holdsNul(filter.after?.id)) return [];
-    return (await inCreationOrder(ofAccounts(this.db.selectFrom('api_keys').selectAll(), matchableAccounts(filter)), filter).execute()).map(toKey);
+  async listKeys(filter: KeyFilter & Page = {}): Promise<KeyRecord[]> {
+    if (namesNoAccount(filter) || holdsNul(filter.after?.id) || holdsNul(filter.rotatedFrom)) return [];
+    return (await inCreationOrder(ofKeyState(ofAccounts(this.db.selectFrom('api_keys').selectAll(), matchableAccounts(filter)), filter), filter).execute()).map(toKey);
   }
 
   async updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined> {

@@ -200,6 +200,17 @@ export interface AccountFilter {
   accountIds?: readonly string[];
 }
 
+/**
+ * Which of the keys of the account(s) filtered: `inUseAt`, only those neither revoked nor
+ * expired at that time (what a plan's key limit and a rotation are checked against, read
+ * without the dead keys an account gathers over the years); `rotatedFrom`, only the keys
+ * that replaced that one.
+ */
+export interface KeyFilter extends AccountFilter {
+  inUseAt?: number;
+  rotatedFrom?: string;
+}
+
 /** A page of a list in creation order: the rows after `after` (a row's creation time and id), at most `limit`. */
 export interface Page {
   limit?: number;
@@ -249,7 +260,7 @@ export interface Store {
   getKey(id: string): Promise<KeyRecord | undefined>;
   findKeyByHash(hash: string): Promise<KeyRecord | undefined>;
   /** Oldest first; `page` gives at most `limit` after a place (see Page). */
-  listKeys(filter?: AccountFilter & Page): Promise<KeyRecord[]>;
+  listKeys(filter?: KeyFilter & Page): Promise<KeyRecord[]>;
   updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined>;
   /** Records "last used" for many keys at once (only ever moves forward). */
   touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void>;

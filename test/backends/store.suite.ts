@@ -247,6 +247,28 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       await expect(store.insertKey(key(a.id, { hash: first.hash }))).rejects.toThrow();
     });
 
+    it('lists only the keys in use at a time (neither revoked nor expired), and the replacements of a key', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const at = T0 + 1_000;
+      const forever = key(a.id, { createdAt: T0 + 1 });
+      const until = key(a.id, { createdAt: T0 + 2, expiresAt: at + 1 });
+      const expired = key(a.id, { createdAt: T0 + 3, expiresAt: at, rotatedFrom: forever.id });
+      const revoked = key(a.id, { createdAt: T0 + 4, revokedAt: at - 1, rotatedFrom: forever.id });
+      const revokedLater = key(a.id, { createdAt: T0 + 5, revokedAt: at + 1, expiresAt: at + 1, rotatedFrom: until.id });
+      for (const k of [forever, until, expired, revoked, revokedLater]) await store.insertKey(k);
+      const other = key(null, { createdAt: T0 + 6 });
+      await store.insertKey(other);
+
+      const ids = async (filter: Parameters<Store['listKeys']>[0]) => (await store.listKeys(filter)).map((k) => k.id);
+      expect(await ids({ accountId: a.id, inUseAt: at })).toEqual([forever.id, until.id]);
+      expect(await ids({ accountId: a.id, inUseAt: at + 1 })).toEqual([forever.id]);
+      expect(await ids({ accountId: a.id, rotatedFrom: forever.id })).toEqual([expired.id, revoked.id]);
+      expect(await ids({ accountId: a.id, rotatedFrom: forever.id, inUseAt: T0 })).toEqual([expired.id]);
+      expect(await ids({ accountId: a.id, rotatedFrom: `${forever.id}\u0000` })).toEqual([]);
+      expect(await ids({ accountId: a.id, inUseAt: at, limit: 1, after: { createdAt: forever.createdAt, id: forever.id } })).toEqual([until.id]);
+    });
+
     it('lets one issuer of an account\'s keys at a time read and write them, and keeps nothing of one that fails', async () => {
       const a = account();
       await store.createAccount(a);
