@@ -39,7 +39,7 @@ import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMem
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord, MemberRecord, Page } from '../store/store.js';
-import { checkHealth, OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
+import { checkHealth, OUTAGE_RETRY_AFTER_S, requestFailureLog } from '../operations/health.js';
 import { completeDocument, PROBLEM_MEDIA_TYPE, toldToOthers, type OpenApiDocument } from './openapi.js';
 import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
@@ -491,6 +491,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     return problem(reply, 401, adminTokenRefusal(twice ? 'twice' : header === '' ? 'missing' : presented ? 'wrong' : 'not_bearer'));
   });
 
+  const logFailure = requestFailureLog(rt, 'admin API');
   app.setErrorHandler(async (error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
     if (error instanceof OperationError) return problem(reply, OPERATION_STATUS[error.kind], error.message);
     // Text no store holds (a NUL), sent where it would be written: invalid input, not a fault.
@@ -521,11 +522,10 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       if (request.method === 'GET' || request.method === 'HEAD') return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${busy}; try again once it lets go.`, 'Service Unavailable');
       return problem(reply, 503, `${busy}; this change may or may not have been made: check before sending it again.`, 'Service Unavailable');
     }
-    request.log.error({ err: error, target: redactedTarget(rt, request.raw.url) }, 'admin API error');
     // The store is away (PostgreSQL down, say): an outage to wait out, as Redis's is. A
     // read can simply be asked again; a change may have been made in part before the store
     // went (a key written, its audit entry not): to be checked before it is sent again.
-    if ((await storeState(rt)) === 'unreachable') {
+    if (await logFailure(request.log, error, { target: redactedTarget(rt, request.raw.url) })) {
       const store = `The store (${rt.store.kind}) is not reachable`;
       if (request.method === 'GET' || request.method === 'HEAD') return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${store}; try again once it is back.`, 'Service Unavailable');
       return problem(reply, 503, `${store}; this change may or may not have been made: once it is back, check before sending it again.`, 'Service Unavailable');

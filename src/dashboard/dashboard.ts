@@ -17,7 +17,7 @@ import type { Runtime } from '../runtime.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { isHostValue } from '../host-value.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
-import { OUTAGE_RETRY_AFTER_S, storeState } from '../operations/health.js';
+import { OUTAGE_RETRY_AFTER_S, requestFailureLog } from '../operations/health.js';
 import { StoreWriteError } from '../store/write-refusal.js';
 import { UnstorableTextError } from '../store/unstorable-text.js';
 import { SCRIPT, STYLESHEET } from './assets.js';
@@ -275,6 +275,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     // A page asked with a method it does not take (PUT /keys) is not there either: a 405
     // naming the methods would tell a member which operator pages exist.
     pages.setNotFoundHandler((request, reply) => sendNotFound(request, reply));
+    const logFailure = requestFailureLog(rt, 'dashboard');
     pages.setErrorHandler(async (error: Error & { statusCode?: number }, request, reply) => {
       if (error instanceof PageNotFound || (error instanceof OperationError && error.kind === 'not_found')) return sendNotFound(request, reply);
       if (error instanceof OperationError) {
@@ -302,10 +303,9 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
         const body = html`<h1>Your change was not saved</h1><div class="notice error" role="alert"><p>The dashboard cannot save anything right now. Try again later.</p></div><p>A change made of several steps may have been saved in part: look before making it again.</p><p><a href="/">Back to the dashboard</a></p>`;
         return sendPage(dash, request, reply, { title: 'Not saved', body, status: 503 });
       }
-      request.log.error({ err: error, path: request.routeOptions.url }, 'dashboard error');
       // The store is away (PostgreSQL down, say): an outage to wait out, not a fault of the
       // page's. A form may have been saved in part before it went: to be checked, not resent.
-      if ((await storeState(rt)) === 'unreachable') {
+      if (await logFailure(request.log, error, { path: request.routeOptions.url })) {
         const sent = request.method === 'POST' ? html`<p>If this was a change, it may or may not have been made: once the dashboard is back, check before making it again.</p>` : html``;
         const body = html`<h1>The dashboard is unavailable</h1><div class="notice error" role="alert"><p>It cannot reach its data right now. Try again in a moment.</p></div>${sent}<p><a href="/">Back to the dashboard</a></p>`;
         if (request.method === 'GET' || request.method === 'HEAD') reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S));

@@ -6,6 +6,7 @@
  * keygate started is down, or once keygate is stopping: for a load balancer), and the
  * backends as `keygate_backend_up` in /metrics.
  */
+import { oncePer } from '../log.js';
 import type { Runtime } from '../runtime.js';
 import type { WriteRefusal } from '../store/write-refusal.js';
 
@@ -66,4 +67,36 @@ export async function storeState(rt: Pick<Runtime, 'store'>): Promise<BackendSta
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** How often a request failed for the store's absence is logged, at most (admin API, dashboard). */
+const STORE_AWAY_LOG_INTERVAL_MS = 10_000;
+
+/** What a failed request is logged with: Fastify's request logger, or keygate's log. */
+interface ErrorLog {
+  error(fields: object, msg: string): void;
+}
+
+/**
+ * Logs a request that failed (in the admin API or the dashboard: `surface`), and answers
+ * whether the store was away. With the store away (PostgreSQL down) every request fails
+ * alike: one line every STORE_AWAY_LOG_INTERVAL_MS says so, with the error's message and
+ * code and how many failed since the last line, where a stack per request buried the
+ * log. Any other failure is logged in full, each time: a fault of keygate's.
+ */
+export function requestFailureLog(rt: Pick<Runtime, 'store'>, surface: string): (log: ErrorLog, error: Error & { code?: unknown }, fields: object) => Promise<boolean> {
+  const logStoreAway = oncePer(STORE_AWAY_LOG_INTERVAL_MS);
+  return async (log, error, fields) => {
+    if ((await storeState(rt)) !== 'unreachable') {
+      log.error({ err: error, ...fields }, `${surface} error`);
+      return false;
+    }
+    logStoreAway(({ moreSinceLast }) =>
+      log.error(
+        { ...fields, error: { message: error.message, code: error.code }, ...(moreSinceLast === undefined ? {} : { moreSinceLast }) },
+        `${surface}: a request failed, the store (${rt.store.kind}) is not reachable${moreSinceLast === undefined ? '' : ` (and ${moreSinceLast} more since the last such line)`}`,
+      ),
+    );
+    return true;
+  };
 }
