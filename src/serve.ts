@@ -8,6 +8,7 @@ import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { loadConfigFile, type LoadedConfig } from './config/load.js';
+import { ConfigError } from './config/config-error.js';
 import type { Config } from './config/schema.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 import { buildGateway } from './gateway/gateway.js';
@@ -415,11 +416,14 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
         else log.info({ file: loaded.file, changed }, `profile reloaded: ${changed.join(', ')} changed`);
         return changed;
       } catch (error) {
-        const message = `profile not reloaded, the one in use stays: ${error instanceof Error ? error.message : String(error)}`;
+        // A profile that does not validate: its problems as a list, as a failed start gives
+        // them (a log reader need not split a message of many lines), the message in one line.
+        const { why, fields } = error instanceof ConfigError ? { why: `${error.file}: ${error.headline}`, fields: { problems: error.problems } } : { why: error instanceof Error ? error.message : String(error), fields: {} };
+        const message = `profile not reloaded, the one in use stays: ${why}`;
         // Refused on purpose while stopping (not counted: no profile was judged); otherwise the profile is wrong.
-        if (closing) log.warn(message);
+        if (closing) log.warn(fields, message);
         else {
-          log.error(message);
+          log.error(fields, message);
           metrics.reload('refused');
         }
         throw error;

@@ -3,6 +3,7 @@
  * messages apply to the next request, while the counters (unchanged rate-limit windows,
  * charges) carry on; a change only a restart can apply leaves everything as it was.
  */
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigReloadError, createKeygate, parseConfigObject, type ConfigInput, type Keygate } from '../src/index.js';
@@ -10,7 +11,11 @@ import { createAccount } from '../src/operations/accounts.js';
 import { createKey } from '../src/operations/keys.js';
 import { periodBounds } from '../src/meters/period.js';
 import { tempDir } from './support/temp.js';
-import { startKeygate } from './support/keygate.js';
+import { ADMIN_TOKEN, LogCapture, startKeygate } from './support/keygate.js';
+import { ConfigError } from '../src/config/config-error.js';
+import { loadConfigFile } from '../src/config/load.js';
+import { createLog } from '../src/log.js';
+import { serve } from '../src/serve.js';
 import { startTestUpstream } from './support/upstream.js';
 
 describe('reloading the profile in a running keygate', () => {
@@ -245,6 +250,31 @@ describe('reloads in /metrics', () => {
       const moved = { ...profile('Third'), store: `sqlite:${path.join(dir, 'other.db')}` };
       await expect(kg.reload({ config: parseConfigObject(moved), file: 'inline', dir })).rejects.toThrow(ConfigReloadError);
       expect(await scrape()).toEqual({ applied: 1, refused: 1, lastSuccess: applied.lastSuccess });
+    } finally {
+      await kg.close();
+    }
+  });
+});
+
+describe('a profile a reload refuses', () => {
+  it('is logged with its problems as a list, as a failed start gives them, the message in one line', async () => {
+    const dir = tempDir('reload-problems');
+    const file = path.join(dir, 'keygate.yaml');
+    const yaml = (plans: string) => `upstream:\n  url: http://127.0.0.1:1\nstore: sqlite:${path.join(dir, 'keygate.db')}\ndashboard:\n  enabled: false\n${plans}`;
+    writeFileSync(file, yaml(''));
+    const logs = new LogCapture();
+    const kg = await serve(loadConfigFile(file), { log: createLog({ level: 'info', destination: logs }), adminToken: ADMIN_TOKEN, ports: { gateway: 0, admin: 0, dashboard: 0 } });
+    try {
+      writeFileSync(file, yaml('plans:\n  team:\n    apiAcess: false\n    rateLimits:\n      - limit: -1\n        window: 1m\n'));
+      await expect(kg.reload()).rejects.toThrow(ConfigError);
+      const refused = logs.lines.map((line) => JSON.parse(line) as { level: number; msg: string; problems?: string[] }).filter((line) => line.msg.startsWith('profile not reloaded'));
+      expect(refused).toEqual([
+        expect.objectContaining({
+          level: 50,
+          msg: `profile not reloaded, the one in use stays: ${file}: invalid configuration`,
+          problems: ['plans.team.rateLimits[0].limit: expected more than 0, got -1', 'plans.team: unknown field "apiAcess" (did you mean "apiAccess"?)'],
+        }),
+      ]);
     } finally {
       await kg.close();
     }
