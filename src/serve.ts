@@ -96,7 +96,7 @@ interface Listener {
  */
 async function drain({ app, connections, kind }: Listener, ms: number, log: Log): Promise<void> {
   const timer = setTimeout(() => {
-    if (connections.size > 0) log.warn({ listener: kind, cut: connections.size, drainTimeoutMs: ms }, `drain timeout reached: cut ${connections.size} ${kind} connection(s) still open (a request whose answer was cut is logged as 499, as one whose client left, with the outcome it had reached: forwarded, where it waited on the upstream)`);
+    if (connections.size > 0) log.warn({ listener: kind, cut: connections.size, drainTimeoutMs: ms }, `drain timeout reached: cut ${connections.size} ${kind} connection(s) still open (a request whose answer was cut is logged as 499, as one whose client left: outcome forwarded where it waited on the upstream)`);
     for (const socket of connections) socket.destroy();
   }, ms);
   const watched = new WeakSet<ServerResponse | IncomingMessage>();
