@@ -212,4 +212,17 @@ export const migrations: Record<string, Migration> = {
       await db.deleteFrom('sign_in_failures').execute();
     },
   },
+  // Issuing and rotating a key read the account's keys still in use, and a rotation the
+  // replacements of the key it replaces: without these, every key the account ever had
+  // (revoked, expired) was read for each new one, inside its account's lock.
+  '0010_keys_in_use': {
+    async up(db: Kysely<any>) {
+      await db.schema.createIndex('api_keys_account_in_use').on('api_keys').columns(['account_id', 'revoked_at', 'expires_at']).execute();
+      await db.schema.createIndex('api_keys_rotated_from').on('api_keys').column('rotated_from').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.dropIndex('api_keys_rotated_from').ifExists().execute();
+      await db.schema.dropIndex('api_keys_account_in_use').ifExists().execute();
+    },
+  },
 };
