@@ -1270,6 +1270,50 @@ describe('changing a key', () => {
   });
 });
 
+describe('keys given no scope where every route needs one', () => {
+  it('refuses them where a key is created, imported or updated (such a key could call nothing), and takes them once a route needs none', async () => {
+    const upstream = await startTestUpstream();
+    const profile = {
+      upstream: { url: upstream.url },
+      scopes: ['read', 'write'],
+      routes: [{ method: 'GET' as const, path: '/items', scopes: ['read'] }, { method: 'POST' as const, path: '/items', scopes: ['write'] }],
+    };
+    const kg = await startKeygate(profile, { dir: tempDir('admin-scoped-routes') });
+    try {
+      const post = (path: string, body: unknown) => kg.admin(path, { method: 'POST', body: JSON.stringify(body) });
+      const json = async (r: Response) => ({ status: r.status, ...((await r.json()) as Record<string, unknown>) });
+      const none = { status: 400, detail: 'scopes cannot be empty: every route of this API needs a scope, so a key with none could call nothing; allowed: *, read, write' };
+      const account = (await (await post('/v1/accounts', { name: 'Acme' })).json()) as { id: string };
+
+      expect(await json(await post('/v1/keys', { accountId: account.id, name: 'none', scopes: [] }))).toMatchObject(none);
+      expect(await json(await post('/v1/keys/import', { accountId: account.id, name: 'imported', secret: kg.runtime.keyFormat.generate('live'), scopes: [] }))).toMatchObject(none);
+      // Without scopes, a key gets all the plan allows, as before.
+      const byDefault = (await (await post('/v1/keys', { accountId: account.id, name: 'default' })).json()) as { id: string; scopes: string[] };
+      expect(byDefault.scopes).toEqual(['*']);
+      expect(await json(await kg.admin(`/v1/keys/${byDefault.id}`, { method: 'PATCH', body: JSON.stringify({ scopes: [] }) }))).toMatchObject(none);
+      const listed = (await (await kg.admin(`/v1/keys?accountId=${account.id}`)).json()) as { id: string; scopes: string[] }[];
+      expect(listed.map((k) => [k.id, k.scopes])).toEqual([[byDefault.id, ['*']]]);
+
+      // The OpenAPI document says so where each operation takes scopes.
+      const doc = (await (await fetch(`${kg.adminUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, any>> };
+      for (const [path, method] of [['/v1/keys', 'post'], ['/v1/keys/import', 'post'], ['/v1/keys/{id}', 'patch']] as const) {
+        const scopes = doc.paths[path]?.[method]?.requestBody?.content?.['application/json']?.schema?.properties?.scopes as { description?: string } | undefined;
+        expect(scopes?.description, `${method} ${path}`).toContain('None ([]) is refused (400) where every route needs a scope (such a key could call nothing)');
+      }
+
+      // A route any key may call (reloaded in): a key with no scope reaches it, and is made.
+      const config = kg.runtime.config;
+      expect(await kg.reload({ config: { ...config, routes: [...config.routes, { method: 'GET', path: '/status', scopes: [], rateLimits: [] }] }, file: 'test profile', dir: tempDir('admin-scoped-routes-reload') })).toEqual(['routes']);
+      const open = await post('/v1/keys', { accountId: account.id, name: 'status only', scopes: [] });
+      expect(open.status).toBe(201);
+      expect(((await open.json()) as { scopes: string[] }).scopes).toEqual([]);
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
+});
+
 describe('keys that carry at least one scope (keys.requireScopes)', () => {
   it('refuses a key with no scopes where it is created, imported or updated, naming scopes; a key stored without any before is not rotated until it has one', async () => {
     const dir = tempDir('admin-require-scopes');
@@ -1277,7 +1321,8 @@ describe('keys that carry at least one scope (keys.requireScopes)', () => {
     const profile = {
       upstream: { url: upstream.url },
       scopes: ['read', 'write'],
-      routes: [{ method: 'GET' as const, path: '/items', scopes: ['read'] }],
+      // A route open to any key: without it, a key with no scope could call nothing, and is refused for that.
+      routes: [{ method: 'GET' as const, path: '/items', scopes: ['read'] }, { method: 'GET' as const, path: '/status' }],
     };
     // Made before the profile asked for scopes: a key without any.
     let kg = await startKeygate(profile, { dir });

@@ -133,6 +133,17 @@ describe('keygate CLI with a running gateway', () => {
     expect(JSON.parse((await cli('keys', 'show', keyId, '--json')).stdout).scopes).toEqual(['metrics:read']);
   });
 
+  it('refuses a key given no scopes where every route needs one (it could call nothing), creating or changing nothing', async () => {
+    const none = 'error: scopes cannot be empty: every route of this API needs a scope, so a key with none could call nothing; allowed: *, metrics:read\n';
+    const keysBefore = (await cli('keys', 'list', '--account', accountId, '--json')).stdout;
+    const created = await cli('keys', 'create', '--account', accountId, '--name', 'none', '--scopes', '');
+    expect([created.code, created.stdout, created.stderr]).toEqual([1, '', none]);
+    expect((await cli('keys', 'list', '--account', accountId, '--json')).stdout).toBe(keysBefore);
+    const updated = await cli('keys', 'update', keyId, '--scopes', '');
+    expect([updated.code, updated.stderr]).toEqual([1, none]);
+    expect(JSON.parse((await cli('keys', 'show', keyId, '--json')).stdout).scopes).toEqual(['metrics:read']);
+  });
+
   it('says to the second until when a rotated key still works', async () => {
     const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'rolling', '--json')).stdout) as { id: string };
     const rotated = await cli('keys', 'rotate', created.id, '--overlap', '1h');

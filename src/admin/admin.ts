@@ -103,7 +103,7 @@ const LimitsChange = z
   .describe("The account's own limits; null: the plan's for all of them");
 /** A key's scopes as a request gives them; `which` says more of them. */
 const keyScopes = (which: string) =>
-  z.array(z.string()).optional().describe(`The key's scopes${which}, among those its plan allows. * grants every scope and is given alone: beside other scopes it is refused (400)`);
+  z.array(z.string()).optional().describe(`The key's scopes${which}, among those its plan allows. * grants every scope and is given alone: beside other scopes it is refused (400). None ([]) is refused (400) where every route needs a scope (such a key could call nothing) or the profile sets keys.requireScopes`);
 const Key = z.object({
   id: z.string(),
   name: z.string(),

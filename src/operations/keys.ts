@@ -66,8 +66,19 @@ function defaultScopes(rt: Runtime, planId: string): string[] {
 }
 
 /**
+ * Why a key on the plan cannot be given no scope, if it cannot: the profile says every key
+ * carries one (`keys.requireScopes`), or every route needs one, so that a key without
+ * would be refused everything. On a plan that allows no scope neither is said: there is
+ * nothing to choose, and `keys.requireScopes` is refused beside such a plan at load.
+ */
+export function scopeNeeded(rt: Pick<Runtime, 'config' | 'routes'>, planId: string): 'every key carries one' | 'every route needs one' | undefined {
+  if (rt.config.keys.requireScopes) return 'every key carries one';
+  return rt.routes.scopedOnly && allowedScopes(rt, planId).length > 0 ? 'every route needs one' : undefined;
+}
+
+/**
  * Scopes a key on the plan may carry, each once; anything else is refused, naming what is
- * allowed. With `keys.requireScopes`, none at all is refused too.
+ * allowed. None at all is refused where a key needs one (see `scopeNeeded`).
  */
 function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): string[] {
   const allowed = allowedScopes(rt, planId);
@@ -82,8 +93,12 @@ function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): 
     const why = allowed.length === 0 ? `: ${noScopesWhy(rt, planId)}` : `; allowed: ${allowed.join(', ')}`;
     throw new OperationError('invalid', `${refused}${why}`, undefined, { field: 'scopes', message: `${refusedPlaced}${why}` });
   }
-  if (scopes.length === 0 && rt.config.keys.requireScopes) {
+  const needed = scopes.length === 0 ? scopeNeeded(rt, planId) : undefined;
+  if (needed === 'every key carries one') {
     throw new OperationError('invalid', `scopes cannot be empty: every key of this API carries at least one scope; allowed: ${allowed.join(', ')}`);
+  }
+  if (needed === 'every route needs one') {
+    throw new OperationError('invalid', `scopes cannot be empty: every route of this API needs a scope, so a key with none could call nothing; allowed: ${allowed.join(', ')}`);
   }
   // `*` beside other scopes: the others grant nothing more, and what was meant (every
   // scope, or only those) is for the caller to say, not for keygate to guess.

@@ -18,6 +18,17 @@ function table(routes: ConfigInput['routes'], builtins: ConfigInput['builtins'] 
 }
 
 describe('route table', () => {
+  it('says whether every route and built-in needs a scope (a key without one could call nothing)', () => {
+    const read = { method: 'GET' as const, path: '/v1/items', scopes: ['read'] };
+    expect(table([read, { method: 'POST', path: '/v1/items', scopes: ['write'] }]).scopedOnly).toBe(true);
+    expect(table([read, { method: 'GET', path: '/v1/status' }]).scopedOnly).toBe(false);
+    expect(table([read], [{ path: '/v1/me', body: {} }]).scopedOnly).toBe(false);
+    expect(table([read], [{ path: '/v1/me', body: {}, scopes: ['read'] }]).scopedOnly).toBe(true);
+    // The default route (/*, no scopes), and a table with none: nothing to ask a scope for.
+    expect(table(undefined).scopedOnly).toBe(false);
+    expect(table([]).scopedOnly).toBe(false);
+  });
+
   it('finds the methods that change data on a scoped route\'s paths and fall to a broader route without its scopes', () => {
     expect(
       gaps([

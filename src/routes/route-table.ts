@@ -25,6 +25,11 @@ export interface RouteTable {
   match(method: string, path: string): RouteMatch | undefined;
   /** The methods some route accepts at `path` (empty if none does): asked only once `match` has failed. */
   methodsAt(path: string): string[];
+  /**
+   * Whether every route and built-in requires a scope: a key given none could call
+   * nothing (every request `insufficient_scope`), so keys are not made without one.
+   */
+  readonly scopedOnly: boolean;
 }
 
 /** A route the table cannot take (declared twice, or a pattern the router refuses); `at` is its place in the profile. */
@@ -103,6 +108,8 @@ export function createRouteTable(routes: readonly Route[], builtins: readonly Bu
   let lastPath: string | undefined;
   let lastMatch: RouteMatch | undefined;
   return {
+    // A table without routes answers no request, with scopes or without: not a reason to ask for one.
+    scopedOnly: targets.length > 0 && targets.every(({ target }) => (target.kind === 'proxy' ? target.route.scopes : target.builtin.scopes).length > 0),
     match(method, path) {
       if (path === lastPath && method === lastMethod) return lastMatch;
       if (!KNOWN_METHODS.has(method)) return undefined;

@@ -167,6 +167,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       await shown(page.getByRole('alert'));
       await found.audit(page, 'Create a key', 'no name given');
       await page.getByLabel('Name').fill('Audit key');
+      // Every route of the test profile needs a scope: a key without one is refused.
+      await page.getByRole('checkbox', { name: 'projects:read' }).check();
       await page.getByRole('button', { name: 'Create key' }).click();
       await found.audit(page, 'Copy your new key');
 

@@ -50,6 +50,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: Back, then the button again', 
     await join(page, await invite(fixture, 'ada@acme.example', accountId, 'member'), 'ada@acme.example');
     await page.goto('/keys/new');
     await page.getByLabel('Name').fill('Back key');
+    // Every route of the test profile needs a scope: a key without one is refused.
+    await page.getByRole('checkbox', { name: 'projects:read' }).check();
     await Promise.all([page.waitForURL(/\/keys$/), page.getByRole('button', { name: 'Create key' }).click()]);
     await expect(page.getByRole('heading', { level: 1 }).innerText()).resolves.toBe('Copy your new key');
     await page.goBack();

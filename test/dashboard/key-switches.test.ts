@@ -487,3 +487,56 @@ describe.skipIf(!chromiumAvailable())('dashboard: a key with no scope (keys.requ
     expect(await required.keygate.runtime.store.listKeys({ accountId: requiredAccount })).toEqual([]);
   });
 });
+
+/**
+ * The test profile as it is: every route needs a scope (/v1/projects, /v1/rankings), so a
+ * key given none could call nothing, keys.requireScopes or not. The create form, opened
+ * with no scope ticked, says to tick one and refuses a key without. (Operators belong to
+ * no account: members' form is the dashboard's only one.)
+ */
+describe.skipIf(!chromiumAvailable())('dashboard: a key with no scope where every route needs one', () => {
+  const dir = tempDir('keygate-dashboard-scoped-routes');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let page: Page;
+  let accountId: string;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir);
+    browser = await launchChromium();
+    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    accountId = await newAccount(fixture, 'Scoped Co');
+    await join(page, await invite(fixture, 'ada@scoped.example', accountId), 'ada@scoped.example');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('says to tick one, and refuses a name and Enter with the reason; no key is made', async () => {
+    await page.goto(`${fixture.dashboardUrl}/keys/new`);
+    await expectHeading(page, 'Create a key');
+    for (const box of await page.getByRole('checkbox').all()) expect(await box.isChecked()).toBe(false);
+    expect(await textOf(page.locator('fieldset', { hasText: 'Scopes' }).locator('.hint'))).toBe(
+      'What the key may do; * grants every scope, including ones added later, so it is chosen alone. Tick at least one: every route of this API needs one.',
+    );
+    await page.getByLabel('Name').fill('Just a name');
+    await page.getByLabel('Name').press('Enter');
+    await expectHeading(page, 'Create a key');
+    expect(await textOf(page.getByRole('alert'))).toBe('Choose at least one scope: every route of this API needs one.');
+    expect(await fixture.keygate.runtime.store.listKeys({ accountId })).toEqual([]);
+  });
+
+  it('makes the key once a scope is ticked, and it calls the route that scope opens', async () => {
+    await page.goto(`${fixture.dashboardUrl}/keys/new`);
+    await page.getByLabel('Name').fill('Projects');
+    await page.getByRole('checkbox', { name: 'projects:read' }).check();
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await expectHeading(page, 'Copy your new key');
+    expect(await textOf(page.locator('dl.facts div', { hasText: 'Scopes' }).locator('dd'))).toBe('projects:read');
+    const secret = await page.getByLabel('Key “Projects”').inputValue();
+    const call = async (path: string) => (await fixture.keygate.call(path, { headers: { authorization: `Bearer ${secret}` } })).status;
+    expect([await call('/v1/projects'), await call('/v1/rankings')]).toEqual([200, 403]);
+  });
+});

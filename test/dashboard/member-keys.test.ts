@@ -272,16 +272,20 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
 
   it('refuses keys beyond the planâ€™s limit with a clear message', async () => {
     // Pro allows 3 keys in use; one is in use (the replacement), so two more fit.
+    // Every route of the test profile needs a scope: each key is given one.
     await page.goto('/keys/new');
     await page.getByLabel('Name').fill('Second');
+    await page.getByRole('checkbox', { name: 'projects:read' }).check();
     await page.getByRole('button', { name: 'Create key' }).click();
     await expectHeading(page, 'Copy your new key');
     // A form opened while there was room, sent once there is none.
     const earlier = await page.context().newPage();
     await earlier.goto('/keys/new');
     await earlier.getByLabel('Name').fill('One too many');
+    await earlier.getByRole('checkbox', { name: 'projects:read' }).check();
     await page.goto('/keys/new');
     await page.getByLabel('Name').fill('Third');
+    await page.getByRole('checkbox', { name: 'projects:read' }).check();
     await page.getByRole('button', { name: 'Create key' }).click();
     await expectHeading(page, 'Copy your new key');
     await earlier.getByRole('button', { name: 'Create key' }).click();

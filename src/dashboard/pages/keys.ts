@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBase62, type KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, newestReplacement, overlapsEndedBy, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS, stoppedKeyRefusal } from '../../operations/keys.js';
+import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, newestReplacement, overlapsEndedBy, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS, scopeNeeded, stoppedKeyRefusal } from '../../operations/keys.js';
 import { idFromDigest, newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
@@ -35,6 +35,11 @@ const OVERLAP_LABELS: Record<OverlapChoice, string> = {
   '7d': '7 days',
 };
 const OUT_OF_DATE = 'This form was out of date. Check it and send it again.';
+/** Why a key must be given a scope (see `scopeNeeded`), in the create form's words. */
+const SCOPE_NEEDED: Record<NonNullable<ReturnType<typeof scopeNeeded>>, string> = {
+  'every key carries one': 'every key of this API carries one',
+  'every route needs one': 'every route of this API needs one',
+};
 
 /** What the nonce of a form that issues a key or an invitation is: random base62. */
 export const FORM_NONCE = /^[0-9A-Za-z]{22}$/;
@@ -151,10 +156,9 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
     if (refused !== undefined) return sendCreateForm(request, reply, account, form, nonce, refused, 400);
     if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, nonce, 'Give the key a name, so you can tell it apart later.', 400);
     // As everywhere keys are made: a key may carry no scope (it reaches the routes that need
-    // none) unless the profile says every key carries one.
-    if (form.scopes.length === 0 && rt.config.keys.requireScopes) {
-      return sendCreateForm(request, reply, account, form, nonce, 'Choose at least one scope: every key of this API carries one.', 400);
-    }
+    // none) unless the profile says every key carries one, or no route needs none.
+    const needed = form.scopes.length === 0 ? scopeNeeded(rt, account.planId) : undefined;
+    if (needed !== undefined) return sendCreateForm(request, reply, account, form, nonce, `Choose at least one scope: ${SCOPE_NEEDED[needed]}.`, 400);
     if (form.scopes.includes('*') && form.scopes.length > 1) {
       return sendCreateForm(request, reply, account, form, nonce, 'Choose either * (all scopes) or the scopes the key needs, not both: * already grants every scope.', 400);
     }
@@ -297,6 +301,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
 
   function sendCreateForm(request: FastifyRequest, reply: FastifyReply, account: AccountRecord, form: KeyForm, nonce: string, error?: string, status = 200): FastifyReply {
     const allowed = allowedScopes(rt, account.planId);
+    const needed = scopeNeeded(rt, account.planId);
     const modes = rt.keyFormat.modes;
     const body = html`<h1>Create a key</h1>
 ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error}</p></div>` : ''}
@@ -320,7 +325,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
   ${allowed.length > 0
     ? html`<fieldset>
     <legend>Scopes</legend>
-    <span class="hint">What the key may do${allowed.includes('*') ? '; * grants every scope, including ones added later, so it is chosen alone' : ''}. ${rt.config.keys.requireScopes ? 'Tick at least one: every key of this API carries one.' : 'With none ticked, the key reaches only the routes that need no scope.'}</span>
+    <span class="hint">What the key may do${allowed.includes('*') ? '; * grants every scope, including ones added later, so it is chosen alone' : ''}. ${needed ? `Tick at least one: ${SCOPE_NEEDED[needed]}.` : 'With none ticked, the key reaches only the routes that need no scope.'}</span>
     <div class="choices">${allowed.map(
       (scope) => html`<label class="choice"><input type="checkbox" name="scope" value="${scope}"${form.scopes.includes(scope) ? html` checked` : ''}> <code>${scope === '*' ? '* (all scopes)' : scope}</code></label>`,
     )}</div>
