@@ -604,13 +604,23 @@ describe('keygate CLI with a running gateway', () => {
         ...profile,
         plans: {
           team: { rateLimits: [{ limit: 10, window: '1m' }], block: { after: 3, within: '1m', duration: '10m', factor: 2, max: '1h', forgetAfter: '7d', scope: 'account' }, meters: { units: { limit: 1000 } } },
-          flat: { rateLimits: [{ limit: 5, window: '1s' }], block: { after: 5, within: '30s', duration: '1m', factor: 1 } },
+          flat: {
+            rateLimits: [{ limit: 5, window: '1s' }],
+            block: { after: 5, within: '30s', duration: '1m', factor: 1 },
+            meters: { calls: { limit: 500, period: { billingDay: 15 }, unit: 'credits', overage: true }, units: { limit: 20000, admit: 'untilZero' } },
+          },
           open: {},
         },
       }),
     );
     const listed = await runCli(['--config', blocksFile, 'plans', 'list']);
     expect([listed.code, listed.stderr]).toEqual([0, '']);
+    // Meters as the dashboard's Plans table says them, "; " between them (a comma is in 1,000).
+    const [header] = listed.stdout.split('\n');
+    const metersOf = (plan: string) => new RegExp(`^${plan} .*`, 'm').exec(listed.stdout)?.[0].slice(header?.indexOf('METERS'), header?.indexOf('BLOCK')).trim();
+    expect(metersOf('team')).toBe('1,000 units a month');
+    expect(metersOf('flat')).toBe('calls: 500 credits a month, renewed on the 15th (overage allowed); 20,000 units a month (until zero)');
+    expect(metersOf('open')).toBe('-');
     const blockOf = (plan: string) => new RegExp(`^${plan} .*`, 'm').exec(listed.stdout)?.[0].split(/\s{2,}/).at(-1);
     expect(blockOf('team')).toBe('3 in 1m → 10m ×2 (max 1h, forgotten after 7d), per account');
     // Not escalating (factor 1): its cap and when it is forgotten say nothing; the defaults' scope is key.

@@ -19,7 +19,7 @@ import { KeygateCommand } from './parse-errors.js';
 import { StoreWriteError } from '../store/write-refusal.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { auditEventOut } from '../operations/audit.js';
-import { blockText, planOut, windowText } from '../operations/plans.js';
+import { blockText, meterAllowance, planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError, ordinal } from '../operations/errors.js';
 import type { AccountChange } from '../operations/accounts.js';
@@ -665,7 +665,8 @@ export function buildCli(): Command {
             api: p.apiAccess ? 'on' : 'off',
             maxKeys: p.maxKeys ?? '-',
             rateLimits: p.rateLimits.map(windowText),
-            meters: Object.entries(p.meters).map(([m, v]) => `${m}:${v.limit}${v.overage ? '+overage' : v.admit === 'untilZero' ? ' (until zero)' : ''}`),
+            // As the dashboard's Plans table says them; "; " between meters, since "1,000" has a comma.
+            meters: Object.entries(p.meters).map(([m, v]) => `${meterAllowance(m, v)}${v.overage ? ' (overage allowed)' : v.admit === 'untilZero' ? ' (until zero)' : ''}`).join('; ') || '-',
             block: p.block ? blockText(p.block) : '-',
           })),
           ['id', 'name', 'api', 'maxKeys', 'rateLimits', 'meters', 'block'],

@@ -1,6 +1,5 @@
 /** How times, numbers and statuses read in the dashboard: UTC, unambiguous, short. */
 import { isoDay, utcSecond, utcSecondUp } from '../meters/period.js';
-import type { Meter } from '../config/schema.js';
 import { html, type Html } from './html.js';
 
 const MINUTE = 60_000;
@@ -84,26 +83,6 @@ export function sentence(message: string): string {
   const first = message.split(' ', 1)[0] ?? '';
   const text = /[@_]/.test(first) ? message : message.charAt(0).toUpperCase() + message.slice(1);
   return /[.!?]$/.test(text) ? text : `${text}.`;
-}
-
-/** "15th": a billing day (1 to 28) as a date in a sentence. */
-function ordinal(day: number): string {
-  const suffix = day % 10 === 1 && day !== 11 ? 'st' : day % 10 === 2 && day !== 12 ? 'nd' : day % 10 === 3 && day !== 13 ? 'rd' : 'th';
-  return `${day}${suffix}`;
-}
-
-/**
- * A plan's meter for people: its limit, in its unit, over its period. "10,000 credits a
- * month" (a calendar month, UTC); "500 credits a month, renewed on the 15th" (a billing
- * day); a gauge, a level that is never renewed: "at most 2,000 keywords". A unit named
- * otherwise than its meter is said beside the meter's name ("units: 10,000 credits a
- * month"), as the usage page's meter table notes it.
- */
-export function meterAllowance(name: string, meter: Pick<Meter, 'kind' | 'limit' | 'period' | 'unit'>): string {
-  const unit = meter.unit ?? name;
-  const amount = `${number(meter.limit)} ${unit}`;
-  const allowance = meter.kind === 'gauge' ? `at most ${amount}` : meter.period === 'month' ? `${amount} a month` : `${amount} a month, renewed on the ${ordinal(meter.period.billingDay)}`;
-  return unit === name ? allowance : `${name}: ${allowance}`;
 }
 
 export function plural(count: number, one: string, many = `${one}s`): string {

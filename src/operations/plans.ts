@@ -3,9 +3,13 @@
  * setting, durations as the profile writes them ("1s", "10m"), each rate-limit window with
  * the policy name the RateLimit headers use.
  */
-import type { Plan } from '../config/schema.js';
+import type { Meter, Plan } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
 import { policyName, windowNames } from '../limits/rate-limits.js';
+import { ordinal } from './errors.js';
+
+/** Amounts as the dashboard writes them: "10,000", "0.5". */
+const AMOUNT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 });
 
 export function planOut(id: string, plan: Plan) {
   const { block } = plan;
@@ -42,4 +46,19 @@ export function windowText(rl: PlanOut['rateLimits'][number]): string {
 export function blockText(block: NonNullable<PlanOut['block']>): string {
   const escalation = block.factor === 1 ? '' : ` ×${block.factor} (max ${block.max}, forgotten after ${block.forgetAfter})`;
   return `${block.after} in ${block.within} → ${block.duration}${escalation}, per ${block.scope}`;
+}
+
+/**
+ * A plan's meter for people, as the dashboard's Plans table and `keygate plans list` say
+ * it: its limit, in its unit, over its period. "10,000 credits a month" (a calendar month,
+ * UTC); "500 credits a month, renewed on the 15th" (a billing day); a gauge, a level that
+ * is never renewed: "at most 2,000 keywords". A unit named otherwise than its meter is
+ * said beside the meter's name ("units: 10,000 credits a month"), as the usage page's
+ * meter table notes it.
+ */
+export function meterAllowance(name: string, meter: Pick<Meter, 'kind' | 'limit' | 'period'> & { unit?: string | null | undefined }): string {
+  const unit = meter.unit ?? name;
+  const amount = `${AMOUNT.format(meter.limit)} ${unit}`;
+  const allowance = meter.kind === 'gauge' ? `at most ${amount}` : meter.period === 'month' ? `${amount} a month` : `${amount} a month, renewed on the ${ordinal(meter.period.billingDay)}`;
+  return unit === name ? allowance : `${name}: ${allowance}`;
 }

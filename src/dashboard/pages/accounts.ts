@@ -14,12 +14,12 @@ import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/
 import { inviteMember, inviteMemberOnce, type InvitedByForm } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
-import { planOut, windowText } from '../../operations/plans.js';
+import { meterAllowance, planOut, windowText } from '../../operations/plans.js';
 import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/usage.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
 import { confirmationForm, sendPage, type ConfirmationTarget } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { meterAllowance, number, plural, sentence, sharedNames, until, when } from '../format.js';
+import { number, plural, sentence, sharedNames, until, when } from '../format.js';
 import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
 import { FORM_NONCE, formRecordId, newFormNonce } from './keys.js';
