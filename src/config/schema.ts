@@ -13,7 +13,7 @@ import { templateProblems } from '../gateway/template.js';
 import { didYouMean } from './closest-name.js';
 import { importedLengthRange } from '../keys/format.js';
 import { repeatedWindow, repeatedWindowWhy } from '../limits/repeated-windows.js';
-import { MAX_REPORTED } from '../meters/cost.js';
+import { MAX_AMOUNT, tooLarge } from './amounts.js';
 
 const MAX_DURATION_DAYS = 36_500;
 const MAX_DURATION_MS = MAX_DURATION_DAYS * DAY_MS;
@@ -156,12 +156,6 @@ function isOriginOnly(url: string): boolean {
 /** A method in any case, read as capitals; JSON Schema offers the capitals (an enum editors complete). */
 const httpMethod = z.preprocess((method) => (typeof method === 'string' ? method.toUpperCase() : method), z.enum([...ROUTE_METHODS, '*']));
 
-/**
- * The largest limit or cost a profile may give: 15 digits, as the counts an upstream
- * reports and an account's own meter limits (MAX_REPORTED): one bound wherever a limit is
- * given, inside what a double holds exactly (2^53), where 400 nines would be Infinity.
- */
-export const MAX_AMOUNT = MAX_REPORTED;
 
 /**
  * A number where one too large for a number at all (YAML's or JSON's `1e400`, or 400
@@ -176,11 +170,6 @@ export function amountNumber(what: string) {
 /** An amount of at most MAX_AMOUNT (`what`: "a window's limit"), too large said so as by amountNumber. */
 function amount(what: string) {
   return amountNumber(what).max(MAX_AMOUNT, { error: tooLarge(what), abort: true });
-}
-
-/** Why an amount past MAX_AMOUNT is refused: `too large: a meter's limit is at most 999999999999999`. */
-export function tooLarge(what: string): string {
-  return `too large: ${what} is at most ${MAX_AMOUNT}`;
 }
 
 /** One rate-limit window: at most `limit` requests in any rolling `window`. */

@@ -6,7 +6,8 @@
  * and `--meter-limit` and by the dashboard's limits form. A refusal says which field,
  * what was typed and why (LimitSpecError), and each of them words it in its own terms.
  */
-import { MAX_AMOUNT, tooLarge, type RateLimit } from '../config/schema.js';
+import { MAX_AMOUNT, tooLarge } from '../config/amounts.js';
+import type { RateLimit } from '../config/schema.js';
 import { parseDuration } from '../config/duration.js';
 import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError } from '../operations/errors.js';
