@@ -220,11 +220,12 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
   let solo: Page;
   let starter: Page;
   let moved: Page;
+  let duo: Page;
 
   beforeAll(async () => {
     fixture = await startDashboard(dir, (profile) => ({
       ...profile,
-      plans: { ...profile.plans, solo: { name: 'Solo', maxKeys: 1 }, starter: { name: 'Starter', maxKeys: 0, apiAccess: false } },
+      plans: { ...profile.plans, solo: { name: 'Solo', maxKeys: 1 }, duo: { name: 'Duo', maxKeys: 2 }, starter: { name: 'Starter', maxKeys: 0, apiAccess: false } },
     }));
     browser = await launchChromium();
     solo = await (await newContext(browser, fixture.dashboardUrl)).newPage();
@@ -238,6 +239,12 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     await updateAccount(fixture.keygate.runtime, movedAccount, { planId: 'solo' }, 'test');
     moved = await (await newContext(browser, fixture.dashboardUrl)).newPage();
     await join(moved, await invite(fixture, 'cy@moved.example', movedAccount), 'cy@moved.example');
+    // Two keys on Duo (two keys), one of them the other's replacement in its overlap: neither can be rotated now.
+    const duoAccount = await newAccount(fixture, 'Duo Co', 'duo');
+    const first = await createKey(fixture.keygate.runtime, { accountId: duoAccount, name: 'first', scopes: ['projects:read'] }, 'test');
+    await rotateKey(fixture.keygate.runtime, first.key.id, 3_600_000, 'test');
+    duo = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(duo, await invite(fixture, 'di@duo.example', duoAccount), 'di@duo.example');
     const starterAccount = await newAccount(fixture, 'Starter Co', 'starter');
     await join(starter, await invite(fixture, 'bo@starter.example', starterAccount), 'bo@starter.example');
   });
@@ -253,6 +260,17 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     expect(await solo.getByRole('link', { name: 'Create a key' }).count()).toBe(0);
     await expect.poll(() => solo.getByText('1 of 1 key in use on the Solo plan: revoke a key to create another, or rotate one to replace it.').count()).toBe(1);
     expect(await solo.getByRole('link', { name: /^Rotate production/ }).count()).toBe(1);
+  });
+
+  it('at the limit with a rotation in its overlap: says to revoke a key, not to rotate one (no key can be rotated now)', async () => {
+    const makeRoom = '2 of 2 keys in use on the Duo plan (1 of them being replaced): revoke a key to create another.';
+    await duo.goto(`${fixture.dashboardUrl}/keys`);
+    await expectHeading(duo, 'API keys');
+    await expect.poll(() => duo.getByText(makeRoom, { exact: true }).count()).toBe(1);
+    expect(await duo.getByRole('link', { name: /^Rotate / }).count()).toBe(0);
+    await duo.goto(`${fixture.dashboardUrl}/keys/new`);
+    await expectHeading(duo, 'No room for another key');
+    expect(await textOf(duo.getByRole('alert'))).toBe(makeRoom);
   });
 
   it('over the limit after a move to a smaller plan: says how many keys to revoke, and offers no Rotate (it would be refused)', async () => {

@@ -102,7 +102,8 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
     // replacement would still leave the other keys at or over the limit.
     const canRotate = rt.config.keys.rotation !== false && !noKeys && !(maxKeys !== undefined && usable.length > maxKeys);
     const endsOverlaps = rt.config.keys.rotation === 'replace';
-    const rowActions = (key: KeyRecord) => html`${canRotate && rotationConflict(key, keys, now, undefined, { endsOverlaps }) === undefined
+    const rotatable = (key: KeyRecord) => canRotate && rotationConflict(key, keys, now, undefined, { endsOverlaps }) === undefined;
+    const rowActions = (key: KeyRecord) => html`${rotatable(key)
       ? html`
       <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name} (${key.hint})">Rotate</a>`
       : ''}
@@ -116,7 +117,7 @@ ${noKeys
   ? html`<div class="notice"><p>The ${usage.planName} plan does not include API keys: keys can be created once the account is on a plan that does.</p></div>`
   : html`<div class="actions">
   ${atLimit ? '' : html`<a class="button" href="/keys/new">Create a key</a>`}
-  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit && maxKeys !== undefined ? `: ${makeRoom(usable.length, maxKeys, canRotate)}.` : ''}${canRotate || noKeys || rt.config.keys.rotation === false || maxKeys === undefined ? '' : rotateComesBack(usable, maxKeys)}</span>
+  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit && maxKeys !== undefined ? `: ${makeRoom(usable.length, maxKeys, usable.some(rotatable))}.` : ''}${canRotate || noKeys || rt.config.keys.rotation === false || maxKeys === undefined ? '' : rotateComesBack(usable, maxKeys)}</span>
 </div>`}
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
@@ -135,10 +136,13 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
     const maxKeys = rt.config.plans[account.planId]?.maxKeys;
     if (maxKeys !== undefined) {
       const now = rt.clock();
-      const usable = (await rt.store.listKeys({ accountId: account.id })).filter((k) => isUsable(k, now));
+      const keys = await rt.store.listKeys({ accountId: account.id });
+      const usable = keys.filter((k) => isUsable(k, now));
       if (usable.length >= maxKeys) {
         const planName = rt.config.plans[account.planId]?.name ?? account.planId;
-        const why = maxKeys === 0 ? `The ${planName} plan does not include API keys.` : `${keysInUse(usable, maxKeys, planName)}: ${makeRoom(usable.length, maxKeys, rt.config.keys.rotation !== false && usable.length <= maxKeys)}.`;
+        const endsOverlaps = rt.config.keys.rotation === 'replace';
+        const canRotate = rt.config.keys.rotation !== false && usable.length <= maxKeys && usable.some((k) => rotationConflict(k, keys, now, undefined, { endsOverlaps }) === undefined);
+        const why = maxKeys === 0 ? `The ${planName} plan does not include API keys.` : `${keysInUse(usable, maxKeys, planName)}: ${makeRoom(usable.length, maxKeys, canRotate)}.`;
         const body = html`<h1>No room for another key</h1>
 <div class="notice warning" role="alert"><p>${why}</p></div>
 <div class="actions"><a class="button secondary" href="/keys">Back to the keys</a></div>`;
@@ -485,7 +489,8 @@ function isOverlapChoice(value: string): value is OverlapChoice {
 /**
  * How an account at (or over) its plan's key limit makes room for another key: over it
  * (the plan was changed to a smaller one), revoking one key is not enough, and rotating
- * is refused (`canRotate` false), so neither is offered as the way.
+ * is refused; and where no key can be rotated now (each is being replaced, or replaced one
+ * still in its overlap) rotating is no way either (`canRotate` false in both cases).
  */
 function makeRoom(inUse: number, maxKeys: number, canRotate: boolean): string {
   const toRevoke = inUse - maxKeys + 1;
