@@ -45,7 +45,7 @@ export const HIGH_LIMITS = [
   { limit: 10_000_000, window: '1s' },
   { limit: 100_000_000, window: '1h' },
 ];
-export const HUGE_METER = 1e15;
+export const HUGE_METER = 1e14;
 
 /**
  * The keygate profile of a case. `limits: true` adds the two windows and a per-request
