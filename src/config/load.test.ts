@@ -36,6 +36,14 @@ describe('keygate.yaml validation', () => {
     expect(problems('upstream: {url: http://127.0.0.1:4000}\ndashboard: {listen: {maxHeaderSize: 100}}\n')).toEqual(['dashboard.listen.maxHeaderSize: a number of bytes, at least 1024']);
   });
 
+  it('takes the API address the key page shows (dashboard.apiUrl) and names one that is no http(s) URL or has a query', () => {
+    const dashboard = (yaml: string) => parseConfigText(`upstream: {url: http://127.0.0.1:4000}\ndashboard: ${yaml}\n`).dashboard;
+    expect(dashboard('{apiUrl: "https://api.example.com/v1"}').apiUrl).toBe('https://api.example.com/v1');
+    expect(dashboard('{}').apiUrl).toBeUndefined();
+    expect(problems('upstream: {url: http://127.0.0.1:4000}\ndashboard: {apiUrl: api.example.com}\n')).toEqual(['dashboard.apiUrl: expected an http(s) URL such as https://api.example.com/v1, got "api.example.com"']);
+    expect(problems('upstream: {url: http://127.0.0.1:4000}\ndashboard: {apiUrl: "https://api.example.com/v1?x=1"}\n')).toEqual(["dashboard.apiUrl: a URL without a query, a fragment or a quote ('), such as https://api.example.com/v1"]);
+  });
+
   it("sets Secure dashboard cookies where publicUrl is https:// unless told otherwise, and names a publicUrl that is no http(s) URL", () => {
     const dashboard = (yaml: string) => parseConfigText(`upstream: {url: http://127.0.0.1:4000}\ndashboard: ${yaml}\n`).dashboard;
     expect(dashboard('{}').secureCookies).toBe(false);

@@ -668,6 +668,11 @@ export const configSchema = z
           .refine(isOriginOnly, 'an origin such as https://dashboard.example.com, without a path, query or fragment (the dashboard is served at the root of its host)')
           .optional()
           .describe('URL members reach the dashboard at (for invitation links).'),
+        apiUrl: z
+          .url({ protocol: /^https?$/, error: 'an http(s) URL such as https://api.example.com/v1' })
+          .refine((url) => !/[?#']/.test(url), "a URL without a query, a fragment or a quote ('), such as https://api.example.com/v1")
+          .optional()
+          .describe('URL your customers send requests to (the gateway as they reach it), shown with a new key and a curl line to try it. Optional: without it the key page names only the header or parameter.'),
         secureCookies: z
           .boolean()
           .optional()

@@ -23,6 +23,7 @@ h1 { font-size: 1.6rem; line-height: 1.25; margin: 1.5rem 0 .75rem; }
 h2 { font-size: 1.2rem; margin: 2rem 0 .5rem; }
 h3 { font-size: 1rem; margin: 1.25rem 0 .25rem; }
 p { margin: .5rem 0; max-width: 48rem; }
+pre.try { white-space: pre-wrap; overflow-wrap: anywhere; max-width: 48rem; margin: .5rem 0; }
 code, .mono { font-family: ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .92em; }
 .wrap { max-width: 76rem; margin: 0 auto; padding: 0 1rem; }
 .muted { color: var(--muted); }

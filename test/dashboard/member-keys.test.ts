@@ -110,6 +110,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     await shown(page.getByText('This is the only time this key is shown.'));
     const displayed = await page.getByLabel('Key “Production server”').inputValue();
     expect(displayed).toMatch(/^rk_live_[0-9A-Za-z]{30}$/);
+    // How to send it; where to (dashboard.apiUrl) is not set in this profile, so not said.
+    expect(await textOf(page.locator('main p', { hasText: 'Send it with each request' }))).toBe('Send it with each request in the header Authorization: Bearer <your key>.');
+    expect(await page.locator('pre.try').count()).toBe(0);
 
     // The secret is in the page, never in its address, and the answer is not cached.
     expect(page.url()).not.toContain(displayed);

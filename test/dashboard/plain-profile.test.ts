@@ -25,6 +25,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and w
       name: 'seranking-data',
       title: 'SE Ranking Data',
       keys: { format: 'prefixed', prefix: { live: 'sk_live_' } },
+      // Where customers reach the API: the new key's page says it, with a curl line.
+      dashboard: { ...profile.dashboard, apiUrl: 'https://api.seranking.example/v1' },
+      auth: { credentials: [{ in: 'query', name: 'apikey' }, { in: 'header', name: 'Authorization', scheme: 'Bearer' }] },
       scopes: [],
       plans: {
         // Two requests a minute per account; one refusal blocks every key of the account for 10 minutes.
@@ -84,6 +87,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and w
     expect(facts).toContain('Production');
     expect(facts).not.toContain('Scopes');
     expect(facts).not.toContain('Mode');
+    expect(await textOf(page.locator('main p', { hasText: 'Send it with each request' }))).toBe('Send it with each request to https://api.seranking.example/v1 as the apikey query parameter.');
+    expect(await textOf(page.locator('pre.try'))).toBe("curl 'https://api.seranking.example/v1?apikey=<your key>'");
     // And the key it says nothing about reaches the API.
     expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { KeyRecord } from '../../store/store.js';
-import { blockedBadge, keyTable, keyTraits, type KeyTraits } from './key-views.js';
+import { blockedBadge, keyTable, keyTraits, usageHint, type KeyTraits } from './key-views.js';
 import { parseConfigObject } from '../../config/load.js';
 
 const T0 = Date.parse('2026-12-01T00:00:00Z');
@@ -73,5 +73,18 @@ describe('blocked badge', () => {
     const rendered = blockedBadge(ends, ends - 9 * 60_000).toString();
     expect(rendered).toContain('title="Refused until 2026-12-01 10:22:31 UTC for exceeding the rate limit repeatedly"');
     expect(rendered).toContain('Blocked, ends in 9 min');
+  });
+});
+
+describe('how to send a new key', () => {
+  const hint = (extra: object) => String(usageHint({ config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:4000' }, ...extra }) }).value);
+
+  it('names the header and its scheme, and with dashboard.apiUrl where to send it and a curl line to try', () => {
+    const auth = { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Token' }] };
+    expect(hint({ auth })).toBe('<p>Send it with each request in the header <code>Authorization: Token &lt;your key&gt;</code>.</p>');
+    expect(hint({ auth, dashboard: { apiUrl: 'https://api.example.com/v1' } })).toBe(
+      "<p>Send it with each request to <code>https://api.example.com/v1</code> in the header <code>Authorization: Token &lt;your key&gt;</code>.</p>" +
+        "<pre class=\"try\"><code>curl -H 'Authorization: Token &lt;your key&gt;' 'https://api.example.com/v1'</code></pre>",
+    );
   });
 });

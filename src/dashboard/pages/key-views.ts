@@ -119,13 +119,22 @@ export function keyTable(keys: readonly KeyRecord[], now: number, name: TableNam
 </table></div>`;
 }
 
-/** How a program sends the key, from the profile's first credential location. */
+/**
+ * How a program sends the key, from the profile's first credential location, and where
+ * to (`dashboard.apiUrl`, with a curl line to try) when the operator said.
+ */
 export function usageHint(rt: Pick<Runtime, 'config'>): Html {
   const location = rt.config.auth.credentials[0];
   if (!location) return html``;
-  if (location.in === 'query') return html`<p>Send it with each request as the <code>${location.name}</code> query parameter.</p>`;
+  const apiUrl = rt.config.dashboard.apiUrl;
+  const to = apiUrl === undefined ? '' : html` to <code>${apiUrl}</code>`;
+  if (location.in === 'query') {
+    const sample = apiUrl === undefined ? '' : html`<pre class="try"><code>curl '${apiUrl}?${location.name}=&lt;your key&gt;'</code></pre>`;
+    return html`<p>Send it with each request${to} as the <code>${location.name}</code> query parameter.</p>${sample}`;
+  }
   const value = location.scheme.toLowerCase() === 'none' ? '<your key>' : `${location.scheme} <your key>`;
-  return html`<p>Send it with each request in the header <code>${location.name}: ${value}</code>.</p>`;
+  const sample = apiUrl === undefined ? '' : html`<pre class="try"><code>curl -H '${location.name}: ${value}' '${apiUrl}'</code></pre>`;
+  return html`<p>Send it with each request${to} in the header <code>${location.name}: ${value}</code>.</p>${sample}`;
 }
 
 /**
