@@ -330,6 +330,12 @@ function credentialParamNames(locations: readonly CredentialLocation[]): Readonl
   return new Set(locations.filter((l) => l.in === 'query').map((l) => readAsName(l.name)));
 }
 
+/**
+ * `url` without the parameters `names` (as readAsName reads them), or for logs with their
+ * values `replacement`, and for forwarding without the parts `holdsKey` finds a key in.
+ * Parameters named like an API's own secrets are hidden from logs by
+ * gateway/secret-params.ts, which scans by rules of its own (said there).
+ */
 function withoutParams(url: string, names: ReadonlySet<string>, replacement: string | undefined, holdsKey: ((part: string) => boolean) | undefined): string {
   const start = url.indexOf('?');
   if (start === -1) return url;

@@ -4,6 +4,15 @@
  * format are found by their shape (keys/redact.ts); these have none, only their name. The
  * upstream receives them as sent: they are the API's to read, and only what is logged
  * loses them.
+ *
+ * Its own scan, not auth/credential.ts's `withoutParams`, which replaces credential
+ * parameters in the same logged target: the two rules differ. A secret's value is hidden
+ * up to the next `&` (`?q=1;token=a;b=2` logs `?q=1;token=[REDACTED]`), a credential after
+ * a `;` only up to the next `;` (`…;b=2` kept, as forwarding keeps it); and a secret's name
+ * with no `=`, or nothing after it up to the `&`, hides nothing, where a credential
+ * parameter's value is replaced all the same. One scanner would need a switch for each;
+ * and this one reads a query without a secret's name in one regular-expression test, with
+ * no split.
  */
 import { REDACTED } from '../log.js';
 import { asciiDecoded, decodeQueryComponent } from './percent.js';
