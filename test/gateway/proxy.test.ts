@@ -507,8 +507,9 @@ describe('keys in query parameters keygate does not read', () => {
   });
 });
 
-describe('keys in query parameters keygate does not read, with bare hex keys', () => {
-  const dir = tempDir('proxy-unread-hex-keys');
+// What is forwarded of the query and of the headers, with bare hex keys: one profile, so one keygate for both.
+describe('with bare hex keys', () => {
+  const dir = tempDir('proxy-hex-keys');
   let upstream: TestUpstream;
   let kg: TestKeygate;
   let secret: string;
@@ -525,19 +526,42 @@ describe('keys in query parameters keygate does not read, with bare hex keys', (
     await upstream?.close();
   });
 
-  it("removes the caller's own key; another run of 40 hex digits (a SHA-1, or a key nobody can tell from one) goes as sent", async () => {
-    const sha1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
-    const response = await kg.call(`/v1/x?commit=${sha1}&api_key=${secret}&page=2&k=%20${secret}`, { headers: { Authorization: `Bearer ${secret}` } });
-    expect(response.status).toBe(200);
-    expect(((await response.json()) as { url: string }).url).toBe(`/v1/x?commit=${sha1}&page=2`);
+  describe('keys in query parameters keygate does not read', () => {
+    it("removes the caller's own key; another run of 40 hex digits (a SHA-1, or a key nobody can tell from one) goes as sent", async () => {
+      const sha1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
+      const response = await kg.call(`/v1/x?commit=${sha1}&api_key=${secret}&page=2&k=%20${secret}`, { headers: { Authorization: `Bearer ${secret}` } });
+      expect(response.status).toBe(200);
+      expect(((await response.json()) as { url: string }).url).toBe(`/v1/x?commit=${sha1}&page=2`);
+    });
+
+    it("removes the caller's own key inside a longer value too; another hex run inside one goes as sent", async () => {
+      const sha1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
+      const response = await kg.call(`/v1/x?q=Bearer%20${secret}&commit=sha:${sha1}&f=key:${secret}&x=${secret},abc&page=2`, { headers: { Authorization: `Bearer ${secret}` } });
+      expect(response.status).toBe(200);
+      expect(((await response.json()) as { url: string }).url).toBe(`/v1/x?commit=sha:${sha1}&page=2`);
+      expect(JSON.stringify(upstream.received)).not.toContain(secret);
+    });
   });
 
-  it("removes the caller's own key inside a longer value too; another hex run inside one goes as sent", async () => {
-    const sha1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
-    const response = await kg.call(`/v1/x?q=Bearer%20${secret}&commit=sha:${sha1}&f=key:${secret}&x=${secret},abc&page=2`, { headers: { Authorization: `Bearer ${secret}` } });
-    expect(response.status).toBe(200);
-    expect(((await response.json()) as { url: string }).url).toBe(`/v1/x?commit=sha:${sha1}&page=2`);
-    expect(JSON.stringify(upstream.received)).not.toContain(secret);
+  describe('keys in request headers keygate does not read', () => {
+    // Its leak check reads what this describe sent alone, as it did with an upstream of its own.
+    beforeAll(() => {
+      upstream.received.length = 0;
+    });
+
+    it("drops a header holding the caller's own key; another run of 40 hex digits (a SHA-1) goes as sent", async () => {
+      const sha1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
+      const seen = await sentThrough(kg.gatewayUrl, upstream, '/v1/echo', {
+        Authorization: `Bearer ${secret}`,
+        Cookie: `s=${secret}`,
+        Referer: `http://x/?k=%20${secret}`,
+        'X-Api-Key': secret,
+        'If-None-Match': `"${sha1}"`,
+        'X-Commit': `sha:${sha1}`,
+      });
+      expect([seen.cookie, seen.referer, seen['x-api-key'], seen['if-none-match'], seen['x-commit']]).toEqual([undefined, undefined, undefined, `"${sha1}"`, `sha:${sha1}`]);
+      expect(JSON.stringify(upstream.received)).not.toContain(secret);
+    });
   });
 });
 
@@ -609,39 +633,6 @@ describe('keys in request headers keygate does not read', () => {
     expect([seen.cookie, seen.referer, seen['x-note'], seen['user-agent']]).toEqual([ordinary.Cookie, ordinary.Referer, ordinary['X-Note'], ordinary['User-Agent']]);
     expect(seen['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
     expect(seen['x-forwarded-host']).toBe(new URL(kg.gatewayUrl).host);
-  });
-});
-
-describe('keys in request headers keygate does not read, with bare hex keys', () => {
-  const dir = tempDir('proxy-header-hex-keys');
-  let upstream: TestUpstream;
-  let kg: TestKeygate;
-  let secret: string;
-
-  beforeAll(async () => {
-    upstream = await startTestUpstream();
-    kg = await startKeygate({ upstream: { url: upstream.url }, keys: { format: 'hex', hexLength: 40 }, errors: { envelope: 'message' } }, { dir });
-    const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
-    secret = (await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
-  });
-
-  afterAll(async () => {
-    await kg?.close();
-    await upstream?.close();
-  });
-
-  it("drops a header holding the caller's own key; another run of 40 hex digits (a SHA-1) goes as sent", async () => {
-    const sha1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
-    const seen = await sentThrough(kg.gatewayUrl, upstream, '/v1/echo', {
-      Authorization: `Bearer ${secret}`,
-      Cookie: `s=${secret}`,
-      Referer: `http://x/?k=%20${secret}`,
-      'X-Api-Key': secret,
-      'If-None-Match': `"${sha1}"`,
-      'X-Commit': `sha:${sha1}`,
-    });
-    expect([seen.cookie, seen.referer, seen['x-api-key'], seen['if-none-match'], seen['x-commit']]).toEqual([undefined, undefined, undefined, `"${sha1}"`, `sha:${sha1}`]);
-    expect(JSON.stringify(upstream.received)).not.toContain(secret);
   });
 });
 
