@@ -8,6 +8,7 @@ import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBase62, type KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
+import type { Config } from '../../config/schema.js';
 import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, newestReplacement, overlapsEndedBy, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS, scopeNeeded, stoppedKeyRefusal } from '../../operations/keys.js';
 import { idFromDigest, newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
@@ -98,11 +99,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
     // A plan without keys (0) offers neither Create nor Rotate; one at its limit says how to make room.
     const noKeys = maxKeys === 0;
     const atLimit = maxKeys !== undefined && maxKeys > 0 && usable.length >= maxKeys;
-    // Over the limit (the plan was changed to a smaller one), a rotation is refused too: its
-    // replacement would still leave the other keys at or over the limit.
-    const canRotate = rt.config.keys.rotation !== false && !noKeys && !(maxKeys !== undefined && usable.length > maxKeys);
-    const endsOverlaps = rt.config.keys.rotation === 'replace';
-    const rotatable = (key: KeyRecord) => canRotate && rotationConflict(key, keys, now, undefined, { endsOverlaps }) === undefined;
+    const rotatable = rotatableNow(rt.config.keys.rotation, keys, usable.length, maxKeys, now);
     const rowActions = (key: KeyRecord) => html`${rotatable(key)
       ? html`
       <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name} (${key.hint})">Rotate</a>`
@@ -117,7 +114,7 @@ ${noKeys
   ? html`<div class="notice"><p>The ${usage.planName} plan does not include API keys: keys can be created once the account is on a plan that does.</p></div>`
   : html`<div class="actions">
   ${atLimit ? '' : html`<a class="button" href="/keys/new">Create a key</a>`}
-  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit && maxKeys !== undefined ? `: ${makeRoom(usable.length, maxKeys, usable.some(rotatable))}.` : ''}${canRotate || noKeys || rt.config.keys.rotation === false || maxKeys === undefined ? '' : rotateComesBack(usable, maxKeys)}</span>
+  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit && maxKeys !== undefined ? `: ${makeRoom(usable.length, maxKeys, usable.some(rotatable))}.` : ''}${noKeys || rt.config.keys.rotation === false || maxKeys === undefined ? '' : rotateComesBack(usable, maxKeys)}</span>
 </div>`}
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
@@ -140,8 +137,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
       const usable = keys.filter((k) => isUsable(k, now));
       if (usable.length >= maxKeys) {
         const planName = rt.config.plans[account.planId]?.name ?? account.planId;
-        const endsOverlaps = rt.config.keys.rotation === 'replace';
-        const canRotate = rt.config.keys.rotation !== false && usable.length <= maxKeys && usable.some((k) => rotationConflict(k, keys, now, undefined, { endsOverlaps }) === undefined);
+        const canRotate = usable.some(rotatableNow(rt.config.keys.rotation, keys, usable.length, maxKeys, now));
         const why = maxKeys === 0 ? `The ${planName} plan does not include API keys.` : `${keysInUse(usable, maxKeys, planName)}: ${makeRoom(usable.length, maxKeys, canRotate)}.`;
         const body = html`<h1>No room for another key</h1>
 <div class="notice warning" role="alert"><p>${why}</p></div>
@@ -484,6 +480,19 @@ function modeLabel(mode: KeyMode): string {
 
 function isOverlapChoice(value: string): value is OverlapChoice {
   return Object.hasOwn(ROTATION_OVERLAPS_MS, value);
+}
+
+/**
+ * Which of an account's `keys` (`inUse` of them working) can be rotated now: a Rotate
+ * button, and "or rotate one" at the plan's limit. None where the profile has no rotation
+ * or the plan no keys, nor over the plan's limit (the plan was changed to a smaller one):
+ * a replacement would still leave the other keys at or over it. Otherwise each key no
+ * other rotation stands in the way of (`rotationConflict`).
+ */
+function rotatableNow(rotation: Config['keys']['rotation'], keys: readonly KeyRecord[], inUse: number, maxKeys: number | undefined, now: number): (key: KeyRecord) => boolean {
+  if (rotation === false || maxKeys === 0 || (maxKeys !== undefined && inUse > maxKeys)) return () => false;
+  const endsOverlaps = rotation === 'replace';
+  return (key) => rotationConflict(key, keys, now, undefined, { endsOverlaps }) === undefined;
 }
 
 /**
