@@ -11,9 +11,8 @@ import { createTestDatabase, type TestDatabase } from '../backends/isolation.js'
 import { POSTGRES_URL, serviceAvailable } from '../support/services.js';
 import { tempDir } from '../support/temp.js';
 import { newAccount, startDashboard, type DashboardFixture } from './support.js';
-import { addMember, Visitor } from './visitor.js';
+import { addMember, signedInOperator, Visitor } from './visitor.js';
 
-const OPERATOR = 'olga@ops.example';
 const available = await serviceAvailable('PostgreSQL', POSTGRES_URL);
 
 describe.skipIf(!available)('dashboard on PostgreSQL: a form sent twice at once (a double click)', () => {
@@ -30,9 +29,7 @@ describe.skipIf(!available)('dashboard on PostgreSQL: a form sent twice at once 
     await store.close();
     fixture = await startDashboard(dir, (profile) => ({ ...profile, store: database.url }));
     accountId = await newAccount(fixture, 'Acme Analytics');
-    await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
-    operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn(OPERATOR, '/accounts');
+    operator = await signedInOperator(fixture, '/accounts');
   });
 
   afterAll(async () => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/members/password.js';
 import { tempDir } from '../support/temp.js';
 import { newAccount, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
-import { addMember, Visitor } from './visitor.js';
+import { signedInOperator, Visitor } from './visitor.js';
 
 const REFUSAL = 'The email is not an address such as name@example.com (no spaces; none of " ( ) , : ; < > [ \\ ]; a dot in the domain).';
 
@@ -21,9 +21,7 @@ describe('dashboard: the address an invitation is for', () => {
   beforeAll(async () => {
     fixture = await startDashboard(dir);
     accountId = await newAccount(fixture, 'Acme Analytics');
-    await addMember(fixture.keygate.runtime, 'olga@ops.example', null, 'operator');
-    operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn('olga@ops.example', `/accounts/${accountId}`);
+    operator = await signedInOperator(fixture, `/accounts/${accountId}`);
   });
 
   afterAll(async () => {

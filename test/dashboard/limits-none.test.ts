@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { newAccount, startDashboard, type DashboardFixture } from './support.js';
-import { addMember, Visitor } from './visitor.js';
+import { signedInOperator, type Visitor } from './visitor.js';
 
 describe('dashboard: an account’s own “none” on a plan without windows', () => {
   const dir = tempDir('keygate-dashboard-limits-none');
@@ -25,9 +25,7 @@ describe('dashboard: an account’s own “none” on a plan without windows', (
     // The Pro plan of the dashboard's profile has no rate-limit window.
     fixture = await startDashboard(dir);
     accountId = await newAccount(fixture, 'Acme Analytics');
-    await addMember(fixture.keygate.runtime, 'olga@ops.example', null, 'operator');
-    operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn('olga@ops.example', `/accounts/${accountId}`);
+    operator = await signedInOperator(fixture, `/accounts/${accountId}`);
   });
 
   afterAll(async () => {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { startDashboard, type DashboardFixture } from './support.js';
-import { addMember, Visitor } from './visitor.js';
+import { signedInOperator, type Visitor } from './visitor.js';
 
 describe('dashboard: the Plans table', () => {
   const dir = tempDir('keygate-dashboard-plans-table');
@@ -22,9 +22,7 @@ describe('dashboard: the Plans table', () => {
         data: { name: 'Data', meters: { units: { limit: 500_000, unit: 'credits', period: { billingDay: 15 }, overage: true }, keywords: { kind: 'gauge', limit: 2000 } } },
       },
     }));
-    await addMember(fixture.keygate.runtime, 'olga@ops.example', null, 'operator');
-    operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn('olga@ops.example', '/accounts');
+    operator = await signedInOperator(fixture, '/accounts');
   });
 
   afterAll(async () => {

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { newAccount, startDashboard, type DashboardFixture } from './support.js';
-import { addMember, Visitor } from './visitor.js';
+import { signedInOperator, type Visitor } from './visitor.js';
 
 describe('dashboard: an account on a plan the profile no longer has', () => {
   const dir = tempDir('keygate-dashboard-removed-plan');
@@ -21,9 +21,7 @@ describe('dashboard: an account on a plan the profile no longer has', () => {
     accountId = await newAccount(fixture, 'Oldplan Ltd');
     // As a profile from before left it: the store holds the plan's id, the profile no plan by it.
     await rt.store.updateAccount(accountId, { planId: 'legacy' });
-    await addMember(rt, 'olga@ops.example', null, 'operator');
-    operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn('olga@ops.example', '/accounts');
+    operator = await signedInOperator(fixture, '/accounts');
   });
 
   afterAll(async () => {

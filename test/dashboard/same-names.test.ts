@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { newAccount, startDashboard, type DashboardFixture } from './support.js';
-import { addMember, Visitor } from './visitor.js';
+import { signedInOperator, type Visitor } from './visitor.js';
 
 describe('dashboard: two accounts of one name', () => {
   const dir = tempDir('keygate-dashboard-same-names');
@@ -20,9 +20,7 @@ describe('dashboard: two accounts of one name', () => {
     first = await newAccount(fixture, 'Acme Corp');
     second = await newAccount(fixture, 'Acme Corp');
     await newAccount(fixture, 'Globex');
-    await addMember(fixture.keygate.runtime, 'olga@ops.example', null, 'operator');
-    operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn('olga@ops.example', '/accounts');
+    operator = await signedInOperator(fixture, '/accounts');
   });
 
   afterAll(async () => {

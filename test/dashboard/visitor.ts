@@ -5,7 +5,7 @@
 import { expect } from 'vitest';
 import { acceptInvitation, inviteMember } from '../../src/operations/members.js';
 import type { Runtime } from '../../src/runtime.js';
-import { PASSWORD } from './support.js';
+import { PASSWORD, type DashboardFixture } from './support.js';
 
 export type Fields = Record<string, string> | [string, string][];
 
@@ -110,4 +110,18 @@ export class Visitor {
 export async function addMember(rt: Runtime, email: string, accountId: string | null, role: 'member' | 'operator'): Promise<void> {
   const { token } = await inviteMember(rt, { email, accountId, role }, 'test');
   await acceptInvitation(rt, token, PASSWORD);
+}
+
+/** The operator `signedInOperator` signs in. */
+const OPERATOR = 'olga@ops.example';
+
+/**
+ * The operator olga@ops.example (of no account), invited, signed in over plain HTTP and on
+ * `home`: where the operator's pages are what a test looks at.
+ */
+export async function signedInOperator(fixture: DashboardFixture, home: string): Promise<Visitor> {
+  await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
+  const operator = new Visitor(fixture.dashboardUrl);
+  await operator.signIn(OPERATOR, home);
+  return operator;
 }
