@@ -304,6 +304,29 @@ describe('keygate.yaml validation', () => {
     expect(route.properties.method.enum).toEqual(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', '*']);
   });
 
+  it("exports the template envelope in the JSON Schema, an editor taking a template profile and refusing a template that is no object or list", () => {
+    const schema = configJsonSchema() as { properties: { errors: { properties: Record<string, { enum?: string[]; description?: string }> } } };
+    const errors = schema.properties.errors.properties;
+    expect(errors.envelope?.enum).toEqual(['jsonapi', 'message', 'error_description', 'error', 'typed', 'problem', 'template']);
+    expect(errors.template?.description).toContain('{{status}}, {{code}}, {{message}}, {{reason}}, {{type}}, {{title}}, {{retryAfter}}');
+    const validate = new Ajv2020({ strict: false, validateFormats: false }).compile(configJsonSchema());
+    const withTemplate = (template: string) => `upstream: {url: "http://127.0.0.1:4000"}\nerrors:\n  envelope: template\n  template: ${template}\n`;
+    const fault = '{fault: {kind: "{{code}}", text: "{{message}}", status: "{{status}}", tags: [a, 1, true, null]}}';
+    expect(validate(parse(withTemplate(fault)))).toBe(true);
+    expect(parseConfigText(withTemplate(fault)).errors.template).toEqual({ fault: { kind: '{{code}}', text: '{{message}}', status: '{{status}}', tags: ['a', 1, true, null] } });
+    expect(validate(parse(withTemplate('"{{message}}"')))).toBe(false);
+    expect(problems(withTemplate('"{{message}}"'))[0]).toMatch(/^errors\.template: /);
+  });
+
+  it('names the field of an error template that can never render as meant, written in YAML', () => {
+    const withTemplate = (template: string) => `upstream: {url: "http://127.0.0.1:4000"}\nerrors:\n  envelope: template\n  template:\n    ${template}\n`;
+    expect(problems(withTemplate('fault: { kind: "{{kind}}", text: "{{message}}" }'))).toEqual([
+      'errors.template.fault.kind: unknown placeholder "{{kind}}"; an error template may hold {{status}}, {{code}}, {{message}}, {{reason}}, {{type}}, {{title}}, {{retryAfter}}',
+    ]);
+    // Unquoted, YAML reads {{code}} as a mapping in a mapping: said so, not sent as {"{ code }":null}.
+    expect(problems(withTemplate('fault: { kind: {{code}}, text: "{{message}}" }'))).toEqual(['errors.template.fault.kind: {{code}} unquoted is a YAML mapping, not a placeholder: write "{{code}}" in quotes']);
+  });
+
   it('has its editors refuse the bare numbers keygate refuses (window: 60 is 60 ms), and take what it takes', () => {
     const validate = new Ajv2020({ strict: false, validateFormats: false }).compile(configJsonSchema());
     const withWindow = (window: string) => `upstream: {url: "http://127.0.0.1:4000"}\nplans:\n  a:\n    rateLimits: [{limit: 5, window: ${window}}]\n`;

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, MESSAGE_PLACEHOLDERS, type DenialReason } from '../denial/reasons.js';
 import { DAY_MS, DURATION_PATTERN, parseDuration } from './duration.js';
 import { templateProblems } from '../gateway/template.js';
+import { ERROR_TEMPLATE_FIELDS, errorTemplateProblems } from '../dialect/error-template.js';
 import { didYouMean } from './closest-name.js';
 import { importedLengthRange } from '../keys/format.js';
 import { repeatedWindow, repeatedWindowWhy } from '../limits/repeated-windows.js';
@@ -361,7 +362,7 @@ const reasonRendering = z
     status: z.number().int().min(400).max(599).optional(),
     code: z.string().optional(),
     message: z.string().optional(),
-    type: z.string().optional().describe('Error type for the typed envelope, e.g. "authentication_error".'),
+    type: z.string().optional().describe('Error type for the typed envelope (and a template\'s {{type}}), e.g. "authentication_error".'),
     reasonPhrase: z
       .string()
       .regex(/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/, 'printable ASCII, not starting or ending with a space (it is sent in the status line)')
@@ -370,11 +371,23 @@ const reasonRendering = z
   })
   .strict();
 
-export const ENVELOPES = ['jsonapi', 'message', 'error_description', 'error', 'typed', 'problem'] as const;
+export const ENVELOPES = ['jsonapi', 'message', 'error_description', 'error', 'typed', 'problem', 'template'] as const;
+
+/** Any JSON value (YAML's dates and the like are refused: they are not JSON). */
+const jsonValue = z.json();
 
 const dialect = z
   .object({
-    envelope: z.enum(ENVELOPES).default('problem'),
+    envelope: z
+      .enum(ENVELOPES)
+      .default('problem')
+      .describe('The shape of error bodies: one of the six fixed ones, or "template" for the shape errors.template gives.'),
+    template: z
+      .union([z.record(z.string(), jsonValue), z.array(jsonValue)])
+      .optional()
+      .describe(
+        `The body of every error where envelope is "template": any JSON object or list whose string values may hold ${ERROR_TEMPLATE_FIELDS.map((name) => `{{${name}}}`).join(', ')}. A string that is only "{{status}}" (or "{{retryAfter}}") is a number (retryAfter: null where no Retry-After is sent); placeholders inside a longer string are text.`,
+      ),
     wwwAuthenticate: z
       .boolean()
       .default(true)
@@ -389,7 +402,17 @@ const dialect = z
     problemTypeBase: z.string().default('https://keygate.dev/problems/'),
     reasons: z.partialRecord(z.enum(DENIAL_REASONS), reasonRendering).default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((errors, ctx) => {
+    if (errors.envelope === 'template' && errors.template === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['template'], message: 'envelope "template" needs the body to send: template: { … } with {{code}}, {{message}} and the like' });
+    }
+    // A template beside another envelope would be ignored: the operator meant one of the two.
+    if (errors.envelope !== 'template' && errors.template !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['template'], message: `a template shapes errors only with envelope: template (envelope is "${errors.envelope}")` });
+    }
+    for (const { path, message } of errorTemplateProblems(errors.template)) ctx.addIssue({ code: 'custom', path: ['template', ...path], message });
+  });
 
 /** A prefix of keys issued before keygate: `-` too, which some APIs' keys hold (`trk-`). */
 const importedPrefix = z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only, such as "rk_live_"');

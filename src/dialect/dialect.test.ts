@@ -120,3 +120,79 @@ describe('dialects', () => {
     );
   });
 });
+
+describe('the template envelope: errors in the shape the profile writes', () => {
+  const FAULT = { fault: { kind: '{{code}}', text: '{{message}}', status: '{{status}}' } };
+  const templated = (template: unknown, more: Record<string, unknown> = {}) => dialectFor({ envelope: 'template', template, ...more });
+
+  it("renders an upstream's own {fault:{kind,text}} shape, {{status}} as a number, with JSON's content type", () => {
+    const r = templated(FAULT).render(deny('missing_key'));
+    expect(r.status).toBe(401);
+    expect(r.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(r.headers['www-authenticate']).toBe('Bearer realm="api"');
+    expect(r.body).toBe('{"fault":{"kind":"missing_key","text":"Missing API key.","status":401}}');
+  });
+
+  it('fills each placeholder: code and message as the profile words them, reason the typed one, type, title, retryAfter', () => {
+    const d = templated(
+      { code: '{{code}}', message: '{{message}}', reason: '{{reason}}', type: '{{type}}', title: '{{title}}', retryAfter: '{{retryAfter}}', status: '{{status}}' },
+      { reasons: { unknown_key: { code: 'bad_token', message: 'Token not recognised.', type: 'auth' }, service_unavailable: { reasonPhrase: 'Service unavailable' } } },
+    );
+    expect(JSON.parse(d.render(deny('unknown_key')).body)).toEqual({ code: 'bad_token', message: 'Token not recognised.', reason: 'unknown_key', type: 'auth', title: 'Unauthorized', retryAfter: null, status: 401 });
+    // malformed_key shares unknown_key's default code; {{reason}} tells them apart.
+    expect(JSON.parse(d.render(deny('malformed_key')).body)).toMatchObject({ code: 'invalid_key', reason: 'malformed_key', type: 'authentication_error' });
+    expect(JSON.parse(d.render(deny('service_unavailable', { retryAfterSeconds: 5 })).body)).toMatchObject({ title: 'Service unavailable', retryAfter: 5, status: 503, type: 'api_error' });
+  });
+
+  it('says {{retryAfter}} as the Retry-After header does, per answer, and null where none is sent', () => {
+    const d = templated({ error: { message: '{{message}}', retry_after: '{{retryAfter}}' } });
+    const limited = d.render(deny('rate_limited', { retryAfterSeconds: 41.2 }));
+    expect(limited.headers['retry-after']).toBe('42');
+    expect(JSON.parse(limited.body)).toEqual({ error: { message: 'Too many requests. Slow down.', retry_after: 42 } });
+    expect(JSON.parse(d.render(deny('rate_limited', { retryAfterSeconds: 0.2 })).body).error.retry_after).toBe(1);
+    expect(JSON.parse(d.render(deny('rate_limited')).body).error.retry_after).toBeNull();
+    // An account's block, rendered once up front, still says its own wait and its own message.
+    expect(JSON.parse(d.render(deny('blocked', { accountBlocked: true, retryAfterSeconds: 600 })).body)).toEqual({
+      error: { message: 'This account is temporarily blocked for repeatedly exceeding the rate limit.', retry_after: 600 },
+    });
+  });
+
+  it('interpolates placeholders inside longer strings as text, keeps other values, nests in lists', () => {
+    const d = templated({ errors: [{ id: 'E{{status}}', detail: '{{code}}: {{ message }}', help: 'https://docs.example.com/errors#{{code}}', wait: 'retry in {{retryAfter}}s', fatal: true, n: 7, none: null }] });
+    expect(JSON.parse(d.render(deny('no_route')).body)).toEqual({
+      errors: [{ id: 'E404', detail: 'not_found: No such endpoint.', help: 'https://docs.example.com/errors#not_found', wait: 'retry in s', fatal: true, n: 7, none: null }],
+    });
+  });
+
+  it('escapes quotes, backslashes, line breaks and replacement patterns in a message, also one with the denial\'s own figures', () => {
+    const message = 'Say "hi" \\ then\nleave {{parameter}}.';
+    const d = templated({ fault: { text: '{{message}}', quoted: '«{{message}}»' } }, { reasons: { invalid_parameter: { message } } });
+    const body = d.render(deny('invalid_parameter', { fill: { parameter: '$&"x' } })).body;
+    const expected = 'Say "hi" \\ then\nleave $&"x.';
+    expect(JSON.parse(body)).toEqual({ fault: { text: expected, quoted: `«${expected}»` } });
+    expect(body).toContain('Say \\"hi\\"');
+  });
+
+  it('shapes the fixed answers (414 and the like) the same way, their code as {{reason}}', () => {
+    const r = templated({ ...FAULT, why: '{{reason}}' }).renderMessage(414, 'uri_too_long', 'The request URL is too long.');
+    expect(r.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(JSON.parse(r.body)).toEqual({ fault: { kind: 'uri_too_long', text: 'The request URL is too long.', status: 414 }, why: 'uri_too_long' });
+  });
+
+  it('sends the content type the profile gives', () => {
+    expect(templated(FAULT, { contentType: 'application/vnd.fault+json' }).render(deny('no_route')).headers['content-type']).toBe('application/vnd.fault+json');
+  });
+
+  it('refuses, naming the field, an unknown placeholder (listing the names it may hold), a filter, an unquoted one, and a template that is missing or not used', () => {
+    const allowed = '{{status}}, {{code}}, {{message}}, {{reason}}, {{type}}, {{title}}, {{retryAfter}}';
+    expect(() => templated({ fault: { kind: '{{kind}}' } })).toThrow(`errors.template.fault.kind: unknown placeholder "{{kind}}"; an error template may hold ${allowed}`);
+    expect(() => templated({ list: ['ok', 'at {{mesage}}'] })).toThrow(`errors.template.list[1]: unknown placeholder "{{mesage}}" (did you mean "message"?); an error template may hold ${allowed}`);
+    expect(() => templated({ at: '{{account.id}}' })).toThrow('errors.template.at: unknown placeholder "{{account.id}}"');
+    expect(() => templated({ at: '{{status | date}}' })).toThrow('errors.template.at: "{{status | date}}": an error template takes no filter (filters format dates); write "{{status}}"');
+    // YAML reads `kind: {{code}}` as a mapping whose key is "{ code }".
+    expect(() => templated({ fault: { kind: { '{ code }': null } } })).toThrow('errors.template.fault.kind: {{code}} unquoted is a YAML mapping, not a placeholder: write "{{code}}" in quotes');
+    expect(() => dialectFor({ envelope: 'template' })).toThrow('errors.template: envelope "template" needs the body to send');
+    expect(() => dialectFor({ envelope: 'message', template: FAULT })).toThrow('errors.template: a template shapes errors only with envelope: template (envelope is "message")');
+    expect(() => templated('{{message}}')).toThrow(/errors\.template: /);
+  });
+});

@@ -1,7 +1,9 @@
 /**
  * A dialect turns a typed denial into the API's own error: status, code, message and
- * envelope. Bodies are rendered once per reason at start-up; only headers vary per
- * request (Retry-After, RateLimit fields, WWW-Authenticate).
+ * envelope (one of six fixed shapes, or the profile's own template). Bodies are rendered
+ * once per reason at start-up; only headers vary per request (Retry-After, RateLimit
+ * fields, WWW-Authenticate), and the messages that name the denial's own figures, and a
+ * template's {{retryAfter}}.
  *
  * @example
  * const dialect = createDialect(config.errors, config.auth.credentials);
@@ -10,6 +12,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { CredentialLocation, DialectConfig, Envelope } from '../config/schema.js';
 import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, SCOPE_LIST_SEPARATOR, type Denial, type DenialReason } from '../denial/reasons.js';
+import { mentionsRetryAfter, renderErrorTemplate } from './error-template.js';
 
 export interface ReasonRendering {
   status: number;
@@ -100,10 +103,12 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
     };
     renderings.set(reason, rendering);
     descriptions.set(reason, challengeDescription(rendering.message));
-    bodies.set(reason, renderBody(config, rendering));
+    bodies.set(reason, renderBody(config, rendering, { reason }));
   }
   // blocked as said of an account's block, rendered once too; a profile that words blocked itself says that of both.
   const accountBlocked = config.reasons.blocked?.message === undefined ? accountBlockedRendering(config, renderings.get('blocked') as ReasonRendering) : undefined;
+  // Retry-After differs per answer: a template that shows it renders such a body per answer.
+  const bodySaysRetryAfter = config.envelope === 'template' && mentionsRetryAfter(config.template);
   const contentType = config.contentType ?? (config.envelope === 'problem' ? 'application/problem+json' : 'application/json; charset=utf-8');
   const challengeScheme = credentials.find((l) => l.in === 'header' && l.scheme.toLowerCase() !== 'none');
   const challenge =
@@ -122,7 +127,8 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
         renderedBody = accountBlocked.body;
       }
       const headers: Record<string, string> = { 'content-type': contentType, ...denial.headers };
-      if (denial.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(denial.retryAfterSeconds)));
+      const retryAfter = denial.retryAfterSeconds === undefined ? undefined : Math.max(1, Math.ceil(denial.retryAfterSeconds));
+      if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
       if (rendering.status === 401 && challenge) {
         if (denial.credentialPresented && INVALID_TOKEN_REASONS.has(denial.reason)) {
           const description = descriptions.get(denial.reason);
@@ -134,14 +140,19 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       // A message with the denial's own figures is written per denial; the others once, up front.
       const { fill } = denial;
       const filled = fill === undefined ? undefined : rendering.message.replace(MESSAGE_PLACEHOLDER, (placeholder, name: string) => fill[name] ?? placeholder);
-      const body = filled === undefined || filled === rendering.message ? renderedBody : renderBody(config, { ...rendering, message: filled });
+      const sameMessage = filled === undefined || filled === rendering.message;
+      const body =
+        sameMessage && (retryAfter === undefined || !bodySaysRetryAfter)
+          ? renderedBody
+          : renderBody(config, { ...rendering, message: filled ?? rendering.message }, { reason: denial.reason, ...(retryAfter === undefined ? {} : { retryAfter }) });
       return rendering.reasonPhrase === undefined ? { status: rendering.status, headers, body } : { status: rendering.status, reasonPhrase: rendering.reasonPhrase, headers, body };
     },
     renderMessage(status, code, message) {
       return {
         status,
         headers: { 'content-type': contentType },
-        body: renderBody(config, { status, code, message, type: defaultType(status) }),
+        // These answers have no reason of their own: /metrics counts them by their code.
+        body: renderBody(config, { status, code, message, type: defaultType(status) }, { reason: code }),
       };
     },
   };
@@ -150,7 +161,7 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
 /** blocked's rendering and body when the block is the account's. */
 function accountBlockedRendering(config: DialectConfig, blocked: ReasonRendering): { rendering: ReasonRendering; body: string } {
   const rendering = { ...blocked, message: ACCOUNT_BLOCKED_MESSAGE };
-  return { rendering, body: renderBody(config, rendering) };
+  return { rendering, body: renderBody(config, rendering, { reason: 'blocked' }) };
 }
 
 /** What RFC 6750 §3 allows in error_description: printable ASCII without `"` and `\`. */
@@ -175,7 +186,14 @@ function challengeDescription(message: string): string | undefined {
   return DESCRIPTION.test(ascii) ? ascii : undefined;
 }
 
-function renderBody(config: DialectConfig, r: ReasonRendering): string {
+/** What a body may say besides its rendering (a template's {{reason}} and {{retryAfter}}). */
+interface BodyContext {
+  reason: string;
+  retryAfter?: number;
+}
+
+function renderBody(config: DialectConfig, r: ReasonRendering, context: BodyContext): string {
+  const title = r.reasonPhrase ?? STATUS_CODES[r.status] ?? 'Error';
   switch (config.envelope) {
     case 'jsonapi':
       return JSON.stringify({ errors: [{ code: r.code, status: r.status, detail: r.message }] });
@@ -190,10 +208,20 @@ function renderBody(config: DialectConfig, r: ReasonRendering): string {
     case 'problem':
       return JSON.stringify({
         type: `${config.problemTypeBase}${r.code}`,
-        title: r.reasonPhrase ?? STATUS_CODES[r.status] ?? 'Error',
+        title,
         status: r.status,
         detail: r.message,
         code: r.code,
+      });
+    case 'template':
+      return renderErrorTemplate(config.template, {
+        status: r.status,
+        code: r.code,
+        message: r.message,
+        reason: context.reason,
+        type: r.type,
+        title,
+        retryAfter: context.retryAfter ?? null,
       });
   }
 }

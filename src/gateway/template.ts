@@ -11,6 +11,8 @@ import { didYouMean } from '../config/closest-name.js';
 
 const WHOLE = /^\{\{\s*([\w.]+)\s*(?:\|\s*(\w+)\s*)?\}\}$/;
 const INSIDE = /\{\{\s*([\w.]+)\s*(?:\|\s*(\w+)\s*)?\}\}/g;
+/** A placeholder anywhere in a string: its path (group 1) and filter (group 2), for checking a template written elsewhere (the error envelope's). */
+export const TEMPLATE_PLACEHOLDER: RegExp = INSIDE;
 
 /** Date filters: the value may be ms since the epoch, an ISO date-time or `YYYY-MM-DD`. */
 const FILTERS: Record<string, (date: Date) => string> = {
