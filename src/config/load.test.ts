@@ -315,7 +315,7 @@ describe('keygate.yaml validation', () => {
     expect(validate(parse(withTemplate(fault)))).toBe(true);
     expect(parseConfigText(withTemplate(fault)).errors.template).toEqual({ fault: { kind: '{{code}}', text: '{{message}}', status: '{{status}}', tags: ['a', 1, true, null] } });
     expect(validate(parse(withTemplate('"{{message}}"')))).toBe(false);
-    expect(problems(withTemplate('"{{message}}"'))[0]).toMatch(/^errors\.template: /);
+    for (const notJson of ['"{{message}}"', '{wait: .inf}']) expect(problems(withTemplate(notJson))[0]).toMatch(/^errors\.template: a JSON object or list, such as /);
   });
 
   it('names the field of an error template that can never render as meant, written in YAML', () => {

@@ -383,7 +383,9 @@ const dialect = z
       .default('problem')
       .describe('The shape of error bodies: one of the six fixed ones, or "template" for the shape errors.template gives.'),
     template: z
-      .union([z.record(z.string(), jsonValue), z.array(jsonValue)])
+      .union([z.record(z.string(), jsonValue), z.array(jsonValue)], {
+        error: 'a JSON object or list, such as { error: { code: "{{code}}", message: "{{message}}" } }, holding only strings, finite numbers, true, false, null, lists and mappings',
+      })
       .optional()
       .describe(
         `The body of every error where envelope is "template": any JSON object or list whose string values may hold ${ERROR_TEMPLATE_FIELDS.map((name) => `{{${name}}}`).join(', ')}. A string that is only "{{status}}" (or "{{retryAfter}}") is a number (retryAfter: null where no Retry-After is sent); placeholders inside a longer string are text.`,
