@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseConfigObject } from '../config/load.js';
+import { parseConfigObject, parseConfigText } from '../config/load.js';
 import { deny } from '../denial/reasons.js';
 import { createDialect } from './dialect.js';
 
@@ -194,5 +195,28 @@ describe('the template envelope: errors in the shape the profile writes', () => 
     expect(() => dialectFor({ envelope: 'template' })).toThrow('errors.template: envelope "template" needs the body to send');
     expect(() => dialectFor({ envelope: 'message', template: FAULT })).toThrow('errors.template: a template shapes errors only with envelope: template (envelope is "message")');
     expect(() => templated('{{message}}')).toThrow(/errors\.template: /);
+  });
+});
+
+describe("docs/configuration.md's error envelopes", () => {
+  const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('## Error envelopes'), doc.indexOf('## The denial reasons'));
+
+  it('shows for missing_key the body and content type each fixed envelope sends', () => {
+    const rows = section.split('\n').filter((line) => line.startsWith('| `') && !line.startsWith('| `{{'));
+    expect(rows.map((row) => row.split('`')[1])).toEqual(['jsonapi', 'message', 'error_description', 'error', 'typed', 'problem']);
+    for (const row of rows) {
+      const [envelope, contentType, body] = row.split(' | ').map((cell) => cell.replace(/^\|? ?`|`.*$/g, ''));
+      const r = dialectFor({ envelope }).render(deny('missing_key'));
+      expect([r.headers['content-type'], r.body], envelope).toEqual([contentType, body]);
+    }
+  });
+
+  it("shows the template example's bodies as rendered (401, 429 with Retry-After: 60, 414)", () => {
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+    const shown = (/```json\n([\s\S]*?)```/.exec(section)?.[1] ?? '').trim().split('\n');
+    const config = parseConfigText(`upstream: {url: "http://127.0.0.1:1"}\n${yaml}`);
+    const d = createDialect(config.errors, config.auth.credentials);
+    expect([d.render(deny('missing_key')).body, d.render(deny('rate_limited', { retryAfterSeconds: 60 })).body, d.renderMessage(414, 'uri_too_long', 'The request URL is too long.').body]).toEqual(shown);
   });
 });
