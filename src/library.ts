@@ -22,7 +22,7 @@ import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 import type { RenderedError } from './dialect/dialect.js';
 import type { Identity } from './pipeline/identity.js';
 import type { RouteMatch } from './routes/route-table.js';
-import { settleCharge } from './pipeline/settle.js';
+import { settleCharge, type OnCharged } from './pipeline/settle.js';
 import { renderBuiltin } from './gateway/builtins.js';
 import { statusClass } from './usage/usage-recorder.js';
 import { isReportedCount, MAX_REPORTED } from './meters/cost.js';
@@ -128,7 +128,7 @@ function isLoadedProfile(loaded: unknown): loaded is LoadedConfig {
 export async function createKeygate(loaded: LoadedConfig, options: RuntimeOptions = {}): Promise<Keygate> {
   if (!isLoadedProfile(loaded)) throw new TypeError(notALoadedProfile('createKeygate'));
   const rt = await createRuntime(loaded, options);
-  const basePath = normalBasePath(rt.config.basePath);
+  const checkRequest = requestChecker(rt);
   /** Requests being checked, or admitted and not yet settled: what `close` waits for. */
   let open = 0;
   let allSettled: (() => void) | undefined;
@@ -137,54 +137,6 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
     open -= 1;
     if (open === 0) allSettled?.();
   };
-  const refusal = (reason: DenialReason, url: string, denial = deny(reason)): CheckResult => ({ allowed: false, reason, url: redactedTarget(rt, url), error: rt.dialect.render(denial) });
-
-  async function judge(request: ReadRequest): Promise<CheckResult> {
-    // The gateway's checks of the target first: a path the API's router could read as
-    // another one (`..`, `\\`, `%2e`, `//`) would be judged by one route's scopes and
-    // served by another's.
-    const target = judgeTarget(request.url, basePath, rt.config.upstream.caseSensitivePaths);
-    if (!target.ok) return refusal(target.reason, request.url);
-    const { url, path } = target;
-    const method = request.method.toUpperCase();
-    const decision = await rt.pipeline.authorize({ method, path, url, headers: request.headers, ...(request.rawHeaders ? { rawHeaders: request.rawHeaders } : {}) });
-    if (!decision.allowed) {
-      // Counted as the gateway counts it: against the key's account, or a revoked or expired key's owner.
-      const account = decision.identity?.account.id ?? refusedKeyOwner(decision);
-      if (account !== undefined) rt.usage.add(account, rt.clock(), 'denials', decision.denial.reason);
-      return refusal(decision.denial.reason, url, decision.denial);
-    }
-    const { identity, route, reservation } = decision;
-    rt.usage.touch(identity.key.id, decision.at);
-    let settled = false;
-    const settle = async (status: number, records?: number) => {
-      if (settled) return;
-      settled = true;
-      try {
-        rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
-        const proxied = route.kind === 'proxy' ? route.route : undefined;
-        await settleCharge(rt, identity.account.id, method, proxied, reservation, status, countedRecords(records, proxied?.path));
-      } finally {
-        done();
-      }
-    };
-    const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
-    return { allowed: true, url: forwardedTarget(url, request, rt.config.auth.credentials, rt.keyFormat), identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
-  }
-
-  /**
-   * The records `settle` was given, as the gateway reads a count header: a whole number
-   * from 0 to MAX_REPORTED (15 digits), or undefined (charged what the request reserved).
-   * NaN, a fraction or a negative number would be charged as such, and a NaN in the daily
-   * usage stops every later write of usage, for every account, until the process ends; a
-   * count past 15 digits, which the gateway would not take from an upstream, would charge
-   * (with overage) more units than a double holds exactly.
-   */
-  function countedRecords(records: number | undefined, path: string | undefined): number | undefined {
-    if (records === undefined || isReportedCount(records)) return records;
-    rt.log.warn({ route: path, records: String(records) }, `settle was given a number of records that is not a whole number from 0 to ${MAX_REPORTED}; charged the reserved estimate`);
-    return undefined;
-  }
 
   /** Waits for the admitted requests to settle (up to `shutdown.drainTimeout`), then writes usage out and closes. */
   async function drainThenClose(): Promise<void> {
@@ -208,31 +160,14 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
   return {
     runtime: rt,
     async check(request) {
-      // A plain-JavaScript caller may pass no request, or one without a target.
-      const target = typeof request?.url === 'string' ? request.url : '';
       // Once closing, nothing more is admitted: what it would charge could not be written out.
-      if (closing) return refusal('service_unavailable', target, deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
-      const read = readRequest(request);
-      if (read === undefined) {
-        // No method or target to judge (plain JavaScript): as the gateway answers a request line it cannot read.
-        rt.log.warn({ target: redactedTarget(rt, target) }, 'library check was given a request without a method and url as strings: answered bad_request');
-        return refusal('bad_request', target);
+      if (closing) {
+        // A plain-JavaScript caller may pass no request, or one without a target.
+        const target = typeof request?.url === 'string' ? request.url : '';
+        return refusalOf(rt, 'service_unavailable', target, deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
       }
       open += 1;
-      let result: CheckResult | undefined;
-      try {
-        result = await judge(read);
-      } catch (error) {
-        // A backend that failed on the way (the store under a built-in, say): the client
-        // gets the gateway's 503 in the dialect, never a rejection the API's handler would
-        // have to catch (node:http would end the process on it).
-        rt.log.error({ err: error, target: redactedTarget(rt, target) }, 'library check failed');
-        result = refusal('service_unavailable', target, deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S }));
-      } finally {
-        // Only an admitted request is waited for by close(); whatever else happened, this one is done.
-        if (!result?.allowed) done();
-      }
-      return result;
+      return checkRequest(request, done);
     },
     // A bare profile would be refused as a change of every field, named "".
     reload: (loaded) => (isLoadedProfile(loaded) ? rt.reload(loaded) : Promise.reject(new TypeError(notALoadedProfile('reload')))),
@@ -240,6 +175,103 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       closing ??= drainThenClose();
       return closing;
     },
+  };
+}
+
+/** A refusal as `check` answers it: the target redacted, the error in the profile's dialect. */
+function refusalOf(rt: Runtime, reason: DenialReason, url: string, denial = deny(reason)): CheckRefused {
+  return { allowed: false, reason, url: redactedTarget(rt, url), error: rt.dialect.render(denial) };
+}
+
+export interface CheckerOptions {
+  /** Who checks, as the log names it when a check fails or is given no request ("library check"). */
+  caller?: string;
+  /** Told the units each settle charges (the admin API counts them in its metrics). */
+  onCharged?: OnCharged;
+}
+
+/**
+ * Steps 1–7 for one request, the gateway's checks of its target first, as the library's
+ * `check` and the admin API's `POST /v1/check` both run them: one function, so a backend
+ * asking over HTTP gets exactly what an in-process caller gets. `finished` runs once the
+ * request is done with: at once for a refusal, on its first settle for an admitted one.
+ */
+export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (request: unknown, finished: () => void) => Promise<CheckResult> {
+  const basePath = normalBasePath(rt.config.basePath);
+  const caller = options.caller ?? 'library check';
+  const { onCharged } = options;
+
+  async function judge(request: ReadRequest, finished: () => void): Promise<CheckResult> {
+    // The gateway's checks of the target first: a path the API's router could read as
+    // another one (`..`, `\\`, `%2e`, `//`) would be judged by one route's scopes and
+    // served by another's.
+    const target = judgeTarget(request.url, basePath, rt.config.upstream.caseSensitivePaths);
+    if (!target.ok) return refusalOf(rt, target.reason, request.url);
+    const { url, path } = target;
+    const method = request.method.toUpperCase();
+    const decision = await rt.pipeline.authorize({ method, path, url, headers: request.headers, ...(request.rawHeaders ? { rawHeaders: request.rawHeaders } : {}) });
+    if (!decision.allowed) {
+      // Counted as the gateway counts it: against the key's account, or a revoked or expired key's owner.
+      const account = decision.identity?.account.id ?? refusedKeyOwner(decision);
+      if (account !== undefined) rt.usage.add(account, rt.clock(), 'denials', decision.denial.reason);
+      return refusalOf(rt, decision.denial.reason, url, decision.denial);
+    }
+    const { identity, route, reservation } = decision;
+    rt.usage.touch(identity.key.id, decision.at);
+    let settled = false;
+    const settle = async (status: number, records?: number) => {
+      if (settled) return;
+      settled = true;
+      try {
+        rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
+        const proxied = route.kind === 'proxy' ? route.route : undefined;
+        await settleCharge(rt, identity.account.id, method, proxied, reservation, status, countedRecords(records, proxied?.path), onCharged);
+      } finally {
+        finished();
+      }
+    };
+    const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
+    return { allowed: true, url: forwardedTarget(url, request, rt.config.auth.credentials, rt.keyFormat), identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
+  }
+
+  /**
+   * The records `settle` was given, as the gateway reads a count header: a whole number
+   * from 0 to MAX_REPORTED (15 digits), or undefined (charged what the request reserved).
+   * NaN, a fraction or a negative number would be charged as such, and a NaN in the daily
+   * usage stops every later write of usage, for every account, until the process ends; a
+   * count past 15 digits, which the gateway would not take from an upstream, would charge
+   * (with overage) more units than a double holds exactly.
+   */
+  function countedRecords(records: number | undefined, path: string | undefined): number | undefined {
+    if (records === undefined || isReportedCount(records)) return records;
+    rt.log.warn({ route: path, records: String(records) }, `settle was given a number of records that is not a whole number from 0 to ${MAX_REPORTED}; charged the reserved estimate`);
+    return undefined;
+  }
+
+  return async (request, finished) => {
+    // A plain-JavaScript caller may pass no request, or one without a target.
+    const target = typeof (request as Partial<CheckRequest> | null | undefined)?.url === 'string' ? (request as CheckRequest).url : '';
+    const read = readRequest(request);
+    if (read === undefined) {
+      finished();
+      // No method or target to judge (plain JavaScript): as the gateway answers a request line it cannot read.
+      rt.log.warn({ target: redactedTarget(rt, target) }, `${caller} was given a request without a method and url as strings: answered bad_request`);
+      return refusalOf(rt, 'bad_request', target);
+    }
+    let result: CheckResult | undefined;
+    try {
+      result = await judge(read, finished);
+    } catch (error) {
+      // A backend that failed on the way (the store under a built-in, say): the client
+      // gets the gateway's 503 in the dialect, never a rejection the API's handler would
+      // have to catch (node:http would end the process on it).
+      rt.log.error({ err: error, target: redactedTarget(rt, target) }, `${caller} failed`);
+      result = refusalOf(rt, 'service_unavailable', target, deny('service_unavailable', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S }));
+    } finally {
+      // Only an admitted request is waited for; whatever else happened, this one is done.
+      if (!result?.allowed) finished();
+    }
+    return result;
   };
 }
 
