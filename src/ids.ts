@@ -5,7 +5,7 @@ const ID_LENGTH = 16;
 /** Orders audit entries made within the same millisecond by this process. */
 let auditSequence = 0;
 
-export function newId(prefix: 'acc' | 'key' | 'mem' | 'aud'): string {
+export function newId(prefix: 'acc' | 'key' | 'mem' | 'aud' | 'chk'): string {
   const random = randomBase62(ID_LENGTH);
   // Audit ids sort by time, then by the order they were made in, so listings are stable.
   if (prefix === 'aud') {

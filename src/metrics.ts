@@ -46,6 +46,8 @@ export interface Metrics {
   request(outcome: Outcome, reason: string, seconds: number, status: number): void;
   /** Units committed on a meter. */
   units(meter: string, units: number): void;
+  /** A check of the admin API's (POST /v1/check) released without a settle, and why. */
+  checkReleased(why: 'timeout' | 'evicted' | 'shutdown'): void;
   /** A reload of the profile (SIGHUP), applied or refused. */
   reload(result: ReloadResult): void;
   /** A client connection closed as it came in: its listener held its most (`maxConnections`). */
@@ -178,6 +180,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   });
   // Both from the start: an alert on increase() sees the first refusal.
   for (const result of RELOAD_RESULTS) reloads.inc({ result }, 0);
+  const checksReleased = new Counter({
+    name: 'keygate_checks_released_total',
+    help: 'Checks of the admin API (POST /v1/check) released without a settle, their reservations given back, by why: timeout (not settled in time), evicted (too many waiting), shutdown (keygate stopping).',
+    labelNames: ['why'],
+    registers: [registry],
+  });
+  // Each from the start: an alert on increase() sees the first one.
+  for (const why of ['timeout', 'evicted', 'shutdown']) checksReleased.inc({ why }, 0);
   const droppedConnections = new Counter({
     name: 'keygate_connections_dropped_total',
     help: 'Client connections closed as they came in because their listener held its most (listen.maxConnections), by listener.',
@@ -272,6 +282,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     units(meter, units) {
       unitsByMeter.set(meter, (unitsByMeter.get(meter) ?? 0) + units);
+    },
+    checkReleased(why) {
+      checksReleased.inc({ why });
     },
     reload(result) {
       reloads.inc({ result });

@@ -40,6 +40,8 @@ export interface ServeOptions extends RuntimeOptions {
   adminReadToken?: string;
   /** How long closing waits for in-flight requests before cutting connections (default: the profile's `shutdown.drainTimeout`). */
   drainTimeoutMs?: number;
+  /** The admin API's POST /v1/check: how long a check waits for its settle before it is released (default 10 minutes), and how many wait at most (50,000). */
+  check?: { settleTimeoutMs?: number; maxPending?: number };
 }
 
 /**
@@ -373,7 +375,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     // Without a token the admin listener still serves /health and /openapi.json.
     const admin = adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log);
     const read = adminTokensOf(options.adminReadToken ?? rt.env[config.admin.readTokenEnv], config.admin.readTokenEnv, log, 'read-only', admin.tokens.length > 0);
-    const adminOptions = { tokens: admin.tokens, readTokens: read.tokens, metrics, ...(admin.refused ? { lockedBecause: admin.refused } : {}) };
+    const adminOptions = { tokens: admin.tokens, readTokens: read.tokens, metrics, ...(admin.refused ? { lockedBecause: admin.refused } : {}), ...(options.check ? { check: options.check } : {}) };
     const adminUrl = await listen(await buildAdmin(rt, adminOptions), 'admin', config.admin.listen, options.ports?.admin);
     rt.listening.admin = adminUrl;
 

@@ -44,6 +44,7 @@ import { checkHealth, OUTAGE_RETRY_AFTER_S, requestFailureLog } from '../operati
 import { completeDocument, PROBLEM_MEDIA_TYPE, toldToOthers, type OpenApiDocument } from './openapi.js';
 import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
+import { registerCheckRoutes } from './check-routes.js';
 
 const ACTOR = 'admin-api';
 
@@ -290,6 +291,7 @@ const TAGS = {
   usage: 'Metered usage, gauges, daily counts and forecasts',
   members: 'Dashboard members and operators: invitations, password resets, sign-in pauses lifted, removal',
   audit: 'Who changed what, newest first',
+  check: 'A request checked as the gateway would, for a backend in any language (keygate as a library over HTTP), then settled',
 };
 
 /** The one POST a read-only token may send: a forecast prices calls and writes nothing. */
@@ -344,6 +346,8 @@ export interface AdminOptions {
   metrics: Metrics;
   /** Why the admin token was refused, when it was (too short, a space in it): the locked API says so. */
   lockedBecause?: string;
+  /** POST /v1/check's pending settles: how long they are held, and how many (defaults: 10 minutes, 50,000). */
+  check?: { settleTimeoutMs?: number; maxPending?: number };
 }
 
 export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<FastifyInstance> {
@@ -968,6 +972,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       return entries.map(auditEventOut);
     },
   );
+
+  registerCheckRoutes(app, rt, { metrics: options.metrics, problem: Problem, ...options.check });
 
   return app;
 }

@@ -580,7 +580,7 @@ class Exchange implements Dispatcher.DispatchHandler {
  * The scopes the upstream is told of: the key's, within what its plan allows now (as the
  * pipeline judged them): a plan changed to fewer scopes narrows the keys made before.
  */
-function scopesHeader(keyScopes: readonly string[], planScopes: readonly string[] | undefined): string {
+export function scopesHeader(keyScopes: readonly string[], planScopes: readonly string[] | undefined): string {
   if (planScopes === undefined || planScopes.includes('*')) return keyScopes.join(' ');
   if (keyScopes.includes('*')) return planScopes.join(' ');
   return keyScopes.filter((scope) => planScopes.includes(scope)).join(' ');

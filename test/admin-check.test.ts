@@ -1,0 +1,284 @@
+/**
+ * keygate as a library over HTTP (the admin API's POST /v1/check and its settle), for a
+ * backend that is not Node.js: the same refusals as the gateway, byte for byte, the same
+ * charges, and checks never settled released after the settle timeout. A real SQLite
+ * file, real sockets.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeygate, type TestKeygate } from './support/keygate.js';
+import { startTestUpstream, type TestUpstream } from './support/upstream.js';
+import { tempDir } from './support/temp.js';
+
+const READ_TOKEN = 'test-read-token-0123456789';
+/** The settle timeout the keygate under test is given: the test moves its clock past it. */
+const SETTLE_TIMEOUT_MS = 60_000;
+/** How many checks it holds waiting for a settle. */
+const MAX_PENDING = 3;
+
+describe('POST /v1/check and its settle', () => {
+  const dir = tempDir('admin-check');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let now = Date.parse('2026-11-15T10:00:00Z');
+  let accountId: string;
+  let secret: string;
+  /** A key whose plan allows one request an hour. */
+  let tightSecret: string;
+  /** A key of a second account: its balance is untouched by the other tests. */
+  let quietAccount: string;
+  let quietSecret: string;
+
+  const json = async (r: Response) => ({ status: r.status, body: (await r.json()) as Record<string, any> });
+  const check = (body: unknown) => kg.admin('/v1/check', { method: 'POST', body: JSON.stringify(body) });
+  const settle = (id: string, body: unknown) => kg.admin(`/v1/check/${id}/settle`, { method: 'POST', body: JSON.stringify(body) });
+  const credits = async (account: string) => ((await json(await kg.admin(`/v1/accounts/${account}/usage`))).body.meters.credits as { usage: number; remaining: number });
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        keys: { prefix: { live: 'sk_live_' } },
+        errors: { envelope: 'error', reasons: { missing_key: { message: 'Missing API key', reasonPhrase: 'Key Required' } } },
+        plans: {
+          scale: { name: 'Scale', meters: { credits: { limit: 1000, unit: 'credits' } } },
+          tight: { name: 'Tight', rateLimits: [{ limit: 1, window: '1h' }], meters: { credits: { limit: 1000 } } },
+        },
+        defaultPlan: 'scale',
+        scopes: ['read', 'admin'],
+        routes: [
+          { method: 'GET', path: '/brands', cost: { meter: 'credits', perRequest: 10 } },
+          { method: 'GET', path: '/rows', cost: { meter: 'credits', perRecord: 2, records: { header: 'X-Rows' }, reserveRecords: 5 } },
+          { method: 'POST', path: '/admin-only', scopes: ['admin'] },
+        ],
+        builtins: [{ path: '/me', body: { account: '{{account.id}}' } }],
+      },
+      { dir, clock: () => now, adminReadToken: READ_TOKEN, check: { settleTimeoutMs: SETTLE_TIMEOUT_MS, maxPending: MAX_PENDING } },
+    );
+    const account = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme' }) }));
+    accountId = account.body.id;
+    secret = (await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'backend', scopes: ['read'] }) }))).body.secret;
+    const tight = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Tight Co', planId: 'tight' }) }));
+    tightSecret = (await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: tight.body.id, name: 't' }) }))).body.secret;
+    const quiet = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Quiet' }) }));
+    quietAccount = quiet.body.id;
+    quietSecret = (await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: quietAccount, name: 'q' }) }))).body.secret;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('needs the admin token: 401 without it, 403 with the read-only one', async () => {
+    const body = JSON.stringify({ method: 'GET', url: '/brands', headers: { authorization: `Bearer ${secret}` } });
+    for (const path of ['/v1/check', '/v1/check/chk_x/settle']) {
+      const none = await fetch(`${kg.adminUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(none.status).toBe(401);
+      expect(none.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      const read = await fetch(`${kg.adminUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${READ_TOKEN}` }, body });
+      expect(read.status).toBe(403);
+    }
+    // Nothing was reserved by the refused calls.
+    expect(await credits(accountId)).toMatchObject({ usage: 0, remaining: 1000 });
+  });
+
+  it('admits a request with its identity, RateLimit headers and a settle id; settle 200 charges the flat cost, settle 500 gives it back', async () => {
+    const admitted = await json(await check({ method: 'GET', url: '/brands?page=2', headers: { authorization: `Bearer ${secret}`, accept: 'application/json' } }));
+    expect(admitted.status).toBe(200);
+    expect(admitted.body).toMatchObject({
+      allowed: true,
+      url: '/brands?page=2',
+      identity: { account: { id: accountId, name: 'Acme' }, key: { name: 'backend', mode: 'live', scopes: ['read'] }, plan: { id: 'scale', name: 'Scale' } },
+      route: { name: 'GET /brands', builtin: false },
+    });
+    expect(admitted.body.settle).toMatch(/^chk_[0-9A-Za-z]{16}$/);
+    expect(admitted.body.identity.key.hint).toMatch(/^sk_live_/);
+    expect(admitted.body.builtin).toBeUndefined();
+    // A flat cost is taken off as the check admits it.
+    expect(await credits(accountId)).toMatchObject({ usage: 10, remaining: 990 });
+    expect(await json(await settle(admitted.body.settle, { status: 200 }))).toEqual({ status: 200, body: { id: admitted.body.settle, status: 200, charged: true } });
+    expect(await credits(accountId)).toMatchObject({ usage: 10, remaining: 990 });
+
+    const failed = await json(await check({ method: 'GET', url: '/brands', headers: { authorization: `Bearer ${secret}` } }));
+    expect(await credits(accountId)).toMatchObject({ usage: 20, remaining: 980 });
+    expect(await json(await settle(failed.body.settle, { status: 500 }))).toEqual({ status: 200, body: { id: failed.body.settle, status: 500, charged: false } });
+    expect(await credits(accountId)).toMatchObject({ usage: 10, remaining: 990 });
+  });
+
+  it('charges a per-record route for the records the settle gives, and nothing for a failure', async () => {
+    const before = await credits(accountId);
+    const rows = await json(await check({ method: 'GET', url: '/rows', headers: { authorization: `Bearer ${secret}` } }));
+    expect(rows.body.allowed).toBe(true);
+    expect((await settle(rows.body.settle, { status: 200, records: 7 })).status).toBe(200);
+    expect(await credits(accountId)).toMatchObject({ usage: before.usage + 14 });
+
+    const failed = await json(await check({ method: 'GET', url: '/rows', headers: { authorization: `Bearer ${secret}` } }));
+    expect((await settle(failed.body.settle, { status: 503, records: 7 })).status).toBe(200);
+    expect(await credits(accountId)).toMatchObject({ usage: before.usage + 14 });
+
+    // Without records: what the check reserved (reserveRecords 5 × 2).
+    const estimated = await json(await check({ method: 'GET', url: '/rows', headers: { authorization: `Bearer ${secret}` } }));
+    expect((await settle(estimated.body.settle, { status: 200 })).status).toBe(200);
+    expect(await credits(accountId)).toMatchObject({ usage: before.usage + 24 });
+  });
+
+  it("answers a built-in endpoint's body, to send as it is", async () => {
+    const me = await json(await check({ method: 'GET', url: '/me', headers: { Authorization: `Bearer ${secret}` } }));
+    expect(me.body).toMatchObject({ allowed: true, route: { builtin: true }, builtin: { status: 200, contentType: 'application/json; charset=utf-8' } });
+    expect(JSON.parse(me.body.builtin.body)).toEqual({ account: accountId });
+    expect((await settle(me.body.settle, { status: 200 })).status).toBe(200);
+  });
+
+  /** The gateway's answer and the check's refusal for the same request: status, reason phrase, headers and body alike. */
+  async function expectSameRefusal(method: string, url: string, headers: Record<string, string>, reason: string): Promise<void> {
+    const gateway = await kg.call(url, { method, headers });
+    const gatewayBody = Buffer.from(await gateway.arrayBuffer());
+    const { status, body } = await json(await check({ method, url, headers }));
+    expect(status).toBe(200);
+    expect(body.allowed).toBe(false);
+    expect(body.reason).toBe(reason);
+    const { error } = body;
+    expect(error.status).toBe(gateway.status);
+    expect(Buffer.from(error.body as string, 'utf8').equals(gatewayBody)).toBe(true);
+    if (error.reasonPhrase !== undefined) expect(error.reasonPhrase).toBe(gateway.statusText);
+    for (const [name, value] of Object.entries(error.headers as Record<string, string>)) expect([name, gateway.headers.get(name)]).toEqual([name, value]);
+  }
+
+  it('refuses as the gateway does, byte for byte: missing, malformed and unknown key, insufficient scope, no route, a key sent twice', async () => {
+    await expectSameRefusal('GET', '/brands', {}, 'missing_key');
+    await expectSameRefusal('GET', '/brands', { authorization: 'Bearer sk_live_tooshort' }, 'malformed_key');
+    await expectSameRefusal('POST', '/admin-only', { authorization: `Bearer ${secret}` }, 'insufficient_scope');
+    await expectSameRefusal('GET', '/nowhere', { authorization: `Bearer ${secret}` }, 'no_route');
+    const missing = await json(await check({ method: 'GET', url: '/brands', headers: {} }));
+    // The profile's own reason phrase, for the backend's status line.
+    expect(missing.body.error).toMatchObject({ status: 401, reasonPhrase: 'Key Required', body: '{"error":"Missing API key"}' });
+    // Two Authorization headers: refused as the gateway refuses them.
+    const twice = await json(await check({ method: 'GET', url: '/brands', headers: { authorization: [`Bearer ${secret}`, `Bearer ${secret}`] } }));
+    expect(twice.body).toMatchObject({ allowed: false, reason: 'malformed_key', error: { status: 401 } });
+  });
+
+  it('refuses an unknown and a revoked key as the gateway does', async () => {
+    // A key of the profile's format (its checksum right) that was never issued.
+    await expectSameRefusal('GET', '/brands', { authorization: `Bearer ${kg.runtime.keyFormat.generate('live')}` }, 'unknown_key');
+    const key = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: quietAccount, name: 'gone' }) }));
+    expect((await kg.admin(`/v1/keys/${key.body.id}/revoke`, { method: 'POST' })).status).toBe(200);
+    await expectSameRefusal('GET', '/brands', { authorization: `Bearer ${key.body.secret}` }, 'revoked_key');
+  });
+
+  it('refuses a rate-limited request as the gateway does, RateLimit and Retry-After headers included', async () => {
+    const first = await json(await check({ method: 'GET', url: '/brands', headers: { authorization: `Bearer ${tightSecret}` } }));
+    expect(first.body.allowed).toBe(true);
+    expect(first.body.headers).toHaveProperty('ratelimit');
+    expect((await settle(first.body.settle, { status: 200 })).status).toBe(200);
+    await expectSameRefusal('GET', '/brands', { authorization: `Bearer ${tightSecret}` }, 'rate_limited');
+    const limited = await json(await check({ method: 'GET', url: '/brands', headers: { authorization: `Bearer ${tightSecret}` } }));
+    expect(limited.body.error.status).toBe(429);
+    expect(limited.body.error.headers).toHaveProperty('retry-after');
+  });
+
+  it('answers 404 for a settle id never given, and a second settle says it was settled already, changing nothing', async () => {
+    const unknown = await json(await settle('chk_0000000000000000', { status: 200 }));
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ status: 404, title: 'Not Found' });
+    expect(unknown.body.detail).toContain('no check chk_0000000000000000 is waiting for a settle');
+
+    const admitted = await json(await check({ method: 'GET', url: '/brands', headers: { authorization: `Bearer ${quietSecret}` } }));
+    expect((await settle(admitted.body.settle, { status: 500 })).status).toBe(200);
+    expect(await credits(quietAccount)).toMatchObject({ usage: 0 });
+    const again = await json(await settle(admitted.body.settle, { status: 200 }));
+    expect(again.status).toBe(404);
+    expect(again.body.detail).toBe(`check ${admitted.body.settle} was settled already (status 500): a second settle changes nothing`);
+    expect(await credits(quietAccount)).toMatchObject({ usage: 0 });
+  });
+
+  it('releases a check not settled within the settle timeout, counted in /metrics', async () => {
+    const admitted = await json(await check({ method: 'GET', url: '/brands', headers: { authorization: `Bearer ${quietSecret}` } }));
+    expect(await credits(quietAccount)).toMatchObject({ usage: 10 });
+    now += SETTLE_TIMEOUT_MS - 1;
+    // Not yet: a settle now would still count. Another check's call looks at the timeouts.
+    const other = await json(await check({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${quietSecret}` } }));
+    expect(await credits(quietAccount)).toMatchObject({ usage: 10 });
+    now += 2;
+    const late = await json(await settle(admitted.body.settle, { status: 200 }));
+    expect(late.status).toBe(404);
+    expect(late.body.detail).toBe(`check ${admitted.body.settle} was released unsettled, its reservation given back (as status 499), because it was not settled within 60 s: this settle changes nothing`);
+    expect(await credits(quietAccount)).toMatchObject({ usage: 0 });
+    // The other one, checked later, is still waiting.
+    expect((await settle(other.body.settle, { status: 200 })).status).toBe(200);
+    const metrics = await (await kg.admin('/metrics')).text();
+    expect(metrics).toContain('keygate_checks_released_total{why="timeout"} 1');
+  });
+
+  it(`holds at most ${MAX_PENDING} checks waiting: past it the oldest is released, and logged`, async () => {
+    const ids: string[] = [];
+    for (let i = 0; i <= MAX_PENDING; i++) ids.push((await json(await check({ method: 'GET', url: '/brands', headers: { authorization: `Bearer ${quietSecret}` } }))).body.settle);
+    // The first was released as the fourth came: only three are charged.
+    expect(await credits(quietAccount)).toMatchObject({ usage: 10 * MAX_PENDING });
+    const evicted = await json(await settle(ids[0] as string, { status: 200 }));
+    expect(evicted.status).toBe(404);
+    expect(evicted.body.detail).toContain('more checks were waiting for their settle than the admin API holds');
+    for (const id of ids.slice(1)) expect((await settle(id, { status: 500 })).status).toBe(200);
+    expect(await credits(quietAccount)).toMatchObject({ usage: 0 });
+    expect(kg.logs.text).toContain(`more than ${MAX_PENDING} checks waiting for their settle: the oldest was released unsettled`);
+    expect(await (await kg.admin('/metrics')).text()).toContain('keygate_checks_released_total{why="evicted"} 1');
+  });
+
+  it('refuses a request it cannot read with 400 naming the field', async () => {
+    const cases: [unknown, string][] = [
+      [[], 'body'],
+      ['GET /brands', 'body'],
+      [{ url: '/brands' }, 'body.method'],
+      [{ method: 'GET', url: 'https://api.example.com/brands' }, 'body.url: must be the path and query as the client sent them, starting with /'],
+      [{ method: 'GET' }, 'body.url'],
+      [{ method: 'GET', url: '/brands', headers: { authorization: 5 } }, 'body.headers.authorization: a header value: a string, or an array of strings'],
+      [{ method: 'GET', url: '/brands', headers: 'authorization: Bearer x' }, 'body.headers'],
+      [{ method: 'GET /x', url: '/brands' }, 'body.method: an HTTP method'],
+      [{ method: 'GET', url: '/brands', rawHeaders: [] }, 'rawHeaders'],
+      [{ method: 'GET', url: `/${'a'.repeat(70_000)}` }, 'body.url: a path and query of at most 65536 characters'],
+    ];
+    for (const [body, named] of cases) {
+      const r = await json(await check(body));
+      expect([body, r.status]).toEqual([body, 400]);
+      expect(r.body.detail).toContain(named);
+    }
+    const huge = await check({ method: 'GET', url: '/brands', headers: { 'x-big': 'a'.repeat(1_100_000) } });
+    expect(huge.status).toBe(413);
+    const settleCases: [unknown, string][] = [
+      [{}, 'body.status'],
+      [{ status: '200' }, 'body.status'],
+      [{ status: 42 }, 'body.status: an HTTP status, 100 to 599'],
+      [{ status: 200, records: -1 }, 'body.records'],
+      [{ status: 200, records: 1.5 }, 'body.records'],
+    ];
+    for (const [body, named] of settleCases) {
+      const r = await json(await settle('chk_0000000000000000', body));
+      expect([body, r.status]).toEqual([body, 400]);
+      expect(r.body.detail).toContain(named);
+    }
+  });
+
+  it('never writes a key it was given to the log, nor into an error', async () => {
+    // A key in the target, where the check is refused for it.
+    const r = await json(await check({ method: 'GET', url: `https://x/?apikey=${secret}`, headers: { authorization: `Bearer ${secret}` } }));
+    expect(r.status).toBe(400);
+    expect(JSON.stringify(r.body)).not.toContain(secret);
+    const inPath = await json(await settle(secret, { status: 200 }));
+    expect(inPath.status).toBe(404);
+    expect(JSON.stringify(inPath.body)).not.toContain(secret);
+    for (const key of [secret, tightSecret, quietSecret]) expect(kg.logs.text).not.toContain(key.slice(8));
+  });
+
+  it('releases the checks still waiting when keygate stops, before usage is written out', async () => {
+    const pending = await json(await check({ method: 'GET', url: '/brands', headers: { authorization: `Bearer ${quietSecret}` } }));
+    expect(pending.body.allowed).toBe(true);
+    expect(await credits(quietAccount)).toMatchObject({ usage: 10 });
+    const logs = kg.logs;
+    await kg.close();
+    expect(logs.text).toContain('1 check(s) never settled, released as the admin API closes');
+    // Started again on the same file: the flat cost was given back before the balances were written.
+    kg = await startKeygate({ upstream: { url: upstream.url }, keys: { prefix: { live: 'sk_live_' } }, plans: { scale: { meters: { credits: { limit: 1000 } } } }, defaultPlan: 'scale' }, { dir, clock: () => now });
+    expect(await credits(quietAccount)).toMatchObject({ usage: 0 });
+    for (const key of [secret, tightSecret, quietSecret]) expect(logs.text).not.toContain(key.slice(8));
+  });
+});
