@@ -121,6 +121,8 @@ describe('POST /v1/check and its settle', () => {
     const estimated = await json(await check({ method: 'GET', url: '/rows', headers: { authorization: `Bearer ${secret}` } }));
     expect((await settle(estimated.body.settle, { status: 200 })).status).toBe(200);
     expect(await credits(accountId)).toMatchObject({ usage: before.usage + 24 });
+    // Counted in /metrics as the gateway's charges are: 10 (the flat cost settled 200 above), 14 and 10.
+    expect(await (await kg.admin('/metrics')).text()).toContain('keygate_units_charged_total{meter="credits"} 34');
   });
 
   it("answers a built-in endpoint's body, to send as it is", async () => {
