@@ -48,6 +48,12 @@ export interface CheckRequest {
    * `malformed_key`, as the gateway refuses them; without it, the first one is read.
    */
   rawHeaders?: readonly string[];
+  /**
+   * The address the request came from (Node's `req.socket.remoteAddress`): with
+   * `auth.unknownKeys`, the unknown keys of each client address are counted (behind
+   * `trustedProxies`, the client X-Forwarded-For names). Without it, none are counted.
+   */
+  remoteAddress?: string;
 }
 
 /** A refused request: send `error` as it is. */
@@ -209,7 +215,7 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
     if (!target.ok) return refusalOf(rt, target.reason, request.url);
     const { url, path } = target;
     const method = request.method.toUpperCase();
-    const decision = await rt.pipeline.authorize({ method, path, url, headers: request.headers, ...(request.rawHeaders ? { rawHeaders: request.rawHeaders } : {}) });
+    const decision = await rt.pipeline.authorize({ method, path, url, headers: request.headers, ...(request.rawHeaders ? { rawHeaders: request.rawHeaders } : {}), ...(request.remoteAddress === undefined ? {} : { peer: request.remoteAddress }) });
     if (!decision.allowed) {
       // Counted as the gateway counts it: against the key's account, or a revoked or expired key's owner.
       const account = decision.identity?.account.id ?? refusedKeyOwner(decision);
@@ -281,6 +287,7 @@ interface ReadRequest {
   url: string;
   headers: Record<string, HeaderValue>;
   rawHeaders?: readonly string[];
+  remoteAddress?: string;
 }
 
 type HeaderValue = string | string[] | undefined;
@@ -291,10 +298,10 @@ type HeaderValue = string | string[] | undefined;
  */
 function readRequest(request: unknown): ReadRequest | undefined {
   if (typeof request !== 'object' || request === null) return undefined;
-  const { method, url, headers, rawHeaders } = request as Partial<Record<keyof CheckRequest, unknown>>;
+  const { method, url, headers, rawHeaders, remoteAddress } = request as Partial<Record<keyof CheckRequest, unknown>>;
   if (typeof method !== 'string' || typeof url !== 'string') return undefined;
   const raw = Array.isArray(rawHeaders) && rawHeaders.every((item) => typeof item === 'string') ? (rawHeaders as string[]) : undefined;
-  return { method, url, headers: nodeHeaders(headers), ...(raw ? { rawHeaders: raw } : {}) };
+  return { method, url, headers: nodeHeaders(headers), ...(raw ? { rawHeaders: raw } : {}), ...(typeof remoteAddress === 'string' && remoteAddress !== '' ? { remoteAddress } : {}) };
 }
 
 /**

@@ -77,6 +77,8 @@ export interface MetricsOptions {
   roundTrips?: Readonly<{ count: number; seconds: number }>;
   /** Blocks started by this process so far, by window (those that can start one at 0), read at each scrape. */
   blocksStarted?: ReadonlyMap<string, number>;
+  /** Client addresses blocked so far for their unknown keys (auth.unknownKeys), read at each scrape. */
+  addressBlocks?: Readonly<{ started: number }>;
   /** The upstream keygate started (upstream.spawn), if it did: whether it is down, and its restarts, read at each scrape. */
   spawnedUpstream?: Pick<SpawnedUpstream, 'down' | 'restarts'>;
   /** Log lines dropped from standard output so far (its reader did not read), read at each scrape. */
@@ -216,6 +218,16 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         for (const [window, count] of blocksStarted) this.inc({ window }, count);
       },
     });
+  }
+
+  const { addressBlocks } = options;
+  if (addressBlocks) {
+    // No address label: one series, however many addresses (the log line names each).
+    totalOf(
+      'keygate_address_blocks_started_total',
+      'Client addresses (an IPv4 address, an IPv6 /64) this process blocked for presenting too many unknown keys (auth.unknownKeys), each block once however many requests it then refuses (too_many_failures). Shown at 0 from the start.',
+      () => addressBlocks.started,
+    );
   }
 
   const { spawnedUpstream } = options;

@@ -27,6 +27,7 @@ import { periodBounds } from './meters/period.js';
 import { UsageRecorder } from './usage/usage-recorder.js';
 import { createLog, releaseStandardOutput, type Log } from './log.js';
 import { markChange, watchChanges, type ChangeWatch } from './keys/change-marks.js';
+import { UnknownKeyLimit, type AddressBlock } from './auth/unknown-key-limit.js';
 
 export interface RuntimeOptions {
   clock?: () => number;
@@ -80,6 +81,8 @@ export interface Runtime {
   readonly storeLookups: Readonly<StoreLookups>;
   /** Blocks this process's admissions started (each logged as it began), by window, for /metrics. */
   readonly blockStarts: Pick<BlockStarts, 'byWindow'>;
+  /** Client addresses this process blocked for their unknown keys (`auth.unknownKeys`), each logged as it began, for /metrics. */
+  readonly addressBlocks: Readonly<{ started: number }>;
   /** Drop cached keys here and in every other process. */
   invalidate(event: CacheEvent): Promise<void>;
   /**
@@ -105,12 +108,13 @@ export interface Runtime {
 
 /**
  * What a reload can change: what requests are judged by (plans, routes, built-ins,
- * scopes, whether paths are matched ignoring case), how refusals read (errors), whether
+ * scopes, whether paths are matched ignoring case, how many unknown keys an address may
+ * present), how refusals read (errors), whether
  * requests are logged and which query parameters their lines hide, the names, and how the
  * next stop goes (shutdown). The rest is what processes, listeners, connections and
  * stored keys were built from.
  */
-export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'upstream.caseSensitivePaths', 'errors', 'log.requests', 'log.redactQuery', 'shutdown'] as const;
+export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'upstream.caseSensitivePaths', 'auth.unknownKeys', 'errors', 'log.requests', 'log.redactQuery', 'shutdown'] as const;
 
 export class ConfigReloadError extends Error {
   constructor(readonly fields: string[]) {
@@ -270,7 +274,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   const keyFormat = createKeyFormat(config.keys);
   // Once per start of a serving process (the key format takes no reload), as route gaps are told.
   const weakKeys = options.use === 'command' ? undefined : weakImportedKeys(config.keys);
-  if (weakKeys) log.warn({ field: weakKeys.field, bits: weakKeys.bits }, describeWeakImportedKeys(weakKeys));
+  if (weakKeys) log.warn({ field: weakKeys.field, bits: weakKeys.bits }, describeWeakImportedKeys(weakKeys, config.auth.unknownKeys !== undefined));
   const hashKey = createKeyHasher(env[config.pepperEnv]);
   const keyCache = new KeyCache(config.keyCacheTtl);
   let recordKeyHashing: (() => void) | undefined;
@@ -330,6 +334,18 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   /** Kept across reloads (each pipeline counts into them), for /metrics. */
   const storeLookups: StoreLookups = { found: 0, unknown: 0, failed: 0 };
   const blockStarts = createBlockStarts(log);
+  /** Unknown keys by client address, kept across reloads (a changed limit judges the counts so far). */
+  const unknownKeyLimit = new UnknownKeyLimit();
+  const addressBlocks = { started: 0 };
+  const onAddressBlocked = (block: AddressBlock) => {
+    addressBlocks.started += 1;
+    // A warning, once per block (each lasts `block`), never the key: an address is shut out
+    // for a while, and whoever is behind it may ask why.
+    log.warn(
+      { client: block.address, unknownKeys: block.unknownKeys, windowMs: block.windowMs, blockMs: block.blockMs, blockedUntil: new Date(block.endsAt).toISOString() },
+      'client address blocked: too many unknown keys (auth.unknownKeys)',
+    );
+  };
   /** Changes saved here whose message Redis did not carry (see Runtime.untoldChanges). */
   const untoldChanges = { viaStore: 0, lost: 0 };
   /** What a request is judged and answered by, built from a profile (again on reload). */
@@ -341,6 +357,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       for (const gap of wildcardRootGaps(routes, profile.routes)) log.warn({ route: gap.route.id, root: gap.root, methods: gap.methods, via: gap.via.id }, describeWildcardRootGap(gap));
     }
     blockStarts.expect(profile);
+    // Turned off: nothing counted so far holds if it is turned on again.
+    if (!profile.auth.unknownKeys) unknownKeyLimit.clear();
     return {
       config: profile,
       dialect: createDialect(profile.errors, profile.auth.credentials),
@@ -358,6 +376,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
         ...(recordKeyHashing ? { onKeyFound: recordKeyHashing } : {}),
         storeLookups,
         onBlockStarted: blockStarts.record,
+        unknownKeyLimit,
+        onAddressBlocked,
       }),
     };
   };
@@ -452,6 +472,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     stopping: false,
     storeLookups,
     blockStarts,
+    addressBlocks,
     get untoldChanges() {
       return { ...untoldChanges };
     },

@@ -143,4 +143,16 @@ describe('imported keys too short to withstand guessing', () => {
       }),
     ]);
   });
+
+  it('are warned of with auth.unknownKeys too: it throttles one address, not a client with many', async () => {
+    await kg?.close();
+    kg = await startKeygate(
+      { upstream: { url: upstream.url }, store: `sqlite:${dir}/throttled.db`, keys: { imported: { prefix: { live: 'old_' }, alphabet: 'hex', length: 8 } }, auth: { unknownKeys: { limit: 20, window: '1m', block: '10m' } } },
+      { dir },
+    );
+    const warnings = kg.logs.lines.map((line) => JSON.parse(line) as { level: number; msg: string; field?: string }).filter((entry) => entry.level === 40 && entry.field !== undefined);
+    expect(warnings.map((entry) => entry.msg)).toEqual([
+      "keys.imported.length: imported keys of 8 hex characters after their prefix carry 32 bits of randomness, fewer than 96: guesses at unknown keys are throttled only per client address and process (auth.unknownKeys), so a client with many addresses can find a working key by trying (the more keys imported, the sooner). Move their owners to keygate's own keys (keygate keys rotate <id>), then remove keys.imported; see docs/authentication.md#key-formats.",
+    ]);
+  });
 });

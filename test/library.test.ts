@@ -646,3 +646,38 @@ describe('check() with headers in shapes Node never makes answers as serve() doe
     if (expected.status !== 200) expect(library).toEqual(wire);
   });
 });
+
+describe('keygate as a library, with auth.unknownKeys', () => {
+  const dir = tempDir('library-unknown-keys');
+  let gate: Keygate;
+
+  afterAll(async () => {
+    await gate?.close();
+  });
+
+  it('counts unknown keys by the remoteAddress check is given (X-Forwarded-For only from a trusted proxy), and none without one', async () => {
+    const config = parseConfigObject({
+      upstream: { url: 'http://127.0.0.1:1' }, // never used in process
+      store: `sqlite:${path.join(dir, 'k.db')}`,
+      trustedProxies: ['10.0.0.1'],
+      auth: { unknownKeys: { limit: 2, window: '1m', block: '10m' } },
+    });
+    gate = await createKeygate({ config, file: 'inline', dir });
+    const check = (extra: Partial<CheckRequest>, headers: Record<string, string> = {}) =>
+      gate.check({ method: 'GET', url: '/x', headers: { authorization: `Bearer ${gate.runtime.keyFormat.generate('live')}`, ...headers }, ...extra });
+    const reasons = async (extra: Partial<CheckRequest>, headers?: Record<string, string>) => {
+      const seen: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const result = await check(extra, headers);
+        seen.push(result.allowed ? 'allowed' : result.reason);
+      }
+      return seen;
+    };
+    expect(await reasons({})).toEqual(['unknown_key', 'unknown_key', 'unknown_key']);
+    expect(await reasons({ remoteAddress: '192.0.2.7' })).toEqual(['unknown_key', 'unknown_key', 'too_many_failures']);
+    const refused = await check({ remoteAddress: '192.0.2.7' });
+    expect([refused.allowed, !refused.allowed && refused.error.status, !refused.allowed && refused.error.headers['retry-after']]).toEqual([false, 429, '600']);
+    expect(await reasons({ remoteAddress: '10.0.0.1' }, { 'x-forwarded-for': '198.51.100.1' })).toEqual(['unknown_key', 'unknown_key', 'too_many_failures']);
+    expect(await reasons({ remoteAddress: '10.0.0.1' }, { 'x-forwarded-for': '198.51.100.2' })).toEqual(['unknown_key', 'unknown_key', 'too_many_failures']);
+  });
+});

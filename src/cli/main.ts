@@ -507,7 +507,7 @@ export function buildCli(): Command {
         ...profileOps.scopeGaps(table, profile.routes).map(profileOps.describeScopeGap),
         ...profileOps.wildcardRootGaps(table, profile.routes).map(profileOps.describeWildcardRootGap),
         ...(cookiesInClear ? [cookiesInClear] : []),
-        ...(weakKeys ? [profileOps.describeWeakImportedKeys(weakKeys)] : []),
+        ...(weakKeys ? [profileOps.describeWeakImportedKeys(weakKeys, profile.auth.unknownKeys !== undefined)] : []),
       ];
       print(json, { file: config, ok: true, plans, routes, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
         [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, ...warnings.map((warning) => `warning: ${warning}`)].join('\n'),

@@ -357,6 +357,29 @@ const credentialLocation = z.discriminatedUnion('in', [
   z.object({ in: z.literal('query'), name: z.string().min(1) }).strict(),
 ]);
 
+/** The most unknown keys `auth.unknownKeys.limit` may allow an address per window (more would hold more times in memory per address). */
+export const MAX_UNKNOWN_KEYS_PER_WINDOW = 1000;
+
+/**
+ * Unknown keys per client address (auth/unknown-key-limit.ts): off unless given. Only
+ * `unknown_key` counts (see there why revoked, expired and malformed keys do not).
+ */
+export const unknownKeyLimitSchema = z
+  .object({
+    limit: z
+      .number()
+      .int()
+      .positive('a number of unknown keys, at least 1')
+      .max(MAX_UNKNOWN_KEYS_PER_WINDOW, `a number of unknown keys, at most ${MAX_UNKNOWN_KEYS_PER_WINDOW}`)
+      .describe('Unknown keys one client address (an IPv4 address, an IPv6 /64) may present within `window`; the one that reaches it blocks the address.'),
+    window: positiveDuration.describe('...counted over this rolling period, e.g. "1m".'),
+    block: positiveDuration.describe('How long a blocked address is refused (too_many_failures, 429) for any well-formed key this process has not cached as valid, e.g. "10m".'),
+  })
+  .strict()
+  .describe(
+    'Off unless given. Throttles key guessing per client address, in each process: after `limit` unknown keys within `window`, the address is refused for `block` without a store lookup, but for keys this process has cached as valid. Revoked, expired and malformed keys do not count.',
+  );
+
 const reasonRendering = z
   .object({
     status: z.number().int().min(400).max(599).optional(),
@@ -640,9 +663,13 @@ export const configSchema = z
       .describe('Load balancers in front of keygate (IP addresses or CIDR ranges): from them, X-Forwarded-Proto, -Host and -Port are passed on as sent instead of replaced.'),
     keys: keyFormat.prefault({}),
     auth: z
-      .object({ credentials: z.array(credentialLocation).min(1) })
+      .object({
+        // Defaulted on its own too: a profile that adds unknownKeys keeps the default credential.
+        credentials: z.array(credentialLocation).min(1).prefault([{ in: 'header', name: 'Authorization', scheme: 'Bearer' }]),
+        unknownKeys: unknownKeyLimitSchema.optional(),
+      })
       .strict()
-      .prefault({ credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }] }),
+      .prefault({}),
     errors: dialect.prefault({}),
     identityHeaders: z
       .object({
@@ -864,3 +891,4 @@ export type DialectConfig = Config['errors'];
 export type Envelope = (typeof ENVELOPES)[number];
 export type KeyFormatConfig = Config['keys'];
 export type MeterPeriod = Meter['period'];
+export type UnknownKeyPolicy = z.output<typeof unknownKeyLimitSchema>;

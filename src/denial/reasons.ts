@@ -7,6 +7,7 @@ export const DENIAL_REASONS = [
   'missing_key',
   'malformed_key',
   'unknown_key',
+  'too_many_failures',
   'revoked_key',
   'expired_key',
   'key_not_bound',
@@ -32,8 +33,9 @@ export type DenialReason = (typeof DENIAL_REASONS)[number];
 export interface Denial {
   reason: DenialReason;
   /**
-   * Seconds until a retry can succeed (blocked, rate_limited, concurrency_limited,
-   * service_unavailable; upstream_unavailable while an upstream keygate started is down).
+   * Seconds until a retry can succeed (too_many_failures, blocked, rate_limited,
+   * concurrency_limited, service_unavailable; upstream_unavailable while an upstream
+   * keygate started is down).
    */
   retryAfterSeconds?: number;
   /** Extra response headers (RateLimit fields on a 429). */

@@ -44,6 +44,7 @@ export const DEFAULT_RENDERINGS: Record<DenialReason, Omit<ReasonRendering, 'typ
   missing_key: { status: 401, code: 'missing_key', message: 'Missing API key.' },
   malformed_key: { status: 401, code: 'invalid_key', message: 'Invalid API key.' },
   unknown_key: { status: 401, code: 'invalid_key', message: 'Invalid API key.' },
+  too_many_failures: { status: 429, code: 'too_many_failures', message: 'Too many requests with invalid API keys from this address. Try again later.' },
   revoked_key: { status: 401, code: 'revoked_key', message: 'This API key has been revoked.' },
   expired_key: { status: 401, code: 'expired_key', message: 'This API key has expired.' },
   key_not_bound: { status: 401, code: 'key_not_bound', message: 'This API key is not bound to an account.' },

@@ -314,7 +314,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     // routed by) stands.
     if (target.authority !== undefined && fromTrustedProxy?.(request.keygate.peer ?? '') !== true) request.raw.headers.host = target.authority;
     const { url, path } = target;
-    const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers, rawHeaders: request.raw.rawHeaders, accountBusy, keyMemo: (request.raw.socket as PeerSocket)[KEY_MEMO] };
+    const gatewayRequest: GatewayRequest = { method: request.method, path, url, headers, rawHeaders: request.raw.rawHeaders, accountBusy, keyMemo: (request.raw.socket as PeerSocket)[KEY_MEMO], peer: request.keygate.peer };
     const decision = rt.pipeline.authorize(gatewayRequest);
     if (decision instanceof Promise) {
       decision.then((settled) => respond(request, reply, settled)).catch((error: unknown) => fail(request, reply, error));

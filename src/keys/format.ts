@@ -131,8 +131,9 @@ export function importedLengthRange(length: number | { min: number; max: number 
 const IMPORTED_ALPHABETS = { base62: '0-9A-Za-z', hex: '0-9A-Fa-f', base64url: '0-9A-Za-z_\\-' } as const;
 
 /**
- * The randomness an imported key needs at least, in bits. Nothing throttles guesses at
- * unknown keys (each is one lookup), so a short key can be found by trying: 32 bits (8 hex
+ * The randomness an imported key needs at least, in bits. Guesses at unknown keys (each
+ * one lookup) are throttled at most per client address (`auth.unknownKeys`, off unless
+ * set), so a short key can be found by trying: 32 bits (8 hex
  * characters) fell in 3,800 tries at 880 requests a second where many keys were imported.
  * keygate's own keys carry 143 (prefixed) or 128 up (hex).
  */
@@ -164,11 +165,18 @@ export function weakImportedKeys(keys: Pick<KeyFormatConfig, 'imported'>): WeakI
   return bits < LEAST_IMPORTED_KEY_BITS ? { field: 'keys.imported.length', length: min, alphabet, bits } : undefined;
 }
 
-/** The warning for `weakImportedKeys`: the field, the bits, the risk and what to do. */
-export function describeWeakImportedKeys({ field, length, alphabet, bits }: WeakImportedKeys): string {
+/**
+ * The warning for `weakImportedKeys`: the field, the bits, the risk and what to do.
+ * `unknownKeysThrottled`: the profile sets `auth.unknownKeys`, which slows one address's
+ * guesses, not those of a client with many addresses.
+ */
+export function describeWeakImportedKeys({ field, length, alphabet, bits }: WeakImportedKeys, unknownKeysThrottled = false): string {
+  const risk = unknownKeysThrottled
+    ? 'guesses at unknown keys are throttled only per client address and process (auth.unknownKeys), so a client with many addresses can find a working key by trying (the more keys imported, the sooner). '
+    : 'guesses at unknown keys are not throttled, so a client can find a working key by trying (the more keys imported, the sooner). ';
   return (
     `${field}: imported keys of ${length} ${alphabet} characters after their prefix carry ${bits} bits of randomness, fewer than ${LEAST_IMPORTED_KEY_BITS}: ` +
-    'guesses at unknown keys are not throttled, so a client can find a working key by trying (the more keys imported, the sooner). ' +
+    risk +
     "Move their owners to keygate's own keys (keygate keys rotate <id>), then remove keys.imported; see docs/authentication.md#key-formats."
   );
 }

@@ -4,7 +4,7 @@
  * a typed denial that the dialect renders. Charging happens last, after everything else
  * has passed, and is settled by the gateway once the upstream has answered.
  */
-import type { Config, MeterPeriod, Plan } from '../config/schema.js';
+import type { Config, MeterPeriod, Plan, UnknownKeyPolicy } from '../config/schema.js';
 import { extractCredential, type RequestView } from '../auth/credential.js';
 import type { KeyFormat, KeyMode } from '../keys/format.js';
 import { hexOfDigest, sameDigest, type KeyDigest, type KeyHasher } from '../keys/hash.js';
@@ -21,6 +21,8 @@ import { deny, SCOPE_LIST_SEPARATOR, type Denial } from '../denial/reasons.js';
 import type { Identity } from './identity.js';
 import { withDeadline } from '../deadline.js';
 import { OUTAGE_RETRY_AFTER_S } from '../operations/health.js';
+import { UnknownKeyLimit, type AddressBlock } from '../auth/unknown-key-limit.js';
+import { addressGroup, clientAddress, trustedProxyCheck } from '../gateway/trusted-proxies.js';
 
 export interface PipelineDeps {
   config: Config;
@@ -38,6 +40,13 @@ export interface PipelineDeps {
   storeLookups?: StoreLookups;
   /** Told once per block this process's admissions start, with whose it is (for the log and metrics). */
   onBlockStarted?: (started: BlockStart, identity: Identity) => void;
+  /**
+   * Unknown keys counted per client address, with `auth.unknownKeys` (kept by the runtime
+   * across reloads; a pipeline without one counts in its own).
+   */
+  unknownKeyLimit?: UnknownKeyLimit;
+  /** Told once per client address blocked for its unknown keys (for the log and metrics). */
+  onAddressBlocked?: (block: AddressBlock) => void;
 }
 
 /** Keys looked up in the store: found, not there (unknown), or no answer in time (the store unreachable or slow). */
@@ -62,6 +71,12 @@ export interface GatewayRequest extends RequestView {
    * one per client connection): the same key again is not hashed again.
    */
   keyMemo?: KeyMemo;
+  /**
+   * The address of the peer the request came from (behind a trusted proxy, X-Forwarded-For
+   * names the client): with `auth.unknownKeys`, its unknown keys are counted. Without it,
+   * none are (they would all count against one address).
+   */
+  peer?: string | undefined;
 }
 
 export type Decision =
@@ -82,6 +97,11 @@ export type Decision =
       /** When the request was judged (the clock's ms): the time its usage and the key's last use are counted at. */
       at: number;
     };
+
+/** Whether what the cache or store said is a key the credential names: one of another mode is unknown too. */
+function isKey(found: CachedKey | null, mode: KeyMode | undefined): found is CachedKey {
+  return found !== null && (mode === undefined || mode === found.key.mode);
+}
 
 /** The plan an account on a plan missing from the profile is judged by: no access at all. */
 const NO_SUCH_PLAN: Plan = Object.freeze({ apiAccess: false, rateLimits: [], meters: {} });
@@ -146,6 +166,10 @@ class UnreadableRecords {
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { config, keyFormat, hashKey, keyCache, store, counters, routes, limits, clock } = deps;
+  /** Unknown keys per client address: undefined while `auth.unknownKeys` is off (the default). */
+  const unknownKeys = config.auth.unknownKeys;
+  const unknownKeyLimit = unknownKeys ? (deps.unknownKeyLimit ?? new UnknownKeyLimit()) : undefined;
+  const fromTrustedProxy = unknownKeys ? trustedProxyCheck(config.trustedProxies) : undefined;
   /** What a connection's KeyMemo was filled in by: this pipeline (its key format and hasher). */
   const memoOwner = {};
 
@@ -239,7 +263,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // 3. The key itself, from the cache or else the store → unknown_key, ...
     if (store.changedElsewhere?.()) keyCache.clear();
     const cached = keyCache.get(digest, now);
-    if (cached !== undefined) return check(request, mode, cached, now);
+    // A key cached as valid is never held up by its address: many clients share one.
+    if (cached) return check(request, mode, cached, now);
+    if (unknownKeyLimit !== undefined && request.peer !== undefined) return guessed(request, secret, mode, digest, cached, now, unknownKeyLimit);
+    if (cached === null) return check(request, mode, cached, now);
     // 2 (continued). Its alphabet and checksum, before the store is asked → malformed_key.
     // A cached key needs neither: the cache only ever holds the digests of keys that
     // passed them on their way here, so a string that would fail them is never found in it.
@@ -248,6 +275,30 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       (found) => check(request, mode, found, now),
       () => refuse(deny('service_unavailable', OUTAGE)),
     );
+  }
+
+  /**
+   * Steps 2 (continued) and 3 for a key not cached as valid, with `auth.unknownKeys`: from
+   * a client address blocked for its unknown keys → too_many_failures, without a store lookup (but for a
+   * key this process had cached as valid, whose entry has expired: it is looked up, as
+   * keys in use are); otherwise as `authorize` goes on, each unknown key counted against
+   * the address.
+   */
+  function guessed(request: GatewayRequest, secret: string, mode: KeyMode | undefined, digest: KeyDigest, cached: null | undefined, now: number, limit: UnknownKeyLimit): Decision | Promise<Decision> {
+    // As `authorize` goes on: a malformed key is that, blocked or not (it costs no lookup).
+    if (cached === undefined && !keyFormat.check(secret).ok) return refuse(deny('malformed_key', PRESENTED));
+    const address = addressGroup(clientAddress(request.peer, request.headers['x-forwarded-for'], fromTrustedProxy));
+    const waitMs = limit.blockedFor(address, now);
+    if (waitMs > 0 && keyCache.stale(digest) === undefined) return refuse(deny('too_many_failures', { retryAfterSeconds: waitMs / 1000 }));
+    const counted = (found: CachedKey | null): Decision | Promise<Decision> => {
+      if (!isKey(found, mode)) {
+        const started = limit.fail(address, now, unknownKeys as UnknownKeyPolicy);
+        if (started) deps.onAddressBlocked?.(started);
+      }
+      return check(request, mode, found, now);
+    };
+    if (cached === null) return counted(null);
+    return fromStore(digest, now).then(counted, () => refuse(deny('service_unavailable', OUTAGE)));
   }
 
   /** Steps 3 (continued) to 7, for the key the credential names (or null if none). */

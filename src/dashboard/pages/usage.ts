@@ -67,6 +67,7 @@ const REASON_LABELS: Record<DenialReason, string> = {
   missing_key: 'Missing key',
   malformed_key: 'Malformed key',
   unknown_key: 'Unknown key',
+  too_many_failures: 'Too many unknown keys',
   revoked_key: 'Revoked key',
   expired_key: 'Expired key',
   key_not_bound: 'Key without account',

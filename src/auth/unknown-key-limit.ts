@@ -1,0 +1,112 @@
+/**
+ * Unknown keys per client address (`auth.unknownKeys`): a client may send well-formed
+ * keys that were never issued (the prefix, length and CRC32 are public arithmetic) as
+ * fast as it likes, and each one the key cache does not hold is a store lookup. Once an
+ * address has presented `limit` unknown keys within `window`, it is blocked for `block`:
+ * its requests are refused (too_many_failures) before any lookup, but for keys this
+ * process has cached as valid, which still work from it (many clients share an address
+ * behind NAT or a load balancer). A block's end starts the count afresh.
+ *
+ * Only unknown keys count. A revoked or expired key is one that was issued, retried by a
+ * client that was not told (a forgotten cron job): counting it would shut out every other
+ * client at its address, and guessing never produces one. A malformed key costs no lookup.
+ *
+ * Counted per process, in memory, by address group (an IPv4 address, an IPv6 /64: a host
+ * can take a new address in its /64 for every try), and bounded: at most
+ * MAX_ADDRESSES_COUNTED addresses with their times (MAX_TIMES_HELD times in all) and
+ * MAX_ADDRESSES_BLOCKED blocks; past either, the address counted (or blocked) longest ago
+ * is forgotten. A flood of distinct addresses cannot grow memory, and per-address counts
+ * are no defence against so many addresses anyway.
+ *
+ * @example
+ * const limit = new UnknownKeyLimit();
+ * if (limit.blockedFor(address, now) > 0) refuse();
+ * const started = limit.fail(address, now, { limit: 20, window: 60_000, block: 600_000 });
+ */
+import type { UnknownKeyPolicy } from '../config/schema.js';
+
+/** Most addresses whose unknown keys are counted at once. */
+export const MAX_ADDRESSES_COUNTED = 50_000;
+/** Most times of unknown keys held over all addresses (each address holds fewer than its limit). */
+export const MAX_TIMES_HELD = 500_000;
+/** Most addresses blocked at once. */
+export const MAX_ADDRESSES_BLOCKED = 50_000;
+
+/** A block as it begins: for the log line and the metric. */
+export interface AddressBlock {
+  /** The address group blocked (an IPv4 address, or an IPv6 /64 as `2001:db8:0:7::/64`). */
+  address: string;
+  /** Unknown keys it presented within the window, this one included. */
+  unknownKeys: number;
+  windowMs: number;
+  blockMs: number;
+  endsAt: number;
+}
+
+export class UnknownKeyLimit {
+  /** An address's unknown keys within its window (times, oldest first), the address counted longest ago first. */
+  private readonly times = new Map<string, number[]>();
+  private held = 0;
+  /** When each block ends, the one started longest ago first. */
+  private readonly blocks = new Map<string, number>();
+
+  constructor(
+    private readonly maxAddresses = MAX_ADDRESSES_COUNTED,
+    private readonly maxTimes = MAX_TIMES_HELD,
+    private readonly maxBlocked = MAX_ADDRESSES_BLOCKED,
+  ) {}
+
+  /** Milliseconds until `address` may present unknown keys again; 0 when it is not blocked. */
+  blockedFor(address: string, now: number): number {
+    const endsAt = this.blocks.get(address);
+    if (endsAt === undefined) return 0;
+    if (endsAt > now) return endsAt - now;
+    this.blocks.delete(address);
+    return 0;
+  }
+
+  /** One more unknown key from `address`: the block it started, if it reached the limit. */
+  fail(address: string, now: number, policy: UnknownKeyPolicy): AddressBlock | undefined {
+    const times = this.times.get(address) ?? [];
+    // Taken out and set again at the end: the addresses counted longest ago are first.
+    this.times.delete(address);
+    let gone = 0;
+    while (gone < times.length && (times[gone] as number) <= now - policy.window) gone++;
+    if (gone > 0) times.splice(0, gone);
+    times.push(now);
+    this.held += 1 - gone;
+    if (times.length >= policy.limit) {
+      this.held -= times.length;
+      this.blocks.delete(address);
+      evictOldest(this.blocks, this.maxBlocked - 1, () => undefined);
+      const endsAt = now + policy.block;
+      this.blocks.set(address, endsAt);
+      return { address, unknownKeys: times.length, windowMs: policy.window, blockMs: policy.block, endsAt };
+    }
+    this.times.set(address, times);
+    evictOldest(this.times, this.maxAddresses, (forgotten) => (this.held -= forgotten.length), () => this.held > this.maxTimes);
+    return undefined;
+  }
+
+  /** Addresses counted and blocked now (for tests and the bound's proof). */
+  get size(): { counted: number; blocked: number; times: number } {
+    return { counted: this.times.size, blocked: this.blocks.size, times: this.held };
+  }
+
+  /** Forgets every count and block (the setting was turned off). */
+  clear(): void {
+    this.times.clear();
+    this.blocks.clear();
+    this.held = 0;
+  }
+}
+
+/** Removes the oldest entries while `map` holds more than `max` (or `over` says so); `forget` hears of each. */
+function evictOldest<V>(map: Map<string, V>, max: number, forget: (value: V) => void, over: () => boolean = () => false): void {
+  while (map.size > max || (map.size > 0 && over())) {
+    const oldest = map.entries().next();
+    if (oldest.done) return;
+    map.delete(oldest.value[0]);
+    forget(oldest.value[1]);
+  }
+}
