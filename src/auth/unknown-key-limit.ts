@@ -4,8 +4,8 @@
  * fast as it likes, and each one the key cache does not hold is a store lookup. Once an
  * address has presented `limit` unknown keys within `window`, it is blocked for `block`:
  * its requests are refused (too_many_failures) before any lookup, but for keys this
- * process has cached as valid, which still work from it (many clients share an address
- * behind NAT or a load balancer). A block's end starts the count afresh.
+ * process holds in its key cache, which are judged as usual (many clients share an
+ * address behind NAT or a load balancer: the keys in use still work from it). A block's end starts the count afresh.
  *
  * Only unknown keys count. A revoked or expired key is one that was issued, retried by a
  * client that was not told (a forgotten cron job): counting it would shut out every other

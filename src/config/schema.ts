@@ -373,11 +373,11 @@ export const unknownKeyLimitSchema = z
       .max(MAX_UNKNOWN_KEYS_PER_WINDOW, `a number of unknown keys, at most ${MAX_UNKNOWN_KEYS_PER_WINDOW}`)
       .describe('Unknown keys one client address (an IPv4 address, an IPv6 /64) may present within `window`; the one that reaches it blocks the address.'),
     window: positiveDuration.describe('...counted over this rolling period, e.g. "1m".'),
-    block: positiveDuration.describe('How long a blocked address is refused (too_many_failures, 429) for any well-formed key this process has not cached as valid, e.g. "10m".'),
+    block: positiveDuration.describe('How long a blocked address is refused (too_many_failures, 429) for any well-formed key this process does not hold in its key cache, e.g. "10m".'),
   })
   .strict()
   .describe(
-    'Off unless given. Throttles key guessing per client address, in each process: after `limit` unknown keys within `window`, the address is refused for `block` without a store lookup, but for keys this process has cached as valid. Revoked, expired and malformed keys do not count.',
+    'Off unless given. Throttles key guessing per client address, in each process: after `limit` unknown keys within `window`, the address is refused for `block` without a store lookup, but for keys this process holds in its key cache (keys in use). Revoked, expired and malformed keys do not count.',
   );
 
 const reasonRendering = z

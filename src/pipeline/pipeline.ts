@@ -263,7 +263,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // 3. The key itself, from the cache or else the store → unknown_key, ...
     if (store.changedElsewhere?.()) keyCache.clear();
     const cached = keyCache.get(digest, now);
-    // A key cached as valid is never held up by its address: many clients share one.
+    // A key the cache holds (one in use) is judged as usual from any address: many clients share one.
     if (cached) return check(request, mode, cached, now);
     if (unknownKeyLimit !== undefined && request.peer !== undefined) return guessed(request, secret, mode, digest, cached, now, unknownKeyLimit);
     if (cached === null) return check(request, mode, cached, now);
