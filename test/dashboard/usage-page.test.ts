@@ -87,6 +87,17 @@ describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', ()
     }
   });
 
+  it('labels a refusal for a cost above what is left by what it is, while units remain: not as a used-up quota', async () => {
+    // A per-record route reserves its `?limit=` records up front: 5,000 units, with fewer than 1,000 left.
+    const refused = await fixture.keygate.call('/v1/rankings?limit=5000', { headers: { authorization: `Bearer ${secret}` } });
+    expect(refused.status).toBe(402);
+    await refused.text();
+    await desktop.goto('/usage');
+    expect(Number((await textOf(desktop.locator('table.data tr', { hasText: 'units' }).locator('td[data-label="Remaining"]'))).replace(/,/g, ''))).toBeGreaterThan(0);
+    const denials = desktop.locator('figure.chart', { has: desktop.getByRole('heading', { name: 'Denials by reason' }) });
+    expect(await textOf(denials.locator('li'))).toMatch(/^Not enough units left\s+1$/);
+  });
+
   it('says how many of the account’s keys a block refuses, in the singular for one', async () => {
     const [blockedKey] = await fixture.keygate.runtime.store.listKeys();
     await createKey(fixture.keygate.runtime, { accountId: blockedKey!.accountId as string, name: 'Reporting', scopes: ['*'] }, 'test');

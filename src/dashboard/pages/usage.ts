@@ -62,8 +62,8 @@ function labelsOf(rows: readonly UsageDailyRow[], metric: UsageDailyRow['metric'
   return [...new Set(rows.filter((r) => r.metric === metric).map((r) => r.label))].sort();
 }
 
-/** Denial reasons in a member's words. */
-const REASON_LABELS: Record<DenialReason, string> = {
+/** Denial reasons in a member's words (`insufficient_funds` is worded with the meter's unit: see `reasonLabel`). */
+const REASON_LABELS: Record<Exclude<DenialReason, 'insufficient_funds'>, string> = {
   missing_key: 'Missing key',
   malformed_key: 'Malformed key',
   unknown_key: 'Unknown key',
@@ -80,15 +80,20 @@ const REASON_LABELS: Record<DenialReason, string> = {
   rate_limited: 'Rate limited',
   concurrency_limited: 'Too many at once',
   invalid_parameter: 'Invalid parameter',
-  insufficient_funds: 'Quota used up',
   upstream_unavailable: 'Upstream unavailable',
   upstream_timeout: 'Upstream timed out',
   service_unavailable: 'Service unavailable',
   bad_request: 'Bad request',
 };
 
-function reasonLabel(reason: string): string {
-  return REASON_LABELS[reason as DenialReason] ?? reason;
+/**
+ * `unitName`: what the plan's meters count in ("units", "credits"). A request is refused
+ * `insufficient_funds` whenever its cost does not fit what is left, a per-record route
+ * reserving `?limit=50` records with 10 units left included: not only once a meter is used up.
+ */
+function reasonLabel(reason: string, unitName: string): string {
+  if (reason === 'insufficient_funds') return `Not enough ${unitName} left`;
+  return REASON_LABELS[reason as Exclude<DenialReason, 'insufficient_funds'>] ?? reason;
 }
 
 /** An account's usable keys and when the blocks of those blocked end, where a page has them already. */
@@ -115,13 +120,13 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
   const denialSeries = labelsOf(rows, 'denials').map((reason) => ({ reason, values: seriesFor(rows, days, 'denials', reason) }));
   const refused = days.map((_, i) => denialSeries.reduce((sum, s) => sum + (s.values[i] ?? 0), 0));
   if (refused.some((v) => v > 0)) requestSeries.push({ label: 'refused by the gateway', values: refused });
-  const denials = denialSeries.map((s) => ({ label: reasonLabel(s.reason), value: s.values.reduce((a, b) => a + b, 0) }));
   const unitSeries = labelsOf(rows, 'units').map((meter) => ({ label: usage.meters[meter]?.unit ?? meter, values: seriesFor(rows, days, 'units', meter) }));
   // A plan whose meters are all gauges (or that has none) spends no units: no chart of them.
   const consumesUnits = Object.values(usage.meters).some((m) => m.kind === 'consumed');
   // The units chart counts in the meter's unit, named as the meters table names it ("credits", "rur"), where its meters share one.
   const unitNames = new Set([...Object.entries(usage.meters).filter(([, m]) => m.kind === 'consumed').map(([name, m]) => m.unit ?? name), ...unitSeries.map((s) => s.label)]);
   const unitName = unitNames.size === 1 ? ([...unitNames][0] as string) : 'units';
+  const denials = denialSeries.map((s) => ({ label: reasonLabel(s.reason, unitName), value: s.values.reduce((a, b) => a + b, 0) }));
   const h = (text: string, id: string) => (level === 2 ? html`<h2 id="${id}">${text}</h2>` : html`<h3 id="${id}">${text}</h3>`);
   const periodText = days.length > 0 ? `${shortDay(days[0] as string)} – ${shortDay(days[days.length - 1] as string)}` : '';
 
