@@ -316,7 +316,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
   ${modes.length > 1
     ? html`<fieldset>
     <legend>Mode</legend>
-    <span class="hint">Test keys are for development; live keys are for production traffic.</span>
+    <span class="hint">The API is told each request's mode; test keys spend the account's rate limits and quotas as live keys do.</span>
     <div class="choices">${modes.map(
       (mode) => html`<label class="choice"><input type="radio" name="mode" value="${mode}"${mode === form.mode ? html` checked` : ''}> ${modeLabel(mode)}</label>`,
     )}</div>
