@@ -122,6 +122,32 @@ describe('keygate CLI with a running gateway', () => {
     await cli('keys', 'revoke', created.id);
   });
 
+  it('offers the allowed scope a mistyped one most likely meant (keys create, import, update; the admin API too), creating nothing', async () => {
+    const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'typo', '--scopes', 'metrics:read', '--json')).stdout) as { id: string };
+    const before = (await cli('keys', 'list', '--json')).stdout;
+    const meant = '(did you mean "metrics:read"?); allowed: *, metrics:read';
+    const create = await cli('keys', 'create', '--account', accountId, '--name', 'typo', '--scopes', 'metrics:raed');
+    expect([create.code, create.stdout, create.stderr]).toEqual([1, '', `error: --scopes: the scope given is not allowed ${meant}\n`]);
+    // In a list, by its place; a case slip is a typo too.
+    const listed = await cli('keys', 'create', '--account', accountId, '--name', 'typo', '--scopes', '*, Metrics:Read');
+    expect([listed.code, listed.stderr]).toEqual([1, `error: --scopes: the 2nd of 2 is not allowed ${meant}\n`]);
+    const update = await cli('keys', 'update', created.id, '--scopes', 'metrics:raed');
+    expect([update.code, update.stderr]).toEqual([1, `error: --scopes: the scope given is not allowed ${meant}\n`]);
+    const imported = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'typo', '--scopes', 'metrics:raed'], { input: kg.runtime.keyFormat.generate('live') });
+    expect([imported.code, imported.stderr]).toEqual([1, `error: --scopes: the scope given is not allowed ${meant}\n`]);
+    // Nothing near: no guess. Of several refused, each with its own.
+    const far = await cli('keys', 'create', '--account', accountId, '--name', 'typo', '--scopes', 'billing:write');
+    expect(far.stderr).toBe('error: --scopes: the scope given is not allowed; allowed: *, metrics:read\n');
+    const several = await cli('keys', 'update', created.id, '--scopes', 'metrics:raed, billing:write');
+    expect(several.stderr).toBe('error: --scopes: the 1st of 2 (did you mean "metrics:read"?), the 2nd of 2 are not allowed; allowed: *, metrics:read\n');
+    expect((await cli('keys', 'list', '--json')).stdout).toBe(before);
+    // The admin API, which answers the caller's own request, repeats the value beside the guess.
+    const admin = await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'typo', scopes: ['metrics:raed'] }) });
+    expect(admin.status).toBe(400);
+    expect(await admin.json()).toMatchObject({ detail: 'scope metrics:raed not allowed (did you mean "metrics:read"?); allowed: *, metrics:read' });
+    await cli('keys', 'revoke', created.id);
+  });
+
   it('refuses * given with other scopes, where a key is created or changed, creating nothing', async () => {
     const wildcard = 'error: scope * already grants every scope, so metrics:read would add nothing: give * alone, or the scopes the key needs without *\n';
     const keysBefore = (await cli('keys', 'list', '--account', accountId, '--json')).stdout;

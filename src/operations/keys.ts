@@ -12,6 +12,7 @@ import { utcSecond, utcSecondUp } from '../meters/period.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, LATEST_TIME, notFound, OperationError, ordinal, type KeyNaming } from './errors.js';
 import { audit } from './audit.js';
+import { didYouMean } from '../config/closest-name.js';
 import { getAccount, isoTime } from './accounts.js';
 
 export interface NewKey {
@@ -85,10 +86,16 @@ function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): 
   const wildcard = allowed.includes(WILDCARD);
   const notAllowed = scopes.filter((s) => !allowed.includes(s) && !(wildcard && rt.config.scopes.includes(s)));
   if (notAllowed.length > 0) {
-    const refused = `scope${notAllowed.length > 1 ? 's' : ''} ${notAllowed.join(', ')} not allowed`;
+    // With the allowed scope each most likely meant (`stations:raed`): a name keygate knows,
+    // never the value typed. One refused scope is followed by its guess, each of several by its own.
+    const one = notAllowed.length === 1;
+    const meant = (s: string) => didYouMean(s, allowed);
+    const each = (s: string, named: string) => (one ? named : `${named}${meant(s)}`);
+    const after = one ? meant(notAllowed[0] as string) : '';
+    const refused = `scope${one ? '' : 's'} ${notAllowed.map((s) => each(s, s)).join(', ')} not allowed${after}`;
     // Without the values: a scope the profile declares by its name, any other by its place in the list.
-    const placed = notAllowed.map((s) => (s === WILDCARD || rt.config.scopes.includes(s) ? s : scopes.length === 1 ? 'the scope given' : `the ${ordinal(scopes.indexOf(s) + 1)} of ${scopes.length}`));
-    const refusedPlaced = `${placed.join(', ')} ${notAllowed.length > 1 ? 'are' : 'is'} not allowed`;
+    const placed = notAllowed.map((s) => each(s, s === WILDCARD || rt.config.scopes.includes(s) ? s : scopes.length === 1 ? 'the scope given' : `the ${ordinal(scopes.indexOf(s) + 1)} of ${scopes.length}`));
+    const refusedPlaced = `${placed.join(', ')} ${one ? 'is' : 'are'} not allowed${after}`;
     // "allowed: (none)" alone leaves an operator guessing: say where scopes come from.
     const why = allowed.length === 0 ? `: ${noScopesWhy(rt, planId)}` : `; allowed: ${allowed.join(', ')}`;
     throw new OperationError('invalid', `${refused}${why}`, undefined, { field: 'scopes', message: `${refusedPlaced}${why}` });
