@@ -1668,6 +1668,41 @@ describe('keygate keys create on a profile without scopes (as the README\'s firs
   });
 });
 
+describe('keygate keys create on an account whose keys are refused for now', () => {
+  it('makes the key (exit 0) and warns on stderr, never in --json\'s stdout: plan without API access, API access off, plan expired', async () => {
+    const dir = tempDir('cli-refused-keys');
+    const configFile = path.join(dir, 'keygate.yaml');
+    writeFileSync(configFile, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${path.join(dir, 'k.db')}`, plans: { open: {}, closed: { apiAccess: false } }, defaultPlan: 'open', dashboard: { enabled: false } }));
+    const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+    const account = async (...flags: string[]) => (JSON.parse((await cli('accounts', 'create', '--name', 'Acme', ...flags, '--json')).stdout) as { id: string }).id;
+    const closed = await account('--plan', 'closed');
+    const off = await account('--api-access', 'off');
+    const expired = await account('--plan-expires', '2020-01-01');
+    const open = await account();
+
+    const made = await cli('keys', 'create', '--account', closed, '--name', 'prod');
+    expect([made.code, made.stdout.startsWith('created key'), made.stderr]).toEqual([
+      0,
+      true,
+      `warning: plan closed of account ${closed} has API access off: requests with the key are refused (api_disabled) until the account is on a plan that includes it (accounts update ${closed} --plan …)\n`,
+    ]);
+    // --json: stdout is the key alone; the warning is a line of JSON on stderr.
+    const json = await cli('keys', 'create', '--account', closed, '--name', 'ci', '--json');
+    expect([json.code, (JSON.parse(json.stdout) as { secret: string }).secret.length > 0, JSON.parse(json.stderr)]).toEqual([0, true, { warning: expect.stringContaining('has API access off') }]);
+    const turnedOff = await cli('keys', 'create', '--account', off, '--name', 'prod');
+    expect([turnedOff.code, turnedOff.stderr]).toEqual([0, `warning: account ${off} has its API access turned off: requests with the key are refused (api_disabled) until it is turned back on (accounts update ${off} --api-access on)\n`]);
+    const ended = await cli('keys', 'create', '--account', expired, '--name', 'prod');
+    expect([ended.code, ended.stderr]).toEqual([0, `warning: the plan of account ${expired} expired at 2020-01-01T00:00:00.000Z: requests with the key are refused (plan_expired) until it is renewed (accounts update ${expired} --plan-expires …)\n`]);
+    // Imported and rotated keys are said the same; an account whose keys work, nothing.
+    const imported = await runCli(['--config', configFile, 'keys', 'import', '--account', closed, '--name', 'old'], { input: createKeyFormat({ format: 'prefixed', prefix: { live: 'kg_live_' }, hexLength: 40 }).generate('live') });
+    expect([imported.code, imported.stderr]).toEqual([0, expect.stringMatching(/^warning: plan closed of account \S+ has API access off/)]);
+    const rotated = await cli('keys', 'rotate', (JSON.parse(json.stdout) as { id: string }).id);
+    expect([rotated.code, rotated.stderr]).toEqual([0, expect.stringMatching(/^warning: plan closed of account \S+ has API access off/)]);
+    const fine = await cli('keys', 'create', '--account', open, '--name', 'prod');
+    expect([fine.code, fine.stderr]).toEqual([0, '']);
+  });
+});
+
 describe('keygate help', () => {
   it('marks the options a command cannot run without as (required), and only those', async () => {
     const create = await runCli(['keys', 'create', '--help']);

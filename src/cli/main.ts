@@ -307,7 +307,16 @@ function unchangedText(id: string, change: AccountChange): string {
 }
 
 function warnOfPastPlanExpiry(json: boolean | undefined, account: AccountRecord, now: number): void {
-  const warning = ops.pastPlanExpiryWarning(account, now);
+  warn(json, ops.pastPlanExpiryWarning(account, now));
+}
+
+/** A key just made on an account whose keys are refused for now: said on stderr (the key is made; exit 0). */
+async function warnOfRefusedKey(json: boolean | undefined, rt: Runtime, accountId: string): Promise<void> {
+  warn(json, ops.refusedKeyWarning(await ops.getAccount(rt, accountId), rt.config.plans, rt.clock()));
+}
+
+/** On stderr, never in the output a script reads: `{"warning": …}` under --json. */
+function warn(json: boolean | undefined, warning: string | undefined): void {
   if (warning !== undefined) process.stderr.write(json ? `${JSON.stringify({ warning })}\n` : `warning: ${warning}\n`);
 }
 
@@ -710,6 +719,7 @@ export function buildCli(): Command {
             'This is the only time the key is shown. Store it now.',
           ].join('\n'),
         );
+        await warnOfRefusedKey(json, rt, opts.account);
       }),
     );
   keys
@@ -741,6 +751,7 @@ export function buildCli(): Command {
           throw inOption(error, 'scopes', '--scopes');
         });
         print(json, await keyJsonOf(rt, imported.key, json), () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}`);
+        await warnOfRefusedKey(json, rt, opts.account);
       }),
     );
   paged(keys.command('list').description('keys (hints only, never secrets), oldest first'))
@@ -858,6 +869,7 @@ export function buildCli(): Command {
             'This is the only time the key is shown. Store it now.',
           ].join('\n'),
         );
+        if (issued.key.accountId !== null) await warnOfRefusedKey(json, rt, issued.key.accountId);
       }),
     );
 

@@ -51,6 +51,23 @@ export function pastPlanExpiryWarning(account: Pick<AccountRecord, 'id' | 'planE
   return `the plan expiry ${isoTime(account.planExpiresAt)} is in the past: the plan is already expired for account ${account.id}, whose requests are refused (plan_expired)`;
 }
 
+/**
+ * What an operator who just gave the account a key is told when its keys are refused for
+ * now, as the dashboard says on the new key's page: the key is made (it works once the
+ * reason goes), but its first request would otherwise be the first sign. In the order the
+ * gateway refuses (api_disabled, then plan_expired). The CLI prints it on stderr.
+ * Undefined when the account's keys can call the API.
+ */
+export function refusedKeyWarning(account: Pick<AccountRecord, 'id' | 'apiAccess' | 'planId' | 'planExpiresAt'>, plans: Config['plans'], now: number): string | undefined {
+  if (apiEnabledOf(account, plans, now)) return undefined;
+  const plan = plans[account.planId];
+  const refused = (reason: string) => `requests with the key are refused (${reason}) until`;
+  if (!plan) return `plan ${account.planId} of account ${account.id} is no longer in the profile: ${refused('api_disabled')} the account is moved to another plan (accounts update ${account.id} --plan …)`;
+  if (!plan.apiAccess) return `plan ${account.planId} of account ${account.id} has API access off: ${refused('api_disabled')} the account is on a plan that includes it (accounts update ${account.id} --plan …)`;
+  if (!account.apiAccess) return `account ${account.id} has its API access turned off: ${refused('api_disabled')} it is turned back on (accounts update ${account.id} --api-access on)`;
+  return `the plan of account ${account.id} expired at ${isoTime(account.planExpiresAt)}: ${refused('plan_expired')} it is renewed (accounts update ${account.id} --plan-expires …)`;
+}
+
 /** A time as the admin API and `--json` give it: ISO 8601 in UTC; null stays null. */
 export function isoTime(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
