@@ -133,9 +133,12 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       await page.getByLabel('New password').fill(PASSWORD);
       await page.getByLabel('Type it again').fill(PASSWORD);
       await page.getByRole('button', { name: 'Set password' }).click();
-      await page.waitForURL((url) => url.pathname === '/sign-in');
+      // Signed in at once, on the keys page with its notice.
+      await page.waitForURL((url) => url.pathname === '/keys');
       await shown(page.getByRole('status'));
-      await found.audit(page, 'Sign in', 'password set');
+      await found.audit(page, 'API keys', 'password set, signed in');
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.waitForURL((url) => url.pathname === '/sign-in');
 
       const reset = await fixture.keygate.admin('/v1/members/password-resets', { method: 'POST', body: JSON.stringify({ email }) });
       expect(reset.status).toBe(201);

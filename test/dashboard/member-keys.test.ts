@@ -50,7 +50,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     await fixture?.close();
   });
 
-  it('lets an invited member choose a password, then sign in', async () => {
+  it('lets an invited member choose a password, which signs them in', async () => {
     const accountId = await newAccount(fixture, 'Acme Analytics');
     const link = await invite(fixture, 'ada@acme.example', accountId);
 
@@ -69,6 +69,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
 
     await join(page, link, 'ada@acme.example');
     expect(new URL(page.url()).pathname).toBe('/keys');
+    expect(await textOf(page.getByRole('status'))).toBe('Your password is set. You are signed in as ada@acme.example.');
+    expect((await context.cookies()).find((c) => c.name === 'kg_session')).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' });
     await expectHeading(page, 'API keys');
     await shown(page.getByText('No keys yet.'));
     await screenshot(page, 'keys-empty');

@@ -16,6 +16,9 @@ export interface Answer {
   /** The error notice's text, as the page shows it. */
   alert: string | undefined;
   html: string;
+  /** Where a redirect leads (null: none), and the cookies the answer set, as sent. */
+  location: string | null;
+  setCookies: string[];
 }
 
 /** Entities escapeHtml writes, read back as the browser shows them. */
@@ -23,10 +26,10 @@ function decode(text: string): string {
   return text.replace(/&(amp|lt|gt|quot|#39);/g, (_, name: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[name] as string);
 }
 
-function answerOf(status: number, html: string): Answer {
+function answerOf(response: Response, html: string): Answer {
   const heading = /<h1\b[^>]*>([\s\S]*?)<\/h1>/.exec(html)?.[1];
   const alert = /<div class="notice error" role="alert"[^>]*><p>([\s\S]*?)<\/p>/.exec(html)?.[1];
-  return { status, heading: decode(heading ?? ''), alert: alert === undefined ? undefined : decode(alert), html };
+  return { status: response.status, heading: decode(heading ?? ''), alert: alert === undefined ? undefined : decode(alert), html, location: response.headers.get('location'), setCookies: response.headers.getSetCookie() };
 }
 
 /** A visitor without a browser: keeps its cookies and posts forms with the page's CSRF token, as the page would. */
@@ -40,8 +43,10 @@ export class Visitor {
     const response = await fetch(this.base + path, { headers: { cookie: this.cookieHeader() }, redirect: 'manual' });
     this.keep(response);
     const html = await response.text();
-    this.token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? this.token;
-    return answerOf(response.status, html);
+    // The last form's: a page's own form comes after the header's sign-out form, whose token
+    // is the session's (a public page opened while signed in, an invitation, has its own).
+    this.token = [...html.matchAll(/name="_csrf" value="([^"]+)"/g)].at(-1)?.[1] ?? this.token;
+    return answerOf(response, html);
   }
 
   /** Posts `fields` with the CSRF token of the last page read (arrays keep repeated names), and any `headers`. */
@@ -55,14 +60,14 @@ export class Visitor {
       redirect: 'manual',
     });
     this.keep(response);
-    return answerOf(response.status, await response.text());
+    return answerOf(response, await response.text());
   }
 
   /** Asks for `path` with `method`, signed in: the status, the Allow header and the page. */
   async ask(method: string, path: string): Promise<Answer & { allow: string | null }> {
     const response = await fetch(this.base + path, { method, headers: { cookie: this.cookieHeader() }, redirect: 'manual' });
     this.keep(response);
-    return { ...answerOf(response.status, await response.text()), allow: response.headers.get('allow') };
+    return { ...answerOf(response, await response.text()), allow: response.headers.get('allow') };
   }
 
   /** Posts a form body of raw bytes (`bytes`, then the CSRF token), as no browser would. */
@@ -75,7 +80,7 @@ export class Visitor {
       redirect: 'manual',
     });
     this.keep(response);
-    return answerOf(response.status, await response.text());
+    return answerOf(response, await response.text());
   }
 
   /** The same browser (its cookies and CSRF token as they are now) reaching the dashboard at `base`: another keygate process, say. */

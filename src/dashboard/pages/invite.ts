@@ -1,6 +1,6 @@
 /**
  * The invitation link, `/invite/<token>`: an invited member (or operator) chooses a
- * password, which also uses up the token. The token never leaves this page's URL:
+ * password, which also uses up the token and signs them in (a reset link is the same page). The token never leaves this page's URL:
  * pages send no Referer and keygate does not log dashboard requests.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -13,11 +13,12 @@ import { sendPage } from '../layout.js';
 import { html } from '../html.js';
 import { sentence } from '../format.js';
 import { signInSources } from '../sign-in.js';
+import { endSession, startSession } from '../session.js';
 
 type InviteRequest = FastifyRequest<{ Params: { token: string } }>;
 
 export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void {
-  const { rt } = dash;
+  const { rt, cookies } = dash;
 
   async function invitedMember(token: string): Promise<MemberRecord | undefined> {
     const member = await rt.store.findMemberByInvite(hashToken(token));
@@ -36,15 +37,22 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
     if (!member) return sendInvalid(request, reply);
     const password = field(request.body, 'password');
     if (password !== field(request.body, 'confirm')) return sendForm(request, reply, member, 'The two passwords are different. Type the same password twice.', 400);
+    let joined: MemberRecord;
     try {
-      await acceptInvitation(rt, request.params.token, password, signInSources(dash.addressOf(request)));
+      joined = await acceptInvitation(rt, request.params.token, password, signInSources(dash.addressOf(request)));
     } catch (error) {
       if (!(error instanceof OperationError)) throw error;
       return sendForm(request, reply, member, sentence(error.message), OPERATION_STATUS[error.kind]);
     }
-    setNotice(dash, reply, { kind: 'success', text: `Your password is set. Sign in as ${member.email}.` });
-    // The sign-in form arrives with the address filled in.
-    return redirect(reply, `/sign-in?email=${encodeURIComponent(member.email)}`);
+    // Whoever holds the link has just proved it, as a sign-in proves the password: signed in
+    // at once, as the sign-in form signs in (a new session, whoever this browser was signed
+    // in as before signed out here), rather than asked for the password just typed twice.
+    if (request.viewer) await endSession(rt, request.viewer.session);
+    const session = await startSession(rt, joined);
+    reply.setCookie(cookies.sessionName, session.id, { ...cookies.base, maxAge: session.maxAgeSeconds });
+    const reset = member.passwordHash !== null;
+    setNotice(dash, reply, { kind: 'success', text: `${reset ? 'Your new password is set' : 'Your password is set'}. You are signed in as ${member.email}.` }, session.id);
+    return redirect(reply, '/');
   });
 
   function sendInvalid(request: InviteRequest, reply: FastifyReply): FastifyReply {

@@ -19,8 +19,8 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
   });
 
   app.get('/sign-in', { config: { public: true } }, async (request, reply) => {
-    // `?next=`: the page that sent here (a session had ended); `?email=`: the address just
-    // given a password (an invitation, a reset).
+    // `?next=`: the page that sent here (a session had ended); `?email=`: an address to fill
+    // in (a link to this page made for one member; choosing a password signs in by itself).
     const { email, next } = request.query as { email?: unknown; next?: unknown };
     const back = returnPath(next);
     if (request.viewer) return redirect(reply, back ?? '/');
@@ -62,7 +62,7 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
 
   function sendSignIn(request: FastifyRequest, reply: FastifyReply, email: string, back: string | undefined, notice?: Notice, status = 200): FastifyReply {
     // One page for both who sign in here, before it is known which: an account's members
-    // and the gateway's operators (invited as members are, sent here after their password).
+    // and the gateway's operators (invited as members are).
     const body = html`<h1>Sign in</h1>
 <p class="muted">Manage your ${rt.config.title} API keys and see your usage, or, as an operator, every account.</p>
 <form method="post" action="/sign-in" class="stack">
