@@ -485,10 +485,13 @@ describe('upstream and identity headers', () => {
       '  - {path: /v1/me, scopes: [acount:read], body: {}}',
     ].join('\n');
     expect(problems(profile)).toEqual([
-      'routes[0].scopes[0]: unknown scope "forcast:read"; list it under scopes',
+      // With the listed scope a typo most likely meant; none where none is near.
+      'routes[0].scopes[0]: unknown scope "forcast:read" (did you mean "forecast:read"?); list it under scopes',
       'routes[1].scopes[1]: unknown scope "forecast:wirte"; list it under scopes',
       'builtins[0].scopes[0]: unknown scope "acount:read"; list it under scopes',
     ]);
+    // A plan's own list, likewise.
+    expect(problems('upstream: {url: "http://a"}\nscopes: [forecast:read]\nplans: {p: {scopes: [Forecast:Read]}}\n')).toEqual(['plans.p.scopes[0]: unknown scope "Forecast:Read" (did you mean "forecast:read"?)']);
   });
 
   it('refuses a scope a route requires when no scopes are listed and no plan names it: no key could be given it', () => {

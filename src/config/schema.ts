@@ -788,7 +788,7 @@ export const configSchema = z
     // no scopes listed and no plan naming it) none at all.
     const checkRequired = (scopes: readonly string[], at: (string | number)[]) =>
       scopes.forEach((scope, j) => {
-        if (known.size > 0 && !known.has(scope)) ctx.addIssue({ code: 'custom', path: [...at, 'scopes', j], message: `unknown scope "${scope}"; list it under scopes` });
+        if (known.size > 0 && !known.has(scope)) ctx.addIssue({ code: 'custom', path: [...at, 'scopes', j], message: `unknown scope "${scope}"${didYouMean(scope, known)}; list it under scopes` });
         if (known.size === 0 && !onSomePlan.has(scope) && !onSomePlan.has('*')) {
           ctx.addIssue({ code: 'custom', path: [...at, 'scopes', j], message: `unknown scope "${scope}"; list it under scopes (none are listed, so no key could be given it, nor call this route)` });
         }
@@ -833,7 +833,7 @@ export const configSchema = z
     for (const [id, plan] of Object.entries(config.plans)) {
       for (const [j, scope] of (plan.scopes ?? []).entries()) {
         if (scope !== '*' && known.size > 0 && !known.has(scope)) {
-          ctx.addIssue({ code: 'custom', path: ['plans', id, 'scopes', j], message: `unknown scope "${scope}"` });
+          ctx.addIssue({ code: 'custom', path: ['plans', id, 'scopes', j], message: `unknown scope "${scope}"${didYouMean(scope, known)}` });
         }
       }
       // A plan whose keys may carry no scope, where every key needs one: no key could be made on it.
