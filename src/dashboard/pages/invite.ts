@@ -1,7 +1,8 @@
 /**
  * The invitation link, `/invite/<token>`: an invited member (or operator) chooses a
- * password, which also uses up the token and signs them in (a reset link is the same page). The token never leaves this page's URL:
- * pages send no Referer and keygate does not log dashboard requests.
+ * password, which also uses up the token and signs them in (a password reset link is the
+ * same page). The token never leaves this page's URL: pages send no Referer and keygate
+ * does not log dashboard requests.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { acceptInvitation, hashToken } from '../../operations/members.js';
