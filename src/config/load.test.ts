@@ -468,6 +468,33 @@ describe('upstream and identity headers', () => {
     ]);
   });
 
+  it('names a value nested thousands of levels deep (found by test/fuzz/config.test.ts), not a RangeError, and says so at once', () => {
+    /** `depth` mappings, one inside the next. */
+    const nested = (depth: number): unknown => {
+      let value: unknown = 1;
+      for (let i = 0; i < depth; i++) value = { x: value };
+      return value;
+    };
+    const refused = (load: () => unknown): string[] => {
+      try {
+        load();
+      } catch (error) {
+        if (error instanceof ConfigError) return error.problems;
+        throw error;
+      }
+      throw new Error('expected the profile to be refused');
+    };
+    const tooDeep = 'nested more than 64 mappings or lists deep (no field of a profile is): write it flatter';
+    /** The first mapping past the 64th: the field 64 names down (`segments` of them in `at`). */
+    const path = (at: string, segments: number) => `${at}${'.x'.repeat(64 - segments)}`;
+    // In code (a library's profile object), and in a file, in a built-in's body (a template of any JSON) and elsewhere.
+    expect(refused(() => parseConfigObject({ upstream: { url: 'http://a' }, builtins: [{ path: '/v1/me', body: nested(10_000) }] }))).toEqual([`${path('builtins[0].body', 3)}: ${tooDeep}`]);
+    expect(refused(() => parseConfigObject({ upstream: { url: 'http://a' }, plans: { p: nested(3_000) } }))).toEqual([`${path('plans.p', 2)}: ${tooDeep}`]);
+    expect(refused(() => parseConfigText(`upstream: {url: "http://a"}\nbuiltins:\n  - {path: /v1/me, body: ${'{x: '.repeat(500)}1${'}'.repeat(500)}}\n`))).toEqual([`${path('builtins[0].body', 3)}: ${tooDeep}`]);
+    // As deep as a profile may go, it loads.
+    expect(parseConfigObject({ upstream: { url: 'http://a' }, builtins: [{ path: '/v1/me', body: nested(60) }] }).builtins).toHaveLength(1);
+  });
+
   it('keeps a __proto__ key in a built-in endpoint\'s body, a template copied key by key', () => {
     const config = parseConfigText('upstream: {url: "http://a"}\nbuiltins:\n  - {path: /v1/me, body: {__proto__: {a: 1}, id: "{{account.id}}"}}\n');
     expect(Object.keys(config.builtins[0]?.body as object)).toEqual(['__proto__', 'id']);

@@ -170,8 +170,9 @@ const INLINE_PROFILE = 'the profile given to parseConfigObject';
  * messages: the file it was read from, else a name of the caller's choosing.
  */
 export function parseConfigObject(raw: unknown, file = INLINE_PROFILE): Config {
-  const loop = circularField(raw, [], []);
-  if (loop) throw new ConfigError(file, [{ field: formatPath(loop), message: 'refers to a mapping or list it is itself inside of (a YAML alias, *name, of an &name anchor above it): write the value out instead' }]);
+  const odd = oddlyNestedField(raw, [], []);
+  if (odd?.why === 'circular') throw new ConfigError(file, [{ field: formatPath(odd.at), message: 'refers to a mapping or list it is itself inside of (a YAML alias, *name, of an &name anchor above it): write the value out instead' }]);
+  if (odd?.why === 'deep') throw new ConfigError(file, [{ field: formatPath(odd.at), message: `nested more than ${MAX_NESTING} mappings or lists deep (no field of a profile is): write it flatter` }]);
   const reserved = fieldsNamedProto(raw, []);
   const result = configSchema.safeParse(raw, { reportInput: true });
   if (result.success && reserved.length === 0) return result.data;
@@ -182,16 +183,27 @@ export function parseConfigObject(raw: unknown, file = INLINE_PROFILE): Config {
 }
 
 /**
+ * How deep a profile's mappings and lists may nest. Its own fields go 6 deep (a built-in's
+ * body, a template, more where its author writes it so); thousands deep, the checks that
+ * follow (and zod's) ran out of stack, a RangeError instead of a field named, and took
+ * seconds to get there.
+ */
+const MAX_NESTING = 64;
+
+/**
  * The first field whose value is one of the mappings or lists it sits in (YAML builds one
  * from an alias inside its own anchor: `x: &a { y: *a }`), which no reading of the
- * profile would ever finish; null if there is none.
+ * profile would ever finish (`circular`), or that sits more than MAX_NESTING mappings or
+ * lists deep (`deep`); null if there is none. Stops at that depth: its own recursion is
+ * bounded too.
  */
-function circularField(value: unknown, at: PropertyKey[], inside: object[]): PropertyKey[] | null {
+function oddlyNestedField(value: unknown, at: PropertyKey[], inside: object[]): { why: 'circular' | 'deep'; at: PropertyKey[] } | null {
   if (value === null || typeof value !== 'object') return null;
-  if (inside.includes(value)) return at;
+  if (inside.includes(value)) return { why: 'circular', at };
+  if (inside.length >= MAX_NESTING) return { why: 'deep', at };
   const within = [...inside, value];
   for (const [key, item] of Array.isArray(value) ? value.entries() : Object.entries(value)) {
-    const found = circularField(item, [...at, key], within);
+    const found = oddlyNestedField(item, [...at, key], within);
     if (found) return found;
   }
   return null;
