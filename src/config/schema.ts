@@ -7,7 +7,7 @@ import { isIPv6 } from 'node:net';
 import { isAddressRange } from '../gateway/trusted-proxies.js';
 import { profileRouteTable, ROUTE_METHODS, RouteTableError } from '../routes/route-table.js';
 import { z } from 'zod';
-import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, MESSAGE_PLACEHOLDERS, type DenialReason } from '../denial/reasons.js';
+import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, MESSAGE_PLACEHOLDERS, placeholderName, type DenialReason } from '../denial/reasons.js';
 import { DAY_MS, DURATION_PATTERN, parseDuration } from './duration.js';
 import { templateProblems } from '../gateway/template.js';
 import { ERROR_TEMPLATE_FIELDS, errorTemplateProblems } from '../dialect/error-template.js';
@@ -846,7 +846,7 @@ export const configSchema = z
     for (const [reason, rendering] of Object.entries(config.errors.reasons)) {
       const allowed = MESSAGE_PLACEHOLDERS[reason as DenialReason] ?? [];
       for (const [placeholder, name] of rendering?.message?.matchAll(MESSAGE_PLACEHOLDER) ?? []) {
-        if (allowed.includes(name as string)) continue;
+        if (allowed.includes(placeholderName(name as string))) continue;
         const only = allowed.length > 0 ? `this message may hold ${allowed.map((n) => `{{${n}}}`).join(', ')}` : 'nothing is filled in in this message';
         ctx.addIssue({ code: 'custom', path: ['errors', 'reasons', reason, 'message'], message: `${placeholder} would be sent as written: ${only}` });
       }

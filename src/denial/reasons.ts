@@ -63,8 +63,18 @@ export interface Denial {
 /** How `{{scopes}}` lists several scopes (`read, export`): a scope holds no space. */
 export const SCOPE_LIST_SEPARATOR = ', ';
 
-/** A `{{name}}` in a message (spaces allowed, as in templates); the name is group 1. */
-export const MESSAGE_PLACEHOLDER = /\{\{\s*([^}]*?)\s*\}\}/g;
+/**
+ * A `{{name}}` in a message (spaces allowed, as in templates); the name is group 1, trimmed
+ * (`placeholderName`). No brace inside: with one allowed (`[^}]*?`), each `{` of a long run
+ * of them was tried as a start and scanned to the end, seconds for 20 KB of braces in a
+ * profile's message and hours for a megabyte (`keygate check` and `serve` hung on it).
+ */
+export const MESSAGE_PLACEHOLDER = /\{\{([^{}]*)\}\}/g;
+
+/** The name a MESSAGE_PLACEHOLDER match holds: `{{ scopes }}` is `scopes`. */
+export function placeholderName(inside: string): string {
+  return inside.trim();
+}
 
 /**
  * The placeholders a reason's message may hold: invalid_parameter names the query

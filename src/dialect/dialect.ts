@@ -11,7 +11,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { CredentialLocation, DialectConfig, Envelope } from '../config/schema.js';
-import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, SCOPE_LIST_SEPARATOR, type Denial, type DenialReason } from '../denial/reasons.js';
+import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, placeholderName, SCOPE_LIST_SEPARATOR, type Denial, type DenialReason } from '../denial/reasons.js';
 import { mentionsRetryAfter, renderErrorTemplate } from './error-template.js';
 
 export interface ReasonRendering {
@@ -140,7 +140,7 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       }
       // A message with the denial's own figures is written per denial; the others once, up front.
       const { fill } = denial;
-      const filled = fill === undefined ? undefined : rendering.message.replace(MESSAGE_PLACEHOLDER, (placeholder, name: string) => fill[name] ?? placeholder);
+      const filled = fill === undefined ? undefined : rendering.message.replace(MESSAGE_PLACEHOLDER, (placeholder, name: string) => fill[placeholderName(name)] ?? placeholder);
       const sameMessage = filled === undefined || filled === rendering.message;
       const body =
         sameMessage && (retryAfter === undefined || !bodySaysRetryAfter)
