@@ -223,7 +223,7 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
       return refusalOf(rt, decision.denial.reason, url, decision.denial);
     }
     const { identity, route, reservation } = decision;
-    rt.usage.touch(identity.key.id, decision.at);
+    rt.usage.touch(identity.key.id, identity.account.id, decision.at);
     let settled = false;
     const settle = async (status: number, records?: number) => {
       if (settled) return;

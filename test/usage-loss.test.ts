@@ -34,7 +34,7 @@ describe('stopping while the store is unreachable', () => {
     const now = rt.clock();
     for (let i = 0; i < 3; i++) rt.usage.add('acc_1', now, 'requests', '2xx');
     rt.usage.add('acc_1', now, 'denials', 'rate_limited');
-    rt.usage.touch('key_1', now);
+    rt.usage.touch('key_1', 'acc_1', now);
     down = true;
     await rt.close();
 

@@ -342,7 +342,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     record.keyId = identity.key.id;
     record.accountId = identity.account.id;
     record.admittedAt = decision.at;
-    usage.touch(identity.key.id, decision.at);
+    usage.touch(identity.key.id, identity.account.id, decision.at);
 
     if (route.kind === 'builtin') {
       record.outcome = 'builtin';

@@ -170,9 +170,9 @@ export interface GaugeRow {
   updatedAt: number;
 }
 
-export type UsageMetric = 'requests' | 'denials' | 'units';
+export type UsageMetric = 'requests' | 'denials' | 'units' | 'key_requests';
 
-/** A daily counter: requests by status class, denials by reason, units by meter. */
+/** A daily counter: requests by status class, denials by reason, units by meter, admitted requests by key (label: the key's id). */
 export interface UsageDailyRow {
   accountId: string;
   day: string;

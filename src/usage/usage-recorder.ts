@@ -1,10 +1,12 @@
 /**
- * Daily usage counters (requests by status class, denials by reason, units by meter),
- * "last used" times and gauge levels the upstream reports, aggregated in memory and
- * written to the store in batches by the runtime's flusher — never on the request path.
+ * Daily usage counters (requests by status class, denials by reason, units by meter,
+ * admitted requests by key), "last used" times and gauge levels the upstream reports,
+ * aggregated in memory and written to the store in batches by the runtime's flusher —
+ * never on the request path.
  */
 import type { GaugeRow, Store, UsageDailyRow, UsageMetric } from '../store/store.js';
 import { isoDay } from '../meters/period.js';
+import { DAY_MS } from '../config/duration.js';
 
 /** Labels of the daily request counters, by `status / 100` (one string each, not one per request). */
 const STATUS_CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
@@ -17,8 +19,25 @@ export function statusClass(status: number): string {
 /** Rows by day, account, metric and label: lookups by strings that already exist, none built per request. */
 type DailyRows = Map<string, Map<string, Map<UsageMetric, Map<string, UsageDailyRow>>>>;
 
+/**
+ * A key's use since the last write: when it was last used and how many requests it had
+ * admitted on one UTC day. One entry per key, found by the one lookup "last used" needed
+ * anyway, so counting per key costs the request an addition and a comparison; an
+ * earlier day's count moves into the daily rows when the day turns.
+ */
+interface KeyUse {
+  accountId: string;
+  at: number;
+  /** The day counted: [dayStart, dayStart + DAY_MS). */
+  dayStart: number;
+  dayEnd: number;
+  requests: number;
+}
+
 export class UsageRecorder {
   private daily: DailyRows = new Map();
+  private keyUses = new Map<string, KeyUse>();
+  /** "Last used" times a failed write gave back, to be written with the next. */
   private lastUsed = new Map<string, number>();
   private gauges = new Map<string, GaugeRow>();
 
@@ -41,8 +60,39 @@ export class UsageRecorder {
     this.lastDaily = this.daily;
   }
 
-  touch(keyId: string, now: number): void {
-    this.lastUsed.set(keyId, now);
+  /** A request the key's account admitted at `now`: the key's last use, and one more of its requests that day. */
+  touch(keyId: string, accountId: string, now: number): void {
+    const use = this.keyUses.get(keyId);
+    if (use !== undefined && now >= use.dayStart && now < use.dayEnd) {
+      use.at = now;
+      use.requests += 1;
+      return;
+    }
+    this.touchOtherDay(keyId, accountId, now, use);
+  }
+
+  /** A key's first request since the last write, or the first of another day (midnight passed, or a request admitted just before it). */
+  private touchOtherDay(keyId: string, accountId: string, now: number, use: KeyUse | undefined): void {
+    const dayStart = Math.floor(now / DAY_MS) * DAY_MS;
+    if (use === undefined) {
+      this.keyUses.set(keyId, { accountId, at: now, dayStart, dayEnd: dayStart + DAY_MS, requests: 1 });
+      return;
+    }
+    this.add(use.accountId, use.dayStart, 'key_requests', keyId, use.requests);
+    use.at = now;
+    use.dayStart = dayStart;
+    use.dayEnd = dayStart + DAY_MS;
+    use.requests = 1;
+  }
+
+  /** The keys' counts held in `keyUses` moved into the daily rows, and their last use into `lastUsed`. */
+  private foldKeyUses(): void {
+    for (const [keyId, use] of this.keyUses) {
+      this.add(use.accountId, use.dayStart, 'key_requests', keyId, use.requests);
+      const held = this.lastUsed.get(keyId);
+      if (held === undefined || held < use.at) this.lastUsed.set(keyId, use.at);
+    }
+    this.keyUses = new Map();
   }
 
   /** The latest level of a gauge; a report older than the one held is ignored. */
@@ -58,8 +108,24 @@ export class UsageRecorder {
    */
   pending(): { requests: number; denials: number; units: number; keysLastUsed: number; gauges: number } {
     const sums = { requests: 0, denials: 0, units: 0 };
-    for (const row of dailyRows(this.daily)) sums[row.metric] += row.value;
-    return { ...sums, keysLastUsed: this.lastUsed.size, gauges: this.gauges.size };
+    // Requests by key are the same requests again, counted by status class already.
+    for (const row of dailyRows(this.daily)) if (row.metric !== 'key_requests') sums[row.metric] += row.value;
+    const keys = new Set([...this.lastUsed.keys(), ...this.keyUses.keys()]);
+    return { ...sums, keysLastUsed: keys.size, gauges: this.gauges.size };
+  }
+
+  /** An account's requests by key (`key_requests` rows) from `fromDay` to `toDay` not yet written to the store. */
+  pendingKeyRequests(accountId: string, fromDay: string, toDay: string): UsageDailyRow[] {
+    const rows: UsageDailyRow[] = [];
+    for (const [day, accounts] of this.daily) {
+      if (day < fromDay || day > toDay) continue;
+      for (const row of accounts.get(accountId)?.get('key_requests')?.values() ?? []) rows.push({ ...row });
+    }
+    for (const [keyId, use] of this.keyUses) {
+      const day = isoDay(use.dayStart);
+      if (use.accountId === accountId && day >= fromDay && day <= toDay) rows.push({ accountId, day, metric: 'key_requests', label: keyId, value: use.requests });
+    }
+    return rows;
   }
 
   /** Gauge levels of an account not yet written to the store. */
@@ -73,6 +139,7 @@ export class UsageRecorder {
    * the time of the write, for gauge levels (Store.setGauge).
    */
   async flush(store: Store, now?: number): Promise<void> {
+    this.foldKeyUses();
     const daily = this.daily;
     const lastUsed = this.lastUsed;
     const gauges = this.gauges;
@@ -84,6 +151,7 @@ export class UsageRecorder {
       for (const row of rows) this.add(row.accountId, Date.parse(row.day), row.metric, row.label, row.value);
     };
     const keepLastUsed = () => {
+      // A use since (in `keyUses`) is later, and written with it next time.
       for (const [id, at] of lastUsed) if (!this.lastUsed.has(id)) this.lastUsed.set(id, at);
     };
     const keepGauges = () => {

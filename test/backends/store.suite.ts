@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccountRecord, AuditEntry, KeyRecord, MemberRecord, Page, Store } from '../../src/store/store.js';
+import { UsageRecorder } from '../../src/usage/usage-recorder.js';
 
 export interface StoreBackend {
   /** A migrated, empty store, and how to remove it afterwards. */
@@ -13,6 +14,8 @@ export interface StoreBackend {
 }
 
 const T0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z: times must survive as exact milliseconds.
+
+const byDayAndLabel = (x: { day: string; label: string }, y: { day: string; label: string }) => x.day.localeCompare(y.day) || x.label.localeCompare(y.label);
 
 const unique = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;
 
@@ -575,6 +578,46 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
         { accountId: a.id, day: '2026-01-02', metric: 'units', label: 'credits', value: 2.5 },
       ]);
       expect(await store.listUsageDaily(a.id, '2026-01-03', '2026-01-31')).toHaveLength(1);
+    });
+
+    it('keeps the requests each key had admitted, day by day, and its last use, as the usage recorder writes them', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const k1 = key(a.id);
+      const k2 = key(a.id);
+      await store.insertKey(k1);
+      await store.insertKey(k2);
+      const usage = new UsageRecorder();
+      const day1 = T0 + 86_400_000 - 10; // 2026-01-01, 10 ms before midnight
+      for (let i = 0; i < 3; i++) usage.touch(k1.id, a.id, day1);
+      usage.touch(k2.id, a.id, day1 + 1);
+      // Midnight passes between two writes: the key's later requests count on the next day.
+      usage.touch(k1.id, a.id, day1 + 20);
+      usage.touch(k1.id, a.id, day1 + 30);
+      expect(usage.pendingKeyRequests(a.id, '2026-01-01', '2026-01-02').map(({ day, label, value }) => ({ day, label, value })).sort(byDayAndLabel)).toEqual(
+        [
+          { day: '2026-01-01', label: k1.id, value: 3 },
+          { day: '2026-01-01', label: k2.id, value: 1 },
+          { day: '2026-01-02', label: k1.id, value: 2 },
+        ].sort(byDayAndLabel),
+      );
+      await usage.flush(store);
+      expect(usage.pendingKeyRequests(a.id, '2026-01-01', '2026-01-02')).toEqual([]);
+      // A second write adds to what is stored.
+      usage.touch(k2.id, a.id, day1 + 40);
+      await usage.flush(store);
+
+      const listed = (await store.listUsageDaily(a.id, '2026-01-01', '2026-01-02')).sort(byDayAndLabel);
+      expect(listed).toEqual(
+        [
+          { accountId: a.id, day: '2026-01-01', metric: 'key_requests', label: k1.id, value: 3 },
+          { accountId: a.id, day: '2026-01-01', metric: 'key_requests', label: k2.id, value: 1 },
+          { accountId: a.id, day: '2026-01-02', metric: 'key_requests', label: k1.id, value: 2 },
+          { accountId: a.id, day: '2026-01-02', metric: 'key_requests', label: k2.id, value: 1 },
+        ].sort(byDayAndLabel),
+      );
+      expect((await store.getKey(k1.id))?.lastUsedAt).toBe(day1 + 30);
+      expect((await store.getKey(k2.id))?.lastUsedAt).toBe(day1 + 40);
     });
 
     it('writes a flush of daily usage or pending units whole or not at all, however many rows it has', async () => {
