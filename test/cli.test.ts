@@ -622,6 +622,54 @@ describe('keygate CLI with a running gateway', () => {
     expect(JSON.parse(usage.stdout)).toEqual(await (await kg.admin(`/v1/accounts/${accountId}/usage`)).json());
   });
 
+  it('gives each key\'s requests this period, a revoked key\'s still named, in accounts usage (human and --json, as GET /v1/accounts/{id}/usage) and by day with --daily', async () => {
+    const created = await cli('--json', 'accounts', 'create', '--name', 'Per key');
+    expect(created.stderr).toBe('');
+    const account = JSON.parse(created.stdout) as { id: string };
+    const issue = async (name: string) => {
+      const issued = await cli('--json', 'keys', 'create', '--account', account.id, '--name', name, '--scopes', 'metrics:read');
+      expect(issued.stderr).toBe('');
+      return JSON.parse(issued.stdout) as { id: string; secret: string; hint: string };
+    };
+    const [ci, web, idle] = [await issue('ci'), await issue('web'), await issue('idle')];
+    for (const [key, times] of [[ci, 3], [web, 1]] as const) {
+      for (let i = 0; i < times; i++) {
+        const response = await kg.call('/api/v1/apps/app1/metrics/mrr', { headers: { authorization: `Bearer ${key.secret}` } });
+        expect(response.status).toBe(200);
+        await response.text();
+      }
+    }
+    expect((await cli('keys', 'revoke', web.id)).code).toBe(0);
+    const today = new Date().toISOString().slice(0, 10);
+
+    // Counted before they are written to the store (every second): the admin API adds what is pending.
+    const answer = (await (await kg.admin(`/v1/accounts/${account.id}/usage`)).json()) as { periodStart: string; keys: unknown[] };
+    expect(answer.periodStart).toBe(`${today.slice(0, 8)}01`);
+    expect(answer.keys).toEqual([
+      { keyId: ci.id, name: 'ci', hint: ci.hint, requests: 3, lastUsedAt: expect.stringMatching(new RegExp(`^${today}T`)), revoked: false },
+      { keyId: web.id, name: 'web', hint: web.hint, requests: 1, lastUsedAt: expect.stringMatching(new RegExp(`^${today}T`)), revoked: true },
+      { keyId: idle.id, name: 'idle', hint: idle.hint, requests: 0, lastUsedAt: null, revoked: false },
+    ]);
+    // The CLI reads the store, as another process would.
+    await kg.runtime.flush();
+    const json = await cli('--json', 'accounts', 'usage', account.id);
+    expect(JSON.parse(json.stdout)).toEqual(await (await kg.admin(`/v1/accounts/${account.id}/usage`)).json());
+    expect((JSON.parse(json.stdout) as { keys: { requests: number }[] }).keys.map((k) => k.requests)).toEqual([3, 1, 0]);
+
+    const human = await cli('accounts', 'usage', account.id);
+    expect([human.code, human.stderr]).toEqual([0, '']);
+    expect(human.stdout).toContain(`requests by key since ${answer.periodStart}:\nKEY   HINT`);
+    expect(human.stdout).toMatch(new RegExp(`^ci\\s+\\S+\\s+${ci.id}\\s+3\\s+${today} \\d\\d:\\d\\dZ$`, 'm'));
+    expect(human.stdout).toMatch(new RegExp(`^web\\s+\\S+\\s+${web.id}\\s+1\\s+${today} \\d\\d:\\d\\dZ\\s+revoked$`, 'm'));
+    expect(human.stdout).toMatch(new RegExp(`^idle\\s+\\S+\\s+${idle.id}\\s+0\\s+-$`, 'm'));
+
+    const daily = JSON.parse((await cli('--json', 'accounts', 'usage', account.id, '--daily')).stdout) as { day: string; metric: string; label: string; value: number }[];
+    expect(daily.filter((row) => row.metric === 'key_requests').sort((a, b) => b.value - a.value)).toEqual([
+      { day: today, metric: 'key_requests', label: ci.id, value: 3 },
+      { day: today, metric: 'key_requests', label: web.id, value: 1 },
+    ]);
+  });
+
   it('plans list shows each plan\'s whole block policy: violations and period, first length, escalation, its cap, when it is forgotten, and scope', async () => {
     const blocksFile = path.join(dir, 'blocks.yaml');
     writeFileSync(

@@ -139,7 +139,24 @@ const MeterUsage = z.object({
   periodStart: z.string().describe('the first day of the current period (UTC), 2026-12-01'),
   periodEnd: z.string().describe('the first day of the next period, not the last of this one: the day a consumed meter starts afresh (a gauge is never reset)'),
 });
-const Usage = z.object({ accountId: z.string(), planId: z.string(), planName: z.string(), apiEnabled: z.boolean(), planExpired: z.boolean(), meters: z.record(z.string(), MeterUsage) });
+const KeyRequests = z.object({
+  keyId: z.string(),
+  name: z.string().nullable().describe('null: a key the store no longer has'),
+  hint: z.string().nullable(),
+  requests: z.number().describe('requests the key had admitted (forwarded, or answered by a built-in) from periodStart to today'),
+  lastUsedAt: isoOrNull,
+  revoked: z.boolean(),
+});
+const Usage = z.object({
+  accountId: z.string(),
+  planId: z.string(),
+  planName: z.string(),
+  apiEnabled: z.boolean(),
+  planExpired: z.boolean(),
+  meters: z.record(z.string(), MeterUsage),
+  periodStart: z.string().describe("the current period's first day (UTC): the plan's first consumed meter's, else the calendar month's"),
+  keys: z.array(KeyRequests).describe("the account's keys by requests in the current period, most first: every key counted (a revoked one too) and its other keys not revoked"),
+});
 const ForecastResult = z.object({
   lines: z.array(PlannedCallSchema.extend({ meter: z.string().nullable(), unitsPerCall: z.number(), units: z.number() })),
   totals: z.record(z.string(), z.number()),
@@ -658,8 +675,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     await deleteAccount(rt, request.params.id, request.adminActor);
     return reply.code(204).send(null);
   });
-  app.get('/v1/accounts/:id/usage', { schema: { operationId: 'getAccountUsage', tags: ['usage'], summary: "An account's plan and meters this period: usage, limit, remaining, overage", params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
-    return usageOut(await accountUsage(rt, request.params.id));
+  app.get('/v1/accounts/:id/usage', { schema: { operationId: 'getAccountUsage', tags: ['usage'], summary: "An account's plan and meters this period (usage, limit, remaining, overage) and its requests by key", params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
+    return usageOut(await accountUsage(rt, request.params.id, { keys: true }));
   });
   app.get(
     '/v1/accounts/:id/usage/daily',
@@ -667,7 +684,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       schema: {
         operationId: 'getAccountDailyUsage',
         tags: ['usage'],
-        summary: 'Daily requests (by status class), denials (by reason) and units (by meter)',
+        summary: 'Daily requests (by status class), denials (by reason), units (by meter) and requests by key (metric key_requests, label: the key id)',
         params: IdParams,
         querystring: z
           .object({

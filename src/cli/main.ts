@@ -628,8 +628,8 @@ export function buildCli(): Command {
     );
   accounts
     .command('usage <id>')
-    .description('plan, API access and every meter of an account; with --daily, its requests, denials and units day by day')
-    .option('--daily', 'day by day: requests by status class, denials by reason, units by meter (the last 30 days unless --from or --to says)')
+    .description('plan, API access, every meter and the requests of each key this period of an account; with --daily, its requests, denials, units and requests by key day by day')
+    .option('--daily', 'day by day: requests by status class, denials by reason, units by meter, requests by key id (the last 30 days unless --from or --to says)')
     .option('--from <date>', 'the first day (2026-11-01), with --daily (implied)')
     .option('--to <date>', 'the last day (default: today, UTC), with --daily (implied)')
     .action((id: string, opts: { daily?: boolean; from?: string; to?: string }, command: Command) =>
@@ -642,7 +642,7 @@ export function buildCli(): Command {
           print(json, days, () => table(days, ['day', 'metric', 'label', 'value']));
           return;
         }
-        const usage = await ops.accountUsage(rt, id);
+        const usage = await ops.accountUsage(rt, id, { keys: true });
         print(json, ops.usageOut(usage), () =>
           [
             `${usage.account.name} (${usage.account.id}) — plan ${usage.planName}, API access ${usage.apiEnabled ? 'on' : 'off'}${usage.planExpired ? ' (plan expired)' : ''}`,
@@ -650,6 +650,12 @@ export function buildCli(): Command {
               // The day a consumed meter starts afresh, as the dashboard's "Resets": a gauge is never reset.
               Object.entries(usage.meters).map(([name, m]) => ({ meter: name, kind: m.kind, usage: m.usage, limit: m.limit, remaining: m.remaining, overage: m.overage, resets: m.kind === 'gauge' ? '-' : m.periodEnd })),
               ['meter', 'kind', 'usage', 'limit', 'remaining', 'overage', 'resets'],
+            ),
+            '',
+            `requests by key since ${usage.periodStart}:`,
+            table(
+              usage.keys.map((k) => ({ key: k.name ?? '-', hint: k.hint ?? '-', id: k.keyId, requests: k.requests, lastUsed: when(k.lastUsedAt), status: k.revoked ? 'revoked' : '' })),
+              ['key', 'hint', 'id', 'requests', 'lastUsed', 'status'],
             ),
           ].join('\n'),
         );

@@ -24,6 +24,17 @@ export interface MeterUsage {
   periodEnd: string;
 }
 
+/** A key's admitted requests in the current period (forwarded, or answered by a built-in). */
+export interface KeyRequests {
+  keyId: string;
+  /** The key's name and hint; null for a key the store no longer has. */
+  name: string | null;
+  hint: string | null;
+  requests: number;
+  lastUsedAt: number | null;
+  revoked: boolean;
+}
+
 export interface AccountUsage {
   account: AccountRecord;
   planId: string;
@@ -31,6 +42,10 @@ export interface AccountUsage {
   apiEnabled: boolean;
   planExpired: boolean;
   meters: Record<string, MeterUsage>;
+  /** The first day of the current period: the plan's first consumed meter's, else the calendar month's. */
+  periodStart: string;
+  /** With `options.keys`: the account's keys by requests in the current period, most first. */
+  keys?: KeyRequests[];
 }
 
 /**
@@ -42,8 +57,14 @@ export function mainMeterOf(plan: Plan | undefined): string | undefined {
   return (meters.find(([, meter]) => meter.kind === 'consumed') ?? meters[0])?.[0];
 }
 
-/** `options.meters`: only these of the plan's meters (a list of many accounts needs one each); default, all. */
-export async function accountUsage(rt: Runtime, accountOrId: string | AccountRecord, options: { meters?: readonly string[] } = {}): Promise<AccountUsage> {
+/**
+ * `options.meters`: only these of the plan's meters (a list of many accounts needs one
+ * each); default, all. `options.keys`: with each key's requests in the current period
+ * (read from the daily counters, so not for a built-in answering on the request path).
+ */
+export async function accountUsage(rt: Runtime, accountOrId: string | AccountRecord, options: { meters?: readonly string[]; keys: true }): Promise<AccountUsage & { keys: KeyRequests[] }>;
+export async function accountUsage(rt: Runtime, accountOrId: string | AccountRecord, options?: { meters?: readonly string[]; keys?: boolean }): Promise<AccountUsage>;
+export async function accountUsage(rt: Runtime, accountOrId: string | AccountRecord, options: { meters?: readonly string[]; keys?: boolean } = {}): Promise<AccountUsage> {
   const account = typeof accountOrId === 'string' ? await getAccount(rt, accountOrId) : accountOrId;
   const now = rt.clock();
   // With the account's own meter limits in place of the plan's (limits/overrides.ts).
@@ -79,6 +100,8 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
       periodEnd: isoDay(bounds.endsAt),
     };
   }
+  const consumed = Object.values(plan?.meters ?? {}).find((meter) => meter.kind === 'consumed');
+  const periodStart = periodBounds(consumed?.period ?? 'month', now).start;
   return {
     account,
     planId: account.planId,
@@ -86,18 +109,41 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
     apiEnabled: apiEnabledOf(account, rt.config.plans, now),
     planExpired,
     meters,
+    periodStart,
+    ...(options.keys ? { keys: await keyRequests(rt, account.id, periodStart, isoDay(now)) } : {}),
   };
 }
 
 /**
+ * An account's keys by admitted requests from `fromDay` to `toDay`, most first (then by
+ * name): those
+ * counted (a revoked key's too, marked), and its other keys not revoked, at 0. Counts
+ * not yet written to the store are added in.
+ */
+async function keyRequests(rt: Runtime, accountId: string, fromDay: string, toDay: string): Promise<KeyRequests[]> {
+  const counted = new Map<string, number>();
+  const stored = (await rt.store.listUsageDaily(accountId, fromDay, toDay)).filter((row) => row.metric === 'key_requests');
+  for (const row of [...stored, ...rt.usage.pendingKeyRequests(accountId, fromDay, toDay)]) counted.set(row.label, (counted.get(row.label) ?? 0) + row.value);
+  const keys = new Map((await rt.store.listKeys({ accountId })).map((key) => [key.id, key]));
+  const ids = new Set([...counted.keys(), ...[...keys.values()].filter((key) => key.revokedAt === null).map((key) => key.id)]);
+  return [...ids]
+    .map((keyId) => {
+      const key = keys.get(keyId);
+      return { keyId, name: key?.name ?? null, hint: key?.hint ?? null, requests: counted.get(keyId) ?? 0, lastUsedAt: key?.lastUsedAt ?? null, revoked: key !== undefined && key.revokedAt !== null };
+    })
+    .sort((a, b) => b.requests - a.requests || (a.name ?? '').localeCompare(b.name ?? '') || a.keyId.localeCompare(b.keyId));
+}
+
+/**
  * An account's usage as the admin API gives it (GET /v1/accounts/{id}/usage) and the CLI
- * prints it with --json: the account by id. (A meter's `unit` is left out of the JSON
+ * prints it with --json: the account by id, with its requests by key (`options.keys`). (A meter's `unit` is left out of the JSON
  * where the plan names none: JSON has no undefined.)
  */
-export function usageOut(usage: AccountUsage) {
+export function usageOut(usage: AccountUsage & { keys: KeyRequests[] }) {
   // `unit` as /v1/plans gives it: null where the plan names none.
   const meters = Object.fromEntries(Object.entries(usage.meters).map(([name, meter]) => [name, { ...meter, unit: meter.unit ?? null }]));
-  return { accountId: usage.account.id, planId: usage.planId, planName: usage.planName, apiEnabled: usage.apiEnabled, planExpired: usage.planExpired, meters };
+  const keys = usage.keys.map((key) => ({ ...key, lastUsedAt: key.lastUsedAt === null ? null : new Date(key.lastUsedAt).toISOString() }));
+  return { accountId: usage.account.id, planId: usage.planId, planName: usage.planName, apiEnabled: usage.apiEnabled, planExpired: usage.planExpired, meters, periodStart: usage.periodStart, keys };
 }
 
 /** The highest gauge level: what an upstream's header may report too. */
