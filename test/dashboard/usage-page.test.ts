@@ -1,12 +1,13 @@
 /**
  * How the usage page's charts read, in real Chromium: each day's label sits under that
  * day's bar however many days the period has shown so far (1, 2, 3, 7, 30), and the
- * table of a chart's numbers draws one even line under each day.
+ * table of a chart's numbers draws one even line under each day. And its table of
+ * requests by key, for the member and on the operator's view of the account.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyBlockId } from '../../src/counters/counters.js';
-import { createKey } from '../../src/operations/keys.js';
+import { createKey, revokeKey } from '../../src/operations/keys.js';
 import { updateAccount } from '../../src/operations/accounts.js';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, horizontalOverflow, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, textOf, type DashboardFixture } from './support.js';
@@ -141,5 +142,42 @@ describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', ()
       // The column headings keep their heavier line.
       expect(await table.locator('thead th').first().evaluate((th) => getComputedStyle(th).borderBottomWidth)).toBe('2px');
     }
+  });
+
+  it('lists each key’s requests this period with its last use, a revoked key’s too, for the member and the operator', async () => {
+    const rt = fixture.keygate.runtime;
+    const [production] = await rt.store.listKeys();
+    const accountId = production!.accountId as string;
+    // Staging, revoked without a request this period, is left out; its place (the plan allows 3) goes to Batch.
+    const staging = (await rt.store.listKeys({ accountId })).find((key) => key.name === 'Staging');
+    await revokeKey(rt, staging!.id, 'test');
+    const batch = await createKey(rt, { accountId, name: 'Batch', scopes: ['*'] }, 'test');
+    for (let i = 0; i < 2; i++) expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${batch.secret}` } })).status).toBe(200);
+    await revokeKey(rt, batch.key.id, 'test');
+    const operator = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(operator, await invite(fixture, 'olga@ops.example', null, 'operator'), 'olga@ops.example');
+
+    for (const [who, page, path] of [['member', desktop, '/usage'], ['operator', operator, `/accounts/${accountId}`]] as const) {
+      await page.goto(path);
+      const table = page.locator('table', { has: page.locator('caption', { hasText: 'Requests by key this period' }) });
+      const rows = await table.locator('tbody tr').evaluateAll((trs) =>
+        trs.map((tr) => ({
+          key: tr.querySelector('.key-name')?.textContent,
+          hint: tr.querySelector('code.hint')?.textContent,
+          revoked: tr.querySelector('.badge.revoked') !== null,
+          requests: tr.querySelector('td[data-label="Requests this period"]')?.textContent,
+          lastUsed: tr.querySelector('td[data-label="Last used (UTC)"]')?.textContent,
+        })),
+      );
+      // Production made one request a day of January's 30; Reporting none.
+      expect(rows.map(({ key, revoked, requests }) => ({ key, revoked, requests })), who).toEqual([
+        { key: 'Production', revoked: false, requests: '30' },
+        { key: 'Batch', revoked: true, requests: '2' },
+        { key: 'Reporting', revoked: false, requests: '0' },
+      ]);
+      expect(rows[1]?.hint, who).toBe(batch.key.hint);
+      expect(rows.map((row) => row.lastUsed?.replace(/\d\d:\d\d$/, 'hh:mm')), who).toEqual(['2027-01-30 hh:mm', '2027-01-30 hh:mm', 'Never']);
+    }
+    await screenshot(desktop, 'usage-requests-by-key');
   });
 });

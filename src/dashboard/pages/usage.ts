@@ -1,18 +1,18 @@
 /**
  * Usage: the plan, whether API access is on, each meter's usage, limit and remaining,
- * and charts of the current period (requests per day, denials by reason, units per day)
- * from the daily counters. Members see their own account; operators see any account
+ * charts of the current period (requests per day, denials by reason, units per day) and
+ * its requests by key, from the daily counters. Members see their own account; operators see any account
  * through the same section on its detail page.
  */
 import type { FastifyInstance } from 'fastify';
 import type { AccountRecord, KeyRecord, UsageDailyRow } from '../../store/store.js';
-import { accountUsage, type AccountUsage } from '../../operations/usage.js';
+import { accountUsage, type AccountUsage, type KeyRequests } from '../../operations/usage.js';
 import { accountPlan } from '../../operations/accounts.js';
-import { isoDay, periodBounds } from '../../meters/period.js';
+import { isoDay } from '../../meters/period.js';
 import { ownAccount, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, shortDay, when } from '../format.js';
+import { number, shortDay, when, whenInTable } from '../format.js';
 import { blockedUntilOf } from '../../operations/keys.js';
 import { blockedBadge, isUsable } from './key-views.js';
 import { dailyBarChart, labelledBarChart, type DailySeries } from '../charts.js';
@@ -38,12 +38,10 @@ export async function writePendingUsage(dash: Dashboard): Promise<void> {
   await dash.rt.flush().catch((error: unknown) => dash.rt.log.warn({ err: error }, 'could not write usage before showing it'));
 }
 
-/** The days of the current period up to today, from the plan's first consumed meter (else the calendar month). */
-function currentPeriodDays(usage: AccountUsage, now: number): string[] {
-  const consumed = Object.values(usage.meters).find((m) => m.kind === 'consumed');
-  const start = consumed?.periodStart ?? periodBounds('month', now).start;
+/** The days of the current period (from the plan's first consumed meter, else the calendar month: `periodStart`) up to today. */
+function currentPeriodDays(periodStart: string, now: number): string[] {
   const days: string[] = [];
-  for (let t = Date.parse(`${start}T00:00:00Z`); t <= now; t += DAY) days.push(isoDay(t));
+  for (let t = Date.parse(`${periodStart}T00:00:00Z`); t <= now; t += DAY) days.push(isoDay(t));
   return days;
 }
 
@@ -110,8 +108,8 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
   const { rt } = dash;
   await writePendingUsage(dash);
   const now = rt.clock();
-  const usage = await accountUsage(rt, account);
-  const days = currentPeriodDays(usage, now);
+  const usage = await accountUsage(rt, account, { keys: true });
+  const days = currentPeriodDays(usage.periodStart, now);
   const rows = await rt.store.listUsageDaily(account.id, days[0] ?? isoDay(now), isoDay(now));
 
   const requestSeries: DailySeries[] = [
@@ -142,7 +140,25 @@ ${h('This period, day by day', `charts-${account.id}`)}
   ${dailyBarChart({ id: `requests-${account.id}`, title: 'Requests per day', days, series: requestSeries, unit: 'requests', emptyText: 'No requests yet in this period.', wide: true })}
   ${labelledBarChart({ id: `denials-${account.id}`, title: 'Denials by reason', items: denials, emptyText: 'No refused requests in this period.' })}
   ${consumesUnits || unitSeries.length > 0 ? dailyBarChart({ id: `units-${account.id}`, title: 'Units per day', days, series: unitSeries, unit: unitName, emptyText: `No ${unitName} used yet in this period.` }) : ''}
-</div>`;
+</div>
+${h('Requests by key', `key-requests-${account.id}`)}
+${keyRequestsTable(usage.keys)}`;
+}
+
+/** Each key's admitted requests this period, most first; a revoked key's stay, marked. */
+function keyRequestsTable(keys: readonly KeyRequests[]): Html {
+  if (keys.length === 0) return html`<div class="empty"><p>The account has no keys.</p></div>`;
+  return html`<div class="table-wrap"><table class="data cards">
+  <caption class="sr-only">Requests by key this period</caption>
+  <thead><tr><th scope="col">Key</th><th scope="col" class="num">Requests this period</th><th scope="col">Last used (UTC)</th></tr></thead>
+  <tbody>${keys.map(
+    (key) => html`<tr data-key-id="${key.keyId}">
+    <td data-label="Key" class="key-cell"><span>${key.name === null ? html`<code>${key.keyId}</code>` : html`<span class="key-name">${key.name}</span><code class="hint">${key.hint}</code>`}${key.revoked ? html` <span class="badge revoked">Revoked</span>` : ''}</span></td>
+    <td data-label="Requests this period" class="num">${number(key.requests)}</td>
+    <td data-label="Last used (UTC)">${whenInTable(key.lastUsedAt, 'Never')}</td>
+  </tr>`,
+  )}</tbody>
+</table></div>`;
 }
 
 /** `planDefined`: whether the profile has the account's plan (one taken out of it leaves the account on a plan of nothing). */
