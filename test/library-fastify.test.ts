@@ -38,7 +38,8 @@ describe('keygate as a library in a Fastify API', () => {
   it("charges the records a handler returned, gives back a failed answer's cost, and writes usage out on app.close()", async () => {
     const gate = await createKeygate({ config, file: 'inline', dir });
     const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
-    const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+    const issued = await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test');
+    const headers = { authorization: `Bearer ${issued.secret}` };
 
     // docs/library.md's hooks, as written there (but for the field's name).
     const app = Fastify();
@@ -99,6 +100,7 @@ describe('keygate as a library in a Fastify API', () => {
       const day = new Date(again.runtime.clock()).toISOString().slice(0, 10);
       const daily = await again.runtime.store.listUsageDaily(account.id, day, day);
       expect(daily.map((row) => [row.metric, row.label, row.value]).sort()).toEqual([
+        ['key_requests', issued.key.id, 4],
         ['requests', '2xx', 3],
         ['requests', '5xx', 1],
         ['units', 'credits', 13],

@@ -470,7 +470,8 @@ describe('keygate as a library, given a count of records that is not one', () =>
     const log = createLog({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) } });
     const gate = await createKeygate({ config, file: 'inline', dir }, { log });
     const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
-    const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+    const issued = await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test');
+    const headers = { authorization: `Bearer ${issued.secret}` };
     // An API that counts its rows from something it computed: `?n=` stands for it.
     const served = await serveThrough(gate, async (res, admitted) => {
       res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
@@ -500,6 +501,7 @@ describe('keygate as a library, given a count of records that is not one', () =>
       const day = new Date(again.runtime.clock()).toISOString().slice(0, 10);
       const daily = await again.runtime.store.listUsageDaily(account.id, day, day);
       expect(daily.map((row) => [row.metric, row.label, row.value]).sort()).toEqual([
+        ['key_requests', issued.key.id, 5],
         ['requests', '2xx', 5],
         ['units', 'credits', 22],
       ]);

@@ -102,9 +102,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     await revokeKey(fixture.keygate.runtime, gone.id, 'admin-api');
     const pages: [Page, string, string[]][] = [
       [member, '/keys', ['Keys in use', 'Revoked and expired keys']],
-      [member, '/usage', ['Meters of the Pro plan']],
+      [member, '/usage', ['Meters of the Pro plan', 'Requests by key this period']],
       [operator, '/accounts', ['Accounts', 'Plans']],
-      [operator, `/accounts/${accountId}`, ['Limits', 'Keys in use of Acme Analytics', 'Revoked and expired keys', 'Members', 'Meters of the Pro plan', 'Recent activity']],
+      [operator, `/accounts/${accountId}`, ['Limits', 'Keys in use of Acme Analytics', 'Revoked and expired keys', 'Members', 'Meters of the Pro plan', 'Requests by key this period', 'Recent activity']],
       [operator, '/audit', ['Audit log']],
       [operator, `/audit?account=${accountId}`, ['Audit log of Acme Analytics']],
     ];
