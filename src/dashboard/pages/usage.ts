@@ -152,7 +152,7 @@ function keyRequestsTable(keys: readonly KeyRequests[]): Html {
   <caption class="sr-only">Requests by key this period</caption>
   <thead><tr><th scope="col">Key</th><th scope="col" class="num">Requests this period</th><th scope="col">Last used (UTC)</th></tr></thead>
   <tbody>${keys.map(
-    (key) => html`<tr data-key-id="${key.keyId}">
+    (key) => html`<tr>
     <td data-label="Key" class="key-cell"><span>${key.name === null ? html`<code>${key.keyId}</code>` : html`<span class="key-name">${key.name}</span><code class="hint">${key.hint}</code>`}${key.revoked ? html` <span class="badge revoked">Revoked</span>` : ''}</span></td>
     <td data-label="Requests this period" class="num">${number(key.requests)}</td>
     <td data-label="Last used (UTC)">${whenInTable(key.lastUsedAt, 'Never')}</td>
