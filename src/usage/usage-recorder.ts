@@ -87,6 +87,8 @@ export class UsageRecorder {
 
   /** The keys' counts held in `keyUses` moved into the daily rows, and their last use into `lastUsed`. */
   private foldKeyUses(): void {
+    // An idle second (most of them, on a quiet gateway) allocates nothing.
+    if (this.keyUses.size === 0) return;
     for (const [keyId, use] of this.keyUses) {
       this.add(use.accountId, use.dayStart, 'key_requests', keyId, use.requests);
       const held = this.lastUsed.get(keyId);
