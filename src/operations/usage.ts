@@ -1,6 +1,6 @@
 /** An account's usage: plan, API access, and every meter's usage, limit and remaining. */
 import type { Runtime } from '../runtime.js';
-import type { AccountRecord, GaugeRow } from '../store/store.js';
+import type { AccountRecord, GaugeRow, KeyRecord, UsageDailyRow } from '../store/store.js';
 import type { Plan } from '../config/schema.js';
 import { OperationError } from './errors.js';
 import { didYouMean } from '../config/closest-name.js';
@@ -121,15 +121,29 @@ export async function accountUsage(rt: Runtime, accountOrId: string | AccountRec
  * not yet written to the store are added in.
  */
 async function keyRequests(rt: Runtime, accountId: string, fromDay: string, toDay: string): Promise<KeyRequests[]> {
+  // Rows a write has taken and not yet stored are in neither the store nor what is
+  // pending: read when no write is under way, and again if one started meanwhile.
+  let stored: UsageDailyRow[] = [];
+  let records: KeyRecord[] = [];
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await rt.usage.idle();
+    const started = rt.usage.flushesStarted;
+    stored = await rt.store.listUsageDaily(accountId, fromDay, toDay);
+    records = await rt.store.listKeys({ accountId });
+    if (rt.usage.flushesStarted === started) break;
+  }
   const counted = new Map<string, number>();
-  const stored = (await rt.store.listUsageDaily(accountId, fromDay, toDay)).filter((row) => row.metric === 'key_requests');
-  for (const row of [...stored, ...rt.usage.pendingKeyRequests(accountId, fromDay, toDay)]) counted.set(row.label, (counted.get(row.label) ?? 0) + row.value);
-  const keys = new Map((await rt.store.listKeys({ accountId })).map((key) => [key.id, key]));
+  for (const row of [...stored.filter((row) => row.metric === 'key_requests'), ...rt.usage.pendingKeyRequests(accountId, fromDay, toDay)]) counted.set(row.label, (counted.get(row.label) ?? 0) + row.value);
+  const lastUse = (key: KeyRecord): number | null => {
+    const pending = rt.usage.pendingLastUse(key.id);
+    return pending === undefined ? key.lastUsedAt : key.lastUsedAt === null ? pending : Math.max(pending, key.lastUsedAt);
+  };
+  const keys = new Map(records.map((key) => [key.id, key]));
   const ids = new Set([...counted.keys(), ...[...keys.values()].filter((key) => key.revokedAt === null).map((key) => key.id)]);
   return [...ids]
     .map((keyId) => {
       const key = keys.get(keyId);
-      return { keyId, name: key?.name ?? null, hint: key?.hint ?? null, requests: counted.get(keyId) ?? 0, lastUsedAt: key?.lastUsedAt ?? null, revoked: key !== undefined && key.revokedAt !== null };
+      return { keyId, name: key?.name ?? null, hint: key?.hint ?? null, requests: counted.get(keyId) ?? 0, lastUsedAt: key === undefined ? null : lastUse(key), revoked: key !== undefined && key.revokedAt !== null };
     })
     .sort((a, b) => b.requests - a.requests || (a.name ?? '').localeCompare(b.name ?? '') || a.keyId.localeCompare(b.keyId));
 }

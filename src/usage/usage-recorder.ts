@@ -41,6 +41,14 @@ export class UsageRecorder {
   private lastUsed = new Map<string, number>();
   private gauges = new Map<string, GaugeRow>();
 
+  /**
+   * Writes started so far, and the one under way: a reader of the store and of what is
+   * pending (`keyRequests` in operations/usage.ts) reads again when a write started
+   * meanwhile, as rows in flight are in neither.
+   */
+  flushesStarted = 0;
+  private flushing: Promise<void> | undefined;
+
   /** The row `add` counted last (in `lastDaily`): a busy account's next request counts on it again without four lookups. */
   private lastRow: UsageDailyRow | undefined;
   private lastDaily: DailyRows | undefined;
@@ -130,6 +138,18 @@ export class UsageRecorder {
     return rows;
   }
 
+  /** A key's last use not yet written to the store, if any. */
+  pendingLastUse(keyId: string): number | undefined {
+    const inUse = this.keyUses.get(keyId)?.at;
+    const held = this.lastUsed.get(keyId);
+    return inUse === undefined ? held : held === undefined ? inUse : Math.max(inUse, held);
+  }
+
+  /** Resolves once no write is under way (at once when none is). */
+  async idle(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
   /** Gauge levels of an account not yet written to the store. */
   pendingGauges(accountId: string): GaugeRow[] {
     return [...this.gauges.values()].filter((row) => row.accountId === accountId);
@@ -141,6 +161,21 @@ export class UsageRecorder {
    * the time of the write, for gauge levels (Store.setGauge).
    */
   async flush(store: Store, now?: number): Promise<void> {
+    this.flushesStarted += 1;
+    const written = this.write(store, now);
+    const flushing = written.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.flushing = flushing;
+    try {
+      await written;
+    } finally {
+      if (this.flushing === flushing) this.flushing = undefined;
+    }
+  }
+
+  private async write(store: Store, now: number | undefined): Promise<void> {
     this.foldKeyUses();
     const daily = this.daily;
     const lastUsed = this.lastUsed;
