@@ -4,7 +4,12 @@
  * and how to read the figures.
  *
  *   node bench/run.js [--duration=10] [--rounds=3] [--warmup=5] [--rewarm=1] [--connections=50]
+ *                     [--pairs=10] [--pairSeconds=3]
  *                     [--rate=0] [--verifySeconds=5] [--only=v,a,p,b,c,d,e,m] [--profile] [--save]
+ *
+ * --pairs=N  after the rounds, each ratio with a target (c/b, d/c, e/c) is measured again in
+ *            N adjacent pairs of --pairSeconds per case, and judged by their median
+ *            (measurePairs says why); --pairs=0 judges the ratio over all rounds instead.
  *
  * (l), keygate (c) with a log line per request, runs only when --only names it.
  *
@@ -34,6 +39,14 @@ const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS_DIR = process.env.KEYGATE_BENCH_RESULTS_DIR ?? path.join(BENCH_DIR, 'results');
 
 const TARGETS = { cOverB: 0.85, dOverC: 0.9, eOverC: 0.75, verificationsPerSecond: 500_000 };
+/** The ratios with a target: name, numerator case, denominator case. */
+const JUDGED = [
+  ['c/b', 'c', 'b'],
+  ['d/c', 'd', 'c'],
+  ['e/c', 'e', 'c'],
+];
+/** Warm-up before each half of a pair (discarded): the connections are opened afresh. */
+const PAIR_WARMUP_SECONDS = 0.5;
 const POSTGRES_ADMIN_URL = process.env.KEYGATE_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.KEYGATE_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const REDIS_UNAVAILABLE = /Redis backend is not available/i;
@@ -135,6 +148,7 @@ async function main() {
       console.log('');
     }
     for (const target of targets) results.cases[target.id] = aggregate(target, rounds.get(target.id));
+    if (options.pairs > 0) results.pairs = await measurePairs(targets);
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => console.warn(`cleanup: ${error.message}`));
     await stopAll();
@@ -238,13 +252,47 @@ async function sanityCheck({ id, url, headers }) {
   if (response.status !== 200 || body !== UPSTREAM_BODY) throw new Error(`(${id}) sanity request got ${response.status} ${body.slice(0, 200)}`);
 }
 
+/**
+ * The judged ratios, measured in adjacent pairs: the two cases of a ratio run back to back
+ * for `pairSeconds` each (after a short warm-up), the order alternating from pair to pair,
+ * `pairs` times. On a host whose speed drifts by 2x within minutes (bench/README.md), a
+ * pair's two halves are seconds apart and see nearly the same host, while a round's cases
+ * are up to a minute apart; the median of the pairs' ratios is then what one slow stretch
+ * cannot move. Each pair's ratio is printed, so the spread is there to read.
+ */
+async function measurePairs(targets) {
+  const byId = new Map(targets.map((t) => [t.id, t]));
+  const pairs = {};
+  for (const [name, num, den] of JUDGED) {
+    const a = byId.get(num);
+    const b = byId.get(den);
+    if (!a || !b) continue;
+    console.log(`pairs for ${name}: ${options.pairs} × (${den}) and (${num}) back to back, ${options.pairSeconds} s each after ${PAIR_WARMUP_SECONDS} s of warm-up, order alternating`);
+    const ratios = [];
+    let failed = 0;
+    for (let i = 0; i < options.pairs; i++) {
+      const order = i % 2 === 0 ? [b, a] : [a, b];
+      const measuredPair = new Map();
+      for (const target of order) measuredPair.set(target.id, await measureRound(target, PAIR_WARMUP_SECONDS, options.pairSeconds, { quiet: true }));
+      const x = measuredPair.get(num);
+      const y = measuredPair.get(den);
+      failed += x.errors + x.timeouts + x.non2xx + y.errors + y.timeouts + y.non2xx;
+      ratios.push(x.requestsPerSecond / y.requestsPerSecond);
+      console.log(`  pair ${i + 1}: (${den}) ${fmt(y.requestsPerSecond)}, (${num}) ${fmt(x.requestsPerSecond)} req/s: ${(x.requestsPerSecond / y.requestsPerSecond).toFixed(2)}`);
+    }
+    pairs[name] = { ratios, median: median(ratios), quartiles: [quantile(ratios, 0.25), quantile(ratios, 0.75)], failed, seconds: options.pairSeconds };
+  }
+  console.log('');
+  return pairs;
+}
+
 /** One round of one case: warm-up (discarded), then the measured run. */
-async function measureRound({ id, url, headers, child, pid }, warmupSeconds) {
+async function measureRound({ id, url, headers, child, pid }, warmupSeconds, seconds = options.duration, { quiet = false } = {}) {
   const target = `${url}${REQUEST_PATH}`;
   if (warmupSeconds > 0) await load(target, headers, warmupSeconds);
-  const redisBefore = child?.info.counters === 'redis' ? await redisSnapshot(child) : undefined;
+  const redisBefore = !quiet && child?.info.counters === 'redis' ? await redisSnapshot(child) : undefined;
   const cpuBefore = cpuSeconds(pid);
-  const r = await load(target, headers, options.duration);
+  const r = await load(target, headers, seconds);
   const cpuAfter = cpuSeconds(pid);
   const redisAfter = redisBefore ? await redisSnapshot(child) : undefined;
   const round = {
@@ -259,6 +307,7 @@ async function measureRound({ id, url, headers, child, pid }, warmupSeconds) {
     cpuMicrosPerRequest: cpuBefore !== undefined && cpuAfter !== undefined ? ((cpuAfter - cpuBefore) * 1e6) / Math.max(1, r.requests.total) : undefined,
   };
   if (redisBefore && redisAfter) round.redis = redisDiff(redisBefore, redisAfter);
+  if (quiet) return round;
   console.log(
     `  (${id}) ${fmt(round.requestsPerSecond).padStart(7)} req/s  p50 ${ms(round.latencyMs.p50)}  p99 ${ms(round.latencyMs.p99)}  errors ${round.errors}  timeouts ${round.timeouts}  non-2xx ${round.non2xx}  cpu ${micros(round.cpuMicrosPerRequest)}/req`,
   );
@@ -385,7 +434,7 @@ function printMachine(m) {
   console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}`);
   console.log(`load average before the run: ${m.loadAverageBefore.map((l) => l.toFixed(2)).join(' ')}`);
   console.log(
-    `settings: ${options.connections} connections, pipelining 1, GET ${REQUEST_PATH}, all on 127.0.0.1; ${options.rounds} rounds, each case ${options.duration} s measured per round after a warm-up (${options.warmup} s in round 1, ${options.rewarm} s after)`,
+    `settings: ${options.connections} connections, pipelining 1, GET ${REQUEST_PATH}, all on 127.0.0.1; ${options.rounds} rounds, each case ${options.duration} s measured per round after a warm-up (${options.warmup} s in round 1, ${options.rewarm} s after); then ${options.pairs} pairs per judged ratio, ${options.pairSeconds} s per case`,
   );
   console.log(
     `note: the load generator (autocannon, this process), the process under test and the upstream (each its own process) share these ${m.cores} cores, so every figure includes that contention.`,
@@ -407,7 +456,8 @@ function printSummary(results) {
       `  (${id}) ${c.title.padEnd(54)} ${fmt(c.requestsPerSecond).padStart(7)} ${ms(c.latencyMs.p50).padStart(9)} ${ms(c.latencyMs.p99).padStart(9)} ${String(c.errors + c.timeouts).padStart(7)} ${String(c.non2xx).padStart(7)} ${micros(c.cpuMicrosPerRequest).padStart(8)}   ${c.rounds.map((r) => fmt(r.requestsPerSecond)).join(', ')}`,
     );
   }
-  console.log('ratios of requests/s (per round in brackets: rounds run the cases back to back)');
+  const pairs = results.pairs ?? {};
+  console.log(`ratios of requests/s over the rounds (each round's in brackets, then their median)${Object.keys(pairs).length > 0 ? '; judged in pairs, below' : ''}`);
   const ratio = (name, num, den, target) => {
     const a = measured(num);
     const b = measured(den);
@@ -425,12 +475,13 @@ function printSummary(results) {
     }
     const value = a.requestsPerSecond / b.requestsPerSecond;
     const perRound = a.rounds.map((r, i) => r.requestsPerSecond / b.rounds[i].requestsPerSecond);
-    const judged = target === undefined ? '(reference, no target)' : `target ≥ ${target}: ${value >= target ? 'met' : 'NOT met'}`;
-    // The rounds' median is printed beside the whole-run ratio (which alone is judged): on a host
-    // whose speed drifts, one slow stretch under one case moves the whole-run ratio, not the median.
     const medianOfRounds = median(perRound);
-    results.ratios[name] = target === undefined ? { value, perRound, medianOfRounds } : { value, perRound, medianOfRounds, target, met: value >= target };
-    console.log(`  ${name} = ${value.toFixed(3)}  [${perRound.map((x) => x.toFixed(2)).join(', ')}; median ${medianOfRounds.toFixed(2)}]  ${judged}`);
+    const paired = pairs[name];
+    // With pairs, they alone are judged (see measurePairs); without (--pairs=0), the ratio over all rounds.
+    const judgedHere = target !== undefined && !paired;
+    const judged = target === undefined ? '(reference, no target)' : paired ? '' : `target ≥ ${target}: ${value >= target ? 'met' : 'NOT met'}`;
+    results.ratios[name] = judgedHere ? { value, perRound, medianOfRounds, target, met: value >= target } : { value, perRound, medianOfRounds };
+    console.log(`  ${name} = ${value.toFixed(3)}  [${perRound.map((x) => x.toFixed(2)).join(', ')}; median ${medianOfRounds.toFixed(2)}]  ${judged}`.trimEnd());
   };
   ratio('c/b', 'c', 'b', TARGETS.cOverB);
   ratio('c/p', 'c', 'p', undefined);
@@ -438,6 +489,22 @@ function printSummary(results) {
   ratio('d/c', 'd', 'c', TARGETS.dOverC);
   ratio('e/c', 'e', 'c', TARGETS.eOverC);
   ratio('e/d', 'e', 'd', undefined);
+  const targetOf = { 'c/b': TARGETS.cOverB, 'd/c': TARGETS.dOverC, 'e/c': TARGETS.eOverC };
+  if (Object.keys(pairs).length > 0) {
+    console.log(`ratios of requests/s in adjacent pairs (${options.pairs} pairs × ${options.pairSeconds} s per case, back to back, order alternating): judged by the median`);
+    for (const [name, p] of Object.entries(pairs)) {
+      const target = targetOf[name];
+      const range = `quartiles ${p.quartiles.map((x) => x.toFixed(2)).join('–')}; ${p.ratios.filter((x) => x >= target).length} of ${p.ratios.length} pairs ≥ ${target}`;
+      if (p.failed > 0) {
+        p.invalid = `${fmt(p.failed)} failed requests (errors, timeouts, non-2xx) in its pairs`;
+        console.log(`  ${name}: median ${p.median.toFixed(3)} (${range})  not judged: ${p.invalid}`);
+        continue;
+      }
+      p.target = target;
+      p.met = p.median >= target;
+      console.log(`  ${name}: median ${p.median.toFixed(3)} (${range})  target ≥ ${target}: ${p.met ? 'met' : 'NOT met'}`);
+    }
+  }
   if (verification) {
     const met = verification.verificationsPerSecond >= TARGETS.verificationsPerSecond;
     results.verification.target = TARGETS.verificationsPerSecond;
@@ -469,8 +536,8 @@ function printSummary(results) {
 }
 
 function parseArgs(argv) {
-  const out = { duration: 10, warmup: 5, rewarm: 1, rounds: 3, connections: 50, rate: 0, verifySeconds: 5, only: new Set(['v', 'a', 'p', 'b', 'c', 'd', 'e', 'm']), profile: false, save: false };
-  const numeric = new Set(['duration', 'warmup', 'rewarm', 'rounds', 'connections', 'rate', 'verifySeconds']);
+  const out = { duration: 10, warmup: 5, rewarm: 1, rounds: 3, pairs: 10, pairSeconds: 3, connections: 50, rate: 0, verifySeconds: 5, only: new Set(['v', 'a', 'p', 'b', 'c', 'd', 'e', 'm']), profile: false, save: false };
+  const numeric = new Set(['duration', 'warmup', 'rewarm', 'rounds', 'pairs', 'pairSeconds', 'connections', 'rate', 'verifySeconds']);
   for (const arg of argv) {
     const [name, value] = arg.replace(/^--/, '').split('=');
     if (numeric.has(name) && Number.isFinite(Number(value))) out[name] = Number(value);
@@ -484,6 +551,14 @@ function parseArgs(argv) {
 
 function sum(values) {
   return values.reduce((a, b) => a + b, 0);
+}
+
+/** The q-quantile by linear interpolation between the sorted values (q 0.25: the lower quartile). */
+function quantile(values, q) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (sorted.length - 1) * q;
+  const low = Math.floor(at);
+  return sorted[low] + (sorted[Math.min(low + 1, sorted.length - 1)] - sorted[low]) * (at - low);
 }
 
 function median(values) {

@@ -19,7 +19,7 @@ describe('npm run bench', () => {
   const results = tempDir('bench');
 
   it('measures (v), (b), (c) and (d) and prints their figures and ratios', async () => {
-    const args = ['bench/run.js', '--only=v,b,c,d', '--rounds=1', '--duration=1', '--warmup=1', '--rewarm=0', '--connections=5', '--verifySeconds=1'];
+    const args = ['bench/run.js', '--only=v,b,c,d', '--rounds=1', '--duration=1', '--warmup=1', '--rewarm=0', '--connections=5', '--verifySeconds=1', '--pairs=2', '--pairSeconds=1'];
     const { stdout } = await run(process.execPath, args, { env: { ...process.env, KEYGATE_BENCH_RESULTS_DIR: results }, timeout: 150_000 });
 
     for (const id of ['b', 'c', 'd']) {
@@ -28,9 +28,13 @@ describe('npm run bench', () => {
       expect(line).toMatch(new RegExp(`\\(${id}\\)\\s+${NUMBER} req/s`));
       expect(line).toMatch(/errors 0 {2}timeouts 0 {2}non-2xx 0/);
     }
-    // The ratio over all rounds, each round's (one here), their median, then the judgement.
-    expect(stdout).toMatch(new RegExp(`c/b = ${NUMBER} +\\[${NUMBER}; median ${NUMBER}\\] +target ≥ 0\\.85: (met|NOT met)`));
-    expect(stdout).toMatch(new RegExp(`d/c = ${NUMBER} +\\[${NUMBER}; median ${NUMBER}\\] +target ≥ 0\\.9: (met|NOT met)`));
+    // The ratio over all rounds, each round's (one here) and their median, not judged: the pairs are.
+    expect(stdout).toMatch(new RegExp(`c/b = ${NUMBER} +\\[${NUMBER}; median ${NUMBER}\\]\n`));
+    expect(stdout).toMatch(new RegExp(`d/c = ${NUMBER} +\\[${NUMBER}; median ${NUMBER}\\]\n`));
+    // Each pair's figures, then the pairs' median with its spread, judged against the target.
+    expect(stdout).toMatch(new RegExp(`pair 2: \\(b\\) ${NUMBER}, \\(c\\) ${NUMBER} req/s: ${NUMBER}`));
+    expect(stdout).toMatch(new RegExp(`c/b: median ${NUMBER} \\(quartiles ${NUMBER}–${NUMBER}; [0-2] of 2 pairs ≥ 0\\.85\\) +target ≥ 0\\.85: (met|NOT met)`));
+    expect(stdout).toMatch(new RegExp(`d/c: median ${NUMBER} \\(quartiles ${NUMBER}–${NUMBER}; [0-2] of 2 pairs ≥ 0\\.9\\) +target ≥ 0\\.9: (met|NOT met)`));
     expect(stdout).toMatch(new RegExp(`verification \\(v\\): ${NUMBER}/s on one core`));
 
     const saved = JSON.parse(readFileSync(path.join(results, 'latest.json'), 'utf8'));
@@ -40,6 +44,18 @@ describe('npm run bench', () => {
       expect(saved.cases[id].non2xx, id).toBe(0);
     }
     expect(saved.verification.failed).toBe(0);
+    for (const name of ['c/b', 'd/c']) {
+      expect(saved.pairs[name].ratios, name).toHaveLength(2);
+      expect(saved.pairs[name].failed, name).toBe(0);
+      expect(typeof saved.pairs[name].met, name).toBe('boolean');
+    }
+  }, 180_000);
+
+  it('with --pairs=0 judges the ratio over all rounds', async () => {
+    const args = ['bench/run.js', '--only=b,c', '--rounds=1', '--duration=1', '--warmup=1', '--rewarm=0', '--connections=5', '--pairs=0'];
+    const { stdout } = await run(process.execPath, args, { env: { ...process.env, KEYGATE_BENCH_RESULTS_DIR: results }, timeout: 150_000 });
+    expect(stdout).toMatch(new RegExp(`c/b = ${NUMBER} +\\[${NUMBER}; median ${NUMBER}\\] +target ≥ 0\\.85: (met|NOT met)`));
+    expect(stdout).not.toContain('adjacent pairs');
   }, 180_000);
 
   it('bench/cpu.js measures each proxy\'s own CPU per request and prints the ratio', async () => {
