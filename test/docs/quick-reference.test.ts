@@ -309,16 +309,20 @@ describe('docs/quick-reference.md: built-in endpoints, environment variables, li
     return anchors;
   }
 
-  it('links only to files and headings that exist', () => {
-    const broken = [...page.matchAll(/\]\(([^)\s]+)\)/g)].flatMap((m) => {
-      const target = m[1] as string;
-      if (/^https?:/.test(target)) return [];
-      const [file, hash] = target.split('#') as [string, string | undefined];
-      const resolved = file === '' ? PAGE_FILE : path.resolve(path.dirname(PAGE_FILE), file);
-      if (!existsSync(resolved)) return [target];
-      if (hash === undefined || statSync(resolved).isDirectory()) return [];
-      return anchorsOf(resolved).has(hash) ? [] : [target];
-    });
+  it('links only to files and headings that exist, as do the README and every page of docs/', () => {
+    const pages = [PAGE_FILE, path.join(ROOT, 'README.md'), ...readdirSync(path.join(ROOT, 'docs')).filter((file) => file.endsWith('.md')).map((file) => path.join(ROOT, 'docs', file))];
+    const broken = [...new Set(pages)].flatMap((from) =>
+      [...readFileSync(from, 'utf8').matchAll(/\]\(([^)\s]+)\)/g)].flatMap((m) => {
+        const target = m[1] as string;
+        if (/^https?:/.test(target)) return [];
+        const [file, hash] = target.split('#') as [string, string | undefined];
+        const resolved = file === '' ? from : path.resolve(path.dirname(from), file);
+        const named = `${path.relative(ROOT, from)}: ${target}`;
+        if (!existsSync(resolved)) return [named];
+        if (hash === undefined || statSync(resolved).isDirectory()) return [];
+        return anchorsOf(resolved).has(hash) ? [] : [named];
+      }),
+    );
     expect(broken).toEqual([]);
   });
 
