@@ -83,6 +83,11 @@ export interface Runtime {
   readonly blockStarts: Pick<BlockStarts, 'byWindow'>;
   /** Client addresses this process blocked for their unknown keys (`auth.unknownKeys`), each logged as it began, for /metrics. */
   readonly addressBlocks: Readonly<{ started: number }>;
+  /**
+   * This process's blocks of client addresses for their unknown keys (`auth.unknownKeys`),
+   * listed and lifted by the admin API (each process has its own: they are not shared).
+   */
+  readonly unknownKeyLimit: Pick<UnknownKeyLimit, 'blocksInForce' | 'lift'>;
   /** Drop cached keys here and in every other process. */
   invalidate(event: CacheEvent): Promise<void>;
   /**
@@ -473,6 +478,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     storeLookups,
     blockStarts,
     addressBlocks,
+    unknownKeyLimit,
     get untoldChanges() {
       return { ...untoldChanges };
     },

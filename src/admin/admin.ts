@@ -45,6 +45,7 @@ import { completeDocument, PROBLEM_MEDIA_TYPE, toldToOthers, type OpenApiDocumen
 import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { registerCheckRoutes } from './check-routes.js';
+import { registerAddressBlockRoutes } from './address-block-routes.js';
 
 const ACTOR = 'admin-api';
 
@@ -308,6 +309,7 @@ const TAGS = {
   usage: 'Metered usage, gauges, daily counts and forecasts',
   members: 'Dashboard members and operators: invitations, password resets, sign-in pauses lifted, removal',
   audit: 'Who changed what, newest first',
+  addressBlocks: "Client addresses this process blocked for too many unknown keys (auth.unknownKeys): listed, lifted",
   check: 'A request checked as the gateway would, for a backend in any language (keygate as a library over HTTP), then settled',
 };
 
@@ -991,6 +993,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   );
 
   registerCheckRoutes(app, rt, { metrics: options.metrics, problem: Problem, ...options.check });
+  registerAddressBlockRoutes(app, rt, { problem: Problem });
 
   return app;
 }

@@ -43,12 +43,22 @@ export interface AddressBlock {
   endsAt: number;
 }
 
+/** A block in force, as the admin API lists it (GET /v1/address-blocks). */
+export interface BlockInForce {
+  /** The address group blocked (an IPv4 address, or an IPv6 /64 as `2001:db8:0:7::/64`). */
+  address: string;
+  /** Unknown keys it had presented within the window when the block began. */
+  unknownKeys: number;
+  startedAt: number;
+  endsAt: number;
+}
+
 export class UnknownKeyLimit {
   /** An address's unknown keys within its window (times, oldest first), the address counted longest ago first. */
   private readonly times = new Map<string, number[]>();
   private held = 0;
-  /** When each block ends, the one started longest ago first. */
-  private readonly blocks = new Map<string, number>();
+  /** Each block in force, the one started longest ago first. */
+  private readonly blocks = new Map<string, { unknownKeys: number; startedAt: number; endsAt: number }>();
 
   constructor(
     private readonly maxAddresses = MAX_ADDRESSES_COUNTED,
@@ -58,7 +68,7 @@ export class UnknownKeyLimit {
 
   /** Milliseconds until `address` may present unknown keys again; 0 when it is not blocked. */
   blockedFor(address: string, now: number): number {
-    const endsAt = this.blocks.get(address);
+    const endsAt = this.blocks.get(address)?.endsAt;
     if (endsAt === undefined) return 0;
     if (endsAt > now) return endsAt - now;
     this.blocks.delete(address);
@@ -80,12 +90,34 @@ export class UnknownKeyLimit {
       this.blocks.delete(address);
       evictOldest(this.blocks, this.maxBlocked - 1, () => undefined);
       const endsAt = now + policy.block;
-      this.blocks.set(address, endsAt);
+      this.blocks.set(address, { unknownKeys: times.length, startedAt: now, endsAt });
       return { address, unknownKeys: times.length, windowMs: policy.window, blockMs: policy.block, endsAt };
     }
     this.times.set(address, times);
     evictOldest(this.times, this.maxAddresses, (forgotten) => (this.held -= forgotten.length), () => this.held > this.maxTimes);
     return undefined;
+  }
+
+  /** The blocks in force at `now`, the one started longest ago first (those ended are forgotten on the way). */
+  blocksInForce(now: number): BlockInForce[] {
+    const inForce: BlockInForce[] = [];
+    for (const [address, block] of this.blocks) {
+      if (block.endsAt > now) inForce.push({ address, ...block });
+      else this.blocks.delete(address);
+    }
+    return inForce;
+  }
+
+  /**
+   * Ends the block of `address` (an address group, as blocks are kept) now, as its end
+   * would: its next unknown key is counted afresh. Answers the block lifted, or undefined
+   * when none was in force.
+   */
+  lift(address: string, now: number): BlockInForce | undefined {
+    const block = this.blocks.get(address);
+    if (block === undefined) return undefined;
+    this.blocks.delete(address);
+    return block.endsAt > now ? { address, ...block } : undefined;
   }
 
   /** Addresses counted and blocked now (for tests and the bound's proof). */

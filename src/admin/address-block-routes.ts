@@ -1,0 +1,62 @@
+/**
+ * GET /v1/address-blocks and DELETE /v1/address-blocks/{address}: the client addresses
+ * this process blocked for presenting too many unknown keys (`auth.unknownKeys`), seen
+ * and lifted without a reload. Each keygate process keeps its own blocks in memory: its
+ * admin API answers for it alone.
+ *
+ * @example
+ * // GET /v1/address-blocks
+ * // → {"enabled":true,"policy":{"limit":20,"window":"1m","block":"10m"},"blocks":[{"address":"203.0.113.5",…}]}
+ * // DELETE /v1/address-blocks/2001:db8:0:7::1 → the block of 2001:db8:0:7::/64, lifted
+ */
+import { z } from 'zod';
+import type { Runtime } from '../runtime.js';
+import { blockedAddressOf, liftAddressBlock, listAddressBlocks, NOT_AN_ADDRESS } from '../operations/address-blocks.js';
+import type { AdminApp } from './check-routes.js';
+
+const Block = z.object({
+  address: z.string().describe('The address blocked: an IPv4 address, or an IPv6 /64 (2001:db8:0:7::/64), as its clients share one count'),
+  unknownKeys: z.number().int().describe('Unknown keys it had presented within the window when the block began'),
+  blockedAt: z.string(),
+  blockedUntil: z.string().describe('When the block ends by itself: until then, keys this process does not hold in its key cache are refused from it (too_many_failures)'),
+});
+
+const AddressBlocks = z.object({
+  enabled: z.boolean().describe('Whether the profile sets auth.unknownKeys; false: nothing is counted or blocked, and blocks is empty'),
+  policy: z
+    .object({ limit: z.number().int(), window: z.string().describe('As the profile writes it: "1m"'), block: z.string().describe('As the profile writes it: "10m"') })
+    .nullable()
+    .describe('auth.unknownKeys as in effect; null while it is off'),
+  blocks: z.array(Block).describe('The blocks in force in this keygate process (each process has its own), the oldest first'),
+});
+
+export function registerAddressBlockRoutes(app: AdminApp, rt: Runtime, options: { problem: z.ZodType }): void {
+  const { problem: Problem } = options;
+  app.get(
+    '/v1/address-blocks',
+    {
+      schema: {
+        operationId: 'listAddressBlocks',
+        tags: ['addressBlocks'],
+        summary: 'Client addresses this process blocked for too many unknown keys (auth.unknownKeys), until when',
+        description: 'Each keygate process counts and blocks by itself, in memory: this answers for the process whose admin API is asked. With auth.unknownKeys off, enabled is false and the list is empty.',
+        response: { 200: AddressBlocks },
+      },
+    },
+    async () => listAddressBlocks(rt),
+  );
+  app.delete(
+    '/v1/address-blocks/:address',
+    {
+      schema: {
+        operationId: 'liftAddressBlock',
+        tags: ['addressBlocks'],
+        summary: "Lift this process's block of a client address (an IPv6 address: its /64); its unknown keys are counted afresh",
+        description: 'The address as listed, or any address in a blocked IPv6 /64 (the /64 itself written with %2F for its slash). Audited as address.unblocked. 404 when this process has no block of it in force (or auth.unknownKeys is off).',
+        params: z.object({ address: z.string().refine((text) => blockedAddressOf(text) !== undefined, NOT_AN_ADDRESS) }),
+        response: { 200: Block.describe('The block lifted'), 400: Problem, 404: Problem },
+      },
+    },
+    async (request) => liftAddressBlock(rt, request.params.address, request.adminActor),
+  );
+}

@@ -1,0 +1,69 @@
+/**
+ * Client addresses blocked for their unknown keys (`auth.unknownKeys`), as an operator
+ * sees and lifts them. The blocks are this process's own, in its memory (each keygate
+ * process counts and blocks by itself), so the admin API of a process answers for that
+ * process alone, and no CLI command can reach them.
+ *
+ * @example
+ * listAddressBlocks(rt); // { enabled: true, policy: { limit: 20, … }, blocks: [{ address: '2001:db8:0:7::/64', … }] }
+ * await liftAddressBlock(rt, '2001:db8:0:7::1', 'admin-api'); // lifts the /64
+ */
+import { isIP } from 'node:net';
+import type { Runtime } from '../runtime.js';
+import type { BlockInForce } from '../auth/unknown-key-limit.js';
+import { addressGroup } from '../gateway/trusted-proxies.js';
+import { formatDuration } from '../config/duration.js';
+import { audit } from './audit.js';
+import { isoTime } from './accounts.js';
+import { OperationError } from './errors.js';
+
+/** How an IPv6 address group is listed (`2001:db8:0:7::/64`), and may be named to lift it. */
+const IPV6_GROUP_SUFFIX = '/64';
+
+/** What the admin API says of an address it cannot read, naming the forms it takes. */
+export const NOT_AN_ADDRESS = 'an IP address (192.0.2.7, 2001:db8::1) or an IPv6 /64 as GET /v1/address-blocks lists it (2001:db8:0:7::/64)';
+
+/**
+ * The address group an operator's address names, as blocks are kept: an IPv4 address
+ * itself, an IPv6 address's /64 (any address in it, or the /64 as listed); undefined for
+ * anything else.
+ */
+export function blockedAddressOf(text: string): string | undefined {
+  const bare = text.endsWith(IPV6_GROUP_SUFFIX) ? text.slice(0, -IPV6_GROUP_SUFFIX.length) : text;
+  const version = isIP(bare);
+  if (version === 0 || (bare !== text && version !== 6)) return undefined;
+  return addressGroup(bare);
+}
+
+/** A block as the admin API and the audit log give it: times in ISO 8601. */
+function blockOut(block: BlockInForce) {
+  return { address: block.address, unknownKeys: block.unknownKeys, blockedAt: isoTime(block.startedAt) as string, blockedUntil: isoTime(block.endsAt) as string };
+}
+
+/** Whether `auth.unknownKeys` is on, its policy as the profile writes it, and this process's blocks in force, the oldest first. */
+export function listAddressBlocks(rt: Pick<Runtime, 'config' | 'clock' | 'unknownKeyLimit'>) {
+  const policy = rt.config.auth.unknownKeys;
+  return {
+    enabled: policy !== undefined,
+    policy: policy === undefined ? null : { limit: policy.limit, window: formatDuration(policy.window), block: formatDuration(policy.block) },
+    // Turned off, the runtime forgets every block: none is in force.
+    blocks: policy === undefined ? [] : rt.unknownKeyLimit.blocksInForce(rt.clock()).map(blockOut),
+  };
+}
+
+/**
+ * Lifts this process's block of the address group `address` names (an IPv6 address: its
+ * /64), as if it had ended: its next unknown key is counted afresh. Audited as
+ * `address.unblocked`. Refused (not_found) when no block of it is in force.
+ */
+export async function liftAddressBlock(rt: Pick<Runtime, 'config' | 'clock' | 'unknownKeyLimit' | 'store' | 'log'>, address: string, actor: string) {
+  const group = blockedAddressOf(address);
+  if (group === undefined) throw new OperationError('invalid', `address: ${NOT_AN_ADDRESS}`);
+  if (rt.config.auth.unknownKeys === undefined) throw new OperationError('not_found', `no block of ${group}: auth.unknownKeys is off in this profile, so no address is blocked`);
+  const lifted = rt.unknownKeyLimit.lift(group, rt.clock());
+  if (lifted === undefined) throw new OperationError('not_found', `no block of ${group} is in force in this keygate process (GET /v1/address-blocks lists them; each process has its own)`);
+  const out = blockOut(lifted);
+  rt.log.info({ client: group, unknownKeys: lifted.unknownKeys, blockedUntil: out.blockedUntil, actor }, 'client address block lifted (auth.unknownKeys)');
+  await audit(rt, actor, 'address.unblocked', { detail: { address: group, unknownKeys: lifted.unknownKeys, blockedAt: lifted.startedAt, blockedUntil: lifted.endsAt } });
+  return out;
+}
