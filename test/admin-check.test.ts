@@ -284,3 +284,34 @@ describe('POST /v1/check and its settle', () => {
     for (const key of [secret, tightSecret, quietSecret]) expect(logs.text).not.toContain(key.slice(8));
   });
 });
+
+describe('POST /v1/check with auth.unknownKeys: counted per end-client address (remoteAddress)', () => {
+  let kg: TestKeygate;
+  afterAll(async () => {
+    await kg?.close();
+  });
+
+  it("counts the unknown keys of each remoteAddress: at the limit that address is refused too_many_failures, another is still told unknown_key; a bad address is a 400 naming the field", async () => {
+    kg = await startKeygate(
+      { upstream: { url: 'http://127.0.0.1:9' }, auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }], unknownKeys: { limit: 3, window: '1m', block: '10m' } } },
+      { dir: tempDir('admin-check-unknown-keys'), clock: () => Date.parse('2026-11-15T10:00:00Z') },
+    );
+    const guess = async (remoteAddress?: string) => {
+      const body = { method: 'GET', url: '/rows', headers: { authorization: `Bearer ${kg.runtime.keyFormat.generate('live')}` }, ...(remoteAddress === undefined ? {} : { remoteAddress }) };
+      const r = await kg.admin('/v1/check', { method: 'POST', body: JSON.stringify(body) });
+      return { status: r.status, body: (await r.json()) as Record<string, any> };
+    };
+    for (let i = 0; i < 3; i++) expect((await guess('198.51.100.7')).body).toMatchObject({ allowed: false, reason: 'unknown_key' });
+    const refused = await guess('198.51.100.7');
+    expect(refused.body).toMatchObject({ allowed: false, reason: 'too_many_failures', error: { status: 429, headers: { 'retry-after': '600' } } });
+    expect((await guess('198.51.100.8')).body).toMatchObject({ allowed: false, reason: 'unknown_key' });
+    // The block is the address's, as the admin API lists it.
+    expect(((await (await kg.admin('/v1/address-blocks')).json()) as { blocks: { address: string }[] }).blocks.map((b) => b.address)).toEqual(['198.51.100.7']);
+    // Without an address nothing is counted (they would all count against one).
+    for (let i = 0; i < 5; i++) expect((await guess()).body).toMatchObject({ allowed: false, reason: 'unknown_key' });
+    for (const bad of ['localhost', '198.51.100.7:5000', '']) {
+      const r = await guess(bad);
+      expect([bad, r.status, r.body.detail]).toEqual([bad, 400, 'body.remoteAddress: an IP address, the client\'s as the backend saw it (192.0.2.7, 2001:db8::1)']);
+    }
+  });
+});

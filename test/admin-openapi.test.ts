@@ -238,10 +238,11 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('POST', '/v1/keys/import', { body: { accountId, name: 'again', secret: earlier } })).status).toBe(409);
     expect((await call('POST', '/v1/keys/import', { body: { accountId, name: 'mistyped', secret: 'sk_live_0123456789abcdefghijABCDEFGHIJ' } })).status).toBe(400);
     // A request checked as the gateway would (keygate as a library over HTTP): admitted, refused, settled.
-    const checked = await call('POST', '/v1/check', { body: { method: 'POST', url: '/generate', headers: { authorization: `Bearer ${key.body.secret}` } } });
+    const checked = await call('POST', '/v1/check', { body: { method: 'POST', url: '/generate', headers: { authorization: `Bearer ${key.body.secret}` }, remoteAddress: '2001:db8::7' } });
     expect(checked.body).toMatchObject({ allowed: true, settle: expect.stringMatching(/^chk_/) });
     expect((await call('POST', '/v1/check', { body: { method: 'POST', url: '/generate', headers: {} } })).body).toMatchObject({ allowed: false, reason: 'missing_key', error: { status: 401 } });
     expect((await call('POST', '/v1/check', { body: { method: 'POST', url: 'generate' } })).status).toBe(400);
+    expect((await call('POST', '/v1/check', { body: { method: 'POST', url: '/generate', remoteAddress: 'localhost' } })).status).toBe(400);
     expect((await call('POST', `/v1/check/${checked.body.settle}/settle`, { body: { status: 200 } })).body).toEqual({ id: checked.body.settle, status: 200, charged: true });
     expect((await call('POST', `/v1/check/${checked.body.settle}/settle`, { body: { status: 200 } })).status).toBe(404);
     expect((await call('POST', '/v1/check/chk_nope/settle', { body: { status: 'ok' } })).status).toBe(400);

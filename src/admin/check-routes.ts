@@ -5,11 +5,12 @@
  * and its answer is the error to send, exactly as the library renders it.
  *
  * @example
- * // POST /v1/check {"method":"GET","url":"/v1/rows","headers":{"authorization":"Bearer sk_live_…"}}
+ * // POST /v1/check {"method":"GET","url":"/v1/rows","headers":{"authorization":"Bearer sk_live_…"},"remoteAddress":"203.0.113.5"}
  * // → {"allowed":true,"settle":"chk_…","identity":{…},"headers":{"ratelimit":"…"},…}
  * // POST /v1/check/chk_…/settle {"status":200,"records":12}
  * // → {"id":"chk_…","status":200,"charged":true}
  */
+import { isIP } from 'node:net';
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -50,6 +51,13 @@ const CheckBody = z
       .record(z.string(), z.union([z.string(), z.array(z.string())], { error: 'a header value: a string, or an array of strings for a header sent more than once' }))
       .optional()
       .describe('The request headers as the client sent them (names in any case); an array: a header sent more than once (two Authorization headers are refused as malformed_key, as the gateway refuses them)'),
+    remoteAddress: z
+      .string()
+      .refine((text) => isIP(text) !== 0, "an IP address, the client's as the backend saw it (192.0.2.7, 2001:db8::1)")
+      .optional()
+      .describe(
+        "The address of the client that sent the request, as the backend's socket saw it (the library's remoteAddress), never the backend's own: with auth.unknownKeys, unknown keys are counted per such address (an IPv6 /64 as one) and a blocked one is refused too_many_failures. Behind a proxy in trustedProxies, the X-Forwarded-For in headers names the client. Left out: nothing is counted",
+      ),
   })
   .strict();
 
@@ -135,8 +143,9 @@ export function registerCheckRoutes(app: AdminApp, rt: Runtime, options: CheckRo
       },
     },
     async (request) => {
-      const { method, url, headers = {} } = request.body;
-      const result: CheckResult = await check({ method, url, headers }, () => {});
+      const { method, url, headers = {}, remoteAddress } = request.body;
+      // The end client's address is the pipeline's peer, as the library's check takes it: the admin API's own peer is the backend.
+      const result: CheckResult = await check({ method, url, headers, ...(remoteAddress === undefined ? {} : { remoteAddress }) }, () => {});
       if (!result.allowed) return { allowed: false as const, reason: result.reason, error: result.error };
       const { identity, route } = result;
       const id = pending.add(result);
