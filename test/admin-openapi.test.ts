@@ -155,12 +155,13 @@ describe('admin API against its OpenAPI document', () => {
         .filter(([, operation]) => Object.values(operation.responses).some((r) => (r as { headers?: Record<string, unknown> }).headers?.['Keygate-Warning'] !== undefined))
         .map(([method]) => `${method.toUpperCase()} ${path}`),
     );
-    // And those whose dashboard link may lead nowhere yet (the dashboard turned off), and those that set a plan expiry, which may be past.
+    // And those whose dashboard link may lead nowhere yet (the dashboard turned off), those that set a plan expiry, which may be past, and those that make a key an account cannot use yet.
     expect(warned.sort()).toEqual([
       'DELETE /v1/accounts/{id}',
       'PATCH /v1/accounts/{id}',
       'PATCH /v1/keys/{id}',
       'POST /v1/accounts',
+      'POST /v1/keys',
       'POST /v1/keys/import',
       'POST /v1/keys/{id}/revoke',
       'POST /v1/keys/{id}/rotate',
@@ -196,7 +197,10 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { name: 'Acme Analytics', planExpiresAt: '2030-01-01' } })).status).toBe(200);
     // An expiry already past is saved, with a Keygate-Warning the document declares (as `call` checks).
     expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { planExpiresAt: '2020-01-01' } })).status).toBe(200);
-    expect((await call('POST', '/v1/accounts', { body: { name: 'Ended', planExpiresAt: '2020-01-01' } })).status).toBe(201);
+    const ended = await call('POST', '/v1/accounts', { body: { name: 'Ended', planExpiresAt: '2020-01-01' } });
+    expect(ended.status).toBe(201);
+    // A key made for it all the same, with a Keygate-Warning saying its requests are refused (declared, as `call` checks).
+    expect((await call('POST', '/v1/keys', { body: { accountId: ended.body.id, name: 'refused for now' } })).status).toBe(201);
     expect((await call('PATCH', `/v1/accounts/${accountId}`, { body: { planExpiresAt: null } })).body.planExpiresAt).toBeNull();
     // Its own limits: taken, shown with the limits in effect, refused with the field named, all as documented.
     const patchBody = (doc.paths['/v1/accounts/{id}']?.patch?.requestBody as { content?: Record<string, { schema?: unknown }> } | undefined)?.content?.['application/json']?.schema as { properties?: Record<string, { description?: string }> };

@@ -608,6 +608,30 @@ describe('admin API', () => {
     expect([later.status, later.headers.get('keygate-warning')]).toEqual([201, null]);
   });
 
+  it('makes a key (201) on an account whose keys are refused for now, and says why in Keygate-Warning as the CLI does: plan without API access, API access off, plan expired', async () => {
+    const account = async (body: object) => ((await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Refused for now', ...body }) }))).body as { id: string }).id;
+    const closed = await account({ planId: 'growth' });
+    const off = await account({ apiAccess: false });
+    const expired = await account({ planExpiresAt: '2020-01-01' });
+    const open = await account({});
+    const create = async (accountId: string) => {
+      const response = await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'prod' }) });
+      const body = (await response.json()) as { id: string; secret: string };
+      return { status: response.status, made: typeof body.secret === 'string', warning: response.headers.get('keygate-warning'), id: body.id };
+    };
+    // The CLI's words (its "…" written "..." : a header carries ASCII).
+    expect(await create(closed)).toMatchObject({ status: 201, made: true, warning: `plan growth of account ${closed} has API access off: requests with the key are refused (api_disabled) until the account is on a plan that includes it (accounts update ${closed} --plan ...)` });
+    expect(await create(off)).toMatchObject({ status: 201, made: true, warning: `account ${off} has its API access turned off: requests with the key are refused (api_disabled) until it is turned back on (accounts update ${off} --api-access on)` });
+    const ended = await create(expired);
+    expect(ended).toMatchObject({ status: 201, made: true, warning: `the plan of account ${expired} expired at 2020-01-01T00:00:00.000Z: requests with the key are refused (plan_expired) until it is renewed (accounts update ${expired} --plan-expires ...)` });
+    // Imported and rotated keys are said the same; an account whose keys work, nothing.
+    const imported = await kg.admin('/v1/keys/import', { method: 'POST', body: JSON.stringify({ accountId: closed, name: 'old', secret: kg.runtime.keyFormat.generate('live') }) });
+    expect([imported.status, imported.headers.get('keygate-warning')]).toEqual([201, expect.stringMatching(/^plan growth of account \S+ has API access off/)]);
+    const rotated = await kg.admin(`/v1/keys/${ended.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '1h' }) });
+    expect([rotated.status, rotated.headers.get('keygate-warning')]).toEqual([200, expect.stringMatching(/^the plan of account \S+ expired at 2020-01-01T00:00:00\.000Z/)]);
+    expect(await create(open)).toMatchObject({ status: 201, made: true, warning: null });
+  });
+
   it('reports usage, sets gauges and forecasts', async () => {
     expect((await kg.call('/generate', { method: 'POST', ...bearer(first.secret) })).status).toBe(200);
     const huge = await json(await kg.admin(`/v1/accounts/${accountId}/gauges/brands`, { method: 'PUT', body: JSON.stringify({ value: 1e308 }) }));

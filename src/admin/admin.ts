@@ -30,7 +30,7 @@ import { parseDuration } from '../config/duration.js';
 import { auditEventOut } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
-import { accountOut, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, updateAccount } from '../operations/accounts.js';
+import { accountOut, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, refusedKeyWarning, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
@@ -285,10 +285,16 @@ function nodeRefusal(status: NodeRefusal): RawAnswer {
   return { contentType: PROBLEM_MEDIA_TYPE, body: JSON.stringify(problemDetails(status, detail)) };
 }
 
-/** Adds a `Keygate-Warning` to the answer, on a line of its own beside any it has already. */
+/**
+ * Adds a `Keygate-Warning` to the answer, on a line of its own beside any it has already.
+ * A header is sent as ASCII (Node refuses a value with a character past Latin-1, such as
+ * the CLI's "…", which would turn the answer into a 500): "…" is written "...", anything
+ * else outside printable ASCII "?".
+ */
 function addWarning(reply: FastifyReply, warning: string): void {
   const had = reply.getHeader('keygate-warning');
-  reply.header('keygate-warning', had === undefined ? warning : [...[had].flat().map(String), warning]);
+  const line = warning.replaceAll('…', '...').replace(/[^\x20-\x7e]/g, '?');
+  reply.header('keygate-warning', had === undefined ? line : [...[had].flat().map(String), line]);
 }
 
 function statusTitle(status: number): string {
@@ -764,6 +770,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         },
         request.adminActor,
       );
+      await warnOfRefusedKey(reply, issued.key);
       // A new key of an account under an account-wide block is blocked too.
       return reply.code(201).send({ ...(await keyAnswer(issued.key)), secret: issued.secret });
     },
@@ -782,9 +789,20 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     async (request, reply) => {
       const b = request.body;
       const imported = await createKey(rt, { accountId: b.accountId, name: b.name, ...(b.mode ? { mode: b.mode } : {}), ...(b.scopes ? { scopes: b.scopes } : {}) }, request.adminActor, { secret: b.secret });
+      await warnOfRefusedKey(reply, imported.key);
       return reply.code(201).send(await keyAnswer(imported.key));
     },
   );
+  /**
+   * A key made on an account whose keys are refused for now (API access off, the plan's
+   * off, the plan expired) is made all the same: the answer says why its requests will be
+   * refused, in the words the CLI prints on stderr, before its first request is the first sign.
+   */
+  async function warnOfRefusedKey(reply: FastifyReply, key: KeyRecord): Promise<void> {
+    if (key.accountId === null) return;
+    const warning = refusedKeyWarning(await getAccount(rt, key.accountId), rt.config.plans, rt.clock());
+    if (warning !== undefined) addWarning(reply, warning);
+  }
   /** A key as GET /v1/keys/{id} gives it, also after a change: with `blockedUntil`, as far as the counters can say. */
   async function keyAnswer(key: KeyRecord): Promise<z.infer<typeof Key>> {
     return keyOut(key, rt.clock(), await blockedUntilOf(rt, [key]));
@@ -851,11 +869,12 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const text = request.body?.overlap ?? defaultRotationOverlap(rt);
       const overlap = parseDuration(text);
       if (overlap === undefined) throw new OperationError('invalid', `overlap "${text}" is not a duration such as 1h, 24h or 7d`);
       const rotated = await rotateKey(rt, request.params.id, overlap, request.adminActor);
+      await warnOfRefusedKey(reply, rotated.key);
       // The replacement shares the old key's account, and so its account-wide block.
       const blocked = await blockedUntilOf(rt, [rotated.key, rotated.previous]);
       const now = rt.clock();

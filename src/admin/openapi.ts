@@ -82,6 +82,14 @@ const PAST_PLAN_EXPIRY_HEADER = {
   schema: { type: 'string' },
 };
 
+/** Operations that make a key (`method path`): their answer warns when the account's keys are refused for now. */
+const KEY_MAKERS = new Set(['post /v1/keys', 'post /v1/keys/import', 'post /v1/keys/{id}/rotate']);
+const REFUSED_KEY_HEADER = {
+  description:
+    "Present when the account's keys are refused for now (its API access off, its plan's off or the plan expired): the key is made all the same, and this says why its requests will be refused (api_disabled, plan_expired) and what to change, in the CLI's words",
+  schema: { type: 'string' },
+};
+
 /** `response` declaring `header` as its Keygate-Warning; beside one it declares already, each a line of its own. */
 function withWarning(response: { headers?: Record<string, unknown> }, header: { description: string; schema: object }): void {
   const had = response.headers?.['Keygate-Warning'] as { description: string } | undefined;
@@ -130,6 +138,7 @@ export function completeDocument(doc: OpenApiDocument, tags: Record<string, stri
       }
       if (method === 'post' && DASHBOARD_LINKS.has(path) && responses['201']) responses['201'].headers = { ...responses['201'].headers, 'Keygate-Warning': DASHBOARD_OFF_HEADER };
       if (PLAN_EXPIRY_SETTERS.has(`${method} ${path}`)) for (const [key, response] of Object.entries(responses)) if (Number(key) < 300) withWarning(response, PAST_PLAN_EXPIRY_HEADER);
+      if (KEY_MAKERS.has(`${method} ${path}`)) for (const [key, response] of Object.entries(responses)) if (Number(key) < 300) withWarning(response, REFUSED_KEY_HEADER);
     }
   }
   return doc;

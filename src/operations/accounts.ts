@@ -55,7 +55,8 @@ export function pastPlanExpiryWarning(account: Pick<AccountRecord, 'id' | 'planE
  * What an operator who just gave the account a key is told when its keys are refused for
  * now, as the dashboard says on the new key's page: the key is made (it works once the
  * reason goes), but its first request would otherwise be the first sign. In the order the
- * gateway refuses (api_disabled, then plan_expired). The CLI prints it on stderr.
+ * gateway refuses (api_disabled, then plan_expired). The CLI prints it on stderr, the
+ * admin API sends it as `Keygate-Warning`.
  * Undefined when the account's keys can call the API.
  */
 export function refusedKeyWarning(account: Pick<AccountRecord, 'id' | 'apiAccess' | 'planId' | 'planExpiresAt'>, plans: Config['plans'], now: number): string | undefined {
