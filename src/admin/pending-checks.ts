@@ -76,7 +76,7 @@ export class PendingChecks {
         this.options.log.warn({ component: 'admin', pendingChecks: this.options.max, ...more }, `more than ${this.options.max} checks waiting for their settle: the oldest was released unsettled (its reservation given back); settle each check (POST /v1/check/{id}/settle)`),
       );
     }
-    this.schedule();
+    this.arm();
     return id;
   }
 
@@ -93,6 +93,8 @@ export class PendingChecks {
     }
     this.pending.delete(id);
     this.remember(id, { kind: 'settled', status });
+    // None left to release: no wake-up for nothing.
+    if (this.pending.size === 0) this.disarm();
     await entry.admitted.settle(status, records);
     return { settled: true };
   }
@@ -100,7 +102,7 @@ export class PendingChecks {
   /** Releases every pending check (the admin API closes) and waits for their settles. */
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.timer);
+    this.disarm();
     const releases = [...this.pending].map(([id, { admitted }]) => this.release(id, admitted, 'shutdown'));
     if (releases.length > 0) this.options.log.info({ component: 'admin', released: releases.length }, `${releases.length} check(s) never settled, released as the admin API closes`);
     this.pending.clear();
@@ -132,18 +134,28 @@ export class PendingChecks {
     this.ended.set(id, { fate, forgetAt: this.options.clock() + this.options.timeoutMs });
   }
 
-  /** A timer for the oldest pending check, so that a quiet admin API releases it too. */
-  private schedule(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+  /**
+   * A timer for the oldest pending check, so that a quiet admin API releases it too; armed
+   * only when none is. Checks are added in order with one timeout, so a timer armed for
+   * an earlier oldest (since settled or evicted) is due no later than the oldest now: it
+   * wakes, sweeps, and is armed again for whichever is oldest then.
+   */
+  private arm(): void {
+    if (this.timer !== undefined || this.closed) return;
     const first = this.pending.values().next();
-    if (first.done === true || this.closed) return;
+    if (first.done === true) return;
     const delay = Math.min(MAX_TIMER_MS, Math.max(0, first.value.expiresAt - this.options.clock()) + 1);
     this.timer = setTimeout(() => {
+      this.timer = undefined;
       this.sweep();
-      this.schedule();
+      this.arm();
     }, delay);
     // A check nobody settles never holds the process.
     this.timer.unref();
+  }
+
+  private disarm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }
