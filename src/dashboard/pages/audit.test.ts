@@ -52,6 +52,16 @@ describe('audit table', () => {
   });
 });
 
+describe('a client address block lifted, in the audit log', () => {
+  it('says which address, after how many unknown keys, and until when it would have lasted, in words', () => {
+    const entry: AuditEntry = { id: 'aud_1', at: Date.UTC(2026, 11, 1, 15, 9), actor: 'admin-api', action: 'address.unblocked', accountId: null, keyId: null, detail: { address: '2001:db8:0:7::/64', unknownKeys: 20, blockedAt: Date.UTC(2026, 11, 1, 15, 0), blockedUntil: Date.UTC(2026, 11, 1, 15, 10) } };
+    const rendered = auditTable([entry], new Map(), { caption: 'Events' }, new Map()).toString();
+    expect(rendered).toContain('Lifted a client address&#39;s block for unknown keys');
+    expect(rendered).toContain('2001:db8:0:7::/64 (after 20 unknown keys, blocked until 2026-12-01 15:10:00 UTC)');
+    expect(rendered).not.toContain(String(Date.UTC(2026, 11, 1, 15, 10)));
+  });
+});
+
 describe('a sign-in lock in the audit log', () => {
   it('ends to the second, rounded up, as the sign-in page says it (15:24:17.2 is 15:24:18, not 15:24)', () => {
     const entry: AuditEntry = { id: 'aud_1', at: Date.UTC(2026, 11, 1, 15, 9), actor: 'dashboard', action: 'member.locked', accountId: 'acc_1', keyId: null, detail: { email: 'ada@acme.example', until: '2026-12-01T15:24:17.200Z', scope: 'email' } };

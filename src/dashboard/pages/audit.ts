@@ -35,6 +35,7 @@ const ACTIONS: Record<string, string> = {
   'member.removed': 'Removed a member',
   'member.locked': 'Sign-in locked after failed attempts',
   'member.unlocked': 'Lifted a sign-in lock',
+  'address.unblocked': 'Lifted a client address\'s block for unknown keys',
 };
 
 /** What an event did, in words: by its action, for a password by how it was set (entries before `via` were reset links), for a removal whether it was an invitation. */
@@ -87,6 +88,11 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
       // Rounded up to the second, as the sign-in page tells the one waiting.
       const until = typeof d.until === 'string' ? Date.parse(d.until) : Number.NaN;
       return `${text(d.email)}${from} until ${Number.isFinite(until) ? utcSecondUp(until) : text(d.until)} UTC`;
+    }
+    case 'address.unblocked': {
+      // Lifted through one process's admin API: the block was that process's (auth.unknownKeys).
+      const until = typeof d.blockedUntil === 'number' ? `, blocked until ${utcSecondUp(d.blockedUntil)} UTC` : '';
+      return `${text(d.address)} (after ${text(d.unknownKeys)} unknown keys${until})`;
     }
     case 'account.deleted':
       return d.name === undefined ? '' : html`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan`;
