@@ -22,6 +22,7 @@ import { answerInFlight, betweenRequests, requestBeingRead } from './http-intern
 import { PROCESS_TAG } from './fastify-options.js';
 import { createLog, droppedLogLines, releaseStandardOutput, type Log } from './log.js';
 import { canConnect, startUpstream, upstreamAddress, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
+import { checkHealth, type Health } from './operations/health.js';
 
 export interface ServeOptions extends RuntimeOptions {
   /** Override listener ports (0 = any free port), e.g. for tests. */
@@ -389,7 +390,11 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       if (cookiesInClear) log.warn({ host: config.dashboard.listen.host }, cookiesInClear);
     }
 
-    log.info(
+    // A process that starts without a backend (a mistyped Redis URL) serves in its failure
+    // mode; the line an operator waits for after a deploy says so, not only /health/ready.
+    const health = await checkHealth(rt);
+    const started = health.status === 'ok' ? log.info.bind(log) : log.warn.bind(log);
+    started(
       {
         profile: config.name,
         // Which process: the tag its request ids begin with (`reqId`), and its pid on the host.
@@ -401,8 +406,10 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
         upstream: redactUrl(rt.config.upstream.url),
         store: redactUrl(config.store),
         counters: redactUrl(config.counters),
+        status: health.status,
+        ...(health.reason === undefined ? {} : { reason: health.reason }),
       },
-      'keygate is serving',
+      servingMessage(health),
     );
     // One spawned here is already listening.
     if (!upstream) void warnIfUpstreamDown(config.upstream.url, log);
@@ -510,6 +517,13 @@ function withGivenPorts(next: LoadedConfig, running: Config, ports: ServeOptions
   };
 }
 
+
+/** The start line: "keygate is serving", and when the process starts unready or degraded, why. */
+function servingMessage(health: Health): string {
+  if (health.status === 'ok') return 'keygate is serving';
+  if (health.status === 'degraded') return `keygate is serving, but degraded: ${health.reason}`;
+  return `keygate is serving, but not ready: ${health.reason}; /health/ready answers 503 until it is`;
+}
 
 /**
  * Says at start-up when the upstream accepts no connections (not started yet, another

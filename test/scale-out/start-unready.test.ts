@@ -1,0 +1,90 @@
+/**
+ * A process that starts without its counters backend (a mistyped Redis URL, a Redis not
+ * up yet) serves in the failure mode, and its start line says so: an operator who waits
+ * for "keygate is serving" after a deploy sees a warning naming why it is not ready,
+ * rather than the info line of a healthy start.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { openPostgresStore } from '../../src/store/postgres/postgres-database.js';
+import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
+import { namedPort } from '../support/ports.js';
+import { tempDir } from '../support/temp.js';
+import { createTestDatabase, deleteRedisKeys, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
+import { startGateway, writeProfile, type GatewayProcess } from './cluster.js';
+
+const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
+
+interface StartLine {
+  level: number;
+  msg: string;
+  status?: string;
+  reason?: string;
+}
+
+describe.skipIf(!enabled)('the start line of a process whose Redis is unreachable', () => {
+  const dir = tempDir('keygate-start-unready');
+  const prefix = testRedisPrefix('start-unready');
+  let database: TestDatabase;
+  let nothingThere: string;
+  const gateways: GatewayProcess[] = [];
+
+  const profile = (counters: string, counterFailure: 'open' | 'closed'): ConfigInput => ({
+    name: 'start-unready',
+    upstream: { url: 'http://127.0.0.1:9' },
+    store: database.url,
+    counters,
+    counterFailure,
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { listen: { host: '127.0.0.1', port: 0 } },
+    dashboard: { enabled: false },
+    plans: { limited: { rateLimits: [{ limit: 5, window: '1s' }] } },
+    routes: [{ path: '/v1/*' }],
+  });
+
+  async function start(name: string, counters: string, counterFailure: 'open' | 'closed'): Promise<{ gateway: GatewayProcess; line: StartLine }> {
+    const gateway = await startGateway(writeProfile(dir, name, profile(counters, counterFailure)));
+    gateways.push(gateway);
+    const line = gateway.output.find((l) => l.includes('keygate is serving')) as string;
+    return { gateway, line: JSON.parse(line) as StartLine };
+  }
+
+  beforeAll(async () => {
+    database = await createTestDatabase('start_unready');
+    const store = openPostgresStore(database.url);
+    await store.migrate();
+    await store.close();
+    // A port nothing listens on: connections to it are refused, as with a mistyped port.
+    nothingThere = redisUrlWithPrefix(prefix, `redis://127.0.0.1:${await namedPort()}/`);
+  });
+
+  afterAll(async () => {
+    await Promise.all(gateways.map((g) => g.stop()));
+    await database?.drop();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('counterFailure closed: a warning that it is not ready, with the reason /health/ready gives', async () => {
+    const { gateway, line } = await start('closed', nothingThere, 'closed');
+    const ready = await fetch(`${gateway.adminUrl}/health/ready`);
+    const health = (await ready.json()) as { status: string; reason: string };
+    expect(ready.status).toBe(503);
+    expect(line).toMatchObject({ level: 40, status: 'unavailable', reason: health.reason });
+    expect(line.msg).toBe(`keygate is serving, but not ready: ${health.reason}; /health/ready answers 503 until it is`);
+  });
+
+  it('counterFailure open: a warning that it serves degraded, on per-process limits', async () => {
+    const { gateway, line } = await start('open', nothingThere, 'open');
+    const ready = await fetch(`${gateway.adminUrl}/health/ready`);
+    const health = (await ready.json()) as { status: string; reason: string };
+    expect([ready.status, health.status]).toEqual([200, 'degraded']);
+    expect(line).toMatchObject({ level: 40, status: 'degraded', reason: health.reason });
+    expect(line.msg).toBe(`keygate is serving, but degraded: ${health.reason}`);
+  });
+
+  it('Redis reachable: the info line, status ok', async () => {
+    const { line } = await start('reachable', redisUrlWithPrefix(prefix), 'closed');
+    expect(line).toMatchObject({ level: 30, msg: 'keygate is serving', status: 'ok' });
+    expect(line.reason).toBeUndefined();
+  });
+});
