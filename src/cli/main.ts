@@ -428,12 +428,24 @@ export function buildCli(): Command {
   program
     .command('migrate')
     .description('apply database migrations (needed once for PostgreSQL; SQLite migrates itself)')
-    .action(async (_opts, command: Command) => {
+    .option('--pending', 'list the migrations this release would apply, and apply none')
+    .action(async (opts: { pending?: boolean }, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
       const loaded = ops.loadConfigFile(config);
+      const sqlite = ops.sqliteFile(loaded.config.store);
+      // Opening a SQLite file that is not there would make one: a question changes nothing.
+      if (opts.pending && sqlite !== undefined && !existsSync(sqlite)) {
+        throw new Error(`no database at ${sqlite}: keygate migrate begins one, with every migration`);
+      }
       const store = ops.openStore(loaded.config.store);
       try {
         await ops.reachStore(store, loaded.config.store);
+        if (opts.pending) {
+          const pending = await storeTroubleExplained(loaded.config.store, () => store.pendingMigrations());
+          const where = ops.redactUrl(loaded.config.store);
+          print(json, { pending }, () => (pending.length > 0 ? `pending on ${where}: ${pending.join(', ')} (keygate migrate applies them)` : `${where} is up to date`));
+          return;
+        }
         const applied = await storeTroubleExplained(loaded.config.store, () => store.migrate());
         print(json, { applied }, () =>
           applied.length > 0 ? `applied ${applied.join(', ')} to ${ops.redactUrl(loaded.config.store)}` : `${ops.redactUrl(loaded.config.store)} is up to date`,
