@@ -450,6 +450,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
           // Out of the load balancer first (readiness 503, still serving), then stop
           // accepting, let in-flight requests finish, and write usage out.
           rt.stopping = true;
+          const stopStarted = performance.now();
           // The upstream it started serves the drain; one that exits now is not started again.
           upstream?.stopRestarting();
           const { readinessDelay, drainTimeout } = rt.config.shutdown;
@@ -468,7 +469,9 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
             const open = servers.reduce((n, s) => n + s.connections.size, 0);
             log.info({ openConnections: open }, `${cutShort ? 'readiness delay cut short' : 'readiness delay over'}: closing the listeners (${open} connection(s) open)`);
           } else {
-            log.info(`keygate stopping${signal}: closing the listeners`);
+            // What the drain has to finish: a stop's length follows from it.
+            const open = servers.reduce((n, s) => n + s.connections.size, 0);
+            log.info({ openConnections: open }, `keygate stopping${signal}: closing the listeners`);
           }
           // The gateway (and the dashboard) first: the admin API's /health/ready and
           // /metrics answer while their answers in flight finish. One deadline for all.
@@ -477,7 +480,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
           await Promise.allSettled(servers.filter((s) => s.kind === 'admin').map((s) => drain(s, Math.max(0, deadline - Date.now()), log)));
           await rt.close();
           upstream?.stop();
-          log.info('keygate stopped');
+          // From the signal: to set a grace period (Kubernetes, systemd) from what stops take.
+          log.info({ ms: Math.round(performance.now() - stopStarted) }, 'keygate stopped');
           await endLog();
         })();
         return closing;

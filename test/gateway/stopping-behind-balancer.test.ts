@@ -182,6 +182,22 @@ describe('stopping behind a load balancer', () => {
     expect(kg.logs.text).not.toContain('readiness delay');
   });
 
+  it('says how many connections were open as the listeners closed, and how long the stop took', async () => {
+    const kg = await start({});
+    const authorization = await keyFor(kg);
+    const held = kg.call('/held?id=drained', { headers: { authorization } }).then((response) => response.status);
+    while (!upstream.received.some((r) => r.url === '/held?id=drained')) await new Promise((resolve) => setTimeout(resolve, 10));
+    const closing = kg.close('SIGTERM');
+    upstream.release('drained');
+    await closing;
+    expect(await held).toBe(200);
+    const lines = kg.logs.lines.map((line) => JSON.parse(line) as { msg: string; openConnections?: number; ms?: unknown });
+    expect(lines.find((line) => line.msg === 'keygate stopping (SIGTERM): closing the listeners')?.openConnections).toBe(1);
+    const stopped = lines.find((line) => line.msg === 'keygate stopped');
+    expect(typeof stopped?.ms).toBe('number');
+    expect(stopped?.ms).toBeGreaterThanOrEqual(0);
+  });
+
   it('cuts an answer still in flight at shutdown.drainTimeout, and says so', async () => {
     const kg = await start({ shutdown: { drainTimeout: '1s' } });
     const authorization = await keyFor(kg);
