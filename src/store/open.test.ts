@@ -11,6 +11,13 @@ describe('URLs in logs and messages', () => {
     expect(redactUrl('postgres://k:s3cret@db:5432/k')).toBe('postgres://k:***@db:5432/k');
     expect(redactUrl('redis://cache:6379/0?prefix=kg:&password=s3cret')).not.toContain('s3cret');
   });
+
+  it('leave the rest of the URL as the profile writes it (a prefix ending in ":" is not shown as %3A)', () => {
+    expect(redactUrl('redis://cache:6379/0?prefix=kg:&password=s3cret')).toBe('redis://cache:6379/0?prefix=kg:&password=***');
+    expect(redactUrl('redis://cache:6379/0?password=s3cret&prefix=a:b:&db=2')).toBe('redis://cache:6379/0?password=***&prefix=a:b:&db=2');
+    expect(redactUrl('redis://cache:6379/0?prefix=kg:')).toBe('redis://cache:6379/0?prefix=kg:');
+    expect(redactUrl('redis://cache:6379/0?pass%77ord=s3cret')).not.toContain('s3cret');
+  });
 });
 
 describe('a new SQLite database', () => {

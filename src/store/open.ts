@@ -55,7 +55,12 @@ export function redactUrl(url: string): string {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
     // Redis also takes it as a parameter (counters: redis://host?password=...).
-    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
+    // Masked in the query as written: searchParams.set would encode every other parameter
+    // anew (prefix=kg: shown as prefix=kg%3A). A name written encoded is masked that way.
+    if (parsed.searchParams.has('password')) {
+      parsed.search = parsed.search.replace(/([?&])password=[^&]*/g, '$1password=***');
+      if (parsed.searchParams.getAll('password').some((value) => value !== '***')) parsed.searchParams.set('password', '***');
+    }
     return parsed.toString();
   } catch {
     return url;
