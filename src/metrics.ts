@@ -11,6 +11,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StoreLookups } from './pipeline/pipeline.js';
 import type { SpawnedUpstream } from './spawned-upstream.js';
 import { DENIAL_REASONS } from './denial/reasons.js';
+import { KEY_CACHE_BOUND } from './keys/key-cache.js';
 
 /** What became of a request: forwarded and answered, answered by a built-in, refused, or admitted but the upstream failed (502/504). */
 export type Outcome = 'forwarded' | 'builtin' | 'denied' | 'upstream_error';
@@ -79,6 +80,8 @@ export interface MetricsOptions {
   blocksStarted?: ReadonlyMap<string, number>;
   /** Client addresses blocked so far for their unknown keys (auth.unknownKeys), read at each scrape. */
   addressBlocks?: Readonly<{ started: number }>;
+  /** The key cache, its known keys read at each scrape. */
+  keyCache?: Readonly<{ knownKeys: number }>;
   /** The upstream keygate started (upstream.spawn), if it did: whether it is down, and its restarts, read at each scrape. */
   spawnedUpstream?: Pick<SpawnedUpstream, 'down' | 'restarts'>;
   /** Log lines dropped from standard output so far (its reader did not read), read at each scrape. */
@@ -228,6 +231,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       'Client addresses (an IPv4 address, an IPv6 /64) this process blocked for presenting too many unknown keys (auth.unknownKeys), each block once however many requests it then refuses (too_many_failures). Shown at 0 from the start.',
       () => addressBlocks.started,
     );
+  }
+
+  const { keyCache } = options;
+  if (keyCache) {
+    new Gauge({
+      name: 'keygate_key_cache_keys',
+      help: `Keys held in this process's key cache (expired ones kept for a store outage included; keys the store did not know are not counted). At most ${KEY_CACHE_BOUND.toLocaleString('en-US')}: beyond that the oldest is dropped, and looked up in the store again when next used.`,
+      registers: [registry],
+      collect() {
+        this.set(keyCache.knownKeys);
+      },
+    });
   }
 
   const { spawnedUpstream } = options;

@@ -331,6 +331,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   }
   const metrics = createMetrics({
     storeLookups: rt.storeLookups,
+    keyCache: rt.keyCache,
     blocksStarted: rt.blockStarts.byWindow,
     addressBlocks: rt.addressBlocks,
     ...(rt.counters.roundTrips ? { roundTrips: rt.counters.roundTrips } : {}),

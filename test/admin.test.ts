@@ -749,6 +749,23 @@ describe('admin API', () => {
     expect(await lookups()).toEqual({ found: before.found + 1, unknown: before.unknown + 1, failed: before.failed });
   });
 
+  it('shows how many keys its key cache holds: one more for each key used, one less for a key revoked', async () => {
+    const held = async () => Number(/^keygate_key_cache_keys (\d+)$/m.exec(await (await kg.admin('/metrics')).text())?.[1]);
+    const before = await held();
+    expect(Number.isInteger(before)).toBe(true);
+    const first = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'cached-1' }) }));
+    const second = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'cached-2' }) }));
+    await kg.call('/brands', bearer(first.body.secret as string));
+    await kg.call('/brands', bearer(first.body.secret as string));
+    expect(await held()).toBe(before + 1);
+    await kg.call('/brands', bearer(second.body.secret as string));
+    // A key no one was given is remembered apart, briefly, and not counted here.
+    await kg.call('/brands', bearer(kg.runtime.keyFormat.generate('live')));
+    expect(await held()).toBe(before + 2);
+    expect((await kg.admin(`/v1/keys/${first.body.id}/revoke`, { method: 'POST' })).status).toBe(200);
+    expect(await held()).toBe(before + 1);
+  });
+
   it('takes no body, {} or null where an operation reads none, from clients that label every request JSON; refuses fields it would not read', async () => {
     const asJson = (method: string, body?: string) => ({ method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body }) });
     const key = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'labelled' }) }));

@@ -25,7 +25,8 @@ interface KnownEntry extends Entry<CachedKey> {
 
 /** How long a digest the store did not know is answered from memory. */
 const UNKNOWN_TTL_MS = 5_000;
-const DEFAULT_MAX_KNOWN = 100_000;
+/** Known keys a cache holds at most, unless its maker says otherwise (the runtime does not). */
+export const KEY_CACHE_BOUND = 100_000;
 const DEFAULT_MAX_UNKNOWN = 10_000;
 
 export class KeyCache {
@@ -45,7 +46,7 @@ export class KeyCache {
 
   constructor(
     private readonly ttlMs: number,
-    private readonly maxKnown = DEFAULT_MAX_KNOWN,
+    private readonly maxKnown = KEY_CACHE_BOUND,
     private readonly maxUnknown = DEFAULT_MAX_UNKNOWN,
   ) {}
 
@@ -56,6 +57,11 @@ export class KeyCache {
    */
   get generation(): number {
     return this.dropped;
+  }
+
+  /** Known keys held (expired entries kept for a store outage included): what /metrics shows against the bound. */
+  get knownKeys(): number {
+    return this.known.size;
   }
 
   /** The cached record, `null` if known to be unknown, `undefined` if not cached. */
