@@ -80,6 +80,8 @@ export interface MetricsOptions {
   blocksStarted?: ReadonlyMap<string, number>;
   /** Client addresses blocked so far for their unknown keys (auth.unknownKeys), read at each scrape. */
   addressBlocks?: Readonly<{ started: number }>;
+  /** A digest of the profile in effect (what a reload can change), read at each scrape. */
+  profileDigest?: () => string;
   /** The key cache, its known keys read at each scrape. */
   keyCache?: Readonly<{ knownKeys: number }>;
   /** The upstream keygate started (upstream.spawn), if it did: whether it is down, and its restarts, read at each scrape. */
@@ -231,6 +233,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       'Client addresses (an IPv4 address, an IPv6 /64) this process blocked for presenting too many unknown keys (auth.unknownKeys), each block once however many requests it then refuses (too_many_failures). Shown at 0 from the start.',
       () => addressBlocks.started,
     );
+  }
+
+  const { profileDigest } = options;
+  if (profileDigest) {
+    new Gauge({
+      name: 'keygate_config_info',
+      help: 'The profile in effect, as a digest of the parts a reload can change (plans, routes, builtins, scopes, errors, ...): processes showing different digests judge requests by different profiles (one missed a SIGHUP, or refused it). Always 1.',
+      labelNames: ['digest'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.set({ digest: profileDigest() }, 1);
+      },
+    });
   }
 
   const { keyCache } = options;

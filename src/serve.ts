@@ -10,7 +10,8 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfigFile, type LoadedConfig } from './config/load.js';
 import { ConfigError } from './config/config-error.js';
 import type { Config } from './config/schema.js';
-import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
+import { createRuntime, RELOADABLE, type Runtime, type RuntimeOptions } from './runtime.js';
+import { profileDigest } from './config/profile-digest.js';
 import { buildGateway } from './gateway/gateway.js';
 import { buildAdmin } from './admin/admin.js';
 import { cookiesInClearWarning } from './dashboard/cookie-security.js';
@@ -332,6 +333,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   const metrics = createMetrics({
     storeLookups: rt.storeLookups,
     keyCache: rt.keyCache,
+    profileDigest: () => profileDigest(rt.config, RELOADABLE),
     blocksStarted: rt.blockStarts.byWindow,
     addressBlocks: rt.addressBlocks,
     ...(rt.counters.roundTrips ? { roundTrips: rt.counters.roundTrips } : {}),

@@ -11,7 +11,7 @@ import { createAccount } from '../src/operations/accounts.js';
 import { createKey } from '../src/operations/keys.js';
 import { periodBounds } from '../src/meters/period.js';
 import { tempDir } from './support/temp.js';
-import { ADMIN_TOKEN, LogCapture, startKeygate } from './support/keygate.js';
+import { ADMIN_TOKEN, LogCapture, startKeygate, type TestKeygate } from './support/keygate.js';
 import { ConfigError } from '../src/config/config-error.js';
 import { loadConfigFile } from '../src/config/load.js';
 import { createLog } from '../src/log.js';
@@ -252,6 +252,44 @@ describe('reloads in /metrics', () => {
       expect(await scrape()).toEqual({ applied: 1, refused: 1, lastSuccess: applied.lastSuccess });
     } finally {
       await kg.close();
+    }
+  });
+});
+
+describe('the profile in effect in /metrics', () => {
+  it('is one digest on processes that apply the same plans, routes and messages, whatever their store or ports; another once one reloads a change', async () => {
+    const dir = tempDir('reload-digest');
+    const profile = (message: string, db: string): ConfigInput => ({
+      upstream: { url: 'http://127.0.0.1:1' },
+      store: `sqlite:${path.join(dir, db)}`,
+      dashboard: { enabled: false },
+      errors: { envelope: 'error', reasons: { missing_key: { message } } },
+    });
+    const one = await startKeygate(profile('First', 'one.db'), { dir });
+    const other = await startKeygate(profile('First', 'other.db'), { dir });
+    const digest = async (kg: TestKeygate) => {
+      const series = (await (await kg.admin('/metrics')).text()).match(/^keygate_config_info\{digest="([0-9a-f]+)"\} 1$/gm) ?? [];
+      expect(series).toHaveLength(1);
+      return /digest="([0-9a-f]+)"/.exec(series[0] as string)?.[1];
+    };
+    try {
+      const first = await digest(one);
+      expect(first).toMatch(/^[0-9a-f]{16}$/);
+      expect(await digest(other)).toBe(first);
+
+      await one.reload({ config: parseConfigObject(profile('Second', 'one.db')), file: 'inline', dir });
+      const second = await digest(one);
+      expect(second).not.toBe(first);
+      expect(await digest(other)).toBe(first);
+
+      // A refused reload leaves the profile, and its digest, as they were.
+      await expect(one.reload({ config: parseConfigObject(profile('Third', 'moved.db')), file: 'inline', dir })).rejects.toThrow(ConfigReloadError);
+      expect(await digest(one)).toBe(second);
+
+      await other.reload({ config: parseConfigObject(profile('Second', 'other.db')), file: 'inline', dir });
+      expect(await digest(other)).toBe(second);
+    } finally {
+      await Promise.all([one.close(), other.close()]);
     }
   });
 });
