@@ -395,7 +395,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
 
     // A process that starts without a backend (a mistyped Redis URL) serves in its failure
     // mode; the line an operator waits for after a deploy says so, not only /health/ready.
-    const health = await checkHealth(rt);
+    // The store answered moments ago (the migrations were checked): not pinged again.
+    const health = await checkHealth(rt, 'ok');
     const started = health.status === 'ok' ? log.info.bind(log) : log.warn.bind(log);
     started(
       {

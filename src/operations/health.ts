@@ -38,8 +38,13 @@ export interface Health {
 
 type Judged = Pick<Runtime, 'store' | 'counters' | 'config' | 'upstreamDown'> & { stopping?: boolean };
 
-export async function checkHealth(rt: Judged): Promise<Health> {
-  const [reached, counters] = await Promise.all([storeState(rt), rt.counters.isReachable() ? ('ok' as const) : ('unreachable' as const)]);
+/**
+ * `storeReached`: the store's state when the caller has just had it answer (start-up, which
+ * read it to check the migrations), so that a ping slower than its deadline on a busy
+ * host does not make a start that went through read as unready.
+ */
+export async function checkHealth(rt: Judged, storeReached?: BackendState): Promise<Health> {
+  const [reached, counters] = await Promise.all([storeReached ?? storeState(rt), rt.counters.isReachable() ? ('ok' as const) : ('unreachable' as const)]);
   const refusal = reached === 'ok' ? rt.store.writeRefusal?.() : undefined;
   const store = refusal ? 'unwritable' : reached;
   const [status, reason] = verdict(rt, store, counters, refusal);
