@@ -252,6 +252,8 @@ describe('docs/quick-reference.md: admin API, metrics', () => {
       roundTrips: { count: 0, seconds: 0 },
       blocksStarted: new Map([['100-per-1s', 0]]),
       addressBlocks: { started: 0 },
+      profileDigest: () => 'a1b2c3d4e5f6',
+      keyCache: { knownKeys: 0 },
       spawnedUpstream: { down: () => undefined, restarts: () => 0 },
       logLinesDropped: () => 0,
     });
