@@ -225,4 +225,14 @@ export const migrations: Record<string, Migration> = {
       await db.schema.dropIndex('api_keys_account_in_use').ifExists().execute();
     },
   },
+  // A key's own rate-limit windows, on top of its account's (limits/key-windows.ts), as
+  // JSON text; null: none.
+  '0011_key_rate_limits': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('api_keys').addColumn('rate_limits', 'text').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.alterTable('api_keys').dropColumn('rate_limits').execute();
+    },
+  },
 };

@@ -36,6 +36,7 @@ import { migrations } from './migrations.js';
 import type { WriteRefusal, WriteRefusals } from './write-refusal.js';
 import { holdsNul, matchable, storable } from './unstorable-text.js';
 import type { KeyMode } from '../keys/format.js';
+import type { RateLimit } from '../config/schema.js';
 
 interface AccountsTable {
   id: string;
@@ -63,6 +64,8 @@ interface KeysTable {
   revoked_at: number | null;
   created_by: string | null;
   rotated_from: string | null;
+  /** The key's own windows (RateLimit[]) as JSON; null: none. */
+  rate_limits: string | null;
 }
 
 interface MembersTable {
@@ -350,6 +353,7 @@ export class SqlStore implements Store {
           revoked_at: k.revokedAt,
           created_by: k.createdBy,
           rotated_from: k.rotatedFrom,
+          rate_limits: keyWindowsText(k.rateLimits),
         }),
       )
       .execute();
@@ -386,6 +390,7 @@ export class SqlStore implements Store {
     if (patch.expiresAt !== undefined) set.expires_at = patch.expiresAt;
     if (patch.revokedAt !== undefined) set.revoked_at = patch.revokedAt;
     if (patch.scopes !== undefined) set.scopes = JSON.stringify(patch.scopes);
+    if ('rateLimits' in patch) set.rate_limits = keyWindowsText(patch.rateLimits);
     if (Object.keys(set).length > 0) await this.db.updateTable('api_keys').set(storable('api_keys', set)).where('id', '=', id).execute();
     return this.getKey(id);
   }
@@ -807,7 +812,24 @@ function toKey(r: KeysTable): KeyRecord {
     revokedAt: num(r.revoked_at),
     createdBy: r.created_by,
     rotatedFrom: r.rotated_from,
+    ...keyWindowsOf(r.rate_limits),
   };
+}
+
+/** A key's own windows as the `rate_limits` column holds them: none is null. */
+function keyWindowsText(windows: RateLimit[] | undefined): string | null {
+  return windows === undefined || windows.length === 0 ? null : JSON.stringify(windows);
+}
+
+/** The `rate_limits` column read back; a value no release wrote (edited by hand) is no window rather than a crash on every request. */
+function keyWindowsOf(text: string | null | undefined): { rateLimits?: RateLimit[] } {
+  if (text == null) return {};
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) && parsed.length > 0 ? { rateLimits: parsed as RateLimit[] } : {};
+  } catch {
+    return {};
+  }
 }
 
 function signInFailureOf(r: Database['sign_in_failures']): SignInFailureRecord {

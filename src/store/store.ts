@@ -53,6 +53,11 @@ export interface KeyRecord {
   createdBy: string | null;
   /** The key this one replaced by rotation, if any. */
   rotatedFrom: string | null;
+  /**
+   * The key's own rate-limit windows (per key), applied on top of its account's
+   * (limits/key-windows.ts); absent or empty: none.
+   */
+  rateLimits?: RateLimit[];
 }
 
 export type MemberRole = 'member' | 'operator';
@@ -182,7 +187,7 @@ export interface UsageDailyRow {
 }
 
 export type AccountPatch = Partial<Pick<AccountRecord, 'name' | 'planId' | 'planExpiresAt' | 'apiAccess' | 'overage' | 'limits'>>;
-export type KeyPatch = Partial<Pick<KeyRecord, 'name' | 'expiresAt' | 'revokedAt' | 'scopes'>>;
+export type KeyPatch = Partial<Pick<KeyRecord, 'name' | 'expiresAt' | 'revokedAt' | 'scopes' | 'rateLimits'>>;
 /**
  * Accounts whose name contains `search` (letters of either case, accented ones too; on
  * PostgreSQL as the database's LC_CTYPE folds them, C.UTF-8 or a language's locale) or

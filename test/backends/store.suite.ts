@@ -250,6 +250,29 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       await expect(store.insertKey(key(a.id, { hash: first.hash }))).rejects.toThrow();
     });
 
+    it("keeps a key's own rate-limit windows, changes them, and takes none for no windows", async () => {
+      const a = account();
+      await store.createAccount(a);
+      const windows = [{ limit: 10, window: 60_000, scope: 'key' as const }, { name: 'burst', limit: 2, window: 1_000, scope: 'key' as const }];
+      const limited = key(a.id, { createdAt: T0 + 10, rateLimits: windows });
+      const plain = key(a.id, { createdAt: T0 + 20 });
+      await store.insertKey(limited);
+      await store.insertKey(plain);
+      expect((await store.getKey(limited.id))?.rateLimits).toEqual(windows);
+      expect((await store.findKeyByHash(limited.hash))?.rateLimits).toEqual(windows);
+      expect((await store.listKeys({ accountId: a.id })).map((k) => k.rateLimits)).toEqual([windows, undefined]);
+      // Absent: no windows of its own (not an empty list to tell apart).
+      expect(await store.getKey(plain.id)).toEqual(plain);
+
+      const changed = await store.updateKey(plain.id, { rateLimits: [{ limit: 5, window: 1_000, scope: 'key' }] });
+      expect(changed?.rateLimits).toEqual([{ limit: 5, window: 1_000, scope: 'key' }]);
+      // Another field changed leaves them as they are.
+      expect((await store.updateKey(plain.id, { name: 'renamed' }))?.rateLimits).toEqual([{ limit: 5, window: 1_000, scope: 'key' }]);
+      const cleared = await store.updateKey(limited.id, { rateLimits: [] });
+      expect(cleared).toEqual(limited.rateLimits && { ...limited, rateLimits: undefined });
+      expect(cleared && 'rateLimits' in cleared).toBe(false);
+    });
+
     it('lists only the keys in use at a time (neither revoked nor expired), and the replacements of a key', async () => {
       const a = account();
       await store.createAccount(a);
