@@ -104,6 +104,19 @@ const LimitsChange = z
   .strict()
   .nullable()
   .describe("The account's own limits; null: the plan's for all of them");
+/** A key's own windows as a request gives them (as an account's, but per key only). */
+const KeyWindowsIn = z
+  .array(
+    z
+      .object({
+        name: z.string().optional().describe('The policy name in the RateLimit headers is "key-" and this; default "key-<limit>-per-<window>", e.g. "key-10-per-1m"'),
+        limit: amountNumber("a window's limit").describe(`Requests allowed in any rolling window (a whole number, from 1 to ${MAX_AMOUNT})`),
+        window: z.union([z.string(), z.number()]).describe('As the profile writes it: "1s", "10m", "1h" (a number: milliseconds)'),
+        scope: z.enum(['key', 'account']).optional().describe('Only "key" (the default): a window shared by the account\'s keys is the account\'s own limit, and is refused (400)'),
+      })
+      .strict(),
+  )
+  .describe("The key's own rate-limit windows, applied on top of its account's (its plan's or its own, and a route's): all windows or none, so they can only lower what the key may send. Each length once; [] for none");
 /** A key's scopes as a request gives them; `which` says more of them. */
 const keyScopes = (which: string) =>
   z.array(z.string()).optional().describe(`The key's scopes${which}, among those its plan allows. * grants every scope and is given alone: beside other scopes it is refused (400). None ([]) is refused (400) where every route needs a scope (such a key could call nothing) or the profile sets keys.requireScopes`);
@@ -121,6 +134,7 @@ const Key = z.object({
   revokedAt: isoOrNull,
   createdBy: z.string().nullable(),
   rotatedFrom: z.string().nullable(),
+  rateLimits: z.array(OutWindow).describe("The key's own windows, on top of its account's ([]: none); named in the RateLimit headers as given here"),
   blockedUntil: isoOrNull
     .optional()
     .describe("When the key's rate-limit block (or its account's) ends; null: not blocked. Given by GET /v1/keys and /v1/keys/{id}; left out when the counters cannot be asked"),
@@ -753,7 +767,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         operationId: 'createKey',
         tags: ['keys'],
         summary: 'Create a key; the secret is in this response only',
-        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), mode: z.enum(['live', 'test']).optional(), scopes: keyScopes(' (default: all its plan allows, * where that is every scope)'), expiresAt: dateInput.nullable().optional() }).strict(),
+        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), mode: z.enum(['live', 'test']).optional(), scopes: keyScopes(' (default: all its plan allows, * where that is every scope)'), expiresAt: dateInput.nullable().optional(), rateLimits: KeyWindowsIn.optional() }).strict(),
         response: { 201: IssuedKey, 400: Problem, 404: Problem, 409: Problem },
       },
     },
@@ -767,6 +781,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
           ...(b.mode ? { mode: b.mode } : {}),
           ...(b.scopes ? { scopes: b.scopes } : {}),
           ...(b.expiresAt ? { expiresAt: Date.parse(b.expiresAt) } : {}),
+          ...(b.rateLimits ? { rateLimits: b.rateLimits } : {}),
         },
         request.adminActor,
       );
@@ -782,13 +797,13 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         operationId: 'importKey',
         tags: ['keys'],
         summary: 'Register a key the API issued before keygate (a migration); only its hash is kept',
-        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), secret: z.string().min(1).max(256), mode: z.enum(['live', 'test']).optional(), scopes: keyScopes(' (default: all its plan allows, * where that is every scope)') }).strict(),
+        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), secret: z.string().min(1).max(256), mode: z.enum(['live', 'test']).optional(), scopes: keyScopes(' (default: all its plan allows, * where that is every scope)'), rateLimits: KeyWindowsIn.optional() }).strict(),
         response: { 201: Key, 400: Problem, 404: Problem, 409: Problem },
       },
     },
     async (request, reply) => {
       const b = request.body;
-      const imported = await createKey(rt, { accountId: b.accountId, name: b.name, ...(b.mode ? { mode: b.mode } : {}), ...(b.scopes ? { scopes: b.scopes } : {}) }, request.adminActor, { secret: b.secret });
+      const imported = await createKey(rt, { accountId: b.accountId, name: b.name, ...(b.mode ? { mode: b.mode } : {}), ...(b.scopes ? { scopes: b.scopes } : {}), ...(b.rateLimits ? { rateLimits: b.rateLimits } : {}) }, request.adminActor, { secret: b.secret });
       await warnOfRefusedKey(reply, imported.key);
       return reply.code(201).send(await keyAnswer(imported.key));
     },
@@ -819,9 +834,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       schema: {
         operationId: 'updateKey',
         tags: ['keys'],
-        summary: 'Rename a key or change its scopes (from its next request on, in every process)',
+        summary: 'Rename a key, change its scopes or its own rate-limit windows (from its next request on, in every process)',
         params: IdParams,
-        body: z.object({ name: z.string().min(1).max(100).optional(), scopes: keyScopes(', replacing its current ones') }).strict(),
+        body: z.object({ name: z.string().min(1).max(100).optional(), scopes: keyScopes(', replacing its current ones'), rateLimits: KeyWindowsIn.nullable().optional().describe("Every window of its own the key should have, replacing its current ones; [] or null: none (its account's limits alone)") }).strict(),
         response: { 200: Key, 400: Problem, 404: Problem, 409: Problem },
       },
     },

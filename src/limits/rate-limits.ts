@@ -34,13 +34,34 @@ export interface RateLimitPlan {
 const MAX_KEYS_PER_PLAN = 100_000;
 
 const NO_WINDOWS: readonly WindowSpec[] = Object.freeze([]);
+const NO_KEY_WINDOWS: readonly RateLimit[] = Object.freeze([]);
+
+/**
+ * Where a key's own windows are declared, as a counter's tag: `k:<key>:w1000:key` is
+ * apart from the plan's `k:<key>:w1000:plan` of the same length (a key's 2-per-1s does
+ * not count the plan's 5-per-1s admissions twice, nor share them). A route's tag is its
+ * method and path (`GET /x`, with a space): never this.
+ */
+const KEY_TAG = 'key';
+
+/**
+ * A key's own window's name in the RateLimit fields: `key-2-per-1s` (or `key-<its name>`),
+ * the same whatever its plan's windows are called, and apart from them.
+ */
+export function keyWindowName(rl: Pick<RateLimit, 'name' | 'limit' | 'window'>): string {
+  return `key-${policyName(rl)}`;
+}
 
 /** Builds (and caches) the windows of a plan/route pair. */
 export function createRateLimitPlanner() {
   // Plan id → route id → windows; two lookups instead of a new joined key per request.
   const cache = new Map<string, Map<string, RateLimitPlan>>();
   return {
-    plan(planId: string, plan: Plan, routeName: string, route: Route | undefined): RateLimitPlan {
+    /**
+     * `keyWindows`: the key's own windows, after the plan's and the route's (all windows
+     * or none); `planId` must then tell them apart (see keyWindowsPlanKey).
+     */
+    plan(planId: string, plan: Plan, routeName: string, route: Route | undefined, keyWindows: readonly RateLimit[] = NO_KEY_WINDOWS): RateLimitPlan {
       let byRoute = cache.get(planId);
       if (!byRoute) {
         byRoute = new Map();
@@ -49,7 +70,11 @@ export function createRateLimitPlanner() {
       let found = byRoute.get(routeName);
       if (!found) {
         const templates = counterIds(
-          namedOnce([...plan.rateLimits.map((rl) => template(rl, 'plan')), ...(route?.rateLimits ?? []).map((rl) => template(rl, routeName))]),
+          namedOnce([
+            ...plan.rateLimits.map((rl) => template(rl, 'plan')),
+            ...(route?.rateLimits ?? []).map((rl) => template(rl, routeName)),
+            ...keyWindows.map((rl) => ({ ...template(rl, KEY_TAG), name: keyWindowName(rl) })),
+          ]),
         );
         found = { templates, policyHeader: policyHeader(templates), windowsByKey: new Map() };
         byRoute.set(routeName, found);

@@ -42,7 +42,7 @@ export function repeatedWindowWhy(earlier: string, shape: WindowShape): string {
 }
 
 /**
- * An account's own windows refused for a repeated length and scope (see repeatedWindow):
+ * An account's (or a key's) own windows refused for a repeated length and scope (see repeatedWindow):
  * `at` and `earlier` are places in the list given. The message is the admin API's
  * (`limits.rateLimits[1]: limits.rateLimits[0] is already …`); the CLI and the dashboard
  * word it from the fields.
@@ -52,8 +52,10 @@ export class RepeatedWindowError extends OperationError {
     readonly at: number,
     readonly earlier: number,
     readonly shape: WindowShape,
+    /** Where the list was given: an account's `limits.rateLimits`, a key's `rateLimits`. */
+    field = 'limits.rateLimits',
   ) {
-    super('invalid', `limits.rateLimits[${at}]: ${repeatedWindowWhy(`limits.rateLimits[${earlier}]`, shape)}`);
+    super('invalid', `${field}[${at}]: ${repeatedWindowWhy(`${field}[${earlier}]`, shape)}`);
     this.name = 'RepeatedWindowError';
   }
 }

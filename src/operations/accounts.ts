@@ -1,6 +1,6 @@
 /** Accounts (teams): create, list, change plan or API access, delete. */
 import type { Runtime } from '../runtime.js';
-import { rateLimitSchema, type Config, type Plan } from '../config/schema.js';
+import { rateLimitSchema, type Config, type Plan, type RateLimit } from '../config/schema.js';
 import { describeProblem, isZodDefault, JSON_FORMAT } from '../config/load.js';
 import { didYouMean } from '../config/closest-name.js';
 import type { AccountPatch, AccountRecord, LimitOverrides } from '../store/store.js';
@@ -155,21 +155,25 @@ export function changedLimits(rt: Pick<Runtime, 'config'>, planId: string, befor
 /** A window's fields, for "did you mean" in a refusal of one. */
 const WINDOW_FIELDS = ['name', 'limit', 'window', 'scope'];
 
-/** Windows as the profile writes them, each checked as the profile's are (a duration "1s", a positive whole limit; each length once per scope). */
-function checkedWindows(given: unknown[]): LimitOverrides['rateLimits'] & object {
-  if (!Array.isArray(given)) throw new OperationError('invalid', 'limits.rateLimits: a list of windows ({ limit, window, scope }), or null for the plan\'s');
-  if (given.length > MAX_OWN_WINDOWS) throw new OperationError('invalid', `limits.rateLimits: at most ${MAX_OWN_WINDOWS} windows`);
+/**
+ * Windows as the profile writes them, each checked as the profile's are (a duration "1s", a
+ * positive whole limit; each length once per scope). `field`: where the request gave them
+ * (an account's `limits.rateLimits`, a key's `rateLimits`), named in every refusal.
+ */
+export function checkedWindows(given: unknown[], field = 'limits.rateLimits', whole = "a list of windows ({ limit, window, scope }), or null for the plan's"): RateLimit[] {
+  if (!Array.isArray(given)) throw new OperationError('invalid', `${field}: ${whole}`);
+  if (given.length > MAX_OWN_WINDOWS) throw new OperationError('invalid', `${field}: at most ${MAX_OWN_WINDOWS} windows`);
   const windows = given.map((window, i) => {
     const parsed = rateLimitSchema.safeParse(window);
     if (parsed.success) return parsed.data;
     const issue = parsed.error.issues[0];
-    const field = ['limits', 'rateLimits', i, ...(issue?.path ?? [])].map((part, j) => (typeof part === 'number' ? `[${part}]` : `${j === 0 ? '' : '.'}${String(part)}`)).join('');
+    const place = [`${field}[${i}]`, ...(issue?.path ?? [])].map((part, j) => (typeof part === 'number' ? `[${part}]` : `${j === 0 ? '' : '.'}${String(part)}`)).join('');
     // In the profile's words ("expected more than 0"), not zod's ("Too small: expected number to be >0"); no value echoed.
     const why = issue === undefined ? 'not a window' : isZodDefault(issue.message) ? describeProblem(issue, () => WINDOW_FIELDS, JSON_FORMAT) : issue.message;
-    throw new OperationError('invalid', `${field}: ${why} (a window is { limit: 100, window: "1s", scope: "key" or "account" })`);
+    throw new OperationError('invalid', `${place}: ${why} (a window is { limit: 100, window: "1s", scope: "key" or "account" })`);
   });
   const repeated = repeatedWindow(windows);
-  if (repeated) throw new RepeatedWindowError(repeated.at, repeated.earlier, windows[repeated.at] as (typeof windows)[number]);
+  if (repeated) throw new RepeatedWindowError(repeated.at, repeated.earlier, windows[repeated.at] as (typeof windows)[number], field);
   return windows;
 }
 

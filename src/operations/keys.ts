@@ -3,7 +3,7 @@
  * on the next request, in every process), rotate (a replacement now, the old key valid
  * for an overlap and then expired by itself).
  */
-import { DAY_MS, HOUR_MS } from '../config/duration.js';
+import { DAY_MS, formatDuration, HOUR_MS } from '../config/duration.js';
 import { accountBlockId, CountersUnavailableError, keyBlockId } from '../counters/counters.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyPatch, KeyRecord } from '../store/store.js';
@@ -13,7 +13,9 @@ import { newId } from '../ids.js';
 import { checkedName, checkedTime, LATEST_TIME, notFound, OperationError, ordinal, type KeyNaming } from './errors.js';
 import { audit } from './audit.js';
 import { didYouMean } from '../config/closest-name.js';
-import { getAccount, isoTime } from './accounts.js';
+import { checkedWindows, getAccount, isoTime } from './accounts.js';
+import type { RateLimit } from '../config/schema.js';
+import { keyWindowsOut, PER_ACCOUNT_WHY } from '../limits/key-windows.js';
 
 export interface NewKey {
   accountId: string;
@@ -21,6 +23,11 @@ export interface NewKey {
   mode?: KeyMode;
   scopes?: string[];
   expiresAt?: number | null;
+  /**
+   * The key's own rate-limit windows, on top of its account's (limits/key-windows.ts), as
+   * the profile writes windows (`{ limit: 10, window: "1m" }`): per key only. None: [] or absent.
+   */
+  rateLimits?: unknown[];
 }
 
 export interface IssuedKey {
@@ -116,6 +123,18 @@ function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): 
   return [...new Set(scopes)];
 }
 
+/**
+ * A key's own windows as a request gives them, checked as an account's are (a duration, a
+ * positive whole limit, each length once), and each per key: a per-account window is the
+ * account's own limit, not one key's. [] is none.
+ */
+export function checkedKeyWindows(given: unknown[]): RateLimit[] {
+  const windows = checkedWindows(given, 'rateLimits', 'a list of windows ({ limit, window }), or [] for none');
+  const shared = windows.findIndex((rl) => rl.scope === 'account');
+  if (shared >= 0) throw new OperationError('invalid', `rateLimits[${shared}]: ${PER_ACCOUNT_WHY}`);
+  return windows;
+}
+
 function isActive(key: KeyRecord, now: number): boolean {
   return key.revokedAt === null && (key.expiresAt === null || key.expiresAt > now);
 }
@@ -140,6 +159,11 @@ export function isNewKeyId(value: unknown): value is string {
 interface Replacing {
   old: KeyRecord;
   overlapMs: number;
+}
+
+/** A stored window as a request writes it (its length as text), to be checked again as given. */
+function windowWritten(rl: RateLimit) {
+  return { ...(rl.name === undefined ? {} : { name: rl.name }), limit: rl.limit, window: formatDuration(rl.window), scope: rl.scope };
 }
 
 /** The key a rotation replaced, as written, and when it stops working. */
@@ -175,6 +199,7 @@ async function issueKey(
     throw new OperationError('invalid', `this API issues ${rt.keyFormat.modes.join(' and ')} keys only, not ${mode}`);
   }
   const scopes = checkedScopes(rt, account.planId, input.scopes ?? defaultScopes(rt, account.planId));
+  const rateLimits = input.rateLimits === undefined ? [] : checkedKeyWindows(input.rateLimits);
   if (input.expiresAt !== undefined && input.expiresAt !== null) {
     if (!rt.config.keys.expiry) throw new OperationError('invalid', "this API's keys do not expire: a key works until it is revoked");
     if (!Number.isFinite(input.expiresAt) || input.expiresAt <= rt.clock()) throw new OperationError('invalid', 'the expiry must be in the future');
@@ -210,6 +235,7 @@ async function issueKey(
     revokedAt: null,
     createdBy: actor,
     rotatedFrom: replacing?.old.id ?? null,
+    ...(rateLimits.length > 0 ? { rateLimits } : {}),
   };
   const replaced = await rt.store.issuingKeysOf(account.id, async (store): Promise<Replaced | undefined> => {
     // The account and its plan as they are now (a plan change waits for this, or came first).
@@ -244,7 +270,7 @@ async function issueKey(
   });
   // A process may remember this hash as unknown (an imported key tried before): forget it.
   if (options.secret !== undefined) await rt.invalidate({ type: 'key', hash: key.hash });
-  await audit(rt, actor, options.secret === undefined ? 'key.created' : 'key.imported', { accountId: account.id, keyId: key.id, detail: { name, mode, scopes: key.scopes, hint: key.hint } });
+  await audit(rt, actor, options.secret === undefined ? 'key.created' : 'key.imported', { accountId: account.id, keyId: key.id, detail: { name, mode, scopes: key.scopes, hint: key.hint, ...(rateLimits.length > 0 ? { rateLimits: keyWindowsOut(rateLimits) } : {}) } });
   return { issued: { key, secret }, ...(replaced ? { replaced } : {}) };
 }
 
@@ -321,15 +347,18 @@ export async function revokeKey(rt: Runtime, id: string, actor: string, accountI
 export interface KeyChanges {
   name?: string;
   scopes?: string[];
+  /** Every window of its own the key should have (see NewKey); [] or null: none again. */
+  rateLimits?: unknown[] | null;
 }
 
 /**
- * Renames a key or changes its scopes (checked as at creation, against its account's
- * plan). Either holds from the key's next request on, in every process.
+ * Renames a key, changes its scopes (checked as at creation, against its account's
+ * plan) or its own rate-limit windows. Each holds from the key's next request on, in
+ * every process.
  */
 export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, actor: string, accountId?: string): Promise<KeyRecord> {
   const key = await getKey(rt, id, accountId);
-  if (changes.name === undefined && changes.scopes === undefined) throw new OperationError('invalid', 'nothing to change: give a name or scopes');
+  if (changes.name === undefined && changes.scopes === undefined && changes.rateLimits === undefined) throw new OperationError('invalid', 'nothing to change: give a name, scopes or rateLimits');
   if (key.revokedAt !== null) throw new OperationError('conflict', 'a revoked key cannot be changed');
   const patch: KeyPatch = {};
   if (changes.name !== undefined) patch.name = checkedName('a key', changes.name, 100, rt.keyFormat);
@@ -337,10 +366,14 @@ export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, ac
     if (key.accountId === null) throw new OperationError('conflict', 'the scopes of an unbound key cannot be changed');
     patch.scopes = checkedScopes(rt, (await getAccount(rt, key.accountId)).planId, changes.scopes);
   }
+  if (changes.rateLimits !== undefined) patch.rateLimits = changes.rateLimits === null ? [] : checkedKeyWindows(changes.rateLimits);
   const updated = (await rt.store.updateKey(id, patch)) as KeyRecord;
-  // Cached records carry the name too (built-in endpoints show it).
+  // Cached records carry the name and windows too (built-in endpoints show the name; the pipeline counts the windows).
   await rt.invalidate({ type: 'key', hash: key.hash });
-  await audit(rt, actor, 'key.updated', { accountId: key.accountId, keyId: id, detail: { hint: key.hint, ...patch } });
+  const { rateLimits, ...fields } = patch;
+  // Windows as the admin API gives them, before and after (as account.limits_changed does).
+  const windows = rateLimits === undefined ? {} : { rateLimits: { before: keyWindowsOut(key.rateLimits), after: keyWindowsOut(rateLimits) } };
+  await audit(rt, actor, 'key.updated', { accountId: key.accountId, keyId: id, detail: { hint: key.hint, ...fields, ...windows } });
   return updated;
 }
 
@@ -413,7 +446,8 @@ export async function rotateKey(rt: Runtime, id: string, overlapMs: number, acto
   // A key stored with `*` beside other scopes (before they were refused together) is
   // replaced by one with `*` alone: the same access.
   const scopes = old.scopes.includes(WILDCARD) ? [WILDCARD] : old.scopes;
-  const { issued, replaced } = await issueKey(rt, { accountId: old.accountId, name: old.name, mode: old.mode, scopes }, actor, { replacing: { old, overlapMs }, ...(options.id === undefined ? {} : { id: options.id }) });
+  // The replacement keeps the old key's own windows (a rotation changes the secret, not the limits).
+  const { issued, replaced } = await issueKey(rt, { accountId: old.accountId, name: old.name, mode: old.mode, scopes, ...(old.rateLimits ? { rateLimits: old.rateLimits.map(windowWritten) } : {}) }, actor, { replacing: { old, overlapMs }, ...(options.id === undefined ? {} : { id: options.id }) });
   // Issued as a replacement: the key it replaced was updated with it.
   const { previous, until, overlapMs: kept, ended } = replaced as Replaced;
   await rt.invalidate({ type: 'key', hash: old.hash });
@@ -547,6 +581,7 @@ export function keyOut(key: KeyRecord, now: number, blocked?: ReadonlyMap<string
     revokedAt: isoTime(key.revokedAt),
     createdBy: key.createdBy,
     rotatedFrom: key.rotatedFrom,
+    rateLimits: keyWindowsOut(key.rateLimits),
     ...(blocked ? { blockedUntil: isoTime(blocked.get(key.id) ?? null) } : {}),
   };
 }

@@ -14,6 +14,7 @@ import type { AccountRecord, KeyRecord, Store } from '../store/store.js';
 import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, type AdmitRequest, type BlockStart, type Counters, type Reservation, type ChargeSpec, type WindowSpec } from '../counters/counters.js';
 import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
 import { rateLimitHeaders, windowsFor, type createRateLimitPlanner, type RateLimitPlan } from '../limits/rate-limits.js';
+import { keyWindowsPlanKey } from '../limits/key-windows.js';
 import { effectivePlan, rateLimitPlanKey } from '../limits/overrides.js';
 import { overageAllowed, reserveAmount } from '../meters/cost.js';
 import { isoDay, periodBounds, type PeriodBounds } from '../meters/period.js';
@@ -374,8 +375,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const lacking = required.filter((scope) => !hasScopes(key.scopes, [scope]) || (plan.scopes && !hasScopes(plan.scopes, [scope])));
       return refuse(deny('insufficient_scope', { fill: { scopes: lacking.join(SCOPE_LIST_SEPARATOR) } }), identity);
     }
-    // An account with its own windows has its own entry (its limits and names), counted as the plan's windows of the same length and scope.
-    const rateLimits = limits.plan(rateLimitPlanKey(account.planId, account.limits), plan, route.name, route.kind === 'proxy' ? route.route : undefined);
+    // An account with its own windows has its own entry (its limits and names), counted as the plan's windows of the same length and scope;
+    // a key with its own has one more, its windows after the account's (counted apart from them: limits/key-windows.ts).
+    const planKey = keyWindowsPlanKey(rateLimitPlanKey(account.planId, account.limits), key.rateLimits);
+    const rateLimits = limits.plan(planKey, plan, route.name, route.kind === 'proxy' ? route.route : undefined, key.rateLimits);
     const block = plan.block ? { id: plan.block.scope === 'account' ? accountBlockId(account.id) : keyBlockId(key.id), policy: plan.block } : undefined;
     const judged = new Judged(route, plan, Boolean(readsAccountState), rateLimits, windowsFor(rateLimits, key.id, account.id), block);
     judgedKeys.set(found, judged);
