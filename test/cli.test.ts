@@ -118,7 +118,7 @@ describe('keygate CLI with a running gateway', () => {
     // A scope the profile does not declare is named by its place, not repeated (it may be a key pasted there).
     expect(refused.stderr).toBe('error: --scopes: the 2nd of 2 is not allowed; allowed: *, metrics:read\n');
     const nothing = await cli('keys', 'update', created.id);
-    expect([nothing.code, nothing.stderr]).toEqual([1, 'error: nothing to change: give a name or scopes\n']);
+    expect([nothing.code, nothing.stderr]).toEqual([1, 'error: nothing to change: give --name, --scopes or --rate-limit\n']);
     await cli('keys', 'revoke', created.id);
   });
 

@@ -85,3 +85,50 @@ export function inFlags(error: unknown, given: LimitsChange | undefined): unknow
   const why = place.why.replace(/has no meter "[^"]*"/, 'has no such meter').replace(/ \(got [^)]*\)$/, '').replace(", or null for the plan's", ', or <meter>=plan for the plan\'s');
   return new OperationError(error.kind, `${flagAt('--meter-limit', typed.indexOf(meter), typed.length)}: ${why}`);
 }
+
+/** Adds `--rate-limit` to a keys command: the key's own windows (limits/key-windows.ts). */
+export function keyLimitOptions(command: Command, what: string): Command {
+  return command.option('--rate-limit <window>', `${what}: 10-per-1m, 2-per-1s (per key; repeatable: give every window it should have), on top of its account's limits`, repeated);
+}
+
+/**
+ * `keys … --rate-limit` as the key's own windows, as the operation takes them (`[]` for
+ * `none`); undefined where none is given. Refusals are told in the flag, by its place,
+ * without the value (as limitsOptions does).
+ */
+export function keyWindowsOption(given: string[] | undefined): unknown[] | undefined {
+  if (given === undefined) return undefined;
+  const flagOf = (typed: string) => flagAt('--rate-limit', given.findIndex((spec) => spec.trim() === typed), given.length);
+  let change: LimitsChange | undefined;
+  try {
+    change = readLimitSpecs({ windows: given });
+  } catch (error) {
+    if (!(error instanceof LimitSpecError)) throw error;
+    const { refusal } = error;
+    if (refusal.why === 'too_large') throw new OperationError('invalid', `${flagOf(refusal.typed)}: ${WINDOW_LIMIT_TOO_LARGE}`);
+    const alone = refusal.why === 'given_alone' ? `: "${refusal.typed}" is given alone` : '';
+    throw new OperationError('invalid', `${flagOf(refusal.typed)}: expected ${KEY_WINDOW_WRITTEN}, or none (no windows of its own)${alone}`);
+  }
+  // `plan` gives an account its plan's windows back; a key has only its own, or none.
+  if (change?.rateLimits === null) throw new OperationError('invalid', "--rate-limit: a key has no plan's windows of its own to give back: give none (the key has no windows of its own; its account's limits still hold), or its windows");
+  return change?.rateLimits ?? [];
+}
+
+/** How a key's window is written, for a refusal of one. */
+const KEY_WINDOW_WRITTEN = '<limit>-per-<window> as 10-per-1m or 2-per-1s (no spaces; a window is a number and ms, s, m, h or d)';
+
+/** An error about a key's `rateLimits[…]` (the operation's words) told in `--rate-limit`, by the place of the flag. */
+export function keyWindowsInFlags(error: unknown, given: unknown[] | undefined): unknown {
+  if (!(error instanceof OperationError)) return error;
+  const windows = (given ?? []) as WindowWritten[];
+  if (error instanceof RepeatedWindowError) {
+    const earlier = windows[error.earlier];
+    const named = `the ${ordinal(error.earlier + 1)}${earlier ? ` (${windowSpec(earlier)})` : ''}`;
+    return new OperationError(error.kind, `${flagAt('--rate-limit', error.at, windows.length)}: ${repeatedWindowWhy(named, error.shape)}`);
+  }
+  const one = /^rateLimits\[(\d+)\][^:]*: (.*)$/s.exec(error.message);
+  if (one) return new OperationError(error.kind, `${flagAt('--rate-limit', Number(one[1]), windows.length)}: ${one[2] as string}`);
+  const all = /^rateLimits: (.*)$/s.exec(error.message);
+  if (all) return new OperationError(error.kind, `--rate-limit: ${all[1] as string}`);
+  return error;
+}

@@ -24,7 +24,8 @@ import { cursorOf, placeOf } from '../operations/cursor.js';
 import { OperationError, ordinal } from '../operations/errors.js';
 import type { AccountChange } from '../operations/accounts.js';
 import { effectiveLimitsOut } from '../limits/overrides.js';
-import { accountLimitOptions, flagAt, inFlags, limitsOptions } from './limit-flags.js';
+import { accountLimitOptions, flagAt, inFlags, keyLimitOptions, keyWindowsInFlags, keyWindowsOption, limitsOptions } from './limit-flags.js';
+import { keyWindowsText } from '../limits/key-windows.js';
 import { keepWindowNames } from '../limits/limit-specs.js';
 import type { MeterBalance, PlannedCall } from '../operations/forecast.js';
 import type { Log } from '../log.js';
@@ -702,16 +703,19 @@ export function buildCli(): Command {
     });
 
   const keys = program.command('keys').description('API keys');
-  keys
-    .command('create')
-    .description('create a key; the secret is printed once')
-    .requiredOption('--account <id>', 'the account that owns the key')
-    .requiredOption('--name <name>', 'a name to tell keys apart')
-    .addOption(new Option('--mode <mode>', 'a live or a test key (its prefix says which)').choices(['live', 'test']).default('live'))
-    .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)')
-    .option('--expires <date|duration>', 'e.g. 2027-01-31 or 90d')
-    .action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string; expires?: string }, command: Command) =>
+  keyLimitOptions(
+    keys
+      .command('create')
+      .description('create a key; the secret is printed once')
+      .requiredOption('--account <id>', 'the account that owns the key')
+      .requiredOption('--name <name>', 'a name to tell keys apart')
+      .addOption(new Option('--mode <mode>', 'a live or a test key (its prefix says which)').choices(['live', 'test']).default('live'))
+      .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)')
+      .option('--expires <date|duration>', 'e.g. 2027-01-31 or 90d'),
+    "the key's own rate-limit window",
+  ).action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string; expires?: string; rateLimit?: string[] }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
+        const rateLimits = keyWindowsOption(opts.rateLimit);
         const issued = await ops
           .createKey(
             rt,
@@ -721,11 +725,12 @@ export function buildCli(): Command {
               ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
               ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}),
               ...(opts.expires !== undefined ? { expiresAt: parseWhen(opts.expires, rt.clock(), '--expires') } : {}),
+              ...(rateLimits !== undefined ? { rateLimits } : {}),
             },
             CLI_ACTOR,
           )
           .catch((error: unknown) => {
-            throw inOption(error, 'scopes', '--scopes');
+            throw inOption(keyWindowsInFlags(error, rateLimits), 'scopes', '--scopes');
           });
         print(json, { ...(await keyJsonOf(rt, issued.key, json)), secret: issued.secret }, () =>
           [
@@ -740,15 +745,18 @@ export function buildCli(): Command {
         await warnOfRefusedKey(json, rt, opts.account);
       }),
     );
-  keys
-    .command('import')
-    .description('register a key the API issued before keygate (read from stdin); only its hash is kept')
-    .requiredOption('--account <id>', 'the account the key belongs to')
-    .requiredOption('--name <name>', 'a name to know the key by (shown with its hint)')
-    .addOption(new Option('--mode <mode>', 'a live or a test key (default: what its prefix says, else live)').choices(['live', 'test']))
-    .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)')
-    .action((opts: { account: string; name: string; mode?: 'live' | 'test'; scopes?: string }, command: Command) =>
+  keyLimitOptions(
+    keys
+      .command('import')
+      .description('register a key the API issued before keygate (read from stdin); only its hash is kept')
+      .requiredOption('--account <id>', 'the account the key belongs to')
+      .requiredOption('--name <name>', 'a name to know the key by (shown with its hint)')
+      .addOption(new Option('--mode <mode>', 'a live or a test key (default: what its prefix says, else live)').choices(['live', 'test']))
+      .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)'),
+    "the key's own rate-limit window",
+  ).action((opts: { account: string; name: string; mode?: 'live' | 'test'; scopes?: string; rateLimit?: string[] }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
+        const rateLimits = keyWindowsOption(opts.rateLimit);
         // From stdin, so the secret stays out of shell history and process listings; from a
         // pipe only: typed or pasted into a terminal it would show there (and wait, unsaid, for Ctrl+D).
         const pipeIt = 'pipe the existing key on stdin, e.g. printf %s "$KEY" | keygate keys import ...';
@@ -762,11 +770,12 @@ export function buildCli(): Command {
             name: opts.name,
             ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
             ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}),
+            ...(rateLimits !== undefined ? { rateLimits } : {}),
           },
           CLI_ACTOR,
           { secret },
         ).catch((error: unknown) => {
-          throw inOption(error, 'scopes', '--scopes');
+          throw inOption(keyWindowsInFlags(error, rateLimits), 'scopes', '--scopes');
         });
         print(json, await keyJsonOf(rt, imported.key, json), () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}`);
         await warnOfRefusedKey(json, rt, opts.account);
@@ -783,15 +792,15 @@ export function buildCli(): Command {
         const blocked = await ops.blockedUntilOf(rt, list);
         print(json, list.map((k) => ops.keyOut(k, now, blocked)), () =>
           table(
-            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? keyEnd(k.expiresAt) : when(k.expiresAt) })),
-            ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires'],
+            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, rateLimits: keyWindowsText(k.rateLimits), status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? keyEnd(k.expiresAt) : when(k.expiresAt) })),
+            ['id', 'name', 'key', 'account', 'mode', 'scopes', 'rateLimits', 'status', 'created', 'lastUsed', 'expires'],
           ),
         );
       }),
     );
   keys
     .command('show <id>')
-    .description('one key (its hint, never its secret): name, mode, scopes, status, last used')
+    .description("one key (its hint, never its secret): name, mode, scopes, its own rate limits, status, last used")
     .action((id: string, _o, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const key = await ops.getKey(rt, id);
@@ -808,8 +817,10 @@ export function buildCli(): Command {
               lastUsed: when(key.lastUsedAt),
               expires: key.expiresAt !== null && key.expiresAt > now ? keyEnd(key.expiresAt) : when(key.expiresAt),
               revoked: when(key.revokedAt),
+              // Its own windows, on top of its account's (shown by accounts show).
+              rateLimits: keyWindowsText(key.rateLimits),
             },
-            ['id', 'name', 'key', 'account', 'mode', 'scopes', 'status', 'created', 'lastUsed', 'expires', 'revoked', 'createdBy', 'rotatedFrom'],
+            ['id', 'name', 'key', 'account', 'mode', 'scopes', 'rateLimits', 'status', 'created', 'lastUsed', 'expires', 'revoked', 'createdBy', 'rotatedFrom'],
           ),
         );
       }),
@@ -826,17 +837,25 @@ export function buildCli(): Command {
         );
       }),
     );
-  keys
-    .command('update <id>')
-    .description('rename a key or change its scopes (from its next request on)')
-    .option('--name <name>', 'its new name')
-    .option('--scopes <list>', 'comma-separated scopes, replacing its current ones')
-    .action((id: string, opts: { name?: string; scopes?: string }, command: Command) =>
+  keyLimitOptions(
+    keys
+      .command('update <id>')
+      .description('rename a key, change its scopes or its own rate limits (from its next request on)')
+      .option('--name <name>', 'its new name')
+      .option('--scopes <list>', 'comma-separated scopes, replacing its current ones'),
+    "the key's own rate-limit window, replacing its current ones; none: no windows of its own",
+  ).action((id: string, opts: { name?: string; scopes?: string; rateLimit?: string[] }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
-        const key = await ops.updateKey(rt, id, { ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}) }, CLI_ACTOR).catch((error: unknown) => {
-          throw inOption(error, 'scopes', '--scopes');
+        const rateLimits = keyWindowsOption(opts.rateLimit);
+        const changes = { ...(opts.name !== undefined ? { name: opts.name } : {}), ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}), ...(rateLimits !== undefined ? { rateLimits } : {}) };
+        if (Object.keys(changes).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --scopes or --rate-limit');
+        const key = await ops.updateKey(rt, id, changes, CLI_ACTOR).catch((error: unknown) => {
+          throw inOption(keyWindowsInFlags(error, rateLimits), 'scopes', '--scopes');
         });
-        print(json, await keyJsonOf(rt, key, json), () => `updated key ${key.id}: ${key.name}, scopes ${key.scopes.join(' ') || '(none)'}`);
+        // Its own windows are said where it has some, or where they were just changed.
+        const windows = keyWindowsText(key.rateLimits);
+        const ownLimits = rateLimits !== undefined || windows.length > 0 ? `, own rate limits ${windows.join(' ') || '(none)'}` : '';
+        print(json, await keyJsonOf(rt, key, json), () => `updated key ${key.id}: ${key.name}, scopes ${key.scopes.join(' ') || '(none)'}${ownLimits}`);
       }),
     );
   keys

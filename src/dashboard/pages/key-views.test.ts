@@ -48,6 +48,15 @@ describe('key table', () => {
     }
   });
 
+  it("shows a key's own rate limits under its name, and nothing for a key without", () => {
+    const limited = key('key_lim', 'sk_live_…eeee', T0, { rateLimits: [{ limit: 10, window: 60_000, scope: 'key' }, { limit: 2, window: 1_000, scope: 'key' }] });
+    const plain = key('key_plain', 'sk_live_…ffff', T0);
+    const rendered = keyTable([limited, plain], T0 + 1_000, { caption: 'Keys in use' }, TRAITS).toString();
+    const row = (id: string) => rendered.slice(rendered.indexOf(`data-key-id="${id}"`)).split('</tr>')[0] ?? '';
+    expect(row('key_lim').replace(/<[^>]+>/g, '')).toContain('own rate limits: 10-per-1m, 2-per-1s');
+    expect(row('key_plain')).not.toContain('own rate limit');
+  });
+
   it('keeps a revoked key\'s expiry in its Expires cell and says when it was revoked in its Status cell', () => {
     const revoked = key('key_gone', 'sk_live_…dddd', T0, { expiresAt: Date.parse('2027-01-31T00:00:00Z'), revokedAt: T0 + 2 * 86_400_000 });
     const rendered = keyTable([revoked], T0 + 5 * 86_400_000, { caption: 'Revoked and expired keys' }, TRAITS).toString();

@@ -5,6 +5,7 @@
 import type { Runtime } from '../../runtime.js';
 import type { KeyRecord } from '../../store/store.js';
 import { allowedScopes, keyStatus, type KeyStatus } from '../../operations/keys.js';
+import { keyWindowsText } from '../../limits/key-windows.js';
 import type { KeyNaming, OperationError } from '../../operations/errors.js';
 import { html, type Html } from '../html.js';
 import { tableNaming, type TableName } from '../table-name.js';
@@ -72,6 +73,16 @@ export function scopeList(scopes: readonly string[]): Html {
   return html`<span class="scopes">${scopes.map((s) => html`<code>${s === '*' ? '* (all)' : s}</code>`)}</span>`;
 }
 
+/**
+ * A key's own rate-limit windows (on top of its account's), where it has some: read only;
+ * the operator sets them (`keygate keys update --rate-limit`, the admin API).
+ */
+function ownLimits(key: KeyRecord): Html {
+  const windows = keyWindowsText(key.rateLimits);
+  if (windows.length === 0) return html``;
+  return html`<span class="related own-limits">own rate limit${windows.length > 1 ? 's' : ''}: ${windows.map((w, i) => html`${i > 0 ? ', ' : ''}<code>${w}</code>`)}</span>`;
+}
+
 /** Newest first, so a freshly created or rotated key is at the top. */
 export function newestFirst(keys: readonly KeyRecord[]): KeyRecord[] {
   return [...keys].sort((a, b) => b.createdAt - a.createdAt);
@@ -107,7 +118,7 @@ export function keyTable(keys: readonly KeyRecord[], now: number, name: TableNam
   <thead><tr><th scope="col">Name and key</th>${traits.scopes ? html`<th scope="col">Scopes</th>` : ''}<th scope="col">Created (UTC)</th><th scope="col">Last used (UTC)</th><th scope="col">Expires (UTC)</th><th scope="col">Status</th>${actions ? html`<th scope="col"><span class="sr-only">Actions</span></th>` : ''}</tr></thead>
   <tbody>${keys.map(
     (key) => html`<tr data-key-id="${key.id}">
-    <td data-label="Key" class="key-cell"><span><span class="key-name">${key.name}</span><code class="hint">${key.hint}</code>${showsMode(traits, key) ? html` <span class="badge ${key.mode}">${key.mode}</span>` : ''}${related(key)}</span></td>
+    <td data-label="Key" class="key-cell"><span><span class="key-name">${key.name}</span><code class="hint">${key.hint}</code>${showsMode(traits, key) ? html` <span class="badge ${key.mode}">${key.mode}</span>` : ''}${related(key)}${ownLimits(key)}</span></td>
     ${traits.scopes ? html`<td data-label="Scopes">${scopeList(key.scopes)}</td>` : ''}
     <td data-label="Created (UTC)">${whenInTable(key.createdAt)}</td>
     <td data-label="Last used (UTC)">${whenInTable(key.lastUsedAt, 'Never')}</td>
