@@ -122,6 +122,51 @@ describe('keygate CLI with a running gateway', () => {
     await cli('keys', 'revoke', created.id);
   });
 
+  it("gives a key its own rate limits (keys create/update --rate-limit, none), shows them in keys show and list, and holds the key to them from its next request on", async () => {
+    const owner = JSON.parse((await cli('accounts', 'create', '--name', 'Windows Inc', '--json')).stdout) as { id: string };
+    const created = await cli('keys', 'create', '--account', owner.id, '--name', 'front-end', '--scopes', 'metrics:read', '--rate-limit', '10-per-1m', '--rate-limit', '1-per-1h', '--json');
+    expect(created.code).toBe(0);
+    const key = JSON.parse(created.stdout) as { id: string; secret: string; rateLimits: unknown };
+    expect(key.rateLimits).toEqual([
+      { name: 'key-10-per-1m', limit: 10, window: '1m', scope: 'key' },
+      { name: 'key-1-per-1h', limit: 1, window: '1h', scope: 'key' },
+    ]);
+    const shown = await cli('keys', 'show', key.id);
+    expect(shown.stdout).toMatch(/^rateLimits\s+10-per-1m,1-per-1h$/m);
+    const listed = await cli('keys', 'list', '--account', owner.id);
+    expect(listed.stdout).toMatch(/^ID\s+NAME\s+KEY\s+ACCOUNT\s+MODE\s+SCOPES\s+RATELIMITS\s+STATUS/);
+    expect(listed.stdout).toContain(' 10-per-1m,1-per-1h ');
+    expect(JSON.parse((await cli('keys', 'list', '--account', owner.id, '--json')).stdout)).toMatchObject([{ id: key.id, rateLimits: [{ name: 'key-10-per-1m' }, { name: 'key-1-per-1h' }] }]);
+
+    // The gateway (another process) holds the key to them: one an hour.
+    const call = () => kg.call('/api/v1/apps/app1/metrics/mrr', { headers: { authorization: `Bearer ${key.secret}` } }).then(async (r) => [r.status, await r.text()][0]);
+    expect([await call(), await call()]).toEqual([200, 429]);
+
+    // none: no windows of its own, from the key's next request on (it was cached by the gateway).
+    const cleared = await cli('keys', 'update', key.id, '--rate-limit', 'none');
+    expect(cleared).toMatchObject({ code: 0, stdout: `updated key ${key.id}: front-end, scopes metrics:read, own rate limits (none)\n` });
+    expect(await call()).toBe(200);
+    expect((await cli('keys', 'show', key.id)).stdout).toMatch(/^rateLimits\s+-$/m);
+    const limited = await cli('keys', 'update', key.id, '--rate-limit', '1-per-1d');
+    expect(limited).toMatchObject({ code: 0, stdout: `updated key ${key.id}: front-end, scopes metrics:read, own rate limits 1-per-1d\n` });
+    expect([await call(), await call()]).toEqual([200, 429]);
+
+    // Refused, each in the flag's words and without the value: a per-account window, a window that is none, plan, two of one length.
+    const perAccount = await cli('keys', 'update', key.id, '--rate-limit', '5-per-1m-per-account');
+    expect([perAccount.code, perAccount.stderr]).toEqual([
+      1,
+      "error: --rate-limit: a key's own windows are per key: a window shared by the account's keys (scope account, -per-account) is the account's own limit (accounts update <account> --rate-limit …-per-account)\n",
+    ]);
+    const typo = await cli('keys', 'create', '--account', owner.id, '--name', 'x', '--scopes', 'metrics:read', '--rate-limit', '10-per-1m', '--rate-limit', '10 per hour');
+    expect([typo.code, typo.stderr]).toEqual([1, 'error: --rate-limit (the 2nd of 2): expected <limit>-per-<window> as 10-per-1m or 2-per-1s (no spaces; a window is a number and ms, s, m, h or d), or none (no windows of its own)\n']);
+    const plan = await cli('keys', 'update', key.id, '--rate-limit', 'plan');
+    expect(plan.stderr).toBe("error: --rate-limit: a key has no plan's windows of its own to give back: give none (the key has no windows of its own; its account's limits still hold), or its windows\n");
+    const twice = await cli('keys', 'update', key.id, '--rate-limit', '10-per-1m', '--rate-limit', '20-per-60s');
+    expect(twice.stderr).toMatch(/^error: --rate-limit \(the 2nd of 2\): the 1st \(10-per-1m\) is already a per-key window of 1m: /);
+    expect(JSON.parse((await cli('keys', 'show', key.id, '--json')).stdout)).toMatchObject({ rateLimits: [{ name: 'key-1-per-1d' }] });
+    await cli('keys', 'revoke', key.id);
+  });
+
   it('offers the allowed scope a mistyped one most likely meant (keys create, import, update; the admin API too), creating nothing', async () => {
     const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'typo', '--scopes', 'metrics:read', '--json')).stdout) as { id: string };
     const before = (await cli('keys', 'list', '--json')).stdout;
