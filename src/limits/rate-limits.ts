@@ -1,5 +1,5 @@
 /**
- * Which rate-limit windows apply to a request (the plan's, then the route's), each
+ * Which rate-limit windows apply to a request (the plan's, the route's, then the key's own), each
  * keyed per key or per account, and how they are advertised in the IETF RateLimit
  * fields (draft-ietf-httpapi-ratelimit-headers-10):
  *
@@ -120,7 +120,7 @@ function template(rl: RateLimit, tag: string): DeclaredWindow {
 
 /**
  * What counts a window's admissions, after its subject (`k:<key>:` or `a:<account>:`):
- * its length and where it is declared (the plan, or a route), not its limit. A limit
+ * its length and where it is declared (the plan, a route, or the key itself: `key`), not its limit. A limit
  * changed by a reload, or by an account's own limits in place of its plan's, is a new
  * threshold on the same admissions: lowered below what the last hour held, the key
  * waits; raised, it gets only the difference. A changed length is another window, which
