@@ -32,6 +32,24 @@ describe('audit table', () => {
     expect(rendered).not.toContain('key.imported');
   });
 
+  it("says a key's own rate limits where it was created with some, and what they became where they changed", () => {
+    const at = Date.parse('2026-12-01T06:00:00Z');
+    const windows = [{ name: 'key-10-per-1m', limit: 10, window: '1m', scope: 'key' }];
+    const rendered = auditTable(
+      [
+        { id: 'aud_1', at, actor: 'cli', action: 'key.created', accountId: 'acc_1', keyId: 'key_1', detail: { name: 'widget', mode: 'live', scopes: ['*'], hint: 'sk_live_…x4k9', rateLimits: windows } },
+        { id: 'aud_2', at, actor: 'cli', action: 'key.updated', accountId: 'acc_1', keyId: 'key_1', detail: { hint: 'sk_live_…x4k9', rateLimits: { before: windows, after: [] } } },
+        { id: 'aud_3', at, actor: 'cli', action: 'key.updated', accountId: 'acc_1', keyId: 'key_1', detail: { hint: 'sk_live_…x4k9', name: 'w', rateLimits: { before: [], after: windows } } },
+      ],
+      new Map([['acc_1', 'Acme']]),
+      { caption: 'Events' },
+      new Map(),
+    ).toString();
+    expect(rendered).toContain('“widget” sk_live_…x4k9, live, scopes *, own rate limits 10-per-1m');
+    expect(rendered).toContain('own rate limits → none');
+    expect(rendered).toContain('name → “w”, own rate limits → 10-per-1m');
+  });
+
   it('says from where a locked sign-in waits: one address, one IPv6 /64, or every address', () => {
     const at = Date.parse('2026-12-01T06:00:00Z');
     const until = '2026-12-01T06:15:00.000Z';

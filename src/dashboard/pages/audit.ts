@@ -54,12 +54,19 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
   switch (entry.action) {
     case 'key.created':
     case 'key.imported':
-      return `“${text(d.name)}” ${text(d.hint)}, ${text(d.mode)}, scopes ${Array.isArray(d.scopes) ? d.scopes.join(' ') || 'none' : ''}`;
+      return `“${text(d.name)}” ${text(d.hint)}, ${text(d.mode)}, scopes ${Array.isArray(d.scopes) ? d.scopes.join(' ') || 'none' : ''}${Array.isArray(d.rateLimits) ? `, own rate limits ${keyWindowsWords(d.rateLimits)}` : ''}`;
     case 'key.revoked':
     case 'key.unblocked':
       return `“${text(d.name)}” ${text(d.hint)}`;
     case 'key.updated':
-      return [d.name === undefined ? '' : `name → “${text(d.name)}”`, Array.isArray(d.scopes) ? `scopes → ${d.scopes.join(' ') || 'none'}` : ''].filter(Boolean).join(', ');
+      return [
+        d.name === undefined ? '' : `name → “${text(d.name)}”`,
+        Array.isArray(d.scopes) ? `scopes → ${d.scopes.join(' ') || 'none'}` : '',
+        // Its own windows, as after the change (the event keeps before and after).
+        typeof d.rateLimits === 'object' && d.rateLimits !== null && Array.isArray((d.rateLimits as { after?: unknown }).after) ? `own rate limits → ${keyWindowsWords((d.rateLimits as { after: unknown[] }).after)}` : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
     case 'key.rotated': {
       const overlap = typeof d.overlapMs === 'number' ? d.overlapMs : 0;
       const until = typeof d.oldKeyValidUntil === 'number' ? d.oldKeyValidUntil : 0;
@@ -104,6 +111,12 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
         .map(([field, value]) => `${field}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
         .join(', ');
   }
+}
+
+/** A key's own windows as the audit detail keeps them ({ limit, window }), in words: `10-per-1m, 2-per-1s`, or none. */
+function keyWindowsWords(windows: readonly unknown[]): string {
+  if (windows.length === 0) return 'none';
+  return windows.map((w) => `${String((w as { limit?: unknown }).limit)}-per-${String((w as { window?: unknown }).window)}`).join(', ');
 }
 
 /** An account's own limits after a change, in words: its windows and meter limits, or the plan's. */
