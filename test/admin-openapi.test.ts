@@ -265,6 +265,11 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('GET', '/v1/keys/key_nope')).status).toBe(404);
     expect((await call('PATCH', `/v1/keys/${keyId}`, { body: { name: 'production 2' } })).status).toBe(200);
     expect((await call('PATCH', `/v1/keys/${keyId}`, { body: {} })).status).toBe(400);
+    // A key's own windows, in and out as documented; a per-account one refused.
+    const windows = await call('PATCH', `/v1/keys/${keyId}`, { body: { rateLimits: [{ limit: 10, window: '1m' }] } });
+    expect([windows.status, windows.body.rateLimits]).toEqual([200, [{ name: 'key-10-per-1m', limit: 10, window: '1m', scope: 'key' }]]);
+    expect((await call('PATCH', `/v1/keys/${keyId}`, { body: { rateLimits: [{ limit: 10, window: '1m', scope: 'account' }] } })).status).toBe(400);
+    expect((await call('PATCH', `/v1/keys/${keyId}`, { body: { rateLimits: null } })).body.rateLimits).toEqual([]);
     expect((await call('POST', `/v1/keys/${keyId}/unblock`)).body.lifted).toBe(0);
     expect((await call('POST', `/v1/keys/${keyId}/unblock`, { raw: '{"reason":"x"}' })).status).toBe(400);
     // No body is the default overlap, also labelled JSON (as the document says: not required).

@@ -1295,6 +1295,23 @@ describe('changing a key', () => {
       const audit = (await (await kg.admin('/v1/audit')).json()) as { action: string; keyId: string; detail: unknown }[];
       expect(audit[0]).toMatchObject({ action: 'key.updated', keyId: key.id, detail: { name: 'deploy bot', scopes: ['read', 'write'] } });
 
+      // A key's own windows: in GET, and audited before and after (as account.limits_changed is).
+      const limited = await patch({ rateLimits: [{ limit: 10, window: '1m' }, { name: 'burst', limit: 2, window: '1s' }] });
+      expect(limited.status).toBe(200);
+      const windows = [
+        { name: 'key-10-per-1m', limit: 10, window: '1m', scope: 'key' },
+        { name: 'key-burst', limit: 2, window: '1s', scope: 'key' },
+      ];
+      expect(((await (await kg.admin(`/v1/keys/${key.id}`)).json()) as { rateLimits: unknown }).rateLimits).toEqual(windows);
+      const limitsAudit = (await (await kg.admin('/v1/audit')).json()) as { action: string; keyId: string; detail: unknown }[];
+      expect(limitsAudit[0]).toEqual(expect.objectContaining({ action: 'key.updated', keyId: key.id, detail: { hint: expect.any(String), rateLimits: { before: [], after: windows } } }));
+      const created = (await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'widget', scopes: ['read'], rateLimits: [{ limit: 5, window: '1h' }] }) })).json()) as { id: string };
+      const createdAudit = (await (await kg.admin('/v1/audit')).json()) as { action: string; keyId: string; detail: Record<string, unknown> }[];
+      expect(createdAudit[0]).toMatchObject({ action: 'key.created', keyId: created.id, detail: { name: 'widget', rateLimits: [{ name: 'key-5-per-1h', limit: 5, window: '1h', scope: 'key' }] } });
+      // A key created without any: none in the event.
+      expect(limitsAudit.find((e) => e.action === 'key.created' && e.keyId === key.id)?.detail).not.toHaveProperty('rateLimits');
+      expect((await patch({ rateLimits: [] })).status).toBe(200);
+
       // Only what the plan allows; nothing else changes then.
       const refused = await patch({ scopes: ['admin'] });
       expect(refused.status).toBe(400);
