@@ -359,7 +359,7 @@ describe('a SQLite upgrade that fails half way', () => {
     sqlite.exec('drop index sign_in_failures_updated');
     sqlite.close();
     const migrated = await runCli(['migrate', '--config', profileFile]);
-    expect(migrated).toMatchObject({ code: 0, stdout: `applied 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests, 0010_keys_in_use to sqlite:${file}\n` });
+    expect(migrated).toMatchObject({ code: 0, stdout: `applied 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits to sqlite:${file}\n` });
   });
 });
 
@@ -376,7 +376,7 @@ describe('upgrading a SQLite database whose sign-in failures name emails in clea
     sqlite.close();
     const profileFile = writeProfile(dir, 'sign-in', profileFor(`sqlite:${file}`, upstream));
 
-    expect(await runCli(['migrate', '--config', profileFile])).toMatchObject({ code: 0, stdout: `applied 0009_sign_in_email_digests, 0010_keys_in_use to sqlite:${file}\n` });
+    expect(await runCli(['migrate', '--config', profileFile])).toMatchObject({ code: 0, stdout: `applied 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits to sqlite:${file}\n` });
     const check = new SqliteDatabase(file, { readonly: true });
     try {
       expect(check.prepare('select count(*) from sign_in_failures').pluck().get()).toBe(0);
