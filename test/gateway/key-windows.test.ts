@@ -134,6 +134,16 @@ describe("a key's own rate-limit windows", () => {
     now += 60_000;
   });
 
+  it('takes them for an imported key too', async () => {
+    const accountId = await accountOn('open');
+    const secret = kg.runtime.keyFormat.generate('live');
+    const r = await kg.admin('/v1/keys/import', { method: 'POST', body: JSON.stringify({ accountId, name: 'migrated', secret, rateLimits: [{ limit: 1, window: '1m' }] }) });
+    expect(r.status).toBe(201);
+    expect(((await r.json()) as KeyAnswer).rateLimits).toEqual([{ name: 'key-1-per-1m', limit: 1, window: '1m', scope: 'key' }]);
+    expect(await statuses(secret, 2)).toEqual([200, 429]);
+    now += 60_000;
+  });
+
   it("counts a key window's refusals towards a block as any other rate_limited", async () => {
     const accountId = await accountOn('strict');
     const key = await keyOf(accountId, [{ limit: 1, window: '1s' }]);
