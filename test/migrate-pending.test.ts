@@ -23,6 +23,7 @@ const ALL = [
   '0008_account_limits',
   '0009_sign_in_email_digests',
   '0010_keys_in_use',
+  '0011_key_rate_limits',
 ];
 
 function profile(dir: string, store: string): string {
