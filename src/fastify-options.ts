@@ -4,7 +4,6 @@
  * would refuse bare or not at all (requests its parser cannot read, an odd `Expect`,
  * a missing or doubled Host), or hand to no route (CONNECT).
  */
-import { randomBytes } from 'node:crypto';
 import { METHODS, ServerResponse, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { LogController, type FastifyBaseLogger, type FastifyServerOptions } from 'fastify';
@@ -12,13 +11,12 @@ import pino from 'pino';
 import type { Log } from './log.js';
 import { afterAnswers, answerInFlight, requestBeingRead } from './http-internals.js';
 import { isHostValue } from './host-value.js';
+import { PROCESS_TAG } from './process-tag.js';
 
 /**
  * Request ids unique across processes, for logs gathered from many: this process's tag
- * (random, made at start: 48 bits, so that processes started over years of logs do not
- * meet) and a count shared by its listeners, `Zq3f9A1c-1b`.
+ * (PROCESS_TAG) and a count shared by its listeners, `Zq3f9A1c-1b`.
  */
-export const PROCESS_TAG = randomBytes(6).toString('base64url');
 let requestCount = 0;
 
 /** What every listener has, with or without a Fastify logger. */

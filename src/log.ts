@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import pino, { type LogFn } from 'pino';
 import sonicBoom, { type SonicBoom as SonicBoomStream } from 'sonic-boom';
 import { LOG_BUFFER_BYTES } from './config/schema.js';
+import { PROCESS_TAG } from './process-tag.js';
 
 /**
  * A log keygate writes to: pino's, as createLog makes it, or one the caller gives, such
@@ -475,6 +476,16 @@ const ownLogs = new WeakSet<Log>();
  */
 export function requestLogOf(log: Log, bindings: pino.Bindings): Log {
   return ownLogs.has(log) ? log.child(bindings, { redact: [] }) : log.child(bindings);
+}
+
+/**
+ * `log` with this process's tag (`process`, which its request ids begin with) and `pid` on
+ * every line: for the lines of `keygate serve` that are not request lines, so that lines
+ * gathered from several processes say which wrote them. A child's bindings are written
+ * once, as it is made; a line costs nothing more to write.
+ */
+export function withProcess(log: Log): Log {
+  return log.child({ process: PROCESS_TAG, pid: process.pid });
 }
 
 export function createLog(options: {

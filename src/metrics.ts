@@ -11,7 +11,8 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StoreLookups } from './pipeline/pipeline.js';
 import type { SpawnedUpstream } from './spawned-upstream.js';
 import { DENIAL_REASONS } from './denial/reasons.js';
-import { KEY_CACHE_BOUND } from './keys/key-cache.js';
+import { KEY_CACHE_BOUND, KEY_CACHE_DROP_CAUSES, type KeyCacheDropCause } from './keys/key-cache.js';
+import { KEYGATE_VERSION, NODE_VERSION } from './build-info.js';
 
 /** What became of a request: forwarded and answered, answered by a built-in, refused, or admitted but the upstream failed (502/504). */
 export type Outcome = 'forwarded' | 'builtin' | 'denied' | 'upstream_error';
@@ -82,8 +83,8 @@ export interface MetricsOptions {
   addressBlocks?: Readonly<{ started: number }>;
   /** A digest of the profile in effect (what a reload can change), read at each scrape. */
   profileDigest?: () => string;
-  /** The key cache, its known keys read at each scrape. */
-  keyCache?: Readonly<{ knownKeys: number }>;
+  /** The key cache, its known keys and its drops by cause read at each scrape. */
+  keyCache?: Readonly<{ knownKeys: number; drops: Readonly<Record<KeyCacheDropCause, number>> }>;
   /** The upstream keygate started (upstream.spawn), if it did: whether it is down, and its restarts, read at each scrape. */
   spawnedUpstream?: Pick<SpawnedUpstream, 'down' | 'restarts'>;
   /** Log lines dropped from standard output so far (its reader did not read), read at each scrape. */
@@ -235,6 +236,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     );
   }
 
+  new Gauge({
+    name: 'keygate_build_info',
+    help: 'The keygate release this process runs (version, as keygate --version prints it) and its Node.js version (node). Always 1: during a rolling upgrade, count by (version) tells old processes from new.',
+    labelNames: ['version', 'node'],
+    registers: [registry],
+  }).set({ version: KEYGATE_VERSION, node: NODE_VERSION }, 1);
+
   const { profileDigest } = options;
   if (profileDigest) {
     new Gauge({
@@ -252,11 +260,21 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const { keyCache } = options;
   if (keyCache) {
     new Gauge({
-      name: 'keygate_key_cache_keys',
+      name: 'keygate_key_cache_entries',
       help: `Keys held in this process's key cache (expired ones kept for a store outage included; keys the store did not know are not counted). At most ${KEY_CACHE_BOUND.toLocaleString('en-US')}: beyond that the oldest is dropped, and looked up in the store again when next used.`,
       registers: [registry],
       collect() {
         this.set(keyCache.knownKeys);
+      },
+    });
+    new Counter({
+      name: 'keygate_key_cache_drops_total',
+      help: "Drops from this process's key cache, by cause: message (a key or account changed, heard on the counters' channel: Redis pub/sub, this process's own changes included), resubscribed (the Redis subscription came back: the whole cache, messages may have been missed), store_mark (a PostgreSQL change mark this process had not heard of as a message: the whole cache), store_file (another process wrote the SQLite file: the whole cache). Every cause from 0: store_mark rising while message does not points at a pub/sub that stopped delivering.",
+      labelNames: ['cause'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const cause of KEY_CACHE_DROP_CAUSES) this.inc({ cause }, keyCache.drops[cause]);
       },
     });
   }

@@ -245,11 +245,16 @@ export class NotMigratedError extends Error {
   }
 }
 
-/** What a cache event drops from this process's key cache. */
-function dropFromCache(keyCache: KeyCache, event: CacheEvent): void {
-  if (event.type === 'key') keyCache.delete(digestOfHex(event.hash));
-  else if (event.type === 'account') keyCache.deleteAccount(event.accountId);
-  else keyCache.clear();
+/**
+ * What a cache event drops from this process's key cache. `heard`: it came as a message
+ * (counted by cause in /metrics); a process's own change is dropped before it is sent, and
+ * counted when it comes back.
+ */
+function dropFromCache(keyCache: KeyCache, event: CacheEvent, heard = false): void {
+  if (event.type === 'key') keyCache.delete(digestOfHex(event.hash), heard ? 'message' : undefined);
+  else if (event.type === 'account') keyCache.deleteAccount(event.accountId, heard ? 'message' : undefined);
+  // Only the subscription's return drops everything by message (redis-counters.ts).
+  else keyCache.clear(heard ? 'resubscribed' : undefined);
 }
 
 /**
@@ -298,14 +303,14 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     // a serving process connects as it starts.
     counters = options.counters ?? (options.use === 'command' && /^rediss?:\/\//.test(config.counters) ? countersOnDemand('redis', openNow) : await openNow());
     recordKeyHashing = await checkKeyHashing(store, hashKey, config.pepperEnv, env[config.pepperEnv], log, options.use !== 'command');
-    counters.onBroadcast((event) => dropFromCache(keyCache, event));
+    counters.onBroadcast((event) => dropFromCache(keyCache, event, true));
     if (store.kind === 'postgres' && options.use !== 'command') {
       const heard = counters;
       changeWatch = await watchChanges({
         store,
         hearsOthers: () => heard.hearsOthers(),
         onMissed: (why) => {
-          keyCache.clear();
+          keyCache.clear('store_mark');
           log.info(
             { why },
             why === 'untold'

@@ -20,8 +20,8 @@ import { createMetrics } from './metrics.js';
 import { capConnections, defaultGatewayCap, openFilesLimit } from './connection-cap.js';
 import { redactUrl } from './store/open.js';
 import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
-import { PROCESS_TAG } from './fastify-options.js';
-import { createLog, droppedLogLines, releaseStandardOutput, type Log } from './log.js';
+import { createLog, droppedLogLines, releaseStandardOutput, withProcess, type Log } from './log.js';
+import { KEYGATE_VERSION } from './build-info.js';
 import { canConnect, startUpstream, upstreamAddress, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
 import { checkHealth, type Health } from './operations/health.js';
 
@@ -306,9 +306,12 @@ const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> =
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
   const { config } = loaded;
-  const log = options.log ?? createLog({ level: config.log.level, bufferSize: config.log.bufferSize });
+  /** The gateway's request lines go here as they are: each names its process in its `reqId`. */
+  const requestLog = options.log ?? createLog({ level: config.log.level, bufferSize: config.log.bufferSize });
+  // Every other line says which process wrote it, as the start line does (bound once: nothing per line).
+  const log = withProcess(requestLog);
   /** serve's own log (on standard output) is ended as it stops, after its last line; a caller's is left alone. */
-  const endLog = options.log === undefined ? () => releaseStandardOutput(log) : async () => true;
+  const endLog = options.log === undefined ? () => releaseStandardOutput(requestLog) : async () => true;
   const upstream = config.upstream.spawn
     ? await startUpstream(loaded, log).catch((error: unknown) => {
         void endLog();
@@ -330,10 +333,12 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     rt.upstreamDown = upstream.down;
     rt.upstreamNextStartInMs = upstream.nextStartInMs;
   }
+  /** The digest of the profile in effect (what a reload can change): on the start line, each reload's, and /metrics. */
+  let digest = profileDigest(rt.config, RELOADABLE);
   const metrics = createMetrics({
     storeLookups: rt.storeLookups,
     keyCache: rt.keyCache,
-    profileDigest: () => profileDigest(rt.config, RELOADABLE),
+    profileDigest: () => digest,
     blocksStarted: rt.blockStarts.byWindow,
     addressBlocks: rt.addressBlocks,
     ...(rt.counters.roundTrips ? { roundTrips: rt.counters.roundTrips } : {}),
@@ -374,7 +379,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   };
 
   try {
-    const gatewayUrl = await listen(await buildGateway(rt, { metrics }), 'gateway', config.listen, options.ports?.gateway);
+    const gatewayUrl = await listen(await buildGateway(rt, { metrics, requestLog }), 'gateway', config.listen, options.ports?.gateway);
     rt.listening.gateway = gatewayUrl;
 
     // Without a token the admin listener still serves /health and /openapi.json.
@@ -401,9 +406,9 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     started(
       {
         profile: config.name,
-        // Which process: the tag its request ids begin with (`reqId`), and its pid on the host.
-        process: PROCESS_TAG,
-        pid: process.pid,
+        // Which release, and which profile: what to compare across processes (a rolling upgrade, a missed SIGHUP).
+        version: KEYGATE_VERSION,
+        digest,
         gateway: gatewayUrl,
         admin: adminUrl,
         dashboard: dashboardUrl,
@@ -425,9 +430,10 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       try {
         if (closing) throw new Error('keygate is stopping');
         const changed = await rt.reload(withGivenPorts(withUpstream(next ?? loadConfigFile(loaded.file)), rt.config, options.ports));
+        digest = profileDigest(rt.config, RELOADABLE);
         metrics.reload('applied');
-        if (changed.length === 0) log.info({ file: loaded.file }, 'profile reloaded: nothing changed');
-        else log.info({ file: loaded.file, changed }, `profile reloaded: ${changed.join(', ')} changed`);
+        if (changed.length === 0) log.info({ file: loaded.file, digest }, 'profile reloaded: nothing changed');
+        else log.info({ file: loaded.file, changed, digest }, `profile reloaded: ${changed.join(', ')} changed`);
         return changed;
       } catch (error) {
         // A profile that does not validate: its problems as a list, as a failed start gives

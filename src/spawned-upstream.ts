@@ -161,7 +161,8 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
     forgetUpstream(recordFile);
     if (stopped) return;
     const how = signal ?? `code ${code}`;
-    const fields = { command: commandLine, pid: gone.pid, code, signal };
+    // `upstreamPid`: `pid` is keygate's own, on every line of `keygate serve` but request lines.
+    const fields = { command: commandLine, upstreamPid: gone.pid, code, signal };
     if (!restarting) {
       outage = { since: Date.now(), why: `it exited (${how}) while keygate was stopping` };
       log.warn(fields, `${what} (pid ${gone.pid}) exited (${how}) while keygate is stopping: not started again`);
@@ -193,7 +194,7 @@ export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<Spa
     if (!restarting) return;
     if (failure === undefined) {
       outage = undefined;
-      log.info({ command: commandLine, pid: child?.pid }, `${what} is back (pid ${child?.pid}), listening on ${url.host}`);
+      log.info({ command: commandLine, upstreamPid: child?.pid }, `${what} is back (pid ${child?.pid}), listening on ${url.host}`);
       return;
     }
     // One that started but did not listen in time is stopped before the next try.

@@ -3,6 +3,7 @@
  * details for every error, an OpenAPI document, and changes that take effect on the
  * gateway's next request.
  */
+import { KEYGATE_VERSION } from '../src/build-info.js';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,7 +83,7 @@ describe('admin API', () => {
   });
 
   it('serves health and its OpenAPI document without the token', async () => {
-    const healthy = { status: 'ok', store: 'ok', counters: 'ok', profile: 'keygate', backends: { store: 'sqlite', counters: 'memory' } };
+    const healthy = { status: 'ok', store: 'ok', counters: 'ok', profile: 'keygate', version: KEYGATE_VERSION, backends: { store: 'sqlite', counters: 'memory' } };
     expect(await (await fetch(`${kg.adminUrl}/health`)).json()).toEqual(healthy);
     const ready = await fetch(`${kg.adminUrl}/health/ready`);
     expect({ status: ready.status, body: await ready.json() }).toEqual({ status: 200, body: healthy });
@@ -750,7 +751,7 @@ describe('admin API', () => {
   });
 
   it('shows how many keys its key cache holds: one more for each key used, one less for a key revoked', async () => {
-    const held = async () => Number(/^keygate_key_cache_keys (\d+)$/m.exec(await (await kg.admin('/metrics')).text())?.[1]);
+    const held = async () => Number(/^keygate_key_cache_entries (\d+)$/m.exec(await (await kg.admin('/metrics')).text())?.[1]);
     const before = await held();
     expect(Number.isInteger(before)).toBe(true);
     const first = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'cached-1' }) }));

@@ -390,7 +390,7 @@ describe.skipIf(process.platform !== 'linux')('an upstream.spawn upstream that e
 
       process.kill(first, 'SIGKILL');
       const exit = JSON.parse(await serve.logged(`(pid ${first}) exited`)) as Record<string, unknown>;
-      expect(exit).toMatchObject({ level: 50, command: 'node upstream.mjs', pid: first, signal: 'SIGKILL', code: null });
+      expect(exit).toMatchObject({ level: 50, command: 'node upstream.mjs', upstreamPid: first, signal: 'SIGKILL', code: null });
       expect(exit.msg).toContain(`upstream.spawn: "node upstream.mjs" (pid ${first}) exited (SIGKILL)`);
 
       // Started again, and held by the test before it listens: keygate is not ready meanwhile.
@@ -499,7 +499,7 @@ describe.skipIf(process.platform !== 'linux')('an upstream.spawn upstream that e
       await serve.logged('keygate stopping (SIGTERM)');
       process.kill(first, 'SIGKILL');
       const exit = JSON.parse(await serve.logged(`(pid ${first}) exited`)) as Record<string, unknown>;
-      expect(exit).toMatchObject({ level: 40, pid: first, signal: 'SIGKILL', msg: `upstream.spawn: "node upstream.mjs" (pid ${first}) exited (SIGKILL) while keygate is stopping: not started again` });
+      expect(exit).toMatchObject({ level: 40, upstreamPid: first, signal: 'SIGKILL', msg: `upstream.spawn: "node upstream.mjs" (pid ${first}) exited (SIGKILL) while keygate is stopping: not started again` });
       // A second signal cuts the readiness delay short.
       serve.child.kill('SIGTERM');
       expect(await exitWithin(serve, 60_000)).toBe(0);

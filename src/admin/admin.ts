@@ -41,6 +41,7 @@ import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usag
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
 import type { AccountRecord, KeyRecord, MemberRecord, Page } from '../store/store.js';
 import { checkHealth, OUTAGE_RETRY_AFTER_S, requestFailureLog } from '../operations/health.js';
+import { KEYGATE_VERSION } from '../build-info.js';
 import { completeDocument, PROBLEM_MEDIA_TYPE, toldToOthers, type OpenApiDocument } from './openapi.js';
 import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
@@ -589,7 +590,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   // (upstream.spawn) is down, or once it is stopping, for a load
   // balancer that should take such a process out (every process shares the backends: an outage of one takes
   // them all out, which a closed counters backend does to limited routes anyway).
-  const health = async () => ({ ...(await checkHealth(rt)), profile: rt.config.name, backends: { store: rt.store.kind, counters: rt.counters.kind } });
+  // `version`: which release answers, for a rolling upgrade's old and new processes side by side.
+  const health = async () => ({ ...(await checkHealth(rt)), profile: rt.config.name, version: KEYGATE_VERSION, backends: { store: rt.store.kind, counters: rt.counters.kind } });
   app.get('/health', { schema: { hide: true } }, health);
   app.get('/health/ready', { schema: { hide: true } }, async (_request, reply) => {
     const state = await health();

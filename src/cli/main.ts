@@ -31,6 +31,7 @@ import type { MeterBalance, PlannedCall } from '../operations/forecast.js';
 import type { Log } from '../log.js';
 import { fields, keyEnd, table, until, when } from './format.js';
 import { cookiesInClearWarning } from '../dashboard/cookie-security.js';
+import { KEYGATE_VERSION } from '../build-info.js';
 
 /**
  * What the commands work with (the profile, the store, the runtime, the operations, the
@@ -349,16 +350,10 @@ export function parseCallSpec(spec: string, flag = '--call'): PlannedCall {
   return call;
 }
 
-/** The installed package's version (dist/cli/main.js → package.json). */
-function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-  return manifest.version ?? 'unknown';
-}
-
 export function buildCli(): Command {
   const program = new KeygateCommand('keygate')
     .description('API-key gateway for data APIs')
-    .version(packageVersion(), '-V, --version', 'print the version')
+    .version(KEYGATE_VERSION, '-V, --version', 'print the version')
     .option('-c, --config <file>', 'profile to use (or set KEYGATE_CONFIG)', process.env.KEYGATE_CONFIG ?? 'keygate.yaml')
     .option('--json', 'machine-readable output')
     // `keygate serve --help` lists --config and --json too (every command takes them).
@@ -382,11 +377,13 @@ export function buildCli(): Command {
       try {
         const loaded = ops.loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
         log = ops.createLog({ level: loaded.config.log.level, bufferSize: loaded.config.log.bufferSize });
+        // The signals' and a crash's lines name the process, as serve's own do.
+        const processLog = ops.withProcess(log);
         const reloading = reloadOnSighup();
         // Taken before keygate starts: a stop asked meanwhile is carried out once it serves
         // (Node's default would end the process at once, leaving a spawned upstream behind).
-        const serving = stopOnSignal(sayInLog(log));
-        const crashing = exitOnUncaughtError(log, createKeyFormat(loaded.config.keys));
+        const serving = stopOnSignal(sayInLog(processLog));
+        const crashing = exitOnUncaughtError(processLog, createKeyFormat(loaded.config.keys));
         const ports = { ...(opts.port !== undefined ? { gateway: opts.port } : {}), ...(opts.adminPort !== undefined ? { admin: opts.adminPort } : {}), ...(opts.dashboardPort !== undefined ? { dashboard: opts.dashboardPort } : {}) };
         const { serve } = await import('../serve.js');
         const running = await serve(loaded, { log, ports, portFlags: { gateway: '--port', admin: '--admin-port', dashboard: '--dashboard-port' } });
@@ -396,7 +393,7 @@ export function buildCli(): Command {
       } catch (error) {
         // A profile that could not be read has no log level: the default's.
         const failure = describeFailure(error);
-        (log ?? ops.createLog({ level: 'info' })).fatal(failure.problems ? { problems: failure.problems } : {}, `keygate could not start: ${failure.message}`);
+        ops.withProcess(log ?? ops.createLog({ level: 'info' })).fatal(failure.problems ? { problems: failure.problems } : {}, `keygate could not start: ${failure.message}`);
         exitOnceLogged(failure.exitCode);
       }
     });

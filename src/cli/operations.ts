@@ -13,5 +13,5 @@ export { accountOut, accountPlan, apiEnabledOf, changeAccount, createAccount, de
 export { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
 export { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 export { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
-export { closeStandardOutput, createLog, terminalDestination } from '../log.js';
+export { closeStandardOutput, createLog, terminalDestination, withProcess } from '../log.js';
 export { withoutKeys } from '../keys/redact.js';

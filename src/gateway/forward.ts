@@ -24,6 +24,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+// Node's global `performance` is a getter that runs on every read; the module's export is the object itself.
+import { performance } from 'node:perf_hooks';
 import { Pool, type Dispatcher } from 'undici';
 import type { Runtime } from '../runtime.js';
 import type { Route } from '../config/schema.js';
@@ -209,6 +211,8 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const bareKeys = rt.keyFormat.bareKeys;
   const impersonates = (name: string) => dropped.has(name) || name.startsWith(identityPrefix) || name.startsWith(X_FORWARDED);
   const fromTrustedProxy = trustedProxyCheck(config.trustedProxies);
+  /** Whether request lines are logged now (log.requests, which a reload may change). */
+  const logsRequests = () => rt.config.log.requests;
 
   /** The key the request presented (it was admitted: there is one). */
   function ownKey(request: FastifyRequest): string | undefined {
@@ -298,6 +302,11 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
       // (or its client leaves while it waits for a connection), which give it back; a
       // throw before would have kept it for good.
       exchange.takePlace();
+      // The upstream's time is for the request line alone: without one, no clock is read for it.
+      if (logsRequests()) {
+        const record = request.keygate;
+        if (record) record.forwardedAt = performance.now();
+      }
       pool.dispatch(options, exchange);
     },
     close: () => pool.close(),
@@ -392,6 +401,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.status = statusCode;
+    const record = this.request.keygate;
+    if (record && record.forwardedAt !== undefined) record.upstreamMs = performance.now() - record.forwardedAt;
     const { rt, gaugeByHeader } = this.upstream;
     const records = this.route.cost?.records;
     const recordHeader = records && 'header' in records ? records.header.toLowerCase() : undefined;

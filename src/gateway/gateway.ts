@@ -23,7 +23,7 @@ import { AWAITS_CONTINUE, createForwarder, type AwaitingRequest } from './forwar
 import { lastOnItsConnection } from '../http-internals.js';
 import { statusClass } from '../usage/usage-recorder.js';
 import { redactedTarget } from './redacted-target.js';
-import { requestLogOf } from '../log.js';
+import { requestLogOf, type Log } from '../log.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
 import { clientAddress, trustedProxyCheck } from './trusted-proxies.js';
@@ -42,6 +42,13 @@ export class RequestRecord {
   /** When the pipeline admitted the request (the runtime clock's ms): its usage counts on that day. */
   admittedAt: number | undefined = undefined;
   /**
+   * Only while request lines are logged (log.requests): when the request was handed to the
+   * upstream pool (performance.now()), then the ms until the upstream's answer's head came.
+   * Left unset otherwise: no clock is read for them.
+   */
+  forwardedAt: number | undefined = undefined;
+  upstreamMs: number | undefined = undefined;
+  /**
    * The address the request came from, read as it arrives: undici, streaming the body
    * upstream, clears the request's `socket` when it destroys it (the upstream failed, or
    * the client left).
@@ -57,6 +64,8 @@ declare module 'fastify' {
 
 export interface GatewayOptions {
   metrics?: Metrics;
+  /** Where request lines go (default: the runtime's log): `serve` gives its log without the process fields, which `reqId` carries. */
+  requestLog?: Log;
 }
 
 /** The one transfer coding keygate forwards (Node has decoded it already). */
@@ -92,7 +101,7 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   const { config, usage } = rt;
   const log = rt.log.child({ component: 'gateway' });
   /** The access log's lines, one per request (`finish`): fields of keygate's own only, so not run through redaction paths. */
-  const requestLog = requestLogOf(rt.log, { component: 'gateway' });
+  const requestLog = requestLogOf(options.requestLog ?? rt.log, { component: 'gateway' });
   const { metrics } = options;
   // Keeps every nextTick of the process off V8's slow path (see tick-shape.ts); the CLI
   // and the library's entry point have asked already, when they loaded.
@@ -434,6 +443,8 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
         target: redactedTarget(rt, request.raw.url),
         status,
         ms: Math.round(ms * 10) / 10,
+        // Of `ms`, the upstream's part: from forwarding to its answer's head (a forwarded request's).
+        upstreamMs: record.upstreamMs === undefined ? undefined : Math.round(record.upstreamMs * 10) / 10,
         outcome,
         // One shape for every line: a field without a value is left out of it (pino writes no undefined).
         reason: record.reason || undefined,

@@ -29,6 +29,14 @@ const UNKNOWN_TTL_MS = 5_000;
 export const KEY_CACHE_BOUND = 100_000;
 const DEFAULT_MAX_UNKNOWN = 10_000;
 
+/**
+ * Why entries were dropped, as /metrics counts it: a change heard as a message (one key or
+ * account), the Redis subscription back after a gap, a PostgreSQL change mark not heard
+ * as a message, another process's write to the SQLite file (the last three: everything).
+ */
+export const KEY_CACHE_DROP_CAUSES = ['message', 'resubscribed', 'store_mark', 'store_file'] as const;
+export type KeyCacheDropCause = (typeof KEY_CACHE_DROP_CAUSES)[number];
+
 export class KeyCache {
   private readonly known = new Map<KeyDigest, KnownEntry>();
   private readonly unknown = new Map<KeyDigest, Entry<null>>();
@@ -43,6 +51,8 @@ export class KeyCache {
    */
   private readonly byNumber = new Map<number, KnownEntry>();
   private dropped = 0;
+  /** Drops by cause, for /metrics (a drop made without one, this process's own change ahead of its message, is not counted). */
+  readonly drops: Record<KeyCacheDropCause, number> = { message: 0, resubscribed: 0, store_mark: 0, store_file: 0 };
 
   constructor(
     private readonly ttlMs: number,
@@ -98,21 +108,24 @@ export class KeyCache {
     this.byNumber.set(numberOf(digest), entry);
   }
 
-  delete(digest: KeyDigest): void {
+  delete(digest: KeyDigest, cause?: KeyCacheDropCause): void {
     this.dropped++;
+    if (cause !== undefined) this.drops[cause]++;
     this.deleteKnown(digest);
     this.unknown.delete(digest);
   }
 
-  deleteAccount(accountId: string): void {
+  deleteAccount(accountId: string, cause?: KeyCacheDropCause): void {
     this.dropped++;
+    if (cause !== undefined) this.drops[cause]++;
     for (const [digest, entry] of this.known) {
       if (entry.value.account?.id === accountId || entry.value.key.accountId === accountId) this.deleteKnown(digest);
     }
   }
 
-  clear(): void {
+  clear(cause?: KeyCacheDropCause): void {
     this.dropped++;
+    if (cause !== undefined) this.drops[cause]++;
     this.known.clear();
     this.byNumber.clear();
     this.unknown.clear();

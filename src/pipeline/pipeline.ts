@@ -262,7 +262,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
 
     // 3. The key itself, from the cache or else the store → unknown_key, ...
-    if (store.changedElsewhere?.()) keyCache.clear();
+    if (store.changedElsewhere?.()) keyCache.clear('store_file');
     const cached = keyCache.get(digest, now);
     // A key the cache holds (one in use) is judged as usual from any address: many clients share one.
     if (cached) return check(request, mode, cached, now);

@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import { KEYGATE_VERSION } from '../../src/build-info.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
 import { startDemoUpstream } from '../support/keygate.js';
@@ -155,7 +156,7 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
     beforeAll(async () => {
       gateways = await Promise.all([startGateway(profileFile), startGateway(profileFile), startGateway(profileFile)]);
       const health = await Promise.all(gateways.map(async (g) => (await g.admin('/health')).json()));
-      expect(health).toEqual(Array(3).fill({ status: 'ok', store: 'ok', counters: 'ok', profile: 'scale-out', backends: { store: 'postgres', counters: 'redis' } }));
+      expect(health).toEqual(Array(3).fill({ status: 'ok', store: 'ok', counters: 'ok', profile: 'scale-out', version: KEYGATE_VERSION, backends: { store: 'postgres', counters: 'redis' } }));
     });
 
     it('admits exactly the limit across all three under concurrent load', async () => {
