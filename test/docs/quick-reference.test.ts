@@ -252,8 +252,8 @@ describe('docs/quick-reference.md: admin API, metrics', () => {
       roundTrips: { count: 0, seconds: 0 },
       blocksStarted: new Map([['100-per-1s', 0]]),
       addressBlocks: { started: 0 },
-      profileDigest: () => 'a1b2c3d4e5f6',
-      keyCache: { knownKeys: 0 },
+      profileDigest: () => '0123456789abcdef',
+      keyCache: { knownKeys: 0, drops: { message: 0, resubscribed: 0, store_mark: 0, store_file: 0 } },
       spawnedUpstream: { down: () => undefined, restarts: () => 0 },
       logLinesDropped: () => 0,
     });
