@@ -13,6 +13,7 @@ import type { ConfigInput } from '../src/config/schema.js';
 import { tempDir } from './support/temp.js';
 import { startKeygate, type TestKeygate } from './support/keygate.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
+import { namedPort } from './support/ports.js';
 
 const VERSION = (JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../package.json'), 'utf8')) as { version: string }).version;
 
@@ -123,5 +124,23 @@ describe('a stopping keygate', () => {
     expect(stopping).toMatchObject({ process: tag, pid: process.pid });
     expect(stopped).toMatchObject({ process: tag, pid: process.pid });
     expect(typeof stopped?.ms).toBe('number');
+  });
+});
+
+describe('a keygate whose Redis is unreachable', () => {
+  it('says so on a line naming its process, as its start line does', async () => {
+    const dir = tempDir('operator-view-redis');
+    // A port nothing listens on: connections to it are refused, as with a mistyped port.
+    const counters = `redis://127.0.0.1:${await namedPort()}/15?prefix=hF-operator-view:`;
+    const kg = await startKeygate({ upstream: { url: 'http://127.0.0.1:1' }, counters, counterFailure: 'closed' }, { dir });
+    try {
+      const lines = kg.logs.lines.map((text) => JSON.parse(text) as Line);
+      const serving = lines.find((l) => /^keygate is serving/.test(l.msg));
+      const unreachable = lines.find((l) => /^Redis is unreachable/.test(l.msg));
+      expect(serving).toMatchObject({ process: expect.any(String), pid: process.pid });
+      expect(unreachable).toMatchObject({ level: 40, process: serving?.process, pid: process.pid });
+    } finally {
+      await kg.close();
+    }
   });
 });
