@@ -63,6 +63,12 @@ describe.skipIf(!enabled)('a revocation a process did not hear of on Redis', () 
     return { before, afterMs: refused ? Math.round(performance.now() - started) : null };
   }
 
+  /** keygate_key_cache_drops_total of a process, by cause. */
+  async function drops(gateway: GatewayProcess): Promise<Record<string, number>> {
+    const text = await (await gateway.admin('/metrics')).text();
+    return Object.fromEntries([...text.matchAll(/^keygate_key_cache_drops_total\{cause="([a-z_]+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+  }
+
   beforeAll(async () => {
     database = await createTestDatabase('missed_messages');
     upstream = createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}'));
@@ -91,6 +97,7 @@ describe.skipIf(!enabled)('a revocation a process did not hear of on Redis', () 
 
   it('reaches a process that cached the key when the admin API revoking it cannot reach Redis', async () => {
     const mark = maker.output.length;
+    const dropsBefore = await drops(holder);
     await (proxies[0] as TcpProxy).cut();
     try {
       expect(await maker.waitForLog(/Redis is unreachable/, mark)).toBe(true);
@@ -104,6 +111,10 @@ describe.skipIf(!enabled)('a revocation a process did not hear of on Redis', () 
       expect(outcome.before).toBe(200);
       expect(outcome.afterMs).not.toBeNull();
       expect(await holder.waitForLog(/a key or account changed where Redis could not carry the message: the key cache is dropped/)).toBe(true);
+      // What /metrics shows of it: a drop by the store's mark, none by a message.
+      const dropsAfter = await drops(holder);
+      expect(dropsAfter.store_mark).toBeGreaterThan(dropsBefore.store_mark as number);
+      expect(dropsAfter.message).toBe(dropsBefore.message);
     } finally {
       await (proxies[0] as TcpProxy).restore();
     }
@@ -138,5 +149,7 @@ describe.skipIf(!enabled)('a revocation a process did not hear of on Redis', () 
     } finally {
       await (proxies[1] as TcpProxy).restore();
     }
+    // Its subscription back, the messages it may have missed are made up for by dropping everything.
+    expect(await eventually(async () => ((await drops(holder)).resubscribed as number) > 0, 10_000, 100)).toBe(true);
   });
 });
