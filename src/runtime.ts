@@ -119,7 +119,7 @@ export interface Runtime {
  * next stop goes (shutdown). The rest is what processes, listeners, connections and
  * stored keys were built from.
  */
-export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'upstream.caseSensitivePaths', 'auth.unknownKeys', 'errors', 'log.requests', 'log.redactQuery', 'shutdown'] as const;
+export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'upstream.caseSensitivePaths', 'auth.unknownKeys', 'errors', 'log.requests', 'log.adminRequests', 'log.redactQuery', 'shutdown'] as const;
 
 export class ConfigReloadError extends Error {
   constructor(readonly fields: string[]) {

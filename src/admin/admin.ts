@@ -47,6 +47,7 @@ import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
 import { registerCheckRoutes } from './check-routes.js';
 import { registerAddressBlockRoutes } from './address-block-routes.js';
+import { adminClientOf, registerAccessLog, type AdminTokenUsed } from './access-log.js';
 
 const ACTOR = 'admin-api';
 
@@ -56,6 +57,8 @@ declare module 'fastify' {
     adminActor: string;
     /** rt.untoldChanges when the request arrived. */
     untoldAtStart: Runtime['untoldChanges'] | null;
+    /** Which token the request came with, for the access log (never any part of the token). */
+    adminTokenUsed: AdminTokenUsed;
   }
 }
 
@@ -407,6 +410,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   // Who the audit log says made a change: `admin-api`, or `admin-api#2` for the second of several tokens.
   app.decorateRequest('adminActor', ACTOR);
   app.decorateRequest('untoldAtStart', null);
+  app.decorateRequest('adminTokenUsed', 'none');
+  const clientOf = adminClientOf(rt);
+  registerAccessLog(app, rt, clientOf);
   // What Node would answer bare, or not at all, is problem details too; so is a request
   // without Host, or with two (refused in the first hook).
   refuseNoHostOurselves(app.server);
@@ -496,17 +502,10 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   /** Someone guessing the token, or a script with an old one, is seen in the log: at most one line every 10 s. */
   const logRefusal = oncePer(REFUSAL_LOG_INTERVAL_MS);
   const refusedToken = (request: FastifyRequest, status: 401 | 403, why: string) =>
-    logRefusal((more) => rt.log.warn({ component: 'admin', reqId: request.id, client: request.raw.socket.remoteAddress, method: request.method, path: routerPath(redactedTarget(rt, request.url)), status, why, ...more }, 'admin API refused a request for its token'));
+    logRefusal((more) => rt.log.warn({ component: 'admin', reqId: request.id, client: clientOf(request), method: request.method, path: routerPath(redactedTarget(rt, request.url)), status, why, ...more }, 'admin API refused a request for its token'));
   app.addHook('onRequest', async (request, reply) => {
     // Answers carry new keys' secrets, invitation links, who holds which key: never kept by a cache.
     reply.header('cache-control', 'no-store');
-    if (badHost(request.raw)) return problem(reply.header('connection', 'close'), 400, 'An HTTP/1.1 request needs one Host header, naming a host.');
-    const path = routerPath(request.url);
-    if (path === '/health' || path === '/health/ready' || path === '/openapi.json') return;
-    if (expected.length === 0 && expectedRead.length === 0) {
-      const fix = options.lockedBecause ? `${options.lockedBecause}; restart keygate with a good one` : `start keygate with ${tokenEnv} set`;
-      return problem(reply, 503, `The admin API is locked: ${fix}.`, 'Service Unavailable');
-    }
     // Two Authorization lines are refused as the gateway refuses two keys: Node keeps the
     // first only, so whether the request passed would depend on their order.
     const twice = headerCount(request.raw.rawHeaders, 'authorization') > 1;
@@ -521,6 +520,15 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       if (presented && timingSafeEqual(presented, token)) valid = i;
     });
     for (const token of expectedRead) if (presented && timingSafeEqual(presented, token)) readOnly = true;
+    // Told for every request, /health's too: the access log says which token each came with.
+    request.adminTokenUsed = valid >= 0 ? `admin token #${valid + 1}` : readOnly ? 'read-only token' : header === '' && !twice ? 'none' : 'wrong';
+    if (badHost(request.raw)) return problem(reply.header('connection', 'close'), 400, 'An HTTP/1.1 request needs one Host header, naming a host.');
+    const path = routerPath(request.url);
+    if (path === '/health' || path === '/health/ready' || path === '/openapi.json') return;
+    if (expected.length === 0 && expectedRead.length === 0) {
+      const fix = options.lockedBecause ? `${options.lockedBecause}; restart keygate with a good one` : `start keygate with ${tokenEnv} set`;
+      return problem(reply, 503, `The admin API is locked: ${fix}.`, 'Service Unavailable');
+    }
     if (valid >= 0) {
       // While one token replaces another ("new,old"), the audit log says which one made a change.
       if (expected.length > 1) request.adminActor = `${ACTOR}#${valid + 1}`;

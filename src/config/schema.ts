@@ -738,6 +738,10 @@ export const configSchema = z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
         requests: z.boolean().default(true).describe('One log line per gateway request.'),
+        adminRequests: z
+          .boolean()
+          .default(true)
+          .describe('One log line per admin API request (`component: "admin"`): client, method, target, status, ms and which token answered (`auth`), never the token or a body.'),
         redactQuery: z
           .array(z.string().min(1, 'a parameter name, not empty'))
           .default([])
