@@ -35,7 +35,7 @@ export function adminClientOf(rt: Runtime): (request: FastifyRequest) => string 
   return (request) => clientAddress(request.raw.socket.remoteAddress, request.raw.headers['x-forwarded-for'], trusted);
 }
 
-/** Writes the line of each request once its answer is sent (a 401, a 404 and a Node-level 400 of Fastify's too). */
+/** Writes the line of each request once its answer is sent, refusals and 404s too (not one Node's HTTP parser refused: that never reaches Fastify). */
 export function registerAccessLog(app: FastifyInstance, rt: Runtime, clientOf: (request: FastifyRequest) => string): void {
   const log = rt.log.child({ component: 'admin' });
   app.addHook('onResponse', (request, reply, done) => {
