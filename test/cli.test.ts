@@ -901,6 +901,30 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect([misspelled.code, misspelled.stderr]).toEqual([2, `${file}: invalid configuration\n  - routes[0].cost.meter: no plan defines meter "unit" (did you mean "units"?)\n`]);
   });
 
+  it('check says a section\'s own problem and a problem between sections in one run, as text and --json (exit 2)', async () => {
+    const file = path.join(dir, 'two-kinds.yaml');
+    writeFileSync(file, 'upstream: {url: "http://127.0.0.1:1"}\nlog: {level: loud}\nplans: {pro: {meters: {units: {limit: 1000}}}}\nroutes:\n  - {path: /v1/b, cost: {meter: unit, perRequest: 1}}\n');
+    const r = await runCli(['check', '--config', file]);
+    expect([r.code, r.stdout]).toEqual([2, '']);
+    expect(r.stderr).toBe(
+      `${file}: invalid configuration\n` +
+        '  - log.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"\n' +
+        '  - routes[0].cost.meter: no plan defines meter "unit" (did you mean "units"?)\n',
+    );
+    const json = await runCli(['--json', 'check', '--config', file]);
+    expect([json.code, JSON.parse(json.stdout)]).toEqual([
+      2,
+      {
+        file,
+        ok: false,
+        problems: [
+          { field: 'log.level', message: 'expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"' },
+          { field: 'routes[0].cost.meter', message: 'no plan defines meter "unit" (did you mean "units"?)' },
+        ],
+      },
+    ]);
+  });
+
   it('an upstream URL without its scheme is one problem, the scheme, not also a "path" that is not there', async () => {
     const file = path.join(dir, 'no-scheme.yaml');
     writeFileSync(file, 'upstream: {url: "localhost:4100"}\ndashboard: {publicUrl: "keys.example.com:8443"}\n');

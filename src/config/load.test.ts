@@ -185,6 +185,48 @@ describe('keygate.yaml validation', () => {
     expect(problems('upstream: {url: "http://a"}\nerrors: {envelope: xml}\n')[0]).toMatch(/^errors\.envelope: expected one of "jsonapi", .*got "xml"$/);
   });
 
+  it('says a problem of one section and the checks between sections it does not touch in one round', () => {
+    const text = [
+      'upstream: {url: "http://a"}',
+      'log: {level: loud}',
+      'defaultPlan: pro',
+      'plans:',
+      '  free: {meters: {units: {limit: -5}}}',
+      '  pro: {rateLimits: [{limit: 5, window: 5 seconds}]}',
+      'routes: [{path: /v1/x, cost: {meter: unit, perRequest: 1}}]',
+      'admin: {listen: {port: 8080}}',
+    ].join('\n');
+    // Each section's own problems in the schema's order, then those between sections.
+    expect(problems(text)).toEqual([
+      'plans.free.meters.units.limit: expected at least 0, got -5',
+      'plans.pro.rateLimits[0].window: expected a duration such as "500ms", "1s", "10m", "24h" or "7d", got "5 seconds"',
+      'log.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"',
+      'routes[0].cost.meter: no plan defines meter "unit" (did you mean "units"?)',
+      'admin.listen.port: port 8080 is the gateway\'s too (listen.port): each listener needs a port of its own',
+    ]);
+  });
+
+  it('says nothing between sections that only follows from a problem already said', () => {
+    const base = 'upstream: {url: "http://a"}\n';
+    // A misspelt field: the plan has no meters but for it.
+    expect(problems(`${base}plans: {free: {meterz: {units: {limit: 5}}}}\nroutes: [{path: /v1/x, cost: {meter: units, perRequest: 1}}]\n`)).toEqual([
+      'plans.free: unknown field "meterz" (did you mean "meters"?)',
+    ]);
+    // A plan that is no plan: none is named "free" but for it.
+    expect(problems(`${base}plans: {free: 5, pro: {}}\ndefaultPlan: free\n`)).toEqual(['plans.free: expected a mapping, got number 5']);
+    // A meter's kind that is no kind: whether it is a gauge is not known.
+    expect(problems(`${base}plans: {free: {meters: {rows: {kind: gaug, limit: 5}}}}\ngauges: {rows: {header: X-Rows}}\n`)).toEqual([
+      'plans.free.meters.rows.kind: expected one of "consumed", "gauge", got "gaug"',
+    ]);
+    // A listener's port that is no port: the check of the listeners' ports waits for it.
+    expect(problems(`${base}listen: {port: http}\nadmin: {listen: {port: 8082}}\n`)).toEqual(['listen.port: expected a number, got string "http"']);
+    // The same misspelt field beside a field the check reads: it is something else, and the check runs.
+    expect(problems(`${base}plans: {free: {apiAcess: true, meters: {units: {limit: 5}}}}\nroutes: [{path: /v1/x, cost: {meter: unit, perRequest: 1}}]\n`)).toEqual([
+      'plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)',
+      'routes[0].cost.meter: no plan defines meter "unit" (did you mean "units"?)',
+    ]);
+  });
+
   it('refuses a cost on a meter no plan defines', () => {
     const text = 'upstream: {url: "http://a"}\nroutes:\n  - {path: /v1/x, cost: {meter: credits, perRequest: 1}}\n';
     expect(problems(text)).toEqual(['routes[0].cost.meter: no plan defines meter "credits"']);
@@ -460,8 +502,9 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nplans:\n  free: {}\n  __proto__: {api: true}\n')).toEqual(['plans.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
     expect(problems('upstream: {url: "http://a"}\nplans:\n  free: {meters: {__proto__: {limit: 5}}}\n')).toEqual(['plans.free.meters.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
     expect(problems('{"__proto__": {}, "upstream": {"url": "http://a"}}')).toEqual(['__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another']);
-    // The profile's other problems are still named beside it.
-    expect(problems('upstream: {url: "http://a"}\nplans:\n  __proto__: {api: true}\ndefaultPlan: nope\nlisten: {prot: 1}\n')).toEqual([
+    // The profile's other problems are still named beside it. (With no other plan, "nope"
+    // would go unsaid: a check of the plans' names waits for a profile that has some.)
+    expect(problems('upstream: {url: "http://a"}\nplans:\n  free: {}\n  __proto__: {api: true}\ndefaultPlan: nope\nlisten: {prot: 1}\n')).toEqual([
       'plans.__proto__: "__proto__" cannot be a name here (JavaScript reserves it); choose another',
       'listen: unknown field "prot" (did you mean "port"?)',
       'defaultPlan: no plan named "nope"',

@@ -15,6 +15,7 @@ import { didYouMean } from './closest-name.js';
 import { importedLengthRange } from '../keys/format.js';
 import { repeatedWindow, repeatedWindowWhy } from '../limits/repeated-windows.js';
 import { MAX_AMOUNT, tooLarge } from './amounts.js';
+import { EACH, unsoundRead, type FieldPath } from './sound-fields.js';
 
 const MAX_DURATION_DAYS = 36_500;
 const MAX_DURATION_MS = MAX_DURATION_DAYS * DAY_MS;
@@ -574,7 +575,8 @@ export function titleFromName(name: string): string {
 /** The highest database number of a Redis with its default 16. */
 const MAX_REDIS_DB = 15;
 
-export const configSchema = z
+/** The profile's sections, each validated on its own terms; configSchema adds the checks between them. */
+const profileSections = z
   .object({
     name: z.string().default('keygate').describe('The profile\'s id, e.g. "seranking-data": in /health and the start-up log line (`profile`).'),
     title: z
@@ -779,106 +781,212 @@ export const configSchema = z
       .default('KEYGATE_PEPPER')
       .describe('Environment variable with a secret pepper; when set, key hashes are HMAC-SHA-256 with it.'),
   })
-  .strict()
-  .superRefine((config, ctx) => {
-    const planIds = Object.keys(config.plans);
-    if (config.defaultPlan !== undefined && !planIds.includes(config.defaultPlan)) {
-      ctx.addIssue({ code: 'custom', path: ['defaultPlan'], message: `no plan named "${config.defaultPlan}"` });
-    }
-    const known = new Set(config.scopes);
-    // Without a scopes list, a key may carry only what a plan's own list names.
-    const onSomePlan = new Set(Object.values(config.plans).flatMap((plan) => plan.scopes ?? []));
-    // A scope a route requires that no key can be given: only `*` keys would pass, or (with
-    // no scopes listed and no plan naming it) none at all.
-    const checkRequired = (scopes: readonly string[], at: (string | number)[]) =>
-      scopes.forEach((scope, j) => {
-        if (known.size > 0 && !known.has(scope)) ctx.addIssue({ code: 'custom', path: [...at, 'scopes', j], message: `unknown scope "${scope}"${didYouMean(scope, known)}; list it under scopes` });
-        if (known.size === 0 && !onSomePlan.has(scope) && !onSomePlan.has('*')) {
-          ctx.addIssue({ code: 'custom', path: [...at, 'scopes', j], message: `unknown scope "${scope}"; list it under scopes (none are listed, so no key could be given it, nor call this route)` });
+  .strict();
+
+type ProfileSections = z.output<typeof profileSections>;
+
+/**
+ * A check between fields of different sections, and the fields it reads (sound-fields.ts):
+ * it runs whenever those have no problem of their own, however wrong the rest is.
+ */
+interface CrossCheck {
+  reads: readonly FieldPath[];
+  run(config: ProfileSections, ctx: z.RefinementCtx<ProfileSections>): void;
+}
+
+/** Every meter some plan defines: a name no plan has is most likely a typo of one of these. */
+function meterNamesOf(config: ProfileSections): Set<string> {
+  return new Set(Object.values(config.plans).flatMap((plan) => Object.keys(plan.meters)));
+}
+
+/**
+ * Where a route or built-in requires a scope no key can be given: only `*` keys would pass,
+ * or (with no scopes listed and no plan naming it) none at all.
+ */
+function checkRequiredScopes(config: ProfileSections, ctx: z.RefinementCtx<ProfileSections>, field: 'routes' | 'builtins'): void {
+  const known = new Set(config.scopes);
+  // Without a scopes list, a key may carry only what a plan's own list names.
+  const onSomePlan = new Set(Object.values(config.plans).flatMap((plan) => plan.scopes ?? []));
+  config[field].forEach(({ scopes }, i) =>
+    scopes.forEach((scope, j) => {
+      if (known.size > 0 && !known.has(scope)) ctx.addIssue({ code: 'custom', path: [field, i, 'scopes', j], message: `unknown scope "${scope}"${didYouMean(scope, known)}; list it under scopes` });
+      if (known.size === 0 && !onSomePlan.has(scope) && !onSomePlan.has('*')) {
+        ctx.addIssue({ code: 'custom', path: [field, i, 'scopes', j], message: `unknown scope "${scope}"; list it under scopes (none are listed, so no key could be given it, nor call this route)` });
+      }
+    }),
+  );
+}
+
+/** The listeners, each with the field of its port, in the order a port conflict is said. */
+function listenersOf(config: ProfileSections) {
+  return [
+    { name: 'the gateway', path: ['listen', 'port'], ...config.listen },
+    { name: 'the admin API', path: ['admin', 'listen', 'port'], ...config.admin.listen },
+    ...(config.dashboard.enabled ? [{ name: 'the dashboard', path: ['dashboard', 'listen', 'port'], ...config.dashboard.listen }] : []),
+  ];
+}
+
+const PLAN_NAMES: FieldPath = ['plans', EACH];
+const PLAN_SCOPES: FieldPath = ['plans', EACH, 'scopes'];
+const METER_NAMES: FieldPath = ['plans', EACH, 'meters', EACH];
+const METER_KINDS: FieldPath = ['plans', EACH, 'meters', EACH, 'kind'];
+
+/** The checks between sections, in the order their problems are said (after the sections' own). */
+const CROSS_CHECKS: readonly CrossCheck[] = [
+  {
+    reads: [['defaultPlan'], PLAN_NAMES],
+    run(config, ctx) {
+      if (config.defaultPlan !== undefined && !Object.keys(config.plans).includes(config.defaultPlan)) {
+        ctx.addIssue({ code: 'custom', path: ['defaultPlan'], message: `no plan named "${config.defaultPlan}"` });
+      }
+    },
+  },
+  {
+    reads: [['scopes'], PLAN_SCOPES, ['routes', EACH, 'scopes']],
+    run: (config, ctx) => checkRequiredScopes(config, ctx, 'routes'),
+  },
+  {
+    reads: [['routes', EACH, 'cost', 'meter'], METER_NAMES, METER_KINDS],
+    run(config, ctx) {
+      const meterNames = meterNamesOf(config);
+      config.routes.forEach((route, i) => {
+        if (!route.cost) return;
+        const meter = route.cost.meter;
+        if (!meterNames.has(meter)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `no plan defines meter "${meter}"${didYouMean(meter, meterNames)}` });
+        // A gauge's usage is the level reported for it: units charged to it would be counted
+        // where no usage, forecast or dashboard shows them, yet refuse requests at its limit.
+        const gaugeOn = Object.keys(config.plans).filter((id) => config.plans[id]?.meters[meter]?.kind === 'gauge');
+        if (gaugeOn.length > 0) {
+          const plans = `${gaugeOn.length === 1 ? 'plan' : 'plans'} ${gaugeOn.map((id) => `"${id}"`).join(', ')}`;
+          ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `"${meter}" is a gauge on ${plans} (a level the upstream or an operator reports): a cost is charged to a consumed meter` });
         }
       });
-    // Every meter some plan defines: a name no plan has is most likely a typo of one of these.
-    const meterNames = new Set(Object.values(config.plans).flatMap((plan) => Object.keys(plan.meters)));
-    config.routes.forEach((route, i) => {
-      checkRequired(route.scopes, ['routes', i]);
-      if (!route.cost) return;
-      if (!meterNames.has(route.cost.meter)) {
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `no plan defines meter "${route.cost.meter}"${didYouMean(route.cost.meter, meterNames)}` });
-      }
-      // A gauge's usage is the level reported for it: units charged to it would be counted
-      // where no usage, forecast or dashboard shows them, yet refuse requests at its limit.
-      const meter = route.cost.meter;
-      const gaugeOn = Object.keys(config.plans).filter((id) => config.plans[id]?.meters[meter]?.kind === 'gauge');
-      if (gaugeOn.length > 0) {
-        const plans = `${gaugeOn.length === 1 ? 'plan' : 'plans'} ${gaugeOn.map((id) => `"${id}"`).join(', ')}`;
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `"${meter}" is a gauge on ${plans} (a level the upstream or an operator reports): a cost is charged to a consumed meter` });
-      }
-    });
-    config.builtins.forEach((builtin, i) => checkRequired(builtin.scopes, ['builtins', i]));
+    },
+  },
+  {
+    reads: [['scopes'], PLAN_SCOPES, ['builtins', EACH, 'scopes']],
+    run: (config, ctx) => checkRequiredScopes(config, ctx, 'builtins'),
+  },
+  {
     // Two listeners on one port: serve would fail on the second, blaming "another process".
-    const listeners = [
-      { name: 'the gateway', path: ['listen', 'port'], ...config.listen },
-      { name: 'the admin API', path: ['admin', 'listen', 'port'], ...config.admin.listen },
-      ...(config.dashboard.enabled ? [{ name: 'the dashboard', path: ['dashboard', 'listen', 'port'], ...config.dashboard.listen }] : []),
-    ];
-    // `::` (or no host) takes the port on every address, IPv4 too; `0.0.0.0`, on every IPv4 one.
-    const overlap = (a: string, b: string) =>
-      a === b || [a, b].some((host) => host === '::' || host === '') || (a === '0.0.0.0' && !isIPv6(b)) || (b === '0.0.0.0' && !isIPv6(a));
-    listeners.forEach((listener, i) => {
-      const earlier = listeners.slice(0, i).find((other) => listener.port !== 0 && other.port === listener.port && overlap(other.host, listener.host));
-      if (earlier) ctx.addIssue({ code: 'custom', path: listener.path, message: `port ${listener.port} is ${earlier.name}'s too (${earlier.path.join('.')}): each listener needs a port of its own` });
-    });
+    reads: [['listen', 'port'], ['listen', 'host'], ['admin', 'listen', 'port'], ['admin', 'listen', 'host'], ['dashboard', 'enabled'], ['dashboard', 'listen', 'port'], ['dashboard', 'listen', 'host']],
+    run(config, ctx) {
+      // `::` (or no host) takes the port on every address, IPv4 too; `0.0.0.0`, on every IPv4 one.
+      const overlap = (a: string, b: string) =>
+        a === b || [a, b].some((host) => host === '::' || host === '') || (a === '0.0.0.0' && !isIPv6(b)) || (b === '0.0.0.0' && !isIPv6(a));
+      const listeners = listenersOf(config);
+      listeners.forEach((listener, i) => {
+        const earlier = listeners.slice(0, i).find((other) => listener.port !== 0 && other.port === listener.port && overlap(other.host, listener.host));
+        if (earlier) ctx.addIssue({ code: 'custom', path: listener.path, message: `port ${listener.port} is ${earlier.name}'s too (${earlier.path.join('.')}): each listener needs a port of its own` });
+      });
+    },
+  },
+  {
     // A gauge header reports a gauge meter: one no plan has as a gauge would be dropped unread.
-    for (const meter of Object.keys(config.gauges)) {
-      const kinds = new Set(Object.values(config.plans).flatMap((plan) => (plan.meters[meter] ? [plan.meters[meter].kind] : [])));
-      if (kinds.size === 0) ctx.addIssue({ code: 'custom', path: ['gauges', meter], message: `no plan defines meter "${meter}"${didYouMean(meter, meterNames)}` });
-      else if (!kinds.has('gauge')) ctx.addIssue({ code: 'custom', path: ['gauges', meter], message: `"${meter}" is a consumed meter on every plan that has it: a gauge header reports a meter of kind gauge` });
-    }
-    for (const [id, plan] of Object.entries(config.plans)) {
-      for (const [j, scope] of (plan.scopes ?? []).entries()) {
-        if (scope !== '*' && known.size > 0 && !known.has(scope)) {
-          ctx.addIssue({ code: 'custom', path: ['plans', id, 'scopes', j], message: `unknown scope "${scope}"${didYouMean(scope, known)}` });
+    reads: [['gauges', EACH], METER_NAMES, METER_KINDS],
+    run(config, ctx) {
+      const meterNames = meterNamesOf(config);
+      for (const meter of Object.keys(config.gauges)) {
+        const kinds = new Set(Object.values(config.plans).flatMap((plan) => (plan.meters[meter] ? [plan.meters[meter].kind] : [])));
+        if (kinds.size === 0) ctx.addIssue({ code: 'custom', path: ['gauges', meter], message: `no plan defines meter "${meter}"${didYouMean(meter, meterNames)}` });
+        else if (!kinds.has('gauge')) ctx.addIssue({ code: 'custom', path: ['gauges', meter], message: `"${meter}" is a consumed meter on every plan that has it: a gauge header reports a meter of kind gauge` });
+      }
+    },
+  },
+  {
+    reads: [['scopes'], PLAN_SCOPES],
+    run(config, ctx) {
+      const known = new Set(config.scopes);
+      for (const [id, plan] of Object.entries(config.plans)) {
+        for (const [j, scope] of (plan.scopes ?? []).entries()) {
+          if (scope !== '*' && known.size > 0 && !known.has(scope)) ctx.addIssue({ code: 'custom', path: ['plans', id, 'scopes', j], message: `unknown scope "${scope}"${didYouMean(scope, known)}` });
         }
       }
-      // A plan whose keys may carry no scope, where every key needs one: no key could be made on it.
-      if (config.keys.requireScopes && (plan.scopes ?? config.scopes).length === 0) {
+    },
+  },
+  {
+    // A plan whose keys may carry no scope, where every key needs one: no key could be made on it.
+    reads: [['keys', 'requireScopes'], ['scopes'], PLAN_SCOPES],
+    run(config, ctx) {
+      if (!config.keys.requireScopes) return;
+      for (const [id, plan] of Object.entries(config.plans)) {
+        if ((plan.scopes ?? config.scopes).length > 0) continue;
         const where = plan.scopes ? 'its scopes list is empty' : 'neither it nor the profile lists any scopes';
         ctx.addIssue({ code: 'custom', path: ['keys', 'requireScopes'], message: `every key needs a scope, but plan "${id}" allows none (${where}), so no key could be created on it` });
       }
-    }
+    },
+  },
+  {
     // Messages are sent as written, but for the placeholders a reason fills in.
-    for (const [reason, rendering] of Object.entries(config.errors.reasons)) {
-      const allowed = MESSAGE_PLACEHOLDERS[reason as DenialReason] ?? [];
-      for (const [placeholder, name] of rendering?.message?.matchAll(MESSAGE_PLACEHOLDER) ?? []) {
-        if (allowed.includes(placeholderName(name as string))) continue;
-        const only = allowed.length > 0 ? `this message may hold ${allowed.map((n) => `{{${n}}}`).join(', ')}` : 'nothing is filled in in this message';
-        ctx.addIssue({ code: 'custom', path: ['errors', 'reasons', reason, 'message'], message: `${placeholder} would be sent as written: ${only}` });
-      }
-    }
-    config.builtins.forEach((builtin, i) => {
-      for (const message of templateProblems(builtin.body, meterNames)) ctx.addIssue({ code: 'custom', path: ['builtins', i, 'body'], message });
-    });
-    if (config.keys.prefix.test !== undefined && config.keys.prefix.test === config.keys.prefix.live) {
-      ctx.addIssue({ code: 'custom', path: ['keys', 'prefix', 'test'], message: 'the test prefix must differ from the live prefix' });
-    }
-    // Only requests under basePath reach the pipeline (compared ignoring case where routes are matched so).
-    const caseOf = config.upstream.caseSensitivePaths ? (path: string) => path : (path: string) => path.toLowerCase();
-    const base = caseOf(config.basePath.replace(/\/$/, ''));
-    for (const field of ['routes', 'builtins'] as const) {
-      config[field].forEach((route, i) => {
-        if (base.startsWith('/') && !reachableUnder(caseOf(route.path), base)) {
-          ctx.addIssue({ code: 'custom', path: [field, i, 'path'], message: `"${route.path}" is outside basePath "${config.basePath}": no request can reach it` });
+    reads: [['errors', 'reasons', EACH, 'message']],
+    run(config, ctx) {
+      for (const [reason, rendering] of Object.entries(config.errors.reasons)) {
+        const allowed = MESSAGE_PLACEHOLDERS[reason as DenialReason] ?? [];
+        for (const [placeholder, name] of rendering?.message?.matchAll(MESSAGE_PLACEHOLDER) ?? []) {
+          if (allowed.includes(placeholderName(name as string))) continue;
+          const only = allowed.length > 0 ? `this message may hold ${allowed.map((n) => `{{${n}}}`).join(', ')}` : 'nothing is filled in in this message';
+          ctx.addIssue({ code: 'custom', path: ['errors', 'reasons', reason, 'message'], message: `${placeholder} would be sent as written: ${only}` });
         }
+      }
+    },
+  },
+  {
+    reads: [['builtins', EACH, 'body'], METER_NAMES],
+    run(config, ctx) {
+      const meterNames = meterNamesOf(config);
+      config.builtins.forEach((builtin, i) => {
+        for (const message of templateProblems(builtin.body, meterNames)) ctx.addIssue({ code: 'custom', path: ['builtins', i, 'body'], message });
       });
-    }
-    // Patterns not starting with "/" are reported above.
-    try {
-      if ([...config.routes, ...config.builtins].every((route) => route.path.startsWith('/'))) profileRouteTable(config);
-    } catch (error) {
-      if (!(error instanceof RouteTableError)) throw error;
-      ctx.addIssue({ code: 'custom', path: error.at, message: error.message });
-    }
-  })
+    },
+  },
+  {
+    reads: [['keys', 'prefix', 'test'], ['keys', 'prefix', 'live']],
+    run(config, ctx) {
+      if (config.keys.prefix.test !== undefined && config.keys.prefix.test === config.keys.prefix.live) {
+        ctx.addIssue({ code: 'custom', path: ['keys', 'prefix', 'test'], message: 'the test prefix must differ from the live prefix' });
+      }
+    },
+  },
+  {
+    // Only requests under basePath reach the pipeline (compared ignoring case where routes are matched so).
+    reads: [['upstream', 'caseSensitivePaths'], ['basePath'], ['routes', EACH, 'path'], ['builtins', EACH, 'path']],
+    run(config, ctx) {
+      const caseOf = config.upstream.caseSensitivePaths ? (path: string) => path : (path: string) => path.toLowerCase();
+      const base = caseOf(config.basePath.replace(/\/$/, ''));
+      for (const field of ['routes', 'builtins'] as const) {
+        config[field].forEach((route, i) => {
+          if (base.startsWith('/') && !reachableUnder(caseOf(route.path), base)) {
+            ctx.addIssue({ code: 'custom', path: [field, i, 'path'], message: `"${route.path}" is outside basePath "${config.basePath}": no request can reach it` });
+          }
+        });
+      }
+    },
+  },
+  {
+    // Two routes for the same requests, or a pattern the router cannot take.
+    // The table also reads each route's scopes (whether every route requires some).
+    reads: [['upstream', 'caseSensitivePaths'], ['routes', EACH, 'method'], ['routes', EACH, 'path'], ['routes', EACH, 'scopes'], ['builtins', EACH, 'method'], ['builtins', EACH, 'path'], ['builtins', EACH, 'scopes']],
+    run(config, ctx) {
+      try {
+        profileRouteTable(config);
+      } catch (error) {
+        if (!(error instanceof RouteTableError)) throw error;
+        ctx.addIssue({ code: 'custom', path: error.at, message: error.message });
+      }
+    },
+  },
+];
+
+export const configSchema = profileSections
+  // Run even where some section failed (zod would skip it): each check whose fields are sound.
+  .superRefine(
+    (config, ctx) => {
+      // The sections' own problems, before any check adds its own.
+      const found = [...ctx.issues];
+      for (const check of CROSS_CHECKS) if (!unsoundRead(found, check.reads)) check.run(config, ctx);
+    },
+    { when: () => true },
+  )
   .transform((config) => ({ ...config, title: config.title ?? titleFromName(config.name) }));
 
 export type ConfigInput = z.input<typeof configSchema>;
