@@ -538,6 +538,18 @@ describe('upstream and identity headers', () => {
     expect(parseConfigObject({ upstream: { url: 'http://a' }, builtins: [{ path: '/v1/me', body: nested(60) }] }).builtins).toHaveLength(1);
   });
 
+  it('says a file nested deeper than YAML is read (hundreds of [ or indented lists) is nested too deeply, naming the line, not "Maximum call stack size exceeded"', () => {
+    const said = (line: number) => `nested too deeply at line ${line}: lists or mappings hundreds deep, one inside another (no field of a profile goes more than 64 deep): write it flatter`;
+    const flow = (depth: number) => `upstream: {url: "http://a"}\nname: x\nbuiltins: ${'['.repeat(depth)}${']'.repeat(depth)}\n`;
+    for (const depth of [5_000, 50_000]) expect(problems(flow(depth))).toEqual([said(3)]);
+    // Indented: the line is where the parser's stack ran out, inside the nesting.
+    const block = `upstream: {url: "http://a"}\nbuiltins:\n${Array.from({ length: 3_000 }, (_, i) => `${' '.repeat(i + 2)}- `).join('\n')}1\n`;
+    const [problem, ...more] = problems(block);
+    expect(more).toEqual([]);
+    expect(problem).toMatch(/^nested too deeply at line \d+: lists or mappings hundreds deep/);
+    expect(Number(/line (\d+)/.exec(problem ?? '')?.[1])).toBeGreaterThan(2);
+  });
+
   it('keeps a __proto__ key in a built-in endpoint\'s body, a template copied key by key', () => {
     const config = parseConfigText('upstream: {url: "http://a"}\nbuiltins:\n  - {path: /v1/me, body: {__proto__: {a: 1}, id: "{{account.id}}"}}\n');
     expect(Object.keys(config.builtins[0]?.body as object)).toEqual(['__proto__', 'id']);

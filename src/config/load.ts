@@ -93,6 +93,8 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
     if (problem && !twice) throw problem;
     if (!twice) raw = doc.toJS();
   } catch (error) {
+    const deep = nestedTooDeeply(error);
+    if (deep !== undefined) throw new ConfigError(file, [deep]);
     // The message, then the offending line with a caret under the place: all of it.
     // (Passwords in URLs on that line masked: the message goes to terminals and CI logs.)
     const detail =
@@ -111,6 +113,20 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
   }
   if (twice) throw new ConfigError(file, twice);
   return parseConfigObject(raw ?? {}, file);
+}
+
+/**
+ * What to say of a YAML text nested deeper than the parser's stack goes (about 800 flow
+ * levels, `[[[[…`, or as many indented ones): the yaml library catches its own stack
+ * overflow as a RESOURCE_EXHAUSTION error, and "Maximum call stack size exceeded" with a
+ * line of brackets under it said nothing of the cause. The line is where the stack ran
+ * out, somewhere inside the nesting. Undefined for any other error.
+ */
+function nestedTooDeeply(error: unknown): string | undefined {
+  const overflow = error instanceof YAMLError ? error.code === 'RESOURCE_EXHAUSTION' : error instanceof RangeError && /call stack/i.test(error.message);
+  if (!overflow) return undefined;
+  const line = error instanceof YAMLError ? error.linePos?.[0].line : undefined;
+  return `nested too deeply${line === undefined ? '' : ` at line ${line}`}: lists or mappings hundreds deep, one inside another (no field of a profile goes more than ${MAX_NESTING} deep): write it flatter`;
 }
 
 /**
