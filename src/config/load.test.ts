@@ -227,6 +227,30 @@ describe('keygate.yaml validation', () => {
     ]);
   });
 
+  it('says a name given twice beside the profile\'s other problems, but none that either of its two values could make', () => {
+    const twice = (field: string, lines: string) => `${field}: given twice, at lines ${lines} (a name appears once in a mapping): merge the two into one, or rename one`;
+    const text = [
+      'upstream: {url: "http://a"}',
+      'log: {level: loud}',
+      'errors:',
+      '  reasons:',
+      '    missing_key: {status: 401}',
+      '    missing_key: {status: 4010}',
+      'plans:',
+      '  free: {meters: {units: {limit: 5}}}',
+      '  free: {meters: {credits: {limit: 5}}}',
+      'routes: [{path: /v1/x, cost: {meter: units, perRequest: 1}}]',
+      'admin: {listen: {port: 8080}}',
+    ].join('\n');
+    // Not said: the status of the second missing_key, nor the meter only the first free defines.
+    expect(problems(text)).toEqual([
+      twice('errors.reasons.missing_key', '5 and 6'),
+      twice('plans.free', '8 and 9'),
+      'log.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"',
+      'admin.listen.port: port 8080 is the gateway\'s too (listen.port): each listener needs a port of its own',
+    ]);
+  });
+
   it('refuses a cost on a meter no plan defines', () => {
     const text = 'upstream: {url: "http://a"}\nroutes:\n  - {path: /v1/x, cost: {meter: credits, perRequest: 1}}\n';
     expect(problems(text)).toEqual(['routes[0].cost.meter: no plan defines meter "credits"']);

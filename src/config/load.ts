@@ -8,6 +8,7 @@ import { isPair, isScalar, isSeq, parseDocument, visit, YAMLError, type Document
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 import { didYouMean } from './closest-name.js';
+import { readAny, readsOf } from './sound-fields.js';
 
 import { ConfigError, UNREADABLE, type ConfigProblem } from './config-error.js';
 
@@ -81,7 +82,7 @@ export function loadConfigFile(file: string): LoadedConfig {
 
 export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
   let raw: unknown;
-  let twice: ConfigProblem[] | undefined;
+  let twice: GivenTwice[] | undefined;
   try {
     const doc = parseDocument(text, { prettyErrors: true });
     // A name given twice in one mapping (a plan, a route's field) is named with its path,
@@ -91,7 +92,9 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
     // as something else than written: refused as an error is.
     const [problem] = [...doc.errors, ...doc.warnings];
     if (problem && !twice) throw problem;
-    if (!twice) raw = doc.toJS();
+    // With a name given twice, YAML keeps the second: checked as any other, but for what
+    // the two could make differ (checkedProfile).
+    raw = doc.toJS();
   } catch (error) {
     const deep = nestedTooDeeply(error);
     if (deep !== undefined) throw new ConfigError(file, [deep]);
@@ -111,8 +114,7 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
     const hint = error instanceof YAMLError && /:\/\/\S*:[\s}\],]*$/.test(lineOf(text, error)) ? '\n      (a value that ends in ":", such as a URL with ?prefix=kg:, must be quoted: "redis://…?prefix=kg:")' : '';
     throw new ConfigError(file, [`not valid YAML: ${detail}${hint}`]);
   }
-  if (twice) throw new ConfigError(file, twice);
-  return parseConfigObject(raw ?? {}, file);
+  return checkedProfile(raw ?? {}, file, twice ?? []);
 }
 
 /**
@@ -129,15 +131,21 @@ function nestedTooDeeply(error: unknown): string | undefined {
   return `nested too deeply${line === undefined ? '' : ` at line ${line}`}: lists or mappings hundreds deep, one inside another (no field of a profile goes more than ${MAX_NESTING} deep): write it flatter`;
 }
 
+/** A name given twice in one mapping: where (its path), and the problem that says so. */
+interface GivenTwice {
+  at: PropertyKey[];
+  problem: ConfigProblem;
+}
+
 /**
  * When every error of `doc` is a name given twice in one mapping (and nothing else is
  * wrong with the YAML), one problem for each, naming the field and both places:
  * `plans.scale: given twice, at lines 3 and 5 (…)`; otherwise undefined.
  */
-function namesGivenTwice(doc: Document, text: string): ConfigProblem[] | undefined {
+function namesGivenTwice(doc: Document, text: string): GivenTwice[] | undefined {
   if (doc.errors.length === 0 || doc.warnings.length > 0 || !doc.errors.every((error) => error.code === 'DUPLICATE_KEY')) return undefined;
   const at = new Set(doc.errors.map((error) => error.pos[0]));
-  const problems: ConfigProblem[] = [];
+  const problems: GivenTwice[] = [];
   visit(doc, {
     Pair(_, pair, ancestors) {
       if (!isScalar(pair.key) || !pair.key.range || !at.has(pair.key.range[0])) return;
@@ -158,7 +166,7 @@ function namesGivenTwice(doc: Document, text: string): ConfigProblem[] | undefin
         const [firstLine, firstColumn] = lineAndColumn(text, firstAt);
         where = firstLine === line ? `at line ${line}, columns ${firstColumn} and ${column}` : `at lines ${firstLine} and ${line}`;
       }
-      problems.push({ field: formatPath(segments), message: `given twice, ${where} (a name appears once in a mapping): merge the two into one, or rename one` });
+      problems.push({ at: segments, problem: { field: formatPath(segments), message: `given twice, ${where} (a name appears once in a mapping): merge the two into one, or rename one` } });
     },
   });
   // Each error accounted for, or YAML's own words stand.
@@ -186,16 +194,35 @@ const INLINE_PROFILE = 'the profile given to parseConfigObject';
  * messages: the file it was read from, else a name of the caller's choosing.
  */
 export function parseConfigObject(raw: unknown, file = INLINE_PROFILE): Config {
+  return checkedProfile(raw, file, []);
+}
+
+/**
+ * A profile validated, with the names its file gives twice (`twice`): those are said first,
+ * then every problem of the rest, but none that the field given twice could make (at it or
+ * inside it, or found between sections reading it): which of its two values is meant is
+ * not known.
+ */
+function checkedProfile(raw: unknown, file: string, twice: readonly GivenTwice[]): Config {
+  const said = twice.map(({ problem }) => problem);
   const odd = oddlyNestedField(raw, [], []);
-  if (odd?.why === 'circular') throw new ConfigError(file, [{ field: formatPath(odd.at), message: 'refers to a mapping or list it is itself inside of (a YAML alias, *name, of an &name anchor above it): write the value out instead' }]);
-  if (odd?.why === 'deep') throw new ConfigError(file, [{ field: formatPath(odd.at), message: `nested more than ${MAX_NESTING} mappings or lists deep (no field of a profile is): write it flatter` }]);
+  if (odd?.why === 'circular') throw new ConfigError(file, [...said, { field: formatPath(odd.at), message: 'refers to a mapping or list it is itself inside of (a YAML alias, *name, of an &name anchor above it): write the value out instead' }]);
+  if (odd?.why === 'deep') throw new ConfigError(file, [...said, { field: formatPath(odd.at), message: `nested more than ${MAX_NESTING} mappings or lists deep (no field of a profile is): write it flatter` }]);
   const reserved = fieldsNamedProto(raw, []);
   const result = configSchema.safeParse(raw, { reportInput: true });
-  if (result.success && reserved.length === 0) return result.data;
-  // What the schema says about a mapping that held a __proto__ field (it lost it: "at least
-  // one plan", say) is left to the line about that field.
-  const issues = result.success ? [] : result.error.issues.filter((issue) => !reserved.some((where) => startsWith(where, issue.path)));
-  throw new ConfigError(file, [...reserved.map((where) => ({ field: formatPath(where), message: '"__proto__" cannot be a name here (JavaScript reserves it); choose another' })), ...issues.map(describeIssue)]);
+  if (result.success && reserved.length === 0 && twice.length === 0) return result.data;
+  const givenTwice = twice.map(({ at }) => at);
+  const issues = result.success
+    ? []
+    : result.error.issues.filter((issue) => {
+        // What the schema says about a mapping that held a __proto__ field (it lost it: "at
+        // least one plan", say) is left to the line about that field.
+        if (reserved.some((where) => startsWith(where, issue.path))) return false;
+        if (givenTwice.some((at) => at.length <= issue.path.length && at.every((segment, i) => String(segment) === String(issue.path[i])))) return false;
+        const reads = readsOf(issue);
+        return reads === undefined || !readAny(reads, givenTwice);
+      });
+  throw new ConfigError(file, [...said, ...reserved.map((where) => ({ field: formatPath(where), message: '"__proto__" cannot be a name here (JavaScript reserves it); choose another' })), ...issues.map(describeIssue)]);
 }
 
 /**

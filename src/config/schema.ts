@@ -15,7 +15,7 @@ import { didYouMean } from './closest-name.js';
 import { importedLengthRange } from '../keys/format.js';
 import { repeatedWindow, repeatedWindowWhy } from '../limits/repeated-windows.js';
 import { MAX_AMOUNT, tooLarge } from './amounts.js';
-import { EACH, unsoundRead, type FieldPath } from './sound-fields.js';
+import { EACH, unsoundRead, withReads, type FieldPath } from './sound-fields.js';
 
 const MAX_DURATION_DAYS = 36_500;
 const MAX_DURATION_MS = MAX_DURATION_DAYS * DAY_MS;
@@ -791,8 +791,11 @@ type ProfileSections = z.output<typeof profileSections>;
  */
 interface CrossCheck {
   reads: readonly FieldPath[];
-  run(config: ProfileSections, ctx: z.RefinementCtx<ProfileSections>): void;
+  run(config: ProfileSections, report: ReportProblem): void;
 }
+
+/** Says a problem of a check between sections: where, and what is wrong. */
+type ReportProblem = (path: (string | number)[], message: string) => void;
 
 /** Every meter some plan defines: a name no plan has is most likely a typo of one of these. */
 function meterNamesOf(config: ProfileSections): Set<string> {
@@ -803,15 +806,15 @@ function meterNamesOf(config: ProfileSections): Set<string> {
  * Where a route or built-in requires a scope no key can be given: only `*` keys would pass,
  * or (with no scopes listed and no plan naming it) none at all.
  */
-function checkRequiredScopes(config: ProfileSections, ctx: z.RefinementCtx<ProfileSections>, field: 'routes' | 'builtins'): void {
+function checkRequiredScopes(config: ProfileSections, report: ReportProblem, field: 'routes' | 'builtins'): void {
   const known = new Set(config.scopes);
   // Without a scopes list, a key may carry only what a plan's own list names.
   const onSomePlan = new Set(Object.values(config.plans).flatMap((plan) => plan.scopes ?? []));
   config[field].forEach(({ scopes }, i) =>
     scopes.forEach((scope, j) => {
-      if (known.size > 0 && !known.has(scope)) ctx.addIssue({ code: 'custom', path: [field, i, 'scopes', j], message: `unknown scope "${scope}"${didYouMean(scope, known)}; list it under scopes` });
+      if (known.size > 0 && !known.has(scope)) report([field, i, 'scopes', j], `unknown scope "${scope}"${didYouMean(scope, known)}; list it under scopes`);
       if (known.size === 0 && !onSomePlan.has(scope) && !onSomePlan.has('*')) {
-        ctx.addIssue({ code: 'custom', path: [field, i, 'scopes', j], message: `unknown scope "${scope}"; list it under scopes (none are listed, so no key could be given it, nor call this route)` });
+        report([field, i, 'scopes', j], `unknown scope "${scope}"; list it under scopes (none are listed, so no key could be given it, nor call this route)`);
       }
     }),
   );
@@ -835,71 +838,71 @@ const METER_KINDS: FieldPath = ['plans', EACH, 'meters', EACH, 'kind'];
 const CROSS_CHECKS: readonly CrossCheck[] = [
   {
     reads: [['defaultPlan'], PLAN_NAMES],
-    run(config, ctx) {
+    run(config, report) {
       if (config.defaultPlan !== undefined && !Object.keys(config.plans).includes(config.defaultPlan)) {
-        ctx.addIssue({ code: 'custom', path: ['defaultPlan'], message: `no plan named "${config.defaultPlan}"` });
+        report(['defaultPlan'], `no plan named "${config.defaultPlan}"`);
       }
     },
   },
   {
     reads: [['scopes'], PLAN_SCOPES, ['routes', EACH, 'scopes']],
-    run: (config, ctx) => checkRequiredScopes(config, ctx, 'routes'),
+    run: (config, report) => checkRequiredScopes(config, report, 'routes'),
   },
   {
     reads: [['routes', EACH, 'cost', 'meter'], METER_NAMES, METER_KINDS],
-    run(config, ctx) {
+    run(config, report) {
       const meterNames = meterNamesOf(config);
       config.routes.forEach((route, i) => {
         if (!route.cost) return;
         const meter = route.cost.meter;
-        if (!meterNames.has(meter)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `no plan defines meter "${meter}"${didYouMean(meter, meterNames)}` });
+        if (!meterNames.has(meter)) report(['routes', i, 'cost', 'meter'], `no plan defines meter "${meter}"${didYouMean(meter, meterNames)}`);
         // A gauge's usage is the level reported for it: units charged to it would be counted
         // where no usage, forecast or dashboard shows them, yet refuse requests at its limit.
         const gaugeOn = Object.keys(config.plans).filter((id) => config.plans[id]?.meters[meter]?.kind === 'gauge');
         if (gaugeOn.length > 0) {
           const plans = `${gaugeOn.length === 1 ? 'plan' : 'plans'} ${gaugeOn.map((id) => `"${id}"`).join(', ')}`;
-          ctx.addIssue({ code: 'custom', path: ['routes', i, 'cost', 'meter'], message: `"${meter}" is a gauge on ${plans} (a level the upstream or an operator reports): a cost is charged to a consumed meter` });
+          report(['routes', i, 'cost', 'meter'], `"${meter}" is a gauge on ${plans} (a level the upstream or an operator reports): a cost is charged to a consumed meter`);
         }
       });
     },
   },
   {
     reads: [['scopes'], PLAN_SCOPES, ['builtins', EACH, 'scopes']],
-    run: (config, ctx) => checkRequiredScopes(config, ctx, 'builtins'),
+    run: (config, report) => checkRequiredScopes(config, report, 'builtins'),
   },
   {
     // Two listeners on one port: serve would fail on the second, blaming "another process".
     reads: [['listen', 'port'], ['listen', 'host'], ['admin', 'listen', 'port'], ['admin', 'listen', 'host'], ['dashboard', 'enabled'], ['dashboard', 'listen', 'port'], ['dashboard', 'listen', 'host']],
-    run(config, ctx) {
+    run(config, report) {
       // `::` (or no host) takes the port on every address, IPv4 too; `0.0.0.0`, on every IPv4 one.
       const overlap = (a: string, b: string) =>
         a === b || [a, b].some((host) => host === '::' || host === '') || (a === '0.0.0.0' && !isIPv6(b)) || (b === '0.0.0.0' && !isIPv6(a));
       const listeners = listenersOf(config);
       listeners.forEach((listener, i) => {
         const earlier = listeners.slice(0, i).find((other) => listener.port !== 0 && other.port === listener.port && overlap(other.host, listener.host));
-        if (earlier) ctx.addIssue({ code: 'custom', path: listener.path, message: `port ${listener.port} is ${earlier.name}'s too (${earlier.path.join('.')}): each listener needs a port of its own` });
+        if (earlier) report(listener.path, `port ${listener.port} is ${earlier.name}'s too (${earlier.path.join('.')}): each listener needs a port of its own`);
       });
     },
   },
   {
     // A gauge header reports a gauge meter: one no plan has as a gauge would be dropped unread.
     reads: [['gauges', EACH], METER_NAMES, METER_KINDS],
-    run(config, ctx) {
+    run(config, report) {
       const meterNames = meterNamesOf(config);
       for (const meter of Object.keys(config.gauges)) {
         const kinds = new Set(Object.values(config.plans).flatMap((plan) => (plan.meters[meter] ? [plan.meters[meter].kind] : [])));
-        if (kinds.size === 0) ctx.addIssue({ code: 'custom', path: ['gauges', meter], message: `no plan defines meter "${meter}"${didYouMean(meter, meterNames)}` });
-        else if (!kinds.has('gauge')) ctx.addIssue({ code: 'custom', path: ['gauges', meter], message: `"${meter}" is a consumed meter on every plan that has it: a gauge header reports a meter of kind gauge` });
+        if (kinds.size === 0) report(['gauges', meter], `no plan defines meter "${meter}"${didYouMean(meter, meterNames)}`);
+        else if (!kinds.has('gauge')) report(['gauges', meter], `"${meter}" is a consumed meter on every plan that has it: a gauge header reports a meter of kind gauge`);
       }
     },
   },
   {
     reads: [['scopes'], PLAN_SCOPES],
-    run(config, ctx) {
+    run(config, report) {
       const known = new Set(config.scopes);
       for (const [id, plan] of Object.entries(config.plans)) {
         for (const [j, scope] of (plan.scopes ?? []).entries()) {
-          if (scope !== '*' && known.size > 0 && !known.has(scope)) ctx.addIssue({ code: 'custom', path: ['plans', id, 'scopes', j], message: `unknown scope "${scope}"${didYouMean(scope, known)}` });
+          if (scope !== '*' && known.size > 0 && !known.has(scope)) report(['plans', id, 'scopes', j], `unknown scope "${scope}"${didYouMean(scope, known)}`);
         }
       }
     },
@@ -907,56 +910,56 @@ const CROSS_CHECKS: readonly CrossCheck[] = [
   {
     // A plan whose keys may carry no scope, where every key needs one: no key could be made on it.
     reads: [['keys', 'requireScopes'], ['scopes'], PLAN_SCOPES],
-    run(config, ctx) {
+    run(config, report) {
       if (!config.keys.requireScopes) return;
       for (const [id, plan] of Object.entries(config.plans)) {
         if ((plan.scopes ?? config.scopes).length > 0) continue;
         const where = plan.scopes ? 'its scopes list is empty' : 'neither it nor the profile lists any scopes';
-        ctx.addIssue({ code: 'custom', path: ['keys', 'requireScopes'], message: `every key needs a scope, but plan "${id}" allows none (${where}), so no key could be created on it` });
+        report(['keys', 'requireScopes'], `every key needs a scope, but plan "${id}" allows none (${where}), so no key could be created on it`);
       }
     },
   },
   {
     // Messages are sent as written, but for the placeholders a reason fills in.
     reads: [['errors', 'reasons', EACH, 'message']],
-    run(config, ctx) {
+    run(config, report) {
       for (const [reason, rendering] of Object.entries(config.errors.reasons)) {
         const allowed = MESSAGE_PLACEHOLDERS[reason as DenialReason] ?? [];
         for (const [placeholder, name] of rendering?.message?.matchAll(MESSAGE_PLACEHOLDER) ?? []) {
           if (allowed.includes(placeholderName(name as string))) continue;
           const only = allowed.length > 0 ? `this message may hold ${allowed.map((n) => `{{${n}}}`).join(', ')}` : 'nothing is filled in in this message';
-          ctx.addIssue({ code: 'custom', path: ['errors', 'reasons', reason, 'message'], message: `${placeholder} would be sent as written: ${only}` });
+          report(['errors', 'reasons', reason, 'message'], `${placeholder} would be sent as written: ${only}`);
         }
       }
     },
   },
   {
     reads: [['builtins', EACH, 'body'], METER_NAMES],
-    run(config, ctx) {
+    run(config, report) {
       const meterNames = meterNamesOf(config);
       config.builtins.forEach((builtin, i) => {
-        for (const message of templateProblems(builtin.body, meterNames)) ctx.addIssue({ code: 'custom', path: ['builtins', i, 'body'], message });
+        for (const message of templateProblems(builtin.body, meterNames)) report(['builtins', i, 'body'], message);
       });
     },
   },
   {
     reads: [['keys', 'prefix', 'test'], ['keys', 'prefix', 'live']],
-    run(config, ctx) {
+    run(config, report) {
       if (config.keys.prefix.test !== undefined && config.keys.prefix.test === config.keys.prefix.live) {
-        ctx.addIssue({ code: 'custom', path: ['keys', 'prefix', 'test'], message: 'the test prefix must differ from the live prefix' });
+        report(['keys', 'prefix', 'test'], 'the test prefix must differ from the live prefix');
       }
     },
   },
   {
     // Only requests under basePath reach the pipeline (compared ignoring case where routes are matched so).
     reads: [['upstream', 'caseSensitivePaths'], ['basePath'], ['routes', EACH, 'path'], ['builtins', EACH, 'path']],
-    run(config, ctx) {
+    run(config, report) {
       const caseOf = config.upstream.caseSensitivePaths ? (path: string) => path : (path: string) => path.toLowerCase();
       const base = caseOf(config.basePath.replace(/\/$/, ''));
       for (const field of ['routes', 'builtins'] as const) {
         config[field].forEach((route, i) => {
           if (base.startsWith('/') && !reachableUnder(caseOf(route.path), base)) {
-            ctx.addIssue({ code: 'custom', path: [field, i, 'path'], message: `"${route.path}" is outside basePath "${config.basePath}": no request can reach it` });
+            report([field, i, 'path'], `"${route.path}" is outside basePath "${config.basePath}": no request can reach it`);
           }
         });
       }
@@ -966,12 +969,12 @@ const CROSS_CHECKS: readonly CrossCheck[] = [
     // Two routes for the same requests, or a pattern the router cannot take.
     // The table also reads each route's scopes (whether every route requires some).
     reads: [['upstream', 'caseSensitivePaths'], ['routes', EACH, 'method'], ['routes', EACH, 'path'], ['routes', EACH, 'scopes'], ['builtins', EACH, 'method'], ['builtins', EACH, 'path'], ['builtins', EACH, 'scopes']],
-    run(config, ctx) {
+    run(config, report) {
       try {
         profileRouteTable(config);
       } catch (error) {
         if (!(error instanceof RouteTableError)) throw error;
-        ctx.addIssue({ code: 'custom', path: error.at, message: error.message });
+        report(error.at, error.message);
       }
     },
   },
@@ -983,7 +986,11 @@ export const configSchema = profileSections
     (config, ctx) => {
       // The sections' own problems, before any check adds its own.
       const found = [...ctx.issues];
-      for (const check of CROSS_CHECKS) if (!unsoundRead(found, check.reads)) check.run(config, ctx);
+      for (const check of CROSS_CHECKS) {
+        if (unsoundRead(found, check.reads)) continue;
+        // What it read goes with each problem: the loader drops one that reads a field the file gives twice.
+        check.run(config, (path, message) => ctx.addIssue({ code: 'custom', path, message, params: withReads(check.reads) }));
+      }
     },
     { when: () => true },
   )

@@ -62,3 +62,24 @@ function spoils(issue: FoundIssue, read: FieldPath): boolean {
   if (at.length < read.length) return issue.continue !== true || read[at.length] === EACH;
   return at.length === read.length || !namesOnly;
 }
+
+/** A problem's params that say which fields the check that found it read. */
+export function withReads(reads: readonly FieldPath[]): { reads: readonly FieldPath[] } {
+  return { reads };
+}
+
+/** The fields read by the check between sections that found `issue`; undefined for a section's own problem. */
+export function readsOf(issue: z.core.$ZodIssue): readonly FieldPath[] | undefined {
+  return issue.code === 'custom' ? (issue.params as { reads?: readonly FieldPath[] } | undefined)?.reads : undefined;
+}
+
+/**
+ * Whether a problem found between sections read one of `fields` (or a field inside one):
+ * fields the file gives twice, whose value is either of the two.
+ */
+export function readAny(reads: readonly FieldPath[], fields: readonly (readonly PropertyKey[])[]): boolean {
+  return unsoundRead(
+    fields.map((at) => ({ code: 'custom', path: [...at], input: undefined, message: '' })),
+    reads,
+  );
+}
