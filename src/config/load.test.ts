@@ -251,6 +251,32 @@ describe('keygate.yaml validation', () => {
     ]);
   });
 
+  it('says a mapping\'s checks of its fields together beside a problem of another of its fields (upstream, a cost, errors, keys)', () => {
+    const text = [
+      'upstream: {url: "localhost:4000", connections: 10, maxInFlightPerAccount: 20}',
+      'errors: {envelope: problem, template: {error: "{{code}}"}, realm: "a\\"b"}',
+      'plans: {p: {meters: {units: {limit: 5}}}}',
+      'routes: [{path: /v1/x, cost: {meter: units, perRequest: 1, perRecord: 1, reserveRecords: 0}}]',
+      'keys: {format: hex, hexLength: 7, imported: {prefix: {test: rk_test_}, alphabet: hex, length: 4}}',
+    ].join('\n');
+    expect(problems(text)).toEqual([
+      'upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "localhost:4000"',
+      'upstream.maxInFlightPerAccount: at most upstream.connections (one account cannot have more requests in flight than the pool has connections)',
+      'keys.hexLength: expected at least 32, got 7',
+      'keys.imported.length: at least 8 characters (got 4)',
+      'keys.imported.prefix.test: this profile has no test keys (format: hex), so keys imported as test would never be accepted',
+      'errors.realm: expected printable ASCII without " or \\ (it is sent in the WWW-Authenticate header), got "a\\"b"',
+      'errors.template: a template shapes errors only with envelope: template (envelope is "problem")',
+      'routes[0].cost.reserveRecords: expected more than 0, got 0',
+      'routes[0].cost: give exactly one of perRequest or perRecord',
+      'routes[0].cost.records: perRecord needs records: { header } or { json }',
+    ]);
+    // A misspelt field such a check reads: it waits (perRequst may be the perRequest it misses).
+    expect(problems('upstream: {url: "http://a"}\nplans: {p: {meters: {units: {limit: 5}}}}\nroutes: [{path: /v1/x, cost: {meter: units, perRequst: 1}}]\n')).toEqual([
+      'routes[0].cost: unknown field "perRequst" (did you mean "perRequest"?)',
+    ]);
+  });
+
   it('refuses a cost on a meter no plan defines', () => {
     const text = 'upstream: {url: "http://a"}\nroutes:\n  - {path: /v1/x, cost: {meter: credits, perRequest: 1}}\n';
     expect(problems(text)).toEqual(['routes[0].cost.meter: no plan defines meter "credits"']);

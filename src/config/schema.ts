@@ -15,7 +15,7 @@ import { didYouMean } from './closest-name.js';
 import { importedLengthRange } from '../keys/format.js';
 import { repeatedWindow, repeatedWindowWhy } from '../limits/repeated-windows.js';
 import { MAX_AMOUNT, tooLarge } from './amounts.js';
-import { EACH, unsoundRead, withReads, type FieldPath } from './sound-fields.js';
+import { EACH, unsoundRead, whenSound, withReads, type FieldPath } from './sound-fields.js';
 
 const MAX_DURATION_DAYS = 36_500;
 const MAX_DURATION_MS = MAX_DURATION_DAYS * DAY_MS;
@@ -292,10 +292,12 @@ export const costSchema = z
   .strict()
   .refine((c) => (c.perRequest === undefined) !== (c.perRecord === undefined), {
     message: 'give exactly one of perRequest or perRecord',
+    ...whenSound(['perRequest'], ['perRecord']),
   })
   .refine((c) => c.perRecord === undefined || c.records !== undefined, {
     message: 'perRecord needs records: { header } or { json }',
     path: ['records'],
+    ...whenSound(['perRecord'], ['records']),
   });
 
 /**
@@ -438,7 +440,7 @@ const dialect = z
       ctx.addIssue({ code: 'custom', path: ['template'], message: `a template shapes errors only with envelope: template (envelope is "${errors.envelope}")` });
     }
     for (const { path, message } of errorTemplateProblems(errors.template)) ctx.addIssue({ code: 'custom', path: ['template', ...path], message });
-  });
+  }, whenSound(['envelope'], ['template']));
 
 /** A prefix of keys issued before keygate: `-` too, which some APIs' keys hold (`trk-`). */
 const importedPrefix = z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only, such as "rk_live_"');
@@ -464,7 +466,7 @@ const importedKeys = z
     if (min < least) ctx.addIssue({ code: 'custom', path: ['length'], message: `at least ${least} characters${bare ? ' for keys without a prefix' : ''} (got ${min})` });
     if (max > 256) ctx.addIssue({ code: 'custom', path: ['length'], message: `at most 256 characters (got ${max})` });
     if (min > max) ctx.addIssue({ code: 'custom', path: ['length'], message: `min (${min}) is above max (${max})` });
-  });
+  }, whenSound(['length'], ['prefix', 'live'], ['prefix', 'test']));
 
 const keyFormat = z
   .object({
@@ -508,7 +510,7 @@ const keyFormat = z
     if (keys.imported?.prefix.test !== undefined && (keys.format === 'hex' || keys.prefix.test === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['imported', 'prefix', 'test'], message: `this profile has no test keys (${keys.format === 'hex' ? 'format: hex' : 'no keys.prefix.test'}), so keys imported as test would never be accepted` });
     }
-  });
+  }, whenSound(['imported', 'prefix', 'test'], ['format'], ['prefix', 'test']));
 
 /** Whether a route pattern can match some path under `base` (`/v1/x`, or `/*`, `/:version/x`). */
 function reachableUnder(pattern: string, base: string): boolean {
@@ -632,11 +634,13 @@ const profileSections = z
       })
       .strict()
       .refine((upstream) => upstream.maxInFlightPerAccount === undefined || upstream.maxInFlightPerAccount <= upstream.connections, {
+        ...whenSound(['maxInFlightPerAccount'], ['connections']),
         path: ['maxInFlightPerAccount'],
         error: 'at most upstream.connections (one account cannot have more requests in flight than the pool has connections)',
       })
       // Port 0: keygate chooses a free one for the command it starts, and tells it in PORT.
       .refine((upstream) => upstream.spawn !== undefined || !URL.canParse(upstream.url) || new URL(upstream.url).port !== '0', {
+        ...whenSound(['spawn'], ['url']),
         path: ['url'],
         error: 'port 0 (any free port) only with upstream.spawn, which keygate then tells the port it chose; give the port the upstream listens on',
       }),

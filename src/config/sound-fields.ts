@@ -83,3 +83,12 @@ export function readAny(reads: readonly FieldPath[], fields: readonly (readonly 
     reads,
   );
 }
+
+/**
+ * zod's `when` for a refinement of one mapping that reads `fields` of it (paths from that
+ * mapping): it runs whenever they are sound, whatever else in the mapping is wrong (zod
+ * would skip it for any field that failed to parse).
+ */
+export function whenSound(...fields: FieldPath[]): { when: (payload: z.core.ParsePayload) => boolean } {
+  return { when: (payload) => !unsoundRead(payload.issues, fields) };
+}
