@@ -10,7 +10,7 @@ export const UNREADABLE = 'cannot read the file';
  * One problem of a profile, as `keygate check --json` gives it to scripts. `field`: where
  * it is, as a path (`plans.free.rateLimits[0].window`); `""` for the profile's top level
  * (a field it does not take); null for the file as a whole (it could not be read, or is
- * not YAML). `message`: what is wrong, without the path.
+ * not YAML, or nested too deeply to be read). `message`: what is wrong, without the path.
  */
 export interface ConfigProblem {
   field: string | null;
