@@ -22,7 +22,7 @@ describe('the five example profiles', () => {
     const upstreamFile = path.join(EXAMPLES_DIR, name, 'upstream.mjs');
     expect(existsSync(upstreamFile)).toBe(true);
     const upstream = (await import(pathToFileURL(upstreamFile).href)) as { DEFAULT_PORT: number };
-    const url = new URL(config.upstream.url);
+    const url = new URL(config.upstream.url ?? 'no upstream.url');
     expect(url.hostname).toBe('127.0.0.1');
     expect(Number(url.port)).toBe(upstream.DEFAULT_PORT);
     for (const host of [config.listen.host, config.admin.listen.host, config.dashboard.listen.host]) expect(host).toBe('127.0.0.1');
@@ -40,7 +40,7 @@ describe('the five example profiles', () => {
   it('no two examples share a port (gateway, admin, dashboard, upstream)', () => {
     const ports = EXAMPLES.flatMap((name) => {
       const { config } = loadConfigFile(profileFile(name));
-      return [config.listen.port, config.admin.listen.port, config.dashboard.listen.port, Number(new URL(config.upstream.url).port)];
+      return [config.listen.port, config.admin.listen.port, config.dashboard.listen.port, Number(new URL(config.upstream.url ?? 'no upstream.url').port)];
     });
     expect(new Set(ports).size).toBe(ports.length);
     expect(ports.every((port) => port >= 1024)).toBe(true);

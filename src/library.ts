@@ -119,7 +119,7 @@ export interface Keygate {
 
 /** Said when `createKeygate` or `reload` is given something else than a loaded profile (plain JavaScript: TypeScript refuses it). */
 const notALoadedProfile = (call: 'createKeygate' | 'reload') =>
-  `${call} takes a loaded profile, { config, file, dir }, as loadConfigFile('keygate.yaml') answers it; for a profile written in code: ${call}({ config: parseConfigObject({ upstream: { url: '…' }, … }), file: 'inline', dir: process.cwd() })`;
+  `${call} takes a loaded profile, { config, file, dir }, as loadConfigFile('keygate.yaml') answers it; for a profile written in code: ${call}({ config: parseConfigObject({ plans: …, routes: … }), file: 'inline', dir: process.cwd() })`;
 
 /**
  * Whether `loaded` holds a profile as the schema answers it (defaults filled in): a bare

@@ -304,7 +304,22 @@ const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> =
   EACCES: { why: 'this process may not listen on that port (ports under 1024 need privileges)', field: 'port' },
 };
 
+/**
+ * What serving needs of a profile beyond the schema: `upstream.url`, where the gateway
+ * forwards. The schema takes a profile without it, for the library, which forwards
+ * nothing; serve refuses one as it refuses a bad profile, naming the field.
+ */
+function requireUpstreamUrl({ config, file }: LoadedConfig): string {
+  if (config.upstream.url !== undefined) return config.upstream.url;
+  throw new ConfigError(
+    file,
+    [{ field: 'upstream.url', message: 'required to serve: the gateway forwards the requests it admits there (e.g. http://127.0.0.1:4000); a profile without it is for keygate as a library (createKeygate), which forwards nothing' }],
+    'cannot be served without upstream.url',
+  );
+}
+
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
+  const upstreamUrl = requireUpstreamUrl(loaded);
   const { config } = loaded;
   /** The gateway's request lines go here as they are: each names its process in its `reqId`. */
   const requestLog = options.log ?? createLog({ level: config.log.level, bufferSize: config.log.bufferSize });
@@ -412,7 +427,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
         gateway: gatewayUrl,
         admin: adminUrl,
         dashboard: dashboardUrl,
-        upstream: redactUrl(rt.config.upstream.url),
+        upstream: redactUrl(upstream?.url ?? upstreamUrl),
         store: redactUrl(config.store),
         counters: redactUrl(config.counters),
         status: health.status,
@@ -421,7 +436,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       servingMessage(health),
     );
     // One spawned here is already listening.
-    if (!upstream) void warnIfUpstreamDown(config.upstream.url, log);
+    if (!upstream) void warnIfUpstreamDown(upstreamUrl, log);
 
     let closing: Promise<void> | undefined;
     /** Ends the readiness delay early, while it lasts. */
@@ -429,7 +444,9 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     const reloadFrom = async (next: LoadedConfig | undefined) => {
       try {
         if (closing) throw new Error('keygate is stopping');
-        const changed = await rt.reload(withGivenPorts(withUpstream(next ?? loadConfigFile(loaded.file)), rt.config, options.ports));
+        const profile = next ?? loadConfigFile(loaded.file);
+        requireUpstreamUrl(profile);
+        const changed = await rt.reload(withGivenPorts(withUpstream(profile), rt.config, options.ports));
         digest = profileDigest(rt.config, RELOADABLE);
         metrics.reload('applied');
         if (changed.length === 0) log.info({ file: loaded.file, digest }, 'profile reloaded: nothing changed');

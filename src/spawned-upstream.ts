@@ -64,7 +64,8 @@ export function restartDelay(attempt: number): number {
 export async function startUpstream(loaded: LoadedConfig, log: Log): Promise<SpawnedUpstream> {
   const spawnCommand = loaded.config.upstream.spawn as [string, ...string[]];
   const [command, ...args] = spawnCommand;
-  const url = new URL(loaded.config.upstream.url);
+  // The schema requires upstream.url with upstream.spawn.
+  const url = new URL(loaded.config.upstream.url as string);
   const { host } = upstreamAddress(url);
   // Port 0: keygate chooses (see startOnChosenPort); else the profile's.
   const choosesPort = url.port === '0';

@@ -840,7 +840,7 @@ describe('keygate CLI with a running gateway', () => {
 describe('keygate refuses bad profiles, naming the field', () => {
   const dir = tempDir('cli-bad');
   const cases: [string, string, string][] = [
-    ['no upstream', 'name: x\n', 'upstream: required'],
+    ['spawn without upstream.url', 'upstream: {spawn: [node, upstream.js]}\n', 'upstream.url: required with upstream.spawn'],
     ['bad port', 'upstream: {url: "http://127.0.0.1:1"}\nlisten: {port: 99999}\n', 'listen.port: expected at most 65535, got 99999'],
     ['typo in a field', 'upstream: {url: "http://127.0.0.1:1"}\nplans: {free: {apiAcess: false}}\n', 'plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'],
     ['bad envelope', 'upstream: {url: "http://127.0.0.1:1"}\nerrors: {envelope: soap}\n', 'errors.envelope: expected one of'],
@@ -854,6 +854,24 @@ describe('keygate refuses bad profiles, naming the field', () => {
     const failed = startFailure(await runCli(['serve', '--config', file]));
     expect([failed.code, failed.msg, failed.stderr]).toEqual([2, `keygate could not start: ${file}: invalid configuration`, '']);
     expect(failed.problems?.join('\n')).toContain(expected);
+  });
+
+  it('check passes a profile without upstream.url (the library\'s) and says serve refuses it; serve refuses it as a bad profile, naming upstream.url and what it is for', async () => {
+    const file = path.join(dir, 'library-only.yaml');
+    writeFileSync(file, 'plans: {free: {}}\nroutes:\n  - {path: /v1/rows}\n');
+    const checked = await runCli(['check', '--config', file]);
+    expect([checked.code, checked.stdout, checked.stderr]).toEqual([0, `${file}: ok (1 plan, 1 route; no upstream.url: a profile for keygate as a library, which keygate serve refuses)\n`, '']);
+    const json = await runCli(['check', '--json', '--config', file]);
+    expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 1 }]);
+    const failed = startFailure(await runCli(['serve', '--config', file]));
+    expect(failed).toEqual({
+      code: 2,
+      msg: `keygate could not start: ${file}: cannot be served without upstream.url`,
+      problems: [
+        'upstream.url: required to serve: the gateway forwards the requests it admits there (e.g. http://127.0.0.1:4000); a profile without it is for keygate as a library (createKeygate), which forwards nothing',
+      ],
+      stderr: '',
+    });
   });
 
   it('names a field given twice (a plan, a route\'s path) with both lines, and says what to do, rather than only YAML\'s "Map keys must be unique"', async () => {

@@ -7,7 +7,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, createKeygate, DatabaseInUseError, parseConfigObject, type CheckAdmitted, type CheckRequest, type Keygate, type LoadedConfig } from '../src/index.js';
+import { ConfigError, createKeygate, DatabaseInUseError, parseConfigObject, serve, type CheckAdmitted, type CheckRequest, type Keygate, type LoadedConfig } from '../src/index.js';
 import { createAccount } from '../src/operations/accounts.js';
 import { updateAccount } from '../src/index.js';
 import { createKey, revokeKey } from '../src/operations/keys.js';
@@ -44,7 +44,6 @@ describe('keygate as a library', () => {
 
   beforeAll(async () => {
     const config = parseConfigObject({
-      upstream: { url: 'http://127.0.0.1:1' }, // never used in process
       store: `sqlite:${path.join(dir, 'k.db')}`,
       keys: { prefix: { live: 'sk_live_' } },
       errors: { envelope: 'error', reasons: { missing_key: { message: 'Missing API key', reasonPhrase: 'Key required' } } },
@@ -511,6 +510,51 @@ describe('keygate as a library, given a count of records that is not one', () =>
   });
 });
 
+describe('keygate as a library, with a profile without upstream (nothing is forwarded in process)', () => {
+  const dir = tempDir('library-no-upstream');
+
+  it('checks, charges and refuses over a real API, while serve refuses the profile, naming upstream.url', async () => {
+    const config = parseConfigObject({
+      store: `sqlite:${path.join(dir, 'k.db')}`,
+      errors: { envelope: 'message' },
+      plans: { free: { meters: { credits: { limit: 4 } } } },
+      routes: [{ method: 'GET', path: '/rows', cost: { meter: 'credits', perRequest: 2 } }],
+    });
+    const gate = await createKeygate({ config, file: 'inline', dir });
+    const { server, url } = await serveThrough(gate, async (res, admitted) => {
+      res.writeHead(200, { 'content-type': 'application/json', ...admitted.headers }).end(JSON.stringify({ account: admitted.identity.account.name }));
+      await admitted.settle(200);
+    });
+    try {
+      const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+      const { secret } = await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test');
+      const unkeyed = await fetch(`${url}/rows`);
+      expect([unkeyed.status, await unkeyed.json()]).toEqual([401, { message: expect.any(String) }]);
+      const get = () => fetch(`${url}/rows`, { headers: { authorization: `Bearer ${secret}` } });
+      for (let i = 0; i < 2; i++) {
+        const admitted = await get();
+        expect([admitted.status, await admitted.json()]).toEqual([200, { account: 'Acme' }]);
+      }
+      // 4 credits, 2 a request: the third finds none left.
+      expect((await get()).status).toBe(402);
+
+      const refused = await serve({ config, file: 'inline', dir }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(ConfigError);
+      expect((refused as ConfigError).message).toBe(
+        'inline: cannot be served without upstream.url\n' +
+          '  - upstream.url: required to serve: the gateway forwards the requests it admits there (e.g. http://127.0.0.1:4000); a profile without it is for keygate as a library (createKeygate), which forwards nothing',
+      );
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await gate.close();
+    }
+  });
+});
+
 describe('keygate as a library, given something else than a loaded profile', () => {
   const dir = tempDir('library-profile');
 
@@ -659,7 +703,6 @@ describe('keygate as a library, with auth.unknownKeys', () => {
 
   it('counts unknown keys by the remoteAddress check is given (X-Forwarded-For only from a trusted proxy), and none without one', async () => {
     const config = parseConfigObject({
-      upstream: { url: 'http://127.0.0.1:1' }, // never used in process
       store: `sqlite:${path.join(dir, 'k.db')}`,
       trustedProxies: ['10.0.0.1'],
       auth: { unknownKeys: { limit: 2, window: '1m', block: '10m' } },

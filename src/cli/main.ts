@@ -529,7 +529,10 @@ export function buildCli(): Command {
         ...(weakKeys ? [profileOps.describeWeakImportedKeys(weakKeys, profile.auth.unknownKeys !== undefined)] : []),
       ];
       print(json, { file: config, ok: true, plans, routes, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
-        [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, ...warnings.map((warning) => `warning: ${warning}`)].join('\n'),
+        [
+          `${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')}${profile.upstream.url === undefined ? '; no upstream.url: a profile for keygate as a library, which keygate serve refuses' : ''})`,
+          ...warnings.map((warning) => `warning: ${warning}`),
+        ].join('\n'),
       );
     });
 

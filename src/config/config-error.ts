@@ -30,14 +30,18 @@ export class ConfigError extends Error {
   /** The same problems, each as its field and its message. */
   readonly problemsByField: readonly ConfigProblem[];
 
-  /** `problems`: a line given as text is about the file as a whole (no field). */
+  /**
+   * `problems`: a line given as text is about the file as a whole (no field). `headline`:
+   * for a profile that is valid but not for this use (one `keygate serve` cannot run).
+   */
   constructor(
     readonly file: string,
     problems: readonly (ConfigProblem | string)[],
+    headline?: string,
   ) {
     const byField = problems.map((p) => (typeof p === 'string' ? { field: null, message: p } : p));
     const lines = byField.map(problemLine);
-    const headline = lines.length > 0 && lines.every((p) => p.startsWith(UNREADABLE)) ? 'cannot read the profile' : 'invalid configuration';
+    headline ??= lines.length > 0 && lines.every((p) => p.startsWith(UNREADABLE)) ? 'cannot read the profile' : 'invalid configuration';
     super(`${file}: ${headline}\n${lines.map((p) => `  - ${p}`).join('\n')}`);
     this.headline = headline;
     this.problems = lines;

@@ -14,7 +14,7 @@ function problems(text: string): string[] {
 }
 
 describe('keygate.yaml validation', () => {
-  it('needs only the upstream; everything else has a default', () => {
+  it('gives every field but upstream.url a default', () => {
     const config = parseConfigText('upstream:\n  url: http://127.0.0.1:4000\n');
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 8080, maxHeaderSize: 15 * 1024, keepAliveTimeout: 72_000 });
     expect(config.shutdown).toEqual({ readinessDelay: 0, drainTimeout: 10_000 });
@@ -85,8 +85,20 @@ describe('keygate.yaml validation', () => {
     expect(config.plans.pro?.rateLimits.map((rl) => `${rl.limit}/${rl.window}/${rl.scope}`)).toEqual(['10/1000/key', '50/1000/account']);
   });
 
-  it('names the missing upstream', () => {
-    expect(problems('name: x\n')).toEqual(['upstream: required (expected a mapping)']);
+  it('takes a profile without upstream.url, for the library (serve refuses it: test/cli.test.ts), and the upstream fields keep their defaults', () => {
+    const config = parseConfigText('name: x\n');
+    expect(config.upstream).toEqual({ timeout: 30_000, caseSensitivePaths: true, connections: 128 });
+    expect(parseConfigText('upstream: {connections: 8, caseSensitivePaths: false}\n').upstream).toMatchObject({ connections: 8, caseSensitivePaths: false });
+    expect(problems('upstream: {connections: 2, maxInFlightPerAccount: 3}\n')).toEqual([
+      'upstream.maxInFlightPerAccount: at most upstream.connections (one account cannot have more requests in flight than the pool has connections)',
+    ]);
+  });
+
+  it('names upstream.url where upstream.spawn is given without it (the command listens there)', () => {
+    expect(problems('upstream: {spawn: [node, upstream.js]}\n')).toEqual([
+      'upstream.url: required with upstream.spawn: where the command keygate starts listens, and requests are forwarded (port 0: any free port, told to it in PORT)',
+    ]);
+    expect(parseConfigText('upstream: {url: "http://127.0.0.1:0", spawn: [node, upstream.js]}\n').upstream).toMatchObject({ url: 'http://127.0.0.1:0', spawn: ['node', 'upstream.js'] });
   });
 
   it('names the field and what was expected for a mistyped upstream, path or period (no bare "Invalid URL")', () => {
@@ -383,10 +395,13 @@ describe('keygate.yaml validation', () => {
     const schema = configJsonSchema() as { properties: Record<string, unknown>; required?: string[] };
     // title is optional, described for an editor to show, and its default is said there (it follows name).
     expect(schema.properties.title).toMatchObject({ type: 'string', description: expect.stringContaining('Default: name with each word capitalised') });
-    expect(schema.required).not.toContain('title');
+    expect(schema.required ?? []).not.toContain('title');
     expect(schema.properties).toHaveProperty('upstream');
     expect(schema.properties).toHaveProperty('plans');
-    expect(schema.required).toContain('upstream');
+    // Nothing is required: upstream.url, the last field without a default, only by keygate serve.
+    expect(schema.required).toBeUndefined();
+    expect(schema.properties.upstream).toMatchObject({ default: {} });
+    expect(schema.properties.upstream).not.toHaveProperty('required');
     // Only standard JSON Schema (a strict validator refused zod's own "starts_with" format),
     // and the methods a route takes, for an editor to offer.
     const text = JSON.stringify(schema);

@@ -1,7 +1,8 @@
 /**
  * The one schema for keygate.yaml. It validates the file at start-up, gives every other
  * module its TypeScript types (`Config`, `Plan`, `Route`, ...) and is exported as JSON
- * Schema for editors (`keygate schema`). Everything but `upstream.url` has a default.
+ * Schema for editors (`keygate schema`). Every field is optional: all but `upstream.url`
+ * have a default, and that one only `keygate serve` needs (the library forwards nothing).
  */
 import { isIPv6 } from 'node:net';
 import { isAddressRange } from '../gateway/trusted-proxies.js';
@@ -611,7 +612,8 @@ const profileSections = z
             (url) => !URL.canParse(url) || (new URL(url).username === '' && new URL(url).password === ''),
             'a user or password here is never sent to the upstream (keygate sends no credentials of its own upstream): remove it, and let the upstream trust keygate by its address',
           )
-          .describe('Where admitted requests go, e.g. http://127.0.0.1:4000.'),
+          .optional()
+          .describe('Where admitted requests go, e.g. http://127.0.0.1:4000. Needed by keygate serve; a profile without it is for the library (createKeygate), which forwards nothing.'),
         timeout: positiveDuration.prefault('30s'),
         caseSensitivePaths: z
           .boolean()
@@ -639,11 +641,17 @@ const profileSections = z
         error: 'at most upstream.connections (one account cannot have more requests in flight than the pool has connections)',
       })
       // Port 0: keygate chooses a free one for the command it starts, and tells it in PORT.
-      .refine((upstream) => upstream.spawn !== undefined || !URL.canParse(upstream.url) || new URL(upstream.url).port !== '0', {
+      .refine((upstream) => upstream.spawn !== undefined || upstream.url === undefined || !URL.canParse(upstream.url) || new URL(upstream.url).port !== '0', {
         ...whenSound(['spawn'], ['url']),
         path: ['url'],
         error: 'port 0 (any free port) only with upstream.spawn, which keygate then tells the port it chose; give the port the upstream listens on',
-      }),
+      })
+      .refine((upstream) => upstream.spawn === undefined || upstream.url !== undefined, {
+        ...whenSound(['spawn'], ['url']),
+        path: ['url'],
+        error: 'required with upstream.spawn: where the command keygate starts listens, and requests are forwarded (port 0: any free port, told to it in PORT)',
+      })
+      .prefault({}),
     store: z
       .string()
       .default('sqlite:./data/keygate.db')

@@ -158,6 +158,8 @@ interface Upstream {
   gaugeByHeader: Map<string, string> | undefined;
   /** Writes the warning for a failed upstream request, at most once every FAILURE_LOG_INTERVAL_MS. */
   logFailure: ReturnType<typeof oncePer>;
+  /** upstream.url, passwords masked, for those warnings (a reload does not change it). */
+  redactedUrl: string;
 }
 
 /**
@@ -180,7 +182,10 @@ const IN_FLIGHT_SWEEP_AT = 10_000;
 
 export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const { config } = rt;
-  const pool = new Pool(config.upstream.url, {
+  // serve refuses a profile without one before it builds the gateway (a library's profile may have none).
+  const url = config.upstream.url;
+  if (url === undefined) throw new Error('the gateway forwards to upstream.url, and the profile has none');
+  const pool = new Pool(url, {
     connections: config.upstream.connections,
     pipelining: 1,
     keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
@@ -192,6 +197,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     hooks,
     gaugeByHeader: Object.keys(config.gauges).length > 0 ? new Map(Object.entries(config.gauges).map(([meter, g]) => [g.header.toLowerCase(), meter])) : undefined,
     logFailure: oncePer(FAILURE_LOG_INTERVAL_MS),
+    redactedUrl: redactUrl(url),
   };
   // One account cannot take every connection of the pool (with slow uploads, say, or a
   // slow endpoint): the others' requests would wait behind its own, however few they are.
@@ -526,7 +532,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const code = (error as { code?: string }).code;
-    this.upstream.logFailure((more) => rt.log.warn({ ...this.logContext(), error: { message: error.message, code }, upstream: redactUrl(rt.config.upstream.url), ...more }, 'upstream request failed'));
+    this.upstream.logFailure((more) => rt.log.warn({ ...this.logContext(), error: { message: error.message, code }, upstream: this.upstream.redactedUrl, ...more }, 'upstream request failed'));
     if (code !== undefined && TIMEOUT_CODES.has(code)) hooks.onUpstreamError(this.request, this.reply, deny('upstream_timeout'), this.identity, 'upstream_timeout');
     else hooks.onUpstreamError(this.request, this.reply, upstreamUnavailable(rt), this.identity, 'upstream_unavailable');
   }
