@@ -61,7 +61,7 @@ function code(cell: string): string {
 const EXAMPLES = readdirSync(path.join(ROOT, 'examples')).filter((name) => existsSync(path.join(ROOT, 'examples', name, 'keygate.yaml')));
 
 describe('docs/quick-reference.md: keygate.yaml', () => {
-  type Schema = { type?: string; default?: unknown; properties?: Record<string, Schema>; additionalProperties?: Schema | boolean; items?: Schema; anyOf?: Schema[]; oneOf?: Schema[]; pattern?: string };
+  type Schema = { type?: string; default?: unknown; required?: string[]; properties?: Record<string, Schema>; additionalProperties?: Schema | boolean; items?: Schema; anyOf?: Schema[]; oneOf?: Schema[]; pattern?: string };
   const schema = configJsonSchema() as Schema;
   const rows = tableUnder(page, 'keygate.yaml');
   const fields = rows.map((row) => code(row[0] as string));
@@ -95,6 +95,18 @@ describe('docs/quick-reference.md: keygate.yaml', () => {
       if (declared === undefined || (typeof declared === 'object' && declared !== null && !Array.isArray(declared) && Object.keys(declared).length === 0)) return [];
       const shown = /^`([^`]+)`/.exec(cell)?.[1];
       return shown !== undefined && JSON.stringify(parseYaml(shown)) === JSON.stringify(declared) ? [] : [`${field}: the schema's default is ${JSON.stringify(declared)}, the page says "${cell}"`];
+    });
+    expect(wrong).toEqual([]);
+  });
+
+  it('says "required" where the schema requires the field, and only there', () => {
+    const wrong = rows.flatMap((row) => {
+      const segments = code(row[0] as string).split('.');
+      const name = (segments.pop() as string).replace(/\[\]$/, '');
+      const parent = segments.length === 0 ? schema : fieldSchema(segments.join('.'));
+      const required = parent?.required?.includes(name) ?? false;
+      const says = (row[2] as string).startsWith('required');
+      return required === says ? [] : [`${row[0]}: ${required ? 'required' : 'optional'} in the schema, the page says "${row[2]}"`];
     });
     expect(wrong).toEqual([]);
   });
