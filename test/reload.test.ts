@@ -317,4 +317,30 @@ describe('a profile a reload refuses', () => {
       await kg.close();
     }
   });
+
+  it('names upstream.url when the profile read again has none (a profile for the library), as a start would', async () => {
+    const dir = tempDir('reload-no-upstream');
+    const file = path.join(dir, 'keygate.yaml');
+    const rest = `store: sqlite:${path.join(dir, 'keygate.db')}\ndashboard:\n  enabled: false\n`;
+    writeFileSync(file, `upstream:\n  url: http://127.0.0.1:1\n${rest}`);
+    const logs = new LogCapture();
+    const kg = await serve(loadConfigFile(file), { log: createLog({ level: 'info', destination: logs }), adminToken: ADMIN_TOKEN, ports: { gateway: 0, admin: 0, dashboard: 0 } });
+    try {
+      writeFileSync(file, rest);
+      await expect(kg.reload()).rejects.toThrow(ConfigError);
+      const refused = logs.lines.map((line) => JSON.parse(line) as { level: number; msg: string; problems?: string[] }).filter((line) => line.msg.startsWith('profile not reloaded'));
+      expect(refused).toEqual([
+        expect.objectContaining({
+          level: 50,
+          msg: `profile not reloaded, the one in use stays: ${file}: cannot be served without upstream.url`,
+          problems: [
+            'upstream.url: required to serve: the gateway forwards the requests it admits there (e.g. http://127.0.0.1:4000); a profile without it is for keygate as a library (createKeygate), which forwards nothing',
+          ],
+        }),
+      ]);
+      expect(kg.runtime.config.upstream.url).toBe('http://127.0.0.1:1');
+    } finally {
+      await kg.close();
+    }
+  });
 });
