@@ -145,3 +145,25 @@ describe('admin API access log: client address and the switch', () => {
     }
   });
 });
+
+describe('admin API access log: checks over HTTP follow log.requests', () => {
+  it('POST /v1/check and its settle are logged as admin requests while log.requests is on, and not while it is off (log.adminRequests on)', async () => {
+    for (const requests of [true, false]) {
+      const kg = await startKeygate({ ...PROFILE, log: { requests, adminRequests: true } }, { dir: tempDir('admin-access-log-check') });
+      try {
+        const checked = await kg.admin('/v1/check', { method: 'POST', body: JSON.stringify({ method: 'GET', url: '/v1/data', headers: {} }) });
+        expect(checked.status).toBe(200);
+        expect(((await checked.json()) as { allowed: boolean }).allowed).toBe(false);
+        const settled = await kg.admin('/v1/check/chk_nothing/settle', { method: 'POST', body: JSON.stringify({ status: 200 }) });
+        await settled.text();
+        await (await kg.admin('/v1/plans')).text();
+        await kg.close();
+        expect(accessLines(kg).map((line) => `${line.method as string} ${line.target as string}`)).toEqual(
+          requests ? ['POST /v1/check', 'POST /v1/check/chk_nothing/settle', 'GET /v1/plans'] : ['GET /v1/plans'],
+        );
+      } finally {
+        await kg.close();
+      }
+    }
+  });
+});

@@ -35,12 +35,20 @@ export function adminClientOf(rt: Runtime): (request: FastifyRequest) => string 
   return (request) => clientAddress(request.raw.socket.remoteAddress, request.raw.headers['x-forwarded-for'], trusted);
 }
 
+/**
+ * The routes that check an API's own requests over HTTP (`POST /v1/check` and its settle):
+ * one or two per request a backend answers, so their lines follow `log.requests`, as the
+ * gateway's request lines do, and turning request lines off for their volume turns these off too.
+ */
+const CHECK_ROUTES = new Set(['/v1/check', '/v1/check/:id/settle']);
+
 /** Writes the line of each request once its answer is sent, refusals and 404s too (not one Node's HTTP parser refused: that never reaches Fastify). */
 export function registerAccessLog(app: FastifyInstance, rt: Runtime, clientOf: (request: FastifyRequest) => string): void {
   const log = rt.log.child({ component: 'admin' });
   app.addHook('onResponse', (request, reply, done) => {
-    // Read per request: a reload may turn it on or off.
-    if (rt.config.log.adminRequests) {
+    // Read per request: a reload may turn either on or off.
+    const { adminRequests, requests } = rt.config.log;
+    if (CHECK_ROUTES.has(request.routeOptions.url ?? '') ? requests : adminRequests) {
       log.info(
         {
           reqId: request.id,

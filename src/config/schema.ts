@@ -755,7 +755,7 @@ const profileSections = z
         adminRequests: z
           .boolean()
           .default(true)
-          .describe('One log line per admin API request (`component: "admin"`): client, method, target, status, ms and which token answered (`auth`), never the token or a body.'),
+          .describe('One log line per admin API request (`component: "admin"`): client, method, target, status, ms and which token answered (`auth`), never the token or a body. POST /v1/check and its settle follow log.requests instead.'),
         redactQuery: z
           .array(z.string().min(1, 'a parameter name, not empty'))
           .default([])
