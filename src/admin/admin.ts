@@ -83,20 +83,22 @@ const Account = z.object({
     .describe('The limits its keys are held to now: its own where it has them, else its plan\'s (as the RateLimit headers and usage give them)'),
   createdAt: z.string(),
 });
+/** One rate-limit window as a request gives it (an account's or a key's own); what its name and scope mean differs between the two. */
+function windowIn(nameMeans: string, scopeMeans: string) {
+  return z
+    .object({
+      name: z.string().optional().describe(nameMeans),
+      limit: amountNumber("a window's limit").describe(`Requests allowed in any rolling window (a whole number, from 1 to ${MAX_AMOUNT})`),
+      window: z.union([z.string(), z.number()]).describe('As the profile writes it: "1s", "10m", "1h" (a number: milliseconds)'),
+      scope: z.enum(['key', 'account']).optional().describe(scopeMeans),
+    })
+    .strict();
+}
 /** A change of an account's own limits: a JSON merge patch (a part left out stays; null: the plan's). */
 const LimitsChange = z
   .object({
     rateLimits: z
-      .array(
-        z
-          .object({
-            name: z.string().optional().describe('The policy name in the RateLimit headers; default e.g. "100-per-1s"'),
-            limit: amountNumber("a window's limit").describe(`Requests allowed in any rolling window (a whole number, from 1 to ${MAX_AMOUNT})`),
-            window: z.union([z.string(), z.number()]).describe('As the profile writes it: "1s", "10m", "1h" (a number: milliseconds)'),
-            scope: z.enum(['key', 'account']).optional().describe('Counted per key (default) or shared by the account\'s keys'),
-          })
-          .strict(),
-      )
+      .array(windowIn('The policy name in the RateLimit headers; default e.g. "100-per-1s"', "Counted per key (default) or shared by the account's keys"))
       .nullable()
       .optional()
       .describe("Windows in place of the plan's own rateLimits (all of them: give every window the account should have; each length once per scope, as the larger limit of two would never refuse a request); null: the plan's again"),
@@ -111,14 +113,10 @@ const LimitsChange = z
 /** A key's own windows as a request gives them (as an account's, but per key only). */
 const KeyWindowsIn = z
   .array(
-    z
-      .object({
-        name: z.string().optional().describe('The policy name in the RateLimit headers is "key-" and this; default "key-<limit>-per-<window>", e.g. "key-10-per-1m"'),
-        limit: amountNumber("a window's limit").describe(`Requests allowed in any rolling window (a whole number, from 1 to ${MAX_AMOUNT})`),
-        window: z.union([z.string(), z.number()]).describe('As the profile writes it: "1s", "10m", "1h" (a number: milliseconds)'),
-        scope: z.enum(['key', 'account']).optional().describe('Only "key" (the default): a window shared by the account\'s keys is the account\'s own limit, and is refused (400)'),
-      })
-      .strict(),
+    windowIn(
+      'The policy name in the RateLimit headers is "key-" and this; default "key-<limit>-per-<window>", e.g. "key-10-per-1m"',
+      'Only "key" (the default): a window shared by the account\'s keys is the account\'s own limit, and is refused (400)',
+    ),
   )
   .describe("The key's own rate-limit windows, applied on top of its account's (its plan's or its own, and a route's): all windows or none, so they can only lower what the key may send. Each length once; [] for none");
 /** A key's scopes as a request gives them; `which` says more of them. */
