@@ -274,9 +274,15 @@ export class ScriptBatcher {
     let failure: unknown;
     const sentAt = performance.now();
     try {
-      const pipeline = this.client.pipeline();
-      for (const { batched, keys, args } of commands) pipeline.evalsha(batched.script.sha, keys.length, ...keys, ...args);
-      results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+      if (commands.length === 1) {
+        // One command (the usual batch): sent as it is, without a pipeline's bookkeeping.
+        const { batched, keys, args } = commands[0] as (typeof commands)[0];
+        results = [await this.client.evalsha(batched.script.sha, keys.length, ...keys, ...args).then((reply): [null, unknown] => [null, reply], (error: Error): [Error, unknown] => [error, undefined])];
+      } else {
+        const pipeline = this.client.pipeline();
+        for (const { batched, keys, args } of commands) pipeline.evalsha(batched.script.sha, keys.length, ...keys, ...args);
+        results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+      }
     } catch (error) {
       failure = error;
     }
