@@ -194,3 +194,16 @@ export function cpuSeconds(pid) {
     return undefined;
   }
 }
+
+/**
+ * The machine's CPU time so far, all cores, in ticks: how much of it was idle (idle and
+ * iowait) and in all (/proc/stat). Undefined where there is no /proc.
+ */
+export function machineTicks() {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    return { idle: fields[3] + fields[4], total: fields.reduce((a, b) => a + b, 0) };
+  } catch {
+    return undefined;
+  }
+}

@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import Redis from 'ioredis';
-import { cpuSeconds, keygateProfile, machineInfo, REQUEST_PATH, startChild as startServer, UPSTREAM_BODY } from './common.js';
+import { cpuSeconds, keygateProfile, machineInfo, machineTicks, REQUEST_PATH, startChild as startServer, UPSTREAM_BODY } from './common.js';
 import { measureMemory } from './memory.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -53,6 +53,8 @@ const REDIS_UNAVAILABLE = /Redis backend is not available/i;
 
 const options = parseArgs(process.argv.slice(2));
 const children = new Set();
+/** (e)'s database and a client that can list its backends (see postgresCpuSeconds), once (e) is up. */
+let benchDatabase;
 
 main().then(
   (code) => {
@@ -197,6 +199,7 @@ async function startRedisCase(upstreamUrl, startKeygate, cleanups) {
     return `Redis not reachable at ${REDIS_URL}`;
   }
   await admin.query(`CREATE DATABASE ${database}`);
+  benchDatabase = { admin, database };
   const dropDatabase = async () => {
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch((error) => console.warn(`could not drop ${database}: ${error.message}`));
     await admin.end().catch(() => undefined);
@@ -291,9 +294,13 @@ async function measureRound({ id, url, headers, child, pid }, warmupSeconds, sec
   const target = `${url}${REQUEST_PATH}`;
   if (warmupSeconds > 0) await load(target, headers, warmupSeconds);
   const redisBefore = !quiet && child?.info.counters === 'redis' ? await redisSnapshot(child) : undefined;
+  const postgresBefore = redisBefore ? await postgresCpuSeconds() : undefined;
   const cpuBefore = cpuSeconds(pid);
+  const machineBefore = machineTicks();
   const r = await load(target, headers, seconds);
+  const machineAfter = machineTicks();
   const cpuAfter = cpuSeconds(pid);
+  const postgresAfter = postgresBefore ? await postgresCpuSeconds() : undefined;
   const redisAfter = redisBefore ? await redisSnapshot(child) : undefined;
   const round = {
     requestsPerSecond: r.requests.total / r.duration,
@@ -306,10 +313,15 @@ async function measureRound({ id, url, headers, child, pid }, warmupSeconds, sec
     // CPU time of the process under test per request: steadier than req/s on a busy machine.
     cpuMicrosPerRequest: cpuBefore !== undefined && cpuAfter !== undefined ? ((cpuAfter - cpuBefore) * 1e6) / Math.max(1, r.requests.total) : undefined,
   };
+  // The share of the machine's CPU time (all cores) that went unused while the case ran:
+  // a case that leaves more of it idle than another is waiting (on Redis, say), not short of CPU.
+  if (machineBefore && machineAfter && machineAfter.total > machineBefore.total) round.machineIdle = (machineAfter.idle - machineBefore.idle) / (machineAfter.total - machineBefore.total);
   if (redisBefore && redisAfter) round.redis = redisDiff(redisBefore, redisAfter);
+  if (postgresBefore && postgresAfter) round.postgres = { cpuSeconds: postgresDiff(postgresBefore, postgresAfter), backends: postgresAfter.size };
   if (quiet) return round;
   console.log(
-    `  (${id}) ${fmt(round.requestsPerSecond).padStart(7)} req/s  p50 ${ms(round.latencyMs.p50)}  p99 ${ms(round.latencyMs.p99)}  errors ${round.errors}  timeouts ${round.timeouts}  non-2xx ${round.non2xx}  cpu ${micros(round.cpuMicrosPerRequest)}/req`,
+    `  (${id}) ${fmt(round.requestsPerSecond).padStart(7)} req/s  p50 ${ms(round.latencyMs.p50)}  p99 ${ms(round.latencyMs.p99)}  errors ${round.errors}  timeouts ${round.timeouts}  non-2xx ${round.non2xx}  cpu ${micros(round.cpuMicrosPerRequest)}/req` +
+      (round.machineIdle === undefined ? '' : `  machine idle ${percent(round.machineIdle)}`),
   );
   return round;
 }
@@ -328,8 +340,16 @@ function aggregate({ id, title }, rounds) {
     timeouts: sum(rounds.map((r) => r.timeouts)),
     non2xx: sum(rounds.map((r) => r.non2xx)),
     cpuMicrosPerRequest: rounds.every((r) => r.cpuMicrosPerRequest !== undefined) ? sum(rounds.map((r) => r.cpuMicrosPerRequest * r.requests)) / requests : undefined,
+    machineIdle: rounds.every((r) => r.machineIdle !== undefined) ? sum(rounds.map((r) => r.machineIdle * r.seconds)) / seconds : undefined,
     rounds,
   };
+  if (rounds.every((r) => r.postgres)) {
+    result.postgres = {
+      // The PostgreSQL backends' own CPU time per request, on a local server: it shares the cores too.
+      serverCpuMicrosPerRequest: (sum(rounds.map((r) => r.postgres.cpuSeconds)) * 1e6) / requests,
+      backends: Math.max(...rounds.map((r) => r.postgres.backends)),
+    };
+  }
   if (rounds.every((r) => r.redis)) {
     const total = (field) => sum(rounds.map((r) => r.redis[field]));
     const byCommand = {};
@@ -377,6 +397,28 @@ async function redisSnapshot(child) {
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * CPU seconds so far of each PostgreSQL backend connected to (e)'s database, by pid
+ * (/proc: only for a server on this machine; undefined where none can be read).
+ */
+async function postgresCpuSeconds() {
+  if (!benchDatabase) return undefined;
+  const { rows } = await benchDatabase.admin.query('SELECT pid FROM pg_stat_activity WHERE datname = $1', [benchDatabase.database]);
+  const seconds = new Map();
+  for (const { pid } of rows) {
+    const spent = cpuSeconds(pid);
+    if (spent !== undefined) seconds.set(pid, spent);
+  }
+  return seconds.size > 0 ? seconds : undefined;
+}
+
+/** What the backends spent between two readings (one that connected meanwhile, all of its time). */
+function postgresDiff(before, after) {
+  let spent = 0;
+  for (const [pid, seconds] of after) spent += seconds - (before.get(pid) ?? 0);
+  return spent;
 }
 
 function redisDiff(before, after) {
@@ -521,6 +563,9 @@ function printSummary(results) {
         `${sum(server.map(([, n]) => n)).toFixed(2)} = ${server.map(([name, n]) => `${name} ${n.toFixed(2)}`).join(', ')}`,
     );
   } else if (e?.skipped) console.log(`Redis round trips per request (e): not measured (${e.skipped})`);
+  if (e?.postgres) console.log(`PostgreSQL per request (e): its backends' own CPU ${micros(e.postgres.serverCpuMicrosPerRequest)}/req (${e.postgres.backends} connected to the run's database)`);
+  const idle = Object.entries(results.cases).filter(([, c]) => c.machineIdle !== undefined);
+  if (idle.length > 0) console.log(`machine idle while each case was measured (all cores; more idle than another case: waiting, not short of CPU): ${idle.map(([id, c]) => `(${id}) ${percent(c.machineIdle)}`).join(', ')}`);
   const { loadAverageBefore, loadAverageAfter, loadAverageAfterRound, cores } = results.machine;
   console.log(
     `load average (1, 5, 15 min) before the run: ${loadAverageBefore.map((l) => l.toFixed(2)).join(' ')}; after each round (1 min): ${loadAverageAfterRound.map((l) => l.toFixed(2)).join(', ')}; after: ${loadAverageAfter.map((l) => l.toFixed(2)).join(' ')}`,
@@ -570,6 +615,10 @@ function median(values) {
 
 function micros(n) {
   return n === undefined ? 'n/a' : `${Math.round(n)} µs`;
+}
+
+function percent(share) {
+  return `${Math.round(share * 100)}%`;
 }
 
 function fmt(n) {

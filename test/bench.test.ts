@@ -27,7 +27,10 @@ describe('npm run bench', () => {
       expect(line, `a figures line for (${id})`).toBeDefined();
       expect(line).toMatch(new RegExp(`\\(${id}\\)\\s+${NUMBER} req/s`));
       expect(line).toMatch(/errors 0 {2}timeouts 0 {2}non-2xx 0/);
+      // How much of the machine's CPU went unused while the case ran (Linux: /proc/stat).
+      expect(line).toMatch(/machine idle \d{1,3}%$/);
     }
+    expect(stdout).toMatch(/machine idle while each case was measured \(all cores; .*\): \(b\) \d{1,3}%, \(c\) \d{1,3}%, \(d\) \d{1,3}%\n/);
     // The ratio over all rounds, each round's (one here) and their median, not judged: the pairs are.
     expect(stdout).toMatch(new RegExp(`c/b = ${NUMBER} +\\[${NUMBER}; median ${NUMBER}\\]\n`));
     expect(stdout).toMatch(new RegExp(`d/c = ${NUMBER} +\\[${NUMBER}; median ${NUMBER}\\]\n`));
@@ -42,6 +45,8 @@ describe('npm run bench', () => {
     for (const id of ['b', 'c', 'd']) {
       expect(saved.cases[id].requestsPerSecond, id).toBeGreaterThan(0);
       expect(saved.cases[id].non2xx, id).toBe(0);
+      expect(saved.cases[id].machineIdle, id).toBeGreaterThanOrEqual(0);
+      expect(saved.cases[id].machineIdle, id).toBeLessThanOrEqual(1);
     }
     expect(saved.verification.failed).toBe(0);
     for (const name of ['c/b', 'd/c']) {
