@@ -33,6 +33,14 @@ export interface RateLimitPlan {
 /** Keys whose windows a plan/route pair keeps at most (they are rebuilt when dropped). */
 const MAX_KEYS_PER_PLAN = 100_000;
 
+/**
+ * Sets of windows the planner keeps at most: one per plan, per account with limits of its
+ * own, and per key with windows of its own (each a planner key: keyWindowsPlanKey). Past
+ * it, all are dropped and rebuilt as they are asked for, so many keys with windows all
+ * different cannot grow it without end.
+ */
+export const MAX_PLANS_KEPT = 10_000;
+
 const NO_WINDOWS: readonly WindowSpec[] = Object.freeze([]);
 const NO_KEY_WINDOWS: readonly RateLimit[] = Object.freeze([]);
 
@@ -64,6 +72,7 @@ export function createRateLimitPlanner() {
     plan(planId: string, plan: Plan, routeName: string, route: Route | undefined, keyWindows: readonly RateLimit[] = NO_KEY_WINDOWS): RateLimitPlan {
       let byRoute = cache.get(planId);
       if (!byRoute) {
+        if (cache.size >= MAX_PLANS_KEPT) cache.clear();
         byRoute = new Map();
         cache.set(planId, byRoute);
       }
