@@ -22,6 +22,17 @@ describe('metrics', () => {
     expect(after).toContain('keygate_responses_total{class="2xx"} 0');
   });
 
+  it('counts a duration past 10 s in a bucket of its own, not only in +Inf: a 504 at the default upstream.timeout (30 s) in le="60"', async () => {
+    const metrics = createMetrics({ defaults: false });
+    metrics.request('forwarded', '', 12, 200);
+    metrics.request('upstream_error', 'upstream_timeout', 30.004, 504);
+    metrics.request('forwarded', '', 400, 200);
+    const text = await metrics.text();
+    const bucket = (outcome: string, le: string) => Number(new RegExp(`keygate_request_duration_seconds_bucket\\{le="${le.replace('+', '\\+')}",outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1]);
+    expect(['10', '30', '60', '120', '300', '+Inf'].map((le) => bucket('forwarded', le))).toEqual([0, 1, 1, 1, 1, 2]);
+    expect(['10', '30', '60', '+Inf'].map((le) => bucket('upstream_error', le))).toEqual([0, 0, 1, 1]);
+  });
+
   it('shows the upstream keygate started as up or down, and its restarts, only where it started one (upstream.spawn)', async () => {
     expect(await createMetrics({ defaults: false }).text()).not.toContain('keygate_upstream_');
     let down: string | undefined;

@@ -36,8 +36,12 @@ export const CLIENT_CLOSED = 499;
 
 const DURATION_NAME = 'keygate_request_duration_seconds';
 const DURATION_HELP = 'Time from request to the end of the answer, by outcome.';
-/** Upper bounds (seconds) of the duration buckets; +Inf is implied. */
-const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/**
+ * Upper bounds (seconds) of the duration buckets; +Inf is implied. Past 10 s, a few wide
+ * ones: upstream.timeout is 30 s by default (a 504 at it lands in 60), and may be set
+ * longer, and a streamed answer may take minutes. 17 bounds, each a series per outcome.
+ */
+const DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 export interface Metrics {
   readonly contentType: string;
