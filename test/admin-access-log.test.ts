@@ -2,7 +2,8 @@
  * The admin API's access log: a line per request a real `serve` answers over HTTP (reads,
  * changes, refusals, unknown routes), naming the client, the target as the gateway's line
  * redacts it, the status and which token answered, and never a token, a key's secret or a
- * body. `log.adminRequests: false` turns it off.
+ * body. `log.adminRequests: false` turns it off; by default (`exceptProbes`) health probes
+ * and scrapes answered 200 get no line, `true` logs them too.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ADMIN_TOKEN, startKeygate, type TestKeygate } from './support/keygate.js';
@@ -44,7 +45,6 @@ describe('admin API access log', () => {
       ['/v1/accounts', { authorization: 'Bearer wrong-token-7f3e2d1c' }, 401],
       ['/v1/nothing-here', { authorization: `Bearer ${ADMIN_TOKEN}` }, 404],
       ['/v1/accounts?password=hunter2-pass', { authorization: `Bearer ${ADMIN_TOKEN}` }, 400],
-      ['/health', {}, 200],
     ];
     for (const [path, headers, status] of asked) {
       const response = await fetch(`${kg.adminUrl}${path}`, { headers });
@@ -60,7 +60,6 @@ describe('admin API access log', () => {
       { component: 'admin', client: '127.0.0.1', method: 'GET', target: '/v1/accounts', status: 401, auth: 'wrong' },
       { component: 'admin', client: '127.0.0.1', method: 'GET', target: '/v1/nothing-here', status: 404, auth: 'admin token #1' },
       { component: 'admin', client: '127.0.0.1', method: 'GET', target: '/v1/accounts?password=[REDACTED]', status: 400, auth: 'admin token #1' },
-      { component: 'admin', client: '127.0.0.1', method: 'GET', target: '/health', status: 200, auth: 'none' },
     ]);
     for (const line of lines) {
       expect(line).toMatchObject({ level: 30, name: 'keygate', reqId: expect.any(String) });
@@ -140,6 +139,62 @@ describe('admin API access log: client address and the switch', () => {
       expect(accessLines(kg)).toEqual([]);
       // The refusal's own warning (not an access line) is still written.
       expect(kg.logs.text).toContain('admin API refused a request for its token');
+    } finally {
+      await kg.close();
+    }
+  });
+});
+
+describe('admin API access log: health probes and scrapes', () => {
+  /** Asks each of these (path, method, token), expecting its status; then stops keygate, which writes every line that was coming. */
+  async function ask(kg: TestKeygate, asked: readonly [string, string, string | undefined, number][]): Promise<void> {
+    for (const [path, method, token, status] of asked) {
+      const response = await fetch(`${kg.adminUrl}${path}`, { method, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+      await response.text();
+      expect(`${method} ${path} ${response.status}`).toBe(`${method} ${path} ${status}`);
+    }
+  }
+  const said = (kg: TestKeygate) => accessLines(kg).map((line) => `${line.method as string} ${line.target as string} ${line.status as number}`);
+
+  it('by default (exceptProbes) no line for /health, /health/ready and /metrics answered 200, GET or HEAD; a scrape refused for its token is logged, as is every other request', async () => {
+    const kg = await startKeygate(PROFILE, { dir: tempDir('admin-access-log-probes') });
+    try {
+      expect(kg.runtime.config.log.adminRequests).toBe('exceptProbes');
+      await ask(kg, [
+        ['/health', 'GET', undefined, 200],
+        ['/health', 'HEAD', undefined, 200],
+        ['/health/ready', 'GET', undefined, 200],
+        ['/metrics', 'GET', ADMIN_TOKEN, 200],
+        ['/metrics?name[]=keygate_build_info', 'GET', ADMIN_TOKEN, 200],
+        ['/metrics', 'GET', undefined, 401],
+        ['/metrics', 'GET', 'wrong-token-0123456789abcdef', 401],
+        ['/v1/plans', 'GET', ADMIN_TOKEN, 200],
+      ]);
+      await kg.close();
+      expect(said(kg)).toEqual(['GET /metrics 401', 'GET /metrics 401', 'GET /v1/plans 200']);
+    } finally {
+      await kg.close();
+    }
+  });
+
+  it('log.adminRequests: true logs probes and scrapes too; a reload to exceptProbes stops it from the next request', async () => {
+    const dir = tempDir('admin-access-log-probes-all');
+    const kg = await startKeygate({ ...PROFILE, log: { adminRequests: true } }, { dir });
+    try {
+      await ask(kg, [
+        ['/health', 'GET', undefined, 200],
+        ['/health/ready', 'GET', undefined, 200],
+        ['/metrics', 'GET', ADMIN_TOKEN, 200],
+      ]);
+      await vi.waitFor(() => expect(said(kg)).toHaveLength(3), { timeout: 5_000, interval: 10 });
+      expect(await kg.reload({ config: { ...kg.runtime.config, log: { ...kg.runtime.config.log, adminRequests: 'exceptProbes' } }, file: 'test profile', dir })).toEqual(['log.adminRequests']);
+      await ask(kg, [
+        ['/health', 'GET', undefined, 200],
+        ['/metrics', 'GET', ADMIN_TOKEN, 200],
+        ['/v1/plans', 'GET', ADMIN_TOKEN, 200],
+      ]);
+      await kg.close();
+      expect(said(kg)).toEqual(['GET /health 200', 'GET /health/ready 200', 'GET /metrics 200', 'GET /v1/plans 200']);
     } finally {
       await kg.close();
     }

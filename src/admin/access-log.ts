@@ -1,8 +1,9 @@
 /**
  * The admin API's access log: one line per request (`log.adminRequests`), as the gateway
- * has one per request (`log.requests`). This listener mints and revokes keys: an operator,
- * or an auditor, asks who called it, from where, and with which token, also for the
- * requests that changed nothing (reads, refusals, 404s), which the audit log does not keep.
+ * has one per request (`log.requests`), by default none for health probes and scrapes
+ * answered 200. This listener mints and revokes keys: an operator, or an auditor, asks
+ * who called it, from where, and with which token, also for the requests that changed
+ * nothing (reads, refusals, 404s), which the audit log does not keep.
  *
  * A line holds keygate's own fields only: the client's address, the method, the target
  * with its credential and secret-named parameters redacted (as the gateway's), the status,
@@ -42,13 +43,28 @@ export function adminClientOf(rt: Runtime): (request: FastifyRequest) => string 
  */
 const CHECK_ROUTES = new Set(['/v1/check', '/v1/check/:id/settle']);
 
+/**
+ * The routes a load balancer's probe and a Prometheus scrape call, every few seconds each:
+ * with `log.adminRequests: exceptProbes` (the default) their answers of 200 get no line,
+ * which would otherwise be most of the log (a probe every 5 s is 17,280 lines a day).
+ */
+const PROBE_ROUTES = new Set(['/health', '/health/ready', '/metrics']);
+
+/** Whether a request's line is written under `log.adminRequests` (a check's, see CHECK_ROUTES, is decided apart). */
+function logsAdminRequest(setting: Runtime['config']['log']['adminRequests'], request: FastifyRequest, status: number): boolean {
+  if (setting !== 'exceptProbes') return setting;
+  // A refused scrape (a wrong token) or a probe told 503 is still logged: that is news.
+  const probe = (request.method === 'GET' || request.method === 'HEAD') && PROBE_ROUTES.has(request.routeOptions.url ?? '') && status === 200;
+  return !probe;
+}
+
 /** Writes the line of each request once its answer is sent, refusals and 404s too (not one Node's HTTP parser refused: that never reaches Fastify). */
 export function registerAccessLog(app: FastifyInstance, rt: Runtime, clientOf: (request: FastifyRequest) => string): void {
   const log = rt.log.child({ component: 'admin' });
   app.addHook('onResponse', (request, reply, done) => {
     // Read per request: a reload may turn either on or off.
     const { adminRequests, requests } = rt.config.log;
-    if (CHECK_ROUTES.has(request.routeOptions.url ?? '') ? requests : adminRequests) {
+    if (CHECK_ROUTES.has(request.routeOptions.url ?? '') ? requests : logsAdminRequest(adminRequests, request, reply.statusCode)) {
       log.info(
         {
           reqId: request.id,

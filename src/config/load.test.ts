@@ -658,6 +658,13 @@ describe('upstream and identity headers', () => {
     expect(parseConfigText(`upstream: {url: "http://a"}\n${plans}\ngauges: {keywords: {header: X-Keywords}}\n`).gauges).toEqual({ keywords: { header: 'X-Keywords' } });
   });
 
+  it('takes log.adminRequests as true, false or "exceptProbes" (the default), and names the field otherwise', () => {
+    expect(parseConfigText('upstream: {url: "http://a"}\n').log.adminRequests).toBe('exceptProbes');
+    expect(parseConfigText('upstream: {url: "http://a"}\nlog: {adminRequests: true}\n').log.adminRequests).toBe(true);
+    expect(parseConfigText('upstream: {url: "http://a"}\nlog: {adminRequests: exceptProbes}\n').log.adminRequests).toBe('exceptProbes');
+    expect(problems('upstream: {url: "http://a"}\nlog: {adminRequests: probes}\n')).toEqual(['log.adminRequests: expected true, false or "exceptProbes" (got "probes")']);
+  });
+
   it('takes keys.rotation as true, false or "replace", and names the field otherwise', () => {
     expect(parseConfigText('upstream: {url: "http://a"}\nkeys: {rotation: replace}\n').keys.rotation).toBe('replace');
     expect(parseConfigText('upstream: {url: "http://a"}\n').keys.rotation).toBe(true);

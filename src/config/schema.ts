@@ -753,9 +753,11 @@ const profileSections = z
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
         requests: z.boolean().default(true).describe('One log line per gateway request.'),
         adminRequests: z
-          .boolean()
-          .default(true)
-          .describe('One log line per admin API request (`component: "admin"`): client, method, target, status, ms and which token answered (`auth`), never the token or a body. POST /v1/check and its settle follow log.requests instead.'),
+          .union([z.boolean(), z.literal('exceptProbes')], { error: 'expected true, false or "exceptProbes"' })
+          .default('exceptProbes')
+          .describe(
+            'One log line per admin API request (`component: "admin"`): client, method, target, status, ms and which token answered (`auth`), never the token or a body. "exceptProbes" (the default): none for a health probe or a Prometheus scrape answered 200 (GET or HEAD /health, /health/ready, /metrics), which a load balancer and Prometheus send every few seconds; one that is refused (401, 503) is logged. true: every request; false: none. POST /v1/check and its settle follow log.requests instead.',
+          ),
         redactQuery: z
           .array(z.string().min(1, 'a parameter name, not empty'))
           .default([])
