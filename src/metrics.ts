@@ -10,6 +10,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StoreLookups } from './pipeline/pipeline.js';
 import type { SpawnedUpstream } from './spawned-upstream.js';
+import type { HeldUnitTotals } from './counters/counters.js';
 import { DENIAL_REASONS } from './denial/reasons.js';
 import { KEY_CACHE_BOUND, KEY_CACHE_DROP_CAUSES, type KeyCacheDropCause } from './keys/key-cache.js';
 import { KEYGATE_VERSION, NODE_VERSION } from './build-info.js';
@@ -81,6 +82,8 @@ export interface MetricsOptions {
   storeLookups?: Readonly<StoreLookups>;
   /** The counters backend's batches so far (Redis), read at each scrape. */
   roundTrips?: Readonly<{ count: number; seconds: number }>;
+  /** Units held for the counters backend while it is away (Redis), read at each scrape. */
+  heldUnits?: () => HeldUnitTotals;
   /** Blocks started by this process so far, by window (those that can start one at 0), read at each scrape. */
   blocksStarted?: ReadonlyMap<string, number>;
   /** Client addresses blocked so far for their unknown keys (auth.unknownKeys), read at each scrape. */
@@ -182,6 +185,22 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       'Time those batches took, from sending to the answer, in all: divided by keygate_redis_round_trips_total, the mean round trip.',
       () => roundTrips.seconds,
     );
+  }
+
+  const { heldUnits } = options;
+  if (heldUnits) {
+    new Gauge({
+      name: 'keygate_counters_held_units',
+      help: "Units this process holds for Redis while it cannot reach it, summed over meters, by state: in_flight (charged or reserved by requests admitted on per-process counters, counterFailure: open, not settled yet), undelivered (committed, or given back, while Redis could not take them: added to Redis when it answers, saved in the store by a clean stop, lost if the process is killed), unreleased (reserved in Redis by requests whose settle could not reach it: released when it answers, else lapsing after 10 minutes, holding the account's balance meanwhile). Every state from 0; all 0 once Redis has taken them.",
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        const held = heldUnits();
+        this.set({ state: 'in_flight' }, held.inFlight);
+        this.set({ state: 'undelivered' }, held.undelivered);
+        this.set({ state: 'unreleased' }, held.unreleased);
+      },
+    });
   }
 
   const reloads = new Counter({

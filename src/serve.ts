@@ -357,6 +357,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     blocksStarted: rt.blockStarts.byWindow,
     addressBlocks: rt.addressBlocks,
     ...(rt.counters.roundTrips ? { roundTrips: rt.counters.roundTrips } : {}),
+    ...(rt.counters.heldUnits ? { heldUnits: rt.counters.heldUnits.bind(rt.counters) } : {}),
     ...(upstream ? { spawnedUpstream: upstream } : {}),
     // Standard output's, whichever log this process writes: one not on it drops nothing.
     logLinesDropped: droppedLogLines,

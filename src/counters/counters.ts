@@ -134,6 +134,23 @@ export interface MeterBalance {
   reserved: number;
 }
 
+/**
+ * Units a process holds on Redis's behalf while it cannot reach Redis (see
+ * redis/fallback.ts), now, summed over every meter:
+ * - `inFlight`: charged or reserved by requests admitted without Redis (per-process
+ *   counters, `counterFailure: open`), not settled yet;
+ * - `undelivered`: committed (or given back) while Redis could not take them, held in
+ *   this process until it answers: a clean stop saves them in the store, a crash loses
+ *   them. Given-back units count by their size too;
+ * - `unreleased`: reserved in Redis by requests whose settle could not reach it, released
+ *   once it answers (or lapsing after 10 minutes): meanwhile they hold an account's balance.
+ */
+export interface HeldUnitTotals {
+  inFlight: number;
+  undelivered: number;
+  unreleased: number;
+}
+
 /** Cache invalidations every process must hear about. */
 export type CacheEvent = { type: 'key'; hash: string } | { type: 'account'; accountId: string } | { type: 'all' };
 
@@ -143,6 +160,8 @@ export interface Counters {
   readonly roundTrips?: Readonly<{ count: number; seconds: number }>;
   /** Whether the backend answers now (memory: always), for /health and metrics. */
   isReachable(): boolean;
+  /** Units this process holds for the backend while it is away (Redis), for /metrics. */
+  heldUnits?(): HeldUnitTotals;
   admit(request: AdmitRequest): Promise<Admission>;
   /** The same as `admit`, answered synchronously, by backends that need no I/O (memory). */
   admitNow?(request: AdmitRequest): Admission;

@@ -262,6 +262,7 @@ describe('docs/quick-reference.md: admin API, metrics', () => {
       defaults: false,
       storeLookups: { found: 0, unknown: 0, failed: 0 },
       roundTrips: { count: 0, seconds: 0 },
+      heldUnits: () => ({ inFlight: 0, undelivered: 0, unreleased: 0 }),
       blocksStarted: new Map([['100-per-1s', 0]]),
       addressBlocks: { started: 0 },
       profileDigest: () => '0123456789abcdef',

@@ -11,7 +11,7 @@
  *   when it answers again, so an outage loses no usage; a process that stops first saves
  *   them in the store for the next process that reaches Redis (RedisCounters.close).
  */
-import type { Admission, AdmitRequest, MeterBalance, Reservation } from '../counters.js';
+import type { Admission, AdmitRequest, HeldUnitTotals, MeterBalance, Reservation } from '../counters.js';
 import type { MeterUsageRow } from '../../store/store.js';
 import { MemoryCounters } from '../memory/memory-counters.js';
 
@@ -50,6 +50,8 @@ export class PerProcessFallback {
   private pending = new Map<string, HeldUnits>();
   /** Reservations to release in Redis once it answers, by meter and batch. */
   private releases = new Map<string, HeldRelease>();
+  /** Units of the reservations made here not settled yet (for /metrics). */
+  private inFlight = 0;
 
   constructor(clock: () => number) {
     this.memory = new MemoryCounters(clock);
@@ -57,7 +59,10 @@ export class PerProcessFallback {
 
   admit(request: AdmitRequest): Admission {
     const admission = this.memory.admitNow(request);
-    if (admission.ok && admission.reservation) this.local.add(admission.reservation);
+    if (admission.ok && admission.reservation) {
+      this.local.add(admission.reservation);
+      this.inFlight += admission.reservation.amount;
+    }
     return admission;
   }
 
@@ -78,6 +83,7 @@ export class PerProcessFallback {
   /** Settles a reservation this fallback made; the units go to Redis later. */
   settle(reservation: Reservation, actual: number): number {
     this.local.delete(reservation);
+    this.inFlight -= reservation.amount;
     const units = this.memory.settleNow(reservation, actual);
     this.holdForRedis(reservation, units, reservation.cap);
     return units;
@@ -143,6 +149,15 @@ export class PerProcessFallback {
 
   get hasPending(): boolean {
     return this.pending.size > 0;
+  }
+
+  /** What is held now, for /metrics (see HeldUnitTotals); `undelivered` here is the held increments' alone. */
+  held(): HeldUnitTotals {
+    let undelivered = 0;
+    for (const { units } of this.pending.values()) undelivered += Math.abs(units);
+    let unreleased = 0;
+    for (const { reserved } of this.releases.values()) unreleased += reserved;
+    return { inFlight: this.inFlight, undelivered, unreleased };
   }
 
   /** Latest balances seen (start-up, flushes): the starting point during an outage. */

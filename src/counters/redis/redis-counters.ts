@@ -42,6 +42,7 @@ import {
   type AdmitRequest,
   type CacheEvent,
   type Counters,
+  type HeldUnitTotals,
   type MeterBalance,
   type Reservation,
   type WindowSpec,
@@ -352,6 +353,16 @@ export class RedisCounters implements Counters {
       this.noteFailure(error);
       return this.withoutRedis(request, error);
     }
+  }
+
+  heldUnits(): HeldUnitTotals {
+    const held = this.fallback.held();
+    // Settles whose answer was lost are held too, until the journal says whether Redis carried them out.
+    for (const commit of this.unanswered) {
+      held.undelivered += Math.abs(commit.units);
+      held.unreleased += commit.reserved;
+    }
+    return held;
   }
 
   isReachable(): boolean {
