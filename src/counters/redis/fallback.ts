@@ -50,8 +50,9 @@ export class PerProcessFallback {
   private pending = new Map<string, HeldUnits>();
   /** Reservations to release in Redis once it answers, by meter and batch. */
   private releases = new Map<string, HeldRelease>();
-  /** Units of the reservations made here not settled yet (for /metrics). */
+  /** Units of the reservations made here not settled yet, and how many they are (for /metrics). */
   private inFlight = 0;
+  private inFlightCount = 0;
 
   constructor(clock: () => number) {
     this.memory = new MemoryCounters(clock);
@@ -62,6 +63,7 @@ export class PerProcessFallback {
     if (admission.ok && admission.reservation) {
       this.local.add(admission.reservation);
       this.inFlight += admission.reservation.amount;
+      this.inFlightCount += 1;
     }
     return admission;
   }
@@ -83,7 +85,9 @@ export class PerProcessFallback {
   /** Settles a reservation this fallback made; the units go to Redis later. */
   settle(reservation: Reservation, actual: number): number {
     this.local.delete(reservation);
-    this.inFlight -= reservation.amount;
+    // Fractional costs leave a rounding error in the sum: none once nothing is in flight.
+    this.inFlightCount -= 1;
+    this.inFlight = this.inFlightCount === 0 ? 0 : this.inFlight - reservation.amount;
     const units = this.memory.settleNow(reservation, actual);
     this.holdForRedis(reservation, units, reservation.cap);
     return units;
