@@ -94,6 +94,89 @@ describe('GET and DELETE /v1/address-blocks (auth.unknownKeys on)', () => {
   });
 });
 
+describe('GET /v1/address-blocks a page at a time (?limit=, ?after= from the Link header)', () => {
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let now = START;
+  /** Blocked in this order, the IPv6 ones as their /64; two begin in the same millisecond (ordered by address). */
+  const CLIENTS = ['198.51.100.9', '203.0.113.5', '2001:db8:0:7::1', '192.0.2.2', '192.0.2.1'];
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        trustedProxies: ['127.0.0.1'],
+        auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }], unknownKeys: { limit: 1, window: '1m', block: '10m' } },
+      },
+      { dir: tempDir('admin-address-blocks-pages'), clock: () => now },
+    );
+    for (const [i, client] of CLIENTS.entries()) {
+      // The last two in the same millisecond.
+      if (i < 4) now += 1_000;
+      const response = await kg.call('/data', { headers: { authorization: `Bearer ${kg.runtime.keyFormat.generate('live')}`, 'x-forwarded-for': client } });
+      expect(response.status).toBe(401);
+    }
+  });
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  /** Follows the Link headers from `first`: each page's addresses, and the Link of each. */
+  async function pages(first: string): Promise<{ addresses: string[][]; links: (string | null)[] }> {
+    const addresses: string[][] = [];
+    const links: (string | null)[] = [];
+    for (let next: string | undefined = first; next !== undefined; ) {
+      const page = await kg.admin(next);
+      expect(page.status).toBe(200);
+      const body = (await page.json()) as { enabled: boolean; policy: unknown; blocks: { address: string }[] };
+      // Each page is the whole answer's shape: the setting and its policy come with every page.
+      expect([body.enabled, body.policy]).toEqual([true, { limit: 1, window: '1m', block: '10m' }]);
+      addresses.push(body.blocks.map((b) => b.address));
+      links.push(page.headers.get('link'));
+      next = /^<([^>]+)>; rel="next"$/.exec(page.headers.get('link') ?? '')?.[1];
+    }
+    return { addresses, links };
+  }
+
+  it('without ?limit= lists every block, oldest first, with no Link header (as before pages)', async () => {
+    const all = await kg.admin('/v1/address-blocks');
+    expect(all.headers.get('link')).toBeNull();
+    expect(((await all.json()) as { blocks: { address: string }[] }).blocks.map((b) => b.address)).toEqual(['198.51.100.9', '203.0.113.5', '2001:db8:0:7::/64', '192.0.2.1', '192.0.2.2']);
+  });
+
+  it('with ?limit=2 gives two blocks a page, oldest first, each page linking to the next; the last links nowhere', async () => {
+    const { addresses, links } = await pages('/v1/address-blocks?limit=2');
+    expect(addresses).toEqual([['198.51.100.9', '203.0.113.5'], ['2001:db8:0:7::/64', '192.0.2.1'], ['192.0.2.2']]);
+    expect(links[0]).toMatch(/^<\/v1\/address-blocks\?limit=2&after=[\w-]+>; rel="next"$/);
+    expect(links[2]).toBeNull();
+  });
+
+  it('a block lifted after its page was read neither skips nor repeats one on the next page', async () => {
+    const first = await kg.admin('/v1/address-blocks?limit=3');
+    const next = /^<([^>]+)>; rel="next"$/.exec(first.headers.get('link') ?? '')?.[1] as string;
+    // The last block of the page, the one the cursor names, is lifted meanwhile.
+    expect((await kg.admin(`/v1/address-blocks/${encodeURIComponent('2001:db8:0:7::/64')}`, { method: 'DELETE' })).status).toBe(200);
+    expect(((await (await kg.admin(next)).json()) as { blocks: { address: string }[] }).blocks.map((b) => b.address)).toEqual(['192.0.2.1', '192.0.2.2']);
+  });
+
+  it('refuses a limit or cursor it did not give with a 400 in problem details, as the other lists do', async () => {
+    for (const [query, detail] of [
+      ['limit=0', /^querystring\.limit: a whole number from 1 to 1000/],
+      ['limit=1001', /^querystring\.limit: a whole number from 1 to 1000/],
+      ['limit=2&after=not-a-cursor', /^after: not a cursor keygate gave/],
+      // A cursor of another list (a key's id where an address goes) is no block's.
+      [`limit=2&after=${Buffer.from(`${START}.key_0123456789abcdef`).toString('base64url')}`, /^after: not a cursor keygate gave/],
+      ['cursor=abc', /cursor/],
+    ] as const) {
+      const answer = await json(await kg.admin(`/v1/address-blocks?${query}`));
+      expect([answer.status, answer.type]).toEqual([400, expect.stringMatching(/^application\/problem\+json/)]);
+      expect(answer.body.detail).toMatch(detail);
+    }
+  });
+});
+
 describe('GET and DELETE /v1/address-blocks (auth.unknownKeys off)', () => {
   let kg: TestKeygate;
   afterAll(async () => {

@@ -7,12 +7,14 @@
  * @example
  * // GET /v1/address-blocks
  * // → {"enabled":true,"policy":{"limit":20,"window":"1m","block":"10m"},"blocks":[{"address":"203.0.113.5",…}]}
+ * // GET /v1/address-blocks?limit=1000 → the oldest 1,000, and Link: </v1/address-blocks?limit=1000&after=…>; rel="next"
  * // DELETE /v1/address-blocks/2001:db8:0:7::1 → the block of 2001:db8:0:7::/64, lifted
  */
 import { z } from 'zod';
 import type { Runtime } from '../runtime.js';
-import { blockedAddressOf, liftAddressBlock, listAddressBlocks, NOT_AN_ADDRESS } from '../operations/address-blocks.js';
+import { blockedAddressOf, isBlockedAddress, liftAddressBlock, listAddressBlocks, NOT_AN_ADDRESS, placeOfBlock } from '../operations/address-blocks.js';
 import type { AdminApp } from './check-routes.js';
+import { paged, PageQuery } from './paging.js';
 
 const Block = z.object({
   address: z.string().describe('The address blocked: an IPv4 address, or an IPv6 /64 (2001:db8:0:7::/64), as its clients share one count'),
@@ -27,7 +29,9 @@ const AddressBlocks = z.object({
     .object({ limit: z.number().int(), window: z.string().describe('As the profile writes it: "1m"'), block: z.string().describe('As the profile writes it: "10m"') })
     .nullable()
     .describe('auth.unknownKeys as in effect; null while it is off'),
-  blocks: z.array(Block).describe('The blocks in force in this keygate process (each process has its own), the oldest first'),
+  blocks: z
+    .array(Block)
+    .describe('The blocks in force in this keygate process (each process has its own), the oldest first: all of them, or with ?limit= a page of them (a Link header, rel="next", gives the next page)'),
 });
 
 export function registerAddressBlockRoutes(app: AdminApp, rt: Runtime, options: { problem: z.ZodType }): void {
@@ -39,11 +43,24 @@ export function registerAddressBlockRoutes(app: AdminApp, rt: Runtime, options: 
         operationId: 'listAddressBlocks',
         tags: ['addressBlocks'],
         summary: 'Client addresses this process blocked for too many unknown keys (auth.unknownKeys), until when',
-        description: 'Each keygate process counts and blocks by itself, in memory: this answers for the process whose admin API is asked. With auth.unknownKeys off, enabled is false and the list is empty.',
-        response: { 200: AddressBlocks },
+        description:
+          'Each keygate process counts and blocks by itself, in memory: this answers for the process whose admin API is asked. With auth.unknownKeys off, enabled is false and the list is empty. Up to 50,000 blocks: ?limit= pages them as the other lists page (blocks holds one page; enabled and policy come with each).',
+        querystring: z.object(PageQuery).strict(),
+        response: { 200: AddressBlocks, 400: Problem },
       },
     },
-    async () => listAddressBlocks(rt),
+    async (request, reply) => {
+      let answer: ReturnType<typeof listAddressBlocks> | undefined;
+      // The page's blocks, read one past the limit (whether another page follows), and the rest of the answer with them.
+      const blocks = await paged(
+        request,
+        reply,
+        (page) => (answer = listAddressBlocks(rt, page)).blocks,
+        placeOfBlock,
+        isBlockedAddress,
+      );
+      return { ...(answer as ReturnType<typeof listAddressBlocks>), blocks };
+    },
   );
   app.delete(
     '/v1/address-blocks/:address',

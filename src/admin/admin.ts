@@ -39,12 +39,12 @@ import { UnstorableTextError } from '../store/unstorable-text.js';
 import { dashboardOffNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 import { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
 import { forecast, PlannedCallSchema } from '../operations/forecast.js';
-import type { AccountRecord, KeyRecord, MemberRecord, Page } from '../store/store.js';
+import type { AccountRecord, KeyRecord, MemberRecord } from '../store/store.js';
 import { checkHealth, OUTAGE_RETRY_AFTER_S, requestFailureLog } from '../operations/health.js';
 import { KEYGATE_VERSION } from '../build-info.js';
 import { completeDocument, PROBLEM_MEDIA_TYPE, toldToOthers, type OpenApiDocument } from './openapi.js';
 import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
-import { cursorOf, placeOf } from '../operations/cursor.js';
+import { PageQuery, pageLimit, paged } from './paging.js';
 import { registerCheckRoutes } from './check-routes.js';
 import { registerAddressBlockRoutes } from './address-block-routes.js';
 import { adminClientOf, registerAccessLog, type AdminTokenUsed } from './access-log.js';
@@ -341,45 +341,8 @@ const READ_ONLY_POST = '/v1/forecast';
 /** Audit entries a page holds unless `limit` says otherwise. */
 const AUDIT_PAGE = 200;
 
-/** How many rows a page holds: 1 to 1000, written in digits (not `0x10`, `1e2` or ` 1`). */
-function pageLimit() {
-  const expected = 'a whole number from 1 to 1000';
-  return z.string().regex(/^[0-9]{1,4}$/, expected).transform(Number).pipe(z.number().min(1, expected).max(1000, expected));
-}
-
 /** An account to list the rows of; empty is refused (leave the parameter out for every account's). */
 const AccountFilter = z.string().min(1, "an account id (leave accountId out for every account's)").optional();
-
-/**
- * A page of a list: `limit` rows (1 to 1000; without it, all of them, as before) after the
- * `after` cursor of the previous page's `Link: <...>; rel="next"`.
- */
-const PageQuery = {
-  limit: pageLimit().optional().describe('At most this many, oldest first; a Link header (rel="next") gives the next page'),
-  after: z.string().optional().describe('The cursor from the previous page\'s Link header'),
-};
-
-/**
- * Reads one row past the page to know whether another follows; sets its Link header.
- * Without a limit, the whole list (as before pages existed).
- */
-async function paged<T extends { id: string }>(
-  request: { url: string; query: { limit?: number | undefined; after?: string | undefined } },
-  reply: FastifyReply,
-  list: (page: Page) => Promise<T[]>,
-  placeOfRow: (row: T) => { createdAt: number; id: string } = (row) => row as T & { createdAt: number },
-): Promise<T[]> {
-  const { limit, after } = request.query;
-  const rows = await list({ ...(limit !== undefined ? { limit: limit + 1 } : {}), ...(after !== undefined ? { after: placeOf(after) } : {}) });
-  if (limit === undefined || rows.length <= limit) return rows;
-  const page = rows.slice(0, limit);
-  const next = new URLSearchParams();
-  for (const [name, value] of Object.entries(request.query)) if (value !== undefined) next.set(name, String(value));
-  next.set('after', cursorOf(placeOfRow(page[page.length - 1] as T)));
-  next.set('limit', String(limit));
-  reply.header('link', `<${request.url.split('?')[0]}?${next.toString()}>; rel="next"`);
-  return page;
-}
 
 export interface AdminOptions {
   tokens: readonly string[];

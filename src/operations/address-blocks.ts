@@ -10,6 +10,7 @@
  */
 import { isIP } from 'node:net';
 import type { Runtime } from '../runtime.js';
+import type { Page } from '../store/store.js';
 import type { BlockInForce } from '../auth/unknown-key-limit.js';
 import { addressGroup } from '../gateway/trusted-proxies.js';
 import { formatDuration } from '../config/duration.js';
@@ -40,15 +41,39 @@ function blockOut(block: BlockInForce) {
   return { address: block.address, unknownKeys: block.unknownKeys, blockedAt: isoTime(block.startedAt) as string, blockedUntil: isoTime(block.endsAt) as string };
 }
 
-/** Whether `auth.unknownKeys` is on, its policy as the profile writes it, and this process's blocks in force, the oldest first. */
-export function listAddressBlocks(rt: Pick<Runtime, 'config' | 'clock' | 'unknownKeyLimit'>) {
+/**
+ * Whether `auth.unknownKeys` is on, its policy as the profile writes it, and this process's
+ * blocks in force, the oldest first (by when each began, then by address): all of them, or
+ * `page.limit` after the block `page.after` names (its start and address: a block lifted
+ * or ended meanwhile neither skips nor repeats one).
+ */
+export function listAddressBlocks(rt: Pick<Runtime, 'config' | 'clock' | 'unknownKeyLimit'>, page: Page = {}) {
   const policy = rt.config.auth.unknownKeys;
+  // Turned off, the runtime forgets every block: none is in force.
+  const inForce = policy === undefined ? [] : rt.unknownKeyLimit.blocksInForce(rt.clock()).sort(oldestFirst);
+  const { after, limit } = page;
+  const from = after === undefined ? 0 : inForce.findIndex((block) => oldestFirst(block, { startedAt: after.createdAt, address: after.id }) > 0);
+  const blocks = from < 0 ? [] : inForce.slice(from, limit === undefined ? undefined : from + limit);
   return {
     enabled: policy !== undefined,
     policy: policy === undefined ? null : { limit: policy.limit, window: formatDuration(policy.window), block: formatDuration(policy.block) },
-    // Turned off, the runtime forgets every block: none is in force.
-    blocks: policy === undefined ? [] : rt.unknownKeyLimit.blocksInForce(rt.clock()).map(blockOut),
+    blocks: blocks.map(blockOut),
   };
+}
+
+/** The order blocks are listed (and paged) in: the one begun longest ago first, then by address. */
+function oldestFirst(a: Pick<BlockInForce, 'startedAt' | 'address'>, b: Pick<BlockInForce, 'startedAt' | 'address'>): number {
+  return a.startedAt - b.startedAt || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0);
+}
+
+/** Where a listed block stands in that order, for the next page's cursor (operations/cursor.ts). */
+export function placeOfBlock(block: { address: string; blockedAt: string }): { createdAt: number; id: string } {
+  return { createdAt: Date.parse(block.blockedAt), id: block.address };
+}
+
+/** Whether a cursor's id can be a listed block's: an address group as blocks are kept. */
+export function isBlockedAddress(id: string): boolean {
+  return blockedAddressOf(id) === id;
 }
 
 /**
