@@ -32,6 +32,7 @@ import { sentence } from './format.js';
 import { registerSignInPages } from './pages/sign-in.js';
 import { registerInvitePage } from './pages/invite.js';
 import { registerKeyPages } from './pages/keys.js';
+import { registerKeyLimitPages } from './pages/key-limits.js';
 import { refusalText } from './pages/key-views.js';
 import { registerUsagePage } from './pages/usage.js';
 import { registerAccountPages } from './pages/accounts.js';
@@ -267,6 +268,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     registerSignInPages(pages, dash);
     registerInvitePage(pages, dash);
     registerKeyPages(pages, dash);
+    registerKeyLimitPages(pages, dash);
     registerUsagePage(pages, dash);
     registerAccountPages(pages, dash);
     registerAuditPage(pages, dash);

@@ -1,7 +1,7 @@
 /**
  * Every dashboard page audited by axe-core in real Chromium, at desktop and phone widths:
  * signed out (sign-in, invitation and password reset links), a member's pages (keys,
- * a new key shown once, rotate and revoke, usage, changing the password) and an
+ * a new key shown once, a key's rate limits, rotate and revoke, usage, changing the password) and an
  * operator's (accounts, an account, an invitation link, audit log, changing the
  * password), each in the states worth seeing: a form
  * error shown, a key just created, a blocked key, a confirmation notice. The hand-made
@@ -155,7 +155,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       expect(found.lines).toEqual([]);
     });
 
-    it(`a member's pages (${width}): keys, create, the key shown once, rotate, revoke, usage, API access off`, async () => {
+    it(`a member's pages (${width}): keys, create, the key shown once, a key's rate limits, rotate, revoke, usage, API access off`, async () => {
       const { keyId, revokedId, member: page } = scenes.get(width) as Scene;
       const { store } = fixture.keygate.runtime;
       const found = new Findings(width);
@@ -169,11 +169,25 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       await page.getByRole('button', { name: 'Create key' }).click();
       await shown(page.getByRole('alert'));
       await found.audit(page, 'Create a key', 'no name given');
+      // A rate limit the form cannot take: refused naming the field, which is marked and takes the focus.
+      await page.getByLabel('Name').fill('Audit key');
+      await page.getByLabel('Rate limits').fill('10/s');
+      await page.getByRole('button', { name: 'Create key' }).click();
+      await shown(page.getByRole('alert'));
+      await found.audit(page, 'Create a key', 'a rate limit refused');
+      await page.getByLabel('Rate limits').fill('');
       await page.getByLabel('Name').fill('Audit key');
       // Every route of the test profile needs a scope: a key without one is refused.
       await page.getByRole('checkbox', { name: 'projects:read' }).check();
       await page.getByRole('button', { name: 'Create key' }).click();
       await found.audit(page, 'Copy your new key');
+
+      await page.goto(`/keys/${keyId}/limits`);
+      await found.audit(page, 'Rate limits of key “Reporting script”');
+      await page.getByLabel('Rate limits').fill('5-per-1h-per-account');
+      await page.getByRole('button', { name: 'Save rate limits' }).click();
+      await shown(page.getByRole('alert'));
+      await found.audit(page, 'Rate limits of key “Reporting script”', 'a window refused');
 
       await page.goto(`/keys/${keyId}/rotate`);
       await found.audit(page, 'Rotate key “Reporting script”');

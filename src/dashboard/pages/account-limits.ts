@@ -88,7 +88,7 @@ export function limitsChangeOf(body: unknown, account: AccountRecord, plan: Plan
  * word refused (`10-per-1 hour` or `10 per 1h`, not `10-per-1` or `10`). Words of one
  * entry apart by spaces alone are still read as windows of their own.
  */
-function asWritten(error: unknown, entries: readonly string[]): unknown {
+export function asWritten(error: unknown, entries: readonly string[]): unknown {
   if (!(error instanceof LimitSpecError) || error.refusal.field !== 'window') return error;
   const { typed } = error.refusal;
   const entry = entries.find((written) => written.split(/\s+/).includes(typed));

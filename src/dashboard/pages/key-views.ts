@@ -74,8 +74,9 @@ export function scopeList(scopes: readonly string[]): Html {
 }
 
 /**
- * A key's own rate-limit windows (on top of its account's), where it has some: read only;
- * the operator sets them (`keygate keys update --rate-limit`, the admin API).
+ * A key's own rate-limit windows (on top of its account's), where it has some. Members set
+ * them on the create form and the key's Rate limits page (key-limits.ts); operators with
+ * `keygate keys update --rate-limit` or the admin API.
  */
 function ownLimits(key: KeyRecord): Html {
   const windows = keyWindowsText(key.rateLimits);
@@ -174,6 +175,7 @@ ${options.extra ?? ''}
   ${showsMode(traits, key) ? html`<div><dt>Mode</dt><dd>${key.mode}</dd></div>` : ''}
   ${traits.scopes ? html`<div><dt>Scopes</dt><dd>${scopeList(key.scopes)}</dd></div>` : ''}
   <div><dt>Expires</dt><dd>${key.expiresAt === null ? when(null, 'Never') : keyEnd(key.expiresAt)}</dd></div>
+  ${key.rateLimits?.length ? html`<div><dt>Own rate limits</dt><dd>${keyWindowsText(key.rateLimits).map((w, i) => html`${i > 0 ? ', ' : ''}<code>${w}</code>`)}</dd></div>` : ''}
 </dl>
 <div class="actions"><a class="button secondary" href="${options.back}">I have copied it — back to the keys</a></div>`;
 }

@@ -20,6 +20,8 @@ import { html, type Html } from '../html.js';
 import { keyEnd, number, plural, relative, sentence, until, when } from '../format.js';
 import { isUsable, keyAsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
+import { CREATE_HINT, KEY_WINDOWS_FIELD, keyWindowsField, keyWindowsOf, keyWindowsRefusal } from './key-limits.js';
+import type { WindowWritten } from '../../limits/limit-specs.js';
 
 const DAY = 86_400_000;
 /** Expiry choices offered when creating a key. */
@@ -79,7 +81,12 @@ interface KeyForm {
   mode: KeyMode;
   scopes: string[];
   expiry: ExpiryChoice;
+  /** The key's own rate-limit windows as typed (key-limits.ts): `10-per-1m, 2-per-1s`; empty for none. */
+  rateLimits: string;
 }
+
+/** The field a create form was refused for, where the refusal is about one field the form marks (the name's is marked by itself). */
+type RefusedField = 'rateLimits';
 
 export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
@@ -104,6 +111,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
       ? html`
       <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name} (${key.hint})">Rotate</a>`
       : ''}
+      <a class="button secondary small" href="/keys/${key.id}/limits" aria-label="Rate limits of ${key.name} (${key.hint})">Rate limits</a>
       <a class="button secondary small" href="/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`;
     const body = html`<h1>API keys</h1>
 <p>Keys let your programs call the ${rt.config.title} API as <strong>${account.name}</strong>. Treat each key like a password: anyone who has it can use your plan.</p>
@@ -165,10 +173,12 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
     const before = await sentBefore(keyId, account.id);
     if (before) return sendSentAlready(request, reply, before);
     const expiresIn = EXPIRY_CHOICES[form.expiry];
+    let rateLimits: WindowWritten[] = [];
     try {
+      rateLimits = keyWindowsOf(form.rateLimits);
       const issued = await createKey(
         rt,
-        { accountId: account.id, name: form.name, mode: form.mode, scopes: form.scopes, expiresAt: expiresIn === null ? null : rt.clock() + expiresIn },
+        { accountId: account.id, name: form.name, mode: form.mode, scopes: form.scopes, expiresAt: expiresIn === null ? null : rt.clock() + expiresIn, rateLimits },
         actorOf(request),
         { id: keyId },
       );
@@ -179,6 +189,8 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
       // Sent twice at once (a double click): the other one issued the key.
       const raced = error.kind === 'conflict' ? await sentBefore(keyId, account.id) : undefined;
       if (raced) return sendSentAlready(request, reply, raced);
+      const windowsRefused = keyWindowsRefusal(error, rateLimits);
+      if (windowsRefused !== undefined) return sendCreateForm(request, reply, account, form, nonce, windowsRefused, OPERATION_STATUS[error.kind], 'rateLimits');
       return sendCreateForm(request, reply, account, form, nonce, refusalText(error), OPERATION_STATUS[error.kind]);
     }
   });
@@ -264,7 +276,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
 
   function defaultForm(): KeyForm {
     // No scope ticked: the member chooses what the key may do (a name and Enter alone never make an all-scopes key).
-    return { name: '', mode: rt.keyFormat.modes[0] ?? 'live', scopes: [], expiry: 'never' };
+    return { name: '', mode: rt.keyFormat.modes[0] ?? 'live', scopes: [], expiry: 'never', rateLimits: '' };
   }
 
   /**
@@ -278,7 +290,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
     // Not sent: a script's post, or (expiry) a profile whose keys never expire.
     const mode = oneOf(body, 'mode', modes, defaultMode);
     const expiry = oneOf(body, 'expiry', EXPIRY_ORDER, 'never');
-    const form: KeyForm = { name: field(body, 'name'), mode: mode ?? defaultMode, scopes: fields(body, 'scope'), expiry: expiry ?? 'never' };
+    const form: KeyForm = { name: field(body, 'name'), mode: mode ?? defaultMode, scopes: fields(body, 'scope'), expiry: expiry ?? 'never', rateLimits: field(body, KEY_WINDOWS_FIELD) };
     if (mode === undefined) return { form, refused: notOffered('Mode', modes.map(modeLabel)) };
     if (expiry === undefined) return { form, refused: notOffered('Expires', EXPIRY_ORDER.map((c) => EXPIRY_LABELS[c])) };
     return { form };
@@ -299,7 +311,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
     return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
   }
 
-  function sendCreateForm(request: FastifyRequest, reply: FastifyReply, account: AccountRecord, form: KeyForm, nonce: string, error?: string, status = 200): FastifyReply {
+  function sendCreateForm(request: FastifyRequest, reply: FastifyReply, account: AccountRecord, form: KeyForm, nonce: string, error?: string, status = 200, refused?: RefusedField): FastifyReply {
     const allowed = allowedScopes(rt, account.planId);
     const needed = scopeNeeded(rt, account.planId);
     const modes = rt.keyFormat.modes;
@@ -311,7 +323,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
   <div class="field">
     <label for="name">Name</label>
     <span class="hint" id="name-hint">Where the key is used, e.g. “Production server” or “Reporting script”.</span>
-    <input id="name" name="name" type="text" required maxlength="100" value="${form.name}" autocomplete="off" aria-describedby="name-hint" ${error && form.name.trim() === '' ? html`aria-invalid="true"` : ''} autofocus>
+    <input id="name" name="name" type="text" required maxlength="100" value="${form.name}" autocomplete="off" aria-describedby="name-hint" ${error && form.name.trim() === '' ? html`aria-invalid="true"` : ''}${refused === undefined ? html` autofocus` : ''}>
   </div>
   ${modes.length > 1
     ? html`<fieldset>
@@ -331,6 +343,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     )}</div>
   </fieldset>`
     : ''}
+  ${keyWindowsField(form.rateLimits, CREATE_HINT, refused === 'rateLimits' ? 'form-error' : undefined)}
   ${rt.config.keys.expiry
     ? html`<div class="field">
     <label for="expiry">Expires</label>
