@@ -195,6 +195,7 @@ describe.each(['ranktracker', 'ranksy', 'seranking-data'])('fuzzing the admin AP
       ['GET', '/v1/keys?accountId={}'],
       ['GET', '/v1/accounts?q={}'],
       ['GET', '/v1/accounts?after={}&limit=2'],
+      ['GET', '/v1/address-blocks?after={}&limit=2'],
       ['GET', '/v1/members?email={}'],
       ['GET', '/v1/audit?accountId={}'],
     );
