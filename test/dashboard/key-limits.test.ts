@@ -10,7 +10,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccount } from '../../src/operations/accounts.js';
-import { createKey } from '../../src/operations/keys.js';
+import { createKey, updateKey } from '../../src/operations/keys.js';
 import type { KeyRecord } from '../../src/store/store.js';
 import { tempDir } from '../support/temp.js';
 import { startDemoUpstream, startKeygate, type TestKeygate } from '../support/keygate.js';
@@ -201,5 +201,23 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
     expect([taken.status, taken.redirected]).toEqual([0, true]);
     expect(await stored()).toEqual([{ limit: 1, window: 60_000, scope: 'key' }]);
     expect(await burst()).toEqual({ served: 1, refused: 429 });
+  });
+
+  it('keeps a window’s name given by the admin API while the member writes that window again, in the RateLimit fields too; a changed window loses it', async () => {
+    await updateKey(keygate.runtime, key.id, { rateLimits: [{ name: 'burst', limit: 2, window: '1s' }] }, 'admin-api');
+    const member = new Visitor(keygate.dashboardUrl as string);
+    await member.signIn(MEMBER, `/keys/${key.id}/limits`);
+    expect((await member.get(`/keys/${key.id}/limits`)).html).toContain('name="rateLimits" type="text" value="2-per-1s"');
+    expect((await member.post(`/keys/${key.id}/limits`, { rateLimits: '2-per-1s, 100-per-1h' })).status).toBe(303);
+    expect(await stored()).toEqual([
+      { name: 'burst', limit: 2, window: 1000, scope: 'key' },
+      { limit: 100, window: 3_600_000, scope: 'key' },
+    ]);
+    now += 61_000;
+    const response = await keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } });
+    await response.arrayBuffer();
+    expect(response.headers.get('ratelimit-policy')).toBe('"10-per-1s";q=10;w=1, "key-burst";q=2;w=1, "key-100-per-1h";q=100;w=3600');
+    expect((await member.post(`/keys/${key.id}/limits`, { rateLimits: '3-per-1s' })).status).toBe(303);
+    expect(await stored()).toEqual([{ limit: 3, window: 1000, scope: 'key' }]);
   });
 });
