@@ -112,6 +112,24 @@ describe('admin API access log: client address and the switch', () => {
     }
   });
 
+  it("an audit event names the client address its request's access line names: behind a trusted proxy the forwarded one, else the peer", async () => {
+    for (const [trustedProxies, client] of [[['127.0.0.1'], '203.0.113.9'], [[], '127.0.0.1']] as const) {
+      const kg = await startKeygate({ ...PROFILE, trustedProxies: [...trustedProxies] }, { dir: tempDir('admin-access-log-audit') });
+      try {
+        const created = await kg.admin('/v1/accounts', { method: 'POST', headers: { 'x-forwarded-for': '203.0.113.9' }, body: JSON.stringify({ name: 'Acme' }) });
+        expect(created.status).toBe(201);
+        const { id } = (await created.json()) as { id: string };
+        const [line] = await accessLinesWhen(kg, 1);
+        expect(line).toMatchObject({ method: 'POST', target: '/v1/accounts', status: 201, client });
+        // Read without the header: the event keeps where the change came from, not where it is read from.
+        const events = (await (await kg.admin(`/v1/audit?accountId=${id}`)).json()) as Line[];
+        expect(events.map(({ actor, actorAddress, action }) => ({ actor, actorAddress, action }))).toEqual([{ actor: 'admin-api', actorAddress: client, action: 'account.created' }]);
+      } finally {
+        await kg.close();
+      }
+    }
+  });
+
   it('log.adminRequests turned off by a reload: the next request has no line', async () => {
     const dir = tempDir('admin-access-log-reload');
     const kg = await startKeygate(PROFILE, { dir });

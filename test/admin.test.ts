@@ -689,6 +689,8 @@ describe('admin API', () => {
       'account.created',
     ]);
     expect((audit.body as unknown as { actor: string }[]).every((e) => e.actor === 'admin-api')).toBe(true);
+    // From where: the client of each request (on loopback, no proxy in trustedProxies).
+    expect(new Set((audit.body as unknown as { actorAddress: string | null }[]).map((e) => e.actorAddress))).toEqual(new Set(['127.0.0.1']));
   });
 
   it('exposes Prometheus metrics', async () => {

@@ -24,6 +24,7 @@ const ALL = [
   '0009_sign_in_email_digests',
   '0010_keys_in_use',
   '0011_key_rate_limits',
+  '0012_audit_actor_address',
 ];
 
 function profile(dir: string, store: string): string {

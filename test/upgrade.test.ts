@@ -269,8 +269,10 @@ async function expectEverythingKept(profileFile: string, earlier: EarlierState):
         { day: USAGE_DAY, metric: 'units', label: 'units', value: SPENT },
       ]),
     );
-    const audit = (await (await gateway.admin(`/v1/audit?accountId=${ACCOUNT}`)).json()) as { action: string }[];
+    const audit = (await (await gateway.admin(`/v1/audit?accountId=${ACCOUNT}`)).json()) as { action: string; actorAddress: string | null }[];
     expect(audit.map((e) => e.action)).toEqual(['key.rotated', 'key.revoked', 'account.created']);
+    // Written before events kept a client address: they have none.
+    expect(audit.map((e) => e.actorAddress)).toEqual([null, null, null]);
 
     // The member: the session they had is still signed in, and their password signs them in.
     const dashboard = gateway.dashboardUrl as string;
@@ -359,7 +361,7 @@ describe('a SQLite upgrade that fails half way', () => {
     sqlite.exec('drop index sign_in_failures_updated');
     sqlite.close();
     const migrated = await runCli(['migrate', '--config', profileFile]);
-    expect(migrated).toMatchObject({ code: 0, stdout: `applied 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits to sqlite:${file}\n` });
+    expect(migrated).toMatchObject({ code: 0, stdout: `applied 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits, 0012_audit_actor_address to sqlite:${file}\n` });
   });
 });
 
@@ -376,7 +378,7 @@ describe('upgrading a SQLite database whose sign-in failures name emails in clea
     sqlite.close();
     const profileFile = writeProfile(dir, 'sign-in', profileFor(`sqlite:${file}`, upstream));
 
-    expect(await runCli(['migrate', '--config', profileFile])).toMatchObject({ code: 0, stdout: `applied 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits to sqlite:${file}\n` });
+    expect(await runCli(['migrate', '--config', profileFile])).toMatchObject({ code: 0, stdout: `applied 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits, 0012_audit_actor_address to sqlite:${file}\n` });
     const check = new SqliteDatabase(file, { readonly: true });
     try {
       expect(check.prepare('select count(*) from sign_in_failures').pluck().get()).toBe(0);

@@ -10,11 +10,13 @@
  * // GET /v1/address-blocks?limit=1000 → the oldest 1,000, and Link: </v1/address-blocks?limit=1000&after=…>; rel="next"
  * // DELETE /v1/address-blocks/2001:db8:0:7::1 → the block of 2001:db8:0:7::/64, lifted
  */
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Runtime } from '../runtime.js';
 import { blockedAddressOf, isBlockedAddress, liftAddressBlock, listAddressBlocks, NOT_AN_ADDRESS, placeOfBlock } from '../operations/address-blocks.js';
 import type { AdminApp } from './check-routes.js';
 import { paged, PageQuery } from './paging.js';
+import type { Actor } from '../operations/audit.js';
 
 const Block = z.object({
   address: z.string().describe('The address blocked: an IPv4 address, or an IPv6 /64 (2001:db8:0:7::/64), as its clients share one count'),
@@ -34,8 +36,9 @@ const AddressBlocks = z.object({
     .describe('The blocks in force in this keygate process (each process has its own), the oldest first: all of them, or with ?limit= a page of them (a Link header, rel="next", gives the next page)'),
 });
 
-export function registerAddressBlockRoutes(app: AdminApp, rt: Runtime, options: { problem: z.ZodType }): void {
-  const { problem: Problem } = options;
+/** `actorOf`: who the audit log names for a request's change (its token's name, the client's address). */
+export function registerAddressBlockRoutes(app: AdminApp, rt: Runtime, options: { problem: z.ZodType; actorOf: (request: FastifyRequest) => Actor }): void {
+  const { problem: Problem, actorOf } = options;
   app.get(
     '/v1/address-blocks',
     {
@@ -74,6 +77,6 @@ export function registerAddressBlockRoutes(app: AdminApp, rt: Runtime, options: 
         response: { 200: Block.describe('The block lifted'), 400: Problem, 404: Problem },
       },
     },
-    async (request) => liftAddressBlock(rt, request.params.address, request.adminActor),
+    async (request) => liftAddressBlock(rt, request.params.address, actorOf(request)),
   );
 }

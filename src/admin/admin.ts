@@ -27,7 +27,7 @@ import { headerCount } from '../auth/credential.js';
 import type { Metrics } from '../metrics.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
 import { parseDuration } from '../config/duration.js';
-import { auditEventOut } from '../operations/audit.js';
+import { auditEventOut, type Actor } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { accountOut, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, refusedKeyWarning, updateAccount } from '../operations/accounts.js';
@@ -374,6 +374,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   app.decorateRequest('adminTokenUsed', 'none');
   const clientOf = adminClientOf(rt);
   registerAccessLog(app, rt, clientOf);
+  /** Who the audit log names for a request's changes: its token's name, and the client's address as the access log reads it. */
+  const actorOf = (request: FastifyRequest): Actor => ({ name: request.adminActor, address: clientOf(request) });
   // What Node would answer bare, or not at all, is problem details too; so is a request
   // without Host, or with two (refused in the first hook).
   refuseNoHostOurselves(app.server);
@@ -630,7 +632,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
           ...(b.planExpiresAt !== undefined ? { planExpiresAt: b.planExpiresAt === null ? null : Date.parse(b.planExpiresAt) } : {}),
           ...(b.limits !== undefined ? { limits: b.limits } : {}),
         },
-        request.adminActor,
+        actorOf(request),
       );
       if (b.planExpiresAt !== undefined) warnOfPastPlanExpiry(reply, account);
       return reply.code(201).send(accountOut(account, rt));
@@ -659,13 +661,13 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       const { planExpiresAt, ...rest } = b;
       const patch = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
       if (planExpiresAt !== undefined) Object.assign(patch, { planExpiresAt: planExpiresAt === null ? null : Date.parse(planExpiresAt) });
-      const account = await updateAccount(rt, request.params.id, patch, request.adminActor);
+      const account = await updateAccount(rt, request.params.id, patch, actorOf(request));
       if (planExpiresAt !== undefined) warnOfPastPlanExpiry(reply, account);
       return accountOut(account, rt);
     },
   );
   app.delete('/v1/accounts/:id', { schema: { operationId: 'deleteAccount', tags: ['accounts'], summary: 'Delete an account (its members are removed; its keys become unbound)', params: IdParams, response: { 204: z.null(), 404: Problem } } }, async (request, reply) => {
-    await deleteAccount(rt, request.params.id, request.adminActor);
+    await deleteAccount(rt, request.params.id, actorOf(request));
     return reply.code(204).send(null);
   });
   app.get('/v1/accounts/:id/usage', { schema: { operationId: 'getAccountUsage', tags: ['usage'], summary: "An account's plan and meters this period (usage, limit, remaining, overage) and its requests by key", params: IdParams, response: { 200: Usage, 404: Problem } } }, async (request) => {
@@ -754,7 +756,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
           ...(b.expiresAt ? { expiresAt: Date.parse(b.expiresAt) } : {}),
           ...(b.rateLimits ? { rateLimits: b.rateLimits } : {}),
         },
-        request.adminActor,
+        actorOf(request),
       );
       await warnOfRefusedKey(reply, issued.key);
       // A new key of an account under an account-wide block is blocked too.
@@ -774,7 +776,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     },
     async (request, reply) => {
       const b = request.body;
-      const imported = await createKey(rt, { accountId: b.accountId, name: b.name, ...(b.mode ? { mode: b.mode } : {}), ...(b.scopes ? { scopes: b.scopes } : {}), ...(b.rateLimits ? { rateLimits: b.rateLimits } : {}) }, request.adminActor, { secret: b.secret });
+      const imported = await createKey(rt, { accountId: b.accountId, name: b.name, ...(b.mode ? { mode: b.mode } : {}), ...(b.scopes ? { scopes: b.scopes } : {}), ...(b.rateLimits ? { rateLimits: b.rateLimits } : {}) }, actorOf(request), { secret: b.secret });
       await warnOfRefusedKey(reply, imported.key);
       return reply.code(201).send(await keyAnswer(imported.key));
     },
@@ -797,7 +799,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     return keyAnswer(await getKey(rt, request.params.id));
   });
   app.post('/v1/keys/:id/revoke', { schema: { operationId: 'revokeKey', tags: ['keys'], summary: 'Revoke: refused from the next request on, in every process', params: IdParams, response: { 200: Key, 404: Problem } } }, async (request) =>
-    keyAnswer(await revokeKey(rt, request.params.id, request.adminActor)),
+    keyAnswer(await revokeKey(rt, request.params.id, actorOf(request))),
   );
   app.patch(
     '/v1/keys/:id',
@@ -811,7 +813,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         response: { 200: Key, 400: Problem, 404: Problem, 409: Problem },
       },
     },
-    async (request) => keyAnswer(await updateKey(rt, request.params.id, request.body, request.adminActor)),
+    async (request) => keyAnswer(await updateKey(rt, request.params.id, request.body, actorOf(request))),
   );
   app.post(
     '/v1/keys/:id/unblock',
@@ -825,7 +827,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       },
     },
     async (request) => {
-      const { key, lifted } = await unblockKey(rt, request.params.id, request.adminActor);
+      const { key, lifted } = await unblockKey(rt, request.params.id, actorOf(request));
       return { key: await keyAnswer(key), lifted };
     },
   );
@@ -859,7 +861,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       const text = request.body?.overlap ?? defaultRotationOverlap(rt);
       const overlap = parseDuration(text);
       if (overlap === undefined) throw new OperationError('invalid', `overlap "${text}" is not a duration such as 1h, 24h or 7d`);
-      const rotated = await rotateKey(rt, request.params.id, overlap, request.adminActor);
+      const rotated = await rotateKey(rt, request.params.id, overlap, actorOf(request));
       await warnOfRefusedKey(reply, rotated.key);
       // The replacement shares the old key's account, and so its account-wide block.
       const blocked = await blockedUntilOf(rt, [rotated.key, rotated.previous]);
@@ -924,7 +926,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     async (request, reply) => {
       const { body } = request;
       if ((body.accountId ?? null) === null && body.role !== 'operator') throw new OperationError('invalid', 'say whom the invitation is for: "accountId" (a member of that account) or "role": "operator" (sees every account)');
-      const invitation = await inviteMember(rt, { email: body.email, accountId: body.accountId ?? null, ...(body.role ? { role: body.role } : {}) }, request.adminActor);
+      const invitation = await inviteMember(rt, { email: body.email, accountId: body.accountId ?? null, ...(body.role ? { role: body.role } : {}) }, actorOf(request));
       warnIfDashboardOff(reply);
       return reply.code(201).send({ id: invitation.member.id, email: invitation.member.email, role: invitation.member.role, url: invitation.url, replacedInvitation: invitation.replaced ?? null });
     },
@@ -941,7 +943,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       },
     },
     async (request, reply) => {
-      const link = await passwordResetLink(rt, request.body.email, request.adminActor);
+      const link = await passwordResetLink(rt, request.body.email, actorOf(request));
       warnIfDashboardOff(reply);
       return reply.code(201).send({ id: link.member.id, email: link.member.email, url: link.url });
     },
@@ -950,7 +952,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     '/v1/members/:id',
     { schema: { operationId: 'removeMember', tags: ['members'], summary: 'Remove a member or operator: signed out everywhere; their password and any pending link stop working', params: IdParams, response: { 204: z.null(), 404: Problem } } },
     async (request, reply) => {
-      await removeMember(rt, { id: request.params.id }, request.adminActor);
+      await removeMember(rt, { id: request.params.id }, actorOf(request));
       return reply.code(204).send(null);
     },
   );
@@ -966,7 +968,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       },
     },
     async (request) => {
-      const { member, lifted } = await unlockMember(rt, { id: request.params.id }, request.adminActor);
+      const { member, lifted } = await unlockMember(rt, { id: request.params.id }, actorOf(request));
       return { member: memberOut(member, rt.clock()), lifted };
     },
   );
@@ -984,7 +986,24 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
             after: PageQuery.after,
           })
           .strict(),
-        response: { 200: z.array(z.object({ id: z.string(), at: z.string(), actor: z.string(), action: z.string(), accountId: z.string().nullable(), keyId: z.string().nullable(), detail: z.record(z.string(), z.unknown()) })), 404: Problem },
+        response: {
+          200: z.array(
+            z.object({
+              id: z.string(),
+              at: z.string(),
+              actor: z.string().describe('Who made the change: admin-api (admin-api#2 for the second of several tokens), a dashboard member\'s email, cli, or dashboard for a sign-in lock'),
+              actorAddress: z
+                .string()
+                .nullable()
+                .describe('The client address the change was asked from, as the admin access log reads it (behind a proxy in trustedProxies, the client X-Forwarded-For names): the admin API\'s or the dashboard\'s; null for the CLI\'s and the library\'s, and for events written before keygate kept it'),
+              action: z.string(),
+              accountId: z.string().nullable(),
+              keyId: z.string().nullable(),
+              detail: z.record(z.string(), z.unknown()),
+            }),
+          ),
+          404: Problem,
+        },
       },
     },
     async (request, reply) => {
@@ -998,7 +1017,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   );
 
   registerCheckRoutes(app, rt, { metrics: options.metrics, problem: Problem, ...options.check });
-  registerAddressBlockRoutes(app, rt, { problem: Problem });
+  registerAddressBlockRoutes(app, rt, { problem: Problem, actorOf });
 
   return app;
 }

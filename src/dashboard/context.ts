@@ -14,6 +14,7 @@ import { csrfToken, CSRF_FIELD, preSessionCsrfToken } from './csrf.js';
 import { html, type Html } from './html.js';
 import { DASHBOARD_COOKIES } from './cookie-names.js';
 import { OperationError } from '../operations/errors.js';
+import type { Actor } from '../operations/audit.js';
 import { orList } from './format.js';
 
 declare module 'fastify' {
@@ -33,7 +34,7 @@ export interface Dashboard {
   /** Signs the notices carried in a cookie: kept in the store, so every process signs alike. */
   noticeKey: string;
   signIn: SignInChecker;
-  /** The client's address (behind trusted proxies, the one they name): what sign-in lockouts are counted by. */
+  /** The client's address (behind trusted proxies, the one they name): what sign-in lockouts are counted by, and what the audit log names a change as made from. */
   addressOf(request: FastifyRequest): string;
 }
 
@@ -64,9 +65,9 @@ export function operatorOf(request: FastifyRequest): Viewer {
   return viewer;
 }
 
-/** Who the audit log names for the viewer's actions. */
-export function actorOf(request: FastifyRequest): string {
-  return viewerOf(request).member.email;
+/** Who the audit log names for the viewer's actions: their email, and the address the request came from. */
+export function actorOf(dash: Dashboard, request: FastifyRequest): Actor {
+  return { name: viewerOf(request).member.email, address: dash.addressOf(request) };
 }
 
 /** The hidden CSRF field for a signed-in viewer's forms. */

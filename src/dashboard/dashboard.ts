@@ -195,12 +195,13 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       const forwardedFor = request.headers['x-forwarded-for'];
       if (forwardedFor !== undefined && !toldOfUntrustedProxy && trusted?.(peer) !== true) {
         // A reverse proxy left out of trustedProxies makes all its clients one address: one
-        // client's wrong passwords would pause an email for every other. (A client may also
+        // client's wrong passwords would pause an email for every other, and the audit log
+        // would name the proxy as where every change came from. (A client may also
         // have sent the header itself: hence a warning, once, and nothing more.)
         toldOfUntrustedProxy = true;
         log.warn(
           { peer },
-          `a sign-in came from ${peer ?? 'an unknown address'} with X-Forwarded-For, which is not in trustedProxies: if it is your reverse proxy, list it there, or every client behind it counts as one address for sign-in lockouts (told once)`,
+          `a dashboard request came from ${peer ?? 'an unknown address'} with X-Forwarded-For, which is not in trustedProxies: if it is your reverse proxy, list it there, or every client behind it counts as one address for sign-in lockouts and in the audit log (told once)`,
         );
       }
       return clientAddress(peer, forwardedFor, trusted);

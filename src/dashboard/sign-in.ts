@@ -134,7 +134,7 @@ export function createSignInChecker(rt: Runtime): SignInChecker {
   function auditLock(member: MemberRecord, client: Client, failedSignIns: number, until: number, scope: 'address' | 'network' | 'email'): Promise<void> {
     // `address`: the email is paused for that client address only; `network`: for its /64; `email`: for every address.
     const network = scope === 'network' ? { network: client.network } : {};
-    return audit(rt, ACTOR, 'member.locked', { accountId: member.accountId, detail: { email: member.email, scope, address: client.address, ...network, failedSignIns, until: new Date(until).toISOString() } });
+    return audit(rt, { name: ACTOR, address: client.address }, 'member.locked', { accountId: member.accountId, detail: { email: member.email, scope, address: client.address, ...network, failedSignIns, until: new Date(until).toISOString() } });
   }
 
   // Attempts on one email run one after another: parallel guesses would otherwise all

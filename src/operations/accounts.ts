@@ -9,7 +9,7 @@ import { MAX_REPORTED } from '../meters/cost.js';
 import { repeatedWindow, RepeatedWindowError } from '../limits/repeated-windows.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, notFound, OperationError } from './errors.js';
-import { audit } from './audit.js';
+import { audit, type Actor } from './audit.js';
 
 export interface NewAccount {
   name: string;
@@ -198,7 +198,7 @@ export function isNewAccountId(value: unknown): value is string {
  * by a double click) creates one account: the second is a conflict. So is an id that an
  * account had before (one deleted since: its audit entries name it).
  */
-export async function createAccount(rt: Runtime, input: NewAccount, actor: string, options: { id?: string } = {}): Promise<AccountRecord> {
+export async function createAccount(rt: Runtime, input: NewAccount, actor: Actor, options: { id?: string } = {}): Promise<AccountRecord> {
   if (options.id !== undefined && !isNewAccountId(options.id)) throw new OperationError('invalid', 'a new account id is "acc_" and 16 letters or digits');
   const name = checkedName('an account', input.name, ACCOUNT_NAME_MAX, rt.keyFormat);
   const planId = input.planId ?? defaultPlanId(rt);
@@ -234,7 +234,7 @@ export async function getAccount(rt: Runtime, id: string): Promise<AccountRecord
 /** A change of an account: its fields, and its own limits as a merge patch (LimitsChange). */
 export type AccountChange = Omit<AccountPatch, 'limits'> & { limits?: LimitsChange | null };
 
-export async function updateAccount(rt: Runtime, id: string, change: AccountChange, actor: string): Promise<AccountRecord> {
+export async function updateAccount(rt: Runtime, id: string, change: AccountChange, actor: Actor): Promise<AccountRecord> {
   return (await changeAccount(rt, id, change, actor)).account;
 }
 
@@ -245,7 +245,7 @@ export interface AccountUpdate {
 }
 
 /** updateAccount, saying whether anything changed: a change to what the account already has writes nothing, audits nothing. */
-export async function changeAccount(rt: Runtime, id: string, change: AccountChange, actor: string): Promise<AccountUpdate> {
+export async function changeAccount(rt: Runtime, id: string, change: AccountChange, actor: Actor): Promise<AccountUpdate> {
   const { limits: limitsChange, ...fields } = change;
   let patch: AccountPatch = fields;
   if (patch.planId !== undefined) checkPlan(rt, patch.planId);
@@ -268,7 +268,7 @@ export async function changeAccount(rt: Runtime, id: string, change: AccountChan
   return { account: after, changed: true };
 }
 
-export async function deleteAccount(rt: Runtime, id: string, actor: string): Promise<void> {
+export async function deleteAccount(rt: Runtime, id: string, actor: Actor): Promise<void> {
   // Its name and plan go into the audit log: nothing else will remember them.
   const before = await rt.store.getAccount(id);
   const deleted = await rt.store.deleteAccount(id);

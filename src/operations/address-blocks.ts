@@ -14,7 +14,7 @@ import type { Page } from '../store/store.js';
 import type { BlockInForce } from '../auth/unknown-key-limit.js';
 import { addressGroup } from '../gateway/trusted-proxies.js';
 import { formatDuration } from '../config/duration.js';
-import { audit } from './audit.js';
+import { actorName, audit, type Actor } from './audit.js';
 import { isoTime } from './accounts.js';
 import { OperationError } from './errors.js';
 
@@ -81,14 +81,14 @@ export function isBlockedAddress(id: string): boolean {
  * /64), as if it had ended: its next unknown key is counted afresh. Audited as
  * `address.unblocked`. Refused (not_found) when no block of it is in force.
  */
-export async function liftAddressBlock(rt: Pick<Runtime, 'config' | 'clock' | 'unknownKeyLimit' | 'store' | 'log'>, address: string, actor: string) {
+export async function liftAddressBlock(rt: Pick<Runtime, 'config' | 'clock' | 'unknownKeyLimit' | 'store' | 'log'>, address: string, actor: Actor) {
   const group = blockedAddressOf(address);
   if (group === undefined) throw new OperationError('invalid', `address: ${NOT_AN_ADDRESS}`);
   if (rt.config.auth.unknownKeys === undefined) throw new OperationError('not_found', `no block of ${group}: auth.unknownKeys is off in this profile, so no address is blocked`);
   const lifted = rt.unknownKeyLimit.lift(group, rt.clock());
   if (lifted === undefined) throw new OperationError('not_found', `no block of ${group} is in force in this keygate process (GET /v1/address-blocks lists them; each process has its own)`);
   const out = blockOut(lifted);
-  rt.log.info({ client: group, unknownKeys: lifted.unknownKeys, blockedUntil: out.blockedUntil, actor }, 'client address block lifted (auth.unknownKeys)');
+  rt.log.info({ client: group, unknownKeys: lifted.unknownKeys, blockedUntil: out.blockedUntil, actor: actorName(actor) }, 'client address block lifted (auth.unknownKeys)');
   await audit(rt, actor, 'address.unblocked', { detail: { address: group, unknownKeys: lifted.unknownKeys, blockedAt: lifted.startedAt, blockedUntil: lifted.endsAt } });
   return out;
 }

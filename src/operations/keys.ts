@@ -11,7 +11,7 @@ import type { KeyMode } from '../keys/format.js';
 import { utcSecond, utcSecondUp } from '../meters/period.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, LATEST_TIME, notFound, OperationError, ordinal, type KeyNaming } from './errors.js';
-import { audit } from './audit.js';
+import { actorName, audit, type Actor } from './audit.js';
 import { didYouMean } from '../config/closest-name.js';
 import { checkedWindows, getAccount, isoTime } from './accounts.js';
 import type { RateLimit } from '../config/schema.js';
@@ -146,7 +146,7 @@ function isActive(key: KeyRecord, now: number): boolean {
  * that a request sent twice (a dashboard form posted again by a reload) issues one key:
  * the second is a conflict.
  */
-export async function createKey(rt: Runtime, input: NewKey, actor: string, options: { secret?: string; id?: string } = {}): Promise<IssuedKey> {
+export async function createKey(rt: Runtime, input: NewKey, actor: Actor, options: { secret?: string; id?: string } = {}): Promise<IssuedKey> {
   return (await issueKey(rt, input, actor, options)).issued;
 }
 
@@ -184,7 +184,7 @@ interface Replaced {
 async function issueKey(
   rt: Runtime,
   input: NewKey,
-  actor: string,
+  actor: Actor,
   options: { secret?: string; id?: string; replacing?: Replacing },
 ): Promise<{ issued: IssuedKey; replaced?: Replaced }> {
   if (options.id !== undefined && !isNewKeyId(options.id)) throw new OperationError('invalid', 'a new key id is "key_" and 16 letters or digits');
@@ -233,7 +233,7 @@ async function issueKey(
     lastUsedAt: null,
     expiresAt: input.expiresAt ?? null,
     revokedAt: null,
-    createdBy: actor,
+    createdBy: actorName(actor),
     rotatedFrom: replacing?.old.id ?? null,
     ...(rateLimits.length > 0 ? { rateLimits } : {}),
   };
@@ -335,7 +335,7 @@ export async function getKey(rt: Runtime, id: string, accountId?: string): Promi
   return key;
 }
 
-export async function revokeKey(rt: Runtime, id: string, actor: string, accountId?: string): Promise<KeyRecord> {
+export async function revokeKey(rt: Runtime, id: string, actor: Actor, accountId?: string): Promise<KeyRecord> {
   const key = await getKey(rt, id, accountId);
   if (key.revokedAt !== null) return key;
   const revoked = (await rt.store.updateKey(id, { revokedAt: rt.clock() })) as KeyRecord;
@@ -356,7 +356,7 @@ export interface KeyChanges {
  * plan) or its own rate-limit windows. Each holds from the key's next request on, in
  * every process.
  */
-export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, actor: string, accountId?: string): Promise<KeyRecord> {
+export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, actor: Actor, accountId?: string): Promise<KeyRecord> {
   const key = await getKey(rt, id, accountId);
   if (changes.name === undefined && changes.scopes === undefined && changes.rateLimits === undefined) throw new OperationError('invalid', 'nothing to change: give a name, scopes or rateLimits');
   if (key.revokedAt !== null) throw new OperationError('conflict', 'a revoked key cannot be changed');
@@ -412,7 +412,7 @@ export async function blockedUntilOf(rt: Runtime, keys: readonly KeyRecord[]): P
  * escalation afresh. `lifted`: how many blocks were in force. Audited only when one was:
  * a call that found none lifted nothing, and the log would say it had.
  */
-export async function unblockKey(rt: Runtime, id: string, actor: string, accountId?: string): Promise<{ key: KeyRecord; lifted: number }> {
+export async function unblockKey(rt: Runtime, id: string, actor: Actor, accountId?: string): Promise<{ key: KeyRecord; lifted: number }> {
   const key = await getKey(rt, id, accountId);
   const lifted = await rt.counters.liftBlocks(blockIdsOf(key), rt.clock());
   if (lifted > 0) await audit(rt, actor, 'key.unblocked', { accountId: key.accountId, keyId: id, detail: { name: key.name, hint: key.hint, lifted } });
@@ -424,7 +424,7 @@ export async function unblockKey(rt: Runtime, id: string, actor: string, account
  * replacement, the key it replaced (`previous`) and, under `keys.rotation: replace`, the
  * keys before that one whose overlap it ended (`ended`, revoked).
  */
-export async function rotateKey(rt: Runtime, id: string, overlapMs: number, actor: string, accountId?: string, options: { id?: string } = {}): Promise<IssuedKey & { previous: KeyRecord; ended: KeyRecord[] }> {
+export async function rotateKey(rt: Runtime, id: string, overlapMs: number, actor: Actor, accountId?: string, options: { id?: string } = {}): Promise<IssuedKey & { previous: KeyRecord; ended: KeyRecord[] }> {
   const old = await getKey(rt, id, accountId);
   if (!rt.config.keys.rotation) {
     throw new OperationError('invalid', 'this API has no in-place rotation: create a new key, move your integration to it, then revoke the old one');

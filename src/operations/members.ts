@@ -13,7 +13,7 @@ import { emailRefusal, isEmailAddress } from '../members/email.js';
 import { hashPassword, MIN_PASSWORD_LENGTH } from '../members/password.js';
 import { signInEmailDigest } from '../members/lockout.js';
 import { looksLikeOwnId, OperationError, otherKind } from './errors.js';
-import { audit } from './audit.js';
+import { audit, type Actor } from './audit.js';
 import { getAccount, isoTime } from './accounts.js';
 
 export const INVITE_TTL_MS = 7 * DAY_MS;
@@ -74,7 +74,7 @@ function checkedEmail(raw: string): string {
   return email;
 }
 
-export async function inviteMember(rt: Runtime, input: { email: string; accountId: string | null; role?: MemberRole }, actor: string): Promise<Invitation> {
+export async function inviteMember(rt: Runtime, input: { email: string; accountId: string | null; role?: MemberRole }, actor: Actor): Promise<Invitation> {
   const { email, role } = await checkedInvitation(rt, input);
   return rt.store.invitingMember(email, (store) => invite(rt, store, { email, role, accountId: input.accountId }, actor));
 }
@@ -86,7 +86,7 @@ export async function inviteMember(rt: Runtime, input: { email: string; accountI
  * answered instead. The form's id and the link's expiry go in the audit entry, so that
  * later sends can tell whether that link is still the one.
  */
-export async function inviteMemberOnce(rt: Runtime, input: { email: string; accountId: string; role?: MemberRole }, actor: string, form: string): Promise<Invitation | { sentAlready: InvitedByForm }> {
+export async function inviteMemberOnce(rt: Runtime, input: { email: string; accountId: string; role?: MemberRole }, actor: Actor, form: string): Promise<Invitation | { sentAlready: InvitedByForm }> {
   const { email, role } = await checkedInvitation(rt, input);
   return rt.store.invitingMember(email, async (store) => {
     const made = await invitationOfForm(rt, store, input.accountId, form);
@@ -104,7 +104,7 @@ async function checkedInvitation(rt: Runtime, input: { email: string; accountId:
 }
 
 /** Writes the invitation (a new member, or a new link for one who has not set a password), inside `Store.invitingMember`. */
-async function invite(rt: Runtime, store: MemberInviting, input: { email: string; accountId: string | null; role: MemberRole }, actor: string, form?: string): Promise<Invitation> {
+async function invite(rt: Runtime, store: MemberInviting, input: { email: string; accountId: string | null; role: MemberRole }, actor: Actor, form?: string): Promise<Invitation> {
   const { email, role } = input;
   const token = randomBytes(24).toString('base64url');
   const now = rt.clock();
@@ -186,7 +186,7 @@ function noMember(ref: MemberRef): OperationError {
  * invitation. The old password keeps working until the new one is set (to lock someone
  * out, remove them: removeMember).
  */
-export async function passwordResetLink(rt: Runtime, email: string, actor: string): Promise<Invitation> {
+export async function passwordResetLink(rt: Runtime, email: string, actor: Actor): Promise<Invitation> {
   const member = await findMember(rt, { email });
   const token = randomBytes(24).toString('base64url');
   const updated = (await rt.store.updateMember(member.id, { inviteHash: hashToken(token), inviteExpiresAt: rt.clock() + RESET_TTL_MS })) as MemberRecord;
@@ -198,7 +198,7 @@ export async function passwordResetLink(rt: Runtime, email: string, actor: strin
  * Removes a member (by id or e-mail): signed out everywhere, and neither their password
  * nor a pending invitation or reset link works any more.
  */
-export async function removeMember(rt: Runtime, ref: MemberRef, actor: string): Promise<MemberRecord> {
+export async function removeMember(rt: Runtime, ref: MemberRef, actor: Actor): Promise<MemberRecord> {
   const member = await findMember(rt, ref);
   // Gone meanwhile (removed by another operator): no member either.
   if (!(await rt.store.deleteMember(member.id))) throw noMember(ref);
@@ -214,7 +214,7 @@ export async function removeMember(rt: Runtime, ref: MemberRef, actor: string): 
  * them end) and forgets the wrong passwords counted towards them. `lifted`: whether a
  * pause was in force.
  */
-export async function unlockMember(rt: Runtime, ref: MemberRef, actor: string): Promise<{ member: MemberRecord; lifted: boolean }> {
+export async function unlockMember(rt: Runtime, ref: MemberRef, actor: Actor): Promise<{ member: MemberRecord; lifted: boolean }> {
   const member = await findMember(rt, ref);
   const now = rt.clock();
   // The email's own lock, and the pauses of the addresses (and /64s) that guessed at it.
@@ -251,9 +251,10 @@ export function memberOut(member: MemberRecord, now: number) {
  * stops working. The email's own pause is lifted, and so are those of `sources` (the
  * address and /64 the password was set from): whoever was paused there for wrong guesses
  * at the old password has just proved they hold the link. Other addresses' pauses stand:
- * a guesser elsewhere gets no fresh tries against the new password.
+ * a guesser elsewhere gets no fresh tries against the new password. `client.address` is
+ * what the audit event names the change as made from (the dashboard's reading of it).
  */
-export async function acceptInvitation(rt: Runtime, token: string, password: string, sources: readonly string[] = []): Promise<MemberRecord> {
+export async function acceptInvitation(rt: Runtime, token: string, password: string, client: { address: string; sources: readonly string[] } | null = null): Promise<MemberRecord> {
   const member = await rt.store.findMemberByInvite(hashToken(token));
   if (!member || member.inviteExpiresAt === null || member.inviteExpiresAt <= rt.clock()) {
     throw new OperationError('not_found', 'this invitation link is invalid or has expired; ask for a new one');
@@ -269,8 +270,8 @@ export async function acceptInvitation(rt: Runtime, token: string, password: str
   })) as MemberRecord;
   // Whoever was signed in with the old password is signed out.
   await rt.store.deleteSessionsOf(member.id);
-  if (sources.length > 0) await rt.store.deleteSignInFailures(signInEmailDigest(rt.hashKey, member.email), sources);
-  await audit(rt, member.email, reset ? 'member.password_changed' : 'member.joined', { accountId: member.accountId, detail: { email: member.email, ...(reset ? { via: 'reset_link' } : {}) } });
+  if (client !== null && client.sources.length > 0) await rt.store.deleteSignInFailures(signInEmailDigest(rt.hashKey, member.email), client.sources);
+  await audit(rt, { name: member.email, address: client?.address ?? null }, reset ? 'member.password_changed' : 'member.joined', { accountId: member.accountId, detail: { email: member.email, ...(reset ? { via: 'reset_link' } : {}) } });
   return updated;
 }
 
@@ -290,9 +291,10 @@ export function checkNewPassword(password: string): void {
  * way to guess it); here it only tells whether the new one is the same. Every session of
  * the member ends, so one stolen before dies now (the caller starts a new one for
  * whoever asked), and so does a reset link not yet used. Audited as
- * `member.password_changed` with `via: current_password` (a reset link's says `reset_link`).
+ * `member.password_changed` with `via: current_password` (a reset link's says `reset_link`),
+ * from `address` (the client's, as the dashboard reads it).
  */
-export async function changePassword(rt: Runtime, member: MemberRecord, verifiedCurrent: string, password: string): Promise<MemberRecord> {
+export async function changePassword(rt: Runtime, member: MemberRecord, verifiedCurrent: string, password: string, address: string | null = null): Promise<MemberRecord> {
   checkNewPassword(password);
   // scrypt hashes the NFKC form (members/password.ts): equal forms are the same password.
   if (password.normalize('NFKC') === verifiedCurrent.normalize('NFKC')) throw new OperationError('invalid', 'the new password is the same as the current one: choose a different one');
@@ -301,6 +303,6 @@ export async function changePassword(rt: Runtime, member: MemberRecord, verified
   // Removed meanwhile (by an operator): nothing to change.
   if (!updated) throw noMember({ id: member.id });
   await rt.store.deleteSessionsOf(member.id);
-  await audit(rt, member.email, 'member.password_changed', { accountId: member.accountId, detail: { email: member.email, via: 'current_password' } });
+  await audit(rt, { name: member.email, address }, 'member.password_changed', { accountId: member.accountId, detail: { email: member.email, via: 'current_password' } });
   return updated;
 }

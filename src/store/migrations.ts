@@ -235,4 +235,15 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('api_keys').dropColumn('rate_limits').execute();
     },
   },
+  // The client address each change was asked from (the admin API's, the dashboard's), as
+  // the admin access log reads it; null for the CLI's, the library's, and every event
+  // written before.
+  '0012_audit_actor_address': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('audit_log').addColumn('actor_address', 'text').execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.alterTable('audit_log').dropColumn('actor_address').execute();
+    },
+  },
 };

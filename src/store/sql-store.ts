@@ -93,6 +93,7 @@ interface AuditTable {
   id: string;
   at: number;
   actor: string;
+  actor_address: string | null;
   action: string;
   account_id: string | null;
   key_id: string | null;
@@ -571,7 +572,7 @@ export class SqlStore implements Store {
   async appendAudit(e: AuditEntry): Promise<void> {
     await this.db
       .insertInto('audit_log')
-      .values(storable('audit_log', { id: e.id, at: e.at, actor: e.actor, action: e.action, account_id: e.accountId, key_id: e.keyId, detail: JSON.stringify(e.detail) }))
+      .values(storable('audit_log', { id: e.id, at: e.at, actor: e.actor, actor_address: e.actorAddress, action: e.action, account_id: e.accountId, key_id: e.keyId, detail: JSON.stringify(e.detail) }))
       .execute();
   }
 
@@ -586,6 +587,7 @@ export class SqlStore implements Store {
       id: r.id,
       at: Number(r.at),
       actor: r.actor,
+      actorAddress: r.actor_address,
       action: r.action,
       accountId: r.account_id,
       keyId: r.key_id,

@@ -101,6 +101,8 @@ export interface AuditEntry {
   id: string;
   at: number;
   actor: string;
+  /** The client address the change was asked from (admin API, dashboard); null for the CLI's and the library's. */
+  actorAddress: string | null;
   action: string;
   accountId: string | null;
   keyId: string | null;

@@ -480,7 +480,7 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       const a = account();
       await store.createAccount(a);
       for (let i = 0; i < 3; i += 1) {
-        await store.appendAudit({ id: unique(`aud${i}`), at: T0 + i, actor: 'cli', action: `act.${i}`, accountId: a.id, keyId: null, detail: { i, nested: { ok: true } } });
+        await store.appendAudit({ id: unique(`aud${i}`), at: T0 + i, actor: 'cli', actorAddress: null, action: `act.${i}`, accountId: a.id, keyId: null, detail: { i, nested: { ok: true } } });
       }
       const entries = await store.listAudit({ accountId: a.id });
       expect(entries.map((e) => e.action)).toEqual(['act.2', 'act.1', 'act.0']);
@@ -488,10 +488,20 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.listAudit({ accountId: a.id, limit: 1 })).toHaveLength(1);
     });
 
+    it("keeps the client address an audit entry's change was asked from, and none for one without", async () => {
+      const a = account();
+      await store.createAccount(a);
+      const fromAdmin = { id: unique('aud_http'), at: T0 + 1, actor: 'admin-api', actorAddress: '2001:db8::7', action: 'key.revoked', accountId: a.id, keyId: 'key_1', detail: {} };
+      const fromCli = { id: unique('aud_cli'), at: T0, actor: 'cli', actorAddress: null, action: 'key.created', accountId: a.id, keyId: 'key_1', detail: {} };
+      await store.appendAudit(fromAdmin);
+      await store.appendAudit(fromCli);
+      expect(await store.listAudit({ accountId: a.id })).toEqual([fromAdmin, fromCli]);
+    });
+
     it('lists the audit log a page at a time, newest first, each entry once (ties in time broken by id)', async () => {
       const a = account();
       await store.createAccount(a);
-      const written = [0, 0, 1, 1, 1, 2].map((t, i) => ({ id: unique(`aud${i}`), at: T0 + t, actor: 'cli', action: `page.${i}`, accountId: a.id, keyId: null, detail: {} }));
+      const written = [0, 0, 1, 1, 1, 2].map((t, i) => ({ id: unique(`aud${i}`), at: T0 + t, actor: 'cli', actorAddress: null, action: `page.${i}`, accountId: a.id, keyId: null, detail: {} }));
       for (const e of written) await store.appendAudit(e);
       const expected = [...written].sort((x, y) => y.at - x.at || (x.id < y.id ? 1 : -1)).map((e) => e.id);
       const seen: string[] = [];
@@ -741,8 +751,8 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       await expect(store.countSignInFailure('a\u0000@b.c', '*', T0, T0)).rejects.toMatchObject(refused('sign_in_failures', 'email'));
       await expect(store.putSignInFailure({ emailDigest: 'a@b.c', source: '\u0000', failures: 1, lockedUntil: null, updatedAt: T0 })).rejects.toMatchObject(refused('sign_in_failures', 'source'));
 
-      await expect(store.appendAudit({ id: unique('aud'), at: T0, actor: 'cli\u0000', action: 'act', accountId: b.id, keyId: null, detail: {} })).rejects.toMatchObject(refused('audit_log', 'actor'));
-      const entry = { id: unique('aud'), at: T0, actor: 'cli', action: 'act', accountId: b.id, keyId: null, detail: { email: 'a\u0000@b.c' } };
+      await expect(store.appendAudit({ id: unique('aud'), at: T0, actor: 'cli\u0000', actorAddress: null, action: 'act', accountId: b.id, keyId: null, detail: {} })).rejects.toMatchObject(refused('audit_log', 'actor'));
+      const entry = { id: unique('aud'), at: T0, actor: 'cli', actorAddress: null, action: 'act', accountId: b.id, keyId: null, detail: { email: 'a\u0000@b.c' } };
       await store.appendAudit(entry);
       expect(await store.listAudit({ accountId: b.id })).toEqual([entry]);
 

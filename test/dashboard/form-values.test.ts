@@ -298,7 +298,7 @@ describe('dashboard: hand-edited forms', () => {
         expect((await visitor.post('/sign-in', { email: 'nobody@acme.example', password: 'wrong password' }, { 'x-forwarded-for': forwardedFor })).status).toBe(401);
       }
       expect(warnings()).toHaveLength(1);
-      expect(JSON.parse(warnings()[0] as string)).toMatchObject({ component: 'dashboard', peer: '127.0.0.1', msg: expect.stringContaining('a sign-in came from 127.0.0.1 with X-Forwarded-For') });
+      expect(JSON.parse(warnings()[0] as string)).toMatchObject({ component: 'dashboard', peer: '127.0.0.1', msg: expect.stringContaining('a dashboard request came from 127.0.0.1 with X-Forwarded-For') });
     });
 
     it('refuses an email sent twice', async () => {

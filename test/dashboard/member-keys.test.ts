@@ -312,6 +312,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     const byAda = entries.filter((e) => e.actor === 'ada@acme.example').map((e) => e.action);
     expect(byAda).toEqual(expect.arrayContaining(['key.created', 'key.revoked', 'key.rotated', 'member.joined']));
     expect(byAda.filter((a) => a === 'key.created')).toHaveLength(5);
+    // Each from the browser's address, as the dashboard reads it (on loopback, no proxy).
+    expect(new Set(entries.filter((e) => e.actor === 'ada@acme.example').map((e) => e.actorAddress))).toEqual(new Set(['127.0.0.1']));
   });
 
   it('never writes a secret to the logs or to the database in clear', async () => {

@@ -54,7 +54,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     if (accountId === undefined) return sendAccounts(request, reply, { kind: 'error', text: 'This form was out of date. Check it and send it again.' }, 400, nonce);
     try {
       // The form always sends a plan: an empty one is refused like any plan that does not exist.
-      const account = await createAccount(rt, { name: field(request.body, 'name'), planId: field(request.body, 'plan') }, actorOf(request), { id: accountId });
+      const account = await createAccount(rt, { name: field(request.body, 'name'), planId: field(request.body, 'plan') }, actorOf(dash, request), { id: accountId });
       setNotice(dash, reply, { kind: 'success', text: `Account “${account.name}” created. Invite its first member below.` });
       return redirect(reply, `/accounts/${account.id}`);
     } catch (error) {
@@ -89,7 +89,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     try {
       const planId = field(request.body, 'plan');
       const planEndsAt = planEndsOf(request.body);
-      const account = await updateAccount(rt, request.params.id, { planId, ...(planEndsAt === undefined ? {} : { planExpiresAt: planEndsAt }) }, actorOf(request));
+      const account = await updateAccount(rt, request.params.id, { planId, ...(planEndsAt === undefined ? {} : { planExpiresAt: planEndsAt }) }, actorOf(dash, request));
       // What the account's keys meet from the next request, said here, where it was chosen.
       const ends = account.planExpiresAt === null ? '' : `, until ${dayOf(account.planExpiresAt)}`;
       const refused =
@@ -118,7 +118,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
         setNotice(dash, reply, { kind: 'info', text: `Nothing changed: the limits of “${before.name}” are as they were.` });
         return redirect(reply, `/accounts/${before.id}`);
       }
-      const { account, changed } = await changeAccount(rt, before.id, { limits: change }, actorOf(request));
+      const { account, changed } = await changeAccount(rt, before.id, { limits: change }, actorOf(dash, request));
       // “Use the plan’s limits” from a page older than the change that already gave them back (or clicked twice),
       // or windows written otherwise than shown (“25-per-1s,”) that are the same.
       if (!changed) {
@@ -154,7 +154,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       return sendAccount(request, reply, await getAccount(rt, request.params.id), { kind: 'error', text: notOffered('API access', API_ACCESS_SWITCH) }, 400);
     }
     const apiAccess = position === 'on';
-    const account = await updateAccount(rt, request.params.id, { apiAccess }, actorOf(request));
+    const account = await updateAccount(rt, request.params.id, { apiAccess }, actorOf(dash, request));
     setNotice(dash, reply, {
       kind: 'success',
       text: apiAccess ? `API access is on for “${account.name}” (if its plan includes it).` : `API access is off for “${account.name}”: its keys are refused from the next request.`,
@@ -173,7 +173,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     const nonce = field(request.body, 'form_id');
     const form = FORM_NONCE.test(nonce) ? createHmac('sha256', viewerOf(request).session.csrfSecret).update(`invite form ${account.id} ${email.trim().toLowerCase()} ${nonce}`).digest('base64url') : undefined;
     try {
-      const invited = form === undefined ? await inviteMember(rt, { email, accountId: account.id, role: 'member' }, actorOf(request)) : await inviteMemberOnce(rt, { email, accountId: account.id, role: 'member' }, actorOf(request), form);
+      const invited = form === undefined ? await inviteMember(rt, { email, accountId: account.id, role: 'member' }, actorOf(dash, request)) : await inviteMemberOnce(rt, { email, accountId: account.id, role: 'member' }, actorOf(dash, request), form);
       if ('sentAlready' in invited) return sendSentAlready(request, reply, account, invited.sentAlready);
       const body = html`<h1>Invitation for ${invited.member.email}</h1>
 <section class="secret" aria-labelledby="invite-warning">
@@ -214,7 +214,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
   app.post<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/revoke', async (request, reply) => {
     operatorOf(request);
     const account = await getAccount(rt, request.params.id);
-    const key = await revokeKey(rt, request.params.keyId, actorOf(request), account.id);
+    const key = await revokeKey(rt, request.params.keyId, actorOf(dash, request), account.id);
     setNotice(dash, reply, { kind: 'success', text: `Key “${key.name}” (${key.hint}) of ${account.name} is revoked.` });
     return redirect(reply, `/accounts/${account.id}`);
   });
@@ -222,7 +222,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
   app.post<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/unblock', async (request, reply) => {
     operatorOf(request);
     const account = await getAccount(rt, request.params.id);
-    const { key, lifted } = await unblockKey(rt, request.params.keyId, actorOf(request), account.id);
+    const { key, lifted } = await unblockKey(rt, request.params.keyId, actorOf(dash, request), account.id);
     setNotice(dash, reply, { kind: 'success', text: lifted > 0 ? `The block of key “${key.name}” (${key.hint}) is lifted; its requests are admitted again.` : `Key “${key.name}” (${key.hint}) was not blocked; nothing to lift.` });
     return redirect(reply, `/accounts/${account.id}`);
   });

@@ -7,8 +7,8 @@ describe('audit table', () => {
     const at = Date.parse('2026-12-01T06:00:00Z');
     const rendered = auditTable(
       [
-        { id: 'aud_1', at, actor: 'admin-api', action: 'account.updated', accountId: 'acc_1', keyId: null, detail: { planExpiresAt: Date.parse('2020-01-01T00:00:00Z'), apiAccess: false } },
-        { id: 'aud_2', at, actor: 'cli', action: 'account.updated', accountId: 'acc_1', keyId: null, detail: { planExpiresAt: null, overage: null } },
+        { id: 'aud_1', at, actor: 'admin-api', actorAddress: null, action: 'account.updated', accountId: 'acc_1', keyId: null, detail: { planExpiresAt: Date.parse('2020-01-01T00:00:00Z'), apiAccess: false } },
+        { id: 'aud_2', at, actor: 'cli', actorAddress: null, action: 'account.updated', accountId: 'acc_1', keyId: null, detail: { planExpiresAt: null, overage: null } },
       ],
       new Map([['acc_1', 'Acme']]),
       { caption: 'Events' },
@@ -22,7 +22,7 @@ describe('audit table', () => {
   it('says an imported key in words, as a created one', () => {
     const at = Date.parse('2026-12-01T06:00:00Z');
     const rendered = auditTable(
-      [{ id: 'aud_1', at, actor: 'cli', action: 'key.imported', accountId: 'acc_1', keyId: 'key_1', detail: { name: 'imported', mode: 'live', scopes: ['*'], hint: 'sk_live_…x4k9' } }],
+      [{ id: 'aud_1', at, actor: 'cli', actorAddress: null, action: 'key.imported', accountId: 'acc_1', keyId: 'key_1', detail: { name: 'imported', mode: 'live', scopes: ['*'], hint: 'sk_live_…x4k9' } }],
       new Map([['acc_1', 'Acme']]),
       { caption: 'Events' },
       new Map(),
@@ -37,9 +37,9 @@ describe('audit table', () => {
     const windows = [{ name: 'key-10-per-1m', limit: 10, window: '1m', scope: 'key' }];
     const rendered = auditTable(
       [
-        { id: 'aud_1', at, actor: 'cli', action: 'key.created', accountId: 'acc_1', keyId: 'key_1', detail: { name: 'widget', mode: 'live', scopes: ['*'], hint: 'sk_live_…x4k9', rateLimits: windows } },
-        { id: 'aud_2', at, actor: 'cli', action: 'key.updated', accountId: 'acc_1', keyId: 'key_1', detail: { hint: 'sk_live_…x4k9', rateLimits: { before: windows, after: [] } } },
-        { id: 'aud_3', at, actor: 'cli', action: 'key.updated', accountId: 'acc_1', keyId: 'key_1', detail: { hint: 'sk_live_…x4k9', name: 'w', rateLimits: { before: [], after: windows } } },
+        { id: 'aud_1', at, actor: 'cli', actorAddress: null, action: 'key.created', accountId: 'acc_1', keyId: 'key_1', detail: { name: 'widget', mode: 'live', scopes: ['*'], hint: 'sk_live_…x4k9', rateLimits: windows } },
+        { id: 'aud_2', at, actor: 'cli', actorAddress: null, action: 'key.updated', accountId: 'acc_1', keyId: 'key_1', detail: { hint: 'sk_live_…x4k9', rateLimits: { before: windows, after: [] } } },
+        { id: 'aud_3', at, actor: 'cli', actorAddress: null, action: 'key.updated', accountId: 'acc_1', keyId: 'key_1', detail: { hint: 'sk_live_…x4k9', name: 'w', rateLimits: { before: [], after: windows } } },
       ],
       new Map([['acc_1', 'Acme']]),
       { caption: 'Events' },
@@ -53,7 +53,7 @@ describe('audit table', () => {
   it('says from where a locked sign-in waits: one address, one IPv6 /64, or every address', () => {
     const at = Date.parse('2026-12-01T06:00:00Z');
     const until = '2026-12-01T06:15:00.000Z';
-    const locked = (id: string, detail: Record<string, unknown>) => ({ id, at, actor: 'dashboard', action: 'member.locked', accountId: 'acc_1', keyId: null, detail: { email: 'ada@acme.example', until, ...detail } });
+    const locked = (id: string, detail: Record<string, unknown>) => ({ id, at, actor: 'dashboard', actorAddress: null, action: 'member.locked', accountId: 'acc_1', keyId: null, detail: { email: 'ada@acme.example', until, ...detail } });
     const rendered = auditTable(
       [
         locked('aud_1', { scope: 'address', address: '203.0.113.9' }),
@@ -72,7 +72,7 @@ describe('audit table', () => {
 
 describe('a client address block lifted, in the audit log', () => {
   it('says which address, after how many unknown keys, and until when it would have lasted, in words', () => {
-    const entry: AuditEntry = { id: 'aud_1', at: Date.UTC(2026, 11, 1, 15, 9), actor: 'admin-api', action: 'address.unblocked', accountId: null, keyId: null, detail: { address: '2001:db8:0:7::/64', unknownKeys: 20, blockedAt: Date.UTC(2026, 11, 1, 15, 0), blockedUntil: Date.UTC(2026, 11, 1, 15, 10) } };
+    const entry: AuditEntry = { id: 'aud_1', at: Date.UTC(2026, 11, 1, 15, 9), actor: 'admin-api', actorAddress: null, action: 'address.unblocked', accountId: null, keyId: null, detail: { address: '2001:db8:0:7::/64', unknownKeys: 20, blockedAt: Date.UTC(2026, 11, 1, 15, 0), blockedUntil: Date.UTC(2026, 11, 1, 15, 10) } };
     const rendered = auditTable([entry], new Map(), { caption: 'Events' }, new Map()).toString();
     expect(rendered).toContain('Lifted a client address&#39;s block for unknown keys');
     expect(rendered).toContain('2001:db8:0:7::/64 (after 20 unknown keys, blocked until 2026-12-01 15:10:00 UTC)');
@@ -82,7 +82,7 @@ describe('a client address block lifted, in the audit log', () => {
 
 describe('a sign-in lock in the audit log', () => {
   it('ends to the second, rounded up, as the sign-in page says it (15:24:17.2 is 15:24:18, not 15:24)', () => {
-    const entry: AuditEntry = { id: 'aud_1', at: Date.UTC(2026, 11, 1, 15, 9), actor: 'dashboard', action: 'member.locked', accountId: 'acc_1', keyId: null, detail: { email: 'ada@acme.example', until: '2026-12-01T15:24:17.200Z', scope: 'email' } };
+    const entry: AuditEntry = { id: 'aud_1', at: Date.UTC(2026, 11, 1, 15, 9), actor: 'dashboard', actorAddress: null, action: 'member.locked', accountId: 'acc_1', keyId: null, detail: { email: 'ada@acme.example', until: '2026-12-01T15:24:17.200Z', scope: 'email' } };
     const rendered = auditTable([entry], new Map([['acc_1', 'Acme']]), { caption: 'Events' }, new Map()).toString();
     expect(rendered).toContain('ada@acme.example from every address until 2026-12-01 15:24:18 UTC');
   });
@@ -91,7 +91,7 @@ describe('a sign-in lock in the audit log', () => {
 const HOUR = 3_600_000;
 
 function rotation(detail: Record<string, unknown>): AuditEntry {
-  return { id: 'aud_1', at: Date.UTC(2026, 11, 3, 12), actor: 'ada@acme.example', action: 'key.rotated', accountId: 'acc_1', keyId: 'key_1', detail };
+  return { id: 'aud_1', at: Date.UTC(2026, 11, 3, 12), actor: 'ada@acme.example', actorAddress: null, action: 'key.rotated', accountId: 'acc_1', keyId: 'key_1', detail };
 }
 
 describe('audit log: a rotation', () => {
@@ -115,7 +115,7 @@ function textOf(table: string): string {
 describe('audit log: plans by name', () => {
   const at = Date.UTC(2026, 11, 3, 12);
   const plans = new Map([['pro', 'Pro'], ['free', 'Free']]);
-  const entry = (action: string, detail: Record<string, unknown>): AuditEntry => ({ id: `aud_${action}`, at, actor: 'ops@example.com', action, accountId: 'acc_1', keyId: null, detail });
+  const entry = (action: string, detail: Record<string, unknown>): AuditEntry => ({ id: `aud_${action}`, at, actor: 'ops@example.com', actorAddress: null, action, accountId: 'acc_1', keyId: null, detail });
 
   it('names the plan an account moved to, created on or deleted from, with its id beside the name', () => {
     const table = auditTable(
@@ -138,7 +138,7 @@ describe('audit log: plans by name', () => {
 
 describe("audit log: an account's own limits", () => {
   const at = Date.UTC(2026, 11, 3, 12);
-  const entry = (detail: Record<string, unknown>): AuditEntry => ({ id: 'aud_limits', at, actor: 'cli', action: 'account.limits_changed', accountId: 'acc_1', keyId: null, detail });
+  const entry = (detail: Record<string, unknown>): AuditEntry => ({ id: 'aud_limits', at, actor: 'cli', actorAddress: null, action: 'account.limits_changed', accountId: 'acc_1', keyId: null, detail });
 
   it('says what the account was given, or that it has the plan\'s again', () => {
     const given = auditTable([entry({ before: { rateLimits: null, meters: {} }, after: { rateLimits: [{ name: '50-per-1s', limit: 50, window: '1s', scope: 'key' }, { name: '9-per-1h', limit: 9, window: '1h', scope: 'account' }], meters: { units: 5_000_000 } } })], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map()).value;
@@ -149,7 +149,7 @@ describe("audit log: an account's own limits", () => {
   });
 
   it('says the limits an account was created with, in its account.created line', () => {
-    const created: AuditEntry = { id: 'aud_created', at, actor: 'cli', action: 'account.created', accountId: 'acc_1', keyId: null, detail: { name: 'Acme', planId: 'pro', limits: { rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: {} } } };
+    const created: AuditEntry = { id: 'aud_created', at, actor: 'cli', actorAddress: null, action: 'account.created', accountId: 'acc_1', keyId: null, detail: { name: 'Acme', planId: 'pro', limits: { rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: {} } } };
     const table = auditTable([created], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map([['pro', 'Pro']])).value;
     expect(textOf(table)).toContain("on the Pro pro plan, rate limits → 25-per-1s, meter limits → the plan's");
   });
@@ -157,7 +157,7 @@ describe("audit log: an account's own limits", () => {
 
 describe('audit log: a deleted account', () => {
   const at = Date.UTC(2026, 11, 3, 12);
-  const entry = (id: string, action: string, detail: Record<string, unknown>): AuditEntry => ({ id, at, actor: 'cli', action, accountId: 'acc_gone', keyId: null, detail });
+  const entry = (id: string, action: string, detail: Record<string, unknown>): AuditEntry => ({ id, at, actor: 'cli', actorAddress: null, action, accountId: 'acc_gone', keyId: null, detail });
 
   it('is named as it was called, without a link to its page (which no longer exists)', () => {
     const table = auditTable(
@@ -179,7 +179,7 @@ describe('audit log: a deleted account', () => {
 
 describe('audit log: a new password', () => {
   const at = Date.UTC(2026, 11, 3, 12);
-  const entry = (id: string, detail: Record<string, unknown>): AuditEntry => ({ id, at, actor: 'ada@acme.example', action: 'member.password_changed', accountId: 'acc_1', keyId: null, detail });
+  const entry = (id: string, detail: Record<string, unknown>): AuditEntry => ({ id, at, actor: 'ada@acme.example', actorAddress: null, action: 'member.password_changed', accountId: 'acc_1', keyId: null, detail });
 
   it('says whether the member changed it while signed in or set it from a reset link (entries before `via` were reset links)', () => {
     const table = auditTable(

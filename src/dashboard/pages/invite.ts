@@ -40,7 +40,8 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
     if (password !== field(request.body, 'confirm')) return sendForm(request, reply, member, 'The two passwords are different. Type the same password twice.', 400);
     let joined: MemberRecord;
     try {
-      joined = await acceptInvitation(rt, request.params.token, password, signInSources(dash.addressOf(request)));
+      const address = dash.addressOf(request);
+      joined = await acceptInvitation(rt, request.params.token, password, { address, sources: signInSources(address) });
     } catch (error) {
       if (!(error instanceof OperationError)) throw error;
       return sendForm(request, reply, member, sentence(error.message), OPERATION_STATUS[error.kind]);

@@ -179,7 +179,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
       const issued = await createKey(
         rt,
         { accountId: account.id, name: form.name, mode: form.mode, scopes: form.scopes, expiresAt: expiresIn === null ? null : rt.clock() + expiresIn, rateLimits },
-        actorOf(request),
+        actorOf(dash, request),
         { id: keyId },
       );
       const body = secretPanel(rt, issued.key, issued.secret, { heading: 'Copy your new key', back: '/keys', planId: account.planId, extra: refusedWhileOff(account) });
@@ -204,7 +204,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
 
   app.post<{ Params: { id: string } }>('/keys/:id/revoke', async (request, reply) => {
     const { account } = ownAccount(request);
-    const key = await revokeKey(rt, request.params.id, actorOf(request), account.id);
+    const key = await revokeKey(rt, request.params.id, actorOf(dash, request), account.id);
     setNotice(dash, reply, { kind: 'success', text: `Key “${key.name}” (${key.hint}) is revoked. Requests with it are refused from now on.` });
     return redirect(reply, '/keys');
   });
@@ -236,7 +236,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
       const before = await sentBefore(keyId, account.id);
       if (before) return sendSentAlready(request, reply, before);
       try {
-        const rotated = await rotateKey(rt, key.id, ROTATION_OVERLAPS_MS[choice], actorOf(request), account.id, { id: keyId });
+        const rotated = await rotateKey(rt, key.id, ROTATION_OVERLAPS_MS[choice], actorOf(dash, request), account.id, { id: keyId });
         const now = rt.clock();
         const previous = rotated.previous;
         const extra =

@@ -81,7 +81,7 @@ export function registerMemberRemovalPages(app: FastifyInstance, dash: Dashboard
     const { account } = found;
     let removed: MemberRecord;
     try {
-      removed = await removeMember(rt, { id: found.member.id }, actorOf(request));
+      removed = await removeMember(rt, { id: found.member.id }, actorOf(dash, request));
     } catch (error) {
       // Removed by someone else since it was read: say by whom.
       if (!(error instanceof OperationError) || error.kind !== 'not_found') throw error;

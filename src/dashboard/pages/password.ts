@@ -49,7 +49,8 @@ export function registerPasswordPage(app: FastifyInstance, dash: Dashboard): voi
       return sendForm(request, reply, { text: sentence(error.message), field: 'password', status: OPERATION_STATUS[error.kind] });
     }
 
-    const checked = await dash.signIn.check(member.email, current, dash.addressOf(request));
+    const address = dash.addressOf(request);
+    const checked = await dash.signIn.check(member.email, current, address);
     if (!checked.ok) {
       if (checked.reason === 'invalid') {
         const minutes = LOCKOUT_MS / 60_000;
@@ -69,7 +70,7 @@ export function registerPasswordPage(app: FastifyInstance, dash: Dashboard): voi
     }
 
     try {
-      await changePassword(rt, checked.member, current, password);
+      await changePassword(rt, checked.member, current, password, address);
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind !== 'invalid') throw error;
       return sendForm(request, reply, { text: sentence(error.message), field: 'password', status: OPERATION_STATUS[error.kind] });
