@@ -568,16 +568,18 @@ describe('keygate CLI with a running gateway', () => {
   it('shows the audit log, newest first, with the CLI as the actor', async () => {
     const r = await cli('--json', 'audit', '--account', accountId, '--limit', '2');
     expect(r.code).toBe(0);
-    const events = JSON.parse(r.stdout) as { at: string; actor: string; action: string; keyId: string | null; detail: { hint?: string } }[];
+    const events = JSON.parse(r.stdout) as { at: string; actor: string; actorAddress: string | null; action: string; keyId: string | null; detail: { hint?: string } }[];
     // The newest: the revocation the test above made.
     expect(events).toHaveLength(2);
     expect(events.map((e) => [e.actor, e.action, e.keyId])[0]).toEqual(['cli', 'key.revoked', keyId]);
     expect(events.every((e) => e.actor === 'cli')).toBe(true);
+    // Made by the CLI, not over HTTP: from no client address.
+    expect(events.every((e) => e.actorAddress === null)).toBe(true);
     expect(events[0]?.at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(r.stdout).not.toContain(secret);
     const human = await cli('audit', '--account', accountId);
-    expect(human.stdout.split('\n')[0]).toMatch(/^WHEN\s+ACTOR\s+ACTION\s+ACCOUNT\s+KEY\s+DETAIL$/);
-    expect(human.stdout).toContain('account.created');
+    expect(human.stdout.split('\n')[0]).toMatch(/^WHEN\s+ACTOR\s+FROM\s+ACTION\s+ACCOUNT\s+KEY\s+DETAIL$/);
+    expect(human.stdout).toMatch(/Z {2}cli {4}- {5}account\.created /);
     expect((await cli('audit', '--account', 'acc_nope')).stderr).toBe('error: no account "acc_nope"\n');
     // With --json the failure is JSON too, for scripts (same exit code).
     const jsonFailure = await cli('--json', 'audit', '--account', 'acc_nope');
@@ -585,6 +587,17 @@ describe('keygate CLI with a running gateway', () => {
     const bad = await cli('audit', '--limit', 'lots');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toBe('error: --limit: expected a whole number from 1 to 10000\n');
+  });
+
+  it('shows the client address of a change made through the admin API, as its access log reads it', async () => {
+    const made = await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Made over HTTP', planId: 'team' }) });
+    expect(made.status).toBe(201);
+    const { id } = (await made.json()) as { id: string };
+    const r = await cli('--json', 'audit', '--account', id);
+    expect((JSON.parse(r.stdout) as { actor: string; actorAddress: string | null; action: string }[]).map((e) => [e.actor, e.actorAddress, e.action])).toEqual([['admin-api', '127.0.0.1', 'account.created']]);
+    const human = (await cli('audit', '--account', id)).stdout.split('\n');
+    expect(human[0]).toMatch(/^WHEN\s+ACTOR\s+FROM\s+ACTION\s+ACCOUNT\s+KEY\s+DETAIL$/);
+    expect(human[1]).toMatch(/Z {2}admin-api {2}127\.0\.0\.1 {2}account\.created {2}/);
   });
 
   it("shows a deleted account's audit log (who deleted it, and when), as the admin API does; an id never seen is still refused", async () => {

@@ -995,7 +995,7 @@ export function buildCli(): Command {
 
   program
     .command('audit')
-    .description('key, account and member events, newest first, and who did them')
+    .description('key, account and member events, newest first, who did them and from which address')
     .option('--account <id>', 'only this account\'s events (a deleted account\'s too)')
     .option('--limit <n>', 'at most this many (1 to 10000); when older ones follow, stderr names the next page\'s --after (with --json, as a line {"next":{"after":"<cursor>"}}); stdout stays the list', '50')
     .option('--after <cursor>', 'continue after the place an earlier --limit gave')
@@ -1009,8 +1009,9 @@ export function buildCli(): Command {
         const events = entries.map(auditEventOut);
         print(json, events, () =>
           table(
-            events.map((e) => ({ when: when(Date.parse(e.at)), actor: e.actor, action: e.action, account: e.accountId ?? '', key: e.keyId ?? '', detail: JSON.stringify(e.detail) })),
-            ['when', 'actor', 'action', 'account', 'key', 'detail'],
+            // `from`: the client address of an admin API or dashboard change; "-" for the CLI's own.
+            events.map((e) => ({ when: when(Date.parse(e.at)), actor: e.actor, from: e.actorAddress, action: e.action, account: e.accountId ?? '', key: e.keyId ?? '', detail: JSON.stringify(e.detail) })),
+            ['when', 'actor', 'from', 'action', 'account', 'key', 'detail'],
           ),
         );
       }),

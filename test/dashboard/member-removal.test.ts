@@ -96,9 +96,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
       // The key the member made is the account's: it keeps working.
       expect((await callGateway()).status).toBe(200);
 
-      // The audit log names the operator, as for the CLI and admin API.
+      // The audit log names the operator, as for the CLI and admin API, and the address the removal came from.
       await operator.goto('/audit');
-      expect(await textOf(operator.locator('tbody tr', { hasText: 'Removed a member' }).first())).toMatch(new RegExp(`${OPERATOR.replace('.', '\\.')}\\s+Removed a member\\s+Acme Analytics\\s+${email.replace('.', '\\.')} \\(member\\)`));
+      expect(await textOf(operator.locator('tbody tr', { hasText: 'Removed a member' }).first())).toMatch(new RegExp(`${OPERATOR.replace('.', '\\.')}\\s+127\\.0\\.0\\.1\\s+Removed a member\\s+Acme Analytics\\s+${email.replace('.', '\\.')} \\(member\\)`));
       const events = await fixture.keygate.runtime.store.listAudit({ accountId: acmeId });
       expect(events.filter((e) => e.action === 'member.removed')).toEqual([expect.objectContaining({ actor: OPERATOR, detail: { email, role: 'member', memberId: id } })]);
 
@@ -135,7 +135,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
       expect(await operator.getByRole('table', { name: 'Members', exact: true }).getByText(email).count()).toBe(0);
       // The audit log says what was done, as the button did (the event is member.removed all the same).
       await operator.goto('/audit');
-      expect(await textOf(operator.locator('tbody tr', { hasText: email }).first())).toMatch(new RegExp(`${OPERATOR.replace('.', '\\.')}\\s+Withdrew an invitation\\s+Acme Analytics\\s+${email.replace('.', '\\.')} \\(member\\)`));
+      expect(await textOf(operator.locator('tbody tr', { hasText: email }).first())).toMatch(new RegExp(`${OPERATOR.replace('.', '\\.')}\\s+127\\.0\\.0\\.1\\s+Withdrew an invitation\\s+Acme Analytics\\s+${email.replace('.', '\\.')} \\(member\\)`));
       expect((await fixture.keygate.runtime.store.listAudit({ accountId: acmeId })).find((e) => e.action === 'member.removed' && e.detail.email === email)?.detail.invitation).toBe(true);
 
       // The link, opened now, or its form sent from the page opened before, sets no password.

@@ -281,6 +281,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     expect(joined).toMatch(/Created the account\s+Initech\s+“Initech” on the Pro pro plan/);
     // The member's own actions name the member.
     expect(await textOf(page.locator('tbody tr', { hasText: 'Joined' }).first())).toContain('dan@acme.example');
+    // From where: the browser's address for a change made in the dashboard.
+    expect(await textOf(rows.filter({ hasText: 'Revoked a key' }).first().locator('td[data-label="From"]'))).toBe('127.0.0.1');
     await screenshot(page, 'audit');
 
     // Two accounts are named Globex now: each is offered with its id.

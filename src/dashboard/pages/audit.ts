@@ -1,6 +1,6 @@
 /**
- * The operator's audit log: key and account events, newest first, who did them and
- * when, optionally for one account. The filter is a plain GET form.
+ * The operator's audit log: key and account events, newest first, who did them, from
+ * which client address (the admin API's and the dashboard's) and when, optionally for one account. The filter is a plain GET form.
  */
 import type { FastifyInstance } from 'fastify';
 import type { AuditEntry } from '../../store/store.js';
@@ -158,11 +158,12 @@ export function auditTable(entries: readonly AuditEntry[], accountNames: Readonl
   const deletedNames = new Map(entries.flatMap((e) => (e.action === 'account.deleted' && e.accountId && typeof e.detail.name === 'string' ? [[e.accountId, e.detail.name] as const] : [])));
   const named = tableNaming(name);
   return html`<div class="table-wrap"><table class="data cards"${named.attributes}>${named.caption}
-  <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Account</th><th scope="col">Details</th></tr></thead>
+  <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">From</th><th scope="col">What</th><th scope="col">Account</th><th scope="col">Details</th></tr></thead>
   <tbody>${entries.map(
     (e) => html`<tr>
     <td data-label="When">${when(e.at)}</td>
     <td data-label="Who">${e.actor}</td>
+    <td data-label="From">${e.actorAddress === null ? html`<span class="muted">—</span>` : html`<code>${e.actorAddress}</code>`}</td>
     <td data-label="What">${actionText(e)}</td>
     <td data-label="Account">${e.accountId ? accountCell(e.accountId, accountNames, deletedNames) : html`<span class="muted">—</span>`}</td>
     <td data-label="Details">${describe(e, planNames)}</td>
