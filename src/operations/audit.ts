@@ -30,7 +30,8 @@ export async function audit(
     id: newId('aud'),
     at: rt.clock(),
     actor: actorName(actor),
-    actorAddress: typeof actor === 'string' ? null : actor.address,
+    // '': the peer had gone before its address was read (Node then has none); unknown, as null.
+    actorAddress: typeof actor === 'string' || actor.address === '' ? null : actor.address,
     action,
     accountId: target.accountId ?? null,
     keyId: target.keyId ?? null,
