@@ -59,6 +59,9 @@ describe('dashboard: a password chosen from a link signs in', () => {
     expect(sessionAttributes(set.setCookies)).toMatch(/HttpOnly/);
     // What was audited before (a sign-in is not): the member joined, once.
     expect((await actions()).slice(0, -audited.length || undefined)).toEqual(['member.joined']);
+    // From the address the link was used from.
+    const [joined] = await fixture.keygate.runtime.store.listAudit({ accountId, limit: 1 });
+    expect(joined).toMatchObject({ actor: 'ada@acme.example', actorAddress: '127.0.0.1', action: 'member.joined' });
   });
 
   it('from a reset link: signed in as its member, whoever this browser was signed in as, and every older session of theirs signed out', async () => {

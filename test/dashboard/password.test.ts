@@ -137,7 +137,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
 
     // Audited, with nothing secret in it.
     const events = (await fixture.keygate.runtime.store.listAudit({ accountId })).filter((e) => e.action === 'member.password_changed');
-    expect(events.map((e) => ({ actor: e.actor, detail: e.detail }))).toEqual([{ actor: email, detail: { email, via: 'current_password' } }]);
+    expect(events.map((e) => ({ actor: e.actor, actorAddress: e.actorAddress, detail: e.detail }))).toEqual([{ actor: email, actorAddress: '127.0.0.1', detail: { email, via: 'current_password' } }]);
     await other.context().close();
     await context.close();
   });
@@ -186,6 +186,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
     expect(await storedPasswordIs(email, PASSWORD)).toBe(true);
     const locked = (await fixture.keygate.runtime.store.listAudit({ accountId })).filter((e) => e.action === 'member.locked');
     expect(locked.map((e) => e.detail.scope)).toEqual(['address']);
+    // Caused by a check from this browser: the lock names its address as where it came from.
+    expect(locked.map((e) => [e.actor, e.actorAddress])).toEqual([['dashboard', '127.0.0.1']]);
 
     // Signing in from this address is paused the same way.
     const visitor = await (await newContext(browser, fixture.dashboardUrl)).newPage();
