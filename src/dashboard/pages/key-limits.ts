@@ -145,7 +145,7 @@ export function registerKeyLimitPages(app: FastifyInstance, dash: Dashboard): vo
     let windows: WindowWritten[] = [];
     try {
       windows = keyWindowsOf(typed, key.rateLimits);
-      const updated = await updateKey(rt, key.id, { rateLimits: windows }, actorOf(request), account.id);
+      const updated = await updateKey(rt, key.id, { rateLimits: windows }, actorOf(dash, request), account.id);
       const now = keyWindowsTyped(updated);
       setNotice(dash, reply, {
         kind: 'success',
