@@ -102,6 +102,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
     expect(changed).toMatchObject({
       action: 'key.updated',
       actor: MEMBER,
+      actorAddress: '127.0.0.1',
       keyId: key.id,
       detail: { rateLimits: { before: [{ name: 'key-3-per-1m', limit: 3, window: '1m', scope: 'key' }], after: [{ name: 'key-5-per-1m', limit: 5, window: '1m', scope: 'key' }] } },
     });
@@ -116,7 +117,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
     expect(await stored()).toBeUndefined();
     expect(await burst()).toEqual({ served: 10, refused: 429 });
     const [cleared] = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
-    expect(cleared).toMatchObject({ action: 'key.updated', actor: MEMBER, detail: { rateLimits: { before: [{ limit: 5, window: '1m' }], after: [] } } });
+    expect(cleared).toMatchObject({ action: 'key.updated', actor: MEMBER, actorAddress: '127.0.0.1', detail: { rateLimits: { before: [{ limit: 5, window: '1m' }], after: [] } } });
 
     // With none of its own, the page offers no button to remove them; sent as shown, nothing changes and nothing is audited.
     await page.getByRole('link', { name: `Rate limits of Front end (${key.hint})` }).click();
