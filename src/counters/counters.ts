@@ -8,7 +8,8 @@
  * the route's cost. Only when all pass is anything recorded, so a denied request counts
  * against no window and spends nothing.
  */
-import type { BlockPolicy } from '../config/schema.js';
+import type { BlockPolicy, UnknownKeyPolicy } from '../config/schema.js';
+import type { BlockInForce } from '../auth/unknown-key-limit.js';
 import type { LimitStateRow, MeterUsageRow } from '../store/store.js';
 
 /** One rolling window: at most `limit` admissions in any `windowMs`. */
@@ -151,6 +152,32 @@ export interface HeldUnitTotals {
   unreleased: number;
 }
 
+/**
+ * What the shared count (Redis) said of one more unknown key from an address: counted
+ * (`count` within the window), a block this key started, or a block already in force
+ * (another process started it; this key was not counted).
+ */
+export type SharedUnknownKey = { kind: 'counted'; count: number } | { kind: 'started'; block: BlockInForce } | { kind: 'blocked'; block: BlockInForce };
+
+/** A change to the shared address blocks, heard by every process: a block began, one was lifted, or messages may have been missed. */
+export type AddressBlockEvent = { type: 'blocked'; block: BlockInForce } | { type: 'lifted'; address: string } | { type: 'missed' };
+
+/**
+ * Unknown keys per client address and the blocks they start (`auth.unknownKeys`), kept
+ * where every process shares them (Redis). Each call is one round trip; each fails with
+ * CountersUnavailableError when the backend cannot answer.
+ */
+export interface SharedAddressBlocks {
+  /** Counts one more unknown key from `address` (an address group) at `now`. */
+  unknownKey(address: string, now: number, policy: UnknownKeyPolicy): Promise<SharedUnknownKey>;
+  /** The blocks in force at `now`. */
+  inForce(now: number): Promise<BlockInForce[]>;
+  /** Ends the block of `address` and its count, and tells every process; answers the block if one was in force. */
+  lift(address: string, now: number): Promise<BlockInForce | undefined>;
+  /** Hears each block begun or lifted by any process (this one too). */
+  onChange(handler: (event: AddressBlockEvent) => void): void;
+}
+
 /** Cache invalidations every process must hear about. */
 export type CacheEvent = { type: 'key'; hash: string } | { type: 'account'; accountId: string } | { type: 'all' };
 
@@ -202,6 +229,8 @@ export interface Counters {
   liftBlocks(ids: readonly string[], now: number): Promise<number>;
   /** Of these block ids, those in force at `now`, with when each ends. */
   blocksInForce(ids: readonly string[], now: number): Promise<Map<string, number>>;
+  /** Address blocks for unknown keys shared by every process (Redis); memory counters have none (each process counts its own). */
+  readonly addressBlocks?: SharedAddressBlocks;
   broadcast(event: CacheEvent): Promise<void>;
   onBroadcast(handler: (event: CacheEvent) => void): void;
   /**

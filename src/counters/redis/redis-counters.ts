@@ -30,6 +30,10 @@
  * - Cache invalidations travel on a pub/sub channel every process (the sender too)
  *   listens to; after the listener reconnects, the whole key cache is dropped, since
  *   messages sent meanwhile were missed.
+ * - Unknown keys per client address (`auth.unknownKeys`) and the blocks they start are
+ *   kept here too (`addressBlocks`, one script per unknown key: that path is a store
+ *   lookup already); a block begun or lifted is announced on the same channel, so each
+ *   process keeps a copy of the blocks in force and refuses before any lookup.
  * - Redis unreachable: `counterFailure: closed` refuses (CountersUnavailableError, a
  *   503), `open` admits on per-process counters (`fallback.ts`). Redis is used again as
  *   soon as it answers.
@@ -40,7 +44,10 @@ import {
   CountersUnavailableError,
   type Admission,
   type AdmitRequest,
+  type AddressBlockEvent,
   type CacheEvent,
+  type SharedAddressBlocks,
+  type SharedUnknownKey,
   type Counters,
   type HeldUnitTotals,
   type MeterBalance,
@@ -52,7 +59,9 @@ import type { LimitStateRow, MeterUsageRow, PendingUnits, Store } from '../../st
 import type { Log } from '../../log.js';
 import { COMMAND_USE_WAIT_MS, commandClient, parseRedisUrl, subscriberClient, whenReady, type RedisTarget, type RedisUse } from './connection.js';
 import { withDeadline } from '../../deadline.js';
-import { ADMIT, batchPlace, RESTORE_BLOCK, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
+import type { UnknownKeyPolicy } from '../../config/schema.js';
+import { MAX_ADDRESSES_BLOCKED, type BlockInForce } from '../../auth/unknown-key-limit.js';
+import { ADDRESS_BLOCKS, ADMIT, batchPlace, LIFT_ADDRESS_BLOCK, RESTORE_BLOCK, UNKNOWN_KEY, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
 import { readSavedBlock, type SavedBlock } from '../saved-block.js';
 import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
 
@@ -210,6 +219,7 @@ export class RedisCounters implements Counters {
   /** Admissions and settles of concurrent requests leave together: one write, one command per script. */
   private readonly batcher: ScriptBatcher;
   private readonly handlers: ((event: CacheEvent) => void)[] = [];
+  private readonly addressHandlers: ((event: AddressBlockEvent) => void)[] = [];
   /** Reservation → the batch that holds it (needed to release it). */
   private readonly reservationIds = new WeakMap<Reservation, string>();
   /** Window lists (the pipeline reuses them) → their keys and arguments. */
@@ -315,11 +325,19 @@ export class RedisCounters implements Counters {
     });
     this.subscriber.on('ready', () => {
       // Invalidations published while we were not listening are lost: drop every key.
-      if (this.listenerLost) this.deliver({ type: 'all' });
+      if (this.listenerLost) {
+        this.deliver({ type: 'all' });
+        for (const handler of this.addressHandlers) handler({ type: 'missed' });
+      }
       this.listenerLost = false;
     });
     this.subscriber.on('message', (channel: string, text: string) => {
       if (channel !== this.channel) return;
+      const addressEvent = parseAddressBlockEvent(text);
+      if (addressEvent) {
+        for (const handler of this.addressHandlers) handler(addressEvent);
+        return;
+      }
       const event = parseEvent(text);
       if (event) this.deliver(event);
     });
@@ -668,6 +686,53 @@ export class RedisCounters implements Counters {
       });
     } catch (error) {
       this.deliver(event);
+      throw new CountersUnavailableError(error);
+    }
+  }
+
+  readonly addressBlocks: SharedAddressBlocks = {
+    unknownKey: (address, now, policy) => this.unknownKey(address, now, policy),
+    inForce: (now) => this.addressBlocksInForce(now),
+    lift: (address, now) => this.liftAddressBlock(address, now),
+    onChange: (handler) => {
+      this.addressHandlers.push(handler);
+    },
+  };
+
+  /** See UNKNOWN_KEY. A Redis known to be away is not waited on (the caller counts on its own meanwhile). */
+  private async unknownKey(address: string, now: number, policy: UnknownKeyPolicy): Promise<SharedUnknownKey> {
+    const keys = [this.key('uk', address), this.key('ukb', address), this.key('ukblocks', 'all')];
+    const args = [now, policy.window, policy.limit, policy.block, EXPIRY_SLACK_MS, address, MAX_ADDRESSES_BLOCKED, this.channel, this.key('ukb', '')];
+    const reply = (await this.addressCall(() => UNKNOWN_KEY.run(this.client, keys, args))) as number[];
+    const [kind, count, startedAt, endsAt] = reply.map(Number) as [number, number, number, number];
+    if (kind === 0) return { kind: 'counted', count };
+    return { kind: kind === 2 ? 'started' : 'blocked', block: { address, unknownKeys: count, startedAt, endsAt } };
+  }
+
+  private async addressBlocksInForce(now: number): Promise<BlockInForce[]> {
+    const reply = (await this.addressCall(() => ADDRESS_BLOCKS.run(this.client, [this.key('ukblocks', 'all')], [now, this.key('ukb', '')]))) as (string | number)[];
+    const blocks: BlockInForce[] = [];
+    for (let i = 0; i + 3 < reply.length; i += 4) blocks.push({ address: String(reply[i]), unknownKeys: Number(reply[i + 1]), startedAt: Number(reply[i + 2]), endsAt: Number(reply[i + 3]) });
+    return blocks;
+  }
+
+  private async liftAddressBlock(address: string, now: number): Promise<BlockInForce | undefined> {
+    const keys = [this.key('ukb', address), this.key('ukblocks', 'all')];
+    const reply = (await this.addressCall(() => LIFT_ADDRESS_BLOCK.run(this.client, keys, [now, address, this.channel]))) as number[];
+    if (reply.length < 3) return undefined;
+    const [unknownKeys, startedAt, endsAt] = reply.map(Number) as [number, number, number];
+    return { address, unknownKeys, startedAt, endsAt };
+  }
+
+  /** One address-block script: refused at once while Redis is away, given up after the admission's deadline. */
+  private async addressCall(send: () => Promise<unknown>): Promise<unknown> {
+    if (!this.usable()) throw new CountersUnavailableError(new Error('Redis is not reachable'));
+    try {
+      const reply = await withDeadline(send(), ADMIT_DEADLINE_MS);
+      this.noteSuccess();
+      return reply;
+    } catch (error) {
+      this.noteFailure(error);
       throw new CountersUnavailableError(error);
     }
   }
@@ -1267,6 +1332,25 @@ function blockExpiry(block: SavedBlock, ttlMs: number, now: number): number {
 
 function meterSuffix(ref: MeterRef): string {
   return `${encodeURIComponent(ref.accountId)}:${encodeURIComponent(ref.meter)}:${ref.periodStart}`;
+}
+
+/** A message UNKNOWN_KEY or LIFT_ADDRESS_BLOCK published; undefined for any other. */
+function parseAddressBlockEvent(text: string): AddressBlockEvent | undefined {
+  if (!text.includes('"address_')) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const event = value as Record<string, unknown>;
+  if (typeof event.address !== 'string') return undefined;
+  if (event.type === 'address_unblocked') return { type: 'lifted', address: event.address };
+  if (event.type !== 'address_blocked') return undefined;
+  const [unknownKeys, startedAt, endsAt] = [event.unknownKeys, event.startedAt, event.endsAt].map(Number) as [number, number, number];
+  if (![unknownKeys, startedAt, endsAt].every(Number.isFinite)) return undefined;
+  return { type: 'blocked', block: { address: event.address, unknownKeys, startedAt, endsAt } };
 }
 
 function parseEvent(text: string): CacheEvent | undefined {

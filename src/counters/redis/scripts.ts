@@ -890,3 +890,95 @@ end
 if changed == 1 and redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return changed
 `);
+
+/**
+ * One more unknown key from a client address (`auth.unknownKeys`, shared by every
+ * process). An address blocked already is answered with its block and not counted.
+ * Otherwise the key's time joins the address's list (the times within the window, oldest
+ * first; fewer than the limit); at the limit, the list goes and a block begins: its hash,
+ * its place in the set of blocks (scored by its end; those ended, and past the most
+ * blocks held the ones ending first, are dropped), and a message on the channel so that
+ * every process refuses the address before its next lookup.
+ *
+ * Memory stays bounded: a list lives `window` (plus slack) after its last time, a block
+ * hash `block` (plus slack), the set as long as its longest block.
+ *
+ * KEYS: [1] the address's times (list), [2] its block (hash), [3] the set of blocks.
+ * ARGV: [1] now, [2] window ms, [3] limit, [4] block ms, [5] expiry slack ms, [6] the
+ *   address, [7] most blocks held, [8] the channel, [9] the prefix of block hashes (the
+ *   address follows it).
+ * Returns {0, count} when counted, {1, unknownKeys, startedAt, endsAt} for a block in
+ * force (not counted), {2, unknownKeys, startedAt, endsAt} for the block this key began.
+ */
+export const UNKNOWN_KEY = new Script(`${PRELUDE}
+local now, window, limit, blockMs, slack = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local held = redis.call('HMGET', KEYS[2], 'unknownKeys', 'startedAt', 'endsAt')
+local heldEnd = tonumber(held[3])
+if heldEnd and heldEnd > now then return {1, tonumber(held[1]), tonumber(held[2]), heldEnd} end
+local cutoff = now - window
+while true do
+  local first = tonumber(redis.call('LINDEX', KEYS[1], 0))
+  if not first or first > cutoff then break end
+  redis.call('LPOP', KEYS[1])
+end
+local count = redis.call('RPUSH', KEYS[1], ARGV[1])
+if count < limit then
+  redis.call('PEXPIRE', KEYS[1], window + slack)
+  return {0, count}
+end
+redis.call('DEL', KEYS[1])
+local endsAt = now + blockMs
+redis.call('HSET', KEYS[2], 'unknownKeys', count, 'startedAt', ARGV[1], 'endsAt', fmt(endsAt))
+redis.call('PEXPIRE', KEYS[2], blockMs + slack)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+redis.call('ZADD', KEYS[3], fmt(endsAt), ARGV[6])
+local over = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[7])
+if over > 0 then
+  for _, address in ipairs(redis.call('ZRANGE', KEYS[3], 0, over - 1)) do redis.call('DEL', ARGV[9] .. address) end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, over - 1)
+end
+if redis.call('PTTL', KEYS[3]) < blockMs + slack then redis.call('PEXPIRE', KEYS[3], blockMs + slack) end
+redis.call('PUBLISH', ARGV[8], cjson.encode({type = 'address_blocked', address = ARGV[6], unknownKeys = count, startedAt = ARGV[1], endsAt = fmt(endsAt)}))
+return {2, count, now, endsAt}
+`);
+
+/**
+ * The address blocks in force (see UNKNOWN_KEY), those ended dropped on the way.
+ *
+ * KEYS: [1] the set of blocks.  ARGV: [1] now, [2] the prefix of block hashes.
+ * Returns address, unknownKeys, startedAt, endsAt for each, flat, the one ending first first.
+ */
+export const ADDRESS_BLOCKS = new Script(`${PRELUDE}
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local out = {}
+for _, address in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local held = redis.call('HMGET', ARGV[2] .. address, 'unknownKeys', 'startedAt', 'endsAt')
+  if tonumber(held[3]) and tonumber(held[3]) > now then
+    out[#out + 1] = address
+    out[#out + 1] = tonumber(held[1])
+    out[#out + 1] = tonumber(held[2])
+    out[#out + 1] = tonumber(held[3])
+  end
+end
+return out
+`);
+
+/**
+ * Lifts an address's block (see UNKNOWN_KEY; a block's start emptied its count, so its
+ * next unknown key is counted afresh), and tells every process (which drop their copy
+ * of it) whether or not one was in force here. An address not blocked keeps its count.
+ *
+ * KEYS: [1] its block, [2] the set of blocks.
+ * ARGV: [1] now, [2] the address, [3] the channel.
+ * Returns {unknownKeys, startedAt, endsAt} of the block lifted, or {} when none was in force.
+ */
+export const LIFT_ADDRESS_BLOCK = new Script(`${PRELUDE}
+local now = tonumber(ARGV[1])
+local held = redis.call('HMGET', KEYS[1], 'unknownKeys', 'startedAt', 'endsAt')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('PUBLISH', ARGV[3], cjson.encode({type = 'address_unblocked', address = ARGV[2]}))
+if tonumber(held[3]) and tonumber(held[3]) > now then return {tonumber(held[1]), tonumber(held[2]), tonumber(held[3])} end
+return {}
+`);
