@@ -27,7 +27,8 @@ import { periodBounds } from './meters/period.js';
 import { UsageRecorder } from './usage/usage-recorder.js';
 import { createLog, releaseStandardOutput, type Log } from './log.js';
 import { markChange, watchChanges, type ChangeWatch } from './keys/change-marks.js';
-import { UnknownKeyLimit, type AddressBlock } from './auth/unknown-key-limit.js';
+import { UnknownKeyLimit, type AddressBlock, type UnknownKeyCount } from './auth/unknown-key-limit.js';
+import { SharedUnknownKeyLimit } from './auth/shared-unknown-key-limit.js';
 
 export interface RuntimeOptions {
   clock?: () => number;
@@ -84,10 +85,11 @@ export interface Runtime {
   /** Client addresses this process blocked for their unknown keys (`auth.unknownKeys`), each logged as it began, for /metrics. */
   readonly addressBlocks: Readonly<{ started: number }>;
   /**
-   * This process's blocks of client addresses for their unknown keys (`auth.unknownKeys`),
-   * listed and lifted by the admin API (each process has its own: they are not shared).
+   * The blocks of client addresses for their unknown keys (`auth.unknownKeys`), listed and
+   * lifted by the admin API: shared by every process with Redis counters, this process's
+   * own with memory counters (or while Redis is away).
    */
-  readonly unknownKeyLimit: Pick<UnknownKeyLimit, 'blocksInForce' | 'lift'>;
+  readonly unknownKeyLimit: Pick<UnknownKeyCount, 'blocksInForce' | 'lift'>;
   /** Drop cached keys here and in every other process. */
   invalidate(event: CacheEvent): Promise<void>;
   /**
@@ -345,7 +347,9 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   const storeLookups: StoreLookups = { found: 0, unknown: 0, failed: 0 };
   const blockStarts = createBlockStarts(log);
   /** Unknown keys by client address, kept across reloads (a changed limit judges the counts so far). */
-  const unknownKeyLimit = new UnknownKeyLimit();
+  const ownUnknownKeys = new UnknownKeyLimit();
+  // With Redis counters, shared by every process (this one keeps a copy of the blocks).
+  const unknownKeyLimit: UnknownKeyCount = counters.addressBlocks ? new SharedUnknownKeyLimit(ownUnknownKeys, counters.addressBlocks, log, clock) : ownUnknownKeys;
   const addressBlocks = { started: 0 };
   const onAddressBlocked = (block: AddressBlock) => {
     addressBlocks.started += 1;

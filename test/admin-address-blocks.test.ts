@@ -72,7 +72,7 @@ describe('GET and DELETE /v1/address-blocks (auth.unknownKeys on)', () => {
 
     // None in force: 404 in problem details, saying so.
     const none = await json(await kg.admin('/v1/address-blocks/2001:db8:0:7::abcd', { method: 'DELETE' }));
-    expect(none).toMatchObject({ status: 404, type: expect.stringMatching(/^application\/problem\+json/), body: { detail: 'no block of 2001:db8:0:7::/64 is in force in this keygate process (GET /v1/address-blocks lists them; each process has its own)' } });
+    expect(none).toMatchObject({ status: 404, type: expect.stringMatching(/^application\/problem\+json/), body: { detail: 'no block of 2001:db8:0:7::/64 is in force (GET /v1/address-blocks lists them; with memory counters each process has its own)' } });
     const notAnAddress = await json(await kg.admin('/v1/address-blocks/example.com', { method: 'DELETE' }));
     expect(notAnAddress).toMatchObject({ status: 400, body: { detail: expect.stringMatching(/^params\.address: an IP address \(192\.0\.2\.7, 2001:db8::1\) or an IPv6 \/64/) } });
 

@@ -1,8 +1,9 @@
 /**
  * GET /v1/address-blocks and DELETE /v1/address-blocks/{address}: the client addresses
- * this process blocked for presenting too many unknown keys (`auth.unknownKeys`), seen
- * and lifted without a reload. Each keygate process keeps its own blocks in memory: its
- * admin API answers for it alone.
+ * blocked for presenting too many unknown keys (`auth.unknownKeys`), seen and lifted
+ * without a reload. With Redis counters the blocks are shared: any process's admin API
+ * lists them all and lifts one in every process. With memory counters each process keeps
+ * its own: its admin API answers for it alone.
  *
  * @example
  * // GET /v1/address-blocks
@@ -22,7 +23,7 @@ const Block = z.object({
   address: z.string().describe('The address blocked: an IPv4 address, or an IPv6 /64 (2001:db8:0:7::/64), as its clients share one count'),
   unknownKeys: z.number().int().describe('Unknown keys it had presented within the window when the block began'),
   blockedAt: z.string(),
-  blockedUntil: z.string().describe('When the block ends by itself: until then, keys this process does not hold in its key cache are refused from it (too_many_failures)'),
+  blockedUntil: z.string().describe('When the block ends by itself: until then, keys a process does not hold in its key cache are refused from it (too_many_failures)'),
 });
 
 const AddressBlocks = z.object({
@@ -33,7 +34,7 @@ const AddressBlocks = z.object({
     .describe('auth.unknownKeys as in effect; null while it is off'),
   blocks: z
     .array(Block)
-    .describe('The blocks in force in this keygate process (each process has its own), the oldest first: all of them, or with ?limit= a page of them (a Link header, rel="next", gives the next page)'),
+    .describe('The blocks in force, the oldest first (every process\'s with Redis counters; this process\'s with memory counters, or while Redis is away): all of them, or with ?limit= a page of them (a Link header, rel="next", gives the next page)'),
 });
 
 /** `actorOf`: who the audit log names for a request's change (its token's name, the client's address). */
@@ -45,24 +46,24 @@ export function registerAddressBlockRoutes(app: AdminApp, rt: Runtime, options: 
       schema: {
         operationId: 'listAddressBlocks',
         tags: ['addressBlocks'],
-        summary: 'Client addresses this process blocked for too many unknown keys (auth.unknownKeys), until when',
+        summary: 'Client addresses blocked for too many unknown keys (auth.unknownKeys), until when',
         description:
-          'Each keygate process counts and blocks by itself, in memory: this answers for the process whose admin API is asked. With auth.unknownKeys off, enabled is false and the list is empty. Up to 50,000 blocks: ?limit= pages them as the other lists page (blocks holds one page; enabled and policy come with each).',
+          'With Redis counters, the blocks every keygate process shares (and any this process began on its own while Redis was away); with memory counters each process counts and blocks by itself, and this answers for the process whose admin API is asked. With auth.unknownKeys off, enabled is false and the list is empty. Up to 50,000 blocks: ?limit= pages them as the other lists page (blocks holds one page; enabled and policy come with each).',
         querystring: z.object(PageQuery).strict(),
         response: { 200: AddressBlocks, 400: Problem },
       },
     },
     async (request, reply) => {
-      let answer: ReturnType<typeof listAddressBlocks> | undefined;
+      let answer: Awaited<ReturnType<typeof listAddressBlocks>> | undefined;
       // The page's blocks, read one past the limit (whether another page follows), and the rest of the answer with them.
       const blocks = await paged(
         request,
         reply,
-        (page) => (answer = listAddressBlocks(rt, page)).blocks,
+        async (page) => (answer = await listAddressBlocks(rt, page)).blocks,
         placeOfBlock,
         isBlockedAddress,
       );
-      return { ...(answer as ReturnType<typeof listAddressBlocks>), blocks };
+      return { ...(answer as Awaited<ReturnType<typeof listAddressBlocks>>), blocks };
     },
   );
   app.delete(
@@ -71,10 +72,10 @@ export function registerAddressBlockRoutes(app: AdminApp, rt: Runtime, options: 
       schema: {
         operationId: 'liftAddressBlock',
         tags: ['addressBlocks'],
-        summary: "Lift this process's block of a client address (an IPv6 address: its /64); its unknown keys are counted afresh",
-        description: 'The address as listed, or any address in a blocked IPv6 /64 (the /64 itself written with %2F for its slash). Audited as address.unblocked. 404 when this process has no block of it in force (or auth.unknownKeys is off).',
+        summary: 'Lift the block of a client address (an IPv6 address: its /64); its unknown keys are counted afresh',
+        description: 'The address as listed, or any address in a blocked IPv6 /64 (the /64 itself written with %2F for its slash). With Redis counters it is lifted in every process (each drops its copy on the Redis message); with memory counters in this process alone. Audited as address.unblocked. 404 when no block of it is in force (or auth.unknownKeys is off); 503 when Redis is away and this process holds no block of it.',
         params: z.object({ address: z.string().refine((text) => blockedAddressOf(text) !== undefined, NOT_AN_ADDRESS) }),
-        response: { 200: Block.describe('The block lifted'), 400: Problem, 404: Problem },
+        response: { 200: Block.describe('The block lifted'), 400: Problem, 404: Problem, 503: Problem },
       },
     },
     async (request) => liftAddressBlock(rt, request.params.address, actorOf(request)),

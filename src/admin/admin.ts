@@ -331,7 +331,7 @@ const TAGS = {
   usage: 'Metered usage, gauges, daily counts and forecasts',
   members: 'Dashboard members and operators: invitations, password resets, sign-in pauses lifted, removal',
   audit: 'Who changed what, newest first',
-  addressBlocks: "Client addresses this process blocked for too many unknown keys (auth.unknownKeys): listed, lifted",
+  addressBlocks: 'Client addresses blocked for too many unknown keys (auth.unknownKeys), shared by every process with Redis counters: listed, lifted',
   check: 'A request checked as the gateway would, for a backend in any language (keygate as a library over HTTP), then settled',
 };
 

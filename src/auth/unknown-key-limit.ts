@@ -11,12 +11,14 @@
  * client that was not told (a forgotten cron job): counting it would shut out every other
  * client at its address, and guessing never produces one. A malformed key costs no lookup.
  *
- * Counted per process, in memory, by address group (an IPv4 address, an IPv6 /64: a host
+ * With memory counters, counted per process, in memory, by address group (an IPv4 address, an IPv6 /64: a host
  * can take a new address in its /64 for every try), and bounded: at most
  * MAX_ADDRESSES_COUNTED addresses with their times (MAX_TIMES_HELD times in all) and
  * MAX_ADDRESSES_BLOCKED blocks; past either, the address counted (or blocked) longest ago
  * is forgotten. A flood of distinct addresses cannot grow memory, and per-address counts
- * are no defence against so many addresses anyway.
+ * are no defence against so many addresses anyway. With Redis counters, the count and
+ * the blocks are shared by every process (shared-unknown-key-limit.ts), and this class
+ * holds the process's copy of the blocks in force, and counts alone while Redis is away.
  *
  * @example
  * const limit = new UnknownKeyLimit();
@@ -53,7 +55,21 @@ export interface BlockInForce {
   endsAt: number;
 }
 
-export class UnknownKeyLimit {
+/**
+ * What the pipeline and the admin API ask of the count: this class (per process), or
+ * SharedUnknownKeyLimit (Redis), whose answers may take a round trip.
+ */
+export interface UnknownKeyCount {
+  /** Milliseconds until `address` may present unknown keys again; 0 when it is not blocked. Never waits. */
+  blockedFor(address: string, now: number): number;
+  /** One more unknown key from `address`: the block it started, if it reached the limit. */
+  fail(address: string, now: number, policy: UnknownKeyPolicy): AddressBlock | undefined | Promise<AddressBlock | undefined>;
+  blocksInForce(now: number): BlockInForce[] | Promise<BlockInForce[]>;
+  lift(address: string, now: number): BlockInForce | undefined | Promise<BlockInForce | undefined>;
+  clear(): void;
+}
+
+export class UnknownKeyLimit implements UnknownKeyCount {
   /** An address's unknown keys within its window (times, oldest first), the address counted longest ago first. */
   private readonly times = new Map<string, number[]>();
   private held = 0;
@@ -118,6 +134,19 @@ export class UnknownKeyLimit {
     if (block === undefined) return undefined;
     this.blocks.delete(address);
     return block.endsAt > now ? { address, ...block } : undefined;
+  }
+
+  /** A block another process began (heard from Redis): held as if begun here, until its end or its lift. */
+  learn(block: BlockInForce): void {
+    const { address, unknownKeys, startedAt, endsAt } = block;
+    const times = this.times.get(address);
+    if (times !== undefined) {
+      this.times.delete(address);
+      this.held -= times.length;
+    }
+    this.blocks.delete(address);
+    evictOldest(this.blocks, this.maxBlocked - 1, () => undefined);
+    this.blocks.set(address, { unknownKeys, startedAt, endsAt });
   }
 
   /** Addresses counted and blocked now (for tests and the bound's proof). */

@@ -381,7 +381,7 @@ export const unknownKeyLimitSchema = z
   })
   .strict()
   .describe(
-    'Off unless given. Throttles key guessing per client address, in each process: after `limit` unknown keys within `window`, the address is refused for `block` without a store lookup, but for keys this process holds in its key cache (keys in use). Revoked, expired and malformed keys do not count.',
+    'Off unless given. Throttles key guessing per client address (counted in Redis for every process with Redis counters, else in each process): after `limit` unknown keys within `window`, the address is refused for `block` without a store lookup, but for keys this process holds in its key cache (keys in use). Revoked, expired and malformed keys do not count.',
   );
 
 const reasonRendering = z

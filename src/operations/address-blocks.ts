@@ -1,8 +1,9 @@
 /**
  * Client addresses blocked for their unknown keys (`auth.unknownKeys`), as an operator
- * sees and lifts them. The blocks are this process's own, in its memory (each keygate
- * process counts and blocks by itself), so the admin API of a process answers for that
- * process alone, and no CLI command can reach them.
+ * sees and lifts them. With Redis counters they are shared by every keygate process: any
+ * process's admin API lists them all and lifts one everywhere. With memory counters (and
+ * while Redis is away) each process counts and blocks by itself, so its admin API answers
+ * for it alone. No CLI command reaches them.
  *
  * @example
  * listAddressBlocks(rt); // { enabled: true, policy: { limit: 20, … }, blocks: [{ address: '2001:db8:0:7::/64', … }] }
@@ -42,15 +43,16 @@ function blockOut(block: BlockInForce) {
 }
 
 /**
- * Whether `auth.unknownKeys` is on, its policy as the profile writes it, and this process's
- * blocks in force, the oldest first (by when each began, then by address): all of them, or
- * `page.limit` after the block `page.after` names (its start and address: a block lifted
- * or ended meanwhile neither skips nor repeats one).
+ * Whether `auth.unknownKeys` is on, its policy as the profile writes it, and the blocks in
+ * force (every process's with Redis counters, this process's with memory counters), the
+ * oldest first (by when each began, then by address): all of them, or `page.limit` after
+ * the block `page.after` names (its start and address: a block lifted or ended meanwhile
+ * neither skips nor repeats one).
  */
-export function listAddressBlocks(rt: Pick<Runtime, 'config' | 'clock' | 'unknownKeyLimit'>, page: Page = {}) {
+export async function listAddressBlocks(rt: Pick<Runtime, 'config' | 'clock' | 'unknownKeyLimit'>, page: Page = {}) {
   const policy = rt.config.auth.unknownKeys;
   // Turned off, the runtime forgets every block: none is in force.
-  const inForce = policy === undefined ? [] : rt.unknownKeyLimit.blocksInForce(rt.clock()).sort(oldestFirst);
+  const inForce = policy === undefined ? [] : (await rt.unknownKeyLimit.blocksInForce(rt.clock())).sort(oldestFirst);
   const { after, limit } = page;
   const from = after === undefined ? 0 : inForce.findIndex((block) => oldestFirst(block, { startedAt: after.createdAt, address: after.id }) > 0);
   const blocks = from < 0 ? [] : inForce.slice(from, limit === undefined ? undefined : from + limit);
@@ -77,16 +79,16 @@ export function isBlockedAddress(id: string): boolean {
 }
 
 /**
- * Lifts this process's block of the address group `address` names (an IPv6 address: its
- * /64), as if it had ended: its next unknown key is counted afresh. Audited as
+ * Lifts the block of the address group `address` names (an IPv6 address: its /64), in
+ * every process with Redis counters, as if it had ended: its next unknown key is counted afresh. Audited as
  * `address.unblocked`. Refused (not_found) when no block of it is in force.
  */
 export async function liftAddressBlock(rt: Pick<Runtime, 'config' | 'clock' | 'unknownKeyLimit' | 'store' | 'log'>, address: string, actor: Actor) {
   const group = blockedAddressOf(address);
   if (group === undefined) throw new OperationError('invalid', `address: ${NOT_AN_ADDRESS}`);
   if (rt.config.auth.unknownKeys === undefined) throw new OperationError('not_found', `no block of ${group}: auth.unknownKeys is off in this profile, so no address is blocked`);
-  const lifted = rt.unknownKeyLimit.lift(group, rt.clock());
-  if (lifted === undefined) throw new OperationError('not_found', `no block of ${group} is in force in this keygate process (GET /v1/address-blocks lists them; each process has its own)`);
+  const lifted = await rt.unknownKeyLimit.lift(group, rt.clock());
+  if (lifted === undefined) throw new OperationError('not_found', `no block of ${group} is in force (GET /v1/address-blocks lists them; with memory counters each process has its own)`);
   const out = blockOut(lifted);
   rt.log.info({ client: group, unknownKeys: lifted.unknownKeys, blockedUntil: out.blockedUntil, actor: actorName(actor) }, 'client address block lifted (auth.unknownKeys)');
   await audit(rt, actor, 'address.unblocked', { detail: { address: group, unknownKeys: lifted.unknownKeys, blockedAt: lifted.startedAt, blockedUntil: lifted.endsAt } });

@@ -22,7 +22,7 @@ import { deny, SCOPE_LIST_SEPARATOR, type Denial } from '../denial/reasons.js';
 import type { Identity } from './identity.js';
 import { withDeadline } from '../deadline.js';
 import { OUTAGE_RETRY_AFTER_S } from '../operations/health.js';
-import { UnknownKeyLimit, type AddressBlock } from '../auth/unknown-key-limit.js';
+import { UnknownKeyLimit, type AddressBlock, type UnknownKeyCount } from '../auth/unknown-key-limit.js';
 import { addressGroup, clientAddress, trustedProxyCheck } from '../gateway/trusted-proxies.js';
 
 export interface PipelineDeps {
@@ -43,9 +43,10 @@ export interface PipelineDeps {
   onBlockStarted?: (started: BlockStart, identity: Identity) => void;
   /**
    * Unknown keys counted per client address, with `auth.unknownKeys` (kept by the runtime
-   * across reloads; a pipeline without one counts in its own).
+   * across reloads, shared through Redis with Redis counters; a pipeline without one
+   * counts in its own).
    */
-  unknownKeyLimit?: UnknownKeyLimit;
+  unknownKeyLimit?: UnknownKeyCount;
   /** Told once per client address blocked for its unknown keys (for the log and metrics). */
   onAddressBlocked?: (block: AddressBlock) => void;
 }
@@ -285,18 +286,25 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
    * keys in use are); otherwise as `authorize` goes on, each unknown key counted against
    * the address.
    */
-  function guessed(request: GatewayRequest, secret: string, mode: KeyMode | undefined, digest: KeyDigest, cached: null | undefined, now: number, limit: UnknownKeyLimit): Decision | Promise<Decision> {
+  function guessed(request: GatewayRequest, secret: string, mode: KeyMode | undefined, digest: KeyDigest, cached: null | undefined, now: number, limit: UnknownKeyCount): Decision | Promise<Decision> {
     // As `authorize` goes on: a malformed key is that, blocked or not (it costs no lookup).
     if (cached === undefined && !keyFormat.check(secret).ok) return refuse(deny('malformed_key', PRESENTED));
     const address = addressGroup(clientAddress(request.peer, request.headers['x-forwarded-for'], fromTrustedProxy));
     const waitMs = limit.blockedFor(address, now);
     if (waitMs > 0 && keyCache.stale(digest) === undefined) return refuse(deny('too_many_failures', { retryAfterSeconds: waitMs / 1000 }));
     const counted = (found: CachedKey | null): Decision | Promise<Decision> => {
-      if (!isKey(found, mode)) {
-        const started = limit.fail(address, now, unknownKeys as UnknownKeyPolicy);
+      if (isKey(found, mode)) return check(request, mode, found, now);
+      const started = limit.fail(address, now, unknownKeys as UnknownKeyPolicy);
+      if (!(started instanceof Promise)) {
         if (started) deps.onAddressBlocked?.(started);
+        return check(request, mode, found, now);
       }
-      return check(request, mode, found, now);
+      // Counted in Redis, which may answer that another process blocked the address already.
+      return started.then((block) => {
+        if (block) deps.onAddressBlocked?.(block);
+        const blockedMs = block ? 0 : limit.blockedFor(address, now);
+        return blockedMs > 0 ? refuse(deny('too_many_failures', { retryAfterSeconds: blockedMs / 1000 })) : check(request, mode, found, now);
+      });
     };
     if (cached === null) return counted(null);
     return fromStore(digest, now).then(counted, () => refuse(deny('service_unavailable', OUTAGE)));

@@ -1,0 +1,199 @@
+/**
+ * auth.unknownKeys on Redis counters: two `keygate serve` processes on one PostgreSQL
+ * database and one private redis-server count an address's unknown keys together. The
+ * address is blocked after `limit` unknown keys in all (not per process), both refuse it,
+ * a valid key cached in either still works from it, the admin API of either lists the
+ * block and lifts it in both; how soon the other process refuses before a lookup is
+ * measured; Redis's keys for it all expire; with Redis away each process counts alone
+ * and valid keys are served.
+ *
+ * Clients are told apart by X-Forwarded-For (loopback is a trusted proxy), each test its own.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { configSchema, type ConfigInput } from '../../src/config/schema.js';
+import { createKeyFormat } from '../../src/keys/format.js';
+import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
+import { startDemoUpstream } from '../support/keygate.js';
+import { runCli } from '../support/cli.js';
+import { tempDir } from '../support/temp.js';
+import { createTestDatabase, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
+import { provisionKey, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './cluster.js';
+
+const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
+
+const LIMIT = 4;
+
+describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis counters', () => {
+  const dir = tempDir('keygate-unknown-keys-shared');
+  const prefix = testRedisPrefix('unknown-keys');
+  const secrets: string[] = [];
+  let database: TestDatabase;
+  let redis: RedisServer;
+  let upstream: { url: string; close(): Promise<void> };
+  let profileFile: string;
+  const gateways: GatewayProcess[] = [];
+
+  const profile = (): ConfigInput => ({
+    name: 'unknown-keys-shared',
+    upstream: { url: upstream.url },
+    store: database.url,
+    counters: redisUrlWithPrefix(prefix, redis.url),
+    counterFailure: 'open',
+    keyCacheTtl: '60s',
+    trustedProxies: ['127.0.0.1'],
+    auth: { unknownKeys: { limit: LIMIT, window: '1m', block: '10m' } },
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { listen: { host: '127.0.0.1', port: 0 } },
+    dashboard: { enabled: false },
+    errors: { envelope: 'jsonapi' },
+    plans: { open: {} },
+    routes: [{ path: '/v1/projects' }],
+  });
+  /** A key of the profile's format that was never issued. */
+  const madeUp = () => createKeyFormat(configSchema.parse(profile()).keys).generate('live');
+
+  const [first, second] = [() => gateways[0] as GatewayProcess, () => gateways[1] as GatewayProcess];
+  const call = async (gateway: GatewayProcess, secret: string, client: string) => {
+    const response = await fetch(`${gateway.gatewayUrl}/v1/projects`, { headers: { authorization: `Bearer ${secret}`, 'x-forwarded-for': client } });
+    return { status: response.status, retryAfter: response.headers.get('retry-after'), body: await response.text() };
+  };
+  const blocksOf = async (gateway: GatewayProcess) => ((await (await gateway.admin('/v1/address-blocks')).json()) as { blocks: { address: string; unknownKeys: number }[] }).blocks;
+  const unknownLookups = async (gateway: GatewayProcess) => {
+    const text = await (await gateway.admin('/metrics')).text();
+    const line = text.split('\n').find((l) => l.startsWith('keygate_key_store_lookups_total{result="unknown"}'));
+    return Number(line?.split(' ')[1] ?? 0);
+  };
+  const key = async (name: string) => {
+    const issued = await provisionKey(first(), 'open', name);
+    secrets.push(issued.secret);
+    return issued.secret;
+  };
+
+  beforeAll(async () => {
+    database = await createTestDatabase('unknown_keys_shared');
+    redis = await startRedisServer();
+    upstream = await startDemoUpstream();
+    profileFile = writeProfile(dir, 'unknown-keys-shared', profile());
+    expect((await runCli(['migrate', '--config', profileFile])).code).toBe(0);
+    for (let i = 0; i < 2; i++) gateways.push(await startGateway(profileFile));
+  });
+
+  afterAll(async () => {
+    await Promise.all(gateways.map((g) => g.stop()));
+    for (const g of gateways) for (const secret of secrets) expect(g.output.join('\n')).not.toContain(secret);
+    await upstream?.close();
+    await redis?.kill();
+    await database?.drop();
+  });
+
+  it('blocks an address after `limit` unknown keys in all, sent alternately to both; both refuse it, a cached valid key works in both, and a lift through one lifts it in both', async () => {
+    const client = '203.0.113.10';
+    const valid = await key('cached');
+    // Cached in both processes before the block.
+    for (const gateway of gateways) expect((await call(gateway, valid, client)).status).toBe(200);
+
+    for (let i = 0; i < LIMIT; i++) expect((await call(gateways[i % 2] as GatewayProcess, madeUp(), client)).status).toBe(401);
+    // Per process that would be 2 each; together it is the limit: both refuse now.
+    for (const gateway of [first(), second()]) {
+      const refused = await call(gateway, madeUp(), client);
+      expect(refused.status).toBe(429);
+      expect(JSON.parse(refused.body)).toMatchObject({ errors: [{ code: 'too_many_failures' }] });
+      expect(Number(refused.retryAfter)).toBeGreaterThan(590);
+    }
+    // The valid key, cached, is judged as usual from the blocked address, in both.
+    for (const gateway of gateways) expect((await call(gateway, valid, client)).status).toBe(200);
+    // Either admin API lists the one shared block.
+    for (const gateway of gateways) expect(await blocksOf(gateway)).toEqual([expect.objectContaining({ address: client, unknownKeys: LIMIT })]);
+    // One block, begun (and logged) by the process whose request reached the limit.
+    const warned = gateways.map((g) => g.output.filter((line) => line.includes('client address blocked')).length);
+    expect(warned.reduce((a, b) => a + b)).toBe(1);
+
+    const lifted = await second().admin(`/v1/address-blocks/${client}`, { method: 'DELETE' });
+    expect(lifted.status).toBe(200);
+    expect(await lifted.json()).toMatchObject({ address: client, unknownKeys: LIMIT });
+    for (const gateway of gateways) expect(await blocksOf(gateway)).toEqual([]);
+    // The first process drops its copy on the Redis message (a refusal there is not counted, so asking again is harmless).
+    expect(await eventually(async () => (await call(first(), madeUp(), client)).status === 401)).toBe(true);
+    expect((await call(second(), madeUp(), client)).status).toBe(401);
+    // No block now: 404, and the count since the lift stays.
+    expect((await second().admin(`/v1/address-blocks/${client}`, { method: 'DELETE' })).status).toBe(404);
+    // Counted afresh, in all: two counted above, two more reach the limit again.
+    expect((await call(first(), madeUp(), client)).status).toBe(401);
+    expect((await call(second(), madeUp(), client)).status).toBe(401);
+    expect((await call(first(), madeUp(), client)).status).toBe(429);
+    expect((await call(second(), madeUp(), client)).status).toBe(429);
+  });
+
+  it('the other process refuses a blocked address before its store lookup once the Redis message arrives (measured)', async () => {
+    const client = '203.0.113.20';
+    for (let i = 0; i < LIMIT - 1; i++) expect((await call(first(), madeUp(), client)).status).toBe(401);
+    let lookups = await unknownLookups(second());
+    // The key that begins the block, then at once the other process, until it refuses without a lookup.
+    expect((await call(first(), madeUp(), client)).status).toBe(401);
+    const blockedAt = performance.now();
+    let learnedAfterMs: number | undefined;
+    let attempts = 0;
+    const learned = await eventually(async () => {
+      attempts += 1;
+      const answer = await call(second(), madeUp(), client);
+      const answeredAfterMs = performance.now() - blockedAt;
+      expect(answer.status).toBe(429);
+      const now = await unknownLookups(second());
+      if (now !== lookups) {
+        lookups = now;
+        return false;
+      }
+      learnedAfterMs = answeredAfterMs;
+      return true;
+    });
+    expect(learned).toBe(true);
+    // The message's trip through Redis: here the first request sent after the block's answer (a loopback round trip) was refused so.
+    console.log(`unknown-keys: the second process refused before a lookup ${learnedAfterMs?.toFixed(1)} ms after the first answered the key that began the block (attempt ${attempts})`);
+  });
+
+  it("keeps Redis bounded: every key it holds for unknown keys expires (by the window or the block), and a flood of addresses holds fewer than `limit` times each", async () => {
+    for (let i = 0; i < 50; i++) expect((await call(gateways[i % 2] as GatewayProcess, madeUp(), `198.51.100.${i}`)).status).toBe(401);
+    const reader = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await reader.connect();
+    try {
+      const keys = await reader.keys(`${prefix}uk*`);
+      expect(keys.length).toBeGreaterThan(50);
+      for (const name of keys) {
+        const ttl = await reader.pttl(name);
+        expect(ttl, name).toBeGreaterThan(0);
+        // Lists: the window (1 m) plus slack; blocks and the set: the block (10 m) plus slack.
+        expect(ttl, name).toBeLessThanOrEqual(11 * 60_000);
+        if ((await reader.type(name)) === 'list') expect(await reader.llen(name)).toBeLessThan(LIMIT);
+      }
+    } finally {
+      reader.disconnect();
+    }
+  });
+
+  it('with Redis away, each process counts on its own (said once in its log) and serves valid keys', async () => {
+    const client = '203.0.113.30';
+    const cached = await key('cached-before-outage');
+    for (const gateway of gateways) expect((await call(gateway, cached, client)).status).toBe(200);
+    const fresh = await key('fresh-in-outage');
+    await redis.kill();
+    try {
+      for (let i = 0; i < LIMIT; i++) expect((await call(first(), madeUp(), client)).status).toBe(401);
+      expect((await call(first(), madeUp(), client)).status).toBe(429);
+      // The second process counted none of them.
+      expect((await call(second(), madeUp(), client)).status).toBe(401);
+      // Valid keys: cached, from the blocked address too; looked up for the first time,
+      // from the address where it is not blocked (the second process) and from another.
+      for (const gateway of gateways) expect((await call(gateway, cached, client)).status).toBe(200);
+      expect((await call(second(), fresh, client)).status).toBe(200);
+      expect((await call(first(), fresh, '203.0.113.31')).status).toBe(200);
+      expect(first().output.filter((line) => line.includes('unknown keys (auth.unknownKeys) are counted by each process on its own'))).toHaveLength(1);
+      expect(first().output.filter((line) => line.includes('client address blocked'))).not.toHaveLength(0);
+      // The admin API answers for this process meanwhile.
+      expect((await blocksOf(first())).filter((block) => block.address === client)).toEqual([expect.objectContaining({ unknownKeys: LIMIT })]);
+      expect((await blocksOf(second())).filter((block) => block.address === client)).toEqual([]);
+    } finally {
+      await redis.start();
+    }
+  });
+});
