@@ -177,6 +177,26 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
     console.log(`unknown-keys: the second process refused before a lookup ${learnedAfterMs?.toFixed(1)} ms after the first answered the key that began the block (attempt ${attempts})`);
   });
 
+  it("refuses a block whose message it never heard, from Redis's answer after the lookup, and before the lookup from then on", async () => {
+    const client = '203.0.113.40';
+    // A block as another process's script leaves it, its message lost.
+    const writer = new Redis(redis.url);
+    try {
+      const now = Date.now();
+      await writer.hset(`${prefix}ukb:${client}`, { unknownKeys: LIMIT, startedAt: now, endsAt: now + 600_000 });
+      await writer.pexpire(`${prefix}ukb:${client}`, 660_000);
+    } finally {
+      writer.disconnect();
+    }
+    const before = await unknownLookups(second());
+    const refused = await call(second(), madeUp(), client);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.retryAfter)).toBeGreaterThan(590);
+    expect(await unknownLookups(second())).toBe(before + 1);
+    expect((await call(second(), madeUp(), client)).status).toBe(429);
+    expect(await unknownLookups(second())).toBe(before + 1);
+  });
+
   it("keeps Redis bounded: every key it holds for unknown keys expires (by the window or the block), and a flood of addresses holds fewer than `limit` times each", async () => {
     for (let i = 0; i < 50; i++) expect((await call(gateways[i % 2] as GatewayProcess, madeUp(), `198.51.100.${i}`)).status).toBe(401);
     const reader = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
