@@ -43,6 +43,7 @@ describe('POST /v1/check and its settle', () => {
         plans: {
           scale: { name: 'Scale', meters: { credits: { limit: 1000, unit: 'credits' } } },
           tight: { name: 'Tight', rateLimits: [{ limit: 1, window: '1h' }], meters: { credits: { limit: 1000 } } },
+          basic: { meters: { credits: { limit: 1000 } } },
         },
         defaultPlan: 'scale',
         scopes: ['read', 'admin'],
@@ -123,6 +124,15 @@ describe('POST /v1/check and its settle', () => {
     expect(await credits(accountId)).toMatchObject({ usage: before.usage + 24 });
     // Counted in /metrics as the gateway's charges are: 10 (the flat cost settled 200 above), 14 and 10.
     expect(await (await kg.admin('/metrics')).text()).toContain('keygate_units_charged_total{meter="credits"} 34');
+  });
+
+  it('names a plan the profile gives no name by its id, as usage and the dashboard do (the answer failed its own schema: a 500)', async () => {
+    const account = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Basic Co', planId: 'basic' }) }));
+    const key = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.body.id, name: 'b' }) }));
+    const admitted = await json(await check({ method: 'GET', url: '/brands', headers: { authorization: `Bearer ${key.body.secret}` } }));
+    expect(admitted.status).toBe(200);
+    expect(admitted.body).toMatchObject({ allowed: true, identity: { account: { id: account.body.id }, plan: { id: 'basic', name: 'basic' } } });
+    expect(await json(await settle(admitted.body.settle, { status: 200 }))).toMatchObject({ status: 200, body: { charged: true } });
   });
 
   it("answers a built-in endpoint's body, to send as it is", async () => {

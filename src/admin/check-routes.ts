@@ -75,7 +75,7 @@ const Admitted = z.object({
   identity: z.object({
     account: z.object({ id: z.string(), name: z.string() }),
     key: z.object({ id: z.string(), name: z.string(), hint: z.string(), mode: z.enum(['live', 'test']), scopes: z.array(z.string()).describe('Its scopes within what its plan allows now (as the gateway tells the upstream)') }),
-    plan: z.object({ id: z.string(), name: z.string() }),
+    plan: z.object({ id: z.string(), name: z.string().describe("The plan's name, or its id where the profile gives it none") }),
   }),
   route: z.object({ name: z.string().describe('The route the request matched, as the profile names it (or its method and path)'), builtin: z.boolean() }),
   headers: z.record(z.string(), z.string()).describe('RateLimit fields to add to the answer'),
@@ -156,7 +156,7 @@ export function registerCheckRoutes(app: AdminApp, rt: Runtime, options: CheckRo
         identity: {
           account: { id: identity.account.id, name: identity.account.name },
           key: { id: identity.key.id, name: identity.key.name, hint: identity.key.hint, mode: identity.key.mode, scopes: scopesHeader(identity.key.scopes, identity.plan.scopes).split(' ').filter(Boolean) },
-          plan: { id: identity.planId, name: identity.plan.name },
+          plan: { id: identity.planId, name: identity.plan.name ?? identity.planId },
         },
         route: { name: route.name, builtin: route.kind === 'builtin' },
         headers: { ...result.headers },
