@@ -1,6 +1,7 @@
 /**
  * `keygate serve`: the gateway, the admin API and the dashboard, each on its own
- * listener, over one runtime. Closing drains in-flight requests, then flushes usage.
+ * listener, over one runtime (with `gateway: false`, the admin API and the dashboard
+ * only). Closing drains in-flight requests, then flushes usage.
  */
 import dns from 'node:dns';
 import { createServer } from 'node:net';
@@ -24,6 +25,7 @@ import { createLog, droppedLogLines, releaseStandardOutput, withProcess, type Lo
 import { KEYGATE_VERSION } from './build-info.js';
 import { canConnect, startUpstream, upstreamAddress, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
 import { checkHealth, type Health } from './operations/health.js';
+import { describeListeners, NO_UPSTREAM_HEADLINE, servingPlan, type ListenerKind } from './config/servable.js';
 
 export interface ServeOptions extends RuntimeOptions {
   /** Override listener ports (0 = any free port), e.g. for tests. */
@@ -224,7 +226,8 @@ const MIN_ADMIN_TOKEN_LENGTH = 16;
  * The admin tokens the variable holds: one, or several separated by commas while one
  * replaces another (`new,old`: scripts move to the new one, then the old is dropped).
  * None when it is unset, or when any of them is short enough to guess (it guards every
- * account and key): the admin API is then locked, and the log says why.
+ * account and key): the admin API is then locked, and the log says why; or, where it is
+ * `required` (no gateway), keygate does not start: the error `required` makes of why is thrown.
  */
 function adminTokensOf(
   value: string | undefined,
@@ -232,6 +235,7 @@ function adminTokensOf(
   log: Log,
   kind: 'admin' | 'read-only' = 'admin',
   adminUsable = false,
+  required?: (why: string) => Error,
 ): { tokens: string[]; refused?: string } {
   const tokens = (value ?? '').split(',').map((token) => token.trim()).filter((token) => token !== '');
   // What a bad token shuts: the whole admin API, or (read-only tokens, which are optional) only those.
@@ -245,6 +249,7 @@ function adminTokensOf(
         ? 'the admin token still works'
         : '/health, /health/ready and /openapi.json still answer';
   if (tokens.length === 0) {
+    if (required) throw required(`${tokenEnv} is not set; set it to at least ${MIN_ADMIN_TOKEN_LENGTH} random characters, e.g. openssl rand -base64 24`);
     if (kind === 'admin') log.warn(`admin token not set: set ${tokenEnv} to make changes through the admin API (without it, only /health, /health/ready and /openapi.json answer, and reads with a read-only token if one is set)`);
     return { tokens: [] };
   }
@@ -264,13 +269,15 @@ function adminTokensOf(
         ? `${which(short)} is ${length} character${length === 1 ? '' : 's'} long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random ones, e.g. openssl rand -base64 24`
         : undefined;
   if (refused === undefined) return { tokens };
+  if (required) throw required(refused);
   log.error(`${locked}: ${refused} (${still})`);
   return { tokens: [], refused };
 }
 
 export interface RunningKeygate {
   runtime: Runtime;
-  gatewayUrl: string;
+  /** Undefined with `gateway: false` (no gateway listener is opened). */
+  gatewayUrl: string | undefined;
   adminUrl: string;
   dashboardUrl: string | undefined;
   /**
@@ -305,22 +312,22 @@ const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> =
 };
 
 /**
- * What serving needs of a profile beyond the schema: `upstream.url`, where the gateway
- * forwards. The schema takes a profile without it, for the library, which forwards
- * nothing; serve refuses one as it refuses a bad profile, naming the field.
+ * What serving needs of a profile beyond the schema (config/servable.ts): `upstream.url`,
+ * where the gateway forwards, or `gateway: false`. The schema takes a profile with neither,
+ * for the library, which forwards nothing; serve refuses one as it refuses a bad profile,
+ * naming the fields. Answers the listeners to open.
  */
-function requireUpstreamUrl({ config, file }: LoadedConfig): string {
-  if (config.upstream.url !== undefined) return config.upstream.url;
-  throw new ConfigError(
-    file,
-    [{ field: 'upstream.url', message: 'required to serve: the gateway forwards the requests it admits there (e.g. http://127.0.0.1:4000); a profile without it is for keygate as a library (createKeygate), which forwards nothing' }],
-    'cannot be served without upstream.url',
-  );
+function requireServable({ config, file }: LoadedConfig): ListenerKind[] {
+  const plan = servingPlan(config);
+  if (!plan.servable) throw new ConfigError(file, plan.problems, NO_UPSTREAM_HEADLINE);
+  return plan.listeners;
 }
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
-  const upstreamUrl = requireUpstreamUrl(loaded);
+  const listeners = requireServable(loaded);
   const { config } = loaded;
+  /** With `gateway: false`, undefined: nothing is forwarded. */
+  const upstreamUrl = config.gateway ? config.upstream.url : undefined;
   /** The gateway's request lines go here as they are: each names its process in its `reqId`. */
   const requestLog = options.log ?? createLog({ level: config.log.level, bufferSize: config.log.bufferSize });
   // Every other line says which process wrote it, as the start line does (bound once: nothing per line).
@@ -395,12 +402,17 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   };
 
   try {
-    const gatewayUrl = await listen(await buildGateway(rt, { metrics, requestLog }), 'gateway', config.listen, options.ports?.gateway);
-    rt.listening.gateway = gatewayUrl;
-
-    // Without a token the admin listener still serves /health and /openapi.json.
-    const admin = adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log);
+    // Without a token the admin listener still serves /health and /openapi.json; but without a
+    // gateway the admin API is what keygate is for (POST /v1/check takes the admin token only).
+    const required = upstreamUrl === undefined ? (why: string) => new Error(noGatewayWithoutToken(config.admin.tokenEnv, why)) : undefined;
+    const admin = adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log, 'admin', false, required);
     const read = adminTokensOf(options.adminReadToken ?? rt.env[config.admin.readTokenEnv], config.admin.readTokenEnv, log, 'read-only', admin.tokens.length > 0);
+
+    let gatewayUrl: string | undefined;
+    if (upstreamUrl !== undefined) {
+      gatewayUrl = await listen(await buildGateway(rt, { metrics, requestLog }), 'gateway', config.listen, options.ports?.gateway);
+      rt.listening.gateway = gatewayUrl;
+    }
     const adminOptions = { tokens: admin.tokens, readTokens: read.tokens, metrics, ...(admin.refused ? { lockedBecause: admin.refused } : {}), ...(options.check ? { check: options.check } : {}) };
     const adminUrl = await listen(await buildAdmin(rt, adminOptions), 'admin', config.admin.listen, options.ports?.admin);
     rt.listening.admin = adminUrl;
@@ -425,19 +437,19 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
         // Which release, and which profile: what to compare across processes (a rolling upgrade, a missed SIGHUP).
         version: KEYGATE_VERSION,
         digest,
-        gateway: gatewayUrl,
+        gateway: gatewayUrl ?? false,
         admin: adminUrl,
         dashboard: dashboardUrl,
-        upstream: redactUrl(upstream?.url ?? upstreamUrl),
+        ...(upstreamUrl === undefined ? {} : { upstream: redactUrl(upstream?.url ?? upstreamUrl) }),
         store: redactUrl(config.store),
         counters: redactUrl(config.counters),
         status: health.status,
         ...(health.reason === undefined ? {} : { reason: health.reason }),
       },
-      servingMessage(health),
+      servingMessage(health, upstreamUrl === undefined ? listeners : undefined),
     );
     // One spawned here is already listening.
-    if (!upstream) void warnIfUpstreamDown(upstreamUrl, log);
+    if (!upstream && upstreamUrl !== undefined) void warnIfUpstreamDown(upstreamUrl, log);
 
     let closing: Promise<void> | undefined;
     /** Ends the readiness delay early, while it lasts. */
@@ -446,7 +458,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       try {
         if (closing) throw new Error('keygate is stopping');
         const profile = next ?? loadConfigFile(loaded.file);
-        requireUpstreamUrl(profile);
+        requireServable(profile);
         const changed = await rt.reload(withGivenPorts(withUpstream(profile), rt.config, options.ports));
         digest = profileDigest(rt.config, RELOADABLE);
         metrics.reload('applied');
@@ -550,11 +562,20 @@ function withGivenPorts(next: LoadedConfig, running: Config, ports: ServeOptions
 }
 
 
-/** The start line: "keygate is serving", and when the process starts unready or degraded, why. */
-function servingMessage(health: Health): string {
-  if (health.status === 'ok') return 'keygate is serving';
-  if (health.status === 'degraded') return `keygate is serving, but degraded: ${health.reason}`;
-  return `keygate is serving, but not ready: ${health.reason}; /health/ready answers 503 until it is`;
+/**
+ * The start line: "keygate is serving" (without a gateway, what it serves instead), and when
+ * the process starts unready or degraded, why.
+ */
+function servingMessage(health: Health, withoutGateway?: readonly ListenerKind[]): string {
+  const serving = withoutGateway === undefined ? 'keygate is serving' : `keygate is serving ${describeListeners(withoutGateway)}, no gateway (gateway: false)`;
+  if (health.status === 'ok') return serving;
+  if (health.status === 'degraded') return `${serving}, but degraded: ${health.reason}`;
+  return `${serving}, but not ready: ${health.reason}; /health/ready answers 503 until it is`;
+}
+
+/** Why serve refuses to start without a gateway and without a usable admin token: it is then what keygate is used with. */
+function noGatewayWithoutToken(tokenEnv: string, why: string): string {
+  return `gateway: false serves the admin API alone, and a backend's POST /v1/check needs the admin token (in ${tokenEnv}, the variable admin.tokenEnv names), but ${why}`;
 }
 
 /**

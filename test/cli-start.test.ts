@@ -54,7 +54,7 @@ describe('what a keygate command loads', () => {
     // A store that is not there: these commands do not open it. No routes: the default one, every path.
     writeFileSync(profile, `upstream:\n  url: http://127.0.0.1:9\nstore: sqlite:${path.join(dir, 'none', 'keygate.db')}\nplans:\n  team: {}\n`);
     const checked = await traced(['--config', profile, 'check']);
-    expect([checked.code, checked.stdout, checked.stderr]).toEqual([0, `${profile}: ok (1 plan, 1 route)\n`, '']);
+    expect([checked.code, checked.stdout, checked.stderr]).toEqual([0, `${profile}: ok (1 plan, 1 route)\nserves: the gateway, the admin API and the dashboard\n`, '']);
     const schema = await traced(['schema']);
     expect([schema.code, schema.stderr]).toEqual([0, '']);
     expect(JSON.parse(schema.stdout)).toMatchObject({ type: 'object' });

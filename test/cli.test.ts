@@ -35,6 +35,9 @@ function serveProfile(store: string, fields: Record<string, unknown>): string {
   return stringify({ listen: { port: 0 }, admin: { listen: { port: 0 } }, store: `sqlite:${store}`, dashboard: { enabled: false }, ...fields });
 }
 
+/** What `check --json` says of a profile with upstream.url and the dashboard on (the default). */
+const SERVED = { servable: true, gateway: true, listeners: ['gateway', 'admin', 'dashboard'] };
+
 describe('keygate CLI with a running gateway', () => {
   const dir = tempDir('cli');
   const configFile = path.join(dir, 'keygate.yaml');
@@ -869,19 +872,25 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(failed.problems?.join('\n')).toContain(expected);
   });
 
-  it('check passes a profile without upstream.url (the library\'s) and says serve refuses it; serve refuses it as a bad profile, naming upstream.url and what it is for', async () => {
+  it('check passes a profile without upstream.url nor gateway: false (the library\'s) and says serve refuses it; serve refuses it as a bad profile, naming upstream.url, gateway: false and what each is for', async () => {
     const file = path.join(dir, 'library-only.yaml');
     writeFileSync(file, 'plans: {free: {}}\nroutes:\n  - {path: /v1/rows}\n');
     const checked = await runCli(['check', '--config', file]);
-    expect([checked.code, checked.stdout, checked.stderr]).toEqual([0, `${file}: ok (1 plan, 1 route; no upstream.url: a profile for keygate as a library, which keygate serve refuses)\n`, '']);
+    const notServable = 'no upstream.url for the gateway to forward to, and no gateway: false (a profile for keygate as a library)';
+    expect([checked.code, checked.stdout, checked.stderr]).toEqual([
+      0,
+      `${file}: ok (1 plan, 1 route)\nnot servable by keygate serve: ${notServable}; set upstream.url, or gateway: false to serve the admin API alone\n`,
+      '',
+    ]);
     const json = await runCli(['check', '--json', '--config', file]);
-    expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 1 }]);
+    expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 1, serve: { servable: false, reason: notServable, fields: ['upstream.url', 'gateway'] } }]);
+    // An omitted upstream.url is never taken to mean "no gateway": serve refuses it as before, naming both ways out.
     const failed = startFailure(await runCli(['serve', '--config', file]));
     expect(failed).toEqual({
       code: 2,
-      msg: `keygate could not start: ${file}: cannot be served without upstream.url`,
+      msg: `keygate could not start: ${file}: cannot be served without upstream.url, or gateway: false`,
       problems: [
-        'upstream.url: required to serve: the gateway forwards the requests it admits there (e.g. http://127.0.0.1:4000); a profile without it is for keygate as a library (createKeygate), which forwards nothing',
+        'upstream.url: required to serve the gateway, which forwards the requests it admits there (e.g. http://127.0.0.1:4000); for the admin API alone, with no gateway (a backend that checks its requests over HTTP: POST /v1/check), say gateway: false instead. A profile with neither is for keygate as a library (createKeygate), which forwards nothing',
       ],
       stderr: '',
     });
@@ -977,9 +986,9 @@ describe('keygate refuses bad profiles, naming the field', () => {
     const rootWarning = expect.stringMatching(/^routes\[0\] \(GET \/v1\/admin\/\*\) does not take \/v1\/admin or \/v1\/admin\/ /);
     const r = await runCli(['check', '--config', file]);
     expect(r.code).toBe(0);
-    expect(r.stdout.split('\n')).toEqual([`${file}: ok (1 plan, 2 routes)`, `warning: ${warning}`, expect.stringMatching(/^warning: /), '']);
+    expect(r.stdout.split('\n')).toEqual([`${file}: ok (1 plan, 2 routes)`, 'serves: the gateway, the admin API and the dashboard', `warning: ${warning}`, expect.stringMatching(/^warning: /), '']);
     const json = await runCli(['--json', 'check', '--config', file]);
-    expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 2, warnings: [warning, rootWarning] }]);
+    expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 2, serve: SERVED, warnings: [warning, rootWarning] }]);
   });
 
   it('check passes a profile whose route P/* leaves P and P/ to a route without its scopes, and says so, naming both and the route to add', async () => {
@@ -988,12 +997,12 @@ describe('keygate refuses bad profiles, naming the field', () => {
     const warning =
       "routes[0] (/v1/admin/*) does not take /v1/admin or /v1/admin/ (a wildcard needs a segment after its slash): requests to /v1/admin and /v1/admin/ are judged by routes[1] (/v1/*), which does not require the scope admin. To guard /v1/admin and /v1/admin/ as well, declare a route for /v1/admin with routes[0]'s scopes ({path: /v1/admin, ...}); one trailing slash is ignored, so it takes /v1/admin/ too.";
     const r = await runCli(['check', '--config', file]);
-    expect([r.code, r.stdout]).toEqual([0, `${file}: ok (1 plan, 2 routes)\nwarning: ${warning}\n`]);
+    expect([r.code, r.stdout]).toEqual([0, `${file}: ok (1 plan, 2 routes)\nserves: the gateway, the admin API and the dashboard\nwarning: ${warning}\n`]);
     const json = await runCli(['--json', 'check', '--config', file]);
-    expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 2, warnings: [warning] }]);
+    expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 2, serve: SERVED, warnings: [warning] }]);
     // With the route the warning asks for, nothing to say.
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:4100"}\nscopes: [admin, read]\nroutes:\n  - {path: /v1/admin/*, scopes: [admin]}\n  - {path: /v1/admin, scopes: [admin]}\n  - {path: /v1/*, scopes: [read]}\n');
-    expect(await runCli(['check', '--config', file])).toMatchObject({ code: 0, stdout: `${file}: ok (1 plan, 3 routes)\n` });
+    expect(await runCli(['check', '--config', file])).toMatchObject({ code: 0, stdout: `${file}: ok (1 plan, 3 routes)\nserves: the gateway, the admin API and the dashboard\n` });
   });
 
   it('check warns of imported keys with fewer than 96 bits of randomness, naming the field and the bits; none for longer ones', async () => {
@@ -1173,8 +1182,8 @@ describe('keygate refuses bad profiles, naming the field', () => {
     writeFileSync(good, 'upstream: {url: "http://127.0.0.1:1"}\n');
     const ok = await runCli(['--json', 'check', '--config', good]);
     expect(ok.code).toBe(0);
-    expect(JSON.parse(ok.stdout)).toEqual({ file: good, ok: true, plans: 1, routes: 1 });
-    expect((await runCli(['check', '--config', good])).stdout.trim()).toBe(`${good}: ok (1 plan, 1 route)`);
+    expect(JSON.parse(ok.stdout)).toEqual({ file: good, ok: true, plans: 1, routes: 1, serve: SERVED });
+    expect((await runCli(['check', '--config', good])).stdout.trim()).toBe(`${good}: ok (1 plan, 1 route)\nserves: the gateway, the admin API and the dashboard`);
   });
 });
 

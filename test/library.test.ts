@@ -544,8 +544,8 @@ describe('keygate as a library, with a profile without upstream (nothing is forw
       );
       expect(refused).toBeInstanceOf(ConfigError);
       expect((refused as ConfigError).message).toBe(
-        'inline: cannot be served without upstream.url\n' +
-          '  - upstream.url: required to serve: the gateway forwards the requests it admits there (e.g. http://127.0.0.1:4000); a profile without it is for keygate as a library (createKeygate), which forwards nothing',
+        'inline: cannot be served without upstream.url, or gateway: false\n' +
+          '  - upstream.url: required to serve the gateway, which forwards the requests it admits there (e.g. http://127.0.0.1:4000); for the admin API alone, with no gateway (a backend that checks its requests over HTTP: POST /v1/check), say gateway: false instead. A profile with neither is for keygate as a library (createKeygate), which forwards nothing',
       );
     } finally {
       server.closeAllConnections();

@@ -318,6 +318,22 @@ describe('a profile a reload refuses', () => {
     }
   });
 
+  it('takes turning the gateway off or on only at a restart, the one in use staying', async () => {
+    const dir = tempDir('reload-gateway-off');
+    const file = path.join(dir, 'keygate.yaml');
+    const rest = `store: sqlite:${path.join(dir, 'keygate.db')}\ndashboard:\n  enabled: false\n`;
+    writeFileSync(file, `upstream:\n  url: http://127.0.0.1:1\n${rest}`);
+    const kg = await serve(loadConfigFile(file), { log: createLog({ level: 'silent' }), adminToken: ADMIN_TOKEN, ports: { gateway: 0, admin: 0, dashboard: 0 } });
+    try {
+      writeFileSync(file, `gateway: false\n${rest}`);
+      await expect(kg.reload()).rejects.toThrow('gateway, upstream.url changed, and they take effect only when keygate restarts: nothing was reloaded.');
+      expect(kg.runtime.config.gateway).toBe(true);
+      expect((await fetch(`${kg.gatewayUrl as string}/x`)).status).toBe(401);
+    } finally {
+      await kg.close();
+    }
+  });
+
   it('names upstream.url when the profile read again has none (a profile for the library), as a start would', async () => {
     const dir = tempDir('reload-no-upstream');
     const file = path.join(dir, 'keygate.yaml');
@@ -332,9 +348,9 @@ describe('a profile a reload refuses', () => {
       expect(refused).toEqual([
         expect.objectContaining({
           level: 50,
-          msg: `profile not reloaded, the one in use stays: ${file}: cannot be served without upstream.url`,
+          msg: `profile not reloaded, the one in use stays: ${file}: cannot be served without upstream.url, or gateway: false`,
           problems: [
-            'upstream.url: required to serve: the gateway forwards the requests it admits there (e.g. http://127.0.0.1:4000); a profile without it is for keygate as a library (createKeygate), which forwards nothing',
+            'upstream.url: required to serve the gateway, which forwards the requests it admits there (e.g. http://127.0.0.1:4000); for the admin API alone, with no gateway (a backend that checks its requests over HTTP: POST /v1/check), say gateway: false instead. A profile with neither is for keygate as a library (createKeygate), which forwards nothing',
           ],
         }),
       ]);

@@ -366,7 +366,7 @@ export function buildCli(): Command {
 
   program
     .command('serve')
-    .description('run the gateway, admin API and dashboard')
+    .description('run the gateway, admin API and dashboard (gateway: false: the admin API and dashboard only)')
     .option('--port <port>', "the gateway's port, instead of listen.port (0: any free port)", parsePort)
     .option('--admin-port <port>', "the admin API's port, instead of admin.listen.port", parsePort)
     .option('--dashboard-port <port>', "the dashboard's port, instead of dashboard.listen.port", parsePort)
@@ -377,6 +377,8 @@ export function buildCli(): Command {
       try {
         const loaded = ops.loadConfigFile(command.optsWithGlobals<GlobalOptions>().config);
         log = ops.createLog({ level: loaded.config.log.level, bufferSize: loaded.config.log.bufferSize });
+        // A port for a listener that is not opened would be ignored without a word.
+        if (opts.port !== undefined && !loaded.config.gateway) throw new Error(`--port sets the gateway's port, and ${loaded.file} runs no gateway (gateway: false): leave it out (--admin-port sets the admin API's)`);
         // The signals' and a crash's lines name the process, as serve's own do.
         const processLog = ops.withProcess(log);
         const reloading = reloadOnSighup();
@@ -528,11 +530,16 @@ export function buildCli(): Command {
         ...(cookiesInClear ? [cookiesInClear] : []),
         ...(weakKeys ? [profileOps.describeWeakImportedKeys(weakKeys, profile.auth.unknownKeys !== undefined)] : []),
       ];
-      print(json, { file: config, ok: true, plans, routes, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
-        [
-          `${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')}${profile.upstream.url === undefined ? '; no upstream.url: a profile for keygate as a library, which keygate serve refuses' : ''})`,
-          ...warnings.map((warning) => `warning: ${warning}`),
-        ].join('\n'),
+      // How `keygate serve` would serve it (the admin token, from the environment, is judged when it starts).
+      const plan = profileOps.servingPlan(profile);
+      const serve = plan.servable ? { servable: true, gateway: plan.gateway, listeners: plan.listeners } : { servable: false, reason: plan.reason, fields: ['upstream.url', 'gateway'] };
+      const served = plan.servable
+        ? plan.gateway
+          ? `serves: ${profileOps.describeListeners(plan.listeners)}`
+          : `serves: ${profileOps.describeListeners(plan.listeners)}, no gateway (gateway: false); keygate serve requires the admin token (${profile.admin.tokenEnv})`
+        : `not servable by keygate serve: ${plan.reason}; set upstream.url, or gateway: false to serve the admin API alone`;
+      print(json, { file: config, ok: true, plans, routes, serve, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
+        [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, served, ...warnings.map((warning) => `warning: ${warning}`)].join('\n'),
       );
     });
 

@@ -9,3 +9,4 @@ export { parse as parseYaml } from 'yaml';
 export { configJsonSchema, loadConfigFile } from '../config/load.js';
 export { describeScopeGap, describeWildcardRootGap, profileRouteTable, scopeGaps, wildcardRootGaps } from '../routes/route-table.js';
 export { describeWeakImportedKeys, weakImportedKeys } from '../keys/format.js';
+export { describeListeners, servingPlan } from '../config/servable.js';

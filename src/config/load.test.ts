@@ -718,6 +718,20 @@ describe('upstream and identity headers', () => {
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: 127.0.0.1, port: 9521}\nadmin: {listen: {host: 127.0.0.2, port: 9521}}\n').admin.listen.port).toBe(9521);
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: 0.0.0.0, port: 9523}\nadmin: {listen: {host: "::1", port: 9523}}\n').admin.listen.port).toBe(9523);
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {port: 9530}\ndashboard: {enabled: false, listen: {port: 9530}}\n').dashboard.listen.port).toBe(9530);
+    // Nor a gateway turned off: its listener is not opened.
+    expect(parseConfigText('gateway: false\nadmin: {listen: {port: 8080}}\n').admin.listen.port).toBe(8080);
+  });
+
+  it('takes gateway: false without upstream.url, and refuses an upstream beside it (nothing is forwarded, nothing started)', () => {
+    expect(parseConfigText('name: x\n').gateway).toBe(true);
+    expect(parseConfigText('gateway: false\n')).toMatchObject({ gateway: false, upstream: { timeout: 30_000, caseSensitivePaths: true, connections: 128 } });
+    expect(problems('gateway: false\nupstream: {url: "http://127.0.0.1:4000"}\n')).toEqual([
+      'upstream.url: gateway: false forwards nothing: remove upstream.url, or remove gateway: false to run the gateway',
+    ]);
+    expect(problems('gateway: false\nupstream: {url: "http://127.0.0.1:0", spawn: [node, upstream.js]}\n')).toEqual([
+      'upstream.spawn: gateway: false forwards nothing, so there is no upstream to start: remove upstream.spawn, or remove gateway: false to run the gateway',
+    ]);
+    expect(problems('gateway: no\n')).toEqual(['gateway: expected true or false, got string "no"']);
   });
 
   it('refuses a second route for every method at the same path (the first would win; the second\'s scopes and cost would never apply)', () => {

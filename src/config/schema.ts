@@ -2,7 +2,8 @@
  * The one schema for keygate.yaml. It validates the file at start-up, gives every other
  * module its TypeScript types (`Config`, `Plan`, `Route`, ...) and is exported as JSON
  * Schema for editors (`keygate schema`). Every field is optional: all but `upstream.url`
- * have a default, and that one only `keygate serve` needs (the library forwards nothing).
+ * have a default, and that one only `keygate serve` needs, to run the gateway (the library,
+ * and a profile with `gateway: false`, forward nothing).
  */
 import { isIPv6 } from 'node:net';
 import { isAddressRange } from '../gateway/trusted-proxies.js';
@@ -590,6 +591,12 @@ const profileSections = z
       .describe(
         'The API\'s name as its customers know it, without "API", e.g. "SE Ranking Data": in the dashboard\'s header, page titles and sentences ("call the SE Ranking Data API"). Default: name with each word capitalised ("seranking-data" → "Seranking Data").',
       ),
+    gateway: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Whether keygate serve runs the gateway: the listener on `listen` that forwards the requests it admits to upstream.url. false: no gateway, for a backend that checks its requests itself through the admin API (POST /v1/check and its settle): keygate serve then opens the admin API (whose admin token it requires) and the dashboard only, and upstream.url and upstream.spawn are refused (nothing is forwarded).',
+      ),
     listen: listen(8080, GATEWAY_MAX_HEADER_SIZE),
     basePath: z
       .string()
@@ -613,7 +620,7 @@ const profileSections = z
             'a user or password here is never sent to the upstream (keygate sends no credentials of its own upstream): remove it, and let the upstream trust keygate by its address',
           )
           .optional()
-          .describe('Where admitted requests go, e.g. http://127.0.0.1:4000. Needed by keygate serve; a profile without it is for the library (createKeygate), which forwards nothing.'),
+          .describe('Where admitted requests go, e.g. http://127.0.0.1:4000. Needed by keygate serve, but with gateway: false (the admin API alone); a profile without it is also for the library (createKeygate), which forwards nothing.'),
         timeout: positiveDuration.prefault('30s'),
         caseSensitivePaths: z
           .boolean()
@@ -834,10 +841,10 @@ function checkRequiredScopes(config: ProfileSections, report: ReportProblem, fie
   );
 }
 
-/** The listeners, each with the field of its port, in the order a port conflict is said. */
+/** The listeners serve opens, each with the field of its port, in the order a port conflict is said. */
 function listenersOf(config: ProfileSections) {
   return [
-    { name: 'the gateway', path: ['listen', 'port'], ...config.listen },
+    ...(config.gateway ? [{ name: 'the gateway', path: ['listen', 'port'], ...config.listen }] : []),
     { name: 'the admin API', path: ['admin', 'listen', 'port'], ...config.admin.listen },
     ...(config.dashboard.enabled ? [{ name: 'the dashboard', path: ['dashboard', 'listen', 'port'], ...config.dashboard.listen }] : []),
   ];
@@ -886,7 +893,7 @@ const CROSS_CHECKS: readonly CrossCheck[] = [
   },
   {
     // Two listeners on one port: serve would fail on the second, blaming "another process".
-    reads: [['listen', 'port'], ['listen', 'host'], ['admin', 'listen', 'port'], ['admin', 'listen', 'host'], ['dashboard', 'enabled'], ['dashboard', 'listen', 'port'], ['dashboard', 'listen', 'host']],
+    reads: [['gateway'], ['listen', 'port'], ['listen', 'host'], ['admin', 'listen', 'port'], ['admin', 'listen', 'host'], ['dashboard', 'enabled'], ['dashboard', 'listen', 'port'], ['dashboard', 'listen', 'host']],
     run(config, report) {
       // `::` (or no host) takes the port on every address, IPv4 too; `0.0.0.0`, on every IPv4 one.
       const overlap = (a: string, b: string) =>
@@ -896,6 +903,18 @@ const CROSS_CHECKS: readonly CrossCheck[] = [
         const earlier = listeners.slice(0, i).find((other) => listener.port !== 0 && other.port === listener.port && overlap(other.host, listener.host));
         if (earlier) report(listener.path, `port ${listener.port} is ${earlier.name}'s too (${earlier.path.join('.')}): each listener needs a port of its own`);
       });
+    },
+  },
+  {
+    // Without a gateway nothing is forwarded: an upstream given would be unused, one started would serve no one.
+    reads: [['gateway'], ['upstream', 'url'], ['upstream', 'spawn']],
+    run(config, report) {
+      if (config.gateway) return;
+      if (config.upstream.spawn !== undefined) {
+        report(['upstream', 'spawn'], 'gateway: false forwards nothing, so there is no upstream to start: remove upstream.spawn, or remove gateway: false to run the gateway');
+      } else if (config.upstream.url !== undefined) {
+        report(['upstream', 'url'], 'gateway: false forwards nothing: remove upstream.url, or remove gateway: false to run the gateway');
+      }
     },
   },
   {

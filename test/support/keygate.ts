@@ -26,6 +26,8 @@ export class LogCapture extends Writable {
 }
 
 export interface TestKeygate extends RunningKeygate {
+  /** Always one: startKeygate runs a gateway (a profile with `gateway: false` is served with serve() itself). */
+  gatewayUrl: string;
   logs: LogCapture;
   /** fetch against the gateway. */
   call(pathAndQuery: string, init?: RequestInit): Promise<Response>;
@@ -49,8 +51,14 @@ export async function startKeygate(profile: ConfigInput, options: { dir: string 
       ports: { gateway: 0, admin: 0, dashboard: 0, ...options.ports },
     },
   );
+  const { gatewayUrl } = running;
+  if (gatewayUrl === undefined) {
+    await running.close();
+    throw new Error('startKeygate runs a gateway: serve a profile with gateway: false with serve() itself');
+  }
   return {
     ...running,
+    gatewayUrl,
     logs,
     call: (p, init) => fetch(`${running.gatewayUrl}${p}`, init),
     admin: (p, init) =>
