@@ -75,7 +75,7 @@ export function registerAddressBlockRoutes(app: AdminApp, rt: Runtime, options: 
         summary: 'Lift the block of a client address (an IPv6 address: its /64); its unknown keys are counted afresh',
         description: 'The address as listed, or any address in a blocked IPv6 /64 (the /64 itself written with %2F for its slash). With Redis counters it is lifted in every process (each drops its copy on the Redis message); with memory counters in this process alone. Audited as address.unblocked. 404 when no block of it is in force (or auth.unknownKeys is off); 503 when Redis is away and this process holds no block of it.',
         params: z.object({ address: z.string().refine((text) => blockedAddressOf(text) !== undefined, NOT_AN_ADDRESS) }),
-        response: { 200: Block.describe('The block lifted'), 400: Problem, 404: Problem, 503: Problem },
+        response: { 200: Block.describe('The block lifted'), 400: Problem, 404: Problem },
       },
     },
     async (request) => liftAddressBlock(rt, request.params.address, actorOf(request)),
