@@ -532,7 +532,7 @@ export function buildCli(): Command {
       ];
       // How `keygate serve` would serve it (the admin token, from the environment, is judged when it starts).
       const plan = profileOps.servingPlan(profile);
-      const serve = plan.servable ? { servable: true, gateway: plan.gateway, listeners: plan.listeners } : { servable: false, reason: plan.reason, fields: ['upstream.url', 'gateway'] };
+      const serve = plan.servable ? { servable: true, gateway: plan.gateway, listeners: plan.listeners } : { servable: false, reason: plan.reason, fields: plan.fields };
       const served = plan.servable
         ? plan.gateway
           ? `serves: ${profileOps.describeListeners(plan.listeners)}`

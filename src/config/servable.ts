@@ -18,7 +18,8 @@ export type ListenerKind = 'gateway' | 'admin' | 'dashboard';
 
 export type ServingPlan =
   | { servable: true; gateway: boolean; listeners: ListenerKind[] }
-  | { servable: false; reason: string; problems: ConfigProblem[] };
+  /** `fields`: what would make it servable (either one). */
+  | { servable: false; reason: string; fields: string[]; problems: ConfigProblem[] };
 
 /** The headline of a serve refused for want of an upstream (after the profile's file name). */
 export const NO_UPSTREAM_HEADLINE = 'cannot be served without upstream.url, or gateway: false';
@@ -34,6 +35,7 @@ export function servingPlan(config: Pick<Config, 'gateway' | 'upstream' | 'dashb
     return {
       servable: false,
       reason: 'no upstream.url for the gateway to forward to, and no gateway: false (a profile for keygate as a library)',
+      fields: ['upstream.url', 'gateway'],
       problems: [{ field: 'upstream.url', message: NO_UPSTREAM }],
     };
   }
