@@ -66,7 +66,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     return { address, unknownKeys, windowMs: policy.window, blockMs: policy.block, endsAt };
   }
 
-  /** The shared blocks, and this process's own (begun while Redis was away); this process's alone while Redis is away. */
+  /** The shared blocks, and this process's own (begun while Redis was away); this process's alone while Redis is away. Unordered. */
   async blocksInForce(now: number): Promise<BlockInForce[]> {
     const local = this.local.blocksInForce(now);
     let shared: BlockInForce[];
@@ -77,7 +77,8 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
       return local;
     }
     const listed = new Set(shared.map((block) => block.address));
-    return [...shared, ...local.filter((block) => !listed.has(block.address))].sort((a, b) => a.startedAt - b.startedAt);
+    // In no order: the admin API's list orders (and pages) them (operations/address-blocks.ts).
+    return [...shared, ...local.filter((block) => !listed.has(block.address))];
   }
 
   /** Lifts the block in Redis (every process drops its copy on the message) and here; fails only if Redis is away and this process held none. */

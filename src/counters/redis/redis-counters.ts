@@ -333,12 +333,14 @@ export class RedisCounters implements Counters {
     });
     this.subscriber.on('message', (channel: string, text: string) => {
       if (channel !== this.channel) return;
-      const addressEvent = parseAddressBlockEvent(text);
+      const message = channelMessage(text);
+      if (!message) return;
+      const addressEvent = addressBlockEvent(message);
       if (addressEvent) {
         for (const handler of this.addressHandlers) handler(addressEvent);
         return;
       }
-      const event = parseEvent(text);
+      const event = cacheEvent(message);
       if (event) this.deliver(event);
     });
     const subscribed = this.subscriber.subscribe(this.channel).then(
@@ -1334,17 +1336,19 @@ function meterSuffix(ref: MeterRef): string {
   return `${encodeURIComponent(ref.accountId)}:${encodeURIComponent(ref.meter)}:${ref.periodStart}`;
 }
 
-/** A message UNKNOWN_KEY or LIFT_ADDRESS_BLOCK published; undefined for any other. */
-function parseAddressBlockEvent(text: string): AddressBlockEvent | undefined {
-  if (!text.includes('"address_')) return undefined;
+/** A message on the channel as its fields; undefined for anything but a JSON object. */
+function channelMessage(text: string): Record<string, unknown> | undefined {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     return undefined;
   }
-  if (typeof value !== 'object' || value === null) return undefined;
-  const event = value as Record<string, unknown>;
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+}
+
+/** A message UNKNOWN_KEY or LIFT_ADDRESS_BLOCK published; undefined for any other. */
+function addressBlockEvent(event: Record<string, unknown>): AddressBlockEvent | undefined {
   if (typeof event.address !== 'string') return undefined;
   if (event.type === 'address_unblocked') return { type: 'lifted', address: event.address };
   if (event.type !== 'address_blocked') return undefined;
@@ -1353,15 +1357,7 @@ function parseAddressBlockEvent(text: string): AddressBlockEvent | undefined {
   return { type: 'blocked', block: { address: event.address, unknownKeys, startedAt, endsAt } };
 }
 
-function parseEvent(text: string): CacheEvent | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null) return undefined;
-  const event = value as Record<string, unknown>;
+function cacheEvent(event: Record<string, unknown>): CacheEvent | undefined {
   if (event.type === 'key' && typeof event.hash === 'string') return { type: 'key', hash: event.hash };
   if (event.type === 'account' && typeof event.accountId === 'string') return { type: 'account', accountId: event.accountId };
   if (event.type === 'all') return { type: 'all' };
