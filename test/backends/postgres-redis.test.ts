@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { setImmediate } from 'node:timers/promises';
 import { startRedisServer, startTcpProxy } from '../scale-out/cluster.js';
 import { refusedUrl } from '../support/refused.js';
+import { monitorRedis } from '../support/redis-monitor.js';
 import { describeStore } from './store.suite.js';
 import { describeCounters } from './counters.suite.js';
 import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from './isolation.js';
@@ -194,16 +195,14 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     // Warm: the script is loaded and the meter seeded.
     expect(await first.admit(request(T0))).toMatchObject({ ok: true });
 
-    const monitor = await new Redis(REDIS_URL).monitor();
-    const seen: { source: string; command: string; args: string[] }[] = [];
-    monitor.on('monitor', (_time: string, args: string[], source: string) => {
-      seen.push({ source, command: String(args[0]).toLowerCase(), args: args.map(String) });
-    });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const monitor = await monitorRedis(REDIS_URL);
     const admissions = 20;
     for (let i = 1; i <= admissions; i += 1) expect(await first.admit(request(T0 + i))).toMatchObject({ ok: true });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    monitor.disconnect();
+    // MONITOR's lines come after the answers: wait for them (then a little, for any extra).
+    await eventually(() => monitor.seen.filter((c) => c.source !== 'lua' && c.args.some((a) => a.includes(accountId))).length >= admissions);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    monitor.close();
+    const seen = monitor.seen.map(({ source, args }) => ({ source, command: String(args[0]).toLowerCase(), args }));
 
     const ours = seen.find((c) => c.source !== 'lua' && c.args.some((a) => a.includes(accountId)))?.source;
     expect(ours).toBeDefined();

@@ -17,6 +17,7 @@ import { UNKNOWN_KEY } from '../../src/counters/redis/scripts.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
 import { startDemoUpstream } from '../support/keygate.js';
 import { runCli } from '../support/cli.js';
+import { monitorRedis } from '../support/redis-monitor.js';
 import { tempDir } from '../support/temp.js';
 import { createTestDatabase, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
 import { provisionKey, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './cluster.js';
@@ -106,27 +107,24 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
     // valid key not cached yet (from another address) is found in the store: neither asks
     // Redis anything (watched with MONITOR, between two markers it must see).
     const fresh = await key('fresh');
-    const watcher = new Redis(redis.url);
-    const monitor = await watcher.monitor();
-    const seen: string[][] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => seen.push(args.map(String)));
+    const monitor = await monitorRedis(redis.url);
+    const seen = () => monitor.seen.map((command) => command.args);
     try {
       const startMarker = `${prefix}monitor-start`;
       const marker = new Redis(redis.url);
       await marker.get(startMarker);
       marker.disconnect();
-      expect(await eventually(() => seen.some((args) => args.includes(startMarker)))).toBe(true);
-      const from = seen.length;
+      expect(await eventually(() => seen().some((args) => args.includes(startMarker)))).toBe(true);
+      const from = seen().length;
       for (const gateway of gateways) expect((await call(gateway, valid, client)).status).toBe(200);
       for (const gateway of gateways) expect((await call(gateway, fresh, '203.0.113.11')).status).toBe(200);
       // An unknown key from yet another address: its count is the end marker.
       expect((await call(first(), madeUp(), '203.0.113.12')).status).toBe(401);
-      expect(await eventually(() => seen.some((args) => args.includes('203.0.113.12')))).toBe(true);
-      const during = seen.slice(from).filter((args) => !args.includes('203.0.113.12'));
+      expect(await eventually(() => seen().some((args) => args.includes('203.0.113.12')))).toBe(true);
+      const during = seen().slice(from).filter((args) => !args.includes('203.0.113.12'));
       expect(during.filter((args) => args.includes(UNKNOWN_KEY.sha) || args.some((arg) => arg.includes(client) || arg.includes('203.0.113.11')))).toEqual([]);
     } finally {
-      monitor.disconnect();
-      watcher.disconnect();
+      monitor.close();
     }
     // Either admin API lists the one shared block.
     for (const gateway of gateways) expect(await blocksOf(gateway)).toEqual([expect.objectContaining({ address: client, unknownKeys: LIMIT })]);
