@@ -1,18 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { CountersUnavailableError, type AddressBlockEvent, type SharedAddressBlocks, type SharedUnknownKey } from '../counters/counters.js';
 import type { Log } from '../log.js';
-import { SharedUnknownKeyLimit } from './shared-unknown-key-limit.js';
+import { RECHECK_MS, SharedUnknownKeyLimit } from './shared-unknown-key-limit.js';
 import { UnknownKeyLimit, type BlockInForce } from './unknown-key-limit.js';
 
 const POLICY = { limit: 3, window: 60_000, block: 600_000 };
 const BLOCK: BlockInForce = { address: '192.0.2.1', unknownKeys: 3, startedAt: 10, endsAt: 600_010 };
 
-/** A shared count that answers as told (or is away), and lets the test send its messages. */
-function fakeShared(answer: () => SharedUnknownKey) {
+/** A shared count that answers as told (or is away), holds `inForce`, and lets the test send its messages. */
+function fakeShared(answer: () => SharedUnknownKey, inForce: () => Promise<BlockInForce[]> = async () => [BLOCK]) {
   const handlers: ((event: AddressBlockEvent) => void)[] = [];
   const shared: SharedAddressBlocks = {
     unknownKey: async () => answer(),
-    inForce: async () => [BLOCK],
+    inForce,
     lift: async () => BLOCK,
     onChange: (handler) => void handlers.push(handler),
   };
@@ -41,16 +41,98 @@ describe('SharedUnknownKeyLimit', () => {
     expect(limit.blockedFor('192.0.2.1', 10)).toBe(600_000);
   });
 
-  it('learns blocks and lifts from the messages, and drops its copy when messages may have been missed', () => {
+  it('learns blocks and lifts from the messages', () => {
     const { shared, tell } = fakeShared(() => ({ kind: 'counted', count: 1 }));
     const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
     tell({ type: 'blocked', block: BLOCK });
     expect(limit.blockedFor('192.0.2.1', 20)).toBeGreaterThan(0);
     tell({ type: 'lifted', address: '192.0.2.1' });
     expect(limit.blockedFor('192.0.2.1', 20)).toBe(0);
+  });
+
+  it('when messages may have been missed, holds what Redis holds: a lift it missed is served, a block it missed is refused, one begun here while Redis was away stays', async () => {
+    let away = true;
+    const kept = { ...BLOCK, address: '192.0.2.3' };
+    const { shared, tell } = fakeShared(
+      () => {
+        if (away) throw new CountersUnavailableError(new Error('Redis is not reachable'));
+        return { kind: 'counted', count: 1 };
+      },
+      async () => [BLOCK, kept],
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+    // Blocked here alone, while Redis was away.
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+    away = false;
+    tell({ type: 'blocked', block: { ...BLOCK, address: '192.0.2.2' } });
+    tell({ type: 'blocked', block: kept });
+    tell({ type: 'missed' });
+    await settled();
+    // Lifted in Redis (its message missed): served; begun in Redis (its message missed): refused.
+    expect(limit.blockedFor('192.0.2.2', 20)).toBe(0);
+    expect(limit.blockedFor('192.0.2.1', 20)).toBe(600_000 - 10);
+    expect(limit.blockedFor('192.0.2.3', 20)).toBe(600_000 - 10);
+    expect(limit.blockedFor('192.0.2.9', 20)).toBe(600_000);
+  });
+
+  it('a block it refuses is checked against Redis at most every RECHECK_MS (a lift\'s message can be lost without a reconnect)', async () => {
+    let reads = 0;
+    const { shared, tell } = fakeShared(
+      () => ({ kind: 'counted', count: 1 }),
+      async () => {
+        reads += 1;
+        return [];
+      },
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+    tell({ type: 'blocked', block: BLOCK });
+    // Lifted in Redis since, its message lost: refused until the recheck is due.
+    expect(limit.blockedFor('192.0.2.1', 20 + RECHECK_MS - 1)).toBeGreaterThan(0);
+    await settled();
+    expect(reads).toBe(0);
+    // Due: this refusal stands, and reads Redis; the next request is served.
+    expect(limit.blockedFor('192.0.2.1', 20 + RECHECK_MS)).toBeGreaterThan(0);
+    await settled();
+    expect(reads).toBe(1);
+    expect(limit.blockedFor('192.0.2.1', 20 + RECHECK_MS)).toBe(0);
+  });
+
+  it('a recheck Redis could not answer (the listener back before the command connection) is read again at the next refusal', async () => {
+    let answers = false;
+    const { shared, tell } = fakeShared(
+      () => ({ kind: 'counted', count: 1 }),
+      async () => {
+        if (!answers) throw new CountersUnavailableError(new Error('Redis is not reachable'));
+        return [];
+      },
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
     tell({ type: 'blocked', block: BLOCK });
     tell({ type: 'missed' });
+    await settled();
+    // Redis answers now: this refusal (before the recheck is due) reads again; the next request is served.
+    answers = true;
+    expect(limit.blockedFor('192.0.2.1', 20)).toBeGreaterThan(0);
+    await settled();
     expect(limit.blockedFor('192.0.2.1', 20)).toBe(0);
+  });
+
+  it('a lift or block heard while the recheck reads Redis is not undone by its answer', async () => {
+    let answer: (blocks: BlockInForce[]) => void = () => undefined;
+    const { shared, tell } = fakeShared(
+      () => ({ kind: 'counted', count: 1 }),
+      () => new Promise<BlockInForce[]>((resolve) => (answer = resolve)),
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+    tell({ type: 'blocked', block: BLOCK });
+    tell({ type: 'missed' });
+    tell({ type: 'lifted', address: '192.0.2.1' });
+    tell({ type: 'blocked', block: { ...BLOCK, address: '192.0.2.2' } });
+    // Read before either: the block still in force, the other not begun yet.
+    answer([BLOCK]);
+    await settled();
+    expect(limit.blockedFor('192.0.2.1', 20)).toBe(0);
+    expect(limit.blockedFor('192.0.2.2', 20)).toBeGreaterThan(0);
   });
 
   it('with Redis away, counts in this process, saying so once, and once again when it answers', async () => {
@@ -71,3 +153,8 @@ describe('SharedUnknownKeyLimit', () => {
     expect(lines.filter((line) => line.level === 'info')).toHaveLength(1);
   });
 });
+
+/** Lets the recheck's read (answered at once by the fakes) be applied. */
+function settled(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -13,6 +13,11 @@
  *   the script's answers and by the message each block's start and lift send on the
  *   invalidation channel: a blocked address is refused before its lookup, in every
  *   process, once that message has arrived.
+ * - Pub/sub delivers at most once: a process whose listener reconnected has missed what
+ *   was sent meanwhile, and a lift it missed would refuse the address until the block
+ *   ends. So the copy is checked against Redis (the blocks in force, read whole) when the
+ *   listener is back, and at most every RECHECK_MS while it refuses an address: copies
+ *   Redis no longer has are dropped, those it has are learned.
  * - Redis away (or slow past a second): each process counts alone, as with memory
  *   counters, until it answers (said once in the log); valid keys are served as ever.
  *
@@ -26,27 +31,53 @@ import type { SharedAddressBlocks } from '../counters/counters.js';
 import type { Log } from '../log.js';
 import type { AddressBlock, BlockInForce, UnknownKeyCount, UnknownKeyLimit } from './unknown-key-limit.js';
 
+/** A refusal from the copy checks it against Redis at most this often (a lift's message may have been lost without the listener noticing). */
+export const RECHECK_MS = 60_000;
+
+/** A read of the blocks in force, and the addresses whose block began or was lifted while it was on its way (the read may predate that). */
+interface Recheck {
+  done: Promise<void>;
+  changed: Set<string>;
+  /** Asked for again meanwhile (the listener came back): read once more after this one. */
+  again: boolean;
+}
+
 export class SharedUnknownKeyLimit implements UnknownKeyCount {
   /** Redis did not answer the last count, and that was said (said again once it answers). */
   private away = false;
+  /** Addresses blocked here while Redis was away: Redis never held these, a recheck keeps them. */
+  private readonly ownBlocks = new Set<string>();
+  /** When a refusal from the copy next checks it against Redis. */
+  private recheckDueAt: number;
+  private recheck: Recheck | undefined;
 
   constructor(
     /** This process's copy of the blocks, and its own count while Redis is away. */
     private readonly local: UnknownKeyLimit,
     private readonly shared: SharedAddressBlocks,
     private readonly log: Log,
-    clock: () => number,
+    private readonly clock: () => number,
   ) {
+    this.recheckDueAt = clock() + RECHECK_MS;
     shared.onChange((event) => {
-      if (event.type === 'blocked') local.learn(event.block);
-      else if (event.type === 'lifted') local.lift(event.address, clock());
-      // Lifts may have been missed: the copy is dropped, and filled again by the next answers.
-      else local.clear();
+      if (event.type === 'blocked') {
+        this.changed(event.block.address);
+        local.learn(event.block);
+      } else if (event.type === 'lifted') {
+        this.changed(event.address);
+        this.ownBlocks.delete(event.address);
+        local.lift(event.address, clock());
+      }
+      // Lifts (and blocks) may have been missed while the listener was away: Redis says which hold.
+      else void this.recheckCopy(clock());
     });
   }
 
   blockedFor(address: string, now: number): number {
-    return this.local.blockedFor(address, now);
+    const ms = this.local.blockedFor(address, now);
+    // This refusal stands; the next ones follow what Redis holds, read in the background.
+    if (ms > 0 && now >= this.recheckDueAt) void this.recheckCopy(now);
+    return ms;
   }
 
   async fail(address: string, now: number, policy: UnknownKeyPolicy): Promise<AddressBlock | undefined> {
@@ -55,10 +86,13 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
       answer = await this.shared.unknownKey(address, now, policy);
     } catch (error) {
       this.noteAway(error);
-      return this.local.fail(address, now, policy);
+      const started = this.local.fail(address, now, policy);
+      if (started) this.ownBlocks.add(address);
+      return started;
     }
     this.noteBack();
     if (answer.kind === 'counted') return undefined;
+    this.changed(address);
     this.local.learn(answer.block);
     // Begun by another process: this key is refused by the block (blockedFor says so now).
     if (answer.kind === 'blocked') return undefined;
@@ -83,6 +117,8 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
 
   /** Lifts the block in Redis (every process drops its copy on the message) and here; fails only if Redis is away and this process held none. */
   async lift(address: string, now: number): Promise<BlockInForce | undefined> {
+    this.changed(address);
+    this.ownBlocks.delete(address);
     const local = this.local.lift(address, now);
     try {
       return (await this.shared.lift(address, now)) ?? local;
@@ -95,6 +131,44 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
 
   clear(): void {
     this.local.clear();
+    this.ownBlocks.clear();
+  }
+
+  /**
+   * Reads the blocks in force from Redis and holds just those (UnknownKeyLimit.match),
+   * but for the addresses changed meanwhile and those blocked here alone. One read at a
+   * time. Redis away (the listener may be back before the command connection): the copy
+   * stays as it is, and the next refusal from it reads again (refused at once while away).
+   */
+  private recheckCopy(now: number): Promise<void> {
+    this.recheckDueAt = now + RECHECK_MS;
+    if (this.recheck) {
+      this.recheck.again = true;
+      return this.recheck.done;
+    }
+    const recheck: Recheck = { done: Promise.resolve(), changed: new Set(), again: false };
+    this.recheck = recheck;
+    recheck.done = this.shared
+      .inForce(now)
+      .then(
+        (blocks) => {
+          for (const address of this.ownBlocks) if (this.local.blockedFor(address, now) === 0) this.ownBlocks.delete(address);
+          this.local.match(blocks, (address) => recheck.changed.has(address) || this.ownBlocks.has(address));
+        },
+        () => {
+          this.recheckDueAt = 0;
+        },
+      )
+      .finally(() => {
+        this.recheck = undefined;
+        if (recheck.again) void this.recheckCopy(this.clock());
+      });
+    return recheck.done;
+  }
+
+  /** A block of `address` began or was lifted: a recheck on its way may have read Redis before that. */
+  private changed(address: string): void {
+    this.recheck?.changed.add(address);
   }
 
   private noteAway(error: unknown): void {

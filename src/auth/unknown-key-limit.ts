@@ -149,6 +149,17 @@ export class UnknownKeyLimit implements UnknownKeyCount {
     this.blocks.set(address, { unknownKeys, startedAt, endsAt });
   }
 
+  /**
+   * Holds the blocks Redis holds (`blocks`, read just now): a copy Redis no longer has is
+   * dropped (its lift's message was missed), one it has is learned; the addresses `keep`
+   * names are left as they are (changed here since the read, or blocked here alone).
+   */
+  match(blocks: readonly BlockInForce[], keep: (address: string) => boolean): void {
+    const shared = new Map(blocks.map((block) => [block.address, block]));
+    for (const address of [...this.blocks.keys()]) if (!shared.has(address) && !keep(address)) this.blocks.delete(address);
+    for (const block of blocks) if (!keep(block.address) && this.blocks.get(block.address)?.endsAt !== block.endsAt) this.learn(block);
+  }
+
   /** Addresses counted and blocked now (for tests and the bound's proof). */
   get size(): { counted: number; blocked: number; times: number } {
     return { counted: this.times.size, blocked: this.blocks.size, times: this.held };

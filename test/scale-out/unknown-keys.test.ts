@@ -4,8 +4,9 @@
  * address is blocked after `limit` unknown keys in all (not per process), both refuse it,
  * a valid key cached in either still works from it, the admin API of either lists the
  * block and lifts it in both; how soon the other process refuses before a lookup is
- * measured; Redis's keys for it all expire; with Redis away each process counts alone
- * and valid keys are served.
+ * measured; a lift the second missed (it reaches Redis through a TCP proxy the test
+ * cuts) is made up for when it listens again; Redis's keys for it all expire; with
+ * Redis away each process counts alone and valid keys are served.
  *
  * Clients are told apart by X-Forwarded-For (loopback is a trusted proxy), each test its own.
  */
@@ -20,7 +21,7 @@ import { runCli } from '../support/cli.js';
 import { monitorRedis } from '../support/redis-monitor.js';
 import { tempDir } from '../support/temp.js';
 import { createTestDatabase, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
-import { provisionKey, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './cluster.js';
+import { provisionKey, startGateway, startRedisServer, startTcpProxy, writeProfile, type GatewayProcess, type RedisServer, type TcpProxy } from './cluster.js';
 
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
 
@@ -34,13 +35,15 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
   let redis: RedisServer;
   let upstream: { url: string; close(): Promise<void> };
   let profileFile: string;
+  /** The second process's way to Redis (the first's is direct). */
+  let proxy: TcpProxy;
   const gateways: GatewayProcess[] = [];
 
-  const profile = (): ConfigInput => ({
+  const profile = (redisUrl = redis.url): ConfigInput => ({
     name: 'unknown-keys-shared',
     upstream: { url: upstream.url },
     store: database.url,
-    counters: redisUrlWithPrefix(prefix, redis.url),
+    counters: redisUrlWithPrefix(prefix, redisUrl),
     counterFailure: 'open',
     keyCacheTtl: '60s',
     trustedProxies: ['127.0.0.1'],
@@ -78,13 +81,16 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
     upstream = await startDemoUpstream();
     profileFile = writeProfile(dir, 'unknown-keys-shared', profile());
     expect((await runCli(['migrate', '--config', profileFile])).code).toBe(0);
-    for (let i = 0; i < 2; i++) gateways.push(await startGateway(profileFile));
+    proxy = await startTcpProxy(redis.port);
+    gateways.push(await startGateway(profileFile));
+    gateways.push(await startGateway(writeProfile(dir, 'unknown-keys-shared-proxied', profile(`redis://127.0.0.1:${proxy.port}`))));
   });
 
   afterAll(async () => {
     await Promise.all(gateways.map((g) => g.stop()));
     for (const g of gateways) for (const secret of secrets) expect(g.output.join('\n')).not.toContain(secret);
     await upstream?.close();
+    await proxy?.cut();
     await redis?.kill();
     await database?.drop();
   });
@@ -193,6 +199,29 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
     expect(await unknownLookups(second())).toBe(before + 1);
     expect((await call(second(), madeUp(), client)).status).toBe(429);
     expect(await unknownLookups(second())).toBe(before + 1);
+  });
+
+  it('a lift the second process missed (its subscription was down) is made up for when it listens again: the lifted address is served there, a block still in force is refused before any lookup', async () => {
+    const [lifted, kept] = ['203.0.113.50', '203.0.113.51'];
+    for (const client of [lifted, kept]) for (let i = 0; i < LIMIT; i++) expect((await call(first(), madeUp(), client)).status).toBe(401);
+    /** The second refuses `client` from its copy: 429, and no store lookup. */
+    const refusedBeforeLookup = async (client: string) => {
+      const before = await unknownLookups(second());
+      return (await call(second(), madeUp(), client)).status === 429 && (await unknownLookups(second())) === before;
+    };
+    for (const client of [lifted, kept]) expect(await eventually(() => refusedBeforeLookup(client))).toBe(true);
+    const mark = second().output.length;
+    await proxy.cut();
+    try {
+      expect(await second().waitForLog(/Redis is unreachable/, mark)).toBe(true);
+      // Lifted through the first while the second hears nothing: the message never reaches it.
+      expect((await first().admin(`/v1/address-blocks/${lifted}`, { method: 'DELETE' })).status).toBe(200);
+    } finally {
+      await proxy.restore();
+    }
+    // Listening again, it reads the blocks in force from Redis: the lifted address is counted (401) again.
+    expect(await eventually(async () => (await call(second(), madeUp(), lifted)).status === 401, 10_000)).toBe(true);
+    expect(await refusedBeforeLookup(kept)).toBe(true);
   });
 
   it("keeps Redis bounded: every key it holds for unknown keys expires (by the window or the block), and a flood of addresses holds fewer than `limit` times each", async () => {
