@@ -6,7 +6,8 @@
  * block and lifts it in both; how soon the other process refuses before a lookup is
  * measured; a lift the second missed (it reaches Redis through a TCP proxy the test
  * cuts) is made up for when it listens again; Redis's keys for it all expire; with
- * Redis away each process counts alone and valid keys are served.
+ * Redis away each process counts alone, valid keys are served, and a lift of a block
+ * the process does not hold answers 503.
  *
  * Clients are told apart by X-Forwarded-For (loopback is a trusted proxy), each test its own.
  */
@@ -243,7 +244,7 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
     }
   });
 
-  it('with Redis away, each process counts on its own (said once in its log) and serves valid keys', async () => {
+  it('with Redis away, each process counts on its own (said once in its log), serves valid keys, and answers a lift of a block it does not hold 503 (its own block: 200)', async () => {
     const client = '203.0.113.30';
     const cached = await key('cached-before-outage');
     for (const gateway of gateways) expect((await call(gateway, cached, client)).status).toBe(200);
@@ -264,6 +265,23 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
       // The admin API answers for this process meanwhile.
       expect((await blocksOf(first())).filter((block) => block.address === client)).toEqual([expect.objectContaining({ unknownKeys: LIMIT })]);
       expect((await blocksOf(second())).filter((block) => block.address === client)).toEqual([]);
+      // A lift: the second holds no block of the address, and the shared one cannot be
+      // reached: 503 in problem details, as the OpenAPI document says, and nothing audited.
+      const refused = await second().admin(`/v1/address-blocks/${client}`, { method: 'DELETE' });
+      expect({ status: refused.status, retryAfter: refused.headers.get('retry-after'), type: refused.headers.get('content-type'), body: await refused.json() }).toEqual({
+        status: 503,
+        retryAfter: '5',
+        type: 'application/problem+json; charset=utf-8',
+        body: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'counters backend unavailable: Redis is not reachable; try again once it is back.' },
+      });
+      const documented = (await (await fetch(`${second().adminUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, { responses: Record<string, object> }>> };
+      expect(documented.paths['/v1/address-blocks/{address}']?.delete?.responses['503']).toMatchObject({ headers: { 'Retry-After': expect.anything() }, content: { 'application/problem+json': expect.anything() } });
+      const unblocked = ((await (await second().admin('/v1/audit')).json()) as { action: string; detail?: { address?: string } }[]).filter((event) => event.action === 'address.unblocked' && event.detail?.address === client);
+      expect(unblocked).toEqual([]);
+      // The first lifts the block it began on its own: 200.
+      const ownLifted = await first().admin(`/v1/address-blocks/${client}`, { method: 'DELETE' });
+      expect([ownLifted.status, await ownLifted.json()]).toEqual([200, expect.objectContaining({ address: client, unknownKeys: LIMIT })]);
+      expect((await call(first(), madeUp(), client)).status).toBe(401);
     } finally {
       await redis.start();
     }
