@@ -906,7 +906,8 @@ return changed
  * KEYS: [1] the address's times (list), [2] its block (hash), [3] the set of blocks.
  * ARGV: [1] now, [2] window ms, [3] limit, [4] block ms, [5] expiry slack ms, [6] the
  *   address, [7] most blocks held, [8] the channel, [9] the prefix of block hashes (the
- *   address follows it).
+ *   address follows it; the hashes of blocks dropped past the most held are named here,
+ *   not in KEYS, since which ones is known only here: one Redis, not Cluster).
  * Returns {0, count} when counted, {1, unknownKeys, startedAt, endsAt} for a block in
  * force (not counted), {2, unknownKeys, startedAt, endsAt} for the block this key began.
  */
@@ -945,7 +946,8 @@ return {2, count, now, endsAt}
 /**
  * The address blocks in force (see UNKNOWN_KEY), those ended dropped on the way.
  *
- * KEYS: [1] the set of blocks.  ARGV: [1] now, [2] the prefix of block hashes.
+ * KEYS: [1] the set of blocks.  ARGV: [1] now, [2] the prefix of block hashes (each
+ * listed block's hash is named here, not in KEYS: one Redis, not Cluster).
  * Returns address, unknownKeys, startedAt, endsAt for each, flat, the one ending first first.
  */
 export const ADDRESS_BLOCKS = new Script(`${PRELUDE}
