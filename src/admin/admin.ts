@@ -30,6 +30,7 @@ import { parseDuration } from '../config/duration.js';
 import { auditEventOut, type Actor } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
+import { withWindowShape } from '../limits/window-shape.js';
 import { accountOut, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, refusedKeyWarning, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersUnavailableError } from '../counters/counters.js';
@@ -509,7 +510,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
 
   const logFailure = requestFailureLog(rt, 'admin API');
   app.setErrorHandler(async (error: Error & { statusCode?: number; validation?: unknown; code?: string }, request, reply) => {
-    if (error instanceof OperationError) return problem(reply, OPERATION_STATUS[error.kind], error.message);
+    if (error instanceof OperationError) return problem(reply, OPERATION_STATUS[error.kind], withWindowShape(error));
     // Text no store holds (a NUL), sent where it would be written: invalid input, not a fault.
     if (error instanceof UnstorableTextError) return problem(reply, 400, `${error.message}.`);
     if (error instanceof BodyRefusal) return problem(reply.headers(error.headers), error.status, error.message);

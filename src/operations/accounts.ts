@@ -7,6 +7,7 @@ import type { AccountPatch, AccountRecord, LimitOverrides } from '../store/store
 import { effectiveLimitsOut, effectivePlan, overridesOut } from '../limits/overrides.js';
 import { MAX_REPORTED } from '../meters/cost.js';
 import { repeatedWindow, RepeatedWindowError } from '../limits/repeated-windows.js';
+import { WindowShapeError } from '../limits/window-shape.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, notFound, OperationError } from './errors.js';
 import { audit, type Actor } from './audit.js';
@@ -169,8 +170,9 @@ export function checkedWindows(given: unknown[], field = 'limits.rateLimits', wh
     const issue = parsed.error.issues[0];
     const place = [`${field}[${i}]`, ...(issue?.path ?? [])].map((part, j) => (typeof part === 'number' ? `[${part}]` : `${j === 0 ? '' : '.'}${String(part)}`)).join('');
     // In the profile's words ("expected more than 0"), not zod's ("Too small: expected number to be >0"); no value echoed.
+    // The admin API and the CLI add how a window is written (WINDOW_SHAPE_NOTE) where they answer.
     const why = issue === undefined ? 'not a window' : isZodDefault(issue.message) ? describeProblem(issue, () => WINDOW_FIELDS, JSON_FORMAT) : issue.message;
-    throw new OperationError('invalid', `${place}: ${why} (a window is { limit: 100, window: "1s", scope: "key" or "account" })`);
+    throw new WindowShapeError(place, why);
   });
   const repeated = repeatedWindow(windows);
   if (repeated) throw new RepeatedWindowError(repeated.at, repeated.earlier, windows[repeated.at] as (typeof windows)[number], field);

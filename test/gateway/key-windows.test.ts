@@ -169,6 +169,10 @@ describe("a key's own rate-limit windows", () => {
     const repeated = await patch(key.id, { rateLimits: [{ limit: 10, window: '1m' }, { limit: 20, window: '60s' }] });
     expect(repeated.status).toBe(400);
     expect(repeated.body.detail).toMatch(/^rateLimits\[1\]: rateLimits\[0\] is already a per-key window of 1m/);
+    // A window that admits nothing: the admin API says where and why, then how a window is written.
+    const none = await patch(key.id, { rateLimits: [{ limit: 0, window: '1m' }] });
+    expect(none.status).toBe(400);
+    expect(none.body.detail).toBe('rateLimits[0].limit: expected more than 0 (a window is { limit: 100, window: "1s", scope: "key" or "account" })');
     const list = await kg.admin(`/v1/keys?accountId=${accountId}`).then((r) => r.json() as Promise<KeyAnswer[]>);
     // Nothing was created, nothing changed.
     expect(list.map((k) => k.rateLimits)).toEqual([[]]);

@@ -106,8 +106,7 @@ export function typedLimits(body: unknown, plan: Plan | undefined): RefusedLimit
 /** How the form says what a window or a limit should look like. */
 const WINDOWS_WRITTEN = 'Write each as 25-per-1s (per key) or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), separated by commas; none for no window; or leave the field empty for the plan’s.';
 const LIMIT_WRITTEN = 'Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.';
-/** The operation's note on a window's shape, and on giving a limit back, in the admin API's terms (see changedLimits). */
-const WINDOW_SHAPE_NOTE = / \(a window is \{.*\}\)$/s;
+/** The operation's note on giving a limit back, in the admin API's terms (see changedLimits). */
 const NULL_FOR_PLAN = ", or null for the plan's";
 
 /**
@@ -134,7 +133,7 @@ export function limitsRefusal(error: OperationError, change: LimitsChange | null
   }
   const place = limitsRefusalPlace(error);
   if (place === undefined) return sentence(error.message);
-  const why = place.why.replace(WINDOW_SHAPE_NOTE, '').replace(NULL_FOR_PLAN, ', or empty for the plan’s');
+  const why = place.why.replace(NULL_FOR_PLAN, ', or empty for the plan’s');
   if (place.at === 'windows') return sentence(`Rate-limit windows: ${why}`);
   if ('meter' in place.at) return sentence(`“${place.at.meter}” limit: ${why}`);
   const written = windows[place.at.window];

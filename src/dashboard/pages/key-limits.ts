@@ -34,8 +34,6 @@ const LABEL = 'Rate limits';
 const WRITTEN = 'Write each as 10-per-1m or 2-per-1s (a number of requests, -per-, and a window: a number and ms, s, m, h or d; no spaces), separated by commas, or leave the field empty for none.';
 /** Why a window shared by the account's keys is not a key's, in a member's terms (they cannot run the CLI that PER_ACCOUNT_WHY points to). */
 const PER_ACCOUNT_FOR_MEMBERS = "a key's own limits are per key: a limit shared by all of the account's keys is the account's own, which the API's operator sets";
-/** The operation's note on a window's shape, for the admin API (see checkedWindows). */
-const WINDOW_SHAPE_NOTE = / \(a window is \{.*\}\)$/s;
 /** The limits page's second button's value: no windows of its own. */
 const CLEAR = ['none'] as const;
 
@@ -90,7 +88,7 @@ export function keyWindowsRefusal(error: OperationError, windows: readonly Windo
   }
   const one = /^rateLimits\[(\d+)\][^:]*: (.*)$/s.exec(error.message);
   if (one) {
-    const why = one[2] === PER_ACCOUNT_WHY ? PER_ACCOUNT_FOR_MEMBERS : (one[2] as string).replace(WINDOW_SHAPE_NOTE, '');
+    const why = one[2] === PER_ACCOUNT_WHY ? PER_ACCOUNT_FOR_MEMBERS : (one[2] as string);
     return sentence(`${LABEL}: ${quoted(Number(one[1]))}${why}`);
   }
   const all = /^rateLimits: (.*)$/s.exec(error.message);
