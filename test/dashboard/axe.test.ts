@@ -2,8 +2,8 @@
  * Every dashboard page audited by axe-core in real Chromium, at desktop and phone widths:
  * signed out (sign-in, invitation and password reset links), a member's pages (keys,
  * a new key shown once, a key's rate limits, rotate and revoke, usage, changing the password) and an
- * operator's (accounts, an account, an invitation link, audit log, changing the
- * password), each in the states worth seeing: a form
+ * operator's (accounts, an account, a key's rate limits, an invitation link, audit log,
+ * changing the password), each in the states worth seeing: a form
  * error shown, a key just created, a blocked key, a confirmation notice. The hand-made
  * checks of accessibility.test.ts stay; this holds each page to WCAG 2.0 and 2.1 A and
  * AA and axe's best practices, and names each violation and its elements on failure.
@@ -264,7 +264,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       expect(found.lines).toEqual([]);
     });
 
-    it(`an operator's pages (${width}): accounts, plans, an account, its members, an invitation, the audit log, the password`, async () => {
+    it(`an operator's pages (${width}): accounts, plans, an account, its members, an invitation, a key's rate limits, the audit log, the password`, async () => {
       const { accountId, keyId, operator: page } = scenes.get(width) as Scene;
       const found = new Findings(width);
       await page.goto('/accounts');
@@ -290,6 +290,12 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       await found.audit(page, `Invitation for cleo-${width}@acme.example`);
       await page.goto(`/accounts/${accountId}/keys/${keyId}/revoke`);
       await found.audit(page, 'Revoke key “Reporting script”?');
+      await page.goto(`/accounts/${accountId}/keys/${keyId}/limits`);
+      await found.audit(page, 'Rate limits of key “Reporting script”');
+      await page.getByLabel('Rate limits').fill('10/s');
+      await page.getByRole('button', { name: 'Save rate limits' }).click();
+      await shown(page.getByRole('alert'));
+      await found.audit(page, 'Rate limits of key “Reporting script”', 'a window refused');
       await page.goto(`/accounts/${accountId}/api-access`);
       await found.audit(page, `Turn API access off for ${account?.name ?? ''}?`);
 

@@ -5,7 +5,8 @@
  * served 5; cleared, the plan's 10 again; each change audited as key.updated under the
  * member's email. A value the form cannot take is refused on the page naming the field,
  * with nothing made or changed. A member of another account cannot see or change the
- * key, and a form without the CSRF token changes nothing.
+ * key, and a form without the CSRF token changes nothing. An operator does the same from
+ * the account's page, audited under the operator's email; members cannot reach that page.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,7 @@ import { addMember, Visitor } from './visitor.js';
 
 const MEMBER = 'ada@acme.example';
 const OTHER = 'bob@globex.example';
+const OPERATOR = 'olga@ops.example';
 const WRITTEN = 'Write each as 10-per-1m or 2-per-1s (a number of requests, -per-, and a window: a number and ms, s, m, h or d; no spaces), separated by commas, or leave the field empty for none.';
 
 describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and clears a key’s own rate limits', () => {
@@ -30,6 +32,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
   let browser: Browser;
   let page: Page;
   let acmeId: string;
+  let globexId: string;
   let key: KeyRecord;
   let secret: string;
 
@@ -53,9 +56,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
     profile.plans = { ...profile.plans, pro: { name: 'Pro', maxKeys: 3, rateLimits: [{ limit: 10, window: '1s' }], meters: { units: { limit: 1000, unit: 'units' } } } };
     keygate = await startKeygate(profile, { dir, clock: () => now });
     acmeId = (await createAccount(keygate.runtime, { name: 'Acme Analytics', planId: 'pro' }, 'test')).id;
-    const globexId = (await createAccount(keygate.runtime, { name: 'Globex', planId: 'pro' }, 'test')).id;
+    globexId = (await createAccount(keygate.runtime, { name: 'Globex', planId: 'pro' }, 'test')).id;
     await addMember(keygate.runtime, MEMBER, acmeId, 'member');
     await addMember(keygate.runtime, OTHER, globexId, 'member');
+    await addMember(keygate.runtime, OPERATOR, null, 'operator');
     await createKey(keygate.runtime, { accountId: globexId, name: 'Globex key', scopes: ['*'] }, 'test');
     browser = await launchChromium();
     page = await (await newContext(browser, keygate.dashboardUrl as string)).newPage();
@@ -220,5 +224,79 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
     expect(response.headers.get('ratelimit-policy')).toBe('"10-per-1s";q=10;w=1, "key-burst";q=2;w=1, "key-100-per-1h";q=100;w=3600');
     expect((await member.post(`/keys/${key.id}/limits`, { rateLimits: '3-per-1s' })).status).toBe(303);
     expect(await stored()).toEqual([{ limit: 3, window: 1000, scope: 'key' }]);
+  });
+
+  it('lets an operator change and clear them from the account’s page (served as set), with the member’s refusals, each change audited under the operator', async () => {
+    const operator = await (await newContext(browser, keygate.dashboardUrl as string)).newPage();
+    await operator.goto('/sign-in');
+    await signIn(operator, OPERATOR);
+    await operator.goto(`/accounts/${acmeId}`);
+    const row = operator.locator(`tr[data-key-id="${key.id}"]`);
+    expect(await textOf(row.locator('.own-limits'))).toBe('own rate limit: 3-per-1s');
+    await operator.getByRole('link', { name: `Rate limits of Front end (${key.hint})` }).click();
+    await expectHeading(operator, 'Rate limits of key “Front end”');
+    expect(await operator.getByLabel('Rate limits').inputValue()).toBe('3-per-1s');
+
+    // Refused in the member's words, but for a per-account window: the operator sets those on the account's page.
+    const audited = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
+    await operator.getByLabel('Rate limits').fill('10/s');
+    await operator.getByRole('button', { name: 'Save rate limits' }).click();
+    await expectHeading(operator, 'Rate limits of key “Front end”');
+    expect(await textOf(operator.getByRole('alert'))).toBe(`Rate limits: “10/s” is not a window. ${WRITTEN}`);
+    await operator.getByLabel('Rate limits').fill('5-per-1h-per-account');
+    await operator.getByRole('button', { name: 'Save rate limits' }).click();
+    expect(await textOf(operator.getByRole('alert'))).toBe("Rate limits: “5-per-1h-per-account”: a key's own limits are per key: a limit shared by all of the account's keys is the account's own, set under Limits on the account's page.");
+    expect(await operator.getByLabel('Rate limits').getAttribute('aria-invalid')).toBe('true');
+    expect(await stored()).toEqual([{ limit: 3, window: 1000, scope: 'key' }]);
+    expect(await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 })).toEqual(audited);
+
+    await operator.getByLabel('Rate limits').fill('4-per-1m');
+    await operator.getByRole('button', { name: 'Save rate limits' }).click();
+    await expectHeading(operator, 'Acme Analytics');
+    expect(await textOf(operator.getByRole('status'))).toBe(`The rate limits of key “Front end” (${key.hint}) of Acme Analytics are saved: 4-per-1m, on top of the account’s, from its next request.`);
+    expect(await textOf(row.locator('.own-limits'))).toBe('own rate limit: 4-per-1m');
+    expect(await stored()).toEqual([{ limit: 4, window: 60_000, scope: 'key' }]);
+    expect(await burst()).toEqual({ served: 4, refused: 429 });
+    const [changed] = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
+    expect(changed).toMatchObject({
+      action: 'key.updated',
+      actor: OPERATOR,
+      actorAddress: '127.0.0.1',
+      keyId: key.id,
+      detail: { rateLimits: { before: [{ limit: 3, window: '1s', scope: 'key' }], after: [{ name: 'key-4-per-1m', limit: 4, window: '1m', scope: 'key' }] } },
+    });
+
+    await operator.getByRole('link', { name: `Rate limits of Front end (${key.hint})` }).click();
+    await screenshot(operator, 'operator-key-limits');
+    await operator.getByRole('button', { name: 'Remove its own limits' }).click();
+    await expectHeading(operator, 'Acme Analytics');
+    expect(await textOf(operator.getByRole('status'))).toBe(`Key “Front end” (${key.hint}) of Acme Analytics has no rate limits of its own now: the account’s limits alone apply, from its next request.`);
+    expect(await row.locator('.own-limits').count()).toBe(0);
+    expect(await stored()).toBeUndefined();
+    expect(await burst()).toEqual({ served: 10, refused: 429 });
+    const [cleared] = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
+    expect(cleared).toMatchObject({ action: 'key.updated', actor: OPERATOR, actorAddress: '127.0.0.1', detail: { rateLimits: { before: [{ limit: 4, window: '1m' }], after: [] } } });
+
+    // A form without the page's token changes nothing (403); with it, the same post is taken.
+    await operator.goto(`/accounts/${acmeId}/keys/${key.id}/limits`);
+    const path = `/accounts/${acmeId}/keys/${key.id}/limits`;
+    expect((await postFromPage(operator, path, { rateLimits: '1-per-1m' }, { withToken: false })).status).toBe(403);
+    expect(await stored()).toBeUndefined();
+    expect(await postFromPage(operator, path, { rateLimits: '1-per-1m' }, { withToken: true })).toMatchObject({ status: 0, redirected: true });
+    expect(await stored()).toEqual([{ limit: 1, window: 60_000, scope: 'key' }]);
+    await operator.context().close();
+  });
+
+  it('keeps the operator’s page from members (404, page and form) and a key from an account it is not of (404)', async () => {
+    const member = new Visitor(keygate.dashboardUrl as string);
+    await member.signIn(MEMBER, '/keys');
+    const path = `/accounts/${acmeId}/keys/${key.id}/limits`;
+    expect((await member.get(path)).status).toBe(404);
+    expect([(await member.post(path, { rateLimits: '9-per-1m' })).status, (await member.post(path, { rateLimits: '', clear: 'none' })).status]).toEqual([404, 404]);
+    const operator = new Visitor(keygate.dashboardUrl as string);
+    await operator.signIn(OPERATOR, `/accounts/${acmeId}`);
+    expect((await operator.get(`/accounts/${globexId}/keys/${key.id}/limits`)).status).toBe(404);
+    expect((await operator.post(`/accounts/${globexId}/keys/${key.id}/limits`, { rateLimits: '9-per-1m' })).status).toBe(404);
+    expect(await stored()).toEqual([{ limit: 1, window: 60_000, scope: 'key' }]);
   });
 });

@@ -1,25 +1,26 @@
 /**
- * A key's own rate-limit windows (limits/key-windows.ts) as a member sets them: a field of
- * the create form, and a page of its own for a key in use (/keys/:id/limits) to change or
- * clear them. Written as `keygate keys … --rate-limit` takes them (`10-per-1m, 2-per-1s`),
- * read by the same parser (limits/limit-specs.ts), then checked, stored and audited by the
- * operations the admin API calls (createKey, updateKey: `key.updated`, the member as
- * actor), so the rules are one. They only tighten the account's limits. A refusal names
- * the field, in the form's words. Scoped to the member's own account: another account's
- * key is a 404 here.
+ * A key's own rate-limit windows (limits/key-windows.ts) as the dashboard sets them: a field
+ * of a member's create form, and a page of its own for a key in use to change or clear
+ * them, for a member (/keys/:id/limits, their own account's keys: another account's key is
+ * a 404) and for an operator (/accounts/:id/keys/:keyId/limits, from the account's page).
+ * Written as `keygate keys … --rate-limit` takes them (`10-per-1m, 2-per-1s`), read by the
+ * same parser (limits/limit-specs.ts), then checked, stored and audited by the operations
+ * the admin API calls (createKey, updateKey: `key.updated`, the viewer as actor), so the
+ * rules are one. They only tighten the account's limits. A refusal names the field, in
+ * the form's words.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RateLimit } from '../../config/schema.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
 import { getKey, keyStatus, updateKey } from '../../operations/keys.js';
-import { accountPlan } from '../../operations/accounts.js';
+import { accountPlan, getAccount } from '../../operations/accounts.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
 import { keyWindowsText, PER_ACCOUNT_WHY } from '../../limits/key-windows.js';
 import { keepWindowNames, LimitSpecError, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
-import { actorOf, csrfField, field, notOffered, oneOf, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
+import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { sentence } from '../format.js';
@@ -34,6 +35,8 @@ const LABEL = 'Rate limits';
 const WRITTEN = 'Write each as 10-per-1m or 2-per-1s (a number of requests, -per-, and a window: a number and ms, s, m, h or d; no spaces), separated by commas, or leave the field empty for none.';
 /** Why a window shared by the account's keys is not a key's, in a member's terms (they cannot run the CLI that PER_ACCOUNT_WHY points to). */
 const PER_ACCOUNT_FOR_MEMBERS = "a key's own limits are per key: a limit shared by all of the account's keys is the account's own, which the API's operator sets";
+/** The same, for an operator: where the account's own are set in the dashboard. */
+const PER_ACCOUNT_FOR_OPERATORS = "a key's own limits are per key: a limit shared by all of the account's keys is the account's own, set under Limits on the account's page";
 /** The limits page's second button's value: no windows of its own. */
 const CLEAR = ['none'] as const;
 
@@ -70,8 +73,9 @@ export function keyWindowsOf(typed: string, before?: readonly RateLimit[]): Wind
  * A refusal of the windows in the form's words, naming the field and the window as typed:
  * the parser's (LimitSpecError), or the operation's about `rateLimits…` (a window by its
  * place in `windows`, as given to it). Undefined for a refusal of anything else.
+ * `perAccount`: why a window shared by the account's keys is not a key's, in the viewer's terms.
  */
-export function keyWindowsRefusal(error: OperationError, windows: readonly WindowWritten[]): string | undefined {
+export function keyWindowsRefusal(error: OperationError, windows: readonly WindowWritten[], perAccount = PER_ACCOUNT_FOR_MEMBERS): string | undefined {
   if (error instanceof LimitSpecError) {
     const { refusal } = error;
     if (refusal.field !== 'window') return undefined;
@@ -88,7 +92,7 @@ export function keyWindowsRefusal(error: OperationError, windows: readonly Windo
   }
   const one = /^rateLimits\[(\d+)\][^:]*: (.*)$/s.exec(error.message);
   if (one) {
-    const why = one[2] === PER_ACCOUNT_WHY ? PER_ACCOUNT_FOR_MEMBERS : (one[2] as string);
+    const why = one[2] === PER_ACCOUNT_WHY ? perAccount : (one[2] as string);
     return sentence(`${LABEL}: ${quoted(Number(one[1]))}${why}`);
   }
   const all = /^rateLimits: (.*)$/s.exec(error.message);
@@ -116,29 +120,66 @@ function accountWindows(account: AccountRecord, plans: Parameters<typeof account
   return windows.length === 0 ? 'none' : windowsOut(windows).map(windowText).join(', ');
 }
 
+/** A key's limits page as one viewer sees it: a member's own key, or an operator's view of an account's key. */
+interface LimitsPage {
+  account: AccountRecord;
+  key: KeyRecord;
+  /** Where the form is sent. */
+  path: string;
+  /** The page listing the key, where a change leads back to. */
+  back: string;
+  /** The key in a notice: `“Front end” (rk_live_…a1b2)`, and its account's name for an operator. */
+  named: string;
+  /** Above the heading: the way back to the account, for an operator. */
+  lead: Html;
+  /** Why a window shared by the account's keys is not a key's, in the viewer's terms. */
+  perAccount: string;
+}
+
 export function registerKeyLimitPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
 
-  app.get<{ Params: { id: string } }>('/keys/:id/limits', async (request, reply) => {
+  /** A member's own key: another account's is a 404. */
+  async function memberPage(request: FastifyRequest<{ Params: { id: string } }>): Promise<LimitsPage> {
     const { account } = ownAccount(request);
     const key = await getKey(rt, request.params.id, account.id);
-    return sendLimitsForm(request, reply, account, key, keyWindowsTyped(key));
-  });
+    return { account, key, path: `/keys/${key.id}/limits`, back: '/keys', named: `“${key.name}” (${key.hint})`, lead: html``, perAccount: PER_ACCOUNT_FOR_MEMBERS };
+  }
 
-  app.post<{ Params: { id: string } }>('/keys/:id/limits', async (request, reply) => {
-    const { account } = ownAccount(request);
-    const key = await getKey(rt, request.params.id, account.id);
+  /** Any account's key, for an operator (members get a 404): reached from the account's page. */
+  async function operatorPage(request: FastifyRequest<{ Params: { id: string; keyId: string } }>): Promise<LimitsPage> {
+    operatorOf(request);
+    const account = await getAccount(rt, request.params.id);
+    const key = await getKey(rt, request.params.keyId, account.id);
+    const back = `/accounts/${account.id}`;
+    return { account, key, path: `${back}/keys/${key.id}/limits`, back, named: `“${key.name}” (${key.hint}) of ${account.name}`, lead: html`<p><a href="${back}">← ${account.name}</a></p>\n`, perAccount: PER_ACCOUNT_FOR_OPERATORS };
+  }
+
+  app.get<{ Params: { id: string } }>('/keys/:id/limits', async (request, reply) => {
+    const page = await memberPage(request);
+    return sendLimitsForm(request, reply, page, keyWindowsTyped(page.key));
+  });
+  app.post<{ Params: { id: string } }>('/keys/:id/limits', async (request, reply) => changeLimits(request, reply, await memberPage(request)));
+
+  app.get<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/limits', async (request, reply) => {
+    const page = await operatorPage(request);
+    return sendLimitsForm(request, reply, page, keyWindowsTyped(page.key));
+  });
+  app.post<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/limits', async (request, reply) => changeLimits(request, reply, await operatorPage(request)));
+
+  /** The form sent: the key's own windows saved or cleared (audited as `key.updated`, the viewer as actor), or why not. */
+  async function changeLimits(request: FastifyRequest, reply: FastifyReply, page: LimitsPage): Promise<FastifyReply> {
+    const { account, key, named } = page;
     // Only the button's own value: anything else is refused, never read as a save.
     const clear = oneOf<string>(request.body, 'clear', CLEAR, 'save');
     const typed = clear === 'none' ? '' : field(request.body, KEY_WINDOWS_FIELD);
     // Sent from a page shown before the key stopped working: said so, nothing changed.
-    if (!isUsable(key, rt.clock())) return sendLimitsForm(request, reply, account, key, typed);
-    if (clear === undefined) return sendLimitsForm(request, reply, account, key, typed, notOffered('Remove its own limits', CLEAR), 400);
-    const named = `“${key.name}” (${key.hint})`;
+    if (!isUsable(key, rt.clock())) return sendLimitsForm(request, reply, page, typed);
+    if (clear === undefined) return sendLimitsForm(request, reply, page, typed, notOffered('Remove its own limits', CLEAR), 400);
     // Sent as shown (or cleared twice): nothing to change, nothing audited.
     if (entriesOf(typed).join(', ') === keyWindowsTyped(key)) {
       setNotice(dash, reply, { kind: 'info', text: `Nothing changed: key ${named} ${key.rateLimits?.length ? `already has the rate limits ${keyWindowsTyped(key)}` : 'already has no rate limits of its own'}.` });
-      return redirect(reply, '/keys');
+      return redirect(reply, page.back);
     }
     let windows: WindowWritten[] = [];
     try {
@@ -152,33 +193,34 @@ export function registerKeyLimitPages(app: FastifyInstance, dash: Dashboard): vo
             ? `Key ${named} has no rate limits of its own now: the account’s limits alone apply, from its next request.`
             : `The rate limits of key ${named} are saved: ${now}, on top of the account’s, from its next request.`,
       });
-      return redirect(reply, '/keys');
+      return redirect(reply, page.back);
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
-      return sendLimitsForm(request, reply, account, key, typed, keyWindowsRefusal(error, windows) ?? refusalText(error), OPERATION_STATUS[error.kind]);
+      return sendLimitsForm(request, reply, page, typed, keyWindowsRefusal(error, windows, page.perAccount) ?? refusalText(error), OPERATION_STATUS[error.kind]);
     }
-  });
+  }
 
-  function sendLimitsForm(request: FastifyRequest, reply: FastifyReply, account: AccountRecord, key: KeyRecord, typed: string, error?: string, status = 200): FastifyReply {
+  function sendLimitsForm(request: FastifyRequest, reply: FastifyReply, page: LimitsPage, typed: string, error?: string, status = 200): FastifyReply {
+    const { account, key } = page;
     const title = `Rate limits of ${key.name}`;
     if (!isUsable(key, rt.clock())) {
-      const body = html`<h1>Key “${key.name}” is ${keyStatus(key, rt.clock())}</h1>
+      const body = html`${page.lead}<h1>Key “${key.name}” is ${keyStatus(key, rt.clock())}</h1>
 ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : ''}
 <p>It no longer works, so it has no rate limits to change.</p>
-<div class="actions"><a class="button secondary" href="/keys">Back to the keys</a></div>`;
+<div class="actions"><a class="button secondary" href="${page.back}">Back to the keys</a></div>`;
       return sendPage(dash, request, reply, { title, body, status: 409 });
     }
     const hasOwn = (key.rateLimits?.length ?? 0) > 0;
-    const body = html`<h1>Rate limits of key “${key.name}”</h1>
+    const body = html`${page.lead}<h1>Rate limits of key “${key.name}”</h1>
 ${error ? html`<div class="notice error" role="alert" id="limits-error"><p>${error}</p></div>` : ''}
 <p>Requests with <code>${key.hint}</code> are held to the account’s rate limits (${accountWindows(account, rt.config.plans)}) and to the key’s own, if it has any: a key’s own limits can make it stricter than the rest of the account, never looser. A change holds from the key’s next request.</p>
-<form method="post" action="/keys/${key.id}/limits" class="stack">
+<form method="post" action="${page.path}" class="stack">
   ${csrfField(request)}
   ${keyWindowsField(typed, 'The key’s own windows: 10-per-1m, 2-per-1s (requests per window), separated by commas; empty: none of its own.', error ? 'limits-error' : undefined)}
   <div class="actions">
     <button type="submit">Save rate limits</button>
     ${hasOwn ? html`<button type="submit" class="secondary" name="clear" value="none">Remove its own limits</button>` : ''}
-    <a class="button secondary" href="/keys">Cancel</a>
+    <a class="button secondary" href="${page.back}">Cancel</a>
   </div>
 </form>`;
     return sendPage(dash, request, reply, { title, body, status });

@@ -75,8 +75,8 @@ export function scopeList(scopes: readonly string[]): Html {
 
 /**
  * A key's own rate-limit windows (on top of its account's), where it has some. Members set
- * them on the create form and the key's Rate limits page (key-limits.ts); operators with
- * `keygate keys update --rate-limit` or the admin API.
+ * them on the create form and the key's Rate limits page (key-limits.ts); operators on that
+ * page from the account's, with `keygate keys update --rate-limit` or the admin API.
  */
 function ownLimits(key: KeyRecord): Html {
   const windows = keyWindowsText(key.rateLimits);
