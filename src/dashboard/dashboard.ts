@@ -37,6 +37,7 @@ import { refusalText } from './pages/key-views.js';
 import { registerUsagePage } from './pages/usage.js';
 import { registerAccountPages } from './pages/accounts.js';
 import { registerAuditPage } from './pages/audit.js';
+import { registerAddressBlockPage } from './pages/address-blocks.js';
 import { registerPasswordPage } from './pages/password.js';
 
 /** Forms are small; anything bigger is not ours. */
@@ -273,6 +274,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     registerUsagePage(pages, dash);
     registerAccountPages(pages, dash);
     registerAuditPage(pages, dash);
+    registerAddressBlockPage(pages, dash);
     registerPasswordPage(pages, dash);
 
     // A page asked with a method it does not take (PUT /keys) is not there either: a 405

@@ -27,7 +27,7 @@ function navItems(request: FastifyRequest): NavItem[] {
   if (!viewer) return [];
   const items: NavItem[] = [];
   if (viewer.account) items.push({ href: '/keys', label: 'API keys' }, { href: '/usage', label: 'Usage' });
-  if (viewer.member.role === 'operator') items.push({ href: '/accounts', label: 'Accounts' }, { href: '/audit', label: 'Audit log' });
+  if (viewer.member.role === 'operator') items.push({ href: '/accounts', label: 'Accounts' }, { href: '/audit', label: 'Audit log' }, { href: '/address-blocks', label: 'Address blocks' });
   return items;
 }
 

@@ -1,9 +1,10 @@
 /**
  * Client addresses blocked for their unknown keys (`auth.unknownKeys`), as an operator
- * sees and lifts them. With Redis counters they are shared by every keygate process: any
- * process's admin API lists them all and lifts one everywhere. With memory counters (and
- * while Redis is away) each process counts and blocks by itself, so its admin API answers
- * for it alone. No CLI command reaches them.
+ * sees and lifts them (the admin API, the dashboard's Address blocks page). With Redis
+ * counters they are shared by every keygate process: any process's admin API or dashboard
+ * lists them all and lifts one everywhere. With memory counters (and while Redis is away)
+ * each process counts and blocks by itself, so it answers for itself alone. No CLI command
+ * reaches them.
  *
  * @example
  * listAddressBlocks(rt); // { enabled: true, policy: { limit: 20, … }, blocks: [{ address: '2001:db8:0:7::/64', … }] }

@@ -2,8 +2,8 @@
  * Every dashboard page audited by axe-core in real Chromium, at desktop and phone widths:
  * signed out (sign-in, invitation and password reset links), a member's pages (keys,
  * a new key shown once, a key's rate limits, rotate and revoke, usage, changing the password) and an
- * operator's (accounts, an account, a key's rate limits, an invitation link, audit log,
- * changing the password), each in the states worth seeing: a form
+ * operator's (accounts, an account, a key's rate limits, an invitation link, address
+ * blocks, audit log, changing the password), each in the states worth seeing: a form
  * error shown, a key just created, a blocked key, a confirmation notice. The hand-made
  * checks of accessibility.test.ts stay; this holds each page to WCAG 2.0 and 2.1 A and
  * AA and axe's best practices, and names each violation and its elements on failure.
@@ -50,6 +50,8 @@ interface Scene {
 }
 
 const NEW_PASSWORD = 'a brand new passphrase';
+/** Unknown keys from one client before it is blocked (auth.unknownKeys). */
+const UNKNOWN_KEYS = 3;
 
 /** Fills in the password page's form and sends it. */
 async function changePassword(page: Page, current: string, password: string, confirm: string): Promise<void> {
@@ -80,7 +82,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
   const scenes = new Map<Width, Scene>();
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
+    // Unknown keys counted per client (X-Forwarded-For from the test, a trusted proxy): the operator's Address blocks page has blocks to show.
+    fixture = await startDashboard(dir, (profile) => ({ ...profile, trustedProxies: ['127.0.0.1'], auth: { ...profile.auth, unknownKeys: { limit: UNKNOWN_KEYS, window: '1m', block: '10m' } } }));
     browser = await launchChromium();
     const { runtime } = fixture.keygate;
     for (const [width, viewport] of WIDTHS) {
@@ -264,7 +267,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       expect(found.lines).toEqual([]);
     });
 
-    it(`an operator's pages (${width}): accounts, plans, an account, its members, an invitation, a key's rate limits, the audit log, the password`, async () => {
+    it(`an operator's pages (${width}): accounts, plans, an account, its members, an invitation, a key's rate limits, address blocks, the audit log, the password`, async () => {
       const { accountId, keyId, operator: page } = scenes.get(width) as Scene;
       const found = new Findings(width);
       await page.goto('/accounts');
@@ -298,6 +301,19 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       await found.audit(page, 'Rate limits of key “Reporting script”', 'a window refused');
       await page.goto(`/accounts/${accountId}/api-access`);
       await found.audit(page, `Turn API access off for ${account?.name ?? ''}?`);
+
+      // A client blocked for its unknown keys, then lifted.
+      const client = width === 'desktop' ? '203.0.113.1' : '203.0.113.2';
+      for (let i = 0; i < UNKNOWN_KEYS; i++) {
+        const guessed = await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${fixture.keygate.runtime.keyFormat.generate('live')}`, 'x-forwarded-for': client } });
+        await guessed.arrayBuffer();
+        expect(guessed.status).toBe(401);
+      }
+      await page.goto('/address-blocks');
+      await found.audit(page, 'Address blocks', 'a client blocked');
+      await page.getByRole('button', { name: `Lift the block of ${client}` }).click();
+      await shown(page.getByRole('status'));
+      await found.audit(page, 'Address blocks', 'a block just lifted');
 
       await page.goto('/audit');
       await found.audit(page, 'Audit log');

@@ -50,7 +50,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
   it('lists every account with its plan, API access, usage of its main meter, blocks and keys', async () => {
     expect(new URL(page.url()).pathname).toBe('/accounts');
     await expectHeading(page, 'Accounts');
-    expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts()).toEqual(['Accounts', 'Audit log']);
+    expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts()).toEqual(['Accounts', 'Audit log', 'Address blocks']);
     // Acme's one request so far spent a unit of its 1,000.
     const acme = await textOf(page.locator('tr', { hasText: 'Acme Analytics' }));
     expect(acme).toMatch(/^Acme Analytics\s+Pro\s+On\s+1 \/ 1,000 units\s+No\s+1\s+0\s/);

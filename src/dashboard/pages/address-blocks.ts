@@ -1,0 +1,100 @@
+/**
+ * The operator's page of client addresses blocked for presenting too many unknown keys
+ * (`auth.unknownKeys`): each block in force with its address (an IPv6 /64 as one), the
+ * unknown keys counted, when it began and when it ends, a page at a time in the admin
+ * API's order (oldest first), and a Lift button. Read and lifted by the operations
+ * GET and DELETE /v1/address-blocks use (listAddressBlocks, liftAddressBlock: audited as
+ * `address.unblocked`, the operator as actor), so both say the same. With memory
+ * counters each process keeps its own blocks, and the page says it shows those of the
+ * process that answered it. None of this exists for members.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CountersUnavailableError } from '../../counters/counters.js';
+import { blockedAddressOf, isBlockedAddress, liftAddressBlock, listAddressBlocks, placeOfBlock } from '../../operations/address-blocks.js';
+import { cursorOf, placeOf } from '../../operations/cursor.js';
+import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
+import { actorOf, csrfField, field, operatorOf, queryValue, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
+import { sendPage } from '../layout.js';
+import { html } from '../html.js';
+import { number, plural, sentence, until, whenInTable } from '../format.js';
+
+/** Where the page is (the operator's navigation links it: layout.ts). */
+const ADDRESS_BLOCKS_PATH = '/address-blocks';
+/** Blocks on one page of the list (an attack may block thousands of addresses). */
+export const BLOCKS_PER_PAGE = 100;
+/** The Lift form's field: the address as listed. */
+const ADDRESS_FIELD = 'address';
+
+export function registerAddressBlockPage(app: FastifyInstance, dash: Dashboard): void {
+  const { rt } = dash;
+
+  app.get(ADDRESS_BLOCKS_PATH, async (request, reply) => {
+    operatorOf(request);
+    return sendBlocks(request, reply);
+  });
+
+  app.post(`${ADDRESS_BLOCKS_PATH}/lift`, async (request, reply) => {
+    operatorOf(request);
+    const typed = field(request.body, ADDRESS_FIELD);
+    // Only an address as the list gives them (a hand-edited form may send anything): not repeated back otherwise.
+    const address = blockedAddressOf(typed);
+    if (address === undefined) return sendBlocks(request, reply, { kind: 'error', text: 'The form did not name a blocked address as this page lists them. Lift a block with its own button.' }, 400);
+    try {
+      const lifted = await liftAddressBlock(rt, address, actorOf(dash, request));
+      setNotice(dash, reply, { kind: 'success', text: `The block of ${lifted.address} is lifted: its requests are served again, and its unknown keys counted afresh.` });
+      return redirect(reply, ADDRESS_BLOCKS_PATH);
+    } catch (error) {
+      // Ended, or lifted by someone else meanwhile (Back, a second operator): nothing to lift.
+      if (error instanceof OperationError && error.kind === 'not_found') {
+        setNotice(dash, reply, { kind: 'info', text: `Nothing changed: ${address} is not blocked now (its block ended, or was lifted already).` });
+        return redirect(reply, ADDRESS_BLOCKS_PATH);
+      }
+      if (error instanceof OperationError) return sendBlocks(request, reply, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind]);
+      // Redis away, and this process holds no block of the address: it cannot be lifted now, by anyone.
+      if (error instanceof CountersUnavailableError) return sendBlocks(request, reply, { kind: 'error', text: `The block of ${address} cannot be lifted now: the counters (Redis) do not answer. Try again once they are back.` }, 503);
+      throw error;
+    }
+  });
+
+  async function sendBlocks(request: FastifyRequest, reply: FastifyReply, notice?: Notice, status = 200): Promise<FastifyReply> {
+    const cursor = queryValue(request.query, 'after');
+    // One past the page: whether another follows.
+    const listed = await listAddressBlocks(rt, { limit: BLOCKS_PER_PAGE + 1, ...(cursor !== undefined ? { after: placeOf(cursor, isBlockedAddress) } : {}) });
+    const blocks = listed.blocks.slice(0, BLOCKS_PER_PAGE);
+    const last = blocks[blocks.length - 1];
+    const next = listed.blocks.length > BLOCKS_PER_PAGE && last ? cursorOf(placeOfBlock(last)) : undefined;
+    const policy = listed.policy;
+    const shared = rt.config.counters !== 'memory';
+    const intro = policy
+      ? html`<p>A client address that presents ${plural(policy.limit, 'unknown key')} within ${policy.window} is refused for ${policy.block} (<code>auth.unknownKeys</code>), but for keys in use. Oldest first, ${BLOCKS_PER_PAGE} to a page. ${shared
+          ? 'Every keygate process shares these blocks (Redis counters): lifting one lifts it in all of them.'
+          : 'Each keygate process counts and blocks by itself (memory counters): this page shows and lifts the blocks of the process that answered it; another process’s, through its own admin API.'} Lifting a block serves the address again and counts its unknown keys afresh.</p>`
+      : html`<p>Unknown keys are not counted and no address is blocked: <code>auth.unknownKeys</code> is off in this profile.</p>`;
+    const empty = cursor !== undefined
+      ? html`<div class="empty"><p><strong>No more blocks.</strong></p><p><a href="${ADDRESS_BLOCKS_PATH}">Back to the first page</a></p></div>`
+      : html`<div class="empty"><p><strong>No address is blocked now.</strong></p></div>`;
+    const pager =
+      cursor !== undefined || next !== undefined
+        ? html`<nav class="pager" aria-label="Pages of address blocks">${cursor !== undefined ? html`<a href="${ADDRESS_BLOCKS_PATH}">First page</a>` : ''}${next !== undefined ? html`<a href="${ADDRESS_BLOCKS_PATH}?after=${next}" rel="next">Next ${BLOCKS_PER_PAGE} blocks</a>` : ''}</nav>`
+        : '';
+    const body = html`<h1 id="address-blocks">Address blocks</h1>
+${intro}
+${policy === null
+  ? ''
+  : blocks.length === 0
+    ? empty
+    : html`<div class="table-wrap"><table class="data cards" aria-labelledby="address-blocks">
+  <thead><tr><th scope="col">Address</th><th scope="col" class="num">Unknown keys</th><th scope="col">Began (UTC)</th><th scope="col">Ends</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+  <tbody>${blocks.map(
+    (block) => html`<tr>
+    <td data-label="Address"><code>${block.address}</code></td>
+    <td data-label="Unknown keys" class="num">${number(block.unknownKeys)}</td>
+    <td data-label="Began (UTC)">${whenInTable(Date.parse(block.blockedAt))}</td>
+    <td data-label="Ends">${until(Date.parse(block.blockedUntil))}</td>
+    <td data-label=""><form method="post" action="${ADDRESS_BLOCKS_PATH}/lift" class="inline-form">${csrfField(request)}<input type="hidden" name="${ADDRESS_FIELD}" value="${block.address}"><button type="submit" class="secondary small" aria-label="Lift the block of ${block.address}">Lift</button></form></td>
+  </tr>`,
+  )}</tbody></table></div>`}
+${pager}`;
+    return sendPage(dash, request, reply, { title: 'Address blocks', body, status, ...(notice ? { notice } : {}) });
+  }
+}

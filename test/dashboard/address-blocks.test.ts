@@ -1,0 +1,199 @@
+/**
+ * The operator's Address blocks page, in real Chromium: the client addresses blocked for
+ * unknown keys (`auth.unknownKeys`), as GET /v1/address-blocks lists them (an IPv6
+ * address as its /64), a page at a time; a block lifted with its Lift button is served
+ * again at the gateway and counted afresh, audited as address.unblocked under the
+ * operator's email and address. An empty list says so; a lift sent again changes nothing;
+ * a hand-edited or token-less form is refused; members never see the page. Clients are
+ * told apart by X-Forwarded-For from a trusted proxy.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { utcSecondUp } from '../../src/meters/period.js';
+import { tempDir } from '../support/temp.js';
+import { chromiumAvailable, expectHeading, horizontalOverflow, launchChromium, newAccount, newContext, PHONE, postFromPage, screenshot, signIn, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { addMember, Visitor } from './visitor.js';
+
+const OPERATOR = 'olga@ops.example';
+const MEMBER = 'ada@acme.example';
+/** As the page says it with the memory counters these tests run on. */
+const INTRO =
+  'A client address that presents 1 unknown key within 1m is refused for 10m (auth.unknownKeys), but for keys in use. Oldest first, 100 to a page. Each keygate process counts and blocks by itself (memory counters): this page shows and lifts the blocks of the process that answered it; another process’s, through its own admin API. Lifting a block serves the address again and counts its unknown keys afresh.';
+/** The dashboard's page size (pages/address-blocks.ts). */
+const PER_PAGE = 100;
+
+interface ListedBlock {
+  address: string;
+  unknownKeys: number;
+  blockedAt: string;
+  blockedUntil: string;
+}
+
+describe.skipIf(!chromiumAvailable())('dashboard: the operator’s address blocks (auth.unknownKeys)', () => {
+  const dir = tempDir('keygate-dashboard-address-blocks');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let page: Page;
+
+  /** A request with a key never issued, from `client`: its status. */
+  const guess = async (client: string) => {
+    const response = await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${fixture.keygate.runtime.keyFormat.generate('live')}`, 'x-forwarded-for': client } });
+    await response.arrayBuffer();
+    return response.status;
+  };
+  /** The admin API's list, every block. */
+  const adminList = async () => ((await (await fixture.keygate.admin('/v1/address-blocks')).json()) as { blocks: ListedBlock[] }).blocks;
+  /** A block as the page's row reads: address, unknown keys, began (to the minute, UTC), ends (to the second, rounded up). */
+  const rowOf = (block: ListedBlock) => {
+    const began = block.blockedAt;
+    return [block.address, String(block.unknownKeys), `${began.slice(0, 10)} ${began.slice(11, 16)}`, `${utcSecondUp(Date.parse(block.blockedUntil))} UTC`];
+  };
+  const rows = () => page.getByRole('table', { name: 'Address blocks' }).locator('tbody tr');
+  const shownRows = async () => Promise.all((await rows().all()).map(async (row) => (await row.locator('td').allInnerTexts()).slice(0, 4).map((cell) => cell.trim())));
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir, (profile) => ({ ...profile, trustedProxies: ['127.0.0.1'], auth: { ...profile.auth, unknownKeys: { limit: 1, window: '1m', block: '10m' } } }));
+    await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
+    await addMember(fixture.keygate.runtime, MEMBER, await newAccount(fixture, 'Acme Analytics'), 'member');
+    browser = await launchChromium();
+    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await page.goto('/sign-in');
+    await signIn(page, OPERATOR);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('is linked from the operator’s navigation, says what it lists, and that no address is blocked while none is', async () => {
+    await page.goto('/accounts');
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Address blocks' }).click();
+    await expectHeading(page, 'Address blocks');
+    expect(await textOf(page.locator('main p').first())).toBe(INTRO);
+    expect(await textOf(page.locator('.empty'))).toBe('No address is blocked now.');
+    expect(await page.getByRole('table').count()).toBe(0);
+  });
+
+  it('lists the blocks in force as the admin API does, oldest first, an IPv6 address as its /64, with the unknown keys, when it began and when it ends', async () => {
+    expect(await guess('203.0.113.5')).toBe(401);
+    fixture.clock.advance(1_000);
+    expect(await guess('2001:db8:0:7::1')).toBe(401);
+    expect([await guess('203.0.113.5'), await guess('2001:db8:0:7::2')]).toEqual([429, 429]);
+    const listed = await adminList();
+    expect(listed.map((block) => block.address)).toEqual(['203.0.113.5', '2001:db8:0:7::/64']);
+    await page.reload();
+    expect(await shownRows()).toEqual(listed.map(rowOf));
+    await screenshot(page, 'address-blocks');
+  });
+
+  it('lifts a block with its Lift button: served again and counted afresh, audited as address.unblocked under the operator, from their address', async () => {
+    await page.getByRole('button', { name: 'Lift the block of 203.0.113.5' }).click();
+    await expectHeading(page, 'Address blocks');
+    expect(await textOf(page.getByRole('status'))).toBe('The block of 203.0.113.5 is lifted: its requests are served again, and its unknown keys counted afresh.');
+    expect((await shownRows()).map((row) => row[0])).toEqual(['2001:db8:0:7::/64']);
+    expect((await adminList()).map((block) => block.address)).toEqual(['2001:db8:0:7::/64']);
+    const [lifted] = await fixture.keygate.runtime.store.listAudit({ limit: 1 });
+    expect(lifted).toMatchObject({ action: 'address.unblocked', actor: OPERATOR, actorAddress: '127.0.0.1', detail: { address: '203.0.113.5', unknownKeys: 1 } });
+    // Its next unknown key is answered as unknown (and counted: the limit is 1), the one after refused again.
+    expect([await guess('203.0.113.5'), await guess('203.0.113.5')]).toEqual([401, 429]);
+    // The audit log says it too, under the operator.
+    await page.goto('/audit');
+    expect(await textOf(page.locator('tbody tr', { hasText: 'Lifted a client address' }).first())).toContain(OPERATOR);
+  });
+
+  it('says a lift sent again (Back, a second operator) changes nothing; refuses a hand-edited address without repeating it, and a form without the token', async () => {
+    const again = new Visitor(fixture.dashboardUrl);
+    await again.signIn(OPERATOR, '/address-blocks');
+    await page.goto('/address-blocks');
+    await page.getByRole('button', { name: 'Lift the block of 2001:db8:0:7::/64' }).click();
+    await expectHeading(page, 'Address blocks');
+    const audited = await fixture.keygate.runtime.store.listAudit({ limit: 1 });
+    // The same lift from the page shown before.
+    const stale = await again.post('/address-blocks/lift', { address: '2001:db8:0:7::/64' });
+    expect([stale.status, stale.location]).toEqual([303, '/address-blocks']);
+    expect((await again.get('/address-blocks')).html).toContain('Nothing changed: 2001:db8:0:7::/64 is not blocked now (its block ended, or was lifted already).');
+    expect(await fixture.keygate.runtime.store.listAudit({ limit: 1 })).toEqual(audited);
+
+    const pasted = 'rk_live_pastedbymistake0123456789';
+    const edited = await again.post('/address-blocks/lift', { address: pasted });
+    expect([edited.status, edited.heading, edited.alert]).toEqual([400, 'Address blocks', 'The form did not name a blocked address as this page lists them. Lift a block with its own button.']);
+    expect(edited.html).not.toContain(pasted);
+
+    // 203.0.113.5 is blocked again (above): a post without the page's token lifts nothing.
+    await page.reload();
+    expect((await postFromPage(page, '/address-blocks/lift', { address: '203.0.113.5' }, { withToken: false })).status).toBe(403);
+    expect((await adminList()).map((block) => block.address)).toEqual(['203.0.113.5']);
+  });
+
+  it('keeps the page from members: no link, and a 404 for the page and the form', async () => {
+    const member = new Visitor(fixture.dashboardUrl);
+    await member.signIn(MEMBER, '/keys');
+    expect((await member.get('/keys')).html).not.toContain('href="/address-blocks"');
+    expect((await member.get('/address-blocks')).status).toBe(404);
+    expect((await member.post('/address-blocks/lift', { address: '203.0.113.5' })).status).toBe(404);
+    expect((await adminList()).map((block) => block.address)).toEqual(['203.0.113.5']);
+  });
+
+  it(`lists ${PER_PAGE} blocks to a page, each once, in the admin API's order, with links to the next page and back`, async () => {
+    for (let i = 1; i <= PER_PAGE + 2; i++) {
+      if (i % 10 === 0) fixture.clock.advance(1);
+      expect(await guess(`198.51.100.${i}`)).toBe(401);
+    }
+    const every = (await adminList()).map((block) => block.address);
+    expect(every).toHaveLength(PER_PAGE + 3);
+    await page.goto('/address-blocks');
+    const first = (await shownRows()).map((row) => row[0]);
+    expect(first).toEqual(every.slice(0, PER_PAGE));
+    expect(await page.getByRole('link', { name: 'First page' }).count()).toBe(0);
+    await page.getByRole('link', { name: `Next ${PER_PAGE} blocks` }).click();
+    await expectHeading(page, 'Address blocks');
+    expect((await shownRows()).map((row) => row[0])).toEqual(every.slice(PER_PAGE));
+    expect(await page.getByRole('link', { name: /^Next/ }).count()).toBe(0);
+    // A lift from the second page leads back to the first.
+    await page.getByRole('button', { name: `Lift the block of ${every.at(-1) as string}` }).click();
+    expect(await textOf(page.getByRole('status'))).toBe(`The block of ${every.at(-1) as string} is lifted: its requests are served again, and its unknown keys counted afresh.`);
+    expect((await shownRows()).map((row) => row[0])).toEqual(first);
+    await page.getByRole('link', { name: `Next ${PER_PAGE} blocks` }).click();
+    expect((await shownRows()).map((row) => row[0])).toEqual(every.slice(PER_PAGE, -1));
+    await page.getByRole('link', { name: 'First page' }).click();
+    expect((await shownRows()).map((row) => row[0])).toEqual(first);
+  });
+
+  it('fits a phone: the navigation and the blocks as cards, nothing to scroll sideways', async () => {
+    const phone = await (await newContext(browser, fixture.dashboardUrl, PHONE)).newPage();
+    try {
+      await phone.goto('/sign-in');
+      await signIn(phone, OPERATOR);
+      await phone.goto('/address-blocks');
+      await expectHeading(phone, 'Address blocks');
+      expect(await phone.getByRole('button', { name: /^Lift the block of / }).count()).toBe(PER_PAGE);
+      expect(await horizontalOverflow(phone)).toBe(0);
+      await screenshot(phone, 'phone-address-blocks');
+    } finally {
+      await phone.context().close();
+    }
+  });
+});
+
+describe.skipIf(!chromiumAvailable())('dashboard: the address blocks page with auth.unknownKeys off', () => {
+  let fixture: DashboardFixture;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(tempDir('keygate-dashboard-address-blocks-off'));
+  });
+  afterAll(async () => {
+    await fixture?.close();
+  });
+
+  it('says that nothing is counted or blocked, and shows no list', async () => {
+    await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
+    const operator = new Visitor(fixture.dashboardUrl);
+    await operator.signIn(OPERATOR, '/address-blocks');
+    const shown = await operator.get('/address-blocks');
+    expect([shown.status, shown.heading]).toEqual([200, 'Address blocks']);
+    expect(shown.html).toContain('<p>Unknown keys are not counted and no address is blocked: <code>auth.unknownKeys</code> is off in this profile.</p>');
+    expect(shown.html).not.toContain('<table');
+    expect(shown.html).not.toContain('No address is blocked now');
+  });
+});
