@@ -19,6 +19,8 @@ const MEMBER = 'ada@acme.example';
 /** As the page says it with the memory counters these tests run on. */
 const INTRO =
   'A client address that presents 1 unknown key within 1m is refused for 10m (auth.unknownKeys), but for keys in use. Oldest first, 100 to a page. Each keygate process counts and blocks by itself (memory counters): this page shows and lifts the blocks of the process that answered it; another process’s, through its own admin API. Lifting a block serves the address again and counts its unknown keys afresh.';
+/** A port nothing listens on (tcpmux: no service runs there). */
+const UNREACHABLE_PORT = 1;
 /** The dashboard's page size (pages/address-blocks.ts). */
 const PER_PAGE = 100;
 
@@ -197,3 +199,27 @@ describe.skipIf(!chromiumAvailable())('dashboard: the address blocks page with a
     expect(shown.html).not.toContain('No address is blocked now');
   });
 });
+
+describe.skipIf(!chromiumAvailable())('dashboard: lifting an address block while Redis is away', () => {
+  let fixture: DashboardFixture;
+
+  beforeAll(async () => {
+    // Redis counters on a port nothing listens on: every call to Redis fails, as while it is down.
+    fixture = await startDashboard(tempDir('keygate-dashboard-address-blocks-away'), (profile) => ({ ...profile, counters: `redis://127.0.0.1:${UNREACHABLE_PORT}`, auth: { ...profile.auth, unknownKeys: { limit: 1, window: '1m', block: '10m' } } }));
+  });
+  afterAll(async () => {
+    await fixture?.close();
+  });
+
+  it('says the block cannot be lifted now (503), not a fault of the page, and lists this process’s blocks', async () => {
+    await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
+    const operator = new Visitor(fixture.dashboardUrl);
+    await operator.signIn(OPERATOR, '/address-blocks');
+    const listed = await operator.get('/address-blocks');
+    expect([listed.status, listed.heading]).toEqual([200, 'Address blocks']);
+    expect(listed.html).toContain('Every keygate process shares these blocks (Redis counters)');
+    const lift = await operator.post('/address-blocks/lift', { address: '203.0.113.9' });
+    expect([lift.status, lift.heading, lift.alert]).toEqual([503, 'Address blocks', 'The block of 203.0.113.9 cannot be lifted now: the counters (Redis) do not answer. Try again once they are back.']);
+  });
+});
+
