@@ -334,7 +334,7 @@ describe('keygate CLI with a running gateway', () => {
     expect([idle.code, idle.stderr]).toEqual([1, 'error: nothing to change: give --name, --plan, --api-access, --overage, --plan-expires, --rate-limit or --meter-limit\n']);
     // A window that admits nothing is refused in the profile's words, not the validator's.
     const none = await cli('accounts', 'update', accountId, '--rate-limit', '0-per-1s');
-    expect([none.code, none.stderr]).toEqual([1, 'error: --rate-limit: expected more than 0 (a window is { limit: 100, window: "1s", scope: "key" or "account" })\n']);
+    expect([none.code, none.stderr]).toEqual([1, 'error: --rate-limit: expected more than 0\n']);
     // A date no page or table could show is refused before anything is written.
     const late = await cli('accounts', 'update', accountId, '--plan-expires', '100000000d');
     expect([late.code, late.stderr]).toEqual([1, "error: the plan's expiry must be before the year 10000\n"]);
@@ -470,7 +470,6 @@ describe('keygate CLI with a running gateway', () => {
     const pastedPath = callsFile('pasted-path', JSON.stringify([{ method: 'GET', path: '/api/v1/apps/a/metrics/mrr', count: 1 }, { method: 'GET', path: `/x/${pasted}`, count: 1 }]));
     const pastedMethod = callsFile('pasted-method', JSON.stringify([{ method: pasted, path: '/api/v1/apps/a/metrics/mrr', count: 1 }]));
     const dotSegment = '(a dot segment, a backslash or an escape it would read as another path)';
-    const window = '(a window is { limit: 100, window: "1s", scope: "key" or "account" })';
     const cases: [string[], string][] = [
       [['keys', 'create', '--account', id, '--name', 'k', '--expires', pasted], '--expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)'],
       [['keys', 'list', '--limit', pasted], '--limit: expected a whole number from 1 to 10000'],
@@ -514,7 +513,7 @@ describe('keygate CLI with a running gateway', () => {
     });
     // Also for a window the parser reads but the operation refuses.
     const zero = await cli('accounts', 'update', id, '--rate-limit', '5-per-1s', '--rate-limit', '0-per-1s');
-    expect([zero.code, zero.stderr]).toEqual([1, `error: --rate-limit (the 2nd of 2): expected more than 0 ${window}\n`]);
+    expect([zero.code, zero.stderr]).toEqual([1, `error: --rate-limit (the 2nd of 2): expected more than 0\n`]);
     for (const r of runs) expect(r.stderr + r.stdout).not.toContain(hidden);
   });
 

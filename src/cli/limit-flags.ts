@@ -7,7 +7,6 @@ import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError, ordinal } from '../operations/errors.js';
 import { LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../limits/repeated-windows.js';
-import { withWindowShape } from '../limits/window-shape.js';
 
 /**
  * How a window is written, for a refusal of one: near misses (`10-per-1 hour`, `10 per 1h`,
@@ -75,7 +74,7 @@ export function inFlags(error: unknown, given: LimitsChange | undefined): unknow
   // The list as a whole (`limits.rateLimits: at most 20 windows`) is said as the operation says it.
   if (place === undefined || place.at === 'windows') return error;
   const windows = Array.isArray(change.rateLimits) ? change.rateLimits : [];
-  if (!('meter' in place.at)) return new OperationError(error.kind, withWindowShape(error, `${flagAt('--rate-limit', place.at.window, windows.length)}: ${place.why}`));
+  if (!('meter' in place.at)) return new OperationError(error.kind, `${flagAt('--rate-limit', place.at.window, windows.length)}: ${place.why}`);
   const typed = Object.keys(change.meters ?? {});
   const { meter } = place.at;
   if (!typed.includes(meter)) {
@@ -128,7 +127,7 @@ export function keyWindowsInFlags(error: unknown, given: unknown[] | undefined):
     return new OperationError(error.kind, `${flagAt('--rate-limit', error.at, windows.length)}: ${repeatedWindowWhy(named, error.shape)}`);
   }
   const one = /^rateLimits\[(\d+)\][^:]*: (.*)$/s.exec(error.message);
-  if (one) return new OperationError(error.kind, withWindowShape(error, `${flagAt('--rate-limit', Number(one[1]), windows.length)}: ${one[2] as string}`));
+  if (one) return new OperationError(error.kind, `${flagAt('--rate-limit', Number(one[1]), windows.length)}: ${one[2] as string}`);
   const all = /^rateLimits: (.*)$/s.exec(error.message);
   if (all) return new OperationError(error.kind, `--rate-limit: ${all[1] as string}`);
   return error;

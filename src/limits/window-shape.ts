@@ -1,10 +1,10 @@
 /**
  * A window of an account's (or a key's) own refused for what it holds (a limit of 0, a
  * window that is not a duration). The operation says where and why
- * (`limits.rateLimits[0].limit: expected more than 0`); the admin API and the CLI add
- * how the profile writes a window (WINDOW_SHAPE_NOTE) where they answer, their callers
- * writing windows in those terms or reading the profile's. The dashboard's forms take
- * windows as `10-per-1m` and say so in their own words: the note is not theirs.
+ * (`limits.rateLimits[0].limit: expected more than 0`); the admin API adds how the profile
+ * writes a window (WINDOW_SHAPE_NOTE) where it answers, its callers writing windows in
+ * those terms. The CLI's flags and the dashboard's forms take windows as `10-per-1m` and
+ * say so in their own words: the note is not theirs.
  */
 import { OperationError } from '../operations/errors.js';
 
@@ -23,10 +23,7 @@ export class WindowShapeError extends OperationError {
   }
 }
 
-/**
- * `message` (the refusal's own, or the caller's wording of it) as the admin API and the CLI
- * answer it: with WINDOW_SHAPE_NOTE after it where `error` refused a window's shape.
- */
-export function withWindowShape(error: OperationError, message = error.message): string {
-  return error instanceof WindowShapeError ? `${message} ${WINDOW_SHAPE_NOTE}` : message;
+/** A refusal's message as the admin API answers it: with WINDOW_SHAPE_NOTE after it where `error` refused a window's shape. */
+export function withWindowShape(error: OperationError): string {
+  return error instanceof WindowShapeError ? `${error.message} ${WINDOW_SHAPE_NOTE}` : error.message;
 }

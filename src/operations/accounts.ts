@@ -170,7 +170,7 @@ export function checkedWindows(given: unknown[], field = 'limits.rateLimits', wh
     const issue = parsed.error.issues[0];
     const place = [`${field}[${i}]`, ...(issue?.path ?? [])].map((part, j) => (typeof part === 'number' ? `[${part}]` : `${j === 0 ? '' : '.'}${String(part)}`)).join('');
     // In the profile's words ("expected more than 0"), not zod's ("Too small: expected number to be >0"); no value echoed.
-    // The admin API and the CLI add how a window is written (WINDOW_SHAPE_NOTE) where they answer.
+    // The admin API adds how a window is written (WINDOW_SHAPE_NOTE) where it answers.
     const why = issue === undefined ? 'not a window' : isZodDefault(issue.message) ? describeProblem(issue, () => WINDOW_FIELDS, JSON_FORMAT) : issue.message;
     throw new WindowShapeError(place, why);
   });
