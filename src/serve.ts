@@ -404,7 +404,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   try {
     // Without a token the admin listener still serves /health and /openapi.json; but without a
     // gateway the admin API is what keygate is for (POST /v1/check takes the admin token only).
-    const required = upstreamUrl === undefined ? (why: string) => new Error(noGatewayWithoutToken(config.admin.tokenEnv, why)) : undefined;
+    // Refused as a bad profile is (exit code 2), naming the variable and the field that names it.
+    const required = upstreamUrl === undefined ? (why: string) => noGatewayWithoutToken(loaded.file, config.admin.tokenEnv, why) : undefined;
     const admin = adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log, 'admin', false, required);
     const read = adminTokensOf(options.adminReadToken ?? rt.env[config.admin.readTokenEnv], config.admin.readTokenEnv, log, 'read-only', admin.tokens.length > 0);
 
@@ -574,8 +575,12 @@ function servingMessage(health: Health, withoutGateway?: readonly ListenerKind[]
 }
 
 /** Why serve refuses to start without a gateway and without a usable admin token: it is then what keygate is used with. */
-function noGatewayWithoutToken(tokenEnv: string, why: string): string {
-  return `gateway: false serves the admin API alone, and a backend's POST /v1/check needs the admin token (in ${tokenEnv}, the variable admin.tokenEnv names), but ${why}`;
+function noGatewayWithoutToken(file: string, tokenEnv: string, why: string): ConfigError {
+  return new ConfigError(
+    file,
+    [{ field: 'admin.tokenEnv', message: `gateway: false serves the admin API alone, and a backend's POST /v1/check needs the admin token (in ${tokenEnv}, the variable admin.tokenEnv names), but ${why}` }],
+    `cannot be served with gateway: false without a usable admin token in ${tokenEnv}`,
+  );
 }
 
 /**

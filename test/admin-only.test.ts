@@ -105,19 +105,25 @@ describe('keygate serve with gateway: false', () => {
     }
   });
 
-  it('refuses to start without a usable admin token, naming its variable and admin.tokenEnv, and refuses --port (no gateway to move)', async () => {
+  it('refuses to start without a usable admin token as a bad profile (exit code 2), naming its variable and admin.tokenEnv, and refuses --port (no gateway to move)', async () => {
     const file = path.join(dir, 'no-token.yaml');
     writeFileSync(file, profile(0, 'Send your key'));
     const unset = startFailure(await runCli(['serve', '--config', file], { env: { KEYGATE_ADMIN_TOKEN: '' } }));
     expect(unset).toEqual({
-      code: 1,
-      msg: "keygate could not start: gateway: false serves the admin API alone, and a backend's POST /v1/check needs the admin token (in KEYGATE_ADMIN_TOKEN, the variable admin.tokenEnv names), but KEYGATE_ADMIN_TOKEN is not set; set it to at least 16 random characters, e.g. openssl rand -base64 24",
+      code: 2,
+      msg: `keygate could not start: ${file}: cannot be served with gateway: false without a usable admin token in KEYGATE_ADMIN_TOKEN`,
+      problems: [
+        "admin.tokenEnv: gateway: false serves the admin API alone, and a backend's POST /v1/check needs the admin token (in KEYGATE_ADMIN_TOKEN, the variable admin.tokenEnv names), but KEYGATE_ADMIN_TOKEN is not set; set it to at least 16 random characters, e.g. openssl rand -base64 24",
+      ],
       stderr: '',
     });
     const short = startFailure(await runCli(['serve', '--config', file], { env: { KEYGATE_ADMIN_TOKEN: 'short' } }));
-    expect(short.msg).toBe(
-      "keygate could not start: gateway: false serves the admin API alone, and a backend's POST /v1/check needs the admin token (in KEYGATE_ADMIN_TOKEN, the variable admin.tokenEnv names), but KEYGATE_ADMIN_TOKEN is 5 characters long; use at least 16 random ones, e.g. openssl rand -base64 24",
-    );
+    expect([short.code, short.problems]).toEqual([
+      2,
+      [
+        "admin.tokenEnv: gateway: false serves the admin API alone, and a backend's POST /v1/check needs the admin token (in KEYGATE_ADMIN_TOKEN, the variable admin.tokenEnv names), but KEYGATE_ADMIN_TOKEN is 5 characters long; use at least 16 random ones, e.g. openssl rand -base64 24",
+      ],
+    ]);
     const port = startFailure(await runCli(['serve', '--config', file, '--port', '9000'], { env: { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN } }));
     expect(port).toEqual({ code: 1, msg: `keygate could not start: --port sets the gateway's port, and ${file} runs no gateway (gateway: false): leave it out (--admin-port sets the admin API's)`, stderr: '' });
   });
