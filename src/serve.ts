@@ -26,6 +26,7 @@ import { KEYGATE_VERSION } from './build-info.js';
 import { canConnect, startUpstream, upstreamAddress, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
 import { checkHealth, type Health } from './operations/health.js';
 import { describeListeners, NO_UPSTREAM_HEADLINE, servingPlan, type ListenerKind } from './config/servable.js';
+import { unusedFields } from './config/unused-fields.js';
 
 export interface ServeOptions extends RuntimeOptions {
   /** Override listener ports (0 = any free port), e.g. for tests. */
@@ -351,6 +352,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     void endLog();
     throw error;
   }
+  sayUnusedFields(config, log);
   if (upstream) {
     rt.upstreamDown = upstream.down;
     rt.upstreamNextStartInMs = upstream.nextStartInMs;
@@ -465,6 +467,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
         metrics.reload('applied');
         if (changed.length === 0) log.info({ file: loaded.file, digest }, 'profile reloaded: nothing changed');
         else log.info({ file: loaded.file, changed, digest }, `profile reloaded: ${changed.join(', ')} changed`);
+        sayUnusedFields(rt.config, log);
         return changed;
       } catch (error) {
         // A profile that does not validate: its problems as a list, as a failed start gives
@@ -572,6 +575,15 @@ function servingMessage(health: Health, withoutGateway?: readonly ListenerKind[]
   if (health.status === 'ok') return serving;
   if (health.status === 'degraded') return `${serving}, but degraded: ${health.reason}`;
   return `${serving}, but not ready: ${health.reason}; /health/ready answers 503 until it is`;
+}
+
+/**
+ * The fields the profile sets that set nothing (config/unused-fields.ts), one warning for
+ * each group, at start and after each reload as the route table's gaps are: valid, so
+ * serving goes on.
+ */
+function sayUnusedFields(config: Config, log: Log): void {
+  for (const unused of unusedFields(config)) log.warn({ fields: unused.fields }, unused.warning);
 }
 
 /** Why serve refuses to start without a gateway and without a usable admin token: it is then what keygate is used with. */

@@ -53,6 +53,12 @@ describe('keygate serve with gateway: false', () => {
     writeFileSync(file, profile(gatewayPort, 'Send your key'));
     const { child, logged } = spawnServe(file, { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN });
     try {
+      // The gateway's port, set but unused: said once as it starts (a warning, not a refusal).
+      expect(JSON.parse(await logged('runs no gateway'))).toMatchObject({
+        level: 40,
+        fields: ['listen.port'],
+        msg: 'gateway: false runs no gateway, so listen.port has no effect (it applies once the gateway is on again: remove it, or keep it for then)',
+      });
       const started = JSON.parse(await logged('keygate is serving')) as Record<string, unknown>;
       expect(started).toMatchObject({ msg: 'keygate is serving the admin API and the dashboard, no gateway (gateway: false)', gateway: false, status: 'ok' });
       expect(started).not.toHaveProperty('upstream');
@@ -88,6 +94,8 @@ describe('keygate serve with gateway: false', () => {
       writeFileSync(file, profile(gatewayPort, 'Key required'));
       child.kill('SIGHUP');
       expect(JSON.parse(await logged('profile reloaded')).changed).toEqual(['errors']);
+      // Said again after a reload, as at the start.
+      expect(JSON.parse(await logged('runs no gateway', 1)).fields).toEqual(['listen.port']);
       expect(JSON.parse((await denied()).error.body as string)).toEqual({ error: 'Key required' });
       // A profile that turns the gateway back on without an upstream: refused, the one in use stays.
       writeFileSync(file, profile(gatewayPort, 'Gateway back', { gateway: true }));
@@ -126,6 +134,32 @@ describe('keygate serve with gateway: false', () => {
     ]);
     const port = startFailure(await runCli(['serve', '--config', file, '--port', '9000'], { env: { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN } }));
     expect(port).toEqual({ code: 1, msg: `keygate could not start: --port sets the gateway's port, and ${file} runs no gateway (gateway: false): leave it out (--admin-port sets the admin API's)`, stderr: '' });
+  });
+
+  it('check warns of the gateway\'s fields a gateway: false profile sets, naming each (not those left at their defaults, nor what checks use too), in --json\'s warnings too', async () => {
+    const file = path.join(dir, 'gateway-fields.yaml');
+    writeFileSync(
+      file,
+      [
+        'gateway: false',
+        // Its default host, written out: sets nothing, so nothing to say of it.
+        'listen: {host: 127.0.0.1, port: 9443, maxConnections: 100}',
+        // caseSensitivePaths judges POST /v1/check's targets: used, not named.
+        'upstream: {timeout: 5s, connections: 16, caseSensitivePaths: false}',
+        'identityHeaders: {prefix: X-Rows-}',
+        'basePath: /v1',
+        'routes: [{path: /v1/rows}]',
+      ].join('\n'),
+    );
+    const warning =
+      'gateway: false runs no gateway, so listen.port, listen.maxConnections, upstream.timeout, upstream.connections and identityHeaders.prefix have no effect (they apply once the gateway is on again: remove them, or keep them for then)';
+    const human = await runCli(['check', '--config', file]);
+    expect([human.code, human.stdout]).toEqual([0, `${file}: ok (1 plan, 1 route)\nserves: the admin API and the dashboard, no gateway (gateway: false); keygate serve requires the admin token (KEYGATE_ADMIN_TOKEN)\nwarning: ${warning}\n`]);
+    const json = await runCli(['--json', 'check', '--config', file]);
+    expect([json.code, (JSON.parse(json.stdout) as { warnings?: string[] }).warnings]).toEqual([0, [warning]]);
+    // The same fields with the gateway on: each in use, nothing to say.
+    writeFileSync(file, 'upstream: {url: "http://127.0.0.1:4000", timeout: 5s, connections: 16}\nlisten: {port: 9443, maxConnections: 100}\nidentityHeaders: {prefix: X-Rows-}\n');
+    expect((await runCli(['check', '--config', file])).stdout).not.toContain('warning:');
   });
 
   it('check says how serve would serve a profile: gateway and admin API, admin API alone, or not at all and why', async () => {

@@ -1046,6 +1046,26 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(await warned('{enabled: false, listen: {host: 0.0.0.0}}')).toEqual([]);
   });
 
+  it('check warns of keys fields the other key format reads, and of reserve fields beside a flat cost, naming each; none for their defaults', async () => {
+    const warned = async (rest: string) => {
+      const file = path.join(dir, 'unused-fields.yaml');
+      writeFileSync(file, `upstream: {url: "http://127.0.0.1:4100"}\nplans: {free: {meters: {rows: {limit: 100}}}}\n${rest}`);
+      const r = await runCli(['check', '--config', file]);
+      expect(r.code, rest).toBe(0);
+      return r.stdout.split('\n').filter((line) => line.startsWith('warning: '));
+    };
+    expect(await warned('keys: {hexLength: 64}\n')).toEqual(['warning: keys.format is prefixed, so keys.hexLength has no effect (only hex keys have a hexLength)']);
+    expect(await warned('keys: {format: hex, prefix: {live: sk_live_, test: sk_test_}}\n')).toEqual([
+      'warning: keys.format is hex, so keys.prefix.live and keys.prefix.test have no effect (hex keys have no prefix)',
+    ]);
+    expect(await warned('routes:\n  - {path: /v1/rows, cost: {meter: rows, perRequest: 1, reserveRecords: 50, reserveFromQuery: limit}}\n  - {path: /v1/items, cost: {meter: rows, perRecord: 1, records: {json: data}, reserveRecords: 50, reserveFromQuery: limit}}\n')).toEqual([
+      'warning: routes[0].cost.reserveRecords and routes[0].cost.reserveFromQuery have no effect beside perRequest (a flat cost reserves and charges the same whatever the records: they serve perRecord)',
+    ]);
+    // Each format's own fields, and the defaults of the other's written out: nothing to say.
+    expect(await warned('keys: {format: hex, hexLength: 64, prefix: {live: kg_live_}}\n')).toEqual([]);
+    expect(await warned('keys: {prefix: {live: sk_live_}, hexLength: 40}\nroutes: [{path: /v1/rows, cost: {meter: rows, perRequest: 1, reserveRecords: 1}}]\n')).toEqual([]);
+  });
+
   it('refuses a user and password in upstream.url, which would never reach the upstream, without showing the password', async () => {
     const file = path.join(dir, 'upstream-userinfo.yaml');
     writeFileSync(file, 'upstream: {url: "http://svc:hunter2-secret@127.0.0.1:4100"}\n');

@@ -529,6 +529,7 @@ export function buildCli(): Command {
         ...profileOps.wildcardRootGaps(table, profile.routes).map(profileOps.describeWildcardRootGap),
         ...(cookiesInClear ? [cookiesInClear] : []),
         ...(weakKeys ? [profileOps.describeWeakImportedKeys(weakKeys, profile.auth.unknownKeys !== undefined)] : []),
+        ...profileOps.unusedFields(profile).map((unused) => unused.warning),
       ];
       // How `keygate serve` would serve it (the admin token, from the environment, is judged when it starts).
       const plan = profileOps.servingPlan(profile);

@@ -10,3 +10,4 @@ export { configJsonSchema, loadConfigFile } from '../config/load.js';
 export { describeScopeGap, describeWildcardRootGap, profileRouteTable, scopeGaps, wildcardRootGaps } from '../routes/route-table.js';
 export { describeWeakImportedKeys, weakImportedKeys } from '../keys/format.js';
 export { describeListeners, servingPlan } from '../config/servable.js';
+export { unusedFields } from '../config/unused-fields.js';

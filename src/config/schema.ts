@@ -275,6 +275,9 @@ const recordCount = z.union([
     .strict(),
 ]);
 
+/** Records a per-record cost reserves for where it says nothing of them. */
+export const RESERVE_RECORDS_DEFAULT = 1;
+
 export const costSchema = z
   .object({
     meter: identifier,
@@ -284,7 +287,7 @@ export const costSchema = z
     reserveRecords: amount('reserveRecords')
       .int()
       .positive()
-      .default(1)
+      .default(RESERVE_RECORDS_DEFAULT)
       .describe('Records reserved before forwarding when the count is only known from the response.'),
     reserveFromQuery: z
       .string()

@@ -1,0 +1,88 @@
+/**
+ * Fields a profile sets that change nothing in it: valid (an operator may turn the
+ * gateway off for a while and keep the rest), so not refused, but whoever set one expects
+ * it to act, and is told. `keygate check` prints each group as a warning line (in
+ * `warnings` with --json) and `keygate serve` logs it at start-up. A field counts only
+ * where its value is not the default: a default, written out or not, sets nothing.
+ *
+ * @example
+ * unusedFields(config)
+ * // → [{ fields: ['listen.port', 'upstream.timeout'], warning: 'gateway: false runs no gateway, so listen.port and upstream.timeout have no effect …' }]
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { configSchema, RESERVE_RECORDS_DEFAULT, type Config } from './schema.js';
+
+export interface UnusedFields {
+  /** The fields, as paths (`listen.port`, `routes[0].cost.reserveRecords`). */
+  fields: string[];
+  /** One line saying which, and why they change nothing. */
+  warning: string;
+}
+
+/**
+ * What serves only the gateway: its listener, its connections to the upstream, the
+ * headers it adds to what it forwards and reads from what comes back. `upstream.url` and
+ * `upstream.spawn` are refused with gateway: false (schema.ts); `caseSensitivePaths` and
+ * `basePath` judge POST /v1/check's targets too, and `trustedProxies` the admin API's and
+ * the dashboard's clients.
+ */
+const GATEWAY_ONLY = ['listen', 'upstream.timeout', 'upstream.connections', 'upstream.maxInFlightPerAccount', 'identityHeaders', 'gauges'] as const;
+
+/** A profile that sets nothing: every field's default. Made once, when first asked. */
+let defaults: Config | undefined;
+
+export function unusedFields(config: Config): UnusedFields[] {
+  defaults ??= configSchema.parse({});
+  const found: UnusedFields[] = [];
+  if (!config.gateway) {
+    const fields = GATEWAY_ONLY.flatMap((path) => changedLeaves(valueAt(defaults, path), valueAt(config, path), path));
+    if (fields.length > 0) {
+      found.push({
+        fields,
+        warning: `gateway: false runs no gateway, so ${listed(fields)} ${fields.length === 1 ? 'has' : 'have'} no effect (${fields.length === 1 ? 'it applies' : 'they apply'} once the gateway is on again: remove ${fields.length === 1 ? 'it' : 'them'}, or keep ${fields.length === 1 ? 'it' : 'them'} for then)`,
+      });
+    }
+  }
+  const keys = keyFormatFields(config.keys, defaults.keys);
+  if (keys.length > 0) {
+    found.push({ fields: keys, warning: `keys.format is ${config.keys.format}, so ${listed(keys)} ${keys.length === 1 ? 'has' : 'have'} no effect (${config.keys.format === 'hex' ? 'hex keys have no prefix' : 'only hex keys have a hexLength'})` });
+  }
+  const reserve = config.routes.flatMap(({ cost }, i) =>
+    cost?.perRequest === undefined ? [] : [
+          ...(cost.reserveRecords !== RESERVE_RECORDS_DEFAULT ? [`routes[${i}].cost.reserveRecords`] : []),
+          ...(cost.reserveFromQuery !== undefined ? [`routes[${i}].cost.reserveFromQuery`] : []),
+        ],
+  );
+  if (reserve.length > 0) {
+    found.push({ fields: reserve, warning: `${listed(reserve)} ${reserve.length === 1 ? 'has' : 'have'} no effect beside perRequest (a flat cost reserves and charges the same whatever the records: they serve perRecord)` });
+  }
+  return found;
+}
+
+/** The fields of `keys` the other format reads: a prefixed key has no hexLength, a hex key no prefix. */
+function keyFormatFields(keys: Config['keys'], unset: Config['keys']): string[] {
+  if (keys.format === 'hex') return changedLeaves(unset.prefix, keys.prefix, 'keys.prefix');
+  return keys.hexLength === unset.hexLength ? [] : ['keys.hexLength'];
+}
+
+/** `a`, `a and b`, `a, b and c`. */
+function listed(fields: readonly string[]): string {
+  return fields.length === 1 ? (fields[0] as string) : `${fields.slice(0, -1).join(', ')} and ${fields.at(-1) as string}`;
+}
+
+function valueAt(config: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((value, name) => (isRecord(value) ? value[name] : undefined), config);
+}
+
+/** The dotted paths under `at` where `value` differs from `unset` (mappings field by field, anything else whole). */
+function changedLeaves(unset: unknown, value: unknown, at: string): string[] {
+  if (isRecord(unset) && isRecord(value)) {
+    const names = new Set([...Object.keys(unset), ...Object.keys(value)]);
+    return [...names].flatMap((name) => changedLeaves(unset[name], value[name], `${at}.${name}`));
+  }
+  return isDeepStrictEqual(unset, value) ? [] : [at];
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
