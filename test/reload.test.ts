@@ -292,6 +292,32 @@ describe('the profile in effect in /metrics', () => {
       await Promise.all([one.close(), other.close()]);
     }
   });
+  it('is one digest on processes whose profiles list the same routes and scopes in another order; another once the order of a plan\'s windows changes (RateLimit-Policy lists them so)', async () => {
+    const dir = tempDir('reload-digest-order');
+    const windows = [{ limit: 10, window: '1s' }, { limit: 1000, window: '1h' }];
+    const profile = (db: string, order: <T>(items: T[]) => T[], rateLimits = windows): ConfigInput => ({
+      upstream: { url: 'http://127.0.0.1:1' },
+      store: `sqlite:${path.join(dir, db)}`,
+      dashboard: { enabled: false },
+      scopes: order(['rows:read', 'rows:write']),
+      plans: { team: { scopes: order(['rows:read', 'rows:write']), rateLimits } },
+      routes: order([{ path: '/rows', scopes: order(['rows:read', 'rows:write']) }, { path: '/*' }]),
+    });
+    const asWritten = <T,>(items: T[]) => items;
+    const reversed = <T,>(items: T[]) => [...items].reverse();
+    const one = await startKeygate(profile('one.db', asWritten), { dir });
+    const other = await startKeygate(profile('other.db', reversed), { dir });
+    const digest = async (kg: TestKeygate) => /keygate_config_info\{digest="([0-9a-f]+)"\} 1/.exec(await (await kg.admin('/metrics')).text())?.[1];
+    try {
+      const first = await digest(one);
+      expect(first).toMatch(/^[0-9a-f]{16}$/);
+      expect(await digest(other)).toBe(first);
+      await other.reload({ config: parseConfigObject(profile('other.db', reversed, [...windows].reverse())), file: 'inline', dir });
+      expect(await digest(other)).not.toBe(first);
+    } finally {
+      await Promise.all([one.close(), other.close()]);
+    }
+  });
 });
 
 describe('a profile a reload refuses', () => {
