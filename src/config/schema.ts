@@ -598,7 +598,7 @@ const profileSections = z
       .boolean()
       .default(true)
       .describe(
-        'Whether keygate serve runs the gateway: the listener on `listen` that forwards the requests it admits to upstream.url. false: no gateway, for a backend that checks its requests itself through the admin API (POST /v1/check and its settle): keygate serve then opens the admin API (whose admin token it requires) and the dashboard only, and upstream.url and upstream.spawn are refused (nothing is forwarded).',
+        'Whether keygate serve runs the gateway: the listener on `listen` that forwards the requests it admits to upstream.url. false: no gateway, for a backend that checks its requests itself through the admin API (POST /v1/check and its settle): keygate serve then opens the admin API (whose admin token it requires) and the dashboard only, and upstream.url and upstream.spawn are refused (nothing is forwarded); the gateway\'s other fields (listen, upstream.timeout, upstream.connections, …) then set nothing, and keygate check and serve warn of those given.',
       ),
     listen: listen(8080, GATEWAY_MAX_HEADER_SIZE),
     basePath: z
