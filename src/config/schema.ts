@@ -313,14 +313,37 @@ export const costSchema = z
 const NO_ESCAPE = /^[^%]*$/;
 const NO_ESCAPE_MESSAGE = 'the characters themselves, not percent-escapes: "@" for %40, a colon as "::" (one ":" starts a parameter)';
 
+/**
+ * Path patterns written as another tool writes them, which the router would take as the
+ * characters themselves: such a route never matches the requests it was meant for (they
+ * go to a broader route, or are no_route), and `keygate check` passed it. Each is said
+ * with the pattern as keygate writes it.
+ */
+const PATTERN_MISTAKES: readonly { mistake: RegExp; message: string }[] = [
+  { mistake: /\{[^/{}]*\}/, message: 'a parameter is written ":id", not "{id}" (braces would be matched as the characters themselves): /v1/items/:id' },
+  // A "?" ending the pattern is the router's optional parameter (/v1/items/:id?), not a query.
+  { mistake: /\?.|#/, message: 'a path only, without "?" or "#": a route is matched on the request\'s path, never its query' },
+  // A lone ":" (not the "::" that writes a colon) followed by no name.
+  { mistake: /(?<!:)(?:::)*:(?![A-Za-z0-9_:])/, message: 'a parameter needs a name after its ":" (/v1/items/:id); a colon itself is written "::"' },
+  { mistake: /\*./, message: 'a "*" ends the path (/v1/items/*): it matches the rest of it, so nothing can follow it' },
+];
+
+/** A route's or built-in's path pattern: starts with "/", no escapes, none of PATTERN_MISTAKES. */
+function pathPattern(example: string) {
+  return z
+    .string()
+    .regex(STARTS_WITH_SLASH, `a path starting with "/", such as ${example}`)
+    .regex(NO_ESCAPE, NO_ESCAPE_MESSAGE)
+    .superRefine((path, ctx) => {
+      const found = PATTERN_MISTAKES.find(({ mistake }) => mistake.test(path));
+      if (found && STARTS_WITH_SLASH.test(path)) ctx.addIssue({ code: 'custom', message: found.message });
+    });
+}
+
 export const routeSchema = z
   .object({
     method: httpMethod.default('*'),
-    path: z
-      .string()
-      .regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1/domains/:id')
-      .regex(NO_ESCAPE, NO_ESCAPE_MESSAGE)
-      .describe('Path pattern: "/v1/domains", "/v1/domains/:id", "/v1/backlinks/*"; a colon itself is "::".'),
+    path: pathPattern('/v1/domains/:id').describe('Path pattern: "/v1/domains", "/v1/domains/:id", "/v1/backlinks/*"; a colon itself is "::".'),
     scopes: scopeList.default([]).describe('Scopes the key must hold (all of them).'),
     cost: costSchema.optional(),
     rateLimits: rateLimitList.default([]).describe('Extra windows for this route only.'),
@@ -335,7 +358,7 @@ const mediaType = z
 export const builtinSchema = z
   .object({
     method: httpMethod.default('GET'),
-    path: z.string().regex(STARTS_WITH_SLASH, 'a path starting with "/", such as /v1/account/usage').regex(NO_ESCAPE, NO_ESCAPE_MESSAGE),
+    path: pathPattern('/v1/account/usage'),
     status: z.number().int().min(200).max(299).default(200),
     scopes: scopeList.default([]),
     allowWhenApiDisabled: z
