@@ -1143,6 +1143,17 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect([version.code, version.stdout.trim()]).toEqual([0, JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')).version]);
   });
 
+  it('names a mistyped option, with the one it most likely meant, before a required option it leaves missing', async () => {
+    // Commander said "required option '--account <id>' not specified" here, the typo unnamed.
+    const human = await runCli(['keys', 'create', '--acount', 'acc_x', '--name', 'production']);
+    expect([human.code, human.stdout, human.stderr.split('\n').slice(0, 2)]).toEqual([1, '', ["error: unknown option '--acount'", '(Did you mean --account?)']]);
+    const json = await runCli(['--json', 'gauge', '--acount', 'acc_x', '--meter', 'keywords', '--value', '3']);
+    expect([json.code, json.stdout, JSON.parse(json.stderr)]).toEqual([1, '', { error: "unknown option '--acount'\n(Did you mean --account?)" }]);
+    // A required option left out with nothing mistyped is still said so.
+    const missing = await runCli(['keys', 'create', '--name', 'production']);
+    expect([missing.code, missing.stderr.split('\n')[0]]).toEqual([1, "error: required option '--account <id>' not specified"]);
+  });
+
   it('never repeats a key typed where the command line refuses it (a bad --mode or port, an unknown option or command), with or without --json, and still says what is expected', async () => {
     const key = createKeyFormat({ format: 'prefixed', prefix: { live: 'kg_live_' }, hexLength: 40 }).generate('live');
     // The prefix is public; what follows it is the secret.

@@ -11,9 +11,10 @@
  * - A name typed where an option or a command belongs is repeated only when it reads as one
  *   of keygate's names (see PLAIN_NAME), as a typo does: `unknown option '--bogus'`.
  * - Commander's other errors (a missing argument, too many arguments) name only what keygate
- *   defines, and pass unchanged.
+ *   defines, and pass unchanged; but an unknown option is said before a required one left
+ *   out, as the typo it most often is.
  */
-import { Command, Help, type ErrorOptions, type Option } from 'commander';
+import { Command, Help, type ErrorOptions, type Option, type ParseOptionsResult } from 'commander';
 
 /**
  * A name keygate repeats: lowercase letters and hyphens, at most 24 of them (a flag with
@@ -82,6 +83,16 @@ function commandPath(command: Command): string {
   return names.join(' ');
 }
 
+/** Commander's code for a required option not given. */
+const MISSING_REQUIRED = 'commander.missingMandatoryOptionValue';
+
+/**
+ * Commander's own refusal of an unknown option, with its "did you mean" (a method of every
+ * Command that its typings leave out); it returns without a word where the command allows
+ * unknown options.
+ */
+type UnknownOptionSaying = { unknownOption(flag: string): void };
+
 /** What a command's help appends to an option it cannot run without. */
 export const REQUIRED_MARK = '(required)';
 
@@ -101,8 +112,17 @@ class MarkedRequiredHelp extends Help {
  * before they are written or thrown.
  */
 export class KeygateCommand extends Command {
+  /** What this command's last parse did not know (options it does not define, a subcommand's arguments). */
+  private notUnderstood: readonly string[] = [];
+
   override createCommand(name?: string): KeygateCommand {
     return new KeygateCommand(name);
+  }
+
+  override parseOptions(argv: string[]): ParseOptionsResult {
+    const parsed = super.parseOptions(argv);
+    this.notUnderstood = parsed.unknown;
+    return parsed;
   }
 
   override createHelp(): Help {
@@ -111,6 +131,10 @@ export class KeygateCommand extends Command {
   }
 
   override error(message: string, errorOptions?: ErrorOptions): never {
+    // Commander checks the required options before the unknown ones: `--acount acc_…` was
+    // "required option '--account <id>' not specified", hiding the typo and its "did you mean".
+    const mistyped = errorOptions?.code === MISSING_REQUIRED ? this.notUnderstood.find((arg) => arg.startsWith('-')) : undefined;
+    if (mistyped !== undefined) (this as unknown as UnknownOptionSaying).unknownOption(mistyped);
     return super.error(withoutTyped(message, errorOptions?.code, commandPath(this)), errorOptions);
   }
 }
