@@ -798,6 +798,18 @@ describe('upstream and identity headers', () => {
 
   it('says a negative duration once, and suggests no field for a name too short to be a typo of one', () => {
     expect(problems('upstream: {url: "http://a", timeout: -5}\n')).toEqual(['upstream.timeout: a duration, not a negative number']);
-    expect(problems('upstream: {url: "http://a"}\nauth: {credentials: [{in: header, zz: 1}]}\n')).toEqual(['auth.credentials[0]: unknown field "zz"']);
+    expect(problems('upstream: {url: "http://a"}\nauth: {credentials: [{in: header, zz: 1}]}\n')).toEqual(['auth.credentials[0]: unknown field "zz" (the fields here: in, name, scheme)']);
+  });
+
+  it('lists the few fields that belong where an unknown one is no typo of any, so the one meant is found without the docs', () => {
+    // Where the admin token goes: it is never in the file, but the variable that holds it is.
+    expect(problems('upstream: {url: "http://a"}\nadmin: {token: abc}\n')).toEqual(['admin: unknown field "token" (the fields here: listen, tokenEnv, readTokenEnv)']);
+    expect(problems('upstream: {url: "http://a"}\nkeys: {prefix: {production: wx_}}\n')).toEqual(['keys.prefix: unknown field "production" (the fields here: live, test)']);
+    expect(problems('upstream: {url: "http://a"}\nplans: {free: {rateLimits: [{limit: 5, window: 1s, per: key}]}}\n')).toEqual([
+      'plans.free.rateLimits[0]: unknown field "per" (the fields here: name, limit, window, scope)',
+    ]);
+    // A typo is said with the field it meant, not the list; the top level has too many fields to list.
+    expect(problems('upstream: {url: "http://a"}\nlisten: {prot: 1, adress: x}\n')).toEqual(['listen: unknown fields "prot" (did you mean "port"?), "adress"']);
+    expect(problems('upstream: {url: "http://a"}\nzzz: 1\n')).toEqual(['(top level): unknown field "zzz"']);
   });
 });

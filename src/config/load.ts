@@ -7,7 +7,7 @@ import path from 'node:path';
 import { isPair, isScalar, isSeq, parseDocument, visit, YAMLError, type Document } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
-import { didYouMean } from './closest-name.js';
+import { closestName, didYouMean } from './closest-name.js';
 import { readAny, readsOf } from './sound-fields.js';
 
 import { ConfigError, UNREADABLE, type ConfigProblem } from './config-error.js';
@@ -289,7 +289,12 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
     case 'unrecognized_keys': {
       const known = knownFields(issue.path);
       const named = issue.keys.map((key) => `"${key}"${didYouMean(key, known)}`);
-      return `unknown ${format.member ?? 'field'}${issue.keys.length > 1 ? 's' : ''} ${named.join(', ')}`;
+      const member = format.member ?? 'field';
+      // No typo near any of them (`admin: {token: …}`, `prefix: {production: …}`): the few that
+      // belong there, so the one meant can be found (`tokenEnv`, `live`) without the docs.
+      const near = issue.keys.some((key) => closestName(key, known) !== undefined);
+      const here = !near && known.length > 0 && known.length <= MOST_FIELDS_LISTED ? ` (the ${member}s here: ${known.join(', ')})` : '';
+      return `unknown ${member}${issue.keys.length > 1 ? 's' : ''} ${named.join(', ')}${here}`;
     }
     case 'invalid_type':
       if (issue.input === undefined) return `required (expected ${format.expected(issue.expected)})`;
@@ -318,6 +323,9 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
       return issue.message;
   }
 }
+
+/** The most fields an unknown one's refusal lists as those that belong there; a mapping with more (the top level) lists none. */
+const MOST_FIELDS_LISTED = 12;
 
 /** The schema as JSON Schema, built once, the first time a typo needs a hint. */
 let schemaForHints: JsonSchemaNode | undefined;
