@@ -801,6 +801,14 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nauth: {credentials: [{in: header, zz: 1}]}\n')).toEqual(['auth.credentials[0]: unknown field "zz" (the fields here: in, name, scheme)']);
   });
 
+  it('says how an empty mapping or list is written where a field was left with nothing after its colon (YAML reads that as null)', () => {
+    // A plan with every default, written as `free:`: was "expected a mapping, got null".
+    expect(problems('upstream: {url: "http://a"}\nplans:\n  free:\n  pro: {}\n')).toEqual(['plans.free: expected a mapping, got an empty value (an empty one is written "free: {}")']);
+    expect(problems('upstream: {url: "http://a"}\nplans:\n  free:\n    rateLimits:\n')).toEqual(['plans.free.rateLimits: expected a list, got an empty value (an empty one is written "rateLimits: []")']);
+    expect(problems('upstream: {url: "http://a"}\nroutes:\n  -\n')).toEqual(['routes[0]: expected a mapping, got an empty value (an empty one is written "- {}")']);
+    expect(problems('upstream: {url: "http://a"}\nlisten: {port: }\n')).toEqual(['listen.port: expected a number, got null']);
+  });
+
   it('lists the few fields that belong where an unknown one is no typo of any, so the one meant is found without the docs', () => {
     // Where the admin token goes: it is never in the file, but the variable that holds it is.
     expect(problems('upstream: {url: "http://a"}\nadmin: {token: abc}\n')).toEqual(['admin: unknown field "token" (the fields here: listen, tokenEnv, readTokenEnv)']);

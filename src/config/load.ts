@@ -298,6 +298,8 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
     }
     case 'invalid_type':
       if (issue.input === undefined) return `required (expected ${format.expected(issue.expected)})`;
+      // `free:` with nothing after it, for a plan with every default: YAML reads that as null.
+      if (issue.input === null && format === YAML_FORMAT && EMPTY_WRITTEN[issue.expected] !== undefined) return `expected ${format.expected(issue.expected)}, got an empty value (an empty one is written ${emptyWritten(issue.path, issue.expected)})`;
       // YAML's .inf and .nan, or a number too big for a double (1e400): the schema's words where it has its own ("too large: …").
       if (typeof issue.input === 'number' && !Number.isFinite(issue.input)) return isZodDefault(issue.message) ? `expected a finite number, got ${String(issue.input)}` : issue.message;
       return `expected ${format.expected(issue.expected)}, got ${format.got(issue.input)}`;
@@ -414,6 +416,16 @@ function bound(issue: z.core.$ZodIssueTooBig | z.core.$ZodIssueTooSmall): string
   const relation = issue.exact ? 'exactly' : big ? (inclusive ? 'at most' : 'less than') : inclusive ? 'at least' : 'more than';
   const unit = issue.origin === 'string' ? ' character' : issue.origin === 'array' || issue.origin === 'set' ? ' item' : '';
   return `expected ${relation} ${limit}${unit}${unit && limit !== 1 ? 's' : ''}`;
+}
+
+/** How YAML writes an empty mapping or list, by the type zod expected. */
+const EMPTY_WRITTEN: Record<string, string> = { object: '{}', record: '{}', map: '{}', array: '[]', tuple: '[]' };
+
+/** `free: {}` for a field, `- {}` for a list's item. */
+function emptyWritten(path: readonly PropertyKey[], expected: string): string {
+  const last = path.at(-1);
+  const empty = EMPTY_WRITTEN[expected] ?? '{}';
+  return typeof last === 'number' ? `"- ${empty}"` : last === undefined ? `"${empty}"` : `"${String(last)}: ${empty}"`;
 }
 
 function typeName(value: unknown): string {
