@@ -184,8 +184,10 @@ const ACCOUNT_NAME_MAX = 200;
 
 function checkPlan(rt: Runtime, planId: string): void {
   if (!rt.config.plans[planId]) {
-    // The plan asked for is not repeated (it may be anything pasted into the field): the list says which there are.
-    throw new OperationError('invalid', `no such plan; plans are: ${Object.keys(rt.config.plans).join(', ')}`);
+    // The plan asked for is not repeated (it may be anything pasted into the field): the list says which there are,
+    // and the one a typo most likely meant (only the profile's own names are offered).
+    const plans = Object.keys(rt.config.plans);
+    throw new OperationError('invalid', `no such plan${didYouMean(planId, plans)}; plans are: ${plans.join(', ')}`);
   }
 }
 
