@@ -809,6 +809,14 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nlisten: {port: }\n')).toEqual(['listen.port: expected a number, got null']);
   });
 
+  it("says a credential's place written as a field ({ header: X-API-Key }, as other gateways write it) is a value of in", () => {
+    // Was: 'auth.credentials[0].in: expected one of "header", "query", got nothing', the field "header" unexplained.
+    expect(problems('upstream: {url: "http://a"}\nauth: {credentials: [{header: X-API-Key}]}\n')).toEqual([
+      'auth.credentials[0].in: expected one of "header", "query", got nothing ("header" is a value of in, not a field; the fields here: in, name, scheme)',
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nauth: {credentials: [{name: apikey}]}\n')).toEqual(['auth.credentials[0].in: expected one of "header", "query", got nothing']);
+  });
+
   it('lists the few fields that belong where an unknown one is no typo of any, so the one meant is found without the docs', () => {
     // Where the admin token goes: it is never in the file, but the variable that holds it is.
     expect(problems('upstream: {url: "http://a"}\nadmin: {token: abc}\n')).toEqual(['admin: unknown field "token" (the fields here: listen, tokenEnv, readTokenEnv)']);

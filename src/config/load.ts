@@ -317,7 +317,11 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
       const { options, discriminator } = issue as { options?: unknown[]; discriminator?: string };
       if (options && discriminator !== undefined && issue.input !== null && typeof issue.input === 'object') {
         const sent = (issue.input as Record<string, unknown>)[discriminator];
-        return `expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}${sent === undefined ? ', got nothing' : given(sent, format)}`;
+        // `{ header: X-API-Key }`: a choice written as a field name, as other gateways' settings have it.
+        const asField = sent === undefined ? options.find((option) => typeof option === 'string' && Object.hasOwn(issue.input as object, option)) : undefined;
+        const fields = knownFields(issue.path.at(-1) === discriminator ? issue.path.slice(0, -1) : issue.path);
+        const hint = asField === undefined ? '' : ` ("${String(asField)}" is a value of ${discriminator}, not a field; the fields here: ${fields.join(', ')})`;
+        return `expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}${sent === undefined ? `, got nothing${hint}` : given(sent, format)}`;
       }
       return format.echo ? `${issue.message} (got ${quoted(issue.input)})` : `${issue.message} (got ${format.got(issue.input)})`;
     }
