@@ -817,6 +817,17 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nauth: {credentials: [{name: apikey}]}\n')).toEqual(['auth.credentials[0].in: expected one of "header", "query", got nothing']);
   });
 
+  it('says how the profile writes a window given as the CLI writes it (5-per-1s)', () => {
+    // Was: 'expected a mapping, got string "5-per-1s"', with the words plans list and --rate-limit use.
+    expect(problems('upstream: {url: "http://a"}\nplans: {free: {rateLimits: [5-per-1s]}}\n')).toEqual([
+      'plans.free.rateLimits[0]: expected a mapping, got string "5-per-1s" (a window in the profile is written { limit: 5, window: 1s })',
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nroutes:\n  - {path: /x, rateLimits: [100-per-1h-per-account]}\n')).toEqual([
+      'routes[0].rateLimits[0]: expected a mapping, got string "100-per-1h-per-account" (a window in the profile is written { limit: 100, window: 1h, scope: account })',
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nplans: {free: {rateLimits: [fast]}}\n')).toEqual(['plans.free.rateLimits[0]: expected a mapping, got string "fast"']);
+  });
+
   it('lists the few fields that belong where an unknown one is no typo of any, so the one meant is found without the docs', () => {
     // Where the admin token goes: it is never in the file, but the variable that holds it is.
     expect(problems('upstream: {url: "http://a"}\nadmin: {token: abc}\n')).toEqual(['admin: unknown field "token" (the fields here: listen, tokenEnv, readTokenEnv)']);

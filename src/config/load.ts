@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 import { closestName, didYouMean } from './closest-name.js';
 import { readAny, readsOf } from './sound-fields.js';
+import { WINDOW_SPEC } from '../limits/overrides.js';
 
 import { ConfigError, UNREADABLE, type ConfigProblem } from './config-error.js';
 
@@ -298,6 +299,11 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
     }
     case 'invalid_type':
       if (issue.input === undefined) return `required (expected ${format.expected(issue.expected)})`;
+      // `5-per-1s`, as the CLI, plans list and the RateLimit headers write a window: the profile's form for it.
+      if (format.echo && issue.expected === 'object' && typeof issue.input === 'string') {
+        const window = WINDOW_SPEC.exec(issue.input.trim());
+        if (window) return `expected a mapping, got string ${quoted(issue.input)} (a window in the profile is written { limit: ${window[1]}, window: ${window[2]}${window[3] === 'account' ? ', scope: account' : ''} })`;
+      }
       // `free:` with nothing after it, for a plan with every default: YAML reads that as null.
       if (issue.input === null && format === YAML_FORMAT && EMPTY_WRITTEN[issue.expected] !== undefined) return `expected ${format.expected(issue.expected)}, got an empty value (an empty one is written ${emptyWritten(issue.path, issue.expected)})`;
       // YAML's .inf and .nan, or a number too big for a double (1e400): the schema's words where it has its own ("too large: …").
