@@ -1055,10 +1055,10 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(await warned('{enabled: false, listen: {host: 0.0.0.0}}')).toEqual([]);
   });
 
-  it('check warns of keys fields the other key format reads, and of reserve fields beside a flat cost, naming each; none for their defaults', async () => {
-    const warned = async (rest: string) => {
+  it('check warns of keys fields the other key format reads, of reserve fields beside a flat cost, of a meter\'s admit beside overage and of errors.realm without WWW-Authenticate, naming each; none for their defaults', async () => {
+    const warned = async (rest: string, plans = '{free: {meters: {rows: {limit: 100}}}}') => {
       const file = path.join(dir, 'unused-fields.yaml');
-      writeFileSync(file, `upstream: {url: "http://127.0.0.1:4100"}\nplans: {free: {meters: {rows: {limit: 100}}}}\n${rest}`);
+      writeFileSync(file, `upstream: {url: "http://127.0.0.1:4100"}\nplans: ${plans}\n${rest}`);
       const r = await runCli(['check', '--config', file]);
       expect(r.code, rest).toBe(0);
       return r.stdout.split('\n').filter((line) => line.startsWith('warning: '));
@@ -1070,6 +1070,11 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(await warned('routes:\n  - {path: /v1/rows, cost: {meter: rows, perRequest: 1, reserveRecords: 50, reserveFromQuery: limit}}\n  - {path: /v1/items, cost: {meter: rows, perRecord: 1, records: {json: data}, reserveRecords: 50, reserveFromQuery: limit}}\n')).toEqual([
       'warning: routes[0].cost.reserveRecords and routes[0].cost.reserveFromQuery have no effect beside perRequest (a flat cost reserves and charges the same whatever the records: they serve perRecord)',
     ]);
+    expect(await warned('errors: {wwwAuthenticate: false, realm: data}\n', '{free: {meters: {rows: {limit: 100, overage: true, admit: untilZero}, calls: {limit: 5, admit: untilZero}}}}')).toEqual([
+      'warning: plans.free.meters.rows.admit has no effect beside overage: true (it says which requests are refused without overage; with it none is)',
+      'warning: errors.wwwAuthenticate is false, so errors.realm has no effect (the realm is sent only in WWW-Authenticate)',
+    ]);
+    expect(await warned('errors: {wwwAuthenticate: true, realm: data}\n', '{free: {meters: {rows: {limit: 100, overage: true, admit: whenCovered}}}}')).toEqual([]);
     // Each format's own fields, and the defaults of the other's written out: nothing to say.
     expect(await warned('keys: {format: hex, hexLength: 64, prefix: {live: kg_live_}}\n')).toEqual([]);
     expect(await warned('keys: {prefix: {live: sk_live_}, hexLength: 40}\nroutes: [{path: /v1/rows, cost: {meter: rows, perRequest: 1, reserveRecords: 1}}]\n')).toEqual([]);

@@ -10,7 +10,7 @@
  * // → [{ fields: ['listen.port', 'upstream.timeout'], warning: 'gateway: false runs no gateway, so listen.port and upstream.timeout have no effect …' }]
  */
 import { isDeepStrictEqual } from 'node:util';
-import { configSchema, RESERVE_RECORDS_DEFAULT, type Config } from './schema.js';
+import { configSchema, meterSchema, RESERVE_RECORDS_DEFAULT, type Config } from './schema.js';
 
 export interface UnusedFields {
   /** The fields, as paths (`listen.port`, `routes[0].cost.reserveRecords`). */
@@ -56,7 +56,21 @@ export function unusedFields(config: Config): UnusedFields[] {
   if (reserve.length > 0) {
     found.push({ fields: reserve, warning: `${listed(reserve)} ${reserve.length === 1 ? 'has' : 'have'} no effect beside perRequest (a flat cost reserves and charges the same whatever the records: they serve perRecord)` });
   }
+  const admit = Object.entries(config.plans).flatMap(([planId, plan]) =>
+    Object.entries(plan.meters).flatMap(([meter, spec]) => (spec.overage && spec.admit !== defaultAdmit() ? [`plans.${planId}.meters.${meter}.admit`] : [])),
+  );
+  if (admit.length > 0) {
+    found.push({ fields: admit, warning: `${listed(admit)} ${admit.length === 1 ? 'has' : 'have'} no effect beside overage: true (it says which requests are refused without overage; with it none is)` });
+  }
+  if (!config.errors.wwwAuthenticate && config.errors.realm !== defaults.errors.realm) {
+    found.push({ fields: ['errors.realm'], warning: 'errors.wwwAuthenticate is false, so errors.realm has no effect (the realm is sent only in WWW-Authenticate)' });
+  }
   return found;
+}
+
+/** A meter's `admit` when the profile does not say. */
+function defaultAdmit(): string {
+  return meterSchema.parse({ limit: 0 }).admit;
 }
 
 /** The fields of `keys` the other format reads: a prefixed key has no hexLength, a hex key no prefix. */
