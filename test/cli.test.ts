@@ -90,13 +90,13 @@ describe('keygate CLI with a running gateway', () => {
     expect(empty).toMatchObject({ code: 1, stderr: 'error: --search needs some text: a part of the name, or the id\n' });
   });
 
-  it('refuses a plan the profile has not, with the plan a typo most likely meant (the plan is named by its id)', async () => {
+  it('refuses a plan the profile has not, in --plan, with the plan a typo most likely meant (the plan is named by its id)', async () => {
     const typo = await cli('accounts', 'create', '--name', 'Initech', '--plan', 'Team');
-    expect(typo).toMatchObject({ code: 1, stdout: '', stderr: 'error: no such plan (did you mean "team"?); plans are: team, free\n' });
+    expect(typo).toMatchObject({ code: 1, stdout: '', stderr: 'error: --plan: no such plan (did you mean "team"?); plans are: team, free\n' });
     const moved = await cli('accounts', 'update', accountId, '--plan', 'fre', '--json');
-    expect([moved.code, JSON.parse(moved.stderr)]).toEqual([1, { error: 'no such plan (did you mean "free"?); plans are: team, free' }]);
+    expect([moved.code, JSON.parse(moved.stderr)]).toEqual([1, { error: '--plan: no such plan (did you mean "free"?); plans are: team, free' }]);
     // Nothing near: the list alone, and what was typed never repeated.
-    expect((await cli('accounts', 'create', '--name', 'Initech', '--plan', 'platinum')).stderr).toBe('error: no such plan; plans are: team, free\n');
+    expect((await cli('accounts', 'create', '--name', 'Initech', '--plan', 'platinum')).stderr).toBe('error: --plan: no such plan; plans are: team, free\n');
   });
 
   it('creates a key whose secret is printed once, with a warning', async () => {

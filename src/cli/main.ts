@@ -566,7 +566,7 @@ export function buildCli(): Command {
       const limits = limitsOptions(opts);
       const input = { name: opts.name, ...(opts.plan ? { planId: opts.plan } : {}), ...accountSettings(opts, rt.clock()), ...(limits !== undefined ? { limits } : {}) };
       const account = await ops.createAccount(rt, input, CLI_ACTOR).catch((error: unknown) => {
-        throw inFlags(error, limits);
+        throw inOption(inFlags(error, limits), 'planId', '--plan');
       });
       print(json, ops.accountOut(account, rt), () => `created account ${account.id} (${account.name}, plan ${account.planId})`);
       warnOfPastPlanExpiry(json, account, rt.clock());
@@ -632,7 +632,7 @@ export function buildCli(): Command {
         };
         if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage, --plan-expires, --rate-limit or --meter-limit');
         const { account, changed } = await ops.changeAccount(rt, id, patch, CLI_ACTOR).catch((error: unknown) => {
-          throw inFlags(error, limits);
+          throw inOption(inFlags(error, limits), 'planId', '--plan');
         });
         print(json, ops.accountOut(account, rt), () => (changed ? `updated account ${account.id}` : unchangedText(account.id, patch)));
         if ('planExpiresAt' in patch) warnOfPastPlanExpiry(json, account, rt.clock());

@@ -187,7 +187,9 @@ function checkPlan(rt: Runtime, planId: string): void {
     // The plan asked for is not repeated (it may be anything pasted into the field): the list says which there are,
     // and the one a typo most likely meant (only the profile's own names are offered).
     const plans = Object.keys(rt.config.plans);
-    throw new OperationError('invalid', `no such plan${didYouMean(planId, plans)}; plans are: ${plans.join(', ')}`);
+    const message = `no such plan${didYouMean(planId, plans)}; plans are: ${plans.join(', ')}`;
+    // The same words for the CLI, which names its option (--plan) before them.
+    throw new OperationError('invalid', message, undefined, { field: 'planId', message });
   }
 }
 
