@@ -153,8 +153,9 @@ describe('keygate.yaml validation', () => {
     expect(problems('upstream: {url: "http://a"}\nbuiltins:\n  - {path: "/v1/usage/{meter}", body: {}}\n')).toEqual([
       'builtins[0].path: a parameter is written ":id", not "{id}" (braces would be matched as the characters themselves): /v1/items/:id',
     ]);
-    // What the router reads as keygate documents it still loads: a colon itself, an optional parameter, two in a segment.
-    for (const path of ['/v1/a::b', '/v1/time::', '/v1/items/:id?', '/v1/range/:from-:to', '/v1*']) expect(parseConfigText(`upstream: {url: "http://a"}\nroutes:\n  - {path: "${path}"}\n`).routes[0]?.path).toBe(path);
+    // What the router reads as keygate documents it still loads: a colon itself, an optional parameter, two in a segment;
+    // and a parameter's regular expression, which may hold braces, "?" and "*".
+    for (const path of ['/v1/a::b', '/v1/time::', '/v1/items/:id?', '/v1/range/:from-:to', '/v1*', '/v1/:code(^[a-z]{2}$)', '/v1/:n(^[0-9]*x?$)/rows']) expect(parseConfigText(`upstream: {url: "http://a"}\nroutes:\n  - {path: "${path}"}\n`).routes[0]?.path).toBe(path);
   });
 
   it('refuses a basePath no request could be judged under (dot segments, //, escapes)', () => {
