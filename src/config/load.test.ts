@@ -807,7 +807,9 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nplans:\n  free:\n  pro: {}\n')).toEqual(['plans.free: expected a mapping, got an empty value (an empty one is written "free: {}")']);
     expect(problems('upstream: {url: "http://a"}\nplans:\n  free:\n    rateLimits:\n')).toEqual(['plans.free.rateLimits: expected a list, got an empty value (an empty one is written "rateLimits: []")']);
     expect(problems('upstream: {url: "http://a"}\nroutes:\n  -\n')).toEqual(['routes[0]: expected a mapping, got an empty value (an empty one is written "- {}")']);
-    expect(problems('upstream: {url: "http://a"}\nlisten: {port: }\n')).toEqual(['listen.port: expected a number, got null']);
+    // A scalar left empty: was "expected a number, got null", a null the file does not show.
+    expect(problems('upstream: {url: "http://a"}\nlisten: {port: }\n')).toEqual(['listen.port: expected a number, got an empty value (nothing after its colon)']);
+    expect(problems('upstream: {url: "http://a"}\nscopes:\n  - read\n  -\n')).toEqual(['scopes[1]: expected a string, got an empty value (nothing after its "-")']);
   });
 
   it("says a credential's place written as a field ({ header: X-API-Key }, as other gateways write it) is a value of in", () => {

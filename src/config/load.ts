@@ -305,7 +305,12 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
         if (window) return `expected a mapping, got string ${quoted(issue.input)} (a window in the profile is written { limit: ${window[1]}, window: ${window[2]}${window[3] === 'account' ? ', scope: account' : ''} })`;
       }
       // `free:` with nothing after it, for a plan with every default: YAML reads that as null.
-      if (issue.input === null && format === YAML_FORMAT && EMPTY_WRITTEN[issue.expected] !== undefined) return `expected ${format.expected(issue.expected)}, got an empty value (an empty one is written ${emptyWritten(issue.path, issue.expected)})`;
+      if (issue.input === null && format === YAML_FORMAT) {
+        return EMPTY_WRITTEN[issue.expected] !== undefined
+          ? `expected ${format.expected(issue.expected)}, got an empty value (an empty one is written ${emptyWritten(issue.path, issue.expected)})`
+          : // `port:` with nothing after it: YAML's null, which the file does not show.
+            `expected ${format.expected(issue.expected)}, got an empty value (nothing after its ${typeof issue.path.at(-1) === 'number' ? '"-"' : 'colon'})`;
+      }
       // YAML's .inf and .nan, or a number too big for a double (1e400): the schema's words where it has its own ("too large: …").
       if (typeof issue.input === 'number' && !Number.isFinite(issue.input)) return isZodDefault(issue.message) ? `expected a finite number, got ${String(issue.input)}` : issue.message;
       return `expected ${format.expected(issue.expected)}, got ${format.got(issue.input)}`;
