@@ -216,7 +216,8 @@ describe('keys issued before keygate (keys.imported)', () => {
     const unprefixed = createKeyFormat({ format: 'prefixed', prefix: { live: '' }, hexLength: 40 });
     const key = unprefixed.generate('live');
     for (const text of [`Bearer ${key}`, `${key}abc`, `abc${key}`]) expect(unprefixed.recognisesWithin(text)).toBe(true);
-    expect([unprefixed.recognisesWithin(`Bearer ${key.slice(0, -1)}x`), unprefixed.mayHold('word')]).toEqual([false, false]);
+    // Its last character changed (to another: a key ending in "x" stayed itself, once in 62 runs).
+    expect([unprefixed.recognisesWithin(`Bearer ${key.slice(0, -1)}${key.endsWith('x') ? 'y' : 'x'}`), unprefixed.mayHold('word')]).toEqual([false, false]);
     const hex = createKeyFormat({ format: 'hex', prefix: { live: 'kg_live_' }, hexLength: 40 });
     expect([hex.recognisesWithin(`key:${hex.generate('live')}`), hex.mayHold(`key:${hex.generate('live')}`), hex.mayHold(md5)]).toEqual([false, true, false]);
   });
