@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { sameAsJudged } from './config/profile-digest.js';
 import { createKeyFormat, describeWeakImportedKeys, weakImportedKeys, type KeyFormat } from './keys/format.js';
 import { createKeyHasher, digestOfHex, type KeyHasher } from './keys/hash.js';
 import { KeyCache } from './keys/key-cache.js';
@@ -135,7 +136,9 @@ export class ConfigReloadError extends Error {
 /**
  * The dotted paths at which two profiles differ (objects compared field by field, lists
  * whole). The same fields in another order are a change of the object: the first plan is
- * the default one.
+ * the default one. A list that is a set (routes, scopes, trustedProxies: see
+ * profile-digest.ts) in another order is no change: requests are judged as before, and the
+ * profile's digest stays the same.
  */
 export function changedFields(before: unknown, after: unknown, at = ''): string[] {
   if (isRecord(before) && isRecord(after)) {
@@ -144,7 +147,7 @@ export function changedFields(before: unknown, after: unknown, at = ''): string[
     if (inside.length === 0 && at !== '' && !isDeepStrictEqual(Object.keys(before), Object.keys(after))) return [at];
     return inside;
   }
-  return isDeepStrictEqual(before, after) ? [] : [at];
+  return isDeepStrictEqual(before, after) || (Array.isArray(before) && Array.isArray(after) && sameAsJudged(at, before, after)) ? [] : [at];
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -161,6 +161,28 @@ describe('reloading the profile in a running keygate', () => {
     expect((await createAccount(gate.runtime, { name: 'After' }, 'test')).planId).toBe('pro');
   });
 
+  it('takes routes, scopes and trusted proxies listed in another order as no change (requests are judged alike), and a plan\'s windows in another order as one', async () => {
+    const windows = [{ limit: 1_000, window: '1s' }, { limit: 100_000, window: '1h' }];
+    const listed = (order: <T>(items: T[]) => T[], rateLimits = windows): ConfigInput => ({
+      ...base(),
+      store: `sqlite:${path.join(dir, 'order.db')}`, // the shared gate holds k.db
+      trustedProxies: order(['10.0.0.0/8', '192.168.0.0/16']),
+      scopes: order(['rows:read', 'rows:write']),
+      plans: { team: { scopes: order(['rows:read', 'rows:write']), rateLimits, meters: { credits: { limit: 1_000 } } } },
+      routes: order([{ path: '/rows', scopes: order(['rows:read', 'rows:write']) }, { path: '/*' }]),
+    });
+    const asWritten = <T,>(items: T[]) => items;
+    const reversed = <T,>(items: T[]) => [...items].reverse();
+    // trustedProxies takes a restart: the profile in use must hold the same ones first.
+    const fresh = await createKeygate(loaded(listed(asWritten)));
+    try {
+      expect(await fresh.reload(loaded(listed(reversed)))).toEqual([]);
+      expect(await fresh.reload(loaded(listed(reversed, [...windows].reverse())))).toEqual(['plans']);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('takes one reload at a time, in the order asked', async () => {
     // The first adds a meter on a period of its own: it reads that period's balances from
     // the store before it applies, and the second must still come after it.

@@ -28,7 +28,8 @@ const ANY = Symbol('any');
  * two for the same requests are refused), and a route's windows are counted under its
  * method and path, not its place. Scopes are a set (RFC 6749 §3.3: their order does not
  * matter; a key needs all of a route's, whatever their order); log.redactQuery names
- * parameters to hide, each matched on its own.
+ * parameters to hide, each matched on its own; trustedProxies names addresses, any of
+ * which is trusted.
  */
 const UNORDERED: readonly (readonly (string | typeof ANY)[])[] = [
   ['routes'],
@@ -38,6 +39,8 @@ const UNORDERED: readonly (readonly (string | typeof ANY)[])[] = [
   ['routes', ANY, 'scopes'],
   ['builtins', ANY, 'scopes'],
   ['log', 'redactQuery'],
+  // Not digested (a restart changes it), but a reload compares it (sameAsJudged): the load balancers' addresses are a set too.
+  ['trustedProxies'],
 ];
 
 /** The digest of `fields` (dotted paths) of `config`, the same whatever order the file wrote a mapping's keys, or a set's items, in. */
@@ -47,6 +50,20 @@ export function profileDigest(config: Config, fields: readonly string[]): string
     return [field, canonicalJson(field === 'defaultPlan' ? defaultPlanOf(config) : valueAt(config, path), path)];
   });
   return createHash('sha256').update(`[${parts.map(([field, json]) => `[${JSON.stringify(field)},${json as string}]`).join(',')}]`).digest('hex').slice(0, DIGEST_LENGTH);
+}
+
+/**
+ * Whether `before` and `after`, found at `field` (a dotted path) of two profiles, judge
+ * requests alike: the same but for the order of a set's items (UNORDERED) or of a
+ * mapping's keys. A reload compares profiles so: routes listed in another order are no change.
+ *
+ * @example
+ *   sameAsJudged('scopes', ['rows:read', 'rows:write'], ['rows:write', 'rows:read']) // → true
+ *   sameAsJudged('plans.team.rateLimits', [a, b], [b, a]) // → false: RateLimit-Policy lists them in order
+ */
+export function sameAsJudged(field: string, before: unknown, after: unknown): boolean {
+  const path = field.split('.');
+  return canonicalJson(before, path) === canonicalJson(after, path);
 }
 
 /** The plan a new account is given: defaultPlan, else the first plan (its place in the file counts there). */
