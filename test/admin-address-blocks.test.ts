@@ -41,14 +41,14 @@ describe('GET and DELETE /v1/address-blocks (auth.unknownKeys on)', () => {
   });
 
   it('lists the blocks in force, IPv6 as its /64, and lifts one: the address is served again and counted afresh; audited', async () => {
-    expect((await json(await kg.admin('/v1/address-blocks'))).body).toEqual({ enabled: true, policy: { limit: 3, window: '1m', block: '10m' }, blocks: [] });
+    expect((await json(await kg.admin('/v1/address-blocks'))).body).toEqual({ enabled: true, policy: { limit: 3, window: '1m', block: '10m' }, from: 'this-process', blocks: [] });
     for (let i = 0; i < 3; i++) expect((await guess('203.0.113.5')).status).toBe(401);
     now += 1_000;
     for (const host of ['2001:db8:0:7::1', '2001:db8:0:7::2', '2001:db8:0:7::3']) expect((await guess(host)).status).toBe(401);
     expect((await guess('203.0.113.5')).status).toBe(429);
 
     const listed = await json(await kg.admin('/v1/address-blocks'));
-    expect(listed.status).toBe(200);
+    expect([listed.status, listed.body.from]).toEqual([200, 'this-process']);
     expect(listed.body.blocks).toEqual([
       { address: '203.0.113.5', unknownKeys: 3, blockedAt: new Date(START).toISOString(), blockedUntil: new Date(START + 600_000).toISOString() },
       { address: '2001:db8:0:7::/64', unknownKeys: 3, blockedAt: new Date(START + 1_000).toISOString(), blockedUntil: new Date(START + 601_000).toISOString() },
@@ -185,7 +185,7 @@ describe('GET and DELETE /v1/address-blocks (auth.unknownKeys off)', () => {
 
   it('answers an empty list saying the setting is off; a lift is a 404 saying why', async () => {
     kg = await startKeygate({ upstream: { url: 'http://127.0.0.1:9' } }, { dir: tempDir('admin-address-blocks-off') });
-    expect(await json(await kg.admin('/v1/address-blocks'))).toEqual({ status: 200, type: expect.stringMatching(/^application\/json/), body: { enabled: false, policy: null, blocks: [] } });
+    expect(await json(await kg.admin('/v1/address-blocks'))).toEqual({ status: 200, type: expect.stringMatching(/^application\/json/), body: { enabled: false, policy: null, from: null, blocks: [] } });
     const lift = await json(await kg.admin('/v1/address-blocks/203.0.113.5', { method: 'DELETE' }));
     expect(lift).toMatchObject({ status: 404, body: { detail: 'no block of 203.0.113.5: auth.unknownKeys is off in this profile, so no address is blocked' } });
   });

@@ -251,7 +251,7 @@ describe('admin API against its OpenAPI document', () => {
     expect((await call('POST', `/v1/check/${checked.body.settle}/settle`, { body: { status: 200 } })).status).toBe(404);
     expect((await call('POST', '/v1/check/chk_nope/settle', { body: { status: 'ok' } })).status).toBe(400);
     // Client addresses blocked for unknown keys (auth.unknownKeys, off in this profile): none, said so.
-    expect((await call('GET', '/v1/address-blocks')).body).toEqual({ enabled: false, policy: null, blocks: [] });
+    expect((await call('GET', '/v1/address-blocks')).body).toEqual({ enabled: false, policy: null, from: null, blocks: [] });
     expect((await call('GET', '/v1/address-blocks', { token: READER })).status).toBe(200);
     expect((await call('DELETE', '/v1/address-blocks/203.0.113.5')).status).toBe(404);
     expect((await call('DELETE', '/v1/address-blocks/not-an-address')).status).toBe(400);

@@ -3,11 +3,12 @@
  * blocked for presenting too many unknown keys (`auth.unknownKeys`), seen and lifted
  * without a reload. With Redis counters the blocks are shared: any process's admin API
  * lists them all and lifts one in every process. With memory counters each process keeps
- * its own: its admin API answers for it alone.
+ * its own: its admin API answers for it alone. The answer's `from` says which it is, and
+ * whether Redis was away (the list then holds only this process's copies).
  *
  * @example
  * // GET /v1/address-blocks
- * // → {"enabled":true,"policy":{"limit":20,"window":"1m","block":"10m"},"blocks":[{"address":"203.0.113.5",…}]}
+ * // → {"enabled":true,"policy":{"limit":20,"window":"1m","block":"10m"},"from":"shared","blocks":[{"address":"203.0.113.5",…}]}
  * // GET /v1/address-blocks?limit=1000 → the oldest 1,000, and Link: </v1/address-blocks?limit=1000&after=…>; rel="next"
  * // DELETE /v1/address-blocks/2001:db8:0:7::1 → the block of 2001:db8:0:7::/64, lifted
  */
@@ -32,9 +33,15 @@ const AddressBlocks = z.object({
     .object({ limit: z.number().int(), window: z.string().describe('As the profile writes it: "1m"'), block: z.string().describe('As the profile writes it: "10m"') })
     .nullable()
     .describe('auth.unknownKeys as in effect; null while it is off'),
+  from: z
+    .enum(['shared', 'this-process', 'this-process-redis-away'])
+    .nullable()
+    .describe(
+      'Where blocks comes from. shared: Redis counters, every block in force (those every process shares, and any this process began on its own while Redis was away). this-process: memory counters, this process\'s own blocks (each process counts and blocks by itself; ask each one). this-process-redis-away: Redis counters, but Redis does not answer: only the blocks this process holds, so others may be in force; until Redis is back, lifting one of these lifts it in this process alone (a block Redis holds comes back once it answers), and lifting any other answers 503. null while auth.unknownKeys is off',
+    ),
   blocks: z
     .array(Block)
-    .describe('The blocks in force, the oldest first (every process\'s with Redis counters; this process\'s with memory counters, or while Redis is away): all of them, or with ?limit= a page of them (a Link header, rel="next", gives the next page)'),
+    .describe('The blocks in force, the oldest first (every process\'s with Redis counters; this process\'s with memory counters, or while Redis is away: from says which): all of them, or with ?limit= a page of them (a Link header, rel="next", gives the next page)'),
 });
 
 /** `actorOf`: who the audit log names for a request's change (its token's name, the client's address). */
@@ -48,7 +55,7 @@ export function registerAddressBlockRoutes(app: AdminApp, rt: Runtime, options: 
         tags: ['addressBlocks'],
         summary: 'Client addresses blocked for too many unknown keys (auth.unknownKeys), until when',
         description:
-          'With Redis counters, the blocks every keygate process shares (and any this process began on its own while Redis was away); with memory counters each process counts and blocks by itself, and this answers for the process whose admin API is asked. With auth.unknownKeys off, enabled is false and the list is empty. Up to 50,000 blocks: ?limit= pages them as the other lists page (blocks holds one page; enabled and policy come with each).',
+          'With Redis counters, the blocks every keygate process shares (and any this process began on its own while Redis was away); while Redis does not answer, only the blocks this process holds (from is this-process-redis-away). With memory counters each process counts and blocks by itself, and this answers for the process whose admin API is asked. With auth.unknownKeys off, enabled is false and the list is empty. Up to 50,000 blocks: ?limit= pages them as the other lists page (blocks holds one page; enabled, policy and from come with each).',
         querystring: z.object(PageQuery).strict(),
         response: { 200: AddressBlocks, 400: Problem },
       },

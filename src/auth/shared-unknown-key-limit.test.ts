@@ -41,6 +41,25 @@ describe('SharedUnknownKeyLimit', () => {
     expect(limit.blockedFor('192.0.2.1', 10)).toBe(600_000);
   });
 
+  it('lists the blocks Redis holds with those begun here while it was away (shared); while Redis is away, this process\'s alone, and says so', async () => {
+    let away = true;
+    const { shared } = fakeShared(
+      () => {
+        throw new CountersUnavailableError(new Error('Redis is not reachable'));
+      },
+      async () => {
+        if (away) throw new CountersUnavailableError(new Error('Redis is not reachable'));
+        return [BLOCK];
+      },
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+    const own = { address: '192.0.2.9', unknownKeys: 3, startedAt: 20, endsAt: 600_020 };
+    expect(await limit.blocksInForce(20)).toEqual({ blocks: [own], from: 'this-process-redis-away' });
+    away = false;
+    expect(await limit.blocksInForce(20)).toEqual({ blocks: [BLOCK, own], from: 'shared' });
+  });
+
   it('learns blocks and lifts from the messages', () => {
     const { shared, tell } = fakeShared(() => ({ kind: 'counted', count: 1 }));
     const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);

@@ -29,7 +29,7 @@
 import type { UnknownKeyPolicy } from '../config/schema.js';
 import type { SharedAddressBlocks } from '../counters/counters.js';
 import type { Log } from '../log.js';
-import type { AddressBlock, BlockInForce, UnknownKeyCount, UnknownKeyLimit } from './unknown-key-limit.js';
+import type { AddressBlock, BlockInForce, BlocksListed, UnknownKeyCount, UnknownKeyLimit } from './unknown-key-limit.js';
 
 /** A refusal from the copy checks it against Redis at most this often (a lift's message may have been lost without the listener noticing). */
 export const RECHECK_MS = 60_000;
@@ -100,19 +100,22 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     return { address, unknownKeys, windowMs: policy.window, blockMs: policy.block, endsAt };
   }
 
-  /** The shared blocks, and this process's own (begun while Redis was away); this process's alone while Redis is away. Unordered. */
-  async blocksInForce(now: number): Promise<BlockInForce[]> {
-    const local = this.local.blocksInForce(now);
+  /**
+   * The shared blocks, and this process's own (begun while Redis was away); while Redis is
+   * away, this process's copies alone, and said so (`this-process-redis-away`). Unordered.
+   */
+  async blocksInForce(now: number): Promise<BlocksListed> {
+    const local = this.local.blocksInForce(now).blocks;
     let shared: BlockInForce[];
     try {
       shared = await this.shared.inForce(now);
     } catch (error) {
       this.noteAway(error);
-      return local;
+      return { blocks: local, from: 'this-process-redis-away' };
     }
     const listed = new Set(shared.map((block) => block.address));
     // In no order: the admin API's list orders (and pages) them (operations/address-blocks.ts).
-    return [...shared, ...local.filter((block) => !listed.has(block.address))];
+    return { blocks: [...shared, ...local.filter((block) => !listed.has(block.address))], from: 'shared' };
   }
 
   /** Lifts the block in Redis (every process drops its copy on the message) and here; fails only if Redis is away and this process held none. */

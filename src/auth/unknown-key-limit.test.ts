@@ -42,20 +42,23 @@ describe('UnknownKeyLimit', () => {
 });
 
 describe('UnknownKeyLimit blocks in force', () => {
-  it('lists the blocks not yet ended, oldest first, and lifts one as if it had ended: the count starts afresh', () => {
+  it('lists the blocks not yet ended, oldest first, as this process\'s, and lifts one as if it had ended: the count starts afresh', () => {
     const limit = new UnknownKeyLimit();
     for (let i = 0; i < 3; i++) limit.fail('192.0.2.1', i, POLICY);
     for (let i = 0; i < 3; i++) limit.fail('192.0.2.2', 10 + i, POLICY);
-    expect(limit.blocksInForce(20)).toEqual([
-      { address: '192.0.2.1', unknownKeys: 3, startedAt: 2, endsAt: 600_002 },
-      { address: '192.0.2.2', unknownKeys: 3, startedAt: 12, endsAt: 600_012 },
-    ]);
+    expect(limit.blocksInForce(20)).toEqual({
+      blocks: [
+        { address: '192.0.2.1', unknownKeys: 3, startedAt: 2, endsAt: 600_002 },
+        { address: '192.0.2.2', unknownKeys: 3, startedAt: 12, endsAt: 600_012 },
+      ],
+      from: 'this-process',
+    });
     expect(limit.lift('192.0.2.1', 20)).toEqual({ address: '192.0.2.1', unknownKeys: 3, startedAt: 2, endsAt: 600_002 });
     expect(limit.lift('192.0.2.1', 21)).toBeUndefined();
     expect(limit.blockedFor('192.0.2.1', 21)).toBe(0);
     expect(limit.fail('192.0.2.1', 22, POLICY)).toBeUndefined();
     // One ended is neither listed nor lifted.
-    expect(limit.blocksInForce(600_012)).toEqual([]);
+    expect(limit.blocksInForce(600_012)).toEqual({ blocks: [], from: 'this-process' });
     expect(limit.lift('192.0.2.2', 600_012)).toBeUndefined();
   });
 });

@@ -56,6 +56,24 @@ export interface BlockInForce {
 }
 
 /**
+ * Where a list of the blocks in force comes from, so that whoever shows it says how much
+ * it holds:
+ * - `shared`: Redis, which every keygate process shares (with any block this process
+ *   began alone while Redis was away): every block in force;
+ * - `this-process`: this process's own blocks, all of them (memory counters: each process
+ *   counts and blocks by itself);
+ * - `this-process-redis-away`: Redis did not answer, so this process's copies alone:
+ *   blocks other processes began, and shared ones it never heard of, may be in force too.
+ */
+export type BlocksFrom = 'shared' | 'this-process' | 'this-process-redis-away';
+
+/** The blocks in force, in no order, and where the list comes from. */
+export interface BlocksListed {
+  blocks: BlockInForce[];
+  from: BlocksFrom;
+}
+
+/**
  * What the pipeline and the admin API ask of the count: this class (per process), or
  * SharedUnknownKeyLimit (Redis), whose answers may take a round trip.
  */
@@ -64,7 +82,7 @@ export interface UnknownKeyCount {
   blockedFor(address: string, now: number): number;
   /** One more unknown key from `address`: the block it started, if it reached the limit. */
   fail(address: string, now: number, policy: UnknownKeyPolicy): AddressBlock | undefined | Promise<AddressBlock | undefined>;
-  blocksInForce(now: number): BlockInForce[] | Promise<BlockInForce[]>;
+  blocksInForce(now: number): BlocksListed | Promise<BlocksListed>;
   lift(address: string, now: number): BlockInForce | undefined | Promise<BlockInForce | undefined>;
   clear(): void;
 }
@@ -114,14 +132,14 @@ export class UnknownKeyLimit implements UnknownKeyCount {
     return undefined;
   }
 
-  /** The blocks in force at `now`, the one started longest ago first (those ended are forgotten on the way). */
-  blocksInForce(now: number): BlockInForce[] {
+  /** The blocks in force at `now`, the one started longest ago first (those ended are forgotten on the way): this process's. */
+  blocksInForce(now: number): BlocksListed {
     const inForce: BlockInForce[] = [];
     for (const [address, block] of this.blocks) {
       if (block.endsAt > now) inForce.push({ address, ...block });
       else this.blocks.delete(address);
     }
-    return inForce;
+    return { blocks: inForce, from: 'this-process' };
   }
 
   /**

@@ -3,11 +3,11 @@
  * sees and lifts them (the admin API, the dashboard's Address blocks page). With Redis
  * counters they are shared by every keygate process: any process's admin API or dashboard
  * lists them all and lifts one everywhere. With memory counters (and while Redis is away)
- * each process counts and blocks by itself, so it answers for itself alone. No CLI command
- * reaches them.
+ * each process counts and blocks by itself, so it answers for itself alone, and the list
+ * says so (`from`). No CLI command reaches them.
  *
  * @example
- * listAddressBlocks(rt); // { enabled: true, policy: { limit: 20, … }, blocks: [{ address: '2001:db8:0:7::/64', … }] }
+ * listAddressBlocks(rt); // { enabled: true, policy: { limit: 20, … }, from: 'shared', blocks: [{ address: '2001:db8:0:7::/64', … }] }
  * await liftAddressBlock(rt, '2001:db8:0:7::1', 'admin-api'); // lifts the /64
  */
 import { isIP } from 'node:net';
@@ -44,22 +44,26 @@ function blockOut(block: BlockInForce) {
 }
 
 /**
- * Whether `auth.unknownKeys` is on, its policy as the profile writes it, and the blocks in
- * force (every process's with Redis counters, this process's with memory counters), the
- * oldest first (by when each began, then by address): all of them, or `page.limit` after
- * the block `page.after` names (its start and address: a block lifted or ended meanwhile
- * neither skips nor repeats one).
+ * Whether `auth.unknownKeys` is on, its policy as the profile writes it, where the list
+ * comes from (`BlocksFrom`; null while it is off), and the blocks in force (every
+ * process's with Redis counters, this process's with memory counters or while Redis is
+ * away), the oldest first (by when each began, then by address): all of them, or
+ * `page.limit` after the block `page.after` names (its start and address: a block lifted
+ * or ended meanwhile neither skips nor repeats one).
  */
 export async function listAddressBlocks(rt: Pick<Runtime, 'config' | 'clock' | 'unknownKeyLimit'>, page: Page = {}) {
   const policy = rt.config.auth.unknownKeys;
   // Turned off, the runtime forgets every block: none is in force.
-  const inForce = policy === undefined ? [] : (await rt.unknownKeyLimit.blocksInForce(rt.clock())).sort(oldestFirst);
+  const listed = policy === undefined ? undefined : await rt.unknownKeyLimit.blocksInForce(rt.clock());
+  const inForce = (listed?.blocks ?? []).sort(oldestFirst);
   const { after, limit } = page;
-  const from = after === undefined ? 0 : inForce.findIndex((block) => oldestFirst(block, { startedAt: after.createdAt, address: after.id }) > 0);
-  const blocks = from < 0 ? [] : inForce.slice(from, limit === undefined ? undefined : from + limit);
+  const first = after === undefined ? 0 : inForce.findIndex((block) => oldestFirst(block, { startedAt: after.createdAt, address: after.id }) > 0);
+  const blocks = first < 0 ? [] : inForce.slice(first, limit === undefined ? undefined : first + limit);
   return {
     enabled: policy !== undefined,
     policy: policy === undefined ? null : { limit: policy.limit, window: formatDuration(policy.window), block: formatDuration(policy.block) },
+    // Whether the list holds every block or this process's alone (Redis away: maybe not all in force).
+    from: listed === undefined ? null : listed.from,
     blocks: blocks.map(blockOut),
   };
 }

@@ -6,8 +6,9 @@
  * block and lifts it in both; how soon the other process refuses before a lookup is
  * measured; a lift the second missed (it reaches Redis through a TCP proxy the test
  * cuts) is made up for when it listens again; Redis's keys for it all expire; with
- * Redis away each process counts alone, valid keys are served, and a lift of a block
- * the process does not hold answers 503.
+ * Redis away each process counts alone, valid keys are served, its admin API's list says
+ * it holds this process's blocks alone, and a lift of a block the process does not hold
+ * answers 503.
  *
  * Clients are told apart by X-Forwarded-For (loopback is a trusted proxy), each test its own.
  */
@@ -64,7 +65,9 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
     const response = await fetch(`${gateway.gatewayUrl}/v1/projects`, { headers: { authorization: `Bearer ${secret}`, 'x-forwarded-for': client } });
     return { status: response.status, retryAfter: response.headers.get('retry-after'), body: await response.text() };
   };
-  const blocksOf = async (gateway: GatewayProcess) => ((await (await gateway.admin('/v1/address-blocks')).json()) as { blocks: { address: string; unknownKeys: number }[] }).blocks;
+  /** The admin API's list: where it comes from (Redis, or this process's copies alone) and the blocks. */
+  const listOf = async (gateway: GatewayProcess) => (await (await gateway.admin('/v1/address-blocks')).json()) as { from: string; blocks: { address: string; unknownKeys: number }[] };
+  const blocksOf = async (gateway: GatewayProcess) => (await listOf(gateway)).blocks;
   const unknownLookups = async (gateway: GatewayProcess) => {
     const text = await (await gateway.admin('/metrics')).text();
     const line = text.split('\n').find((l) => l.startsWith('keygate_key_store_lookups_total{result="unknown"}'));
@@ -134,7 +137,7 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
       monitor.close();
     }
     // Either admin API lists the one shared block.
-    for (const gateway of gateways) expect(await blocksOf(gateway)).toEqual([expect.objectContaining({ address: client, unknownKeys: LIMIT })]);
+    for (const gateway of gateways) expect(await listOf(gateway)).toMatchObject({ from: 'shared', blocks: [expect.objectContaining({ address: client, unknownKeys: LIMIT })] });
     // One block, begun (and logged) by the process whose request reached the limit.
     const warned = gateways.map((g) => g.output.filter((line) => line.includes('client address blocked')).length);
     expect(warned.reduce((a, b) => a + b)).toBe(1);
@@ -262,9 +265,11 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
       expect((await call(first(), fresh, '203.0.113.31')).status).toBe(200);
       expect(first().output.filter((line) => line.includes('unknown keys (auth.unknownKeys) are counted by each process on its own'))).toHaveLength(1);
       expect(first().output.filter((line) => line.includes('client address blocked'))).not.toHaveLength(0);
-      // The admin API answers for this process meanwhile.
-      expect((await blocksOf(first())).filter((block) => block.address === client)).toEqual([expect.objectContaining({ unknownKeys: LIMIT })]);
-      expect((await blocksOf(second())).filter((block) => block.address === client)).toEqual([]);
+      // The admin API answers for this process meanwhile, and says so.
+      const [ownList, otherList] = [await listOf(first()), await listOf(second())];
+      expect([ownList.from, otherList.from]).toEqual(['this-process-redis-away', 'this-process-redis-away']);
+      expect(ownList.blocks.filter((block) => block.address === client)).toEqual([expect.objectContaining({ unknownKeys: LIMIT })]);
+      expect(otherList.blocks.filter((block) => block.address === client)).toEqual([]);
       // A lift: the second holds no block of the address, and the shared one cannot be
       // reached: 503 in problem details, as the OpenAPI document says, and nothing audited.
       const refused = await second().admin(`/v1/address-blocks/${client}`, { method: 'DELETE' });
