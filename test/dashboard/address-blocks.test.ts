@@ -19,6 +19,9 @@ const MEMBER = 'ada@acme.example';
 /** As the page says it with the memory counters these tests run on. */
 const INTRO =
   'A client address that presents 1 unknown key within 1m is refused for 10m (auth.unknownKeys), but for keys in use. Oldest first, 100 to a page. Each keygate process counts and blocks by itself (memory counters): this page shows and lifts the blocks of the process that answered it; another process’s, through its own admin API. Lifting a block serves the address again and counts its unknown keys afresh.';
+/** Above the list while Redis does not answer. */
+const REDIS_AWAY =
+  'The counters (Redis) do not answer, so this list shows only the blocks this keygate process holds: others may be in force. Until Redis is back, Lift ends a block in this process alone (one Redis holds comes back once it answers), and a block not listed here cannot be lifted.';
 /** A port nothing listens on (tcpmux: no service runs there). */
 const UNREACHABLE_PORT = 1;
 /** The dashboard's page size (pages/address-blocks.ts). */
@@ -211,13 +214,25 @@ describe.skipIf(!chromiumAvailable())('dashboard: lifting an address block while
     await fixture?.close();
   });
 
-  it('says the block cannot be lifted now (503), not a fault of the page, and lists this process’s blocks', async () => {
+  it('says the block cannot be lifted now (503), not a fault of the page, and lists this process’s blocks, saying they are this process’s alone (the admin API too)', async () => {
     await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
+    // One unknown key (the limit is 1) blocks this test's address, in this process alone.
+    const guessed = await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${fixture.keygate.runtime.keyFormat.generate('live')}` } });
+    await guessed.arrayBuffer();
+    expect(guessed.status).toBe(401);
     const operator = new Visitor(fixture.dashboardUrl);
     await operator.signIn(OPERATOR, '/address-blocks');
     const listed = await operator.get('/address-blocks');
     expect([listed.status, listed.heading]).toEqual([200, 'Address blocks']);
-    expect(listed.html).toContain('Every keygate process shares these blocks (Redis counters)');
+    expect(listed.html).not.toContain('Every keygate process shares these blocks');
+    expect(listed.html).toContain('Keygate processes share these blocks through the counters (Redis) while Redis answers.');
+    expect(listed.html).toContain(`<div class="notice warning" role="status"><p>${REDIS_AWAY}</p></div>`);
+    expect(listed.html).toContain('<code>127.0.0.1</code>');
+    const admin = await fixture.keygate.admin('/v1/address-blocks');
+    expect([admin.status, await admin.json()]).toEqual([
+      200,
+      { enabled: true, policy: { limit: 1, window: '1m', block: '10m' }, from: 'this-process-redis-away', blocks: [expect.objectContaining({ address: '127.0.0.1', unknownKeys: 1 })] },
+    ]);
     const lift = await operator.post('/address-blocks/lift', { address: '203.0.113.9' });
     expect([lift.status, lift.heading, lift.alert]).toEqual([503, 'Address blocks', 'The block of 203.0.113.9 cannot be lifted now: the counters (Redis) do not answer. Try again once they are back.']);
   });

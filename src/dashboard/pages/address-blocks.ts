@@ -6,15 +6,17 @@
  * GET and DELETE /v1/address-blocks use (listAddressBlocks, liftAddressBlock: audited as
  * `address.unblocked`, the operator as actor), so both say the same. With memory
  * counters each process keeps its own blocks, and the page says it shows those of the
- * process that answered it. None of this exists for members.
+ * process that answered it; with Redis counters while Redis does not answer, it says the
+ * list holds only this process's copies. None of this exists for members.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { BlocksFrom } from '../../auth/unknown-key-limit.js';
 import { CountersUnavailableError } from '../../counters/counters.js';
 import { blockedAddressOf, isBlockedAddress, liftAddressBlock, listAddressBlocks, placeOfBlock } from '../../operations/address-blocks.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { actorOf, csrfField, field, operatorOf, queryValue, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
-import { sendPage } from '../layout.js';
+import { noticeBox, sendPage } from '../layout.js';
 import { html } from '../html.js';
 import { number, plural, sentence, until, whenInTable } from '../format.js';
 
@@ -24,6 +26,15 @@ const ADDRESS_BLOCKS_PATH = '/address-blocks';
 export const BLOCKS_PER_PAGE = 100;
 /** The Lift form's field: the address as listed. */
 const ADDRESS_FIELD = 'address';
+/** What the intro says of whose blocks the list holds, by where it came from. */
+const SHARING: Record<BlocksFrom, string> = {
+  shared: 'Every keygate process shares these blocks (Redis counters): lifting one lifts it in all of them.',
+  'this-process': 'Each keygate process counts and blocks by itself (memory counters): this page shows and lifts the blocks of the process that answered it; another process’s, through its own admin API.',
+  'this-process-redis-away': 'Keygate processes share these blocks through the counters (Redis) while Redis answers.',
+};
+/** Said above the list while Redis does not answer (a lift then reaches no other process: liftAddressBlock). */
+const REDIS_AWAY =
+  'The counters (Redis) do not answer, so this list shows only the blocks this keygate process holds: others may be in force. Until Redis is back, Lift ends a block in this process alone (one Redis holds comes back once it answers), and a block not listed here cannot be lifted.';
 
 export function registerAddressBlockPage(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
@@ -64,12 +75,11 @@ export function registerAddressBlockPage(app: FastifyInstance, dash: Dashboard):
     const last = blocks[blocks.length - 1];
     const next = listed.blocks.length > BLOCKS_PER_PAGE && last ? cursorOf(placeOfBlock(last)) : undefined;
     const policy = listed.policy;
-    const shared = rt.config.counters !== 'memory';
     const intro = policy
-      ? html`<p>A client address that presents ${plural(policy.limit, 'unknown key')} within ${policy.window} is refused for ${policy.block} (<code>auth.unknownKeys</code>), but for keys in use. Oldest first, ${BLOCKS_PER_PAGE} to a page. ${shared
-          ? 'Every keygate process shares these blocks (Redis counters): lifting one lifts it in all of them.'
-          : 'Each keygate process counts and blocks by itself (memory counters): this page shows and lifts the blocks of the process that answered it; another process’s, through its own admin API.'} Lifting a block serves the address again and counts its unknown keys afresh.</p>`
+      ? html`<p>A client address that presents ${plural(policy.limit, 'unknown key')} within ${policy.window} is refused for ${policy.block} (<code>auth.unknownKeys</code>), but for keys in use. Oldest first, ${BLOCKS_PER_PAGE} to a page. ${SHARING[listed.from ?? 'this-process']} Lifting a block serves the address again and counts its unknown keys afresh.</p>`
       : html`<p>Unknown keys are not counted and no address is blocked: <code>auth.unknownKeys</code> is off in this profile.</p>`;
+    // Redis away: the list is this process's copies alone, so it must not pass for all of them.
+    const away = listed.from === 'this-process-redis-away' ? noticeBox({ kind: 'warning', text: REDIS_AWAY }) : '';
     const empty = cursor !== undefined
       ? html`<div class="empty"><p><strong>No more blocks.</strong></p><p><a href="${ADDRESS_BLOCKS_PATH}">Back to the first page</a></p></div>`
       : html`<div class="empty"><p><strong>No address is blocked now.</strong></p></div>`;
@@ -79,6 +89,7 @@ export function registerAddressBlockPage(app: FastifyInstance, dash: Dashboard):
         : '';
     const body = html`<h1 id="address-blocks">Address blocks</h1>
 ${intro}
+${away}
 ${policy === null
   ? ''
   : blocks.length === 0
