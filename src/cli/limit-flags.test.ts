@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { inFlags, limitsOptions } from './limit-flags.js';
+import { inFlags, keyWindowsInFlags, keyWindowsOption, limitsOptions } from './limit-flags.js';
 import { OperationError } from '../operations/errors.js';
+import { PER_ACCOUNT_WHY } from '../limits/key-windows.js';
+import { MeterLimitError, PerAccountKeyWindowError, WindowShapeError, WindowsRefusal } from '../limits/window-shape.js';
 
 describe('--rate-limit and --meter-limit', () => {
   it('reads windows as keygate names them, plan and none alone, and meter limits by name', () => {
@@ -52,13 +54,24 @@ describe('--rate-limit and --meter-limit', () => {
 
   it("tells the operations' field names as the flags that gave them", () => {
     const change = limitsOptions({ rateLimit: ['0-per-1s'], meterLimit: ['units=5'] });
-    expect((inFlags(new OperationError('invalid', 'limits.rateLimits[0].limit: Too small'), change) as Error).message).toBe('--rate-limit: Too small');
-    expect((inFlags(new OperationError('invalid', 'limits.meters.credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give "credits": null to drop it); its meters: units'), change) as Error).message).toBe(
+    expect((inFlags(new WindowShapeError('limits.rateLimits', 0, '.limit', 'Too small'), change) as Error).message).toBe('--rate-limit: Too small');
+    expect((inFlags(new MeterLimitError('credits', 'the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give "credits": null to drop it); its meters: units'), change) as Error).message).toBe(
       '--meter-limit credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give --meter-limit credits=plan to drop it); its meters: units',
     );
     // `accounts update --plan pro` alone (no limit flags) meets a limit kept from before: told as a flag too.
-    expect((inFlags(new OperationError('invalid', 'limits.meters.credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give "credits": null to drop it); its meters: units'), undefined) as Error).message).toBe(
+    expect((inFlags(new MeterLimitError('credits', 'the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give "credits": null to drop it); its meters: units'), undefined) as Error).message).toBe(
       '--meter-limit credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give --meter-limit credits=plan to drop it); its meters: units',
     );
+  });
+
+  it("tells a key's refused window in --rate-limit from the refusal's fields, whatever the operation's message says", () => {
+    const windows = keyWindowsOption(['2-per-1s', '5-per-1m-per-account']);
+    const reworded = <E extends Error>(error: E) => Object.assign(error, { message: 'worded another way' });
+    expect((keyWindowsInFlags(reworded(new PerAccountKeyWindowError(1)), windows) as Error).message).toBe(`--rate-limit (the 2nd of 2): ${PER_ACCOUNT_WHY}`);
+    expect((keyWindowsInFlags(reworded(new WindowShapeError('rateLimits', 0, '.limit', 'expected more than 0')), windows) as Error).message).toBe('--rate-limit (the 1st of 2): expected more than 0');
+    expect((keyWindowsInFlags(reworded(new WindowsRefusal('rateLimits', 'at most 20 windows')), windows) as Error).message).toBe('--rate-limit: at most 20 windows');
+    // A refusal that merely reads like one is said as it is.
+    const other = new OperationError('invalid', 'rateLimits[0]: not a refusal of a window');
+    expect(keyWindowsInFlags(other, windows)).toBe(other);
   });
 });

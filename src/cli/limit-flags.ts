@@ -7,6 +7,7 @@ import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError, ordinal } from '../operations/errors.js';
 import { LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../limits/repeated-windows.js';
+import { WindowsRefusal } from '../limits/window-shape.js';
 
 /**
  * How a window is written, for a refusal of one: near misses (`10-per-1 hour`, `10 per 1h`,
@@ -117,7 +118,7 @@ export function keyWindowsOption(given: string[] | undefined): unknown[] | undef
 /** How a key's window is written, for a refusal of one. */
 const KEY_WINDOW_WRITTEN = '<limit>-per-<window> as 10-per-1m or 2-per-1s (no spaces; a window is a number and ms, s, m, h or d)';
 
-/** An error about a key's `rateLimits[…]` (the operation's words) told in `--rate-limit`, by the place of the flag. */
+/** An error about a key's `rateLimits` (WindowsRefusal, RepeatedWindowError) told in `--rate-limit`, by the place of the flag. */
 export function keyWindowsInFlags(error: unknown, given: unknown[] | undefined): unknown {
   if (!(error instanceof OperationError)) return error;
   const windows = (given ?? []) as WindowWritten[];
@@ -126,9 +127,8 @@ export function keyWindowsInFlags(error: unknown, given: unknown[] | undefined):
     const named = `the ${ordinal(error.earlier + 1)}${earlier ? ` (${windowSpec(earlier)})` : ''}`;
     return new OperationError(error.kind, `${flagAt('--rate-limit', error.at, windows.length)}: ${repeatedWindowWhy(named, error.shape)}`);
   }
-  const one = /^rateLimits\[(\d+)\][^:]*: (.*)$/s.exec(error.message);
-  if (one) return new OperationError(error.kind, `${flagAt('--rate-limit', Number(one[1]), windows.length)}: ${one[2] as string}`);
-  const all = /^rateLimits: (.*)$/s.exec(error.message);
-  if (all) return new OperationError(error.kind, `--rate-limit: ${all[1] as string}`);
-  return error;
+  if (!(error instanceof WindowsRefusal) || error.field !== 'rateLimits') return error;
+  // One window by the place of its flag; the list as a whole (`at most 20 windows`) in the flag alone.
+  const flag = error.index === undefined ? '--rate-limit' : flagAt('--rate-limit', error.index, windows.length);
+  return new OperationError(error.kind, `${flag}: ${error.why}`);
 }

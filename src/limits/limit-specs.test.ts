@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { keepWindowNames, LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec } from './limit-specs.js';
 import { OperationError } from '../operations/errors.js';
+import { MeterLimitError, WindowShapeError, WindowsRefusal } from './window-shape.js';
 
 /** The structured refusal readLimitSpecs throws for `specs`. */
 function refusalOf(specs: Parameters<typeof readLimitSpecs>[0]): unknown {
@@ -49,10 +50,22 @@ describe('limit specs', () => {
   it("write a window back in the same words, and find where an operation's refusal of limits points", () => {
     expect(windowSpec({ limit: 5000, window: '1h', scope: 'account' })).toBe('5000-per-1h-per-account');
     expect(windowSpec({ limit: 25, window: '1s', scope: 'key' })).toBe('25-per-1s');
-    expect(limitsRefusalPlace(new OperationError('invalid', 'limits.rateLimits[1].limit: Too small'))).toEqual({ at: { window: 1 }, why: 'Too small' });
-    expect(limitsRefusalPlace(new OperationError('invalid', 'limits.meters.units: too big'))).toEqual({ at: { meter: 'units' }, why: 'too big' });
-    expect(limitsRefusalPlace(new OperationError('invalid', 'limits.rateLimits: at most 20 windows'))).toEqual({ at: 'windows', why: 'at most 20 windows' });
+    expect(limitsRefusalPlace(new WindowShapeError('limits.rateLimits', 1, '.limit', 'Too small'))).toEqual({ at: { window: 1 }, why: 'Too small' });
+    expect(limitsRefusalPlace(new MeterLimitError('units', 'too big'))).toEqual({ at: { meter: 'units' }, why: 'too big' });
+    expect(limitsRefusalPlace(new WindowsRefusal('limits.rateLimits', 'at most 20 windows'))).toEqual({ at: 'windows', why: 'at most 20 windows' });
     expect(limitsRefusalPlace(new OperationError('invalid', 'no such plan'))).toBeUndefined();
+    // A key's windows are not an account's.
+    expect(limitsRefusalPlace(new WindowShapeError('rateLimits', 1, '.limit', 'Too small'))).toBeUndefined();
+  });
+
+  it("reads where a refusal of limits points from its fields, not its message, whose words may change", () => {
+    const reworded = <E extends Error>(error: E) => Object.assign(error, { message: 'worded another way' });
+    expect(limitsRefusalPlace(reworded(new WindowShapeError('limits.rateLimits', 2, '.window', 'expected a duration')))).toEqual({ at: { window: 2 }, why: 'expected a duration' });
+    expect(limitsRefusalPlace(reworded(new MeterLimitError('units', 'too big')))).toEqual({ at: { meter: 'units' }, why: 'too big' });
+    expect(limitsRefusalPlace(reworded(new WindowsRefusal('limits.rateLimits', 'at most 20 windows')))).toEqual({ at: 'windows', why: 'at most 20 windows' });
+    // Nor does a message that merely reads like one make a refusal of limits.
+    expect(limitsRefusalPlace(new OperationError('invalid', 'limits.rateLimits[1].limit: Too small'))).toBeUndefined();
+    expect(limitsRefusalPlace(new OperationError('invalid', 'limits.meters.units: too big'))).toBeUndefined();
   });
 });
 

@@ -12,6 +12,7 @@ import { parseDuration } from '../config/duration.js';
 import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError } from '../operations/errors.js';
 import { WINDOW_SPEC } from './overrides.js';
+import { MeterLimitError, WindowsRefusal } from './window-shape.js';
 
 /** A window as the profile writes it (`window` as text: `1s`), as far as its words go. */
 export interface WindowWritten {
@@ -121,15 +122,12 @@ export function keepWindowNames<C extends LimitsChange | undefined>(change: C, b
 
 /**
  * Where an operation's refusal of `limits.…` (the admin API's fields, see changedLimits)
- * points, and the rest of its message: one window of the change (by its place in the
- * list), the windows as a whole, or one meter. Undefined for any other refusal.
+ * points, and why, read from the refusal's fields (MeterLimitError, WindowsRefusal), not
+ * its message: one window of the change (by its place in the list), the windows as a
+ * whole, or one meter. Undefined for any other refusal (a key's `rateLimits` among them).
  */
 export function limitsRefusalPlace(error: OperationError): { at: { window: number } | { meter: string } | 'windows'; why: string } | undefined {
-  const meter = /^limits\.meters\.([^:]+): (.*)$/s.exec(error.message);
-  if (meter) return { at: { meter: meter[1] as string }, why: meter[2] as string };
-  const window = /^limits\.rateLimits\[(\d+)\][^:]*: (.*)$/s.exec(error.message);
-  if (window) return { at: { window: Number(window[1]) }, why: window[2] as string };
-  const windows = /^limits\.rateLimits: (.*)$/s.exec(error.message);
-  if (windows) return { at: 'windows', why: windows[1] as string };
-  return undefined;
+  if (error instanceof MeterLimitError) return { at: { meter: error.meter }, why: error.why };
+  if (!(error instanceof WindowsRefusal) || error.field !== 'limits.rateLimits') return undefined;
+  return { at: error.index === undefined ? 'windows' : { window: error.index }, why: error.why };
 }

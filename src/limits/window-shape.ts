@@ -1,25 +1,72 @@
 /**
- * A window of an account's (or a key's) own refused for what it holds (a limit of 0, a
- * window that is not a duration). The operation says where and why
- * (`limits.rateLimits[0].limit: expected more than 0`); the admin API adds how the profile
- * writes a window (WINDOW_SHAPE_NOTE) where it answers, its callers writing windows in
- * those terms. The CLI's flags and the dashboard's forms take windows as `10-per-1m` and
- * say so in their own words: the note is not theirs.
+ * Refusals of an account's or a key's own limits, typed: the CLI and the dashboard word
+ * them from their fields (which window, by its place in the list given; which meter; why),
+ * never by reading them back out of the message, which is the admin API's
+ * (`limits.rateLimits[0].limit: expected more than 0`) and free to change its words.
+ *
+ * A window refused for what it holds (a limit of 0, a window that is not a duration) is a
+ * WindowShapeError: the admin API adds how the profile writes a window (WINDOW_SHAPE_NOTE)
+ * where it answers, its callers writing windows in those terms. The CLI's flags and the
+ * dashboard's forms take windows as `10-per-1m` and say so in their own words: the note
+ * is not theirs.
  */
 import { OperationError } from '../operations/errors.js';
+import { PER_ACCOUNT_WHY } from './key-windows.js';
 
 /** How the profile and the admin API write a window, told after a refusal of one. */
 export const WINDOW_SHAPE_NOTE = '(a window is { limit: 100, window: "1s", scope: "key" or "account" })';
 
-export class WindowShapeError extends OperationError {
+/** Where a request gives its windows: an account's own (`limits.rateLimits`), a key's own (`rateLimits`). */
+export type WindowsField = 'limits.rateLimits' | 'rateLimits';
+
+/**
+ * Windows refused: one of them, by its place in the list given (`index`), or the list as a
+ * whole (no index: not a list, more windows than it may hold). The message names the field
+ * as the request gave it: `rateLimits[1].window: …`, `limits.rateLimits: at most 20 windows`.
+ */
+export class WindowsRefusal extends OperationError {
   constructor(
-    /** The field refused, as the request gave it: `limits.rateLimits[0].limit`, `rateLimits[1]`. */
-    readonly place: string,
+    /** Where the request gave the list. */
+    readonly field: WindowsField,
     /** Why, in the profile's words: `expected more than 0`. */
     readonly why: string,
+    /** The window refused, by its place in the list (0 the first); undefined: the list as a whole. */
+    readonly index?: number,
+    /** The part of that window refused, as a path after it (`.limit`); '' for the window itself. */
+    readonly within = '',
   ) {
-    super('invalid', `${place}: ${why}`);
+    super('invalid', `${field}${index === undefined ? '' : `[${index}]${within}`}: ${why}`);
+    this.name = 'WindowsRefusal';
+  }
+}
+
+/** One window refused for what it holds: `limits.rateLimits[0].limit: expected more than 0`. */
+export class WindowShapeError extends WindowsRefusal {
+  constructor(field: WindowsField, index: number, within: string, why: string) {
+    super(field, why, index, within);
     this.name = 'WindowShapeError';
+  }
+}
+
+/**
+ * A key's own window that is per account (PER_ACCOUNT_WHY, which points to the CLI): the
+ * dashboard says instead where its viewer finds the account's own limits.
+ */
+export class PerAccountKeyWindowError extends WindowsRefusal {
+  constructor(index: number) {
+    super('rateLimits', PER_ACCOUNT_WHY, index);
+    this.name = 'PerAccountKeyWindowError';
+  }
+}
+
+/** An account's own limit of one meter refused (`limits.meters.units: …`): `meter` as given, or as kept from before. */
+export class MeterLimitError extends OperationError {
+  constructor(
+    readonly meter: string,
+    readonly why: string,
+  ) {
+    super('invalid', `limits.meters.${meter}: ${why}`);
+    this.name = 'MeterLimitError';
   }
 }
 

@@ -7,7 +7,7 @@ import type { AccountPatch, AccountRecord, LimitOverrides } from '../store/store
 import { effectiveLimitsOut, effectivePlan, overridesOut } from '../limits/overrides.js';
 import { MAX_REPORTED } from '../meters/cost.js';
 import { repeatedWindow, RepeatedWindowError } from '../limits/repeated-windows.js';
-import { WindowShapeError } from '../limits/window-shape.js';
+import { MeterLimitError, WindowShapeError, WindowsRefusal, type WindowsField } from '../limits/window-shape.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, notFound, OperationError } from './errors.js';
 import { audit, type Actor } from './audit.js';
@@ -139,7 +139,7 @@ export function changedLimits(rt: Pick<Runtime, 'config'>, planId: string, befor
       continue;
     }
     if (typeof limit !== 'number' || !Number.isFinite(limit) || limit < 0 || limit > MAX_REPORTED) {
-      throw new OperationError('invalid', `limits.meters.${name}: a meter's limit is a number from 0 to ${MAX_REPORTED}, or null for the plan's (got ${JSON.stringify(limit)})`);
+      throw new MeterLimitError(name, `a meter's limit is a number from 0 to ${MAX_REPORTED}, or null for the plan's (got ${JSON.stringify(limit)})`);
     }
     meters[name] = limit;
   }
@@ -147,7 +147,7 @@ export function changedLimits(rt: Pick<Runtime, 'config'>, planId: string, befor
     if (plan?.meters[name] === undefined) {
       const has = Object.keys(plan?.meters ?? {});
       const moved = change?.meters?.[name] === undefined ? ` (the account's own limit for it, kept from before: give "${name}": null to drop it)` : '';
-      throw new OperationError('invalid', `limits.meters.${name}: the ${planId} plan has no meter "${name}"${didYouMean(name, has)}${moved}; ${has.length > 0 ? `its meters: ${has.join(', ')}` : 'it has no meters'}`);
+      throw new MeterLimitError(name, `the ${planId} plan has no meter "${name}"${didYouMean(name, has)}${moved}; ${has.length > 0 ? `its meters: ${has.join(', ')}` : 'it has no meters'}`);
     }
   }
   return { rateLimits, meters };
@@ -161,18 +161,18 @@ const WINDOW_FIELDS = ['name', 'limit', 'window', 'scope'];
  * positive whole limit; each length once per scope). `field`: where the request gave them
  * (an account's `limits.rateLimits`, a key's `rateLimits`), named in every refusal.
  */
-export function checkedWindows(given: unknown[], field = 'limits.rateLimits', whole = "a list of windows ({ limit, window, scope }), or null for the plan's"): RateLimit[] {
-  if (!Array.isArray(given)) throw new OperationError('invalid', `${field}: ${whole}`);
-  if (given.length > MAX_OWN_WINDOWS) throw new OperationError('invalid', `${field}: at most ${MAX_OWN_WINDOWS} windows`);
+export function checkedWindows(given: unknown[], field: WindowsField = 'limits.rateLimits', whole = "a list of windows ({ limit, window, scope }), or null for the plan's"): RateLimit[] {
+  if (!Array.isArray(given)) throw new WindowsRefusal(field, whole);
+  if (given.length > MAX_OWN_WINDOWS) throw new WindowsRefusal(field, `at most ${MAX_OWN_WINDOWS} windows`);
   const windows = given.map((window, i) => {
     const parsed = rateLimitSchema.safeParse(window);
     if (parsed.success) return parsed.data;
     const issue = parsed.error.issues[0];
-    const place = [`${field}[${i}]`, ...(issue?.path ?? [])].map((part, j) => (typeof part === 'number' ? `[${part}]` : `${j === 0 ? '' : '.'}${String(part)}`)).join('');
+    const within = (issue?.path ?? []).map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('');
     // In the profile's words ("expected more than 0"), not zod's ("Too small: expected number to be >0"); no value echoed.
     // The admin API adds how a window is written (WINDOW_SHAPE_NOTE) where it answers.
     const why = issue === undefined ? 'not a window' : isZodDefault(issue.message) ? describeProblem(issue, () => WINDOW_FIELDS, JSON_FORMAT) : issue.message;
-    throw new WindowShapeError(place, why);
+    throw new WindowShapeError(field, i, within, why);
   });
   const repeated = repeatedWindow(windows);
   if (repeated) throw new RepeatedWindowError(repeated.at, repeated.earlier, windows[repeated.at] as (typeof windows)[number], field);

@@ -15,7 +15,8 @@ import { actorName, audit, type Actor } from './audit.js';
 import { didYouMean } from '../config/closest-name.js';
 import { checkedWindows, getAccount, isoTime } from './accounts.js';
 import type { RateLimit } from '../config/schema.js';
-import { keyWindowsOut, PER_ACCOUNT_WHY } from '../limits/key-windows.js';
+import { keyWindowsOut } from '../limits/key-windows.js';
+import { PerAccountKeyWindowError } from '../limits/window-shape.js';
 
 export interface NewKey {
   accountId: string;
@@ -131,7 +132,7 @@ function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): 
 export function checkedKeyWindows(given: unknown[]): RateLimit[] {
   const windows = checkedWindows(given, 'rateLimits', 'a list of windows ({ limit, window }), or [] for none');
   const shared = windows.findIndex((rl) => rl.scope === 'account');
-  if (shared >= 0) throw new OperationError('invalid', `rateLimits[${shared}]: ${PER_ACCOUNT_WHY}`);
+  if (shared >= 0) throw new PerAccountKeyWindowError(shared);
   return windows;
 }
 

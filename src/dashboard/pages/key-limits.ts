@@ -17,9 +17,10 @@ import { accountPlan, getAccount } from '../../operations/accounts.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
-import { keyWindowsText, PER_ACCOUNT_WHY } from '../../limits/key-windows.js';
+import { keyWindowsText } from '../../limits/key-windows.js';
 import { keepWindowNames, LimitSpecError, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
+import { PerAccountKeyWindowError, WindowsRefusal } from '../../limits/window-shape.js';
 import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
@@ -33,7 +34,7 @@ export const KEY_WINDOWS_FIELD = 'rateLimits';
 const LABEL = 'Rate limits';
 /** How the field says a window is written. */
 const WRITTEN = 'Write each as 10-per-1m or 2-per-1s (a number of requests, -per-, and a window: a number and ms, s, m, h or d; no spaces), separated by commas, or leave the field empty for none.';
-/** Why a window shared by the account's keys is not a key's, in a member's terms (they cannot run the CLI that PER_ACCOUNT_WHY points to). */
+/** Why a window shared by the account's keys is not a key's, in a member's terms (they cannot run the CLI that PerAccountKeyWindowError's message points to). */
 const PER_ACCOUNT_FOR_MEMBERS = "a key's own limits are per key: a limit shared by all of the account's keys is the account's own, which the API's operator sets";
 /** The same, for an operator: where the account's own are set in the dashboard. */
 const PER_ACCOUNT_FOR_OPERATORS = "a key's own limits are per key: a limit shared by all of the account's keys is the account's own, set under Limits on the account's page";
@@ -71,8 +72,9 @@ export function keyWindowsOf(typed: string, before?: readonly RateLimit[]): Wind
 
 /**
  * A refusal of the windows in the form's words, naming the field and the window as typed:
- * the parser's (LimitSpecError), or the operation's about `rateLimits…` (a window by its
- * place in `windows`, as given to it). Undefined for a refusal of anything else.
+ * the parser's (LimitSpecError), or the operation's about a key's `rateLimits` (WindowsRefusal,
+ * RepeatedWindowError: a window by its place in `windows`, as given to it). Undefined for a
+ * refusal of anything else.
  * `perAccount`: why a window shared by the account's keys is not a key's, in the viewer's terms.
  */
 export function keyWindowsRefusal(error: OperationError, windows: readonly WindowWritten[], perAccount = PER_ACCOUNT_FOR_MEMBERS): string | undefined {
@@ -90,13 +92,10 @@ export function keyWindowsRefusal(error: OperationError, windows: readonly Windo
     const earlier = windows[error.earlier];
     return sentence(`${LABEL}: ${quoted(error.at)}${repeatedWindowWhy(earlier ? `“${windowSpec(earlier)}”` : 'another', error.shape)}`);
   }
-  const one = /^rateLimits\[(\d+)\][^:]*: (.*)$/s.exec(error.message);
-  if (one) {
-    const why = one[2] === PER_ACCOUNT_WHY ? perAccount : (one[2] as string);
-    return sentence(`${LABEL}: ${quoted(Number(one[1]))}${why}`);
-  }
-  const all = /^rateLimits: (.*)$/s.exec(error.message);
-  return all ? sentence(`${LABEL}: ${all[1] as string}`) : undefined;
+  if (!(error instanceof WindowsRefusal) || error.field !== 'rateLimits') return undefined;
+  if (error.index === undefined) return sentence(`${LABEL}: ${error.why}`);
+  const why = error instanceof PerAccountKeyWindowError ? perAccount : error.why;
+  return sentence(`${LABEL}: ${quoted(error.index)}${why}`);
 }
 
 /**
