@@ -268,6 +268,21 @@ describe('keygate CLI with a running gateway', () => {
     await revokeNamed(['open-ended']);
   });
 
+  it('refuses an --overlap given as a bare number, naming the units and an example, and rotates nothing', async () => {
+    const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'unitless', '--json')).stdout) as { id: string };
+    const said = 'error: --overlap: expected a duration (e.g. 1h, 24h, 7d): a number is written with its unit (ms, s, m, h or d), as --overlap 10m; only 0 goes without one\n';
+    for (const bare of ['1', '90', '1.5']) {
+      const refused = await cli('keys', 'rotate', created.id, '--overlap', bare);
+      expect([refused.code, refused.stdout, refused.stderr], bare).toEqual([1, '', said]);
+    }
+    // What is not a number is refused as before, without the units' line.
+    const other = await cli('keys', 'rotate', created.id, '--overlap', '1y');
+    expect([other.code, other.stderr]).toEqual([1, 'error: --overlap: expected a duration (e.g. 1h, 24h, 7d)\n']);
+    const listed = JSON.parse((await cli('--json', 'keys', 'list', '--account', accountId)).stdout) as { id: string; name: string; status: string }[];
+    expect(listed.filter((key) => key.name === 'unitless').map((key) => [key.id, key.status])).toEqual([[created.id, 'active']]);
+    await cli('keys', 'revoke', created.id);
+  });
+
   it('imports a key the API issued before keygate, from stdin, and it works at once', async () => {
     const existing = kg.runtime.keyFormat.generate('live');
     const r = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'migrated', '--json'], { input: `${existing}\n` });
