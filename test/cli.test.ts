@@ -1178,6 +1178,11 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect([human.code, human.stdout, human.stderr.split('\n').slice(0, 2)]).toEqual([1, '', ["error: unknown option '--acount'", '(Did you mean --account?)']]);
     const json = await runCli(['--json', 'gauge', '--acount', 'acc_x', '--meter', 'keywords', '--value', '3']);
     expect([json.code, json.stdout, JSON.parse(json.stderr)]).toEqual([1, '', { error: "unknown option '--acount'\n(Did you mean --account?)" }]);
+    // Written with its value after '=', the same (commander looked for a flag like '--acount=acc_x' and suggested none).
+    const joined = await runCli(['keys', 'create', '--acount=acc_x', '--name', 'production']);
+    expect([joined.code, joined.stdout, joined.stderr.split('\n').slice(0, 2)]).toEqual([1, '', ["error: unknown option '--acount'", '(Did you mean --account?)']]);
+    const joinedJson = await runCli(['--json', 'keys', 'list', '--acount=acc_x']);
+    expect([joinedJson.code, joinedJson.stdout, JSON.parse(joinedJson.stderr)]).toEqual([1, '', { error: "unknown option '--acount'\n(Did you mean --account?)" }]);
     // A required option left out with nothing mistyped is still said so.
     const missing = await runCli(['keys', 'create', '--name', 'production']);
     expect([missing.code, missing.stderr.split('\n')[0]]).toEqual([1, "error: required option '--account <id>' not specified"]);

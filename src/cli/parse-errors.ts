@@ -130,11 +130,21 @@ export class KeygateCommand extends Command {
     return Object.assign(new MarkedRequiredHelp(), this.configureHelp());
   }
 
+  /**
+   * Commander's unknownOption, with the name alone: given `--acount=acc_…` it looked for a flag
+   * like the whole of it, and so suggested none, where `--acount acc_…` had "Did you mean
+   * --account?". The value is not needed for the error either (it is never repeated).
+   */
+  unknownOption(flag: string): void {
+    const name = flag.startsWith('--') && flag.includes('=') ? flag.slice(0, flag.indexOf('=')) : flag;
+    (Command.prototype as unknown as UnknownOptionSaying).unknownOption.call(this, name);
+  }
+
   override error(message: string, errorOptions?: ErrorOptions): never {
     // Commander checks the required options before the unknown ones: `--acount acc_…` was
     // "required option '--account <id>' not specified", hiding the typo and its "did you mean".
     const mistyped = errorOptions?.code === MISSING_REQUIRED ? this.notUnderstood.find((arg) => arg.startsWith('-')) : undefined;
-    if (mistyped !== undefined) (this as unknown as UnknownOptionSaying).unknownOption(mistyped);
+    if (mistyped !== undefined) this.unknownOption(mistyped);
     return super.error(withoutTyped(message, errorOptions?.code, commandPath(this)), errorOptions);
   }
 }
