@@ -1188,6 +1188,21 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect([missing.code, missing.stderr.split('\n')[0]]).toEqual([1, "error: required option '--account <id>' not specified"]);
   });
 
+  it('says what a command line left out in one line, then the command\'s usage line, not its whole help', async () => {
+    const cases: [string[], string, string][] = [
+      [['keys', 'revoke'], "missing required argument 'id'", 'keygate keys revoke [options] <id>'],
+      [['accounts', 'show'], "missing required argument 'id'", 'keygate accounts show [options] <id>'],
+      [['accounts', 'create'], "required option '--name <name>' not specified", 'keygate accounts create [options]'],
+      [['keys', 'create', '--name', 'production'], "required option '--account <id>' not specified", 'keygate keys create [options]'],
+      [['keys', 'rotate', 'key_x', '--overlap'], "option '--overlap <duration>' argument missing", 'keygate keys rotate [options] <id>'],
+    ];
+    for (const [args, error, usage] of cases) {
+      const [human, json] = await Promise.all([runCli(args), runCli(['--json', ...args])]);
+      expect([human.code, human.stdout, human.stderr], args.join(' ')).toEqual([1, '', `error: ${error}\nUsage: ${usage}\n`]);
+      expect([json.code, json.stdout, JSON.parse(json.stderr)], args.join(' ')).toEqual([1, '', { error }]);
+    }
+  });
+
   it('never repeats a key typed where the command line refuses it (a bad --mode or port, an unknown option or command), with or without --json, and still says what is expected', async () => {
     const key = createKeyFormat({ format: 'prefixed', prefix: { live: 'kg_live_' }, hexLength: 40 }).generate('live');
     // The prefix is public; what follows it is the secret.

@@ -87,6 +87,14 @@ function commandPath(command: Command): string {
 const MISSING_REQUIRED = 'commander.missingMandatoryOptionValue';
 
 /**
+ * Commander's codes for something left out: a required option, a command's argument, an
+ * option's value. Their error is followed by the command's usage line alone, not its whole
+ * help: the line says what is missing, and the usage where it goes. A mistyped name (an
+ * unknown option or command) is still followed by the help, whose list holds what was meant.
+ */
+const LEFT_OUT = new Set([MISSING_REQUIRED, 'commander.missingArgument', 'commander.optionMissingArgument']);
+
+/**
  * Commander's own refusal of an unknown option, with its "did you mean" (a method of every
  * Command that its typings leave out); it returns without a word where the command allows
  * unknown options.
@@ -145,6 +153,8 @@ export class KeygateCommand extends Command {
     // "required option '--account <id>' not specified", hiding the typo and its "did you mean".
     const mistyped = errorOptions?.code === MISSING_REQUIRED ? this.notUnderstood.find((arg) => arg.startsWith('-')) : undefined;
     if (mistyped !== undefined) this.unknownOption(mistyped);
+    // Written after the error where the help would be (not at all with --json, whose output writes nothing).
+    if (errorOptions?.code !== undefined && LEFT_OUT.has(errorOptions.code)) this.showHelpAfterError(`Usage: ${this.createHelp().commandUsage(this)}`);
     return super.error(withoutTyped(message, errorOptions?.code, commandPath(this)), errorOptions);
   }
 }
