@@ -59,7 +59,8 @@ describe('GET and DELETE /v1/address-blocks (auth.unknownKeys on)', () => {
 
     now += 1_000;
     const lifted = await json(await kg.admin('/v1/address-blocks/203.0.113.5', { method: 'DELETE' }));
-    expect(lifted).toEqual({ status: 200, type: expect.stringMatching(/^application\/json/), body: listed.body.blocks[0] });
+    // The block as listed, lifted in this process, which alone held it (memory counters).
+    expect(lifted).toEqual({ status: 200, type: expect.stringMatching(/^application\/json/), body: { ...listed.body.blocks[0], from: 'this-process' } });
     // Served as any address: its unknown keys are answered unknown_key and counted from zero.
     for (let i = 0; i < 3; i++) expect((await guess('203.0.113.5')).status).toBe(401);
     expect((await guess('203.0.113.5')).status).toBe(429);
@@ -79,13 +80,20 @@ describe('GET and DELETE /v1/address-blocks (auth.unknownKeys on)', () => {
     // Audited with who lifted what, and logged; never a key.
     const audit = (await json(await kg.admin('/v1/audit'))).body.filter((e: { action: string }) => e.action === 'address.unblocked');
     expect(audit.map((e: { actor: string; detail: unknown }) => [e.actor, e.detail])).toEqual([
-      ['admin-api', { address: '2001:db8:0:7::/64', unknownKeys: 3, blockedAt: new Date(START + 2_000).toISOString(), blockedUntil: new Date(START + 602_000).toISOString() }],
-      ['admin-api', { address: '2001:db8:0:7::/64', unknownKeys: 3, blockedAt: new Date(START + 1_000).toISOString(), blockedUntil: new Date(START + 601_000).toISOString() }],
-      ['admin-api', { address: '203.0.113.5', unknownKeys: 3, blockedAt: new Date(START).toISOString(), blockedUntil: new Date(START + 600_000).toISOString() }],
+      ['admin-api', { address: '2001:db8:0:7::/64', unknownKeys: 3, blockedAt: new Date(START + 2_000).toISOString(), blockedUntil: new Date(START + 602_000).toISOString(), from: 'this-process' }],
+      ['admin-api', { address: '2001:db8:0:7::/64', unknownKeys: 3, blockedAt: new Date(START + 1_000).toISOString(), blockedUntil: new Date(START + 601_000).toISOString(), from: 'this-process' }],
+      ['admin-api', { address: '203.0.113.5', unknownKeys: 3, blockedAt: new Date(START).toISOString(), blockedUntil: new Date(START + 600_000).toISOString(), from: 'this-process' }],
     ]);
     expect(logLines(kg.logs.text).filter((line) => line.msg.startsWith('client address block lifted')).map((line) => line.client)).toEqual(['203.0.113.5', '2001:db8:0:7::/64', '2001:db8:0:7::/64']);
     // What is left: the block started again from 203.0.113.5.
     expect((await json(await kg.admin('/v1/address-blocks'))).body.blocks.map((b: { address: string }) => b.address)).toEqual(['203.0.113.5']);
+  });
+
+  it('documents how far a lift reached (from) in the OpenAPI document, as the list\'s', async () => {
+    const doc = (await (await fetch(`${kg.adminUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, any>> };
+    const lifted = doc.paths['/v1/address-blocks/{address}']?.delete?.responses['200'].content['application/json'].schema;
+    expect(lifted.required).toContain('from');
+    expect(lifted.properties.from).toMatchObject({ enum: ['shared', 'this-process', 'this-process-redis-away'], description: expect.stringContaining('this-process-redis-away: Redis counters, but Redis does not answer: in this process alone') });
   });
 
   it('no longer lists a block once it has ended', async () => {

@@ -7,13 +7,17 @@ import { UnknownKeyLimit, type BlockInForce } from './unknown-key-limit.js';
 const POLICY = { limit: 3, window: 60_000, block: 600_000 };
 const BLOCK: BlockInForce = { address: '192.0.2.1', unknownKeys: 3, startedAt: 10, endsAt: 600_010 };
 
-/** A shared count that answers as told (or is away), holds `inForce`, and lets the test send its messages. */
-function fakeShared(answer: () => SharedUnknownKey, inForce: () => Promise<BlockInForce[]> = async () => [BLOCK]) {
+/** A shared count that answers as told (or is away), holds `inForce`, lifts as `lift` says, and lets the test send its messages. */
+function fakeShared(
+  answer: () => SharedUnknownKey,
+  inForce: () => Promise<BlockInForce[]> = async () => [BLOCK],
+  lift: (address: string) => Promise<BlockInForce | undefined> = async () => BLOCK,
+) {
   const handlers: ((event: AddressBlockEvent) => void)[] = [];
   const shared: SharedAddressBlocks = {
     unknownKey: async () => answer(),
     inForce,
-    lift: async () => BLOCK,
+    lift,
     onChange: (handler) => void handlers.push(handler),
   };
   return { shared, tell: (event: AddressBlockEvent) => handlers.forEach((handler) => handler(event)) };
@@ -58,6 +62,42 @@ describe('SharedUnknownKeyLimit', () => {
     expect(await limit.blocksInForce(20)).toEqual({ blocks: [own], from: 'this-process-redis-away' });
     away = false;
     expect(await limit.blocksInForce(20)).toEqual({ blocks: [BLOCK, own], from: 'shared' });
+  });
+
+  it('says where a lift reached: in Redis (every process), or while Redis is away this process\'s copy alone, which Redis brings back once it answers', async () => {
+    let away = false;
+    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
+    const { shared, tell } = fakeShared(
+      () => {
+        if (away) throw unreachable();
+        return { kind: 'counted', count: 1 };
+      },
+      async () => {
+        if (away) throw unreachable();
+        return [BLOCK];
+      },
+      async (address) => {
+        if (away) throw unreachable();
+        return address === BLOCK.address ? BLOCK : undefined;
+      },
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+    expect(await limit.lift('192.0.2.1', 20)).toEqual({ block: BLOCK, from: 'shared' });
+    tell({ type: 'blocked', block: BLOCK });
+    away = true;
+    expect(await limit.lift('192.0.2.1', 20)).toEqual({ block: BLOCK, from: 'this-process-redis-away' });
+    expect(limit.blockedFor('192.0.2.1', 20)).toBe(0);
+    // None held here, and Redis cannot be asked: refused, not a lift.
+    await expect(limit.lift('192.0.2.2', 20)).rejects.toBeInstanceOf(CountersUnavailableError);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+    // Back: Redis still holds the block lifted here alone, and the recheck brings it back.
+    away = false;
+    tell({ type: 'missed' });
+    await settled();
+    expect(limit.blockedFor('192.0.2.1', 20)).toBe(600_000 - 10);
+    // A block begun here alone (Redis never held it): lifted wherever it was, as shared.
+    const own = { address: '192.0.2.9', unknownKeys: 3, startedAt: 20, endsAt: 600_020 };
+    expect(await limit.lift('192.0.2.9', 20)).toEqual({ block: own, from: 'shared' });
   });
 
   it('learns blocks and lifts from the messages', () => {

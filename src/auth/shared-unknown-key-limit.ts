@@ -29,7 +29,7 @@
 import type { UnknownKeyPolicy } from '../config/schema.js';
 import type { SharedAddressBlocks } from '../counters/counters.js';
 import type { Log } from '../log.js';
-import type { AddressBlock, BlockInForce, BlocksListed, UnknownKeyCount, UnknownKeyLimit } from './unknown-key-limit.js';
+import type { AddressBlock, BlockInForce, BlockLifted, BlocksListed, UnknownKeyCount, UnknownKeyLimit } from './unknown-key-limit.js';
 
 /** A refusal from the copy checks it against Redis at most this often (a lift's message may have been lost without the listener noticing). */
 export const RECHECK_MS = 60_000;
@@ -118,18 +118,28 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     return { blocks: [...shared, ...local.filter((block) => !listed.has(block.address))], from: 'shared' };
   }
 
-  /** Lifts the block in Redis (every process drops its copy on the message) and here; fails only if Redis is away and this process held none. */
-  async lift(address: string, now: number): Promise<BlockInForce | undefined> {
+  /**
+   * Lifts the block in Redis (every process drops its copy on the message) and here
+   * (`shared`). Redis away: this process's copy alone, and said so
+   * (`this-process-redis-away`: the others still refuse the address, and a block Redis
+   * holds comes back here at the recheck once it answers); fails only if this process
+   * held none.
+   */
+  async lift(address: string, now: number): Promise<BlockLifted | undefined> {
     this.changed(address);
     this.ownBlocks.delete(address);
-    const local = this.local.lift(address, now);
+    const local = this.local.lift(address, now)?.block;
+    let shared: BlockInForce | undefined;
     try {
-      return (await this.shared.lift(address, now)) ?? local;
+      shared = await this.shared.lift(address, now);
     } catch (error) {
       this.noteAway(error);
-      if (local !== undefined) return local;
+      if (local !== undefined) return { block: local, from: 'this-process-redis-away' };
       throw error;
     }
+    // Redis held none: a block begun here alone while it was away is lifted all the same.
+    const block = shared ?? local;
+    return block === undefined ? undefined : { block, from: 'shared' };
   }
 
   clear(): void {

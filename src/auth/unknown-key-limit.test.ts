@@ -53,7 +53,7 @@ describe('UnknownKeyLimit blocks in force', () => {
       ],
       from: 'this-process',
     });
-    expect(limit.lift('192.0.2.1', 20)).toEqual({ address: '192.0.2.1', unknownKeys: 3, startedAt: 2, endsAt: 600_002 });
+    expect(limit.lift('192.0.2.1', 20)).toEqual({ block: { address: '192.0.2.1', unknownKeys: 3, startedAt: 2, endsAt: 600_002 }, from: 'this-process' });
     expect(limit.lift('192.0.2.1', 21)).toBeUndefined();
     expect(limit.blockedFor('192.0.2.1', 21)).toBe(0);
     expect(limit.fail('192.0.2.1', 22, POLICY)).toBeUndefined();

@@ -74,6 +74,18 @@ export interface BlocksListed {
 }
 
 /**
+ * A block lifted, and where (`BlocksFrom`), so that whoever lifts it says how far the lift
+ * reaches: `shared`, in Redis and so in every process; `this-process`, in this process,
+ * which alone held it (memory counters); `this-process-redis-away`, in this process's copy
+ * alone: other processes may still refuse the address, and a block Redis holds comes back
+ * here once it answers.
+ */
+export interface BlockLifted {
+  block: BlockInForce;
+  from: BlocksFrom;
+}
+
+/**
  * What the pipeline and the admin API ask of the count: this class (per process), or
  * SharedUnknownKeyLimit (Redis), whose answers may take a round trip.
  */
@@ -83,7 +95,8 @@ export interface UnknownKeyCount {
   /** One more unknown key from `address`: the block it started, if it reached the limit. */
   fail(address: string, now: number, policy: UnknownKeyPolicy): AddressBlock | undefined | Promise<AddressBlock | undefined>;
   blocksInForce(now: number): BlocksListed | Promise<BlocksListed>;
-  lift(address: string, now: number): BlockInForce | undefined | Promise<BlockInForce | undefined>;
+  /** Ends the block of `address`: the block lifted and where, or undefined when none was in force. */
+  lift(address: string, now: number): BlockLifted | undefined | Promise<BlockLifted | undefined>;
   clear(): void;
 }
 
@@ -144,14 +157,14 @@ export class UnknownKeyLimit implements UnknownKeyCount {
 
   /**
    * Ends the block of `address` (an address group, as blocks are kept) now, as its end
-   * would: its next unknown key is counted afresh. Answers the block lifted, or undefined
-   * when none was in force.
+   * would: its next unknown key is counted afresh. Answers the block lifted (this
+   * process's), or undefined when none was in force.
    */
-  lift(address: string, now: number): BlockInForce | undefined {
+  lift(address: string, now: number): BlockLifted | undefined {
     const block = this.blocks.get(address);
     if (block === undefined) return undefined;
     this.blocks.delete(address);
-    return block.endsAt > now ? { address, ...block } : undefined;
+    return block.endsAt > now ? { block: { address, ...block }, from: 'this-process' } : undefined;
   }
 
   /** A block another process began (heard from Redis): held as if begun here, until its end or its lift. */

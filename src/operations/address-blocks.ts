@@ -8,7 +8,7 @@
  *
  * @example
  * listAddressBlocks(rt); // { enabled: true, policy: { limit: 20, … }, from: 'shared', blocks: [{ address: '2001:db8:0:7::/64', … }] }
- * await liftAddressBlock(rt, '2001:db8:0:7::1', 'admin-api'); // lifts the /64
+ * await liftAddressBlock(rt, '2001:db8:0:7::1', 'admin-api'); // lifts the /64: { address: '2001:db8:0:7::/64', …, from: 'shared' }
  */
 import { isIP } from 'node:net';
 import type { Runtime } from '../runtime.js';
@@ -85,8 +85,11 @@ export function isBlockedAddress(id: string): boolean {
 
 /**
  * Lifts the block of the address group `address` names (an IPv6 address: its /64), in
- * every process with Redis counters, as if it had ended: its next unknown key is counted afresh. Audited as
- * `address.unblocked`. Refused (not_found) when no block of it is in force.
+ * every process with Redis counters, as if it had ended: its next unknown key is counted
+ * afresh. The answer's `from` says how far the lift reached (`BlockLifted`): while Redis
+ * is away, this process's copy alone (`this-process-redis-away`: other processes may still
+ * refuse the address, and a block Redis holds comes back once it answers). Audited as
+ * `address.unblocked`, with `from`. Refused (not_found) when no block of it is in force.
  */
 export async function liftAddressBlock(rt: Pick<Runtime, 'config' | 'clock' | 'unknownKeyLimit' | 'store' | 'log'>, address: string, actor: Actor) {
   const group = blockedAddressOf(address);
@@ -94,8 +97,9 @@ export async function liftAddressBlock(rt: Pick<Runtime, 'config' | 'clock' | 'u
   if (rt.config.auth.unknownKeys === undefined) throw new OperationError('not_found', `no block of ${group}: auth.unknownKeys is off in this profile, so no address is blocked`);
   const lifted = await rt.unknownKeyLimit.lift(group, rt.clock());
   if (lifted === undefined) throw new OperationError('not_found', `no block of ${group} is in force (GET /v1/address-blocks lists them; with memory counters each process has its own)`);
-  const out = blockOut(lifted);
-  rt.log.info({ client: group, unknownKeys: lifted.unknownKeys, blockedUntil: out.blockedUntil, actor: actorName(actor) }, 'client address block lifted (auth.unknownKeys)');
-  await audit(rt, actor, 'address.unblocked', { detail: { address: group, unknownKeys: lifted.unknownKeys, blockedAt: lifted.startedAt, blockedUntil: lifted.endsAt } });
-  return out;
+  const { block, from } = lifted;
+  const out = blockOut(block);
+  rt.log.info({ client: group, unknownKeys: block.unknownKeys, blockedUntil: out.blockedUntil, from, actor: actorName(actor) }, 'client address block lifted (auth.unknownKeys)');
+  await audit(rt, actor, 'address.unblocked', { detail: { address: group, unknownKeys: block.unknownKeys, blockedAt: block.startedAt, blockedUntil: block.endsAt, from } });
+  return { ...out, from };
 }

@@ -7,8 +7,8 @@
  * measured; a lift the second missed (it reaches Redis through a TCP proxy the test
  * cuts) is made up for when it listens again; Redis's keys for it all expire; with
  * Redis away each process counts alone, valid keys are served, its admin API's list says
- * it holds this process's blocks alone, and a lift of a block the process does not hold
- * answers 503.
+ * it holds this process's blocks alone, a lift of a block it holds says it reached this
+ * process alone, and a lift of a block the process does not hold answers 503.
  *
  * Clients are told apart by X-Forwarded-For (loopback is a trusted proxy), each test its own.
  */
@@ -144,7 +144,8 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
 
     const lifted = await second().admin(`/v1/address-blocks/${client}`, { method: 'DELETE' });
     expect(lifted.status).toBe(200);
-    expect(await lifted.json()).toMatchObject({ address: client, unknownKeys: LIMIT });
+    // Lifted in Redis, so in every process, and said so.
+    expect(await lifted.json()).toMatchObject({ address: client, unknownKeys: LIMIT, from: 'shared' });
     for (const gateway of gateways) expect(await blocksOf(gateway)).toEqual([]);
     // The first process drops its copy on the Redis message (a refusal there is not counted, so asking again is harmless).
     expect(await eventually(async () => (await call(first(), madeUp(), client)).status === 401)).toBe(true);
@@ -283,10 +284,13 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
       expect(documented.paths['/v1/address-blocks/{address}']?.delete?.responses['503']).toMatchObject({ headers: { 'Retry-After': expect.anything() }, content: { 'application/problem+json': expect.anything() } });
       const unblocked = ((await (await second().admin('/v1/audit')).json()) as { action: string; detail?: { address?: string } }[]).filter((event) => event.action === 'address.unblocked' && event.detail?.address === client);
       expect(unblocked).toEqual([]);
-      // The first lifts the block it began on its own: 200.
+      // The first lifts the block it began on its own: 200, in this process only, and it
+      // says so (as does its audit entry), not a lift in every process.
       const ownLifted = await first().admin(`/v1/address-blocks/${client}`, { method: 'DELETE' });
-      expect([ownLifted.status, await ownLifted.json()]).toEqual([200, expect.objectContaining({ address: client, unknownKeys: LIMIT })]);
+      expect([ownLifted.status, await ownLifted.json()]).toEqual([200, expect.objectContaining({ address: client, unknownKeys: LIMIT, from: 'this-process-redis-away' })]);
       expect((await call(first(), madeUp(), client)).status).toBe(401);
+      const audited = ((await (await first().admin('/v1/audit')).json()) as { action: string; detail?: { address?: string; from?: string } }[]).filter((event) => event.action === 'address.unblocked' && event.detail?.address === client);
+      expect(audited.map((event) => event.detail?.from)).toEqual(['this-process-redis-away']);
     } finally {
       await redis.start();
     }
