@@ -4,7 +4,8 @@
  * address as its /64), a page at a time; a block lifted with its Lift button is served
  * again at the gateway and counted afresh, audited as address.unblocked under the
  * operator's email and address. An empty list says so; a lift sent again changes nothing;
- * a hand-edited or token-less form is refused; members never see the page. Clients are
+ * a hand-edited or token-less form is refused; members never see the page. While Redis
+ * does not answer, the page says its list and its lifts are this process's alone. Clients are
  * told apart by X-Forwarded-For from a trusted proxy.
  */
 import type { Browser, Page } from 'playwright-core';
@@ -235,6 +236,29 @@ describe.skipIf(!chromiumAvailable())('dashboard: lifting an address block while
     ]);
     const lift = await operator.post('/address-blocks/lift', { address: '203.0.113.9' });
     expect([lift.status, lift.heading, lift.alert]).toEqual([503, 'Address blocks', 'The block of 203.0.113.9 cannot be lifted now: the counters (Redis) do not answer. Try again once they are back.']);
+  });
+
+  it('lifts a listed block in this process only, and says so (the other processes may still refuse it; Redis brings its block back): the admin API and the audit entry too', async () => {
+    const operator = new Visitor(fixture.dashboardUrl);
+    await operator.signIn(OPERATOR, '/address-blocks');
+    // 127.0.0.1 is blocked here alone (the test above).
+    const lift = await operator.post('/address-blocks/lift', { address: '127.0.0.1' });
+    expect([lift.status, lift.location]).toEqual([303, '/address-blocks']);
+    const shown = await operator.get('/address-blocks');
+    expect(shown.html).toContain(
+      '<div class="notice warning" role="status"><p>The block of 127.0.0.1 is lifted in this keygate process only: the counters (Redis) do not answer, so other keygate processes may still refuse the address, and a block Redis holds comes back once it answers (lift it again then).</p></div>',
+    );
+    expect(shown.html).not.toContain('is lifted: its requests are served again');
+    expect(shown.html).not.toContain('<code>127.0.0.1</code>');
+    const [audited] = await fixture.keygate.runtime.store.listAudit({ limit: 1 });
+    expect(audited).toMatchObject({ action: 'address.unblocked', actor: OPERATOR, detail: { address: '127.0.0.1', unknownKeys: 1, from: 'this-process-redis-away' } });
+
+    // The admin API's lift says the same of a block held here.
+    const guessed = await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${fixture.keygate.runtime.keyFormat.generate('live')}` } });
+    await guessed.arrayBuffer();
+    expect(guessed.status).toBe(401);
+    const lifted = await fixture.keygate.admin('/v1/address-blocks/127.0.0.1', { method: 'DELETE' });
+    expect([lifted.status, await lifted.json()]).toEqual([200, expect.objectContaining({ address: '127.0.0.1', unknownKeys: 1, from: 'this-process-redis-away' })]);
   });
 });
 

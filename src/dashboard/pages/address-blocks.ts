@@ -36,6 +36,13 @@ const SHARING: Record<BlocksFrom, string> = {
 const REDIS_AWAY =
   'The counters (Redis) do not answer, so this list shows only the blocks this keygate process holds: others may be in force. Until Redis is back, Lift ends a block in this process alone (one Redis holds comes back once it answers), and a block not listed here cannot be lifted.';
 
+/** What a lift says it did: everywhere it reached, or (Redis away) this process alone, and what that leaves. */
+function liftedText(address: string, from: BlocksFrom): string {
+  if (from === 'this-process-redis-away')
+    return `The block of ${address} is lifted in this keygate process only: the counters (Redis) do not answer, so other keygate processes may still refuse the address, and a block Redis holds comes back once it answers (lift it again then).`;
+  return `The block of ${address} is lifted: its requests are served again, and its unknown keys counted afresh.`;
+}
+
 export function registerAddressBlockPage(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
 
@@ -52,7 +59,8 @@ export function registerAddressBlockPage(app: FastifyInstance, dash: Dashboard):
     if (address === undefined) return sendBlocks(request, reply, { kind: 'error', text: 'The form did not name a blocked address as this page lists them. Lift a block with its own button.' }, 400);
     try {
       const lifted = await liftAddressBlock(rt, address, actorOf(dash, request));
-      setNotice(dash, reply, { kind: 'success', text: `The block of ${lifted.address} is lifted: its requests are served again, and its unknown keys counted afresh.` });
+      // Lifted in this process alone (Redis away): a warning, as the lift is not what it is when Redis answers.
+      setNotice(dash, reply, { kind: lifted.from === 'this-process-redis-away' ? 'warning' : 'success', text: liftedText(lifted.address, lifted.from) });
       return redirect(reply, ADDRESS_BLOCKS_PATH);
     } catch (error) {
       // Ended, or lifted by someone else meanwhile (Back, a second operator): nothing to lift.

@@ -78,6 +78,13 @@ describe('a client address block lifted, in the audit log', () => {
     expect(rendered).toContain('2001:db8:0:7::/64 (after 20 unknown keys, blocked until 2026-12-01 15:10:00 UTC)');
     expect(rendered).not.toContain(String(Date.UTC(2026, 11, 1, 15, 10)));
   });
+
+  it('says a lift made while Redis did not answer reached one keygate process only; a shared one as before', () => {
+    const lift = (id: string, from: string): AuditEntry => ({ id, at: Date.UTC(2026, 11, 1, 15, 9), actor: 'admin-api', actorAddress: null, action: 'address.unblocked', accountId: null, keyId: null, detail: { address: `192.0.2.${id.slice(-1)}`, unknownKeys: 20, blockedAt: Date.UTC(2026, 11, 1, 15, 0), blockedUntil: Date.UTC(2026, 11, 1, 15, 10), from } });
+    const rendered = auditTable([lift('aud_1', 'this-process-redis-away'), lift('aud_2', 'shared')], new Map(), { caption: 'Events' }, new Map()).toString();
+    expect(rendered).toContain('192.0.2.1 (after 20 unknown keys, blocked until 2026-12-01 15:10:00 UTC, in one keygate process only: Redis did not answer)');
+    expect(rendered).toContain('192.0.2.2 (after 20 unknown keys, blocked until 2026-12-01 15:10:00 UTC)');
+  });
 });
 
 describe('a sign-in lock in the audit log', () => {

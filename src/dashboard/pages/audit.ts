@@ -97,9 +97,10 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
       return `${text(d.email)}${from} until ${Number.isFinite(until) ? utcSecondUp(until) : text(d.until)} UTC`;
     }
     case 'address.unblocked': {
-      // Lifted through one process's admin API: the block was that process's (auth.unknownKeys).
       const until = typeof d.blockedUntil === 'number' ? `, blocked until ${utcSecondUp(d.blockedUntil)} UTC` : '';
-      return `${text(d.address)} (after ${text(d.unknownKeys)} unknown keys${until})`;
+      // Lifted while Redis did not answer: in the process that lifted it alone (entries before `from` say nothing of it).
+      const reach = d.from === 'this-process-redis-away' ? ', in one keygate process only: Redis did not answer' : '';
+      return `${text(d.address)} (after ${text(d.unknownKeys)} unknown keys${until}${reach})`;
     }
     case 'account.deleted':
       return d.name === undefined ? '' : html`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan`;
