@@ -381,6 +381,9 @@ describe('admin API', () => {
       const refused = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap }) }));
       expect(refused.status, overlap).toBe(400);
     }
+    // A number without its unit: which unit was meant is not guessed.
+    const unitless = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '90' }) }));
+    expect(unitless).toMatchObject({ status: 400, body: { detail: 'overlap "90" is not a duration such as 1h, 24h or 7d: a number is written with its unit (ms, s, m, h or d), as "10m"; only 0 goes without one' } });
     // An optional body's fields are suggested too.
     const mistyped = await json(await kg.admin(`/v1/keys/${first.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlpa: '1h' }) }));
     expect(mistyped).toMatchObject({ status: 400, body: { detail: 'body: unknown field "overlpa" (did you mean "overlap"?)' } });

@@ -26,7 +26,7 @@ import { oncePer } from '../log.js';
 import { headerCount } from '../auth/credential.js';
 import type { Metrics } from '../metrics.js';
 import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions, refuseNoHostOurselves, type NodeRefusal, type RawAnswer } from '../fastify-options.js';
-import { parseDuration } from '../config/duration.js';
+import { parseDuration, unitlessNumberHint } from '../config/duration.js';
 import { auditEventOut, type Actor } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
@@ -861,7 +861,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     async (request, reply) => {
       const text = request.body?.overlap ?? defaultRotationOverlap(rt);
       const overlap = parseDuration(text);
-      if (overlap === undefined) throw new OperationError('invalid', `overlap "${text}" is not a duration such as 1h, 24h or 7d`);
+      if (overlap === undefined) throw new OperationError('invalid', `overlap "${text}" is not a duration such as 1h, 24h or 7d${unitlessNumberHint(text, '"10m"')}`);
       const rotated = await rotateKey(rt, request.params.id, overlap, actorOf(request));
       await warnOfRefusedKey(reply, rotated.key);
       // The replacement shares the old key's account, and so its account-wide block.

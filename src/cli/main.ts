@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, UNREADABLE } from '../config/config-error.js';
 import type { LoadedConfig } from '../config/load.js';
-import { parseDuration } from '../config/duration.js';
+import { parseDuration, unitlessNumberHint } from '../config/duration.js';
 import type { Runtime } from '../runtime.js';
 import { createKeyHasher } from '../keys/hash.js';
 import { createKeyFormat, type KeyFormat } from '../keys/format.js';
@@ -255,16 +255,6 @@ function parseWhen(text: string, now: number, flag: string): number {
       ? ': a time needs its offset, as 2027-01-31T12:00:00Z for UTC'
       : '';
   throw new OperationError('invalid', `${flag}: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)${hint}`);
-}
-
-/**
- * What a number typed without its unit lacks, for a refused duration of `flag`: the profile
- * reads a bare number as milliseconds, but on the command line `--overlap 1` could as well
- * be meant as a minute or a day, so it is refused and the units are named. Nothing typed is
- * repeated (a key pasted here would land in a terminal's scrollback or a CI log).
- */
-function bareNumberHint(text: string, flag: string): string {
-  return /^\d+(?:\.\d+)?$/.test(text.trim()) ? `: a number is written with its unit (ms, s, m, h or d), as ${flag} 10m; only 0 goes without one` : '';
 }
 
 /** `on` or `off` (true/false, yes/no) for `flag`; `accepted` names every word it takes, for the refusal. */
@@ -907,7 +897,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         const text = opts.overlap ?? ops.defaultRotationOverlap(rt);
         const overlap = parseDuration(text);
-        if (overlap === undefined) throw new OperationError('invalid', `--overlap: expected a duration (e.g. 1h, 24h, 7d)${bareNumberHint(text, '--overlap')}`);
+        if (overlap === undefined) throw new OperationError('invalid', `--overlap: expected a duration (e.g. 1h, 24h, 7d)${unitlessNumberHint(text, '--overlap 10m')}`);
         const issued = await ops.rotateKey(rt, id, overlap, CLI_ACTOR);
         const now = rt.clock();
         const blocked = json ? await ops.blockedUntilOf(rt, [issued.key, issued.previous]) : undefined;

@@ -24,6 +24,17 @@ export function parseDuration(text: string | number): number | undefined {
   return Number.isSafeInteger(ms) ? ms : undefined;
 }
 
+/**
+ * What a number given as text without its unit lacks, for a refused duration (`--overlap 1`,
+ * `{"overlap": "90"}`): in the profile a bare number is milliseconds, but typed by hand `1`
+ * could as well be meant as a minute or a day, so such text is refused and the units named.
+ * `example`: the same field written well, in the caller's terms (`--overlap 10m`, `"10m"`).
+ * Empty for any other text. Nothing typed is repeated.
+ */
+export function unitlessNumberHint(text: string, example: string): string {
+  return /^\d+(?:\.\d+)?$/.test(text.trim()) ? `: a number is written with its unit (ms, s, m, h or d), as ${example}; only 0 goes without one` : '';
+}
+
 /** Formats 600000 as `10m`, choosing the largest unit that divides it evenly. */
 export function formatDuration(ms: number): string {
   for (const unit of ['d', 'h', 'm', 's'] as const) {
