@@ -55,12 +55,34 @@ describe('--rate-limit and --meter-limit', () => {
   it("tells the operations' field names as the flags that gave them", () => {
     const change = limitsOptions({ rateLimit: ['0-per-1s'], meterLimit: ['units=5'] });
     expect((inFlags(new WindowShapeError('limits.rateLimits', 0, '.limit', 'Too small'), change) as Error).message).toBe('--rate-limit: Too small');
-    expect((inFlags(new MeterLimitError('credits', 'the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give "credits": null to drop it); its meters: units'), change) as Error).message).toBe(
+    const kept = new MeterLimitError('credits', { reason: 'kept_from_before', planId: 'pro', meters: ['units'], near: undefined });
+    expect((inFlags(kept, change) as Error).message).toBe(
       '--meter-limit credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give --meter-limit credits=plan to drop it); its meters: units',
     );
     // `accounts update --plan pro` alone (no limit flags) meets a limit kept from before: told as a flag too.
-    expect((inFlags(new MeterLimitError('credits', 'the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give "credits": null to drop it); its meters: units'), undefined) as Error).message).toBe(
+    expect((inFlags(kept, undefined) as Error).message).toBe(
       '--meter-limit credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give --meter-limit credits=plan to drop it); its meters: units',
+    );
+  });
+
+  it("tells a meter's refused limit in --meter-limit from the refusal's reason, whatever the operation's message says", () => {
+    const reworded = <E extends Error>(error: E) => Object.assign(error, { message: 'worded another way' });
+    const change = limitsOptions({ meterLimit: ['units=5', 'Credits=7'] });
+    // A meter typed now: by its flag's place, never repeated; the meter it likely meant, and the plan's.
+    const typo = new MeterLimitError('Credits', { reason: 'no_such_meter', planId: 'pro', meters: ['units', 'credits'], near: 'credits' });
+    expect(typo.message).toBe('limits.meters.Credits: the pro plan has no meter "Credits" (did you mean "credits"?); its meters: units, credits');
+    expect((inFlags(reworded(typo), change) as Error).message).toBe('--meter-limit (the 2nd of 2): the pro plan has no such meter (did you mean "credits"?); its meters: units, credits');
+    const none = new MeterLimitError('units', { reason: 'no_such_meter', planId: 'free', meters: [], near: undefined });
+    expect((inFlags(reworded(none), change) as Error).message).toBe('--meter-limit (the 1st of 2): the free plan has no such meter; it has no meters');
+    // Not a limit: the value given is not repeated, and the plan's is given back with the flag's words.
+    const negative = new MeterLimitError('units', { reason: 'not_a_limit', got: '-5' });
+    expect(negative.message).toBe("limits.meters.units: a meter's limit is a number from 0 to 999999999999999, or null for the plan's (got -5)");
+    expect((inFlags(reworded(negative), change) as Error).message).toBe("--meter-limit (the 1st of 2): a meter's limit is a number from 0 to 999999999999999, or <meter>=plan for the plan's");
+    // Kept from before: by its stored name, with the flag that gives it back.
+    const kept = new MeterLimitError('calls', { reason: 'kept_from_before', planId: 'free', meters: [], near: undefined });
+    expect(kept.message).toBe('limits.meters.calls: the free plan has no meter "calls" (the account\'s own limit for it, kept from before: give "calls": null to drop it); it has no meters');
+    expect((inFlags(reworded(kept), undefined) as Error).message).toBe(
+      '--meter-limit calls: the free plan has no meter "calls" (the account\'s own limit for it, kept from before: give --meter-limit calls=plan to drop it); it has no meters',
     );
   });
 

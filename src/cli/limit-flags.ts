@@ -7,7 +7,9 @@ import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError, ordinal } from '../operations/errors.js';
 import { LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../limits/repeated-windows.js';
-import { WindowsRefusal } from '../limits/window-shape.js';
+import { MeterLimitError, WindowsRefusal } from '../limits/window-shape.js';
+import { MAX_REPORTED } from '../meters/cost.js';
+import { meant } from '../config/closest-name.js';
 
 /**
  * How a window is written, for a refusal of one: near misses (`10-per-1 hour`, `10 per 1h`,
@@ -71,20 +73,29 @@ export function inFlags(error: unknown, given: LimitsChange | undefined): unknow
     const named = `the ${ordinal(error.earlier + 1)}${earlier ? ` (${windowSpec(earlier)})` : ''}`;
     return new OperationError(error.kind, `${flagAt('--rate-limit', error.at, windows.length)}: ${repeatedWindowWhy(named, error.shape)}`);
   }
+  if (error instanceof MeterLimitError) return meterInFlags(error, Object.keys(change.meters ?? {}));
   const place = limitsRefusalPlace(error);
   // The list as a whole (`limits.rateLimits: at most 20 windows`) is said as the operation says it.
   if (place === undefined || place.at === 'windows') return error;
   const windows = Array.isArray(change.rateLimits) ? change.rateLimits : [];
-  if (!('meter' in place.at)) return new OperationError(error.kind, `${flagAt('--rate-limit', place.at.window, windows.length)}: ${place.why}`);
-  const typed = Object.keys(change.meters ?? {});
-  const { meter } = place.at;
-  if (!typed.includes(meter)) {
-    // A limit of the account's kept from before, named as stored (not typed now).
-    return new OperationError(error.kind, `--meter-limit ${meter}: ${place.why.replace(/give "([^"]+)": null to drop it/, 'give --meter-limit $1=plan to drop it')}`);
+  return new OperationError(error.kind, `${flagAt('--rate-limit', place.at.window, windows.length)}: ${place.why}`);
+}
+
+/**
+ * A meter's limit refused, in `--meter-limit`'s words, from the refusal's reason: a meter
+ * typed now by the place of its flag among `typed` (never repeated: it may be anything
+ * pasted), one kept from before by its name as stored, with the flag that gives it back.
+ */
+function meterInFlags(error: MeterLimitError, typed: readonly string[]): OperationError {
+  const { meter, refusal } = error;
+  const flag = flagAt('--meter-limit', typed.indexOf(meter), typed.length);
+  if (refusal.reason === 'not_a_limit') return new OperationError(error.kind, `${flag}: a meter's limit is a number from 0 to ${MAX_REPORTED}, or <meter>=plan for the plan's`);
+  const near = meant(refusal.near);
+  const meters = refusal.meters.length > 0 ? `its meters: ${refusal.meters.join(', ')}` : 'it has no meters';
+  if (refusal.reason === 'kept_from_before') {
+    return new OperationError(error.kind, `--meter-limit ${meter}: the ${refusal.planId} plan has no meter "${meter}"${near} (the account's own limit for it, kept from before: give --meter-limit ${meter}=plan to drop it); ${meters}`);
   }
-  // A meter typed now: named by its place, as is its limit ("got …" left out).
-  const why = place.why.replace(/has no meter "[^"]*"/, 'has no such meter').replace(/ \(got [^)]*\)$/, '').replace(", or null for the plan's", ', or <meter>=plan for the plan\'s');
-  return new OperationError(error.kind, `${flagAt('--meter-limit', typed.indexOf(meter), typed.length)}: ${why}`);
+  return new OperationError(error.kind, `${flag}: the ${refusal.planId} plan has no such meter${near}; ${meters}`);
 }
 
 /** Adds `--rate-limit` to a keys command: the key's own windows (limits/key-windows.ts). */

@@ -24,6 +24,10 @@ export function closestName(name: string, known: Iterable<string>): string | und
 
 /** ` (did you mean "<name>"?)` for the known name `name` most likely meant, or '' where none is near. */
 export function didYouMean(name: string, known: Iterable<string>): string {
-  const near = closestName(name, known);
+  return meant(closestName(name, known));
+}
+
+/** ` (did you mean "<near>"?)`, or '' where none is near: for a refusal that carries the name found (closestName) to word it. */
+export function meant(near: string | undefined): string {
   return near === undefined ? '' : ` (did you mean "${near}"?)`;
 }

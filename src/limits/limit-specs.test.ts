@@ -51,7 +51,8 @@ describe('limit specs', () => {
     expect(windowSpec({ limit: 5000, window: '1h', scope: 'account' })).toBe('5000-per-1h-per-account');
     expect(windowSpec({ limit: 25, window: '1s', scope: 'key' })).toBe('25-per-1s');
     expect(limitsRefusalPlace(new WindowShapeError('limits.rateLimits', 1, '.limit', 'Too small'))).toEqual({ at: { window: 1 }, why: 'Too small' });
-    expect(limitsRefusalPlace(new MeterLimitError('units', 'too big'))).toEqual({ at: { meter: 'units' }, why: 'too big' });
+    // A meter's limit is worded by each caller from its reason.
+    expect(limitsRefusalPlace(new MeterLimitError('units', { reason: 'not_a_limit', got: '-1' }))).toBeUndefined();
     expect(limitsRefusalPlace(new WindowsRefusal('limits.rateLimits', 'at most 20 windows'))).toEqual({ at: 'windows', why: 'at most 20 windows' });
     expect(limitsRefusalPlace(new OperationError('invalid', 'no such plan'))).toBeUndefined();
     // A key's windows are not an account's.
@@ -61,7 +62,6 @@ describe('limit specs', () => {
   it("reads where a refusal of limits points from its fields, not its message, whose words may change", () => {
     const reworded = <E extends Error>(error: E) => Object.assign(error, { message: 'worded another way' });
     expect(limitsRefusalPlace(reworded(new WindowShapeError('limits.rateLimits', 2, '.window', 'expected a duration')))).toEqual({ at: { window: 2 }, why: 'expected a duration' });
-    expect(limitsRefusalPlace(reworded(new MeterLimitError('units', 'too big')))).toEqual({ at: { meter: 'units' }, why: 'too big' });
     expect(limitsRefusalPlace(reworded(new WindowsRefusal('limits.rateLimits', 'at most 20 windows')))).toEqual({ at: 'windows', why: 'at most 20 windows' });
     // Nor does a message that merely reads like one make a refusal of limits.
     expect(limitsRefusalPlace(new OperationError('invalid', 'limits.rateLimits[1].limit: Too small'))).toBeUndefined();

@@ -12,7 +12,7 @@ import { parseDuration } from '../config/duration.js';
 import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError } from '../operations/errors.js';
 import { WINDOW_SPEC } from './overrides.js';
-import { MeterLimitError, WindowsRefusal } from './window-shape.js';
+import { WindowsRefusal } from './window-shape.js';
 
 /** A window as the profile writes it (`window` as text: `1s`), as far as its words go. */
 export interface WindowWritten {
@@ -121,13 +121,13 @@ export function keepWindowNames<C extends LimitsChange | undefined>(change: C, b
 }
 
 /**
- * Where an operation's refusal of `limits.…` (the admin API's fields, see changedLimits)
- * points, and why, read from the refusal's fields (MeterLimitError, WindowsRefusal), not
- * its message: one window of the change (by its place in the list), the windows as a
- * whole, or one meter. Undefined for any other refusal (a key's `rateLimits` among them).
+ * Where an operation's refusal of an account's windows (`limits.rateLimits`, see
+ * changedLimits) points, and why, read from the refusal's fields (WindowsRefusal), not its
+ * message: one window of the change (by its place in the list), or the windows as a whole.
+ * Undefined for any other refusal (a key's `rateLimits` among them; a meter's limit,
+ * MeterLimitError, is worded from its reason by each caller).
  */
-export function limitsRefusalPlace(error: OperationError): { at: { window: number } | { meter: string } | 'windows'; why: string } | undefined {
-  if (error instanceof MeterLimitError) return { at: { meter: error.meter }, why: error.why };
+export function limitsRefusalPlace(error: OperationError): { at: { window: number } | 'windows'; why: string } | undefined {
   if (!(error instanceof WindowsRefusal) || error.field !== 'limits.rateLimits') return undefined;
   return { at: error.index === undefined ? 'windows' : { window: error.index }, why: error.why };
 }

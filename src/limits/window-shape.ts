@@ -12,6 +12,8 @@
  */
 import { OperationError } from '../operations/errors.js';
 import { PER_ACCOUNT_WHY } from './key-windows.js';
+import { MAX_REPORTED } from '../meters/cost.js';
+import { meant } from '../config/closest-name.js';
 
 /** How the profile and the admin API write a window, told after a refusal of one. */
 export const WINDOW_SHAPE_NOTE = '(a window is { limit: 100, window: "1s", scope: "key" or "account" })';
@@ -59,15 +61,40 @@ export class PerAccountKeyWindowError extends WindowsRefusal {
   }
 }
 
-/** An account's own limit of one meter refused (`limits.meters.units: …`): `meter` as given, or as kept from before. */
+/**
+ * Why an account's own limit of one meter was refused, with what each caller words it from
+ * (the admin API, the CLI's `--meter-limit`, the dashboard's Limits and plan forms):
+ * - `not_a_limit`: a limit given now that is not a number from 0 to MAX_REPORTED (nor null);
+ *   `got`, the value as JSON, is echoed by the admin API alone, whose caller sent it so;
+ * - `no_such_meter`: a limit given now for a meter the plan (`planId`) has not;
+ * - `kept_from_before`: the account's own limit of a meter, not given now, that the plan it
+ *   is on or moves to (`planId`) has not: it must be given back to the plan first.
+ * `meters`: the plan's meters; `near`: the one a typo of `meter` most likely meant.
+ */
+export type MeterLimitReason =
+  | { reason: 'not_a_limit'; got: string }
+  | { reason: 'no_such_meter' | 'kept_from_before'; planId: string; meters: readonly string[]; near: string | undefined };
+
+/**
+ * An account's own limit of one meter refused (`limits.meters.units: …`): `meter` as given,
+ * or as kept from before. The message is the admin API's; other callers word `refusal`.
+ */
 export class MeterLimitError extends OperationError {
   constructor(
     readonly meter: string,
-    readonly why: string,
+    readonly refusal: MeterLimitReason,
   ) {
-    super('invalid', `limits.meters.${meter}: ${why}`);
+    super('invalid', `limits.meters.${meter}: ${meterLimitWhy(meter, refusal)}`);
     this.name = 'MeterLimitError';
   }
+}
+
+/** A meter's limit refused, as the admin API says it (`give "credits": null`: a JSON merge patch's words). */
+function meterLimitWhy(meter: string, refusal: MeterLimitReason): string {
+  if (refusal.reason === 'not_a_limit') return `a meter's limit is a number from 0 to ${MAX_REPORTED}, or null for the plan's (got ${refusal.got})`;
+  const near = meant(refusal.near);
+  const kept = refusal.reason === 'kept_from_before' ? ` (the account's own limit for it, kept from before: give "${meter}": null to drop it)` : '';
+  return `the ${refusal.planId} plan has no meter "${meter}"${near}${kept}; ${refusal.meters.length > 0 ? `its meters: ${refusal.meters.join(', ')}` : 'it has no meters'}`;
 }
 
 /** A refusal's message as the admin API answers it: with WINDOW_SHAPE_NOTE after it where `error` refused a window's shape. */

@@ -2,7 +2,7 @@
 import type { Runtime } from '../runtime.js';
 import { rateLimitSchema, type Config, type Plan, type RateLimit } from '../config/schema.js';
 import { describeProblem, isZodDefault, JSON_FORMAT } from '../config/load.js';
-import { didYouMean } from '../config/closest-name.js';
+import { closestName, didYouMean } from '../config/closest-name.js';
 import type { AccountPatch, AccountRecord, LimitOverrides } from '../store/store.js';
 import { effectiveLimitsOut, effectivePlan, overridesOut } from '../limits/overrides.js';
 import { MAX_REPORTED } from '../meters/cost.js';
@@ -139,15 +139,15 @@ export function changedLimits(rt: Pick<Runtime, 'config'>, planId: string, befor
       continue;
     }
     if (typeof limit !== 'number' || !Number.isFinite(limit) || limit < 0 || limit > MAX_REPORTED) {
-      throw new MeterLimitError(name, `a meter's limit is a number from 0 to ${MAX_REPORTED}, or null for the plan's (got ${JSON.stringify(limit)})`);
+      throw new MeterLimitError(name, { reason: 'not_a_limit', got: `${JSON.stringify(limit)}` });
     }
     meters[name] = limit;
   }
   for (const name of Object.keys(meters)) {
     if (plan?.meters[name] === undefined) {
       const has = Object.keys(plan?.meters ?? {});
-      const moved = change?.meters?.[name] === undefined ? ` (the account's own limit for it, kept from before: give "${name}": null to drop it)` : '';
-      throw new MeterLimitError(name, `the ${planId} plan has no meter "${name}"${didYouMean(name, has)}${moved}; ${has.length > 0 ? `its meters: ${has.join(', ')}` : 'it has no meters'}`);
+      const reason = change?.meters?.[name] === undefined ? 'kept_from_before' : 'no_such_meter';
+      throw new MeterLimitError(name, { reason, planId, meters: has, near: closestName(name, has) });
     }
   }
   return { rateLimits, meters };

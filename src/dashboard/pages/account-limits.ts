@@ -16,6 +16,8 @@ import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
 import { keepWindowNames, LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
+import { MeterLimitError } from '../../limits/window-shape.js';
+import { MAX_REPORTED } from '../../meters/cost.js';
 import { field, notOffered, oneOf } from '../context.js';
 import { html, type Html } from '../html.js';
 import { number, sentence } from '../format.js';
@@ -106,15 +108,15 @@ export function typedLimits(body: unknown, plan: Plan | undefined): RefusedLimit
 /** How the form says what a window or a limit should look like. */
 const WINDOWS_WRITTEN = 'Write each as 25-per-1s (per key) or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), separated by commas; none for no window; or leave the field empty for the plan’s.';
 const LIMIT_WRITTEN = 'Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.';
-/** The operation's note on giving a limit back, in the admin API's terms (see changedLimits). */
-const NULL_FOR_PLAN = ", or null for the plan's";
 
 /**
  * A refusal of the limits in the form's words, each naming the field it is about: the
  * parser's (LimitSpecError: which field, what was typed, why), or the operation's about
- * `limits.…` (a window by its place in the list, a meter by its name).
+ * `limits.…` (a window by its place in the list, a meter by its name and the refusal's
+ * reason). `account`: as it was before the change (its plan's fields are the form's);
+ * `plans`: the profile's, named as the page names them. Any other refusal as it is said.
  */
-export function limitsRefusal(error: OperationError, change: LimitsChange | null | undefined): string {
+export function limitsRefusal(error: OperationError, change: LimitsChange | null | undefined, account: Pick<AccountRecord, 'planId'>, plans: Record<string, Plan>): string {
   if (error instanceof LimitSpecError) {
     const { refusal } = error;
     if (refusal.why === 'too_large') {
@@ -131,13 +133,30 @@ export function limitsRefusal(error: OperationError, change: LimitsChange | null
     const earlier = windows[error.earlier];
     return sentence(`Rate-limit windows: ${at ? `“${windowSpec(at)}”: ` : ''}${repeatedWindowWhy(earlier ? `“${windowSpec(earlier)}”` : 'another', error.shape)}`);
   }
+  if (error instanceof MeterLimitError) return meterLimitRefusal(error, account, plans);
   const place = limitsRefusalPlace(error);
   if (place === undefined) return sentence(error.message);
-  const why = place.why.replace(NULL_FOR_PLAN, ', or empty for the plan’s');
-  if (place.at === 'windows') return sentence(`Rate-limit windows: ${why}`);
-  if ('meter' in place.at) return sentence(`“${place.at.meter}” limit: ${why}`);
+  if (place.at === 'windows') return sentence(`Rate-limit windows: ${place.why}`);
   const written = windows[place.at.window];
-  return sentence(`Rate-limit windows: ${written ? `“${windowSpec(written)}”: ` : ''}${why}`);
+  return sentence(`Rate-limit windows: ${written ? `“${windowSpec(written)}”: ` : ''}${place.why}`);
+}
+
+/**
+ * A meter's limit refused, in the form's words (empty: the plan's), from the refusal's
+ * reason. One kept from before meets a move to a plan without that meter (the plan form):
+ * it is given back first, by emptying its field in the Limits form; where the account's
+ * plan has no such field any more, by saving that form, which drops it (limitsChangeOf).
+ */
+function meterLimitRefusal(error: MeterLimitError, account: Pick<AccountRecord, 'planId'>, plans: Record<string, Plan>): string {
+  const { meter, refusal } = error;
+  if (refusal.reason === 'not_a_limit') return sentence(`“${meter}” limit: a meter's limit is a number from 0 to ${MAX_REPORTED}, or empty for the plan’s`);
+  const lacks = `the ${plans[refusal.planId]?.name ?? refusal.planId} plan has no meter “${meter}”`;
+  if (refusal.reason === 'no_such_meter') {
+    const near = refusal.near === undefined ? '' : ` (did you mean “${refusal.near}”?)`;
+    return sentence(`“${meter}” limit: ${lacks}${near}; ${refusal.meters.length > 0 ? `its meters: ${refusal.meters.join(', ')}` : 'it has no meters'}`);
+  }
+  const giveBack = plans[account.planId]?.meters[meter] !== undefined ? `empty the “${meter} limit” field under Limits and save the limits` : 'save the limits under Limits, which drops it';
+  return sentence(`“${meter}” limit: ${lacks}, and this account has its own limit for it: ${giveBack}, then change the plan`);
 }
 
 /** The limits in effect after a change, in a sentence: each marked as the account's own or the plan's. */

@@ -132,7 +132,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       return redirect(reply, `/accounts/${account.id}`);
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
-      const refused: RefusedLimits = { typed: typedLimits(request.body, plan), refusal: limitsRefusal(error, change) };
+      const refused: RefusedLimits = { typed: typedLimits(request.body, plan), refusal: limitsRefusal(error, change, before, rt.config.plans) };
       return sendAccount(request, reply, before, undefined, OPERATION_STATUS[error.kind], undefined, refused);
     }
   });

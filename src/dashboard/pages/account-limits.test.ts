@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import type { Plan } from '../../config/schema.js';
+import { limitsRefusal } from './account-limits.js';
+import { MeterLimitError } from '../../limits/window-shape.js';
+
+describe('limitsRefusal', () => {
+  const plans = {
+    pro: { name: 'Pro', apiAccess: true, rateLimits: [], meters: { units: { limit: 1000 } } },
+    free: { name: 'Free', apiAccess: false, rateLimits: [], meters: {} },
+  } as unknown as Record<string, Plan>;
+  const onPro = { planId: 'pro' };
+  const reworded = <E extends Error>(error: E) => Object.assign(error, { message: 'worded another way' });
+
+  it("words a meter's refused limit from the refusal's reason, in the form's terms (empty: the plan's), whatever the operation's message says", () => {
+    // Kept from before, met by a move to a plan without that meter: the form's field to empty, then the move.
+    const kept = new MeterLimitError('units', { reason: 'kept_from_before', planId: 'free', meters: [], near: undefined });
+    expect(limitsRefusal(reworded(kept), undefined, onPro, plans)).toBe(
+      '“units” limit: the Free plan has no meter “units”, and this account has its own limit for it: empty the “units limit” field under Limits and save the limits, then change the plan.',
+    );
+    // On a plan that lost the meter, the form has no field for it: saving the form drops it.
+    const lost = new MeterLimitError('credits', { reason: 'kept_from_before', planId: 'free', meters: [], near: undefined });
+    expect(limitsRefusal(reworded(lost), undefined, onPro, plans)).toBe(
+      '“credits” limit: the Free plan has no meter “credits”, and this account has its own limit for it: save the limits under Limits, which drops it, then change the plan.',
+    );
+    const typo = new MeterLimitError('unit', { reason: 'no_such_meter', planId: 'pro', meters: ['units'], near: 'units' });
+    expect(limitsRefusal(reworded(typo), { meters: { unit: 5 } }, onPro, plans)).toBe('“unit” limit: the Pro plan has no meter “unit” (did you mean “units”?); its meters: units.');
+    // Not a limit: the plan's is the empty field, not the admin API's null; the value is not repeated.
+    const negative = new MeterLimitError('units', { reason: 'not_a_limit', got: '-5' });
+    expect(limitsRefusal(reworded(negative), { meters: { units: -5 } }, onPro, plans)).toBe("“units” limit: a meter's limit is a number from 0 to 999999999999999, or empty for the plan’s.");
+  });
+});
