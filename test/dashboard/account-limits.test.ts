@@ -204,4 +204,26 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
     expect(await policy()).toBe('"30-per-1s";q=30;w=1, "daily";q=900;w=86400');
     await updateAccount(keygate.runtime, acmeId, { limits: null }, 'test');
   });
+
+  it('refuses a move to a plan without a meter the account has its own limit of in the form’s terms (empty that meter’s field and save), not the admin API’s; done so, the move goes through', async () => {
+    await updateAccount(keygate.runtime, acmeId, { limits: { meters: { units: 500 } } }, 'test');
+    const operator = new Visitor(keygate.dashboardUrl as string);
+    await operator.signIn(OPERATOR, `/accounts/${acmeId}`);
+    const before = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
+    const moved = await operator.post(`/accounts/${acmeId}/plan`, { plan: 'free', planEnds: '' });
+    expect([moved.status, moved.heading, moved.alert]).toEqual([
+      400,
+      'Acme Analytics',
+      '“units” limit: the Free plan has no meter “units”, and this account has its own limit for it: empty the “units limit” field under Limits and save the limits, then change the plan.',
+    ]);
+    expect(await getAccount(keygate.runtime, acmeId)).toMatchObject({ planId: 'pro', limits: { meters: { units: 500 } } });
+    expect(await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 })).toEqual(before);
+
+    // As it says: the field emptied and saved, then the plan changed.
+    expect((await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '', 'meter.units': '' })).status).toBe(303);
+    expect((await operator.post(`/accounts/${acmeId}/plan`, { plan: 'free', planEnds: '' })).status).toBe(303);
+    const after = await getAccount(keygate.runtime, acmeId);
+    expect([after.planId, after.limits ?? { rateLimits: null, meters: {} }]).toEqual(['free', { rateLimits: null, meters: {} }]);
+    await updateAccount(keygate.runtime, acmeId, { planId: 'pro' }, 'test');
+  });
 });

@@ -103,7 +103,9 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       return redirect(reply, `/accounts/${account.id}`);
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
-      return sendAccount(request, reply, await getAccount(rt, request.params.id), { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind]);
+      const account = await getAccount(rt, request.params.id);
+      // A plan without a meter the account has its own limit of is refused for that limit: said in the Limits form's words.
+      return sendAccount(request, reply, account, { kind: 'error', text: limitsRefusal(error, undefined, account, rt.config.plans) }, OPERATION_STATUS[error.kind]);
     }
   });
 
