@@ -2112,6 +2112,18 @@ describe('keygate CLI does what the admin API does', () => {
     // A secret pasted where the id goes is not printed back.
     expect((await cli('keys', 'show', key.secret)).stderr).not.toContain(key.secret);
   });
+
+  it("says that the docs' acc_… and key_… stand for an id still to be filled in, when a command is copied as it stands", async () => {
+    const ACCOUNT_ID = "(acc_ and 16 letters and digits): keygate accounts list, or GET /v1/accounts, shows them";
+    expect((await cli('accounts', 'create', '--name', 'Placeholder')).code).toBe(0);
+    // The README's own lines, copied whole.
+    expect(await cli('keys', 'create', '--account', 'acc_…', '--name', 'production')).toMatchObject({ code: 1, stdout: '', stderr: `error: no such account: "acc_…" in the docs stands for an account's id ${ACCOUNT_ID}\n` });
+    expect(await cli('accounts', 'usage', 'acc_…')).toMatchObject({ code: 1, stdout: '', stderr: `error: no such account: "acc_…" in the docs stands for an account's id ${ACCOUNT_ID}\n` });
+    expect(await cli('members', 'invite', '--email', 'ops@acme.test', '--account', 'acc_...')).toMatchObject({ code: 1, stdout: '', stderr: `error: no such account: "acc_..." in the docs stands for an account's id ${ACCOUNT_ID}\n` });
+    expect(await cli('keys', 'revoke', 'key_…')).toMatchObject({ code: 1, stdout: '', stderr: `error: no such key: "key_…" in the docs stands for a key's id (key_ and 16 letters and digits): keygate keys list, or GET /v1/keys, shows them\n` });
+    // Another kind's placeholder is still said to be of that kind.
+    expect(await cli('keys', 'show', 'acc_…')).toMatchObject({ code: 1, stdout: '', stderr: "error: no such key: that is an account's id; a key's begins key_\n" });
+  });
 });
 
 describe("keygate CLI --json prints the admin API's answer body for the same operation", () => {

@@ -71,7 +71,22 @@ export function looksLikeOwnId(value: string): boolean {
  */
 export function notFound(what: 'account' | 'key', id: string): OperationError {
   const named = looksLikeOwnId(id) ? `no ${what} "${id}"` : `no such ${what}`;
-  return new OperationError('not_found', `${named}${otherKind(what, id) || notAnId(what, id)}`);
+  return new OperationError('not_found', `${named}${otherKind(what, id) || placeholder(what, id) || notAnId(what, id)}`);
+}
+
+/**
+ * The docs write an id as `acc_…` (README: `keys create --account acc_…`); a command copied
+ * as it stands sends that, and "no such account" alone does not say the id is still to be
+ * filled in. Only the placeholder itself is repeated (it holds no secret).
+ */
+const PLACEHOLDER = /^(?:acc|key)_(?:…|\.\.\.)$/;
+
+/** `: "acc_…" in the docs stands for an account's id; …` where `id` is that placeholder; else nothing. */
+function placeholder(what: 'account' | 'key', id: string): string {
+  if (!PLACEHOLDER.test(id)) return '';
+  return what === 'account'
+    ? `: "${id}" in the docs stands for an account's id (acc_ and 16 letters and digits): keygate accounts list, or GET /v1/accounts, shows them`
+    : `: "${id}" in the docs stands for a key's id (key_ and 16 letters and digits): keygate keys list, or GET /v1/keys, shows them`;
 }
 
 /** Where to find an account by its name: what someone who gave a name instead of an id needs next. */
