@@ -4,7 +4,7 @@
  * only). Closing drains in-flight requests, then flushes usage.
  */
 import dns from 'node:dns';
-import { createServer } from 'node:net';
+import { createServer, isIPv6 } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -326,6 +326,7 @@ function requireServable({ config, file }: LoadedConfig): ListenerKind[] {
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
   const listeners = requireServable(loaded);
+  refuseUpstreamOnOwnListener(loaded, listeners, options);
   const { config } = loaded;
   /** With `gateway: false`, undefined: nothing is forwarded. */
   const upstreamUrl = config.gateway ? config.upstream.url : undefined;
@@ -593,6 +594,44 @@ function noGatewayWithoutToken(file: string, tokenEnv: string, why: string): Con
     [{ field: 'admin.tokenEnv', message: `gateway: false serves the admin API alone, and a backend's POST /v1/check needs the admin token (in ${tokenEnv}, the variable admin.tokenEnv names), but ${why}` }],
     `cannot be served with gateway: false without a usable admin token in ${tokenEnv}`,
   );
+}
+
+/** Each listener as a message names it. */
+const LISTENER_NAME = { gateway: 'gateway', admin: 'admin API', dashboard: 'dashboard' } as const;
+
+/** Whether a connection to `upstreamHost` reaches a listener on `listenHost` of this machine (same port). */
+function reachesListener(upstreamHost: string, listenHost: string): boolean {
+  const loopback = (host: string) => host === 'localhost' || host.endsWith('.localhost') || host.startsWith('127.') || host === '::1';
+  if (upstreamHost === listenHost) return true;
+  // `localhost` is 127.0.0.1 or ::1; a wildcard listener takes every loopback address of its family too.
+  if (upstreamHost === 'localhost' || upstreamHost.endsWith('.localhost')) return listenHost === '127.0.0.1' || listenHost === '::1' || ['0.0.0.0', '::', ''].includes(listenHost);
+  return loopback(upstreamHost) && (listenHost === '::' || listenHost === '' || (listenHost === '0.0.0.0' && !isIPv6(upstreamHost)));
+}
+
+/**
+ * An upstream.url that names one of keygate's own listeners (the API moved to another port,
+ * keygate given the port it had): every request would be forwarded back to keygate, the key
+ * removed on the way, and the client told its key is missing. Refused as a profile serve
+ * cannot use is, naming the field and the listener (a spawned upstream is started on its port first,
+ * and says so itself).
+ */
+function refuseUpstreamOnOwnListener({ config, file }: LoadedConfig, listeners: readonly ListenerKind[], options: ServeOptions): void {
+  const url = config.gateway ? config.upstream.url : undefined;
+  if (url === undefined || config.upstream.spawn !== undefined) return;
+  const { host, port } = upstreamAddress(new URL(url));
+  const at = { gateway: config.listen, admin: config.admin.listen, dashboard: config.dashboard.listen };
+  for (const kind of listeners) {
+    const given = options.ports?.[kind];
+    const listenPort = given ?? at[kind].port;
+    if (listenPort === 0 || listenPort !== port || !reachesListener(host, at[kind].host)) continue;
+    const named = given === undefined ? `${PORT_FIELD[kind]} ${port}` : `${options.portFlags?.[kind] ?? 'the port given'} ${port}`;
+    const flag = options.portFlags?.[kind];
+    throw new ConfigError(
+      file,
+      [{ field: 'upstream.url', message: `${redactUrl(url)} is keygate's own ${LISTENER_NAME[kind]} (${named}): requests would be forwarded to keygate itself, not to your API; give upstream.url the address your API listens on, or move the ${LISTENER_NAME[kind]} to another port (${PORT_FIELD[kind]}${flag === undefined ? '' : `, or ${flag}`})` }],
+      `cannot be served: upstream.url is keygate's own ${LISTENER_NAME[kind]}`,
+    );
+  }
 }
 
 /**

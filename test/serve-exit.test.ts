@@ -552,6 +552,30 @@ describe('keygate serve that cannot start', () => {
     }
   });
 
+  it("refuses an upstream.url that names one of its own listeners (requests would come back to keygate, not reach the API), naming the field and the listener, exit code 2, before it opens anything", async () => {
+    // A port free now: keygate's gateway would take it, and forward every request to itself.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const cases = [
+      { name: 'upstream-is-gateway', fields: { upstream: { url: `http://localhost:${port}` }, listen: { port } }, problem: `upstream.url: http://localhost:${port}/ is keygate's own gateway (listen.port ${port}): requests would be forwarded to keygate itself, not to your API; give upstream.url the address your API listens on, or move the gateway to another port (listen.port, or --port)`, headline: "upstream.url is keygate's own gateway" },
+      { name: 'upstream-is-admin', fields: { upstream: { url: `http://127.0.0.1:${port}/` }, admin: { listen: { port } } }, problem: `upstream.url: http://127.0.0.1:${port}/ is keygate's own admin API (admin.listen.port ${port}): requests would be forwarded to keygate itself, not to your API; give upstream.url the address your API listens on, or move the admin API to another port (admin.listen.port, or --admin-port)`, headline: "upstream.url is keygate's own admin API" },
+    ];
+    for (const { name, fields, problem, headline } of cases) {
+      const file = profile(dir, name, fields);
+      const serve = startServe(file);
+      try {
+        // Its first line: no migration applied, no listener opened.
+        const first = JSON.parse(await serve.logged('"level"')) as LogLine;
+        expect(first).toMatchObject({ level: 60, problems: [problem], msg: `keygate could not start: ${file}: cannot be served: ${headline}` });
+        expect(await serve.exited()).toBe(2);
+      } finally {
+        serve.child.kill('SIGKILL');
+      }
+    }
+  });
+
   it('says a profile it cannot use as one JSON line with its problems, exit code 2', async () => {
     const file = path.join(dir, 'typo.yaml');
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:9"}\nplans: {free: {apiAcess: false}}\n');
