@@ -1148,6 +1148,15 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(r.stderr).toContain(`${path.join(dir, 'nope.yaml')}: cannot read the profile\n  - cannot read the file: ENOENT (no file at ${path.join(dir, 'nope.yaml')})`);
     expect(r.stderr).not.toContain('invalid configuration');
     expect(r.stderr).toContain('Name the profile with --config <file>, or set KEYGATE_CONFIG.');
+    const elsewhere = path.join(dir, 'no-demo');
+    mkdirSync(elsewhere, { recursive: true });
+    expect((await runCli(['keys', 'list'], { cwd: elsewhere })).stderr).toMatch(/\nName the profile with --config <file>, or set KEYGATE_CONFIG\.\n$/);
+    // Where `npm run demo` ran (its profile under data/demo), the next command typed without --config is told the demo's.
+    const afterDemo = path.join(dir, 'after-demo');
+    mkdirSync(path.join(afterDemo, 'data', 'demo'), { recursive: true });
+    writeFileSync(path.join(afterDemo, 'data', 'demo', 'keygate.yaml'), '{}\n');
+    const withoutConfig = await runCli(['keys', 'list'], { cwd: afterDemo });
+    expect([withoutConfig.code, withoutConfig.stderr]).toEqual([2, `keygate.yaml: cannot read the profile\n  - cannot read the file: ENOENT (no file at ${path.join(afterDemo, 'keygate.yaml')})\nName the profile with --config <file>, or set KEYGATE_CONFIG. The demo's is --config data/demo/keygate.yaml.\n`]);
     // A directory named instead of the file in it: said in words, not only EISDIR.
     const folder = await runCli(['accounts', 'list', '--config', dir, '--json']);
     expect([folder.code, JSON.parse(folder.stderr)]).toEqual([2, { error: `${dir}: cannot read the profile`, problems: [`cannot read the file: EISDIR (${dir} is a directory: name the profile file in it)`] }]);

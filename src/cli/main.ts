@@ -1318,12 +1318,17 @@ function throwInsteadOfExiting(command: Command, json: boolean): void {
   for (const sub of command.commands) throwInsteadOfExiting(sub, json);
 }
 
+/** The profile `keygate demo` writes with its default --data, from where it was started. */
+const DEMO_PROFILE = 'data/demo/keygate.yaml';
+
 /** A failure the way a user can act on it: the text to print, the exit code, and for a bad profile its problems. */
 function describeFailure(error: unknown): { text: string; message: string; exitCode: number; problems?: string[] } {
   if (error instanceof ConfigError) {
     // The usual first stumble: no profile where the command looked for one.
     const missing = error.problems.some((problem) => problem.startsWith(`${UNREADABLE}: ENOENT`));
-    const hint = missing ? 'Name the profile with --config <file>, or set KEYGATE_CONFIG.' : undefined;
+    // Right after `npm run demo`, the profile is the demo's: the README's CLI lines name it, a first try often does not.
+    const demo = missing && existsSync(DEMO_PROFILE) ? ` The demo's is --config ${DEMO_PROFILE}.` : '';
+    const hint = missing ? `Name the profile with --config <file>, or set KEYGATE_CONFIG.${demo}` : undefined;
     return { text: `${error.message}\n${hint ? `${hint}\n` : ''}`, message: `${error.file}: ${error.headline}${hint ? `. ${hint}` : ''}`, exitCode: 2, problems: error.problems };
   }
   // A port in use is named by serve, with the listener and its profile field.
