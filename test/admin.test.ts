@@ -9,6 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startKeygate, type TestKeygate } from './support/keygate.js';
 import { acceptInvitation } from '../src/operations/members.js';
+import { createKeyFormat } from '../src/keys/format.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 
@@ -66,12 +67,15 @@ describe('admin API', () => {
     expect(kg.logs.text).not.toContain('Bearer wrong');
   });
 
-  it('tells a wrong admin token apart from a missing one, without repeating it', async () => {
+  it('tells a wrong admin token apart from a missing one, and an API key sent in its place, without repeating either', async () => {
+    const apiKey = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40 }).generate('live');
     const cases: [Record<string, string>, string][] = [
       [{}, 'Missing admin token: send it as "Authorization: Bearer <token>".'],
       [{ authorization: 'Bearer wrong-token-4f9a' }, 'The admin token is not valid: it is not one this keygate was started with.'],
       [{ authorization: `Bearer ${ADMIN_TOKEN}x` }, 'The admin token is not valid: it is not one this keygate was started with.'],
       [{ authorization: ADMIN_TOKEN }, 'Send the admin token as "Authorization: Bearer <token>".'],
+      // The API key just created, sent to the admin API: said to be one, not only "not valid".
+      [{ authorization: `Bearer ${apiKey}` }, "The admin token is not valid: that has the form of this API's keys. An API key goes to the gateway; the admin API takes the admin token keygate was started with (KEYGATE_ADMIN_TOKEN)."],
     ];
     for (const [headers, detail] of cases) {
       const r = await fetch(`${kg.adminUrl}/v1/accounts`, { headers });
@@ -79,6 +83,7 @@ describe('admin API', () => {
       expect({ status: r.status, challenge: r.headers.get('www-authenticate'), detail: (JSON.parse(text) as { detail: string }).detail }).toEqual({ status: 401, challenge: 'Bearer realm="keygate-admin"', detail });
       expect(text).not.toContain('wrong-token-4f9a');
       expect(text).not.toContain(ADMIN_TOKEN);
+      expect(text).not.toContain(apiKey.slice('sk_live_'.length));
     }
   });
 

@@ -277,8 +277,11 @@ function problemDetails(status: number, detail: string, title = statusTitle(stat
  * wrong (old, mistyped) token is told so, not told to send one it did send. The token
  * itself is never repeated.
  */
-function adminTokenRefusal(why: 'missing' | 'not_bearer' | 'twice' | 'wrong'): string {
+function adminTokenRefusal(why: 'missing' | 'not_bearer' | 'twice' | 'wrong' | 'api_key', tokenEnv: string): string {
   switch (why) {
+    case 'api_key':
+      // The key just created, tried on the wrong listener: said, since "not valid" alone reads as a broken key.
+      return `The admin token is not valid: that has the form of this API's keys. An API key goes to the gateway; the admin API takes the admin token keygate was started with (${tokenEnv}).`;
     case 'missing':
       return 'Missing admin token: send it as "Authorization: Bearer <token>".';
     case 'not_bearer':
@@ -505,7 +508,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     }
     refusedToken(request, 401, twice ? 'two Authorization headers' : header === '' ? 'no token' : 'not a token of this keygate');
     reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
-    return problem(reply, 401, adminTokenRefusal(twice ? 'twice' : header === '' ? 'missing' : presented ? 'wrong' : 'not_bearer'));
+    const wrong = match && rt.keyFormat.check(match[1] as string).ok ? 'api_key' : 'wrong';
+    return problem(reply, 401, adminTokenRefusal(twice ? 'twice' : header === '' ? 'missing' : presented ? wrong : 'not_bearer', tokenEnv));
   });
 
   const logFailure = requestFailureLog(rt, 'admin API');
