@@ -32,6 +32,8 @@ const SHARING: Record<BlocksFrom, string> = {
   'this-process': 'Each keygate process counts and blocks by itself (memory counters): this page shows and lifts the blocks of the process that answered it; another process’s, through its own admin API.',
   'this-process-redis-away': 'Keygate processes share these blocks through the counters (Redis) while Redis answers.',
 };
+/** What a lift does, where the intro can say it of every lift: while Redis does not answer, REDIS_AWAY says what Lift does instead. */
+const LIFTING = 'Lifting a block serves the address again and counts its unknown keys afresh.';
 /** Said above the list while Redis does not answer (a lift then reaches no other process: liftAddressBlock). */
 const REDIS_AWAY =
   'The counters (Redis) do not answer, so this list shows only the blocks this keygate process holds: others may be in force. Until Redis is back, Lift ends a block in this process alone (one Redis holds comes back once it answers), and a block not listed here cannot be lifted.';
@@ -84,7 +86,7 @@ export function registerAddressBlockPage(app: FastifyInstance, dash: Dashboard):
     const next = listed.blocks.length > BLOCKS_PER_PAGE && last ? cursorOf(placeOfBlock(last)) : undefined;
     const policy = listed.policy;
     const intro = policy
-      ? html`<p>A client address that presents ${plural(policy.limit, 'unknown key')} within ${policy.window} is refused for ${policy.block} (<code>auth.unknownKeys</code>), but for keys in use. Oldest first, ${BLOCKS_PER_PAGE} to a page. ${SHARING[listed.from ?? 'this-process']} Lifting a block serves the address again and counts its unknown keys afresh.</p>`
+      ? html`<p>A client address that presents ${plural(policy.limit, 'unknown key')} within ${policy.window} is refused for ${policy.block} (<code>auth.unknownKeys</code>), but for keys in use. Oldest first, ${BLOCKS_PER_PAGE} to a page. ${SHARING[listed.from ?? 'this-process']}${listed.from === 'this-process-redis-away' ? '' : ` ${LIFTING}`}</p>`
       : html`<p>Unknown keys are not counted and no address is blocked: <code>auth.unknownKeys</code> is off in this profile.</p>`;
     // Redis away: the list is this process's copies alone, so it must not pass for all of them.
     const away = listed.from === 'this-process-redis-away' ? noticeBox({ kind: 'warning', text: REDIS_AWAY }) : '';
