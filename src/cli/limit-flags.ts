@@ -7,7 +7,7 @@ import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError, ordinal } from '../operations/errors.js';
 import { LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../limits/repeated-windows.js';
-import { MeterLimitError, WindowsRefusal } from '../limits/window-shape.js';
+import { MeterLimitError, planMeters, WindowsRefusal } from '../limits/window-shape.js';
 import { MAX_REPORTED } from '../meters/cost.js';
 import { meant } from '../config/closest-name.js';
 
@@ -91,7 +91,7 @@ function meterInFlags(error: MeterLimitError, typed: readonly string[]): Operati
   const flag = flagAt('--meter-limit', typed.indexOf(meter), typed.length);
   if (refusal.reason === 'not_a_limit') return new OperationError(error.kind, `${flag}: a meter's limit is a number from 0 to ${MAX_REPORTED}, or <meter>=plan for the plan's`);
   const near = meant(refusal.near);
-  const meters = refusal.meters.length > 0 ? `its meters: ${refusal.meters.join(', ')}` : 'it has no meters';
+  const meters = planMeters(refusal.meters);
   if (refusal.reason === 'kept_from_before') {
     return new OperationError(error.kind, `--meter-limit ${meter}: the ${refusal.planId} plan has no meter "${meter}"${near} (the account's own limit for it, kept from before: give --meter-limit ${meter}=plan to drop it); ${meters}`);
   }

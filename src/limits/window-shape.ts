@@ -89,12 +89,17 @@ export class MeterLimitError extends OperationError {
   }
 }
 
+/** The plan's meters, said after a meter it has not (by the admin API, the CLI and the dashboard alike): `its meters: units, credits`. */
+export function planMeters(meters: readonly string[]): string {
+  return meters.length > 0 ? `its meters: ${meters.join(', ')}` : 'it has no meters';
+}
+
 /** A meter's limit refused, as the admin API says it (`give "credits": null`: a JSON merge patch's words). */
 function meterLimitWhy(meter: string, refusal: MeterLimitReason): string {
   if (refusal.reason === 'not_a_limit') return `a meter's limit is a number from 0 to ${MAX_REPORTED}, or null for the plan's (got ${refusal.got})`;
   const near = meant(refusal.near);
   const kept = refusal.reason === 'kept_from_before' ? ` (the account's own limit for it, kept from before: give "${meter}": null to drop it)` : '';
-  return `the ${refusal.planId} plan has no meter "${meter}"${near}${kept}; ${refusal.meters.length > 0 ? `its meters: ${refusal.meters.join(', ')}` : 'it has no meters'}`;
+  return `the ${refusal.planId} plan has no meter "${meter}"${near}${kept}; ${planMeters(refusal.meters)}`;
 }
 
 /** A refusal's message as the admin API answers it: with WINDOW_SHAPE_NOTE after it where `error` refused a window's shape. */

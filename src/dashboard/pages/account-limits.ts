@@ -16,7 +16,7 @@ import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
 import { keepWindowNames, LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
-import { MeterLimitError } from '../../limits/window-shape.js';
+import { MeterLimitError, planMeters } from '../../limits/window-shape.js';
 import { MAX_REPORTED } from '../../meters/cost.js';
 import { field, notOffered, oneOf } from '../context.js';
 import { html, type Html } from '../html.js';
@@ -153,7 +153,7 @@ function meterLimitRefusal(error: MeterLimitError, account: Pick<AccountRecord, 
   const lacks = `the ${plans[refusal.planId]?.name ?? refusal.planId} plan has no meter “${meter}”`;
   if (refusal.reason === 'no_such_meter') {
     const near = refusal.near === undefined ? '' : ` (did you mean “${refusal.near}”?)`;
-    return sentence(`“${meter}” limit: ${lacks}${near}; ${refusal.meters.length > 0 ? `its meters: ${refusal.meters.join(', ')}` : 'it has no meters'}`);
+    return sentence(`“${meter}” limit: ${lacks}${near}; ${planMeters(refusal.meters)}`);
   }
   const giveBack = plans[account.planId]?.meters[meter] !== undefined ? `empty the “${meter} limit” field under Limits and save the limits` : 'save the limits under Limits, which drops it';
   return sentence(`“${meter}” limit: ${lacks}, and this account has its own limit for it: ${giveBack}, then change the plan`);
