@@ -468,7 +468,9 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
         metrics.reload('applied');
         if (changed.length === 0) log.info({ file: loaded.file, digest }, 'profile reloaded: nothing changed');
         else log.info({ file: loaded.file, changed, digest }, `profile reloaded: ${changed.join(', ')} changed`);
-        sayUnusedFields(rt.config, log);
+        // The profile as read, not the one in use: a reload that only reorders routes keeps the
+        // one in use, whose routes[i] would name another route than the file's.
+        sayUnusedFields(profile.config, log);
         return changed;
       } catch (error) {
         // A profile that does not validate: its problems as a list, as a failed start gives

@@ -1565,6 +1565,33 @@ describe('keygate serve reloads its profile on SIGHUP', () => {
   });
 });
 
+describe('keygate serve names unused fields by their place in the profile as read', () => {
+  const dir = tempDir('cli-reload-unused');
+
+  it('after a reload that only reorders the routes (no change), names a reserve field beside a flat cost by its route\'s place in the file', async () => {
+    const upstream = await startTestUpstream();
+    const file = path.join(dir, 'keygate.yaml');
+    const flat = { path: '/v1/rows', cost: { meter: 'rows', perRequest: 1, reserveRecords: 50 } };
+    const other = { path: '/v1/items' };
+    const profile = (routes: unknown[]) => serveProfile(path.join(dir, 'k.db'), { upstream: { url: upstream.url }, plans: { free: { meters: { rows: { limit: 100 } } } }, routes });
+    writeFileSync(file, profile([flat, other]));
+    const { child, logged } = spawnServe(file);
+    try {
+      await logged('keygate is serving');
+      expect(JSON.parse(await logged('no effect beside perRequest')).fields).toEqual(['routes[0].cost.reserveRecords']);
+      writeFileSync(file, profile([other, flat]));
+      child.kill('SIGHUP');
+      expect(JSON.parse(await logged('profile reloaded')).msg).toBe('profile reloaded: nothing changed');
+      expect(JSON.parse(await logged('no effect beside perRequest', 1)).fields).toEqual(['routes[1].cost.reserveRecords']);
+      child.kill('SIGTERM');
+      expect(await new Promise<number | null>((resolve) => child.once('exit', resolve))).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await upstream.close();
+    }
+  });
+});
+
 describe('one serving process per SQLite file with in-memory counters', () => {
   it('refuses a second keygate serve on the file, naming the first; CLI commands still run beside it; a killed one blocks nothing', async () => {
     const dir = tempDir('cli-one-server');
