@@ -138,16 +138,16 @@ export class ConfigReloadError extends Error {
  * whole). The same fields in another order are a change of the object: the first plan is
  * the default one. A list that is a set (routes, scopes, trustedProxies: see
  * profile-digest.ts) in another order is no change: requests are judged as before, and the
- * profile's digest stays the same.
+ * profile's digest stays the same. `path`: `at` as its names (a plan's id may hold a dot).
  */
-export function changedFields(before: unknown, after: unknown, at = ''): string[] {
+export function changedFields(before: unknown, after: unknown, at = '', path: readonly string[] = []): string[] {
   if (isRecord(before) && isRecord(after)) {
     const names = new Set([...Object.keys(before), ...Object.keys(after)]);
-    const inside = [...names].flatMap((name) => changedFields(before[name], after[name], at === '' ? name : `${at}.${name}`));
+    const inside = [...names].flatMap((name) => changedFields(before[name], after[name], at === '' ? name : `${at}.${name}`, [...path, name]));
     if (inside.length === 0 && at !== '' && !isDeepStrictEqual(Object.keys(before), Object.keys(after))) return [at];
     return inside;
   }
-  return isDeepStrictEqual(before, after) || (Array.isArray(before) && Array.isArray(after) && sameAsJudged(at, before, after)) ? [] : [at];
+  return isDeepStrictEqual(before, after) || (Array.isArray(before) && Array.isArray(after) && sameAsJudged(path, before, after)) ? [] : [at];
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

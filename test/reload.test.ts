@@ -168,7 +168,8 @@ describe('reloading the profile in a running keygate', () => {
       store: `sqlite:${path.join(dir, 'order.db')}`, // the shared gate holds k.db
       trustedProxies: order(['10.0.0.0/8', '192.168.0.0/16']),
       scopes: order(['rows:read', 'rows:write']),
-      plans: { team: { scopes: order(['rows:read', 'rows:write']), rateLimits, meters: { credits: { limit: 1_000 } } } },
+      // A plan's id may hold a dot: its scopes are still a set.
+      plans: { 'team.v2': { scopes: order(['rows:read', 'rows:write']), rateLimits, meters: { credits: { limit: 1_000 } } } },
       routes: order([{ path: '/rows', scopes: order(['rows:read', 'rows:write']) }, { path: '/*' }]),
     });
     const asWritten = <T,>(items: T[]) => items;

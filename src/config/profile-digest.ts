@@ -53,16 +53,15 @@ export function profileDigest(config: Config, fields: readonly string[]): string
 }
 
 /**
- * Whether `before` and `after`, found at `field` (a dotted path) of two profiles, judge
+ * Whether `before` and `after`, found at `path` (its names: `['plans', 'team', 'scopes']`) of two profiles, judge
  * requests alike: the same but for the order of a set's items (UNORDERED) or of a
  * mapping's keys. A reload compares profiles so: routes listed in another order are no change.
  *
  * @example
- *   sameAsJudged('scopes', ['rows:read', 'rows:write'], ['rows:write', 'rows:read']) // → true
- *   sameAsJudged('plans.team.rateLimits', [a, b], [b, a]) // → false: RateLimit-Policy lists them in order
+ *   sameAsJudged(['scopes'], ['rows:read', 'rows:write'], ['rows:write', 'rows:read']) // → true
+ *   sameAsJudged(['plans', 'team', 'rateLimits'], [a, b], [b, a]) // → false: RateLimit-Policy lists them in order
  */
-export function sameAsJudged(field: string, before: unknown, after: unknown): boolean {
-  const path = field.split('.');
+export function sameAsJudged(path: readonly string[], before: unknown, after: unknown): boolean {
   return canonicalJson(before, path) === canonicalJson(after, path);
 }
 
