@@ -40,7 +40,7 @@ const AddressBlocks = z.object({
   from: From
     .nullable()
     .describe(
-      'Where blocks comes from. shared: Redis counters, every block in force (those every process shares, and any this process began on its own while Redis was away). this-process: memory counters, this process\'s own blocks (each process counts and blocks by itself; ask each one). this-process-redis-away: Redis counters, but Redis does not answer: only the blocks this process holds, so others may be in force; until Redis is back, lifting one of these lifts it in this process alone (a block Redis holds comes back once it answers), and lifting any other answers 503. null while auth.unknownKeys is off',
+      'Where blocks comes from. shared: Redis counters, the blocks every process shares, and any this process began on its own while Redis was away (one another process began alone then is in its own list only). this-process: memory counters, this process\'s own blocks (each process counts and blocks by itself; ask each one). this-process-redis-away: Redis counters, but Redis does not answer: only the blocks this process holds, so others may be in force; until Redis is back, lifting one of these lifts it in this process alone (a block Redis holds comes back once it answers), and lifting any other answers 503. null while auth.unknownKeys is off',
     ),
   blocks: z
     .array(Block)

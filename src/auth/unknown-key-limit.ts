@@ -59,7 +59,8 @@ export interface BlockInForce {
  * Where a list of the blocks in force comes from, so that whoever shows it says how much
  * it holds:
  * - `shared`: Redis, which every keygate process shares (with any block this process
- *   began alone while Redis was away): every block in force;
+ *   began alone while Redis was away): every shared block (one another process began
+ *   alone while Redis was away is in that process's list only);
  * - `this-process`: this process's own blocks, all of them (memory counters: each process
  *   counts and blocks by itself);
  * - `this-process-redis-away`: Redis did not answer, so this process's copies alone:
