@@ -236,3 +236,18 @@ describe('keys issued before keygate (keys.imported)', () => {
     expect(withoutKeys(bare, `/v1/${'d'.repeat(32)}/x?sha=${'0'.repeat(30)}&id=${'1'.repeat(29)}`)).toBe(`/v1/[REDACTED]/x?sha=[REDACTED]&id=${'1'.repeat(29)}`);
   });
 });
+
+describe('hint starts', () => {
+  it('are what the hint of each key the format takes begins with, imported keys too', () => {
+    expect(ranksy.hintStarts).toEqual(['rk_live_…', 'rk_test_…']);
+    const hex = createKeyFormat({ format: 'hex', prefix: { live: 'rk_live_' }, hexLength: 40 });
+    expect(hex.hintStarts).toEqual(['…']);
+    const moved = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: { live: 'rk_live_', test: 'rk_test_' }, alphabet: 'base62', length: 30 } });
+    expect(moved.hintStarts).toEqual(['sk_live_…', 'rk_live_…', 'rk_test_…']);
+    const bare = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: {}, alphabet: 'hex', length: 40 } });
+    expect(bare.hintStarts).toEqual(['sk_live_…', '…']);
+    for (const [format, secret] of [[ranksy, ranksy.generate('test')], [hex, hex.generate('live')], [moved, ranksy.generate('live')], [bare, 'ab'.repeat(20)]] as const) {
+      expect(format.hintStarts.some((start) => format.hint(secret).startsWith(start))).toBe(true);
+    }
+  });
+});

@@ -35,6 +35,8 @@ const PARTIAL_BODY_LENGTH = RANDOM_LENGTH / 2;
 /** Random part and checksum, tested from `lastIndex` (just past the prefix) to the end. */
 const BASE62_BODY = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH}}$`, 'y');
 const PERCENT = 0x25;
+/** Between the prefix and the last four characters in a key's hint (`rk_live_…x4Qz`). */
+export const HINT_MARK = '…';
 /** Runs of base62 at least a key body long, wherever they are. */
 const BASE62_RUNS = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH},}`, 'g');
 /**
@@ -95,6 +97,12 @@ export interface KeyFormat {
   mayHold(text: string): boolean;
   /** What is shown instead of the secret: prefix and last four characters. */
   hint(secret: string): string;
+  /**
+   * What the hint of every key this format takes begins with: each prefix and HINT_MARK
+   * (HINT_MARK alone for a key without one). A stored key whose hint begins with none of
+   * them was issued under another `keys` and is refused as `malformed_key` now.
+   */
+  readonly hintStarts: readonly string[];
   /**
    * `text` with anything shaped like one of this format's keys replaced by `censor` (a
    * prefixed key keeps its prefix): for what is logged, where a client may have put a
@@ -246,8 +254,10 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
     hint(secret) {
       if (own.check(secret).ok) return own.hint(secret);
       const prefix = byPrefix.find(([, p]) => secret.startsWith(p))?.[1] ?? '';
-      return `${prefix}…${secret.slice(-4)}`;
+      return `${prefix}${HINT_MARK}${secret.slice(-4)}`;
     },
+    // A key of neither shape is hinted without a prefix; an imported key without one is such a key.
+    hintStarts: [...new Set([...own.hintStarts, ...(byPrefix.length === 0 ? [''] : byPrefix.map(([, prefix]) => prefix)).map((prefix) => prefix + HINT_MARK)])],
     scrub: (text, censor, partial) => own.scrub(text, censor, partial).replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
     scrubBodies: (text, censor) => own.scrubBodies(text, censor),
   };
@@ -307,8 +317,9 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     mayHold: (text) => (unprefixed ? BASE62_BODY_RUN.test(text) : byMode.some(([, prefix]) => text.indexOf(prefix) !== -1)),
     hint(secret) {
       const prefix = modeOf(secret)?.[1] ?? '';
-      return `${prefix}…${secret.slice(-4)}`;
+      return `${prefix}${HINT_MARK}${secret.slice(-4)}`;
     },
+    hintStarts: byMode.map(([, prefix]) => prefix + HINT_MARK),
     scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
     scrubBodies: (text, censor) => withoutBareBodies(text, censor),
   };
@@ -388,8 +399,9 @@ function hexFormat(length: number): KeyFormat {
     recognisesWithin: () => false,
     mayHold: (text) => keyRun.test(text),
     hint(secret) {
-      return `…${secret.slice(-4)}`;
+      return `${HINT_MARK}${secret.slice(-4)}`;
     },
+    hintStarts: [HINT_MARK],
     scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, censor),
     // A hex key has no prefix to lose: `scrub` finds it wherever it is.
     scrubBodies: (text) => text,

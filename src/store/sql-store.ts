@@ -384,6 +384,21 @@ export class SqlStore implements Store {
     return (await inCreationOrder(ofKeyState(ofAccounts(this.db.selectFrom('api_keys').selectAll(), matchableAccounts(filter)), filter), filter).execute()).map(toKey);
   }
 
+  async keysOfOtherHints(hintStarts: readonly string[], inUseAt: number, sample: number): Promise<{ count: number; hints: string[] }> {
+    // A hint's beginning compared as text (not LIKE: `_` is in most prefixes, and SQLite's LIKE ignores case);
+    // substr and the length count characters in both databases, as spread does here (HINT_MARK is one).
+    const starts = matchable(hintStarts);
+    const rows = await ofKeyState(this.db.selectFrom('api_keys'), { inUseAt })
+      .select(['hint', sql<number | string>`count(*) over ()`.as('total')])
+      .$if(starts.length > 0, (query) => query.where((eb) => eb.not(eb.or(starts.map((start) => sql<boolean>`substr(hint, 1, ${[...start].length}) = ${start}`)))))
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(sample)
+      .execute();
+    // The window's count is of every row the query found, before the limit (PostgreSQL answers a bigint as text).
+    return { count: rows.length === 0 ? 0 : Number(rows[0]!.total), hints: rows.map((row) => row.hint) };
+  }
+
   async updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined> {
     if (holdsNul(id)) return undefined;
     const set: Partial<KeysTable> = {};

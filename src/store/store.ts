@@ -269,6 +269,12 @@ export interface Store {
   /** Oldest first; `page` gives at most `limit` after a place (see Page). */
   listKeys(filter?: KeyFilter & Page): Promise<KeyRecord[]>;
   updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined>;
+  /**
+   * The keys in use at `inUseAt` (neither revoked nor expired) whose hint begins with none
+   * of `hintStarts` (keys issued under a prefix the profile no longer takes): how many, and
+   * the hints of the oldest `sample` of them. One query, answering no more rows than `sample`.
+   */
+  keysOfOtherHints(hintStarts: readonly string[], inUseAt: number, sample: number): Promise<{ count: number; hints: string[] }>;
   /** Records "last used" for many keys at once (only ever moves forward). */
   touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void>;
   /**

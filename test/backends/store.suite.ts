@@ -295,6 +295,35 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await ids({ accountId: a.id, inUseAt: at, limit: 1, after: { createdAt: forever.createdAt, id: forever.id } })).toEqual([until.id]);
     });
 
+    it('counts the keys in use whose hint begins with none of the given starts, and shows the oldest', async () => {
+      // Other tests' keys share the store: counted before, and these are older than any of theirs.
+      const at = T0 + 1_000;
+      const starts = ['a_b…', 'a_b_test_…', '…'];
+      const before = await store.keysOfOtherHints(starts, at, 2);
+      const old = (n: number) => T0 - 1_000_000 + n;
+      const outside = [
+        key(null, { createdAt: old(1), hint: 'gone_…wxyz' }),
+        // Not LIKE: `_` is a character, not a wildcard.
+        key(null, { createdAt: old(2), hint: 'aXb…wxyz' }),
+        // A start is the whole prefix, not the beginning of a longer one.
+        key(null, { createdAt: old(3), hint: 'a_bc…wxyz' }),
+        // Case counts (SQLite's LIKE would ignore it).
+        key(null, { createdAt: old(4), hint: 'A_B…wxyz' }),
+      ];
+      const inside = [
+        key(null, { createdAt: old(5), hint: 'a_b…wxyz' }),
+        key(null, { createdAt: old(6), hint: 'a_b_test_…wxyz', mode: 'test' }),
+        key(null, { createdAt: old(7), hint: '…wxyz' }),
+      ];
+      const notInUse = [key(null, { createdAt: old(8), hint: 'old_…wxyz', revokedAt: at - 1 }), key(null, { createdAt: old(9), hint: 'old_…wxyz', expiresAt: at })];
+      for (const k of [...outside, ...inside, ...notInUse]) await store.insertKey(k);
+
+      const after = await store.keysOfOtherHints(starts, at, 2);
+      expect(after.count - before.count).toBe(4);
+      expect(after.hints).toEqual(['gone_…wxyz', 'aXb…wxyz']);
+      expect((await store.keysOfOtherHints(['gone_…', 'aXb…', 'a_bc…', 'A_B…', ...starts], at, 2)).count).toBe(before.count);
+    });
+
     it('lets one issuer of an account\'s keys at a time read and write them, and keeps nothing of one that fails', async () => {
       const a = account();
       await store.createAccount(a);
