@@ -336,6 +336,10 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       }
     }
     if (options.use !== 'command') await warnOfUnknownPlans(store, config, log);
+    // Once per start (keys.* takes no reload). Only a warning: a store that cannot answer it stops nothing.
+    if (options.use !== 'command') {
+      await warnOfKeysOutsideFormat(store, keyFormat, clock(), log).catch((error: unknown) => log.warn({ err: error }, 'could not look for keys in use that the profile\'s key format no longer takes'));
+    }
   } catch (error) {
     // Nothing stays open, or locked, after a failed start.
     changeWatch?.stop();
@@ -587,6 +591,25 @@ async function warnOfUnknownPlans(store: Store, config: Config, log: Log): Promi
   log.warn(
     { accountsByPlan: stranded, accounts },
     `accounts are on plans this profile does not define (renamed or removed?): their keys are refused with api_disabled until the plan is back in the profile or they are moved (keygate accounts update <id> --plan <plan>)`,
+  );
+}
+
+/** How many hints of keys the key format refuses a start's warning shows: enough to recognise the old prefix. */
+const OUTSIDE_FORMAT_SHOWN = 3;
+
+/**
+ * Keys still in use that the profile's key format refuses before any lookup (`keys.prefix`,
+ * `format` changed since they were issued): every request with one is answered
+ * `malformed_key` while `keys list` shows it active. Told once, with a few of their hints
+ * (the prefix and the last four characters: no secret) and the way back.
+ */
+async function warnOfKeysOutsideFormat(store: Store, keyFormat: KeyFormat, now: number, log: Log): Promise<void> {
+  const { count, hints } = await store.keysOfOtherHints(keyFormat.hintStarts, now, OUTSIDE_FORMAT_SHOWN);
+  if (count === 0) return;
+  log.warn(
+    { keys: count, hints },
+    `${count === 1 ? '1 key in use was' : `${count} keys in use were`} issued under another key format (e.g. ${hints.join(', ')}): the profile's keys.prefix, keys.format and keys.imported take none of them, so each request with one is refused as malformed_key. ` +
+      "To keep them working, add their prefix to keys.imported (for keygate's prefixed keys: the old prefixes, alphabet: base62, length: 30), or put keys.prefix back; see docs/authentication.md#key-formats",
   );
 }
 

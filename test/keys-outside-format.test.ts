@@ -1,0 +1,105 @@
+/**
+ * Keys issued before `keys.prefix` changed are refused as malformed_key, before any lookup,
+ * while `keys list` shows them active. keygate serve says so as it starts: one warning with
+ * how many, a few hints and the way back (keys.imported), on a real SQLite file. Nothing is
+ * said while the prefix is the same, or while keys.imported takes the old one.
+ */
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-database.js';
+import type { Store } from '../src/store/store.js';
+import { startKeygate, type TestKeygate } from './support/keygate.js';
+import { startTestUpstream, type TestUpstream } from './support/upstream.js';
+import { tempDir } from './support/temp.js';
+import { logLines } from './support/log-lines.js';
+
+const OLD = { live: 'kg_live_', test: 'kg_test_' };
+const NEW = { live: 'sk_live_', test: 'sk_test_' };
+
+describe('keys in use that the key format no longer takes', () => {
+  const dirs = { failing: tempDir('keys-outside-format-failing'), changed: tempDir('keys-outside-format'), same: tempDir('keys-outside-format-same'), imported: tempDir('keys-outside-format-imported') };
+  let upstream: TestUpstream | undefined;
+  let kg: TestKeygate | undefined;
+
+  afterEach(async () => {
+    await kg?.close();
+    kg = undefined;
+    await upstream?.close();
+    upstream = undefined;
+  });
+
+  /** Starts on `dir`'s database with these keys.*, and answers its start's warnings about such keys. */
+  const startWith = async (dir: string, keys: Record<string, unknown>) => {
+    upstream ??= await startTestUpstream();
+    kg = await startKeygate({ upstream: { url: upstream.url }, keys }, { dir });
+    return logLines(kg.logs.text).filter((line) => /another key format/.test(line.msg));
+  };
+
+  /** A database with two live keys and one revoked, all of the old prefix; answers the live keys' secrets. */
+  const issueUnderOldPrefix = async (dir: string) => {
+    await startWith(dir, { prefix: OLD });
+    const running = kg!;
+    const accountId = ((await (await running.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme' }) })).json()) as { id: string }).id;
+    const issue = async (name: string) => (await (await running.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name }) })).json()) as { id: string; secret: string };
+    const first = await issue('first');
+    const second = await issue('second');
+    const revoked = await issue('revoked');
+    expect((await running.admin(`/v1/keys/${revoked.id}/revoke`, { method: 'POST' })).status).toBeLessThan(300);
+    await running.close();
+    kg = undefined;
+    return [first.secret, second.secret];
+  };
+
+  it('warns once at start, naming how many, their hints and keys.imported, when keys.prefix changed', async () => {
+    const dir = dirs.changed;
+    const [first, second] = await issueUnderOldPrefix(dir);
+    const warnings = await startWith(dir, { prefix: NEW });
+    expect(warnings).toHaveLength(1);
+    const [warning] = warnings;
+    expect(warning).toMatchObject({ level: 40, keys: 2, hints: [`kg_live_…${first!.slice(-4)}`, `kg_live_…${second!.slice(-4)}`] });
+    expect(warning!.msg).toContain('2 keys in use were issued under another key format');
+    expect(warning!.msg).toContain('keys.imported');
+    expect(warning!.msg).toContain('docs/authentication.md#key-formats');
+    // What the warning is about, and no secret in the log.
+    const refused = await kg!.call('/v1/data', { headers: { authorization: `Bearer ${first}` } });
+    expect(refused.status).toBe(401);
+    expect(kg!.logs.text).not.toContain(first!.slice(8));
+  });
+
+  it('says nothing while keys.prefix is the same, and warns once it changed', async () => {
+    const dir = dirs.same;
+    await issueUnderOldPrefix(dir);
+    expect(await startWith(dir, { prefix: OLD })).toEqual([]);
+    await kg!.close();
+    kg = undefined;
+    expect(await startWith(dir, { prefix: NEW })).toMatchObject([{ keys: 2 }]);
+  });
+
+  it('stops warning once keys.imported takes the old prefix, and the old keys work again', async () => {
+    const dir = dirs.imported;
+    const [first] = await issueUnderOldPrefix(dir);
+    expect(await startWith(dir, { prefix: NEW })).toMatchObject([{ keys: 2 }]);
+    await kg!.close();
+    kg = undefined;
+    expect(await startWith(dir, { prefix: NEW, imported: { prefix: OLD, alphabet: 'base62', length: 30 } })).toEqual([]);
+    expect((await kg!.call('/v1/data', { headers: { authorization: `Bearer ${first}` } })).status).toBe(200);
+  });
+
+  it('starts and serves when the store cannot say, and says it could not look', async () => {
+    const [first] = await issueUnderOldPrefix(dirs.failing);
+    const real = openSqliteStore(path.join(dirs.failing, 'keygate.db'));
+    // The same database, but the one question fails (a store that lacks a function, say).
+    const store = new Proxy(real, {
+      get: (target, name: keyof Store) =>
+        name === 'keysOfOtherHints' ? () => Promise.reject(new Error('no such function: substr')) : typeof target[name] === 'function' ? (target[name] as (...args: unknown[]) => unknown).bind(target) : target[name],
+    });
+    upstream ??= await startTestUpstream();
+    kg = await startKeygate({ upstream: { url: upstream.url }, keys: { prefix: OLD } }, { dir: dirs.failing, store });
+    const lines = logLines(kg.logs.text);
+    expect(lines.filter((line) => /could not look for keys in use/.test(line.msg))).toMatchObject([{ level: 40, err: { message: 'no such function: substr' } }]);
+    expect((await kg.call('/v1/data', { headers: { authorization: `Bearer ${first}` } })).status).toBe(200);
+    await kg.close();
+    kg = undefined;
+    await real.close().catch(() => undefined);
+  });
+});
