@@ -648,6 +648,7 @@ describe('keygate CLI with a running gateway', () => {
     expect(await refused('2027-02-30')).toBe('error: --expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)\n');
     expect(await refused('01/02/2027')).toBe('error: --expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d)\n');
     expect(await refused('90')).toBe('error: --expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d): a number of days is written with d, as 30d\n');
+    expect(await refused('1.5')).toBe('error: --expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d): a number of days is written with d, as 30d\n');
     // A time without its offset (whose 12:00?): said what it lacks.
     expect(await refused('2027-01-31 12:00')).toBe('error: --expires: expected a date (2027-01-31, or 2027-01-31T12:00:00Z) or a duration (30d): a time needs its offset, as 2027-01-31T12:00:00Z for UTC\n');
     expect(await refused('2027-01-31T12:00:30')).toContain(': a time needs its offset, as 2027-01-31T12:00:00Z for UTC');

@@ -249,7 +249,7 @@ function parseWhen(text: string, now: number, flag: string): number {
   if (ops.z.iso.date().safeParse(text).success || ops.z.iso.datetime({ offset: true }).safeParse(text).success) return Date.parse(text);
   // What was typed is not repeated (a key pasted here would land in a terminal's scrollback or a CI log): what it lacks is said.
   // A time without its offset could be any time zone's.
-  const hint = /^\d+$/.test(text)
+  const hint = /^\d+(?:\.\d+)?$/.test(text)
     ? ': a number of days is written with d, as 30d'
     : /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(?:\.\d+)?)?$/.test(text)
       ? ': a time needs its offset, as 2027-01-31T12:00:00Z for UTC'
