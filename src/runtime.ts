@@ -335,9 +335,9 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
         log.info({ restored }, counters.kind === 'redis' ? 'rate-limit blocks put back into Redis from the store' : 'rate-limit windows and blocks restored from the store');
       }
     }
-    if (options.use !== 'command') await warnOfUnknownPlans(store, config, log);
-    // Once per start (keys.* takes no reload). Only a warning: a store that cannot answer it stops nothing.
     if (options.use !== 'command') {
+      await warnOfUnknownPlans(store, config, log);
+      // Once per start (keys.* takes no reload). Only a warning: a store that cannot answer it stops nothing.
       await warnOfKeysOutsideFormat(store, keyFormat, clock(), log).catch((error: unknown) => log.warn({ err: error }, 'could not look for keys in use that the profile\'s key format no longer takes'));
     }
   } catch (error) {

@@ -15,7 +15,7 @@ import { createRuntime, RELOADABLE, type Runtime, type RuntimeOptions } from './
 import { profileDigest } from './config/profile-digest.js';
 import { buildGateway } from './gateway/gateway.js';
 import { buildAdmin } from './admin/admin.js';
-import { cookiesInClearWarning } from './dashboard/cookie-security.js';
+import { cookiesInClearWarning, isLoopbackHost } from './dashboard/cookie-security.js';
 import { buildDashboard } from './dashboard/dashboard.js';
 import { createMetrics } from './metrics.js';
 import { capConnections, defaultGatewayCap, openFilesLimit } from './connection-cap.js';
@@ -603,11 +603,10 @@ const LISTENER_NAME = { gateway: 'gateway', admin: 'admin API', dashboard: 'dash
 
 /** Whether a connection to `upstreamHost` reaches a listener on `listenHost` of this machine (same port). */
 function reachesListener(upstreamHost: string, listenHost: string): boolean {
-  const loopback = (host: string) => host === 'localhost' || host.endsWith('.localhost') || host.startsWith('127.') || host === '::1';
   if (upstreamHost === listenHost) return true;
   // `localhost` is 127.0.0.1 or ::1; a wildcard listener takes every loopback address of its family too.
   if (upstreamHost === 'localhost' || upstreamHost.endsWith('.localhost')) return listenHost === '127.0.0.1' || listenHost === '::1' || ['0.0.0.0', '::', ''].includes(listenHost);
-  return loopback(upstreamHost) && (listenHost === '::' || listenHost === '' || (listenHost === '0.0.0.0' && !isIPv6(upstreamHost)));
+  return isLoopbackHost(upstreamHost) && (listenHost === '::' || listenHost === '' || (listenHost === '0.0.0.0' && !isIPv6(upstreamHost)));
 }
 
 /**
@@ -626,8 +625,8 @@ function refuseUpstreamOnOwnListener({ config, file }: LoadedConfig, listeners: 
     const given = options.ports?.[kind];
     const listenPort = given ?? at[kind].port;
     if (listenPort === 0 || listenPort !== port || !reachesListener(host, at[kind].host)) continue;
-    const named = given === undefined ? `${PORT_FIELD[kind]} ${port}` : `${options.portFlags?.[kind] ?? 'the port given'} ${port}`;
     const flag = options.portFlags?.[kind];
+    const named = given === undefined ? `${PORT_FIELD[kind]} ${port}` : `${flag ?? 'the port given'} ${port}`;
     throw new ConfigError(
       file,
       [{ field: 'upstream.url', message: `${redactUrl(url)} is keygate's own ${LISTENER_NAME[kind]} (${named}): requests would be forwarded to keygate itself, not to your API; give upstream.url the address your API listens on, or move the ${LISTENER_NAME[kind]} to another port (${PORT_FIELD[kind]}${flag === undefined ? '' : `, or ${flag}`})` }],
