@@ -251,3 +251,16 @@ describe('hint starts', () => {
     }
   });
 });
+
+describe('the longest key', () => {
+  it('is as long as the longest key the format takes, its own or imported, and no string longer passes check', () => {
+    const overlapping = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk', test: 'sk1' }, hexLength: 40 });
+    const hex = createKeyFormat({ format: 'hex', prefix: { live: 'rk_live_' }, hexLength: 64 });
+    const imported = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_' }, hexLength: 40, imported: { prefix: { live: 'legacy_live_' }, alphabet: 'base62', length: { min: 20, max: 40 } } });
+    expect([ranksy.longest, overlapping.longest, hex.longest, imported.longest]).toEqual([38, 33, 64, 52]);
+    expect(ranksy.generate('test')).toHaveLength(ranksy.longest);
+    expect(overlapping.check(overlapping.generate('test')).ok).toBe(true);
+    expect(imported.check(`legacy_live_${'a'.repeat(40)}`).ok).toBe(true);
+    expect(imported.check(`legacy_live_${'a'.repeat(41)}`).ok).toBe(false);
+  });
+});

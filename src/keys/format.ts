@@ -70,6 +70,8 @@ export interface KeyFormat {
    * caller's own only.
    */
   readonly bareKeys: boolean;
+  /** The length of the longest key this format takes: a longer string is no key (what a search for one may skip unread). */
+  readonly longest: number;
   generate(mode: KeyMode): string;
   /** Shape and checksum only; `mode` is undefined when the format cannot tell. */
   check(candidate: string): KeyCheck;
@@ -236,6 +238,7 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
     modes: own.modes,
     prefixes: [...new Set([...own.prefixes, ...byPrefix.map(([, prefix]) => prefix)])],
     bareKeys: own.bareKeys || byPrefix.length === 0,
+    longest: Math.max(own.longest, longest),
     generate: (mode) => own.generate(mode),
     check(candidate) {
       const ownCheck = own.check(candidate);
@@ -302,6 +305,7 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     modes: byMode.map(([mode]) => mode),
     prefixes: byMode.map(([, prefix]) => prefix).filter((prefix) => prefix !== ''),
     bareKeys: unprefixed,
+    longest: Math.max(...byMode.map(([, prefix]) => prefix.length)) + BODY_LENGTH,
     generate(mode) {
       const prefix = byMode.find(([m]) => m === mode)?.[1];
       if (prefix === undefined) throw new Error(`this profile issues no ${mode} keys`);
@@ -388,6 +392,7 @@ function hexFormat(length: number): KeyFormat {
     modes: ['live'],
     prefixes: [],
     bareKeys: true,
+    longest: length,
     generate() {
       return randomBytes(Math.ceil(length / 2)).toString('hex').slice(0, length);
     },

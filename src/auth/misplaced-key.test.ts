@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { createKeyFormat } from '../keys/format.js';
+import { misplacedKey, MOST_NAME_LENGTH, MOST_PLACES } from './misplaced-key.js';
+
+const prefixed = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_', test: 'sk_test_' }, hexLength: 40 });
+const hex = createKeyFormat({ format: 'hex', prefix: { live: 'sk_live_' }, hexLength: 40 });
+const key = prefixed.generate('test');
+const hexKey = hex.generate('live');
+
+describe('a key sent where the profile does not read it', () => {
+  it('is found in a header, alone or after a scheme word, named as sent; the first header before any query parameter', () => {
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['Host', 'x', 'X-API-Key', key] }, prefixed)).toEqual({ in: 'header', name: 'X-API-Key' });
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['x-auth', `bearer \t ${key}`] }, prefixed)).toEqual({ in: 'header', name: 'x-auth' });
+    expect(misplacedKey({ url: `/v1/x?api_key=${key}`, rawHeaders: ['X-Token', key] }, prefixed)).toEqual({ in: 'header', name: 'X-Token' });
+  });
+
+  it('is found in a query parameter, decoded, blanks around it ignored, the name decoded', () => {
+    expect(misplacedKey({ url: `/v1/x?page=2&api%5Fkey=${key.replaceAll('_', '%5F')}`, rawHeaders: [] }, prefixed)).toEqual({ in: 'query', name: 'api_key' });
+    expect(misplacedKey({ url: `/v1/x?apikey=+${hexKey}%0A`, rawHeaders: [] }, hex)).toEqual({ in: 'query', name: 'apikey' });
+    expect(misplacedKey({ url: `/v1/x?auth=Bearer%20${key}`, rawHeaders: [] }, prefixed)).toEqual({ in: 'query', name: 'auth' });
+  });
+
+  it("is only what the format's check takes: a wrong checksum, another prefix, upper-case hex, a key inside a longer value are not", () => {
+    const typo = `${key.slice(0, -1)}${key.endsWith('a') ? 'b' : 'a'}`;
+    for (const value of [typo, key.replace('sk_test_', 'rk_test_'), `${key}x`, `key:${key}`, `${key} ${key}`, '']) {
+      expect(misplacedKey({ url: `/v1/x?k=${encodeURIComponent(value)}`, rawHeaders: ['X-Key', value] }, prefixed), value).toBeUndefined();
+    }
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['X-Request-Id', hexKey.toUpperCase()] }, hex)).toBeUndefined();
+  });
+
+  it(`looks at the first ${MOST_PLACES} headers and query parameters, and at values no longer than a key and a scheme word`, () => {
+    const headers = (count: number) => Array.from({ length: count }, (_, i) => [`X-${i}`, `${i}`]).flat();
+    const params = (count: number) => Array.from({ length: count }, (_, i) => `p${i}=${i}`).join('&');
+    expect(misplacedKey({ url: '/', rawHeaders: [...headers(MOST_PLACES - 1), 'X-Late', key] }, prefixed)).toEqual({ in: 'header', name: 'X-Late' });
+    expect(misplacedKey({ url: '/', rawHeaders: [...headers(MOST_PLACES), 'X-Late', key] }, prefixed)).toBeUndefined();
+    expect(misplacedKey({ url: `/?${params(MOST_PLACES - 1)}&late=${key}`, rawHeaders: [] }, prefixed)).toEqual({ in: 'query', name: 'late' });
+    expect(misplacedKey({ url: `/?${params(MOST_PLACES)}&late=${key}`, rawHeaders: [] }, prefixed)).toBeUndefined();
+    expect(misplacedKey({ url: `/?a=${'+'.repeat(17)}${key}`, rawHeaders: ['X-A', `Bearer${' '.repeat(16)}${key}`] }, prefixed)).toBeUndefined();
+    expect(misplacedKey({ url: `/?a=${'+'.repeat(16)}${key}`, rawHeaders: [] }, prefixed)).toEqual({ in: 'query', name: 'a' });
+  });
+
+  it('gives the name as a log may show it: a key in it hidden, a long one cut short', () => {
+    expect(misplacedKey({ url: `/v1/x?${key}=${key}`, rawHeaders: [] }, prefixed)).toEqual({ in: 'query', name: 'sk_test_[REDACTED]' });
+    const long = misplacedKey({ url: `/v1/x?${'n'.repeat(500)}=${key}`, rawHeaders: [] }, prefixed);
+    expect(long).toEqual({ in: 'query', name: `${'n'.repeat(MOST_NAME_LENGTH - 1)}…` });
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * A key sent where the profile does not read it: `X-API-Key: <key>` to an API that reads
+ * `Authorization`, `?api_key=<key>` to one that reads `?token=`. Such a request is
+ * refused `missing_key` as one without any key (its answer is the API's, fixed by its
+ * documents); this finds where the key went, so that the log can say so (the gateway's
+ * `missing_key` refusals only: an admitted request never comes here).
+ *
+ * A value counts where the key format would take it before any lookup (`check`: prefix,
+ * length, alphabet, checksum; nothing hashed, the store never asked), alone or after a
+ * scheme word (`Bearer <key>`). Only where it is, never the value, is returned.
+ *
+ * The work is bounded whatever the request holds: the first MOST_PLACES headers and
+ * query parameters, and values no longer than the format's longest key and a scheme word.
+ *
+ * @example
+ * misplacedKey({ url: '/v1/x?api_key=sk_live_…', rawHeaders: ['Host', 'x'] }, keyFormat);
+ * // { in: 'query', name: 'api_key' }
+ */
+import type { KeyFormat } from '../keys/format.js';
+import { decodeQueryComponent } from '../gateway/percent.js';
+import { withoutKeys } from '../keys/redact.js';
+
+/**
+ * Where a key was found: a header's name as sent, or a query parameter's name, decoded;
+ * as a log may show it (anything shaped like a key in it hidden, at most MOST_NAME_LENGTH
+ * characters).
+ */
+export interface MisplacedKey {
+  in: 'header' | 'query';
+  name: string;
+}
+
+/** Headers, and query parameters, looked at: the first this many of each. */
+export const MOST_PLACES = 64;
+/** The longest name returned: a longer one is cut short, with `…`. */
+export const MOST_NAME_LENGTH = 64;
+/** Room for a scheme word and its space before a key (`Bearer `, `ApiKey `). */
+const SCHEME_ROOM = 16;
+/** The longest escaped text one character of a value decodes from (`%E2%82%AC`: 9 for 1; any key character: 3). */
+const ESCAPED_CHARACTER = 3;
+/** A scheme word (an HTTP token), spaces or tabs, and the value after them. */
+const AFTER_SCHEME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]+([^ \t]+)$/;
+
+/** What is asked of the key format: its check before any lookup, and how long a key may be. */
+export type KeyShape = Pick<KeyFormat, 'check' | 'longest' | 'scrub' | 'scrubBodies'>;
+
+/**
+ * The first header, else the first query parameter, among the first MOST_PLACES of each,
+ * whose value is a key of this format: where a client put its key instead of where the
+ * profile reads one. Undefined where there is none.
+ */
+export function misplacedKey(request: { url: string; rawHeaders: readonly string[] }, keyFormat: KeyShape): MisplacedKey | undefined {
+  const longest = keyFormat.longest + SCHEME_ROOM;
+  const { rawHeaders } = request;
+  const headerEnd = Math.min(rawHeaders.length, MOST_PLACES * 2);
+  for (let i = 0; i + 1 < headerEnd; i += 2) {
+    if (holdsKey(rawHeaders[i + 1] as string, longest, keyFormat)) return { in: 'header', name: loggable(rawHeaders[i] as string, keyFormat) };
+  }
+  const { url } = request;
+  let at = url.indexOf('?');
+  for (let read = 0; at !== -1 && read < MOST_PLACES; read++) {
+    const start = at + 1;
+    const end = url.indexOf('&', start);
+    at = end;
+    const pair = url.slice(start, end === -1 ? undefined : end);
+    const eq = pair.indexOf('=');
+    if (eq === -1) continue;
+    const sent = pair.slice(eq + 1);
+    if (sent === '' || sent.length > longest * ESCAPED_CHARACTER) continue;
+    const value = decodeQueryComponent(sent);
+    if (value === undefined || !holdsKey(value, longest, keyFormat)) continue;
+    const name = pair.slice(0, eq);
+    return { in: 'query', name: loggable(decodeQueryComponent(name) ?? name, keyFormat) };
+  }
+  return undefined;
+}
+
+/** Whether `value` (at most `longest` characters) is a key, with blanks around it, or after a scheme word. */
+function holdsKey(value: string, longest: number, keyFormat: KeyShape): boolean {
+  if (value.length > longest) return false;
+  const text = value.trim();
+  if (text === '') return false;
+  if (keyFormat.check(text).ok) return true;
+  const afterScheme = AFTER_SCHEME.exec(text)?.[1];
+  return afterScheme !== undefined && keyFormat.check(afterScheme).ok;
+}
+
+/** A name the client chose, as a log may show it: a key in it hidden (`?<key>=1` is a name), cut short past MOST_NAME_LENGTH. */
+function loggable(name: string, keyFormat: KeyShape): string {
+  const hidden = withoutKeys(keyFormat, name);
+  return hidden.length > MOST_NAME_LENGTH ? `${hidden.slice(0, MOST_NAME_LENGTH - 1)}…` : hidden;
+}
