@@ -23,7 +23,9 @@ import { AWAITS_CONTINUE, createForwarder, type AwaitingRequest } from './forwar
 import { lastOnItsConnection } from '../http-internals.js';
 import { statusClass } from '../usage/usage-recorder.js';
 import { redactedTarget } from './redacted-target.js';
-import { requestLogOf, type Log } from '../log.js';
+import { oncePer, requestLogOf, type Log } from '../log.js';
+import { misplacedKey, type MisplacedKey } from '../auth/misplaced-key.js';
+import type { CredentialLocation } from '../config/schema.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
 import { clientAddress, trustedProxyCheck } from './trusted-proxies.js';
@@ -84,6 +86,21 @@ type PeerSocket = Socket & { [PEER]?: string; [KEY_MEMO]?: KeyMemo };
 /** The address a request came from (undefined once its connection has gone without one read). */
 function peerOf(socket: PeerSocket): string | undefined {
   return socket[PEER] ?? socket.remoteAddress;
+}
+
+/**
+ * How often, at most, the log says that keys were sent in one place the profile does not
+ * read (a client repeats its mistake with every request), for each of the first
+ * MISPLACED_KEY_PLACES places told; any others share one such limit.
+ */
+const MISPLACED_KEY_LOG_INTERVAL_MS = 1_000;
+const MISPLACED_KEY_PLACES = 32;
+
+/** A place a key is sent, as the log's message says it: `the header X-API-Key`, `?token=<key>`. */
+function placeOf(place: MisplacedKey | CredentialLocation, reads: boolean): string {
+  if (place.in === 'query') return reads ? `?${place.name}=<key>` : `the query parameter ${place.name}`;
+  if (!reads || !('scheme' in place)) return `the header ${place.name}`;
+  return place.scheme.toLowerCase() === 'none' ? `${place.name}: <key>` : `${place.name}: ${place.scheme} <key>`;
 }
 
 /** The reason the metrics give a request Node's parser or keygate's listener refused before routing. */
@@ -332,8 +349,34 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     }
   }
 
+  /** Limits on how often each place a key was sent instead is told of (see tellOfMisplacedKey). */
+  const misplacedKeyLines = new Map<string, ReturnType<typeof oncePer>>();
+  const otherMisplacedKeyLines = oncePer(MISPLACED_KEY_LOG_INTERVAL_MS);
+
+  /**
+   * A request refused `missing_key` that holds a key elsewhere (`X-API-Key`, `?api_key=`):
+   * one line says where it was sent and where this API reads keys, never the key. Its
+   * answer is the one any request without a key gets (the API's own).
+   */
+  function tellOfMisplacedKey(request: FastifyRequest): void {
+    const found = misplacedKey({ url: request.raw.url ?? '/', rawHeaders: request.raw.rawHeaders }, rt.keyFormat);
+    if (found === undefined) return;
+    const place = `${found.in} ${found.name.toLowerCase()}`;
+    let once = misplacedKeyLines.get(place);
+    if (once === undefined && misplacedKeyLines.size < MISPLACED_KEY_PLACES) misplacedKeyLines.set(place, (once = oncePer(MISPLACED_KEY_LOG_INTERVAL_MS)));
+    const readFrom = rt.config.auth.credentials;
+    const client = clientAddress((request.keygate as RequestRecord).peer, request.raw.headers['x-forwarded-for'], fromTrustedProxy);
+    (once ?? otherMisplacedKeyLines)((more) =>
+      log.info(
+        { reqId: request.id, client, sentIn: found, readFrom, ...more },
+        `missing_key: a key was sent in ${placeOf(found, false)}, which this API does not read; it reads keys from ${readFrom.map((location) => placeOf(location, true)).join(', or ')}`,
+      ),
+    );
+  }
+
   function respond(request: FastifyRequest, reply: FastifyReply, decision: Decision): void {
     if (!decision.allowed) {
+      if (decision.denial.reason === 'missing_key') tellOfMisplacedKey(request);
       if (decision.key) {
         // Which key (and whose) is still in use although refused, for the log.
         const record = request.keygate as RequestRecord;
