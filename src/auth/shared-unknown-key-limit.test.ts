@@ -211,6 +211,43 @@ describe('SharedUnknownKeyLimit', () => {
     expect(await limit.fail('192.0.2.2', 4, POLICY)).toBeUndefined();
     expect(lines.filter((line) => line.level === 'info')).toHaveLength(1);
   });
+
+  it('says Redis answers again (once) when a list, a lift or a recheck is the first thing it answers, not only a count', async () => {
+    const backLine = 'Redis answers again: unknown keys (auth.unknownKeys) are counted for all processes again';
+    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
+    for (const first of ['list', 'lift', 'recheck'] as const) {
+      let away = true;
+      const { shared, tell } = fakeShared(
+        () => {
+          if (away) throw unreachable();
+          return { kind: 'counted', count: 1 };
+        },
+        async () => {
+          if (away) throw unreachable();
+          return [BLOCK];
+        },
+        async () => {
+          if (away) throw unreachable();
+          return BLOCK;
+        },
+      );
+      const { log, lines } = fakeLog();
+      const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, log, () => 20);
+      expect(await limit.fail('192.0.2.1', 20, POLICY)).toBeUndefined();
+      away = false;
+      if (first === 'list') await limit.blocksInForce(20);
+      else if (first === 'lift') await limit.lift('192.0.2.1', 20);
+      else {
+        tell({ type: 'missed' });
+        await settled();
+      }
+      expect(lines.filter((line) => line.level === 'info'), first).toEqual([{ level: 'info', msg: backLine }]);
+      // Said once: what Redis answers next says nothing more.
+      await limit.blocksInForce(20);
+      await limit.fail('192.0.2.2', 20, POLICY);
+      expect(lines.filter((line) => line.level === 'info'), first).toHaveLength(1);
+    }
+  });
 });
 
 /** Lets the recheck's read (answered at once by the fakes) be applied. */

@@ -19,7 +19,8 @@
  *   listener is back, and at most every RECHECK_MS while it refuses an address: copies
  *   Redis no longer has are dropped, those it has are learned.
  * - Redis away (or slow past a second): each process counts alone, as with memory
- *   counters, until it answers (said once in the log); valid keys are served as ever.
+ *   counters, until it answers (said once in the log, and once again when a count, a
+ *   list, a lift or a recheck is answered); valid keys are served as ever.
  *
  * @example
  * const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), counters.addressBlocks, log, Date.now);
@@ -113,6 +114,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
       this.noteAway(error);
       return { blocks: local, from: 'this-process-redis-away' };
     }
+    this.noteBack();
     const listed = new Set(shared.map((block) => block.address));
     // In no order: the admin API's list orders (and pages) them (operations/address-blocks.ts).
     return { blocks: [...shared, ...local.filter((block) => !listed.has(block.address))], from: 'shared' };
@@ -137,6 +139,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
       if (local !== undefined) return { block: local, from: 'this-process-redis-away' };
       throw error;
     }
+    this.noteBack();
     // Redis held none: a block begun here alone while it was away is lifted all the same.
     const block = shared ?? local;
     return block === undefined ? undefined : { block, from: 'shared' };
@@ -165,6 +168,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
       .inForce(now)
       .then(
         (blocks) => {
+          this.noteBack();
           for (const address of this.ownBlocks) if (this.local.blockedFor(address, now) === 0) this.ownBlocks.delete(address);
           this.local.match(blocks, (address) => recheck.changed.has(address) || this.ownBlocks.has(address));
         },
