@@ -40,7 +40,7 @@ const AddressBlocks = z.object({
   from: From
     .nullable()
     .describe(
-      'Where blocks comes from. shared: Redis counters, the blocks every process shares, and any this process began on its own while Redis was away (one another process began alone then is in its own list only). this-process: memory counters, this process\'s own blocks (each process counts and blocks by itself; ask each one). this-process-redis-away: Redis counters, but Redis does not answer: only the blocks this process holds, so others may be in force; until Redis is back, lifting one of these lifts it in this process alone (a block Redis holds comes back once it answers), and lifting any other answers 503. null while auth.unknownKeys is off',
+      'Where blocks comes from. shared: Redis counters, the blocks every process shares: every process\'s (a block a process began on its own while it could not reach Redis is handed to Redis once it can; until then only that process lists it). this-process: memory counters, this process\'s own blocks (each process counts and blocks by itself; ask each one). this-process-redis-away: Redis counters, but Redis does not answer: only the blocks this process holds, so others may be in force; until Redis is back, lifting one of these lifts it in this process alone (a block Redis holds comes back once it answers), and lifting any other answers 503. null while auth.unknownKeys is off',
     ),
   blocks: z
     .array(Block)
@@ -64,7 +64,7 @@ export function registerAddressBlockRoutes(app: AdminApp, rt: Runtime, options: 
         tags: ['addressBlocks'],
         summary: 'Client addresses blocked for too many unknown keys (auth.unknownKeys), until when',
         description:
-          'With Redis counters, the blocks every keygate process shares (and any this process began on its own while Redis was away); while Redis does not answer, only the blocks this process holds (from is this-process-redis-away). With memory counters each process counts and blocks by itself, and this answers for the process whose admin API is asked. With auth.unknownKeys off, enabled is false and the list is empty. Up to 50,000 blocks: ?limit= pages them as the other lists page (blocks holds one page; enabled, policy and from come with each).',
+          'With Redis counters, the blocks every keygate process shares (a block a process began on its own while it could not reach Redis is handed to Redis, and so listed here, once that process reaches it again); while Redis does not answer, only the blocks this process holds (from is this-process-redis-away). With memory counters each process counts and blocks by itself, and this answers for the process whose admin API is asked. With auth.unknownKeys off, enabled is false and the list is empty. Up to 50,000 blocks: ?limit= pages them as the other lists page (blocks holds one page; enabled, policy and from come with each).',
         querystring: z.object(PageQuery).strict(),
         response: { 200: AddressBlocks, 400: Problem },
       },

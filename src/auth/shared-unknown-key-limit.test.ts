@@ -7,17 +7,22 @@ import { UnknownKeyLimit, type BlockInForce } from './unknown-key-limit.js';
 const POLICY = { limit: 3, window: 60_000, block: 600_000 };
 const BLOCK: BlockInForce = { address: '192.0.2.1', unknownKeys: 3, startedAt: 10, endsAt: 600_010 };
 
-/** A shared count that answers as told (or is away), holds `inForce`, lifts as `lift` says, and lets the test send its messages. */
+/**
+ * A shared count that answers as told (or is away), holds `inForce`, lifts as `lift` says,
+ * takes blocks handed over as `share` says (by default, all of them), and lets the test send its messages.
+ */
 function fakeShared(
   answer: () => SharedUnknownKey,
   inForce: () => Promise<BlockInForce[]> = async () => [BLOCK],
   lift: (address: string) => Promise<BlockInForce | undefined> = async () => BLOCK,
+  share: (blocks: readonly BlockInForce[]) => Promise<BlockInForce[]> = async (blocks) => [...blocks],
 ) {
   const handlers: ((event: AddressBlockEvent) => void)[] = [];
   const shared: SharedAddressBlocks = {
     unknownKey: async () => answer(),
     inForce,
     lift,
+    share: (blocks) => share(blocks),
     onChange: (handler) => void handlers.push(handler),
   };
   return { shared, tell: (event: AddressBlockEvent) => handlers.forEach((handler) => handler(event)) };
@@ -247,6 +252,86 @@ describe('SharedUnknownKeyLimit', () => {
       await limit.fail('192.0.2.2', 20, POLICY);
       expect(lines.filter((line) => line.level === 'info'), first).toHaveLength(1);
     }
+  });
+
+  it('hands the blocks it began alone while Redis was away to Redis once it answers (those ended are not), and follows Redis for them from then on', async () => {
+    let away = true;
+    const handed: BlockInForce[][] = [];
+    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
+    const { shared, tell } = fakeShared(
+      () => {
+        if (away) throw unreachable();
+        return { kind: 'counted', count: 1 };
+      },
+      async () => {
+        if (away) throw unreachable();
+        return [];
+      },
+      undefined,
+      async (blocks) => {
+        if (away) throw unreachable();
+        handed.push([...blocks]);
+        return [...blocks];
+      },
+    );
+    let now = 20;
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => now);
+    const short = { ...POLICY, block: 1_000 };
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.8', 20, short);
+    now = 2_000;
+    // Still away: a list says so, and nothing is handed over.
+    expect((await limit.blocksInForce(now)).from).toBe('this-process-redis-away');
+    expect(handed).toEqual([]);
+    // Redis answers again (the counters say so): the block in force is handed over, once; the ended one is not.
+    away = false;
+    tell({ type: 'back' });
+    await settled();
+    await settled();
+    const own = { address: '192.0.2.9', unknownKeys: 3, startedAt: 20, endsAt: 600_020 };
+    expect(handed).toEqual([[own]]);
+    expect(limit.blockedFor('192.0.2.9', now)).toBe(600_020 - now);
+    // Redis's now: lifted there (its message missed), a recheck drops it here too; it is not handed over again.
+    tell({ type: 'missed' });
+    await settled();
+    expect(limit.blockedFor('192.0.2.9', now)).toBe(0);
+    expect(handed).toHaveLength(1);
+  });
+
+  it('a hand-over Redis could not take keeps the blocks this process\'s own, and hands them over the next time Redis answers; a longer block Redis holds for the address is the one held', async () => {
+    let away = true;
+    let takes = false;
+    const longer = { address: '192.0.2.9', unknownKeys: 5, startedAt: 10, endsAt: 900_000 };
+    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
+    const { shared, tell } = fakeShared(
+      () => {
+        if (away) throw unreachable();
+        return { kind: 'counted', count: 1 };
+      },
+      async () => {
+        if (away) throw unreachable();
+        return [];
+      },
+      undefined,
+      async () => {
+        if (!takes) throw unreachable();
+        return [longer];
+      },
+    );
+    const { log, lines } = fakeLog();
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, log, () => 20);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+    away = false;
+    tell({ type: 'back' });
+    await settled();
+    await settled();
+    // Not taken: still this process's own (a recheck keeps it), and Redis is said to be away again.
+    expect(limit.blockedFor('192.0.2.9', 20)).toBe(600_000);
+    expect(lines.filter((line) => line.level === 'warn')).toHaveLength(2);
+    takes = true;
+    expect((await limit.blocksInForce(20)).from).toBe('shared');
+    await settled();
+    expect(limit.blockedFor('192.0.2.9', 20)).toBe(900_000 - 20);
   });
 });
 

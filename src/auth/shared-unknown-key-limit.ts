@@ -20,7 +20,10 @@
  *   Redis no longer has are dropped, those it has are learned.
  * - Redis away (or slow past a second): each process counts alone, as with memory
  *   counters, until it answers (said once in the log, and once again when a count, a
- *   list, a lift or a recheck is answered); valid keys are served as ever.
+ *   list, a lift or a recheck is answered); valid keys are served as ever. The blocks a
+ *   process began alone meanwhile are handed to Redis once it answers (a longer block
+ *   Redis holds for the address stays), announced as a block begun there is: every
+ *   process refuses and lists them from then on, not this one alone.
  *
  * @example
  * const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), counters.addressBlocks, log, Date.now);
@@ -51,6 +54,8 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
   /** When a refusal from the copy next checks it against Redis. */
   private recheckDueAt: number;
   private recheck: Recheck | undefined;
+  /** Handing `ownBlocks` to Redis, and whether Redis came back again meanwhile (hand over once more after). */
+  private handOver: { again: boolean } | undefined;
 
   constructor(
     /** This process's copy of the blocks, and its own count while Redis is away. */
@@ -69,7 +74,8 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
         this.ownBlocks.delete(event.address);
         local.lift(event.address, clock());
       }
-      // Lifts (and blocks) may have been missed while the listener was away: Redis says which hold.
+      // Lifts (and blocks) may have been missed while the listener was away (or Redis
+      // answers again: `back`): Redis says which hold, and its answer hands over `ownBlocks`.
       else void this.recheckCopy(clock());
     });
   }
@@ -102,7 +108,8 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
   }
 
   /**
-   * The shared blocks, and this process's own (begun while Redis was away); while Redis is
+   * The shared blocks, and this process's own (begun while Redis was away, until handed
+   * over); while Redis is
    * away, this process's copies alone, and said so (`this-process-redis-away`). Unordered.
    */
   async blocksInForce(now: number): Promise<BlocksListed> {
@@ -201,5 +208,49 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     if (!this.away) return;
     this.away = false;
     this.log.info('Redis answers again: unknown keys (auth.unknownKeys) are counted for all processes again');
+    this.shareOwnBlocks();
+  }
+
+  /**
+   * Hands the blocks begun here alone while Redis was away (`ownBlocks`) to Redis, which
+   * tells every process of them; those ended are dropped. One hand-over at a time. Redis
+   * away again: they stay this process's own until the next time it answers.
+   */
+  private shareOwnBlocks(): void {
+    if (this.handOver) {
+      this.handOver.again = true;
+      return;
+    }
+    const handOver = { again: false };
+    this.handOver = handOver;
+    void this.sendOwnBlocks().finally(() => {
+      this.handOver = undefined;
+      if (handOver.again) this.shareOwnBlocks();
+    });
+  }
+
+  private async sendOwnBlocks(): Promise<void> {
+    const now = this.clock();
+    const own = this.local.blocksInForce(now).blocks.filter((block) => this.ownBlocks.has(block.address));
+    const inForce = new Set(own.map((block) => block.address));
+    for (const address of this.ownBlocks) if (!inForce.has(address)) this.ownBlocks.delete(address);
+    if (own.length === 0) return;
+    let held: BlockInForce[];
+    try {
+      held = await this.shared.share(own, now);
+    } catch (error) {
+      this.noteAway(error);
+      return;
+    }
+    const heldBy = new Map(held.map((block) => [block.address, block]));
+    for (const { address } of own) {
+      // Lifted meanwhile (here or by another process's message): the lift was carried out after the hand-over.
+      if (!this.ownBlocks.delete(address)) continue;
+      const block = heldBy.get(address);
+      if (block === undefined) continue;
+      this.changed(address);
+      // Redis's from now on: a recheck follows it, and a lift anywhere reaches it.
+      this.local.learn(block);
+    }
   }
 }

@@ -58,9 +58,9 @@ export interface BlockInForce {
 /**
  * Where a list of the blocks in force comes from, so that whoever shows it says how much
  * it holds:
- * - `shared`: Redis, which every keygate process shares (with any block this process
- *   began alone while Redis was away): every shared block (one another process began
- *   alone while Redis was away is in that process's list only);
+ * - `shared`: Redis, which every keygate process shares: every process's blocks (one a
+ *   process began alone while it could not reach Redis is handed to Redis once it can,
+ *   and until then listed by that process alone);
  * - `this-process`: this process's own blocks, all of them (memory counters: each process
  *   counts and blocks by itself);
  * - `this-process-redis-away`: Redis did not answer, so this process's copies alone:

@@ -159,8 +159,12 @@ export interface HeldUnitTotals {
  */
 export type SharedUnknownKey = { kind: 'counted'; count: number } | { kind: 'started'; block: BlockInForce } | { kind: 'blocked'; block: BlockInForce };
 
-/** A change to the shared address blocks, heard by every process: a block began, one was lifted, or messages may have been missed. */
-export type AddressBlockEvent = { type: 'blocked'; block: BlockInForce } | { type: 'lifted'; address: string } | { type: 'missed' };
+/**
+ * A change to the shared address blocks, heard by every process: a block began, one was
+ * lifted, messages may have been missed (the listener reconnected), or Redis answers this
+ * process again after it was away (`back`: blocks it began alone meanwhile can be handed over).
+ */
+export type AddressBlockEvent = { type: 'blocked'; block: BlockInForce } | { type: 'lifted'; address: string } | { type: 'missed' } | { type: 'back' };
 
 /**
  * Unknown keys per client address and the blocks they start (`auth.unknownKeys`), kept
@@ -174,6 +178,13 @@ export interface SharedAddressBlocks {
   inForce(now: number): Promise<BlockInForce[]>;
   /** Ends the block of `address` and its count, and tells every process; answers the block if one was in force. */
   lift(address: string, now: number): Promise<BlockInForce | undefined>;
+  /**
+   * Hands blocks this process began on its own while the backend was away to it, and
+   * tells every process of each it took. A longer block it holds for an address stays;
+   * blocks ended at `now` are skipped. Answers the block it holds now for each address
+   * given (the one given, or its longer one); none for those ended.
+   */
+  share(blocks: readonly BlockInForce[], now: number): Promise<BlockInForce[]>;
   /** Hears each block begun or lifted by any process (this one too). */
   onChange(handler: (event: AddressBlockEvent) => void): void;
 }

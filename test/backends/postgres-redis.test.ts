@@ -19,7 +19,7 @@ import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, te
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
 import { openPostgresStore } from '../../src/store/postgres/postgres-database.js';
 import { openRedisCounters, type RedisCounters } from '../../src/counters/redis/redis-counters.js';
-import { CountersUnavailableError, type Admission, type CacheEvent, type ChargeSpec } from '../../src/counters/counters.js';
+import { CountersUnavailableError, type AddressBlockEvent, type Admission, type CacheEvent, type ChargeSpec } from '../../src/counters/counters.js';
 import type { Store } from '../../src/store/store.js';
 import type { AdmitRequest } from '../../src/counters/counters.js';
 import { createLog } from '../../src/log.js';
@@ -132,6 +132,41 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     const hash = randomBytes(32).toString('hex');
     await first.broadcast({ type: 'key', hash });
     expect(await eventually(() => heardBySecond.some((e) => e.type === 'key' && e.hash === hash))).toBe(true);
+  });
+
+  it('takes address blocks a process began alone into Redis: the other process hears of them and lists them, a longer block Redis holds stays, an ended one is skipped, and each key expires', async () => {
+    const now = Date.now();
+    const heard: AddressBlockEvent[] = [];
+    second.addressBlocks.onChange((event) => heard.push(event));
+    const policy = { limit: 2, window: 60_000, block: 900_000 };
+    // A longer block Redis holds already (begun through the other process).
+    await second.addressBlocks.unknownKey('192.0.2.71', now, policy);
+    expect(await second.addressBlocks.unknownKey('192.0.2.71', now, policy)).toMatchObject({ kind: 'started' });
+    const longer = { address: '192.0.2.71', unknownKeys: 2, startedAt: now, endsAt: now + 900_000 };
+    const handed = [
+      { address: '192.0.2.70', unknownKeys: 4, startedAt: now - 1_000, endsAt: now + 600_000 },
+      { address: '192.0.2.71', unknownKeys: 4, startedAt: now - 1_000, endsAt: now + 600_000 },
+      { address: '192.0.2.72', unknownKeys: 4, startedAt: now - 700_000, endsAt: now - 1 },
+    ];
+    expect(await first.addressBlocks.share(handed, now)).toEqual([handed[0], longer]);
+    const blocksHeard = () => heard.flatMap((event) => (event.type === 'blocked' ? [event.block] : []));
+    expect(await eventually(() => blocksHeard().some((block) => block.address === '192.0.2.70'))).toBe(true);
+    // Announced as a block begun in Redis; the longer one kept and the ended one are not announced.
+    expect(blocksHeard()).toEqual([longer, handed[0]]);
+    const listed = (await second.addressBlocks.inForce(now)).filter((block) => block.address.startsWith('192.0.2.7'));
+    expect(listed.sort((a, b) => a.address.localeCompare(b.address))).toEqual([handed[0], longer]);
+    // Refused by Redis from then on, not counted.
+    expect(await second.addressBlocks.unknownKey('192.0.2.70', now + 1, policy)).toEqual({ kind: 'blocked', block: handed[0] });
+    const raw = new Redis(REDIS_URL);
+    try {
+      const ttl = await raw.pttl(`${prefix}ukb:192.0.2.70`);
+      expect(ttl).toBeGreaterThan(600_000 - 60_000);
+      expect(ttl).toBeLessThanOrEqual(600_000 + 60_000);
+      expect(await raw.pttl(`${prefix}ukblocks:all`)).toBeGreaterThan(0);
+      expect(await raw.exists(`${prefix}ukb:192.0.2.72`)).toBe(0);
+    } finally {
+      raw.disconnect();
+    }
   });
 
   it('rebuilds a balance Redis lost from the store; only units not yet flushed are gone', async () => {

@@ -5,7 +5,9 @@
  * a valid key cached in either still works from it, the admin API of either lists the
  * block and lifts it in both; how soon the other process refuses before a lookup is
  * measured; a lift the second missed (it reaches Redis through a TCP proxy the test
- * cuts) is made up for when it listens again; Redis's keys for it all expire; with
+ * cuts) is made up for when it listens again; a block the second began alone while cut
+ * off is handed to Redis once it answers, and so refused and listed by the first; Redis's
+ * keys for it all expire; with
  * Redis away each process counts alone, valid keys are served, its admin API's list says
  * it holds this process's blocks alone, a lift of a block it holds says it reached this
  * process alone, and a lift of a block the process does not hold answers 503.
@@ -227,6 +229,34 @@ describe.skipIf(!enabled)('auth.unknownKeys shared by two processes on Redis cou
     // Listening again, it reads the blocks in force from Redis: the lifted address is counted (401) again.
     expect(await eventually(async () => (await call(second(), madeUp(), lifted)).status === 401, 10_000)).toBe(true);
     expect(await refusedBeforeLookup(kept)).toBe(true);
+  });
+
+  it('a block the second process began alone while cut off from Redis is handed to Redis once it answers: the first refuses the address before any lookup, and its admin API lists it (shared)', async () => {
+    const client = '203.0.113.60';
+    const mark = second().output.length;
+    await proxy.cut();
+    try {
+      expect(await second().waitForLog(/Redis is unreachable/, mark)).toBe(true);
+      for (let i = 0; i < LIMIT; i++) expect((await call(second(), madeUp(), client)).status).toBe(401);
+      expect((await call(second(), madeUp(), client)).status).toBe(429);
+      // Redis never heard of it: the first neither lists nor refuses it (nothing is counted here: a list only reads).
+      expect((await listOf(first())).blocks.filter((block) => block.address === client)).toEqual([]);
+    } finally {
+      await proxy.restore();
+    }
+    // Answering again, the second hands its block to Redis: every process's list shows it.
+    const listedByFirst = async () => {
+      const listed = await listOf(first());
+      return listed.from === 'shared' && listed.blocks.some((block) => block.address === client && block.unknownKeys === LIMIT);
+    };
+    expect(await eventually(listedByFirst, 10_000)).toBe(true);
+    // And the first refuses it from its copy (the block's message), before any lookup.
+    const refusedBeforeLookup = async () => {
+      const before = await unknownLookups(first());
+      return (await call(first(), madeUp(), client)).status === 429 && (await unknownLookups(first())) === before;
+    };
+    expect(await eventually(refusedBeforeLookup)).toBe(true);
+    expect(await second().waitForLog(/counted for all processes again/, mark)).toBe(true);
   });
 
   it("keeps Redis bounded: every key it holds for unknown keys expires (by the window or the block), and a flood of addresses holds fewer than `limit` times each", async () => {

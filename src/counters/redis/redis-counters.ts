@@ -61,7 +61,7 @@ import { COMMAND_USE_WAIT_MS, commandClient, parseRedisUrl, subscriberClient, wh
 import { withDeadline } from '../../deadline.js';
 import type { UnknownKeyPolicy } from '../../config/schema.js';
 import { MAX_ADDRESSES_BLOCKED, type BlockInForce } from '../../auth/unknown-key-limit.js';
-import { ADDRESS_BLOCKS, ADMIT, batchPlace, LIFT_ADDRESS_BLOCK, RESTORE_BLOCK, UNKNOWN_KEY, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
+import { ADDRESS_BLOCKS, ADMIT, batchPlace, LIFT_ADDRESS_BLOCK, RESTORE_BLOCK, SHARE_ADDRESS_BLOCKS, UNKNOWN_KEY, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
 import { readSavedBlock, type SavedBlock } from '../saved-block.js';
 import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
 
@@ -69,6 +69,8 @@ import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
 const ADMIT_DEADLINE_MS = 1_000;
 /** Window and block keys outlive their last use by this much (clock differences between hosts). */
 const EXPIRY_SLACK_MS = 60_000;
+/** Address blocks handed to Redis per script (SHARE_ADDRESS_BLOCKS) when a process that began them alone reaches it again. */
+const SHARE_BATCH = 200;
 /** A reservation not settled by then (its process died) stops holding units. */
 const RESERVATION_TTL_MS = 10 * 60_000;
 /** Balances live in Redis this long after their last change: longer than any period. */
@@ -696,6 +698,7 @@ export class RedisCounters implements Counters {
     unknownKey: (address, now, policy) => this.unknownKey(address, now, policy),
     inForce: (now) => this.addressBlocksInForce(now),
     lift: (address, now) => this.liftAddressBlock(address, now),
+    share: (blocks, now) => this.shareAddressBlocks(blocks, now),
     onChange: (handler) => {
       this.addressHandlers.push(handler);
     },
@@ -724,6 +727,25 @@ export class RedisCounters implements Counters {
     if (reply.length < 3) return undefined;
     const [unknownKeys, startedAt, endsAt] = reply.map(Number) as [number, number, number];
     return { address, unknownKeys, startedAt, endsAt };
+  }
+
+  /**
+   * See SHARE_ADDRESS_BLOCKS, SHARE_BATCH blocks a script. Every script is sent at once, in
+   * order on the one connection: a lift asked for after this is carried out after them.
+   */
+  private async shareAddressBlocks(blocks: readonly BlockInForce[], now: number): Promise<BlockInForce[]> {
+    const keys = [this.key('ukblocks', 'all')];
+    const shared = [now, EXPIRY_SLACK_MS, MAX_ADDRESSES_BLOCKED, this.channel, this.key('ukb', ''), this.key('uk', '')];
+    const sent: Promise<unknown>[] = [];
+    for (let i = 0; i < blocks.length; i += SHARE_BATCH) {
+      const args = blocks.slice(i, i + SHARE_BATCH).flatMap((block) => [block.address, block.unknownKeys, block.startedAt, block.endsAt]);
+      sent.push(this.addressCall(() => SHARE_ADDRESS_BLOCKS.run(this.client, keys, [...shared, ...args])));
+    }
+    const held: BlockInForce[] = [];
+    for (const reply of (await Promise.all(sent)) as (string | number)[][]) {
+      for (let i = 0; i + 3 < reply.length; i += 4) held.push({ address: String(reply[i]), unknownKeys: Number(reply[i + 1]), startedAt: Number(reply[i + 2]), endsAt: Number(reply[i + 3]) });
+    }
+    return held;
   }
 
   /** One address-block script: refused at once while Redis is away, given up after the admission's deadline. */
@@ -1233,6 +1255,8 @@ export class RedisCounters implements Counters {
     // Processes that stopped during the outage may have saved units for it.
     this.savedUnitsDueAt = 0;
     this.options.log.info('Redis answers again: shared counters resume');
+    // Address blocks begun here alone meanwhile can go to Redis now (SharedUnknownKeyLimit).
+    for (const handler of this.addressHandlers) handler({ type: 'back' });
   }
 
   private noteFailure(error: unknown): void {

@@ -984,3 +984,61 @@ redis.call('PUBLISH', ARGV[3], cjson.encode({type = 'address_unblocked', address
 if tonumber(held[3]) and tonumber(held[3]) > now then return {tonumber(held[1]), tonumber(held[2]), tonumber(held[3])} end
 return {}
 `);
+
+/**
+ * Takes blocks processes began on their own while Redis was away (see UNKNOWN_KEY: each
+ * counted alone then, and Redis never held these) into Redis, so that every process
+ * refuses and lists them: each written as UNKNOWN_KEY writes a block it began (its count
+ * emptied, its hash, its place in the set) and announced on the channel likewise. A
+ * block Redis holds for the address that ends no sooner stays as it is (never shortened);
+ * one given that has ended is skipped.
+ *
+ * Memory stays bounded as with UNKNOWN_KEY: a hash lives until its end (plus slack), the
+ * set as long as its longest block, past the most blocks held the ones ending first go.
+ *
+ * KEYS: [1] the set of blocks.
+ * ARGV: [1] now, [2] expiry slack ms, [3] most blocks held, [4] the channel, [5] the
+ *   prefix of block hashes, [6] the prefix of count lists (the address follows each: the
+ *   keys are named here, not in KEYS, since the blocks are many: one Redis, not Cluster),
+ *   then from [7] each block as four: address, unknownKeys, startedAt, endsAt.
+ * Returns address, unknownKeys, startedAt, endsAt, flat, of the block Redis holds now
+ * for each address given (the one given, or the longer one it held); none for those ended.
+ */
+export const SHARE_ADDRESS_BLOCKS = new Script(`${PRELUDE}
+local now, slack = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {}
+local longest = 0
+for i = 7, #ARGV - 3, 4 do
+  local address, unknownKeys, startedAt, endsAt = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local hash = ARGV[5] .. address
+  local held = redis.call('HMGET', hash, 'unknownKeys', 'startedAt', 'endsAt')
+  local heldEnd = tonumber(held[3])
+  if heldEnd and heldEnd > now and heldEnd >= endsAt then
+    out[#out + 1] = address
+    out[#out + 1] = tonumber(held[1])
+    out[#out + 1] = tonumber(held[2])
+    out[#out + 1] = heldEnd
+  elseif endsAt > now then
+    redis.call('DEL', ARGV[6] .. address)
+    redis.call('HSET', hash, 'unknownKeys', unknownKeys, 'startedAt', fmt(startedAt), 'endsAt', fmt(endsAt))
+    redis.call('PEXPIRE', hash, math.ceil(endsAt - now + slack))
+    redis.call('ZADD', KEYS[1], fmt(endsAt), address)
+    if endsAt - now > longest then longest = endsAt - now end
+    redis.call('PUBLISH', ARGV[4], cjson.encode({type = 'address_blocked', address = address, unknownKeys = unknownKeys, startedAt = fmt(startedAt), endsAt = fmt(endsAt)}))
+    out[#out + 1] = address
+    out[#out + 1] = unknownKeys
+    out[#out + 1] = startedAt
+    out[#out + 1] = endsAt
+  end
+end
+if longest > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+  if over > 0 then
+    for _, address in ipairs(redis.call('ZRANGE', KEYS[1], 0, over - 1)) do redis.call('DEL', ARGV[5] .. address) end
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
+  end
+  if redis.call('PTTL', KEYS[1]) < longest + slack then redis.call('PEXPIRE', KEYS[1], math.ceil(longest + slack)) end
+end
+return out
+`);
