@@ -134,6 +134,8 @@ function isLoadedProfile(loaded: unknown): loaded is LoadedConfig {
 export async function createKeygate(loaded: LoadedConfig, options: RuntimeOptions = {}): Promise<Keygate> {
   if (!isLoadedProfile(loaded)) throw new TypeError(notALoadedProfile('createKeygate'));
   const rt = await createRuntime(loaded, options);
+  // Not waited for: it reads every key in use (see Runtime.warnOfKeysOutsideFormat).
+  void rt.warnOfKeysOutsideFormat();
   const checkRequest = requestChecker(rt);
   /** Requests being checked, or admitted and not yet settled: what `close` waits for. */
   let open = 0;

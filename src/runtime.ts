@@ -91,6 +91,14 @@ export interface Runtime {
    * own with memory counters (or while Redis is away).
    */
   readonly unknownKeyLimit: Pick<UnknownKeyCount, 'blocksInForce' | 'lift'>;
+  /**
+   * Looks once for keys in use that the key format refuses, and warns of them (see
+   * warnOfKeysOutsideFormat); a later call answers the same look. Not part of the start:
+   * it reads every key in use (0.3 to 1.8 s per million keys, bench/start-keys.js), so
+   * serve calls it once its listeners are up, and a library's keygate once it is made.
+   * Never rejects (a store that cannot answer is logged); a CLI command's runtime does not look.
+   */
+  warnOfKeysOutsideFormat(): Promise<void>;
   /** Drop cached keys here and in every other process. */
   invalidate(event: CacheEvent): Promise<void>;
   /**
@@ -337,8 +345,6 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     }
     if (options.use !== 'command') {
       await warnOfUnknownPlans(store, config, log);
-      // Once per start (keys.* takes no reload). Only a warning: a store that cannot answer it stops nothing.
-      await warnOfKeysOutsideFormat(store, keyFormat, clock(), log).catch((error: unknown) => log.warn({ err: error }, 'could not look for keys in use that the profile\'s key format no longer takes'));
     }
   } catch (error) {
     // Nothing stays open, or locked, after a failed start.
@@ -477,6 +483,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   };
 
   let closed = false;
+  let lookingForKeys: Promise<void> | undefined;
   const runtime: Runtime = {
     ...judging(config),
     configDir: loaded.dir,
@@ -525,6 +532,15 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       log.warn(context, `the change is saved, but Redis did not carry its message: ${others} learn of it from the store instead, within about a second`);
     },
     flush,
+    warnOfKeysOutsideFormat() {
+      if (options.use === 'command') return Promise.resolve();
+      // Once per start (keys.* takes no reload). Only a warning: a store that cannot answer it
+      // stops nothing, and one closed while it looked (keygate stopping) has nothing to say.
+      lookingForKeys ??= warnOfKeysOutsideFormat(store, keyFormat, clock(), log).catch((error: unknown) => {
+        if (!closed) log.warn({ err: error }, 'could not look for keys in use that the profile\'s key format no longer takes');
+      });
+      return lookingForKeys;
+    },
     reload(next) {
       // One at a time, in the order asked: a later profile is never overtaken by an earlier one.
       const done = reloading.then(() => reloadOnce(next));

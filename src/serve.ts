@@ -454,6 +454,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     );
     // One spawned here is already listening.
     if (!upstream && upstreamUrl !== undefined) void warnIfUpstreamDown(upstreamUrl, log);
+    // After the listeners are up: with a million keys the look takes about a second, and it is only a warning.
+    void rt.warnOfKeysOutsideFormat();
 
     let closing: Promise<void> | undefined;
     /** Ends the readiness delay early, while it lasts. */

@@ -2,7 +2,9 @@
  * Keys issued before `keys.prefix` changed are refused as malformed_key, before any lookup,
  * while `keys list` shows them active. keygate serve says so as it starts: one warning with
  * how many, a few hints and the way back (keys.imported), on a real SQLite file. Nothing is
- * said while the prefix is the same, or while keys.imported takes the old one.
+ * said while the prefix is the same, or while keys.imported takes the old one. The look
+ * reads every key in use, so it runs once the listeners are up: the start does not wait
+ * for it, and the warning comes after the "keygate is serving" line.
  */
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,7 +19,14 @@ const OLD = { live: 'kg_live_', test: 'kg_test_' };
 const NEW = { live: 'sk_live_', test: 'sk_test_' };
 
 describe('keys in use that the key format no longer takes', () => {
-  const dirs = { failing: tempDir('keys-outside-format-failing'), changed: tempDir('keys-outside-format'), same: tempDir('keys-outside-format-same'), imported: tempDir('keys-outside-format-imported') };
+  const dirs = {
+    late: tempDir('keys-outside-format-late'),
+    slices: tempDir('keys-outside-format-slices'),
+    failing: tempDir('keys-outside-format-failing'),
+    changed: tempDir('keys-outside-format'),
+    same: tempDir('keys-outside-format-same'),
+    imported: tempDir('keys-outside-format-imported'),
+  };
   let upstream: TestUpstream | undefined;
   let kg: TestKeygate | undefined;
 
@@ -28,10 +37,11 @@ describe('keys in use that the key format no longer takes', () => {
     upstream = undefined;
   });
 
-  /** Starts on `dir`'s database with these keys.*, and answers its start's warnings about such keys. */
+  /** Starts on `dir`'s database with these keys.*, and answers its start's warnings about such keys (once it has looked). */
   const startWith = async (dir: string, keys: Record<string, unknown>) => {
     upstream ??= await startTestUpstream();
     kg = await startKeygate({ upstream: { url: upstream.url }, keys }, { dir });
+    await kg.runtime.warnOfKeysOutsideFormat();
     return logLines(kg.logs.text).filter((line) => /another key format/.test(line.msg));
   };
 
@@ -85,6 +95,60 @@ describe('keys in use that the key format no longer takes', () => {
     expect((await kg!.call('/v1/data', { headers: { authorization: `Bearer ${first}` } })).status).toBe(200);
   });
 
+  it('serves before the look has answered, and warns after the line that says it is serving', async () => {
+    const dir = dirs.late;
+    const [first] = await issueUnderOldPrefix(dir);
+    const real = openSqliteStore(path.join(dir, 'keygate.db'));
+    // The same database, but the look answers only when the test lets it: a store with a million keys, say.
+    let letAnswer = () => {};
+    const answered = new Promise<void>((resolve) => (letAnswer = resolve));
+    const store = new Proxy(real, {
+      get: (target, name: keyof Store) =>
+        name === 'keysOfOtherHints'
+          ? (...args: Parameters<Store['keysOfOtherHints']>) => answered.then(() => target.keysOfOtherHints(...args))
+          : typeof target[name] === 'function'
+            ? (target[name] as (...args: unknown[]) => unknown).bind(target)
+            : target[name],
+    });
+    upstream ??= await startTestUpstream();
+    kg = await startKeygate({ upstream: { url: upstream.url }, keys: { prefix: NEW } }, { dir, store });
+    expect((await kg.call('/v1/data', { headers: { authorization: `Bearer ${first}` } })).status).toBe(401);
+    expect(kg.logs.text).not.toContain('another key format');
+    letAnswer();
+    await kg.runtime.warnOfKeysOutsideFormat();
+    const messages = logLines(kg.logs.text).map((line) => line.msg);
+    const serving = messages.findIndex((msg) => msg.startsWith('keygate is serving'));
+    const warned = messages.findIndex((msg) => msg.includes('2 keys in use were issued under another key format'));
+    expect(serving).toBeGreaterThanOrEqual(0);
+    expect(warned).toBeGreaterThan(serving);
+    await kg.close();
+    kg = undefined;
+    await real.close().catch(() => undefined);
+  });
+
+  it('finds the same keys on SQLite whether it reads them all at once or a few at a time', async () => {
+    const dir = dirs.slices;
+    await issueUnderOldPrefix(dir);
+    // Two more, issued under the new prefix: inside the format, between the old ones by rowid.
+    await startWith(dir, { prefix: NEW });
+    const accountId = ((await (await kg!.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Beta' }) })).json()) as { id: string }).id;
+    for (const name of ['third', 'fourth']) expect((await kg!.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name }) })).status).toBe(201);
+    await kg!.close();
+    kg = undefined;
+    const file = path.join(dir, 'keygate.db');
+    const at = Date.now();
+    const answers = [];
+    for (const keyScanRows of [1, 2, 3, 10_000]) {
+      const store = openSqliteStore(file, { keyScanRows });
+      answers.push(await store.keysOfOtherHints(['sk_live_…', 'sk_test_…'], at, 3));
+      answers.push(await store.keysOfOtherHints(['kg_live_…', 'kg_test_…'], at, 1));
+      await store.close();
+    }
+    expect(answers[0]).toMatchObject({ count: 2, hints: [expect.stringMatching(/^kg_live_…/), expect.stringMatching(/^kg_live_…/)] });
+    expect(answers[1]).toMatchObject({ count: 2, hints: [expect.stringMatching(/^sk_live_…/)] });
+    for (let i = 2; i < answers.length; i++) expect(answers[i]).toEqual(answers[i % 2]);
+  });
+
   it('starts and serves when the store cannot say, and says it could not look', async () => {
     const [first] = await issueUnderOldPrefix(dirs.failing);
     const real = openSqliteStore(path.join(dirs.failing, 'keygate.db'));
@@ -95,6 +159,7 @@ describe('keys in use that the key format no longer takes', () => {
     });
     upstream ??= await startTestUpstream();
     kg = await startKeygate({ upstream: { url: upstream.url }, keys: { prefix: OLD } }, { dir: dirs.failing, store });
+    await kg.runtime.warnOfKeysOutsideFormat();
     const lines = logLines(kg.logs.text);
     expect(lines.filter((line) => /could not look for keys in use/.test(line.msg))).toMatchObject([{ level: 40, err: { message: 'no such function: substr' } }]);
     expect((await kg.call('/v1/data', { headers: { authorization: `Bearer ${first}` } })).status).toBe(200);

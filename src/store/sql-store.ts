@@ -203,6 +203,8 @@ export interface Backend {
   migrating?: <T>(db: Kysely<Database>, work: (db: Kysely<Database>) => Promise<T>) => Promise<T>;
   /** SQLite: writes refused for want of room or permission (see Store.writeRefusal). */
   writeRefusals?: WriteRefusals;
+  /** SQLite: how many rows of api_keys a look through all of them reads before letting the process go on (see keysOfOtherHintsBySlice). */
+  keyScanRows?: number;
 }
 
 export class SqlStore implements Store {
@@ -388,15 +390,51 @@ export class SqlStore implements Store {
     // A hint's beginning compared as text (not LIKE: `_` is in most prefixes, and SQLite's LIKE ignores case);
     // substr and the length count characters in both databases, as spread does here (HINT_MARK is one).
     const starts = matchable(hintStarts);
-    const rows = await ofKeyState(this.db.selectFrom('api_keys'), { inUseAt })
+    const outside = <QB extends SelectQueryBuilder<Database, 'api_keys', object>>(query: QB): QB =>
+      starts.length === 0 ? query : (query.where((eb) => eb.not(eb.or(starts.map((start) => sql<boolean>`substr(hint, 1, ${[...start].length}) = ${start}`)))) as QB);
+    if (this.backend.keyScanRows !== undefined) return this.keysOfOtherHintsBySlice(outside, inUseAt, sample, this.backend.keyScanRows);
+    const found = await outside(ofKeyState(this.db.selectFrom('api_keys'), { inUseAt }))
       .select(['hint', sql<number | string>`count(*) over ()`.as('total')])
-      .$if(starts.length > 0, (query) => query.where((eb) => eb.not(eb.or(starts.map((start) => sql<boolean>`substr(hint, 1, ${[...start].length}) = ${start}`)))))
       .orderBy('created_at')
       .orderBy('id')
       .limit(sample)
       .execute();
     // The window's count is of every row the query found, before the limit (PostgreSQL answers a bigint as text).
-    return { count: rows.length === 0 ? 0 : Number(rows[0]!.total), hints: rows.map((row) => row.hint) };
+    return { count: found.length === 0 ? 0 : Number(found[0]!.total), hints: found.map((row) => row.hint) };
+  }
+
+  /**
+   * keysOfOtherHints on SQLite, whose queries hold the process (better-sqlite3 is
+   * synchronous): `rows` rowids at a time, the event loop let go on between slices, so a
+   * million keys cost requests a few milliseconds at a time instead of a whole scan at once.
+   * The same answer as the one query: the counts added up, the oldest kept across slices
+   * (ids compared as SQLite's BINARY collation does: by their UTF-8 bytes).
+   */
+  private async keysOfOtherHintsBySlice(
+    outside: <QB extends SelectQueryBuilder<Database, 'api_keys', object>>(query: QB) => QB,
+    inUseAt: number,
+    sample: number,
+    rows: number,
+  ): Promise<{ count: number; hints: string[] }> {
+    const last = Number((await sql<{ last: number | null }>`select max(rowid) as last from api_keys`.execute(this.db)).rows[0]?.last ?? 0);
+    let count = 0;
+    let oldest: { hint: string; created_at: number; id: string }[] = [];
+    for (let from = 0; from < last; from += rows) {
+      if (from > 0) await new Promise((resolve) => setImmediate(resolve));
+      const found = await outside(ofKeyState(this.db.selectFrom('api_keys'), { inUseAt }))
+        .where(sql<boolean>`rowid > ${from} and rowid <= ${from + rows}`)
+        .select(['hint', 'created_at', 'id', sql<number>`count(*) over ()`.as('total')])
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(sample)
+        .execute();
+      if (found.length === 0) continue;
+      count += Number(found[0]!.total);
+      oldest = [...oldest, ...found]
+        .sort((a, b) => Number(a.created_at) - Number(b.created_at) || Buffer.compare(Buffer.from(a.id), Buffer.from(b.id)))
+        .slice(0, sample);
+    }
+    return { count, hints: oldest.map((row) => row.hint) };
   }
 
   async updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined> {

@@ -50,7 +50,11 @@ export function cannotOpen(file: string, error: unknown): Error {
   return new Error(`store: cannot open the SQLite file ${file}: ${why}`);
 }
 
-export function openSqliteStore(file: string): SqlStore {
+/** Rows of api_keys read at a time by a look through all of them (a few milliseconds each): see SqlStore.keysOfOtherHints. */
+const KEY_SCAN_ROWS = 10_000;
+
+/** `keyScanRows`: as KEY_SCAN_ROWS (a test's few keys, in several slices). */
+export function openSqliteStore(file: string, { keyScanRows = KEY_SCAN_ROWS }: { keyScanRows?: number } = {}): SqlStore {
   const sqlite = openFile(file);
   configure(sqlite, file);
   // SQLite's own lower() folds A-Z only: searches fold names as JavaScript does.
@@ -84,6 +88,7 @@ export function openSqliteStore(file: string): SqlStore {
     },
     changedElsewhere,
     writeRefusals,
+    keyScanRows,
   });
   return store;
 }
