@@ -617,7 +617,7 @@ describe('admin API', () => {
     expect([later.status, later.headers.get('keygate-warning')]).toEqual([201, null]);
   });
 
-  it('makes a key (201) on an account whose keys are refused for now, and says why in Keygate-Warning as the CLI does: plan without API access, API access off, plan expired', async () => {
+  it('makes a key (201) on an account whose keys are refused for now, and says why in Keygate-Warning as the CLI does, naming the admin API change: plan without API access, API access off, plan expired', async () => {
     const account = async (body: object) => ((await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Refused for now', ...body }) }))).body as { id: string }).id;
     const closed = await account({ planId: 'growth' });
     const off = await account({ apiAccess: false });
@@ -628,11 +628,11 @@ describe('admin API', () => {
       const body = (await response.json()) as { id: string; secret: string };
       return { status: response.status, made: typeof body.secret === 'string', warning: response.headers.get('keygate-warning'), id: body.id };
     };
-    // The CLI's words (its "…" written "..." : a header carries ASCII).
-    expect(await create(closed)).toMatchObject({ status: 201, made: true, warning: `plan growth of account ${closed} has API access off: requests with the key are refused (api_disabled) until the account is on a plan that includes it (accounts update ${closed} --plan ...)` });
-    expect(await create(off)).toMatchObject({ status: 201, made: true, warning: `account ${off} has its API access turned off: requests with the key are refused (api_disabled) until it is turned back on (accounts update ${off} --api-access on)` });
+    // The CLI's words, with the admin API's change in place of the CLI's command (its "…" written "..." : a header carries ASCII).
+    expect(await create(closed)).toMatchObject({ status: 201, made: true, warning: `plan growth of account ${closed} has API access off: requests with the key are refused (api_disabled) until the account is on a plan that includes it (PATCH /v1/accounts/${closed} {"planId": ...})` });
+    expect(await create(off)).toMatchObject({ status: 201, made: true, warning: `account ${off} has its API access turned off: requests with the key are refused (api_disabled) until it is turned back on (PATCH /v1/accounts/${off} {"apiAccess": true})` });
     const ended = await create(expired);
-    expect(ended).toMatchObject({ status: 201, made: true, warning: `the plan of account ${expired} expired at 2020-01-01T00:00:00.000Z: requests with the key are refused (plan_expired) until it is renewed (accounts update ${expired} --plan-expires ...)` });
+    expect(ended).toMatchObject({ status: 201, made: true, warning: `the plan of account ${expired} expired at 2020-01-01T00:00:00.000Z: requests with the key are refused (plan_expired) until it is renewed (PATCH /v1/accounts/${expired} {"planExpiresAt": ...})` });
     // Imported and rotated keys are said the same; an account whose keys work, nothing.
     const imported = await kg.admin('/v1/keys/import', { method: 'POST', body: JSON.stringify({ accountId: closed, name: 'old', secret: kg.runtime.keyFormat.generate('live') }) });
     expect([imported.status, imported.headers.get('keygate-warning')]).toEqual([201, expect.stringMatching(/^plan growth of account \S+ has API access off/)]);

@@ -789,11 +789,12 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   /**
    * A key made on an account whose keys are refused for now (API access off, the plan's
    * off, the plan expired) is made all the same: the answer says why its requests will be
-   * refused, in the words the CLI prints on stderr, before its first request is the first sign.
+   * refused, as the CLI says it on stderr but with the admin API's change (PATCH), before its
+   * first request is the first sign.
    */
   async function warnOfRefusedKey(reply: FastifyReply, key: KeyRecord): Promise<void> {
     if (key.accountId === null) return;
-    const warning = refusedKeyWarning(await getAccount(rt, key.accountId), rt.config.plans, rt.clock());
+    const warning = refusedKeyWarning(await getAccount(rt, key.accountId), rt.config.plans, rt.clock(), 'http');
     if (warning !== undefined) addWarning(reply, warning);
   }
   /** A key as GET /v1/keys/{id} gives it, also after a change: with `blockedUntil`, as far as the counters can say. */

@@ -57,17 +57,26 @@ export function pastPlanExpiryWarning(account: Pick<AccountRecord, 'id' | 'planE
  * now, as the dashboard says on the new key's page: the key is made (it works once the
  * reason goes), but its first request would otherwise be the first sign. In the order the
  * gateway refuses (api_disabled, then plan_expired). The CLI prints it on stderr, the
- * admin API sends it as `Keygate-Warning`.
+ * admin API sends it as `Keygate-Warning`; each names the change in its own terms
+ * (`said`: a CLI command, or the admin API's PATCH).
  * Undefined when the account's keys can call the API.
  */
-export function refusedKeyWarning(account: Pick<AccountRecord, 'id' | 'apiAccess' | 'planId' | 'planExpiresAt'>, plans: Config['plans'], now: number): string | undefined {
+export function refusedKeyWarning(
+  account: Pick<AccountRecord, 'id' | 'apiAccess' | 'planId' | 'planExpiresAt'>,
+  plans: Config['plans'],
+  now: number,
+  said: 'cli' | 'http' = 'cli',
+): string | undefined {
   if (apiEnabledOf(account, plans, now)) return undefined;
   const plan = plans[account.planId];
   const refused = (reason: string) => `requests with the key are refused (${reason}) until`;
-  if (!plan) return `plan ${account.planId} of account ${account.id} is no longer in the profile: ${refused('api_disabled')} the account is moved to another plan (accounts update ${account.id} --plan …)`;
-  if (!plan.apiAccess) return `plan ${account.planId} of account ${account.id} has API access off: ${refused('api_disabled')} the account is on a plan that includes it (accounts update ${account.id} --plan …)`;
-  if (!account.apiAccess) return `account ${account.id} has its API access turned off: ${refused('api_disabled')} it is turned back on (accounts update ${account.id} --api-access on)`;
-  return `the plan of account ${account.id} expired at ${isoTime(account.planExpiresAt)}: ${refused('plan_expired')} it is renewed (accounts update ${account.id} --plan-expires …)`;
+  /** The change that ends the refusal: the CLI's flag, or the admin API's field. */
+  const change = (flag: string, field: string) => (said === 'cli' ? `accounts update ${account.id} ${flag}` : `PATCH /v1/accounts/${account.id} ${field}`);
+  const newPlan = change('--plan …', '{"planId": …}');
+  if (!plan) return `plan ${account.planId} of account ${account.id} is no longer in the profile: ${refused('api_disabled')} the account is moved to another plan (${newPlan})`;
+  if (!plan.apiAccess) return `plan ${account.planId} of account ${account.id} has API access off: ${refused('api_disabled')} the account is on a plan that includes it (${newPlan})`;
+  if (!account.apiAccess) return `account ${account.id} has its API access turned off: ${refused('api_disabled')} it is turned back on (${change('--api-access on', '{"apiAccess": true}')})`;
+  return `the plan of account ${account.id} expired at ${isoTime(account.planExpiresAt)}: ${refused('plan_expired')} it is renewed (${change('--plan-expires …', '{"planExpiresAt": …}')})`;
 }
 
 /** A time as the admin API and `--json` give it: ISO 8601 in UTC; null stays null. */
