@@ -1213,6 +1213,24 @@ describe('keygate refuses bad profiles, naming the field', () => {
     }
   });
 
+  it('says a refused value or a word too many in one line, then the command\'s usage line, not its whole help', async () => {
+    const cases: [string[], string, string][] = [
+      [['keys', 'show', 'key_a', 'key_b'], "too many arguments for 'show'. Expected 1 argument but got 2.", 'keygate keys show [options] <id>'],
+      [['check', 'keygate.yaml'], "too many arguments for 'check'. Expected 0 arguments but got 1.", 'keygate check [options]'],
+      [['keys', 'create', '--account', 'a', '--name', 'b', '--mode', 'bogus'], "option '--mode <mode>' argument is invalid. Allowed choices are live, test.", 'keygate keys create [options]'],
+      [['serve', '--port', 'abc'], "option '--port <port>' argument is invalid. Expected a whole number from 0 to 65535.", 'keygate serve [options]'],
+      [['demo', '--config', 'keygate.yaml'], 'demo takes no --config: it writes and uses its own profile under --data. To run keygate with a profile: keygate serve --config <file>', 'keygate demo [options]'],
+    ];
+    for (const [args, error, usage] of cases) {
+      const [human, json] = await Promise.all([runCli(args), runCli(['--json', ...args])]);
+      expect([human.code, human.stdout, human.stderr], args.join(' ')).toEqual([1, '', `error: ${error}\nUsage: ${usage}\n`]);
+      expect([json.code, json.stdout, JSON.parse(json.stderr)], args.join(' ')).toEqual([1, '', { error }]);
+    }
+    // A name keygate does not know is still followed by the help: its list holds the name meant.
+    const unknown = await runCli(['keys', 'bogus']);
+    expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringMatching(/^error: unknown command 'bogus'\n\nUsage: keygate keys \[options\] \[command\]\n[\s\S]*\n  revoke <id> /)]);
+  });
+
   it('never repeats a key typed where the command line refuses it (a bad --mode or port, an unknown option or command), with or without --json, and still says what is expected', async () => {
     const key = createKeyFormat({ format: 'prefixed', prefix: { live: 'kg_live_' }, hexLength: 40 }).generate('live');
     // The prefix is public; what follows it is the secret.

@@ -358,7 +358,6 @@ export function buildCli(): Command {
     .option('--json', 'machine-readable output')
     // `keygate serve --help` lists --config and --json too (every command takes them).
     .configureHelp({ showGlobalOptions: true })
-    .showHelpAfterError()
     .hook('preAction', async (_program, command) => {
       if (PROFILE_ONLY.has(commandName(command))) profileOps = await import('./profile.js');
       else ops = await import('./operations.js');

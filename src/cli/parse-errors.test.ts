@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Command } from 'commander';
-import { withoutTyped } from './parse-errors.js';
+import { Option, type Command } from 'commander';
+import { KeygateCommand, withoutTyped } from './parse-errors.js';
 
 const KEY = 'kg_live_3F9vQx0LmZ2pR7sT1uW4yB6cD8eH5jKn0a';
 
@@ -24,6 +24,32 @@ describe("commander's parse errors without what was typed", () => {
   it("passes commander's errors that name only what keygate defines", () => {
     const message = "error: too many arguments for 'show'. Expected 1 argument but got 2.";
     expect(withoutTyped(message, 'commander.excessArguments', 'keygate keys show')).toBe(message);
+  });
+});
+
+describe('what follows a parse error', () => {
+  /** What `keygate <args>` of a small CLI of two commands writes on stderr when its parse fails. */
+  function refusal(...args: string[]): string {
+    let written = '';
+    const program = new KeygateCommand('keygate').exitOverride().configureOutput({ writeErr: (text) => (written += text) });
+    program.command('show').argument('<id>', 'the key').action(() => undefined);
+    program
+      .command('list')
+      .option('--live', 'live keys only')
+      .addOption(new Option('--test', 'test keys only').conflicts('live'))
+      .action(() => undefined);
+    expect(() => program.parse(args, { from: 'user' })).toThrow();
+    return written;
+  }
+
+  it("follows whatever names something keygate knows (a conflict, a word too many) with the command's usage line alone", () => {
+    expect(refusal('list', '--live', '--test')).toBe("error: option '--test' cannot be used with option '--live'\nUsage: keygate list [options]\n");
+    expect(refusal('show', 'a', 'b')).toBe("error: too many arguments for 'show'. Expected 1 argument but got 2.\nUsage: keygate show [options] <id>\n");
+  });
+
+  it('follows a name it does not know with the whole help, whose list holds the name meant', () => {
+    expect(refusal('lst')).toMatch(/^error: unknown command 'lst'\n\(Did you mean list\?\)\n\nUsage: keygate \[options\] \[command\]\n[\s\S]*\n  show <id>/);
+    expect(refusal('list', '--tset')).toMatch(/^error: unknown option '--tset'\n\(Did you mean --test\?\)\n\nUsage: keygate list \[options\]\n[\s\S]*\n  --live /);
   });
 });
 

@@ -13,6 +13,8 @@
  * - Commander's other errors (a missing argument, too many arguments) name only what keygate
  *   defines, and pass unchanged; but an unknown option is said before a required one left
  *   out, as the typo it most often is.
+ * - What follows the error is the command's usage line, or its whole help after an unknown
+ *   name (UNKNOWN_NAMES).
  */
 import { Command, Help, type ErrorOptions, type Option, type ParseOptionsResult } from 'commander';
 
@@ -87,12 +89,16 @@ function commandPath(command: Command): string {
 const MISSING_REQUIRED = 'commander.missingMandatoryOptionValue';
 
 /**
- * Commander's codes for something left out: a required option, a command's argument, an
- * option's value. Their error is followed by the command's usage line alone, not its whole
- * help: the line says what is missing, and the usage where it goes. A mistyped name (an
- * unknown option or command) is still followed by the help, whose list holds what was meant.
+ * Commander's codes for a name keygate does not know: an unknown option or command. Their
+ * error is followed by the command's whole help, whose list of options or commands holds
+ * the name that was meant (a group's, `keygate keys bogus`, lists its commands).
+ *
+ * Every other error (something left out, a word too many, a value refused, options that
+ * conflict, keygate's own refusals) is followed by the command's usage line alone: the
+ * error says what is wrong, the usage line where each thing goes, and the rest of the
+ * help would bury both.
  */
-const LEFT_OUT = new Set([MISSING_REQUIRED, 'commander.missingArgument', 'commander.optionMissingArgument']);
+const UNKNOWN_NAMES = new Set(['commander.unknownOption', 'commander.unknownCommand']);
 
 /**
  * Commander's own refusal of an unknown option, with its "did you mean" (a method of every
@@ -153,8 +159,9 @@ export class KeygateCommand extends Command {
     // "required option '--account <id>' not specified", hiding the typo and its "did you mean".
     const mistyped = errorOptions?.code === MISSING_REQUIRED ? this.notUnderstood.find((arg) => arg.startsWith('-')) : undefined;
     if (mistyped !== undefined) this.unknownOption(mistyped);
-    // Written after the error where the help would be (not at all with --json, whose output writes nothing).
-    if (errorOptions?.code !== undefined && LEFT_OUT.has(errorOptions.code)) this.showHelpAfterError(`Usage: ${this.createHelp().commandUsage(this)}`);
+    // Written after the error (not at all with --json, whose output writes nothing).
+    const unknownName = errorOptions?.code !== undefined && UNKNOWN_NAMES.has(errorOptions.code);
+    this.showHelpAfterError(unknownName ? true : `Usage: ${this.createHelp().commandUsage(this)}`);
     return super.error(withoutTyped(message, errorOptions?.code, commandPath(this)), errorOptions);
   }
 }
