@@ -4,7 +4,7 @@
  * only). Closing drains in-flight requests, then flushes usage.
  */
 import dns from 'node:dns';
-import { createServer, isIPv6 } from 'node:net';
+import { createServer } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -15,7 +15,7 @@ import { createRuntime, RELOADABLE, type Runtime, type RuntimeOptions } from './
 import { profileDigest } from './config/profile-digest.js';
 import { buildGateway } from './gateway/gateway.js';
 import { buildAdmin } from './admin/admin.js';
-import { cookiesInClearWarning, isLoopbackHost } from './dashboard/cookie-security.js';
+import { cookiesInClearWarning } from './dashboard/cookie-security.js';
 import { buildDashboard } from './dashboard/dashboard.js';
 import { createMetrics } from './metrics.js';
 import { capConnections, defaultGatewayCap, openFilesLimit } from './connection-cap.js';
@@ -23,9 +23,9 @@ import { redactUrl } from './store/open.js';
 import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
 import { createLog, droppedLogLines, releaseStandardOutput, withProcess, type Log } from './log.js';
 import { KEYGATE_VERSION } from './build-info.js';
-import { canConnect, startUpstream, upstreamAddress, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
+import { canConnect, startUpstream, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
 import { checkHealth, type Health } from './operations/health.js';
-import { describeListeners, NO_UPSTREAM_HEADLINE, servingPlan, type ListenerKind } from './config/servable.js';
+import { describeListeners, PORT_FIELD, servingPlan, upstreamAddress, type ListenerKind } from './config/servable.js';
 import { unusedFields } from './config/unused-fields.js';
 
 export interface ServeOptions extends RuntimeOptions {
@@ -299,8 +299,7 @@ export interface RunningKeygate {
   hurry(): boolean;
 }
 
-/** The profile field that sets each listener's port, and its address. */
-const PORT_FIELD = { gateway: 'listen.port', admin: 'admin.listen.port', dashboard: 'dashboard.listen.port' } as const;
+/** The profile fields that set each listener's connection cap and address (its port's: PORT_FIELD, config/servable.ts). */
 const MAX_CONNECTIONS_FIELD = { gateway: 'listen.maxConnections', admin: 'admin.listen.maxConnections', dashboard: 'dashboard.listen.maxConnections' } as const;
 const HOST_FIELD = { gateway: 'listen.host', admin: 'admin.listen.host', dashboard: 'dashboard.listen.host' } as const;
 /** Why an address cannot be listened on, by the system's error code, and which field to change. */
@@ -314,19 +313,19 @@ const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> =
 
 /**
  * What serving needs of a profile beyond the schema (config/servable.ts): `upstream.url`,
- * where the gateway forwards, or `gateway: false`. The schema takes a profile with neither,
- * for the library, which forwards nothing; serve refuses one as it refuses a bad profile,
- * naming the fields. Answers the listeners to open.
+ * where the gateway forwards, or `gateway: false`, and an upstream.url that is not one of
+ * keygate's own listeners (on the ports given, where given). The schema takes a profile
+ * with neither, for the library, which forwards nothing; serve refuses one as it refuses a
+ * bad profile, naming the fields, before it opens anything. Answers the listeners to open.
  */
-function requireServable({ config, file }: LoadedConfig): ListenerKind[] {
-  const plan = servingPlan(config);
-  if (!plan.servable) throw new ConfigError(file, plan.problems, NO_UPSTREAM_HEADLINE);
+function requireServable({ config, file }: LoadedConfig, { ports, portFlags }: ServeOptions): ListenerKind[] {
+  const plan = servingPlan(config, { ...(ports !== undefined ? { ports } : {}), ...(portFlags !== undefined ? { portFlags } : {}) });
+  if (!plan.servable) throw new ConfigError(file, plan.problems, plan.headline);
   return plan.listeners;
 }
 
 export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): Promise<RunningKeygate> {
-  const listeners = requireServable(loaded);
-  refuseUpstreamOnOwnListener(loaded, listeners, options);
+  const listeners = requireServable(loaded, options);
   const { config } = loaded;
   /** With `gateway: false`, undefined: nothing is forwarded. */
   const upstreamUrl = config.gateway ? config.upstream.url : undefined;
@@ -464,7 +463,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       try {
         if (closing) throw new Error('keygate is stopping');
         const profile = next ?? loadConfigFile(loaded.file);
-        requireServable(profile);
+        requireServable(profile, options);
         const changed = await rt.reload(withGivenPorts(withUpstream(profile), rt.config, options.ports));
         digest = profileDigest(rt.config, RELOADABLE);
         metrics.reload('applied');
@@ -598,43 +597,6 @@ function noGatewayWithoutToken(file: string, tokenEnv: string, why: string): Con
     [{ field: 'admin.tokenEnv', message: `gateway: false serves the admin API alone, and a backend's POST /v1/check needs the admin token (in ${tokenEnv}, the variable admin.tokenEnv names), but ${why}` }],
     `cannot be served with gateway: false without a usable admin token in ${tokenEnv}`,
   );
-}
-
-/** Each listener as a message names it. */
-const LISTENER_NAME = { gateway: 'gateway', admin: 'admin API', dashboard: 'dashboard' } as const;
-
-/** Whether a connection to `upstreamHost` reaches a listener on `listenHost` of this machine (same port). */
-function reachesListener(upstreamHost: string, listenHost: string): boolean {
-  if (upstreamHost === listenHost) return true;
-  // `localhost` is 127.0.0.1 or ::1; a wildcard listener takes every loopback address of its family too.
-  if (upstreamHost === 'localhost' || upstreamHost.endsWith('.localhost')) return listenHost === '127.0.0.1' || listenHost === '::1' || ['0.0.0.0', '::', ''].includes(listenHost);
-  return isLoopbackHost(upstreamHost) && (listenHost === '::' || listenHost === '' || (listenHost === '0.0.0.0' && !isIPv6(upstreamHost)));
-}
-
-/**
- * An upstream.url that names one of keygate's own listeners (the API moved to another port,
- * keygate given the port it had): every request would be forwarded back to keygate, the key
- * removed on the way, and the client told its key is missing. Refused as a profile serve
- * cannot use is, naming the field and the listener (a spawned upstream is started on its port first,
- * and says so itself).
- */
-function refuseUpstreamOnOwnListener({ config, file }: LoadedConfig, listeners: readonly ListenerKind[], options: ServeOptions): void {
-  const url = config.gateway ? config.upstream.url : undefined;
-  if (url === undefined || config.upstream.spawn !== undefined) return;
-  const { host, port } = upstreamAddress(new URL(url));
-  const at = { gateway: config.listen, admin: config.admin.listen, dashboard: config.dashboard.listen };
-  for (const kind of listeners) {
-    const given = options.ports?.[kind];
-    const listenPort = given ?? at[kind].port;
-    if (listenPort === 0 || listenPort !== port || !reachesListener(host, at[kind].host)) continue;
-    const flag = options.portFlags?.[kind];
-    const named = given === undefined ? `${PORT_FIELD[kind]} ${port}` : `${flag ?? 'the port given'} ${port}`;
-    throw new ConfigError(
-      file,
-      [{ field: 'upstream.url', message: `${redactUrl(url)} is keygate's own ${LISTENER_NAME[kind]} (${named}): requests would be forwarded to keygate itself, not to your API; give upstream.url the address your API listens on, or move the ${LISTENER_NAME[kind]} to another port (${PORT_FIELD[kind]}${flag === undefined ? '' : `, or ${flag}`})` }],
-      `cannot be served: upstream.url is keygate's own ${LISTENER_NAME[kind]}`,
-    );
-  }
 }
 
 /**

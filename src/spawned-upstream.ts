@@ -17,6 +17,7 @@ import { readdirSync, readFileSync, readlinkSync, unlinkSync, writeFileSync } fr
 import { connect, createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { LoadedConfig } from './config/load.js';
+import { upstreamAddress } from './config/servable.js';
 import type { Log } from './log.js';
 
 /** The profile's own upstream, started by keygate: watched while keygate serves, and started again when it exits. */
@@ -274,11 +275,6 @@ function freePort(host: string): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-/** Where an upstream URL points, as `connect` takes it. */
-export function upstreamAddress(url: URL): { host: string; port: number } {
-  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
 }
 
 /**

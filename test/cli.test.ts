@@ -920,6 +920,43 @@ describe('keygate refuses bad profiles, naming the field', () => {
     });
   });
 
+  it("check says serve refuses an upstream.url on one of keygate's own listeners, judging the profile's ports (serve --port can move the gateway), as serve words it", async () => {
+    const profileOf = (name: string, text: string) => {
+      const file = path.join(dir, `${name}.yaml`);
+      writeFileSync(file, text);
+      return file;
+    };
+    // No listener is opened by check: any port will do.
+    const cases = [
+      {
+        file: profileOf('upstream-is-gateway', 'upstream: {url: "http://localhost:18080"}\nlisten: {port: 18080}\n'),
+        reason: "upstream.url is keygate's own gateway (listen.port 18080): requests would be forwarded to keygate itself, not to your API",
+        remedy: 'give upstream.url the address your API listens on, or move the gateway to another port (listen.port, or keygate serve --port)',
+        fields: ['upstream.url', 'listen.port'],
+      },
+      {
+        file: profileOf('upstream-is-admin', 'upstream: {url: "http://127.0.0.1:18081/"}\nadmin: {listen: {port: 18081}}\n'),
+        reason: "upstream.url is keygate's own admin API (admin.listen.port 18081): requests would be forwarded to keygate itself, not to your API",
+        remedy: 'give upstream.url the address your API listens on, or move the admin API to another port (admin.listen.port, or keygate serve --admin-port)',
+        fields: ['upstream.url', 'admin.listen.port'],
+      },
+    ];
+    for (const { file, reason, remedy, fields } of cases) {
+      const [human, json] = await Promise.all([runCli(['check', '--config', file]), runCli(['check', '--json', '--config', file])]);
+      expect([human.code, human.stdout, human.stderr], file).toEqual([0, `${file}: ok (1 plan, 1 route)\nnot servable by keygate serve: ${reason}; ${remedy}\n`, '']);
+      expect([json.code, JSON.parse(json.stdout)], file).toEqual([0, { file, ok: true, plans: 1, routes: 1, serve: { servable: false, reason, fields } }]);
+    }
+    // Port 0 is any free port, never the upstream's; a host that is not this machine's loopback is another machine.
+    const apart = [
+      profileOf('gateway-any-port', 'upstream: {url: "http://127.0.0.1:18080"}\nlisten: {port: 0}\n'),
+      profileOf('upstream-elsewhere', 'upstream: {url: "http://10.1.2.3:18080"}\nlisten: {host: 127.0.0.1, port: 18080}\n'),
+    ];
+    for (const file of apart) {
+      const json = await runCli(['check', '--json', '--config', file]);
+      expect([json.code, JSON.parse(json.stdout).serve], file).toEqual([0, SERVED]);
+    }
+  });
+
   it('names a field given twice (a plan, a route\'s path) with both lines, and says what to do, rather than only YAML\'s "Map keys must be unique"', async () => {
     const file = path.join(dir, 'twice.yaml');
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:1"}\nplans:\n  scale:\n    rateLimits: [{limit: 5, window: 1s}]\n  scale:\n    rateLimits: [{limit: 10, window: 1s}]\nroutes:\n  - {path: /v1/*, path: /v2/*}\n');

@@ -350,6 +350,11 @@ export function parseCallSpec(spec: string, flag = '--call'): PlannedCall {
   return call;
 }
 
+/** `keygate serve`'s flags that open a listener on another port than the profile's. */
+const SERVE_PORT_FLAGS = { gateway: '--port', admin: '--admin-port', dashboard: '--dashboard-port' } as const;
+/** The same, as a command other than serve names them. */
+const SERVE_PORT_FLAGS_NAMED = { gateway: 'keygate serve --port', admin: 'keygate serve --admin-port', dashboard: 'keygate serve --dashboard-port' } as const;
+
 export function buildCli(): Command {
   const program = new KeygateCommand('keygate')
     .description('API-key gateway for data APIs')
@@ -387,7 +392,7 @@ export function buildCli(): Command {
         const crashing = exitOnUncaughtError(processLog, createKeyFormat(loaded.config.keys));
         const ports = { ...(opts.port !== undefined ? { gateway: opts.port } : {}), ...(opts.adminPort !== undefined ? { admin: opts.adminPort } : {}), ...(opts.dashboardPort !== undefined ? { dashboard: opts.dashboardPort } : {}) };
         const { serve } = await import('../serve.js');
-        const running = await serve(loaded, { log, ports, portFlags: { gateway: '--port', admin: '--admin-port', dashboard: '--dashboard-port' } });
+        const running = await serve(loaded, { log, ports, portFlags: SERVE_PORT_FLAGS });
         serving(running);
         reloading(running);
         crashing(running);
@@ -530,14 +535,15 @@ export function buildCli(): Command {
         ...(weakKeys ? [profileOps.describeWeakImportedKeys(weakKeys, profile.auth.unknownKeys !== undefined)] : []),
         ...profileOps.unusedFields(profile).map((unused) => unused.warning),
       ];
-      // How `keygate serve` would serve it (the admin token, from the environment, is judged when it starts).
-      const plan = profileOps.servingPlan(profile);
+      // How `keygate serve` would serve it (the admin token, from the environment, is judged
+      // when it starts), on the profile's ports: serve's flags may move a listener.
+      const plan = profileOps.servingPlan(profile, { portFlags: SERVE_PORT_FLAGS_NAMED });
       const serve = plan.servable ? { servable: true, gateway: plan.gateway, listeners: plan.listeners } : { servable: false, reason: plan.reason, fields: plan.fields };
       const served = plan.servable
         ? plan.gateway
           ? `serves: ${profileOps.describeListeners(plan.listeners)}`
           : `serves: ${profileOps.describeListeners(plan.listeners)}, no gateway (gateway: false); keygate serve requires the admin token (${profile.admin.tokenEnv})`
-        : `not servable by keygate serve: ${plan.reason}; set upstream.url, or gateway: false to serve the admin API alone`;
+        : `not servable by keygate serve: ${plan.reason}; ${plan.remedy}`;
       print(json, { file: config, ok: true, plans, routes, serve, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
         [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, served, ...warnings.map((warning) => `warning: ${warning}`)].join('\n'),
       );

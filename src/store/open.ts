@@ -3,6 +3,10 @@ import path from 'node:path';
 import type { Store } from './store.js';
 import { openSqliteStore } from './sqlite/sqlite-database.js';
 import { openPostgresStore } from './postgres/postgres-database.js';
+import { redactUrl } from '../redact-url.js';
+
+// Where it was first defined; its home is apart, for what reads a profile without opening a store.
+export { redactUrl };
 
 export function openStore(url: string, baseDir = process.cwd()): Store {
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return openPostgresStore(url);
@@ -47,22 +51,4 @@ export function sqliteFile(url: string, baseDir = process.cwd()): string | undef
   if (!url.startsWith('sqlite:')) return undefined;
   const file = url.slice('sqlite:'.length);
   return file === ':memory:' ? undefined : path.resolve(baseDir, file);
-}
-
-/** A URL with its password replaced, for messages and logs (store, counters, upstream). */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    // Redis also takes it as a parameter (counters: redis://host?password=...).
-    // Masked in the query as written: searchParams.set would encode every other parameter
-    // anew (prefix=kg: shown as prefix=kg%3A). A name written encoded is masked that way.
-    if (parsed.searchParams.has('password')) {
-      parsed.search = parsed.search.replace(/([?&])password=[^&]*/g, '$1password=***');
-      if (parsed.searchParams.getAll('password').some((value) => value !== '***')) parsed.searchParams.set('password', '***');
-    }
-    return parsed.toString();
-  } catch {
-    return url;
-  }
 }
