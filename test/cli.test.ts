@@ -90,6 +90,13 @@ describe('keygate CLI with a running gateway', () => {
     expect(empty).toMatchObject({ code: 1, stderr: 'error: --search needs some text: a part of the name, or the id\n' });
   });
 
+  it('accounts usage says an account whose plan has no meters has none, where a table would print a bare (none)', async () => {
+    const { id } = JSON.parse((await cli('accounts', 'create', '--name', 'Meterless', '--plan', 'free', '--json')).stdout) as { id: string };
+    const usage = await cli('accounts', 'usage', id);
+    expect([usage.code, usage.stderr]).toEqual([0, '']);
+    expect(usage.stdout.split('\n').slice(0, 2)).toEqual([`Meterless (${id}) — plan free, API access off`, 'meters: none (the free plan has none)']);
+  });
+
   it('refuses a plan the profile has not, in --plan, with the plan a typo most likely meant (the plan is named by its id)', async () => {
     const typo = await cli('accounts', 'create', '--name', 'Initech', '--plan', 'Team');
     expect(typo).toMatchObject({ code: 1, stdout: '', stderr: 'error: --plan: no such plan (did you mean "team"?); plans are: team, free\n' });

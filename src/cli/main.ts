@@ -508,7 +508,7 @@ export function buildCli(): Command {
 
   program
     .command('check')
-    .description('validate the profile and exit')
+    .description('validate the profile, and say how serve would serve it')
     .action((_opts, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
       let loaded: LoadedConfig;
@@ -672,11 +672,13 @@ export function buildCli(): Command {
         print(json, ops.usageOut(usage), () =>
           [
             `${usage.account.name} (${usage.account.id}) — plan ${usage.planName}, API access ${usage.apiEnabled ? 'on' : 'off'}${usage.planExpired ? ' (plan expired)' : ''}`,
-            table(
-              // The day a consumed meter starts afresh, as the dashboard's "Resets": a gauge is never reset.
-              Object.entries(usage.meters).map(([name, m]) => ({ meter: name, kind: m.kind, usage: m.usage, limit: m.limit, remaining: m.remaining, overage: m.overage, resets: m.kind === 'gauge' ? '-' : m.periodEnd })),
-              ['meter', 'kind', 'usage', 'limit', 'remaining', 'overage', 'resets'],
-            ),
+            Object.keys(usage.meters).length === 0
+              ? `meters: none (the ${usage.planName} plan has none)`
+              : table(
+                  // The day a consumed meter starts afresh, as the dashboard's "Resets": a gauge is never reset.
+                  Object.entries(usage.meters).map(([name, m]) => ({ meter: name, kind: m.kind, usage: m.usage, limit: m.limit, remaining: m.remaining, overage: m.overage, resets: m.kind === 'gauge' ? '-' : m.periodEnd })),
+                  ['meter', 'kind', 'usage', 'limit', 'remaining', 'overage', 'resets'],
+                ),
             '',
             `requests by key since ${usage.periodStart}:`,
             table(
