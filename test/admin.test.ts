@@ -555,6 +555,28 @@ describe('admin API', () => {
     await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId: 'scale' }) });
   });
 
+  it('refuses a move to a plan without meters the account has its own limits of, naming every one of them at once; the plan it is on given again is no move', async () => {
+    const created = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Two own limits', limits: { meters: { credits: 100, brands: 5 } } }) }));
+    const id = created.body.id as string;
+    const moved = await json(await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify({ planId: 'growth' }) }));
+    expect(moved).toMatchObject({
+      status: 400,
+      body: { detail: 'limits.meters: the growth plan has no meters "credits" or "brands" (the account\'s own limits for them, kept from before: give "credits": null, "brands": null to drop them); it has no meters' },
+    });
+    // As it says: both given back in the same request, the move goes through.
+    const done = await json(await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify({ planId: 'growth', limits: { meters: { credits: null, brands: null } } }) }));
+    expect([done.status, done.body.planId, done.body.limits]).toEqual([200, 'growth', { rateLimits: null, meters: {} }]);
+
+    // A limit of a meter the profile took from the plan since: the plan given again moves nothing, and is not refused for it.
+    const kept = (await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Kept a limit' }) }))).body.id as string;
+    await kg.runtime.store.updateAccount(kept, { limits: { rateLimits: null, meters: { calls: 7 } } });
+    const audited = async () => (await json(await kg.admin(`/v1/audit?accountId=${kept}`))).body;
+    const before = await audited();
+    const same = await json(await kg.admin(`/v1/accounts/${kept}`, { method: 'PATCH', body: JSON.stringify({ planId: 'scale' }) }));
+    expect([same.status, same.body.planId, same.body.limits]).toEqual([200, 'scale', { rateLimits: null, meters: { calls: 7 } }]);
+    expect(await audited()).toEqual(before);
+  });
+
   it('answers a PATCH that gives an account what it already has (the plan\'s rate limits, its own name) with the account as it is, and audits nothing', async () => {
     const created = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Already so' }) }));
     const id = created.body.id as string;

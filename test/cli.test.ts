@@ -408,6 +408,19 @@ describe('keygate CLI with a running gateway', () => {
     expect(await audited()).toEqual(['account.limits_changed', 'account.limits_changed', 'account.created']);
   });
 
+  it('accounts update --plan names every limit kept from before that the new plan lacks, with the flags that give them back; the plan it is on given again changes nothing', async () => {
+    const { id } = await createAccount(kg.runtime, { name: 'Kept limits' }, 'test');
+    // As a profile from before left it: a limit of units (team has it) and of calls (no plan has it now).
+    await kg.runtime.store.updateAccount(id, { limits: { rateLimits: null, meters: { units: 5, calls: 7 } } });
+    const moved = await cli('accounts', 'update', id, '--plan', 'free');
+    expect([moved.code, moved.stderr]).toEqual([
+      1,
+      'error: --meter-limit: the free plan has no meters "units" or "calls" (the account\'s own limits for them, kept from before: give --meter-limit units=plan --meter-limit calls=plan to drop them); it has no meters\n',
+    ]);
+    expect(await cli('accounts', 'update', id, '--plan', 'team')).toEqual({ code: 0, stdout: `account ${id} already is as given; nothing changed\n`, stderr: '' });
+    expect(await cli('accounts', 'update', id, '--plan', 'free', '--meter-limit', 'units=plan', '--meter-limit', 'calls=plan')).toEqual({ code: 0, stdout: `updated account ${id}\n`, stderr: '' });
+  });
+
   it('accounts update --rate-limit keeps the name of each window given again with its length, scope and limit (named through the admin API); a changed window loses it', async () => {
     const { id } = await createAccount(kg.runtime, { name: 'Named windows', limits: { rateLimits: [{ name: 'burst', limit: 20, window: '1s' }, { name: 'daily', limit: 900, window: '1d', scope: 'account' }] } }, 'test');
     const windowsOf = (r: CliResult) => [r.code, r.stderr, (JSON.parse(r.stdout) as { limits: { rateLimits: unknown } }).limits.rateLimits];

@@ -55,7 +55,7 @@ describe('--rate-limit and --meter-limit', () => {
   it("tells the operations' field names as the flags that gave them", () => {
     const change = limitsOptions({ rateLimit: ['0-per-1s'], meterLimit: ['units=5'] });
     expect((inFlags(new WindowShapeError('limits.rateLimits', 0, '.limit', 'Too small'), change) as Error).message).toBe('--rate-limit: Too small');
-    const kept = new MeterLimitError('credits', { reason: 'kept_from_before', planId: 'pro', meters: ['units'], near: undefined });
+    const kept = new MeterLimitError('credits', { reason: 'kept_from_before', planId: 'pro', meters: ['units'], kept: ['credits'] });
     expect((inFlags(kept, change) as Error).message).toBe(
       '--meter-limit credits: the pro plan has no meter "credits" (the account\'s own limit for it, kept from before: give --meter-limit credits=plan to drop it); its meters: units',
     );
@@ -79,10 +79,18 @@ describe('--rate-limit and --meter-limit', () => {
     expect(negative.message).toBe("limits.meters.units: a meter's limit is a number from 0 to 999999999999999, or null for the plan's (got -5)");
     expect((inFlags(reworded(negative), change) as Error).message).toBe("--meter-limit (the 1st of 2): a meter's limit is a number from 0 to 999999999999999, or <meter>=plan for the plan's");
     // Kept from before: by its stored name, with the flag that gives it back.
-    const kept = new MeterLimitError('calls', { reason: 'kept_from_before', planId: 'free', meters: [], near: undefined });
+    const kept = new MeterLimitError('calls', { reason: 'kept_from_before', planId: 'free', meters: [], kept: ['calls'] });
     expect(kept.message).toBe('limits.meters.calls: the free plan has no meter "calls" (the account\'s own limit for it, kept from before: give "calls": null to drop it); it has no meters');
     expect((inFlags(reworded(kept), undefined) as Error).message).toBe(
       '--meter-limit calls: the free plan has no meter "calls" (the account\'s own limit for it, kept from before: give --meter-limit calls=plan to drop it); it has no meters',
+    );
+  });
+
+  it('names every limit kept from before that the plan lacks in one refusal, each with the flag that gives it back', () => {
+    const kept = new MeterLimitError('credits', { reason: 'kept_from_before', planId: 'free', meters: [], kept: ['credits', 'brands'] });
+    expect(kept.message).toBe('limits.meters: the free plan has no meters "credits" or "brands" (the account\'s own limits for them, kept from before: give "credits": null, "brands": null to drop them); it has no meters');
+    expect((inFlags(Object.assign(kept, { message: 'worded another way' }), undefined) as Error).message).toBe(
+      '--meter-limit: the free plan has no meters "credits" or "brands" (the account\'s own limits for them, kept from before: give --meter-limit credits=plan --meter-limit brands=plan to drop them); it has no meters',
     );
   });
 

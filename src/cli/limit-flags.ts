@@ -7,7 +7,7 @@ import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError, ordinal } from '../operations/errors.js';
 import { LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../limits/repeated-windows.js';
-import { MeterLimitError, planMeters, WindowsRefusal } from '../limits/window-shape.js';
+import { lackedMeters, MeterLimitError, planMeters, WindowsRefusal } from '../limits/window-shape.js';
 import { MAX_REPORTED } from '../meters/cost.js';
 import { meant } from '../config/closest-name.js';
 
@@ -84,18 +84,21 @@ export function inFlags(error: unknown, given: LimitsChange | undefined): unknow
 /**
  * A meter's limit refused, in `--meter-limit`'s words, from the refusal's reason: a meter
  * typed now by the place of its flag among `typed` (never repeated: it may be anything
- * pasted), one kept from before by its name as stored, with the flag that gives it back.
+ * pasted), those kept from before by their names as stored, every one of them, with the
+ * flags that give them back.
  */
 function meterInFlags(error: MeterLimitError, typed: readonly string[]): OperationError {
   const { meter, refusal } = error;
   const flag = flagAt('--meter-limit', typed.indexOf(meter), typed.length);
   if (refusal.reason === 'not_a_limit') return new OperationError(error.kind, `${flag}: a meter's limit is a number from 0 to ${MAX_REPORTED}, or <meter>=plan for the plan's`);
-  const near = meant(refusal.near);
   const meters = planMeters(refusal.meters);
   if (refusal.reason === 'kept_from_before') {
-    return new OperationError(error.kind, `--meter-limit ${meter}: the ${refusal.planId} plan has no meter "${meter}"${near} (the account's own limit for it, kept from before: give --meter-limit ${meter}=plan to drop it); ${meters}`);
+    const { lacks, them, own } = lackedMeters(refusal.kept);
+    const giveBack = refusal.kept.map((name) => `--meter-limit ${name}=plan`).join(' ');
+    const named = refusal.kept.length === 1 ? ` ${meter}` : '';
+    return new OperationError(error.kind, `--meter-limit${named}: the ${refusal.planId} plan has ${lacks} (${own} for ${them}, kept from before: give ${giveBack} to drop ${them}); ${meters}`);
   }
-  return new OperationError(error.kind, `${flag}: the ${refusal.planId} plan has no such meter${near}; ${meters}`);
+  return new OperationError(error.kind, `${flag}: the ${refusal.planId} plan has no such meter${meant(refusal.near)}; ${meters}`);
 }
 
 /** Adds `--rate-limit` to a keys command: the key's own windows (limits/key-windows.ts). */

@@ -89,6 +89,12 @@ export function plural(count: number, one: string, many = `${one}s`): string {
   return `${number(count)} ${count === 1 ? one : many}`;
 }
 
+/** "“units”, “rows” and “credits”": things as a sentence lists them, all of them. */
+export function andList(items: readonly string[]): string {
+  if (items.length <= 1) return items.join('');
+  return `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+}
+
 /** "Never, In 30 days or In one year": choices as a sentence lists them. */
 export function orList(items: readonly string[]): string {
   if (items.length <= 1) return items.join('');

@@ -62,29 +62,34 @@ export class PerAccountKeyWindowError extends WindowsRefusal {
 }
 
 /**
- * Why an account's own limit of one meter was refused, with what each caller words it from
+ * Why an account's own limit of a meter was refused, with what each caller words it from
  * (the admin API, the CLI's `--meter-limit`, the dashboard's Limits and plan forms):
  * - `not_a_limit`: a limit given now that is not a number from 0 to MAX_REPORTED (nor null);
  *   `got`, the value as JSON, is echoed by the admin API alone, whose caller sent it so;
- * - `no_such_meter`: a limit given now for a meter the plan (`planId`) has not;
- * - `kept_from_before`: the account's own limit of a meter, not given now, that the plan it
- *   is on or moves to (`planId`) has not: it must be given back to the plan first.
- * `meters`: the plan's meters; `near`: the one a typo of `meter` most likely meant.
+ * - `no_such_meter`: a limit given now for a meter the plan (`planId`) has not; `near`: the
+ *   one a typo of it most likely meant;
+ * - `kept_from_before`: the account's own limits of meters, not given now, that the plan it
+ *   is on or moves to (`planId`) has not: `kept`, every one of them (in the order stored),
+ *   named in one refusal so that one try gives them all back to the plan first.
+ * `meters`: the plan's meters.
  */
 export type MeterLimitReason =
   | { reason: 'not_a_limit'; got: string }
-  | { reason: 'no_such_meter' | 'kept_from_before'; planId: string; meters: readonly string[]; near: string | undefined };
+  | { reason: 'no_such_meter'; planId: string; meters: readonly string[]; near: string | undefined }
+  | { reason: 'kept_from_before'; planId: string; meters: readonly string[]; kept: readonly string[] };
 
 /**
- * An account's own limit of one meter refused (`limits.meters.units: …`): `meter` as given,
- * or as kept from before. The message is the admin API's; other callers word `refusal`.
+ * An account's own limit of a meter refused (`limits.meters.units: …`): `meter` as given,
+ * or the first kept from before (`refusal.kept` has them all; several are refused as
+ * `limits.meters: …`). The message is the admin API's; other callers word `refusal`.
  */
 export class MeterLimitError extends OperationError {
   constructor(
     readonly meter: string,
     readonly refusal: MeterLimitReason,
   ) {
-    super('invalid', `limits.meters.${meter}: ${meterLimitWhy(meter, refusal)}`);
+    const several = refusal.reason === 'kept_from_before' && refusal.kept.length > 1;
+    super('invalid', `limits.meters${several ? '' : `.${meter}`}: ${meterLimitWhy(meter, refusal)}`);
     this.name = 'MeterLimitError';
   }
 }
@@ -94,12 +99,24 @@ export function planMeters(meters: readonly string[]): string {
   return meters.length > 0 ? `its meters: ${meters.join(', ')}` : 'it has no meters';
 }
 
+/**
+ * Meters the plan has not, as the admin API and the CLI name them: `no meter "calls"`,
+ * `no meters "units" or "calls"`; with `them`, what the sentence after them calls them
+ * (`it`, `them`) and `own`, `the account's own limit(s)`.
+ */
+export function lackedMeters(names: readonly string[]): { lacks: string; them: string; own: string } {
+  const quoted = names.map((name) => `"${name}"`);
+  if (quoted.length === 1) return { lacks: `no meter ${quoted[0]}`, them: 'it', own: "the account's own limit" };
+  return { lacks: `no meters ${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`, them: 'them', own: "the account's own limits" };
+}
+
 /** A meter's limit refused, as the admin API says it (`give "credits": null`: a JSON merge patch's words). */
 function meterLimitWhy(meter: string, refusal: MeterLimitReason): string {
   if (refusal.reason === 'not_a_limit') return `a meter's limit is a number from 0 to ${MAX_REPORTED}, or null for the plan's (got ${refusal.got})`;
-  const near = meant(refusal.near);
-  const kept = refusal.reason === 'kept_from_before' ? ` (the account's own limit for it, kept from before: give "${meter}": null to drop it)` : '';
-  return `the ${refusal.planId} plan has no meter "${meter}"${near}${kept}; ${planMeters(refusal.meters)}`;
+  if (refusal.reason === 'no_such_meter') return `the ${refusal.planId} plan has no meter "${meter}"${meant(refusal.near)}; ${planMeters(refusal.meters)}`;
+  const { lacks, them, own } = lackedMeters(refusal.kept);
+  const giveBack = refusal.kept.map((name) => `"${name}": null`).join(', ');
+  return `the ${refusal.planId} plan has ${lacks} (${own} for ${them}, kept from before: give ${giveBack} to drop ${them}); ${planMeters(refusal.meters)}`;
 }
 
 /** A refusal's message as the admin API answers it: with WINDOW_SHAPE_NOTE after it where `error` refused a window's shape. */

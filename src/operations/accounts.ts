@@ -152,13 +152,13 @@ export function changedLimits(rt: Pick<Runtime, 'config'>, planId: string, befor
     }
     meters[name] = limit;
   }
-  for (const name of Object.keys(meters)) {
-    if (plan?.meters[name] === undefined) {
-      const has = Object.keys(plan?.meters ?? {});
-      const reason = change?.meters?.[name] === undefined ? 'kept_from_before' : 'no_such_meter';
-      throw new MeterLimitError(name, { reason, planId, meters: has, near: closestName(name, has) });
-    }
-  }
+  const has = Object.keys(plan?.meters ?? {});
+  const lacked = Object.keys(meters).filter((name) => plan?.meters[name] === undefined);
+  // A meter given now first (likely a typo); then those kept from before, all in one refusal: one try gives them all back.
+  const typed = lacked.find((name) => change?.meters?.[name] !== undefined);
+  if (typed !== undefined) throw new MeterLimitError(typed, { reason: 'no_such_meter', planId, meters: has, near: closestName(typed, has) });
+  const [first] = lacked;
+  if (first !== undefined) throw new MeterLimitError(first, { reason: 'kept_from_before', planId, meters: has, kept: lacked });
   return { rateLimits, meters };
 }
 
@@ -267,8 +267,11 @@ export async function changeAccount(rt: Runtime, id: string, change: AccountChan
   if (patch.name !== undefined) patch = { ...patch, name: checkedName('an account', patch.name, ACCOUNT_NAME_MAX, rt.keyFormat) };
   if (patch.planExpiresAt !== undefined && patch.planExpiresAt !== null) checkedTime("the plan's expiry", patch.planExpiresAt);
   const before = await getAccount(rt, id);
-  // Checked against the plan the account will be on; a plan change alone checks the limits it keeps.
-  const limits = limitsChange !== undefined || patch.planId !== undefined ? changedLimits(rt, patch.planId ?? before.planId, before.limits, limitsChange) : undefined;
+  // Checked against the plan the account will be on; a move to another plan alone checks the limits it keeps. The plan it
+  // is on, given again, is no move: an own limit of a meter the profile has since taken from that plan is not refused for it
+  // (it counts for nothing, and a change of the limits still meets it).
+  const moves = patch.planId !== undefined && patch.planId !== before.planId;
+  const limits = limitsChange !== undefined || moves ? changedLimits(rt, patch.planId ?? before.planId, before.limits, limitsChange) : undefined;
   const limitsBefore = overridesOut(before.limits);
   const limitsMoved = limits !== undefined && JSON.stringify(overridesOut(limits)) !== JSON.stringify(limitsBefore);
   const changes = Object.fromEntries(Object.entries(patch).filter(([field, value]) => before[field as keyof AccountRecord] !== value));

@@ -45,7 +45,11 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
   beforeAll(async () => {
     upstream = await startDemoUpstream();
     const profile = dashboardProfile(upstream.url);
-    profile.plans = { ...profile.plans, pro: { name: 'Pro', maxKeys: 3, rateLimits: [{ limit: 10, window: '1s' }], meters: { units: { limit: 1000, unit: 'units' } } } };
+    profile.plans = {
+      ...profile.plans,
+      pro: { name: 'Pro', maxKeys: 3, rateLimits: [{ limit: 10, window: '1s' }], meters: { units: { limit: 1000, unit: 'units' } } },
+      team: { name: 'Team', meters: { units: { limit: 5000, unit: 'units' }, rows: { limit: 100, unit: 'rows' } } },
+    };
     keygate = await startKeygate(profile, { dir, clock: () => now });
     acmeId = (await createAccount(keygate.runtime, { name: 'Acme Analytics', planId: 'pro' }, 'test')).id;
     secret = (await createKey(keygate.runtime, { accountId: acmeId, name: 'Acme production', scopes: ['*'] }, 'test')).secret;
@@ -225,5 +229,52 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
     const after = await getAccount(keygate.runtime, acmeId);
     expect([after.planId, after.limits ?? { rateLimits: null, meters: {} }]).toEqual(['free', { rateLimits: null, meters: {} }]);
     await updateAccount(keygate.runtime, acmeId, { planId: 'pro' }, 'test');
+  });
+  it('names every own limit a move to another plan would lose in one refusal, in the form’s terms; done as it says, the move goes through', async () => {
+    const { id } = await createAccount(keygate.runtime, { name: 'Twin Meters', planId: 'team', limits: { meters: { units: 50, rows: 3 } } }, 'test');
+    await page.goto(`/accounts/${id}`);
+    await expectHeading(page, 'Twin Meters');
+    await page.getByLabel('Plan', { exact: true }).selectOption('free');
+    await page.getByRole('button', { name: 'Change plan' }).click();
+    expect(await textOf(page.getByRole('alert'))).toBe(
+      '“units” and “rows” limits: the Free plan has no meters “units” or “rows”, and this account has its own limits for them: empty the “units limit” and “rows limit” fields under Limits and save the limits, then change the plan.',
+    );
+    expect(await getAccount(keygate.runtime, id)).toMatchObject({ planId: 'team', limits: { meters: { units: 50, rows: 3 } } });
+
+    // As it says, once: both fields emptied and saved, then the plan changed.
+    await page.goto(`/accounts/${id}`);
+    await page.getByLabel('units limit').fill('');
+    await page.getByLabel('rows limit').fill('');
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    expect(await textOf(page.getByRole('status'))).toMatch(/^The limits of “Twin Meters” are saved\./);
+    await page.getByLabel('Plan', { exact: true }).selectOption('free');
+    await page.getByRole('button', { name: 'Change plan' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe('“Twin Meters” is now on the Free plan. It does not include API access: the account’s keys are refused from the next request.');
+    expect((await getAccount(keygate.runtime, id)).planId).toBe('free');
+  });
+
+  it('takes the plan the account is already on, sent again, as no move: nothing changed is said, also with an own limit of a meter the profile took from that plan; its end changed is said as such', async () => {
+    const { id } = await createAccount(keygate.runtime, { name: 'Kept Ltd', planId: 'pro', limits: { meters: { units: 500 } } }, 'test');
+    // As a profile from before left it: a limit of credits, a meter Pro no longer has.
+    await keygate.runtime.store.updateAccount(id, { limits: { rateLimits: null, meters: { units: 500, credits: 7 } } });
+    const audited = async () => keygate.runtime.store.listAudit({ accountId: id, limit: 10 });
+    const before = await audited();
+    await page.goto(`/accounts/${id}`);
+    await expectHeading(page, 'Kept Ltd');
+    expect(await page.getByLabel('Plan', { exact: true }).inputValue()).toBe('pro');
+    await page.getByRole('button', { name: 'Change plan' }).click();
+    expect(await page.getByRole('alert').count()).toBe(0);
+    expect(await textOf(page.getByRole('status'))).toBe('Nothing changed: “Kept Ltd” is already on the Pro plan.');
+    expect(await audited()).toEqual(before);
+
+    await page.getByLabel('Plan ends').fill('2999-01-31');
+    await page.getByRole('button', { name: 'Change plan' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe('“Kept Ltd” stays on the Pro plan, which now ends 2999-01-31.');
+    await page.getByRole('button', { name: 'Change plan' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe('Nothing changed: “Kept Ltd” is already on the Pro plan, until 2999-01-31.');
+    await page.getByLabel('Plan ends').fill('');
+    await page.getByRole('button', { name: 'Change plan' }).click();
+    expect(await textOf(page.getByRole('status'))).toBe('“Kept Ltd” stays on the Pro plan, which now has no end.');
+    expect(await getAccount(keygate.runtime, id)).toMatchObject({ planId: 'pro', planExpiresAt: null, limits: { meters: { units: 500, credits: 7 } } });
   });
 });

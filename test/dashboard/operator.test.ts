@@ -119,7 +119,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     expect(await page.getByLabel(/^Plan ends/).inputValue()).toBe('');
     await page.getByLabel(/^Plan ends/).fill('2020-01-31');
     await page.getByRole('button', { name: 'Change plan' }).click();
-    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” is now on the Pro plan, until 2020-01-31. That day has passed: the account’s keys are refused until the plan is renewed.');
+    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” stays on the Pro plan, which now ends 2020-01-31. That day has passed: the account’s keys are refused until the plan is renewed.');
     const ended = await callGateway();
     expect(ended.status).toBe(403);
     expect(((await ended.json()) as { error: { code: string } }).error.code).toBe('plan_expired');
@@ -128,7 +128,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     const nextYear = `${new Date().getUTCFullYear() + 1}-06-30`;
     await page.getByLabel(/^Plan ends/).fill(nextYear);
     await page.getByRole('button', { name: 'Change plan' }).click();
-    expect(await textOf(page.getByRole('status'))).toBe(`“Acme Analytics” is now on the Pro plan, until ${nextYear}.`);
+    expect(await textOf(page.getByRole('status'))).toBe(`“Acme Analytics” stays on the Pro plan, which now ends ${nextYear}.`);
     expect((await callGateway()).status).toBe(200);
 
     // Typed key by key as the dashboard writes days, the day is the one sent (a browser's
@@ -137,7 +137,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await page.getByLabel(/^Plan ends/).clear();
     await page.getByLabel(/^Plan ends/).pressSequentially(typed);
     await page.getByRole('button', { name: 'Change plan' }).click();
-    expect(await textOf(page.getByRole('status'))).toBe(`“Acme Analytics” is now on the Pro plan, until ${typed}.`);
+    expect(await textOf(page.getByRole('status'))).toBe(`“Acme Analytics” stays on the Pro plan, which now ends ${typed}.`);
     expect((await fixture.keygate.runtime.store.getAccount(acmeId))?.planExpiresAt).toBe(Date.parse(`${typed}T00:00:00Z`));
     expect(await page.getByLabel(/^Plan ends/).inputValue()).toBe(typed);
     expect(await page.getByLabel(/^Plan ends/).evaluate((field: HTMLInputElement) => field.type)).toBe('text');
@@ -156,7 +156,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     // Empty: the plan never ends.
     await page.getByLabel(/^Plan ends/).fill('');
     await page.getByRole('button', { name: 'Change plan' }).click();
-    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” is now on the Pro plan.');
+    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” stays on the Pro plan, which now has no end.');
     expect((await fixture.keygate.runtime.store.getAccount(acmeId))?.planExpiresAt).toBeNull();
   });
 

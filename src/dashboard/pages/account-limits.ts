@@ -20,7 +20,7 @@ import { MeterLimitError, planMeters } from '../../limits/window-shape.js';
 import { MAX_REPORTED } from '../../meters/cost.js';
 import { field, notOffered, oneOf } from '../context.js';
 import { html, type Html } from '../html.js';
-import { number, sentence } from '../format.js';
+import { andList, number, orList, sentence } from '../format.js';
 
 /** The form's field for the windows, and the prefix of each meter's field (`meter.units`). */
 const WINDOWS_FIELD = 'rateLimits';
@@ -143,20 +143,32 @@ export function limitsRefusal(error: OperationError, change: LimitsChange | null
 
 /**
  * A meter's limit refused, in the form's words (empty: the plan's), from the refusal's
- * reason. One kept from before meets a move to a plan without that meter (the plan form):
- * it is given back first, by emptying its field in the Limits form; where the account's
- * plan has no such field any more, by saving that form, which drops it (limitsChangeOf).
+ * reason. Those kept from before meet a move to a plan without their meters (the plan
+ * form), all named at once: they are given back first, by emptying their fields in the
+ * Limits form and saving it; one the account's plan has no field for any more is dropped
+ * by that save too (limitsChangeOf), even with no field emptied. Met on the plan the
+ * account is on, the save is all there is to do.
  */
 function meterLimitRefusal(error: MeterLimitError, account: Pick<AccountRecord, 'planId'>, plans: Record<string, Plan>): string {
   const { meter, refusal } = error;
   if (refusal.reason === 'not_a_limit') return sentence(`“${meter}” limit: a meter's limit is a number from 0 to ${MAX_REPORTED}, or empty for the plan’s`);
-  const lacks = `the ${plans[refusal.planId]?.name ?? refusal.planId} plan has no meter “${meter}”`;
+  const planName = plans[refusal.planId]?.name ?? refusal.planId;
   if (refusal.reason === 'no_such_meter') {
     const near = refusal.near === undefined ? '' : ` (did you mean “${refusal.near}”?)`;
-    return sentence(`“${meter}” limit: ${lacks}${near}; ${planMeters(refusal.meters)}`);
+    return sentence(`“${meter}” limit: the ${planName} plan has no meter “${meter}”${near}; ${planMeters(refusal.meters)}`);
   }
-  const giveBack = plans[account.planId]?.meters[meter] !== undefined ? `empty the “${meter} limit” field under Limits and save the limits` : 'save the limits under Limits, which drops it';
-  return sentence(`“${meter}” limit: ${lacks}, and this account has its own limit for it: ${giveBack}, then change the plan`);
+  const quoted = refusal.kept.map((name) => `“${name}”`);
+  const one = quoted.length === 1;
+  const withField = refusal.kept.filter((name) => plans[account.planId]?.meters[name] !== undefined);
+  const withoutField = quoted.filter((_, i) => !withField.includes(refusal.kept[i] as string));
+  const fields = andList(withField.map((name) => `“${name} limit”`));
+  const giveBack =
+    withField.length === 0
+      ? `save the limits under Limits, which drops ${one ? 'it' : 'them'}`
+      : `empty the ${fields} field${withField.length === 1 ? '' : 's'} under Limits and save the limits${withoutField.length === 0 ? '' : `, which drops ${andList(withoutField)} too`}`;
+  const then = refusal.planId === account.planId ? '' : ', then change the plan';
+  const lacks = one ? `no meter ${quoted[0]}` : `no meters ${orList(quoted)}`;
+  return sentence(`${andList(quoted)} limit${one ? '' : 's'}: the ${planName} plan has ${lacks}, and this account has its own limit${one ? ' for it' : 's for them'}: ${giveBack}${then}`);
 }
 
 /** The limits in effect after a change, in a sentence: each marked as the account's own or the plan's. */

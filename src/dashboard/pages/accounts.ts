@@ -90,16 +90,27 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     try {
       const planId = field(request.body, 'plan');
       const planEndsAt = planEndsOf(request.body);
-      const account = await updateAccount(rt, request.params.id, { planId, ...(planEndsAt === undefined ? {} : { planExpiresAt: planEndsAt }) }, actorOf(dash, request));
-      // What the account's keys meet from the next request, said here, where it was chosen.
+      const before = await getAccount(rt, request.params.id);
+      const { account, changed } = await changeAccount(rt, before.id, { planId, ...(planEndsAt === undefined ? {} : { planExpiresAt: planEndsAt }) }, actorOf(dash, request));
       const ends = account.planExpiresAt === null ? '' : `, until ${dayOf(account.planExpiresAt)}`;
+      // The plan it is on, sent again as the form shows it: no move, nothing written.
+      if (!changed) {
+        setNotice(dash, reply, { kind: 'info', text: `Nothing changed: “${account.name}” is already on the ${planName(planId)} plan${ends}.` });
+        return redirect(reply, `/accounts/${account.id}`);
+      }
+      // What the account's keys meet from the next request, said here, where it was chosen.
       const refused =
         rt.config.plans[planId]?.apiAccess === false
           ? ' It does not include API access: the account’s keys are refused from the next request.'
           : planEnded(account, rt.clock())
             ? ' That day has passed: the account’s keys are refused until the plan is renewed.'
             : '';
-      setNotice(dash, reply, { kind: 'success', text: `“${account.name}” is now on the ${planName(planId)} plan${ends}.${refused}` });
+      // The same plan with another end: the end is what changed.
+      const moved =
+        planId !== before.planId
+          ? `“${account.name}” is now on the ${planName(planId)} plan${ends}.`
+          : `“${account.name}” stays on the ${planName(planId)} plan, which now ${account.planExpiresAt === null ? 'has no end' : `ends ${dayOf(account.planExpiresAt)}`}.`;
+      setNotice(dash, reply, { kind: 'success', text: `${moved}${refused}` });
       return redirect(reply, `/accounts/${account.id}`);
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
