@@ -4,8 +4,12 @@
  * charges, and checks never settled released after the settle timeout. A real SQLite
  * file, real sockets.
  */
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKeygate, type TestKeygate } from './support/keygate.js';
+import { parseConfigObject } from '../src/config/load.js';
+import { createLog } from '../src/log.js';
+import { serve, type RunningKeygate } from '../src/serve.js';
+import { ADMIN_TOKEN, startKeygate, type TestKeygate } from './support/keygate.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 
@@ -323,5 +327,39 @@ describe('POST /v1/check with auth.unknownKeys: counted per end-client address (
       const r = await guess(bad);
       expect([bad, r.status, r.body.detail]).toEqual([bad, 400, 'body.remoteAddress: an IP address, the client\'s as the backend saw it (192.0.2.7, 2001:db8::1)']);
     }
+  });
+});
+
+describe('POST /v1/check under gateway: false: a per-record route needs no records (each settle gives the count)', () => {
+  const dir = tempDir('admin-check-no-gateway');
+  let running: RunningKeygate | undefined;
+  afterAll(async () => {
+    await running?.close();
+  });
+
+  it('serves a profile whose per-record route says no records, and charges what each settle gives (without it, what the check reserved)', async () => {
+    const config = parseConfigObject({
+      gateway: false,
+      store: `sqlite:${path.join(dir, 'keygate.db')}`,
+      dashboard: { enabled: false },
+      keys: { prefix: { live: 'sk_live_' } },
+      plans: { scale: { meters: { rows: { limit: 1000 } } } },
+      routes: [{ method: 'GET', path: '/rows', cost: { meter: 'rows', perRecord: 3, reserveRecords: 4 } }],
+    });
+    running = await serve({ config, file: 'test profile', dir }, { log: createLog({ level: 'silent' }), adminToken: ADMIN_TOKEN, ports: { admin: 0 } });
+    const admin = (p: string, body?: unknown) =>
+      fetch(`${running?.adminUrl}${p}`, { method: body === undefined ? 'GET' : 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, any> }));
+    const accountId = (await admin('/v1/accounts', { name: 'Acme' })).body.id as string;
+    const secret = (await admin('/v1/keys', { accountId, name: 'backend' })).body.secret as string;
+    const rows = async () => ((await admin(`/v1/accounts/${accountId}/usage`)).body.meters.rows as { usage: number }).usage;
+    const checked = async () => (await admin('/v1/check', { method: 'GET', url: '/rows', headers: { authorization: `Bearer ${secret}` } })).body;
+
+    const counted = await checked();
+    expect(counted.allowed).toBe(true);
+    expect(await admin(`/v1/check/${counted.settle}/settle`, { status: 200, records: 7 })).toEqual({ status: 200, body: { id: counted.settle, status: 200, charged: true } });
+    expect(await rows()).toBe(21);
+    const estimated = await checked();
+    expect((await admin(`/v1/check/${estimated.settle}/settle`, { status: 200 })).status).toBe(200);
+    expect(await rows()).toBe(21 + 12);
   });
 });

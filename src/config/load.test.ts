@@ -751,6 +751,14 @@ describe('upstream and identity headers', () => {
     expect(problems('gateway: no\n')).toEqual(['gateway: expected true or false, got string "no"']);
   });
 
+  it('takes a per-record cost without records under gateway: false (each settle of POST /v1/check gives the count), and still refuses it with the gateway on', () => {
+    const routes = 'plans: {p: {meters: {rows: {limit: 500}}}}\nroutes: [{path: /v1/rows, cost: {meter: rows, perRecord: 1, reserveFromQuery: limit}}]\n';
+    expect(parseConfigText(`gateway: false\n${routes}`).routes[0]?.cost).toEqual({ meter: 'rows', perRecord: 1, reserveRecords: 1, reserveFromQuery: 'limit' });
+    expect(problems(`upstream: {url: "http://127.0.0.1:4000"}\n${routes}`)).toEqual(['routes[0].cost.records: perRecord needs records: { header } or { json }']);
+    // The library's profile (no upstream, the gateway not turned off) as ever: createKeygate may be served later.
+    expect(problems(routes)).toEqual(['routes[0].cost.records: perRecord needs records: { header } or { json }']);
+  });
+
   it('refuses a second route for every method at the same path (the first would win; the second\'s scopes and cost would never apply)', () => {
     for (const [first, second] of [['/v1/x', '/v1/x'], ['/v1/:a', '/v1/:b'], ['/v1/x', '/v1/x/']]) {
       expect(problems(`upstream: {url: "http://a"}\nscopes: [admin]\nroutes:\n  - {path: "${first}", scopes: [admin]}\n  - {path: "${second}"}\n`), `${first} ${second}`).toEqual([

@@ -283,7 +283,9 @@ export const costSchema = z
     meter: identifier,
     perRequest: amount('a cost').nonnegative().optional(),
     perRecord: amount('a cost').nonnegative().optional(),
-    records: recordCount.optional(),
+    records: recordCount
+      .optional()
+      .describe('Where the gateway counts the records in its upstream\'s answer; needed beside perRecord, but with gateway: false (each settle of POST /v1/check gives the count).'),
     reserveRecords: amount('reserveRecords')
       .int()
       .positive()
@@ -298,11 +300,6 @@ export const costSchema = z
   .refine((c) => (c.perRequest === undefined) !== (c.perRecord === undefined), {
     message: 'give exactly one of perRequest or perRecord',
     ...whenSound(['perRequest'], ['perRecord']),
-  })
-  .refine((c) => c.perRecord === undefined || c.records !== undefined, {
-    message: 'perRecord needs records: { header } or { json }',
-    path: ['records'],
-    ...whenSound(['perRecord'], ['records']),
   });
 
 /**
@@ -933,6 +930,17 @@ const CROSS_CHECKS: readonly CrossCheck[] = [
       listeners.forEach((listener, i) => {
         const earlier = listeners.slice(0, i).find((other) => listener.port !== 0 && other.port === listener.port && overlap(other.host, listener.host));
         if (earlier) report(listener.path, `port ${listener.port} is ${earlier.name}'s too (${earlier.path.join('.')}): each listener needs a port of its own`);
+      });
+    },
+  },
+  {
+    // The gateway counts a per-record route's records in its upstream's answers, where `records` says. Without a gateway
+    // there is no answer to read: each settle of POST /v1/check gives the count (unused-fields.ts warns of one given).
+    reads: [['gateway'], ['routes', EACH, 'cost', 'perRecord'], ['routes', EACH, 'cost', 'records']],
+    run(config, report) {
+      if (!config.gateway) return;
+      config.routes.forEach(({ cost }, i) => {
+        if (cost?.perRecord !== undefined && cost.records === undefined) report(['routes', i, 'cost', 'records'], 'perRecord needs records: { header } or { json }');
       });
     },
   },

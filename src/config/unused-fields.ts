@@ -43,6 +43,17 @@ export function unusedFields(config: Config): UnusedFields[] {
       });
     }
   }
+  if (!config.gateway) {
+    // Where the gateway counts a per-record route's records in its upstream's answers; without it, each settle gives the count.
+    const records = config.routes.flatMap(({ cost }, i) => (cost?.records === undefined ? [] : [`routes[${i}].cost.records`]));
+    if (records.length > 0) {
+      const one = records.length === 1;
+      found.push({
+        fields: records,
+        warning: `gateway: false runs no gateway, so ${listed(records)} ${one ? 'has' : 'have'} no effect: a per-record cost is charged the records each settle gives (POST /v1/check/{id}/settle with "records"), not counted in an answer (${one ? 'it applies' : 'they apply'} once the gateway is on again: remove ${one ? 'it' : 'them'}, or keep ${one ? 'it' : 'them'} for then)`,
+      });
+    }
+  }
   const keys = keyFormatFields(config.keys, defaults.keys);
   if (keys.length > 0) {
     found.push({ fields: keys, warning: `keys.format is ${config.keys.format}, so ${listed(keys)} ${keys.length === 1 ? 'has' : 'have'} no effect (${config.keys.format === 'hex' ? 'hex keys have no prefix' : 'only hex keys have a hexLength'})` });

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfigText } from './load.js';
+import { unusedFields } from './unused-fields.js';
+
+describe('unusedFields', () => {
+  it("names a per-record route's records under gateway: false: no answer is read, each settle of POST /v1/check gives the count", () => {
+    const profile = [
+      'gateway: false',
+      'plans: {p: {meters: {rows: {limit: 500}, units: {limit: 9}}}}',
+      'routes:',
+      '  - {path: /v1/rows, cost: {meter: rows, perRecord: 1, records: {header: X-Record-Count}}}',
+      '  - {path: /v1/units, cost: {meter: units, perRequest: 1}}',
+      '  - {path: /v1/rows/export, cost: {meter: rows, perRecord: 2}}',
+    ].join('\n');
+    expect(unusedFields(parseConfigText(profile))).toEqual([
+      {
+        fields: ['routes[0].cost.records'],
+        warning:
+          'gateway: false runs no gateway, so routes[0].cost.records has no effect: a per-record cost is charged the records each settle gives (POST /v1/check/{id}/settle with "records"), not counted in an answer (it applies once the gateway is on again: remove it, or keep it for then)',
+      },
+    ]);
+    // With the gateway on, the gateway counts them in the upstream's answers: nothing to say.
+    expect(unusedFields(parseConfigText(profile.replace('gateway: false', 'upstream: {url: "http://127.0.0.1:4000"}').replace('  - {path: /v1/rows/export, cost: {meter: rows, perRecord: 2}}', '')))).toEqual([]);
+  });
+});
