@@ -169,6 +169,27 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     }
   });
 
+  it('carries out a lift asked for after a hand-over of address blocks after it, also where Redis has never run the hand-over (as after a restart): the block stays lifted', async () => {
+    // A Redis of its own, fresh: it holds no script until one is sent.
+    const server = await startRedisServer();
+    const counters = await open('closed', redisUrlWithPrefix(prefix, server.url));
+    try {
+      const now = Date.now();
+      // An operator lifted a block here before (Redis holds the lift's script), none the hand-over's.
+      expect(await counters.addressBlocks.lift('192.0.2.80', now)).toBeUndefined();
+      const block = { address: '192.0.2.81', unknownKeys: 4, startedAt: now - 1_000, endsAt: now + 600_000 };
+      // The hand-over is sent, then the operator lifts the block (SharedUnknownKeyLimit.lift, while it is on its way).
+      const handed = counters.addressBlocks.share([block], now);
+      const lifted = counters.addressBlocks.lift(block.address, now);
+      expect(await handed).toEqual([block]);
+      expect(await lifted).toEqual(block);
+      expect(await counters.addressBlocks.inForce(now)).toEqual([]);
+    } finally {
+      await counters.close();
+      await server.kill();
+    }
+  });
+
   it('rebuilds a balance Redis lost from the store; only units not yet flushed are gone', async () => {
     const accountId = unique('acc');
     for (let i = 0; i < 3; i += 1) await spend(first, await first.admit({ now: T0, windows: [], charge: credits(accountId, 100, 1000) }), 100);

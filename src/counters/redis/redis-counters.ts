@@ -731,7 +731,9 @@ export class RedisCounters implements Counters {
 
   /**
    * See SHARE_ADDRESS_BLOCKS, SHARE_BATCH blocks a script. Every script is sent at once, in
-   * order on the one connection: a lift asked for after this is carried out after them.
+   * order on the one connection, each as EVAL with its source: a lift asked for after this
+   * is carried out after them (an EVALSHA Redis refused, as it does the first time after a
+   * restart, would be sent again as EVAL after that lift, and put the lifted block back).
    */
   private async shareAddressBlocks(blocks: readonly BlockInForce[], now: number): Promise<BlockInForce[]> {
     const keys = [this.key('ukblocks', 'all')];
@@ -739,7 +741,7 @@ export class RedisCounters implements Counters {
     const sent: Promise<unknown>[] = [];
     for (let i = 0; i < blocks.length; i += SHARE_BATCH) {
       const args = blocks.slice(i, i + SHARE_BATCH).flatMap((block) => [block.address, block.unknownKeys, block.startedAt, block.endsAt]);
-      sent.push(this.addressCall(() => SHARE_ADDRESS_BLOCKS.run(this.client, keys, [...shared, ...args])));
+      sent.push(this.addressCall(() => SHARE_ADDRESS_BLOCKS.runInOrder(this.client, keys, [...shared, ...args])));
     }
     const held: BlockInForce[] = [];
     for (const reply of (await Promise.all(sent)) as (string | number)[][]) {

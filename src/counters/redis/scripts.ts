@@ -34,6 +34,16 @@ export class Script {
       return client.eval(this.source, keys.length, ...keys, ...args);
     }
   }
+
+  /**
+   * `run` as one command, EVAL with the source, whatever Redis holds: what the client sends
+   * after it on the connection is carried out after it. `run`'s EVAL, sent once Redis has
+   * refused the EVALSHA (NOSCRIPT: a script never run there, or run before a restart), is
+   * carried out after whatever was sent meanwhile. For a rare script whose order matters.
+   */
+  runInOrder(client: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    return client.eval(this.source, keys.length, ...keys, ...args);
+  }
 }
 
 /** Entries per EVALSHA at most (Lua's unpack has a limit; a longer queue becomes several commands). */
