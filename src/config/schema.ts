@@ -935,10 +935,11 @@ const CROSS_CHECKS: readonly CrossCheck[] = [
   },
   {
     // The gateway counts a per-record route's records in its upstream's answers, where `records` says. Without a gateway
-    // there is no answer to read: each settle of POST /v1/check gives the count (unused-fields.ts warns of one given).
-    reads: [['gateway'], ['routes', EACH, 'cost', 'perRecord'], ['routes', EACH, 'cost', 'records']],
+    // there is no answer to read: each settle of POST /v1/check gives the count (unused-fields.ts warns of one given); nor
+    // without an upstream (a library's profile: its settle gives the count; given an upstream later, the profile is refused then).
+    reads: [['gateway'], ['upstream', 'url'], ['upstream', 'spawn'], ['routes', EACH, 'cost', 'perRecord'], ['routes', EACH, 'cost', 'records']],
     run(config, report) {
-      if (!config.gateway) return;
+      if (!config.gateway || (config.upstream.url === undefined && config.upstream.spawn === undefined)) return;
       config.routes.forEach(({ cost }, i) => {
         if (cost?.perRecord !== undefined && cost.records === undefined) report(['routes', i, 'cost', 'records'], 'perRecord needs records: { header } or { json }');
       });
