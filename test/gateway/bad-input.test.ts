@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startKeygate, type TestKeygate } from '../support/keygate.js';
 import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
+import { rawAll } from '../support/raw-http.js';
 import { createAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -29,20 +30,6 @@ function raw(url: string, bytes: Buffer | string): Promise<{ status: number; hea
       const [head = '', ...rest] = text.split('\r\n\r\n');
       resolve({ status: Number(head.split(' ')[1]), headers: head, body: rest.join('\r\n\r\n') });
     });
-    socket.write(bytes);
-  });
-}
-
-/** Sends raw bytes and returns everything received until the server closes the connection. */
-function rawAll(url: string, bytes: string): Promise<string> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: hostname, port: Number(port) });
-    let text = '';
-    socket.setTimeout(5_000, () => reject(new Error(`not closed within 5 s; received: ${text}`)));
-    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(text));
     socket.write(bytes);
   });
 }

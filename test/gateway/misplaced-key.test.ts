@@ -5,11 +5,11 @@
  * API reads keys, never the key. Real HTTP on 127.0.0.1, a real SQLite file, the shipped
  * example profiles.
  */
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKeygate, type TestKeygate } from '../support/keygate.js';
 import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
+import { rawAll } from '../support/raw-http.js';
 import { rawProfile } from '../../examples/support/example.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createKeyFormat } from '../../src/keys/format.js';
@@ -19,17 +19,8 @@ import { createKey } from '../../src/operations/keys.js';
 type Line = Record<string, unknown>;
 
 /** Sends one request as raw bytes and returns the whole answer, as bytes, but for its `Date` line (the one part that changes between two answers). */
-function rawAnswer(url: string, head: string): Promise<string> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: hostname, port: Number(port) });
-    let text = '';
-    socket.setTimeout(5_000, () => reject(new Error(`not closed within 5 s; received: ${text}`)));
-    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(text.replace(/\r\ndate: [^\r]*/i, '')));
-    socket.write(`${head}Connection: close\r\n\r\n`);
-  });
+async function rawAnswer(url: string, head: string): Promise<string> {
+  return (await rawAll(url, `${head}Connection: close\r\n\r\n`)).replace(/\r\ndate: [^\r]*/i, '');
 }
 
 function linesOf(kg: TestKeygate): Line[] {
