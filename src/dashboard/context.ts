@@ -84,6 +84,11 @@ export type NoticeKind = 'success' | 'error' | 'warning' | 'info';
 export interface Notice {
   kind: NoticeKind;
   text: string;
+  /**
+   * Parts of `text` shown as code, each at its first place after the one before: a key's
+   * hint, read character by character, is set in monospace as the keys table sets it.
+   */
+  code?: readonly string[];
 }
 
 const FLASH_COOKIE = DASHBOARD_COOKIES.notice;
@@ -125,7 +130,8 @@ export function takeNotice(dash: Dashboard, request: FastifyRequest, reply: Fast
   if (sent.length !== expected.length || !timingSafeEqual(sent, expected)) return undefined;
   try {
     const parsed = JSON.parse(json) as Partial<Notice>;
-    if (typeof parsed.text === 'string' && NOTICE_KINDS.includes(parsed.kind as NoticeKind)) return parsed as Notice;
+    const code = parsed.code === undefined || (Array.isArray(parsed.code) && parsed.code.every((part) => typeof part === 'string'));
+    if (typeof parsed.text === 'string' && NOTICE_KINDS.includes(parsed.kind as NoticeKind) && code) return parsed as Notice;
   } catch {
     // A tampered or stale cookie is simply ignored.
   }

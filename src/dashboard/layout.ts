@@ -55,7 +55,21 @@ export function noticeBox(notice: Notice | undefined): Html {
   if (!notice) return html``;
   // Errors interrupt (alert); confirmations are announced politely (status).
   const role = notice.kind === 'error' ? 'alert' : 'status';
-  return html`<div class="notice ${notice.kind}" role="${role}"><p>${notice.text}</p></div>`;
+  return html`<div class="notice ${notice.kind}" role="${role}"><p>${noticeText(notice)}</p></div>`;
+}
+
+/** A notice's words, its `code` parts in <code>; a part not found (in order) is left as text. */
+function noticeText({ text, code = [] }: Notice): Html[] {
+  const parts: Html[] = [];
+  let from = 0;
+  for (const literal of code) {
+    const at = literal === '' ? -1 : text.indexOf(literal, from);
+    if (at === -1) continue;
+    parts.push(html`${text.slice(from, at)}<code>${literal}</code>`);
+    from = at + literal.length;
+  }
+  parts.push(html`${text.slice(from)}`);
+  return parts;
 }
 
 function header(dash: Dashboard, request: FastifyRequest): Html {

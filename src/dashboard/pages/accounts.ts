@@ -229,7 +229,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     operatorOf(request);
     const account = await getAccount(rt, request.params.id);
     const key = await revokeKey(rt, request.params.keyId, actorOf(dash, request), account.id);
-    setNotice(dash, reply, { kind: 'success', text: `Key “${key.name}” (${key.hint}) of ${account.name} is revoked.` });
+    setNotice(dash, reply, { kind: 'success', text: `Key “${key.name}” (${key.hint}) of ${account.name} is revoked.`, code: [key.hint] });
     return redirect(reply, `/accounts/${account.id}`);
   });
 
@@ -237,7 +237,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     operatorOf(request);
     const account = await getAccount(rt, request.params.id);
     const { key, lifted } = await unblockKey(rt, request.params.keyId, actorOf(dash, request), account.id);
-    setNotice(dash, reply, { kind: 'success', text: lifted > 0 ? `The block of key “${key.name}” (${key.hint}) is lifted; its requests are admitted again.` : `Key “${key.name}” (${key.hint}) was not blocked; nothing to lift.` });
+    setNotice(dash, reply, { kind: 'success', text: lifted > 0 ? `The block of key “${key.name}” (${key.hint}) is lifted; its requests are admitted again.` : `Key “${key.name}” (${key.hint}) was not blocked; nothing to lift.`, code: [key.hint] });
     return redirect(reply, `/accounts/${account.id}`);
   });
 

@@ -28,7 +28,7 @@ describe('audit table', () => {
       new Map(),
     ).toString();
     expect(rendered).toContain('Imported a key (made elsewhere)');
-    expect(rendered).toContain('“imported” sk_live_…x4k9, live, scopes *');
+    expect(rendered).toContain('“imported” <code>sk_live_…x4k9</code>, live, scopes *');
     expect(rendered).not.toContain('key.imported');
   });
 
@@ -45,7 +45,7 @@ describe('audit table', () => {
       { caption: 'Events' },
       new Map(),
     ).toString();
-    expect(rendered).toContain('“widget” sk_live_…x4k9, live, scopes *, own rate limits 10-per-1m');
+    expect(rendered).toContain('“widget” <code>sk_live_…x4k9</code>, live, scopes *, own rate limits 10-per-1m');
     expect(rendered).toContain('own rate limits → none');
     expect(rendered).toContain('name → “w”, own rate limits → 10-per-1m');
   });
@@ -105,7 +105,7 @@ describe('audit log: a rotation', () => {
   it('names the key that was rotated, by name and hint, then how long it kept working', () => {
     const until = Date.UTC(2026, 11, 3, 13);
     const table = auditTable([rotation({ name: 'production', hint: 'rk_live_…x4Qz', replacement: 'key_2', overlapMs: HOUR, oldKeyValidUntil: until })], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map()).value;
-    expect(table).toContain('“production” rk_live_…x4Qz: old key kept working for 1 h<');
+    expect(table).toContain('“production” <code>rk_live_…x4Qz</code>: old key kept working for 1 h<');
   });
 
   it('reads as before for a rotation recorded before names were kept', () => {

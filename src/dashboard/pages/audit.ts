@@ -51,13 +51,15 @@ const FIELD_LABELS: Record<string, string> = { planId: 'plan', apiAccess: 'API a
 function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Html | string {
   const d = entry.detail;
   const text = (value: unknown) => (typeof value === 'string' || typeof value === 'number' ? String(value) : '');
+  // Set in monospace, as the keys table sets it: I and l, O and 0 differ.
+  const hint = (value: unknown) => (typeof value === 'string' && value !== '' ? html`<code>${value}</code>` : '');
   switch (entry.action) {
     case 'key.created':
     case 'key.imported':
-      return `“${text(d.name)}” ${text(d.hint)}, ${text(d.mode)}, scopes ${Array.isArray(d.scopes) ? d.scopes.join(' ') || 'none' : ''}${Array.isArray(d.rateLimits) ? `, own rate limits ${keyWindowsWords(d.rateLimits)}` : ''}`;
+      return html`“${text(d.name)}” ${hint(d.hint)}, ${text(d.mode)}, scopes ${Array.isArray(d.scopes) ? d.scopes.join(' ') || 'none' : ''}${Array.isArray(d.rateLimits) ? `, own rate limits ${keyWindowsWords(d.rateLimits)}` : ''}`;
     case 'key.revoked':
     case 'key.unblocked':
-      return `“${text(d.name)}” ${text(d.hint)}`;
+      return html`“${text(d.name)}” ${hint(d.hint)}`;
     case 'key.updated':
       return [
         d.name === undefined ? '' : `name → “${text(d.name)}”`,
@@ -70,8 +72,8 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
     case 'key.rotated': {
       const overlap = typeof d.overlapMs === 'number' ? d.overlapMs : 0;
       const until = typeof d.oldKeyValidUntil === 'number' ? d.oldKeyValidUntil : 0;
-      const which = d.name === undefined ? '' : `“${text(d.name)}” ${text(d.hint)}: `;
-      return which + (overlap === 0 ? 'old key revoked at once' : `old key kept working ${relative(until, until - overlap).replace(/^in /, 'for ')}`);
+      const which = d.name === undefined ? '' : html`“${text(d.name)}” ${hint(d.hint)}: `;
+      return html`${which}${overlap === 0 ? 'old key revoked at once' : `old key kept working ${relative(until, until - overlap).replace(/^in /, 'for ')}`}`;
     }
     case 'account.updated':
       return html`${Object.entries(d).map(

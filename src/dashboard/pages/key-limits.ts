@@ -177,7 +177,7 @@ export function registerKeyLimitPages(app: FastifyInstance, dash: Dashboard): vo
     if (clear === undefined) return sendLimitsForm(request, reply, page, typed, notOffered('Remove its own limits', CLEAR), 400);
     // Sent as shown (or cleared twice): nothing to change, nothing audited.
     if (entriesOf(typed).join(', ') === keyWindowsTyped(key)) {
-      setNotice(dash, reply, { kind: 'info', text: `Nothing changed: key ${named} ${key.rateLimits?.length ? `already has the rate limits ${keyWindowsTyped(key)}` : 'already has no rate limits of its own'}.` });
+      setNotice(dash, reply, { kind: 'info', text: `Nothing changed: key ${named} ${key.rateLimits?.length ? `already has the rate limits ${keyWindowsTyped(key)}` : 'already has no rate limits of its own'}.`, code: [key.hint] });
       return redirect(reply, page.back);
     }
     let windows: WindowWritten[] = [];
@@ -191,6 +191,7 @@ export function registerKeyLimitPages(app: FastifyInstance, dash: Dashboard): vo
           now === ''
             ? `Key ${named} has no rate limits of its own now: the account’s limits alone apply, from its next request.`
             : `The rate limits of key ${named} are saved: ${now}, on top of the account’s, from its next request.`,
+        code: [key.hint],
       });
       return redirect(reply, page.back);
     } catch (error) {

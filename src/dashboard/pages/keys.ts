@@ -205,7 +205,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
   app.post<{ Params: { id: string } }>('/keys/:id/revoke', async (request, reply) => {
     const { account } = ownAccount(request);
     const key = await revokeKey(rt, request.params.id, actorOf(dash, request), account.id);
-    setNotice(dash, reply, { kind: 'success', text: `Key “${key.name}” (${key.hint}) is revoked. Requests with it are refused from now on.` });
+    setNotice(dash, reply, { kind: 'success', text: `Key “${key.name}” (${key.hint}) is revoked. Requests with it are refused from now on.`, code: [key.hint] });
     return redirect(reply, '/keys');
   });
 

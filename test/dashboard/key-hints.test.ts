@@ -1,0 +1,81 @@
+/**
+ * A key's hint (rk_live_…ghuI) is read character by character against the key a member
+ * holds: wherever a page names one it is set in the monospace font the keys table uses,
+ * where I and l, O and 0 differ. In real Chromium: the notice after a revoke (a member's
+ * and an operator's) and the audit log's details.
+ */
+import type { Browser, Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/operations/keys.js';
+import { tempDir } from '../support/temp.js';
+import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, startDashboard, textOf, type DashboardFixture } from './support.js';
+
+/** The font the page draws the element in, as Chromium computes it. */
+function fontOf(locator: Locator): Promise<string> {
+  return locator.evaluate((el) => getComputedStyle(el).fontFamily);
+}
+
+describe.skipIf(!chromiumAvailable())('dashboard: key hints are set in monospace wherever a page names one', () => {
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let member: Page;
+  let operator: Page;
+  let accountId: string;
+  /** The font the keys table sets a hint in: the one every other hint should match. */
+  let tableFont: string;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(tempDir('keygate-dashboard-key-hints'));
+    browser = await launchChromium();
+    accountId = await newAccount(fixture, 'Acme Analytics');
+    member = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(member, await invite(fixture, 'ada@acme.example', accountId), 'ada@acme.example');
+    operator = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    await join(operator, await invite(fixture, 'olga@ops.example', null, 'operator'), 'olga@ops.example');
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it("the notice after a member revokes a key shows the key's hint as the keys table does", async () => {
+    const { key } = await createKey(fixture.keygate.runtime, { accountId, name: 'Nightly export', scopes: ['*'] }, 'test');
+    await member.goto('/keys');
+    const listed = member.locator('tr', { hasText: 'Nightly export' }).locator('code', { hasText: key.hint });
+    tableFont = await fontOf(listed);
+    expect(tableFont).toMatch(/mono/i);
+    await member.getByRole('link', { name: 'Revoke Nightly export' }).click();
+    await member.getByRole('button', { name: 'Revoke key' }).click();
+    await expectHeading(member, 'API keys');
+    const notice = member.getByRole('status');
+    expect(await textOf(notice)).toBe(`Key “Nightly export” (${key.hint}) is revoked. Requests with it are refused from now on.`);
+    expect(await fontOf(notice.locator('code', { hasText: key.hint }))).toBe(tableFont);
+  });
+
+  it("the notice after an operator revokes a key shows the key's hint as the keys table does", async () => {
+    const { key } = await createKey(fixture.keygate.runtime, { accountId, name: 'Acme production', scopes: ['*'] }, 'test');
+    await operator.goto(`/accounts/${accountId}`);
+    await operator.getByRole('link', { name: 'Revoke Acme production' }).click();
+    await operator.getByRole('button', { name: 'Revoke key' }).click();
+    await expectHeading(operator, 'Acme Analytics');
+    const notice = operator.getByRole('status');
+    expect(await textOf(notice)).toBe(`Key “Acme production” (${key.hint}) of Acme Analytics is revoked.`);
+    expect(await fontOf(notice.locator('code', { hasText: key.hint }))).toBe(tableFont);
+  });
+
+  it("the audit log's details show each key's hint as the keys table does", async () => {
+    await operator.goto('/audit');
+    await expectHeading(operator, 'Audit log');
+    const keys = await fixture.keygate.runtime.store.listKeys({});
+    expect(keys).toHaveLength(2);
+    for (const key of keys) {
+      const rows = operator.locator('tbody tr', { hasText: key.hint });
+      // Created and revoked: each row's details name the key by its hint, in monospace.
+      expect(await rows.count()).toBe(2);
+      for (const row of await rows.all()) {
+        expect(await fontOf(row.locator('td[data-label="Details"] code', { hasText: key.hint }))).toBe(tableFont);
+      }
+    }
+  });
+});
