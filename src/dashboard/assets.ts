@@ -79,7 +79,9 @@ fieldset { border: 0; padding: 0; margin: 0 0 1.1rem; min-width: 0; }
 .choice input { width: 1.15rem; height: 1.15rem; margin: 0; accent-color: var(--accent); }
 .inline-form { display: flex; flex-wrap: wrap; gap: .5rem; align-items: flex-end; margin: .5rem 0 1rem; }
 .inline-form .field { margin: 0; flex: 0 1 28rem; }
-.inline-form p { margin: 0; align-self: center; }
+/* Level with the form's button, not with the middle of a field and its label: a 24 px line
+   padded to the button's 44 px (text stays inline: a flex box would drop its spaces). */
+.inline-form p { margin: 0; align-self: flex-end; padding: 10px 0; }
 /* A form's refusal, said in the form, on a line of its own above its fields. */
 .inline-form > .notice { flex: 1 0 100%; max-width: none; margin: 0; }
 
