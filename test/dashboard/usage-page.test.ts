@@ -180,4 +180,16 @@ describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', ()
     }
     await screenshot(desktop, 'usage-requests-by-key');
   });
+
+  it('names the time zone of the day a meter resets, as the other dates on the page name theirs', async () => {
+    await desktop.goto('/usage');
+    await expectHeading(desktop, 'Usage');
+    const meters = desktop.getByRole('table').filter({ has: desktop.getByRole('columnheader', { name: 'Meter' }) });
+    expect(await meters.getByRole('columnheader').allInnerTexts()).toContain('RESETS (UTC)');
+    // On a phone each cell says what it is, with the zone too.
+    await phone.goto('/usage');
+    const cell = phone.locator('tr', { hasText: 'units' }).first().locator('td').last();
+    expect(await cell.evaluate((td) => getComputedStyle(td, '::before').content)).toBe('"Resets (UTC)"');
+    expect(await textOf(cell)).toMatch(/^\d{4}-\d\d-01$/);
+  });
 });

@@ -170,7 +170,7 @@ function meterTable(usage: AccountUsage, rateLimited: boolean, planDefined: bool
   }
   return html`<div class="table-wrap"><table class="data cards">
   <caption class="sr-only">Meters of the ${usage.planName} plan</caption>
-  <thead><tr><th scope="col">Meter</th><th scope="col" class="num">Used</th><th scope="col" class="num">Limit</th><th scope="col" class="num">Remaining</th><th scope="col">Share used</th><th scope="col">Resets</th></tr></thead>
+  <thead><tr><th scope="col">Meter</th><th scope="col" class="num">Used</th><th scope="col" class="num">Limit</th><th scope="col" class="num">Remaining</th><th scope="col">Share used</th><th scope="col">Resets (UTC)</th></tr></thead>
   <tbody>${meters.map(([name, m]) => {
     const unit = m.unit ?? name;
     return html`<tr>
@@ -179,7 +179,7 @@ function meterTable(usage: AccountUsage, rateLimited: boolean, planDefined: bool
     <td data-label="Limit" class="num">${number(m.limit)}</td>
     <td data-label="Remaining" class="num">${number(m.remaining)}${m.overage > 0 ? html` <span class="badge expiring">+${number(m.overage)} overage</span>` : ''}</td>
     <td data-label="Share used"><span class="share"><meter min="0" max="${m.limit}" low="${m.limit * 0.75}" high="${m.limit * 0.9}" optimum="0" value="${Math.min(m.usage, m.limit)}" aria-label="${number(m.usage)} of ${number(m.limit)} ${unit} used">${number(m.usage)} of ${number(m.limit)}</meter> <span aria-hidden="true">${share(m.usage, m.limit)}</span></span></td>
-    <td data-label="Resets">${m.kind === 'gauge' ? html`<span class="muted">—</span>` : m.periodEnd}</td>
+    <td data-label="Resets (UTC)">${m.kind === 'gauge' ? html`<span class="muted">—</span>` : m.periodEnd}</td>
   </tr>`;
   })}</tbody>
 </table></div>`;
