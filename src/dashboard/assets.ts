@@ -84,6 +84,8 @@ fieldset { border: 0; padding: 0; margin: 0 0 1.1rem; min-width: 0; }
 .inline-form p { margin: 0; align-self: flex-end; padding: 10px 0; }
 /* A form's refusal, said in the form, on a line of its own above its fields. */
 .inline-form > .notice { flex: 1 0 100%; max-width: none; margin: 0; }
+/* A form in a table's cell (Lift, Unblock) starts at the cell's padding, level with the row's text. */
+table.data td > .inline-form { margin: 0; }
 
 /* notices */
 .notice { border-left: 4px solid var(--accent); background: #eff6ff; padding: .75rem 1rem; margin: 1rem 0; border-radius: 0 6px 6px 0; max-width: 48rem; }

@@ -114,6 +114,16 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator’s address block
     await screenshot(page, 'address-blocks');
   });
 
+  it('puts each Lift button at the top of its row, level with the address, as the keys table puts its buttons', async () => {
+    await block('203.0.113.9');
+    await page.goto('/address-blocks');
+    const row = rows().filter({ hasText: '203.0.113.9' });
+    const address = await row.locator('td[data-label="Address"]').boundingBox();
+    const lift = await row.getByRole('button', { name: 'Lift the block of 203.0.113.9' }).boundingBox();
+    // Both start at the cell's padding: no form margin pushing the button down the row.
+    expect(Math.abs((lift?.y ?? Infinity) - (address?.y ?? 0) - 8.8), `the Lift button's top at ${lift?.y}, the address cell's at ${address?.y}`).toBeLessThanOrEqual(1);
+  });
+
   it('lifts a block with its Lift button: served again and counted afresh, audited as address.unblocked under the operator, from their address', async () => {
     await block('203.0.113.5', '2001:db8:0:7::1');
     await page.goto('/address-blocks');
