@@ -20,6 +20,11 @@ export function whenInTable(ms: number | null, fallback = '—'): Html {
   return html`<time datetime="${iso}">${isoDay(ms)} ${iso.slice(11, 16)}</time>`;
 }
 
+/** `2025-03-04 10:22:31`, to the second, rounded up (as `until`), for table cells whose column heading says "(UTC)". */
+export function untilInTable(ms: number): Html {
+  return html`<time datetime="${new Date(ms).toISOString()}">${utcSecondUp(ms)}</time>`;
+}
+
 /**
  * When something in force that one waits for ends (a member's pause), as the CLI says it
  * (`until` in cli/format.ts): to the second, rounded up, so that at the time shown it has

@@ -57,10 +57,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator’s address block
   };
   /** The admin API's list, every block. */
   const adminList = async () => ((await (await fixture.keygate.admin('/v1/address-blocks')).json()) as { blocks: ListedBlock[] }).blocks;
-  /** A block as the page's row reads: address, unknown keys, began (to the minute, UTC), ends (to the second, rounded up). */
+  /** A block as the page's row reads: address, unknown keys, began (to the minute), ends (to the second, rounded up), both UTC as their headings say. */
   const rowOf = (block: ListedBlock) => {
     const began = block.blockedAt;
-    return [block.address, String(block.unknownKeys), `${began.slice(0, 10)} ${began.slice(11, 16)}`, `${utcSecondUp(Date.parse(block.blockedUntil))} UTC`];
+    return [block.address, String(block.unknownKeys), `${began.slice(0, 10)} ${began.slice(11, 16)}`, utcSecondUp(Date.parse(block.blockedUntil))];
   };
   /** Blocks each client (the limit is 1: its first unknown key begins the block). */
   const block = async (...clients: string[]) => {
@@ -110,6 +110,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator’s address block
     const listed = await adminList();
     expect(listed.map((block) => block.address)).toEqual(['203.0.113.5', '2001:db8:0:7::/64']);
     await page.reload();
+    expect(await page.getByRole('table', { name: 'Address blocks' }).locator('thead th').allTextContents()).toEqual(['Address', 'Unknown keys', 'Began (UTC)', 'Ends (UTC)', 'Actions']);
     expect(await shownRows()).toEqual(listed.map(rowOf));
     await screenshot(page, 'address-blocks');
   });

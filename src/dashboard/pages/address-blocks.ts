@@ -18,7 +18,7 @@ import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { actorOf, csrfField, field, operatorOf, queryValue, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
 import { noticeBox, sendPage } from '../layout.js';
 import { html } from '../html.js';
-import { number, plural, sentence, until, whenInTable } from '../format.js';
+import { number, plural, sentence, until, untilInTable, whenInTable } from '../format.js';
 
 /** Where the page is (the operator's navigation links it: layout.ts). */
 const ADDRESS_BLOCKS_PATH = '/address-blocks';
@@ -105,13 +105,13 @@ ${policy === null
   : blocks.length === 0
     ? empty
     : html`<div class="table-wrap"><table class="data cards" aria-labelledby="address-blocks">
-  <thead><tr><th scope="col">Address</th><th scope="col" class="num">Unknown keys</th><th scope="col">Began (UTC)</th><th scope="col">Ends</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+  <thead><tr><th scope="col">Address</th><th scope="col" class="num">Unknown keys</th><th scope="col">Began (UTC)</th><th scope="col">Ends (UTC)</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
   <tbody>${blocks.map(
     (block) => html`<tr>
     <td data-label="Address"><code>${block.address}</code></td>
     <td data-label="Unknown keys" class="num">${number(block.unknownKeys)}</td>
     <td data-label="Began (UTC)">${whenInTable(Date.parse(block.blockedAt))}</td>
-    <td data-label="Ends">${until(Date.parse(block.blockedUntil))}</td>
+    <td data-label="Ends (UTC)">${untilInTable(Date.parse(block.blockedUntil))}</td>
     <td data-label=""><form method="post" action="${ADDRESS_BLOCKS_PATH}/lift" class="inline-form">${csrfField(request)}<input type="hidden" name="${ADDRESS_FIELD}" value="${block.address}"><button type="submit" class="secondary small" aria-label="Lift the block of ${block.address}">Lift</button></form></td>
   </tr>`,
   )}</tbody></table></div>`}
