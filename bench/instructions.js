@@ -4,16 +4,22 @@
  * (`apt-get install valgrind`) and a build (`npm run build`), and takes a few minutes
  * per case.
  *
- *   node bench/instructions.js <b|c|d|l> [--warmup=20000] [--requests=5000] [--dump=<file>]
+ *   node bench/instructions.js <b|c|d|e|l> [--warmup=20000] [--requests=5000] [--dump=<file>]
  *   node bench/instructions.js authorize [--requests=300000]
  *
- * b, c, d, l: the bare proxy or keygate (the profiles of `npm run bench`; l's log lines go
+ * b, c, d, e, l: the bare proxy or keygate (the profiles of `npm run bench`; l's log lines go
  *   to a pipe this process reads and discards) runs under
  *   callgrind with counting off; this process sends `warmup` requests one at a time,
  *   then counts the next `requests` and reports the main thread's instructions per
  *   request. One at a time, so batching does not blur the figure; the store flush is
  *   turned down to once in 10 minutes and the key cache kept for an hour, so neither
  *   lands in the counted window.
+ * e: PostgreSQL in a database created for the run and dropped after, Redis counters under
+ *   a prefix of the run's own whose keys are deleted after (bench/redis-case.js, as
+ *   `npm run bench` does; KEYGATE_BENCH_POSTGRES_URL and KEYGATE_BENCH_REDIS_URL point
+ *   elsewhere). One request at a time, each admission is its own Redis batch (one round
+ *   trip per request); under load the admissions that arrive while a batch is on its way
+ *   share the next one, so this is (e)'s cost per request with no batching at all.
  *   --dump keeps the counted window's callgrind dump, for `callgrind_annotate <file>`
  *   (V8's builtins and Node's C++ are named in it; JIT-compiled JavaScript is not), and
  *   beside it `<file>.map`, V8's map of its compiled code (`--perf-basic-prof`), with
@@ -30,6 +36,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
 import { keygateProfile, REQUEST_PATH, startChild as startServer } from './common.js';
+import { openRedisCaseBackends } from './redis-case.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const VALGRIND = '/usr/bin/valgrind';
@@ -42,12 +49,14 @@ const SLOW_MODE_MARK = 'Runtime_DefineKeyedOwnPropertyInLiteral';
  */
 const CODE_MAP_FLAGS = ['--perf-basic-prof', '--logfile=/dev/null'];
 
-const USAGE = 'usage: node bench/instructions.js <b|c|d|l|authorize> [--warmup=N] [--requests=N] [--dump=<file>]';
+const USAGE =
+  'usage: node bench/instructions.js <b|c|d|e|l|authorize> [--warmup=N] [--requests=N] [--dump=<file>]\n' +
+  '  e (PostgreSQL + Redis): one request at a time, so each is its own Redis batch (under load, batches are shared)';
 const [which, ...rest] = process.argv.slice(2);
 const options = Object.fromEntries(rest.map((arg) => arg.replace(/^--/, '').split('=')));
 const warmup = count('warmup', 20_000);
 const requests = count('requests', which === 'authorize' ? 300_000 : 5_000);
-if (!['b', 'c', 'd', 'l', 'authorize'].includes(which) || Object.keys(options).some((name) => !['warmup', 'requests', 'dump'].includes(name))) stop(USAGE);
+if (!['b', 'c', 'd', 'e', 'l', 'authorize'].includes(which) || Object.keys(options).some((name) => !['warmup', 'requests', 'dump'].includes(name))) stop(USAGE);
 if ('dump' in options && !options.dump) stop(`--dump needs a file name: --dump=<file>\n${USAGE}`);
 if (!existsSync(path.join(BENCH_DIR, '..', 'dist', 'serve.js'))) stop('dist/ is missing: run `npm run build` first');
 try {
@@ -76,20 +85,31 @@ function stop(message) {
 }
 
 async function countProxy(kind, warmup, requests) {
+  let backends;
+  if (kind === 'e') {
+    backends = await openRedisCaseBackends();
+    if (backends.skipped) {
+      console.error(`(e) cannot run: ${backends.skipped}`);
+      process.exitCode = 2;
+      return;
+    }
+  }
   const upstream = await startChild('upstream.js', [], false);
   let proxy;
   try {
     if (kind === 'b') proxy = await startChild('bare-proxy.js', [upstream.info.url], true);
     else {
       const file = path.join(tmp, 'profile.yaml');
-      const profile = keygateProfile({ upstreamUrl: upstream.info.url, store: `sqlite:${path.join(tmp, 'keygate.db')}`, counters: 'memory', limits: kind === 'd' });
+      const stores = backends ? { store: backends.store, counters: backends.counters } : { store: `sqlite:${path.join(tmp, 'keygate.db')}`, counters: 'memory' };
+      const profile = keygateProfile({ upstreamUrl: upstream.info.url, ...stores, limits: kind === 'd' || kind === 'e' });
       // The key stays cached through the count. With the default 30 s, which the warm-up
       // outlasts under callgrind, the first lookup after it took the store's path at the
       // start of the counted window: V8 then deoptimized the gateway's request handler
       // and the pipeline, and part of the window ran unoptimized (about 4,000
       // instructions per request more). Real runs pay for that once per 30 s, not per request.
       writeFileSync(file, JSON.stringify({ ...profile, keyCacheTtl: '1h', ...(kind === 'l' ? { log: { level: 'info', requests: true } } : {}) }));
-      proxy = await startChild('keygate.js', [file], true, { KEYGATE_BENCH_FLUSH_MS: '600000' }, kind === 'l');
+      // bench/keygate.js's count of Redis traffic (for run.js) stays out of what is counted.
+      proxy = await startChild('keygate.js', [file], true, { KEYGATE_BENCH_FLUSH_MS: '600000', KEYGATE_BENCH_REDIS_TRAFFIC: 'off' }, kind === 'l');
     }
     const client = new Client(proxy.info.url, { pipelining: 1 });
     const authorization = `Bearer ${proxy.info.secret ?? `kg_live_${'x'.repeat(30)}`}`;
@@ -128,6 +148,7 @@ async function countProxy(kind, warmup, requests) {
   } finally {
     await proxy?.stop();
     await upstream.stop();
+    await backends?.close();
   }
 }
 

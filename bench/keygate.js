@@ -6,7 +6,7 @@
  * Usage (by the runner): node bench/keygate.js <profile file>
  * PostgreSQL stores are migrated first (serving refuses an unmigrated database). With
  * Redis counters, answers { type: 'redis-traffic' } with the commands and round trips
- * this process has sent to Redis so far.
+ * this process has sent to Redis so far (unless KEYGATE_BENCH_REDIS_TRAFFIC=off).
  */
 import { randomBytes } from 'node:crypto';
 import { serveUntilStopped } from './common.js';
@@ -21,8 +21,9 @@ const profileFile = process.argv[2];
 serveUntilStopped(async () => {
   if (!profileFile) throw new Error('usage: keygate.js <profile file>');
   const loaded = loadConfigFile(profileFile);
-  if (loaded.config.counters.startsWith('redis')) {
-    // Count this process's Redis traffic; the runner asks for it around the measured run.
+  if (loaded.config.counters.startsWith('redis') && process.env.KEYGATE_BENCH_REDIS_TRAFFIC !== 'off') {
+    // Count this process's Redis traffic; the runner asks for it around the measured run
+    // (not under bench/instructions.js, which counts keygate's instructions alone).
     const { redisTraffic } = await import('./redis-count.js');
     process.on('message', (message) => {
       if (message?.type === 'redis-traffic') process.send?.({ type: 'redis-traffic', ...redisTraffic });

@@ -29,10 +29,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import Redis from 'ioredis';
 import { cpuSeconds, keygateProfile, machineInfo, machineTicks, REQUEST_PATH, startChild as startServer, UPSTREAM_BODY } from './common.js';
 import { measureMemory } from './memory.js';
+import { openRedisCaseBackends, REDIS_UNAVAILABLE, REDIS_URL } from './redis-case.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 /** Where results go; the test that runs the bench briefly points it elsewhere. */
@@ -47,9 +47,6 @@ const JUDGED = [
 ];
 /** Warm-up before each half of a pair (discarded): the connections are opened afresh. */
 const PAIR_WARMUP_SECONDS = 0.5;
-const POSTGRES_ADMIN_URL = process.env.KEYGATE_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = process.env.KEYGATE_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const REDIS_UNAVAILABLE = /Redis backend is not available/i;
 
 const options = parseArgs(process.argv.slice(2));
 const children = new Set();
@@ -181,70 +178,23 @@ async function main() {
 }
 
 /**
- * (e): PostgreSQL store in a database created for this run (dropped at the end), Redis
- * counters. Returns why it is skipped, or undefined once its keygate is up.
+ * (e): PostgreSQL store in a database created for this run, Redis counters under a prefix
+ * of its own (both removed at the end: bench/redis-case.js). Returns why it is skipped,
+ * or undefined once its keygate is up.
  */
 async function startRedisCase(upstreamUrl, startKeygate, cleanups) {
-  const database = `keygate_bench_${process.pid}`;
-  const storeUrl = new URL(POSTGRES_ADMIN_URL);
-  storeUrl.pathname = `/${database}`;
-  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-  try {
-    await admin.connect();
-  } catch (error) {
-    return `PostgreSQL not reachable at ${new URL(POSTGRES_ADMIN_URL).host} (${error.message})`;
-  }
-  if (!(await redisReachable())) {
-    await admin.end().catch(() => undefined);
-    return `Redis not reachable at ${REDIS_URL}`;
-  }
-  await admin.query(`CREATE DATABASE ${database}`);
-  benchDatabase = { admin, database };
-  const dropDatabase = async () => {
-    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch((error) => console.warn(`could not drop ${database}: ${error.message}`));
-    await admin.end().catch(() => undefined);
-  };
+  const backends = await openRedisCaseBackends();
+  if (backends.skipped) return backends.skipped;
+  benchDatabase = { admin: backends.admin, database: backends.database };
   // Registered first, so it runs after keygate (e) has stopped.
-  cleanups.push(dropDatabase);
-  // Every key (and the pub/sub channel) under a prefix of this run's own, deleted at the end.
-  const prefix = `keygate-bench-${process.pid}:`;
-  const countersUrl = new URL(REDIS_URL);
-  countersUrl.searchParams.set('prefix', prefix);
-  cleanups.push(() => deleteRedisKeys(prefix));
-  const profile = keygateProfile({ upstreamUrl, store: storeUrl.toString(), counters: countersUrl.toString(), limits: true });
+  cleanups.push(backends.close);
+  const profile = keygateProfile({ upstreamUrl, store: backends.store, counters: backends.counters, limits: true });
   try {
     await startKeygate('e', 'keygate, PostgreSQL + Redis, same limits + cost as (d)', profile);
     return undefined;
   } catch (error) {
     if (REDIS_UNAVAILABLE.test(error.message)) return 'Redis counters backend not available in this build';
     throw error;
-  }
-}
-
-async function deleteRedisKeys(prefix) {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
-
-async function redisReachable() {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  try {
-    await redis.connect();
-    return (await redis.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    redis.disconnect();
   }
 }
 
