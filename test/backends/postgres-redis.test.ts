@@ -236,6 +236,45 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     expect(await first.admit({ now: T0 + 2_001, windows: [w] })).toMatchObject({ ok: true });
   });
 
+  it('carries out an admission and a settle asked for in the same turn, which leave together (one EVALSHA each, in one pipeline)', async () => {
+    const accountId = unique('acc');
+    const w = { id: `k:${unique('key')}:plan:60000:5`, name: '5-per-1m', limit: 5, windowMs: 60_000 };
+    const earlier = await first.admit({ now: T0, windows: [w], charge: credits(accountId, 10, 1000) });
+    if (!earlier.ok || !earlier.reservation) throw new Error('expected an admission with a reservation');
+    const [second, settled] = await Promise.all([first.admit({ now: T0 + 1, windows: [w], charge: credits(accountId, 10, 1000) }), first.settle(earlier.reservation, 7)]);
+    expect(second).toMatchObject({ ok: true, windows: [{ name: '5-per-1m', remaining: 3 }] });
+    expect(settled).toBe(7);
+    expect(await first.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 7, reserved: 10 });
+  });
+
+  it("keeps every key under ioredis's keyPrefix when the Redis URL names one, the scripts' keys too: windows count and balances are seeded and charged as without it", async () => {
+    const ioredisPrefix = testRedisPrefix('ioredis-key-prefix');
+    const url = new URL(redisUrlWithPrefix(prefix));
+    url.searchParams.set('keyPrefix', ioredisPrefix);
+    const counters = await open('closed', url.toString());
+    try {
+      const accountId = unique('acc');
+      const w = { id: `k:${unique('key')}:plan:60000:2`, name: '2-per-1m', limit: 2, windowMs: 60_000 };
+      const admissions = [];
+      for (let i = 0; i < 3; i += 1) admissions.push(await counters.admit({ now: T0 + i, windows: [w], charge: credits(accountId, 10, 1000) }));
+      expect(admissions.map((a) => a.ok)).toEqual([true, true, false]);
+      expect(admissions[2]).toMatchObject({ ok: false, reason: 'rate_limited' });
+      await spend(counters, admissions[0] as Admission, 7);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 7, reserved: 10 });
+      const redis = new Redis(REDIS_URL);
+      try {
+        const under = await redis.keys(`${ioredisPrefix}${prefix}*${accountId}*`);
+        expect(under.length).toBeGreaterThan(0);
+        expect(await redis.keys(`${prefix}*${accountId}*`)).toEqual([]);
+      } finally {
+        redis.disconnect();
+      }
+    } finally {
+      await counters.close();
+      await deleteRedisKeys(ioredisPrefix);
+    }
+  });
+
   it('asks Redis once per admission: one EVALSHA for the block, every window and the reservation', async () => {
     const accountId = unique('acc');
     const keyId = unique('key');

@@ -15,7 +15,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Command, type Pipeline, type Redis } from 'ioredis';
 import { DeadlineError } from '../../deadline.js';
 
 /** A script run by EVALSHA; sent with EVAL once if Redis does not know it (after a restart). */
@@ -287,10 +287,11 @@ export class ScriptBatcher {
       if (commands.length === 1) {
         // One command (the usual batch): sent as it is, without a pipeline's bookkeeping.
         const { batched, keys, args } = commands[0] as (typeof commands)[0];
-        results = [await this.client.evalsha(batched.script.sha, keys.length, ...keys, ...args).then((reply): [null, unknown] => [null, reply], (error: Error): [Error, unknown] => [error, undefined])];
+        results = [await (this.client.sendCommand(evalsha(this.client, batched.script.sha, keys, args)) as Promise<unknown>).then((reply): [null, unknown] => [null, reply], (error: Error): [Error, unknown] => [error, undefined])];
       } else {
-        const pipeline = this.client.pipeline();
-        for (const { batched, keys, args } of commands) pipeline.evalsha(batched.script.sha, keys.length, ...keys, ...args);
+        // A Pipeline, though typed as the commands' chain only.
+        const pipeline = this.client.pipeline() as unknown as Pipeline;
+        for (const { batched, keys, args } of commands) pipeline.sendCommand(evalsha(this.client, batched.script.sha, keys, args));
         results = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
       }
     } catch (error) {
@@ -331,6 +332,29 @@ export class ScriptBatcher {
       batched.answered?.(batchId, error);
     }
   }
+}
+
+/**
+ * EVALSHA as `client.evalsha(sha, keys.length, ...keys, ...args)` makes it (replies as
+ * strings), with its argument list handed over as it is: ioredis's Command flattens the
+ * list it is built with (`Array.prototype.flat`), which V8 runs on its generic path, one
+ * runtime call per argument: about 38,000 instructions for the 30 arguments of a
+ * one-request admission batch (bench/README.md). Only a client with a `keyPrefix` (a
+ * parameter of the Redis URL to ioredis; keygate's own is `prefix`) has its keys made
+ * by the constructor, which prefixes the arguments it is given. The list must be
+ * flat, and of strings and numbers only (as every caller's is).
+ */
+function evalsha(client: Redis, sha: string, keys: readonly string[], args: readonly (string | number)[]): Command {
+  const { keyPrefix, showFriendlyErrorStack } = client.options;
+  const options = { replyEncoding: 'utf8' as const, keyPrefix, errorStack: showFriendlyErrorStack ? new Error() : undefined };
+  if (keyPrefix) return new Command('evalsha', [sha, keys.length, ...keys, ...args], options);
+  const command = new Command('evalsha', [], options);
+  // As the constructor leaves its arguments: strings (it turns the others into strings).
+  const all: string[] = [sha, String(keys.length)];
+  for (const key of keys) all.push(key);
+  for (const arg of args) all.push(typeof arg === 'string' ? arg : String(arg));
+  command.args = all;
+  return command;
 }
 
 /** A batch id's connection and its place on it (see ScriptBatcher.connection). */
