@@ -18,7 +18,7 @@ import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { actorOf, csrfField, field, operatorOf, queryValue, redirect, setNotice, type Dashboard, type Notice } from '../context.js';
 import { noticeBox, sendPage } from '../layout.js';
 import { html } from '../html.js';
-import { number, plural, sentence, until, untilInTable, whenInTable } from '../format.js';
+import { number, plural, sentence, untilInTable, whenInTable } from '../format.js';
 
 /** Where the page is (the operator's navigation links it: layout.ts). */
 const ADDRESS_BLOCKS_PATH = '/address-blocks';
