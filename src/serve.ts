@@ -318,8 +318,8 @@ const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> =
  * with neither, for the library, which forwards nothing; serve refuses one as it refuses a
  * bad profile, naming the fields, before it opens anything. Answers the listeners to open.
  */
-function requireServable({ config, file }: LoadedConfig, { ports, portFlags }: ServeOptions): ListenerKind[] {
-  const plan = servingPlan(config, { ...(ports !== undefined ? { ports } : {}), ...(portFlags !== undefined ? { portFlags } : {}) });
+function requireServable({ config, file }: LoadedConfig, options: ServeOptions): ListenerKind[] {
+  const plan = servingPlan(config, options);
   if (!plan.servable) throw new ConfigError(file, plan.problems, plan.headline);
   return plan.listeners;
 }

@@ -116,10 +116,8 @@ export function upstreamAddress(url: URL): { host: string; port: number } {
   return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
 }
 
-const LISTENER_NAMES: Record<ListenerKind, string> = { gateway: 'the gateway', admin: 'the admin API', dashboard: 'the dashboard' };
-
 /** `the admin API and the dashboard`: the listeners as a sentence says them. */
 export function describeListeners(listeners: readonly ListenerKind[]): string {
-  const names = listeners.map((kind) => LISTENER_NAMES[kind]);
+  const names = listeners.map((kind) => `the ${LISTENER_NAME[kind]}`);
   return names.length <= 1 ? (names[0] ?? 'nothing') : `${names.slice(0, -1).join(', ')} and ${names.at(-1) as string}`;
 }
