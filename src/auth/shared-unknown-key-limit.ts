@@ -31,7 +31,7 @@
  * const started = await limit.fail(address, now, { limit: 20, window: 60_000, block: 600_000 });
  */
 import type { UnknownKeyPolicy } from '../config/schema.js';
-import type { SharedAddressBlocks } from '../counters/counters.js';
+import { CountersRefusedError, type SharedAddressBlocks } from '../counters/counters.js';
 import type { Log } from '../log.js';
 import type { AddressBlock, BlockInForce, BlockLifted, BlocksListed, UnknownKeyCount, UnknownKeyLimit } from './unknown-key-limit.js';
 
@@ -56,6 +56,8 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
   private recheck: Recheck | undefined;
   /** Handing `ownBlocks` to Redis, and whether Redis came back again meanwhile (hand over once more after). */
   private handOver: { again: boolean } | undefined;
+  /** Redis answered the last hand-over with an error, and that was said: handed over again at each recheck, said again once taken. */
+  private handOverRefused = false;
 
   constructor(
     /** This process's copy of the blocks, and its own count while Redis is away. */
@@ -178,6 +180,8 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
           this.noteBack();
           for (const address of this.ownBlocks) if (this.local.blockedFor(address, now) === 0) this.ownBlocks.delete(address);
           this.local.match(blocks, (address) => recheck.changed.has(address) || this.ownBlocks.has(address));
+          // Refused last time (an error reply, not an outage): this answer is the next moment to try.
+          if (this.handOverRefused && this.handOver === undefined) this.shareOwnBlocks();
         },
         () => {
           this.recheckDueAt = 0;
@@ -204,6 +208,15 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     );
   }
 
+  private noteHandOverRefused(error: CountersRefusedError, blocks: number): void {
+    if (this.handOverRefused) return;
+    this.handOverRefused = true;
+    this.log.warn(
+      { err: error.cause instanceof Error ? error.cause.message : error.message, blocks },
+      "Redis answered the hand-over of the address blocks (auth.unknownKeys) this process began while it was away with an error: they stay this process's own (refused here alone) and are handed over again at the next recheck",
+    );
+  }
+
   private noteBack(): void {
     if (!this.away) return;
     this.away = false;
@@ -214,7 +227,9 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
   /**
    * Hands the blocks begun here alone while Redis was away (`ownBlocks`) to Redis, which
    * tells every process of them; those ended are dropped. One hand-over at a time. Redis
-   * away again: they stay this process's own until the next time it answers.
+   * away again: they stay this process's own until the next time it answers. Redis
+   * answering with an error (NOPERM, READONLY...): it is not away, they stay this
+   * process's own and are handed over again at the next recheck (said once until taken).
    */
   private shareOwnBlocks(): void {
     if (this.handOver) {
@@ -234,13 +249,21 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     const own = this.local.blocksInForce(now).blocks.filter((block) => this.ownBlocks.has(block.address));
     const inForce = new Set(own.map((block) => block.address));
     for (const address of this.ownBlocks) if (!inForce.has(address)) this.ownBlocks.delete(address);
-    if (own.length === 0) return;
+    if (own.length === 0) {
+      this.handOverRefused = false;
+      return;
+    }
     let held: BlockInForce[];
     try {
       held = await this.shared.share(own, now);
     } catch (error) {
-      this.noteAway(error);
+      if (error instanceof CountersRefusedError) this.noteHandOverRefused(error, own.length);
+      else this.noteAway(error);
       return;
+    }
+    if (this.handOverRefused) {
+      this.handOverRefused = false;
+      this.log.info({ blocks: own.length }, "Redis took the address blocks (auth.unknownKeys) it refused before: every process refuses and lists them from now on");
     }
     const heldBy = new Map(held.map((block) => [block.address, block]));
     for (const { address } of own) {

@@ -259,3 +259,15 @@ export class CountersUnavailableError extends Error {
     this.name = 'CountersUnavailableError';
   }
 }
+
+/**
+ * The backend answered the command with an error (Redis: a ReplyError such as NOPERM,
+ * READONLY or a script that failed): it is reachable, this command alone failed. Still a
+ * CountersUnavailableError where only the command's outcome matters (a 503 to the caller).
+ */
+export class CountersRefusedError extends CountersUnavailableError {
+  constructor(cause: unknown) {
+    super(cause);
+    this.name = 'CountersRefusedError';
+  }
+}

@@ -41,6 +41,7 @@
 import { randomBytes } from 'node:crypto';
 import { ReplyError, type Redis } from 'ioredis';
 import {
+  CountersRefusedError,
   CountersUnavailableError,
   type Admission,
   type AdmitRequest,
@@ -759,7 +760,8 @@ export class RedisCounters implements Counters {
       return reply;
     } catch (error) {
       this.noteFailure(error);
-      throw new CountersUnavailableError(error);
+      // Redis answered (NOPERM, READONLY, a script that failed): reachable, the caller may tell it apart.
+      throw error instanceof ReplyError ? new CountersRefusedError(error) : new CountersUnavailableError(error);
     }
   }
 

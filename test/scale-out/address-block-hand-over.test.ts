@@ -1,0 +1,106 @@
+/**
+ * The hand-over of address blocks (auth.unknownKeys) a process began alone while Redis was
+ * away, against a private redis-server reached through a TCP proxy the test cuts: when
+ * Redis answers the hand-over with an error (here NOPERM, from an ACL that refuses EVAL,
+ * the command the hand-over is sent as), Redis is reachable, so the log names that error
+ * once, not "Redis is unreachable"; the blocks stay this process's own, and are handed
+ * over at a later recheck once Redis takes them.
+ *
+ * Not OOM: past maxmemory Redis still runs the hand-over's script, whose first write (a
+ * DEL) is never refused for memory, and a script that has written is let go on.
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { openRedisCounters, type RedisCounters } from '../../src/counters/redis/redis-counters.js';
+import * as scripts from '../../src/counters/redis/scripts.js';
+import { RECHECK_MS, SharedUnknownKeyLimit } from '../../src/auth/shared-unknown-key-limit.js';
+import { UnknownKeyLimit } from '../../src/auth/unknown-key-limit.js';
+import { openSqliteStore } from '../../src/store/sqlite/sqlite-database.js';
+import type { SqlStore } from '../../src/store/sql-store.js';
+import { createLog } from '../../src/log.js';
+import { eventually } from '../backends/isolation.js';
+import { tempDir } from '../support/temp.js';
+import { logLines } from '../support/log-lines.js';
+import { startRedisServer, startTcpProxy, type RedisServer, type TcpProxy } from './cluster.js';
+
+const POLICY = { limit: 3, window: 60_000, block: 600_000 };
+const ADDRESS = '203.0.113.70';
+
+describe('address blocks handed to Redis once it answers again', () => {
+  const dir = tempDir('address-block-hand-over');
+  let server: RedisServer;
+  let proxy: TcpProxy;
+  let raw: Redis;
+  let store: SqlStore;
+  let counters: RedisCounters;
+  let logged = '';
+  const log = createLog({ level: 'info', destination: { write: (line: string) => void (logged += line) } });
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    proxy = await startTcpProxy(server.port);
+    raw = new Redis(server.url);
+    // Every script keygate runs by its SHA is there already: only the hand-over's EVAL is refused below.
+    for (const script of Object.values(scripts)) if (script instanceof scripts.Script) await raw.script('LOAD', script.source);
+    store = openSqliteStore(path.join(dir, 'keygate.db'));
+    await store.migrate();
+    counters = await openRedisCounters({ url: `redis://127.0.0.1:${proxy.port}`, failure: 'open', store, log, clock: Date.now });
+  });
+  afterAll(async () => {
+    await counters?.close();
+    await store?.close();
+    raw?.disconnect();
+    await proxy?.cut();
+    await server?.kill();
+  });
+
+  /** EVAL commands Redis refused (its ACL), from INFO commandstats. */
+  const evalsRefused = async () => Number(/cmdstat_eval:.*rejected_calls=(\d+)/.exec(await raw.info('commandstats'))?.[1] ?? 0);
+  /** This feature's warnings (the counters say their own outage apart). */
+  const warnings = () => logLines(logged).filter((line) => line.level === 40 && line.msg.includes('auth.unknownKeys'));
+
+  it('an error reply to the hand-over is said once as such (Redis is not away), the blocks stay this process\'s own, and a later recheck hands them over', async () => {
+    let now = Date.now();
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), counters.addressBlocks!, log, () => now);
+    await proxy.cut();
+    expect(await eventually(() => !counters.isReachable())).toBe(true);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail(ADDRESS, now, POLICY);
+    expect(limit.blockedFor(ADDRESS, now)).toBe(POLICY.block);
+
+    await raw.acl('SETUSER', 'default', '-eval');
+    await proxy.restore();
+    // Back: the recheck's read answers, and the hand-over that follows is refused.
+    expect(await eventually(() => warnings().length >= 2)).toBe(true);
+    expect(await evalsRefused()).toBeGreaterThan(0);
+    const refusedLine = "Redis answered the hand-over of the address blocks (auth.unknownKeys) this process began while it was away with an error: they stay this process's own (refused here alone) and are handed over again at the next recheck";
+    expect(warnings().map(({ msg, err, blocks }) => ({ msg, err, blocks }))).toEqual([
+      { msg: 'Redis is unreachable: unknown keys (auth.unknownKeys) are counted by each process on its own until it answers', err: expect.any(String), blocks: undefined },
+      { msg: refusedLine, err: expect.stringMatching(/^NOPERM /), blocks: 1 },
+    ]);
+    // Still this process's own: refused here, listed with what Redis holds (nothing).
+    expect(limit.blockedFor(ADDRESS, now)).toBe(POLICY.block);
+    expect(await limit.blocksInForce(now)).toEqual({ from: 'shared', blocks: [{ address: ADDRESS, unknownKeys: POLICY.limit, startedAt: now, endsAt: now + POLICY.block }] });
+    expect(await counters.addressBlocks!.inForce(now)).toEqual([]);
+
+    // The next recheck (a refusal once RECHECK_MS passed) tries again: refused again, not said again.
+    const refused = await evalsRefused();
+    now += RECHECK_MS;
+    expect(limit.blockedFor(ADDRESS, now)).toBeGreaterThan(0);
+    expect(await eventually(async () => (await evalsRefused()) > refused)).toBe(true);
+    await limit.blocksInForce(now);
+    expect(warnings()).toHaveLength(2);
+
+    // Taken at the recheck after the ACL lets EVAL through: Redis holds it, said once.
+    await raw.acl('SETUSER', 'default', '+eval');
+    now += RECHECK_MS;
+    expect(limit.blockedFor(ADDRESS, now)).toBeGreaterThan(0);
+    const held = { address: ADDRESS, unknownKeys: POLICY.limit, startedAt: now - 2 * RECHECK_MS, endsAt: now - 2 * RECHECK_MS + POLICY.block };
+    expect(await eventually(async () => (await counters.addressBlocks!.inForce(now)).length === 1)).toBe(true);
+    expect(await counters.addressBlocks!.inForce(now)).toEqual([held]);
+    const infos = logLines(logged).filter((line) => line.level === 30).map((line) => line.msg);
+    expect(infos.filter((msg) => msg.startsWith('Redis took the address blocks'))).toHaveLength(1);
+    expect(infos.filter((msg) => msg.includes('counted for all processes again'))).toHaveLength(1);
+    expect(warnings()).toHaveLength(2);
+  });
+});
