@@ -335,6 +335,37 @@ describe('SharedUnknownKeyLimit', () => {
   });
 });
 
+  it('a block Redis did not take in the hand-over (past the most blocks it holds) is neither refused nor listed here, nor is a copy Redis no longer holds: what Redis answers is what is held', async () => {
+    let away = true;
+    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
+    const taken = { address: '192.0.2.9', unknownKeys: 3, startedAt: 20, endsAt: 600_020 };
+    const { shared, tell } = fakeShared(
+      () => {
+        if (away) throw unreachable();
+        return { kind: 'counted', count: 1 };
+      },
+      async () => {
+        if (away) throw unreachable();
+        return [taken];
+      },
+      undefined,
+      // Redis holds its most blocks: the one ending later stays, the other is dropped.
+      async (blocks) => blocks.filter((block) => block.address === '192.0.2.9'),
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.8', 20, { ...POLICY, block: 300_000 });
+    away = false;
+    tell({ type: 'back' });
+    await settled();
+    await settled();
+    expect(limit.blockedFor('192.0.2.8', 20)).toBe(0);
+    expect(limit.blockedFor('192.0.2.9', 20)).toBe(600_000);
+    // A copy heard of that Redis dropped since (another process's block past the most held): refused until a recheck, not listed as shared.
+    tell({ type: 'blocked', block: BLOCK });
+    expect(await limit.blocksInForce(20)).toEqual({ blocks: [taken], from: 'shared' });
+  });
+
 /** Lets the recheck's read (answered at once by the fakes) be applied. */
 function settled(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));

@@ -125,8 +125,11 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     }
     this.noteBack();
     const listed = new Set(shared.map((block) => block.address));
+    // Redis's, and those not handed to it yet; not every copy: one Redis dropped (past its
+    // most blocks held) until a recheck drops it here is no longer shared.
+    const own = local.filter((block) => this.ownBlocks.has(block.address) && !listed.has(block.address));
     // In no order: the admin API's list orders (and pages) them (operations/address-blocks.ts).
-    return { blocks: [...shared, ...local.filter((block) => !listed.has(block.address))], from: 'shared' };
+    return { blocks: [...shared, ...own], from: 'shared' };
   }
 
   /**
@@ -270,8 +273,12 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
       // Lifted meanwhile (here or by another process's message): the lift was carried out after the hand-over.
       if (!this.ownBlocks.delete(address)) continue;
       const block = heldBy.get(address);
-      if (block === undefined) continue;
       this.changed(address);
+      // Not taken (past the most blocks Redis holds, those ending first go): no process holds it, this one neither.
+      if (block === undefined) {
+        this.local.lift(address, now);
+        continue;
+      }
       // Redis's from now on: a recheck follows it, and a lift anywhere reaches it.
       this.local.learn(block);
     }

@@ -4,7 +4,8 @@
  * Redis answers the hand-over with an error (here NOPERM, from an ACL that refuses EVAL,
  * the command the hand-over is sent as), Redis is reachable, so the log names that error
  * once, not "Redis is unreachable"; the blocks stay this process's own, and are handed
- * over at a later recheck once Redis takes them.
+ * over at a later recheck once Redis takes them. Past the most blocks Redis holds, what
+ * the hand-over answers and announces is what Redis holds (a cap of 150 here).
  *
  * Not OOM: past maxmemory Redis still runs the hand-over's script, whose first write (a
  * DEL) is never refused for memory, and a script that has written is let go on.
@@ -19,7 +20,7 @@ import { UnknownKeyLimit } from '../../src/auth/unknown-key-limit.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-database.js';
 import type { SqlStore } from '../../src/store/sql-store.js';
 import { createLog } from '../../src/log.js';
-import { eventually } from '../backends/isolation.js';
+import { eventually, redisUrlWithPrefix } from '../backends/isolation.js';
 import { tempDir } from '../support/temp.js';
 import { logLines } from '../support/log-lines.js';
 import { startRedisServer, startTcpProxy, type RedisServer, type TcpProxy } from './cluster.js';
@@ -102,5 +103,38 @@ describe('address blocks handed to Redis once it answers again', () => {
     expect(infos.filter((msg) => msg.startsWith('Redis took the address blocks'))).toHaveLength(1);
     expect(infos.filter((msg) => msg.includes('counted for all processes again'))).toHaveLength(1);
     expect(warnings()).toHaveLength(2);
+  });
+
+  it('past the most blocks Redis holds, answers and announces just the blocks it holds (those ending last), over several scripts too', async () => {
+    const cap = 150;
+    const prefix = 'capped:';
+    const capped = await openRedisCounters({ url: redisUrlWithPrefix(prefix, server.url), failure: 'open', store, log, clock: Date.now, maxAddressesBlocked: cap });
+    const listener = new Redis(server.url);
+    try {
+      const announced: string[] = [];
+      const marker = JSON.stringify({ type: 'test-marker' });
+      let markerHeard = false;
+      listener.on('message', (_channel: string, message: string) => {
+        if (message === marker) markerHeard = true;
+        else if ((JSON.parse(message) as { type: string }).type === 'address_blocked') announced.push((JSON.parse(message) as { address: string }).address);
+      });
+      await listener.subscribe(`${prefix}cache`);
+      const now = Date.now();
+      // 250 blocks, the one ending first first: more than a script takes (200), more than Redis holds.
+      const given = Array.from({ length: 250 }, (_, i) => ({ address: `198.51.100.${i}`, unknownKeys: 3, startedAt: now - 1_000, endsAt: now + 60_000 + i }));
+      const endingLast = given.slice(-cap);
+      const byAddress = (blocks: { address: string }[]) => blocks.map((block) => block.address).sort();
+
+      const answered = await capped.addressBlocks!.share(given, now);
+      expect(byAddress(answered)).toEqual(byAddress(endingLast));
+      expect(byAddress(await capped.addressBlocks!.inForce(now))).toEqual(byAddress(endingLast));
+      // Announced: those Redis holds, no other (the marker comes after every announcement on the channel).
+      await raw.publish(`${prefix}cache`, marker);
+      expect(await eventually(() => markerHeard)).toBe(true);
+      expect(announced.sort()).toEqual(byAddress(endingLast));
+    } finally {
+      listener.disconnect();
+      await capped.close();
+    }
   });
 });

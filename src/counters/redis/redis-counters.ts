@@ -154,6 +154,8 @@ export interface RedisCountersOptions {
    * what an outage means for it (its changes are not announced, balances come from the store).
    */
   use?: RedisUse;
+  /** Most address blocks Redis holds at once: MAX_ADDRESSES_BLOCKED (a test's few). */
+  maxAddressesBlocked?: number;
 }
 
 /** The store could not give a meter's balance, so Redis cannot be seeded with it. */
@@ -279,6 +281,7 @@ export class RedisCounters implements Counters {
   private readonly restoredKey: string;
   /** Putting the store's blocks back failed, and that was said (said again once it works). */
   private putBackFailed = false;
+  private readonly maxAddressesBlocked: number;
 
   constructor(
     target: RedisTarget,
@@ -286,6 +289,7 @@ export class RedisCounters implements Counters {
   ) {
     this.prefix = target.prefix;
     this.channel = `${target.prefix}cache`;
+    this.maxAddressesBlocked = options.maxAddressesBlocked ?? MAX_ADDRESSES_BLOCKED;
     this.client = commandClient(target, options.use);
     this.subscriber = subscriberClient(target, options.use);
     this.fallback = new PerProcessFallback(options.clock);
@@ -708,7 +712,7 @@ export class RedisCounters implements Counters {
   /** See UNKNOWN_KEY. A Redis known to be away is not waited on (the caller counts on its own meanwhile). */
   private async unknownKey(address: string, now: number, policy: UnknownKeyPolicy): Promise<SharedUnknownKey> {
     const keys = [this.key('uk', address), this.key('ukb', address), this.key('ukblocks', 'all')];
-    const args = [now, policy.window, policy.limit, policy.block, EXPIRY_SLACK_MS, address, MAX_ADDRESSES_BLOCKED, this.channel, this.key('ukb', '')];
+    const args = [now, policy.window, policy.limit, policy.block, EXPIRY_SLACK_MS, address, this.maxAddressesBlocked, this.channel, this.key('ukb', '')];
     const reply = (await this.addressCall(() => UNKNOWN_KEY.run(this.client, keys, args))) as number[];
     const [kind, count, startedAt, endsAt] = reply.map(Number) as [number, number, number, number];
     if (kind === 0) return { kind: 'counted', count };
@@ -735,13 +739,16 @@ export class RedisCounters implements Counters {
    * order on the one connection, each as EVAL with its source: a lift asked for after this
    * is carried out after them (an EVALSHA Redis refused, as it does the first time after a
    * restart, would be sent again as EVAL after that lift, and put the lifted block back).
+   * The blocks ending last go first: past the most blocks held, a later script drops
+   * (those ending first) its own before an earlier one's, so each answer stays true.
    */
   private async shareAddressBlocks(blocks: readonly BlockInForce[], now: number): Promise<BlockInForce[]> {
     const keys = [this.key('ukblocks', 'all')];
-    const shared = [now, EXPIRY_SLACK_MS, MAX_ADDRESSES_BLOCKED, this.channel, this.key('ukb', ''), this.key('uk', '')];
+    const shared = [now, EXPIRY_SLACK_MS, this.maxAddressesBlocked, this.channel, this.key('ukb', ''), this.key('uk', '')];
+    const endingLast = [...blocks].sort((a, b) => b.endsAt - a.endsAt);
     const sent: Promise<unknown>[] = [];
-    for (let i = 0; i < blocks.length; i += SHARE_BATCH) {
-      const args = blocks.slice(i, i + SHARE_BATCH).flatMap((block) => [block.address, block.unknownKeys, block.startedAt, block.endsAt]);
+    for (let i = 0; i < endingLast.length; i += SHARE_BATCH) {
+      const args = endingLast.slice(i, i + SHARE_BATCH).flatMap((block) => [block.address, block.unknownKeys, block.startedAt, block.endsAt]);
       sent.push(this.addressCall(() => SHARE_ADDRESS_BLOCKS.runInOrder(this.client, keys, [...shared, ...args])));
     }
     const held: BlockInForce[] = [];

@@ -1035,34 +1035,30 @@ return {}
  *   prefix of block hashes, [6] the prefix of count lists (the address follows each: the
  *   keys are named here, not in KEYS, since the blocks are many: one Redis, not Cluster),
  *   then from [7] each block as four: address, unknownKeys, startedAt, endsAt.
- * Returns address, unknownKeys, startedAt, endsAt, flat, of the block Redis holds now
- * for each address given (the one given, or the longer one it held); none for those ended.
+ * Returns address, unknownKeys, startedAt, endsAt, flat, of the block Redis holds once
+ * done for each address given (the one given, or the longer one it held); none for
+ * those ended, nor for those the most blocks held left out (the trim is done before the
+ * answer and the announcements: both say what Redis holds).
  */
 export const SHARE_ADDRESS_BLOCKS = new Script(`${PRELUDE}
 local now, slack = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out = {}
+-- Each address given that Redis holds a block for: {address, unknownKeys, startedAt, endsAt, written here}.
+local held = {}
 local longest = 0
 for i = 7, #ARGV - 3, 4 do
   local address, unknownKeys, startedAt, endsAt = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local hash = ARGV[5] .. address
-  local held = redis.call('HMGET', hash, 'unknownKeys', 'startedAt', 'endsAt')
-  local heldEnd = tonumber(held[3])
+  local before = redis.call('HMGET', hash, 'unknownKeys', 'startedAt', 'endsAt')
+  local heldEnd = tonumber(before[3])
   if heldEnd and heldEnd > now and heldEnd >= endsAt then
-    out[#out + 1] = address
-    out[#out + 1] = tonumber(held[1])
-    out[#out + 1] = tonumber(held[2])
-    out[#out + 1] = heldEnd
+    held[#held + 1] = {address, tonumber(before[1]), tonumber(before[2]), heldEnd, false}
   elseif endsAt > now then
     redis.call('DEL', ARGV[6] .. address)
     redis.call('HSET', hash, 'unknownKeys', unknownKeys, 'startedAt', fmt(startedAt), 'endsAt', fmt(endsAt))
     redis.call('PEXPIRE', hash, math.ceil(endsAt - now + slack))
     redis.call('ZADD', KEYS[1], fmt(endsAt), address)
     if endsAt - now > longest then longest = endsAt - now end
-    redis.call('PUBLISH', ARGV[4], cjson.encode({type = 'address_blocked', address = address, unknownKeys = unknownKeys, startedAt = fmt(startedAt), endsAt = fmt(endsAt)}))
-    out[#out + 1] = address
-    out[#out + 1] = unknownKeys
-    out[#out + 1] = startedAt
-    out[#out + 1] = endsAt
+    held[#held + 1] = {address, unknownKeys, startedAt, endsAt, true}
   end
 end
 if longest > 0 then
@@ -1073,6 +1069,17 @@ if longest > 0 then
     redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
   end
   if redis.call('PTTL', KEYS[1]) < longest + slack then redis.call('PEXPIRE', KEYS[1], math.ceil(longest + slack)) end
+end
+local out = {}
+for _, block in ipairs(held) do
+  local address, unknownKeys, startedAt, endsAt, written = unpack(block)
+  if redis.call('ZSCORE', KEYS[1], address) then
+    if written then redis.call('PUBLISH', ARGV[4], cjson.encode({type = 'address_blocked', address = address, unknownKeys = unknownKeys, startedAt = fmt(startedAt), endsAt = fmt(endsAt)})) end
+    out[#out + 1] = address
+    out[#out + 1] = unknownKeys
+    out[#out + 1] = startedAt
+    out[#out + 1] = endsAt
+  end
 end
 return out
 `);
