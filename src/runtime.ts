@@ -95,7 +95,8 @@ export interface Runtime {
    * Looks once for keys in use that the key format refuses, and warns of them (see
    * warnOfKeysOutsideFormat); a later call answers the same look. Not part of the start:
    * it reads every key in use (0.3 to 1.8 s per million keys, bench/start-keys.js), so
-   * serve calls it once its listeners are up, and a library's keygate once it is made.
+   * serve calls it once its listeners are up, and a library's keygate once it is made;
+   * `close` ends it between two slices of keys (10,000 each), saying nothing.
    * Never rejects (a store that cannot answer is logged); a CLI command's runtime does not look.
    */
   warnOfKeysOutsideFormat(): Promise<void>;
@@ -536,7 +537,8 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       if (options.use === 'command') return Promise.resolve();
       // Once per start (keys.* takes no reload). Only a warning: a store that cannot answer it
       // stops nothing, and one closed while it looked (keygate stopping) has nothing to say.
-      lookingForKeys ??= warnOfKeysOutsideFormat(store, keyFormat, clock(), log).catch((error: unknown) => {
+      // Stopping ends the look between two slices (KeyScanStoppedError, not logged): a stop does not wait for every key.
+      lookingForKeys ??= warnOfKeysOutsideFormat(store, keyFormat, clock(), log, () => closed).catch((error: unknown) => {
         if (!closed) log.warn({ err: error }, 'could not look for keys in use that the profile\'s key format no longer takes');
       });
       return lookingForKeys;
@@ -619,8 +621,8 @@ const OUTSIDE_FORMAT_SHOWN = 3;
  * `malformed_key` while `keys list` shows it active. Told once, with a few of their hints
  * (the prefix and the last four characters: no secret) and the way back.
  */
-async function warnOfKeysOutsideFormat(store: Store, keyFormat: KeyFormat, now: number, log: Log): Promise<void> {
-  const { count, hints } = await store.keysOfOtherHints(keyFormat.hintStarts, now, OUTSIDE_FORMAT_SHOWN);
+async function warnOfKeysOutsideFormat(store: Store, keyFormat: KeyFormat, now: number, log: Log, stopped: () => boolean): Promise<void> {
+  const { count, hints } = await store.keysOfOtherHints(keyFormat.hintStarts, now, OUTSIDE_FORMAT_SHOWN, stopped);
   if (count === 0) return;
   log.warn(
     { keys: count, hints },

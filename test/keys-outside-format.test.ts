@@ -4,12 +4,19 @@
  * how many, a few hints and the way back (keys.imported), on a real SQLite file. Nothing is
  * said while the prefix is the same, or while keys.imported takes the old one. The look
  * reads every key in use, so it runs once the listeners are up: the start does not wait
- * for it, and the warning comes after the "keygate is serving" line.
+ * for it, and the warning comes after the "keygate is serving" line. It reads a slice of
+ * keys at a time (rowids on SQLite, ids on PostgreSQL), and a stop ends it between two
+ * slices, saying nothing: a stop right after start does not wait for every key.
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-database.js';
-import type { Store } from '../src/store/store.js';
+import { openPostgresStore } from '../src/store/postgres/postgres-database.js';
+import { KeyScanStoppedError } from '../src/store/sql-store.js';
+import type { KeyRecord, Store } from '../src/store/store.js';
+import { createTestDatabase, type TestDatabase } from './backends/isolation.js';
+import { POSTGRES_URL, serviceAvailable } from './support/services.js';
 import { startKeygate, type TestKeygate } from './support/keygate.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
@@ -22,6 +29,7 @@ describe('keys in use that the key format no longer takes', () => {
   const dirs = {
     late: tempDir('keys-outside-format-late'),
     slices: tempDir('keys-outside-format-slices'),
+    stopping: tempDir('keys-outside-format-stopping'),
     failing: tempDir('keys-outside-format-failing'),
     changed: tempDir('keys-outside-format'),
     same: tempDir('keys-outside-format-same'),
@@ -149,6 +157,40 @@ describe('keys in use that the key format no longer takes', () => {
     for (let i = 2; i < answers.length; i++) expect(answers[i]).toEqual(answers[i % 2]);
   });
 
+  it('stops its look when keygate stops, between two slices, and says nothing of it', async () => {
+    const dir = dirs.stopping;
+    // Two keys in use and one revoked: three slices of one row.
+    await issueUnderOldPrefix(dir);
+    const file = path.join(dir, 'keygate.db');
+    const real = openSqliteStore(file);
+    const look = openSqliteStore(file, { keyScanRows: 1 });
+    // The look starts only when the test lets it (a store with a million keys: still at it when the stop comes).
+    let letLook = () => {};
+    const held = new Promise<void>((resolve) => (letLook = resolve));
+    let asked = 0;
+    const store = new Proxy(real, {
+      get: (target, name: keyof Store) =>
+        name === 'keysOfOtherHints'
+          ? (starts: readonly string[], at: number, sample: number, stopped?: () => boolean) =>
+              held.then(() => look.keysOfOtherHints(starts, at, sample, stopped && (() => (asked++, stopped()))))
+          : typeof target[name] === 'function'
+            ? (target[name] as (...args: unknown[]) => unknown).bind(target)
+            : target[name],
+    });
+    upstream ??= await startTestUpstream();
+    const stopping = await startKeygate({ upstream: { url: upstream.url }, keys: { prefix: NEW } }, { dir, store });
+    await stopping.close();
+    letLook();
+    await stopping.runtime.warnOfKeysOutsideFormat();
+    // One slice read, then asked whether to go on: no.
+    expect(asked).toBe(1);
+    expect(logLines(stopping.logs.text).filter((line) => /another key format|could not look/.test(line.msg))).toEqual([]);
+    // Not stopped, the same look reads every slice and finds both keys.
+    expect(await look.keysOfOtherHints(['sk_live_…', 'sk_test_…'], Date.now(), 3, () => false)).toMatchObject({ count: 2 });
+    await look.close();
+    await real.close().catch(() => undefined);
+  });
+
   it('starts and serves when the store cannot say, and says it could not look', async () => {
     const [first] = await issueUnderOldPrefix(dirs.failing);
     const real = openSqliteStore(path.join(dirs.failing, 'keygate.db'));
@@ -166,5 +208,82 @@ describe('keys in use that the key format no longer takes', () => {
     await kg.close();
     kg = undefined;
     await real.close().catch(() => undefined);
+  });
+});
+
+const postgres = await serviceAvailable('PostgreSQL', POSTGRES_URL);
+
+describe.skipIf(!postgres)('keys in use that the key format no longer takes, on PostgreSQL', () => {
+  const T0 = Date.UTC(2026, 0, 1);
+  const at = T0 + 1_000;
+  const OTHER_FORMAT = ['sk_live_…', 'sk_test_…'];
+  let database: TestDatabase;
+
+  const key = (id: string, overrides: Partial<KeyRecord>): KeyRecord => ({
+    id,
+    hash: randomBytes(32).toString('hex'),
+    hint: `kg_live_…${id.slice(-4)}`,
+    name: id,
+    accountId: null,
+    mode: 'live',
+    scopes: [],
+    createdAt: T0,
+    lastUsedAt: null,
+    expiresAt: null,
+    revokedAt: null,
+    createdBy: 'test',
+    rotatedFrom: null,
+    ...overrides,
+  });
+
+  beforeAll(async () => {
+    database = await createTestDatabase('keys_outside_format');
+    const store = openPostgresStore(database.url);
+    await store.migrate();
+    // Outside the format: two made in the same millisecond (told apart by id, in byte order: `C` before `b`), three later, one revoked.
+    for (const record of [
+      key('key_b_0001', {}),
+      key('key_C_0002', {}),
+      key('key_a_0003', { createdAt: T0 + 1 }),
+      key('key_d_0004', { createdAt: T0 + 2, mode: 'test', hint: 'kg_test_…0004' }),
+      key('key_e_0005', { createdAt: T0 + 3 }),
+      key('key_f_0006', { createdAt: T0 - 1, revokedAt: T0 }),
+      // Inside it.
+      key('key_g_0007', { createdAt: T0 - 2, hint: 'sk_live_…0007' }),
+      key('key_h_0008', { createdAt: T0 - 3, hint: 'sk_test_…0008', mode: 'test' }),
+    ])
+      await store.insertKey(record);
+    await store.close();
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it('finds the same keys whether it reads them all at once or a few at a time', async () => {
+    const answers = [];
+    for (const keyScanRows of [1, 2, 3, 10_000]) {
+      const store = openPostgresStore(database.url, { keyScanRows });
+      answers.push(await store.keysOfOtherHints(OTHER_FORMAT, at, 3));
+      answers.push(await store.keysOfOtherHints(['kg_live_…', 'kg_test_…'], at, 1));
+      await store.close();
+    }
+    expect(answers[0]).toEqual({ count: 5, hints: ['kg_live_…0002', 'kg_live_…0001', 'kg_live_…0003'] });
+    expect(answers[1]).toEqual({ count: 2, hints: ['sk_test_…0008'] });
+    for (let i = 2; i < answers.length; i++) expect(answers[i]).toEqual(answers[i % 2]);
+  });
+
+  it('a stop ends the look between two slices: the slices read so far, no answer', async () => {
+    const store = openPostgresStore(database.url, { keyScanRows: 2 });
+    try {
+      let asked = 0;
+      await expect(store.keysOfOtherHints(OTHER_FORMAT, at, 3, () => ++asked === 2)).rejects.toBeInstanceOf(KeyScanStoppedError);
+      // Asked after the first slice (go on) and after the second (stop): two read, of the five that eight keys two at a time make (the last one empty).
+      expect(asked).toBe(2);
+      let slices = 1;
+      expect(await store.keysOfOtherHints(OTHER_FORMAT, at, 3, () => (slices++, false))).toMatchObject({ count: 5 });
+      expect(slices).toBe(5);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -273,9 +273,10 @@ export interface Store {
    * The keys in use at `inUseAt` (neither revoked nor expired) whose hint begins with none
    * of `hintStarts` (keys issued under a prefix the profile no longer takes): how many, and
    * the hints of the oldest `sample` of them. No more rows than `sample` are answered, but
-   * every key in use is read: on SQLite a slice at a time, letting the process go on between.
+   * every key in use is read, a slice at a time (on SQLite letting the process go on
+   * between). `stopped` is asked between slices: true ends the look (KeyScanStoppedError).
    */
-  keysOfOtherHints(hintStarts: readonly string[], inUseAt: number, sample: number): Promise<{ count: number; hints: string[] }>;
+  keysOfOtherHints(hintStarts: readonly string[], inUseAt: number, sample: number, stopped?: () => boolean): Promise<{ count: number; hints: string[] }>;
   /** Records "last used" for many keys at once (only ever moves forward). */
   touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void>;
   /**

@@ -16,11 +16,12 @@ const CONNECT_TIMEOUT_MS = 2_000;
 /** A query gives up after this long (a database that stopped answering). */
 const QUERY_TIMEOUT_MS = 10_000;
 
-export function openPostgresStore(url: string, options: { max?: number } = {}): SqlStore {
+/** `keyScanRows`: as KEY_SCAN_ROWS (a test's few keys, in several slices). */
+export function openPostgresStore(url: string, options: { max?: number; keyScanRows?: number } = {}): SqlStore {
   // pg is loaded with the first query (Kysely asks for the pool then): a process on SQLite
   // (the library's default) never loads it.
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: () => openPool(url, options.max ?? 10) }) });
-  return new SqlStore(db, { kind: 'postgres', exclusive: lockingTheAccount });
+  return new SqlStore(db, { kind: 'postgres', exclusive: lockingTheAccount, keyScanRows: options.keyScanRows });
 }
 
 async function openPool(url: string, max: number): Promise<Pool> {

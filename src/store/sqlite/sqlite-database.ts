@@ -6,7 +6,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, sql } from 'kysely';
-import { SqlStore, type Database, type ExclusiveTransaction } from '../sql-store.js';
+import { KEY_SCAN_ROWS, SqlStore, type Database, type ExclusiveTransaction } from '../sql-store.js';
 import { createPrivateFile, makeFolderFor } from './private-files.js';
 import { BUSY_STEP_MS, WaitingSqliteDialect, isBusyError } from './sqlite-driver.js';
 import { WriteRefusals } from '../write-refusal.js';
@@ -49,9 +49,6 @@ export function cannotOpen(file: string, error: unknown): Error {
   const why = code === 'SQLITE_NOTADB' ? "it is not a SQLite database (is the profile's store the right file?)" : isBusyError(error) ? `another process holds its lock (${message})` : message;
   return new Error(`store: cannot open the SQLite file ${file}: ${why}`);
 }
-
-/** Rows of api_keys read at a time by a look through all of them (a few milliseconds each): see SqlStore.keysOfOtherHints. */
-const KEY_SCAN_ROWS = 10_000;
 
 /** `keyScanRows`: as KEY_SCAN_ROWS (a test's few keys, in several slices). */
 export function openSqliteStore(file: string, { keyScanRows = KEY_SCAN_ROWS }: { keyScanRows?: number } = {}): SqlStore {
