@@ -18,9 +18,10 @@
  *   ends. So the copy is checked against Redis (the blocks in force, read whole) when the
  *   listener is back, and at most every RECHECK_MS while it refuses an address: copies
  *   Redis no longer has are dropped, those it has are learned.
- * - Redis away (or slow past a second): each process counts alone, as with memory
- *   counters, until it answers (said once in the log, and once again when a count, a
- *   list, a lift or a recheck is answered); valid keys are served as ever. The blocks a
+ * - Redis away (or slow past a second, or answering with an error such as OOM): each
+ *   process counts alone, as with memory counters, until it answers (said once in the
+ *   log, and once again when a count, a list, a lift or a recheck is answered); valid
+ *   keys are served as ever. The blocks a
  *   process began alone meanwhile are handed to Redis once it answers (a longer block
  *   Redis holds for the address stays), announced as a block begun there is: every
  *   process refuses and lists them from then on, not this one alone.
@@ -202,9 +203,21 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     this.recheck?.changed.add(address);
   }
 
+  /**
+   * Redis away, or refusing these commands (an error reply, OOM past maxmemory say): this
+   * process counts alone either way, and hands its blocks over once Redis takes a command
+   * again; the log says which.
+   */
   private noteAway(error: unknown): void {
     if (this.away) return;
     this.away = true;
+    if (error instanceof CountersRefusedError) {
+      this.log.warn(
+        { err: error.cause instanceof Error ? error.cause.message : error.message },
+        'Redis answers with an error: unknown keys (auth.unknownKeys) are counted by each process on its own until it takes them again',
+      );
+      return;
+    }
     this.log.warn(
       { err: error instanceof Error ? error.message : String(error) },
       'Redis is unreachable: unknown keys (auth.unknownKeys) are counted by each process on its own until it answers',

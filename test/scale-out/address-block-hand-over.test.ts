@@ -5,7 +5,8 @@
  * the command the hand-over is sent as), Redis is reachable, so the log names that error
  * once, not "Redis is unreachable"; the blocks stay this process's own, and are handed
  * over at a later recheck once Redis takes them. Past the most blocks Redis holds, what
- * the hand-over answers and announces is what Redis holds (a cap of 150 here).
+ * the hand-over answers and announces is what Redis holds (a cap of 150 here). A count
+ * Redis answers with an error (OOM) is made by the process alone, and said as such.
  *
  * Not OOM: past maxmemory Redis still runs the hand-over's script, whose first write (a
  * DEL) is never refused for memory, and a script that has written is let go on.
@@ -135,6 +136,36 @@ describe('address blocks handed to Redis once it answers again', () => {
     } finally {
       listener.disconnect();
       await capped.close();
+    }
+  });
+
+  it('a count Redis answers with an error (OOM past maxmemory) is made here, said as such once, and the block it began is handed over once Redis takes counts again', async () => {
+    const prefix = 'refused:';
+    let said = '';
+    const ownLog = createLog({ level: 'info', destination: { write: (line: string) => void (said += line) } });
+    const refusing = await openRedisCounters({ url: redisUrlWithPrefix(prefix, server.url), failure: 'open', store, log: ownLog, clock: Date.now });
+    try {
+      const now = Date.now();
+      const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), refusing.addressBlocks!, ownLog, () => now);
+      await raw.config('SET', 'maxmemory', '1');
+      try {
+        for (let i = 0; i < POLICY.limit - 1; i++) expect(await limit.fail('203.0.113.80', now, POLICY)).toBeUndefined();
+        expect(await limit.fail('203.0.113.80', now, POLICY)).toMatchObject({ address: '203.0.113.80', unknownKeys: POLICY.limit });
+      } finally {
+        await raw.config('SET', 'maxmemory', '0');
+      }
+      expect(limit.blockedFor('203.0.113.80', now)).toBe(POLICY.block);
+      const warned = () => logLines(said).filter((line) => line.level === 40);
+      expect(warned().map(({ msg, err }) => ({ msg, err }))).toEqual([
+        { msg: 'Redis answers with an error: unknown keys (auth.unknownKeys) are counted by each process on its own until it takes them again', err: expect.stringMatching(/^OOM /) },
+      ]);
+      // Taken again: counted in Redis, said once, and the block begun here goes to Redis.
+      expect(await limit.fail('203.0.113.81', now, POLICY)).toBeUndefined();
+      expect(await eventually(async () => (await refusing.addressBlocks!.inForce(now)).some((block) => block.address === '203.0.113.80'))).toBe(true);
+      expect(logLines(said).filter((line) => line.msg.includes('counted for all processes again'))).toHaveLength(1);
+      expect(warned()).toHaveLength(1);
+    } finally {
+      await refusing.close();
     }
   });
 });
