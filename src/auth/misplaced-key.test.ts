@@ -20,6 +20,14 @@ describe('a key sent where the profile does not read it', () => {
     expect(misplacedKey({ url: `/v1/x?auth=Bearer%20${key}`, rawHeaders: [] }, prefixed)).toEqual({ in: 'query', name: 'auth' });
   });
 
+  it('is found in a Cookie pair, named by its cookie, a quoted value too; the first header or cookie before any query parameter', () => {
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['Cookie', `theme=dark; api_key=${key}; lang=en`] }, prefixed)).toEqual({ in: 'cookie', name: 'api_key' });
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['cookie', `a=1`, 'COOKIE', `token="${key}"`] }, prefixed)).toEqual({ in: 'cookie', name: 'token' });
+    expect(misplacedKey({ url: `/v1/x?api_key=${key}`, rawHeaders: ['Cookie', `  ${key}  `] }, prefixed)).toEqual({ in: 'cookie', name: '' });
+    // Not a key: the cookie header whole, a key inside a longer cookie value.
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['Cookie', `k=${key}x; j=key:${key}`] }, prefixed)).toBeUndefined();
+  });
+
   it("is only what the format's check takes: a wrong checksum, another prefix, upper-case hex, a key inside a longer value are not", () => {
     const typo = `${key.slice(0, -1)}${key.endsWith('a') ? 'b' : 'a'}`;
     for (const value of [typo, key.replace('sk_test_', 'rk_test_'), `${key}x`, `key:${key}`, `${key} ${key}`, '']) {
@@ -28,11 +36,15 @@ describe('a key sent where the profile does not read it', () => {
     expect(misplacedKey({ url: '/v1/x', rawHeaders: ['X-Request-Id', hexKey.toUpperCase()] }, hex)).toBeUndefined();
   });
 
-  it(`looks at the first ${MOST_PLACES} headers and query parameters, and at values no longer than a key and a scheme word`, () => {
+  it(`looks at the first ${MOST_PLACES} headers, cookie pairs and query parameters, and at values no longer than a key and a scheme word`, () => {
     const headers = (count: number) => Array.from({ length: count }, (_, i) => [`X-${i}`, `${i}`]).flat();
     const params = (count: number) => Array.from({ length: count }, (_, i) => `p${i}=${i}`).join('&');
     expect(misplacedKey({ url: '/', rawHeaders: [...headers(MOST_PLACES - 1), 'X-Late', key] }, prefixed)).toEqual({ in: 'header', name: 'X-Late' });
     expect(misplacedKey({ url: '/', rawHeaders: [...headers(MOST_PLACES), 'X-Late', key] }, prefixed)).toBeUndefined();
+    const cookies = (count: number) => Array.from({ length: count }, (_, i) => `c${i}=${i}`).join('; ');
+    expect(misplacedKey({ url: '/', rawHeaders: ['Cookie', cookies(MOST_PLACES / 2), 'Cookie', `${cookies(MOST_PLACES / 2 - 1)}; late=${key}`] }, prefixed)).toEqual({ in: 'cookie', name: 'late' });
+    expect(misplacedKey({ url: '/', rawHeaders: ['Cookie', cookies(MOST_PLACES / 2), 'Cookie', `${cookies(MOST_PLACES / 2)}; late=${key}`] }, prefixed)).toBeUndefined();
+    expect(misplacedKey({ url: '/', rawHeaders: ['Cookie', `a="${' '.repeat(17)}${key}"`] }, prefixed)).toBeUndefined();
     expect(misplacedKey({ url: `/?${params(MOST_PLACES - 1)}&late=${key}`, rawHeaders: [] }, prefixed)).toEqual({ in: 'query', name: 'late' });
     expect(misplacedKey({ url: `/?${params(MOST_PLACES)}&late=${key}`, rawHeaders: [] }, prefixed)).toBeUndefined();
     expect(misplacedKey({ url: `/?a=${'+'.repeat(17)}${key}`, rawHeaders: ['X-A', `Bearer${' '.repeat(16)}${key}`] }, prefixed)).toBeUndefined();

@@ -1,6 +1,6 @@
 /**
  * A key sent where the profile does not read it: `X-API-Key: <key>` to an API that reads
- * `Authorization`, `?api_key=<key>` to one that reads `?token=`. Such a request is
+ * `Authorization`, `?api_key=<key>` to one that reads `?token=`, `Cookie: api_key=<key>`. Such a request is
  * refused `missing_key` as one without any key (its answer is the API's, fixed by its
  * documents); this finds where the key went, so that the log can say so (the gateway's
  * `missing_key` refusals only: an admitted request never comes here).
@@ -9,8 +9,12 @@
  * length, alphabet, checksum; nothing hashed, the store never asked), alone or after a
  * scheme word (`Bearer <key>`). Only where it is, never the value, is returned.
  *
- * The work is bounded whatever the request holds: the first MOST_PLACES headers and
- * query parameters, and values no longer than the format's longest key and a scheme word.
+ * A `Cookie` header is read as its pairs (`name=value; …`, a value in double quotes taken
+ * without them), not as one value: a key there is named by its cookie.
+ *
+ * The work is bounded whatever the request holds: the first MOST_PLACES headers, cookie
+ * pairs and query parameters, and values no longer than the format's longest key and a
+ * scheme word.
  *
  * @example
  * misplacedKey({ url: '/v1/x?api_key=sk_live_…', rawHeaders: ['Host', 'x'] }, keyFormat);
@@ -21,16 +25,16 @@ import { decodeQueryComponent } from '../gateway/percent.js';
 import { withoutKeys } from '../keys/redact.js';
 
 /**
- * Where a key was found: a header's name as sent, or a query parameter's name, decoded;
+ * Where a key was found: a header's name as sent, a cookie's name as sent, or a query parameter's name, decoded;
  * as a log may show it (anything shaped like a key in it hidden, at most MOST_NAME_LENGTH
  * characters).
  */
 export interface MisplacedKey {
-  in: 'header' | 'query';
+  in: 'header' | 'cookie' | 'query';
   name: string;
 }
 
-/** Headers, and query parameters, looked at: the first this many of each. */
+/** Headers, cookie pairs (of all `Cookie` headers together) and query parameters looked at: the first this many of each. */
 export const MOST_PLACES = 64;
 /** The longest name returned: a longer one is cut short, with `…`. */
 export const MOST_NAME_LENGTH = 64;
@@ -38,6 +42,8 @@ export const MOST_NAME_LENGTH = 64;
 const SCHEME_ROOM = 16;
 /** The longest escaped text one character of a value decodes from (`%E2%82%AC`: 9 for 1; any key character: 3). */
 const ESCAPED_CHARACTER = 3;
+/** The header whose pairs are looked at one by one, lower case. */
+const COOKIE = 'cookie';
 /** A scheme word (an HTTP token), spaces or tabs, and the value after them. */
 const AFTER_SCHEME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]+([^ \t]+)$/;
 
@@ -45,16 +51,24 @@ const AFTER_SCHEME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]+([^ \t]+)$/;
 export type KeyShape = Pick<KeyFormat, 'check' | 'longest' | 'scrub' | 'scrubBodies'>;
 
 /**
- * The first header, else the first query parameter, among the first MOST_PLACES of each,
- * whose value is a key of this format: where a client put its key instead of where the
- * profile reads one. Undefined where there is none.
+ * The first header (or cookie in it), else the first query parameter, among the first
+ * MOST_PLACES of each, whose value is a key of this format: where a client put its key
+ * instead of where the profile reads one. Undefined where there is none.
  */
 export function misplacedKey(request: { url: string; rawHeaders: readonly string[] }, keyFormat: KeyShape): MisplacedKey | undefined {
   const longest = keyFormat.longest + SCHEME_ROOM;
   const { rawHeaders } = request;
   const headerEnd = Math.min(rawHeaders.length, MOST_PLACES * 2);
+  const cookies = { read: 0 };
   for (let i = 0; i + 1 < headerEnd; i += 2) {
-    if (holdsKey(rawHeaders[i + 1] as string, longest, keyFormat)) return { in: 'header', name: loggable(rawHeaders[i] as string, keyFormat) };
+    const name = rawHeaders[i] as string;
+    const value = rawHeaders[i + 1] as string;
+    if (name.length === COOKIE.length && name.toLowerCase() === COOKIE) {
+      const cookie = cookieHoldingKey(value, cookies, longest, keyFormat);
+      if (cookie !== undefined) return { in: 'cookie', name: loggable(cookie, keyFormat) };
+      continue;
+    }
+    if (holdsKey(value, longest, keyFormat)) return { in: 'header', name: loggable(name, keyFormat) };
   }
   const { url } = request;
   let at = url.indexOf('?');
@@ -71,6 +85,25 @@ export function misplacedKey(request: { url: string; rawHeaders: readonly string
     if (value === undefined || !holdsKey(value, longest, keyFormat)) continue;
     const name = pair.slice(0, eq);
     return { in: 'query', name: loggable(decodeQueryComponent(name) ?? name, keyFormat) };
+  }
+  return undefined;
+}
+
+/**
+ * The name of the first cookie among `header`'s pairs whose value is a key, counting the
+ * pairs read in `cookies` (MOST_PLACES for all `Cookie` headers together). A pair without
+ * `=` is a cookie without a name (`''`), as browsers take it.
+ */
+function cookieHoldingKey(header: string, cookies: { read: number }, longest: number, keyFormat: KeyShape): string | undefined {
+  for (let start = 0; start !== -1 && cookies.read < MOST_PLACES; cookies.read++) {
+    const end = header.indexOf(';', start);
+    const pair = header.slice(start, end === -1 ? undefined : end);
+    start = end === -1 ? -1 : end + 1;
+    const eq = pair.indexOf('=');
+    let value = (eq === -1 ? pair : pair.slice(eq + 1)).trim();
+    if (value.length > longest + 2) continue;
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    if (holdsKey(value, longest, keyFormat)) return eq === -1 ? '' : pair.slice(0, eq).trim();
   }
   return undefined;
 }

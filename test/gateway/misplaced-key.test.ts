@@ -37,6 +37,7 @@ const EXAMPLES = ['ranktracker', 'ranksy', 'seranking-project', 'seranking-data'
 const MISPLACED = [
   { head: (key: string) => `X-API-Key: ${key}\r\n`, target: '', sentIn: { in: 'header', name: 'X-API-Key' } },
   { head: (key: string) => `X-Auth-Token: Bearer ${key}\r\n`, target: '', sentIn: { in: 'header', name: 'X-Auth-Token' } },
+  { head: (key: string) => `Cookie: theme=dark; api_key=${key}\r\n`, target: '', sentIn: { in: 'cookie', name: 'api_key' } },
   { head: () => '', target: (key: string) => `?page=2&api_key=${key}`, sentIn: { in: 'query', name: 'api_key' } },
   { head: () => '', target: (key: string) => `?k=%20${key}`, sentIn: { in: 'query', name: 'k' } },
 ] as const;
