@@ -28,6 +28,13 @@ describe('a key sent where the profile does not read it', () => {
     expect(misplacedKey({ url: '/v1/x', rawHeaders: ['Cookie', `k=${key}x; j=key:${key}`] }, prefixed)).toBeUndefined();
   });
 
+  it('is found as a query parameter without a name (`?<key>`), named as such, never by the key', () => {
+    expect(misplacedKey({ url: `/v1/x?page=2&${key}`, rawHeaders: [] }, prefixed)).toEqual({ in: 'query', name: '' });
+    expect(misplacedKey({ url: `/v1/x?${key.replaceAll('_', '%5F')}&page=2`, rawHeaders: [] }, prefixed)).toEqual({ in: 'query', name: '' });
+    expect(misplacedKey({ url: `/v1/x?Bearer+${hexKey}`, rawHeaders: [] }, hex)).toEqual({ in: 'query', name: '' });
+    expect(misplacedKey({ url: `/v1/x?${key}x&flag`, rawHeaders: [] }, prefixed)).toBeUndefined();
+  });
+
   it("is only what the format's check takes: a wrong checksum, another prefix, upper-case hex, a key inside a longer value are not", () => {
     const typo = `${key.slice(0, -1)}${key.endsWith('a') ? 'b' : 'a'}`;
     for (const value of [typo, key.replace('sk_test_', 'rk_test_'), `${key}x`, `key:${key}`, `${key} ${key}`, '']) {

@@ -25,7 +25,8 @@ import { decodeQueryComponent } from '../gateway/percent.js';
 import { withoutKeys } from '../keys/redact.js';
 
 /**
- * Where a key was found: a header's name as sent, a cookie's name as sent, or a query parameter's name, decoded;
+ * Where a key was found: a header's name as sent, a cookie's name as sent, or a query
+ * parameter's name, decoded ('' for a cookie or a parameter without `=`: `?<key>`);
  * as a log may show it (anything shaped like a key in it hidden, at most MOST_NAME_LENGTH
  * characters).
  */
@@ -78,11 +79,12 @@ export function misplacedKey(request: { url: string; rawHeaders: readonly string
     at = end;
     const pair = url.slice(start, end === -1 ? undefined : end);
     const eq = pair.indexOf('=');
-    if (eq === -1) continue;
-    const sent = pair.slice(eq + 1);
+    // A pair without `=` (`?<key>`) is all value: its name is '', never the pair itself.
+    const sent = eq === -1 ? pair : pair.slice(eq + 1);
     if (sent === '' || sent.length > longest * ESCAPED_CHARACTER) continue;
     const value = decodeQueryComponent(sent);
     if (value === undefined || !holdsKey(value, longest, keyFormat)) continue;
+    if (eq === -1) return { in: 'query', name: '' };
     const name = pair.slice(0, eq);
     return { in: 'query', name: loggable(decodeQueryComponent(name) ?? name, keyFormat) };
   }

@@ -99,7 +99,7 @@ const MISPLACED_KEY_PLACES = 32;
 /** A place a key is sent, as the log's message says it: `the header X-API-Key`, `the cookie api_key`, `?token=<key>`. */
 function placeOf(place: MisplacedKey | CredentialLocation, reads: boolean): string {
   if (place.in === 'cookie') return place.name === '' ? 'a cookie without a name' : `the cookie ${place.name}`;
-  if (place.in === 'query') return reads ? `?${place.name}=<key>` : `the query parameter ${place.name}`;
+  if (place.in === 'query') return reads ? `?${place.name}=<key>` : place.name === '' ? 'a query parameter without a name (?<key>)' : `the query parameter ${place.name}`;
   if (!reads || !('scheme' in place)) return `the header ${place.name}`;
   return place.scheme.toLowerCase() === 'none' ? `${place.name}: <key>` : `${place.name}: ${place.scheme} <key>`;
 }

@@ -40,6 +40,7 @@ const MISPLACED = [
   { head: (key: string) => `Cookie: theme=dark; api_key=${key}\r\n`, target: '', sentIn: { in: 'cookie', name: 'api_key' } },
   { head: () => '', target: (key: string) => `?page=2&api_key=${key}`, sentIn: { in: 'query', name: 'api_key' } },
   { head: () => '', target: (key: string) => `?k=%20${key}`, sentIn: { in: 'query', name: 'k' } },
+  { head: () => '', target: (key: string) => `?page=2&${key}`, sentIn: { in: 'query', name: '' } },
 ] as const;
 
 describe('a key sent where the profile does not read it', () => {
@@ -73,7 +74,8 @@ describe('a key sent where the profile does not read it', () => {
       expect(lines.map((l) => l.sentIn)).toEqual(MISPLACED.map((p) => p.sentIn));
       for (const line of lines) {
         expect(line).toMatchObject({ level: 30, component: 'gateway', client: '127.0.0.1', readFrom: JSON.parse(JSON.stringify(readFrom)) });
-        expect(line.msg).toContain((line.sentIn as { name: string }).name);
+        const { name } = line.sentIn as { name: string };
+        expect(line.msg).toContain(name === '' ? 'a key was sent in a query parameter without a name (?<key>)' : name);
         expect(line.msg).toContain(readFrom[0]?.name);
       }
       // Each request's own line joins it by reqId; neither holds the key, nor any of the log.
