@@ -35,6 +35,27 @@ describe('a key sent where the profile does not read it', () => {
     expect(misplacedKey({ url: `/v1/x?${key}x&flag`, rawHeaders: [] }, prefixed)).toBeUndefined();
   });
 
+  it('is not a value taken by its shape alone (bare hex) in a header that carries ids or hashes, nor in a cookie not named for a key', () => {
+    const sha1 = hex.generate('live');
+    for (const name of ['X-Request-Id', 'x-correlation-id', 'Request-Id', 'X-Amzn-Trace-Id', 'X-B3-TraceId', 'If-None-Match', 'ETag', 'Idempotency-Key']) {
+      expect(misplacedKey({ url: '/v1/x', rawHeaders: [name, sha1] }, hex), name).toBeUndefined();
+    }
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['Cookie', `sid=${sha1}; PHPSESSID=${sha1}`] }, hex)).toBeUndefined();
+    // Elsewhere it counts, and a header of ids after it does not hide one that holds a key.
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['X-Request-Id', sha1, 'X-API-Key', sha1] }, hex)).toEqual({ in: 'header', name: 'X-API-Key' });
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['X-Auth', `Bearer ${sha1}`] }, hex)).toEqual({ in: 'header', name: 'X-Auth' });
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['Cookie', `sid=${sha1}; ApiKey=${sha1}`] }, hex)).toEqual({ in: 'cookie', name: 'ApiKey' });
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['Cookie', `access_token=${sha1}`] }, hex)).toEqual({ in: 'cookie', name: 'access_token' });
+    // A key with a checksum, or with a prefix, is one wherever it is.
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['X-Request-Id', key] }, prefixed)).toEqual({ in: 'header', name: 'X-Request-Id' });
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['Cookie', `sid=${key}`] }, prefixed)).toEqual({ in: 'cookie', name: 'sid' });
+    const imported = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: { live: 'old_' }, alphabet: 'hex', length: 40 } });
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['ETag', `old_${sha1}`] }, imported)).toEqual({ in: 'header', name: 'ETag' });
+    const bareImported = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: {}, alphabet: 'hex', length: 40 } });
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['ETag', sha1] }, bareImported)).toBeUndefined();
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['X-Key', sha1] }, bareImported)).toEqual({ in: 'header', name: 'X-Key' });
+  });
+
   it("is only what the format's check takes: a wrong checksum, another prefix, upper-case hex, a key inside a longer value are not", () => {
     const typo = `${key.slice(0, -1)}${key.endsWith('a') ? 'b' : 'a'}`;
     for (const value of [typo, key.replace('sk_test_', 'rk_test_'), `${key}x`, `key:${key}`, `${key} ${key}`, '']) {

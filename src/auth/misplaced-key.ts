@@ -12,6 +12,14 @@
  * A `Cookie` header is read as its pairs (`name=value; …`, a value in double quotes taken
  * without them), not as one value: a key there is named by its cookie.
  *
+ * A value a format takes by its shape alone (a bare hex key, an imported key without a
+ * prefix: no checksum, no prefix) may as well be an id or a hash: a SHA-1 is 40 hex
+ * digits. Such a value is not counted where ids and hashes are well known to go: the
+ * headers of CARRIES_IDS and any whose name ends in `-id` (`X-Request-Id`,
+ * `X-Correlation-Id`), nor in a cookie whose name says neither key nor token (a session
+ * id). A key with a checksum or a prefix is counted there too: nothing else has one.
+ * Query parameters are not told apart (`?commit=<sha1>` may be named).
+ *
  * The work is bounded whatever the request holds: the first MOST_PLACES headers, cookie
  * pairs and query parameters, and values no longer than the format's longest key and a
  * scheme word.
@@ -43,13 +51,44 @@ export const MOST_NAME_LENGTH = 64;
 const SCHEME_ROOM = 16;
 /** The longest escaped text one character of a value decodes from (`%E2%82%AC`: 9 for 1; any key character: 3). */
 const ESCAPED_CHARACTER = 3;
+/**
+ * Headers that carry ids and hashes (lower case), beside any named `…-id`: entity tags,
+ * trace context (W3C, B3, cloud vendors'), digests, idempotency keys. A value taken by
+ * its shape alone is no key there (see the module's comment).
+ */
+export const CARRIES_IDS: ReadonlySet<string> = new Set([
+  'etag',
+  'if-match',
+  'if-none-match',
+  'if-range',
+  'traceparent',
+  'tracestate',
+  'baggage',
+  'b3',
+  'x-b3-traceid',
+  'x-b3-spanid',
+  'x-b3-parentspanid',
+  'sentry-trace',
+  'x-cloud-trace-context',
+  'x-amz-id-2',
+  'x-amz-content-sha256',
+  'digest',
+  'content-digest',
+  'repr-digest',
+  'content-md5',
+  'idempotency-key',
+  'x-idempotency-key',
+]);
+const ID_SUFFIX = '-id';
+/** A cookie name that says it holds a key (`api_key`, `apikey`, `access_token`): where a value taken by its shape alone counts. */
+const NAMES_A_KEY = /key|token/i;
 /** The header whose pairs are looked at one by one, lower case. */
 const COOKIE = 'cookie';
 /** A scheme word (an HTTP token), spaces or tabs, and the value after them. */
 const AFTER_SCHEME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]+([^ \t]+)$/;
 
 /** What is asked of the key format: its check before any lookup, and how long a key may be. */
-export type KeyShape = Pick<KeyFormat, 'check' | 'longest' | 'scrub' | 'scrubBodies'>;
+export type KeyShape = Pick<KeyFormat, 'check' | 'recognises' | 'longest' | 'scrub' | 'scrubBodies'>;
 
 /**
  * The first header (or cookie in it), else the first query parameter, among the first
@@ -69,7 +108,8 @@ export function misplacedKey(request: { url: string; rawHeaders: readonly string
       if (cookie !== undefined) return { in: 'cookie', name: loggable(cookie, keyFormat) };
       continue;
     }
-    if (holdsKey(value, longest, keyFormat)) return { in: 'header', name: loggable(name, keyFormat) };
+    const found = keyIn(value, longest, keyFormat);
+    if (found !== undefined && (keyFormat.recognises(found) || !carriesIds(name))) return { in: 'header', name: loggable(name, keyFormat) };
   }
   const { url } = request;
   let at = url.indexOf('?');
@@ -83,7 +123,7 @@ export function misplacedKey(request: { url: string; rawHeaders: readonly string
     const sent = eq === -1 ? pair : pair.slice(eq + 1);
     if (sent === '' || sent.length > longest * ESCAPED_CHARACTER) continue;
     const value = decodeQueryComponent(sent);
-    if (value === undefined || !holdsKey(value, longest, keyFormat)) continue;
+    if (value === undefined || keyIn(value, longest, keyFormat) === undefined) continue;
     if (eq === -1) return { in: 'query', name: '' };
     const name = pair.slice(0, eq);
     return { in: 'query', name: loggable(decodeQueryComponent(name) ?? name, keyFormat) };
@@ -105,19 +145,28 @@ function cookieHoldingKey(header: string, cookies: { read: number }, longest: nu
     let value = (eq === -1 ? pair : pair.slice(eq + 1)).trim();
     if (value.length > longest + 2) continue;
     if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
-    if (holdsKey(value, longest, keyFormat)) return eq === -1 ? '' : pair.slice(0, eq).trim();
+    const found = keyIn(value, longest, keyFormat);
+    if (found === undefined) continue;
+    const name = eq === -1 ? '' : pair.slice(0, eq).trim();
+    if (keyFormat.recognises(found) || NAMES_A_KEY.test(name)) return name;
   }
   return undefined;
 }
 
-/** Whether `value` (at most `longest` characters) is a key, with blanks around it, or after a scheme word. */
-function holdsKey(value: string, longest: number, keyFormat: KeyShape): boolean {
-  if (value.length > longest) return false;
+/** The key `value` (at most `longest` characters) is, with blanks around it, or after a scheme word; undefined where it is none. */
+function keyIn(value: string, longest: number, keyFormat: KeyShape): string | undefined {
+  if (value.length > longest) return undefined;
   const text = value.trim();
-  if (text === '') return false;
-  if (keyFormat.check(text).ok) return true;
+  if (text === '') return undefined;
+  if (keyFormat.check(text).ok) return text;
   const afterScheme = AFTER_SCHEME.exec(text)?.[1];
-  return afterScheme !== undefined && keyFormat.check(afterScheme).ok;
+  return afterScheme !== undefined && keyFormat.check(afterScheme).ok ? afterScheme : undefined;
+}
+
+/** Whether a header of this name is well known to carry ids or hashes (CARRIES_IDS, or a name ending in `-id`). */
+function carriesIds(name: string): boolean {
+  const lower = name.toLowerCase();
+  return CARRIES_IDS.has(lower) || lower.endsWith(ID_SUFFIX);
 }
 
 /** A name the client chose, as a log may show it: a key in it hidden (`?<key>=1` is a name), cut short past MOST_NAME_LENGTH. */

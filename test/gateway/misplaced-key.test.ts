@@ -143,6 +143,26 @@ describe('a key sent where the profile does not read it', () => {
     }
   });
 
+  it('with bare hex keys, says nothing of a request id, trace id, entity tag or session cookie of their shape; names a header or cookie meant for a key', async () => {
+    const dir = tempDir('misplaced-hex-ids');
+    const kg = await startKeygate({ ...PROFILE, keys: { format: 'hex', hexLength: 40 }, upstream: { url: upstream.url } }, { dir });
+    try {
+      const sha1 = createKeyFormat(kg.runtime.config.keys).generate('live');
+      const ids = `X-Request-Id: ${sha1}\r\nX-Correlation-Id: ${sha1}\r\nIf-None-Match: ${sha1}\r\nX-B3-TraceId: ${sha1}\r\nCookie: sid=${sha1}\r\n`;
+      const plain = await rawAnswer(kg.gatewayUrl, `GET /v1/x HTTP/1.1\r\nHost: x\r\n${ids}`);
+      expect(plain).toMatch(/^HTTP\/1\.1 401 /);
+      expect(misplacedLines(kg)).toEqual([]);
+      await rawAnswer(kg.gatewayUrl, `GET /v1/x HTTP/1.1\r\nHost: x\r\n${ids}X-API-Key: ${sha1}\r\n`);
+      await rawAnswer(kg.gatewayUrl, `GET /v1/x HTTP/1.1\r\nHost: x\r\n${ids}Cookie: api_key=${sha1}\r\n`);
+      expect(misplacedLines(kg).map((l) => l.sentIn)).toEqual([
+        { in: 'header', name: 'X-API-Key' },
+        { in: 'cookie', name: 'api_key' },
+      ]);
+    } finally {
+      await kg.close();
+    }
+  });
+
   it("a key in a query parameter the profile does not read is hidden from the request line, also for bare hex and imported keys without a prefix", async () => {
     const profiles: ConfigInput[] = [
       { ...PROFILE },
