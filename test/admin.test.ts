@@ -577,6 +577,21 @@ describe('admin API', () => {
     expect(await audited()).toEqual(before);
   });
 
+  it('refuses limits of several meters the plan has not in one answer naming every one, each with the meter it likely meant; nothing changes', async () => {
+    const created = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Typed meters' }) }));
+    const id = created.body.id as string;
+    const patch = { limits: { meters: { credit: 100, brands: 5, calls: 7, brand: 3 } } };
+    const refused = await json(await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify(patch) }));
+    expect(refused).toMatchObject({
+      status: 400,
+      body: { detail: 'limits.meters: the scale plan has no meters "credit" (did you mean "credits"?), "calls" or "brand" (did you mean "brands"?); its meters: credits, brands' },
+    });
+    // One alone is named in its field, as before.
+    const one = await json(await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify({ limits: { meters: { credit: 100 } } }) }));
+    expect(one.body.detail).toBe('limits.meters.credit: the scale plan has no meter "credit" (did you mean "credits"?); its meters: credits, brands');
+    expect((await json(await kg.admin(`/v1/accounts/${id}`))).body.limits).toEqual(created.body.limits);
+  });
+
   it('answers a PATCH that gives an account what it already has (the plan\'s rate limits, its own name) with the account as it is, and audits nothing', async () => {
     const created = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Already so' }) }));
     const id = created.body.id as string;

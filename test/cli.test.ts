@@ -408,6 +408,15 @@ describe('keygate CLI with a running gateway', () => {
     expect(await audited()).toEqual(['account.limits_changed', 'account.limits_changed', 'account.created']);
   });
 
+  it('accounts update --meter-limit names every meter the plan has not in one refusal, each by its flag\'s place with the meter it likely meant; nothing changes', async () => {
+    const { id } = await createAccount(kg.runtime, { name: 'Typed meters' }, 'test');
+    const refused = await cli('accounts', 'update', id, '--meter-limit', 'unit=5', '--meter-limit', 'units=3', '--meter-limit', 'calls=7');
+    expect([refused.code, refused.stdout, refused.stderr]).toEqual([1, '', 'error: --meter-limit: the 1st of 3 (did you mean "units"?) and the 3rd of 3 name no meter the team plan has; its meters: units\n']);
+    const json = await cli('--json', 'accounts', 'update', id, '--meter-limit', 'unit=5', '--meter-limit', 'calls=7');
+    expect([json.code, JSON.parse(json.stderr)]).toEqual([1, { error: '--meter-limit: the 1st of 2 (did you mean "units"?) and the 2nd of 2 name no meter the team plan has; its meters: units' }]);
+    expect((await kg.runtime.store.getAccount(id))?.limits?.meters ?? {}).toEqual({});
+  });
+
   it('accounts update --plan names every limit kept from before that the new plan lacks, with the flags that give them back; the plan it is on given again changes nothing', async () => {
     const { id } = await createAccount(kg.runtime, { name: 'Kept limits' }, 'test');
     // As a profile from before left it: a limit of units (team has it) and of calls (no plan has it now).

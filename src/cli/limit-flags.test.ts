@@ -86,6 +86,15 @@ describe('--rate-limit and --meter-limit', () => {
     );
   });
 
+  it('names every meter typed now that the plan lacks in one refusal: by name in the message, by the flag\'s place in --meter-limit, each with its guess', () => {
+    const change = limitsOptions({ meterLimit: ['Units=5', 'credits=7', 'calls=1'] });
+    const several = new MeterLimitError('Units', { reason: 'no_such_meter', planId: 'pro', meters: ['units', 'credits'], near: 'units', others: [{ meter: 'calls', near: undefined }] });
+    expect(several.message).toBe('limits.meters: the pro plan has no meters "Units" (did you mean "units"?) or "calls"; its meters: units, credits');
+    expect((inFlags(Object.assign(several, { message: 'worded another way' }), change) as Error).message).toBe(
+      '--meter-limit: the 1st of 3 (did you mean "units"?) and the 3rd of 3 name no meter the pro plan has; its meters: units, credits',
+    );
+  });
+
   it('names every limit kept from before that the plan lacks in one refusal, each with the flag that gives it back', () => {
     const kept = new MeterLimitError('credits', { reason: 'kept_from_before', planId: 'free', meters: [], kept: ['credits', 'brands'] });
     expect(kept.message).toBe('limits.meters: the free plan has no meters "credits" or "brands" (the account\'s own limits for them, kept from before: give "credits": null, "brands": null to drop them); it has no meters');

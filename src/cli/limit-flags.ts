@@ -98,7 +98,11 @@ function meterInFlags(error: MeterLimitError, typed: readonly string[]): Operati
     const named = refusal.kept.length === 1 ? ` ${meter}` : '';
     return new OperationError(error.kind, `--meter-limit${named}: the ${refusal.planId} plan has ${lacks} (${own} for ${them}, kept from before: give ${giveBack} to drop ${them}); ${meters}`);
   }
-  return new OperationError(error.kind, `${flag}: the ${refusal.planId} plan has no such meter${meant(refusal.near)}; ${meters}`);
+  const others = refusal.others ?? [];
+  if (others.length === 0) return new OperationError(error.kind, `${flag}: the ${refusal.planId} plan has no such meter${meant(refusal.near)}; ${meters}`);
+  // Several: each by its flag's place, with the meter it likely meant, in one refusal.
+  const placed = [{ meter, near: refusal.near }, ...others].map(({ meter: name, near }) => `the ${ordinal(typed.indexOf(name) + 1)} of ${typed.length}${meant(near)}`);
+  return new OperationError(error.kind, `--meter-limit: ${placed.slice(0, -1).join(', ')} and ${placed.at(-1)} name no meter the ${refusal.planId} plan has; ${meters}`);
 }
 
 /** Adds `--rate-limit` to a keys command: the key's own windows (limits/key-windows.ts). */

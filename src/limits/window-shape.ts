@@ -67,7 +67,9 @@ export class PerAccountKeyWindowError extends WindowsRefusal {
  * - `not_a_limit`: a limit given now that is not a number from 0 to MAX_REPORTED (nor null);
  *   `got`, the value as JSON, is echoed by the admin API alone, whose caller sent it so;
  * - `no_such_meter`: a limit given now for a meter the plan (`planId`) has not; `near`: the
- *   one a typo of it most likely meant;
+ *   one a typo of it most likely meant; `others` (none where left out): every other meter given now that the
+ *   plan has not, each with its own `near` (in the order given), named in the same
+ *   refusal so that one try fixes them all;
  * - `kept_from_before`: the account's own limits of meters, not given now, that the plan it
  *   is on or moves to (`planId`) has not: `kept`, every one of them (in the order stored),
  *   named in one refusal so that one try gives them all back to the plan first.
@@ -75,20 +77,26 @@ export class PerAccountKeyWindowError extends WindowsRefusal {
  */
 export type MeterLimitReason =
   | { reason: 'not_a_limit'; got: string }
-  | { reason: 'no_such_meter'; planId: string; meters: readonly string[]; near: string | undefined }
+  | { reason: 'no_such_meter'; planId: string; meters: readonly string[]; near: string | undefined; others?: readonly MeterTypo[] }
   | { reason: 'kept_from_before'; planId: string; meters: readonly string[]; kept: readonly string[] };
 
+/** A meter given that the plan has not, and the one of the plan's a typo of it most likely meant. */
+export interface MeterTypo {
+  meter: string;
+  near: string | undefined;
+}
+
 /**
- * An account's own limit of a meter refused (`limits.meters.units: …`): `meter` as given,
- * or the first kept from before (`refusal.kept` has them all; several are refused as
- * `limits.meters: …`). The message is the admin API's; other callers word `refusal`.
+ * An account's own limit of a meter refused (`limits.meters.units: …`): `meter` as given
+ * (the first of several given now: `refusal.others` has the rest), or the first kept from
+ * before (`refusal.kept` has them all); several are refused as `limits.meters: …`. The message is the admin API's; other callers word `refusal`.
  */
 export class MeterLimitError extends OperationError {
   constructor(
     readonly meter: string,
     readonly refusal: MeterLimitReason,
   ) {
-    const several = refusal.reason === 'kept_from_before' && refusal.kept.length > 1;
+    const several = (refusal.reason === 'kept_from_before' && refusal.kept.length > 1) || (refusal.reason === 'no_such_meter' && (refusal.others?.length ?? 0) > 0);
     super('invalid', `limits.meters${several ? '' : `.${meter}`}: ${meterLimitWhy(meter, refusal)}`);
     this.name = 'MeterLimitError';
   }
@@ -101,11 +109,12 @@ export function planMeters(meters: readonly string[]): string {
 
 /**
  * Meters the plan has not, as the admin API and the CLI name them: `no meter "calls"`,
- * `no meters "units" or "calls"`; with `them`, what the sentence after them calls them
- * (`it`, `them`) and `own`, `the account's own limit(s)`.
+ * `no meters "units" or "calls"` (with `nears`, each followed by the meter it likely
+ * meant: `"Units" (did you mean "units"?)`); with `them`, what the sentence after them
+ * calls them (`it`, `them`) and `own`, `the account's own limit(s)`.
  */
-export function lackedMeters(names: readonly string[]): { lacks: string; them: string; own: string } {
-  const quoted = names.map((name) => `"${name}"`);
+export function lackedMeters(names: readonly string[], nears: readonly (string | undefined)[] = []): { lacks: string; them: string; own: string } {
+  const quoted = names.map((name, i) => `"${name}"${meant(nears[i])}`);
   if (quoted.length === 1) return { lacks: `no meter ${quoted[0]}`, them: 'it', own: "the account's own limit" };
   return { lacks: `no meters ${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`, them: 'them', own: "the account's own limits" };
 }
@@ -113,7 +122,14 @@ export function lackedMeters(names: readonly string[]): { lacks: string; them: s
 /** A meter's limit refused, as the admin API says it (`give "credits": null`: a JSON merge patch's words). */
 function meterLimitWhy(meter: string, refusal: MeterLimitReason): string {
   if (refusal.reason === 'not_a_limit') return `a meter's limit is a number from 0 to ${MAX_REPORTED}, or null for the plan's (got ${refusal.got})`;
-  if (refusal.reason === 'no_such_meter') return `the ${refusal.planId} plan has no meter "${meter}"${meant(refusal.near)}; ${planMeters(refusal.meters)}`;
+  if (refusal.reason === 'no_such_meter') {
+    const typed = [{ meter, near: refusal.near }, ...(refusal.others ?? [])];
+    const { lacks } = lackedMeters(
+      typed.map((t) => t.meter),
+      typed.map((t) => t.near),
+    );
+    return `the ${refusal.planId} plan has ${lacks}; ${planMeters(refusal.meters)}`;
+  }
   const { lacks, them, own } = lackedMeters(refusal.kept);
   const giveBack = refusal.kept.map((name) => `"${name}": null`).join(', ');
   return `the ${refusal.planId} plan has ${lacks} (${own} for ${them}, kept from before: give ${giveBack} to drop ${them}); ${planMeters(refusal.meters)}`;

@@ -154,9 +154,11 @@ export function changedLimits(rt: Pick<Runtime, 'config'>, planId: string, befor
   }
   const has = Object.keys(plan?.meters ?? {});
   const lacked = Object.keys(meters).filter((name) => plan?.meters[name] === undefined);
-  // A meter given now first (likely a typo); then those kept from before, all in one refusal: one try gives them all back.
-  const typed = lacked.find((name) => change?.meters?.[name] !== undefined);
-  if (typed !== undefined) throw new MeterLimitError(typed, { reason: 'no_such_meter', planId, meters: has, near: closestName(typed, has) });
+  // Meters given now first (likely typos), every one in one refusal; then those kept from before, all in one refusal:
+  // one try fixes them all, or gives them all back.
+  const given = Object.entries(change?.meters ?? {}).filter(([name, limit]) => limit !== null && plan?.meters[name] === undefined);
+  const [typed, ...others] = given.map(([meter]) => ({ meter, near: closestName(meter, has) }));
+  if (typed !== undefined) throw new MeterLimitError(typed.meter, { reason: 'no_such_meter', planId, meters: has, near: typed.near, others });
   const [first] = lacked;
   if (first !== undefined) throw new MeterLimitError(first, { reason: 'kept_from_before', planId, meters: has, kept: lacked });
   return { rateLimits, meters };
