@@ -6,6 +6,7 @@ import { keepTickObjectShape } from './tick-shape.js';
 keepTickObjectShape();
 
 export { createKeygate, type Keygate, type CheckRequest, type CheckResult, type CheckAdmitted, type CheckRefused } from './library.js';
+export type { MisplacedKey } from './auth/misplaced-key.js';
 export { loadConfigFile, parseConfigText, parseConfigObject, configJsonSchema, ConfigError, type ConfigProblem, type LoadedConfig } from './config/load.js';
 export type { Config, ConfigInput, Plan, Route, Builtin, Meter } from './config/schema.js';
 export type { RunningKeygate, ServeOptions } from './serve.js';

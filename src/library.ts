@@ -31,6 +31,7 @@ import { deny, type DenialReason } from './denial/reasons.js';
 import { refusedKeyOwner } from './pipeline/pipeline.js';
 import { redactedTarget } from './gateway/redacted-target.js';
 import { forwardedTarget } from './auth/credential.js';
+import { misplacedKey, rawHeadersOf, type MisplacedKey } from './auth/misplaced-key.js';
 import { DRAINING_RETRY_AFTER_S, OUTAGE_RETRY_AFTER_S } from './operations/health.js';
 
 export interface CheckRequest {
@@ -68,6 +69,12 @@ export interface CheckRefused {
   url: string;
   /** The answer to send, in the API's dialect. */
   error: RenderedError;
+  /**
+   * A `missing_key` refusal whose request holds a key somewhere the profile does not read
+   * keys from (`X-API-Key: <key>`, `Cookie: api_key=<key>`, `?api_key=<key>`): where, never
+   * the key, for your log (the gateway logs it as `sentIn`). Absent otherwise.
+   */
+  misplaced?: MisplacedKey;
 }
 
 /** An admitted request: serve it, then `settle` with the status sent (what a Fastify or Express app keeps on its request). */
@@ -222,7 +229,11 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
       // Counted as the gateway counts it: against the key's account, or a revoked or expired key's owner.
       const account = decision.identity?.account.id ?? refusedKeyOwner(decision);
       if (account !== undefined) rt.usage.add(account, rt.clock(), 'denials', decision.denial.reason);
-      return refusalOf(rt, decision.denial.reason, url, decision.denial);
+      const refused = refusalOf(rt, decision.denial.reason, url, decision.denial);
+      if (decision.denial.reason !== 'missing_key') return refused;
+      // Where the key went instead, as the gateway's log says it (a missing_key refusal only: an admitted request is not looked at).
+      const misplaced = misplacedKey({ url: request.url, rawHeaders: request.rawHeaders ?? rawHeadersOf(request.headers) }, rt.keyFormat);
+      return misplaced === undefined ? refused : { ...refused, misplaced };
     }
     const { identity, route, reservation } = decision;
     rt.usage.touch(identity.key.id, identity.account.id, decision.at);

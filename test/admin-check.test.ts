@@ -174,6 +174,26 @@ describe('POST /v1/check and its settle', () => {
     expect(twice.body).toMatchObject({ allowed: false, reason: 'malformed_key', error: { status: 401 } });
   });
 
+  it('says where a key sent where the profile does not read it went (misplaced: a header, cookie or query parameter by name), never the key; nothing for any other request', async () => {
+    const places: [Record<string, string>, string, unknown][] = [
+      [{ 'X-API-Key': secret }, '/brands', { in: 'header', name: 'x-api-key' }],
+      [{ Cookie: `theme=dark; api_key=${secret}` }, '/brands', { in: 'cookie', name: 'api_key' }],
+      [{}, `/brands?page=2&api_key=${secret}`, { in: 'query', name: 'api_key' }],
+      [{}, `/brands?${secret}`, { in: 'query', name: '' }],
+    ];
+    for (const [headers, url, misplaced] of places) {
+      const answer = await kg.admin('/v1/check', { method: 'POST', body: JSON.stringify({ method: 'GET', url, headers }) });
+      const text = await answer.text();
+      expect(JSON.parse(text), url).toEqual({ allowed: false, reason: 'missing_key', error: expect.objectContaining({ status: 401 }), misplaced });
+      expect(text).not.toContain(secret.slice('sk_live_'.length));
+    }
+    // No key anywhere, or a refusal for another reason: no misplaced.
+    const none = await json(await check({ method: 'GET', url: '/brands', headers: { 'X-Other': 'x' } }));
+    expect(none.body).toEqual({ allowed: false, reason: 'missing_key', error: expect.objectContaining({ status: 401 }) });
+    const malformed = await json(await check({ method: 'GET', url: '/brands', headers: { authorization: 'Bearer sk_live_short', 'X-API-Key': secret } }));
+    expect(malformed.body).toEqual({ allowed: false, reason: 'malformed_key', error: expect.objectContaining({ status: 401 }) });
+  });
+
   it('refuses an unknown and a revoked key as the gateway does', async () => {
     // A key of the profile's format (its checksum right) that was never issued.
     await expectSameRefusal('GET', '/brands', { authorization: `Bearer ${kg.runtime.keyFormat.generate('live')}` }, 'unknown_key');

@@ -245,6 +245,7 @@ describe('admin API against its OpenAPI document', () => {
     const checked = await call('POST', '/v1/check', { body: { method: 'POST', url: '/generate', headers: { authorization: `Bearer ${key.body.secret}` }, remoteAddress: '2001:db8::7' } });
     expect(checked.body).toMatchObject({ allowed: true, settle: expect.stringMatching(/^chk_/) });
     expect((await call('POST', '/v1/check', { body: { method: 'POST', url: '/generate', headers: {} } })).body).toMatchObject({ allowed: false, reason: 'missing_key', error: { status: 401 } });
+    expect((await call('POST', '/v1/check', { body: { method: 'POST', url: '/generate', headers: { cookie: `api_key=${key.body.secret}` } } })).body).toMatchObject({ allowed: false, reason: 'missing_key', misplaced: { in: 'cookie', name: 'api_key' } });
     expect((await call('POST', '/v1/check', { body: { method: 'POST', url: 'generate' } })).status).toBe(400);
     expect((await call('POST', '/v1/check', { body: { method: 'POST', url: '/generate', remoteAddress: 'localhost' } })).status).toBe(400);
     expect((await call('POST', `/v1/check/${checked.body.settle}/settle`, { body: { status: 200 } })).body).toEqual({ id: checked.body.settle, status: 200, charged: true });

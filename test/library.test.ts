@@ -96,6 +96,22 @@ describe('keygate as a library', () => {
     expect(await gate.check({ method: 'GET', url: '/nowhere', headers, rawHeaders: ['Authorization', `Bearer ${secret}`, 'authorization', 'Bearer x'] })).toMatchObject({ reason: 'malformed_key' });
   });
 
+  it('tells a missing_key refusal where a key sent elsewhere went (misplaced), never the key; header names as given in rawHeaders, else as in headers', async () => {
+    const refusal = (misplaced: unknown) => ({ allowed: false, reason: 'missing_key', url: expect.any(String), error: expect.objectContaining({ status: 401 }), misplaced });
+    const header = await gate.check({ method: 'GET', url: '/get-brands', headers: { 'x-api-key': secret } });
+    expect(header).toEqual(refusal({ in: 'header', name: 'x-api-key' }));
+    const raw = await gate.check({ method: 'GET', url: '/get-brands', headers: { 'x-api-key': secret }, rawHeaders: ['Host', 'x', 'X-API-Key', secret] });
+    expect(raw).toEqual(refusal({ in: 'header', name: 'X-API-Key' }));
+    expect(await gate.check({ method: 'GET', url: '/get-brands', headers: new Headers({ Cookie: `api_key=${secret}` }) })).toEqual(refusal({ in: 'cookie', name: 'api_key' }));
+    const query = await gate.check({ method: 'GET', url: `/get-brands?api_key=${secret}`, headers: {} });
+    expect(query).toEqual(refusal({ in: 'query', name: 'api_key' }));
+    for (const result of [header, raw, query]) expect(JSON.stringify(result)).not.toContain(secret.slice('sk_live_'.length));
+    // Nothing elsewhere, or another refusal: no misplaced at all.
+    expect('misplaced' in (await gate.check({ method: 'GET', url: '/get-brands', headers: { 'x-other': 'x' } }))).toBe(false);
+    const malformed = await gate.check({ method: 'GET', url: '/get-brands', headers: { authorization: 'Bearer sk_live_short', 'x-api-key': secret } });
+    expect([malformed.allowed ? undefined : malformed.reason, 'misplaced' in malformed]).toEqual(['malformed_key', false]);
+  });
+
   it('identifies the account, rate-limits and charges like the gateway', async () => {
     const headers = { authorization: `Bearer ${secret}` };
     const first = await fetch(`${url}/get-brands`, { headers });

@@ -88,6 +88,13 @@ const Refused = z.object({
   allowed: z.literal(false),
   reason: z.string().describe('Why, as logs and metrics name it (missing_key, rate_limited, …); the client sees only error'),
   error: RenderedError.describe("The answer to send, in the API's dialect, exactly as the gateway sends it"),
+  misplaced: z
+    .object({
+      in: z.enum(['header', 'cookie', 'query']),
+      name: z.string().describe("The header's, cookie's or query parameter's name as sent ('' for a query pair or cookie without a name), anything shaped like a key in it hidden"),
+    })
+    .optional()
+    .describe('A missing_key refusal whose request holds a key where the profile does not read keys (X-API-Key, a cookie, ?api_key=): where, never the key, for your log (the gateway logs it as sentIn)'),
 });
 
 const SettleBody = z
@@ -146,7 +153,7 @@ export function registerCheckRoutes(app: AdminApp, rt: Runtime, options: CheckRo
       const { method, url, headers = {}, remoteAddress } = request.body;
       // The end client's address is the pipeline's peer, as the library's check takes it: the admin API's own peer is the backend.
       const result: CheckResult = await check({ method, url, headers, ...(remoteAddress === undefined ? {} : { remoteAddress }) }, () => {});
-      if (!result.allowed) return { allowed: false as const, reason: result.reason, error: result.error };
+      if (!result.allowed) return { allowed: false as const, reason: result.reason, error: result.error, ...(result.misplaced === undefined ? {} : { misplaced: result.misplaced }) };
       const { identity, route } = result;
       const id = pending.add(result);
       return {
