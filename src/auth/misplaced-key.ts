@@ -1,16 +1,18 @@
 /**
  * A key sent where the profile does not read it: `X-API-Key: <key>` to an API that reads
- * `Authorization`, `?api_key=<key>` to one that reads `?token=`, `Cookie: api_key=<key>`. Such a request is
- * refused `missing_key` as one without any key (its answer is the API's, fixed by its
- * documents); this finds where the key went, so that the log can say so (the gateway's
- * `missing_key` refusals only: an admitted request never comes here).
+ * `Authorization`, `?api_key=<key>` to one that reads `?token=`, `Cookie: api_key=<key>`.
+ * Such a request is refused `missing_key` as one without any key (its answer is the API's,
+ * fixed by its documents); this finds where the key went, so that the log can say so (the
+ * gateway's line; the library's `misplaced`). Only `missing_key` refusals come here: an
+ * admitted request is never looked at.
  *
  * A value counts where the key format would take it before any lookup (`check`: prefix,
  * length, alphabet, checksum; nothing hashed, the store never asked), alone or after a
  * scheme word (`Bearer <key>`). Only where it is, never the value, is returned.
  *
  * A `Cookie` header is read as its pairs (`name=value; …`, a value in double quotes taken
- * without them), not as one value: a key there is named by its cookie.
+ * without them), not as one value: a key there is named by its cookie. A query pair
+ * without `=` (`?<key>`) is all value, named '': its text never becomes a name.
  *
  * A value a format takes by its shape alone (a bare hex key, an imported key without a
  * prefix: no checksum, no prefix) may as well be an id or a hash: a SHA-1 is 40 hex
