@@ -363,9 +363,11 @@ describe('keygate CLI with a running gateway', () => {
     expect([noMembers.code, noMembers.stderr]).toEqual([1, 'error: no account "acc_nope"\n']);
     const idle = await cli('accounts', 'update', accountId);
     expect([idle.code, idle.stderr]).toEqual([1, 'error: nothing to change: give --name, --plan, --api-access, --overage, --plan-expires, --rate-limit or --meter-limit\n']);
-    // A window that admits nothing is refused in the profile's words, not the validator's.
+    // A window that admits nothing is refused in a whole sentence, naming it as typed (a window cannot be a secret).
     const none = await cli('accounts', 'update', accountId, '--rate-limit', '0-per-1s');
-    expect([none.code, none.stderr]).toEqual([1, 'error: --rate-limit: expected more than 0\n']);
+    expect([none.code, none.stderr]).toEqual([1, 'error: --rate-limit: "0-per-1s": the number of requests (before -per-) must be at least 1\n']);
+    const instant = await cli('keys', 'create', '--account', accountId, '--name', 'never', '--rate-limit', '5-per-0s');
+    expect([instant.code, instant.stderr]).toEqual([1, 'error: --rate-limit: "5-per-0s": the window (after -per-) must be longer than 0, as 1s or 1m\n']);
     // A date no page or table could show is refused before anything is written.
     const late = await cli('accounts', 'update', accountId, '--plan-expires', '100000000d');
     expect([late.code, late.stderr]).toEqual([1, "error: the plan's expiry must be before the year 10000\n"]);
@@ -564,9 +566,9 @@ describe('keygate CLI with a running gateway', () => {
       const r = runs[i] as CliResult;
       expect([r.code, r.stdout, r.stderr], args.join(' ')).toEqual([1, '', `error: ${error}\n`]);
     });
-    // Also for a window the parser reads but the operation refuses.
+    // Also for a window read as one that admits nothing: named by its place, and as typed.
     const zero = await cli('accounts', 'update', id, '--rate-limit', '5-per-1s', '--rate-limit', '0-per-1s');
-    expect([zero.code, zero.stderr]).toEqual([1, `error: --rate-limit (the 2nd of 2): expected more than 0\n`]);
+    expect([zero.code, zero.stderr]).toEqual([1, `error: --rate-limit (the 2nd of 2): "0-per-1s": the number of requests (before -per-) must be at least 1\n`]);
     for (const r of runs) expect(r.stderr + r.stdout).not.toContain(hidden);
   });
 

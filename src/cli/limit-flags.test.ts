@@ -53,7 +53,7 @@ describe('--rate-limit and --meter-limit', () => {
   });
 
   it("tells the operations' field names as the flags that gave them", () => {
-    const change = limitsOptions({ rateLimit: ['0-per-1s'], meterLimit: ['units=5'] });
+    const change = limitsOptions({ rateLimit: ['5-per-1s'], meterLimit: ['units=5'] });
     expect((inFlags(new WindowShapeError('limits.rateLimits', 0, '.limit', 'Too small'), change) as Error).message).toBe('--rate-limit: Too small');
     const kept = new MeterLimitError('credits', { reason: 'kept_from_before', planId: 'pro', meters: ['units'], kept: ['credits'] });
     expect((inFlags(kept, change) as Error).message).toBe(

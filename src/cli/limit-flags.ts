@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { LimitsChange } from '../operations/accounts.js';
 import { OperationError, ordinal } from '../operations/errors.js';
-import { LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
+import { EMPTY_WINDOW_WHY, isEmptyWindow, LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../limits/repeated-windows.js';
 import { lackedMeters, MeterLimitError, planMeters, WindowsRefusal } from '../limits/window-shape.js';
 import { MAX_REPORTED } from '../meters/cost.js';
@@ -49,6 +49,8 @@ export function limitsOptions(opts: { rateLimit?: string[]; meterLimit?: string[
     }
     const flag = flagAt('--rate-limit', (opts.rateLimit ?? []).findIndex((spec) => spec.trim() === refusal.typed), opts.rateLimit?.length ?? 0);
     if (refusal.why === 'too_large') throw new OperationError('invalid', `${flag}: ${WINDOW_LIMIT_TOO_LARGE}`);
+    // Read as a window (digits, -per-, a duration), so no secret: named as typed.
+    if (isEmptyWindow(refusal.why)) throw new OperationError('invalid', `${flag}: "${refusal.typed}": ${EMPTY_WINDOW_WHY[refusal.why]}`);
     // `plan` and `none` are keygate's words, not the user's value.
     const alone = refusal.why === 'given_alone' ? `: "${refusal.typed}" is given alone` : '';
     throw new OperationError('invalid', `${flag}: expected ${WINDOW_WRITTEN}, or plan (the plan's windows) or none${alone}`);
@@ -125,6 +127,7 @@ export function keyWindowsOption(given: string[] | undefined): unknown[] | undef
     if (!(error instanceof LimitSpecError)) throw error;
     const { refusal } = error;
     if (refusal.why === 'too_large') throw new OperationError('invalid', `${flagOf(refusal.typed)}: ${WINDOW_LIMIT_TOO_LARGE}`);
+    if (isEmptyWindow(refusal.why)) throw new OperationError('invalid', `${flagOf(refusal.typed)}: "${refusal.typed}": ${EMPTY_WINDOW_WHY[refusal.why]}`);
     const alone = refusal.why === 'given_alone' ? `: "${refusal.typed}" is given alone` : '';
     throw new OperationError('invalid', `${flagOf(refusal.typed)}: expected ${KEY_WINDOW_WRITTEN}, or none (no windows of its own)${alone}`);
   }

@@ -29,6 +29,11 @@ describe('limit specs', () => {
   it('refuse with the field, what was typed and why', () => {
     expect(refusalOf({ windows: ['10/s'] })).toEqual({ field: 'window', typed: '10/s', why: 'not_a_window' });
     expect(refusalOf({ windows: ['25-per-1s', 'plan'] })).toEqual({ field: 'window', typed: 'plan', why: 'given_alone' });
+    // Read as windows, but admitting nothing: said in a whole sentence that names the window as typed.
+    expect(refusalOf({ windows: ['25-per-1s', '0-per-1s'] })).toEqual({ field: 'window', typed: '0-per-1s', why: 'zero_limit' });
+    expect(refusalOf({ windows: ['5-per-0s'] })).toEqual({ field: 'window', typed: '5-per-0s', why: 'zero_window' });
+    expect(refusalOf({ windows: ['5-per-0.4ms-per-account'] })).toEqual({ field: 'window', typed: '5-per-0.4ms-per-account', why: 'zero_window' });
+    expect(() => readLimitSpecs({ windows: ['0-per-1s'] })).toThrow('"0-per-1s": the number of requests (before -per-) must be at least 1');
     expect(refusalOf({ meters: ['units=1,000'] })).toEqual({ field: 'meter', typed: 'units=1,000', meter: 'units', value: '1,000', why: 'not_a_limit' });
     expect(refusalOf({ meters: ['units'] })).toEqual({ field: 'meter', typed: 'units', why: 'not_a_limit' });
     expect(() => readLimitSpecs({ meters: ['units=1e99'] })).toThrow(`"units=1e99" is not a meter's limit`);

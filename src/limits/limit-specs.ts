@@ -28,18 +28,38 @@ export function windowSpec(window: WindowWritten): string {
 
 /**
  * What was refused, and why: a window that is none (`not_a_window`), `plan` or `none` among
- * other windows (`given_alone`: each is a whole list by itself), or a meter's limit that is
- * no `<meter>=<number>` (`not_a_limit`; `meter` and `value` where it was written as one);
- * either with a limit past MAX_AMOUNT (`too_large`: hundreds of digits would be read as
- * Infinity, and named so).
+ * other windows (`given_alone`: each is a whole list by itself), a window written right
+ * that admits nothing (`zero_limit`: `0-per-1s`; `zero_window`: `5-per-0s`), or a meter's
+ * limit that is no `<meter>=<number>` (`not_a_limit`; `meter` and `value` where it was
+ * written as one); either with a limit past MAX_AMOUNT (`too_large`: hundreds of digits
+ * would be read as Infinity, and named so).
  */
 export type LimitSpecRefusal =
-  | { field: 'window'; typed: string; why: 'not_a_window' | 'given_alone' | 'too_large' }
+  | { field: 'window'; typed: string; why: 'not_a_window' | 'given_alone' | 'too_large' | EmptyWindow }
   | { field: 'meter'; typed: string; meter?: string; value?: string; why: 'not_a_limit' | 'too_large' };
 
 /** Why a limit past MAX_AMOUNT is refused, in the profile's words (schema.ts). */
 export const WINDOW_LIMIT_TOO_LARGE = tooLarge("a window's limit");
 export const METER_LIMIT_TOO_LARGE = tooLarge("a meter's limit");
+
+/** A window written right that admits nothing: a limit of 0, or a window of no length. */
+export type EmptyWindow = 'zero_limit' | 'zero_window';
+
+/**
+ * Why such a window is refused, said after the window as typed by every surface that takes
+ * windows as words (the CLI's flags, the dashboard's forms): `“0-per-1s”: the number of
+ * requests (before -per-) must be at least 1`. The profile's and the admin API's windows
+ * are fields (`limit: 0`), refused as such in their own words.
+ */
+export const EMPTY_WINDOW_WHY: Record<EmptyWindow, string> = {
+  zero_limit: 'the number of requests (before -per-) must be at least 1',
+  zero_window: 'the window (after -per-) must be longer than 0, as 1s or 1m',
+};
+
+/** Whether a window refusal is of one that admits nothing (EMPTY_WINDOW_WHY says why). */
+export function isEmptyWindow(why: LimitSpecRefusal['why']): why is EmptyWindow {
+  return why === 'zero_limit' || why === 'zero_window';
+}
 
 export class LimitSpecError extends OperationError {
   constructor(readonly refusal: LimitSpecRefusal) {
@@ -51,6 +71,7 @@ export class LimitSpecError extends OperationError {
 function refusalText(refusal: LimitSpecRefusal): string {
   if (refusal.why === 'too_large') return `"${refusal.typed}": ${refusal.field === 'window' ? WINDOW_LIMIT_TOO_LARGE : METER_LIMIT_TOO_LARGE}`;
   if (refusal.field === 'meter') return `"${refusal.typed}" is not a meter's limit`;
+  if (isEmptyWindow(refusal.why)) return `"${refusal.typed}": ${EMPTY_WINDOW_WHY[refusal.why]}`;
   return `"${refusal.typed}" is not a rate-limit window${refusal.why === 'given_alone' ? ` among others: "${refusal.typed}" is given alone` : ''}`;
 }
 
@@ -74,6 +95,9 @@ export function readLimitSpecs(specs: { windows?: readonly string[]; meters?: re
         if (!match) throw new LimitSpecError({ field: 'window', typed: spec, why: spec === 'plan' || spec === 'none' ? 'given_alone' : 'not_a_window' });
         const limit = Number(match[1]);
         if (limit > MAX_AMOUNT) throw new LimitSpecError({ field: 'window', typed: spec, why: 'too_large' });
+        // Read as a window, so said here, in the words it was typed in, not as the operation's `limit: expected more than 0`.
+        if (limit === 0) throw new LimitSpecError({ field: 'window', typed: spec, why: 'zero_limit' });
+        if (parseDuration(match[2] as string) === 0) throw new LimitSpecError({ field: 'window', typed: spec, why: 'zero_window' });
         return { limit, window: match[2], scope: match[3] ?? 'key' };
       });
     }

@@ -113,7 +113,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
     const refusals: [Record<string, string>, string][] = [
       [{ rateLimits: '10/s' }, `Rate-limit windows: “10/s” is not a window. ${WINDOWS_WRITTEN}`],
       [{ rateLimits: '25-per-1s, plan' }, `Rate-limit windows: “plan” is not a window. ${WINDOWS_WRITTEN}`],
-      [{ rateLimits: '0-per-1s' }, 'Rate-limit windows: “0-per-1s”: expected more than 0.'],
+      [{ rateLimits: '0-per-1s' }, 'Rate-limit windows: “0-per-1s”: the number of requests (before -per-) must be at least 1.'],
+      [{ rateLimits: '25-per-1s, 5-per-0s' }, 'Rate-limit windows: “5-per-0s”: the window (after -per-) must be longer than 0, as 1s or 1m.'],
       // A near miss is quoted whole, as written between its commas.
       [{ rateLimits: '25-per-1s, 10-per-1 hour' }, `Rate-limit windows: “10-per-1 hour” is not a window. ${WINDOWS_WRITTEN}`],
       [{ rateLimits: '10 per 1h' }, `Rate-limit windows: “10 per 1h” is not a window. ${WINDOWS_WRITTEN}`],

@@ -14,7 +14,7 @@ import { accountPlan, type LimitsChange } from '../../operations/accounts.js';
 import { OperationError } from '../../operations/errors.js';
 import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
-import { keepWindowNames, LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
+import { EMPTY_WINDOW_WHY, isEmptyWindow, keepWindowNames, LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
 import { MeterLimitError, planMeters } from '../../limits/window-shape.js';
 import { MAX_REPORTED } from '../../meters/cost.js';
@@ -122,6 +122,7 @@ export function limitsRefusal(error: OperationError, change: LimitsChange | null
     if (refusal.why === 'too_large') {
       return refusal.field === 'window' ? sentence(`Rate-limit windows: “${refusal.typed}”: ${WINDOW_LIMIT_TOO_LARGE}`) : sentence(`“${refusal.meter ?? refusal.typed}” limit: ${METER_LIMIT_TOO_LARGE}`);
     }
+    if (refusal.field === 'window' && isEmptyWindow(refusal.why)) return sentence(`Rate-limit windows: “${refusal.typed}”: ${EMPTY_WINDOW_WHY[refusal.why]}`);
     if (refusal.field === 'window') return `Rate-limit windows: “${refusal.typed}” is not a window. ${WINDOWS_WRITTEN}`;
     // The form writes `<meter>=<typed>` itself: the meter and the value are always there.
     return `“${refusal.meter ?? refusal.typed}” limit: “${refusal.value ?? refusal.typed}” is not a limit. ${LIMIT_WRITTEN}`;

@@ -18,7 +18,7 @@ import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
 import { keyWindowsText } from '../../limits/key-windows.js';
-import { keepWindowNames, LimitSpecError, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
+import { EMPTY_WINDOW_WHY, isEmptyWindow, keepWindowNames, LimitSpecError, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
 import { PerAccountKeyWindowError, WindowsRefusal } from '../../limits/window-shape.js';
 import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
@@ -82,6 +82,7 @@ export function keyWindowsRefusal(error: OperationError, windows: readonly Windo
     const { refusal } = error;
     if (refusal.field !== 'window') return undefined;
     if (refusal.why === 'too_large') return sentence(`${LABEL}: “${refusal.typed}”: ${WINDOW_LIMIT_TOO_LARGE}`);
+    if (isEmptyWindow(refusal.why)) return sentence(`${LABEL}: “${refusal.typed}”: ${EMPTY_WINDOW_WHY[refusal.why]}`);
     return `${LABEL}: “${refusal.typed}” is not a window. ${WRITTEN}`;
   }
   const quoted = (at: number) => {
