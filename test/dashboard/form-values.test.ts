@@ -243,6 +243,20 @@ describe('dashboard: hand-edited forms', () => {
       expect((await acme()).planId).toBe('pro');
     });
 
+    it('refuses a plan end that is no day beside its field, keeping what was typed and the plan chosen, and changes nothing', async () => {
+      for (const planEnds of ['next friday', '31/01/2027', '2027-13-01']) {
+        const answer = await operator.post(`/accounts/${acmeId}/plan`, { plan: 'free', planEnds });
+        expect([answer.status, answer.heading, answer.alert], planEnds).toEqual([400, 'Acme Analytics', `Plan ends: “${planEnds}” is not a day. Write it as YYYY-MM-DD, such as 2027-01-31, or leave the field empty for a plan that never ends.`]);
+        // In the plan form, before its fields, and not at the top of the page.
+        const form = /<form method="post" action="\/accounts\/[^"]+\/plan"[\s\S]*?<\/form>/.exec(answer.html)?.[0] ?? '';
+        expect(form, planEnds).toContain('<div class="notice error" role="alert" id="plan-error">');
+        expect(answer.html.match(/role="alert"/g)?.length, planEnds).toBe(1);
+        expect(form, planEnds).toContain(`value="${planEnds}" aria-invalid="true" aria-describedby="plan-error" autofocus`);
+        expect(form, planEnds).toContain('<option value="free" selected>');
+      }
+      expect(await acme()).toMatchObject({ planId: 'pro', planExpiresAt: null });
+    });
+
     it('refuses a new account with an empty or missing plan instead of using the default one', async () => {
       const before = (await rt.store.listAccounts({ limit: 100 })).length;
       for (const fields of [{ name: 'Initech', plan: '' }, { name: 'Initech' }] as Fields[]) {

@@ -148,10 +148,19 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     expect(await page.getByLabel(/^Plan ends/).evaluate((field: HTMLInputElement) => [field.validity.patternMismatch, field.title])).toEqual([true, 'A day as YYYY-MM-DD, e.g. 2027-01-31']);
     expect((await fixture.keygate.runtime.store.getAccount(acmeId))?.planExpiresAt).toBe(Date.parse(`${typed}T00:00:00Z`));
 
-    // A hand-edited form (not a day, though shaped like one) is refused, saying what a day looks like.
+    // Not a day, though shaped like one: refused beside the field, which keeps what was typed (and the plan chosen), marked and focused.
+    await page.getByLabel('Plan', { exact: true }).selectOption('free');
     await page.getByLabel(/^Plan ends/).fill('2027-02-30');
     await page.getByRole('button', { name: 'Change plan' }).click();
-    expect(await textOf(page.getByRole('alert'))).toBe('The plan\'s end is a day such as 2027-01-31, or empty for never (got "2027-02-30").');
+    const planForm = page.locator('form[action$="/plan"]');
+    expect(await textOf(planForm.getByRole('alert'))).toBe('Plan ends: “2027-02-30” is not a day. Write it as YYYY-MM-DD, such as 2027-01-31, or leave the field empty for a plan that never ends.');
+    expect(await page.getByRole('alert').count()).toBe(1);
+    expect(await page.getByLabel(/^Plan ends/).inputValue()).toBe('2027-02-30');
+    expect(await page.getByLabel(/^Plan ends/).getAttribute('aria-invalid')).toBe('true');
+    expect(await page.getByLabel(/^Plan ends/).evaluate((field) => field === document.activeElement)).toBe(true);
+    expect(await page.getByLabel('Plan', { exact: true }).inputValue()).toBe('free');
+    expect(await fixture.keygate.runtime.store.getAccount(acmeId)).toMatchObject({ planId: 'pro', planExpiresAt: Date.parse(`${typed}T00:00:00Z`) });
+    await page.getByLabel('Plan', { exact: true }).selectOption('pro');
 
     // Empty: the plan never ends.
     await page.getByLabel(/^Plan ends/).fill('');

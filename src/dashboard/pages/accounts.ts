@@ -34,6 +34,21 @@ interface RefusedInvitation {
   email: string;
   refusal: string;
 }
+/** A plan form refused: the plan chosen and the end typed (shown again as sent), the field at fault, and why. */
+interface RefusedPlan {
+  planId: string;
+  planEnds: string;
+  field: 'plan' | 'planEnds';
+  refusal: string;
+}
+/** Forms of the account's page refused, each shown again in its own form, with why beside the field. */
+interface RefusedForms {
+  invitation?: RefusedInvitation;
+  limits?: RefusedLimits;
+  plan?: RefusedPlan;
+}
+/** A plan's end that is no day: said beside the Plan ends field, not the plan's. */
+class PlanEndsError extends OperationError {}
 const RECENT_EVENTS = 10;
 /** Accounts on one page of the list (a gateway may have thousands). */
 export const ACCOUNTS_PER_PAGE = 100;
@@ -115,8 +130,17 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
       const account = await getAccount(rt, request.params.id);
-      // A plan without a meter the account has its own limit of is refused for that limit: said in the Limits form's words.
-      return sendAccount(request, reply, account, { kind: 'error', text: limitsRefusal(error, undefined, account, rt.config.plans) }, OPERATION_STATUS[error.kind]);
+      // Shown again as sent (a plan the profile has, the end as typed), the refusal beside the field at fault.
+      const [chosen] = fields(request.body, 'plan');
+      const [typedEnds] = fields(request.body, 'planEnds');
+      const plan: RefusedPlan = {
+        planId: chosen !== undefined && rt.config.plans[chosen] !== undefined ? chosen : account.planId,
+        planEnds: typedEnds ?? (account.planExpiresAt === null ? '' : dayOf(account.planExpiresAt)),
+        field: error instanceof PlanEndsError ? 'planEnds' : 'plan',
+        // A plan without a meter the account has its own limit of is refused for that limit: said in the Limits form's words.
+        refusal: error instanceof PlanEndsError ? error.message : limitsRefusal(error, undefined, account, rt.config.plans),
+      };
+      return sendAccount(request, reply, account, undefined, OPERATION_STATUS[error.kind], { plan });
     }
   });
 
@@ -146,7 +170,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
       const refused: RefusedLimits = { typed: typedLimits(request.body, plan), refusal: limitsRefusal(error, change, before, rt.config.plans) };
-      return sendAccount(request, reply, before, undefined, OPERATION_STATUS[error.kind], undefined, refused);
+      return sendAccount(request, reply, before, undefined, OPERATION_STATUS[error.kind], { limits: refused });
     }
   });
 
@@ -203,7 +227,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
       // Said beside the form, below both key tables, with the address as typed: not at the page's top.
-      return sendAccount(request, reply, account, undefined, OPERATION_STATUS[error.kind], { email, refusal: sentence(error.message) });
+      return sendAccount(request, reply, account, undefined, OPERATION_STATUS[error.kind], { invitation: { email, refusal: sentence(error.message) } });
     }
   });
 
@@ -348,8 +372,11 @@ ${pager}
     return sendPage(dash, request, reply, { title: 'Accounts', body, status, ...(notice ? { notice } : {}) });
   }
 
-  /** `invitation`: a refused invitation's address and why, shown again in its form; `limits`: a refused limits form, as typed, and why. */
-  async function sendAccount(request: AccountRequest, reply: FastifyReply, account: AccountRecord, notice?: Notice, status = 200, invitation?: RefusedInvitation, limits?: RefusedLimits): Promise<FastifyReply> {
+  /** `refused`: a refused form (an invitation, the limits, the plan), shown again as sent, with why beside its field. */
+  async function sendAccount(request: AccountRequest, reply: FastifyReply, account: AccountRecord, notice?: Notice, status = 200, refused: RefusedForms = {}): Promise<FastifyReply> {
+    const { invitation, limits, plan } = refused;
+    // The field a refused plan form is about: marked, described by the refusal, and focused.
+    const planInvalid = (name: RefusedPlan['field']) => (plan?.field === name ? html` aria-invalid="true" aria-describedby="plan-error" autofocus` : '');
     const now = rt.clock();
     const keys = newestFirst(await rt.store.listKeys({ accountId: account.id }));
     const usable = keys.filter((k) => isUsable(k, now));
@@ -368,8 +395,9 @@ ${pager}
 <h2>Plan and API access</h2>
 <form method="post" action="/accounts/${account.id}/plan" class="inline-form">
   ${csrfField(request)}
-  <div class="field"><label for="plan">Plan</label><select id="plan" name="plan" required>${planOptions(account.planId)}</select></div>
-  <div class="field"><label for="plan-ends">Plan ends <span class="hint">YYYY-MM-DD: that day, 00:00 UTC; empty: never</span></label><input type="text" id="plan-ends" name="planEnds" value="${account.planExpiresAt === null ? '' : dayOf(account.planExpiresAt)}" placeholder="YYYY-MM-DD" pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}" title="A day as YYYY-MM-DD, e.g. 2027-01-31" maxlength="10" size="12" autocomplete="off" spellcheck="false"></div>
+  ${plan ? html`<div class="notice error" role="alert" id="plan-error"><p>${plan.refusal}</p></div>` : ''}
+  <div class="field"><label for="plan">Plan</label><select id="plan" name="plan" required${planInvalid('plan')}>${planOptions(plan?.planId ?? account.planId)}</select></div>
+  <div class="field"><label for="plan-ends">Plan ends <span class="hint">YYYY-MM-DD: that day, 00:00 UTC; empty: never</span></label><input type="text" id="plan-ends" name="planEnds" value="${plan?.planEnds ?? (account.planExpiresAt === null ? '' : dayOf(account.planExpiresAt))}"${planInvalid('planEnds')} placeholder="YYYY-MM-DD" pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}" title="A day as YYYY-MM-DD, e.g. 2027-01-31" maxlength="10" size="12" autocomplete="off" spellcheck="false"></div>
   <button type="submit">Change plan</button>
 </form>
 ${account.apiAccess
@@ -499,6 +527,6 @@ function planEndsOf(body: unknown): number | null | undefined {
   const day = (sent[0] as string).trim();
   if (day === '') return null;
   const at = /^\d{4}-\d{2}-\d{2}$/.test(day) ? Date.parse(`${day}T00:00:00Z`) : Number.NaN;
-  if (!Number.isFinite(at) || dayOf(at) !== day) throw new OperationError('invalid', `the plan's end is a day such as 2027-01-31, or empty for never (got "${day.slice(0, 40)}")`);
+  if (!Number.isFinite(at) || dayOf(at) !== day) throw new PlanEndsError('invalid', `Plan ends: “${day.slice(0, 40)}” is not a day. Write it as YYYY-MM-DD, such as 2027-01-31, or leave the field empty for a plan that never ends.`);
   return at;
 }
