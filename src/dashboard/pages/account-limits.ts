@@ -105,6 +105,11 @@ export function typedLimits(body: unknown, plan: Plan | undefined): RefusedLimit
   };
 }
 
+/** A meter's limit as the form, its table and its refusals name it: `Limit of units` (the meter's name as the profile gives it). */
+function meterLabel(meter: string): string {
+  return `Limit of ${meter}`;
+}
+
 /** How the form says what a window or a limit should look like. */
 const WINDOWS_WRITTEN = 'Write each as 25-per-1s (per key) or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), separated by commas; none for no window; or leave the field empty for the plan’s.';
 const LIMIT_WRITTEN = 'Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.';
@@ -120,12 +125,12 @@ export function limitsRefusal(error: OperationError, change: LimitsChange | null
   if (error instanceof LimitSpecError) {
     const { refusal } = error;
     if (refusal.why === 'too_large') {
-      return refusal.field === 'window' ? sentence(`Rate-limit windows: “${refusal.typed}”: ${WINDOW_LIMIT_TOO_LARGE}`) : sentence(`“${refusal.meter ?? refusal.typed}” limit: ${METER_LIMIT_TOO_LARGE}`);
+      return refusal.field === 'window' ? sentence(`Rate-limit windows: “${refusal.typed}”: ${WINDOW_LIMIT_TOO_LARGE}`) : sentence(`${meterLabel(refusal.meter ?? refusal.typed)}: ${METER_LIMIT_TOO_LARGE}`);
     }
     if (refusal.field === 'window' && isEmptyWindow(refusal.why)) return sentence(`Rate-limit windows: “${refusal.typed}”: ${EMPTY_WINDOW_WHY[refusal.why]}`);
     if (refusal.field === 'window') return `Rate-limit windows: “${refusal.typed}” is not a window. ${WINDOWS_WRITTEN}`;
     // The form writes `<meter>=<typed>` itself: the meter and the value are always there.
-    return `“${refusal.meter ?? refusal.typed}” limit: “${refusal.value ?? refusal.typed}” is not a limit. ${LIMIT_WRITTEN}`;
+    return `${meterLabel(refusal.meter ?? refusal.typed)}: “${refusal.value ?? refusal.typed}” is not a limit. ${LIMIT_WRITTEN}`;
   }
   const windows = Array.isArray(change?.rateLimits) ? (change.rateLimits as WindowWritten[]) : [];
   if (error instanceof RepeatedWindowError) {
@@ -152,24 +157,24 @@ export function limitsRefusal(error: OperationError, change: LimitsChange | null
  */
 function meterLimitRefusal(error: MeterLimitError, account: Pick<AccountRecord, 'planId'>, plans: Record<string, Plan>): string {
   const { meter, refusal } = error;
-  if (refusal.reason === 'not_a_limit') return sentence(`“${meter}” limit: a meter's limit is a number from 0 to ${MAX_REPORTED}, or empty for the plan’s`);
+  if (refusal.reason === 'not_a_limit') return sentence(`${meterLabel(meter)}: a meter’s limit is a number from 0 to ${MAX_REPORTED}, or empty for the plan’s`);
   const planName = plans[refusal.planId]?.name ?? refusal.planId;
   if (refusal.reason === 'no_such_meter') {
     const near = refusal.near === undefined ? '' : ` (did you mean “${refusal.near}”?)`;
-    return sentence(`“${meter}” limit: the ${planName} plan has no meter “${meter}”${near}; ${planMeters(refusal.meters)}`);
+    return sentence(`${meterLabel(meter)}: the ${planName} plan has no meter “${meter}”${near}; ${planMeters(refusal.meters)}`);
   }
   const quoted = refusal.kept.map((name) => `“${name}”`);
   const one = quoted.length === 1;
   const withField = refusal.kept.filter((name) => plans[account.planId]?.meters[name] !== undefined);
   const withoutField = quoted.filter((_, i) => !withField.includes(refusal.kept[i] as string));
-  const fields = andList(withField.map((name) => `“${name} limit”`));
+  const fields = andList(withField.map((name) => `“${meterLabel(name)}”`));
   const giveBack =
     withField.length === 0
       ? `save the limits under Limits, which drops ${one ? 'it' : 'them'}`
       : `empty the ${fields} field${withField.length === 1 ? '' : 's'} under Limits and save the limits${withoutField.length === 0 ? '' : `, which drops ${andList(withoutField)} too`}`;
   const then = refusal.planId === account.planId ? '' : ', then change the plan';
   const lacks = one ? `no meter ${quoted[0]}` : `no meters ${orList(quoted)}`;
-  return sentence(`${andList(quoted)} limit${one ? '' : 's'}: the ${planName} plan has ${lacks}, and this account has its own limit${one ? ' for it' : 's for them'}: ${giveBack}${then}`);
+  return sentence(`${one ? meterLabel(refusal.kept[0] as string) : `Limits of ${andList(refusal.kept)}`}: the ${planName} plan has ${lacks}, and this account has its own limit${one ? ' for it' : 's for them'}: ${giveBack}${then}`);
 }
 
 /** The limits in effect after a change, in a sentence: each marked as the account's own or the plan's. */
@@ -205,7 +210,7 @@ export function limitsSection(account: AccountRecord, plans: Record<string, Plan
   </tr>${meters.map(
     ([meter, m]) => html`
   <tr>
-    <td data-label="Limit"><strong>${meter} limit</strong></td>
+    <td data-label="Limit"><strong>${meterLabel(meter)}</strong></td>
     <td data-label="${planName} plan">${number(m.limit)}</td>
     <td data-label="Account’s own">${own?.meters[meter] === undefined ? html`<span class="muted">the plan’s</span>` : number(own.meters[meter])}</td>
     <td data-label="In effect">${number(effective.meters[meter]?.limit ?? m.limit)}${ownMark(own?.meters[meter] !== undefined)}</td>
@@ -217,13 +222,13 @@ export function limitsSection(account: AccountRecord, plans: Record<string, Plan
   ${refused ? html`<div class="notice error" role="alert" id="limits-error"><p>${refused.refusal}</p></div>` : ''}
   <div class="field">
     <label for="limits-windows">Rate-limit windows</label>
-    <span class="hint" id="limits-windows-hint">In place of the plan’s: 25-per-1s (per key), 5000-per-1h-per-account, separated by commas; none for no window; empty: the plan’s.</span>
+    <span class="hint" id="limits-windows-hint">For example 25-per-1s (per key), 5000-per-1h-per-account, separated by commas; none: no window. Empty: ${plan ? html`the ${planName} plan’s own, ${plan.rateLimits.length === 0 ? 'none' : windowsSpec(plan.rateLimits)}` : 'the plan’s'}.</span>
     <input id="limits-windows" name="${WINDOWS_FIELD}" type="text" value="${typed.rateLimits}" maxlength="1000" autocomplete="off" spellcheck="false" aria-describedby="limits-windows-hint${refused ? ' limits-error' : ''}"${refused ? html` aria-invalid="true" autofocus` : ''}>
   </div>${meters.map(
     ([meter, m]) => html`
   <div class="field">
-    <label for="limits-meter-${meter}">${meter} limit</label>
-    <span class="hint" id="limits-meter-${meter}-hint">A number, 0 or more; empty: the plan’s (${number(m.limit)}).</span>
+    <label for="limits-meter-${meter}">${meterLabel(meter)}</label>
+    <span class="hint" id="limits-meter-${meter}-hint">A number, 0 or more. Empty: the ${planName} plan’s own, ${number(m.limit)}.</span>
     <input id="limits-meter-${meter}" name="${METER_FIELD}${meter}" type="text" inputmode="decimal" value="${typed.meters[meter] ?? ''}" maxlength="30" autocomplete="off" spellcheck="false" aria-describedby="limits-meter-${meter}-hint">
   </div>`,
   )}

@@ -150,7 +150,7 @@ describe("audit log: an account's own limits", () => {
   it('says what the account was given, or that it has the plan\'s again', () => {
     const given = auditTable([entry({ before: { rateLimits: null, meters: {} }, after: { rateLimits: [{ name: '50-per-1s', limit: 50, window: '1s', scope: 'key' }, { name: '9-per-1h', limit: 9, window: '1h', scope: 'account' }], meters: { units: 5_000_000 } } })], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map()).value;
     expect(textOf(given)).toContain("Changed the account's own limits");
-    expect(textOf(given)).toContain('rate limits → 50-per-1s, 9-per-1h per account, units limit → 5,000,000');
+    expect(textOf(given)).toContain('rate limits → 50-per-1s, 9-per-1h per account, limit of units → 5,000,000');
     const back = auditTable([entry({ before: { rateLimits: [], meters: {} }, after: { rateLimits: null, meters: {} } })], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map()).value;
     expect(textOf(back)).toContain("rate limits → the plan's, meter limits → the plan's");
   });

@@ -128,7 +128,7 @@ function ownLimitsText(after: unknown): string {
   const windows = Array.isArray(limits.rateLimits)
     ? limits.rateLimits.length === 0 ? 'none' : limits.rateLimits.map((w) => `${w.limit}-per-${w.window}${w.scope === 'account' ? ' per account' : ''}`).join(', ')
     : 'the plan\'s';
-  const meters = Object.entries(limits.meters ?? {}).map(([meter, limit]) => `${meter} limit → ${number(limit)}`);
+  const meters = Object.entries(limits.meters ?? {}).map(([meter, limit]) => `limit of ${meter} → ${number(limit)}`);
   return [`rate limits → ${windows}`, ...(meters.length > 0 ? meters : ['meter limits → the plan\'s'])].join(', ');
 }
 
