@@ -128,13 +128,13 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       const email = `bea-${width}@acme.example`;
       await page.goto(await invite(fixture, email, accountId));
       await found.audit(page, 'Choose your password');
-      await page.getByLabel('New password').fill(PASSWORD);
-      await page.getByLabel('Type it again').fill(`${PASSWORD}!`);
+      await page.getByLabel('New password', { exact: true }).fill(PASSWORD);
+      await page.getByLabel('Confirm new password').fill(`${PASSWORD}!`);
       await page.getByRole('button', { name: 'Set password' }).click();
       await shown(page.getByRole('alert'));
       await found.audit(page, 'Choose your password', 'passwords differ');
-      await page.getByLabel('New password').fill(PASSWORD);
-      await page.getByLabel('Type it again').fill(PASSWORD);
+      await page.getByLabel('New password', { exact: true }).fill(PASSWORD);
+      await page.getByLabel('Confirm new password').fill(PASSWORD);
       await page.getByRole('button', { name: 'Set password' }).click();
       // Signed in at once, on the keys page with its notice.
       await page.waitForURL((url) => url.pathname === '/keys');

@@ -140,8 +140,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
 
       // The link, opened now, or its form sent from the page opened before, sets no password.
       expect((await visitor.request.get(new URL(link).pathname)).status()).toBe(404);
-      await visitor.getByLabel('New password').fill(PASSWORD);
-      await visitor.getByLabel('Type it again').fill(PASSWORD);
+      await visitor.getByLabel('New password', { exact: true }).fill(PASSWORD);
+      await visitor.getByLabel('Confirm new password').fill(PASSWORD);
       await visitor.getByRole('button', { name: 'Set password' }).click();
       await expectHeading(visitor, 'This link does not work');
       expect(await fixture.keygate.runtime.store.findMemberByEmail(email)).toBeUndefined();

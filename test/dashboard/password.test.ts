@@ -94,6 +94,22 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
     return (await context.cookies()).find((c) => c.name === SESSION_COOKIE)?.value;
   }
 
+  it('labels the new password and its confirmation alike on the invitation page and the password page', async () => {
+    const email = 'labels@acme.example';
+    const context = await newContext(browser, fixture.dashboardUrl);
+    const page = await context.newPage();
+    await page.goto(await invite(fixture, email, await newAccount(fixture, 'Acme labels')));
+    await expectHeading(page, 'Choose your password');
+    expect(await page.locator('form label').allInnerTexts()).toEqual(['New password', 'Confirm new password']);
+    await page.getByLabel('New password', { exact: true }).fill(PASSWORD);
+    await page.getByLabel('Confirm new password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await page.waitForURL((url) => !url.pathname.startsWith('/invite/'));
+    await page.goto('/password');
+    expect(await page.locator('form label').allInnerTexts()).toEqual(['Current password', 'New password', 'Confirm new password']);
+    await context.close();
+  });
+
   it('changes it from the header\'s link: the new password signs in, the old does not, and every other session is signed out', async () => {
     const { email, accountId, context, page } = await newMember('ada');
     // The same member signed in in another browser (a laptop left signed in, a stolen cookie).

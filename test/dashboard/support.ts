@@ -113,8 +113,8 @@ export async function invite(fixture: DashboardFixture, email: string, accountId
 /** Accepts an invitation (or a reset link) in the page, which signs in; leaves the page on the viewer's home. */
 export async function join(page: Page, inviteUrl: string, email: string, password = PASSWORD): Promise<void> {
   await page.goto(inviteUrl);
-  await page.getByLabel('New password').fill(password);
-  await page.getByLabel('Type it again').fill(password);
+  await page.getByLabel('New password', { exact: true }).fill(password);
+  await page.getByLabel('Confirm new password').fill(password);
   await page.getByRole('button', { name: 'Set password' }).click();
   // Signed in at once: no sign-in form to type the password into again.
   await page.waitForURL((url) => !url.pathname.startsWith('/invite/') && !url.pathname.startsWith('/sign-in'));

@@ -84,7 +84,7 @@ ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : '
     <input id="password" name="password" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password" aria-describedby="password-hint" autofocus${error ? html` aria-invalid="true"` : ''}>
   </div>
   <div class="field">
-    <label for="confirm">Type it again</label>
+    <label for="confirm">Confirm new password</label>
     <input id="confirm" name="confirm" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password">
   </div>
   <div class="actions"><button type="submit">Set password</button></div>
