@@ -117,6 +117,8 @@ table.data td.num, table.data th.num { text-align: right; font-variant-numeric: 
 /* A name of 100 characters without a space wraps in its cell instead of widening the table. */
 table.data .key-name { font-weight: 600; display: block; overflow-wrap: anywhere; }
 table.data time, code.hint { white-space: nowrap; }
+/* An email is not broken at its hyphens (ops-team) by a squeezed column: the table scrolls in its box instead. */
+table.data .email { white-space: nowrap; }
 table.data td.key-cell { min-width: 14rem; }
 .related { display: block; font-size: .85rem; color: var(--muted); }
 @media (max-width: 44rem) {
@@ -129,6 +131,8 @@ table.data td.key-cell { min-width: 14rem; }
   table.cards td > * { justify-self: start; }
   table.cards td[data-label=""] { grid-template-columns: 1fr; }
   table.cards td[data-label=""]::before { content: none; }
+  /* A card is as wide as the phone: an email wraps there only where it does not fit, anywhere rather than past the edge. */
+  table.cards .email { white-space: normal; overflow-wrap: anywhere; }
 }
 
 /* facts and badges */

@@ -3,7 +3,7 @@
  * (no sideways scrolling), tables turn into labelled cards, and the whole create-copy
  * flow works by touch-sized controls.
  */
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyBlockId } from '../../src/counters/counters.js';
 import { tempDir } from '../support/temp.js';
@@ -135,5 +135,47 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
     await page.waitForURL('**/sign-in');
     expect(await horizontalOverflow(page)).toBe(0);
     await screenshot(page, 'phone-sign-in');
+  });
+
+  it('keeps an email on one line in an account’s tables on a laptop, fits them on a phone, and leaves the repeated Account column out of the account’s own activity', async () => {
+    const email = 'olga@ops-team.example';
+    const [acme] = await fixture.keygate.runtime.store.listAccounts({ limit: 1 });
+    const laptop = await (await newContext(browser, fixture.dashboardUrl, { width: 800, height: 800 })).newPage();
+    /** The lines a cell's text takes (an email broken at its hyphen takes two). */
+    const lines = (cell: Locator) => cell.evaluate((td) => {
+      const range = document.createRange();
+      range.selectNodeContents(td);
+      return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+    });
+    try {
+      await join(laptop, await invite(fixture, email, null, 'operator'), email);
+      // Changes by the operator: audited under their email, beside details that take the width.
+      await laptop.goto(`/accounts/${acme!.id}`);
+      await laptop.getByLabel('Invite a member by email').fill('dan-the-developer@acme-analytics.example');
+      await laptop.getByRole('button', { name: 'Create invitation link' }).click();
+      await laptop.goto(`/accounts/${acme!.id}`);
+      await laptop.getByLabel('Rate-limit windows').fill('25-per-1s, 100-per-1m, 5000-per-1h-per-account, 20000-per-1d-per-account');
+      await laptop.getByRole('button', { name: 'Save limits' }).click();
+      await expectHeading(laptop, 'Acme Analytics');
+
+      const activity = laptop.getByRole('table', { name: 'Recent activity' });
+      expect(await activity.locator('thead th').allTextContents()).toEqual(['When', 'Who', 'From', 'What', 'Details']);
+      const byOperator = activity.locator('td[data-label="Who"]', { hasText: email });
+      expect(await byOperator.count()).toBe(2);
+      for (const cell of await byOperator.all()) expect(await lines(cell)).toBe(1);
+      expect(await lines(laptop.getByRole('table', { name: 'Members' }).locator('td[data-label="Email"]', { hasText: 'dan-the-developer' }))).toBe(1);
+
+      // On a phone the cards still fit the screen.
+      await laptop.setViewportSize(PHONE);
+      await laptop.reload();
+      expect(await horizontalOverflow(laptop)).toBe(0);
+
+      // The operator-wide log keeps the Account column: its events are of every account.
+      await laptop.setViewportSize(DESKTOP);
+      await laptop.goto('/audit');
+      expect(await laptop.getByRole('table', { name: 'Audit log' }).locator('thead th').allTextContents()).toEqual(['When', 'Who', 'From', 'What', 'Account', 'Details']);
+    } finally {
+      await laptop.context().close();
+    }
   });
 });

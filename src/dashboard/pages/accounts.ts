@@ -432,7 +432,7 @@ ${members.length === 0
   <thead><tr><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col">Since</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
   <tbody>${members.map(
     (m) => html`<tr>
-    <td data-label="Email">${m.email}</td>
+    <td data-label="Email"><span class="email">${m.email}</span></td>
     <td data-label="Role">${m.role}</td>
     <td data-label="Status">${m.passwordHash ? html`<span class="badge on">Active</span>` : html`<span class="badge invited">Invited</span>`}${m.lockedUntil !== null && m.lockedUntil > now ? html` <span class="badge off">Locked until ${until(m.lockedUntil)}</span>` : ''}</td>
     <td data-label="Since">${when(m.createdAt)}</td>
@@ -449,7 +449,7 @@ ${members.length === 0
 <h2>Usage</h2>
 ${await usageSection(dash, account, 3, { usable, blocked })}
 <h2 id="recent-activity">Recent activity</h2>
-${auditTable(events, accountNames, { heading: 'recent-activity' }, planNamesOf(rt.config))}
+${auditTable(events, accountNames, { heading: 'recent-activity' }, planNamesOf(rt.config), { accountColumn: false })}
 <p><a href="/audit?account=${account.id}">Full audit log of ${account.name}</a> · ${plural(members.length, 'member')}</p>`;
     return sendPage(dash, request, reply, { title: account.name, body, status, ...(notice ? { notice } : {}) });
   }

@@ -155,23 +155,35 @@ function fieldValue(field: string, value: unknown): string {
  * `accountNames`: the name of every account the entries name that still exists (one left
  * out is shown as deleted); `planNames`: each configured plan's name by id (`planNamesOf`).
  */
-export function auditTable(entries: readonly AuditEntry[], accountNames: ReadonlyMap<string, string>, name: TableName, planNames: ReadonlyMap<string, string>): Html {
+/**
+ * `options.accountColumn`: false on an account's own page, where every event is that
+ * account's and the column would repeat its name on every row.
+ */
+export function auditTable(entries: readonly AuditEntry[], accountNames: ReadonlyMap<string, string>, name: TableName, planNames: ReadonlyMap<string, string>, options: { accountColumn?: boolean } = {}): Html {
   if (entries.length === 0) return html`<div class="empty"><p>No events yet.</p></div>`;
+  const accountColumn = options.accountColumn ?? true;
   // An account the names leave out no longer exists: its deletion, where this page shows it, says what it was called.
   const deletedNames = new Map(entries.flatMap((e) => (e.action === 'account.deleted' && e.accountId && typeof e.detail.name === 'string' ? [[e.accountId, e.detail.name] as const] : [])));
   const named = tableNaming(name);
   return html`<div class="table-wrap"><table class="data cards"${named.attributes}>${named.caption}
-  <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">From</th><th scope="col">What</th><th scope="col">Account</th><th scope="col">Details</th></tr></thead>
+  <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">From</th><th scope="col">What</th>${accountColumn ? html`<th scope="col">Account</th>` : ''}<th scope="col">Details</th></tr></thead>
   <tbody>${entries.map(
     (e) => html`<tr>
     <td data-label="When">${when(e.at)}</td>
-    <td data-label="Who">${e.actor}</td>
+    <td data-label="Who">${actorCell(e.actor)}</td>
     <td data-label="From">${e.actorAddress === null ? html`<span class="muted">—</span>` : html`<code>${e.actorAddress}</code>`}</td>
-    <td data-label="What">${actionText(e)}</td>
-    <td data-label="Account">${e.accountId ? accountCell(e.accountId, accountNames, deletedNames) : html`<span class="muted">—</span>`}</td>
+    <td data-label="What">${actionText(e)}</td>${accountColumn
+      ? html`
+    <td data-label="Account">${e.accountId ? accountCell(e.accountId, accountNames, deletedNames) : html`<span class="muted">—</span>`}</td>`
+      : ''}
     <td data-label="Details">${describe(e, planNames)}</td>
   </tr>`,
   )}</tbody></table></div>`;
+}
+
+/** Who did it: an email kept on one line where it fits (not broken at its hyphens), or `cli`, `admin-api`, …. */
+function actorCell(actor: string): Html {
+  return actor.includes('@') ? html`<span class="email">${actor}</span>` : html`${actor}`;
 }
 
 /**
