@@ -1,12 +1,17 @@
 /** How times, numbers and statuses read in the dashboard: UTC, unambiguous, short. */
-import { isoDay, utcSecond, utcSecondUp } from '../meters/period.js';
+import { isoDay, utcSecondUp } from '../meters/period.js';
 import { html, type Html } from './html.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-/** `2025-03-04 10:22 UTC` in a `<time>` element; `fallback` when there is no time. */
+/**
+ * `2025-03-04 10:22 UTC` in a `<time>` element (the exact time in its `datetime`);
+ * `fallback` when there is no time. Truncated to the minute, as a past moment is: a key's
+ * end (its expiry, a rotation's overlap) is shown as its creation is, and never at a
+ * minute after it stopped working.
+ */
 export function when(ms: number | null, fallback = '—'): Html {
   if (ms === null) return html`<span class="muted">${fallback}</span>`;
   const iso = new Date(ms).toISOString();
@@ -32,20 +37,6 @@ export function untilInTable(ms: number): Html {
  */
 export function until(ms: number): Html {
   return html`<time datetime="${new Date(ms).toISOString()}">${utcSecondUp(ms)} UTC</time>`;
-}
-
-/**
- * When a key stops working (its expiry, a rotation's overlap), as the CLI says it (`keyEnd`
- * in cli/format.ts): to the second, truncated as a past moment is, so a key expiring at
- * :00.333 is never shown working until :01. `2025-03-04 10:22:31 UTC`.
- */
-export function keyEnd(ms: number): Html {
-  return html`<time datetime="${new Date(ms).toISOString()}">${utcSecond(ms)} UTC</time>`;
-}
-
-/** `2025-03-04 10:22:31`, truncated as `keyEnd`, for table cells whose heading says "(UTC)". */
-export function keyEndInTable(ms: number): Html {
-  return html`<time datetime="${new Date(ms).toISOString()}">${utcSecond(ms)}</time>`;
 }
 
 

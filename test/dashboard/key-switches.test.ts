@@ -192,7 +192,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a rotation under keys.rotation
     await page.getByRole('link', { name: `Rotate production (${second.hint})` }).click();
     await expectHeading(page, 'Rotate key “production”');
     expect(await textOf(page.locator('#overlaps-ending'))).toMatch(
-      new RegExp(`^Rotating also ends the overlap of an earlier rotation: the earlier key “production” ${literally(first.hint)}, still working beside this one \\(until \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2} UTC\\), is revoked with it and stops working at once\\.$`),
+      new RegExp(`^Rotating also ends the overlap of an earlier rotation: the earlier key “production” ${literally(first.hint)}, still working beside this one \\(until \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2} UTC\\), is revoked with it and stops working at once\\.$`),
     );
     // Named, never shown: no secret is in the page.
     const content = await page.content();
@@ -377,9 +377,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     const keys = (await fixture.keygate.runtime.store.listKeys({})).filter((k) => k.name === 'production' && k.revokedAt === null);
     const outgoing = keys.find((k) => k.expiresAt !== null);
     const replacement = keys.find((k) => k.rotatedFrom === outgoing?.id);
-    // The overlap's end as the CLI says it (keys rotate, keys list): to the second, truncated, never a second at which it no longer works.
+    // The overlap's end as the key's creation is shown: to the minute, truncated, never a minute at which it no longer works.
     const endsAt = outgoing?.expiresAt as number;
-    const ends = `${new Date(endsAt).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+    const ends = `${new Date(endsAt).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
     expect(await textOf(solo.locator('.notice', { hasText: 'keeps working until' }))).toBe(
       `The previous key ${outgoing?.hint} keeps working until ${ends} (in 1 h), then expires by itself. Deploy the new key before then.`,
     );

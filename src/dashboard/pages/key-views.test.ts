@@ -62,10 +62,19 @@ describe('key table', () => {
     const rendered = keyTable([revoked], T0 + 5 * 86_400_000, { caption: 'Revoked and expired keys' }, TRAITS).toString();
     // Each cell's text by its label.
     const cells = Object.fromEntries([...rendered.matchAll(/<td data-label="([^"]*)">(.*?)<\/td>/gs)].map((m) => [m[1], (m[2] ?? '').replace(/<[^>]+>/g, '')]));
-    // Still ahead: to the second, as the CLI's keys list shows it.
-    expect(cells['Expires (UTC)']).toBe('2027-01-31 00:00:00');
+    // To the minute, as Created is shown.
+    expect(cells['Expires (UTC)']).toBe('2027-01-31 00:00');
     expect(cells.Status).toBe('Revoked 3 days ago');
     expect(rendered).toContain('title="Revoked 2026-12-03 00:00 UTC"');
+  });
+
+  it('shows a key’s Created and Expires alike, to the minute (UTC), an end truncated so it is never shown after it', () => {
+    const expiring = key('key_soon', 'sk_live_…cccc', Date.parse('2026-12-01T09:15:42Z'), { expiresAt: Date.parse('2026-12-01T10:22:59.900Z') });
+    const rendered = keyTable([expiring], Date.parse('2026-12-01T09:30:00Z'), { caption: 'Keys in use' }, TRAITS).toString();
+    const cells = Object.fromEntries([...rendered.matchAll(/<td data-label="([^"]*)">(.*?)<\/td>/gs)].map((m) => [m[1], (m[2] ?? '').replace(/<[^>]+>/g, '')]));
+    expect([cells['Created (UTC)'], cells['Expires (UTC)']]).toEqual(['2026-12-01 09:15', '2026-12-01 10:22']);
+    // The exact moment stays in the time element, for machines and hover tools.
+    expect(rendered).toContain('<time datetime="2026-12-01T10:22:59.900Z">2026-12-01 10:22</time>');
   });
 
   it('shows no "Never" for a revoked key that had no expiry: it has ended', () => {

@@ -17,7 +17,7 @@ import { apiEnabledOf, planEnded } from '../../operations/accounts.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, viewerOf, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { keyEnd, number, plural, relative, sentence, until, when } from '../format.js';
+import { number, plural, relative, sentence, when } from '../format.js';
 import { isUsable, keyAsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 import { CREATE_HINT, KEY_WINDOWS_FIELD, keyWindowsField, keyWindowsOf, keyWindowsRefusal } from './key-limits.js';
@@ -242,7 +242,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
         const extra =
           choice === 'now'
             ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>${rotated.ended.length > 0 ? overlapsEndedNotice(rotated.ended) : ''}`
-            : html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${previous.expiresAt === null ? when(null) : keyEnd(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
+            : html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${when(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
         const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra: html`${refusedWhileOff(account)}${extra}`, planId: account.planId });
         return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
       } catch (error) {
@@ -421,7 +421,7 @@ ${notYet ? html`<div class="notice" id="replacement-not-yet"><p>${notYet.why}</p
       const why =
         replaced.expiresAt === null
           ? html`${named} cannot be rotated yet either: it replaced ${which}, which keeps working until it is revoked. Revoke ${that} to rotate ${named}.`
-          : html`${named} cannot be rotated yet either: it replaced ${which}, which keeps working until ${until(replaced.expiresAt)} (${relative(replaced.expiresAt, now)}). ${named} can be rotated once ${that} has stopped working, or now if you revoke ${that} first.`;
+          : html`${named} cannot be rotated yet either: it replaced ${which}, which keeps working until ${when(replaced.expiresAt)} (${relative(replaced.expiresAt, now)}). ${named} can be rotated once ${that} has stopped working, or now if you revoke ${that} first.`;
       return { why, wayOn: revokeLink(replaced) };
     }
     const plan = rt.config.plans[account.planId];
@@ -477,7 +477,7 @@ function keysNamed(keys: readonly KeyRecord[]): Html {
 function overlapsEndingNotice(ending: readonly KeyRecord[]): Html {
   const one = ending.length === 1;
   const ends = ending.map((k) => k.expiresAt).filter((at): at is number => at !== null);
-  const still = ends.length === ending.length ? html` (until ${keyEnd(Math.max(...ends))})` : '';
+  const still = ends.length === ending.length ? html` (until ${when(Math.max(...ends))})` : '';
   return html`<div class="notice warning" id="overlaps-ending"><p>Rotating also ends the overlap of an earlier rotation: ${one ? 'the earlier key' : 'the earlier keys'} ${keysNamed(ending)}, still working beside this one${still}, ${one ? 'is' : 'are'} revoked with it and ${one ? 'stops' : 'stop'} working at once.</p></div>`;
 }
 
