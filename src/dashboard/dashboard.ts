@@ -63,7 +63,7 @@ function nodeRefusal(status: NodeRefusal): RawAnswer {
     408: 'The request took too long to arrive.',
     414: 'The address is too long.',
     417: 'Only "Expect: 100-continue" is supported.',
-    431: 'The request headers are too large: clearing this site\'s cookies may help.',
+    431: 'The request headers are too large: clearing this site’s cookies may help.',
   }[status];
   const body = `<!doctype html><html lang="en"><meta charset="utf-8"><title>${STATUS_CODES[status]}</title><h1>${STATUS_CODES[status]}</h1><p>${what}</p><p><a href="/">Back to the dashboard</a></p></html>`;
   return { contentType: 'text/html; charset=utf-8', body, headers: { ...SECURITY_HEADERS, 'cache-control': 'no-store' } };
@@ -316,7 +316,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
         if (request.method === 'GET' || request.method === 'HEAD') reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S));
         return sendPage(dash, request, reply, { title: 'Unavailable', body, status: 503 });
       }
-      const body = html`<h1>Something went wrong</h1><p>The page could not be shown. Try again in a moment; if it keeps happening, tell whoever gave you access: the details are in the service's log.</p><p><a href="/">Back to the dashboard</a></p>`;
+      const body = html`<h1>Something went wrong</h1><p>The page could not be shown. Try again in a moment; if it keeps happening, tell whoever gave you access: the details are in the service’s log.</p><p><a href="/">Back to the dashboard</a></p>`;
       return sendPage(dash, request, reply, { title: 'Something went wrong', body, status: 500 });
     });
   });
@@ -328,7 +328,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
 
   function refuseForgery(request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const body = html`<h1>This form could not be accepted</h1>
-<div class="notice error" role="alert"><p>It did not carry this dashboard's security token, so it may not have come from this dashboard, or the page was open for too long.</p></div>
+<div class="notice error" role="alert"><p>It did not carry this dashboard’s security token, so it may not have come from this dashboard, or the page was open for too long.</p></div>
 <p>Go back, reload the page and try again.</p><p><a href="/">Back to the dashboard</a></p>`;
     return sendPage(dash, request, reply, { title: 'Form not accepted', body, status: 403 });
   }

@@ -96,6 +96,32 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     await anonymous.context().close();
   });
 
+  it('writes the apostrophes of its prose curly (’), as most of its text does; code and typed values keep theirs', async () => {
+    const pages: [Page, string][] = [
+      [member, '/keys'],
+      [member, '/keys/new'],
+      [member, `/keys/${keyId}/limits`],
+      [member, `/keys/${keyId}/rotate`],
+      [member, `/keys/${keyId}/revoke`],
+      [member, '/usage'],
+      [member, '/password'],
+      [operator, '/accounts'],
+      [operator, `/accounts/${accountId}`],
+      [operator, `/accounts/${accountId}/api-access`],
+      [operator, '/audit'],
+      [operator, '/no-such-page'],
+    ];
+    for (const [page, path] of pages) {
+      await page.goto(path);
+      const straight = await page.evaluate(() => {
+        const body = document.body.cloneNode(true) as HTMLElement;
+        for (const code of body.querySelectorAll('code, pre, script, style')) code.remove();
+        return (body.textContent ?? '').match(/\S*[A-Za-z]'[A-Za-z]\S*/g) ?? [];
+      });
+      expect(straight, path).toEqual([]);
+    }
+  });
+
   it('names each table once: by the heading above it, a caption only where it says more', async () => {
     // A revoked key, so that both key tables are shown.
     const gone = (await createKey(fixture.keygate.runtime, { accountId, name: 'Old export' }, 'admin-api')).key;

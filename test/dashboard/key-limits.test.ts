@@ -149,7 +149,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
     await page.getByLabel('Rate limits').fill('5-per-1h-per-account');
     await page.getByRole('button', { name: 'Create key' }).click();
     await expectHeading(page, 'Create a key');
-    expect(await textOf(page.getByRole('alert'))).toBe("Rate limits: “5-per-1h-per-account”: a key's own limits are per key: a limit shared by all of the account's keys is the account's own, which the API's operator sets.");
+    expect(await textOf(page.getByRole('alert'))).toBe("Rate limits: “5-per-1h-per-account”: a key’s own limits are per key: a limit shared by all of the account’s keys is the account’s own, which the API’s operator sets.");
     expect(await page.getByLabel('Rate limits').getAttribute('aria-invalid')).toBe('true');
     expect(await page.getByLabel('Name').inputValue()).toBe('Too shared');
     expect((await keygate.runtime.store.listKeys({ accountId: acmeId })).map((k) => k.name)).toEqual(['Front end']);
@@ -170,7 +170,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
       ['10-per-1m, 5-per-0s', 'Rate limits: “5-per-0s”: the window (after -per-) must be longer than 0, as 1s or 1m.'],
       [`${'9'.repeat(400)}-per-1s`, `Rate limits: “${'9'.repeat(400)}-per-1s”: too large: a window's limit is at most 999999999999999.`],
       ['100-per-1m, 20-per-1s, 5000-per-1m', repeated],
-      ['5-per-1h-per-account', "Rate limits: “5-per-1h-per-account”: a key's own limits are per key: a limit shared by all of the account's keys is the account's own, which the API's operator sets."],
+      ['5-per-1h-per-account', "Rate limits: “5-per-1h-per-account”: a key’s own limits are per key: a limit shared by all of the account’s keys is the account’s own, which the API’s operator sets."],
       [Array.from({ length: 21 }, (_, i) => `1-per-${i + 1}s`).join(', '), 'Rate limits: at most 20 windows.'],
     ];
     for (const [typed, refusal] of refusals) {
@@ -246,7 +246,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
     expect(await textOf(operator.getByRole('alert'))).toBe(`Rate limits: “10/s” is not a window. ${WRITTEN}`);
     await operator.getByLabel('Rate limits').fill('5-per-1h-per-account');
     await operator.getByRole('button', { name: 'Save rate limits' }).click();
-    expect(await textOf(operator.getByRole('alert'))).toBe("Rate limits: “5-per-1h-per-account”: a key's own limits are per key: a limit shared by all of the account's keys is the account's own, set under Limits on the account's page.");
+    expect(await textOf(operator.getByRole('alert'))).toBe("Rate limits: “5-per-1h-per-account”: a key’s own limits are per key: a limit shared by all of the account’s keys is the account’s own, set under Limits on the account’s page.");
     expect(await operator.getByLabel('Rate limits').getAttribute('aria-invalid')).toBe('true');
     expect(await stored()).toEqual([{ limit: 3, window: 1000, scope: 'key' }]);
     expect(await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 })).toEqual(audited);

@@ -89,7 +89,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     await page.waitForURL('**/keys/new');
     expect(await page.title()).toBe('Create a key · Ranksy');
     // What a test key is here: told apart upstream, not spared the limits (docs/authentication.md).
-    expect(await textOf(page.locator('fieldset', { has: page.locator('legend', { hasText: 'Mode' }) }).locator('.hint'))).toBe("The API is told each request's mode; test keys spend the account's rate limits and quotas as live keys do.");
+    expect(await textOf(page.locator('fieldset', { has: page.locator('legend', { hasText: 'Mode' }) }).locator('.hint'))).toBe('The API is told each request’s mode; test keys spend the account’s rate limits and quotas as live keys do.');
 
     // The name field has the focus; everything else is reached with Tab, arrows and Space.
     // Chromium applies autofocus at its next rendering, which on a loaded machine can come after

@@ -36,7 +36,7 @@ describe('dashboard: an account on a plan the profile no longer has', () => {
     expect(options[0]).toEqual({ value: '', chosen: true, text: 'legacy (not in this profile: choose a plan)' });
     expect(options.slice(1).map((o) => o.value)).toEqual(Object.keys(fixture.keygate.runtime.config.plans));
     expect(options.filter((o) => o.chosen)).toHaveLength(1);
-    expect(page.html).toContain("The account's plan, legacy, is no longer offered: its keys are refused until the account is moved to another plan.");
+    expect(page.html).toContain('The account’s plan, legacy, is no longer offered: its keys are refused until the account is moved to another plan.');
     expect(page.html).not.toContain('plan has no metered quotas');
   });
 });

@@ -402,13 +402,13 @@ ${pager}
 </form>
 ${account.apiAccess
   ? html`<div class="inline-form">
-  <p>The operator's switch for API access is <strong>on</strong>.</p>
+  <p>The operator’s switch for API access is <strong>on</strong>.</p>
   <a class="button secondary" href="/accounts/${account.id}/api-access">Turn API access off</a>
 </div>`
   : html`<form method="post" action="/accounts/${account.id}/api-access" class="inline-form">
   ${csrfField(request)}
   <input type="hidden" name="apiAccess" value="on">
-  <p>The operator's switch for API access is <strong>off</strong>.</p>
+  <p>The operator’s switch for API access is <strong>off</strong>.</p>
   <button type="submit">Turn API access on</button>
 </form>`}
 <h2 id="limits">Limits</h2>
@@ -427,7 +427,7 @@ ${usable.length > 0
 ${gone.length > 0 ? html`<h3 id="gone-keys">Revoked and expired keys</h3>${keyTable(gone, now, { heading: 'gone-keys' }, traits, { all: keys })}` : ''}
 <h2 id="members">Members</h2>
 ${members.length === 0
-  ? html`<div class="empty"><p>No members yet. Invite someone to manage this account's keys.</p></div>`
+  ? html`<div class="empty"><p>No members yet. Invite someone to manage this account’s keys.</p></div>`
   : html`<div class="table-wrap"><table class="data cards" aria-labelledby="members">
   <thead><tr><th scope="col">Email</th><th scope="col">Role</th><th scope="col">Status</th><th scope="col">Since</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
   <tbody>${members.map(
@@ -463,7 +463,7 @@ ${auditTable(events, accountNames, { heading: 'recent-activity' }, planNamesOf(r
 function apiAccessOffConfirmation(account: AccountRecord, keysInUse: number, options: ConfirmationTarget): Html {
   if (!account.apiAccess) {
     return html`<h1>API access is already off for ${account.name}</h1>
-<p>Its keys are refused until API access is turned on again, from the account's page.</p>
+<p>Its keys are refused until API access is turned on again, from the account’s page.</p>
 <div class="actions"><a class="button secondary" href="${options.cancel}">Back to ${account.name}</a></div>`;
   }
   return html`<h1>Turn API access off for ${account.name}?</h1>

@@ -74,7 +74,7 @@ describe('a client address block lifted, in the audit log', () => {
   it('says which address, after how many unknown keys, and until when it would have lasted, in words', () => {
     const entry: AuditEntry = { id: 'aud_1', at: Date.UTC(2026, 11, 1, 15, 9), actor: 'admin-api', actorAddress: null, action: 'address.unblocked', accountId: null, keyId: null, detail: { address: '2001:db8:0:7::/64', unknownKeys: 20, blockedAt: Date.UTC(2026, 11, 1, 15, 0), blockedUntil: Date.UTC(2026, 11, 1, 15, 10) } };
     const rendered = auditTable([entry], new Map(), { caption: 'Events' }, new Map()).toString();
-    expect(rendered).toContain('Lifted a client address&#39;s block for unknown keys');
+    expect(rendered).toContain('Lifted a client address’s block for unknown keys');
     expect(rendered).toContain('2001:db8:0:7::/64 (after 20 unknown keys, blocked until 2026-12-01 15:10:00 UTC)');
     expect(rendered).not.toContain(String(Date.UTC(2026, 11, 1, 15, 10)));
   });
@@ -149,16 +149,16 @@ describe("audit log: an account's own limits", () => {
 
   it('says what the account was given, or that it has the plan\'s again', () => {
     const given = auditTable([entry({ before: { rateLimits: null, meters: {} }, after: { rateLimits: [{ name: '50-per-1s', limit: 50, window: '1s', scope: 'key' }, { name: '9-per-1h', limit: 9, window: '1h', scope: 'account' }], meters: { units: 5_000_000 } } })], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map()).value;
-    expect(textOf(given)).toContain("Changed the account's own limits");
+    expect(textOf(given)).toContain('Changed the account’s own limits');
     expect(textOf(given)).toContain('rate limits → 50-per-1s, 9-per-1h per account, limit of units → 5,000,000');
     const back = auditTable([entry({ before: { rateLimits: [], meters: {} }, after: { rateLimits: null, meters: {} } })], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map()).value;
-    expect(textOf(back)).toContain("rate limits → the plan's, meter limits → the plan's");
+    expect(textOf(back)).toContain('rate limits → the plan’s, meter limits → the plan’s');
   });
 
   it('says the limits an account was created with, in its account.created line', () => {
     const created: AuditEntry = { id: 'aud_created', at, actor: 'cli', actorAddress: null, action: 'account.created', accountId: 'acc_1', keyId: null, detail: { name: 'Acme', planId: 'pro', limits: { rateLimits: [{ name: '25-per-1s', limit: 25, window: '1s', scope: 'key' }], meters: {} } } };
     const table = auditTable([created], new Map([['acc_1', 'Acme']]), { caption: 'Audit log' }, new Map([['pro', 'Pro']])).value;
-    expect(textOf(table)).toContain("on the Pro pro plan, rate limits → 25-per-1s, meter limits → the plan's");
+    expect(textOf(table)).toContain('on the Pro pro plan, rate limits → 25-per-1s, meter limits → the plan’s');
   });
 });
 

@@ -22,11 +22,11 @@ const ACTIONS: Record<string, string> = {
   'key.imported': 'Imported a key (made elsewhere)',
   'key.revoked': 'Revoked a key',
   'key.rotated': 'Rotated a key',
-  'key.unblocked': 'Lifted a key\'s rate-limit block',
+  'key.unblocked': 'Lifted a key’s rate-limit block',
   'key.updated': 'Changed a key',
   'account.created': 'Created the account',
   'account.updated': 'Changed the account',
-  'account.limits_changed': 'Changed the account\'s own limits',
+  'account.limits_changed': 'Changed the account’s own limits',
   'account.deleted': 'Deleted the account',
   'member.invited': 'Invited a member',
   'member.joined': 'Joined (set a password)',
@@ -35,7 +35,7 @@ const ACTIONS: Record<string, string> = {
   'member.removed': 'Removed a member',
   'member.locked': 'Sign-in locked after failed attempts',
   'member.unlocked': 'Lifted a sign-in lock',
-  'address.unblocked': 'Lifted a client address\'s block for unknown keys',
+  'address.unblocked': 'Lifted a client address’s block for unknown keys',
 };
 
 /** What an event did, in words: by its action, for a password by how it was set (entries before `via` were reset links), for a removal whether it was an invitation. */
@@ -127,9 +127,9 @@ function ownLimitsText(after: unknown): string {
   const limits = (after ?? {}) as { rateLimits?: { limit: number; window: string; scope: string }[] | null; meters?: Record<string, number> };
   const windows = Array.isArray(limits.rateLimits)
     ? limits.rateLimits.length === 0 ? 'none' : limits.rateLimits.map((w) => `${w.limit}-per-${w.window}${w.scope === 'account' ? ' per account' : ''}`).join(', ')
-    : 'the plan\'s';
+    : 'the plan’s';
   const meters = Object.entries(limits.meters ?? {}).map(([meter, limit]) => `limit of ${meter} → ${number(limit)}`);
-  return [`rate limits → ${windows}`, ...(meters.length > 0 ? meters : ['meter limits → the plan\'s'])].join(', ');
+  return [`rate limits → ${windows}`, ...(meters.length > 0 ? meters : ['meter limits → the plan’s'])].join(', ');
 }
 
 /**

@@ -35,9 +35,9 @@ const LABEL = 'Rate limits';
 /** How the field says a window is written. */
 const WRITTEN = 'Write each as 10-per-1m or 2-per-1s (a number of requests, -per-, and a window: a number and ms, s, m, h or d; no spaces), separated by commas, or leave the field empty for none.';
 /** Why a window shared by the account's keys is not a key's, in a member's terms (they cannot run the CLI that PerAccountKeyWindowError's message points to). */
-const PER_ACCOUNT_FOR_MEMBERS = "a key's own limits are per key: a limit shared by all of the account's keys is the account's own, which the API's operator sets";
+const PER_ACCOUNT_FOR_MEMBERS = 'a key’s own limits are per key: a limit shared by all of the account’s keys is the account’s own, which the API’s operator sets';
 /** The same, for an operator: where the account's own are set in the dashboard. */
-const PER_ACCOUNT_FOR_OPERATORS = "a key's own limits are per key: a limit shared by all of the account's keys is the account's own, set under Limits on the account's page";
+const PER_ACCOUNT_FOR_OPERATORS = 'a key’s own limits are per key: a limit shared by all of the account’s keys is the account’s own, set under Limits on the account’s page';
 /** The limits page's second button's value: no windows of its own. */
 const CLEAR = ['none'] as const;
 

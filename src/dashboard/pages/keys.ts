@@ -306,7 +306,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
   function sendSentAlready(request: FastifyRequest, reply: FastifyReply, key: KeyRecord): FastifyReply {
     const body = html`<h1>This form was sent already</h1>
 <div class="notice" role="status"><p>It created the key “${key.name}” (<code>${key.hint}</code>) on ${when(key.createdAt)}. No other key was created.</p></div>
-<p>The key's secret was shown once, in the answer to that form, and cannot be shown again. If you did not copy it, revoke that key and create another.</p>
+<p>The key’s secret was shown once, in the answer to that form, and cannot be shown again. If you did not copy it, revoke that key and create another.</p>
 <div class="actions"><a class="button" href="/keys">Back to the keys</a></div>`;
     return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
   }
@@ -328,7 +328,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
   ${modes.length > 1
     ? html`<fieldset>
     <legend>Mode</legend>
-    <span class="hint">The API is told each request's mode; test keys spend the account's rate limits and quotas as live keys do.</span>
+    <span class="hint">The API is told each request’s mode; test keys spend the account’s rate limits and quotas as live keys do.</span>
     <div class="choices">${modes.map(
       (mode) => html`<label class="choice"><input type="radio" name="mode" value="${mode}"${mode === form.mode ? html` checked` : ''}> ${modeLabel(mode)}</label>`,
     )}</div>

@@ -164,7 +164,7 @@ function keyRequestsTable(keys: readonly KeyRequests[]): Html {
 /** `planDefined`: whether the profile has the account's plan (one taken out of it leaves the account on a plan of nothing). */
 function meterTable(usage: AccountUsage, rateLimited: boolean, planDefined: boolean): Html {
   const meters = Object.entries(usage.meters);
-  if (!planDefined) return html`<div class="empty"><p>The account's plan, ${usage.planId}, is no longer offered: its keys are refused until the account is moved to another plan.</p></div>`;
+  if (!planDefined) return html`<div class="empty"><p>The account’s plan, ${usage.planId}, is no longer offered: its keys are refused until the account is moved to another plan.</p></div>`;
   if (meters.length === 0) {
     return html`<div class="empty"><p>The ${usage.planName} plan has no metered quotas${rateLimited ? ': requests are limited only by rate limits' : ''}.</p></div>`;
   }
