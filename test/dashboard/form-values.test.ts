@@ -254,6 +254,9 @@ describe('dashboard: hand-edited forms', () => {
         expect(form, planEnds).toContain(`value="${planEnds}" aria-invalid="true" aria-describedby="plan-error" autofocus`);
         expect(form, planEnds).toContain('<option value="free" selected>');
       }
+      // A plan the profile does not have is not shown as chosen: the account's own plan is.
+      const unknown = await operator.post(`/accounts/${acmeId}/plan`, { plan: 'constructor', planEnds: 'soon' });
+      expect([unknown.status, unknown.html.includes('<option value="pro" selected>')]).toEqual([400, true]);
       expect(await acme()).toMatchObject({ planId: 'pro', planExpiresAt: null });
     });
 

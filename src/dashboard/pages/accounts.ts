@@ -134,7 +134,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       const [chosen] = fields(request.body, 'plan');
       const [typedEnds] = fields(request.body, 'planEnds');
       const plan: RefusedPlan = {
-        planId: chosen !== undefined && rt.config.plans[chosen] !== undefined ? chosen : account.planId,
+        planId: chosen !== undefined && Object.hasOwn(rt.config.plans, chosen) ? chosen : account.planId,
         planEnds: typedEnds ?? (account.planExpiresAt === null ? '' : dayOf(account.planExpiresAt)),
         field: error instanceof PlanEndsError ? 'planEnds' : 'plan',
         // A plan without a meter the account has its own limit of is refused for that limit: said in the Limits form's words.
