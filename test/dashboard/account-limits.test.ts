@@ -123,7 +123,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
       [{ rateLimits: '10 per 1h' }, `Rate-limit windows: “10 per 1h” is not a window. ${WINDOWS_WRITTEN}`],
       [{ rateLimits: '10-per-1hr' }, `Rate-limit windows: “10-per-1hr” is not a window. ${WINDOWS_WRITTEN}`],
       // Hundreds of digits: too large, not "Infinity".
-      [{ rateLimits: `${'9'.repeat(400)}-per-1s` }, `Rate-limit windows: “${'9'.repeat(400)}-per-1s”: too large: a window's limit is at most 999999999999999.`],
+      [{ rateLimits: `${'9'.repeat(400)}-per-1s` }, `Rate-limit windows: “${'9'.repeat(400)}-per-1s”: too large: a window’s limit is at most 999999999999999.`],
       // Two of one length and scope: the larger limit would never refuse (1m typed for 1h).
       [
         { rateLimits: '100-per-1m, 20-per-1s, 5000-per-1m' },
@@ -131,7 +131,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
       ],
       [{ 'meter.units': '-5' }, 'Limit of units: “-5” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
       [{ 'meter.units': '1,000' }, 'Limit of units: “1,000” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
-      [{ 'meter.units': '1'.padEnd(30, '0') }, 'Limit of units: too large: a meter\'s limit is at most 999999999999999.'],
+      [{ 'meter.units': '1'.padEnd(30, '0') }, 'Limit of units: too large: a meter’s limit is at most 999999999999999.'],
       [{ 'meter.units': '1e99' }, 'Limit of units: “1e99” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
     ];
     for (const [fields, refusal] of refusals) {

@@ -168,7 +168,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
       ['10-per-1m, none', `Rate limits: “none” is not a window. ${WRITTEN}`],
       ['0-per-1s', 'Rate limits: “0-per-1s”: the number of requests (before -per-) must be at least 1.'],
       ['10-per-1m, 5-per-0s', 'Rate limits: “5-per-0s”: the window (after -per-) must be longer than 0, as 1s or 1m.'],
-      [`${'9'.repeat(400)}-per-1s`, `Rate limits: “${'9'.repeat(400)}-per-1s”: too large: a window's limit is at most 999999999999999.`],
+      [`${'9'.repeat(400)}-per-1s`, `Rate limits: “${'9'.repeat(400)}-per-1s”: too large: a window’s limit is at most 999999999999999.`],
       ['100-per-1m, 20-per-1s, 5000-per-1m', repeated],
       ['5-per-1h-per-account', "Rate limits: “5-per-1h-per-account”: a key’s own limits are per key: a limit shared by all of the account’s keys is the account’s own, which the API’s operator sets."],
       [Array.from({ length: 21 }, (_, i) => `1-per-${i + 1}s`).join(', '), 'Rate limits: at most 20 windows.'],

@@ -14,7 +14,8 @@ import { accountPlan, type LimitsChange } from '../../operations/accounts.js';
 import { OperationError } from '../../operations/errors.js';
 import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
-import { EMPTY_WINDOW_WHY, isEmptyWindow, keepWindowNames, LimitSpecError, limitsRefusalPlace, METER_LIMIT_TOO_LARGE, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
+import { EMPTY_WINDOW_WHY, isEmptyWindow, keepWindowNames, LimitSpecError, limitsRefusalPlace, readLimitSpecs, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
+import { tooLarge } from '../../config/amounts.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
 import { MeterLimitError, planMeters } from '../../limits/window-shape.js';
 import { MAX_REPORTED } from '../../meters/cost.js';
@@ -109,6 +110,10 @@ export function typedLimits(body: unknown, plan: Plan | undefined): RefusedLimit
 function meterLabel(meter: string): string {
   return `Limit of ${meter}`;
 }
+
+/** A limit past the most there is, as limit-specs.ts says it, in the dashboard's prose (its apostrophe curly). */
+export const WINDOW_LIMIT_TOO_LARGE = tooLarge('a window’s limit');
+const METER_LIMIT_TOO_LARGE = tooLarge('a meter’s limit');
 
 /** How the form says what a window or a limit should look like. */
 const WINDOWS_WRITTEN = 'Write each as 25-per-1s (per key) or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), separated by commas; none for no window; or leave the field empty for the plan’s.';

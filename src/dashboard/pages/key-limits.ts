@@ -18,14 +18,14 @@ import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
 import { keyWindowsText } from '../../limits/key-windows.js';
-import { EMPTY_WINDOW_WHY, isEmptyWindow, keepWindowNames, LimitSpecError, readLimitSpecs, WINDOW_LIMIT_TOO_LARGE, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
+import { EMPTY_WINDOW_WHY, isEmptyWindow, keepWindowNames, LimitSpecError, readLimitSpecs, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
 import { PerAccountKeyWindowError, WindowsRefusal } from '../../limits/window-shape.js';
 import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { sentence } from '../format.js';
-import { asWritten } from './account-limits.js';
+import { asWritten, WINDOW_LIMIT_TOO_LARGE } from './account-limits.js';
 import { isUsable, refusalText } from './key-views.js';
 
 /** The forms' field for the windows, as the admin API names them. */
