@@ -37,6 +37,11 @@ describe('limitsRefusal', () => {
     expect(limitsRefusal(reworded(onItsOwn), undefined, onPro, plans)).toBe('Limit of credits: the Pro plan has no meter “credits”, and this account has its own limit for it: save the limits under Limits, which drops it.');
     const typo = new MeterLimitError('unit', { reason: 'no_such_meter', planId: 'pro', meters: ['units'], near: 'units' });
     expect(limitsRefusal(reworded(typo), { meters: { unit: 5 } }, onPro, plans)).toBe('Limit of unit: the Pro plan has no meter “unit” (did you mean “units”?); its meters: units.');
+    // Several the plan has not (a form from before the plan lost them): every one named at once.
+    const typos = new MeterLimitError('unit', { reason: 'no_such_meter', planId: 'pro', meters: ['units'], near: 'units', others: [{ meter: 'rows', near: undefined }] });
+    expect(limitsRefusal(reworded(typos), { meters: { unit: 5, rows: 3 } }, onPro, plans)).toBe(
+      'Limits of unit and rows: the Pro plan has no meters “unit” (did you mean “units”?) or “rows”; its meters: units.',
+    );
     // Not a limit: the plan's is the empty field, not the admin API's null; the value is not repeated.
     const negative = new MeterLimitError('units', { reason: 'not_a_limit', got: '-5' });
     expect(limitsRefusal(reworded(negative), { meters: { units: -5 } }, onPro, plans)).toBe("Limit of units: a meter’s limit is a number from 0 to 999999999999999, or empty for the plan’s.");

@@ -165,8 +165,11 @@ function meterLimitRefusal(error: MeterLimitError, account: Pick<AccountRecord, 
   if (refusal.reason === 'not_a_limit') return sentence(`${meterLabel(meter)}: a meter’s limit is a number from 0 to ${MAX_REPORTED}, or empty for the plan’s`);
   const planName = plans[refusal.planId]?.name ?? refusal.planId;
   if (refusal.reason === 'no_such_meter') {
-    const near = refusal.near === undefined ? '' : ` (did you mean “${refusal.near}”?)`;
-    return sentence(`${meterLabel(meter)}: the ${planName} plan has no meter “${meter}”${near}; ${planMeters(refusal.meters)}`);
+    // Every one the form sent at once (a form from before the plan lost them), so that one try fixes them all.
+    const typed = [{ meter, near: refusal.near }, ...(refusal.others ?? [])];
+    const named = typed.map((typo) => `“${typo.meter}”${typo.near === undefined ? '' : ` (did you mean “${typo.near}”?)`}`);
+    const subject = typed.length === 1 ? meterLabel(meter) : `Limits of ${andList(typed.map((typo) => typo.meter))}`;
+    return sentence(`${subject}: the ${planName} plan has no meter${typed.length === 1 ? '' : 's'} ${orList(named)}; ${planMeters(refusal.meters)}`);
   }
   const quoted = refusal.kept.map((name) => `“${name}”`);
   const one = quoted.length === 1;
