@@ -10,6 +10,7 @@ import { RepeatedWindowError, repeatedWindowWhy } from '../limits/repeated-windo
 import { lackedMeters, MeterLimitError, planMeters, WindowsRefusal } from '../limits/window-shape.js';
 import { MAX_REPORTED } from '../meters/cost.js';
 import { meant } from '../config/closest-name.js';
+import { andList } from '../list-words.js';
 
 /**
  * How a window is written, for a refusal of one: near misses (`10-per-1 hour`, `10 per 1h`,
@@ -104,7 +105,7 @@ function meterInFlags(error: MeterLimitError, typed: readonly string[]): Operati
   if (others.length === 0) return new OperationError(error.kind, `${flag}: the ${refusal.planId} plan has no such meter${meant(refusal.near)}; ${meters}`);
   // Several: each by its flag's place, with the meter it likely meant, in one refusal.
   const placed = [{ meter, near: refusal.near }, ...others].map(({ meter: name, near }) => `the ${ordinal(typed.indexOf(name) + 1)} of ${typed.length}${meant(near)}`);
-  return new OperationError(error.kind, `--meter-limit: ${placed.slice(0, -1).join(', ')} and ${placed.at(-1)} name no meter the ${refusal.planId} plan has; ${meters}`);
+  return new OperationError(error.kind, `--meter-limit: ${andList(placed)} name no meter the ${refusal.planId} plan has; ${meters}`);
 }
 
 /** Adds `--rate-limit` to a keys command: the key's own windows (limits/key-windows.ts). */

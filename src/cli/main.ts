@@ -32,6 +32,7 @@ import type { Log } from '../log.js';
 import { fields, keyEnd, table, until, when } from './format.js';
 import { cookiesInClearWarning } from '../dashboard/cookie-security.js';
 import { KEYGATE_VERSION } from '../build-info.js';
+import { orList } from '../list-words.js';
 
 /**
  * What the commands work with (the profile, the store, the runtime, the operations, the
@@ -261,7 +262,7 @@ function parseWhen(text: string, now: number, flag: string): number {
 function onOff(text: string, flag: string, accepted = ['on', 'off']): boolean {
   if (['on', 'true', 'yes'].includes(text)) return true;
   if (['off', 'false', 'no'].includes(text)) return false;
-  throw new OperationError('invalid', `${flag} takes ${accepted.slice(0, -1).join(', ')} or ${accepted.at(-1)}`);
+  throw new OperationError('invalid', `${flag} takes ${orList(accepted)}`);
 }
 
 /** The settings `accounts create` and `accounts update` both take, as typed. */

@@ -19,6 +19,7 @@ import { isLoopbackHost } from '../dashboard/cookie-security.js';
 import { redactUrl } from '../redact-url.js';
 import type { ConfigProblem } from './config-error.js';
 import type { Config } from './schema.js';
+import { andList } from '../list-words.js';
 
 export type ListenerKind = 'gateway' | 'admin' | 'dashboard';
 
@@ -119,5 +120,5 @@ export function upstreamAddress(url: URL): { host: string; port: number } {
 /** `the admin API and the dashboard`: the listeners as a sentence says them. */
 export function describeListeners(listeners: readonly ListenerKind[]): string {
   const names = listeners.map((kind) => `the ${LISTENER_NAME[kind]}`);
-  return names.length <= 1 ? (names[0] ?? 'nothing') : `${names.slice(0, -1).join(', ')} and ${names.at(-1) as string}`;
+  return names.length === 0 ? 'nothing' : andList(names);
 }

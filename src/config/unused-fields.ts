@@ -11,6 +11,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { configSchema, meterSchema, RESERVE_RECORDS_DEFAULT, type Config } from './schema.js';
+import { andList } from '../list-words.js';
 
 export interface UnusedFields {
   /** The fields, as paths (`listen.port`, `routes[0].cost.reserveRecords`). */
@@ -39,7 +40,7 @@ export function unusedFields(config: Config): UnusedFields[] {
     if (fields.length > 0) {
       found.push({
         fields,
-        warning: `gateway: false runs no gateway, so ${listed(fields)} ${fields.length === 1 ? 'has' : 'have'} no effect (${fields.length === 1 ? 'it applies' : 'they apply'} once the gateway is on again: remove ${fields.length === 1 ? 'it' : 'them'}, or keep ${fields.length === 1 ? 'it' : 'them'} for then)`,
+        warning: `gateway: false runs no gateway, so ${andList(fields)} ${fields.length === 1 ? 'has' : 'have'} no effect (${fields.length === 1 ? 'it applies' : 'they apply'} once the gateway is on again: remove ${fields.length === 1 ? 'it' : 'them'}, or keep ${fields.length === 1 ? 'it' : 'them'} for then)`,
       });
     }
   }
@@ -50,13 +51,13 @@ export function unusedFields(config: Config): UnusedFields[] {
       const one = records.length === 1;
       found.push({
         fields: records,
-        warning: `gateway: false runs no gateway, so ${listed(records)} ${one ? 'has' : 'have'} no effect: a per-record cost is charged the records each settle gives (POST /v1/check/{id}/settle with "records"), not counted in an answer (${one ? 'it applies' : 'they apply'} once the gateway is on again: remove ${one ? 'it' : 'them'}, or keep ${one ? 'it' : 'them'} for then)`,
+        warning: `gateway: false runs no gateway, so ${andList(records)} ${one ? 'has' : 'have'} no effect: a per-record cost is charged the records each settle gives (POST /v1/check/{id}/settle with "records"), not counted in an answer (${one ? 'it applies' : 'they apply'} once the gateway is on again: remove ${one ? 'it' : 'them'}, or keep ${one ? 'it' : 'them'} for then)`,
       });
     }
   }
   const keys = keyFormatFields(config.keys, defaults.keys);
   if (keys.length > 0) {
-    found.push({ fields: keys, warning: `keys.format is ${config.keys.format}, so ${listed(keys)} ${keys.length === 1 ? 'has' : 'have'} no effect (${config.keys.format === 'hex' ? 'hex keys have no prefix' : 'only hex keys have a hexLength'})` });
+    found.push({ fields: keys, warning: `keys.format is ${config.keys.format}, so ${andList(keys)} ${keys.length === 1 ? 'has' : 'have'} no effect (${config.keys.format === 'hex' ? 'hex keys have no prefix' : 'only hex keys have a hexLength'})` });
   }
   const reserve = config.routes.flatMap(({ cost }, i) =>
     cost?.perRequest === undefined ? [] : [
@@ -65,13 +66,13 @@ export function unusedFields(config: Config): UnusedFields[] {
         ],
   );
   if (reserve.length > 0) {
-    found.push({ fields: reserve, warning: `${listed(reserve)} ${reserve.length === 1 ? 'has' : 'have'} no effect beside perRequest (a flat cost reserves and charges the same whatever the records: they serve perRecord)` });
+    found.push({ fields: reserve, warning: `${andList(reserve)} ${reserve.length === 1 ? 'has' : 'have'} no effect beside perRequest (a flat cost reserves and charges the same whatever the records: they serve perRecord)` });
   }
   const admit = Object.entries(config.plans).flatMap(([planId, plan]) =>
     Object.entries(plan.meters).flatMap(([meter, spec]) => (spec.overage && spec.admit !== defaultAdmit() ? [`plans.${planId}.meters.${meter}.admit`] : [])),
   );
   if (admit.length > 0) {
-    found.push({ fields: admit, warning: `${listed(admit)} ${admit.length === 1 ? 'has' : 'have'} no effect beside overage: true (it says which requests are refused without overage; with it none is)` });
+    found.push({ fields: admit, warning: `${andList(admit)} ${admit.length === 1 ? 'has' : 'have'} no effect beside overage: true (it says which requests are refused without overage; with it none is)` });
   }
   if (!config.errors.wwwAuthenticate && config.errors.realm !== defaults.errors.realm) {
     found.push({ fields: ['errors.realm'], warning: 'errors.wwwAuthenticate is false, so errors.realm has no effect (the realm is sent only in WWW-Authenticate)' });
@@ -88,11 +89,6 @@ function defaultAdmit(): string {
 function keyFormatFields(keys: Config['keys'], unset: Config['keys']): string[] {
   if (keys.format === 'hex') return changedLeaves(unset.prefix, keys.prefix, 'keys.prefix');
   return keys.hexLength === unset.hexLength ? [] : ['keys.hexLength'];
-}
-
-/** `a`, `a and b`, `a, b and c`. */
-function listed(fields: readonly string[]): string {
-  return fields.length === 1 ? (fields[0] as string) : `${fields.slice(0, -1).join(', ')} and ${fields.at(-1) as string}`;
 }
 
 function valueAt(config: unknown, path: string): unknown {

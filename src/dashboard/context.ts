@@ -15,7 +15,7 @@ import { html, type Html } from './html.js';
 import { DASHBOARD_COOKIES } from './cookie-names.js';
 import { OperationError } from '../operations/errors.js';
 import type { Actor } from '../operations/audit.js';
-import { orList } from './format.js';
+import { orList } from '../list-words.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -85,22 +85,6 @@ export function plural(count: number, one: string, many = `${one}s`): string {
   return `${number(count)} ${count === 1 ? one : many}`;
 }
 
-/** Items as a sentence lists them, the last after `word`. */
-function listed(items: readonly string[], word: 'and' | 'or'): string {
-  if (items.length <= 1) return items.join('');
-  return `${items.slice(0, -1).join(', ')} ${word} ${items[items.length - 1]}`;
-}
-
-/** "“units”, “rows” and “credits”": things as a sentence lists them, all of them. */
-export function andList(items: readonly string[]): string {
-  return listed(items, 'and');
-}
-
-/** "Never, In 30 days or In one year": choices as a sentence lists them. */
-export function orList(items: readonly string[]): string {
-  return listed(items, 'or');
-}
-
 /**
  * When a sign-in pause ends, as its messages say it: "2026-12-01 05:07:18 UTC (15
  * minutes)". The stored end, not the time now plus what was left when the check began, so

@@ -14,6 +14,7 @@ import { OperationError } from '../operations/errors.js';
 import { PER_ACCOUNT_WHY } from './key-windows.js';
 import { MAX_REPORTED } from '../meters/cost.js';
 import { meant } from '../config/closest-name.js';
+import { orList } from '../list-words.js';
 
 /** How the profile and the admin API write a window, told after a refusal of one. */
 export const WINDOW_SHAPE_NOTE = '(a window is { limit: 100, window: "1s", scope: "key" or "account" })';
@@ -116,7 +117,7 @@ export function planMeters(meters: readonly string[]): string {
 export function lackedMeters(names: readonly string[], nears: readonly (string | undefined)[] = []): { lacks: string; them: string; own: string } {
   const quoted = names.map((name, i) => `"${name}"${meant(nears[i])}`);
   if (quoted.length === 1) return { lacks: `no meter ${quoted[0]}`, them: 'it', own: "the account's own limit" };
-  return { lacks: `no meters ${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`, them: 'them', own: "the account's own limits" };
+  return { lacks: `no meters ${orList(quoted)}`, them: 'them', own: "the account's own limits" };
 }
 
 /** A meter's limit refused, as the admin API says it (`give "credits": null`: a JSON merge patch's words). */

@@ -8,6 +8,7 @@
 import FindMyWay from 'find-my-way';
 import type { Builtin, Config, Cost, RateLimit, Route } from '../config/schema.js';
 import { escapedByte } from '../gateway/percent.js';
+import { andList, orList } from '../list-words.js';
 
 /** The methods a route can name, and the gateway forwards (any other is no route's). */
 export const ROUTE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -201,10 +202,9 @@ function samplePath(pattern: string): string {
 
 /** A scope gap in words, for the log and `keygate check`. */
 export function describeScopeGap({ route, methods, via }: ScopeGap): string {
-  const list = (items: readonly string[]) => (items.length === 1 ? items[0] : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`);
-  const scopes = `the scope${route.scopes.length === 1 ? '' : 's'} ${list(route.scopes)}`;
+  const scopes = `the scope${route.scopes.length === 1 ? '' : 's'} ${andList(route.scopes)}`;
   const them = route.scopes.length === 1 ? 'it' : 'them';
-  return `${route.id} (${route.name}) requires ${scopes}, but ${list(methods)} on its paths ${methods.length === 1 ? 'is' : 'are'} judged by ${via.id} (${via.name}), which does not: a key without ${them} can ${list(methods)} there. Declare ${methods.length === 1 ? 'that method' : 'those methods'} with ${them}, or give ${route.id} no method (every method then needs ${them}).`;
+  return `${route.id} (${route.name}) requires ${scopes}, but ${andList(methods)} on its paths ${methods.length === 1 ? 'is' : 'are'} judged by ${via.id} (${via.name}), which does not: a key without ${them} can ${andList(methods)} there. Declare ${methods.length === 1 ? 'that method' : 'those methods'} with ${them}, or give ${route.id} no method (every method then needs ${them}).`;
 }
 
 /**
@@ -298,18 +298,17 @@ function rateLimitCovered(window: RateLimit, other: RateLimit): boolean {
 
 /** A wildcard root gap in words, for the log and `keygate check`. */
 export function describeWildcardRootGap({ route, root, methods, everyMethod, via, missing }: WildcardRootGap): string {
-  const list = (items: readonly string[], and = 'and') => (items.length === 1 ? items[0] : `${items.slice(0, -1).join(', ')} ${and} ${items.at(-1)}`);
   const paths = root === '/' ? '/' : `${root} and ${root}/`;
-  const requests = everyMethod ? `requests to ${paths} are` : `${list(methods)} on ${paths} ${methods.length === 1 ? 'is' : 'are'}`;
+  const requests = everyMethod ? `requests to ${paths} are` : `${andList(methods)} on ${paths} ${methods.length === 1 ? 'is' : 'are'}`;
   const lacks = [
-    ...(missing.scopes.length > 0 ? [`require the scope${missing.scopes.length === 1 ? '' : 's'} ${list(missing.scopes)}`] : []),
+    ...(missing.scopes.length > 0 ? [`require the scope${missing.scopes.length === 1 ? '' : 's'} ${andList(missing.scopes)}`] : []),
     ...(missing.cost ? [`charge ${route.id}'s cost`] : []),
     ...(missing.rateLimits ? [`count ${route.id}'s rate limits`] : []),
   ];
   const fields = [...(missing.scopes.length > 0 ? ['scopes'] : []), ...(missing.cost ? ['cost'] : []), ...(missing.rateLimits ? ['rateLimits'] : [])];
   // A `*` route for the root takes the methods no route declared there claims; a GET route takes HEAD too.
   const method = route.method === '*' ? '' : `method: ${route.method}, `;
-  return `${route.id} (${route.name}) does not take ${root === '/' ? '/' : `${root} or ${root}/`} (a wildcard needs a segment after its slash): ${requests} judged by ${via.id} (${via.name}), which does not ${list(lacks, 'or')}. To guard ${paths} as well, declare a route for ${root} with ${route.id}'s ${list(fields)} ({${method}path: ${root}, ...}); one trailing slash is ignored, so it takes ${root === '/' ? '/' : `${root}/`} too.`;
+  return `${route.id} (${route.name}) does not take ${root === '/' ? '/' : `${root} or ${root}/`} (a wildcard needs a segment after its slash): ${requests} judged by ${via.id} (${via.name}), which does not ${orList(lacks)}. To guard ${paths} as well, declare a route for ${root} with ${route.id}'s ${andList(fields)} ({${method}path: ${root}, ...}); one trailing slash is ignored, so it takes ${root === '/' ? '/' : `${root}/`} too.`;
 }
 
 /** Whether the key's scopes satisfy every scope the route requires (`*` satisfies all). */

@@ -21,7 +21,8 @@ import { MeterLimitError, planMeters } from '../../limits/window-shape.js';
 import { MAX_REPORTED } from '../../meters/cost.js';
 import { field, notOffered, oneOf } from '../context.js';
 import { html, type Html } from '../html.js';
-import { andList, number, orList, sentence } from '../format.js';
+import { number, sentence } from '../format.js';
+import { andList, orList } from '../../list-words.js';
 
 /** The form's field for the windows, and the prefix of each meter's field (`meter.units`). */
 const WINDOWS_FIELD = 'rateLimits';

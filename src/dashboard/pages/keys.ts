@@ -22,6 +22,7 @@ import { isUsable, keyAsShown, keyTable, keyTraits, newestFirst, refusalText, re
 import { apiOffReason, writePendingUsage } from './usage.js';
 import { CREATE_HINT, KEY_WINDOWS_FIELD, keyWindowsField, keyWindowsOf, keyWindowsRefusal } from './key-limits.js';
 import type { WindowWritten } from '../../limits/limit-specs.js';
+import { andList } from '../../list-words.js';
 
 const DAY = 86_400_000;
 /** Expiry choices offered when creating a key. */
@@ -555,5 +556,5 @@ function keysInUse(usable: readonly KeyRecord[], maxKeys: number | undefined, pl
 /** What a replacement keeps, among what the profile lets keys differ by (`expiry`: keys can have an end date). */
 function keptOnRotation(traits: KeyTraits, expiry: boolean): string {
   const kept = ['name', ...(traits.modes.length > 1 ? ['mode'] : []), ...(traits.scopes ? ['scopes'] : []), ...(expiry ? ['end date'] : [])];
-  return kept.length === 1 ? 'name' : `${kept.slice(0, -1).join(', ')} and ${kept[kept.length - 1]}`;
+  return andList(kept);
 }
