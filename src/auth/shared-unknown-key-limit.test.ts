@@ -333,7 +333,6 @@ describe('SharedUnknownKeyLimit', () => {
     await settled();
     expect(limit.blockedFor('192.0.2.9', 20)).toBe(900_000 - 20);
   });
-});
 
   it('a block Redis did not take in the hand-over (past the most blocks it holds) is neither refused nor listed here, nor is a copy Redis no longer holds: what Redis answers is what is held', async () => {
     let away = true;
@@ -365,6 +364,7 @@ describe('SharedUnknownKeyLimit', () => {
     tell({ type: 'blocked', block: BLOCK });
     expect(await limit.blocksInForce(20)).toEqual({ blocks: [taken], from: 'shared' });
   });
+});
 
 /** Lets the recheck's read (answered at once by the fakes) be applied. */
 function settled(): Promise<void> {

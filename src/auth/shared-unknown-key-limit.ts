@@ -21,10 +21,11 @@
  * - Redis away (or slow past a second, or answering with an error such as OOM): each
  *   process counts alone, as with memory counters, until it answers (said once in the
  *   log, and once again when a count, a list, a lift or a recheck is answered); valid
- *   keys are served as ever. The blocks a
- *   process began alone meanwhile are handed to Redis once it answers (a longer block
- *   Redis holds for the address stays), announced as a block begun there is: every
- *   process refuses and lists them from then on, not this one alone.
+ *   keys are served as ever. The blocks a process began alone meanwhile are handed to
+ *   Redis once it answers (a longer block Redis holds for the address stays; past the
+ *   most blocks it holds, those ending first are dropped, here too), announced as a
+ *   block begun there is: every process refuses and lists them from then on, not this
+ *   one alone.
  *
  * @example
  * const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), counters.addressBlocks, log, Date.now);
@@ -112,8 +113,8 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
 
   /**
    * The shared blocks, and this process's own (begun while Redis was away, until handed
-   * over); while Redis is
-   * away, this process's copies alone, and said so (`this-process-redis-away`). Unordered.
+   * over); while Redis is away, this process's copies alone, and said so
+   * (`this-process-redis-away`). Unordered.
    */
   async blocksInForce(now: number): Promise<BlocksListed> {
     const local = this.local.blocksInForce(now).blocks;
