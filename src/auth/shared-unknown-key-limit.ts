@@ -230,7 +230,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     this.handOverRefused = true;
     this.log.warn(
       { err: error.cause instanceof Error ? error.cause.message : error.message, blocks },
-      "Redis answered the hand-over of the address blocks (auth.unknownKeys) this process began while it was away with an error: they stay this process's own (refused here alone) and are handed over again at the next recheck",
+      "Redis answered with an error the hand-over of the address blocks (auth.unknownKeys) this process began while it was away: they stay this process's own (refused here alone) and are handed over again at the next recheck",
     );
   }
 

@@ -75,7 +75,7 @@ describe('address blocks handed to Redis once it answers again', () => {
     // Back: the recheck's read answers, and the hand-over that follows is refused.
     expect(await eventually(() => warnings().length >= 2)).toBe(true);
     expect(await evalsRefused()).toBeGreaterThan(0);
-    const refusedLine = "Redis answered the hand-over of the address blocks (auth.unknownKeys) this process began while it was away with an error: they stay this process's own (refused here alone) and are handed over again at the next recheck";
+    const refusedLine = "Redis answered with an error the hand-over of the address blocks (auth.unknownKeys) this process began while it was away: they stay this process's own (refused here alone) and are handed over again at the next recheck";
     expect(warnings().map(({ msg, err, blocks }) => ({ msg, err, blocks }))).toEqual([
       { msg: 'Redis is unreachable: unknown keys (auth.unknownKeys) are counted by each process on its own until it answers', err: expect.any(String), blocks: undefined },
       { msg: refusedLine, err: expect.stringMatching(/^NOPERM /), blocks: 1 },
