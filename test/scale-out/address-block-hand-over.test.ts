@@ -12,7 +12,7 @@
  * DEL) is never refused for memory, and a script that has written is let go on.
  */
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { openRedisCounters, type RedisCounters } from '../../src/counters/redis/redis-counters.js';
 import * as scripts from '../../src/counters/redis/scripts.js';
@@ -48,6 +48,11 @@ describe('address blocks handed to Redis once it answers again', () => {
     store = openSqliteStore(path.join(dir, 'keygate.db'));
     await store.migrate();
     counters = await openRedisCounters({ url: `redis://127.0.0.1:${proxy.port}`, failure: 'open', store, log, clock: Date.now });
+  });
+  // Whatever a test left (one that fails half-way): the next gets a Redis that takes EVAL, without a memory cap.
+  afterEach(async () => {
+    await raw.acl('SETUSER', 'default', '+eval');
+    await raw.config('SET', 'maxmemory', '0');
   });
   afterAll(async () => {
     await counters?.close();
