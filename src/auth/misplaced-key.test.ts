@@ -41,6 +41,9 @@ describe('a key sent where the profile does not read it', () => {
       expect(misplacedKey({ url: '/v1/x', rawHeaders: [name, sha1] }, hex), name).toBeUndefined();
     }
     expect(misplacedKey({ url: '/v1/x', rawHeaders: ['Cookie', `sid=${sha1}; PHPSESSID=${sha1}`] }, hex)).toBeUndefined();
+    // A form's anti-forgery token is no API key, though its name says token.
+    for (const name of ['X-CSRF-Token', 'X-XSRF-TOKEN', 'X-CSRFToken']) expect(misplacedKey({ url: '/v1/x', rawHeaders: [name, sha1] }, hex), name).toBeUndefined();
+    expect(misplacedKey({ url: '/v1/x', rawHeaders: ['Cookie', `XSRF-TOKEN=${sha1}; csrftoken=${sha1}; _csrf_token=${sha1}`] }, hex)).toBeUndefined();
     // Elsewhere it counts, and a header of ids after it does not hide one that holds a key.
     expect(misplacedKey({ url: '/v1/x', rawHeaders: ['X-Request-Id', sha1, 'X-API-Key', sha1] }, hex)).toEqual({ in: 'header', name: 'X-API-Key' });
     expect(misplacedKey({ url: '/v1/x', rawHeaders: ['X-Auth', `Bearer ${sha1}`] }, hex)).toEqual({ in: 'header', name: 'X-Auth' });

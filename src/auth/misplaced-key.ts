@@ -18,8 +18,8 @@
  * prefix: no checksum, no prefix) may as well be an id or a hash: a SHA-1 is 40 hex
  * digits. Such a value is not counted where ids and hashes are well known to go: the
  * headers of CARRIES_IDS and any whose name ends in `-id` (`X-Request-Id`,
- * `X-Correlation-Id`), nor in a cookie whose name says neither key nor token (a session
- * id). A key with a checksum or a prefix is counted there too: nothing else has one.
+ * `X-Correlation-Id`) or CSRF/XSRF (`X-CSRF-Token`), nor in a cookie whose name says
+ * neither key nor token (a session id) or names CSRF/XSRF (`XSRF-TOKEN`, `csrftoken`). A key with a checksum or a prefix is counted there too: nothing else has one.
  * Query parameters are not told apart (`?commit=<sha1>` may be named).
  *
  * The work is bounded whatever the request holds: the first MOST_PLACES headers, cookie
@@ -84,6 +84,8 @@ export const CARRIES_IDS: ReadonlySet<string> = new Set([
 const ID_SUFFIX = '-id';
 /** A cookie name that says it holds a key (`api_key`, `apikey`, `access_token`): where a value taken by its shape alone counts. */
 const NAMES_A_KEY = /key|token/i;
+/** A header or cookie of a form's anti-forgery token (`X-CSRF-Token`, `XSRF-TOKEN`, `csrftoken`): often hex, never an API key. */
+const NAMES_A_FORGERY_TOKEN = /csrf|xsrf/i;
 /** The header whose pairs are looked at one by one, lower case. */
 const COOKIE = 'cookie';
 /** A scheme word (an HTTP token), spaces or tabs, and the value after them. */
@@ -167,7 +169,7 @@ function cookieHoldingKey(header: string, cookies: { read: number }, longest: nu
     const found = keyIn(value, longest, keyFormat);
     if (found === undefined) continue;
     const name = eq === -1 ? '' : pair.slice(0, eq).trim();
-    if (keyFormat.recognises(found) || NAMES_A_KEY.test(name)) return name;
+    if (keyFormat.recognises(found) || (NAMES_A_KEY.test(name) && !NAMES_A_FORGERY_TOKEN.test(name))) return name;
   }
   return undefined;
 }
@@ -182,10 +184,10 @@ function keyIn(value: string, longest: number, keyFormat: KeyShape): string | un
   return afterScheme !== undefined && keyFormat.check(afterScheme).ok ? afterScheme : undefined;
 }
 
-/** Whether a header of this name is well known to carry ids or hashes (CARRIES_IDS, or a name ending in `-id`). */
+/** Whether a header of this name is well known to carry ids, hashes or anti-forgery tokens (CARRIES_IDS, a name ending in `-id`, one naming CSRF or XSRF). */
 function carriesIds(name: string): boolean {
   const lower = name.toLowerCase();
-  return CARRIES_IDS.has(lower) || lower.endsWith(ID_SUFFIX);
+  return CARRIES_IDS.has(lower) || lower.endsWith(ID_SUFFIX) || NAMES_A_FORGERY_TOKEN.test(lower);
 }
 
 /** A name the client chose, as a log may show it: a key in it hidden (`?<key>=1` is a name), cut short past MOST_NAME_LENGTH. */
