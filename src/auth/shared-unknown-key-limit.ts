@@ -215,7 +215,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     if (error instanceof CountersRefusedError) {
       this.log.warn(
         { err: error.cause instanceof Error ? error.cause.message : error.message },
-        'Redis answers with an error: unknown keys (auth.unknownKeys) are counted by each process on its own until it takes them again',
+        'Redis answers with an error: unknown keys (auth.unknownKeys) are counted by each process on its own until Redis takes counts again',
       );
       return;
     }

@@ -162,7 +162,7 @@ describe('address blocks handed to Redis once it answers again', () => {
       expect(limit.blockedFor('203.0.113.80', now)).toBe(POLICY.block);
       const warned = () => logLines(said).filter((line) => line.level === 40);
       expect(warned().map(({ msg, err }) => ({ msg, err }))).toEqual([
-        { msg: 'Redis answers with an error: unknown keys (auth.unknownKeys) are counted by each process on its own until it takes them again', err: expect.stringMatching(/^OOM /) },
+        { msg: 'Redis answers with an error: unknown keys (auth.unknownKeys) are counted by each process on its own until Redis takes counts again', err: expect.stringMatching(/^OOM /) },
       ]);
       // Taken again: counted in Redis, said once, and the block begun here goes to Redis.
       expect(await limit.fail('203.0.113.81', now, POLICY)).toBeUndefined();
