@@ -22,7 +22,7 @@ const BAD_FLAGS: [string[], string][] = [
   [['--rate-limit', '10/s'], 'error: --rate-limit: expected <limit>-per-<window> as 100-per-1s or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), or plan (the plan\'s windows) or none\n'],
   [['--rate-limit', '10-per-1 hour'], 'error: --rate-limit: expected <limit>-per-<window> as 100-per-1s or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), or plan (the plan\'s windows) or none\n'],
   [['--rate-limit', `${'9'.repeat(400)}-per-1s`], "error: --rate-limit: too large: a window's limit is at most 999999999999999\n"],
-  [['--rate-limit', '0-per-1s'], 'error: --rate-limit: expected more than 0'],
+  [['--rate-limit', '0-per-1s'], 'error: --rate-limit: "0-per-1s": the number of requests (before -per-) must be at least 1\n'],
   [['--rate-limit', '10-per-1s', '--rate-limit', 'plan'], 'error: --rate-limit (the 2nd of 2): expected <limit>-per-<window>'],
   [['--rate-limit', '10-per-1s', '--rate-limit', '20-per-1s'], 'error: --rate-limit (the 2nd of 2): the 1st (10-per-1s) is already a per-key window of 1s'],
   [['--meter-limit', 'units=-5'], 'error: --meter-limit: expected <meter>=<limit> (a number, 0 or more) or <meter>=plan, as units=5000000\n'],
