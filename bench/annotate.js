@@ -6,20 +6,26 @@
  * their own line. A function compiled more than once (interpreted, baseline, optimized)
  * is one line.
  *
- *   node bench/annotate.js <dump> [--vs=<other dump>] [--min=100]
+ *   node bench/annotate.js <dump> [--vs=<other dump>] [--min=100] [--event=Ir]
  *
  * With --vs, each function's count in <dump> minus its count in the other: where one
  * case's extra instructions go (e.g. keygate (c) against the bare proxy (b)).
+ * --event counts another of the dump's events instead of instructions (Ir): with a dump
+ * made with `instructions.js --cache-sim`, I1mr (first-level instruction cache misses),
+ * D1mr and D1mw (data, reads and writes), ILmr, DLmr and DLmw (last level).
  * Needs valgrind's `callgrind_annotate`.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 
-const USAGE = 'usage: node bench/annotate.js <dump> [--vs=<other dump>] [--min=N]';
+const USAGE = 'usage: node bench/annotate.js <dump> [--vs=<other dump>] [--min=N] [--event=Ir|I1mr|D1mr|D1mw|ILmr|DLmr|DLmw]';
 const [file, ...rest] = process.argv.slice(2);
 const options = Object.fromEntries(rest.map((arg) => arg.replace(/^--/, '').split('=')));
 const min = options.min === undefined ? 100 : Number(options.min);
-if (!file || file.startsWith('--') || Object.keys(options).some((name) => !['vs', 'min'].includes(name)) || !(min >= 0)) stop(USAGE);
+if (!file || file.startsWith('--') || Object.keys(options).some((name) => !['vs', 'min', 'event'].includes(name)) || !(min >= 0)) stop(USAGE);
+const event = options.event ?? 'Ir';
+if (!/^[A-Za-z0-9]+$/.test(event)) stop(USAGE);
+const counted = event === 'Ir' ? 'instructions' : `${event} events`;
 
 const main = byFunction(file);
 const other = options.vs ? byFunction(options.vs) : undefined;
@@ -32,11 +38,11 @@ const rows = [...new Set([...main.costs.keys(), ...(other?.costs.keys() ?? [])])
   .sort((a, b) => b.delta - a.delta);
 
 if (other) {
-  console.log(`instructions per request: (${main.kind}) ${fmt(main.total)} − (${other.kind}) ${fmt(other.total)} = ${signed(main.total - other.total)}; functions that differ by at least ${min}:`);
+  console.log(`${counted} per request: (${main.kind}) ${fmt(main.total)} − (${other.kind}) ${fmt(other.total)} = ${signed(main.total - other.total)}; functions that differ by at least ${min}:`);
   console.log(`${'difference'.padStart(10)} ${`(${other.kind})`.padStart(9)} ${`(${main.kind})`.padStart(9)}  function`);
   for (const row of rows) console.log(`${signed(row.delta).padStart(10)} ${fmt(row.cost - row.delta).padStart(9)} ${fmt(row.cost).padStart(9)}  ${row.name}`);
 } else {
-  console.log(`(${main.kind}) ${fmt(main.total)} instructions per request; functions with at least ${min} (self):`);
+  console.log(`(${main.kind}) ${fmt(main.total)} ${counted} per request; functions with at least ${min} (self):`);
   for (const row of rows) console.log(`${fmt(row.cost).padStart(9)}  ${row.name}`);
 }
 
@@ -47,7 +53,7 @@ function byFunction(dump) {
   const code = codeMap(`${dump}.map`);
   let annotated;
   try {
-    annotated = execFileSync('callgrind_annotate', ['--threshold=100', dump], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    annotated = execFileSync('callgrind_annotate', ['--threshold=100', `--show=${event}`, `--sort=${event}`, dump], { encoding: 'utf8', maxBuffer: 1 << 28 });
   } catch (error) {
     stop(`callgrind_annotate failed (${error.message}): it comes with valgrind`);
   }
