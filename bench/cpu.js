@@ -22,8 +22,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import autocannon from 'autocannon';
-import { cpuSeconds, keygateProfile, machineInfo, REQUEST_PATH, startChild } from './common.js';
+import { cpuSeconds, keygateProfile, machineInfo, startChild } from './common.js';
+import { sendRequests } from './exact-load.js';
 
 const WARMUP_REQUESTS = 20_000;
 const USAGE = 'usage: node bench/cpu.js [--cases=b,c,d] [--requests=40000] [--connections=50] [--rounds=6]';
@@ -55,7 +55,7 @@ try {
   const m = machineInfo();
   console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}; load average before: ${m.loadAverageBefore.map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`CPU time per request (user + system, all threads): ${requests} requests per case and round, ${connections} connections, ${rounds} rounds`);
-  for (const [id, proxy] of proxies) await load(id, proxy, WARMUP_REQUESTS);
+  for (const [id, proxy] of proxies) await sendRequests(id, proxy, WARMUP_REQUESTS, connections);
   const spent = new Map(cases.map((id) => [id, []]));
   for (let round = 1; round <= rounds; round++) {
     // Every other round in reverse, so a slow spell lands on every case alike.
@@ -63,7 +63,7 @@ try {
     for (const id of order) {
       const proxy = proxies.get(id);
       const before = cpuSeconds(proxy.pid);
-      await load(id, proxy, requests);
+      await sendRequests(id, proxy, requests, connections);
       spent.get(id).push(((cpuSeconds(proxy.pid) - before) * 1e6) / requests);
     }
     console.log(`  round ${round}: ${cases.map((id) => `(${id}) ${spent.get(id)[round - 1].toFixed(1)} µs`).join('  ')}`);
@@ -80,21 +80,6 @@ try {
 } finally {
   await Promise.all(servers.map((server) => server.stop()));
   rmSync(tmp, { recursive: true, force: true });
-}
-
-/**
- * `n` requests over `connections` keep-alive connections, sent by autocannon as in
- * `npm run bench`; every answer must be a 200. (An undici pool in this process could not
- * keep the bare proxy saturated on a fast host, and a proxy below saturation spends more
- * CPU per request: that flattered keygate.)
- */
-async function load(id, proxy, n) {
-  const authorization = `Bearer ${proxy.info.secret ?? `kg_live_${'x'.repeat(30)}`}`;
-  // autocannon refuses more connections than requests.
-  const result = await autocannon({ url: `${proxy.info.url}${REQUEST_PATH}`, connections: Math.min(connections, n), pipelining: 1, amount: n, headers: { authorization }, timeout: 10 });
-  // `errors` counts the timeouts too.
-  const failed = result.errors + result.non2xx;
-  if (failed > 0) throw new Error(`(${id}) ${failed} of ${n} requests failed or were not answered 200`);
 }
 
 function whole(name, fallback) {

@@ -25,8 +25,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import autocannon from 'autocannon';
-import { keygateProfile, machineInfo, REQUEST_PATH, startChild } from './common.js';
+import { keygateProfile, machineInfo, startChild } from './common.js';
+import { sendRequests } from './exact-load.js';
 
 const STRACE = '/usr/bin/strace';
 /** USER_HZ: the unit of utime/stime in /proc (100 on Linux everywhere in practice). */
@@ -67,7 +67,7 @@ try {
     servers.push(proxy);
     pairs.set(id, { proxy, upstream });
   }
-  for (const [id, { proxy }] of pairs) await load(id, proxy, warmup);
+  for (const [id, { proxy }] of pairs) await sendRequests(id, proxy, warmup, connections);
   console.log(`per request, ${requests} requests per case and round, ${connections} connections, ${rounds} rounds (sums over the rounds):`);
   const totals = new Map(cases.map((id) => [id, { proxy: undefined, upstream: undefined, loadGenerator: 0 }]));
   for (let round = 1; round <= rounds; round++) {
@@ -76,7 +76,7 @@ try {
       const { proxy, upstream } = pairs.get(id);
       const before = { proxy: snapshot(proxy.pid), upstream: snapshot(upstream.pid) };
       const generatorBefore = process.cpuUsage();
-      await load(id, proxy, requests);
+      await sendRequests(id, proxy, requests, connections);
       const generator = process.cpuUsage(generatorBefore);
       const sum = totals.get(id);
       sum.loadGenerator += (generator.user + generator.system) / 1e6;
@@ -95,7 +95,7 @@ try {
     for (const id of cases) {
       const { proxy, upstream } = pairs.get(id);
       const traces = [await attach(proxy.pid, path.join(tmp, `${id}-proxy.strace`)), await attach(upstream.pid, path.join(tmp, `${id}-upstream.strace`))];
-      await load(id, proxy, requests);
+      await sendRequests(id, proxy, requests, connections);
       const [ofProxy, ofUpstream] = await Promise.all(traces.map((trace) => trace.detach()));
       console.log(`  (${id}) proxy    ${calls(ofProxy, requests)}`);
       console.log(`  (${id}) upstream ${calls(ofUpstream, requests)}`);
@@ -194,14 +194,6 @@ function calls(summary, n) {
     .filter((row) => row.calls / n >= 0.01)
     .map((row) => `${row.name} ${(row.calls / n).toFixed(2)}`)
     .join(', ')}`;
-}
-
-/** `n` requests over `connections` keep-alive connections (autocannon); every answer must be a 200. */
-async function load(id, proxy, n) {
-  const authorization = `Bearer ${proxy.info.secret ?? `kg_live_${'x'.repeat(30)}`}`;
-  const result = await autocannon({ url: `${proxy.info.url}${REQUEST_PATH}`, connections: Math.min(connections, n), pipelining: 1, amount: n, headers: { authorization }, timeout: 10 });
-  const failed = result.errors + result.non2xx;
-  if (failed > 0) throw new Error(`(${id}) ${failed} of ${n} requests failed or were not answered 200`);
 }
 
 function whole(name, fallback) {
