@@ -364,6 +364,68 @@ describe('SharedUnknownKeyLimit', () => {
     tell({ type: 'blocked', block: BLOCK });
     expect(await limit.blocksInForce(20)).toEqual({ blocks: [taken], from: 'shared' });
   });
+
+  it('a block another process began that is heard before the hand-over\'s answer is not lifted here when Redis did not take this process\'s block: a recheck follows Redis for it', async () => {
+    let away = true;
+    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
+    // What Redis holds: nothing yet; then (the hand-over's trim done) the block another process began.
+    let held: BlockInForce[] = [];
+    let answerShare: (blocks: BlockInForce[]) => void = () => undefined;
+    const { shared, tell } = fakeShared(
+      () => {
+        if (away) throw unreachable();
+        return { kind: 'counted', count: 1 };
+      },
+      async () => {
+        if (away) throw unreachable();
+        return held;
+      },
+      undefined,
+      () => new Promise<BlockInForce[]>((resolve) => (answerShare = resolve)),
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+    away = false;
+    tell({ type: 'back' });
+    await settled();
+    // The hand-over is on its way; Redis dropped this process's block past the most it holds, and then another process began one for the address, whose message comes first.
+    const others = { address: '192.0.2.9', unknownKeys: 3, startedAt: 30, endsAt: 600_030 };
+    held = [others];
+    tell({ type: 'blocked', block: others });
+    answerShare([]);
+    await settled();
+    await settled();
+    expect(limit.blockedFor('192.0.2.9', 40)).toBe(600_030 - 40);
+    expect(await limit.blocksInForce(40)).toEqual({ blocks: [others], from: 'shared' });
+  });
+
+  it('a block heard before the hand-over\'s answer that Redis no longer holds either (its trim dropped both) is dropped here by the recheck that follows', async () => {
+    let away = true;
+    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
+    let answerShare: (blocks: BlockInForce[]) => void = () => undefined;
+    const { shared, tell } = fakeShared(
+      () => {
+        if (away) throw unreachable();
+        return { kind: 'counted', count: 1 };
+      },
+      async () => {
+        if (away) throw unreachable();
+        return [];
+      },
+      undefined,
+      () => new Promise<BlockInForce[]>((resolve) => (answerShare = resolve)),
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+    away = false;
+    tell({ type: 'back' });
+    await settled();
+    tell({ type: 'blocked', block: { address: '192.0.2.9', unknownKeys: 3, startedAt: 10, endsAt: 500_000 } });
+    answerShare([]);
+    await settled();
+    await settled();
+    expect(limit.blockedFor('192.0.2.9', 40)).toBe(0);
+  });
 });
 
 /** Lets the recheck's read (answered at once by the fakes) be applied. */

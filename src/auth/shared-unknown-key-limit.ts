@@ -48,6 +48,12 @@ interface Recheck {
   again: boolean;
 }
 
+/** A hand-over of `ownBlocks` on its way (see Recheck: its answer may predate a message heard meanwhile). */
+interface HandOver {
+  again: boolean;
+  changed: Set<string>;
+}
+
 export class SharedUnknownKeyLimit implements UnknownKeyCount {
   /** Redis did not answer the last count, and that was said (said again once it answers). */
   private away = false;
@@ -56,8 +62,8 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
   /** When a refusal from the copy next checks it against Redis. */
   private recheckDueAt: number;
   private recheck: Recheck | undefined;
-  /** Handing `ownBlocks` to Redis, and whether Redis came back again meanwhile (hand over once more after). */
-  private handOver: { again: boolean } | undefined;
+  /** Handing `ownBlocks` to Redis, whether Redis came back again meanwhile (hand over once more after), and the addresses whose block began or was lifted while it was on its way. */
+  private handOver: HandOver | undefined;
   /** Redis answered the last hand-over with an error, and that was said: handed over again at each recheck, said again once taken. */
   private handOverRefused = false;
 
@@ -202,6 +208,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
   /** A block of `address` began or was lifted: a recheck on its way may have read Redis before that. */
   private changed(address: string): void {
     this.recheck?.changed.add(address);
+    this.handOver?.changed.add(address);
   }
 
   /**
@@ -253,15 +260,15 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
       this.handOver.again = true;
       return;
     }
-    const handOver = { again: false };
+    const handOver: HandOver = { again: false, changed: new Set() };
     this.handOver = handOver;
-    void this.sendOwnBlocks().finally(() => {
+    void this.sendOwnBlocks(handOver).finally(() => {
       this.handOver = undefined;
       if (handOver.again) this.shareOwnBlocks();
     });
   }
 
-  private async sendOwnBlocks(): Promise<void> {
+  private async sendOwnBlocks(handOver: HandOver): Promise<void> {
     const now = this.clock();
     const own = this.local.blocksInForce(now).blocks.filter((block) => this.ownBlocks.has(block.address));
     const inForce = new Set(own.map((block) => block.address));
@@ -283,18 +290,19 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
       this.log.info({ blocks: own.length }, "Redis took the address blocks (auth.unknownKeys) it refused before: every process refuses and lists them from now on");
     }
     const heldBy = new Map(held.map((block) => [block.address, block]));
+    let unsure = false;
     for (const { address } of own) {
       // Lifted meanwhile (here or by another process's message): the lift was carried out after the hand-over.
       if (!this.ownBlocks.delete(address)) continue;
       const block = heldBy.get(address);
-      this.changed(address);
-      // Not taken (past the most blocks Redis holds, those ending first go): no process holds it, this one neither.
-      if (block === undefined) {
-        this.local.lift(address, now);
-        continue;
-      }
+      // Not taken (past the most blocks Redis holds, those ending first go): no process holds it, this one neither;
+      // but a block of it heard of meanwhile may have begun after (its message can come before this answer): Redis says.
+      if (block === undefined && handOver.changed.has(address)) unsure = true;
+      else if (block === undefined) this.local.lift(address, now);
       // Redis's from now on: a recheck follows it, and a lift anywhere reaches it.
-      this.local.learn(block);
+      else this.local.learn(block);
+      this.changed(address);
     }
+    if (unsure) void this.recheckCopy(this.clock());
   }
 }
