@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CountersUnavailableError, type AddressBlockEvent, type SharedAddressBlocks, type SharedUnknownKey } from '../counters/counters.js';
+import { CountersRefusedError, CountersUnavailableError, type AddressBlockEvent, type SharedAddressBlocks, type SharedUnknownKey } from '../counters/counters.js';
 import type { Log } from '../log.js';
 import { RECHECK_MS, SharedUnknownKeyLimit } from './shared-unknown-key-limit.js';
 import { UnknownKeyLimit, type BlockInForce } from './unknown-key-limit.js';
@@ -215,6 +215,36 @@ describe('SharedUnknownKeyLimit', () => {
     away = false;
     expect(await limit.fail('192.0.2.2', 4, POLICY)).toBeUndefined();
     expect(lines.filter((line) => line.level === 'info')).toHaveLength(1);
+  });
+
+  it('says once when Redis begins answering counts with an error (OOM) and once when it takes a count again, not each time it answers a list, a lift or a recheck meanwhile', async () => {
+    let refusing = true;
+    const { shared, tell } = fakeShared(
+      () => {
+        if (refusing) throw new CountersRefusedError(new Error("OOM command not allowed when used memory > 'maxmemory'."));
+        return { kind: 'counted', count: 1 };
+      },
+      async () => [],
+      async () => undefined,
+    );
+    const { log, lines } = fakeLog();
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, log, () => 20);
+    for (let round = 0; round < 3; round++) {
+      expect(await limit.fail(`192.0.2.${round + 1}`, 20, POLICY)).toBeUndefined();
+      // Reads and lifts Redis still answers: counts are refused all the same.
+      tell({ type: 'missed' });
+      await settled();
+      await limit.blocksInForce(20);
+      await limit.lift('192.0.2.7', 20);
+    }
+    expect(lines.filter((line) => line.level !== 'debug')).toEqual([
+      { level: 'warn', msg: 'Redis answers with an error: unknown keys (auth.unknownKeys) are counted by each process on its own until Redis takes counts again' },
+    ]);
+    refusing = false;
+    expect(await limit.fail('192.0.2.4', 20, POLICY)).toBeUndefined();
+    await limit.blocksInForce(20);
+    expect(lines.filter((line) => line.level === 'info')).toEqual([{ level: 'info', msg: 'Redis answers again: unknown keys (auth.unknownKeys) are counted for all processes again' }]);
+    expect(lines.filter((line) => line.level === 'warn')).toHaveLength(1);
   });
 
   it('says Redis answers again (once) when a list, a lift or a recheck is the first thing it answers, not only a count', async () => {

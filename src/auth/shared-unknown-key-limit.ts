@@ -20,8 +20,9 @@
  *   Redis no longer has are dropped, those it has are learned.
  * - Redis away (or slow past a second, or answering with an error such as OOM): each
  *   process counts alone, as with memory counters, until it answers (said once in the
- *   log, and once again when a count, a list, a lift or a recheck is answered); valid
- *   keys are served as ever. The blocks a process began alone meanwhile are handed to
+ *   log, and once again when a count, a list, a lift or a recheck is answered; after an
+ *   error reply, when a count is: past maxmemory Redis answers the others all along);
+ *   valid keys are served as ever. The blocks a process began alone meanwhile are handed to
  *   Redis once it answers (a longer block Redis holds for the address stays; past the
  *   most blocks it holds, those ending first are dropped, here too), announced as a
  *   block begun there is: every process refuses and lists them from then on, not this
@@ -55,8 +56,13 @@ interface HandOver {
 }
 
 export class SharedUnknownKeyLimit implements UnknownKeyCount {
-  /** Redis did not answer the last count, and that was said (said again once it answers). */
-  private away = false;
+  /**
+   * Redis did not answer (`unreachable`) or refused (`refused`: an error reply, OOM say)
+   * the last count, and that was said: said again once it answers anything (unreachable),
+   * or once it takes a count (refused: past maxmemory, reads and lifts are still answered,
+   * and saying it back at each would say it away again at the next count).
+   */
+  private away: 'unreachable' | 'refused' | undefined;
   /** Addresses blocked here while Redis was away: Redis never held these, a recheck keeps them. */
   private readonly ownBlocks = new Set<string>();
   /** When a refusal from the copy next checks it against Redis. */
@@ -107,7 +113,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
       if (started) this.ownBlocks.add(address);
       return started;
     }
-    this.noteBack();
+    this.noteBack(true);
     if (answer.kind === 'counted') return undefined;
     this.changed(address);
     this.local.learn(answer.block);
@@ -217,8 +223,8 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
    * again; the log says which.
    */
   private noteAway(error: unknown): void {
-    if (this.away) return;
-    this.away = true;
+    if (this.away !== undefined) return;
+    this.away = error instanceof CountersRefusedError ? 'refused' : 'unreachable';
     if (error instanceof CountersRefusedError) {
       this.log.warn(
         { err: error.cause instanceof Error ? error.cause.message : error.message },
@@ -241,9 +247,12 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     );
   }
 
-  private noteBack(): void {
-    if (!this.away) return;
-    this.away = false;
+  /** Redis answered a command: a count (`counted`), or a read, a lift or a hand-over. */
+  private noteBack(counted = false): void {
+    if (this.away === undefined) return;
+    // Counts still refused, maybe (OOM refuses writes alone): this process keeps counting alone, but its blocks can go to Redis.
+    if (this.away === 'refused' && !counted) return this.shareOwnBlocks();
+    this.away = undefined;
     this.log.info('Redis answers again: unknown keys (auth.unknownKeys) are counted for all processes again');
     this.shareOwnBlocks();
   }

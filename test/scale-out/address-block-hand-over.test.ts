@@ -6,7 +6,8 @@
  * once, not "Redis is unreachable"; the blocks stay this process's own, and are handed
  * over at a later recheck once Redis takes them. Past the most blocks Redis holds, what
  * the hand-over answers and announces is what Redis holds (a cap of 150 here). A count
- * Redis answers with an error (OOM) is made by the process alone, and said as such.
+ * Redis answers with an error (OOM) is made by the process alone, and said as such: once,
+ * though Redis still answers lists meanwhile, and once more when it takes counts again.
  *
  * Not OOM: past maxmemory Redis still runs the hand-over's script, whose first write (a
  * DEL) is never refused for memory, and a script that has written is let go on.
@@ -156,6 +157,10 @@ describe('address blocks handed to Redis once it answers again', () => {
       try {
         for (let i = 0; i < POLICY.limit - 1; i++) expect(await limit.fail('203.0.113.80', now, POLICY)).toBeUndefined();
         expect(await limit.fail('203.0.113.80', now, POLICY)).toMatchObject({ address: '203.0.113.80', unknownKeys: POLICY.limit });
+        // Past maxmemory Redis still answers a list (its script writes nothing it refuses for memory): counts stay refused, and neither is said again.
+        expect((await limit.blocksInForce(now)).from).toBe('shared');
+        expect(await limit.fail('203.0.113.82', now, POLICY)).toBeUndefined();
+        expect(logLines(said).filter((line) => line.msg.includes('counted for all processes again'))).toEqual([]);
       } finally {
         await raw.config('SET', 'maxmemory', '0');
       }
