@@ -93,7 +93,11 @@ describe('GET and DELETE /v1/address-blocks (auth.unknownKeys on)', () => {
     const doc = (await (await fetch(`${kg.adminUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, any>> };
     const lifted = doc.paths['/v1/address-blocks/{address}']?.delete?.responses['200'].content['application/json'].schema;
     expect(lifted.required).toContain('from');
-    expect(lifted.properties.from).toMatchObject({ enum: ['shared', 'this-process', 'this-process-redis-away'], description: expect.stringContaining('this-process-redis-away: Redis counters, but Redis does not answer: in this process alone') });
+    expect(lifted.properties.from).toMatchObject({ enum: ['shared', 'this-process', 'this-process-redis-away', 'this-process-redis-refused'], description: expect.stringContaining('this-process-redis-away: Redis counters, but Redis does not answer: in this process alone') });
+    expect(lifted.properties.from.description).toContain('this-process-redis-refused: the same, but Redis answers, with an error (NOPERM from its ACL, READONLY…)');
+    const listed = doc.paths['/v1/address-blocks']?.get?.responses['200'].content['application/json'].schema;
+    expect(listed.properties.from.anyOf).toContainEqual(expect.objectContaining({ enum: ['shared', 'this-process', 'this-process-redis-away', 'this-process-redis-refused'] }));
+    expect(listed.properties.from.description).toContain('this-process-redis-refused: the same, but Redis answers, with an error (NOPERM from its ACL, READONLY…): until Redis takes these commands again');
   });
 
   it('no longer lists a block once it has ended', async () => {

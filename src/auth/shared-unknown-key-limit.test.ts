@@ -105,6 +105,27 @@ describe('SharedUnknownKeyLimit', () => {
     expect(await limit.lift('192.0.2.9', 20)).toEqual({ block: own, from: 'shared' });
   });
 
+  it('while Redis answers with an error (NOPERM), lists and lifts this process\'s copies alone, and says Redis refused (this-process-redis-refused), not that it is away', async () => {
+    const refused = () => new CountersRefusedError(new Error("NOPERM User default has no permissions to run the 'evalsha' command"));
+    const { shared } = fakeShared(
+      () => {
+        throw refused();
+      },
+      async () => {
+        throw refused();
+      },
+      async () => {
+        throw refused();
+      },
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+    const own = { address: '192.0.2.9', unknownKeys: 3, startedAt: 20, endsAt: 600_020 };
+    expect(await limit.blocksInForce(20)).toEqual({ blocks: [own], from: 'this-process-redis-refused' });
+    expect(await limit.lift('192.0.2.9', 20)).toEqual({ block: own, from: 'this-process-redis-refused' });
+    await expect(limit.lift('192.0.2.9', 20)).rejects.toBeInstanceOf(CountersRefusedError);
+  });
+
   it('learns blocks and lifts from the messages', () => {
     const { shared, tell } = fakeShared(() => ({ kind: 'counted', count: 1 }));
     const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);

@@ -36,7 +36,7 @@
 import type { UnknownKeyPolicy } from '../config/schema.js';
 import { CountersRefusedError, type SharedAddressBlocks } from '../counters/counters.js';
 import type { Log } from '../log.js';
-import type { AddressBlock, BlockInForce, BlockLifted, BlocksListed, UnknownKeyCount, UnknownKeyLimit } from './unknown-key-limit.js';
+import type { AddressBlock, BlockInForce, BlockLifted, BlocksFrom, BlocksListed, UnknownKeyCount, UnknownKeyLimit } from './unknown-key-limit.js';
 
 /** A refusal from the copy checks it against Redis at most this often (a lift's message may have been lost without the listener noticing). */
 export const RECHECK_MS = 60_000;
@@ -47,6 +47,11 @@ interface Recheck {
   changed: Set<string>;
   /** Asked for again meanwhile (the listener came back): read once more after this one. */
   again: boolean;
+}
+
+/** Why a list or a lift answers for this process alone: Redis did not answer, or answered with an error (it is reachable). */
+function thisProcessOnly(error: unknown): BlocksFrom {
+  return error instanceof CountersRefusedError ? 'this-process-redis-refused' : 'this-process-redis-away';
 }
 
 /** A hand-over of `ownBlocks` on its way (see Recheck: its answer may predate a message heard meanwhile). */
@@ -126,7 +131,8 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
   /**
    * The shared blocks, and this process's own (begun while Redis was away, until handed
    * over); while Redis is away, this process's copies alone, and said so
-   * (`this-process-redis-away`). Unordered.
+   * (`this-process-redis-away`, or `this-process-redis-refused` when Redis answered with an
+   * error). Unordered.
    */
   async blocksInForce(now: number): Promise<BlocksListed> {
     const local = this.local.blocksInForce(now).blocks;
@@ -135,7 +141,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
       shared = await this.shared.inForce(now);
     } catch (error) {
       this.noteAway(error);
-      return { blocks: local, from: 'this-process-redis-away' };
+      return { blocks: local, from: thisProcessOnly(error) };
     }
     this.noteBack();
     const listed = new Set(shared.map((block) => block.address));
@@ -149,9 +155,9 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
   /**
    * Lifts the block in Redis (every process drops its copy on the message) and here
    * (`shared`). Redis away: this process's copy alone, and said so
-   * (`this-process-redis-away`: the others still refuse the address, and a block Redis
-   * holds comes back here at the recheck once it answers); fails only if this process
-   * held none.
+   * (`this-process-redis-away`, or `this-process-redis-refused` for an error reply: the
+   * others still refuse the address, and a block Redis holds comes back here at the
+   * recheck once it answers); fails only if this process held none.
    */
   async lift(address: string, now: number): Promise<BlockLifted | undefined> {
     this.changed(address);
@@ -162,7 +168,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
       shared = await this.shared.lift(address, now);
     } catch (error) {
       this.noteAway(error);
-      if (local !== undefined) return { block: local, from: 'this-process-redis-away' };
+      if (local !== undefined) return { block: local, from: thisProcessOnly(error) };
       throw error;
     }
     this.noteBack();

@@ -64,9 +64,11 @@ export interface BlockInForce {
  * - `this-process`: this process's own blocks, all of them (memory counters: each process
  *   counts and blocks by itself);
  * - `this-process-redis-away`: Redis did not answer, so this process's copies alone:
- *   blocks other processes began, and shared ones it never heard of, may be in force too.
+ *   blocks other processes began, and shared ones it never heard of, may be in force too;
+ * - `this-process-redis-refused`: the same, but Redis answered, with an error (NOPERM from
+ *   its ACL, READONLY...): it is reachable, and refuses these commands.
  */
-export type BlocksFrom = 'shared' | 'this-process' | 'this-process-redis-away';
+export type BlocksFrom = 'shared' | 'this-process' | 'this-process-redis-away' | 'this-process-redis-refused';
 
 /** The blocks in force, in no order, and where the list comes from. */
 export interface BlocksListed {
@@ -77,9 +79,10 @@ export interface BlocksListed {
 /**
  * A block lifted, and where (`BlocksFrom`), so that whoever lifts it says how far the lift
  * reaches: `shared`, in Redis and so in every process; `this-process`, in this process,
- * which alone held it (memory counters); `this-process-redis-away`, in this process's copy
- * alone: other processes may still refuse the address, and a block Redis holds comes back
- * here once it answers.
+ * which alone held it (memory counters); `this-process-redis-away` (or
+ * `this-process-redis-refused`), in this process's copy alone: other processes may still
+ * refuse the address, and a block Redis holds comes back here once it answers (takes
+ * commands again).
  */
 export interface BlockLifted {
   block: BlockInForce;

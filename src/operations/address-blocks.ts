@@ -2,9 +2,9 @@
  * Client addresses blocked for their unknown keys (`auth.unknownKeys`), as an operator
  * sees and lifts them (the admin API, the dashboard's Address blocks page). With Redis
  * counters they are shared by every keygate process: any process's admin API or dashboard
- * lists them all and lifts one everywhere. With memory counters (and while Redis is away)
- * each process counts and blocks by itself, so it answers for itself alone, and the list
- * says so (`from`). No CLI command reaches them.
+ * lists them all and lifts one everywhere. With memory counters (and while Redis is away
+ * or refuses these commands) each process counts and blocks by itself, so it answers for
+ * itself alone, and the list says so (`from`). No CLI command reaches them.
  *
  * @example
  * listAddressBlocks(rt); // { enabled: true, policy: { limit: 20, … }, from: 'shared', blocks: [{ address: '2001:db8:0:7::/64', … }] }
@@ -87,7 +87,8 @@ export function isBlockedAddress(id: string): boolean {
  * Lifts the block of the address group `address` names (an IPv6 address: its /64), in
  * every process with Redis counters, as if it had ended: its next unknown key is counted
  * afresh. The answer's `from` says how far the lift reached (`BlockLifted`): while Redis
- * is away, this process's copy alone (`this-process-redis-away`: other processes may still
+ * is away, this process's copy alone (`this-process-redis-away`, or
+ * `this-process-redis-refused` when Redis answers with an error: other processes may still
  * refuse the address, and a block Redis holds comes back once it answers). Audited as
  * `address.unblocked`, with `from`. Refused (not_found) when no block of it is in force.
  */

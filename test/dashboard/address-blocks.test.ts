@@ -5,16 +5,19 @@
  * again at the gateway and counted afresh, audited as address.unblocked under the
  * operator's email and address. An empty list says so; a lift sent again changes nothing;
  * a hand-edited or token-less form is refused; members never see the page. While Redis
- * does not answer, the page says its list and its lifts are this process's alone. Clients are
+ * does not answer, or answers with an error (an ACL that refuses scripts: NOPERM), the page
+ * says its list and its lifts are this process's alone, and why. Clients are
  * told apart by X-Forwarded-For from a trusted proxy. Each test starts with no block and
  * makes those it needs, so any one of them can be run alone.
  */
 import type { Browser, Page } from 'playwright-core';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { utcSecondUp } from '../../src/meters/period.js';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, horizontalOverflow, launchChromium, newAccount, newContext, PHONE, postFromPage, screenshot, signIn, startDashboard, textOf, type DashboardFixture } from './support.js';
 import { addMember, Visitor } from './visitor.js';
+import { startRedisServer, type RedisServer } from '../scale-out/cluster.js';
 
 const OPERATOR = 'olga@ops.example';
 const MEMBER = 'ada@acme.example';
@@ -24,6 +27,9 @@ const INTRO =
 /** Above the list while Redis does not answer. */
 const REDIS_AWAY =
   'The counters (Redis) do not answer, so this list shows only the blocks this keygate process holds: others may be in force. Until Redis is back, Lift ends a block in this process alone (one Redis holds comes back once it answers), and a block not listed here cannot be lifted.';
+/** Above the list while Redis answers with an error. */
+const REDIS_REFUSED =
+  'The counters (Redis) answer with an error, so this list shows only the blocks this keygate process holds: others may be in force. Until Redis takes commands again, Lift ends a block in this process alone (one Redis holds comes back once it does), and a block not listed here cannot be lifted.';
 /** A port nothing listens on (tcpmux: no service runs there). */
 const UNREACHABLE_PORT = 1;
 /** The dashboard's page size (pages/address-blocks.ts). */
@@ -301,3 +307,72 @@ describe.skipIf(!chromiumAvailable())('dashboard: lifting an address block while
   });
 });
 
+
+describe.skipIf(!chromiumAvailable())('dashboard: address blocks while Redis answers with an error', () => {
+  let fixture: DashboardFixture;
+  let server: RedisServer;
+  let raw: Redis;
+
+  beforeAll(async () => {
+    // A private redis-server whose ACL, once keygate has started, refuses every script (NOPERM): reachable, refusing.
+    server = await startRedisServer();
+    fixture = await startDashboard(tempDir('keygate-dashboard-address-blocks-refused'), (profile) => ({ ...profile, counters: server.url, auth: { ...profile.auth, unknownKeys: { limit: 1, window: '1m', block: '10m' } } }));
+    await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
+    raw = new Redis(server.url);
+    await raw.acl('SETUSER', 'default', '-evalsha', '-eval');
+  });
+  beforeEach(() => liftEvery(fixture));
+  afterAll(async () => {
+    await raw?.acl('SETUSER', 'default', '+@all');
+    raw?.disconnect();
+    await fixture?.close();
+    await server?.kill();
+  });
+
+  const blockHere = async () => {
+    const guessed = await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${fixture.keygate.runtime.keyFormat.generate('live')}` } });
+    await guessed.arrayBuffer();
+    expect(guessed.status).toBe(401);
+  };
+
+  it('says the list is this process’s alone because Redis answers with an error, not that Redis does not answer (the admin API too), and a block it does not hold cannot be lifted now (503)', async () => {
+    await blockHere();
+    const operator = new Visitor(fixture.dashboardUrl);
+    await operator.signIn(OPERATOR, '/address-blocks');
+    const listed = await operator.get('/address-blocks');
+    expect([listed.status, listed.heading]).toEqual([200, 'Address blocks']);
+    expect(listed.html).toContain('Keygate processes share these blocks through the counters (Redis) while Redis takes their commands.</p>');
+    expect(listed.html).not.toContain('Lifting a block serves the address again');
+    expect(listed.html).toContain(`<div class="notice warning" role="status"><p>${REDIS_REFUSED}</p></div>`);
+    expect(listed.html).not.toContain('do not answer');
+    expect(listed.html).toContain('<code>127.0.0.1</code>');
+    const admin = await fixture.keygate.admin('/v1/address-blocks');
+    expect([admin.status, await admin.json()]).toEqual([
+      200,
+      { enabled: true, policy: { limit: 1, window: '1m', block: '10m' }, from: 'this-process-redis-refused', blocks: [expect.objectContaining({ address: '127.0.0.1', unknownKeys: 1 })] },
+    ]);
+    const lift = await operator.post('/address-blocks/lift', { address: '203.0.113.9' });
+    expect([lift.status, lift.heading, lift.alert]).toEqual([503, 'Address blocks', 'The block of 203.0.113.9 cannot be lifted now: the counters (Redis) answer with an error. Try again once Redis takes commands again.']);
+  });
+
+  it('lifts a listed block in this process only, and says why (the admin API and the audit log too)', async () => {
+    await blockHere();
+    const operator = new Visitor(fixture.dashboardUrl);
+    await operator.signIn(OPERATOR, '/address-blocks');
+    const lift = await operator.post('/address-blocks/lift', { address: '127.0.0.1' });
+    expect([lift.status, lift.location]).toEqual([303, '/address-blocks']);
+    const shown = await operator.get('/address-blocks');
+    expect(shown.html).toContain(
+      '<div class="notice warning" role="status"><p>The block of 127.0.0.1 is lifted in this keygate process only: the counters (Redis) answer with an error, so other keygate processes may still refuse the address, and a block Redis holds comes back once Redis takes commands again (lift it again then).</p></div>',
+    );
+    const [audited] = await fixture.keygate.runtime.store.listAudit({ limit: 1 });
+    expect(audited).toMatchObject({ action: 'address.unblocked', actor: OPERATOR, detail: { address: '127.0.0.1', unknownKeys: 1, from: 'this-process-redis-refused' } });
+    const log = await operator.get('/audit');
+    expect(log.html).toContain('127.0.0.1 (after 1 unknown keys');
+    expect(log.html).toContain(', in one keygate process only: Redis answered with an error)');
+
+    await blockHere();
+    const lifted = await fixture.keygate.admin('/v1/address-blocks/127.0.0.1', { method: 'DELETE' });
+    expect([lifted.status, await lifted.json()]).toEqual([200, expect.objectContaining({ address: '127.0.0.1', unknownKeys: 1, from: 'this-process-redis-refused' })]);
+  });
+});

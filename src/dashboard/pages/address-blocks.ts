@@ -6,12 +6,13 @@
  * GET and DELETE /v1/address-blocks use (listAddressBlocks, liftAddressBlock: audited as
  * `address.unblocked`, the operator as actor), so both say the same. With memory
  * counters each process keeps its own blocks, and the page says it shows those of the
- * process that answered it; with Redis counters while Redis does not answer, it says the
- * list holds only this process's copies. None of this exists for members.
+ * process that answered it; with Redis counters while Redis does not answer (or answers
+ * with an error), it says the list holds only this process's copies, and why. None of
+ * this exists for members.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { BlocksFrom } from '../../auth/unknown-key-limit.js';
-import { CountersUnavailableError } from '../../counters/counters.js';
+import { CountersRefusedError, CountersUnavailableError } from '../../counters/counters.js';
 import { blockedAddressOf, isBlockedAddress, liftAddressBlock, listAddressBlocks, placeOfBlock } from '../../operations/address-blocks.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
@@ -31,17 +32,32 @@ const SHARING: Record<BlocksFrom, string> = {
   shared: 'Every keygate process shares these blocks (Redis counters): lifting one lifts it in all of them.',
   'this-process': 'Each keygate process counts and blocks by itself (memory counters): this page shows and lifts the blocks of the process that answered it; another process’s, through its own admin API.',
   'this-process-redis-away': 'Keygate processes share these blocks through the counters (Redis) while Redis answers.',
+  'this-process-redis-refused': 'Keygate processes share these blocks through the counters (Redis) while Redis takes their commands.',
 };
-/** What a lift does, where the intro can say it of every lift: while Redis does not answer, REDIS_AWAY says what Lift does instead. */
+/** What a lift does, where the intro can say it of every lift: while Redis does not answer, THIS_PROCESS_ONLY says what Lift does instead. */
 const LIFTING = 'Lifting a block serves the address again and counts its unknown keys afresh.';
-/** Said above the list while Redis does not answer (a lift then reaches no other process: liftAddressBlock). */
-const REDIS_AWAY =
-  'The counters (Redis) do not answer, so this list shows only the blocks this keygate process holds: others may be in force. Until Redis is back, Lift ends a block in this process alone (one Redis holds comes back once it answers), and a block not listed here cannot be lifted.';
+/**
+ * While Redis does not answer, or answers with an error: why, and when that ends (`until`,
+ * `back`), for the notice above the list (a lift then reaches no other process: liftAddressBlock).
+ */
+const THIS_PROCESS_ONLY: Partial<Record<BlocksFrom, { why: string; until: string; back: string }>> = {
+  'this-process-redis-away': { why: 'The counters (Redis) do not answer', until: 'Until Redis is back', back: 'once it answers' },
+  'this-process-redis-refused': { why: 'The counters (Redis) answer with an error', until: 'Until Redis takes commands again', back: 'once it does' },
+};
 
-/** What a lift says it did: everywhere it reached, or (Redis away) this process alone, and what that leaves. */
+/** Said above the list while Redis does not answer or answers with an error; undefined otherwise. */
+function thisProcessNotice(from: BlocksFrom | null): string | undefined {
+  const only = from === null ? undefined : THIS_PROCESS_ONLY[from];
+  if (only === undefined) return undefined;
+  return `${only.why}, so this list shows only the blocks this keygate process holds: others may be in force. ${only.until}, Lift ends a block in this process alone (one Redis holds comes back ${only.back}), and a block not listed here cannot be lifted.`;
+}
+
+/** What a lift says it did: everywhere it reached, or (Redis away or refusing) this process alone, and what that leaves. */
 function liftedText(address: string, from: BlocksFrom): string {
   if (from === 'this-process-redis-away')
     return `The block of ${address} is lifted in this keygate process only: the counters (Redis) do not answer, so other keygate processes may still refuse the address, and a block Redis holds comes back once it answers (lift it again then).`;
+  if (from === 'this-process-redis-refused')
+    return `The block of ${address} is lifted in this keygate process only: the counters (Redis) answer with an error, so other keygate processes may still refuse the address, and a block Redis holds comes back once Redis takes commands again (lift it again then).`;
   return `The block of ${address} is lifted: its requests are served again, and its unknown keys counted afresh.`;
 }
 
@@ -61,8 +77,8 @@ export function registerAddressBlockPage(app: FastifyInstance, dash: Dashboard):
     if (address === undefined) return sendBlocks(request, reply, { kind: 'error', text: 'The form did not name a blocked address as this page lists them. Lift a block with its own button.' }, 400);
     try {
       const lifted = await liftAddressBlock(rt, address, actorOf(dash, request));
-      // Lifted in this process alone (Redis away): a warning, as the lift is not what it is when Redis answers.
-      setNotice(dash, reply, { kind: lifted.from === 'this-process-redis-away' ? 'warning' : 'success', text: liftedText(lifted.address, lifted.from) });
+      // Lifted in this process alone (Redis away or refusing): a warning, as the lift is not what it is when Redis answers.
+      setNotice(dash, reply, { kind: THIS_PROCESS_ONLY[lifted.from] !== undefined ? 'warning' : 'success', text: liftedText(lifted.address, lifted.from) });
       return redirect(reply, ADDRESS_BLOCKS_PATH);
     } catch (error) {
       // Ended, or lifted by someone else meanwhile (Back, a second operator): nothing to lift.
@@ -71,7 +87,9 @@ export function registerAddressBlockPage(app: FastifyInstance, dash: Dashboard):
         return redirect(reply, ADDRESS_BLOCKS_PATH);
       }
       if (error instanceof OperationError) return sendBlocks(request, reply, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind]);
-      // Redis away, and this process holds no block of the address: it cannot be lifted now, by anyone.
+      // Redis away (or refusing), and this process holds no block of the address: it cannot be lifted now, by anyone.
+      if (error instanceof CountersRefusedError)
+        return sendBlocks(request, reply, { kind: 'error', text: `The block of ${address} cannot be lifted now: the counters (Redis) answer with an error. Try again once Redis takes commands again.` }, 503);
       if (error instanceof CountersUnavailableError) return sendBlocks(request, reply, { kind: 'error', text: `The block of ${address} cannot be lifted now: the counters (Redis) do not answer. Try again once they are back.` }, 503);
       throw error;
     }
@@ -86,10 +104,11 @@ export function registerAddressBlockPage(app: FastifyInstance, dash: Dashboard):
     const next = listed.blocks.length > BLOCKS_PER_PAGE && last ? cursorOf(placeOfBlock(last)) : undefined;
     const policy = listed.policy;
     const intro = policy
-      ? html`<p>A client address that presents ${plural(policy.limit, 'unknown key')} within ${policy.window} is refused for ${policy.block} (<code>auth.unknownKeys</code>), but for keys in use. Oldest first, ${BLOCKS_PER_PAGE} to a page. ${SHARING[listed.from ?? 'this-process']}${listed.from === 'this-process-redis-away' ? '' : ` ${LIFTING}`}</p>`
+      ? html`<p>A client address that presents ${plural(policy.limit, 'unknown key')} within ${policy.window} is refused for ${policy.block} (<code>auth.unknownKeys</code>), but for keys in use. Oldest first, ${BLOCKS_PER_PAGE} to a page. ${SHARING[listed.from ?? 'this-process']}${thisProcessNotice(listed.from) === undefined ? ` ${LIFTING}` : ''}</p>`
       : html`<p>Unknown keys are not counted and no address is blocked: <code>auth.unknownKeys</code> is off in this profile.</p>`;
-    // Redis away: the list is this process's copies alone, so it must not pass for all of them.
-    const away = listed.from === 'this-process-redis-away' ? noticeBox({ kind: 'warning', text: REDIS_AWAY }) : '';
+    // Redis away or refusing: the list is this process's copies alone, so it must not pass for all of them.
+    const alone = thisProcessNotice(listed.from);
+    const away = alone === undefined ? '' : noticeBox({ kind: 'warning', text: alone });
     const empty = cursor !== undefined
       ? html`<div class="empty"><p><strong>No more blocks.</strong></p><p><a href="${ADDRESS_BLOCKS_PATH}">Back to the first page</a></p></div>`
       : html`<div class="empty"><p><strong>No address is blocked now.</strong></p></div>`;

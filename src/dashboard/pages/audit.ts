@@ -100,8 +100,9 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
     }
     case 'address.unblocked': {
       const until = typeof d.blockedUntil === 'number' ? `, blocked until ${utcSecondUp(d.blockedUntil)} UTC` : '';
-      // Lifted while Redis did not answer: in the process that lifted it alone (entries before `from` say nothing of it).
-      const reach = d.from === 'this-process-redis-away' ? ', in one keygate process only: Redis did not answer' : '';
+      // Lifted while Redis did not answer (or refused): in the process that lifted it alone (entries before `from` say nothing of it).
+      const reach =
+        d.from === 'this-process-redis-away' ? ', in one keygate process only: Redis did not answer' : d.from === 'this-process-redis-refused' ? ', in one keygate process only: Redis answered with an error' : '';
       return `${text(d.address)} (after ${text(d.unknownKeys)} unknown keys${until}${reach})`;
     }
     case 'account.deleted':
