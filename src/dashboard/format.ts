@@ -73,11 +73,30 @@ export function sharedNames(accounts: readonly { name: string }[]): ReadonlySet<
   return shared;
 }
 
-/** Operation messages are written lower-case for logs and APIs; pages start with a capital. */
+/**
+ * What a message repeats as it was given, and so keeps as it is: a quoted value (“Bob's
+ * key”, "acc_…") or an email address (o'brien@b.test).
+ */
+const AS_GIVEN = /(“[^”]*”|"[^"]*"|\S*@\S*)/u;
+
+/** An apostrophe within a word (`API's`, `don't`). */
+const STRAIGHT_APOSTROPHE = /(?<=\p{L})'(?=\p{L})/gu;
+
+/**
+ * An operation message (written for logs, the CLI and the admin API: lower-case, straight
+ * apostrophes) as a page says it, in the dashboard's own style: a capital, a full stop,
+ * curly apostrophes (’). Values it repeats as they were typed (quoted, or an email
+ * address) are left as they are. (A key's moments, which the CLI gives to the second, the
+ * operation words as the dashboard asks: `keyMomentsShown` in pages/key-views.ts.)
+ */
 export function sentence(message: string): string {
+  const styled = message
+    .split(AS_GIVEN)
+    .map((part, i) => (i % 2 === 1 ? part : part.replace(STRAIGHT_APOSTROPHE, '’')))
+    .join('');
   // An email address or an id that begins the message is written as it is (bob@b.test, key_…).
-  const first = message.split(' ', 1)[0] ?? '';
-  const text = /[@_]/.test(first) ? message : message.charAt(0).toUpperCase() + message.slice(1);
+  const first = styled.split(' ', 1)[0] ?? '';
+  const text = /[@_]/.test(first) ? styled : styled.charAt(0).toUpperCase() + styled.slice(1);
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 

@@ -12,6 +12,18 @@ export type OperationErrorKind = 'not_found' | 'invalid' | 'limit' | 'conflict' 
 export type KeyNaming = (key: Pick<KeyRecord, 'id' | 'name' | 'hint'>) => string;
 
 /**
+ * How a refusal says a key's moments, which depends on who reads it too: the CLI and admin
+ * API to the second (`keyMomentsToTheSecond` in keys.ts), the dashboard to the minute, as
+ * its pages show every other moment of a key. `stopped`: when it was revoked or expired
+ * (truncated: never after it happened); `end`: when it stops, a time the refusal says to
+ * wait for.
+ */
+export interface KeyMoments {
+  stopped(ms: number): string;
+  end(ms: number): string;
+}
+
+/**
  * A refusal worded without the value it is about: `field` is what the caller gave it in
  * (`scopes`, `meter`, `email`, `calls`, with `index`: the call's place in the list).
  */
@@ -24,7 +36,8 @@ export interface ValueFreeWording {
 export class OperationError extends Error {
   /**
    * `message` names keys (if any) for the CLI and admin API; `naming`, where it does,
-   * words the same message with keys named another way (see `KeyNaming`).
+   * words the same message with keys named another way (see `KeyNaming`), and their
+   * moments, where it gives any, said another way (see `KeyMoments`).
    * `withoutValue`, where `message` repeats a value the caller typed (a path, a scope or
    * meter the profile does not name): the same refusal without it, for the CLI, whose
    * output stays in a terminal's scrollback or a CI log (a key pasted into the wrong option
@@ -34,16 +47,16 @@ export class OperationError extends Error {
   constructor(
     readonly kind: OperationErrorKind,
     message: string,
-    private readonly naming?: (name: KeyNaming) => string,
+    private readonly naming?: (name: KeyNaming, moments?: KeyMoments) => string,
     readonly withoutValue?: ValueFreeWording,
   ) {
     super(message);
     this.name = 'OperationError';
   }
 
-  /** The message with the keys it names named by `name`. */
-  namingKeys(name: KeyNaming): string {
-    return this.naming?.(name) ?? this.message;
+  /** The message with the keys it names named by `name`, and their moments said by `moments`. */
+  namingKeys(name: KeyNaming, moments?: KeyMoments): string {
+    return this.naming?.(name, moments) ?? this.message;
   }
 }
 

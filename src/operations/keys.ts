@@ -10,7 +10,7 @@ import type { KeyPatch, KeyRecord } from '../store/store.js';
 import type { KeyMode } from '../keys/format.js';
 import { utcSecond, utcSecondUp } from '../meters/period.js';
 import { newId } from '../ids.js';
-import { checkedName, checkedTime, LATEST_TIME, notFound, OperationError, ordinal, type KeyNaming } from './errors.js';
+import { checkedName, checkedTime, LATEST_TIME, notFound, OperationError, ordinal, type KeyMoments, type KeyNaming } from './errors.js';
 import { actorName, audit, type Actor } from './audit.js';
 import { didYouMean } from '../config/closest-name.js';
 import { checkedWindows, getAccount, isoTime } from './accounts.js';
@@ -280,9 +280,9 @@ async function issueKey(
  * replaces, for the overlap; by no more (a key still in an earlier rotation's overlap counts).
  */
 function checkKeyLimit(maxKeys: number, planName: string, accountKeys: readonly KeyRecord[], now: number, replacing: string | undefined): void {
-  const refusal = (name: KeyNaming) => keyLimitRefusal(maxKeys, planName, accountKeys, now, replacing, name);
+  const refusal = (name: KeyNaming, moments?: KeyMoments) => keyLimitRefusal(maxKeys, planName, accountKeys, now, replacing, name, moments);
   const message = refusal(keyWithId);
-  if (message !== undefined) throw new OperationError('limit', message, (name) => refusal(name) ?? message);
+  if (message !== undefined) throw new OperationError('limit', message, (name, moments) => refusal(name, moments) ?? message);
 }
 
 /**
@@ -291,7 +291,7 @@ function checkKeyLimit(maxKeys: number, planName: string, accountKeys: readonly 
  * and says how many of them to revoke. The dashboard asks this too, to say so before
  * showing a rotate form.
  */
-export function keyLimitRefusal(maxKeys: number, planName: string, accountKeys: readonly KeyRecord[], now: number, replacing: string | undefined, name: KeyNaming = keyWithId): string | undefined {
+export function keyLimitRefusal(maxKeys: number, planName: string, accountKeys: readonly KeyRecord[], now: number, replacing: string | undefined, name: KeyNaming = keyWithId, moments: KeyMoments = keyMomentsToTheSecond): string | undefined {
   if (maxKeys === 0) return `the ${planName} plan does not include API keys; upgrade the plan first`;
   const others = accountKeys.filter((k) => isActive(k, now) && k.id !== replacing);
   if (others.length < maxKeys) return undefined;
@@ -299,7 +299,7 @@ export function keyLimitRefusal(maxKeys: number, planName: string, accountKeys: 
   // Over the limit (the plan was changed to a smaller one), revoking one is not enough.
   const toRevoke = others.length - maxKeys + 1;
   if (replacing === undefined) return `${limit}; revoke ${toRevoke === 1 ? 'one' : toRevoke} first`;
-  const listed = others.map((k) => (k.expiresAt === null ? name(k) : `${name(k)}, which works until ${worksUntil(k.expiresAt)}`)).join('; ');
+  const listed = others.map((k) => (k.expiresAt === null ? name(k) : `${name(k)}, which works until ${moments.end(k.expiresAt)}`)).join('; ');
   const which = toRevoke === 1 ? (others.length === 1 ? 'it' : 'one') : toRevoke === others.length ? (toRevoke === 2 ? 'both' : `all ${toRevoke}`) : `${toRevoke} of them`;
   return `${limit}, and this account has ${others.length} other active key${others.length === 1 ? '' : 's'} (${listed}); revoke ${which} first`;
 }
@@ -321,7 +321,7 @@ async function replacementEnd(
   if (!old) throw new OperationError('conflict', 'only an active key can be rotated');
   refuseIfStopped(old, inUse, now);
   const conflict = rotationConflict(old, inUse, now, keyWithId, { endsOverlaps });
-  if (conflict) throw new OperationError('conflict', conflict, (name) => rotationConflict(old, inUse, now, name, { endsOverlaps }) ?? conflict);
+  if (conflict) throw new OperationError('conflict', conflict, (name, moments) => rotationConflict(old, inUse, now, name, { endsOverlaps, moments }) ?? conflict);
   // The chain's links past `old` no longer work (a working one is a conflict, above): read one by one, not among the keys in use.
   const newestOf = (keys: readonly KeyRecord[]) => keys.reduce<KeyRecord | undefined>((a, k) => (!a || k.createdAt > a.createdAt ? k : a), undefined);
   let last = newestOf(await replacementsOf(old.id));
@@ -493,8 +493,8 @@ export function overlapsEndedBy(key: KeyRecord, accountKeys: readonly KeyRecord[
  * left: where it was rotated and its replacement works (its overlap over, or none asked),
  * that is the key to rotate; else a new key replaces it.
  */
-export function stoppedKeyRefusal(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number, name: KeyNaming = keyWithId): string | undefined {
-  const stopped = key.revokedAt !== null ? `was revoked at ${utcSecond(key.revokedAt)} UTC` : key.expiresAt !== null && key.expiresAt <= now ? `expired at ${utcSecond(key.expiresAt)} UTC` : undefined;
+export function stoppedKeyRefusal(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number, name: KeyNaming = keyWithId, moments: KeyMoments = keyMomentsToTheSecond): string | undefined {
+  const stopped = key.revokedAt !== null ? `was revoked at ${moments.stopped(key.revokedAt)}` : key.expiresAt !== null && key.expiresAt <= now ? `expired at ${moments.stopped(key.expiresAt)}` : undefined;
   if (stopped === undefined) return undefined;
   const replacement = newestReplacement(key, accountKeys, now);
   return `${name(key)} ${stopped}; only an active key can be rotated: ${replacement ? `rotate its replacement ${name(replacement)} instead` : 'create a new key instead'}`;
@@ -502,9 +502,9 @@ export function stoppedKeyRefusal(key: KeyRecord, accountKeys: readonly KeyRecor
 
 /** Refuses to rotate a key that no longer works (see `stoppedKeyRefusal`), in words each caller names keys in. */
 function refuseIfStopped(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number): void {
-  const refusal = (name: KeyNaming) => stoppedKeyRefusal(key, accountKeys, now, name);
+  const refusal = (name: KeyNaming, moments?: KeyMoments) => stoppedKeyRefusal(key, accountKeys, now, name, moments);
   const message = refusal(keyWithId);
-  if (message !== undefined) throw new OperationError('conflict', message, (name) => refusal(name) ?? message);
+  if (message !== undefined) throw new OperationError('conflict', message, (name, moments) => refusal(name, moments) ?? message);
 }
 
 /**
@@ -525,7 +525,7 @@ export function newestReplacement(key: KeyRecord, accountKeys: readonly KeyRecor
  * dodge the plan's key limit). `accountKeys`: the keys of its account (those in use will do). The dashboard
  * asks this too, to offer Rotate only where it would be accepted.
  */
-export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number, name: KeyNaming = keyWithId, options: { endsOverlaps?: boolean } = {}): string | undefined {
+export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord[], now: number, name: KeyNaming = keyWithId, options: { endsOverlaps?: boolean; moments?: KeyMoments } = {}): string | undefined {
   // The newest key of the chain is the one to rotate (its replacement may have been rotated since).
   const replacement = newestReplacement(key, accountKeys, now);
   if (replacement) return `this key was already rotated; rotate its replacement ${name(replacement)} instead`;
@@ -533,18 +533,20 @@ export function rotationConflict(key: KeyRecord, accountKeys: readonly KeyRecord
   if (options.endsOverlaps) return undefined;
   const replaced = key.rotatedFrom === null ? undefined : accountKeys.find((k) => k.id === key.rotatedFrom && isActive(k, now));
   if (!replaced) return undefined;
-  const until = replaced.expiresAt === null ? '' : `, which works until ${worksUntil(replaced.expiresAt)}`;
+  const until = replaced.expiresAt === null ? '' : `, which works until ${(options.moments ?? keyMomentsToTheSecond).end(replaced.expiresAt)}`;
   return `this key replaced ${name(replaced)}${until}: revoke that key first, or rotate this one once it has expired`;
 }
 
 /**
- * When a key stops, in a refusal that says to wait for it: to the second and rounded up, so
- * that at the time named it has stopped (a minute cut short named a time at which the same
- * refusal came back). A key that has stopped is said to have at a time truncated (utcSecond).
+ * A key's moments as the CLI and admin API say them in refusals, to the second. When a key
+ * stops, in a refusal that says to wait for it (`end`): rounded up, so that at the time
+ * named it has stopped (a minute cut short named a time at which the same refusal came
+ * back). When it was revoked or expired (`stopped`): truncated, never after it happened.
  */
-function worksUntil(ms: number): string {
-  return `${utcSecondUp(ms)} UTC`;
-}
+export const keyMomentsToTheSecond: KeyMoments = {
+  stopped: (ms) => `${utcSecond(ms)} UTC`,
+  end: (ms) => `${utcSecondUp(ms)} UTC`,
+};
 
 /** A key as the CLI and admin API name it in messages: its name and hint, as people recognise it, and the id their commands take. */
 export const keyWithId: KeyNaming = (key) => `“${key.name}” ${key.hint} (${key.id})`;

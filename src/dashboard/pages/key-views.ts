@@ -6,7 +6,7 @@ import type { Runtime } from '../../runtime.js';
 import type { KeyRecord } from '../../store/store.js';
 import { allowedScopes, keyStatus, type KeyStatus } from '../../operations/keys.js';
 import { keyWindowsText } from '../../limits/key-windows.js';
-import type { KeyNaming, OperationError } from '../../operations/errors.js';
+import type { KeyMoments, KeyNaming, OperationError } from '../../operations/errors.js';
 import { html, type Html } from '../html.js';
 import { tableNaming, type TableName } from '../table-name.js';
 import { relative, sentence, when, whenInTable } from '../format.js';
@@ -18,9 +18,16 @@ const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'E
 /** A key as members see it on their pages, in a message: its name and display hint (they never see ids). */
 export const keyAsShown: KeyNaming = (key) => `“${key.name}” ${key.hint}`;
 
-/** A refusal as the dashboard says it: a sentence, any keys it names named as members see them. */
+/**
+ * A key's moments in a refusal, as the dashboard shows every moment of a key (`when`): to
+ * the minute and truncated, an end too, so never after the key stopped (the CLI and admin
+ * API give them to the second).
+ */
+export const keyMomentsShown: KeyMoments = { stopped: utcMinute, end: utcMinute };
+
+/** A refusal as the dashboard says it: a sentence, any keys it names named as members see them, and their moments as the pages show them. */
 export function refusalText(error: OperationError): string {
-  return sentence(error.namingKeys(keyAsShown));
+  return sentence(error.namingKeys(keyAsShown, keyMomentsShown));
 }
 
 export function isUsable(key: KeyRecord, now: number): boolean {

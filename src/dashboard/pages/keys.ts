@@ -18,7 +18,7 @@ import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redir
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, relative, sentence, when } from '../format.js';
-import { isUsable, keyAsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
+import { isUsable, keyAsShown, keyMomentsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 import { CREATE_HINT, KEY_WINDOWS_FIELD, keyWindowsField, keyWindowsOf, keyWindowsRefusal } from './key-limits.js';
 import type { WindowWritten } from '../../limits/limit-specs.js';
@@ -371,8 +371,8 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     // Under `replace` the keys before it still in an overlap end with the rotation: they take no room.
     const ending = endsOverlaps ? overlapsEndedBy(key, accountKeys, now) : [];
     return (
-      rotationConflict(key, accountKeys, now, keyAsShown, { endsOverlaps }) ??
-      (plan?.maxKeys === undefined ? undefined : keyLimitRefusal(plan.maxKeys, plan.name ?? account.planId, accountKeys.filter((k) => !ending.includes(k)), now, key.id, keyAsShown))
+      rotationConflict(key, accountKeys, now, keyAsShown, { endsOverlaps, moments: keyMomentsShown }) ??
+      (plan?.maxKeys === undefined ? undefined : keyLimitRefusal(plan.maxKeys, plan.name ?? account.planId, accountKeys.filter((k) => !ending.includes(k)), now, key.id, keyAsShown, keyMomentsShown))
     );
   }
 
@@ -437,7 +437,7 @@ ${notYet ? html`<div class="notice" id="replacement-not-yet"><p>${notYet.why}</p
     const { account } = ownAccount(request);
     if (!isUsable(key, now)) {
       // When it stopped, and the key to rotate instead where its replacement works, as the CLI and admin API say it.
-      const stopped = stoppedKeyRefusal(key, await rt.store.listKeys({ accountId: account.id }), now, keyAsShown) ?? 'only a key that still works can be rotated';
+      const stopped = stoppedKeyRefusal(key, await rt.store.listKeys({ accountId: account.id }), now, keyAsShown, keyMomentsShown) ?? 'only a key that still works can be rotated';
       return sendCannotRotate(request, reply, key, sentence(stopped));
     }
     const kept = keptOnRotation(keyTraits(rt, account.planId), rt.config.keys.expiry);

@@ -1,0 +1,74 @@
+/**
+ * Refusals that come from the shared operations (the same words the CLI prints and the
+ * admin API answers), as the dashboard shows them, over plain HTTP: in the dashboard's own
+ * style (curly apostrophes, a key's moments to the minute, as its pages show them), while
+ * what they repeat as it was given (a key's name, an email address) stays as it was typed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey, revokeKey, rotateKey } from '../../src/operations/keys.js';
+import type { Runtime } from '../../src/runtime.js';
+import { tempDir } from '../support/temp.js';
+import { newAccount, startDashboard, type DashboardFixture } from './support.js';
+import { addMember, Visitor } from './visitor.js';
+
+const MEMBER = 'ada@acme.example';
+const OPERATOR = 'olga@ops.example';
+
+describe('dashboard: refusals worded by the shared operations', () => {
+  const dir = tempDir('keygate-dashboard-operation-wording');
+  let fixture: DashboardFixture;
+  let rt: Runtime;
+  let acmeId: string;
+  let member: Visitor;
+  let operator: Visitor;
+
+  beforeAll(async () => {
+    // A profile whose keys never expire: a create form from before it said so still sends an expiry.
+    fixture = await startDashboard(dir, (profile) => ({ ...profile, keys: { ...(profile.keys as object), expiry: false } }));
+    rt = fixture.keygate.runtime;
+    acmeId = await newAccount(fixture, 'Acme Analytics');
+    await addMember(rt, MEMBER, acmeId, 'member');
+    await addMember(rt, OPERATOR, null, 'operator');
+    member = new Visitor(fixture.dashboardUrl);
+    await member.signIn(MEMBER, '/keys');
+    operator = new Visitor(fixture.dashboardUrl);
+    await operator.signIn(OPERATOR, '/accounts');
+  });
+
+  afterAll(async () => {
+    await fixture?.close();
+  });
+
+  it('says an operation’s refusal with curly apostrophes, as the page’s own text', async () => {
+    const answer = await member.post('/keys', [['name', 'nightly'], ['scope', '*'], ['mode', 'live'], ['expiry', '30d']]);
+    expect([answer.status, answer.heading, answer.alert]).toEqual([400, 'Create a key', 'This API’s keys do not expire: a key works until it is revoked.']);
+    expect(await rt.store.listKeys({ accountId: acmeId })).toEqual([]);
+  });
+
+  it('says when a key was revoked to the minute, as the keys page does, and names the key as it was typed', async () => {
+    const { key } = await createKey(rt, { accountId: acmeId, name: "Bob's export" }, 'test');
+    const { revokedAt } = await revokeKey(rt, key.id, 'test');
+    // Revoked at 13:22:05.414, say: the CLI and admin API say 13:22:05, the dashboard 13:22, as its keys page.
+    const minute = new Date(revokedAt as number).toISOString().replace('T', ' ').slice(0, 16);
+    const page = await member.get(`/keys/${key.id}/rotate`);
+    expect([page.status, page.alert]).toEqual([409, `“Bob's export” ${key.hint} was revoked at ${minute} UTC; only an active key can be rotated: create a new key instead.`]);
+  });
+
+  it('says until when a key still in its overlap works to the minute, as the keys page shows its expiry', async () => {
+    const { key } = await createKey(rt, { accountId: acmeId, name: 'old' }, 'test');
+    const { key: replacement, previous } = await rotateKey(rt, key.id, 3_600_000, 'test');
+    const minute = new Date(previous.expiresAt as number).toISOString().replace('T', ' ').slice(0, 16);
+    const page = await member.get(`/keys/${replacement.id}/rotate`);
+    expect([page.status, page.alert]).toEqual([409, `This key replaced “old” ${key.hint}, which works until ${minute} UTC: revoke that key first, or rotate this one once it has expired.`]);
+  });
+
+  it('repeats an email address as it was typed, apostrophe and all', async () => {
+    const email = "o'brien@acme.example";
+    await addMember(rt, email, acmeId, 'member');
+    const page = await operator.get(`/accounts/${acmeId}`);
+    const formId = /name="form_id" value="([0-9A-Za-z]{22})"/.exec(page.html)?.[1] as string;
+    const answer = await operator.post(`/accounts/${acmeId}/invite`, [['email', email], ['form_id', formId]]);
+    expect(answer.status).toBe(409);
+    expect(answer.alert).toMatch(/^o'brien@acme\.example is already a member/);
+  });
+});
