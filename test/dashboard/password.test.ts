@@ -110,6 +110,46 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
     await context.close();
   });
 
+  it('refuses on the invitation page beside the field at fault, which is focused and described by it, and never sends a typed password back', async () => {
+    const email = 'beside@acme.example';
+    const link = await invite(fixture, email, await newAccount(fixture, 'Acme beside'));
+    const context = await newContext(browser, fixture.dashboardUrl);
+    const page = await context.newPage();
+    const cases: [string, string, string, string, string][] = [
+      ['differs', 'one new passphrase', 'another new passphrase', 'Confirm new password', 'The two passwords are different. Type the same password twice.'],
+      ['short', 'short', 'short', 'New password', 'Choose a password of at least 10 characters.'],
+    ];
+    for (const [what, password, confirm, label, message] of cases) {
+      await page.goto(link);
+      await page.locator('input[minlength]').evaluateAll((inputs) => inputs.forEach((input) => input.removeAttribute('minlength')));
+      await page.getByLabel('New password', { exact: true }).fill(password);
+      await page.getByLabel('Confirm new password').fill(confirm);
+      const [answer] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST'), page.getByRole('button', { name: 'Set password' }).click()]);
+      await page.waitForLoadState();
+      expect({ what, status: answer.status() }).toEqual({ what, status: 400 });
+      await expectHeading(page, 'Choose your password');
+      expect({ what, alert: await textOf(page.getByRole('alert')) }).toEqual({ what, alert: message });
+      // Beside its field: the form's next field after the refusal is the one it is about, and the one focused.
+      const after = await page.getByRole('alert').evaluate((alert) => {
+        const next = alert.nextElementSibling?.querySelector('input');
+        return { inForm: alert.closest('form') !== null, next: next?.labels?.[0]?.textContent, focused: (document.activeElement as HTMLInputElement | null)?.labels?.[0]?.textContent };
+      });
+      expect({ what, ...after }).toEqual({ what, inForm: true, next: label, focused: label });
+      const field = page.getByLabel(label, { exact: true });
+      expect({ what, invalid: await field.getAttribute('aria-invalid'), describedBy: await field.evaluate((input) => (input.getAttribute('aria-describedby') ?? '').split(' ').map((id) => document.getElementById(id)?.getAttribute('role'))) }).toEqual({
+        what,
+        invalid: 'true',
+        describedBy: expect.arrayContaining(['alert']),
+      });
+      const typed = await page.locator('input[type=password]').evaluateAll((inputs) => inputs.map((input) => (input as HTMLInputElement).value));
+      expect({ what, typed }).toEqual({ what, typed: ['', ''] });
+      const markup = await page.content();
+      for (const secret of [password, confirm]) expect(markup).not.toContain(secret);
+    }
+    expect((await fixture.keygate.runtime.store.findMemberByEmail(email))?.passwordHash).toBeNull();
+    await context.close();
+  });
+
   it('changes it from the header\'s link: the new password signs in, the old does not, and every other session is signed out', async () => {
     const { email, accountId, context, page } = await newMember('ada');
     // The same member signed in in another browser (a laptop left signed in, a stolen cookie).

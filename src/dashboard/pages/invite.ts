@@ -16,7 +16,19 @@ import { sentence } from '../format.js';
 import { signInSources } from '../sign-in.js';
 import { endSession, startSession } from '../session.js';
 
+/** The refusal's element, which the field at fault names as its description. */
+const ERROR_ID = 'password-error';
+
 type InviteRequest = FastifyRequest<{ Params: { token: string } }>;
+
+/** The form's fields, by name; a refusal is shown beside the one it is about. */
+type InviteField = 'password' | 'confirm';
+
+interface Refusal {
+  text: string;
+  field: InviteField;
+  status: number;
+}
 
 export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void {
   const { rt, cookies } = dash;
@@ -37,14 +49,14 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
     const member = await invitedMember(request.params.token);
     if (!member) return sendInvalid(request, reply);
     const password = field(request.body, 'password');
-    if (password !== field(request.body, 'confirm')) return sendForm(request, reply, member, 'The two passwords are different. Type the same password twice.', 400);
+    if (password !== field(request.body, 'confirm')) return sendForm(request, reply, member, { text: 'The two passwords are different. Type the same password twice.', field: 'confirm', status: 400 });
     let joined: MemberRecord;
     try {
       const address = dash.addressOf(request);
       joined = await acceptInvitation(rt, request.params.token, password, { address, sources: signInSources(address) });
     } catch (error) {
       if (!(error instanceof OperationError)) throw error;
-      return sendForm(request, reply, member, sentence(error.message), OPERATION_STATUS[error.kind]);
+      return sendForm(request, reply, member, { text: sentence(error.message), field: 'password', status: OPERATION_STATUS[error.kind] });
     }
     // Whoever holds the link has just proved it, as a sign-in proves the password: signed in
     // at once, as the sign-in form signs in (a new session, whoever this browser was signed
@@ -64,31 +76,38 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
     return sendPage(dash, request, reply, { title: 'Link not valid', body, status: 404 });
   }
 
-  async function sendForm(request: InviteRequest, reply: FastifyReply, member: MemberRecord, error?: string, status = 200): Promise<FastifyReply> {
+  /**
+   * The form; a refused one (`refusal`) with why just above the field at fault, which is
+   * marked, described by it and focused, as the other forms do. The passwords typed are
+   * never sent back: both fields are empty again.
+   */
+  async function sendForm(request: InviteRequest, reply: FastifyReply, member: MemberRecord, refusal?: Refusal): Promise<FastifyReply> {
     const team = member.accountId === null ? undefined : await rt.store.getAccount(member.accountId);
     const account = member.role === 'operator' ? html`as an operator` : team ? html`to manage the API keys of <strong>${team.name}</strong>` : html`to manage your API keys`;
     // A member who has a password already came by a reset link: theirs works until this one is set.
     const reset = member.passwordHash !== null;
     const title = reset ? 'Choose a new password' : 'Choose your password';
+    const refused = (name: InviteField) => (refusal?.field === name ? html`<div class="notice error" role="alert" id="${ERROR_ID}"><p>${refusal.text}</p></div>` : '');
     const body = html`<h1>${title}</h1>
 ${reset
   ? html`<p>This link replaces the password of <strong>${member.email}</strong>. The current one keeps working until you set the new one.</p>`
   : html`<p>You were invited ${account}. You will sign in as <strong>${member.email}</strong>.</p>`}
-${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : ''}
 <form method="post" action="/invite/${request.params.token}" class="stack">
   ${preSessionCsrfField(dash, request, reply)}
   <input type="text" name="username" value="${member.email}" autocomplete="username" hidden>
+  ${refused('password')}
   <div class="field">
     <label for="password">New password</label>
     <span class="hint" id="password-hint">At least ${MIN_PASSWORD_LENGTH} characters. A long passphrase is easiest.</span>
-    <input id="password" name="password" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password" aria-describedby="password-hint" autofocus${error ? html` aria-invalid="true"` : ''}>
+    <input id="password" name="password" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password"${refusal?.field === 'password' ? html` aria-invalid="true" aria-describedby="password-hint ${ERROR_ID}" autofocus` : html` aria-describedby="password-hint"${refusal ? '' : html` autofocus`}`}>
   </div>
+  ${refused('confirm')}
   <div class="field">
     <label for="confirm">Confirm new password</label>
-    <input id="confirm" name="confirm" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password">
+    <input id="confirm" name="confirm" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password"${refusal?.field === 'confirm' ? html` aria-invalid="true" aria-describedby="${ERROR_ID}" autofocus` : ''}>
   </div>
   <div class="actions"><button type="submit">Set password</button></div>
 </form>`;
-    return sendPage(dash, request, reply, { title, body, status });
+    return sendPage(dash, request, reply, { title, body, status: refusal?.status ?? 200 });
   }
 }
