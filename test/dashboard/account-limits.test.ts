@@ -71,7 +71,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
     await page.goto(`/accounts/${acmeId}`);
     await expectHeading(page, 'Acme Analytics');
     expect(await limitsRow('Rate limits')).toMatch(/^Rate limits\s+10-per-1s\s+the plan’s\s+10-per-1s$/);
-    expect(await limitsRow('Limit of units')).toMatch(/^Limit of units\s+1,000\s+the plan’s\s+1,000$/);
+    expect(await limitsRow('Limit of “units”')).toMatch(/^Limit of “units”\s+1,000\s+the plan’s\s+1,000$/);
     // The hints give an example to type, and what an empty field gives: the plan's own, as they are.
     expect(await textOf(page.locator('#limits-windows-hint'))).toBe('For example 25-per-1s (per key), 5000-per-1h-per-account, separated by commas; none: no window. Empty: the Pro plan’s own, 10-per-1s.');
     expect(await textOf(page.locator('#limits-meter-units-hint'))).toBe('A number, 0 or more. Empty: the Pro plan’s own, 1,000.');
@@ -92,10 +92,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
     });
 
     // A meter's limit beside it: the windows, left as shown, stay as they are.
-    await page.getByLabel('Limit of units').fill('500');
+    await page.getByLabel('Limit of “units”').fill('500');
     await page.getByRole('button', { name: 'Save limits' }).click();
     expect(await textOf(page.getByRole('status'))).toBe('The limits of “Acme Analytics” are saved. In effect from its keys’ next request: rate limits 25-per-1s (its own); units 500 (its own).');
-    expect(await limitsRow('Limit of units')).toMatch(/^Limit of units\s+1,000\s+500\s+500\s+Own$/);
+    expect(await limitsRow('Limit of “units”')).toMatch(/^Limit of “units”\s+1,000\s+500\s+500\s+Own$/);
     expect((await getAccount(keygate.runtime, acmeId)).limits).toEqual({ rateLimits: [{ limit: 25, window: 1000, scope: 'key' }], meters: { units: 500 } });
 
     await page.getByRole('button', { name: 'Use the plan’s limits' }).click();
@@ -129,10 +129,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
         { rateLimits: '100-per-1m, 20-per-1s, 5000-per-1m' },
         'Rate-limit windows: “5000-per-1m”: “100-per-1m” is already a per-key window of 1m: of two windows of one length and scope, the one with the larger limit never refuses a request (was another length meant?); give each length one window per scope.',
       ],
-      [{ 'meter.units': '-5' }, 'Limit of units: “-5” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
-      [{ 'meter.units': '1,000' }, 'Limit of units: “1,000” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
-      [{ 'meter.units': '1'.padEnd(30, '0') }, 'Limit of units: too large: a meter’s limit is at most 999999999999999.'],
-      [{ 'meter.units': '1e99' }, 'Limit of units: “1e99” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
+      [{ 'meter.units': '-5' }, 'Limit of “units”: “-5” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
+      [{ 'meter.units': '1,000' }, 'Limit of “units”: “1,000” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
+      [{ 'meter.units': '1'.padEnd(30, '0') }, 'Limit of “units”: too large: a meter’s limit is at most 999999999999999.'],
+      [{ 'meter.units': '1e99' }, 'Limit of “units”: “1e99” is not a limit. Write a whole or decimal number, 0 or more, without separators (5000000), or leave the field empty for the plan’s.'],
     ];
     for (const [fields, refusal] of refusals) {
       const answer = await operator.post(`/accounts/${acmeId}/limits`, { rateLimits: '', 'meter.units': '', ...fields });
@@ -222,7 +222,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
     expect([moved.status, moved.heading, moved.alert]).toEqual([
       400,
       'Acme Analytics',
-      'Limit of units: the Free plan has no meter “units”, and this account has its own limit for it: empty the “Limit of units” field under Limits and save the limits, then change the plan.',
+      'Limit of “units”: the Free plan has no meter “units”, and this account has its own limit for it: empty the Limit of “units” field under Limits and save the limits, then change the plan.',
     ]);
     expect(await getAccount(keygate.runtime, acmeId)).toMatchObject({ planId: 'pro', limits: { meters: { units: 500 } } });
     expect(await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 })).toEqual(before);
@@ -241,14 +241,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
     await page.getByLabel('Plan', { exact: true }).selectOption('free');
     await page.getByRole('button', { name: 'Change plan' }).click();
     expect(await textOf(page.getByRole('alert'))).toBe(
-      'Limits of units and rows: the Free plan has no meters “units” or “rows”, and this account has its own limits for them: empty the “Limit of units” and “Limit of rows” fields under Limits and save the limits, then change the plan.',
+      'Limits of “units” and “rows”: the Free plan has no meters “units” or “rows”, and this account has its own limits for them: empty the Limit of “units” and Limit of “rows” fields under Limits and save the limits, then change the plan.',
     );
     expect(await getAccount(keygate.runtime, id)).toMatchObject({ planId: 'team', limits: { meters: { units: 50, rows: 3 } } });
 
     // As it says, once: both fields emptied and saved, then the plan changed.
     await page.goto(`/accounts/${id}`);
-    await page.getByLabel('Limit of units').fill('');
-    await page.getByLabel('Limit of rows').fill('');
+    await page.getByLabel('Limit of “units”').fill('');
+    await page.getByLabel('Limit of “rows”').fill('');
     await page.getByRole('button', { name: 'Save limits' }).click();
     expect(await textOf(page.getByRole('status'))).toMatch(/^The limits of “Twin Meters” are saved\./);
     await page.getByLabel('Plan', { exact: true }).selectOption('free');

@@ -107,9 +107,18 @@ export function typedLimits(body: unknown, plan: Plan | undefined): RefusedLimit
   };
 }
 
-/** A meter's limit as the form, its table and its refusals name it: `Limit of units` (the meter's name as the profile gives it). */
+/**
+ * A meter's limit as the form, its table and its refusals name it: `Limit of “units”`. The
+ * meter's name as the profile gives it (as the refusals, the CLI and the admin API name
+ * it), quoted as a name: `Limit of dataRows` or `Limit of api_calls` read as a slip.
+ */
 function meterLabel(meter: string): string {
-  return `Limit of ${meter}`;
+  return `Limit of “${meter}”`;
+}
+
+/** Several meters' limits, as a refusal about them all names them: `Limits of “units” and “rows”`. */
+function meterLabels(meters: readonly string[]): string {
+  return `Limits of ${andList(meters.map((meter) => `“${meter}”`))}`;
 }
 
 /** A limit past the most there is, as limit-specs.ts says it, in the dashboard's prose (its apostrophe curly). */
@@ -169,21 +178,21 @@ function meterLimitRefusal(error: MeterLimitError, account: Pick<AccountRecord, 
     // Every one the form sent at once (a form from before the plan lost them), so that one try fixes them all.
     const typed = [{ meter, near: refusal.near }, ...(refusal.others ?? [])];
     const named = typed.map((typo) => `“${typo.meter}”${typo.near === undefined ? '' : ` (did you mean “${typo.near}”?)`}`);
-    const subject = typed.length === 1 ? meterLabel(meter) : `Limits of ${andList(typed.map((typo) => typo.meter))}`;
+    const subject = typed.length === 1 ? meterLabel(meter) : meterLabels(typed.map((typo) => typo.meter));
     return sentence(`${subject}: the ${planName} plan has no meter${typed.length === 1 ? '' : 's'} ${orList(named)}; ${planMeters(refusal.meters)}`);
   }
   const quoted = refusal.kept.map((name) => `“${name}”`);
   const one = quoted.length === 1;
   const withField = refusal.kept.filter((name) => plans[account.planId]?.meters[name] !== undefined);
   const withoutField = quoted.filter((_, i) => !withField.includes(refusal.kept[i] as string));
-  const fields = andList(withField.map((name) => `“${meterLabel(name)}”`));
+  const fields = andList(withField.map(meterLabel));
   const giveBack =
     withField.length === 0
       ? `save the limits under Limits, which drops ${one ? 'it' : 'them'}`
       : `empty the ${fields} field${withField.length === 1 ? '' : 's'} under Limits and save the limits${withoutField.length === 0 ? '' : `, which drops ${andList(withoutField)} too`}`;
   const then = refusal.planId === account.planId ? '' : ', then change the plan';
   const lacks = one ? `no meter ${quoted[0]}` : `no meters ${orList(quoted)}`;
-  return sentence(`${one ? meterLabel(refusal.kept[0] as string) : `Limits of ${andList(refusal.kept)}`}: the ${planName} plan has ${lacks}, and this account has its own limit${one ? ' for it' : 's for them'}: ${giveBack}${then}`);
+  return sentence(`${one ? meterLabel(refusal.kept[0] as string) : meterLabels(refusal.kept)}: the ${planName} plan has ${lacks}, and this account has its own limit${one ? ' for it' : 's for them'}: ${giveBack}${then}`);
 }
 
 /** The limits in effect after a change, in a sentence: each marked as the account's own or the plan's. */
