@@ -8,7 +8,6 @@
  * keys at a time (rowids on SQLite, ids on PostgreSQL), and a stop ends it between two
  * slices, saying nothing: a stop right after start does not wait for every key.
  */
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-database.js';
@@ -21,6 +20,7 @@ import { startKeygate, type TestKeygate } from './support/keygate.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 import { logLines } from './support/log-lines.js';
+import { keyRecord, T0 } from './support/key-records.js';
 
 const OLD = { live: 'kg_live_', test: 'kg_test_' };
 const NEW = { live: 'sk_live_', test: 'sk_test_' };
@@ -214,27 +214,11 @@ describe('keys in use that the key format no longer takes', () => {
 const postgres = await serviceAvailable('PostgreSQL', POSTGRES_URL);
 
 describe.skipIf(!postgres)('keys in use that the key format no longer takes, on PostgreSQL', () => {
-  const T0 = Date.UTC(2026, 0, 1);
   const at = T0 + 1_000;
   const OTHER_FORMAT = ['sk_live_…', 'sk_test_…'];
   let database: TestDatabase;
 
-  const key = (id: string, overrides: Partial<KeyRecord>): KeyRecord => ({
-    id,
-    hash: randomBytes(32).toString('hex'),
-    hint: `kg_live_…${id.slice(-4)}`,
-    name: id,
-    accountId: null,
-    mode: 'live',
-    scopes: [],
-    createdAt: T0,
-    lastUsedAt: null,
-    expiresAt: null,
-    revokedAt: null,
-    createdBy: 'test',
-    rotatedFrom: null,
-    ...overrides,
-  });
+  const key = (id: string, overrides: Partial<KeyRecord>): KeyRecord => keyRecord({ id, hint: `kg_live_…${id.slice(-4)}`, name: id, scopes: [], ...overrides });
 
   beforeAll(async () => {
     database = await createTestDatabase('keys_outside_format');

@@ -7,13 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccountRecord, AuditEntry, KeyRecord, MemberRecord, Page, Store } from '../../src/store/store.js';
 import { UsageRecorder } from '../../src/usage/usage-recorder.js';
+import { keyRecord, T0 } from '../support/key-records.js';
 
 export interface StoreBackend {
   /** A migrated, empty store, and how to remove it afterwards. */
   open(): Promise<{ store: Store; teardown(): Promise<void> }>;
 }
-
-const T0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z: times must survive as exact milliseconds.
 
 const byDayAndLabel = (x: { day: string; label: string }, y: { day: string; label: string }) => x.day.localeCompare(y.day) || x.label.localeCompare(y.label);
 
@@ -23,23 +22,9 @@ function account(overrides: Partial<AccountRecord> = {}): AccountRecord {
   return { id: unique('acc'), name: 'Acme', planId: 'free', planExpiresAt: null, apiAccess: true, overage: null, createdAt: T0, ...overrides };
 }
 
+/** A key row of `accountId`, scoped read and write (keyRecord's defaults). */
 function key(accountId: string | null, overrides: Partial<KeyRecord> = {}): KeyRecord {
-  return {
-    id: unique('key'),
-    hash: randomBytes(32).toString('hex'),
-    hint: 'kg_live_…abcd',
-    name: 'ci',
-    accountId,
-    mode: 'live',
-    scopes: ['read', 'write'],
-    createdAt: T0,
-    lastUsedAt: null,
-    expiresAt: null,
-    revokedAt: null,
-    createdBy: 'test',
-    rotatedFrom: null,
-    ...overrides,
-  };
+  return keyRecord({ accountId, ...overrides });
 }
 
 function member(accountId: string | null, overrides: Partial<MemberRecord> = {}): MemberRecord {
