@@ -31,7 +31,7 @@ import { deny, type DenialReason } from './denial/reasons.js';
 import { refusedKeyOwner } from './pipeline/pipeline.js';
 import { redactedTarget } from './gateway/redacted-target.js';
 import { forwardedTarget } from './auth/credential.js';
-import { misplacedKey, rawHeadersOf, type MisplacedKey } from './auth/misplaced-key.js';
+import { misplacedKey, MOST_PLACES, type MisplacedKey } from './auth/misplaced-key.js';
 import { DRAINING_RETRY_AFTER_S, OUTAGE_RETRY_AFTER_S } from './operations/health.js';
 
 export interface CheckRequest {
@@ -315,6 +315,24 @@ function readRequest(request: unknown): ReadRequest | undefined {
   if (typeof method !== 'string' || typeof url !== 'string') return undefined;
   const raw = Array.isArray(rawHeaders) && rawHeaders.every((item) => typeof item === 'string') ? (rawHeaders as string[]) : undefined;
   return { method, url, headers: nodeHeaders(headers), ...(raw ? { rawHeaders: raw } : {}), ...(typeof remoteAddress === 'string' && remoteAddress !== '' ? { remoteAddress } : {}) };
+}
+
+/**
+ * Headers in Node's `rawHeaders` shape (name, value, …) from its `headers` object (a
+ * header sent more than once: each value), the first MOST_PLACES only (all misplacedKey
+ * reads): for a check that has no `rawHeaders` (given `req.headers`, `POST /v1/check`),
+ * to find where a refused request's key went.
+ */
+export function rawHeadersOf(headers: Readonly<Record<string, string | readonly string[] | undefined>>): string[] {
+  const lines: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    for (const each of typeof value === 'string' ? [value] : (value ?? [])) {
+      if (lines.length >= MOST_PLACES * 2) return lines;
+      lines.push(name, each);
+    }
+  }
+  return lines;
 }
 
 /**

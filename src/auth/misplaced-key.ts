@@ -136,23 +136,6 @@ export function misplacedKey(request: { url: string; rawHeaders: readonly string
 }
 
 /**
- * Headers in Node's `rawHeaders` shape (name, value, …) from its `headers` object (a
- * header sent more than once: each value), the first MOST_PLACES only: for a caller that
- * has no `rawHeaders` (the library's check given `req.headers`, `POST /v1/check`).
- */
-export function rawHeadersOf(headers: Readonly<Record<string, string | readonly string[] | undefined>>): string[] {
-  const lines: string[] = [];
-  for (const name in headers) {
-    const value = headers[name];
-    for (const each of typeof value === 'string' ? [value] : (value ?? [])) {
-      if (lines.length >= MOST_PLACES * 2) return lines;
-      lines.push(name, each);
-    }
-  }
-  return lines;
-}
-
-/**
  * The name of the first cookie among `header`'s pairs whose value is a key, counting the
  * pairs read in `cookies` (MOST_PLACES for all `Cookie` headers together). A pair without
  * `=` is a cookie without a name (`''`), as browsers take it.
