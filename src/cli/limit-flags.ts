@@ -96,7 +96,7 @@ function meterInFlags(error: MeterLimitError, typed: readonly string[]): Operati
   if (refusal.reason === 'not_a_limit') return new OperationError(error.kind, `${flag}: a meter's limit is a number from 0 to ${MAX_REPORTED}, or <meter>=plan for the plan's`);
   const meters = planMeters(refusal.meters);
   if (refusal.reason === 'kept_from_before') {
-    const { lacks, them, own } = lackedMeters(refusal.kept);
+    const { lacks, them, own } = lackedMeters(refusal.kept.map((kept) => ({ meter: kept })));
     const giveBack = refusal.kept.map((name) => `--meter-limit ${name}=plan`).join(' ');
     const named = refusal.kept.length === 1 ? ` ${meter}` : '';
     return new OperationError(error.kind, `--meter-limit${named}: the ${refusal.planId} plan has ${lacks} (${own} for ${them}, kept from before: give ${giveBack} to drop ${them}); ${meters}`);

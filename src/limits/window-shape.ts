@@ -81,10 +81,13 @@ export type MeterLimitReason =
   | { reason: 'no_such_meter'; planId: string; meters: readonly string[]; near: string | undefined; others?: readonly MeterTypo[] }
   | { reason: 'kept_from_before'; planId: string; meters: readonly string[]; kept: readonly string[] };
 
-/** A meter given that the plan has not, and the one of the plan's a typo of it most likely meant. */
+/**
+ * A meter the plan has not: one given now, with the one of the plan's a typo of it most
+ * likely meant (`near`; undefined where none is near), or one kept from before (no `near`).
+ */
 export interface MeterTypo {
   meter: string;
-  near: string | undefined;
+  near?: string | undefined;
 }
 
 /**
@@ -110,12 +113,16 @@ export function planMeters(meters: readonly string[]): string {
 
 /**
  * Meters the plan has not, as the admin API and the CLI name them: `no meter "calls"`,
- * `no meters "units" or "calls"` (with `nears`, each followed by the meter it likely
+ * `no meters "units" or "calls"` (each with a `near` followed by the meter it likely
  * meant: `"Units" (did you mean "units"?)`); with `them`, what the sentence after them
  * calls them (`it`, `them`) and `own`, `the account's own limit(s)`.
+ *
+ * @example
+ * lackedMeters([{ meter: 'Units', near: 'units' }, { meter: 'calls' }]).lacks;
+ * // 'no meters "Units" (did you mean "units"?) or "calls"'
  */
-export function lackedMeters(names: readonly string[], nears: readonly (string | undefined)[] = []): { lacks: string; them: string; own: string } {
-  const quoted = names.map((name, i) => `"${name}"${meant(nears[i])}`);
+export function lackedMeters(meters: readonly MeterTypo[]): { lacks: string; them: string; own: string } {
+  const quoted = meters.map(({ meter, near }) => `"${meter}"${meant(near)}`);
   if (quoted.length === 1) return { lacks: `no meter ${quoted[0]}`, them: 'it', own: "the account's own limit" };
   return { lacks: `no meters ${orList(quoted)}`, them: 'them', own: "the account's own limits" };
 }
@@ -124,14 +131,10 @@ export function lackedMeters(names: readonly string[], nears: readonly (string |
 function meterLimitWhy(meter: string, refusal: MeterLimitReason): string {
   if (refusal.reason === 'not_a_limit') return `a meter's limit is a number from 0 to ${MAX_REPORTED}, or null for the plan's (got ${refusal.got})`;
   if (refusal.reason === 'no_such_meter') {
-    const typed = [{ meter, near: refusal.near }, ...(refusal.others ?? [])];
-    const { lacks } = lackedMeters(
-      typed.map((t) => t.meter),
-      typed.map((t) => t.near),
-    );
+    const { lacks } = lackedMeters([{ meter, near: refusal.near }, ...(refusal.others ?? [])]);
     return `the ${refusal.planId} plan has ${lacks}; ${planMeters(refusal.meters)}`;
   }
-  const { lacks, them, own } = lackedMeters(refusal.kept);
+  const { lacks, them, own } = lackedMeters(refusal.kept.map((kept) => ({ meter: kept })));
   const giveBack = refusal.kept.map((name) => `"${name}": null`).join(', ');
   return `the ${refusal.planId} plan has ${lacks} (${own} for ${them}, kept from before: give ${giveBack} to drop ${them}); ${planMeters(refusal.meters)}`;
 }
