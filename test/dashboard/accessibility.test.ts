@@ -13,7 +13,7 @@ import { STYLESHEET } from '../../src/dashboard/assets.js';
 import { html } from '../../src/dashboard/html.js';
 import { keyTable } from '../../src/dashboard/pages/key-views.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, DESKTOP, focusOutline, expectHeading, invite, join, launchChromium, newAccount, newContext, screenshot, startDashboard, tabTo, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, DESKTOP, focusOutline, expectHeading, launchChromium, memberAndOperator, newAccount, newContext, screenshot, startDashboard, tabTo, textOf, type DashboardFixture } from './support.js';
 
 interface PageAudit {
   h1Count: number;
@@ -54,10 +54,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
     keyId = (await createKey(fixture.keygate.runtime, { accountId, name: 'Reporting script' }, 'admin-api')).key.id;
-    member = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(member, await invite(fixture, 'ada@acme.example', accountId), 'ada@acme.example');
-    operator = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(operator, await invite(fixture, 'olga@ops.example', null, 'operator'), 'olga@ops.example');
+    ({ member, operator } = await memberAndOperator(fixture, browser, accountId));
   });
 
   afterAll(async () => {

@@ -12,11 +12,8 @@ import { createAccount, getAccount, updateAccount } from '../../src/operations/a
 import { createKey } from '../../src/operations/keys.js';
 import { tempDir } from '../support/temp.js';
 import { startDemoUpstream, startKeygate, type TestKeygate } from '../support/keygate.js';
-import { chromiumAvailable, dashboardProfile, screenshot, expectHeading, launchChromium, newContext, signIn, textOf } from './support.js';
+import { chromiumAvailable, dashboardProfile, screenshot, expectHeading, launchChromium, MEMBER, newContext, OPERATOR, signIn, textOf } from './support.js';
 import { addMember, Visitor } from './visitor.js';
-
-const OPERATOR = 'olga@ops.example';
-const MEMBER = 'ada@acme.example';
 
 describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears an account’s own limits', () => {
   const dir = tempDir('keygate-dashboard-account-limits');

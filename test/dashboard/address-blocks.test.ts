@@ -15,12 +15,10 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { utcSecondUp } from '../../src/meters/period.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, horizontalOverflow, launchChromium, newAccount, newContext, PHONE, postFromPage, screenshot, signIn, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, horizontalOverflow, launchChromium, MEMBER, newAccount, newContext, OPERATOR, PHONE, postFromPage, screenshot, signIn, startDashboard, textOf, type DashboardFixture } from './support.js';
 import { addMember, Visitor } from './visitor.js';
 import { startRedisServer, type RedisServer } from '../scale-out/cluster.js';
 
-const OPERATOR = 'olga@ops.example';
-const MEMBER = 'ada@acme.example';
 /** As the page says it with the memory counters these tests run on. */
 const INTRO =
   'A client address that presents 1 unknown key within 1m is refused for 10m (auth.unknownKeys), but for keys in use. Oldest first, 100 to a page. Each keygate process counts and blocks by itself (memory counters): this page shows and lifts the blocks of the process that answered it; another process’s, through its own admin API. Lifting a block serves the address again and counts its unknown keys afresh.';

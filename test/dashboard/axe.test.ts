@@ -21,8 +21,8 @@ import {
   DESKTOP,
   expectHeading,
   invite,
-  join,
   launchChromium,
+  memberAndOperator,
   newAccount,
   newContext,
   PASSWORD,
@@ -99,12 +99,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       const policy = { after: 2, within: 60_000, duration: 300_000, factor: 2, max: 3_600_000, forgetAfter: 86_400_000, scope: 'key' as const };
       for (let i = 0; i < 3; i++) await runtime.counters.admit({ now: fixture.clock.now(), windows: [window], block: { id: keyBlockId(issued.key.id), policy } });
 
-      const page = async () => (await newContext(browser, fixture.dashboardUrl, viewport, { bypassCSP: true })).newPage();
-      const member = await page();
-      await join(member, await invite(fixture, `ada-${width}@acme.example`, accountId), `ada-${width}@acme.example`);
-      const operator = await page();
-      await join(operator, await invite(fixture, `olga-${width}@ops.example`, null, 'operator'), `olga-${width}@ops.example`);
-      scenes.set(width, { accountId, keyId: issued.key.id, revokedId, member, operator, visitor: await page() });
+      const { member, operator } = await memberAndOperator(fixture, browser, accountId, { member: `ada-${width}@acme.example`, operator: `olga-${width}@ops.example`, viewport, bypassCSP: true });
+      const visitor = await (await newContext(browser, fixture.dashboardUrl, viewport, { bypassCSP: true })).newPage();
+      scenes.set(width, { accountId, keyId: issued.key.id, revokedId, member, operator, visitor });
     }
   });
 

@@ -11,11 +11,9 @@ import { createKey, revokeKey } from '../../src/operations/keys.js';
 import type { Runtime } from '../../src/runtime.js';
 import type { KeyRecord } from '../../src/store/store.js';
 import { tempDir } from '../support/temp.js';
-import { newAccount, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
+import { MEMBER, newAccount, OPERATOR, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
 import { addMember, Visitor, type Answer, type Fields } from './visitor.js';
 
-const MEMBER = 'ada@acme.example';
-const OPERATOR = 'olga@ops.example';
 const DAY = 86_400_000;
 const EXPIRES_REFUSED = '“Expires” must be one of the choices the form offers: Never, In 30 days, In 90 days or In one year.';
 

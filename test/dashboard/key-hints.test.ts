@@ -8,7 +8,7 @@ import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, launchChromium, memberAndOperator, newAccount, startDashboard, textOf, type DashboardFixture } from './support.js';
 
 /** The font the page draws the element in, as Chromium computes it. */
 function fontOf(locator: Locator): Promise<string> {
@@ -28,10 +28,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: key hints are set in monospace
     fixture = await startDashboard(tempDir('keygate-dashboard-key-hints'));
     browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
-    member = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(member, await invite(fixture, 'ada@acme.example', accountId), 'ada@acme.example');
-    operator = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(operator, await invite(fixture, 'olga@ops.example', null, 'operator'), 'olga@ops.example');
+    ({ member, operator } = await memberAndOperator(fixture, browser, accountId));
   });
 
   afterAll(async () => {

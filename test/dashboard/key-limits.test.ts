@@ -15,12 +15,10 @@ import { createKey, updateKey } from '../../src/operations/keys.js';
 import type { KeyRecord } from '../../src/store/store.js';
 import { tempDir } from '../support/temp.js';
 import { startDemoUpstream, startKeygate, type TestKeygate } from '../support/keygate.js';
-import { chromiumAvailable, dashboardProfile, expectHeading, launchChromium, newContext, postFromPage, screenshot, signIn, textOf } from './support.js';
+import { chromiumAvailable, dashboardProfile, expectHeading, launchChromium, MEMBER, newContext, OPERATOR, postFromPage, screenshot, signIn, textOf } from './support.js';
 import { addMember, Visitor } from './visitor.js';
 
-const MEMBER = 'ada@acme.example';
 const OTHER = 'bob@globex.example';
-const OPERATOR = 'olga@ops.example';
 const WRITTEN = 'Write each as 10-per-1m or 2-per-1s (a number of requests, -per-, and a window: a number and ms, s, m, h or d; no spaces), separated by commas, or leave the field empty for none.';
 
 describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and clears a key’s own rate limits', () => {

@@ -121,6 +121,30 @@ export async function join(page: Page, inviteUrl: string, email: string, passwor
   expect(await textOf(page.getByRole('status'))).toMatch(new RegExp(`^Your (?:new )?password is set\\. You are signed in as ${email.replace(/[.+]/g, '\\$&')}\\.$`));
 }
 
+/** The dashboard tests' member of an account and operator of none (memberAndOperator's, unless told otherwise; signedInOperator's). */
+export const MEMBER = 'ada@acme.example';
+export const OPERATOR = 'olga@ops.example';
+
+/**
+ * A member of `accountId` and an operator, each signed in in a browser context of their
+ * own (`viewport`, `bypassCSP` as newContext takes them) by accepting an invitation in the
+ * page (join): each page left on its viewer's home.
+ */
+export async function memberAndOperator(
+  fixture: DashboardFixture,
+  browser: Browser,
+  accountId: string,
+  options: { member?: string; operator?: string; viewport?: typeof DESKTOP; bypassCSP?: boolean } = {},
+): Promise<{ member: Page; operator: Page }> {
+  const { member: memberEmail = MEMBER, operator: operatorEmail = OPERATOR, viewport = DESKTOP, bypassCSP = false } = options;
+  const newPage = async () => (await newContext(browser, fixture.dashboardUrl, viewport, { bypassCSP })).newPage();
+  const member = await newPage();
+  await join(member, await invite(fixture, memberEmail, accountId), memberEmail);
+  const operator = await newPage();
+  await join(operator, await invite(fixture, operatorEmail, null, 'operator'), operatorEmail);
+  return { member, operator };
+}
+
 export async function signIn(page: Page, email: string, password = PASSWORD): Promise<void> {
   if (new URL(page.url()).pathname !== '/sign-in') await page.goto(`${new URL(page.url()).origin}/sign-in`);
   await page.getByLabel('Email').fill(email);

@@ -5,7 +5,7 @@
 import { expect } from 'vitest';
 import { acceptInvitation, inviteMember } from '../../src/operations/members.js';
 import type { Runtime } from '../../src/runtime.js';
-import { PASSWORD, type DashboardFixture } from './support.js';
+import { OPERATOR, PASSWORD, type DashboardFixture } from './support.js';
 
 export type Fields = Record<string, string> | [string, string][];
 
@@ -116,9 +116,6 @@ export async function addMember(rt: Runtime, email: string, accountId: string | 
   const { token } = await inviteMember(rt, { email, accountId, role }, 'test');
   await acceptInvitation(rt, token, PASSWORD);
 }
-
-/** The operator `signedInOperator` signs in. */
-const OPERATOR = 'olga@ops.example';
 
 /**
  * The operator olga@ops.example (of no account), invited, signed in over plain HTTP and on
