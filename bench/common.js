@@ -1,7 +1,8 @@
 /**
  * What the benchmark's processes share: the upstream's answer, the undici pool options
  * keygate uses (so the bare proxy is built the same way), the profiles of the keygate
- * cases, and the small IPC protocol between the runner and its child processes.
+ * cases, the small IPC protocol between the runner and its child processes, and how a
+ * script that measures one thing (cpu.js, syscalls.js) checks its options.
  *
  * Every child process is a server that stops by itself: when the runner says "stop",
  * when the runner goes away (IPC disconnect), or after MAX_LIFETIME_MS at the latest.
@@ -206,4 +207,21 @@ export function machineTicks() {
   } catch {
     return undefined;
   }
+}
+
+/** Ends a bench script that was called wrongly or cannot run here: `message` on stderr, exit code 2. */
+export function stop(message) {
+  console.error(message);
+  process.exit(2);
+}
+
+/**
+ * `--name`'s value among a script's `options` (its `--name=value` arguments) as a whole
+ * number, at least 1, or `fallback` where it is not given; any other value stops the
+ * script, saying so above its `usage` line.
+ */
+export function wholeOption(options, name, fallback, usage) {
+  const value = options[name] === undefined ? fallback : Number(options[name]);
+  if (!Number.isInteger(value) || value < 1) stop(`--${name} must be a whole number, at least 1\n${usage}`);
+  return value;
 }

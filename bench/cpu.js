@@ -22,7 +22,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cpuSeconds, keygateProfile, machineInfo, startChild } from './common.js';
+import { cpuSeconds, keygateProfile, machineInfo, startChild, stop, wholeOption } from './common.js';
 import { sendRequests } from './exact-load.js';
 
 const WARMUP_REQUESTS = 20_000;
@@ -32,10 +32,10 @@ const options = Object.fromEntries(process.argv.slice(2).map((arg) => arg.replac
 if (Object.keys(options).some((name) => !['cases', 'requests', 'connections', 'rounds'].includes(name))) stop(USAGE);
 const cases = (options.cases ?? 'b,c,d').split(',');
 if (cases.length === 0 || cases.some((id) => !['b', 'c', 'd'].includes(id))) stop(`--cases takes b, c and d\n${USAGE}`);
-const requests = whole('requests', 40_000);
-const connections = whole('connections', 50);
+const requests = wholeOption(options, 'requests', 40_000, USAGE);
+const connections = wholeOption(options, 'connections', 50, USAGE);
 if (cpuSeconds(process.pid) === undefined) stop('bench/cpu.js reads /proc/<pid>/stat: Linux only');
-const rounds = whole('rounds', 6);
+const rounds = wholeOption(options, 'rounds', 6, USAGE);
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'keygate-cpu-'));
 const servers = [];
@@ -80,15 +80,4 @@ try {
 } finally {
   await Promise.all(servers.map((server) => server.stop()));
   rmSync(tmp, { recursive: true, force: true });
-}
-
-function whole(name, fallback) {
-  const value = options[name] === undefined ? fallback : Number(options[name]);
-  if (!Number.isInteger(value) || value < 1) stop(`--${name} must be a whole number, at least 1\n${USAGE}`);
-  return value;
-}
-
-function stop(message) {
-  console.error(message);
-  process.exit(2);
 }

@@ -25,7 +25,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { keygateProfile, machineInfo, startChild } from './common.js';
+import { keygateProfile, machineInfo, startChild, stop, wholeOption } from './common.js';
 import { sendRequests } from './exact-load.js';
 
 const STRACE = '/usr/bin/strace';
@@ -38,11 +38,11 @@ if (Object.keys(options).some((name) => !['cases', 'requests', 'connections', 'r
 if ('strace' in options && options.strace !== undefined) stop(`--strace takes no value\n${USAGE}`);
 const cases = (options.cases ?? 'b,c').split(',');
 if (cases.length === 0 || cases.some((id) => !['b', 'c', 'd'].includes(id))) stop(`--cases takes b, c and d\n${USAGE}`);
-const requests = whole('requests', 20_000);
-const connections = whole('connections', 50);
-const rounds = whole('rounds', 2);
+const requests = wholeOption(options, 'requests', 20_000, USAGE);
+const connections = wholeOption(options, 'connections', 50, USAGE);
+const rounds = wholeOption(options, 'rounds', 2, USAGE);
 // Sent to each case first, so each process is past its JIT warm-up when counted.
-const warmup = whole('warmup', 20_000);
+const warmup = wholeOption(options, 'warmup', 20_000, USAGE);
 const withStrace = 'strace' in options;
 if (!existsSync('/proc/self/io')) stop('bench/syscalls.js reads /proc/<pid>/io: Linux only');
 if (withStrace && !existsSync(STRACE)) stop(`${STRACE} is missing: apt-get install strace`);
@@ -194,15 +194,4 @@ function calls(summary, n) {
     .filter((row) => row.calls / n >= 0.01)
     .map((row) => `${row.name} ${(row.calls / n).toFixed(2)}`)
     .join(', ')}`;
-}
-
-function whole(name, fallback) {
-  const value = options[name] === undefined ? fallback : Number(options[name]);
-  if (!Number.isInteger(value) || value < 1) stop(`--${name} must be a whole number, at least 1\n${USAGE}`);
-  return value;
-}
-
-function stop(message) {
-  console.error(message);
-  process.exit(2);
 }
