@@ -28,6 +28,31 @@ function fakeShared(
   return { shared, tell: (event: AddressBlockEvent) => handlers.forEach((handler) => handler(event)) };
 }
 
+/** What a shared count that does not answer throws. */
+const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
+
+/**
+ * A shared count that is away (every count and list refused as unreachable) until the test
+ * sets `redis.away` to false; then it counts, lists `held()`, and takes blocks handed over as
+ * `share` says (by default, all of them).
+ */
+function awayAtFirst(held: () => BlockInForce[] = () => [], share?: (blocks: readonly BlockInForce[]) => Promise<BlockInForce[]>) {
+  const redis = { away: true };
+  const { shared, tell } = fakeShared(
+    () => {
+      if (redis.away) throw unreachable();
+      return { kind: 'counted', count: 1 };
+    },
+    async () => {
+      if (redis.away) throw unreachable();
+      return held();
+    },
+    undefined,
+    share,
+  );
+  return { shared, tell, redis };
+}
+
 function fakeLog() {
   const lines: { level: string; msg: string }[] = [];
   const at = (level: string) => (...args: unknown[]) => void lines.push({ level, msg: String(args.find((arg) => typeof arg === 'string')) });
@@ -71,7 +96,6 @@ describe('SharedUnknownKeyLimit', () => {
 
   it('says where a lift reached: in Redis (every process), or while Redis is away this process\'s copy alone, which Redis brings back once it answers', async () => {
     let away = false;
-    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
     const { shared, tell } = fakeShared(
       () => {
         if (away) throw unreachable();
@@ -270,7 +294,6 @@ describe('SharedUnknownKeyLimit', () => {
 
   it('says Redis answers again (once) when a list, a lift or a recheck is the first thing it answers, not only a count', async () => {
     const backLine = 'Redis answers again: unknown keys (auth.unknownKeys) are counted for all processes again';
-    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
     for (const first of ['list', 'lift', 'recheck'] as const) {
       let away = true;
       const { shared, tell } = fakeShared(
@@ -306,21 +329,11 @@ describe('SharedUnknownKeyLimit', () => {
   });
 
   it('hands the blocks it began alone while Redis was away to Redis once it answers (those ended are not), and follows Redis for them from then on', async () => {
-    let away = true;
     const handed: BlockInForce[][] = [];
-    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
-    const { shared, tell } = fakeShared(
-      () => {
-        if (away) throw unreachable();
-        return { kind: 'counted', count: 1 };
-      },
-      async () => {
-        if (away) throw unreachable();
-        return [];
-      },
-      undefined,
+    const { shared, tell, redis } = awayAtFirst(
+      () => [],
       async (blocks) => {
-        if (away) throw unreachable();
+        if (redis.away) throw unreachable();
         handed.push([...blocks]);
         return [...blocks];
       },
@@ -335,7 +348,7 @@ describe('SharedUnknownKeyLimit', () => {
     expect((await limit.blocksInForce(now)).from).toBe('this-process-redis-away');
     expect(handed).toEqual([]);
     // Redis answers again (the counters say so): the block in force is handed over, once; the ended one is not.
-    away = false;
+    redis.away = false;
     tell({ type: 'back' });
     await settled();
     await settled();
@@ -350,20 +363,10 @@ describe('SharedUnknownKeyLimit', () => {
   });
 
   it('a hand-over Redis could not take keeps the blocks this process\'s own, and hands them over the next time Redis answers; a longer block Redis holds for the address is the one held', async () => {
-    let away = true;
     let takes = false;
     const longer = { address: '192.0.2.9', unknownKeys: 5, startedAt: 10, endsAt: 900_000 };
-    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
-    const { shared, tell } = fakeShared(
-      () => {
-        if (away) throw unreachable();
-        return { kind: 'counted', count: 1 };
-      },
-      async () => {
-        if (away) throw unreachable();
-        return [];
-      },
-      undefined,
+    const { shared, tell, redis } = awayAtFirst(
+      () => [],
       async () => {
         if (!takes) throw unreachable();
         return [longer];
@@ -372,7 +375,7 @@ describe('SharedUnknownKeyLimit', () => {
     const { log, lines } = fakeLog();
     const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, log, () => 20);
     for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
-    away = false;
+    redis.away = false;
     tell({ type: 'back' });
     await settled();
     await settled();
@@ -386,26 +389,16 @@ describe('SharedUnknownKeyLimit', () => {
   });
 
   it('a block Redis did not take in the hand-over (past the most blocks it holds) is neither refused nor listed here, nor is a copy Redis no longer holds: what Redis answers is what is held', async () => {
-    let away = true;
-    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
     const taken = { address: '192.0.2.9', unknownKeys: 3, startedAt: 20, endsAt: 600_020 };
-    const { shared, tell } = fakeShared(
-      () => {
-        if (away) throw unreachable();
-        return { kind: 'counted', count: 1 };
-      },
-      async () => {
-        if (away) throw unreachable();
-        return [taken];
-      },
-      undefined,
+    const { shared, tell, redis } = awayAtFirst(
+      () => [taken],
       // Redis holds its most blocks: the one ending later stays, the other is dropped.
       async (blocks) => blocks.filter((block) => block.address === '192.0.2.9'),
     );
     const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
     for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
     for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.8', 20, { ...POLICY, block: 300_000 });
-    away = false;
+    redis.away = false;
     tell({ type: 'back' });
     await settled();
     await settled();
@@ -417,26 +410,16 @@ describe('SharedUnknownKeyLimit', () => {
   });
 
   it('a block another process began that is heard before the hand-over\'s answer is not lifted here when Redis did not take this process\'s block: a recheck follows Redis for it', async () => {
-    let away = true;
-    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
     // What Redis holds: nothing yet; then (the hand-over's trim done) the block another process began.
     let held: BlockInForce[] = [];
     let answerShare: (blocks: BlockInForce[]) => void = () => undefined;
-    const { shared, tell } = fakeShared(
-      () => {
-        if (away) throw unreachable();
-        return { kind: 'counted', count: 1 };
-      },
-      async () => {
-        if (away) throw unreachable();
-        return held;
-      },
-      undefined,
+    const { shared, tell, redis } = awayAtFirst(
+      () => held,
       () => new Promise<BlockInForce[]>((resolve) => (answerShare = resolve)),
     );
     const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
     for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
-    away = false;
+    redis.away = false;
     tell({ type: 'back' });
     await settled();
     // The hand-over is on its way; Redis dropped this process's block past the most it holds, and then another process began one for the address, whose message comes first.
@@ -451,24 +434,14 @@ describe('SharedUnknownKeyLimit', () => {
   });
 
   it('a block heard before the hand-over\'s answer that Redis no longer holds either (its trim dropped both) is dropped here by the recheck that follows', async () => {
-    let away = true;
-    const unreachable = () => new CountersUnavailableError(new Error('Redis is not reachable'));
     let answerShare: (blocks: BlockInForce[]) => void = () => undefined;
-    const { shared, tell } = fakeShared(
-      () => {
-        if (away) throw unreachable();
-        return { kind: 'counted', count: 1 };
-      },
-      async () => {
-        if (away) throw unreachable();
-        return [];
-      },
-      undefined,
+    const { shared, tell, redis } = awayAtFirst(
+      () => [],
       () => new Promise<BlockInForce[]>((resolve) => (answerShare = resolve)),
     );
     const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
     for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
-    away = false;
+    redis.away = false;
     tell({ type: 'back' });
     await settled();
     tell({ type: 'blocked', block: { address: '192.0.2.9', unknownKeys: 3, startedAt: 10, endsAt: 500_000 } });
