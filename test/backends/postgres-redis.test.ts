@@ -275,6 +275,42 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     }
   });
 
+  it("does not count a settle twice whose answer was lost when the Redis URL names ioredis's keyPrefix: the journal it reads is the one the script wrote", async () => {
+    const ioredisPrefix = testRedisPrefix('ioredis-key-prefix-journal');
+    const proxy = await startTcpProxy(Number(new URL(REDIS_URL).port || 6379));
+    const url = new URL(redisUrlWithPrefix(prefix, `redis://127.0.0.1:${proxy.port}`));
+    url.searchParams.set('keyPrefix', ioredisPrefix);
+    const lines: string[] = [];
+    const log = createLog({ level: 'info', destination: { write: (line: string) => void lines.push(line) } });
+    const counters = await openRedisCounters({ url: url.toString(), failure: 'closed', store, log, clock: Date.now });
+    const redis = new Redis(REDIS_URL);
+    try {
+      const accountId = unique('acc');
+      const admission = await counters.admit({ now: T0, windows: [], charge: credits(accountId, 10, 1000) });
+      if (!admission.ok || !admission.reservation) throw new Error('expected an admission with a reservation');
+      const meterKeys = await redis.keys(`${ioredisPrefix}${prefix}m:*${accountId}*`);
+      expect(meterKeys).toHaveLength(1);
+      // Redis carries the settle out (7 used), and its answer never comes back.
+      proxy.muteAnswers();
+      const settled = counters.settle(admission.reservation, 7);
+      expect(await eventually(async () => (await redis.hget(meterKeys[0] as string, 'used')) === '7')).toBe(true);
+      await proxy.cut();
+      expect(await eventually(() => !counters.isReachable())).toBe(true);
+      await settled;
+      await proxy.restore();
+      expect(await eventually(() => counters.isReachable())).toBe(true);
+      // The next write-back reads the journal: Redis carried the settle out, so it is not sent again.
+      await counters.drainMeterChanges();
+      expect(lines.filter((line) => line.includes('settles whose answer Redis did not send'))).toEqual([expect.stringContaining('"carriedOut":1,"sentAgain":0')]);
+      expect(await counters.meterBalance(accountId, 'credits', PERIOD)).toEqual({ used: 7, reserved: 0 });
+    } finally {
+      redis.disconnect();
+      await counters.close();
+      await proxy.cut();
+      await deleteRedisKeys(ioredisPrefix);
+    }
+  });
+
   it('asks Redis once per admission: one EVALSHA for the block, every window and the reservation', async () => {
     const accountId = unique('acc');
     const keyId = unique('key');

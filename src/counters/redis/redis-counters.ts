@@ -62,7 +62,7 @@ import { COMMAND_USE_WAIT_MS, commandClient, parseRedisUrl, subscriberClient, wh
 import { withDeadline } from '../../deadline.js';
 import type { UnknownKeyPolicy } from '../../config/schema.js';
 import { MAX_ADDRESSES_BLOCKED, type BlockInForce } from '../../auth/unknown-key-limit.js';
-import { ADDRESS_BLOCKS, ADMIT, batchPlace, LIFT_ADDRESS_BLOCK, RESTORE_BLOCK, SHARE_ADDRESS_BLOCKS, UNKNOWN_KEY, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
+import { ADDRESS_BLOCKS, ADMIT, batchPlace, joinFields, LIFT_ADDRESS_BLOCK, RESTORE_BLOCK, SHARE_ADDRESS_BLOCKS, UNKNOWN_KEY, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
 import { readSavedBlock, type SavedBlock } from '../saved-block.js';
 import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
 
@@ -119,7 +119,8 @@ interface WindowParts {
 interface AdmitEntry {
   signature: string;
   keys: readonly string[];
-  args: readonly (string | number)[];
+  /** Its arguments, joined once (joinFields): a key's requests on one route send them as they are. */
+  fields: string;
   blockId: string | undefined;
   policy: NonNullable<AdmitRequest['block']>['policy'] | undefined;
   meter: MeterNames | undefined;
@@ -298,10 +299,11 @@ export class RedisCounters implements Counters {
     this.batcher = new ScriptBatcher(this.client, token, ADMIT_DEADLINE_MS);
     this.journalKey = this.key('sj', token);
     this.restoredKey = this.key('restored', 'blocks');
-    this.settles = { script: SETTLE, shared: [METER_TTL_MS, this.journalKey, JOURNAL_TTL_MS], maxWaitMs: SETTLE_WAIT_MS };
+    this.settles = { script: SETTLE, keys: [this.journalKey], shared: joinFields([METER_TTL_MS, JOURNAL_TTL_MS]), maxWaitMs: SETTLE_WAIT_MS };
     this.admissions = {
       script: ADMIT,
-      shared: [RESERVATION_TTL_MS, EXPIRY_SLACK_MS, METER_TTL_MS, this.journalKey, JOURNAL_TTL_MS],
+      keys: [this.journalKey],
+      shared: joinFields([RESERVATION_TTL_MS, EXPIRY_SLACK_MS, METER_TTL_MS, JOURNAL_TTL_MS]),
       deadlineMs: ADMIT_DEADLINE_MS,
       sending: (batchId) => this.admissionSent(batchId),
       answered: (batchId, error) => this.admissionAnswered(batchId, error),
@@ -840,7 +842,7 @@ export class RedisCounters implements Counters {
    */
   private admitInRedis(request: AdmitRequest): Promise<Admission | typeof MISSING> {
     const charge = request.charge && request.charge.amount > 0 ? request.charge : undefined;
-    const { signature, keys, args, meter } = this.admitEntry(request.windows, request.block, charge);
+    const { signature, keys, fields, meter } = this.admitEntry(request.windows, request.block, charge);
     // An answer that comes after the deadline (the request has been answered without
     // it) is undone: what it reserved is released.
     const late = (answer: EntryReply) => {
@@ -848,7 +850,7 @@ export class RedisCounters implements Counters {
       if (admission !== MISSING && admission.ok && admission.reservation) void this.settle(admission.reservation, 0);
     };
     return new Promise<EntryReply>((resolve, reject) =>
-      this.batcher.post(this.admissions, signature, keys, args, request.now, {
+      this.batcher.post(this.admissions, signature, keys, fields, request.now, {
         resolve,
         reject,
         late,
@@ -972,7 +974,7 @@ export class RedisCounters implements Counters {
     const entry: AdmitEntry = {
       signature: `${windows.id}|${block?.id}|${meter?.id}|${charge?.amount}|${charge?.limit}|${charge?.overage}|${charge?.untilZero}|${charge?.final}`,
       keys,
-      args,
+      fields: joinFields(args),
       blockId: block?.id,
       policy: block?.policy,
       meter,
@@ -1063,7 +1065,7 @@ export class RedisCounters implements Counters {
     const capped = cap !== undefined && actual > 0;
     // A capped commit depends on the balance it meets, so it never shares an entry.
     const signature = capped ? `${names.id}|${batchId}|${reserved}|${actual}|${cap}|${(this.cappedCommits += 1)}` : `${names.id}|${batchId}|${reserved}|${actual}`;
-    this.batcher.post(this.settles, signature, names.keys, [batchId, reserved, actual, capped ? cap : -1], 0, {
+    this.batcher.post(this.settles, signature, names.keys, joinFields([batchId, reserved, actual, capped ? cap : -1]), 0, {
       resolve: ({ reply }) => {
         if (reply !== 'missing') {
           const committed = reply === 'ok' ? actual : Number(reply);

@@ -49,10 +49,33 @@ export class Script {
 /** Entries per EVALSHA at most (Lua's unpack has a limit; a longer queue becomes several commands). */
 const MAX_BATCH = 256;
 
+/**
+ * Separates the values a batch sends in one ARGV string (see ScriptBatcher): ioredis's
+ * work per argument (about 800 instructions, bench/README.md) is paid for a few strings
+ * instead of every value. No value sent this way holds it: numbers (digits, `.`, `e`,
+ * `+`, `-`), flags and batch ids (base64url, `:` and `.`). Key names, which hold a
+ * configured prefix, go in KEYS.
+ */
+const FIELD_SEPARATOR = ' ';
+
+/**
+ * Values as one ARGV string, which the scripts split back into them (`fields` in Lua, ''
+ * kept as ''). Made once for values that do not change (an entry's, a script's shared).
+ */
+export function joinFields(values: readonly (string | number)[]): string {
+  for (const value of values) {
+    if (typeof value === 'string' && value.includes(FIELD_SEPARATOR)) throw new Error(`a batched script's value holds its field separator: ${JSON.stringify(value)}`);
+  }
+  return values.join(FIELD_SEPARATOR);
+}
+
 /** A script whose callers are batched, with the values every batch of it shares. */
 export interface BatchedScript {
   script: Script;
-  shared: readonly (string | number)[];
+  /** Keys every batch names, first in KEYS (the process's journal). */
+  keys: readonly string[];
+  /** The values every batch's header begins with, joined (joinFields). */
+  shared: string;
   /**
    * Calls that may wait up to this many ms for the next batch instead of causing one
    * (settles: nobody waits on them, and riding along with the next admissions spares
@@ -97,7 +120,8 @@ export interface BatchCall {
 /** Identical calls of one batch: sent once, with how many callers they stand for. */
 interface Entry {
   keys: readonly string[];
-  args: readonly (string | number)[];
+  /** Its arguments, joined (joinFields). */
+  fields: string;
   calls: BatchCall[];
 }
 
@@ -140,11 +164,14 @@ export interface RoundTrips {
  * entry's requests are decided one after the other with no further reads or writes. A
  * burst on one key therefore costs Redis about as much as one request.
  *
- * Wire format of one EVALSHA: KEYS are every entry's keys in order; ARGV is the batch's
- * shared values (then the value `sending` gives, for a script that has it), its `now`, a
- * batch id unique across processes, the number of entries, then per entry its key count,
- * argument count and arguments, the first of which is the number of callers. The reply is one reply per entry, in order; each caller receives
- * its entry's reply and its index among the entry's callers.
+ * Wire format of one EVALSHA: KEYS are the script's own keys (`keys`), then every
+ * entry's keys in order. ARGV[1] is the batch's header: the script's shared values, then
+ * the value `sending` gives (for a script that has it), the batch's `now` and a batch id
+ * unique across processes. Then one ARGV per entry: its key count, its number of callers,
+ * then its arguments. Each of these is one string, its values separated by
+ * FIELD_SEPARATOR (ioredis's cost is per argument: a one-request batch sends 2 ARGV
+ * strings instead of about 20 values). The reply is one reply per entry, in order; each
+ * caller receives its entry's reply and its index among the entry's callers.
  */
 export class ScriptBatcher {
   /** Every batch's round trip so far. */
@@ -178,15 +205,18 @@ export class ScriptBatcher {
     batched: BatchedScript,
     signature: string,
     keys: readonly string[],
-    args: readonly (string | number)[],
+    fields: string,
     now = 0,
     late?: (value: EntryReply) => void,
   ): Promise<EntryReply> {
-    return new Promise((resolve, reject) => this.post(batched, signature, keys, args, now, { resolve, reject, late }));
+    return new Promise((resolve, reject) => this.post(batched, signature, keys, fields, now, { resolve, reject, late }));
   }
 
-  /** `run` for a caller that brings its own callbacks instead of wanting a promise. */
-  post(batched: BatchedScript, signature: string, keys: readonly string[], args: readonly (string | number)[], now: number, call: BatchCall): void {
+  /**
+   * `run` for a caller that brings its own callbacks instead of wanting a promise.
+   * `fields`: the entry's arguments, joined (joinFields).
+   */
+  post(batched: BatchedScript, signature: string, keys: readonly string[], fields: string, now: number, call: BatchCall): void {
     const batch = (this.pending ??= new Batch());
     let queue = batch.queues.get(batched);
     if (!queue) {
@@ -195,7 +225,7 @@ export class ScriptBatcher {
     } else if (now > queue.now) queue.now = now;
     let entry = queue.entries.get(signature);
     if (!entry) {
-      entry = { keys, args, calls: [] };
+      entry = { keys, fields, calls: [] };
       queue.entries.set(signature, entry);
     }
     entry.calls.push(call);
@@ -264,18 +294,20 @@ export class ScriptBatcher {
   }
 
   private async exec(batch: Batch): Promise<void> {
-    const commands: { batched: BatchedScript; entries: Entry[]; keys: string[]; args: (string | number)[]; batchId: string }[] = [];
+    const commands: { batched: BatchedScript; entries: Entry[]; keys: string[]; args: string[]; batchId: string }[] = [];
     for (const [batched, queue] of batch.queues) {
       const all = [...queue.entries.values()];
       for (let i = 0; i < all.length; i += MAX_BATCH) {
         const entries = all.slice(i, i + MAX_BATCH);
-        const keys: string[] = [];
+        const keys: string[] = [...batched.keys];
         const batchId = `${this.token}:${this.connection.toString(36)}.${(this.sequence++).toString(36)}`;
-        const args: (string | number)[] = [...batched.shared, ...(batched.sending ? [batched.sending(batchId)] : []), queue.now, batchId, entries.length];
+        let header = batched.shared === '' ? '' : batched.shared + FIELD_SEPARATOR;
+        if (batched.sending) header += `${batched.sending(batchId)}${FIELD_SEPARATOR}`;
+        const args: string[] = [`${header}${queue.now}${FIELD_SEPARATOR}${batchId}`];
         for (const entry of entries) {
           for (const key of entry.keys) keys.push(key);
-          args.push(entry.keys.length, entry.args.length + 1, entry.calls.length);
-          for (const arg of entry.args) args.push(arg);
+          const counts = `${entry.keys.length}${FIELD_SEPARATOR}${entry.calls.length}`;
+          args.push(entry.fields === '' ? counts : `${counts}${FIELD_SEPARATOR}${entry.fields}`);
         }
         commands.push({ batched, entries, keys, args, batchId });
       }
@@ -338,8 +370,8 @@ export class ScriptBatcher {
  * EVALSHA as `client.evalsha(sha, keys.length, ...keys, ...args)` makes it (replies as
  * strings), with its argument list handed over as it is: ioredis's Command flattens the
  * list it is built with (`Array.prototype.flat`), which V8 runs on its generic path, one
- * runtime call per argument: about 38,000 instructions for the 30 arguments of a
- * one-request admission batch (bench/README.md). Only a client with a `keyPrefix` (a
+ * runtime call per argument: about 38,000 instructions for the 30 arguments a
+ * one-request admission batch had before its values were joined (bench/README.md). Only a client with a `keyPrefix` (a
  * parameter of the Redis URL to ioredis; keygate's own is `prefix`) has its keys made
  * by the constructor, which prefixes the arguments it is given. The list must be
  * flat, and of strings and numbers only (as every caller's is).
@@ -365,24 +397,34 @@ export function batchPlace(batchId: string): { connection: string; sequence: num
 
 /**
  * Shared Lua: number formatting that survives the trip as a string (for amounts, which
- * may be fractional; whole milliseconds and counts go back as Lua numbers), the loop
- * that hands each entry of a batch the offsets of its KEYS and ARGV, and the admission
- * count a window log member carries.
+ * may be fractional; whole milliseconds and counts go back as Lua numbers), the split of
+ * an ARGV string into its values (joinFields), the loop that hands each entry of a batch
+ * the offset of its KEYS and its arguments, and the admission count a window log member
+ * carries.
  */
 const PRELUDE = `
 local function fmt(n) return string.format('%.17g', n) end
--- Calls handle(k, a, nk, na) per entry: its keys are KEYS[k + 1 .. k + nk], its
--- arguments ARGV[a + 1 .. a + na] (the first: how many callers it stands for).
--- Returns the replies in order.
-local function eachEntry(firstArg, handle)
-  local entries = tonumber(ARGV[firstArg])
-  local k, a = 0, firstArg + 1
+-- The values of one ARGV string, in order ('' kept as '').
+local function fields(text)
+  local list, n = {}, 0
+  for value in string.gmatch(text .. '${FIELD_SEPARATOR}', '([^${FIELD_SEPARATOR}]*)${FIELD_SEPARATOR}') do
+    n = n + 1
+    list[n] = value
+  end
+  return list
+end
+-- handle(k, args, nk) for each entry of the batch (ARGV[2] on; ARGV[1] is its header):
+-- its keys are KEYS[k + 1 .. k + nk] (the script's own ownKeys keys come first), args[1]
+-- is nk, args[2] how many callers it stands for, args[3 ..] its arguments. Returns the
+-- replies in order.
+local function eachEntry(ownKeys, handle)
+  local k = ownKeys
   local replies = {}
-  for e = 1, entries do
-    local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-    replies[e] = handle(k, a + 1, nk, na)
+  for e = 2, #ARGV do
+    local args = fields(ARGV[e])
+    local nk = tonumber(args[1])
+    replies[e - 1] = handle(k, args, nk)
     k = k + nk
-    a = a + 2 + na
   end
   return replies
 end
@@ -397,18 +439,20 @@ end
  * admit, for a batch: per request the block check, every window (all or none), then the
  * reservation; one reply per entry (identical requests).
  *
- * Shared ARGV: reservation ttl ms, window and block expiry slack ms, meter ttl ms, the
- *   process's journal key (the hash SETTLE notes its places in) and its ttl ms, whether
- *   this batch's record keeps those before it on its connection ('1') or replaces them
- *   ('0'), now, batch id.
+ * As ScriptBatcher sends it (each ARGV one string of values, see joinFields):
+ * KEYS[1]: the process's journal (the hash SETTLE notes its places in).
+ * Header (ARGV[1]): [1] reservation ttl ms, [2] window and block expiry slack ms, [3] meter
+ *   ttl ms, [4] the journal's ttl ms, [5] whether this batch's record keeps those before
+ *   it on its connection ('1') or replaces them ('0'), [6] now, [7] batch id.
  * Per entry KEYS: [block hash if it has a block], [meter hash, held reservations hash,
  *   their lapse times if it has a charge], then per window its log and its count.
- * Per entry ARGV: [1] requests, [2] has block, [3] charge: '0' none, '1' reserve, '2'
- *   charge now (a final amount: added to used, nothing held), [4] amount, [5] limit,
- *   [6] overage ('1'), none ('0'), or none but admitted while anything is left ('2':
- *   the meter's admit: untilZero; a final amount that does not fit is reserved instead,
- *   and the entry's reservation id says so), [7..12] block after, within, duration, factor, max,
- *   forgetAfter (if it has a block), then limit and windowMs of each window.
+ * Per entry (ARGV[2] on): [1] its key count, [2] requests, [3] has block, [4] charge: '0'
+ *   none, '1' reserve, '2' charge now (a final amount: added to used, nothing held),
+ *   [5] amount, [6] limit, [7] overage ('1'), none ('0'), or none but admitted while
+ *   anything is left ('2': the meter's admit: untilZero; a final amount that does not
+ *   fit is reserved instead, and the entry's reservation id says so), [8..13] block
+ *   after, within, duration, factor, max, forgetAfter (if it has a block), then limit and
+ *   windowMs of each window.
  * Returns per entry: -1 alone when the meter has no balance in Redis (seed it from the
  *   store and ask again; nothing was recorded), else { admitted, reservation id or ''
  *   (in an entry charged now: set when its last admitted request was reserved instead),
@@ -446,9 +490,10 @@ end
  * and recorded, at one time: the latest of its requests' times.
  */
 export const ADMIT = new Script(`${PRELUDE}
-local reservationTtl, slack, meterTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local journal, journalTtl, keepBefore = ARGV[4], tonumber(ARGV[5]), ARGV[6] == '1'
-local nowText, batchId = ARGV[7], ARGV[8]
+local header = fields(ARGV[1])
+local reservationTtl, slack, meterTtl = tonumber(header[1]), tonumber(header[2]), header[3]
+local journal, journalTtl, keepBefore = KEYS[1], tonumber(header[4]), header[5] == '1'
+local nowText, batchId = header[6], header[7]
 local now = tonumber(nowText)
 local lapseText = fmt(now + reservationTtl)
 local windows, windowOrder = {}, {}
@@ -564,11 +609,11 @@ end
 
 -- Same rules as the memory counters: 'after' violations within 'within' start a block
 -- of duration * factor^level (capped at max); the level resets after forgetAfter.
--- The policy is ARGV[p .. p + 5]. Returns the block's length (0: none started) and
+-- The policy is args[p .. p + 5]. Returns the block's length (0: none started) and
 -- its escalation (1 for a first block).
-local function recordViolation(blockKey, p)
-  local after, within, duration = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
-  local factor, max, forgetAfter = tonumber(ARGV[p + 3]), tonumber(ARGV[p + 4]), tonumber(ARGV[p + 5])
+local function recordViolation(blockKey, args, p)
+  local after, within, duration = tonumber(args[p]), tonumber(args[p + 1]), tonumber(args[p + 2])
+  local factor, max, forgetAfter = tonumber(args[p + 3]), tonumber(args[p + 4]), tonumber(args[p + 5])
   local state = redis.call('HMGET', blockKey, 'violations', 'level', 'lastEnd')
   local kept = {}
   if state[1] then
@@ -593,12 +638,12 @@ local function recordViolation(blockKey, p)
   return length, level + 1
 end
 
-local function admit(k, a, nk)
+local function admit(k, args, nk)
   entryIndex = entryIndex + 1
   local charges = 0
-  local requests = tonumber(ARGV[a + 1])
-  local hasBlock, hasCharge, chargeNow = ARGV[a + 2] == '1', ARGV[a + 3] ~= '0', ARGV[a + 3] == '2'
-  local amount, limit, overage, untilZero = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6] == '1', ARGV[a + 6] == '2'
+  local requests = tonumber(args[2])
+  local hasBlock, hasCharge, chargeNow = args[3] == '1', args[4] ~= '0', args[4] == '2'
+  local amount, limit, overage, untilZero = tonumber(args[5]), tonumber(args[6]), args[7] == '1', args[7] == '2'
   local blockKey, meter
   if hasBlock then
     k = k + 1
@@ -612,11 +657,11 @@ local function admit(k, a, nk)
     nk = nk - 3
     if not meter.exists then return { -1 } end
   end
-  local firstWindowArg = a + (hasBlock and 13 or 7)
+  local firstWindowArg = hasBlock and 14 or 8
   local spans = {}
   for i = 1, nk / 2 do
     local j = firstWindowArg + 2 * (i - 1)
-    spans[i] = windowAt(KEYS[k + 2 * i - 1], KEYS[k + 2 * i], tonumber(ARGV[j]), tonumber(ARGV[j + 1]))
+    spans[i] = windowAt(KEYS[k + 2 * i - 1], KEYS[k + 2 * i], tonumber(args[j]), tonumber(args[j + 1]))
   end
 
   -- Each window's remaining admissions and reset time, appended to \`out\`: when its
@@ -672,7 +717,7 @@ local function admit(k, a, nk)
       local fitsNow = wait == 0 and (not hasCharge or overage or fits(meter, amount, limit))
       if wait > 0 then
         local blockedFor, escalation = 0, 0
-        if hasBlock then blockedFor, escalation = recordViolation(blockKey, a + 7) end
+        if hasBlock then blockedFor, escalation = recordViolation(blockKey, args, 8) end
         if blockedFor > 0 then refuse('block_started', { blockedFor, escalation, worst - 1, now + blockedFor, math.max(blockedFor, wait) })
         else refuse('rate_limited', wait) end
       elseif not fitsNow and not (untilZero and hasLeft(meter, limit)) then
@@ -704,7 +749,7 @@ local function admit(k, a, nk)
   return out
 end
 
-local replies = eachEntry(9, admit)
+local replies = eachEntry(1, admit)
 
 -- Each window and meter written once.
 for _, w in ipairs(windowOrder) do
@@ -752,14 +797,17 @@ return replies
  * settle, for a batch of settles: release each request's reservation (if its batch
  * still holds units) and commit the actual units; one reply per entry.
  *
- * Shared ARGV: meter ttl ms, the process's journal key (a hash: connection → the place
- *   on it of the last settle batch carried out, from the batch id; kept for journal ttl
- *   ms), journal ttl ms, then the batcher's now (unused) and batch id.
+ * As ScriptBatcher sends it (each ARGV one string of values, see joinFields):
+ * KEYS[1]: the process's journal (a hash: connection → the place on it of the last
+ *   settle batch carried out, from the batch id; kept for journal ttl ms).
+ * Header (ARGV[1]): [1] meter ttl ms, [2] journal ttl ms, [3] the batcher's now (unused),
+ *   [4] batch id.
  * Per entry KEYS: [1] meter hash, [2] held reservations hash, [3] their lapse times.
- *   ARGV: [1] requests, [2] the batch id of their reservations or '', [3] units each
- *   reserved, [4] actual units each (negative: a charge made at admission given back;
- *   the balance never goes below zero), [5] the most usage may reach by this commit, or
- *   -1 for no cap (a capped entry is always one request).
+ *   Per entry (ARGV[2] on): [1] its key count, [2] requests, [3] the batch id of their
+ *   reservations or '', [4] units each reserved, [5] actual units each (negative: a
+ *   charge made at admission given back; the balance never goes below zero), [6] the
+ *   most usage may reach by this commit, or -1 for no cap (a capped entry is always one
+ *   request).
  * Returns per entry 'ok', the units committed for a capped entry, or 'missing' when the
  * meter has no balance in Redis and units are to be committed or given back (seed it
  * from the store, then settle again).
@@ -768,10 +816,11 @@ return replies
  * each batch still holds, one write of each balance; capped commits follow, in order.
  */
 export const SETTLE = new Script(`${PRELUDE}
-local meterTtl, journal, journalTtl, batchId = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+local header = fields(ARGV[1])
+local meterTtl, journal, journalTtl, batchId = header[1], KEYS[1], header[2], header[4]
 local meters, order = {}, {}
 local entries = {}
-eachEntry(6, function(k, a)
+eachEntry(1, function(k, args)
   local key = KEYS[k + 1]
   local m = meters[key]
   if not m then
@@ -779,8 +828,8 @@ eachEntry(6, function(k, a)
     meters[key] = m
     order[#order + 1] = m
   end
-  local requests, batch = tonumber(ARGV[a + 1]), ARGV[a + 2]
-  local reserved, actual = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local requests, batch = tonumber(args[2]), args[3]
+  local reserved, actual = tonumber(args[4]), tonumber(args[5])
   if batch ~= '' then
     if not m.release[batch] then
       m.batches[#m.batches + 1] = batch
@@ -788,7 +837,7 @@ eachEntry(6, function(k, a)
     end
     m.release[batch] = m.release[batch] + reserved * requests
   end
-  local entry = { m = m, actual = actual, cap = tonumber(ARGV[a + 5]) }
+  local entry = { m = m, actual = actual, cap = tonumber(args[6]) }
   if entry.cap >= 0 and actual > 0 then m.capped[#m.capped + 1] = entry
   elseif actual ~= 0 then
     m.commit = m.commit + actual * requests
