@@ -275,6 +275,33 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     }
   });
 
+  it("lists, trims and hands over address blocks under ioredis's keyPrefix when the Redis URL names one: the scripts read the block hashes they wrote", async () => {
+    const ioredisPrefix = testRedisPrefix('ioredis-key-prefix-blocks');
+    const url = new URL(redisUrlWithPrefix(prefix));
+    url.searchParams.set('keyPrefix', ioredisPrefix);
+    const counters = await open('closed', url.toString());
+    try {
+      const now = Date.now();
+      const policy = { limit: 1, window: 60_000, block: 600_000 };
+      const begun = { address: '192.0.2.90', unknownKeys: 1, startedAt: now, endsAt: now + 600_000 };
+      expect(await counters.addressBlocks.unknownKey(begun.address, now, policy)).toEqual({ kind: 'started', block: begun });
+      const handed = { address: '192.0.2.91', unknownKeys: 4, startedAt: now - 1_000, endsAt: now + 300_000 };
+      expect(await counters.addressBlocks.share([handed], now)).toEqual([handed]);
+      const listed = await counters.addressBlocks.inForce(now);
+      expect(listed.sort((a, b) => a.address.localeCompare(b.address))).toEqual([begun, handed]);
+      const raw = new Redis(REDIS_URL);
+      try {
+        expect(await raw.keys(`${prefix}ukb:*`)).toEqual([]);
+        expect((await raw.keys(`${ioredisPrefix}${prefix}ukb:*`)).sort()).toEqual([`${ioredisPrefix}${prefix}ukb:192.0.2.90`, `${ioredisPrefix}${prefix}ukb:192.0.2.91`]);
+      } finally {
+        raw.disconnect();
+      }
+    } finally {
+      await counters.close();
+      await deleteRedisKeys(ioredisPrefix);
+    }
+  });
+
   it("does not count a settle twice whose answer was lost when the Redis URL names ioredis's keyPrefix: the journal it reads is the one the script wrote", async () => {
     const ioredisPrefix = testRedisPrefix('ioredis-key-prefix-journal');
     const proxy = await startTcpProxy(Number(new URL(REDIS_URL).port || 6379));

@@ -714,7 +714,7 @@ export class RedisCounters implements Counters {
   /** See UNKNOWN_KEY. A Redis known to be away is not waited on (the caller counts on its own meanwhile). */
   private async unknownKey(address: string, now: number, policy: UnknownKeyPolicy): Promise<SharedUnknownKey> {
     const keys = [this.key('uk', address), this.key('ukb', address), this.key('ukblocks', 'all')];
-    const args = [now, policy.window, policy.limit, policy.block, EXPIRY_SLACK_MS, address, this.maxAddressesBlocked, this.channel, this.key('ukb', '')];
+    const args = [now, policy.window, policy.limit, policy.block, EXPIRY_SLACK_MS, address, this.maxAddressesBlocked, this.channel, this.argvKeyPrefix('ukb')];
     const reply = (await this.addressCall(() => UNKNOWN_KEY.run(this.client, keys, args))) as number[];
     const [kind, count, startedAt, endsAt] = reply.map(Number) as [number, number, number, number];
     if (kind === 0) return { kind: 'counted', count };
@@ -722,7 +722,7 @@ export class RedisCounters implements Counters {
   }
 
   private async addressBlocksInForce(now: number): Promise<BlockInForce[]> {
-    const reply = (await this.addressCall(() => ADDRESS_BLOCKS.run(this.client, [this.key('ukblocks', 'all')], [now, this.key('ukb', '')]))) as (string | number)[];
+    const reply = (await this.addressCall(() => ADDRESS_BLOCKS.run(this.client, [this.key('ukblocks', 'all')], [now, this.argvKeyPrefix('ukb')]))) as (string | number)[];
     const blocks: BlockInForce[] = [];
     for (let i = 0; i + 3 < reply.length; i += 4) blocks.push({ address: String(reply[i]), unknownKeys: Number(reply[i + 1]), startedAt: Number(reply[i + 2]), endsAt: Number(reply[i + 3]) });
     return blocks;
@@ -746,7 +746,7 @@ export class RedisCounters implements Counters {
    */
   private async shareAddressBlocks(blocks: readonly BlockInForce[], now: number): Promise<BlockInForce[]> {
     const keys = [this.key('ukblocks', 'all')];
-    const shared = [now, EXPIRY_SLACK_MS, this.maxAddressesBlocked, this.channel, this.key('ukb', ''), this.key('uk', '')];
+    const shared = [now, EXPIRY_SLACK_MS, this.maxAddressesBlocked, this.channel, this.argvKeyPrefix('ukb'), this.argvKeyPrefix('uk')];
     const endingLast = [...blocks].sort((a, b) => b.endsAt - a.endsAt);
     const sent: Promise<unknown>[] = [];
     for (let i = 0; i < endingLast.length; i += SHARE_BATCH) {
@@ -1303,6 +1303,15 @@ export class RedisCounters implements Counters {
 
   private key(kind: string, id: string): string {
     return `${this.prefix}${kind}:${id}`;
+  }
+
+  /**
+   * The start of key names a script makes itself from an argument (`ukb:` + an address):
+   * as `key` gives it, behind ioredis's `keyPrefix` when the Redis URL names one, which
+   * ioredis puts before KEYS but never before ARGV.
+   */
+  private argvKeyPrefix(kind: string): string {
+    return `${this.client.options.keyPrefix ?? ''}${this.key(kind, '')}`;
   }
 
   private meterKey(ref: MeterRef): string {
