@@ -37,6 +37,14 @@ export function utcMinute(ms: number): string {
 }
 
 /**
+ * `2026-12-03 14:06 UTC`: an end one waits for, to the minute and rounded up (as
+ * utcSecondUp to the second): at the minute shown it has ended.
+ */
+export function utcMinuteUp(ms: number): string {
+  return utcMinute(Math.ceil(ms / 60_000) * 60_000);
+}
+
+/**
  * `2026-12-03 14:05:07`: when something in force ends that one waits for (a block, a
  * pause, a retry), to the second and rounded up, so that at the time shown it has ended.
  * The CLI and the dashboard both write such ends this way, so both show the same one.

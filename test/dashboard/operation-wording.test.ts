@@ -54,10 +54,11 @@ describe('dashboard: refusals worded by the shared operations', () => {
     expect([page.status, page.alert]).toEqual([409, `“Bob's export” ${key.hint} was revoked at ${minute} UTC; only an active key can be rotated: create a new key instead.`]);
   });
 
-  it('says until when a key still in its overlap works to the minute, as the keys page shows its expiry', async () => {
+  it('says until when a key still in its overlap works to the minute, rounded up: at the minute named the refusal does not come back', async () => {
     const { key } = await createKey(rt, { accountId: acmeId, name: 'old' }, 'test');
     const { key: replacement, previous } = await rotateKey(rt, key.id, 3_600_000, 'test');
-    const minute = new Date(previous.expiresAt as number).toISOString().replace('T', ' ').slice(0, 16);
+    const endsAt = previous.expiresAt as number;
+    const minute = new Date(Math.ceil(endsAt / 60_000) * 60_000).toISOString().replace('T', ' ').slice(0, 16);
     const page = await member.get(`/keys/${replacement.id}/rotate`);
     expect([page.status, page.alert]).toEqual([409, `This key replaced “old” ${key.hint}, which works until ${minute} UTC: revoke that key first, or rotate this one once it has expired.`]);
   });

@@ -11,7 +11,7 @@ import { html, type Html } from '../html.js';
 import { tableNaming, type TableName } from '../table-name.js';
 import { relative, sentence, when, whenInTable } from '../format.js';
 import { confirmationForm, type ConfirmationTarget } from '../layout.js';
-import { utcMinute, utcSecondUp } from '../../meters/period.js';
+import { utcMinute, utcMinuteUp, utcSecondUp } from '../../meters/period.js';
 
 const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'Expiring', expired: 'Expired', revoked: 'Revoked', unbound: 'No account' };
 
@@ -19,11 +19,12 @@ const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'E
 export const keyAsShown: KeyNaming = (key) => `“${key.name}” ${key.hint}`;
 
 /**
- * A key's moments in a refusal, as the dashboard shows every moment of a key (`when`): to
- * the minute and truncated, an end too, so never after the key stopped (the CLI and admin
- * API give them to the second).
+ * A key's moments in a refusal, to the minute as the dashboard shows every moment of a key
+ * (`when`; the CLI and admin API give them to the second): when it stopped truncated, never
+ * after it did; an end the refusal says to wait for rounded up, so that at the minute named
+ * the same refusal does not come back.
  */
-export const keyMomentsShown: KeyMoments = { stopped: utcMinute, end: utcMinute };
+export const keyMomentsShown: KeyMoments = { stopped: utcMinute, end: utcMinuteUp };
 
 /** A refusal as the dashboard says it: a sentence, any keys it names named as members see them, and their moments as the pages show them. */
 export function refusalText(error: OperationError): string {
