@@ -366,7 +366,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: address blocks while Redis ans
     const [audited] = await fixture.keygate.runtime.store.listAudit({ limit: 1 });
     expect(audited).toMatchObject({ action: 'address.unblocked', actor: OPERATOR, detail: { address: '127.0.0.1', unknownKeys: 1, from: 'this-process-redis-refused' } });
     const log = await operator.get('/audit');
-    expect(log.html).toContain('127.0.0.1 (after 1 unknown keys');
+    expect(log.html).toContain('127.0.0.1 (after 1 unknown key,');
     expect(log.html).toContain(', in one keygate process only: Redis answered with an error)');
 
     await blockHere();

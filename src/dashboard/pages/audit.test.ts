@@ -79,6 +79,12 @@ describe('a client address block lifted, in the audit log', () => {
     expect(rendered).not.toContain(String(Date.UTC(2026, 11, 1, 15, 10)));
   });
 
+  it('says one unknown key in the singular (a policy of limit 1)', () => {
+    const entry: AuditEntry = { id: 'aud_1', at: Date.UTC(2026, 11, 1, 15, 9), actor: 'admin-api', actorAddress: null, action: 'address.unblocked', accountId: null, keyId: null, detail: { address: '192.0.2.1', unknownKeys: 1, blockedAt: Date.UTC(2026, 11, 1, 15, 0), blockedUntil: Date.UTC(2026, 11, 1, 15, 10) } };
+    const rendered = auditTable([entry], new Map(), { caption: 'Events' }, new Map()).toString();
+    expect(rendered).toContain('192.0.2.1 (after 1 unknown key, blocked until 2026-12-01 15:10:00 UTC)');
+  });
+
   it('says a lift made while Redis did not answer reached one keygate process only; a shared one as before', () => {
     const lift = (id: string, from: string): AuditEntry => ({ id, at: Date.UTC(2026, 11, 1, 15, 9), actor: 'admin-api', actorAddress: null, action: 'address.unblocked', accountId: null, keyId: null, detail: { address: `192.0.2.${id.slice(-1)}`, unknownKeys: 20, blockedAt: Date.UTC(2026, 11, 1, 15, 0), blockedUntil: Date.UTC(2026, 11, 1, 15, 10), from } });
     const rendered = auditTable([lift('aud_1', 'this-process-redis-away'), lift('aud_2', 'shared')], new Map(), { caption: 'Events' }, new Map()).toString();

@@ -9,7 +9,7 @@ import { operatorOf, queryValue, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { tableNaming, type TableName } from '../table-name.js';
-import { number, relative, sharedNames, when } from '../format.js';
+import { number, plural, relative, sharedNames, when } from '../format.js';
 import { utcMinute, utcSecondUp } from '../../meters/period.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 
@@ -103,7 +103,8 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
       // Lifted while Redis did not answer (or refused): in the process that lifted it alone (entries before `from` say nothing of it).
       const reach =
         d.from === 'this-process-redis-away' ? ', in one keygate process only: Redis did not answer' : d.from === 'this-process-redis-refused' ? ', in one keygate process only: Redis answered with an error' : '';
-      return `${text(d.address)} (after ${text(d.unknownKeys)} unknown keys${until}${reach})`;
+      const counted = typeof d.unknownKeys === 'number' ? plural(d.unknownKeys, 'unknown key') : `${text(d.unknownKeys)} unknown keys`;
+      return `${text(d.address)} (after ${counted}${until}${reach})`;
     }
     case 'account.deleted':
       return d.name === undefined ? '' : html`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan`;
