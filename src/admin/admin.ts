@@ -33,7 +33,7 @@ import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { withWindowShape } from '../limits/window-shape.js';
 import { accountOut, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, refusedKeyWarning, updateAccount } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
-import { CountersUnavailableError } from '../counters/counters.js';
+import { CountersRefusedError, CountersUnavailableError } from '../counters/counters.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
 import { StoreWriteError } from '../store/write-refusal.js';
 import { UnstorableTextError } from '../store/unstorable-text.js';
@@ -519,6 +519,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     if (error instanceof UnstorableTextError) return problem(reply, 400, `${error.message}.`);
     if (error instanceof BodyRefusal) return problem(reply.headers(error.headers), error.status, error.message);
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return problem(reply, 413, TOO_LARGE);
+    // Redis answered with an error (NOPERM, READONLY): reachable, so not said to be away.
+    if (error instanceof CountersRefusedError) return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${error.message}; try again once Redis takes the command.`);
     // Redis is away: what needs it (lifting a block) cannot be done now, by anyone.
     if (error instanceof CountersUnavailableError) return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${error.message}; try again once it is back.`);
     if (error.validation) return problem(reply, 400, describeValidation(error, request));

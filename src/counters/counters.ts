@@ -268,6 +268,8 @@ export class CountersUnavailableError extends Error {
 export class CountersRefusedError extends CountersUnavailableError {
   constructor(cause: unknown) {
     super(cause);
+    // Not "unavailable": it answered.
+    this.message = `counters backend answered with an error: ${cause instanceof Error ? cause.message : String(cause)}`;
     this.name = 'CountersRefusedError';
   }
 }

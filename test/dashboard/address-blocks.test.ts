@@ -351,6 +351,13 @@ describe.skipIf(!chromiumAvailable())('dashboard: address blocks while Redis ans
     ]);
     const lift = await operator.post('/address-blocks/lift', { address: '203.0.113.9' });
     expect([lift.status, lift.heading, lift.alert]).toEqual([503, 'Address blocks', 'The block of 203.0.113.9 cannot be lifted now: the counters (Redis) answer with an error. Try again once Redis takes commands again.']);
+    // The admin API says the same: Redis answered, with its error, not that it is away.
+    const refused = await fixture.keygate.admin('/v1/address-blocks/203.0.113.9', { method: 'DELETE' });
+    expect([refused.status, refused.headers.get('retry-after'), await refused.json()]).toEqual([
+      503,
+      '5',
+      expect.objectContaining({ status: 503, detail: expect.stringMatching(/^counters backend answered with an error: NOPERM .*'evalsha'.*; try again once Redis takes the command\.$/) }),
+    ]);
   });
 
   it('lifts a listed block in this process only, and says why (the admin API and the audit log too)', async () => {
