@@ -302,6 +302,31 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     }
   });
 
+  it("drops a block trimmed past the most Redis holds under ioredis's keyPrefix: the address it named is counted afresh, not still refused", async () => {
+    const ioredisPrefix = testRedisPrefix('ioredis-key-prefix-trim');
+    const url = new URL(redisUrlWithPrefix(prefix));
+    url.searchParams.set('keyPrefix', ioredisPrefix);
+    const counters = await openRedisCounters({ url: url.toString(), failure: 'closed', store, log: quiet, clock: Date.now, maxAddressesBlocked: 1 });
+    try {
+      const now = Date.now();
+      const policy = { limit: 1, window: 60_000, block: 600_000 };
+      expect((await counters.addressBlocks.unknownKey('192.0.2.92', now, policy)).kind).toBe('started');
+      // A second block, ending later: past the one block Redis holds, the first goes.
+      expect((await counters.addressBlocks.unknownKey('192.0.2.93', now + 1, policy)).kind).toBe('started');
+      expect((await counters.addressBlocks.inForce(now + 2)).map((block) => block.address)).toEqual(['192.0.2.93']);
+      expect(await counters.addressBlocks.unknownKey('192.0.2.92', now + 2, { ...policy, limit: 2 })).toEqual({ kind: 'counted', count: 1 });
+      const raw = new Redis(REDIS_URL);
+      try {
+        expect(await raw.keys(`${ioredisPrefix}${prefix}ukb:*`)).toEqual([`${ioredisPrefix}${prefix}ukb:192.0.2.93`]);
+      } finally {
+        raw.disconnect();
+      }
+    } finally {
+      await counters.close();
+      await deleteRedisKeys(ioredisPrefix);
+    }
+  });
+
   it("does not count a settle twice whose answer was lost when the Redis URL names ioredis's keyPrefix: the journal it reads is the one the script wrote", async () => {
     const ioredisPrefix = testRedisPrefix('ioredis-key-prefix-journal');
     const proxy = await startTcpProxy(Number(new URL(REDIS_URL).port || 6379));
