@@ -275,7 +275,7 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
     }
   });
 
-  it("lists, trims and hands over address blocks under ioredis's keyPrefix when the Redis URL names one: the scripts read the block hashes they wrote", async () => {
+  it("lists and hands over address blocks under ioredis's keyPrefix when the Redis URL names one: the scripts read the block hashes they wrote (the trim: the test after)", async () => {
     const ioredisPrefix = testRedisPrefix('ioredis-key-prefix-blocks');
     const url = new URL(redisUrlWithPrefix(prefix));
     url.searchParams.set('keyPrefix', ioredisPrefix);
