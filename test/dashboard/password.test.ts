@@ -116,7 +116,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
     const context = await newContext(browser, fixture.dashboardUrl);
     const page = await context.newPage();
     const cases: [string, string, string, string, string][] = [
-      ['differs', 'one new passphrase', 'another new passphrase', 'Confirm new password', 'The two passwords are different. Type the same password twice.'],
+      // Both fields come back empty: typing starts again at the first.
+      ['differs', 'one new passphrase', 'another new passphrase', 'New password', 'The two passwords are different. Type the same password twice.'],
       ['short', 'short', 'short', 'New password', 'Choose a password of at least 10 characters.'],
     ];
     for (const [what, password, confirm, label, message] of cases) {

@@ -49,7 +49,8 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
     const member = await invitedMember(request.params.token);
     if (!member) return sendInvalid(request, reply);
     const password = field(request.body, 'password');
-    if (password !== field(request.body, 'confirm')) return sendForm(request, reply, member, { text: 'The two passwords are different. Type the same password twice.', field: 'confirm', status: 400 });
+    // Both fields come back empty: the refusal sits above the first, where typing starts again.
+    if (password !== field(request.body, 'confirm')) return sendForm(request, reply, member, { text: 'The two passwords are different. Type the same password twice.', field: 'password', status: 400 });
     let joined: MemberRecord;
     try {
       const address = dash.addressOf(request);
