@@ -53,6 +53,21 @@ function awayAtFirst(held: () => BlockInForce[] = () => [], share?: (blocks: rea
   return { shared, tell, redis };
 }
 
+/**
+ * A limit that blocked 192.0.2.9 on its own while Redis was away (holding `held()` once
+ * back), with the hand-over of that block on its way: `answerShare` answers it.
+ */
+async function handOverOnItsWay(held: () => BlockInForce[]) {
+  let answerShare: (blocks: BlockInForce[]) => void = () => undefined;
+  const { shared, tell, redis } = awayAtFirst(held, () => new Promise<BlockInForce[]>((resolve) => (answerShare = resolve)));
+  const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+  for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+  redis.away = false;
+  tell({ type: 'back' });
+  await settled();
+  return { limit, tell, answerShare: (blocks: BlockInForce[]) => answerShare(blocks) };
+}
+
 function fakeLog() {
   const lines: { level: string; msg: string }[] = [];
   const at = (level: string) => (...args: unknown[]) => void lines.push({ level, msg: String(args.find((arg) => typeof arg === 'string')) });
@@ -412,16 +427,7 @@ describe('SharedUnknownKeyLimit', () => {
   it('a block another process began that is heard before the hand-over\'s answer is not lifted here when Redis did not take this process\'s block: a recheck follows Redis for it', async () => {
     // What Redis holds: nothing yet; then (the hand-over's trim done) the block another process began.
     let held: BlockInForce[] = [];
-    let answerShare: (blocks: BlockInForce[]) => void = () => undefined;
-    const { shared, tell, redis } = awayAtFirst(
-      () => held,
-      () => new Promise<BlockInForce[]>((resolve) => (answerShare = resolve)),
-    );
-    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
-    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
-    redis.away = false;
-    tell({ type: 'back' });
-    await settled();
+    const { limit, tell, answerShare } = await handOverOnItsWay(() => held);
     // The hand-over is on its way; Redis dropped this process's block past the most it holds, and then another process began one for the address, whose message comes first.
     const others = { address: '192.0.2.9', unknownKeys: 3, startedAt: 30, endsAt: 600_030 };
     held = [others];
@@ -434,16 +440,7 @@ describe('SharedUnknownKeyLimit', () => {
   });
 
   it('a block heard before the hand-over\'s answer that Redis no longer holds either (its trim dropped both) is dropped here by the recheck that follows', async () => {
-    let answerShare: (blocks: BlockInForce[]) => void = () => undefined;
-    const { shared, tell, redis } = awayAtFirst(
-      () => [],
-      () => new Promise<BlockInForce[]>((resolve) => (answerShare = resolve)),
-    );
-    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
-    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
-    redis.away = false;
-    tell({ type: 'back' });
-    await settled();
+    const { limit, tell, answerShare } = await handOverOnItsWay(() => []);
     tell({ type: 'blocked', block: { address: '192.0.2.9', unknownKeys: 3, startedAt: 10, endsAt: 500_000 } });
     answerShare([]);
     await settled();

@@ -254,8 +254,9 @@ export interface Counters {
 
 /** Thrown when the backend cannot be reached; the pipeline answers 503 (fail closed). */
 export class CountersUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super(`counters backend unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  /** `what`: what happened to the command, before the backend's own words. */
+  constructor(cause: unknown, what = 'counters backend unavailable') {
+    super(`${what}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     this.name = 'CountersUnavailableError';
   }
 }
@@ -267,9 +268,8 @@ export class CountersUnavailableError extends Error {
  */
 export class CountersRefusedError extends CountersUnavailableError {
   constructor(cause: unknown) {
-    super(cause);
     // Not "unavailable": it answered.
-    this.message = `counters backend answered with an error: ${cause instanceof Error ? cause.message : String(cause)}`;
+    super(cause, 'counters backend answered with an error');
     this.name = 'CountersRefusedError';
   }
 }
