@@ -46,11 +46,11 @@ const COMMON: { status: number; when: string; headers?: Record<string, unknown>;
   { status: 415, when: 'A body that is not JSON in UTF-8, or is sent with a Content-Encoding (also where none is read)', applies: ({ method }) => method !== 'get' && method !== 'head' },
   {
     status: 503,
-    when: 'The admin API is locked (no usable token configured), or the store (or, for what needs them, the counters) is not reachable, or (SQLite) another process held its write lock past the wait, or (SQLite) the store refused to write for want of room or permission ("the database could not be written: disk full", "…: the database file is read-only"): the change was not saved, or only in part',
+    when: 'The admin API is locked (no usable token configured), or the store (or, for what needs them, the counters) is not reachable, or (Redis counters) Redis answers what is needed with an error ("counters backend answered with an error: …": NOPERM from its ACL, READONLY), or (SQLite) another process held its write lock past the wait, or (SQLite) the store refused to write for want of room or permission ("the database could not be written: disk full", "…: the database file is read-only"): the change was not saved, or only in part',
     headers: {
       'Retry-After': {
         description:
-          'Seconds to wait before trying again, while a backend is away: on reads, on changes refused before anything was made (the counters away), and on changes the store refused to write (disk full, read-only: /health/ready answers 200 again once it takes writes; check before sending the change again, it may have been saved in part). Not on a change an unreachable or busy store may or may not have made: check before sending it again. Not while the admin API is locked',
+          'Seconds to wait before trying again, while a backend is away: on reads, on changes refused before anything was made (the counters away, or answering with an error), and on changes the store refused to write (disk full, read-only: /health/ready answers 200 again once it takes writes; check before sending the change again, it may have been saved in part). Not on a change an unreachable or busy store may or may not have made: check before sending it again. Not while the admin API is locked',
         schema: { type: 'integer', minimum: 1 },
       },
     },
