@@ -447,6 +447,78 @@ describe('SharedUnknownKeyLimit', () => {
     await settled();
     expect(limit.blockedFor('192.0.2.9', 40)).toBe(0);
   });
+
+  it('a block another process began that ends sooner, heard before the hand-over\'s answer, does not shorten the one this process began alone; one that ends later is held; the answer is held then', async () => {
+    const own = { address: '192.0.2.9', unknownKeys: 3, startedAt: 20, endsAt: 600_020 };
+    const { limit, tell, answerShare } = await handOverOnItsWay(() => [own]);
+    tell({ type: 'blocked', block: { address: '192.0.2.9', unknownKeys: 3, startedAt: 10, endsAt: 300_010 } });
+    expect(limit.blockedFor('192.0.2.9', 40)).toBe(600_020 - 40);
+    const later = { address: '192.0.2.9', unknownKeys: 4, startedAt: 30, endsAt: 900_000 };
+    tell({ type: 'blocked', block: later });
+    expect(limit.blockedFor('192.0.2.9', 40)).toBe(900_000 - 40);
+    // Redis held the later one when the hand-over reached it: that one stays, and is what is held.
+    answerShare([later]);
+    await settled();
+    expect(limit.blockedFor('192.0.2.9', 40)).toBe(900_000 - 40);
+  });
+
+  it('with no hand-over on its way (Redis away for counts, its messages still heard), a block heard that ends sooner does not shorten the one this process began alone, and that one is what it hands over; a copy of Redis\'s follows the message', async () => {
+    const handed: BlockInForce[][] = [];
+    const { shared, tell, redis } = awayAtFirst(
+      () => [],
+      async (blocks) => {
+        handed.push([...blocks]);
+        return [...blocks];
+      },
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+    tell({ type: 'blocked', block: { address: '192.0.2.9', unknownKeys: 3, startedAt: 10, endsAt: 300_010 } });
+    expect(limit.blockedFor('192.0.2.9', 20)).toBe(600_000);
+    // A copy of a block Redis holds (not this process's own): the message is Redis's word, sooner end or not (its lift's message was lost).
+    tell({ type: 'blocked', block: BLOCK });
+    tell({ type: 'blocked', block: { ...BLOCK, startedAt: 15, endsAt: 300_015 } });
+    expect(limit.blockedFor('192.0.2.1', 20)).toBe(300_015 - 20);
+    redis.away = false;
+    tell({ type: 'back' });
+    await settled();
+    await settled();
+    expect(handed).toEqual([[{ address: '192.0.2.9', unknownKeys: 3, startedAt: 20, endsAt: 600_020 }]]);
+    expect(limit.blockedFor('192.0.2.9', 20)).toBe(600_000);
+  });
+
+  it('a count Redis answers with a block that ends sooner than the one this process began alone does not shorten it here', async () => {
+    let away = true;
+    const sooner = { address: '192.0.2.9', unknownKeys: 3, startedAt: 10, endsAt: 300_010 };
+    const { shared } = fakeShared(
+      () => {
+        if (away) throw unreachable();
+        return { kind: 'blocked', block: sooner };
+      },
+      async () => [sooner],
+      undefined,
+      // The hand-over is not answered while the test looks.
+      () => new Promise<BlockInForce[]>(() => undefined),
+    );
+    const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), shared, fakeLog().log, () => 20);
+    for (let i = 0; i < POLICY.limit; i++) await limit.fail('192.0.2.9', 20, POLICY);
+    away = false;
+    // A request from the address that was past the block's check before it began: Redis answers with another process's block.
+    expect(await limit.fail('192.0.2.9', 20, POLICY)).toBeUndefined();
+    expect(limit.blockedFor('192.0.2.9', 20)).toBe(600_000);
+  });
+
+  it('a lift sent before the hand-over reached Redis but heard after its answer is followed on the channel by the hand-over\'s own announcement: the block Redis holds is refused here again', async () => {
+    const own = { address: '192.0.2.9', unknownKeys: 3, startedAt: 20, endsAt: 600_020 };
+    const { limit, tell, answerShare } = await handOverOnItsWay(() => [own]);
+    answerShare([own]);
+    await settled();
+    // The channel delivers in the order Redis published: the lift (before the hand-over ran), then the hand-over's announcement.
+    tell({ type: 'lifted', address: '192.0.2.9' });
+    tell({ type: 'blocked', block: own });
+    expect(limit.blockedFor('192.0.2.9', 40)).toBe(600_020 - 40);
+    expect(await limit.blocksInForce(40)).toEqual({ blocks: [own], from: 'shared' });
+  });
 });
 
 /** Lets the recheck's read (answered at once by the fakes) be applied. */

@@ -26,7 +26,8 @@
  *   Redis once it answers (a longer block Redis holds for the address stays; past the
  *   most blocks it holds, those ending first are dropped, here too), announced as a
  *   block begun there is: every process refuses and lists them from then on, not this
- *   one alone.
+ *   one alone. Until then, a block of the address heard of replaces this process's own
+ *   only if it ends later, as in Redis (`hear`).
  *
  * @example
  * const limit = new SharedUnknownKeyLimit(new UnknownKeyLimit(), counters.addressBlocks, log, Date.now);
@@ -89,7 +90,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     shared.onChange((event) => {
       if (event.type === 'blocked') {
         this.changed(event.block.address);
-        local.learn(event.block);
+        this.hear(event.block);
       } else if (event.type === 'lifted') {
         this.changed(event.address);
         this.ownBlocks.delete(event.address);
@@ -121,7 +122,7 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
     this.noteBack(true);
     if (answer.kind === 'counted') return undefined;
     this.changed(address);
-    this.local.learn(answer.block);
+    this.hear(answer.block);
     // Begun by another process: this key is refused by the block (blockedFor says so now).
     if (answer.kind === 'blocked') return undefined;
     const { unknownKeys, endsAt } = answer.block;
@@ -215,6 +216,22 @@ export class SharedUnknownKeyLimit implements UnknownKeyCount {
         if (recheck.again) void this.recheckCopy(this.clock());
       });
     return recheck.done;
+  }
+
+  /**
+   * A block Redis holds (its message, or a count's answer): this process's copy from now
+   * on, as Redis's word is. But not over a block this process began alone that ends later
+   * (not handed over yet, or its hand-over not answered): the later end wins, as the
+   * hand-over makes it in Redis (SHARE_ADDRESS_BLOCKS never shortens a block), whose
+   * answer is then held.
+   */
+  private hear(block: BlockInForce): void {
+    if (this.ownBlocks.has(block.address)) {
+      const now = this.clock();
+      const ownFor = this.local.blockedFor(block.address, now);
+      if (ownFor > 0 && now + ownFor > block.endsAt) return;
+    }
+    this.local.learn(block);
   }
 
   /** A block of `address` began or was lifted: a recheck on its way may have read Redis before that. */
