@@ -151,6 +151,42 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
     await context.close();
   });
 
+  it('refuses on the password page beside the field at fault, which is focused and described by it: New password for two that differ (all fields come back empty), Current password when that is wrong', async () => {
+    const { context, page } = await newMember('beside');
+    const cases: [string, string, string, string, string, string][] = [
+      ['differs', PASSWORD, 'one new passphrase', 'another new passphrase', 'New password', 'The new password and its confirmation are different. Type the same new password twice.'],
+      ['short', PASSWORD, 'short', 'short', 'New password', 'Choose a password of at least 10 characters.'],
+      ['same', PASSWORD, PASSWORD, PASSWORD, 'New password', 'The new password is the same as the current one: choose a different one.'],
+      ['wrong current', 'not my password', NEW_PASSWORD, NEW_PASSWORD, 'Current password', `The current password is incorrect; nothing was changed. It counts as a failed sign-in: after ${MAX_FAILED_SIGN_INS} in a row, checking your password (here and on the sign-in page) is paused for 15 minutes.`],
+    ];
+    for (const [what, current, password, confirm, label, message] of cases) {
+      await page.goto('/password');
+      await page.locator('input[minlength]').evaluateAll((inputs) => inputs.forEach((input) => input.removeAttribute('minlength')));
+      await change(page, current, password, confirm);
+      await expectHeading(page, 'Change your password');
+      expect({ what, alert: await textOf(page.getByRole('alert')) }).toEqual({ what, alert: message });
+      // Chromium applies autofocus at its next rendering, which can come after the load event: wait for a field to have it.
+      await page.waitForFunction(() => document.activeElement instanceof HTMLInputElement, undefined, { timeout: 10_000 }).catch(() => undefined);
+      // Beside its field: the form's next field after the refusal is the one it is about, and the one focused.
+      const after = await page.getByRole('alert').evaluate((alert) => {
+        const next = alert.nextElementSibling?.querySelector('input');
+        return { inForm: alert.closest('form') !== null, next: next?.labels?.[0]?.textContent, focused: (document.activeElement as HTMLInputElement | null)?.labels?.[0]?.textContent };
+      });
+      expect({ what, ...after }).toEqual({ what, inForm: true, next: label, focused: label });
+      // Only that field is marked, and it is described by the refusal.
+      const marked = await page.locator('input[aria-invalid="true"]').evaluateAll((inputs) => inputs.map((input) => (input as HTMLInputElement).labels?.[0]?.textContent));
+      expect({ what, marked }).toEqual({ what, marked: [label] });
+      const field = page.getByLabel(label, { exact: true });
+      expect({ what, describedBy: await field.evaluate((input) => (input.getAttribute('aria-describedby') ?? '').split(' ').map((id) => document.getElementById(id)?.getAttribute('role'))) }).toEqual({
+        what,
+        describedBy: expect.arrayContaining(['alert']),
+      });
+      const typed = await page.locator('input[type=password]').evaluateAll((inputs) => inputs.map((input) => (input as HTMLInputElement).value));
+      expect({ what, typed }).toEqual({ what, typed: ['', '', ''] });
+    }
+    await context.close();
+  });
+
   it('changes it from the header\'s link: the new password signs in, the old does not, and every other session is signed out', async () => {
     const { email, accountId, context, page } = await newMember('ada');
     // The same member signed in in another browser (a laptop left signed in, a stolen cookie).

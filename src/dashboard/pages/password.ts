@@ -20,8 +20,14 @@ import { pauseEnd, sentence } from '../format.js';
 const PASSWORD_PATH = '/password';
 const TITLE = 'Change your password';
 
-/** The form's fields, by name; a refusal marks the one it is about. */
-type PasswordField = 'current' | 'password' | 'confirm';
+/** The refusal's element, which the field at fault names as its description. */
+const ERROR_ID = 'password-error';
+
+/**
+ * The fields a refusal is shown beside: the current password, or the new one (Confirm
+ * never: every field comes back empty, so typing starts again at New password).
+ */
+type PasswordField = 'current' | 'password';
 
 interface Refusal {
   text: string;
@@ -39,8 +45,9 @@ export function registerPasswordPage(app: FastifyInstance, dash: Dashboard): voi
     const current = field(request.body, 'current');
     const password = field(request.body, 'password');
     // Checked before the current password, which is then counted only when it is the one thing left to decide.
+    // Every field comes back empty: the refusal sits above New password, where typing starts again.
     if (password !== field(request.body, 'confirm')) {
-      return sendForm(request, reply, { text: 'The new password and its confirmation are different. Type the same new password twice.', field: 'confirm', status: 400 });
+      return sendForm(request, reply, { text: 'The new password and its confirmation are different. Type the same new password twice.', field: 'password', status: 400 });
     }
     try {
       checkNewPassword(password);
@@ -83,27 +90,33 @@ export function registerPasswordPage(app: FastifyInstance, dash: Dashboard): voi
     return redirect(reply, PASSWORD_PATH);
   });
 
+  /**
+   * The form; a refused one (`refusal`) with why just above the field at fault, which is
+   * marked, described by it and focused, as the invitation page does. The passwords typed
+   * are never sent back: every field is empty again.
+   */
   function sendForm(request: FastifyRequest, reply: FastifyReply, refusal?: Refusal): FastifyReply {
     const { member } = viewerOf(request);
-    const invalid = (name: PasswordField) => (refusal?.field === name ? html` aria-invalid="true" aria-describedby="password-error" autofocus` : '');
+    const refused = (name: PasswordField) => (refusal?.field === name ? html`<div class="notice error" role="alert" id="${ERROR_ID}"><p>${refusal.text}</p></div>` : '');
     const body = html`<h1>${TITLE}</h1>
-${refusal ? html`<div class="notice error" role="alert" id="password-error"><p>${refusal.text}</p></div>` : ''}
 <p>For <strong>${member.email}</strong>. Once it is changed, you stay signed in here and every other session of yours is signed out.</p>
 <form method="post" action="${PASSWORD_PATH}" class="stack">
   ${csrfField(request)}
   <input type="text" name="username" value="${member.email}" autocomplete="username" hidden>
+  ${refused('current')}
   <div class="field">
     <label for="current">Current password</label>
-    <input id="current" name="current" type="password" required autocomplete="current-password"${invalid('current')}>
+    <input id="current" name="current" type="password" required autocomplete="current-password"${refusal?.field === 'current' ? html` aria-invalid="true" aria-describedby="${ERROR_ID}" autofocus` : ''}>
   </div>
+  ${refused('password')}
   <div class="field">
     <label for="password">New password</label>
     <span class="hint" id="password-hint">At least ${MIN_PASSWORD_LENGTH} characters. A long passphrase is easiest.</span>
-    <input id="password" name="password" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password"${refusal?.field === 'password' ? html` aria-invalid="true" aria-describedby="password-hint password-error" autofocus` : html` aria-describedby="password-hint"`}>
+    <input id="password" name="password" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password"${refusal?.field === 'password' ? html` aria-invalid="true" aria-describedby="password-hint ${ERROR_ID}" autofocus` : html` aria-describedby="password-hint"`}>
   </div>
   <div class="field">
     <label for="confirm">Confirm new password</label>
-    <input id="confirm" name="confirm" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password"${invalid('confirm')}>
+    <input id="confirm" name="confirm" type="password" required minlength="${MIN_PASSWORD_LENGTH}" autocomplete="new-password">
   </div>
   <div class="actions"><button type="submit">Change password</button></div>
 </form>
