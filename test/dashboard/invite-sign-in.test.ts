@@ -5,7 +5,8 @@
  * `member.password_changed`), with no sign-in form to type the password into again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inviteMember, passwordResetLink } from '../../src/operations/members.js';
+import { acceptInvitation, inviteMember, passwordResetLink } from '../../src/operations/members.js';
+import { verifyPassword } from '../../src/members/password.js';
 import { tempDir } from '../support/temp.js';
 import { newAccount, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
 import { addMember, Visitor } from './visitor.js';
@@ -88,5 +89,65 @@ describe('dashboard: a password chosen from a link signs in', () => {
     expect((await cysSession.get('/keys')).location).toMatch(/^\/sign-in/);
     expect((await elsewhere.get('/keys')).location).toMatch(/^\/sign-in/);
     expect((await actions()).slice(0, -audited.length || undefined)).toEqual(['member.password_changed']);
+  });
+
+  it('a link that stops working between the page\'s check and setting the password (used up in another tab, or expired) answers the page such a link opens, not a refused password', async () => {
+    const rt = fixture.keygate.runtime;
+    const store = rt.store;
+    // The page looks the link up, then the operation looks it up again to set the password:
+    // whatever happens to the link in between is done right after the page's look-up.
+    const between = async (meanwhile: () => Promise<void>, send: () => Promise<Awaited<ReturnType<Visitor['post']>>>) => {
+      const lookUp = store.findMemberByInvite.bind(store);
+      let pending = true;
+      store.findMemberByInvite = async (hash) => {
+        const found = await lookUp(hash);
+        if (pending) {
+          pending = false;
+          await meanwhile();
+        }
+        return found;
+      };
+      try {
+        return await send();
+      } finally {
+        delete (store as Partial<typeof store>).findMemberByInvite;
+      }
+    };
+    const opened = async (token: string) => {
+      const visitor = new Visitor(fixture.dashboardUrl);
+      expect((await visitor.get(`/invite/${token}`)).heading).toBe('Choose your password');
+      return visitor;
+    };
+    // What a link that no longer works opens, as it is now.
+    const { token: used } = await inviteMember(rt, { email: 'used@acme.example', accountId }, 'test');
+    await acceptInvitation(rt, used, PASSWORD);
+    const notWorking = await new Visitor(fixture.dashboardUrl).get(`/invite/${used}`);
+    expect([notWorking.status, notWorking.heading]).toEqual([404, 'This link does not work']);
+    const text = (answer: { html: string }) => /<main\b[^>]*>([\s\S]*?)<\/main>/.exec(answer.html)?.[1];
+
+    // Used up in another tab, with a password of its own.
+    const { token: twice } = await inviteMember(rt, { email: 'twice@acme.example', accountId }, 'test');
+    const tab = await opened(twice);
+    const late = await between(
+      async () => void (await acceptInvitation(rt, twice, 'the other tab\'s passphrase')),
+      () => tab.post(`/invite/${twice}`, { password: NEW_PASSWORD, confirm: NEW_PASSWORD }),
+    );
+    expect([late.status, late.heading, late.alert, late.location]).toEqual([404, 'This link does not work', undefined, null]);
+    expect(text(late)).toBe(text(notWorking));
+    // The other tab's password stands, and this one signed nobody in.
+    const member = await store.findMemberByEmail('twice@acme.example');
+    expect(await verifyPassword('the other tab\'s passphrase', member?.passwordHash ?? '')).toBe(true);
+    expect(late.setCookies.filter((cookie) => cookie.startsWith(`${SESSION_COOKIE}=`) && !/max-age=0\b/i.test(cookie))).toEqual([]);
+
+    // Expired meanwhile (its end reached).
+    const { token: expiring, member: invited } = await inviteMember(rt, { email: 'expiring@acme.example', accountId }, 'test');
+    const slow = await opened(expiring);
+    const expired = await between(
+      async () => void (await store.updateMember(invited.id, { inviteExpiresAt: rt.clock() })),
+      () => slow.post(`/invite/${expiring}`, { password: NEW_PASSWORD, confirm: NEW_PASSWORD }),
+    );
+    expect([expired.status, expired.heading, expired.alert]).toEqual([404, 'This link does not work', undefined]);
+    expect(text(expired)).toBe(text(notWorking));
+    expect((await store.findMemberByEmail('expiring@acme.example'))?.passwordHash).toBeNull();
   });
 });

@@ -57,6 +57,8 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
       joined = await acceptInvitation(rt, request.params.token, password, { address, sources: signInSources(address) });
     } catch (error) {
       if (!(error instanceof OperationError)) throw error;
+      // Used up in another tab, or expired, since it was looked up above: the link is at fault, not the password.
+      if (error.kind === 'not_found') return sendInvalid(request, reply);
       return sendForm(request, reply, member, { text: sentence(error.message), field: 'password', status: OPERATION_STATUS[error.kind] });
     }
     // Whoever holds the link has just proved it, as a sign-in proves the password: signed in
