@@ -28,7 +28,7 @@ import { createSignInChecker } from './sign-in.js';
 import { clientAddress, trustedProxyCheck } from '../gateway/trusted-proxies.js';
 import { renderDocument, sendPage } from './layout.js';
 import { html } from './html.js';
-import { sentence } from './format.js';
+import { profileNames, sentence } from './format.js';
 import { registerSignInPages } from './pages/sign-in.js';
 import { registerInvitePage } from './pages/invite.js';
 import { registerKeyPages } from './pages/keys.js';
@@ -284,7 +284,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     pages.setErrorHandler(async (error: Error & { statusCode?: number }, request, reply) => {
       if (error instanceof PageNotFound || (error instanceof OperationError && error.kind === 'not_found')) return sendNotFound(request, reply);
       if (error instanceof OperationError) {
-        const body = html`<h1>That did not work</h1><div class="notice error" role="alert"><p>${refusalText(error)}</p></div><p><a href="/">Back to the dashboard</a></p>`;
+        const body = html`<h1>That did not work</h1><div class="notice error" role="alert"><p>${refusalText(error, profileNames(rt.config))}</p></div><p><a href="/">Back to the dashboard</a></p>`;
         return sendPage(dash, request, reply, { title: 'That did not work', body, status: OPERATION_STATUS[error.kind] });
       }
       // Text no store holds (a NUL, typed or sent by hand) where it would be written: the visitor's to change.

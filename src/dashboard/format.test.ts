@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { relative, sentence } from './format.js';
+import type { Plan } from '../config/schema.js';
+import { profileNames, relative, sentence } from './format.js';
 
 const MINUTE = 60_000;
 
@@ -27,5 +28,22 @@ describe('an operation message on a page (sentence)', () => {
     expect(sentence("“Bob's key” rk_live_…x4Qz was revoked; the plan's limit")).toBe('“Bob\'s key” rk_live_…x4Qz was revoked; the plan’s limit.');
     expect(sentence('no account "acc_o\'neil" here')).toBe('No account "acc_o\'neil" here.');
     expect(sentence("o'brien@b.test is already a member of “Acme's”")).toBe("o'brien@b.test is already a member of “Acme's”.");
+  });
+
+  it('keeps the names it is given as written where the message repeats them unquoted, and curls its own words around them', () => {
+    const names = ["o'brien-pro", "o'brien", "customer's:read", "a.b's(c)"];
+    expect(sentence("the o'brien-pro plan allows 1 key per account; the plan's limit", names)).toBe("The o'brien-pro plan allows 1 key per account; the plan’s limit.");
+    expect(sentence("scope x not allowed; allowed: customer's:read, a.b's(c)", names)).toBe("Scope x not allowed; allowed: customer's:read, a.b's(c).");
+    // A whole name only: not one inside a longer word.
+    expect(sentence("the xo'brien plan's keys", names)).toBe('The xo’brien plan’s keys.');
+  });
+
+  it('takes from a profile the names with a straight apostrophe: plan ids and names, scopes, meters and units', () => {
+    const plan = (fields: Partial<Plan>) => ({ apiAccess: true, rateLimits: [], meters: {}, ...fields }) as Plan;
+    const plans = {
+      pro: plan({ name: "o'brien-pro", scopes: ["plan's:read"], meters: { units: { unit: "o'clocks" } as Plan['meters'][string] } }),
+      free: plan({ name: 'Free' }),
+    };
+    expect(profileNames({ plans, scopes: ["customer's:read", 'projects:read'] }).sort()).toEqual(["customer's:read", "o'brien-pro", "o'clocks", "plan's:read"]);
   });
 });

@@ -1,4 +1,5 @@
 /** How times, numbers and statuses read in the dashboard: UTC, unambiguous, short. */
+import type { Plan } from '../config/schema.js';
 import { isoDay, utcSecondUp } from '../meters/period.js';
 import { html, type Html } from './html.js';
 
@@ -77,21 +78,46 @@ export function sharedNames(accounts: readonly { name: string }[]): ReadonlySet<
  * What a message repeats as it was given, and so keeps as it is: a quoted value (“Bob's
  * key”, "acc_…") or an email address (o'brien@b.test).
  */
-const AS_GIVEN = /(“[^”]*”|"[^"]*"|\S*@\S*)/u;
+const AS_GIVEN = /“[^”]*”|"[^"]*"|\S*@\S*/u;
 
 /** An apostrophe within a word (`API's`, `don't`). */
 const STRAIGHT_APOSTROPHE = /(?<=\p{L})'(?=\p{L})/gu;
 
+/** A character a regular expression reads as syntax, escaped to stand for itself (valid with the `u` flag). */
+const REGEXP_SYNTAX = /[.*+?^${}()|[\]\\/]/g;
+
+/**
+ * The names a profile declares that operation messages repeat unquoted, as the profile
+ * writes them (`the Pro plan allows 3 keys per account`, `allowed: projects:read`): plan
+ * ids and names, scopes, meters and their units. Only those with a straight apostrophe,
+ * the one thing sentence() would change in them.
+ */
+export function profileNames(profile: { plans: Record<string, Plan>; scopes?: readonly string[] }): string[] {
+  const names = [...(profile.scopes ?? [])];
+  for (const [id, plan] of Object.entries(profile.plans)) {
+    names.push(id, ...(plan.scopes ?? []));
+    if (plan.name !== undefined) names.push(plan.name);
+    for (const [meter, { unit }] of Object.entries(plan.meters)) names.push(meter, ...(unit === undefined ? [] : [unit]));
+  }
+  return [...new Set(names.filter((name) => name.includes("'")))];
+}
+
 /**
  * An operation message (written for logs, the CLI and the admin API: lower-case, straight
  * apostrophes) as a page says it, in the dashboard's own style: a capital, a full stop,
- * curly apostrophes (’). Values it repeats as they were typed (quoted, or an email
- * address) are left as they are. (A key's moments, which the CLI gives to the second, the
- * operation words as the dashboard asks: `keyMomentsShown` in pages/key-views.ts.)
+ * curly apostrophes (’). Values it repeats as they were typed are left as they are: those
+ * it marks (quoted, or an email address) and the `names` it repeats unmarked (a plan's
+ * name, a scope: profileNames() gives a profile's; a caller adds what its form sent). (A
+ * key's moments, which the CLI gives to the second, the operation words as the dashboard
+ * asks: `keyMomentsShown` in pages/key-views.ts.)
  */
-export function sentence(message: string): string {
+export function sentence(message: string, names: Iterable<string> = []): string {
+  const unmarked = [...new Set(names)].filter((name) => name.includes("'"));
+  // Longest first, so that a name is not cut short by another it begins with; whole, not within a longer word.
+  const alternatives = unmarked.sort((a, b) => b.length - a.length).map((name) => `(?<![\\p{L}\\p{N}])${name.replace(REGEXP_SYNTAX, '\\$&')}(?![\\p{L}\\p{N}])`);
+  const asGiven = new RegExp(`(${[AS_GIVEN.source, ...alternatives].join('|')})`, 'u');
   const styled = message
-    .split(AS_GIVEN)
+    .split(asGiven)
     .map((part, i) => (i % 2 === 1 ? part : part.replace(STRAIGHT_APOSTROPHE, '’')))
     .join('');
   // An email address or an id that begins the message is written as it is (bob@b.test, key_…).

@@ -4,6 +4,9 @@
  * style (curly apostrophes, a key's moments to the minute, as its pages show them), while
  * what they repeat as it was given (a key's name, an email address) stays as it was typed.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, revokeKey, rotateKey } from '../../src/operations/keys.js';
 import type { Runtime } from '../../src/runtime.js';
@@ -71,5 +74,35 @@ describe('dashboard: refusals worded by the shared operations', () => {
     const answer = await operator.post(`/accounts/${acmeId}/invite`, [['email', email], ['form_id', formId]]);
     expect(answer.status).toBe(409);
     expect(answer.alert).toMatch(/^o'brien@acme\.example is already a member/);
+  });
+
+  it('repeats a plan’s name and scope names as the profile writes them, apostrophe and all', async () => {
+    // A profile of its own: a plan named o'brien-pro, one key per account, whose keys may carry a scope with an apostrophe.
+    const dir = mkdtempSync(path.join(tmpdir(), 'keygate-dashboard-operation-wording-names-'));
+    const named = await startDashboard(dir, (profile) => ({
+      ...profile,
+      scopes: [...(profile.scopes as string[]), "customer's:read"],
+      plans: { ...(profile.plans as object), obrien: { name: "o'brien-pro", maxKeys: 1, scopes: ["customer's:read", 'projects:read'] } },
+    }));
+    try {
+      const obrienId = await newAccount(named, 'Acme O', 'obrien');
+      await addMember(named.keygate.runtime, MEMBER, obrienId, 'member');
+      const visitor = new Visitor(named.dashboardUrl);
+      await visitor.signIn(MEMBER, '/keys');
+      const create = (scope: string) => visitor.post('/keys', [['name', 'nightly'], ['scope', scope], ['mode', 'live'], ['expiry', '30d']]);
+
+      // A scope the plan does not allow (a form from before a profile change): the allowed ones named as written.
+      const scopes = await create('rankings:read');
+      expect([scopes.status, scopes.alert]).toEqual([400, "Scope rankings:read not allowed; allowed: customer's:read, projects:read."]);
+
+      // The plan's limit, by the plan's name.
+      await createKey(named.keygate.runtime, { accountId: obrienId, name: 'first' }, 'test');
+      const limit = await create('projects:read');
+      expect([limit.status, limit.alert]).toEqual([409, "The o'brien-pro plan allows 1 key per account; revoke one first."]);
+      expect((await named.keygate.runtime.store.listKeys({ accountId: obrienId })).map((key) => key.name)).toEqual(['first']);
+    } finally {
+      await named.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

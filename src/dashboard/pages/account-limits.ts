@@ -21,7 +21,7 @@ import { MeterLimitError, planMeters } from '../../limits/window-shape.js';
 import { MAX_REPORTED } from '../../meters/cost.js';
 import { field, notOffered, oneOf } from '../context.js';
 import { html, type Html } from '../html.js';
-import { number, sentence } from '../format.js';
+import { number, profileNames, sentence } from '../format.js';
 import { andList, orList } from '../../list-words.js';
 
 /** The form's field for the windows, and the prefix of each meter's field (`meter.units`). */
@@ -156,7 +156,7 @@ export function limitsRefusal(error: OperationError, change: LimitsChange | null
   }
   if (error instanceof MeterLimitError) return meterLimitRefusal(error, account, plans);
   const place = limitsRefusalPlace(error);
-  if (place === undefined) return sentence(error.message);
+  if (place === undefined) return sentence(error.message, profileNames({ plans }));
   if (place.at === 'windows') return sentence(`Rate-limit windows: ${place.why}`);
   const written = windows[place.at.window];
   return sentence(`Rate-limit windows: ${written ? `“${windowSpec(written)}”: ` : ''}${place.why}`);
@@ -179,7 +179,7 @@ function meterLimitRefusal(error: MeterLimitError, account: Pick<AccountRecord, 
     const typed = [{ meter, near: refusal.near }, ...(refusal.others ?? [])];
     const named = typed.map((typo) => `“${typo.meter}”${typo.near === undefined ? '' : ` (did you mean “${typo.near}”?)`}`);
     const subject = typed.length === 1 ? meterLabel(meter) : meterLabels(typed.map((typo) => typo.meter));
-    return sentence(`${subject}: the ${planName} plan has no meter${typed.length === 1 ? '' : 's'} ${orList(named)}; ${planMeters(refusal.meters)}`);
+    return sentence(`${subject}: the ${planName} plan has no meter${typed.length === 1 ? '' : 's'} ${orList(named)}; ${planMeters(refusal.meters)}`, [planName, ...refusal.meters]);
   }
   const quoted = refusal.kept.map((name) => `“${name}”`);
   const one = quoted.length === 1;
@@ -192,7 +192,7 @@ function meterLimitRefusal(error: MeterLimitError, account: Pick<AccountRecord, 
       : `empty the ${fields} field${withField.length === 1 ? '' : 's'} under Limits and save the limits${withoutField.length === 0 ? '' : `, which drops ${andList(withoutField)} too`}`;
   const then = refusal.planId === account.planId ? '' : ', then change the plan';
   const lacks = one ? `no meter ${quoted[0]}` : `no meters ${orList(quoted)}`;
-  return sentence(`${one ? meterLabel(refusal.kept[0] as string) : meterLabels(refusal.kept)}: the ${planName} plan has ${lacks}, and this account has its own limit${one ? ' for it' : 's for them'}: ${giveBack}${then}`);
+  return sentence(`${one ? meterLabel(refusal.kept[0] as string) : meterLabels(refusal.kept)}: the ${planName} plan has ${lacks}, and this account has its own limit${one ? ' for it' : 's for them'}: ${giveBack}${then}`, [planName]);
 }
 
 /** The limits in effect after a change, in a sentence: each marked as the account's own or the plan's. */

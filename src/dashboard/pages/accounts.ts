@@ -20,7 +20,7 @@ import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/u
 import { actorOf, csrfField, field, fields, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
 import { confirmationForm, sendPage, type ConfirmationTarget } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, plural, sentence, sharedNames, until, when } from '../format.js';
+import { number, plural, profileNames, sentence, sharedNames, until, when } from '../format.js';
 import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
 import { usageSection } from './usage.js';
 import { FORM_NONCE, formRecordId, newFormNonce } from './keys.js';
@@ -77,7 +77,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       if (!(error instanceof OperationError)) throw error;
       // Sent again, or twice at once (a double click): the first one created the account.
       if (error.kind === 'conflict') return sendAccountSentAlready(request, reply, accountId);
-      return sendAccounts(request, reply, { kind: 'error', text: sentence(error.message) }, OPERATION_STATUS[error.kind], nonce);
+      return sendAccounts(request, reply, { kind: 'error', text: sentence(error.message, profileNames(rt.config)) }, OPERATION_STATUS[error.kind], nonce);
     }
   });
 
@@ -227,7 +227,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
       // Said beside the form, below both key tables, with the address as typed: not at the page's top.
-      return sendAccount(request, reply, account, undefined, OPERATION_STATUS[error.kind], { invitation: { email, refusal: sentence(error.message) } });
+      return sendAccount(request, reply, account, undefined, OPERATION_STATUS[error.kind], { invitation: { email, refusal: sentence(error.message, profileNames(rt.config)) } });
     }
   });
 

@@ -24,7 +24,7 @@ import { PerAccountKeyWindowError, WindowsRefusal } from '../../limits/window-sh
 import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { sentence } from '../format.js';
+import { profileNames, sentence } from '../format.js';
 import { asWritten, WINDOW_LIMIT_TOO_LARGE } from './account-limits.js';
 import { isUsable, refusalText } from './key-views.js';
 
@@ -197,7 +197,7 @@ export function registerKeyLimitPages(app: FastifyInstance, dash: Dashboard): vo
       return redirect(reply, page.back);
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
-      return sendLimitsForm(request, reply, page, typed, keyWindowsRefusal(error, windows, page.perAccount) ?? refusalText(error), OPERATION_STATUS[error.kind]);
+      return sendLimitsForm(request, reply, page, typed, keyWindowsRefusal(error, windows, page.perAccount) ?? refusalText(error, profileNames(rt.config)), OPERATION_STATUS[error.kind]);
     }
   }
 

@@ -26,9 +26,13 @@ export const keyAsShown: KeyNaming = (key) => `“${key.name}” ${key.hint}`;
  */
 export const keyMomentsShown: KeyMoments = { stopped: utcMinute, end: utcMinuteUp };
 
-/** A refusal as the dashboard says it: a sentence, any keys it names named as members see them, and their moments as the pages show them. */
-export function refusalText(error: OperationError): string {
-  return sentence(error.namingKeys(keyAsShown, keyMomentsShown));
+/**
+ * A refusal as the dashboard says it: a sentence, any keys it names named as members see
+ * them, and their moments as the pages show them; `names` it repeats unquoted (the
+ * profile's, profileNames(), and what the form sent) as they were written.
+ */
+export function refusalText(error: OperationError, names: Iterable<string>): string {
+  return sentence(error.namingKeys(keyAsShown, keyMomentsShown), names);
 }
 
 export function isUsable(key: KeyRecord, now: number): boolean {

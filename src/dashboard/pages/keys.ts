@@ -17,7 +17,7 @@ import { apiEnabledOf, planEnded } from '../../operations/accounts.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, viewerOf, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, plural, relative, sentence, when } from '../format.js';
+import { number, plural, profileNames, relative, sentence, when } from '../format.js';
 import { isUsable, keyAsShown, keyMomentsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 import { CREATE_HINT, KEY_WINDOWS_FIELD, keyWindowsField, keyWindowsOf, keyWindowsRefusal } from './key-limits.js';
@@ -192,7 +192,8 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
       if (raced) return sendSentAlready(request, reply, raced);
       const windowsRefused = keyWindowsRefusal(error, rateLimits);
       if (windowsRefused !== undefined) return sendCreateForm(request, reply, account, form, nonce, windowsRefused, OPERATION_STATUS[error.kind], 'rateLimits');
-      return sendCreateForm(request, reply, account, form, nonce, refusalText(error), OPERATION_STATUS[error.kind]);
+      // The scopes sent as well as the profile's: a refused one is repeated as it was sent.
+      return sendCreateForm(request, reply, account, form, nonce, refusalText(error, [...profileNames(rt.config), ...form.scopes]), OPERATION_STATUS[error.kind]);
     }
   });
 
@@ -221,7 +222,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
       // plan's limit would refuse) is said at once, not after the form.
       const now = rt.clock();
       const refused = isUsable(key, now) ? rotationRefusal(account, key, await rt.store.listKeys({ accountId: account.id }), now) : undefined;
-      if (refused !== undefined) return sendCannotRotate(request, reply, key, sentence(refused));
+      if (refused !== undefined) return sendCannotRotate(request, reply, key, sentence(refused, profileNames(rt.config)));
       return sendRotateForm(request, reply, key, newFormNonce());
     });
 
@@ -252,8 +253,8 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
         if (raced) return sendSentAlready(request, reply, raced);
         // Refused by the plan's limit or by another rotation: the same form would be refused again.
         // A key that no longer works (the form was sent from an old page) is pointed on as its rotate page points it.
-        if (error.kind === 'limit' || error.kind === 'conflict') return sendCannotRotate(request, reply, key, refusalText(error));
-        return sendRotateForm(request, reply, key, nonce, refusalText(error), OPERATION_STATUS[error.kind]);
+        if (error.kind === 'limit' || error.kind === 'conflict') return sendCannotRotate(request, reply, key, refusalText(error, profileNames(rt.config)));
+        return sendRotateForm(request, reply, key, nonce, refusalText(error, profileNames(rt.config)), OPERATION_STATUS[error.kind]);
       }
     });
   }
