@@ -255,24 +255,24 @@ export function memberOut(member: MemberRecord, now: number) {
  * what the audit event names the change as made from (the dashboard's reading of it).
  */
 export async function acceptInvitation(rt: Runtime, token: string, password: string, client: { address: string; sources: readonly string[] } | null = null): Promise<MemberRecord> {
-  const member = await rt.store.findMemberByInvite(hashToken(token));
-  if (!member || member.inviteExpiresAt === null || member.inviteExpiresAt <= rt.clock()) {
-    throw new OperationError('not_found', 'this invitation link is invalid or has expired; ask for a new one');
-  }
+  const inviteHash = hashToken(token);
+  const member = await rt.store.findMemberByInvite(inviteHash);
+  if (!member || member.inviteExpiresAt === null || member.inviteExpiresAt <= rt.clock()) throw linkNotWorking();
   checkNewPassword(password);
   const reset = member.passwordHash !== null;
-  const updated = (await rt.store.updateMember(member.id, {
-    passwordHash: await hashPassword(password),
-    inviteHash: null,
-    inviteExpiresAt: null,
-    failedLogins: 0,
-    lockedUntil: null,
-  })) as MemberRecord;
+  const passwordHash = await hashPassword(password);
+  // Used in another tab, withdrawn or expired while the password was hashed: the first to set one wins.
+  const updated = await rt.store.useMemberInvite(member.id, inviteHash, rt.clock(), passwordHash);
+  if (!updated) throw linkNotWorking();
   // Whoever was signed in with the old password is signed out.
   await rt.store.deleteSessionsOf(member.id);
   if (client !== null && client.sources.length > 0) await rt.store.deleteSignInFailures(signInEmailDigest(rt.hashKey, member.email), client.sources);
   await audit(rt, { name: member.email, address: client?.address ?? null }, reset ? 'member.password_changed' : 'member.joined', { accountId: member.accountId, detail: { email: member.email, ...(reset ? { via: 'reset_link' } : {}) } });
   return updated;
+}
+
+function linkNotWorking(): OperationError {
+  return new OperationError('not_found', 'this invitation link is invalid or has expired; ask for a new one');
 }
 
 /**

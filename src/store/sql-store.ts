@@ -562,6 +562,18 @@ export class SqlStore implements Store {
     return this.getMember(id);
   }
 
+  async useMemberInvite(id: string, inviteHash: string, now: number, passwordHash: string): Promise<MemberRecord | undefined> {
+    if (holdsNul(id) || holdsNul(inviteHash)) return undefined;
+    const result = await this.db
+      .updateTable('members')
+      .set(storable('members', { password_hash: passwordHash, invite_hash: null, invite_expires_at: null, failed_logins: 0, locked_until: null }))
+      .where('id', '=', id)
+      .where('invite_hash', '=', inviteHash)
+      .where('invite_expires_at', '>', now)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0 ? this.getMember(id) : undefined;
+  }
+
   async deleteMember(id: string): Promise<boolean> {
     if (holdsNul(id)) return false;
     // Their sessions go with them (ON DELETE CASCADE).

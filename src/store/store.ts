@@ -300,6 +300,13 @@ export interface Store {
   findMemberByInvite(inviteHash: string): Promise<MemberRecord | undefined>;
   listMembers(filter?: AccountFilter): Promise<MemberRecord[]>;
   updateMember(id: string, patch: MemberPatch): Promise<MemberRecord | undefined>;
+  /**
+   * Sets the password of the member whose invitation (or reset) link this is, and uses the
+   * link up, only if it is still theirs and works at `now` (not used, withdrawn or expired
+   * since it was looked up: the password's hash takes a while): the member then, else
+   * undefined. Failed sign-ins and a pause are cleared with it.
+   */
+  useMemberInvite(id: string, inviteHash: string, now: number, passwordHash: string): Promise<MemberRecord | undefined>;
   /** Removes a member, and with them their sessions; answers whether there was one. */
   deleteMember(id: string): Promise<boolean>;
 

@@ -441,6 +441,24 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.getSession(live.idHash)).toBeUndefined();
     });
 
+    it('uses an invitation link up with the password it sets, only while the link is the member\'s and works', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const inviteHash = unique('inv');
+      const invited = member(a.id, { inviteHash, inviteExpiresAt: T0 + 1_000, failedLogins: 3, lockedUntil: T0 + 500 });
+      await store.createMember(invited);
+
+      expect(await store.useMemberInvite(invited.id, unique('inv'), T0, 'scrypt$other')).toBeUndefined();
+      expect(await store.useMemberInvite(invited.id, inviteHash, T0 + 1_000, 'scrypt$late')).toBeUndefined();
+      expect(await store.getMember(invited.id)).toEqual(invited);
+
+      const joined = { ...invited, passwordHash: 'scrypt$y', inviteHash: null, inviteExpiresAt: null, failedLogins: 0, lockedUntil: null };
+      expect(await store.useMemberInvite(invited.id, inviteHash, T0 + 999, 'scrypt$y')).toEqual(joined);
+      // Used up: a second send of the same link sets nothing.
+      expect(await store.useMemberInvite(invited.id, inviteHash, T0, 'scrypt$z')).toBeUndefined();
+      expect(await store.getMember(invited.id)).toEqual(joined);
+    });
+
     it('counts sign-in failures per email and source, for every process alike', async () => {
       const email = `sha:${unique('m')}`; // an email's digest: the store keeps what it is given
       const other = `sha:${unique('m')}`;
