@@ -95,8 +95,7 @@ describe.skipIf(disk === undefined)('a SQLite store whose disk is full', () => {
     uncachedSecret = (await createKey(rt, { accountId, name: 'staging' }, 'test')).secret;
     expect(await call(cachedSecret)).toBe(200);
     await addMember(rt, MEMBER, accountId, 'member');
-    member = new Visitor(fixture.dashboardUrl);
-    await member.signIn(MEMBER, '/keys/new');
+    member = await Visitor.signedIn(fixture.dashboardUrl, MEMBER, '/keys/new');
     // Everything counted so far is written before the disk fills.
     await rt.flush();
     expect((await readiness()).status).toBe(200);

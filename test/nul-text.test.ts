@@ -110,10 +110,8 @@ describe.each([
     const signIn = await visitor.postBytes('/sign-in', Buffer.from('email=a%00%40b.c&password=wrong+password'));
     expect([signIn.status, signIn.alert]).toEqual([401, 'The email or password is incorrect.']);
 
-    const member = new Visitor(fixture.dashboardUrl);
-    await member.signIn(MEMBER, '/keys');
-    const operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn(OPERATOR, '/accounts');
+    const member = await Visitor.signedIn(fixture.dashboardUrl, MEMBER, '/keys');
+    const operator = await Visitor.signedIn(fixture.dashboardUrl, OPERATOR, '/accounts');
     const pages = [
       await member.get('/keys/%00/revoke'),
       await member.get('/keys/key_%00/rotate'),

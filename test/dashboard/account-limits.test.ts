@@ -106,8 +106,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
   });
 
   it('refuses what the form cannot read, on the page (400) with what was typed and why, and changes nothing', async () => {
-    const operator = new Visitor(keygate.dashboardUrl as string);
-    await operator.signIn(OPERATOR, `/accounts/${acmeId}`);
+    const operator = await Visitor.signedIn(keygate.dashboardUrl as string, OPERATOR, `/accounts/${acmeId}`);
     const before = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
     const WINDOWS_WRITTEN = 'Write each as 25-per-1s (per key) or 5000-per-1h-per-account (no spaces; a window is a number and ms, s, m, h or d), separated by commas; none for no window; or leave the field empty for the plan’s.';
     const refusals: [Record<string, string>, string][] = [
@@ -155,8 +154,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
   });
 
   it('refuses a member’s form (the page does not exist for them) and a form without the CSRF token; the account keeps the plan’s limits', async () => {
-    const member = new Visitor(keygate.dashboardUrl as string);
-    await member.signIn(MEMBER, '/keys');
+    const member = await Visitor.signedIn(keygate.dashboardUrl as string, MEMBER, '/keys');
     expect((await member.get(`/accounts/${acmeId}`)).status).toBe(404);
     const refused = await member.post(`/accounts/${acmeId}/limits`, { rateLimits: '1000-per-1s', 'meter.units': '1000000' });
     expect([refused.status, refused.heading]).toEqual([404, 'Page not found']);
@@ -171,8 +169,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
 
   it('writes windows as --rate-limit does, without names: a window named through the admin API keeps its name while it is written again with its length, scope and limit, also when the field is changed; a changed window loses it', async () => {
     await updateAccount(keygate.runtime, acmeId, { limits: { rateLimits: [{ name: 'burst', limit: 20, window: '1s' }, { name: 'daily', limit: 900, window: '1d', scope: 'account' }] } }, 'test');
-    const operator = new Visitor(keygate.dashboardUrl as string);
-    await operator.signIn(OPERATOR, `/accounts/${acmeId}`);
+    const operator = await Visitor.signedIn(keygate.dashboardUrl as string, OPERATOR, `/accounts/${acmeId}`);
     const shown = await operator.get(`/accounts/${acmeId}`);
     expect(shown.html).toContain('<td data-label="Account’s own">burst (20-per-1s), daily (900-per-1d per account)</td>');
     expect(shown.html).toContain('name="rateLimits" type="text" value="20-per-1s, 900-per-1d-per-account"');
@@ -212,8 +209,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator sets and clears a
 
   it('refuses a move to a plan without a meter the account has its own limit of in the form’s terms (empty that meter’s field and save), not the admin API’s; done so, the move goes through', async () => {
     await updateAccount(keygate.runtime, acmeId, { limits: { meters: { units: 500 } } }, 'test');
-    const operator = new Visitor(keygate.dashboardUrl as string);
-    await operator.signIn(OPERATOR, `/accounts/${acmeId}`);
+    const operator = await Visitor.signedIn(keygate.dashboardUrl as string, OPERATOR, `/accounts/${acmeId}`);
     const before = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
     const moved = await operator.post(`/accounts/${acmeId}/plan`, { plan: 'free', planEnds: '' });
     expect([moved.status, moved.heading, moved.alert]).toEqual([

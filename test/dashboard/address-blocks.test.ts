@@ -16,7 +16,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { utcSecondUp } from '../../src/meters/period.js';
 import { tempDir } from '../support/temp.js';
 import { chromiumAvailable, expectHeading, horizontalOverflow, launchChromium, MEMBER, newAccount, newContext, OPERATOR, PHONE, postFromPage, screenshot, signIn, startDashboard, textOf, type DashboardFixture } from './support.js';
-import { addMember, Visitor } from './visitor.js';
+import { addMember, signedInOperator, Visitor } from './visitor.js';
 import { startRedisServer, type RedisServer } from '../scale-out/cluster.js';
 
 /** As the page says it with the memory counters these tests run on. */
@@ -148,8 +148,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator’s address block
 
   it('says a lift sent again (Back, a second operator) changes nothing; refuses a hand-edited address without repeating it, and a form without the token', async () => {
     await block('203.0.113.5', '2001:db8:0:7::1');
-    const again = new Visitor(fixture.dashboardUrl);
-    await again.signIn(OPERATOR, '/address-blocks');
+    const again = await Visitor.signedIn(fixture.dashboardUrl, OPERATOR, '/address-blocks');
     await page.goto('/address-blocks');
     await page.getByRole('button', { name: 'Lift the block of 2001:db8:0:7::/64' }).click();
     await expectHeading(page, 'Address blocks');
@@ -173,8 +172,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator’s address block
 
   it('keeps the page from members: no link, and a 404 for the page and the form', async () => {
     await block('203.0.113.5');
-    const member = new Visitor(fixture.dashboardUrl);
-    await member.signIn(MEMBER, '/keys');
+    const member = await Visitor.signedIn(fixture.dashboardUrl, MEMBER, '/keys');
     expect((await member.get('/keys')).html).not.toContain('href="/address-blocks"');
     expect((await member.get('/address-blocks')).status).toBe(404);
     expect((await member.post('/address-blocks/lift', { address: '203.0.113.5' })).status).toBe(404);
@@ -231,9 +229,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the address blocks page with a
   });
 
   it('says that nothing is counted or blocked, and shows no list', async () => {
-    await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
-    const operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn(OPERATOR, '/address-blocks');
+    const operator = await signedInOperator(fixture, '/address-blocks');
     const shown = await operator.get('/address-blocks');
     expect([shown.status, shown.heading]).toEqual([200, 'Address blocks']);
     expect(shown.html).toContain('<p>Unknown keys are not counted and no address is blocked: <code>auth.unknownKeys</code> is off in this profile.</p>');
@@ -264,8 +260,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: lifting an address block while
 
   it('says the block cannot be lifted now (503), not a fault of the page, and lists this process’s blocks, saying they are this process’s alone (the admin API too)', async () => {
     await blockHere();
-    const operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn(OPERATOR, '/address-blocks');
+    const operator = await Visitor.signedIn(fixture.dashboardUrl, OPERATOR, '/address-blocks');
     const listed = await operator.get('/address-blocks');
     expect([listed.status, listed.heading]).toEqual([200, 'Address blocks']);
     expect(listed.html).not.toContain('Every keygate process shares these blocks');
@@ -285,8 +280,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: lifting an address block while
 
   it('lifts a listed block in this process only, and says so (the other processes may still refuse it; Redis brings its block back): the admin API and the audit entry too', async () => {
     await blockHere();
-    const operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn(OPERATOR, '/address-blocks');
+    const operator = await Visitor.signedIn(fixture.dashboardUrl, OPERATOR, '/address-blocks');
     const lift = await operator.post('/address-blocks/lift', { address: '127.0.0.1' });
     expect([lift.status, lift.location]).toEqual([303, '/address-blocks']);
     const shown = await operator.get('/address-blocks');
@@ -335,8 +329,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: address blocks while Redis ans
 
   it('says the list is this process’s alone because Redis answers with an error, not that Redis does not answer (the admin API too), and a block it does not hold cannot be lifted now (503)', async () => {
     await blockHere();
-    const operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn(OPERATOR, '/address-blocks');
+    const operator = await Visitor.signedIn(fixture.dashboardUrl, OPERATOR, '/address-blocks');
     const listed = await operator.get('/address-blocks');
     expect([listed.status, listed.heading]).toEqual([200, 'Address blocks']);
     expect(listed.html).toContain('Keygate processes share these blocks through the counters (Redis) while Redis takes their commands.</p>');
@@ -362,8 +355,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: address blocks while Redis ans
 
   it('lifts a listed block in this process only, and says why (the admin API and the audit log too)', async () => {
     await blockHere();
-    const operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn(OPERATOR, '/address-blocks');
+    const operator = await Visitor.signedIn(fixture.dashboardUrl, OPERATOR, '/address-blocks');
     const lift = await operator.post('/address-blocks/lift', { address: '127.0.0.1' });
     expect([lift.status, lift.location]).toEqual([303, '/address-blocks']);
     const shown = await operator.get('/address-blocks');

@@ -101,8 +101,7 @@ describe.skipIf(!available)('dashboard on PostgreSQL: a form sent twice at once 
 
   it("makes one key of a create form sent twice at once (the form names the key's id)", async () => {
     await addMember(fixture.keygate.runtime, 'ada@acme.example', accountId, 'member');
-    const member = new Visitor(fixture.dashboardUrl);
-    await member.signIn('ada@acme.example', '/keys/new');
+    const member = await Visitor.signedIn(fixture.dashboardUrl, 'ada@acme.example', '/keys/new');
     for (let round = 0; round < 3; round++) {
       const formId = /name="form_id" value="([0-9A-Za-z]{22})"/.exec((await member.get('/keys/new')).html)?.[1] as string;
       const fields: [string, string][] = [['name', `double ${round}`], ['scope', '*'], ['form_id', formId]];

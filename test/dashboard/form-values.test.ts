@@ -11,8 +11,8 @@ import { createKey, revokeKey } from '../../src/operations/keys.js';
 import type { Runtime } from '../../src/runtime.js';
 import type { KeyRecord } from '../../src/store/store.js';
 import { tempDir } from '../support/temp.js';
-import { MEMBER, newAccount, OPERATOR, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
-import { addMember, Visitor, type Answer, type Fields } from './visitor.js';
+import { MEMBER, newAccount, PASSWORD, startDashboard, type DashboardFixture } from './support.js';
+import { signedInVisitors, Visitor, type Answer, type Fields } from './visitor.js';
 
 const DAY = 86_400_000;
 const EXPIRES_REFUSED = '“Expires” must be one of the choices the form offers: Never, In 30 days, In 90 days or In one year.';
@@ -33,12 +33,7 @@ describe('dashboard: hand-edited forms', () => {
     fixture = await startDashboard(dir);
     rt = fixture.keygate.runtime;
     acmeId = await newAccount(fixture, 'Acme Analytics');
-    await addMember(rt, MEMBER, acmeId, 'member');
-    await addMember(rt, OPERATOR, null, 'operator');
-    member = new Visitor(fixture.dashboardUrl);
-    await member.signIn(MEMBER, '/keys/new');
-    operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn(OPERATOR, '/accounts');
+    ({ member, operator } = await signedInVisitors(fixture, acmeId, { memberHome: '/keys/new' }));
   });
 
   afterAll(async () => {

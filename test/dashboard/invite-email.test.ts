@@ -42,8 +42,7 @@ describe('dashboard: the address an invitation is for', () => {
   it('lets a member saved before under the looser rule sign in', async () => {
     const email = '<i>@x.com';
     await fixture.keygate.runtime.store.createMember({ id: 'mem_legacy0000000001', accountId, email, passwordHash: await hashPassword(PASSWORD), role: 'member', inviteHash: null, inviteExpiresAt: null, failedLogins: 0, lockedUntil: null, createdAt: Date.now() });
-    const member = new Visitor(fixture.dashboardUrl);
-    await member.signIn(email, '/keys');
+    const member = await Visitor.signedIn(fixture.dashboardUrl, email, '/keys');
     expect((await member.get('/keys')).heading).toBe('API keys');
   });
 });

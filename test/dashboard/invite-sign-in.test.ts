@@ -70,10 +70,8 @@ describe('dashboard: a password chosen from a link signs in', () => {
     await addMember(rt, 'bea@acme.example', accountId, 'member');
     await addMember(rt, 'cy@acme.example', accountId, 'member');
     // Bea is signed in elsewhere with the password she forgot; this browser is Cy's.
-    const elsewhere = new Visitor(fixture.dashboardUrl);
-    await elsewhere.signIn('bea@acme.example', '/keys');
-    const browser = new Visitor(fixture.dashboardUrl);
-    await browser.signIn('cy@acme.example', '/keys');
+    const elsewhere = await Visitor.signedIn(fixture.dashboardUrl, 'bea@acme.example', '/keys');
+    const browser = await Visitor.signedIn(fixture.dashboardUrl, 'cy@acme.example', '/keys');
     const cysSession = browser.at(fixture.dashboardUrl);
 
     const { token } = await passwordResetLink(rt, 'bea@acme.example', 'test');

@@ -155,8 +155,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
   });
 
   it('refuses each value the forms cannot take with a 400 naming the field and the window as typed, on both forms, and makes or changes nothing', async () => {
-    const member = new Visitor(keygate.dashboardUrl as string);
-    await member.signIn(MEMBER, `/keys/${key.id}/limits`);
+    const member = await Visitor.signedIn(keygate.dashboardUrl as string, MEMBER, `/keys/${key.id}/limits`);
     const audited = await keygate.runtime.store.listAudit({ accountId: acmeId, limit: 1 });
     const repeated = 'Rate limits: “5000-per-1m”: “100-per-1m” is already a per-key window of 1m: of two windows of one length and scope, the one with the larger limit never refuses a request (was another length meant?); give each length one window per scope.';
     const refusals: [string, string][] = [
@@ -188,8 +187,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
   });
 
   it('keeps another account’s member out (404 for the page and the form, with their own CSRF token) and refuses a form without the token (403)', async () => {
-    const other = new Visitor(keygate.dashboardUrl as string);
-    await other.signIn(OTHER, '/keys');
+    const other = await Visitor.signedIn(keygate.dashboardUrl as string, OTHER, '/keys');
     expect((await other.get(`/keys/${key.id}/limits`)).status).toBe(404);
     const refused = await other.post(`/keys/${key.id}/limits`, { rateLimits: '1-per-1m' });
     expect([refused.status, refused.heading]).toEqual([404, 'Page not found']);
@@ -209,8 +207,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
 
   it('keeps a window’s name given by the admin API while the member writes that window again, in the RateLimit fields too; a changed window loses it', async () => {
     await updateKey(keygate.runtime, key.id, { rateLimits: [{ name: 'burst', limit: 2, window: '1s' }] }, 'admin-api');
-    const member = new Visitor(keygate.dashboardUrl as string);
-    await member.signIn(MEMBER, `/keys/${key.id}/limits`);
+    const member = await Visitor.signedIn(keygate.dashboardUrl as string, MEMBER, `/keys/${key.id}/limits`);
     expect((await member.get(`/keys/${key.id}/limits`)).html).toContain('name="rateLimits" type="text" value="2-per-1s"');
     expect((await member.post(`/keys/${key.id}/limits`, { rateLimits: '2-per-1s, 100-per-1h' })).status).toBe(303);
     expect(await stored()).toEqual([
@@ -287,13 +284,11 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member sets, changes and cle
   });
 
   it('keeps the operator’s page from members (404, page and form) and a key from an account it is not of (404)', async () => {
-    const member = new Visitor(keygate.dashboardUrl as string);
-    await member.signIn(MEMBER, '/keys');
+    const member = await Visitor.signedIn(keygate.dashboardUrl as string, MEMBER, '/keys');
     const path = `/accounts/${acmeId}/keys/${key.id}/limits`;
     expect((await member.get(path)).status).toBe(404);
     expect([(await member.post(path, { rateLimits: '9-per-1m' })).status, (await member.post(path, { rateLimits: '', clear: 'none' })).status]).toEqual([404, 404]);
-    const operator = new Visitor(keygate.dashboardUrl as string);
-    await operator.signIn(OPERATOR, `/accounts/${acmeId}`);
+    const operator = await Visitor.signedIn(keygate.dashboardUrl as string, OPERATOR, `/accounts/${acmeId}`);
     expect((await operator.get(`/accounts/${globexId}/keys/${key.id}/limits`)).status).toBe(404);
     expect((await operator.post(`/accounts/${globexId}/keys/${key.id}/limits`, { rateLimits: '9-per-1m' })).status).toBe(404);
     expect(await stored()).toEqual([{ limit: 1, window: 60_000, scope: 'key' }]);

@@ -12,10 +12,7 @@ import { createKey, revokeKey, rotateKey } from '../../src/operations/keys.js';
 import type { Runtime } from '../../src/runtime.js';
 import { tempDir } from '../support/temp.js';
 import { newAccount, startDashboard, type DashboardFixture } from './support.js';
-import { addMember, Visitor } from './visitor.js';
-
-const MEMBER = 'ada@acme.example';
-const OPERATOR = 'olga@ops.example';
+import { addMember, signedInVisitors, type Visitor } from './visitor.js';
 
 describe('dashboard: refusals worded by the shared operations', () => {
   const dir = tempDir('keygate-dashboard-operation-wording');
@@ -30,12 +27,7 @@ describe('dashboard: refusals worded by the shared operations', () => {
     fixture = await startDashboard(dir, (profile) => ({ ...profile, keys: { ...(profile.keys as object), expiry: false } }));
     rt = fixture.keygate.runtime;
     acmeId = await newAccount(fixture, 'Acme Analytics');
-    await addMember(rt, MEMBER, acmeId, 'member');
-    await addMember(rt, OPERATOR, null, 'operator');
-    member = new Visitor(fixture.dashboardUrl);
-    await member.signIn(MEMBER, '/keys');
-    operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn(OPERATOR, '/accounts');
+    ({ member, operator } = await signedInVisitors(fixture, acmeId));
   });
 
   afterAll(async () => {

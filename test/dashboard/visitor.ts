@@ -5,7 +5,7 @@
 import { expect } from 'vitest';
 import { acceptInvitation, inviteMember } from '../../src/operations/members.js';
 import type { Runtime } from '../../src/runtime.js';
-import { OPERATOR, PASSWORD, type DashboardFixture } from './support.js';
+import { MEMBER, OPERATOR, PASSWORD, type DashboardFixture } from './support.js';
 
 export type Fields = Record<string, string> | [string, string][];
 
@@ -91,6 +91,13 @@ export class Visitor {
     return twin;
   }
 
+  /** A new visitor at `base`, signed in as `email` (whose password is PASSWORD) and on `home`. */
+  static async signedIn(base: string, email: string, home: string): Promise<Visitor> {
+    const visitor = new Visitor(base);
+    await visitor.signIn(email, home);
+    return visitor;
+  }
+
   /** Signs in and opens `home`, whose forms carry the session's CSRF token. */
   async signIn(email: string, home: string): Promise<void> {
     await this.get('/sign-in');
@@ -123,7 +130,22 @@ export async function addMember(rt: Runtime, email: string, accountId: string | 
  */
 export async function signedInOperator(fixture: DashboardFixture, home: string): Promise<Visitor> {
   await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
-  const operator = new Visitor(fixture.dashboardUrl);
-  await operator.signIn(OPERATOR, home);
-  return operator;
+  return Visitor.signedIn(fixture.dashboardUrl, OPERATOR, home);
+}
+
+/**
+ * A member of `accountId` and an operator (MEMBER and OPERATOR unless told otherwise), each
+ * invited and signed in over plain HTTP as a visitor of their own: the member on
+ * `memberHome` (/keys), the operator on `operatorHome` (/accounts). memberAndOperator's
+ * set-up without a browser.
+ */
+export async function signedInVisitors(
+  fixture: DashboardFixture,
+  accountId: string,
+  options: { member?: string; operator?: string; memberHome?: string; operatorHome?: string } = {},
+): Promise<{ member: Visitor; operator: Visitor }> {
+  const { member = MEMBER, operator = OPERATOR, memberHome = '/keys', operatorHome = '/accounts' } = options;
+  await addMember(fixture.keygate.runtime, member, accountId, 'member');
+  await addMember(fixture.keygate.runtime, operator, null, 'operator');
+  return { member: await Visitor.signedIn(fixture.dashboardUrl, member, memberHome), operator: await Visitor.signedIn(fixture.dashboardUrl, operator, operatorHome) };
 }

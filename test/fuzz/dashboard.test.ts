@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { newAccount, startDashboard, type DashboardFixture } from '../dashboard/support.js';
-import { addMember, Visitor } from '../dashboard/visitor.js';
+import { signedInVisitors, Visitor } from '../dashboard/visitor.js';
 import { exchange, type RawAnswer, type RawRequest } from './raw-http.js';
 import { fuzzSettings } from './fuzz-settings.js';
 
@@ -65,12 +65,7 @@ describe('fuzzing the dashboard', () => {
   beforeAll(async () => {
     fixture = await startDashboard(dir);
     accountId = await newAccount(fixture, 'Fuzz');
-    await addMember(fixture.keygate.runtime, MEMBER, accountId, 'member');
-    await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
-    member = new Visitor(fixture.dashboardUrl);
-    await member.signIn(MEMBER, '/keys');
-    operator = new Visitor(fixture.dashboardUrl);
-    await operator.signIn(OPERATOR, '/accounts');
+    ({ member, operator } = await signedInVisitors(fixture, accountId, { member: MEMBER, operator: OPERATOR }));
   });
 
   afterAll(async () => {
@@ -91,8 +86,7 @@ describe('fuzzing the dashboard', () => {
     const errors = lines.slice(errorLinesBefore).filter((line) => (JSON.parse(line) as { level: number }).level >= 50);
     errorLinesBefore = lines.length;
     expect(errors).toEqual([]);
-    const visitor = new Visitor(fixture.dashboardUrl);
-    await visitor.signIn(MEMBER, '/keys');
+    await Visitor.signedIn(fixture.dashboardUrl, MEMBER, '/keys');
   }
 
   /** The visitor's cookie header and CSRF token, as its last page left them. */
