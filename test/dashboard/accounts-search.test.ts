@@ -6,7 +6,7 @@
 import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, DESKTOP, expectHeading, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, launchChromium, newAccount, newContext, PHONE, screenshot, signedInPage, startDashboard, type DashboardFixture } from './support.js';
 
 /** The vertical middle of the first match, in page pixels. */
 async function middle(locator: Locator): Promise<number> {
@@ -24,8 +24,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the account search', () => {
     fixture = await startDashboard(tempDir('keygate-dashboard-accounts-search'));
     browser = await launchChromium();
     await newAccount(fixture, 'Acme Analytics');
-    page = await (await newContext(browser, fixture.dashboardUrl, DESKTOP)).newPage();
-    await join(page, await invite(fixture, 'olga@ops.example', null, 'operator'), 'olga@ops.example');
+    page = await signedInPage(fixture, browser, 'olga@ops.example', null, { role: 'operator' });
   });
 
   afterAll(async () => {

@@ -7,7 +7,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, invite, join, launchChromium, newAccount, newContext, startDashboard, type DashboardFixture } from './support.js';
+import { chromiumAvailable, launchChromium, newAccount, signedInPage, startDashboard, type DashboardFixture } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: Back, then the button again', () => {
   const dir = tempDir('keygate-dashboard-back');
@@ -32,8 +32,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: Back, then the button again', 
   }
 
   it('makes no second account', async () => {
-    const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(page, await invite(fixture, 'olga@ops.example', null, 'operator'), 'olga@ops.example');
+    const page = await signedInPage(fixture, browser, 'olga@ops.example', null, { role: 'operator' });
     await page.goto('/accounts');
     await page.getByLabel('Name').fill('Back Co');
     await Promise.all([page.waitForURL(/\/accounts\/acc_/), page.getByRole('button', { name: 'Create account' }).click()]);
@@ -46,8 +45,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: Back, then the button again', 
   });
 
   it('makes no second key', async () => {
-    const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(page, await invite(fixture, 'ada@acme.example', accountId, 'member'), 'ada@acme.example');
+    const page = await signedInPage(fixture, browser, 'ada@acme.example', accountId);
     await page.goto('/keys/new');
     await page.getByLabel('Name').fill('Back key');
     // Every route of the test profile needs a scope: a key without one is refused.

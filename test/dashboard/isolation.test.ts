@@ -21,6 +21,7 @@ import {
   newContext,
   PASSWORD,
   screenshot,
+  signedInPage,
   signIn,
   startDashboard,
   textOf,
@@ -201,8 +202,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
 
   it('locks an email after repeated failed sign-ins, and says the same for unknown emails', async () => {
     const carolAccount = await newAccount(fixture, 'Initech');
-    const setUp = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(setUp, await invite(fixture, 'carol@initech.example', carolAccount), 'carol@initech.example');
+    const setUp = await signedInPage(fixture, browser, 'carol@initech.example', carolAccount);
     await setUp.context().close();
 
     const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
@@ -258,8 +258,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
 
   it('lets a member paused for wrong passwords back in as soon as they set a new one by a reset link', async () => {
     const account = await newAccount(fixture, 'Umbrella');
-    const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(page, await invite(fixture, 'dave@umbrella.example', account), 'dave@umbrella.example');
+    const page = await signedInPage(fixture, browser, 'dave@umbrella.example', account);
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL('**/sign-in');
     for (let i = 1; i <= 5; i++) {

@@ -8,7 +8,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, type DashboardFixture, startDashboard, textOf } from './support.js';
+import { chromiumAvailable, expectHeading, launchChromium, newAccount, type DashboardFixture, signedInPage, startDashboard, textOf } from './support.js';
 import { createKey, getKey, revokeKey, rotateKey } from '../../src/operations/keys.js';
 import { updateAccount } from '../../src/operations/accounts.js';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -20,10 +20,9 @@ import type { ConfigInput } from '../../src/config/schema.js';
 async function memberWithKey(dir: string, keys: Partial<NonNullable<ConfigInput['keys']>>, accountName: string, email: string) {
   const fixture = await startDashboard(dir, (profile) => ({ ...profile, keys: { ...profile.keys, ...keys } }));
   const browser = await launchChromium();
-  const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
   const accountId = await newAccount(fixture, accountName);
   const keyId = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'test')).key.id;
-  await join(page, await invite(fixture, email, accountId), email);
+  const page = await signedInPage(fixture, browser, email, accountId);
   return { fixture, browser, page, keyId, accountId };
 }
 
@@ -177,8 +176,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a rotation under keys.rotation
     // ...still running once it replaces keys at once (a change a restart applies).
     fixture = await startDashboard(dir, (profile) => ({ ...profile, keys: { ...profile.keys, rotation: 'replace' } }));
     browser = await launchChromium();
-    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(page, await invite(fixture, EMAIL, accountId), EMAIL);
+    page = await signedInPage(fixture, browser, EMAIL, accountId);
   });
 
   afterAll(async () => {
@@ -228,25 +226,21 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
       plans: { ...profile.plans, solo: { name: 'Solo', maxKeys: 1 }, duo: { name: 'Duo', maxKeys: 2 }, starter: { name: 'Starter', maxKeys: 0, apiAccess: false } },
     }));
     browser = await launchChromium();
-    solo = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    starter = await (await newContext(browser, fixture.dashboardUrl)).newPage();
     const soloAccount = await newAccount(fixture, 'Solo Co', 'solo');
     await createKey(fixture.keygate.runtime, { accountId: soloAccount, name: 'production' }, 'test');
-    await join(solo, await invite(fixture, 'ada@solo.example', soloAccount), 'ada@solo.example');
+    solo = await signedInPage(fixture, browser, 'ada@solo.example', soloAccount);
     // Three keys on Pro, then moved to Solo (one key): over the limit.
     const movedAccount = await newAccount(fixture, 'Moved Co', 'pro');
     for (const name of ['one', 'two', 'three']) await createKey(fixture.keygate.runtime, { accountId: movedAccount, name }, 'test');
     await updateAccount(fixture.keygate.runtime, movedAccount, { planId: 'solo' }, 'test');
-    moved = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(moved, await invite(fixture, 'cy@moved.example', movedAccount), 'cy@moved.example');
+    moved = await signedInPage(fixture, browser, 'cy@moved.example', movedAccount);
     // Two keys on Duo (two keys), one of them the other's replacement in its overlap: neither can be rotated now.
     const duoAccount = await newAccount(fixture, 'Duo Co', 'duo');
     const first = await createKey(fixture.keygate.runtime, { accountId: duoAccount, name: 'first', scopes: ['projects:read'] }, 'test');
     await rotateKey(fixture.keygate.runtime, first.key.id, 3_600_000, 'test');
-    duo = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(duo, await invite(fixture, 'di@duo.example', duoAccount), 'di@duo.example');
+    duo = await signedInPage(fixture, browser, 'di@duo.example', duoAccount);
     const starterAccount = await newAccount(fixture, 'Starter Co', 'starter');
-    await join(starter, await invite(fixture, 'bo@starter.example', starterAccount), 'bo@starter.example');
+    starter = await signedInPage(fixture, browser, 'bo@starter.example', starterAccount);
   });
 
   afterAll(async () => {
@@ -324,8 +318,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     const second = (await createKey(rt, { accountId, name: 'second' }, 'test')).key;
     const replacement = (await rotateKey(rt, first.id, 0, 'test', accountId)).key;
     await updateAccount(rt, accountId, { planId: 'solo' }, 'test');
-    const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(page, await invite(fixture, 'di@shrunk.example', accountId), 'di@shrunk.example');
+    const page = await signedInPage(fixture, browser, 'di@shrunk.example', accountId);
 
     const opened = await page.goto(`${fixture.dashboardUrl}/keys/${first.id}/rotate`);
     expect(opened?.status()).toBe(409);
@@ -445,11 +438,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: a key with no scope (keys.requ
     fixture = await startDashboard(dir, withOpenRoute(false));
     required = await startDashboard(tempDir('keygate-dashboard-scope-required'), withOpenRoute(true));
     browser = await launchChromium();
-    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    strict = await (await newContext(browser, required.dashboardUrl)).newPage();
-    await join(page, await invite(fixture, 'ada@open.example', await newAccount(fixture, 'Open Co')), 'ada@open.example');
+    page = await signedInPage(fixture, browser, 'ada@open.example', await newAccount(fixture, 'Open Co'));
     requiredAccount = await newAccount(required, 'Strict Co');
-    await join(strict, await invite(required, 'ada@strict.example', requiredAccount), 'ada@strict.example');
+    strict = await signedInPage(required, browser, 'ada@strict.example', requiredAccount);
   });
 
   afterAll(async () => {
@@ -522,9 +513,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a key with no scope where ever
   beforeAll(async () => {
     fixture = await startDashboard(dir);
     browser = await launchChromium();
-    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
     accountId = await newAccount(fixture, 'Scoped Co');
-    await join(page, await invite(fixture, 'ada@scoped.example', accountId), 'ada@scoped.example');
+    page = await signedInPage(fixture, browser, 'ada@scoped.example', accountId);
   });
 
   afterAll(async () => {

@@ -25,6 +25,7 @@ import {
   PASSWORD,
   PHONE,
   shown,
+  signedInPage,
   signIn,
   startDashboard,
   textOf,
@@ -49,8 +50,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
     browser = await launchChromium();
     acmeId = await newAccount(fixture, 'Acme Analytics');
     globexId = await newAccount(fixture, 'Globex');
-    operator = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(operator, await invite(fixture, OPERATOR, null, 'operator'), OPERATOR);
+    operator = await signedInPage(fixture, browser, OPERATOR, null, { role: 'operator' });
   });
 
   afterAll(async () => {

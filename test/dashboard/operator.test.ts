@@ -12,7 +12,7 @@ import { updateAccount } from '../../src/operations/accounts.js';
 import { acceptInvitation } from '../../src/operations/members.js';
 import { ACCOUNTS_PER_PAGE } from '../../src/dashboard/pages/accounts.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PASSWORD, screenshot, shown, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PASSWORD, screenshot, shown, signedInPage, startDashboard, textOf, type DashboardFixture } from './support.js';
 
 const OPERATOR = 'olga@ops.example';
 
@@ -38,8 +38,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     secret = issued.secret;
     keyId = issued.key.id;
     expect((await callGateway()).status).toBe(200);
-    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(page, await invite(fixture, OPERATOR, null, 'operator'), OPERATOR);
+    page = await signedInPage(fixture, browser, OPERATOR, null, { role: 'operator' });
   });
 
   afterAll(async () => {

@@ -7,7 +7,7 @@ import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyBlockId } from '../../src/counters/counters.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, DESKTOP, expectHeading, horizontalOverflow, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, DESKTOP, expectHeading, horizontalOverflow, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, signedInPage, startDashboard, textOf, type DashboardFixture } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
   const dir = tempDir('keygate-dashboard-phone');
@@ -20,8 +20,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
     fixture = await startDashboard(dir);
     browser = await launchChromium();
     const accountId = await newAccount(fixture, 'Acme Analytics');
-    page = await (await newContext(browser, fixture.dashboardUrl, PHONE)).newPage();
-    await join(page, await invite(fixture, 'ada@acme.example', accountId), 'ada@acme.example');
+    page = await signedInPage(fixture, browser, 'ada@acme.example', accountId, { viewport: PHONE });
   });
 
   afterAll(async () => {

@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { isoDay, periodBounds } from '../../src/meters/period.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, launchChromium, newAccount, newContext, signedInPage, startDashboard, textOf, type DashboardFixture } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and with one key mode', () => {
   const dir = tempDir('keygate-dashboard-plain');
@@ -44,10 +44,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and w
       routes: [{ method: 'GET', path: '/v1/projects', cost: { meter: 'balance', perRequest: 1 } }],
     }));
     browser = await launchChromium();
-    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(page, await invite(fixture, 'ada@acme.example', await newAccount(fixture, 'Acme Analytics')), 'ada@acme.example');
-    sitesPage = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(sitesPage, await invite(fixture, 'grace@sites.example', await newAccount(fixture, 'Sites Ltd', 'sites')), 'grace@sites.example');
+    page = await signedInPage(fixture, browser, 'ada@acme.example', await newAccount(fixture, 'Acme Analytics'));
+    sitesPage = await signedInPage(fixture, browser, 'grace@sites.example', await newAccount(fixture, 'Sites Ltd', 'sites'));
   });
 
   afterAll(async () => {

@@ -121,7 +121,7 @@ export async function join(page: Page, inviteUrl: string, email: string, passwor
   expect(await textOf(page.getByRole('status'))).toMatch(new RegExp(`^Your (?:new )?password is set\\. You are signed in as ${email.replace(/[.+]/g, '\\$&')}\\.$`));
 }
 
-/** The dashboard tests' member of an account and operator of none (memberAndOperator's, unless told otherwise; signedInOperator's). */
+/** The dashboard tests' member of an account and operator of none (memberAndOperator's and signedInVisitors', unless told otherwise; signedInOperator's). */
 export const MEMBER = 'ada@acme.example';
 export const OPERATOR = 'olga@ops.example';
 
@@ -137,12 +137,27 @@ export async function memberAndOperator(
   options: { member?: string; operator?: string; viewport?: typeof DESKTOP; bypassCSP?: boolean } = {},
 ): Promise<{ member: Page; operator: Page }> {
   const { member: memberEmail = MEMBER, operator: operatorEmail = OPERATOR, viewport = DESKTOP, bypassCSP = false } = options;
-  const newPage = async () => (await newContext(browser, fixture.dashboardUrl, viewport, { bypassCSP })).newPage();
-  const member = await newPage();
-  await join(member, await invite(fixture, memberEmail, accountId), memberEmail);
-  const operator = await newPage();
-  await join(operator, await invite(fixture, operatorEmail, null, 'operator'), operatorEmail);
+  const member = await signedInPage(fixture, browser, memberEmail, accountId, { viewport, bypassCSP });
+  const operator = await signedInPage(fixture, browser, operatorEmail, null, { role: 'operator', viewport, bypassCSP });
   return { member, operator };
+}
+
+/**
+ * `email`, invited to `accountId` as `role` (an operator: of no account, null), signed in
+ * in a browser context of their own (`viewport`, `bypassCSP` as newContext takes them) by
+ * accepting the invitation in the page (join): the page left on their home.
+ */
+export async function signedInPage(
+  fixture: DashboardFixture,
+  browser: Browser,
+  email: string,
+  accountId: string | null,
+  options: { role?: 'member' | 'operator'; viewport?: typeof DESKTOP; bypassCSP?: boolean } = {},
+): Promise<Page> {
+  const { role = 'member', viewport = DESKTOP, bypassCSP = false } = options;
+  const page = await (await newContext(browser, fixture.dashboardUrl, viewport, { bypassCSP })).newPage();
+  await join(page, await invite(fixture, email, accountId, role), email);
+  return page;
 }
 
 export async function signIn(page: Page, email: string, password = PASSWORD): Promise<void> {

@@ -10,7 +10,7 @@ import { keyBlockId } from '../../src/counters/counters.js';
 import { createKey, revokeKey } from '../../src/operations/keys.js';
 import { updateAccount } from '../../src/operations/accounts.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, horizontalOverflow, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, horizontalOverflow, launchChromium, newAccount, PHONE, screenshot, signedInPage, startDashboard, textOf, type DashboardFixture } from './support.js';
 
 /** Noon of a day of January 2027, whose period (a calendar month) starts on the 1st. */
 const jan = (day: number) => Date.UTC(2027, 0, day, 12);
@@ -53,10 +53,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', ()
     browser = await launchChromium();
     const accountId = await newAccount(fixture, 'Acme Analytics');
     secret = (await createKey(fixture.keygate.runtime, { accountId, name: 'Production', scopes: ['*'] }, 'test')).secret;
-    desktop = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(desktop, await invite(fixture, 'ada@acme.example', accountId), 'ada@acme.example');
-    phone = await (await newContext(browser, fixture.dashboardUrl, PHONE)).newPage();
-    await join(phone, await invite(fixture, 'bob@acme.example', accountId), 'bob@acme.example');
+    desktop = await signedInPage(fixture, browser, 'ada@acme.example', accountId);
+    phone = await signedInPage(fixture, browser, 'bob@acme.example', accountId, { viewport: PHONE });
   });
 
   afterAll(async () => {
@@ -154,8 +152,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', ()
     const batch = await createKey(rt, { accountId, name: 'Batch', scopes: ['*'] }, 'test');
     for (let i = 0; i < 2; i++) expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${batch.secret}` } })).status).toBe(200);
     await revokeKey(rt, batch.key.id, 'test');
-    const operator = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    await join(operator, await invite(fixture, 'olga@ops.example', null, 'operator'), 'olga@ops.example');
+    const operator = await signedInPage(fixture, browser, 'olga@ops.example', null, { role: 'operator' });
 
     for (const [who, page, path] of [['member', desktop, '/usage'], ['operator', operator, `/accounts/${accountId}`]] as const) {
       await page.goto(path);
