@@ -2025,6 +2025,29 @@ describe('keygate keys create on a profile without scopes (as the README\'s firs
     const refused = await cli('keys', 'rotate', made.id);
     expect([refused.code, refused.stderr]).toEqual([1, `error: “trial” ${revoked.hint} (${made.id}) was revoked at ${second(revoked.revokedAt)} UTC; only an active key can be rotated: create a new key instead\n`]);
   });
+
+  it('gives a revocation and an expiry already past to the second, truncated, in keys show, keys list and a second keys revoke (as docs/cli.md says), not to the minute', async () => {
+    const dir = tempDir('cli-past-moments');
+    const configFile = path.join(dir, 'keygate.yaml');
+    const db = path.join(dir, 'k.db');
+    writeFileSync(configFile, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${db}`, dashboard: { enabled: false } }));
+    const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+    const account = JSON.parse((await cli('accounts', 'create', '--name', 'Acme', '--json')).stdout).id as string;
+    const second = (iso: string) => iso.replace('T', ' ').slice(0, 19);
+    const gone = JSON.parse((await cli('keys', 'create', '--account', account, '--name', 'gone', '--json')).stdout) as { id: string };
+    const revoked = JSON.parse((await cli('keys', 'revoke', gone.id, '--json')).stdout) as { revokedAt: string };
+    expect((await cli('keys', 'show', gone.id)).stdout).toMatch(new RegExp(`^revoked +${second(revoked.revokedAt)}Z$`, 'm'));
+    const again = await cli('keys', 'revoke', gone.id);
+    expect([again.code, again.stdout]).toEqual([0, `key ${gone.id} (gone) was already revoked, at ${second(revoked.revokedAt)}Z; nothing changed\n`]);
+    // An expiry that has passed, with seconds and milliseconds of its own.
+    const trial = JSON.parse((await cli('keys', 'create', '--account', account, '--name', 'trial', '--expires', '90d', '--json')).stdout) as { id: string };
+    const past = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+    const writer = new Database(db);
+    writer.prepare('UPDATE api_keys SET expires_at = ? WHERE id = ?').run(past, trial.id);
+    writer.close();
+    expect((await cli('keys', 'show', trial.id)).stdout).toMatch(/^expires +2026-01-02 03:04:05Z$/m);
+    expect((await cli('keys', 'list')).stdout).toMatch(new RegExp(`^${trial.id} .* expired +\\S+ \\S+ +- +2026-01-02 03:04:05Z$`, 'm'));
+  });
 });
 
 describe('keygate keys create on an account whose keys are refused for now', () => {

@@ -65,3 +65,11 @@ export function until(ms: number): string {
 export function keyEnd(ms: number): string {
   return `${utcSecond(ms)}Z`;
 }
+
+/**
+ * When a key was revoked or expires (past or to come), to the second and truncated as
+ * keyEnd gives it; `-` for none. Created and last used stay to the minute (when).
+ */
+export function keyMoment(ms: number | null): string {
+  return ms === null ? '-' : keyEnd(ms);
+}

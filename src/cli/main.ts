@@ -29,7 +29,7 @@ import { keyWindowsText } from '../limits/key-windows.js';
 import { keepWindowNames } from '../limits/limit-specs.js';
 import type { MeterBalance, PlannedCall } from '../operations/forecast.js';
 import type { Log } from '../log.js';
-import { fields, keyEnd, table, until, when } from './format.js';
+import { fields, keyEnd, keyMoment, table, until, when } from './format.js';
 import { cookiesInClearWarning } from '../dashboard/cookie-security.js';
 import { KEYGATE_VERSION } from '../build-info.js';
 import { orList } from '../list-words.js';
@@ -808,7 +808,7 @@ export function buildCli(): Command {
         const blocked = await ops.blockedUntilOf(rt, list);
         print(json, list.map((k) => ops.keyOut(k, now, blocked)), () =>
           table(
-            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, rateLimits: keyWindowsText(k.rateLimits), status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt !== null && k.expiresAt > now ? keyEnd(k.expiresAt) : when(k.expiresAt) })),
+            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, rateLimits: keyWindowsText(k.rateLimits), status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: keyMoment(k.expiresAt) })),
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'rateLimits', 'status', 'created', 'lastUsed', 'expires'],
           ),
         );
@@ -831,8 +831,8 @@ export function buildCli(): Command {
               status: printedStatus(key, now, blocked),
               created: when(key.createdAt),
               lastUsed: when(key.lastUsedAt),
-              expires: key.expiresAt !== null && key.expiresAt > now ? keyEnd(key.expiresAt) : when(key.expiresAt),
-              revoked: when(key.revokedAt),
+              expires: keyMoment(key.expiresAt),
+              revoked: keyMoment(key.revokedAt),
               // Its own windows, on top of its account's (shown by accounts show).
               rateLimits: keyWindowsText(key.rateLimits),
             },
@@ -849,7 +849,7 @@ export function buildCli(): Command {
         const wasRevoked = (await ops.getKey(rt, id)).revokedAt !== null;
         const key = await ops.revokeKey(rt, id, CLI_ACTOR);
         print(json, await keyJsonOf(rt, key, json), () =>
-          wasRevoked ? `key ${key.id} (${key.name}) was already revoked, at ${when(key.revokedAt)}; nothing changed` : `revoked key ${key.id} (${key.name})`,
+          wasRevoked ? `key ${key.id} (${key.name}) was already revoked, at ${keyMoment(key.revokedAt)}; nothing changed` : `revoked key ${key.id} (${key.name})`,
         );
       }),
     );
