@@ -410,6 +410,14 @@ describe('keygate CLI with a running gateway', () => {
     expect(await audited()).toEqual(['account.limits_changed', 'account.limits_changed', 'account.created']);
   });
 
+  it("accounts show marks a meter limit of the account's own as it marks its own windows, \"(the account's own)\"", async () => {
+    const { id } = await createAccount(kg.runtime, { name: 'Own units' }, 'test');
+    expect((await cli('accounts', 'update', id, '--meter-limit', 'units=5000', '--rate-limit', '5-per-1s')).code).toBe(0);
+    const shown = await cli('accounts', 'show', id);
+    expect(shown.stdout).toMatch(/^rateLimits +5-per-1s \(the account's own\)$/m);
+    expect(shown.stdout).toMatch(/^meterLimits +units 5000 \(the account's own\)$/m);
+  });
+
   it('accounts update --meter-limit names every meter the plan has not in one refusal, each by its flag\'s place with the meter it likely meant; nothing changes', async () => {
     const { id } = await createAccount(kg.runtime, { name: 'Typed meters' }, 'test');
     const refused = await cli('accounts', 'update', id, '--meter-limit', 'unit=5', '--meter-limit', 'units=3', '--meter-limit', 'calls=7');

@@ -134,7 +134,7 @@ function limitsShown(account: AccountRecord, config: Config): { rateLimits: stri
   const effective = effectiveLimitsOut(ops.accountPlan(account, config.plans));
   const ownWindows = account.limits?.rateLimits != null;
   const windows = effective.rateLimits.length === 0 ? 'none' : effective.rateLimits.map(windowText).join(', ');
-  const meters = Object.entries(effective.meters).map(([meter, limit]) => `${meter} ${limit}${account.limits?.meters[meter] !== undefined ? ' (own)' : ''}`);
+  const meters = Object.entries(effective.meters).map(([meter, limit]) => `${meter} ${limit}${account.limits?.meters[meter] !== undefined ? " (the account's own)" : ''}`);
   return { rateLimits: `${windows}${ownWindows ? " (the account's own)" : ' (as the plan)'}`, meterLimits: meters.length === 0 ? 'none' : meters.join(', ') };
 }
 
