@@ -324,8 +324,10 @@ describe('docs/quick-reference.md: built-in endpoints, environment variables, li
     return anchors;
   }
 
-  it('links only to files and headings that exist, as do the README and every page of docs/', () => {
-    const pages = [PAGE_FILE, path.join(ROOT, 'README.md'), ...readdirSync(path.join(ROOT, 'docs')).filter((file) => file.endsWith('.md')).map((file) => path.join(ROOT, 'docs', file))];
+  it('links only to files and headings that exist, as do the README, every page of docs/, the examples\' READMEs and bench/README.md', () => {
+    const examples = path.join(ROOT, 'examples');
+    const exampleReadmes = readdirSync(examples, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => path.join(examples, entry.name, 'README.md')).filter((file) => existsSync(file));
+    const pages = [PAGE_FILE, path.join(ROOT, 'README.md'), ...readdirSync(path.join(ROOT, 'docs')).filter((file) => file.endsWith('.md')).map((file) => path.join(ROOT, 'docs', file)), path.join(examples, 'README.md'), ...exampleReadmes, path.join(ROOT, 'bench/README.md')];
     const broken = [...new Set(pages)].flatMap((from) =>
       [...readFileSync(from, 'utf8').matchAll(/\]\(([^)\s]+)\)/g)].flatMap((m) => {
         const target = m[1] as string;
