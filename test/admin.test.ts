@@ -74,6 +74,11 @@ describe('admin API', () => {
       [{ authorization: 'Bearer wrong-token-4f9a' }, 'The admin token is not valid: it is not one this keygate was started with.'],
       [{ authorization: `Bearer ${ADMIN_TOKEN}x` }, 'The admin token is not valid: it is not one this keygate was started with.'],
       [{ authorization: ADMIN_TOKEN }, 'Send the admin token as "Authorization: Bearer <token>".'],
+      // A doc's example copied as it is: `kgadm_…` as curl sends it (the ellipsis in UTF-8), and `<token>`.
+      ...['Bearer kgadm_\u00e2\u0080\u00a6', 'Bearer <token>'].map((authorization): [Record<string, string>, string] => [
+        { authorization },
+        'The admin token is not valid: that is a placeholder, as the docs write one. Send the admin token keygate was started with (KEYGATE_ADMIN_TOKEN; the demo prints its own as it starts).',
+      ]),
       // The API key just created, sent to the admin API: said to be one, not only "not valid".
       [{ authorization: `Bearer ${apiKey}` }, "The admin token is not valid: that has the form of this API's keys. An API key goes to the gateway; the admin API takes the admin token keygate was started with (KEYGATE_ADMIN_TOKEN)."],
     ];

@@ -273,12 +273,21 @@ function problemDetails(status: number, detail: string, title = statusTitle(stat
 }
 
 /**
+ * A placeholder as the docs write one (`kgadm_…`, `<token>`, `...`), as it arrives: an
+ * ellipsis sent as UTF-8 (curl) reads as three Latin-1 characters in a header.
+ */
+const PLACEHOLDER = /\u2026|\u00e2\u0080\u00a6|\.\.\.|^<[^>]*>$/;
+
+/**
  * Why a request was refused for its admin token, as its 401 says it: a script with a
  * wrong (old, mistyped) token is told so, not told to send one it did send. The token
  * itself is never repeated.
  */
-function adminTokenRefusal(why: 'missing' | 'not_bearer' | 'twice' | 'wrong' | 'api_key', tokenEnv: string): string {
+function adminTokenRefusal(why: 'missing' | 'not_bearer' | 'twice' | 'wrong' | 'api_key' | 'placeholder', tokenEnv: string): string {
   switch (why) {
+    case 'placeholder':
+      // Copied from a doc's example (`Bearer kgadm_…`) without putting the token in.
+      return `The admin token is not valid: that is a placeholder, as the docs write one. Send the admin token keygate was started with (${tokenEnv}; the demo prints its own as it starts).`;
     case 'api_key':
       // The key just created, tried on the wrong listener: said, since "not valid" alone reads as a broken key.
       return `The admin token is not valid: that has the form of this API's keys. An API key goes to the gateway; the admin API takes the admin token keygate was started with (${tokenEnv}).`;
@@ -508,7 +517,8 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     }
     refusedToken(request, 401, twice ? 'two Authorization headers' : header === '' ? 'no token' : 'not a token of this keygate');
     reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
-    const wrong = match && rt.keyFormat.check(match[1] as string).ok ? 'api_key' : 'wrong';
+    const token = match?.[1] ?? '';
+    const wrong = rt.keyFormat.check(token).ok ? 'api_key' : PLACEHOLDER.test(token) ? 'placeholder' : 'wrong';
     return problem(reply, 401, adminTokenRefusal(twice ? 'twice' : header === '' ? 'missing' : presented ? wrong : 'not_bearer', tokenEnv));
   });
 
