@@ -129,4 +129,59 @@ describe('counting records in a JSON body as it streams', () => {
     expect(streamed(body, 'data', [1_000, 65_536, 65_537, 2_000_000])).toBe(200_000);
     expect(streamed(body, 'total')).toBe(200_000);
   });
+
+  /** Heap growth (MB) while `feed` writes to a fresh counter for `path`. */
+  function heapGrowthMb(path: string, feed: (counter: JsonRecordCounter) => void): { mb: number; counter: JsonRecordCounter } {
+    const counter = new JsonRecordCounter(path);
+    const before = process.memoryUsage().heapUsed;
+    feed(counter);
+    return { mb: (process.memoryUsage().heapUsed - before) / 1e6, counter };
+  }
+  /** 16 MB of one byte, in 64 KB chunks (as an upstream's answer arrives). */
+  const sixteenMb = (counter: JsonRecordCounter, byte: string) => {
+    const chunk = Buffer.alloc(65_536, byte);
+    for (let i = 0; i < 256; i++) counter.write(chunk);
+  };
+
+  it("holds little memory for an absurd answer: a 16 MB number, key or nesting (each held hundreds of MB, growing with the answer past Node's heap limit)", () => {
+    const number = heapGrowthMb('meta.total', (c) => {
+      c.write(Buffer.from('{"meta":{"total":1'));
+      sixteenMb(c, '0');
+      c.write(Buffer.from('}}'));
+    });
+    expect(number.counter.end()).toBeUndefined(); // 1e16777216: past what a count may be
+    const key = heapGrowthMb('data', (c) => {
+      c.write(Buffer.from('{"'));
+      sixteenMb(c, 'd');
+      c.write(Buffer.from('":[1],"data":[1,2]}'));
+    });
+    expect(key.counter.end()).toBe(2);
+    const nesting = heapGrowthMb('data', (c) => {
+      c.write(Buffer.from('{"data":[1,2,3],"x":'));
+      sixteenMb(c, '[');
+      sixteenMb(c, ']');
+      c.write(Buffer.from('}'));
+    });
+    expect(nesting.counter.end()).toBe(3);
+    expect({ number: number.mb < 64, key: key.mb < 64, nesting: nesting.mb < 64 }).toEqual({ number: true, key: true, nesting: true });
+  });
+
+  it('counts past deep nesting as the parsed body answers, and a long key or number as far as a count can tell', () => {
+    const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    for (const [body, path] of [
+      [`{"x":${deep(5_000)},"data":[1,2]}`, 'data'],
+      [`{"data":[${deep(5_000)},${deep(3)},7]}`, 'data'],
+      [`{"x":${deep(5_000).slice(0, -1)}}`, 'data'],
+      [`{"${'k'.repeat(10_000)}":[1],"data":[1,2,3]}`, 'data'],
+      [`{"data":[1],"${'d'.repeat(10_000)}":[1,2]}`, 'data'],
+      [`{"d\u0061ta":[1,2,3,4]}`, 'data'],
+      [`{"meta":{"total":1${'0'.repeat(10_000)}}}`, 'meta.total'],
+      [`{"meta":{"total":-${'9'.repeat(10_000)}}}`, 'meta.total'],
+    ] as [string, string][]) {
+      expect(streamed(body, path), body.slice(0, 40)).toBe(parsed(body, path));
+    }
+    // A number written with more characters than any count needs is not read to its end:
+    // could not count (charged what the request reserved), whatever its digits add up to.
+    expect(streamed(`{"meta":{"total":12.${'0'.repeat(10_000)}}}`, 'meta.total')).toBeUndefined();
+  });
 });

@@ -17,11 +17,24 @@
  * A number is keygate's to bound, not JSON's: its whole part counts only up to
  * MAX_REPORTED, the most a record-count header may report; past that (`1e20`) the
  * records could not be counted, and the request is charged what it reserved.
+ *
+ * Memory stays constant whatever the upstream sends (a 50 MB number, key or run of `[`
+ * held 1 to 1.7 GB, and some times that passes Node's heap limit): a number at the path is
+ * read up to MAX_NUMBER_CHARS characters (a longer one could not be counted), a key on
+ * the path only as long as it could still be a step's, and brackets past MAX_DEPTH are
+ * counted without their kinds (whether `]` closes a `[` there is not checked).
  */
 import { isReportedCount } from './cost.js';
 
 const OBJECT = 1;
 const ARRAY = 2;
+
+/** The most characters of a number at the path read: far past any count's (`999999999999999.9`, `9.99e14`). */
+const MAX_NUMBER_CHARS = 64;
+/** Open containers whose kinds are kept, at least; deeper ones are only counted. */
+const MAX_DEPTH = 256;
+/** The most bytes a key's character takes written in JSON (`\u00e9`). */
+const MAX_BYTES_PER_CHAR = 6;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -53,8 +66,15 @@ function wholeCount(value: number): number | undefined {
 
 export class JsonRecordCounter {
   private readonly path: readonly string[];
-  /** The open containers, outermost first. */
+  /** The open containers, outermost first, up to maxDepth of them. */
   private readonly open: number[] = [];
+  /** Open containers past maxDepth (their kinds not kept). */
+  private deeper = 0;
+  private readonly maxDepth: number;
+  /** The most bytes of a key on the path read (its closing quote included): a longer one is no step. */
+  private readonly maxKeyBytes: number;
+  /** The key being read was longer: it is no step of the path. */
+  private keyTooLong = false;
   /** How many of the outermost open containers lie on the path. */
   private onPath = 0;
   /** Per depth, the index of the current element of an array on the path. */
@@ -81,6 +101,8 @@ export class JsonRecordCounter {
 
   constructor(path: string) {
     this.path = path.split('.').filter(Boolean);
+    this.maxDepth = Math.max(MAX_DEPTH, this.path.length + 2);
+    this.maxKeyBytes = MAX_BYTES_PER_CHAR * Math.max(0, ...this.path.map((step) => step.length)) + 1;
   }
 
   /** Reads the next chunk of the body. */
@@ -89,7 +111,10 @@ export class JsonRecordCounter {
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i] as number;
       if (this.inString) {
-        if (this.keyBytes) this.keyBytes.push(byte);
+        if (this.keyBytes) {
+          if (this.keyBytes.length < this.maxKeyBytes) this.keyBytes.push(byte);
+          else this.keyTooLong = true;
+        }
         if (this.escape) this.escape = false;
         else if (byte === BACKSLASH) {
           this.escape = true;
@@ -99,14 +124,14 @@ export class JsonRecordCounter {
       }
       if (this.inScalar) {
         if (!isWhitespace(byte) && byte !== COMMA && byte !== CLOSE_ARRAY && byte !== CLOSE_OBJECT) {
-          if (this.number !== null) this.number += String.fromCharCode(byte);
+          if (this.number !== null) this.number = this.number.length < MAX_NUMBER_CHARS ? this.number + String.fromCharCode(byte) : null;
           continue;
         }
         this.endScalar();
       }
       if (isWhitespace(byte) || byte === COLON) continue;
       if (byte === COMMA) {
-        if (this.open[this.open.length - 1] === OBJECT) this.expectKey = true;
+        if (this.deeper === 0 && this.open[this.open.length - 1] === OBJECT) this.expectKey = true;
         continue;
       }
       if (byte === CLOSE_OBJECT || byte === CLOSE_ARRAY) {
@@ -118,8 +143,9 @@ export class JsonRecordCounter {
         this.expectKey = false;
         // Keys matter only in the innermost object on the path, and only before its end.
         const depth = this.open.length;
-        this.keyBytes = depth === this.onPath && depth <= this.path.length ? [] : null;
+        this.keyBytes = depth === this.onPath && depth <= this.path.length && this.deeper === 0 ? [] : null;
         this.keyEscaped = false;
+        this.keyTooLong = false;
         continue;
       }
       this.startValue(byte);
@@ -160,6 +186,12 @@ export class JsonRecordCounter {
     if (onPath) this.result = undefined;
 
     if (byte === OPEN_OBJECT || byte === OPEN_ARRAY) {
+      // Far below the path: nothing there is counted, only where it ends.
+      if (this.deeper > 0 || depth === this.maxDepth) {
+        this.deeper++;
+        this.expectKey = false;
+        return;
+      }
       const kind = byte === OPEN_OBJECT ? OBJECT : ARRAY;
       this.open.push(kind);
       this.expectKey = kind === OBJECT;
@@ -197,6 +229,11 @@ export class JsonRecordCounter {
   private endString(): void {
     this.inString = false;
     if (!this.keyBytes) return;
+    if (this.keyTooLong) {
+      this.keyBytes = null;
+      this.key = undefined;
+      return;
+    }
     const raw = Buffer.from(this.keyBytes).toString('utf8');
     this.keyBytes = null;
     try {
@@ -215,6 +252,11 @@ export class JsonRecordCounter {
   }
 
   private close(kind: number): void {
+    if (this.deeper > 0) {
+      this.deeper--;
+      this.expectKey = false;
+      return;
+    }
     const depth = this.open.length;
     if (this.open.pop() !== kind) {
       this.broken = true;
