@@ -12,6 +12,7 @@ import { serve, type RunningKeygate } from '../src/serve.js';
 import { ADMIN_TOKEN, startKeygate, type TestKeygate } from './support/keygate.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
+import { rawAll } from './support/raw-http.js';
 
 const READ_TOKEN = 'test-read-token-0123456789';
 /** The settle timeout the keygate under test is given: the test moves its clock past it. */
@@ -172,6 +173,24 @@ describe('POST /v1/check and its settle', () => {
     // Two Authorization headers: refused as the gateway refuses them.
     const twice = await json(await check({ method: 'GET', url: '/brands', headers: { authorization: [`Bearer ${secret}`, `Bearer ${secret}`] } }));
     expect(twice.body).toMatchObject({ allowed: false, reason: 'malformed_key', error: { status: 401 } });
+  });
+
+  it('refuses a target holding a control character (CR, LF, NUL, tab, DEL: no request line carries one; the gateway never admits it) as bad_request, in the dialect, never the key back', async () => {
+    const gatewayBadRequest = await rawAll(kg.gatewayUrl, 'GET /brands\x01 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(gatewayBadRequest).toMatch(/^HTTP\/1\.1 400 /);
+    const answers = [];
+    for (const url of ['/brands\r\nX-Injected: 1', '/brands\u0000', '/brands?q=a\nb', '/bra\tnds', '/brands\u007f', `/brands?x=\r&apikey=${secret}`]) {
+      const { status, body } = await json(await check({ method: 'GET', url, headers: { authorization: `Bearer ${secret}` } }));
+      expect(JSON.stringify(body), url).not.toContain(secret);
+      answers.push({ url, status, allowed: body.allowed, reason: body.reason, error: body.error });
+    }
+    for (const answer of answers) {
+      expect(answer, answer.url).toEqual({ url: answer.url, status: 200, allowed: false, reason: 'bad_request', error: { status: 400, headers: { 'content-type': 'application/json; charset=utf-8' }, body: gatewayBadRequest.slice(gatewayBadRequest.indexOf('\r\n\r\n') + 4) } });
+    }
+    // What a request line does carry is judged as before: a quote, a brace, a percent-escape.
+    const admitted = await json(await check({ method: 'GET', url: '/brands?q="{a}"%20b', headers: { authorization: `Bearer ${secret}` } }));
+    expect(admitted.body).toMatchObject({ allowed: true });
+    await settle(admitted.body.settle as string, { status: 500 });
   });
 
   it('says where a key sent where the profile does not read it went (misplaced: a header, cookie or query parameter by name), never the key; nothing for any other request', async () => {

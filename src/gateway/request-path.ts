@@ -92,10 +92,16 @@ function hasAsciiEscape(text: string): boolean {
 const SLASH = 0x2f;
 /**
  * Everything the fragment check and isCanonicalPath look for (`#`, `\`, `%`, `;`, `/.`,
- * `//`), anywhere in the target: a target that begins with `/` and has none of them is
- * judged by this one test, the usual case.
+ * `//`) and a control character, anywhere in the target: a target that begins with `/`
+ * and has none of them is judged by this one test, the usual case.
  */
-const MAYBE_ODD_TARGET = /[#\\%;]|\/[./]/;
+const MAYBE_ODD_TARGET = /[#\\%;\x00-\x1f\x7f]|\/[./]/;
+/**
+ * A C0 control character or DEL, which no request line carries (Node's parser refuses
+ * them before the gateway sees the request); a backend may hand the library or POST
+ * /v1/check a target with one (`/v1/rows\r\nX-Injected: 1`), decoded or forged.
+ */
+const CONTROL = /[\x00-\x1f\x7f]/;
 /** The scheme and authority of an absolute-form target (`http://host:port`). */
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
 
@@ -110,10 +116,11 @@ export type Target = { ok: true; url: string; path: string; authority: string | 
 /**
  * Checks a request target before the pipeline, for the gateway and the library alike:
  * the absolute form (`GET http://host/path`, which a server must accept) becomes its
- * path and query; a path a URL parser or the upstream could read as another path is
- * `bad_request`; a path outside `basePath` is `no_route`. With `caseSensitive` false
- * (upstream.caseSensitivePaths) `basePath` is compared ignoring case, as routes are
- * matched then: `/V1/items` is under `/v1`, and keeps its letters as sent (`url`, `path`).
+ * path and query; a path a URL parser or the upstream could read as another path, and a
+ * target with a control character in it, are `bad_request`; a path outside `basePath` is
+ * `no_route`. With `caseSensitive` false (upstream.caseSensitivePaths) `basePath` is
+ * compared ignoring case, as routes are matched then: `/V1/items` is under `/v1`, and
+ * keeps its letters as sent (`url`, `path`).
  */
 export function judgeTarget(rawUrl: string, basePath: string, caseSensitive = true): Target {
   let url = rawUrl;
@@ -131,6 +138,7 @@ export function judgeTarget(rawUrl: string, basePath: string, caseSensitive = tr
     }
   }
   const plain = url.charCodeAt(0) === SLASH && !MAYBE_ODD_TARGET.test(url);
+  if (!plain && CONTROL.test(url)) return { ok: false, url, reason: 'bad_request' };
   // No request target has a fragment (RFC 9112 §3.2): routes would match the path before
   // `#`, and an upstream read what follows as its own.
   if (!plain && url.includes('#')) return { ok: false, url, reason: 'bad_request' };

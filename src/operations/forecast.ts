@@ -80,8 +80,8 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
     // As the gateway judges the target: a path it refuses (`..`, `\\`, escapes of them) costs nothing because it is never served.
     const target = judgeTarget(call.path, normalBasePath(rt.config.basePath), rt.config.upstream.caseSensitivePaths);
     if (!target.ok && target.reason === 'bad_request') {
-      const why = '(a dot segment, a backslash or an escape it would read as another path)';
-      throw new OperationError('invalid', `calls[${i}]: the gateway refuses the path "${call.path}" ${why}`, undefined, { field: 'calls', index: i, message: `the gateway refuses its path ${why}` });
+      const why = /[\x00-\x1f\x7f]/.test(call.path) ? '(a control character, which no request line carries)' : '(a dot segment, a backslash or an escape it would read as another path)';
+      throw new OperationError('invalid', `calls[${i}]: the gateway refuses the path ${JSON.stringify(call.path)} ${why}`, undefined, { field: 'calls', index: i, message: `the gateway refuses its path ${why}` });
     }
     const path = target.ok ? target.path : (call.path.split('?')[0] as string);
     // Outside basePath nothing is routed, whatever a catch-all route would match.
