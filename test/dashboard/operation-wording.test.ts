@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKey, revokeKey, rotateKey } from '../../src/operations/keys.js';
 import type { Runtime } from '../../src/runtime.js';
 import { tempDir } from '../support/temp.js';
-import { newAccount, startDashboard, type DashboardFixture } from './support.js';
-import { addMember, signedInVisitors, type Visitor } from './visitor.js';
+import { MEMBER, newAccount, startDashboard, type DashboardFixture } from './support.js';
+import { addMember, signedInVisitors, Visitor } from './visitor.js';
 
 describe('dashboard: refusals worded by the shared operations', () => {
   const dir = tempDir('keygate-dashboard-operation-wording');
@@ -79,8 +79,7 @@ describe('dashboard: refusals worded by the shared operations', () => {
     try {
       const obrienId = await newAccount(named, 'Acme O', 'obrien');
       await addMember(named.keygate.runtime, MEMBER, obrienId, 'member');
-      const visitor = new Visitor(named.dashboardUrl);
-      await visitor.signIn(MEMBER, '/keys');
+      const visitor = await Visitor.signedIn(named.dashboardUrl, MEMBER, '/keys');
       const create = (scope: string) => visitor.post('/keys', [['name', 'nightly'], ['scope', scope], ['mode', 'live'], ['expiry', '30d']]);
 
       // A scope the plan does not allow (a form from before a profile change): the allowed ones named as written.
