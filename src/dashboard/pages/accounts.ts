@@ -218,7 +218,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
   <p id="invite-warning"><strong>This link is shown only now.</strong> Send it to ${invited.member.email}; it lets them choose a password for “${account.name}”. It works once, for 7 days.</p>
   ${invited.replaced ? html`<p>${invited.member.email} had a pending invitation${replacedWhat(invited.replaced, account.id)}: its link no longer works.</p>` : ''}
   <label for="invite-link">Invitation link</label>
-  <input id="invite-link" type="text" readonly value="${invited.url}" autocomplete="off" spellcheck="false" data-select-on-focus>
+  <input id="invite-link" type="text" readonly value="${invited.url}" autocomplete="off" spellcheck="false" data-select-on-focus aria-describedby="invite-warning" autofocus>
   <div class="actions"><button type="button" data-copy="invite-link" hidden>Copy link</button></div>
   <p id="invite-link-status" class="copy-status" role="status" aria-live="polite"></p>
 </section>
