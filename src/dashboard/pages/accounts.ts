@@ -21,7 +21,7 @@ import { actorOf, csrfField, field, fields, notOffered, oneOf, operatorOf, query
 import { confirmationForm, sendPage, type ConfirmationTarget } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, profileNames, sentence, sharedNames, until, when } from '../format.js';
-import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation } from './key-views.js';
+import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation, revokeTitle } from './key-views.js';
 import { usageSection } from './usage.js';
 import { FORM_NONCE, formRecordId, newFormNonce } from './keys.js';
 import { auditTable, planNamesOf } from './audit.js';
@@ -245,8 +245,9 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     operatorOf(request);
     const account = await getAccount(rt, request.params.id);
     const key = await getKey(rt, request.params.keyId, account.id);
-    const body = revokeConfirmation(key, rt.clock(), { action: `/accounts/${account.id}/keys/${key.id}/revoke`, cancel: `/accounts/${account.id}`, form: csrfField(request), all: await rt.store.listKeys({ accountId: account.id }) });
-    return sendPage(dash, request, reply, { title: `Revoke ${key.name}`, body });
+    const now = rt.clock();
+    const body = revokeConfirmation(key, now, { action: `/accounts/${account.id}/keys/${key.id}/revoke`, cancel: `/accounts/${account.id}`, form: csrfField(request), all: await rt.store.listKeys({ accountId: account.id }) });
+    return sendPage(dash, request, reply, { title: revokeTitle(key, now), body });
   });
 
   app.post<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/revoke', async (request, reply) => {

@@ -193,6 +193,14 @@ ${options.extra ?? ''}
 }
 
 /**
+ * The title of a key's revoke page, saying what its heading says: a key that no longer
+ * works has nothing to confirm ("production is already revoked"), not "Revoke production".
+ */
+export function revokeTitle(key: KeyRecord, now: number): string {
+  return isUsable(key, now) ? `Revoke ${key.name}` : `${key.name} is already ${keyStatus(key, now)}`;
+}
+
+/**
  * The confirmation step before a key is revoked. `all`: every key of its account, to say
  * what becomes of the other key of a rotation still in its overlap: revoking the
  * replacement does not keep the key it replaces working (its end stands), and revoking

@@ -18,7 +18,7 @@ import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redir
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, profileNames, relative, sentence, when } from '../format.js';
-import { isUsable, keyAsShown, keyMomentsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, secretPanel, type KeyTraits } from './key-views.js';
+import { isUsable, keyAsShown, keyMomentsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, revokeTitle, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 import { CREATE_HINT, KEY_WINDOWS_FIELD, keyWindowsField, keyWindowsOf, keyWindowsRefusal } from './key-limits.js';
 import type { WindowWritten } from '../../limits/limit-specs.js';
@@ -200,8 +200,9 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
   app.get<{ Params: { id: string } }>('/keys/:id/revoke', async (request, reply) => {
     const { account } = ownAccount(request);
     const key = await getKey(rt, request.params.id, account.id);
-    const body = revokeConfirmation(key, rt.clock(), { action: `/keys/${key.id}/revoke`, cancel: '/keys', form: csrfField(request), all: await rt.store.listKeys({ accountId: account.id }) });
-    return sendPage(dash, request, reply, { title: `Revoke ${key.name}`, body });
+    const now = rt.clock();
+    const body = revokeConfirmation(key, now, { action: `/keys/${key.id}/revoke`, cancel: '/keys', form: csrfField(request), all: await rt.store.listKeys({ accountId: account.id }) });
+    return sendPage(dash, request, reply, { title: revokeTitle(key, now), body });
   });
 
   app.post<{ Params: { id: string } }>('/keys/:id/revoke', async (request, reply) => {
@@ -401,7 +402,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
 <div class="notice error" role="alert"><p>${why}</p></div>
 ${notYet ? html`<div class="notice" id="replacement-not-yet"><p>${notYet.why}</p></div>` : ''}
 <div class="actions">${wayOn}<a class="button secondary" href="/keys">Back to the keys</a></div>`;
-    return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status: 409 });
+    return sendPage(dash, request, reply, { title: `${key.name} cannot be rotated`, body, status: 409 });
   }
 
   /**

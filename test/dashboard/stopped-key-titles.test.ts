@@ -1,0 +1,54 @@
+/**
+ * The title of a page (what a tab, the history and a screen reader's first words say)
+ * says what its heading says: the revoke and rotate pages of a key that no longer works
+ * (opened by Back after revoking it, or from an old tab) say it is revoked or cannot be
+ * rotated, not "Revoke …" or "Rotate …" above a heading that says otherwise.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey } from '../../src/operations/keys.js';
+import { tempDir } from '../support/temp.js';
+import { chromiumAvailable, expectHeading, launchChromium, memberAndOperator, newAccount, startDashboard, type DashboardFixture } from './support.js';
+
+describe.skipIf(!chromiumAvailable())('dashboard: the titles of a stopped key’s pages', () => {
+  const dir = tempDir('keygate-dashboard-stopped-key-titles');
+  let fixture: DashboardFixture;
+  let browser: Browser;
+  let member: Page;
+  let operator: Page;
+  let accountId: string;
+
+  beforeAll(async () => {
+    fixture = await startDashboard(dir);
+    browser = await launchChromium();
+    accountId = await newAccount(fixture, 'Acme Analytics');
+    ({ member, operator } = await memberAndOperator(fixture, browser, accountId));
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+
+  it('names a revoked key’s revoke page “… is already revoked” and its rotate page “… cannot be rotated”, for a member and an operator', async () => {
+    const key = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'admin-api')).key;
+    await member.goto(`/keys/${key.id}/revoke`);
+    await expectHeading(member, 'Revoke key “production”?');
+    expect(await member.title()).toBe('Revoke production · Ranksy');
+    await member.getByRole('button', { name: 'Revoke key' }).click();
+    await member.waitForURL((url) => url.pathname === '/keys');
+
+    // Back to the confirmation, as a member who revoked it would go.
+    await member.goBack();
+    await expectHeading(member, 'Key “production” is already revoked');
+    expect(await member.title()).toBe('production is already revoked · Ranksy');
+
+    await member.goto(`/keys/${key.id}/rotate`);
+    await expectHeading(member, 'Key “production” cannot be rotated');
+    expect(await member.title()).toBe('production cannot be rotated · Ranksy');
+
+    await operator.goto(`/accounts/${accountId}/keys/${key.id}/revoke`);
+    await expectHeading(operator, 'Key “production” is already revoked');
+    expect(await operator.title()).toBe('production is already revoked · Ranksy');
+  });
+});
