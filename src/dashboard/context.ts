@@ -164,6 +164,22 @@ export function signInLeadingTo(path: string): string {
 }
 
 /**
+ * The page of this dashboard a form was sent from, to lead back to once signed in again:
+ * the path of its Referer (Referrer-Policy: same-origin sends the whole address to this
+ * origin only) when that names the host the form was sent to; undefined otherwise.
+ */
+export function formPage(request: FastifyRequest): string | undefined {
+  const referer = request.headers.referer;
+  if (referer === undefined || request.headers.host === undefined) return undefined;
+  try {
+    const from = new URL(referer);
+    return from.host === request.headers.host ? returnPath(from.pathname + from.search) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * One form field's value: absent is undefined. Fields arrive as a string or, when a
  * name is repeated, an array; a field its form sends once but that came more than once
  * (a hand-edited form) is refused, since which value was meant cannot be known.

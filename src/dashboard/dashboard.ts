@@ -21,7 +21,7 @@ import { OUTAGE_RETRY_AFTER_S, requestFailureLog } from '../operations/health.js
 import { StoreWriteError } from '../store/write-refusal.js';
 import { UnstorableTextError } from '../store/unstorable-text.js';
 import { SCRIPT, STYLESHEET } from './assets.js';
-import { PageNotFound, redirect, SESSION_ENDED, setNotice, signInLeadingTo, type Dashboard } from './context.js';
+import { formPage, PageNotFound, redirect, SESSION_ENDED, setNotice, signInLeadingTo, type Dashboard } from './context.js';
 import { csrfTokenMatches, newCsrfSecret, preSessionSecret, submittedToken } from './csrf.js';
 import { cookieSettings, loadViewer } from './session.js';
 import { createSignInChecker } from './sign-in.js';
@@ -258,7 +258,8 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
         // a cross-site POST, which comes without the cookie too, is sent on without a word.
         const ownForm = request.method === 'POST' && request.headers['sec-fetch-site'] === 'same-origin';
         if (sessionId !== undefined || ownForm) setNotice(dash, reply, SESSION_ENDED);
-        return redirect(reply, request.method === 'GET' ? signInLeadingTo(request.url) : '/sign-in');
+        // A form leads back to the page it was on: what was typed must be typed again, there.
+        return redirect(reply, signInLeadingTo(request.method === 'GET' ? request.url : (formPage(request) ?? '/')));
       }
       if (request.method === 'POST') {
         if (sentFromAnotherOrigin(request) || sentFromOtherThanOwnOrigin(request, publicOrigin, trusted)) return refuseForgery(request, reply);
