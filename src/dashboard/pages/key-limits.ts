@@ -217,7 +217,7 @@ ${error ? html`<div class="notice error" role="alert" id="limits-error"><p>${err
 <p>Requests with <code>${key.hint}</code> are held to the account’s rate limits (${accountWindows(account, rt.config.plans)}) and to the key’s own, if it has any: a key’s own limits can make it stricter than the rest of the account, never looser. A change holds from the key’s next request.</p>
 <form method="post" action="${page.path}" class="stack">
   ${csrfField(request)}
-  ${keyWindowsField(typed, 'The key’s own windows: 10-per-1m, 2-per-1s (requests per window), separated by commas; empty: none of its own.', error ? 'limits-error' : undefined)}
+  ${keyWindowsField(typed, 'The key’s own windows, written as 10-per-1m, 2-per-1s for example (requests per window), separated by commas; empty: none of its own.', error ? 'limits-error' : undefined)}
   <div class="actions">
     <button type="submit">Save rate limits</button>
     ${hasOwn ? html`<button type="submit" class="secondary" name="clear" value="none">Remove its own limits</button>` : ''}
