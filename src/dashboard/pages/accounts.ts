@@ -77,7 +77,15 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       if (!(error instanceof OperationError)) throw error;
       // Sent again, or twice at once (a double click): the first one created the account.
       if (error.kind === 'conflict') return sendAccountSentAlready(request, reply, accountId);
-      return sendAccounts(request, reply, { kind: 'error', text: sentence(error.message, profileNames(rt.config)) }, OPERATION_STATUS[error.kind], nonce);
+      // Said beside the form, with what was typed still there and the keyboard on the name: not at the page's top.
+      // (Read as sent: a field sent twice is what was refused.) A plan the profile does not have, or sent twice, only a hand-edited form sends.
+      const sent = (name: string) => {
+        const value = (request.body as Record<string, unknown> | undefined)?.[name];
+        return typeof value === 'string' ? value : '';
+      };
+      const planId = sent('plan');
+      const refused = { name: sent('name'), planId, field: rt.config.plans[planId] === undefined || error.message.includes('“plan”') ? ('plan' as const) : ('name' as const), text: sentence(error.message, profileNames(rt.config)) };
+      return sendAccounts(request, reply, undefined, OPERATION_STATUS[error.kind], nonce, refused);
     }
   });
 
@@ -281,8 +289,11 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     return html`${gone}${Object.keys(rt.config.plans).map((id) => html`<option value="${id}"${id === selected ? html` selected` : ''}>${planName(id)}</option>`)}`;
   }
 
-  /** `nonce`: the create form's, kept when the form is shown again with an error. */
-  async function sendAccounts(request: FastifyRequest, reply: FastifyReply, notice?: Notice, status = 200, nonce = newFormNonce()): Promise<FastifyReply> {
+  /**
+   * `nonce`: the create form's, kept when the form is shown again with an error;
+   * `refused`: that form as it was sent, and why it was refused, said in it.
+   */
+  async function sendAccounts(request: FastifyRequest, reply: FastifyReply, notice?: Notice, status = 200, nonce = newFormNonce(), refused?: { name: string; planId: string; field: 'name' | 'plan'; text: string }): Promise<FastifyReply> {
     const now = rt.clock();
     // A page at a time, oldest first; keys and members are read for that page's accounts only.
     const cursor = queryValue(request.query, 'after');
@@ -327,6 +338,7 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
         : cursor !== undefined
           ? html`<div class="empty"><p><strong>No more accounts.</strong></p><p><a href="/accounts">Back to the first page</a></p></div>`
           : html`<div class="empty"><p><strong>No accounts yet.</strong></p><p>Create one below, or with <code>keygate accounts create</code>.</p></div>`;
+    const atFault = (name: 'name' | 'plan') => (refused?.field === name ? html` aria-invalid="true" aria-describedby="account-error" autofocus` : '');
     const body = html`<h1 id="accounts">Accounts</h1>
 <p>${search !== undefined ? html`Accounts whose name contains “${search}”, or whose id it is` : html`Every account of this ${rt.config.title} gateway`}, oldest first, ${ACCOUNTS_PER_PAGE} to a page. Open one to see its keys, members and usage.</p>
 <form method="get" action="/accounts" class="inline-form" role="search" aria-label="Accounts">
@@ -354,8 +366,9 @@ ${pager}
 <form method="post" action="/accounts" class="inline-form" aria-labelledby="new-account">
   ${csrfField(request)}
   <input type="hidden" name="form_id" value="${nonce}">
-  <div class="field"><label for="account-name">Name</label><input id="account-name" name="name" type="text" required maxlength="200" autocomplete="off"></div>
-  <div class="field"><label for="account-plan">Plan</label><select id="account-plan" name="plan">${planOptions(defaultPlanId(rt))}</select></div>
+  ${refused ? html`<div class="notice error" role="alert" id="account-error"><p>${refused.text}</p></div>` : ''}
+  <div class="field"><label for="account-name">Name</label><input id="account-name" name="name" type="text" required maxlength="200" autocomplete="off"${refused ? html` value="${refused.name}"` : ''}${atFault('name')}></div>
+  <div class="field"><label for="account-plan">Plan</label><select id="account-plan" name="plan"${atFault('plan')}>${planOptions(refused && rt.config.plans[refused.planId] ? refused.planId : defaultPlanId(rt))}</select></div>
   <button type="submit">Create account</button>
 </form>
 <h2 id="plans">Plans</h2>
