@@ -116,6 +116,8 @@ table.data thead th { font-size: .85rem; text-transform: uppercase; letter-spaci
 table.data td.num, table.data th.num { text-align: right; font-variant-numeric: tabular-nums; }
 /* A name of 100 characters without a space wraps in its cell instead of widening the table. */
 table.data .key-name { font-weight: 600; display: block; overflow-wrap: anywhere; }
+/* So does an account's name, where a table names it or an audit entry's details repeat it (and a key's). */
+table.data .account-name, table.data td.details { overflow-wrap: anywhere; }
 table.data time, code.hint { white-space: nowrap; }
 /* An email is not broken at its hyphens (ops-team) by a squeezed column: the table scrolls in its box instead. */
 table.data .email { white-space: nowrap; }

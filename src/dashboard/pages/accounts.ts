@@ -351,7 +351,7 @@ ${rows.length === 0
   <thead><tr><th scope="col">Account</th><th scope="col">Plan</th><th scope="col">API access</th><th scope="col">Usage</th><th scope="col">Blocked</th><th scope="col" class="num">Keys in use</th><th scope="col" class="num">Members</th><th scope="col">Created</th></tr></thead>
   <tbody>${rows.map(
     (r) => html`<tr>
-    <td data-label="Account"><a href="/accounts/${r.account.id}">${r.account.name}</a>${shared.has(r.account.name) ? html` <code>${r.account.id}</code>` : ''}</td>
+    <td data-label="Account"><a class="account-name" href="/accounts/${r.account.id}">${r.account.name}</a>${shared.has(r.account.name) ? html` <code>${r.account.id}</code>` : ''}</td>
     <td data-label="Plan">${planName(r.account.planId)}</td>
     <td data-label="API access">${r.usage.apiEnabled ? html`<span class="badge on">On</span>` : html`<span class="badge off">Off</span>`}</td>
     <td data-label="Usage">${mainMeterCell(r.usage)}</td>

@@ -178,7 +178,7 @@ export function auditTable(entries: readonly AuditEntry[], accountNames: Readonl
       ? html`
     <td data-label="Account">${e.accountId ? accountCell(e.accountId, accountNames, deletedNames) : html`<span class="muted">—</span>`}</td>`
       : ''}
-    <td data-label="Details">${describe(e, planNames)}</td>
+    <td data-label="Details" class="details">${describe(e, planNames)}</td>
   </tr>`,
   )}</tbody></table></div>`;
 }
@@ -195,7 +195,7 @@ function actorCell(actor: string): Html {
  */
 function accountCell(accountId: string, accountNames: ReadonlyMap<string, string>, deletedNames: ReadonlyMap<string, string>): Html {
   const name = accountNames.get(accountId);
-  if (name !== undefined) return html`<a href="/accounts/${accountId}">${name}</a>`;
+  if (name !== undefined) return html`<a class="account-name" href="/accounts/${accountId}">${name}</a>`;
   const was = deletedNames.get(accountId);
   return html`<span>${was === undefined ? 'deleted account' : `${was} (deleted)`} <code>${accountId}</code></span>`;
 }
