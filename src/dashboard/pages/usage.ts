@@ -12,7 +12,7 @@ import { isoDay } from '../../meters/period.js';
 import { ownAccount, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, shortDay, when, whenInTable } from '../format.js';
+import { number, when, whenInTable } from '../format.js';
 import { blockedUntilOf } from '../../operations/keys.js';
 import { blockedBadge, isUsable } from './key-views.js';
 import { dailyBarChart, labelledBarChart, type DailySeries } from '../charts.js';
@@ -126,12 +126,13 @@ export async function usageSection(dash: Dashboard, account: AccountRecord, leve
   const unitName = unitNames.size === 1 ? ([...unitNames][0] as string) : 'units';
   const denials = denialSeries.map((s) => ({ label: reasonLabel(s.reason, unitName), value: s.values.reduce((a, b) => a + b, 0) }));
   const h = (text: string, id: string) => (level === 2 ? html`<h2 id="${id}">${text}</h2>` : html`<h3 id="${id}">${text}</h3>`);
-  const periodText = days.length > 0 ? `${shortDay(days[0] as string)} – ${shortDay(days[days.length - 1] as string)}` : '';
+  // Whole days, as the meters table's Resets (UTC) and every other page write them; the charts' labels stay short.
+  const periodText = days.length > 0 ? `${days[0] as string} – ${days[days.length - 1] as string}` : '';
 
   return html`<dl class="facts">
   <div><dt>Plan</dt><dd>${usage.planName}${account.planExpiresAt === null ? '' : html` (${usage.planExpired ? 'ended' : 'until'} ${when(account.planExpiresAt)})`}</dd></div>
   <div><dt>API access</dt><dd>${usage.apiEnabled ? html`<span class="badge on">On</span>${blockNotice(blocks ?? (await keyBlocks(dash, account, now)), now)}${usedUpNotice(usage)}` : html`<span class="badge off">Off</span> <span class="muted">— ${apiOffReason(dash, account, usage.planExpired)}</span>`}</dd></div>
-  <div><dt>Current period</dt><dd>${periodText} <span class="muted">(so far)</span></dd></div>
+  <div><dt>Current period (UTC)</dt><dd>${periodText} <span class="muted">(so far)</span></dd></div>
 </dl>
 ${h('Meters', `meters-${account.id}`)}
 ${meterTable(usage, accountPlan(account, dash.rt.config.plans).rateLimits.length > 0, dash.rt.config.plans[account.planId] !== undefined)}
