@@ -284,7 +284,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     // The plan by its name, its id beside it.
     expect(joined).toMatch(/plan → Free free\b/);
     expect(joined).not.toMatch(/plan → free/);
-    expect(joined).toMatch(/Invited a member\s+Acme Analytics\s+dan@acme\.example as member/);
+    expect(joined).toMatch(/Invited a member\s+Acme Analytics\s+dan@acme\.example \(member\)/);
     expect(joined).toMatch(/Revoked a key\s+Acme Analytics\s+“Acme production” rk_live_…\w{4}/);
     expect(joined).toMatch(/Created the account\s+Initech\s+“Initech” on the Pro pro plan/);
     // The member's own actions name the member.

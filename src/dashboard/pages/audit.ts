@@ -81,12 +81,12 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
       )}`;
     case 'account.limits_changed':
       return ownLimitsText(d.after);
-    case 'member.invited':
-      return `${text(d.email)} as ${text(d.role)}`;
     case 'member.joined':
     case 'member.password_reset':
     case 'member.password_changed':
       return text(d.email);
+    // Invited, withdrawn or removed: the role in brackets alike.
+    case 'member.invited':
     case 'member.removed':
       return `${text(d.email)} (${text(d.role)})`;
     case 'member.unlocked':
