@@ -4,7 +4,7 @@
  * SQLite file, keys made with the `keygate` CLI, real HTTP.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlledClock, rawRequest, read, readExact, runServeCommand, startExample, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
+import { controlledClock, rawRequest, read, readExact, runServeCommand, startExample, startFailingExamples, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
 const UNAUTHORIZED = { errors: [{ code: 'unauthorized', status: 401, detail: 'Invalid or missing API key.' }] };
 const FORBIDDEN = {
@@ -95,6 +95,20 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
       // The other key of the account is untouched.
       expect((await ex.call('/v1/domains', auth(acmeKey.secret))).status).toBe(200);
     });
+
+    it('keys are made in the app, not through this API: a key opens no key-making /v1 endpoint, nor the admin API', async () => {
+      const before = await ex.cliJson<unknown[]>(['keys', 'list', '--account', acme.id]);
+      for (const path of ['/v1/keys', '/v1/api-keys', '/v1/account/keys']) {
+        expect(await read(await ex.call(path, json(acmeKey.secret, 'POST', { name: 'minted' }))), path).toEqual({ status: 404, type: JSON_TYPE, body: { errors: [{ code: 'not_found', status: 404, detail: 'No such endpoint.' }] } });
+      }
+      for (const authorization of [acmeKey.secret, `Bearer ${acmeKey.secret}`]) {
+        const admin = await fetch(`${ex.kg.adminUrl}/v1/keys`, { method: 'POST', headers: { authorization, 'content-type': 'application/json' }, body: JSON.stringify({ accountId: acme.id, name: 'minted' }) });
+        expect(admin.status, authorization).toBe(401);
+        // The refusal does not repeat the key it was given.
+        expect(await admin.text()).not.toContain(acmeKey.secret);
+      }
+      expect(await ex.cliJson<unknown[]>(['keys', 'list', '--account', acme.id])).toHaveLength(before.length);
+    });
   });
 
   describe('What a key can and cannot do', () => {
@@ -132,6 +146,25 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
       });
       // ...and Acme still has its domain: the DELETE above touched nothing.
       expect((await ex.call(`/v1/domains/${acmeDomainId}`, auth(acmeKey.secret))).status).toBe(200);
+    });
+  });
+
+  describe('What a key can and cannot do: account-scoped writes', () => {
+    it('another account\'s domain takes no keywords and its keywords cannot be deleted: 404, as if they did not exist, and nothing changes', async () => {
+      const hooli = await ex.createAccount('Hooli', 'pro');
+      const hooliKey = await ex.createKey(hooli.id, 'hooli');
+      expect(await read(await ex.call(`/v1/domains/${acmeDomainId}/keywords`, json(hooliKey.secret, 'POST', { data: { type: 'keywords', attributes: { keywords: ['stolen'] } } })))).toEqual({
+        status: 404,
+        type: JSON_TYPE,
+        body: { errors: [{ code: 'not_found', status: 404, detail: 'Domain not found.' }] },
+      });
+      expect(await read(await ex.call(`/v1/keywords/${acmeKeywordId}`, auth(hooliKey.secret, { method: 'DELETE' })))).toEqual({
+        status: 404,
+        type: JSON_TYPE,
+        body: { errors: [{ code: 'not_found', status: 404, detail: 'Keyword not found.' }] },
+      });
+      const kept = (await read(await ex.call(`/v1/domains/${acmeDomainId}/keywords`, auth(acmeKey.secret)))).body as { data: { attributes: { keyword: string } }[] };
+      expect(kept.data.map((k) => k.attributes.keyword)).toEqual(['rank tracker', 'serp api']);
     });
   });
 
@@ -200,6 +233,18 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
       expect(await read(await ex.call('/v1/domains', auth(key.secret)))).toEqual({ status: 403, type: JSON_TYPE, body: FORBIDDEN });
       const off = (await read(await ex.call('/v1/account/usage', auth(key.secret)))).body as { data: { attributes: { apiEnabled: boolean } } };
       expect(off.data.attributes.apiEnabled).toBe(false);
+    });
+
+    it('"It also covers other forbidden actions": a valid key whose plan has expired gets the same 403, and usage answers apiEnabled: false', async () => {
+      const lapsed = await ex.createAccount('Lapsed Co', 'pro');
+      const key = await ex.createKey(lapsed.id, 'k');
+      expect((await ex.call('/v1/domains', auth(key.secret))).status).toBe(200);
+      await ex.cliOk(['accounts', 'update', lapsed.id, '--plan-expires', '2020-01-01']);
+      expect(await read(await ex.call('/v1/domains', auth(key.secret)))).toEqual({ status: 403, type: JSON_TYPE, body: FORBIDDEN });
+      const usage = await read(await ex.call('/v1/account/usage', auth(key.secret)));
+      expect(usage).toMatchObject({ status: 200, body: { data: { id: lapsed.id, type: 'usage', attributes: { apiEnabled: false } } } });
+      // Still 403, not 401: the key itself authenticated fine.
+      expect((await ex.call('/v1/domains', auth(key.secret))).status).toBe(403);
     });
 
     it('GET /v1/account/usage reports keywords and dataRows as usage, limit and remaining', async () => {
@@ -318,6 +363,35 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
         type: JSON_TYPE,
         body: { errors: [{ code: 'not_found', status: 404, detail: 'No such endpoint.' }] },
       });
+    });
+  });
+
+  describe('What auth failures look like: every error in the JSON:API envelope', () => {
+    const envelope = (status: number, code: string, detail: string) => ({ status, type: JSON_TYPE, body: { errors: [{ code, status, detail }] } });
+
+    it('errors keygate answers itself come back as errors[] with code, status and detail: a path it cannot judge (400), a URL too long (414), headers too large (431)', async () => {
+      for (const odd of ['/v1/../v1/domains', '//v1/domains']) {
+        const answer = await rawRequest(ex.kg.gatewayUrl, `GET ${odd} HTTP/1.1\r\nAuthorization: ${acmeKey.secret}`);
+        expect({ status: answer.status, body: JSON.parse(answer.body) as unknown }, odd).toEqual({ status: 400, body: envelope(400, 'bad_request', 'Bad request.').body });
+      }
+      expect(await read(await ex.call(`/v1/domains?q=${'a'.repeat(20_000)}`, auth(acmeKey.secret)))).toEqual(envelope(414, 'uri_too_long', 'The request URL is too long.'));
+      expect(await read(await ex.call('/v1/domains', auth(acmeKey.secret, { headers: { 'x-padding': 'a'.repeat(40_000) } })))).toEqual(envelope(431, 'headers_too_large', 'Request headers are too large.'));
+    });
+
+    it('the API behind keygate down, or not answering in time: 502 and 504, in the same envelope', async () => {
+      const { down, slow, close } = await startFailingExamples('ranktracker');
+      try {
+        for (const [failing, expected] of [
+          [down, envelope(502, 'bad_gateway', 'The upstream service is unavailable.')],
+          [slow, envelope(504, 'gateway_timeout', 'The upstream service did not answer in time.')],
+        ] as const) {
+          const customer = await failing.createAccount('Customer', 'pro');
+          const { secret } = await failing.createKey(customer.id, 'k');
+          expect(await read(await failing.call('/v1/domains', auth(secret)))).toEqual(expected);
+        }
+      } finally {
+        await close();
+      }
     });
   });
 
