@@ -4,6 +4,7 @@
  * upstream.mjs on loopback, a real SQLite file, keys made with the `keygate` CLI, real
  * HTTP, and a controlled clock for the one-second windows and the 10-minute blocks.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlledClock, rawRequest, read, readExact, runServeCommand, startExample, startFailingExamples, type AccountOut, type KeyOut, type RunningExample } from '../support/example.js';
 
@@ -19,6 +20,30 @@ const DAY = 86_400_000;
 
 /** -H "Authorization: Token be2165b7d065e278e7305c1c7ef791f283f5d14b" */
 const token = (key: string, init: RequestInit = {}): RequestInit => ({ ...init, headers: { authorization: `Token ${key}`, ...(init.headers as Record<string, string>) } });
+
+/**
+ * One request written byte for byte (an HTTP/1.0 one, as the document's transcripts),
+ * read until the server closes the connection: the status line, headers (lower-case
+ * names) and body as text. Fails if the connection is still open after 5 seconds.
+ */
+function http10(baseUrl: string, request: string): Promise<{ statusLine: string; headers: Record<string, string>; body: string }> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port) });
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.setTimeout(5_000, () => socket.destroy(new Error(`the connection stayed open after: ${JSON.stringify(data)}`)));
+    socket.once('connect', () => socket.write(request));
+    socket.on('data', (chunk: string) => (data += chunk));
+    socket.once('error', reject);
+    socket.once('end', () => {
+      const split = data.indexOf('\r\n\r\n');
+      const [statusLine = '', ...lines] = data.slice(0, split).split('\r\n');
+      const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+      resolve({ statusLine, headers, body: data.slice(split + 4) });
+    });
+  });
+}
 
 describe('SE Ranking project API: shared/seeds/002 against examples/seranking-project', () => {
   const clock = controlledClock();
@@ -179,6 +204,42 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       expect(await read(await paced(`/sites/${siteId}`, token(agencyKey.secret, { method: 'PUT', body: '{"title":' })))).toEqual(BAD_REQUEST);
       expect(((await read(await paced('/sites', token(agencyKey.secret)))).body as { id: number; title: string }[]).map((site) => [site.id, site.title])).toEqual([[siteId, title]]);
     });
+
+    it('"via the token parameter for each invoked method": GET, POST, PUT and DELETE all take ?token=KEY, and the key never reaches the API', async () => {
+      const owner = await ex.createAccount('Parameter Co');
+      const { secret } = await ex.createKey(owner.id, 'API key');
+      // The example API answers 500 to any request that still carries the token parameter.
+      const created = await read(await paced(`/sites?token=${secret}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: 'https://param.example', title: 'by parameter' }) }));
+      expect(created).toMatchObject({ status: 201, type: JSON_TYPE, body: { site_id: expect.any(Number) as unknown } });
+      const siteId = (created.body as { site_id: number }).site_id;
+      const renamed = await read(await paced(`/sites/${siteId}?token=${secret}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'renamed' }) }));
+      expect(renamed).toMatchObject({ status: 200, type: JSON_TYPE, body: { id: siteId, title: 'renamed' } });
+      expect(await read(await paced(`/sites/${siteId}?token=${secret}`))).toMatchObject({ status: 200, body: { id: siteId, title: 'renamed' } });
+      expect((await paced(`/sites/${siteId}?token=${secret}`, { method: 'DELETE' })).status).toBe(204);
+      expect(await read(await paced(`/sites?token=${secret}`))).toEqual({ status: 200, type: JSON_TYPE, body: [] });
+    });
+
+    it('the document\'s transcripts are HTTP/1.0: a 1.0 client gets the same three answers, each whole and ended by closing the connection', async () => {
+      const customer = await ex.createAccount('Old Client Co');
+      const { secret } = await ex.createKey(customer.id, 'API key');
+      const site = '{"url":"http://example.com","title":"example1"}';
+      const exchanges: [request: string, status: string, body: string | RegExp][] = [
+        [`GET /account/balance HTTP/1.0\r\nAuthorization: Token ${secret}\r\n\r\n`, '200 OK', '{"currency":"rur","value":2296380.85}'],
+        ['GET /sites HTTP/1.0\r\n\r\n', '403 Forbidden', '{"message":"No token"}'],
+        [`POST /sites/ HTTP/1.0\r\nAuthorization: Token ${secret}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${site.length}\r\n\r\n${site}`, '201 Created', /^\{"site_id":\d+\}$/],
+      ];
+      for (const [request, status, body] of exchanges) {
+        clock.advance(250);
+        const answer = await http10(ex.kg.gatewayUrl, request);
+        // Node's server names its own version, 1.1, in the status line (README, "Status lines").
+        expect(answer.statusLine, request).toBe(`HTTP/1.1 ${status}`);
+        expect(answer.headers['content-type']).toBe('application/json');
+        expect(answer.headers['transfer-encoding'], 'a 1.0 client cannot read chunks').toBeUndefined();
+        expect(answer.headers.connection).toBe('close');
+        if (typeof body === 'string') expect(answer.body).toBe(body);
+        else expect(answer.body).toMatch(body);
+      }
+    });
   });
 
   describe('Rate limits', () => {
@@ -300,6 +361,11 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       // The PATCH changed nothing; without a key it is still No token.
       expect((await read(await paced(`/sites/${site}`, token(key.secret)))).body).toMatchObject({ title: 'before' });
       expect(await read(await paced(`/sites/${site}`, { method: 'PATCH', body: '{}' }))).toEqual(NO_TOKEN);
+    });
+
+    it('"an HTTP 4xx code ... with a description of the error": a URL or headers too large for keygate are 414 and 431 in {"message": ...}', async () => {
+      expect(await read(await paced(`/sites?q=${'a'.repeat(20_000)}`, token(key.secret)))).toEqual({ status: 414, type: JSON_TYPE, body: { message: 'The request URL is too long.' } });
+      expect(await read(await paced('/sites', token(key.secret, { headers: { 'x-padding': 'a'.repeat(40_000) } })))).toEqual({ status: 431, type: JSON_TYPE, body: { message: 'Request headers are too large.' } });
     });
 
     it('403 No token, 403 Incorrect token, 400 Bad Request, 429 Too Many Requests, 404 Not Found — all in {"message": ...}', async () => {
