@@ -241,6 +241,33 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       clock.advance(1_000);
     });
 
+    it('"cumulative traffic from every thread, worker or server": of 20 requests sent at once on separate connections, across endpoints, 10 are served and only those are charged', async () => {
+      const busy = await ex.createAccount('Many Workers Co');
+      const busyKey = await ex.createKey(busy.id, 'Data API');
+      clock.advance(1_000);
+      const before = await unitsLeft(busyKey.secret);
+      clock.advance(1_000);
+      // Ten workers ask for a summary (100 units each), ten for the subscription (free), all at one instant.
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, async (_, i) => {
+          const response = await ex.call(
+            i % 2 === 0 ? '/v1/backlinks/summary' : '/v1/account/subscription',
+            i % 2 === 0 ? post(busyKey.secret, { target: 'seranking.com' }) : token(busyKey.secret),
+          );
+          return { path: new URL(response.url).pathname, ...(await read(response)) };
+        }),
+      );
+      const served = answers.filter((a) => a.status === 200);
+      const refused = answers.filter((a) => a.status !== 200);
+      expect(served).toHaveLength(10);
+      expect(refused).toHaveLength(10);
+      for (const answer of refused) expect({ status: answer.status, type: answer.type, body: answer.body }).toEqual(CALL_RATE);
+      const summaries = served.filter((a) => a.path === '/v1/backlinks/summary').length;
+      clock.advance(1_000);
+      expect(before - (await unitsLeft(busyKey.secret))).toBe(summaries * 100);
+      clock.advance(1_000);
+    });
+
     it('the limit is per API key: another account is not slowed down', async () => {
       const other = await ex.createAccount('Neighbour');
       const otherKey = await ex.createKey(other.id, 'Data API');
@@ -575,6 +602,24 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       // "You can disable the feature at any time."
       await ex.cliOk(['accounts', 'update', broke.id, '--overage', 'off']);
       expect(await read(await paced('/v1/backlinks/summary', post(brokeKey.secret, { target: 'seranking.com' })))).toEqual(INSUFFICIENT_FUNDS);
+    });
+
+    it('"Monthly credits" 1M … 500M: one plan per row, each with that many units a month, 10 requests a second and a single key', async () => {
+      const rows: [plan: string, credits: number][] = [
+        ['units_1m', 1_000_000], ['units_2m', 2_000_000], ['units_3m', 3_000_000], ['units_5m', 5_000_000], ['units_10m', 10_000_000],
+        ['units_20m', 20_000_000], ['units_30m', 30_000_000], ['units_50m', 50_000_000], ['units_100m', 100_000_000],
+        ['units_200m', 200_000_000], ['units_300m', 300_000_000], ['units_500m', 500_000_000],
+      ];
+      for (const [plan, credits] of rows) {
+        const customer = await ex.createAccount(`Credits ${plan}`, plan);
+        const customerKey = await ex.createKey(customer.id, 'Data API');
+        const response = await paced('/v1/account/subscription', token(customerKey.secret));
+        expect(response.headers.get('ratelimit-policy'), plan).toBe('"10-per-1s";q=10;w=1');
+        const info = ((await read(response)).body as Subscription).subscription_info;
+        expect([plan, info.units_limit, info.units_left]).toEqual([plan, credits, credits]);
+        // A second key is refused (the admin API's 409, as the CLI's refusal above).
+        await expect(ex.createKey(customer.id, 'Second'), plan).rejects.toThrow(/: 409 .*allows 1 key per account/);
+      }
     });
 
     it('switching to a higher plan activates instantly', async () => {

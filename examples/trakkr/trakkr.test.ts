@@ -58,6 +58,13 @@ describe('Trakkr API: shared/seeds/004 against examples/trakkr', () => {
         const refused = await ex.cli(['keys', 'create', '--account', small.id, '--name', 'k']);
         expect(refused.code, plan).toBe(1);
         expect(refused.stderr).toBe(`error: the ${plan === 'free' ? 'Free' : 'Growth'} plan does not include API keys; upgrade the plan first\n`);
+        // The admin API refuses it with the same words, and makes no key.
+        const viaAdmin = await ex.kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: small.id, name: 'k' }) });
+        expect([viaAdmin.status, ((await viaAdmin.json()) as { detail?: string }).detail], plan).toEqual([
+          409,
+          `the ${plan === 'free' ? 'Free' : 'Growth'} plan does not include API keys; upgrade the plan first`,
+        ]);
+        expect(await ex.cliJson<unknown[]>(['keys', 'list', '--account', small.id]), plan).toEqual([]);
         await ex.updateAccount(small.id, { planId: 'scale' });
         const smallKey = await ex.createKey(small.id, 'k');
         await ex.updateAccount(small.id, { planId: plan });
