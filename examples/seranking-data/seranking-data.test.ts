@@ -746,6 +746,29 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
     });
   });
 
+  // After the month turn above: it turns another month.
+  describe('Overage: billed at the end of the cycle', () => {
+    it('the excess is counted for the cycle it was used in; the next cycle starts with the plan\'s units and no overage', async () => {
+      const over = await ex.createAccount('Overage Co', 'units_1m');
+      const overKey = await ex.createKey(over.id, 'Data API');
+      // The admin API reads the period on the gateway's clock (the CLI runs on real time).
+      const units = async () => {
+        const response = await ex.kg.admin(`/v1/accounts/${over.id}/usage`);
+        expect(response.status).toBe(200);
+        return ((await response.json()) as Usage).meters.units;
+      };
+      // 100 units a month (the account's own limit), overage switched on by Support.
+      await ex.updateAccount(over.id, { limits: { meters: { units: 100 } }, overage: true });
+      for (let i = 0; i < 3; i++) expect((await paced('/v1/backlinks/summary', post(overKey.secret, { target: 'seranking.com' }))).status).toBe(200);
+      expect(await units()).toMatchObject({ usage: 300, limit: 100, remaining: 0, overage: 200, overageAllowed: true });
+
+      const now = new Date(clock.now());
+      clock.advance(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1) - clock.now());
+      expect(await units()).toMatchObject({ usage: 0, limit: 100, remaining: 100, overage: 0, overageAllowed: true });
+      expect(((await read(await paced('/v1/account/subscription', token(overKey.secret)))).body as Subscription).subscription_info).toMatchObject({ units_limit: 100, units_left: 100 });
+    });
+  });
+
   describe('One command', () => {
     it('node bin/keygate.js serve --config <the seranking-data profile> starts gateway and upstream (upstream.spawn); a CLI key works through it', async () => {
       const server = await runServeCommand('seranking-data');
