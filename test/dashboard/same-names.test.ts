@@ -34,9 +34,9 @@ describe('dashboard: two accounts of one name', () => {
     expect(cells).toHaveLength(3);
     expect(cells).toEqual(
       expect.arrayContaining([
-        `<a href="/accounts/${first}">Acme Corp</a> <code>${first}</code>`,
-        `<a href="/accounts/${second}">Acme Corp</a> <code>${second}</code>`,
-        expect.stringMatching(/^<a href="\/accounts\/acc_\w+">Globex<\/a>$/),
+        `<a class="account-name" href="/accounts/${first}">Acme Corp</a> <code>${first}</code>`,
+        `<a class="account-name" href="/accounts/${second}">Acme Corp</a> <code>${second}</code>`,
+        expect.stringMatching(/^<a class="account-name" href="\/accounts\/acc_\w+">Globex<\/a>$/),
       ]),
     );
   });
