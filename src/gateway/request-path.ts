@@ -101,7 +101,7 @@ const MAYBE_ODD_TARGET = /[#\\%;\x00-\x1f\x7f]|\/[./]/;
  * them before the gateway sees the request); a backend may hand the library or POST
  * /v1/check a target with one (`/v1/rows\r\nX-Injected: 1`), decoded or forged.
  */
-const CONTROL = /[\x00-\x1f\x7f]/;
+export const CONTROL = /[\x00-\x1f\x7f]/;
 /** The scheme and authority of an absolute-form target (`http://host:port`). */
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
 

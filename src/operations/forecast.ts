@@ -8,7 +8,7 @@ import type { Runtime } from '../runtime.js';
 import { OperationError } from './errors.js';
 import { accountUsage } from './usage.js';
 import { requestedRecords } from '../meters/cost.js';
-import { judgeTarget, normalBasePath } from '../gateway/request-path.js';
+import { CONTROL, judgeTarget, normalBasePath } from '../gateway/request-path.js';
 
 /** JavaScript's largest exact integer, which is as far as a count can go (a larger one is refused, not rounded). */
 const MOST = Number.MAX_SAFE_INTEGER;
@@ -80,7 +80,7 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
     // As the gateway judges the target: a path it refuses (`..`, `\\`, escapes of them) costs nothing because it is never served.
     const target = judgeTarget(call.path, normalBasePath(rt.config.basePath), rt.config.upstream.caseSensitivePaths);
     if (!target.ok && target.reason === 'bad_request') {
-      const why = /[\x00-\x1f\x7f]/.test(call.path) ? '(a control character, which no request line carries)' : '(a dot segment, a backslash or an escape it would read as another path)';
+      const why = CONTROL.test(call.path) ? '(a control character, which no request line carries)' : '(a dot segment, a backslash or an escape it would read as another path)';
       throw new OperationError('invalid', `calls[${i}]: the gateway refuses the path ${JSON.stringify(call.path)} ${why}`, undefined, { field: 'calls', index: i, message: `the gateway refuses its path ${why}` });
     }
     const path = target.ok ? target.path : (call.path.split('?')[0] as string);
