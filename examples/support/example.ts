@@ -113,8 +113,10 @@ export function rawProfile(name: string): Record<string, unknown> & ConfigInput 
 /**
  * `upstream`: another upstream than the example's own (one that is down, or never
  * answers: see `refusedUrl`, `silentUpstream`), with the profile's timeout or another.
+ * `dashboard`: serve the profile's dashboard too (on a free port, `kg.dashboardUrl`), for
+ * a document's steps a member takes there; off otherwise, as most tests need no browser.
  */
-export async function startExample(name: string, options: { clock?: ControlledClock; upstream?: { url: string; timeout?: string } } = {}): Promise<RunningExample> {
+export async function startExample(name: string, options: { clock?: ControlledClock; upstream?: { url: string; timeout?: string }; dashboard?: boolean } = {}): Promise<RunningExample> {
   const clock = options.clock ?? controlledClock();
   const shipped = loadConfigFile(profileFile(name));
   const raw = rawProfile(name);
@@ -138,6 +140,7 @@ export async function startExample(name: string, options: { clock?: ControlledCl
     store: `sqlite:${path.join(dir, 'keygate.db')}`,
     upstream: { ...upstreamConfig, url: upstreamUrl, ...(options.upstream?.timeout ? { timeout: options.upstream.timeout } : {}) },
     log: { level: 'warn', requests: false },
+    ...(options.dashboard ? { dashboard: { ...(raw.dashboard as Record<string, unknown> | undefined), enabled: true } } : {}),
   } as ConfigInput;
   const configFile = path.join(dir, 'keygate.yaml');
   writeFileSync(configFile, stringifyYaml(profile));
