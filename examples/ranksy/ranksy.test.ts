@@ -84,6 +84,21 @@ describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
       expect(await read(await ex.call(mrr(appId), { headers: { authorization: liveKey.secret } }))).toEqual({ status: 401, type: JSON_TYPE, body: INVALID });
       expect(await read(await ex.call(mrr(appId), { headers: { authorization: `Token ${liveKey.secret}` } }))).toEqual({ status: 401, type: JSON_TYPE, body: INVALID });
     });
+
+    it('the key is read from the Authorization header only: in the query or another header it is as good as absent', async () => {
+      for (const query of ['access_token', 'api_key', 'key']) {
+        expect(await read(await ex.call(`${mrr(appId)}?${query}=${liveKey.secret}`))).toEqual({ status: 401, type: JSON_TYPE, body: MISSING });
+      }
+      for (const header of ['x-api-key', 'api-key', 'x-ranksy-key']) {
+        expect(await read(await ex.call(mrr(appId), { headers: { [header]: liveKey.secret } }))).toEqual({ status: 401, type: JSON_TYPE, body: MISSING });
+      }
+    });
+
+    it('"every request" is authenticated: without a key the list of apps and unknown paths are 401 too, not the upstream\'s answer or a 404', async () => {
+      for (const p of ['/api/v1/apps', '/api/v1/teams', mrr('01JN4HKQX0000000000000000')]) {
+        expect(await read(await ex.call(p))).toEqual({ status: 401, type: JSON_TYPE, body: MISSING });
+      }
+    });
   });
 
   describe('Getting a key', () => {
@@ -121,7 +136,7 @@ describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
       expect((await ex.call(mrr(appId), bearer(replacement.secret))).status).toBe(200);
     });
 
-    it('keys are bound to the team that created them: another team\'s apps do not exist for them', async () => {
+    it('keys are bound to the team that created them: another team\'s apps do not exist for them, and a key cannot be moved', async () => {
       const other = await ex.createAccount('Other Team');
       const otherKey = await ex.createKey(other.id, 'theirs');
       const theirApps = await apps(otherKey.secret);
@@ -137,6 +152,12 @@ describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
       expect((await ex.call(mrr('01JN4HKQX0000000000000000'), bearer(liveKey.secret))).status).toBe(404);
       // Every team's key sees its own apps' metrics.
       expect((await ex.call(mrr((theirApps[0] as { id: string }).id), bearer(otherKey.secret))).status).toBe(200);
+      // Bound for good: not even the operator can move a key to another team (the change is
+      // refused whole, the rename with it), and the key still reads its own team's apps.
+      const moved = await ex.kg.admin(`/v1/keys/${otherKey.id}`, { method: 'PATCH', body: JSON.stringify({ name: 'moved', accountId: team.id }) });
+      expect(moved.status).toBe(400);
+      expect(await (await ex.kg.admin(`/v1/keys/${otherKey.id}`)).json()).toMatchObject({ name: 'theirs', accountId: other.id });
+      expect(await apps(otherKey.secret)).toEqual(theirApps);
     });
   });
 
@@ -163,10 +184,12 @@ describe('Ranksy API v1: shared/seeds/001 against examples/ranksy', () => {
   });
 
   describe('Scopes', () => {
-    it('metrics:read satisfies the metrics endpoint; so does the wildcard *', async () => {
+    it('metrics:read satisfies the metrics endpoint; so does the wildcard *, which grants every other scope too', async () => {
       const wildcard = await ex.cliJson<KeyOut>(['keys', 'create', '--account', team.id, '--name', 'Everything', '--scopes', '*']);
       expect(wildcard.scopes).toEqual(['*']);
       expect((await ex.call(mrr(appId), bearer(wildcard.secret))).status).toBe(200);
+      // "Grants all scopes": the list of apps' apps:read as well.
+      expect((await ex.call('/api/v1/apps', bearer(wildcard.secret))).status).toBe(200);
       expect((await ex.call(mrr(appId), bearer(liveKey.secret))).status).toBe(200);
       // A key created without --scopes gets the wildcard (all the plan allows).
       const byDefault = await ex.createKey(team.id, 'Default scopes');
