@@ -12,7 +12,7 @@ import { controlledClock, read, runServeCommand, startExample, type AccountOut, 
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const MISSING = {
-  error: { type: 'authentication_error', code: 'missing_api_key', message: 'The Authorization header is absent. Send your key as: Authorization: Bearer rk_live_…' },
+  error: { type: 'authentication_error', code: 'missing_api_key', message: 'The Authorization header is absent or holds no key. Send your key as: Authorization: Bearer rk_live_…' },
 };
 const INVALID = { error: { type: 'authentication_error', code: 'invalid_api_key', message: 'The API key is unknown or revoked.' } };
 const MISSING_TEAM_SCOPE = {
