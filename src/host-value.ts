@@ -32,3 +32,24 @@ export function isHostValue(value: string): boolean {
 }
 const COLON = 0x3a;
 const FIVE_DIGITS = /^[0-9]{5}$/;
+
+/**
+ * Whether the Host of a request handed to the library (or POST /v1/check) is one the
+ * gateway refuses (fastify-options.ts `badHost`): one that names no host, or two (Node's
+ * `headers` keeps the first; `rawHeaders`, or a list in `headers`, shows a second). Node's
+ * parser passes both on. A request without Host is taken: the HTTP version that would
+ * require one is not given, and Node refuses an HTTP/1.1 request without it itself.
+ */
+export function isRefusedHost(host: string | readonly string[] | undefined, rawHeaders: readonly string[] | undefined): boolean {
+  if (host === undefined) return false;
+  if (typeof host !== 'string') return host.length !== 1 || !isHostValue(host[0] as string);
+  if (!isHostValue(host)) return true;
+  if (rawHeaders === undefined) return false;
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() !== 'host') continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
+}

@@ -26,7 +26,8 @@ import { settleCharge, type OnCharged } from './pipeline/settle.js';
 import { renderBuiltin } from './gateway/builtins.js';
 import { statusClass } from './usage/usage-recorder.js';
 import { isReportedCount, MAX_REPORTED } from './meters/cost.js';
-import { judgeTarget, normalBasePath } from './gateway/request-path.js';
+import { judgeTarget, normalBasePath, NOT_IN_REQUEST_LINE } from './gateway/request-path.js';
+import { isRefusedHost } from './host-value.js';
 import { deny, type DenialReason } from './denial/reasons.js';
 import { refusedKeyOwner } from './pipeline/pipeline.js';
 import { redactedTarget } from './gateway/redacted-target.js';
@@ -217,7 +218,11 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
   const { onCharged } = options;
 
   async function judge(request: ReadRequest, finished: () => void): Promise<CheckResult> {
-    // The gateway's checks of the target first: a path the API's router could read as
+    // What the gateway refuses before judging the target, in its order: a request line
+    // Node's parser does not read (a space, a character outside ASCII), then a Host that
+    // names no host, or two.
+    if (NOT_IN_REQUEST_LINE.test(request.url) || isRefusedHost(request.headers.host, request.rawHeaders)) return refusalOf(rt, 'bad_request', request.url);
+    // Then the gateway's checks of the target: a path the API's router could read as
     // another one (`..`, `\\`, `%2e`, `//`) would be judged by one route's scopes and
     // served by another's.
     const target = judgeTarget(request.url, basePath, rt.config.upstream.caseSensitivePaths);

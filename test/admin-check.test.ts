@@ -193,6 +193,47 @@ describe('POST /v1/check and its settle', () => {
     await settle(admitted.body.settle as string, { status: 500 });
   });
 
+  it("refuses a target with a space or a character outside ASCII (Node's parser answers 400 before the gateway sees it), and a Host that names no host or comes twice, as bad_request, the gateway's own answer", async () => {
+    /** The gateway's answer to a request line and headers sent as bytes (UTF-8), no client would send them. */
+    const gatewayAnswer = async (target: string, hosts: string[]) => {
+      const head = `GET ${target} HTTP/1.1\r\n${hosts.map((host) => `Host: ${host}\r\n`).join('')}Authorization: Bearer ${secret}\r\nConnection: close\r\n\r\n`;
+      const answer = Buffer.from(await rawAll(kg.gatewayUrl, Buffer.from(head, 'utf8').toString('latin1')), 'latin1').toString('utf8');
+      const [statusLine = ''] = answer.split('\r\n');
+      return { status: Number(statusLine.split(' ')[1]), contentType: /\r\ncontent-type: ([^\r]*)/i.exec(answer)?.[1], body: answer.slice(answer.indexOf('\r\n\r\n') + 4) };
+    };
+    const cases: { target: string; host: string | string[] }[] = [
+      { target: '/brands?q=a b', host: 'x' },
+      { target: '/bra nds', host: 'x' },
+      { target: '/brands?q=ünïcode', host: 'x' },
+      { target: '/ünïcode', host: 'x' },
+      { target: '/brands?q=\u{1F600}', host: 'x' },
+      { target: '/brands', host: 'a/b?c' },
+      { target: '/brands', host: 'a b' },
+      { target: '/brands', host: '' },
+      { target: '/brands', host: 'user@x' },
+      { target: '/brands', host: 'x:65536' },
+      { target: '/brands', host: ['x', 'y'] },
+    ];
+    for (const { target, host } of cases) {
+      const what = `${target} Host: ${JSON.stringify(host)}`;
+      const gateway = await gatewayAnswer(target, [host].flat());
+      expect(gateway.status, what).toBe(400);
+      const { status, body } = await json(await check({ method: 'GET', url: target, headers: { host, authorization: `Bearer ${secret}` } }));
+      expect({ status, allowed: body.allowed, reason: body.reason, error: body.error }, what).toEqual({
+        status: 200,
+        allowed: false,
+        reason: 'bad_request',
+        error: { status: gateway.status, headers: { 'content-type': gateway.contentType }, body: gateway.body },
+      });
+    }
+    // A Host that names a host, with a port or as an IPv6 literal, is taken, as the gateway takes it.
+    for (const host of ['api.example.com:8443', '[::1]:80', ['x']]) {
+      const admitted = await json(await check({ method: 'GET', url: '/brands?q=a%20b', headers: { host, authorization: `Bearer ${secret}` } }));
+      expect(admitted.body, JSON.stringify(host)).toMatchObject({ allowed: true });
+      await settle(admitted.body.settle as string, { status: 500 });
+    }
+  });
+
   it('says where a key sent where the profile does not read it went (misplaced: a header, cookie or query parameter by name), never the key; nothing for any other request', async () => {
     const places: [Record<string, string>, string, unknown][] = [
       [{ 'X-API-Key': secret }, '/brands', { in: 'header', name: 'x-api-key' }],

@@ -96,6 +96,31 @@ describe('keygate as a library', () => {
     expect(await gate.check({ method: 'GET', url: '/nowhere', headers, rawHeaders: ['Authorization', `Bearer ${secret}`, 'authorization', 'Bearer x'] })).toMatchObject({ reason: 'malformed_key' });
   });
 
+  it("refuses a Host that names no host, or two Host headers, as the gateway does (Node's parser passes both on); a target Node would not read, given anyway, too", async () => {
+    const { port } = new URL(url);
+    const send = (head: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port: Number(port) });
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+        socket.on('error', reject);
+        socket.on('close', () => resolve(text));
+        socket.write(`${head}Authorization: Bearer ${secret}\r\nConnection: close\r\n\r\n`);
+      });
+    for (const hosts of ['Host: a/b?c\r\n', 'Host: user@x\r\n', 'Host: x\r\nHost: y\r\n']) {
+      const answer = await send(`GET /get-brands HTTP/1.1\r\n${hosts}`);
+      expect(answer, hosts).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer, hosts).toContain('\r\n{"error":"Bad request."}\r\n');
+    }
+    // A Host that names a host is taken: the request goes on to its route (none here; nothing is charged to the key's window).
+    expect(await send('GET /nowhere HTTP/1.1\r\nHost: api.example.com:8443\r\n')).toMatch(/^HTTP\/1\.1 404 /);
+    // A target decoded, or read by a server more lenient than Node's (a space, a character outside ASCII).
+    const headers = { authorization: `Bearer ${secret}` };
+    for (const target of ['/get-brands?q=a b', '/get-brands?q=ünïcode']) {
+      expect(await gate.check({ method: 'GET', url: target, headers }), target).toMatchObject({ allowed: false, reason: 'bad_request', url: target, error: { status: 400, body: '{"error":"Bad request."}' } });
+    }
+  });
+
   it('tells a missing_key refusal where a key sent elsewhere went (misplaced), never the key; header names as given in rawHeaders, else as in headers', async () => {
     const refusal = (misplaced: unknown) => ({ allowed: false, reason: 'missing_key', url: expect.any(String), error: expect.objectContaining({ status: 401 }), misplaced });
     const header = await gate.check({ method: 'GET', url: '/get-brands', headers: { 'x-api-key': secret } });

@@ -46,11 +46,15 @@ const CheckBody = z
       .string()
       .max(MAX_URL, `a path and query of at most ${MAX_URL} characters`)
       .regex(/^\//, 'must be the path and query as the client sent them, starting with / (e.g. /v1/rows?page=2), not a full URL')
-      .describe('The request target as the backend received it: path and query string (a key in the query is read as the gateway reads it)'),
+      .describe(
+        'The request target as the backend received it, still percent-encoded: path and query string (a key in the query is read as the gateway reads it). One with a space, a control character or a character outside ASCII (/v1/ünïcode, ?q=a b), which no request line carries, is refused as bad_request, as the gateway refuses it',
+      ),
     headers: z
       .record(z.string(), z.union([z.string(), z.array(z.string())], { error: 'a header value: a string, or an array of strings for a header sent more than once' }))
       .optional()
-      .describe('The request headers as the client sent them (names in any case); an array: a header sent more than once (two Authorization headers are refused as malformed_key, as the gateway refuses them)'),
+      .describe(
+        'The request headers as the client sent them (names in any case); an array: a header sent more than once (two Authorization headers are refused as malformed_key, as the gateway refuses them). A Host that names no host (empty, a/b?c, user@host) or two Host headers are refused as bad_request, as the gateway refuses them; no Host is taken',
+      ),
     remoteAddress: z
       .string()
       .refine((text) => isIP(text) !== 0, "an IP address, the client's as the backend saw it (192.0.2.7, 2001:db8::1)")
