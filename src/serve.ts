@@ -19,6 +19,7 @@ import { cookiesInClearWarning } from './dashboard/cookie-security.js';
 import { buildDashboard } from './dashboard/dashboard.js';
 import { createMetrics } from './metrics.js';
 import { capConnections, defaultGatewayCap, openFilesLimit } from './connection-cap.js';
+import { closeKeptAliveByBlankLines } from './idle-connections.js';
 import { redactUrl } from './store/open.js';
 import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
 import { createLog, droppedLogLines, releaseStandardOutput, withProcess, type Log } from './log.js';
@@ -382,6 +383,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     (app.server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.max(50, Math.min(REQUEST_CHECK_INTERVAL_MS, requestTimeout / 4));
     // Read by Node for each answer (`Keep-Alive: timeout=N`) and each idle connection.
     app.server.keepAliveTimeout = at.keepAliveTimeout;
+    // Blank lines between requests would otherwise hold a connection open without end.
+    closeKeptAliveByBlankLines(app.server);
     servers.push({ app, kind, connections: openConnections(app.server) });
     const maxConnections = at.maxConnections ?? (kind === 'gateway' ? defaultGatewayCap(openFilesLimit(), config.upstream.connections) : undefined);
     const cap = maxConnections === undefined ? () => {} : capConnections(kind, MAX_CONNECTIONS_FIELD[kind], maxConnections, log, metrics.connectionDropped);
