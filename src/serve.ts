@@ -42,6 +42,8 @@ export interface ServeOptions extends RuntimeOptions {
   portFlags?: { gateway: string; admin: string; dashboard: string };
   /** Admin token (or several, comma-separated); default: the environment variable the profile names. */
   adminToken?: string;
+  /** Where a caller finds `adminToken`, as the admin API's refusals say it (the demo's banner); default, the variable the profile names. */
+  adminTokenFrom?: string;
   /** Read-only admin token (or several); default: the environment variable `admin.readTokenEnv` names. */
   adminReadToken?: string;
   /** How long closing waits for in-flight requests before cutting connections (default: the profile's `shutdown.drainTimeout`). */
@@ -419,7 +421,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       gatewayUrl = await listen(await buildGateway(rt, { metrics, requestLog }), 'gateway', config.listen, options.ports?.gateway);
       rt.listening.gateway = gatewayUrl;
     }
-    const adminOptions = { tokens: admin.tokens, readTokens: read.tokens, metrics, ...(admin.refused ? { lockedBecause: admin.refused } : {}), ...(options.check ? { check: options.check } : {}) };
+    const adminOptions = { tokens: admin.tokens, readTokens: read.tokens, metrics, ...(admin.refused ? { lockedBecause: admin.refused } : {}), ...(options.adminTokenFrom !== undefined ? { tokenFrom: options.adminTokenFrom } : {}), ...(options.check ? { check: options.check } : {}) };
     const adminUrl = await listen(await buildAdmin(rt, adminOptions), 'admin', config.admin.listen, options.ports?.admin);
     rt.listening.admin = adminUrl;
 

@@ -24,11 +24,15 @@ interface Demo {
   stop(): Promise<number | null>;
 }
 
-/** Starts `keygate demo` (`bin`: of another install) on any free ports and waits for its "Press Ctrl+C" line. */
-async function startDemo(cwd: string, args: string[] = [], bin = BIN): Promise<Demo> {
+/**
+ * Starts `keygate demo` (`bin`: of another install) on any free ports and waits for its
+ * "Press Ctrl+C" line. With `adminToken` null, KEYGATE_ADMIN_TOKEN is unset: the demo makes one up.
+ */
+async function startDemo(cwd: string, args: string[] = [], bin = BIN, adminToken: string | null = ADMIN_TOKEN): Promise<Demo> {
+  const { KEYGATE_ADMIN_TOKEN: _inherited, ...env } = process.env;
   const child = spawn(process.execPath, [bin, 'demo', '--data', 'data/demo', '--port', '0', ...args], {
     cwd,
-    env: { ...process.env, KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN },
+    env: adminToken === null ? env : { ...env, KEYGATE_ADMIN_TOKEN: adminToken },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
@@ -166,6 +170,26 @@ describe('keygate demo (npm run demo)', () => {
     const resetLink = (JSON.parse(resetRun.stdout) as { url: string }).url;
     expect(resetLink.startsWith(`${dashboardAgain}/invite/`)).toBe(true);
     expect((await fetch(resetLink)).status).toBe(200);
+  });
+
+  it('sent the demo key instead of the admin token it made up, its admin API points to the banner line that printed the token, not to KEYGATE_ADMIN_TOKEN', async () => {
+    const demo = await startDemo(tempDir('demo-made-up-token'), [], BIN, null);
+    const token = /^admin token \(this run only\): (kgadm_\S+)$/m.exec(demo.stdout)?.[1];
+    expect(token, demo.stdout).toBeDefined();
+    const apiKey = /curl -H "Authorization: Bearer (demo_live_\w+)"/.exec(demo.stdout)?.[1];
+    expect(apiKey, demo.stdout).toBeDefined();
+    const admin = /admin (http:\/\/127\.0\.0\.1:\d+)/.exec(demo.stdout)?.[1] as string;
+    const banner = 'the one this demo made up and printed as it started, after "admin token (this run only):"';
+    const cases: [string, string][] = [
+      [apiKey as string, `The admin token is not valid: that has the form of this API's keys. An API key goes to the gateway; the admin API takes the admin token keygate was started with (${banner}).`],
+      ['<token>', `The admin token is not valid: that is a placeholder, as the docs write one. Send the admin token keygate was started with (${banner}).`],
+    ];
+    for (const [sent, detail] of cases) {
+      const refused = await fetch(`${admin}/v1/accounts`, { headers: { authorization: `Bearer ${sent}` } });
+      expect({ status: refused.status, detail: ((await refused.json()) as { detail: string }).detail }).toEqual({ status: 401, detail });
+    }
+    // The token the banner printed is the one that works.
+    expect((await fetch(`${admin}/v1/accounts`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
   });
 
   it('stops on SIGHUP (its terminal closed) as on Ctrl+C, with the charges of what it answered saved; its API listens where --upstream-port says', async () => {

@@ -283,14 +283,14 @@ const PLACEHOLDER = /\u2026|\u00e2\u0080\u00a6|\.\.\.|^<[^>]*>$/;
  * wrong (old, mistyped) token is told so, not told to send one it did send. The token
  * itself is never repeated.
  */
-function adminTokenRefusal(why: 'missing' | 'not_bearer' | 'twice' | 'wrong' | 'api_key' | 'placeholder', tokenEnv: string): string {
+function adminTokenRefusal(why: 'missing' | 'not_bearer' | 'twice' | 'wrong' | 'api_key' | 'placeholder', tokenEnv: string, tokenFrom: string | undefined): string {
   switch (why) {
     case 'placeholder':
       // Copied from a doc's example (`Bearer kgadm_…`) without putting the token in.
-      return `The admin token is not valid: that is a placeholder, as the docs write one. Send the admin token keygate was started with (${tokenEnv}; the demo prints its own as it starts).`;
+      return `The admin token is not valid: that is a placeholder, as the docs write one. Send the admin token keygate was started with (${tokenFrom ?? `${tokenEnv}; the demo prints its own as it starts`}).`;
     case 'api_key':
       // The key just created, tried on the wrong listener: said, since "not valid" alone reads as a broken key.
-      return `The admin token is not valid: that has the form of this API's keys. An API key goes to the gateway; the admin API takes the admin token keygate was started with (${tokenEnv}).`;
+      return `The admin token is not valid: that has the form of this API's keys. An API key goes to the gateway; the admin API takes the admin token keygate was started with (${tokenFrom ?? tokenEnv}).`;
     case 'missing':
       return 'Missing admin token: send it as "Authorization: Bearer <token>".';
     case 'not_bearer':
@@ -363,6 +363,11 @@ export interface AdminOptions {
   metrics: Metrics;
   /** Why the admin token was refused, when it was (too short, a space in it): the locked API says so. */
   lockedBecause?: string;
+  /**
+   * Where the admin token is found, as a caller refused for a wrong one is told; default,
+   * the variable `admin.tokenEnv` names. The demo's, when it made one up: its banner.
+   */
+  tokenFrom?: string;
   /** POST /v1/check's pending settles: how long they are held, and how many (defaults: 10 minutes, 50,000). */
   check?: { settleTimeoutMs?: number; maxPending?: number };
 }
@@ -519,7 +524,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
     const token = match?.[1] ?? '';
     const wrong = rt.keyFormat.check(token).ok ? 'api_key' : PLACEHOLDER.test(token) ? 'placeholder' : 'wrong';
-    return problem(reply, 401, adminTokenRefusal(twice ? 'twice' : header === '' ? 'missing' : presented ? wrong : 'not_bearer', tokenEnv));
+    return problem(reply, 401, adminTokenRefusal(twice ? 'twice' : header === '' ? 'missing' : presented ? wrong : 'not_bearer', tokenEnv, options.tokenFrom));
   });
 
   const logFailure = requestFailureLog(rt, 'admin API');

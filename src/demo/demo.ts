@@ -155,10 +155,21 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
       throw error;
     }
   }
-  const adminToken = process.env.KEYGATE_ADMIN_TOKEN ?? `kgadm_${randomBytes(18).toString('base64url')}`;
+  // Set but empty is unset: the token is made up and printed (not an empty one printed, and the admin API locked).
+  const ownToken = process.env.KEYGATE_ADMIN_TOKEN || undefined;
+  const madeUp = ownToken === undefined;
+  const adminToken = ownToken ?? `kgadm_${randomBytes(18).toString('base64url')}`;
   let running: RunningKeygate;
   try {
-    running = await serve({ config, file: 'demo profile', dir: process.cwd() }, { adminToken, portHint: 'start the demo with another --port (the admin API and the dashboard take the next two)' });
+    running = await serve(
+      { config, file: 'demo profile', dir: process.cwd() },
+      {
+        adminToken,
+        // A key sent to the admin API is told where this token is: the banner, not KEYGATE_ADMIN_TOKEN (unset).
+        ...(madeUp ? { adminTokenFrom: `the one this demo made up and printed as it started, after "${MADE_UP_TOKEN_LINE}"` } : {}),
+        portHint: 'start the demo with another --port (the admin API and the dashboard take the next two)',
+      },
+    );
   } catch (error) {
     await upstream.close();
     throw error;
@@ -184,7 +195,7 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
   const out = (line = '') => process.stdout.write(`${line}\n`);
   out();
   out(`keygate demo: gateway ${running.gatewayUrl}  admin ${running.adminUrl}  dashboard ${running.dashboardUrl ?? '-'}`);
-  if (!process.env.KEYGATE_ADMIN_TOKEN) out(`admin token (this run only): ${adminToken}`);
+  if (madeUp) out(`${MADE_UP_TOKEN_LINE} ${adminToken}`);
 
   const accounts = await rt.store.listAccounts();
   if (accounts.length === 0) {
@@ -221,6 +232,9 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
     },
   };
 }
+
+/** The banner's line for an admin token the demo made up (KEYGATE_ADMIN_TOKEN unset), before the token. */
+const MADE_UP_TOKEN_LINE = 'admin token (this run only):';
 
 /** The member the demo invites to the dashboard on its first start. */
 const DEMO_MEMBER = 'demo@example.com';
