@@ -16,6 +16,8 @@ const FORBIDDEN = {
     },
   ],
 };
+/** An expired plan's 403: the document says nothing of expiry, so the profile words it (README.md). */
+const PLAN_EXPIRED = { errors: [{ code: 'forbidden', status: 403, detail: 'Your plan has expired. Renew it to use the API.' }] };
 const JSON_TYPE = 'application/json; charset=utf-8';
 /** How a scope is refused by an API that has none. */
 const NO_SCOPES = 'not allowed: keys of this API carry no scopes (the profile lists none under scopes); give the key none, or list the scopes under scopes in the profile';
@@ -235,12 +237,17 @@ describe('Ranktracker REST API: shared/seeds/000 against examples/ranktracker', 
       expect(off.data.attributes.apiEnabled).toBe(false);
     });
 
-    it('"It also covers other forbidden actions": a valid key whose plan has expired gets the same 403, and usage answers apiEnabled: false', async () => {
+    it('"It also covers other forbidden actions": a valid key whose plan has expired gets a 403 forbidden saying so (not "API access is not enabled"), and usage answers apiEnabled: false', async () => {
       const lapsed = await ex.createAccount('Lapsed Co', 'pro');
       const key = await ex.createKey(lapsed.id, 'k');
       expect((await ex.call('/v1/domains', auth(key.secret))).status).toBe(200);
       await ex.cliOk(['accounts', 'update', lapsed.id, '--plan-expires', '2020-01-01']);
-      expect(await read(await ex.call('/v1/domains', auth(key.secret)))).toEqual({ status: 403, type: JSON_TYPE, body: FORBIDDEN });
+      expect(await readExact(await ex.call('/v1/domains', auth(key.secret)))).toEqual({
+        status: '403 Forbidden',
+        type: JSON_TYPE,
+        text: '{"errors":[{"code":"forbidden","status":403,"detail":"Your plan has expired. Renew it to use the API."}]}',
+      });
+      expect(await read(await ex.call('/v1/domains', json(key.secret, 'POST', { domain: 'lapsed.example' })))).toEqual({ status: 403, type: JSON_TYPE, body: PLAN_EXPIRED });
       const usage = await read(await ex.call('/v1/account/usage', auth(key.secret)));
       expect(usage).toMatchObject({ status: 200, body: { data: { id: lapsed.id, type: 'usage', attributes: { apiEnabled: false } } } });
       // Still 403, not 401: the key itself authenticated fine.
