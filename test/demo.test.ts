@@ -28,11 +28,11 @@ interface Demo {
  * Starts `keygate demo` (`bin`: of another install) on any free ports and waits for its
  * "Press Ctrl+C" line. With `adminToken` null, KEYGATE_ADMIN_TOKEN is unset: the demo makes one up.
  */
-async function startDemo(cwd: string, args: string[] = [], bin = BIN, adminToken: string | null = ADMIN_TOKEN): Promise<Demo> {
+async function startDemo(cwd: string, args: string[] = [], bin = BIN, adminToken: string | null = ADMIN_TOKEN, more: NodeJS.ProcessEnv = {}): Promise<Demo> {
   const { KEYGATE_ADMIN_TOKEN: _inherited, ...env } = process.env;
   const child = spawn(process.execPath, [bin, 'demo', '--data', 'data/demo', '--port', '0', ...args], {
     cwd,
-    env: adminToken === null ? env : { ...env, KEYGATE_ADMIN_TOKEN: adminToken },
+    env: { ...env, ...(adminToken === null ? {} : { KEYGATE_ADMIN_TOKEN: adminToken }), ...more },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
@@ -172,8 +172,9 @@ describe('keygate demo (npm run demo)', () => {
     expect((await fetch(resetLink)).status).toBe(200);
   });
 
-  it('sent the demo key instead of the admin token it made up, its admin API points to the banner line that printed the token, not to KEYGATE_ADMIN_TOKEN', async () => {
-    const demo = await startDemo(tempDir('demo-made-up-token'), [], BIN, null);
+  it('sent the demo key, a placeholder or a read-only token for a change instead of the admin token it made up, its admin API points to the banner line that printed the token, not to KEYGATE_ADMIN_TOKEN', async () => {
+    const readToken = 'kgread_demo_test_token_0123456789';
+    const demo = await startDemo(tempDir('demo-made-up-token'), [], BIN, null, { KEYGATE_ADMIN_READ_TOKEN: readToken });
     const token = /^admin token \(this run only\): (kgadm_\S+)$/m.exec(demo.stdout)?.[1];
     expect(token, demo.stdout).toBeDefined();
     const apiKey = /curl -H "Authorization: Bearer (demo_live_\w+)"/.exec(demo.stdout)?.[1];
@@ -188,6 +189,12 @@ describe('keygate demo (npm run demo)', () => {
       const refused = await fetch(`${admin}/v1/accounts`, { headers: { authorization: `Bearer ${sent}` } });
       expect({ status: refused.status, detail: ((await refused.json()) as { detail: string }).detail }).toEqual({ status: 401, detail });
     }
+    // A read-only token (its variable set) sent for a change: changes need the banner's token.
+    const readOnly = await fetch(`${admin}/v1/accounts`, { method: 'POST', headers: { authorization: `Bearer ${readToken}`, 'content-type': 'application/json' }, body: '{"name":"x"}' });
+    expect({ status: readOnly.status, detail: ((await readOnly.json()) as { detail: string }).detail }).toEqual({
+      status: 403,
+      detail: `This token (from KEYGATE_ADMIN_READ_TOKEN) may only read: GET, HEAD and POST /v1/forecast. Changes need the admin token (${banner}).`,
+    });
     // The token the banner printed is the one that works.
     expect((await fetch(`${admin}/v1/accounts`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
   });

@@ -518,7 +518,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     if (readOnly) {
       if (request.method === 'GET' || request.method === 'HEAD' || (request.method === 'POST' && path === READ_ONLY_POST)) return;
       refusedToken(request, 403, 'read-only token, for a change');
-      return problem(reply, 403, `This token (from ${readTokenEnv}) may only read: GET, HEAD and POST /v1/forecast. Changes need the admin token (${tokenEnv}).`);
+      return problem(reply, 403, `This token (from ${readTokenEnv}) may only read: GET, HEAD and POST /v1/forecast. Changes need the admin token (${options.tokenFrom ?? tokenEnv}).`);
     }
     refusedToken(request, 401, twice ? 'two Authorization headers' : header === '' ? 'no token' : 'not a token of this keygate');
     reply.header('www-authenticate', 'Bearer realm="keygate-admin"');
