@@ -20,8 +20,12 @@ import { createAccount } from '../src/operations/accounts.js';
 import { createKey } from '../src/operations/keys.js';
 import { accountUsage, usageOut } from '../src/operations/usage.js';
 import { isoDay, periodBounds } from '../src/meters/period.js';
+import { openPostgresStore } from '../src/store/postgres/postgres-database.js';
+import { createTestDatabase, deleteRedisKeys, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from './backends/isolation.js';
+import { POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js';
 
 const MINUTE = 60_000;
+const scaleOut = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
 
 describe('accounts usage when the CLI\'s clock and the gateway\'s are in different months', () => {
   const dir = tempDir('usage-clock-skew');
@@ -92,5 +96,67 @@ describe('accounts usage when the CLI\'s clock and the gateway\'s are in differe
     }
     const admin = (await (await kg.admin(`/v1/accounts/${accountId}/usage`)).json()) as ReturnType<typeof usageOut>;
     expect(admin.meters.units).toMatchObject({ usage: 100, periodStart: isoDay(thisMonth.endsAt) });
+  });
+});
+
+describe.skipIf(!scaleOut)('accounts usage across a month turn on PostgreSQL and Redis: each process reads its own month\'s balance from Redis', () => {
+  const redisPrefix = testRedisPrefix('usage_clock_skew');
+  const thisMonth = periodBounds('month', Date.parse('2026-11-20T00:00:00Z'));
+  const gatewayNow = { value: Date.parse('2026-11-30T23:00:00Z') };
+  let database: TestDatabase;
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let profile: ConfigInput;
+  let accountId: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    database = await createTestDatabase('usage_clock_skew');
+    const store = openPostgresStore(database.url);
+    await store.migrate();
+    await store.close();
+    profile = {
+      upstream: { url: upstream.url },
+      store: database.url,
+      counters: redisUrlWithPrefix(redisPrefix),
+      keys: { format: 'hex', hexLength: 40 },
+      auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Token' }] },
+      plans: { thousand: { meters: { units: { limit: 1000 } } } },
+      routes: [{ method: 'POST', path: '/domain/overview', cost: { meter: 'units', perRequest: 100 } }, { path: '/*' }],
+    };
+    kg = await startKeygate(profile, { dir: tempDir('usage-clock-skew-pg'), clock: () => gatewayNow.value });
+    accountId = (await createAccount(kg.runtime, { name: 'Acme', planId: 'thousand' }, 'test')).id;
+    const { secret } = await createKey(kg.runtime, { accountId, name: 'k' }, 'test');
+    const charge = async () => {
+      const r = await kg.call('/domain/overview', { method: 'POST', headers: { authorization: `Token ${secret}` } });
+      expect(r.status).toBe(200);
+      await r.text();
+    };
+    for (let i = 0; i < 3; i++) await charge();
+    gatewayNow.value = thisMonth.endsAt + MINUTE;
+    await charge();
+    await kg.runtime.flush();
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+    await database?.drop();
+    await deleteRedisKeys(redisPrefix);
+  });
+
+  it('a command whose clock is still in November reads November\'s 300 units, one in December reads December\'s 100', async () => {
+    const loaded = { config: parseConfigObject(profile), file: 'test profile', dir: tempDir('usage-clock-skew-pg-cli') };
+    for (const [at, usage, periodStart] of [
+      [thisMonth.endsAt - 10_000, 300, thisMonth.start],
+      [thisMonth.endsAt + 2 * MINUTE, 100, isoDay(thisMonth.endsAt)],
+    ] as const) {
+      const cli = await createRuntime(loaded, { log: createLog({ level: 'silent' }), use: 'command', clock: () => at });
+      try {
+        expect(usageOut(await accountUsage(cli, accountId, { keys: true })).meters.units).toMatchObject({ usage, periodStart });
+      } finally {
+        await cli.close();
+      }
+    }
   });
 });
