@@ -10,7 +10,7 @@ import { LogController, type FastifyBaseLogger, type FastifyServerOptions } from
 import pino from 'pino';
 import type { Log } from './log.js';
 import { afterAnswers, answerInFlight, requestBeingRead } from './http-internals.js';
-import { isHostValue } from './host-value.js';
+import { isRefusedHost } from './host-value.js';
 import { PROCESS_TAG } from './process-tag.js';
 
 /**
@@ -267,14 +267,5 @@ export function refuseNoHostOurselves(server: Server): void {
 export function badHost(request: IncomingMessage): boolean {
   const host = request.headers.host;
   if (host === undefined) return request.httpVersion === '1.1';
-  if (!isHostValue(host)) return true;
-  let seen = false;
-  const raw = request.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length !== 4 || !(name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) continue;
-    if (seen) return true;
-    seen = true;
-  }
-  return false;
+  return isRefusedHost(host, request.rawHeaders);
 }

@@ -34,11 +34,11 @@ const COLON = 0x3a;
 const FIVE_DIGITS = /^[0-9]{5}$/;
 
 /**
- * Whether the Host of a request handed to the library (or POST /v1/check) is one the
- * gateway refuses (fastify-options.ts `badHost`): one that names no host, or two (Node's
+ * Whether a request's Host is one keygate refuses: one that names no host, or two (Node's
  * `headers` keeps the first; `rawHeaders`, or a list in `headers`, shows a second). Node's
- * parser passes both on. A request without Host is taken: the HTTP version that would
- * require one is not given, and Node refuses an HTTP/1.1 request without it itself.
+ * parser passes both on. The listeners' `badHost` and the library's check both ask it. A
+ * request without Host is taken here: the listeners refuse one by its HTTP version, which
+ * the library is not given.
  */
 export function isRefusedHost(host: string | readonly string[] | undefined, rawHeaders: readonly string[] | undefined): boolean {
   if (host === undefined) return false;
@@ -47,7 +47,9 @@ export function isRefusedHost(host: string | readonly string[] | undefined, rawH
   if (rawHeaders === undefined) return false;
   let seen = false;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if ((rawHeaders[i] as string).toLowerCase() !== 'host') continue;
+    const name = rawHeaders[i] as string;
+    // Compared as sent first, lowered only when it could be Host: the gateway runs this for every request.
+    if (name.length !== 4 || !(name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) continue;
     if (seen) return true;
     seen = true;
   }
