@@ -162,16 +162,32 @@ export function usageHint(rt: Pick<Runtime, 'config'>): Html {
 }
 
 /**
+ * What to do if the secret of a key, shown once, is lost. `replaced`: the key it replaced
+ * (a rotation), as stored now. A new key is revoked and another created. A replacement is
+ * rotated in its turn (the next one keeps its name, scopes and end date), which is refused
+ * while the key it replaced still works (rotationConflict): until then that key is rotated
+ * again once this one is revoked, as the rotation allows (replacementEnd). Revoking it and
+ * creating another would end that key's overlap no sooner and lose what the key kept.
+ */
+function ifSecretLost(rt: Pick<Runtime, 'config'>, replaced: KeyRecord | undefined, now: number): Html {
+  if (replaced === undefined || !rt.config.keys.rotation) return html`revoke it and create another`;
+  if (isUsable(replaced, now) && rt.config.keys.rotation !== 'replace') {
+    return html`revoke it and rotate the previous key <code>${replaced.hint}</code> again while that key still works; once it has stopped, rotate this one`;
+  }
+  return html`rotate it to get another`;
+}
+
+/**
  * The secret, once: in a read-only field to select, with a copy button that the script
  * reveals. The field takes the focus as the page opens (autofocus, no script needed): the
  * keyboard is where the secret is, not seven Tabs away. `heading` names what happened
- * ("Copy your new key").
+ * ("Copy your new key"); `replaced`, the key a replacement replaced, as it is now.
  */
-export function secretPanel(rt: Pick<Runtime, 'config' | 'keyFormat'>, key: KeyRecord, secret: string, options: { heading: string; extra?: Html; back: string; planId: string }): Html {
+export function secretPanel(rt: Pick<Runtime, 'config' | 'keyFormat' | 'clock'>, key: KeyRecord, secret: string, options: { heading: string; extra?: Html; back: string; planId: string; replaced?: KeyRecord }): Html {
   const traits = keyTraits(rt, options.planId);
   return html`<h1>${options.heading}</h1>
 <section class="secret" aria-labelledby="secret-warning">
-  <p id="secret-warning"><strong>This is the only time this key is shown.</strong> Copy it now and keep it somewhere safe, such as a secrets manager. Only a hash of it is stored; if you lose it, revoke it and create another.</p>
+  <p id="secret-warning"><strong>This is the only time this key is shown.</strong> Copy it now and keep it somewhere safe, such as a secrets manager. Only a hash of it is stored; if you lose it, ${ifSecretLost(rt, options.replaced, rt.clock())}.</p>
   <label for="secret">Key “${key.name}”</label>
   <input id="secret" name="secret" type="text" readonly value="${secret}" autocomplete="off" spellcheck="false" autocapitalize="off" data-select-on-focus aria-describedby="secret-warning" autofocus>
   <div class="actions">
