@@ -16,7 +16,7 @@ body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "
 a { color: var(--accent); text-underline-offset: 2px; }
 a:hover { color: var(--accent-dark); }
 :focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; border-radius: 2px; }
-main:focus { outline: none; }
+main:focus, h1[tabindex="-1"]:focus { outline: none; }
 /* A long word (a name without spaces) breaks rather than widening the page. */
 main { overflow-wrap: break-word; }
 h1 { font-size: 1.6rem; line-height: 1.25; margin: 1.5rem 0 .75rem; }

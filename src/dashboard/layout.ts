@@ -42,6 +42,16 @@ export interface ConfirmationTarget {
   form: Html;
 }
 
+/**
+ * A confirmation page's heading, the question it asks, taking the focus as the page opens
+ * (autofocus, no script needed), as other forms focus their first field: a keyboard or
+ * screen-reader user starts at the question, not at the top of the page, with the form a
+ * Tab away. Not the confirm button itself: Enter would then do what the page asks unread.
+ */
+export function confirmationHeading(question: Html): Html {
+  return html`<h1 tabindex="-1" autofocus>${question}</h1>`;
+}
+
 /** A confirmation page's form: the irreversible action's button, and Cancel. */
 export function confirmationForm(target: ConfirmationTarget, label: string): Html {
   return html`<form method="post" action="${target.action}" class="actions">

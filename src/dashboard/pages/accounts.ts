@@ -18,7 +18,7 @@ import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { meterAllowance, planOut, windowText } from '../../operations/plans.js';
 import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/usage.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, operatorOf, queryValue, redirect, setNotice, viewerOf, type Dashboard, type Notice } from '../context.js';
-import { confirmationForm, sendPage, type ConfirmationTarget } from '../layout.js';
+import { confirmationForm, confirmationHeading, sendPage, type ConfirmationTarget } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, profileNames, sentence, sharedNames, until, when } from '../format.js';
 import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation, revokeTitle } from './key-views.js';
@@ -480,7 +480,7 @@ function apiAccessOffConfirmation(account: AccountRecord, keysInUse: number, opt
 <p>Its keys are refused until API access is turned on again, from the account’s page.</p>
 <div class="actions"><a class="button secondary" href="${options.cancel}">Back to ${account.name}</a></div>`;
   }
-  return html`<h1>Turn API access off for ${account.name}?</h1>
+  return html`${confirmationHeading(html`Turn API access off for ${account.name}?`)}
 <div class="notice warning"><p>Every key of ${account.name} is refused, with <code>api_disabled</code>, from its next request, in every process, until API access is turned on again. The keys are not revoked: turned on again, they work again (as far as the plan includes API access).</p></div>
 <dl class="facts">
   <div><dt>Account</dt><dd>${account.name}</dd></div>

@@ -10,7 +10,7 @@ import type { KeyMoments, KeyNaming, OperationError } from '../../operations/err
 import { html, type Html } from '../html.js';
 import { tableNaming, type TableName } from '../table-name.js';
 import { relative, sentence, when, whenInTable } from '../format.js';
-import { confirmationForm, type ConfirmationTarget } from '../layout.js';
+import { confirmationForm, confirmationHeading, type ConfirmationTarget } from '../layout.js';
 import { utcMinute, utcMinuteUp, utcSecondUp } from '../../meters/period.js';
 
 const STATUS_LABEL: Record<KeyStatus, string> = { active: 'Active', expiring: 'Expiring', expired: 'Expired', revoked: 'Revoked', unbound: 'No account' };
@@ -228,7 +228,7 @@ export function revokeConfirmation(key: KeyRecord, now: number, options: Confirm
 <p>It no longer works, so there is nothing to revoke.</p>
 <div class="actions"><a class="button secondary" href="${options.cancel}">Back to the keys</a></div>`;
   }
-  return html`<h1>Revoke key “${key.name}”?</h1>
+  return html`${confirmationHeading(html`Revoke key “${key.name}”?`)}
 <div class="notice warning"><p>Programs using <code>${key.hint}</code> will be refused from their next request. This cannot be undone.${overlapNote(key, options.all, now)}</p></div>
 <dl class="facts">
   <div><dt>Key</dt><dd><code>${key.hint}</code></dd></div>

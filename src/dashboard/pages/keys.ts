@@ -15,7 +15,7 @@ import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
 import { apiEnabledOf, planEnded } from '../../operations/accounts.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, viewerOf, type Dashboard } from '../context.js';
-import { sendPage } from '../layout.js';
+import { confirmationHeading, sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, profileNames, relative, sentence, when } from '../format.js';
 import { isUsable, keyAsShown, keyMomentsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, revokeTitle, secretPanel, type KeyTraits } from './key-views.js';
@@ -445,7 +445,7 @@ ${notYet ? html`<div class="notice" id="replacement-not-yet"><p>${notYet.why}</p
     const kept = keptOnRotation(keyTraits(rt, account.planId), rt.config.keys.expiry);
     // Under `replace`, keys before this one still in an earlier rotation's overlap are revoked with it: named before, not only after.
     const ending = replacesAtOnce ? overlapsEndedBy(key, await rt.store.listKeys({ accountId: account.id }), now) : [];
-    const body = html`<h1>Rotate key “${key.name}”</h1>
+    const body = html`${confirmationHeading(html`Rotate key “${key.name}”`)}
 ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : ''}
 ${replacesAtOnce
   ? html`<p>Rotating creates a replacement with the same ${kept}, shown to you once. This API allows one working key per account: the current key <code>${key.hint}</code> stops working as soon as the replacement is created: deploy the replacement right away.</p>${ending.length > 0 ? overlapsEndingNotice(ending) : ''}`

@@ -12,7 +12,7 @@ import { getAccount } from '../../operations/accounts.js';
 import { removeMember } from '../../operations/members.js';
 import { OperationError } from '../../operations/errors.js';
 import { actorOf, csrfField, operatorOf, PageNotFound, redirect, setNotice, type Dashboard } from '../context.js';
-import { confirmationForm, sendPage, type ConfirmationTarget } from '../layout.js';
+import { confirmationForm, confirmationHeading, sendPage, type ConfirmationTarget } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, when } from '../format.js';
 import { isUsable } from './key-views.js';
@@ -117,7 +117,7 @@ function removalConfirmation(account: AccountRecord, member: MemberRecord, keys:
   const linkPending = member.inviteExpiresAt !== null && member.inviteExpiresAt > now;
   if (member.passwordHash === null) {
     const link = member.inviteExpiresAt === null ? html`<span class="muted">none</span>` : linkPending ? html`works until ${when(member.inviteExpiresAt)}` : html`expired ${when(member.inviteExpiresAt)}`;
-    return html`<h1>Withdraw the invitation of ${member.email}?</h1>
+    return html`${confirmationHeading(html`Withdraw the invitation of ${member.email}?`)}
 <div class="notice warning"><p>Its link stops working at once: ${member.email} can no longer use it to choose a password and join ${account.name}. To let them join later, invite them again.</p></div>
 <dl class="facts">
   <div><dt>Email</dt><dd>${member.email}</dd></div>
@@ -132,7 +132,7 @@ ${confirmationForm(options, 'Withdraw invitation')}`;
     theirs === 0
       ? html`The account’s keys are the account’s, not theirs: they keep working.`
       : html`The account’s keys are the account’s, not theirs: they keep working, including ${theirs === 1 ? 'the key' : `the ${number(theirs)} keys`} ${member.email} created. Revoke any they should no longer have.`;
-  return html`<h1>Remove ${member.email} from ${account.name}?</h1>
+  return html`${confirmationHeading(html`Remove ${member.email} from ${account.name}?`)}
 <div class="notice warning"><p>${member.email} is signed out at once, everywhere, and can no longer sign in: their password stops working, and so does ${linkPending ? 'the password-reset link they were sent' : 'any password-reset link'}. This cannot be undone; to let them back in, invite them again.</p></div>
 <dl class="facts">
   <div><dt>Email</dt><dd>${member.email}</dd></div>
