@@ -12,12 +12,21 @@ import { tableNaming, type TableName } from '../table-name.js';
 import { number, plural, relative, sharedNames, when } from '../format.js';
 import { utcMinute, utcSecondUp } from '../../meters/period.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
+import { andList } from '../../list-words.js';
 
 const PAGE_SIZE = 200;
 /** Accounts offered in the filter's list; with more, an account is named by its id. */
 const ACCOUNT_CHOICES = 100;
 
-const ACTIONS: Record<string, string> = {
+/**
+ * What the log has events of, by the first part of their action (`key.created`), as the
+ * page's intro names them: a kind, not each action, so the intro stays true as actions are
+ * added (test/dashboard/audit-intro.test.ts checks every action recorded has one here).
+ */
+export const AUDITED_KINDS: Readonly<Record<string, string>> = { key: 'keys', account: 'accounts', member: 'members', address: 'client-address blocks' };
+
+/** Each action the log records, in words (one missing is shown as recorded: `key.created`). */
+export const ACTIONS: Readonly<Record<string, string>> = {
   'key.created': 'Created a key',
   'key.imported': 'Imported a key (made elsewhere)',
   'key.revoked': 'Revoked a key',
@@ -244,7 +253,7 @@ export function registerAuditPage(app: FastifyInstance, dash: Dashboard): void {
         : html`<div class="field"><label for="account">Account id</label><input id="account" name="account" value="${account?.id ?? asked}" placeholder="acc_… (from the Accounts page); empty for all" autocomplete="off"></div>`;
     const notice = asked !== '' && !account ? ({ kind: 'error', text: `No account has the id “${asked}”: these are every account’s events.` } as const) : undefined;
     const body = html`<h1 id="audit-log">Audit log</h1>
-<p>Who created, rotated and revoked keys, changed accounts and invited members — newest first, ${PAGE_SIZE} to a page.</p>
+<p>What happened to ${andList(Object.values(AUDITED_KINDS))}: who did it, from where and when — newest first, ${PAGE_SIZE} to a page.</p>
 <form method="get" action="/audit" class="inline-form">
   ${chooser}
   <button type="submit" class="secondary">Show</button>
