@@ -116,8 +116,10 @@ table.data thead th { font-size: .85rem; text-transform: uppercase; letter-spaci
 table.data td.num, table.data th.num { text-align: right; font-variant-numeric: tabular-nums; }
 /* A name of 100 characters without a space wraps in its cell instead of widening the table. */
 table.data .key-name { font-weight: 600; display: block; overflow-wrap: anywhere; }
-/* So does an account's name, where a table names it or an audit entry's details repeat it (and a key's). */
-table.data .account-name, table.data td.details { overflow-wrap: anywhere; }
+/* So does an account's name, where a table names it. */
+table.data .account-name { overflow-wrap: anywhere; }
+/* An audit entry's details break at spaces, words whole; only a word no column has room for (.long-word, marked by the page) breaks anywhere. */
+table.data td.details .long-word { overflow-wrap: anywhere; }
 table.data time, code.hint { white-space: nowrap; }
 /* An email is not broken at its hyphens (ops-team) by a squeezed column: the table scrolls in its box instead. */
 table.data .email { white-space: nowrap; }
@@ -135,6 +137,8 @@ table.data td.key-cell { min-width: 14rem; }
   table.cards td[data-label=""]::before { content: none; }
   /* A card is as wide as the phone: an email wraps there only where it does not fit, anywhere rather than past the edge. */
   table.cards .email { white-space: normal; overflow-wrap: anywhere; }
+  /* Nor are an audit entry's details squeezed on a card: any word breaks, only where it does not fit. */
+  table.cards td.details { overflow-wrap: anywhere; }
 }
 
 /* facts and badges */

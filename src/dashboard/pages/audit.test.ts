@@ -64,9 +64,9 @@ describe('audit table', () => {
       { caption: 'Events' },
       new Map(),
     ).toString();
-    expect(rendered).toContain('ada@acme.example from 203.0.113.9 until 2026-12-01 06:15:00 UTC');
-    expect(rendered).toContain('ada@acme.example from 2001:db8:0:7::/64 until 2026-12-01 06:15:00 UTC');
-    expect(rendered).toContain('ada@acme.example from every address until 2026-12-01 06:15:00 UTC');
+    expect(rendered).toContain('<span class="email">ada@acme.example</span> from 203.0.113.9 until 2026-12-01 06:15:00 UTC');
+    expect(rendered).toContain('<span class="email">ada@acme.example</span> from 2001:db8:0:7::/64 until 2026-12-01 06:15:00 UTC');
+    expect(rendered).toContain('<span class="email">ada@acme.example</span> from every address until 2026-12-01 06:15:00 UTC');
   });
 });
 
@@ -97,7 +97,7 @@ describe('a sign-in lock in the audit log', () => {
   it('ends to the second, rounded up, as the sign-in page says it (15:24:17.2 is 15:24:18, not 15:24)', () => {
     const entry: AuditEntry = { id: 'aud_1', at: Date.UTC(2026, 11, 1, 15, 9), actor: 'dashboard', actorAddress: null, action: 'member.locked', accountId: 'acc_1', keyId: null, detail: { email: 'ada@acme.example', until: '2026-12-01T15:24:17.200Z', scope: 'email' } };
     const rendered = auditTable([entry], new Map([['acc_1', 'Acme']]), { caption: 'Events' }, new Map()).toString();
-    expect(rendered).toContain('ada@acme.example from every address until 2026-12-01 15:24:18 UTC');
+    expect(rendered).toContain('<span class="email">ada@acme.example</span> from every address until 2026-12-01 15:24:18 UTC');
   });
 });
 

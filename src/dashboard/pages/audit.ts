@@ -7,7 +7,7 @@ import type { AuditEntry } from '../../store/store.js';
 import type { Runtime } from '../../runtime.js';
 import { operatorOf, queryValue, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
-import { html, type Html } from '../html.js';
+import { html, raw, type Html } from '../html.js';
 import { tableNaming, type TableName } from '../table-name.js';
 import { number, plural, relative, sharedNames, when } from '../format.js';
 import { utcMinute, utcSecondUp } from '../../meters/period.js';
@@ -62,6 +62,8 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
   const text = (value: unknown) => (typeof value === 'string' || typeof value === 'number' ? String(value) : '');
   // Set in monospace, as the keys table sets it: I and l, O and 0 differ.
   const hint = (value: unknown) => (typeof value === 'string' && value !== '' ? html`<code>${value}</code>` : '');
+  // Kept on one line as the Who column keeps one (not broken at its hyphens by a squeezed column).
+  const email = html`<span class="email">${text(d.email)}</span>`;
   switch (entry.action) {
     case 'key.created':
     case 'key.imported':
@@ -93,19 +95,19 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
     case 'member.joined':
     case 'member.password_reset':
     case 'member.password_changed':
-      return text(d.email);
+      return email;
     // Invited, withdrawn or removed: the role in brackets alike.
     case 'member.invited':
     case 'member.removed':
-      return `${text(d.email)} (${text(d.role)})`;
+      return html`${email} (${text(d.role)})`;
     case 'member.unlocked':
-      return d.lifted === true ? text(d.email) : `${text(d.email)} (was not locked; failed sign-ins forgotten)`;
+      return d.lifted === true ? email : html`${email} (was not locked; failed sign-ins forgotten)`;
     case 'member.locked': {
       // Which sign-ins wait: from one address, from one IPv6 /64, or from anywhere (records older than the scopes name none).
       const from = d.scope === 'email' ? ' from every address' : d.scope === 'network' ? ` from ${text(d.network)}` : d.address === undefined ? '' : ` from ${text(d.address)}`;
       // Rounded up to the second, as the sign-in page tells the one waiting.
       const until = typeof d.until === 'string' ? Date.parse(d.until) : Number.NaN;
-      return `${text(d.email)}${from} until ${Number.isFinite(until) ? utcSecondUp(until) : text(d.until)} UTC`;
+      return html`${email}${from} until ${Number.isFinite(until) ? utcSecondUp(until) : text(d.until)} UTC`;
     }
     case 'address.unblocked': {
       const until = typeof d.blockedUntil === 'number' ? `, blocked until ${utcSecondUp(d.blockedUntil)} UTC` : '';
@@ -187,9 +189,22 @@ export function auditTable(entries: readonly AuditEntry[], accountNames: Readonl
       ? html`
     <td data-label="Account">${e.accountId ? accountCell(e.accountId, accountNames, deletedNames) : html`<span class="muted">—</span>`}</td>`
       : ''}
-    <td data-label="Details" class="details">${describe(e, planNames)}</td>
+    <td data-label="Details" class="details">${breakingLongWords(html`${describe(e, planNames)}`)}</td>
   </tr>`,
   )}</tbody></table></div>`;
+}
+
+/**
+ * A word (no space in it) at least this long: one no column has room for (a 200-character
+ * account name, a detail's JSON), which breaks anywhere in the Details cell. Shorter ones
+ * stay whole and widen the column instead: `anywhere` on the whole cell let the table
+ * squeeze the column below a word's width and break every word in it.
+ */
+const LONG_WORD = /[^\s<>]{40,}/g;
+
+/** The cell's long words (LONG_WORD) marked `long-word`, in its text only (never inside a tag). */
+function breakingLongWords(cell: Html): Html {
+  return raw(cell.value.replace(/(^|>)([^<]+)/g, (_, tagEnd: string, text: string) => tagEnd + text.replace(LONG_WORD, (word) => `<span class="long-word">${word}</span>`)));
 }
 
 /** Who did it: an email kept on one line where it fits (not broken at its hyphens), or `cli`, `admin-api`, …. */
