@@ -9,9 +9,8 @@ const DAY = 24 * HOUR;
 
 /**
  * `2025-03-04 10:22 UTC` in a `<time>` element (the exact time in its `datetime`);
- * `fallback` when there is no time. Truncated to the minute, as a past moment is: a key's
- * end (its expiry, a rotation's overlap) is shown as its creation is, and never at a
- * minute after it stopped working.
+ * `fallback` when there is no time. Truncated to the minute, as a past moment is (a key's
+ * end still to come: keyEnd).
  */
 export function when(ms: number | null, fallback = '—'): Html {
   if (ms === null) return html`<span class="muted">${fallback}</span>`;
@@ -24,6 +23,23 @@ export function whenInTable(ms: number | null, fallback = '—'): Html {
   if (ms === null) return html`<span class="muted">${fallback}</span>`;
   const iso = new Date(ms).toISOString();
   return html`<time datetime="${iso}">${isoDay(ms)} ${iso.slice(11, 16)}</time>`;
+}
+
+/**
+ * A key's end (its expiry, the end of a rotation's overlap) to the minute, where one waits
+ * for it or reads when it comes. Still to come: rounded up, as a refusal that says to wait
+ * for it names it (`keyMomentsShown` in pages/key-views.ts), so that at the minute shown
+ * the key has stopped and no page shows a minute earlier than the refusal (truncated, a
+ * key ending at 14:05:30 read "Expires 14:05" beside "works until 14:06 UTC", and still
+ * worked at 14:05). Past: truncated, as every moment that happened (a refusal's "expired
+ * at"). `inTable`: without " UTC", for cells whose column heading says it.
+ */
+export function keyEnd(ms: number | null, now: number, options: { fallback?: string; inTable?: boolean } = {}): Html {
+  const { fallback = '—', inTable = false } = options;
+  if (ms === null) return html`<span class="muted">${fallback}</span>`;
+  const shown = ms > now ? Math.ceil(ms / MINUTE) * MINUTE : ms;
+  const iso = new Date(shown).toISOString();
+  return html`<time datetime="${new Date(ms).toISOString()}">${isoDay(shown)} ${iso.slice(11, 16)}${inTable ? '' : ' UTC'}</time>`;
 }
 
 /** `2025-03-04 10:22:31`, to the second, rounded up (as `until`), for table cells whose column heading says "(UTC)". */

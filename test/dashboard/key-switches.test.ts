@@ -349,7 +349,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     await expectHeading(solo, 'Copy your replacement key');
     await solo.goto(`${fixture.dashboardUrl}/keys`);
     const outgoing = (await fixture.keygate.runtime.store.listKeys({})).find((k) => k.name === 'production' && k.accountId !== null && k.revokedAt === null && k.expiresAt !== null);
-    const ends = `${new Date(outgoing?.expiresAt as number).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+    // An end to wait for: to the minute, rounded up (at the minute named, it has stopped), as a refusal names it.
+    const ends = `${new Date(Math.ceil((outgoing?.expiresAt as number) / 60_000) * 60_000).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
     expect(await textOf(solo.locator('.actions .muted'))).toBe(
       `2 of 1 key in use on the Solo plan (1 of them being replaced): revoke 2 keys to create another. Rotate comes back once the key being replaced stops working (${ends}), or once you revoke it.`,
     );
@@ -370,18 +371,20 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     const keys = (await fixture.keygate.runtime.store.listKeys({})).filter((k) => k.name === 'production' && k.revokedAt === null);
     const outgoing = keys.find((k) => k.expiresAt !== null);
     const replacement = keys.find((k) => k.rotatedFrom === outgoing?.id);
-    // The overlap's end as the key's creation is shown: to the minute, truncated, never a minute at which it no longer works.
+    // The overlap's end as a deadline to deploy by: to the minute, truncated, never a minute at which it no longer works…
     const endsAt = outgoing?.expiresAt as number;
     const ends = `${new Date(endsAt).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
     expect(await textOf(solo.locator('.notice', { hasText: 'keeps working until' }))).toBe(
       `The previous key ${outgoing?.hint} keeps working until ${ends} (in 1 h), then expires by itself. Deploy the new key before then.`,
     );
     await solo.goto(`${fixture.dashboardUrl}/keys`);
-    expect(await textOf(solo.locator(`tr[data-key-id="${outgoing?.id}"] td[data-label="Expires (UTC)"]`))).toBe(ends.replace(' UTC', ''));
+    // …and as an end to wait for (its Expires cell, the revoke page), rounded up, as a refusal names it.
+    const endsUp = `${new Date(Math.ceil(endsAt / 60_000) * 60_000).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+    expect(await textOf(solo.locator(`tr[data-key-id="${outgoing?.id}"] td[data-label="Expires (UTC)"]`))).toBe(endsUp.replace(' UTC', ''));
     // Revoking the replacement does not undo the rotation: the key it replaces stops all the same.
     await solo.goto(`${fixture.dashboardUrl}/keys/${replacement?.id}/revoke`);
     expect(await textOf(solo.locator('.notice.warning'))).toBe(
-      `Programs using ${replacement?.hint} will be refused from their next request. This cannot be undone. It replaces ${outgoing?.hint}, which stops working at ${ends} all the same: revoking this key does not keep that one working.`,
+      `Programs using ${replacement?.hint} will be refused from their next request. This cannot be undone. It replaces ${outgoing?.hint}, which stops working at ${endsUp} all the same: revoking this key does not keep that one working.`,
     );
     await solo.goto(`${fixture.dashboardUrl}/keys/${outgoing?.id}/revoke`);
     expect(await textOf(solo.locator('.notice.warning'))).toBe(

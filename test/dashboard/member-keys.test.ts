@@ -241,8 +241,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the account�
     expect(await page.getByRole('link', { name: /^Rotate “/ }).count()).toBe(0);
     expect(await page.getByRole('link', { name: 'Create a key' }).count()).toBe(0);
     // The page says why not yet, until when, and what the member can do now: revoke the outgoing key (its own confirmation page).
-    // To the minute, as its Expires cell and its creation are shown.
-    const outgoingEnd = new Date(outgoing?.expiresAt as number).toISOString().slice(0, 16).replace('T', ' ');
+    // To the minute, rounded up, as its Expires cell and the refusal above name it: at that minute the rotation is accepted.
+    const outgoingEnd = new Date(Math.ceil((outgoing?.expiresAt as number) / 60_000) * 60_000).toISOString().slice(0, 16).replace('T', ' ');
     expect(await textOf(page.locator('#replacement-not-yet'))).toBe(
       `“Nightly export” ${replacement?.hint} cannot be rotated yet either: it replaced this key, which keeps working until ${outgoingEnd} UTC (in 1 h). “Nightly export” ${replacement?.hint} can be rotated once this key has stopped working, or now if you revoke this key first.`,
     );

@@ -68,13 +68,18 @@ describe('key table', () => {
     expect(rendered).toContain('title="Revoked 2026-12-03 00:00 UTC"');
   });
 
-  it('shows a key’s Created and Expires alike, to the minute (UTC), an end truncated so it is never shown after it', () => {
+  it('shows a key’s Expires to the minute (UTC), rounded up while it is to come (as a refusal names it), truncated once it has passed', () => {
     const expiring = key('key_soon', 'sk_live_…cccc', Date.parse('2026-12-01T09:15:42Z'), { expiresAt: Date.parse('2026-12-01T10:22:59.900Z') });
-    const rendered = keyTable([expiring], Date.parse('2026-12-01T09:30:00Z'), { caption: 'Keys in use' }, TRAITS).toString();
-    const cells = Object.fromEntries([...rendered.matchAll(/<td data-label="([^"]*)">(.*?)<\/td>/gs)].map((m) => [m[1], (m[2] ?? '').replace(/<[^>]+>/g, '')]));
-    expect([cells['Created (UTC)'], cells['Expires (UTC)']]).toEqual(['2026-12-01 09:15', '2026-12-01 10:22']);
+    const cellsAt = (now: string) => {
+      const rendered = keyTable([expiring], Date.parse(now), { caption: 'Keys in use' }, TRAITS).toString();
+      return { rendered, cells: Object.fromEntries([...rendered.matchAll(/<td data-label="([^"]*)">(.*?)<\/td>/gs)].map((m) => [m[1], (m[2] ?? '').replace(/<[^>]+>/g, '')])) };
+    };
+    const before = cellsAt('2026-12-01T09:30:00Z');
+    // Created is a moment past, truncated; at 10:23 the key has stopped, as "works until 10:23 UTC" in a refusal says.
+    expect([before.cells['Created (UTC)'], before.cells['Expires (UTC)']]).toEqual(['2026-12-01 09:15', '2026-12-01 10:23']);
     // The exact moment stays in the time element, for machines and hover tools.
-    expect(rendered).toContain('<time datetime="2026-12-01T10:22:59.900Z">2026-12-01 10:22</time>');
+    expect(before.rendered).toContain('<time datetime="2026-12-01T10:22:59.900Z">2026-12-01 10:23</time>');
+    expect(cellsAt('2026-12-01T10:30:00Z').cells['Expires (UTC)']).toBe('2026-12-01 10:22');
   });
 
   it('shows no "Never" for a revoked key that had no expiry: it has ended', () => {

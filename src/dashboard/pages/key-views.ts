@@ -9,7 +9,7 @@ import { keyWindowsText } from '../../limits/key-windows.js';
 import type { KeyMoments, KeyNaming, OperationError } from '../../operations/errors.js';
 import { html, type Html } from '../html.js';
 import { tableNaming, type TableName } from '../table-name.js';
-import { relative, sentence, when, whenInTable } from '../format.js';
+import { keyEnd, relative, sentence, when, whenInTable } from '../format.js';
 import { confirmationForm, confirmationHeading, type ConfirmationTarget } from '../layout.js';
 import { utcMinute, utcMinuteUp, utcSecondUp } from '../../meters/period.js';
 
@@ -135,7 +135,7 @@ export function keyTable(keys: readonly KeyRecord[], now: number, name: TableNam
     ${traits.scopes ? html`<td data-label="Scopes">${scopeList(key.scopes)}</td>` : ''}
     <td data-label="Created (UTC)">${whenInTable(key.createdAt)}</td>
     <td data-label="Last used (UTC)">${whenInTable(key.lastUsedAt, 'Never')}</td>
-    <td data-label="Expires (UTC)">${key.revokedAt !== null && key.expiresAt === null ? html`<span class="muted">—</span>` : whenInTable(key.expiresAt, 'Never')}</td>
+    <td data-label="Expires (UTC)">${key.revokedAt !== null && key.expiresAt === null ? html`<span class="muted">—</span>` : keyEnd(key.expiresAt, now, { fallback: 'Never', inTable: true })}</td>
     <td data-label="Status"><span>${statusBadge(key, now, blocked?.get(key.id))}</span></td>
     ${actions ? html`<td data-label=""><div class="actions tight">${actions(key)}</div></td>` : ''}
   </tr>`,
@@ -202,7 +202,7 @@ ${options.extra ?? ''}
   <div><dt>Shown from now on as</dt><dd><code>${key.hint}</code></dd></div>
   ${showsMode(traits, key) ? html`<div><dt>Mode</dt><dd>${key.mode}</dd></div>` : ''}
   ${traits.scopes ? html`<div><dt>Scopes</dt><dd>${scopeList(key.scopes)}</dd></div>` : ''}
-  <div><dt>Expires</dt><dd>${when(key.expiresAt, 'Never')}</dd></div>
+  <div><dt>Expires</dt><dd>${keyEnd(key.expiresAt, rt.clock(), { fallback: 'Never' })}</dd></div>
   ${key.rateLimits?.length ? html`<div><dt>Own rate limits</dt><dd>${keyWindowsText(key.rateLimits).map((w, i) => html`${i > 0 ? ', ' : ''}<code>${w}</code>`)}</dd></div>` : ''}
 </dl>
 <div class="actions"><a class="button secondary" href="${options.back}">I have copied it — back to the keys</a></div>`;
@@ -242,7 +242,7 @@ ${confirmationForm(options, 'Revoke key')}`;
 function overlapNote(key: KeyRecord, all: readonly KeyRecord[], now: number): Html {
   const replaced = key.rotatedFrom === null ? undefined : all.find((k) => k.id === key.rotatedFrom && isUsable(k, now));
   if (replaced) {
-    const ends = replaced.expiresAt === null ? '' : html` at ${when(replaced.expiresAt)}`;
+    const ends = replaced.expiresAt === null ? '' : html` at ${keyEnd(replaced.expiresAt, now)}`;
     return html` It replaces <code>${replaced.hint}</code>, which stops working${ends} all the same: revoking this key does not keep that one working.`;
   }
   const replacement = all.find((k) => k.rotatedFrom === key.id && isUsable(k, now));

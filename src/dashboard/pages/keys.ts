@@ -17,7 +17,7 @@ import { apiEnabledOf, planEnded } from '../../operations/accounts.js';
 import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redirect, setNotice, viewerOf, type Dashboard } from '../context.js';
 import { confirmationHeading, sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
-import { number, plural, profileNames, relative, sentence, when } from '../format.js';
+import { keyEnd, number, plural, profileNames, relative, sentence, when } from '../format.js';
 import { isUsable, keyAsShown, keyMomentsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, revokeTitle, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 import { CREATE_HINT, KEY_WINDOWS_FIELD, keyWindowsField, keyWindowsOf, keyWindowsRefusal } from './key-limits.js';
@@ -123,7 +123,7 @@ ${noKeys
   ? html`<div class="notice"><p>The ${usage.planName} plan does not include API keys: keys can be created once the account is on a plan that does.</p></div>`
   : html`<div class="actions">
   ${atLimit ? '' : html`<a class="button" href="/keys/new">Create a key</a>`}
-  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit && maxKeys !== undefined ? `: ${makeRoom(usable.length, maxKeys, usable.some(rotatable))}.` : ''}${noKeys || rt.config.keys.rotation === false || maxKeys === undefined ? '' : rotateComesBack(usable, maxKeys)}</span>
+  <span class="muted">${keysInUse(usable, maxKeys, usage.planName)}${atLimit && maxKeys !== undefined ? `: ${makeRoom(usable.length, maxKeys, usable.some(rotatable))}.` : ''}${noKeys || rt.config.keys.rotation === false || maxKeys === undefined ? '' : rotateComesBack(usable, maxKeys, now)}</span>
 </div>`}
 <h2 id="active-keys">Keys in use</h2>
 ${usable.length > 0
@@ -245,7 +245,8 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
         const extra =
           choice === 'now'
             ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>${rotated.ended.length > 0 ? overlapsEndedNotice(rotated.ended) : ''}`
-            : html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${when(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
+            : // A deadline to act before, not an end to wait for: truncated (when), so that deploying by the minute shown is in time.
+              html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${when(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
         const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra: html`${refusedWhileOff(account)}${extra}`, planId: account.planId, replaced: previous });
         return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
       } catch (error) {
@@ -424,7 +425,7 @@ ${notYet ? html`<div class="notice" id="replacement-not-yet"><p>${notYet.why}</p
       const why =
         replaced.expiresAt === null
           ? html`${named} cannot be rotated yet either: it replaced ${which}, which keeps working until it is revoked. Revoke ${that} to rotate ${named}.`
-          : html`${named} cannot be rotated yet either: it replaced ${which}, which keeps working until ${when(replaced.expiresAt)} (${relative(replaced.expiresAt, now)}). ${named} can be rotated once ${that} has stopped working, or now if you revoke ${that} first.`;
+          : html`${named} cannot be rotated yet either: it replaced ${which}, which keeps working until ${keyEnd(replaced.expiresAt, now)} (${relative(replaced.expiresAt, now)}). ${named} can be rotated once ${that} has stopped working, or now if you revoke ${that} first.`;
       return { why, wayOn: revokeLink(replaced) };
     }
     const plan = rt.config.plans[account.planId];
@@ -448,7 +449,7 @@ ${notYet ? html`<div class="notice" id="replacement-not-yet"><p>${notYet.why}</p
     const body = html`${confirmationHeading(html`Rotate key “${key.name}”`)}
 ${error ? html`<div class="notice error" role="alert"><p>${error}</p></div>` : ''}
 ${replacesAtOnce
-  ? html`<p>Rotating creates a replacement with the same ${kept}, shown to you once. This API allows one working key per account: the current key <code>${key.hint}</code> stops working as soon as the replacement is created: deploy the replacement right away.</p>${ending.length > 0 ? overlapsEndingNotice(ending) : ''}`
+  ? html`<p>Rotating creates a replacement with the same ${kept}, shown to you once. This API allows one working key per account: the current key <code>${key.hint}</code> stops working as soon as the replacement is created: deploy the replacement right away.</p>${ending.length > 0 ? overlapsEndingNotice(ending, now) : ''}`
   : html`<p>Rotating creates a replacement with the same ${kept}, shown to you once. The current key <code>${key.hint}</code> keeps working for the overlap you choose, so you can deploy the replacement without downtime; after that it expires by itself.</p>`}
 <form method="post" action="/keys/${key.id}/rotate" class="stack">
   ${csrfField(request)}
@@ -477,10 +478,10 @@ function keysNamed(keys: readonly KeyRecord[]): Html {
 }
 
 /** On the rotate page under `keys.rotation: replace`: the earlier keys, still in an overlap, that the rotation will end. */
-function overlapsEndingNotice(ending: readonly KeyRecord[]): Html {
+function overlapsEndingNotice(ending: readonly KeyRecord[], now: number): Html {
   const one = ending.length === 1;
   const ends = ending.map((k) => k.expiresAt).filter((at): at is number => at !== null);
-  const still = ends.length === ending.length ? html` (until ${when(Math.max(...ends))})` : '';
+  const still = ends.length === ending.length ? html` (until ${keyEnd(Math.max(...ends), now)})` : '';
   return html`<div class="notice warning" id="overlaps-ending"><p>Rotating also ends the overlap of an earlier rotation: ${one ? 'the earlier key' : 'the earlier keys'} ${keysNamed(ending)}, still working beside this one${still}, ${one ? 'is' : 'are'} revoked with it and ${one ? 'stops' : 'stop'} working at once.</p></div>`;
 }
 
@@ -528,13 +529,13 @@ function makeRoom(inUse: number, maxKeys: number, canRotate: boolean): string {
  * says why no key offers Rotate. Empty where revoking them would not be enough (the plan
  * was changed to a smaller one).
  */
-function rotateComesBack(usable: readonly KeyRecord[], maxKeys: number): Html {
+function rotateComesBack(usable: readonly KeyRecord[], maxKeys: number, now: number): Html {
   const outgoing = usable.filter((k) => usable.some((r) => r.rotatedFrom === k.id));
   const needed = usable.length - maxKeys;
   if (needed < 1 || outgoing.length < needed) return html``;
   // When enough of them have stopped: the needed-th end, soonest first.
   const end = outgoing.map((k) => k.expiresAt ?? Infinity).sort((a, b) => a - b)[needed - 1] ?? Infinity;
-  const at = Number.isFinite(end) ? html` (${when(end)})` : '';
+  const at = Number.isFinite(end) ? html` (${keyEnd(end, now)})` : '';
   if (needed === outgoing.length) {
     const one = needed === 1;
     return html` Rotate comes back once ${one ? 'the key being replaced stops' : 'the keys being replaced stop'} working${at}, or once you revoke ${one ? 'it' : 'them'}.`;
