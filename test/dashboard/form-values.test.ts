@@ -156,6 +156,7 @@ describe('dashboard: hand-edited forms', () => {
       expect(created).toHaveLength(1);
       expect(again.html).toContain(created[0]?.hint as string);
       expect(again.html).not.toContain(secretIn(first));
+      expect(again.html).toContain('If you did not copy it, revoke it and create another.');
       expect((await keysOfAcme()).length).toBe(before + 1);
     });
 
@@ -166,6 +167,8 @@ describe('dashboard: hand-edited forms', () => {
       expect((await member.post(`/keys/${original.id}/rotate`, fields)).status).toBe(201);
       const again = await member.post(`/keys/${original.id}/rotate`, fields);
       expect({ status: again.status, heading: again.heading }).toEqual({ status: 409, heading: 'This form was sent already' });
+      // The replacement's advice, as its own page gave it: the key it replaced was revoked at once.
+      expect(again.html).toContain('If you did not copy it, rotate it to get another.');
       expect((await keysOfAcme()).filter((k) => k.rotatedFrom === original.id)).toHaveLength(1);
     });
 

@@ -169,7 +169,7 @@ export function usageHint(rt: Pick<Runtime, 'config'>): Html {
  * again once this one is revoked, as the rotation allows (replacementEnd). Revoking it and
  * creating another would end that key's overlap no sooner and lose what the key kept.
  */
-function ifSecretLost(rt: Pick<Runtime, 'config'>, replaced: KeyRecord | undefined, now: number): Html {
+export function ifSecretLost(rt: Pick<Runtime, 'config'>, replaced: KeyRecord | undefined, now: number): Html {
   if (replaced === undefined || !rt.config.keys.rotation) return html`revoke it and create another`;
   if (isUsable(replaced, now) && rt.config.keys.rotation !== 'replace') {
     return html`revoke it and rotate the previous key <code>${replaced.hint}</code> again while that key still works; once it has stopped, rotate this one`;

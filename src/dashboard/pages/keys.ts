@@ -18,7 +18,7 @@ import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redir
 import { confirmationHeading, sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { keyEnd, number, plural, profileNames, relative, sentence, when } from '../format.js';
-import { isUsable, keyAsShown, keyMomentsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, revokeTitle, secretPanel, type KeyTraits } from './key-views.js';
+import { ifSecretLost, isUsable, keyAsShown, keyMomentsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, revokeTitle, secretPanel, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 import { CREATE_HINT, KEY_WINDOWS_FIELD, keyWindowsField, keyWindowsOf, keyWindowsRefusal } from './key-limits.js';
 import type { WindowWritten } from '../../limits/limit-specs.js';
@@ -307,10 +307,12 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
   }
 
   /** A form that issued its key already, sent again (a reload of its answer): no second key, and the secret is not shown again. */
-  function sendSentAlready(request: FastifyRequest, reply: FastifyReply, key: KeyRecord): FastifyReply {
+  async function sendSentAlready(request: FastifyRequest, reply: FastifyReply, key: KeyRecord): Promise<FastifyReply> {
+    // A rotate form's key is a replacement: the advice is the replacement page's, for the key it replaced as it is now.
+    const replaced = key.rotatedFrom === null ? undefined : await rt.store.getKey(key.rotatedFrom);
     const body = html`<h1>This form was sent already</h1>
 <div class="notice" role="status"><p>It created the key “${key.name}” (<code>${key.hint}</code>) on ${when(key.createdAt)}. No other key was created.</p></div>
-<p>The key’s secret was shown once, in the answer to that form, and cannot be shown again. If you did not copy it, revoke that key and create another.</p>
+<p>The key’s secret was shown once, in the answer to that form, and cannot be shown again. If you did not copy it, ${ifSecretLost(rt, replaced, rt.clock())}.</p>
 <div class="actions"><a class="button" href="/keys">Back to the keys</a></div>`;
     return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
   }
