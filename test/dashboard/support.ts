@@ -10,11 +10,12 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import axe from 'axe-core';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createAccount } from '../../src/operations/accounts.js';
 import { startDemoUpstream, startKeygate, type TestKeygate } from '../support/keygate.js';
 import { IN_CI } from '../support/services.js';
+import { tempDir } from '../support/temp.js';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -74,10 +75,14 @@ export class TestClock {
   }
 }
 
-export interface DashboardFixture {
+/** keygate with the dashboard on, as the page helpers below use it. */
+export interface Dashboard {
   keygate: TestKeygate;
   clock: TestClock;
   dashboardUrl: string;
+}
+
+export interface DashboardFixture extends Dashboard {
   close(): Promise<void>;
 }
 
@@ -98,12 +103,68 @@ export async function startDashboard(dir: string, adjust: (profile: ConfigInput)
   };
 }
 
-export async function newAccount(fixture: DashboardFixture, name: string, planId = 'pro'): Promise<string> {
+/** What useDashboard gives its describe block: the running dashboard and Chromium. */
+export interface DashboardSuite extends Dashboard {
+  readonly browser: Browser;
+  /** The temporary folder the dashboard's database (keygate.db) is in. */
+  readonly dir: string;
+}
+
+/**
+ * The set-up most browser test files share, registered in the calling describe block: a
+ * temporary folder (`label`, its name's start), the dashboard on it (`adjust` changes the
+ * profile, as startDashboard takes it) and Chromium, started before the block's own
+ * beforeAll hooks (so call it first) and closed after its tests.
+ *
+ * @example
+ * describe.skipIf(!chromiumAvailable())('dashboard: …', () => {
+ *   const fixture = useDashboard('keygate-dashboard-example');
+ *   let member: Page;
+ *   beforeAll(async () => {
+ *     ({ member } = await memberAndOperator(fixture, fixture.browser, await newAccount(fixture, 'Acme Analytics')));
+ *   });
+ * });
+ */
+export function useDashboard(label: string, adjust?: (profile: ConfigInput) => ConfigInput): DashboardSuite {
+  const dir = tempDir(label);
+  let fixture: DashboardFixture | undefined;
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    fixture = await startDashboard(dir, adjust);
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await fixture?.close();
+  });
+  // Read at collection time (outside a hook or a test), they would be undefined: say so instead.
+  const started = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`${what} is not started yet: read it in a hook or a test of the describe block that called useDashboard`);
+    return value;
+  };
+  return {
+    dir,
+    get keygate() {
+      return started(fixture, 'the dashboard').keygate;
+    },
+    get clock() {
+      return started(fixture, 'the dashboard').clock;
+    },
+    get dashboardUrl() {
+      return started(fixture, 'the dashboard').dashboardUrl;
+    },
+    get browser() {
+      return started(browser, 'Chromium');
+    },
+  };
+}
+
+export async function newAccount(fixture: Dashboard, name: string, planId = 'pro'): Promise<string> {
   return (await createAccount(fixture.keygate.runtime, { name, planId }, 'test')).id;
 }
 
 /** Invites through the admin API, as an operator's script would; returns the link on the running dashboard. */
-export async function invite(fixture: DashboardFixture, email: string, accountId: string | null, role: 'member' | 'operator' = 'member'): Promise<string> {
+export async function invite(fixture: Dashboard, email: string, accountId: string | null, role: 'member' | 'operator' = 'member'): Promise<string> {
   const response = await fixture.keygate.admin('/v1/members/invitations', { method: 'POST', body: JSON.stringify({ email, accountId, role }) });
   expect(response.status).toBe(201);
   const { url } = (await response.json()) as { url: string };
@@ -131,7 +192,7 @@ export const OPERATOR = 'olga@ops.example';
  * page (join): each page left on its viewer's home.
  */
 export async function memberAndOperator(
-  fixture: DashboardFixture,
+  fixture: Dashboard,
   browser: Browser,
   accountId: string,
   options: { member?: string; operator?: string; viewport?: typeof DESKTOP; bypassCSP?: boolean } = {},
@@ -148,7 +209,7 @@ export async function memberAndOperator(
  * accepting the invitation in the page (join): the page left on their home.
  */
 export async function signedInPage(
-  fixture: DashboardFixture,
+  fixture: Dashboard,
   browser: Browser,
   email: string,
   accountId: string | null,
