@@ -4,27 +4,17 @@
  * fields, the Name field marked, described by it and focused, the plan chosen still chosen;
  * no account is made.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newContext, OPERATOR, startDashboard, textOf, type DashboardFixture } from './support.js';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { chromiumAvailable, expectHeading, invite, join, newContext, OPERATOR, textOf, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: a refused Create an account form', () => {
-  const dir = tempDir('keygate-dashboard-account-create-refusal');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-account-create-refusal');
   let operator: Page;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
-    operator = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    operator = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     await join(operator, await invite(fixture, OPERATOR, null, 'operator'), OPERATOR);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
   });
 
   it('says why beside the form, with the keyboard on the name and the plan chosen kept', async () => {

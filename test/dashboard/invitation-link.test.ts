@@ -3,30 +3,20 @@
  * does, it opens with the keyboard on the link (one Tab to Copy link), the field described
  * by the warning that it is shown only now, at a desktop's width and a phone's.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, DESKTOP, expectHeading, invite, join, launchChromium, newAccount, newContext, shown, startDashboard, tabTo, type DashboardFixture } from './support.js';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { chromiumAvailable, DESKTOP, expectHeading, invite, join, newAccount, newContext, shown, tabTo, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: a new invitation link, shown once', () => {
-  const dir = tempDir('keygate-dashboard-invitation-link');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-invitation-link');
   let accountId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
-  });
-
   async function operatorPage(viewport: typeof DESKTOP, email: string): Promise<Page> {
-    const page = await (await newContext(browser, fixture.dashboardUrl, viewport)).newPage();
+    const page = await (await newContext(fixture.browser, fixture.dashboardUrl, viewport)).newPage();
     await join(page, await invite(fixture, email, null, 'operator'), email);
     return page;
   }

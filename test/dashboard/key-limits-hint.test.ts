@@ -3,29 +3,19 @@
  * on the page of a key without windows of its own (the field empty) it must not read as
  * if the key had 10-per-1m and 2-per-1s.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, launchChromium, memberAndOperator, newAccount, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, memberAndOperator, newAccount, textOf, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: the hint of a key’s Rate limits field', () => {
-  const dir = tempDir('keygate-dashboard-key-limits-hint');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-key-limits-hint');
   let member: Page;
   let accountId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
-    ({ member } = await memberAndOperator(fixture, browser, accountId));
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    ({ member } = await memberAndOperator(fixture, fixture.browser, accountId));
   });
 
   it('says the windows it names are an example, under the empty field of a key without its own', async () => {

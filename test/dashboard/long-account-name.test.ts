@@ -3,31 +3,21 @@
  * takes) wraps in its cell, as a key's name does: it does not widen the accounts table or
  * the audit log so far that every account's plan, access and usage are pushed out of view.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, DESKTOP, invite, join, launchChromium, newAccount, newContext, OPERATOR, startDashboard, type DashboardFixture } from './support.js';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { chromiumAvailable, DESKTOP, invite, join, newAccount, newContext, OPERATOR, useDashboard } from './support.js';
 
 const LONG_NAME = `Unicorn-${'z'.repeat(192)}`;
 
 describe.skipIf(!chromiumAvailable())('dashboard: an account with a long name', () => {
-  const dir = tempDir('keygate-dashboard-long-account-name');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-long-account-name');
   let operator: Page;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     await newAccount(fixture, 'Acme Analytics');
     await newAccount(fixture, LONG_NAME);
-    operator = await (await newContext(browser, fixture.dashboardUrl, DESKTOP)).newPage();
+    operator = await (await newContext(fixture.browser, fixture.dashboardUrl, DESKTOP)).newPage();
     await join(operator, await invite(fixture, OPERATOR, null, 'operator'), OPERATOR);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
   });
 
   /** How far the first table is wider than the box it scrolls in (0: it fits). */

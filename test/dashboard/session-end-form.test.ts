@@ -3,31 +3,21 @@
  * not carried out, and the sign-in page says so; signing in again leads back to the page
  * the form was on, not to the home page, so the member starts again where they were.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, launchChromium, memberAndOperator, MEMBER, newAccount, signIn, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, memberAndOperator, MEMBER, newAccount, signIn, textOf, useDashboard } from './support.js';
 
 const HOUR = 3_600_000;
 
 describe.skipIf(!chromiumAvailable())('dashboard: a form sent after the session ended', () => {
-  const dir = tempDir('keygate-dashboard-session-end-form');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-session-end-form');
   let member: Page;
   let accountId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
-    ({ member } = await memberAndOperator(fixture, browser, accountId));
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    ({ member } = await memberAndOperator(fixture, fixture.browser, accountId));
   });
 
   it('leads back, once signed in again, to the create form it was sent from, and made no key', async () => {

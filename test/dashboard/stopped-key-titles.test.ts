@@ -4,30 +4,20 @@
  * (opened by Back after revoking it, or from an old tab) say it is revoked or cannot be
  * rotated, not "Revoke …" or "Rotate …" above a heading that says otherwise.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, launchChromium, memberAndOperator, newAccount, startDashboard, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, memberAndOperator, newAccount, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: the titles of a stopped key’s pages', () => {
-  const dir = tempDir('keygate-dashboard-stopped-key-titles');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-stopped-key-titles');
   let member: Page;
   let operator: Page;
   let accountId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
-    ({ member, operator } = await memberAndOperator(fixture, browser, accountId));
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    ({ member, operator } = await memberAndOperator(fixture, fixture.browser, accountId));
   });
 
   it('names a revoked key’s revoke page “… is already revoked” and its rotate page “… cannot be rotated”, for a member and an operator', async () => {
