@@ -4,16 +4,15 @@
  * tab traps; the revoke flow done with the keyboard only; and the key flow still
  * working with JavaScript turned off (the copy button is the only thing lost).
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { keyBlockId } from '../../src/counters/counters.js';
 import { createKey, revokeKey } from '../../src/operations/keys.js';
 import type { KeyRecord } from '../../src/store/store.js';
 import { STYLESHEET } from '../../src/dashboard/assets.js';
 import { html } from '../../src/dashboard/html.js';
 import { keyTable } from '../../src/dashboard/pages/key-views.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, DESKTOP, focusOutline, expectHeading, launchChromium, memberAndOperator, newAccount, newContext, screenshot, startDashboard, tabTo, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, DESKTOP, focusOutline, expectHeading, memberAndOperator, newAccount, newContext, screenshot, tabTo, textOf, useDashboard } from './support.js';
 
 interface PageAudit {
   h1Count: number;
@@ -41,25 +40,16 @@ function auditPage(page: Page): Promise<PageAudit> {
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader basics', () => {
-  const dir = tempDir('keygate-dashboard-a11y');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-a11y');
   let member: Page;
   let operator: Page;
   let accountId: string;
   let keyId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
     keyId = (await createKey(fixture.keygate.runtime, { accountId, name: 'Reporting script' }, 'admin-api')).key.id;
-    ({ member, operator } = await memberAndOperator(fixture, browser, accountId));
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    ({ member, operator } = await memberAndOperator(fixture, fixture.browser, accountId));
   });
 
   it('gives every page one h1, a matching title, labelled fields and named controls', async () => {
@@ -87,7 +77,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
       expect(audit.emptyButtons, path).toBe(0);
       expect(audit.positiveTabindex, path).toBe(0);
     }
-    const anonymous = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const anonymous = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     await anonymous.goto('/sign-in');
     expect((await auditPage(anonymous)).unlabelled).toEqual([]);
     await anonymous.context().close();
@@ -221,7 +211,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     const buttons = () =>
       html`<form method="post" class="inline-form"><button type="submit" class="secondary small">Unblock</button></form><a class="button secondary small" href="#">Rate limits</a><a class="button secondary small" href="#">Revoke</a>`;
     const table = keyTable(keys, now, { caption: 'Keys in use' }, { scopes: true, modes: ['live', 'test'] }, { actions: buttons, all: keys, blocked: new Map(keys.map((k) => [k.id, now + 15 * 60_000])) });
-    const page = await browser.newPage({ viewport: DESKTOP });
+    const page = await fixture.browser.newPage({ viewport: DESKTOP });
     try {
       await page.setContent(`<!doctype html><html lang="en"><head><style>${STYLESHEET}</style></head><body><main class="wrap">${table.toString()}</main></body></html>`);
       const { scrollWidth, clientWidth } = await page.locator('.table-wrap').evaluate((el) => ({ scrollWidth: el.scrollWidth, clientWidth: el.clientWidth }));
@@ -262,7 +252,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
   });
 
   it('works without JavaScript: the key is shown selectable, only the copy button is missing', async () => {
-    const context = await browser.newContext({ baseURL: fixture.dashboardUrl, javaScriptEnabled: false });
+    const context = await fixture.browser.newContext({ baseURL: fixture.dashboardUrl, javaScriptEnabled: false });
     const page = await context.newPage();
     await page.goto('/sign-in');
     await page.getByLabel('Email').fill('ada@acme.example');

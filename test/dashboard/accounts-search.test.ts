@@ -3,10 +3,9 @@
  * account sits on the line of the Search button, level with it, not floating by the
  * field's label above.
  */
-import type { Browser, Locator, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, launchChromium, newAccount, newContext, PHONE, screenshot, signedInPage, startDashboard, type DashboardFixture } from './support.js';
+import type { Locator, Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { chromiumAvailable, expectHeading, newAccount, newContext, PHONE, screenshot, signedInPage, useDashboard } from './support.js';
 
 /** The vertical middle of the first match, in page pixels. */
 async function middle(locator: Locator): Promise<number> {
@@ -16,20 +15,12 @@ async function middle(locator: Locator): Promise<number> {
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: the account search', () => {
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-accounts-search');
   let page: Page;
 
   beforeAll(async () => {
-    fixture = await startDashboard(tempDir('keygate-dashboard-accounts-search'));
-    browser = await launchChromium();
     await newAccount(fixture, 'Acme Analytics');
-    page = await signedInPage(fixture, browser, 'olga@ops.example', null, { role: 'operator' });
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    page = await signedInPage(fixture, fixture.browser, 'olga@ops.example', null, { role: 'operator' });
   });
 
   it('puts "Show every account" level with the Search button, on a desktop', async () => {
@@ -45,7 +36,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the account search', () => {
   });
 
   it('keeps the link within the screen on a phone, not above the button', async () => {
-    const phone = await (await newContext(browser, fixture.dashboardUrl, PHONE)).newPage();
+    const phone = await (await newContext(fixture.browser, fixture.dashboardUrl, PHONE)).newPage();
     try {
       await phone.context().addCookies(await page.context().cookies());
       await phone.goto('/accounts?q=zzz');

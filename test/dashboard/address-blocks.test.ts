@@ -10,12 +10,12 @@
  * told apart by X-Forwarded-For from a trusted proxy. Each test starts with no block and
  * makes those it needs, so any one of them can be run alone.
  */
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { utcSecondUp } from '../../src/meters/period.js';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, horizontalOverflow, launchChromium, MEMBER, newAccount, newContext, OPERATOR, PHONE, postFromPage, screenshot, signIn, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, horizontalOverflow, MEMBER, newAccount, newContext, OPERATOR, PHONE, postFromPage, screenshot, signIn, startDashboard, textOf, useDashboard, type Dashboard, type DashboardFixture } from './support.js';
 import { addMember, signedInOperator, Visitor } from './visitor.js';
 import { startRedisServer, type RedisServer } from '../scale-out/cluster.js';
 
@@ -41,16 +41,14 @@ interface ListedBlock {
 }
 
 /** Lifts every block the process holds, unaudited (not through the admin API or the page): a test's starting point. */
-async function liftEvery(fixture: DashboardFixture): Promise<void> {
+async function liftEvery(fixture: Dashboard): Promise<void> {
   const limit = fixture.keygate.runtime.unknownKeyLimit;
   const now = fixture.clock.now();
   for (const block of (await limit.blocksInForce(now)).blocks) await limit.lift(block.address, now);
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: the operator’s address blocks (auth.unknownKeys)', () => {
-  const dir = tempDir('keygate-dashboard-address-blocks');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-address-blocks', (profile) => ({ ...profile, trustedProxies: ['127.0.0.1'], auth: { ...profile.auth, unknownKeys: { limit: 1, window: '1m', block: '10m' } } }));
   let page: Page;
 
   /** A request with a key never issued, from `client`: its status. */
@@ -81,21 +79,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator’s address block
   const shownRows = async () => Promise.all((await rows().all()).map(async (row) => (await row.locator('td').allInnerTexts()).slice(0, 4).map((cell) => cell.trim())));
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir, (profile) => ({ ...profile, trustedProxies: ['127.0.0.1'], auth: { ...profile.auth, unknownKeys: { limit: 1, window: '1m', block: '10m' } } }));
     await addMember(fixture.keygate.runtime, OPERATOR, null, 'operator');
     await addMember(fixture.keygate.runtime, MEMBER, await newAccount(fixture, 'Acme Analytics'), 'member');
-    browser = await launchChromium();
-    page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    page = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     await page.goto('/sign-in');
     await signIn(page, OPERATOR);
   });
 
   beforeEach(() => liftEvery(fixture));
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
-  });
 
   it('is linked from the operator’s navigation, says what it lists, and that no address is blocked while none is', async () => {
     await page.goto('/accounts');
@@ -203,7 +194,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator’s address block
 
   it('fits a phone: the navigation and the blocks as cards, nothing to scroll sideways', async () => {
     await blockMany(PER_PAGE + 1);
-    const phone = await (await newContext(browser, fixture.dashboardUrl, PHONE)).newPage();
+    const phone = await (await newContext(fixture.browser, fixture.dashboardUrl, PHONE)).newPage();
     try {
       await phone.goto('/sign-in');
       await signIn(phone, OPERATOR);

@@ -8,12 +8,11 @@
  * checks of accessibility.test.ts stay; this holds each page to WCAG 2.0 and 2.1 A and
  * AA and axe's best practices, and names each violation and its elements on failure.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { keyBlockId } from '../../src/counters/counters.js';
 import { updateAccount } from '../../src/operations/accounts.js';
 import { createKey, revokeKey } from '../../src/operations/keys.js';
-import { tempDir } from '../support/temp.js';
 import {
   axeViolationLine,
   axeViolations,
@@ -21,15 +20,13 @@ import {
   DESKTOP,
   expectHeading,
   invite,
-  launchChromium,
   memberAndOperator,
   newAccount,
   newContext,
   PASSWORD,
   PHONE,
   shown,
-  startDashboard,
-  type DashboardFixture,
+  useDashboard,
 } from './support.js';
 
 const WIDTHS = [
@@ -76,15 +73,11 @@ class Findings {
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/AA or best-practice violations', () => {
-  const dir = tempDir('keygate-dashboard-axe');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  // Unknown keys counted per client (X-Forwarded-For from the test, a trusted proxy): the operator's Address blocks page has blocks to show.
+  const fixture = useDashboard('keygate-dashboard-axe', (profile) => ({ ...profile, trustedProxies: ['127.0.0.1'], auth: { ...profile.auth, unknownKeys: { limit: UNKNOWN_KEYS, window: '1m', block: '10m' } } }));
   const scenes = new Map<Width, Scene>();
 
   beforeAll(async () => {
-    // Unknown keys counted per client (X-Forwarded-For from the test, a trusted proxy): the operator's Address blocks page has blocks to show.
-    fixture = await startDashboard(dir, (profile) => ({ ...profile, trustedProxies: ['127.0.0.1'], auth: { ...profile.auth, unknownKeys: { limit: UNKNOWN_KEYS, window: '1m', block: '10m' } } }));
-    browser = await launchChromium();
     const { runtime } = fixture.keygate;
     for (const [width, viewport] of WIDTHS) {
       const accountId = await newAccount(fixture, `Acme Analytics ${width}`);
@@ -99,15 +92,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       const policy = { after: 2, within: 60_000, duration: 300_000, factor: 2, max: 3_600_000, forgetAfter: 86_400_000, scope: 'key' as const };
       for (let i = 0; i < 3; i++) await runtime.counters.admit({ now: fixture.clock.now(), windows: [window], block: { id: keyBlockId(issued.key.id), policy } });
 
-      const { member, operator } = await memberAndOperator(fixture, browser, accountId, { member: `ada-${width}@acme.example`, operator: `olga-${width}@ops.example`, viewport, bypassCSP: true });
-      const visitor = await (await newContext(browser, fixture.dashboardUrl, viewport, { bypassCSP: true })).newPage();
+      const { member, operator } = await memberAndOperator(fixture, fixture.browser, accountId, { member: `ada-${width}@acme.example`, operator: `olga-${width}@ops.example`, viewport, bypassCSP: true });
+      const visitor = await (await newContext(fixture.browser, fixture.dashboardUrl, viewport, { bypassCSP: true })).newPage();
       scenes.set(width, { accountId, keyId: issued.key.id, revokedId, member, operator, visitor });
     }
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
   });
 
   for (const [width] of WIDTHS) {

@@ -4,26 +4,16 @@
  * new form id), and Chromium would put back what was typed into it: a create form's name
  * is not put back (autocomplete="off"), so the button sends nothing it made already.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, launchChromium, newAccount, signedInPage, startDashboard, type DashboardFixture } from './support.js';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { chromiumAvailable, newAccount, signedInPage, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: Back, then the button again', () => {
-  const dir = tempDir('keygate-dashboard-back');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-back');
   let accountId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
   });
 
   /** The page's answer to its form's button, sent as a user sends it (a click), with whatever the form holds. */
@@ -32,7 +22,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: Back, then the button again', 
   }
 
   it('makes no second account', async () => {
-    const page = await signedInPage(fixture, browser, 'olga@ops.example', null, { role: 'operator' });
+    const page = await signedInPage(fixture, fixture.browser, 'olga@ops.example', null, { role: 'operator' });
     await page.goto('/accounts');
     await page.getByLabel('Name').fill('Back Co');
     await Promise.all([page.waitForURL(/\/accounts\/acc_/), page.getByRole('button', { name: 'Create account' }).click()]);
@@ -45,7 +35,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: Back, then the button again', 
   });
 
   it('makes no second key', async () => {
-    const page = await signedInPage(fixture, browser, 'ada@acme.example', accountId);
+    const page = await signedInPage(fixture, fixture.browser, 'ada@acme.example', accountId);
     await page.goto('/keys/new');
     await page.getByLabel('Name').fill('Back key');
     // Every route of the test profile needs a scope: a key without one is refused.

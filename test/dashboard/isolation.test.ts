@@ -7,25 +7,22 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../support/temp.js';
+import type { BrowserContext, Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   chromiumAvailable,
   postFromPage,
   expectHeading,
   invite,
   join,
-  launchChromium,
   newAccount,
   newContext,
   PASSWORD,
   screenshot,
   signedInPage,
   signIn,
-  startDashboard,
   textOf,
-  type DashboardFixture,
+  useDashboard,
 } from './support.js';
 
 const MINUTE = 60_000;
@@ -37,19 +34,14 @@ async function cookieHeader(context: BrowserContext): Promise<string> {
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and sessions', () => {
-  const dir = tempDir('keygate-dashboard-isolation');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-isolation');
   let acme: { context: BrowserContext; page: Page; accountId: string; keyId: string; secret: string; hint: string };
   let globex: { context: BrowserContext; page: Page; accountId: string };
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
-
     // Acme's member creates a key and uses it.
     const acmeId = await newAccount(fixture, 'Acme Analytics');
-    const acmeContext = await newContext(browser, fixture.dashboardUrl);
+    const acmeContext = await newContext(fixture.browser, fixture.dashboardUrl);
     const acmePage = await acmeContext.newPage();
     await join(acmePage, await invite(fixture, 'ada@acme.example', acmeId), 'ada@acme.example');
     await acmePage.goto('/keys/new');
@@ -62,15 +54,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     acme = { context: acmeContext, page: acmePage, accountId: acmeId, keyId: key!.id, secret, hint: key!.hint };
 
     const globexId = await newAccount(fixture, 'Globex');
-    const globexContext = await newContext(browser, fixture.dashboardUrl);
+    const globexContext = await newContext(fixture.browser, fixture.dashboardUrl);
     const globexPage = await globexContext.newPage();
     await join(globexPage, await invite(fixture, 'bob@globex.example', globexId), 'bob@globex.example');
     globex = { context: globexContext, page: globexPage, accountId: globexId };
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
   });
 
   it('a member of another account sees none of the first account’s keys or usage', async () => {
@@ -171,7 +158,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     expect(withToken.text).toContain('Copy your new key');
 
     // Sign-in and invitation forms are protected too, by a pre-session token.
-    const anonymous = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const anonymous = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     await anonymous.goto('/sign-in');
     const forgedSignIn = await postFromPage(anonymous, '/sign-in', { email: 'bob@globex.example', password: PASSWORD }, { withToken: false });
     expect(forgedSignIn.status).toBe(403);
@@ -189,7 +176,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
     expect(hoursLeft).toBeGreaterThan(11.9);
     expect(hoursLeft).toBeLessThanOrEqual(12);
 
-    const db = new Database(path.join(dir, 'keygate.db'), { readonly: true });
+    const db = new Database(path.join(fixture.dir, 'keygate.db'), { readonly: true });
     try {
       const rows = db.prepare('SELECT id_hash, csrf_secret FROM sessions').all() as { id_hash: string; csrf_secret: string }[];
       const value = session?.value as string;
@@ -202,10 +189,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
 
   it('locks an email after repeated failed sign-ins, and says the same for unknown emails', async () => {
     const carolAccount = await newAccount(fixture, 'Initech');
-    const setUp = await signedInPage(fixture, browser, 'carol@initech.example', carolAccount);
+    const setUp = await signedInPage(fixture, fixture.browser, 'carol@initech.example', carolAccount);
     await setUp.context().close();
 
-    const page = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const page = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     const attempt = async (email: string, password: string) => {
       await page.goto('/sign-in');
       await page.getByLabel('Email').fill(email);
@@ -258,7 +245,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
 
   it('lets a member paused for wrong passwords back in as soon as they set a new one by a reset link', async () => {
     const account = await newAccount(fixture, 'Umbrella');
-    const page = await signedInPage(fixture, browser, 'dave@umbrella.example', account);
+    const page = await signedInPage(fixture, fixture.browser, 'dave@umbrella.example', account);
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL('**/sign-in');
     for (let i = 1; i <= 5; i++) {

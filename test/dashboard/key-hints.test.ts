@@ -4,11 +4,10 @@
  * where I and l, O and 0 differ. In real Chromium: the notice after a revoke (a member's
  * and an operator's) and the audit log's details.
  */
-import type { Browser, Locator, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Locator, Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, launchChromium, memberAndOperator, newAccount, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, memberAndOperator, newAccount, textOf, useDashboard } from './support.js';
 
 /** The font the page draws the element in, as Chromium computes it. */
 function fontOf(locator: Locator): Promise<string> {
@@ -16,8 +15,7 @@ function fontOf(locator: Locator): Promise<string> {
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: key hints are set in monospace wherever a page names one', () => {
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-key-hints');
   let member: Page;
   let operator: Page;
   let accountId: string;
@@ -25,15 +23,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: key hints are set in monospace
   let tableFont: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(tempDir('keygate-dashboard-key-hints'));
-    browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
-    ({ member, operator } = await memberAndOperator(fixture, browser, accountId));
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    ({ member, operator } = await memberAndOperator(fixture, fixture.browser, accountId));
   });
 
   it("the notice after a member revokes a key shows the key's hint as the keys table does", async () => {

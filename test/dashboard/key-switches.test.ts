@@ -8,7 +8,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, launchChromium, newAccount, type DashboardFixture, signedInPage, startDashboard, textOf } from './support.js';
+import { chromiumAvailable, expectHeading, launchChromium, newAccount, type DashboardFixture, signedInPage, startDashboard, textOf, useDashboard } from './support.js';
 import { createKey, getKey, revokeKey, rotateKey } from '../../src/operations/keys.js';
 import { updateAccount } from '../../src/operations/accounts.js';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -212,40 +212,31 @@ function literally(text: string): string {
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or none', () => {
-  const dir = tempDir('keygate-dashboard-key-limits');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-key-limits', (profile) => ({
+    ...profile,
+    plans: { ...profile.plans, solo: { name: 'Solo', maxKeys: 1 }, duo: { name: 'Duo', maxKeys: 2 }, starter: { name: 'Starter', maxKeys: 0, apiAccess: false } },
+  }));
   let solo: Page;
   let starter: Page;
   let moved: Page;
   let duo: Page;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir, (profile) => ({
-      ...profile,
-      plans: { ...profile.plans, solo: { name: 'Solo', maxKeys: 1 }, duo: { name: 'Duo', maxKeys: 2 }, starter: { name: 'Starter', maxKeys: 0, apiAccess: false } },
-    }));
-    browser = await launchChromium();
     const soloAccount = await newAccount(fixture, 'Solo Co', 'solo');
     await createKey(fixture.keygate.runtime, { accountId: soloAccount, name: 'production' }, 'test');
-    solo = await signedInPage(fixture, browser, 'ada@solo.example', soloAccount);
+    solo = await signedInPage(fixture, fixture.browser, 'ada@solo.example', soloAccount);
     // Three keys on Pro, then moved to Solo (one key): over the limit.
     const movedAccount = await newAccount(fixture, 'Moved Co', 'pro');
     for (const name of ['one', 'two', 'three']) await createKey(fixture.keygate.runtime, { accountId: movedAccount, name }, 'test');
     await updateAccount(fixture.keygate.runtime, movedAccount, { planId: 'solo' }, 'test');
-    moved = await signedInPage(fixture, browser, 'cy@moved.example', movedAccount);
+    moved = await signedInPage(fixture, fixture.browser, 'cy@moved.example', movedAccount);
     // Two keys on Duo (two keys), one of them the other's replacement in its overlap: neither can be rotated now.
     const duoAccount = await newAccount(fixture, 'Duo Co', 'duo');
     const first = await createKey(fixture.keygate.runtime, { accountId: duoAccount, name: 'first', scopes: ['projects:read'] }, 'test');
     await rotateKey(fixture.keygate.runtime, first.key.id, 3_600_000, 'test');
-    duo = await signedInPage(fixture, browser, 'di@duo.example', duoAccount);
+    duo = await signedInPage(fixture, fixture.browser, 'di@duo.example', duoAccount);
     const starterAccount = await newAccount(fixture, 'Starter Co', 'starter');
-    starter = await signedInPage(fixture, browser, 'bo@starter.example', starterAccount);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    starter = await signedInPage(fixture, fixture.browser, 'bo@starter.example', starterAccount);
   });
 
   it('at the limit of one key: no Create, and the page says how to make room (Rotate is there)', async () => {
@@ -318,7 +309,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     const second = (await createKey(rt, { accountId, name: 'second' }, 'test')).key;
     const replacement = (await rotateKey(rt, first.id, 0, 'test', accountId)).key;
     await updateAccount(rt, accountId, { planId: 'solo' }, 'test');
-    const page = await signedInPage(fixture, browser, 'di@shrunk.example', accountId);
+    const page = await signedInPage(fixture, fixture.browser, 'di@shrunk.example', accountId);
 
     const opened = await page.goto(`${fixture.dashboardUrl}/keys/${first.id}/rotate`);
     expect(opened?.status()).toBe(409);
@@ -507,22 +498,13 @@ describe.skipIf(!chromiumAvailable())('dashboard: a key with no scope (keys.requ
  * no account: members' form is the dashboard's only one.)
  */
 describe.skipIf(!chromiumAvailable())('dashboard: a key with no scope where every route needs one', () => {
-  const dir = tempDir('keygate-dashboard-scoped-routes');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-scoped-routes');
   let page: Page;
   let accountId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     accountId = await newAccount(fixture, 'Scoped Co');
-    page = await signedInPage(fixture, browser, 'ada@scoped.example', accountId);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    page = await signedInPage(fixture, fixture.browser, 'ada@scoped.example', accountId);
   });
 
   it('says to tick one, and refuses a name and Enter with the reason; no key is made', async () => {

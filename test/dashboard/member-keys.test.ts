@@ -6,32 +6,27 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../support/temp.js';
+import type { BrowserContext, Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   chromiumAvailable,
   focusOutline,
   expectHeading,
   invite,
   join,
-  launchChromium,
   newAccount,
   newContext,
   screenshot,
   shown,
-  startDashboard,
   tabTo,
   textOf,
-  type DashboardFixture,
+  useDashboard,
 } from './support.js';
 
 const HOUR = 3_600_000;
 
 describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€™s keys', () => {
-  const dir = tempDir('keygate-dashboard-keys');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-keys');
   let context: BrowserContext;
   let page: Page;
   let copied = '';
@@ -39,15 +34,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
   const callGateway = (secret: string) => fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } });
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
-    context = await newContext(browser, fixture.dashboardUrl);
+    context = await newContext(fixture.browser, fixture.dashboardUrl);
     page = await context.newPage();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
   });
 
   it('lets an invited member choose a password, which signs them in', async () => {
@@ -317,7 +305,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
   });
 
   it('never writes a secret to the logs or to the database in clear', async () => {
-    const db = readFileSync(path.join(dir, 'keygate.db'));
+    const db = readFileSync(path.join(fixture.dir, 'keygate.db'));
     expect(copied).not.toBe('');
     expect(db.includes(Buffer.from(copied))).toBe(false);
     expect(fixture.keygate.logs.text).not.toContain(copied);

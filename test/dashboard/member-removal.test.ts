@@ -6,10 +6,9 @@
  * operator. Another account's member, or the operator, is not found there; a form
  * without its CSRF token is refused.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { tempDir } from '../support/temp.js';
 import {
   axeViolationLine,
   horizontalOverflow,
@@ -19,7 +18,6 @@ import {
   expectHeading,
   invite,
   join,
-  launchChromium,
   newAccount,
   newContext,
   PASSWORD,
@@ -27,17 +25,14 @@ import {
   shown,
   signedInPage,
   signIn,
-  startDashboard,
   textOf,
-  type DashboardFixture,
+  useDashboard,
 } from './support.js';
 
 const OPERATOR = 'olga@ops.example';
 
 describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members and withdraws invitations', () => {
-  const dir = tempDir('keygate-dashboard-member-removal');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-member-removal');
   let operator: Page;
   let acmeId: string;
   let globexId: string;
@@ -46,21 +41,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
   const removalPath = (accountId: string, id: string) => `/accounts/${accountId}/members/${id}/remove`;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     acmeId = await newAccount(fixture, 'Acme Analytics');
     globexId = await newAccount(fixture, 'Globex');
-    operator = await signedInPage(fixture, browser, OPERATOR, null, { role: 'operator' });
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    operator = await signedInPage(fixture, fixture.browser, OPERATOR, null, { role: 'operator' });
   });
 
   it('removes a member after a confirmation: signed out at the next page, the password no longer signs in, their key keeps working, audited', async () => {
     const email = 'rita@acme.example';
-    const member = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const member = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     try {
       await join(member, await invite(fixture, email, acmeId), email);
       await expectHeading(member, 'API keys');
@@ -120,7 +108,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
   it('withdraws an invitation after a confirmation: its link no longer works', async () => {
     const email = 'ivan@acme.example';
     const link = await invite(fixture, email, acmeId);
-    const visitor = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const visitor = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     try {
       await visitor.goto(link);
       await expectHeading(visitor, 'Choose your password');
@@ -201,8 +189,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator removes members a
 
   it('shows the confirmation on a phone: it fits the width, its controls are large enough to tap, Cancel leads back, and axe finds nothing', async () => {
     const email = 'pia@acme.example';
-    const member = await (await newContext(browser, fixture.dashboardUrl)).newPage();
-    const phone = await (await newContext(browser, fixture.dashboardUrl, PHONE, { bypassCSP: true })).newPage();
+    const member = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
+    const phone = await (await newContext(fixture.browser, fixture.dashboardUrl, PHONE, { bypassCSP: true })).newPage();
     try {
       await join(member, await invite(fixture, email, acmeId), email);
       const invited = 'quin@acme.example';

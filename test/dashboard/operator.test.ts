@@ -4,22 +4,19 @@
  * inviting a member, revoking a key, creating an account, and the audit log naming the
  * operator for each change, a page at a time.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
 import { accountBlockId, keyBlockId } from '../../src/counters/counters.js';
 import { updateAccount } from '../../src/operations/accounts.js';
 import { acceptInvitation } from '../../src/operations/members.js';
 import { ACCOUNTS_PER_PAGE } from '../../src/dashboard/pages/accounts.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PASSWORD, screenshot, shown, signedInPage, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, invite, join, newAccount, newContext, PASSWORD, screenshot, shown, signedInPage, textOf, useDashboard } from './support.js';
 
 const OPERATOR = 'olga@ops.example';
 
 describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts', () => {
-  const dir = tempDir('keygate-dashboard-operator');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-operator');
   let page: Page;
   let acmeId: string;
   let secret: string;
@@ -30,20 +27,13 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
   const callGateway = () => fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } });
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     acmeId = await newAccount(fixture, 'Acme Analytics');
     globexId = await newAccount(fixture, 'Globex', 'free');
     const issued = await createKey(fixture.keygate.runtime, { accountId: acmeId, name: 'Acme production', scopes: ['*'] }, 'admin-api');
     secret = issued.secret;
     keyId = issued.key.id;
     expect((await callGateway()).status).toBe(200);
-    page = await signedInPage(fixture, browser, OPERATOR, null, { role: 'operator' });
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    page = await signedInPage(fixture, fixture.browser, OPERATOR, null, { role: 'operator' });
   });
 
   it('lists every account with its plan, API access, usage of its main meter, blocks and keys', async () => {
@@ -208,7 +198,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     expect(used.status()).toBe(409);
     expect(await shownText(used)).toContain('and its link has been used: fay@acme.example has chosen a password and can sign in.');
 
-    const member = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const member = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     await join(member, fixture.dashboardUrl + new URL(link).pathname, 'dan@acme.example');
     expect(await textOf(member.locator('tr', { hasText: 'Acme production' }))).toContain('Active');
     await member.context().close();
@@ -334,7 +324,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
 
   it('removes a member through the admin API: signed out at once, and the password no longer signs in', async () => {
     const email = 'rita@acme.example';
-    const memberPage = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const memberPage = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     try {
       await join(memberPage, await invite(fixture, email, acmeId), email);
       await expectHeading(memberPage, 'API keys');

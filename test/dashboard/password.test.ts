@@ -6,50 +6,35 @@
  * or spaces-only password, or the same one again are refused with a message, and no typed
  * password comes back in the page; a POST without the form's token is refused.
  */
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { LOCKOUT_MS, MAX_FAILED_SIGN_INS } from '../../src/members/lockout.js';
 import { verifyPassword } from '../../src/members/password.js';
 import { sha256Hex } from '../../src/keys/hash.js';
-import { tempDir } from '../support/temp.js';
 import {
   chromiumAvailable,
   expectHeading,
   invite,
   join,
-  launchChromium,
   newAccount,
   newContext,
   PASSWORD,
   signIn,
-  startDashboard,
   textOf,
-  type DashboardFixture,
+  useDashboard,
 } from './support.js';
 
 const NEW_PASSWORD = 'a brand new passphrase';
 const SESSION_COOKIE = 'kg_session';
 
 describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', () => {
-  const dir = tempDir('keygate-dashboard-password');
-  let fixture: DashboardFixture;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
-  });
+  const fixture = useDashboard('keygate-dashboard-password');
 
   /** A new member of an account of their own, signed in in a browser context of their own. */
   async function newMember(name: string): Promise<{ email: string; accountId: string; context: BrowserContext; page: Page }> {
     const email = `${name}@acme.example`;
     const accountId = await newAccount(fixture, `Acme ${name}`);
-    const context = await newContext(browser, fixture.dashboardUrl);
+    const context = await newContext(fixture.browser, fixture.dashboardUrl);
     const page = await context.newPage();
     await join(page, await invite(fixture, email, accountId), email);
     return { email, accountId, context, page };
@@ -96,7 +81,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
 
   it('labels the new password and its confirmation alike on the invitation page and the password page', async () => {
     const email = 'labels@acme.example';
-    const context = await newContext(browser, fixture.dashboardUrl);
+    const context = await newContext(fixture.browser, fixture.dashboardUrl);
     const page = await context.newPage();
     await page.goto(await invite(fixture, email, await newAccount(fixture, 'Acme labels')));
     await expectHeading(page, 'Choose your password');
@@ -113,7 +98,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
   it('refuses on the invitation page beside the field at fault, which is focused and described by it, and never sends a typed password back', async () => {
     const email = 'beside@acme.example';
     const link = await invite(fixture, email, await newAccount(fixture, 'Acme beside'));
-    const context = await newContext(browser, fixture.dashboardUrl);
+    const context = await newContext(fixture.browser, fixture.dashboardUrl);
     const page = await context.newPage();
     const cases: [string, string, string, string, string][] = [
       // Both fields come back empty: typing starts again at the first.
@@ -190,7 +175,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
   it('changes it from the header\'s link: the new password signs in, the old does not, and every other session is signed out', async () => {
     const { email, accountId, context, page } = await newMember('ada');
     // The same member signed in in another browser (a laptop left signed in, a stolen cookie).
-    const other = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const other = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     await other.goto('/sign-in');
     await signIn(other, email);
     await expectHeading(other, 'API keys');
@@ -283,7 +268,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
     expect(locked.map((e) => [e.actor, e.actorAddress])).toEqual([['dashboard', '127.0.0.1']]);
 
     // Signing in from this address is paused the same way.
-    const visitor = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const visitor = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     await visitor.goto('/sign-in');
     await visitor.getByLabel('Email').fill(email);
     await visitor.getByLabel('Password').fill(PASSWORD);
@@ -304,7 +289,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: changing your own password', (
   it('keeps this session\'s end where it was (no fresh sessionTtl) and signs out the member\'s other sessions, over HTTP with two cookie jars', async () => {
     const email = 'erin@acme.example';
     const accountId = await newAccount(fixture, 'Acme erin');
-    const joining = await newContext(browser, fixture.dashboardUrl);
+    const joining = await newContext(fixture.browser, fixture.dashboardUrl);
     await join(await joining.newPage(), await invite(fixture, email, accountId), email);
     await joining.close();
     const here = await signInOverHttp(email);

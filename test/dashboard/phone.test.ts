@@ -3,29 +3,19 @@
  * (no sideways scrolling), tables turn into labelled cards, and the whole create-copy
  * flow works by touch-sized controls.
  */
-import type { Browser, Locator, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Locator, Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { keyBlockId } from '../../src/counters/counters.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, DESKTOP, expectHeading, horizontalOverflow, invite, join, launchChromium, newAccount, newContext, PHONE, screenshot, signedInPage, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, DESKTOP, expectHeading, horizontalOverflow, invite, join, newAccount, newContext, PHONE, screenshot, signedInPage, textOf, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
-  const dir = tempDir('keygate-dashboard-phone');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-phone');
   let page: Page;
   let secret = '';
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     const accountId = await newAccount(fixture, 'Acme Analytics');
-    page = await signedInPage(fixture, browser, 'ada@acme.example', accountId, { viewport: PHONE });
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    page = await signedInPage(fixture, fixture.browser, 'ada@acme.example', accountId, { viewport: PHONE });
   });
 
   it('creates and copies a key on a 375 px screen', async () => {
@@ -105,7 +95,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
     const [key] = await fixture.keygate.runtime.store.listKeys();
     const long = `nightly-export-${'x'.repeat(85)}`;
     await fixture.keygate.runtime.store.updateKey(key!.id, { name: long });
-    const desktop = await (await newContext(browser, fixture.dashboardUrl, DESKTOP)).newPage();
+    const desktop = await (await newContext(fixture.browser, fixture.dashboardUrl, DESKTOP)).newPage();
     try {
       await page.goto('/keys');
       expect(await horizontalOverflow(page)).toBe(0);
@@ -139,7 +129,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
   it('keeps an email on one line in an account’s tables on a laptop, fits them on a phone, and leaves the repeated Account column out of the account’s own activity', async () => {
     const email = 'olga@ops-team.example';
     const [acme] = await fixture.keygate.runtime.store.listAccounts({ limit: 1 });
-    const laptop = await (await newContext(browser, fixture.dashboardUrl, { width: 800, height: 800 })).newPage();
+    const laptop = await (await newContext(fixture.browser, fixture.dashboardUrl, { width: 800, height: 800 })).newPage();
     /** The lines a cell's text takes (an email broken at its hyphen takes two). */
     const lines = (cell: Locator) => cell.evaluate((td) => {
       const range = document.createRange();

@@ -6,51 +6,41 @@
  * what a meter counts in, that an account whose keys are blocked is refused for now
  * although its API access is on, and draws no units chart for a plan that spends none.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../support/temp.js';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { isoDay, periodBounds } from '../../src/meters/period.js';
-import { chromiumAvailable, expectHeading, launchChromium, newAccount, newContext, signedInPage, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, newAccount, newContext, signedInPage, textOf, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and with one key mode', () => {
-  const dir = tempDir('keygate-dashboard-plain');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-plain', (profile) => ({
+    ...profile,
+    name: 'seranking-data',
+    title: 'SE Ranking Data',
+    keys: { format: 'prefixed', prefix: { live: 'sk_live_' } },
+    // Where customers reach the API: the new key's page says it, with a curl line.
+    dashboard: { ...profile.dashboard, apiUrl: 'https://api.seranking.example/v1' },
+    auth: { credentials: [{ in: 'query', name: 'apikey' }, { in: 'header', name: 'Authorization', scheme: 'Bearer' }] },
+    scopes: [],
+    plans: {
+      // Two requests a minute per account; one refusal blocks every key of the account for 10 minutes.
+      pro: {
+        name: 'Pro',
+        rateLimits: [{ limit: 2, window: '1m', scope: 'account' }],
+        block: { after: 1, within: '1m', duration: '10m', scope: 'account' },
+        meters: { balance: { limit: 1000, unit: 'rur' } },
+      },
+      sites: { name: 'Sites', meters: { sites: { kind: 'gauge', limit: 5 } } },
+    },
+    defaultPlan: 'pro',
+    gauges: { sites: { header: 'X-Sites' } },
+    routes: [{ method: 'GET', path: '/v1/projects', cost: { meter: 'balance', perRequest: 1 } }],
+  }));
   let page: Page;
   let sitesPage: Page;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir, (profile) => ({
-      ...profile,
-      name: 'seranking-data',
-      title: 'SE Ranking Data',
-      keys: { format: 'prefixed', prefix: { live: 'sk_live_' } },
-      // Where customers reach the API: the new key's page says it, with a curl line.
-      dashboard: { ...profile.dashboard, apiUrl: 'https://api.seranking.example/v1' },
-      auth: { credentials: [{ in: 'query', name: 'apikey' }, { in: 'header', name: 'Authorization', scheme: 'Bearer' }] },
-      scopes: [],
-      plans: {
-        // Two requests a minute per account; one refusal blocks every key of the account for 10 minutes.
-        pro: {
-          name: 'Pro',
-          rateLimits: [{ limit: 2, window: '1m', scope: 'account' }],
-          block: { after: 1, within: '1m', duration: '10m', scope: 'account' },
-          meters: { balance: { limit: 1000, unit: 'rur' } },
-        },
-        sites: { name: 'Sites', meters: { sites: { kind: 'gauge', limit: 5 } } },
-      },
-      defaultPlan: 'pro',
-      gauges: { sites: { header: 'X-Sites' } },
-      routes: [{ method: 'GET', path: '/v1/projects', cost: { meter: 'balance', perRequest: 1 } }],
-    }));
-    browser = await launchChromium();
-    page = await signedInPage(fixture, browser, 'ada@acme.example', await newAccount(fixture, 'Acme Analytics'));
-    sitesPage = await signedInPage(fixture, browser, 'grace@sites.example', await newAccount(fixture, 'Sites Ltd', 'sites'));
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    page = await signedInPage(fixture, fixture.browser, 'ada@acme.example', await newAccount(fixture, 'Acme Analytics'));
+    sitesPage = await signedInPage(fixture, fixture.browser, 'grace@sites.example', await newAccount(fixture, 'Sites Ltd', 'sites'));
   });
 
   let secret = '';
@@ -63,7 +53,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a profile without scopes and w
     expect(await textOf(page.locator('main p').first())).toMatch(/^Keys let your programs call the SE Ranking Data API as Acme Analytics\./);
     expect(await textOf(page.locator('footer'))).toBe('SE Ranking Data · API keys and usage');
     expect(await textOf(page.locator('body'))).not.toContain('seranking-data');
-    const signedOut = await (await newContext(browser, fixture.dashboardUrl)).newPage();
+    const signedOut = await (await newContext(fixture.browser, fixture.dashboardUrl)).newPage();
     try {
       await signedOut.goto('/sign-in');
       expect(await signedOut.title()).toBe('Sign in · SE Ranking Data');

@@ -6,41 +6,33 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csrfToken } from '../../src/dashboard/csrf.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, join, launchChromium, newAccount, newContext, PASSWORD, signIn, startDashboard, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, invite, join, newAccount, newContext, PASSWORD, signIn, useDashboard } from './support.js';
 
 /** A secret of the other page's choosing, for the sign-in form's cookie. */
 const PLANTED_SECRET = 'planted-by-another-port';
 
 describe.skipIf(!chromiumAvailable())('dashboard: a page on another port of the same host', () => {
-  const dir = tempDir('keygate-dashboard-same-host');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-same-host');
   let otherPort: Server;
   let otherOrigin: string;
   /** What the page on the other port answers with; each test sets it. */
   let otherPage = '';
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     otherPort = createServer((_request, response) => response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(otherPage));
     await new Promise<void>((resolve) => otherPort.listen(0, '127.0.0.1', resolve));
     otherOrigin = `http://127.0.0.1:${(otherPort.address() as AddressInfo).port}`;
     // The other page's owner has an account of their own, with a password they know.
     const malloryId = await newAccount(fixture, 'Mallory Metrics');
-    const context = await newContext(browser, fixture.dashboardUrl);
+    const context = await newContext(fixture.browser, fixture.dashboardUrl);
     await join(await context.newPage(), await invite(fixture, 'mallory@example.com', malloryId), 'mallory@example.com');
     await context.close();
   });
 
   afterAll(async () => {
-    await browser?.close();
     await new Promise((resolve) => otherPort?.close(resolve));
-    await fixture?.close();
   });
 
   it('refuses a sign-in form posted from another port with a form cookie that port planted (403), and signs no one in', async () => {
@@ -48,7 +40,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a page on another port of the 
 <form id="f" method="post" action="${fixture.dashboardUrl}/sign-in">
   <input name="_csrf" value="${csrfToken(PLANTED_SECRET)}"><input name="email" value="mallory@example.com"><input name="password" value="${PASSWORD}">
 </form><script>document.getElementById('f').submit();</script>`;
-    const context = await newContext(browser, fixture.dashboardUrl);
+    const context = await newContext(fixture.browser, fixture.dashboardUrl);
     const page = await context.newPage();
     const answer = page.waitForResponse((response) => response.url() === `${fixture.dashboardUrl}/sign-in` && response.request().method() === 'POST');
     await page.goto(otherOrigin);
@@ -63,7 +55,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a page on another port of the 
   it('shows no notice that a page on another port put in the notice cookie, and its own notices still', async () => {
     const planted = JSON.stringify({ kind: 'error', text: 'Security alert: your keys leaked. Confirm them at evil.example' });
     otherPage = `<!doctype html><script>document.cookie = 'kg_notice=' + encodeURIComponent(${JSON.stringify(planted)}) + '; path=/'; location.href = '${fixture.dashboardUrl}/sign-in';</script>`;
-    const context = await newContext(browser, fixture.dashboardUrl);
+    const context = await newContext(fixture.browser, fixture.dashboardUrl);
     const page = await context.newPage();
     await page.goto(otherOrigin);
     await page.waitForURL(`${fixture.dashboardUrl}/sign-in`);

@@ -4,13 +4,12 @@
  * table of a chart's numbers draws one even line under each day. And its table of
  * requests by key, for the member and on the operator's view of the account.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { keyBlockId } from '../../src/counters/counters.js';
 import { createKey, revokeKey } from '../../src/operations/keys.js';
 import { updateAccount } from '../../src/operations/accounts.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, horizontalOverflow, launchChromium, newAccount, PHONE, screenshot, signedInPage, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, horizontalOverflow, newAccount, PHONE, screenshot, signedInPage, textOf, useDashboard } from './support.js';
 
 /** Noon of a day of January 2027, whose period (a calendar month) starts on the 1st. */
 const jan = (day: number) => Date.UTC(2027, 0, day, 12);
@@ -40,26 +39,17 @@ function axisLabels(page: Page, chartTitle: string): Promise<AxisLabel[]> {
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', () => {
-  const dir = tempDir('keygate-dashboard-usage');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  // Sessions that outlast the month the test walks through.
+  const fixture = useDashboard('keygate-dashboard-usage', (profile) => ({ ...profile, dashboard: { enabled: true, sessionTtl: '60d' } }));
   let desktop: Page;
   let phone: Page;
   let secret = '';
 
   beforeAll(async () => {
-    // Sessions that outlast the month the test walks through.
-    fixture = await startDashboard(dir, (profile) => ({ ...profile, dashboard: { enabled: true, sessionTtl: '60d' } }));
-    browser = await launchChromium();
     const accountId = await newAccount(fixture, 'Acme Analytics');
     secret = (await createKey(fixture.keygate.runtime, { accountId, name: 'Production', scopes: ['*'] }, 'test')).secret;
-    desktop = await signedInPage(fixture, browser, 'ada@acme.example', accountId);
-    phone = await signedInPage(fixture, browser, 'bob@acme.example', accountId, { viewport: PHONE });
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    desktop = await signedInPage(fixture, fixture.browser, 'ada@acme.example', accountId);
+    phone = await signedInPage(fixture, fixture.browser, 'bob@acme.example', accountId, { viewport: PHONE });
   });
 
   it('puts each day’s label under its bar, with 1, 2, 3, 7 and 30 days shown, on a desktop and a phone', async () => {
@@ -152,7 +142,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the usage page’s charts', ()
     const batch = await createKey(rt, { accountId, name: 'Batch', scopes: ['*'] }, 'test');
     for (let i = 0; i < 2; i++) expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${batch.secret}` } })).status).toBe(200);
     await revokeKey(rt, batch.key.id, 'test');
-    const operator = await signedInPage(fixture, browser, 'olga@ops.example', null, { role: 'operator' });
+    const operator = await signedInPage(fixture, fixture.browser, 'olga@ops.example', null, { role: 'operator' });
 
     for (const [who, page, path] of [['member', desktop, '/usage'], ['operator', operator, `/accounts/${accountId}`]] as const) {
       await page.goto(path);
