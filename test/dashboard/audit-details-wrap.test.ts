@@ -4,31 +4,21 @@
  * account name) breaks anywhere, and the table still fits the window. `anywhere` on the
  * whole cell let the table squeeze the column below an email's width and break it mid-word.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, DESKTOP, expectHeading, horizontalOverflow, invite, launchChromium, newAccount, OPERATOR, PHONE, screenshot, signedInPage, startDashboard, type DashboardFixture } from './support.js';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { chromiumAvailable, DESKTOP, expectHeading, horizontalOverflow, invite, newAccount, OPERATOR, PHONE, screenshot, signedInPage, useDashboard } from './support.js';
 
 const EMAIL = 'margaret.hamilton@apollo-guidance.example';
 const LONG_NAME = 'Acme'.repeat(50);
 
 describe.skipIf(!chromiumAvailable())('dashboard: the audit log’s Details wrapping', () => {
-  const dir = tempDir('keygate-dashboard-audit-details-wrap');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-audit-details-wrap');
   let operator: Page;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     const accountId = await newAccount(fixture, LONG_NAME);
     await invite(fixture, EMAIL, accountId);
-    operator = await signedInPage(fixture, browser, OPERATOR, null, { role: 'operator' });
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    operator = await signedInPage(fixture, fixture.browser, OPERATOR, null, { role: 'operator' });
   });
 
   /** How many lines `text` takes in the first Details cell that holds it. */

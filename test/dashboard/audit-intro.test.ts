@@ -5,11 +5,10 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ACTIONS, AUDITED_KINDS } from '../../src/dashboard/pages/audit.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, launchChromium, OPERATOR, signedInPage, startDashboard, textOf, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, OPERATOR, signedInPage, textOf, useDashboard } from './support.js';
 
 const SRC = path.resolve(import.meta.dirname, '../../src');
 
@@ -42,20 +41,11 @@ describe('audit log: the kinds of events', () => {
 });
 
 describe.skipIf(!chromiumAvailable())('dashboard: the audit page’s intro', () => {
-  const dir = tempDir('keygate-dashboard-audit-intro');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-audit-intro');
   let operator: Page;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
-    operator = await signedInPage(fixture, browser, OPERATOR, null, { role: 'operator' });
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    operator = await signedInPage(fixture, fixture.browser, OPERATOR, null, { role: 'operator' });
   });
 
   it('says what the log holds by kind, not a few of its actions', async () => {

@@ -4,30 +4,20 @@
  * that a keyboard or screen-reader user starts there rather than at the top of the page,
  * and one Tab reaches its form. Not on the confirm button, where Enter would act unread.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, invite, launchChromium, memberAndOperator, newAccount, startDashboard, MEMBER, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, invite, memberAndOperator, newAccount, MEMBER, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: the focus on confirmation pages', () => {
-  const dir = tempDir('keygate-dashboard-confirmation-focus');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-confirmation-focus');
   let member: Page;
   let operator: Page;
   let accountId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
-    ({ member, operator } = await memberAndOperator(fixture, browser, accountId));
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    ({ member, operator } = await memberAndOperator(fixture, fixture.browser, accountId));
   });
 
   /** The focused element: its tag and its text (a control's, its label's or accessible name). */

@@ -4,33 +4,23 @@
  * does not come back), never a minute earlier in the table. A key ending at 14:05:30 is
  * "14:06" in both; once it has stopped, its expiry is truncated, as when it happened.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey, rotateKey } from '../../src/operations/keys.js';
 import { utcMinute, utcMinuteUp } from '../../src/meters/period.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, launchChromium, newAccount, signedInPage, signIn, startDashboard, textOf, MEMBER, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, newAccount, signedInPage, signIn, textOf, MEMBER, useDashboard } from './support.js';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 
 describe.skipIf(!chromiumAvailable())('dashboard: a key’s end in the table and in a refusal', () => {
-  const dir = tempDir('keygate-dashboard-key-end-minute');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-key-end-minute');
   let page: Page;
   let accountId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
-    page = await signedInPage(fixture, browser, MEMBER, accountId);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    page = await signedInPage(fixture, fixture.browser, MEMBER, accountId);
   });
 
   const expiresCell = (keyId: string) => textOf(page.locator(`tr[data-key-id="${keyId}"] td[data-label="Expires (UTC)"]`));

@@ -4,30 +4,20 @@
  * its turn, or, while the key it replaced still works (which refuses that rotation), it
  * is revoked and that key rotated again.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey, revokeKey } from '../../src/operations/keys.js';
 import type { KeyRecord } from '../../src/store/store.js';
-import { tempDir } from '../support/temp.js';
-import { chromiumAvailable, expectHeading, launchChromium, newAccount, signedInPage, startDashboard, textOf, MEMBER, type DashboardFixture } from './support.js';
+import { chromiumAvailable, expectHeading, newAccount, signedInPage, textOf, MEMBER, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: the advice for a lost secret', () => {
-  const dir = tempDir('keygate-dashboard-lost-secret-advice');
-  let fixture: DashboardFixture;
-  let browser: Browser;
+  const fixture = useDashboard('keygate-dashboard-lost-secret-advice');
   let page: Page;
   let accountId: string;
 
   beforeAll(async () => {
-    fixture = await startDashboard(dir);
-    browser = await launchChromium();
     accountId = await newAccount(fixture, 'Acme Analytics');
-    page = await signedInPage(fixture, browser, MEMBER, accountId);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await fixture?.close();
+    page = await signedInPage(fixture, fixture.browser, MEMBER, accountId);
   });
 
   const warning = () => textOf(page.locator('#secret-warning'));
