@@ -11,8 +11,11 @@ describe('joinFields: values as one ARGV string', () => {
     expect(() => joinFields([1, 'a b'])).toThrow(`a batched script's value holds its field separator: "a b"`);
   });
 
-  it('refuses an empty value: alone it joins to the string of no values, which the batch sends as none, moving what follows it (a header\'s `now`) into its place', () => {
-    expect(() => joinFields([''])).toThrow(`a batched script's value is empty (alone, it would be sent as no value at all): [""]`);
-    expect(() => joinFields([1, '', 2])).toThrow(`a batched script's value is empty (alone, it would be sent as no value at all): [1,"",2]`);
+  it('carries an empty value among others (a settle without a batch id), as the scripts split it back', () => {
+    expect(joinFields(['', 0, -100, -1])).toBe(' 0 -100 -1');
+  });
+
+  it('refuses a lone empty value: it joins to the string of no values, which the batch sends as none', () => {
+    expect(() => joinFields([''])).toThrow(`a batched script's one value is empty: it would be sent as no value at all`);
   });
 });

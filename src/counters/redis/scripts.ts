@@ -61,14 +61,14 @@ const FIELD_SEPARATOR = ' ';
 /**
  * Values as one ARGV string, which the scripts split back into them (`fields` in Lua, ''
  * kept as ''). Made once for values that do not change (an entry's, a script's shared).
- * An empty value is refused: alone it joins to '', which ScriptBatcher sends as no
- * values at all (a header's next value, `now`, would be read in its place).
+ * An empty value among others is carried (a settle's batch id is '' when it has none);
+ * alone it is refused: it joins to '', which ScriptBatcher sends as no values at all.
  */
 export function joinFields(values: readonly (string | number)[]): string {
   for (const value of values) {
     if (typeof value === 'string' && value.includes(FIELD_SEPARATOR)) throw new Error(`a batched script's value holds its field separator: ${JSON.stringify(value)}`);
-    if (value === '') throw new Error(`a batched script's value is empty (alone, it would be sent as no value at all): ${JSON.stringify(values)}`);
   }
+  if (values.length === 1 && values[0] === '') throw new Error(`a batched script's one value is empty: it would be sent as no value at all`);
   return values.join(FIELD_SEPARATOR);
 }
 
