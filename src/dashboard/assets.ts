@@ -120,6 +120,9 @@ table.data .key-name { font-weight: 600; display: block; overflow-wrap: anywhere
 table.data .account-name { overflow-wrap: anywhere; }
 /* An audit entry's details break at spaces, words whole; only a word no column has room for (.long-word, marked by the page) breaks anywhere. */
 table.data td.details .long-word { overflow-wrap: anywhere; }
+/* What an audit event did reads on one line, or two ("Joined (set a password)"): an account's name that breaks anywhere
+   (200 characters) would otherwise take the room and squeeze the column to its longest word, one word to a line. */
+table.data td[data-label="What"] { min-width: 13rem; }
 table.data time, code.hint { white-space: nowrap; }
 /* An email is not broken at its hyphens (ops-team) by a squeezed column: the table scrolls in its box instead. */
 table.data .email { white-space: nowrap; }
@@ -139,6 +142,8 @@ table.data td.key-cell { min-width: 14rem; }
   table.cards .email { white-space: normal; overflow-wrap: anywhere; }
   /* Nor are an audit entry's details squeezed on a card: any word breaks, only where it does not fit. */
   table.cards td.details { overflow-wrap: anywhere; }
+  /* A card's line has room: no floor beside the label. */
+  table.cards td[data-label="What"] { min-width: 0; }
 }
 
 /* facts and badges */
