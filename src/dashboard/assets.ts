@@ -118,7 +118,7 @@ table.data td.num, table.data th.num { text-align: right; font-variant-numeric: 
 table.data .key-name { font-weight: 600; display: block; overflow-wrap: anywhere; }
 /* So does an account's name, where a table names it. */
 table.data .account-name { overflow-wrap: anywhere; }
-/* An audit entry's details break at spaces, words whole; only a word no column has room for (.long-word, marked by the page) breaks anywhere. */
+/* An audit entry's details break at spaces, words whole; only a word no column has room for (.long-word, marked as the details are built: long-words.ts) breaks anywhere. */
 table.data td.details .long-word { overflow-wrap: anywhere; }
 /* What an audit event did reads on one line, or two ("Joined (set a password)"): an account's name that breaks anywhere
    (200 characters) would otherwise take the room and squeeze the column to its longest word, one word to a line. */

@@ -208,3 +208,19 @@ describe('audit log: a new password', () => {
     expect(table).not.toContain('current_password');
   });
 });
+
+describe('audit log: long words in the details', () => {
+  const at = Date.UTC(2026, 11, 3, 12);
+  const created = (id: string, name: string): AuditEntry => ({ id, at, actor: 'cli', actorAddress: null, action: 'key.created', accountId: 'acc_1', keyId: 'key_1', detail: { name, mode: 'live', scopes: ['*'], hint: 'rk_live_…x4Qz' } });
+
+  it('marks a word of 40 characters as read (a name with its quotes) to break anywhere; one with ampersands counts each as one', () => {
+    const table = auditTable(
+      [created('aud_1', 'x'.repeat(38)), created('aud_2', 'Research&Development&Operations&Co')],
+      new Map([['acc_1', 'Acme']]),
+      { caption: 'Audit log' },
+      new Map(),
+    ).value;
+    expect(table).toContain(`<span class="long-word">“${'x'.repeat(38)}”</span> <code>rk_live_…x4Qz</code>, live, scopes *`);
+    expect(table).toContain('>“Research&amp;Development&amp;Operations&amp;Co” <code>rk_live_…x4Qz</code>, live, scopes *');
+  });
+});

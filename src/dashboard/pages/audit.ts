@@ -7,7 +7,8 @@ import type { AuditEntry } from '../../store/store.js';
 import type { Runtime } from '../../runtime.js';
 import { operatorOf, queryValue, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
-import { html, raw, type Html } from '../html.js';
+import { html, type Html } from '../html.js';
+import { breakable, prose } from '../long-words.js';
 import { tableNaming, type TableName } from '../table-name.js';
 import { number, plural, relative, sharedNames, when } from '../format.js';
 import { utcMinute, utcSecondUp } from '../../meters/period.js';
@@ -57,41 +58,43 @@ function actionText(entry: AuditEntry): string {
 
 const FIELD_LABELS: Record<string, string> = { planId: 'plan', apiAccess: 'API access', planExpiresAt: 'plan expiry', overage: 'overage', name: 'name' };
 
-function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Html | string {
+/**
+ * An event's Details, in words. Built as `prose`, which marks a word too long for any column
+ * (a name, JSON) as it is built, so it alone may break anywhere in the cell.
+ */
+function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Html {
   const d = entry.detail;
   const text = (value: unknown) => (typeof value === 'string' || typeof value === 'number' ? String(value) : '');
   // Set in monospace, as the keys table sets it: I and l, O and 0 differ.
-  const hint = (value: unknown) => (typeof value === 'string' && value !== '' ? html`<code>${value}</code>` : '');
-  // Kept on one line as the Who column keeps one (not broken at its hyphens by a squeezed column).
+  const hint = (value: unknown) => (typeof value === 'string' && value !== '' ? html`<code>${breakable(value)}</code>` : '');
+  // Kept on one line as the Who column keeps one (not broken at its hyphens by a squeezed column); not marked as a long word, which would change nothing on that line.
   const email = html`<span class="email">${text(d.email)}</span>`;
   switch (entry.action) {
     case 'key.created':
     case 'key.imported':
-      return html`“${text(d.name)}” ${hint(d.hint)}, ${text(d.mode)}, scopes ${Array.isArray(d.scopes) ? d.scopes.join(' ') || 'none' : ''}${Array.isArray(d.rateLimits) ? `, own rate limits ${keyWindowsWords(d.rateLimits)}` : ''}`;
+      return prose`“${text(d.name)}” ${hint(d.hint)}, ${text(d.mode)}, scopes ${Array.isArray(d.scopes) ? d.scopes.join(' ') || 'none' : ''}${Array.isArray(d.rateLimits) ? `, own rate limits ${keyWindowsWords(d.rateLimits)}` : ''}`;
     case 'key.revoked':
     case 'key.unblocked':
-      return html`“${text(d.name)}” ${hint(d.hint)}`;
+      return prose`“${text(d.name)}” ${hint(d.hint)}`;
     case 'key.updated':
-      return [
+      return prose`${[
         d.name === undefined ? '' : `name → “${text(d.name)}”`,
         Array.isArray(d.scopes) ? `scopes → ${d.scopes.join(' ') || 'none'}` : '',
         // Its own windows, as after the change (the event keeps before and after).
         typeof d.rateLimits === 'object' && d.rateLimits !== null && Array.isArray((d.rateLimits as { after?: unknown }).after) ? `own rate limits → ${keyWindowsWords((d.rateLimits as { after: unknown[] }).after)}` : '',
       ]
         .filter(Boolean)
-        .join(', ');
+        .join(', ')}`;
     case 'key.rotated': {
       const overlap = typeof d.overlapMs === 'number' ? d.overlapMs : 0;
       const until = typeof d.oldKeyValidUntil === 'number' ? d.oldKeyValidUntil : 0;
-      const which = d.name === undefined ? '' : html`“${text(d.name)}” ${hint(d.hint)}: `;
-      return html`${which}${overlap === 0 ? 'old key revoked at once' : `old key kept working ${relative(until, until - overlap).replace(/^in /, 'for ')}`}`;
+      const which = d.name === undefined ? '' : prose`“${text(d.name)}” ${hint(d.hint)}: `;
+      return prose`${which}${overlap === 0 ? 'old key revoked at once' : `old key kept working ${relative(until, until - overlap).replace(/^in /, 'for ')}`}`;
     }
     case 'account.updated':
-      return html`${Object.entries(d).map(
-        ([field, value], i) => html`${i === 0 ? '' : ', '}${FIELD_LABELS[field] ?? field} → ${field === 'planId' ? planName(value, planNames) : fieldValue(field, value)}`,
-      )}`;
+      return prose`${Object.entries(d).map(([field, value], i) => [i === 0 ? '' : ', ', FIELD_LABELS[field] ?? field, ' → ', field === 'planId' ? planName(value, planNames) : fieldValue(field, value)])}`;
     case 'account.limits_changed':
-      return ownLimitsText(d.after);
+      return prose`${ownLimitsText(d.after)}`;
     case 'member.joined':
     case 'member.password_reset':
     case 'member.password_changed':
@@ -99,15 +102,15 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
     // Invited, withdrawn or removed: the role in brackets alike.
     case 'member.invited':
     case 'member.removed':
-      return html`${email} (${text(d.role)})`;
+      return prose`${email} (${text(d.role)})`;
     case 'member.unlocked':
-      return d.lifted === true ? email : html`${email} (was not locked; failed sign-ins forgotten)`;
+      return d.lifted === true ? email : prose`${email} (was not locked; failed sign-ins forgotten)`;
     case 'member.locked': {
       // Which sign-ins wait: from one address, from one IPv6 /64, or from anywhere (records older than the scopes name none).
       const from = d.scope === 'email' ? ' from every address' : d.scope === 'network' ? ` from ${text(d.network)}` : d.address === undefined ? '' : ` from ${text(d.address)}`;
       // Rounded up to the second, as the sign-in page tells the one waiting.
       const until = typeof d.until === 'string' ? Date.parse(d.until) : Number.NaN;
-      return html`${email}${from} until ${Number.isFinite(until) ? utcSecondUp(until) : text(d.until)} UTC`;
+      return prose`${email}${from} until ${Number.isFinite(until) ? utcSecondUp(until) : text(d.until)} UTC`;
     }
     case 'address.unblocked': {
       const until = typeof d.blockedUntil === 'number' ? `, blocked until ${utcSecondUp(d.blockedUntil)} UTC` : '';
@@ -115,17 +118,17 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
       const reach =
         d.from === 'this-process-redis-away' ? ', in one keygate process only: Redis did not answer' : d.from === 'this-process-redis-refused' ? ', in one keygate process only: Redis answered with an error' : '';
       const counted = typeof d.unknownKeys === 'number' ? plural(d.unknownKeys, 'unknown key') : `${text(d.unknownKeys)} unknown keys`;
-      return `${text(d.address)} (after ${counted}${until}${reach})`;
+      return prose`${text(d.address)} (after ${counted}${until}${reach})`;
     }
     case 'account.deleted':
-      return d.name === undefined ? '' : html`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan`;
+      return d.name === undefined ? html`` : prose`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan`;
     case 'account.created':
       // Created with its own limits: they are in this one event (no account.limits_changed follows).
-      return html`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan${d.limits === undefined ? '' : `, ${ownLimitsText(d.limits)}`}`;
+      return prose`“${text(d.name)}” on the ${planName(d.planId, planNames)} plan${d.limits === undefined ? '' : `, ${ownLimitsText(d.limits)}`}`;
     default:
-      return Object.entries(d)
+      return prose`${Object.entries(d)
         .map(([field, value]) => `${field}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
-        .join(', ');
+        .join(', ')}`;
   }
 }
 
@@ -152,8 +155,9 @@ function ownLimitsText(after: unknown): string {
 function planName(planId: unknown, planNames: ReadonlyMap<string, string>): Html {
   const id = typeof planId === 'string' ? planId : String(planId);
   const name = planNames.get(id);
-  if (name === undefined) return html`<code>${id}</code> (no longer configured)`;
-  return name === id ? html`<code>${id}</code>` : html`${name} <code>${id}</code>`;
+  const code = html`<code>${breakable(id)}</code>`;
+  if (name === undefined) return html`${code} (no longer configured)`;
+  return name === id ? code : html`${breakable(name)} ${code}`;
 }
 
 /** A changed account field as a person reads it (times in UTC, not milliseconds). */
@@ -189,22 +193,9 @@ export function auditTable(entries: readonly AuditEntry[], accountNames: Readonl
       ? html`
     <td data-label="Account">${e.accountId ? accountCell(e.accountId, accountNames, deletedNames) : html`<span class="muted">—</span>`}</td>`
       : ''}
-    <td data-label="Details" class="details">${breakingLongWords(html`${describe(e, planNames)}`)}</td>
+    <td data-label="Details" class="details">${describe(e, planNames)}</td>
   </tr>`,
   )}</tbody></table></div>`;
-}
-
-/**
- * A word (no space in it) at least this long: one no column has room for (a 200-character
- * account name, a detail's JSON), which breaks anywhere in the Details cell. Shorter ones
- * stay whole and widen the column instead: `anywhere` on the whole cell let the table
- * squeeze the column below a word's width and break every word in it.
- */
-const LONG_WORD = /[^\s<>]{40,}/g;
-
-/** The cell's long words (LONG_WORD) marked `long-word`, in its text only (never inside a tag). */
-function breakingLongWords(cell: Html): Html {
-  return raw(cell.value.replace(/(^|>)([^<]+)/g, (_, tagEnd: string, text: string) => tagEnd + text.replace(LONG_WORD, (word) => `<span class="long-word">${word}</span>`)));
 }
 
 /** Who did it: an email kept on one line where it fits (not broken at its hyphens), or `cli`, `admin-api`, …. */
