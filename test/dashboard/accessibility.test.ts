@@ -12,7 +12,7 @@ import type { KeyRecord } from '../../src/store/store.js';
 import { STYLESHEET } from '../../src/dashboard/assets.js';
 import { html } from '../../src/dashboard/html.js';
 import { keyTable } from '../../src/dashboard/pages/key-views.js';
-import { chromiumAvailable, DESKTOP, focusOutline, expectHeading, memberAndOperator, newAccount, newContext, screenshot, tabTo, textOf, useDashboard } from './support.js';
+import { chromiumAvailable, DESKTOP, focusOutline, expectHeading, newContext, screenshot, tabTo, textOf, useDashboard } from './support.js';
 
 interface PageAudit {
   h1Count: number;
@@ -40,19 +40,15 @@ function auditPage(page: Page): Promise<PageAudit> {
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader basics', () => {
-  const fixture = useDashboard('keygate-dashboard-a11y');
-  let member: Page;
-  let operator: Page;
-  let accountId: string;
+  const fixture = useDashboard('keygate-dashboard-a11y', { signedIn: ['member', 'operator'] });
   let keyId: string;
 
   beforeAll(async () => {
-    accountId = await newAccount(fixture, 'Acme Analytics');
-    keyId = (await createKey(fixture.keygate.runtime, { accountId, name: 'Reporting script' }, 'admin-api')).key.id;
-    ({ member, operator } = await memberAndOperator(fixture, fixture.browser, accountId));
+    keyId = (await createKey(fixture.keygate.runtime, { accountId: fixture.accountId, name: 'Reporting script' }, 'admin-api')).key.id;
   });
 
   it('gives every page one h1, a matching title, labelled fields and named controls', async () => {
+    const { member, operator, accountId } = fixture;
     const pages: [Page, string][] = [
       [member, '/keys'],
       [member, '/keys/new'],
@@ -84,6 +80,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
   });
 
   it('writes the apostrophes of its prose curly (’), as most of its text does; code and typed values keep theirs', async () => {
+    const { member, operator, accountId } = fixture;
     const pages: [Page, string][] = [
       [member, '/keys'],
       [member, '/keys/new'],
@@ -110,6 +107,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
   });
 
   it('names each table once: by the heading above it, a caption only where it says more', async () => {
+    const { member, operator, accountId } = fixture;
     // A revoked key, so that both key tables are shown.
     const gone = (await createKey(fixture.keygate.runtime, { accountId, name: 'Old export' }, 'admin-api')).key;
     await revokeKey(fixture.keygate.runtime, gone.id, 'admin-api');
@@ -141,6 +139,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
   });
 
   it('starts every page with a skip link to the content, and shows where the focus is', async () => {
+    const { member } = fixture;
     await member.goto('/keys');
     await member.keyboard.press('Tab');
     expect(await textOf(member.locator(':focus'))).toBe('Skip to content');
@@ -155,6 +154,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
   });
 
   it('revokes a key with the keyboard only', async () => {
+    const { member } = fixture;
     await member.goto('/keys');
     await tabTo(member, 'the Revoke link', (el) => el.tag === 'a' && el.label.startsWith('Revoke Reporting script ('));
     await member.keyboard.press('Enter');
@@ -167,6 +167,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
   });
 
   it('scrolls a table wider than the window with the keyboard; a table that fits is no tab stop', async () => {
+    const { member, accountId } = fixture;
     await createKey(fixture.keygate.runtime, { accountId, name: 'Wide table key' }, 'admin-api');
     const box = member.getByRole('region', { name: 'Keys in use' });
     try {
@@ -189,6 +190,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
   });
 
   it('fits the keys table at 1280 px with blocked keys, a replacement and the operator\'s buttons (Unblock, Rate limits, Revoke)', async () => {
+    const { accountId } = fixture;
     const now = Date.parse('2026-12-01T12:00:00Z');
     const wide = (id: string, extra: Partial<KeyRecord> = {}): KeyRecord => ({
       id,
@@ -222,6 +224,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
   });
 
   it('fits the keys page at 1280 px while a key is blocked for under a minute more: its Rotate and Revoke in view, nothing to scroll', async () => {
+    const { member, accountId } = fixture;
     // Every column as full as it gets: used, expiring (a date to the second and a badge), both scopes.
     const { key, secret } = await createKey(fixture.keygate.runtime, { accountId, name: 'Production ingestion pipeline', scopes: ['projects:read', 'rankings:read'], expiresAt: fixture.clock.now() + 3 * 86_400_000 }, 'admin-api');
     expect((await fixture.keygate.call('/v1/projects', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);

@@ -5,20 +5,12 @@
  * and one Tab reaches its form. Not on the confirm button, where Enter would act unread.
  */
 import type { Page } from 'playwright-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { chromiumAvailable, expectHeading, invite, memberAndOperator, newAccount, MEMBER, useDashboard } from './support.js';
+import { chromiumAvailable, expectHeading, invite, MEMBER, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: the focus on confirmation pages', () => {
-  const fixture = useDashboard('keygate-dashboard-confirmation-focus');
-  let member: Page;
-  let operator: Page;
-  let accountId: string;
-
-  beforeAll(async () => {
-    accountId = await newAccount(fixture, 'Acme Analytics');
-    ({ member, operator } = await memberAndOperator(fixture, fixture.browser, accountId));
-  });
+  const fixture = useDashboard('keygate-dashboard-confirmation-focus', { signedIn: ['member', 'operator'] });
 
   /** The focused element: its tag and its text (a control's, its label's or accessible name). */
   function focused(page: Page): Promise<{ tag: string; text: string }> {
@@ -39,12 +31,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: the focus on confirmation page
   }
 
   it('focuses the question of a member’s revoke and rotate pages', async () => {
+    const { member, accountId } = fixture;
     const key = (await createKey(fixture.keygate.runtime, { accountId, name: 'production', scopes: ['*'] }, 'admin-api')).key;
     await expectFocusOnQuestion(member, `/keys/${key.id}/revoke`, 'Revoke key “production”?', { tag: 'button', text: 'Revoke key' });
     await expectFocusOnQuestion(member, `/keys/${key.id}/rotate`, 'Rotate key “production”', { tag: 'input', text: '24 hours' });
   });
 
   it('focuses the question of an operator’s revoke, remove-member, withdraw-invitation and API-access pages', async () => {
+    const { operator, accountId } = fixture;
     const key = (await createKey(fixture.keygate.runtime, { accountId, name: 'nightly', scopes: ['*'] }, 'admin-api')).key;
     await expectFocusOnQuestion(operator, `/accounts/${accountId}/keys/${key.id}/revoke`, 'Revoke key “nightly”?', { tag: 'button', text: 'Revoke key' });
 

@@ -4,28 +4,21 @@
  * does not come back), never a minute earlier in the table. A key ending at 14:05:30 is
  * "14:06" in both; once it has stopped, its expiry is truncated, as when it happened.
  */
-import type { Page } from 'playwright-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createKey, rotateKey } from '../../src/operations/keys.js';
 import { utcMinute, utcMinuteUp } from '../../src/meters/period.js';
-import { chromiumAvailable, expectHeading, newAccount, signedInPage, signIn, textOf, MEMBER, useDashboard } from './support.js';
+import { chromiumAvailable, expectHeading, signIn, textOf, MEMBER, useDashboard } from './support.js';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 
 describe.skipIf(!chromiumAvailable())('dashboard: a key’s end in the table and in a refusal', () => {
-  const fixture = useDashboard('keygate-dashboard-key-end-minute');
-  let page: Page;
-  let accountId: string;
+  const fixture = useDashboard('keygate-dashboard-key-end-minute', { signedIn: ['member'] });
 
-  beforeAll(async () => {
-    accountId = await newAccount(fixture, 'Acme Analytics');
-    page = await signedInPage(fixture, fixture.browser, MEMBER, accountId);
-  });
-
-  const expiresCell = (keyId: string) => textOf(page.locator(`tr[data-key-id="${keyId}"] td[data-label="Expires (UTC)"]`));
+  const expiresCell = (keyId: string) => textOf(fixture.member.locator(`tr[data-key-id="${keyId}"] td[data-label="Expires (UTC)"]`));
 
   it('names the end of a key in its overlap at the same minute, rounded up, in the table and in the refusal to rotate its replacement', async () => {
+    const { member: page, accountId } = fixture;
     const rt = fixture.keygate.runtime;
     // Thirty seconds past a minute: truncating and rounding up differ by one.
     const ends = Math.ceil(rt.clock() / MINUTE) * MINUTE + 2 * DAY + 30_000;

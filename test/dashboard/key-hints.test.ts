@@ -4,10 +4,10 @@
  * where I and l, O and 0 differ. In real Chromium: the notice after a revoke (a member's
  * and an operator's) and the audit log's details.
  */
-import type { Locator, Page } from 'playwright-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import type { Locator } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { chromiumAvailable, expectHeading, memberAndOperator, newAccount, textOf, useDashboard } from './support.js';
+import { chromiumAvailable, expectHeading, textOf, useDashboard } from './support.js';
 
 /** The font the page draws the element in, as Chromium computes it. */
 function fontOf(locator: Locator): Promise<string> {
@@ -15,19 +15,12 @@ function fontOf(locator: Locator): Promise<string> {
 }
 
 describe.skipIf(!chromiumAvailable())('dashboard: key hints are set in monospace wherever a page names one', () => {
-  const fixture = useDashboard('keygate-dashboard-key-hints');
-  let member: Page;
-  let operator: Page;
-  let accountId: string;
+  const fixture = useDashboard('keygate-dashboard-key-hints', { signedIn: ['member', 'operator'] });
   /** The font the keys table sets a hint in: the one every other hint should match. */
   let tableFont: string;
 
-  beforeAll(async () => {
-    accountId = await newAccount(fixture, 'Acme Analytics');
-    ({ member, operator } = await memberAndOperator(fixture, fixture.browser, accountId));
-  });
-
   it("the notice after a member revokes a key shows the key's hint as the keys table does", async () => {
+    const { member, accountId } = fixture;
     const { key } = await createKey(fixture.keygate.runtime, { accountId, name: 'Nightly export', scopes: ['*'] }, 'test');
     await member.goto('/keys');
     const listed = member.locator('tr', { hasText: 'Nightly export' }).locator('code', { hasText: key.hint });
@@ -42,6 +35,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: key hints are set in monospace
   });
 
   it("the notice after an operator revokes a key shows the key's hint as the keys table does", async () => {
+    const { operator, accountId } = fixture;
     const { key } = await createKey(fixture.keygate.runtime, { accountId, name: 'Acme production', scopes: ['*'] }, 'test');
     await operator.goto(`/accounts/${accountId}`);
     await operator.getByRole('link', { name: 'Revoke Acme production' }).click();
@@ -53,6 +47,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: key hints are set in monospace
   });
 
   it("the audit log's details show each key's hint as the keys table does", async () => {
+    const { operator } = fixture;
     await operator.goto('/audit');
     await expectHeading(operator, 'Audit log');
     const keys = await fixture.keygate.runtime.store.listKeys({});

@@ -3,22 +3,15 @@
  * on the page of a key without windows of its own (the field empty) it must not read as
  * if the key had 10-per-1m and 2-per-1s.
  */
-import type { Page } from 'playwright-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { chromiumAvailable, expectHeading, memberAndOperator, newAccount, textOf, useDashboard } from './support.js';
+import { chromiumAvailable, expectHeading, textOf, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: the hint of a key’s Rate limits field', () => {
-  const fixture = useDashboard('keygate-dashboard-key-limits-hint');
-  let member: Page;
-  let accountId: string;
-
-  beforeAll(async () => {
-    accountId = await newAccount(fixture, 'Acme Analytics');
-    ({ member } = await memberAndOperator(fixture, fixture.browser, accountId));
-  });
+  const fixture = useDashboard('keygate-dashboard-key-limits-hint', { signedIn: ['member'] });
 
   it('says the windows it names are an example, under the empty field of a key without its own', async () => {
+    const { member, accountId } = fixture;
     const key = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'admin-api')).key;
     await member.goto(`/keys/${key.id}/limits`);
     await expectHeading(member, 'Rate limits of key “production”');

@@ -4,26 +4,18 @@
  * its turn, or, while the key it replaced still works (which refuses that rotation), it
  * is revoked and that key rotated again.
  */
-import type { Page } from 'playwright-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createKey, revokeKey } from '../../src/operations/keys.js';
 import type { KeyRecord } from '../../src/store/store.js';
-import { chromiumAvailable, expectHeading, newAccount, signedInPage, textOf, MEMBER, useDashboard } from './support.js';
+import { chromiumAvailable, expectHeading, textOf, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: the advice for a lost secret', () => {
-  const fixture = useDashboard('keygate-dashboard-lost-secret-advice');
-  let page: Page;
-  let accountId: string;
+  const fixture = useDashboard('keygate-dashboard-lost-secret-advice', { signedIn: ['member'] });
 
-  beforeAll(async () => {
-    accountId = await newAccount(fixture, 'Acme Analytics');
-    page = await signedInPage(fixture, fixture.browser, MEMBER, accountId);
-  });
-
-  const warning = () => textOf(page.locator('#secret-warning'));
+  const warning = () => textOf(fixture.member.locator('#secret-warning'));
 
   async function replacementOf(key: KeyRecord): Promise<KeyRecord> {
-    const keys = await fixture.keygate.runtime.store.listKeys({ accountId });
+    const keys = await fixture.keygate.runtime.store.listKeys({ accountId: fixture.accountId });
     const found = keys.filter((k) => k.rotatedFrom === key.id && k.revokedAt === null);
     expect(found).toHaveLength(1);
     return found[0] as KeyRecord;
@@ -31,12 +23,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: the advice for a lost secret',
 
   /** Room under the Pro plan's limit of 3 keys for the next test's. */
   async function revokeAll(): Promise<void> {
+    const { accountId } = fixture;
     for (const key of await fixture.keygate.runtime.store.listKeys({ accountId })) {
       if (key.revokedAt === null) await revokeKey(fixture.keygate.runtime, key.id, 'admin-api', accountId);
     }
   }
 
   async function rotate(key: KeyRecord, overlap: string): Promise<void> {
+    const { member: page } = fixture;
     await page.goto(`/keys/${key.id}/rotate`);
     await expectHeading(page, `Rotate key “${key.name}”`);
     await page.getByRole('radio', { name: overlap }).check();
@@ -45,6 +39,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the advice for a lost secret',
   }
 
   it('after creating a key: revoke it and create another', async () => {
+    const { member: page } = fixture;
     await page.goto('/keys/new');
     await page.getByLabel('Name').fill('Reporting script');
     await page.getByRole('checkbox', { name: 'projects:read' }).check();
@@ -54,6 +49,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the advice for a lost secret',
   });
 
   it('after a rotation with an overlap: revoke the replacement and rotate the previous key again, which is accepted', async () => {
+    const { member: page, accountId } = fixture;
     await revokeAll();
     const first = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'admin-api')).key;
     await rotate(first, '24 hours');
@@ -71,6 +67,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the advice for a lost secret',
   });
 
   it('after a rotation without an overlap: rotate the replacement, which is accepted', async () => {
+    const { accountId } = fixture;
     await revokeAll();
     const first = (await createKey(fixture.keygate.runtime, { accountId, name: 'staging' }, 'admin-api')).key;
     await rotate(first, 'No overlap: the current key stops working now');

@@ -3,24 +3,17 @@
  * not carried out, and the sign-in page says so; signing in again leads back to the page
  * the form was on, not to the home page, so the member starts again where they were.
  */
-import type { Page } from 'playwright-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { chromiumAvailable, expectHeading, memberAndOperator, MEMBER, newAccount, signIn, textOf, useDashboard } from './support.js';
+import { chromiumAvailable, expectHeading, MEMBER, signIn, textOf, useDashboard } from './support.js';
 
 const HOUR = 3_600_000;
 
 describe.skipIf(!chromiumAvailable())('dashboard: a form sent after the session ended', () => {
-  const fixture = useDashboard('keygate-dashboard-session-end-form');
-  let member: Page;
-  let accountId: string;
-
-  beforeAll(async () => {
-    accountId = await newAccount(fixture, 'Acme Analytics');
-    ({ member } = await memberAndOperator(fixture, fixture.browser, accountId));
-  });
+  const fixture = useDashboard('keygate-dashboard-session-end-form', { signedIn: ['member'] });
 
   it('leads back, once signed in again, to the create form it was sent from, and made no key', async () => {
+    const { member, accountId } = fixture;
     await member.goto('/keys/new');
     await member.getByLabel('Name').fill('After hours');
     await member.getByRole('checkbox', { name: 'projects:read' }).check();
@@ -36,6 +29,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a form sent after the session 
   });
 
   it('leads back to a key’s revoke confirmation, which then revokes it', async () => {
+    const { member, accountId } = fixture;
     const key = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'admin-api')).key;
     await member.goto(`/keys/${key.id}/revoke`);
     fixture.clock.advance(12 * HOUR + 60_000);

@@ -4,23 +4,15 @@
  * (opened by Back after revoking it, or from an old tab) say it is revoked or cannot be
  * rotated, not "Revoke …" or "Rotate …" above a heading that says otherwise.
  */
-import type { Page } from 'playwright-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
-import { chromiumAvailable, expectHeading, memberAndOperator, newAccount, useDashboard } from './support.js';
+import { chromiumAvailable, expectHeading, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: the titles of a stopped key’s pages', () => {
-  const fixture = useDashboard('keygate-dashboard-stopped-key-titles');
-  let member: Page;
-  let operator: Page;
-  let accountId: string;
-
-  beforeAll(async () => {
-    accountId = await newAccount(fixture, 'Acme Analytics');
-    ({ member, operator } = await memberAndOperator(fixture, fixture.browser, accountId));
-  });
+  const fixture = useDashboard('keygate-dashboard-stopped-key-titles', { signedIn: ['member', 'operator'] });
 
   it('names a revoked key’s revoke page “… is already revoked” and its rotate page “… cannot be rotated”, for a member and an operator', async () => {
+    const { member, operator, accountId } = fixture;
     const key = (await createKey(fixture.keygate.runtime, { accountId, name: 'production' }, 'admin-api')).key;
     await member.goto(`/keys/${key.id}/revoke`);
     await expectHeading(member, 'Revoke key “production”?');

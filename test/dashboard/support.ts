@@ -110,28 +110,57 @@ export interface DashboardSuite extends Dashboard {
   readonly dir: string;
 }
 
+/** Who useDashboard's `signedIn` signs in: MEMBER (of SIGNED_IN_ACCOUNT) or OPERATOR (of no account). */
+export type Viewer = 'member' | 'operator';
+
+/** The account useDashboard's `signedIn` makes (on the default plan, Pro) and signs MEMBER in to. */
+export const SIGNED_IN_ACCOUNT = 'Acme Analytics';
+
+export interface DashboardOptions<V extends Viewer> {
+  /** Changes the profile, as startDashboard takes it. */
+  adjust?: (profile: ConfigInput) => ConfigInput;
+  /** Who is signed in, each in a browser context of their own (memberAndOperator's, at DESKTOP), once SIGNED_IN_ACCOUNT is made. */
+  signedIn: readonly V[];
+}
+
+/** useDashboard's suite with `signedIn`: the account made and a page for each viewer asked for, left on their home. */
+export type SignedInSuite<V extends Viewer> = DashboardSuite & { readonly accountId: string } & Pick<{ readonly member: Page; readonly operator: Page }, V>;
+
 /**
  * The set-up most browser test files share, registered in the calling describe block: a
  * temporary folder (`label`, its name's start), the dashboard on it (`adjust` changes the
  * profile, as startDashboard takes it) and Chromium, started before the block's own
- * beforeAll hooks (so call it first) and closed after its tests.
+ * beforeAll hooks (so call it first) and closed after its tests. With `signedIn`, also
+ * before those hooks: the account SIGNED_IN_ACCOUNT (`accountId`) and, as memberAndOperator
+ * signs them in, MEMBER of it (`member`) and OPERATOR (`operator`), the ones asked for.
  *
  * @example
  * describe.skipIf(!chromiumAvailable())('dashboard: …', () => {
- *   const fixture = useDashboard('keygate-dashboard-example');
- *   let member: Page;
- *   beforeAll(async () => {
- *     ({ member } = await memberAndOperator(fixture, fixture.browser, await newAccount(fixture, 'Acme Analytics')));
+ *   const fixture = useDashboard('keygate-dashboard-example', { signedIn: ['member', 'operator'] });
+ *   it('…', async () => {
+ *     const { member, operator, accountId } = fixture;
+ *     await member.goto('/keys');
+ *     await operator.goto(`/accounts/${accountId}`);
  *   });
  * });
  */
-export function useDashboard(label: string, adjust?: (profile: ConfigInput) => ConfigInput): DashboardSuite {
+export function useDashboard(label: string, adjust?: (profile: ConfigInput) => ConfigInput): DashboardSuite;
+export function useDashboard<V extends Viewer>(label: string, options: DashboardOptions<V>): SignedInSuite<V>;
+export function useDashboard(label: string, adjustOrOptions?: ((profile: ConfigInput) => ConfigInput) | DashboardOptions<Viewer>): SignedInSuite<Viewer> {
+  const { adjust, signedIn = [] } = typeof adjustOrOptions === 'function' ? { adjust: adjustOrOptions } : (adjustOrOptions ?? {});
   const dir = tempDir(label);
   let fixture: DashboardFixture | undefined;
   let browser: Browser | undefined;
+  let accountId: string | undefined;
+  const pages = new Map<Viewer, Page>();
   beforeAll(async () => {
     fixture = await startDashboard(dir, adjust);
     browser = await launchChromium();
+    if (signedIn.length === 0) return;
+    accountId = await newAccount(fixture, SIGNED_IN_ACCOUNT);
+    // memberAndOperator's order: the member first.
+    if (signedIn.includes('member')) pages.set('member', await signedInPage(fixture, browser, MEMBER, accountId));
+    if (signedIn.includes('operator')) pages.set('operator', await signedInPage(fixture, browser, OPERATOR, null, { role: 'operator' }));
   });
   afterAll(async () => {
     await browser?.close();
@@ -141,6 +170,10 @@ export function useDashboard(label: string, adjust?: (profile: ConfigInput) => C
   const started = <T>(value: T | undefined, what: string): T => {
     if (value === undefined) throw new Error(`${what} is not started yet: read it in a hook or a test of the describe block that called useDashboard`);
     return value;
+  };
+  const signedInAs = (viewer: Viewer): Page => {
+    if (!signedIn.includes(viewer)) throw new Error(`the ${viewer} is not signed in: ask useDashboard for it with signedIn: ['${viewer}']`);
+    return started(pages.get(viewer), `the ${viewer}'s page`);
   };
   return {
     dir,
@@ -155,6 +188,16 @@ export function useDashboard(label: string, adjust?: (profile: ConfigInput) => C
     },
     get browser() {
       return started(browser, 'Chromium');
+    },
+    get accountId() {
+      if (signedIn.length === 0) throw new Error('no account is made: ask useDashboard for one with signedIn');
+      return started(accountId, 'the signed-in account');
+    },
+    get member() {
+      return signedInAs('member');
+    },
+    get operator() {
+      return signedInAs('operator');
     },
   };
 }
