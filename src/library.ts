@@ -26,7 +26,7 @@ import { settleCharge, type OnCharged } from './pipeline/settle.js';
 import { renderBuiltin } from './gateway/builtins.js';
 import { statusClass } from './usage/usage-recorder.js';
 import { isReportedCount, MAX_REPORTED } from './meters/cost.js';
-import { judgeTarget, normalBasePath, NOT_IN_REQUEST_LINE } from './gateway/request-path.js';
+import { isRequestLineMethod, judgeTarget, normalBasePath, NOT_IN_REQUEST_LINE } from './gateway/request-path.js';
 import { isRefusedHost } from './host-value.js';
 import { deny, type DenialReason } from './denial/reasons.js';
 import { refusedKeyOwner } from './pipeline/pipeline.js';
@@ -36,6 +36,10 @@ import { misplacedKey, MOST_PLACES, type MisplacedKey } from './auth/misplaced-k
 import { DRAINING_RETRY_AFTER_S, OUTAGE_RETRY_AFTER_S } from './operations/health.js';
 
 export interface CheckRequest {
+  /**
+   * As received (`req.method`): a method Node's parser does not read, one it does not know
+   * (`FOO`) or in lower case (`get`), is refused as `bad_request`, as the gateway refuses it.
+   */
   method: string;
   /** Path and query string, as received. */
   url: string;
@@ -219,16 +223,17 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
 
   async function judge(request: ReadRequest, finished: () => void): Promise<CheckResult> {
     // What the gateway refuses before judging the target, in its order: a request line
-    // Node's parser does not read (a space, a character outside ASCII), then a Host that
-    // names no host, or two.
-    if (NOT_IN_REQUEST_LINE.test(request.url) || isRefusedHost(request.headers.host, request.rawHeaders)) return refusalOf(rt, 'bad_request', request.url);
+    // Node's parser does not read (a method it does not know, or in lower case; a space
+    // or a character outside ASCII in the target), then a Host that names no host, or two.
+    const unread = !isRequestLineMethod(request.method) || NOT_IN_REQUEST_LINE.test(request.url);
+    if (unread || isRefusedHost(request.headers.host, request.rawHeaders)) return refusalOf(rt, 'bad_request', request.url);
     // Then the gateway's checks of the target: a path the API's router could read as
     // another one (`..`, `\\`, `%2e`, `//`) would be judged by one route's scopes and
     // served by another's.
     const target = judgeTarget(request.url, basePath, rt.config.upstream.caseSensitivePaths);
     if (!target.ok) return refusalOf(rt, target.reason, request.url);
     const { url, path } = target;
-    const method = request.method.toUpperCase();
+    const { method } = request;
     const decision = await rt.pipeline.authorize({ method, path, url, headers: request.headers, ...(request.rawHeaders ? { rawHeaders: request.rawHeaders } : {}), ...(request.remoteAddress === undefined ? {} : { peer: request.remoteAddress }) });
     if (!decision.allowed) {
       // Counted as the gateway counts it: against the key's account, or a revoked or expired key's owner.

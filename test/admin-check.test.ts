@@ -193,14 +193,15 @@ describe('POST /v1/check and its settle', () => {
     await settle(admitted.body.settle as string, { status: 500 });
   });
 
+  /** The gateway's answer to a request line and headers sent as bytes (UTF-8), as no client would send them. */
+  async function gatewayAnswer(target: string, hosts: string[], method = 'GET') {
+    const head = `${method} ${target} HTTP/1.1\r\n${hosts.map((host) => `Host: ${host}\r\n`).join('')}Authorization: Bearer ${secret}\r\nConnection: close\r\n\r\n`;
+    const answer = Buffer.from(await rawAll(kg.gatewayUrl, Buffer.from(head, 'utf8').toString('latin1')), 'latin1').toString('utf8');
+    const [statusLine = ''] = answer.split('\r\n');
+    return { status: Number(statusLine.split(' ')[1]), contentType: /\r\ncontent-type: ([^\r]*)/i.exec(answer)?.[1], body: answer.slice(answer.indexOf('\r\n\r\n') + 4) };
+  }
+
   it("refuses a target with a space or a character outside ASCII (Node's parser answers 400 before the gateway sees it), and a Host that names no host or comes twice, as bad_request, the gateway's own answer", async () => {
-    /** The gateway's answer to a request line and headers sent as bytes (UTF-8), no client would send them. */
-    const gatewayAnswer = async (target: string, hosts: string[]) => {
-      const head = `GET ${target} HTTP/1.1\r\n${hosts.map((host) => `Host: ${host}\r\n`).join('')}Authorization: Bearer ${secret}\r\nConnection: close\r\n\r\n`;
-      const answer = Buffer.from(await rawAll(kg.gatewayUrl, Buffer.from(head, 'utf8').toString('latin1')), 'latin1').toString('utf8');
-      const [statusLine = ''] = answer.split('\r\n');
-      return { status: Number(statusLine.split(' ')[1]), contentType: /\r\ncontent-type: ([^\r]*)/i.exec(answer)?.[1], body: answer.slice(answer.indexOf('\r\n\r\n') + 4) };
-    };
     const cases: { target: string; host: string | string[] }[] = [
       { target: '/brands?q=a b', host: 'x' },
       { target: '/bra nds', host: 'x' },
@@ -232,6 +233,29 @@ describe('POST /v1/check and its settle', () => {
       expect(admitted.body, JSON.stringify(host)).toMatchObject({ allowed: true });
       await settle(admitted.body.settle as string, { status: 500 });
     }
+  });
+
+  it("refuses a method Node's parser does not read, one it does not know (FOO) or in lower case (get), as bad_request, the gateway's own answer; the methods it reads are judged as before", async () => {
+    for (const method of ['FOO', 'get', 'Get', 'PRI', 'G-ET']) {
+      const gateway = await gatewayAnswer('/brands', ['x'], method);
+      expect(gateway.status, method).toBe(400);
+      const { status, body } = await json(await check({ method, url: '/brands', headers: { host: 'x', authorization: `Bearer ${secret}` } }));
+      expect({ status, allowed: body.allowed, reason: body.reason, error: body.error }, method).toEqual({
+        status: 200,
+        allowed: false,
+        reason: 'bad_request',
+        error: { status: gateway.status, headers: { 'content-type': gateway.contentType }, body: gateway.body },
+      });
+    }
+    // A method Node reads goes on to the routes, at the gateway and in the check alike: GET is
+    // served, PROPFIND is a method /brands does not take (405, in the dialect).
+    const admitted = await json(await check({ method: 'GET', url: '/brands', headers: { host: 'x', authorization: `Bearer ${secret}` } }));
+    expect(admitted.body).toMatchObject({ allowed: true });
+    await settle(admitted.body.settle as string, { status: 500 });
+    const gateway = await gatewayAnswer('/brands', ['x'], 'PROPFIND');
+    const { body } = await json(await check({ method: 'PROPFIND', url: '/brands', headers: { host: 'x', authorization: `Bearer ${secret}` } }));
+    expect({ allowed: body.allowed, status: body.error?.status, body: body.error?.body }).toEqual({ allowed: false, status: gateway.status, body: gateway.body });
+    expect(gateway.status).toBe(405);
   });
 
   it('says where a key sent where the profile does not read it went (misplaced: a header, cookie or query parameter by name), never the key; nothing for any other request', async () => {

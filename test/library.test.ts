@@ -96,7 +96,7 @@ describe('keygate as a library', () => {
     expect(await gate.check({ method: 'GET', url: '/nowhere', headers, rawHeaders: ['Authorization', `Bearer ${secret}`, 'authorization', 'Bearer x'] })).toMatchObject({ reason: 'malformed_key' });
   });
 
-  it("refuses a Host that names no host, or two Host headers, as the gateway does (Node's parser passes both on); a target Node would not read, given anyway, too", async () => {
+  it("refuses a Host that names no host, or two Host headers, as the gateway does (Node's parser passes both on); a target or a method Node would not read, given anyway, too", async () => {
     const { port } = new URL(url);
     const send = (head: string) =>
       new Promise<string>((resolve, reject) => {
@@ -118,6 +118,11 @@ describe('keygate as a library', () => {
     const headers = { authorization: `Bearer ${secret}` };
     for (const target of ['/get-brands?q=a b', '/get-brands?q=ünïcode']) {
       expect(await gate.check({ method: 'GET', url: target, headers }), target).toMatchObject({ allowed: false, reason: 'bad_request', url: target, error: { status: 400, body: '{"error":"Bad request."}' } });
+    }
+    // So is a method Node's parser does not read: one it does not know, or one in lower case (methods are case-sensitive).
+    for (const method of ['FOO', 'get']) {
+      expect(await send(`${method} /get-brands HTTP/1.1\r\nHost: x\r\n`), method).toMatch(/^HTTP\/1\.1 400 /);
+      expect(await gate.check({ method, url: '/get-brands', headers }), method).toMatchObject({ allowed: false, reason: 'bad_request', url: '/get-brands', error: { status: 400, body: '{"error":"Bad request."}' } });
     }
   });
 

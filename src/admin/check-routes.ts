@@ -41,7 +41,9 @@ const MAX_URL = 65_536;
 
 const CheckBody = z
   .object({
-    method: z.string().regex(METHOD, 'an HTTP method, as the client sent it: GET, POST, …').describe('The method the client sent'),
+    method: z.string().regex(METHOD, 'an HTTP method, as the client sent it: GET, POST, …').describe(
+        "The method the client sent, in its case. One Node's HTTP parser does not read, a method it does not know (FOO) or one in lower case (get), is refused as bad_request, as the gateway refuses it",
+      ),
     url: z
       .string()
       .max(MAX_URL, `a path and query of at most ${MAX_URL} characters`)

@@ -8,6 +8,7 @@
  * as another path.
  */
 
+import { METHODS } from 'node:http';
 import { escapedByte } from './percent.js';
 import { isHostValue } from '../host-value.js';
 
@@ -110,6 +111,19 @@ export const CONTROL = /[\x00-\x1f\x7f]/;
  * `?q=a b`) or read by a more lenient server, which `requestChecker` refuses first.
  */
 export const NOT_IN_REQUEST_LINE = /[^!-~]/;
+/**
+ * The methods Node's HTTP parser reads (`http.METHODS`), each in upper case, as they must
+ * be sent: any other (`FOO`, or `get` in lower case) is answered 400 before the gateway
+ * sees the request. A backend more lenient than Node may hand one to the library or POST
+ * /v1/check, which `requestChecker` refuses first.
+ */
+const REQUEST_LINE_METHODS: ReadonlySet<string> = new Set(METHODS);
+
+/** Whether `method` is one Node's parser reads in a request line, as it is written (case-sensitive). */
+export function isRequestLineMethod(method: string): boolean {
+  return REQUEST_LINE_METHODS.has(method);
+}
+
 /** The scheme and authority of an absolute-form target (`http://host:port`). */
 const ABSOLUTE_FORM = /^https?:\/\/[^/?#]*/i;
 
