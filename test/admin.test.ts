@@ -12,6 +12,7 @@ import { acceptInvitation } from '../src/operations/members.js';
 import { createKeyFormat } from '../src/keys/format.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
+import { rawAll } from './support/raw-http.js';
 
 /** When something happened, as a refusal names it: to the second, truncated, in UTC. */
 function utcSecondShown(ms: number): string {
@@ -718,6 +719,26 @@ describe('admin API', () => {
     // Nor is a total given that JSON cannot carry exactly.
     const many = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method: 'POST', path: '/generate', count: Number.MAX_SAFE_INTEGER }] }) }));
     expect(many).toMatchObject({ status: 400, body: { detail: `calls[0]: ${Number.MAX_SAFE_INTEGER} calls of 50 units each are more than can be counted exactly` } });
+  });
+
+  it("refuses to price a path with a space or a character outside ASCII, which the gateway answers 400 before any route (Node's parser does not read such a request line); the same path percent-encoded is priced", async () => {
+    const secret = (await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: (await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Spaces' }) }))).body.id, name: 's' }) }))).body.secret as string;
+    /** The gateway's status line for a request line sent as bytes (UTF-8), as no client would send it. */
+    const gatewayStatusLine = async (target: string) => {
+      const head = `POST ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+      return (await rawAll(kg.gatewayUrl, Buffer.from(head, 'utf8').toString('latin1'))).split('\r\n')[0];
+    };
+    const forecastOf = async (path: string) => json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method: 'POST', path, count: 1 }] }) }));
+    const why = '(a space or a character outside ASCII, which no request line carries: percent-encode it, as a client sends it)';
+    for (const path of ['/generate?q=a b', '/gene rate', '/generate?q=ünïcode', '/ünïcode', '/generate?q=\u{1F600}']) {
+      expect(await gatewayStatusLine(path), path).toBe('HTTP/1.1 400 Bad Request');
+      expect(await forecastOf(path), path).toMatchObject({ status: 400, body: { detail: `calls[0]: the gateway refuses the path ${JSON.stringify(path)} ${why}` } });
+    }
+    // Percent-encoded, as a client sends it, the gateway serves it (a free route: /metrics counts no charge) and the forecast prices it.
+    expect(await gatewayStatusLine('/%C3%BCn%C3%AFcode?q=a%20b')).toBe('HTTP/1.1 200 OK');
+    for (const [path, total] of [['/%C3%BCn%C3%AFcode?q=a%20b', 0], ['/generate?q=a%20b', 50]] as const) {
+      expect(await forecastOf(path), path).toMatchObject({ status: 200, body: { total } });
+    }
   });
 
   it('revokes a key, refused on the next request, and audits who did what', async () => {

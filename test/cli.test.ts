@@ -558,6 +558,7 @@ describe('keygate CLI with a running gateway', () => {
       [['forecast', '--account', id, '--calls', pastedPath, '--call', 'GET /api/v1/apps/a/metrics/mrr', '--call', `POST /x/${pasted}`], '--calls (its 2nd call): no route for GET on its path'],
       [['forecast', '--account', id, '--call', 'GET /api/v1/apps/a/metrics/mrr', '--call', `POST /x/${pasted}`], '--call (the 2nd of 2): no route for POST on its path'],
       [['forecast', '--account', id, '--call', `GET /api/v1/apps/../${pasted}`], `--call: the gateway refuses its path ${dotSegment}`],
+      [['forecast', '--account', id, '--call', `GET /api/v1/apps/ü/${pasted}`], '--call: the gateway refuses its path (a space or a character outside ASCII, which no request line carries: percent-encode it, as a client sends it)'],
       [['keys', 'create', '--account', id, '--name', 'k', '--scopes', pasted], '--scopes: the scope given is not allowed; allowed: *, metrics:read'],
       [['keys', 'create', '--account', id, '--name', 'k', '--scopes', `metrics:read, ${pasted}`], '--scopes: the 2nd of 2 is not allowed; allowed: *, metrics:read'],
       [['keys', 'update', pastedKey.id, '--scopes', pasted], '--scopes: the scope given is not allowed; allowed: *, metrics:read'],

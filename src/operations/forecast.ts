@@ -8,7 +8,7 @@ import type { Runtime } from '../runtime.js';
 import { OperationError } from './errors.js';
 import { accountUsage } from './usage.js';
 import { requestedRecords } from '../meters/cost.js';
-import { CONTROL, judgeTarget, normalBasePath } from '../gateway/request-path.js';
+import { CONTROL, judgeTarget, normalBasePath, NOT_IN_REQUEST_LINE, type Target } from '../gateway/request-path.js';
 
 /** JavaScript's largest exact integer, which is as far as a count can go (a larger one is refused, not rounded). */
 const MOST = Number.MAX_SAFE_INTEGER;
@@ -67,6 +67,18 @@ export interface MeterBalance {
   inPlan: boolean;
 }
 
+/**
+ * Why the gateway never serves `path`, in brackets, or undefined when it may. A space or a
+ * character outside ASCII is no refusal of judgeTarget's (Node's parser answers 400 before
+ * the gateway judges the target), so it is looked for here, as the library's check does.
+ */
+function whyRefused(path: string, target: Target): string | undefined {
+  if (CONTROL.test(path)) return '(a control character, which no request line carries)';
+  if (NOT_IN_REQUEST_LINE.test(path)) return '(a space or a character outside ASCII, which no request line carries: percent-encode it, as a client sends it)';
+  if (!target.ok && target.reason === 'bad_request') return '(a dot segment, a backslash or an escape it would read as another path)';
+  return undefined;
+}
+
 export async function forecast(rt: Runtime, calls: readonly unknown[], accountId?: string): Promise<Forecast> {
   // Checked here too, not only by the admin API: the CLI reads calls from a file.
   const checked = z.array(PlannedCallSchema).safeParse(calls);
@@ -77,10 +89,12 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
   }
   const lines = checked.data.map((call, i): ForecastLine => {
     const method = call.method.toUpperCase();
-    // As the gateway judges the target: a path it refuses (`..`, `\\`, escapes of them) costs nothing because it is never served.
+    // As the gateway judges the target: a path it refuses (`..`, `\\`, escapes of them; a
+    // space or a character outside ASCII, which no request line carries) costs nothing
+    // because it is never served.
     const target = judgeTarget(call.path, normalBasePath(rt.config.basePath), rt.config.upstream.caseSensitivePaths);
-    if (!target.ok && target.reason === 'bad_request') {
-      const why = CONTROL.test(call.path) ? '(a control character, which no request line carries)' : '(a dot segment, a backslash or an escape it would read as another path)';
+    const why = whyRefused(call.path, target);
+    if (why !== undefined) {
       throw new OperationError('invalid', `calls[${i}]: the gateway refuses the path ${JSON.stringify(call.path)} ${why}`, undefined, { field: 'calls', index: i, message: `the gateway refuses its path ${why}` });
     }
     const path = target.ok ? target.path : (call.path.split('?')[0] as string);
