@@ -36,6 +36,6 @@ export type { RenderedError } from './dialect/dialect.js';
 export type { RouteMatch } from './routes/route-table.js';
 export { inviteMember } from './operations/members.js';
 export type { Actor } from './operations/audit.js';
-export { accountUsage } from './operations/usage.js';
+export { accountUsage, setGauge } from './operations/usage.js';
 export { forecast, type PlannedCall, type Forecast, type MeterBalance } from './operations/forecast.js';
 export { OperationError, type OperationErrorKind } from './operations/errors.js';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, createKeygate, DatabaseInUseError, parseConfigObject, serve, type CheckAdmitted, type CheckRequest, type Keygate, type LoadedConfig } from '../src/index.js';
 import { createAccount } from '../src/operations/accounts.js';
-import { updateAccount } from '../src/index.js';
+import { OperationError, setGauge, updateAccount } from '../src/index.js';
 import { createKey, revokeKey } from '../src/operations/keys.js';
 import { forecast } from '../src/operations/forecast.js';
 import { tempDir } from './support/temp.js';
@@ -644,6 +644,40 @@ describe("keygate as a library, refused at start with the package's own error cl
       await expect(second).rejects.toBeInstanceOf(DatabaseInUseError);
       await expect(second).rejects.toThrow(/^this process already runs a keygate on this SQLite file/);
       expect(await second.catch((error: unknown) => error)).not.toBeInstanceOf(ConfigError);
+    } finally {
+      await gate.close();
+    }
+  });
+});
+
+describe("keygate as a library, with a gauge meter, which no upstream reports in process", () => {
+  const dir = tempDir('library-gauge');
+
+  it("sets an account's gauge through the package's setGauge, as the admin API's PUT /v1/accounts/{id}/gauges/{meter} does, and a built-in answers it", async () => {
+    const config = parseConfigObject({
+      store: `sqlite:${path.join(dir, 'k.db')}`,
+      keys: { prefix: { live: 'sk_live_' } },
+      plans: { pro: { meters: { keywords: { kind: 'gauge', limit: 2000 }, credits: { limit: 100 } } } },
+      routes: [{ path: '/v1/*' }],
+      builtins: [{ method: 'GET', path: '/v1/account/usage', body: { keywords: '{{meters.keywords.usage}}' } }],
+    });
+    const gate = await createKeygate({ config, file: 'inline', dir });
+    try {
+      const account = await createAccount(gate.runtime, { name: 'Acme' }, 'signup');
+      const { secret } = await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'signup');
+      const usage = async () => {
+        const result = await gate.check({ method: 'GET', url: '/v1/account/usage', headers: { authorization: `Bearer ${secret}` } });
+        if (!result.allowed) throw new Error(`refused: ${result.reason}`);
+        await result.settle(200);
+        return JSON.parse(result.builtinBody ?? '');
+      };
+      expect(await usage()).toEqual({ keywords: 0 });
+      await setGauge(gate.runtime, account.id, 'keywords', 1234);
+      expect(await usage()).toEqual({ keywords: 1234 });
+      // A consumed meter is charged by requests, never set: the operator is told which are gauges.
+      const consumed = setGauge(gate.runtime, account.id, 'credits', 5);
+      await expect(consumed).rejects.toBeInstanceOf(OperationError);
+      await expect(consumed).rejects.toThrow('"credits" is a consumed meter of the pro plan, charged by requests: only a gauge is set (its gauges: keywords)');
     } finally {
       await gate.close();
     }
