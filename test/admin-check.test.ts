@@ -376,6 +376,11 @@ describe('POST /v1/check and its settle', () => {
       expect([body, r.status]).toEqual([body, 400]);
       expect(r.body.detail).toContain(named);
     }
+    // A count that is not one is told the one range the docs give, once, whichever bound it missed.
+    for (const records of [-1, 1.5, 1e16]) {
+      const r = await json(await settle('chk_0000000000000000', { status: 200, records }));
+      expect([records, r.body.detail]).toEqual([records, 'body.records: a whole number from 0 to 999999999999999']);
+    }
   });
 
   it('never writes a key it was given to the log, nor into an error', async () => {

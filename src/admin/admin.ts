@@ -1075,5 +1075,6 @@ function describeValidation(error: Error & { validation?: unknown; validationCon
     const message = zodIssue && isZodDefault(zodIssue.message) ? describeProblem(zodIssue, knownFields, context === 'querystring' ? QUERY_FORMAT : JSON_FORMAT) : (issue.message ?? 'invalid');
     return `${where || '(request)'}: ${message}`;
   });
-  return described.length > 0 ? described.join('; ') : error.message;
+  // A value that misses two rules with one message (a count both fractional and too large) says it once.
+  return described.length > 0 ? [...new Set(described)].join('; ') : error.message;
 }

@@ -103,14 +103,17 @@ const Refused = z.object({
     .describe('A missing_key refusal whose request holds a key where the profile does not read keys (X-API-Key, a cookie, ?api_key=): where, never the key, for your log (the gateway logs it as sentIn)'),
 });
 
+/** One range for a count that is not one, whichever bound it missed (as docs/library.md gives it). */
+const RECORDS_RANGE = `a whole number from 0 to ${MAX_REPORTED}`;
+
 const SettleBody = z
   .object({
     status: z.number().int().min(100, 'an HTTP status, 100 to 599').max(599, 'an HTTP status, 100 to 599').describe('The status the backend answered: a 2xx charges the cost, anything else releases it'),
     records: z
       .number()
-      .int('a whole number')
-      .min(0)
-      .max(MAX_REPORTED, `at most ${MAX_REPORTED}`)
+      .int(RECORDS_RANGE)
+      .min(0, RECORDS_RANGE)
+      .max(MAX_REPORTED, RECORDS_RANGE)
       .optional()
       .describe("Per-record routes: the records the answer held (else what the check reserved is charged)"),
   })
