@@ -68,6 +68,10 @@ describe('keygate.yaml validation', () => {
     expect(problems(`${base}plans: [p]\n`)).toEqual(['plans: expected a mapping, got a list']);
     // A denial reason mistyped gets the reason it most likely meant, as any field does.
     expect(problems(`${base}errors: {reasons: {mising_key: {message: x}}}\n`)).toEqual(['errors.reasons: unknown field "mising_key" (did you mean "missing_key"?)']);
+    // A built-in without its answer: what to write, not the library's "expected nonoptional".
+    expect(problems(`${base}builtins: [{path: /v1/account/usage}]\n`)).toEqual([
+      'builtins[0].body: required: what the endpoint answers (a mapping, a list or a string), placeholders such as "{{meters.units.remaining}}" in its values',
+    ]);
   });
 
   it('refuses two windows of one length and scope in a plan or a route, naming both (the larger limit would never refuse a request)', () => {

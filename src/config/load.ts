@@ -298,7 +298,11 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
       return `unknown ${member}${issue.keys.length > 1 ? 's' : ''} ${named.join(', ')}${here}`;
     }
     case 'invalid_type':
-      if (issue.input === undefined) return `required (expected ${format.expected(issue.expected)})`;
+      if (issue.input === undefined) {
+        // A field of any type (a built-in's body) says what it holds in its own message.
+        if (issue.expected === 'nonoptional') return isZodDefault(issue.message) ? 'required' : issue.message;
+        return `required (expected ${format.expected(issue.expected)})`;
+      }
       // `5-per-1s`, as the CLI, plans list and the RateLimit headers write a window: the profile's form for it.
       if (format.echo && issue.expected === 'object' && typeof issue.input === 'string') {
         const window = WINDOW_SPEC.exec(issue.input.trim());

@@ -367,7 +367,10 @@ export const builtinSchema = z
       .boolean()
       .default(false)
       .describe('Answer even when the plan has API access off (so a client can read apiEnabled).'),
-    body: z.unknown().describe('Response body template; "{{meters.units.remaining}}" style placeholders.'),
+    body: z
+      .unknown()
+      .nonoptional('required: what the endpoint answers (a mapping, a list or a string), placeholders such as "{{meters.units.remaining}}" in its values')
+      .describe('Response body template; "{{meters.units.remaining}}" style placeholders.'),
     contentType: mediaType.default('application/json; charset=utf-8').describe('Content-Type of the answer, as the API documents it (e.g. "application/json").'),
   })
   .strict();
