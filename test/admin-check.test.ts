@@ -349,7 +349,8 @@ describe('POST /v1/check and its settle', () => {
       [[], 'body'],
       ['GET /brands', 'body'],
       [{ url: '/brands' }, 'body.method'],
-      [{ method: 'GET', url: 'https://api.example.com/brands' }, 'body.url: must be the path and query as the client sent them, starting with /'],
+      [{ method: 'GET', url: 'brands?page=2' }, 'body.url: must be the request target as the client sent it: the path and query, starting with /'],
+      [{ method: 'GET', url: 'ftp://api.example.com/brands' }, 'body.url: must be the request target as the client sent it'],
       [{ method: 'GET' }, 'body.url'],
       [{ method: 'GET', url: '/brands', headers: { authorization: 5 } }, 'body.headers.authorization: a header value: a string, or an array of strings'],
       [{ method: 'GET', url: '/brands', headers: 'authorization: Bearer x' }, 'body.headers'],
@@ -383,9 +384,30 @@ describe('POST /v1/check and its settle', () => {
     }
   });
 
+  it('judges an absolute-form target (a whole URL, as a request line may carry it) by its path and query, as the gateway does', async () => {
+    // Served through the gateway, and admitted by the check alike, as /brands is.
+    const served = await gatewayAnswer('http://api.example.com/brands?page=2', ['x']);
+    expect(served.status).toBe(200);
+    for (const url of ['http://api.example.com/brands?page=2', 'HTTPS://api.example.com:8443/brands']) {
+      const admitted = await json(await check({ method: 'GET', url, headers: { host: 'x', authorization: `Bearer ${secret}` } }));
+      expect([url, admitted.status, admitted.body.allowed]).toEqual([url, 200, true]);
+      await settle(admitted.body.settle as string, { status: 500 });
+    }
+    // Refused by both: userinfo in the URL, a URL without a host; judged by its path: another route's.
+    for (const target of ['http://user@api.example.com/brands', 'http:///brands']) {
+      const gateway = await gatewayAnswer(target, ['x']);
+      expect(gateway.status, target).toBe(400);
+      const { status, body } = await json(await check({ method: 'GET', url: target, headers: { host: 'x', authorization: `Bearer ${secret}` } }));
+      expect({ status, reason: body.reason, error: body.error }, target).toEqual({ status: 200, reason: 'bad_request', error: { status: 400, headers: { 'content-type': gateway.contentType }, body: gateway.body } });
+    }
+    const elsewhere = await gatewayAnswer('http://api.example.com/nowhere', ['x']);
+    const { body } = await json(await check({ method: 'GET', url: 'http://api.example.com/nowhere', headers: { host: 'x', authorization: `Bearer ${secret}` } }));
+    expect({ reason: body.reason, status: body.error?.status, body: body.error?.body }).toEqual({ reason: 'no_route', status: elsewhere.status, body: elsewhere.body });
+  });
+
   it('never writes a key it was given to the log, nor into an error', async () => {
     // A key in the target, where the check is refused for it.
-    const r = await json(await check({ method: 'GET', url: `https://x/?apikey=${secret}`, headers: { authorization: `Bearer ${secret}` } }));
+    const r = await json(await check({ method: 'GET', url: `brands?apikey=${secret}`, headers: { authorization: `Bearer ${secret}` } }));
     expect(r.status).toBe(400);
     expect(JSON.stringify(r.body)).not.toContain(secret);
     const inPath = await json(await settle(secret, { status: 200 }));

@@ -38,6 +38,8 @@ export interface CheckRouteOptions {
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
 /** The longest target taken: far past what any HTTP server reads in a request line. */
 const MAX_URL = 65_536;
+/** A request target in origin form (`/v1/rows?page=2`) or absolute form (`http://host/v1/rows`), as a request line carries one the gateway reads. */
+const ORIGIN_OR_ABSOLUTE_FORM = /^(\/|https?:\/\/)/i;
 
 const CheckBody = z
   .object({
@@ -47,9 +49,9 @@ const CheckBody = z
     url: z
       .string()
       .max(MAX_URL, `a path and query of at most ${MAX_URL} characters`)
-      .regex(/^\//, 'must be the path and query as the client sent them, starting with / (e.g. /v1/rows?page=2), not a full URL')
+      .regex(ORIGIN_OR_ABSOLUTE_FORM, 'must be the request target as the client sent it: the path and query, starting with / (e.g. /v1/rows?page=2), or a whole http(s) URL')
       .describe(
-        'The request target as the backend received it, still percent-encoded: path and query string (a key in the query is read as the gateway reads it). One with a space, a control character or a character outside ASCII (/v1/ünïcode, ?q=a b), which no request line carries, is refused as bad_request, as the gateway refuses it',
+        'The request target as the backend received it, still percent-encoded: path and query string (a key in the query is read as the gateway reads it), or the whole URL of an absolute-form request line (http://host/v1/rows), judged by its path and query as the gateway judges it. One with a space, a control character or a character outside ASCII (/v1/ünïcode, ?q=a b), which no request line carries, is refused as bad_request, as the gateway refuses it',
       ),
     headers: z
       .record(z.string(), z.union([z.string(), z.array(z.string())], { error: 'a header value: a string, or an array of strings for a header sent more than once' }))
