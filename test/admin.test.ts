@@ -713,6 +713,9 @@ describe('admin API', () => {
     // A path the gateway refuses is never served: it has no price (it was priced 0).
     const dotted = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method: 'POST', path: '/x/../generate', count: 1 }] }) }));
     expect(dotted).toMatchObject({ status: 400, body: { detail: 'calls[0]: the gateway refuses the path "/x/../generate" (a dot segment, a backslash or an escape it would read as another path)' } });
+    // Nor is one with a fragment, which no request target carries: told so, not as a dot segment.
+    const fragment = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method: 'POST', path: '/generate#top', count: 1 }] }) }));
+    expect(fragment).toMatchObject({ status: 400, body: { detail: 'calls[0]: the gateway refuses the path "/generate#top" (a fragment, "#…", which no request target carries: a client sends the path without it)' } });
     // Nor is one with a control character in it, which no request line carries (it was priced as the path before it).
     const controlled = await json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method: 'POST', path: '/generate?x=\r\n', count: 1 }] }) }));
     expect(controlled).toMatchObject({ status: 400, body: { detail: 'calls[0]: the gateway refuses the path "/generate?x=\\r\\n" (a control character, which no request line carries)' } });

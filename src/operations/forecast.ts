@@ -75,6 +75,8 @@ export interface MeterBalance {
 function whyRefused(path: string, target: Target): string | undefined {
   if (CONTROL.test(path)) return '(a control character, which no request line carries)';
   if (NOT_IN_REQUEST_LINE.test(path)) return '(a space or a character outside ASCII, which no request line carries: percent-encode it, as a client sends it)';
+  // No request target carries a fragment (RFC 9112 §3.2): a client keeps `#…` to itself.
+  if (path.includes('#')) return '(a fragment, "#…", which no request target carries: a client sends the path without it)';
   if (!target.ok && target.reason === 'bad_request') return '(a dot segment, a backslash or an escape it would read as another path)';
   return undefined;
 }
