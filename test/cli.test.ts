@@ -2110,6 +2110,14 @@ describe('keygate help', () => {
     expect(help.code).toBe(0);
     expect(help.stdout.replace(/\s+/g, ' ')).toContain('one account: plan, API access, overage, the rate limits and meter limits in effect (its own marked), plan expiry');
   });
+
+  it('gives keys update --rate-limit its examples as windows, and none as what drops them (not the examples as what none means)', async () => {
+    const help = await runCli(['keys', 'update', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+      "--rate-limit <window> the key's own rate-limit window: 10-per-1m, 2-per-1s (per key; repeatable: give every window it should have), on top of its account's limits; replaces its current ones (none: no windows of its own)",
+    );
+  });
 });
 
 describe('keygate after the profile changed under its accounts', () => {

@@ -108,9 +108,13 @@ function meterInFlags(error: MeterLimitError, typed: readonly string[]): Operati
   return new OperationError(error.kind, `--meter-limit: ${andList(placed)} name no meter the ${refusal.planId} plan has; ${meters}`);
 }
 
-/** Adds `--rate-limit` to a keys command: the key's own windows (limits/key-windows.ts). */
-export function keyLimitOptions(command: Command, what: string): Command {
-  return command.option('--rate-limit <window>', `${what}: 10-per-1m, 2-per-1s (per key; repeatable: give every window it should have), on top of its account's limits`, repeated);
+/**
+ * Adds `--rate-limit` to a keys command: the key's own windows (limits/key-windows.ts).
+ * `then`: what follows the examples (keys update: that they replace the key's own, and
+ * `none`), so the examples stay beside the word "window" they illustrate.
+ */
+export function keyLimitOptions(command: Command, then = ''): Command {
+  return command.option('--rate-limit <window>', `the key's own rate-limit window: 10-per-1m, 2-per-1s (per key; repeatable: give every window it should have), on top of its account's limits${then}`, repeated);
 }
 
 /**

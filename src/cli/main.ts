@@ -728,7 +728,6 @@ export function buildCli(): Command {
       .addOption(new Option('--mode <mode>', 'a live or a test key (its prefix says which)').choices(['live', 'test']).default('live'))
       .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)')
       .option('--expires <date|duration>', 'e.g. 2027-01-31 or 90d'),
-    "the key's own rate-limit window",
   ).action((opts: { account: string; name: string; mode: 'live' | 'test'; scopes?: string; expires?: string; rateLimit?: string[] }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const rateLimits = keyWindowsOption(opts.rateLimit);
@@ -769,7 +768,6 @@ export function buildCli(): Command {
       .requiredOption('--name <name>', 'a name to know the key by (shown with its hint)')
       .addOption(new Option('--mode <mode>', 'a live or a test key (default: what its prefix says, else live)').choices(['live', 'test']))
       .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)'),
-    "the key's own rate-limit window",
   ).action((opts: { account: string; name: string; mode?: 'live' | 'test'; scopes?: string; rateLimit?: string[] }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const rateLimits = keyWindowsOption(opts.rateLimit);
@@ -859,7 +857,7 @@ export function buildCli(): Command {
       .description('rename a key, change its scopes or its own rate limits (from its next request on)')
       .option('--name <name>', 'its new name')
       .option('--scopes <list>', 'comma-separated scopes, replacing its current ones'),
-    "the key's own rate-limit window, replacing its current ones; none: no windows of its own",
+    '; replaces its current ones (none: no windows of its own)',
   ).action((id: string, opts: { name?: string; scopes?: string; rateLimit?: string[] }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const rateLimits = keyWindowsOption(opts.rateLimit);
