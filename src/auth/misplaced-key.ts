@@ -30,6 +30,7 @@
  * misplacedKey({ url: '/v1/x?api_key=sk_live_…', rawHeaders: ['Host', 'x'] }, keyFormat);
  * // { in: 'query', name: 'api_key' }
  */
+import type { CredentialLocation } from '../config/schema.js';
 import type { KeyFormat } from '../keys/format.js';
 import { decodeQueryComponent } from '../gateway/percent.js';
 import { withoutKeys } from '../keys/redact.js';
@@ -177,4 +178,48 @@ function carriesIds(name: string): boolean {
 function loggable(name: string, keyFormat: KeyShape): string {
   const hidden = withoutKeys(keyFormat, name);
   return hidden.length > MOST_NAME_LENGTH ? `${hidden.slice(0, MOST_NAME_LENGTH - 1)}…` : hidden;
+}
+
+/**
+ * A key sent in a header the profile reads, under another scheme than the profile's:
+ * `Token <key>` or a bare key where `Bearer <key>` goes, `Bearer <key>` where the key goes
+ * bare. Such a request is refused `malformed_key` (docs/authentication.md), whose answer
+ * says "invalid key" although the key may be a good one; this says which scheme came, so
+ * that the log can say so. `scheme` is the word sent (cut and hidden as a name is), `''`
+ * for none.
+ */
+export interface KeyUnderOtherScheme {
+  in: 'header';
+  name: string;
+  scheme: string;
+}
+
+/**
+ * The first header among `locations` that holds a key of this format (its check before any
+ * lookup) under another scheme than the location's; undefined where none does. Only the
+ * first copy of each header is read, and only a value no longer than the longest key and
+ * a scheme word.
+ */
+export function keyUnderOtherScheme(rawHeaders: readonly string[], locations: readonly CredentialLocation[], keyFormat: KeyShape): KeyUnderOtherScheme | undefined {
+  const longest = keyFormat.longest + SCHEME_ROOM;
+  for (const location of locations) {
+    if (location.in !== 'header') continue;
+    const lower = location.name.toLowerCase();
+    let value: string | undefined;
+    for (let i = 0; i + 1 < rawHeaders.length && i < MOST_PLACES * 2; i += 2) {
+      if ((rawHeaders[i] as string).toLowerCase() === lower) {
+        value = rawHeaders[i + 1] as string;
+        break;
+      }
+    }
+    if (value === undefined || value.length > longest) continue;
+    const text = value.trim();
+    const bare = location.scheme.toLowerCase() === 'none';
+    if (!bare && keyFormat.check(text).ok) return { in: 'header', name: location.name, scheme: '' };
+    const sent = AFTER_SCHEME.exec(text);
+    const word = sent?.[0].split(/[ \t]/)[0] ?? '';
+    if (sent === null || (!bare && word.toLowerCase() === location.scheme.toLowerCase())) continue;
+    if (keyFormat.check(sent[1] as string).ok) return { in: 'header', name: location.name, scheme: loggable(word, keyFormat) };
+  }
+  return undefined;
 }

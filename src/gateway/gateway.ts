@@ -24,7 +24,7 @@ import { lastOnItsConnection } from '../http-internals.js';
 import { statusClass } from '../usage/usage-recorder.js';
 import { redactedTarget } from './redacted-target.js';
 import { oncePer, requestLogOf, type Log } from '../log.js';
-import { misplacedKey, type MisplacedKey } from '../auth/misplaced-key.js';
+import { keyUnderOtherScheme, misplacedKey, type MisplacedKey } from '../auth/misplaced-key.js';
 import type { CredentialLocation } from '../config/schema.js';
 import { ROUTE_METHODS } from '../routes/route-table.js';
 import { keepTickObjectShape } from '../tick-shape.js';
@@ -375,9 +375,33 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     );
   }
 
+  /**
+   * A request refused `malformed_key` whose header holds a key of this format under another
+   * scheme (`Token <key>` where `Bearer` goes, a bare key): its answer says the key is
+   * invalid, as the API's does; one line says which scheme came and where this API reads
+   * keys, never the key.
+   */
+  function tellOfOtherScheme(request: FastifyRequest): void {
+    const readFrom = rt.config.auth.credentials;
+    const found = keyUnderOtherScheme(request.raw.rawHeaders, readFrom, rt.keyFormat);
+    if (found === undefined) return;
+    const place = `scheme ${found.name.toLowerCase()} ${found.scheme.toLowerCase()}`;
+    let once = misplacedKeyLines.get(place);
+    if (once === undefined && misplacedKeyLines.size < MISPLACED_KEY_PLACES) misplacedKeyLines.set(place, (once = oncePer(MISPLACED_KEY_LOG_INTERVAL_MS)));
+    const client = clientAddress((request.keygate as RequestRecord).peer, request.raw.headers['x-forwarded-for'], fromTrustedProxy);
+    const sent = found.scheme === '' ? `bare (no scheme) in the header ${found.name}` : `in the header ${found.name} after the scheme ${found.scheme}`;
+    (once ?? otherMisplacedKeyLines)((more) =>
+      log.info(
+        { reqId: request.id, client, sentAs: found, readFrom, ...more },
+        `malformed_key: a key was sent ${sent}; this API reads keys from ${readFrom.map((location) => placeOf(location, true)).join(', or ')}`,
+      ),
+    );
+  }
+
   function respond(request: FastifyRequest, reply: FastifyReply, decision: Decision): void {
     if (!decision.allowed) {
       if (decision.denial.reason === 'missing_key') tellOfMisplacedKey(request);
+      else if (decision.denial.reason === 'malformed_key') tellOfOtherScheme(request);
       if (decision.key) {
         // Which key (and whose) is still in use although refused, for the log.
         const record = request.keygate as RequestRecord;

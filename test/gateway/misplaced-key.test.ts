@@ -191,3 +191,62 @@ describe('a key sent where the profile does not read it', () => {
     }
   });
 });
+
+describe('a key sent in the header the profile reads, under another scheme', () => {
+  let upstream: TestUpstream;
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+  });
+  afterAll(async () => {
+    await upstream?.close();
+  });
+
+  const underOtherScheme = (kg: TestKeygate) => linesOf(kg).filter((l) => l.sentAs !== undefined);
+
+  it('is refused malformed_key as before; one log line names the scheme sent and where keys are read, never the key, and none for a value that is no key', async () => {
+    const dir = tempDir('other-scheme');
+    const credentials = [{ in: 'header' as const, name: 'Authorization', scheme: 'Bearer' }, { in: 'query' as const, name: 'api_key' }];
+    const kg = await startKeygate({ keys: { prefix: { live: 'sk_live_' } }, auth: { credentials }, errors: { envelope: 'problem' }, upstream: { url: upstream.url }, log: { requests: true } }, { dir });
+    try {
+      const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+      const { secret } = await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'live' }, 'test');
+      const answers = [];
+      for (const authorization of [`Token ${secret}`, secret, 'Token sk_live_short', `Bearer ${secret}x`]) {
+        const refused = await kg.call('/v1/x', { headers: { Authorization: authorization } });
+        answers.push([refused.status, (await refused.json()).code]);
+      }
+      expect(answers).toEqual([[401, 'invalid_key'], [401, 'invalid_key'], [401, 'invalid_key'], [401, 'invalid_key']]);
+      const lines = underOtherScheme(kg);
+      expect(lines.map((l) => l.sentAs)).toEqual([
+        { in: 'header', name: 'Authorization', scheme: 'Token' },
+        { in: 'header', name: 'Authorization', scheme: '' },
+      ]);
+      expect(lines.map((l) => l.msg)).toEqual([
+        'malformed_key: a key was sent in the header Authorization after the scheme Token; this API reads keys from Authorization: Bearer <key>, or ?api_key=<key>',
+        'malformed_key: a key was sent bare (no scheme) in the header Authorization; this API reads keys from Authorization: Bearer <key>, or ?api_key=<key>',
+      ]);
+      const requests = linesOf(kg).filter((l) => l.msg === 'request');
+      expect(lines.map((l) => l.reqId)).toEqual(requests.slice(0, 2).map((r) => r.reqId));
+      expect(kg.logs.text).not.toContain(secret.slice(8));
+    } finally {
+      await kg.close();
+    }
+  });
+
+  it('where the key goes bare, names the scheme word sent before it', async () => {
+    const dir = tempDir('other-scheme-bare');
+    const kg = await startKeygate({ ...rawProfile('ranktracker'), store: `sqlite:${dir}/keygate.db`, upstream: { url: upstream.url }, log: { requests: true } } as ConfigInput, { dir });
+    try {
+      const key = createKeyFormat(kg.runtime.config.keys).generate('live');
+      const refused = await kg.call('/v1/projects', { headers: { Authorization: `Bearer ${key}` } });
+      expect(refused.status).toBe(401);
+      await refused.text();
+      expect(underOtherScheme(kg).map((l) => [l.sentAs, l.msg])).toEqual([
+        [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }, 'malformed_key: a key was sent in the header Authorization after the scheme Bearer; this API reads keys from Authorization: <key>'],
+      ]);
+      expect(kg.logs.text).not.toContain(key.slice(-20));
+    } finally {
+      await kg.close();
+    }
+  });
+});
