@@ -447,6 +447,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a key with no scope (keys.requ
     await createWithoutScopes(page, fixture.dashboardUrl, 'Health check');
     await expectHeading(page, 'Copy your new key');
     expect(await textOf(page.locator('dl.facts div', { hasText: 'Scopes' }).locator('dd'))).toBe('none');
+    // Said beside the key, as the form's hint said it: the key is refused by every route that needs a scope.
+    expect(await textOf(page.locator('#no-scope'))).toBe('This key has no scope: it reaches only the routes that need none. To call the others, create a key with the scopes they need.');
     const secret = await page.getByLabel('Key “Health check”').inputValue();
     const call = async (path: string) => (await fixture.keygate.call(path, { headers: { authorization: `Bearer ${secret}` } })).status;
     expect([await call('/v1/echo'), await call('/v1/projects')]).toEqual([200, 403]);

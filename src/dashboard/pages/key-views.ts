@@ -178,6 +178,13 @@ export function ifSecretLost(rt: Pick<Runtime, 'config'>, replaced: KeyRecord | 
 }
 
 /**
+ * Said beside a new key with no scope, where its plan allows some: the form opens with none
+ * ticked, and such a key is refused by every route that needs one (the demo's first
+ * dashboard key answered 403 to /v1/projects, with nothing on the page saying why).
+ */
+const NO_SCOPE = 'This key has no scope: it reaches only the routes that need none. To call the others, create a key with the scopes they need.';
+
+/**
  * The secret, once: in a read-only field to select, with a copy button that the script
  * reveals. The field takes the focus as the page opens (autofocus, no script needed): the
  * keyboard is where the secret is, not seven Tabs away. `heading` names what happened
@@ -205,6 +212,7 @@ ${options.extra ?? ''}
   <div><dt>Expires</dt><dd>${keyEnd(key.expiresAt, rt.clock(), { fallback: 'Never' })}</dd></div>
   ${key.rateLimits?.length ? html`<div><dt>Own rate limits</dt><dd>${keyWindowsText(key.rateLimits).map((w, i) => html`${i > 0 ? ', ' : ''}<code>${w}</code>`)}</dd></div>` : ''}
 </dl>
+${traits.scopes && key.scopes.length === 0 ? html`<div class="notice" id="no-scope"><p>${NO_SCOPE}</p></div>` : ''}
 <div class="actions"><a class="button secondary" href="${options.back}">I have copied it — back to the keys</a></div>`;
 }
 
