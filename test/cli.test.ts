@@ -2111,6 +2111,14 @@ describe('keygate help', () => {
     expect(help.stdout.replace(/\s+/g, ' ')).toContain('one account: plan, API access, overage, the rate limits and meter limits in effect (its own marked), plan expiry');
   });
 
+  it('says members unlock lifts the pauses of the addresses that guessed too, not as if it took an address to choose', async () => {
+    const help = await runCli(['members', 'unlock', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+      "lift every sign-in pause of a member's email, its own and those of the addresses and /64s that guessed at it, in every process; the wrong passwords counted are forgotten",
+    );
+  });
+
   it('gives keys update --rate-limit its examples as windows, and none as what drops them (not the examples as what none means)', async () => {
     const help = await runCli(['keys', 'update', '--help']);
     expect(help.code).toBe(0);

@@ -985,7 +985,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       schema: {
         operationId: 'unlockMember',
         tags: ['members'],
-        summary: "Lift every sign-in pause of a member's email (from anywhere, or from one address or /64) in every process; the wrong passwords counted are forgotten",
+        summary: "Lift every sign-in pause of a member's email, its own and those of the addresses and /64s that guessed at it, in every process; the wrong passwords counted are forgotten",
         params: IdParams,
         response: { 200: z.object({ member: Member, lifted: z.boolean().describe('whether a pause was in force') }), 404: Problem },
       },

@@ -971,7 +971,7 @@ export function buildCli(): Command {
     );
   members
     .command('unlock')
-    .description("lift every sign-in pause of a member's email (from anywhere, or from one address or /64) in every process; the wrong passwords counted are forgotten")
+    .description("lift every sign-in pause of a member's email, its own and those of the addresses and /64s that guessed at it, in every process; the wrong passwords counted are forgotten")
     .requiredOption('--email <email>', 'the member\'s e-mail address')
     .action((opts: { email: string }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
