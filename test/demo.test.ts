@@ -290,6 +290,20 @@ describe('keygate demo (npm run demo)', () => {
     expect(readFileSync(path.join(folder, 'data/demo/keygate.yaml'), 'utf8')).not.toContain(`port: ${port}\n`);
   });
 
+  it('a second demo on the same folder while the first runs is refused, saying how to stop the first or start one beside it', async () => {
+    const folder = tempDir('demo-twice');
+    const first = await startDemo(folder);
+    const profile = readFileSync(path.join(folder, 'data/demo/keygate.yaml'), 'utf8');
+    const second = await runCli(['demo', '--data', 'data/demo', '--port', '0'], { cwd: folder, env: { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN } });
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(new RegExp(`^error: another keygate process \\(pid ${first.child.pid} on [^)]+\\) is already serving the demo's data in `));
+    expect(second.stderr.replace(/^[^)]+\) /, '')).toBe(
+      `is already serving the demo's data in ${path.join(folder, 'data/demo')}: stop it first (Ctrl+C in its terminal), or start a second demo on a folder of its own: keygate demo --data <another folder> --port 0\n`,
+    );
+    // The first one's profile (its ports, for the CLI) is left as it was.
+    expect(readFileSync(path.join(folder, 'data/demo/keygate.yaml'), 'utf8')).toBe(profile);
+  });
+
   it('refuses a folder holding a profile or a database it did not make, changing nothing and leaving nothing running', async () => {
     const operator = tempDir('demo-operator-folder');
     const own = '# my production profile\nupstream: {url: http://127.0.0.1:4000}\n';

@@ -17,6 +17,7 @@ import { createKey } from '../operations/keys.js';
 import { inviteMember } from '../operations/members.js';
 import { buildDemoUpstream } from './upstream.js';
 import { makeFolder } from '../store/sqlite/private-files.js';
+import { DatabaseInUseError } from '../store/sqlite/process-lock.js';
 
 /** The demo API on its own (serve-upstream.ts, built beside this file): what the written profile starts. */
 const DEMO_API_SCRIPT = fileURLToPath(new URL('./serve-upstream.js', import.meta.url));
@@ -172,6 +173,13 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
     );
   } catch (error) {
     await upstream.close();
+    // Most often the demo started before, still running in another terminal; PostgreSQL + Redis
+    // (what the store's refusal suggests for two processes) is no way to run a second demo.
+    if (error instanceof DatabaseInUseError) {
+      throw new Error(
+        `another keygate process${error.holder ? ` (${error.holder})` : ''} is already serving the demo's data in ${dataDir}: stop it first (Ctrl+C in its terminal), or start a second demo on a folder of its own: keygate demo --data <another folder> --port 0`,
+      );
+    }
     throw error;
   }
   // Written out so the CLI can work on the demo's data (keygate keys list --config <this

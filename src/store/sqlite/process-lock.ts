@@ -19,7 +19,7 @@ export interface ProcessLock {
 
 export class DatabaseInUseError extends Error {
   /** `holder`: who holds the lock, as it said; `'this process'` when this process itself does. */
-  constructor(holder: string | undefined) {
+  constructor(readonly holder: string | undefined) {
     super(
       holder === THIS_PROCESS
         ? `this process already runs a keygate on this SQLite file with in-memory counters (one not closed yet: a second createKeygate or serve, or a module evaluated again by a dev server's reload): two would each count rate limits and balances on their own and overwrite each other's balances. Use the one it has, or close() it first.`
