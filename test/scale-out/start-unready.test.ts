@@ -71,6 +71,9 @@ describe.skipIf(!enabled)('the start line of a process whose Redis is unreachabl
     expect(ready.status).toBe(503);
     expect(line).toMatchObject({ level: 40, status: 'unavailable', reason: health.reason });
     expect(line.msg).toBe(`keygate is serving, but not ready: ${health.reason}; /health/ready answers 503 until it is`);
+    // The outage line says which requests it refuses: not all of them (one with nothing to count is served).
+    const outage = gateway.output.map((l) => JSON.parse(l) as StartLine).find((l) => l.msg.startsWith('Redis is unreachable'));
+    expect(outage?.msg).toBe('Redis is unreachable: requests with a rate limit, block policy or cost are refused (service_unavailable) until it answers (counterFailure: closed); requests with none are served');
   });
 
   it('counterFailure open: a warning that it serves degraded, on per-process limits', async () => {

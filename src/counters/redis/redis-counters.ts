@@ -1291,7 +1291,7 @@ export class RedisCounters implements Counters {
       { err: error instanceof Error ? error.message : String(error) },
       this.options.failure === 'open'
         ? 'Redis is unreachable: admitting on per-process limits until it answers'
-        : 'Redis is unreachable: refusing requests with 503 until it answers (counterFailure: closed)',
+        : 'Redis is unreachable: requests with a rate limit, block policy or cost are refused (service_unavailable) until it answers (counterFailure: closed); requests with none are served',
     );
   }
 
