@@ -295,9 +295,11 @@ export interface RunningKeygate {
    * Stops: /health/ready answers 503 at once; after `shutdown.readinessDelay` (serving as
    * before meanwhile, but closing each gateway connection after its next forwarded or
    * built-in answer) the listeners close, answers in flight finish, usage is written.
-   * `why` (a signal's name, say) is logged.
+   * `why` (a signal's name, say) is logged. With `startedJustNow` (a stop asked while
+   * keygate started: it was in no load balancer yet) the readiness delay is skipped, and
+   * the log says why.
    */
-  close(why?: string): Promise<void>;
+  close(why?: string, options?: { startedJustNow?: boolean }): Promise<void>;
   /** Cuts a readiness delay under way short (a second signal); false if there is none to cut. */
   hurry(): boolean;
 }
@@ -498,7 +500,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       adminUrl,
       dashboardUrl,
       reload: reloadFrom,
-      close(why) {
+      close(why, { startedJustNow = false } = {}) {
         closing ??= (async () => {
           // Out of the load balancer first (readiness 503, still serving), then stop
           // accepting, let in-flight requests finish, and write usage out.
@@ -509,7 +511,10 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
           const { readinessDelay, drainTimeout } = rt.config.shutdown;
           const ms = options.drainTimeoutMs ?? drainTimeout;
           const signal = why === undefined ? '' : ` (${why})`;
-          if (readinessDelay > 0) {
+          if (readinessDelay > 0 && startedJustNow) {
+            const open = servers.reduce((n, s) => n + s.connections.size, 0);
+            log.info({ openConnections: open }, `keygate stopping${signal}, asked while it started: no readiness delay (it was in no load balancer yet): closing the listeners`);
+          } else if (readinessDelay > 0) {
             log.info({ readinessDelayMs: readinessDelay }, `keygate stopping${signal}: /health/ready answers 503; serving ${readinessDelay / 1000} s more before closing the listeners (a second signal cuts it short)`);
             const cutShort = await new Promise<boolean>((resolve) => {
               const timer = setTimeout(() => resolve(false), readinessDelay);

@@ -1521,8 +1521,12 @@ describe('keygate serve as a process', () => {
       await serve.logged('SIGTERM while starting: keygate stops as soon as it serves');
       writeFileSync(goFile, '');
       expect(await serve.exited()).toBe(0);
-      // Never ready, so in no balancer: no readiness delay is waited out.
+      // Never ready, so in no balancer: no readiness delay is waited out, and the log says
+      // so (not a delay begun and then cut short, as if a second signal had come).
       expect(serve.output()).toContain('keygate stopped');
+      expect(serve.output()).toContain('keygate stopping (SIGTERM), asked while it started: no readiness delay (it was in no load balancer yet): closing the listeners');
+      expect(serve.output()).not.toContain('readiness delay cut short');
+      expect(serve.output()).not.toMatch(/serving \d+ s more/);
       const goneBy = Date.now() + 30_000;
       while (alive(upstreamPid) && Date.now() < goneBy) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(alive(upstreamPid)).toBe(false);

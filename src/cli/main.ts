@@ -1195,8 +1195,8 @@ const sayOnTerminal: Say = (_level, message) => {
 function stopOnSignal(say: Say, signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): (running: Pick<RunningKeygate, 'close' | 'hurry'>) => void {
   let running: Pick<RunningKeygate, 'close' | 'hurry'> | undefined;
   let asked: string | undefined;
-  const stop = (target: Pick<RunningKeygate, 'close' | 'hurry'>, signal: string) => {
-    target.close(signal).then(
+  const stop = (target: Pick<RunningKeygate, 'close' | 'hurry'>, signal: string, startedJustNow = false) => {
+    target.close(signal, { startedJustNow }).then(
       () => exitOnceLogged(0),
       (error: unknown) => {
         say('error', `error while stopping: ${error instanceof Error ? error.message : String(error)}`, signal);
@@ -1225,8 +1225,7 @@ function stopOnSignal(say: Say, signals: readonly NodeJS.Signals[] = ['SIGINT', 
     running = started;
     if (asked === undefined) return;
     // Never ready until now, so in no load balancer: no readiness delay to wait out.
-    stop(started, asked);
-    started.hurry();
+    stop(started, asked, true);
   };
 }
 

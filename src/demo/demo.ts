@@ -234,8 +234,8 @@ export async function runDemo(options: { dataDir: string; ports?: { gateway: num
   out('Press Ctrl+C to stop.');
   return {
     ...running,
-    async close(why?: string) {
-      await running.close(why);
+    async close(why?: string, options?: { startedJustNow?: boolean }) {
+      await running.close(why, options);
       await upstream.close();
     },
   };
