@@ -1204,7 +1204,10 @@ describe('keygate refuses bad profiles, naming the field', () => {
     const name = missing.pathname.slice(1);
     const file = path.join(dir, 'missing-database.yaml');
     writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:1' }, store: missing.toString(), listen: { port: 0 }, admin: { listen: { port: 0 } }, dashboard: { enabled: false } }));
-    const said = `store: PostgreSQL at ${missing.toString()} has no database "${name}" yet: create it (createdb ${name}, or CREATE DATABASE "${name}"), then run keygate migrate`;
+    // The createdb line names the profile's server and user (run elsewhere, a bare `createdb`
+    // would ask the local socket), never its password.
+    const server = `-h ${missing.hostname}${missing.port && missing.port !== '5432' ? ` -p ${missing.port}` : ''}${missing.username ? ` -U ${decodeURIComponent(missing.username)}` : ''}`;
+    const said = `store: PostgreSQL at ${missing.toString()} has no database "${name}" yet: create it (createdb ${server} ${name}, or CREATE DATABASE "${name}"), then run keygate migrate`;
     for (const args of [['migrate'], ['accounts', 'list']]) {
       const r = await runCli([...args, '--config', file]);
       expect([r.code, r.stdout, r.stderr], args.join(' ')).toEqual([1, '', `error: ${said}\n`]);

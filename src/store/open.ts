@@ -25,7 +25,7 @@ export async function reachStore(store: Store, url: string): Promise<void> {
     // The server answers but has no such database (3D000): a step of the setup not taken yet, not an outage.
     if (store.kind === 'postgres' && (error as { code?: unknown }).code === '3D000') {
       const name = databaseName(url);
-      const create = name === undefined ? 'create it' : `create it (createdb ${name}, or CREATE DATABASE "${name}")`;
+      const create = name === undefined ? 'create it' : `create it (createdb ${createdbServer(url)}${shellWord(name)}, or CREATE DATABASE "${name}")`;
       throw new Error(`store: PostgreSQL at ${redactUrl(url)} has no database${name === undefined ? ' by the name it gives' : ` "${name}"`} yet: ${create}, then run keygate migrate`);
     }
     const what = store.kind === 'postgres' ? 'PostgreSQL' : 'the SQLite file';
@@ -44,6 +44,32 @@ function databaseName(url: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The server and user a `postgres://` URL names, as `createdb` options ending in a space
+ * (`-h db -U keygate `; `-p` for a port other than 5432): run on another host than the
+ * database's, a bare `createdb` asks the local socket. Never the password.
+ */
+function createdbServer(url: string): string {
+  try {
+    const parsed = new URL(url);
+    // An IPv6 address without its URL brackets, as createdb takes it.
+    const host = decodeURIComponent(parsed.hostname).replace(/^\[(.*)\]$/, '$1');
+    const user = decodeURIComponent(parsed.username);
+    return [
+      host ? `-h ${shellWord(host)} ` : '',
+      parsed.port && parsed.port !== '5432' ? `-p ${parsed.port} ` : '',
+      user ? `-U ${shellWord(user)} ` : '',
+    ].join('');
+  } catch {
+    return '';
+  }
+}
+
+/** A word as a shell takes it: as it is when plain, else in single quotes. */
+function shellWord(word: string): string {
+  return /^[\w.@:[\]%+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /** The database file a `sqlite:` store URL names (absolute), or undefined (another store, or `:memory:`). */
