@@ -198,6 +198,12 @@ export interface Counters {
   readonly roundTrips?: Readonly<{ count: number; seconds: number }>;
   /** Whether the backend answers now (memory: always), for /health and metrics. */
   isReachable(): boolean;
+  /**
+   * What the backend answered when it last refused the connection (Redis: `WRONGPASS …`),
+   * while that is why it is not reachable; undefined otherwise. For /health's reason: a
+   * backend that answers "no" is not one that cannot be reached.
+   */
+  refusal?(): string | undefined;
   /** Units this process holds for the backend while it is away (Redis), for /metrics. */
   heldUnits?(): HeldUnitTotals;
   admit(request: AdmitRequest): Promise<Admission>;

@@ -31,6 +31,7 @@ export function countersOnDemand(kind: Counters['kind'], open: () => Promise<Cou
     },
     // Not opened: nothing was asked of them, so nothing failed.
     isReachable: () => counters?.isReachable() ?? true,
+    refusal: () => counters?.refusal?.(),
     admit: async (request: AdmitRequest): Promise<Admission> => (await real()).admit(request),
     settle: async (reservation: Reservation, actual: number) => (await real()).settle(reservation, actual),
     meterBalance: async (accountId: string, meter: string, periodStart: string): Promise<MeterBalance> => (await real()).meterBalance(accountId, meter, periodStart),

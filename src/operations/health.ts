@@ -60,7 +60,10 @@ function verdict(rt: Judged, store: Health['store'], counters: BackendState, ref
   if (upstreamDown !== undefined) return ['unavailable', upstreamDown];
   if (counters === 'ok') return ['ok'];
   const { counterFailure } = rt.config;
-  return [counterFailure === 'open' ? 'degraded' : 'unavailable', `the counters backend (${rt.counters.kind}) is not reachable (counterFailure: ${counterFailure})`];
+  // Refused (a wrong password or user) rather than not there: the fix is in the URL, not the network.
+  const answered = rt.counters.refusal?.();
+  const why = answered === undefined ? 'is not reachable' : `refuses the connection: ${answered}`;
+  return [counterFailure === 'open' ? 'degraded' : 'unavailable', `the counters backend (${rt.counters.kind}) ${why} (counterFailure: ${counterFailure})`];
 }
 
 /** Whether the store answers a ping within a second. */

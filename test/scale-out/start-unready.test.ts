@@ -85,6 +85,19 @@ describe.skipIf(!enabled)('the start line of a process whose Redis is unreachabl
     expect(line.msg).toBe(`keygate is serving, but degraded: ${health.reason}`);
   });
 
+  it('Redis refusing the connection (a wrong password): the start line and /health/ready say what it answered, not that it is not reachable', async () => {
+    const wrong = new URL(redisUrlWithPrefix(prefix));
+    wrong.username = 'keygate-no-such-user';
+    wrong.password = 'not-the-password';
+    const { gateway, line } = await start('refused', wrong.toString(), 'closed');
+    const ready = await fetch(`${gateway.adminUrl}/health/ready`);
+    const health = (await ready.json()) as { status: string; reason: string };
+    expect([ready.status, health.status]).toEqual([503, 'unavailable']);
+    expect(health.reason).toMatch(/^the counters backend \(redis\) refuses the connection: WRONGPASS .* \(counterFailure: closed\)$/);
+    expect(line).toMatchObject({ level: 40, status: 'unavailable', reason: health.reason });
+    expect(gateway.output.join('\n')).not.toContain('not-the-password');
+  });
+
   it('Redis reachable: the info line, status ok', async () => {
     const { line } = await start('reachable', redisUrlWithPrefix(prefix), 'closed');
     expect(line).toMatchObject({ level: 30, msg: 'keygate is serving', status: 'ok' });

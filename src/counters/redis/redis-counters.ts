@@ -265,6 +265,8 @@ export class RedisCounters implements Counters {
   private reachable = true;
   /** What Redis answered while refusing the connection being opened (WRONGPASS ...), until it closes. */
   private refusedWith: string | undefined;
+  /** What Redis answered when the last connection closed on a refusal, until one opens (or closes for another reason). */
+  private lastRefusal: string | undefined;
   private listenerLost = false;
   /** A command has said that its balances come from the store. */
   private balanceWarned = false;
@@ -320,10 +322,12 @@ export class RedisCounters implements Counters {
     this.client.on('close', () => {
       const refused = this.refusedWith;
       this.refusedWith = undefined;
+      this.lastRefusal = refused;
       this.noteFailure(new Error(refused === undefined ? 'connection closed' : `Redis refused the connection: ${refused}`));
     });
     this.client.on('ready', () => {
       this.refusedWith = undefined;
+      this.lastRefusal = undefined;
       this.pausedUntil = 0;
       this.noteSuccess();
     });
@@ -398,6 +402,10 @@ export class RedisCounters implements Counters {
     // As admissions see it (they wait out the pause after a failure): /health/ready says
     // 200 only once requests are admitted again.
     return this.usable() && this.reachable;
+  }
+
+  refusal(): string | undefined {
+    return this.isReachable() ? undefined : this.lastRefusal;
   }
 
   settle(reservation: Reservation, actual: number): Promise<number> {
