@@ -26,7 +26,7 @@ import { countersOnDemand } from './counters/on-demand.js';
 import { lockDatabase } from './store/sqlite/process-lock.js';
 import { periodBounds } from './meters/period.js';
 import { UsageRecorder } from './usage/usage-recorder.js';
-import { createLog, releaseStandardOutput, type Log } from './log.js';
+import { createLog, oncePer, releaseStandardOutput, type Log } from './log.js';
 import { markChange, watchChanges, type ChangeWatch } from './keys/change-marks.js';
 import { UnknownKeyLimit, type AddressBlock, type UnknownKeyCount } from './auth/unknown-key-limit.js';
 import { SharedUnknownKeyLimit } from './auth/shared-unknown-key-limit.js';
@@ -202,6 +202,8 @@ async function checkKeyHashing(store: Store, hashKey: KeyHasher, pepperEnv: stri
   };
 }
 
+/** How often, at most, a failing key lookup is logged while the store does not answer. */
+const LOOKUP_FAILURE_LOG_INTERVAL_MS = 10_000;
 const KEY_HASH_SETTING = 'key_hash_check';
 const KEY_HASH_CHECK_TEXT = 'keygate key hashing check';
 
@@ -374,6 +376,16 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       'client address blocked: too many unknown keys (auth.unknownKeys)',
     );
   };
+  // A store that does not answer a lookup refuses every key not cached: said at once, then
+  // at most once in 10 s while it lasts (with how many more), never the key.
+  const lookupFailureLine = oncePer(LOOKUP_FAILURE_LOG_INTERVAL_MS);
+  const onLookupFailed = (error: unknown) =>
+    lookupFailureLine((more) =>
+      log.error(
+        { err: error instanceof Error ? error.message : String(error), ...more },
+        'the store did not answer a key lookup: keys not in this process\'s key cache are refused (service_unavailable, 503) until it answers; keys already cached keep working',
+      ),
+    );
   /** Changes saved here whose message Redis did not carry (see Runtime.untoldChanges). */
   const untoldChanges = { viaStore: 0, lost: 0 };
   /** What a request is judged and answered by, built from a profile (again on reload). */
@@ -406,6 +418,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
         onBlockStarted: blockStarts.record,
         unknownKeyLimit,
         onAddressBlocked,
+        onLookupFailed,
       }),
     };
   };

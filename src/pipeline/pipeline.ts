@@ -49,6 +49,8 @@ export interface PipelineDeps {
   unknownKeyLimit?: UnknownKeyCount;
   /** Told once per client address blocked for its unknown keys (for the log and metrics). */
   onAddressBlocked?: (block: AddressBlock) => void;
+  /** Told each time a key the cache does not hold could not be looked up (the store unreachable or slow): its request is refused. */
+  onLookupFailed?: (error: unknown) => void;
 }
 
 /** Keys looked up in the store: found, not there (unknown), or no answer in time (the store unreachable or slow). */
@@ -200,6 +202,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       // The store is unreachable: a key seen before keeps working; a new one cannot.
       const stale = keyCache.stale(digest);
       if (stale) return stale;
+      deps.onLookupFailed?.(error);
       throw error;
     }
     const entry = remember(digest, hash, found, now, generation);

@@ -296,6 +296,9 @@ describe.skipIf(!enabled)('faults', () => {
     expect(await statusAndBody(behindProxy, '/v1/projects', inUse.secret)).toMatchObject({ status: 200, body: { data: expect.any(Array) } });
     expect(await statusAndBody(behindProxy, '/v1/projects', fresh.secret)).toEqual({ status: 503, body: UNAVAILABLE });
     expect(behindProxy.alive()).toBe(true);
+    // The operator is told why new keys are refused, once, never the key.
+    expect(await behindProxy.waitForLog(/the store did not answer a key lookup: keys not in this process's key cache are refused \(service_unavailable, 503\)/, logsBefore, 5_000)).toBe(true);
+    expect(behindProxy.output.slice(logsBefore).join('\n')).not.toContain(fresh.secret.slice(8));
     // The metrics show requests waiting on a store that does not answer.
     expect(await (await behindProxy.admin('/metrics')).text()).toMatch(/keygate_key_store_lookups_total\{result="failed"\} [1-9]/);
     const down = await behindProxy.admin('/health');
