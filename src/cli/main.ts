@@ -475,6 +475,47 @@ export function buildCli(): Command {
       print(json, { source, file: copy.file, bytes: copy.bytes }, () => `backed up ${source} to ${copy.file} (${copy.bytes} bytes, integrity checked). To restore it: stop keygate, replace the database file with it (and delete its -wal and -shm files), start keygate with the same pepper`);
     });
 
+  const store = program.command('store').description('the store as a whole');
+  store
+    .command('copy')
+    .description("copy a SQLite store (the profile's, or --from) into an empty PostgreSQL database migrated by keygate migrate, in one transaction; stop keygate first")
+    .requiredOption('--to <profile|postgres-url>', 'where to copy: the profile you will serve with (its store a PostgreSQL URL: keeps the password off the command line), or the URL itself')
+    .option('--from <sqlite:file>', "the SQLite store to copy, instead of the profile's")
+    .action(async (opts: { to: string; from?: string }, command: Command) => {
+      const { config, json } = command.optsWithGlobals<GlobalOptions>();
+      const from = opts.from ?? ops.loadConfigFile(config).config.store;
+      const sourceFile = ops.sqliteFile(from);
+      if (sourceFile === undefined) {
+        throw new Error(`store copy copies a SQLite store into PostgreSQL; ${opts.from !== undefined ? '--from' : `${config}'s store`} is ${ops.redactUrl(from)}${opts.from !== undefined ? ': give it as sqlite:<file>' : ''}`);
+      }
+      const toProfile = !/^[a-z][a-z0-9+.-]*:\/\//i.test(opts.to) ? opts.to : undefined;
+      const targetUrl = toProfile === undefined ? opts.to : ops.loadConfigFile(toProfile).config.store;
+      if (!/^postgres(ql)?:\/\//.test(targetUrl)) {
+        throw new Error(`--to: expected a PostgreSQL URL (postgres://user:password@host:5432/database) or a profile whose store is one; ${toProfile === undefined ? 'got' : `${toProfile}'s store is`} ${ops.redactUrl(targetUrl)}`);
+      }
+      if (!existsSync(sourceFile)) throw new Error(`no database at ${sourceFile}: nothing to copy`);
+      // The source migrated as every other command migrates SQLite (a file an older release made).
+      const source = ops.openStore(from);
+      try {
+        await storeTroubleExplained(from, () => ops.migrateOrRefuse(source, true, config));
+      } finally {
+        await source.close();
+      }
+      const to = ops.redactUrl(targetUrl);
+      const copied = await ops.copySqliteToPostgres({ sourceFile, targetUrl, ...(toProfile !== undefined ? { targetProfile: toProfile } : {}) });
+      const serveWith = toProfile ?? '<a profile whose store is it>';
+      print(json, { from: sourceFile, to, tables: Object.fromEntries(copied.map(({ table, rows }) => [table, rows])) }, () =>
+        [
+          `copied ${sourceFile} to ${to} in one transaction:`,
+          table(
+            copied.map((row) => ({ ...row })),
+            ['table', 'rows'],
+          ),
+          `next: start keygate on it (keygate serve --config ${serveWith}, its counters a Redis URL: docs/scale-out.md) with the same pepper as before (keygate pepper check --config ${serveWith} says whether it is); keep ${sourceFile} until you have checked the new store`,
+        ].join('\n'),
+      );
+    });
+
   const pepper = program.command('pepper').description('the pepper key hashes are made with (the variable pepperEnv names, default KEYGATE_PEPPER)');
   pepper
     .command('check')

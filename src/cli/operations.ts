@@ -8,6 +8,7 @@ export * from './profile.js';
 export { createRuntime, forgetKeyHashing, keyHashingMismatch, keyHashingState, migrateOrRefuse } from '../runtime.js';
 export { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
 export { backupSqlite } from '../store/sqlite/backup.js';
+export { copySqliteToPostgres } from '../store/copy.js';
 export { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
 export { accountOut, accountPlan, apiEnabledOf, changeAccount, createAccount, deleteAccount, getAccount, pastPlanExpiryWarning, refusedKeyWarning } from '../operations/accounts.js';
 export { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
