@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -205,11 +206,39 @@ describe.runIf(available)('keygate store copy (SQLite to PostgreSQL)', { timeout
     for (const table of ['accounts', 'api_keys', 'members', 'usage_daily']) expect(await rowsIn(half.url, table), table).toBe(0);
   });
 
+  it('copies a table of more rows than one INSERT takes, every value as it was', async () => {
+    const big = path.join(dir, 'big.yaml');
+    writeFileSync(big, profile(`sqlite:${path.join(dir, 'big.db')}`));
+    await json('migrate', '--config', big);
+    const file = new Database(path.join(dir, 'big.db'));
+    const rows = 5_000;
+    const insert = file.prepare("insert into usage_daily (account_id, day, metric, label, value) values ('acc', ?, 'units', 'all', ?)");
+    file.transaction(() => {
+      for (let i = 0; i < rows; i++) insert.run(`day-${i}`, i + 0.5);
+    })();
+    file.close();
+    const into = await newDatabase('store_copy_big');
+    writeFileSync(path.join(dir, 'big.pg.yaml'), profile(into.url));
+    await json('migrate', '--config', path.join(dir, 'big.pg.yaml'));
+    const copied = await json('store', 'copy', '--to', path.join(dir, 'big.pg.yaml'), '--config', big);
+    expect(copied).toMatchObject({ from: path.join(dir, 'big.db'), to: into.url, tables: { usage_daily: rows, accounts: 0 } });
+    const client = new pg.Client({ connectionString: into.url });
+    await client.connect();
+    try {
+      const { rows: sums } = await client.query("select count(distinct day)::int as days, sum(value)::float8 as total from usage_daily where metric = 'units'");
+      expect(sums[0]).toEqual({ days: rows, total: (rows * rows) / 2 });
+    } finally {
+      await client.end();
+    }
+  });
+
   it('refuses a URL that is not PostgreSQL, or not reachable, without printing its password', async () => {
     const mysql = await cli('store', 'copy', '--to', 'mysql://root:hunter2@127.0.0.1/keygate', '--config', sqliteProfile);
     expect([mysql.code, mysql.stderr]).toEqual([1, 'error: --to: expected a PostgreSQL URL (postgres://user:password@host:5432/database) or a profile whose store is one; got mysql://root:***@127.0.0.1/keygate\n']);
     const sqliteTo = await cli('store', 'copy', '--to', sqliteProfile, '--config', sqliteProfile);
     expect(sqliteTo.stderr).toMatch(/^error: --to: expected a PostgreSQL URL \(postgres:\/\/user:password@host:5432\/database\) or a profile whose store is one; \S+keygate\.yaml's store is sqlite:\S+keygate\.db\n$/);
+    const noProfile = await cli('store', 'copy', '--to', path.join(dir, 'missing.yaml'), '--config', sqliteProfile);
+    expect([noProfile.code, noProfile.stderr]).toEqual([1, `error: --to: no profile at ${path.join(dir, 'missing.yaml')} (give the profile you will serve with, or a postgres:// URL)\n`]);
     const nowhere = await cli('store', 'copy', '--to', 'postgres://keygate:hunter2@127.0.0.1:1/keygate', '--config', sqliteProfile);
     expect(nowhere.code).toBe(1);
     expect(nowhere.stderr).toMatch(/^error: cannot reach PostgreSQL at postgres:\/\/keygate:\*\*\*@127\.0\.0\.1:1\/keygate: /);

@@ -489,6 +489,7 @@ export function buildCli(): Command {
         throw new Error(`store copy copies a SQLite store into PostgreSQL; ${opts.from !== undefined ? '--from' : `${config}'s store`} is ${ops.redactUrl(from)}${opts.from !== undefined ? ': give it as sqlite:<file>' : ''}`);
       }
       const toProfile = !/^[a-z][a-z0-9+.-]*:\/\//i.test(opts.to) ? opts.to : undefined;
+      if (toProfile !== undefined && !existsSync(toProfile)) throw new Error(`--to: no profile at ${path.resolve(toProfile)} (give the profile you will serve with, or a postgres:// URL)`);
       const targetUrl = toProfile === undefined ? opts.to : ops.loadConfigFile(toProfile).config.store;
       if (!/^postgres(ql)?:\/\//.test(targetUrl)) {
         throw new Error(`--to: expected a PostgreSQL URL (postgres://user:password@host:5432/database) or a profile whose store is one; ${toProfile === undefined ? 'got' : `${toProfile}'s store is`} ${ops.redactUrl(targetUrl)}`);

@@ -24,6 +24,8 @@ import { redactUrl } from '../redact-url.js';
 const MIGRATION_TABLES = /^keygate_migrations/;
 /** PostgreSQL column types that take a SQLite value as it is read (see the module comment). */
 const TAKEN_AS_IS = new Set(['text', 'bigint', 'integer', 'double precision']);
+/** Opening the connection gives up after this long (a host that drops packets). */
+const CONNECT_TIMEOUT_MS = 5_000;
 /** Parameters per INSERT, well under PostgreSQL's 65535. */
 const PARAMETERS_PER_INSERT = 20_000;
 
@@ -68,8 +70,9 @@ export async function copySqliteToPostgres({ sourceFile, targetUrl, targetProfil
       `a keygate ${error.holder ? `(${error.holder}) ` : ''}is serving ${sourceFile}: stop it first. It keeps balances and rate limits in memory and writes them to the file as it stops: a copy taken while it serves would miss them`,
     );
   }
-  const source = new Database(sourceFile, { fileMustExist: true });
+  let source: Database.Database | undefined;
   try {
+    source = new Database(sourceFile, { fileMustExist: true });
     source.pragma('busy_timeout = 5000');
     const client = await connect(targetUrl);
     try {
@@ -80,15 +83,14 @@ export async function copySqliteToPostgres({ sourceFile, targetUrl, targetProfil
       await client.end().catch(() => undefined);
     }
   } finally {
-    source.close();
+    source?.close();
     lock.release();
   }
 }
 
 async function connect(url: string): Promise<Client> {
   const { default: pg } = await import('pg');
-  // bigint (int8) read as numbers, as the store reads them: the counts compared below.
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000, types: { getTypeParser: ((oid: number, format?: string) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser } });
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   client.on('error', () => undefined);
   try {
     await client.connect();
