@@ -72,7 +72,7 @@ describe('CLI help', () => {
         if (option.mandatory) required++;
       }
     }
-    // keys create and import, accounts create, members invite/reset/unlock/remove, gauge: twelve in all.
-    expect(required).toBe(12);
+    // keys create and import, accounts create, members invite/reset/unlock/remove, gauge, store copy's --to: thirteen in all.
+    expect(required).toBe(13);
   });
 });
