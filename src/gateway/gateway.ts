@@ -353,6 +353,12 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   /** Limits on how often each place a key was sent instead is told of (see tellOfMisplacedKey). */
   const misplacedKeyLines = new Map<string, ReturnType<typeof oncePer>>();
   const otherMisplacedKeyLines = oncePer(MISPLACED_KEY_LOG_INTERVAL_MS);
+  /** The line's limit for one place a key was sent (the first MISPLACED_KEY_PLACES places each their own, the rest one between them). */
+  function misplacedKeyLine(place: string): ReturnType<typeof oncePer> {
+    let once = misplacedKeyLines.get(place);
+    if (once === undefined && misplacedKeyLines.size < MISPLACED_KEY_PLACES) misplacedKeyLines.set(place, (once = oncePer(MISPLACED_KEY_LOG_INTERVAL_MS)));
+    return once ?? otherMisplacedKeyLines;
+  }
 
   /**
    * A request refused `missing_key` that holds a key elsewhere (`X-API-Key`, `?api_key=`):
@@ -363,11 +369,9 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     const found = misplacedKey({ url: request.raw.url ?? '/', rawHeaders: request.raw.rawHeaders }, rt.keyFormat);
     if (found === undefined) return;
     const place = `${found.in} ${found.name.toLowerCase()}`;
-    let once = misplacedKeyLines.get(place);
-    if (once === undefined && misplacedKeyLines.size < MISPLACED_KEY_PLACES) misplacedKeyLines.set(place, (once = oncePer(MISPLACED_KEY_LOG_INTERVAL_MS)));
     const readFrom = rt.config.auth.credentials;
     const client = clientAddress((request.keygate as RequestRecord).peer, request.raw.headers['x-forwarded-for'], fromTrustedProxy);
-    (once ?? otherMisplacedKeyLines)((more) =>
+    misplacedKeyLine(place)((more) =>
       log.info(
         { reqId: request.id, client, sentIn: found, readFrom, ...more },
         `missing_key: a key was sent in ${placeOf(found, false)}, which this API does not read; it reads keys from ${readFrom.map((location) => placeOf(location, true)).join(', or ')}`,
@@ -386,11 +390,9 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     const found = keyUnderOtherScheme(request.raw.rawHeaders, readFrom, rt.keyFormat);
     if (found === undefined) return;
     const place = `scheme ${found.name.toLowerCase()} ${found.scheme.toLowerCase()}`;
-    let once = misplacedKeyLines.get(place);
-    if (once === undefined && misplacedKeyLines.size < MISPLACED_KEY_PLACES) misplacedKeyLines.set(place, (once = oncePer(MISPLACED_KEY_LOG_INTERVAL_MS)));
     const client = clientAddress((request.keygate as RequestRecord).peer, request.raw.headers['x-forwarded-for'], fromTrustedProxy);
     const sent = found.scheme === '' ? `bare (no scheme) in the header ${found.name}` : `in the header ${found.name} after the scheme ${found.scheme}`;
-    (once ?? otherMisplacedKeyLines)((more) =>
+    misplacedKeyLine(place)((more) =>
       log.info(
         { reqId: request.id, client, sentAs: found, readFrom, ...more },
         `malformed_key: a key was sent ${sent}; this API reads keys from ${readFrom.map((location) => placeOf(location, true)).join(', or ')}`,
