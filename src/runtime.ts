@@ -292,9 +292,10 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
   const log = options.log ?? createLog({ level: config.log.level, bufferSize: config.log.bufferSize });
   /** Whether the log is the runtime's own (on standard output): closing the runtime ends it; a caller's is left alone. */
   const ownLog = options.log === undefined;
-  // One serving process per SQLite file with in-memory counters (see lockDatabase).
-  const lockedFile = options.use !== 'command' && !options.store && !options.counters && config.counters === 'memory' ? sqliteFile(config.store) : undefined;
-  const lock = lockedFile === undefined ? undefined : lockDatabase(lockedFile);
+  // Every serving process on a SQLite file holds its lock (see lockDatabase): alone with
+  // in-memory counters, shared with Redis ones; `keygate store copy` sees either.
+  const lockedFile = options.use !== 'command' && !options.store && !options.counters ? sqliteFile(config.store) : undefined;
+  const lock = lockedFile === undefined ? undefined : lockDatabase(lockedFile, config.counters === 'memory' ? 'alone' : 'shared');
   let store: Store | undefined;
   let counters: Counters | undefined;
   const keyFormat = createKeyFormat(config.keys);

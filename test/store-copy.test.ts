@@ -13,7 +13,7 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, spawnServe, type ServeProcess } from './support/cli.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js';
-import { createTestDatabase, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from './backends/isolation.js';
+import { createTestDatabase, deleteRedisKeys, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from './backends/isolation.js';
 import { tempDir } from './support/temp.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 
@@ -180,6 +180,49 @@ describe.runIf(available)('keygate store copy (SQLite to PostgreSQL)', { timeout
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^error: PostgreSQL at postgres:\/\/\S+ is not empty: it holds accounts \(1 row\), api_keys \(2 rows\), .*\. The copy never merges into or overwrites a store: copy into a new database \(createdb, then keygate migrate\)\. Nothing was copied\n$/);
     expect(await rowsIn(target.url, 'api_keys')).toBe(2);
+  });
+
+  it('refuses while keygates with Redis counters serve the file, naming one; copies once they stop', async () => {
+    const sharedPrefix = testRedisPrefix('store-copy-serving');
+    const file = path.join(dir, 'shared', 'keygate.db');
+    const onRedis = path.join(dir, 'shared.yaml');
+    writeFileSync(onRedis, profile(`sqlite:${file}`, redisUrlWithPrefix(sharedPrefix)));
+    const into = await newDatabase('store_copy_serving');
+    writeFileSync(path.join(dir, 'serving.pg.yaml'), profile(into.url));
+    await json('migrate', '--config', path.join(dir, 'serving.pg.yaml'));
+    const account = (await json('accounts', 'create', '--name', 'Shared', '--plan', 'team', '--config', onRedis)) as { id: string };
+    const key = (await json('keys', 'create', '--account', account.id, '--name', 'shared', '--config', onRedis)) as { secret: string };
+
+    // Two processes on one SQLite file with Redis counters (docs/scale-out.md): both serve.
+    const serving = [spawnServe(onRedis, env), spawnServe(onRedis, env)];
+    try {
+      for (const one of serving) {
+        const { gateway } = JSON.parse(await one.logged('keygate is serving')) as { gateway: string };
+        expect((await fetch(`${gateway}/things`, { headers: { authorization: `Bearer ${key.secret}` } })).status).toBe(200);
+      }
+      const refused = await cli('store', 'copy', '--to', into.url, '--config', onRedis);
+      expect(refused.code).toBe(1);
+      const pids = serving.map((one) => String(one.child.pid));
+      const named = /^error: a keygate \(pid (\d+) on .*, with Redis counters\) is serving (\S+): stop every keygate serving it first\. They write usage, balances and audit events to the file as they serve/.exec(refused.stderr);
+      expect(named, refused.stderr).not.toBeNull();
+      expect(pids).toContain(named?.[1]);
+      expect(named?.[2]).toBe(file);
+      expect(await rowsIn(into.url, 'accounts')).toBe(0);
+
+      // One with in-memory counters would overwrite their balances: it does not start beside them.
+      const memoryProfile = path.join(dir, 'shared-memory.yaml');
+      writeFileSync(memoryProfile, profile(`sqlite:${file}`));
+      const memory = spawnServe(memoryProfile, env);
+      expect(await memory.exited()).not.toBe(0);
+      expect(memory.output()).toMatch(/keygate could not start: another keygate process \(pid \d+ .*, with Redis counters\) is serving this SQLite file: a keygate with in-memory counters beside it would count rate limits and balances on its own/);
+    } finally {
+      for (const one of serving) await stop(one);
+      await deleteRedisKeys(sharedPrefix);
+    }
+
+    const copied = await json('store', 'copy', '--to', into.url, '--config', onRedis);
+    expect(copied).toMatchObject({ from: file, tables: { accounts: 1, api_keys: 1 } });
+    expect(await rowsIn(into.url, 'api_keys')).toBe(1);
   });
 
   it('refuses a database that is not migrated, naming the keygate migrate to run', async () => {

@@ -54,8 +54,8 @@ export interface StoreCopyOptions {
 /**
  * Copies every table of the SQLite store at `sourceFile` (but the migrations' record) into
  * the PostgreSQL database at `targetUrl`, which must be migrated as far as the source and
- * hold no rows. Refused while a keygate serves the file with in-memory counters (its
- * process lock, held meanwhile so that none starts). Returns the rows copied per table, in
+ * hold no rows. Refused while any keygate serves the file (its process lock, with in-memory
+ * or Redis counters; held meanwhile so that none starts). Returns the rows copied per table, in
  * the order written.
  */
 export async function copySqliteToPostgres({ sourceFile, targetUrl, targetProfile }: StoreCopyOptions): Promise<CopiedTable[]> {
@@ -67,7 +67,9 @@ export async function copySqliteToPostgres({ sourceFile, targetUrl, targetProfil
   } catch (error) {
     if (!(error instanceof DatabaseInUseError)) throw error;
     throw new StoreCopyError(
-      `a keygate ${error.holder ? `(${error.holder}) ` : ''}is serving ${sourceFile}: stop it first. It keeps balances and rate limits in memory and writes them to the file as it stops: a copy taken while it serves would miss them`,
+      error.holderShares
+        ? `a keygate ${error.holder ? `(${error.holder}) ` : ''}is serving ${sourceFile}: stop every keygate serving it first. They write usage, balances and audit events to the file as they serve: a copy taken meanwhile would miss what they write after it`
+        : `a keygate ${error.holder ? `(${error.holder}) ` : ''}is serving ${sourceFile}: stop it first. It keeps balances and rate limits in memory and writes them to the file as it stops: a copy taken while it serves would miss them`,
     );
   }
   let source: Database.Database | undefined;
