@@ -4,16 +4,21 @@
  * then served from PostgreSQL + Redis (under a prefix of its own, deleted after): the same
  * key works, the balance is what it was, a revoked key stays revoked, a member signs in.
  */
-import { writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import pg from 'pg';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, spawnServe, type ServeProcess } from './support/cli.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js';
 import { createTestDatabase, deleteRedisKeys, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from './backends/isolation.js';
+import { migrations } from '../src/store/migrations.js';
 import { tempDir } from './support/temp.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 
@@ -53,6 +58,22 @@ async function submit(dashboard: string, page: string, fields: Record<string, st
   const response = await fetch(url, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, ...fields }).toString(), redirect: 'manual' });
   await response.arrayBuffer();
   return response.status;
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Another process holding the lock of `databaseFile` as a serving keygate with in-memory counters does (this release's lockDatabase, built). */
+function holdLockElsewhere(databaseFile: string): { child: ChildProcess; held: Promise<void>; exited: Promise<unknown> } {
+  const lockModule = path.resolve(import.meta.dirname, '../dist/store/sqlite/process-lock.js');
+  const script = `const { lockDatabase } = await import(process.argv[1]); lockDatabase(process.argv[2]); process.stdout.write('held\\n'); setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, pathToFileURL(lockModule).href, databaseFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const held = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => d.toString().includes('held') && resolve());
+    child.once('exit', (code) => reject(new Error(`the lock holder exited (${code}) before it held the lock`)));
+  });
+  return { child, held, exited: new Promise((resolve) => child.once('exit', resolve)) };
 }
 
 async function stop(serve: ServeProcess): Promise<void> {
@@ -223,6 +244,52 @@ describe.runIf(available)('keygate store copy (SQLite to PostgreSQL)', { timeout
     const copied = await json('store', 'copy', '--to', into.url, '--config', onRedis);
     expect(copied).toMatchObject({ from: file, tables: { accounts: 1, api_keys: 1 } });
     expect(await rowsIn(into.url, 'api_keys')).toBe(1);
+  });
+
+  it('takes the lock before it migrates the source: refused beside an earlier release serving the file, it writes nothing to it', async () => {
+    // As an earlier release left it: one migration behind this one's.
+    const file = path.join(dir, 'earlier', 'keygate.db');
+    mkdirSync(path.dirname(file), { recursive: true });
+    const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: new Database(file) }) });
+    const upTo = Object.keys(migrations).sort().at(-2) as string;
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableName: 'keygate_migrations', migrationLockTableName: 'keygate_migrations_lock' });
+    const { error } = await migrator.migrateTo(upTo);
+    await db.destroy();
+    expect(error).toBeUndefined();
+    const earlier = path.join(dir, 'earlier.yaml');
+    writeFileSync(earlier, profile(`sqlite:${file}`));
+    const into = await newDatabase('store_copy_earlier');
+    writeFileSync(path.join(dir, 'earlier.pg.yaml'), profile(into.url));
+    await json('migrate', '--config', path.join(dir, 'earlier.pg.yaml'));
+    const applied = () => {
+      const read = new Database(file, { readonly: true });
+      try {
+        return read.prepare('select name from keygate_migrations order by name').pluck().all();
+      } finally {
+        read.close();
+      }
+    };
+    const before = { bytes: sha256(readFileSync(file)), applied: applied() };
+    expect(before.applied.at(-1)).toBe(upTo);
+
+    // A keygate of that release serving the file holds the lock this one checks (the same
+    // lock file, taken alone as every release with in-memory counters has taken it).
+    const holder = holdLockElsewhere(file);
+    try {
+      await holder.held;
+      const refused = await cli('store', 'copy', '--to', into.url, '--config', earlier);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(new RegExp(`^error: a keygate \\(pid ${holder.child.pid} on .*\\) is serving \\S+keygate\\.db: stop it first`));
+      expect({ bytes: sha256(readFileSync(file)), applied: applied() }).toEqual(before);
+    } finally {
+      holder.child.kill('SIGTERM');
+      await holder.exited;
+    }
+
+    // Stopped: the copy migrates the source, then copies it.
+    const copied = await json('store', 'copy', '--to', into.url, '--config', earlier);
+    expect(copied).toMatchObject({ from: file, tables: { accounts: 0 } });
+    expect(applied()).toEqual(Object.keys(migrations).sort());
   });
 
   it('refuses a database that is not migrated, naming the keygate migrate to run', async () => {

@@ -495,15 +495,18 @@ export function buildCli(): Command {
         throw new Error(`--to: expected a PostgreSQL URL (postgres://user:password@host:5432/database) or a profile whose store is one; ${toProfile === undefined ? 'got' : `${toProfile}'s store is`} ${ops.redactUrl(targetUrl)}`);
       }
       if (!existsSync(sourceFile)) throw new Error(`no database at ${sourceFile}: nothing to copy`);
-      // The source migrated as every other command migrates SQLite (a file an older release made).
-      const source = ops.openStore(from);
-      try {
-        await storeTroubleExplained(from, () => ops.migrateOrRefuse(source, true, config));
-      } finally {
-        await source.close();
-      }
+      // The source migrated as every other command migrates SQLite (a file an older release
+      // made), but only once the copy holds its lock: never under a keygate serving it.
+      const migrateSource = async () => {
+        const source = ops.openStore(from);
+        try {
+          await storeTroubleExplained(from, () => ops.migrateOrRefuse(source, true, config));
+        } finally {
+          await source.close();
+        }
+      };
       const to = ops.redactUrl(targetUrl);
-      const copied = await ops.copySqliteToPostgres({ sourceFile, targetUrl, ...(toProfile !== undefined ? { targetProfile: toProfile } : {}) });
+      const copied = await ops.copySqliteToPostgres({ sourceFile, targetUrl, migrateSource, ...(toProfile !== undefined ? { targetProfile: toProfile } : {}) });
       const serveWith = toProfile ?? '<a profile whose store is it>';
       print(json, { from: sourceFile, to, tables: Object.fromEntries(copied.map(({ table, rows }) => [table, rows])) }, () =>
         [

@@ -11,7 +11,8 @@
  * draws from is set past the rows copied all the same.
  *
  * The target is written in one transaction (all or nothing); the source is read in one
- * read transaction (one moment of it) and never written.
+ * read transaction (one moment of it) and never written, but migrated first (as every
+ * command migrates SQLite), once the lock is held.
  */
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
@@ -49,6 +50,11 @@ export interface StoreCopyOptions {
   targetUrl: string;
   /** The profile whose store is the target, if the command was given one: named in the `keygate migrate` to run. */
   targetProfile?: string;
+  /**
+   * Brings the source up to this release's migrations (a file an older release made), run
+   * once the lock is held: a copy refused for a serving keygate has written nothing to it.
+   */
+  migrateSource?: () => Promise<unknown>;
 }
 
 /**
@@ -58,7 +64,7 @@ export interface StoreCopyOptions {
  * or Redis counters; held meanwhile so that none starts). Returns the rows copied per table, in
  * the order written.
  */
-export async function copySqliteToPostgres({ sourceFile, targetUrl, targetProfile }: StoreCopyOptions): Promise<CopiedTable[]> {
+export async function copySqliteToPostgres({ sourceFile, targetUrl, targetProfile, migrateSource }: StoreCopyOptions): Promise<CopiedTable[]> {
   const target = redactUrl(targetUrl);
   if (!existsSync(sourceFile)) throw new StoreCopyError(`no database at ${sourceFile}: nothing to copy`);
   let lock;
@@ -74,6 +80,7 @@ export async function copySqliteToPostgres({ sourceFile, targetUrl, targetProfil
   }
   let source: Database.Database | undefined;
   try {
+    await migrateSource?.();
     source = new Database(sourceFile, { fileMustExist: true });
     source.pragma('busy_timeout = 5000');
     const client = await connect(targetUrl);
