@@ -2,7 +2,8 @@
  * `keygate store copy`: a SQLite store made by real use (the CLI, a real `keygate serve`
  * charging requests, stopped) copied into a PostgreSQL database this file makes and drops,
  * then served from PostgreSQL + Redis (under a prefix of its own, deleted after): the same
- * key works, the balance is what it was, a revoked key stays revoked, a member signs in.
+ * key works, the balance is what it was, a revoked key stays revoked, a member signs in
+ * and one signed in before stays signed in.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -76,6 +77,25 @@ function holdLockElsewhere(databaseFile: string): { child: ChildProcess; held: P
   return { child, held, exited: new Promise((resolve) => child.once('exit', resolve)) };
 }
 
+/** Signs in through the dashboard's form as a browser would: the session cookie (`name=value`) its answer sets. */
+async function signIn(dashboard: string, email: string, password: string): Promise<string> {
+  const form = await fetch(`${dashboard}/sign-in`);
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? '';
+  const cookie = form.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ');
+  const response = await fetch(`${dashboard}/sign-in`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrf, email, password }).toString(), redirect: 'manual' });
+  await response.arrayBuffer();
+  expect(response.status).toBe(303);
+  const session = response.headers.getSetCookie().find((line) => line.startsWith('kg_session='));
+  expect(session).toBeDefined();
+  return (session as string).split(';')[0] as string;
+}
+
+/** The dashboard's keys page as the holder of `cookie` sees it: status and text. */
+async function keysPage(dashboard: string, cookie: string): Promise<{ status: number; text: string }> {
+  const response = await fetch(`${dashboard}/keys`, { headers: { cookie }, redirect: 'manual' });
+  return { status: response.status, text: await response.text() };
+}
+
 async function stop(serve: ServeProcess): Promise<void> {
   serve.child.kill('SIGTERM');
   expect(await serve.exited()).toBe(0);
@@ -135,7 +155,7 @@ describe.runIf(available)('keygate store copy (SQLite to PostgreSQL)', { timeout
     }
   });
 
-  it('copies a store used by a real keygate: the key works, the balance is kept, a revoked key stays revoked, a member signs in', async () => {
+  it('copies a store used by a real keygate: the key works, the balance is kept, a revoked key stays revoked, a member signs in and one signed in stays signed in', async () => {
     const account = (await json('accounts', 'create', '--name', 'Acme', '--plan', 'team', '--config', sqliteProfile)) as { id: string };
     const key = (await json('keys', 'create', '--account', account.id, '--name', 'production', '--config', sqliteProfile)) as { secret: string };
     const old = (await json('keys', 'create', '--account', account.id, '--name', 'old', '--config', sqliteProfile)) as { id: string; secret: string };
@@ -144,10 +164,16 @@ describe.runIf(available)('keygate store copy (SQLite to PostgreSQL)', { timeout
     const password = 'correct horse battery staple';
     const invited = (await json('members', 'invite', '--email', email, '--account', account.id, '--config', sqliteProfile)) as { url: string };
 
+    let signedIn = '';
     const onSqlite = spawnServe(sqliteProfile, env);
     try {
       const serving = JSON.parse(await onSqlite.logged('keygate is serving')) as { gateway: string; dashboard: string };
       expect(await submit(serving.dashboard, `/invite/${invited.url.split('/invite/')[1]}`, { password, confirm: password })).toBe(303);
+      // A member signed in on SQLite: the same cookie is tried on PostgreSQL after the copy.
+      signedIn = await signIn(serving.dashboard, email, password);
+      const onSqliteKeys = await keysPage(serving.dashboard, signedIn);
+      expect(onSqliteKeys.status).toBe(200);
+      expect(onSqliteKeys.text).toContain('production');
       for (let i = 0; i < 2; i++) expect((await fetch(`${serving.gateway}/things`, { headers: { authorization: `Bearer ${key.secret}` } })).status).toBe(200);
       // While it serves, the copy is refused: its balances are in its memory until it stops.
       await json('migrate', '--config', postgresProfile);
@@ -188,6 +214,12 @@ describe.runIf(available)('keygate store copy (SQLite to PostgreSQL)', { timeout
       const revoked = await fetch(`${serving.gateway}/things`, { headers: { authorization: `Bearer ${old.secret}` } });
       expect(revoked.status).toBe(401);
       expect(await revoked.text()).toMatch(/revoked/i);
+      // Sessions are rows of the store (the cookie holds an id, no per-store secret): the member stays signed in.
+      const keys = await keysPage(serving.dashboard, signedIn);
+      expect(keys.status).toBe(200);
+      expect(keys.text).toContain('Acme');
+      expect(keys.text).toContain('production');
+      expect(keys.text).toContain('ops@acme.example');
       expect(await submit(serving.dashboard, '/sign-in', { email, password })).toBe(303);
       expect(await submit(serving.dashboard, '/sign-in', { email, password: 'not the password' })).not.toBe(303);
     } finally {
