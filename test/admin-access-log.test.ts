@@ -86,6 +86,37 @@ describe('admin API access log', () => {
     expect(kg.logs.text).not.toContain(secret.slice('sk_live_'.length));
   });
 
+  it('an admin token put in the address (a query value, a path segment, escaped) is replaced on the access line and the refusal line, never logged', async () => {
+    const kg = await startKeygate(PROFILE, { dir: tempDir('admin-access-log-token-in-url'), adminToken: `${ADMIN_TOKEN},${OLD_TOKEN}`, adminReadToken: READ_TOKEN });
+    try {
+      // `%2D` for `-`: a script that escapes its parameters sends the token so.
+      const escaped = ADMIN_TOKEN.replaceAll('-', '%2D');
+      const asked: [string, Record<string, string>, number][] = [
+        [`/v1/accounts?q=${ADMIN_TOKEN}`, { authorization: `Bearer ${ADMIN_TOKEN}` }, 200],
+        [`/v1/keys/${OLD_TOKEN}`, { authorization: `Bearer ${ADMIN_TOKEN}` }, 404],
+        [`/v1/accounts?q=${escaped}`, { authorization: `Bearer ${ADMIN_TOKEN}` }, 200],
+        [`/v1/${READ_TOKEN}/accounts?x=${ADMIN_TOKEN}`, {}, 401],
+      ];
+      for (const [path, headers, status] of asked) {
+        const response = await fetch(`${kg.adminUrl}${path}`, { headers });
+        await response.text();
+        expect(response.status).toBe(status);
+      }
+      const lines = await accessLinesWhen(kg, asked.length);
+      expect(lines.map(({ target, status }) => ({ target, status }))).toEqual([
+        { target: '/v1/accounts?q=[REDACTED]', status: 200 },
+        { target: '/v1/keys/[REDACTED]', status: 404 },
+        { target: '/v1/accounts?q=[REDACTED]', status: 200 },
+        { target: '/v1/[REDACTED]/accounts?x=[REDACTED]', status: 401 },
+      ]);
+      const refusal = kg.logs.lines.map((text) => JSON.parse(text) as Line).find((line) => line.msg === 'admin API refused a request for its token');
+      expect(refusal).toMatchObject({ path: '/v1/[REDACTED]/accounts', status: 401 });
+      for (const secret of [ADMIN_TOKEN, OLD_TOKEN, READ_TOKEN, escaped]) expect(kg.logs.text).not.toContain(secret);
+    } finally {
+      await kg.close();
+    }
+  });
+
   it('a read-only token refused for a change is named as such on its line', async () => {
     const before = accessLines(kg).length;
     const refused = await fetch(`${kg.adminUrl}/v1/accounts`, { method: 'POST', headers: { authorization: `Bearer ${READ_TOKEN}`, 'content-type': 'application/json' }, body: '{"name":"x"}' });

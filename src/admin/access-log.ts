@@ -9,12 +9,12 @@
  * with its credential and secret-named parameters redacted (as the gateway's), the status,
  * the time taken, and which token answered, named by its place in the variable and never
  * by any part of itself. No header and no body: a created key's secret, an invitation
- * link or a password never reaches it.
+ * link or a password never reaches it; nor does a token a script put in the address.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
-import { redactedTarget } from '../gateway/redacted-target.js';
 import { clientAddress, trustedProxyCheck } from '../gateway/trusted-proxies.js';
+import { REDACTED } from '../log.js';
 
 /**
  * Which token a request came with, as the access log names it: the admin token by its
@@ -58,8 +58,40 @@ function logsAdminRequest(setting: Runtime['config']['log']['adminRequests'], re
   return !probe;
 }
 
+/** At most this many rounds of decoding: a token escaped twice (`%252D`) is still found, and no target makes it loop. */
+const MAX_DECODES = 3;
+
+/** Each run of `%XX` escapes decoded where it spells UTF-8; the rest as it is (a bare `%` is no escape). */
+function decodedEscapes(text: string): string {
+  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
+}
+
+/**
+ * A target (already redacted as the gateway's is) with every admin and read-only token in
+ * it replaced: an operator's token is no key and has no parameter name of its own, so
+ * only its own value tells it, in a query value (`?q=<token>`) or a path segment of a
+ * script that put it in the address rather than the header. One written with escapes is
+ * logged decoded as far as the token showed, as the gateway logs a key so written.
+ */
+export function withoutAdminTokens(target: string, tokens: readonly string[]): string {
+  const replaced = (text: string) => tokens.reduce((out, token) => (token === '' ? out : out.replaceAll(token, REDACTED)), text);
+  let out = replaced(target);
+  let decoded = out;
+  for (let round = 0; round < MAX_DECODES && decoded.includes('%'); round++) {
+    decoded = decodedEscapes(decoded);
+    if (tokens.some((token) => token !== '' && decoded.includes(token))) out = replaced(decoded);
+  }
+  return out;
+}
+
 /** Writes the line of each request once its answer is sent, refusals and 404s too (not one Node's HTTP parser refused: that never reaches Fastify). */
-export function registerAccessLog(app: FastifyInstance, rt: Runtime, clientOf: (request: FastifyRequest) => string): void {
+export function registerAccessLog(app: FastifyInstance, rt: Runtime, clientOf: (request: FastifyRequest) => string, targetOf: (url: string | undefined) => string): void {
   const log = rt.log.child({ component: 'admin' });
   app.addHook('onResponse', (request, reply, done) => {
     // Read per request: a reload may turn either on or off.
@@ -70,7 +102,7 @@ export function registerAccessLog(app: FastifyInstance, rt: Runtime, clientOf: (
           reqId: request.id,
           client: clientOf(request),
           method: request.method,
-          target: redactedTarget(rt, request.raw.url),
+          target: targetOf(request.raw.url),
           status: reply.statusCode,
           ms: Math.round(reply.elapsedTime * 10) / 10,
           auth: request.adminTokenUsed,
