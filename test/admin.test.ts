@@ -237,6 +237,30 @@ describe('admin API', () => {
     expect(kg.logs.text).not.toContain(randomPart);
   });
 
+  it('never sends back the admin token put in a path, a field name or a parameter name (as sent or %-escaped) in any refusal', async () => {
+    const escaped = ADMIN_TOKEN.replaceAll('-', '%2D');
+    const answers = await Promise.all([
+      kg.admin(`/v1/nothing/${ADMIN_TOKEN}`),
+      kg.admin(`/v1/nothing/${escaped}`),
+      kg.admin(`/v1/keys/${ADMIN_TOKEN}/revoke`, { method: 'DELETE' }),
+      kg.admin(`/v1/keys?${ADMIN_TOKEN}=1`),
+      kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'x', [ADMIN_TOKEN]: true }) }),
+    ]);
+    const refusals = await Promise.all(answers.map(async (response) => ({ status: response.status, detail: ((await response.json()) as { detail: string }).detail })));
+    expect(refusals.slice(0, 3)).toEqual([
+      { status: 404, detail: 'No admin route GET /v1/nothing/[REDACTED].' },
+      { status: 404, detail: 'No admin route GET /v1/nothing/[REDACTED].' },
+      { status: 405, detail: '/v1/keys/[REDACTED]/revoke takes POST, not DELETE.' },
+    ]);
+    for (const { status, detail } of refusals) {
+      expect(status).toBeGreaterThanOrEqual(400);
+      expect(detail).not.toContain(ADMIN_TOKEN);
+      expect(detail).not.toContain(escaped);
+    }
+    expect(refusals[3]?.detail).toContain('unknown parameter "[REDACTED]"');
+    expect(refusals[4]?.detail).toContain('unknown field "[REDACTED]"');
+  });
+
   it('says a body with a "__proto__" key (or a "constructor" holding "prototype") is refused, not that it is not JSON', async () => {
     const refusal = 'The body is valid JSON, but it has a "__proto__" key (or a "constructor" holding "prototype"), which keygate refuses: no admin request takes one.';
     const before = await json(await kg.admin('/v1/accounts'));

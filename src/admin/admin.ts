@@ -200,9 +200,10 @@ const dateInput = z.union([z.iso.datetime({ offset: true }), z.iso.date()], { er
  * quote what the client sent (an id, a path, a field's name), and a client may have
  * pasted a key's secret there (`GET /v1/keys/sk_live_…`).
  */
-function problemSender(keyFormat: KeyFormat) {
+function problemSender(keyFormat: KeyFormat, adminTokens: readonly string[]) {
+  // A detail may quote a path or a field's name: an admin token sent there by mistake is not said back.
   return (reply: FastifyReply, status: number, detail: string, title?: string): FastifyReply =>
-    reply.code(status).type(PROBLEM_MEDIA_TYPE).send(problemDetails(status, shortened(withoutKeys(keyFormat, detail)), title));
+    reply.code(status).type(PROBLEM_MEDIA_TYPE).send(problemDetails(status, shortened(withoutAdminTokens(withoutKeys(keyFormat, detail), adminTokens)), title));
 }
 
 /** The most of a detail sent back: one quoting what a client sent (a 500 KB id) is cut there. */
@@ -373,7 +374,8 @@ export interface AdminOptions {
 }
 
 export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<FastifyInstance> {
-  const problem = problemSender(rt.keyFormat);
+  const adminTokens = [...options.tokens, ...(options.readTokens ?? [])];
+  const problem = problemSender(rt.keyFormat, adminTokens);
   const app = Fastify({
     ...listenerOptions(rt.log, 'admin'),
     http: { maxHeaderSize: rt.config.admin.listen.maxHeaderSize },
@@ -392,7 +394,6 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   app.decorateRequest('adminTokenUsed', 'none');
   const clientOf = adminClientOf(rt);
   /** The target as this listener's log lines show it: redacted as the gateway's, and without any admin token (sent in the address by mistake). */
-  const adminTokens = [...options.tokens, ...(options.readTokens ?? [])];
   const loggedTarget = (url: string | undefined) => withoutAdminTokens(redactedTarget(rt, url), adminTokens);
   registerAccessLog(app, rt, clientOf, loggedTarget);
   /** Who the audit log names for a request's changes: its token's name, and the client's address as the access log reads it. */
