@@ -304,6 +304,46 @@ export function headerKeyTest(keyFormat: HeaderKeyRecognition): (value: string, 
   };
 }
 
+/**
+ * Characters after a prefix that make a header's name hold a key (`X-sk_live_<key>`):
+ * fewer than any key's random part has (128 bits are 22 base62 or 32 hex digits), more
+ * than a word after a prefix in a name of an API's own (`X-sk_live_docs`).
+ */
+const NAME_KEY_RUN = 16;
+/** NAME_KEY_RUN characters of a key (base62, hex, base64url), lower-cased. */
+const NAME_KEY_CHARS = new RegExp(`^[a-z0-9_-]{${NAME_KEY_RUN}}$`);
+
+/**
+ * Whether a request header's name holds a key (then the header is not forwarded): a name
+ * comes in any case (fetch and HTTP/2 send names lower-cased, Node reads them so), which
+ * a key's checksum does not survive, so a name is judged by a prefix of the profile's in
+ * any case followed by a key-long run of a key's characters, as sent or percent-decoded;
+ * for keys without a prefix, by the caller's own key in any case. `name` lower-cased, as
+ * Node gives it.
+ */
+export function headerNameKeyTest(keyFormat: Pick<KeyFormat, 'prefixes'>): (name: string, own: string | undefined) => boolean {
+  const prefixes = keyFormat.prefixes.map((prefix) => prefix.toLowerCase());
+  const shared = sharedStart(prefixes);
+  const mayHavePrefix = (text: string): boolean => (shared !== '' ? text.indexOf(shared) !== -1 : prefixes.some((prefix) => text.indexOf(prefix) !== -1));
+  /** A prefix followed by NAME_KEY_RUN of a key's characters, anywhere in `text`. */
+  const prefixedRun = (text: string): boolean =>
+    prefixes.some((prefix) => {
+      for (let at = text.indexOf(prefix); at !== -1; at = text.indexOf(prefix, at + 1)) {
+        if (NAME_KEY_CHARS.test(text.slice(at + prefix.length, at + prefix.length + NAME_KEY_RUN))) return true;
+      }
+      return false;
+    });
+  return (name, own) => {
+    const ownLower = own?.toLowerCase();
+    if (!mayHavePrefix(name) && name.indexOf('%') === -1 && (ownLower === undefined || name.indexOf(ownLower) === -1)) return false;
+    return inAnyDecoding(name, (layer) => {
+      const lower = layer.toLowerCase();
+      return prefixedRun(lower) || (ownLower !== undefined && lower.includes(ownLower));
+    });
+  };
+}
+
+
 /** The shortest start of prefixes worth looking for in their place: a letter and a `_`, say. */
 const MIN_SHARED_START = 2;
 

@@ -5,7 +5,7 @@
  * with backpressure, no intermediate stream and no header object built twice.
  *
  * On the way up the credential (header and query parameter, and any other parameter or
- * header whose value holds a key: `headerKeyTest`), hop-by-hop headers, any header the `Connection` header names, `Expect`
+ * header whose value or name holds a key: `headerKeyTest`, `headerNameKeyTest`), hop-by-hop headers, any header the `Connection` header names, `Expect`
  * (keygate has answered it) and any identity header the client made up are dropped (and the dashboard's cookies, which a
  * browser signed in to it on the same host sends here too), and so is every header in which an
  * upstream could read another client, scheme, host, path or method (OVERRIDES_REQUEST);
@@ -32,7 +32,7 @@ import type { Route } from '../config/schema.js';
 import type { Identity } from '../pipeline/identity.js';
 import type { Reservation } from '../counters/counters.js';
 import { deny, type Denial } from '../denial/reasons.js';
-import { credentialHeaderNames, extractCredential, forwardedTargetOf, headerKeyTest } from '../auth/credential.js';
+import { credentialHeaderNames, extractCredential, forwardedTargetOf, headerKeyTest, headerNameKeyTest } from '../auth/credential.js';
 import { parseRecordHeader } from '../meters/cost.js';
 import { JsonRecordCounter } from '../meters/json-records.js';
 import { settleCharge, type OnCharged } from '../pipeline/settle.js';
@@ -214,6 +214,8 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   const forwardedTarget = forwardedTargetOf(credentials, rt.keyFormat);
   /** Whether a header's value holds a key (then it is not forwarded); keys without a prefix are looked for as the caller's own only. */
   const holdsKey = headerKeyTest(rt.keyFormat);
+  /** Whether a header's name holds a key (`X-sk_live_<key>`, a client's names swapped with its values): not forwarded either. */
+  const nameHoldsKey = headerNameKeyTest(rt.keyFormat);
   const bareKeys = rt.keyFormat.bareKeys;
   const impersonates = (name: string) => dropped.has(name) || name.startsWith(identityPrefix) || name.startsWith(X_FORWARDED);
   const fromTrustedProxy = trustedProxyCheck(config.trustedProxies);
@@ -260,7 +262,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     const listed = listedInConnection(headers.connection);
     for (const name in headers) {
       const value = headers[name];
-      if (value === undefined || impersonates(name) || listed?.includes(name)) continue;
+      if (value === undefined || impersonates(name) || listed?.includes(name) || nameHoldsKey(name, own)) continue;
       // `X_Keygate_Account` is `X-Keygate-Account` to a CGI-style upstream (both become
       // HTTP_X_KEYGATE_ACCOUNT): read with dashes, a name must pass the same rules.
       const dashed = name.includes('_') ? name.replaceAll('_', '-') : name;

@@ -621,6 +621,21 @@ describe('keys in request headers keygate does not read', () => {
     expect(JSON.stringify(upstream.received)).not.toContain(othersKey.slice('sk_test_'.length));
   });
 
+  it("are not forwarded as a header's name either, in any case (fetch and HTTP/2 send names lower-cased), as sent or percent-encoded; other names with a prefix alone go", async () => {
+    const seen = await send({
+      [`X-${secret}`]: '1',
+      [othersKey.toLowerCase()]: 'yes',
+      [`X-Trace-${secret.replaceAll('_', '%5F')}`]: '2',
+      'X-sk_live_docs': 'kept',
+      'X-Kept': 'yes',
+    });
+    const named = Object.keys(seen).filter((name) => !name.startsWith('x-keygate-') && (name.startsWith('x-') || name.startsWith('sk_')));
+    expect(named).toEqual(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-sk_live_docs', 'x-kept']);
+    const received = JSON.stringify(upstream.received).toLowerCase();
+    expect(received).not.toContain(secret.slice('sk_live_'.length).toLowerCase());
+    expect(received).not.toContain(othersKey.slice('sk_test_'.length).toLowerCase());
+  });
+
   it('passes every other header byte for byte: the prefix alone, a word after it, escapes, a key-long run whose checksum fails', async () => {
     const ordinary = {
       Cookie: 'theme=dark; q=a%20b; note=sk_live_docs',
