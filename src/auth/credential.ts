@@ -333,7 +333,11 @@ export function headerNameKeyTest(keyFormat: Pick<KeyFormat, 'prefixes'>): (name
       }
       return false;
     });
+  // A name shorter than a prefix and a key-long run cannot hold one, even %-escaped
+  // (decoding only shortens it): most names are, so most are judged by their length alone.
+  const shortest = prefixes.length > 0 ? Math.min(...prefixes.map((prefix) => prefix.length)) + NAME_KEY_RUN : Infinity;
   return (name, own) => {
+    if (name.length < shortest && (own === undefined || name.length < own.length)) return false;
     const ownLower = own?.toLowerCase();
     if (!mayHavePrefix(name) && name.indexOf('%') === -1 && (ownLower === undefined || name.indexOf(ownLower) === -1)) return false;
     return inAnyDecoding(name, (layer) => {
