@@ -33,6 +33,7 @@ import { registerSignInPages } from './pages/sign-in.js';
 import { registerInvitePage } from './pages/invite.js';
 import { registerKeyPages } from './pages/keys.js';
 import { registerKeyLimitPages } from './pages/key-limits.js';
+import { registerKeyEditPages } from './pages/key-edit.js';
 import { refusalText } from './pages/key-views.js';
 import { registerUsagePage } from './pages/usage.js';
 import { registerAccountPages } from './pages/accounts.js';
@@ -272,6 +273,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     registerInvitePage(pages, dash);
     registerKeyPages(pages, dash);
     registerKeyLimitPages(pages, dash);
+    registerKeyEditPages(pages, dash);
     registerUsagePage(pages, dash);
     registerAccountPages(pages, dash);
     registerAuditPage(pages, dash);

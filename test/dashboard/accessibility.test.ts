@@ -85,6 +85,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
       [member, '/keys'],
       [member, '/keys/new'],
       [member, `/keys/${keyId}/limits`],
+      [member, `/keys/${keyId}/edit`],
       [member, `/keys/${keyId}/rotate`],
       [member, `/keys/${keyId}/revoke`],
       [member, '/usage'],
@@ -189,7 +190,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     }
   });
 
-  it('fits the keys table at 1280 px with blocked keys, a replacement and the operator\'s buttons (Unblock, Rate limits, Revoke)', async () => {
+  it('fits the keys table at 1280 px with blocked keys, a replacement and the operator\'s buttons (Unblock, Edit, Rate limits, Revoke)', async () => {
     const { accountId } = fixture;
     const now = Date.parse('2026-12-01T12:00:00Z');
     const wide = (id: string, extra: Partial<KeyRecord> = {}): KeyRecord => ({
@@ -211,7 +212,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     const keys = [wide('key_a'), wide('key_b', { rotatedFrom: 'key_a' })];
     // As the operator's account page gives a blocked key (src/dashboard/pages/accounts.ts).
     const buttons = () =>
-      html`<form method="post" class="inline-form"><button type="submit" class="secondary small">Unblock</button></form><a class="button secondary small" href="#">Rate limits</a><a class="button secondary small" href="#">Revoke</a>`;
+      html`<form method="post" class="inline-form"><button type="submit" class="secondary small">Unblock</button></form><a class="button secondary small" href="#">Edit</a><a class="button secondary small" href="#">Rate limits</a><a class="button secondary small" href="#">Revoke</a>`;
     const table = keyTable(keys, now, { caption: 'Keys in use' }, { scopes: true, modes: ['live', 'test'] }, { actions: buttons, all: keys, blocked: new Map(keys.map((k) => [k.id, now + 15 * 60_000])) });
     const page = await fixture.browser.newPage({ viewport: DESKTOP });
     try {

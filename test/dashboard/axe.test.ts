@@ -1,8 +1,8 @@
 /**
  * Every dashboard page audited by axe-core in real Chromium, at desktop and phone widths:
  * signed out (sign-in, invitation and password reset links), a member's pages (keys,
- * a new key shown once, a key's rate limits, rotate and revoke, usage, changing the password) and an
- * operator's (accounts, an account, a key's rate limits, an invitation link, address
+ * a new key shown once, a key's rate limits, its name and scopes, rotate and revoke, usage, changing the password) and an
+ * operator's (accounts, an account, a key's rate limits, its name and scopes, an invitation link, address
  * blocks, audit log, changing the password), each in the states worth seeing: a form
  * error shown, a key just created, a blocked key, a confirmation notice. The hand-made
  * checks of accessibility.test.ts stay; this holds each page to WCAG 2.0 and 2.1 A and
@@ -143,7 +143,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       expect(found.lines).toEqual([]);
     });
 
-    it(`a member's pages (${width}): keys, create, the key shown once, a key's rate limits, rotate, revoke, usage, API access off`, async () => {
+    it(`a member's pages (${width}): keys, create, the key shown once, a key's rate limits, its Edit page, rotate, revoke, usage, API access off`, async () => {
       const { keyId, revokedId, member: page } = scenes.get(width) as Scene;
       const { store } = fixture.keygate.runtime;
       const found = new Findings(width);
@@ -176,6 +176,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       await page.getByRole('button', { name: 'Save rate limits' }).click();
       await shown(page.getByRole('alert'));
       await found.audit(page, 'Rate limits of key “Reporting script”', 'a window refused');
+
+      await page.goto(`/keys/${keyId}/edit`);
+      await found.audit(page, 'Edit key “Reporting script”');
+      // Spaces pass the browser's `required`; the server refuses them, marking the name.
+      await page.getByLabel('Name').fill('   ');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await shown(page.getByRole('alert'));
+      await found.audit(page, 'Edit key “Reporting script”', 'no name given');
 
       await page.goto(`/keys/${keyId}/rotate`);
       await found.audit(page, 'Rotate key “Reporting script”');
@@ -252,7 +260,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       expect(found.lines).toEqual([]);
     });
 
-    it(`an operator's pages (${width}): accounts, plans, an account, its members, an invitation, a key's rate limits, address blocks, the audit log, the password`, async () => {
+    it(`an operator's pages (${width}): accounts, plans, an account, its members, an invitation, a key's rate limits, its Edit page, address blocks, the audit log, the password`, async () => {
       const { accountId, keyId, operator: page } = scenes.get(width) as Scene;
       const found = new Findings(width);
       await page.goto('/accounts');
@@ -284,6 +292,12 @@ describe.skipIf(!chromiumAvailable())('dashboard: axe-core finds no WCAG 2.1 A/A
       await page.getByRole('button', { name: 'Save rate limits' }).click();
       await shown(page.getByRole('alert'));
       await found.audit(page, 'Rate limits of key “Reporting script”', 'a window refused');
+      await page.goto(`/accounts/${accountId}/keys/${keyId}/edit`);
+      await found.audit(page, 'Edit key “Reporting script”');
+      await page.getByLabel('Name').fill('   ');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await shown(page.getByRole('alert'));
+      await found.audit(page, 'Edit key “Reporting script”', 'no name given');
       await page.goto(`/accounts/${accountId}/api-access`);
       await found.audit(page, `Turn API access off for ${account?.name ?? ''}?`);
 

@@ -448,7 +448,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a key with no scope (keys.requ
     await expectHeading(page, 'Copy your new key');
     expect(await textOf(page.locator('dl.facts div', { hasText: 'Scopes' }).locator('dd'))).toBe('none');
     // Said beside the key, as the form's hint said it: the key is refused by every route that needs a scope.
-    expect(await textOf(page.locator('#no-scope'))).toBe('This key has no scope: it reaches only the routes that need none. To call the others, create a key with the scopes they need.');
+    expect(await textOf(page.locator('#no-scope'))).toBe('This key has no scope: it reaches only the routes that need none. To call the others, tick the scopes they need on this key’s Edit page: the same key keeps working, with no new secret to copy.');
     const secret = await page.getByLabel('Key “Health check”').inputValue();
     const call = async (path: string) => (await fixture.keygate.call(path, { headers: { authorization: `Bearer ${secret}` } })).status;
     expect([await call('/v1/echo'), await call('/v1/projects')]).toEqual([200, 403]);

@@ -2,9 +2,10 @@
  * The operator's pages: every account with its plan and API access, an account's keys,
  * members and usage, and the actions on it (change plan, API access off or on, invite a
  * member, remove one or withdraw an invitation (member-removal.ts), set or clear its own
- * limits (account-limits.ts), set or clear a key's own rate limits (key-limits.ts), revoke
- * a key, create an account). Each change goes through the same operations as the CLI and
- * admin API, so it is audited under the operator's email and cached keys are invalidated.
+ * limits (account-limits.ts), rename a key or change its scopes (key-edit.ts), set or
+ * clear a key's own rate limits (key-limits.ts), revoke a key, create an account). Each
+ * change goes through the same operations as the CLI and admin API, so it is audited
+ * under the operator's email and cached keys are invalidated.
  * None of these pages exist for members.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -433,7 +434,7 @@ ${usable.length > 0
       actions: (key) =>
         html`${blocked?.has(key.id)
           ? html`<form method="post" action="/accounts/${account.id}/keys/${key.id}/unblock" class="inline-form">${csrfField(request)}<button type="submit" class="secondary small" aria-label="Unblock ${key.name} (${key.hint})">Unblock</button></form>`
-          : ''}<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/limits" aria-label="Rate limits of ${key.name} (${key.hint})">Rate limits</a><a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`,
+          : ''}<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/edit" aria-label="Edit ${key.name} (${key.hint})">Edit</a><a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/limits" aria-label="Rate limits of ${key.name} (${key.hint})">Rate limits</a><a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`,
       all: keys,
       blocked,
     })

@@ -1,10 +1,11 @@
 /**
  * Pieces of the key pages that members and operators share: the key table, the
- * one-time secret panel and the revoke confirmation.
+ * one-time secret panel, the revoke confirmation, and the name and scope fields of the
+ * create form and of a key's Edit page (key-edit.ts).
  */
 import type { Runtime } from '../../runtime.js';
 import type { KeyRecord } from '../../store/store.js';
-import { allowedScopes, keyStatus, type KeyStatus } from '../../operations/keys.js';
+import { allowedScopes, keyStatus, type KeyStatus, type scopeNeeded } from '../../operations/keys.js';
 import { keyWindowsText } from '../../limits/key-windows.js';
 import type { KeyMoments, KeyNaming, OperationError } from '../../operations/errors.js';
 import { html, type Html } from '../html.js';
@@ -83,6 +84,43 @@ function showsMode(traits: KeyTraits, key: KeyRecord): boolean {
 export function scopeList(scopes: readonly string[]): Html {
   if (scopes.length === 0) return html`<span class="muted">none</span>`;
   return html`<span class="scopes">${scopes.map((s) => html`<code>${s === '*' ? '* (all)' : s}</code>`)}</span>`;
+}
+
+/** Why a key must be given a scope (see `scopeNeeded`), in the forms' words. */
+export const SCOPE_NEEDED: Record<NonNullable<ReturnType<typeof scopeNeeded>>, string> = {
+  'every key carries one': 'every key of this API carries one',
+  'every route needs one': 'every route of this API needs one',
+};
+
+/** Why a form that ticked `*` beside other scopes is refused. */
+export const WILDCARD_ALONE = 'Choose either * (all scopes) or the scopes the key needs, not both: * already grants every scope.';
+
+/**
+ * A key's name field, showing `name`. `invalid`: the refusal was about the name (the field
+ * is marked); `autofocus`: the field takes the focus (no other field was refused).
+ */
+export function keyNameField(name: string, options: { invalid: boolean; autofocus: boolean }): Html {
+  return html`<div class="field">
+    <label for="name">Name</label>
+    <span class="hint" id="name-hint">Where the key is used, e.g. “Production server” or “Reporting script”.</span>
+    <input id="name" name="name" type="text" required maxlength="100" value="${name}" autocomplete="off" aria-describedby="name-hint" ${options.invalid ? html`aria-invalid="true"` : ''}${options.autofocus ? html` autofocus` : ''}>
+  </div>`;
+}
+
+/**
+ * The scopes a key may be given, as checkboxes named `scope`, `ticked` ticked; nothing
+ * where `offered` is empty (the plan allows none). `needed`: why at least one must be
+ * ticked (scopeNeeded), if one must.
+ */
+export function scopeChoices(offered: readonly string[], ticked: readonly string[], needed: ReturnType<typeof scopeNeeded>): Html {
+  if (offered.length === 0) return html``;
+  return html`<fieldset>
+    <legend>Scopes</legend>
+    <span class="hint">What the key may do${offered.includes('*') ? '; * grants every scope, including ones added later, so it is chosen alone' : ''}. ${needed ? `Tick at least one: ${SCOPE_NEEDED[needed]}.` : 'With none ticked, the key reaches only the routes that need no scope.'}</span>
+    <div class="choices">${offered.map(
+      (scope) => html`<label class="choice"><input type="checkbox" name="scope" value="${scope}"${ticked.includes(scope) ? html` checked` : ''}> <code>${scope === '*' ? '* (all scopes)' : scope}</code></label>`,
+    )}</div>
+  </fieldset>`;
 }
 
 /**
@@ -180,9 +218,12 @@ export function ifSecretLost(rt: Pick<Runtime, 'config'>, replaced: KeyRecord | 
 /**
  * Said beside a new key with no scope, where its plan allows some: the form opens with none
  * ticked, and such a key is refused by every route that needs one (the demo's first
- * dashboard key answered 403 to /v1/projects, with nothing on the page saying why).
+ * dashboard key answered 403 to /v1/projects, with nothing on the page saying why). Its
+ * scopes can be given on its Edit page: the same key, no new secret to hand out.
  */
-const NO_SCOPE = 'This key has no scope: it reaches only the routes that need none. To call the others, create a key with the scopes they need.';
+function noScopeNotice(key: KeyRecord): Html {
+  return html`<div class="notice" id="no-scope"><p>This key has no scope: it reaches only the routes that need none. To call the others, tick the scopes they need on <a href="/keys/${key.id}/edit">this key’s Edit page</a>: the same key keeps working, with no new secret to copy.</p></div>`;
+}
 
 /**
  * The secret, once: in a read-only field to select, with a copy button that the script
@@ -212,7 +253,7 @@ ${options.extra ?? ''}
   <div><dt>Expires</dt><dd>${keyEnd(key.expiresAt, rt.clock(), { fallback: 'Never' })}</dd></div>
   ${key.rateLimits?.length ? html`<div><dt>Own rate limits</dt><dd>${keyWindowsText(key.rateLimits).map((w, i) => html`${i > 0 ? ', ' : ''}<code>${w}</code>`)}</dd></div>` : ''}
 </dl>
-${traits.scopes && key.scopes.length === 0 ? html`<div class="notice" id="no-scope"><p>${NO_SCOPE}</p></div>` : ''}
+${traits.scopes && key.scopes.length === 0 ? noScopeNotice(key) : ''}
 <div class="actions"><a class="button secondary" href="${options.back}">I have copied it — back to the keys</a></div>`;
 }
 

@@ -18,7 +18,7 @@ import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redir
 import { confirmationHeading, sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { keyEnd, number, plural, profileNames, relative, sentence, when } from '../format.js';
-import { ifSecretLost, isUsable, keyAsShown, keyMomentsShown, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, revokeTitle, secretPanel, type KeyTraits } from './key-views.js';
+import { ifSecretLost, isUsable, keyAsShown, keyMomentsShown, keyNameField, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, revokeTitle, SCOPE_NEEDED, scopeChoices, secretPanel, WILDCARD_ALONE, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 import { CREATE_HINT, KEY_WINDOWS_FIELD, keyWindowsField, keyWindowsOf, keyWindowsRefusal } from './key-limits.js';
 import type { WindowWritten } from '../../limits/limit-specs.js';
@@ -39,11 +39,6 @@ const OVERLAP_LABELS: Record<OverlapChoice, string> = {
   '7d': '7 days',
 };
 const OUT_OF_DATE = 'This form was out of date. Check it and send it again.';
-/** Why a key must be given a scope (see `scopeNeeded`), in the create form's words. */
-const SCOPE_NEEDED: Record<NonNullable<ReturnType<typeof scopeNeeded>>, string> = {
-  'every key carries one': 'every key of this API carries one',
-  'every route needs one': 'every route of this API needs one',
-};
 
 /** What the nonce of a form that issues a key or an invitation is: random base62. */
 export const FORM_NONCE = /^[0-9A-Za-z]{22}$/;
@@ -112,6 +107,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
       ? html`
       <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name} (${key.hint})">Rotate</a>`
       : ''}
+      <a class="button secondary small" href="/keys/${key.id}/edit" aria-label="Edit ${key.name} (${key.hint})">Edit</a>
       <a class="button secondary small" href="/keys/${key.id}/limits" aria-label="Rate limits of ${key.name} (${key.hint})">Rate limits</a>
       <a class="button secondary small" href="/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`;
     const body = html`<h1>API keys</h1>
@@ -169,7 +165,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
     const needed = form.scopes.length === 0 ? scopeNeeded(rt, account.planId) : undefined;
     if (needed !== undefined) return sendCreateForm(request, reply, account, form, nonce, `Choose at least one scope: ${SCOPE_NEEDED[needed]}.`, 400);
     if (form.scopes.includes('*') && form.scopes.length > 1) {
-      return sendCreateForm(request, reply, account, form, nonce, 'Choose either * (all scopes) or the scopes the key needs, not both: * already grants every scope.', 400);
+      return sendCreateForm(request, reply, account, form, nonce, WILDCARD_ALONE, 400);
     }
     const before = await sentBefore(keyId, account.id);
     if (before) return sendSentAlready(request, reply, before);
@@ -326,11 +322,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
 <form method="post" action="/keys" class="stack">
   ${csrfField(request)}
   ${formNonceField(nonce)}
-  <div class="field">
-    <label for="name">Name</label>
-    <span class="hint" id="name-hint">Where the key is used, e.g. “Production server” or “Reporting script”.</span>
-    <input id="name" name="name" type="text" required maxlength="100" value="${form.name}" autocomplete="off" aria-describedby="name-hint" ${error && form.name.trim() === '' ? html`aria-invalid="true"` : ''}${refused === undefined ? html` autofocus` : ''}>
-  </div>
+  ${keyNameField(form.name, { invalid: error !== undefined && form.name.trim() === '', autofocus: refused === undefined })}
   ${modes.length > 1
     ? html`<fieldset>
     <legend>Mode</legend>
@@ -340,15 +332,7 @@ ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error
     )}</div>
   </fieldset>`
     : html`<input type="hidden" name="mode" value="${form.mode}">`}
-  ${allowed.length > 0
-    ? html`<fieldset>
-    <legend>Scopes</legend>
-    <span class="hint">What the key may do${allowed.includes('*') ? '; * grants every scope, including ones added later, so it is chosen alone' : ''}. ${needed ? `Tick at least one: ${SCOPE_NEEDED[needed]}.` : 'With none ticked, the key reaches only the routes that need no scope.'}</span>
-    <div class="choices">${allowed.map(
-      (scope) => html`<label class="choice"><input type="checkbox" name="scope" value="${scope}"${form.scopes.includes(scope) ? html` checked` : ''}> <code>${scope === '*' ? '* (all scopes)' : scope}</code></label>`,
-    )}</div>
-  </fieldset>`
-    : ''}
+  ${scopeChoices(allowed, form.scopes, needed)}
   ${keyWindowsField(form.rateLimits, CREATE_HINT, refused === 'rateLimits' ? 'form-error' : undefined)}
   ${rt.config.keys.expiry
     ? html`<div class="field">
