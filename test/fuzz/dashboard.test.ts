@@ -111,8 +111,8 @@ describe('fuzzing the dashboard', () => {
       return /\/keys\/([^/"]+)\/revoke/.exec(page.html)?.[1] ?? 'none';
     };
     const someKey = await keyId();
-    const memberTargets = ['/keys', '/password', `/keys/${someKey}/revoke`, `/keys/${someKey}/rotate`, `/keys/${someKey}/limits`, '/keys/nope/revoke', '/keys/%zz/rotate', '/keys/nope/limits'];
-    const operatorTargets = ['/accounts', `/accounts/${accountId}/plan`, `/accounts/${accountId}/limits`, `/accounts/${accountId}/api-access`, `/accounts/${accountId}/invite`, '/accounts/nope/plan', `/accounts/${accountId}/keys/nope/revoke`];
+    const memberTargets = ['/keys', '/password', `/keys/${someKey}/revoke`, `/keys/${someKey}/rotate`, `/keys/${someKey}/limits`, `/keys/${someKey}/edit`, '/keys/nope/revoke', '/keys/%zz/rotate', '/keys/nope/limits', '/keys/nope/edit'];
+    const operatorTargets = ['/accounts', `/accounts/${accountId}/plan`, `/accounts/${accountId}/limits`, `/accounts/${accountId}/api-access`, `/accounts/${accountId}/invite`, '/accounts/nope/plan', `/accounts/${accountId}/keys/nope/revoke`, `/accounts/${accountId}/keys/${someKey}/edit`];
     const request = fc.oneof(
       fc.tuple(fc.constant(member), fc.constantFrom(...memberTargets)),
       fc.tuple(fc.constant(operator), fc.constantFrom(...operatorTargets)),
