@@ -213,3 +213,46 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member renames a key and cha
     expect((await stored()).name).toBe('Web app (legacy)');
   });
 });
+
+/**
+ * Where the profile says every key carries a scope (keys.requireScopes), the Edit page
+ * refuses to take a key's last scope away, in the create form's words; a key stored with
+ * none before the profile said so can still be renamed (its scopes unchanged), as
+ * `keygate keys update --name` allows.
+ */
+describe.skipIf(!chromiumAvailable())('dashboard: a key’s Edit page where every key carries a scope', () => {
+  const dir = tempDir('keygate-dashboard-key-edit-required');
+  let upstream: Awaited<ReturnType<typeof startDemoUpstream>>;
+  let keygate: TestKeygate;
+  let acmeId: string;
+
+  beforeAll(async () => {
+    upstream = await startDemoUpstream();
+    const profile = dashboardProfile(upstream.url);
+    profile.keys = { ...profile.keys, requireScopes: true };
+    keygate = await startKeygate(profile, { dir });
+    acmeId = (await createAccount(keygate.runtime, { name: 'Acme Analytics', planId: 'pro' }, 'test')).id;
+    await addMember(keygate.runtime, MEMBER, acmeId, 'member');
+  });
+
+  afterAll(async () => {
+    await keygate?.close();
+    await upstream?.close();
+  });
+
+  it('refuses a key with no scope ticked (400, the create form’s words) and renames one stored with none', async () => {
+    const { key } = await createKey(keygate.runtime, { accountId: acmeId, name: 'Scoped', scopes: ['projects:read'] }, 'test');
+    const { key: bare } = await createKey(keygate.runtime, { accountId: acmeId, name: 'Bare', scopes: ['projects:read'] }, 'test');
+    // As stored before keys.requireScopes was set.
+    await keygate.runtime.store.updateKey(bare.id, { scopes: [] });
+    const member = await Visitor.signedIn(keygate.dashboardUrl as string, MEMBER, `/keys/${key.id}/edit`);
+    const refused = await member.post(`/keys/${key.id}/edit`, { name: 'Scoped' });
+    expect([refused.status, refused.heading, refused.alert]).toEqual([400, 'Edit key “Scoped”', 'Choose at least one scope: every key of this API carries one.']);
+    expect((await keygate.runtime.store.getKey(key.id))?.scopes).toEqual(['projects:read']);
+
+    await member.get(`/keys/${bare.id}/edit`);
+    const renamed = await member.post(`/keys/${bare.id}/edit`, { name: 'Bare (old)' });
+    expect([renamed.status, renamed.location]).toEqual([303, '/keys']);
+    expect(await keygate.runtime.store.getKey(bare.id)).toMatchObject({ name: 'Bare (old)', scopes: [] });
+  });
+});

@@ -113,9 +113,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: on a phone', () => {
     }
   });
 
-  it('fits the sign-in, rotate and revoke pages too', async () => {
+  it('fits the sign-in, edit, rotate and revoke pages too', async () => {
     const [key] = await fixture.keygate.runtime.store.listKeys();
-    for (const path of [`/keys/${key!.id}/rotate`, `/keys/${key!.id}/revoke`]) {
+    for (const path of [`/keys/${key!.id}/edit`, `/keys/${key!.id}/rotate`, `/keys/${key!.id}/revoke`]) {
       await page.goto(path);
       expect(await horizontalOverflow(page), path).toBe(0);
     }

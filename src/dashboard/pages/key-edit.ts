@@ -18,11 +18,10 @@ import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { profileNames } from '../format.js';
 import { andList } from '../../list-words.js';
-import { isUsable, keyNameField, refusalText, SCOPE_NEEDED, scopeChoices, WILDCARD_ALONE } from './key-views.js';
+import { isUsable, keyNameField, NO_NAME, refusalText, SCOPE_NEEDED, scopeChoices, WILDCARD_ALONE } from './key-views.js';
 
 /** The longest name a key may have (as createKey and updateKey check it). */
 const NAME_MAX = 100;
-const NO_NAME = 'Give the key a name, so you can tell it apart later.';
 
 /** A key's Edit page as one viewer sees it: a member's own key, or an operator's view of an account's key. */
 interface EditPage {
@@ -104,28 +103,21 @@ export function registerKeyEditPages(app: FastifyInstance, dash: Dashboard): voi
     const form: EditForm = { name: field(request.body, 'name'), scopes: offersScopes(page) ? fields(request.body, 'scope') : key.scopes };
     // Sent from a page shown before the key stopped working: said so, nothing changed.
     if (!isUsable(key, rt.clock())) return sendEditForm(request, reply, page, form);
-    const refused = formRefusal(form, account);
-    if (refused) return sendEditForm(request, reply, page, form, refused);
     const name = form.name.trim();
     const changes: KeyChanges = {
       ...(name === key.name ? {} : { name }),
       ...(sameScopes(form.scopes, key.scopes) ? {} : { scopes: form.scopes }),
     };
+    const refused = formRefusal(form, changes, account);
+    if (refused) return sendEditForm(request, reply, page, form, refused);
     // Sent as shown: nothing to change, nothing audited.
     if (changes.name === undefined && changes.scopes === undefined) {
       setNotice(dash, reply, { kind: 'info', text: `Nothing changed: key ${named} already has that name and ${key.scopes.length === 0 ? 'no scope' : `the scopes ${scopesSaid(key.scopes)}`}.`, code: [key.hint] });
       return redirect(reply, page.back);
     }
+    const nameRefused = changes.name === undefined ? undefined : nameRefusal(changes.name);
+    if (nameRefused) return sendEditForm(request, reply, page, form, nameRefused);
     try {
-      // Checked here first so that a refusal of the name marks the name field; updateKey checks it again.
-      if (changes.name !== undefined) {
-        try {
-          checkedName('a key', changes.name, NAME_MAX, rt.keyFormat);
-        } catch (error) {
-          if (!(error instanceof OperationError)) throw error;
-          return sendEditForm(request, reply, page, form, { text: refusalText(error, profileNames(rt.config)), status: OPERATION_STATUS[error.kind], name: true });
-        }
-      }
       const updated = await updateKey(rt, key.id, changes, actorOf(dash, request), account.id);
       setNotice(dash, reply, { kind: 'success', text: changedText(named, changes, updated), code: [key.hint] });
       return redirect(reply, page.back);
@@ -136,9 +128,25 @@ export function registerKeyEditPages(app: FastifyInstance, dash: Dashboard): voi
     }
   }
 
-  /** The create form's own refusals, in its words, before the operation's checks. */
-  function formRefusal(form: EditForm, account: AccountRecord): Refusal | undefined {
+  /** Why a new name is refused, checked here first so that the refusal marks the name field (updateKey checks it again). */
+  function nameRefusal(name: string): Refusal | undefined {
+    try {
+      checkedName('a key', name, NAME_MAX, rt.keyFormat);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof OperationError)) throw error;
+      return { text: refusalText(error, profileNames(rt.config)), status: OPERATION_STATUS[error.kind], name: true };
+    }
+  }
+
+  /**
+   * The create form's own refusals, in its words, before the operation's checks: of the
+   * scopes only where they change (a key stored with none before the profile required one
+   * can still be renamed, as updateKey allows).
+   */
+  function formRefusal(form: EditForm, changes: KeyChanges, account: AccountRecord): Refusal | undefined {
     if (form.name.trim() === '') return { text: NO_NAME, status: 400, name: true };
+    if (changes.scopes === undefined) return undefined;
     const needed = form.scopes.length === 0 ? scopeNeeded(rt, account.planId) : undefined;
     if (needed !== undefined) return { text: `Choose at least one scope: ${SCOPE_NEEDED[needed]}.`, status: 400, name: false };
     if (form.scopes.includes('*') && form.scopes.length > 1) return { text: WILDCARD_ALONE, status: 400, name: false };

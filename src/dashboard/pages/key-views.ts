@@ -92,6 +92,9 @@ export const SCOPE_NEEDED: Record<NonNullable<ReturnType<typeof scopeNeeded>>, s
   'every route needs one': 'every route of this API needs one',
 };
 
+/** Why a form sent with an empty name (or only spaces) is refused. */
+export const NO_NAME = 'Give the key a name, so you can tell it apart later.';
+
 /** Why a form that ticked `*` beside other scopes is refused. */
 export const WILDCARD_ALONE = 'Choose either * (all scopes) or the scopes the key needs, not both: * already grants every scope.';
 

@@ -18,7 +18,7 @@ import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redir
 import { confirmationHeading, sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { keyEnd, number, plural, profileNames, relative, sentence, when } from '../format.js';
-import { ifSecretLost, isUsable, keyAsShown, keyMomentsShown, keyNameField, keyTable, keyTraits, newestFirst, refusalText, revokeConfirmation, revokeTitle, SCOPE_NEEDED, scopeChoices, secretPanel, WILDCARD_ALONE, type KeyTraits } from './key-views.js';
+import { ifSecretLost, isUsable, keyAsShown, keyMomentsShown, keyNameField, keyTable, keyTraits, newestFirst, NO_NAME, refusalText, revokeConfirmation, revokeTitle, SCOPE_NEEDED, scopeChoices, secretPanel, WILDCARD_ALONE, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 import { CREATE_HINT, KEY_WINDOWS_FIELD, keyWindowsField, keyWindowsOf, keyWindowsRefusal } from './key-limits.js';
 import type { WindowWritten } from '../../limits/limit-specs.js';
@@ -159,7 +159,7 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
     const { nonce, id: keyId } = formRecordId(request, 'key');
     if (keyId === undefined) return sendCreateForm(request, reply, account, form, nonce, OUT_OF_DATE, 400);
     if (refused !== undefined) return sendCreateForm(request, reply, account, form, nonce, refused, 400);
-    if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, nonce, 'Give the key a name, so you can tell it apart later.', 400);
+    if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, nonce, NO_NAME, 400);
     // As everywhere keys are made: a key may carry no scope (it reaches the routes that need
     // none) unless the profile says every key carries one, or no route needs none.
     const needed = form.scopes.length === 0 ? scopeNeeded(rt, account.planId) : undefined;
