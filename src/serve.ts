@@ -483,7 +483,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       } catch (error) {
         // A profile that does not validate: its problems as a list, as a failed start gives
         // them (a log reader need not split a message of many lines), the message in one line.
-        const { why, fields } = error instanceof ConfigError ? { why: `${error.file}: ${error.headline}`, fields: { problems: error.problems } } : { why: error instanceof Error ? error.message : String(error), fields: {} };
+        const { why, fields } = error instanceof ConfigError ? { why: error.summary, fields: { problems: error.problems } } : { why: error instanceof Error ? error.message : String(error), fields: {} };
         const message = `profile not reloaded, the one in use stays: ${why}`;
         // Refused on purpose while stopping (not counted: no profile was judged); otherwise the profile is wrong.
         if (closing) log.warn(fields, message);

@@ -930,10 +930,13 @@ describe('keygate refuses bad profiles, naming the field', () => {
   it.each(cases)('%s', async (_name, text, expected) => {
     const file = path.join(dir, `${_name.replace(/\W/g, '-')}.yaml`);
     writeFileSync(file, text);
-    // serve says it in its log: one JSON line, its problems listed.
+    // serve says it in its log: one JSON line, its problems listed, the message naming the
+    // first (a log viewer may show only the message).
     const failed = startFailure(await runCli(['serve', '--config', file]));
-    expect([failed.code, failed.msg, failed.stderr]).toEqual([2, `keygate could not start: ${file}: invalid configuration`, '']);
+    expect([failed.code, failed.stderr]).toEqual([2, '']);
     expect(failed.problems?.join('\n')).toContain(expected);
+    expect(failed.msg).toBe(`keygate could not start: ${file}: invalid configuration: ${failed.problems?.[0]}${failed.problems?.length === 1 ? '' : ` (and ${(failed.problems?.length ?? 0) - 1} more)`}`);
+    expect(failed.msg).toContain(expected);
   });
 
   it('check passes a profile without upstream.url nor gateway: false (the library\'s) and says serve refuses it; serve refuses it as a bad profile, naming upstream.url, gateway: false and what each is for', async () => {
@@ -1240,7 +1243,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect([withoutConfig.code, withoutConfig.stderr]).toEqual([2, `keygate.yaml: cannot read the profile\n  - cannot read the file: ENOENT (no file at ${path.join(afterDemo, 'keygate.yaml')})\nName the profile with --config <file>, or set KEYGATE_CONFIG. The demo's is --config data/demo/keygate.yaml.\n`]);
     // A directory named instead of the file in it: said in words, not only EISDIR.
     const folder = await runCli(['accounts', 'list', '--config', dir, '--json']);
-    expect([folder.code, JSON.parse(folder.stderr)]).toEqual([2, { error: `${dir}: cannot read the profile`, problems: [`cannot read the file: EISDIR (${dir} is a directory: name the profile file in it)`] }]);
+    expect([folder.code, JSON.parse(folder.stderr)]).toEqual([2, { error: `${dir}: cannot read the profile: EISDIR (${dir} is a directory: name the profile file in it)`, problems: [`cannot read the file: EISDIR (${dir} is a directory: name the profile file in it)`] }]);
   });
 
   it('--json answers a mistyped command line as JSON too, without the usage text; without --json, the usage follows the error', async () => {
@@ -1345,7 +1348,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
     writeFileSync(bad, 'upstream: {url: "http://127.0.0.1:1"}\nplans: {free: {apiAcess: false}}\nlisten: {port: 99999}\n');
     const unreadable = await runCli(['--json', 'keys', 'list', '--config', bad]);
     expect(unreadable.code).toBe(2);
-    expect(JSON.parse(unreadable.stderr)).toEqual({ error: `${bad}: invalid configuration`, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'] });
+    expect(JSON.parse(unreadable.stderr)).toEqual({ error: `${bad}: invalid configuration: listen.port: expected at most 65535, got 99999 (and 1 more)`, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'] });
     const refused = await runCli(['--json', 'check', '--config', bad]);
     expect(refused.code).toBe(2);
     expect(JSON.parse(refused.stdout)).toEqual({

@@ -358,7 +358,7 @@ describe('a profile a reload refuses', () => {
       expect(refused).toEqual([
         expect.objectContaining({
           level: 50,
-          msg: `profile not reloaded, the one in use stays: ${file}: invalid configuration`,
+          msg: `profile not reloaded, the one in use stays: ${file}: invalid configuration: plans.team.rateLimits[0].limit: expected more than 0, got -1 (and 1 more)`,
           problems: ['plans.team.rateLimits[0].limit: expected more than 0, got -1', 'plans.team: unknown field "apiAcess" (did you mean "apiAccess"?)'],
         }),
       ]);

@@ -583,7 +583,7 @@ describe('keygate serve that cannot start', () => {
     expect([r.code, r.stderr]).toEqual([2, '']);
     expect(logLines(r.stdout)).toEqual([
       // Named as every line of serve but request lines is (process, pid).
-      { level: 60, time: expect.any(Number), name: 'keygate', process: expect.any(String), pid: expect.any(Number), problems: ['plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'], msg: `keygate could not start: ${file}: invalid configuration` },
+      { level: 60, time: expect.any(Number), name: 'keygate', process: expect.any(String), pid: expect.any(Number), problems: ['plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'], msg: `keygate could not start: ${file}: invalid configuration: plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)` },
     ]);
   });
 });

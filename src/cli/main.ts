@@ -1379,7 +1379,7 @@ function describeFailure(error: unknown): { text: string; message: string; exitC
     // Right after `npm run demo`, the profile is the demo's: the README's CLI lines name it, a first try often does not.
     const demo = missing && existsSync(DEMO_PROFILE) ? ` The demo's is --config ${DEMO_PROFILE}.` : '';
     const hint = missing ? `Name the profile with --config <file>, or set KEYGATE_CONFIG.${demo}` : undefined;
-    return { text: `${error.message}\n${hint ? `${hint}\n` : ''}`, message: `${error.file}: ${error.headline}${hint ? `. ${hint}` : ''}`, exitCode: 2, problems: error.problems };
+    return { text: `${error.message}\n${hint ? `${hint}\n` : ''}`, message: `${error.summary}${hint ? `. ${hint}` : ''}`, exitCode: 2, problems: error.problems };
   }
   // A port in use is named by serve, with the listener and its profile field.
   const message = error instanceof Error ? error.message : String(error);

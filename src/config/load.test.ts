@@ -1,7 +1,9 @@
+import os from 'node:os';
+import path from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configJsonSchema, parseConfigObject, parseConfigText } from './load.js';
+import { ConfigError, configJsonSchema, loadConfigFile, parseConfigObject, parseConfigText } from './load.js';
 
 function problems(text: string): string[] {
   try {
@@ -481,6 +483,24 @@ describe('keygate.yaml validation', () => {
     const mistyped = { upstream: { url: 'http://127.0.0.1:1' }, plans: { a: { apiAcess: true } } };
     expect(refusal(mistyped)).toBe('the profile given to parseConfigObject: invalid configuration\n  - plans.a: unknown field "apiAcess" (did you mean "apiAccess"?)');
     expect(refusal(mistyped, 'profiles/acme.ts').split('\n')[0]).toBe('profiles/acme.ts: invalid configuration');
+  });
+
+  it('sums a refusal up in one line that names the first problem\'s field and counts the rest (what a log viewer showing only a message shows)', () => {
+    const summary = (text: string, file?: string) => {
+      try {
+        parseConfigText(text, file);
+      } catch (error) {
+        if (error instanceof ConfigError) return error.summary;
+        throw error;
+      }
+      throw new Error('expected the profile to be refused');
+    };
+    expect(summary('upstream: {url: "http://127.0.0.1:1"}\nplans: {free: {apiAcess: false}}\n')).toBe('keygate.yaml: invalid configuration: plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)');
+    expect(summary('upstream: {url: "http://127.0.0.1:1"}\nlisten: {port: 99999}\nplans: {free: {apiAcess: false}}\n', 'acme.yaml')).toBe('acme.yaml: invalid configuration: listen.port: expected at most 65535, got 99999 (and 1 more)');
+    expect(summary('upstream: [\n')).toMatch(/^keygate\.yaml: invalid configuration: not valid YAML: /);
+    // A file that cannot be read says why, without saying twice that it cannot.
+    const missing = path.join(os.tmpdir(), 'keygate-no-such-profile.yaml');
+    expect(() => loadConfigFile(missing)).toThrow(expect.objectContaining({ summary: `${missing}: cannot read the profile: ENOENT (no file at ${missing})` }));
   });
 
   it('takes a method in any case, and names a mistyped one', () => {
