@@ -134,6 +134,11 @@ describe('admin API', () => {
     expect(badDate).toMatchObject({ status: 400, body: { detail: 'body.expiresAt: expected a date (2027-01-31) or a date and time with its offset (2027-01-31T12:00:00Z)' } });
     const mistyped = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'API Co', plan: 'starter' }) }));
     expect(mistyped).toMatchObject({ status: 400, body: { detail: 'body: unknown field "plan" (did you mean "planId"?)' } });
+    // A plan the profile does not have: the field, the plan most likely meant and those there are; no account made.
+    const before = await json(await kg.admin('/v1/accounts?q=API%20Co'));
+    const noPlan = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'API Co', planId: 'scal' }) }));
+    expect(noPlan).toMatchObject({ status: 400, body: { detail: 'body.planId: no such plan (did you mean "scale"?); plans are: growth, scale' } });
+    expect(await json(await kg.admin('/v1/accounts?q=API%20Co'))).toEqual(before);
     const tooLong = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'x'.repeat(201) }) }));
     // Not quoted back (a value refused for its size may be a secret), and in JSON's words.
     expect(tooLong.body.detail).toBe('body.name: expected at most 200 characters');
@@ -576,11 +581,11 @@ describe('admin API', () => {
     expect(moved.body.planId).toBe('growth');
     expect((await kg.call('/brands', bearer(first.secret))).status).toBe(403);
     const unknownPlan = await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId: 'platinum' }) }));
-    expect(unknownPlan).toMatchObject({ status: 400, body: { detail: 'no such plan; plans are: growth, scale' } });
+    expect(unknownPlan).toMatchObject({ status: 400, body: { detail: 'body.planId: no such plan; plans are: growth, scale' } });
     // Names every JavaScript object has are no plan either (the account was moved to one, and every request failed).
     for (const planId of ['toString', 'constructor', '__proto__']) {
       const refused = await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId }) }));
-      expect(refused).toMatchObject({ status: 400, body: { detail: 'no such plan; plans are: growth, scale' } });
+      expect(refused).toMatchObject({ status: 400, body: { detail: 'body.planId: no such plan; plans are: growth, scale' } });
     }
     await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planId: 'scale' }) });
   });
@@ -943,7 +948,7 @@ describe('admin API', () => {
       'no such key: keys are named by their id, which begins key_ (keygate keys list, GET /v1/keys)',
       'no such member',
       'no such member',
-      'no such plan; plans are: growth, scale',
+      'body.planId: no such plan; plans are: growth, scale',
       'that is not an email address: it has no @',
     ]);
     // An id of keygate's shape that names nothing is repeated: the operator sees which one was wrong.

@@ -659,7 +659,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
           ...(b.limits !== undefined ? { limits: b.limits } : {}),
         },
         actorOf(request),
-      );
+      ).catch(namingPlanField);
       if (b.planExpiresAt !== undefined) warnOfPastPlanExpiry(reply, account);
       return reply.code(201).send(accountOut(account, rt));
     },
@@ -687,7 +687,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       const { planExpiresAt, ...rest } = b;
       const patch = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
       if (planExpiresAt !== undefined) Object.assign(patch, { planExpiresAt: planExpiresAt === null ? null : Date.parse(planExpiresAt) });
-      const account = await updateAccount(rt, request.params.id, patch, actorOf(request));
+      const account = await updateAccount(rt, request.params.id, patch, actorOf(request)).catch(namingPlanField);
       if (planExpiresAt !== undefined) warnOfPastPlanExpiry(reply, account);
       return accountOut(account, rt);
     },
@@ -1051,6 +1051,17 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
 
 /** JSON's words, for a query string: what it holds are parameters (?account=), not fields. */
 const QUERY_FORMAT: ProblemFormat = { ...JSON_FORMAT, member: 'parameter' };
+
+/**
+ * A plan the profile does not have, refused naming the field it was given in, as the
+ * schema's refusals name theirs (`body.planId: no such plan; plans are: …`). The operation's
+ * words are the dashboard's too, whose form picks the plan from a list, and the CLI's, which
+ * names its option (--plan).
+ */
+function namingPlanField(error: unknown): never {
+  if (error instanceof OperationError && error.withoutValue?.field === 'planId') throw new OperationError(error.kind, `body.planId: ${error.message}`);
+  throw error;
+}
 
 /**
  * A request the route's schema refused, in words: each problem with where it is
