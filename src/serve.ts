@@ -340,6 +340,20 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   const log = withProcess(requestLog);
   /** serve's own log (on standard output) is ended as it stops, after its last line; a caller's is left alone. */
   const endLog = options.log === undefined ? () => releaseStandardOutput(requestLog) : async () => true;
+  // Without a token the admin listener still serves /health and /openapi.json; but without a
+  // gateway the admin API is what keygate is for (POST /v1/check takes the admin token only).
+  // Refused as a bad profile is (exit code 2), naming the variable and the field that names it,
+  // before anything is started or written (the store's file and its migrations).
+  let adminWithoutGateway: ReturnType<typeof adminTokensOf> | undefined;
+  if (upstreamUrl === undefined) {
+    const required = (why: string) => noGatewayWithoutToken(loaded.file, config.admin.tokenEnv, why);
+    try {
+      adminWithoutGateway = adminTokensOf(options.adminToken ?? (options.env ?? process.env)[config.admin.tokenEnv], config.admin.tokenEnv, log, 'admin', false, required);
+    } catch (error) {
+      void endLog();
+      throw error;
+    }
+  }
   const upstream = config.upstream.spawn
     ? await startUpstream(loaded, log).catch((error: unknown) => {
         void endLog();
@@ -411,11 +425,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
   };
 
   try {
-    // Without a token the admin listener still serves /health and /openapi.json; but without a
-    // gateway the admin API is what keygate is for (POST /v1/check takes the admin token only).
-    // Refused as a bad profile is (exit code 2), naming the variable and the field that names it.
-    const required = upstreamUrl === undefined ? (why: string) => noGatewayWithoutToken(loaded.file, config.admin.tokenEnv, why) : undefined;
-    const admin = adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log, 'admin', false, required);
+    // Judged at the start without a gateway (refused there without a usable token).
+    const admin = adminWithoutGateway ?? adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log, 'admin');
     const read = adminTokensOf(options.adminReadToken ?? rt.env[config.admin.readTokenEnv], config.admin.readTokenEnv, log, 'read-only', admin.tokens.length > 0);
 
     let gatewayUrl: string | undefined;

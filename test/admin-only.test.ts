@@ -8,7 +8,7 @@
  */
 import { connect } from 'node:net';
 import path from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { runCli, spawnServe, startFailure } from './support/cli.js';
@@ -113,9 +113,11 @@ describe('keygate serve with gateway: false', () => {
     }
   });
 
-  it('refuses to start without a usable admin token as a bad profile (exit code 2), naming its variable and admin.tokenEnv, and refuses --port (no gateway to move)', async () => {
+  it('refuses to start without a usable admin token as a bad profile (exit code 2), naming its variable and admin.tokenEnv, before it writes anything, and refuses --port (no gateway to move)', async () => {
     const file = path.join(dir, 'no-token.yaml');
-    writeFileSync(file, profile(0, 'Send your key'));
+    // A store of its own, in a folder of its own: a refused start makes neither.
+    const data = path.join(dir, 'no-token-data');
+    writeFileSync(file, profile(0, 'Send your key', { store: `sqlite:${path.join(data, 'keygate.db')}` }));
     const unset = startFailure(await runCli(['serve', '--config', file], { env: { KEYGATE_ADMIN_TOKEN: '' } }));
     expect(unset).toEqual({
       code: 2,
@@ -132,6 +134,8 @@ describe('keygate serve with gateway: false', () => {
         "admin.tokenEnv: gateway: false serves the admin API alone, and a backend's POST /v1/check needs the admin token (in KEYGATE_ADMIN_TOKEN, the variable admin.tokenEnv names), but KEYGATE_ADMIN_TOKEN is 5 characters long; use at least 16 random ones, e.g. openssl rand -base64 24",
       ],
     ]);
+    // Refused before the store was opened: no SQLite file made, nor migrated, nor its folder.
+    expect(existsSync(data)).toBe(false);
     const port = startFailure(await runCli(['serve', '--config', file, '--port', '9000'], { env: { KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN } }));
     expect(port).toEqual({ code: 1, msg: `keygate could not start: --port sets the gateway's port, and ${file} runs no gateway (gateway: false): leave it out (--admin-port sets the admin API's)`, stderr: '' });
   });
