@@ -366,6 +366,12 @@ export class RedisCounters implements Counters {
         ? await whenReady(this.client, COMMAND_USE_WAIT_MS, true)
         : (await Promise.all([whenReady(this.client, STARTUP_WAIT_MS), Promise.race([subscribed, delay(STARTUP_WAIT_MS)])]))[0];
     if (!ready) this.noteFailure(new Error('not reachable at start-up'));
+    // Units processes saved while Redis was unreachable reach it as a serving process
+    // starts, not at its first write-back (a command leaves them to the serving processes).
+    else if (this.options.use !== 'command') {
+      await this.takeSavedUnits();
+      await this.deliverHeldUnits();
+    }
   }
 
   async admit(request: AdmitRequest): Promise<Admission> {
@@ -1133,7 +1139,16 @@ export class RedisCounters implements Counters {
     // (a balance a stopped process changed in Redis but could not write: handOverUnwritten).
     for (const { accountId, meter, periodStart } of rows) this.dirty.set(meterRefId({ accountId, meter, periodStart }), { accountId, meter, periodStart });
     const balances = rows.filter((row) => row.units === 0).length;
-    if (balances < rows.length) this.options.log.info({ rows: rows.length - balances }, 'adding units saved by processes that stopped while Redis was unreachable');
+    if (balances < rows.length) {
+      // How much, and for how many accounts: which ones the store says (pending_units), not the log.
+      const charged = rows.reduce((sum, row) => sum + Math.max(row.units, 0), 0);
+      const givenBack = rows.reduce((sum, row) => sum + Math.max(-row.units, 0), 0);
+      const accounts = new Set(rows.filter((row) => row.units !== 0).map((row) => row.accountId)).size;
+      this.options.log.info(
+        { accounts, units: charged, unitsGivenBack: givenBack },
+        `adding to Redis units saved in the store by processes that stopped while it was unreachable: ${charged} charged${givenBack > 0 ? `, ${givenBack} given back` : ''}, for ${accounts} account${accounts === 1 ? '' : 's'}`,
+      );
+    }
     if (balances > 0) this.options.log.info({ meters: balances }, 'writing to the store balances that processes which stopped while Redis was unreachable could not write');
   }
 
