@@ -66,6 +66,11 @@ export interface Runtime {
   readonly env: NodeJS.ProcessEnv;
   /** Addresses the listeners actually bound (ports may be 0 in the profile), set by serve. */
   readonly listening: { gateway?: string; admin?: string; dashboard?: string };
+  /**
+   * The admin and read-only tokens, set by serve: no log line shows one a client put in a
+   * request's address by mistake, on any listener (redactedTarget).
+   */
+  adminTokens: readonly string[];
   /** Set by serve once keygate begins to stop: /health/ready answers 503 from then on. */
   stopping: boolean;
   /**
@@ -512,6 +517,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     log,
     env,
     listening: {},
+    adminTokens: [],
     stopping: false,
     storeLookups,
     blockStarts,

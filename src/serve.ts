@@ -428,6 +428,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     // Judged at the start without a gateway (refused there without a usable token).
     const admin = adminWithoutGateway ?? adminTokensOf(options.adminToken ?? rt.env[config.admin.tokenEnv], config.admin.tokenEnv, log, 'admin');
     const read = adminTokensOf(options.adminReadToken ?? rt.env[config.admin.readTokenEnv], config.admin.readTokenEnv, log, 'read-only', admin.tokens.length > 0);
+    rt.adminTokens = [...admin.tokens, ...read.tokens];
 
     let gatewayUrl: string | undefined;
     if (upstreamUrl !== undefined) {

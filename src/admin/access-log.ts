@@ -14,7 +14,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import { clientAddress, trustedProxyCheck } from '../gateway/trusted-proxies.js';
-import { REDACTED } from '../log.js';
 
 /**
  * Which token a request came with, as the access log names it: the admin token by its
@@ -56,38 +55,6 @@ function logsAdminRequest(setting: Runtime['config']['log']['adminRequests'], re
   // A refused scrape (a wrong token) or a probe told 503 is still logged: that is news.
   const probe = (request.method === 'GET' || request.method === 'HEAD') && PROBE_ROUTES.has(request.routeOptions.url ?? '') && status === 200;
   return !probe;
-}
-
-/** At most this many rounds of decoding: a token escaped twice (`%252D`) is still found, and no target makes it loop. */
-const MAX_DECODES = 3;
-
-/** Each run of `%XX` escapes decoded where it spells UTF-8; the rest as it is (a bare `%` is no escape). */
-function decodedEscapes(text: string): string {
-  return text.replace(/(?:%[0-9a-f]{2})+/gi, (run) => {
-    try {
-      return decodeURIComponent(run);
-    } catch {
-      return run;
-    }
-  });
-}
-
-/**
- * A target (already redacted as the gateway's is) with every admin and read-only token in
- * it replaced: an operator's token is no key and has no parameter name of its own, so
- * only its own value tells it, in a query value (`?q=<token>`) or a path segment of a
- * script that put it in the address rather than the header. One written with escapes is
- * logged decoded as far as the token showed, as the gateway logs a key so written.
- */
-export function withoutAdminTokens(target: string, tokens: readonly string[]): string {
-  const replaced = (text: string) => tokens.reduce((out, token) => (token === '' ? out : out.replaceAll(token, REDACTED)), text);
-  let out = replaced(target);
-  let decoded = out;
-  for (let round = 0; round < MAX_DECODES && decoded.includes('%'); round++) {
-    decoded = decodedEscapes(decoded);
-    if (tokens.some((token) => token !== '' && decoded.includes(token))) out = replaced(decoded);
-  }
-  return out;
 }
 
 /** Writes the line of each request once its answer is sent, refusals and 404s too (not one Node's HTTP parser refused: that never reaches Fastify). */

@@ -20,7 +20,7 @@ import { MAX_AMOUNT } from '../config/amounts.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyFormat } from '../keys/format.js';
 import { withoutKeys } from '../keys/redact.js';
-import { redactedTarget } from '../gateway/redacted-target.js';
+import { redactedTarget, withoutAdminTokens } from '../gateway/redacted-target.js';
 import { recordRouteMethods, routerPath } from '../route-methods.js';
 import { oncePer } from '../log.js';
 import { headerCount } from '../auth/credential.js';
@@ -48,7 +48,7 @@ import { MAX_FAILED_SIGN_INS_PER_EMAIL } from '../members/lockout.js';
 import { PageQuery, pageLimit, paged } from './paging.js';
 import { registerCheckRoutes } from './check-routes.js';
 import { registerAddressBlockRoutes } from './address-block-routes.js';
-import { adminClientOf, registerAccessLog, withoutAdminTokens, type AdminTokenUsed } from './access-log.js';
+import { adminClientOf, registerAccessLog, type AdminTokenUsed } from './access-log.js';
 
 const ACTOR = 'admin-api';
 

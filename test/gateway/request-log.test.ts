@@ -4,7 +4,7 @@
  */
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LogCapture, startKeygate, type TestKeygate } from '../support/keygate.js';
+import { ADMIN_TOKEN, LogCapture, startKeygate, type TestKeygate } from '../support/keygate.js';
 import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
 import { createAccount } from '../../src/operations/accounts.js';
@@ -121,6 +121,27 @@ describe('request log lines', () => {
     } finally {
       await kg.close();
       await down.close();
+    }
+  });
+
+  it("the admin API's tokens put in a gateway request's address (a value, a path segment, %-escaped) are [REDACTED] in its request lines", async () => {
+    const readToken = 'test-read-token-9876543210';
+    const kg = await startKeygate({ ...PROFILE, upstream: { url: upstream.url } }, { dir: tempDir('request-log-admin-token'), adminReadToken: readToken });
+    try {
+      const { secret } = await keyOf(kg);
+      const escaped = ADMIN_TOKEN.replaceAll('-', '%2D');
+      for (const target of [`/v1/a?q=${ADMIN_TOKEN}`, `/v1/${readToken}/b`, `/v1/a?x=${escaped}`]) {
+        const response = await kg.call(target, { headers: { Authorization: `Bearer ${secret}` } });
+        expect(response.status).toBe(200);
+        await response.text();
+      }
+      const targets = kg.logs.lines.map((text) => JSON.parse(text) as Line).filter((l) => l.msg === 'request').map((l) => l.target);
+      expect(targets).toEqual(['/v1/a?q=[REDACTED]', '/v1/[REDACTED]/b', '/v1/a?x=[REDACTED]']);
+      expect(kg.logs.text).not.toContain(ADMIN_TOKEN);
+      expect(kg.logs.text).not.toContain(escaped);
+      expect(kg.logs.text).not.toContain(readToken);
+    } finally {
+      await kg.close();
     }
   });
 
