@@ -38,7 +38,8 @@ import { DRAINING_RETRY_AFTER_S, OUTAGE_RETRY_AFTER_S } from './operations/healt
 export interface CheckRequest {
   /**
    * As received (`req.method`): a method Node's parser does not read, one it does not know
-   * (`FOO`) or in lower case (`get`), is refused as `bad_request`, as the gateway refuses it.
+   * (`FOO`) or in lower case (`get`), is refused as `bad_request`, as the gateway refuses it;
+   * so is a `QUERY` whose `headers` hold no `Content-Type`.
    */
   method: string;
   /** Path and query string, as received. */
@@ -227,6 +228,10 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
     // or a character outside ASCII in the target), then a Host that names no host, or two.
     const unread = !isRequestLineMethod(request.method) || NOT_IN_REQUEST_LINE.test(request.url);
     if (unread || isRefusedHost(request.headers.host, request.rawHeaders)) return refusalOf(rt, 'bad_request', request.url);
+    // A QUERY (RFC 10008) must say what its body is: the gateway's server refuses one
+    // without a Content-Type before any key is read, and so does the check, from the
+    // headers it is given (none given: none sent).
+    if (request.method === QUERY_METHOD && request.headers['content-type'] === undefined) return refusalOf(rt, 'bad_request', request.url);
     // Then the gateway's checks of the target: a path the API's router could read as
     // another one (`..`, `\\`, `%2e`, `//`) would be judged by one route's scopes and
     // served by another's.
@@ -303,6 +308,9 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
     return result;
   };
 }
+
+/** The one method that must name its body's type (RFC 10008 §2). */
+const QUERY_METHOD = 'QUERY';
 
 /** A request as the pipeline reads it: Node's shapes only. */
 interface ReadRequest {

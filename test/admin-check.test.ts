@@ -194,8 +194,8 @@ describe('POST /v1/check and its settle', () => {
   });
 
   /** The gateway's answer to a request line and headers sent as bytes (UTF-8), as no client would send them. */
-  async function gatewayAnswer(target: string, hosts: string[], method = 'GET') {
-    const head = `${method} ${target} HTTP/1.1\r\n${hosts.map((host) => `Host: ${host}\r\n`).join('')}Authorization: Bearer ${secret}\r\nConnection: close\r\n\r\n`;
+  async function gatewayAnswer(target: string, hosts: string[], method = 'GET', lines = '') {
+    const head = `${method} ${target} HTTP/1.1\r\n${hosts.map((host) => `Host: ${host}\r\n`).join('')}${lines}Authorization: Bearer ${secret}\r\nConnection: close\r\n\r\n`;
     const answer = Buffer.from(await rawAll(kg.gatewayUrl, Buffer.from(head, 'utf8').toString('latin1')), 'latin1').toString('utf8');
     const [statusLine = ''] = answer.split('\r\n');
     return { status: Number(statusLine.split(' ')[1]), contentType: /\r\ncontent-type: ([^\r]*)/i.exec(answer)?.[1], body: answer.slice(answer.indexOf('\r\n\r\n') + 4) };
@@ -256,6 +256,21 @@ describe('POST /v1/check and its settle', () => {
     const { body } = await json(await check({ method: 'PROPFIND', url: '/brands', headers: { host: 'x', authorization: `Bearer ${secret}` } }));
     expect({ allowed: body.allowed, status: body.error?.status, body: body.error?.body }).toEqual({ allowed: false, status: gateway.status, body: gateway.body });
     expect(gateway.status).toBe(405);
+  });
+
+  it('refuses a QUERY whose headers hold no Content-Type (or that is given no headers) as bad_request, the gateway\'s own answer; one with a Content-Type is judged as the gateway judges it', async () => {
+    const gateway = await gatewayAnswer('/brands', ['x'], 'QUERY');
+    expect(gateway.status).toBe(400);
+    const refusal = { status: 200, allowed: false, reason: 'bad_request', error: { status: gateway.status, headers: { 'content-type': gateway.contentType }, body: gateway.body } };
+    for (const headers of [{ host: 'x', authorization: `Bearer ${secret}` }, undefined]) {
+      const { status, body } = await json(await check({ method: 'QUERY', url: '/brands', ...(headers ? { headers } : {}) }));
+      expect({ status, allowed: body.allowed, reason: body.reason, error: body.error }, JSON.stringify(headers)).toEqual(refusal);
+    }
+    // With its Content-Type, in any case, it goes on to the routes: /brands takes GET only (405, in the dialect).
+    const typed = await gatewayAnswer('/brands', ['x'], 'QUERY', 'Content-Type: application/json\r\n');
+    expect(typed.status).toBe(405);
+    const { body } = await json(await check({ method: 'QUERY', url: '/brands', headers: { host: 'x', 'Content-Type': 'application/json', authorization: `Bearer ${secret}` } }));
+    expect({ allowed: body.allowed, status: body.error?.status, body: body.error?.body }).toEqual({ allowed: false, status: typed.status, body: typed.body });
   });
 
   it('says where a key sent where the profile does not read it went (misplaced: a header, cookie or query parameter by name), never the key; nothing for any other request', async () => {

@@ -124,6 +124,13 @@ describe('keygate as a library', () => {
       expect(await send(`${method} /get-brands HTTP/1.1\r\nHost: x\r\n`), method).toMatch(/^HTTP\/1\.1 400 /);
       expect(await gate.check({ method, url: '/get-brands', headers }), method).toMatchObject({ allowed: false, reason: 'bad_request', url: '/get-brands', error: { status: 400, body: '{"error":"Bad request."}' } });
     }
+    // And a QUERY that does not say what its body is (RFC 10008), as the gateway's server refuses it; given none, no headers at all.
+    const query = await send('QUERY /get-brands HTTP/1.1\r\nHost: x\r\n');
+    expect(query).toMatch(/^HTTP\/1\.1 400 /);
+    expect(query).toContain('\r\n{"error":"Bad request."}\r\n');
+    expect(await gate.check({ method: 'QUERY', url: '/get-brands' } as CheckRequest)).toMatchObject({ allowed: false, reason: 'bad_request', error: { status: 400 } });
+    // With a Content-Type it goes on to the routes, none of which takes QUERY.
+    expect(await gate.check({ method: 'QUERY', url: '/get-brands', headers: { ...headers, 'content-type': 'application/json' } })).toMatchObject({ allowed: false, reason: 'method_not_allowed' });
   });
 
   it('tells a missing_key refusal where a key sent elsewhere went (misplaced), never the key; header names as given in rawHeaders, else as in headers', async () => {

@@ -57,7 +57,7 @@ const CheckBody = z
       .record(z.string(), z.union([z.string(), z.array(z.string())], { error: 'a header value: a string, or an array of strings for a header sent more than once' }))
       .optional()
       .describe(
-        'The request headers as the client sent them (names in any case); an array: a header sent more than once (two Authorization headers are refused as malformed_key, as the gateway refuses them). A Host that names no host (empty, a/b?c, user@host) or two Host headers are refused as bad_request, as the gateway refuses them; no Host is taken',
+        'The request headers as the client sent them (names in any case): left out, read as a request sent with none (a QUERY without a Content-Type is refused as bad_request, as the gateway refuses it); an array: a header sent more than once (two Authorization headers are refused as malformed_key, as the gateway refuses them). A Host that names no host (empty, a/b?c, user@host) or two Host headers are refused as bad_request, as the gateway refuses them; no Host is taken',
       ),
     remoteAddress: z
       .string()
