@@ -773,6 +773,25 @@ describe('admin API', () => {
     }
   });
 
+  it("refuses to price a method Node's parser does not read, in lower case (get) or unknown (FOO), which the gateway answers 400 before any route; the same call in upper case is priced", async () => {
+    const secret = (await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: (await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Methods' }) }))).body.id, name: 'm' }) }))).body.secret as string;
+    const gatewayStatusLine = async (method: string) => {
+      const head = `${method} /generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+      return (await rawAll(kg.gatewayUrl, head)).split('\r\n')[0];
+    };
+    const forecastOf = async (method: string) => json(await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ calls: [{ method, path: '/generate', count: 1 }] }) }));
+    const cases: [string, string][] = [
+      ['post', `(methods are case-sensitive, and Node's HTTP parser answers 400 to one not in upper case: write POST)`],
+      ['Post', `(methods are case-sensitive, and Node's HTTP parser answers 400 to one not in upper case: write POST)`],
+      ['FOO', "(a method Node's HTTP parser does not read: it answers 400 before any route)"],
+    ];
+    for (const [method, why] of cases) {
+      expect(await gatewayStatusLine(method), method).toBe('HTTP/1.1 400 Bad Request');
+      expect(await forecastOf(method), method).toMatchObject({ status: 400, body: { detail: `calls[0]: the gateway refuses the method ${JSON.stringify(method)} ${why}` } });
+    }
+    expect(await forecastOf('POST')).toMatchObject({ status: 200, body: { total: 50, lines: [{ method: 'POST', units: 50 }] } });
+  });
+
   it('revokes a key, refused on the next request, and audits who did what', async () => {
     const revoked = await json(await kg.admin(`/v1/keys/${first.id}/revoke`, { method: 'POST' }));
     expect(revoked.body.status).toBe('revoked');

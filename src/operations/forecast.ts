@@ -8,7 +8,7 @@ import type { Runtime } from '../runtime.js';
 import { OperationError } from './errors.js';
 import { accountUsage } from './usage.js';
 import { requestedRecords } from '../meters/cost.js';
-import { CONTROL, judgeTarget, normalBasePath, NOT_IN_REQUEST_LINE, type Target } from '../gateway/request-path.js';
+import { CONTROL, isRequestLineMethod, judgeTarget, normalBasePath, NOT_IN_REQUEST_LINE, type Target } from '../gateway/request-path.js';
 
 /** JavaScript's largest exact integer, which is as far as a count can go (a larger one is refused, not rounded). */
 const MOST = Number.MAX_SAFE_INTEGER;
@@ -81,6 +81,18 @@ function whyRefused(path: string, target: Target): string | undefined {
   return undefined;
 }
 
+/**
+ * Why the gateway never serves a call with `method`, in brackets, or undefined when it may:
+ * Node's parser answers 400 to a request line whose method it does not read, before any
+ * route is matched.
+ */
+function whyMethodRefused(method: string): string | undefined {
+  if (isRequestLineMethod(method)) return undefined;
+  const upper = method.toUpperCase();
+  if (isRequestLineMethod(upper)) return `(methods are case-sensitive, and Node's HTTP parser answers 400 to one not in upper case: write ${upper})`;
+  return "(a method Node's HTTP parser does not read: it answers 400 before any route)";
+}
+
 export async function forecast(rt: Runtime, calls: readonly unknown[], accountId?: string): Promise<Forecast> {
   // Checked here too, not only by the admin API: the CLI reads calls from a file.
   const checked = z.array(PlannedCallSchema).safeParse(calls);
@@ -90,7 +102,13 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
     throw new OperationError('invalid', `calls${issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')} ${issue.message}`);
   }
   const lines = checked.data.map((call, i): ForecastLine => {
-    const method = call.method.toUpperCase();
+    // Taken as a client sends it: the gateway refuses `get` (Node's parser reads methods
+    // case-sensitively), so it is refused here rather than priced as GET.
+    const { method } = call;
+    const methodWhy = whyMethodRefused(method);
+    if (methodWhy !== undefined) {
+      throw new OperationError('invalid', `calls[${i}]: the gateway refuses the method ${JSON.stringify(method)} ${methodWhy}`, undefined, { field: 'calls', index: i, message: `the gateway refuses its method ${methodWhy}` });
+    }
     // As the gateway judges the target: a path it refuses (`..`, `\\`, escapes of them; a
     // space or a character outside ASCII, which no request line carries) costs nothing
     // because it is never served.
