@@ -104,9 +104,21 @@ export interface CheckAdmitted {
    * whole number from 0 to 999,999,999,999,999; anything else is charged what the request reserved);
    * release it otherwise. Call it in a `finally`: an unsettled reservation holds its
    * units for 10 minutes, until it lapses, and `close()` waits for it (up to
-   * `shutdown.drainTimeout`). Settling twice is harmless: the first call counts.
+   * `shutdown.drainTimeout`). Settling twice is harmless: the first call counts, and a
+   * second resolves to what the first did.
    */
-  settle(status: number, records?: number): Promise<void>;
+  settle(status: number, records?: number): Promise<SettleOutcome>;
+}
+
+/**
+ * What `settle` resolves to: the status it was given and whether the route's cost was
+ * charged (a 2xx) or released. `POST /v1/check/{id}/settle` answers the same, with the
+ * check's id.
+ */
+export interface SettleOutcome {
+  status: number;
+  /** true: a 2xx, the cost charged; false: released. */
+  charged: boolean;
 }
 
 /** What `check` answers: `allowed` tells which. */
@@ -252,18 +264,18 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
     }
     const { identity, route, reservation } = decision;
     rt.usage.touch(identity.key.id, identity.account.id, decision.at);
-    let settled = false;
-    const settle = async (status: number, records?: number) => {
-      if (settled) return;
-      settled = true;
+    let settled: Promise<SettleOutcome> | undefined;
+    const settleOnce = async (status: number, records?: number): Promise<SettleOutcome> => {
       try {
         rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
         const proxied = route.kind === 'proxy' ? route.route : undefined;
         await settleCharge(rt, identity.account.id, method, proxied, reservation, status, countedRecords(records, proxied?.path), onCharged);
+        return { status, charged: status >= 200 && status < 300 };
       } finally {
         finished();
       }
     };
+    const settle = (status: number, records?: number) => (settled ??= settleOnce(status, records));
     const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
     return { allowed: true, url: forwardedTarget(url, request, rt.config.auth.credentials, rt.keyFormat), identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
   }

@@ -13,6 +13,7 @@ import { ADMIN_TOKEN, startKeygate, type TestKeygate } from './support/keygate.j
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
 import { rawAll } from './support/raw-http.js';
+import { requestChecker } from '../src/library.js';
 
 const READ_TOKEN = 'test-read-token-0123456789';
 /** The settle timeout the keygate under test is given: the test moves its clock past it. */
@@ -129,6 +130,33 @@ describe('POST /v1/check and its settle', () => {
     expect(await credits(accountId)).toMatchObject({ usage: before.usage + 24 });
     // Counted in /metrics as the gateway's charges are: 10 (the flat cost settled 200 above), 14 and 10.
     expect(await (await kg.admin('/metrics')).text()).toContain('keygate_units_charged_total{meter="credits"} 34');
+  });
+
+  it("settles in process as over HTTP: the library's settle resolves to the HTTP settle's answer (but its id), and both charge the same units for the same records", async () => {
+    const owner = (await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Twins' }) }))).body.id as string;
+    const key = (await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: owner, name: 'twin' }) }))).body.secret as string;
+    const headers = { host: 'x', authorization: `Bearer ${key}` };
+    // The library's check on the same runtime (createKeygate would open the SQLite file a second time).
+    const inProcess = requestChecker(kg.runtime);
+    for (const [status, records] of [[200, 3], [200, undefined], [503, 4], [404, undefined]] as const) {
+      const what = `${status} records=${records}`;
+      const start = (await credits(owner)).usage;
+      const overHttp = await json(await check({ method: 'GET', url: '/rows', headers }));
+      const answer = await json(await settle(overHttp.body.settle as string, { status, ...(records === undefined ? {} : { records }) }));
+      const afterHttp = (await credits(owner)).usage;
+      const local = await inProcess({ method: 'GET', url: '/rows', headers }, () => {});
+      if (!local.allowed) throw new Error(`refused in process: ${local.reason}`);
+      const outcome = await local.settle(status, records);
+      const afterLocal = (await credits(owner)).usage;
+      expect(answer, what).toEqual({ status: 200, body: { id: overHttp.body.settle, ...outcome } });
+      expect(outcome, what).toEqual({ status, charged: status === 200 });
+      expect(afterLocal - afterHttp, what).toBe(afterHttp - start);
+      // A second settle changes nothing and resolves to what the first did.
+      expect(await local.settle(200, 1), what).toEqual(outcome);
+      expect((await credits(owner)).usage, what).toBe(afterLocal);
+    }
+    // 3 records × 2, then the reserved 5 × 2, each twice; the failures charge nothing.
+    expect((await credits(owner)).usage).toBe(2 * (6 + 10));
   });
 
   it('names a plan the profile gives no name by its id, as usage and the dashboard do (the answer failed its own schema: a 500)', async () => {

@@ -201,7 +201,8 @@ export function registerCheckRoutes(app: AdminApp, rt: Runtime, options: CheckRo
       const { status, records } = request.body;
       const outcome = await pending.settle(id, status, records);
       if (outcome === undefined || !outcome.settled) throw new OperationError('not_found', notPending(id, outcome?.fate, timeoutMs));
-      return { id, status, charged: status >= 200 && status < 300 };
+      // The library's settle outcome, named by the check it settled.
+      return { id, ...outcome.outcome };
     },
   );
 }

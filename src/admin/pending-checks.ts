@@ -11,7 +11,7 @@
  * Expiry is judged by the runtime's clock, on every add and take and on a timer for quiet
  * times: a test moves the clock rather than waiting.
  */
-import type { CheckAdmitted } from '../library.js';
+import type { CheckAdmitted, SettleOutcome } from '../library.js';
 import { RESERVATION_TTL_MS } from '../counters/memory/memory-counters.js';
 import { newId } from '../ids.js';
 import { oncePer, type Log } from '../log.js';
@@ -84,7 +84,7 @@ export class PendingChecks {
    * Settles the pending check `id` as the library's `settle` does; answers what became of it
    * before instead when it is no longer pending, and undefined for an id never given.
    */
-  async settle(id: string, status: number, records?: number): Promise<{ settled: true } | { settled: false; fate: CheckFate } | undefined> {
+  async settle(id: string, status: number, records?: number): Promise<{ settled: true; outcome: SettleOutcome } | { settled: false; fate: CheckFate } | undefined> {
     this.sweep();
     const entry = this.pending.get(id);
     if (entry === undefined) {
@@ -95,8 +95,7 @@ export class PendingChecks {
     this.remember(id, { kind: 'settled', status });
     // None left to release: no wake-up for nothing.
     if (this.pending.size === 0) this.disarm();
-    await entry.admitted.settle(status, records);
-    return { settled: true };
+    return { settled: true, outcome: await entry.admitted.settle(status, records) };
   }
 
   /** Releases every pending check (the admin API closes) and waits for their settles. */
@@ -127,7 +126,10 @@ export class PendingChecks {
   private release(id: string, admitted: CheckAdmitted, why: ReleaseReason): Promise<void> {
     this.remember(id, { kind: 'released', why });
     this.options.onReleased?.(why);
-    return admitted.settle(UNSETTLED_STATUS).catch((error: unknown) => this.options.log.error({ err: error, component: 'admin' }, 'could not release an unsettled check'));
+    return admitted.settle(UNSETTLED_STATUS).then(
+      () => undefined,
+      (error: unknown) => this.options.log.error({ err: error, component: 'admin' }, 'could not release an unsettled check'),
+    );
   }
 
   private remember(id: string, fate: CheckFate): void {
