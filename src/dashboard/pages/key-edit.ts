@@ -10,32 +10,18 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, getKey, keyStatus, scopeNeeded, updateKey, type KeyChanges } from '../../operations/keys.js';
-import { getAccount } from '../../operations/accounts.js';
+import { allowedScopes, keyStatus, scopeNeeded, updateKey, type KeyChanges } from '../../operations/keys.js';
 import { checkedName, OperationError, OPERATION_STATUS } from '../../operations/errors.js';
-import { actorOf, csrfField, field, fields, operatorOf, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
+import { actorOf, csrfField, field, fields, redirect, setNotice, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
-import { html, type Html } from '../html.js';
+import { html } from '../html.js';
 import { profileNames } from '../format.js';
 import { andList } from '../../list-words.js';
 import { isUsable, keyNameField, NO_NAME, refusalText, SCOPE_NEEDED, scopeChoices, WILDCARD_ALONE } from './key-views.js';
+import { registerKeyPage, type KeyPage } from './key-page.js';
 
 /** The longest name a key may have (as createKey and updateKey check it). */
 const NAME_MAX = 100;
-
-/** A key's Edit page as one viewer sees it: a member's own key, or an operator's view of an account's key. */
-interface EditPage {
-  account: AccountRecord;
-  key: KeyRecord;
-  /** Where the form is sent. */
-  path: string;
-  /** The page listing the key, where a change leads back to. */
-  back: string;
-  /** The key in a notice: `“Front end” (rk_live_…a1b2)`, and its account's name for an operator. */
-  named: string;
-  /** Above the heading: the way back to the account, for an operator. */
-  lead: Html;
-}
 
 /** The form as sent, or as shown. */
 interface EditForm {
@@ -63,41 +49,14 @@ function sameScopes(a: readonly string[], b: readonly string[]): boolean {
 export function registerKeyEditPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
 
-  /** A member's own key: another account's is a 404. */
-  async function memberPage(request: FastifyRequest<{ Params: { id: string } }>): Promise<EditPage> {
-    const { account } = ownAccount(request);
-    const key = await getKey(rt, request.params.id, account.id);
-    return { account, key, path: `/keys/${key.id}/edit`, back: '/keys', named: `“${key.name}” (${key.hint})`, lead: html`` };
-  }
-
-  /** Any account's key, for an operator (members get a 404): reached from the account's page. */
-  async function operatorPage(request: FastifyRequest<{ Params: { id: string; keyId: string } }>): Promise<EditPage> {
-    operatorOf(request);
-    const account = await getAccount(rt, request.params.id);
-    const key = await getKey(rt, request.params.keyId, account.id);
-    const back = `/accounts/${account.id}`;
-    return { account, key, path: `${back}/keys/${key.id}/edit`, back, named: `“${key.name}” (${key.hint}) of ${account.name}`, lead: html`<p><a href="${back}">← ${account.name}</a></p>\n` };
-  }
-
   const asStored = (key: KeyRecord): EditForm => ({ name: key.name, scopes: key.scopes });
-
-  app.get<{ Params: { id: string } }>('/keys/:id/edit', async (request, reply) => {
-    const page = await memberPage(request);
-    return sendEditForm(request, reply, page, asStored(page.key));
-  });
-  app.post<{ Params: { id: string } }>('/keys/:id/edit', async (request, reply) => changeKey(request, reply, await memberPage(request)));
-
-  app.get<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/edit', async (request, reply) => {
-    const page = await operatorPage(request);
-    return sendEditForm(request, reply, page, asStored(page.key));
-  });
-  app.post<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/edit', async (request, reply) => changeKey(request, reply, await operatorPage(request)));
+  registerKeyPage(app, dash, 'edit', { show: (request, reply, page) => sendEditForm(request, reply, page, asStored(page.key)), send: changeKey });
 
   /** Whether the page offers scopes: where the key's plan allows any (as the create form and the key table). */
-  const offersScopes = (page: EditPage) => allowedScopes(rt, page.account.planId).length > 0;
+  const offersScopes = (page: KeyPage) => allowedScopes(rt, page.account.planId).length > 0;
 
   /** The form sent: the key renamed and its scopes replaced (audited as `key.updated`, the viewer as actor), or why not. */
-  async function changeKey(request: FastifyRequest, reply: FastifyReply, page: EditPage): Promise<FastifyReply> {
+  async function changeKey(request: FastifyRequest, reply: FastifyReply, page: KeyPage): Promise<FastifyReply> {
     const { account, key, named } = page;
     // Where the page offers no scopes, none sent keeps the key's own (none ticked is a choice only where there are boxes).
     const form: EditForm = { name: field(request.body, 'name'), scopes: offersScopes(page) ? fields(request.body, 'scope') : key.scopes };
@@ -153,7 +112,7 @@ export function registerKeyEditPages(app: FastifyInstance, dash: Dashboard): voi
     return undefined;
   }
 
-  function sendEditForm(request: FastifyRequest, reply: FastifyReply, page: EditPage, form: EditForm, refused?: Refusal): FastifyReply {
+  function sendEditForm(request: FastifyRequest, reply: FastifyReply, page: KeyPage, form: EditForm, refused?: Refusal): FastifyReply {
     const { account, key } = page;
     const title = `Edit ${key.name}`;
     if (!isUsable(key, rt.clock())) {

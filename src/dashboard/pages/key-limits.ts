@@ -12,8 +12,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RateLimit } from '../../config/schema.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { getKey, keyStatus, updateKey } from '../../operations/keys.js';
-import { accountPlan, getAccount } from '../../operations/accounts.js';
+import { keyStatus, updateKey } from '../../operations/keys.js';
+import { accountPlan } from '../../operations/accounts.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { windowText } from '../../operations/plans.js';
 import { windowsOut } from '../../limits/overrides.js';
@@ -21,12 +21,13 @@ import { keyWindowsText } from '../../limits/key-windows.js';
 import { EMPTY_WINDOW_WHY, isEmptyWindow, keepWindowNames, LimitSpecError, readLimitSpecs, windowSpec, type WindowWritten } from '../../limits/limit-specs.js';
 import { RepeatedWindowError, repeatedWindowWhy } from '../../limits/repeated-windows.js';
 import { PerAccountKeyWindowError, WindowsRefusal } from '../../limits/window-shape.js';
-import { actorOf, csrfField, field, notOffered, oneOf, operatorOf, ownAccount, redirect, setNotice, type Dashboard } from '../context.js';
+import { actorOf, csrfField, field, notOffered, oneOf, redirect, setNotice, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { profileNames, sentence } from '../format.js';
 import { asWritten, WINDOW_LIMIT_TOO_LARGE } from './account-limits.js';
 import { isUsable, refusalText } from './key-views.js';
+import { registerKeyPage, type KeyPage } from './key-page.js';
 
 /** The forms' field for the windows, as the admin API names them. */
 export const KEY_WINDOWS_FIELD = 'rateLimits';
@@ -120,55 +121,13 @@ function accountWindows(account: AccountRecord, plans: Parameters<typeof account
   return windows.length === 0 ? 'none' : windowsOut(windows).map(windowText).join(', ');
 }
 
-/** A key's limits page as one viewer sees it: a member's own key, or an operator's view of an account's key. */
-interface LimitsPage {
-  account: AccountRecord;
-  key: KeyRecord;
-  /** Where the form is sent. */
-  path: string;
-  /** The page listing the key, where a change leads back to. */
-  back: string;
-  /** The key in a notice: `“Front end” (rk_live_…a1b2)`, and its account's name for an operator. */
-  named: string;
-  /** Above the heading: the way back to the account, for an operator. */
-  lead: Html;
-  /** Why a window shared by the account's keys is not a key's, in the viewer's terms. */
-  perAccount: string;
-}
-
 export function registerKeyLimitPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
 
-  /** A member's own key: another account's is a 404. */
-  async function memberPage(request: FastifyRequest<{ Params: { id: string } }>): Promise<LimitsPage> {
-    const { account } = ownAccount(request);
-    const key = await getKey(rt, request.params.id, account.id);
-    return { account, key, path: `/keys/${key.id}/limits`, back: '/keys', named: `“${key.name}” (${key.hint})`, lead: html``, perAccount: PER_ACCOUNT_FOR_MEMBERS };
-  }
-
-  /** Any account's key, for an operator (members get a 404): reached from the account's page. */
-  async function operatorPage(request: FastifyRequest<{ Params: { id: string; keyId: string } }>): Promise<LimitsPage> {
-    operatorOf(request);
-    const account = await getAccount(rt, request.params.id);
-    const key = await getKey(rt, request.params.keyId, account.id);
-    const back = `/accounts/${account.id}`;
-    return { account, key, path: `${back}/keys/${key.id}/limits`, back, named: `“${key.name}” (${key.hint}) of ${account.name}`, lead: html`<p><a href="${back}">← ${account.name}</a></p>\n`, perAccount: PER_ACCOUNT_FOR_OPERATORS };
-  }
-
-  app.get<{ Params: { id: string } }>('/keys/:id/limits', async (request, reply) => {
-    const page = await memberPage(request);
-    return sendLimitsForm(request, reply, page, keyWindowsTyped(page.key));
-  });
-  app.post<{ Params: { id: string } }>('/keys/:id/limits', async (request, reply) => changeLimits(request, reply, await memberPage(request)));
-
-  app.get<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/limits', async (request, reply) => {
-    const page = await operatorPage(request);
-    return sendLimitsForm(request, reply, page, keyWindowsTyped(page.key));
-  });
-  app.post<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/limits', async (request, reply) => changeLimits(request, reply, await operatorPage(request)));
+  registerKeyPage(app, dash, 'limits', { show: (request, reply, page) => sendLimitsForm(request, reply, page, keyWindowsTyped(page.key)), send: changeLimits });
 
   /** The form sent: the key's own windows saved or cleared (audited as `key.updated`, the viewer as actor), or why not. */
-  async function changeLimits(request: FastifyRequest, reply: FastifyReply, page: LimitsPage): Promise<FastifyReply> {
+  async function changeLimits(request: FastifyRequest, reply: FastifyReply, page: KeyPage): Promise<FastifyReply> {
     const { account, key, named } = page;
     // Only the button's own value: anything else is refused, never read as a save.
     const clear = oneOf<string>(request.body, 'clear', CLEAR, 'save');
@@ -197,11 +156,11 @@ export function registerKeyLimitPages(app: FastifyInstance, dash: Dashboard): vo
       return redirect(reply, page.back);
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
-      return sendLimitsForm(request, reply, page, typed, keyWindowsRefusal(error, windows, page.perAccount) ?? refusalText(error, profileNames(rt.config)), OPERATION_STATUS[error.kind]);
+      return sendLimitsForm(request, reply, page, typed, keyWindowsRefusal(error, windows, page.byOperator ? PER_ACCOUNT_FOR_OPERATORS : PER_ACCOUNT_FOR_MEMBERS) ?? refusalText(error, profileNames(rt.config)), OPERATION_STATUS[error.kind]);
     }
   }
 
-  function sendLimitsForm(request: FastifyRequest, reply: FastifyReply, page: LimitsPage, typed: string, error?: string, status = 200): FastifyReply {
+  function sendLimitsForm(request: FastifyRequest, reply: FastifyReply, page: KeyPage, typed: string, error?: string, status = 200): FastifyReply {
     const { account, key } = page;
     const title = `Rate limits of ${key.name}`;
     if (!isUsable(key, rt.clock())) {
