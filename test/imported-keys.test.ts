@@ -66,7 +66,11 @@ describe('keys issued before keygate (keys.imported)', () => {
     // Neither keygate's format nor the imported shape.
     const foreign = await importKey({ name: 'x', secret: `rk_live_${randomBase62(23)}` });
     expect(foreign.status).toBe(400);
-    expect(((await foreign.json()) as { detail: string }).detail).toBe("that key has neither this API's key format nor the shape keys.imported describes");
+    // The refusal says what shape would have been taken (never the key), so the operator
+    // sees at once that the key is one character short rather than guessing.
+    expect(((await foreign.json()) as { detail: string }).detail).toBe(
+      "that key has neither this API's key format nor the shape keys.imported describes: rk_live_ or rk_test_, then 24 base62 characters (letters and digits)",
+    );
   });
 
   it('lets an imported key through, by header or query parameter, and passes its identity upstream', async () => {

@@ -137,6 +137,21 @@ export function importedLengthRange(length: number | { min: number; max: number 
   return typeof length === 'number' ? { min: length, max: length } : length;
 }
 
+/** Each imported alphabet in words, for a refusal that says what it takes. */
+const IMPORTED_ALPHABET_WORDS = { base62: 'letters and digits', hex: '0-9 and a-f, in either case', base64url: 'letters, digits, "-" and "_"' } as const;
+
+/**
+ * The shape `keys.imported` takes, in words (`rk_live_ or rk_test_, then 24 base62
+ * characters (letters and digits)`): what an import of a key of another shape is told.
+ */
+export function importedShapeWords(imported: NonNullable<KeyFormatConfig['imported']>): string {
+  const prefixes = [imported.prefix.live, imported.prefix.test].filter((prefix) => prefix !== undefined);
+  const { min, max } = importedLengthRange(imported.length);
+  const length = min === max ? `${min}` : `${min} to ${max}`;
+  const start = prefixes.length === 0 ? 'no prefix' : prefixes.join(' or ');
+  return `${start}, then ${length} ${imported.alphabet} characters (${IMPORTED_ALPHABET_WORDS[imported.alphabet]})`;
+}
+
 /** The characters of an imported key's body, as a regular expression class. */
 const IMPORTED_ALPHABETS = { base62: '0-9A-Za-z', hex: '0-9A-Fa-f', base64url: '0-9A-Za-z_\\-' } as const;
 

@@ -7,7 +7,7 @@ import { DAY_MS, formatDuration, HOUR_MS } from '../config/duration.js';
 import { accountBlockId, CountersUnavailableError, keyBlockId } from '../counters/counters.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyPatch, KeyRecord } from '../store/store.js';
-import type { KeyMode } from '../keys/format.js';
+import { importedShapeWords, type KeyMode } from '../keys/format.js';
 import { utcSecond, utcSecondUp } from '../meters/period.js';
 import { newId } from '../ids.js';
 import { checkedName, checkedTime, LATEST_TIME, notFound, OperationError, ordinal, type KeyMoments, type KeyNaming } from './errors.js';
@@ -217,7 +217,7 @@ async function issueKey(
         'invalid',
         rt.config.keys.imported === undefined
           ? `that key does not have this API's key format (${rt.config.keys.format === 'hex' ? `${rt.config.keys.hexLength} hex digits` : 'its prefix, length and checksum'}); keys issued before keygate are taken once keys.imported describes them`
-          : `that key has neither this API's key format nor the shape keys.imported describes`,
+          : `that key has neither this API's key format nor the shape keys.imported describes: ${importedShapeWords(rt.config.keys.imported)}`,
       );
     }
   }
