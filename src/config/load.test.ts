@@ -732,6 +732,10 @@ describe('upstream and identity headers', () => {
     expect(problems(`${base}{prefix: {live: rk_}, length: {min: 30, max: 20}}}\n`)).toEqual(['keys.imported.length: min (30) is above max (20)']);
     expect(problems(`${base}{prefix: {live: rk_}, length: 300}}\n`)).toEqual(['keys.imported.length: at most 256 characters (got 300)']);
     expect(problems(`${base}{prefix: {live: "rk live"}, length: 24}}\n`)).toEqual(['keys.imported.prefix.live: expected letters, digits, "_" and "-" only, such as "rk_live_", got "rk live"']);
+    // keys.prefix.live takes "" for keys without a prefix; here a mode without one is left out, and the message says so.
+    expect(problems(`${base}{prefix: {live: ""}, length: 32}}\n`)).toEqual([
+      'keys.imported.prefix.live: an empty prefix: for keys without a prefix, leave the mode out (prefix: {} or no prefix at all)',
+    ]);
     expect(problems(`${base}{prefix: {live: rk_}, alphabet: base36, length: 24}}\n`)[0]).toMatch(/^keys\.imported\.alphabet: /);
     expect(problems("upstream: {url: 'http://a'}\nkeys: {imported: {prefix: {test: rk_test_}, length: 24}}\n")).toEqual([
       'keys.imported.prefix.test: this profile has no test keys (no keys.prefix.test), so keys imported as test would never be accepted',

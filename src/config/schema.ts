@@ -476,7 +476,11 @@ const dialect = z
   }, whenSound(['envelope'], ['template']));
 
 /** A prefix of keys issued before keygate: `-` too, which some APIs' keys hold (`trk-`). */
-const importedPrefix = z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only, such as "rk_live_"');
+const importedPrefix = z
+  .string()
+  // keys.prefix.live takes "" for bare keys; here a mode without a prefix is left out instead.
+  .min(1, 'an empty prefix: for keys without a prefix, leave the mode out (prefix: {} or no prefix at all)')
+  .regex(/^[A-Za-z0-9_-]*$/, 'letters, digits, "_" and "-" only, such as "rk_live_"');
 
 const importedKeys = z
   .object({
