@@ -304,6 +304,13 @@ describe('keygate CLI with a running gateway', () => {
     const foreign = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'bad'], { input: 'sk_live_not_ours' });
     expect(foreign.stderr).toBe("error: that key does not have this API's key format (its prefix, length and checksum); keys issued before keygate are taken once keys.imported describes them\n");
     await cli('keys', 'revoke', JSON.parse(r.stdout).id);
+    // With the expiry it had in the system it comes from (a Kong credential's ttl), said back.
+    const expiring = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'with ttl', '--expires', '2099-01-31'], { input: kg.runtime.keyFormat.generate('live') });
+    expect([expiring.code, expiring.stderr]).toEqual([0, '']);
+    expect(expiring.stdout).toMatch(/^imported key key_\w+ \(rk_live_…\w{4}\) for account acc_\w+; it stops working at 2099-01-31 00:00:00Z\n$/);
+    const importedId = /key_\w+/.exec(expiring.stdout)![0];
+    expect(JSON.parse((await cli('--json', 'keys', 'show', importedId)).stdout)).toMatchObject({ expiresAt: '2099-01-31T00:00:00.000Z' });
+    await cli('keys', 'revoke', importedId);
   });
 
   it.skipIf(!existsSync('/usr/bin/script') && process.env.CI !== 'true')('keys import refuses a terminal for the key (it would show there) at once, instead of waiting for one typed or pasted', async () => {

@@ -106,6 +106,23 @@ describe('keys issued before keygate (keys.imported)', () => {
     expect(JSON.parse(revoked.body)).toMatchObject({ error: { code: 'revoked_key' } });
   });
 
+  it('imports a key with the expiry it had before (a Kong credential\'s ttl): it works until then, and is expired_key after', async () => {
+    const secret = `rk_live_${randomBase62(24)}`;
+    const expiresAt = new Date(Date.now() + 1500).toISOString();
+    const imported = await importKey({ name: 'with ttl', secret, expiresAt });
+    expect(imported.status).toBe(201);
+    expect(await imported.json()).toMatchObject({ name: 'with ttl', expiresAt, status: 'expiring' });
+    expect((await statusOf(bearer(secret))).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, Date.parse(expiresAt) - Date.now() + 50));
+    const expired = await statusOf(bearer(secret));
+    expect(expired.status).toBe(401);
+    expect(JSON.parse(expired.body)).toMatchObject({ error: { code: 'expired_key' } });
+    // A time already past is refused, as for a key keygate makes.
+    const past = await importKey({ name: 'past', secret: `rk_live_${randomBase62(24)}`, expiresAt: '2020-01-01T00:00:00Z' });
+    expect(past.status).toBe(400);
+    expect(((await past.json()) as { detail: string }).detail).toBe('the expiry must be in the future');
+  });
+
   it('keeps imported keys out of the logs (also where keygate does not read keys from, and cut short) and out of the database', async () => {
     await statusOf({}, `/x/${earlierLive}?q=${earlierTest}&cut=${earlierLive.slice(0, -8)}`);
     // Split by a percent-escape of one of its own characters, past half its body and before it (the rest is as much a secret).

@@ -796,13 +796,19 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         operationId: 'importKey',
         tags: ['keys'],
         summary: 'Register a key the API issued before keygate (a migration); only its hash is kept',
-        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), secret: z.string().min(1).max(256), mode: z.enum(['live', 'test']).optional(), scopes: keyScopes(' (default: all its plan allows, * where that is every scope)'), rateLimits: KeyWindowsIn.optional() }).strict(),
+        // expiresAt: the expiry the key had where it was issued (a Kong credential's ttl, say).
+        body: z.object({ accountId: z.string(), name: z.string().min(1).max(100), secret: z.string().min(1).max(256), mode: z.enum(['live', 'test']).optional(), scopes: keyScopes(' (default: all its plan allows, * where that is every scope)'), expiresAt: dateInput.nullable().optional(), rateLimits: KeyWindowsIn.optional() }).strict(),
         response: { 201: Key, 400: Problem, 404: Problem, 409: Problem },
       },
     },
     async (request, reply) => {
       const b = request.body;
-      const imported = await createKey(rt, { accountId: b.accountId, name: b.name, ...(b.mode ? { mode: b.mode } : {}), ...(b.scopes ? { scopes: b.scopes } : {}), ...(b.rateLimits ? { rateLimits: b.rateLimits } : {}) }, actorOf(request), { secret: b.secret });
+      const imported = await createKey(
+        rt,
+        { accountId: b.accountId, name: b.name, ...(b.mode ? { mode: b.mode } : {}), ...(b.scopes ? { scopes: b.scopes } : {}), ...(b.expiresAt ? { expiresAt: Date.parse(b.expiresAt) } : {}), ...(b.rateLimits ? { rateLimits: b.rateLimits } : {}) },
+        actorOf(request),
+        { secret: b.secret },
+      );
       await warnOfRefusedKey(reply, imported.key);
       return reply.code(201).send(await keyAnswer(imported.key));
     },

@@ -812,8 +812,9 @@ export function buildCli(): Command {
       .requiredOption('--account <id>', 'the account the key belongs to')
       .requiredOption('--name <name>', 'a name to know the key by (shown with its hint)')
       .addOption(new Option('--mode <mode>', 'a live or a test key (default: what its prefix says, else live)').choices(['live', 'test']))
-      .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)'),
-  ).action((opts: { account: string; name: string; mode?: 'live' | 'test'; scopes?: string; rateLimit?: string[] }, command: Command) =>
+      .option('--scopes <list>', 'comma-separated scopes (default: all the plan allows; none where the profile declares no scopes)')
+      .option('--expires <date|duration>', 'when it stops working, as it had where it was issued (e.g. 2027-01-31 or 90d)'),
+  ).action((opts: { account: string; name: string; mode?: 'live' | 'test'; scopes?: string; expires?: string; rateLimit?: string[] }, command: Command) =>
       withRuntime(command, async (rt, { json }) => {
         const rateLimits = keyWindowsOption(opts.rateLimit);
         // From stdin, so the secret stays out of shell history and process listings; from a
@@ -829,6 +830,7 @@ export function buildCli(): Command {
             name: opts.name,
             ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
             ...(opts.scopes !== undefined ? { scopes: scopeList(opts.scopes) } : {}),
+            ...(opts.expires !== undefined ? { expiresAt: parseWhen(opts.expires, rt.clock(), '--expires') } : {}),
             ...(rateLimits !== undefined ? { rateLimits } : {}),
           },
           CLI_ACTOR,
@@ -836,7 +838,11 @@ export function buildCli(): Command {
         ).catch((error: unknown) => {
           throw inOption(keyWindowsInFlags(error, rateLimits), 'scopes', '--scopes');
         });
-        print(json, await keyJsonOf(rt, imported.key, json), () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}`);
+        print(
+          json,
+          await keyJsonOf(rt, imported.key, json),
+          () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}${imported.key.expiresAt === null ? '' : `; it stops working at ${keyEnd(imported.key.expiresAt)}`}`,
+        );
         await warnOfRefusedKey(json, rt, opts.account);
       }),
     );
