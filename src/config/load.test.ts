@@ -559,6 +559,12 @@ describe('upstream and identity headers', () => {
       expect(problems(`upstream: {url: "http://a"}\nidentityHeaders: {prefix: "${prefix}"}\n`)[0]).toMatch(new RegExp(`^identityHeaders\\.prefix: "${prefix}" begins the standard header ${header},`));
     }
     expect(parseConfigText('upstream: {url: "http://a"}\nidentityHeaders: {prefix: "X-Acme-"}\n').identityHeaders.prefix).toBe('X-Acme-');
+    // Headers an earlier gateway set: any name but one the request cannot go without.
+    expect(parseConfigText('upstream: {url: "http://a"}\nidentityHeaders: {drop: [X-Consumer-ID]}\n').identityHeaders.drop).toEqual(['X-Consumer-ID']);
+    expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {drop: [X-Consumer-ID, Content-Type, "X Bad"]}\n')).toEqual([
+      'identityHeaders.drop[1]: carries the request itself (its host or body): keygate cannot forward a request without it',
+      'identityHeaders.drop[2]: expected a header name such as X-Consumer-ID, got "X Bad"',
+    ]);
   });
 
   it('refuses a realm, scopes, a credential header name and scheme that a header cannot carry, naming them', () => {

@@ -147,6 +147,9 @@ const CLIENT_HEADERS = [
   'x-forwarded-for', 'x-real-ip', 'x-request-id', 'x-requested-with',
 ];
 
+/** Headers without which no request can be forwarded: never dropped by `identityHeaders.drop`. */
+const CARRIES_THE_REQUEST = ['host', 'content-length', 'content-type', 'content-encoding', 'transfer-encoding'];
+
 /** Whether a URL is an origin and nothing more (a trailing `/` allowed); one that is no URL at all is reported by its own check. */
 function isOriginOnly(url: string): boolean {
   // Not an http(s) URL at all (`localhost:4000` parses as the scheme `localhost:` and the
@@ -740,6 +743,17 @@ const profileSections = z
             if (taken) ctx.addIssue({ code: 'custom', message: `"${prefix}" begins the standard header ${taken}, which keygate would then drop from every request as one posing as its own: choose a prefix of your own, such as "X-Keygate-"` });
           })
           .default('X-Keygate-'),
+        drop: z
+          .array(
+            z
+              .string()
+              .regex(HTTP_TOKEN, 'a header name such as X-Consumer-ID')
+              .refine((name) => !CARRIES_THE_REQUEST.includes(name.toLowerCase()), { message: 'carries the request itself (its host or body): keygate cannot forward a request without it' }),
+          )
+          .default([])
+          .describe(
+            'More request headers your upstream reads as who is calling, beyond those with the prefix: the ones an earlier gateway set (Kong: X-Consumer-ID, X-Consumer-Username, X-Credential-Identifier, X-Anonymous-Consumer). A client\'s copy of each is dropped from every request (any case, or with underscores for dashes), so none can pose as another. Takes effect at restart.',
+          ),
       })
       .strict()
       .prefault({}),

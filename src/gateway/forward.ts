@@ -203,7 +203,8 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   // slow endpoint): the others' requests would wait behind its own, however few they are.
   const maxInFlight = config.upstream.maxInFlightPerAccount ?? Math.max(1, Math.ceil(config.upstream.connections / 2));
   const inFlight = new Map<string, InFlight>();
-  const dropped = new Set([...HOP_BY_HOP, ...NOT_FORWARDED, ...OVERRIDES_REQUEST, ...credentialHeaderNames(config.auth.credentials)]);
+  // And the identity headers an earlier gateway set, which the upstream may still read.
+  const dropped = new Set([...HOP_BY_HOP, ...NOT_FORWARDED, ...OVERRIDES_REQUEST, ...credentialHeaderNames(config.auth.credentials), ...config.identityHeaders.drop.map((name) => name.toLowerCase())]);
   // Written in lower case (header names are case-insensitive; HTTP/2 allows nothing else):
   // undici checks a lower-case name without copying it first.
   const identityPrefix = config.identityHeaders.prefix.toLowerCase();

@@ -28,6 +28,7 @@ describe('forwarding', () => {
         auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Token' }, { in: 'query', name: 'token' }] },
         errors: { envelope: 'message' },
         scopes: ['a', 'b'],
+        identityHeaders: { drop: ['X-Consumer-ID', 'x-credential-identifier'] },
       },
       { dir },
     );
@@ -111,6 +112,14 @@ describe('forwarding', () => {
     await (await kg.call('/sites', { headers: { Authorization: `Token ${secret}`, 'X-Keygate-Account': 'acc_someone_else', 'x-keygate-plan': 'enterprise' } })).text();
     expect(last().headers['x-keygate-account']).toBe(accountId);
     expect(last().headers['x-keygate-plan']).toBe('default');
+  });
+
+  it("drops a client's copy of each header identityHeaders.drop lists (an earlier gateway's), in any case or with underscores, and nothing else", async () => {
+    const headers = { Authorization: `Token ${secret}`, 'x-consumer-id': 'someone-else', 'X-CREDENTIAL-IDENTIFIER': 'forged', X_Consumer_ID: 'cgi', 'X-Consumer-Username': 'kept' };
+    await (await kg.call('/sites', { headers })).text();
+    const seen = last().headers;
+    expect([seen['x-consumer-id'], seen['x-credential-identifier'], seen.x_consumer_id]).toEqual([undefined, undefined, undefined]);
+    expect(seen['x-consumer-username']).toBe('kept');
   });
 
   it('drops a client header that a CGI-style upstream would read as an identity or X-Forwarded header (underscores for dashes)', async () => {
