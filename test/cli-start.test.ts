@@ -51,10 +51,15 @@ describe('what a keygate command loads', () => {
 
   it('checks the profile, prints its schema and lists its plans without loading the store or the server', async () => {
     const profile = path.join(dir, 'profile-only.yaml');
-    // A store that is not there: these commands do not open it. No routes: the default one, every path.
+    // A store that is not there: these commands do not open it (check only says whether it
+    // could be made, from the file system). No routes: the default one, every path.
     writeFileSync(profile, `upstream:\n  url: http://127.0.0.1:9\nstore: sqlite:${path.join(dir, 'none', 'keygate.db')}\nplans:\n  team: {}\n`);
     const checked = await traced(['--config', profile, 'check']);
-    expect([checked.code, checked.stdout, checked.stderr]).toEqual([0, `${profile}: ok (1 plan, 1 route)\nserves: the gateway, the admin API and the dashboard\n`, '']);
+    expect([checked.code, checked.stdout, checked.stderr]).toEqual([
+      0,
+      `${profile}: ok (1 plan, 1 route)\nserves: the gateway, the admin API and the dashboard\nstore: no database at ${path.join(dir, 'none', 'keygate.db')} yet: keygate serve begins one there\n`,
+      '',
+    ]);
     const schema = await traced(['schema']);
     expect([schema.code, schema.stderr]).toEqual([0, '']);
     expect(JSON.parse(schema.stdout)).toMatchObject({ type: 'object' });
@@ -69,6 +74,12 @@ describe('what a keygate command loads', () => {
       expect([...run.modules].filter((module) => ['runtime.js', 'serve.js', 'store/open.js', 'cli/operations.js'].includes(module)), name).toEqual([]);
     }
     expect(existsSync(path.join(dir, 'none'))).toBe(false);
+    // --offline (a CI job without the services) loads no driver for the backends it does not try.
+    const scaleOut = path.join(dir, 'scale-out.yaml');
+    writeFileSync(scaleOut, 'upstream:\n  url: http://127.0.0.1:9\nstore: postgres://keygate@127.0.0.2:1/keygate\ncounters: redis://127.0.0.2:1\n');
+    const offline = await traced(['--config', scaleOut, 'check', '--offline']);
+    expect([offline.code, offline.stdout, offline.stderr]).toEqual([0, `${scaleOut}: ok (1 plan, 1 route)\nserves: the gateway, the admin API and the dashboard\n`, '']);
+    expect([...offline.packages].filter((pkg) => ['kysely', 'pg', 'ioredis'].includes(pkg))).toEqual([]);
   });
 
   it('works on the store without loading the server', async () => {

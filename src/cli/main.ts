@@ -351,6 +351,9 @@ export function parseCallSpec(spec: string, flag = '--call'): PlannedCall {
   return call;
 }
 
+/** `keygate check`'s exit code for a valid profile whose store or counters cannot be reached or used (2: a bad profile). */
+const UNREACHABLE_BACKEND_EXIT = 4;
+
 /** `keygate serve`'s flags that open a listener on another port than the profile's. */
 const SERVE_PORT_FLAGS = { gateway: '--port', admin: '--admin-port', dashboard: '--dashboard-port' } as const;
 /** The same, as a command other than serve names them. */
@@ -554,8 +557,9 @@ export function buildCli(): Command {
 
   program
     .command('check')
-    .description('validate the profile, and say how serve would serve it')
-    .action((_opts, command: Command) => {
+    .description("validate the profile, say how serve would serve it, and whether its store and counters can be reached")
+    .option('--offline', 'the profile alone: try neither its store nor its counters (a CI job without them)')
+    .action(async (opts: { offline?: boolean }, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
       let loaded: LoadedConfig;
       try {
@@ -590,9 +594,14 @@ export function buildCli(): Command {
           ? `serves: ${profileOps.describeListeners(plan.listeners)}`
           : `serves: ${profileOps.describeListeners(plan.listeners)}, no gateway (gateway: false); keygate serve requires the admin token (${profile.admin.tokenEnv})`
         : `not servable by keygate serve: ${plan.reason}; ${plan.remedy}`;
-      print(json, { file: config, ok: true, plans, routes, serve, ...(warnings.length > 0 ? { warnings } : {}) }, () =>
-        [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, served, ...warnings.map((warning) => `warning: ${warning}`)].join('\n'),
+      // The backends last, loaded only then (--offline: never): what a deploy would meet.
+      const reach = opts.offline ? undefined : await import('../operations/reach.js');
+      const reached = reach ? await reach.reachBackends(profile) : undefined;
+      const backends = reached ? { store: reached.store, ...(reached.counters ? { counters: reached.counters } : {}) } : {};
+      print(json, { file: config, ok: true, plans, routes, serve, ...(warnings.length > 0 ? { warnings } : {}), ...backends }, () =>
+        [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, served, ...warnings.map((warning) => `warning: ${warning}`), ...(reach && reached ? reach.describeBackends(reached) : [])].join('\n'),
       );
+      if (reached && !reached.ok) process.exitCode = UNREACHABLE_BACKEND_EXIT;
     });
 
   program

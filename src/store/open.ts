@@ -1,12 +1,12 @@
 /** Opens the store named in keygate.yaml: `sqlite:<file>` or `postgres://...`. */
-import path from 'node:path';
 import type { Store } from './store.js';
 import { openSqliteStore } from './sqlite/sqlite-database.js';
 import { openPostgresStore } from './postgres/postgres-database.js';
 import { redactUrl } from '../redact-url.js';
+import { sqliteFile } from './sqlite-file.js';
 
-// Where it was first defined; its home is apart, for what reads a profile without opening a store.
-export { redactUrl };
+// Where they were first defined; their homes are apart, for what reads a profile without opening a store.
+export { redactUrl, sqliteFile };
 
 export function openStore(url: string, baseDir = process.cwd()): Store {
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return openPostgresStore(url);
@@ -70,11 +70,4 @@ function createdbServer(url: string): string {
 /** A word as a shell takes it: as it is when plain, else in single quotes. */
 function shellWord(word: string): string {
   return /^[\w.@:[\]%+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-/** The database file a `sqlite:` store URL names (absolute), or undefined (another store, or `:memory:`). */
-export function sqliteFile(url: string, baseDir = process.cwd()): string | undefined {
-  if (!url.startsWith('sqlite:')) return undefined;
-  const file = url.slice('sqlite:'.length);
-  return file === ':memory:' ? undefined : path.resolve(baseDir, file);
 }

@@ -46,6 +46,31 @@ export function makeFolder(folder: string, mode = FOLDER_MODE): void {
   }
 }
 
+/**
+ * What would stop `makeFolderFor(file)` and `createPrivateFile(file)`, for a file that is
+ * not there, asked without making anything (`keygate check`): a file where a folder goes,
+ * or a deepest existing folder this user may not write in. Undefined: they would go through
+ * (as far as permissions tell: a full disk is found only by writing).
+ */
+export function whatStopsMaking(file: string): string | undefined {
+  let at = path.dirname(path.resolve(file));
+  for (;;) {
+    const found = statOf(at);
+    if (found === 'file') return `${at} is a file, not a folder`;
+    if (found === 'directory') break;
+    const parent = path.dirname(at);
+    if (parent === at) return undefined;
+    at = parent;
+  }
+  try {
+    accessSync(at, constants.W_OK | constants.X_OK);
+    return undefined;
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException;
+    return code === 'EROFS' ? `${at} is on a read-only file system (EROFS)` : `this user may not write in ${at} (${code ?? (error as Error).message})`;
+  }
+}
+
 /** What stops a folder being made, by the system's code. */
 const FOLDER_TROUBLE: Record<string, string> = {
   EACCES: 'this user may not write in the folder above it (EACCES)',

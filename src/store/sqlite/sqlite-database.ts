@@ -90,6 +90,22 @@ export function openSqliteStore(file: string, { keyScanRows = KEY_SCAN_ROWS }: {
   return store;
 }
 
+/**
+ * A file that exists, opened read-only to be looked at (`keygate check`: which migrations
+ * it lacks): never made, never migrated, its journal mode as it is. SQLite may still make
+ * the -wal and -shm files a WAL database is read through, as any reader of it does.
+ */
+export function openSqliteStoreToRead(file: string): SqlStore {
+  let sqlite: SqliteDatabase.Database;
+  try {
+    sqlite = new SqliteDatabase(file, { readonly: true, fileMustExist: true });
+    sqlite.pragma(`busy_timeout = ${BUSY_STEP_MS}`);
+  } catch (error) {
+    throw cannotOpen(file, error);
+  }
+  return new SqlStore(new Kysely<Database>({ dialect: new WaitingSqliteDialect(sqlite) }), { kind: 'sqlite', exclusive: writingAlone });
+}
+
 /** The setting the write probe rewrites (with the time of its last try): nothing reads it. */
 const WRITE_PROBE_SETTING = 'write_probe';
 

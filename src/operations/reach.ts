@@ -1,0 +1,166 @@
+/**
+ * Whether the backends a profile names can be used, asked the way `keygate serve` would
+ * meet them but changing nothing (`keygate check`): the store answers and which migrations
+ * it lacks (`keygate migrate --pending`'s question), or, for a SQLite file not made yet,
+ * whether it could be made; Redis counters answer PING. Each within a few seconds; every
+ * URL said with its password hidden. Database drivers are loaded only for a backend tried.
+ */
+import { existsSync, statSync } from 'node:fs';
+import type { Config } from '../config/schema.js';
+import { redactUrl } from '../redact-url.js';
+import { sqliteFile } from '../store/sqlite-file.js';
+import { whatStopsMaking } from '../store/sqlite/private-files.js';
+
+/** How long each backend is given to answer before it counts as unreachable. */
+export const REACH_DEADLINE_MS = 3_000;
+
+/**
+ * The store as found. `at`: its file, or its URL with the password hidden. `exists`
+ * (SQLite): false where there is no file yet (serve would begin one). `pending`: the
+ * migrations it lacks. `problem`: why it cannot be used, as said to a person.
+ */
+export interface StoreReached {
+  kind: 'sqlite' | 'postgres';
+  at: string;
+  ok: boolean;
+  exists?: boolean;
+  pending?: string[];
+  problem?: string;
+}
+
+/** Redis counters as found (memory counters have nothing to reach). */
+export interface CountersReached {
+  kind: 'redis';
+  at: string;
+  ok: boolean;
+  problem?: string;
+}
+
+export interface BackendsReached {
+  store: StoreReached;
+  counters?: CountersReached;
+  /** Whether every backend tried can be used. */
+  ok: boolean;
+}
+
+/** Tries the profile's store and counters, both at once. */
+export async function reachBackends(config: Pick<Config, 'store' | 'counters'>, deadlineMs = REACH_DEADLINE_MS): Promise<BackendsReached> {
+  const [store, counters] = await Promise.all([reachStoreOf(config.store, deadlineMs), config.counters === 'memory' ? undefined : reachRedis(config.counters, deadlineMs)]);
+  return { store, ...(counters ? { counters } : {}), ok: store.ok && (counters?.ok ?? true) };
+}
+
+/** The lines `keygate check` prints for them, after the profile's. */
+export function describeBackends(reached: BackendsReached): string[] {
+  const { store, counters } = reached;
+  const lines = [storeLine(store)];
+  if (counters) lines.push(counters.ok ? `counters: Redis at ${counters.at} answers` : `counters: ${counters.problem}`);
+  return lines;
+}
+
+function storeLine(store: StoreReached): string {
+  if (!store.ok) return `store: ${store.problem}`;
+  const what = store.kind === 'postgres' ? `PostgreSQL at ${store.at}` : store.at;
+  // sqlite::memory: : a database each process makes for itself.
+  if (store.exists === undefined && store.pending === undefined) return `store: ${store.at}, made in memory by each process`;
+  if (store.exists === false) return `store: no database at ${store.at} yet: keygate serve begins one there`;
+  const pending = store.pending ?? [];
+  if (pending.length === 0) return `store: ${what} answers, every migration applied`;
+  // SQLite migrates itself as a command opens it; PostgreSQL is refused until keygate migrate.
+  const then = store.kind === 'postgres' ? 'keygate serve refuses it until keygate migrate applies them' : 'keygate serve applies them as it starts';
+  return `store: ${what} answers; pending migrations: ${pending.join(', ')} (${then})`;
+}
+
+async function reachStoreOf(url: string, deadlineMs: number): Promise<StoreReached> {
+  const file = sqliteFile(url);
+  if (url.startsWith('sqlite:')) return file === undefined ? { kind: 'sqlite', at: url, ok: true } : reachSqlite(file, deadlineMs);
+  const at = redactUrl(url);
+  const [{ openPostgresStore }, { reachStore }] = await Promise.all([import('../store/postgres/postgres-database.js'), import('../store/open.js')]);
+  const store = openPostgresStore(url, { max: 1 });
+  const asked = (async () => {
+    await reachStore(store, url);
+    return store.pendingMigrations();
+  })();
+  try {
+    const pending = await withinDeadline(asked, deadlineMs);
+    return pending === undefined
+      ? { kind: 'postgres', at, ok: false, problem: `PostgreSQL at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's store and that the database is running)` }
+      : { kind: 'postgres', at, ok: true, pending };
+  } catch (error) {
+    // reachStore's words (the createdb hint for a database not made yet), without their "store: ".
+    return { kind: 'postgres', at, ok: false, problem: (error as Error).message.replace(/^store: /, '') };
+  } finally {
+    // A server that does not answer may hold the pool's end too: not waited for past the deadline.
+    void withinDeadline(store.close(), deadlineMs).catch(() => undefined);
+  }
+}
+
+async function reachSqlite(file: string, deadlineMs: number): Promise<StoreReached> {
+  if (!existsSync(file)) {
+    // Opening it would make it: only asked whether it could be made.
+    let stops: string | undefined;
+    try {
+      stops = whatStopsMaking(file);
+    } catch (error) {
+      stops = (error as Error).message;
+    }
+    return stops === undefined ? { kind: 'sqlite', at: file, ok: true, exists: false } : { kind: 'sqlite', at: file, ok: false, problem: `no database at ${file}, and none can be made there: ${stops}` };
+  }
+  if (statSync(file).isDirectory()) return { kind: 'sqlite', at: file, ok: false, problem: `cannot open the SQLite file ${file}: that is a folder; name a file in it, such as sqlite:./data/keygate.db` };
+  const { openSqliteStoreToRead } = await import('../store/sqlite/sqlite-database.js');
+  try {
+    const store = openSqliteStoreToRead(file);
+    try {
+      const pending = await withinDeadline(store.pendingMigrations(), deadlineMs);
+      if (pending === undefined) return { kind: 'sqlite', at: file, ok: false, problem: `the SQLite file ${file} could not be read within ${deadlineMs / 1000} s` };
+      return { kind: 'sqlite', at: file, ok: true, exists: true, pending };
+    } finally {
+      await store.close();
+    }
+  } catch (error) {
+    const message = (error as Error).message;
+    return { kind: 'sqlite', at: file, ok: false, problem: message.startsWith('store: ') ? message.slice('store: '.length) : `cannot read the SQLite file ${file}: ${message}` };
+  }
+}
+
+async function reachRedis(url: string, deadlineMs: number): Promise<CountersReached> {
+  const at = redactUrl(url);
+  const [{ Redis }, { parseRedisUrl }] = await Promise.all([import('ioredis'), import('../counters/redis/connection.js')]);
+  // One try, no reconnecting, nothing queued: an answer or why not.
+  const client = new Redis(parseRedisUrl(url).url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: deadlineMs,
+    commandTimeout: deadlineMs,
+    // Closing does not wait for a socket's end (the default holds the exit 2 s).
+    disconnectTimeout: 0,
+    connectionName: 'keygate-check',
+  });
+  let lastError: Error | undefined;
+  client.on('error', (error: Error) => (lastError = error));
+  try {
+    const answered = await withinDeadline(
+      client.connect().then(() => client.ping()),
+      deadlineMs,
+    );
+    if (answered === undefined) return { kind: 'redis', at, ok: false, problem: `Redis at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's counters and that Redis is running)` };
+    return { kind: 'redis', at, ok: true };
+  } catch (error) {
+    const why = (lastError ?? (error as Error)).message;
+    return { kind: 'redis', at, ok: false, problem: `cannot reach Redis at ${at}: ${why} (check the profile's counters and that Redis is running)` };
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** `work`'s result, or undefined once `ms` have passed first. */
+async function withinDeadline<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * `keygate check` tries the store and the counters a valid profile names, as `keygate
+ * serve` would meet them, changing nothing: a SQLite file (or whether one could be made),
+ * PostgreSQL (reached, the database there, its migrations), Redis (PING). Each said on a
+ * line after the profile's own, with its password hidden; one that cannot be used exits 4
+ * (2 stays a bad profile). `--offline` tries neither, for a CI job without them.
+ */
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from './support/cli.js';
+import { tempDir } from './support/temp.js';
+import { refusedUrl } from './support/refused.js';
+import { POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js';
+import { createTestDatabase, type TestDatabase } from './backends/isolation.js';
+
+const dir = tempDir('keygate-check-backends');
+const SECRET = 'hunter2-secret';
+const SERVES = 'serves: the gateway, the admin API and the dashboard';
+
+function profile(name: string, store: string, counters = 'memory'): string {
+  const file = path.join(dir, `${name}.yaml`);
+  writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store, counters }));
+  return file;
+}
+
+/** The URL with this password in it (trust authentication lets it through, and it must never be shown). */
+function withPassword(url: string): string {
+  const parsed = new URL(url);
+  parsed.password = SECRET;
+  return parsed.toString();
+}
+
+describe('keygate check: a SQLite store', () => {
+  it('says where a database not made yet would be begun, without making it or its folder; once made, that every migration is applied', async () => {
+    const file = path.join(dir, 'later', 'deeper', 'keygate.db');
+    const config = profile('sqlite-new', `sqlite:${file}`);
+    const human = await runCli(['check', '--config', config]);
+    expect([human.code, human.stdout, human.stderr]).toEqual([0, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: no database at ${file} yet: keygate serve begins one there\n`, '']);
+    const json = await runCli(['--json', 'check', '--config', config]);
+    expect([json.code, JSON.parse(json.stdout).store]).toEqual([0, { kind: 'sqlite', at: file, ok: true, exists: false }]);
+    expect(existsSync(path.join(dir, 'later'))).toBe(false);
+
+    expect((await runCli(['migrate', '--config', config])).code).toBe(0);
+    const made = await runCli(['check', '--config', config]);
+    expect([made.code, made.stdout.split('\n').slice(2)]).toEqual([0, [`store: ${file} answers, every migration applied`, '']]);
+    const madeJson = await runCli(['--json', 'check', '--config', config]);
+    expect(JSON.parse(madeJson.stdout).store).toEqual({ kind: 'sqlite', at: file, ok: true, exists: true, pending: [] });
+    // Read, never written: no other database file appears beside it than SQLite's own -wal and -shm.
+    expect(readdirSync(path.dirname(file)).filter((name) => !/^keygate\.db(-wal|-shm)?$/.test(name))).toEqual([]);
+  });
+
+  it('exits 4 where no database can be made (a file where its folder goes, a folder where the file goes), naming what is in the way; --offline does not look', async () => {
+    const blocker = path.join(dir, 'not-a-folder');
+    writeFileSync(blocker, 'x');
+    const file = path.join(blocker, 'keygate.db');
+    const config = profile('sqlite-blocked', `sqlite:${file}`);
+    const human = await runCli(['check', '--config', config]);
+    expect([human.code, human.stdout, human.stderr]).toEqual([
+      4,
+      `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: no database at ${file}, and none can be made there: ${blocker} is a file, not a folder\n`,
+      '',
+    ]);
+    const json = await runCli(['--json', 'check', '--config', config]);
+    expect([json.code, JSON.parse(json.stdout)]).toEqual([
+      4,
+      {
+        file: config,
+        ok: true,
+        plans: 1,
+        routes: 1,
+        serve: { servable: true, gateway: true, listeners: ['gateway', 'admin', 'dashboard'] },
+        store: { kind: 'sqlite', at: file, ok: false, problem: `no database at ${file}, and none can be made there: ${blocker} is a file, not a folder` },
+      },
+    ]);
+
+    const folder = path.join(dir, 'a-folder.db');
+    mkdirSync(folder);
+    const folderConfig = profile('sqlite-folder', `sqlite:${folder}`);
+    const refused = await runCli(['check', '--config', folderConfig]);
+    expect([refused.code, refused.stdout.split('\n')[2]]).toEqual([4, `store: cannot open the SQLite file ${folder}: that is a folder; name a file in it, such as sqlite:./data/keygate.db`]);
+
+    const offline = await runCli(['check', '--offline', '--config', config]);
+    expect([offline.code, offline.stdout, offline.stderr]).toEqual([0, `${config}: ok (1 plan, 1 route)\n${SERVES}\n`, '']);
+    const offlineJson = await runCli(['--json', 'check', '--offline', '--config', config]);
+    expect([offlineJson.code, Object.keys(JSON.parse(offlineJson.stdout))]).toEqual([0, ['file', 'ok', 'plans', 'routes', 'serve']]);
+  });
+
+  it('a bad profile stays exit 2, its store not tried', async () => {
+    const file = path.join(dir, 'bad.yaml');
+    writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${path.join(dir, 'not-a-folder', 'k.db')}`, zzz: 1 }));
+    const r = await runCli(['check', '--config', file]);
+    expect([r.code, r.stdout]).toEqual([2, '']);
+    expect(r.stderr).not.toContain('store:');
+  });
+});
+
+const postgresUp = await serviceAvailable('PostgreSQL', POSTGRES_URL);
+
+describe.runIf(postgresUp)('keygate check: a PostgreSQL store', () => {
+  const made: TestDatabase[] = [];
+  afterAll(async () => {
+    for (const database of made) await database.drop();
+  });
+
+  it('exits 4 for a database the server does not have, with the createdb line serve gives, never the password', async () => {
+    const missing = new URL(withPassword(POSTGRES_URL));
+    const name = `keygate_check_never_created_${process.pid}`;
+    missing.pathname = `/${name}`;
+    const config = profile('pg-missing', missing.toString());
+    const shown = missing.toString().replace(SECRET, '***');
+    const server = `-h ${missing.hostname}${missing.port && missing.port !== '5432' ? ` -p ${missing.port}` : ''}${missing.username ? ` -U ${decodeURIComponent(missing.username)}` : ''}`;
+    const said = `PostgreSQL at ${shown} has no database "${name}" yet: create it (createdb ${server} ${name}, or CREATE DATABASE "${name}"), then run keygate migrate`;
+    const human = await runCli(['check', '--config', config]);
+    expect([human.code, human.stdout, human.stderr]).toEqual([4, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: ${said}\n`, '']);
+    const json = await runCli(['--json', 'check', '--config', config]);
+    expect([json.code, JSON.parse(json.stdout).store]).toEqual([4, { kind: 'postgres', at: shown, ok: false, problem: said }]);
+    expect(human.stdout + human.stderr + json.stdout + json.stderr).not.toContain(SECRET);
+  });
+
+  it('exits 4 for a server that refuses the connection (a wrong port), never the password', async () => {
+    const refused = new URL(await refusedUrl('postgres'));
+    refused.username = 'keygate';
+    refused.password = SECRET;
+    refused.pathname = '/keygate';
+    const config = profile('pg-refused', refused.toString());
+    const r = await runCli(['check', '--config', config]);
+    expect(r.code).toBe(4);
+    expect(r.stdout.split('\n')[2]).toBe(
+      `store: cannot reach PostgreSQL at postgres://keygate:***@${refused.host}/keygate: connect ECONNREFUSED ${refused.hostname}:${refused.port} (check the profile's store and that the database is running)`,
+    );
+    expect(r.stdout + r.stderr).not.toContain(SECRET);
+  });
+
+  it('says which migrations a reachable database lacks (exit 0: keygate migrate is the next step), and none once migrated', async () => {
+    const database = await createTestDatabase('check');
+    made.push(database);
+    const config = profile('pg-new', withPassword(database.url));
+    const shown = withPassword(database.url).replace(SECRET, '***');
+    const before = await runCli(['--json', 'check', '--config', config]);
+    const { store } = JSON.parse(before.stdout);
+    expect([before.code, store.kind, store.at, store.ok, store.pending[0]]).toEqual([0, 'postgres', shown, true, '0001_core']);
+    const human = await runCli(['check', '--config', config]);
+    expect([human.code, human.stdout.split('\n')[2]]).toEqual([0, `store: PostgreSQL at ${shown} answers; pending migrations: ${store.pending.join(', ')} (keygate serve refuses it until keygate migrate applies them)`]);
+    // check changed nothing: the migrations are still to apply.
+    expect((await runCli(['migrate', '--pending', '--json', '--config', config])).stdout).toContain('0001_core');
+
+    expect((await runCli(['migrate', '--config', config])).code).toBe(0);
+    const after = await runCli(['check', '--config', config]);
+    expect([after.code, after.stdout.split('\n')[2]]).toEqual([0, `store: PostgreSQL at ${shown} answers, every migration applied`]);
+    expect(after.stdout + human.stdout + before.stdout).not.toContain(SECRET);
+  });
+});
+
+const redisUp = await serviceAvailable('Redis', REDIS_URL);
+
+describe('keygate check: Redis counters', () => {
+  it('exits 4 for a Redis that refuses the connection (a wrong port), never the password', async () => {
+    const refused = new URL(await refusedUrl('redis'));
+    refused.password = SECRET;
+    const config = profile('redis-refused', `sqlite:${path.join(dir, 'redis-refused.db')}`, refused.toString());
+    const r = await runCli(['check', '--config', config]);
+    expect([r.code, r.stdout.split('\n')[3]]).toEqual([
+      4,
+      `counters: cannot reach Redis at redis://:***@${refused.host}: connect ECONNREFUSED ${refused.hostname}:${refused.port} (check the profile's counters and that Redis is running)`,
+    ]);
+    const json = await runCli(['--json', 'check', '--config', config]);
+    expect([json.code, JSON.parse(json.stdout).counters]).toMatchObject([4, { kind: 'redis', at: `redis://:***@${refused.host}`, ok: false }]);
+    expect(r.stdout + r.stderr + json.stdout + json.stderr).not.toContain(SECRET);
+  });
+
+  it.runIf(redisUp)('says a Redis that answers PING does', async () => {
+    const url = new URL(REDIS_URL);
+    url.searchParams.set('prefix', 'keygate-test:check:');
+    const config = profile('redis-up', `sqlite:${path.join(dir, 'redis-up.db')}`, url.toString());
+    const r = await runCli(['check', '--config', config]);
+    expect([r.code, r.stdout.split('\n')[3], r.stderr]).toEqual([0, `counters: Redis at ${url.toString()} answers`, '']);
+    const json = await runCli(['--json', 'check', '--config', config]);
+    expect(JSON.parse(json.stdout).counters).toEqual({ kind: 'redis', at: url.toString(), ok: true });
+  });
+});
