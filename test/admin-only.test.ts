@@ -157,13 +157,13 @@ describe('keygate serve with gateway: false', () => {
     );
     const warning =
       'gateway: false runs no gateway, so listen.port, listen.maxConnections, upstream.timeout, upstream.connections and identityHeaders.prefix have no effect (they apply once the gateway is on again: remove them, or keep them for then)';
-    const human = await runCli(['check', '--config', file]);
+    const human = await runCli(['check', '--offline', '--config', file]);
     expect([human.code, human.stdout]).toEqual([0, `${file}: ok (1 plan, 1 route)\nserves: the admin API and the dashboard, no gateway (gateway: false); keygate serve requires the admin token (KEYGATE_ADMIN_TOKEN)\nwarning: ${warning}\n`]);
-    const json = await runCli(['--json', 'check', '--config', file]);
+    const json = await runCli(['--json', 'check', '--offline', '--config', file]);
     expect([json.code, (JSON.parse(json.stdout) as { warnings?: string[] }).warnings]).toEqual([0, [warning]]);
     // The same fields with the gateway on: each in use, nothing to say.
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:4000", timeout: 5s, connections: 16}\nlisten: {port: 9443, maxConnections: 100}\nidentityHeaders: {prefix: X-Rows-}\n');
-    expect((await runCli(['check', '--config', file])).stdout).not.toContain('warning:');
+    expect((await runCli(['check', '--offline', '--config', file])).stdout).not.toContain('warning:');
   });
 
   it('check says how serve would serve a profile: gateway and admin API, admin API alone, or not at all and why', async () => {
@@ -176,7 +176,7 @@ describe('keygate serve with gateway: false', () => {
     const adminOnly = write('admin-only.yaml', 'gateway: false\ndashboard: {enabled: false}\nadmin: {tokenEnv: ROWS_ADMIN_TOKEN}\n');
     const library = write('library.yaml', 'plans: {free: {}}\n');
     const json = async (file: string) => {
-      const r = await runCli(['--json', 'check', '--config', file]);
+      const r = await runCli(['--json', 'check', '--offline', '--config', file]);
       return [r.code, (JSON.parse(r.stdout) as { serve: unknown }).serve];
     };
     expect(await json(gateway)).toEqual([0, { servable: true, gateway: true, listeners: ['gateway', 'admin', 'dashboard'] }]);
@@ -185,7 +185,7 @@ describe('keygate serve with gateway: false', () => {
       0,
       { servable: false, reason: 'no upstream.url for the gateway to forward to, and no gateway: false (a profile for keygate as a library)', fields: ['upstream.url', 'gateway'] },
     ]);
-    const human = async (file: string) => (await runCli(['check', '--config', file])).stdout;
+    const human = async (file: string) => (await runCli(['check', '--offline', '--config', file])).stdout;
     expect(await human(gateway)).toBe(`${gateway}: ok (1 plan, 1 route)\nserves: the gateway, the admin API and the dashboard\n`);
     expect(await human(adminOnly)).toBe(`${adminOnly}: ok (1 plan, 1 route)\nserves: the admin API, no gateway (gateway: false); keygate serve requires the admin token (ROWS_ADMIN_TOKEN)\n`);
     expect(await human(library)).toBe(

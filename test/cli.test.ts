@@ -951,14 +951,14 @@ describe('keygate refuses bad profiles, naming the field', () => {
   it('check passes a profile without upstream.url nor gateway: false (the library\'s) and says serve refuses it; serve refuses it as a bad profile, naming upstream.url, gateway: false and what each is for', async () => {
     const file = path.join(dir, 'library-only.yaml');
     writeFileSync(file, 'plans: {free: {}}\nroutes:\n  - {path: /v1/rows}\n');
-    const checked = await runCli(['check', '--config', file]);
+    const checked = await runCli(['check', '--offline', '--config', file]);
     const notServable = 'no upstream.url for the gateway to forward to, and no gateway: false (a profile for keygate as a library)';
     expect([checked.code, checked.stdout, checked.stderr]).toEqual([
       0,
       `${file}: ok (1 plan, 1 route)\nnot servable by keygate serve: ${notServable}; set upstream.url, or gateway: false to serve the admin API alone\n`,
       '',
     ]);
-    const json = await runCli(['check', '--json', '--config', file]);
+    const json = await runCli(['check', '--offline', '--json', '--config', file]);
     expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 1, serve: { servable: false, reason: notServable, fields: ['upstream.url', 'gateway'] } }]);
     // An omitted upstream.url is never taken to mean "no gateway": serve refuses it as before, naming both ways out.
     const failed = startFailure(await runCli(['serve', '--config', file]));
@@ -994,7 +994,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
       },
     ];
     for (const { file, reason, remedy, fields } of cases) {
-      const [human, json] = await Promise.all([runCli(['check', '--config', file]), runCli(['check', '--json', '--config', file])]);
+      const [human, json] = await Promise.all([runCli(['check', '--offline', '--config', file]), runCli(['check', '--offline', '--json', '--config', file])]);
       expect([human.code, human.stdout, human.stderr], file).toEqual([0, `${file}: ok (1 plan, 1 route)\nnot servable by keygate serve: ${reason}; ${remedy}\n`, '']);
       expect([json.code, JSON.parse(json.stdout)], file).toEqual([0, { file, ok: true, plans: 1, routes: 1, serve: { servable: false, reason, fields } }]);
     }
@@ -1004,7 +1004,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
       profileOf('upstream-elsewhere', 'upstream: {url: "http://10.1.2.3:18080"}\nlisten: {host: 127.0.0.1, port: 18080}\n'),
     ];
     for (const file of apart) {
-      const json = await runCli(['check', '--json', '--config', file]);
+      const json = await runCli(['check', '--offline', '--json', '--config', file]);
       expect([json.code, JSON.parse(json.stdout).serve], file).toEqual([0, SERVED]);
     }
   });
@@ -1012,7 +1012,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
   it('names a field given twice (a plan, a route\'s path) with both lines, and says what to do, rather than only YAML\'s "Map keys must be unique"', async () => {
     const file = path.join(dir, 'twice.yaml');
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:1"}\nplans:\n  scale:\n    rateLimits: [{limit: 5, window: 1s}]\n  scale:\n    rateLimits: [{limit: 10, window: 1s}]\nroutes:\n  - {path: /v1/*, path: /v2/*}\n');
-    const r = await runCli(['check', '--config', file]);
+    const r = await runCli(['check', '--offline', '--config', file]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
       `${file}: invalid configuration\n` +
@@ -1027,7 +1027,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
       file,
       'upstream: {url: "http://127.0.0.1:1"}\nplans:\n  pro: {meters: {keywords: {kind: gauge, limit: 20}}}\n  team: {meters: {keywords: {limit: 20}}}\nroutes:\n  - {path: /v1/keywords, cost: {meter: keywords, perRequest: 5}}\n',
     );
-    const r = await runCli(['check', '--config', file]);
+    const r = await runCli(['check', '--offline', '--config', file]);
     expect([r.code, r.stdout]).toEqual([2, '']);
     expect(r.stderr).toBe(
       `${file}: invalid configuration\n` +
@@ -1041,7 +1041,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
       file,
       `upstream: {url: "http://127.0.0.1:1"}\nplans:\n  pro:\n    rateLimits: [{limit: ${'9'.repeat(400)}, window: 1s}]\n    meters: {units: {limit: 1e400}}\nroutes:\n  - {path: /v1/a, cost: {meter: units, perRequest: 1e400}}\n`,
     );
-    const r = await runCli(['check', '--config', file]);
+    const r = await runCli(['check', '--offline', '--config', file]);
     expect([r.code, r.stdout]).toEqual([2, '']);
     expect(r.stderr).toBe(
       `${file}: invalid configuration\n` +
@@ -1050,21 +1050,21 @@ describe('keygate refuses bad profiles, naming the field', () => {
         '  - routes[0].cost.perRequest: too large: a cost is at most 999999999999999\n',
     );
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:1"}\nplans: {pro: {meters: {units: {limit: 1000}}}}\nroutes:\n  - {path: /v1/b, cost: {meter: unit, perRequest: 1}}\n');
-    const misspelled = await runCli(['check', '--config', file]);
+    const misspelled = await runCli(['check', '--offline', '--config', file]);
     expect([misspelled.code, misspelled.stderr]).toEqual([2, `${file}: invalid configuration\n  - routes[0].cost.meter: no plan defines meter "unit" (did you mean "units"?)\n`]);
   });
 
   it('check says a section\'s own problem and a problem between sections in one run, as text and --json (exit 2)', async () => {
     const file = path.join(dir, 'two-kinds.yaml');
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:1"}\nlog: {level: loud}\nplans: {pro: {meters: {units: {limit: 1000}}}}\nroutes:\n  - {path: /v1/b, cost: {meter: unit, perRequest: 1}}\n');
-    const r = await runCli(['check', '--config', file]);
+    const r = await runCli(['check', '--offline', '--config', file]);
     expect([r.code, r.stdout]).toEqual([2, '']);
     expect(r.stderr).toBe(
       `${file}: invalid configuration\n` +
         '  - log.level: expected one of "fatal", "error", "warn", "info", "debug", "trace", "silent", got "loud"\n' +
         '  - routes[0].cost.meter: no plan defines meter "unit" (did you mean "units"?)\n',
     );
-    const json = await runCli(['--json', 'check', '--config', file]);
+    const json = await runCli(['--json', 'check', '--offline', '--config', file]);
     expect([json.code, JSON.parse(json.stdout)]).toEqual([
       2,
       {
@@ -1081,7 +1081,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
   it('an upstream URL without its scheme is one problem, the scheme, not also a "path" that is not there', async () => {
     const file = path.join(dir, 'no-scheme.yaml');
     writeFileSync(file, 'upstream: {url: "localhost:4100"}\ndashboard: {publicUrl: "keys.example.com:8443"}\n');
-    const r = await runCli(['check', '--config', file]);
+    const r = await runCli(['check', '--offline', '--config', file]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
       `${file}: invalid configuration\n` +
@@ -1097,10 +1097,10 @@ describe('keygate refuses bad profiles, naming the field', () => {
       'routes[0] (GET /v1/admin/*) requires the scope admin:read, but POST, PUT, PATCH and DELETE on its paths are judged by routes[1] (/v1/*), which does not: a key without it can POST, PUT, PATCH and DELETE there. Declare those methods with it, or give routes[0] no method (every method then needs it).';
     // /v1/admin itself, which the wildcard does not take, is told of too (the next test).
     const rootWarning = expect.stringMatching(/^routes\[0\] \(GET \/v1\/admin\/\*\) does not take \/v1\/admin or \/v1\/admin\/ /);
-    const r = await runCli(['check', '--config', file]);
+    const r = await runCli(['check', '--offline', '--config', file]);
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n')).toEqual([`${file}: ok (1 plan, 2 routes)`, 'serves: the gateway, the admin API and the dashboard', `warning: ${warning}`, expect.stringMatching(/^warning: /), '']);
-    const json = await runCli(['--json', 'check', '--config', file]);
+    const json = await runCli(['--json', 'check', '--offline', '--config', file]);
     expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 2, serve: SERVED, warnings: [warning, rootWarning] }]);
   });
 
@@ -1109,20 +1109,20 @@ describe('keygate refuses bad profiles, naming the field', () => {
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:4100"}\nscopes: [admin, read]\nroutes:\n  - {path: /v1/admin/*, scopes: [admin]}\n  - {path: /v1/*, scopes: [read]}\n');
     const warning =
       "routes[0] (/v1/admin/*) does not take /v1/admin or /v1/admin/ (a wildcard needs a segment after its slash): requests to /v1/admin and /v1/admin/ are judged by routes[1] (/v1/*), which does not require the scope admin. To guard /v1/admin and /v1/admin/ as well, declare a route for /v1/admin with routes[0]'s scopes ({path: /v1/admin, ...}); one trailing slash is ignored, so it takes /v1/admin/ too.";
-    const r = await runCli(['check', '--config', file]);
+    const r = await runCli(['check', '--offline', '--config', file]);
     expect([r.code, r.stdout]).toEqual([0, `${file}: ok (1 plan, 2 routes)\nserves: the gateway, the admin API and the dashboard\nwarning: ${warning}\n`]);
-    const json = await runCli(['--json', 'check', '--config', file]);
+    const json = await runCli(['--json', 'check', '--offline', '--config', file]);
     expect([json.code, JSON.parse(json.stdout)]).toEqual([0, { file, ok: true, plans: 1, routes: 2, serve: SERVED, warnings: [warning] }]);
     // With the route the warning asks for, nothing to say.
     writeFileSync(file, 'upstream: {url: "http://127.0.0.1:4100"}\nscopes: [admin, read]\nroutes:\n  - {path: /v1/admin/*, scopes: [admin]}\n  - {path: /v1/admin, scopes: [admin]}\n  - {path: /v1/*, scopes: [read]}\n');
-    expect(await runCli(['check', '--config', file])).toMatchObject({ code: 0, stdout: `${file}: ok (1 plan, 3 routes)\nserves: the gateway, the admin API and the dashboard\n` });
+    expect(await runCli(['check', '--offline', '--config', file])).toMatchObject({ code: 0, stdout: `${file}: ok (1 plan, 3 routes)\nserves: the gateway, the admin API and the dashboard\n` });
   });
 
   it('check warns of imported keys with fewer than 96 bits of randomness, naming the field and the bits; none for longer ones', async () => {
     const warned = async (imported: string) => {
       const file = path.join(dir, 'imported-keys.yaml');
       writeFileSync(file, `upstream: {url: "http://127.0.0.1:4100"}\nkeys: {imported: ${imported}}\n`);
-      const r = await runCli(['check', '--config', file]);
+      const r = await runCli(['check', '--offline', '--config', file]);
       expect(r.code, imported).toBe(0);
       return r.stdout.split('\n').filter((line) => line.startsWith('warning: '));
     };
@@ -1142,7 +1142,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
     const warned = async (dashboard: string) => {
       const file = path.join(dir, 'dashboard-cookies.yaml');
       writeFileSync(file, `upstream: {url: "http://127.0.0.1:4100"}\ndashboard: ${dashboard}\n`);
-      const r = await runCli(['check', '--config', file]);
+      const r = await runCli(['check', '--offline', '--config', file]);
       expect(r.code, dashboard).toBe(0);
       return r.stdout.split('\n').filter((line) => line.startsWith('warning: '));
     };
@@ -1164,7 +1164,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
     const warned = async (rest: string, plans = '{free: {meters: {rows: {limit: 100}}}}') => {
       const file = path.join(dir, 'unused-fields.yaml');
       writeFileSync(file, `upstream: {url: "http://127.0.0.1:4100"}\nplans: ${plans}\n${rest}`);
-      const r = await runCli(['check', '--config', file]);
+      const r = await runCli(['check', '--offline', '--config', file]);
       expect(r.code, rest).toBe(0);
       return r.stdout.split('\n').filter((line) => line.startsWith('warning: '));
     };
@@ -1188,7 +1188,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
   it('refuses a user and password in upstream.url, which would never reach the upstream, without showing the password', async () => {
     const file = path.join(dir, 'upstream-userinfo.yaml');
     writeFileSync(file, 'upstream: {url: "http://svc:hunter2-secret@127.0.0.1:4100"}\n');
-    const r = await runCli(['check', '--config', file]);
+    const r = await runCli(['check', '--offline', '--config', file]);
     expect([r.code, r.stdout]).toEqual([2, '']);
     expect(r.stderr).toBe(
       `${file}: invalid configuration\n` +
@@ -1236,7 +1236,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
   });
 
   it('says when the file is missing', async () => {
-    const r = await runCli(['check', '--config', path.join(dir, 'nope.yaml')]);
+    const r = await runCli(['check', '--offline', '--config', path.join(dir, 'nope.yaml')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${path.join(dir, 'nope.yaml')}: cannot read the profile\n  - cannot read the file: ENOENT (no file at ${path.join(dir, 'nope.yaml')})`);
     expect(r.stderr).not.toContain('invalid configuration');
@@ -1358,7 +1358,7 @@ describe('keygate refuses bad profiles, naming the field', () => {
     const unreadable = await runCli(['--json', 'keys', 'list', '--config', bad]);
     expect(unreadable.code).toBe(2);
     expect(JSON.parse(unreadable.stderr)).toEqual({ error: `${bad}: invalid configuration: listen.port: expected at most 65535, got 99999 (and 1 more)`, problems: [expect.stringMatching(/^listen\.port: /), 'plans.free: unknown field "apiAcess" (did you mean "apiAccess"?)'] });
-    const refused = await runCli(['--json', 'check', '--config', bad]);
+    const refused = await runCli(['--json', 'check', '--offline', '--config', bad]);
     expect(refused.code).toBe(2);
     expect(JSON.parse(refused.stdout)).toEqual({
       file: bad,
@@ -1371,18 +1371,18 @@ describe('keygate refuses bad profiles, naming the field', () => {
     // A field the top level does not take is the profile's (""); a file that is not there or not YAML, no field's (null).
     const topLevel = path.join(dir, 'top-level-for-json.yaml');
     writeFileSync(topLevel, 'upstream: {url: "http://127.0.0.1:1"}\nzzz: 1\n');
-    expect(JSON.parse((await runCli(['--json', 'check', '--config', topLevel])).stdout).problems).toEqual([{ field: '', message: 'unknown field "zzz"' }]);
+    expect(JSON.parse((await runCli(['--json', 'check', '--offline', '--config', topLevel])).stdout).problems).toEqual([{ field: '', message: 'unknown field "zzz"' }]);
     const notYaml = path.join(dir, 'not-yaml-for-json.yaml');
     writeFileSync(notYaml, 'upstream: [\n');
-    expect(JSON.parse((await runCli(['--json', 'check', '--config', notYaml])).stdout).problems).toEqual([{ field: null, message: expect.stringMatching(/^not valid YAML: /) }]);
-    const missing = await runCli(['--json', 'check', '--config', path.join(dir, 'no-such-profile.yaml')]);
+    expect(JSON.parse((await runCli(['--json', 'check', '--offline', '--config', notYaml])).stdout).problems).toEqual([{ field: null, message: expect.stringMatching(/^not valid YAML: /) }]);
+    const missing = await runCli(['--json', 'check', '--offline', '--config', path.join(dir, 'no-such-profile.yaml')]);
     expect({ code: missing.code, problems: JSON.parse(missing.stdout).problems }).toEqual({ code: 2, problems: [{ field: null, message: expect.stringMatching(/^cannot read the file: ENOENT/) }] });
     const good = path.join(dir, 'good-for-json.yaml');
     writeFileSync(good, 'upstream: {url: "http://127.0.0.1:1"}\n');
-    const ok = await runCli(['--json', 'check', '--config', good]);
+    const ok = await runCli(['--json', 'check', '--offline', '--config', good]);
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toEqual({ file: good, ok: true, plans: 1, routes: 1, serve: SERVED });
-    expect((await runCli(['check', '--config', good])).stdout.trim()).toBe(`${good}: ok (1 plan, 1 route)\nserves: the gateway, the admin API and the dashboard`);
+    expect((await runCli(['check', '--offline', '--config', good])).stdout.trim()).toBe(`${good}: ok (1 plan, 1 route)\nserves: the gateway, the admin API and the dashboard`);
   });
 });
 

@@ -364,7 +364,7 @@ describe.skipIf(process.platform !== 'linux')('upstream.spawn with upstream.url 
     mkdirSync(folder);
     const file = path.join(folder, 'keygate.yaml');
     writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:0' }, store: `sqlite:${path.join(folder, 'k.db')}` }));
-    const result = await runCli(['--config', file, 'check']);
+    const result = await runCli(['--config', file, 'check', '--offline']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('  - upstream.url: port 0 (any free port) only with upstream.spawn');
   });
