@@ -133,6 +133,19 @@ describe.runIf(postgresUp)('keygate check: a PostgreSQL store', () => {
     expect(r.stdout + r.stderr).not.toContain(SECRET);
   });
 
+  it('exits 4 for a server that refuses the user, saying so rather than that it cannot be reached, never the password', async () => {
+    const refused = new URL(withPassword(POSTGRES_URL));
+    refused.username = `keygate_no_such_role_${process.pid}`;
+    const config = profile('pg-no-role', refused.toString());
+    const shown = refused.toString().replace(SECRET, '***');
+    const r = await runCli(['check', '--config', config]);
+    expect([r.code, r.stdout.split('\n')[2]]).toEqual([
+      4,
+      `store: PostgreSQL at ${shown} refuses the connection: role "${refused.username}" does not exist (check the user and password in the profile's store, and the server's pg_hba.conf)`,
+    ]);
+    expect(r.stdout + r.stderr).not.toContain(SECRET);
+  });
+
   it('says which migrations a reachable database lacks (exit 0: keygate migrate is the next step), and none once migrated', async () => {
     const database = await createTestDatabase('check');
     made.push(database);

@@ -557,7 +557,7 @@ export function buildCli(): Command {
 
   program
     .command('check')
-    .description("validate the profile, say how serve would serve it, and whether its store and counters can be reached")
+    .description('validate the profile, say how serve would serve it, and whether its store and counters can be reached')
     .option('--offline', 'the profile alone: try neither its store nor its counters (a CI job without them)')
     .action(async (opts: { offline?: boolean }, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();

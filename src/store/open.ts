@@ -28,6 +28,11 @@ export async function reachStore(store: Store, url: string): Promise<void> {
       const create = name === undefined ? 'create it' : `create it (createdb ${createdbServer(url)}${shellWord(name)}, or CREATE DATABASE "${name}")`;
       throw new Error(`store: PostgreSQL at ${redactUrl(url)} has no database${name === undefined ? ' by the name it gives' : ` "${name}"`} yet: ${create}, then run keygate migrate`);
     }
+    // Answered, and refused: a wrong user or password (28P01), a role or pg_hba.conf entry missing (28000). The fix is in the URL or the server's access rules, not the network.
+    const code = (error as { code?: unknown }).code;
+    if (store.kind === 'postgres' && (code === '28P01' || code === '28000')) {
+      throw new Error(`store: PostgreSQL at ${redactUrl(url)} refuses the connection: ${(error as Error).message} (check the user and password in the profile's store, and the server's pg_hba.conf)`);
+    }
     const what = store.kind === 'postgres' ? 'PostgreSQL' : 'the SQLite file';
     throw new Error(`store: cannot reach ${what} at ${redactUrl(url)}: ${(error as Error).message} (check the profile's store and that the database is running)`);
   }
