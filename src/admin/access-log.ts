@@ -13,6 +13,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
+import { redactedTarget } from '../gateway/redacted-target.js';
 import { clientAddress, trustedProxyCheck } from '../gateway/trusted-proxies.js';
 
 /**
@@ -58,7 +59,7 @@ function logsAdminRequest(setting: Runtime['config']['log']['adminRequests'], re
 }
 
 /** Writes the line of each request once its answer is sent, refusals and 404s too (not one Node's HTTP parser refused: that never reaches Fastify). */
-export function registerAccessLog(app: FastifyInstance, rt: Runtime, clientOf: (request: FastifyRequest) => string, targetOf: (url: string | undefined) => string): void {
+export function registerAccessLog(app: FastifyInstance, rt: Runtime, clientOf: (request: FastifyRequest) => string): void {
   const log = rt.log.child({ component: 'admin' });
   app.addHook('onResponse', (request, reply, done) => {
     // Read per request: a reload may turn either on or off.
@@ -69,7 +70,7 @@ export function registerAccessLog(app: FastifyInstance, rt: Runtime, clientOf: (
           reqId: request.id,
           client: clientOf(request),
           method: request.method,
-          target: targetOf(request.raw.url),
+          target: redactedTarget(rt, request.raw.url),
           status: reply.statusCode,
           ms: Math.round(reply.elapsedTime * 10) / 10,
           auth: request.adminTokenUsed,

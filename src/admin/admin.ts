@@ -393,9 +393,9 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   app.decorateRequest('untoldAtStart', null);
   app.decorateRequest('adminTokenUsed', 'none');
   const clientOf = adminClientOf(rt);
-  /** The target as this listener's log lines show it: redacted as the gateway's, and without any admin token (sent in the address by mistake). */
-  const loggedTarget = (url: string | undefined) => withoutAdminTokens(redactedTarget(rt, url), adminTokens);
-  registerAccessLog(app, rt, clientOf, loggedTarget);
+  // Targets are logged as the gateway's are (redactedTarget), which leaves out the admin
+  // tokens too (serve hands them to the runtime: rt.adminTokens).
+  registerAccessLog(app, rt, clientOf);
   /** Who the audit log names for a request's changes: its token's name, and the client's address as the access log reads it. */
   const actorOf = (request: FastifyRequest): Actor => ({ name: request.adminActor, address: clientOf(request) });
   // What Node would answer bare, or not at all, is problem details too; so is a request
@@ -487,7 +487,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
   /** Someone guessing the token, or a script with an old one, is seen in the log: at most one line every 10 s. */
   const logRefusal = oncePer(REFUSAL_LOG_INTERVAL_MS);
   const refusedToken = (request: FastifyRequest, status: 401 | 403, why: string) =>
-    logRefusal((more) => rt.log.warn({ component: 'admin', reqId: request.id, client: clientOf(request), method: request.method, path: routerPath(loggedTarget(request.url)), status, why, ...more }, 'admin API refused a request for its token'));
+    logRefusal((more) => rt.log.warn({ component: 'admin', reqId: request.id, client: clientOf(request), method: request.method, path: routerPath(redactedTarget(rt, request.url)), status, why, ...more }, 'admin API refused a request for its token'));
   app.addHook('onRequest', async (request, reply) => {
     // Answers carry new keys' secrets, invitation links, who holds which key: never kept by a cache.
     reply.header('cache-control', 'no-store');
@@ -550,7 +550,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // it ends). Writes are not one transaction (a key, then its audit entry), so a change
     // may have been saved in part.
     if (error instanceof StoreWriteError) {
-      request.log.warn({ method: request.method, target: loggedTarget(request.raw.url), code: error.code }, `admin API could not save a change: ${error.message}`);
+      request.log.warn({ method: request.method, target: redactedTarget(rt, request.raw.url), code: error.code }, `admin API could not save a change: ${error.message}`);
       const refused = `The database could not be written: ${error.why} (${error.fix})`;
       const what = request.method === 'GET' || request.method === 'HEAD' ? 'try again' : 'this change was not saved, or only in part: check before sending it again';
       return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${refused}; ${what} once /health/ready answers 200.`, 'Service Unavailable');
@@ -559,7 +559,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // inside a transaction, say): not a fault of keygate's. Writes are not one transaction
     // (a key, then its audit entry), so a change may have been made in part.
     if (isBusyError(error)) {
-      request.log.warn({ method: request.method, target: loggedTarget(request.raw.url) }, 'admin API could not write: the SQLite file is busy (another process holds its write lock)');
+      request.log.warn({ method: request.method, target: redactedTarget(rt, request.raw.url) }, 'admin API could not write: the SQLite file is busy (another process holds its write lock)');
       const busy = `The store (${rt.store.kind}) is busy: another process has held its write lock for more than ${BUSY_TIMEOUT_MS / 1000} s`;
       if (request.method === 'GET' || request.method === 'HEAD') return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${busy}; try again once it lets go.`, 'Service Unavailable');
       return problem(reply, 503, `${busy}; this change may or may not have been made: check before sending it again.`, 'Service Unavailable');
@@ -567,7 +567,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
     // The store is away (PostgreSQL down, say): an outage to wait out, as Redis's is. A
     // read can simply be asked again; a change may have been made in part before the store
     // went (a key written, its audit entry not): to be checked before it is sent again.
-    if (await logFailure(request.log, error, { target: loggedTarget(request.raw.url) })) {
+    if (await logFailure(request.log, error, { target: redactedTarget(rt, request.raw.url) })) {
       const store = `The store (${rt.store.kind}) is not reachable`;
       if (request.method === 'GET' || request.method === 'HEAD') return problem(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_S)), 503, `${store}; try again once it is back.`, 'Service Unavailable');
       return problem(reply, 503, `${store}; this change may or may not have been made: once it is back, check before sending it again.`, 'Service Unavailable');

@@ -8,6 +8,7 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { redactUrl } from '../redact-url.js';
+import { DeadlineError, withDeadline } from '../deadline.js';
 import { sqliteFile } from '../store/sqlite-file.js';
 import { whatStopsMaking } from '../store/sqlite/private-files.js';
 
@@ -81,16 +82,14 @@ async function reachStoreOf(url: string, deadlineMs: number): Promise<StoreReach
     return store.pendingMigrations();
   })();
   try {
-    const pending = await withinDeadline(asked, deadlineMs);
-    return pending === undefined
-      ? { kind: 'postgres', at, ok: false, problem: `PostgreSQL at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's store and that the database is running)` }
-      : { kind: 'postgres', at, ok: true, pending };
+    return { kind: 'postgres', at, ok: true, pending: await withDeadline(asked, deadlineMs, { what: 'PostgreSQL' }) };
   } catch (error) {
+    if (error instanceof DeadlineError) return { kind: 'postgres', at, ok: false, problem: `PostgreSQL at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's store and that the database is running)` };
     // reachStore's words (the createdb hint for a database not made yet), without their "store: ".
     return { kind: 'postgres', at, ok: false, problem: (error as Error).message.replace(/^store: /, '') };
   } finally {
-    // A server that does not answer may hold the pool's end too: not waited for past the deadline.
-    void withinDeadline(store.close(), deadlineMs).catch(() => undefined);
+    // A server that does not answer may hold the pool's end too: not waited for.
+    void store.close().catch(() => undefined);
   }
 }
 
@@ -110,9 +109,10 @@ async function reachSqlite(file: string, deadlineMs: number): Promise<StoreReach
   try {
     const store = openSqliteStoreToRead(file);
     try {
-      const pending = await withinDeadline(store.pendingMigrations(), deadlineMs);
-      if (pending === undefined) return { kind: 'sqlite', at: file, ok: false, problem: `the SQLite file ${file} could not be read within ${deadlineMs / 1000} s` };
-      return { kind: 'sqlite', at: file, ok: true, exists: true, pending };
+      return { kind: 'sqlite', at: file, ok: true, exists: true, pending: await withDeadline(store.pendingMigrations(), deadlineMs, { what: 'SQLite' }) };
+    } catch (error) {
+      if (error instanceof DeadlineError) return { kind: 'sqlite', at: file, ok: false, problem: `the SQLite file ${file} could not be read within ${deadlineMs / 1000} s` };
+      throw error;
     } finally {
       await store.close();
     }
@@ -140,27 +140,16 @@ async function reachRedis(url: string, deadlineMs: number): Promise<CountersReac
   let lastError: Error | undefined;
   client.on('error', (error: Error) => (lastError = error));
   try {
-    const answered = await withinDeadline(
+    await withDeadline(
       client.connect().then(() => client.ping()),
       deadlineMs,
     );
-    if (answered === undefined) return { kind: 'redis', at, ok: false, problem: `Redis at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's counters and that Redis is running)` };
     return { kind: 'redis', at, ok: true };
   } catch (error) {
+    if (error instanceof DeadlineError) return { kind: 'redis', at, ok: false, problem: `Redis at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's counters and that Redis is running)` };
     const why = (lastError ?? (error as Error)).message;
     return { kind: 'redis', at, ok: false, problem: `cannot reach Redis at ${at}: ${why} (check the profile's counters and that Redis is running)` };
   } finally {
     client.disconnect();
-  }
-}
-
-/** `work`'s result, or undefined once `ms` have passed first. */
-async function withinDeadline<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }
