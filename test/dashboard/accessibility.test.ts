@@ -12,7 +12,7 @@ import type { KeyRecord } from '../../src/store/store.js';
 import { STYLESHEET } from '../../src/dashboard/assets.js';
 import { html } from '../../src/dashboard/html.js';
 import { keyTable } from '../../src/dashboard/pages/key-views.js';
-import { chromiumAvailable, DESKTOP, focusOutline, expectHeading, newContext, screenshot, tabTo, textOf, useDashboard } from './support.js';
+import { chromiumAvailable, DESKTOP, focusOutline, expectHeading, newContext, PAGE_TIMEOUT, screenshot, tabTo, textOf, useDashboard } from './support.js';
 
 interface PageAudit {
   h1Count: number;
@@ -147,7 +147,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: keyboard and screen-reader bas
     expect(await focusOutline(member)).toMatch(/^solid 3px/);
     await member.keyboard.press('Enter');
     // Chromium may move the focus to a fragment's target at its next rendering, not at the key press.
-    await expect.poll(() => member.evaluate(() => document.activeElement?.id), { timeout: 10_000 }).toBe('main');
+    await expect.poll(() => member.evaluate(() => document.activeElement?.id), { timeout: PAGE_TIMEOUT }).toBe('main');
     // The next Tab lands inside the content, past the navigation.
     await member.keyboard.press('Tab');
     expect(await textOf(member.locator(':focus'))).toBe('Create a key');

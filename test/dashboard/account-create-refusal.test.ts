@@ -6,7 +6,7 @@
  */
 import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { chromiumAvailable, expectHeading, invite, join, newContext, OPERATOR, textOf, useDashboard } from './support.js';
+import { chromiumAvailable, expectHeading, invite, join, newContext, OPERATOR, PAGE_TIMEOUT, textOf, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: a refused Create an account form', () => {
   const fixture = useDashboard('keygate-dashboard-account-create-refusal');
@@ -24,7 +24,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a refused Create an account fo
     await form.getByLabel('Plan').selectOption('free');
     await form.getByRole('button', { name: 'Create account' }).click();
     await expectHeading(operator, 'Accounts');
-    await operator.waitForFunction(() => document.activeElement?.id === 'account-name', undefined, { timeout: 10_000 });
+    await operator.waitForFunction(() => document.activeElement?.id === 'account-name', undefined, { timeout: PAGE_TIMEOUT });
 
     const alert = form.getByRole('alert');
     expect(await textOf(alert)).toBe('An account needs a name.');
@@ -51,7 +51,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a refused Create an account fo
       (select as HTMLSelectElement).options[0]!.value = 'constructor';
     });
     await form.getByRole('button', { name: 'Create account' }).click();
-    await operator.waitForFunction(() => document.activeElement?.id === 'account-plan', undefined, { timeout: 10_000 });
+    await operator.waitForFunction(() => document.activeElement?.id === 'account-plan', undefined, { timeout: PAGE_TIMEOUT });
     expect(await textOf(form.getByRole('alert'))).toBe('No such plan; plans are: pro, free.');
     expect(await form.getByLabel('Plan').getAttribute('aria-invalid')).toBe('true');
     expect(await form.getByLabel('Name').getAttribute('aria-invalid')).toBeNull();

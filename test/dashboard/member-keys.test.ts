@@ -16,6 +16,7 @@ import {
   join,
   newAccount,
   newContext,
+  PAGE_TIMEOUT,
   screenshot,
   shown,
   tabTo,
@@ -82,7 +83,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member manages the accountâ€
     // The name field has the focus; everything else is reached with Tab, arrows and Space.
     // Chromium applies autofocus at its next rendering, which on a loaded machine can come after
     // the load event, so wait for the focus rather than type into whatever has it first.
-    await page.waitForFunction(() => document.activeElement?.id === 'name', undefined, { timeout: 10_000 });
+    await page.waitForFunction(() => document.activeElement?.id === 'name', undefined, { timeout: PAGE_TIMEOUT });
     await page.keyboard.type('Production server');
     expect(await page.getByLabel('Name').inputValue()).toBe('Production server');
     await tabTo(page, 'the mode radio group', (el) => el.name === 'mode', 3);

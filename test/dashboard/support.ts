@@ -277,11 +277,19 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 
+/**
+ * How long a page action or wait may take before it fails. A fresh-clone CI run (2026-12-07)
+ * saw the invitation's Set password click, a POST that spends a scrypt and redirects, still
+ * waiting for its navigation after 10 s on a loaded host; 30 s ends a page that never
+ * arrives without failing a slow one.
+ */
+export const PAGE_TIMEOUT = 30_000;
+
 /** `bypassCSP`: lets a test inject a script of its own (axe-core); the pages have no inline style it would let in. */
 export async function newContext(browser: Browser, baseURL: string, viewport = DESKTOP, options: { bypassCSP?: boolean } = {}): Promise<BrowserContext> {
   const phone = viewport.width <= PHONE.width;
   const context = await browser.newContext({ baseURL, viewport, reducedMotion: 'reduce', colorScheme: 'light', locale: 'en-US', hasTouch: phone, isMobile: phone, bypassCSP: options.bypassCSP ?? false });
-  context.setDefaultTimeout(10_000);
+  context.setDefaultTimeout(PAGE_TIMEOUT);
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: baseURL });
   return context;
 }
@@ -313,22 +321,22 @@ export async function focusOutline(page: Page): Promise<string> {
 
 /** The visible text of the first match, once it is there (Playwright's own waiting). */
 export async function textOf(locator: Locator): Promise<string> {
-  return (await locator.first().innerText({ timeout: 10_000 })).trim();
+  return (await locator.first().innerText({ timeout: PAGE_TIMEOUT })).trim();
 }
 
 /** Waits until the first match is visible; throws if it never is. */
 export async function shown(locator: Locator): Promise<void> {
-  await locator.first().waitFor({ state: 'visible', timeout: 10_000 });
+  await locator.first().waitFor({ state: 'visible', timeout: PAGE_TIMEOUT });
 }
 
 /**
- * Waits (up to 10 s) for the page's heading to read `expected` — a click that submits a
+ * Waits (up to PAGE_TIMEOUT) for the page's heading to read `expected` — a click that submits a
  * form returns before the next page has arrived — and fails with the heading it saw.
  */
 export async function expectHeading(page: Page, expected: string): Promise<void> {
   const heading = page.locator('h1');
   try {
-    await page.waitForFunction((text) => document.querySelector('h1')?.textContent?.trim() === text, expected, { timeout: 10_000 });
+    await page.waitForFunction((text) => document.querySelector('h1')?.textContent?.trim() === text, expected, { timeout: PAGE_TIMEOUT });
   } catch {
     const seen = await heading.first().textContent({ timeout: 1_000 }).catch(() => null);
     throw new Error(`expected the page heading "${expected}", saw ${seen === null ? 'no heading' : `"${seen.trim()}"`} at ${page.url()}`);
