@@ -5,7 +5,7 @@
  *
  *   node bench/run.js [--duration=10] [--rounds=3] [--warmup=5] [--rewarm=1] [--connections=50]
  *                     [--pairs=10] [--pairSeconds=3]
- *                     [--rate=0] [--verifySeconds=5] [--only=v,a,p,b,c,d,e,m] [--profile] [--save]
+ *                     [--rate=0] [--verifySeconds=5] [--only=v,a,p,b,c,d,e,m] [--profile] [--save] [--shared]
  *
  * --pairs=N  after the rounds, each ratio with a target (c/b, d/c, e/c) is measured again in
  *            N adjacent pairs of --pairSeconds per case, and judged by their median
@@ -18,12 +18,19 @@
  * --rate=N   offer N requests/s in total instead of as many as the case answers (to
  *            compare CPU per request at the same load, e.g. while profiling)
  * --save     also writes bench/results/<date>.json (<date>-2.json, ... if that exists)
+ * --shared   lets every process share every core, as the bench did until 2026-12-07.
+ *            By default (on 2 cores or more, with util-linux's `taskset`) the process under
+ *            test has a core of its own (CPU 1) and the load generator and the upstream share
+ *            the other (CPU 0): on 2 cores, three processes scheduled freely made a pair's
+ *            ratio swing from 0.6 to 1.2 within minutes. Each round then prints how much of
+ *            its core the process under test used: a ratio means the gateway's cost only
+ *            while that process, not the load generator, is the one short of CPU.
  *
  * Everything is on 127.0.0.1. Every server is a child process that stops when the run
  * ends (or by itself after 10 minutes); the load generator (autocannon) runs in this
  * process. The cases run in rounds, back to back, each for a fixed time after a warm-up.
  */
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,6 +54,11 @@ const JUDGED = [
 ];
 /** Warm-up before each half of a pair (discarded): the connections are opened afresh. */
 const PAIR_WARMUP_SECONDS = 0.5;
+/** The cores of the load generator and upstream, and of the process under test (unless --shared): the first two this process may use. */
+let LOAD_CORE = 0;
+let TESTED_CORE = 1;
+/** Below this share of its core, a pinned process under test was waiting for the load generator. */
+const SATURATED = 0.9;
 
 const options = parseArgs(process.argv.slice(2));
 const children = new Set();
@@ -65,6 +77,8 @@ main().then(
 );
 
 async function main() {
+  options.pin = !options.shared && pinnable();
+  if (options.pin) pinProcess(process.pid, LOAD_CORE); // the upstream, forked later, inherits it
   const machine = { ...machineInfo(), loadAverageAfterRound: [] };
   printMachine(machine);
   const results = { date: new Date().toISOString(), machine, settings: { ...options, only: [...options.only], path: REQUEST_PATH }, cases: {}, verification: undefined, ratios: {}, notes: [] };
@@ -222,6 +236,8 @@ async function measurePairs(targets) {
     if (!a || !b) continue;
     console.log(`pairs for ${name}: ${options.pairs} × (${den}) and (${num}) back to back, ${options.pairSeconds} s each after ${PAIR_WARMUP_SECONDS} s of warm-up, order alternating`);
     const ratios = [];
+    const coreShares = [];
+    const cpuRatios = [];
     let failed = 0;
     for (let i = 0; i < options.pairs; i++) {
       const order = i % 2 === 0 ? [b, a] : [a, b];
@@ -231,9 +247,13 @@ async function measurePairs(targets) {
       const y = measuredPair.get(den);
       failed += x.errors + x.timeouts + x.non2xx + y.errors + y.timeouts + y.non2xx;
       ratios.push(x.requestsPerSecond / y.requestsPerSecond);
-      console.log(`  pair ${i + 1}: (${den}) ${fmt(y.requestsPerSecond)}, (${num}) ${fmt(x.requestsPerSecond)} req/s: ${(x.requestsPerSecond / y.requestsPerSecond).toFixed(2)}`);
+      const busy = options.pin ? ` (cores busy ${percent(y.coreShare)}, ${percent(x.coreShare)})` : '';
+      coreShares.push([y.coreShare, x.coreShare]);
+      // The same ratio counted in CPU time: (den)'s CPU per request over (num)'s.
+      if (x.cpuMicrosPerRequest && y.cpuMicrosPerRequest) cpuRatios.push(y.cpuMicrosPerRequest / x.cpuMicrosPerRequest);
+      console.log(`  pair ${i + 1}: (${den}) ${fmt(y.requestsPerSecond)}, (${num}) ${fmt(x.requestsPerSecond)} req/s: ${(x.requestsPerSecond / y.requestsPerSecond).toFixed(2)}${busy}`);
     }
-    pairs[name] = { ratios, median: median(ratios), quartiles: [quantile(ratios, 0.25), quantile(ratios, 0.75)], failed, seconds: options.pairSeconds };
+    pairs[name] = { ratios, median: median(ratios), quartiles: [quantile(ratios, 0.25), quantile(ratios, 0.75)], failed, seconds: options.pairSeconds, coreShares, cpuRatio: cpuRatios.length > 0 ? median(cpuRatios) : undefined };
   }
   console.log('');
   return pairs;
@@ -262,6 +282,9 @@ async function measureRound({ id, url, headers, child, pid }, warmupSeconds, sec
     non2xx: r.non2xx,
     // CPU time of the process under test per request: steadier than req/s on a busy machine.
     cpuMicrosPerRequest: cpuBefore !== undefined && cpuAfter !== undefined ? ((cpuAfter - cpuBefore) * 1e6) / Math.max(1, r.requests.total) : undefined,
+    // The share of one core the process under test used: near 1 when it, not the load
+    // generator or the upstream, is what bounds the rate.
+    coreShare: cpuBefore !== undefined && cpuAfter !== undefined ? (cpuAfter - cpuBefore) / r.duration : undefined,
   };
   // The share of the machine's CPU time (all cores) that went unused while the case ran:
   // a case that leaves more of it idle than another is waiting (on Redis, say), not short of CPU.
@@ -271,7 +294,8 @@ async function measureRound({ id, url, headers, child, pid }, warmupSeconds, sec
   if (quiet) return round;
   console.log(
     `  (${id}) ${fmt(round.requestsPerSecond).padStart(7)} req/s  p50 ${ms(round.latencyMs.p50)}  p99 ${ms(round.latencyMs.p99)}  errors ${round.errors}  timeouts ${round.timeouts}  non-2xx ${round.non2xx}  cpu ${micros(round.cpuMicrosPerRequest)}/req` +
-      (round.machineIdle === undefined ? '' : `  machine idle ${percent(round.machineIdle)}`),
+      (round.machineIdle === undefined ? '' : `  machine idle ${percent(round.machineIdle)}`) +
+      (options.pin && round.coreShare !== undefined && id !== 'a' ? `  its core busy ${percent(round.coreShare)}` : ''),
   );
   return round;
 }
@@ -403,8 +427,53 @@ async function runVerification(file) {
 }
 
 /** A bench server, stopped with the others if the run fails. */
-function startChild(name, script, args, execArgv = [], { discardStdout = false } = {}) {
-  return startServer(script, args, { name, execArgv, children, discardStdout });
+async function startChild(name, script, args, execArgv = [], { discardStdout = false } = {}) {
+  const child = await startServer(script, args, { name, execArgv, children, discardStdout });
+  if (options.pin && name !== 'upstream') pinProcess(child.pid, TESTED_CORE);
+  return child;
+}
+
+/** Whether the process under test can have a core of its own: 2 cores or more, and taskset; says why not. */
+function pinnable() {
+  if (os.cpus().length < 2) {
+    console.log('layout: every process shares the one core (a core of its own for the process under test needs 2)');
+    return false;
+  }
+  let allowed;
+  try {
+    // "pid 123's current affinity list: 0,1" (or "0-3,6"): the cores this process may use.
+    allowed = cpuList(execFileSync('taskset', ['-cp', String(process.pid)], { encoding: 'utf8' }).split(':').pop());
+  } catch {
+    console.log("layout: every process shares every core (util-linux's taskset, which gives the process under test a core of its own, is not here)");
+    return false;
+  }
+  if (allowed.length < 2) {
+    console.log(`layout: every process shares the one core this process may use (CPU ${allowed.join(', ')})`);
+    return false;
+  }
+  [LOAD_CORE, TESTED_CORE] = allowed;
+  return true;
+}
+
+/** The cores of a CPU list as taskset prints it ("0,2-3"), in order. */
+function cpuList(text) {
+  return text
+    .trim()
+    .split(',')
+    .flatMap((part) => {
+      const [from, to = from] = part.split('-').map(Number);
+      return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    })
+    .filter(Number.isInteger);
+}
+
+/** Binds every thread of `pid` (and the threads it starts later) to one core. */
+function pinProcess(pid, core) {
+  try {
+    execFileSync('taskset', ['-a', '-cp', String(core), String(pid)], { stdio: 'ignore' });
+  } catch (error) {
+    throw new Error(`taskset could not bind process ${pid} to CPU ${core} (run with --shared to leave every process on every core): ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 async function stopAll() {
@@ -429,7 +498,9 @@ function printMachine(m) {
     `settings: ${options.connections} connections, pipelining 1, GET ${REQUEST_PATH}, all on 127.0.0.1; ${options.rounds} rounds, each case ${options.duration} s measured per round after a warm-up (${options.warmup} s in round 1, ${options.rewarm} s after); then ${options.pairs} pairs per judged ratio, ${options.pairSeconds} s per case`,
   );
   console.log(
-    `note: the load generator (autocannon, this process), the process under test and the upstream (each its own process) share these ${m.cores} cores, so every figure includes that contention.`,
+    options.pin
+      ? `note: the process under test runs on CPU ${TESTED_CORE} alone; the load generator (autocannon, this process) and the upstream share CPU ${LOAD_CORE}.`
+      : `note: the load generator (autocannon, this process), the process under test and the upstream (each its own process) share these ${m.cores} cores, so every figure includes that contention.`,
   );
   console.log('');
 }
@@ -495,6 +566,16 @@ function printSummary(results) {
       p.target = target;
       p.met = p.median >= target;
       console.log(`  ${name}: median ${p.median.toFixed(3)} (${range})  target ≥ ${target}: ${p.met ? 'met' : 'NOT met'}`);
+      const [den, num] = [name.slice(2), name.slice(0, 1)];
+      if (p.cpuRatio !== undefined) console.log(`      in CPU time per request, (${den})'s over (${num})'s: median ${p.cpuRatio.toFixed(3)}`);
+      if (options.pin) {
+        const shares = p.coreShares.map(([denShare]) => denShare).filter((share) => share !== undefined);
+        const least = Math.min(...shares);
+        console.log(
+          `      (${den})'s core busy ${percent(least)}–${percent(Math.max(...shares))} in its halves` +
+            (median(shares) < SATURATED ? `: under ${percent(SATURATED)}, so (${den}) waited on the load generator and the ratio is higher than the gateways' costs alone: read the CPU-time one` : ''),
+        );
+      }
     }
   }
   if (verification) {
@@ -531,7 +612,7 @@ function printSummary(results) {
 }
 
 function parseArgs(argv) {
-  const out = { duration: 10, warmup: 5, rewarm: 1, rounds: 3, pairs: 10, pairSeconds: 3, connections: 50, rate: 0, verifySeconds: 5, only: new Set(['v', 'a', 'p', 'b', 'c', 'd', 'e', 'm']), profile: false, save: false };
+  const out = { duration: 10, warmup: 5, rewarm: 1, rounds: 3, pairs: 10, pairSeconds: 3, connections: 50, rate: 0, verifySeconds: 5, only: new Set(['v', 'a', 'p', 'b', 'c', 'd', 'e', 'm']), profile: false, save: false, shared: false, pin: false };
   const numeric = new Set(['duration', 'warmup', 'rewarm', 'rounds', 'pairs', 'pairSeconds', 'connections', 'rate', 'verifySeconds']);
   for (const arg of argv) {
     const [name, value] = arg.replace(/^--/, '').split('=');
@@ -539,6 +620,7 @@ function parseArgs(argv) {
     else if (name === 'only') out.only = new Set(String(value).split(','));
     else if (name === 'profile') out.profile = true;
     else if (name === 'save') out.save = true;
+    else if (name === 'shared') out.shared = true;
     else throw new Error(`unknown option ${arg} (see bench/run.js)`);
   }
   return out;

@@ -27,8 +27,9 @@ describe('npm run bench', () => {
       expect(line, `a figures line for (${id})`).toBeDefined();
       expect(line).toMatch(new RegExp(`\\(${id}\\)\\s+${NUMBER} req/s`));
       expect(line).toMatch(/errors 0 {2}timeouts 0 {2}non-2xx 0/);
-      // How much of the machine's CPU went unused while the case ran (Linux: /proc/stat).
-      expect(line).toMatch(/machine idle \d{1,3}%$/);
+      // How much of the machine's CPU went unused while the case ran (Linux: /proc/stat), and
+      // with the process under test on a core of its own (the default here), how busy that core was.
+      expect(line).toMatch(/machine idle \d{1,3}% {2}its core busy \d{1,3}%$/);
     }
     expect(stdout).toMatch(/machine idle while each case was measured \(all cores; .*\): \(b\) \d{1,3}%, \(c\) \d{1,3}%, \(d\) \d{1,3}%\n/);
     // The ratio over all rounds, each round's (one here) and their median, not judged: the pairs are.
@@ -38,6 +39,9 @@ describe('npm run bench', () => {
     expect(stdout).toMatch(new RegExp(`pair 2: \\(b\\) ${NUMBER}, \\(c\\) ${NUMBER} req/s: ${NUMBER}`));
     expect(stdout).toMatch(new RegExp(`c/b: median ${NUMBER} \\(quartiles ${NUMBER}–${NUMBER}; [0-2] of 2 pairs ≥ 0\\.85\\) +target ≥ 0\\.85: (met|NOT met)`));
     expect(stdout).toMatch(new RegExp(`d/c: median ${NUMBER} \\(quartiles ${NUMBER}–${NUMBER}; [0-2] of 2 pairs ≥ 0\\.9\\) +target ≥ 0\\.9: (met|NOT met)`));
+    expect(stdout).toMatch(new RegExp(`in CPU time per request, \\(b\\)'s over \\(c\\)'s: median ${NUMBER}\n`));
+    expect(stdout).toMatch(/\(b\)'s core busy \d{1,3}%–\d{1,3}% in its halves/);
+    expect(stdout).toMatch(/note: the process under test runs on CPU \d+ alone; the load generator \(autocannon, this process\) and the upstream share CPU \d+\./);
     expect(stdout).toMatch(new RegExp(`verification \\(v\\): ${NUMBER}/s on one core`));
 
     const saved = JSON.parse(readFileSync(path.join(results, 'latest.json'), 'utf8'));
@@ -56,11 +60,13 @@ describe('npm run bench', () => {
     }
   }, 180_000);
 
-  it('with --pairs=0 judges the ratio over all rounds', async () => {
-    const args = ['bench/run.js', '--only=b,c', '--rounds=1', '--duration=1', '--warmup=1', '--rewarm=0', '--connections=5', '--pairs=0'];
+  it('with --pairs=0 judges the ratio over all rounds; with --shared every process shares every core', async () => {
+    const args = ['bench/run.js', '--only=b,c', '--rounds=1', '--duration=1', '--warmup=1', '--rewarm=0', '--connections=5', '--pairs=0', '--shared'];
     const { stdout } = await run(process.execPath, args, { env: { ...process.env, KEYGATE_BENCH_RESULTS_DIR: results }, timeout: 150_000 });
     expect(stdout).toMatch(new RegExp(`c/b = ${NUMBER} +\\[${NUMBER}; median ${NUMBER}\\] +target ≥ 0\\.85: (met|NOT met)`));
     expect(stdout).not.toContain('adjacent pairs');
+    expect(stdout).toContain('share these 2 cores, so every figure includes that contention');
+    expect(stdout).not.toContain('its core busy');
   }, 180_000);
 
   it('bench/cpu.js measures each proxy\'s own CPU per request and prints the ratio', async () => {
