@@ -567,6 +567,30 @@ describe('upstream and identity headers', () => {
     ]);
   });
 
+  it('takes identityHeaders.names (a whole header name per field, or false) and refuses a name that is no identity header, naming the field', () => {
+    const config = parseConfigText('upstream: {url: "http://a"}\nidentityHeaders: {names: {account: X-Consumer-ID, accountName: X-Consumer-Username, plan: false}}\n');
+    expect(config.identityHeaders.names).toEqual({ account: 'X-Consumer-ID', accountName: 'X-Consumer-Username', plan: false });
+    expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {names: {account: "X Bad", key: Content-Length, mode: Connection, scopes: X-Forwarded-User, plan: Authorization, accountName: 7}}\n')).toEqual([
+      'identityHeaders.names.account: expected a header name such as X-Consumer-ID (letters, digits and !#$%&\'*+.^_`|~-), got "X Bad"',
+      'identityHeaders.names.key: Content-Length carries the request itself (its host or body): keygate cannot forward a request without it',
+      'identityHeaders.names.mode: Connection is a hop-by-hop header (it describes one connection, RFC 9110 §7.6.1): choose a name of your own, such as X-Consumer-ID',
+      'identityHeaders.names.scopes: X-Forwarded-User is an X-Forwarded- header, which keygate writes itself: choose a name of your own, such as X-Consumer-ID',
+      'identityHeaders.names.plan: Authorization is a standard request header, which keygate would then drop from every request as one posing as its own: choose a name of your own, such as X-Consumer-ID',
+      'identityHeaders.names.accountName: expected a header name such as X-Consumer-ID, or false to leave the header out (got 7)',
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {names: {nickname: X-Nick}}\n')[0]).toMatch(/^identityHeaders\.names: .*nickname/);
+  });
+
+  it('refuses two identity fields in one header, the prefix\'s names and underscores counted', () => {
+    expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {names: {account: X-Consumer-ID, accountName: x_consumer_id}}\n')).toEqual([
+      'identityHeaders.names.accountName: x_consumer_id is the header of account too: give each field a header of its own (or false to leave one out)',
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {names: {account: X-Keygate-Key}}\n')).toEqual([
+      'identityHeaders.names.key: x-keygate-key is the header of account too: give each field a header of its own (or false to leave one out)',
+    ]);
+    expect(parseConfigText('upstream: {url: "http://a"}\nidentityHeaders: {names: {account: X-Keygate-Key, key: X-Keygate-Account}}\n').identityHeaders.names).toEqual({ account: 'X-Keygate-Key', key: 'X-Keygate-Account' });
+  });
+
   it('refuses a realm, scopes, a credential header name and scheme that a header cannot carry, naming them', () => {
     expect(problems('upstream: {url: "http://a"}\nerrors: {realm: \'my "api"\'}\n')).toEqual([
       'errors.realm: expected printable ASCII without " or \\ (it is sent in the WWW-Authenticate header), got "my \\"api\\""',

@@ -7,6 +7,7 @@
  */
 import { isIPv6 } from 'node:net';
 import { isAddressRange } from '../gateway/trusted-proxies.js';
+import { IDENTITY_FIELDS, identityHeaderNames, type IdentityField } from '../gateway/identity-headers.js';
 import { profileRouteTable, ROUTE_METHODS, RouteTableError } from '../routes/route-table.js';
 import { z } from 'zod';
 import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, MESSAGE_PLACEHOLDERS, placeholderName, type DenialReason } from '../denial/reasons.js';
@@ -149,6 +150,26 @@ const CLIENT_HEADERS = [
 
 /** Headers without which no request can be forwarded: never dropped by `identityHeaders.drop`. */
 const CARRIES_THE_REQUEST = ['host', 'content-length', 'content-type', 'content-encoding', 'transfer-encoding'];
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) that CLIENT_HEADERS does not list: no upstream receives them as sent. */
+const PROXY_HOP_BY_HOP = ['proxy-authenticate', 'proxy-authorization', 'proxy-connection'];
+
+/**
+ * A header name `identityHeaders.names` gives a field, or false (the header left out).
+ * Not one a request needs or a client sends for itself (a client's copy of an identity
+ * header is dropped from every request), nor an X-Forwarded- one, which keygate writes.
+ */
+const identityHeaderName = z
+  .union([z.literal(false), z.string()], { error: 'expected a header name such as X-Consumer-ID, or false to leave the header out' })
+  .superRefine((name, ctx) => {
+    if (name === false) return;
+    const lower = name.toLowerCase();
+    if (!HTTP_TOKEN.test(name)) ctx.addIssue({ code: 'custom', message: `expected a header name such as X-Consumer-ID (letters, digits and !#$%&'*+.^_\`|~-), got ${JSON.stringify(name)}` });
+    else if (CARRIES_THE_REQUEST.includes(lower)) ctx.addIssue({ code: 'custom', message: `${name} carries the request itself (its host or body): keygate cannot forward a request without it` });
+    else if (PROXY_HOP_BY_HOP.includes(lower) || ['connection', 'keep-alive', 'te', 'trailer', 'upgrade'].includes(lower)) ctx.addIssue({ code: 'custom', message: `${name} is a hop-by-hop header (it describes one connection, RFC 9110 §7.6.1): choose a name of your own, such as X-Consumer-ID` });
+    else if (lower.startsWith('x-forwarded-')) ctx.addIssue({ code: 'custom', message: `${name} is an X-Forwarded- header, which keygate writes itself: choose a name of your own, such as X-Consumer-ID` });
+    else if (CLIENT_HEADERS.includes(lower)) ctx.addIssue({ code: 'custom', message: `${name} is a standard request header, which keygate would then drop from every request as one posing as its own: choose a name of your own, such as X-Consumer-ID` });
+  });
 
 /** Whether a URL is an origin and nothing more (a trailing `/` allowed); one that is no URL at all is reported by its own check. */
 function isOriginOnly(url: string): boolean {
@@ -754,8 +775,30 @@ const profileSections = z
           .describe(
             'More request headers your upstream reads as who is calling, beyond those with the prefix: the ones an earlier gateway set (Kong: X-Consumer-ID, X-Consumer-Username, X-Credential-Identifier, X-Anonymous-Consumer). A client\'s copy of each is dropped from every request (any case, or with underscores for dashes), so none can pose as another. Takes effect at restart.',
           ),
+        names: z
+          .object(Object.fromEntries(IDENTITY_FIELDS.map((field) => [field, identityHeaderName.optional()])) as Record<IdentityField, z.ZodOptional<typeof identityHeaderName>>)
+          .strict()
+          .optional()
+          .describe(
+            'Per identity field (account, key, mode, scopes, plan, accountName), the whole header name to write it in instead of <prefix><Field> (Kong\'s X-Consumer-ID, say), or false to leave it out. accountName (the account\'s name, percent-encoded where it is not printable ASCII) is written only where named here. A client\'s copy of each named header is dropped, as one with the prefix is. Takes effect at restart.',
+          ),
       })
       .strict()
+      .superRefine((identityHeaders, ctx) => {
+        // Two fields in one header: the upstream would read two values, or the second for the first.
+        const names = identityHeaderNames(identityHeaders);
+        const seen = new Map<string, IdentityField>();
+        for (const field of IDENTITY_FIELDS) {
+          const name = names[field];
+          if (name === undefined) continue;
+          // As a CGI-style upstream reads them: X_Consumer_ID is X-Consumer-ID.
+          const dashed = name.replaceAll('_', '-');
+          const first = seen.get(dashed);
+          const which = (f: IdentityField) => (identityHeaders.names?.[f] === undefined ? `${f} (by the prefix)` : f);
+          if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['names', field], message: `${name} is the header of ${which(first)} too: give each field a header of its own (or false to leave one out)` });
+          else seen.set(dashed, field);
+        }
+      })
       .prefault({}),
     scopes: scopeList.default([]).describe('Every scope the API knows, offered when creating keys.'),
     plans: z

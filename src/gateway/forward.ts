@@ -43,6 +43,7 @@ import { trustedProxyCheck } from './trusted-proxies.js';
 import { withoutDashboardCookies } from '../dashboard/cookie-names.js';
 import { declareHeaderNames } from './undici-header-names.js';
 import { isHostValue } from '../host-value.js';
+import { accountNameValue, identityHeaderNames, type IdentityField } from './identity-headers.js';
 import { lastOnItsConnection } from '../http-internals.js';
 import { bodyStillComing, closeAfterBody, hasBody } from './early-answer.js';
 
@@ -203,13 +204,17 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   // slow endpoint): the others' requests would wait behind its own, however few they are.
   const maxInFlight = config.upstream.maxInFlightPerAccount ?? Math.max(1, Math.ceil(config.upstream.connections / 2));
   const inFlight = new Map<string, InFlight>();
-  // And the identity headers an earlier gateway set, which the upstream may still read.
-  const dropped = new Set([...HOP_BY_HOP, ...NOT_FORWARDED, ...OVERRIDES_REQUEST, ...credentialHeaderNames(config.auth.credentials), ...config.identityHeaders.drop.map((name) => name.toLowerCase())]);
   // Written in lower case (header names are case-insensitive; HTTP/2 allows nothing else):
   // undici checks a lower-case name without copying it first.
   const identityPrefix = config.identityHeaders.prefix.toLowerCase();
-  const names = { account: `${identityPrefix}account`, key: `${identityPrefix}key`, mode: `${identityPrefix}mode`, scopes: `${identityPrefix}scopes`, plan: `${identityPrefix}plan` };
-  declareHeaderNames([...Object.values(names), ...FORWARDED_NAMES]);
+  const names = identityHeaderNames(config.identityHeaders);
+  /** The identity headers named in full (identityHeaders.names), as a CGI-style upstream reads them too (underscores for dashes). */
+  const named = Object.values(names).flatMap((name) => (name === undefined || name.startsWith(identityPrefix) ? [] : [name, name.replaceAll('_', '-')]));
+  // And the identity headers an earlier gateway set, which the upstream may still read.
+  const dropped = new Set([...HOP_BY_HOP, ...NOT_FORWARDED, ...OVERRIDES_REQUEST, ...credentialHeaderNames(config.auth.credentials), ...config.identityHeaders.drop.map((name) => name.toLowerCase()), ...named]);
+  declareHeaderNames([...Object.values(names).filter((name) => name !== undefined), ...FORWARDED_NAMES]);
+  /** keygate's identity headers for one request, as undici's flat [name, value, ...] list. */
+  const identityHeaders = identityHeaderList(names);
   const credentials = config.auth.credentials;
   /** The request target without credential parameters, or any other whose value is a key, as the upstream gets it. */
   const forwardedTarget = forwardedTargetOf(credentials, rt.keyFormat);
@@ -239,8 +244,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     const headers = request.raw.headers;
     // The caller's key, read again (the pipeline keeps no copy) where it is all a key without a prefix is told by.
     const own = bareKeys ? ownKey(request) : undefined;
-    const { account, key } = identity;
-    const out: string[] = [names.account, account.id, names.key, key.id, names.mode, key.mode, names.scopes, scopesHeader(key.scopes, identity.plan.scopes), names.plan, identity.planId];
+    const out = identityHeaders(identity);
     const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
     // The address the gateway's record read as the request arrived: the same (Node keeps a
     // socket's peer once read), and each `remoteAddress` read costs a few hundred instructions.
@@ -600,6 +604,29 @@ class Exchange implements Dispatcher.DispatchHandler {
  * The scopes the upstream is told of: the key's, within what its plan allows now (as the
  * pipeline judged them): a plan changed to fewer scopes narrows the keys made before.
  */
+/**
+ * The function that lists a request's identity headers. The profile's own names (the
+ * default five, with the prefix) get the list written out as it always was: no per-request
+ * work for names that are the same on every request. Any other choice of names gets a
+ * list built by field, those left out skipped.
+ */
+function identityHeaderList(names: Record<IdentityField, string | undefined>): (identity: Identity) => string[] {
+  const { account, key, mode, scopes, plan, accountName } = names;
+  if (account !== undefined && key !== undefined && mode !== undefined && scopes !== undefined && plan !== undefined && accountName === undefined) {
+    return (identity) => [account, identity.account.id, key, identity.key.id, mode, identity.key.mode, scopes, scopesHeader(identity.key.scopes, identity.plan.scopes), plan, identity.planId];
+  }
+  return (identity) => {
+    const out: string[] = [];
+    if (account !== undefined) out.push(account, identity.account.id);
+    if (key !== undefined) out.push(key, identity.key.id);
+    if (mode !== undefined) out.push(mode, identity.key.mode);
+    if (scopes !== undefined) out.push(scopes, scopesHeader(identity.key.scopes, identity.plan.scopes));
+    if (plan !== undefined) out.push(plan, identity.planId);
+    if (accountName !== undefined) out.push(accountName, accountNameValue(identity.account.name));
+    return out;
+  };
+}
+
 export function scopesHeader(keyScopes: readonly string[], planScopes: readonly string[] | undefined): string {
   if (planScopes === undefined || planScopes.includes('*')) return keyScopes.join(' ');
   if (keyScopes.includes('*')) return planScopes.join(' ');
