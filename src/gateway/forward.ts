@@ -601,10 +601,6 @@ class Exchange implements Dispatcher.DispatchHandler {
 }
 
 /**
- * The scopes the upstream is told of: the key's, within what its plan allows now (as the
- * pipeline judged them): a plan changed to fewer scopes narrows the keys made before.
- */
-/**
  * The function that lists a request's identity headers. The profile's own names (the
  * default five, with the prefix) get the list written out as it always was: no per-request
  * work for names that are the same on every request. Any other choice of names gets a
@@ -627,6 +623,10 @@ function identityHeaderList(names: Record<IdentityField, string | undefined>): (
   };
 }
 
+/**
+ * The scopes the upstream is told of: the key's, within what its plan allows now (as the
+ * pipeline judged them): a plan changed to fewer scopes narrows the keys made before.
+ */
 export function scopesHeader(keyScopes: readonly string[], planScopes: readonly string[] | undefined): string {
   if (planScopes === undefined || planScopes.includes('*')) return keyScopes.join(' ');
   if (keyScopes.includes('*')) return planScopes.join(' ');
