@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from './support/cli.js';
+import { runCli, spawnServe } from './support/cli.js';
 import { tempDir } from './support/temp.js';
 import { refusedUrl } from './support/refused.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js';
@@ -47,8 +47,45 @@ describe('keygate check: a SQLite store', () => {
     expect([made.code, made.stdout.split('\n').slice(2)]).toEqual([0, [`store: ${file} answers, every migration applied`, '']]);
     const madeJson = await runCli(['--json', 'check', '--config', config]);
     expect(JSON.parse(madeJson.stdout).store).toEqual({ kind: 'sqlite', at: file, ok: true, exists: true, pending: [] });
-    // Read, never written: no other database file appears beside it than SQLite's own -wal and -shm.
-    expect(readdirSync(path.dirname(file)).filter((name) => !/^keygate\.db(-wal|-shm)?$/.test(name))).toEqual([]);
+    // Read, never written: nothing appears beside it.
+    expect(readdirSync(path.dirname(file))).toEqual(['keygate.db']);
+  });
+
+  it('leaves a WAL database folder as it found it: no -wal or -shm made beside a file nothing holds', async () => {
+    const folder = path.join(dir, 'wal-alone');
+    const file = path.join(folder, 'keygate.db');
+    const config = profile('sqlite-wal-alone', `sqlite:${file}`);
+    expect((await runCli(['migrate', '--config', config])).code).toBe(0);
+    // keygate keeps its file in WAL mode; closed, SQLite took its -wal and -shm away.
+    const before = readdirSync(folder);
+    expect(before).toEqual(['keygate.db']);
+    const human = await runCli(['check', '--config', config]);
+    expect([human.code, human.stdout.split('\n')[2]]).toEqual([0, `store: ${file} answers, every migration applied`]);
+    expect(readdirSync(folder)).toEqual(before);
+    const json = await runCli(['--json', 'check', '--config', config]);
+    expect(JSON.parse(json.stdout).store).toEqual({ kind: 'sqlite', at: file, ok: true, exists: true, pending: [] });
+    expect(readdirSync(folder)).toEqual(before);
+  });
+
+  it('answers for a WAL database a running keygate serve holds, removing none of its files', async () => {
+    const folder = path.join(dir, 'wal-served');
+    const file = path.join(folder, 'keygate.db');
+    const config = path.join(dir, 'sqlite-wal-served.yaml');
+    writeFileSync(config, stringify({ upstream: { url: 'http://127.0.0.1:9' }, listen: { port: 0 }, admin: { listen: { port: 0 } }, dashboard: { enabled: false }, store: `sqlite:${file}` }));
+    const serve = spawnServe(config);
+    try {
+      const serving = JSON.parse(await serve.logged('keygate is serving')) as { admin: string };
+      const held = readdirSync(folder).sort();
+      expect(held).toEqual(expect.arrayContaining(['keygate.db', 'keygate.db-shm', 'keygate.db-wal']));
+      const human = await runCli(['check', '--config', config]);
+      expect([human.code, human.stdout.split('\n').slice(1)]).toEqual([0, ['serves: the gateway and the admin API', `store: ${file} answers, every migration applied`, '']]);
+      expect(readdirSync(folder).sort()).toEqual(held);
+      // The server still reads and writes its database through them.
+      expect((await fetch(`${serving.admin}/health/ready`)).status).toBe(200);
+    } finally {
+      serve.child.kill('SIGTERM');
+      await serve.exited();
+    }
   });
 
   it('exits 4 where no database can be made (a file where its folder goes, a folder where the file goes), naming what is in the way; --offline does not look', async () => {

@@ -2,7 +2,7 @@
  * SQLite backend: a file (created with its folder on first start) opened with
  * better-sqlite3 in WAL mode, so the CLI and a running server can share it.
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, sql } from 'kysely';
@@ -91,19 +91,55 @@ export function openSqliteStore(file: string, { keyScanRows = KEY_SCAN_ROWS }: {
 }
 
 /**
- * A file that exists, opened read-only to be looked at (`keygate check`: which migrations
- * it lacks): never made, never migrated, its journal mode as it is. SQLite may still make
- * the -wal and -shm files a WAL database is read through, as any reader of it does.
+ * A file that exists, opened to be looked at and never written (`keygate check`: which
+ * migrations it lacks): never made, never migrated, its journal mode as it is, and its
+ * folder left as it was found.
+ *
+ * A read-only connection to a WAL database makes the -wal and -shm files it reads through
+ * and, not allowed to checkpoint, leaves them behind, empty. So where the file is in WAL
+ * mode and neither is there (nothing holds the database), it is opened read-write with
+ * every write refused (`query_only`): SQLite then takes them away as it closes, as it does
+ * for any last connection, and only if it is the last (a keygate that opened the file
+ * meanwhile keeps them). With them there (a running keygate, or one that stopped without
+ * closing), or a file it may not write, it is opened read-only: their content is read,
+ * never checkpointed into the file, and nothing is removed.
  */
 export function openSqliteStoreToRead(file: string): SqlStore {
   let sqlite: SqliteDatabase.Database;
   try {
-    sqlite = new SqliteDatabase(file, { readonly: true, fileMustExist: true });
+    const cleansUp = isWalFile(file) && !existsSync(`${file}-wal`) && !existsSync(`${file}-shm`) && canWrite(file);
+    sqlite = new SqliteDatabase(file, { readonly: !cleansUp, fileMustExist: true });
+    if (cleansUp) sqlite.pragma('query_only = ON');
     sqlite.pragma(`busy_timeout = ${BUSY_STEP_MS}`);
   } catch (error) {
     throw cannotOpen(file, error);
   }
   return new SqlStore(new Kysely<Database>({ dialect: new WaitingSqliteDialect(sqlite) }), { kind: 'sqlite', exclusive: writingAlone });
+}
+
+/** SQLite's header: byte 18 (the file format write version) is 2 for a database in WAL mode. */
+const WAL_FORMAT_OFFSET = 18;
+const WAL_FORMAT = 2;
+
+function isWalFile(file: string): boolean {
+  const header = Buffer.alloc(WAL_FORMAT_OFFSET + 1);
+  const fd = openSync(file, 'r');
+  try {
+    return readSync(fd, header, 0, header.length, 0) === header.length && header[WAL_FORMAT_OFFSET] === WAL_FORMAT;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The file and its folder (where SQLite makes the -wal and -shm files) can be written. */
+function canWrite(file: string): boolean {
+  try {
+    accessSync(file, constants.W_OK);
+    accessSync(path.dirname(path.resolve(file)), constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The setting the write probe rewrites (with the time of its last try): nothing reads it. */
