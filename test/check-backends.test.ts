@@ -6,6 +6,7 @@
  * (2 stays a bad profile). `--offline` tries neither, for a CI job without them.
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,10 +15,47 @@ import { tempDir } from './support/temp.js';
 import { refusedUrl } from './support/refused.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js';
 import { createTestDatabase, type TestDatabase } from './backends/isolation.js';
+import { startRedisServer } from './scale-out/cluster.js';
 
 const dir = tempDir('keygate-check-backends');
 const SECRET = 'hunter2-secret';
 const SERVES = 'serves: the gateway, the admin API and the dashboard';
+
+/** The check's deadline for each backend, as its lines state it ("within 3 s"). */
+const DEADLINE_MS = 3_000;
+/** Beyond the deadline, what a loaded host may add before the command has exited. */
+const EXIT_MARGIN_MS = 3_000;
+
+/**
+ * A loopback listener that takes connections and never says a word: a server that hangs.
+ * `accepted`: when it took the first connection (the check's clock starts there, not at
+ * the command's start-up).
+ */
+async function silentListener(): Promise<{ port: number; accepted: () => number | undefined; close: () => Promise<void> }> {
+  const sockets: Socket[] = [];
+  let first: number | undefined;
+  const server = createServer((socket) => {
+    first ??= Date.now();
+    socket.on('error', () => undefined);
+    sockets.push(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    accepted: () => first,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** Runs the command, and answers how long after the listener's first connection it exited. */
+async function timedAfterAccept(args: string[], accepted: () => number | undefined): Promise<{ code: number; stdout: string; stderr: string; afterAcceptMs: number }> {
+  const r = await runCli(args);
+  const at = accepted();
+  return { ...r, afterAcceptMs: at === undefined ? Number.NaN : Date.now() - at };
+}
 
 function profile(name: string, store: string, counters = 'memory'): string {
   const file = path.join(dir, `${name}.yaml`);
@@ -133,6 +171,28 @@ describe('keygate check: a SQLite store', () => {
   });
 });
 
+describe('keygate check: a PostgreSQL that never answers', () => {
+  it('exits 4 once the deadline passes, saying it did not answer within 3 s, never the password', async () => {
+    const silent = await silentListener();
+    try {
+      const url = `postgres://keygate:${SECRET}@127.0.0.1:${silent.port}/keygate`;
+      const shown = `postgres://keygate:***@127.0.0.1:${silent.port}/keygate`;
+      const said = `PostgreSQL at ${shown} did not answer within 3 s (check the profile's store and that the database is running)`;
+      const config = profile('pg-silent', url);
+      const human = await timedAfterAccept(['check', '--config', config], silent.accepted);
+      expect([human.code, human.stdout, human.stderr]).toEqual([4, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: ${said}\n`, '']);
+      // Given the stated 3 s (not the 2 s a serving pool gives a connection), and exited soon after.
+      expect(human.afterAcceptMs).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
+      expect(human.afterAcceptMs).toBeLessThan(DEADLINE_MS + EXIT_MARGIN_MS);
+      const json = await runCli(['--json', 'check', '--config', config]);
+      expect([json.code, JSON.parse(json.stdout).store]).toEqual([4, { kind: 'postgres', at: shown, ok: false, problem: said }]);
+      expect(human.stdout + human.stderr + json.stdout + json.stderr).not.toContain(SECRET);
+    } finally {
+      await silent.close();
+    }
+  });
+});
+
 const postgresUp = await serviceAvailable('PostgreSQL', POSTGRES_URL);
 
 describe.runIf(postgresUp)('keygate check: a PostgreSQL store', () => {
@@ -228,5 +288,64 @@ describe('keygate check: Redis counters', () => {
     expect([r.code, r.stdout.split('\n')[3], r.stderr]).toEqual([0, `counters: Redis at ${url.toString()} answers`, '']);
     const json = await runCli(['--json', 'check', '--config', config]);
     expect(JSON.parse(json.stdout).counters).toEqual({ kind: 'redis', at: url.toString(), ok: true });
+  });
+
+  it('exits 4 for a Redis that never answers, once the deadline passes, never the password', async () => {
+    const silent = await silentListener();
+    try {
+      const shown = `redis://:***@127.0.0.1:${silent.port}`;
+      const said = `Redis at ${shown} did not answer within 3 s (check the profile's counters and that Redis is running)`;
+      const config = profile('redis-silent', `sqlite:${path.join(dir, 'redis-silent.db')}`, `redis://:${SECRET}@127.0.0.1:${silent.port}`);
+      const human = await timedAfterAccept(['check', '--config', config], silent.accepted);
+      expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([4, [`counters: ${said}`, ''], '']);
+      expect(human.afterAcceptMs).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
+      expect(human.afterAcceptMs).toBeLessThan(DEADLINE_MS + EXIT_MARGIN_MS);
+      const json = await runCli(['--json', 'check', '--config', config]);
+      expect([json.code, JSON.parse(json.stdout).counters]).toEqual([4, { kind: 'redis', at: shown, ok: false, problem: said }]);
+      expect(human.stdout + human.stderr + json.stdout + json.stderr).not.toContain(SECRET);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it.runIf(redisUp)('says a Redis that asks no password answers, and that the profile\'s password is not used (nothing else on stderr)', async () => {
+    const url = new URL(REDIS_URL);
+    url.password = SECRET;
+    url.searchParams.set('prefix', 'keygate-test:check:');
+    const config = profile('redis-no-password-asked', `sqlite:${path.join(dir, 'redis-no-password.db')}`, url.toString());
+    const shown = url.toString().replace(SECRET, '***');
+    const said = "it asks no password, so the one in the profile's counters is not used";
+    const human = await runCli(['check', '--config', config]);
+    expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([0, [`counters: Redis at ${shown} answers; ${said}`, ''], '']);
+    const json = await runCli(['--json', 'check', '--config', config]);
+    expect([json.code, JSON.parse(json.stdout).counters, json.stderr]).toEqual([0, { kind: 'redis', at: shown, ok: true, warning: said }, '']);
+    expect(human.stdout + json.stdout).not.toContain(SECRET);
+  });
+
+  it('exits 4 for a Redis that refuses the password, or asks one the profile does not give, saying it refuses rather than that it cannot be reached', async () => {
+    const redis = await startRedisServer(['--requirepass', 'the-right-one']);
+    try {
+      const wrong = `redis://:${SECRET}@127.0.0.1:${redis.port}`;
+      const wrongConfig = profile('redis-wrong-password', `sqlite:${path.join(dir, 'redis-wrong.db')}`, wrong);
+      const wrongSaid = `Redis at redis://:***@127.0.0.1:${redis.port} refuses the connection: WRONGPASS invalid username-password pair or user is disabled. (check the user and password in the profile's counters)`;
+      const human = await runCli(['check', '--config', wrongConfig]);
+      expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([4, [`counters: ${wrongSaid}`, ''], '']);
+      const json = await runCli(['--json', 'check', '--config', wrongConfig]);
+      expect([json.code, JSON.parse(json.stdout).counters]).toEqual([4, { kind: 'redis', at: `redis://:***@127.0.0.1:${redis.port}`, ok: false, problem: wrongSaid }]);
+      expect(human.stdout + human.stderr + json.stdout + json.stderr).not.toContain(SECRET);
+
+      const none = profile('redis-no-password', `sqlite:${path.join(dir, 'redis-none.db')}`, redis.url);
+      const asked = await runCli(['check', '--config', none]);
+      expect([asked.code, asked.stdout.split('\n')[3]]).toEqual([
+        4,
+        `counters: Redis at ${redis.url} refuses the connection: NOAUTH Authentication required. (check the user and password in the profile's counters)`,
+      ]);
+
+      const right = profile('redis-right-password', `sqlite:${path.join(dir, 'redis-right.db')}`, `redis://:the-right-one@127.0.0.1:${redis.port}`);
+      const answers = await runCli(['check', '--config', right]);
+      expect([answers.code, answers.stdout.split('\n')[3]]).toEqual([0, `counters: Redis at redis://:***@127.0.0.1:${redis.port} answers`]);
+    } finally {
+      await redis.kill();
+    }
   });
 });

@@ -29,11 +29,12 @@ export interface StoreReached {
   problem?: string;
 }
 
-/** Redis counters as found (memory counters have nothing to reach). */
+/** Redis counters as found (memory counters have nothing to reach). `warning`: usable, but not as the profile means it. */
 export interface CountersReached {
   kind: 'redis';
   at: string;
   ok: boolean;
+  warning?: string;
   problem?: string;
 }
 
@@ -54,7 +55,7 @@ export async function reachBackends(config: Pick<Config, 'store' | 'counters'>, 
 export function describeBackends(reached: BackendsReached): string[] {
   const { store, counters } = reached;
   const lines = [storeLine(store)];
-  if (counters) lines.push(counters.ok ? `counters: Redis at ${counters.at} answers` : `counters: ${counters.problem}`);
+  if (counters) lines.push(counters.ok ? `counters: Redis at ${counters.at} answers${counters.warning ? `; ${counters.warning}` : ''}` : `counters: ${counters.problem}`);
   return lines;
 }
 
@@ -76,7 +77,8 @@ async function reachStoreOf(url: string, deadlineMs: number): Promise<StoreReach
   if (url.startsWith('sqlite:')) return file === undefined ? { kind: 'sqlite', at: url, ok: true } : reachSqlite(file, deadlineMs);
   const at = redactUrl(url);
   const [{ openPostgresStore }, { reachStore }] = await Promise.all([import('../store/postgres/postgres-database.js'), import('../store/open.js')]);
-  const store = openPostgresStore(url, { max: 1 });
+  // The pool's own connect timeout is the check's deadline: a server that never answers is said as one.
+  const store = openPostgresStore(url, { max: 1, connectTimeoutMs: deadlineMs });
   const asked = (async () => {
     await reachStore(store, url);
     return store.pendingMigrations();
@@ -84,7 +86,7 @@ async function reachStoreOf(url: string, deadlineMs: number): Promise<StoreReach
   try {
     return { kind: 'postgres', at, ok: true, pending: await withDeadline(asked, deadlineMs, { what: 'PostgreSQL' }) };
   } catch (error) {
-    if (error instanceof DeadlineError) return { kind: 'postgres', at, ok: false, problem: `PostgreSQL at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's store and that the database is running)` };
+    if (error instanceof DeadlineError || isPoolConnectTimeout(error)) return { kind: 'postgres', at, ok: false, problem: `PostgreSQL at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's store and that the database is running)` };
     // reachStore's words (the createdb hint for a database not made yet), without their "store: ".
     return { kind: 'postgres', at, ok: false, problem: (error as Error).message.replace(/^store: /, '') };
   } finally {
@@ -122,13 +124,39 @@ async function reachSqlite(file: string, deadlineMs: number): Promise<StoreReach
   }
 }
 
+/** pg-pool's error for a connection not opened within its connect timeout. */
+function isPoolConnectTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Connection terminated due to connection timeout';
+}
+
+/**
+ * Redis's answers that refuse the client rather than fail: a wrong password or user
+ * (WRONGPASS; before Redis 6 "invalid password"), or none given where one is asked (NOAUTH).
+ */
+const REFUSED = /^(?:Ready check failed: )?(?:WRONGPASS|NOAUTH)\b|^ERR invalid password/;
+
+/** Redis's answer to AUTH where its default user asks no password (Redis 6 and later, and before). */
+const NO_PASSWORD_ASKED = /without any password configured|no password is set/;
+
+/** What `keygate check` says of a password Redis does not ask for: it connects, and the password does nothing. */
+export const UNUSED_PASSWORD = "it asks no password, so the one in the profile's counters is not used";
+
 async function reachRedis(url: string, deadlineMs: number): Promise<CountersReached> {
   const at = redactUrl(url);
   const [{ Redis }, { parseRedisUrl }] = await Promise.all([import('ioredis'), import('../counters/redis/connection.js')]);
+  // The user and password are sent by the check itself (AUTH), not by ioredis: its answer
+  // to a Redis that asks none is a warning of its own on stderr, and the check says so on its line.
+  const target = new URL(parseRedisUrl(url).url);
+  const username = decodeURIComponent(target.username);
+  const password = decodeURIComponent(target.password);
+  target.username = '';
+  target.password = '';
   // One try, no reconnecting, nothing queued: an answer or why not.
-  const client = new Redis(parseRedisUrl(url).url, {
+  const client = new Redis(target.toString(), {
     lazyConnect: true,
     enableOfflineQueue: false,
+    // Its INFO would go before AUTH: PING is the check's question.
+    enableReadyCheck: false,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
     connectTimeout: deadlineMs,
@@ -139,15 +167,27 @@ async function reachRedis(url: string, deadlineMs: number): Promise<CountersReac
   });
   let lastError: Error | undefined;
   client.on('error', (error: Error) => (lastError = error));
+  let unusedPassword = false;
+  const asked = async () => {
+    await client.connect();
+    if (username !== '' || password !== '') {
+      try {
+        await (username === '' ? client.auth(password) : client.auth(username, password));
+      } catch (error) {
+        if (!NO_PASSWORD_ASKED.test((error as Error).message)) throw error;
+        unusedPassword = true;
+      }
+    }
+    await client.ping();
+  };
   try {
-    await withDeadline(
-      client.connect().then(() => client.ping()),
-      deadlineMs,
-    );
-    return { kind: 'redis', at, ok: true };
+    await withDeadline(asked(), deadlineMs);
+    return { kind: 'redis', at, ok: true, ...(unusedPassword ? { warning: UNUSED_PASSWORD } : {}) };
   } catch (error) {
     if (error instanceof DeadlineError) return { kind: 'redis', at, ok: false, problem: `Redis at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's counters and that Redis is running)` };
-    const why = (lastError ?? (error as Error)).message;
+    const why = (error as Error).name === 'ReplyError' ? (error as Error).message : (lastError ?? (error as Error)).message;
+    // Answered, and refused: the fix is in the URL's user and password, not the network.
+    if (REFUSED.test(why)) return { kind: 'redis', at, ok: false, problem: `Redis at ${at} refuses the connection: ${why} (check the user and password in the profile's counters)` };
     return { kind: 'redis', at, ok: false, problem: `cannot reach Redis at ${at}: ${why} (check the profile's counters and that Redis is running)` };
   } finally {
     client.disconnect();

@@ -156,16 +156,17 @@ export interface RedisServer {
 /**
  * A private redis-server without persistence, as on the production machines. On a named
  * port (test/support/ports.ts): while it is killed, no server another test file starts
- * can take the port it starts again on.
+ * can take the port it starts again on. `args`: more of redis-server's options
+ * (`--requirepass <password>`).
  */
-export async function startRedisServer(): Promise<RedisServer> {
+export async function startRedisServer(args: string[] = []): Promise<RedisServer> {
   const port = await namedPort();
   let child: ChildProcess | undefined;
   const server: RedisServer = {
     port,
     url: `redis://127.0.0.1:${port}`,
     async start() {
-      child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: 'ignore' });
       const deadline = Date.now() + START_TIMEOUT_MS;
       while (!(await canConnect(port))) {
         if (Date.now() > deadline) throw new Error(`redis-server did not start on port ${port}`);

@@ -17,19 +17,20 @@ const CONNECT_TIMEOUT_MS = 2_000;
 const QUERY_TIMEOUT_MS = 10_000;
 
 /** `keyScanRows`: as KEY_SCAN_ROWS (a test's few keys, in several slices). */
-export function openPostgresStore(url: string, options: { max?: number; keyScanRows?: number } = {}): SqlStore {
+/** `connectTimeoutMs`: how long a connection may take to open (CONNECT_TIMEOUT_MS; `keygate check` gives its own deadline). */
+export function openPostgresStore(url: string, options: { max?: number; keyScanRows?: number; connectTimeoutMs?: number } = {}): SqlStore {
   // pg is loaded with the first query (Kysely asks for the pool then): a process on SQLite
   // (the library's default) never loads it.
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: () => openPool(url, options.max ?? 10) }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: () => openPool(url, options.max ?? 10, options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS) }) });
   return new SqlStore(db, { kind: 'postgres', exclusive: lockingTheAccount, keyScanRows: options.keyScanRows });
 }
 
-async function openPool(url: string, max: number): Promise<Pool> {
+async function openPool(url: string, max: number, connectTimeoutMs: number): Promise<Pool> {
   const { default: pg } = await import('pg');
   const pool = new pg.Pool({
     connectionString: url,
     max,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    connectionTimeoutMillis: connectTimeoutMs,
     query_timeout: QUERY_TIMEOUT_MS,
     keepAlive: true,
     types: {
