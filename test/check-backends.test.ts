@@ -3,7 +3,9 @@
  * serve` would meet them, changing nothing: a SQLite file (or whether one could be made),
  * PostgreSQL (reached, the database there, its migrations), Redis (PING). Each said on a
  * line after the profile's own, with its password hidden; one that cannot be used exits 4
- * (2 stays a bad profile). `--offline` tries neither, for a CI job without them.
+ * (2 stays a bad profile). `--offline` tries neither, for a CI job without them. A server
+ * that refuses the user or password is said as refusing, one that never answers as not
+ * answering within the deadline; a SQLite file's folder is left as it was found.
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
@@ -43,6 +45,54 @@ async function silentListener(): Promise<{ port: number; accepted: () => number 
   return {
     port: (server.address() as AddressInfo).port,
     accepted: () => first,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/**
+ * A server speaking just enough of PostgreSQL's protocol to ask for a password (in clear)
+ * and refuse it with 28P01, as a server with password authentication does: the local
+ * PostgreSQL trusts every user, so a wrong password cannot be tried on it. `passwords`:
+ * those it was sent.
+ */
+async function passwordRefusingPostgres(user: string): Promise<{ port: number; passwords: string[]; close: () => Promise<void> }> {
+  const passwords: string[] = [];
+  const sockets: Socket[] = [];
+  const message = (type: string, body: Buffer) => {
+    const head = Buffer.alloc(5);
+    head.write(type, 0);
+    head.writeInt32BE(body.length + 4, 1);
+    return Buffer.concat([head, body]);
+  };
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    let received = Buffer.alloc(0);
+    let started = false;
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (!started && received.length >= 4 && received.length >= received.readInt32BE(0)) {
+        // The startup message (length first, no type byte): ask for the password.
+        received = received.subarray(received.readInt32BE(0));
+        started = true;
+        const cleartext = Buffer.alloc(4);
+        cleartext.writeInt32BE(3);
+        socket.write(message('R', cleartext));
+      }
+      if (started && received.length >= 5 && received.length >= 1 + received.readInt32BE(1) && received.toString('latin1', 0, 1) === 'p') {
+        passwords.push(received.toString('utf8', 5, received.readInt32BE(1)).replace(/\0$/, ''));
+        const fields = ['SFATAL', 'VFATAL', 'C28P01', `Mpassword authentication failed for user "${user}"`].map((field) => `${field}\0`).join('');
+        socket.end(message('E', Buffer.from(`${fields}\0`)));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    passwords,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
@@ -189,6 +239,26 @@ describe('keygate check: a PostgreSQL that never answers', () => {
       expect(human.stdout + human.stderr + json.stdout + json.stderr).not.toContain(SECRET);
     } finally {
       await silent.close();
+    }
+  });
+});
+
+describe('keygate check: a PostgreSQL that refuses the password', () => {
+  it('exits 4 saying it refuses the connection, with what the server said and the user-and-password hint, never the password', async () => {
+    const server = await passwordRefusingPostgres('keygate');
+    try {
+      const shown = `postgres://keygate:***@127.0.0.1:${server.port}/keygate`;
+      const said = `PostgreSQL at ${shown} refuses the connection: password authentication failed for user "keygate" (check the user and password in the profile's store, and the server's pg_hba.conf)`;
+      const config = profile('pg-wrong-password', `postgres://keygate:${SECRET}@127.0.0.1:${server.port}/keygate`);
+      const human = await runCli(['check', '--config', config]);
+      expect([human.code, human.stdout, human.stderr]).toEqual([4, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: ${said}\n`, '']);
+      const json = await runCli(['--json', 'check', '--config', config]);
+      expect([json.code, JSON.parse(json.stdout).store]).toEqual([4, { kind: 'postgres', at: shown, ok: false, problem: said }]);
+      // The profile's password was the one tried, and is said nowhere.
+      expect(server.passwords).toEqual([SECRET, SECRET]);
+      expect(human.stdout + human.stderr + json.stdout + json.stderr).not.toContain(SECRET);
+    } finally {
+      await server.close();
     }
   });
 });
