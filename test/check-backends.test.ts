@@ -390,6 +390,12 @@ describe('keygate check: Redis counters', () => {
     const json = await runCli(['--json', 'check', '--config', config]);
     expect([json.code, JSON.parse(json.stdout).counters, json.stderr]).toEqual([0, { kind: 'redis', at: shown, ok: true, warning: said }, '']);
     expect(human.stdout + json.stdout).not.toContain(SECRET);
+    // Given as a parameter (redis://host?password=…), the same.
+    const inQuery = new URL(REDIS_URL);
+    inQuery.searchParams.set('password', SECRET);
+    const queryConfig = profile('redis-no-password-asked-query', `sqlite:${path.join(dir, 'redis-no-password.db')}`, inQuery.toString());
+    const query = await runCli(['check', '--config', queryConfig]);
+    expect([query.code, query.stdout.split('\n')[3], query.stderr]).toEqual([0, `counters: Redis at ${inQuery.toString().replace(SECRET, '***')} answers; ${said}`, '']);
   });
 
   it('exits 4 for a Redis that refuses the password, or asks one the profile does not give, saying it refuses rather than that it cannot be reached', async () => {
@@ -403,6 +409,9 @@ describe('keygate check: Redis counters', () => {
       const json = await runCli(['--json', 'check', '--config', wrongConfig]);
       expect([json.code, JSON.parse(json.stdout).counters]).toEqual([4, { kind: 'redis', at: `redis://:***@127.0.0.1:${redis.port}`, ok: false, problem: wrongSaid }]);
       expect(human.stdout + human.stderr + json.stdout + json.stderr).not.toContain(SECRET);
+
+      const wrongInQuery = await runCli(['check', '--config', profile('redis-wrong-password-query', `sqlite:${path.join(dir, 'redis-wrong.db')}`, `redis://127.0.0.1:${redis.port}?password=${SECRET}`)]);
+      expect([wrongInQuery.code, wrongInQuery.stdout.split('\n')[3]]).toEqual([4, `counters: ${wrongSaid.replace(`redis://:***@127.0.0.1:${redis.port}`, `redis://127.0.0.1:${redis.port}?password=***`)}`]);
 
       const none = profile('redis-no-password', `sqlite:${path.join(dir, 'redis-none.db')}`, redis.url);
       const asked = await runCli(['check', '--config', none]);

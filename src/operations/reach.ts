@@ -146,11 +146,15 @@ async function reachRedis(url: string, deadlineMs: number): Promise<CountersReac
   const [{ Redis }, { parseRedisUrl }] = await Promise.all([import('ioredis'), import('../counters/redis/connection.js')]);
   // The user and password are sent by the check itself (AUTH), not by ioredis: its answer
   // to a Redis that asks none is a warning of its own on stderr, and the check says so on its line.
+  // As ioredis reads them: from before the host, or else from the query (?password=).
   const target = new URL(parseRedisUrl(url).url);
-  const username = decodeURIComponent(target.username);
-  const password = decodeURIComponent(target.password);
+  const inUserinfo = target.username !== '' || target.password !== '';
+  const username = inUserinfo ? decodeURIComponent(target.username) : (target.searchParams.get('username') ?? '');
+  const password = inUserinfo ? decodeURIComponent(target.password) : (target.searchParams.get('password') ?? '');
   target.username = '';
   target.password = '';
+  target.searchParams.delete('username');
+  target.searchParams.delete('password');
   // One try, no reconnecting, nothing queued: an answer or why not.
   const client = new Redis(target.toString(), {
     lazyConnect: true,
