@@ -25,8 +25,12 @@ const SERVES = 'serves: the gateway, the admin API and the dashboard';
 
 /** The check's deadline for each backend, as its lines state it ("within 3 s"). */
 const DEADLINE_MS = 3_000;
-/** Beyond the deadline, what a loaded host may add before the command has exited. */
-const EXIT_MARGIN_MS = 3_000;
+/**
+ * Beyond the deadline, what a loaded host may add before the command has exited: a guard
+ * against a check that hangs, not a timing (timing decides no test; the words "within 3 s"
+ * and the lower bound say the deadline was the one that ended it).
+ */
+const EXIT_MARGIN_MS = 30_000;
 
 /**
  * A loopback listener that takes connections and never says a word: a server that hangs.
