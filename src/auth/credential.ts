@@ -241,15 +241,22 @@ export function credentialParamRemover(locations: readonly CredentialLocation[])
  * parameters go byte for byte. A target without a query string is passed on unread, and
  * one whose query holds nothing a key could be (no prefix: `mayHold`) costs that test
  * alone, and the credential parameters' removal where keys are read from the query.
+ * Given `forwarded` (the credential the request presented, where `auth.forwardCredential`
+ * passes it on), the one pair it was read from goes as sent; all else as above.
  */
-export function forwardedTargetOf(locations: readonly CredentialLocation[], keyFormat: KeyRecognition): (url: string, headers: RequestView['headers'], rawHeaders?: readonly string[]) => string {
+export function forwardedTargetOf(
+  locations: readonly CredentialLocation[],
+  keyFormat: KeyRecognition,
+): (url: string, headers: RequestView['headers'], rawHeaders?: readonly string[], forwarded?: FoundCredential) => string {
   const names = credentialParamNames(locations);
   const mayHold = (layer: string): boolean => keyFormat.mayHold(layer);
-  return (url, headers, rawHeaders) => {
+  return (url, headers, rawHeaders, forwarded) => {
     const start = url.indexOf('?');
     if (start === -1) return url;
-    if (!inAnyDecoding(url.slice(start + 1), mayHold)) return names.size === 0 ? url : withoutParams(url, names, undefined, undefined);
-    let presented: string | null | undefined;
+    // `auth.forwardCredential`: the parameter the key was read from goes as sent (only the gateway passes one).
+    const keep = forwarded?.location.in === 'query' ? credentialPairTest(forwarded) : undefined;
+    if (!inAnyDecoding(url.slice(start + 1), mayHold)) return names.size === 0 ? url : withoutParams(url, names, undefined, undefined, keep);
+    let presented: string | null | undefined = forwarded?.secret;
     const holds = (layer: string): boolean => {
       if (!keyFormat.mayHold(layer)) return false;
       if (keyFormat.recognisesWithin(layer)) return true;
@@ -259,7 +266,24 @@ export function forwardedTargetOf(locations: readonly CredentialLocation[], keyF
       }
       return presented !== null && layer.includes(presented);
     };
-    return withoutParams(url, names, undefined, (part) => inAnyDecoding(part, holds));
+    return withoutParams(url, names, undefined, (part) => inAnyDecoding(part, holds), keep);
+  };
+}
+
+/**
+ * Whether a query pair is the one `credential` (read from the query) was read from: its
+ * name decodes to the configured one exactly (a look-alike, `APIKEY` or `api.key`, is not:
+ * an upstream reading it could be handed another key than the one keygate judged), its
+ * value to the key. Empty ones of the name are not kept either: an upstream that takes
+ * the last of a repeated parameter would read one of them instead.
+ */
+function credentialPairTest(credential: FoundCredential): (pair: string) => boolean {
+  const { name } = credential.location;
+  return (pair) => {
+    const eq = pair.indexOf('=');
+    if (eq === -1 || decodeQueryComponent(pair.slice(0, eq)) !== name) return false;
+    const sent = pair.slice(eq + 1);
+    return trimmed(decodeQueryComponent(sent) ?? sent, true) === credential.secret;
   };
 }
 
@@ -380,12 +404,17 @@ function credentialParamNames(locations: readonly CredentialLocation[]): Readonl
  * Parameters named like an API's own secrets are hidden from logs by
  * gateway/secret-params.ts, which scans by rules of its own (said there).
  */
-function withoutParams(url: string, names: ReadonlySet<string>, replacement: string | undefined, holdsKey: ((part: string) => boolean) | undefined): string {
+function withoutParams(url: string, names: ReadonlySet<string>, replacement: string | undefined, holdsKey: ((part: string) => boolean) | undefined, keep?: (pair: string) => boolean): string {
   const start = url.indexOf('?');
   if (start === -1) return url;
   const kept: string[] = [];
   let changed = false;
   for (const pair of url.slice(start + 1).split('&')) {
+    // The credential's own pair, forwarded as sent (`auth.forwardCredential`).
+    if (keep?.(pair) === true) {
+      kept.push(pair);
+      continue;
+    }
     // A credential parameter goes whole, `;`s and all (keygate read `apikey=S;b` as the key
     // `S;b`); in any other pair, a credential, or a part that holds a key, after a `;` goes
     // (no key holds a `;`: what comes before it stays).

@@ -747,6 +747,12 @@ const profileSections = z
         // Defaulted on its own too: a profile that adds unknownKeys keeps the default credential.
         credentials: z.array(credentialLocation).min(1).prefault([{ in: 'header', name: 'Authorization', scheme: 'Bearer' }]),
         unknownKeys: unknownKeyLimitSchema.optional(),
+        forwardCredential: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Pass the credential on to the upstream as the client sent it: the header, or the query parameter, the key was read from (Kong\'s hide_credentials: false), for an upstream that still reads the key. Every other copy of a key is still removed (the other credential locations, their look-alikes, a key in any other header, parameter or header name), and logs still hide it. Off: the upstream never receives the key. Takes effect at restart.',
+          ),
       })
       .strict()
       .prefault({}),

@@ -22,4 +22,13 @@ describe('unusedFields', () => {
     // With the gateway on, the gateway counts them in the upstream's answers: nothing to say.
     expect(unusedFields(parseConfigText(profile.replace('gateway: false', 'upstream: {url: "http://127.0.0.1:4000"}').replace('  - {path: /v1/rows/export, cost: {meter: rows, perRecord: 2}}', '')))).toEqual([]);
   });
+
+  it('names auth.forwardCredential under gateway: false: POST /v1/check forwards nothing', () => {
+    expect(unusedFields(parseConfigText('gateway: false\nauth: {forwardCredential: true}\n'))).toEqual([
+      {
+        fields: ['auth.forwardCredential'],
+        warning: 'gateway: false runs no gateway, so auth.forwardCredential has no effect (it applies once the gateway is on again: remove it, or keep it for then)',
+      },
+    ]);
+  });
 });

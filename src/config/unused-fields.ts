@@ -22,12 +22,12 @@ export interface UnusedFields {
 
 /**
  * What serves only the gateway: its listener, its connections to the upstream, the
- * headers it adds to what it forwards and reads from what comes back. `upstream.url` and
+ * headers it adds to (or passes on in: `auth.forwardCredential`) what it forwards and reads from what comes back. `upstream.url` and
  * `upstream.spawn` are refused with gateway: false (schema.ts); `caseSensitivePaths` and
  * `basePath` judge POST /v1/check's targets too, and `trustedProxies` the admin API's and
  * the dashboard's clients.
  */
-const GATEWAY_ONLY = ['listen', 'upstream.timeout', 'upstream.connections', 'upstream.maxInFlightPerAccount', 'identityHeaders', 'gauges'] as const;
+const GATEWAY_ONLY = ['listen', 'upstream.timeout', 'upstream.connections', 'upstream.maxInFlightPerAccount', 'auth.forwardCredential', 'identityHeaders', 'gauges'] as const;
 
 /** A profile that sets nothing: every field's default. Made once, when first asked. */
 let defaults: Config | undefined;

@@ -5,7 +5,8 @@
  * with backpressure, no intermediate stream and no header object built twice.
  *
  * On the way up the credential (header and query parameter, and any other parameter or
- * header whose value or name holds a key: `headerKeyTest`, `headerNameKeyTest`), hop-by-hop headers, any header the `Connection` header names, `Expect`
+ * header whose value or name holds a key: `headerKeyTest`, `headerNameKeyTest`; with
+ * `auth.forwardCredential`, all but the header or parameter the key was read from), hop-by-hop headers, any header the `Connection` header names, `Expect`
  * (keygate has answered it) and any identity header the client made up are dropped (and the dashboard's cookies, which a
  * browser signed in to it on the same host sends here too), and so is every header in which an
  * upstream could read another client, scheme, host, path or method (OVERRIDES_REQUEST);
@@ -32,7 +33,7 @@ import type { Route } from '../config/schema.js';
 import type { Identity } from '../pipeline/identity.js';
 import type { Reservation } from '../counters/counters.js';
 import { deny, type Denial } from '../denial/reasons.js';
-import { credentialHeaderNames, extractCredential, forwardedTargetOf, headerKeyTest, headerNameKeyTest } from '../auth/credential.js';
+import { credentialHeaderNames, extractCredential, forwardedTargetOf, headerKeyTest, headerNameKeyTest, type FoundCredential } from '../auth/credential.js';
 import { parseRecordHeader } from '../meters/cost.js';
 import { JsonRecordCounter } from '../meters/json-records.js';
 import { settleCharge, type OnCharged } from '../pipeline/settle.js';
@@ -223,16 +224,18 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
   /** Whether a header's name holds a key (`X-sk_live_<key>`, a client's names swapped with its values): not forwarded either. */
   const nameHoldsKey = headerNameKeyTest(rt.keyFormat);
   const bareKeys = rt.keyFormat.bareKeys;
+  /** `auth.forwardCredential`: the header or parameter the key was read from goes on as sent (read once per request, only then). */
+  const forwardCredential = config.auth.forwardCredential;
   const impersonates = (name: string) => dropped.has(name) || name.startsWith(identityPrefix) || name.startsWith(X_FORWARDED);
   const fromTrustedProxy = trustedProxyCheck(config.trustedProxies);
   /** Whether request lines are logged now (log.requests, which a reload may change). */
   const logsRequests = () => rt.config.log.requests;
 
-  /** The key the request presented (it was admitted: there is one). */
-  function ownKey(request: FastifyRequest): string | undefined {
+  /** The credential the request presented (it was admitted: there is one). */
+  function presented(request: FastifyRequest): FoundCredential | undefined {
     const raw = request.raw;
     const credential = extractCredential({ headers: raw.headers, url: raw.url ?? '/', rawHeaders: raw.rawHeaders }, credentials);
-    return credential.kind === 'found' ? credential.secret : undefined;
+    return credential.kind === 'found' ? credential : undefined;
   }
 
   /**
@@ -240,10 +243,10 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
    * own come first: an upstream that keeps only the first N headers (Node keeps 2,000)
    * drops some of a client's many headers, never the identity.
    */
-  function upstreamHeaders(request: FastifyRequest, identity: Identity, plainBody: boolean): string[] {
+  function upstreamHeaders(request: FastifyRequest, identity: Identity, plainBody: boolean, forwarded: FoundCredential | undefined): string[] {
     const headers = request.raw.headers;
     // The caller's key, read again (the pipeline keeps no copy) where it is all a key without a prefix is told by.
-    const own = bareKeys ? ownKey(request) : undefined;
+    const own = bareKeys ? (forwarded ?? presented(request))?.secret : undefined;
     const out = identityHeaders(identity);
     const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
     // The address the gateway's record read as the request arrived: the same (Node keeps a
@@ -264,6 +267,9 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     if (typeof port === 'string' && FORWARDED_PORT.test(port)) out.push('x-forwarded-port', port);
     // Records are counted in the body as sent: it must come whole and uncompressed.
     if (plainBody) out.push('accept-encoding', 'identity');
+    // `auth.forwardCredential`: the header the key came from, as sent (with its scheme); the
+    // other credential headers are dropped still, and so is every other copy of the key.
+    if (forwarded?.sent !== undefined) out.push(forwarded.location.name.toLowerCase(), forwarded.sent);
     const listed = listedInConnection(headers.connection);
     for (const name in headers) {
       const value = headers[name];
@@ -305,10 +311,11 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
         return;
       }
       const exchange = new Exchange(upstream, request, reply, identity, route, reservation, rateLimitHeaders, slot);
+      const forwarded = forwardCredential ? presented(request) : undefined;
       const options: Dispatcher.DispatchOptions = {
-        path: forwardedTarget(request.raw.url ?? '/', request.raw.headers, request.raw.rawHeaders),
+        path: forwardedTarget(request.raw.url ?? '/', request.raw.headers, request.raw.rawHeaders, forwarded),
         method: request.method as Dispatcher.HttpMethod,
-        headers: upstreamHeaders(request, identity, exchange.countsJson),
+        headers: upstreamHeaders(request, identity, exchange.countsJson, forwarded),
         body: requestBody(request, reply.raw),
       };
       // Taken only now: from here on the exchange ends in onResponseEnd or onResponseError
