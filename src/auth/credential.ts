@@ -334,8 +334,8 @@ export function headerKeyTest(keyFormat: HeaderKeyRecognition): (value: string, 
  * than a word after a prefix in a name of an API's own (`X-sk_live_docs`).
  */
 const NAME_KEY_RUN = 16;
-/** NAME_KEY_RUN characters of a key (base62, hex, base64url), lower-cased. */
-const NAME_KEY_CHARS = new RegExp(`^[a-z0-9_-]{${NAME_KEY_RUN}}$`);
+/** NAME_KEY_RUN characters of a key (base62, hex, base64url, unreserved: `.` and `~` may be in a name), lower-cased. */
+const NAME_KEY_CHARS = new RegExp(`^[a-z0-9_.~-]{${NAME_KEY_RUN}}$`);
 
 /**
  * Whether a request header's name holds a key (then the header is not forwarded): a name

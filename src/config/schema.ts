@@ -513,7 +513,12 @@ const importedKeys = z
       .strict()
       .prefault({})
       .describe('The prefix of each mode\'s keys, such as { live: rk_live_, test: rk_test_ }; none: bare keys, whose mode the import gives.'),
-    alphabet: z.enum(['base62', 'hex', 'base64url']).default('base62').describe('What follows the prefix: base62 (letters and digits), hex (either case) or base64url (letters, digits, "-" and "_").'),
+    alphabet: z
+      .enum(['base62', 'hex', 'base64url', 'unreserved'])
+      .default('base62')
+      .describe(
+        'What follows the prefix: base62 (letters and digits), hex (either case), base64url (letters, digits, "-" and "_") or unreserved (letters, digits, "-", "_", "." and "~": the characters a URL never needs escaped, RFC 3986 §2.3; hand-set keys such as "bob.secret~2023"). No alphabet takes "+" or "/": see docs/authentication.md#key-formats.',
+      ),
     length: z
       .union([z.number().int(), z.object({ min: z.number().int(), max: z.number().int() }).strict()])
       .describe('How many characters follow the prefix: a number, or { min, max }.'),

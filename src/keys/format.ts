@@ -138,7 +138,7 @@ export function importedLengthRange(length: number | { min: number; max: number 
 }
 
 /** Each imported alphabet in words, for a refusal that says what it takes. */
-const IMPORTED_ALPHABET_WORDS = { base62: 'letters and digits', hex: '0-9 and a-f, in either case', base64url: 'letters, digits, "-" and "_"' } as const;
+const IMPORTED_ALPHABET_WORDS = { base62: 'letters and digits', hex: '0-9 and a-f, in either case', base64url: 'letters, digits, "-" and "_"', unreserved: 'letters, digits, "-", "_", "." and "~"' } as const;
 
 /**
  * The shape `keys.imported` takes, in words (`rk_live_ or rk_test_, then 24 base62
@@ -153,7 +153,7 @@ export function importedShapeWords(imported: NonNullable<KeyFormatConfig['import
 }
 
 /** The characters of an imported key's body, as a regular expression class. */
-const IMPORTED_ALPHABETS = { base62: '0-9A-Za-z', hex: '0-9A-Fa-f', base64url: '0-9A-Za-z_\\-' } as const;
+const IMPORTED_ALPHABETS = { base62: '0-9A-Za-z', hex: '0-9A-Fa-f', base64url: '0-9A-Za-z_\\-', unreserved: '0-9A-Za-z_.~\\-' } as const;
 
 /**
  * The randomness an imported key needs at least, in bits. Guesses at unknown keys (each
@@ -164,7 +164,7 @@ const IMPORTED_ALPHABETS = { base62: '0-9A-Za-z', hex: '0-9A-Fa-f', base64url: '
  */
 export const LEAST_IMPORTED_KEY_BITS = 96;
 /** The bits one character of each imported alphabet carries (hex either case is still 16 values). */
-const IMPORTED_ALPHABET_BITS = { base62: Math.log2(62), hex: 4, base64url: 6 } as const;
+const IMPORTED_ALPHABET_BITS = { base62: Math.log2(62), hex: 4, base64url: 6, unreserved: Math.log2(66) } as const;
 
 /** Imported keys too short to withstand guessing: what `keygate check` and a start warn of. */
 export interface WeakImportedKeys {

@@ -26,14 +26,15 @@ export function withoutKeys(keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'>,
 }
 
 /**
- * A percent-escape of a character keys are made of (a digit, a letter, `_` or `-`, escaped
- * once or more: `%41`, `%2541`). No URL needs one: where it follows a key's hidden part,
- * the key goes on through it.
+ * A percent-escape of a character keys are made of (a digit, a letter, `_`, `-`, and for
+ * imported keys of the `unreserved` alphabet `.` and `~`, escaped once or more: `%41`,
+ * `%2541`, `%2E`). No URL needs one: where it follows a key's hidden part, the key goes on
+ * through it.
  */
-const ESCAPED_KEY_CHARACTER = '%(?:25)*(?:3[0-9]|4[1-9a-f]|5[0-9a]|5f|6[1-9a-f]|7[0-9a]|2d)';
+const ESCAPED_KEY_CHARACTER = '%(?:25)*(?:3[0-9]|4[1-9a-f]|5[0-9a]|5f|6[1-9a-f]|7[0-9a]|2d|2e|7e)';
 
-/** What follows a hidden key when the key goes on past an escape of one of its characters (`sk_live_[REDACTED]%41bc…`). */
-const ESCAPED_REST = new RegExp(`${REDACTED.replace(/[[\]]/g, '\\$&')}(?:(?:${ESCAPED_KEY_CHARACTER})+[0-9A-Za-z_-]*)+`, 'gi');
+/** What follows a hidden key when the key goes on past an escape of one of its characters (`sk_live_[REDACTED]%41bc…`, `[REDACTED]%2Esecret~…`). */
+const ESCAPED_REST = new RegExp(`${REDACTED.replace(/[[\]]/g, '\\$&')}(?:(?:${ESCAPED_KEY_CHARACTER})+[0-9A-Za-z_.~-]*)+`, 'gi');
 
 /**
  * `text` without the rest of a key split by a percent-escape past the part `scrub` hid: a

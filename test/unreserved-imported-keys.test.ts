@@ -1,0 +1,124 @@
+/**
+ * Hand-set keys from Kong (`bob.secret~…`) under `keys.imported.alphabet: unreserved`
+ * (letters, digits, `-`, `_`, `.`, `~`): imported with the CLI, used in a header and in a
+ * query parameter (as sent, or percent-encoded) through the real gateway, and never in a
+ * log line, wherever the key is in the request, escaped or not.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeygate, type TestKeygate } from './support/keygate.js';
+import { startTestUpstream, type TestUpstream } from './support/upstream.js';
+import { runCli } from './support/cli.js';
+import { tempDir } from './support/temp.js';
+import { randomBase62 } from '../src/keys/format.js';
+import type { ConfigInput } from '../src/config/schema.js';
+
+/** Every character escaped (`%62%6F%62%2E…`), as some clients write a parameter. */
+const allEscaped = (text: string) => [...text].map((char) => `%${char.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`).join('');
+
+describe('hand-set imported keys with "." and "~" (keys.imported.alphabet: unreserved)', () => {
+  const dir = tempDir('unreserved-imported-keys');
+  const configFile = path.join(dir, 'keygate.yaml');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let accountId: string;
+  /** As set by hand in Kong: 25 plain characters, then a `.`, and a `~` in the few after it. */
+  const tail = randomBase62(4);
+  const key = `bob-${randomBase62(16)}-2023.secret~${tail}`;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    const profile: ConfigInput = {
+      upstream: { url: upstream.url },
+      store: `sqlite:${path.join(dir, 'keygate.db')}`,
+      keys: { prefix: { live: 'kg_live_' }, imported: { alphabet: 'unreserved', length: { min: 20, max: 40 } } },
+      auth: { credentials: [{ in: 'header', name: 'apikey', scheme: 'none' }, { in: 'query', name: 'apikey' }] },
+      log: { level: 'debug', requests: true },
+      dashboard: { enabled: false },
+    };
+    writeFileSync(configFile, stringify(profile));
+    kg = await startKeygate(profile, { dir });
+    const created = await runCli(['--config', configFile, 'accounts', 'create', '--name', 'bob', '--json']);
+    expect(created.stderr).toBe('');
+    accountId = (JSON.parse(created.stdout) as { id: string }).id;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('imports the key from stdin with keys import; a key with a character outside the alphabet is refused, saying the shape', async () => {
+    const imported = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'kong bob', '--json'], { input: `${key}\n` });
+    expect(imported.stderr).toBe('');
+    expect(imported.code).toBe(0);
+    expect(JSON.parse(imported.stdout)).toMatchObject({ name: 'kong bob', status: 'active' });
+    expect(imported.stdout).not.toContain(key);
+    const slashed = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'slash'], { input: `bob/${randomBase62(20)}` });
+    expect(slashed.code).toBe(1);
+    expect(slashed.stderr).toContain('no prefix, then 20 to 40 unreserved characters (letters, digits, "-", "_", "." and "~")');
+  });
+
+  it('lets the key through in the header, in the query parameter as sent, and percent-encoded; the upstream receives it in neither', async () => {
+    const sent: [string, RequestInit][] = [
+      ['/v1/data?x=1', { headers: { apikey: key } }],
+      [`/v1/data?apikey=${key}&x=1`, {}],
+      [`/v1/data?apikey=${encodeURIComponent(key)}&x=1`, {}],
+      [`/v1/data?apikey=${allEscaped(key)}&x=1`, {}],
+    ];
+    for (const [target, init] of sent) {
+      const response = await kg.call(target, init);
+      expect(response.status, target).toBe(200);
+      await response.text();
+      expect(upstream.received.at(-1)?.url).toBe('/v1/data?x=1');
+      expect(JSON.stringify(upstream.received.at(-1))).not.toContain(key);
+    }
+  });
+
+  it('keeps the key out of every log line: credential parameter, another parameter, the path, with "." and "~" escaped', async () => {
+    const dotEscaped = key.replace('.', '%2E').replace('~', '%7E');
+    const targets = [`/v1/data?apikey=${dotEscaped}`, `/v1/data?q=${key}`, `/v1/data?q=${dotEscaped}`, `/v1/data/${key}`, `/v1/data/${dotEscaped}`];
+    for (const target of targets) await (await kg.call(target, { headers: { apikey: key } })).text();
+    await kg.runtime.flush();
+    const logged = kg.logs.lines.map((line) => JSON.parse(line) as { msg?: string; target?: string }).filter((line) => line.msg === 'request').map((line) => line.target);
+    expect(logged.slice(-targets.length)).toEqual(['/v1/data?apikey=[REDACTED]', '/v1/data?q=[REDACTED]', '/v1/data?q=[REDACTED]', '/v1/data/[REDACTED]', '/v1/data/[REDACTED]']);
+    const [before, after] = key.split('.') as [string, string];
+    for (const part of [key, before, after, `secret%7E${tail}`]) expect(kg.logs.text).not.toContain(part);
+  });
+});
+
+describe('prefixed imported keys of the unreserved alphabet in a header name', () => {
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  /** `rk_` and a hand-set body with a `.` and a `~` among its first 16 characters. */
+  const key = `rk_bob.${randomBase62(4)}~${randomBase62(16)}`;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        keys: { prefix: { live: 'sk_live_' }, imported: { prefix: { live: 'rk_' }, alphabet: 'unreserved', length: { min: 20, max: 40 } } },
+        auth: { credentials: [{ in: 'header', name: 'apikey', scheme: 'none' }] },
+      },
+      { dir: tempDir('unreserved-imported-keys-names') },
+    );
+    const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'bob' }) })).json()) as { id: string };
+    expect((await kg.admin('/v1/keys/import', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'kong bob', secret: key }) })).status).toBe(201);
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it('does not pass on a header whose name holds such a key (a client that swapped name and value), in any case; a name with the prefix and a word goes', async () => {
+    const response = await kg.call('/v1/data', { headers: { apikey: key, [`x-${key}`]: '1', [`X-${key.toUpperCase()}`]: '2', 'x-rk_bob.docs': '3' } });
+    expect(response.status).toBe(200);
+    await response.text();
+    const names = Object.keys(upstream.received.at(-1)!.headers);
+    expect(names.filter((name) => name.startsWith('x-rk_'))).toEqual(['x-rk_bob.docs']);
+  });
+});
