@@ -1455,6 +1455,41 @@ describe('changing a key', () => {
       await upstream.close();
     }
   });
+
+  it('keeps a scope the key has after its plan stopped offering it (granting it nothing), while its other scopes change; a scope it does not have is still refused', async () => {
+    const upstream = await startTestUpstream();
+    const kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        errors: { envelope: 'error' },
+        scopes: ['read', 'write'],
+        plans: { pro: { scopes: ['read', 'write'] }, basic: { scopes: ['read'] } },
+        routes: [{ method: 'GET', path: '/items', scopes: ['read'] }, { method: 'POST', path: '/items', scopes: ['write'] }],
+      },
+      { dir: tempDir('admin-key-update-dropped') },
+    );
+    try {
+      const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Acme', planId: 'pro' }) })).json()) as { id: string };
+      const newKey = async (scopes: string[]) => (await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'ci', scopes }) })).json()) as { id: string; secret: string };
+      const writer = await newKey(['write']);
+      const reader = await newKey(['read']);
+      const patch = (id: string, body: unknown) => kg.admin(`/v1/keys/${id}`, { method: 'PATCH', body: JSON.stringify(body) });
+      const call = (method: string) => kg.call('/items', { method, headers: { authorization: `Bearer ${writer.secret}` } });
+      await kg.admin(`/v1/accounts/${account.id}`, { method: 'PATCH', body: JSON.stringify({ planId: 'basic' }) });
+
+      const kept = await patch(writer.id, { scopes: ['read', 'write'] });
+      expect([kept.status, ((await kept.json()) as { scopes: string[] }).scopes]).toEqual([200, ['read', 'write']]);
+      expect((await call('GET')).status).toBe(200);
+      // Kept, not granted: the plan still refuses it.
+      expect((await call('POST')).status).toBe(403);
+
+      const refused = await patch(reader.id, { scopes: ['read', 'write'] });
+      expect([refused.status, ((await refused.json()) as { detail: string }).detail]).toEqual([400, 'scope write not allowed; allowed: read']);
+    } finally {
+      await kg.close();
+      await upstream.close();
+    }
+  });
 });
 
 describe('keys given no scope where every route needs one', () => {

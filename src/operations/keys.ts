@@ -62,6 +62,17 @@ export function allowedScopes(rt: Pick<Runtime, 'config'>, planId: string): stri
   return rt.config.scopes.length > 0 ? [WILDCARD, ...rt.config.scopes] : [];
 }
 
+/**
+ * Those of `scopes` that a key on the plan may not be given: neither allowed by it nor,
+ * where it allows `*`, a scope of the profile. A key holding one (its plan changed since)
+ * is refused, at the gateway, what the plan does not offer.
+ */
+export function scopesNotOffered(rt: Pick<Runtime, 'config'>, planId: string, scopes: readonly string[]): string[] {
+  const allowed = allowedScopes(rt, planId);
+  const wildcard = allowed.includes(WILDCARD);
+  return scopes.filter((s) => !allowed.includes(s) && !(wildcard && rt.config.scopes.includes(s)));
+}
+
 /** Why keys on the plan can carry no scope, and what would change that. */
 function noScopesWhy(rt: Pick<Runtime, 'config'>, planId: string): string {
   if (rt.config.plans[planId]?.scopes) return `keys on plan ${planId} carry no scopes (its scopes list is empty); give the key none, or list scopes under plans.${planId}.scopes in the profile`;
@@ -87,12 +98,14 @@ export function scopeNeeded(rt: Pick<Runtime, 'config' | 'routes'>, planId: stri
 
 /**
  * Scopes a key on the plan may carry, each once; anything else is refused, naming what is
- * allowed. None at all is refused where a key needs one (see `scopeNeeded`).
+ * allowed. None at all is refused where a key needs one (see `scopeNeeded`). `held`: the
+ * scopes the key carries already, kept even where its plan no longer offers them (they
+ * are not granted again: the gateway refuses what the plan does not offer), so that
+ * renaming a key or changing another scope does not also demand that they go.
  */
-function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[]): string[] {
+function checkedScopes(rt: Runtime, planId: string, scopes: readonly string[], held: readonly string[] = []): string[] {
   const allowed = allowedScopes(rt, planId);
-  const wildcard = allowed.includes(WILDCARD);
-  const notAllowed = scopes.filter((s) => !allowed.includes(s) && !(wildcard && rt.config.scopes.includes(s)));
+  const notAllowed = scopesNotOffered(rt, planId, scopes).filter((s) => !held.includes(s));
   if (notAllowed.length > 0) {
     // With the allowed scope each most likely meant (`stations:raed`): a name keygate knows,
     // never the value typed. One refused scope is followed by its guess, each of several by its own.
@@ -354,7 +367,8 @@ export interface KeyChanges {
 
 /**
  * Renames a key, changes its scopes (checked as at creation, against its account's
- * plan) or its own rate-limit windows. Each holds from the key's next request on, in
+ * plan, except that a scope the key has already may stay after its plan stopped offering
+ * it) or its own rate-limit windows. Each holds from the key's next request on, in
  * every process.
  */
 export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, actor: Actor, accountId?: string): Promise<KeyRecord> {
@@ -365,7 +379,7 @@ export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, ac
   if (changes.name !== undefined) patch.name = checkedName('a key', changes.name, 100, rt.keyFormat);
   if (changes.scopes !== undefined) {
     if (key.accountId === null) throw new OperationError('conflict', 'the scopes of an unbound key cannot be changed');
-    patch.scopes = checkedScopes(rt, (await getAccount(rt, key.accountId)).planId, changes.scopes);
+    patch.scopes = checkedScopes(rt, (await getAccount(rt, key.accountId)).planId, changes.scopes, key.scopes);
   }
   if (changes.rateLimits !== undefined) patch.rateLimits = changes.rateLimits === null ? [] : checkedKeyWindows(changes.rateLimits);
   const updated = (await rt.store.updateKey(id, patch)) as KeyRecord;
