@@ -22,7 +22,7 @@ import { actorOf, csrfField, field, fields, notOffered, oneOf, operatorOf, query
 import { confirmationForm, confirmationHeading, sendPage, type ConfirmationTarget } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { number, plural, profileNames, sentence, sharedNames, until, when } from '../format.js';
-import { blockedBadge, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation, revokeTitle } from './key-views.js';
+import { blockedBadge, editLabel, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation, revokeTitle } from './key-views.js';
 import { usageSection } from './usage.js';
 import { FORM_NONCE, formRecordId, newFormNonce } from './keys.js';
 import { auditTable, planNamesOf } from './audit.js';
@@ -434,7 +434,7 @@ ${usable.length > 0
       actions: (key) =>
         html`${blocked?.has(key.id)
           ? html`<form method="post" action="/accounts/${account.id}/keys/${key.id}/unblock" class="inline-form">${csrfField(request)}<button type="submit" class="secondary small" aria-label="Unblock ${key.name} (${key.hint})">Unblock</button></form>`
-          : ''}<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/edit" aria-label="Edit ${key.name} (${key.hint})">Edit</a><a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/limits" aria-label="Rate limits of ${key.name} (${key.hint})">Rate limits</a><a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`,
+          : ''}<a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/edit" aria-label="${editLabel(rt, account.planId, key)} ${key.name} (${key.hint})">${editLabel(rt, account.planId, key)}</a><a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/limits" aria-label="Rate limits of ${key.name} (${key.hint})">Rate limits</a><a class="button secondary small" href="/accounts/${account.id}/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`,
       all: keys,
       blocked,
     })

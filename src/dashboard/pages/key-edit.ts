@@ -6,18 +6,20 @@
  * its secret, instead of being revoked and made again. The name field and the scope
  * checkboxes are the create form's (key-views.ts), refused in its words; the change is
  * checked and audited by the operation the CLI and admin API call (updateKey:
- * `key.updated`, the viewer as actor), and holds from the key's next request.
+ * `key.updated`, the viewer as actor), and holds from the key's next request. A scope
+ * the key has that its plan no longer offers is shown marked, to keep or untick; where
+ * there is no scope to choose, the page (and its button) says Rename.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
-import { allowedScopes, keyStatus, scopeNeeded, updateKey, type KeyChanges } from '../../operations/keys.js';
+import { keyStatus, scopeNeeded, updateKey, type KeyChanges } from '../../operations/keys.js';
 import { checkedName, OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { actorOf, csrfField, field, fields, redirect, setNotice, type Dashboard } from '../context.js';
 import { sendPage } from '../layout.js';
 import { html } from '../html.js';
 import { profileNames } from '../format.js';
 import { andList } from '../../list-words.js';
-import { isUsable, keyNameField, NO_NAME, refusalText, SCOPE_NEEDED, scopeChoices, WILDCARD_ALONE } from './key-views.js';
+import { editableScopes, isUsable, keyNameField, NO_NAME, refusalText, SCOPE_NEEDED, scopeChoices, WILDCARD_ALONE } from './key-views.js';
 import { registerKeyPage, type KeyPage } from './key-page.js';
 
 /** The longest name a key may have (as createKey and updateKey check it). */
@@ -52,14 +54,14 @@ export function registerKeyEditPages(app: FastifyInstance, dash: Dashboard): voi
   const asStored = (key: KeyRecord): EditForm => ({ name: key.name, scopes: key.scopes });
   registerKeyPage(app, dash, 'edit', { show: (request, reply, page) => sendEditForm(request, reply, page, asStored(page.key)), send: changeKey });
 
-  /** Whether the page offers scopes: where the key's plan allows any (as the create form and the key table). */
-  const offersScopes = (page: KeyPage) => allowedScopes(rt, page.account.planId).length > 0;
+  /** The scopes the page shows: what the key's plan allows, and those the key has that it no longer offers. */
+  const scopesOf = (page: KeyPage) => editableScopes(rt, page.account.planId, page.key);
 
   /** The form sent: the key renamed and its scopes replaced (audited as `key.updated`, the viewer as actor), or why not. */
   async function changeKey(request: FastifyRequest, reply: FastifyReply, page: KeyPage): Promise<FastifyReply> {
     const { account, key, named } = page;
     // Where the page offers no scopes, none sent keeps the key's own (none ticked is a choice only where there are boxes).
-    const form: EditForm = { name: field(request.body, 'name'), scopes: offersScopes(page) ? fields(request.body, 'scope') : key.scopes };
+    const form: EditForm = { name: field(request.body, 'name'), scopes: scopesOf(page).offered.length > 0 ? fields(request.body, 'scope') : key.scopes };
     // Sent from a page shown before the key stopped working: said so, nothing changed.
     if (!isUsable(key, rt.clock())) return sendEditForm(request, reply, page, form);
     const name = form.name.trim();
@@ -114,23 +116,23 @@ export function registerKeyEditPages(app: FastifyInstance, dash: Dashboard): voi
 
   function sendEditForm(request: FastifyRequest, reply: FastifyReply, page: KeyPage, form: EditForm, refused?: Refusal): FastifyReply {
     const { account, key } = page;
-    const title = `Edit ${key.name}`;
+    const { offered, dropped } = scopesOf(page);
+    // The name alone where there is no scope to choose: the page (and its button) says Rename.
+    const verb = offered.length > 0 ? 'Edit' : 'Rename';
+    const title = `${verb} ${key.name}`;
     if (!isUsable(key, rt.clock())) {
       const body = html`${page.lead}<h1>Key “${key.name}” is ${keyStatus(key, rt.clock())}</h1>
 <p>It no longer works, so its name and scopes cannot be changed.</p>
 <div class="actions"><a class="button secondary" href="${page.back}">Back to the keys</a></div>`;
       return sendPage(dash, request, reply, { title, body, status: 409 });
     }
-    const allowed = allowedScopes(rt, account.planId);
-    // A scope the key has that its plan no longer offers is shown ticked, not dropped unseen: unticked, it goes.
-    const offered = allowed.length === 0 ? [] : [...allowed, ...key.scopes.filter((s) => !allowed.includes(s))];
-    const body = html`${page.lead}<h1>Edit key “${key.name}”</h1>
+    const body = html`${page.lead}<h1>${verb} key “${key.name}”</h1>
 ${refused ? html`<div class="notice error" role="alert" id="edit-error"><p>${refused.text}</p></div>` : ''}
 <p>The key <code>${key.hint}</code> keeps its secret: programs using it need no change. ${offered.length > 0 ? 'Its scopes hold from its next request.' : ''}</p>
 <form method="post" action="${page.path}" class="stack">
   ${csrfField(request)}
   ${keyNameField(form.name, { invalid: refused?.name ?? false, autofocus: refused === undefined || refused.name })}
-  ${scopeChoices(offered, form.scopes, scopeNeeded(rt, account.planId))}
+  ${scopeChoices(offered, form.scopes, scopeNeeded(rt, account.planId), dropped)}
   <div class="actions">
     <button type="submit">Save changes</button>
     <a class="button secondary" href="${page.back}">Cancel</a>

@@ -5,7 +5,7 @@
  */
 import type { Runtime } from '../../runtime.js';
 import type { KeyRecord } from '../../store/store.js';
-import { allowedScopes, keyStatus, type KeyStatus, type scopeNeeded } from '../../operations/keys.js';
+import { allowedScopes, keyStatus, scopesNotOffered, type KeyStatus, type scopeNeeded } from '../../operations/keys.js';
 import { keyWindowsText } from '../../limits/key-windows.js';
 import type { KeyMoments, KeyNaming, OperationError } from '../../operations/errors.js';
 import { html, type Html } from '../html.js';
@@ -110,20 +110,67 @@ export function keyNameField(name: string, options: { invalid: boolean; autofocu
   </div>`;
 }
 
+/** A scope as the forms show it: `* (all scopes)`. */
+function scopeShown(scope: string): string {
+  return scope === '*' ? '* (all scopes)' : scope;
+}
+
+/** Scopes a key has that its plan no longer offers, and who stopped offering them (`the Pro plan`, `This API`). */
+export interface DroppedScopes {
+  scopes: readonly string[];
+  by: string;
+}
+
 /**
  * The scopes a key may be given, as checkboxes named `scope`, `ticked` ticked; nothing
  * where `offered` is empty (the plan allows none). `needed`: why at least one must be
- * ticked (scopeNeeded), if one must.
+ * ticked (scopeNeeded), if one must. `dropped`: those of `offered` that the key has but
+ * its plan no longer offers (its Edit page), each marked, with a note saying what keeping
+ * them does.
  */
-export function scopeChoices(offered: readonly string[], ticked: readonly string[], needed: ReturnType<typeof scopeNeeded>): Html {
+export function scopeChoices(offered: readonly string[], ticked: readonly string[], needed: ReturnType<typeof scopeNeeded>, dropped?: DroppedScopes): Html {
   if (offered.length === 0) return html``;
+  const isDropped = (scope: string) => dropped?.scopes.includes(scope) ?? false;
   return html`<fieldset>
     <legend>Scopes</legend>
     <span class="hint">What the key may do${offered.includes('*') ? '; * grants every scope, including ones added later, so it is chosen alone' : ''}. ${needed ? `Tick at least one: ${SCOPE_NEEDED[needed]}.` : 'With none ticked, the key reaches only the routes that need no scope.'}</span>
     <div class="choices">${offered.map(
-      (scope) => html`<label class="choice"><input type="checkbox" name="scope" value="${scope}"${ticked.includes(scope) ? html` checked` : ''}> <code>${scope === '*' ? '* (all scopes)' : scope}</code></label>`,
+      (scope) =>
+        html`<label class="choice"><input type="checkbox" name="scope" value="${scope}"${ticked.includes(scope) ? html` checked` : ''}${isDropped(scope) ? html` aria-describedby="scopes-dropped"` : ''}> <code>${scopeShown(scope)}</code>${isDropped(scope) ? html` <span class="badge expired">no longer offered</span>` : ''}</label>`,
     )}</div>
+    ${dropped && dropped.scopes.length > 0 ? droppedNote(dropped) : ''}
   </fieldset>`;
+}
+
+/**
+ * Beside scopes a key has that its plan no longer offers: the gateway already refuses
+ * what the plan does not offer, whatever the key holds, so keeping them changes nothing
+ * now (they work again if the plan offers them again), and the key's other changes are
+ * not refused for them (updateKey keeps scopes a key has).
+ */
+function droppedNote(dropped: DroppedScopes): Html {
+  const one = dropped.scopes.length === 1;
+  const them = one ? 'it' : 'them';
+  return html`<p class="hint" id="scopes-dropped">${dropped.by} no longer offers ${dropped.scopes.map((s, i) => html`${i === 0 ? '' : i === dropped.scopes.length - 1 ? ' and ' : ', '}<code>${scopeShown(s)}</code>`)}. The key keeps ${them} while ticked, but is refused whatever the plan does not offer; untick ${them} to take ${them} off the key.</p>`;
+}
+
+/**
+ * The scopes a key's Edit page shows: those its plan allows, then those the key has that
+ * the plan no longer offers (marked, to keep or untick: not dropped unseen). None where
+ * neither: the page is then the key's name alone, and its button says Rename (editLabel).
+ */
+export function editableScopes(rt: Pick<Runtime, 'config'>, planId: string, key: KeyRecord): { offered: string[]; dropped: DroppedScopes } {
+  const allowed = allowedScopes(rt, planId);
+  const scopes = scopesNotOffered(rt, planId, key.scopes);
+  const plan = rt.config.plans[planId];
+  // A plan with its own list stopped offering them; otherwise the profile's scopes did.
+  const by = plan?.scopes ? `The ${plan.name ?? planId} plan` : 'This API';
+  return { offered: [...allowed, ...scopes], dropped: { scopes, by } };
+}
+
+/** What a key's Edit button (and its page) says: Edit where it has scopes to choose, Rename where it is the name alone. */
+export function editLabel(rt: Pick<Runtime, 'config'>, planId: string, key: KeyRecord): 'Edit' | 'Rename' {
+  return editableScopes(rt, planId, key).offered.length > 0 ? 'Edit' : 'Rename';
 }
 
 /**

@@ -18,7 +18,7 @@ import { actorOf, csrfField, field, fields, notOffered, oneOf, ownAccount, redir
 import { confirmationHeading, sendPage } from '../layout.js';
 import { html, type Html } from '../html.js';
 import { keyEnd, number, plural, profileNames, relative, sentence, when } from '../format.js';
-import { ifSecretLost, isUsable, keyAsShown, keyMomentsShown, keyNameField, keyTable, keyTraits, newestFirst, NO_NAME, refusalText, revokeConfirmation, revokeTitle, SCOPE_NEEDED, scopeChoices, secretPanel, WILDCARD_ALONE, type KeyTraits } from './key-views.js';
+import { editLabel, ifSecretLost, isUsable, keyAsShown, keyMomentsShown, keyNameField, keyTable, keyTraits, newestFirst, NO_NAME, refusalText, revokeConfirmation, revokeTitle, SCOPE_NEEDED, scopeChoices, secretPanel, WILDCARD_ALONE, type KeyTraits } from './key-views.js';
 import { apiOffReason, writePendingUsage } from './usage.js';
 import { CREATE_HINT, KEY_WINDOWS_FIELD, keyWindowsField, keyWindowsOf, keyWindowsRefusal } from './key-limits.js';
 import type { WindowWritten } from '../../limits/limit-specs.js';
@@ -107,7 +107,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
       ? html`
       <a class="button secondary small" href="/keys/${key.id}/rotate" aria-label="Rotate ${key.name} (${key.hint})">Rotate</a>`
       : ''}
-      <a class="button secondary small" href="/keys/${key.id}/edit" aria-label="Edit ${key.name} (${key.hint})">Edit</a>
+      <a class="button secondary small" href="/keys/${key.id}/edit" aria-label="${editLabel(rt, account.planId, key)} ${key.name} (${key.hint})">${editLabel(rt, account.planId, key)}</a>
       <a class="button secondary small" href="/keys/${key.id}/limits" aria-label="Rate limits of ${key.name} (${key.hint})">Rate limits</a>
       <a class="button secondary small" href="/keys/${key.id}/revoke" aria-label="Revoke ${key.name} (${key.hint})">Revoke</a>`;
     const body = html`<h1>API keys</h1>
