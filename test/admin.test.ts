@@ -1456,7 +1456,7 @@ describe('changing a key', () => {
     }
   });
 
-  it('keeps a scope the key has after its plan stopped offering it (granting it nothing), while its other scopes change; a scope it does not have is still refused', async () => {
+  it('keeps a scope the key has after its plan stopped offering it (granting it nothing), while its other scopes change and when it is rotated; a scope it does not have is still refused', async () => {
     const upstream = await startTestUpstream();
     const kg = await startKeygate(
       {
@@ -1485,6 +1485,13 @@ describe('changing a key', () => {
 
       const refused = await patch(reader.id, { scopes: ['read', 'write'] });
       expect([refused.status, ((await refused.json()) as { detail: string }).detail]).toEqual([400, 'scope write not allowed; allowed: read']);
+
+      // Rotated, its replacement holds the same scopes, the dropped one still granting nothing.
+      const rotated = await kg.admin(`/v1/keys/${writer.id}/rotate`, { method: 'POST', body: JSON.stringify({ overlap: '0s' }) });
+      const replacement = (await rotated.json()) as { secret: string; scopes: string[]; detail?: string };
+      expect([rotated.status, replacement.detail, replacement.scopes]).toEqual([200, undefined, ['read', 'write']]);
+      const byReplacement = (method: string) => kg.call('/items', { method, headers: { authorization: `Bearer ${replacement.secret}` } });
+      expect([(await byReplacement('GET')).status, (await byReplacement('POST')).status]).toEqual([200, 403]);
     } finally {
       await kg.close();
       await upstream.close();

@@ -212,7 +212,8 @@ async function issueKey(
   if (!rt.keyFormat.modes.includes(mode)) {
     throw new OperationError('invalid', `this API issues ${rt.keyFormat.modes.join(' and ')} keys only, not ${mode}`);
   }
-  const scopes = checkedScopes(rt, account.planId, input.scopes ?? defaultScopes(rt, account.planId));
+  // A replacement holds what its key held, a scope its plan has dropped since too (see checkedScopes).
+  const scopes = checkedScopes(rt, account.planId, input.scopes ?? defaultScopes(rt, account.planId), replacing?.old.scopes);
   const rateLimits = input.rateLimits === undefined ? [] : checkedKeyWindows(input.rateLimits);
   if (input.expiresAt !== undefined && input.expiresAt !== null) {
     if (!rt.config.keys.expiry) throw new OperationError('invalid', "this API's keys do not expire: a key works until it is revoked");
