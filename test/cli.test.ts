@@ -2542,3 +2542,30 @@ describe('keygate keys rotate under keys.rotation: replace', () => {
     }
   });
 });
+
+describe('keygate members invite and reset on a profile whose dashboard listens on port 0', () => {
+  const dir = tempDir('cli-dashboard-port-0');
+  const configFile = path.join(dir, 'keygate.yaml');
+  const cli = (...args: string[]) => runCli(['--config', configFile, ...args]);
+
+  it('say under the link that it names port 0 and where the real port is told; a publicUrl or a fixed port needs no note', async () => {
+    const profile = (dashboard: Record<string, unknown>) => stringify({ store: `sqlite:${path.join(dir, 'keygate.db')}`, dashboard });
+    writeFileSync(configFile, profile({ listen: { port: 0 } }));
+    const invited = await cli('members', 'invite', '--email', 'zero@ops.test', '--operator');
+    expect(invited.code).toBe(0);
+    expect(invited.stdout).toMatch(/^invited zero@ops\.test; they set a password at:\n\n {2}http:\/\/127\.0\.0\.1:0\/invite\/\S+\n/);
+    const note =
+      'Note: this profile has the dashboard listen on port 0 (any free port) and sets no dashboard.publicUrl, so the link names port 0: put the port keygate serve chose in its place (its "keygate is serving" log line names the dashboard\'s address), or set dashboard.publicUrl.';
+    expect(invited.stdout).toContain(note);
+    expect((await cli('members', 'reset', '--email', 'zero@ops.test')).stdout).toContain(note);
+    // Scripts get the answer's shape unchanged.
+    expect(Object.keys(JSON.parse((await cli('--json', 'members', 'reset', '--email', 'zero@ops.test')).stdout) as object).sort()).toEqual(['email', 'id', 'url']);
+
+    writeFileSync(configFile, profile({ listen: { port: 0 }, publicUrl: 'https://app.example.test' }));
+    const named = await cli('members', 'reset', '--email', 'zero@ops.test');
+    expect(named.stdout).toMatch(/^zero@ops\.test can choose a new password at:\n\n {2}https:\/\/app\.example\.test\/invite\/\S+\n/);
+    expect(named.stdout).not.toContain('Note:');
+    writeFileSync(configFile, profile({ listen: { port: 8182 } }));
+    expect((await cli('members', 'reset', '--email', 'zero@ops.test')).stdout).not.toContain('Note:');
+  });
+});

@@ -1002,7 +1002,7 @@ export function buildCli(): Command {
           [
             `invited ${invitation.member.email}; they set a password at:\n\n  ${invitation.url}\n\nThe link works once, for 7 days.`,
             ...(replaced ? [`This replaces their pending invitation (${replaced.role}${replaced.accountId ? ` of ${replaced.accountId}` : ''}): its link no longer works.`] : []),
-            ...dashboardOffLines(rt.config),
+            ...dashboardLinkNotes(rt),
           ].join('\n'),
         );
       }),
@@ -1015,7 +1015,7 @@ export function buildCli(): Command {
       withRuntime(command, async (rt, { json }) => {
         const link = await ops.passwordResetLink(rt, opts.email, CLI_ACTOR);
         print(json, { id: link.member.id, email: link.member.email, url: link.url }, () =>
-          [`${link.member.email} can choose a new password at:\n\n  ${link.url}\n\nThe link works once, for 24 hours.`, ...dashboardOffLines(rt.config)].join('\n'),
+          [`${link.member.email} can choose a new password at:\n\n  ${link.url}\n\nThe link works once, for 24 hours.`, ...dashboardLinkNotes(rt)].join('\n'),
         );
       }),
     );
@@ -1408,9 +1408,10 @@ function counted(count: number, noun: string): string {
 
 /**
  * A dashboard link made where the profile turns the dashboard off leads nowhere until it
- * is on: said under the link (people only; --json keeps the answer's shape).
+ * is on, and one made where it listens on port 0 names no port a browser reaches: said
+ * under the link (people only; --json keeps the answer's shape).
  */
-function dashboardOffLines(config: Config): string[] {
-  const note = ops.dashboardOffNote(config);
+function dashboardLinkNotes(rt: Runtime): string[] {
+  const note = ops.dashboardOffNote(rt.config) ?? ops.dashboardPortZeroNote(rt);
   return note === undefined ? [] : [`Note: ${note}.`];
 }

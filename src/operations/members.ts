@@ -63,6 +63,18 @@ export function dashboardOffNote(config: Pick<Runtime['config'], 'dashboard'>): 
 }
 
 /**
+ * What to say beside a dashboard link made by a process that does not serve the dashboard
+ * (the CLI) where the profile has it listen on port 0 and names no `publicUrl`: the link
+ * then says port 0, which no browser reaches; the port is the one `keygate serve` chose.
+ * Undefined where the link's address is a real one.
+ */
+export function dashboardPortZeroNote(rt: Pick<Runtime, 'config' | 'listening'>): string | undefined {
+  const { dashboard } = rt.config;
+  if (!dashboard.enabled || dashboard.publicUrl !== undefined || rt.listening.dashboard !== undefined || dashboard.listen.port !== 0) return undefined;
+  return 'this profile has the dashboard listen on port 0 (any free port) and sets no dashboard.publicUrl, so the link names port 0: put the port keygate serve chose in its place (its "keygate is serving" log line names the dashboard\'s address), or set dashboard.publicUrl';
+}
+
+/**
  * An address as it is typed for a new member: trimmed, lower-cased, and held to the rule
  * of members/email.ts. No refusal repeats it: the dashboard's form shows it as typed, and
  * what was pasted into the field (a token, a password) goes nowhere else.
