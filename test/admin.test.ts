@@ -991,6 +991,29 @@ describe('admin API', () => {
     const listed = JSON.stringify([await (await kg.admin('/v1/keys')).json(), await (await kg.admin('/v1/accounts')).json()]);
     expect(listed).not.toContain(first.secret.slice('sk_live_'.length));
   });
+
+  it('says in Keygate-Warning when a PATCH of an account stops keys that worked until then (a plan without API access, access off); not when they did not work before, nor for an account without keys', async () => {
+    const account = ((await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Moved down' }) }))).body as { id: string }).id;
+    const { secret } = (await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account, name: 'prod' }) }))).body as { secret: string };
+    const patch = async (id: string, body: object) => {
+      const response = await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify(body) });
+      return { status: response.status, warning: response.headers.get('keygate-warning') };
+    };
+    expect((await kg.call('/brands', bearer(secret))).status).toBe(200);
+    expect(await patch(account, { planId: 'growth' })).toEqual({
+      status: 200,
+      warning: `plan growth of account ${account} has API access off: requests with its key in use, which worked until now, are refused (api_disabled) until the account is on a plan that includes it (PATCH /v1/accounts/${account} {"planId": ...})`,
+    });
+    expect((await kg.call('/brands', bearer(secret))).status).toBe(403);
+    expect(await patch(account, { apiAccess: false })).toEqual({ status: 200, warning: null });
+    expect(await patch(account, { planId: 'scale', apiAccess: true })).toEqual({ status: 200, warning: null });
+    expect(await patch(account, { apiAccess: false })).toEqual({
+      status: 200,
+      warning: `account ${account} has its API access turned off: requests with its key in use, which worked until now, are refused (api_disabled) until it is turned back on (PATCH /v1/accounts/${account} {"apiAccess": true})`,
+    });
+    const empty = ((await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'No keys' }) }))).body as { id: string }).id;
+    expect(await patch(empty, { planId: 'growth' })).toEqual({ status: 200, warning: null });
+  });
 });
 
 describe('members through the admin API', () => {

@@ -447,6 +447,32 @@ describe('keygate CLI with a running gateway', () => {
     expect(await cli('accounts', 'update', id, '--plan', 'free', '--meter-limit', 'units=plan', '--meter-limit', 'calls=plan')).toEqual({ code: 0, stdout: `updated account ${id}\n`, stderr: '' });
   });
 
+  it('accounts update warns on stderr when a move to a plan without API access, or access turned off, stops keys that worked until then; not for an account without keys, nor when they worked already not', async () => {
+    const { id } = await createAccount(kg.runtime, { name: 'Downgraded' }, 'test');
+    const { secret: working } = await createKey(kg.runtime, { accountId: id, name: 'prod' }, 'test');
+    const call = async () => (await kg.call('/api/v1/apps/a/metrics/mrr', { headers: { authorization: `Bearer ${working}` } })).status;
+    expect(await call()).toBe(200);
+    const moved = await cli('accounts', 'update', id, '--plan', 'free');
+    expect(moved).toEqual({
+      code: 0,
+      stdout: `updated account ${id}\n`,
+      stderr: `warning: plan free of account ${id} has API access off: requests with its key in use, which worked until now, are refused (api_disabled) until the account is on a plan that includes it (accounts update ${id} --plan …)\n`,
+    });
+    expect(await call()).toBe(403);
+    // Refused already: no warning for a change that leaves them refused, nor for the move back.
+    expect((await cli('accounts', 'update', id, '--name', 'Downgraded still')).stderr).toBe('');
+    expect(await cli('accounts', 'update', id, '--plan', 'team')).toEqual({ code: 0, stdout: `updated account ${id}\n`, stderr: '' });
+    expect(await call()).toBe(200);
+    await createKey(kg.runtime, { accountId: id, name: 'staging' }, 'test');
+    const off = await cli('--json', 'accounts', 'update', id, '--api-access', 'off');
+    expect(off.code).toBe(0);
+    expect(JSON.parse(off.stderr)).toEqual({ warning: `account ${id} has its API access turned off: requests with its 2 keys in use, which worked until now, are refused (api_disabled) until it is turned back on (accounts update ${id} --api-access on)` });
+    expect(JSON.parse(off.stdout)).toMatchObject({ id, apiAccess: false, apiEnabled: false });
+    expect((await cli('accounts', 'update', id, '--api-access', 'on')).stderr).toBe('');
+    const { id: empty } = await createAccount(kg.runtime, { name: 'No keys yet' }, 'test');
+    expect(await cli('accounts', 'update', empty, '--plan', 'free')).toEqual({ code: 0, stdout: `updated account ${empty}\n`, stderr: '' });
+  });
+
   it('accounts update --rate-limit keeps the name of each window given again with its length, scope and limit (named through the admin API); a changed window loses it', async () => {
     const { id } = await createAccount(kg.runtime, { name: 'Named windows', limits: { rateLimits: [{ name: 'burst', limit: 20, window: '1s' }, { name: 'daily', limit: 900, window: '1d', scope: 'account' }] } }, 'test');
     const windowsOf = (r: CliResult) => [r.code, r.stderr, (JSON.parse(r.stdout) as { limits: { rateLimits: unknown } }).limits.rateLimits];

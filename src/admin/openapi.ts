@@ -90,6 +90,14 @@ const REFUSED_KEY_HEADER = {
   schema: { type: 'string' },
 };
 
+/** Operations that change an account: their answer warns when the change stops keys that worked until then. */
+const ACCOUNT_CHANGERS = new Set(['patch /v1/accounts/{id}']);
+const KEYS_TURNED_OFF_HEADER = {
+  description:
+    "Present when the change stops keys that worked until then (a plan without API access, the account's API access turned off): their next request is refused (api_disabled), and this says so and what undoes it, in the CLI's words",
+  schema: { type: 'string' },
+};
+
 /** `response` declaring `header` as its Keygate-Warning; beside one it declares already, each a line of its own. */
 function withWarning(response: { headers?: Record<string, unknown> }, header: { description: string; schema: object }): void {
   const had = response.headers?.['Keygate-Warning'] as { description: string } | undefined;
@@ -139,6 +147,7 @@ export function completeDocument(doc: OpenApiDocument, tags: Record<string, stri
       if (method === 'post' && DASHBOARD_LINKS.has(path) && responses['201']) responses['201'].headers = { ...responses['201'].headers, 'Keygate-Warning': DASHBOARD_OFF_HEADER };
       if (PLAN_EXPIRY_SETTERS.has(`${method} ${path}`)) for (const [key, response] of Object.entries(responses)) if (Number(key) < 300) withWarning(response, PAST_PLAN_EXPIRY_HEADER);
       if (KEY_MAKERS.has(`${method} ${path}`)) for (const [key, response] of Object.entries(responses)) if (Number(key) < 300) withWarning(response, REFUSED_KEY_HEADER);
+      if (ACCOUNT_CHANGERS.has(`${method} ${path}`)) for (const [key, response] of Object.entries(responses)) if (Number(key) < 300) withWarning(response, KEYS_TURNED_OFF_HEADER);
     }
   }
   return doc;

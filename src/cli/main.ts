@@ -691,11 +691,17 @@ export function buildCli(): Command {
           ...(limits !== undefined ? { limits } : {}),
         };
         if (Object.keys(patch).length === 0) throw new OperationError('invalid', 'nothing to change: give --name, --plan, --api-access, --overage, --plan-expires, --rate-limit or --meter-limit');
-        const { account, changed } = await ops.changeAccount(rt, id, patch, CLI_ACTOR).catch((error: unknown) => {
+        const { account, changed, before } = await ops.changeAccount(rt, id, patch, CLI_ACTOR).catch((error: unknown) => {
           throw inOption(inFlags(error, limits), 'planId', '--plan');
         });
         print(json, ops.accountOut(account, rt), () => (changed ? `updated account ${account.id}` : unchangedText(account.id, patch)));
         if ('planExpiresAt' in patch) warnOfPastPlanExpiry(json, account, rt.clock());
+        const now = rt.clock();
+        // A past plan expiry is said above; a move to a plan without API access (or access turned off) stops keys that worked too: said, as keys create says it of a new key.
+        if (changed && !('planExpiresAt' in patch && ops.pastPlanExpiryWarning(account, now) !== undefined)) {
+          const inUse = ops.apiEnabledOf(before, rt.config.plans, now) ? (await rt.store.listKeys({ accountId: account.id, inUseAt: now })).length : 0;
+          warn(json, ops.keysTurnedOffWarning(before, account, rt.config.plans, now, inUse));
+        }
       }),
     );
   accounts

@@ -66,10 +66,11 @@ export function refusedKeyWarning(
   plans: Config['plans'],
   now: number,
   said: 'cli' | 'http' = 'cli',
+  keys = 'the key',
 ): string | undefined {
   if (apiEnabledOf(account, plans, now)) return undefined;
   const plan = plans[account.planId];
-  const refused = (reason: string) => `requests with the key are refused (${reason}) until`;
+  const refused = (reason: string) => `requests with ${keys} are refused (${reason}) until`;
   /** The change that ends the refusal: the CLI's flag, or the admin API's field. */
   const change = (flag: string, field: string) => (said === 'cli' ? `accounts update ${account.id} ${flag}` : `PATCH /v1/accounts/${account.id} ${field}`);
   const newPlan = change('--plan …', '{"planId": …}');
@@ -77,6 +78,24 @@ export function refusedKeyWarning(
   if (!plan.apiAccess) return `plan ${account.planId} of account ${account.id} has API access off: ${refused('api_disabled')} the account is on a plan that includes it (${newPlan})`;
   if (!account.apiAccess) return `account ${account.id} has its API access turned off: ${refused('api_disabled')} it is turned back on (${change('--api-access on', '{"apiAccess": true}')})`;
   return `the plan of account ${account.id} expired at ${isoTime(account.planExpiresAt)}: ${refused('plan_expired')} it is renewed (${change('--plan-expires …', '{"planExpiresAt": …}')})`;
+}
+
+/**
+ * What to say when a change of an account (a plan without API access, its access turned
+ * off, a plan expiry in the past) turns off keys that worked until then: their next
+ * request is refused. Undefined where the account's keys worked before or still work, or
+ * where it has no key in use.
+ */
+export function keysTurnedOffWarning(
+  before: Pick<AccountRecord, 'apiAccess' | 'planId' | 'planExpiresAt'>,
+  after: Pick<AccountRecord, 'id' | 'apiAccess' | 'planId' | 'planExpiresAt'>,
+  plans: Config['plans'],
+  now: number,
+  keysInUse: number,
+  said: 'cli' | 'http' = 'cli',
+): string | undefined {
+  if (keysInUse === 0 || !apiEnabledOf(before, plans, now)) return undefined;
+  return refusedKeyWarning(after, plans, now, said, `its ${keysInUse === 1 ? 'key' : `${keysInUse} keys`} in use, which worked until now,`);
 }
 
 /** A time as the admin API and `--json` give it: ISO 8601 in UTC; null stays null. */
@@ -259,6 +278,8 @@ export async function updateAccount(rt: Runtime, id: string, change: AccountChan
 export interface AccountUpdate {
   account: AccountRecord;
   changed: boolean;
+  /** The account as it was before the change. */
+  before: AccountRecord;
 }
 
 /** updateAccount, saying whether anything changed: a change to what the account already has writes nothing, audits nothing. */
@@ -277,7 +298,7 @@ export async function changeAccount(rt: Runtime, id: string, change: AccountChan
   const limitsBefore = overridesOut(before.limits);
   const limitsMoved = limits !== undefined && JSON.stringify(overridesOut(limits)) !== JSON.stringify(limitsBefore);
   const changes = Object.fromEntries(Object.entries(patch).filter(([field, value]) => before[field as keyof AccountRecord] !== value));
-  if (Object.keys(changes).length === 0 && !limitsMoved) return { account: before, changed: false };
+  if (Object.keys(changes).length === 0 && !limitsMoved) return { account: before, changed: false, before };
   if (limitsMoved) patch = { ...patch, limits };
   const after = await rt.store.updateAccount(id, patch);
   if (!after) throw notFound('account', id);
@@ -285,7 +306,7 @@ export async function changeAccount(rt: Runtime, id: string, change: AccountChan
   await rt.invalidate({ type: 'account', accountId: id });
   if (Object.keys(changes).length > 0) await audit(rt, actor, 'account.updated', { accountId: id, detail: changes });
   if (limitsMoved) await audit(rt, actor, 'account.limits_changed', { accountId: id, detail: { before: limitsBefore, after: overridesOut(limits) } });
-  return { account: after, changed: true };
+  return { account: after, changed: true, before };
 }
 
 export async function deleteAccount(rt: Runtime, id: string, actor: Actor): Promise<void> {
