@@ -150,14 +150,17 @@ describe('keygate.yaml validation', () => {
   it('refuses path patterns written as another tool writes them, which would never match what they meant (keygate check passed them)', () => {
     const refusal = (path: string) => problems(`upstream: {url: "http://a"}\nroutes:\n  - {path: "${path}"}\n`);
     // OpenAPI's braces: the router took them as the characters themselves, so /v1/stations/3 was no_route.
-    expect(refusal('/v1/stations/{id}')).toEqual(['routes[0].path: a parameter is written ":id", not "{id}" (braces would be matched as the characters themselves): /v1/items/:id']);
+    // Said with the path as keygate writes it, the parameters' names kept.
+    expect(refusal('/v1/stations/{id}')).toEqual(['routes[0].path: a parameter is written ":id", not "{id}" (braces would be matched as the characters themselves): /v1/stations/:id']);
+    expect(refusal('/v1/apps/{app_id}/metrics/{metric}')).toEqual(['routes[0].path: a parameter is written ":id", not "{id}" (braces would be matched as the characters themselves): /v1/apps/:app_id/metrics/:metric']);
+    expect(refusal('/v1/stations/{}')).toEqual(['routes[0].path: a parameter is written ":id", not "{id}" (braces would be matched as the characters themselves): /v1/items/:id']);
     expect(refusal('/v1/reports?format=csv')).toEqual(['routes[0].path: a path only, without "?" or "#": a route is matched on the request\'s path, never its query']);
     expect(refusal('/v1/x#part')).toEqual(['routes[0].path: a path only, without "?" or "#": a route is matched on the request\'s path, never its query']);
     expect(refusal('/v1/items/:')).toEqual(['routes[0].path: a parameter needs a name after its ":" (/v1/items/:id); a colon itself is written "::"']);
     // Was the router's own words, at routes[0]: "Wildcard must be the last character in the route".
     expect(refusal('/v1/*/export')).toEqual(['routes[0].path: a "*" ends the path (/v1/items/*): it matches the rest of it, so nothing can follow it']);
     expect(problems('upstream: {url: "http://a"}\nbuiltins:\n  - {path: "/v1/usage/{meter}", body: {}}\n')).toEqual([
-      'builtins[0].path: a parameter is written ":id", not "{id}" (braces would be matched as the characters themselves): /v1/items/:id',
+      'builtins[0].path: a parameter is written ":id", not "{id}" (braces would be matched as the characters themselves): /v1/usage/:meter',
     ]);
     // What the router reads as keygate documents it still loads: a colon itself, an optional parameter, two in a segment;
     // and a parameter's regular expression, which may hold braces, "?" and "*".

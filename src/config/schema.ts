@@ -340,14 +340,24 @@ const NO_ESCAPE_MESSAGE = 'the characters themselves, not percent-escapes: "@" f
  * go to a broader route, or are no_route), and `keygate check` passed it. Each is said
  * with the pattern as keygate writes it.
  */
-const PATTERN_MISTAKES: readonly { mistake: RegExp; message: string }[] = [
-  { mistake: /\{[^/{}]*\}/, message: 'a parameter is written ":id", not "{id}" (braces would be matched as the characters themselves): /v1/items/:id' },
+const PATTERN_MISTAKES: readonly { mistake: RegExp; message: string | ((path: string) => string) }[] = [
+  { mistake: /\{[^/{}]*\}/, message: (path) => `a parameter is written ":id", not "{id}" (braces would be matched as the characters themselves): ${openApiParameters(path)}` },
   // A "?" ending the pattern is the router's optional parameter (/v1/items/:id?), not a query.
   { mistake: /\?.|#/, message: 'a path only, without "?" or "#": a route is matched on the request\'s path, never its query' },
   // A lone ":" (not the "::" that writes a colon) followed by no name.
   { mistake: /(?<!:)(?:::)*:(?![A-Za-z0-9_:])/, message: 'a parameter needs a name after its ":" (/v1/items/:id); a colon itself is written "::"' },
   { mistake: /\*./, message: 'a "*" ends the path (/v1/items/*): it matches the rest of it, so nothing can follow it' },
 ];
+
+/**
+ * An OpenAPI path (`/v1/stations/{id}`) as keygate writes it (`/v1/stations/:id`), for the
+ * message that refuses it; `/v1/items/:id` where a brace holds no parameter name.
+ */
+function openApiParameters(path: string): string {
+  const braces = /\{([^/{}]*)\}/g;
+  const named = [...path.matchAll(braces)].every(([, name]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name ?? ''));
+  return named ? path.replace(braces, ':$1') : '/v1/items/:id';
+}
 
 /** A parameter with a regular expression, as the router reads one: `:name(...)`. */
 const REGEX_PARAMETER = /:[A-Za-z0-9_]+\((?:[^()\\]|\\.)*\)/g;
@@ -362,7 +372,7 @@ function pathPattern(example: string) {
       // A parameter's regular expression (find-my-way's `:code(^[a-z]{2}$)`) may hold any of those characters.
       const outsideRegexes = path.replace(REGEX_PARAMETER, ':p');
       const found = PATTERN_MISTAKES.find(({ mistake }) => mistake.test(outsideRegexes));
-      if (found && STARTS_WITH_SLASH.test(path)) ctx.addIssue({ code: 'custom', message: found.message });
+      if (found && STARTS_WITH_SLASH.test(path)) ctx.addIssue({ code: 'custom', message: typeof found.message === 'string' ? found.message : found.message(path) });
     });
 }
 
