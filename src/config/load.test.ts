@@ -594,6 +594,16 @@ describe('upstream and identity headers', () => {
     expect(parseConfigText('upstream: {url: "http://a"}\nidentityHeaders: {names: {account: X-Keygate-Key, key: X-Keygate-Account}}\n').identityHeaders.names).toEqual({ account: 'X-Keygate-Key', key: 'X-Keygate-Account' });
   });
 
+  it('refuses an identity header where clients send their key, by name or by the prefix', () => {
+    const credentials = 'auth: {credentials: [{in: query, name: apikey}, {in: header, name: X-API-Key}]}\n';
+    expect(problems(`upstream: {url: "http://a"}\n${credentials}identityHeaders: {names: {key: x_api_key}}\n`)).toEqual([
+      "identityHeaders.names.key: X-API-Key is where clients send their key (auth.credentials[1]): keygate would write key in it for the upstream, and drop a client's key there as a forged identity: choose another header name",
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nauth: {credentials: [{in: header, name: X-Keygate-Key}]}\n')).toEqual([
+      "identityHeaders.prefix: X-Keygate-Key is where clients send their key (auth.credentials[0]): keygate would write key in it for the upstream, and drop a client's key there as a forged identity: choose another header name",
+    ]);
+  });
+
   it('refuses a realm, scopes, a credential header name and scheme that a header cannot carry, naming them', () => {
     expect(problems('upstream: {url: "http://a"}\nerrors: {realm: \'my "api"\'}\n')).toEqual([
       'errors.realm: expected printable ASCII without " or \\ (it is sent in the WWW-Authenticate header), got "my \\"api\\""',

@@ -971,6 +971,24 @@ const METER_KINDS: FieldPath = ['plans', EACH, 'meters', EACH, 'kind'];
 /** The checks between sections, in the order their problems are said (after the sections' own). */
 const CROSS_CHECKS: readonly CrossCheck[] = [
   {
+    // An identity header in the credential header: the upstream would read a key id where
+    // the key goes, and a client's key there would be dropped as a forged identity.
+    reads: [['auth', 'credentials', EACH, 'in'], ['auth', 'credentials', EACH, 'name'], ['identityHeaders', 'prefix'], ['identityHeaders', 'names', EACH]],
+    run(config, report) {
+      const names = identityHeaderNames(config.identityHeaders);
+      const dashed = (name: string) => name.toLowerCase().replaceAll('_', '-');
+      config.auth.credentials.forEach((location, i) => {
+        if (location.in !== 'header') return;
+        for (const field of IDENTITY_FIELDS) {
+          const name = names[field];
+          if (name === undefined || dashed(name) !== dashed(location.name)) continue;
+          const path = config.identityHeaders.names?.[field] === undefined ? ['identityHeaders', 'prefix'] : ['identityHeaders', 'names', field];
+          report(path, `${location.name} is where clients send their key (auth.credentials[${i}]): keygate would write ${field} in it for the upstream, and drop a client's key there as a forged identity: choose another header name`);
+        }
+      });
+    },
+  },
+  {
     reads: [['defaultPlan'], PLAN_NAMES],
     run(config, report) {
       if (config.defaultPlan !== undefined && !Object.keys(config.plans).includes(config.defaultPlan)) {
