@@ -1,13 +1,17 @@
 /**
- * `keygate check` tries the store and the counters a valid profile names, as `keygate
- * serve` would meet them, changing nothing: a SQLite file (or whether one could be made),
- * PostgreSQL (reached, the database there, its migrations), Redis (PING). Each said on a
+ * `keygate check` tries the store, the counters and the upstream a valid profile names, as
+ * `keygate serve` would meet them, changing nothing: a SQLite file (or whether one could be
+ * made), PostgreSQL (reached, the database there, its migrations), Redis (PING), the
+ * upstream (HEAD /: any HTTP answer; one upstream.spawn starts is not tried). Each said on a
  * line after the profile's own, with its password hidden; one that cannot be used exits 4
  * (2 stays a bad profile). `--offline` tries neither, for a CI job without them. A server
  * that refuses the user or password is said as refusing, one that never answers as not
  * answering within the deadline; a SQLite file's folder is left as it was found.
  */
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -22,6 +26,14 @@ import { startRedisServer } from './scale-out/cluster.js';
 const dir = tempDir('keygate-check-backends');
 const SECRET = 'hunter2-secret';
 const SERVES = 'serves: the gateway, the admin API and the dashboard';
+
+/** The upstream the profiles forward to: a loopback HTTP server answering every request 200. */
+const api = createHttpServer((_request, response) => response.end('ok'));
+await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+afterAll(() => new Promise((resolve) => api.close(resolve)));
+const UPSTREAM = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+/** Its line, the last of a check. */
+const UPSTREAM_ANSWERS = `upstream: ${UPSTREAM} answers (HEAD /: 200)`;
 
 /** The check's deadline for each backend, as its lines state it ("within 3 s"). */
 const DEADLINE_MS = 3_000;
@@ -113,7 +125,7 @@ async function timedAfterAccept(args: string[], accepted: () => number | undefin
 
 function profile(name: string, store: string, counters = 'memory'): string {
   const file = path.join(dir, `${name}.yaml`);
-  writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store, counters }));
+  writeFileSync(file, stringify({ upstream: { url: UPSTREAM }, store, counters }));
   return file;
 }
 
@@ -129,14 +141,14 @@ describe('keygate check: a SQLite store', () => {
     const file = path.join(dir, 'later', 'deeper', 'keygate.db');
     const config = profile('sqlite-new', `sqlite:${file}`);
     const human = await runCli(['check', '--config', config]);
-    expect([human.code, human.stdout, human.stderr]).toEqual([0, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: no database at ${file} yet: keygate serve begins one there\n`, '']);
+    expect([human.code, human.stdout, human.stderr]).toEqual([0, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: no database at ${file} yet: keygate serve begins one there\n${UPSTREAM_ANSWERS}\n`, '']);
     const json = await runCli(['--json', 'check', '--config', config]);
     expect([json.code, JSON.parse(json.stdout).store]).toEqual([0, { kind: 'sqlite', at: file, ok: true, exists: false }]);
     expect(existsSync(path.join(dir, 'later'))).toBe(false);
 
     expect((await runCli(['migrate', '--config', config])).code).toBe(0);
     const made = await runCli(['check', '--config', config]);
-    expect([made.code, made.stdout.split('\n').slice(2)]).toEqual([0, [`store: ${file} answers, every migration applied`, '']]);
+    expect([made.code, made.stdout.split('\n').slice(2)]).toEqual([0, [`store: ${file} answers, every migration applied`, UPSTREAM_ANSWERS, '']]);
     const madeJson = await runCli(['--json', 'check', '--config', config]);
     expect(JSON.parse(madeJson.stdout).store).toEqual({ kind: 'sqlite', at: file, ok: true, exists: true, pending: [] });
     // Read, never written: nothing appears beside it.
@@ -163,14 +175,14 @@ describe('keygate check: a SQLite store', () => {
     const folder = path.join(dir, 'wal-served');
     const file = path.join(folder, 'keygate.db');
     const config = path.join(dir, 'sqlite-wal-served.yaml');
-    writeFileSync(config, stringify({ upstream: { url: 'http://127.0.0.1:9' }, listen: { port: 0 }, admin: { listen: { port: 0 } }, dashboard: { enabled: false }, store: `sqlite:${file}` }));
+    writeFileSync(config, stringify({ upstream: { url: UPSTREAM }, listen: { port: 0 }, admin: { listen: { port: 0 } }, dashboard: { enabled: false }, store: `sqlite:${file}` }));
     const serve = spawnServe(config);
     try {
       const serving = JSON.parse(await serve.logged('keygate is serving')) as { admin: string };
       const held = readdirSync(folder).sort();
       expect(held).toEqual(expect.arrayContaining(['keygate.db', 'keygate.db-shm', 'keygate.db-wal']));
       const human = await runCli(['check', '--config', config]);
-      expect([human.code, human.stdout.split('\n').slice(1)]).toEqual([0, ['serves: the gateway and the admin API', `store: ${file} answers, every migration applied`, '']]);
+      expect([human.code, human.stdout.split('\n').slice(1)]).toEqual([0, ['serves: the gateway and the admin API', `store: ${file} answers, every migration applied`, UPSTREAM_ANSWERS, '']]);
       expect(readdirSync(folder).sort()).toEqual(held);
       // The server still reads and writes its database through them.
       expect((await fetch(`${serving.admin}/health/ready`)).status).toBe(200);
@@ -188,7 +200,7 @@ describe('keygate check: a SQLite store', () => {
     const human = await runCli(['check', '--config', config]);
     expect([human.code, human.stdout, human.stderr]).toEqual([
       4,
-      `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: no database at ${file}, and none can be made there: ${blocker} is a file, not a folder\n`,
+      `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: no database at ${file}, and none can be made there: ${blocker} is a file, not a folder\n${UPSTREAM_ANSWERS}\n`,
       '',
     ]);
     const json = await runCli(['--json', 'check', '--config', config]);
@@ -201,6 +213,7 @@ describe('keygate check: a SQLite store', () => {
         routes: 1,
         serve: { servable: true, gateway: true, listeners: ['gateway', 'admin', 'dashboard'] },
         store: { kind: 'sqlite', at: file, ok: false, problem: `no database at ${file}, and none can be made there: ${blocker} is a file, not a folder` },
+        upstream: { at: UPSTREAM, ok: true, status: 200 },
       },
     ]);
 
@@ -234,7 +247,7 @@ describe('keygate check: a PostgreSQL that never answers', () => {
       const said = `PostgreSQL at ${shown} did not answer within 3 s (check the profile's store and that the database is running)`;
       const config = profile('pg-silent', url);
       const human = await timedAfterAccept(['check', '--config', config], silent.accepted);
-      expect([human.code, human.stdout, human.stderr]).toEqual([4, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: ${said}\n`, '']);
+      expect([human.code, human.stdout, human.stderr]).toEqual([4, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: ${said}\n${UPSTREAM_ANSWERS}\n`, '']);
       // Given the stated 3 s (not the 2 s a serving pool gives a connection), and exited soon after.
       expect(human.afterAcceptMs).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
       expect(human.afterAcceptMs).toBeLessThan(DEADLINE_MS + EXIT_MARGIN_MS);
@@ -255,7 +268,7 @@ describe('keygate check: a PostgreSQL that refuses the password', () => {
       const said = `PostgreSQL at ${shown} refuses the connection: password authentication failed for user "keygate" (check the user and password in the profile's store, and the server's pg_hba.conf)`;
       const config = profile('pg-wrong-password', `postgres://keygate:${SECRET}@127.0.0.1:${server.port}/keygate`);
       const human = await runCli(['check', '--config', config]);
-      expect([human.code, human.stdout, human.stderr]).toEqual([4, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: ${said}\n`, '']);
+      expect([human.code, human.stdout, human.stderr]).toEqual([4, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: ${said}\n${UPSTREAM_ANSWERS}\n`, '']);
       const json = await runCli(['--json', 'check', '--config', config]);
       expect([json.code, JSON.parse(json.stdout).store]).toEqual([4, { kind: 'postgres', at: shown, ok: false, problem: said }]);
       // The profile's password was the one tried, and is said nowhere.
@@ -284,7 +297,7 @@ describe.runIf(postgresUp)('keygate check: a PostgreSQL store', () => {
     const server = `-h ${missing.hostname}${missing.port && missing.port !== '5432' ? ` -p ${missing.port}` : ''}${missing.username ? ` -U ${decodeURIComponent(missing.username)}` : ''}`;
     const said = `PostgreSQL at ${shown} has no database "${name}" yet: create it (createdb ${server} ${name}, or CREATE DATABASE "${name}"), then run keygate migrate`;
     const human = await runCli(['check', '--config', config]);
-    expect([human.code, human.stdout, human.stderr]).toEqual([4, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: ${said}\n`, '']);
+    expect([human.code, human.stdout, human.stderr]).toEqual([4, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: ${said}\n${UPSTREAM_ANSWERS}\n`, '']);
     const json = await runCli(['--json', 'check', '--config', config]);
     expect([json.code, JSON.parse(json.stdout).store]).toEqual([4, { kind: 'postgres', at: shown, ok: false, problem: said }]);
     expect(human.stdout + human.stderr + json.stdout + json.stderr).not.toContain(SECRET);
@@ -371,7 +384,7 @@ describe('keygate check: Redis counters', () => {
       const said = `Redis at ${shown} did not answer within 3 s (check the profile's counters and that Redis is running)`;
       const config = profile('redis-silent', `sqlite:${path.join(dir, 'redis-silent.db')}`, `redis://:${SECRET}@127.0.0.1:${silent.port}`);
       const human = await timedAfterAccept(['check', '--config', config], silent.accepted);
-      expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([4, [`counters: ${said}`, ''], '']);
+      expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([4, [`counters: ${said}`, UPSTREAM_ANSWERS, ''], '']);
       expect(human.afterAcceptMs).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
       expect(human.afterAcceptMs).toBeLessThan(DEADLINE_MS + EXIT_MARGIN_MS);
       const json = await runCli(['--json', 'check', '--config', config]);
@@ -390,7 +403,7 @@ describe('keygate check: Redis counters', () => {
     const shown = url.toString().replace(SECRET, '***');
     const said = "it asks no password, so the one in the profile's counters is not used";
     const human = await runCli(['check', '--config', config]);
-    expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([0, [`counters: Redis at ${shown} answers; ${said}`, ''], '']);
+    expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([0, [`counters: Redis at ${shown} answers; ${said}`, UPSTREAM_ANSWERS, ''], '']);
     const json = await runCli(['--json', 'check', '--config', config]);
     expect([json.code, JSON.parse(json.stdout).counters, json.stderr]).toEqual([0, { kind: 'redis', at: shown, ok: true, warning: said }, '']);
     expect(human.stdout + json.stdout).not.toContain(SECRET);
@@ -409,7 +422,7 @@ describe('keygate check: Redis counters', () => {
       const wrongConfig = profile('redis-wrong-password', `sqlite:${path.join(dir, 'redis-wrong.db')}`, wrong);
       const wrongSaid = `Redis at redis://:***@127.0.0.1:${redis.port} refuses the connection: WRONGPASS invalid username-password pair or user is disabled. (check the user and password in the profile's counters)`;
       const human = await runCli(['check', '--config', wrongConfig]);
-      expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([4, [`counters: ${wrongSaid}`, ''], '']);
+      expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([4, [`counters: ${wrongSaid}`, UPSTREAM_ANSWERS, ''], '']);
       const json = await runCli(['--json', 'check', '--config', wrongConfig]);
       expect([json.code, JSON.parse(json.stdout).counters]).toEqual([4, { kind: 'redis', at: `redis://:***@127.0.0.1:${redis.port}`, ok: false, problem: wrongSaid }]);
       expect(human.stdout + human.stderr + json.stdout + json.stderr).not.toContain(SECRET);
@@ -430,5 +443,130 @@ describe('keygate check: Redis counters', () => {
     } finally {
       await redis.kill();
     }
+  });
+});
+
+describe('keygate check: the upstream', () => {
+  /** A profile forwarding to `url` (its store a SQLite file not made yet: exit 0 on its own). */
+  const forwarding = (name: string, upstream: Record<string, unknown>) => {
+    const file = path.join(dir, `${name}.yaml`);
+    writeFileSync(file, stringify({ upstream, store: `sqlite:${path.join(dir, `${name}.db`)}` }));
+    return file;
+  };
+
+  it('says an upstream that answers HTTP does, whatever the status (a 500 too), asked with HEAD /', async () => {
+    const seen: string[] = [];
+    const failing = createHttpServer((request, response) => {
+      seen.push(`${request.method} ${request.url}`);
+      response.statusCode = 500;
+      response.end();
+    });
+    await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(failing.address() as AddressInfo).port}`;
+      const config = forwarding('upstream-500', { url });
+      const human = await runCli(['check', '--config', config]);
+      expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([0, [`upstream: ${url} answers (HEAD /: 500)`, ''], '']);
+      const json = await runCli(['--json', 'check', '--config', config]);
+      expect([json.code, JSON.parse(json.stdout).upstream]).toEqual([0, { at: url, ok: true, status: 500 }]);
+      expect(seen).toEqual(['HEAD /', 'HEAD /']);
+    } finally {
+      await new Promise((resolve) => failing.close(resolve));
+    }
+  });
+
+  it('exits 4 for an upstream that refuses the connection (a typo in upstream.url), saying what serve would then answer', async () => {
+    const url = await refusedUrl('http');
+    const { host, hostname, port } = new URL(url);
+    const config = forwarding('upstream-refused', { url });
+    const said = `cannot reach the upstream at ${url}: the connection was refused, nothing listens at ${host} (connect ECONNREFUSED ${hostname}:${port}; check upstream.url and that the upstream is running; keygate serve would answer every request upstream_unavailable)`;
+    const human = await runCli(['check', '--config', config]);
+    expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([4, [`upstream: ${said}`, ''], '']);
+    const json = await runCli(['--json', 'check', '--config', config]);
+    expect([json.code, JSON.parse(json.stdout).ok, JSON.parse(json.stdout).upstream]).toEqual([4, true, { at: url, ok: false, problem: said }]);
+  });
+
+  it('exits 4 for an upstream that takes the connection and never answers, once the deadline passes', async () => {
+    const silent = await silentListener();
+    try {
+      const url = `http://127.0.0.1:${silent.port}`;
+      const said = `the upstream at ${url} took the connection but gave no answer to HEAD / within 3 s (check upstream.url is the API's own port, and that the upstream is not stuck; keygate serve would answer requests upstream_timeout)`;
+      const config = forwarding('upstream-silent', { url });
+      const human = await timedAfterAccept(['check', '--config', config], silent.accepted);
+      expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([4, [`upstream: ${said}`, ''], '']);
+      // A guard against a check that hangs, not a timing.
+      expect(human.afterAcceptMs).toBeLessThan(DEADLINE_MS + EXIT_MARGIN_MS);
+      const json = await runCli(['--json', 'check', '--config', config]);
+      expect([json.code, JSON.parse(json.stdout).upstream]).toEqual([4, { at: url, ok: false, problem: said }]);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('exits 4 for an https:// upstream that serves plain HTTP (a failed TLS handshake), and for a host name that does not resolve', async () => {
+    const url = UPSTREAM.replace('http:', 'https:');
+    const tls = await runCli(['check', '--config', forwarding('upstream-not-tls', { url })]);
+    expect([tls.code, tls.stdout.split('\n').slice(3)]).toEqual([
+      4,
+      [`upstream: the upstream at ${url} does not speak TLS: the TLS handshake failed (wrong version number); if it serves plain HTTP, upstream.url is http://, not https://`, ''],
+    ]);
+    const unknown = 'http://keygate-check-no-such-host.invalid:8080';
+    const dns = await runCli(['check', '--config', forwarding('upstream-no-host', { url: unknown })]);
+    expect(dns.code).toBe(4);
+    // Offline machines may not even get an answer from DNS: either is said as a host name problem.
+    expect(dns.stdout.split('\n')[3]).toMatch(
+      /^upstream: cannot reach the upstream at http:\/\/keygate-check-no-such-host\.invalid:8080: (no such host name keygate-check-no-such-host\.invalid|the host name keygate-check-no-such-host\.invalid could not be looked up, DNS did not answer) \(getaddrinfo /,
+    );
+  });
+
+  it.runIf(spawnSync('openssl', ['version']).status === 0)('exits 4 for an upstream whose certificate this machine does not trust, and says it answers once NODE_EXTRA_CA_CERTS names it', async () => {
+    const cert = path.join(dir, 'upstream-cert.pem');
+    const key = path.join(dir, 'upstream-key.pem');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    const secure = createHttpsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (_request, response) => {
+      response.statusCode = 404;
+      response.end();
+    });
+    await new Promise<void>((resolve) => secure.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `https://localhost:${(secure.address() as AddressInfo).port}`;
+      const config = forwarding('upstream-self-signed', { url });
+      const untrusted = await runCli(['check', '--config', config]);
+      expect([untrusted.code, untrusted.stdout.split('\n').slice(3)]).toEqual([
+        4,
+        [`upstream: the upstream at ${url} failed the TLS handshake: self-signed certificate (DEPTH_ZERO_SELF_SIGNED_CERT; its certificate must be one this machine trusts, for localhost: NODE_EXTRA_CA_CERTS names a private CA's)`, ''],
+      ]);
+      const trusted = await runCli(['check', '--config', config], { env: { NODE_EXTRA_CA_CERTS: cert } });
+      expect([trusted.code, trusted.stdout.split('\n').slice(3)]).toEqual([0, [`upstream: ${url} answers (HEAD /: 404)`, '']]);
+    } finally {
+      await new Promise((resolve) => secure.close(resolve));
+    }
+  });
+
+  it('--offline does not try it; upstream.spawn is said, not tried (serve starts it); gateway: false has none', async () => {
+    const silent = await silentListener();
+    try {
+      const config = forwarding('upstream-offline', { url: `http://127.0.0.1:${silent.port}` });
+      const offline = await runCli(['check', '--offline', '--config', config]);
+      expect([offline.code, offline.stdout, offline.stderr]).toEqual([0, `${config}: ok (1 plan, 1 route)\n${SERVES}\n`, '']);
+      const offlineJson = await runCli(['--json', 'check', '--offline', '--config', config]);
+      expect([offlineJson.code, Object.keys(JSON.parse(offlineJson.stdout))]).toEqual([0, ['file', 'ok', 'plans', 'routes', 'serve']]);
+      expect(silent.accepted()).toBeUndefined();
+    } finally {
+      await silent.close();
+    }
+
+    const url = await refusedUrl('http');
+    const spawned = forwarding('upstream-spawned', { url, spawn: ['node', 'upstream.js'] });
+    const human = await runCli(['check', '--config', spawned]);
+    expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([0, [`upstream: ${url} is started by keygate serve (upstream.spawn), so it is not running now and was not tried`, ''], '']);
+    const json = await runCli(['--json', 'check', '--config', spawned]);
+    expect([json.code, JSON.parse(json.stdout).upstream]).toEqual([0, { at: url, ok: true, spawned: true }]);
+
+    const adminOnly = path.join(dir, 'upstream-none.yaml');
+    writeFileSync(adminOnly, stringify({ gateway: false, store: `sqlite:${path.join(dir, 'upstream-none.db')}` }));
+    const none = await runCli(['--json', 'check', '--config', adminOnly]);
+    expect([none.code, Object.keys(JSON.parse(none.stdout))]).toEqual([0, ['file', 'ok', 'plans', 'routes', 'serve', 'store']]);
   });
 });

@@ -5,6 +5,8 @@
  * one on the profile alone (check, schema, plans list) the store.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, type CliResult } from './support/cli.js';
@@ -52,12 +54,16 @@ describe('what a keygate command loads', () => {
   it('checks the profile, prints its schema and lists its plans without loading the store or the server', async () => {
     const profile = path.join(dir, 'profile-only.yaml');
     // A store that is not there: these commands do not open it (check only says whether it
-    // could be made, from the file system). No routes: the default one, every path.
-    writeFileSync(profile, `upstream:\n  url: http://127.0.0.1:9\nstore: sqlite:${path.join(dir, 'none', 'keygate.db')}\nplans:\n  team: {}\n`);
-    const checked = await traced(['--config', profile, 'check']);
+    // could be made, from the file system). No routes: the default one, every path. The
+    // upstream, which check tries, answers (with node:http, not the gateway's undici).
+    const api = createServer((_request, response) => response.end());
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+    const upstream = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+    writeFileSync(profile, `upstream:\n  url: ${upstream}\nstore: sqlite:${path.join(dir, 'none', 'keygate.db')}\nplans:\n  team: {}\n`);
+    const checked = await traced(['--config', profile, 'check']).finally(() => api.close());
     expect([checked.code, checked.stdout, checked.stderr]).toEqual([
       0,
-      `${profile}: ok (1 plan, 1 route)\nserves: the gateway, the admin API and the dashboard\nstore: no database at ${path.join(dir, 'none', 'keygate.db')} yet: keygate serve begins one there\n`,
+      `${profile}: ok (1 plan, 1 route)\nserves: the gateway, the admin API and the dashboard\nstore: no database at ${path.join(dir, 'none', 'keygate.db')} yet: keygate serve begins one there\nupstream: ${upstream} answers (HEAD /: 200)\n`,
       '',
     ]);
     const schema = await traced(['schema']);

@@ -351,7 +351,7 @@ export function parseCallSpec(spec: string, flag = '--call'): PlannedCall {
   return call;
 }
 
-/** `keygate check`'s exit code for a valid profile whose store or counters cannot be reached or used (2: a bad profile). */
+/** `keygate check`'s exit code for a valid profile whose store, counters or upstream cannot be reached or used (2: a bad profile). */
 const UNREACHABLE_BACKEND_EXIT = 4;
 
 /** `keygate serve`'s flags that open a listener on another port than the profile's. */
@@ -557,8 +557,8 @@ export function buildCli(): Command {
 
   program
     .command('check')
-    .description('validate the profile, say how serve would serve it, and whether its store and counters can be reached')
-    .option('--offline', 'the profile alone: try neither its store nor its counters (a CI job without them)')
+    .description('validate the profile, say how serve would serve it, and whether its store, counters and upstream can be reached')
+    .option('--offline', 'the profile alone: try none of its store, counters and upstream (a CI job without them)')
     .action(async (opts: { offline?: boolean }, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
       let loaded: LoadedConfig;
@@ -596,8 +596,13 @@ export function buildCli(): Command {
         : `not servable by keygate serve: ${plan.reason}; ${plan.remedy}`;
       // The backends last, loaded only then (--offline: never): what a deploy would meet.
       const reach = opts.offline ? undefined : await import('../operations/reach.js');
-      const reached = reach ? await reach.reachBackends(profile) : undefined;
-      const backends = reached ? { store: reached.store, ...(reached.counters ? { counters: reached.counters } : {}) } : {};
+      // The upstream where serve would forward to one (not gateway: false, nor a profile serve refuses).
+      const forwardsTo = plan.servable && plan.gateway ? profile.upstream.url : undefined;
+      const upstream = forwardsTo === undefined ? undefined : { url: forwardsTo, spawn: profile.upstream.spawn };
+      const reached = reach ? await reach.reachBackends({ store: profile.store, counters: profile.counters, ...(upstream ? { upstream } : {}) }) : undefined;
+      const backends = reached
+        ? { store: reached.store, ...(reached.counters ? { counters: reached.counters } : {}), ...(reached.upstream ? { upstream: reached.upstream } : {}) }
+        : {};
       print(json, { file: config, ok: true, plans, routes, serve, ...(warnings.length > 0 ? { warnings } : {}), ...backends }, () =>
         [`${config}: ok (${counted(plans, 'plan')}, ${counted(routes, 'route')})`, served, ...warnings.map((warning) => `warning: ${warning}`), ...(reach && reached ? reach.describeBackends(reached) : [])].join('\n'),
       );

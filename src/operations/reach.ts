@@ -2,10 +2,14 @@
  * Whether the backends a profile names can be used, asked the way `keygate serve` would
  * meet them but changing nothing (`keygate check`): the store answers and which migrations
  * it lacks (`keygate migrate --pending`'s question), or, for a SQLite file not made yet,
- * whether it could be made; Redis counters answer PING. Each within a few seconds; every
- * URL said with its password hidden. Database drivers are loaded only for a backend tried.
+ * whether it could be made; Redis counters answer PING; the upstream the gateway forwards
+ * to answers HTTP (any status: HEAD /). Each within a few seconds; every URL said with its
+ * password hidden. Database drivers are loaded only for a backend tried; the upstream is
+ * asked with node:http(s), not the gateway's undici.
  */
 import { existsSync, statSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { redactUrl } from '../redact-url.js';
 import { DeadlineError, withDeadline } from '../deadline.js';
@@ -38,25 +42,57 @@ export interface CountersReached {
   problem?: string;
 }
 
+/**
+ * The upstream as found. `at`: upstream.url (a password hidden). `status`: what it answered
+ * HEAD / with (any HTTP answer, 404 or 500 too, says it is reachable). `spawned`: keygate
+ * serve starts it itself (upstream.spawn), so it is not running now and was not tried.
+ */
+export interface UpstreamReached {
+  at: string;
+  ok: boolean;
+  status?: number;
+  spawned?: boolean;
+  problem?: string;
+}
+
 export interface BackendsReached {
   store: StoreReached;
   counters?: CountersReached;
+  upstream?: UpstreamReached;
   /** Whether every backend tried can be used. */
   ok: boolean;
 }
 
-/** Tries the profile's store and counters, both at once. */
-export async function reachBackends(config: Pick<Config, 'store' | 'counters'>, deadlineMs = REACH_DEADLINE_MS): Promise<BackendsReached> {
-  const [store, counters] = await Promise.all([reachStoreOf(config.store, deadlineMs), config.counters === 'memory' ? undefined : reachRedis(config.counters, deadlineMs)]);
-  return { store, ...(counters ? { counters } : {}), ok: store.ok && (counters?.ok ?? true) };
+/** What is tried: the store and counters always; the upstream where serve would forward to one. */
+export interface Backends {
+  store: Config['store'];
+  counters: Config['counters'];
+  upstream?: { url: string; spawn?: readonly string[] | undefined };
+}
+
+/** Tries the profile's store, counters and upstream, all at once. */
+export async function reachBackends(backends: Backends, deadlineMs = REACH_DEADLINE_MS): Promise<BackendsReached> {
+  const [store, counters, upstream] = await Promise.all([
+    reachStoreOf(backends.store, deadlineMs),
+    backends.counters === 'memory' ? undefined : reachRedis(backends.counters, deadlineMs),
+    backends.upstream === undefined ? undefined : reachUpstream(backends.upstream, deadlineMs),
+  ]);
+  return { store, ...(counters ? { counters } : {}), ...(upstream ? { upstream } : {}), ok: store.ok && (counters?.ok ?? true) && (upstream?.ok ?? true) };
 }
 
 /** The lines `keygate check` prints for them, after the profile's. */
 export function describeBackends(reached: BackendsReached): string[] {
-  const { store, counters } = reached;
+  const { store, counters, upstream } = reached;
   const lines = [storeLine(store)];
   if (counters) lines.push(counters.ok ? `counters: Redis at ${counters.at} answers${counters.warning ? `; ${counters.warning}` : ''}` : `counters: ${counters.problem}`);
+  if (upstream) lines.push(upstreamLine(upstream));
   return lines;
+}
+
+function upstreamLine(upstream: UpstreamReached): string {
+  if (!upstream.ok) return `upstream: ${upstream.problem}`;
+  if (upstream.spawned) return `upstream: ${upstream.at} is started by keygate serve (upstream.spawn), so it is not running now and was not tried`;
+  return `upstream: ${upstream.at} answers (HEAD /: ${upstream.status})`;
 }
 
 function storeLine(store: StoreReached): string {
@@ -196,4 +232,75 @@ async function reachRedis(url: string, deadlineMs: number): Promise<CountersReac
   } finally {
     client.disconnect();
   }
+}
+
+/** What a person is told to look at for an upstream that cannot be used. */
+const UPSTREAM_HINT = 'check upstream.url and that the upstream is running; keygate serve would answer every request upstream_unavailable';
+
+/** TLS's own failures (certificates, handshakes): Node's and OpenSSL's codes. */
+const TLS_FAILURE = /CERT|SELF_SIGNED|UNABLE_TO_(?:GET|VERIFY)|^ERR_TLS_|^ERR_SSL_|^EPROTO$/;
+
+/** OpenSSL's words for a server that answered a TLS hello with something else (plain HTTP). */
+const NOT_TLS = /wrong version number|packet length too long|unknown protocol|http request/i;
+
+/**
+ * One HEAD / to upstream.url, as the gateway would open a connection to it (the same TLS
+ * trust: Node's, with NODE_EXTRA_CA_CERTS). Any HTTP answer is a reachable upstream; no
+ * connection, no answer within the deadline, a failed TLS handshake or an unknown host
+ * name is said as what it is. One spawned by serve (upstream.spawn) runs only while serve
+ * does: said so, not tried.
+ */
+async function reachUpstream(upstream: NonNullable<Backends['upstream']>, deadlineMs: number): Promise<UpstreamReached> {
+  const { url } = upstream;
+  const shown = redactUrl(url);
+  // As the profile writes it: redactUrl's URL ends an origin with "/".
+  const at = url.endsWith('/') ? shown : shown.replace(/\/$/, '');
+  if (upstream.spawn !== undefined) return { at, ok: true, spawned: true };
+  const target = new URL('/', url);
+  const tls = target.protocol === 'https:';
+  const { request } = tls ? await import('node:https') : await import('node:http');
+  /** host:port, the port said where the URL leaves it out (an IPv6 address in its brackets). */
+  const address = target.port ? target.host : `${target.host}:${tls ? 443 : 80}`;
+  return new Promise<UpstreamReached>((resolve) => {
+    let connected = false;
+    let settled = false;
+    const done = (reached: UpstreamReached) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      // Nothing more is read: the connection goes, whatever it was doing.
+      asked.destroy();
+      resolve(reached);
+    };
+    const failed = (problem: string) => done({ at, ok: false, problem });
+    // A new connection (no keep-alive agent), and no credentials of any kind: the gateway sends none of its own.
+    const asked = request(target, { method: 'HEAD', agent: false, headers: { 'user-agent': 'keygate-check' } });
+    const timer = setTimeout(
+      () =>
+        failed(
+          connected
+            ? `the upstream at ${at} took the connection but gave no answer to HEAD / within ${deadlineMs / 1000} s (check upstream.url is the API's own port, and that the upstream is not stuck; keygate serve would answer requests upstream_timeout)`
+            : `the upstream at ${at} accepted no connection within ${deadlineMs / 1000} s (check upstream.url, that the upstream is running, and that no firewall drops connections to ${address}; keygate serve would answer every request upstream_unavailable)`,
+        ),
+      deadlineMs,
+    );
+    asked.on('socket', (socket: Socket) => socket.once('connect', () => (connected = true)));
+    asked.on('response', (response: IncomingMessage) => {
+      response.resume();
+      done({ at, ok: true, status: response.statusCode ?? 0 });
+    });
+    asked.on('error', (error: NodeJS.ErrnoException) => {
+      const code = error.code ?? '';
+      if (code === 'ECONNREFUSED') return failed(`cannot reach the upstream at ${at}: the connection was refused, nothing listens at ${address} (${error.message}; ${UPSTREAM_HINT})`);
+      if (code === 'ENOTFOUND') return failed(`cannot reach the upstream at ${at}: no such host name ${target.hostname} (${error.message}; check upstream.url)`);
+      if (code === 'EAI_AGAIN') return failed(`cannot reach the upstream at ${at}: the host name ${target.hostname} could not be looked up, DNS did not answer (${error.message}; check upstream.url and this machine's DNS)`);
+      // OpenSSL's reason alone, without its codes and source file.
+      const why = /SSL routines:[^:]*:([^:]+)/.exec(error.message)?.[1] ?? error.message.split('\n')[0];
+      if (tls && NOT_TLS.test(error.message)) return failed(`the upstream at ${at} does not speak TLS: the TLS handshake failed (${why}); if it serves plain HTTP, upstream.url is http://, not https://`);
+      if (tls && TLS_FAILURE.test(code)) return failed(`the upstream at ${at} failed the TLS handshake: ${why} (${code}; its certificate must be one this machine trusts, for ${target.hostname}: NODE_EXTRA_CA_CERTS names a private CA's)`);
+      if (code === 'ECONNRESET' && connected) return failed(`the upstream at ${at} closed the connection without an HTTP answer to HEAD / (${error.message}; ${tls ? 'check upstream.url is the API\'s own port' : 'check upstream.url is the API\'s own port; one that serves TLS is https://'})`);
+      return failed(`cannot reach the upstream at ${at}: ${error.message} (${UPSTREAM_HINT})`);
+    });
+    asked.end();
+  });
 }
