@@ -19,7 +19,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runCli, spawnServe } from './support/cli.js';
 import { tempDir } from './support/temp.js';
 import { refusedUrl } from './support/refused.js';
-import { POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js';
+import { IN_CI, POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js';
 import { createTestDatabase, type TestDatabase } from './backends/isolation.js';
 import { startRedisServer } from './scale-out/cluster.js';
 
@@ -134,6 +134,14 @@ function withPassword(url: string): string {
   const parsed = new URL(url);
   parsed.password = SECRET;
   return parsed.toString();
+}
+
+/** Whether openssl runs here (to make a certificate): without CI, its absence skips that test with a printed reason; with CI=true (where .ci/run installs it) it fails it. */
+function opensslRuns(): boolean {
+  if (spawnSync('openssl', ['version']).status === 0) return true;
+  if (IN_CI) throw new Error('openssl is not installed, and CI=true requires it (.ci/run installs it)');
+  console.warn('[skip] openssl is not installed: the untrusted-certificate check of the upstream is not run (set CI=true to make this a failure)');
+  return false;
 }
 
 describe('keygate check: a SQLite store', () => {
@@ -519,7 +527,7 @@ describe('keygate check: the upstream', () => {
     );
   });
 
-  it.runIf(spawnSync('openssl', ['version']).status === 0)('exits 4 for an upstream whose certificate this machine does not trust, and says it answers once NODE_EXTRA_CA_CERTS names it', async () => {
+  it.runIf(opensslRuns())('exits 4 for an upstream whose certificate this machine does not trust, and says it answers once NODE_EXTRA_CA_CERTS names it', async () => {
     const cert = path.join(dir, 'upstream-cert.pem');
     const key = path.join(dir, 'upstream-key.pem');
     const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { encoding: 'utf8' });
