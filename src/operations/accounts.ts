@@ -98,6 +98,21 @@ export function keysTurnedOffWarning(
   return refusedKeyWarning(after, plans, now, said, `its ${keysInUse === 1 ? 'key' : `${keysInUse} keys`} in use, which worked until now,`);
 }
 
+/**
+ * How many keys in use a change of an account turned off: 0 unless its keys worked before
+ * the change (`before`) and are refused after it (`after`), as keysTurnedOffWarning counts
+ * them. Read only then: most changes cost no query.
+ */
+export async function keysTurnedOff(
+  rt: Pick<Runtime, 'store' | 'config'>,
+  before: Pick<AccountRecord, 'apiAccess' | 'planId' | 'planExpiresAt'>,
+  after: Pick<AccountRecord, 'id' | 'apiAccess' | 'planId' | 'planExpiresAt'>,
+  now: number,
+): Promise<number> {
+  if (!apiEnabledOf(before, rt.config.plans, now) || apiEnabledOf(after, rt.config.plans, now)) return 0;
+  return (await rt.store.listKeys({ accountId: after.id, inUseAt: now })).length;
+}
+
 /** A time as the admin API and `--json` give it: ISO 8601 in UTC; null stays null. */
 export function isoTime(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();

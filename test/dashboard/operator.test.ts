@@ -73,7 +73,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await page.getByRole('link', { name: 'Turn API access off' }).click();
     await expectHeading(page, 'Turn API access off for Acme Analytics?');
     await page.getByRole('button', { name: 'Turn API access off' }).click();
-    expect(await textOf(page.getByRole('status'))).toBe('API access is off for “Acme Analytics”: its keys are refused from the next request.');
+    expect(await textOf(page.getByRole('status'))).toBe('API access is off for “Acme Analytics”: the account’s key in use, which worked until now, is refused from its next request (api_disabled) until API access is turned back on.');
     const refused = await callGateway();
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('api_disabled');
@@ -93,7 +93,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await page.goto(`/accounts/${acmeId}`);
     await page.getByLabel('Plan', { exact: true }).selectOption('free');
     await page.getByRole('button', { name: 'Change plan' }).click();
-    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” is now on the Free plan. It does not include API access: the account’s keys are refused from the next request.');
+    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” is now on the Free plan. It does not include API access: the account’s key in use, which worked until now, is refused from its next request (api_disabled) until the account is on a plan that includes API access.');
     expect(await textOf(page.locator('.facts'))).toMatch(/API access\s+Off\s+— the Free plan does not include API access/);
     expect((await callGateway()).status).toBe(403);
 
@@ -108,7 +108,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     expect(await page.getByLabel(/^Plan ends/).inputValue()).toBe('');
     await page.getByLabel(/^Plan ends/).fill('2020-01-31');
     await page.getByRole('button', { name: 'Change plan' }).click();
-    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” stays on the Pro plan, which now ends 2020-01-31. That day has passed: the account’s keys are refused until the plan is renewed.');
+    expect(await textOf(page.getByRole('status'))).toBe('“Acme Analytics” stays on the Pro plan, which now ends 2020-01-31. That day has passed: the account’s key in use, which worked until now, is refused from its next request (plan_expired) until the plan is renewed.');
     const ended = await callGateway();
     expect(ended.status).toBe(403);
     expect(((await ended.json()) as { error: { code: string } }).error.code).toBe('plan_expired');

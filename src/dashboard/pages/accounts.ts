@@ -11,7 +11,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createHmac } from 'node:crypto';
 import type { AccountRecord } from '../../store/store.js';
-import { changeAccount, createAccount, defaultPlanId, getAccount, planEnded, updateAccount } from '../../operations/accounts.js';
+import { changeAccount, createAccount, defaultPlanId, getAccount, keysTurnedOff, planEnded } from '../../operations/accounts.js';
 import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/keys.js';
 import { inviteMember, inviteMemberOnce, type InvitedByForm } from '../../operations/members.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
@@ -122,19 +122,25 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
         setNotice(dash, reply, { kind: 'info', text: `Nothing changed: “${account.name}” is already on the ${planName(planId)} plan${ends}.` });
         return redirect(reply, `/accounts/${account.id}`);
       }
-      // What the account's keys meet from the next request, said here, where it was chosen.
-      const refused =
-        rt.config.plans[planId]?.apiAccess === false
-          ? ' It does not include API access: the account’s keys are refused from the next request.'
-          : planEnded(account, rt.clock())
-            ? ' That day has passed: the account’s keys are refused until the plan is renewed.'
-            : '';
+      // Keys in use that worked until this change and are refused from their next request: said here, where it was chosen
+      // (as the CLI and admin API warn of it), with what undoes it. An account without such keys loses nothing to say.
+      const now = rt.clock();
+      const stopped = await keysTurnedOff(rt, before, account, now);
+      const noAccess = rt.config.plans[planId]?.apiAccess === false;
+      const refused = noAccess
+        ? stopped > 0
+          ? ` It does not include API access: ${keysStoppedText(stopped, 'api_disabled', 'the account is on a plan that includes API access')}.`
+          : ''
+        : planEnded(account, now)
+          ? // A day already past may be a mistyped year: said with or without keys.
+            ` That day has passed: ${stopped > 0 ? keysStoppedText(stopped, 'plan_expired', 'the plan is renewed') : 'the account’s keys are refused until the plan is renewed'}.`
+          : '';
       // The same plan with another end: the end is what changed.
       const moved =
         planId !== before.planId
           ? `“${account.name}” is now on the ${planName(planId)} plan${ends}.`
           : `“${account.name}” stays on the ${planName(planId)} plan, which now ${account.planExpiresAt === null ? 'has no end' : `ends ${dayOf(account.planExpiresAt)}`}.`;
-      setNotice(dash, reply, { kind: 'success', text: `${moved}${refused}` });
+      setNotice(dash, reply, { kind: stopped > 0 ? 'warning' : 'success', text: `${moved}${refused}`, code: stopped > 0 ? [noAccess ? 'api_disabled' : 'plan_expired'] : [] });
       return redirect(reply, `/accounts/${account.id}`);
     } catch (error) {
       if (!(error instanceof OperationError) || error.kind === 'not_found') throw error;
@@ -201,10 +207,15 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
       return sendAccount(request, reply, await getAccount(rt, request.params.id), { kind: 'error', text: notOffered('API access', API_ACCESS_SWITCH) }, 400);
     }
     const apiAccess = position === 'on';
-    const account = await updateAccount(rt, request.params.id, { apiAccess }, actorOf(dash, request));
+    const { account, before } = await changeAccount(rt, request.params.id, { apiAccess }, actorOf(dash, request));
+    // Keys in use that worked until now: said, with what undoes it; none (or none that worked, its plan without API access): nothing to say of them.
+    const stopped = apiAccess ? 0 : await keysTurnedOff(rt, before, account, rt.clock());
     setNotice(dash, reply, {
-      kind: 'success',
-      text: apiAccess ? `API access is on for “${account.name}” (if its plan includes it).` : `API access is off for “${account.name}”: its keys are refused from the next request.`,
+      kind: stopped > 0 ? 'warning' : 'success',
+      text: apiAccess
+        ? `API access is on for “${account.name}” (if its plan includes it).`
+        : `API access is off for “${account.name}”${stopped > 0 ? `: ${keysStoppedText(stopped, 'api_disabled', 'API access is turned back on')}` : ''}.`,
+      code: stopped > 0 ? ['api_disabled'] : [],
     });
     return redirect(reply, `/accounts/${account.id}`);
   });
@@ -488,6 +499,15 @@ function apiAccessOffConfirmation(account: AccountRecord, keysInUse: number, opt
   <div><dt>Keys in use</dt><dd>${number(keysInUse)}</dd></div>
 </dl>
 ${confirmationForm(options, 'Turn API access off')}`;
+}
+
+/**
+ * What a notice says of `count` keys in use that a change turned off (they worked until
+ * it): refused, with `code`, from their next request until `back`.
+ */
+function keysStoppedText(count: number, code: string, back: string): string {
+  const keys = count === 1 ? 'the account’s key in use, which worked until now, is refused from its next request' : `the account’s ${number(count)} keys in use, which worked until now, are refused from their next request`;
+  return `${keys} (${code}) until ${back}`;
 }
 
 /** What a replaced invitation was, said only where it differs from the new one. */
