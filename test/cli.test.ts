@@ -248,6 +248,28 @@ describe('keygate CLI with a running gateway', () => {
     }
   });
 
+  it('keys list says which key replaced which after a rotation with an overlap (ROTATION), also with the replacement on a later page; --json keeps rotatedFrom alone', async () => {
+    const created = JSON.parse((await cli('keys', 'create', '--account', accountId, '--name', 'twin', '--json')).stdout) as { id: string };
+    const rotated = await cli('--json', 'keys', 'rotate', created.id, '--overlap', '1h');
+    const replacement = (JSON.parse(rotated.stdout) as { id: string }).id;
+    const lines = (await cli('keys', 'list', '--account', accountId)).stdout.split('\n');
+    expect(lines[0]).toMatch(/\sEXPIRES\s+ROTATION$/);
+    // Two rows named twin: the old one says what replaced it (its EXPIRES, until when it works), the new one what it replaces.
+    expect(lines.find((line) => line.startsWith(`${created.id} `))).toMatch(new RegExp(` twin .*expiring .*\\d\\dZ +replaced by ${replacement}$`));
+    expect(lines.find((line) => line.startsWith(`${replacement} `))).toMatch(new RegExp(` twin .*active .* replaces ${created.id}$`));
+
+    // A page ending with the old key: its replacement, on the next page, is named all the same.
+    const listed = JSON.parse((await cli('--json', 'keys', 'list', '--account', accountId)).stdout) as Record<string, unknown>[];
+    const at = listed.findIndex((key) => key.id === created.id);
+    const page = (await cli('keys', 'list', '--account', accountId, '--limit', String(at + 1))).stdout.trimEnd().split('\n');
+    expect(page.at(-1)).toMatch(new RegExp(`^${created.id} .* replaced by ${replacement}$`));
+    // --json as before: rotatedFrom on the replacement, nothing added.
+    expect(listed.find((key) => key.id === replacement)).toMatchObject({ rotatedFrom: created.id });
+    expect(listed.every((key) => !('rotation' in key) && !('replacedBy' in key))).toBe(true);
+    await cli('keys', 'revoke', created.id);
+    await cli('keys', 'revoke', replacement);
+  });
+
   it('says when a replacement stops working: at the end the rotated key had', async () => {
     const created = await cli('keys', 'create', '--account', accountId, '--name', 'quarterly', '--expires', '90d');
     const ends = /; it stops working at (\S+ \S+Z)\n/.exec(created.stdout)?.[1] as string;

@@ -875,10 +875,12 @@ export function buildCli(): Command {
         const list = pageEnd(await rt.store.listKeys({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) }), opts, json);
         const now = rt.clock();
         const blocked = await ops.blockedUntilOf(rt, list);
+        const replacements = json ? undefined : await replacementsOf(rt, list, opts.limit !== undefined || opts.after !== undefined);
         print(json, list.map((k) => ops.keyOut(k, now, blocked)), () =>
           table(
-            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, rateLimits: keyWindowsText(k.rateLimits), status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: keyMoment(k.expiresAt) })),
-            ['id', 'name', 'key', 'account', 'mode', 'scopes', 'rateLimits', 'status', 'created', 'lastUsed', 'expires'],
+            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, rateLimits: keyWindowsText(k.rateLimits), status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: keyMoment(k.expiresAt), rotation: rotationText(k, replacements?.get(k.id)) })),
+            // Last, and empty where a key was neither rotated nor rotated to: a line of a key without one ends as before.
+            ['id', 'name', 'key', 'account', 'mode', 'scopes', 'rateLimits', 'status', 'created', 'lastUsed', 'expires', 'rotation'],
           ),
         );
       }),
@@ -1198,6 +1200,34 @@ function balanceLine(meter: string, balance: MeterBalance, planId: string | unde
  */
 async function keyJsonOf(rt: Runtime, key: KeyRecord, json: boolean | undefined) {
   return ops.keyOut(key, rt.clock(), json ? await ops.blockedUntilOf(rt, [key]) : undefined);
+}
+
+/**
+ * The keys that replaced each of `list` (by a rotation), by the replaced key's id. A
+ * replacement is newer than its key: in a whole list it is in the list; in a page
+ * (`paged`) it may be on a later one, so a key not replaced on the page is looked up.
+ */
+async function replacementsOf(rt: Runtime, list: readonly KeyRecord[], paged: boolean): Promise<Map<string, string[]>> {
+  const replacements = new Map<string, string[]>();
+  const add = (from: string, id: string) => replacements.set(from, [...(replacements.get(from) ?? []), id]);
+  for (const key of list) if (key.rotatedFrom !== null) add(key.rotatedFrom, key.id);
+  if (paged) {
+    for (const key of list) {
+      if (replacements.has(key.id)) continue;
+      for (const later of await rt.store.listKeys({ rotatedFrom: key.id })) add(key.id, later.id);
+    }
+  }
+  return replacements;
+}
+
+/**
+ * Which key a key replaced and which replaced it, as `keys list` prints it: after a rotation
+ * with an overlap two rows share a name, and this says which is which (`--json`: `rotatedFrom`).
+ * The replaced key's EXPIRES says until when it works.
+ */
+function rotationText(key: KeyRecord, replacedBy: readonly string[] | undefined): string {
+  const parts = [...(key.rotatedFrom === null ? [] : [`replaces ${key.rotatedFrom}`]), ...(replacedBy === undefined ? [] : [`replaced by ${replacedBy.join(' and ')}`])];
+  return parts.join('; ');
 }
 
 /**
