@@ -385,6 +385,8 @@ describe('admin API', () => {
     const all = ((await (await kg.admin(`/v1/audit?accountId=${created.id}`)).json()) as { id: string; action: string; detail: { name?: string } }[]);
     expect(all.map((e) => e.action)).toEqual(['account.updated', 'account.updated', 'account.updated', 'account.updated', 'account.created']);
     expect(all[0]?.detail.name).toBe('Audited 3');
+    // What it was, beside what it became (as account.limits_changed keeps before and after).
+    expect(all.slice(0, 2).map((e) => e.detail)).toEqual([{ name: 'Audited 3', from: { name: 'Audited 2' } }, { name: 'Audited 2', from: { name: 'Audited 1' } }]);
     const seen: string[] = [];
     let next: string | undefined = `/v1/audit?accountId=${created.id}&limit=2`;
     while (next) {

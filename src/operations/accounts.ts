@@ -319,7 +319,9 @@ export async function changeAccount(rt: Runtime, id: string, change: AccountChan
   if (!after) throw notFound('account', id);
   // Every process drops the account's cached keys: their next request is judged with the new plan or limits.
   await rt.invalidate({ type: 'account', accountId: id });
-  if (Object.keys(changes).length > 0) await audit(rt, actor, 'account.updated', { accountId: id, detail: changes });
+  // The new values, as always, and in `from` what each was (as account.limits_changed keeps its `before`): the log alone says what a change undid.
+  const from = Object.fromEntries(Object.keys(changes).map((field) => [field, before[field as keyof AccountRecord] ?? null]));
+  if (Object.keys(changes).length > 0) await audit(rt, actor, 'account.updated', { accountId: id, detail: { ...changes, from } });
   if (limitsMoved) await audit(rt, actor, 'account.limits_changed', { accountId: id, detail: { before: limitsBefore, after: overridesOut(limits) } });
   return { account: after, changed: true, before };
 }

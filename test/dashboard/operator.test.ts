@@ -270,9 +270,9 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     const texts = await rows.allInnerTexts();
     const joined = texts.join('\n');
     expect(joined).toContain('Changed the account');
-    expect(joined).toMatch(/API access → off/);
-    // The plan by its name, its id beside it.
-    expect(joined).toMatch(/plan → Free free\b/);
+    expect(joined).toMatch(/API access on → off/);
+    // The plan by its name, its id beside it; what it was, then what it became.
+    expect(joined).toMatch(/plan Pro pro → Free free\b/);
     expect(joined).not.toMatch(/plan → free/);
     expect(joined).toMatch(/Invited a member\s+Acme Analytics\s+dan@acme\.example \(member\)/);
     expect(joined).toMatch(/Revoked a key\s+Acme Analytics\s+“Acme production” rk_live_…\w{4}/);
@@ -400,7 +400,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: the operator manages accounts'
     await page.goto('/audit');
     const rows = page.getByRole('table', { name: 'Audit log' }).locator('tbody tr');
     expect(await rows.count()).toBe(200);
-    expect(await textOf(rows.first())).toMatch(/Changed the account\s+Bulk \d+\s+plan → Pro pro\b/);
+    expect(await textOf(rows.first())).toMatch(/Changed the account\s+Bulk \d+\s+plan .+ → Pro pro\b/);
     expect(await page.getByRole('link', { name: 'Newest events' }).count()).toBe(0);
     const newest = await rows.allInnerTexts();
     await page.getByRole('link', { name: 'Older events' }).click();

@@ -19,6 +19,23 @@ describe('audit table', () => {
     expect(rendered).not.toContain('1577836800000');
   });
 
+  it('says what each changed account field was where the event keeps it (from), and the new value alone in entries from before', () => {
+    const at = Date.parse('2026-12-01T06:00:00Z');
+    const detail = { planId: 'free', apiAccess: false, from: { planId: 'pro', apiAccess: true } };
+    const rendered = auditTable(
+      [
+        { id: 'aud_1', at, actor: 'cli', actorAddress: null, action: 'account.updated', accountId: 'acc_1', keyId: null, detail },
+        { id: 'aud_2', at, actor: 'cli', actorAddress: null, action: 'account.updated', accountId: 'acc_1', keyId: null, detail: { overage: true, from: { overage: null } } },
+      ],
+      new Map([['acc_1', 'Acme']]),
+      { caption: 'Events' },
+      new Map([['free', 'Free'], ['pro', 'Pro']]),
+    ).value;
+    expect(textOf(rendered)).toContain('plan Pro pro → Free free , API access on → off');
+    expect(textOf(rendered)).toContain('overage as the plan says → on');
+    expect(textOf(rendered)).not.toMatch(/from →|object/);
+  });
+
   it('says an imported key in words, as a created one', () => {
     const at = Date.parse('2026-12-01T06:00:00Z');
     const rendered = auditTable(

@@ -91,8 +91,14 @@ function describe(entry: AuditEntry, planNames: ReadonlyMap<string, string>): Ht
       const which = d.name === undefined ? '' : prose`“${text(d.name)}” ${hint(d.hint)}: `;
       return prose`${which}${overlap === 0 ? 'old key revoked at once' : `old key kept working ${relative(until, until - overlap).replace(/^in /, 'for ')}`}`;
     }
-    case 'account.updated':
-      return prose`${Object.entries(d).map(([field, value], i) => [i === 0 ? '' : ', ', FIELD_LABELS[field] ?? field, ' → ', field === 'planId' ? planName(value, planNames) : fieldValue(field, value)])}`;
+    case 'account.updated': {
+      // What each field was, where the event keeps it (`from`; entries before it have the new values alone).
+      const from = typeof d.from === 'object' && d.from !== null ? (d.from as Record<string, unknown>) : {};
+      const shown = (field: string, value: unknown) => (field === 'planId' ? planName(value, planNames) : fieldValue(field, value));
+      return prose`${Object.entries(d)
+        .filter(([field]) => field !== 'from')
+        .map(([field, value], i) => [i === 0 ? '' : ', ', FIELD_LABELS[field] ?? field, Object.hasOwn(from, field) ? [' ', shown(field, from[field])] : '', ' → ', shown(field, value)])}`;
+    }
     case 'account.limits_changed':
       return prose`${ownLimitsText(d.after)}`;
     case 'member.joined':
