@@ -31,7 +31,7 @@ import { auditEventOut, type Actor } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
 import { OperationError, OPERATION_STATUS } from '../operations/errors.js';
 import { withWindowShape } from '../limits/window-shape.js';
-import { accountOut, apiEnabledOf, changeAccount, createAccount, deleteAccount, getAccount, keysTurnedOffWarning, pastPlanExpiryWarning, refusedKeyWarning } from '../operations/accounts.js';
+import { accountOut, changeAccount, createAccount, deleteAccount, getAccount, keysTurnedOff, keysTurnedOffWarning, pastPlanExpiryWarning, refusedKeyWarning } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
 import { CountersRefusedError, CountersUnavailableError } from '../counters/counters.js';
 import { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
@@ -693,8 +693,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
       // Keys that worked until this change and are refused from now on (a plan without API access, access off): said, as for a new key.
       if (changed && !pastExpiry) {
         const now = rt.clock();
-        const inUse = apiEnabledOf(before, rt.config.plans, now) ? (await rt.store.listKeys({ accountId: account.id, inUseAt: now })).length : 0;
-        const warning = keysTurnedOffWarning(before, account, rt.config.plans, now, inUse, 'http');
+        const warning = keysTurnedOffWarning(before, account, rt.config.plans, now, await keysTurnedOff(rt, before, account, now), 'http');
         if (warning !== undefined) addWarning(reply, warning);
       }
       return accountOut(account, rt);

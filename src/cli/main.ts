@@ -704,8 +704,7 @@ export function buildCli(): Command {
         const now = rt.clock();
         // A past plan expiry is said above; a move to a plan without API access (or access turned off) stops keys that worked too: said, as keys create says it of a new key.
         if (changed && !('planExpiresAt' in patch && ops.pastPlanExpiryWarning(account, now) !== undefined)) {
-          const inUse = ops.apiEnabledOf(before, rt.config.plans, now) ? (await rt.store.listKeys({ accountId: account.id, inUseAt: now })).length : 0;
-          warn(json, ops.keysTurnedOffWarning(before, account, rt.config.plans, now, inUse));
+          warn(json, ops.keysTurnedOffWarning(before, account, rt.config.plans, now, await ops.keysTurnedOff(rt, before, account, now)));
         }
       }),
     );

@@ -10,7 +10,7 @@ export { openStore, reachStore, redactUrl, sqliteFile } from '../store/open.js';
 export { backupSqlite } from '../store/sqlite/backup.js';
 export { copySqliteToPostgres } from '../store/copy.js';
 export { BUSY_TIMEOUT_MS, isBusyError } from '../store/sqlite/sqlite-database.js';
-export { accountOut, accountPlan, apiEnabledOf, changeAccount, createAccount, deleteAccount, getAccount, keysTurnedOffWarning, pastPlanExpiryWarning, refusedKeyWarning } from '../operations/accounts.js';
+export { accountOut, accountPlan, apiEnabledOf, changeAccount, createAccount, deleteAccount, getAccount, keysTurnedOff, keysTurnedOffWarning, pastPlanExpiryWarning, refusedKeyWarning } from '../operations/accounts.js';
 export { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, keyStatus, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
 export { dashboardOffNote, dashboardPortZeroNote, inviteMember, memberOut, passwordResetLink, removeMember, unlockMember } from '../operations/members.js';
 export { accountUsage, dailyUsage, setGauge, usageOut } from '../operations/usage.js';
