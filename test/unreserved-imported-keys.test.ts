@@ -87,6 +87,26 @@ describe('hand-set imported keys with "." and "~" (keys.imported.alphabet: unres
     const [before, after] = key.split('.') as [string, string];
     for (const part of [key, before, after, `secret%7E${tail}`]) expect(kg.logs.text).not.toContain(part);
   });
+  it("names keygate's own ids in errors as they are (an id is no key, although it has a key's characters): the admin API's 404 and the CLI's refusal", async () => {
+    const keyId = `key_${randomBase62(16)}`;
+    const otherAccountId = `acc_${randomBase62(16)}`;
+    const missingKey = await kg.admin(`/v1/keys/${keyId}`);
+    expect(missingKey.status).toBe(404);
+    expect(((await missingKey.json()) as { detail: string }).detail).toBe(`no key "${keyId}"`);
+    const missingAccount = await kg.admin(`/v1/accounts/${otherAccountId}`);
+    expect(((await missingAccount.json()) as { detail: string }).detail).toBe(`no account "${otherAccountId}"`);
+    const revoked = await runCli(['--config', configFile, 'keys', 'revoke', keyId]);
+    expect(revoked.code).not.toBe(0);
+    expect(revoked.stderr).toContain(`no key "${keyId}"`);
+    // Which is so because no key of an id's shape is taken: it would be said in clear.
+    const idShaped = await runCli(['--config', configFile, 'keys', 'import', '--account', accountId, '--name', 'id-shaped'], { input: `${keyId}\n` });
+    expect(idShaped.code).toBe(1);
+    expect(idShaped.stderr).toContain('no prefix, then 20 to 40 unreserved characters');
+    // The key itself, sent where an id goes, is still not said back.
+    const byKey = await kg.admin(`/v1/keys/${key}`);
+    expect(byKey.status).toBe(404);
+    expect(await byKey.text()).not.toContain(key);
+  });
 });
 
 describe('prefixed imported keys of the unreserved alphabet in a header name', () => {

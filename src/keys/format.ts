@@ -156,6 +156,20 @@ export function importedShapeWords(imported: NonNullable<KeyFormatConfig['import
 const IMPORTED_ALPHABETS = { base62: '0-9A-Za-z', hex: '0-9A-Fa-f', base64url: '0-9A-Za-z_\\-', unreserved: '0-9A-Za-z_.~\\-' } as const;
 
 /**
+ * keygate's own record ids (src/ids.ts: `acc_`, `key_`, `mem_`, `chk_` and 16 base62; `aud_`,
+ * 13 base36 and 16 base62). An imported key without a prefix in an alphabet with `_`
+ * (base64url, unreserved) could have that shape, so such a key is refused: an id in an
+ * error (`no key "key_…"`) is then said as it is, not hidden as a key.
+ */
+const RECORD_ID = /^(?:(?:acc|key|mem|chk)_[0-9A-Za-z]{16}|aud_[0-9a-z]{13}[0-9A-Za-z]{16})$/;
+/** The lengths of RECORD_ID's shapes: most candidates are judged by their length alone. */
+const RECORD_ID_LENGTHS = new Set([20, 33]);
+
+function isRecordId(text: string): boolean {
+  return RECORD_ID_LENGTHS.has(text.length) && RECORD_ID.test(text);
+}
+
+/**
  * The randomness an imported key needs at least, in bits. Guesses at unknown keys (each
  * one lookup) are throttled at most per client address (`auth.unknownKeys`, off unless
  * set), so a short key can be found by trying: 32 bits (8 hex
@@ -229,7 +243,7 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
     if (candidate.length > longest) return NOT_A_KEY;
     if (byPrefix.length === 0) {
       body.lastIndex = 0;
-      return body.test(candidate) ? A_KEY.unknown : NOT_A_KEY;
+      return body.test(candidate) && !isRecordId(candidate) ? A_KEY.unknown : NOT_A_KEY;
     }
     for (const [mode, prefix] of byPrefix) {
       if (!candidate.startsWith(prefix)) continue;
@@ -276,7 +290,8 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
     },
     // A key of neither shape is hinted without a prefix; an imported key without one is such a key.
     hintStarts: [...new Set([...own.hintStarts, ...(byPrefix.length === 0 ? [''] : byPrefix.map(([, prefix]) => prefix)).map((prefix) => prefix + HINT_MARK)])],
-    scrub: (text, censor, partial) => own.scrub(text, censor, partial).replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
+    // Without a prefix, a run that is one of keygate's ids is left (no such key can be imported: importedShape).
+    scrub: (text, censor, partial) => own.scrub(text, censor, partial).replace(partial ? partly : anywhere, (match: string, prefix: string) => (byPrefix.length === 0 && isRecordId(match) ? match : prefix + censor)),
     scrubBodies: (text, censor) => own.scrubBodies(text, censor),
   };
 }
