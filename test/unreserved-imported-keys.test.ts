@@ -87,6 +87,16 @@ describe('hand-set imported keys with "." and "~" (keys.imported.alphabet: unres
     const [before, after] = key.split('.') as [string, string];
     for (const part of [key, before, after, `secret%7E${tail}`]) expect(kg.logs.text).not.toContain(part);
   });
+  it('keeps the part of the key before an escape out of the log line too (one character escaped 17 in: the rest of the key after it is long enough to be hidden alone)', async () => {
+    const at = 17;
+    const split = `${key.slice(0, at)}%${key.charCodeAt(at).toString(16).toUpperCase()}${key.slice(at + 1)}`;
+    await (await kg.call(`/v1/data/${split}?q=${split}`, { headers: { apikey: key } })).text();
+    await kg.runtime.flush();
+    const logged = kg.logs.lines.map((line) => JSON.parse(line) as { msg?: string; target?: string }).filter((line) => line.msg === 'request').map((line) => line.target);
+    expect(logged.at(-1)).toBe('/v1/data/[REDACTED]?q=[REDACTED]');
+    expect(kg.logs.text).not.toContain(key.slice(4, at));
+  });
+
   it("names keygate's own ids in errors as they are (an id is no key, although it has a key's characters): the admin API's 404 and the CLI's refusal", async () => {
     const keyId = `key_${randomBase62(16)}`;
     const otherAccountId = `acc_${randomBase62(16)}`;

@@ -42,5 +42,47 @@ const ESCAPED_REST = new RegExp(`${REDACTED.replace(/[[\]]/g, '\\$&')}(?:(?:${ES
  * included, is as much the secret.
  */
 function withoutEscapedRest(text: string): string {
-  return text.includes('%') ? text.replace(ESCAPED_REST, REDACTED) : text;
+  return text.includes('%') ? withoutEscapedStart(text.replace(ESCAPED_REST, REDACTED)) : text;
+}
+
+/** A hidden key whose first characters were the digits of an escape (`…%[REDACTED]`): what `scrub` left of the key before the escape. */
+const HIDDEN_AFTER_ESCAPE = `%${REDACTED}`;
+/** An escape of a key's character (ESCAPED_KEY_CHARACTER) starting at `lastIndex`. */
+const ESCAPE_AT = new RegExp(ESCAPED_KEY_CHARACTER, 'iy');
+/** A character keys are made of (any alphabet's, `.` and `~` too). */
+const KEY_CHARACTER = /[0-9A-Za-z_.~-]/;
+
+/**
+ * `text` without the start of a key split by a percent-escape before the part `scrub` hid
+ * (`bob-8gy7TC6PD0Ypy%6Eop-…`: the run after the `%`, its digits included, was long
+ * enough to be hidden alone, the 17 characters before it were not): the key's characters
+ * and escapes of them just before `%[REDACTED]` go with it. Walked back from each such
+ * place, each character once: no regular expression tried from every position of a run.
+ */
+function withoutEscapedStart(text: string): string {
+  let at = text.indexOf(HIDDEN_AFTER_ESCAPE);
+  if (at === -1) return text;
+  let out = '';
+  let done = 0;
+  while (at !== -1) {
+    let start = at;
+    while (start > done) {
+      const before = text[start - 1] as string;
+      if (KEY_CHARACTER.test(before)) {
+        start--;
+        continue;
+      }
+      // A `%` whose escape (its digits already taken back) is of a key's character.
+      ESCAPE_AT.lastIndex = start - 1;
+      if (before === '%' && ESCAPE_AT.test(text)) {
+        start--;
+        continue;
+      }
+      break;
+    }
+    out += text.slice(done, start) + REDACTED;
+    done = at + HIDDEN_AFTER_ESCAPE.length;
+    at = text.indexOf(HIDDEN_AFTER_ESCAPE, done);
+  }
+  return out + text.slice(done);
 }
