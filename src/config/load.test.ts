@@ -581,6 +581,10 @@ describe('upstream and identity headers', () => {
       'identityHeaders.names.plan: Authorization is a standard request header, which keygate would then drop from every request as one posing as its own: choose a name of your own, such as X-Consumer-ID',
       'identityHeaders.names.accountName: expected a header name such as X-Consumer-ID, or false to leave the header out (got 7)',
     ]);
+    expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {names: {account: X-Original-URL, key: x-http-method-override}}\n')).toEqual([
+      "identityHeaders.names.account: X-Original-URL is a header in which upstreams read another client, host, path or method than the request's (keygate drops a client's copy from every request): choose a name of your own, such as X-Consumer-ID",
+      "identityHeaders.names.key: x-http-method-override is a header in which upstreams read another client, host, path or method than the request's (keygate drops a client's copy from every request): choose a name of your own, such as X-Consumer-ID",
+    ]);
     expect(problems('upstream: {url: "http://a"}\nidentityHeaders: {names: {nickname: X-Nick}}\n')[0]).toMatch(/^identityHeaders\.names: .*nickname/);
   });
 

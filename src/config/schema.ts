@@ -8,6 +8,7 @@
 import { isIPv6 } from 'node:net';
 import { isAddressRange } from '../gateway/trusted-proxies.js';
 import { IDENTITY_FIELDS, identityHeaderNames, type IdentityField } from '../gateway/identity-headers.js';
+import { OVERRIDES_REQUEST } from '../gateway/overriding-headers.js';
 import { profileRouteTable, ROUTE_METHODS, RouteTableError } from '../routes/route-table.js';
 import { z } from 'zod';
 import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, MESSAGE_PLACEHOLDERS, placeholderName, type DenialReason } from '../denial/reasons.js';
@@ -169,6 +170,7 @@ const identityHeaderName = z
     else if (PROXY_HOP_BY_HOP.includes(lower) || ['connection', 'keep-alive', 'te', 'trailer', 'upgrade'].includes(lower)) ctx.addIssue({ code: 'custom', message: `${name} is a hop-by-hop header (it describes one connection, RFC 9110 §7.6.1): choose a name of your own, such as X-Consumer-ID` });
     else if (lower.startsWith('x-forwarded-')) ctx.addIssue({ code: 'custom', message: `${name} is an X-Forwarded- header, which keygate writes itself: choose a name of your own, such as X-Consumer-ID` });
     else if (CLIENT_HEADERS.includes(lower)) ctx.addIssue({ code: 'custom', message: `${name} is a standard request header, which keygate would then drop from every request as one posing as its own: choose a name of your own, such as X-Consumer-ID` });
+    else if (OVERRIDES_REQUEST.includes(lower)) ctx.addIssue({ code: 'custom', message: `${name} is a header in which upstreams read another client, host, path or method than the request's (keygate drops a client's copy from every request): choose a name of your own, such as X-Consumer-ID` });
   });
 
 /** Whether a URL is an origin and nothing more (a trailing `/` allowed); one that is no URL at all is reported by its own check. */
