@@ -210,7 +210,7 @@ describe('auth.unknownKeys in the profile', () => {
 
   it('keeps the default credential when only unknownKeys is given', () => {
     const config = parseConfigObject({ upstream: { url: 'http://127.0.0.1:4000' }, auth: { unknownKeys: { limit: 20, window: '1m', block: '10m' } } });
-    expect(config.auth).toEqual({ credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }], unknownKeys: { limit: 20, window: 60_000, block: 600_000 } });
+    expect(config.auth).toEqual({ credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }], forwardCredential: false, unknownKeys: { limit: 20, window: 60_000, block: 600_000 } });
   });
 
   it('is off unless given: no example profile has it, and one answers unknown keys as unknown however many come', async () => {
