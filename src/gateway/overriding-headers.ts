@@ -1,15 +1,11 @@
 /**
- * The request headers an upstream may read as the request itself, set apart: the gateway
- * drops a client's copy of each, and the profile may not name one for an identity header.
- */
-
-/**
  * Headers in which an upstream may read another client, scheme, host, path or method than
  * the one keygate judged (frameworks honour them: Symfony `X-Original-URL`, Rails
  * `Client-IP`, method overrides, `Forwarded`): never passed on, from anyone. So are all
  * `X-Forwarded-*` but those keygate writes (`-For`, `-Proto`, `-Host`, and `-Port` as a
  * trusted proxy sent it). A load balancer's own headers would need it to overwrite
  * every one of them, which most do not (an ALB sets three; nginx passes a client's on).
+ * None may name an identity header either (`identityHeaders.names`).
  */
 export const OVERRIDES_REQUEST: readonly string[] = [
   'forwarded',

@@ -25,6 +25,9 @@ export function withoutKeys(keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'>,
   return keyFormat.scrubBodies(scrubbed, REDACTED);
 }
 
+/** A character keys are made of (any alphabet's, `.` and `~` too), as a regular expression's class. */
+const KEY_CHARACTERS = '[0-9A-Za-z_.~-]';
+
 /**
  * A percent-escape of a character keys are made of (a digit, a letter, `_`, `-`, and for
  * imported keys of the `unreserved` alphabet `.` and `~`, escaped once or more: `%41`,
@@ -34,7 +37,7 @@ export function withoutKeys(keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'>,
 const ESCAPED_KEY_CHARACTER = '%(?:25)*(?:3[0-9]|4[1-9a-f]|5[0-9a]|5f|6[1-9a-f]|7[0-9a]|2d|2e|7e)';
 
 /** What follows a hidden key when the key goes on past an escape of one of its characters (`sk_live_[REDACTED]%41bc…`, `[REDACTED]%2Esecret~…`). */
-const ESCAPED_REST = new RegExp(`${REDACTED.replace(/[[\]]/g, '\\$&')}(?:(?:${ESCAPED_KEY_CHARACTER})+[0-9A-Za-z_.~-]*)+`, 'gi');
+const ESCAPED_REST = new RegExp(`${REDACTED.replace(/[[\]]/g, '\\$&')}(?:(?:${ESCAPED_KEY_CHARACTER})+${KEY_CHARACTERS}*)+`, 'gi');
 
 /**
  * `text` without the rest of a key split by a percent-escape past the part `scrub` hid: a
@@ -49,8 +52,7 @@ function withoutEscapedRest(text: string): string {
 const HIDDEN_AFTER_ESCAPE = `%${REDACTED}`;
 /** An escape of a key's character (ESCAPED_KEY_CHARACTER) starting at `lastIndex`. */
 const ESCAPE_AT = new RegExp(ESCAPED_KEY_CHARACTER, 'iy');
-/** A character keys are made of (any alphabet's, `.` and `~` too). */
-const KEY_CHARACTER = /[0-9A-Za-z_.~-]/;
+const KEY_CHARACTER = new RegExp(KEY_CHARACTERS);
 
 /**
  * `text` without the start of a key split by a percent-escape before the part `scrub` hid
