@@ -131,12 +131,12 @@ export interface Runtime {
 /**
  * What a reload can change: what requests are judged by (plans, routes, built-ins,
  * scopes, whether paths are matched ignoring case, how many unknown keys an address may
- * present), how refusals read (errors), whether
+ * present), how refusals read (errors), which rate-limit headers answers carry, whether
  * requests are logged and which query parameters their lines hide, the names, and how the
  * next stop goes (shutdown). The rest is what processes, listeners, connections and
  * stored keys were built from.
  */
-export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'upstream.caseSensitivePaths', 'auth.unknownKeys', 'errors', 'log.requests', 'log.adminRequests', 'log.redactQuery', 'shutdown'] as const;
+export const RELOADABLE = ['name', 'title', 'plans', 'defaultPlan', 'routes', 'builtins', 'scopes', 'upstream.caseSensitivePaths', 'auth.unknownKeys', 'errors', 'rateLimitHeaders', 'log.requests', 'log.adminRequests', 'log.redactQuery', 'shutdown'] as const;
 
 export class ConfigReloadError extends Error {
   constructor(readonly fields: string[]) {

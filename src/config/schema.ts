@@ -466,6 +466,9 @@ const reasonRendering = z
   })
   .strict();
 
+/** How answers advertise their rate-limit windows (`rateLimitHeaders`). */
+export const RATE_LIMIT_HEADER_STYLES = ['ietf', 'kong', 'both', 'none'] as const;
+
 export const ENVELOPES = ['jsonapi', 'message', 'error_description', 'error', 'typed', 'problem', 'template'] as const;
 
 /** Any JSON value (YAML's dates and the like are refused: they are not JSON). */
@@ -830,6 +833,12 @@ const profileSections = z
       .transform(byName)
       .prefault({ default: {} }),
     defaultPlan: identifier.optional().describe('Plan given to new accounts; defaults to the first plan.'),
+    rateLimitHeaders: z
+      .enum(RATE_LIMIT_HEADER_STYLES)
+      .default('ietf')
+      .describe(
+        'The rate-limit headers answers carry where windows apply (upstream answers, built-ins, rate_limited, blocked, insufficient_funds): "ietf", RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers); "kong", as Kong\'s rate-limiting plugin sends them, for clients migrating from Kong (X-RateLimit-Limit-Minute and X-RateLimit-Remaining-Minute per window, a window of another length by its seconds, X-RateLimit-Limit-10; RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset of the window closest to its limit); "both"; "none". A 429 carries Retry-After whatever this says. Reloadable.',
+      ),
     routes: z.array(routeSchema).prefault([{ path: '/*' }]),
     builtins: z.array(builtinSchema).default([]),
     gauges: z
@@ -1189,3 +1198,4 @@ export type Envelope = (typeof ENVELOPES)[number];
 export type KeyFormatConfig = Config['keys'];
 export type MeterPeriod = Meter['period'];
 export type UnknownKeyPolicy = z.output<typeof unknownKeyLimitSchema>;
+export type RateLimitHeaderStyle = Config['rateLimitHeaders'];

@@ -6,10 +6,11 @@
  *   RateLimit-Policy: "5-per-1s";q=5;w=1, "1000-per-1h";q=1000;w=3600
  *   RateLimit: "5-per-1s";r=4;t=1, "1000-per-1h";r=999;t=3600
  */
-import type { Plan, RateLimit, Route } from '../config/schema.js';
+import type { Plan, RateLimit, RateLimitHeaderStyle, Route } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';
 import type { WindowSpec, WindowState } from '../counters/counters.js';
 import { flatString } from '../flat-string.js';
+import { addKongHeaders, kongPairs } from './kong-headers.js';
 
 interface WindowTemplate {
   name: string;
@@ -28,6 +29,8 @@ export interface RateLimitPlan {
   policyHeader: string | undefined;
   /** Key id → its windows (and the account they were made for): one list per key, reused. */
   windowsByKey: Map<string, { accountId: string; windows: readonly WindowSpec[] }>;
+  /** Kong's header pairs (kong-headers.ts), made the first time a profile asks for them. */
+  kongPairs?: ReturnType<typeof kongPairs>;
 }
 
 /** Keys whose windows a plan/route pair keeps at most (they are rebuilt when dropped). */
@@ -195,4 +198,32 @@ export function rateLimitHeaders(plan: RateLimitPlan, windows: readonly WindowSt
   const value = rateLimitHeader(windows);
   if (!plan.policyHeader || value === undefined) return {};
   return { 'ratelimit-policy': plan.policyHeader, ratelimit: value };
+}
+
+/** The rate-limit fields of one answer: the windows' current state, as `rateLimitHeaders` says. */
+export type RateLimitFields = (plan: RateLimitPlan, windows: readonly WindowState[]) => Record<string, string>;
+
+const NO_FIELDS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+function kongFields(plan: RateLimitPlan, windows: readonly WindowState[], out: Record<string, string> = {}): Record<string, string> {
+  if (windows.length === 0) return out;
+  plan.kongPairs ??= kongPairs(plan.templates);
+  return addKongHeaders(out, plan.kongPairs, windows);
+}
+
+/**
+ * How answers advertise their windows (the profile's `rateLimitHeaders`), chosen once per
+ * profile: the default, the IETF fields, is `rateLimitHeaders` itself, at no cost per request.
+ */
+export function rateLimitFields(style: RateLimitHeaderStyle): RateLimitFields {
+  switch (style) {
+    case 'ietf':
+      return rateLimitHeaders;
+    case 'kong':
+      return (plan, windows) => kongFields(plan, windows);
+    case 'both':
+      return (plan, windows) => kongFields(plan, windows, rateLimitHeaders(plan, windows));
+    case 'none':
+      return () => NO_FIELDS;
+  }
 }

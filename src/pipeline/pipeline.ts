@@ -13,7 +13,7 @@ import type { KeyMemo } from '../keys/key-memo.js';
 import type { AccountRecord, KeyRecord, Store } from '../store/store.js';
 import { accountBlockId, CountersUnavailableError, keyBlockId, type Admission, type AdmitRequest, type BlockStart, type Counters, type Reservation, type ChargeSpec, type WindowSpec } from '../counters/counters.js';
 import { hasScopes, type RouteMatch, type RouteTable } from '../routes/route-table.js';
-import { rateLimitHeaders, windowsFor, type createRateLimitPlanner, type RateLimitPlan } from '../limits/rate-limits.js';
+import { rateLimitFields, windowsFor, type createRateLimitPlanner, type RateLimitPlan } from '../limits/rate-limits.js';
 import { keyWindowsPlanKey } from '../limits/key-windows.js';
 import { effectivePlan, rateLimitPlanKey } from '../limits/overrides.js';
 import { overageAllowed, reserveAmount } from '../meters/cost.js';
@@ -96,7 +96,7 @@ export type Decision =
       identity: Identity;
       route: RouteMatch;
       reservation?: Reservation;
-      /** RateLimit fields for the response (do not modify: may be shared). */
+      /** Rate-limit headers for the response, as `rateLimitHeaders` says (do not modify: may be shared). */
       headers: Readonly<Record<string, string>>;
       /** When the request was judged (the clock's ms): the time its usage and the key's last use are counted at. */
       at: number;
@@ -174,6 +174,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const unknownKeys = config.auth.unknownKeys;
   const unknownKeyLimit = unknownKeys ? (deps.unknownKeyLimit ?? new UnknownKeyLimit()) : undefined;
   const fromTrustedProxy = unknownKeys ? trustedProxyCheck(config.trustedProxies) : undefined;
+  /** The rate-limit headers answers carry (`rateLimitHeaders`): chosen here, not tested per request. */
+  const rateLimitHeaders = rateLimitFields(config.rateLimitHeaders);
   /** What a connection's KeyMemo was filled in by: this pipeline (its key format and hasher). */
   const memoOwner = {};
 
