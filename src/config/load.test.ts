@@ -24,6 +24,12 @@ describe('keygate.yaml validation', () => {
     expect(config.auth.credentials).toEqual([{ in: 'header', name: 'Authorization', scheme: 'Bearer' }]);
   });
 
+  it('sends the IETF rate-limit headers unless rateLimitHeaders says otherwise, and refuses a style it does not know, naming the four', () => {
+    expect(parseConfigText('upstream: {url: http://127.0.0.1:4000}\n').rateLimitHeaders).toBe('ietf');
+    expect(parseConfigText('upstream: {url: http://127.0.0.1:4000}\nrateLimitHeaders: kong\n').rateLimitHeaders).toBe('kong');
+    expect(problems('upstream: {url: http://127.0.0.1:4000}\nrateLimitHeaders: X-RateLimit\n')).toEqual(['rateLimitHeaders: expected one of "ietf", "kong", "both", "none", got "X-RateLimit"']);
+  });
+
   it('gives each listener its own port when a listen block names only the host', () => {
     const config = parseConfigText('upstream: {url: http://127.0.0.1:4000}\nlisten: {host: 0.0.0.0}\nadmin: {listen: {host: 127.0.0.1}}\ndashboard: {listen: {requestTimeout: 10s}}\n');
     expect([config.listen, config.admin.listen, config.dashboard.listen]).toEqual([
