@@ -5,6 +5,8 @@
  *
  *   RateLimit-Policy: "5-per-1s";q=5;w=1, "1000-per-1h";q=1000;w=3600
  *   RateLimit: "5-per-1s";r=4;t=1, "1000-per-1h";r=999;t=3600
+ *
+ * or as the profile's `rateLimitHeaders` says instead (Kong's headers: kong-headers.ts).
  */
 import type { Plan, RateLimit, RateLimitHeaderStyle, Route } from '../config/schema.js';
 import { formatDuration } from '../config/duration.js';

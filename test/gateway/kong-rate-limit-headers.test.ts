@@ -1,7 +1,8 @@
 /**
  * `rateLimitHeaders`, over real HTTP with a controlled clock: `kong` answers with the headers
  * Kong's rate-limiting plugin sends (a pair per window, the RateLimit-* trio of the window
- * closest to its limit) and none of the IETF fields, on upstream answers, built-ins and 429s;
+ * closest to its limit) and none of the IETF fields, on upstream answers, built-ins and 429s
+ * (rate_limited, blocked);
  * `both` sends both; `none` sends no rate-limit header, but a 429 keeps Retry-After; a reload
  * changes it from the next request. The default (ietf) is proven by the rate-limit tests.
  */
@@ -40,6 +41,7 @@ describe('rate-limit headers for clients migrating from Kong', () => {
           odd: { rateLimits: [{ limit: 2, window: '10s' }, { limit: 10, window: '5m' }] },
           shared: { rateLimits: [{ limit: 3, window: '1m' }, { limit: 2, window: '1m', scope: 'account' }] },
           open: { rateLimits: [] },
+          blocking: { rateLimits: [{ limit: 1, window: '1m' }, { limit: 10, window: '1h' }], block: { after: 1, within: '1m', duration: '10m' } },
         },
         builtins: [{ path: '/me', body: { account: '{{account.id}}' } }],
         routes: [{ path: '/*' }],
@@ -130,6 +132,24 @@ describe('rate-limit headers for clients migrating from Kong', () => {
         'ratelimit-limit': '3',
         'ratelimit-remaining': '0',
         'ratelimit-reset': '45',
+      });
+    });
+
+    it('says every window is used up while the key is blocked, RateLimit-Reset being the Retry-After (the longer window shown)', async () => {
+      now = START;
+      const { secret } = await keyOn(kg, 'blocking');
+      expect((await get(kg, secret)).status).toBe(200);
+      const blocked = await get(kg, secret);
+      expect(blocked.status).toBe(429);
+      expect(blocked.headers.get('retry-after')).toBe('600');
+      expect(blocked.limits).toEqual({
+        'x-ratelimit-limit-minute': '1',
+        'x-ratelimit-remaining-minute': '0',
+        'x-ratelimit-limit-hour': '10',
+        'x-ratelimit-remaining-hour': '0',
+        'ratelimit-limit': '10',
+        'ratelimit-remaining': '0',
+        'ratelimit-reset': '600',
       });
     });
 
