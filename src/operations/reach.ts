@@ -15,6 +15,7 @@ import { redactUrl } from '../redact-url.js';
 import { DeadlineError, withDeadline } from '../deadline.js';
 import { sqliteFile } from '../store/sqlite-file.js';
 import { whatStopsMaking } from '../store/sqlite/private-files.js';
+import { NO_PASSWORD_ASKED, UNUSED_PASSWORD } from '../counters/redis/unused-password.js';
 
 /** How long each backend is given to answer before it counts as unreachable. */
 export const REACH_DEADLINE_MS = 3_000;
@@ -171,17 +172,11 @@ function isPoolConnectTimeout(error: unknown): boolean {
  */
 const REFUSED = /^(?:Ready check failed: )?(?:WRONGPASS|NOAUTH)\b|^ERR invalid password/;
 
-/** Redis's answer to AUTH where its default user asks no password (Redis 6 and later, and before). */
-const NO_PASSWORD_ASKED = /without any password configured|no password is set/;
-
-/** What `keygate check` says of a password Redis does not ask for: it connects, and the password does nothing. */
-export const UNUSED_PASSWORD = "it asks no password, so the one in the profile's counters is not used";
-
 async function reachRedis(url: string, deadlineMs: number): Promise<CountersReached> {
   const at = redactUrl(url);
   const [{ Redis }, { parseRedisUrl }] = await Promise.all([import('ioredis'), import('../counters/redis/connection.js')]);
-  // The user and password are sent by the check itself (AUTH), not by ioredis: its answer
-  // to a Redis that asks none is a warning of its own on stderr, and the check says so on its line.
+  // The user and password are sent by the check itself (AUTH), not by ioredis: the answer
+  // of a Redis that asks none is the check's to say, on its line.
   // As ioredis reads them: from before the host, or else from the query (?password=).
   const target = new URL(parseRedisUrl(url).url);
   const inUserinfo = target.username !== '' || target.password !== '';

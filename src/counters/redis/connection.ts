@@ -9,6 +9,7 @@
  * several deployments or test runs can share one Redis); the rest goes to ioredis.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { hearUnusedPassword } from './unused-password.js';
 
 export const DEFAULT_PREFIX = 'keygate:';
 
@@ -61,8 +62,11 @@ function forUse(use: RedisUse): RedisOptions {
   return use === 'command' ? { commandTimeout: COMMAND_USE_WAIT_MS, disconnectTimeout: 0 } : {};
 }
 
-/** The connection for the hot path: fail fast, never queue, never replay. */
-export function commandClient(target: RedisTarget, use: RedisUse = 'requests'): Redis {
+/**
+ * The connection for the hot path: fail fast, never queue, never replay. `unusedPassword`:
+ * called where Redis asks no password and the URL gives one (see unused-password.ts).
+ */
+export function commandClient(target: RedisTarget, use: RedisUse = 'requests', unusedPassword?: () => void): Redis {
   const options: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -74,14 +78,14 @@ export function commandClient(target: RedisTarget, use: RedisUse = 'requests'): 
     connectionName: 'keygate',
     ...forUse(use),
   };
-  return new Redis(target.url, options);
+  return withPasswordHeard(new Redis(target.url, options), unusedPassword);
 }
 
 /**
  * The subscriber connection for cache invalidations. It may queue its SUBSCRIBE until
  * Redis is reachable and re-subscribes after every reconnect.
  */
-export function subscriberClient(target: RedisTarget, use: RedisUse = 'requests'): Redis {
+export function subscriberClient(target: RedisTarget, use: RedisUse = 'requests', unusedPassword?: () => void): Redis {
   const options: RedisOptions = {
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
@@ -92,7 +96,13 @@ export function subscriberClient(target: RedisTarget, use: RedisUse = 'requests'
     connectionName: 'keygate-events',
     ...forUse(use),
   };
-  return new Redis(target.url, options);
+  return withPasswordHeard(new Redis(target.url, options), unusedPassword);
+}
+
+/** Before its connection opens (the constructor starts it, the AUTH goes once it is up). */
+function withPasswordHeard(client: Redis, unusedPassword: (() => void) | undefined): Redis {
+  if (unusedPassword) hearUnusedPassword(client, unusedPassword);
+  return client;
 }
 
 /**

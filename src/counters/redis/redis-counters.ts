@@ -58,6 +58,8 @@ import {
 } from '../counters.js';
 import type { LimitStateRow, MeterUsageRow, PendingUnits, Store } from '../../store/store.js';
 import type { Log } from '../../log.js';
+import { UNUSED_PASSWORD } from './unused-password.js';
+import { redactUrl } from '../../redact-url.js';
 import { COMMAND_USE_WAIT_MS, commandClient, parseRedisUrl, subscriberClient, whenReady, type RedisTarget, type RedisUse } from './connection.js';
 import { withDeadline } from '../../deadline.js';
 import type { UnknownKeyPolicy } from '../../config/schema.js';
@@ -293,8 +295,16 @@ export class RedisCounters implements Counters {
     this.prefix = target.prefix;
     this.channel = `${target.prefix}cache`;
     this.maxAddressesBlocked = options.maxAddressesBlocked ?? MAX_ADDRESSES_BLOCKED;
-    this.client = commandClient(target, options.use);
-    this.subscriber = subscriberClient(target, options.use);
+    // Said once, in keygate check's words, though both connections hear it at each (re)connect.
+    let unusedPasswordSaid = false;
+    const unusedPassword = () => {
+      if (unusedPasswordSaid) return;
+      unusedPasswordSaid = true;
+      const at = redactUrl(options.url);
+      options.log.warn({ counters: at }, `counters: Redis at ${at} answers; ${UNUSED_PASSWORD}`);
+    };
+    this.client = commandClient(target, options.use, unusedPassword);
+    this.subscriber = subscriberClient(target, options.use, unusedPassword);
     this.fallback = new PerProcessFallback(options.clock);
     // The token makes batch ids unique across processes.
     const token = randomBytes(6).toString('base64url');
