@@ -16,7 +16,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli, spawnServe } from './support/cli.js';
+import { runCli, spawnServe, startFailure } from './support/cli.js';
 import { tempDir } from './support/temp.js';
 import { refusedUrl } from './support/refused.js';
 import { IN_CI, POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js';
@@ -246,7 +246,7 @@ describe('keygate check: a SQLite store', () => {
   });
 });
 
-describe('keygate check: a PostgreSQL that never answers', () => {
+describe('keygate check and serve: a PostgreSQL that never answers', () => {
   it('exits 4 once the deadline passes, saying it did not answer within 3 s, never the password', async () => {
     const silent = await silentListener();
     try {
@@ -256,12 +256,33 @@ describe('keygate check: a PostgreSQL that never answers', () => {
       const config = profile('pg-silent', url);
       const human = await timedAfterAccept(['check', '--config', config], silent.accepted);
       expect([human.code, human.stdout, human.stderr]).toEqual([4, `${config}: ok (1 plan, 1 route)\n${SERVES}\nstore: ${said}\n${UPSTREAM_ANSWERS}\n`, '']);
-      // Given the stated 3 s (not the 2 s a serving pool gives a connection), and exited soon after.
+      // Given the stated 3 s, and exited soon after.
       expect(human.afterAcceptMs).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
       expect(human.afterAcceptMs).toBeLessThan(DEADLINE_MS + EXIT_MARGIN_MS);
       const json = await runCli(['--json', 'check', '--config', config]);
       expect([json.code, JSON.parse(json.stdout).store]).toEqual([4, { kind: 'postgres', at: shown, ok: false, problem: said }]);
       expect(human.stdout + human.stderr + json.stdout + json.stderr).not.toContain(SECRET);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('keygate serve gives it the same 3 s and refuses to start in the same words (exit 1), never the password', async () => {
+    const silent = await silentListener();
+    try {
+      const url = `postgres://keygate:${SECRET}@127.0.0.1:${silent.port}/keygate`;
+      const shown = `postgres://keygate:***@127.0.0.1:${silent.port}/keygate`;
+      const config = profile('pg-silent-serve', url);
+      const served = await timedAfterAccept(['serve', '--config', config, '--port', '0', '--admin-port', '0', '--dashboard-port', '0'], silent.accepted);
+      expect(startFailure(served)).toEqual({
+        code: 1,
+        msg: `keygate could not start: store: PostgreSQL at ${shown} did not answer within 3 s (check the profile's store and that the database is running)`,
+        stderr: '',
+      });
+      // The pool's connect timeout is the one said (not pg's or an earlier 2 s), and the exit followed it.
+      expect(served.afterAcceptMs).toBeGreaterThanOrEqual(DEADLINE_MS - 100);
+      expect(served.afterAcceptMs).toBeLessThan(DEADLINE_MS + EXIT_MARGIN_MS);
+      expect(served.stdout).not.toContain(SECRET);
     } finally {
       await silent.close();
     }

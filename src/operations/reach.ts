@@ -117,13 +117,14 @@ async function reachStoreOf(url: string, deadlineMs: number): Promise<StoreReach
   // The pool's own connect timeout is the check's deadline: a server that never answers is said as one.
   const store = openPostgresStore(url, { max: 1, connectTimeoutMs: deadlineMs });
   const asked = (async () => {
-    await reachStore(store, url);
+    await reachStore(store, url, deadlineMs);
     return store.pendingMigrations();
   })();
   try {
     return { kind: 'postgres', at, ok: true, pending: await withDeadline(asked, deadlineMs, { what: 'PostgreSQL' }) };
   } catch (error) {
-    if (error instanceof DeadlineError || isPoolConnectTimeout(error)) return { kind: 'postgres', at, ok: false, problem: `PostgreSQL at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's store and that the database is running)` };
+    // The pool's connect timeout is said by reachStore in the same words.
+    if (error instanceof DeadlineError) return { kind: 'postgres', at, ok: false, problem: `PostgreSQL at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's store and that the database is running)` };
     // reachStore's words (the createdb hint for a database not made yet), without their "store: ".
     return { kind: 'postgres', at, ok: false, problem: (error as Error).message.replace(/^store: /, '') };
   } finally {
@@ -159,11 +160,6 @@ async function reachSqlite(file: string, deadlineMs: number): Promise<StoreReach
     const message = (error as Error).message;
     return { kind: 'sqlite', at: file, ok: false, problem: message.startsWith('store: ') ? message.slice('store: '.length) : `cannot read the SQLite file ${file}: ${message}` };
   }
-}
-
-/** pg-pool's error for a connection not opened within its connect timeout. */
-function isPoolConnectTimeout(error: unknown): boolean {
-  return error instanceof Error && error.message === 'Connection terminated due to connection timeout';
 }
 
 /**

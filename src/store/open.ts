@@ -1,7 +1,7 @@
 /** Opens the store named in keygate.yaml: `sqlite:<file>` or `postgres://...`. */
 import type { Store } from './store.js';
 import { openSqliteStore } from './sqlite/sqlite-database.js';
-import { openPostgresStore } from './postgres/postgres-database.js';
+import { CONNECT_TIMEOUT_MS, isConnectTimeout, openPostgresStore } from './postgres/postgres-database.js';
 import { redactUrl } from '../redact-url.js';
 import { sqliteFile } from './sqlite-file.js';
 
@@ -16,9 +16,11 @@ export function openStore(url: string, baseDir = process.cwd()): Store {
 
 /**
  * The store's first contact at start-up: a database that cannot be reached (not running,
- * a wrong host, port, name or password) is named, password hidden, with what to check.
+ * a wrong host, port, name or password, a server that takes the connection and never
+ * answers) is named, password hidden, with what to check. `connectTimeoutMs`: the one the
+ * store was opened with (`keygate check` gives its own).
  */
-export async function reachStore(store: Store, url: string): Promise<void> {
+export async function reachStore(store: Store, url: string, connectTimeoutMs = CONNECT_TIMEOUT_MS): Promise<void> {
   try {
     await store.ping();
   } catch (error) {
@@ -32,6 +34,10 @@ export async function reachStore(store: Store, url: string): Promise<void> {
     const code = (error as { code?: unknown }).code;
     if (store.kind === 'postgres' && (code === '28P01' || code === '28000')) {
       throw new Error(`store: PostgreSQL at ${redactUrl(url)} refuses the connection: ${(error as Error).message} (check the user and password in the profile's store, and the server's pg_hba.conf)`);
+    }
+    // Taken and never answered (a hung server, a port that is not PostgreSQL's): said as keygate check says it.
+    if (store.kind === 'postgres' && isConnectTimeout(error)) {
+      throw new Error(`store: PostgreSQL at ${redactUrl(url)} did not answer within ${connectTimeoutMs / 1000} s (check the profile's store and that the database is running)`);
     }
     const what = store.kind === 'postgres' ? 'PostgreSQL' : 'the SQLite file';
     throw new Error(`store: cannot reach ${what} at ${redactUrl(url)}: ${(error as Error).message} (check the profile's store and that the database is running)`);

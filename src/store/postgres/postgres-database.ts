@@ -11,8 +11,12 @@ import { SqlStore, type Database, type ExclusiveTransaction } from '../sql-store
 import { holdsNul } from '../unstorable-text.js';
 
 const INT8_OID = 20;
-/** Opening a connection gives up after this long (a host that drops packets). */
-const CONNECT_TIMEOUT_MS = 2_000;
+/**
+ * Opening a connection gives up after this long (a host that drops packets, a server that
+ * takes the connection and never answers): keygate check's deadline (REACH_DEADLINE_MS),
+ * so that a start-up and a check say the same "did not answer within 3 s".
+ */
+export const CONNECT_TIMEOUT_MS = 3_000;
 /** A query gives up after this long (a database that stopped answering). */
 const QUERY_TIMEOUT_MS = 10_000;
 
@@ -23,6 +27,11 @@ export function openPostgresStore(url: string, options: { max?: number; keyScanR
   // (the library's default) never loads it.
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: () => openPool(url, options.max ?? 10, options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS) }) });
   return new SqlStore(db, { kind: 'postgres', exclusive: lockingTheAccount, keyScanRows: options.keyScanRows });
+}
+
+/** pg-pool's error for a connection not opened within the connect timeout. */
+export function isConnectTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Connection terminated due to connection timeout';
 }
 
 async function openPool(url: string, max: number, connectTimeoutMs: number): Promise<Pool> {
