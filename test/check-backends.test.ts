@@ -8,11 +8,11 @@
  * that refuses the user or password is said as refusing, one that never answers as not
  * answering within the deadline; a SQLite file's folder is left as it was found.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -66,6 +66,42 @@ async function silentListener(): Promise<{ port: number; accepted: () => number 
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * A loopback port where connections are never accepted: a listener with a backlog of 1 in
+ * a child process whose event loop is blocked (it never calls accept), its queue then
+ * filled by `backlog + 1` connections, as Linux queues them. Linux drops a SYN to a full
+ * queue, so a further connection stays unopened, as one to a host that drops packets does.
+ */
+async function unacceptingPort(): Promise<{ port: number; close: () => void }> {
+  const listening = `const server = require('node:net').createServer();
+server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () =>
+  process.stdout.write(server.address().port + '\\n', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)));`;
+  const child = spawn(process.execPath, ['-e', listening], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`the listener exited (${code}) before listening`)));
+  });
+  const queued: Socket[] = [];
+  const close = () => {
+    for (const socket of queued) socket.destroy();
+    child.kill('SIGKILL');
+  };
+  try {
+    for (let i = 0; i < 2; i++) {
+      const socket = connect(port, '127.0.0.1');
+      queued.push(socket);
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', reject);
+      });
+    }
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return { port, close };
 }
 
 /**
@@ -529,6 +565,24 @@ describe('keygate check: the upstream', () => {
       expect([json.code, JSON.parse(json.stdout).upstream]).toEqual([4, { at: url, ok: false, problem: said }]);
     } finally {
       await silent.close();
+    }
+  });
+
+  it('exits 4 for an upstream that accepts no connection (a full accept queue: as a firewall that drops packets), once the deadline passes', async () => {
+    const unaccepting = await unacceptingPort();
+    try {
+      const url = `http://127.0.0.1:${unaccepting.port}`;
+      const said = `the upstream at ${url} accepted no connection within 3 s (check upstream.url, that the upstream is running, and that no firewall drops connections to 127.0.0.1:${unaccepting.port}; keygate serve would answer every request upstream_unavailable)`;
+      const config = forwarding('upstream-unaccepting', { url });
+      const started = Date.now();
+      const human = await runCli(['check', '--config', config]);
+      expect([human.code, human.stdout.split('\n').slice(3), human.stderr]).toEqual([4, [`upstream: ${said}`, ''], '']);
+      // A guard against a check that hangs, not a timing.
+      expect(Date.now() - started).toBeLessThan(DEADLINE_MS + EXIT_MARGIN_MS);
+      const json = await runCli(['--json', 'check', '--config', config]);
+      expect([json.code, JSON.parse(json.stdout).upstream]).toEqual([4, { at: url, ok: false, problem: said }]);
+    } finally {
+      unaccepting.close();
     }
   });
 
