@@ -263,6 +263,40 @@ describe('keygate as a library', () => {
     }
   });
 
+  it('ignores auth.forwardCredential: the credential parameter is not in result.url, and the handler\'s req.url keeps it, as with it off', async () => {
+    const forwarding = await createKeygate({
+      config: parseConfigObject({
+        upstream: { url: 'http://127.0.0.1:1' },
+        store: `sqlite:${path.join(dir, 'forward-credential.db')}`,
+        keys: { prefix: { live: 'sk_live_', test: 'sk_test_' } },
+        auth: { credentials: [{ in: 'query', name: 'apikey' }], forwardCredential: true },
+      }),
+      file: 'inline',
+      dir,
+    });
+    const app = createServer(async (req, res) => {
+      const result = await forwarding.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
+      if (!result.allowed) {
+        res.writeHead(result.error.status, result.error.headers).end(result.error.body);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ url: result.url, reqUrl: req.url }));
+      await result.settle(200);
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    try {
+      const account = await createAccount(forwarding.runtime, { name: 'Forwarding' }, 'test');
+      const key = (await createKey(forwarding.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+      const target = `/v1/x?page=2&apikey=${key}&q=a`;
+      const response = await fetch(`http://127.0.0.1:${(app.address() as AddressInfo).port}${target}`);
+      expect([response.status, await response.json()]).toEqual([200, { url: '/v1/x?page=2&q=a', reqUrl: target }]);
+    } finally {
+      app.closeAllConnections();
+      await new Promise((resolve) => app.close(resolve));
+      await forwarding.close();
+    }
+  });
+
   it('gives the target without a parameter that holds a key inside a longer value (`?q=Bearer <key>`, `?filter=key:<key>`)', async () => {
     const inside = await createKeygate({
       config: parseConfigObject({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${path.join(dir, 'inside.db')}`, keys: { prefix: { live: 'sk_live_', test: 'sk_test_' } } }),
