@@ -113,8 +113,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: a key’s Edit page with scope
     await expectHeading(member, 'Rename key “Plain”');
     expect([await member.title(), await member.getByRole('checkbox').count()]).toEqual([expect.stringMatching(/^Rename Plain/), 0]);
     expect(await axe(member)).toEqual([]);
+    // Its button too: there is nothing but the name to save.
+    expect([await member.getByRole('button', { name: 'Save changes' }).count(), await textOf(member.locator('form.stack button[type="submit"]'))]).toEqual([0, 'Rename']);
     await member.getByLabel('Name').fill('Plain (batch)');
-    await member.getByRole('button', { name: 'Save changes' }).click();
+    await member.getByRole('button', { name: 'Rename', exact: true }).click();
     await expectHeading(member, 'API keys');
     expect(await textOf(member.getByRole('status'))).toBe(`Key “Plain” (${plain.hint}) is renamed “Plain (batch)”.`);
 

@@ -134,7 +134,7 @@ ${refused ? html`<div class="notice error" role="alert" id="edit-error"><p>${ref
   ${keyNameField(form.name, { invalid: refused?.name ?? false, autofocus: refused === undefined || refused.name })}
   ${scopeChoices(offered, form.scopes, scopeNeeded(rt, account.planId), dropped)}
   <div class="actions">
-    <button type="submit">Save changes</button>
+    <button type="submit">${offered.length > 0 ? 'Save changes' : 'Rename'}</button>
     <a class="button secondary" href="${page.back}">Cancel</a>
   </div>
 </form>`;
