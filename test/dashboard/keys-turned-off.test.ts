@@ -2,12 +2,13 @@
  * The operator's change of an account's plan or API access that turns off keys in use,
  * which worked until then, says so on the account's page (as `accounts update` and the
  * admin API's PATCH warn of it): how many, that their next request is refused and with
- * what code, and what undoes it. An account without such keys is told nothing of them.
+ * what code, and what undoes it (one key and several keys each in their own words; a
+ * revoked key is not counted). An account without such keys is told nothing of them.
  * The page with that notice passes axe.
  */
 import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createKey } from '../../src/operations/keys.js';
+import { createKey, revokeKey } from '../../src/operations/keys.js';
 import { axeViolationLine, axeViolations, chromiumAvailable, expectHeading, newAccount, OPERATOR, signedInPage, textOf, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: a plan or access change that turns keys off says so', () => {
@@ -56,6 +57,34 @@ describe.skipIf(!chromiumAvailable())('dashboard: a plan or access change that t
     await choosePlan(accountId, 'free');
     expect(await textOf(operator.getByRole('status'))).toBe('“Initech” is now on the Free plan.');
     expect(await operator.locator('.notice.warning').count()).toBe(0);
+  });
+
+  it('counts several keys in use, not a revoked one, in the plural, for a plan without API access, access turned off and a plan ended', async () => {
+    const accountId = await newAccount(fixture, 'Globex');
+    const rt = fixture.keygate.runtime;
+    for (const name of ['Globex web', 'Globex batch']) await createKey(rt, { accountId, name, scopes: ['*'] }, 'admin-api');
+    const { key: old } = await createKey(rt, { accountId, name: 'Globex old', scopes: ['*'] }, 'admin-api');
+    await revokeKey(rt, old.id, 'admin-api');
+    const warning = () => textOf(operator.locator('.notice.warning[role="status"]'));
+
+    await choosePlan(accountId, 'free');
+    await expectHeading(operator, 'Globex');
+    expect(await warning()).toBe(
+      '“Globex” is now on the Free plan. It does not include API access: the account’s 2 keys in use, which worked until now, are refused from their next request (api_disabled) until the account is on a plan that includes API access.',
+    );
+
+    await choosePlan(accountId, 'pro');
+    await operator.getByRole('link', { name: 'Turn API access off' }).click();
+    await operator.getByRole('button', { name: 'Turn API access off' }).click();
+    expect(await warning()).toBe('API access is off for “Globex”: the account’s 2 keys in use, which worked until now, are refused from their next request (api_disabled) until API access is turned back on.');
+
+    await operator.getByRole('button', { name: 'Turn API access on' }).click();
+    expect(await textOf(operator.getByRole('status'))).toBe('API access is on for “Globex” (if its plan includes it).');
+    await operator.getByLabel(/^Plan ends/).fill('2020-01-31');
+    await operator.getByRole('button', { name: 'Change plan' }).click();
+    expect(await warning()).toBe(
+      '“Globex” stays on the Pro plan, which now ends 2020-01-31. That day has passed: the account’s 2 keys in use, which worked until now, are refused from their next request (plan_expired) until the plan is renewed.',
+    );
   });
 
   it('says nothing of keys when the account has none in use', async () => {
