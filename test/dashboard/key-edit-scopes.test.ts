@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { updateAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
 import type { KeyRecord } from '../../src/store/store.js';
-import { axeViolationLine, axeViolations, chromiumAvailable, expectHeading, MEMBER, newAccount, OPERATOR, signedInPage, textOf, useDashboard } from './support.js';
+import { axeViolationLine, axeViolations, chromiumAvailable, expectHeading, MEMBER, newAccount, OPERATOR, screenshot, signedInPage, textOf, useDashboard } from './support.js';
 
 /** The create form's refusal of `*` beside other scopes (key-views.ts WILDCARD_ALONE), as a member reads it. */
 const WILDCARD_REFUSAL = 'Choose either * (all scopes) or the scopes the key needs, not both: * already grants every scope.';
@@ -68,6 +68,8 @@ describe.skipIf(!chromiumAvailable())('dashboard: a key’s Edit page with scope
       'The Basic plan no longer offers rankings:read. The key keeps it while ticked, but is refused whatever the plan does not offer; untick it to take it off the key.',
     );
     expect(await dropped.getAttribute('aria-describedby')).toBe('scopes-dropped');
+    // The docs' picture of the Edit page (docs/dashboard.md): a scope to tick, and one marked as no longer offered.
+    await screenshot(member, 'key-edit');
     expect(await axe(member)).toEqual([]);
 
     // Another scope ticked, the dropped one kept: saved, not refused for it.

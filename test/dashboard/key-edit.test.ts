@@ -17,7 +17,7 @@ import { createKey, revokeKey } from '../../src/operations/keys.js';
 import type { KeyRecord } from '../../src/store/store.js';
 import { tempDir } from '../support/temp.js';
 import { startDemoUpstream, startKeygate, type TestKeygate } from '../support/keygate.js';
-import { chromiumAvailable, dashboardProfile, expectHeading, launchChromium, MEMBER, newContext, OPERATOR, postFromPage, screenshot, signIn, textOf } from './support.js';
+import { chromiumAvailable, dashboardProfile, expectHeading, launchChromium, MEMBER, newContext, OPERATOR, postFromPage, signIn, textOf } from './support.js';
 import { addMember, Visitor } from './visitor.js';
 
 const OTHER = 'bob@globex.example';
@@ -91,7 +91,6 @@ describe.skipIf(!chromiumAvailable())('dashboard: a member renames a key and cha
     expect(await boxes.count()).toBe(1);
     expect(await page.getByRole('checkbox', { name: 'projects:read' }).isChecked()).toBe(false);
     expect(await textOf(page.locator('fieldset', { hasText: 'Scopes' }).locator('.hint'))).toBe('What the key may do. With none ticked, the key reaches only the routes that need no scope.');
-    await screenshot(page, 'key-edit');
     await page.getByRole('checkbox', { name: 'projects:read' }).check();
     await page.getByRole('button', { name: 'Save changes' }).click();
     await expectHeading(page, 'API keys');
