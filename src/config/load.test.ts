@@ -466,6 +466,21 @@ describe('keygate.yaml validation', () => {
     expect(problems(withTemplate('fault: { kind: {{code}}, text: "{{message}}" }'))).toEqual(['errors.template.fault.kind: {{code}} unquoted is a YAML mapping, not a placeholder: write "{{code}}" in quotes']);
   });
 
+  it('has its editors refuse an identityHeaders.names header name keygate refuses as no token, with the pattern of identityHeaders.drop, and take a name or false', () => {
+    const validate = new Ajv2020({ strict: false, validateFormats: false }).compile(configJsonSchema());
+    const withNames = (names: string) => `upstream: {url: "http://127.0.0.1:4000"}\nidentityHeaders: {names: {${names}}}\n`;
+    for (const names of ['account: "X Bad"', 'key: "X-Key:"', 'plan: ""']) {
+      expect(problems(withNames(names))[0], names).toMatch(/^identityHeaders\.names\.\w+: expected a header name such as X-Consumer-ID/);
+      expect(validate(parse(withNames(names))), names).toBe(false);
+    }
+    for (const names of ['account: X-Consumer-ID, plan: false', "key: X-Key_1!#$%&'*+.^`|~"]) {
+      expect(() => parseConfigText(withNames(names)), names).not.toThrow();
+      expect(validate(parse(withNames(names))), names).toBe(true);
+    }
+    const identity = (configJsonSchema() as { properties: { identityHeaders: { properties: { drop: { items: { pattern: string } }; names: { properties: Record<string, { anyOf: { pattern?: string }[] }> } } } } }).properties.identityHeaders.properties;
+    expect(identity.names.properties.account?.anyOf.map((branch) => branch.pattern)).toEqual([undefined, identity.drop.items.pattern]);
+  });
+
   it('has its editors refuse the bare numbers keygate refuses (window: 60 is 60 ms), and take what it takes', () => {
     const validate = new Ajv2020({ strict: false, validateFormats: false }).compile(configJsonSchema());
     const withWindow = (window: string) => `upstream: {url: "http://127.0.0.1:4000"}\nplans:\n  a:\n    rateLimits: [{limit: 5, window: ${window}}]\n`;

@@ -155,13 +155,17 @@ const CARRIES_THE_REQUEST = ['host', 'content-length', 'content-type', 'content-
 /** Hop-by-hop headers (RFC 9110 §7.6.1) that CLIENT_HEADERS does not list: no upstream receives them as sent. */
 const PROXY_HOP_BY_HOP = ['proxy-authenticate', 'proxy-authorization', 'proxy-connection'];
 
+/** An HTTP token (RFC 9110 §5.6.2): a header name, an authentication scheme. */
+const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 /**
  * A header name `identityHeaders.names` gives a field, or false (the header left out).
  * Not one a request needs or a client sends for itself (a client's copy of an identity
  * header is dropped from every request), nor an X-Forwarded- one, which keygate writes.
  */
 const identityHeaderName = z
-  .union([z.literal(false), z.string()], { error: 'expected a header name such as X-Consumer-ID, or false to leave the header out' })
+  // The token's pattern is for the JSON Schema alone (editors refuse "X Bad" as keygate does); keygate's own refusal is said below.
+  .union([z.literal(false), z.string().meta({ pattern: HTTP_TOKEN.source })], { error: 'expected a header name such as X-Consumer-ID, or false to leave the header out' })
   .superRefine((name, ctx) => {
     if (name === false) return;
     const lower = name.toLowerCase();
@@ -410,9 +414,6 @@ export const builtinSchema = z
     contentType: mediaType.default('application/json; charset=utf-8').describe('Content-Type of the answer, as the API documents it (e.g. "application/json").'),
   })
   .strict();
-
-/** An HTTP token (RFC 9110 §5.6.2): a header name, an authentication scheme. */
-const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 const credentialLocation = z.discriminatedUnion('in', [
   z
