@@ -270,6 +270,32 @@ describe('keygate CLI with a running gateway', () => {
     await cli('keys', 'revoke', replacement);
   });
 
+  it('keys list --limit names each key’s replacements as the whole list does, on every page, whether they are on the page or a later one', async () => {
+    const account = (JSON.parse((await cli('accounts', 'create', '--name', 'Paged Rotations', '--json')).stdout) as { id: string }).id;
+    const create = async (name: string) => (JSON.parse((await cli('keys', 'create', '--account', account, '--name', name, '--json')).stdout) as { id: string }).id;
+    const rotate = async (id: string) => (JSON.parse((await cli('--json', 'keys', 'rotate', id, '--overlap', '0')).stdout) as { id: string }).id;
+    // Oldest first: a, b, c (never rotated), then a's and b's replacements.
+    const [a, b, c] = [await create('a'), await create('b'), await create('c')];
+    const [a2, b2] = [await rotate(a), await rotate(b)];
+    /** Each listed key's ROTATION, the text after its EXPIRES column (empty: neither rotated nor rotated to). */
+    const rotations = async (...flags: string[]) => {
+      const listed = await cli('keys', 'list', '--account', account, ...flags);
+      expect(listed.code).toBe(0);
+      const [header = '', ...rows] = listed.stdout.trimEnd().split('\n');
+      const at = header.indexOf('ROTATION');
+      return { rows: Object.fromEntries(rows.map((row) => [row.split(' ')[0], row.slice(at).trim()])), next: /--after (\S+)/.exec(listed.stderr)?.[1] };
+    };
+    const whole = (await rotations()).rows;
+    expect(whole).toEqual({ [a]: `replaced by ${a2}`, [b]: `replaced by ${b2}`, [c]: '', [a2]: `replaces ${a}`, [b2]: `replaces ${b}` });
+
+    // Both replacements on a later page.
+    const first = await rotations('--limit', '2');
+    expect(first.rows).toEqual({ [a]: whole[a], [b]: whole[b] });
+    // One on the page, one beyond it; then the rest, after the cursor the first page gave.
+    expect((await rotations('--limit', '4')).rows).toEqual({ [a]: whole[a], [b]: whole[b], [c]: whole[c], [a2]: whole[a2] });
+    expect((await rotations('--limit', '2', '--after', first.next as string)).rows).toEqual({ [c]: whole[c], [a2]: whole[a2] });
+  });
+
   it('says when a replacement stops working: at the end the rotated key had', async () => {
     const created = await cli('keys', 'create', '--account', accountId, '--name', 'quarterly', '--expires', '90d');
     const ends = /; it stops working at (\S+ \S+Z)\n/.exec(created.stdout)?.[1] as string;

@@ -1202,20 +1202,14 @@ async function keyJsonOf(rt: Runtime, key: KeyRecord, json: boolean | undefined)
 }
 
 /**
- * The keys that replaced each of `list` (by a rotation), by the replaced key's id. A
- * replacement is newer than its key: in a whole list it is in the list; in a page
- * (`paged`) it may be on a later one, so a key not replaced on the page is looked up.
+ * The keys that replaced each of `list` (by a rotation), by the replaced key's id, oldest
+ * first. A replacement is newer than its key: in a whole list it is in the list; in a page
+ * (`paged`) it may be on a later one, so the page's replacements are read in one query.
  */
 async function replacementsOf(rt: Runtime, list: readonly KeyRecord[], paged: boolean): Promise<Map<string, string[]>> {
   const replacements = new Map<string, string[]>();
-  const add = (from: string, id: string) => replacements.set(from, [...(replacements.get(from) ?? []), id]);
-  for (const key of list) if (key.rotatedFrom !== null) add(key.rotatedFrom, key.id);
-  if (paged) {
-    for (const key of list) {
-      if (replacements.has(key.id)) continue;
-      for (const later of await rt.store.listKeys({ rotatedFrom: key.id })) add(key.id, later.id);
-    }
-  }
+  const replacing = paged && list.length > 0 ? await rt.store.listKeys({ rotatedFromIds: list.map((key) => key.id) }) : list;
+  for (const key of replacing) if (key.rotatedFrom !== null) replacements.set(key.rotatedFrom, [...(replacements.get(key.rotatedFrom) ?? []), key.id]);
   return replacements;
 }
 

@@ -155,9 +155,10 @@ function ofAccounts<QB extends SelectQueryBuilder<any, any, any>>(query: QB, { a
   return (accountIds === undefined ? one : one.where('account_id', 'in', accountIds)) as QB;
 }
 
-/** Narrows a query of keys to those in use at a time, or to the replacements of one key (see KeyFilter). */
-function ofKeyState<QB extends SelectQueryBuilder<any, any, any>>(query: QB, { inUseAt, rotatedFrom }: KeyFilter): QB {
-  const replacements = rotatedFrom === undefined ? query : query.where('rotated_from', '=', rotatedFrom);
+/** Narrows a query of keys to those in use at a time, or to the replacements of one key or of several (see KeyFilter). */
+function ofKeyState<QB extends SelectQueryBuilder<any, any, any>>(query: QB, { inUseAt, rotatedFrom, rotatedFromIds }: KeyFilter): QB {
+  const ofOne = rotatedFrom === undefined ? query : query.where('rotated_from', '=', rotatedFrom);
+  const replacements = rotatedFromIds === undefined ? ofOne : ofOne.where('rotated_from', 'in', matchable(rotatedFromIds));
   if (inUseAt === undefined) return replacements as QB;
   return replacements.where('revoked_at', 'is', null).where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', inUseAt)])) as QB;
 }
@@ -396,7 +397,8 @@ export class SqlStore implements Store {
   }
 
   async listKeys(filter: KeyFilter & Page = {}): Promise<KeyRecord[]> {
-    if (namesNoAccount(filter) || holdsNul(filter.after?.id) || holdsNul(filter.rotatedFrom)) return [];
+    const noReplaced = holdsNul(filter.rotatedFrom) || (filter.rotatedFromIds !== undefined && matchable(filter.rotatedFromIds).length === 0);
+    if (namesNoAccount(filter) || holdsNul(filter.after?.id) || noReplaced) return [];
     return (await inCreationOrder(ofKeyState(ofAccounts(this.db.selectFrom('api_keys').selectAll(), matchableAccounts(filter)), filter), filter).execute()).map(toKey);
   }
 

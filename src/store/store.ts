@@ -211,11 +211,13 @@ export interface AccountFilter {
  * Which of the keys of the account(s) filtered: `inUseAt`, only those neither revoked nor
  * expired at that time (what a plan's key limit and a rotation are checked against, read
  * without the dead keys an account gathers over the years); `rotatedFrom`, only the keys
- * that replaced that one.
+ * that replaced that one; `rotatedFromIds`, those that replaced any of these (a page of
+ * keys: one query, not one a key).
  */
 export interface KeyFilter extends AccountFilter {
   inUseAt?: number;
   rotatedFrom?: string;
+  rotatedFromIds?: readonly string[];
 }
 
 /** A page of a list in creation order: the rows after `after` (a row's creation time and id), at most `limit`. */

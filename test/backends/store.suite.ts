@@ -278,6 +278,16 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await ids({ accountId: a.id, rotatedFrom: forever.id, inUseAt: T0 })).toEqual([expired.id]);
       expect(await ids({ accountId: a.id, rotatedFrom: `${forever.id}\u0000` })).toEqual([]);
       expect(await ids({ accountId: a.id, inUseAt: at, limit: 1, after: { createdAt: forever.createdAt, id: forever.id } })).toEqual([until.id]);
+
+      // The replacements of several keys at once (a page of `keys list`), in creation order; an id with a NUL matches none.
+      expect(await ids({ rotatedFromIds: [until.id, forever.id] })).toEqual([expired.id, revoked.id, revokedLater.id]);
+      expect(await ids({ rotatedFromIds: [until.id, forever.id], inUseAt: T0 })).toEqual([expired.id]);
+      expect(await ids({ rotatedFromIds: [`${forever.id}\u0000`, until.id] })).toEqual([revokedLater.id]);
+      expect(await ids({ rotatedFromIds: [`${forever.id}\u0000`] })).toEqual([]);
+      expect(await ids({ rotatedFromIds: [] })).toEqual([]);
+      // As many ids as `keys list --limit` takes (10,000) fit in one query on every backend.
+      const page = Array.from({ length: 10_000 }, (_, i) => (i === 9_999 ? until.id : `key_${String(i).padStart(16, '0')}`));
+      expect(await ids({ rotatedFromIds: page })).toEqual([revokedLater.id]);
     });
 
     it('counts the keys in use whose hint begins with none of the given starts, and shows the oldest', async () => {
