@@ -727,8 +727,8 @@ describe('keygate CLI with a running gateway', () => {
     expect(events[0]?.at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(r.stdout).not.toContain(secret);
     const human = await cli('audit', '--account', accountId);
-    expect(human.stdout.split('\n')[0]).toMatch(/^WHEN\s+ACTOR\s+FROM\s+ACTION\s+ACCOUNT\s+KEY\s+DETAIL$/);
-    expect(human.stdout).toMatch(/Z {2}cli {4}- {5}account\.created /);
+    expect(human.stdout.split('\n')[0]).toMatch(/^WHEN\s+ACTOR\s+ADDRESS\s+ACTION\s+ACCOUNT\s+KEY\s+DETAIL$/);
+    expect(human.stdout).toMatch(/Z {2}cli {4}- {8}account\.created /);
     expect((await cli('audit', '--account', 'acc_nope')).stderr).toBe('error: no account "acc_nope"\n');
     // With --json the failure is JSON too, for scripts (same exit code).
     const jsonFailure = await cli('--json', 'audit', '--account', 'acc_nope');
@@ -745,8 +745,16 @@ describe('keygate CLI with a running gateway', () => {
     const r = await cli('--json', 'audit', '--account', id);
     expect((JSON.parse(r.stdout) as { actor: string; actorAddress: string | null; action: string }[]).map((e) => [e.actor, e.actorAddress, e.action])).toEqual([['admin-api', '127.0.0.1', 'account.created']]);
     const human = (await cli('audit', '--account', id)).stdout.split('\n');
-    expect(human[0]).toMatch(/^WHEN\s+ACTOR\s+FROM\s+ACTION\s+ACCOUNT\s+KEY\s+DETAIL$/);
+    expect(human[0]).toMatch(/^WHEN\s+ACTOR\s+ADDRESS\s+ACTION\s+ACCOUNT\s+KEY\s+DETAIL$/);
     expect(human[1]).toMatch(/Z {2}admin-api {2}127\.0\.0\.1 {2}account\.created {2}/);
+    // A change's old values are DETAIL's `from`; the address it came from has a header of its own, not FROM.
+    expect((await kg.admin(`/v1/accounts/${id}`, { method: 'PATCH', body: JSON.stringify({ planId: 'free' }) })).status).toBe(200);
+    await cli('accounts', 'update', id, '--plan', 'team');
+    const [header = '', fromCli = '', fromHttp = ''] = (await cli('audit', '--account', id)).stdout.split('\n');
+    expect(header).toMatch(/^WHEN\s+ACTOR\s+ADDRESS\s+ACTION\s+ACCOUNT\s+KEY\s+DETAIL$/);
+    expect(header).not.toMatch(/\bFROM\b/);
+    expect(fromCli).toMatch(/Z {2}cli {8}- {10}account\.updated {2}acc_\w+ {7}\{"planId":"team","from":\{"planId":"free"\}\}$/);
+    expect(fromHttp).toMatch(/Z {2}admin-api {2}127\.0\.0\.1 {2}account\.updated {2}acc_\w+ {7}\{"planId":"free","from":\{"planId":"team"\}\}$/);
   });
 
   it("shows a deleted account's audit log (who deleted it, and when), as the admin API does; an id never seen is still refused", async () => {

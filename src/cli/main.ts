@@ -1095,9 +1095,10 @@ export function buildCli(): Command {
         const events = entries.map(auditEventOut);
         print(json, events, () =>
           table(
-            // `from`: the client address of an admin API or dashboard change; "-" for the CLI's own.
-            events.map((e) => ({ when: when(Date.parse(e.at)), actor: e.actor, from: e.actorAddress, action: e.action, account: e.accountId ?? '', key: e.keyId ?? '', detail: JSON.stringify(e.detail) })),
-            ['when', 'actor', 'from', 'action', 'account', 'key', 'detail'],
+            // `address`: the client address of an admin API or dashboard change; "-" for the CLI's own. Not
+            // headed FROM: account.updated's DETAIL has a `from` (what each changed field was), and "FROM -" beside it read as "changed from nothing".
+            events.map((e) => ({ when: when(Date.parse(e.at)), actor: e.actor, address: e.actorAddress, action: e.action, account: e.accountId ?? '', key: e.keyId ?? '', detail: JSON.stringify(e.detail) })),
+            ['when', 'actor', 'address', 'action', 'account', 'key', 'detail'],
           ),
         );
       }),
