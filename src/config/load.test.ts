@@ -644,6 +644,20 @@ describe('upstream and identity headers', () => {
     ]);
   });
 
+  it('takes errors.challenge as one authentication scheme (an HTTP token), off unless given, and refuses another value naming the field, as an editor does', () => {
+    const withChallenge = (challenge: string) => `upstream: {url: "http://a"}\nauth: {credentials: [{in: query, name: apikey}]}\nerrors: {challenge: ${challenge}}\n`;
+    expect(parseConfigText('upstream: {url: "http://a"}\n').errors.challenge).toBeUndefined();
+    expect(parseConfigText(withChallenge('Key')).errors.challenge).toBe('Key');
+    const validate = new Ajv2020({ strict: false, validateFormats: false }).compile(configJsonSchema());
+    for (const challenge of ['Key', 'ApiKey', 'X-Key.v2']) expect(validate(parse(withChallenge(challenge))), challenge).toBe(true);
+    const expected = "one word such as Key, other than none (the scheme WWW-Authenticate names: letters, digits and !#$%&'*+.^_`|~-; leave challenge out for no challenge)";
+    // Two words, a quote, a letter outside ASCII, nothing, and "none" (a credential's word for no scheme) in any case.
+    for (const [challenge, got] of [['"Key realm"', '"Key realm"'], ['\'Key"\'', '"Key\\""'], ['"Schlüssel"', '"Schlüssel"'], ['""', '""'], ['none', '"none"'], ['NONE', '"NONE"']]) {
+      expect(problems(withChallenge(challenge as string)), challenge).toEqual([`errors.challenge: expected ${expected}, got ${got}`]);
+      expect(validate(parse(withChallenge(challenge as string))), challenge).toBe(false);
+    }
+  });
+
   it('says a limit or cost too large for a number (.inf, 1e400, 400 nines) or past 15 digits is too large, and the most it may be; .nan is no number', () => {
     const nines = '9'.repeat(400);
     expect(problems(`upstream: {url: "http://a"}\nplans: {p: {meters: {units: {limit: .inf}, credits: {limit: 1e16}}, rateLimits: [{limit: .nan, window: 1s}, {limit: ${nines}, window: 1m}, {limit: 1e400, window: 1h}]}}\n`)).toEqual([

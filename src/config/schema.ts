@@ -415,6 +415,9 @@ export const builtinSchema = z
   })
   .strict();
 
+/** An authentication scheme for `errors.challenge`: an HTTP token, but not "none" in any case. */
+const BARE_KEY_CHALLENGE = /^(?![Nn][Oo][Nn][Ee]$)[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 const credentialLocation = z.discriminatedUnion('in', [
   z
     .object({
@@ -429,6 +432,11 @@ const credentialLocation = z.discriminatedUnion('in', [
     .strict(),
   z.object({ in: z.literal('query'), name: z.string().min(1) }).strict(),
 ]);
+
+/** A credential header read as `<scheme> <key>` (not a bare key, not a query parameter): 401s name its scheme. */
+export function hasScheme(location: CredentialLocation): boolean {
+  return location.in === 'header' && location.scheme.toLowerCase() !== 'none';
+}
 
 /** The most unknown keys `auth.unknownKeys.limit` may allow an address per window (more would hold more times in memory per address). */
 export const MAX_UNKNOWN_KEYS_PER_WINDOW = 1000;
@@ -492,11 +500,19 @@ const dialect = z
     wwwAuthenticate: z
       .boolean()
       .default(true)
-      .describe('Send WWW-Authenticate on 401s when the header credential has a scheme.'),
+      .describe('Send WWW-Authenticate on 401s when the header credential has a scheme, or errors.challenge names one.'),
     realm: z
       .string()
       .regex(/^[\x20\x21\x23-\x5b\x5d-\x7e]*$/, 'printable ASCII without " or \\ (it is sent in the WWW-Authenticate header)')
       .default('api'),
+    challenge: z
+      .string()
+      // "none" is how a credential says it has no scheme: here it would be sent as one.
+      .regex(BARE_KEY_CHALLENGE, "one word such as Key, other than none (the scheme WWW-Authenticate names: letters, digits and !#$%&'*+.^_`|~-; leave challenge out for no challenge)")
+      .optional()
+      .describe(
+        'Off unless given. The scheme WWW-Authenticate names on 401s where no credential has one (headers with scheme none, query parameters), e.g. "Key" as Kong sends: Key realm="<realm>", with no error parameters. A credential header with a scheme names its own instead.',
+      ),
     contentType: mediaType
       .optional()
       .describe('Content-Type of error bodies, as the API documents it (default: application/problem+json for "problem", else application/json; charset=utf-8).'),

@@ -10,7 +10,7 @@
  * const { status, headers, body } = dialect.render(deny('missing_key'));
  */
 import { STATUS_CODES } from 'node:http';
-import type { CredentialLocation, DialectConfig, Envelope } from '../config/schema.js';
+import { hasScheme, type CredentialLocation, type DialectConfig, type Envelope } from '../config/schema.js';
 import { DENIAL_REASONS, MESSAGE_PLACEHOLDER, placeholderName, SCOPE_LIST_SEPARATOR, type Denial, type DenialReason } from '../denial/reasons.js';
 import { mentionsRetryAfter, renderErrorTemplate } from './error-template.js';
 
@@ -111,9 +111,7 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
   // Retry-After differs per answer: a template that shows it renders such a body per answer.
   const bodySaysRetryAfter = config.envelope === 'template' && mentionsRetryAfter(config.template);
   const contentType = config.contentType ?? (config.envelope === 'problem' ? 'application/problem+json' : 'application/json; charset=utf-8');
-  const challengeScheme = credentials.find((l) => l.in === 'header' && l.scheme.toLowerCase() !== 'none');
-  const challenge =
-    config.wwwAuthenticate && challengeScheme?.in === 'header' ? `${challengeScheme.scheme} realm="${config.realm}"` : undefined;
+  const challenge = config.wwwAuthenticate ? challengeOf(credentials, config) : undefined;
 
   return {
     envelope: config.envelope,
@@ -131,11 +129,11 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       const retryAfter = denial.retryAfterSeconds === undefined ? undefined : Math.max(1, Math.ceil(denial.retryAfterSeconds));
       if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
       if (rendering.status === 401 && challenge) {
-        if (denial.credentialPresented && INVALID_TOKEN_REASONS.has(denial.reason)) {
+        if (challenge.errorCodes && denial.credentialPresented && INVALID_TOKEN_REASONS.has(denial.reason)) {
           const description = descriptions.get(denial.reason);
-          headers['www-authenticate'] = `${challenge}, error="invalid_token"${description === undefined ? '' : `, error_description="${description}"`}`;
+          headers['www-authenticate'] = `${challenge.value}, error="invalid_token"${description === undefined ? '' : `, error_description="${description}"`}`;
         } else {
-          headers['www-authenticate'] = challenge;
+          headers['www-authenticate'] = challenge.value;
         }
       }
       // A message with the denial's own figures is written per denial; the others once, up front.
@@ -157,6 +155,28 @@ export function createDialect(config: DialectConfig, credentials: readonly Crede
       };
     },
   };
+}
+
+/** The WWW-Authenticate challenge of a profile's 401s. */
+interface Challenge {
+  /** `<scheme> realm="<realm>"`. */
+  value: string;
+  /** Whether a key that does not work adds RFC 6750's `error="invalid_token"` and its description. */
+  errorCodes: boolean;
+}
+
+/**
+ * The first credential header with a scheme names the challenge, as the scheme the client
+ * sends its key with. Where none has one (bare headers, query parameters), the profile's
+ * `errors.challenge`, if given, names it alone: Kong's `Key realm="kong"`, without RFC
+ * 6750's error codes, which belong to a scheme the key is sent with and which clients of
+ * Kong's challenge do not expect (the body says why the key failed).
+ */
+function challengeOf(credentials: readonly CredentialLocation[], config: DialectConfig): Challenge | undefined {
+  const schemed = credentials.find(hasScheme);
+  if (schemed?.in === 'header') return { value: `${schemed.scheme} realm="${config.realm}"`, errorCodes: true };
+  if (config.challenge !== undefined) return { value: `${config.challenge} realm="${config.realm}"`, errorCodes: false };
+  return undefined;
 }
 
 /** blocked's rendering and body when the block is the account's. */
