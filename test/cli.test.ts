@@ -1267,6 +1267,32 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(await warned('keys: {prefix: {live: sk_live_}, hexLength: 40}\nroutes: [{path: /v1/rows, cost: {meter: rows, perRequest: 1, reserveRecords: 1}}]\n')).toEqual([]);
   });
 
+  it('check warns of errors.challenge where no 401 would name it: beside a credential header with a scheme, or with errors.wwwAuthenticate false; not where every key goes bare', async () => {
+    const warned = async (rest: string) => {
+      const file = path.join(dir, 'unused-challenge.yaml');
+      writeFileSync(file, `upstream: {url: "http://127.0.0.1:4100"}\n${rest}`);
+      const r = await runCli(['check', '--offline', '--config', file]);
+      expect(r.code, rest).toBe(0);
+      return r.stdout.split('\n').filter((line) => line.startsWith('warning: '));
+    };
+    // The default credential is Authorization: Bearer <key>.
+    expect(await warned('errors: {challenge: Key}\n')).toEqual([
+      'warning: auth.credentials[0] has the scheme Bearer, so errors.challenge has no effect (401s name Bearer in WWW-Authenticate: errors.challenge serves profiles whose credentials have no scheme)',
+    ]);
+    expect(await warned('auth: {credentials: [{in: query, name: apikey}, {in: header, name: Authorization, scheme: Token}]}\nerrors: {challenge: Key}\n')).toEqual([
+      'warning: auth.credentials[1] has the scheme Token, so errors.challenge has no effect (401s name Token in WWW-Authenticate: errors.challenge serves profiles whose credentials have no scheme)',
+    ]);
+    const bare = 'auth: {credentials: [{in: header, name: apikey, scheme: none}, {in: query, name: apikey}]}\n';
+    expect(await warned(`${bare}errors: {challenge: Key, wwwAuthenticate: false}\n`)).toEqual([
+      'warning: errors.wwwAuthenticate is false, so errors.challenge has no effect (the challenge is sent only in WWW-Authenticate)',
+    ]);
+    expect(await warned(`${bare}errors: {challenge: Key, wwwAuthenticate: false, realm: kong}\n`)).toEqual([
+      'warning: errors.wwwAuthenticate is false, so errors.realm and errors.challenge have no effect (they are sent only in WWW-Authenticate)',
+    ]);
+    expect(await warned(`${bare}errors: {challenge: Key, realm: kong}\n`)).toEqual([]);
+    expect(await warned('auth: {credentials: [{in: query, name: apikey}]}\nerrors: {challenge: Key}\n')).toEqual([]);
+  });
+
   it('refuses a user and password in upstream.url, which would never reach the upstream, without showing the password', async () => {
     const file = path.join(dir, 'upstream-userinfo.yaml');
     writeFileSync(file, 'upstream: {url: "http://svc:hunter2-secret@127.0.0.1:4100"}\n');

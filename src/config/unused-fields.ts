@@ -10,7 +10,7 @@
  * // → [{ fields: ['listen.port', 'upstream.timeout'], warning: 'gateway: false runs no gateway, so listen.port and upstream.timeout have no effect …' }]
  */
 import { isDeepStrictEqual } from 'node:util';
-import { configSchema, meterSchema, RESERVE_RECORDS_DEFAULT, type Config } from './schema.js';
+import { configSchema, hasScheme, meterSchema, RESERVE_RECORDS_DEFAULT, type Config } from './schema.js';
 import { andList } from '../list-words.js';
 
 export interface UnusedFields {
@@ -74,8 +74,24 @@ export function unusedFields(config: Config): UnusedFields[] {
   if (admit.length > 0) {
     found.push({ fields: admit, warning: `${andList(admit)} ${admit.length === 1 ? 'has' : 'have'} no effect beside overage: true (it says which requests are refused without overage; with it none is)` });
   }
-  if (!config.errors.wwwAuthenticate && config.errors.realm !== defaults.errors.realm) {
-    found.push({ fields: ['errors.realm'], warning: 'errors.wwwAuthenticate is false, so errors.realm has no effect (the realm is sent only in WWW-Authenticate)' });
+  const { errors } = config;
+  if (!errors.wwwAuthenticate) {
+    const challengeFields = [...(errors.realm !== defaults.errors.realm ? ['errors.realm'] : []), ...(errors.challenge !== undefined ? ['errors.challenge'] : [])];
+    if (challengeFields.length > 0) {
+      const one = challengeFields.length === 1;
+      const what = one ? `the ${(challengeFields[0] as string).slice('errors.'.length)} is` : 'they are';
+      found.push({ fields: challengeFields, warning: `errors.wwwAuthenticate is false, so ${andList(challengeFields)} ${one ? 'has' : 'have'} no effect (${what} sent only in WWW-Authenticate)` });
+    }
+  } else if (errors.challenge !== undefined) {
+    // 401s name the scheme a client sends its key with; errors.challenge stands in only where there is none.
+    const schemed = config.auth.credentials.findIndex(hasScheme);
+    const location = config.auth.credentials[schemed];
+    if (location?.in === 'header') {
+      found.push({
+        fields: ['errors.challenge'],
+        warning: `auth.credentials[${schemed}] has the scheme ${location.scheme}, so errors.challenge has no effect (401s name ${location.scheme} in WWW-Authenticate: errors.challenge serves profiles whose credentials have no scheme)`,
+      });
+    }
   }
   return found;
 }
