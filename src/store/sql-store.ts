@@ -177,6 +177,8 @@ const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /** Rows written per statement in bulk upserts (well under both databases' parameter limits). */
 const BATCH = 200;
+/** Hashes looked up per statement by storedKeyHashes (well under both databases' parameter limits). */
+const HASHES_PER_LOOKUP = 500;
 
 /** What an exclusive transaction has to itself: an account's keys, or the invitation of one e-mail address. */
 export type ExclusiveLock = { accountKeys: string } | { invitationOf: string };
@@ -394,6 +396,16 @@ export class SqlStore implements Store {
   async findKeyByHash(hash: string): Promise<KeyRecord | undefined> {
     const row = await this.db.selectFrom('api_keys').selectAll().where('hash', '=', hash).executeTakeFirst();
     return row && toKey(row);
+  }
+
+  async storedKeyHashes(hashes: readonly string[]): Promise<string[]> {
+    const stored: string[] = [];
+    for (let at = 0; at < hashes.length; at += HASHES_PER_LOOKUP) {
+      const slice = hashes.slice(at, at + HASHES_PER_LOOKUP);
+      const rows = await this.db.selectFrom('api_keys').select('hash').where('hash', 'in', slice).execute();
+      for (const row of rows) stored.push(row.hash);
+    }
+    return stored;
   }
 
   async listKeys(filter: KeyFilter & Page = {}): Promise<KeyRecord[]> {

@@ -268,6 +268,8 @@ export interface Store {
   insertKey(key: KeyRecord): Promise<void>;
   getKey(id: string): Promise<KeyRecord | undefined>;
   findKeyByHash(hash: string): Promise<KeyRecord | undefined>;
+  /** Those of `hashes` that are a stored key's (any state): many looked up at once, a name's key-shaped parts. */
+  storedKeyHashes(hashes: readonly string[]): Promise<string[]>;
   /** Oldest first; `page` gives at most `limit` after a place (see Page). */
   listKeys(filter?: KeyFilter & Page): Promise<KeyRecord[]>;
   updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined>;

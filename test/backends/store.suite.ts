@@ -235,6 +235,19 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       await expect(store.insertKey(key(a.id, { hash: first.hash }))).rejects.toThrow();
     });
 
+    it('tells which of many hashes are stored keys, revoked ones too, past one statement of lookups', async () => {
+      const a = account();
+      await store.createAccount(a);
+      const active = key(a.id, { createdAt: T0 + 10 });
+      const revoked = key(a.id, { createdAt: T0 + 20, revokedAt: T0 + 30 });
+      await store.insertKey(active);
+      await store.insertKey(revoked);
+      const unknown = Array.from({ length: 1_200 }, (_, i) => i.toString(16).padStart(64, 'f'));
+      expect((await store.storedKeyHashes([...unknown.slice(0, 700), active.hash, ...unknown.slice(700), revoked.hash])).sort()).toEqual([active.hash, revoked.hash].sort());
+      expect(await store.storedKeyHashes(unknown)).toEqual([]);
+      expect(await store.storedKeyHashes([])).toEqual([]);
+    });
+
     it("keeps a key's own rate-limit windows, changes them, and takes none for no windows", async () => {
       const a = account();
       await store.createAccount(a);
