@@ -992,6 +992,9 @@ describe('admin API', () => {
     expect(bare).toMatchObject({ status: 400, body: { detail: expect.stringContaining('a key name cannot contain an API key') } });
     const listed = JSON.stringify([await (await kg.admin('/v1/keys')).json(), await (await kg.admin('/v1/accounts')).json()]);
     expect(listed).not.toContain(first.secret.slice('sk_live_'.length));
+    // A prefix inside a word with a key's length of letters after it is no key: keygate's keys are told by their checksum.
+    const worded = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'desk_live_configuration_for_nightly_jobs' }) }));
+    expect(worded).toMatchObject({ status: 201, body: { name: 'desk_live_configuration_for_nightly_jobs' } });
   });
 
   it('says in Keygate-Warning when a PATCH of an account stops keys that worked until then (a plan without API access, access off); not when they did not work before, nor for an account without keys', async () => {

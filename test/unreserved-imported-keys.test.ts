@@ -97,6 +97,37 @@ describe('hand-set imported keys with "." and "~" (keys.imported.alphabet: unres
     expect(kg.logs.text).not.toContain(key.slice(4, at));
   });
 
+  it('takes an account or key name with a run of the alphabet a key long (acme-industries.co.uk), and refuses one holding an imported key, also beside other characters, through the CLI and the admin API', async () => {
+    const refusal = 'name cannot contain an API key (it would be stored and shown in clear): name it after what it is for';
+    const account = await runCli(['--config', configFile, 'accounts', 'create', '--name', 'acme-industries.co.uk', '--json']);
+    expect(account.stderr).toBe('');
+    const acme = JSON.parse(account.stdout) as { id: string; name: string };
+    expect(acme.name).toBe('acme-industries.co.uk');
+    const keyNamed = await runCli(['--config', configFile, 'keys', 'create', '--account', acme.id, '--name', 'quarterly-report.v2.pdf export', '--json']);
+    expect(keyNamed.stderr).toBe('');
+    expect((JSON.parse(keyNamed.stdout) as { name: string }).name).toBe('quarterly-report.v2.pdf export');
+    // The imported key, alone, glued to a word of its alphabet, or inside a longer run.
+    for (const name of [key, `prod-${key}`, `copy of ${key}.old`]) {
+      const refused = await runCli(['--config', configFile, 'keys', 'create', '--account', acme.id, '--name', name]);
+      expect(refused.code, name).toBe(1);
+      expect(refused.stderr).toContain(`a key ${refusal}`);
+      expect(refused.stderr).not.toContain(key);
+    }
+    const renamed = await runCli(['--config', configFile, 'accounts', 'update', acme.id, '--name', `acme ${key}`]);
+    expect(renamed.code).toBe(1);
+    expect(renamed.stderr).toContain(`an account ${refusal}`);
+    const patched = await kg.admin(`/v1/accounts/${acme.id}`, { method: 'PATCH', body: JSON.stringify({ name: `acme-${key}` }) });
+    expect(patched.status).toBe(400);
+    expect(((await patched.json()) as { detail: string }).detail).toBe(`an account ${refusal}`);
+    // A key imported under a name holding it is not stored yet when the name is checked.
+    const another = `carol-${randomBase62(20)}`;
+    const selfNamed = await runCli(['--config', configFile, 'keys', 'import', '--account', acme.id, '--name', `kong ${another}`], { input: `${another}\n` });
+    expect(selfNamed.code).toBe(1);
+    expect(selfNamed.stderr).toContain(`a key ${refusal}`);
+    const names = JSON.stringify([await (await kg.admin('/v1/accounts')).json(), await (await kg.admin('/v1/keys')).json()]);
+    for (const secret of [key, another]) expect(names).not.toContain(secret);
+  });
+
   it("names keygate's own ids in errors as they are (an id is no key, although it has a key's characters): the admin API's 404 and the CLI's refusal", async () => {
     const keyId = `key_${randomBase62(16)}`;
     const otherAccountId = `acc_${randomBase62(16)}`;
@@ -150,5 +181,38 @@ describe('prefixed imported keys of the unreserved alphabet in a header name', (
     await response.text();
     const names = Object.keys(upstream.received.at(-1)!.headers);
     expect(names.filter((name) => name.startsWith('x-rk_'))).toEqual(['x-rk_bob.docs']);
+  });
+
+  it('forwards text that holds the prefix inside a word (network_configuration.settings) as sent, in a query value, a header value and a header name; a key after a delimiter still goes', async () => {
+    const file = 'network_configuration.settings';
+    const response = await kg.call(`/v1/data?file=${file}&path=/etc/${file}&x=1`, { headers: { apikey: key, 'x-file': `conf/${file}`, [`x-${file}`]: '1', 'x-other-key': `token:${key}` } });
+    expect(response.status).toBe(200);
+    await response.text();
+    const received = upstream.received.at(-1)!;
+    expect(received.url).toBe(`/v1/data?file=${file}&path=/etc/${file}&x=1`);
+    expect(received.headers['x-file']).toBe(`conf/${file}`);
+    expect(received.headers[`x-${file}`]).toBe('1');
+    expect(received.headers['x-other-key']).toBeUndefined();
+    // The key itself, after `=`, `:`, `/`, a space or an escape, or upper-cased after `-` in a name, is not forwarded.
+    const keyed = await kg.call(`/v1/data?q=${key}&f=key:${key}&p=/${key}&b=Bearer%20${key}&x=1`, { headers: { apikey: key, [`x-${key.toUpperCase()}`]: '1', referer: `https://app.example/?k=${key}` } });
+    expect(keyed.status).toBe(200);
+    await keyed.text();
+    expect(upstream.received.at(-1)!.url).toBe('/v1/data?x=1');
+    expect(JSON.stringify(upstream.received.at(-1))).not.toContain(key.slice(3));
+  });
+
+  it('takes an account or key name holding the prefix inside a word (network_configuration.settings); a name holding such a key is still refused', async () => {
+    const named = await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'network_configuration.settings' }) });
+    expect(named.status).toBe(201);
+    const account = (await named.json()) as { id: string; name: string };
+    expect(account.name).toBe('network_configuration.settings');
+    const keyNamed = await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'backup of network_configuration.settings' }) });
+    expect(keyNamed.status).toBe(201);
+    // After a letter or digit the prefix continues a word; after anything else (`_` too: old_rk_…) it begins a key.
+    for (const name of [`copy of ${key}`, `old-${key}`, `old_${key}`, `key:${key.toUpperCase()}`, `a%20${key}`]) {
+      const refused = await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name }) });
+      expect(refused.status, name).toBe(400);
+      expect(((await refused.json()) as { detail: string }).detail).toBe('a key name cannot contain an API key (it would be stored and shown in clear): name it after what it is for');
+    }
   });
 });

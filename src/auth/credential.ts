@@ -16,7 +16,7 @@
  *   `Authorization`: that one is counted in the raw headers); an empty one is absent.
  */
 import type { CredentialLocation } from '../config/schema.js';
-import type { KeyFormat } from '../keys/format.js';
+import { beginsKey, type KeyFormat } from '../keys/format.js';
 import { asciiDecoded, decodeQueryComponent, escapedByte, KEY_DECODINGS } from '../gateway/percent.js';
 
 export type CredentialResult = FoundCredential | { kind: 'missing' } | MalformedCredential;
@@ -341,7 +341,8 @@ const NAME_KEY_CHARS = new RegExp(`^[a-z0-9_.~-]{${NAME_KEY_RUN}}$`);
  * Whether a request header's name holds a key (then the header is not forwarded): a name
  * comes in any case (fetch and HTTP/2 send names lower-cased, Node reads them so), which
  * a key's checksum does not survive, so a name is judged by a prefix of the profile's in
- * any case followed by a key-long run of a key's characters, as sent or percent-decoded;
+ * any case where it begins a key (KEY_START: not after a letter or digit) followed by a
+ * key-long run of a key's characters, as sent or percent-decoded;
  * for keys without a prefix, by the caller's own key in any case. `name` lower-cased, as
  * Node gives it.
  */
@@ -349,11 +350,11 @@ export function headerNameKeyTest(keyFormat: Pick<KeyFormat, 'prefixes'>): (name
   const prefixes = keyFormat.prefixes.map((prefix) => prefix.toLowerCase());
   const shared = sharedStart(prefixes);
   const mayHavePrefix = (text: string): boolean => (shared !== '' ? text.indexOf(shared) !== -1 : prefixes.some((prefix) => text.indexOf(prefix) !== -1));
-  /** A prefix followed by NAME_KEY_RUN of a key's characters, anywhere in `text`. */
+  /** A prefix where it begins a key (not inside a word: `x-network_configuration.settings`), followed by NAME_KEY_RUN of a key's characters. */
   const prefixedRun = (text: string): boolean =>
     prefixes.some((prefix) => {
       for (let at = text.indexOf(prefix); at !== -1; at = text.indexOf(prefix, at + 1)) {
-        if (NAME_KEY_CHARS.test(text.slice(at + prefix.length, at + prefix.length + NAME_KEY_RUN))) return true;
+        if (beginsKey(text, at) && NAME_KEY_CHARS.test(text.slice(at + prefix.length, at + prefix.length + NAME_KEY_RUN))) return true;
       }
       return false;
     });

@@ -222,6 +222,24 @@ describe('keys issued before keygate (keys.imported)', () => {
     expect([hex.recognisesWithin(`key:${hex.generate('live')}`), hex.mayHold(`key:${hex.generate('live')}`), hex.mayHold(md5)]).toEqual([false, true, false]);
   });
 
+  it('takes an imported prefix for a key’s start only where it does not continue a word (a letter or digit before it), in text and in names; logs hide it either way', () => {
+    const unreserved = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: { live: 'rk_' }, alphabet: 'unreserved', length: { min: 20, max: 40 } } });
+    const key = `rk_bob.${'a1B2'.repeat(4)}~2023`;
+    const word = 'network_configuration.settings';
+    expect([unreserved.recognisesWithin(word), unreserved.recognisesWithin(`2${key}`), unreserved.heldInName(word), unreserved.heldInName(`Acme${key.toUpperCase()}`)]).toEqual([false, false, false, false]);
+    for (const before of ['', ' ', '=', ':', '/', '_', '-', '.', '~', '%20', '%2520', 'Bearer%20', 'Bearer%2F']) {
+      expect([unreserved.recognisesWithin(`${before}${key}`), unreserved.heldInName(`${before}${key.toUpperCase()}`)], before).toEqual([true, true]);
+    }
+    expect(withoutKeys(unreserved, `/v1/files/${word}`)).toBe('/v1/files/network_[REDACTED]');
+  });
+
+  it('gives every part of a run of the alphabet a bare imported key long, for the store to say whether it is a key, and nothing for prefixed ones', () => {
+    const bareUnreserved = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: {}, alphabet: 'unreserved', length: { min: 20, max: 22 } } });
+    const candidates = bareUnreserved.bareKeyCandidates('acme-industries.co.uk ltd, key_0123456789abcdef');
+    expect(candidates.sort()).toEqual(['acme-industries.co.u', 'acme-industries.co.uk', 'cme-industries.co.uk'].sort());
+    expect([bareUnreserved.heldInName('acme-industries.co.uk'), migrated.bareKeyCandidates('acme-industries.co.uk')]).toEqual([false, []]);
+  });
+
   it('hints an imported key by its prefix, if any, and its last four characters', () => {
     expect(migrated.hint(`rk_test_${'B'.repeat(20)}wxyz`)).toBe('rk_test_…wxyz');
     expect(bare.hint(`${'c'.repeat(28)}1234`)).toBe('…1234');

@@ -46,6 +46,22 @@ const BASE62_RUNS = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH},}`, 'g');
  */
 const BASE62_BODY_RUN = new RegExp(`(?<![0-9A-Za-z])[0-9A-Za-z]{${BODY_LENGTH}}`);
 
+/**
+ * Where a prefix begins a key, as a regular expression's lookbehind: not after a letter or
+ * a digit, where it would continue a word (`network_configuration.settings` holds `rk_`),
+ * or else right after a percent-escape (`Bearer%20rk_…`, `%2520` escaped again), which
+ * stands for a delimiter as often as not. `_`, `-`, `.` and `~` are delimiters here
+ * (`old_rk_<key>`, `X-rk_<key>`, `keys.rk_<key>`): what follows them begins a word.
+ */
+const KEY_START = '(?:(?<![0-9A-Za-z])|(?<=%(?:25)*[0-9A-Fa-f]{2}))';
+const KEY_START_AT = new RegExp(KEY_START, 'y');
+
+/** Whether a prefix found at `at` in `text` begins a key there (KEY_START). */
+export function beginsKey(text: string, at: number): boolean {
+  KEY_START_AT.lastIndex = at;
+  return KEY_START_AT.test(text);
+}
+
 export type KeyCheck = { ok: true; mode: KeyMode | undefined } | { ok: false };
 
 /** The answers `check` gives, made once: it runs on every request. */
@@ -119,6 +135,22 @@ export interface KeyFormat {
    * or mangled it: `?token=<the rest>`): where a format can tell one, by its checksum.
    */
   scrubBodies(text: string, censor: string): string;
+  /**
+   * Whether a name (an account's, a key's) holds a whole key by what only keys have:
+   * keygate's own by its checksum (after a prefix in any case, or having lost it), an
+   * imported one by its prefix in any case where it begins a key (KEY_START) and a
+   * shortest body after it; bare hex keys by their shape. Imported keys without a prefix
+   * have none of that: see `bareKeyCandidates`.
+   */
+  heldInName(name: string): boolean;
+  /**
+   * The parts of `name` shaped like an imported key without a prefix: every part of each
+   * run of the alphabet that has a key's length (keygate's ids left out). A name is
+   * refused for one only where the store holds a key of it: such a key has no checksum
+   * or prefix, and a long word (`acme-industries.co.uk`) has its shape. Empty for other
+   * formats.
+   */
+  bareKeyCandidates(name: string): string[];
 }
 
 /** `text` as a literal inside a regular expression. */
@@ -259,9 +291,27 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
   const scrubbing = (least: number) => new RegExp(byPrefix.length > 0 ? `(${alternatives})[${chars}]{${least},}` : `()[${chars}]{${least},}`, 'gi');
   const anywhere = scrubbing(min);
   const partly = scrubbing(byPrefix.length > 0 ? Math.ceil(min / 2) : Math.max(1, min - 2));
-  // Inside a longer text: a prefix (in its own case, as `recognises` takes it) and a shortest key's body after it.
-  const afterPrefix = byPrefix.length > 0 ? new RegExp(`(?:${alternatives})[${chars}]{${min}}`) : undefined;
+  /** A shortest key's body, tested from `lastIndex` (just past a prefix found in a longer text). */
+  const bodyAt = new RegExp(`[${chars}]{${min}}`, 'y');
+  // In a name, the same in any case (`scrub` hides a prefix in any case too).
+  const inName = byPrefix.length > 0 ? new RegExp(`${KEY_START}(?:${alternatives})[${chars}]{${min}}`, 'i') : undefined;
   const bareRun = new RegExp(`(?<![${chars}])[${chars}]{${min}}`);
+  const bareRuns = new RegExp(`[${chars}]{${min},}`, 'g');
+
+  /**
+   * Whether `text` holds a prefix (in its own case, as `recognises` takes it) where it begins a key (KEY_START), and a
+   * shortest key's body after it: inside a word the prefix is text (`network_configuration.settings`), forwarded as
+   * sent. Only where a prefix is found is more asked than an `indexOf`.
+   */
+  function prefixedWithin(text: string): boolean {
+    for (const [, prefix] of byPrefix) {
+      for (let at = text.indexOf(prefix); at !== -1; at = text.indexOf(prefix, at + 1)) {
+        bodyAt.lastIndex = at + prefix.length;
+        if (beginsKey(text, at) && bodyAt.test(text)) return true;
+      }
+    }
+    return false;
+  }
 
   return {
     modes: own.modes,
@@ -281,7 +331,7 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
       return other.ok && other.mode !== ownShape.mode ? A_KEY.unknown : ownShape;
     },
     recognises: (candidate) => own.recognises(candidate) || (byPrefix.length > 0 && importedShape(candidate).ok),
-    recognisesWithin: (text) => own.recognisesWithin(text) || (afterPrefix !== undefined && afterPrefix.test(text)),
+    recognisesWithin: (text) => own.recognisesWithin(text) || prefixedWithin(text),
     mayHold: (text) => own.mayHold(text) || (byPrefix.length > 0 ? byPrefix.some(([, prefix]) => text.indexOf(prefix) !== -1) : bareRun.test(text)),
     hint(secret) {
       if (own.check(secret).ok) return own.hint(secret);
@@ -293,6 +343,21 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
     // Without a prefix, a run that is one of keygate's ids is left (no such key can be imported: importedShape).
     scrub: (text, censor, partial) => own.scrub(text, censor, partial).replace(partial ? partly : anywhere, (match: string, prefix: string) => (byPrefix.length === 0 && isRecordId(match) ? match : prefix + censor)),
     scrubBodies: (text, censor) => own.scrubBodies(text, censor),
+    heldInName: (name) => own.heldInName(name) || (inName !== undefined && inName.test(name)),
+    bareKeyCandidates(name) {
+      if (byPrefix.length > 0) return [];
+      // Every part of a run a key long: a key pasted beside a word of its alphabet (`prod-<key>`) is in one.
+      const candidates = new Set<string>();
+      for (const [run] of name.matchAll(bareRuns)) {
+        for (let length = min; length <= Math.min(max, run.length); length++) {
+          for (let at = 0; at + length <= run.length; at++) {
+            const part = run.slice(at, at + length);
+            if (!isRecordId(part)) candidates.add(part);
+          }
+        }
+      }
+      return [...candidates];
+    },
   };
 }
 
@@ -330,6 +395,8 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
   // Only after a prefix: with none (a profile may issue bare keys), any word of 12
   // characters would look like one.
   const unprefixed = byMode.some(([, prefix]) => prefix === '');
+  /** Each prefix and a search for it in any case (none for an empty prefix). */
+  const prefixesInAnyCase = byMode.map(([, prefix]): [string, RegExp | undefined] => [prefix, prefix === '' ? undefined : new RegExp(literal(prefix), 'gi')]);
   const partly = prefixes.live !== '' && prefixes.test !== '' ? new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z_]{${PARTIAL_BODY_LENGTH},}`, 'gi') : anywhere;
   return {
     modes: byMode.map(([mode]) => mode),
@@ -356,7 +423,32 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     hintStarts: byMode.map(([, prefix]) => prefix + HINT_MARK),
     scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
     scrubBodies: (text, censor) => withoutBareBodies(text, censor),
+    heldInName: (name) => checksummedWithin(name) || withoutBareBodies(name, '') !== name,
+    bareKeyCandidates: () => [],
   };
+
+  /**
+   * Whether a whole key is in `name`, told by its checksum: after a prefix in any case
+   * (`RK_LIVE_<body>`, the checksum taken with the prefix as issued), or, for keys
+   * without one, as any key-long stretch of a run of base62. A name is short and set
+   * rarely: a checksum at each place costs nothing that matters, and a word after a prefix
+   * (`task_runner_for_…` under `sk_`) is not taken for a key.
+   */
+  function checksummedWithin(name: string): boolean {
+    for (const [prefix, anyCase] of prefixesInAnyCase) {
+      if (anyCase === undefined) {
+        for (const [run] of name.matchAll(BASE62_RUNS)) {
+          for (let at = 0; at + BODY_LENGTH <= run.length; at++) if (endsWithChecksum(run.slice(at, at + BODY_LENGTH))) return true;
+        }
+        continue;
+      }
+      for (const found of name.matchAll(anyCase)) {
+        const start = found.index + found[0].length;
+        if (check(prefix + name.slice(start, start + BODY_LENGTH)).ok) return true;
+      }
+    }
+    return false;
+  }
 
   /**
    * Whether a key is inside `text`: one of each prefix's length from wherever the prefix
@@ -440,6 +532,9 @@ function hexFormat(length: number): KeyFormat {
     scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, censor),
     // A hex key has no prefix to lose: `scrub` finds it wherever it is.
     scrubBodies: (text) => text,
+    // Nothing but the shape tells a hex key: a run of hex a key long is taken for one.
+    heldInName: (name) => name.replace(anywhere, '') !== name,
+    bareKeyCandidates: () => [],
   };
 }
 

@@ -251,7 +251,7 @@ export function isNewAccountId(value: unknown): value is string {
  */
 export async function createAccount(rt: Runtime, input: NewAccount, actor: Actor, options: { id?: string } = {}): Promise<AccountRecord> {
   if (options.id !== undefined && !isNewAccountId(options.id)) throw new OperationError('invalid', 'a new account id is "acc_" and 16 letters or digits');
-  const name = checkedName('an account', input.name, ACCOUNT_NAME_MAX, rt.keyFormat);
+  const name = await checkedName('an account', input.name, ACCOUNT_NAME_MAX, rt);
   const planId = input.planId ?? defaultPlanId(rt);
   checkPlan(rt, planId);
   if (input.planExpiresAt !== undefined && input.planExpiresAt !== null) checkedTime("the plan's expiry", input.planExpiresAt);
@@ -302,7 +302,7 @@ export async function changeAccount(rt: Runtime, id: string, change: AccountChan
   const { limits: limitsChange, ...fields } = change;
   let patch: AccountPatch = fields;
   if (patch.planId !== undefined) checkPlan(rt, patch.planId);
-  if (patch.name !== undefined) patch = { ...patch, name: checkedName('an account', patch.name, ACCOUNT_NAME_MAX, rt.keyFormat) };
+  if (patch.name !== undefined) patch = { ...patch, name: await checkedName('an account', patch.name, ACCOUNT_NAME_MAX, rt) };
   if (patch.planExpiresAt !== undefined && patch.planExpiresAt !== null) checkedTime("the plan's expiry", patch.planExpiresAt);
   const before = await getAccount(rt, id);
   // Checked against the plan the account will be on; a move to another plan alone checks the limits it keeps. The plan it

@@ -1,5 +1,5 @@
 import type { KeyFormat } from '../keys/format.js';
-import type { KeyRecord } from '../store/store.js';
+import type { KeyRecord, Store } from '../store/store.js';
 
 /** Why an operator or member action was refused; the admin API maps `kind` to a status. */
 export type OperationErrorKind = 'not_found' | 'invalid' | 'limit' | 'conflict' | 'forbidden';
@@ -149,12 +149,20 @@ export function checkedTime(what: string, ms: number): number {
   return ms;
 }
 
+/** What checking a name for keys needs: the key format, and the store and hash for keys told by no shape of their own. */
+export interface NameChecking {
+  keyFormat: Pick<KeyFormat, 'heldInName' | 'bareKeyCandidates'>;
+  store: Pick<Store, 'storedKeyHashes'>;
+  hashKey: (secret: string) => string;
+}
+
 /**
  * A name as it is typed (`what`: "a key", "an account"): trimmed, not empty, at most
  * `max` characters, and without control characters, which would forge rows in the CLI's
- * tables or move an operator's terminal (a member names their own keys).
+ * tables or move an operator's terminal (a member names their own keys); nor a key
+ * (`importing`: also the key being imported, not stored yet).
  */
-export function checkedName(what: string, raw: string, max: number, keyFormat: Pick<KeyFormat, 'scrub' | 'scrubBodies'>): string {
+export async function checkedName(what: string, raw: string, max: number, rt: NameChecking, importing?: string): Promise<string> {
   const name = raw.trim();
   if (name === '') throw new OperationError('invalid', `${what} needs a name`);
   if (name.length > max) throw new OperationError('invalid', `${what} name is at most ${max} characters`);
@@ -162,7 +170,12 @@ export function checkedName(what: string, raw: string, max: number, keyFormat: P
   if (DIRECTION_CONTROL.test(name)) throw new OperationError('invalid', `${what} name cannot contain text-direction controls (such as U+202E): it would show as another name`);
   if (LONE_SURROGATE.test(name)) throw new OperationError('invalid', `${what} name cannot contain half of a UTF-16 surrogate pair (it is no character)`);
   // Names are stored and shown as they are: a key pasted into one would be kept in clear.
-  if (keyFormat.scrub(name, '') !== name || keyFormat.scrubBodies(name, '') !== name) throw new OperationError('invalid', `${what} name cannot contain an API key (it would be stored and shown in clear): name it after what it is for`);
+  const holdsKey = new OperationError('invalid', `${what} name cannot contain an API key (it would be stored and shown in clear): name it after what it is for`);
+  if (rt.keyFormat.heldInName(name) || (importing !== undefined && name.includes(importing))) throw holdsKey;
+  // An imported key without a prefix has only a shape, which long words have too (`acme-industries.co.uk`):
+  // the name holds one where the store has a key of one of its key-shaped parts. Names are set rarely.
+  const candidates = rt.keyFormat.bareKeyCandidates(name);
+  if (candidates.length > 0 && (await rt.store.storedKeyHashes(candidates.map((candidate) => rt.hashKey(candidate)))).length > 0) throw holdsKey;
   return name;
 }
 
