@@ -106,17 +106,18 @@ describe('hand-set imported keys with "." and "~" (keys.imported.alphabet: unres
     const keyNamed = await runCli(['--config', configFile, 'keys', 'create', '--account', acme.id, '--name', 'quarterly-report.v2.pdf export', '--json']);
     expect(keyNamed.stderr).toBe('');
     expect((JSON.parse(keyNamed.stdout) as { name: string }).name).toBe('quarterly-report.v2.pdf export');
-    // The imported key, alone, glued to a word of its alphabet, or inside a longer run.
+    // The imported key, alone, glued to a word of its alphabet, or inside a longer run, in a name of its own
+    // account's (only the account's own keys are looked for: see the store suite).
     for (const name of [key, `prod-${key}`, `copy of ${key}.old`]) {
-      const refused = await runCli(['--config', configFile, 'keys', 'create', '--account', acme.id, '--name', name]);
+      const refused = await runCli(['--config', configFile, 'keys', 'create', '--account', accountId, '--name', name]);
       expect(refused.code, name).toBe(1);
       expect(refused.stderr).toContain(`a key ${refusal}`);
       expect(refused.stderr).not.toContain(key);
     }
-    const renamed = await runCli(['--config', configFile, 'accounts', 'update', acme.id, '--name', `acme ${key}`]);
+    const renamed = await runCli(['--config', configFile, 'accounts', 'update', accountId, '--name', `acme ${key}`]);
     expect(renamed.code).toBe(1);
     expect(renamed.stderr).toContain(`an account ${refusal}`);
-    const patched = await kg.admin(`/v1/accounts/${acme.id}`, { method: 'PATCH', body: JSON.stringify({ name: `acme-${key}` }) });
+    const patched = await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ name: `acme-${key}` }) });
     expect(patched.status).toBe(400);
     expect(((await patched.json()) as { detail: string }).detail).toBe(`an account ${refusal}`);
     // A key imported under a name holding it is not stored yet when the name is checked.

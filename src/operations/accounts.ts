@@ -302,7 +302,7 @@ export async function changeAccount(rt: Runtime, id: string, change: AccountChan
   const { limits: limitsChange, ...fields } = change;
   let patch: AccountPatch = fields;
   if (patch.planId !== undefined) checkPlan(rt, patch.planId);
-  if (patch.name !== undefined) patch = { ...patch, name: await checkedName('an account', patch.name, ACCOUNT_NAME_MAX, rt) };
+  if (patch.name !== undefined) patch = { ...patch, name: await checkedName('an account', patch.name, ACCOUNT_NAME_MAX, rt, { accountId: id }) };
   if (patch.planExpiresAt !== undefined && patch.planExpiresAt !== null) checkedTime("the plan's expiry", patch.planExpiresAt);
   const before = await getAccount(rt, id);
   // Checked against the plan the account will be on; a move to another plan alone checks the limits it keeps. The plan it

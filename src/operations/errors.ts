@@ -159,10 +159,12 @@ export interface NameChecking {
 /**
  * A name as it is typed (`what`: "a key", "an account"): trimmed, not empty, at most
  * `max` characters, and without control characters, which would forge rows in the CLI's
- * tables or move an operator's terminal (a member names their own keys); nor a key
- * (`importing`: also the key being imported, not stored yet).
+ * tables or move an operator's terminal (a member names their own keys); nor a key: one
+ * told by its shape, the key being imported (`importing`, not stored yet), or, for
+ * imported keys without a prefix, which only the store can tell, one of the account's own
+ * (`accountId`: the account named, or the key's; none for a new account or an unbound key).
  */
-export async function checkedName(what: string, raw: string, max: number, rt: NameChecking, importing?: string): Promise<string> {
+export async function checkedName(what: string, raw: string, max: number, rt: NameChecking, { accountId, importing }: { accountId?: string | null; importing?: string } = {}): Promise<string> {
   const name = raw.trim();
   if (name === '') throw new OperationError('invalid', `${what} needs a name`);
   if (name.length > max) throw new OperationError('invalid', `${what} name is at most ${max} characters`);
@@ -173,9 +175,10 @@ export async function checkedName(what: string, raw: string, max: number, rt: Na
   const holdsKey = new OperationError('invalid', `${what} name cannot contain an API key (it would be stored and shown in clear): name it after what it is for`);
   if (rt.keyFormat.heldInName(name) || (importing !== undefined && name.includes(importing))) throw holdsKey;
   // An imported key without a prefix has only a shape, which long words have too (`acme-industries.co.uk`):
-  // the name holds one where the store has a key of one of its key-shaped parts. Names are set rarely.
+  // the name holds one where the account has a key of one of its key-shaped parts. Names are set rarely.
+  if (accountId === undefined || accountId === null) return name;
   const candidates = rt.keyFormat.bareKeyCandidates(name);
-  if (candidates.length > 0 && (await rt.store.storedKeyHashes(candidates.map((candidate) => rt.hashKey(candidate)))).length > 0) throw holdsKey;
+  if (candidates.length > 0 && (await rt.store.storedKeyHashes(accountId, candidates.map((candidate) => rt.hashKey(candidate)))).length > 0) throw holdsKey;
   return name;
 }
 

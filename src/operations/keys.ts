@@ -205,7 +205,7 @@ async function issueKey(
   const account = await getAccount(rt, input.accountId);
   const { replacing } = options;
   // A replacement keeps its key's name, even one stored before names were checked.
-  const name = replacing === undefined ? await checkedName('a key', input.name, 100, rt, options.secret) : input.name;
+  const name = replacing === undefined ? await checkedName('a key', input.name, 100, rt, { accountId: input.accountId, importing: options.secret }) : input.name;
   const shape = options.secret === undefined ? undefined : rt.keyFormat.check(options.secret);
   // An imported key's prefix says its mode where the import does not.
   const mode = input.mode ?? (shape?.ok ? shape.mode : undefined) ?? 'live';
@@ -377,7 +377,7 @@ export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, ac
   if (changes.name === undefined && changes.scopes === undefined && changes.rateLimits === undefined) throw new OperationError('invalid', 'nothing to change: give a name, scopes or rateLimits');
   if (key.revokedAt !== null) throw new OperationError('conflict', 'a revoked key cannot be changed');
   const patch: KeyPatch = {};
-  if (changes.name !== undefined) patch.name = await checkedName('a key', changes.name, 100, rt);
+  if (changes.name !== undefined) patch.name = await checkedName('a key', changes.name, 100, rt, { accountId: key.accountId });
   if (changes.scopes !== undefined) {
     if (key.accountId === null) throw new OperationError('conflict', 'the scopes of an unbound key cannot be changed');
     patch.scopes = checkedScopes(rt, (await getAccount(rt, key.accountId)).planId, changes.scopes, key.scopes);

@@ -398,11 +398,12 @@ export class SqlStore implements Store {
     return row && toKey(row);
   }
 
-  async storedKeyHashes(hashes: readonly string[]): Promise<string[]> {
+  async storedKeyHashes(accountId: string, hashes: readonly string[]): Promise<string[]> {
     const stored: string[] = [];
+    if (holdsNul(accountId)) return stored;
     for (let at = 0; at < hashes.length; at += HASHES_PER_LOOKUP) {
       const slice = hashes.slice(at, at + HASHES_PER_LOOKUP);
-      const rows = await this.db.selectFrom('api_keys').select('hash').where('hash', 'in', slice).execute();
+      const rows = await this.db.selectFrom('api_keys').select('hash').where('account_id', '=', accountId).where('hash', 'in', slice).execute();
       for (const row of rows) stored.push(row.hash);
     }
     return stored;

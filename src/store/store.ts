@@ -268,8 +268,13 @@ export interface Store {
   insertKey(key: KeyRecord): Promise<void>;
   getKey(id: string): Promise<KeyRecord | undefined>;
   findKeyByHash(hash: string): Promise<KeyRecord | undefined>;
-  /** Those of `hashes` that are a stored key's (any state): many looked up at once, a name's key-shaped parts. */
-  storedKeyHashes(hashes: readonly string[]): Promise<string[]>;
+  /**
+   * Those of `hashes` that are the hash of one of the account's keys (any state): many
+   * looked up at once, a name's key-shaped parts. One account's only: a name checked
+   * against every key in the store would tell a member, one rename at a time, whether
+   * any of hundreds of guesses is some other account's key.
+   */
+  storedKeyHashes(accountId: string, hashes: readonly string[]): Promise<string[]>;
   /** Oldest first; `page` gives at most `limit` after a place (see Page). */
   listKeys(filter?: KeyFilter & Page): Promise<KeyRecord[]>;
   updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined>;

@@ -235,7 +235,7 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       await expect(store.insertKey(key(a.id, { hash: first.hash }))).rejects.toThrow();
     });
 
-    it('tells which of many hashes are stored keys, revoked ones too, past one statement of lookups', async () => {
+    it("tells which of many hashes are one account's keys, revoked ones too, past one statement of lookups, and not another account's", async () => {
       const a = account();
       await store.createAccount(a);
       const active = key(a.id, { createdAt: T0 + 10 });
@@ -243,9 +243,13 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       await store.insertKey(active);
       await store.insertKey(revoked);
       const unknown = Array.from({ length: 1_200 }, (_, i) => i.toString(16).padStart(64, 'f'));
-      expect((await store.storedKeyHashes([...unknown.slice(0, 700), active.hash, ...unknown.slice(700), revoked.hash])).sort()).toEqual([active.hash, revoked.hash].sort());
-      expect(await store.storedKeyHashes(unknown)).toEqual([]);
-      expect(await store.storedKeyHashes([])).toEqual([]);
+      expect((await store.storedKeyHashes(a.id, [...unknown.slice(0, 700), active.hash, ...unknown.slice(700), revoked.hash])).sort()).toEqual([active.hash, revoked.hash].sort());
+      expect(await store.storedKeyHashes(a.id, unknown)).toEqual([]);
+      expect(await store.storedKeyHashes(a.id, [])).toEqual([]);
+      // Another account's keys are not told: a name is checked against its own account's.
+      const other = account();
+      await store.createAccount(other);
+      expect(await store.storedKeyHashes(other.id, [active.hash, revoked.hash])).toEqual([]);
     });
 
     it("keeps a key's own rate-limit windows, changes them, and takes none for no windows", async () => {

@@ -76,7 +76,7 @@ export function registerKeyEditPages(app: FastifyInstance, dash: Dashboard): voi
       setNotice(dash, reply, { kind: 'info', text: `Nothing changed: key ${named} already has that name and ${key.scopes.length === 0 ? 'no scope' : `the scopes ${scopesSaid(key.scopes)}`}.`, code: [key.hint] });
       return redirect(reply, page.back);
     }
-    const nameRefused = changes.name === undefined ? undefined : await nameRefusal(changes.name);
+    const nameRefused = changes.name === undefined ? undefined : await nameRefusal(changes.name, account.id);
     if (nameRefused) return sendEditForm(request, reply, page, form, nameRefused);
     try {
       const updated = await updateKey(rt, key.id, changes, actorOf(dash, request), account.id);
@@ -90,9 +90,9 @@ export function registerKeyEditPages(app: FastifyInstance, dash: Dashboard): voi
   }
 
   /** Why a new name is refused, checked here first so that the refusal marks the name field (updateKey checks it again). */
-  async function nameRefusal(name: string): Promise<Refusal | undefined> {
+  async function nameRefusal(name: string, accountId: string): Promise<Refusal | undefined> {
     try {
-      await checkedName('a key', name, NAME_MAX, rt);
+      await checkedName('a key', name, NAME_MAX, rt, { accountId });
       return undefined;
     } catch (error) {
       if (!(error instanceof OperationError)) throw error;
