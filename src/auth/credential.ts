@@ -312,7 +312,7 @@ type KeyRecognition = Pick<KeyFormat, 'recognisesWithin' | 'mayHold'>;
  * which none of the prefixes, no `own` and no `%` is found costs those `indexOf`s alone:
  * no regular expression, no copy.
  */
-export function headerKeyTest(keyFormat: HeaderKeyRecognition): (value: string, own: string | undefined) => boolean {
+export function headerKeyTest(keyFormat: HeaderKeyRecognition): (value: string, own: OwnKey) => boolean {
   const { prefixes } = keyFormat;
   const hasPrefix = (text: string): boolean => {
     for (const prefix of prefixes) if (text.indexOf(prefix) !== -1) return true;
@@ -322,8 +322,10 @@ export function headerKeyTest(keyFormat: HeaderKeyRecognition): (value: string, 
   // all of them where a value holds none (the usual case); each prefix is looked for after.
   const shared = sharedStart(prefixes);
   const mayHavePrefix = shared.length >= MIN_SHARED_START ? (text: string) => text.indexOf(shared) !== -1 : hasPrefix;
-  return (value, own) => {
-    if (!mayHavePrefix(value) && value.indexOf('%') === -1 && (own === undefined || value.indexOf(own) === -1)) return false;
+  return (value, ownKey) => {
+    const given = typeof ownKey === 'function' ? undefined : ownKey;
+    if (!mayHavePrefix(value) && value.indexOf('%') === -1 && (given === undefined || value.indexOf(given) === -1)) return false;
+    const own = typeof ownKey === 'function' ? ownKey() : ownKey;
     return inAnyDecoding(value, (layer) => (hasPrefix(layer) && keyFormat.recognisesWithin(layer)) || (own !== undefined && layer.includes(own)));
   };
 }
@@ -346,7 +348,7 @@ const NAME_KEY_CHARS = new RegExp(`^[a-z0-9_.~-]{${NAME_KEY_RUN}}$`);
  * for keys without a prefix, by the caller's own key in any case. `name` lower-cased, as
  * Node gives it.
  */
-export function headerNameKeyTest(keyFormat: Pick<KeyFormat, 'prefixes'>): (name: string, own: string | undefined) => boolean {
+export function headerNameKeyTest(keyFormat: Pick<KeyFormat, 'prefixes'>): (name: string, own: OwnKey) => boolean {
   const prefixes = keyFormat.prefixes.map((prefix) => prefix.toLowerCase());
   const shared = sharedStart(prefixes);
   const mayHavePrefix = (text: string): boolean => (shared !== '' ? text.indexOf(shared) !== -1 : prefixes.some((prefix) => text.indexOf(prefix) !== -1));
@@ -361,10 +363,12 @@ export function headerNameKeyTest(keyFormat: Pick<KeyFormat, 'prefixes'>): (name
   // A name shorter than a prefix and a key-long run cannot hold one, even %-escaped
   // (decoding only shortens it): most names are, so most are judged by their length alone.
   const shortest = prefixes.length > 0 ? Math.min(...prefixes.map((prefix) => prefix.length)) + NAME_KEY_RUN : Infinity;
-  return (name, own) => {
-    if (name.length < shortest && (own === undefined || name.length < own.length)) return false;
-    const ownLower = own?.toLowerCase();
-    if (!mayHavePrefix(name) && name.indexOf('%') === -1 && (ownLower === undefined || name.indexOf(ownLower) === -1)) return false;
+  return (name, ownKey) => {
+    const given = typeof ownKey === 'function' ? undefined : ownKey;
+    if (name.length < shortest && (given === undefined || name.length < given.length)) return false;
+    const givenLower = given?.toLowerCase();
+    if (!mayHavePrefix(name) && name.indexOf('%') === -1 && (givenLower === undefined || name.indexOf(givenLower) === -1)) return false;
+    const ownLower = typeof ownKey === 'function' ? ownKey()?.toLowerCase() : givenLower;
     return inAnyDecoding(name, (layer) => {
       const lower = layer.toLowerCase();
       return prefixedRun(lower) || (ownLower !== undefined && lower.includes(ownLower));
@@ -372,6 +376,15 @@ export function headerNameKeyTest(keyFormat: Pick<KeyFormat, 'prefixes'>): (name
   };
 }
 
+
+/**
+ * The caller's key, for `headerKeyTest` and `headerNameKeyTest`: given (a key without a
+ * prefix has nothing else to be told by, so every header is searched for it), or read
+ * only where a header holds one of the prefixes or a `%` (a prefixed key holds its
+ * prefix): a prefix that continues a word is no key's start (KEY_START), but the key the
+ * caller presented is known exactly and is no word, whatever is before it.
+ */
+export type OwnKey = string | undefined | (() => string | undefined);
 
 /** The shortest start of prefixes worth looking for in their place: a letter and a `_`, say. */
 const MIN_SHARED_START = 2;

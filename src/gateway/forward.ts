@@ -205,8 +205,18 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
    */
   function upstreamHeaders(request: FastifyRequest, identity: Identity, plainBody: boolean, forwarded: FoundCredential | undefined): string[] {
     const headers = request.raw.headers;
-    // The caller's key, read again (the pipeline keeps no copy) where it is all a key without a prefix is told by.
-    const own = bareKeys ? (forwarded ?? presented(request))?.secret : undefined;
+    // The caller's key, read again (the pipeline keeps no copy): for every header where it is all a key without a
+    // prefix is told by; else only once a header holds a prefix or a `%` (its prefix may follow a letter there).
+    let ownRead = false;
+    let ownSecret: string | undefined;
+    const ownKey = (): string | undefined => {
+      if (!ownRead) {
+        ownRead = true;
+        ownSecret = (forwarded ?? presented(request))?.secret;
+      }
+      return ownSecret;
+    };
+    const own = bareKeys ? ownKey() : ownKey;
     const out = identityHeaders(identity);
     const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
     // The address the gateway's record read as the request arrived: the same (Node keeps a
