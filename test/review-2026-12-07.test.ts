@@ -73,3 +73,40 @@ describe("the caller's own key in another header, after a letter or digit", () =
     expect(seen).toContain('"x-file":"network_configuration0123456789abcdef"');
   });
 });
+
+describe('an imported key after an escape that ends in a letter or digit (\\n, \\t, \\u0022, \\x22)', () => {
+  const dir = tempDir('review-2026-12-07-escapes');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let own: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    const profile: ConfigInput = {
+      upstream: { url: upstream.url },
+      store: `sqlite:${path.join(dir, 'keygate.db')}`,
+      keys: { prefix: { live: 'sk_live_' }, imported: { prefix: { live: 'rk_' }, alphabet: 'base62', length: 24 } },
+      auth: { credentials: [{ in: 'header', name: 'authorization', scheme: 'Bearer' }] },
+    };
+    kg = await startKeygate(profile, { dir });
+    const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'acme' }) })).json()) as { id: string };
+    own = ((await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'own' }) })).json()) as { secret: string }).secret;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  it("is not forwarded in a header value or a query parameter (JSON's and C's escapes are no word the prefix continues)", async () => {
+    for (const escape of ['\\n', '\\t', '\\u0022', '\\x22']) {
+      const other = `rk_${randomBase62(24)}`;
+      const response = await kg.call(`/v1/data?q=${encodeURIComponent(`{"note":"line${escape}${other}"}`)}&x=1`, { headers: { authorization: `Bearer ${own}`, 'x-note': `{"note":"line${escape}${other}"}` } });
+      expect(response.status, escape).toBe(200);
+      await response.text();
+      const seen = upstream.received.at(-1);
+      expect(seen?.url, escape).toBe('/v1/data?x=1');
+      expect(seen?.headers['x-note'], escape).toBeUndefined();
+    }
+  });
+});

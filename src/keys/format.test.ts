@@ -233,6 +233,15 @@ describe('keys issued before keygate (keys.imported)', () => {
     expect(withoutKeys(unreserved, `/v1/files/${word}`)).toBe('/v1/files/network_[REDACTED]');
   });
 
+  it('takes an imported prefix after a backslash escape (\\n, \\t, \\u0022, \\x22) for a key’s start: the escape ends in a letter or digit but is no word', () => {
+    const base62 = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: { live: 'rk_' }, alphabet: 'base62', length: 24 } });
+    const key = `rk_${'a1B2'.repeat(6)}`;
+    for (const escape of ['\\n', '\\t', '\\r', '\\u0022', '\\x22']) {
+      expect([base62.recognisesWithin(`{"note":"line${escape}${key}"}`), base62.heldInName(`line${escape}${key}`)], escape).toEqual([true, true]);
+    }
+    expect([base62.recognisesWithin(`C:\\keys\\bo${key}`), base62.recognisesWithin(`line\\nwork${key}`)]).toEqual([false, false]);
+  });
+
   it('gives every part of a run of the alphabet a bare imported key long, for the store to say whether it is a key, and nothing for prefixed ones', () => {
     const bareUnreserved = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: {}, alphabet: 'unreserved', length: { min: 20, max: 22 } } });
     const candidates = bareUnreserved.bareKeyCandidates('acme-industries.co.uk ltd, key_0123456789abcdef');

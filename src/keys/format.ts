@@ -50,10 +50,12 @@ const BASE62_BODY_RUN = new RegExp(`(?<![0-9A-Za-z])[0-9A-Za-z]{${BODY_LENGTH}}`
  * Where a prefix begins a key, as a regular expression's lookbehind: not after a letter or
  * a digit, where it would continue a word (`network_configuration.settings` holds `rk_`),
  * or else right after a percent-escape (`Bearer%20rk_…`, `%2520` escaped again), which
- * stands for a delimiter as often as not. `_`, `-`, `.` and `~` are delimiters here
- * (`old_rk_<key>`, `X-rk_<key>`, `keys.rk_<key>`): what follows them begins a word.
+ * stands for a delimiter as often as not, or a backslash escape (`line\nrk_…`, `\t`,
+ * `\u0022`, `\x22` in a JSON or C string), which ends in a letter or digit but is no
+ * word. `_`, `-`, `.` and `~` are delimiters here (`old_rk_<key>`, `X-rk_<key>`,
+ * `keys.rk_<key>`): what follows them begins a word.
  */
-const KEY_START = '(?:(?<![0-9A-Za-z])|(?<=%(?:25)*[0-9A-Fa-f]{2}))';
+const KEY_START = '(?:(?<![0-9A-Za-z])|(?<=%(?:25)*[0-9A-Fa-f]{2})|(?<=\\\\(?:[A-Za-z]|u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2})))';
 const KEY_START_AT = new RegExp(KEY_START, 'y');
 
 /** Whether a prefix found at `at` in `text` begins a key there (KEY_START). */
