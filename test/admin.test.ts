@@ -990,6 +990,11 @@ describe('admin API', () => {
     // Without its prefix too: the prefix is public, the rest is the secret.
     const bare = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: `old ${first.secret.slice('sk_live_'.length)}` }) }));
     expect(bare).toMatchObject({ status: 400, body: { detail: expect.stringContaining('a key name cannot contain an API key') } });
+    // Upper- or lower-cased whole: the checksum fails, but each letter's case is guessed back offline in seconds.
+    for (const folded of [first.secret.toUpperCase(), `prod ${first.secret.toLowerCase()}`]) {
+      const foldedName = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: folded }) }));
+      expect(foldedName, folded).toMatchObject({ status: 400, body: { detail: expect.stringContaining('a key name cannot contain an API key') } });
+    }
     const listed = JSON.stringify([await (await kg.admin('/v1/keys')).json(), await (await kg.admin('/v1/accounts')).json()]);
     expect(listed).not.toContain(first.secret.slice('sk_live_'.length));
     // A prefix inside a word with a key's length of letters after it is no key: keygate's keys are told by their checksum.

@@ -45,6 +45,8 @@ const BASE62_RUNS = new RegExp(`[0-9A-Za-z]{${BODY_LENGTH},}`, 'g');
  * be read a body's length over again each time.
  */
 const BASE62_BODY_RUN = new RegExp(`(?<![0-9A-Za-z])[0-9A-Za-z]{${BODY_LENGTH}}`);
+/** A key body in one case (upper or lower), tested from `lastIndex` (just past a prefix), ending there: a key upper- or lower-cased. */
+const FOLDED_BODY = new RegExp(`(?:[0-9A-Z]{${BODY_LENGTH}}|[0-9a-z]{${BODY_LENGTH}})(?![0-9A-Za-z])`, 'y');
 
 /**
  * Where a prefix begins a key, as a regular expression's lookbehind: not after a letter or
@@ -425,9 +427,26 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     hintStarts: byMode.map(([, prefix]) => prefix + HINT_MARK),
     scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
     scrubBodies: (text, censor) => withoutBareBodies(text, censor),
-    heldInName: (name) => checksummedWithin(name) || withoutBareBodies(name, '') !== name,
+    heldInName: (name) => checksummedWithin(name) || foldedWithin(name) || withoutBareBodies(name, '') !== name,
     bareKeyCandidates: () => [],
   };
+
+  /**
+   * Whether `name` holds a key written in one case (`SK_LIVE_<BODY>`, all of it upper- or
+   * lower-cased), which its checksum no longer tells: after a prefix in any case, a key
+   * body's length of digits and letters of one case, ending there. Guessing each letter's
+   * case back is a few million checksums, seconds offline: such a key is as good as the key.
+   */
+  function foldedWithin(name: string): boolean {
+    for (const [, anyCase] of prefixesInAnyCase) {
+      if (anyCase === undefined) continue;
+      for (const found of name.matchAll(anyCase)) {
+        FOLDED_BODY.lastIndex = found.index + found[0].length;
+        if (FOLDED_BODY.test(name)) return true;
+      }
+    }
+    return false;
+  }
 
   /**
    * Whether a whole key is in `name`, told by its checksum: after a prefix in any case
