@@ -68,6 +68,16 @@ describe("the caller's own key in another header, after a letter or digit", () =
     }
   });
 
+  it("does not forward a header whose name holds another key of keygate's own after a letter or digit (its prefix is a key's start anywhere, as before 2026-12-07)", async () => {
+    const account = (await (await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'other' }) })).json()) as { id: string };
+    const other = ((await (await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'other' }) })).json()) as { secret: string }).secret;
+    for (const before of ['a', '2', 'token']) {
+      const seen = await received(`/v1/data?apikey=${own}`, { [`x-${before}${other}`]: '1', 'x-other': 'kept' });
+      expect(seen, before).not.toContain(other.slice('sk_live_'.length).toLowerCase());
+      expect(seen, before).toContain('"x-other":"kept"');
+    }
+  });
+
   it('still forwards a header whose value holds an imported prefix inside a word, the key presented elsewhere', async () => {
     const seen = await received('/v1/data', { authorization: `Bearer ${imported}`, 'x-file': 'network_configuration0123456789abcdef' });
     expect(seen).toContain('"x-file":"network_configuration0123456789abcdef"');

@@ -348,15 +348,21 @@ const NAME_KEY_CHARS = new RegExp(`^[a-z0-9_.~-]{${NAME_KEY_RUN}}$`);
  * for keys without a prefix, by the caller's own key in any case. `name` lower-cased, as
  * Node gives it.
  */
-export function headerNameKeyTest(keyFormat: Pick<KeyFormat, 'prefixes'>): (name: string, own: OwnKey) => boolean {
+export function headerNameKeyTest(keyFormat: Pick<KeyFormat, 'prefixes' | 'issuedPrefixes'>): (name: string, own: OwnKey) => boolean {
   const prefixes = keyFormat.prefixes.map((prefix) => prefix.toLowerCase());
+  /** keygate's own prefixes (its keys' checksums do not survive a lower-cased name): a key's start wherever they are, `x-a<sk_live_ key>` too. */
+  const issued = new Set(keyFormat.issuedPrefixes.map((prefix) => prefix.toLowerCase()));
   const shared = sharedStart(prefixes);
   const mayHavePrefix = (text: string): boolean => (shared !== '' ? text.indexOf(shared) !== -1 : prefixes.some((prefix) => text.indexOf(prefix) !== -1));
-  /** A prefix where it begins a key (not inside a word: `x-network_configuration.settings`), followed by NAME_KEY_RUN of a key's characters. */
+  /**
+   * A prefix where it begins a key, followed by NAME_KEY_RUN of a key's characters: keygate's
+   * own anywhere, an imported one not inside a word (`x-network_configuration.settings` holds `rk_`).
+   */
   const prefixedRun = (text: string): boolean =>
     prefixes.some((prefix) => {
+      const anywhere = issued.has(prefix);
       for (let at = text.indexOf(prefix); at !== -1; at = text.indexOf(prefix, at + 1)) {
-        if (beginsKey(text, at) && NAME_KEY_CHARS.test(text.slice(at + prefix.length, at + prefix.length + NAME_KEY_RUN))) return true;
+        if ((anywhere || beginsKey(text, at)) && NAME_KEY_CHARS.test(text.slice(at + prefix.length, at + prefix.length + NAME_KEY_RUN))) return true;
       }
       return false;
     });

@@ -85,6 +85,12 @@ export interface KeyFormat {
    */
   readonly prefixes: readonly string[];
   /**
+   * Those of `prefixes` that keys keygate issued begin with: such a key carries a checksum,
+   * so a prefix of these is a key's start wherever it is (in a header's name too, after a
+   * letter); an imported key's prefix begins one only where it does not continue a word.
+   */
+  readonly issuedPrefixes: readonly string[];
+  /**
    * Whether some keys have no prefix (`hex`, an empty live prefix, imported bare keys):
    * where a text is searched cheaply (request headers), such a key is looked for as the
    * caller's own only.
@@ -320,6 +326,7 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
   return {
     modes: own.modes,
     prefixes: [...new Set([...own.prefixes, ...byPrefix.map(([, prefix]) => prefix)])],
+    issuedPrefixes: own.issuedPrefixes,
     bareKeys: own.bareKeys || byPrefix.length === 0,
     longest: Math.max(own.longest, longest),
     generate: (mode) => own.generate(mode),
@@ -405,6 +412,7 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
   return {
     modes: byMode.map(([mode]) => mode),
     prefixes: byMode.map(([, prefix]) => prefix).filter((prefix) => prefix !== ''),
+    issuedPrefixes: byMode.map(([, prefix]) => prefix).filter((prefix) => prefix !== ''),
     bareKeys: unprefixed,
     longest: Math.max(...byMode.map(([, prefix]) => prefix.length)) + BODY_LENGTH,
     generate(mode) {
@@ -534,6 +542,7 @@ function hexFormat(length: number): KeyFormat {
   return {
     modes: ['live'],
     prefixes: [],
+    issuedPrefixes: [],
     bareKeys: true,
     longest: length,
     generate() {
