@@ -237,28 +237,17 @@ describe('keygate as a library', () => {
       file: 'inline',
       dir,
     });
-    // The app answers with what it is handed: result.url, and its own req.url.
-    const app = createServer(async (req, res) => {
-      const result = await unread.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
-      if (!result.allowed) {
-        res.writeHead(result.error.status, result.error.headers).end(result.error.body);
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ url: result.url, reqUrl: req.url }));
-      await result.settle(200);
-    });
-    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    const app = await urlEchoApp(unread);
     try {
       const account = await createAccount(unread.runtime, { name: 'Unread' }, 'test');
       const key = (await createKey(unread.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
       const other = unread.runtime.keyFormat.generate('test');
       const target = `/v1/x?api_key=${key}&page=2&ref=${other.replace('_', '%5F')}&q=a+b;k=${key}&doc=sk_live_docs`;
-      const response = await fetch(`http://127.0.0.1:${(app.address() as AddressInfo).port}${target}`, { headers: { authorization: `Bearer ${key}` } });
+      const response = await fetch(`${app.url}${target}`, { headers: { authorization: `Bearer ${key}` } });
       expect(response.status).toBe(200);
       expect(await response.json()).toEqual({ url: '/v1/x?page=2&q=a+b&doc=sk_live_docs', reqUrl: target });
     } finally {
-      app.closeAllConnections();
-      await new Promise((resolve) => app.close(resolve));
+      await app.close();
       await unread.close();
     }
   });
@@ -274,25 +263,15 @@ describe('keygate as a library', () => {
       file: 'inline',
       dir,
     });
-    const app = createServer(async (req, res) => {
-      const result = await forwarding.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
-      if (!result.allowed) {
-        res.writeHead(result.error.status, result.error.headers).end(result.error.body);
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ url: result.url, reqUrl: req.url }));
-      await result.settle(200);
-    });
-    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    const app = await urlEchoApp(forwarding);
     try {
       const account = await createAccount(forwarding.runtime, { name: 'Forwarding' }, 'test');
       const key = (await createKey(forwarding.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
       const target = `/v1/x?page=2&apikey=${key}&q=a`;
-      const response = await fetch(`http://127.0.0.1:${(app.address() as AddressInfo).port}${target}`);
+      const response = await fetch(`${app.url}${target}`);
       expect([response.status, await response.json()]).toEqual([200, { url: '/v1/x?page=2&q=a', reqUrl: target }]);
     } finally {
-      app.closeAllConnections();
-      await new Promise((resolve) => app.close(resolve));
+      await app.close();
       await forwarding.close();
     }
   });
@@ -847,3 +826,27 @@ describe('keygate as a library, with auth.unknownKeys', () => {
     expect(await reasons({ remoteAddress: '10.0.0.1' }, { 'x-forwarded-for': '198.51.100.2' })).toEqual(['unknown_key', 'unknown_key', 'too_many_failures']);
   });
 });
+
+/**
+ * An app in front of `keygate` (the library) that answers each admitted request with the
+ * target keygate hands it (`result.url`) and its own `req.url`; a refusal as keygate renders it.
+ */
+async function urlEchoApp(keygate: Keygate): Promise<{ url: string; close: () => Promise<void> }> {
+  const app = createServer(async (req, res) => {
+    const result = await keygate.check({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders });
+    if (!result.allowed) {
+      res.writeHead(result.error.status, result.error.headers).end(result.error.body);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ url: result.url, reqUrl: req.url }));
+    await result.settle(200);
+  });
+  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+    close: async () => {
+      app.closeAllConnections();
+      await new Promise((resolve) => app.close(resolve));
+    },
+  };
+}
