@@ -96,7 +96,8 @@ try {
   writeFileSync(profile, JSON.stringify(keygateProfile({ upstreamUrl: upstream.info.url, store: `sqlite:${path.join(tmp, 'c.db')}`, counters: 'memory', limits: false })));
   const splits = new Map();
   for (const id of ['b', 'c']) {
-    const execArgv = ['--perf-basic-prof'];
+    // V8's own log to /dev/null: else an isolate-*.log is left in the working directory.
+    const execArgv = ['--perf-basic-prof', '--logfile=/dev/null'];
     const proxy = id === 'b' ? await startChild('bare-proxy.js', [upstream.info.url], { execArgv }) : await startChild('keygate.js', [profile], { execArgv });
     servers.push(proxy);
     if (pinned) pin(proxy.pid, 1);
