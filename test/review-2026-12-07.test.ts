@@ -18,6 +18,7 @@ describe("the caller's own key in another header, after a letter or digit", () =
   let upstream: TestUpstream;
   let kg: TestKeygate;
   let own: string;
+  let acmeId: string;
   const imported = `rk_${randomBase62(24)}`;
 
   beforeAll(async () => {
@@ -33,6 +34,7 @@ describe("the caller's own key in another header, after a letter or digit", () =
     const created = await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'own' }) });
     expect(created.status).toBe(201);
     own = ((await created.json()) as { secret: string }).secret;
+    acmeId = account.id;
     const importedKey = await kg.admin('/v1/keys/import', { method: 'POST', body: JSON.stringify({ accountId: account.id, name: 'from kong', secret: imported }) });
     expect(importedKey.status).toBe(201);
   });
@@ -76,6 +78,16 @@ describe("the caller's own key in another header, after a letter or digit", () =
       expect(seen, before).not.toContain(other.slice('sk_live_'.length).toLowerCase());
       expect(seen, before).toContain('"x-other":"kept"');
     }
+  });
+
+  it("refuses a key name holding the account's imported key glued to a word (prodrk_<key>), and takes one with the prefix inside a word that is no key", async () => {
+    for (const name of [`prod${imported}`, `v2${imported}.old`]) {
+      const refused = await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: acmeId, name }) });
+      expect(refused.status, name).toBe(400);
+      expect(JSON.stringify(await refused.json())).not.toContain(imported.slice(3));
+    }
+    const taken = await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: acmeId, name: 'network_configuration0123456789abcdefXYZ' }) });
+    expect(taken.status).toBe(201);
   });
 
   it('still forwards a header whose value holds an imported prefix inside a word, the key presented elsewhere', async () => {

@@ -244,9 +244,17 @@ describe('keys issued before keygate (keys.imported)', () => {
 
   it('gives every part of a run of the alphabet a bare imported key long, for the store to say whether it is a key, and nothing for prefixed ones', () => {
     const bareUnreserved = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: {}, alphabet: 'unreserved', length: { min: 20, max: 22 } } });
-    const candidates = bareUnreserved.bareKeyCandidates('acme-industries.co.uk ltd, key_0123456789abcdef');
+    const candidates = bareUnreserved.storedKeyCandidates('acme-industries.co.uk ltd, key_0123456789abcdef');
     expect(candidates.sort()).toEqual(['acme-industries.co.u', 'acme-industries.co.uk', 'cme-industries.co.uk'].sort());
-    expect([bareUnreserved.heldInName('acme-industries.co.uk'), migrated.bareKeyCandidates('acme-industries.co.uk')]).toEqual([false, []]);
+    expect([bareUnreserved.heldInName('acme-industries.co.uk'), migrated.storedKeyCandidates('acme-industries.co.uk')]).toEqual([false, []]);
+  });
+
+  it('gives an imported prefix glued to a word, with each body length after it, for the store to say whether it is a key; not one that begins a key (heldInName has it)', () => {
+    const prefixed = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: { live: 'rk_' }, alphabet: 'base62', length: { min: 20, max: 21 } } });
+    const body = 'a1B2c3D4e5F6g7H8i9J0k';
+    expect(prefixed.storedKeyCandidates(`prodrk_${body} and rk_${body}`).sort()).toEqual([`rk_${body.slice(0, 20)}`, `rk_${body}`].sort());
+    expect([prefixed.heldInName(`prodrk_${body}`), prefixed.heldInName(`prod rk_${body}`)]).toEqual([false, true]);
+    expect(prefixed.storedKeyCandidates('network_configuration')).toEqual([]);
   });
 
   it('hints an imported key by its prefix, if any, and its last four characters', () => {

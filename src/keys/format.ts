@@ -150,17 +150,19 @@ export interface KeyFormat {
    * keygate's own by its checksum (after a prefix in any case, or having lost it), an
    * imported one by its prefix in any case where it begins a key (KEY_START) and a
    * shortest body after it; bare hex keys by their shape. Imported keys without a prefix
-   * have none of that: see `bareKeyCandidates`.
+   * have none of that, nor an imported prefix glued to a word: see `storedKeyCandidates`.
    */
   heldInName(name: string): boolean;
   /**
-   * The parts of `name` shaped like an imported key without a prefix: every part of each
-   * run of the alphabet that has a key's length (keygate's ids left out). A name is
-   * refused for one only where the store holds a key of it: such a key has no checksum
-   * or prefix, and a long word (`acme-industries.co.uk`) has its shape. Empty for other
-   * formats.
+   * The parts of `name` that are an imported key only if the store holds one: without a
+   * prefix, every part of each run of the alphabet that has a key's length (keygate's ids
+   * left out), since such a key has no checksum or prefix and a long word
+   * (`acme-industries.co.uk`) has its shape; with one, the prefix glued to a word
+   * (`prodrk_<key>`, which `heldInName` leaves: `network_configuration` holds `rk_` too)
+   * and each body length the run after it allows. A name is refused for one only where
+   * the store holds a key of it. Empty for other formats.
    */
-  bareKeyCandidates(name: string): string[];
+  storedKeyCandidates(name: string): string[];
 }
 
 /** `text` as a literal inside a regular expression. */
@@ -307,6 +309,26 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
   const inName = byPrefix.length > 0 ? new RegExp(`${KEY_START}(?:${alternatives})[${chars}]{${min}}`, 'i') : undefined;
   const bareRun = new RegExp(`(?<![${chars}])[${chars}]{${min}}`);
   const bareRuns = new RegExp(`[${chars}]{${min},}`, 'g');
+  /** A run of the alphabet, tested from `lastIndex` (just past a prefix). */
+  const runAt = new RegExp(`[${chars}]+`, 'y');
+
+  /**
+   * An imported prefix glued to a word in a name (`prodrk_<key>`, `v2rk_<key>`): a key to
+   * whoever drops the word, so each body length the run after it allows is a candidate for
+   * the store. A prefix that begins a key there is `heldInName`'s.
+   */
+  function gluedCandidates(name: string): string[] {
+    const candidates = new Set<string>();
+    for (const [, prefix] of byPrefix) {
+      for (let at = name.indexOf(prefix); at !== -1; at = name.indexOf(prefix, at + 1)) {
+        if (beginsKey(name, at)) continue;
+        runAt.lastIndex = at + prefix.length;
+        const run = runAt.exec(name)?.[0] ?? '';
+        for (let length = min; length <= Math.min(max, run.length); length++) candidates.add(prefix + run.slice(0, length));
+      }
+    }
+    return [...candidates];
+  }
 
   /**
    * Whether `text` holds a prefix (in its own case, as `recognises` takes it) where it begins a key (KEY_START), and a
@@ -355,8 +377,8 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
     scrub: (text, censor, partial) => own.scrub(text, censor, partial).replace(partial ? partly : anywhere, (match: string, prefix: string) => (byPrefix.length === 0 && isRecordId(match) ? match : prefix + censor)),
     scrubBodies: (text, censor) => own.scrubBodies(text, censor),
     heldInName: (name) => own.heldInName(name) || (inName !== undefined && inName.test(name)),
-    bareKeyCandidates(name) {
-      if (byPrefix.length > 0) return [];
+    storedKeyCandidates(name) {
+      if (byPrefix.length > 0) return gluedCandidates(name);
       // Every part of a run a key long: a key pasted beside a word of its alphabet (`prod-<key>`) is in one.
       const candidates = new Set<string>();
       for (const [run] of name.matchAll(bareRuns)) {
@@ -436,7 +458,7 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
     scrubBodies: (text, censor) => withoutBareBodies(text, censor),
     heldInName: (name) => checksummedWithin(name) || foldedWithin(name) || withoutBareBodies(name, '') !== name,
-    bareKeyCandidates: () => [],
+    storedKeyCandidates: () => [],
   };
 
   /**
@@ -564,7 +586,7 @@ function hexFormat(length: number): KeyFormat {
     scrubBodies: (text) => text,
     // Nothing but the shape tells a hex key: a run of hex a key long is taken for one.
     heldInName: (name) => name.replace(anywhere, '') !== name,
-    bareKeyCandidates: () => [],
+    storedKeyCandidates: () => [],
   };
 }
 

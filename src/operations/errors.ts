@@ -151,7 +151,7 @@ export function checkedTime(what: string, ms: number): number {
 
 /** What checking a name for keys needs: the key format, and the store and hash for keys told by no shape of their own. */
 export interface NameChecking {
-  keyFormat: Pick<KeyFormat, 'heldInName' | 'bareKeyCandidates'>;
+  keyFormat: Pick<KeyFormat, 'heldInName' | 'storedKeyCandidates'>;
   store: Pick<Store, 'storedKeyHashes'>;
   hashKey: (secret: string) => string;
 }
@@ -174,10 +174,11 @@ export async function checkedName(what: string, raw: string, max: number, rt: Na
   // Names are stored and shown as they are: a key pasted into one would be kept in clear.
   const holdsKey = new OperationError('invalid', `${what} name cannot contain an API key (it would be stored and shown in clear): name it after what it is for`);
   if (rt.keyFormat.heldInName(name) || (importing !== undefined && name.includes(importing))) throw holdsKey;
-  // An imported key without a prefix has only a shape, which long words have too (`acme-industries.co.uk`):
-  // the name holds one where the account has a key of one of its key-shaped parts. Names are set rarely.
+  // An imported key without a prefix has only a shape, which long words have too (`acme-industries.co.uk`), and
+  // an imported prefix glued to a word (`prodrk_<key>`) is one as often as not (`network_configuration`): the
+  // name holds one where the account has a key of one of those parts. Names are set rarely.
   if (accountId === undefined || accountId === null) return name;
-  const candidates = rt.keyFormat.bareKeyCandidates(name);
+  const candidates = rt.keyFormat.storedKeyCandidates(name);
   if (candidates.length > 0 && (await rt.store.storedKeyHashes(accountId, candidates.map((candidate) => rt.hashKey(candidate)))).length > 0) throw holdsKey;
   return name;
 }
