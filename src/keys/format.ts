@@ -431,10 +431,12 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
   /** Each prefix and a search for it in any case (none for an empty prefix). */
   const prefixesInAnyCase = byMode.map(([, prefix]): [string, RegExp | undefined] => [prefix, prefix === '' ? undefined : new RegExp(literal(prefix), 'gi')]);
   const partly = prefixes.live !== '' && prefixes.test !== '' ? new RegExp(`(${prefixAlternatives.join('|')})[0-9A-Za-z_]{${PARTIAL_BODY_LENGTH},}`, 'gi') : anywhere;
+  /** The prefixes keys begin with, an empty one left out: every one keygate's own. */
+  const nonEmptyPrefixes = byMode.map(([, prefix]) => prefix).filter((prefix) => prefix !== '');
   return {
     modes: byMode.map(([mode]) => mode),
-    prefixes: byMode.map(([, prefix]) => prefix).filter((prefix) => prefix !== ''),
-    issuedPrefixes: byMode.map(([, prefix]) => prefix).filter((prefix) => prefix !== ''),
+    prefixes: nonEmptyPrefixes,
+    issuedPrefixes: nonEmptyPrefixes,
     bareKeys: unprefixed,
     longest: Math.max(...byMode.map(([, prefix]) => prefix.length)) + BODY_LENGTH,
     generate(mode) {
@@ -457,35 +459,21 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     hintStarts: byMode.map(([, prefix]) => prefix + HINT_MARK),
     scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
     scrubBodies: (text, censor) => withoutBareBodies(text, censor),
-    heldInName: (name) => checksummedWithin(name) || foldedWithin(name) || withoutBareBodies(name, '') !== name,
+    heldInName: (name) => keyWithin(name) || withoutBareBodies(name, '') !== name,
     storedKeyCandidates: () => [],
   };
 
   /**
-   * Whether `name` holds a key written in one case (`SK_LIVE_<BODY>`, all of it upper- or
-   * lower-cased), which its checksum no longer tells: after a prefix in any case, a key
-   * body's length of digits and letters of one case, ending there. Guessing each letter's
-   * case back is a few million checksums, seconds offline: such a key is as good as the key.
+   * Whether a whole key is in `name`: after a prefix in any case, told by its checksum
+   * (`RK_LIVE_<body>`, the checksum taken with the prefix as issued), or written all in one
+   * case (`SK_LIVE_<BODY>`), which the checksum no longer tells: a key body's length of
+   * digits and letters of one case, ending there (guessing each letter's case back is a few
+   * million checksums, seconds offline: such a key is as good as the key); for keys without
+   * a prefix, as any key-long stretch of a run of base62 told by its checksum. A name is
+   * short and set rarely: a checksum at each place costs nothing that matters, and a word
+   * after a prefix (`task_runner_for_…` under `sk_`) is not taken for a key.
    */
-  function foldedWithin(name: string): boolean {
-    for (const [, anyCase] of prefixesInAnyCase) {
-      if (anyCase === undefined) continue;
-      for (const found of name.matchAll(anyCase)) {
-        FOLDED_BODY.lastIndex = found.index + found[0].length;
-        if (FOLDED_BODY.test(name)) return true;
-      }
-    }
-    return false;
-  }
-
-  /**
-   * Whether a whole key is in `name`, told by its checksum: after a prefix in any case
-   * (`RK_LIVE_<body>`, the checksum taken with the prefix as issued), or, for keys
-   * without one, as any key-long stretch of a run of base62. A name is short and set
-   * rarely: a checksum at each place costs nothing that matters, and a word after a prefix
-   * (`task_runner_for_…` under `sk_`) is not taken for a key.
-   */
-  function checksummedWithin(name: string): boolean {
+  function keyWithin(name: string): boolean {
     for (const [prefix, anyCase] of prefixesInAnyCase) {
       if (anyCase === undefined) {
         for (const [run] of name.matchAll(BASE62_RUNS)) {
@@ -496,6 +484,8 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
       for (const found of name.matchAll(anyCase)) {
         const start = found.index + found[0].length;
         if (check(prefix + name.slice(start, start + BODY_LENGTH)).ok) return true;
+        FOLDED_BODY.lastIndex = start;
+        if (FOLDED_BODY.test(name)) return true;
       }
     }
     return false;

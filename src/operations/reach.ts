@@ -113,7 +113,7 @@ async function reachStoreOf(url: string, deadlineMs: number): Promise<StoreReach
   const file = sqliteFile(url);
   if (url.startsWith('sqlite:')) return file === undefined ? { kind: 'sqlite', at: url, ok: true } : reachSqlite(file, deadlineMs);
   const at = redactUrl(url);
-  const [{ openPostgresStore }, { reachStore }] = await Promise.all([import('../store/postgres/postgres-database.js'), import('../store/open.js')]);
+  const [{ openPostgresStore }, { reachStore, postgresSilent }] = await Promise.all([import('../store/postgres/postgres-database.js'), import('../store/open.js')]);
   // The pool's own connect timeout is the check's deadline: a server that never answers is said as one.
   const store = openPostgresStore(url, { max: 1, connectTimeoutMs: deadlineMs });
   const asked = (async () => {
@@ -124,7 +124,7 @@ async function reachStoreOf(url: string, deadlineMs: number): Promise<StoreReach
     return { kind: 'postgres', at, ok: true, pending: await withDeadline(asked, deadlineMs, { what: 'PostgreSQL' }) };
   } catch (error) {
     // The pool's connect timeout is said by reachStore in the same words.
-    if (error instanceof DeadlineError) return { kind: 'postgres', at, ok: false, problem: `PostgreSQL at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's store and that the database is running)` };
+    if (error instanceof DeadlineError) return { kind: 'postgres', at, ok: false, problem: postgresSilent(at, deadlineMs) };
     // reachStore's words (the createdb hint for a database not made yet), without their "store: ".
     return { kind: 'postgres', at, ok: false, problem: (error as Error).message.replace(/^store: /, '') };
   } finally {

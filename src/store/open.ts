@@ -20,6 +20,11 @@ export function openStore(url: string, baseDir = process.cwd()): Store {
  * answers) is named, password hidden, with what to check. `connectTimeoutMs`: the one the
  * store was opened with (`keygate check` gives its own).
  */
+/** A PostgreSQL that did not answer within `ms` (at: its URL, password hidden), as serve and keygate check say it. */
+export function postgresSilent(at: string, ms: number): string {
+  return `PostgreSQL at ${at} did not answer within ${ms / 1000} s (check the profile's store and that the database is running)`;
+}
+
 export async function reachStore(store: Store, url: string, connectTimeoutMs = CONNECT_TIMEOUT_MS): Promise<void> {
   try {
     await store.ping();
@@ -36,9 +41,7 @@ export async function reachStore(store: Store, url: string, connectTimeoutMs = C
       throw new Error(`store: PostgreSQL at ${redactUrl(url)} refuses the connection: ${(error as Error).message} (check the user and password in the profile's store, and the server's pg_hba.conf)`);
     }
     // Taken and never answered (a hung server, a port that is not PostgreSQL's): said as keygate check says it.
-    if (store.kind === 'postgres' && isConnectTimeout(error)) {
-      throw new Error(`store: PostgreSQL at ${redactUrl(url)} did not answer within ${connectTimeoutMs / 1000} s (check the profile's store and that the database is running)`);
-    }
+    if (store.kind === 'postgres' && isConnectTimeout(error)) throw new Error(`store: ${postgresSilent(redactUrl(url), connectTimeoutMs)}`);
     const what = store.kind === 'postgres' ? 'PostgreSQL' : 'the SQLite file';
     throw new Error(`store: cannot reach ${what} at ${redactUrl(url)}: ${(error as Error).message} (check the profile's store and that the database is running)`);
   }
