@@ -115,13 +115,13 @@ export function setNotice(dash: Dashboard, reply: FastifyReply, notice: Notice, 
   const request = reply.request;
   const next = session ?? (request.viewer ? (request.cookies[dash.cookies.sessionName] ?? '') : '');
   const json = JSON.stringify(notice);
-  reply.setCookie(FLASH_COOKIE, `${noticeSignature(dash, next, json)}.${json}`, { ...dash.cookies.base, maxAge: FLASH_MAX_AGE_S });
+  reply.setCookie(FLASH_COOKIE, `${noticeSignature(dash, next, json)}.${json}`, { ...dash.cookies.attributes(request), maxAge: FLASH_MAX_AGE_S });
 }
 
 export function takeNotice(dash: Dashboard, request: FastifyRequest, reply: FastifyReply): Notice | undefined {
   const value = request.cookies[FLASH_COOKIE];
   if (value === undefined) return undefined;
-  reply.clearCookie(FLASH_COOKIE, { ...dash.cookies.base });
+  reply.clearCookie(FLASH_COOKIE, dash.cookies.attributes(request));
   const dot = value.indexOf('.');
   const json = value.slice(dot + 1);
   const expected = Buffer.from(noticeSignature(dash, request.cookies[dash.cookies.sessionName] ?? '', json));

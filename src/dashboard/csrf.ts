@@ -34,7 +34,7 @@ export function preSessionCsrfToken(request: FastifyRequest, reply: FastifyReply
   let secret = request.cookies[cookies.formName];
   if (!secret) {
     secret = newCsrfSecret();
-    reply.setCookie(cookies.formName, secret, { ...cookies.base, sameSite: 'strict', maxAge: PRE_SESSION_MAX_AGE_S });
+    reply.setCookie(cookies.formName, secret, { ...cookies.attributes(request), sameSite: 'strict', maxAge: PRE_SESSION_MAX_AGE_S });
   }
   return csrfToken(secret);
 }

@@ -108,10 +108,8 @@ const FORWARDED_PROTO = /^https?$/i;
  */
 function addressedOrigin(request: FastifyRequest, trusted: ((peer: string | undefined) => boolean) | undefined): string | undefined {
   const headers = request.headers;
-  const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
-  const viaProxy = trusted?.(socket.remoteAddress) === true;
-  const proto = viaProxy ? visitorsOf(headers['x-forwarded-proto']) : undefined;
-  const scheme = proto !== undefined && FORWARDED_PROTO.test(proto) ? proto.toLowerCase() : socket.encrypted ? 'https' : 'http';
+  const viaProxy = trusted?.(request.raw.socket.remoteAddress) === true;
+  const scheme = schemeOf(request, trusted);
   const forwardedHost = viaProxy ? visitorsOf(headers['x-forwarded-host']) : undefined;
   const host = forwardedHost !== undefined && isHostValue(forwardedHost) ? forwardedHost : headers.host;
   if (host === undefined) return undefined;
@@ -121,6 +119,17 @@ function addressedOrigin(request: FastifyRequest, trusted: ((peer: string | unde
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The scheme a request reached keygate by: from a trusted proxy, the one it says the visitor
+ * used (`X-Forwarded-Proto`), else whether the socket is TLS.
+ */
+function schemeOf(request: FastifyRequest, trusted: ((peer: string | undefined) => boolean) | undefined): 'http' | 'https' {
+  const socket = request.raw.socket as { remoteAddress?: string; encrypted?: boolean };
+  const proto = trusted?.(socket.remoteAddress) === true ? visitorsOf(request.headers['x-forwarded-proto']) : undefined;
+  if (proto !== undefined && FORWARDED_PROTO.test(proto)) return proto.toLowerCase() as 'http' | 'https';
+  return socket.encrypted ? 'https' : 'http';
 }
 
 /**
@@ -188,7 +197,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
   let toldOfUntrustedProxy = false;
   const dash: Dashboard = {
     rt,
-    cookies: cookieSettings(rt),
+    cookies: cookieSettings(rt, (request) => schemeOf(request, trusted) === 'https'),
     // Made by the first process that needs it; the others (and restarts) read it.
     noticeKey: (await rt.store.getSetting(NOTICE_KEY_SETTING)) ?? (await rt.store.settleSetting(NOTICE_KEY_SETTING, newCsrfSecret())),
     signIn: createSignInChecker(rt),
@@ -248,7 +257,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     pages.addHook('preHandler', async (request, reply) => {
       const sessionId = request.cookies[dash.cookies.sessionName];
       request.viewer = (await loadViewer(rt, sessionId)) ?? null;
-      if (sessionId !== undefined && !request.viewer) reply.clearCookie(dash.cookies.sessionName, { ...dash.cookies.base });
+      if (sessionId !== undefined && !request.viewer) reply.clearCookie(dash.cookies.sessionName, dash.cookies.attributes(request));
       const isPublic = request.routeOptions.config.public === true;
 
       // Without a session nothing is done, whatever a form sent: a form sent after the

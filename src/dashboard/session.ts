@@ -3,10 +3,12 @@
  * SHA-256, so a leaked database cannot be replayed as cookies. Sessions end after the
  * profile's `dashboard.sessionTtl` (absolute, not sliding) or at sign-out. Cookies are
  * HttpOnly and SameSite=Lax, and Secure (with the `__Host-` prefix) when
- * `dashboard.secureCookies` is on.
+ * `dashboard.secureCookies` is on; Secure too in the answer to a request that came over
+ * HTTPS.
  */
 import { randomBytes } from 'node:crypto';
 import type { CookieSerializeOptions } from '@fastify/cookie';
+import type { FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import { sha256Hex } from '../keys/hash.js';
 import type { AccountRecord, MemberRecord, SessionRecord } from '../store/store.js';
@@ -19,17 +21,23 @@ export interface CookieSettings {
   sessionName: string;
   /** The cookie holding the CSRF secret of forms shown before sign-in. */
   formName: string;
-  /** Attributes every dashboard cookie shares. */
-  base: CookieSerializeOptions;
+  /** Attributes every dashboard cookie shares, in the answer to `request`. */
+  attributes(request: FastifyRequest): CookieSerializeOptions;
 }
 
-export function cookieSettings(rt: Pick<Runtime, 'config'>): CookieSettings {
+/**
+ * `overHttps`: whether a request reached the dashboard over HTTPS (behind a trusted proxy,
+ * the scheme it says the visitor used). A cookie set in the answer to one is Secure even
+ * without `secureCookies` (no https `publicUrl`): else the browser would send the session
+ * to plain http on the same host too (a redirect to https on port 80, say), in clear.
+ */
+export function cookieSettings(rt: Pick<Runtime, 'config'>, overHttps: (request: FastifyRequest) => boolean): CookieSettings {
   const secure = rt.config.dashboard.secureCookies;
   return {
     // `__Host-` cookies cannot be set by a sibling subdomain (no cookie tossing).
     sessionName: secure ? DASHBOARD_COOKIES.secureSession : DASHBOARD_COOKIES.session,
     formName: secure ? DASHBOARD_COOKIES.secureForm : DASHBOARD_COOKIES.form,
-    base: { path: '/', httpOnly: true, sameSite: 'lax', secure },
+    attributes: (request) => ({ path: '/', httpOnly: true, sameSite: 'lax', secure: secure || overHttps(request) }),
   };
 }
 

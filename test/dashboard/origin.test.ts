@@ -112,6 +112,43 @@ describe('dashboard: forms with an Origin and no Sec-Fetch-Site', () => {
     expect(await signInFrom(url, 'https://keys.example.test', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'KEYS.Example.test:443' })).toMatchObject({ status: 303, signedIn: true });
     expect(await signInFrom(url, 'https://[::1]:8443', { 'x-forwarded-proto': 'https', 'x-forwarded-host': '[::1]:8443' })).toMatchObject({ status: 303, signedIn: true });
   });
+
+  // Without Secure, a browser that reached the dashboard over HTTPS sends its session to
+  // http:// on the same host too (port 80's redirect to https, say), in clear.
+  it('without publicUrl, behind a trusted proxy that says https, sets every cookie Secure; reached over http, or through a proxy it does not trust, not', async () => {
+    /** Each cookie the sign-in form, signing in and signing out set, by name, with whether it is Secure. */
+    async function cookiesVia(url: string, headers: Record<string, string>): Promise<Record<string, boolean>> {
+      const secure: Record<string, boolean> = {};
+      const keep = (response: Response) => {
+        for (const cookie of response.headers.getSetCookie()) secure[cookie.slice(0, cookie.indexOf('='))] = /;\s*Secure(;|$)/i.test(cookie);
+      };
+      const form = await fetch(`${url}/sign-in`, { headers });
+      keep(form);
+      const signIn = await fetch(`${url}/sign-in`, {
+        method: 'POST',
+        headers: { ...headers, cookie: cookieJar(form), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] as string, email: EMAIL, password: PASSWORD }),
+        redirect: 'manual',
+      });
+      expect(signIn.status).toBe(303);
+      keep(signIn);
+      const keys = await fetch(`${url}/keys`, { headers: { ...headers, cookie: cookieJar(signIn) } });
+      const signOut = await fetch(`${url}/sign-out`, {
+        method: 'POST',
+        headers: { ...headers, cookie: cookieJar(signIn), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: /name="_csrf" value="([^"]+)"/.exec(await keys.text())?.[1] as string }),
+        redirect: 'manual',
+      });
+      expect(signOut.status).toBe(303);
+      keep(signOut);
+      return secure;
+    }
+    const https = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'keys.example.test' };
+    expect(await cookiesVia(behindProxy.dashboardUrl as string, https)).toEqual({ kg_form: true, kg_session: true, kg_notice: true });
+    expect(await cookiesVia(behindProxy.dashboardUrl as string, {})).toEqual({ kg_form: false, kg_session: false, kg_notice: false });
+    // Anyone can send the header: from a peer not in trustedProxies it says nothing.
+    expect(await cookiesVia(withoutPublicUrl.dashboardUrl as string, https)).toEqual({ kg_form: false, kg_session: false, kg_notice: false });
+  });
 });
 
 /** A port nothing listens on now, for a dashboard whose publicUrl must name it before it starts. */

@@ -66,7 +66,7 @@ export function registerInvitePage(app: FastifyInstance, dash: Dashboard): void 
     // in as before signed out here), rather than asked for the password just typed twice.
     if (request.viewer) await endSession(rt, request.viewer.session);
     const session = await startSession(rt, joined);
-    reply.setCookie(cookies.sessionName, session.id, { ...cookies.base, maxAge: session.maxAgeSeconds });
+    reply.setCookie(cookies.sessionName, session.id, { ...cookies.attributes(request), maxAge: session.maxAgeSeconds });
     const reset = member.passwordHash !== null;
     setNotice(dash, reply, { kind: 'success', text: `${reset ? 'Your new password is set' : 'Your password is set'}. You are signed in as ${member.email}.` }, session.id);
     return redirect(reply, '/');

@@ -85,7 +85,7 @@ export function registerPasswordPage(app: FastifyInstance, dash: Dashboard): voi
     // Every session of the member has ended: this browser goes on under a new id, until
     // its session would have ended (a stolen cookie is not made to last longer by it).
     const session = await startSession(rt, checked.member, thisSession.expiresAt);
-    reply.setCookie(cookies.sessionName, session.id, { ...cookies.base, maxAge: session.maxAgeSeconds });
+    reply.setCookie(cookies.sessionName, session.id, { ...cookies.attributes(request), maxAge: session.maxAgeSeconds });
     setNotice(dash, reply, { kind: 'success', text: 'Your password is changed. You are still signed in here; every other session of yours is signed out.' }, session.id);
     return redirect(reply, PASSWORD_PATH);
   });

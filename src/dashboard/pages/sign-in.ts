@@ -49,13 +49,13 @@ export function registerSignInPages(app: FastifyInstance, dash: Dashboard): void
     }
     if (request.viewer) await endSession(rt, request.viewer.session);
     const session = await startSession(rt, result.member);
-    reply.setCookie(cookies.sessionName, session.id, { ...cookies.base, maxAge: session.maxAgeSeconds });
+    reply.setCookie(cookies.sessionName, session.id, { ...cookies.attributes(request), maxAge: session.maxAgeSeconds });
     return redirect(reply, back ?? '/');
   });
 
   app.post('/sign-out', async (request, reply) => {
     await endSession(rt, viewerOf(request).session);
-    reply.clearCookie(cookies.sessionName, { ...cookies.base });
+    reply.clearCookie(cookies.sessionName, cookies.attributes(request));
     setNotice(dash, reply, { kind: 'success', text: 'You are signed out.' }, '');
     return redirect(reply, '/sign-in');
   });
