@@ -166,14 +166,16 @@ export function signInLeadingTo(path: string): string {
 /**
  * The page of this dashboard a form was sent from, to lead back to once signed in again:
  * the path of its Referer (Referrer-Policy: same-origin sends the whole address to this
- * origin only) when that names the host the form was sent to; undefined otherwise.
+ * origin only) when that names `origin`, the dashboard's as the visitor reached it
+ * (`publicUrl`'s, or the one a trusted proxy names: not the Host a proxy rewrote);
+ * undefined otherwise.
  */
-export function formPage(request: FastifyRequest): string | undefined {
+export function formPage(request: FastifyRequest, origin: string | undefined): string | undefined {
   const referer = request.headers.referer;
-  if (referer === undefined || request.headers.host === undefined) return undefined;
+  if (referer === undefined || origin === undefined) return undefined;
   try {
     const from = new URL(referer);
-    return from.host === request.headers.host ? returnPath(from.pathname + from.search) : undefined;
+    return from.origin === origin ? returnPath(from.pathname + from.search) : undefined;
   } catch {
     return undefined;
   }

@@ -113,6 +113,20 @@ describe('dashboard: forms with an Origin and no Sec-Fetch-Site', () => {
     expect(await signInFrom(url, 'https://[::1]:8443', { 'x-forwarded-proto': 'https', 'x-forwarded-host': '[::1]:8443' })).toMatchObject({ status: 303, signedIn: true });
   });
 
+  // Behind a proxy that rewrites Host (or with publicUrl), the Referer names the visitor's
+  // address, not the Host keygate was sent: its page was taken for another host's.
+  it('leads a form sent after its session ended back to its page by the Referer of the dashboard\'s origin: publicUrl\'s, or the one a trusted proxy names', async () => {
+    const forwarded = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'keys.example.test' };
+    const sentWithoutSession = async (url: string, referer: string, headers: Record<string, string> = {}) =>
+      (await fetch(`${url}/keys`, { method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin', referer }, body: 'name=x', redirect: 'manual' })).headers.get('location');
+    expect(await sentWithoutSession(withPublicUrl.dashboardUrl as string, `${PUBLIC_URL}/keys/new`)).toBe('/sign-in?next=%2Fkeys%2Fnew');
+    expect(await sentWithoutSession(behindProxy.dashboardUrl as string, 'https://keys.example.test/keys/new', forwarded)).toBe('/sign-in?next=%2Fkeys%2Fnew');
+    expect(await sentWithoutSession(withoutPublicUrl.dashboardUrl as string, `${withoutPublicUrl.dashboardUrl as string}/keys/new`)).toBe('/sign-in?next=%2Fkeys%2Fnew');
+    // A page of another origin (another host, the other scheme) leads to the plain sign-in page.
+    expect(await sentWithoutSession(withPublicUrl.dashboardUrl as string, 'http://elsewhere.example/keys/new')).toBe('/sign-in');
+    expect(await sentWithoutSession(behindProxy.dashboardUrl as string, 'http://keys.example.test/keys/new', forwarded)).toBe('/sign-in');
+  });
+
   // Without Secure, a browser that reached the dashboard over HTTPS sends its session to
   // http:// on the same host too (port 80's redirect to https, say), in clear.
   it('without publicUrl, behind a trusted proxy that says https, sets every cookie Secure; reached over http, or through a proxy it does not trust, not', async () => {
