@@ -53,3 +53,35 @@ it('counts an IPv6 /64 as one address', async () => {
   expect((await submit('/sign-in', { email: 'v6@acme.example', password: 'nope' }, '2001:db8:1:2::ffff')).status).toBe(429);
   expect((await submit('/sign-in', { email: 'v6@acme.example', password: 'nope' }, '2001:db8:1:3::1')).status).toBe(401);
 }, 60_000);
+
+it('says the wait on the Change password page in whole seconds, one second as "1 second"', async () => {
+  const email = 'bea@acme.example';
+  const link = await invite(fixture, email, await newAccount(fixture, 'Bea Co'));
+  const from = '203.0.113.77';
+  // Chosen from that address, as the sign-ins below: each is an attempt of the address's minute.
+  expect((await submit(new URL(link).pathname, { password: PASSWORD, confirm: PASSWORD }, '198.51.100.70')).status).toBe(303);
+  const minuteBegan = fixture.clock.now();
+  const signIn = await fetch(`${fixture.dashboardUrl}/sign-in`, { headers: { 'x-forwarded-for': from } });
+  const formCookie = signIn.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ');
+  const signedIn = await fetch(`${fixture.dashboardUrl}/sign-in`, {
+    method: 'POST',
+    headers: { cookie: formCookie, 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': from },
+    body: new URLSearchParams({ _csrf: /name="_csrf" value="([^"]+)"/.exec(await signIn.text())?.[1] ?? '', email, password: PASSWORD }).toString(),
+    redirect: 'manual',
+  });
+  expect(signedIn.status).toBe(303);
+  const session = signedIn.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ');
+  for (let i = 1; i < MAX_SIGN_INS_PER_ADDRESS; i++) expect((await submit('/sign-in', { email: `spray-${i}@acme.example`, password: 'nope' }, from)).status).toBe(401);
+  // Under a second of the address's minute left (the clock is real time plus what tests add).
+  fixture.clock.advance(minuteBegan + 60_000 - 700 - fixture.clock.now());
+  const form = await fetch(`${fixture.dashboardUrl}/password`, { headers: { cookie: session, 'x-forwarded-for': from } });
+  const changed = await fetch(`${fixture.dashboardUrl}/password`, {
+    method: 'POST',
+    headers: { cookie: session, 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': from },
+    body: new URLSearchParams({ _csrf: [...(await form.text()).matchAll(/name="_csrf" value="([^"]+)"/g)].at(-1)?.[1] ?? '', current: PASSWORD, password: 'a new passphrase', confirm: 'a new passphrase' }).toString(),
+    redirect: 'manual',
+  });
+  expect(changed.status).toBe(429);
+  expect(changed.headers.get('retry-after')).toBe('1');
+  expect(await changed.text()).toContain('Too many password checks from your network address; nothing was changed. Try again in 1 second.');
+}, 60_000);

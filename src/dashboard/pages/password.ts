@@ -15,7 +15,7 @@ import { csrfField, field, redirect, setNotice, viewerOf, type Dashboard } from 
 import { startSession } from '../session.js';
 import { sendPage } from '../layout.js';
 import { html } from '../html.js';
-import { pauseEnd, sentence } from '../format.js';
+import { pauseEnd, plural, sentence } from '../format.js';
 
 const PASSWORD_PATH = '/password';
 const TITLE = 'Change your password';
@@ -69,10 +69,11 @@ export function registerPasswordPage(app: FastifyInstance, dash: Dashboard): voi
       }
       const retryAfterMs = checked.retryAfterMs;
       reply.header('retry-after', String(Math.ceil(retryAfterMs / 1000)));
+      const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
       const text =
         checked.reason === 'locked'
           ? `Too many wrong passwords: your password cannot be checked until ${pauseEnd(checked.until, retryAfterMs)}, here or on the sign-in page; nothing was changed. Try again after that (you stay signed in).`
-          : `Too many password checks from your network address; nothing was changed. Try again in ${Math.max(1, Math.ceil(retryAfterMs / 1000))} seconds.`;
+          : `Too many password checks from your network address; nothing was changed. Try again in ${plural(seconds, 'second')}.`;
       return sendForm(request, reply, { text, field: 'current', status: 429 });
     }
 
