@@ -177,7 +177,7 @@ const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /** Rows written per statement in bulk upserts (well under both databases' parameter limits). */
 const BATCH = 200;
-/** Hashes looked up per statement by storedKeyHashes (well under both databases' parameter limits). */
+/** Hashes looked up per statement by storedKeyHashes, and hint endings by keyHintsEndingIn (well under both databases' parameter limits). */
 const HASHES_PER_LOOKUP = 500;
 
 /** What an exclusive transaction has to itself: an account's keys, or the invitation of one e-mail address. */
@@ -407,6 +407,25 @@ export class SqlStore implements Store {
       for (const row of rows) stored.push(row.hash);
     }
     return stored;
+  }
+
+  async keyHintsEndingIn(accountId: string, endings: readonly string[]): Promise<string[]> {
+    if (holdsNul(accountId)) return [];
+    const wanted = matchable(endings);
+    const hints = new Set<string>();
+    // The last four characters in both databases, which count characters (HINT_MARK is one); PostgreSQL's substr takes no negative start.
+    for (let at = 0; at < wanted.length; at += HASHES_PER_LOOKUP) {
+      const slice = wanted.slice(at, at + HASHES_PER_LOOKUP);
+      const rows = await this.db
+        .selectFrom('api_keys')
+        .select('hint')
+        .distinct()
+        .where('account_id', '=', accountId)
+        .where(sql<string>`substr(hint, length(hint) - 3)`, 'in', slice)
+        .execute();
+      for (const row of rows) hints.add(row.hint);
+    }
+    return [...hints];
   }
 
   async listKeys(filter: KeyFilter & Page = {}): Promise<KeyRecord[]> {

@@ -275,6 +275,13 @@ export interface Store {
    * any of hundreds of guesses is some other account's key.
    */
   storedKeyHashes(accountId: string, hashes: readonly string[]): Promise<string[]>;
+  /**
+   * The hints (prefix, `…`, last four characters) of the account's keys (any state, as
+   * `storedKeyHashes`) whose last four characters are one of `endings`, each hint once: what
+   * narrows a name's key-shaped parts to those that can be one of its keys before any is
+   * hashed. One account's only, for the same reason.
+   */
+  keyHintsEndingIn(accountId: string, endings: readonly string[]): Promise<string[]>;
   /** Oldest first; `page` gives at most `limit` after a place (see Page). */
   listKeys(filter?: KeyFilter & Page): Promise<KeyRecord[]>;
   updateKey(id: string, patch: KeyPatch): Promise<KeyRecord | undefined>;

@@ -252,6 +252,27 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await store.storedKeyHashes(other.id, [active.hash, revoked.hash])).toEqual([]);
     });
 
+    it("gives the hints of one account's keys (revoked and expired too) that end with one of many endings, each once, case and all, and not another account's", async () => {
+      const a = account();
+      await store.createAccount(a);
+      const active = key(a.id, { hint: 'rk_…x4Qz' });
+      const revoked = key(a.id, { hint: '…x4Qz', revokedAt: T0 + 30 });
+      const expired = key(a.id, { hint: 'kg_live_…2023', expiresAt: T0 + 1 });
+      const sameHint = key(a.id, { hint: 'rk_…x4Qz' });
+      const otherEnding = key(a.id, { hint: '…X4QZ' });
+      for (const record of [active, revoked, expired, sameHint, otherEnding]) await store.insertKey(record);
+      // Past one statement of endings, as a lookup of hashes is.
+      const unrelated = Array.from({ length: 600 }, (_, i) => i.toString(36).padStart(4, 'q'));
+      expect((await store.keyHintsEndingIn(a.id, [...unrelated.slice(0, 550), 'x4Qz', ...unrelated.slice(550), '2023'])).sort()).toEqual(['kg_live_…2023', 'rk_…x4Qz', '…x4Qz'].sort());
+      expect(await store.keyHintsEndingIn(a.id, unrelated)).toEqual([]);
+      expect(await store.keyHintsEndingIn(a.id, [])).toEqual([]);
+      // A NUL (no text PostgreSQL stores) matches nothing and fails nothing.
+      expect([await store.keyHintsEndingIn(a.id, ['x4\0z', 'X4QZ']), await store.keyHintsEndingIn(`${a.id}\0`, ['x4Qz'])]).toEqual([['…X4QZ'], []]);
+      const other = account();
+      await store.createAccount(other);
+      expect(await store.keyHintsEndingIn(other.id, ['x4Qz', '2023'])).toEqual([]);
+    });
+
     it("keeps a key's own rate-limit windows, changes them, and takes none for no windows", async () => {
       const a = account();
       await store.createAccount(a);
