@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checksum, createKeyFormat } from './format.js';
+import { checksum, createKeyFormat, HINT_MARK, randomBase62, type StoredKeyCandidates } from './format.js';
 import { withoutKeys } from './redact.js';
 
 const ranksy = createKeyFormat({ format: 'prefixed', prefix: { live: 'rk_live_', test: 'rk_test_' }, hexLength: 40 });
@@ -242,19 +242,45 @@ describe('keys issued before keygate (keys.imported)', () => {
     expect([base62.recognisesWithin(`C:\\keys\\bo${key}`), base62.recognisesWithin(`line\\nwork${key}`)]).toEqual([false, false]);
   });
 
+  /** Every part `candidates` has: as if the account had a key (no prefix) ending as each does. */
+  const allParts = (candidates: StoredKeyCandidates) => [...candidates.matching(candidates.endings.map((ending) => `${HINT_MARK}${ending}`))];
+
   it('gives every part of a run of the alphabet a bare imported key long, for the store to say whether it is a key, and nothing for prefixed ones', () => {
     const bareUnreserved = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: {}, alphabet: 'unreserved', length: { min: 20, max: 22 } } });
     const candidates = bareUnreserved.storedKeyCandidates('acme-industries.co.uk ltd, key_0123456789abcdef');
-    expect(candidates.sort()).toEqual(['acme-industries.co.u', 'acme-industries.co.uk', 'cme-industries.co.uk'].sort());
-    expect([bareUnreserved.heldInName('acme-industries.co.uk'), migrated.storedKeyCandidates('acme-industries.co.uk')]).toEqual([false, []]);
+    expect(allParts(candidates).sort()).toEqual(['acme-industries.co.u', 'acme-industries.co.uk', 'cme-industries.co.uk'].sort());
+    expect(candidates.endings.slice().sort()).toEqual(['co.u', 'o.uk', 'cdef'].sort());
+    expect([bareUnreserved.heldInName('acme-industries.co.uk'), migrated.storedKeyCandidates('acme-industries.co.uk').endings]).toEqual([false, []]);
   });
 
   it('gives an imported prefix glued to a word, with each body length after it, for the store to say whether it is a key; not one that begins a key (heldInName has it)', () => {
     const prefixed = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: { live: 'rk_' }, alphabet: 'base62', length: { min: 20, max: 21 } } });
     const body = 'a1B2c3D4e5F6g7H8i9J0k';
-    expect(prefixed.storedKeyCandidates(`prodrk_${body} and rk_${body}`).sort()).toEqual([`rk_${body.slice(0, 20)}`, `rk_${body}`].sort());
+    expect(allParts(prefixed.storedKeyCandidates(`prodrk_${body} and rk_${body}`)).sort()).toEqual([`rk_${body.slice(0, 20)}`, `rk_${body}`].sort());
     expect([prefixed.heldInName(`prodrk_${body}`), prefixed.heldInName(`prod rk_${body}`)]).toEqual([false, true]);
-    expect(prefixed.storedKeyCandidates('network_configuration')).toEqual([]);
+    expect(prefixed.storedKeyCandidates('network_configuration').endings).toEqual([]);
+  });
+
+  it("gives of a long name only the parts that begin and end as a hinted key does: a few of the 3,655 parts of 100 characters, the key among them wherever it is", () => {
+    const bareUnreserved = createKeyFormat({ format: 'prefixed', prefix: { live: 'kg_live_' }, hexLength: 40, imported: { prefix: {}, alphabet: 'unreserved', length: { min: 16, max: 256 } } });
+    const key = `bob.${randomBase62(20)}~2023`;
+    // Letters only: no part of it ends as the key does (`2023`), and no two parts of a key's length are the same.
+    const filler = randomBase62(400).replace(/[0-9]/g, '').slice(0, 100);
+    for (let at = 0; at + key.length <= 100; at++) {
+      const name = filler.slice(0, at) + key + filler.slice(at + key.length);
+      const parts = [...bareUnreserved.storedKeyCandidates(name).matching([bareUnreserved.hint(key), 'kg_live_…2023'])];
+      expect(parts, `at ${at}`).toContain(key);
+      // Those ending where the key does, one for each length from 16 up to its end.
+      expect(parts.length, `at ${at}`).toBe(at + key.length - 16 + 1);
+    }
+    const name = filler.slice(0, 30) + key + filler.slice(30 + key.length);
+    expect(allParts(bareUnreserved.storedKeyCandidates(name))).toHaveLength(3_655);
+    // A key ending the same way but hinted with a prefix the part does not begin with; a key ending otherwise.
+    expect([...bareUnreserved.storedKeyCandidates(name).matching(['rk_…2023', `${HINT_MARK}2024`])]).toEqual([]);
+    const prefixed = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_' }, hexLength: 40, imported: { prefix: { live: 'rk_' }, alphabet: 'unreserved', length: { min: 8, max: 256 } } });
+    const imported = `rk_${randomBase62(20)}`;
+    const glued = `prod${imported}${'~x'.repeat(40)}`;
+    expect([...prefixed.storedKeyCandidates(glued).matching([prefixed.hint(imported)])]).toEqual([imported]);
   });
 
   it('hints an imported key by its prefix, if any, and its last four characters', () => {

@@ -160,9 +160,91 @@ export interface KeyFormat {
    * (`acme-industries.co.uk`) has its shape; with one, the prefix glued to a word
    * (`prodrk_<key>`, which `heldInName` leaves: `network_configuration` holds `rk_` too)
    * and each body length the run after it allows. A name is refused for one only where
-   * the store holds a key of it. Empty for other formats.
+   * the store holds a key of it. None for other formats.
    */
-  storedKeyCandidates(name: string): string[];
+  storedKeyCandidates(name: string): StoredKeyCandidates;
+}
+
+/**
+ * A name's parts that may be an imported key (`KeyFormat.storedKeyCandidates`), given in
+ * two steps so that only those that can be one of the account's keys are hashed: a run of
+ * 100 characters of the alphabet has 3,655 parts a bare key (16 and up) long, and a key's
+ * hint says how it begins and ends, which most of those parts do not.
+ */
+export interface StoredKeyCandidates {
+  /** The last four characters of every part, each once: a key whose hint ends with none of them is in no part. */
+  readonly endings: readonly string[];
+  /**
+   * The parts that can be a key of one of `hints` (`rk_…x4Qz`: a key begins with its
+   * hint's prefix, if any, and ends with its last four characters), each once, found as
+   * they are taken: a caller that takes a few stops the search there.
+   */
+  matching(hints: readonly string[]): Iterable<string>;
+}
+
+/** A name without parts the store has to be asked about. */
+const NO_STORED_KEY_CANDIDATES: StoredKeyCandidates = Object.freeze({ endings: [], matching: () => [] });
+
+/** How many of a key's last characters its hint shows (`hint`: prefix, HINT_MARK, then these). */
+const HINT_TAIL_LENGTH = 4;
+
+/**
+ * Where a name's parts that may be a key lie: each begins at a place from `first` to
+ * `last` and, `skip` characters (a prefix) further on, has a body of `min` to `max`
+ * characters that ends at `runEnd` at the latest.
+ */
+interface CandidateStretch {
+  first: number;
+  last: number;
+  skip: number;
+  runEnd: number;
+}
+
+/**
+ * The parts of `name` that `stretches` lay out (`withoutIds`: keygate's ids left out), as
+ * StoredKeyCandidates: the places a part ends are listed once, and `matching` looks at the
+ * parts ending at a place only where a hint ends with what the name has there, and at
+ * their beginnings only where one of those hints' prefixes is.
+ */
+function storedKeyParts(name: string, stretches: readonly CandidateStretch[], min: number, max: number, withoutIds: boolean): StoredKeyCandidates {
+  if (stretches.length === 0) return NO_STORED_KEY_CANDIDATES;
+  const ends = (stretch: CandidateStretch): [number, number] => [stretch.first + stretch.skip + min, Math.min(stretch.runEnd, stretch.last + stretch.skip + max)];
+  const endings = new Set<string>();
+  for (const stretch of stretches) {
+    const [from, to] = ends(stretch);
+    for (let end = from; end <= to; end++) endings.add(name.slice(end - HINT_TAIL_LENGTH, end));
+  }
+  return {
+    endings: [...endings],
+    *matching(hints) {
+      const prefixesByEnding = new Map<string, string[]>();
+      for (const hint of hints) {
+        // Every hint is `hint`'s; one that were not would be taken to have no prefix, which keeps more parts, never fewer.
+        const mark = hint.indexOf(HINT_MARK);
+        const prefix = mark === -1 ? '' : hint.slice(0, mark);
+        const ending = hint.slice(-HINT_TAIL_LENGTH);
+        const prefixes = prefixesByEnding.get(ending);
+        if (prefixes === undefined) prefixesByEnding.set(ending, [prefix]);
+        else if (!prefixes.includes(prefix)) prefixes.push(prefix);
+      }
+      const given = new Set<string>();
+      for (const stretch of stretches) {
+        const [from, to] = ends(stretch);
+        for (let end = from; end <= to; end++) {
+          const prefixes = prefixesByEnding.get(name.slice(end - HINT_TAIL_LENGTH, end));
+          if (prefixes === undefined) continue;
+          const latest = Math.min(stretch.last, end - stretch.skip - min);
+          for (let start = Math.max(stretch.first, end - stretch.skip - max); start <= latest; start++) {
+            if (!prefixes.some((prefix) => prefix.length <= end - start && name.startsWith(prefix, start))) continue;
+            const part = name.slice(start, end);
+            if (given.has(part) || (withoutIds && isRecordId(part))) continue;
+            given.add(part);
+            yield part;
+          }
+        }
+      }
+    },
+  };
 }
 
 /** `text` as a literal inside a regular expression. */
@@ -317,17 +399,22 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
    * whoever drops the word, so each body length the run after it allows is a candidate for
    * the store. A prefix that begins a key there is `heldInName`'s.
    */
-  function gluedCandidates(name: string): string[] {
-    const candidates = new Set<string>();
+  function gluedStretches(name: string): CandidateStretch[] {
+    const stretches: CandidateStretch[] = [];
     for (const [, prefix] of byPrefix) {
       for (let at = name.indexOf(prefix); at !== -1; at = name.indexOf(prefix, at + 1)) {
         if (beginsKey(name, at)) continue;
         runAt.lastIndex = at + prefix.length;
         const run = runAt.exec(name)?.[0] ?? '';
-        for (let length = min; length <= Math.min(max, run.length); length++) candidates.add(prefix + run.slice(0, length));
+        if (run.length >= min) stretches.push({ first: at, last: at, skip: prefix.length, runEnd: at + prefix.length + run.length });
       }
     }
-    return [...candidates];
+    return stretches;
+  }
+
+  /** Every part of a run a bare key long: a key pasted beside a word of its alphabet (`prod-<key>`) is in one. */
+  function bareStretches(name: string): CandidateStretch[] {
+    return [...name.matchAll(bareRuns)].map((run) => ({ first: run.index, last: run.index + run[0].length - min, skip: 0, runEnd: run.index + run[0].length }));
   }
 
   /**
@@ -369,7 +456,7 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
     hint(secret) {
       if (own.check(secret).ok) return own.hint(secret);
       const prefix = byPrefix.find(([, p]) => secret.startsWith(p))?.[1] ?? '';
-      return `${prefix}${HINT_MARK}${secret.slice(-4)}`;
+      return `${prefix}${HINT_MARK}${secret.slice(-HINT_TAIL_LENGTH)}`;
     },
     // A key of neither shape is hinted without a prefix; an imported key without one is such a key.
     hintStarts: [...new Set([...own.hintStarts, ...(byPrefix.length === 0 ? [''] : byPrefix.map(([, prefix]) => prefix)).map((prefix) => prefix + HINT_MARK)])],
@@ -377,20 +464,8 @@ function withImported(own: KeyFormat, imported: NonNullable<KeyFormatConfig['imp
     scrub: (text, censor, partial) => own.scrub(text, censor, partial).replace(partial ? partly : anywhere, (match: string, prefix: string) => (byPrefix.length === 0 && isRecordId(match) ? match : prefix + censor)),
     scrubBodies: (text, censor) => own.scrubBodies(text, censor),
     heldInName: (name) => own.heldInName(name) || (inName !== undefined && inName.test(name)),
-    storedKeyCandidates(name) {
-      if (byPrefix.length > 0) return gluedCandidates(name);
-      // Every part of a run a key long: a key pasted beside a word of its alphabet (`prod-<key>`) is in one.
-      const candidates = new Set<string>();
-      for (const [run] of name.matchAll(bareRuns)) {
-        for (let length = min; length <= Math.min(max, run.length); length++) {
-          for (let at = 0; at + length <= run.length; at++) {
-            const part = run.slice(at, at + length);
-            if (!isRecordId(part)) candidates.add(part);
-          }
-        }
-      }
-      return [...candidates];
-    },
+    // Without a prefix, a run that is one of keygate's ids is left (no such key can be imported: importedShape).
+    storedKeyCandidates: (name) => (byPrefix.length > 0 ? storedKeyParts(name, gluedStretches(name), min, max, false) : storedKeyParts(name, bareStretches(name), min, max, true)),
   };
 }
 
@@ -454,13 +529,13 @@ function prefixedFormat(prefixes: KeyFormatConfig['prefix']): KeyFormat {
     mayHold: (text) => (unprefixed ? BASE62_BODY_RUN.test(text) : byMode.some(([, prefix]) => text.indexOf(prefix) !== -1)),
     hint(secret) {
       const prefix = modeOf(secret)?.[1] ?? '';
-      return `${prefix}${HINT_MARK}${secret.slice(-4)}`;
+      return `${prefix}${HINT_MARK}${secret.slice(-HINT_TAIL_LENGTH)}`;
     },
     hintStarts: byMode.map(([, prefix]) => prefix + HINT_MARK),
     scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, (_match, prefix: string) => prefix + censor),
     scrubBodies: (text, censor) => withoutBareBodies(text, censor),
     heldInName: (name) => keyWithin(name) || withoutBareBodies(name, '') !== name,
-    storedKeyCandidates: () => [],
+    storedKeyCandidates: () => NO_STORED_KEY_CANDIDATES,
   };
 
   /**
@@ -568,7 +643,7 @@ function hexFormat(length: number): KeyFormat {
     recognisesWithin: () => false,
     mayHold: (text) => keyRun.test(text),
     hint(secret) {
-      return `${HINT_MARK}${secret.slice(-4)}`;
+      return `${HINT_MARK}${secret.slice(-HINT_TAIL_LENGTH)}`;
     },
     hintStarts: [HINT_MARK],
     scrub: (text, censor, partial) => text.replace(partial ? partly : anywhere, censor),
@@ -576,7 +651,7 @@ function hexFormat(length: number): KeyFormat {
     scrubBodies: (text) => text,
     // Nothing but the shape tells a hex key: a run of hex a key long is taken for one.
     heldInName: (name) => name.replace(anywhere, '') !== name,
-    storedKeyCandidates: () => [],
+    storedKeyCandidates: () => NO_STORED_KEY_CANDIDATES,
   };
 }
 

@@ -152,9 +152,17 @@ export function checkedTime(what: string, ms: number): number {
 /** What checking a name for keys needs: the key format, and the store and hash for keys told by no shape of their own. */
 export interface NameChecking {
   keyFormat: Pick<KeyFormat, 'heldInName' | 'storedKeyCandidates'>;
-  store: Pick<Store, 'storedKeyHashes'>;
+  store: Pick<Store, 'keyHintsEndingIn' | 'storedKeyHashes'>;
   hashKey: (secret: string) => string;
 }
+
+/**
+ * The most parts of a name hashed and looked up as the account's keys (about 1.5 ms of one
+ * core). Only parts that begin and end as one of the account's keys does (its hint) are;
+ * a name has that many only where it strings the account's keys' last four characters
+ * together (100 characters of them: about 950 parts), never by chance.
+ */
+export const NAME_KEY_LOOKUPS_MOST = 1_000;
 
 /**
  * A name as it is typed (`what`: "a key", "an account"): trimmed, not empty, at most
@@ -179,7 +187,19 @@ export async function checkedName(what: string, raw: string, max: number, rt: Na
   // name holds one where the account has a key of one of those parts. Names are set rarely.
   if (accountId === undefined || accountId === null) return name;
   const candidates = rt.keyFormat.storedKeyCandidates(name);
-  if (candidates.length > 0 && (await rt.store.storedKeyHashes(accountId, candidates.map((candidate) => rt.hashKey(candidate)))).length > 0) throw holdsKey;
+  if (candidates.endings.length === 0) return name;
+  // Hashing every part (3,655 in 100 characters of the alphabet) would cost milliseconds each time a name is set:
+  // only those that begin and end as one of the account's keys (revoked and expired ones too) can be one.
+  const hints = await rt.store.keyHintsEndingIn(accountId, candidates.endings);
+  const looked: string[] = [];
+  for (const candidate of candidates.matching(hints)) {
+    // Refused before any is hashed: such a name is made to be costly, not written by chance (NAME_KEY_LOOKUPS_MOST).
+    if (looked.length === NAME_KEY_LOOKUPS_MOST) {
+      throw new OperationError('invalid', `${what} name has too many parts that could be one of the account's keys to check them all: shorten it, or break it up with spaces`);
+    }
+    looked.push(candidate);
+  }
+  if (looked.length > 0 && (await rt.store.storedKeyHashes(accountId, looked.map((candidate) => rt.hashKey(candidate)))).length > 0) throw holdsKey;
   return name;
 }
 
