@@ -414,6 +414,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       }
       out.push(name, value);
     }
+    // A 204 carries no Content-Length (RFC 9110 §8.6): one the upstream sent anyway is not passed on.
+    if (statusCode === 204) dropHeader(out, 'content-length');
     for (const name in this.rateLimitHeaders) out.push(name, this.rateLimitHeaders[name] as string);
     // The client's body is not all in: its connection cannot carry another request.
     if (bodyStillComing(this.request.raw)) closeAfterBody(this.request.raw, this.res, out);
@@ -496,8 +498,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.upstream.hooks.onFinished(this.request, this.status);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     if (this.done) return;
+    // A 204 or 304 has no body whatever its Content-Length says (RFC 9110 §6.4.1), but undici
+    // fails one whose length is not 0 once its head is in: that head is the whole answer.
+    if (this.head !== null && (this.status === 204 || this.status === 304) && (error as { code?: string }).code === LENGTH_MISMATCH) {
+      this.onResponseEnd(controller);
+      return;
+    }
     this.done = true;
     this.givePlaceBack();
     // A head that arrived without its body is dropped: the client is told as if none had come.
@@ -611,6 +619,13 @@ export function scopesHeader(keyScopes: readonly string[], planScopes: readonly 
 }
 
 const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
+/** undici's error for an answer whose body is not as long as its Content-Length said. */
+const LENGTH_MISMATCH = 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+
+/** Removes header `name` (lower case) from a flat list of names and values. */
+function dropHeader(headers: (string | string[])[], name: string): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === name) headers.splice(i, 2);
+}
 /** The media type of server-sent events (its parameters may follow). */
 const EVENT_STREAM = 'text/event-stream';
 
