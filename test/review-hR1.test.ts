@@ -12,7 +12,8 @@ import { rawAll } from './support/raw-http.js';
  * An upstream that answers each request with the bytes scripted for its path (the request
  * target up to `?`), once its head is in; it closes the connection after each answer.
  */
-async function scriptedUpstream(answers: Record<string, string>): Promise<{ url: string; close(): Promise<void> }> {
+async function scriptedUpstream(answers: Record<string, string>): Promise<{ url: string; heads: string[]; close(): Promise<void> }> {
+  const heads: string[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
@@ -22,6 +23,7 @@ async function scriptedUpstream(answers: Record<string, string>): Promise<{ url:
     socket.on('data', (chunk: Buffer) => {
       head += chunk.toString('latin1');
       if (!head.includes('\r\n\r\n')) return;
+      heads.push(head.slice(0, head.indexOf('\r\n\r\n')));
       const target = head.split(' ')[1] ?? '';
       socket.end(answers[target.split('?')[0] as string] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
       head = '';
@@ -30,6 +32,7 @@ async function scriptedUpstream(answers: Record<string, string>): Promise<{ url:
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    heads,
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
@@ -86,5 +89,52 @@ describe('answers without a body whose upstream named a length (RFC 9110 §8.6)'
     expect(answer.statusLine).toBe('HTTP/1.1 204 No Content');
     expect(answer.headers['content-length']).toBeUndefined();
     expect(answer.body).toBe('');
+  });
+});
+
+describe('a request whose Content-Type is no media type (keygate reads no body: the upstream judges it)', () => {
+  let upstream: Awaited<ReturnType<typeof scriptedUpstream>>;
+  let ex: RunningExample;
+  let key: KeyOut;
+  /** Values fastify's own body parsing refuses (415, which the gateway answered as a 400 bad_request). */
+  const ODD_TYPES = ['', 'json', '"text/plain"', 'text/plain,application/json'];
+
+  beforeAll(async () => {
+    upstream = await scriptedUpstream({ '/create-brand': 'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{"id":1}' });
+    ex = await startExample('trakkr', { upstream: { url: upstream.url } });
+    const account = await ex.createAccount('Acme', 'scale');
+    key = await ex.createKey(account.id, 'production');
+  });
+  afterAll(async () => {
+    await ex?.close();
+    await upstream?.close();
+  });
+
+  const post = (type: string, authorization?: string) =>
+    rawAll(
+      ex.kg.gatewayUrl,
+      `POST /create-brand HTTP/1.1\r\nHost: ${new URL(ex.kg.gatewayUrl).host}\r\n${authorization ? `Authorization: ${authorization}\r\n` : ''}Content-Type: ${type}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
+    );
+
+  it('is forwarded with its key, Content-Type and body as sent', async () => {
+    for (const type of ODD_TYPES) {
+      const answer = parse(await post(type, `Bearer ${key.secret}`));
+      expect([answer.statusLine, answer.body], type).toEqual(['HTTP/1.1 201 Created', '{"id":1}']);
+      expect(upstream.heads.at(-1), type).toContain(`\r\ncontent-type: ${type}\r\n`);
+    }
+  });
+
+  it('without a key is missing_key, the first check, not a 400', async () => {
+    for (const type of ODD_TYPES) {
+      const answer = parse(await post(type));
+      expect([answer.statusLine, answer.body], type).toEqual(['HTTP/1.1 401 Unauthorized', '{"error":"Missing API key"}']);
+    }
+  });
+
+  it('with an unknown key is refused as that key, not a 400', async () => {
+    const unknown = `sk_live_${'A'.repeat(30)}`;
+    const answer = parse(await post('json', `Bearer ${unknown}`));
+    expect(answer.statusLine).toMatch(/^HTTP\/1\.1 40[13] /);
+    expect(answer.body).toBe('{"error":"Invalid API key"}');
   });
 });

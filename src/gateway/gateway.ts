@@ -72,6 +72,8 @@ export interface GatewayOptions {
 
 /** The one transfer coding keygate forwards (Node has decoded it already). */
 const ONLY_CHUNKED = /^[ \t]*chunked[ \t]*$/i;
+/** Fastify's error for a request body whose Content-Type is no media type. */
+const INVALID_MEDIA_TYPE = 'FST_ERR_CTP_INVALID_MEDIA_TYPE';
 
 /**
  * A connection's peer address, kept on its socket as it opens: a request reads it from
@@ -487,7 +489,14 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
   // like any other: the key first (a caller without one learns nothing of the routes), then
   // 405 with the methods the path takes, or no_route.
   app.setNotFoundHandler(handle);
-  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    // Fastify refuses a body whose Content-Type is no media type (`json`, an empty one) before
+    // the handler runs, key unread; keygate reads no body: the pipeline judges the request as
+    // any other, and the upstream its body.
+    if (error.code === INVALID_MEDIA_TYPE) {
+      handle(request, reply);
+      return reply;
+    }
     // Bad URL encoding, an unreadable body...: the client's mistake. Anything else is ours.
     if ((error.statusCode ?? 500) < 500) return send(request, reply, deny('bad_request'));
     fail(request, reply, error);
