@@ -1,3 +1,4 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -960,5 +961,44 @@ describe('upstream and identity headers', () => {
     // A typo is said with the field it meant, not the list; the top level has too many fields to list.
     expect(problems('upstream: {url: "http://a"}\nlisten: {prot: 1, adress: x}\n')).toEqual(['listen: unknown fields "prot" (did you mean "port"?), "adress"']);
     expect(problems('upstream: {url: "http://a"}\nzzz: 1\n')).toEqual(['(top level): unknown field "zzz"']);
+  });
+});
+
+describe('a profile file as an editor saved it', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'keygate-profile-bytes-'));
+  const refusal = (bytes: Buffer): string[] => {
+    const file = path.join(dir, 'keygate.yaml');
+    writeFileSync(file, bytes);
+    try {
+      loadConfigFile(file);
+    } catch (error) {
+      if (error instanceof ConfigError) return error.problems;
+      throw error;
+    }
+    throw new Error('expected the file to be refused');
+  };
+  const profile = 'upstream: {url: "http://127.0.0.1:4000"}\nerrors:\n  reasons:\n    missing_key: {message: "Clé manquante"}\n';
+
+  it('refuses a file that is not UTF-8 (Latin-1 bytes), naming the line, rather than serving "Cl\\ufffd manquante"', () => {
+    expect(refusal(Buffer.from(profile, 'latin1'))).toEqual(['the file is not UTF-8: line 4 has bytes that are not (a file saved as Latin-1 or Windows-1252?): save it as UTF-8']);
+  });
+
+  it('refuses a UTF-16 file (as Windows Notepad saves one) as such, not as a mapping that is a string of NULs', () => {
+    const bom = Buffer.from([0xff, 0xfe]);
+    expect(refusal(Buffer.concat([bom, Buffer.from(profile, 'utf16le')]))).toEqual(['the file is UTF-16: save it as UTF-8']);
+    expect(refusal(Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(profile, 'utf16le').swap16()]))).toEqual(['the file is UTF-16: save it as UTF-8']);
+  });
+
+  it('reads a UTF-8 file with or without a byte-order mark', () => {
+    const file = path.join(dir, 'keygate.yaml');
+    for (const bytes of [Buffer.from(profile), Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(profile)])]) {
+      writeFileSync(file, bytes);
+      expect(loadConfigFile(file).config.errors.reasons.missing_key?.message).toBe('Clé manquante');
+    }
+  });
+
+  it('says a file of two YAML documents holds two, without the parser\'s advice to its own callers', () => {
+    const [problem] = refusal(Buffer.from('upstream: {url: "http://127.0.0.1:4000"}\n---\nname: other\n'));
+    expect(problem).toBe('not valid YAML: the file holds more than one YAML document (a "---" line at line 2 starts another): a profile is one document; remove the "---" line and merge the two');
   });
 });

@@ -2,6 +2,7 @@
  * Reads keygate.yaml, validates it against the one schema and turns every problem into
  * a message that names the field: `keygate.yaml: plans.free.rateLimits[0].window: ...`.
  */
+import { isUtf8 } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isPair, isScalar, isSeq, parseDocument, visit, YAMLError, type Document } from 'yaml';
@@ -70,15 +71,37 @@ export interface LoadedConfig {
 }
 
 export function loadConfigFile(file: string): LoadedConfig {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const hint = code === 'ENOENT' ? ` (no file at ${path.resolve(file)})` : code === 'EISDIR' ? ` (${path.resolve(file)} is a directory: name the profile file in it)` : code === 'EACCES' ? ` (no permission to read ${path.resolve(file)})` : '';
     throw new ConfigError(file, [`${UNREADABLE}: ${code ?? String(error)}${hint}`]);
   }
-  return { config: parseConfigText(text, file), file, dir: path.dirname(path.resolve(file)) };
+  const notUtf8 = encodingProblem(bytes);
+  if (notUtf8 !== undefined) throw new ConfigError(file, [notUtf8]);
+  return { config: parseConfigText(bytes.toString('utf8'), file), file, dir: path.dirname(path.resolve(file)) };
+}
+
+/**
+ * Why a profile's bytes are not UTF-8 text, or undefined when they are (a byte-order mark
+ * is allowed). Read as UTF-8 regardless, a Latin-1 "é" in a denial's message would be
+ * served as "\ufffd", and a UTF-16 file would be refused as a string of NULs.
+ */
+function encodingProblem(bytes: Buffer): string | undefined {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) return 'the file is UTF-16: save it as UTF-8';
+  if (isUtf8(bytes)) return undefined;
+  // The first line holding a byte that is no part of UTF-8 text.
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i < bytes.length && bytes[i] !== 0x0a) continue;
+    if (!isUtf8(bytes.subarray(start, i))) break;
+    line++;
+    start = i + 1;
+  }
+  return `the file is not UTF-8: line ${line} has bytes that are not (a file saved as Latin-1 or Windows-1252?): save it as UTF-8`;
 }
 
 export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
@@ -92,11 +115,12 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
     // A warning (a tag no YAML schema here knows, `!!js/function`) would be a value read
     // as something else than written: refused as an error is.
     const [problem] = [...doc.errors, ...doc.warnings];
-    if (problem && !twice) throw problem;
+    if (problem && !twice) throw problem.code === 'MULTIPLE_DOCS' ? new ConfigError(file, [moreThanOneDocument(text, problem)]) : problem;
     // With a name given twice, YAML keeps the second: checked as any other, but for what
     // the two could make differ (checkedProfile).
     raw = doc.toJS();
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     const deep = nestedTooDeeply(error);
     if (deep !== undefined) throw new ConfigError(file, [deep]);
     // The message, then the offending line with a caret under the place: all of it.
@@ -116,6 +140,19 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
     throw new ConfigError(file, [`not valid YAML: ${detail}${hint}`]);
   }
   return checkedProfile(raw ?? {}, file, twice ?? []);
+}
+
+/**
+ * A file of several YAML documents, said in a profile's terms: YAML's own message tells
+ * its library's callers to call another function.
+ */
+function moreThanOneDocument(text: string, error: YAMLError): string {
+  const line = error.linePos?.[0].line;
+  // The parser points at the first document; the "---" that starts the second is the line to remove.
+  const lines = text.split('\n');
+  const separator = lines.findIndex((l, i) => i > 0 && /^---(\s|$)/.test(l));
+  const at = separator >= 0 ? ` at line ${separator + 1}` : line === undefined ? '' : ` near line ${line}`;
+  return `not valid YAML: the file holds more than one YAML document (a "---" line${at} starts another): a profile is one document; remove the "---" line and merge the two`;
 }
 
 /**
