@@ -939,6 +939,8 @@ describe('keygate CLI with a running gateway', () => {
       ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 1, records: -5}', 'calls[0].records must be a whole number from 1 to 9007199254740991'],
       ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 1, recrods: 100}', 'calls[0] has no field "recrods": a call is {method, path, count, records}'],
       ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 2.5}', 'calls[0].count must be a whole number from 0 to 9007199254740991'],
+      // Left out: said so, not as if the count given were wrong.
+      ['- {method: GET, path: /api/v1/apps/a/metrics/mrr}', 'calls[0].count must be given, a whole number from 0 to 9007199254740991'],
       // A whole number past what a count can hold exactly: the message says where the limit is.
       ['- {method: GET, path: /api/v1/apps/a/metrics/mrr, count: 1e300}', 'calls[0].count must be a whole number from 0 to 9007199254740991'],
     ];

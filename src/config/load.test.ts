@@ -962,6 +962,15 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nlisten: {prot: 1, adress: x}\n')).toEqual(['listen: unknown fields "prot" (did you mean "port"?), "adress"']);
     expect(problems('upstream: {url: "http://a"}\nzzz: 1\n')).toEqual(['(top level): unknown field "zzz"']);
   });
+
+  it("says a duration given as a fraction of a millisecond, .inf, 1e400 or true is no duration, in keygate's words (was zod's \"Invalid input (got null)\")", () => {
+    const windowOf = (value: string) => problems(`upstream: {url: "http://a"}\nplans: {free: {rateLimits: [{limit: 5, window: ${value}}]}}\n`);
+    expect(windowOf('1.5')).toEqual(['plans.free.rateLimits[0].window: a duration such as "500ms", "1s", "10m", "24h" or "7d", or a whole number of milliseconds (got 1.5)']);
+    expect(windowOf('1e400')).toEqual(['plans.free.rateLimits[0].window: a duration of at most 36500d (100 years) (got Infinity)']);
+    expect(windowOf('.inf')).toEqual(['plans.free.rateLimits[0].window: a duration of at most 36500d (100 years) (got Infinity)']);
+    expect(windowOf('true')).toEqual(['plans.free.rateLimits[0].window: a duration such as "500ms", "1s", "10m", "24h" or "7d" (got true)']);
+    expect(problems('upstream: {url: "http://a", timeout: 2.5}\n')).toEqual(['upstream.timeout: a duration such as "500ms", "1s", "10m", "24h" or "7d", or a whole number of milliseconds (got 2.5)']);
+  });
 });
 
 describe('a profile file as an editor saved it', () => {

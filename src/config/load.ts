@@ -495,6 +495,8 @@ const QUOTED_MAX = 200;
 
 /** A value from the profile quoted back (its passwords masked first, then cut short); a mistyped store or upstream URL may carry a password. */
 function quoted(value: unknown): string {
+  // JSON has no word for YAML's .inf (or 1e400) and .nan: it would write them "null".
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   let json: string | undefined;
   try {
     json = JSON.stringify(value);

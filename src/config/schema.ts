@@ -24,24 +24,41 @@ import { EACH, unsoundRead, whenSound, withReads, type FieldPath } from './sound
 const MAX_DURATION_DAYS = 36_500;
 const MAX_DURATION_MS = MAX_DURATION_DAYS * DAY_MS;
 
+const DURATION_WORDS = 'a duration such as "500ms", "1s", "10m", "24h" or "7d"';
+const TOO_LONG = `a duration of at most ${MAX_DURATION_DAYS}d (100 years)`;
+
+/**
+ * Why a value that is neither a duration's text nor a whole number of milliseconds is
+ * refused, in keygate's words rather than zod's "Invalid input": a fraction of a
+ * millisecond (1.5), a number too large for a double (1e400, read as Infinity), `true`, a list.
+ */
+export function notADuration(input: unknown): string {
+  if (typeof input !== 'number') return DURATION_WORDS;
+  if (input === Number.POSITIVE_INFINITY) return TOO_LONG;
+  return input < 0 ? 'a duration, not a negative number' : `${DURATION_WORDS}, or a whole number of milliseconds`;
+}
+
 /** `10m`, `1s`, `24h`, `7d` or a number of milliseconds; parsed to milliseconds. */
 const duration = z
-  .union([
-    z.string().regex(DURATION_PATTERN, 'a duration such as "500ms", "1s", "10m", "24h" or "7d"'),
-    // A bare number is milliseconds; one under a second was almost surely meant as seconds
-    // (`window: 60` would limit nothing), so it must say its unit.
-    z
-      .number()
-      .int()
-      .nonnegative('a duration, not a negative number')
-      .refine((ms) => !(ms >= 1 && ms < 1000), { error: (issue) => `a bare number is milliseconds: ${String(issue.input)} would be ${String(issue.input)} ms; write "${String(issue.input)}s" (or "${String(issue.input)}ms" if that is meant)` })
-      // The refinement above is no JSON Schema of its own: said here, an editor refuses `60` as keygate does.
-      .meta({ not: { minimum: 1, maximum: 999 } }),
-  ])
+  .union(
+    [
+      z.string().regex(DURATION_PATTERN, DURATION_WORDS),
+      // A bare number is milliseconds; one under a second was almost surely meant as seconds
+      // (`window: 60` would limit nothing), so it must say its unit.
+      z
+        .number()
+        .int()
+        .nonnegative('a duration, not a negative number')
+        .refine((ms) => !(ms >= 1 && ms < 1000), { error: (issue) => `a bare number is milliseconds: ${String(issue.input)} would be ${String(issue.input)} ms; write "${String(issue.input)}s" (or "${String(issue.input)}ms" if that is meant)` })
+        // The refinement above is no JSON Schema of its own: said here, an editor refuses `60` as keygate does.
+        .meta({ not: { minimum: 1, maximum: 999 } }),
+    ],
+    { error: (issue) => (issue.code === 'invalid_union' ? notADuration(issue.input) : undefined) },
+  )
   // Past 2^53 ms parseDuration has no answer: too long too.
   .transform((value) => parseDuration(value) ?? Number.POSITIVE_INFINITY)
   // Longer would put a block's end or a window's start where no date can be shown (Retry-After of 100,000,000 days).
-  .refine((ms) => ms <= MAX_DURATION_MS, `a duration of at most ${MAX_DURATION_DAYS}d (100 years)`);
+  .refine((ms) => ms <= MAX_DURATION_MS, TOO_LONG);
 
 const positiveDuration = duration.refine((ms) => ms > 0, 'a duration longer than zero');
 /** A duration a timer waits for: Node's timers hold at most 2^31 - 1 ms (a longer one fires at once). */

@@ -210,7 +210,8 @@ export function checkedWindows(given: unknown[], field: WindowsField = 'limits.r
   if (!Array.isArray(given)) throw new WindowsRefusal(field, whole);
   if (given.length > MAX_OWN_WINDOWS) throw new WindowsRefusal(field, `at most ${MAX_OWN_WINDOWS} windows`);
   const windows = given.map((window, i) => {
-    const parsed = rateLimitSchema.safeParse(window);
+    // With the value refused in each issue: without it every wrong value reads as one left out ("required").
+    const parsed = rateLimitSchema.safeParse(window, { reportInput: true });
     if (parsed.success) return parsed.data;
     const issue = parsed.error.issues[0];
     const within = (issue?.path ?? []).map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('');

@@ -25,7 +25,8 @@ export const PlannedCallSchema = z.strictObject(
     // A pattern, not startsWith: that is written in the OpenAPI document as a format of zod's own, `starts_with`, which validators refuse.
     path: z.string('must be a path starting with /').regex(/^\//, 'must be a path starting with /'),
     /** How many calls. */
-    count: z.number(WHOLE).int(WHOLE).nonnegative(WHOLE),
+    // Left out is said so: "must be a whole number" reads as if the one given were wrong.
+    count: z.number({ error: (issue) => (issue.input === undefined ? `must be given, ${WHOLE.replace(/^must be /, '')}` : WHOLE) }).int(WHOLE).nonnegative(WHOLE),
     /** Records per call, for per-record routes (default: what the path's query asks for, as the gateway reserves, or the route's reserveRecords). */
     records: z.number(WHOLE_POSITIVE).int(WHOLE_POSITIVE).positive(WHOLE_POSITIVE).optional(),
   },

@@ -1,0 +1,81 @@
+/**
+ * Found in the review of the admin API's refusals (hR2): a value that was given but is of
+ * the wrong kind is said so, naming the field, never "required" (as if it were missing) nor
+ * zod's own "Invalid input"; a field left out is said to be required; and the OpenAPI
+ * document lists what a route answers to any request. Over real HTTP against a real
+ * keygate on SQLite.
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKeygate, type TestKeygate } from './support/keygate.js';
+import { startTestUpstream, type TestUpstream } from './support/upstream.js';
+import { tempDir } from './support/temp.js';
+
+describe('admin API refusals of values of the wrong kind', () => {
+  const dir = tempDir('review-hR2');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let accountId: string;
+
+  beforeAll(async () => {
+    upstream = await startTestUpstream();
+    kg = await startKeygate(
+      {
+        upstream: { url: upstream.url },
+        store: `sqlite:${path.join(dir, 'keygate.db')}`,
+        plans: { free: { meters: { credits: { limit: 100 } } } },
+        defaultPlan: 'free',
+        routes: [{ path: '/*', cost: { meter: 'credits', perRequest: 1 } }],
+      },
+      { dir },
+    );
+    const account = await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'acme' }) });
+    expect(account.status).toBe(201);
+    accountId = ((await account.json()) as { id: string }).id;
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  async function refusal(target: string, method: string, body: string): Promise<string> {
+    const response = await kg.admin(target, { method, body });
+    expect(response.status, body.slice(0, 200)).toBe(400);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    return ((await response.json()) as { detail: string }).detail;
+  }
+
+  it("says a window's fractional limit is not a whole number, not that it is missing", async () => {
+    const window = '{"limit":1.5,"window":"1s"}';
+    expect(await refusal('/v1/accounts', 'POST', `{"name":"a","limits":{"rateLimits":[${window}]}}`)).toMatch(/^limits\.rateLimits\[0\]\.limit: expected a whole number, got a number /);
+    expect(await refusal(`/v1/accounts/${accountId}`, 'PATCH', `{"limits":{"rateLimits":[${window}]}}`)).toMatch(/^limits\.rateLimits\[0\]\.limit: expected a whole number, got a number /);
+    const key = await refusal('/v1/keys', 'POST', `{"accountId":"${accountId}","name":"k","rateLimits":[${window}]}`);
+    expect(key).toMatch(/^rateLimits\[0\]\.limit: expected a whole number, got a number /);
+  });
+
+  it("says a window's length given as a fraction of a millisecond, or too large a number, is no duration, in keygate's words", async () => {
+    const fractional = await refusal('/v1/accounts', 'POST', '{"name":"a","limits":{"rateLimits":[{"limit":5,"window":1.5}]}}');
+    expect(fractional).toMatch(/^limits\.rateLimits\[0\]\.window: a duration such as "500ms", "1s", "10m", "24h" or "7d", or a whole number of milliseconds/);
+    // 1e309 is read as Infinity by JSON.parse: refused by the route's own schema.
+    const huge = await refusal('/v1/accounts', 'POST', '{"name":"a","limits":{"rateLimits":[{"limit":5,"window":1e309}]}}');
+    expect(huge).toBe('body.limits.rateLimits.0.window: a duration of at most 36500d (100 years)');
+    for (const detail of [fractional, huge]) expect(detail).not.toMatch(/required|Invalid input/);
+  });
+
+  it('says a planned call without its count is missing the count', async () => {
+    expect(await refusal('/v1/forecast', 'POST', '{"calls":[{"method":"GET","path":"/x"}]}')).toBe('body.calls.0.count: must be given, a whole number from 0 to 9007199254740991');
+    // A count given, but not whole, is still told what it must be.
+    expect(await refusal('/v1/forecast', 'POST', '{"calls":[{"method":"GET","path":"/x","count":1.5}]}')).toBe('body.calls.0.count: must be a whole number from 0 to 9007199254740991');
+  });
+
+  it('answers a URL over the head limit with 414 problem details, which the document lists for every operation', async () => {
+    const response = await kg.admin(`/v1/accounts?q=${'x'.repeat(20_000)}`);
+    expect(response.status).toBe(414);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const document = (await (await kg.admin('/openapi.json')).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    for (const [route, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) expect(Object.keys(operation.responses), `${method} ${route}`).toContain('414');
+    }
+  });
+});
