@@ -69,6 +69,23 @@ describe('admin API refusals of values of the wrong kind', () => {
     expect(await refusal('/v1/forecast', 'POST', '{"calls":[{"method":"GET","path":"/x","count":1.5}]}')).toBe('body.calls.0.count: must be a whole number from 0 to 9007199254740991');
   });
 
+  it("refuses a window's name too long for the RateLimit headers, which a Node client could no longer read (UND_ERR_HEADERS_OVERFLOW)", async () => {
+    const named = (length: number) => [1, 2, 3, 4, 5, 6].map((s) => ({ limit: 100, window: `${s}s`, name: `w${'x'.repeat(length - 2)}${s}` }));
+    expect(await refusal('/v1/accounts', 'POST', JSON.stringify({ name: 'long', limits: { rateLimits: named(3000) } }))).toBe(
+      'limits.rateLimits[0].name: at most 64 characters (it is sent in the RateLimit headers of every answer) (a window is { limit: 100, window: "1s", scope: "key" or "account" })',
+    );
+    expect(await refusal('/v1/keys', 'POST', JSON.stringify({ accountId, name: 'k', rateLimits: named(65).slice(0, 1) }))).toMatch(/^rateLimits\[0\]\.name: at most 64 characters /);
+    // The longest a name may be: the gateway's answers still read.
+    const account = await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'longest', limits: { rateLimits: named(64) } }) });
+    expect(account.status).toBe(201);
+    const key = await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: ((await account.json()) as { id: string }).id, name: 'k', rateLimits: named(64) }) });
+    expect(key.status).toBe(201);
+    const answer = await kg.call('/x', { headers: { authorization: `Bearer ${((await key.json()) as { secret: string }).secret}` } });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('ratelimit-policy')).toContain(`w${'x'.repeat(62)}1`);
+    await answer.text();
+  });
+
   it('answers a URL over the head limit with 414 problem details, which the document lists for every operation', async () => {
     const response = await kg.admin(`/v1/accounts?q=${'x'.repeat(20_000)}`);
     expect(response.status).toBe(414);

@@ -15,7 +15,7 @@ import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { describeProblem, isZodDefault, JSON_FORMAT, type ProblemFormat } from '../config/load.js';
-import { amountNumber, notADuration } from '../config/schema.js';
+import { amountNumber, MAX_WINDOW_NAME, notADuration } from '../config/schema.js';
 import { MAX_AMOUNT } from '../config/amounts.js';
 import type { Runtime } from '../runtime.js';
 import type { KeyFormat } from '../keys/format.js';
@@ -88,7 +88,7 @@ const Account = z.object({
 function windowIn(nameMeans: string, scopeMeans: string) {
   return z
     .object({
-      name: z.string().optional().describe(nameMeans),
+      name: z.string().optional().describe(`${nameMeans} (at most ${MAX_WINDOW_NAME} characters)`),
       limit: amountNumber("a window's limit").describe(`Requests allowed in any rolling window (a whole number, from 1 to ${MAX_AMOUNT})`),
       // A number that is none (1e309 is read as Infinity) is refused as the profile refuses it, not as zod's "Invalid input".
       window: z.union([z.string(), z.number()], { error: (issue) => (issue.code === 'invalid_union' ? notADuration(issue.input) : undefined) }).describe('As the profile writes it: "1s", "10m", "1h" (a number: milliseconds)'),

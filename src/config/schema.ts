@@ -223,10 +223,20 @@ function amount(what: string) {
   return amountNumber(what).max(MAX_AMOUNT, { error: tooLarge(what), abort: true });
 }
 
+/**
+ * The longest name a window may have: each is sent in the RateLimit headers of every answer
+ * (twice), and an account's and a key's own windows (20 each) with names of thousands of
+ * characters took an answer's head past what a Node client reads (16 KB: UND_ERR_HEADERS_OVERFLOW).
+ */
+export const MAX_WINDOW_NAME = 64;
+
 /** One rate-limit window: at most `limit` requests in any rolling `window`. */
 export const rateLimitSchema = z
   .object({
-    name: identifier.optional().describe('Policy name used in the RateLimit headers; defaults to e.g. "5-per-1s".'),
+    name: identifier
+      .max(MAX_WINDOW_NAME, `at most ${MAX_WINDOW_NAME} characters (it is sent in the RateLimit headers of every answer)`)
+      .optional()
+      .describe(`Policy name used in the RateLimit headers (at most ${MAX_WINDOW_NAME} characters); defaults to e.g. "5-per-1s".`),
     limit: amount("a window's limit").int().positive(),
     window: positiveDuration,
     scope: z.enum(['key', 'account']).default('key').describe('Count per key, or shared by all keys of an account.'),
