@@ -86,6 +86,14 @@ describe('admin API refusals of values of the wrong kind', () => {
     await answer.text();
   });
 
+  it("takes limits.meters: null as a JSON merge patch does: every meter back to the plan's, the account's own windows kept", async () => {
+    const patch = (limits: unknown) => kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ limits }) });
+    expect((await patch({ rateLimits: [{ limit: 5, window: '1s' }], meters: { credits: 5 } })).status).toBe(200);
+    const cleared = await patch({ meters: null });
+    expect(cleared.status).toBe(200);
+    expect(await cleared.json()).toMatchObject({ limits: { rateLimits: [{ limit: 5, window: '1s', scope: 'key' }], meters: {} }, effectiveLimits: { meters: { credits: 100 } } });
+  });
+
   it('answers a URL over the head limit with 414 problem details, which the document lists for every operation', async () => {
     const response = await kg.admin(`/v1/accounts?q=${'x'.repeat(20_000)}`);
     expect(response.status).toBe(414);

@@ -106,8 +106,9 @@ const LimitsChange = z
       .describe("Windows in place of the plan's own rateLimits (all of them: give every window the account should have; each length once per scope, as the larger limit of two would never refuse a request); null: the plan's again"),
     meters: z
       .record(z.string(), amountNumber("a meter's limit").nullable())
+      .nullable()
       .optional()
-      .describe("Meter name → the account's limit for it (a meter of its plan; 0 or more); null: the plan's again. Meters not named stay as they are"),
+      .describe("Meter name → the account's limit for it (a meter of its plan; 0 or more); null: the plan's again. Meters not named stay as they are; meters: null gives every meter the plan's again"),
   })
   .strict()
   .nullable()

@@ -156,8 +156,8 @@ export function accountPlan(account: Pick<AccountRecord, 'planId' | 'limits'>, p
 export interface LimitsChange {
   /** The account's windows in place of the plan's own (as the profile writes them: `{ limit: 100, window: "1s", scope: "key" }`). */
   rateLimits?: unknown[] | null;
-  /** Meter name → its limit; null: the plan's. */
-  meters?: Record<string, number | null>;
+  /** Meter name → its limit; null: the plan's. The whole map null: the plan's for every meter (a JSON merge patch's null). */
+  meters?: Record<string, number | null> | null;
 }
 
 /** Most windows an account's own list may hold (a plan has a few). */
@@ -173,7 +173,7 @@ export function changedLimits(rt: Pick<Runtime, 'config'>, planId: string, befor
   const plan = rt.config.plans[planId];
   let rateLimits = before?.rateLimits ?? null;
   // Without a prototype: a meter named "__proto__" is a name like another (and refused as one the plan lacks).
-  const meters = Object.assign(Object.create(null) as Record<string, number>, before?.meters ?? {});
+  const meters = Object.assign(Object.create(null) as Record<string, number>, change?.meters === null ? {} : (before?.meters ?? {}));
   if (change === null) return { rateLimits: null, meters: {} };
   if (change?.rateLimits !== undefined) rateLimits = change.rateLimits === null ? null : checkedWindows(change.rateLimits);
   for (const [name, limit] of Object.entries(change?.meters ?? {})) {
