@@ -1011,3 +1011,12 @@ describe('a profile file as an editor saved it', () => {
     expect(problem).toBe('not valid YAML: the file holds more than one YAML document (a "---" line at line 2 starts another): a profile is one document; remove the "---" line and merge the two');
   });
 });
+
+describe('a value YAML reads as something other than a string, number, list or mapping', () => {
+  it('names a !!timestamp, !!binary or !!set for what it is, not "a mapping"', () => {
+    const portOf = (value: string) => problems(`upstream: {url: "http://a"}\nlisten: {port: ${value}}\n`);
+    expect(portOf('!!timestamp 2001-12-14')).toEqual(['listen.port: expected a number, got a date (2001-12-14T00:00:00.000Z, a YAML !!timestamp)']);
+    expect(portOf('!!binary aGVsbG8=')).toEqual(['listen.port: expected a number, got binary data (a YAML !!binary)']);
+    expect(portOf('!!set {a, b}')).toEqual(['listen.port: expected a number, got a set (a YAML !!set)']);
+  });
+});

@@ -487,6 +487,10 @@ function emptyWritten(path: readonly PropertyKey[], expected: string): string {
 function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
+  // What YAML's explicit tags make: none of them is a mapping, as "got a mapping" said.
+  if (value instanceof Date) return `a date (${Number.isNaN(value.getTime()) ? 'not a valid one' : value.toISOString()}, a YAML !!timestamp)`;
+  if (value instanceof Uint8Array) return 'binary data (a YAML !!binary)';
+  if (value instanceof Set) return 'a set (a YAML !!set)';
   return typeof value === 'object' ? 'a mapping' : `${typeof value} ${quoted(value)}`;
 }
 
