@@ -1020,3 +1020,15 @@ describe('a value YAML reads as something other than a string, number, list or m
     expect(portOf('!!set {a, b}')).toEqual(['listen.port: expected a number, got a set (a YAML !!set)']);
   });
 });
+
+describe('a ${VARIABLE} written in the profile', () => {
+  it('says, where the value is refused, that keygate does not replace it with the variable, and which fields name variables', () => {
+    const hint = "(keygate does not replace ${NAME} or $NAME with an environment variable: write the value itself; only admin.tokenEnv, admin.readTokenEnv and pepperEnv name variables, whose values keygate reads)";
+    expect(problems('upstream: {url: "${UPSTREAM_URL}"}\nstore: $DATABASE_URL\n')).toEqual([
+      `upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "\${UPSTREAM_URL}" ${hint}`,
+      `store: expected "sqlite:<file>" or "postgres://user:password@host:port/database" ${hint}`,
+    ]);
+    // A value refused for another reason than its variable says nothing of variables.
+    expect(problems('upstream: {url: "ftp://a"}\n')[0]).not.toContain('environment variable');
+  });
+});

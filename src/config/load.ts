@@ -315,8 +315,14 @@ function startsWith(path: readonly PropertyKey[], prefix: readonly PropertyKey[]
 }
 
 function describeIssue(issue: z.core.$ZodIssue): ConfigProblem {
-  return { field: formatPath(issue.path), message: describeProblem(issue) };
+  const variable = typeof issue.input === 'string' && VARIABLE_REFERENCE.test(issue.input) ? ` ${NO_VARIABLES}` : '';
+  return { field: formatPath(issue.path), message: `${describeProblem(issue)}${variable}` };
 }
+
+/** `${NAME}` anywhere in a value, or `$NAME` as all of it: a shell's or Docker Compose's way to read a variable. */
+const VARIABLE_REFERENCE = /\$\{[A-Za-z_][A-Za-z0-9_]*\}|^\$[A-Za-z_][A-Za-z0-9_]*$/;
+/** Said after a value refused that reads a variable as a shell would: keygate reads the file as written. */
+const NO_VARIABLES = '(keygate does not replace ${NAME} or $NAME with an environment variable: write the value itself; only admin.tokenEnv, admin.readTokenEnv and pepperEnv name variables, whose values keygate reads)';
 
 /**
  * One schema problem in words (without its path): also the admin API's, whose bodies have
