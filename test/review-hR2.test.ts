@@ -94,6 +94,16 @@ describe('admin API refusals of values of the wrong kind', () => {
     expect(await cleared.json()).toMatchObject({ limits: { rateLimits: [{ limit: 5, window: '1s', scope: 'key' }], meters: {} }, effectiveLimits: { meters: { credits: 100 } } });
   });
 
+  it('answers headers over the head limit with 431 problem details, which the document lists for every operation', async () => {
+    const response = await kg.admin('/v1/accounts', { headers: { 'x-padding': 'x'.repeat(20_000) } });
+    expect(response.status).toBe(431);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const document = (await (await kg.admin('/openapi.json')).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    for (const [route, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) expect(Object.keys(operation.responses), `${method} ${route}`).toContain('431');
+    }
+  });
+
   it('answers a URL over the head limit with 414 problem details, which the document lists for every operation', async () => {
     const response = await kg.admin(`/v1/accounts?q=${'x'.repeat(20_000)}`);
     expect(response.status).toBe(414);
