@@ -86,6 +86,14 @@ describe('admin API refusals of values of the wrong kind', () => {
     await answer.text();
   });
 
+  it('says an account\'s overage is true, false or null (follow the plan), where a script sent the CLI\'s "plan"', async () => {
+    const expected = 'body.overage: expected true or false, or null to follow the plan';
+    expect(await refusal('/v1/accounts', 'POST', '{"name":"a","overage":"plan"}')).toBe(expected);
+    expect(await refusal(`/v1/accounts/${accountId}`, 'PATCH', '{"overage":"plan"}')).toBe(expected);
+    const following = await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: '{"overage":null}' });
+    expect([following.status, ((await following.json()) as { overage: unknown }).overage]).toEqual([200, null]);
+  });
+
   it("takes limits.meters: null as a JSON merge patch does: every meter back to the plan's, the account's own windows kept", async () => {
     const patch = (limits: unknown) => kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ limits }) });
     expect((await patch({ rateLimits: [{ limit: 5, window: '1s' }], meters: { credits: 5 } })).status).toBe(200);

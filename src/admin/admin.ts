@@ -64,6 +64,8 @@ declare module 'fastify' {
 }
 
 const isoOrNull = z.string().nullable();
+/** An account's overage switch as a request gives it: "plan" (the CLI's word) is refused naming null, the API's. */
+const overageIn = z.boolean({ error: 'expected true or false, or null to follow the plan' }).nullable();
 const OutWindow = z.object({ name: z.string().describe('The policy name in the RateLimit headers'), limit: z.number(), window: z.string().describe('As the profile writes it: "1s", "1h"'), scope: z.enum(['key', 'account']) });
 const Account = z.object({
   id: z.string(),
@@ -644,7 +646,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         summary: 'Create an account (a team) on a plan, the default plan unless named',
         description:
           "`limits` gives the account its own limits from the start, as PATCH /v1/accounts/{id} takes them (checked against the plan it is created on, refused with the same 400s); null or absent: the plan's. They are in the account.created audit event's detail.",
-        body: z.object({ name: z.string().min(1).max(200), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional(), limits: LimitsChange.optional() }).strict(),
+        body: z.object({ name: z.string().min(1).max(200), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: overageIn.optional(), planExpiresAt: dateInput.nullable().optional(), limits: LimitsChange.optional() }).strict(),
         response: { 201: Account, 400: Problem },
       },
     },
@@ -679,7 +681,7 @@ export async function buildAdmin(rt: Runtime, options: AdminOptions): Promise<Fa
         description:
           "Takes effect on its keys' next request, in every keygate process. `limits` overrides the plan's limits for this account alone: `rateLimits` replaces the plan's own windows (a route's extra windows stay), `meters` a meter's limit; null gives either back to the plan. Their change is audited as account.limits_changed.",
         params: IdParams,
-        body: z.object({ name: z.string().min(1).max(200).optional(), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: z.boolean().nullable().optional(), planExpiresAt: dateInput.nullable().optional(), limits: LimitsChange.optional() }).strict(),
+        body: z.object({ name: z.string().min(1).max(200).optional(), planId: z.string().optional(), apiAccess: z.boolean().optional(), overage: overageIn.optional(), planExpiresAt: dateInput.nullable().optional(), limits: LimitsChange.optional() }).strict(),
         response: { 200: Account, 400: Problem, 404: Problem },
       },
     },
