@@ -1428,6 +1428,12 @@ describe('keygate refuses bad profiles, naming the field', () => {
       expect([human.code, human.stdout, human.stderr], args.join(' ')).toEqual([1, '', `error: ${error}\nUsage: ${usage}\n`]);
       expect([json.code, json.stdout, JSON.parse(json.stderr)], args.join(' ')).toEqual([1, '', { error }]);
     }
+    // --config given no file takes the next flag for one: refused, naming the flag (not a value that reads as none: it may be a secret).
+    const [flagTaken, flagTakenJson] = await Promise.all([runCli(['accounts', 'list', '-c', '--verbose']), runCli(['-c', '--json', 'accounts', 'list'])]);
+    expect([flagTaken.code, flagTaken.stdout, flagTaken.stderr.split('\n')[0]]).toEqual([1, '', 'error: option \'-c, --config <file>\' argument is invalid. Expected a profile file, not a flag --verbose (a file whose name begins with "-" is named by its path: ./-…).']);
+    expect([flagTakenJson.code, flagTakenJson.stdout, JSON.parse(flagTakenJson.stderr)]).toEqual([1, '', { error: 'option \'-c, --config <file>\' argument is invalid. Expected a profile file, not a flag --json (a file whose name begins with "-" is named by its path: ./-…).' }]);
+    const oddValue = await runCli(['--config=-kg_live_Secret123', 'accounts', 'list']);
+    expect([oddValue.code, oddValue.stderr.includes('Secret123'), oddValue.stderr.split('\n')[0]]).toEqual([1, false, 'error: option \'-c, --config <file>\' argument is invalid. Expected a profile file, not a flag (a file whose name begins with "-" is named by its path: ./-…).']);
     // A name keygate does not know is still followed by the help: its list holds the name meant.
     const unknown = await runCli(['keys', 'bogus']);
     expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringMatching(/^error: unknown command 'bogus'\n\nUsage: keygate keys \[options\] \[command\]\n[\s\S]*\n  revoke <id> /)]);

@@ -46,6 +46,15 @@ describe('admin API refusals of values of the wrong kind', () => {
     return ((await response.json()) as { detail: string }).detail;
   }
 
+  it('refuses an account or key name of invisible characters alone (a zero-width space), which would show as no name', async () => {
+    const invisible = '\u200b\u2060\ufeff';
+    expect(await refusal('/v1/accounts', 'POST', JSON.stringify({ name: invisible }))).toBe('an account needs a name that shows: this one has only invisible characters (such as U+200B, a zero-width space)');
+    const key = await refusal('/v1/keys', 'POST', JSON.stringify({ accountId, name: '\u200b' }));
+    expect(key).toBe('a key needs a name that shows: this one has only invisible characters (such as U+200B, a zero-width space)');
+    // Letters of any script, digits and signs show.
+    for (const name of ['数据', '٣', '★', 'a\u200bb']) expect((await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name }) })).status, name).toBe(201);
+  });
+
   it("says a window's fractional limit is not a whole number, not that it is missing", async () => {
     const window = '{"limit":1.5,"window":"1s"}';
     expect(await refusal('/v1/accounts', 'POST', `{"name":"a","limits":{"rateLimits":[${window}]}}`)).toMatch(/^limits\.rateLimits\[0\]\.limit: expected a whole number, got a number /);

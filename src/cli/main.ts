@@ -359,11 +359,23 @@ const SERVE_PORT_FLAGS = { gateway: '--port', admin: '--admin-port', dashboard: 
 /** The same, as a command other than serve names them. */
 const SERVE_PORT_FLAGS_NAMED = { gateway: 'keygate serve --port', admin: 'keygate serve --admin-port', dashboard: 'keygate serve --dashboard-port' } as const;
 
+/**
+ * The value of --config: a file, not the flag that follows a --config given no file
+ * (`keygate -c --json accounts list` would read a profile named "--json" and still answer
+ * in JSON). A file whose name begins with a dash is named by a path: `./-odd.yaml`.
+ */
+function profileFile(value: string): string {
+  if (!value.startsWith('-')) return value;
+  // Named only where it reads as a flag: what was typed may be a secret.
+  const flag = /^--?[a-z][a-z-]*$/.test(value) ? ` ${value}` : '';
+  throw new InvalidArgumentError(`Expected a profile file, not a flag${flag} (a file whose name begins with "-" is named by its path: ./-…).`);
+}
+
 export function buildCli(): Command {
   const program = new KeygateCommand('keygate')
     .description('API-key gateway for data APIs')
     .version(KEYGATE_VERSION, '-V, --version', 'print the version')
-    .option('-c, --config <file>', 'profile to use (or set KEYGATE_CONFIG)', process.env.KEYGATE_CONFIG ?? 'keygate.yaml')
+    .option('-c, --config <file>', 'profile to use (or set KEYGATE_CONFIG)', profileFile, process.env.KEYGATE_CONFIG ?? 'keygate.yaml')
     .option('--json', 'machine-readable output')
     // `keygate serve --help` lists --config and --json too (every command takes them).
     .configureHelp({ showGlobalOptions: true })

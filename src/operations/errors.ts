@@ -138,6 +138,8 @@ const CONTROL = /\p{Cc}/u;
 const DIRECTION_CONTROL = /\p{Bidi_Control}/u;
 /** Half of a UTF-16 pair without its other half: no character, stored as U+FFFD. */
 const LONE_SURROGATE = /\p{Cs}/u;
+/** A character a name shows: a letter, digit, mark of punctuation or symbol (not only spaces, zero-width or format characters). */
+const SHOWS = /[\p{L}\p{N}\p{P}\p{S}]/u;
 
 /** The latest time a date may be (4-digit years, well inside JavaScript's dates: every page and table can show it). */
 export const LATEST_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
@@ -179,6 +181,7 @@ export async function checkedName(what: string, raw: string, max: number, rt: Na
   if (CONTROL.test(name)) throw new OperationError('invalid', `${what} name cannot contain control characters (line breaks, tabs, escapes)`);
   if (DIRECTION_CONTROL.test(name)) throw new OperationError('invalid', `${what} name cannot contain text-direction controls (such as U+202E): it would show as another name`);
   if (LONE_SURROGATE.test(name)) throw new OperationError('invalid', `${what} name cannot contain half of a UTF-16 surrogate pair (it is no character)`);
+  if (!SHOWS.test(name)) throw new OperationError('invalid', `${what} needs a name that shows: this one has only invisible characters (such as U+200B, a zero-width space)`);
   // Names are stored and shown as they are: a key pasted into one would be kept in clear.
   const holdsKey = new OperationError('invalid', `${what} name cannot contain an API key (it would be stored and shown in clear): name it after what it is for`);
   if (rt.keyFormat.heldInName(name) || (importing !== undefined && name.includes(importing))) throw holdsKey;
