@@ -16,6 +16,7 @@ import { profileDigest } from './config/profile-digest.js';
 import { buildGateway } from './gateway/gateway.js';
 import { buildAdmin } from './admin/admin.js';
 import { cookiesInClearWarning } from './dashboard/cookie-security.js';
+import { noHostNameWarning } from './dashboard/host-names.js';
 import { buildDashboard } from './dashboard/dashboard.js';
 import { createMetrics } from './metrics.js';
 import { capConnections, defaultGatewayCap, openFilesLimit } from './connection-cap.js';
@@ -446,6 +447,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       rt.listening.dashboard = dashboardUrl;
       const cookiesInClear = cookiesInClearWarning(config.dashboard);
       if (cookiesInClear) log.warn({ host: config.dashboard.listen.host }, cookiesInClear);
+      const noHostName = noHostNameWarning(config.dashboard);
+      if (noHostName) log.warn({ host: config.dashboard.listen.host }, noHostName);
     }
 
     // A process that starts without a backend (a mistyped Redis URL) serves in its failure

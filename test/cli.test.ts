@@ -1223,12 +1223,13 @@ describe('keygate refuses bad profiles, naming the field', () => {
   });
 
   it('check warns of a dashboard that listens beyond loopback with cookies that are not Secure, naming the fields to set', async () => {
+    // (Of a dashboard that knows no host name of its own, the next test.)
     const warned = async (dashboard: string) => {
       const file = path.join(dir, 'dashboard-cookies.yaml');
       writeFileSync(file, `upstream: {url: "http://127.0.0.1:4100"}\ndashboard: ${dashboard}\n`);
       const r = await runCli(['check', '--offline', '--config', file]);
       expect(r.code, dashboard).toBe(0);
-      return r.stdout.split('\n').filter((line) => line.startsWith('warning: '));
+      return r.stdout.split('\n').filter((line) => line.startsWith('warning: ') && !line.includes('knows no host name'));
     };
     for (const host of ['0.0.0.0', '"::"', '192.0.2.10', 'keys.internal']) {
       const warnings = await warned(`{enabled: true, listen: {host: ${host}}}`);
@@ -1242,6 +1243,31 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(await warned('{enabled: true, listen: {host: 0.0.0.0}, secureCookies: true}')).toEqual([]);
     for (const host of ['127.0.0.1', 'localhost', '"::1"']) expect(await warned(`{enabled: true, listen: {host: ${host}}}`), host).toEqual([]);
     expect(await warned('{enabled: false, listen: {host: 0.0.0.0}}')).toEqual([]);
+  });
+
+  it('check warns of a dashboard that listens beyond loopback and knows no host name of its own (it refuses any other, 421), naming the fields to set', async () => {
+    const warned = async (dashboard: string) => {
+      const file = path.join(dir, 'dashboard-host-names.yaml');
+      writeFileSync(file, `upstream: {url: "http://127.0.0.1:4100"}\ndashboard: ${dashboard}\n`);
+      const r = await runCli(['check', '--offline', '--config', file]);
+      expect(r.code, dashboard).toBe(0);
+      return r.stdout.split('\n').filter((line) => line.startsWith('warning: ') && line.includes('knows no host name'));
+    };
+    for (const host of ['0.0.0.0', '"::"', '192.0.2.10']) {
+      const warnings = await warned(`{enabled: true, secureCookies: true, listen: {host: ${host}}}`);
+      expect(warnings, host).toHaveLength(1);
+      for (const field of ['dashboard.publicUrl', 'dashboard.allowedHosts', '421']) expect(warnings[0]).toContain(field);
+    }
+    // A name of its own: publicUrl's, allowedHosts, the one it listens on; or loopback; or no dashboard.
+    for (const dashboard of [
+      '{enabled: true, listen: {host: 0.0.0.0}, publicUrl: "https://keys.example.com"}',
+      '{enabled: true, listen: {host: 0.0.0.0}, allowedHosts: [keygate]}',
+      '{enabled: true, listen: {host: keys.internal}}',
+      '{enabled: true, listen: {host: 127.0.0.1}}',
+      '{enabled: false, listen: {host: 0.0.0.0}}',
+    ]) {
+      expect(await warned(dashboard), dashboard).toEqual([]);
+    }
   });
 
   it('check warns of keys fields the other key format reads, of reserve fields beside a flat cost, of a meter\'s admit beside overage and of errors.realm without WWW-Authenticate, naming each; none for their defaults', async () => {

@@ -31,6 +31,7 @@ import type { MeterBalance, PlannedCall } from '../operations/forecast.js';
 import type { Log } from '../log.js';
 import { fields, keyEnd, keyMoment, table, until, when } from './format.js';
 import { cookiesInClearWarning } from '../dashboard/cookie-security.js';
+import { noHostNameWarning } from '../dashboard/host-names.js';
 import { KEYGATE_VERSION } from '../build-info.js';
 import { orList } from '../list-words.js';
 
@@ -588,12 +589,14 @@ export function buildCli(): Command {
       // Valid, but probably not meant: said, without failing the check.
       const { config: profile } = loaded;
       const cookiesInClear = cookiesInClearWarning(profile.dashboard);
+      const noHostName = noHostNameWarning(profile.dashboard);
       const weakKeys = profileOps.weakImportedKeys(profile.keys);
       const table = profileOps.profileRouteTable(profile);
       const warnings = [
         ...profileOps.scopeGaps(table, profile.routes).map(profileOps.describeScopeGap),
         ...profileOps.wildcardRootGaps(table, profile.routes).map(profileOps.describeWildcardRootGap),
         ...(cookiesInClear ? [cookiesInClear] : []),
+        ...(noHostName ? [noHostName] : []),
         ...(weakKeys ? [profileOps.describeWeakImportedKeys(weakKeys, profile.auth.unknownKeys !== undefined)] : []),
         ...profileOps.unusedFields(profile).map((unused) => unused.warning),
       ];

@@ -204,6 +204,9 @@ function isOriginOnly(url: string): boolean {
   return parsed.pathname === '/' && parsed.search === '' && parsed.hash === '';
 }
 
+/** A DNS name (labels of letters, digits, `-` and `_`, dot-separated, an optional final dot), as dashboard.allowedHosts takes it: no scheme, port or path. */
+const DASHBOARD_HOST_NAME = /^(?=.{1,254}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
 /** A method in any case, read as capitals; JSON Schema offers the capitals (an enum editors complete). */
 const httpMethod = z.preprocess((method) => (typeof method === 'string' ? method.toUpperCase() : method), z.enum([...ROUTE_METHODS, '*']));
 
@@ -908,7 +911,20 @@ const profileSections = z
           .url({ protocol: /^https?$/, error: 'an http(s) URL such as https://dashboard.example.com' })
           .refine(isOriginOnly, 'an origin such as https://dashboard.example.com, without a path, query or fragment (the dashboard is served at the root of its host)')
           .optional()
-          .describe('URL members reach the dashboard at (for invitation links).'),
+          .describe(
+            'URL members reach the dashboard at (for invitation links). Its host is a name the dashboard answers to (against DNS rebinding, it refuses, 421, a request addressed to a name it is not known by: see allowedHosts).',
+          ),
+        allowedHosts: z
+          .array(
+            z
+              .string()
+              .regex(DASHBOARD_HOST_NAME, 'a host name such as keys.internal or keygate, without a scheme, port or path')
+              .transform((name) => name.toLowerCase().replace(/\.$/, '')),
+          )
+          .default([])
+          .describe(
+            'More host names the dashboard answers to, besides publicUrl\'s host, IP addresses and localhost (and *.localhost), which it always answers: a request addressed to any other name (its Host, or a trusted proxy\'s X-Forwarded-Host) is refused (421), so that a page whose DNS name turns to the dashboard\'s address (DNS rebinding) cannot use it. For a proxy that passes its own Host (keygate:8082) and no X-Forwarded-Host, without publicUrl. Names only: no port.',
+          ),
         apiUrl: z
           .url({ protocol: /^https?$/, error: 'an http(s) URL such as https://api.example.com/v1' })
           .refine((url) => !/[?#']/.test(url), "a URL without a query, a fragment or a quote ('), such as https://api.example.com/v1")

@@ -4,7 +4,8 @@
  * nothing fetched from elsewhere: one stylesheet, one small script, forms that work
  * without it.
  *
- * Every request passes, in order: security headers → who is signed in (session
+ * Every request passes, in order: security headers → the name it was addressed to is one
+ * the dashboard is known by (host-names.ts) → who is signed in (session
  * cookie) → sign-in required except on public pages (nothing is done without a session)
  * → CSRF check on every POST → the page. Anything the viewer may not see is a plain 404.
  */
@@ -24,6 +25,8 @@ import { SCRIPT, STYLESHEET } from './assets.js';
 import { formPage, PageNotFound, redirect, SESSION_ENDED, setNotice, signInLeadingTo, type Dashboard } from './context.js';
 import { csrfTokenMatches, newCsrfSecret, preSessionSecret, submittedToken } from './csrf.js';
 import { cookieSettings, loadViewer } from './session.js';
+import { hostName, knownHostNames } from './host-names.js';
+import { oncePer } from '../log.js';
 import { createSignInChecker } from './sign-in.js';
 import { clientAddress, trustedProxyCheck } from '../gateway/trusted-proxies.js';
 import { renderDocument, sendPage } from './layout.js';
@@ -81,6 +84,9 @@ function escapesUtf8(form: string): boolean {
   }
 }
 
+/** How often a request refused for the name it was addressed to is logged (at most). */
+const UNKNOWN_HOST_LOG_INTERVAL_MS = 60_000;
+
 /** The setting that holds the key the dashboard's notices are signed with. */
 const NOTICE_KEY_SETTING = 'dashboard_notice_key';
 
@@ -107,11 +113,8 @@ const FORWARDED_PROTO = /^https?$/i;
  * make no origin.
  */
 function addressedOrigin(request: FastifyRequest, trusted: ((peer: string | undefined) => boolean) | undefined): string | undefined {
-  const headers = request.headers;
-  const viaProxy = trusted?.(request.raw.socket.remoteAddress) === true;
   const scheme = schemeOf(request, trusted);
-  const forwardedHost = viaProxy ? visitorsOf(headers['x-forwarded-host']) : undefined;
-  const host = forwardedHost !== undefined && isHostValue(forwardedHost) ? forwardedHost : headers.host;
+  const host = addressedHost(request, trusted);
   if (host === undefined) return undefined;
   try {
     // As a browser writes an origin: lower case, no default port.
@@ -119,6 +122,16 @@ function addressedOrigin(request: FastifyRequest, trusted: ((peer: string | unde
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The host a request was sent to, with its port if it has one: its Host; from a trusted
+ * proxy, the one it says the visitor used (`X-Forwarded-Host`), where it sends one.
+ */
+function addressedHost(request: FastifyRequest, trusted: ((peer: string | undefined) => boolean) | undefined): string | undefined {
+  const viaProxy = trusted?.(request.raw.socket.remoteAddress) === true;
+  const forwardedHost = viaProxy ? visitorsOf(request.headers['x-forwarded-host']) : undefined;
+  return forwardedHost !== undefined && isHostValue(forwardedHost) ? forwardedHost : request.headers.host;
 }
 
 /**
@@ -172,6 +185,9 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
     bodyLimit: BODY_LIMIT,
     // Before routing (an undecodable URL, an id over 2,048 characters): a page, not Fastify's JSON.
     frameworkErrors: (_error, request, reply) => {
+      // No hook has run: the name it was addressed to is judged here first, as onRequest does.
+      const host = addressedHost(request, trusted);
+      if (host !== undefined && !badHost(request.raw) && !isKnownHost(host)) return refuseUnknownHost(request, reply as FastifyReply, host);
       const body = html`<h1>That address could not be read</h1><p>Check the link, or start again from the dashboard.</p><p><a href="/">Back to the dashboard</a></p>`;
       let page: string;
       try {
@@ -193,6 +209,8 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
   answerExpectAndConnect(app.server, nodeRefusal);
   const trusted = trustedProxyCheck(rt.config.trustedProxies);
   const log = rt.log.child({ component: 'dashboard' });
+  const isKnownHost = knownHostNames(rt.config.dashboard);
+  const logUnknownHost = oncePer(UNKNOWN_HOST_LOG_INTERVAL_MS);
   /** Whether the operator was told of X-Forwarded-For from a peer not in trustedProxies (once per process). */
   let toldOfUntrustedProxy = false;
   const dash: Dashboard = {
@@ -241,6 +259,11 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       const body = html`<h1>Bad request</h1><p>The request needs one Host header, naming a host: open the dashboard in a browser.</p>`;
       return reply.code(400).header('connection', 'close').header('cache-control', 'no-store').type('text/html; charset=utf-8').send(renderDocument(dash, request, { title: 'Bad request', body }).value);
     }
+    // Before anything else, assets and every method too: a page addressed to a name the
+    // dashboard is not known by may be another site's, rebound to this address.
+    const host = addressedHost(request, trusted);
+    // (An HTTP/1.0 request may come without Host: no browser sends one so, rebound or not.)
+    if (host !== undefined && !isKnownHost(host)) return refuseUnknownHost(request, reply, host);
   });
 
   app.get('/assets/dashboard.css', (_request, reply) =>
@@ -336,6 +359,28 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
   function sendNotFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const body = html`<h1>Page not found</h1><p>There is nothing at this address, or it belongs to another account.</p><p><a href="/">Back to the dashboard</a></p>`;
     return sendPage(dash, request, reply, { title: 'Page not found', body, status: 404 });
+  }
+
+  /**
+   * 421 Misdirected Request: this server does not answer for that name, which the operator
+   * changes in the profile (not 403: nothing about the visitor is refused, and the same
+   * request by a known name is answered). No cookie is set, and nothing of the layout is
+   * fetched (its stylesheet would be refused too).
+   */
+  function refuseUnknownHost(request: FastifyRequest, reply: FastifyReply, host: string): FastifyReply {
+    const origin = addressedOrigin(request, trusted) ?? `http://${host}`;
+    const name = hostName(host) ?? host;
+    logUnknownHost(({ moreSinceLast }) =>
+      log.warn(
+        { host, ...(moreSinceLast === undefined ? {} : { moreSinceLast }) },
+        `the dashboard refused a request addressed to ${host}, a name it is not known by (against DNS rebinding): if members reach it by that name, set dashboard.publicUrl: ${origin} (or list ${name} in dashboard.allowedHosts)${moreSinceLast === undefined ? '' : ` (and ${moreSinceLast} more refused since the last such line)`}`,
+      ),
+    );
+    const body = html`<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Misdirected request</title>
+<h1>The dashboard does not answer to this name</h1>
+<p>This request was addressed to <code>${host}</code>, which is not a name the dashboard is known by. It answers only to its own names, IP addresses and <code>localhost</code>, so that a web page whose DNS name is made to point at it cannot use it.</p>
+<p>If this is how members reach the dashboard, its operator sets <code>dashboard.publicUrl: ${origin}</code> in the profile (or, behind a proxy that passes its own Host, lists <code>${name}</code> in <code>dashboard.allowedHosts</code>) and restarts keygate.</p></html>`;
+    return reply.code(421).headers(SECURITY_HEADERS).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(body.value);
   }
 
   function refuseForgery(request: FastifyRequest, reply: FastifyReply): FastifyReply {

@@ -4,6 +4,7 @@
  * Sec-Fetch-Site check refuses it. The dashboard's origin is `dashboard.publicUrl`'s; without
  * one, the request's Host with the scheme it came by (from a trusted proxy, the ones its
  * X-Forwarded-Host and X-Forwarded-Proto say). A POST without Origin (curl) is left to the token.
+ * (Whichever host that is must be one the dashboard answers to: host-names.test.ts.)
  */
 import { createServer } from 'node:net';
 import type { Browser } from 'playwright-core';
@@ -49,7 +50,8 @@ describe('dashboard: forms with an Origin and no Sec-Fetch-Site', () => {
     const profile = dashboardProfile(upstream.url);
     withPublicUrl = await startKeygate({ ...profile, dashboard: { enabled: true, publicUrl: PUBLIC_URL } }, { dir: tempDir('keygate-dashboard-origin') });
     withoutPublicUrl = await startKeygate({ ...profile, dashboard: { enabled: true } }, { dir: tempDir('keygate-dashboard-origin-none') });
-    behindProxy = await startKeygate({ ...profile, trustedProxies: ['127.0.0.1'], dashboard: { enabled: true } }, { dir: tempDir('keygate-dashboard-origin-proxy') });
+    // The name its proxy forwards is one it answers to (host-names.test.ts): no publicUrl, so that the Origin is judged by the forwarded scheme and host.
+    behindProxy = await startKeygate({ ...profile, trustedProxies: ['127.0.0.1'], dashboard: { enabled: true, allowedHosts: ['keys.example.test'] } }, { dir: tempDir('keygate-dashboard-origin-proxy') });
     for (const keygate of [withPublicUrl, withoutPublicUrl, behindProxy]) {
       const account = await createAccount(keygate.runtime, { name: 'Acme' }, 'test');
       const { token } = await inviteMember(keygate.runtime, { email: EMAIL, accountId: account.id }, 'test');

@@ -559,9 +559,9 @@ describe('slow and unreadable requests at every listener', () => {
     await upstream?.close();
   });
 
-  /** Headers and 3 of the 1,000 body bytes they announce, then nothing. */
+  /** Headers and 3 of the 1,000 body bytes they announce, then nothing. (Host: an IP literal, a name the dashboard answers to.) */
   const stalledPost = (path: string, headers = '') =>
-    `POST ${path} HTTP/1.1\r\nHost: x\r\n${headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nabc`;
+    `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nabc`;
 
   it('a body that stops arriving gets a 408 in the envelope at the gateway, and the connection is closed', async () => {
     const answer = await rawAll(kg.gatewayUrl, stalledPost('/upload', `Authorization: Bearer ${secret}\r\n`));
@@ -646,7 +646,7 @@ describe('slow and unreadable requests at every listener', () => {
   it('the dashboard answers CONNECT as any method a page does not take, never with a 405 that names none', async () => {
     const answers = [];
     for (const method of ['CONNECT', 'TRACE']) {
-      const { status, head } = parts(await rawAll(kg.dashboardUrl as string, `${method} /keys HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+      const { status, head } = parts(await rawAll(kg.dashboardUrl as string, `${method} /keys HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
       answers.push({ status, location: /\r\nlocation: ([^\r]*)/i.exec(head)?.[1], allow: /\r\nallow:/i.test(head) });
     }
     expect(answers[0]).toEqual(answers[1]);
