@@ -933,7 +933,9 @@ const profileSections = z
         secureCookies: z
           .boolean()
           .optional()
-          .describe('Set Secure on cookies (with the __Host- prefix). Defaults to on when publicUrl is https://, else off (plain http on loopback).'),
+          .describe(
+            'Set Secure on cookies (with the __Host- prefix). Defaults to on when publicUrl is https://, else off (plain http on loopback). A cookie set in answer to a request that came over HTTPS (TLS, or a trusted proxy\'s X-Forwarded-Proto: https) is Secure either way.',
+          ),
         sessionTtl: positiveDuration.prefault('12h'),
       })
       .strict()
