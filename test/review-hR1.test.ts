@@ -52,27 +52,29 @@ function parse(text: string): { statusLine: string; headers: Record<string, stri
   return { statusLine, headers, body: text.slice(split + 4) };
 }
 
+/** One upstream scripted for every case below, behind the trakkr example, and one key. */
+let upstream: Awaited<ReturnType<typeof scriptedUpstream>>;
+let ex: RunningExample;
+let key: KeyOut;
+
+beforeAll(async () => {
+  upstream = await scriptedUpstream({
+    // A 304 may carry the Content-Length of the representation it stands for; no body follows.
+    '/get-brands': 'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 42\r\n\r\n',
+    // A 204 must not carry one, but one that does still has no body.
+    '/delete-brand': 'HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n',
+    '/create-brand': 'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{"id":1}',
+  });
+  ex = await startExample('trakkr', { upstream: { url: upstream.url } });
+  const account = await ex.createAccount('Acme', 'scale');
+  key = await ex.createKey(account.id, 'production');
+});
+afterAll(async () => {
+  await ex?.close();
+  await upstream?.close();
+});
+
 describe('answers without a body whose upstream named a length (RFC 9110 §8.6)', () => {
-  let upstream: Awaited<ReturnType<typeof scriptedUpstream>>;
-  let ex: RunningExample;
-  let key: KeyOut;
-
-  beforeAll(async () => {
-    upstream = await scriptedUpstream({
-      // A 304 may carry the Content-Length of the representation it stands for; no body follows.
-      '/get-brands': 'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 42\r\n\r\n',
-      // A 204 must not carry one, but one that does still has no body.
-      '/delete-brand': 'HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n',
-    });
-    ex = await startExample('trakkr', { upstream: { url: upstream.url } });
-    const account = await ex.createAccount('Acme', 'scale');
-    key = await ex.createKey(account.id, 'production');
-  });
-  afterAll(async () => {
-    await ex?.close();
-    await upstream?.close();
-  });
-
   const request = (method: string, target: string, extra = '') =>
     rawAll(ex.kg.gatewayUrl, `${method} ${target} HTTP/1.1\r\nHost: ${new URL(ex.kg.gatewayUrl).host}\r\nAuthorization: Bearer ${key.secret}\r\n${extra}Connection: close\r\n\r\n`);
 
@@ -93,22 +95,8 @@ describe('answers without a body whose upstream named a length (RFC 9110 §8.6)'
 });
 
 describe('a request whose Content-Type is no media type (keygate reads no body: the upstream judges it)', () => {
-  let upstream: Awaited<ReturnType<typeof scriptedUpstream>>;
-  let ex: RunningExample;
-  let key: KeyOut;
   /** Values fastify's own body parsing refuses (415, which the gateway answered as a 400 bad_request). */
   const ODD_TYPES = ['', 'json', '"text/plain"', 'text/plain,application/json'];
-
-  beforeAll(async () => {
-    upstream = await scriptedUpstream({ '/create-brand': 'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{"id":1}' });
-    ex = await startExample('trakkr', { upstream: { url: upstream.url } });
-    const account = await ex.createAccount('Acme', 'scale');
-    key = await ex.createKey(account.id, 'production');
-  });
-  afterAll(async () => {
-    await ex?.close();
-    await upstream?.close();
-  });
 
   const post = (type: string, authorization?: string) =>
     rawAll(
