@@ -7,9 +7,10 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKeygate, type TestKeygate } from './support/keygate.js';
+import { ADMIN_TOKEN, startKeygate, type TestKeygate } from './support/keygate.js';
 import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 import { tempDir } from './support/temp.js';
+import { rawAll } from './support/raw-http.js';
 
 describe('admin API refusals of values of the wrong kind', () => {
   const dir = tempDir('review-hR2');
@@ -26,6 +27,8 @@ describe('admin API refusals of values of the wrong kind', () => {
         plans: { free: { meters: { credits: { limit: 100 } } } },
         defaultPlan: 'free',
         routes: [{ path: '/*', cost: { meter: 'credits', perRequest: 1 } }],
+        // Short, so that a request that stops arriving is answered 408 within the test (30 s by default).
+        admin: { listen: { requestTimeout: '2s' } },
       },
       { dir },
     );
@@ -45,6 +48,12 @@ describe('admin API refusals of values of the wrong kind', () => {
     expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     return ((await response.json()) as { detail: string }).detail;
   }
+
+  it('says a query parameter given twice is given twice, not that a string was expected', async () => {
+    const response = await kg.admin('/v1/accounts?q=a&q=b');
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { detail: string }).detail).toBe('querystring.q: given 2 times; give it once');
+  });
 
   it('refuses an account or key name of invisible characters alone (a zero-width space), which would show as no name', async () => {
     const invisible = '\u200b\u2060\ufeff';
@@ -118,6 +127,17 @@ describe('admin API refusals of values of the wrong kind', () => {
     const document = (await (await kg.admin('/openapi.json')).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
     for (const [route, operations] of Object.entries(document.paths)) {
       for (const [method, operation] of Object.entries(operations)) expect(Object.keys(operation.responses), `${method} ${route}`).toContain('431');
+    }
+  });
+
+  it('answers a request whose body stops arriving with 408 problem details, which the document lists for every operation', async () => {
+    const address = new URL(kg.adminUrl);
+    const answer = await rawAll(kg.adminUrl, `POST /v1/accounts HTTP/1.1\r\nHost: ${address.host}\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"na`);
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+    const document = (await (await kg.admin('/openapi.json')).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    for (const [route, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) expect(Object.keys(operation.responses), `${method} ${route}`).toContain('408');
     }
   });
 

@@ -1103,6 +1103,8 @@ function describeValidation(error: Error & { validation?: unknown; validationCon
     const where = [error.validationContext, path].filter(Boolean).join('.');
     // No body at all, where one is needed: say so, not "got null".
     if (where === 'body' && zodIssue?.code === 'invalid_type' && (zodIssue.input === null || zodIssue.input === undefined)) return NO_BODY;
+    // A query parameter given twice comes as a list: said so, not "expected a string, got an array".
+    if (context === 'querystring' && segments.length === 1 && Array.isArray(zodIssue?.input) && zodIssue.code === 'invalid_type') return `${where}: given ${zodIssue.input.length} times; give it once`;
     // The schema's own messages ("must be a path starting with /") as they are; zod's in keygate's words.
     const message = zodIssue && isZodDefault(zodIssue.message) ? describeProblem(zodIssue, knownFields, context === 'querystring' ? QUERY_FORMAT : JSON_FORMAT) : (issue.message ?? 'invalid');
     return `${where || '(request)'}: ${message}`;

@@ -3,7 +3,7 @@
  * schemas (from their zod definitions) give each operation its success and its
  * operation-specific refusals; this adds what every operation can answer besides (401
  * without the token, 403 for a change with the read-only token, 400 for a query it does
- * not take, 404 for a record's id, 414 and 431 for a URL or headers too long, 413 and 415 for a body, 503 while locked, while a backend is away or
+ * not take, 404 for a record's id, 414 and 431 for a URL or headers too long, 408 for a request too slow to arrive, 413 and 415 for a body, 503 while locked, while a backend is away or
  * while the store refuses writes), gives
  * every error the problem-details media type it is sent with, and drops the body a 204
  * never has.
@@ -44,6 +44,7 @@ const COMMON: { status: number; when: string; headers?: Record<string, unknown>;
   // Node's parser refuses a request line over the listener's head limit before any route: any operation may meet it.
   { status: 414, when: "A URL over the listener's head limit (admin.listen.maxHeaderSize, 16 KB by default), or a path parameter over 2,048 characters", applies: () => true },
   { status: 431, when: "Request headers over the listener's head limit (admin.listen.maxHeaderSize, 16 KB by default)", applies: () => true },
+  { status: 408, when: 'A request not all sent within admin.listen.requestTimeout (30 s by default): its connection is closed', applies: () => true },
   { status: 413, when: 'A body over 1 MB', applies: ({ method }) => method !== 'get' && method !== 'head' },
   { status: 415, when: 'A body that is not JSON in UTF-8, or is sent with a Content-Encoding (also where none is read)', applies: ({ method }) => method !== 'get' && method !== 'head' },
   {

@@ -192,6 +192,12 @@ describe('keygate.yaml validation', () => {
     expect(Object.keys(parseConfigText('upstream: {url: "http://a"}\nplans:\n  a: &base {maxKeys: 2}\n  b: *base\n').plans)).toEqual(['a', 'b']);
   });
 
+  it('says aliases that expand one inside another (a "billion laughs") are refused, in its own words, not the yaml library\'s', () => {
+    const levels = ['a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]'];
+    for (const [at, name] of ['b', 'c', 'd', 'e'].entries()) levels.push(`${name}: &${name} [${Array(9).fill(`*${levels[at]?.[0]}`).join(', ')}]`);
+    expect(problems(`upstream: {url: "http://a"}\n${levels.join('\n')}\n`)).toEqual(['not valid YAML: its aliases (*name) expand, one inside another, into far more than the file holds (a "billion laughs"): write the values out']);
+  });
+
   it('refuses a content type that is not a media type (a line break would become a header of its own)', () => {
     expect(problems('upstream: {url: "http://a"}\nerrors: {contentType: "application/json\\r\\nX-Injected: 1"}\n')).toEqual([
       'errors.contentType: expected a media type such as application/json or application/json; charset=utf-8, got "application/json\\r\\nX-Injected: 1"',

@@ -123,6 +123,8 @@ export function parseConfigText(text: string, file = 'keygate.yaml'): Config {
     if (error instanceof ConfigError) throw error;
     const deep = nestedTooDeeply(error);
     if (deep !== undefined) throw new ConfigError(file, [deep]);
+    // Aliases that copy aliases (a "billion laughs"): the yaml library's words are for its own callers.
+    if (error instanceof ReferenceError && error.message.startsWith(EXCESSIVE_ALIASES)) throw new ConfigError(file, [TOO_MANY_ALIASES]);
     // The message, then the offending line with a caret under the place: all of it.
     // (Passwords in URLs on that line masked: the message goes to terminals and CI logs.)
     const detail =
@@ -154,6 +156,11 @@ function moreThanOneDocument(text: string, error: YAMLError): string {
   const at = separator >= 0 ? ` at line ${separator + 1}` : line === undefined ? '' : ` near line ${line}`;
   return `not valid YAML: the file holds more than one YAML document (a "---" line${at} starts another): a profile is one document; remove the "---" line and merge the two`;
 }
+
+/** The start of the yaml library's refusal of aliases that would expand too far (its maxAliasCount, 100). */
+const EXCESSIVE_ALIASES = 'Excessive alias count';
+const TOO_MANY_ALIASES =
+  'not valid YAML: its aliases (*name) expand, one inside another, into far more than the file holds (a "billion laughs"): write the values out';
 
 /**
  * What to say of a YAML text nested deeper than the parser's stack goes (about 800 flow
