@@ -269,6 +269,12 @@ export class RedisCounters implements Counters {
   private refusedWith: string | undefined;
   /** What Redis answered when the last connection closed on a refusal, until one opens (or closes for another reason). */
   private lastRefusal: string | undefined;
+  /**
+   * What Redis answered admissions with while it refuses them (OOM past maxmemory, READONLY
+   * after a failover, NOPERM): it is reachable, so nothing else logs it, yet every request
+   * with something to count is refused (closed) or judged here alone (open). Said once.
+   */
+  private admissionRefusal: string | undefined;
   private listenerLost = false;
   /** A command has said that its balances come from the store. */
   private balanceWarned = false;
@@ -397,9 +403,11 @@ export class RedisCounters implements Counters {
         if (admission === MISSING) throw new Error('the meter balance disappeared from Redis while it was being seeded');
       }
       this.noteSuccess();
+      if (this.admissionRefusal !== undefined) this.noteAdmissionsTaken();
       return admission;
     } catch (error) {
       this.noteFailure(error);
+      this.noteAdmissionRefused(error);
       return this.withoutRedis(request, error);
     }
   }
@@ -700,10 +708,10 @@ export class RedisCounters implements Counters {
       results = (await send()) ?? [];
     } catch (error) {
       this.noteFailure(error);
-      throw new CountersUnavailableError(error);
+      throw operatorCallError(error);
     }
     const failed = results.find(([error]) => error !== null);
-    if (failed) throw new CountersUnavailableError(failed[0]);
+    if (failed) throw operatorCallError(failed[0]);
     return results;
   }
 
@@ -1290,6 +1298,23 @@ export class RedisCounters implements Counters {
     return seeding;
   }
 
+  /** An admission Redis answered with an error: said once, until it takes one again. */
+  private noteAdmissionRefused(error: unknown): void {
+    if (this.closing || this.admissionRefusal !== undefined || !(error instanceof Error && error.name === 'ReplyError')) return;
+    this.admissionRefusal = error.message;
+    this.options.log.warn(
+      { err: error.message },
+      this.options.failure === 'open'
+        ? 'Redis answers admissions with an error: admitting on per-process limits until it takes them'
+        : 'Redis answers admissions with an error: requests with a rate limit, block policy or cost are refused (service_unavailable) until it takes them (counterFailure: closed); requests with none are served',
+    );
+  }
+
+  private noteAdmissionsTaken(): void {
+    this.admissionRefusal = undefined;
+    this.options.log.info('Redis takes admissions again: shared counters resume');
+  }
+
   /** Redis answered: if it had been marked unreachable, say it is back. */
   private noteSuccess(): void {
     // Redis answered: the pause after a failure, there so as not to wait on a stuck Redis, is over.
@@ -1460,6 +1485,16 @@ function neverWritten(error: unknown): boolean {
  */
 function mayHaveRun(error: unknown): boolean {
   return !neverWritten(error) && !(error instanceof ReplyError);
+}
+
+/**
+ * An operator's batch that failed: Redis's own refusal (OOM, NOPERM, READONLY) as one it
+ * answered, not as Redis away, and under MULTI's EXECABORT the error that caused it.
+ */
+function operatorCallError(error: unknown): CountersUnavailableError {
+  if (!(error instanceof ReplyError)) return new CountersUnavailableError(error);
+  const previous = (error as Error & { previousErrors?: unknown[] }).previousErrors?.[0];
+  return new CountersRefusedError(previous instanceof Error ? previous : error);
 }
 
 function delay(ms: number): Promise<void> {
