@@ -17,7 +17,8 @@ import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
-import type { ConfigInput } from '../src/config/schema.js';
+import { configSchema, type ConfigInput } from '../src/config/schema.js';
+import { createKeyFormat } from '../src/keys/format.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js';
 import { runCli } from './support/cli.js';
 import { tempDir } from './support/temp.js';
@@ -373,5 +374,68 @@ describe.skipIf(!enabled)('hR5: a Redis that refuses writes (OOM past maxmemory)
     } finally {
       await setMaxmemory('1');
     }
+  });
+});
+
+describe.skipIf(!enabled)('hR5: two deployments on one Redis, apart by database number (same prefix)', () => {
+  const dir = tempDir('keygate-review-hr5-db');
+  const databases: TestDatabase[] = [];
+  let upstream: Server;
+  let redis: RedisServer;
+  const deployments: GatewayProcess[] = [];
+
+  const profile = (store: string, db: number): ConfigInput => ({
+    name: `hr5-db${db}`,
+    upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
+    store,
+    counters: `${redis.url}/${db}`,
+    keyCacheTtl: '60s',
+    trustedProxies: ['127.0.0.1'],
+    auth: { unknownKeys: { limit: 2, window: '1m', block: '10m' } },
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { listen: { host: '127.0.0.1', port: 0 } },
+    dashboard: { enabled: false },
+    errors: { envelope: 'message' },
+    plans: { open: {} },
+    routes: [{ path: '/v1/data' }],
+  });
+
+  beforeAll(async () => {
+    upstream = createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}'));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    redis = await startRedisServer();
+    for (const db of [1, 2]) {
+      const database = await createTestDatabase(`review_hr5_db${db}`);
+      databases.push(database);
+      const file = writeProfile(dir, `db${db}`, profile(database.url, db));
+      expect((await runCli(['migrate', '--config', file])).code).toBe(0);
+      deployments.push(await startGateway(file));
+    }
+  });
+
+  afterAll(async () => {
+    await Promise.all(deployments.map((gateway) => gateway.stop()));
+    await redis?.kill();
+    await new Promise((resolve) => upstream?.close(resolve));
+    for (const database of databases) await database.drop();
+  });
+
+  it("an address blocked for unknown keys in one deployment is served by the other, which never heard of it", async () => {
+    const [first, second] = deployments as [GatewayProcess, GatewayProcess];
+    const { secret } = await provisionKey(second, 'open', 'db2');
+    const from = (gateway: GatewayProcess, key: string) =>
+      fetch(`${gateway.gatewayUrl}/v1/data`, { headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': '203.0.113.7' } }).then((r) => r.status);
+    expect(await from(second, secret)).toBe(200);
+    // Keys of the format that were never issued: the first deployment blocks the address.
+    const format = createKeyFormat(configSchema.parse(profile('postgres://unused', 1)).keys);
+    const { secret: other } = await provisionKey(first, 'open', 'db1');
+    for (let i = 0; i < 2; i++) expect(await from(first, format.generate('live'))).toBe(401);
+    expect(await from(first, other)).toBe(429);
+    await sleep(300);
+    // Its own cached key, and one it has not looked up yet.
+    expect(await from(second, secret)).toBe(200);
+    const { secret: fresh } = await provisionKey(second, 'open', 'db2 fresh');
+    expect(await from(second, fresh)).toBe(200);
+    expect(((await (await second.admin('/v1/address-blocks')).json()) as { blocks: unknown[] }).blocks).toEqual([]);
   });
 });

@@ -299,7 +299,6 @@ export class RedisCounters implements Counters {
     private readonly options: RedisCountersOptions,
   ) {
     this.prefix = target.prefix;
-    this.channel = `${target.prefix}cache`;
     this.maxAddressesBlocked = options.maxAddressesBlocked ?? MAX_ADDRESSES_BLOCKED;
     // Said once, in keygate check's words, though both connections hear it at each (re)connect.
     let unusedPasswordSaid = false;
@@ -311,6 +310,7 @@ export class RedisCounters implements Counters {
     };
     this.client = commandClient(target, options.use, unusedPassword);
     this.subscriber = subscriberClient(target, options.use, unusedPassword);
+    this.channel = cacheChannel(target.prefix, Number(this.client.options.db ?? 0));
     this.fallback = new PerProcessFallback(options.clock);
     // The token makes batch ids unique across processes.
     const token = randomBytes(6).toString('base64url');
@@ -1485,6 +1485,16 @@ function neverWritten(error: unknown): boolean {
  */
 function mayHaveRun(error: unknown): boolean {
   return !neverWritten(error) && !(error instanceof ReplyError);
+}
+
+/**
+ * The pub/sub channel of one deployment. Redis's channels span its databases, so one on
+ * database N > 0 names N in it: deployments apart by database alone, with the same prefix,
+ * would otherwise hear each other's messages (an address blocked in one refused by the
+ * other). Database 0 keeps the name earlier releases used.
+ */
+export function cacheChannel(prefix: string, db: number): string {
+  return db === 0 ? `${prefix}cache` : `${prefix}cache@${db}`;
 }
 
 /**
