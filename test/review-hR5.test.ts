@@ -6,9 +6,11 @@
  *   an account deleted) is seen by the other within seconds; a limit of 10 admits exactly
  *   10 across both; an escalating block begun across both is refused by both; a process
  *   stopped with SIGTERM (flat and per-record costs, requests in flight) leaves every
- *   unit it charged in PostgreSQL;
+ *   unit it charged, and a block it just began, in PostgreSQL; PostgreSQL ending every
+ *   connection is not seen by the next requests;
  * - a process whose Redis is not there (counterFailure closed and open): the gateway, a
  *   built-in and the admin API answer at once, in their envelopes, never a 500;
+ * - two deployments apart by Redis database alone do not hear each other's announcements;
  * - a Redis that answers but refuses admissions (OOM past maxmemory: a private
  *   redis-server, never the shared one) is said in the log, once, and when it takes them again.
  */
@@ -152,6 +154,22 @@ describe.skipIf(!enabled)('hR5: two processes on PostgreSQL and Redis', () => {
     expect(await eventually(async () => (await b.call('/v1/data', secret)).status !== 200, DEADLINE_MS, 50)).toBe(true);
   });
 
+  it("PostgreSQL ending every connection (a failover, pg_terminate_backend): the next requests and admin calls are served, not 503", async () => {
+    const { keyId } = await provisionKey(a, 'open', 'terminated');
+    // Every connection of both processes to this database is ended by the server.
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    try {
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    } finally {
+      await admin.end();
+    }
+    await sleep(200);
+    const fresh = await provisionKey(a, 'open', 'after termination');
+    const statuses = [(await b.call('/v1/data', fresh.secret)).status, (await a.admin(`/v1/keys/${keyId}`)).status, (await b.admin(`/v1/keys/${keyId}`)).status];
+    expect(statuses).toEqual([200, 200, 200]);
+  });
+
   it('a limit of 10 admits exactly 10 across both, sent concurrently', async () => {
     const { secret } = await provisionKey(a, 'ten', 'ten');
     const statuses = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? a : b).call('/v1/data', secret).then((r) => r.status)));
@@ -169,6 +187,23 @@ describe.skipIf(!enabled)('hR5: two processes on PostgreSQL and Redis', () => {
       const refused = await gateway.call('/v1/data', secret);
       expect(refused.status).toBe(429);
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(500);
+    }
+  });
+
+  it('a block begun just before a SIGTERM is written back to PostgreSQL as the process stops', async () => {
+    const c = await startGateway(profileFile);
+    const { keyId, secret } = await provisionKey(a, 'blocking', 'blocked-then-stopped');
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await c.call('/v1/data', secret)).status);
+    expect(statuses).toEqual([200, 429, 429]);
+    await c.stop();
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ id: string; state: string }>("SELECT id, state FROM limit_state WHERE id LIKE '%' || $1 || '%'", [keyId]);
+      expect(rows.map((row) => row.state).join()).toMatch(/"blockedUntil":\d+/);
+    } finally {
+      await client.end();
     }
   });
 
