@@ -66,9 +66,14 @@ export function isReportedCount(count: number): boolean {
   return Number.isInteger(count) && count >= 0 && count <= MAX_REPORTED;
 }
 
-/** Parses a record-count header; undefined when absent or not a non-negative integer. */
+/**
+ * Parses a record-count header; undefined when absent or not a non-negative integer. A
+ * header sent twice is undefined too: it means what one header listing both values
+ * means (`3, 400`, RFC 9110 §5.3), which is no count, and reading either one could
+ * charge the smaller.
+ */
 export function parseRecordHeader(value: string | string[] | undefined): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
+  const text = Array.isArray(value) ? (value.length === 1 ? value[0] : undefined) : value;
   if (text === undefined || !REPORTED_NUMBER.test(text.trim())) return undefined;
   return Number(text.trim());
 }
