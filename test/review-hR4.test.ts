@@ -65,3 +65,75 @@ describe('record counts an upstream reports oddly', () => {
     expect(kg.logs.text).toContain('upstream sent no record count');
   });
 });
+
+describe('forecasts of decimal costs', () => {
+  const dir = tempDir('review-hR4-decimal');
+  let kg: TestKeygate;
+
+  beforeAll(async () => {
+    kg = await startKeygate(
+      {
+        upstream: { url: 'http://127.0.0.1:9' },
+        basePath: '/v1',
+        plans: { rub: { rateLimits: [], meters: { balance: { limit: 0.3, unit: 'rur' } } } },
+        defaultPlan: 'rub',
+        routes: [{ method: 'GET', path: '/v1/serp', cost: { meter: 'balance', perRequest: 0.1 } }],
+      },
+      { dir },
+    );
+  });
+  afterAll(async () => {
+    await kg?.close();
+  });
+
+  it('adds 3 calls of 0.1 up to 0.3, which a balance of 0.3 covers', async () => {
+    const account = await createAccount(kg.runtime, { name: 'Rubles', planId: 'rub' }, 'test');
+    const response = await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ accountId: account.id, calls: [{ method: 'GET', path: '/v1/serp', count: 3 }] }) });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      lines: [{ method: 'GET', path: '/v1/serp', count: 3, meter: 'balance', unitsPerCall: 0.1, units: 0.3 }],
+      totals: { balance: 0.3 },
+      total: 0.3,
+      planId: 'rub',
+      balance: { balance: { remaining: 0.3, covered: true, overageAllowed: false, inPlan: true } },
+      covered: true,
+    });
+  });
+});
+
+describe('usage figures of a large limit', () => {
+  const dir = tempDir('review-hR4-large');
+  let kg: TestKeygate;
+
+  beforeAll(async () => {
+    kg = await startKeygate(
+      {
+        upstream: { url: 'http://127.0.0.1:9' },
+        basePath: '/v1',
+        keys: { prefix: { live: 'kg_live_' } },
+        auth: { credentials: [{ in: 'header', name: 'Authorization', scheme: 'Bearer' }] },
+        // Whole numbers past 2^53 / 1e6 (about 9e9) came back from the rounding to 6 places a hair off.
+        plans: { bulk: { rateLimits: [], meters: { units: { limit: 77408243217223 } } } },
+        defaultPlan: 'bulk',
+        routes: [{ method: 'GET', path: '/v1/rows', cost: { meter: 'units', perRequest: 1 } }],
+        builtins: [{ path: '/v1/account/subscription', body: { units_limit: '{{meters.units.limit}}', units_left: '{{meters.units.remaining}}' } }],
+      },
+      { dir },
+    );
+  });
+  afterAll(async () => {
+    await kg?.close();
+  });
+
+  it('says the whole limit is left, in the admin API, a built-in and a forecast', async () => {
+    const account = await createAccount(kg.runtime, { name: 'Bulk', planId: 'bulk' }, 'test');
+    const issued = await createKey(kg.runtime, { accountId: account.id, name: 'k' }, 'test');
+    const usage = (await (await kg.admin(`/v1/accounts/${account.id}/usage`)).json()) as { meters: { units: { remaining: number; limit: number } } };
+    expect(usage.meters.units).toMatchObject({ limit: 77408243217223, remaining: 77408243217223 });
+    const builtin = await kg.call('/v1/account/subscription', { headers: { authorization: `Bearer ${issued.secret}` } });
+    expect(builtin.status).toBe(200);
+    expect(await builtin.json()).toEqual({ units_limit: 77408243217223, units_left: 77408243217223 });
+    const forecast = await kg.admin('/v1/forecast', { method: 'POST', body: JSON.stringify({ accountId: account.id, calls: [{ method: 'GET', path: '/v1/rows', count: 77408243217223 }] }) });
+    expect(await forecast.json()).toMatchObject({ total: 77408243217223, covered: true, balance: { units: { remaining: 77408243217223, covered: true } } });
+  });
+});

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { Runtime } from '../runtime.js';
 import { OperationError } from './errors.js';
-import { accountUsage } from './usage.js';
+import { accountUsage, round } from './usage.js';
 import { requestedRecords } from '../meters/cost.js';
 import { CONTROL, isRequestLineMethod, judgeTarget, normalBasePath, NOT_IN_REQUEST_LINE, type Target } from '../gateway/request-path.js';
 
@@ -136,7 +136,9 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
       const why = 'is not a whole number (the gateway refuses such a request)';
       throw new OperationError('invalid', `calls[${i}]: ${cost.reserveFromQuery} in "${call.path}" ${why}`, undefined, { field: 'calls', index: i, message: `${cost.reserveFromQuery} in its path ${why}` });
     }
-    const unitsPerCall = cost.perRequest ?? (cost.perRecord ?? 0) * records;
+    // Rounded as usage figures are: 3 calls of 0.1 are 0.3, which a balance of 0.3 covers
+    // (0.30000000000000004 was said not to).
+    const unitsPerCall = round(cost.perRequest ?? (cost.perRecord ?? 0) * records);
     if (!(unitsPerCall * call.count <= Number.MAX_SAFE_INTEGER)) throw new OperationError('invalid', `calls[${i}]: ${call.count} calls of ${unitsPerCall} units each are more than can be counted exactly`);
     return {
       ...call,
@@ -144,12 +146,12 @@ export async function forecast(rt: Runtime, calls: readonly unknown[], accountId
       ...(cost.perRecord !== undefined ? { records } : {}),
       meter: cost.meter,
       unitsPerCall,
-      units: unitsPerCall * call.count,
+      units: round(unitsPerCall * call.count),
     };
   });
   const totals: Record<string, number> = {};
-  for (const line of lines) if (line.meter) totals[line.meter] = (totals[line.meter] ?? 0) + line.units;
-  const total = Object.values(totals).reduce((a, b) => a + b, 0);
+  for (const line of lines) if (line.meter) totals[line.meter] = round((totals[line.meter] ?? 0) + line.units);
+  const total = round(Object.values(totals).reduce((a, b) => a + b, 0));
   if (!(total <= Number.MAX_SAFE_INTEGER)) throw new OperationError('invalid', 'the calls add up to more units than can be counted exactly');
   if (accountId === undefined) return { lines, totals, total };
 

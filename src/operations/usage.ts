@@ -201,7 +201,10 @@ export async function setGauge(rt: Runtime, accountId: string, meter: string, va
   await rt.store.setGauge({ accountId: account.id, meter, value, updatedAt: now }, now);
 }
 
-/** Avoids 0.30000000000000004 in usage answers. */
-function round(value: number): number {
+/** Avoids 0.30000000000000004 in usage answers (and forecasts: usage figures are given to 6 decimal places). */
+export function round(value: number): number {
+  // A whole number stays as it is, and so does one too large to hold 6 decimal places
+  // anyway: from 2^53 / 1e6 (about 9e9) on, the rounding took 77408243217223 to ….98.
+  if (Number.isInteger(value) || Math.abs(value) * 1e6 >= Number.MAX_SAFE_INTEGER) return value;
   return Math.round(value * 1e6) / 1e6;
 }
