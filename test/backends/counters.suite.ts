@@ -377,6 +377,13 @@ export function describeCounters(name: string, backend: CountersBackend, enabled
       expect(await admit({ now: T0 + 10, windows: [], charge: tenth })).toMatchObject({ ok: false, reason: 'insufficient_funds' });
     });
 
+    it('admit: takes a fractional cost that fills the limit to within a hair (0.2 + 0.1 is 0.30000000000000004), as the balance shown says it fits', async () => {
+      const accountId = unique('acc');
+      const tenth = { ...charge(accountId, 0.1, 0.3), final: true };
+      for (let i = 0; i < 3; i += 1) expect(await admit({ now: T0 + i, windows: [], charge: tenth }), `call ${i + 1}`).toMatchObject({ ok: true });
+      expect(await admit({ now: T0 + 3, windows: [], charge: tenth })).toMatchObject({ ok: false, reason: 'insufficient_funds' });
+    });
+
     it('lets usage run past the limit when overage is on', async () => {
       const accountId = unique('acc');
       for (let i = 0; i < 3; i += 1) {

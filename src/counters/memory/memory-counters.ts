@@ -355,11 +355,16 @@ export class MemoryCounters implements Counters {
   }
 }
 
-/** Whether the amount fits under the limit, once lapsed reservations are let go (only looked for when it does not fit). */
+/**
+ * Whether the amount fits under the limit, once lapsed reservations are let go (only
+ * looked for when it does not fit). A sum of fractional costs may end a hair over the
+ * limit (0.2 + 0.1 is 0.30000000000000004): within LEFT_EPSILON of it is within it, as the
+ * balance shown says (0.1 left of 0.3 after two calls of 0.1 takes a third).
+ */
 function hasRoom(meter: MeterState, amount: number, limit: number, now: number): boolean {
-  if (meter.row.used + meter.reserved + amount <= limit) return true;
+  if (meter.row.used + meter.reserved + amount - limit <= LEFT_EPSILON) return true;
   releaseLapsed(meter, now);
-  return meter.row.used + meter.reserved + amount <= limit;
+  return meter.row.used + meter.reserved + amount - limit <= LEFT_EPSILON;
 }
 
 /** Less than this left of a limit is nothing left (as in the Redis scripts). */

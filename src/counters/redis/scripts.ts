@@ -578,11 +578,13 @@ local function releaseLapsed(m)
   m.changed = true
 end
 
--- Whether the amount fits the meter's limit, once lapsed reservations are let go.
+-- Whether the amount fits the meter's limit, once lapsed reservations are let go; within
+-- 1e-9 of it is within it (a sum of fractional costs may end a hair over: 0.2 + 0.1), as
+-- the memory counters judge it.
 local function fits(m, amount, limit)
-  if m.used + m.reserved + amount <= limit then return true end
+  if m.used + m.reserved + amount - limit <= 1e-9 then return true end
   releaseLapsed(m)
-  return m.used + m.reserved + amount <= limit
+  return m.used + m.reserved + amount - limit <= 1e-9
 end
 
 -- Whether anything of the limit is left, once lapsed reservations are let go (a sum of
