@@ -15,6 +15,7 @@
  *   redis-server, never the shared one) is said in the log, once, and when it takes them again.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -383,6 +384,11 @@ describe.skipIf(!enabled)('hR5: a Redis that refuses writes (OOM past maxmemory)
     const lift = await gateway.admin(`/v1/keys/${keyId}/unblock`, { method: 'POST' });
     expect(lift.status).toBe(503);
     expect(((await lift.json()) as { detail: string }).detail).toMatch(/^counters backend answered with an error: OOM command not allowed .*; try again once Redis takes the command\.$/);
+    // And the CLI's: Redis answered, it was not "could not be reached".
+    const cliLift = await runCli(['keys', 'unblock', keyId, '--config', path.join(dir, 'closed.yaml')]);
+    expect(cliLift.code).toBe(1);
+    expect(cliLift.stderr).toContain(`the block of key ${keyId} was not lifted: Redis at redis://127.0.0.1:${redis.port}/0?prefix=hr5oom: answered with an error (OOM command not allowed`);
+    expect(cliLift.stderr).toContain('and blocks are kept there. Nothing was changed; try again once Redis takes writes');
 
     await setMaxmemory('0');
     try {

@@ -17,7 +17,7 @@ import type { RunningKeygate } from '../serve.js';
 import { takeSighup } from './early-sighup.js';
 import { KeygateCommand } from './parse-errors.js';
 import { StoreWriteError } from '../store/write-refusal.js';
-import { CountersUnavailableError } from '../counters/counters.js';
+import { CountersRefusedError, CountersUnavailableError } from '../counters/counters.js';
 import { auditEventOut } from '../operations/audit.js';
 import { blockText, meterAllowance, planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
@@ -977,7 +977,10 @@ export function buildCli(): Command {
         const { key, lifted } = await ops.unblockKey(rt, id, CLI_ACTOR).catch((error: unknown) => {
           // Blocks live in Redis alone: without it nothing was lifted, and nothing was recorded.
           if (!(error instanceof CountersUnavailableError)) throw error;
-          throw new Error(`the block of key ${id} was not lifted: Redis at ${ops.redactUrl(rt.config.counters)} could not be reached, and blocks are kept there. Nothing was changed; try again once Redis answers`);
+          const where = `Redis at ${ops.redactUrl(rt.config.counters)}`;
+          // Reached but refusing (OOM past maxmemory, READONLY after a failover): its own words, not "could not be reached".
+          if (error instanceof CountersRefusedError) throw new Error(`the block of key ${id} was not lifted: ${where} answered with an error (${error.cause instanceof Error ? error.cause.message : String(error.cause)}), and blocks are kept there. Nothing was changed; try again once Redis takes writes`);
+          throw new Error(`the block of key ${id} was not lifted: ${where} could not be reached, and blocks are kept there. Nothing was changed; try again once Redis answers`);
         });
         print(json, { key: await keyJsonOf(rt, key, json), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; nothing to lift (its violations so far are forgotten)` : `lifted the block of key ${key.id} (${key.name})`));
       }),
