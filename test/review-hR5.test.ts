@@ -30,6 +30,26 @@ import { provisionKey, sleep, startGateway, startRedisServer, writeProfile, type
 
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
 
+/**
+ * The profile of the cases where Redis is away or refuses: one metered route with a rate
+ * limit and a block policy (everything a Redis admission decides), one free route.
+ */
+function meteredProfile(name: string, upstream: Server, database: TestDatabase, counters: string, failure: 'closed' | 'open'): ConfigInput {
+  return {
+    name,
+    upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
+    store: database.url,
+    counters,
+    counterFailure: failure,
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { listen: { host: '127.0.0.1', port: 0 } },
+    dashboard: { enabled: false },
+    errors: { envelope: 'message' },
+    plans: { metered: { meters: { units: { limit: 100 } }, rateLimits: [{ limit: 50, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } } },
+    routes: [{ method: 'GET', path: '/v1/charged', cost: { meter: 'units', perRequest: 1 } }, { path: '/v1/data' }],
+  };
+}
+
 /** Within the 60 s keyCacheTtl: only the Redis message (or the store's mark) explains a change seen this soon. */
 const DEADLINE_MS = 5_000;
 
@@ -270,17 +290,7 @@ describe.skipIf(!enabled)('hR5: a process whose Redis is not there', () => {
   const gateways: Record<'closed' | 'open', GatewayProcess | undefined> = { closed: undefined, open: undefined };
 
   const profile = (failure: 'closed' | 'open', redisPort: number): ConfigInput => ({
-    name: 'hr5-away',
-    upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
-    store: database.url,
-    counters: `redis://127.0.0.1:${redisPort}/0?prefix=hr5away:`,
-    counterFailure: failure,
-    listen: { host: '127.0.0.1', port: 0 },
-    admin: { listen: { host: '127.0.0.1', port: 0 } },
-    dashboard: { enabled: false },
-    errors: { envelope: 'message' },
-    plans: { metered: { meters: { units: { limit: 100 } }, rateLimits: [{ limit: 50, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } } },
-    routes: [{ method: 'GET', path: '/v1/charged', cost: { meter: 'units', perRequest: 1 } }, { path: '/v1/data' }],
+    ...meteredProfile('hr5-away', upstream, database, `redis://127.0.0.1:${redisPort}/0?prefix=hr5away:`, failure),
     builtins: [{ path: '/v1/account/usage', body: { used: '{{meters.units}}' } }],
   });
 
@@ -335,19 +345,7 @@ describe.skipIf(!enabled)('hR5: a Redis that refuses writes (OOM past maxmemory)
   let redis: RedisServer;
   const gateways: Record<'closed' | 'open', GatewayProcess | undefined> = { closed: undefined, open: undefined };
 
-  const profile = (failure: 'closed' | 'open'): ConfigInput => ({
-    name: 'hr5-oom',
-    upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
-    store: database.url,
-    counters: `${redis.url}/0?prefix=hr5oom:`,
-    counterFailure: failure,
-    listen: { host: '127.0.0.1', port: 0 },
-    admin: { listen: { host: '127.0.0.1', port: 0 } },
-    dashboard: { enabled: false },
-    errors: { envelope: 'message' },
-    plans: { metered: { meters: { units: { limit: 100 } }, rateLimits: [{ limit: 50, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } } },
-    routes: [{ method: 'GET', path: '/v1/charged', cost: { meter: 'units', perRequest: 1 } }, { path: '/v1/data' }],
-  });
+  const profile = (failure: 'closed' | 'open'): ConfigInput => meteredProfile('hr5-oom', upstream, database, `${redis.url}/0?prefix=hr5oom:`, failure);
 
   beforeAll(async () => {
     database = await createTestDatabase('review_hr5_oom');
