@@ -15,8 +15,7 @@ import { createRuntime, RELOADABLE, type Runtime, type RuntimeOptions } from './
 import { profileDigest } from './config/profile-digest.js';
 import { buildGateway } from './gateway/gateway.js';
 import { buildAdmin } from './admin/admin.js';
-import { cookiesInClearWarning } from './dashboard/cookie-security.js';
-import { noHostNameWarning } from './dashboard/host-names.js';
+import { beyondLoopbackWarnings } from './dashboard/host-names.js';
 import { buildDashboard } from './dashboard/dashboard.js';
 import { createMetrics } from './metrics.js';
 import { capConnections, defaultGatewayCap, openFilesLimit } from './connection-cap.js';
@@ -445,10 +444,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     if (dashboard) {
       dashboardUrl = await listen(dashboard, 'dashboard', config.dashboard.listen, options.ports?.dashboard);
       rt.listening.dashboard = dashboardUrl;
-      const cookiesInClear = cookiesInClearWarning(config.dashboard);
-      if (cookiesInClear) log.warn({ host: config.dashboard.listen.host }, cookiesInClear);
-      const noHostName = noHostNameWarning(config.dashboard);
-      if (noHostName) log.warn({ host: config.dashboard.listen.host }, noHostName);
+      for (const warning of beyondLoopbackWarnings(config.dashboard)) log.warn({ host: config.dashboard.listen.host }, warning);
     }
 
     // A process that starts without a backend (a mistyped Redis URL) serves in its failure

@@ -30,8 +30,7 @@ import { keepWindowNames } from '../limits/limit-specs.js';
 import type { MeterBalance, PlannedCall } from '../operations/forecast.js';
 import type { Log } from '../log.js';
 import { fields, keyEnd, keyMoment, table, until, when } from './format.js';
-import { cookiesInClearWarning } from '../dashboard/cookie-security.js';
-import { noHostNameWarning } from '../dashboard/host-names.js';
+import { beyondLoopbackWarnings } from '../dashboard/host-names.js';
 import { KEYGATE_VERSION } from '../build-info.js';
 import { orList } from '../list-words.js';
 
@@ -588,15 +587,12 @@ export function buildCli(): Command {
       const routes = loaded.config.routes.length;
       // Valid, but probably not meant: said, without failing the check.
       const { config: profile } = loaded;
-      const cookiesInClear = cookiesInClearWarning(profile.dashboard);
-      const noHostName = noHostNameWarning(profile.dashboard);
       const weakKeys = profileOps.weakImportedKeys(profile.keys);
       const table = profileOps.profileRouteTable(profile);
       const warnings = [
         ...profileOps.scopeGaps(table, profile.routes).map(profileOps.describeScopeGap),
         ...profileOps.wildcardRootGaps(table, profile.routes).map(profileOps.describeWildcardRootGap),
-        ...(cookiesInClear ? [cookiesInClear] : []),
-        ...(noHostName ? [noHostName] : []),
+        ...beyondLoopbackWarnings(profile.dashboard),
         ...(weakKeys ? [profileOps.describeWeakImportedKeys(weakKeys, profile.auth.unknownKeys !== undefined)] : []),
         ...profileOps.unusedFields(profile).map((unused) => unused.warning),
       ];

@@ -10,7 +10,7 @@
  */
 import { isIPv4 } from 'node:net';
 import type { Config } from '../config/schema.js';
-import { isLoopbackHost } from './cookie-security.js';
+import { cookiesInClearWarning, isLoopbackHost } from './cookie-security.js';
 
 /**
  * A host as a browser names it (`new URL` of it: lower case, IPv4 in dotted form, IDN in
@@ -63,4 +63,12 @@ export function noHostNameWarning(dashboard: Pick<Config['dashboard'], 'enabled'
   const listenName = hostName(dashboard.listen.host);
   if (listenName !== undefined && listenName !== '' && !cannotBeRebound(listenName)) return undefined;
   return `the dashboard listens on ${dashboard.listen.host || 'every address'}, beyond loopback, and knows no host name of its own: it answers only requests addressed to an IP address or localhost, and refuses one addressed to any other name (421), against DNS rebinding. Set dashboard.publicUrl to the address members reach it at (https://keys.example.com), or list the names a proxy sends it as Host in dashboard.allowedHosts`;
+}
+
+/**
+ * What `keygate serve` and `keygate check` both say of a dashboard that listens beyond
+ * loopback: cookies in clear, and no host name of its own. One list, so neither says less.
+ */
+export function beyondLoopbackWarnings(dashboard: Pick<Config['dashboard'], 'enabled' | 'listen' | 'publicUrl' | 'allowedHosts' | 'secureCookies'>): string[] {
+  return [cookiesInClearWarning(dashboard), noHostNameWarning(dashboard)].filter((warning) => warning !== undefined);
 }

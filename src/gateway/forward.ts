@@ -399,9 +399,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     const listed = listedInConnection(headers.connection);
     const out: (string | string[])[] = [];
     let recordsFromHeader: number | undefined;
+    // A 204 carries no Content-Length (RFC 9110 §8.6): one the upstream sent anyway is not passed on.
+    const noLength = statusCode === 204;
     for (const name in headers) {
       const value = headers[name];
-      if (value === undefined || HOP_BY_HOP_NAMES.has(name) || listed?.includes(name)) continue;
+      if (value === undefined || HOP_BY_HOP_NAMES.has(name) || listed?.includes(name) || (noLength && name === 'content-length')) continue;
       if (name === recordHeader) {
         recordsFromHeader = parseRecordHeader(value);
         continue;
@@ -414,8 +416,6 @@ class Exchange implements Dispatcher.DispatchHandler {
       }
       out.push(name, value);
     }
-    // A 204 carries no Content-Length (RFC 9110 §8.6): one the upstream sent anyway is not passed on.
-    if (statusCode === 204) dropHeader(out, 'content-length');
     for (const name in this.rateLimitHeaders) out.push(name, this.rateLimitHeaders[name] as string);
     // The client's body is not all in: its connection cannot carry another request.
     if (bodyStillComing(this.request.raw)) closeAfterBody(this.request.raw, this.res, out);
@@ -622,10 +622,6 @@ const HOP_BY_HOP_NAMES = new Set(HOP_BY_HOP);
 /** undici's error for an answer whose body is not as long as its Content-Length said. */
 const LENGTH_MISMATCH = 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
 
-/** Removes header `name` (lower case) from a flat list of names and values. */
-function dropHeader(headers: (string | string[])[], name: string): void {
-  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === name) headers.splice(i, 2);
-}
 /** The media type of server-sent events (its parameters may follow). */
 const EVENT_STREAM = 'text/event-stream';
 
