@@ -118,10 +118,12 @@ export function setNotice(dash: Dashboard, reply: FastifyReply, notice: Notice, 
   reply.setCookie(FLASH_COOKIE, `${noticeSignature(dash, next, json)}.${json}`, { ...dash.cookies.attributes(request), maxAge: FLASH_MAX_AGE_S });
 }
 
+/** The notice `setNotice` left for this page, if it is this dashboard's for this session; a GET takes it (shown once). */
 export function takeNotice(dash: Dashboard, request: FastifyRequest, reply: FastifyReply): Notice | undefined {
   const value = request.cookies[FLASH_COOKIE];
   if (value === undefined) return undefined;
-  reply.clearCookie(FLASH_COOKIE, dash.cookies.attributes(request));
+  // A HEAD (a link prefetcher, a monitor) is answered as a GET, but leaves the notice to the GET that shows it.
+  if (request.method !== 'HEAD') reply.clearCookie(FLASH_COOKIE, dash.cookies.attributes(request));
   const dot = value.indexOf('.');
   const json = value.slice(dot + 1);
   const expected = Buffer.from(noticeSignature(dash, request.cookies[dash.cookies.sessionName] ?? '', json));

@@ -292,7 +292,8 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
         const ownForm = request.method === 'POST' && request.headers['sec-fetch-site'] === 'same-origin';
         if (sessionId !== undefined || ownForm) setNotice(dash, reply, SESSION_ENDED);
         // A form leads back to the page it was on: what was typed must be typed again, there.
-        return redirect(reply, signInLeadingTo(request.method === 'GET' ? request.url : (formPage(request, publicOrigin ?? addressedOrigin(request, trusted)) ?? '/')));
+        const asked = request.method === 'GET' || request.method === 'HEAD';
+        return redirect(reply, signInLeadingTo(asked ? request.url : (formPage(request, publicOrigin ?? addressedOrigin(request, trusted)) ?? '/')));
       }
       if (request.method === 'POST') {
         if (sentFromAnotherOrigin(request) || sentFromOtherThanOwnOrigin(request, publicOrigin, trusted)) return refuseForgery(request, reply);
