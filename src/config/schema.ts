@@ -204,8 +204,14 @@ function isOriginOnly(url: string): boolean {
   return parsed.pathname === '/' && parsed.search === '' && parsed.hash === '';
 }
 
-/** A DNS name (labels of letters, digits, `-` and `_`, dot-separated, an optional final dot), as dashboard.allowedHosts takes it: no scheme, port or path. */
-const DASHBOARD_HOST_NAME = /^(?=.{1,254}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+/** One label of a DNS name: letters, digits, `-` and `_`, not beginning or ending with `-`. */
+const DNS_LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?';
+/**
+ * What dashboard.allowedHosts takes: a DNS name (dot-separated labels, an optional final
+ * dot), or a leading wildcard over a name of two labels at least (`*.example.com`: `*.com`
+ * would let every page under .com rebind to the dashboard). No scheme, port or path.
+ */
+const DASHBOARD_HOST_NAME = new RegExp(`^(?:\\*\\.(?=.{1,252}$)${DNS_LABEL}(?:\\.${DNS_LABEL})+|(?=.{1,254}$)${DNS_LABEL}(?:\\.${DNS_LABEL})*)\\.?$`);
 
 /** A method in any case, read as capitals; JSON Schema offers the capitals (an enum editors complete). */
 const httpMethod = z.preprocess((method) => (typeof method === 'string' ? method.toUpperCase() : method), z.enum([...ROUTE_METHODS, '*']));
@@ -918,12 +924,17 @@ const profileSections = z
           .array(
             z
               .string()
-              .regex(DASHBOARD_HOST_NAME, 'a host name such as keys.internal or keygate, without a scheme, port or path')
+              .regex(DASHBOARD_HOST_NAME, {
+                error: (issue) =>
+                  String(issue.input).includes('*')
+                    ? 'a wildcard such as *.example.com ("*." and then a name of two labels or more: it matches the names below that one, not the name itself), without a scheme, port or path'
+                    : 'a host name such as keys.internal or keygate, or a wildcard such as *.example.com, without a scheme, port or path',
+              })
               .transform((name) => name.toLowerCase().replace(/\.$/, '')),
           )
           .default([])
           .describe(
-            'More host names the dashboard answers to, besides publicUrl\'s host, IP addresses and localhost (and *.localhost), which it always answers: a request addressed to any other name (its Host, or a trusted proxy\'s X-Forwarded-Host) is refused (421), so that a page whose DNS name turns to the dashboard\'s address (DNS rebinding) cannot use it. For a proxy that passes its own Host (keygate:8082) and no X-Forwarded-Host, without publicUrl. Names only: no port.',
+            'More host names the dashboard answers to, besides publicUrl\'s host, IP addresses and localhost (and *.localhost), which it always answers: a request addressed to any other name (its Host, or a trusted proxy\'s X-Forwarded-Host) is refused (421), so that a page whose DNS name turns to the dashboard\'s address (DNS rebinding) cannot use it. For a proxy that passes its own Host (keygate:8082) and no X-Forwarded-Host, without publicUrl. Names only: no port. A leading wildcard, *.example.com, matches every name below example.com (a.example.com, a.b.example.com), not example.com itself.',
           ),
         apiUrl: z
           .url({ protocol: /^https?$/, error: 'an http(s) URL such as https://api.example.com/v1' })

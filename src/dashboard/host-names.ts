@@ -5,8 +5,9 @@
  * cookies, CSRF token, Sec-Fetch-Site and Origin then all look like the dashboard's own,
  * and only the name the request was addressed to tells it apart. So the dashboard answers
  * only to the names it is known by (as Vite's `server.allowedHosts` and Jupyter do): the
- * host of `dashboard.publicUrl`, those of `dashboard.allowedHosts`, and IP literals and
- * `localhost` (and `*.localhost`), which no DNS answer can point elsewhere.
+ * host of `dashboard.publicUrl`, those of `dashboard.allowedHosts` (`*.example.com` for the
+ * names below one), and IP literals and `localhost` (and `*.localhost`), which no DNS
+ * answer can point elsewhere.
  */
 import { isIPv4 } from 'node:net';
 import type { Config } from '../config/schema.js';
@@ -31,24 +32,39 @@ function cannotBeRebound(name: string): boolean {
   return isIPv4(name) || name.startsWith('[') || name === 'localhost' || name.endsWith('.localhost');
 }
 
+/** How dashboard.allowedHosts writes every name below one (`*.example.com`). */
+const WILDCARD = '*.';
+
+/** Whether `name` is one or more labels (none empty) and then `suffix` (`.example.com`). */
+function isBelow(name: string, suffix: string): boolean {
+  return name.length > suffix.length && name.endsWith(suffix) && !name.slice(0, -suffix.length).split('.').includes('');
+}
+
 /** Whether a request addressed to `host` (a Host value, or a trusted proxy's X-Forwarded-Host) is one the dashboard answers. */
 export type KnownHost = (host: string) => boolean;
 
 /**
- * The dashboard's known names, from the profile: publicUrl's host, allowedHosts, and the
- * name it listens on (`listen.host: keys.internal`, which its invitation links name without
- * a publicUrl), besides those that cannot be rebound.
+ * The dashboard's known names, from the profile: publicUrl's host, allowedHosts (a leading
+ * wildcard, `*.example.com`, for every name below example.com, not example.com itself: a
+ * proxy for many subdomains), and the name it listens on (`listen.host: keys.internal`,
+ * which its invitation links name without a publicUrl), besides those that cannot be rebound.
  */
 export function knownHostNames(dashboard: Pick<Config['dashboard'], 'publicUrl' | 'allowedHosts' | 'listen'>): KnownHost {
   const names = new Set<string>();
+  /** The `.example.com` of each `*.example.com` in allowedHosts. */
+  const below: string[] = [];
   if (dashboard.publicUrl !== undefined) names.add(new URL(dashboard.publicUrl).hostname);
   for (const allowed of [...dashboard.allowedHosts, dashboard.listen.host]) {
+    if (allowed.startsWith(WILDCARD)) {
+      below.push(allowed.slice(WILDCARD.length - 1));
+      continue;
+    }
     const name = hostName(allowed);
     if (name !== undefined) names.add(name);
   }
   return (host) => {
     const name = hostName(host);
-    return name !== undefined && (names.has(name) || cannotBeRebound(name));
+    return name !== undefined && (names.has(name) || below.some((suffix) => isBelow(name, suffix)) || cannotBeRebound(name));
   };
 }
 

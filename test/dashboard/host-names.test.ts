@@ -78,7 +78,7 @@ describe('dashboard: answers only the host names it is known by (DNS rebinding)'
   let upstream: Awaited<ReturnType<typeof startDemoUpstream>>;
   /** No publicUrl: the names it answers to are IP literals and localhost. */
   let plain: TestKeygate;
-  /** publicUrl, a proxy it trusts on 127.0.0.1, and a name that proxy passes as Host. */
+  /** publicUrl, a proxy it trusts on 127.0.0.1, a name that proxy passes as Host, and a wildcard for a proxy of many subdomains. */
   let named: TestKeygate;
 
   beforeAll(async () => {
@@ -86,7 +86,7 @@ describe('dashboard: answers only the host names it is known by (DNS rebinding)'
     const profile = dashboardProfile(upstream.url);
     plain = await startKeygate({ ...profile, dashboard: { enabled: true } }, { dir: tempDir('keygate-dashboard-host-names') });
     named = await startKeygate(
-      { ...profile, trustedProxies: ['127.0.0.1'], dashboard: { enabled: true, publicUrl: PUBLIC_URL, allowedHosts: ['keygate'] } },
+      { ...profile, trustedProxies: ['127.0.0.1'], dashboard: { enabled: true, publicUrl: PUBLIC_URL, allowedHosts: ['keygate', '*.tenants.example.test'] } },
       { dir: tempDir('keygate-dashboard-host-names-public') },
     );
     for (const keygate of [plain, named]) {
@@ -172,6 +172,22 @@ describe('dashboard: answers only the host names it is known by (DNS rebinding)'
     // A proxy that passes its own Host (nginx's proxy_pass http://keygate:8082) and no X-Forwarded-Host.
     const own = await signInAs(url, 'keygate:8082', {}, PUBLIC_URL);
     expect([own.form.status, own.signIn.status, own.keys.status]).toEqual([200, 303, 200]);
+  });
+
+  it('answers every name below a wildcard in allowedHosts (*.tenants.example.test), not that name itself nor one that only ends like it', async () => {
+    const url = named.dashboardUrl as string;
+    for (const host of ['acme.tenants.example.test', 'EU.Acme.tenants.example.test:8443', 'acme.tenants.example.test.']) {
+      const { form, signIn, keys } = await signInAs(url, host, {}, PUBLIC_URL);
+      expect([host, form.status, signIn.status, keys.status]).toEqual([host, 200, 303, 200]);
+      expect(keys.text).toContain('API keys');
+    }
+    for (const host of ['tenants.example.test', 'eviltenants.example.test', 'acme.tenants.example.test.rebound.example', '.tenants.example.test']) {
+      const answer = await send(url, '/sign-in', { host });
+      expect([host, answer.status, answer.cookies]).toEqual([host, 421, []]);
+    }
+    // From a trusted proxy, the name it says the visitor used is judged the same way.
+    const forwarded = (host: string) => send(url, '/sign-in', { host: '10.0.0.5:8082', headers: { 'x-forwarded-host': host } });
+    expect([(await forwarded('acme.tenants.example.test')).status, (await forwarded('tenants.example.test')).status]).toEqual([200, 421]);
   });
 
   it("takes no X-Forwarded-Host from a client it does not trust: the Host is judged", async () => {
