@@ -1270,6 +1270,37 @@ describe('keygate refuses bad profiles, naming the field', () => {
     }
   });
 
+  it('serve warns at start of a dashboard that listens beyond loopback, as check does: cookies not Secure, no host name of its own', async () => {
+    let runs = 0;
+    /** The warnings (level 40) `keygate serve` logged up to its "keygate is serving" line, with the dashboard section given. */
+    const warnedAtStart = async (dashboard: Record<string, unknown>) => {
+      const file = path.join(dir, `serve-beyond-loopback-${++runs}.yaml`);
+      // Every address, on a port of the system's choosing; no upstream is asked.
+      writeFileSync(file, serveProfile(path.join(dir, `serve-beyond-loopback-${runs}.db`), { upstream: { url: 'http://127.0.0.1:9' }, dashboard: { enabled: true, listen: { host: '0.0.0.0', port: 0 }, ...dashboard } }));
+      const serve = spawnServe(file);
+      try {
+        await serve.logged('keygate is serving');
+        const lines = serve.output().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { level: number; msg: string; host?: string });
+        const serving = lines.findIndex((line) => line.msg.startsWith('keygate is serving'));
+        serve.child.kill('SIGTERM');
+        expect(await serve.exited()).toBe(0);
+        return lines.slice(0, serving).filter((line) => line.level === 40 && line.msg.includes('dashboard'));
+      } finally {
+        serve.child.kill('SIGKILL');
+      }
+    };
+    const first = await warnedAtStart({});
+    expect(first).toHaveLength(2);
+    const [cookies, names] = first;
+    expect(cookies).toMatchObject({ host: '0.0.0.0', msg: expect.stringContaining('beyond loopback, and its cookies are not Secure') });
+    for (const field of ['dashboard.publicUrl', 'dashboard.secureCookies', 'dashboard.listen.host']) expect(cookies?.msg).toContain(field);
+    expect(names).toMatchObject({ host: '0.0.0.0', msg: expect.stringContaining('knows no host name of its own') });
+    for (const field of ['dashboard.publicUrl', 'dashboard.allowedHosts', '421']) expect(names?.msg).toContain(field);
+    // Secure cookies: only that it knows no name; a name of its own besides (a wildcard too): nothing.
+    expect((await warnedAtStart({ secureCookies: true })).map((line) => line.msg)).toEqual([names?.msg]);
+    expect(await warnedAtStart({ secureCookies: true, allowedHosts: ['*.example.com'] })).toEqual([]);
+  });
+
   it('check warns of keys fields the other key format reads, of reserve fields beside a flat cost, of a meter\'s admit beside overage and of errors.realm without WWW-Authenticate, naming each; none for their defaults', async () => {
     const warned = async (rest: string, plans = '{free: {meters: {rows: {limit: 100}}}}') => {
       const file = path.join(dir, 'unused-fields.yaml');
