@@ -195,9 +195,7 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
     async check(request) {
       // Once closing, nothing more is admitted: what it would charge could not be written out.
       if (closing) {
-        // A plain-JavaScript caller may pass no request, or one without a target.
-        const target = typeof request?.url === 'string' ? request.url : '';
-        return refusalOf(rt, 'service_unavailable', target, deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
+        return refusalOf(rt, 'service_unavailable', targetOf(request), deny('service_unavailable', { retryAfterSeconds: DRAINING_RETRY_AFTER_S }));
       }
       open += 1;
       return checkRequest(request, done);
@@ -295,8 +293,7 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
   }
 
   return async (request, finished) => {
-    // A plain-JavaScript caller may pass no request, or one without a target.
-    const target = typeof (request as Partial<CheckRequest> | null | undefined)?.url === 'string' ? (request as CheckRequest).url : '';
+    const target = targetOf(request);
     const read = readRequest(request);
     if (read === undefined) {
       finished();
@@ -337,14 +334,30 @@ type HeaderValue = string | string[] | undefined;
 
 /**
  * `check`'s request as the gateway would have read the same bytes, from whatever a
- * plain-JavaScript caller passed; undefined without a method and url (strings).
+ * plain-JavaScript caller passed; undefined without a method and url (strings), or for a
+ * request that cannot be read (a getter or a Proxy that throws). Never throws: a check
+ * that rejected would leave `close()` waiting for it until `shutdown.drainTimeout`.
  */
 function readRequest(request: unknown): ReadRequest | undefined {
   if (typeof request !== 'object' || request === null) return undefined;
-  const { method, url, headers, rawHeaders, remoteAddress } = request as Partial<Record<keyof CheckRequest, unknown>>;
-  if (typeof method !== 'string' || typeof url !== 'string') return undefined;
-  const raw = Array.isArray(rawHeaders) && rawHeaders.every((item) => typeof item === 'string') ? (rawHeaders as string[]) : undefined;
-  return { method, url, headers: nodeHeaders(headers), ...(raw ? { rawHeaders: raw } : {}), ...(typeof remoteAddress === 'string' && remoteAddress !== '' ? { remoteAddress } : {}) };
+  try {
+    const { method, url, headers, rawHeaders, remoteAddress } = request as Partial<Record<keyof CheckRequest, unknown>>;
+    if (typeof method !== 'string' || typeof url !== 'string') return undefined;
+    const raw = Array.isArray(rawHeaders) && rawHeaders.every((item) => typeof item === 'string') ? (rawHeaders as string[]) : undefined;
+    return { method, url, headers: nodeHeaders(headers), ...(raw ? { rawHeaders: raw } : {}), ...(typeof remoteAddress === 'string' && remoteAddress !== '' ? { remoteAddress } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The target a plain-JavaScript caller passed, for the log: '' for none, or one that cannot be read. */
+function targetOf(request: unknown): string {
+  try {
+    const url = (request as Partial<CheckRequest> | null | undefined)?.url;
+    return typeof url === 'string' ? url : '';
+  } catch {
+    return '';
+  }
 }
 
 /**
@@ -387,9 +400,15 @@ const UPPER_CASE = /[A-Z]/;
  */
 function nodeHeaders(headers: unknown): Record<string, HeaderValue> {
   if (typeof headers !== 'object' || headers === null) return {};
-  const proto = Object.getPrototypeOf(headers) as unknown;
-  const plain = proto === Object.prototype || proto === null;
-  if (plain && nodeShaped(headers as Record<string, unknown>)) return headers as Record<string, HeaderValue>;
+  let plain: boolean;
+  try {
+    const proto = Object.getPrototypeOf(headers) as unknown;
+    plain = proto === Object.prototype || proto === null;
+    if (plain && nodeShaped(headers as Record<string, unknown>)) return headers as Record<string, HeaderValue>;
+  } catch {
+    // A getter or a Proxy that throws: read below as far as it can be.
+    plain = false;
+  }
   const out: Record<string, HeaderValue> = Object.create(null) as Record<string, HeaderValue>;
   const add = (name: unknown, value: unknown) => {
     if (typeof name !== 'string') return;

@@ -498,6 +498,27 @@ describe('keygate as a library, when a backend fails or it stops', () => {
     expect(lines.filter((line) => line.msg.startsWith('waiting for') || line.msg.startsWith('admitted requests still unsettled'))).toEqual([]);
   });
 
+  it('answers a request whose fields or headers throw when read (a getter, a Proxy) instead of rejecting, and close() does not wait for it', async () => {
+    const lines: { msg: string }[] = [];
+    const log = createLog({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) } });
+    const gate = await createKeygate({ config: profile('throwing.db'), file: 'inline', dir }, { log });
+    const fail = () => {
+      throw new Error('cannot be read');
+    };
+    try {
+      const headers = [{ get authorization(): string { return fail(); } }, new Proxy({}, { ownKeys: fail })];
+      for (const each of headers) {
+        // What could be read is judged: no header could be, so no key was sent.
+        expect(await gate.check({ method: 'GET', url: '/get-brands', headers: each as CheckRequest['headers'] })).toMatchObject({ allowed: false, reason: 'missing_key', error: { status: 401 } });
+      }
+      const request = { get method(): string { return fail(); }, url: '/get-brands', headers: {} };
+      expect(await gate.check(request)).toMatchObject({ allowed: false, reason: 'bad_request', error: { status: 400 } });
+    } finally {
+      await gate.close();
+    }
+    expect(lines.filter((line) => line.msg.startsWith('waiting for') || line.msg.startsWith('admitted requests still unsettled'))).toEqual([]);
+  });
+
   it('close() waits for the requests it admitted to settle, then writes usage out: a failed answer given back during the stop is given back in the store too', async () => {
     // The log says when close() begins to wait: the settle below comes after that, not after a guess at how long closing takes.
     let saidWaiting!: (line: { level: number; unsettled: number }) => void;
