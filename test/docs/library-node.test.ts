@@ -1,0 +1,120 @@
+/**
+ * docs/library.md's first example (keygate in a node:http server), run as the page shows it:
+ * its TypeScript transpiled, `'keygate'` the built package, in a process of its own with a
+ * keygate.yaml beside it. Only the port (any free one) and `reportsFor` (an answer the test
+ * lets out when it chooses) are the test's.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+import { createKeygate, parseConfigText } from '../../src/index.js';
+import { tempDir } from '../support/temp.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const LISTEN = ".listen(3000, '127.0.0.1')";
+
+/** The page's first TypeScript block, as a reader would copy it, made runnable by Node. */
+function nodeExample(): string {
+  const block = /```ts\n([^]*?)```/.exec(readFileSync(path.join(ROOT, 'docs/library.md'), 'utf8'));
+  if (!block?.[1]?.includes("from 'keygate'") || !block[1].includes(LISTEN)) throw new Error(`docs/library.md's first block is no longer the node:http example importing 'keygate' and calling ${LISTEN}`);
+  const source = block[1].replace("from 'keygate'", `from '${pathToFileURL(path.join(ROOT, 'dist/index.js')).href}'`).replace(LISTEN, ".listen(0, '127.0.0.1')");
+  return ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+}
+
+/**
+ * What the test adds: `reportsFor` answers when the test says so (after telling it the
+ * handler is waiting), the server says when a client's connection closes, and `stop` ends
+ * the example as its own page says to (server.close(), gate.close()).
+ */
+const HARNESS = `
+import { createAccount, createKey } from '${pathToFileURL(path.join(ROOT, 'dist/index.js')).href}';
+const waiting = [];
+async function reportsFor(accountId) {
+  process.send('waiting');
+  await new Promise((resolve) => waiting.push(resolve));
+  return [{ accountId }];
+}
+server.on('connection', (socket) => { const port = socket.remotePort; socket.on('close', () => process.send({ closed: port })); });
+process.on('message', (message) => {
+  if (message === 'answer') waiting.shift()();
+  if (message === 'stop') { server.close(); void gate.close().then(() => process.disconnect()); }
+});
+const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+const { secret } = await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test');
+if (!server.listening) await new Promise((resolve) => server.once('listening', resolve));
+process.send({ secret, accountId: account.id, port: server.address().port });
+`;
+
+const PROFILE = `store: sqlite:./data/keygate.db
+gateway: false
+log: { level: warn }
+plans:
+  pro:
+    meters: { credits: { limit: 100 } }
+routes:
+  - { path: /reports, cost: { meter: credits, perRequest: 10 } }
+`;
+
+/** The next message from the example that `wanted` takes. */
+async function next<T>(child: ChildProcess, wanted: (message: unknown) => message is T): Promise<T> {
+  for (;;) {
+    const [message] = (await once(child, 'message')) as [unknown];
+    if (wanted(message)) return message;
+  }
+}
+const said = (word: string) => (message: unknown): message is string => message === word;
+
+describe("docs/library.md's node:http example", () => {
+  const dir = tempDir('library-node');
+
+  it('charges an answered request, and nothing for one whose client went away before its answer (as the gateway gives it back)', async () => {
+    writeFileSync(path.join(dir, 'keygate.yaml'), PROFILE);
+    const script = path.join(dir, 'server.mjs');
+    writeFileSync(script, nodeExample() + HARNESS);
+    const child = fork(script, [], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const exited = once(child, 'exit');
+    let accountId: string;
+    try {
+      const started = await next(child, (message): message is { secret: string; accountId: string; port: number } => typeof message === 'object' && message !== null && 'secret' in message);
+      accountId = started.accountId;
+      const url = `http://127.0.0.1:${started.port}/reports`;
+      const headers = { authorization: `Bearer ${started.secret}` };
+
+      const answering = fetch(url, { headers });
+      await next(child, said('waiting'));
+      child.send('answer');
+      const answered = await answering;
+      expect({ status: answered.status, body: await answered.json() }).toEqual({ status: 200, body: [{ accountId }] });
+
+      // A client that hangs up while the handler still works on its answer.
+      const socket = connect(started.port, '127.0.0.1');
+      socket.write(`GET /reports HTTP/1.1\r\nHost: x\r\nAuthorization: ${headers.authorization}\r\n\r\n`);
+      await next(child, said('waiting'));
+      const port = socket.localPort;
+      const closed = next(child, (message): message is { closed: number } => typeof message === 'object' && message !== null && (message as { closed?: unknown }).closed === port);
+      socket.destroy();
+      await closed;
+      child.send('answer');
+      child.send('stop');
+      await exited;
+    } finally {
+      child.kill();
+    }
+
+    // close() waited for both settles and wrote the balance out: the answered request's 10 credits only.
+    // The example's profile, its store's path read from the example's working directory.
+    const config = parseConfigText(PROFILE.replace('./data', path.join(dir, 'data')), 'keygate.yaml');
+    const again = await createKeygate({ config, file: 'keygate.yaml', dir });
+    try {
+      const meters = await again.runtime.store.loadMeterUsage({ accountId });
+      expect(meters.map((row) => [row.meter, row.used])).toEqual([['credits', 10]]);
+    } finally {
+      await again.close();
+    }
+  });
+});
