@@ -60,12 +60,17 @@ routes:
   - { path: /reports, cost: { meter: credits, perRequest: 10 } }
 `;
 
-/** The next message from the example that `wanted` takes. */
-async function next<T>(child: ChildProcess, wanted: (message: unknown) => message is T): Promise<T> {
-  for (;;) {
-    const [message] = (await once(child, 'message')) as [unknown];
-    if (wanted(message)) return message;
-  }
+/** The next message from the example that `wanted` takes; an example that ends first fails the test at once. */
+function next<T>(child: ChildProcess, wanted: (message: unknown) => message is T): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const ended = (code: number | null) => reject(new Error(`the example ended (exit code ${code}) before it said what the test waits for`));
+    const heard = (message: unknown) => {
+      if (!wanted(message)) return;
+      child.off('message', heard).off('exit', ended);
+      resolve(message);
+    };
+    child.on('message', heard).once('exit', ended);
+  });
 }
 const said = (word: string) => (message: unknown): message is string => message === word;
 
