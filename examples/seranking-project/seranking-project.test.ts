@@ -317,6 +317,29 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       clock.advance(10 * MINUTE);
     });
 
+    it('a client that keeps sending after 429s, 10 requests a second, is blocked within two seconds: 5 served and 5 refused each second, the 10th refusal starts the 10 minutes', async () => {
+      const eager = await ex.createAccount('Eager Ltd');
+      const eagerKey = await ex.createKey(eager.id, 'API key');
+      clock.advance(SECOND);
+      const start = clock.now();
+      const seen: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        clock.advance(i === 0 ? 0 : 100);
+        const [answer] = await burst(eagerKey.secret, 1);
+        seen.push(`${answer?.status} ${answer?.retryAfter ?? '-'}`);
+      }
+      const served = Array<string>(5).fill('200 -');
+      const slowDown = (n: number) => Array<string>(n).fill('429 1');
+      // Each second: the first five served, the next five told to retry in a second; the
+      // 10th refusal (the last request, 1.9 s in) is the block's first answer.
+      expect(seen).toEqual([...served, ...slowDown(5), ...served, ...slowDown(4), '429 600']);
+      expect(clock.now() - start).toBe(1_900);
+      // A second later its window is empty, and it is still blocked, for the rest of the 10 minutes.
+      clock.advance(SECOND);
+      expect((await burst(eagerKey.secret, 1))[0]).toEqual({ status: 429, retryAfter: '599', body: TOO_MANY });
+      clock.advance(10 * MINUTE);
+    });
+
     it('going over now and then is not "repeatedly": one 429 every 10 seconds never leads to a block', async () => {
       const careful = await ex.createAccount('Careful Ltd');
       const carefulKey = await ex.createKey(careful.id, 'API key');
