@@ -233,6 +233,20 @@ describe('SE Ranking Data API: shared/seeds/003 against examples/seranking-data'
       expect(await read(await ex.call('/v1/account/subscription', token(key.secret)))).toEqual(CALL_RATE);
     });
 
+    it('exactly at the limit: one request every 100 ms (10 in every rolling second, never an 11th) is always served', async () => {
+      const steady = await ex.createKey((await ex.createAccount('Steady Co')).id, 'Data API');
+      clock.advance(1_000);
+      const statuses = new Set<number>();
+      for (let i = 0; i < 100; i++) {
+        clock.advance(100);
+        const response = await ex.call('/v1/account/subscription', token(steady.secret));
+        await response.arrayBuffer();
+        statuses.add(response.status);
+      }
+      expect([...statuses]).toEqual([200]);
+      clock.advance(1_000);
+    });
+
     it('polling /export/status is subject to the same 10 rps ceiling', async () => {
       clock.advance(1_000);
       const task = (await read(await ex.call('/v1/backlinks/export', post(key.secret, { target: 'seranking.com' })))).body as { task_id: string };

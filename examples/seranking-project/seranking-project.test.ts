@@ -317,6 +317,19 @@ describe('SE Ranking project API: shared/seeds/002 against examples/seranking-pr
       clock.advance(10 * MINUTE);
     });
 
+    it('exactly at the limit: one request every 200 ms (5 in every second, never a 6th) is always served, for a minute, and never blocked', async () => {
+      const steady = await ex.createAccount('Steady Ltd');
+      const steadyKey = await ex.createKey(steady.id, 'API key');
+      clock.advance(SECOND);
+      const statuses = new Set<number>();
+      for (let i = 0; i < 300; i++) {
+        clock.advance(200);
+        statuses.add((await burst(steadyKey.secret, 1))[0]?.status ?? 0);
+      }
+      expect([...statuses]).toEqual([200]);
+      clock.advance(SECOND);
+    });
+
     it('a client that keeps sending after 429s, 10 requests a second, is blocked within two seconds: 5 served and 5 refused each second, the 10th refusal starts the 10 minutes', async () => {
       const eager = await ex.createAccount('Eager Ltd');
       const eagerKey = await ex.createKey(eager.id, 'API key');
