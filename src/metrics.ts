@@ -60,7 +60,7 @@ export interface Metrics {
   /** A client connection closed as it came in: its listener held its most (`maxConnections`). */
   connectionDropped(listener: string): void;
   /** Whether the store and the counters backend answer, as of now (set before each scrape). */
-  backends(state: { store: 'ok' | 'unreachable' | 'unwritable'; counters: 'ok' | 'unreachable' }): void;
+  backends(state: { store: 'ok' | 'unreachable' | 'unwritable'; counters: 'ok' | 'unreachable' | 'refusing' }): void;
   /** Everything in the Prometheus text format. */
   text(): Promise<string>;
 }

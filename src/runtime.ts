@@ -462,6 +462,27 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
     });
     return flushing;
   };
+  /**
+   * The last write-back failed (the store unreachable as keygate stops): said in numbers,
+   * and where each part is. The usage history gathered here is lost; the balances are in
+   * Redis, which is told to keep them for the next process to write.
+   */
+  const finalFlushFailed = async (error: unknown) => {
+    const balances = [...unsaved.values()];
+    const handedOver = balances.length > 0 && (await counters.handOverBalances?.(balances).catch(() => false)) === true;
+    const history = "the usage history counted since the last write is lost (daily requests, denials and units, keys' last use, gauge levels, as counted in lost)";
+    const meters = `${balances.length} meter${balances.length === 1 ? '' : 's'}`;
+    const where =
+      balances.length === 0
+        ? ''
+        : handedOver
+          ? `; the balances of ${meters} changed since are held in Redis and written to the store by the next keygate process that reaches both (as it starts, or a running one within a minute)`
+          : counters.kind === 'redis'
+            ? `; the balances of ${meters} changed since are in Redis only, written to the store when a process charges these meters again (lost if Redis loses its data first)`
+            : `; the balances of ${meters} changed since are lost`;
+    const lost = counters.kind === 'redis' ? usage.pending() : { ...usage.pending(), meterBalancesNotWritten: balances.length };
+    log.error({ err: error, lost, ...(counters.kind === 'redis' ? { meterBalancesNotWritten: balances.length, meterBalancesHeldInRedis: handedOver } : {}) }, `final usage flush failed: ${history}${where}`);
+  };
   let lastFlushError = 0;
   /** When writes began to fail (undefined while they succeed): the recovery is logged once. */
   let failingSince: number | undefined;
@@ -577,8 +598,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       try {
         await flush(true);
       } catch (error) {
-        // Said in numbers: what this process counted and can no longer write anywhere.
-        log.error({ err: error, lost: { ...usage.pending(), meterBalancesNotWritten: unsaved.size } }, 'final usage flush failed: the usage counted since the last write is lost');
+        await finalFlushFailed(error);
       }
       try {
         await counters?.close();

@@ -204,6 +204,12 @@ export interface Counters {
    * backend that answers "no" is not one that cannot be reached.
    */
   refusal?(): string | undefined;
+  /**
+   * What the backend answers admissions with while it refuses them though it is reachable
+   * (Redis: `OOM command not allowed …`, `READONLY …`, `NOPERM …`); undefined once one is
+   * taken. For /health's verdict: reachability (a PING, a PUBLISH) cannot tell.
+   */
+  admissionRefusal?(): string | undefined;
   /** Units this process holds for the backend while it is away (Redis), for /metrics. */
   heldUnits?(): HeldUnitTotals;
   admit(request: AdmitRequest): Promise<Admission>;
@@ -225,6 +231,13 @@ export interface Counters {
   restoreMeters(rows: readonly MeterUsageRow[]): Promise<void>;
   /** Balances changed since the last call, as absolute rows for the store. */
   drainMeterChanges(): Promise<MeterUsageRow[]>;
+  /**
+   * Balances drained that the store would not take as keygate stops (it is unreachable):
+   * left with the backend, which holds them, for another process to write (Redis: listed
+   * there, taken by the next process that starts or a running one within a minute).
+   * Resolves to whether they were; memory counters have no one to leave them to.
+   */
+  handOverBalances?(rows: readonly MeterUsageRow[]): Promise<boolean>;
   /**
    * Blocks (and with `windows`, rate-limit windows) changed since they were last drained,
    * as rows for the store, so that neither a restart (memory) nor a Redis that loses its

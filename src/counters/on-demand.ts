@@ -32,6 +32,7 @@ export function countersOnDemand(kind: Counters['kind'], open: () => Promise<Cou
     // Not opened: nothing was asked of them, so nothing failed.
     isReachable: () => counters?.isReachable() ?? true,
     refusal: () => counters?.refusal?.(),
+    admissionRefusal: () => counters?.admissionRefusal?.(),
     admit: async (request: AdmitRequest): Promise<Admission> => (await real()).admit(request),
     settle: async (reservation: Reservation, actual: number) => (await real()).settle(reservation, actual),
     meterBalance: async (accountId: string, meter: string, periodStart: string): Promise<MeterBalance> => (await real()).meterBalance(accountId, meter, periodStart),
@@ -41,6 +42,7 @@ export function countersOnDemand(kind: Counters['kind'], open: () => Promise<Cou
     },
     // Unopened counters changed nothing.
     drainMeterChanges: async () => (opened ? (await real()).drainMeterChanges() : []),
+    handOverBalances: async (rows) => (opened ? ((await (await real()).handOverBalances?.(rows)) ?? false) : false),
     drainLimitChanges: async (windows: boolean) => (opened ? ((await (await real()).drainLimitChanges?.(windows)) ?? []) : []),
     async restoreLimits(rows) {
       if (opened) return (await (await real()).restoreLimits?.(rows)) ?? 0;

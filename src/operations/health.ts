@@ -1,7 +1,7 @@
 /**
  * Whether this process can serve: its store answers and takes writes, its counters
- * backend is reachable, and the upstream it started (`upstream.spawn`), if any, runs. The
- * admin API reports it at /health (always 200 while the process runs) and /health/ready
+ * backend is reachable and takes admissions, and the upstream it started
+ * (`upstream.spawn`), if any, runs. The admin API reports it at /health (always 200 while the process runs) and /health/ready
  * (503 while requests or changes are refused for want of a backend, while the upstream
  * keygate started is down, or once keygate is stopping: for a load balancer), and the
  * backends as `keygate_backend_up` in /metrics.
@@ -21,9 +21,9 @@ export type BackendState = 'ok' | 'unreachable';
 
 export interface Health {
   /**
-   * ok; degraded: serving, but on per-process limits (Redis unreachable with
-   * `counterFailure: open`); unavailable: requests (or, the store refusing writes,
-   * changes) are refused with 503, or the upstream keygate started (`upstream.spawn`) is
+   * ok; degraded: serving, but on per-process limits (Redis unreachable, or refusing
+   * admissions, with `counterFailure: open`); unavailable: requests (or, the store
+   * refusing writes, changes) are refused with 503, or the upstream keygate started (`upstream.spawn`) is
    * down and requests are answered service_unavailable (503) until it is back; stopping:
    * it serves until its readiness delay is over, then closes (a load balancer should take
    * it out).
@@ -31,7 +31,8 @@ export interface Health {
   status: 'ok' | 'degraded' | 'unavailable' | 'stopping';
   /** unwritable: it answers, but refused a write for want of room or permission (store.writeRefusal). */
   store: BackendState | 'unwritable';
-  counters: BackendState;
+  /** refusing: it answers, but refuses admissions with an error (Redis: OOM, READONLY, NOPERM) until one is taken. */
+  counters: BackendState | 'refusing';
   /** Why, when status is not ok. */
   reason?: string;
 }
@@ -44,15 +45,17 @@ type Judged = Pick<Runtime, 'store' | 'counters' | 'config' | 'upstreamDown'> & 
  * host does not make a start that went through read as unready.
  */
 export async function checkHealth(rt: Judged, storeReached?: BackendState): Promise<Health> {
-  const [reached, counters] = await Promise.all([storeReached ?? storeState(rt), rt.counters.isReachable() ? ('ok' as const) : ('unreachable' as const)]);
+  const [reached, countersReached] = await Promise.all([storeReached ?? storeState(rt), rt.counters.isReachable() ? ('ok' as const) : ('unreachable' as const)]);
   const refusal = reached === 'ok' ? rt.store.writeRefusal?.() : undefined;
   const store = refusal ? 'unwritable' : reached;
-  const [status, reason] = verdict(rt, store, counters, refusal);
+  const admissionRefusal = countersReached === 'ok' ? rt.counters.admissionRefusal?.() : undefined;
+  const counters = admissionRefusal === undefined ? countersReached : 'refusing';
+  const [status, reason] = verdict(rt, store, counters, refusal, admissionRefusal);
   return { status, store, counters, ...(reason === undefined ? {} : { reason }) };
 }
 
 /** The status, in the order the checks count, and why when it is not ok. */
-function verdict(rt: Judged, store: Health['store'], counters: BackendState, refusal: WriteRefusal | undefined): [Health['status'], string?] {
+function verdict(rt: Judged, store: Health['store'], counters: Health['counters'], refusal: WriteRefusal | undefined, admissionRefusal: string | undefined): [Health['status'], string?] {
   if (rt.stopping === true) return ['stopping', 'keygate is stopping'];
   if (store === 'unreachable') return ['unavailable', `the store (${rt.store.kind}) is not reachable`];
   if (refusal) return ['unavailable', `the store (${rt.store.kind}) refuses writes since ${new Date(refusal.since).toISOString()}: ${refusal.error.message}`];
@@ -61,8 +64,9 @@ function verdict(rt: Judged, store: Health['store'], counters: BackendState, ref
   if (counters === 'ok') return ['ok'];
   const { counterFailure } = rt.config;
   // Refused (a wrong password or user) rather than not there: the fix is in the URL, not the network.
-  const answered = rt.counters.refusal?.();
-  const why = answered === undefined ? 'is not reachable' : `refuses the connection: ${answered}`;
+  const answered = counters === 'unreachable' ? rt.counters.refusal?.() : undefined;
+  // Reachable, yet every request with something to count is refused (closed) or judged by this process alone (open).
+  const why = admissionRefusal !== undefined ? `answers admissions with an error: ${admissionRefusal}` : answered === undefined ? 'is not reachable' : `refuses the connection: ${answered}`;
   return [counterFailure === 'open' ? 'degraded' : 'unavailable', `the counters backend (${rt.counters.kind}) ${why} (counterFailure: ${counterFailure})`];
 }
 

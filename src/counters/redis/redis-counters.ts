@@ -94,6 +94,12 @@ const SAVED_UNITS_BATCH = 500;
 const PAUSE_AFTER_FAILURE_MS = 1_000;
 /** The key written to learn whether Redis answers again outlives the question by this much. */
 const PROBE_TTL_MS = 10_000;
+/**
+ * The window a flush admits on while Redis refuses admissions, to learn when it takes them
+ * again: the same script and kind of write as a request's (what OOM, READONLY or an ACL
+ * refuses), on a counter of its own that never fills (its keys lapse with the window's slack).
+ */
+const ADMISSION_PROBE: readonly WindowSpec[] = [{ id: 'probe:admission', name: 'probe', limit: 1_000_000_000, windowMs: 1_000 }];
 /** How long a fail-open admission waits for the store's balance of a meter (once an outage). */
 const SEED_DEADLINE_MS = 500;
 /** After a store read that failed, how long a meter is admitted on what the process saw before it is read again. */
@@ -274,7 +280,7 @@ export class RedisCounters implements Counters {
    * after a failover, NOPERM): it is reachable, so nothing else logs it, yet every request
    * with something to count is refused (closed) or judged here alone (open). Said once.
    */
-  private admissionRefusal: string | undefined;
+  private refusedAdmissionsWith: string | undefined;
   private listenerLost = false;
   /** A command has said that its balances come from the store. */
   private balanceWarned = false;
@@ -290,6 +296,8 @@ export class RedisCounters implements Counters {
   private changedBlocks = new Map<string, boolean>();
   /** Set while Redis holds the store's blocks (see RESTORE_BLOCK). */
   private readonly restoredKey: string;
+  /** The meters whose balances processes that stopped while the store was unreachable left in Redis alone (handOverBalances). */
+  private readonly handedOverKey: string;
   /** Putting the store's blocks back failed, and that was said (said again once it works). */
   private putBackFailed = false;
   private readonly maxAddressesBlocked: number;
@@ -317,6 +325,7 @@ export class RedisCounters implements Counters {
     this.batcher = new ScriptBatcher(this.client, token, ADMIT_DEADLINE_MS);
     this.journalKey = this.key('sj', token);
     this.restoredKey = this.key('restored', 'blocks');
+    this.handedOverKey = this.key('unwritten', 'balances');
     this.settles = { script: SETTLE, keys: [this.journalKey], shared: joinFields([METER_TTL_MS, JOURNAL_TTL_MS]), maxWaitMs: SETTLE_WAIT_MS };
     this.admissions = {
       script: ADMIT,
@@ -403,7 +412,7 @@ export class RedisCounters implements Counters {
         if (admission === MISSING) throw new Error('the meter balance disappeared from Redis while it was being seeded');
       }
       this.noteSuccess();
-      if (this.admissionRefusal !== undefined) this.noteAdmissionsTaken();
+      if (this.refusedAdmissionsWith !== undefined) this.noteAdmissionsTaken();
       return admission;
     } catch (error) {
       this.noteFailure(error);
@@ -430,6 +439,10 @@ export class RedisCounters implements Counters {
 
   refusal(): string | undefined {
     return this.isReachable() ? undefined : this.lastRefusal;
+  }
+
+  admissionRefusal(): string | undefined {
+    return this.refusedAdmissionsWith;
   }
 
   settle(reservation: Reservation, actual: number): Promise<number> {
@@ -523,6 +536,9 @@ export class RedisCounters implements Counters {
     // it answers.
     if (!this.reachable && this.client.status === 'ready' && !(await this.answers())) return [];
     if (!this.usable()) return [];
+    // Likewise while Redis answers admissions with an error: /health/ready says 503 until
+    // one is taken, so the flush asks with one of its own.
+    if (this.refusedAdmissionsWith !== undefined) await this.probeAdmission();
     await this.takeSavedUnits();
     await this.deliverHeldUnits();
     if (this.dirty.size === 0) return [];
@@ -552,6 +568,19 @@ export class RedisCounters implements Counters {
     });
     await this.fallback.remember(rows);
     return rows;
+  }
+
+  async handOverBalances(rows: readonly MeterUsageRow[]): Promise<boolean> {
+    if (!this.usable() || rows.length === 0) return false;
+    const refs = rows.map(({ accountId, meter, periodStart }) => JSON.stringify({ accountId, meter, periodStart }));
+    try {
+      // Kept as long as the balances themselves.
+      await withDeadline(this.client.multi().sadd(this.handedOverKey, ...refs).pexpire(this.handedOverKey, METER_TTL_MS).exec(), ADMIT_DEADLINE_MS);
+      return true;
+    } catch (error) {
+      this.noteFailure(error);
+      return false;
+    }
   }
 
   async blocksInForce(ids: readonly string[], now: number): Promise<Map<string, number>> {
@@ -1149,6 +1178,8 @@ export class RedisCounters implements Counters {
       this.savedUnitsDueAt = 0; // the store did not answer: again at the next write-back
       return;
     }
+    // The store answers: it can take the balances stopped processes could not write to it.
+    await this.takeHandedOverBalances();
     if (rows.length === 0) return;
     // More may be waiting.
     if (rows.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
@@ -1171,6 +1202,32 @@ export class RedisCounters implements Counters {
   }
 
   /**
+   * The meters processes that stopped while the store was unreachable left in Redis
+   * (handOverBalances): written with this write-back, their balances read from Redis as
+   * any this process changed. Taken from Redis as they are read (SPOP): a process killed
+   * before its write-back leaves them behind until a process charges them again.
+   */
+  private async takeHandedOverBalances(): Promise<void> {
+    let taken: string[];
+    try {
+      taken = await withDeadline(this.client.spop(this.handedOverKey, SAVED_UNITS_BATCH), ADMIT_DEADLINE_MS);
+    } catch (error) {
+      this.noteFailure(error);
+      return;
+    }
+    if (taken.length === 0) return;
+    if (taken.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
+    let meters = 0;
+    for (const text of taken) {
+      const ref = handedOverRef(text);
+      if (!ref) continue;
+      this.dirty.set(meterRefId(ref), ref);
+      meters += 1;
+    }
+    this.options.log.info({ meters }, 'writing to the store balances that processes which stopped while the store was unreachable left in Redis');
+  }
+
+  /**
    * Whether Redis takes a write within the admission deadline (a stalled Redis, or one
    * paused for writes, answers a PING but would still hold every admission).
    */
@@ -1185,6 +1242,18 @@ export class RedisCounters implements Counters {
     }
     this.noteSuccess();
     return true;
+  }
+
+  /** One admission on a counter of its own (ADMISSION_PROBE): taken, it ends the refusal. */
+  private async probeAdmission(): Promise<void> {
+    try {
+      await this.admitInRedis({ now: this.options.clock(), windows: ADMISSION_PROBE });
+    } catch (error) {
+      this.noteFailure(error);
+      return;
+    }
+    this.noteSuccess();
+    if (this.refusedAdmissionsWith !== undefined) this.noteAdmissionsTaken();
   }
 
   /** Releases the reservations that settles made without Redis could not (see PerProcessFallback.releaseLater). */
@@ -1300,18 +1369,18 @@ export class RedisCounters implements Counters {
 
   /** An admission Redis answered with an error: said once, until it takes one again. */
   private noteAdmissionRefused(error: unknown): void {
-    if (this.closing || this.admissionRefusal !== undefined || !(error instanceof Error && error.name === 'ReplyError')) return;
-    this.admissionRefusal = error.message;
+    if (this.closing || this.refusedAdmissionsWith !== undefined || !(error instanceof Error && error.name === 'ReplyError')) return;
+    this.refusedAdmissionsWith = error.message;
     this.options.log.warn(
       { err: error.message },
       this.options.failure === 'open'
-        ? 'Redis answers admissions with an error: admitting on per-process limits until it takes them'
-        : 'Redis answers admissions with an error: requests with a rate limit, block policy or cost are refused (service_unavailable) until it takes them (counterFailure: closed); requests with none are served',
+        ? 'Redis answers admissions with an error: admitting on per-process limits until it takes them (/health/ready: degraded)'
+        : 'Redis answers admissions with an error: requests with a rate limit, block policy or cost are refused (service_unavailable) until it takes them (counterFailure: closed); requests with none are served; /health/ready answers 503 until then (asked every second)',
     );
   }
 
   private noteAdmissionsTaken(): void {
-    this.admissionRefusal = undefined;
+    this.refusedAdmissionsWith = undefined;
     this.options.log.info('Redis takes admissions again: shared counters resume');
   }
 
@@ -1438,6 +1507,13 @@ function blockExpiry(block: SavedBlock, ttlMs: number, now: number): number {
 
 function meterSuffix(ref: MeterRef): string {
   return `${encodeURIComponent(ref.accountId)}:${encodeURIComponent(ref.meter)}:${ref.periodStart}`;
+}
+
+/** A meter handOverBalances listed; undefined for anything else. */
+function handedOverRef(text: string): MeterRef | undefined {
+  const value = channelMessage(text);
+  const { accountId, meter, periodStart } = value ?? {};
+  return typeof accountId === 'string' && typeof meter === 'string' && typeof periodStart === 'string' ? { accountId, meter, periodStart } : undefined;
 }
 
 /** A message on the channel as its fields; undefined for anything but a JSON object. */

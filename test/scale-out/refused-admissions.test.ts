@@ -1,0 +1,124 @@
+/**
+ * A Redis that answers (PING, PUBLISH) but refuses every admission (OOM past maxmemory: a
+ * private redis-server, never the shared one) is reported by /health/ready: 503 under
+ * `counterFailure: closed`, where every request with something to count is refused, so that
+ * a load balancer takes the process out; 200 but degraded under `open`. Either way the body
+ * names Redis's error, and it turns ok again once Redis takes an admission, with no gateway
+ * request needed to find out (a load balancer sends none to a process it took out).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
+import { runCli } from '../support/cli.js';
+import { tempDir } from '../support/temp.js';
+import { createTestDatabase, eventually, type TestDatabase } from '../backends/isolation.js';
+import { provisionKey, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './cluster.js';
+
+const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
+
+interface Ready {
+  status: number;
+  body: { status: string; counters: string; reason?: string };
+}
+
+async function ready(gateway: GatewayProcess): Promise<Ready> {
+  const response = await fetch(`${gateway.adminUrl}/health/ready`);
+  return { status: response.status, body: (await response.json()) as Ready['body'] };
+}
+
+describe.skipIf(!enabled)('/health/ready while Redis refuses admissions (OOM past maxmemory)', () => {
+  const dir = tempDir('keygate-refused-admissions');
+  let database: TestDatabase;
+  let upstream: Server;
+  let redis: RedisServer;
+  const gateways: Record<'closed' | 'open', GatewayProcess | undefined> = { closed: undefined, open: undefined };
+
+  const profile = (failure: 'closed' | 'open'): ConfigInput => ({
+    name: `refused-admissions-${failure}`,
+    upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
+    store: database.url,
+    counters: `${redis.url}/0?prefix=refused${failure}:`,
+    counterFailure: failure,
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { listen: { host: '127.0.0.1', port: 0 } },
+    dashboard: { enabled: false },
+    errors: { envelope: 'message' },
+    plans: { metered: { meters: { units: { limit: 100 } }, rateLimits: [{ limit: 50, window: '1h' }] } },
+    routes: [{ method: 'GET', path: '/v1/charged', cost: { meter: 'units', perRequest: 1 } }],
+  });
+
+  /** Redis's own setting: this server is the test's own, not the shared one. */
+  const setMaxmemory = (value: string) =>
+    new Promise<void>((resolve, reject) => execFile('redis-cli', ['-p', String(redis.port), 'config', 'set', 'maxmemory', value], (error) => (error ? reject(error) : resolve())));
+
+  beforeAll(async () => {
+    database = await createTestDatabase('refused_admissions');
+    upstream = createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}'));
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    redis = await startRedisServer(['--maxmemory', '1', '--maxmemory-policy', 'noeviction']);
+    const closedFile = writeProfile(dir, 'closed', profile('closed'));
+    expect((await runCli(['migrate', '--config', closedFile])).code).toBe(0);
+    [gateways.closed, gateways.open] = await Promise.all([startGateway(closedFile), startGateway(writeProfile(dir, 'open', profile('open')))]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([gateways.closed?.stop(), gateways.open?.stop()]);
+    await redis?.kill();
+    await new Promise((resolve) => upstream?.close(resolve));
+    await database?.drop();
+  });
+
+  it('counterFailure closed: 503 naming Redis\'s error while requests are refused, /metrics says the counters are down, and 200 again once Redis takes admissions, with no request sent', async () => {
+    const gateway = gateways.closed as GatewayProcess;
+    // Reachable, and nothing asked of it yet: ready.
+    expect(await ready(gateway)).toMatchObject({ status: 200, body: { status: 'ok', counters: 'ok' } });
+    const { secret } = await provisionKey(gateway, 'metered', 'closed');
+    expect((await gateway.call('/v1/charged', secret)).status).toBe(503);
+    expect(await ready(gateway)).toEqual({
+      status: 503,
+      body: expect.objectContaining({
+        status: 'unavailable',
+        counters: 'refusing',
+        reason: expect.stringMatching(/^the counters backend \(redis\) answers admissions with an error: OOM command not allowed .* \(counterFailure: closed\)$/),
+      }),
+    });
+    // Liveness is not readiness.
+    expect((await fetch(`${gateway.adminUrl}/health`)).status).toBe(200);
+    expect(await (await gateway.admin('/metrics')).text()).toContain('keygate_backend_up{backend="counters"} 0');
+
+    const mark = gateway.output.length;
+    await setMaxmemory('0');
+    try {
+      // The process's own write-back asks Redis with an admission of its own.
+      expect(await eventually(async () => (await ready(gateway)).status === 200, 10_000, 200)).toBe(true);
+      expect(await ready(gateway)).toMatchObject({ status: 200, body: { status: 'ok', counters: 'ok' } });
+      expect(gateway.output.slice(mark).some((line) => line.includes('Redis takes admissions again: shared counters resume'))).toBe(true);
+      expect((await gateway.call('/v1/charged', secret)).status).toBe(200);
+    } finally {
+      await setMaxmemory('1');
+    }
+  });
+
+  it('counterFailure open: still ready (200, requests are admitted on per-process limits), but degraded, naming Redis\'s error', async () => {
+    const gateway = gateways.open as GatewayProcess;
+    const { secret } = await provisionKey(gateway, 'metered', 'open');
+    expect((await gateway.call('/v1/charged', secret)).status).toBe(200);
+    expect(await ready(gateway)).toEqual({
+      status: 200,
+      body: expect.objectContaining({
+        status: 'degraded',
+        counters: 'refusing',
+        reason: expect.stringMatching(/^the counters backend \(redis\) answers admissions with an error: OOM command not allowed .* \(counterFailure: open\)$/),
+      }),
+    });
+    await setMaxmemory('0');
+    try {
+      expect(await eventually(async () => (await ready(gateway)).body.status === 'ok', 10_000, 200)).toBe(true);
+    } finally {
+      await setMaxmemory('1');
+    }
+  });
+});
