@@ -61,6 +61,8 @@ describe.skipIf(!enabled)('hR5: two processes on PostgreSQL and Redis', () => {
   let a: GatewayProcess;
   let b: GatewayProcess;
   let profileFile: string;
+  /** How many /v1/records requests the upstream has received so far. */
+  let recordsArrived = 0;
 
   const profile = (): ConfigInput => ({
     name: 'hr5',
@@ -97,6 +99,7 @@ describe.skipIf(!enabled)('hR5: two processes on PostgreSQL and Redis', () => {
     database = await createTestDatabase('review_hr5');
     // /v1/records answers three records after 300 ms: long enough to be in flight when a process is told to stop.
     upstream = createServer((request, response) => {
+      if (request.url?.startsWith('/v1/records')) recordsArrived += 1;
       if (request.url?.startsWith('/v1/records')) setTimeout(() => response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[1,2,3]}'), 300);
       else response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}');
     });
@@ -231,8 +234,10 @@ describe.skipIf(!enabled)('hR5: two processes on PostgreSQL and Redis', () => {
   it('a process stopped with SIGTERM while per-record requests are in flight leaves every record it charged in PostgreSQL', async () => {
     const c = await startGateway(profileFile);
     const { accountId, secret } = await provisionKey(a, 'metered', 'stopped-records');
+    const before = recordsArrived;
     const inFlight = Array.from({ length: 20 }, () => c.call('/v1/records', secret).then(async (r) => ({ status: r.status, body: await r.text() })));
-    await sleep(100);
+    // Stopped once all 20 are with the upstream (in flight), however slowly this machine sends them.
+    expect(await eventually(() => recordsArrived - before === 20, DEADLINE_MS, 10)).toBe(true);
     const stopped = c.stop();
     const answers = await Promise.all(inFlight);
     await stopped;
