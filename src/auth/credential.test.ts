@@ -79,6 +79,22 @@ describe('extractCredential', () => {
     const once = { ...req({ authorization: 'Token one' }, '/x'), rawHeaders: ['Host', 'x', 'Authorization', 'Token one'] };
     expect(extractCredential(once, token)).toMatchObject({ kind: 'found', secret: 'one' });
   });
+
+  it('reads an empty copy of the header or the parameter as absent, as a lone empty one is: the key beside it is given once', () => {
+    const sent = (headers: Record<string, string | string[]>, rawHeaders: string[]) => extractCredential({ ...req(headers, '/x'), rawHeaders }, token);
+    // Node keeps the first Authorization (empty or not), and joins two X-API-Key lines with ", ".
+    expect(sent({ authorization: 'Token one' }, ['Authorization', 'Token one', 'Authorization', ''])).toMatchObject({ kind: 'found', secret: 'one', sent: 'Token one' });
+    expect(sent({ authorization: '' }, ['Authorization', '', 'Authorization', ' \t', 'authorization', 'Token one'])).toMatchObject({ kind: 'found', secret: 'one' });
+    expect(sent({ authorization: '' }, ['Authorization', '', 'Authorization', ' '])).toEqual({ kind: 'missing' });
+    expect(sent({ authorization: '' }, ['Authorization', '', 'Authorization', 'Token two', 'authorization', 'Token one']).kind).toBe('malformed');
+    const xApiKey: CredentialLocation[] = [{ in: 'header', name: 'X-API-Key', scheme: 'none' }];
+    expect(extractCredential({ ...req({ 'x-api-key': ', one' }), rawHeaders: ['X-API-Key', '', 'x-api-key', 'one'] }, xApiKey)).toMatchObject({ kind: 'found', secret: 'one' });
+    expect(extractCredential({ ...req({ 'x-api-key': 'one, two' }), rawHeaders: ['X-API-Key', 'one', 'x-api-key', 'two'] }, xApiKey).kind).toBe('malformed');
+    // A list (the library's headers): one that holds one value besides empty ones is that value; a list of one is no header sent once.
+    expect(extractCredential(req({ authorization: ['Token one', ''] }), token)).toMatchObject({ kind: 'found', secret: 'one' });
+    expect(extractCredential(req({ authorization: ['Token one'] }), token).kind).toBe('malformed');
+    expect(extractCredential(req({}, '/x?apikey=one&apikey='), token)).toMatchObject({ kind: 'found', secret: 'one' });
+  });
 });
 
 describe('withoutCredentialParams', () => {

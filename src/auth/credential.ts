@@ -13,7 +13,9 @@
  *   whitespace (e.g. "Bearer tkn_...") is `malformed_key`.
  * - A header or query parameter that is given twice is `malformed_key` (Node joins most
  *   repeated headers with ", ", which a key cannot contain, and keeps only the first
- *   `Authorization`: that one is counted in the raw headers); an empty one is absent.
+ *   `Authorization`: the copies are read from the raw headers). An empty copy (or one of
+ *   spaces only) is absent, as a lone empty one is: `Authorization: Bearer <key>` beside
+ *   an empty `Authorization:`, or `?apikey=<key>&apikey=`, is the key given once.
  */
 import type { CredentialLocation } from '../config/schema.js';
 import { beginsKey, type KeyFormat } from '../keys/format.js';
@@ -81,10 +83,11 @@ export function extractCredential(request: RequestView, locations: readonly Cred
   for (const location of locations) {
     if (location.in === 'header') {
       const name = headerKey(location.name);
-      const raw = request.headers[name];
+      const header = request.headers[name];
+      if (header === undefined) continue;
+      const raw = sentOnce(header, name, request.rawHeaders);
       if (raw === undefined) continue;
-      if (Array.isArray(raw)) return { kind: 'malformed', location };
-      if (name === 'authorization' && request.rawHeaders && headerCount(request.rawHeaders, name) > 1) return { kind: 'malformed', location };
+      if (raw === TWICE) return { kind: 'malformed', location };
       // The value a credential was read from before, sent again: the same credential, read no further.
       if (known?.found !== undefined && known.found.location === location && known.found.sent !== undefined && known.holds(raw)) return known.found;
       const value = trimmed(raw, false);
@@ -104,6 +107,53 @@ export function extractCredential(request: RequestView, locations: readonly Cred
     return { kind: 'found', secret: present[0] as string, location };
   }
   return { kind: 'missing' };
+}
+
+/** Two copies of the credential's header hold something (or one list where one value goes): `malformed_key`. A symbol: no header value is it. */
+const TWICE: unique symbol = Symbol('twice');
+
+/**
+ * The credential header's value as given once: where it was sent more than once, the one
+ * copy that holds anything (filledCopy).
+ */
+function sentOnce(header: string | string[], name: string, rawHeaders: readonly string[] | undefined): string | undefined | typeof TWICE {
+  // A list where one value goes (or none: what src/library.ts cannot read as a header) is not a header sent once.
+  if (Array.isArray(header)) return header.length > 1 ? filledCopy(header) : TWICE;
+  if (rawHeaders === undefined || !mayBeRepeated(name, header) || headerCount(rawHeaders, name) < 2) return header;
+  return filledCopy(headerValues(rawHeaders, name));
+}
+
+/**
+ * Whether Node may have made one value of `header` sent more than once: it keeps the
+ * first `Authorization` alone, and joins most other headers with ", " (no key holds a `,`).
+ */
+function mayBeRepeated(name: string, header: string): boolean {
+  return name === 'authorization' || header.indexOf(',') !== -1;
+}
+
+/**
+ * The one copy of a header sent more than once that holds anything: an empty one (or
+ * only spaces) is absent, as a lone empty header is, and a key given beside it is given
+ * once. undefined where no copy holds anything; TWICE where two do, whichever is a key.
+ */
+function filledCopy(copies: readonly string[]): string | undefined | typeof TWICE {
+  let filled: string | undefined;
+  for (const copy of copies) {
+    if (trimmed(copy, false) === '') continue;
+    if (filled !== undefined) return TWICE;
+    filled = copy;
+  }
+  return filled;
+}
+
+/** The values of a header (lower-case name) in a raw header list, in the order sent. */
+function headerValues(rawHeaders: readonly string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const candidate = rawHeaders[i] as string;
+    if (candidate.length === name.length && (candidate === name || sameIgnoringCase(candidate, name))) values.push(rawHeaders[i + 1] as string);
+  }
+  return values;
 }
 
 /**

@@ -409,6 +409,17 @@ describe('bad input at the gateway', () => {
     }
   });
 
+  it('an empty Authorization line beside the key is absent, as a lone empty one is: the key is given once', async () => {
+    for (const lines of [[secret, ''], ['', secret], ['  ', secret, '\t']]) {
+      const before = upstream.received.length;
+      const r = await raw(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\n${lines.map((line) => `Authorization: ${line}\r\n`).join('')}Connection: close\r\n\r\n`);
+      expect({ lines: lines.length, status: r.status }).toEqual({ lines: lines.length, status: 200 });
+      expect(upstream.received.length).toBe(before + 1);
+      // The credential header is not forwarded, not even its empty copies.
+      expect(upstream.received.at(-1)?.headers.authorization).toBeUndefined();
+    }
+  });
+
   it('keeps serving after all of the above', async () => {
     const response = await kg.call('/v1/domains', { headers: { Authorization: secret } });
     expect(response.status).toBe(200);
