@@ -489,7 +489,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.done = true;
     this.givePlaceBack();
     if (this.counter) {
-      const records = this.counter.end();
+      // No body at all (a 204, an empty 200) delivered no records: none charged. A body that
+      // cannot be counted may have delivered some: charged what was reserved, below.
+      const records = this.bodySent ? this.counter.end() : 0;
       this.counter = null;
       if (records === undefined) this.upstream.rt.log.warn(this.logContext(), 'could not count records in the upstream response; charged the reserved estimate');
       this.settle(this.status, records);

@@ -37,6 +37,8 @@ function profile(upstreamUrl: string): ConfigInput {
       { method: 'GET', path: '/v1/backlinks/uncountable', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
       // The test upstream answers here with the total it is given, written as it is: `{"meta":{"total":1e20}}`.
       { method: 'GET', path: '/v1/backlinks/reported-total', cost: { meter: 'units', perRecord: 1, records: { json: 'meta.total' }, reserveFromQuery: 'n' } },
+      // The test upstream answers here with no body: a 204, or a 200 with Content-Length: 0 or an empty chunked body.
+      { method: 'GET', path: '/v1/backlinks/empty', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
       { method: 'GET', path: '/v1/backlinks/count-header', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
       { method: 'GET', path: '/v1/backlinks/count-header-held', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
       { method: 'GET', path: '/v1/failing/status/:code', cost: { meter: 'units', perRequest: 100 } },
@@ -245,6 +247,18 @@ describe('unit quotas', () => {
     expect(echoed.headers.accept_encoding).toBeUndefined();
     expect(echoed.headers['accept-encoding']).toBe('identity');
     expect(await unitsLeft(secret)).toBe(100_000 - 40);
+  });
+
+  it('charges no records for a 2xx with no body (a 204, an empty 200), where records are counted in the body: none reached the client', async () => {
+    const { secret, accountId } = await keyOn('big');
+    for (const query of ['status=204', 'status=200', 'status=200&chunked']) {
+      const r = await kg.call(`/v1/backlinks/empty?n=40&${query}`, { headers: { authorization: `Token ${secret}` } });
+      expect({ query, status: r.status, body: await r.text() }).toEqual({ query, status: Number(query.slice(7, 10)), body: '' });
+    }
+    expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 0, reserved: 0 });
+    expect(await unitsLeft(secret)).toBe(100_000);
+    const warned = kg.logs.lines.map((l) => JSON.parse(l) as { msg: string; account?: string }).filter((l) => l.account === accountId && l.msg.startsWith('could not count records'));
+    expect(warned).toEqual([]);
   });
 
   it('charges what the request reserved, not the total, for a 2xx reporting more records than a header could (past 999,999,999,999,999), with overage on', async () => {

@@ -121,6 +121,13 @@ export async function startTestUpstream(): Promise<TestUpstream> {
         else held.set(id, rest);
         return;
       }
+      // An answer with no body: `status` (a 204, a 200), its length said (0) or, `chunked`, not.
+      if (url.pathname.endsWith('/empty')) {
+        res.writeHead(Number(url.searchParams.get('status') ?? 200), { 'content-type': 'application/json' });
+        if (url.searchParams.has('chunked')) res.flushHeaders();
+        res.end();
+        return;
+      }
       if (url.pathname.endsWith('/count-header')) return json(200, { ok: true }, { 'x-record-count': url.searchParams.get('n') ?? '0' });
       if (url.pathname.endsWith('/reported-total')) {
         res.writeHead(200, { 'content-type': 'application/json' });
