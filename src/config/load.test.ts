@@ -1027,12 +1027,51 @@ describe('a value YAML reads as something other than a string, number, list or m
   });
 });
 
+const HINT =
+  '(keygate does not replace ${NAME} or $NAME with an environment variable: write the value itself, or fill the variables in before keygate reads the file, as envsubst < keygate.template.yaml > keygate.yaml does; only admin.tokenEnv, admin.readTokenEnv and pepperEnv name variables, whose values keygate reads)';
+
 describe('a ${VARIABLE} written in the profile', () => {
+  it('refuses one in a value the schema takes, naming the field and the variable alone (never the rest of the value, which may be a password)', () => {
+    const profile = [
+      'upstream: {url: "http://127.0.0.1:4000"}',
+      'name: ${PROFILE}',
+      'store: "postgres://keygate:${PG_PASSWORD}@db:5432/keygate"',
+      'auth: {credentials: [{in: query, name: $KEY_PARAM}]}',
+      'identityHeaders: {prefix: "X-${COMPANY}-", drop: [$CONSUMER_HEADER]}',
+      '',
+    ].join('\n');
+    expect(problems(profile)).toEqual([
+      // Refused by the schema anyway: said once, by that refusal.
+      `identityHeaders.prefix: expected a header name prefix such as "X-Keygate-", got "X-\${COMPANY}-" ${HINT}`,
+      `name: holds \${PROFILE}, which keygate would use as written ${HINT}`,
+      `store: holds \${PG_PASSWORD}, which keygate would use as written ${HINT}`,
+      `auth.credentials[0].name: holds $KEY_PARAM, which keygate would use as written ${HINT}`,
+      `identityHeaders.drop[0]: holds $CONSUMER_HEADER, which keygate would use as written ${HINT}`,
+    ]);
+    // In an unknown field, the field is said (once).
+    expect(problems('upstream: {url: "http://127.0.0.1:4000"}\nnmae: ${PROFILE}\n')).toEqual(['(top level): unknown field "nmae" (did you mean "name"?)']);
+  });
+
+  it("takes one in the text the API sends its clients (an error's message, the errors template, a built-in's body): it may be the API's own words", () => {
+    const config = parseConfigText(
+      [
+        'upstream: {url: "http://127.0.0.1:4000"}',
+        'errors:',
+        '  envelope: template',
+        '  template: {error: "{{message}}", hint: "Authorization: Bearer ${API_KEY}"}',
+        '  reasons: {missing_key: {message: "Send your key as Authorization: Bearer ${API_KEY}"}}',
+        'builtins: [{path: /v1/help, body: {usage: "curl -H \'Authorization: Bearer ${API_KEY}\' …", env: $API_KEY}}]',
+        '',
+      ].join('\n'),
+    );
+    expect(config.errors.reasons.missing_key?.message).toBe('Send your key as Authorization: Bearer ${API_KEY}');
+    expect(config.builtins[0]?.body).toEqual({ usage: "curl -H 'Authorization: Bearer ${API_KEY}' …", env: '$API_KEY' });
+  });
+
   it('says, where the value is refused, that keygate does not replace it with the variable, and which fields name variables', () => {
-    const hint = "(keygate does not replace ${NAME} or $NAME with an environment variable: write the value itself; only admin.tokenEnv, admin.readTokenEnv and pepperEnv name variables, whose values keygate reads)";
     expect(problems('upstream: {url: "${UPSTREAM_URL}"}\nstore: $DATABASE_URL\n')).toEqual([
-      `upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "\${UPSTREAM_URL}" ${hint}`,
-      `store: expected "sqlite:<file>" or "postgres://user:password@host:port/database" ${hint}`,
+      `upstream.url: expected an http(s) URL such as http://127.0.0.1:4000, got "\${UPSTREAM_URL}" ${HINT}`,
+      `store: expected "sqlite:<file>" or "postgres://user:password@host:port/database" ${HINT}`,
     ]);
     // A value refused for another reason than its variable says nothing of variables.
     expect(problems('upstream: {url: "ftp://a"}\n')[0]).not.toContain('environment variable');

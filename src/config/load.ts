@@ -254,20 +254,56 @@ function checkedProfile(raw: unknown, file: string, twice: readonly GivenTwice[]
   if (odd?.why === 'circular') throw new ConfigError(file, [...said, { field: formatPath(odd.at), message: 'refers to a mapping or list it is itself inside of (a YAML alias, *name, of an &name anchor above it): write the value out instead' }]);
   if (odd?.why === 'deep') throw new ConfigError(file, [...said, { field: formatPath(odd.at), message: `nested more than ${MAX_NESTING} mappings or lists deep (no field of a profile is): write it flatter` }]);
   const reserved = fieldsNamedProto(raw, []);
+  const variables = variablesWritten(raw, []);
   const result = configSchema.safeParse(raw, { reportInput: true });
-  if (result.success && reserved.length === 0 && twice.length === 0) return result.data;
+  if (result.success && reserved.length === 0 && twice.length === 0 && variables.length === 0) return result.data;
   const givenTwice = twice.map(({ at }) => at);
+  const within = (path: readonly PropertyKey[]) => (at: readonly PropertyKey[]) => at.length <= path.length && at.every((segment, i) => String(segment) === String(path[i]));
   const issues = result.success
     ? []
     : result.error.issues.filter((issue) => {
         // What the schema says about a mapping that held a __proto__ field (it lost it: "at
         // least one plan", say) is left to the line about that field.
         if (reserved.some((where) => startsWith(where, issue.path))) return false;
-        if (givenTwice.some((at) => at.length <= issue.path.length && at.every((segment, i) => String(segment) === String(issue.path[i])))) return false;
+        if (givenTwice.some(within(issue.path))) return false;
         const reads = readsOf(issue);
         return reads === undefined || !readAny(reads, givenTwice);
       });
-  throw new ConfigError(file, [...said, ...reserved.map((where) => ({ field: formatPath(where), message: '"__proto__" cannot be a name here (JavaScript reserves it); choose another' })), ...issues.map(describeIssue)]);
+  // A variable in a value refused anyway is said by its refusal (NO_VARIABLES), and one in an unknown field by that field's.
+  const saidOtherwise = (at: PropertyKey[]) =>
+    givenTwice.some(within(at)) ||
+    issues.some((issue) => issue.path.length === at.length ? within(issue.path)(at) : issue.code === 'unrecognized_keys' && within(at)(issue.path) && issue.keys.includes(String(at[issue.path.length])));
+  const unreplaced = variables.filter(({ at }) => !saidOtherwise(at)).map(({ at, name }) => ({ field: formatPath(at), message: variableMessage(name) }));
+  throw new ConfigError(file, [...said, ...reserved.map((where) => ({ field: formatPath(where), message: '"__proto__" cannot be a name here (JavaScript reserves it); choose another' })), ...issues.map(describeIssue), ...unreplaced]);
+}
+
+/**
+ * Where a value the schema would take reads a variable as a shell would (`${NAME}`, or
+ * `$NAME` as all of it), which keygate would use as written: its operator expects it
+ * replaced. Not in the text an API sends its clients (`errors.reasons.*.message`,
+ * `errors.template`, a built-in's `body`), where `${` may be the API's own words, as in
+ * "send Authorization: Bearer ${API_KEY}".
+ */
+function variablesWritten(value: unknown, at: PropertyKey[]): { at: PropertyKey[]; name: string }[] {
+  if (isClientText(at)) return [];
+  if (typeof value === 'string') {
+    const found = VARIABLE_REFERENCE.exec(value);
+    return found ? [{ at, name: found[0] }] : [];
+  }
+  if (value === null || typeof value !== 'object') return [];
+  const entries = Array.isArray(value) ? [...value.entries()] : Object.entries(value);
+  return entries.flatMap(([key, item]) => variablesWritten(item, [...at, key]));
+}
+
+/** Fields whose text goes to the API's clients as written (see variablesWritten). */
+function isClientText(at: readonly PropertyKey[]): boolean {
+  if (at[0] === 'builtins') return at.length === 3 && at[2] === 'body';
+  return at[0] === 'errors' && (at[1] === 'template' || (at[1] === 'reasons' && at.length === 4 && at[3] === 'message'));
+}
+
+/** Said of a variable (`name`, as written: never the rest of the value, which may hold a password) that the schema would take. */
+function variableMessage(name: string): string {
+  return `holds ${name}, which keygate would use as written ${NO_VARIABLES}`;
 }
 
 /**
@@ -329,7 +365,8 @@ function describeIssue(issue: z.core.$ZodIssue): ConfigProblem {
 /** `${NAME}` anywhere in a value, or `$NAME` as all of it: a shell's or Docker Compose's way to read a variable. */
 const VARIABLE_REFERENCE = /\$\{[A-Za-z_][A-Za-z0-9_]*\}|^\$[A-Za-z_][A-Za-z0-9_]*$/;
 /** Said after a value refused that reads a variable as a shell would: keygate reads the file as written. */
-const NO_VARIABLES = '(keygate does not replace ${NAME} or $NAME with an environment variable: write the value itself; only admin.tokenEnv, admin.readTokenEnv and pepperEnv name variables, whose values keygate reads)';
+const NO_VARIABLES =
+  '(keygate does not replace ${NAME} or $NAME with an environment variable: write the value itself, or fill the variables in before keygate reads the file, as envsubst < keygate.template.yaml > keygate.yaml does; only admin.tokenEnv, admin.readTokenEnv and pepperEnv name variables, whose values keygate reads)';
 
 /**
  * One schema problem in words (without its path): also the admin API's, whose bodies have
