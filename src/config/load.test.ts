@@ -1052,10 +1052,10 @@ describe('a ${VARIABLE} written in the profile', () => {
     expect(problems('upstream: {url: "http://127.0.0.1:4000"}\nnmae: ${PROFILE}\n')).toEqual(['(top level): unknown field "nmae" (did you mean "name"?)']);
   });
 
-  it("takes one in the text the API sends its clients (an error's message, the errors template, a built-in's body): it may be the API's own words", () => {
+  it("takes one in the text the API sends its clients (an error's message, the errors template, a built-in's body), which may be the API's own words, and in upstream.spawn, which a shell may read", () => {
     const config = parseConfigText(
       [
-        'upstream: {url: "http://127.0.0.1:4000"}',
+        'upstream: {url: "http://127.0.0.1:0", spawn: [sh, -c, "exec node up.js --port ${PORT}"]}',
         'errors:',
         '  envelope: template',
         '  template: {error: "{{message}}", hint: "Authorization: Bearer ${API_KEY}"}',
@@ -1066,6 +1066,7 @@ describe('a ${VARIABLE} written in the profile', () => {
     );
     expect(config.errors.reasons.missing_key?.message).toBe('Send your key as Authorization: Bearer ${API_KEY}');
     expect(config.builtins[0]?.body).toEqual({ usage: "curl -H 'Authorization: Bearer ${API_KEY}' …", env: '$API_KEY' });
+    expect(config.upstream.spawn).toEqual(['sh', '-c', 'exec node up.js --port ${PORT}']);
   });
 
   it('says, where the value is refused, that keygate does not replace it with the variable, and which fields name variables', () => {

@@ -282,10 +282,11 @@ function checkedProfile(raw: unknown, file: string, twice: readonly GivenTwice[]
  * `$NAME` as all of it), which keygate would use as written: its operator expects it
  * replaced. Not in the text an API sends its clients (`errors.reasons.*.message`,
  * `errors.template`, a built-in's `body`), where `${` may be the API's own words, as in
- * "send Authorization: Bearer ${API_KEY}".
+ * "send Authorization: Bearer ${API_KEY}", nor in `upstream.spawn`'s arguments, which a
+ * shell it starts reads (`[sh, -c, "node up.js --port ${PORT}"]`).
  */
 function variablesWritten(value: unknown, at: PropertyKey[]): { at: PropertyKey[]; name: string }[] {
-  if (isClientText(at)) return [];
+  if (isTakenAsWritten(at)) return [];
   if (typeof value === 'string') {
     const found = VARIABLE_REFERENCE.exec(value);
     return found ? [{ at, name: found[0] }] : [];
@@ -295,9 +296,10 @@ function variablesWritten(value: unknown, at: PropertyKey[]): { at: PropertyKey[
   return entries.flatMap(([key, item]) => variablesWritten(item, [...at, key]));
 }
 
-/** Fields whose text goes to the API's clients as written (see variablesWritten). */
-function isClientText(at: readonly PropertyKey[]): boolean {
+/** Fields whose `${` is meant as written (see variablesWritten). */
+function isTakenAsWritten(at: readonly PropertyKey[]): boolean {
   if (at[0] === 'builtins') return at.length === 3 && at[2] === 'body';
+  if (at[0] === 'upstream') return at[1] === 'spawn';
   return at[0] === 'errors' && (at[1] === 'template' || (at[1] === 'reasons' && at.length === 4 && at[3] === 'message'));
 }
 
