@@ -439,16 +439,28 @@ describe('admin API', () => {
     expect(reversed).toMatchObject({ status: 400, body: { detail: 'a key name cannot contain text-direction controls (such as U+202E): it would show as another name' } });
     const halfPair = await json(await kg.admin('/v1/accounts', { method: 'POST', body: '{"name":"Acme \\ud800"}' }));
     expect(halfPair).toMatchObject({ status: 400, body: { detail: 'an account name cannot contain half of a UTF-16 surrogate pair (it is no character)' } });
-    // A plan's expiry past the year 9999 (here by its offset) could be shown by no page, table or audit entry.
+    // A plan's expiry past the year 9999 (here by its offset), or before 1970 (a year 0000 is a typing
+    // mistake), could be shown by no page, table or audit entry: refused, naming the field.
     const auditBefore = await json(await kg.admin('/v1/audit'));
-    const late = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Late', planExpiresAt: '9999-12-31T23:59:59-14:00' }) }));
-    expect(late).toMatchObject({ status: 400, body: { detail: "the plan's expiry must be before the year 10000" } });
-    const moved = await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planExpiresAt: '9999-12-31T23:59:59-14:00' }) }));
-    expect(moved).toMatchObject({ status: 400, body: { detail: "the plan's expiry must be before the year 10000" } });
+    const refusedDate = (field: string) => ({ status: 400, body: { detail: `body.${field}: expected a date from 1970-01-01 to 9999-12-31 (UTC)` } });
+    for (const date of ['9999-12-31T23:59:59-14:00', '0000-01-01', '1969-12-31T23:59:59Z']) {
+      const made = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Late', planExpiresAt: date }) }));
+      expect(made, date).toMatchObject(refusedDate('planExpiresAt'));
+      const moved = await json(await kg.admin(`/v1/accounts/${accountId}`, { method: 'PATCH', body: JSON.stringify({ planExpiresAt: date }) }));
+      expect(moved, date).toMatchObject(refusedDate('planExpiresAt'));
+      const keyed = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId, name: 'late', expiresAt: date }) }));
+      expect(keyed, date).toMatchObject(refusedDate('expiresAt'));
+    }
     // Nothing was written, and every list still answers.
     expect(await json(await kg.admin('/v1/keys'))).toEqual(keysBefore);
     expect(await json(await kg.admin('/v1/audit'))).toEqual(auditBefore);
     expect((await kg.admin(`/v1/accounts/${accountId}`)).status).toBe(200);
+    // The first moment of 1970 and the last of 9999 are taken (read back as the admin API writes them).
+    const edges = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Edges', planExpiresAt: '1970-01-01' }) }));
+    expect(edges).toMatchObject({ status: 201, body: { planExpiresAt: '1970-01-01T00:00:00.000Z' } });
+    const last = await json(await kg.admin(`/v1/accounts/${edges.body.id}`, { method: 'PATCH', body: JSON.stringify({ planExpiresAt: '9999-12-31T23:59:59.999Z' }) }));
+    expect(last).toMatchObject({ status: 200, body: { planExpiresAt: '9999-12-31T23:59:59.999Z' } });
+    await kg.admin(`/v1/accounts/${edges.body.id}`, { method: 'DELETE' });
   });
 
   it('still rotates a key whose name was stored with a control character before names were checked', async () => {

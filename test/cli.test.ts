@@ -425,7 +425,12 @@ describe('keygate CLI with a running gateway', () => {
     expect([instant.code, instant.stderr]).toEqual([1, 'error: --rate-limit: "5-per-0s": the window (after -per-) must be longer than 0, as 1s or 1m\n']);
     // A date no page or table could show is refused before anything is written.
     const late = await cli('accounts', 'update', accountId, '--plan-expires', '100000000d');
-    expect([late.code, late.stderr]).toEqual([1, "error: the plan's expiry must be before the year 10000\n"]);
+    expect([late.code, late.stderr]).toEqual([1, 'error: --plan-expires: the date must be from 1970-01-01 to 9999-12-31 (UTC)\n']);
+    // Nor one before 1970 (a year 0000 is a typing mistake), for an account's plan or a key.
+    for (const args of [['accounts', 'update', accountId, '--plan-expires', '0000-01-01'], ['accounts', 'create', '--name', 'Early', '--plan-expires', '1969-12-31T23:59:59Z'], ['keys', 'create', '--account', accountId, '--name', 'early', '--expires', '0000-01-01']]) {
+      const early = await cli(...args);
+      expect([early.code, early.stderr], args.join(' ')).toEqual([1, `error: ${args.at(-2)}: the date must be from 1970-01-01 to 9999-12-31 (UTC)\n`]);
+    }
     // A date already past ends the plan now: said, whether meant or a mistyped year.
     const lapsed = JSON.parse((await cli('accounts', 'create', '--name', 'Lapsed', '--json')).stdout).id as string;
     const ended = await cli('accounts', 'update', lapsed, '--plan-expires', '2020-01-01');

@@ -21,7 +21,7 @@ import { CountersRefusedError, CountersUnavailableError } from '../counters/coun
 import { auditEventOut } from '../operations/audit.js';
 import { blockText, meterAllowance, planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
-import { OperationError, ordinal } from '../operations/errors.js';
+import { DATE_RANGE, inDateRange, OperationError, ordinal } from '../operations/errors.js';
 import type { AccountChange } from '../operations/accounts.js';
 import { effectiveLimitsOut } from '../limits/overrides.js';
 import { accountLimitOptions, flagAt, inFlags, keyLimitOptions, keyWindowsInFlags, keyWindowsOption, limitsOptions } from './limit-flags.js';
@@ -246,8 +246,13 @@ async function withStoreOnly(command: Command, fn: (store: Store, config: Config
  */
 function parseWhen(text: string, now: number, flag: string): number {
   const duration = parseDuration(text);
-  if (duration !== undefined) return now + duration;
-  if (ops.z.iso.date().safeParse(text).success || ops.z.iso.datetime({ offset: true }).safeParse(text).success) return Date.parse(text);
+  const isDate = duration === undefined && (ops.z.iso.date().safeParse(text).success || ops.z.iso.datetime({ offset: true }).safeParse(text).success);
+  if (duration !== undefined || isDate) {
+    const at = duration !== undefined ? now + duration : Date.parse(text);
+    // A year 0000 (a typing mistake) or a duration past 9999: no date any page or table shows.
+    if (!inDateRange(at)) throw new OperationError('invalid', `${flag}: the date must be ${DATE_RANGE}`);
+    return at;
+  }
   // What was typed is not repeated (a key pasted here would land in a terminal's scrollback or a CI log): what it lacks is said.
   // A time without its offset could be any time zone's.
   const hint = /^\d+(?:\.\d+)?$/.test(text)

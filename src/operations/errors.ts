@@ -144,10 +144,20 @@ const SHOWS = /[\p{L}\p{N}\p{P}\p{S}]/u;
 /** The latest time a date may be (4-digit years, well inside JavaScript's dates: every page and table can show it). */
 export const LATEST_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
-/** A time as given (`what`: "the plan's expiry"): a real one, before the year 10000. */
+/** The earliest time a date may be: 1970-01-01 UTC (`0000-01-01` is a typing mistake, not an expiry). */
+export const EARLIEST_TIME = 0;
+/** The dates taken (EARLIEST_TIME to LATEST_TIME), as refusals say them. */
+export const DATE_RANGE = 'from 1970-01-01 to 9999-12-31 (UTC)';
+
+/** Whether a time is in DATE_RANGE. */
+export function inDateRange(ms: number): boolean {
+  return ms >= EARLIEST_TIME && ms <= LATEST_TIME;
+}
+
+/** A time as given (`what`: "the plan's expiry"): a real one, in DATE_RANGE. */
 export function checkedTime(what: string, ms: number): number {
   if (!Number.isFinite(ms)) throw new OperationError('invalid', `${what} is not a time`);
-  if (ms > LATEST_TIME) throw new OperationError('invalid', `${what} must be before the year 10000`);
+  if (!inDateRange(ms)) throw new OperationError('invalid', `${what} must be ${DATE_RANGE}`);
   return ms;
 }
 
