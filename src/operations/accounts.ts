@@ -305,19 +305,26 @@ export async function changeAccount(rt: Runtime, id: string, change: AccountChan
   if (patch.planId !== undefined) checkPlan(rt, patch.planId);
   if (patch.name !== undefined) patch = { ...patch, name: await checkedName('an account', patch.name, ACCOUNT_NAME_MAX, rt, { accountId: id }) };
   if (patch.planExpiresAt !== undefined && patch.planExpiresAt !== null) checkedTime("the plan's expiry", patch.planExpiresAt);
-  const before = await getAccount(rt, id);
-  // Checked against the plan the account will be on; a move to another plan alone checks the limits it keeps. The plan it
-  // is on, given again, is no move: an own limit of a meter the profile has since taken from that plan is not refused for it
-  // (it counts for nothing, and a change of the limits still meets it).
-  const moves = patch.planId !== undefined && patch.planId !== before.planId;
-  const limits = limitsChange !== undefined || moves ? changedLimits(rt, patch.planId ?? before.planId, before.limits, limitsChange) : undefined;
-  const limitsBefore = overridesOut(before.limits);
-  const limitsMoved = limits !== undefined && JSON.stringify(overridesOut(limits)) !== JSON.stringify(limitsBefore);
-  const changes = Object.fromEntries(Object.entries(patch).filter(([field, value]) => before[field as keyof AccountRecord] !== value));
-  if (Object.keys(changes).length === 0 && !limitsMoved) return { account: before, changed: false, before };
-  if (limitsMoved) patch = { ...patch, limits };
-  const after = await rt.store.updateAccount(id, patch);
-  if (!after) throw notFound('account', id);
+  // Read, merged and written with the account to itself: two changes at once (one of its meters' limits through one
+  // process, its windows through another) both hold, rather than the later writing the account as it was before the other.
+  const written = await rt.store.changingAccount(id, async (store) => {
+    const before = await store.getAccount(id);
+    if (!before) throw notFound('account', id);
+    // Checked against the plan the account will be on; a move to another plan alone checks the limits it keeps. The plan it
+    // is on, given again, is no move: an own limit of a meter the profile has since taken from that plan is not refused for it
+    // (it counts for nothing, and a change of the limits still meets it).
+    const moves = patch.planId !== undefined && patch.planId !== before.planId;
+    const limits = limitsChange !== undefined || moves ? changedLimits(rt, patch.planId ?? before.planId, before.limits, limitsChange) : undefined;
+    const limitsBefore = overridesOut(before.limits);
+    const limitsMoved = limits !== undefined && JSON.stringify(overridesOut(limits)) !== JSON.stringify(limitsBefore);
+    const changes = Object.fromEntries(Object.entries(patch).filter(([field, value]) => before[field as keyof AccountRecord] !== value));
+    if (Object.keys(changes).length === 0 && !limitsMoved) return { before, changes, limitsBefore, limits, limitsMoved, after: undefined };
+    const after = await store.updateAccount(id, limitsMoved ? { ...patch, limits } : patch);
+    if (!after) throw notFound('account', id);
+    return { before, changes, limitsBefore, limits, limitsMoved, after };
+  });
+  const { before, changes, limitsBefore, limits, limitsMoved, after } = written;
+  if (after === undefined) return { account: before, changed: false, before };
   // Every process drops the account's cached keys: their next request is judged with the new plan or limits.
   await rt.invalidate({ type: 'account', accountId: id });
   // The new values, as always, and in `from` what each was (as account.limits_changed keeps its `before`): the log alone says what a change undid.

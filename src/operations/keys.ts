@@ -273,7 +273,8 @@ async function issueKey(
     // With `replace`, the keys before it still in an overlap end with it: they leave no room to make.
     const ending = old && endsOverlaps ? overlapsEndedBy(old, inUse, now) : [];
     if (plan?.maxKeys !== undefined) checkKeyLimit(plan.maxKeys, plan.name ?? current.planId, inUse.filter((k) => !ending.includes(k)), now, old?.id);
-    await store.insertKey(key);
+    // The checks above see another account's import of the same key only once it commits: the insert meets one made meanwhile.
+    if (!(await store.insertKey(key))) throw new OperationError('conflict', options.secret !== undefined ? 'that key is already registered' : `key "${key.id}" was issued already`);
     if (!replacing || !old) return undefined;
     // The overlap never lengthens the old key's life.
     const { overlapMs } = replacing;

@@ -16,6 +16,7 @@ import type {
   LimitOverrides,
   AuditEntry,
   GaugeRow,
+  AccountChanging,
   KeyIssuing,
   KeyPatch,
   KeyFilter,
@@ -355,8 +356,8 @@ export class SqlStore implements Store {
 
   // keys
 
-  async insertKey(k: KeyRecord): Promise<void> {
-    await this.db
+  async insertKey(k: KeyRecord): Promise<boolean> {
+    const result = await this.db
       .insertInto('api_keys')
       .values(
         storable('api_keys', {
@@ -376,10 +377,17 @@ export class SqlStore implements Store {
           rate_limits: keyWindowsText(k.rateLimits),
         }),
       )
-      .execute();
+      // Any of its unique columns (id, hash): PostgreSQL would otherwise end the transaction it is in with an error.
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
   }
 
   async issuingKeysOf<T>(accountId: string, work: (store: KeyIssuing) => Promise<T>): Promise<T> {
+    return this.backend.exclusive(this.db, { accountKeys: accountId }, (db) => work(new SqlStore(db, this.backend)));
+  }
+
+  async changingAccount<T>(accountId: string, work: (store: AccountChanging) => Promise<T>): Promise<T> {
     return this.backend.exclusive(this.db, { accountKeys: accountId }, (db) => work(new SqlStore(db, this.backend)));
   }
 

@@ -233,6 +233,9 @@ export type MemberPatch = Partial<
 /** What issuing a key reads and writes, inside `Store.issuingKeysOf`. */
 export type KeyIssuing = Pick<Store, 'getAccount' | 'getKey' | 'findKeyByHash' | 'listKeys' | 'insertKey' | 'updateKey'>;
 
+/** What changing an account reads and writes, inside `Store.changingAccount`. */
+export type AccountChanging = Pick<Store, 'getAccount' | 'updateAccount'>;
+
 /** What inviting a member reads and writes, inside `Store.invitingMember`. */
 export type MemberInviting = Pick<Store, 'getAccount' | 'findMemberByEmail' | 'createMember' | 'updateMember' | 'listAudit' | 'appendAudit'>;
 
@@ -265,7 +268,8 @@ export interface Store {
   /** Deleting an account leaves its keys unbound (they then fail with key_not_bound). */
   deleteAccount(id: string): Promise<boolean>;
 
-  insertKey(key: KeyRecord): Promise<void>;
+  /** False, writing nothing, where a key has its id or hash already (one key imported into two accounts at once). */
+  insertKey(key: KeyRecord): Promise<boolean>;
   getKey(id: string): Promise<KeyRecord | undefined>;
   findKeyByHash(hash: string): Promise<KeyRecord | undefined>;
   /**
@@ -302,6 +306,12 @@ export interface Store {
    * the store it is given; if it throws, nothing it wrote is kept.
    */
   issuingKeysOf<T>(accountId: string, work: (store: KeyIssuing) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` with the account to itself as `issuingKeysOf` does (the same lock): a
+   * change read, merged and written there (its own limits, a merge patch) cannot undo
+   * another made at the same time. Same rules for `work` as `issuingKeysOf`.
+   */
+  changingAccount<T>(accountId: string, work: (store: AccountChanging) => Promise<T>): Promise<T>;
   /**
    * Runs `work` in one transaction during which no other `invitingMember` of the same
    * address (lower case) runs, in this process or any other: a form sent twice at once,

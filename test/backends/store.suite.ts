@@ -231,8 +231,10 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(revoked).toEqual({ ...first, revokedAt: T0 + 30, scopes: ['read'], name: 'old', expiresAt: null });
       expect(await store.updateKey('key_missing', { name: 'x' })).toBeUndefined();
 
-      // A second key with the same hash is refused.
-      await expect(store.insertKey(key(a.id, { hash: first.hash }))).rejects.toThrow();
+      // A second key with the same hash, or the same id, is refused, and nothing is written.
+      expect(await store.insertKey(key(a.id, { hash: first.hash }))).toBe(false);
+      expect(await store.insertKey({ ...key(a.id), id: first.id })).toBe(false);
+      expect((await store.listKeys({ accountId: a.id })).map((k) => k.id)).toEqual([first.id, second.id]);
     });
 
     it("tells which of many hashes are one account's keys, revoked ones too, past one statement of lookups, and not another account's", async () => {
@@ -380,6 +382,29 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
         }),
       ).rejects.toThrow('refused after writing');
       expect(await store.listKeys({ accountId: a.id })).toHaveLength(2);
+    });
+
+    it("lets one changer of an account at a time read and write it, and keeps nothing of one that fails", async () => {
+      const a = account();
+      await store.createAccount(a);
+      const changer = (name: string) =>
+        store.changingAccount(a.id, async (locked) => {
+          const read = (await locked.getAccount(a.id)) as AccountRecord;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          await locked.updateAccount(a.id, { name: `${read.name} ${name}` });
+        });
+      await Promise.all([changer('one'), changer('two')]);
+      // Whichever came first, the other read the name it wrote.
+      expect([`${a.name} one two`, `${a.name} two one`]).toContain((await store.getAccount(a.id))?.name);
+
+      const named = (await store.getAccount(a.id))?.name;
+      await expect(
+        store.changingAccount(a.id, async (locked) => {
+          await locked.updateAccount(a.id, { name: 'never kept' });
+          throw new Error('refused after writing');
+        }),
+      ).rejects.toThrow('refused after writing');
+      expect((await store.getAccount(a.id))?.name).toBe(named);
     });
 
     it('lets one inviter of an address at a time read and write its member (the address in any case), and keeps nothing of one that fails', async () => {
