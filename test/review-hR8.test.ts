@@ -6,7 +6,10 @@
  * - one key imported into two accounts at once, through the two processes: one import is
  *   answered 201, the other 409 (`that key is already registered`), never a 500;
  * - an account's own limits changed twice at once (one meter's limit, and its windows), as
- *   merge patches: both hold, rather than the later undoing the earlier.
+ *   merge patches: both hold, rather than the later undoing the earlier;
+ * - a key's scopes narrowed while it is rotated: the replacement holds the narrowed scopes
+ *   unless the rotation came first (the change's answer then shows the old key in its
+ *   overlap), never the scopes taken away by a change answered before it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../src/config/schema.js';
@@ -30,6 +33,7 @@ const profileOf = (upstreamUrl: string): ConfigInput => ({
   admin: { listen: { host: '127.0.0.1', port: 0 } },
   dashboard: { enabled: false },
   keys: { imported: { prefix: { live: 'rk_live_' }, alphabet: 'base62', length: 24 } },
+  scopes: ['read', 'write'],
   plans: { team: { meters: { credits: { limit: 100 } } } },
   routes: [{ path: '/v1/projects' }],
 });
@@ -111,5 +115,22 @@ describe.skipIf(!enabled)('the same change sent twice at once to two processes o
     const { statuses, limits } = await changeLimitsTwiceAtOnce([sendTo(0), sendTo(1)], ROUNDS);
     expect(statuses.every((s) => s === 200)).toBe(true);
     expect(limits).toEqual(Array.from({ length: ROUNDS }, (_, round) => bothLimits(round)));
+  });
+
+  it("narrows a key's scopes while it is rotated through the other process: the replacement holds what came first", async () => {
+    const accountId = await createAccount(sendTo(0), 'Rotated while narrowed');
+    const outcomes: { patchedBeforeRotation: boolean; replacementScopes: string[] }[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const created = await sendTo(0)('/v1/keys', 'POST', { accountId, name: `Narrowed ${round}`, scopes: ['read', 'write'] });
+      expect(created.status).toBe(201);
+      const keyId = (JSON.parse(created.body) as { id: string }).id;
+      const [patched, rotated] = await Promise.all([sendTo(0)(`/v1/keys/${keyId}`, 'PATCH', { scopes: ['read'] }), sendTo(1)(`/v1/keys/${keyId}/rotate`, 'POST', { overlap: '1h' })]);
+      expect([patched.status, rotated.status]).toEqual([200, 200]);
+      const replacementId = (JSON.parse(rotated.body) as { id: string }).id;
+      const replacement = JSON.parse((await sendTo(0)(`/v1/keys/${replacementId}`, 'GET', undefined)).body) as { scopes: string[] };
+      // The change's answer is the key as written: without the overlap's end, it was written before the rotation.
+      outcomes.push({ patchedBeforeRotation: (JSON.parse(patched.body) as { expiresAt: string | null }).expiresAt === null, replacementScopes: replacement.scopes });
+    }
+    expect(outcomes).toEqual(outcomes.map(({ patchedBeforeRotation }) => ({ patchedBeforeRotation, replacementScopes: patchedBeforeRotation ? ['read'] : ['read', 'write'] })));
   });
 });

@@ -6,7 +6,7 @@
 import { DAY_MS, formatDuration, HOUR_MS } from '../config/duration.js';
 import { accountBlockId, CountersUnavailableError, keyBlockId } from '../counters/counters.js';
 import type { Runtime } from '../runtime.js';
-import type { KeyPatch, KeyRecord } from '../store/store.js';
+import type { KeyIssuing, KeyPatch, KeyRecord } from '../store/store.js';
 import { importedShapeWords, type KeyMode } from '../keys/format.js';
 import { utcSecond, utcSecondUp } from '../meters/period.js';
 import { newId } from '../ids.js';
@@ -268,6 +268,13 @@ async function issueKey(
     // The key being replaced as it is now: revoked or rotated since it was read, it cannot be.
     const stored = replacing && (await store.getKey(replacing.old.id));
     const old = stored?.accountId === account.id ? stored : undefined;
+    // A change of the key that came first (its scopes narrowed through another process, say) is what the replacement holds.
+    if (replacing && old) {
+      key.name = old.name;
+      key.scopes = old.scopes.includes(WILDCARD) ? [WILDCARD] : old.scopes;
+      if (old.rateLimits !== undefined && old.rateLimits.length > 0) key.rateLimits = old.rateLimits;
+      else delete key.rateLimits;
+    }
     const endsOverlaps = rt.config.keys.rotation === 'replace';
     if (replacing) key.expiresAt = await replacementEnd(old, inUse, now, endsOverlaps, (id) => store.listKeys({ accountId: account.id, rotatedFrom: id }));
     // With `replace`, the keys before it still in an overlap end with it: they leave no room to make.
@@ -286,7 +293,7 @@ async function issueKey(
   });
   // A process may remember this hash as unknown (an imported key tried before): forget it.
   if (options.secret !== undefined) await rt.invalidate({ type: 'key', hash: key.hash });
-  await audit(rt, actor, options.secret === undefined ? 'key.created' : 'key.imported', { accountId: account.id, keyId: key.id, detail: { name, mode, scopes: key.scopes, hint: key.hint, ...(rateLimits.length > 0 ? { rateLimits: keyWindowsOut(rateLimits) } : {}) } });
+  await audit(rt, actor, options.secret === undefined ? 'key.created' : 'key.imported', { accountId: account.id, keyId: key.id, detail: { name: key.name, mode, scopes: key.scopes, hint: key.hint, ...(key.rateLimits !== undefined && key.rateLimits.length > 0 ? { rateLimits: keyWindowsOut(key.rateLimits) } : {}) } });
   return { issued: { key, secret }, ...(replaced ? { replaced } : {}) };
 }
 
@@ -379,17 +386,29 @@ export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, ac
   if (key.revokedAt !== null) throw new OperationError('conflict', 'a revoked key cannot be changed');
   const patch: KeyPatch = {};
   if (changes.name !== undefined) patch.name = await checkedName('a key', changes.name, 100, rt, { accountId: key.accountId });
-  if (changes.scopes !== undefined) {
-    if (key.accountId === null) throw new OperationError('conflict', 'the scopes of an unbound key cannot be changed');
-    patch.scopes = checkedScopes(rt, (await getAccount(rt, key.accountId)).planId, changes.scopes, key.scopes);
-  }
+  if (changes.scopes !== undefined && key.accountId === null) throw new OperationError('conflict', 'the scopes of an unbound key cannot be changed');
   if (changes.rateLimits !== undefined) patch.rateLimits = changes.rateLimits === null ? [] : checkedKeyWindows(changes.rateLimits);
-  const updated = (await rt.store.updateKey(id, patch)) as KeyRecord;
+  // Read and written with the account's keys to itself, as a rotation does: a rotation at the same moment comes
+  // wholly before this change (its replacement holds it: issueKey) or wholly after, never carrying what this changed away.
+  const write = async (store: KeyIssuing): Promise<{ before: KeyRecord; updated: KeyRecord }> => {
+    const current = await store.getKey(id);
+    if (!current) throw notFound('key', id);
+    if (current.revokedAt !== null) throw new OperationError('conflict', 'a revoked key cannot be changed');
+    if (changes.scopes !== undefined) {
+      // Its account deleted meanwhile: the key is unbound now.
+      if (current.accountId === null) throw new OperationError('conflict', 'the scopes of an unbound key cannot be changed');
+      const account = await store.getAccount(current.accountId);
+      if (!account) throw notFound('account', current.accountId);
+      patch.scopes = checkedScopes(rt, account.planId, changes.scopes, current.scopes);
+    }
+    return { before: current, updated: (await store.updateKey(id, patch)) as KeyRecord };
+  };
+  const { before, updated } = key.accountId === null ? await write(rt.store) : await rt.store.issuingKeysOf(key.accountId, write);
   // Cached records carry the name and windows too (built-in endpoints show the name; the pipeline counts the windows).
   await rt.invalidate({ type: 'key', hash: key.hash });
   const { rateLimits, ...fields } = patch;
   // Windows as the admin API gives them, before and after (as account.limits_changed does).
-  const windows = rateLimits === undefined ? {} : { rateLimits: { before: keyWindowsOut(key.rateLimits), after: keyWindowsOut(rateLimits) } };
+  const windows = rateLimits === undefined ? {} : { rateLimits: { before: keyWindowsOut(before.rateLimits), after: keyWindowsOut(rateLimits) } };
   await audit(rt, actor, 'key.updated', { accountId: key.accountId, keyId: id, detail: { hint: key.hint, ...fields, ...windows } });
   return updated;
 }
