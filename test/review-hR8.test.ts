@@ -9,7 +9,9 @@
  *   merge patches: both hold, rather than the later undoing the earlier;
  * - a key's scopes narrowed while it is rotated: the replacement holds the narrowed scopes
  *   unless the rotation came first (the change's answer then shows the old key in its
- *   overlap), never the scopes taken away by a change answered before it.
+ *   overlap), never the scopes taken away by a change answered before it;
+ * - a key revoked twice at once while it is rotated: one revocation (one time, one audit
+ *   entry), and the rotation refused (409) unless it came first.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../src/config/schema.js';
@@ -132,5 +134,30 @@ describe.skipIf(!enabled)('the same change sent twice at once to two processes o
       outcomes.push({ patchedBeforeRotation: (JSON.parse(patched.body) as { expiresAt: string | null }).expiresAt === null, replacementScopes: replacement.scopes });
     }
     expect(outcomes).toEqual(outcomes.map(({ patchedBeforeRotation }) => ({ patchedBeforeRotation, replacementScopes: patchedBeforeRotation ? ['read'] : ['read', 'write'] })));
+  });
+
+  it('revokes a key twice at once while it is rotated: revoked once, and the rotation refused unless it came first', async () => {
+    const accountId = await createAccount(sendTo(0), 'Revoked while rotated');
+    const outcomes: { rotated: number; revokedAfterRotation: boolean; revocations: number; sameTime: boolean }[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const created = await sendTo(0)('/v1/keys', 'POST', { accountId, name: `Revoked ${round}` });
+      const keyId = (JSON.parse(created.body) as { id: string }).id;
+      const [first, second, rotated] = await Promise.all([
+        sendTo(0)(`/v1/keys/${keyId}/revoke`, 'POST', {}),
+        sendTo(1)(`/v1/keys/${keyId}/revoke`, 'POST', {}),
+        sendTo(1)(`/v1/keys/${keyId}/rotate`, 'POST', { overlap: '1h' }),
+      ]);
+      expect([first.status, second.status]).toEqual([200, 200]);
+      const [a, b] = [first, second].map((r) => JSON.parse(r.body) as { revokedAt: string; expiresAt: string | null });
+      const audit = JSON.parse((await sendTo(0)(`/v1/audit?accountId=${accountId}&limit=500`, 'GET', undefined)).body) as { action: string; keyId: string }[];
+      outcomes.push({
+        rotated: rotated.status,
+        // A rotation that came first ended the key's life at the overlap's end, which the revocation's answer shows.
+        revokedAfterRotation: a?.expiresAt !== null,
+        revocations: audit.filter((e) => e.action === 'key.revoked' && e.keyId === keyId).length,
+        sameTime: a?.revokedAt === b?.revokedAt,
+      });
+    }
+    expect(outcomes).toEqual(outcomes.map(({ revokedAfterRotation }) => ({ rotated: revokedAfterRotation ? 200 : 409, revokedAfterRotation, revocations: 1, sameTime: true })));
   });
 });

@@ -359,9 +359,17 @@ export async function getKey(rt: Runtime, id: string, accountId?: string): Promi
 }
 
 export async function revokeKey(rt: Runtime, id: string, actor: Actor, accountId?: string): Promise<KeyRecord> {
-  const key = await getKey(rt, id, accountId);
-  if (key.revokedAt !== null) return key;
-  const revoked = (await rt.store.updateKey(id, { revokedAt: rt.clock() })) as KeyRecord;
+  const found = await getKey(rt, id, accountId);
+  if (found.revokedAt !== null) return found;
+  // With the account's keys to itself, as a rotation: one revoked during a rotation comes before it (the rotation is
+  // refused) or after it; and of two revocations at once, the second finds the key revoked (one time, one audit entry).
+  const revoke = async (store: KeyIssuing): Promise<{ key: KeyRecord; revoked?: KeyRecord }> => {
+    const key = (await store.getKey(id)) ?? found;
+    if (key.revokedAt !== null) return { key };
+    return { key, revoked: (await store.updateKey(id, { revokedAt: rt.clock() })) as KeyRecord };
+  };
+  const { key, revoked } = found.accountId === null ? await revoke(rt.store) : await rt.store.issuingKeysOf(found.accountId, revoke);
+  if (!revoked) return key;
   await rt.invalidate({ type: 'key', hash: key.hash });
   await audit(rt, actor, 'key.revoked', { accountId: key.accountId, keyId: id, detail: { name: key.name, hint: key.hint } });
   return revoked;
