@@ -1052,6 +1052,13 @@ describe('a ${VARIABLE} written in the profile', () => {
     expect(problems('upstream: {url: "http://127.0.0.1:4000"}\nnmae: ${PROFILE}\n')).toEqual(['(top level): unknown field "nmae" (did you mean "name"?)']);
   });
 
+  it('refuses one with a default or a message (${NAME:-default}, as shells and Docker Compose write it), naming the variable and never the default, which may be the password', () => {
+    const profile = ['upstream: {url: "http://127.0.0.1:4000"}', 'store: "postgres://keygate:${PG_PASSWORD:-hunter2}@db:5432/keygate"', 'name: "${PROFILE:?set PROFILE}"', ''].join('\n');
+    const said = problems(profile);
+    expect(said).toEqual([`store: holds \${PG_PASSWORD:-…}, which keygate would use as written ${HINT}`, `name: holds \${PROFILE:?…}, which keygate would use as written ${HINT}`]);
+    expect(said.join('\n')).not.toContain('hunter2');
+  });
+
   it("takes one in the text the API sends its clients (an error's message, the errors template, a built-in's body), which may be the API's own words, and in upstream.spawn, which a shell may read", () => {
     const config = parseConfigText(
       [

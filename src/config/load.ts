@@ -289,7 +289,10 @@ function variablesWritten(value: unknown, at: PropertyKey[]): { at: PropertyKey[
   if (isTakenAsWritten(at)) return [];
   if (typeof value === 'string') {
     const found = VARIABLE_REFERENCE.exec(value);
-    return found ? [{ at, name: found[0] }] : [];
+    if (!found) return [];
+    // A default or message (`${PG_PASSWORD:-hunter2}`) may be the secret itself: its operator alone is said.
+    const [whole, braced, operator] = found;
+    return [{ at, name: braced === undefined ? whole : `\${${braced}${operator === undefined ? '' : `${operator}…`}}` }];
   }
   if (value === null || typeof value !== 'object') return [];
   const entries = Array.isArray(value) ? [...value.entries()] : Object.entries(value);
@@ -364,8 +367,12 @@ function describeIssue(issue: z.core.$ZodIssue): ConfigProblem {
   return { field: formatPath(issue.path), message: `${describeProblem(issue)}${variable}` };
 }
 
-/** `${NAME}` anywhere in a value, or `$NAME` as all of it: a shell's or Docker Compose's way to read a variable. */
-const VARIABLE_REFERENCE = /\$\{[A-Za-z_][A-Za-z0-9_]*\}|^\$[A-Za-z_][A-Za-z0-9_]*$/;
+/**
+ * `${NAME}` anywhere in a value (also with a default or message, `${NAME:-dev}`, `${NAME:?}`,
+ * as shells and Docker Compose write them), or `$NAME` as all of it: a shell's or Docker
+ * Compose's way to read a variable. Groups: the braced name, then its operator.
+ */
+const VARIABLE_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=?+])[^}]*)?\}|^\$[A-Za-z_][A-Za-z0-9_]*$/;
 /** Said after a value refused that reads a variable as a shell would: keygate reads the file as written. */
 const NO_VARIABLES =
   '(keygate does not replace ${NAME} or $NAME with an environment variable: write the value itself, or fill the variables in before keygate reads the file, as envsubst < keygate.template.yaml > keygate.yaml does; only admin.tokenEnv, admin.readTokenEnv and pepperEnv name variables, whose values keygate reads)';
