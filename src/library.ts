@@ -334,17 +334,28 @@ type HeaderValue = string | string[] | undefined;
 
 /**
  * `check`'s request as the gateway would have read the same bytes, from whatever a
- * plain-JavaScript caller passed; undefined without a method and url (strings), or for a
- * request that cannot be read (a getter or a Proxy that throws). Never throws: a check
+ * plain-JavaScript caller passed; undefined without a method and url (strings; one that
+ * throws as it is read, a getter or a Proxy, is none). Never throws: a check
  * that rejected would leave `close()` waiting for it until `shutdown.drainTimeout`.
  */
 function readRequest(request: unknown): ReadRequest | undefined {
   if (typeof request !== 'object' || request === null) return undefined;
+  // Field by field: one that throws (rawHeaders, remoteAddress) is absent, not the whole request.
+  const read = (name: keyof CheckRequest): unknown => readable(() => (request as Partial<Record<keyof CheckRequest, unknown>>)[name]);
+  const method = read('method');
+  const url = read('url');
+  if (typeof method !== 'string' || typeof url !== 'string') return undefined;
+  const rawHeaders = read('rawHeaders');
+  const remoteAddress = read('remoteAddress');
+  const raw = readable(() => (Array.isArray(rawHeaders) && rawHeaders.every((item) => typeof item === 'string') ? (rawHeaders as string[]) : undefined));
+  const headers = readable(() => nodeHeaders(read('headers'))) ?? {};
+  return { method, url, headers, ...(raw ? { rawHeaders: raw } : {}), ...(typeof remoteAddress === 'string' && remoteAddress !== '' ? { remoteAddress } : {}) };
+}
+
+/** What `get` reads; undefined where it throws (a getter or a Proxy of the caller's). */
+function readable<T>(get: () => T): T | undefined {
   try {
-    const { method, url, headers, rawHeaders, remoteAddress } = request as Partial<Record<keyof CheckRequest, unknown>>;
-    if (typeof method !== 'string' || typeof url !== 'string') return undefined;
-    const raw = Array.isArray(rawHeaders) && rawHeaders.every((item) => typeof item === 'string') ? (rawHeaders as string[]) : undefined;
-    return { method, url, headers: nodeHeaders(headers), ...(raw ? { rawHeaders: raw } : {}), ...(typeof remoteAddress === 'string' && remoteAddress !== '' ? { remoteAddress } : {}) };
+    return get();
   } catch {
     return undefined;
   }

@@ -513,6 +513,11 @@ describe('keygate as a library, when a backend fails or it stops', () => {
       }
       const request = { get method(): string { return fail(); }, url: '/get-brands', headers: {} };
       expect(await gate.check(request)).toMatchObject({ allowed: false, reason: 'bad_request', error: { status: 400 } });
+      // Only a method or url that throws is bad_request: other fields that throw are absent, and the rest is judged.
+      for (const field of ['rawHeaders', 'remoteAddress']) {
+        const odd = Object.defineProperty({ method: 'GET', url: '/get-brands', headers: {} }, field, { get: fail, enumerable: true });
+        expect(await gate.check(odd), field).toMatchObject({ allowed: false, reason: 'missing_key', error: { status: 401 } });
+      }
     } finally {
       await gate.close();
     }
