@@ -23,6 +23,7 @@ import type { RenderedError } from './dialect/dialect.js';
 import type { Identity } from './pipeline/identity.js';
 import type { RouteMatch } from './routes/route-table.js';
 import { settleCharge, type OnCharged } from './pipeline/settle.js';
+import type { Reservation } from './counters/counters.js';
 import { renderBuiltin } from './gateway/builtins.js';
 import { statusClass } from './usage/usage-recorder.js';
 import { isReportedCount, MAX_REPORTED } from './meters/cost.js';
@@ -117,7 +118,11 @@ export interface CheckAdmitted {
  */
 export interface SettleOutcome {
   status: number;
-  /** true: a 2xx, the cost charged; false: released. */
+  /**
+   * true: a 2xx, the cost charged; false: released. A settle after `close()` stopped
+   * waiting for it (`shutdown.drainTimeout`) records nothing: true only for a flat cost,
+   * charged at admission and written out by `close()`, whatever the status.
+   */
   charged: boolean;
 }
 
@@ -161,11 +166,12 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
   const rt = await createRuntime(loaded, options);
   // Not waited for: it reads every key in use (see Runtime.warnOfKeysOutsideFormat).
   void rt.warnOfKeysOutsideFormat();
-  const checkRequest = requestChecker(rt);
   /** Requests being checked, or admitted and not yet settled: what `close` waits for. */
   let open = 0;
   let allSettled: (() => void) | undefined;
   let closing: Promise<void> | undefined;
+  const drain: Drain = { gaveUp: false };
+  const checkRequest = requestChecker(rt, { drain });
   const done = () => {
     open -= 1;
     if (open === 0) allSettled?.();
@@ -184,6 +190,8 @@ export async function createKeygate(loaded: LoadedConfig, options: RuntimeOption
       ]);
       clearTimeout(timer);
       if (outcome === 'timeout') {
+        // Before usage is written out: a settle from now on would be lost in it, or half in it.
+        drain.gaveUp = true;
         rt.log.warn({ unsettled: open, drainTimeoutMs: ms }, 'admitted requests still unsettled at shutdown.drainTimeout: closing without them (a flat cost stays charged, a per-record reservation is dropped)');
       }
     }
@@ -214,11 +222,18 @@ function refusalOf(rt: Runtime, reason: DenialReason, url: string, denial = deny
   return { allowed: false, reason, url: redactedTarget(rt, url), error: rt.dialect.render(denial) };
 }
 
+/** How far `close()` got: set once it stopped waiting for settles and writes usage out without them. */
+export interface Drain {
+  gaveUp: boolean;
+}
+
 export interface CheckerOptions {
   /** Who checks, as the log names it when a check fails or is given no request ("library check"). */
   caller?: string;
   /** Told the units each settle charges (the admin API counts them in its metrics). */
   onCharged?: OnCharged;
+  /** The library's stop: a settle after it gave up records nothing, and says so. */
+  drain?: Drain;
 }
 
 /**
@@ -230,7 +245,7 @@ export interface CheckerOptions {
 export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (request: unknown, finished: () => void) => Promise<CheckResult> {
   const basePath = normalBasePath(rt.config.basePath);
   const caller = options.caller ?? 'library check';
-  const { onCharged } = options;
+  const { onCharged, drain } = options;
 
   async function judge(request: ReadRequest, finished: () => void): Promise<CheckResult> {
     // What the gateway refuses before judging the target, in its order: a request line
@@ -265,6 +280,7 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
     let settled: Promise<SettleOutcome> | undefined;
     const settleOnce = async (status: number, records?: number): Promise<SettleOutcome> => {
       try {
+        if (drain?.gaveUp) return lateSettle(route, reservation, status);
         rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
         const proxied = route.kind === 'proxy' ? route.route : undefined;
         await settleCharge(rt, identity.account.id, method, proxied, reservation, status, countedRecords(records, proxied?.path), onCharged);
@@ -276,6 +292,22 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
     const settle = (status: number, records?: number) => (settled ??= settleOnce(status, records));
     const builtinBody = route.kind === 'builtin' ? await renderBuiltin(rt, route.builtin, identity) : undefined;
     return { allowed: true, url: forwardedTarget(url, request, rt.config.auth.credentials, rt.keyFormat), identity, route, headers: decision.headers, settle, ...(builtinBody !== undefined ? { builtinBody } : {}) };
+  }
+
+  /**
+   * A settle after `close()` stopped waiting: usage is written out (or being written)
+   * without it, so it changes nothing, and says what stays: a flat cost committed at
+   * admission (`final`) is charged whatever the status; a reservation was dropped.
+   */
+  function lateSettle(route: RouteMatch, reservation: Reservation | undefined, status: number): SettleOutcome {
+    const charged = reservation?.final === true;
+    rt.log.warn(
+      { route: route.name, status, charged },
+      charged
+        ? 'settle came after close() stopped waiting for it (shutdown.drainTimeout): nothing recorded; its flat cost, charged at admission, stays charged'
+        : 'settle came after close() stopped waiting for it (shutdown.drainTimeout): nothing recorded, nothing charged',
+    );
+    return { status, charged };
   }
 
   /**

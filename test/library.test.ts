@@ -407,15 +407,19 @@ describe('keygate as a library', () => {
 
 describe('keygate as a library, when a backend fails or it stops', () => {
   const dir = tempDir('library-stop');
-  /** A profile of its own on a SQLite file of its own: one flat-cost route, one built-in that reads a gauge from the store. */
-  const profile = (file: string) =>
+  /** A profile of its own on a SQLite file of its own: a flat-cost route, a per-record one, a built-in that reads a gauge from the store. */
+  const profile = (file: string, drainTimeout?: string) =>
     parseConfigObject({
       upstream: { url: 'http://127.0.0.1:1' },
       store: `sqlite:${path.join(dir, file)}`,
       keys: { prefix: { live: 'sk_live_' } },
       errors: { envelope: 'error' },
+      ...(drainTimeout === undefined ? {} : { shutdown: { drainTimeout } }),
       plans: { scale: { meters: { credits: { limit: 100 }, keywords: { kind: 'gauge', limit: 10 } } } },
-      routes: [{ path: '/get-brands', cost: { meter: 'credits', perRequest: 10 } }],
+      routes: [
+        { path: '/get-brands', cost: { meter: 'credits', perRequest: 10 } },
+        { method: 'GET', path: '/rows', cost: { meter: 'credits', perRecord: 10, records: { header: 'X-Rows' }, reserveRecords: 5 } },
+      ],
       builtins: [{ path: '/me', body: { account: '{{account.id}}', keywords: '{{meters.keywords.usage}}' } }],
     });
   /** The account's credits as the store holds them once the gate is closed (the balance it starts with next time). */
@@ -544,6 +548,29 @@ describe('keygate as a library, when a backend fails or it stops', () => {
     await admitted.settle(500);
     await closing;
     expect(await storedCredits('draining.db', account.id)).toEqual([0]);
+  });
+
+  it('a settle after close() stopped waiting for it (shutdown.drainTimeout) records nothing and says so: charged is what the store holds, a flat cost yes, a per-record one no', async () => {
+    const lines: { msg: string; level: number; route?: string; status?: number; charged?: boolean }[] = [];
+    const log = createLog({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string; level: number }) } });
+    const gate = await createKeygate({ config: profile('gave-up.db', '300ms'), file: 'inline', dir }, { log });
+    const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+    const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+    const rows = await gate.check({ method: 'GET', url: '/rows', headers });
+    const brands = await gate.check({ method: 'GET', url: '/get-brands', headers });
+    if (!rows.allowed || !brands.allowed) throw new Error('GET /rows and GET /get-brands should be allowed');
+    // Neither is settled in time: close() gives up on both and writes usage out without them.
+    await gate.close();
+    expect(lines.filter((line) => line.msg.startsWith('admitted requests still unsettled'))).toHaveLength(1);
+    expect(await rows.settle(200, 3)).toEqual({ status: 200, charged: false });
+    expect(await brands.settle(500)).toEqual({ status: 500, charged: true });
+    expect(await rows.settle(200, 3)).toEqual({ status: 200, charged: false });
+    expect(lines.filter((line) => line.msg.startsWith('settle came after close() stopped waiting')).map(({ level, route, status, charged }) => ({ level, route, status, charged }))).toEqual([
+      { level: 40, route: 'GET /rows', status: 200, charged: false },
+      { level: 40, route: '* /get-brands', status: 500, charged: true },
+    ]);
+    // The flat cost charged at admission, and nothing for the rows.
+    expect(await storedCredits('gave-up.db', account.id)).toEqual([10]);
   });
 });
 
