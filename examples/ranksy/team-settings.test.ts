@@ -8,6 +8,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumAvailable, expectHeading, launchChromium, newContext, shown, signedInPage, signIn, TestClock, textOf, type DashboardFixture } from '../../test/dashboard/support.js';
+import { createKeyInDashboard } from '../support/dashboard.js';
 import { read, startExample, type AccountOut, type RunningExample } from '../support/example.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -28,19 +29,6 @@ describe.skipIf(!chromiumAvailable())('Ranksy "Getting a key": from the team\'s 
 
   const mrr = (app: string) => `/api/v1/apps/${app}/metrics/mrr`;
 
-  /** Creates a key on the page's "Create a key" form, as a member would; answers the secret shown. */
-  async function createKey(page: Page, name: string, options: { mode?: 'Live' | 'Test'; scopes: string[] }): Promise<string> {
-    await page.goto('/keys');
-    await page.getByRole('link', { name: 'Create a key' }).click();
-    await expectHeading(page, 'Create a key');
-    await page.getByLabel('Name').fill(name);
-    if (options.mode) await page.getByRole('radio', { name: options.mode }).check();
-    for (const scope of options.scopes) await page.getByRole('checkbox', { name: scope, exact: true }).check();
-    await page.getByRole('button', { name: 'Create key' }).click();
-    await expectHeading(page, 'Copy your new key');
-    return page.getByLabel(`Key “${name}”`).inputValue();
-  }
-
   beforeAll(async () => {
     ex = await startExample('ranksy', { dashboard: true });
     const dashboardUrl = ex.kg.dashboardUrl;
@@ -60,7 +48,7 @@ describe.skipIf(!chromiumAvailable())('Ranksy "Getting a key": from the team\'s 
     await ada.goto('/keys');
     await expectHeading(ada, 'API keys');
 
-    production = await createKey(ada, 'Production sync', { scopes: ['metrics:read', 'apps:read'] });
+    production = await createKeyInDashboard(ada, 'Production sync', { scopes: ['metrics:read', 'apps:read'] });
     expect(production).toMatch(/^rk_live_[0-9A-Za-z]{30}$/);
     await shown(ada.getByText('This is the only time this key is shown.'));
     expect(await textOf(ada.locator('main p', { hasText: 'Send it with each request' }))).toBe('Send it with each request in the header Authorization: Bearer <your key>.');
@@ -80,7 +68,7 @@ describe.skipIf(!chromiumAvailable())('Ranksy "Getting a key": from the team\'s 
   });
 
   it('a test-mode key from the same form is rk_test_ and reads the same figures (livemode false)', async () => {
-    const sandbox = await createKey(ada, 'Sandbox', { mode: 'Test', scopes: ['metrics:read'] });
+    const sandbox = await createKeyInDashboard(ada, 'Sandbox', { mode: 'Test', scopes: ['metrics:read'] });
     expect(sandbox).toMatch(/^rk_test_[0-9A-Za-z]{30}$/);
     const test = await read(await ex.call(mrr(appId), bearer(sandbox)));
     const live = await read(await ex.call(mrr(appId), bearer(production)));
@@ -129,7 +117,7 @@ describe.skipIf(!chromiumAvailable())('Ranksy "Getting a key": from the team\'s 
 
     const revoked = await ex.call(mrr(appId), bearer(production));
     expect(await read(revoked)).toEqual({ status: 401, type: JSON_TYPE, body: INVALID });
-    const replacement = await createKey(bo, 'Production sync (new)', { scopes: ['metrics:read'] });
+    const replacement = await createKeyInDashboard(bo, 'Production sync (new)', { scopes: ['metrics:read'] });
     expect((await ex.call(mrr(appId), bearer(replacement))).status).toBe(200);
   });
 });

@@ -5,10 +5,11 @@
  * app's settings are the example's dashboard: the shipped examples/ranktracker profile
  * and upstream, real Chromium, and every key used over real HTTP against the gateway.
  */
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumAvailable, expectHeading, launchChromium, shown, signedInPage, TestClock, textOf, type DashboardFixture } from '../../test/dashboard/support.js';
-import { read, startExample, type AccountOut, type RunningExample } from '../support/example.js';
+import { chromiumAvailable, expectHeading, shown, textOf } from '../../test/dashboard/support.js';
+import { createKeyInDashboard, startExampleDashboard, type ExampleDashboard } from '../support/dashboard.js';
+import { read, type AccountOut, type RunningExample } from '../support/example.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const UNAUTHORIZED = { status: 401, type: JSON_TYPE, body: { errors: [{ code: 'unauthorized', status: 401, detail: 'Invalid or missing API key.' }] } };
@@ -17,37 +18,19 @@ const UNAUTHORIZED = { status: 401, type: JSON_TYPE, body: { errors: [{ code: 'u
 const auth = (key: string): RequestInit => ({ headers: { authorization: key } });
 
 describe.skipIf(!chromiumAvailable())('Ranktracker "Creating and revoking keys": from the account settings (the dashboard) of examples/ranktracker', () => {
+  let settings: ExampleDashboard;
   let ex: RunningExample;
-  let browser: Browser;
-  let dashboard: DashboardFixture;
   let account: AccountOut;
   let page: Page;
   let production = '';
 
-  /** Creates a key on the "Create a key" form, as a member would; answers the secret shown. */
-  async function createKey(name: string): Promise<string> {
-    await page.goto('/keys');
-    await page.getByRole('link', { name: 'Create a key' }).click();
-    await expectHeading(page, 'Create a key');
-    await page.getByLabel('Name').fill(name);
-    await page.getByRole('button', { name: 'Create key' }).click();
-    await expectHeading(page, 'Copy your new key');
-    return page.getByLabel(`Key “${name}”`).inputValue();
-  }
-
   beforeAll(async () => {
-    ex = await startExample('ranktracker', { dashboard: true });
-    const dashboardUrl = ex.kg.dashboardUrl;
-    if (dashboardUrl === undefined) throw new Error('the ranktracker profile served no dashboard');
-    dashboard = { keygate: ex.kg, clock: new TestClock(), dashboardUrl, close: async () => undefined };
-    account = await ex.cliJson<AccountOut>(['accounts', 'create', '--name', 'Acme', '--plan', 'pro']);
-    browser = await launchChromium();
-    page = await signedInPage(dashboard, browser, 'ada@acme.example', account.id);
+    settings = await startExampleDashboard('ranktracker', { name: 'Acme', plan: 'pro' });
+    ({ ex, account, page } = settings);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await ex?.close();
+    await settings?.close();
   });
 
   it('"Create a key, then copy it": a tkn_usr_ key, shown once, sent as the whole Authorization value', async () => {
@@ -58,7 +41,7 @@ describe.skipIf(!chromiumAvailable())('Ranktracker "Creating and revoking keys":
     await expectHeading(page, 'Create a key');
     expect(await page.getByLabel(/Expires/).count()).toBe(0);
 
-    production = await createKey('production');
+    production = await createKeyInDashboard(page, 'production');
     expect(production).toMatch(/^tkn_usr_[0-9A-Za-z]{30}$/);
     await shown(page.getByText('This is the only time this key is shown.'));
     // "There is no Bearer prefix — the header value is the key itself."
@@ -80,7 +63,7 @@ describe.skipIf(!chromiumAvailable())('Ranktracker "Creating and revoking keys":
   });
 
   it('"To revoke a key, delete it from the same screen. The key stops working immediately." The other key of the account is untouched', async () => {
-    const next = await createKey('production v2');
+    const next = await createKeyInDashboard(page, 'production v2');
     // Rotation as the document does it: both keys work at once.
     expect((await ex.call('/v1/domains', auth(production))).status).toBe(200);
     expect((await ex.call('/v1/domains', auth(next))).status).toBe(200);

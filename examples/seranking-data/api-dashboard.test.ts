@@ -6,10 +6,11 @@
  * Chromium, and the key used over real HTTP against the gateway (both methods of
  * "Authentication"), then its balance read where the document says to monitor it.
  */
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumAvailable, expectHeading, launchChromium, shown, signedInPage, TestClock, textOf, type DashboardFixture } from '../../test/dashboard/support.js';
-import { read, startExample, type AccountOut, type RunningExample } from '../support/example.js';
+import { chromiumAvailable, expectHeading, shown, textOf } from '../../test/dashboard/support.js';
+import { createKeyInDashboard, startExampleDashboard, type ExampleDashboard } from '../support/dashboard.js';
+import { read, type AccountOut, type RunningExample } from '../support/example.js';
 
 interface Subscription {
   subscription_info: { status: string; units_limit: number; units_left: number };
@@ -19,37 +20,23 @@ interface Subscription {
 const token = (key: string, init: RequestInit = {}): RequestInit => ({ ...init, headers: { authorization: `Token ${key}`, ...(init.headers as Record<string, string>) } });
 
 describe.skipIf(!chromiumAvailable())('SE Ranking Data "Creating an API Key": from the API Dashboard (the dashboard) of examples/seranking-data', () => {
+  let settings: ExampleDashboard;
   let ex: RunningExample;
-  let browser: Browser;
-  let dashboard: DashboardFixture;
   let account: AccountOut;
   let page: Page;
   let secret = '';
 
   beforeAll(async () => {
-    ex = await startExample('seranking-data', { dashboard: true });
-    const dashboardUrl = ex.kg.dashboardUrl;
-    if (dashboardUrl === undefined) throw new Error('the seranking-data profile served no dashboard');
-    dashboard = { keygate: ex.kg, clock: new TestClock(), dashboardUrl, close: async () => undefined };
-    account = await ex.cliJson<AccountOut>(['accounts', 'create', '--name', 'Acme SEO']);
-    browser = await launchChromium();
-    page = await signedInPage(dashboard, browser, 'ada@acme.example', account.id);
+    settings = await startExampleDashboard('seranking-data', { name: 'Acme SEO' });
+    ({ ex, account, page } = settings);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await ex?.close();
+    await settings?.close();
   });
 
   it('"Click the Create API Key button and then copy the generated key value": a 40-hex key, shown once, that works by both methods', async () => {
-    await page.goto('/keys');
-    await expectHeading(page, 'API keys');
-    await page.getByRole('link', { name: 'Create a key' }).click();
-    await expectHeading(page, 'Create a key');
-    await page.getByLabel('Name').fill('Data API');
-    await page.getByRole('button', { name: 'Create key' }).click();
-    await expectHeading(page, 'Copy your new key');
-    secret = await page.getByLabel('Key “Data API”').inputValue();
+    secret = await createKeyInDashboard(page, 'Data API');
     expect(secret).toMatch(/^[0-9a-f]{40}$/);
     await shown(page.getByText('This is the only time this key is shown.'));
     expect(await textOf(page.locator('main p', { hasText: 'Send it with each request' }))).toBe('Send it with each request in the header Authorization: Token <your key>.');

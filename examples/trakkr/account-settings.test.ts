@@ -5,10 +5,11 @@
  * examples/trakkr profile and upstream, real Chromium, and every key used over real HTTP
  * against the gateway.
  */
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumAvailable, expectHeading, launchChromium, shown, signedInPage, TestClock, textOf, type DashboardFixture } from '../../test/dashboard/support.js';
-import { read, startExample, type AccountOut, type RunningExample } from '../support/example.js';
+import { chromiumAvailable, expectHeading, shown, signedInPage, textOf } from '../../test/dashboard/support.js';
+import { createKeyInDashboard, startExampleDashboard, type ExampleDashboard } from '../support/dashboard.js';
+import { read, type AccountOut, type RunningExample } from '../support/example.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -16,36 +17,21 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const bearer = (key: string): RequestInit => ({ headers: { authorization: `Bearer ${key}` } });
 
 describe.skipIf(!chromiumAvailable())('Trakkr "API Keys": from the account settings (the dashboard) of examples/trakkr', () => {
+  let settings: ExampleDashboard;
   let ex: RunningExample;
-  let browser: Browser;
-  let dashboard: DashboardFixture;
-  let scale: AccountOut;
   let page: Page;
 
   beforeAll(async () => {
-    ex = await startExample('trakkr', { dashboard: true });
-    const dashboardUrl = ex.kg.dashboardUrl;
-    if (dashboardUrl === undefined) throw new Error('the trakkr profile served no dashboard');
-    dashboard = { keygate: ex.kg, clock: new TestClock(), dashboardUrl, close: async () => undefined };
-    scale = await ex.cliJson<AccountOut>(['accounts', 'create', '--name', 'Acme', '--plan', 'scale']);
-    browser = await launchChromium();
-    page = await signedInPage(dashboard, browser, 'ada@acme.example', scale.id);
+    settings = await startExampleDashboard('trakkr', { name: 'Acme', plan: 'scale' });
+    ({ ex, page } = settings);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await ex?.close();
+    await settings?.close();
   });
 
   it('on the Scale plan: a key made in the settings is sk_live_, shown once, sent as a Bearer token, and reads the brands', async () => {
-    await page.goto('/keys');
-    await expectHeading(page, 'API keys');
-    await page.getByRole('link', { name: 'Create a key' }).click();
-    await expectHeading(page, 'Create a key');
-    await page.getByLabel('Name').fill('production');
-    await page.getByRole('button', { name: 'Create key' }).click();
-    await expectHeading(page, 'Copy your new key');
-    const secret = await page.getByLabel('Key “production”').inputValue();
+    const secret = await createKeyInDashboard(page, 'production');
     expect(secret).toMatch(/^sk_live_[0-9A-Za-z]{30}$/);
     await shown(page.getByText('This is the only time this key is shown.'));
     expect(await textOf(page.locator('main p', { hasText: 'Send it with each request' }))).toBe('Send it with each request in the header Authorization: Bearer <your key>.');
@@ -59,7 +45,7 @@ describe.skipIf(!chromiumAvailable())('Trakkr "API Keys": from the account setti
   it('"Free and Growth plans do not include API access": their settings offer no key to create, and say why', async () => {
     for (const [plan, name] of [['free', 'Free'], ['growth', 'Growth']] as const) {
       const small = await ex.cliJson<AccountOut>(['accounts', 'create', '--name', `On ${name}`, '--plan', plan]);
-      const member = await signedInPage(dashboard, browser, `${plan}@small.example`, small.id);
+      const member = await signedInPage(settings.fixture, settings.browser, `${plan}@small.example`, small.id);
       try {
         await member.goto('/keys');
         await expectHeading(member, 'API keys');
