@@ -16,7 +16,6 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
@@ -26,29 +25,9 @@ import { POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js
 import { runCli } from './support/cli.js';
 import { tempDir } from './support/temp.js';
 import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from './backends/isolation.js';
-import { provisionKey, sleep, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './scale-out/cluster.js';
+import { meteredProfile, provisionKey, sleep, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './scale-out/cluster.js';
 
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
-
-/**
- * The profile of the cases where Redis is away or refuses: one metered route with a rate
- * limit and a block policy (everything a Redis admission decides), one free route.
- */
-function meteredProfile(name: string, upstream: Server, database: TestDatabase, counters: string, failure: 'closed' | 'open'): ConfigInput {
-  return {
-    name,
-    upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
-    store: database.url,
-    counters,
-    counterFailure: failure,
-    listen: { host: '127.0.0.1', port: 0 },
-    admin: { listen: { host: '127.0.0.1', port: 0 } },
-    dashboard: { enabled: false },
-    errors: { envelope: 'message' },
-    plans: { metered: { meters: { units: { limit: 100 } }, rateLimits: [{ limit: 50, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } } },
-    routes: [{ method: 'GET', path: '/v1/charged', cost: { meter: 'units', perRequest: 1 } }, { path: '/v1/data' }],
-  };
-}
 
 /** Within the 60 s keyCacheTtl: only the Redis message (or the store's mark) explains a change seen this soon. */
 const DEADLINE_MS = 5_000;
@@ -369,10 +348,6 @@ describe.skipIf(!enabled)('hR5: a Redis that refuses writes (OOM past maxmemory)
     await database?.drop();
   });
 
-  /** Redis's own setting: this server is the test's own, not the shared one. */
-  const setMaxmemory = (value: string) =>
-    new Promise<void>((resolve, reject) => execFile('redis-cli', ['-p', String(redis.port), 'config', 'set', 'maxmemory', value], (error) => (error ? reject(error) : resolve())));
-
   it('says once in the log why requests are refused (Redis answers admissions with OOM), answers 503 in the envelope, and says when Redis takes them again', async () => {
     const gateway = gateways.closed as GatewayProcess;
     const { keyId, secret } = await provisionKey(gateway, 'metered', 'oom-closed');
@@ -393,12 +368,12 @@ describe.skipIf(!enabled)('hR5: a Redis that refuses writes (OOM past maxmemory)
     expect(cliLift.stderr).toContain(`the block of key ${keyId} was not lifted: Redis at redis://127.0.0.1:${redis.port}/0?prefix=hr5oom: answered with an error (OOM command not allowed`);
     expect(cliLift.stderr).toContain('and blocks are kept there. Nothing was changed; try again once Redis takes writes');
 
-    await setMaxmemory('0');
+    await redis.configSet('maxmemory', '0');
     try {
       expect((await gateway.call('/v1/charged', secret)).status).toBe(200);
       expect(await gateway.waitForLog(/Redis takes admissions again: shared counters resume/, mark, 3_000)).toBe(true);
     } finally {
-      await setMaxmemory('1');
+      await redis.configSet('maxmemory', '1');
     }
   });
 
@@ -410,13 +385,13 @@ describe.skipIf(!enabled)('hR5: a Redis that refuses writes (OOM past maxmemory)
     expect(await gateway.waitForLog(/Redis answers admissions with an error: admitting on per-process limits until it takes them/, mark, 3_000)).toBe(true);
     expect(gateway.output.slice(mark).filter((line) => line.includes('Redis answers admissions with an error'))).toHaveLength(1);
     // The units charged meanwhile reach Redis, and the usage answer, once Redis takes writes again.
-    await setMaxmemory('0');
+    await redis.configSet('maxmemory', '0');
     try {
       expect((await gateway.call('/v1/charged', secret)).status).toBe(200);
       const usage = async () => ((await (await gateway.admin(`/v1/accounts/${accountId}/usage`)).json()) as { meters: { units: { usage: number } } }).meters.units.usage;
       expect(await eventually(async () => (await usage()) === 4, 5_000, 200)).toBe(true);
     } finally {
-      await setMaxmemory('1');
+      await redis.configSet('maxmemory', '1');
     }
   });
 });

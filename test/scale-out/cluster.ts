@@ -5,9 +5,9 @@
  * of PostgreSQL that a test can cut. Everything listens on loopback, on free ports, and
  * is stopped by the test that started it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { BIN } from '../support/cli.js';
 import { namedPort } from '../support/ports.js';
@@ -144,6 +144,26 @@ async function canConnect(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * The profile of the cases where Redis is away or refuses: one metered route with a rate
+ * limit and a block policy (everything a Redis admission decides), one free route.
+ */
+export function meteredProfile(name: string, upstream: Server, database: { url: string }, counters: string, failure: 'closed' | 'open'): ConfigInput {
+  return {
+    name,
+    upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
+    store: database.url,
+    counters,
+    counterFailure: failure,
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { listen: { host: '127.0.0.1', port: 0 } },
+    dashboard: { enabled: false },
+    errors: { envelope: 'message' },
+    plans: { metered: { meters: { units: { limit: 100 } }, rateLimits: [{ limit: 50, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } } },
+    routes: [{ method: 'GET', path: '/v1/charged', cost: { meter: 'units', perRequest: 1 } }, { path: '/v1/data' }],
+  };
+}
+
 export interface RedisServer {
   readonly port: number;
   readonly url: string;
@@ -151,6 +171,8 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** Starts it again on the same port, empty. */
   start(): Promise<void>;
+  /** CONFIG SET on this server, the test's own (never the shared one): `maxmemory 0` lets a server started with `--maxmemory 1` take writes. */
+  configSet(name: string, value: string): Promise<void>;
 }
 
 /**
@@ -173,6 +195,8 @@ export async function startRedisServer(args: string[] = []): Promise<RedisServer
         await sleep(25);
       }
     },
+    configSet: (name, value) =>
+      new Promise<void>((resolve, reject) => execFile('redis-cli', ['-p', String(port), 'config', 'set', name, value], (error) => (error ? reject(error) : resolve()))),
     async kill() {
       const running = child;
       child = undefined;

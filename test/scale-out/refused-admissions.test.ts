@@ -7,15 +7,13 @@
  * request needed to find out (a load balancer sends none to a process it took out).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
 import { runCli } from '../support/cli.js';
 import { tempDir } from '../support/temp.js';
 import { createTestDatabase, eventually, type TestDatabase } from '../backends/isolation.js';
-import { provisionKey, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './cluster.js';
+import { meteredProfile, provisionKey, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './cluster.js';
 
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
 
@@ -36,23 +34,7 @@ describe.skipIf(!enabled)('/health/ready while Redis refuses admissions (OOM pas
   let redis: RedisServer;
   const gateways: Record<'closed' | 'open', GatewayProcess | undefined> = { closed: undefined, open: undefined };
 
-  const profile = (failure: 'closed' | 'open'): ConfigInput => ({
-    name: `refused-admissions-${failure}`,
-    upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
-    store: database.url,
-    counters: `${redis.url}/0?prefix=refused${failure}:`,
-    counterFailure: failure,
-    listen: { host: '127.0.0.1', port: 0 },
-    admin: { listen: { host: '127.0.0.1', port: 0 } },
-    dashboard: { enabled: false },
-    errors: { envelope: 'message' },
-    plans: { metered: { meters: { units: { limit: 100 } }, rateLimits: [{ limit: 50, window: '1h' }] } },
-    routes: [{ method: 'GET', path: '/v1/charged', cost: { meter: 'units', perRequest: 1 } }],
-  });
-
-  /** Redis's own setting: this server is the test's own, not the shared one. */
-  const setMaxmemory = (value: string) =>
-    new Promise<void>((resolve, reject) => execFile('redis-cli', ['-p', String(redis.port), 'config', 'set', 'maxmemory', value], (error) => (error ? reject(error) : resolve())));
+  const profile = (failure: 'closed' | 'open'): ConfigInput => meteredProfile(`refused-admissions-${failure}`, upstream, database, `${redis.url}/0?prefix=refused${failure}:`, failure);
 
   beforeAll(async () => {
     database = await createTestDatabase('refused_admissions');
@@ -90,7 +72,7 @@ describe.skipIf(!enabled)('/health/ready while Redis refuses admissions (OOM pas
     expect(await (await gateway.admin('/metrics')).text()).toContain('keygate_backend_up{backend="counters"} 0');
 
     const mark = gateway.output.length;
-    await setMaxmemory('0');
+    await redis.configSet('maxmemory', '0');
     try {
       // The process's own write-back asks Redis with an admission of its own.
       expect(await eventually(async () => (await ready(gateway)).status === 200, 10_000, 200)).toBe(true);
@@ -98,7 +80,7 @@ describe.skipIf(!enabled)('/health/ready while Redis refuses admissions (OOM pas
       expect(gateway.output.slice(mark).some((line) => line.includes('Redis takes admissions again: shared counters resume'))).toBe(true);
       expect((await gateway.call('/v1/charged', secret)).status).toBe(200);
     } finally {
-      await setMaxmemory('1');
+      await redis.configSet('maxmemory', '1');
     }
   });
 
@@ -114,11 +96,11 @@ describe.skipIf(!enabled)('/health/ready while Redis refuses admissions (OOM pas
         reason: expect.stringMatching(/^the counters backend \(redis\) answers admissions with an error: OOM command not allowed .* \(counterFailure: open\)$/),
       }),
     });
-    await setMaxmemory('0');
+    await redis.configSet('maxmemory', '0');
     try {
       expect(await eventually(async () => (await ready(gateway)).body.status === 'ok', 10_000, 200)).toBe(true);
     } finally {
-      await setMaxmemory('1');
+      await redis.configSet('maxmemory', '1');
     }
   });
 });
