@@ -54,6 +54,18 @@ describe.skipIf(!enabled)('a stop while PostgreSQL is unreachable', () => {
     }
   }
 
+  /** The requests PostgreSQL's usage history holds for the account, read directly: written by their own flush, apart from the balance. */
+  async function storedRequests(accountId: string): Promise<number> {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ total: string | null }>("SELECT SUM(value) AS total FROM usage_daily WHERE account_id = $1 AND metric = 'requests'", [accountId]);
+      return Number(rows[0]?.total ?? 0);
+    } finally {
+      await client.end();
+    }
+  }
+
   beforeAll(async () => {
     database = await createTestDatabase('stop_without_store');
     upstream = createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}'));
@@ -84,7 +96,8 @@ describe.skipIf(!enabled)('a stop while PostgreSQL is unreachable', () => {
     gateways.push(first);
     const { accountId, secret } = await provisionKey(first, 'metered', 'stopped without store');
     for (let i = 0; i < 3; i++) expect((await first.call('/v1/charged', secret)).status).toBe(200);
-    expect(await eventually(async () => (await storedUsed(accountId)) === 3, 10_000, 100)).toBe(true);
+    // Both written before the cut, the balance and the usage history (the log counts what the stop could not write of each).
+    expect(await eventually(async () => (await storedUsed(accountId)) === 3 && (await storedRequests(accountId)) === 3, 10_000, 100)).toBe(true);
 
     await proxy.cut();
     // The key is cached and the balance is in Redis: charged without PostgreSQL.
