@@ -380,7 +380,7 @@ function readRequest(request: unknown): ReadRequest | undefined {
   const rawHeaders = read('rawHeaders');
   const remoteAddress = read('remoteAddress');
   const raw = readable(() => (Array.isArray(rawHeaders) && rawHeaders.every((item) => typeof item === 'string') ? (rawHeaders as string[]) : undefined));
-  const headers = readable(() => nodeHeaders(read('headers'))) ?? {};
+  const headers = nodeHeaders(read('headers'));
   return { method, url, headers, ...(raw ? { rawHeaders: raw } : {}), ...(typeof remoteAddress === 'string' && remoteAddress !== '' ? { remoteAddress } : {}) };
 }
 

@@ -25,7 +25,7 @@ import { POSTGRES_URL, REDIS_URL, serviceAvailable } from './support/services.js
 import { runCli } from './support/cli.js';
 import { tempDir } from './support/temp.js';
 import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from './backends/isolation.js';
-import { meteredProfile, provisionKey, sleep, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './scale-out/cluster.js';
+import { meteredProfile, provisionKey, sleep, startGateway, startRefusingRedisPair, startRedisServer, writeProfile, type GatewayProcess, type RedisServer, type RefusingRedisPair } from './scale-out/cluster.js';
 
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
 
@@ -324,28 +324,16 @@ describe.skipIf(!enabled)('hR5: a process whose Redis is not there', () => {
 
 describe.skipIf(!enabled)('hR5: a Redis that refuses writes (OOM past maxmemory)', () => {
   const dir = tempDir('keygate-review-hr5-oom');
-  let database: TestDatabase;
-  let upstream: Server;
+  let gateways: RefusingRedisPair;
   let redis: RedisServer;
-  const gateways: Record<'closed' | 'open', GatewayProcess | undefined> = { closed: undefined, open: undefined };
-
-  const profile = (failure: 'closed' | 'open'): ConfigInput => meteredProfile('hr5-oom', upstream, database, `${redis.url}/0?prefix=hr5oom:`, failure);
 
   beforeAll(async () => {
-    database = await createTestDatabase('review_hr5_oom');
-    upstream = createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}'));
-    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-    redis = await startRedisServer(['--maxmemory', '1', '--maxmemory-policy', 'noeviction']);
-    const closedFile = writeProfile(dir, 'closed', profile('closed'));
-    expect((await runCli(['migrate', '--config', closedFile])).code).toBe(0);
-    [gateways.closed, gateways.open] = await Promise.all([startGateway(closedFile), startGateway(writeProfile(dir, 'open', profile('open')))]);
+    gateways = await startRefusingRedisPair(dir, 'hr5oom');
+    ({ redis } = gateways);
   });
 
   afterAll(async () => {
-    await Promise.all([gateways.closed?.stop(), gateways.open?.stop()]);
-    await redis?.kill();
-    await new Promise((resolve) => upstream?.close(resolve));
-    await database?.drop();
+    await gateways?.stop();
   });
 
   it('says once in the log why requests are refused (Redis answers admissions with OOM), answers 503 in the envelope, and says when Redis takes them again', async () => {

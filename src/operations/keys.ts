@@ -358,6 +358,11 @@ export async function getKey(rt: Runtime, id: string, accountId?: string): Promi
   return key;
 }
 
+/** `work` with the account's keys to itself, as a rotation has them; an unbound key (no account) has only the store. */
+function withKeysOf<T>(rt: Runtime, accountId: string | null, work: (store: KeyIssuing) => Promise<T>): Promise<T> {
+  return accountId === null ? work(rt.store) : rt.store.issuingKeysOf(accountId, work);
+}
+
 export async function revokeKey(rt: Runtime, id: string, actor: Actor, accountId?: string): Promise<KeyRecord> {
   const found = await getKey(rt, id, accountId);
   if (found.revokedAt !== null) return found;
@@ -368,7 +373,7 @@ export async function revokeKey(rt: Runtime, id: string, actor: Actor, accountId
     if (key.revokedAt !== null) return { key };
     return { key, revoked: (await store.updateKey(id, { revokedAt: rt.clock() })) as KeyRecord };
   };
-  const { key, revoked } = found.accountId === null ? await revoke(rt.store) : await rt.store.issuingKeysOf(found.accountId, revoke);
+  const { key, revoked } = await withKeysOf(rt, found.accountId, revoke);
   if (!revoked) return key;
   await rt.invalidate({ type: 'key', hash: key.hash });
   await audit(rt, actor, 'key.revoked', { accountId: key.accountId, keyId: id, detail: { name: key.name, hint: key.hint } });
@@ -411,7 +416,7 @@ export async function updateKey(rt: Runtime, id: string, changes: KeyChanges, ac
     }
     return { before: current, updated: (await store.updateKey(id, patch)) as KeyRecord };
   };
-  const { before, updated } = key.accountId === null ? await write(rt.store) : await rt.store.issuingKeysOf(key.accountId, write);
+  const { before, updated } = await withKeysOf(rt, key.accountId, write);
   // Cached records carry the name and windows too (built-in endpoints show the name; the pipeline counts the windows).
   await rt.invalidate({ type: 'key', hash: key.hash });
   const { rateLimits, ...fields } = patch;

@@ -9,7 +9,9 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import path from 'node:path';
-import { BIN } from '../support/cli.js';
+import { createServer as createHttpServer } from 'node:http';
+import { BIN, runCli } from '../support/cli.js';
+import { createTestDatabase, type TestDatabase } from '../backends/isolation.js';
 import { namedPort } from '../support/ports.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
@@ -161,6 +163,43 @@ export function meteredProfile(name: string, upstream: Server, database: { url: 
     errors: { envelope: 'message' },
     plans: { metered: { meters: { units: { limit: 100 } }, rateLimits: [{ limit: 50, window: '1h' }], block: { after: 2, within: '1h', duration: '10m' } } },
     routes: [{ method: 'GET', path: '/v1/charged', cost: { meter: 'units', perRequest: 1 } }, { path: '/v1/data' }],
+  };
+}
+
+/**
+ * Two keygate processes on one PostgreSQL database, counterFailure `closed` and `open`,
+ * both on a private redis-server that refuses every write past `--maxmemory 1` (OOM),
+ * with meteredProfile's plan and routes in front of an upstream answering {"data":[]}.
+ * Their profiles are `<dir>/closed.yaml` and `<dir>/open.yaml`; their Redis prefix is
+ * `<name>:` for both.
+ */
+export interface RefusingRedisPair {
+  readonly closed: GatewayProcess;
+  readonly open: GatewayProcess;
+  readonly redis: RedisServer;
+  stop(): Promise<void>;
+}
+
+export async function startRefusingRedisPair(dir: string, name: string): Promise<RefusingRedisPair> {
+  const database: TestDatabase = await createTestDatabase(name);
+  const upstream = createHttpServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}'));
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const redis = await startRedisServer(['--maxmemory', '1', '--maxmemory-policy', 'noeviction']);
+  const profile = (failure: 'closed' | 'open'): ConfigInput => meteredProfile(name, upstream, database, `${redis.url}/0?prefix=${name}:`, failure);
+  const closedFile = writeProfile(dir, 'closed', profile('closed'));
+  const migrated = await runCli(['migrate', '--config', closedFile]);
+  if (migrated.code !== 0) throw new Error(`keygate migrate failed: ${migrated.stderr}`);
+  const [closed, open] = await Promise.all([startGateway(closedFile), startGateway(writeProfile(dir, 'open', profile('open')))]);
+  return {
+    closed,
+    open,
+    redis,
+    async stop() {
+      await Promise.all([closed.stop(), open.stop()]);
+      await redis.kill();
+      await new Promise((resolve) => upstream.close(resolve));
+      await database.drop();
+    },
   };
 }
 

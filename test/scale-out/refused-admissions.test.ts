@@ -7,13 +7,10 @@
  * request needed to find out (a load balancer sends none to a process it took out).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server } from 'node:http';
-import type { ConfigInput } from '../../src/config/schema.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
-import { runCli } from '../support/cli.js';
 import { tempDir } from '../support/temp.js';
-import { createTestDatabase, eventually, type TestDatabase } from '../backends/isolation.js';
-import { meteredProfile, provisionKey, startGateway, startRedisServer, writeProfile, type GatewayProcess, type RedisServer } from './cluster.js';
+import { eventually } from '../backends/isolation.js';
+import { provisionKey, startRefusingRedisPair, type GatewayProcess, type RedisServer, type RefusingRedisPair } from './cluster.js';
 
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
 
@@ -29,28 +26,16 @@ async function ready(gateway: GatewayProcess): Promise<Ready> {
 
 describe.skipIf(!enabled)('/health/ready while Redis refuses admissions (OOM past maxmemory)', () => {
   const dir = tempDir('keygate-refused-admissions');
-  let database: TestDatabase;
-  let upstream: Server;
+  let gateways: RefusingRedisPair;
   let redis: RedisServer;
-  const gateways: Record<'closed' | 'open', GatewayProcess | undefined> = { closed: undefined, open: undefined };
-
-  const profile = (failure: 'closed' | 'open'): ConfigInput => meteredProfile(`refused-admissions-${failure}`, upstream, database, `${redis.url}/0?prefix=refused${failure}:`, failure);
 
   beforeAll(async () => {
-    database = await createTestDatabase('refused_admissions');
-    upstream = createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}'));
-    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-    redis = await startRedisServer(['--maxmemory', '1', '--maxmemory-policy', 'noeviction']);
-    const closedFile = writeProfile(dir, 'closed', profile('closed'));
-    expect((await runCli(['migrate', '--config', closedFile])).code).toBe(0);
-    [gateways.closed, gateways.open] = await Promise.all([startGateway(closedFile), startGateway(writeProfile(dir, 'open', profile('open')))]);
+    gateways = await startRefusingRedisPair(dir, 'refused-admissions');
+    ({ redis } = gateways);
   });
 
   afterAll(async () => {
-    await Promise.all([gateways.closed?.stop(), gateways.open?.stop()]);
-    await redis?.kill();
-    await new Promise((resolve) => upstream?.close(resolve));
-    await database?.drop();
+    await gateways?.stop();
   });
 
   it('counterFailure closed: 503 naming Redis\'s error while requests are refused, /metrics says the counters are down, and 200 again once Redis takes admissions, with no request sent', async () => {
