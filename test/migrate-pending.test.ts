@@ -25,6 +25,7 @@ const ALL = [
   '0010_keys_in_use',
   '0011_key_rate_limits',
   '0012_audit_actor_address',
+  '0013_drop_session_csrf_secret',
 ];
 
 function profile(dir: string, store: string): string {

@@ -543,7 +543,7 @@ describe('keygate serve that cannot start', () => {
       const r = await runCli(['serve', '--config', profile(dir, 'port-taken', { admin: { listen: { port } } })], { env: { KEYGATE_ADMIN_TOKEN: '' } });
       expect([r.code, r.stderr]).toEqual([1, '']);
       expect(logLines(r.stdout).map(({ level, msg }) => [level, msg.replace(/ \(.*$/, '')])).toEqual([
-        [30, 'applied database migrations 0001_core, 0002_settings, 0003_pending_units, 0004_returned_units, 0005_audit_order, 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits, 0012_audit_actor_address'],
+        [30, 'applied database migrations 0001_core, 0002_settings, 0003_pending_units, 0004_returned_units, 0005_audit_order, 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits, 0012_audit_actor_address, 0013_drop_session_csrf_secret'],
         [40, 'admin token not set: set KEYGATE_ADMIN_TOKEN to make changes through the admin API'],
         [60, `keygate could not start: the admin cannot listen on 127.0.0.1:${port}: another process is using that port; change admin.listen.port in the profile`],
       ]);

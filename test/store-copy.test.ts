@@ -330,7 +330,7 @@ describe.runIf(available)('keygate store copy (SQLite to PostgreSQL)', { timeout
     writeFileSync(bareProfile, profile(bare.url));
     const named = await cli('store', 'copy', '--to', bareProfile, '--config', sqliteProfile);
     expect(named.code).toBe(1);
-    expect(named.stderr).toMatch(/^error: PostgreSQL at postgres:\/\/\S+ is not migrated \(pending: 0001_core, 0002_settings, .*0012_audit_actor_address\): run "keygate migrate --config (.*)" first, then copy again\n$/);
+    expect(named.stderr).toMatch(/^error: PostgreSQL at postgres:\/\/\S+ is not migrated \(pending: 0001_core, 0002_settings, .*0013_drop_session_csrf_secret\): run "keygate migrate --config (.*)" first, then copy again\n$/);
     expect(/--config (.*)" first/.exec(named.stderr)?.[1]).toBe(bareProfile);
     const byUrl = await cli('store', 'copy', '--to', bare.url, '--config', sqliteProfile);
     expect(byUrl.stderr).toContain(`: run "keygate migrate --config <profile>" with the profile you will serve with (its store ${bare.url}) first, then copy again`);

@@ -7,7 +7,9 @@
  * The current keygate then opens it through its public entry points, `keygate serve` over
  * real HTTP on 127.0.0.1 and the CLI, and what a user sees is asserted: the old keys work
  * through the proxy with their scopes, the revoked one stays refused, the balance, the
- * daily usage, the audit log and the member (password and session) are all there.
+ * daily usage, the audit log and the member (password and session) are all there, and the
+ * session's forms work once reloaded (0013 dropped the form secret sessions kept in clear:
+ * one opened before the upgrade is refused with 403, and none of it is left in the store).
  *
  * SQLite migrates itself when `keygate serve` starts; PostgreSQL is refused until
  * `keygate migrate`, whose command the refusal names. Nothing secret is written to a file:
@@ -34,10 +36,11 @@ import { startTestUpstream, type TestUpstream } from './support/upstream.js';
 /** The migrations, in order; an earlier keygate's database has a prefix of them applied. */
 const MIGRATIONS = Object.keys(migrations).sort();
 /**
- * Where earlier keygates stopped: the first release (0001 only, before the pepper's record)
- * and the last before meter_usage gained its `returned` column (0004).
+ * Where earlier keygates stopped: the first release (0001 only, before the pepper's record),
+ * the last before meter_usage gained its `returned` column (0004), and the last whose
+ * sessions kept their form secret in clear (before 0013).
  */
-const EARLIER = ['0001_core', '0003_pending_units'];
+const EARLIER = ['0001_core', '0003_pending_units', '0012_audit_actor_address'];
 
 const PEPPER_ENV = 'KEYGATE_UPGRADE_TEST_PEPPER';
 const PEPPER = randomBytes(16).toString('hex');
@@ -79,6 +82,8 @@ interface OldKey {
 interface EarlierState {
   keys: Record<'rw' | 'ro' | 'revoked' | 'expired' | 'replaced' | 'replacement', OldKey>;
   sessionId: string;
+  /** The secret the session's forms were signed with, kept in clear in its row until 0013. */
+  csrfSecret: string;
 }
 
 const DAY = 86_400_000;
@@ -108,6 +113,7 @@ async function makeEarlierDatabase(db: Kysely<any>, upTo: string): Promise<Earli
     replacement: oldKey('key_UpgradeReplacemnt', 'mobile', ['metrics:read'], { rotatedFrom: 'key_UpgradeReplaced1' }),
   };
   const sessionId = randomBytes(32).toString('base64url');
+  const csrfSecret = randomBytes(32).toString('base64url');
   const salt = randomBytes(16);
   const passwordHash = ['scrypt', 32768, 8, 1, salt.toString('base64url'), scryptSync(PASSWORD.normalize('NFKC'), salt, 32, { N: 32768, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }).toString('base64url')].join('$');
   const period = periodBounds({ billingDay: BILLING_DAY }, now);
@@ -139,7 +145,7 @@ async function makeEarlierDatabase(db: Kysely<any>, upTo: string): Promise<Earli
     .execute();
   await db
     .insertInto('sessions')
-    .values({ id_hash: createHash('sha256').update(sessionId).digest('hex'), member_id: MEMBER, csrf_secret: randomBytes(32).toString('base64url'), expires_at: now + DAY, created_at: now - 60_000 })
+    .values({ id_hash: createHash('sha256').update(sessionId).digest('hex'), member_id: MEMBER, csrf_secret: csrfSecret, expires_at: now + DAY, created_at: now - 60_000 })
     .execute();
   await db
     .insertInto('audit_log')
@@ -166,7 +172,7 @@ async function makeEarlierDatabase(db: Kysely<any>, upTo: string): Promise<Earli
       { account_id: ACCOUNT, day: USAGE_DAY, metric: 'units', label: 'units', value: SPENT },
     ])
     .execute();
-  return { keys, sessionId };
+  return { keys, sessionId, csrfSecret };
 }
 
 function profileFor(store: string, upstream: TestUpstream): ConfigInput {
@@ -211,6 +217,11 @@ function browser(base: string) {
     async submit(p: string, fields: Record<string, string>): Promise<{ status: number; location: string | null }> {
       const page = await this.get(p);
       const csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
+      const { status, location } = await this.post(p, fields, csrf);
+      return { status, location };
+    },
+    /** Posts `fields` to `p` with the CSRF token `csrf`: the page's h1 too. */
+    async post(p: string, fields: Record<string, string>, csrf: string): Promise<{ status: number; location: string | null; heading: string }> {
       const response = await fetch(`${base}${p}`, {
         method: 'POST',
         redirect: 'manual',
@@ -218,8 +229,8 @@ function browser(base: string) {
         body: new URLSearchParams({ _csrf: csrf, ...fields }),
       });
       keep(response);
-      await response.text();
-      return { status: response.status, location: response.headers.get('location') };
+      const heading = /<h1\b[^>]*>([\s\S]*?)<\/h1>/.exec(await response.text())?.[1] ?? '';
+      return { status: response.status, location: response.headers.get('location'), heading };
     },
   };
 }
@@ -281,6 +292,17 @@ async function expectEverythingKept(profileFile: string, earlier: EarlierState):
     const keysPage = await signedIn.get('/keys');
     expect(keysPage.status).toBe(200);
     for (const k of [keys.rw, keys.ro, keys.replaced, keys.replacement]) expect(keysPage.text).toContain(k.hint);
+    // A form the earlier keygate showed, sent after the upgrade: its token was made with the
+    // secret the session kept in the store, which signs nothing now. Refused, with the page
+    // that says to reload it (not an error), and nothing done.
+    const earlierToken = createHmac('sha256', earlier.csrfSecret).update('keygate-dashboard-form').digest('base64url');
+    expect(await signedIn.post('/keys', { name: 'stale-form', scope: '*' }, earlierToken)).toMatchObject({ status: 403, heading: 'This form could not be accepted' });
+    // The same session's forms, reloaded, work: they carry the secret derived from its id.
+    const createPage = await signedIn.get('/keys/new');
+    const token = /name="_csrf" value="([^"]+)"/.exec(createPage.text)?.[1] ?? '';
+    expect(token).not.toBe(earlierToken);
+    expect(await signedIn.post('/keys', { name: 'after-upgrade', scope: 'metrics:read' }, token)).toMatchObject({ status: 201, heading: 'Copy your new key' });
+    expect((await signedIn.get('/keys')).text).not.toContain('stale-form');
     const fresh = browser(dashboard);
     expect(await fresh.submit('/sign-in', { email: EMAIL, password: `${PASSWORD}x` })).toMatchObject({ status: 401 });
     expect(await fresh.submit('/sign-in', { email: EMAIL, password: PASSWORD })).toEqual({ status: 303, location: '/' });
@@ -310,6 +332,16 @@ async function expectEverythingKept(profileFile: string, earlier: EarlierState):
   return gateway.output.join('\n');
 }
 
+/**
+ * The sessions rows after the upgrade (0013): the earlier session's is there still (its
+ * cookie signed in), its form secret is not, and no row has a column for one.
+ */
+function expectNoFormSecret(rows: Row[], earlier: EarlierState): void {
+  expect(rows.map((r) => r.id_hash)).toContain(createHash('sha256').update(earlier.sessionId).digest('hex'));
+  for (const row of rows) expect(Object.keys(row).sort()).toEqual(['created_at', 'expires_at', 'id_hash', 'member_id']);
+  expect(JSON.stringify(rows)).not.toContain(earlier.csrfSecret);
+}
+
 let upstream: TestUpstream;
 beforeAll(async () => {
   upstream = await startTestUpstream();
@@ -334,6 +366,7 @@ describe('upgrading a SQLite database an earlier keygate made', () => {
     const check = new SqliteDatabase(file, { readonly: true });
     try {
       expect(check.prepare('select name from keygate_migrations order by name').pluck().all()).toEqual(MIGRATIONS);
+      expectNoFormSecret(check.prepare('select * from sessions').all() as Row[], earlier);
     } finally {
       check.close();
     }
@@ -361,7 +394,7 @@ describe('a SQLite upgrade that fails half way', () => {
     sqlite.exec('drop index sign_in_failures_updated');
     sqlite.close();
     const migrated = await runCli(['migrate', '--config', profileFile]);
-    expect(migrated).toMatchObject({ code: 0, stdout: `applied 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits, 0012_audit_actor_address to sqlite:${file}\n` });
+    expect(migrated).toMatchObject({ code: 0, stdout: `applied 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits, 0012_audit_actor_address, 0013_drop_session_csrf_secret to sqlite:${file}\n` });
   });
 });
 
@@ -378,7 +411,7 @@ describe('upgrading a SQLite database whose sign-in failures name emails in clea
     sqlite.close();
     const profileFile = writeProfile(dir, 'sign-in', profileFor(`sqlite:${file}`, upstream));
 
-    expect(await runCli(['migrate', '--config', profileFile])).toMatchObject({ code: 0, stdout: `applied 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits, 0012_audit_actor_address to sqlite:${file}\n` });
+    expect(await runCli(['migrate', '--config', profileFile])).toMatchObject({ code: 0, stdout: `applied 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits, 0012_audit_actor_address, 0013_drop_session_csrf_secret to sqlite:${file}\n` });
     const check = new SqliteDatabase(file, { readonly: true });
     try {
       expect(check.prepare('select count(*) from sign_in_failures').pluck().get()).toBe(0);
@@ -413,5 +446,12 @@ describe.skipIf(!postgres)('upgrading a PostgreSQL database an earlier keygate m
     expect(migrated).toMatchObject({ code: 0, stdout: `applied ${pending.join(', ')} to ${database.url}\n` });
 
     await expectEverythingKept(profileFile, earlier);
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      expectNoFormSecret((await client.query('select * from sessions')).rows as Row[], earlier);
+    } finally {
+      await client.end();
+    }
   });
 });

@@ -72,7 +72,7 @@ export function actorOf(dash: Dashboard, request: FastifyRequest): Actor {
 
 /** The hidden CSRF field for a signed-in viewer's forms. */
 export function csrfField(request: FastifyRequest): Html {
-  return html`<input type="hidden" name="${CSRF_FIELD}" value="${csrfToken(viewerOf(request).session.csrfSecret)}">`;
+  return html`<input type="hidden" name="${CSRF_FIELD}" value="${csrfToken(viewerOf(request).formSecret)}">`;
 }
 
 /** The hidden CSRF field for forms shown before sign-in. */

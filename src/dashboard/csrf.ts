@@ -1,9 +1,10 @@
 /**
  * CSRF protection for every form. A signed-in member's forms carry an HMAC of their
- * session's own secret (stored with the session, never sent as a cookie); the sign-in
- * and invitation forms, which have no session yet, carry an HMAC of a random secret in
- * a short-lived HttpOnly SameSite=Strict cookie. A POST without a matching token is
- * refused with 403 before any handler runs.
+ * session's own secret, derived from the session id (which only the member's browser
+ * holds: the store keeps its SHA-256 alone, so no copy of the store can make a token);
+ * the sign-in and invitation forms, which have no session yet, carry an HMAC of a random
+ * secret in a short-lived HttpOnly SameSite=Strict cookie. A POST without a matching
+ * token is refused with 403 before any handler runs.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -13,9 +14,19 @@ import type { CookieSettings } from './session.js';
 export const CSRF_FIELD = '_csrf';
 const PRE_SESSION_MAX_AGE_S = 2 * 60 * 60;
 const PURPOSE = 'keygate-dashboard-form';
+const SESSION_SECRET_PURPOSE = 'keygate-dashboard-session-form-secret';
 
 export function newCsrfSecret(): string {
   return randomBytes(32).toString('base64url');
+}
+
+/**
+ * The secret of a signed-in session's forms (their tokens, and the ids their create forms
+ * derive): an HMAC of the session id, under a fixed purpose. Nothing stored is enough to
+ * compute it: not the id's SHA-256 (a hash of the id alone, not this), nor any secret.
+ */
+export function sessionFormSecret(sessionId: string): string {
+  return createHmac('sha256', SESSION_SECRET_PURPOSE).update(sessionId).digest('base64url');
 }
 
 export function csrfToken(secret: string): string {

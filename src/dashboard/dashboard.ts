@@ -297,7 +297,7 @@ export async function buildDashboard(rt: Runtime): Promise<FastifyInstance | und
       }
       if (request.method === 'POST') {
         if (sentFromAnotherOrigin(request) || sentFromOtherThanOwnOrigin(request, publicOrigin, trusted)) return refuseForgery(request, reply);
-        const secret = isPublic ? preSessionSecret(request, dash.cookies) : request.viewer?.session.csrfSecret;
+        const secret = isPublic ? preSessionSecret(request, dash.cookies) : request.viewer?.formSecret;
         if (!secret || !csrfTokenMatches(secret, submittedToken(request))) return refuseForgery(request, reply);
       }
     });

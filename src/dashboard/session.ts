@@ -1,6 +1,7 @@
 /**
  * Dashboard sessions. The cookie holds a random 256-bit id; the store keeps only its
- * SHA-256, so a leaked database cannot be replayed as cookies. Sessions end after the
+ * SHA-256, so a leaked database cannot be replayed as cookies, nor sign forms (their
+ * secret is derived from the id itself: csrf.ts `sessionFormSecret`). Sessions end after the
  * profile's `dashboard.sessionTtl` (absolute, not sliding) or at sign-out. Cookies are
  * HttpOnly and SameSite=Lax, and Secure (with the `__Host-` prefix) when
  * `dashboard.secureCookies` is on; Secure too in the answer to a request that came over
@@ -12,7 +13,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import { sha256Hex } from '../keys/hash.js';
 import type { AccountRecord, MemberRecord, SessionRecord } from '../store/store.js';
-import { newCsrfSecret } from './csrf.js';
+import { sessionFormSecret } from './csrf.js';
 import { DASHBOARD_COOKIES } from './cookie-names.js';
 
 const SESSION_ID_BYTES = 32;
@@ -47,6 +48,8 @@ export interface Viewer {
   session: SessionRecord;
   /** The member's account; null for an operator without one. */
   account: AccountRecord | null;
+  /** What this session's forms are signed with (csrf.ts `sessionFormSecret`): derived from the cookie's session id, never stored. */
+  formSecret: string;
 }
 
 function hashSessionId(id: string): string {
@@ -63,7 +66,7 @@ export async function startSession(rt: Runtime, member: MemberRecord, endsAt?: n
   const expiresAt = endsAt ?? now + rt.config.dashboard.sessionTtl;
   const id = randomBytes(SESSION_ID_BYTES).toString('base64url');
   await rt.store.deleteExpiredSessions(now);
-  await rt.store.createSession({ idHash: hashSessionId(id), memberId: member.id, csrfSecret: newCsrfSecret(), expiresAt, createdAt: now });
+  await rt.store.createSession({ idHash: hashSessionId(id), memberId: member.id, expiresAt, createdAt: now });
   return { id, maxAgeSeconds: Math.ceil((expiresAt - now) / 1000) };
 }
 
@@ -81,7 +84,7 @@ export async function loadViewer(rt: Runtime, id: string | undefined): Promise<V
   const account = member.accountId === null ? null : ((await rt.store.getAccount(member.accountId)) ?? null);
   // A member whose account was deleted has nothing left to see.
   if (member.role === 'member' && account === null) return undefined;
-  return { member, session, account };
+  return { member, session, account, formSecret: sessionFormSecret(id) };
 }
 
 export async function endSession(rt: Runtime, session: SessionRecord): Promise<void> {

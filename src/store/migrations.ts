@@ -246,4 +246,19 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('audit_log').dropColumn('actor_address').execute();
     },
   },
+  // A session's forms are signed with a secret derived from its id, which only the
+  // member's browser holds (dashboard/csrf.ts): the secret each session kept in clear
+  // here let whoever read the database (a backup, a replica) make any session's form
+  // tokens. Sessions themselves stay: their cookies still sign them in, and their forms
+  // take the derived secret from the next page on.
+  '0013_drop_session_csrf_secret': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('sessions').dropColumn('csrf_secret').execute();
+    },
+    async down(db: Kysely<any>) {
+      // The release before reads a secret for every session: none has one to give it.
+      await db.deleteFrom('sessions').execute();
+      await db.schema.alterTable('sessions').addColumn('csrf_secret', 'text').execute();
+    },
+  },
 };

@@ -85,7 +85,6 @@ interface MembersTable {
 interface SessionsTable {
   id_hash: string;
   member_id: string;
-  csrf_secret: string;
   expires_at: number;
   created_at: number;
 }
@@ -688,14 +687,14 @@ export class SqlStore implements Store {
   async createSession(s: SessionRecord): Promise<void> {
     await this.db
       .insertInto('sessions')
-      .values(storable('sessions', { id_hash: s.idHash, member_id: s.memberId, csrf_secret: s.csrfSecret, expires_at: s.expiresAt, created_at: s.createdAt }))
+      .values(storable('sessions', { id_hash: s.idHash, member_id: s.memberId, expires_at: s.expiresAt, created_at: s.createdAt }))
       .execute();
   }
 
   async getSession(idHash: string): Promise<SessionRecord | undefined> {
     if (holdsNul(idHash)) return undefined;
     const row = await this.db.selectFrom('sessions').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
-    return row && { idHash: row.id_hash, memberId: row.member_id, csrfSecret: row.csrf_secret, expiresAt: Number(row.expires_at), createdAt: Number(row.created_at) };
+    return row && { idHash: row.id_hash, memberId: row.member_id, expiresAt: Number(row.expires_at), createdAt: Number(row.created_at) };
   }
 
   async deleteSession(idHash: string): Promise<void> {

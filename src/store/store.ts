@@ -89,10 +89,10 @@ export interface SignInFailureRecord {
   updatedAt: number;
 }
 
+/** A dashboard session: by its id's SHA-256, and nothing from which its forms' secret could be made (see dashboard/csrf.ts). */
 export interface SessionRecord {
   idHash: string;
   memberId: string;
-  csrfSecret: string;
   expiresAt: number;
   createdAt: number;
 }

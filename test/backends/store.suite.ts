@@ -503,8 +503,8 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       const activated = await store.updateMember(invited.id, { passwordHash: 'scrypt$y', inviteHash: null, inviteExpiresAt: null, failedLogins: 2, lockedUntil: T0 + 60_000 });
       expect(activated).toEqual({ ...invited, passwordHash: 'scrypt$y', inviteHash: null, inviteExpiresAt: null, failedLogins: 2, lockedUntil: T0 + 60_000 });
 
-      const live = { idHash: unique('s'), memberId: invited.id, csrfSecret: 'c', expiresAt: T0 + 1_000, createdAt: T0 };
-      const old = { idHash: unique('s'), memberId: invited.id, csrfSecret: 'c', expiresAt: T0 - 1, createdAt: T0 - 10 };
+      const live = { idHash: unique('s'), memberId: invited.id, expiresAt: T0 + 1_000, createdAt: T0 };
+      const old = { idHash: unique('s'), memberId: invited.id, expiresAt: T0 - 1, createdAt: T0 - 10 };
       await store.createSession(live);
       await store.createSession(old);
       expect(await store.getSession(live.idHash)).toEqual(live);

@@ -178,7 +178,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: isolation, CSRF, lockout and s
 
     const db = new Database(path.join(fixture.dir, 'keygate.db'), { readonly: true });
     try {
-      const rows = db.prepare('SELECT id_hash, csrf_secret FROM sessions').all() as { id_hash: string; csrf_secret: string }[];
+      const rows = db.prepare('SELECT * FROM sessions').all() as { id_hash: string }[];
       const value = session?.value as string;
       expect(rows.map((r) => r.id_hash)).toContain(createHash('sha256').update(value).digest('hex'));
       expect(JSON.stringify(rows)).not.toContain(value);

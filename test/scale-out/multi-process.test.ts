@@ -140,7 +140,7 @@ describe.skipIf(!enabled)('three keygate processes sharing PostgreSQL and Redis'
   it('refuses to serve an unmigrated PostgreSQL database, naming the fix', async () => {
     const result = startFailure(await runCli(['serve', '--config', profileFile]));
     expect(result.code).toBe(1);
-    expect(result.msg).toContain('the database is not migrated (pending: 0001_core, 0002_settings, 0003_pending_units, 0004_returned_units, 0005_audit_order, 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits, 0012_audit_actor_address)');
+    expect(result.msg).toContain('the database is not migrated (pending: 0001_core, 0002_settings, 0003_pending_units, 0004_returned_units, 0005_audit_order, 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits, 0012_audit_actor_address, 0013_drop_session_csrf_secret)');
     expect(result.msg).toContain('keygate migrate --config');
   });
 

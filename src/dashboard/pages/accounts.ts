@@ -229,7 +229,7 @@ export function registerAccountPages(app: FastifyInstance, dash: Dashboard): voi
     // audit entry of that invitation, finds it instead. (The link itself is random and
     // stored hashed: it cannot be shown again.)
     const nonce = field(request.body, 'form_id');
-    const form = FORM_NONCE.test(nonce) ? createHmac('sha256', viewerOf(request).session.csrfSecret).update(`invite form ${account.id} ${email.trim().toLowerCase()} ${nonce}`).digest('base64url') : undefined;
+    const form = FORM_NONCE.test(nonce) ? createHmac('sha256', viewerOf(request).formSecret).update(`invite form ${account.id} ${email.trim().toLowerCase()} ${nonce}`).digest('base64url') : undefined;
     try {
       const invited = form === undefined ? await inviteMember(rt, { email, accountId: account.id, role: 'member' }, actorOf(dash, request)) : await inviteMemberOnce(rt, { email, accountId: account.id, role: 'member' }, actorOf(dash, request), form);
       if ('sentAlready' in invited) return sendSentAlready(request, reply, account, invited.sentAlready);

@@ -59,7 +59,7 @@ export function formRecordId(request: FastifyRequest, kind: 'acc' | 'key'): { no
   if (sent === '') return { nonce: newFormNonce(), id: newId(kind) };
   if (!FORM_NONCE.test(sent)) return { nonce: newFormNonce(), id: undefined };
   const purpose = kind === 'key' ? 'key form' : 'account form';
-  const digest = createHmac('sha256', viewerOf(request).session.csrfSecret).update(`${purpose} ${sent}`).digest();
+  const digest = createHmac('sha256', viewerOf(request).formSecret).update(`${purpose} ${sent}`).digest();
   return { nonce: sent, id: idFromDigest(kind, digest) };
 }
 
