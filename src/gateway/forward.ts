@@ -40,6 +40,7 @@ import { settleCharge, type OnCharged } from '../pipeline/settle.js';
 import { CONCURRENCY_RETRY_AFTER_S } from '../pipeline/pipeline.js';
 import { redactUrl } from '../store/open.js';
 import { oncePer } from '../log.js';
+import { upstreamFailureHint } from '../upstream-failure.js';
 import { trustedProxyCheck } from './trusted-proxies.js';
 import { withoutDashboardCookies } from '../dashboard/cookie-names.js';
 import { declareHeaderNames } from './undici-header-names.js';
@@ -122,6 +123,8 @@ interface Upstream {
   logFailure: ReturnType<typeof oncePer>;
   /** upstream.url, passwords masked, for those warnings (a reload does not change it). */
   redactedUrl: string;
+  /** upstream.url as given, for those warnings' hint (its scheme and port; never logged). */
+  url: string;
 }
 
 /**
@@ -160,6 +163,7 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     gaugeByHeader: Object.keys(config.gauges).length > 0 ? new Map(Object.entries(config.gauges).map(([meter, g]) => [g.header.toLowerCase(), meter])) : undefined,
     logFailure: oncePer(FAILURE_LOG_INTERVAL_MS),
     redactedUrl: redactUrl(url),
+    url,
   };
   // One account cannot take every connection of the pool (with slow uploads, say, or a
   // slow endpoint): the others' requests would wait behind its own, however few they are.
@@ -526,7 +530,11 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const code = (error as { code?: string }).code;
-    this.upstream.logFailure((more) => rt.log.warn({ ...this.logContext(), error: { message: error.message, code }, upstream: this.upstream.redactedUrl, ...more }, 'upstream request failed'));
+    this.upstream.logFailure((more) => {
+      // What the error means for upstream.url ("wrong version number": it is http://), as keygate check says it.
+      const hint = upstreamFailureHint(this.upstream.url, code, error.message);
+      rt.log.warn({ ...this.logContext(), error: { message: error.message, code }, upstream: this.upstream.redactedUrl, ...(hint === undefined ? {} : { hint }), ...more }, 'upstream request failed');
+    });
     if (code !== undefined && TIMEOUT_CODES.has(code)) hooks.onUpstreamError(this.request, this.reply, deny('upstream_timeout'), this.identity, 'upstream_timeout');
     else hooks.onUpstreamError(this.request, this.reply, upstreamUnavailable(rt), this.identity, 'upstream_unavailable');
   }

@@ -12,6 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { redactUrl } from '../redact-url.js';
+import { NOT_TLS, TLS_FAILURE } from '../upstream-failure.js';
 import { DeadlineError, withDeadline } from '../deadline.js';
 import { sqliteFile } from '../store/sqlite-file.js';
 import { whatStopsMaking } from '../store/sqlite/private-files.js';
@@ -228,11 +229,6 @@ async function reachRedis(url: string, deadlineMs: number): Promise<CountersReac
 /** What a person is told to look at for an upstream that cannot be used. */
 const UPSTREAM_HINT = 'check upstream.url and that the upstream is running; keygate serve would answer every request upstream_unavailable';
 
-/** TLS's own failures (certificates, handshakes): Node's and OpenSSL's codes. */
-const TLS_FAILURE = /CERT|SELF_SIGNED|UNABLE_TO_(?:GET|VERIFY)|^ERR_TLS_|^ERR_SSL_|^EPROTO$/;
-
-/** OpenSSL's words for a server that answered a TLS hello with something else (plain HTTP). */
-const NOT_TLS = /wrong version number|packet length too long|unknown protocol|http request/i;
 
 /**
  * One HEAD / to upstream.url, as the gateway would open a connection to it (the same TLS
