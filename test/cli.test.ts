@@ -1037,6 +1037,20 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(failed.msg).toContain(expected);
   });
 
+  it('a field written at the level of the empty section above it: check and serve say to indent it under that section', async () => {
+    const file = path.join(dir, 'not-indented.yaml');
+    writeFileSync(file, 'upstream:\nurl: http://127.0.0.1:1\n');
+    const checked = await runCli(['check', '--offline', '--config', file]);
+    expect([checked.code, checked.stdout, checked.stderr]).toEqual([
+      2,
+      '',
+      `${file}: invalid configuration\n  - upstream: expected a mapping, got an empty value (an empty one is written "upstream: {}")\n  - (top level): unknown field "url" (upstream, above it, is empty and has a field "url": indent url under upstream)\n`,
+    ]);
+    const failed = startFailure(await runCli(['serve', '--config', file]));
+    expect(failed.code).toBe(2);
+    expect(failed.problems?.[1]).toBe('(top level): unknown field "url" (upstream, above it, is empty and has a field "url": indent url under upstream)');
+  });
+
   it('check passes a profile without upstream.url nor gateway: false (the library\'s) and says serve refuses it; serve refuses it as a bad profile, naming upstream.url, gateway: false and what each is for', async () => {
     const file = path.join(dir, 'library-only.yaml');
     writeFileSync(file, 'plans: {free: {}}\nroutes:\n  - {path: /v1/rows}\n');

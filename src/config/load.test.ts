@@ -928,6 +928,29 @@ describe('upstream and identity headers', () => {
     expect(problems('upstream: {url: "http://a"}\nauth: {credentials: [{in: header, zz: 1}]}\n')).toEqual(['auth.credentials[0]: unknown field "zz" (the fields here: in, name, scheme)']);
   });
 
+  it('says to indent a field written at the level of the empty section above it, which has such a field (was: only "unknown field")', () => {
+    // `url:` at the start of the line under `upstream:`: YAML reads upstream as empty and url as a top-level field.
+    expect(problems('upstream:\nurl: http://127.0.0.1:4000\n')).toEqual([
+      'upstream: expected a mapping, got an empty value (an empty one is written "upstream: {}")',
+      '(top level): unknown field "url" (upstream, above it, is empty and has a field "url": indent url under upstream)',
+    ]);
+    expect(problems('upstream:\nurl: http://127.0.0.1:4000\ntimeout: 5s\n')[1]).toBe(
+      '(top level): unknown fields "url", "timeout" (upstream, above them, is empty and has fields "url", "timeout": indent them under upstream)',
+    );
+    // A plan's fields under an empty plan: read as plans of their own.
+    expect(problems('upstream: {url: "http://a"}\nplans:\n  scale:\n  rateLimits: [{limit: 5, window: 10s}]\n')).toEqual([
+      'plans.scale: expected a mapping, got an empty value (an empty one is written "scale: {}")',
+      'plans.rateLimits: expected a mapping, got a list (plans.scale, above it, is empty and has a field "rateLimits": indent rateLimits under scale)',
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nadmin:\n  listen:\n  port: 9001\n')[1]).toBe(
+      'admin: unknown field "port" (the fields here: listen, tokenEnv, readTokenEnv) (admin.listen, above it, is empty and has a field "port": indent port under listen)',
+    );
+    // No hint where no empty section above takes the field, or the empty one is below it.
+    expect(problems('upstream: {url: "http://a"}\nfoo: 1\n')).toEqual(['(top level): unknown field "foo"']);
+    expect(problems('url: http://a\nupstream:\n')[1]).toBe('(top level): unknown field "url"');
+    expect(problems('upstream: {url: "http://a"}\nplans:\n  free:\n  pro: {}\n')).toEqual(['plans.free: expected a mapping, got an empty value (an empty one is written "free: {}")']);
+  });
+
   it('says how an empty mapping or list is written where a field was left with nothing after its colon (YAML reads that as null)', () => {
     // A plan with every default, written as `free:`: was "expected a mapping, got null".
     expect(problems('upstream: {url: "http://a"}\nplans:\n  free:\n  pro: {}\n')).toEqual(['plans.free: expected a mapping, got an empty value (an empty one is written "free: {}")']);

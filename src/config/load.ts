@@ -274,7 +274,7 @@ function checkedProfile(raw: unknown, file: string, twice: readonly GivenTwice[]
     givenTwice.some(within(at)) ||
     issues.some((issue) => issue.path.length === at.length ? within(issue.path)(at) : issue.code === 'unrecognized_keys' && within(at)(issue.path) && issue.keys.includes(String(at[issue.path.length])));
   const unreplaced = variables.filter(({ at }) => !saidOtherwise(at)).map(({ at, name }) => ({ field: formatPath(at), message: variableMessage(name) }));
-  throw new ConfigError(file, [...said, ...reserved.map((where) => ({ field: formatPath(where), message: '"__proto__" cannot be a name here (JavaScript reserves it); choose another' })), ...issues.map(describeIssue), ...unreplaced]);
+  throw new ConfigError(file, [...said, ...reserved.map((where) => ({ field: formatPath(where), message: '"__proto__" cannot be a name here (JavaScript reserves it); choose another' })), ...issues.map((issue) => describeIssue(issue, raw)), ...unreplaced]);
 }
 
 /**
@@ -362,9 +362,52 @@ function startsWith(path: readonly PropertyKey[], prefix: readonly PropertyKey[]
   return prefix.length < path.length && prefix.every((segment, i) => segment === path[i]);
 }
 
-function describeIssue(issue: z.core.$ZodIssue): ConfigProblem {
+function describeIssue(issue: z.core.$ZodIssue, raw: unknown): ConfigProblem {
   const variable = typeof issue.input === 'string' && VARIABLE_REFERENCE.test(issue.input) ? ` ${NO_VARIABLES}` : '';
-  return { field: formatPath(issue.path), message: `${describeProblem(issue)}${variable}` };
+  return { field: formatPath(issue.path), message: `${describeProblem(issue)}${variable}${notIndentedHint(issue, raw)}` };
+}
+
+/**
+ * A field written one indentation level too far left, below a section left empty
+ * (`upstream:`, then `url: …` at the start of the next line): YAML reads the section as
+ * empty and the field as its sibling, and the problems say only that. Said beside them:
+ * ` (upstream, above it, is empty and has a field "url": indent url under upstream)`.
+ * The field itself where the issue is about it (`plans.rateLimits: expected a mapping`),
+ * or the unknown fields it names (`(top level): unknown field "url"`).
+ */
+function notIndentedHint(issue: z.core.$ZodIssue, raw: unknown): string {
+  const last = issue.path.at(-1);
+  const candidates: [readonly PropertyKey[], string][] = typeof last === 'string' ? [[issue.path.slice(0, -1), last]] : [];
+  if (issue.code === 'unrecognized_keys') candidates.push(...issue.keys.map((key): [readonly PropertyKey[], string] => [issue.path, key]));
+  // Fields by the section they belong under: `url` and `timeout` below an empty `upstream:` are said once.
+  const bySection = new Map<string, { section: string; fields: string[] }>();
+  for (const [parent, field] of candidates) {
+    const section = emptySectionAbove(raw, parent, field);
+    if (section === undefined) continue;
+    const where = formatPath([...parent, section]);
+    const entry = bySection.get(where) ?? { section, fields: [] };
+    entry.fields.push(field);
+    bySection.set(where, entry);
+  }
+  const hints = [...bySection].map(([where, { section, fields }]) =>
+    fields.length === 1
+      ? `${where}, above it, is empty and has a field "${fields[0]}": indent ${fields[0]} under ${section}`
+      : `${where}, above them, is empty and has fields ${fields.map((f) => `"${f}"`).join(', ')}: indent them under ${section}`,
+  );
+  return hints.length > 0 ? ` (${hints.join('; ')})` : '';
+}
+
+/** The nearest field before `field` in the mapping at `parent` that is empty (null) and would take `field`, where `field` belongs not there. */
+function emptySectionAbove(raw: unknown, parent: readonly PropertyKey[], field: string): string | undefined {
+  const mapping = parent.reduce<unknown>((value, segment) => (value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[segment] : undefined), raw);
+  if (mapping === null || typeof mapping !== 'object' || Array.isArray(mapping)) return undefined;
+  if (fieldsAt(parent).includes(field)) return undefined;
+  const names = Object.keys(mapping);
+  for (let i = names.indexOf(field) - 1; i >= 0; i--) {
+    const name = names[i] as string;
+    if ((mapping as Record<string, unknown>)[name] === null && fieldsAt([...parent, name]).includes(field)) return name;
+  }
+  return undefined;
 }
 
 /**
