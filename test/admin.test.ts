@@ -129,6 +129,11 @@ describe('admin API', () => {
     const missing = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ name: 'x' }) }));
     expect(missing.status).toBe(400);
     expect(missing.body.detail).toBe('body.accountId: required (expected a string)');
+    // A value none of a field's choices: said without quoting it back (it may be a secret sent in the wrong field), and not as if a string were wrong (was: 'got a string').
+    const badMode = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'acc_x', name: 'x', mode: 'tset' }) }));
+    expect(badMode).toMatchObject({ status: 400, body: { detail: 'body.mode: expected one of "live", "test", got a string that is neither' } });
+    const numberMode = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'acc_x', name: 'x', mode: 1 }) }));
+    expect(numberMode).toMatchObject({ status: 400, body: { detail: 'body.mode: expected one of "live", "test", got a number' } });
     // What a date looks like, and the field a mistyped one most likely meant (the CLI's flag is --plan).
     const badDate = await json(await kg.admin('/v1/keys', { method: 'POST', body: JSON.stringify({ accountId: 'acc_x', name: 'x', expiresAt: '2027-13-01' }) }));
     expect(badDate).toMatchObject({ status: 400, body: { detail: 'body.expiresAt: expected a date (2027-01-31) or a date and time with its offset (2027-01-31T12:00:00Z)' } });

@@ -462,7 +462,8 @@ export function describeProblem(issue: z.core.$ZodIssue, knownFields: (path: rea
       if (!isZodDefault(issue.message)) return issue.message;
       return format.echo ? `${bound(issue)}, got ${quoted(issue.input)}` : bound(issue);
     case 'invalid_value':
-      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}${given(issue.input, format)}`;
+      // An API's refusal quotes no value back, and "expected one of "live", "test", got a string" reads as if a string were wrong.
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}${!format.echo && typeof issue.input === 'string' ? `, got a string that is ${issue.values.length === 2 ? 'neither' : 'none of them'}` : given(issue.input, format)}`;
     case 'invalid_format':
       return issue.message.startsWith('Invalid') ? `expected ${issue.format === 'regex' ? 'a valid value' : `a ${issue.format}`}${given(issue.input, format)}` : `expected ${issue.message}${given(issue.input, format)}`;
     case 'invalid_union': {
