@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createKeyFormat } from '../keys/format.js';
-import { misplacedKey, MOST_NAME_LENGTH, MOST_PLACES } from './misplaced-key.js';
+import { keyUnderOtherScheme, misplacedKey, MOST_NAME_LENGTH, MOST_PLACES } from './misplaced-key.js';
 
 const prefixed = createKeyFormat({ format: 'prefixed', prefix: { live: 'sk_live_', test: 'sk_test_' }, hexLength: 40 });
 const hex = createKeyFormat({ format: 'hex', prefix: { live: 'sk_live_' }, hexLength: 40 });
@@ -86,5 +86,21 @@ describe('a key sent where the profile does not read it', () => {
     expect(misplacedKey({ url: `/v1/x?${key}=${key}`, rawHeaders: [] }, prefixed)).toEqual({ in: 'query', name: 'sk_test_[REDACTED]' });
     const long = misplacedKey({ url: `/v1/x?${'n'.repeat(500)}=${key}`, rawHeaders: [] }, prefixed);
     expect(long).toEqual({ in: 'query', name: `${'n'.repeat(MOST_NAME_LENGTH - 1)}…` });
+  });
+});
+
+describe('a key in quotes in the header the profile reads', () => {
+  const bearer = [{ in: 'header' as const, name: 'Authorization', scheme: 'Bearer' }];
+  const bare = [{ in: 'header' as const, name: 'apikey', scheme: 'none' }];
+  it('is found in double or single quotes, under the profile\'s scheme (the word as sent) or bare where keys go bare', () => {
+    expect(keyUnderOtherScheme(['Authorization', `Bearer "${key}"`], bearer, prefixed)).toEqual({ in: 'header', name: 'Authorization', scheme: 'Bearer', quoted: true });
+    expect(keyUnderOtherScheme(['authorization', `bearer '${key}'`], bearer, prefixed)).toEqual({ in: 'header', name: 'Authorization', scheme: 'bearer', quoted: true });
+    expect(keyUnderOtherScheme(['apikey', `"${key}"`], bare, prefixed)).toEqual({ in: 'header', name: 'apikey', scheme: '', quoted: true });
+  });
+  it('is not found where the quotes do not match or hold no key of this format; another scheme stays said as such', () => {
+    expect(keyUnderOtherScheme(['Authorization', `Bearer "${key}'`], bearer, prefixed)).toBeUndefined();
+    expect(keyUnderOtherScheme(['Authorization', `Bearer "${key}x"`], bearer, prefixed)).toBeUndefined();
+    expect(keyUnderOtherScheme(['Authorization', 'Bearer ""'], bearer, prefixed)).toBeUndefined();
+    expect(keyUnderOtherScheme(['Authorization', `Token ${key}`], bearer, prefixed)).toEqual({ in: 'header', name: 'Authorization', scheme: 'Token' });
   });
 });

@@ -192,6 +192,14 @@ export interface KeyUnderOtherScheme {
   in: 'header';
   name: string;
   scheme: string;
+  /** The key was in quotes (`Bearer "<key>"`, as pasted from a .env or JSON file), under the profile's own scheme or none. */
+  quoted?: true;
+}
+
+/** A key of this format in double or single quotes, as a value pasted from a .env or JSON file keeps them. */
+function isQuotedKey(text: string, keyFormat: KeyShape): boolean {
+  const quote = text[0];
+  return (quote === '"' || quote === "'") && text.length > 2 && text.endsWith(quote) && keyFormat.check(text.slice(1, -1)).ok;
 }
 
 /**
@@ -218,7 +226,10 @@ export function keyUnderOtherScheme(rawHeaders: readonly string[], locations: re
     if (!bare && keyFormat.check(text).ok) return { in: 'header', name: location.name, scheme: '' };
     const sent = AFTER_SCHEME.exec(text);
     const word = sent?.[0].split(/[ \t]/)[0] ?? '';
-    if (sent === null || (!bare && word.toLowerCase() === location.scheme.toLowerCase())) continue;
+    const sameScheme = sent !== null && !bare && word.toLowerCase() === location.scheme.toLowerCase();
+    // Where the key goes, but in quotes: the scheme is right, the quotes are not.
+    if (isQuotedKey(bare ? text : sameScheme ? (sent[1] as string) : '', keyFormat)) return { in: 'header', name: location.name, scheme: bare ? '' : loggable(word, keyFormat), quoted: true };
+    if (sent === null || sameScheme) continue;
     if (keyFormat.check(sent[1] as string).ok) return { in: 'header', name: location.name, scheme: loggable(word, keyFormat) };
   }
   return undefined;

@@ -391,13 +391,15 @@ export async function buildGateway(rt: Runtime, options: GatewayOptions = {}): P
     const readFrom = rt.config.auth.credentials;
     const found = keyUnderOtherScheme(request.raw.rawHeaders, readFrom, rt.keyFormat);
     if (found === undefined) return;
-    const place = `scheme ${found.name.toLowerCase()} ${found.scheme.toLowerCase()}`;
+    const place = `${found.quoted ? 'quoted' : 'scheme'} ${found.name.toLowerCase()} ${found.scheme.toLowerCase()}`;
     const client = clientAddress((request.keygate as RequestRecord).peer, request.raw.headers['x-forwarded-for'], fromTrustedProxy);
-    const sent = found.scheme === '' ? `bare (no scheme) in the header ${found.name}` : `in the header ${found.name} after the scheme ${found.scheme}`;
+    const sent = found.quoted
+      ? `in quotes in the header ${found.name}${found.scheme === '' ? '' : ` after the scheme ${found.scheme}`}`
+      : found.scheme === '' ? `bare (no scheme) in the header ${found.name}` : `in the header ${found.name} after the scheme ${found.scheme}`;
     misplacedKeyLine(place)((more) =>
       log.info(
         { reqId: request.id, client, sentAs: found, readFrom, ...more },
-        `malformed_key: a key was sent ${sent}; this API reads keys from ${readFrom.map((location) => placeOf(location, true)).join(', or ')}`,
+        `malformed_key: a key was sent ${sent}; this API reads keys from ${readFrom.map((location) => placeOf(location, true)).join(', or ')}${found.quoted ? ', without quotes' : ''}`,
       ),
     );
   }

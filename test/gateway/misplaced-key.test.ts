@@ -233,6 +233,28 @@ describe('a key sent in the header the profile reads, under another scheme', () 
     }
   });
 
+  it('a key in quotes under the right scheme (pasted from a .env or JSON file): refused malformed_key as before; the log line says it came in quotes, never the key', async () => {
+    const dir = tempDir('quoted-key');
+    const kg = await startKeygate({ keys: { prefix: { live: 'sk_live_' } }, errors: { envelope: 'error' }, upstream: { url: upstream.url }, log: { requests: true } }, { dir });
+    try {
+      const account = await createAccount(kg.runtime, { name: 'Acme' }, 'test');
+      const { secret } = await createKey(kg.runtime, { accountId: account.id, name: 'k', mode: 'live' }, 'test');
+      const answers = [];
+      // Values that are no key in quotes first (no line), then the key in quotes (one line).
+      for (const authorization of [`Bearer "${secret}x"`, `Bearer "${secret}'`, `Bearer "${secret}"`]) {
+        const refused = await kg.call('/v1/x', { headers: { Authorization: authorization } });
+        answers.push([refused.status, await refused.json()]);
+      }
+      expect(answers).toEqual(Array(3).fill([401, { error: 'Invalid API key.' }]));
+      expect(underOtherScheme(kg).map((l) => [l.sentAs, l.msg])).toEqual([
+        [{ in: 'header', name: 'Authorization', scheme: 'Bearer', quoted: true }, 'malformed_key: a key was sent in quotes in the header Authorization after the scheme Bearer; this API reads keys from Authorization: Bearer <key>, without quotes'],
+      ]);
+      expect(kg.logs.text).not.toContain(secret.slice(8));
+    } finally {
+      await kg.close();
+    }
+  });
+
   it('where the key goes bare, names the scheme word sent before it', async () => {
     const dir = tempDir('other-scheme-bare');
     const kg = await startKeygate({ ...rawProfile('ranktracker'), store: `sqlite:${dir}/keygate.db`, upstream: { url: upstream.url }, log: { requests: true } } as ConfigInput, { dir });
