@@ -476,7 +476,7 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
       balances.length === 0
         ? ''
         : handedOver
-          ? `; the balances of ${meters} changed since are held in Redis and written to the store by the next keygate process that reaches both (as it starts, or a running one within a minute)`
+          ? `; the balances of ${meters} changed since are held in Redis and written to the store by the next keygate process that reaches both (as it starts, or a running one at its next write-back, within a second or so)`
           : counters.kind === 'redis'
             ? `; the balances of ${meters} changed since are in Redis only, written to the store when a process charges these meters again (lost if Redis loses its data first)`
             : `; the balances of ${meters} changed since are lost`;

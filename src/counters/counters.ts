@@ -234,7 +234,7 @@ export interface Counters {
   /**
    * Balances drained that the store would not take as keygate stops (it is unreachable):
    * left with the backend, which holds them, for another process to write (Redis: listed
-   * there, taken by the next process that starts or a running one within a minute).
+   * there, taken by the next process that starts or a running one at its next write-back).
    * Resolves to whether they were; memory counters have no one to leave them to.
    */
   handOverBalances?(rows: readonly MeterUsageRow[]): Promise<boolean>;

@@ -4,36 +4,48 @@
  * are lost: only the usage history it gathered is), and leaves them listed in Redis, so
  * that the next process that reaches both writes them to PostgreSQL, with no one charging
  * those meters again (before, PostgreSQL stayed behind until then, and a Redis that lost
- * its data meanwhile lost them).
+ * its data meanwhile lost them): one that starts, or one running all along, at its next
+ * write-back; and, if Redis refuses to hand the list over (NOPERM), at the first write-back
+ * after it allows it, having said so once.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import pg from 'pg';
-import { createServer, type Server } from 'node:http';
+import { Redis } from 'ioredis';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
 import { runCli } from '../support/cli.js';
 import { tempDir } from '../support/temp.js';
 import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
-import { provisionKey, startGateway, startTcpProxy, writeProfile, type GatewayProcess, type TcpProxy } from './cluster.js';
+import { provisionKey, startGateway, startRedisServer, startTcpProxy, writeProfile, type GatewayProcess, type RedisServer, type TcpProxy } from './cluster.js';
 
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
+const dir = tempDir('keygate-stop-without-store');
 
-describe.skipIf(!enabled)('a stop while PostgreSQL is unreachable', () => {
-  const dir = tempDir('keygate-stop-without-store');
-  const prefix = testRedisPrefix('stop-without-store');
-  let database: TestDatabase;
-  let upstream: Server;
-  let proxy: TcpProxy;
-  let profileFile: string;
-  const gateways: GatewayProcess[] = [];
+/**
+ * One PostgreSQL database, reached through a proxy that can be cut (`proxied`: the process
+ * that stops without it) or directly (`direct`: one that reaches it throughout), one
+ * Redis (`counters`), an upstream answering {"data":[]}.
+ */
+interface Stand {
+  readonly database: TestDatabase;
+  readonly proxy: TcpProxy;
+  readonly proxied: string;
+  readonly direct: string;
+  close(): Promise<void>;
+}
 
-  /** The store is reached through the proxy, so that it can be cut off from keygate alone. */
+async function openStand(name: string, counters: string): Promise<Stand> {
+  const database = await createTestDatabase(name.replaceAll('-', '_'));
+  const upstream = createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}'));
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const proxy = await startTcpProxy(Number(new URL(POSTGRES_URL).port || 5432));
   const profile = (store: string): ConfigInput => ({
-    name: 'stop-without-store',
+    name,
     upstream: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
     store,
-    counters: redisUrlWithPrefix(prefix),
+    counters,
     listen: { host: '127.0.0.1', port: 0 },
     admin: { listen: { host: '127.0.0.1', port: 0 } },
     dashboard: { enabled: false },
@@ -41,40 +53,88 @@ describe.skipIf(!enabled)('a stop while PostgreSQL is unreachable', () => {
     plans: { metered: { meters: { units: { limit: 1_000 } } } },
     routes: [{ method: 'GET', path: '/v1/charged', cost: { meter: 'units', perRequest: 1 } }],
   });
+  const viaProxy = new URL(database.url);
+  viaProxy.port = String(proxy.port);
+  const proxied = writeProfile(dir, `${name}-proxied`, profile(viaProxy.toString()));
+  const direct = writeProfile(dir, `${name}-direct`, profile(database.url));
+  expect((await runCli(['migrate', '--config', direct])).code).toBe(0);
+  return {
+    database,
+    proxy,
+    proxied,
+    direct,
+    async close() {
+      await proxy.cut();
+      await new Promise((resolve) => upstream.close(resolve));
+      await database.drop();
+    },
+  };
+}
 
-  /** The balance PostgreSQL holds, read directly (not through the proxy). */
-  async function storedUsed(accountId: string): Promise<number> {
-    const client = new pg.Client({ connectionString: database.url });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ used: string }>("SELECT used FROM meter_usage WHERE account_id = $1 AND meter = 'units'", [accountId]);
-      return Number(rows[0]?.used ?? 0);
-    } finally {
-      await client.end();
-    }
+/** The balance PostgreSQL holds, read directly (not through the proxy). */
+async function storedUsed(database: TestDatabase, accountId: string): Promise<number> {
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ used: string }>("SELECT used FROM meter_usage WHERE account_id = $1 AND meter = 'units'", [accountId]);
+    return Number(rows[0]?.used ?? 0);
+  } finally {
+    await client.end();
   }
+}
 
-  /** The requests PostgreSQL's usage history holds for the account, read directly: written by their own flush, apart from the balance. */
-  async function storedRequests(accountId: string): Promise<number> {
-    const client = new pg.Client({ connectionString: database.url });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ total: string | null }>("SELECT SUM(value) AS total FROM usage_daily WHERE account_id = $1 AND metric = 'requests'", [accountId]);
-      return Number(rows[0]?.total ?? 0);
-    } finally {
-      await client.end();
-    }
+/** The requests PostgreSQL's usage history holds for the account, read directly: written by their own flush, apart from the balance. */
+async function storedRequests(database: TestDatabase, accountId: string): Promise<number> {
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ total: string | null }>("SELECT SUM(value) AS total FROM usage_daily WHERE account_id = $1 AND metric = 'requests'", [accountId]);
+    return Number(rows[0]?.total ?? 0);
+  } finally {
+    await client.end();
   }
+}
+
+type LogLine = { msg: string; meterBalancesNotWritten?: number; meterBalancesHeldInRedis?: boolean; lost?: Record<string, number> };
+
+/** The line a process says as it stops without the store, among those after `mark`. */
+function finalFlushLine(gateway: GatewayProcess, mark: number): LogLine | undefined {
+  return gateway.output
+    .slice(mark)
+    .map((line) => (line.startsWith('{') ? (JSON.parse(line) as LogLine) : undefined))
+    .find((line) => line?.msg.startsWith('final usage flush failed'));
+}
+
+/**
+ * Through `gateway` (on the proxied profile): 3 requests charged and written to
+ * PostgreSQL, PostgreSQL cut off, 4 more charged, the process stopped. Answers the account
+ * and the line it said as it stopped; PostgreSQL holds 3 units.
+ */
+async function chargeAndStopWithoutStore(stand: Stand, gateway: GatewayProcess, name: string): Promise<{ accountId: string; said: LogLine | undefined }> {
+  const { accountId, secret } = await provisionKey(gateway, 'metered', name);
+  for (let i = 0; i < 3; i++) expect((await gateway.call('/v1/charged', secret)).status).toBe(200);
+  // Both written before the cut, the balance and the usage history (the log counts what the stop could not write of each).
+  expect(await eventually(async () => (await storedUsed(stand.database, accountId)) === 3 && (await storedRequests(stand.database, accountId)) === 3, 10_000, 100)).toBe(true);
+
+  await stand.proxy.cut();
+  // The key is cached and the balance is in Redis: charged without PostgreSQL.
+  for (let i = 0; i < 4; i++) expect((await gateway.call('/v1/charged', secret)).status).toBe(200);
+  const mark = gateway.output.length;
+  await gateway.stop();
+  const said = finalFlushLine(gateway, mark);
+  expect(await storedUsed(stand.database, accountId)).toBe(3);
+  return { accountId, said };
+}
+
+const HANDED_OVER_WRITTEN = 'writing to the store balances that processes which stopped while the store was unreachable left in Redis';
+
+describe.skipIf(!enabled)('a stop while PostgreSQL is unreachable', () => {
+  const prefix = testRedisPrefix('stop-without-store');
+  let stand: Stand;
+  const gateways: GatewayProcess[] = [];
 
   beforeAll(async () => {
-    database = await createTestDatabase('stop_without_store');
-    upstream = createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[]}'));
-    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-    proxy = await startTcpProxy(Number(new URL(POSTGRES_URL).port || 5432));
-    const viaProxy = new URL(database.url);
-    viaProxy.port = String(proxy.port);
-    profileFile = writeProfile(dir, 'proxied', profile(viaProxy.toString()));
-    expect((await runCli(['migrate', '--config', profileFile])).code).toBe(0);
+    stand = await openStand('stop-without-store', redisUrlWithPrefix(prefix));
   });
 
   beforeEach(() => {
@@ -85,39 +145,105 @@ describe.skipIf(!enabled)('a stop while PostgreSQL is unreachable', () => {
 
   afterAll(async () => {
     await Promise.all(gateways.map((g) => g.stop()));
-    await proxy?.cut();
-    await new Promise((resolve) => upstream?.close(resolve));
-    await database?.drop();
+    await stand?.close();
     await deleteRedisKeys(prefix);
   });
 
   it('says the balances are held in Redis and the usage history lost, and the next process to start writes those balances to PostgreSQL', async () => {
-    const first = await startGateway(profileFile);
+    const first = await startGateway(stand.proxied);
     gateways.push(first);
-    const { accountId, secret } = await provisionKey(first, 'metered', 'stopped without store');
-    for (let i = 0; i < 3; i++) expect((await first.call('/v1/charged', secret)).status).toBe(200);
-    // Both written before the cut, the balance and the usage history (the log counts what the stop could not write of each).
-    expect(await eventually(async () => (await storedUsed(accountId)) === 3 && (await storedRequests(accountId)) === 3, 10_000, 100)).toBe(true);
-
-    await proxy.cut();
-    // The key is cached and the balance is in Redis: charged without PostgreSQL.
-    for (let i = 0; i < 4; i++) expect((await first.call('/v1/charged', secret)).status).toBe(200);
-    const mark = first.output.length;
-    await first.stop();
-    const said = first.output
-      .slice(mark)
-      .map((line) => (line.startsWith('{') ? (JSON.parse(line) as { msg: string; meterBalancesNotWritten?: number; meterBalancesHeldInRedis?: boolean; lost?: Record<string, number> }) : undefined))
-      .find((line) => line?.msg.startsWith('final usage flush failed'));
+    const { accountId, said } = await chargeAndStopWithoutStore(stand, first, 'stopped without store');
     expect(said).toMatchObject({ meterBalancesNotWritten: 1, meterBalancesHeldInRedis: true, lost: { requests: 4 } });
     expect(said?.msg).toContain('the usage history counted since the last write is lost');
     expect(said?.msg).toContain('the balances of 1 meter changed since are held in Redis and written to the store by the next keygate process that reaches both');
-    expect(await storedUsed(accountId)).toBe(3);
 
     // PostgreSQL back, and no request for that account: the next process writes the balance.
-    await proxy.restore();
-    const next = await startGateway(profileFile);
+    await stand.proxy.restore();
+    const next = await startGateway(stand.proxied);
     gateways.push(next);
-    expect(await eventually(async () => (await storedUsed(accountId)) === 7, 10_000, 100)).toBe(true);
-    expect(next.output.some((line) => line.includes('writing to the store balances that processes which stopped while the store was unreachable left in Redis'))).toBe(true);
+    expect(await eventually(async () => (await storedUsed(stand.database, accountId)) === 7, 10_000, 100)).toBe(true);
+    expect(next.output.some((line) => line.includes(HANDED_OVER_WRITTEN))).toBe(true);
+  });
+
+  it('a process running all along with PostgreSQL writes the balances of one that stopped without it, at its next write-back', async () => {
+    // None of the first case's processes may take the list.
+    await Promise.all(gateways.splice(0).map((g) => g.stop()));
+    // B reaches PostgreSQL directly and has looked for handed-over balances as it started, before A stops.
+    const b = await startGateway(stand.direct);
+    const a = await startGateway(stand.proxied);
+    gateways.push(a, b);
+    const { accountId, said } = await chargeAndStopWithoutStore(stand, a, 'stopped beside a running one');
+    expect(said).toMatchObject({ meterBalancesNotWritten: 1, meterBalancesHeldInRedis: true });
+    expect(said?.msg).toContain('(as it starts, or a running one at its next write-back, within a second or so)');
+
+    // No request for that account, no restart: B, running, writes the balance A charged
+    // (before, B looked once a minute: not before a minute after it started).
+    expect(await eventually(async () => (await storedUsed(stand.database, accountId)) === 7, 20_000, 100)).toBe(true);
+    expect(b.output.some((line) => line.includes(HANDED_OVER_WRITTEN))).toBe(true);
+    expect(b.alive()).toBe(true);
+    expect(b.output.filter((line) => line.includes('keygate is serving'))).toHaveLength(1);
+  });
+});
+
+describe.skipIf(!enabled)('a hand-over list Redis refuses to give (NOPERM on SPOP)', () => {
+  const prefix = 'refused-hand-over:';
+  let redis: RedisServer;
+  let admin: Redis;
+  let stand: Stand;
+  const gateways: GatewayProcess[] = [];
+
+  /** How many SPOPs Redis refused (its ACL log counts them). */
+  async function spopsRefused(): Promise<number> {
+    const entries = (await admin.call('ACL', 'LOG')) as unknown[][];
+    let count = 0;
+    for (const entry of entries) {
+      const fields = new Map<string, unknown>();
+      for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
+      if (fields.get('object') === 'spop') count += Number(fields.get('count'));
+    }
+    return count;
+  }
+
+  beforeAll(async () => {
+    // A private server (its ACL is changed): every command but SPOP, until the test allows it.
+    redis = await startRedisServer(['--user', 'default', 'on', 'nopass', '~*', '&*', '+@all', '-spop']);
+    admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await admin.connect();
+    stand = await openStand('refused-hand-over', `${redis.url}/0?prefix=${prefix}`);
+  });
+
+  beforeEach(() => {
+    onTestFailed(() => {
+      for (const g of gateways) console.error(`--- ${g.adminUrl}\n${g.output.filter((line) => !line.includes('"msg":"request"')).slice(-15).join('\n')}`);
+    });
+  });
+
+  afterAll(async () => {
+    await Promise.all(gateways.map((g) => g.stop()));
+    admin?.disconnect();
+    await redis?.kill();
+    await stand?.close();
+  });
+
+  it('is read again at each write-back, warned of once, and written at the first write-back after Redis gives it', async () => {
+    const a = await startGateway(stand.proxied);
+    gateways.push(a);
+    const { accountId, said } = await chargeAndStopWithoutStore(stand, a, 'refused hand-over');
+    // SADD is allowed: the list is in Redis.
+    expect(said).toMatchObject({ meterBalancesNotWritten: 1, meterBalancesHeldInRedis: true });
+
+    // B starts with PostgreSQL: its look at start-up is refused, and so is each next one.
+    const b = await startGateway(stand.direct);
+    gateways.push(b);
+    expect(await eventually(async () => (await spopsRefused()) >= 3, 20_000, 100)).toBe(true);
+    const warnings = b.output.filter((line) => line.includes('could not read from Redis the balances that processes which stopped while the store was unreachable left there'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('NOPERM');
+    expect(await storedUsed(stand.database, accountId)).toBe(3);
+
+    // Allowed: B's next write-back takes the list (before, not until a minute after its first try).
+    await admin.call('ACL', 'SETUSER', 'default', '+spop');
+    expect(await eventually(async () => (await storedUsed(stand.database, accountId)) === 7, 20_000, 100)).toBe(true);
+    expect(b.output.some((line) => line.includes(HANDED_OVER_WRITTEN))).toBe(true);
   });
 });

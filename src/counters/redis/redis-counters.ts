@@ -86,7 +86,10 @@ const JOURNAL_TTL_MS = 86_400_000;
 const STARTUP_WAIT_MS = 2_000;
 /** What a command (the CLI) says when Redis cannot give it a balance. */
 const BALANCE_FROM_STORE = 'Redis is unreachable: balances are read from the store, up to a second or so behind';
-/** How often a process that reaches Redis looks for units saved by processes that could not (and at start and on Redis's return). */
+/**
+ * How often a process that reaches Redis looks for units saved by processes that could not
+ * (and at start, on Redis's return, and whenever Redis lists handed-over balances).
+ */
 const SAVED_UNITS_CHECK_MS = 60_000;
 /** Saved rows taken at a time. */
 const SAVED_UNITS_BATCH = 500;
@@ -298,6 +301,8 @@ export class RedisCounters implements Counters {
   private readonly restoredKey: string;
   /** The meters whose balances processes that stopped while the store was unreachable left in Redis alone (handOverBalances). */
   private readonly handedOverKey: string;
+  /** Reading the handed-over balances failed, and that was said (said again once a read works). */
+  private handOverReadFailed = false;
   /** Putting the store's blocks back failed, and that was said (said again once it works). */
   private putBackFailed = false;
   private readonly maxAddressesBlocked: number;
@@ -1165,11 +1170,15 @@ export class RedisCounters implements Counters {
 
   /**
    * Takes the units processes saved in the store when they stopped during an outage, to
-   * be delivered with this process's own (and saved again by it if that fails).
+   * be delivered with this process's own (and saved again by it if that fails); once a
+   * minute, or at once when Redis lists balances processes that stopped while the store
+   * was unreachable left there (looked for at every write-back: one EXISTS), so that a
+   * running process writes those within a second or so.
    */
   private async takeSavedUnits(): Promise<void> {
     const now = performance.now();
-    if (now < this.savedUnitsDueAt) return;
+    const handedOver = await this.balancesHandedOver();
+    if (now < this.savedUnitsDueAt && !handedOver) return;
     this.savedUnitsDueAt = now + SAVED_UNITS_CHECK_MS;
     let rows: PendingUnits[];
     try {
@@ -1179,7 +1188,7 @@ export class RedisCounters implements Counters {
       return;
     }
     // The store answers: it can take the balances stopped processes could not write to it.
-    await this.takeHandedOverBalances();
+    if (handedOver) await this.takeHandedOverBalances();
     if (rows.length === 0) return;
     // More may be waiting.
     if (rows.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
@@ -1212,9 +1221,12 @@ export class RedisCounters implements Counters {
     try {
       taken = await withDeadline(this.client.spop(this.handedOverKey, SAVED_UNITS_BATCH), ADMIT_DEADLINE_MS);
     } catch (error) {
+      // Still listed: the next write-back finds them and tries again.
+      this.noteHandOverReadFailed(error);
       this.noteFailure(error);
       return;
     }
+    this.handOverReadFailed = false;
     if (taken.length === 0) return;
     if (taken.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
     let meters = 0;
@@ -1225,6 +1237,32 @@ export class RedisCounters implements Counters {
       meters += 1;
     }
     this.options.log.info({ meters }, 'writing to the store balances that processes which stopped while the store was unreachable left in Redis');
+  }
+
+  /** Whether Redis lists balances for this process to write (handOverBalances); false if it does not answer. */
+  private async balancesHandedOver(): Promise<boolean> {
+    let listed: number;
+    try {
+      listed = await withDeadline(this.client.exists(this.handedOverKey), ADMIT_DEADLINE_MS);
+    } catch (error) {
+      this.noteHandOverReadFailed(error);
+      this.noteFailure(error);
+      return false;
+    }
+    // Nothing listed: nothing left that a failed read could not take.
+    if (listed === 0) this.handOverReadFailed = false;
+    return listed === 1;
+  }
+
+  /** Reading the list of handed-over balances failed: said once, until a read works (tried at every write-back). */
+  private noteHandOverReadFailed(error: unknown): void {
+    if (!this.handOverReadFailed) {
+      this.options.log.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'could not read from Redis the balances that processes which stopped while the store was unreachable left there: tried again every second',
+      );
+    }
+    this.handOverReadFailed = true;
   }
 
   /**
