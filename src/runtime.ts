@@ -480,8 +480,19 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
           : counters.kind === 'redis'
             ? `; the balances of ${meters} changed since are in Redis only, written to the store when a process charges these meters again (lost if Redis loses its data first)`
             : `; the balances of ${meters} changed since are lost`;
+    // Blocks live in Redis, the store keeps a copy (put back if Redis loses its data): the
+    // changes it would not take are listed there for the next process to write, as balances.
+    const blocks = counters.handOverBlocks ? await counters.handOverBlocks([...unsavedLimits.values()]).catch(() => undefined) : undefined;
+    const changedBlocks = `${blocks?.blocks ?? 0} rate-limit block${blocks?.blocks === 1 ? '' : 's'}`;
+    const blocksWhere =
+      blocks === undefined || blocks.blocks === 0
+        ? ''
+        : blocks.held
+          ? `; the changes to ${changedBlocks} since are held in Redis and written to the store by the next keygate process that reaches both`
+          : `; the changes to ${changedBlocks} since are in Redis only, written to the store when a process changes these blocks again (lost if Redis loses its data first)`;
     const lost = counters.kind === 'redis' ? usage.pending() : { ...usage.pending(), meterBalancesNotWritten: balances.length };
-    log.error({ err: error, lost, ...(counters.kind === 'redis' ? { meterBalancesNotWritten: balances.length, meterBalancesHeldInRedis: handedOver } : {}) }, `final usage flush failed: ${history}${where}`);
+    const held = counters.kind === 'redis' ? { meterBalancesNotWritten: balances.length, meterBalancesHeldInRedis: handedOver, blocksNotWritten: blocks?.blocks ?? 0, blocksHeldInRedis: blocks?.held ?? false } : {};
+    log.error({ err: error, lost, ...held }, `final usage flush failed: ${history}${where}${blocksWhere}`);
   };
   let lastFlushError = 0;
   /** When writes began to fail (undefined while they succeed): the recovery is logged once. */

@@ -239,6 +239,13 @@ export interface Counters {
    */
   handOverBalances?(rows: readonly MeterUsageRow[]): Promise<boolean>;
   /**
+   * Likewise the blocks whose changes the store would not take as keygate stops: the rows
+   * drained (`drainLimitChanges`) that it refused, and the blocks changed since the last
+   * drain. Redis holds the blocks themselves; it lists them for the next process to read
+   * and write (as balances). Resolves to how many blocks and whether they were listed.
+   */
+  handOverBlocks?(rows: readonly LimitStateRow[]): Promise<{ blocks: number; held: boolean }>;
+  /**
    * Blocks (and with `windows`, rate-limit windows) changed since they were last drained,
    * as rows for the store, so that neither a restart (memory) nor a Redis that loses its
    * data lifts a block or starts its escalation over. Memory answers at once; Redis reads

@@ -43,6 +43,7 @@ export function countersOnDemand(kind: Counters['kind'], open: () => Promise<Cou
     // Unopened counters changed nothing.
     drainMeterChanges: async () => (opened ? (await real()).drainMeterChanges() : []),
     handOverBalances: async (rows) => (opened ? ((await (await real()).handOverBalances?.(rows)) ?? false) : false),
+    handOverBlocks: async (rows) => (opened ? ((await (await real()).handOverBlocks?.(rows)) ?? { blocks: 0, held: false }) : { blocks: 0, held: false }),
     drainLimitChanges: async (windows: boolean) => (opened ? ((await (await real()).drainLimitChanges?.(windows)) ?? []) : []),
     async restoreLimits(rows) {
       if (opened) return (await (await real()).restoreLimits?.(rows)) ?? 0;

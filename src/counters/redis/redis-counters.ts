@@ -23,7 +23,9 @@
  *   (`restoreLimits`) or at a write-back (Redis restarted empty, or was flushed, under a
  *   running process), the store's blocks are put back, so Redis losing its data lifts
  *   no block and starts no escalation over. Requests in the second or so before that
- *   are judged without them.
+ *   are judged without them. A process that stops while the store is unreachable lists
+ *   the blocks (and balances) it could not write in Redis (`unwritten:*`), for the next
+ *   write-back of any process that reaches both.
  * - Rate windows stay in Redis alone: every admission changes them, and writing them
  *   back each second would cost a read and a write per busy window for what a window
  *   holds (its length's admissions). After Redis loses its data they start empty.
@@ -301,7 +303,9 @@ export class RedisCounters implements Counters {
   private readonly restoredKey: string;
   /** The meters whose balances processes that stopped while the store was unreachable left in Redis alone (handOverBalances). */
   private readonly handedOverKey: string;
-  /** Reading the handed-over balances failed, and that was said (said again once a read works). */
+  /** Likewise the blocks whose changes they could not write (handOverBlocks). */
+  private readonly handedOverBlocksKey: string;
+  /** Reading the handed-over balances and blocks failed, and that was said (said again once a read works). */
   private handOverReadFailed = false;
   /** Putting the store's blocks back failed, and that was said (said again once it works). */
   private putBackFailed = false;
@@ -331,6 +335,7 @@ export class RedisCounters implements Counters {
     this.journalKey = this.key('sj', token);
     this.restoredKey = this.key('restored', 'blocks');
     this.handedOverKey = this.key('unwritten', 'balances');
+    this.handedOverBlocksKey = this.key('unwritten', 'blocks');
     this.settles = { script: SETTLE, keys: [this.journalKey], shared: joinFields([METER_TTL_MS, JOURNAL_TTL_MS]), maxWaitMs: SETTLE_WAIT_MS };
     this.admissions = {
       script: ADMIT,
@@ -585,6 +590,26 @@ export class RedisCounters implements Counters {
     } catch (error) {
       this.noteFailure(error);
       return false;
+    }
+  }
+
+  async handOverBlocks(rows: readonly LimitStateRow[]): Promise<{ blocks: number; held: boolean }> {
+    // Those drained whose rows the store would not take, and those changed since (the last
+    // write-back failed before it read them): by id → whether this process lifted it. A
+    // drained row of a lifted block Redis no longer holds is one of expiry 0.
+    const changes = this.changedBlocks;
+    this.changedBlocks = new Map();
+    for (const row of rows) if (row.kind === 'block') changes.set(row.id, changes.get(row.id) === true || row.expiresAt === 0);
+    if (changes.size === 0) return { blocks: 0, held: false };
+    if (!this.usable()) return { blocks: changes.size, held: false };
+    const members = [...changes].map(([id, lifted]) => JSON.stringify({ id, lifted }));
+    try {
+      // Kept as long as the balances listed beside them.
+      await withDeadline(this.client.multi().sadd(this.handedOverBlocksKey, ...members).pexpire(this.handedOverBlocksKey, METER_TTL_MS).exec(), ADMIT_DEADLINE_MS);
+      return { blocks: changes.size, held: true };
+    } catch (error) {
+      this.noteFailure(error);
+      return { blocks: changes.size, held: false };
     }
   }
 
@@ -1171,13 +1196,13 @@ export class RedisCounters implements Counters {
   /**
    * Takes the units processes saved in the store when they stopped during an outage, to
    * be delivered with this process's own (and saved again by it if that fails); once a
-   * minute, or at once when Redis lists balances processes that stopped while the store
-   * was unreachable left there (looked for at every write-back: one EXISTS), so that a
-   * running process writes those within a second or so.
+   * minute, or at once when Redis lists balances or blocks processes that stopped while
+   * the store was unreachable left there (looked for at every write-back: one EXISTS), so
+   * that a running process writes those within a second or so.
    */
   private async takeSavedUnits(): Promise<void> {
     const now = performance.now();
-    const handedOver = await this.balancesHandedOver();
+    const handedOver = await this.anythingHandedOver();
     if (now < this.savedUnitsDueAt && !handedOver) return;
     this.savedUnitsDueAt = now + SAVED_UNITS_CHECK_MS;
     let rows: PendingUnits[];
@@ -1187,8 +1212,8 @@ export class RedisCounters implements Counters {
       this.savedUnitsDueAt = 0; // the store did not answer: again at the next write-back
       return;
     }
-    // The store answers: it can take the balances stopped processes could not write to it.
-    if (handedOver) await this.takeHandedOverBalances();
+    // The store answers: it can take the balances and blocks stopped processes could not write to it.
+    if (handedOver) await this.takeHandedOver();
     if (rows.length === 0) return;
     // More may be waiting.
     if (rows.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
@@ -1211,24 +1236,34 @@ export class RedisCounters implements Counters {
   }
 
   /**
-   * The meters processes that stopped while the store was unreachable left in Redis
-   * (handOverBalances): written with this write-back, their balances read from Redis as
-   * any this process changed. Taken from Redis as they are read (SPOP): a process killed
-   * before its write-back leaves them behind until a process charges them again.
+   * The meters and blocks processes that stopped while the store was unreachable left in
+   * Redis (handOverBalances, handOverBlocks): written with this write-back, read from
+   * Redis as any this process changed. Taken from Redis as they are read (SPOP): a process
+   * killed before its write-back leaves them behind until a process changes them again.
    */
-  private async takeHandedOverBalances(): Promise<void> {
-    let taken: string[];
+  private async takeHandedOver(): Promise<void> {
+    let replies: [Error | null, unknown][];
     try {
-      taken = await withDeadline(this.client.spop(this.handedOverKey, SAVED_UNITS_BATCH), ADMIT_DEADLINE_MS);
+      const pipeline = this.client.pipeline().spop(this.handedOverKey, SAVED_UNITS_BATCH).spop(this.handedOverBlocksKey, SAVED_UNITS_BATCH);
+      replies = (await withDeadline(pipeline.exec(), ADMIT_DEADLINE_MS)) ?? [];
     } catch (error) {
       // Still listed: the next write-back finds them and tries again.
       this.noteHandOverReadFailed(error);
       this.noteFailure(error);
       return;
     }
-    this.handOverReadFailed = false;
-    if (taken.length === 0) return;
-    if (taken.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
+    const [balances, blocks] = [0, 1].map((i) => replies[i] ?? [new Error('no reply'), null]) as [[Error | null, unknown], [Error | null, unknown]];
+    const failed = balances[0] ?? blocks[0];
+    if (failed) {
+      // What was refused is still listed: the next write-back tries again.
+      this.noteHandOverReadFailed(failed);
+      this.noteFailure(failed);
+    } else {
+      this.handOverReadFailed = false;
+    }
+    const taken = (balances[0] ? [] : balances[1]) as string[];
+    const blocksTaken = (blocks[0] ? [] : blocks[1]) as string[];
+    if (taken.length === SAVED_UNITS_BATCH || blocksTaken.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
     let meters = 0;
     for (const text of taken) {
       const ref = handedOverRef(text);
@@ -1236,14 +1271,22 @@ export class RedisCounters implements Counters {
       this.dirty.set(meterRefId(ref), ref);
       meters += 1;
     }
-    this.options.log.info({ meters }, 'writing to the store balances that processes which stopped while the store was unreachable left in Redis');
+    if (meters > 0) this.options.log.info({ meters }, 'writing to the store balances that processes which stopped while the store was unreachable left in Redis');
+    let changed = 0;
+    for (const text of blocksTaken) {
+      const block = handedOverBlock(text);
+      if (!block) continue;
+      this.changedBlocks.set(block.id, block.lifted || this.changedBlocks.get(block.id) === true);
+      changed += 1;
+    }
+    if (changed > 0) this.options.log.info({ blocks: changed }, 'writing to the store rate-limit blocks that processes which stopped while the store was unreachable changed in Redis');
   }
 
-  /** Whether Redis lists balances for this process to write (handOverBalances); false if it does not answer. */
-  private async balancesHandedOver(): Promise<boolean> {
+  /** Whether Redis lists balances or blocks for this process to write (handOverBalances, handOverBlocks); false if it does not answer. */
+  private async anythingHandedOver(): Promise<boolean> {
     let listed: number;
     try {
-      listed = await withDeadline(this.client.exists(this.handedOverKey), ADMIT_DEADLINE_MS);
+      listed = await withDeadline(this.client.exists(this.handedOverKey, this.handedOverBlocksKey), ADMIT_DEADLINE_MS);
     } catch (error) {
       this.noteHandOverReadFailed(error);
       this.noteFailure(error);
@@ -1251,15 +1294,15 @@ export class RedisCounters implements Counters {
     }
     // Nothing listed: nothing left that a failed read could not take.
     if (listed === 0) this.handOverReadFailed = false;
-    return listed === 1;
+    return listed > 0;
   }
 
-  /** Reading the list of handed-over balances failed: said once, until a read works (tried at every write-back). */
+  /** Reading the lists of handed-over balances and blocks failed: said once, until a read works (tried at every write-back). */
   private noteHandOverReadFailed(error: unknown): void {
     if (!this.handOverReadFailed) {
       this.options.log.warn(
         { err: error instanceof Error ? error.message : String(error) },
-        'could not read from Redis the balances that processes which stopped while the store was unreachable left there: tried again every second',
+        'could not read from Redis the balances and blocks that processes which stopped while the store was unreachable left there to write: tried again every second',
       );
     }
     this.handOverReadFailed = true;
@@ -1552,6 +1595,12 @@ function handedOverRef(text: string): MeterRef | undefined {
   const value = channelMessage(text);
   const { accountId, meter, periodStart } = value ?? {};
   return typeof accountId === 'string' && typeof meter === 'string' && typeof periodStart === 'string' ? { accountId, meter, periodStart } : undefined;
+}
+
+/** A block handOverBlocks listed; undefined for anything else. */
+function handedOverBlock(text: string): { id: string; lifted: boolean } | undefined {
+  const { id, lifted } = channelMessage(text) ?? {};
+  return typeof id === 'string' && typeof lifted === 'boolean' ? { id, lifted } : undefined;
 }
 
 /** A message on the channel as its fields; undefined for anything but a JSON object. */
