@@ -102,7 +102,8 @@ export interface CheckAdmitted {
   builtinBody?: string;
   /**
    * Commit the route's cost for a 2xx (per-record routes: pass the records returned, a
-   * whole number from 0 to 999,999,999,999,999; anything else is charged what the request reserved);
+   * whole number from 0 to 999,999,999,999,999; anything else is charged what the request
+   * reserved, but for a 204 without a count: it has no body, so no records);
    * release it otherwise. Call it in a `finally`: an unsettled reservation holds its
    * units for 10 minutes, until it lapses, and `close()` waits for it (up to
    * `shutdown.drainTimeout`). Settling twice is harmless: the first call counts, and a
@@ -148,6 +149,9 @@ export interface Keygate {
 }
 
 /** Said when `createKeygate` or `reload` is given something else than a loaded profile (plain JavaScript: TypeScript refuses it). */
+/** No Content: an answer without a body (RFC 9110 §15.3.5), so without records. */
+const NO_CONTENT = 204;
+
 const notALoadedProfile = (call: 'createKeygate' | 'reload') =>
   `${call} takes a loaded profile, { config, file, dir }, as loadConfigFile('keygate.yaml') answers it; for a profile written in code: ${call}({ config: parseConfigObject({ plans: …, routes: … }), file: 'inline', dir: process.cwd() })`;
 
@@ -283,7 +287,9 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
         if (drain?.gaveUp) return lateSettle(route, reservation, status);
         rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
         const proxied = route.kind === 'proxy' ? route.route : undefined;
-        await settleCharge(rt, identity.account.id, method, proxied, reservation, status, countedRecords(records, proxied?.path), onCharged);
+        // A 204 has no body, so no records: without a count it is charged none, as the gateway charges one without its count header.
+        const counted = records === undefined && status === NO_CONTENT ? 0 : countedRecords(records, proxied?.path);
+        await settleCharge(rt, identity.account.id, method, proxied, reservation, status, counted, onCharged);
         return { status, charged: status >= 200 && status < 300 };
       } finally {
         finished();

@@ -205,6 +205,34 @@ describe('keygate as a library', () => {
     expect(units.reduce((sum, row) => sum + row.value, 0)).toBe(100);
   });
 
+  it('charges no records for a 204 settled without a count (it has no body), and what was reserved for a 200 without one, over node:http', async () => {
+    const account = await createAccount(gate.runtime, { name: 'No content' }, 'test');
+    const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+    const balance = () => gate.runtime.counters.meterBalance(account.id, 'credits', periodBounds('month', gate.runtime.clock()).start);
+    // The handler answers `?status=` and settles with that status alone, as a handler that counts no records does.
+    const settled: Promise<unknown>[] = [];
+    const { server: plain, url: plainUrl } = await serveThrough(gate, async (res, admitted) => {
+      const status = Number(new URL(admitted.url, 'http://x').searchParams.get('status'));
+      res.writeHead(status, admitted.headers);
+      res.end(status === 204 ? undefined : '{"rows":[1,2]}');
+      settled.push(admitted.settle(status));
+    });
+    try {
+      const empty = await fetch(`${plainUrl}/rows?status=204`, { headers });
+      expect([empty.status, await empty.text()]).toEqual([204, '']);
+      await Promise.all(settled);
+      expect(await balance()).toEqual({ used: 0, reserved: 0 });
+      // A body the handler did not count may hold records: the 5 reserved (at 10 each), as before.
+      const full = await fetch(`${plainUrl}/rows?status=200`, { headers });
+      expect([full.status, await full.text()]).toEqual([200, '{"rows":[1,2]}']);
+      await Promise.all(settled);
+      expect(await balance()).toEqual({ used: 50, reserved: 0 });
+    } finally {
+      plain.closeAllConnections();
+      await new Promise((resolve) => plain.close(resolve));
+    }
+  });
+
   it('gives the target without the credential parameter, to route by and log', async () => {
     const config = parseConfigObject({
       upstream: { url: 'http://127.0.0.1:1' },

@@ -327,6 +327,9 @@ function requestBody(request: FastifyRequest, res: ServerResponse): Readable | n
   return body;
 }
 
+/** When an answer's head is written: with the first of its body, at its end (it has none), or before its body (an event stream's). */
+type HeadSentAt = 'body' | 'end' | 'early';
+
 /**
  * One forwarded request, from dispatch to the last byte of the answer. undici calls the
  * `onResponse*` methods; the client's response is written directly.
@@ -343,7 +346,7 @@ class Exchange implements Dispatcher.DispatchHandler {
    * end): an upstream that fails in between has sent the client nothing, which then gets
    * a 502 in the API's envelope and pays nothing, instead of a cut connection.
    */
-  private head: { statusMessage: string | undefined; headers: (string | string[])[]; recordHeader: string | undefined; records: number | undefined } | null = null;
+  private head: { statusMessage: string | undefined; headers: (string | string[])[]; recordHeader: string | undefined; countSent: boolean; records: number | undefined } | null = null;
   /** The exchange is over (answered in full, or failed). */
   private done = false;
   private clientLeft = false;
@@ -351,6 +354,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   private counter: JsonRecordCounter | null = null;
   /** The records a 2xx's header counted, charged once its body is over (not if the upstream cuts it). */
   private headerRecords: number | undefined = undefined;
+  /**
+   * A 2xx without its record-count header whose head went before its body (an event
+   * stream's): charged the estimate once a body has begun, no records if it ends without one.
+   */
+  private uncounted = false;
   /** Some of the answer's body has been passed on to the client. */
   private bodySent = false;
   private status = 0;
@@ -403,6 +411,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const listed = listedInConnection(headers.connection);
     const out: (string | string[])[] = [];
     let recordsFromHeader: number | undefined;
+    let countSent = false;
     // A 204 carries no Content-Length (RFC 9110 §8.6): one the upstream sent anyway is not passed on.
     const noLength = statusCode === 204;
     for (const name in headers) {
@@ -410,6 +419,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (value === undefined || HOP_BY_HOP_NAMES.has(name) || listed?.includes(name) || (noLength && name === 'content-length')) continue;
       if (name === recordHeader) {
         recordsFromHeader = parseRecordHeader(value);
+        countSent = true;
         continue;
       }
       const gauge = gaugeByHeader?.get(name);
@@ -423,18 +433,18 @@ class Exchange implements Dispatcher.DispatchHandler {
     for (const name in this.rateLimitHeaders) out.push(name, this.rateLimitHeaders[name] as string);
     // The client's body is not all in: its connection cannot carry another request.
     if (bodyStillComing(this.request.raw)) closeAfterBody(this.request.raw, this.res, out);
-    this.head = { statusMessage, headers: out, recordHeader, records: recordsFromHeader };
+    this.head = { statusMessage, headers: out, recordHeader, countSent, records: recordsFromHeader };
     // An event stream's head goes at once: its client waits on it for the connection to
     // open, and its first event may be long in coming.
     const type = headers['content-type'];
-    if (typeof type === 'string' && isEventStream(type) && this.sendHead(controller)) this.res.flushHeaders();
+    if (typeof type === 'string' && isEventStream(type) && this.sendHead(controller, 'early')) this.res.flushHeaders();
   }
 
   /**
    * Writes the answer's head (once its body begins, or ends empty) and settles what is
    * settled on it: everything but records counted in the body, which are settled at its end.
    */
-  private sendHead(controller: Dispatcher.DispatchController): boolean {
+  private sendHead(controller: Dispatcher.DispatchController, at: HeadSentAt): boolean {
     const head = this.head;
     if (head === null) return true;
     this.head = null;
@@ -465,17 +475,20 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.reply.hijack();
     if (this.countsJson && ok) this.counter = new JsonRecordCounter((records as { json: string }).json);
     else if (head.records !== undefined && ok && this.request.method !== 'HEAD') this.headerRecords = head.records;
-    else {
-      if (head.recordHeader && ok && this.request.method !== 'HEAD') {
-        rt.log.warn({ ...this.logContext(), header: head.recordHeader }, 'upstream sent no record count; charged the reserved estimate');
-      }
-      this.settle(statusCode, head.records);
-    }
+    else if (head.recordHeader && ok && this.request.method !== 'HEAD') {
+      // No count read. An answer without a body (a 204, an empty 200) and without the header
+      // delivered no records: none charged, as where records are counted in the body. One with
+      // a body, or with a header that holds no count, is charged the estimate. An event
+      // stream's head goes before its body: whether it has one is known later.
+      if (at === 'end' && !head.countSent) this.settle(statusCode, 0);
+      else if (at === 'early' && !head.countSent) this.uncounted = true;
+      else this.settleUncounted();
+    } else this.settle(statusCode, head.records);
     return true;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.head !== null && !this.sendHead(controller)) return;
+    if (this.head !== null && !this.sendHead(controller, 'body')) return;
     this.counter?.write(chunk);
     this.bodySent = true;
     if (!this.res.write(chunk)) {
@@ -486,7 +499,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(controller: Dispatcher.DispatchController): void {
     // An answer over is no longer aborted by undici: a head that cannot be sent is failed here.
-    if (this.head !== null && !this.sendHead(controller)) {
+    if (this.head !== null && !this.sendHead(controller, 'end')) {
       this.onResponseError(controller, new Error('upstream response has a header that cannot be sent'));
       return;
     }
@@ -500,6 +513,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (records === undefined) this.upstream.rt.log.warn(this.logContext(), 'could not count records in the upstream response; charged the reserved estimate');
       this.settle(this.status, records);
     } else if (this.headerRecords !== undefined) this.settle(this.status, this.headerRecords);
+    else if (this.uncounted) {
+      if (this.bodySent) this.settleUncounted();
+      else this.settle(this.status, 0);
+    }
     this.res.end();
     this.upstream.hooks.onFinished(this.request, this.status);
   }
@@ -579,12 +596,25 @@ class Exchange implements Dispatcher.DispatchHandler {
    * and not when the upstream cut it (the client did not get them all).
    */
   private settleCut(byClient: boolean): void {
+    // An event stream without a count, cut after some of its body: the estimate, as one with a body is charged.
+    if (this.uncounted && this.bodySent) {
+      this.settleUncounted();
+      return;
+    }
     if (!this.bodySent || (!this.counter && this.headerRecords === undefined)) {
       this.settle(0, undefined);
       return;
     }
     if (this.counter) this.settle(this.status, this.counter.sofar() ?? (byClient ? undefined : 0));
     else this.settle(this.status, byClient ? this.headerRecords : 0);
+  }
+
+  /** A 2xx whose records could not be counted from its header: charged what was reserved, said in the log. */
+  private settleUncounted(): void {
+    if (this.settled) return;
+    const header = this.route.cost?.records;
+    this.upstream.rt.log.warn({ ...this.logContext(), header: header && 'header' in header ? header.header.toLowerCase() : undefined }, 'upstream sent no record count; charged the reserved estimate');
+    this.settle(this.status, undefined);
   }
 
   private settle(status: number, records: number | undefined): void {

@@ -41,6 +41,8 @@ function profile(upstreamUrl: string): ConfigInput {
       { method: 'GET', path: '/v1/backlinks/empty', cost: { meter: 'units', perRecord: 1, records: { json: 'data' }, reserveFromQuery: 'n' } },
       { method: 'GET', path: '/v1/backlinks/count-header', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
       { method: 'GET', path: '/v1/backlinks/count-header-held', cost: { meter: 'units', perRecord: 100, records: { header: 'X-Record-Count' } } },
+      // Counted by a header the test upstream does not send here: `/empty` (no body), `/events-held` (an event stream), anything else (an echo).
+      { method: 'GET', path: '/v1/headed/:answer', cost: { meter: 'units', perRecord: 1, records: { header: 'X-Record-Count' }, reserveFromQuery: 'n' } },
       { method: 'GET', path: '/v1/failing/status/:code', cost: { meter: 'units', perRequest: 100 } },
       { method: 'GET', path: '/v1/export/status', cost: { meter: 'units', perRequest: 0 } },
       { method: 'GET', path: '/v1/reports/slow', cost: { meter: 'units', perRequest: 100 } },
@@ -259,6 +261,42 @@ describe('unit quotas', () => {
     expect(await unitsLeft(secret)).toBe(100_000);
     const warned = kg.logs.lines.map((l) => JSON.parse(l) as { msg: string; account?: string }).filter((l) => l.account === accountId && l.msg.startsWith('could not count records'));
     expect(warned).toEqual([]);
+  });
+
+  it('charges no records for a 2xx with no body and no record-count header (a 204, an empty 200, an empty event stream), and the estimate for one with a body', async () => {
+    const { secret, accountId } = await keyOn('big');
+    const used = async () => (await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).used;
+    const warnings = () => kg.logs.lines.map((l) => JSON.parse(l) as { msg: string; account?: string; header?: string }).filter((l) => l.account === accountId && l.msg.startsWith('upstream sent no record count'));
+    const eventStream = `type=${encodeURIComponent('text/event-stream')}`;
+    for (const query of ['status=204', 'status=200', 'status=200&chunked', `status=200&${eventStream}`]) {
+      const r = await kg.call(`/v1/headed/empty?n=40&${query}`, { headers: { authorization: `Token ${secret}` } });
+      expect({ query, status: r.status, body: await r.text() }).toEqual({ query, status: Number(query.slice(7, 10)), body: '' });
+    }
+    await eventually(async () => (await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).reserved === 0);
+    expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 0, reserved: 0 });
+    expect(warnings()).toEqual([]);
+    // A body without the header may have held records: charged the 40 reserved, with the warning, as before.
+    const echoed = await kg.call('/v1/headed/echo?n=40', { headers: { authorization: `Token ${secret}` } });
+    expect(echoed.status).toBe(200);
+    await echoed.text();
+    await eventually(async () => (await used()) === 40);
+    // So is an event stream's, whose head went before its body: charged once its body has come.
+    const events = kg.call('/v1/headed/events-held?n=40&id=headed-events', { headers: { authorization: `Token ${secret}` } });
+    const stream = await events;
+    expect(stream.status).toBe(200);
+    upstream.release('headed-events');
+    expect(await stream.text()).toBe('data: 1\n\n');
+    await eventually(async () => (await used()) === 80);
+    expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 80, reserved: 0 });
+    expect(warnings()).toEqual([expect.objectContaining({ header: 'x-record-count' }), expect.objectContaining({ header: 'x-record-count' })]);
+    // An event stream whose client hangs up before its first event got no body: it costs nothing, as any answer cut before its body.
+    const leaving = new AbortController();
+    const cut = await kg.call('/v1/headed/events-held?n=40&id=headed-cut', { headers: { authorization: `Token ${secret}` }, signal: leaving.signal });
+    expect(cut.status).toBe(200);
+    leaving.abort();
+    await eventually(async () => (await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).reserved === 0);
+    expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 80, reserved: 0 });
+    upstream.release('headed-cut');
   });
 
   it('charges what the request reserved, not the total, for a 2xx reporting more records than a header could (past 999,999,999,999,999), with overage on', async () => {
