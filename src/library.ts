@@ -52,7 +52,7 @@ export interface CheckRequest {
   headers: Record<string, string | string[] | undefined> | Headers | ReadonlyMap<string, string | string[]>;
   /**
    * Node's `req.rawHeaders` (name, value, …), where a header sent twice still shows: Node
-   * keeps only the first `Authorization` in `headers`. With it, two are refused as
+   * keeps only the first `Authorization` (`Proxy-Authorization`, `From`, …) in `headers`. With it, two are refused as
    * `malformed_key`, as the gateway refuses them; without it, the first one is read.
    */
   rawHeaders?: readonly string[];

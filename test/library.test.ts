@@ -96,6 +96,46 @@ describe('keygate as a library', () => {
     expect(await gate.check({ method: 'GET', url: '/nowhere', headers, rawHeaders: ['Authorization', `Bearer ${secret}`, 'authorization', 'Bearer x'] })).toMatchObject({ reason: 'malformed_key' });
   });
 
+  it('refuses a Proxy-Authorization header sent twice, as the gateway does, when given the raw headers (Node keeps only the first copy of it too)', async () => {
+    const config = parseConfigObject({
+      store: `sqlite:${path.join(dir, 'proxy-authorization.db')}`,
+      keys: { prefix: { live: 'sk_live_' } },
+      auth: { credentials: [{ in: 'header', name: 'Proxy-Authorization', scheme: 'Bearer' }] },
+      errors: { envelope: 'error', reasons: { malformed_key: { message: 'Malformed key' } } },
+      routes: [{ path: '/get-brands' }],
+    });
+    const proxied = await createKeygate({ config, file: 'inline', dir });
+    const { server: plain, url: plainUrl } = await serveThrough(proxied, async (res, admitted) => {
+      res.writeHead(200, admitted.headers).end('{"ok":true}');
+      await admitted.settle(200);
+    });
+    try {
+      const account = await createAccount(proxied.runtime, { name: 'Proxied' }, 'test');
+      const key = (await createKey(proxied.runtime, { accountId: account.id, name: 'k' }, 'test')).secret;
+      const { port } = new URL(plainUrl);
+      const answerTo = (lines: string[]) =>
+        new Promise<string>((resolve, reject) => {
+          const socket = connect({ host: '127.0.0.1', port: Number(port) });
+          let text = '';
+          socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+          socket.on('error', reject);
+          socket.on('close', () => resolve(text));
+          socket.write(`GET /get-brands HTTP/1.1\r\nHost: x\r\n${lines.map((line) => `Proxy-Authorization: ${line}\r\n`).join('')}Connection: close\r\n\r\n`);
+        });
+      for (const lines of [[`Bearer ${key}`, 'Bearer x'], [`Bearer ${key}`, `Bearer ${key}`]]) {
+        const answer = await answerTo(lines);
+        expect(answer, lines.join(' / ')).toMatch(/^HTTP\/1\.1 401 /);
+        expect(answer).toContain('{"error":"Malformed key"}');
+      }
+      // An empty copy beside the key is absent, there as here: the key given once.
+      for (const lines of [['', `Bearer ${key}`], [`Bearer ${key}`]]) expect(await answerTo(lines), lines.join(' / ')).toMatch(/^HTTP\/1\.1 200 [\s\S]*\r\n\{"ok":true\}\r\n/);
+    } finally {
+      plain.closeAllConnections();
+      await new Promise((resolve) => plain.close(resolve));
+      await proxied.close();
+    }
+  });
+
   it("refuses a Host that names no host, or two Host headers, as the gateway does (Node's parser passes both on); a target or a method Node would not read, given anyway, too", async () => {
     const { port } = new URL(url);
     const send = (head: string) =>

@@ -80,6 +80,16 @@ describe('extractCredential', () => {
     expect(extractCredential(once, token)).toMatchObject({ kind: 'found', secret: 'one' });
   });
 
+  it('refuses any header Node keeps the first copy of alone (Proxy-Authorization, From, ...) given twice, and reads an empty copy beside the key as absent', () => {
+    for (const name of ['Proxy-Authorization', 'From', 'User-Agent']) {
+      const location: CredentialLocation[] = [{ in: 'header', name, scheme: 'Token' }];
+      const key = name.toLowerCase();
+      expect(extractCredential({ ...req({ [key]: 'Token one' }, '/x'), rawHeaders: [name, 'Token one', key, 'Token two'] }, location).kind, name).toBe('malformed');
+      expect(extractCredential({ ...req({ [key]: '' }, '/x'), rawHeaders: [name, '', name, 'Token one'] }, location), name).toMatchObject({ kind: 'found', secret: 'one' });
+      expect(extractCredential({ ...req({ [key]: 'Token one' }, '/x'), rawHeaders: [name, 'Token one'] }, location), name).toMatchObject({ kind: 'found', secret: 'one' });
+    }
+  });
+
   it('reads an empty copy of the header or the parameter as absent, as a lone empty one is: the key beside it is given once', () => {
     const sent = (headers: Record<string, string | string[]>, rawHeaders: string[]) => extractCredential({ ...req(headers, '/x'), rawHeaders }, token);
     // Node keeps the first Authorization (empty or not), and joins two X-API-Key lines with ", ".

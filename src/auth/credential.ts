@@ -13,7 +13,8 @@
  *   whitespace (e.g. "Bearer tkn_...") is `malformed_key`.
  * - A header or query parameter that is given twice is `malformed_key` (Node joins most
  *   repeated headers with ", ", which a key cannot contain, and keeps only the first
- *   `Authorization`: the copies are read from the raw headers). An empty copy (or one of
+ *   `Authorization`, `Proxy-Authorization` and a few others: their copies are read from
+ *   the raw headers). An empty copy (or one of
  *   spaces only) is absent, as a lone empty one is: `Authorization: Bearer <key>` beside
  *   an empty `Authorization:`, or `?apikey=<key>&apikey=`, is the key given once.
  */
@@ -58,20 +59,37 @@ export interface RequestView {
   headers: Record<string, string | string[] | undefined>;
   /** The raw request target: path plus query string. */
   url: string;
-  /** Node's raw header list (name, value, ...), where a repeated `Authorization` still shows. */
+  /** Node's raw header list (name, value, ...), where a repeated `Authorization` (or any header Node keeps one copy of) still shows. */
   rawHeaders?: readonly string[];
 }
 
-/** Header name → its lower-case form, as Node keys headers (made once per name, not per request). */
-const HEADER_KEYS = new Map<string, string>();
+/**
+ * Headers whose later copies Node drops from `req.headers`, keeping the first alone (its
+ * `IncomingMessage`); every other repeated header it joins with ", " (which no key holds).
+ * A second copy of one of these shows only in the raw headers.
+ */
+const FIRST_COPY_ONLY = new Set([
+  'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since', 'if-unmodified-since',
+  'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent',
+]);
 
-function headerKey(name: string): string {
-  let key = HEADER_KEYS.get(name);
-  if (key === undefined) {
-    key = name.toLowerCase();
-    HEADER_KEYS.set(name, key);
+/** How a credential header is read: its lower-case form, as Node keys headers, and whether Node keeps only its first copy. */
+interface HeaderReading {
+  key: string;
+  firstCopyOnly: boolean;
+}
+
+/** Header name → how it is read: decided once per name (a profile's few), not per request. */
+const HEADER_READINGS = new Map<string, HeaderReading>();
+
+function headerReading(name: string): HeaderReading {
+  let reading = HEADER_READINGS.get(name);
+  if (reading === undefined) {
+    const key = name.toLowerCase();
+    reading = { key, firstCopyOnly: FIRST_COPY_ONLY.has(key) };
+    HEADER_READINGS.set(name, reading);
   }
-  return key;
+  return reading;
 }
 const SPACE = 32;
 const TAB = 9;
@@ -82,10 +100,10 @@ export function extractCredential(request: RequestView, locations: readonly Cred
   let query: Map<string, string[]> | undefined;
   for (const location of locations) {
     if (location.in === 'header') {
-      const name = headerKey(location.name);
-      const header = request.headers[name];
+      const reading = headerReading(location.name);
+      const header = request.headers[reading.key];
       if (header === undefined) continue;
-      const raw = sentOnce(header, name, request.rawHeaders);
+      const raw = sentOnce(header, reading, request.rawHeaders);
       if (raw === undefined) continue;
       if (raw === TWICE) return { kind: 'malformed', location };
       // The value a credential was read from before, sent again: the same credential, read no further.
@@ -116,19 +134,20 @@ const TWICE: unique symbol = Symbol('twice');
  * The credential header's value as given once: where it was sent more than once, the one
  * copy that holds anything (filledCopy).
  */
-function sentOnce(header: string | string[], name: string, rawHeaders: readonly string[] | undefined): string | undefined | typeof TWICE {
+function sentOnce(header: string | string[], reading: HeaderReading, rawHeaders: readonly string[] | undefined): string | undefined | typeof TWICE {
   // A list where one value goes (or none: what src/library.ts cannot read as a header) is not a header sent once.
   if (Array.isArray(header)) return header.length > 1 ? filledCopy(header) : TWICE;
-  if (rawHeaders === undefined || !mayBeRepeated(name, header) || headerCount(rawHeaders, name) < 2) return header;
-  return filledCopy(headerValues(rawHeaders, name));
+  if (rawHeaders === undefined || !mayBeRepeated(reading, header) || headerCount(rawHeaders, reading.key) < 2) return header;
+  return filledCopy(headerValues(rawHeaders, reading.key));
 }
 
 /**
  * Whether Node may have made one value of `header` sent more than once: it keeps the
- * first `Authorization` alone, and joins most other headers with ", " (no key holds a `,`).
+ * first copy alone of some (FIRST_COPY_ONLY: `Authorization`, `Proxy-Authorization`, ...),
+ * and joins the others with ", " (no key holds a `,`).
  */
-function mayBeRepeated(name: string, header: string): boolean {
-  return name === 'authorization' || header.indexOf(',') !== -1;
+function mayBeRepeated(reading: HeaderReading, header: string): boolean {
+  return reading.firstCopyOnly || header.indexOf(',') !== -1;
 }
 
 /**
@@ -158,7 +177,7 @@ function headerValues(rawHeaders: readonly string[], name: string): string[] {
 
 /**
  * How many times a header (lower-case name) appears in a raw header list: Node keeps only
- * the first `Authorization` in `headers`, so a second one shows only here.
+ * the first `Authorization` (and FIRST_COPY_ONLY's others) in `headers`, so a second one shows only here.
  */
 export function headerCount(rawHeaders: readonly string[], name: string): number {
   let count = 0;

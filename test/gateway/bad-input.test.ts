@@ -674,3 +674,45 @@ describe('slow and unreadable requests at every listener', () => {
     }
   });
 });
+
+describe('a credential header Node keeps one copy of (Proxy-Authorization), sent twice', () => {
+  const dir = tempDir('bad-input-proxy-authorization');
+  let upstream: TestUpstream;
+  let kg: TestKeygate;
+  let secret: string;
+
+  beforeAll(async () => {
+    ({ upstream, kg, secret } = await startWithKey(dir, {
+      basePath: '/v1',
+      keys: { prefix: { live: 'pk_live_' } },
+      auth: { credentials: [{ in: 'header', name: 'Proxy-Authorization', scheme: 'Bearer' }] },
+      errors: { envelope: 'error', reasons: { malformed_key: { message: 'Malformed key' }, unknown_key: { message: 'Unknown key' } } },
+    }));
+  });
+
+  afterAll(async () => {
+    await kg?.close();
+    await upstream?.close();
+  });
+
+  const sent = (lines: string[]) => raw(kg.gatewayUrl, `GET /v1/domains HTTP/1.1\r\nHost: x\r\n${lines.map((line) => `Proxy-Authorization: ${line}\r\n`).join('')}Connection: close\r\n\r\n`);
+
+  it('is a malformed key, whichever copy holds the key, as two Authorization lines are (Node keeps only the first in req.headers)', async () => {
+    const before = upstream.received.length;
+    for (const lines of [[`Bearer ${secret}`, 'Bearer junk'], ['Bearer junk', `Bearer ${secret}`], [`Bearer ${secret}`, `Bearer ${secret}`]]) {
+      const r = await sent(lines);
+      expect({ lines, status: r.status, body: r.body }).toEqual({ lines, status: 401, body: '{"error":"Malformed key"}' });
+    }
+    expect(upstream.received.length).toBe(before);
+  });
+
+  it('takes the key beside an empty copy, as given once, and forwards neither line', async () => {
+    for (const lines of [[`Bearer ${secret}`, ''], ['', `Bearer ${secret}`], ['  ', `Bearer ${secret}`, '\t'], [`Bearer ${secret}`]]) {
+      const before = upstream.received.length;
+      const r = await sent(lines);
+      expect({ lines, status: r.status }).toEqual({ lines, status: 200 });
+      expect(upstream.received.length).toBe(before + 1);
+      expect(upstream.received.at(-1)?.headers['proxy-authorization']).toBeUndefined();
+    }
+  });
+});
