@@ -447,7 +447,7 @@ describe('admin API', () => {
     // A plan's expiry past the year 9999 (here by its offset), or before 1970 (a year 0000 is a typing
     // mistake), could be shown by no page, table or audit entry: refused, naming the field.
     const auditBefore = await json(await kg.admin('/v1/audit'));
-    const refusedDate = (field: string) => ({ status: 400, body: { detail: `body.${field}: expected a date from 1970-01-01 to 9999-12-31 (UTC)` } });
+    const refusedDate = (field: string) => ({ status: 400, body: { detail: `body.${field}: the date must be from 1970-01-01 to 9999-12-31 (UTC)` } });
     for (const date of ['9999-12-31T23:59:59-14:00', '0000-01-01', '1969-12-31T23:59:59Z']) {
       const made = await json(await kg.admin('/v1/accounts', { method: 'POST', body: JSON.stringify({ name: 'Late', planExpiresAt: date }) }));
       expect(made, date).toMatchObject(refusedDate('planExpiresAt'));

@@ -222,6 +222,15 @@ describe('keygate as a library', () => {
     expect(statuses).toEqual([200, 200, 200, 200, 429]);
   });
 
+  it("refuses through the package's operations a plan expiry no page or table shows, in the words the CLI, the admin API and the dashboard use", async () => {
+    const account = await createAccount(gate.runtime, { name: 'Late' }, 'test');
+    for (const planExpiresAt of [Date.UTC(10000, 0, 1), Date.UTC(1969, 11, 31)]) {
+      const refused = updateAccount(gate.runtime, account.id, { planExpiresAt }, 'test');
+      await expect(refused).rejects.toBeInstanceOf(OperationError);
+      await expect(refused).rejects.toThrow("the plan's expiry: the date must be from 1970-01-01 to 9999-12-31 (UTC)");
+    }
+  });
+
   it('charges per record what the API reports, nothing for a HEAD, and no further than the balance (no overage)', async () => {
     const account = await createAccount(gate.runtime, { name: 'Rows' }, 'test');
     const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };

@@ -29,7 +29,7 @@ import { answerExpectAndConnect, badHost, clientErrorHandlerFor, listenerOptions
 import { parseDuration, unitlessNumberHint } from '../config/duration.js';
 import { auditEventOut, type Actor } from '../operations/audit.js';
 import { planOut } from '../operations/plans.js';
-import { DATE_RANGE, inDateRange, OperationError, OPERATION_STATUS } from '../operations/errors.js';
+import { DATE_RANGE, inDateRange, OperationError, OPERATION_STATUS, OUTSIDE_DATE_RANGE } from '../operations/errors.js';
 import { withWindowShape } from '../limits/window-shape.js';
 import { accountOut, changeAccount, createAccount, deleteAccount, getAccount, keysTurnedOff, keysTurnedOffWarning, pastPlanExpiryWarning, refusedKeyWarning } from '../operations/accounts.js';
 import { blockedUntilOf, createKey, defaultRotationOverlap, getKey, keyOut, revokeKey, rotateKey, rotationOut, unblockKey, updateKey } from '../operations/keys.js';
@@ -201,7 +201,8 @@ const IdParams = z.object({ id: z.string() });
 const dateInput = z
   .union([z.iso.datetime({ offset: true }), z.iso.date()], { error: 'expected a date (2027-01-31) or a date and time with its offset (2027-01-31T12:00:00Z)' })
   // A year 0000 (a typing mistake) or a time past 9999 by its offset: no date any page or table shows.
-  .refine((text) => inDateRange(Date.parse(text)), { error: `expected a date ${DATE_RANGE}` })
+  // Its refusal reads `body.<field>: ` and these words: outsideDateRange's, as the CLI and the dashboard say it.
+  .refine((text) => inDateRange(Date.parse(text)), { error: OUTSIDE_DATE_RANGE })
   .describe(`ISO date or date-time, ${DATE_RANGE}`);
 /**
  * How this listener refuses: problem details whose `detail` carries no key. A detail may

@@ -21,7 +21,7 @@ import { CountersRefusedError, CountersUnavailableError } from '../counters/coun
 import { auditEventOut } from '../operations/audit.js';
 import { blockText, meterAllowance, planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
-import { DATE_RANGE, inDateRange, OperationError, ordinal } from '../operations/errors.js';
+import { inDateRange, OperationError, ordinal, outsideDateRange } from '../operations/errors.js';
 import type { AccountChange } from '../operations/accounts.js';
 import { effectiveLimitsOut } from '../limits/overrides.js';
 import { accountLimitOptions, flagAt, inFlags, keyLimitOptions, keyWindowsInFlags, keyWindowsOption, limitsOptions } from './limit-flags.js';
@@ -250,7 +250,7 @@ function parseWhen(text: string, now: number, flag: string): number {
   if (duration !== undefined || isDate) {
     const at = duration !== undefined ? now + duration : Date.parse(text);
     // A year 0000 (a typing mistake) or a duration past 9999: no date any page or table shows.
-    if (!inDateRange(at)) throw new OperationError('invalid', `${flag}: the date must be ${DATE_RANGE}`);
+    if (!inDateRange(at)) throw new OperationError('invalid', outsideDateRange(flag));
     return at;
   }
   // What was typed is not repeated (a key pasted here would land in a terminal's scrollback or a CI log): what it lacks is said.

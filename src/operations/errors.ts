@@ -148,6 +148,18 @@ export const LATEST_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 export const EARLIEST_TIME = 0;
 /** The dates taken (EARLIEST_TIME to LATEST_TIME), as refusals say them. */
 export const DATE_RANGE = 'from 1970-01-01 to 9999-12-31 (UTC)';
+/** Why a date outside DATE_RANGE is refused: the words after the field's name (the admin API's schema puts `body.<field>: ` before them). */
+export const OUTSIDE_DATE_RANGE = `the date must be ${DATE_RANGE}`;
+
+/**
+ * The refusal of a date outside DATE_RANGE, the same words on every surface, each naming
+ * its own field: `--plan-expires` (the CLI), `body.planExpiresAt` (the admin API), `Plan ends`
+ * (the dashboard's form).
+ * @example outsideDateRange('--plan-expires') // '--plan-expires: the date must be from 1970-01-01 to 9999-12-31 (UTC)'
+ */
+export function outsideDateRange(field: string): string {
+  return `${field}: ${OUTSIDE_DATE_RANGE}`;
+}
 
 /** Whether a time is in DATE_RANGE. */
 export function inDateRange(ms: number): boolean {
@@ -157,7 +169,7 @@ export function inDateRange(ms: number): boolean {
 /** A time as given (`what`: "the plan's expiry"): a real one, in DATE_RANGE. */
 export function checkedTime(what: string, ms: number): number {
   if (!Number.isFinite(ms)) throw new OperationError('invalid', `${what} is not a time`);
-  if (!inDateRange(ms)) throw new OperationError('invalid', `${what} must be ${DATE_RANGE}`);
+  if (!inDateRange(ms)) throw new OperationError('invalid', outsideDateRange(what));
   return ms;
 }
 

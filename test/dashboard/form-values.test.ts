@@ -253,7 +253,7 @@ describe('dashboard: hand-edited forms', () => {
       }
       // A day before 1970 (a year 0000 is a typing mistake) is a day, but no plan's end.
       const early = await operator.post(`/accounts/${acmeId}/plan`, { plan: 'free', planEnds: '0000-01-01' });
-      expect([early.status, early.alert]).toEqual([400, 'Plan ends: “0000-01-01” is not a day keygate takes: write one from 1970-01-01 to 9999-12-31 (UTC), or leave the field empty for a plan that never ends.']);
+      expect([early.status, early.alert]).toEqual([400, 'Plan ends: the date must be from 1970-01-01 to 9999-12-31 (UTC). Leave the field empty for a plan that never ends.']);
       expect(early.html).toContain('value="0000-01-01" aria-invalid="true" aria-describedby="plan-error" autofocus');
       // A plan the profile does not have is not shown as chosen: the account's own plan is.
       const unknown = await operator.post(`/accounts/${acmeId}/plan`, { plan: 'constructor', planEnds: 'soon' });

@@ -14,7 +14,7 @@ import type { AccountRecord } from '../../store/store.js';
 import { changeAccount, createAccount, defaultPlanId, getAccount, keysTurnedOff, planEnded } from '../../operations/accounts.js';
 import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/keys.js';
 import { inviteMember, inviteMemberOnce, type InvitedByForm } from '../../operations/members.js';
-import { DATE_RANGE, inDateRange, OperationError, OPERATION_STATUS } from '../../operations/errors.js';
+import { inDateRange, OperationError, OPERATION_STATUS, outsideDateRange } from '../../operations/errors.js';
 import { cursorOf, placeOf } from '../../operations/cursor.js';
 import { meterAllowance, planOut, windowText } from '../../operations/plans.js';
 import { accountUsage, mainMeterOf, type AccountUsage } from '../../operations/usage.js';
@@ -563,6 +563,6 @@ function planEndsOf(body: unknown): number | null | undefined {
   if (day === '') return null;
   const at = /^\d{4}-\d{2}-\d{2}$/.test(day) ? Date.parse(`${day}T00:00:00Z`) : Number.NaN;
   if (!Number.isFinite(at) || dayOf(at) !== day) throw new PlanEndsError('invalid', `Plan ends: “${day.slice(0, 40)}” is not a day. Write it as YYYY-MM-DD, such as 2027-01-31, or leave the field empty for a plan that never ends.`);
-  if (!inDateRange(at)) throw new PlanEndsError('invalid', `Plan ends: “${day}” is not a day keygate takes: write one ${DATE_RANGE}, or leave the field empty for a plan that never ends.`);
+  if (!inDateRange(at)) throw new PlanEndsError('invalid', `${outsideDateRange('Plan ends')}. Leave the field empty for a plan that never ends.`);
   return at;
 }
