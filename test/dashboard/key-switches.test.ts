@@ -353,7 +353,10 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     await expect.poll(() => solo.getByRole('link', { name: /^Rotate production/ }).count()).toBe(1);
   });
 
-  it('before revoking either key of a rotation’s overlap, says what becomes of the other', async () => {
+  it('before revoking either key of a rotation’s overlap, says what becomes of the other, and names the old key’s end at the same minute on every page', async () => {
+    // Thirty seconds past a minute, so that the overlap's end is too: truncating and rounding up name different minutes.
+    const now = fixture.keygate.runtime.clock();
+    fixture.clock.advance(Math.ceil(now / 60_000) * 60_000 + 30_000 - now);
     await solo.goto(`${fixture.dashboardUrl}/keys`);
     await solo.getByRole('link', { name: /^Rotate production/ }).click();
     await solo.getByRole('radio', { name: '1 hour' }).check();
@@ -362,15 +365,14 @@ describe.skipIf(!chromiumAvailable())('dashboard: plans that allow one key, or n
     const keys = (await fixture.keygate.runtime.store.listKeys({})).filter((k) => k.name === 'production' && k.revokedAt === null);
     const outgoing = keys.find((k) => k.expiresAt !== null);
     const replacement = keys.find((k) => k.rotatedFrom === outgoing?.id);
-    // The overlap's end as a deadline to deploy by: to the minute, truncated, never a minute at which it no longer works…
+    // The overlap's end, on the page after the rotation as in its Expires cell and on the revoke page: one minute,
+    // rounded up as a refusal names it (truncated here, it read "until 10:16" beside "stops working at 10:17").
     const endsAt = outgoing?.expiresAt as number;
-    const ends = `${new Date(endsAt).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+    const endsUp = `${new Date(Math.ceil(endsAt / 60_000) * 60_000).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
     expect(await textOf(solo.locator('.notice', { hasText: 'keeps working until' }))).toBe(
-      `The previous key ${outgoing?.hint} keeps working until ${ends} (in 1 h), then expires by itself. Deploy the new key before then.`,
+      `The previous key ${outgoing?.hint} keeps working until ${endsUp} (in 1 h), then expires by itself. Deploy the new key before then.`,
     );
     await solo.goto(`${fixture.dashboardUrl}/keys`);
-    // …and as an end to wait for (its Expires cell, the revoke page), rounded up, as a refusal names it.
-    const endsUp = `${new Date(Math.ceil(endsAt / 60_000) * 60_000).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
     expect(await textOf(solo.locator(`tr[data-key-id="${outgoing?.id}"] td[data-label="Expires (UTC)"]`))).toBe(endsUp.replace(' UTC', ''));
     // Revoking the replacement does not undo the rotation: the key it replaces stops all the same.
     await solo.goto(`${fixture.dashboardUrl}/keys/${replacement?.id}/revoke`);

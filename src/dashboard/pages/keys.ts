@@ -241,8 +241,8 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
         const extra =
           choice === 'now'
             ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>${rotated.ended.length > 0 ? overlapsEndedNotice(rotated.ended) : ''}`
-            : // A deadline to act before, not an end to wait for: truncated (when), so that deploying by the minute shown is in time.
-              html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${when(previous.expiresAt)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
+            : // The same minute as every other page names for this end (keyEnd, rounded up): truncated here, it read "until 17:16" beside "stops working at 17:17" on the revoke page.
+              html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${keyEnd(previous.expiresAt, now)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
         const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra: html`${refusedWhileOff(account)}${extra}`, planId: account.planId, replaced: previous });
         return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
       } catch (error) {
