@@ -317,6 +317,44 @@ const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> =
 };
 
 /**
+ * Why a listener cannot listen where the profile says, naming the listener, and what moves
+ * it: the profile's field, unless the port was the caller's (the demo's --port, serve's
+ * --admin-port): given, even as the profile's own number, the profile would not move it.
+ * Another error is answered as it is.
+ */
+function listenRefusal(error: unknown, kind: ListenerKind, host: string, port: number, options: ServeOptions): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  const problem = code === undefined ? undefined : LISTEN_PROBLEMS[code];
+  if (problem === undefined) return error;
+  const given = options.ports?.[kind] !== undefined;
+  const flag = options.portFlags?.[kind];
+  const profileRemedy = `change ${PORT_FIELD[kind]} in the profile${flag === undefined ? '' : ` (or, for a second process serving the same profile on this host, start it with ${flag} <port>)`}`;
+  const remedy = problem.field === 'host' ? `change ${HOST_FIELD[kind]} in the profile` : (options.portHint ?? (given ? 'choose another port' : profileRemedy));
+  return Object.assign(new Error(`the ${kind} cannot listen on ${host}:${port}: ${problem.why}; ${remedy}`), { code });
+}
+
+/**
+ * Each listener's address taken and let go at once, before the store is opened: a port
+ * another process holds (or an address not this machine's) refuses the start, as the
+ * listener itself would, before a new SQLite file is made and migrated. The listeners
+ * still answer for a port taken in the moment between.
+ */
+async function tryListening(config: Config, listeners: readonly ListenerKind[], options: ServeOptions): Promise<void> {
+  const where = { gateway: config.listen, admin: config.admin.listen, dashboard: config.dashboard.listen };
+  for (const kind of listeners) {
+    const { host } = where[kind];
+    const port = options.ports?.[kind] ?? where[kind].port;
+    const probe = createServer();
+    try {
+      await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(port, host, resolve));
+    } catch (error) {
+      throw listenRefusal(error, kind, host, port, options);
+    }
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+  }
+}
+
+/**
  * What serving needs of a profile beyond the schema (config/servable.ts): `upstream.url`,
  * where the gateway forwards, or `gateway: false`, and an upstream.url that is not one of
  * keygate's own listeners (on the ports given, where given). The schema takes a profile
@@ -353,6 +391,14 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       void endLog();
       throw error;
     }
+  }
+  // Before the store is opened (a SQLite file made and migrated) or an upstream started: a
+  // port another process holds fails the start with nothing left behind.
+  try {
+    await tryListening(config, listeners, options);
+  } catch (error) {
+    void endLog();
+    throw error;
   }
   const upstream = config.upstream.spawn
     ? await startUpstream(loaded, log).catch((error: unknown) => {
@@ -410,16 +456,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     try {
       address = await listenOnEach(app, at.host, port, log, cap);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const problem = code === undefined ? undefined : LISTEN_PROBLEMS[code];
-      if (problem === undefined) throw error;
-      // Which listener, and what moves it: the profile's field, unless the port was the caller's (the demo's
-      // --port, serve's --admin-port): given, even as the profile's own number, the profile would not move it.
-      const given = options.ports?.[kind] !== undefined;
-      const flag = options.portFlags?.[kind];
-      const profileRemedy = `change ${PORT_FIELD[kind]} in the profile${flag === undefined ? '' : ` (or, for a second process serving the same profile on this host, start it with ${flag} <port>)`}`;
-      const remedy = problem.field === 'host' ? `change ${HOST_FIELD[kind]} in the profile` : (options.portHint ?? (given ? 'choose another port' : profileRemedy));
-      throw Object.assign(new Error(`the ${kind} cannot listen on ${at.host}:${port}: ${problem.why}; ${remedy}`), { code });
+      throw listenRefusal(error, kind, at.host, port, options);
     }
     return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   };

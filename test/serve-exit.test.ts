@@ -13,7 +13,7 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Readable } from 'node:stream';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { BIN, runCli } from './support/cli.js';
@@ -535,18 +535,37 @@ describe("standard output's log once closed", () => {
 describe('keygate serve that cannot start', () => {
   const dir = tempDir('serve-fail');
 
-  it('logs what it did before failing, then why it failed, each a JSON line in order, and nothing on stderr', async () => {
+  it('with a port another process holds, logs why it failed as a JSON line, nothing on stderr, and makes no store: the port is tried before the SQLite file is made', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    // In a folder of its own, not there yet: nothing of the store (file, folder, lock) may be left.
+    const folder = path.join(dir, 'port-taken-store');
+    try {
+      const r = await runCli(['serve', '--config', profile(dir, 'port-taken', { store: `sqlite:${path.join(folder, 'keygate.db')}`, admin: { listen: { port } } })], { env: { KEYGATE_ADMIN_TOKEN: '' } });
+      expect([r.code, r.stderr]).toEqual([1, '']);
+      expect(logLines(r.stdout).map(({ level, msg }) => [level, msg])).toEqual([
+        [60, `keygate could not start: the admin cannot listen on 127.0.0.1:${port}: another process is using that port; change admin.listen.port in the profile (or, for a second process serving the same profile on this host, start it with --admin-port <port>)`],
+      ]);
+      expect(existsSync(folder)).toBe(false);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('with a port another process holds, leaves a store that was there as it was: not opened, nothing beside it', async () => {
+    const file = profile(dir, 'port-taken-existing');
+    const store = path.join(dir, 'port-taken-existing.db');
+    // Made and migrated by a command (which takes no lock): the store as an earlier start would leave it.
+    expect((await runCli(['migrate', '--config', file])).code).toBe(0);
+    const before = { bytes: readFileSync(store), mtimeMs: statSync(store).mtimeMs, beside: readdirSync(dir).filter((name) => name.startsWith('port-taken-existing.db')) };
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const { port } = taken.address() as AddressInfo;
     try {
-      const r = await runCli(['serve', '--config', profile(dir, 'port-taken', { admin: { listen: { port } } })], { env: { KEYGATE_ADMIN_TOKEN: '' } });
-      expect([r.code, r.stderr]).toEqual([1, '']);
-      expect(logLines(r.stdout).map(({ level, msg }) => [level, msg.replace(/ \(.*$/, '')])).toEqual([
-        [30, 'applied database migrations 0001_core, 0002_settings, 0003_pending_units, 0004_returned_units, 0005_audit_order, 0006_sign_in_failures, 0007_limit_state, 0008_account_limits, 0009_sign_in_email_digests, 0010_keys_in_use, 0011_key_rate_limits, 0012_audit_actor_address, 0013_drop_session_csrf_secret'],
-        [40, 'admin token not set: set KEYGATE_ADMIN_TOKEN to make changes through the admin API'],
-        [60, `keygate could not start: the admin cannot listen on 127.0.0.1:${port}: another process is using that port; change admin.listen.port in the profile`],
-      ]);
+      const r = await runCli(['serve', '--config', file, '--port', String(port)]);
+      expect([r.code, logLines(r.stdout).at(-1)?.msg]).toEqual([1, `keygate could not start: the gateway cannot listen on 127.0.0.1:${port}: another process is using that port; choose another port`]);
+      expect({ bytes: readFileSync(store), mtimeMs: statSync(store).mtimeMs, beside: readdirSync(dir).filter((name) => name.startsWith('port-taken-existing.db')) }).toEqual(before);
     } finally {
       taken.close();
     }
