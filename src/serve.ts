@@ -24,7 +24,8 @@ import { redactUrl } from './store/open.js';
 import { answerInFlight, betweenRequests, requestBeingRead } from './http-internals.js';
 import { createLog, droppedLogLines, releaseStandardOutput, withProcess, type Log } from './log.js';
 import { KEYGATE_VERSION } from './build-info.js';
-import { canConnect, startUpstream, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
+import { startUpstream, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
+import { upstreamFailureHint } from './upstream-failure.js';
 import { checkHealth, type Health } from './operations/health.js';
 import { describeListeners, PORT_FIELD, servingPlan, upstreamAddress, type ListenerKind } from './config/servable.js';
 import { unusedFields } from './config/unused-fields.js';
@@ -506,8 +507,8 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       },
       servingMessage(health, upstreamUrl === undefined ? listeners : undefined),
     );
-    // One spawned here is already listening.
-    if (!upstream && upstreamUrl !== undefined) void warnIfUpstreamDown(upstreamUrl, log);
+    // After the listeners, not awaited: readiness is not delayed. One spawned here has been started (it listens), and is tried as well.
+    if (upstreamUrl !== undefined) void warnIfUpstreamDown(upstream?.url ?? upstreamUrl, log);
     // After the listeners are up: with a million keys the look takes about a second, and it is only a warning.
     void rt.warnOfKeysOutsideFormat();
 
@@ -658,14 +659,29 @@ function noGatewayWithoutToken(file: string, tokenEnv: string, why: string): Con
 }
 
 /**
- * Says at start-up when the upstream accepts no connections (not started yet, another
- * port): otherwise the first sign is a client's 502. Serving goes on: it may come later.
+ * Says at start-up when the upstream cannot be reached (not started yet, another port, the
+ * wrong scheme), after one HEAD / as `keygate check` asks it, with the hint the gateway's
+ * `upstream request failed` warning gives (upstreamFailureHint): otherwise the first sign
+ * is a client's 502 after "status ok". Nothing when it answers, whatever it answers. Not
+ * awaited: readiness is not delayed, and serving goes on (it may come later).
  */
 async function warnIfUpstreamDown(upstreamUrl: string, log: Log): Promise<void> {
+  const { askUpstream } = await import('./operations/reach.js');
+  const answer = await askUpstream(upstreamUrl, UPSTREAM_PROBE_MS, 'keygate-serve');
+  if (answer.answered) return;
   const { host, port } = upstreamAddress(new URL(upstreamUrl));
-  if (await canConnect(host, port, UPSTREAM_PROBE_MS)) return;
-  log.warn(
-    { upstream: redactUrl(upstreamUrl) },
-    `the upstream accepts no connections at ${host}:${port} (checked once, at start-up): requests are answered upstream_unavailable until it does`,
-  );
+  const { error, connected } = answer;
+  const upstream = redactUrl(upstreamUrl);
+  const code = error?.code;
+  const hint = error === undefined ? undefined : upstreamFailureHint(upstreamUrl, code, error.message);
+  const fields = { upstream, ...(error === undefined ? {} : { error: { message: error.message, code } }), ...(hint === undefined ? {} : { hint }) };
+  if (error === undefined && connected) {
+    log.warn(fields, `the upstream at ${host}:${port} took the connection but gave no answer to HEAD / within ${UPSTREAM_PROBE_MS / 1000} s (checked once, at start-up): check upstream.url is the API's own port and that the upstream is not stuck; requests may be answered upstream_timeout`);
+  } else if (!connected) {
+    // Refused, no such host, or no connection within the time: the words of before, the hint beside them.
+    log.warn(fields, `the upstream accepts no connections at ${host}:${port} (checked once, at start-up)${hint === undefined ? (error === undefined ? '' : `: ${error.message}`) : `: ${hint}`}; requests are answered upstream_unavailable until it does`);
+  } else {
+    // Connected, then the TLS handshake or the HTTP answer failed: what that says about upstream.url.
+    log.warn(fields, `the upstream at ${host}:${port} took the connection but could not be asked (checked once, at start-up): ${hint ?? (error as Error).message}; requests are answered upstream_unavailable until it can`);
+  }
 }

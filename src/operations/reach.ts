@@ -230,10 +230,44 @@ async function reachRedis(url: string, deadlineMs: number): Promise<CountersReac
 const UPSTREAM_HINT = 'check upstream.url and that the upstream is running; keygate serve would answer every request upstream_unavailable';
 
 
+/** What one HEAD / to the upstream met: an HTTP answer, an error, or nothing within the deadline (`error` undefined). */
+export type UpstreamAnswer = { answered: true; status: number } | { answered: false; connected: boolean; error?: NodeJS.ErrnoException };
+
 /**
  * One HEAD / to upstream.url, as the gateway would open a connection to it (the same TLS
- * trust: Node's, with NODE_EXTRA_CA_CERTS). Any HTTP answer is a reachable upstream; no
- * connection, no answer within the deadline, a failed TLS handshake or an unknown host
+ * trust: Node's, with NODE_EXTRA_CA_CERTS), on a new connection, without credentials of
+ * any kind (the gateway sends none of its own). `userAgent` says who asks, in the
+ * upstream's access log. Shared by `keygate check` and serve's start-up try.
+ */
+export async function askUpstream(url: string, deadlineMs: number, userAgent: string): Promise<UpstreamAnswer> {
+  const target = new URL('/', url);
+  const { request } = target.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  return new Promise<UpstreamAnswer>((resolve) => {
+    let connected = false;
+    let settled = false;
+    const done = (answer: UpstreamAnswer) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      // Nothing more is read: the connection goes, whatever it was doing.
+      asked.destroy();
+      resolve(answer);
+    };
+    const asked = request(target, { method: 'HEAD', agent: false, headers: { 'user-agent': userAgent } });
+    const timer = setTimeout(() => done({ answered: false, connected }), deadlineMs);
+    asked.on('socket', (socket: Socket) => socket.once('connect', () => (connected = true)));
+    asked.on('response', (response: IncomingMessage) => {
+      response.resume();
+      done({ answered: true, status: response.statusCode ?? 0 });
+    });
+    asked.on('error', (error: NodeJS.ErrnoException) => done({ answered: false, connected, error }));
+    asked.end();
+  });
+}
+
+/**
+ * `keygate check`'s upstream line: any HTTP answer to askUpstream is a reachable upstream;
+ * no connection, no answer within the deadline, a failed TLS handshake or an unknown host
  * name is said as what it is. One spawned by serve (upstream.spawn) runs only while serve
  * does: said so, not tried.
  */
@@ -245,49 +279,27 @@ async function reachUpstream(upstream: NonNullable<Backends['upstream']>, deadli
   if (upstream.spawn !== undefined) return { at, ok: true, spawned: true };
   const target = new URL('/', url);
   const tls = target.protocol === 'https:';
-  const { request } = tls ? await import('node:https') : await import('node:http');
   /** host:port, the port said where the URL leaves it out (an IPv6 address in its brackets). */
   const address = target.port ? target.host : `${target.host}:${tls ? 443 : 80}`;
-  return new Promise<UpstreamReached>((resolve) => {
-    let connected = false;
-    let settled = false;
-    const done = (reached: UpstreamReached) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      // Nothing more is read: the connection goes, whatever it was doing.
-      asked.destroy();
-      resolve(reached);
-    };
-    const failed = (problem: string) => done({ at, ok: false, problem });
-    // A new connection (no keep-alive agent), and no credentials of any kind: the gateway sends none of its own.
-    const asked = request(target, { method: 'HEAD', agent: false, headers: { 'user-agent': 'keygate-check' } });
-    const timer = setTimeout(
-      () =>
-        failed(
-          connected
-            ? `the upstream at ${at} took the connection but gave no answer to HEAD / within ${deadlineMs / 1000} s (check upstream.url is the API's own port, and that the upstream is not stuck; keygate serve would answer requests upstream_timeout)`
-            : `the upstream at ${at} accepted no connection within ${deadlineMs / 1000} s (check upstream.url, that the upstream is running, and that no firewall drops connections to ${address}; keygate serve would answer every request upstream_unavailable)`,
-        ),
-      deadlineMs,
+  const answer = await askUpstream(url, deadlineMs, 'keygate-check');
+  if (answer.answered) return { at, ok: true, status: answer.status };
+  const failed = (problem: string): UpstreamReached => ({ at, ok: false, problem });
+  const { error, connected } = answer;
+  if (error === undefined) {
+    return failed(
+      connected
+        ? `the upstream at ${at} took the connection but gave no answer to HEAD / within ${deadlineMs / 1000} s (check upstream.url is the API's own port, and that the upstream is not stuck; keygate serve would answer requests upstream_timeout)`
+        : `the upstream at ${at} accepted no connection within ${deadlineMs / 1000} s (check upstream.url, that the upstream is running, and that no firewall drops connections to ${address}; keygate serve would answer every request upstream_unavailable)`,
     );
-    asked.on('socket', (socket: Socket) => socket.once('connect', () => (connected = true)));
-    asked.on('response', (response: IncomingMessage) => {
-      response.resume();
-      done({ at, ok: true, status: response.statusCode ?? 0 });
-    });
-    asked.on('error', (error: NodeJS.ErrnoException) => {
-      const code = error.code ?? '';
-      if (code === 'ECONNREFUSED') return failed(`cannot reach the upstream at ${at}: the connection was refused, nothing listens at ${address} (${error.message}; ${UPSTREAM_HINT})`);
-      if (code === 'ENOTFOUND') return failed(`cannot reach the upstream at ${at}: no such host name ${target.hostname} (${error.message}; check upstream.url)`);
-      if (code === 'EAI_AGAIN') return failed(`cannot reach the upstream at ${at}: the host name ${target.hostname} could not be looked up, DNS did not answer (${error.message}; check upstream.url and this machine's DNS)`);
-      // OpenSSL's reason alone, without its codes and source file.
-      const why = /SSL routines:[^:]*:([^:]+)/.exec(error.message)?.[1] ?? error.message.split('\n')[0];
-      if (tls && NOT_TLS.test(error.message)) return failed(`the upstream at ${at} does not speak TLS: the TLS handshake failed (${why}); if it serves plain HTTP, upstream.url is http://, not https://`);
-      if (tls && TLS_FAILURE.test(code)) return failed(`the upstream at ${at} failed the TLS handshake: ${why} (${code}; its certificate must be one this machine trusts, for ${target.hostname}: NODE_EXTRA_CA_CERTS names a private CA's)`);
-      if (code === 'ECONNRESET' && connected) return failed(`the upstream at ${at} closed the connection without an HTTP answer to HEAD / (${error.message}; ${tls ? 'check upstream.url is the API\'s own port' : 'check upstream.url is the API\'s own port; one that serves TLS is https://'})`);
-      return failed(`cannot reach the upstream at ${at}: ${error.message} (${UPSTREAM_HINT})`);
-    });
-    asked.end();
-  });
+  }
+  const code = error.code ?? '';
+  if (code === 'ECONNREFUSED') return failed(`cannot reach the upstream at ${at}: the connection was refused, nothing listens at ${address} (${error.message}; ${UPSTREAM_HINT})`);
+  if (code === 'ENOTFOUND') return failed(`cannot reach the upstream at ${at}: no such host name ${target.hostname} (${error.message}; check upstream.url)`);
+  if (code === 'EAI_AGAIN') return failed(`cannot reach the upstream at ${at}: the host name ${target.hostname} could not be looked up, DNS did not answer (${error.message}; check upstream.url and this machine's DNS)`);
+  // OpenSSL's reason alone, without its codes and source file.
+  const why = /SSL routines:[^:]*:([^:]+)/.exec(error.message)?.[1] ?? error.message.split('\n')[0];
+  if (tls && NOT_TLS.test(error.message)) return failed(`the upstream at ${at} does not speak TLS: the TLS handshake failed (${why}); if it serves plain HTTP, upstream.url is http://, not https://`);
+  if (tls && TLS_FAILURE.test(code)) return failed(`the upstream at ${at} failed the TLS handshake: ${why} (${code}; its certificate must be one this machine trusts, for ${target.hostname}: NODE_EXTRA_CA_CERTS names a private CA's)`);
+  if (code === 'ECONNRESET' && connected) return failed(`the upstream at ${at} closed the connection without an HTTP answer to HEAD / (${error.message}; ${tls ? 'check upstream.url is the API\'s own port' : 'check upstream.url is the API\'s own port; one that serves TLS is https://'})`);
+  return failed(`cannot reach the upstream at ${at}: ${error.message} (${UPSTREAM_HINT})`);
 }

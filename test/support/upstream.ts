@@ -33,6 +33,8 @@ export interface Received {
 export interface TestUpstream {
   url: string;
   received: Received[];
+  /** serve's start-up try (HEAD / with User-Agent: keygate-serve), kept apart: not a request the gateway forwarded. */
+  tried: Received[];
   /** Requests whose connection closed before the upstream answered them. */
   abandoned: Received[];
   /** Answers the /held request with this id (now, or as soon as it arrives). */
@@ -42,6 +44,7 @@ export interface TestUpstream {
 
 export async function startTestUpstream(): Promise<TestUpstream> {
   const received: Received[] = [];
+  const tried: Received[] = [];
   const abandoned: Received[] = [];
   const held = new Map<string, () => void>();
   const released = new Set<string>();
@@ -50,6 +53,11 @@ export async function startTestUpstream(): Promise<TestUpstream> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      if (req.headers['user-agent'] === 'keygate-serve') {
+        tried.push(entry);
+        res.end();
+        return;
+      }
       received.push(entry);
       res.once('close', () => {
         if (!res.writableFinished) abandoned.push(entry);
@@ -179,6 +187,7 @@ export async function startTestUpstream(): Promise<TestUpstream> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received,
+    tried,
     abandoned,
     release(id) {
       const answer = held.get(id);
