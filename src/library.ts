@@ -148,10 +148,10 @@ export interface Keygate {
   close(): Promise<void>;
 }
 
-/** Said when `createKeygate` or `reload` is given something else than a loaded profile (plain JavaScript: TypeScript refuses it). */
 /** No Content: an answer without a body (RFC 9110 §15.3.5), so without records. */
 const NO_CONTENT = 204;
 
+/** Said when `createKeygate` or `reload` is given something else than a loaded profile (plain JavaScript: TypeScript refuses it). */
 const notALoadedProfile = (call: 'createKeygate' | 'reload') =>
   `${call} takes a loaded profile, { config, file, dir }, as loadConfigFile('keygate.yaml') answers it; for a profile written in code: ${call}({ config: parseConfigObject({ plans: …, routes: … }), file: 'inline', dir: process.cwd() })`;
 

@@ -508,7 +508,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
       servingMessage(health, upstreamUrl === undefined ? listeners : undefined),
     );
     // After the listeners, not awaited: readiness is not delayed. One spawned here has been started (it listens), and is tried as well.
-    if (upstreamUrl !== undefined) void warnIfUpstreamDown(upstream?.url ?? upstreamUrl, log);
+    if (upstreamUrl !== undefined) void warnIfUpstreamDown(upstream?.url ?? upstreamUrl, log, () => rt.stopping);
     // After the listeners are up: with a million keys the look takes about a second, and it is only a warning.
     void rt.warnOfKeysOutsideFormat();
 
@@ -665,10 +665,11 @@ function noGatewayWithoutToken(file: string, tokenEnv: string, why: string): Con
  * is a client's 502 after "status ok". Nothing when it answers, whatever it answers. Not
  * awaited: readiness is not delayed, and serving goes on (it may come later).
  */
-async function warnIfUpstreamDown(upstreamUrl: string, log: Log): Promise<void> {
+async function warnIfUpstreamDown(upstreamUrl: string, log: Log, stopping: () => boolean): Promise<void> {
   const { askUpstream } = await import('./operations/reach.js');
   const answer = await askUpstream(upstreamUrl, UPSTREAM_PROBE_MS, 'keygate-serve');
-  if (answer.answered) return;
+  // A stop begun meanwhile: the answer no longer matters, and "keygate stopped" stays the last line.
+  if (answer.answered || stopping()) return;
   const { host, port } = upstreamAddress(new URL(upstreamUrl));
   const { error, connected } = answer;
   const upstream = redactUrl(upstreamUrl);
