@@ -27,7 +27,7 @@ import { KEYGATE_VERSION } from './build-info.js';
 import { startUpstream, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
 import { upstreamFailureHint } from './upstream-failure.js';
 import { checkHealth, type Health } from './operations/health.js';
-import { describeListeners, PORT_FIELD, servingPlan, upstreamAddress, type ListenerKind } from './config/servable.js';
+import { describeListeners, listenSettings, PORT_FIELD, servingPlan, upstreamAddress, type ListenerKind } from './config/servable.js';
 import { unusedFields } from './config/unused-fields.js';
 
 export interface ServeOptions extends RuntimeOptions {
@@ -341,7 +341,7 @@ function listenRefusal(error: unknown, kind: ListenerKind, host: string, port: n
  * still answer for a port taken in the moment between.
  */
 async function tryListening(config: Config, listeners: readonly ListenerKind[], options: ServeOptions): Promise<void> {
-  const where = { gateway: config.listen, admin: config.admin.listen, dashboard: config.dashboard.listen };
+  const where = listenSettings(config);
   for (const kind of listeners) {
     const { host } = where[kind];
     const port = options.ports?.[kind] ?? where[kind].port;

@@ -45,6 +45,11 @@ export interface ServeStart {
 /** The profile field that sets each listener's port. */
 export const PORT_FIELD = { gateway: 'listen.port', admin: 'admin.listen.port', dashboard: 'dashboard.listen.port' } as const;
 
+/** Each listener's own settings in the profile (`listen`, `admin.listen`, `dashboard.listen`). */
+export function listenSettings<L>(config: { listen: L; admin: { listen: L }; dashboard: { listen: L } }): Record<ListenerKind, L> {
+  return { gateway: config.listen, admin: config.admin.listen, dashboard: config.dashboard.listen };
+}
+
 /** The headline of a serve refused for want of an upstream (after the profile's file name). */
 const NO_UPSTREAM_HEADLINE = 'cannot be served without upstream.url, or gateway: false';
 
@@ -82,7 +87,7 @@ const LISTENER_NAME = { gateway: 'gateway', admin: 'admin API', dashboard: 'dash
 function upstreamOnOwnListener(config: Pick<Config, 'upstream' | 'listen' | 'admin' | 'dashboard'>, url: string, listeners: readonly ListenerKind[], start: ServeStart): ServingPlan | undefined {
   if (config.upstream.spawn !== undefined) return undefined;
   const { host, port } = upstreamAddress(new URL(url));
-  const at = { gateway: config.listen, admin: config.admin.listen, dashboard: config.dashboard.listen };
+  const at = listenSettings(config);
   for (const kind of listeners) {
     const given = start.ports?.[kind];
     const listenPort = given ?? at[kind].port;

@@ -4,12 +4,11 @@
  * an http:// one to an upstream that closes the connection unanswered (one serving TLS),
  * nothing listening. A new operator who started `serve` without `check` reads it there.
  */
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKeygate, type TestKeygate } from '../support/keygate.js';
 import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
-import { refusedUrl } from '../support/refused.js';
+import { refusedUrl, startUnansweringServer, type UnansweringServer } from '../support/refused.js';
 import { createAccount } from '../../src/operations/accounts.js';
 import { createKey } from '../../src/operations/keys.js';
 
@@ -35,15 +34,14 @@ async function failedThrough(url: string, name: string): Promise<{ status: numbe
 describe('the warning for a failed upstream request says what upstream.url should be', () => {
   let plain: TestUpstream;
   /** Takes connections and closes each as its request comes, unanswered (as a TLS server does with plain HTTP). */
-  let closer: Server;
+  let closer: UnansweringServer;
   beforeAll(async () => {
     plain = await startTestUpstream();
-    closer = createServer((socket) => socket.once('data', () => socket.destroy()));
-    await new Promise<void>((resolve) => closer.listen(0, '127.0.0.1', resolve));
+    closer = await startUnansweringServer();
   });
   afterAll(async () => {
     await plain?.close();
-    await new Promise((resolve) => closer?.close(resolve));
+    await closer?.close();
   });
 
   it('https:// to an upstream that serves plain HTTP: it does not speak TLS, upstream.url is http://', async () => {
@@ -54,7 +52,7 @@ describe('the warning for a failed upstream request says what upstream.url shoul
   });
 
   it('http:// to an upstream that closes the connection unanswered: check the port; one that serves TLS is https://', async () => {
-    const url = `http://127.0.0.1:${(closer.address() as AddressInfo).port}`;
+    const { url } = closer;
     const { status, warning } = await failedThrough(url, 'upstream-hint-closed');
     expect(status).toBe(502);
     expect(warning).toMatchObject({ hint: "the upstream closed the connection without an HTTP answer: check upstream.url is the API's own port; one that serves TLS is https://, not http://" });

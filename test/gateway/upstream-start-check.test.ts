@@ -4,12 +4,11 @@
  * failed` warning gives, when it cannot be reached: otherwise a new operator reads "status
  * ok" and then meets a 502 on every request. Nothing when it answers.
  */
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKeygate, type TestKeygate } from '../support/keygate.js';
 import { startTestUpstream, type TestUpstream } from '../support/upstream.js';
 import { tempDir } from '../support/temp.js';
-import { refusedUrl } from '../support/refused.js';
+import { refusedUrl, startUnansweringServer, type UnansweringServer } from '../support/refused.js';
 
 type Line = Record<string, unknown> & { msg: string };
 
@@ -32,15 +31,14 @@ async function startWarning(url: string, name: string): Promise<{ warning: Line;
 describe('serve tries the upstream once at start-up', () => {
   let plain: TestUpstream;
   /** Takes connections and closes each as its request comes, unanswered (as a TLS server does with plain HTTP). */
-  let closer: Server;
+  let closer: UnansweringServer;
   beforeAll(async () => {
     plain = await startTestUpstream();
-    closer = createServer((socket) => socket.once('data', () => socket.destroy()));
-    await new Promise<void>((resolve) => closer.listen(0, '127.0.0.1', resolve));
+    closer = await startUnansweringServer();
   });
   afterAll(async () => {
     await plain?.close();
-    await new Promise((resolve) => closer?.close(resolve));
+    await closer?.close();
   });
 
   it('https:// to an upstream that serves plain HTTP: one warning after "status ok", saying upstream.url is http://', async () => {
@@ -55,7 +53,7 @@ describe('serve tries the upstream once at start-up', () => {
   });
 
   it('http:// to an upstream that closes the connection unanswered: check the port; one that serves TLS is https://', async () => {
-    const url = `http://127.0.0.1:${(closer.address() as AddressInfo).port}`;
+    const { url } = closer;
     const { warning } = await startWarning(url, 'upstream-start-closed');
     expect(warning).toMatchObject({ level: 40, hint: "the upstream closed the connection without an HTTP answer: check upstream.url is the API's own port; one that serves TLS is https://, not http://" });
   });

@@ -18,3 +18,19 @@ export async function refusedUrl(scheme = 'http'): Promise<string> {
   await new Promise((resolve) => probe.close(resolve));
   return `${scheme}://127.0.0.2:${port}`;
 }
+
+/** A server that takes connections and closes each as its request comes, unanswered (as a TLS server does with plain HTTP). */
+export interface UnansweringServer {
+  /** `http://127.0.0.1:<port>`. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startUnansweringServer(): Promise<UnansweringServer> {
+  const server = createServer((socket) => socket.once('data', () => socket.destroy()));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
