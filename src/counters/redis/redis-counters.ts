@@ -25,7 +25,8 @@
  *   no block and starts no escalation over. Requests in the second or so before that
  *   are judged without them. A process that stops while the store is unreachable lists
  *   the blocks (and balances) it could not write in Redis (`unwritten:*`), for the next
- *   write-back of any process that reaches both.
+ *   write-back of any process that reaches both; they leave the list only once written
+ *   (a process killed before that leaves them to the next).
  * - Rate windows stay in Redis alone: every admission changes them, and writing them
  *   back each second would cost a read and a write per busy window for what a window
  *   holds (its length's admissions). After Redis loses its data they start empty.
@@ -40,7 +41,7 @@
  *   503), `open` admits on per-process counters (`fallback.ts`). Redis is used again as
  *   soon as it answers.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { ReplyError, type Redis } from 'ioredis';
 import {
   CountersRefusedError,
@@ -90,11 +91,17 @@ const STARTUP_WAIT_MS = 2_000;
 const BALANCE_FROM_STORE = 'Redis is unreachable: balances are read from the store, up to a second or so behind';
 /**
  * How often a process that reaches Redis looks for units saved by processes that could not
- * (and at start, on Redis's return, and whenever Redis lists handed-over balances).
+ * (and at start, and on Redis's return).
  */
 const SAVED_UNITS_CHECK_MS = 60_000;
 /** Saved rows taken at a time. */
 const SAVED_UNITS_BATCH = 500;
+/**
+ * After a take of the handed-over balances and blocks failed (Redis refused the read, an
+ * ACL's NOPERM say, or the store the write), how long until it is tried again: not at every
+ * write-back, each a round trip to Redis and a write to the store for nothing.
+ */
+const HAND_OVER_RETRY_MS = 10_000;
 /** After a timeout, requests skip Redis this long instead of each waiting for it. */
 const PAUSE_AFTER_FAILURE_MS = 1_000;
 /** The key written to learn whether Redis answers again outlives the question by this much. */
@@ -158,7 +165,7 @@ export interface RedisCountersOptions {
   /** `redis://host:port[/db][?prefix=...]`. */
   url: string;
   failure: 'closed' | 'open';
-  store: Pick<Store, 'loadMeterUsage' | 'savePendingUnits' | 'takePendingUnits' | 'loadLimitState'>;
+  store: Pick<Store, 'loadMeterUsage' | 'savePendingUnits' | 'takePendingUnits' | 'loadLimitState' | 'saveMeterUsage' | 'saveLimitState'>;
   log: Log;
   clock: () => number;
   /**
@@ -307,6 +314,8 @@ export class RedisCounters implements Counters {
   private readonly handedOverBlocksKey: string;
   /** Reading the handed-over balances and blocks failed, and that was said (said again once a read works). */
   private handOverReadFailed = false;
+  /** When (performance.now()) to look for handed-over balances and blocks again after a failed take (0: at the next write-back). */
+  private handOverDueAt = 0;
   /** Putting the store's blocks back failed, and that was said (said again once it works). */
   private putBackFailed = false;
   private readonly maxAddressesBlocked: number;
@@ -582,7 +591,10 @@ export class RedisCounters implements Counters {
 
   async handOverBalances(rows: readonly MeterUsageRow[]): Promise<boolean> {
     if (!this.usable() || rows.length === 0) return false;
-    const refs = rows.map(({ accountId, meter, periodStart }) => JSON.stringify({ accountId, meter, periodStart }));
+    // One id per hand-over: a process that writes a listed meter removes its own entry
+    // only, not one a later hand-over listed again meanwhile (the meter changed since).
+    const handOver = randomUUID();
+    const refs = rows.map(({ accountId, meter, periodStart }) => JSON.stringify({ accountId, meter, periodStart, handOver }));
     try {
       // Kept as long as the balances themselves.
       await withDeadline(this.client.multi().sadd(this.handedOverKey, ...refs).pexpire(this.handedOverKey, METER_TTL_MS).exec(), ADMIT_DEADLINE_MS);
@@ -602,7 +614,8 @@ export class RedisCounters implements Counters {
     for (const row of rows) if (row.kind === 'block') changes.set(row.id, changes.get(row.id) === true || row.expiresAt === 0);
     if (changes.size === 0) return { blocks: 0, held: false };
     if (!this.usable()) return { blocks: changes.size, held: false };
-    const members = [...changes].map(([id, lifted]) => JSON.stringify({ id, lifted }));
+    const handOver = randomUUID();
+    const members = [...changes].map(([id, lifted]) => JSON.stringify({ id, lifted, handOver }));
     try {
       // Kept as long as the balances listed beside them.
       await withDeadline(this.client.multi().sadd(this.handedOverBlocksKey, ...members).pexpire(this.handedOverBlocksKey, METER_TTL_MS).exec(), ADMIT_DEADLINE_MS);
@@ -1196,14 +1209,14 @@ export class RedisCounters implements Counters {
   /**
    * Takes the units processes saved in the store when they stopped during an outage, to
    * be delivered with this process's own (and saved again by it if that fails); once a
-   * minute, or at once when Redis lists balances or blocks processes that stopped while
-   * the store was unreachable left there (looked for at every write-back: one EXISTS), so
-   * that a running process writes those within a second or so.
+   * minute. First writes the balances and blocks processes that stopped while the store
+   * was unreachable left in Redis (takeHandedOver), so that a running process writes
+   * those within a second or so.
    */
   private async takeSavedUnits(): Promise<void> {
+    await this.takeHandedOver();
     const now = performance.now();
-    const handedOver = await this.anythingHandedOver();
-    if (now < this.savedUnitsDueAt && !handedOver) return;
+    if (now < this.savedUnitsDueAt) return;
     this.savedUnitsDueAt = now + SAVED_UNITS_CHECK_MS;
     let rows: PendingUnits[];
     try {
@@ -1212,8 +1225,6 @@ export class RedisCounters implements Counters {
       this.savedUnitsDueAt = 0; // the store did not answer: again at the next write-back
       return;
     }
-    // The store answers: it can take the balances and blocks stopped processes could not write to it.
-    if (handedOver) await this.takeHandedOver();
     if (rows.length === 0) return;
     // More may be waiting.
     if (rows.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
@@ -1237,75 +1248,121 @@ export class RedisCounters implements Counters {
 
   /**
    * The meters and blocks processes that stopped while the store was unreachable left in
-   * Redis (handOverBalances, handOverBlocks): written with this write-back, read from
-   * Redis as any this process changed. Taken from Redis as they are read (SPOP): a process
-   * killed before its write-back leaves them behind until a process changes them again.
+   * Redis (handOverBalances, handOverBlocks), looked for at every write-back (one EXISTS):
+   * read from Redis as they are now, written to the store here, and only then
+   * removed from the lists. A process killed before that (or whose store write fails)
+   * leaves them listed, and the next take, its own or another process's, writes them
+   * again: the writes are absolute (a balance as Redis holds it, merged so that it never
+   * goes back; a block's state), so writing one twice charges nothing twice. Two processes
+   * may write the same ones at once, to the same effect. A failed take is tried again
+   * HAND_OVER_RETRY_MS later, not at every write-back.
    */
   private async takeHandedOver(): Promise<void> {
+    if (performance.now() < this.handOverDueAt) return;
     let replies: [Error | null, unknown][];
     try {
-      const pipeline = this.client.pipeline().spop(this.handedOverKey, SAVED_UNITS_BATCH).spop(this.handedOverBlocksKey, SAVED_UNITS_BATCH);
+      // Mostly nothing is listed: one EXISTS, as cheap as a look gets.
+      if ((await withDeadline(this.client.exists(this.handedOverKey, this.handedOverBlocksKey), ADMIT_DEADLINE_MS)) === 0) {
+        // Nothing listed: nothing left that a failed read could not take.
+        this.handOverReadFailed = false;
+        return;
+      }
+      const pipeline = this.client.pipeline().srandmember(this.handedOverKey, SAVED_UNITS_BATCH).srandmember(this.handedOverBlocksKey, SAVED_UNITS_BATCH);
       replies = (await withDeadline(pipeline.exec(), ADMIT_DEADLINE_MS)) ?? [];
     } catch (error) {
-      // Still listed: the next write-back finds them and tries again.
-      this.noteHandOverReadFailed(error);
-      this.noteFailure(error);
+      // Still listed: tried again later.
+      this.handOverFailed(error, 'read');
       return;
     }
     const [balances, blocks] = [0, 1].map((i) => replies[i] ?? [new Error('no reply'), null]) as [[Error | null, unknown], [Error | null, unknown]];
     const failed = balances[0] ?? blocks[0];
     if (failed) {
-      // What was refused is still listed: the next write-back tries again.
-      this.noteHandOverReadFailed(failed);
-      this.noteFailure(failed);
-    } else {
-      this.handOverReadFailed = false;
+      // What was refused is still listed: tried again later.
+      this.handOverFailed(failed, 'read');
+      return;
     }
-    const taken = (balances[0] ? [] : balances[1]) as string[];
-    const blocksTaken = (blocks[0] ? [] : blocks[1]) as string[];
-    if (taken.length === SAVED_UNITS_BATCH || blocksTaken.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
-    let meters = 0;
-    for (const text of taken) {
+    this.handOverReadFailed = false;
+    const balanceEntries = balances[1] as string[];
+    const blockEntries = blocks[1] as string[];
+    if (balanceEntries.length === 0 && blockEntries.length === 0) return;
+
+    const refs = new Map<string, MeterRef>();
+    for (const text of balanceEntries) {
       const ref = handedOverRef(text);
-      if (!ref) continue;
-      this.dirty.set(meterRefId(ref), ref);
-      meters += 1;
+      if (ref) refs.set(meterRefId(ref), ref);
     }
-    if (meters > 0) this.options.log.info({ meters }, 'writing to the store balances that processes which stopped while the store was unreachable left in Redis');
-    let changed = 0;
-    for (const text of blocksTaken) {
+    const changes = new Map<string, boolean>();
+    for (const text of blockEntries) {
       const block = handedOverBlock(text);
-      if (!block) continue;
-      this.changedBlocks.set(block.id, block.lifted || this.changedBlocks.get(block.id) === true);
-      changed += 1;
+      if (block) changes.set(block.id, block.lifted || changes.get(block.id) === true);
     }
-    if (changed > 0) this.options.log.info({ blocks: changed }, 'writing to the store rate-limit blocks that processes which stopped while the store was unreachable changed in Redis');
-  }
-
-  /** Whether Redis lists balances or blocks for this process to write (handOverBalances, handOverBlocks); false if it does not answer. */
-  private async anythingHandedOver(): Promise<boolean> {
-    let listed: number;
+    const meterRefs = [...refs.values()];
+    const blockIds = [...changes.keys()];
+    let results: [Error | null, unknown][];
     try {
-      listed = await withDeadline(this.client.exists(this.handedOverKey, this.handedOverBlocksKey), ADMIT_DEADLINE_MS);
+      const pipeline = this.client.pipeline();
+      for (const ref of meterRefs) pipeline.hmget(this.meterKey(ref), 'used', 'returned');
+      for (const id of blockIds) pipeline.hmget(this.key('b', id), 'violations', 'level', 'until', 'lastEnd').pttl(this.key('b', id));
+      results = ((await withDeadline(pipeline.exec(), ADMIT_DEADLINE_MS)) ?? []) as [Error | null, unknown][];
+      const refused = results.find(([error]) => error !== null);
+      if (refused || results.length !== meterRefs.length + 2 * blockIds.length) throw refused?.[0] ?? new Error('no reply');
     } catch (error) {
-      this.noteHandOverReadFailed(error);
-      this.noteFailure(error);
-      return false;
+      this.handOverFailed(error, 'redis');
+      return;
     }
-    // Nothing listed: nothing left that a failed read could not take.
-    if (listed === 0) this.handOverReadFailed = false;
-    return listed > 0;
+    const rows: MeterUsageRow[] = [];
+    meterRefs.forEach((ref, i) => {
+      const [used, returned] = results[i]?.[1] as [string | null, string | null];
+      // A balance Redis no longer holds is not written: the store keeps the last one.
+      if (used !== null) rows.push({ ...ref, used: Number(used), returned: Number(returned ?? 0) });
+    });
+    const now = this.options.clock();
+    const blockRows: LimitStateRow[] = [];
+    blockIds.forEach((id, i) => {
+      const at = meterRefs.length + 2 * i;
+      const block = savedBlockOf(results[at]?.[1] as (string | null)[]);
+      if (block) blockRows.push({ kind: 'block', id, state: JSON.stringify(block), expiresAt: blockExpiry(block, Number(results[at + 1]?.[1]), now) });
+      else if (changes.get(id) === true) blockRows.push({ kind: 'block', id, state: '{}', expiresAt: 0 });
+    });
+    if (meterRefs.length > 0) this.options.log.info({ meters: meterRefs.length }, 'writing to the store balances that processes which stopped while the store was unreachable left in Redis');
+    if (blockIds.length > 0) this.options.log.info({ blocks: blockIds.length }, 'writing to the store rate-limit blocks that processes which stopped while the store was unreachable changed in Redis');
+    try {
+      if (rows.length > 0) await this.options.store.saveMeterUsage(rows);
+      if (blockRows.length > 0) await this.options.store.saveLimitState(blockRows, now);
+    } catch (error) {
+      // Still listed: written by the next take (this process's, or another's).
+      this.handOverFailed(error, 'store');
+      return;
+    }
+    // Written: taken off the lists (those entries only; a hand-over since added its own).
+    try {
+      const pipeline = this.client.pipeline();
+      if (balanceEntries.length > 0) pipeline.srem(this.handedOverKey, ...balanceEntries);
+      if (blockEntries.length > 0) pipeline.srem(this.handedOverBlocksKey, ...blockEntries);
+      await withDeadline(pipeline.exec(), ADMIT_DEADLINE_MS);
+    } catch (error) {
+      // Left listed: written once more by the next take, to the same effect.
+      this.noteFailure(error);
+    }
   }
 
-  /** Reading the lists of handed-over balances and blocks failed: said once, until a read works (tried at every write-back). */
-  private noteHandOverReadFailed(error: unknown): void {
-    if (!this.handOverReadFailed) {
+  /**
+   * A take of the handed-over lists failed, at reading them (`read`), the entries they
+   * name (`redis`) or writing those (`store`): tried again HAND_OVER_RETRY_MS later. A
+   * failed read of the lists is said once, until one works; the store's failure is the
+   * write-back's own to say.
+   */
+  private handOverFailed(error: unknown, step: 'read' | 'redis' | 'store'): void {
+    this.handOverDueAt = performance.now() + HAND_OVER_RETRY_MS;
+    const read = step === 'read';
+    if (read && !this.handOverReadFailed) {
       this.options.log.warn(
         { err: error instanceof Error ? error.message : String(error) },
-        'could not read from Redis the balances and blocks that processes which stopped while the store was unreachable left there to write: tried again every second',
+        `could not read from Redis the balances and blocks that processes which stopped while the store was unreachable left there to write: tried again every ${HAND_OVER_RETRY_MS / 1_000} seconds`,
       );
     }
-    this.handOverReadFailed = true;
+    if (read) this.handOverReadFailed = true;
+    if (step !== 'store') this.noteFailure(error);
   }
 
   /**
