@@ -490,9 +490,26 @@ export async function createRuntime(loaded: LoadedConfig, options: RuntimeOption
         : blocks.held
           ? `; the changes to ${changedBlocks} since are held in Redis and written to the store by the next keygate process that reaches both`
           : `; the changes to ${changedBlocks} since are in Redis only, written to the store when a process changes these blocks again (lost if Redis loses its data first)`;
-    const lost = counters.kind === 'redis' ? usage.pending() : { ...usage.pending(), meterBalancesNotWritten: balances.length };
+    // Memory counters: the blocks and windows the store would not take (or that the flush,
+    // failing before them, never drained) are lost with this process: counted per kind.
+    if (counters.kind !== 'redis' && drainLimits) {
+      try {
+        for (const row of await drainLimits(true)) unsavedLimits.set(`${row.kind}\u0000${row.id}`, row);
+      } catch {
+        // Nothing more to count.
+      }
+    }
+    const limitRows = counters.kind === 'redis' ? [] : [...unsavedLimits.values()];
+    const lostBlocks = limitRows.filter((row) => row.kind === 'block').length;
+    const lostWindows = limitRows.filter((row) => row.kind === 'window').length;
+    const limitsWhere =
+      lostBlocks + lostWindows === 0
+        ? ''
+        : `; the changes to ${lostBlocks} rate-limit block${lostBlocks === 1 ? '' : 's'} and ${lostWindows} rate-limit window${lostWindows === 1 ? '' : 's'} since are lost (after a restart each is as the store last held it, or absent)`;
+    const lost =
+      counters.kind === 'redis' ? usage.pending() : { ...usage.pending(), meterBalancesNotWritten: balances.length, rateLimitBlocksNotWritten: lostBlocks, rateLimitWindowsNotWritten: lostWindows };
     const held = counters.kind === 'redis' ? { meterBalancesNotWritten: balances.length, meterBalancesHeldInRedis: handedOver, blocksNotWritten: blocks?.blocks ?? 0, blocksHeldInRedis: blocks?.held ?? false } : {};
-    log.error({ err: error, lost, ...held }, `final usage flush failed: ${history}${where}${blocksWhere}`);
+    log.error({ err: error, lost, ...held }, `final usage flush failed: ${history}${where}${blocksWhere}${limitsWhere}`);
   };
   let lastFlushError = 0;
   /** When writes began to fail (undefined while they succeed): the recovery is logged once. */

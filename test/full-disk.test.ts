@@ -13,7 +13,7 @@
  * mount is the host's, not a service the project installs.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -22,43 +22,9 @@ import { createKey } from '../src/operations/keys.js';
 import { runCli } from './support/cli.js';
 import { dashboardProfile, newAccount, startDashboard, type DashboardFixture } from './dashboard/support.js';
 import { addMember, Visitor } from './dashboard/visitor.js';
+import { fill, mountSmallDisk } from './support/small-disk.js';
 
-/** Room for the database (a few hundred KB once migrated) and the lock file, not much more. */
-const DISK_SIZE = '8m';
 const MEMBER = 'ada@acme.example';
-
-/** A tmpfs of DISK_SIZE on a new temporary folder, or undefined (with the reason printed) where mount is refused. */
-function mountSmallDisk(): string | undefined {
-  const dir = mkdtempSync(path.join(tmpdir(), 'full-disk-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${DISK_SIZE},mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
-    return dir;
-  } catch (error) {
-    rmSync(dir, { recursive: true, force: true });
-    const why = `cannot mount a tmpfs (needs root): ${String((error as { stderr?: Buffer }).stderr ?? error).trim()}`;
-    console.warn(`[skip] ${why}: the full-disk tests are skipped`);
-    return undefined;
-  }
-}
-
-/** Fills the file system `dir` is on with one file until the kernel answers ENOSPC; answers the file. */
-function fill(dir: string): string {
-  const filler = path.join(dir, 'filler');
-  const fd = openSync(filler, 'w');
-  try {
-    for (const size of [1 << 20, 1 << 12, 1]) {
-      const chunk = Buffer.alloc(size, 0x2e);
-      try {
-        for (;;) writeSync(fd, chunk);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return filler;
-}
 
 const disk = mountSmallDisk();
 
