@@ -5,7 +5,7 @@ import { keepTickObjectShape } from './tick-shape.js';
 // process that embeds the gateway should not fall into V8's slow path for every tick.
 keepTickObjectShape();
 
-export { createKeygate, type Keygate, type CheckRequest, type CheckResult, type CheckAdmitted, type CheckRefused, type SettleOutcome } from './library.js';
+export { createKeygate, type Keygate, type CheckRequest, type CheckResult, type CheckAdmitted, type CheckRefused, type SettleOutcome, type ReadonlyDeep } from './library.js';
 export type { MisplacedKey } from './auth/misplaced-key.js';
 export { loadConfigFile, parseConfigText, parseConfigObject, configJsonSchema, ConfigError, type ConfigProblem, type LoadedConfig } from './config/load.js';
 export type { Config, ConfigInput, Plan, Route, Builtin, Meter } from './config/schema.js';

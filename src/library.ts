@@ -64,6 +64,12 @@ export interface CheckRequest {
   remoteAddress?: string;
 }
 
+/**
+ * `T` with every field, at every depth, read-only (arrays too): what `check` answers that
+ * keygate shares with later requests. Functions stay as they are.
+ */
+export type ReadonlyDeep<T> = T extends (...args: never[]) => unknown ? T : T extends object ? { readonly [K in keyof T]: ReadonlyDeep<T[K]> } : T;
+
 /** A refused request: send `error` as it is. */
 export interface CheckRefused {
   allowed: false;
@@ -94,8 +100,14 @@ export interface CheckAdmitted {
    * what the gateway would forward.
    */
   url: string;
-  identity: Identity;
-  route: RouteMatch;
+  /**
+   * Who is calling: the record keygate caches for the key's next requests, not a copy, so
+   * read-only (a scope pushed here would be what those requests are judged by). Copy what
+   * you want to change.
+   */
+  identity: ReadonlyDeep<Identity>;
+  /** The profile's own route (or built-in), the same object for every request: read-only. */
+  route: ReadonlyDeep<RouteMatch>;
   /** RateLimit fields to add to the response (shared: copy before changing). */
   headers: Readonly<Record<string, string>>;
   /** For built-in endpoints: the body keygate answers with. */
