@@ -2,20 +2,7 @@
  * keygate as a library: the same pipeline in process, for an API that does not want a
  * proxy hop. `check` runs steps 1–7 and answers either an identity to serve or the
  * finished error in the API's dialect; `settle` is step 9 once the API has answered.
- *
- * @example
- * const gate = await createKeygate(loadConfigFile('keygate.yaml'));
- * http.createServer(async (req, res) => {
- *   const result = await gate.check({ method: req.method!, url: req.url!, headers: req.headers });
- *   if (!result.allowed) {
- *     res.writeHead(result.error.status, result.error.reasonPhrase, result.error.headers).end(result.error.body);
- *     return;
- *   }
- *   res.setHeader('x-account', result.identity.account.id);
- *   // ... serve the request for result.identity.account ...
- *   res.end('{}');
- *   await result.settle(res.statusCode);
- * });
+ * docs/library.md says how, with Fastify and Express too.
  */
 import type { LoadedConfig } from './config/load.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
@@ -144,6 +131,11 @@ export type CheckResult = CheckRefused | CheckAdmitted;
 
 export interface Keygate {
   readonly runtime: Runtime;
+  /**
+   * Judges one request (the target, then steps 1–7): `allowed: false` with the error to
+   * send as it is, or `allowed: true` with who is calling, to serve and then `settle`.
+   * Never rejects: a backend that fails on the way answers `service_unavailable` (503).
+   */
   check(request: CheckRequest): Promise<CheckResult>;
   /** Puts a changed profile into effect without a restart (`Runtime.reload`): answers the fields that changed. */
   reload(loaded: LoadedConfig): Promise<string[]>;
@@ -177,6 +169,31 @@ function isLoadedProfile(loaded: unknown): loaded is LoadedConfig {
   return typeof config === 'object' && config !== null && 'upstream' in config && 'log' in config && 'shutdown' in config;
 }
 
+/**
+ * Opens the profile's store and counters and answers the gate your server asks about each
+ * request (docs/library.md). Rejects with a `DatabaseInUseError` while another keygate
+ * holds the SQLite file, or an `Error` naming the store when it cannot be opened.
+ *
+ * @example
+ * const gate = await createKeygate(loadConfigFile('keygate.yaml'));
+ * const server = http.createServer(async (req, res) => {
+ *   const result = await gate.check({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders });
+ *   if (!result.allowed) {
+ *     res.writeHead(result.error.status, result.error.reasonPhrase, result.error.headers).end(result.error.body);
+ *     return;
+ *   }
+ *   let status = 500;
+ *   try {
+ *     const body = JSON.stringify(await rowsFor(result.identity.account.id));   // the answer whole, before its status
+ *     status = res.destroyed ? 499 : 200;
+ *     res.writeHead(status, { 'content-type': 'application/json', ...result.headers }).end(body);
+ *   } finally {
+ *     await result.settle(status);   // charges a 2xx, gives the cost back otherwise
+ *   }
+ * }).listen(3000);
+ * // keygate handles no signals: on Ctrl-C, stop taking requests, then write usage out.
+ * process.once('SIGINT', () => { server.close(); void gate.close(); });
+ */
 export async function createKeygate(loaded: LoadedConfig, options: RuntimeOptions = {}): Promise<Keygate> {
   if (!isLoadedProfile(loaded)) throw new TypeError(notALoadedProfile('createKeygate'));
   const rt = await createRuntime(loaded, options);
