@@ -1,5 +1,6 @@
 /**
- * A form sent twice at the same moment (a double click) makes one invitation, one key or one account:
+ * A form sent twice at the same moment (a double click) makes one invitation, one key (a
+ * member's, or an operator's for an account) or one account:
  * the second answer says the form was sent already. On PostgreSQL, whose answers leave
  * the event loop free between the two requests' steps (on SQLite each request's reads
  * and writes run to the end before the next is read, so they cannot interleave): the race
@@ -10,7 +11,7 @@ import { openPostgresStore } from '../../src/store/postgres/postgres-database.js
 import { createTestDatabase, type TestDatabase } from '../backends/isolation.js';
 import { POSTGRES_URL, serviceAvailable } from '../support/services.js';
 import { tempDir } from '../support/temp.js';
-import { newAccount, startDashboard, type DashboardFixture } from './support.js';
+import { newAccount, OPERATOR, startDashboard, type DashboardFixture } from './support.js';
 import { addMember, signedInOperator, Visitor } from './visitor.js';
 
 const available = await serviceAvailable('PostgreSQL', POSTGRES_URL);
@@ -112,5 +113,22 @@ describe.skipIf(!available)('dashboard on PostgreSQL: a form sent twice at once 
       ]);
       expect((await fixture.keygate.runtime.store.listKeys({ accountId })).filter((k) => k.name === `double ${round}`)).toHaveLength(1);
     }
+  });
+
+  it("makes one key of an operator's create form on an account's page sent twice at once, audited under the operator", async () => {
+    const initech = await newAccount(fixture, 'Initech');
+    for (let round = 0; round < 3; round++) {
+      const page = (await operator.get(`/accounts/${initech}`)).html;
+      const formId = /action="\/accounts\/[^"]+\/keys"[\s\S]*?name="form_id" value="([0-9A-Za-z]{22})"/.exec(page)?.[1] as string;
+      const fields: [string, string][] = [['name', `by support ${round}`], ['scope', 'projects:read'], ['form_id', formId]];
+      const answers = await Promise.all([operator.post(`/accounts/${initech}/keys`, fields), operator.post(`/accounts/${initech}/keys`, fields)]);
+      expect(answers.map((answer) => [answer.status, answer.heading]).sort()).toEqual([
+        [201, 'Copy your new key'],
+        [409, 'This form was sent already'],
+      ]);
+      expect((await fixture.keygate.runtime.store.listKeys({ accountId: initech })).filter((k) => k.name === `by support ${round}`)).toHaveLength(1);
+    }
+    const created = (await fixture.keygate.runtime.store.listAudit({ accountId: initech, limit: 50 })).filter((e) => e.action === 'key.created');
+    expect(created.map((e) => e.actor)).toEqual([OPERATOR, OPERATOR, OPERATOR]);
   });
 });

@@ -3,15 +3,16 @@
  * members and usage, and the actions on it (change plan, API access off or on, invite a
  * member, remove one or withdraw an invitation (member-removal.ts), set or clear its own
  * limits (account-limits.ts), rename a key or change its scopes (key-edit.ts), set or
- * clear a key's own rate limits (key-limits.ts), revoke a key, create an account). Each
+ * clear a key's own rate limits (key-limits.ts), create a key (as a member's form creates
+ * one, keys.ts) or revoke one, create an account). Each
  * change goes through the same operations as the CLI and admin API, so it is audited
  * under the operator's email and cached keys are invalidated.
  * None of these pages exist for members.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createHmac } from 'node:crypto';
-import type { AccountRecord } from '../../store/store.js';
-import { changeAccount, createAccount, defaultPlanId, getAccount, keysTurnedOff, planEnded } from '../../operations/accounts.js';
+import type { AccountRecord, KeyRecord } from '../../store/store.js';
+import { apiEnabledOf, changeAccount, createAccount, defaultPlanId, getAccount, keysTurnedOff, planEnded } from '../../operations/accounts.js';
 import { blockedUntilOf, getKey, revokeKey, unblockKey } from '../../operations/keys.js';
 import { inviteMember, inviteMemberOnce, type InvitedByForm } from '../../operations/members.js';
 import { inDateRange, OperationError, OPERATION_STATUS, outsideDateRange } from '../../operations/errors.js';
@@ -24,7 +25,7 @@ import { html, type Html } from '../html.js';
 import { number, plural, profileNames, sentence, sharedNames, until, when } from '../format.js';
 import { blockedBadge, editLabel, isUsable, keyTable, keyTraits, newestFirst, revokeConfirmation, revokeTitle } from './key-views.js';
 import { usageSection } from './usage.js';
-import { FORM_NONCE, formRecordId, newFormNonce } from './keys.js';
+import { accessBack, defaultKeyForm, FORM_NONCE, formRecordId, keyCreateForm, newFormNonce, noRoomForKey, operatorKeyPlace, sendKeySentAlready, sendNewKey, takeKeyForm, type RefusedKeyForm } from './keys.js';
 import { auditTable, planNamesOf } from './audit.js';
 import { memberRemovalLink, registerMemberRemovalPages } from './member-removal.js';
 import { limitsChangeOf, limitsInEffect, limitsRefusal, limitsSection, typedLimits, type RefusedLimits } from './account-limits.js';
@@ -45,6 +46,7 @@ interface RefusedPlan {
 /** Forms of the account's page refused, each shown again in its own form, with why beside the field. */
 interface RefusedForms {
   invitation?: RefusedInvitation;
+  key?: RefusedKeyForm;
   limits?: RefusedLimits;
   plan?: RefusedPlan;
 }
@@ -261,6 +263,19 @@ ${made.link === 'used' ? '' : html`<p>The link was shown once, in the answer to 
     return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
   }
 
+  // A key for the account, made from its page as a member makes one from theirs (the same
+  // form and checks, keys.ts): its secret shown once, in the answer; audited as key.created
+  // under the operator's email, as the CLI and admin API's are under theirs.
+  app.post<{ Params: { id: string } }>('/accounts/:id/keys', async (request, reply) => {
+    operatorOf(request);
+    const account = await getAccount(rt, request.params.id);
+    const taken = await takeKeyForm(dash, request, account);
+    // Said in the form on the account's page, with what was sent still there.
+    if ('refused' in taken) return sendAccount(request, reply, account, undefined, taken.refused.status, { key: taken.refused });
+    if ('sentAlready' in taken) return sendKeySentAlready(dash, request, reply, taken.sentAlready, operatorKeyPlace(account));
+    return sendNewKey(dash, request, reply, account, taken.issued, operatorKeyPlace(account));
+  });
+
   app.get<{ Params: { id: string; keyId: string } }>('/accounts/:id/keys/:keyId/revoke', async (request, reply) => {
     operatorOf(request);
     const account = await getAccount(rt, request.params.id);
@@ -398,9 +413,32 @@ ${pager}
     return sendPage(dash, request, reply, { title: 'Accounts', body, status, ...(notice ? { notice } : {}) });
   }
 
-  /** `refused`: a refused form (an invitation, the limits, the plan), shown again as sent, with why beside its field. */
+  /**
+   * The account's create-key form: the member's form (keys.ts), opening as theirs does, with
+   * no scope ticked. Refused, it comes back as sent, with why inside it and the keyboard on
+   * the field at fault; at the plan's key limit (or on a plan without keys) it is not offered,
+   * and what makes room is said instead (operators revoke keys here; they do not rotate them).
+   */
+  function newKeySection(request: FastifyRequest, account: AccountRecord, usable: readonly KeyRecord[], refused: RefusedKeyForm | undefined): Html {
+    const noRoom = refused === undefined ? noRoomForKey(dash, account, usable, false) : undefined;
+    if (noRoom !== undefined) return html`<div class="notice warning" id="no-room-for-key"><p>${noRoom}</p></div>`;
+    const now = rt.clock();
+    const offNote = apiEnabledOf(account, rt.config.plans, now)
+      ? ''
+      : html` API access is off for ${account.name}: a key created now is refused until ${accessBack(dash, account, planEnded(account, now))}.`;
+    const form = refused?.form ?? defaultKeyForm(dash);
+    return html`<p class="muted">Its secret is shown to you once, in the answer to the form: hand it to the account’s people as you would a password.${offNote}</p>
+${keyCreateForm(dash, request, account, {
+  action: `/accounts/${account.id}/keys`,
+  form,
+  nonce: refused?.nonce ?? newFormNonce(),
+  ...(refused ? { error: refused.error, focus: refused.field ?? 'name', invalidName: form.name.trim() === '' } : {}),
+})}`;
+  }
+
+  /** `refused`: a refused form (an invitation, a key, the limits, the plan), shown again as sent, with why beside its field. */
   async function sendAccount(request: AccountRequest, reply: FastifyReply, account: AccountRecord, notice?: Notice, status = 200, refused: RefusedForms = {}): Promise<FastifyReply> {
-    const { invitation, limits, plan } = refused;
+    const { invitation, limits, plan, key: refusedKey } = refused;
     // The field a refused plan form is about: marked, described by the refusal, and focused.
     const planInvalid = (name: RefusedPlan['field']) => (plan?.field === name ? html` aria-invalid="true" aria-describedby="plan-error" autofocus` : '');
     const now = rt.clock();
@@ -449,8 +487,10 @@ ${usable.length > 0
       all: keys,
       blocked,
     })
-  : html`<div class="empty"><p>No keys in use. Members create keys from their own API keys page.</p></div>`}
+  : html`<div class="empty"><p>No keys in use. Create one below, or a member of the account creates one on their own API keys page.</p></div>`}
 ${gone.length > 0 ? html`<h3 id="gone-keys">Revoked and expired keys</h3>${keyTable(gone, now, { heading: 'gone-keys' }, traits, { all: keys })}` : ''}
+<h3 id="new-key">Create a key for ${account.name}</h3>
+${newKeySection(request, account, usable, refusedKey)}
 <h2 id="members">Members</h2>
 ${members.length === 0
   ? html`<div class="empty"><p>No members yet. Invite someone to manage this account’s keys.</p></div>`

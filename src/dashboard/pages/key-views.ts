@@ -271,17 +271,24 @@ export function ifSecretLost(rt: Pick<Runtime, 'config'>, replaced: KeyRecord | 
  * dashboard key answered 403 to /v1/projects, with nothing on the page saying why). Its
  * scopes can be given on its Edit page: the same key, no new secret to hand out.
  */
-function noScopeNotice(key: KeyRecord): Html {
-  return html`<div class="notice" id="no-scope"><p>This key has no scope: it reaches only the routes that need none. To call the others, tick the scopes they need on <a href="/keys/${key.id}/edit">this key’s Edit page</a>: the same key keeps working, with no new secret to copy.</p></div>`;
+function noScopeNotice(edit: string): Html {
+  return html`<div class="notice" id="no-scope"><p>This key has no scope: it reaches only the routes that need none. To call the others, tick the scopes they need on <a href="${edit}">this key’s Edit page</a>: the same key keeps working, with no new secret to copy.</p></div>`;
 }
 
 /**
  * The secret, once: in a read-only field to select, with a copy button that the script
  * reveals. The field takes the focus as the page opens (autofocus, no script needed): the
  * keyboard is where the secret is, not seven Tabs away. `heading` names what happened
- * ("Copy your new key"); `replaced`, the key a replacement replaced, as it is now.
+ * ("Copy your new key"); `replaced`, the key a replacement replaced, as it is now; `back`
+ * and `backText`, the way back to the keys (a member's keys page by default); `edit`, the
+ * key's Edit page as the viewer reaches it (a member's own by default).
  */
-export function secretPanel(rt: Pick<Runtime, 'config' | 'keyFormat' | 'clock'>, key: KeyRecord, secret: string, options: { heading: string; extra?: Html; back: string; planId: string; replaced?: KeyRecord }): Html {
+export function secretPanel(
+  rt: Pick<Runtime, 'config' | 'keyFormat' | 'clock'>,
+  key: KeyRecord,
+  secret: string,
+  options: { heading: string; extra?: Html; back: string; backText?: string; edit?: string; planId: string; replaced?: KeyRecord },
+): Html {
   const traits = keyTraits(rt, options.planId);
   return html`<h1>${options.heading}</h1>
 <section class="secret" aria-labelledby="secret-warning">
@@ -303,8 +310,8 @@ ${options.extra ?? ''}
   <div><dt>Expires</dt><dd>${keyEnd(key.expiresAt, rt.clock(), { fallback: 'Never' })}</dd></div>
   ${key.rateLimits?.length ? html`<div><dt>Own rate limits</dt><dd>${keyWindowsText(key.rateLimits).map((w, i) => html`${i > 0 ? ', ' : ''}<code>${w}</code>`)}</dd></div>` : ''}
 </dl>
-${traits.scopes && key.scopes.length === 0 ? noScopeNotice(key) : ''}
-<div class="actions"><a class="button secondary" href="${options.back}">I have copied it — back to the keys</a></div>`;
+${traits.scopes && key.scopes.length === 0 ? noScopeNotice(options.edit ?? `/keys/${key.id}/edit`) : ''}
+<div class="actions"><a class="button secondary" href="${options.back}">${options.backText ?? 'I have copied it — back to the keys'}</a></div>`;
 }
 
 /**

@@ -2,14 +2,16 @@
  * A member's API keys: the list, creating a key (its secret shown once, in the answer
  * to the POST, never in a URL), revoking with a confirmation step, and rotating with a
  * chosen overlap. Every lookup is scoped to the member's own account, so another
- * account's key id is a 404 here.
+ * account's key id is a 404 here. The create form and what answers it (takeKeyForm,
+ * keyCreateForm, sendNewKey, sendKeySentAlready) serve an operator's account page too
+ * (accounts.ts), with the way back to that page (operatorKeyPlace).
  */
 import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomBase62, type KeyMode } from '../../keys/format.js';
 import type { AccountRecord, KeyRecord } from '../../store/store.js';
 import type { Config } from '../../config/schema.js';
-import { allowedScopes, blockedUntilOf, createKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, newestReplacement, overlapsEndedBy, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS, scopeNeeded, stoppedKeyRefusal } from '../../operations/keys.js';
+import { allowedScopes, blockedUntilOf, createKey, type IssuedKey, DEFAULT_ROTATION_OVERLAP, getKey, keyLimitRefusal, newestReplacement, overlapsEndedBy, revokeKey, rotateKey, rotationConflict, ROTATION_OVERLAPS_MS, scopeNeeded, stoppedKeyRefusal } from '../../operations/keys.js';
 import { idFromDigest, newId } from '../../ids.js';
 import { OperationError, OPERATION_STATUS } from '../../operations/errors.js';
 import { accountUsage } from '../../operations/usage.js';
@@ -72,7 +74,8 @@ function formNonceField(nonce: string): Html {
   return html`<input type="hidden" name="form_id" value="${nonce}">`;
 }
 
-interface KeyForm {
+/** A create form's fields, as sent (or as it opens). */
+export interface KeyForm {
   name: string;
   mode: KeyMode;
   scopes: string[];
@@ -82,7 +85,44 @@ interface KeyForm {
 }
 
 /** The field a create form was refused for, where the refusal is about one field the form marks (the name's is marked by itself). */
-type RefusedField = 'rateLimits';
+export type RefusedField = 'rateLimits';
+
+/** A create form refused: shown again as sent, with its nonce (the same form, the same key), why, and the field at fault. */
+export interface RefusedKeyForm {
+  form: KeyForm;
+  nonce: string;
+  error: string;
+  status: number;
+  field?: RefusedField;
+}
+
+/** What a create form sent did: issued a key, found the key it issued already (sent again), or was refused. */
+export type KeyFormTaken = { issued: IssuedKey } | { sentAlready: KeyRecord } | { refused: RefusedKeyForm };
+
+/**
+ * Where a key is created, as one viewer sees it: a member on their keys page, an operator
+ * on the account's page. What the pages after the form lead back to and link.
+ */
+export interface KeyPlace {
+  /** The page listing the account's keys. */
+  back: string;
+  /** Its button on a page that issued no key: `Back to the keys`, `Back to Acme`. */
+  backText: string;
+  /** Its button below a new key's secret: `I have copied it — back to the keys`. */
+  copiedText: string;
+  /** The account in a sentence: `this account` (a member's own), or its name. */
+  account: string;
+  /** A key's Edit page, from here. */
+  edit(key: KeyRecord): string;
+}
+
+const MEMBER_KEYS: KeyPlace = { back: '/keys', backText: 'Back to the keys', copiedText: 'I have copied it — back to the keys', account: 'this account', edit: (key) => `/keys/${key.id}/edit` };
+
+/** An operator's view of `account`'s keys: its page, and the operator's pages of its keys. */
+export function operatorKeyPlace(account: AccountRecord): KeyPlace {
+  const back = `/accounts/${account.id}`;
+  return { back, backText: `Back to ${account.name}`, copiedText: `I have copied it — back to ${account.name}`, account: account.name, edit: (key) => `${back}/keys/${key.id}/edit` };
+}
 
 export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
   const { rt } = dash;
@@ -126,7 +166,7 @@ ${usable.length > 0
   ? keyTable(usable, now, { heading: 'active-keys' }, traits, { actions: rowActions, all: keys, blocked })
   : html`<div class="empty"><p><strong>No keys yet.</strong></p>${noKeys
       ? ''
-      : html`<p>${usage.apiEnabled ? 'Create a key to start calling the API.' : `A key created now is refused until ${accessBack(account, usage.planExpired)}.`} Its secret is shown once, right after you create it.</p>`}</div>`}
+      : html`<p>${usage.apiEnabled ? 'Create a key to start calling the API.' : `A key created now is refused until ${accessBack(dash, account, usage.planExpired)}.`} Its secret is shown once, right after you create it.</p>`}</div>`}
 ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p class="muted">These keys no longer work. They stay listed so you can recognise them in logs.</p>${keyTable(gone, now, { heading: 'gone-keys' }, traits, { all: keys })}` : ''}`;
     return sendPage(dash, request, reply, { title: 'API keys', body });
   });
@@ -140,57 +180,26 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
       const now = rt.clock();
       const keys = await rt.store.listKeys({ accountId: account.id });
       const usable = keys.filter((k) => isUsable(k, now));
-      if (usable.length >= maxKeys) {
-        const planName = rt.config.plans[account.planId]?.name ?? account.planId;
-        const canRotate = usable.some(rotatableNow(rt.config.keys.rotation, keys, usable.length, maxKeys, now));
-        const why = maxKeys === 0 ? `The ${planName} plan does not include API keys.` : `${keysInUse(usable, maxKeys, planName)}: ${makeRoom(usable.length, maxKeys, canRotate)}.`;
+      const why = noRoomForKey(dash, account, usable, usable.some(rotatableNow(rt.config.keys.rotation, keys, usable.length, maxKeys, now)));
+      if (why !== undefined) {
         const body = html`<h1>No room for another key</h1>
 <div class="notice warning" role="alert"><p>${why}</p></div>
 <div class="actions"><a class="button secondary" href="/keys">Back to the keys</a></div>`;
         return sendPage(dash, request, reply, { title: 'No room for another key', body });
       }
     }
-    return sendCreateForm(request, reply, account, defaultForm(), newFormNonce());
+    return sendCreateForm(request, reply, account, defaultKeyForm(dash), newFormNonce());
   });
 
   app.post('/keys', async (request, reply) => {
     const { account } = ownAccount(request);
-    const { form, refused } = readForm(request.body);
-    const { nonce, id: keyId } = formRecordId(request, 'key');
-    if (keyId === undefined) return sendCreateForm(request, reply, account, form, nonce, OUT_OF_DATE, 400);
-    if (refused !== undefined) return sendCreateForm(request, reply, account, form, nonce, refused, 400);
-    if (form.name.trim() === '') return sendCreateForm(request, reply, account, form, nonce, NO_NAME, 400);
-    // As everywhere keys are made: a key may carry no scope (it reaches the routes that need
-    // none) unless the profile says every key carries one, or no route needs none.
-    const needed = form.scopes.length === 0 ? scopeNeeded(rt, account.planId) : undefined;
-    if (needed !== undefined) return sendCreateForm(request, reply, account, form, nonce, `Choose at least one scope: ${SCOPE_NEEDED[needed]}.`, 400);
-    if (form.scopes.includes('*') && form.scopes.length > 1) {
-      return sendCreateForm(request, reply, account, form, nonce, WILDCARD_ALONE, 400);
+    const taken = await takeKeyForm(dash, request, account);
+    if ('refused' in taken) {
+      const { form, nonce, error, status, field: refusedField } = taken.refused;
+      return sendCreateForm(request, reply, account, form, nonce, error, status, refusedField);
     }
-    const before = await sentBefore(keyId, account.id);
-    if (before) return sendSentAlready(request, reply, before);
-    const expiresIn = EXPIRY_CHOICES[form.expiry];
-    let rateLimits: WindowWritten[] = [];
-    try {
-      rateLimits = keyWindowsOf(form.rateLimits);
-      const issued = await createKey(
-        rt,
-        { accountId: account.id, name: form.name, mode: form.mode, scopes: form.scopes, expiresAt: expiresIn === null ? null : rt.clock() + expiresIn, rateLimits },
-        actorOf(dash, request),
-        { id: keyId },
-      );
-      const body = secretPanel(rt, issued.key, issued.secret, { heading: 'Copy your new key', back: '/keys', planId: account.planId, extra: refusedWhileOff(account) });
-      return sendPage(dash, request, reply, { title: 'Copy your new key', body, status: 201 });
-    } catch (error) {
-      if (!(error instanceof OperationError)) throw error;
-      // Sent twice at once (a double click): the other one issued the key.
-      const raced = error.kind === 'conflict' ? await sentBefore(keyId, account.id) : undefined;
-      if (raced) return sendSentAlready(request, reply, raced);
-      const windowsRefused = keyWindowsRefusal(error, rateLimits);
-      if (windowsRefused !== undefined) return sendCreateForm(request, reply, account, form, nonce, windowsRefused, OPERATION_STATUS[error.kind], 'rateLimits');
-      // The scopes sent as well as the profile's: a refused one is repeated as it was sent.
-      return sendCreateForm(request, reply, account, form, nonce, refusalText(error, [...profileNames(rt.config), ...form.scopes]), OPERATION_STATUS[error.kind]);
-    }
+    if ('sentAlready' in taken) return sendKeySentAlready(dash, request, reply, taken.sentAlready, MEMBER_KEYS);
+    return sendNewKey(dash, request, reply, account, taken.issued, MEMBER_KEYS);
   });
 
   app.get<{ Params: { id: string } }>('/keys/:id/revoke', async (request, reply) => {
@@ -232,8 +241,8 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
       if (keyId === undefined) return sendRotateForm(request, reply, key, nonce, OUT_OF_DATE, 400);
       if (replacesAtOnce && choice !== 'now') return sendRotateForm(request, reply, key, nonce, 'This API replaces a key at once: the current key cannot be kept working beside its replacement.', 400);
       if (!isOverlapChoice(choice)) return sendRotateForm(request, reply, key, nonce, 'Choose how long the current key keeps working.', 400);
-      const before = await sentBefore(keyId, account.id);
-      if (before) return sendSentAlready(request, reply, before);
+      const before = await sentBefore(dash, keyId, account.id);
+      if (before) return sendKeySentAlready(dash, request, reply, before, MEMBER_KEYS);
       try {
         const rotated = await rotateKey(rt, key.id, ROTATION_OVERLAPS_MS[choice], actorOf(dash, request), account.id, { id: keyId });
         const now = rt.clock();
@@ -243,12 +252,12 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
             ? html`<div class="notice"><p>The previous key <code>${previous.hint}</code> was revoked and stopped working.</p></div>${rotated.ended.length > 0 ? overlapsEndedNotice(rotated.ended) : ''}`
             : // The same minute as every other page names for this end (keyEnd, rounded up): truncated here, it read "until 17:16" beside "stops working at 17:17" on the revoke page.
               html`<div class="notice"><p>The previous key <code>${previous.hint}</code> keeps working until ${keyEnd(previous.expiresAt, now)} (${relative(previous.expiresAt ?? now, now)}), then expires by itself. Deploy the new key before then.</p></div>`;
-        const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra: html`${refusedWhileOff(account)}${extra}`, planId: account.planId, replaced: previous });
+        const body = secretPanel(rt, rotated.key, rotated.secret, { heading: 'Copy your replacement key', back: '/keys', extra: html`${refusedWhileOff(dash, account, MEMBER_KEYS)}${extra}`, planId: account.planId, replaced: previous });
         return sendPage(dash, request, reply, { title: 'Copy your replacement key', body, status: 201 });
       } catch (error) {
         if (!(error instanceof OperationError)) throw error;
-        const raced = error.kind === 'conflict' ? await sentBefore(keyId, account.id) : undefined;
-        if (raced) return sendSentAlready(request, reply, raced);
+        const raced = error.kind === 'conflict' ? await sentBefore(dash, keyId, account.id) : undefined;
+        if (raced) return sendKeySentAlready(dash, request, reply, raced, MEMBER_KEYS);
         // Refused by the plan's limit or by another rotation: the same form would be refused again.
         // A key that no longer works (the form was sent from an old page) is pointed on as its rotate page points it.
         if (error.kind === 'limit' || error.kind === 'conflict') return sendCannotRotate(request, reply, key, refusalText(error, profileNames(rt.config)));
@@ -257,96 +266,10 @@ ${gone.length > 0 ? html`<h2 id="gone-keys">Revoked and expired keys</h2><p clas
     });
   }
 
-  /**
-   * Until what a key of this account is refused while its API access is off, in the
-   * member's words: a new key is no exception, so its page says so.
-   */
-  function accessBack(account: AccountRecord, planExpired: boolean): string {
-    if (rt.config.plans[account.planId]?.apiAccess === false) return 'the account is on a plan that includes API access';
-    return planExpired ? 'the plan is renewed' : 'API access is turned back on';
-  }
-
-  /** On the page that shows a new key: the warning that it is refused for now, if API access is off. */
-  function refusedWhileOff(account: AccountRecord): Html {
-    const now = rt.clock();
-    if (apiEnabledOf(account, rt.config.plans, now)) return html``;
-    const planExpired = planEnded(account, now);
-    return html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, planExpired)}): requests with this key are refused until ${accessBack(account, planExpired)}.</p></div>`;
-  }
-
-  function defaultForm(): KeyForm {
-    // No scope ticked: the member chooses what the key may do (a name and Enter alone never make an all-scopes key).
-    return { name: '', mode: rt.keyFormat.modes[0] ?? 'live', scopes: [], expiry: 'never', rateLimits: '' };
-  }
-
-  /**
-   * The form as sent. A mode or expiry it does not offer (a hand-edited form) is
-   * `refused`, naming the field, rather than read as the default: `expiry=forever` would
-   * otherwise make a key that never expires. The form is shown again with the defaults.
-   */
-  function readForm(body: unknown): { form: KeyForm; refused?: string } {
-    const modes = rt.keyFormat.modes;
-    const defaultMode = modes[0] ?? 'live';
-    // Not sent: a script's post, or (expiry) a profile whose keys never expire.
-    const mode = oneOf(body, 'mode', modes, defaultMode);
-    const expiry = oneOf(body, 'expiry', EXPIRY_ORDER, 'never');
-    const form: KeyForm = { name: field(body, 'name'), mode: mode ?? defaultMode, scopes: fields(body, 'scope'), expiry: expiry ?? 'never', rateLimits: field(body, KEY_WINDOWS_FIELD) };
-    if (mode === undefined) return { form, refused: notOffered('Mode', modes.map(modeLabel)) };
-    if (expiry === undefined) return { form, refused: notOffered('Expires', EXPIRY_ORDER.map((c) => EXPIRY_LABELS[c])) };
-    return { form };
-  }
-
-  /** The key a form issued already (sent before by this account), if any. */
-  async function sentBefore(keyId: string, accountId: string): Promise<KeyRecord | undefined> {
-    const key = await rt.store.getKey(keyId);
-    return key?.accountId === accountId ? key : undefined;
-  }
-
-  /** A form that issued its key already, sent again (a reload of its answer): no second key, and the secret is not shown again. */
-  async function sendSentAlready(request: FastifyRequest, reply: FastifyReply, key: KeyRecord): Promise<FastifyReply> {
-    // A rotate form's key is a replacement: the advice is the replacement page's, for the key it replaced as it is now.
-    const replaced = key.rotatedFrom === null ? undefined : await rt.store.getKey(key.rotatedFrom);
-    const body = html`<h1>This form was sent already</h1>
-<div class="notice" role="status"><p>It created the key “${key.name}” (<code>${key.hint}</code>) on ${when(key.createdAt)}. No other key was created.</p></div>
-<p>The key’s secret was shown once, in the answer to that form, and cannot be shown again. If you did not copy it, ${ifSecretLost(rt, replaced, rt.clock())}.</p>
-<div class="actions"><a class="button" href="/keys">Back to the keys</a></div>`;
-    return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
-  }
-
   function sendCreateForm(request: FastifyRequest, reply: FastifyReply, account: AccountRecord, form: KeyForm, nonce: string, error?: string, status = 200, refused?: RefusedField): FastifyReply {
-    const allowed = allowedScopes(rt, account.planId);
-    const needed = scopeNeeded(rt, account.planId);
-    const modes = rt.keyFormat.modes;
     const body = html`<h1>Create a key</h1>
 ${error ? html`<div class="notice error" role="alert" id="form-error"><p>${error}</p></div>` : ''}
-<form method="post" action="/keys" class="stack">
-  ${csrfField(request)}
-  ${formNonceField(nonce)}
-  ${keyNameField(form.name, { invalid: error !== undefined && form.name.trim() === '', autofocus: refused === undefined })}
-  ${modes.length > 1
-    ? html`<fieldset>
-    <legend>Mode</legend>
-    <span class="hint">The API is told each request’s mode; test keys spend the account’s rate limits and quotas as live keys do.</span>
-    <div class="choices">${modes.map(
-      (mode) => html`<label class="choice"><input type="radio" name="mode" value="${mode}"${mode === form.mode ? html` checked` : ''}> ${modeLabel(mode)}</label>`,
-    )}</div>
-  </fieldset>`
-    : html`<input type="hidden" name="mode" value="${form.mode}">`}
-  ${scopeChoices(allowed, form.scopes, needed)}
-  ${keyWindowsField(form.rateLimits, CREATE_HINT, refused === 'rateLimits' ? 'form-error' : undefined)}
-  ${rt.config.keys.expiry
-    ? html`<div class="field">
-    <label for="expiry">Expires</label>
-    <select id="expiry" name="expiry">${EXPIRY_ORDER.map(
-      (choice) => html`<option value="${choice}"${choice === form.expiry ? html` selected` : ''}>${EXPIRY_LABELS[choice]}</option>`,
-    )}</select>
-  </div>`
-    : ''}
-  <div class="actions">
-    <button type="submit">Create key</button>
-    <a class="button secondary" href="/keys">Cancel</a>
-  </div>
-</form>`;
+${keyCreateForm(dash, request, account, { action: '/keys', form, nonce, focus: refused ?? 'name', invalidName: error !== undefined && form.name.trim() === '', cancel: '/keys' })}`;
     return sendPage(dash, request, reply, { title: 'Create a key', body, status });
   }
 
@@ -455,6 +378,186 @@ ${replacesAtOnce
 </form>`;
     return sendPage(dash, request, reply, { title: `Rotate ${key.name}`, body, status });
   }
+}
+
+/**
+ * Takes a create form for `account` (a member's own, or any account's, for an operator),
+ * checked as the member's form always was: the key is issued as `keygate keys create` and
+ * the admin API issue it (the plan's key limit, scopes, audited under the viewer's email).
+ * The form's nonce names the key: sent again, it issues no second key.
+ */
+export async function takeKeyForm(dash: Dashboard, request: FastifyRequest, account: AccountRecord): Promise<KeyFormTaken> {
+  const { rt } = dash;
+  const { form, refused } = readForm(rt, request.body);
+  const { nonce, id: keyId } = formRecordId(request, 'key');
+  const refuse = (error: string, status = 400, field?: RefusedField): KeyFormTaken => ({ refused: { form, nonce, error, status, ...(field ? { field } : {}) } });
+  if (keyId === undefined) return refuse(OUT_OF_DATE);
+  if (refused !== undefined) return refuse(refused);
+  if (form.name.trim() === '') return refuse(NO_NAME);
+  // As everywhere keys are made: a key may carry no scope (it reaches the routes that need
+  // none) unless the profile says every key carries one, or no route needs none.
+  const needed = form.scopes.length === 0 ? scopeNeeded(rt, account.planId) : undefined;
+  if (needed !== undefined) return refuse(`Choose at least one scope: ${SCOPE_NEEDED[needed]}.`);
+  if (form.scopes.includes('*') && form.scopes.length > 1) return refuse(WILDCARD_ALONE);
+  const before = await sentBefore(dash, keyId, account.id);
+  if (before) return { sentAlready: before };
+  const expiresIn = EXPIRY_CHOICES[form.expiry];
+  let rateLimits: WindowWritten[] = [];
+  try {
+    rateLimits = keyWindowsOf(form.rateLimits);
+    const issued = await createKey(
+      rt,
+      { accountId: account.id, name: form.name, mode: form.mode, scopes: form.scopes, expiresAt: expiresIn === null ? null : rt.clock() + expiresIn, rateLimits },
+      actorOf(dash, request),
+      { id: keyId },
+    );
+    return { issued };
+  } catch (error) {
+    if (!(error instanceof OperationError)) throw error;
+    // Sent twice at once (a double click): the other one issued the key.
+    const raced = error.kind === 'conflict' ? await sentBefore(dash, keyId, account.id) : undefined;
+    if (raced) return { sentAlready: raced };
+    const windowsRefused = keyWindowsRefusal(error, rateLimits);
+    if (windowsRefused !== undefined) return refuse(windowsRefused, OPERATION_STATUS[error.kind], 'rateLimits');
+    // The scopes sent as well as the profile's: a refused one is repeated as it was sent.
+    return refuse(refusalText(error, [...profileNames(rt.config), ...form.scopes]), OPERATION_STATUS[error.kind]);
+  }
+}
+
+/** The page that shows a new key's secret, once (201, the answer to the form: never in an address). */
+export function sendNewKey(dash: Dashboard, request: FastifyRequest, reply: FastifyReply, account: AccountRecord, issued: IssuedKey, place: KeyPlace): FastifyReply {
+  const body = secretPanel(dash.rt, issued.key, issued.secret, {
+    heading: 'Copy your new key',
+    back: place.back,
+    backText: place.copiedText,
+    edit: place.edit(issued.key),
+    planId: account.planId,
+    extra: refusedWhileOff(dash, account, place),
+  });
+  return sendPage(dash, request, reply, { title: 'Copy your new key', body, status: 201 });
+}
+
+/**
+ * A create form (`action`: where it is sent), its fields showing `form`. `focus`: the field
+ * that takes the keyboard as the page opens (none on a page where the form is not the
+ * point: an account's page before it is sent); `cancel`: a Cancel link, where the form is
+ * a page of its own; `error`: why it was refused, said inside the form, where the form is
+ * one of a page's several.
+ */
+export function keyCreateForm(
+  dash: Dashboard,
+  request: FastifyRequest,
+  account: AccountRecord,
+  options: { action: string; form: KeyForm; nonce: string; focus?: 'name' | RefusedField; invalidName?: boolean; cancel?: string; error?: string },
+): Html {
+  const { rt } = dash;
+  const { form, focus } = options;
+  const allowed = allowedScopes(rt, account.planId);
+  const needed = scopeNeeded(rt, account.planId);
+  const modes = rt.keyFormat.modes;
+  return html`<form method="post" action="${options.action}" class="stack">
+  ${csrfField(request)}
+  ${formNonceField(options.nonce)}
+  ${options.error ? html`<div class="notice error" role="alert" id="form-error"><p>${options.error}</p></div>` : ''}
+  ${keyNameField(form.name, { invalid: options.invalidName ?? false, autofocus: focus === 'name' })}
+  ${modes.length > 1
+    ? html`<fieldset>
+    <legend>Mode</legend>
+    <span class="hint">The API is told each request’s mode; test keys spend the account’s rate limits and quotas as live keys do.</span>
+    <div class="choices">${modes.map(
+      (mode) => html`<label class="choice"><input type="radio" name="mode" value="${mode}"${mode === form.mode ? html` checked` : ''}> ${modeLabel(mode)}</label>`,
+    )}</div>
+  </fieldset>`
+    : html`<input type="hidden" name="mode" value="${form.mode}">`}
+  ${scopeChoices(allowed, form.scopes, needed)}
+  ${keyWindowsField(form.rateLimits, CREATE_HINT, focus === 'rateLimits' ? 'form-error' : undefined)}
+  ${rt.config.keys.expiry
+    ? html`<div class="field">
+    <label for="expiry">Expires</label>
+    <select id="expiry" name="expiry">${EXPIRY_ORDER.map(
+      (choice) => html`<option value="${choice}"${choice === form.expiry ? html` selected` : ''}>${EXPIRY_LABELS[choice]}</option>`,
+    )}</select>
+  </div>`
+    : ''}
+  <div class="actions">
+    <button type="submit">Create key</button>
+    ${options.cancel ? html`<a class="button secondary" href="${options.cancel}">Cancel</a>` : ''}
+  </div>
+</form>`;
+}
+
+/**
+ * Why `account` has no room for another key (the plan's limit reached, or a plan without
+ * keys), said where a create form would be; undefined where it has room. `canRotate`:
+ * whether rotating a key is a way to make room here.
+ */
+export function noRoomForKey(dash: Dashboard, account: AccountRecord, usable: readonly KeyRecord[], canRotate: boolean): string | undefined {
+  const plan = dash.rt.config.plans[account.planId];
+  const maxKeys = plan?.maxKeys;
+  if (maxKeys === undefined || usable.length < maxKeys) return undefined;
+  const planName = plan?.name ?? account.planId;
+  return maxKeys === 0 ? `The ${planName} plan does not include API keys.` : `${keysInUse(usable, maxKeys, planName)}: ${makeRoom(usable.length, maxKeys, canRotate)}.`;
+}
+
+/** A form that issued its key already, sent again (a reload of its answer): no second key, and the secret is not shown again. */
+export async function sendKeySentAlready(dash: Dashboard, request: FastifyRequest, reply: FastifyReply, key: KeyRecord, place: KeyPlace): Promise<FastifyReply> {
+  const { rt } = dash;
+  // A rotate form's key is a replacement: the advice is the replacement page's, for the key it replaced as it is now.
+  const replaced = key.rotatedFrom === null ? undefined : await rt.store.getKey(key.rotatedFrom);
+  const body = html`<h1>This form was sent already</h1>
+<div class="notice" role="status"><p>It created the key “${key.name}” (<code>${key.hint}</code>) on ${when(key.createdAt)}. No other key was created.</p></div>
+<p>The key’s secret was shown once, in the answer to that form, and cannot be shown again. If you did not copy it, ${ifSecretLost(rt, replaced, rt.clock())}.</p>
+<div class="actions"><a class="button" href="${place.back}">${place.backText}</a></div>`;
+  return sendPage(dash, request, reply, { title: 'This form was sent already', body, status: 409 });
+}
+
+/**
+ * Until what a key of this account is refused while its API access is off: a new key is
+ * no exception, so its page says so.
+ */
+export function accessBack(dash: Dashboard, account: AccountRecord, planExpired: boolean): string {
+  if (dash.rt.config.plans[account.planId]?.apiAccess === false) return 'the account is on a plan that includes API access';
+  return planExpired ? 'the plan is renewed' : 'API access is turned back on';
+}
+
+/**
+ * On the page that shows a new key: the warning that it is refused for now, if API access
+ * is off. The key is made all the same, as `keygate keys create` makes it (with its warning).
+ */
+function refusedWhileOff(dash: Dashboard, account: AccountRecord, place: KeyPlace): Html {
+  const now = dash.rt.clock();
+  if (apiEnabledOf(account, dash.rt.config.plans, now)) return html``;
+  const planExpired = planEnded(account, now);
+  return html`<div class="notice warning"><p>API access is off for ${place.account} (${apiOffReason(dash, account, planExpired)}): requests with this key are refused until ${accessBack(dash, account, planExpired)}.</p></div>`;
+}
+
+/** A create form as it opens. */
+export function defaultKeyForm(dash: Dashboard): KeyForm {
+  // No scope ticked: the viewer chooses what the key may do (a name and Enter alone never make an all-scopes key).
+  return { name: '', mode: dash.rt.keyFormat.modes[0] ?? 'live', scopes: [], expiry: 'never', rateLimits: '' };
+}
+
+/**
+ * The form as sent. A mode or expiry it does not offer (a hand-edited form) is
+ * `refused`, naming the field, rather than read as the default: `expiry=forever` would
+ * otherwise make a key that never expires. The form is shown again with the defaults.
+ */
+function readForm(rt: Dashboard['rt'], body: unknown): { form: KeyForm; refused?: string } {
+  const modes = rt.keyFormat.modes;
+  const defaultMode = modes[0] ?? 'live';
+  // Not sent: a script's post, or (expiry) a profile whose keys never expire.
+  const mode = oneOf(body, 'mode', modes, defaultMode);
+  const expiry = oneOf(body, 'expiry', EXPIRY_ORDER, 'never');
+  const form: KeyForm = { name: field(body, 'name'), mode: mode ?? defaultMode, scopes: fields(body, 'scope'), expiry: expiry ?? 'never', rateLimits: field(body, KEY_WINDOWS_FIELD) };
+  if (mode === undefined) return { form, refused: notOffered('Mode', modes.map(modeLabel)) };
+  if (expiry === undefined) return { form, refused: notOffered('Expires', EXPIRY_ORDER.map((c) => EXPIRY_LABELS[c])) };
+  return { form };
+}
+
+/** The key a form issued already (sent before for this account), if any. */
+async function sentBefore(dash: Dashboard, keyId: string, accountId: string): Promise<KeyRecord | undefined> {
+  const key = await dash.rt.store.getKey(keyId);
+  return key?.accountId === accountId ? key : undefined;
 }
 
 /** Keys named as the keys page shows them, by name and hint (never more): “production” rk_live_…a1B2 and … */
