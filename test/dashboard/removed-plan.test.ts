@@ -2,7 +2,8 @@
  * An account whose plan the profile no longer defines (taken out of keygate.yaml; its keys
  * are refused as api_disabled): the operator's account page shows it on that plan, with no
  * other plan looking chosen (a Change plan sent unnoticed would have moved it to the
- * first), and its usage says the plan is no longer offered, not that it has no quotas.
+ * first), and its usage says the plan is no longer offered, not that it has no quotas;
+ * its create-key form says a key made now is refused until the account is moved.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
@@ -38,5 +39,12 @@ describe('dashboard: an account on a plan the profile no longer has', () => {
     expect(options.filter((o) => o.chosen)).toHaveLength(1);
     expect(page.html).toContain('The account’s plan, legacy, is no longer offered: its keys are refused until the account is moved to another plan.');
     expect(page.html).not.toContain('plan has no metered quotas');
+    // Not "until API access is turned back on": the switch is on; the plan is what is missing.
+    expect(page.html).toContain('API access is off for Oldplan Ltd: a key created now is refused until the account is moved to another plan.');
+    const formId = /action="\/accounts\/[^"]+\/keys"[\s\S]*?name="form_id" value="([0-9A-Za-z]{22})"/.exec(page.html)?.[1] as string;
+    const made = await operator.post(`/accounts/${accountId}/keys`, [['name', 'On the old plan'], ['scope', 'projects:read'], ['form_id', formId]]);
+    // Made, as `keygate keys create` makes it (with a warning), and said to be refused until then.
+    expect([made.status, made.heading]).toEqual([201, 'Copy your new key']);
+    expect(made.html).toContain('API access is off for Oldplan Ltd (the plan is not available): requests with this key are refused until the account is moved to another plan.');
   });
 });

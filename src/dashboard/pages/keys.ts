@@ -516,7 +516,10 @@ export async function sendKeySentAlready(dash: Dashboard, request: FastifyReques
  * no exception, so its page says so.
  */
 export function accessBack(dash: Dashboard, account: AccountRecord, planExpired: boolean): string {
-  if (dash.rt.config.plans[account.planId]?.apiAccess === false) return 'the account is on a plan that includes API access';
+  const plan = dash.rt.config.plans[account.planId];
+  // A plan the profile no longer has: no switch brings its keys back, a move does (as the CLI's warning says).
+  if (plan === undefined) return 'the account is moved to another plan';
+  if (plan.apiAccess === false) return 'the account is on a plan that includes API access';
   return planExpired ? 'the plan is renewed' : 'API access is turned back on';
 }
 
