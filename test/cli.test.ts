@@ -2230,7 +2230,7 @@ describe('keygate keys create on a profile without scopes (as the README\'s firs
     expect(open.stdout.split('\n')[0]).toMatch(new RegExp(`^created key key_\\w+ \\(prod\\) for account ${account}$`));
   });
 
-  it('shows when a key stops working and when it was revoked to the second, truncated, not rounded up to a second it no longer worked', async () => {
+  it('shows when a key stops working to the second, rounded up as every end still to come (at the second shown it has stopped), and when it was revoked truncated, never after it happened', async () => {
     const dir = tempDir('cli-past-seconds');
     const configFile = path.join(dir, 'keygate.yaml');
     writeFileSync(configFile, stringify({ upstream: { url: 'http://127.0.0.1:9' }, store: `sqlite:${path.join(dir, 'k.db')}`, dashboard: { enabled: false } }));
@@ -2239,8 +2239,9 @@ describe('keygate keys create on a profile without scopes (as the README\'s firs
     // A duration: the expiry has the milliseconds of the moment it was made.
     const made = JSON.parse((await cli('keys', 'create', '--account', account, '--name', 'trial', '--expires', '90d', '--json')).stdout) as { id: string; expiresAt: string };
     const second = (iso: string) => iso.replace('T', ' ').slice(0, 19);
+    const secondUp = (iso: string) => second(new Date(Math.ceil(Date.parse(iso) / 1000) * 1000).toISOString());
     const shown = await cli('keys', 'show', made.id);
-    expect(shown.stdout).toMatch(new RegExp(`^expires +${second(made.expiresAt)}Z$`, 'm'));
+    expect(shown.stdout).toMatch(new RegExp(`^expires +${secondUp(made.expiresAt)}Z$`, 'm'));
     const revoked = JSON.parse((await cli('keys', 'revoke', made.id, '--json')).stdout) as { revokedAt: string; hint: string };
     const refused = await cli('keys', 'rotate', made.id);
     expect([refused.code, refused.stderr]).toEqual([1, `error: “trial” ${revoked.hint} (${made.id}) was revoked at ${second(revoked.revokedAt)} UTC; only an active key can be rotated: create a new key instead\n`]);

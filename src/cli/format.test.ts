@@ -16,9 +16,13 @@ describe('CLI times', () => {
     expect(when(ms)).toBe('2026-12-02 20:26Z');
   });
 
-  it('give when a key stops working to the second, truncated: at 20:26:47.333 it is no longer working, so never shown as working until :48', () => {
-    expect(keyEnd(Date.UTC(2026, 11, 2, 20, 26, 47, 333))).toBe('2026-12-02 20:26:47Z');
-    expect(keyEnd(Date.UTC(2026, 11, 2, 20, 26, 47, 999))).toBe('2026-12-02 20:26:47Z');
-    expect(keyEnd(Date.UTC(2026, 11, 2, 20, 26, 47))).toBe('2026-12-02 20:26:47Z');
+  it('give when a key stops working to the second, rounded up while it is to come (at the second shown it has stopped, as the refusals say it), truncated once past', () => {
+    const before = Date.UTC(2026, 11, 2, 20, 0, 0);
+    expect(keyEnd(Date.UTC(2026, 11, 2, 20, 26, 47, 333), before)).toBe('2026-12-02 20:26:48Z');
+    expect(keyEnd(Date.UTC(2026, 11, 2, 20, 26, 47, 999), before)).toBe('2026-12-02 20:26:48Z');
+    expect(keyEnd(Date.UTC(2026, 11, 2, 20, 26, 47), before)).toBe('2026-12-02 20:26:47Z');
+    // Past: when it expired, never after.
+    const after = Date.UTC(2026, 11, 2, 21, 0, 0);
+    expect(keyEnd(Date.UTC(2026, 11, 2, 20, 26, 47, 333), after)).toBe('2026-12-02 20:26:47Z');
   });
 });

@@ -58,18 +58,18 @@ export function until(ms: number): string {
 }
 
 /**
- * When a key stops working (its expiry, an overlap's end), to the second and truncated, as
- * a past moment is: the key works until at least the time shown, and has stopped by the
- * next second (an expiry at :00.333 shown as :01 would name a moment it no longer works).
+ * When a key stops working (its expiry, an overlap's end), to the second. Still to come:
+ * rounded up, as every end is (`until` here, the admin API's refusals, the dashboard to the
+ * minute), because an end is what one acts on: at the time shown the key has stopped, so a
+ * refusal that says to wait for it is not met again then, and "works until 17:16:43" reads
+ * as "open until five" does, the time by which it is over. Past (`expired at`): truncated,
+ * as every moment that happened.
  */
-export function keyEnd(ms: number): string {
-  return `${utcSecond(ms)}Z`;
+export function keyEnd(ms: number, now: number): string {
+  return ms > now ? `${utcSecondUp(ms)}Z` : keyMoment(ms);
 }
 
-/**
- * When a key was revoked or expires (past or to come), to the second and truncated as
- * keyEnd gives it; `-` for none. Created and last used stay to the minute (when).
- */
+/** When something happened to a key (revoked, expired), to the second and truncated; `-` for none. Created and last used stay to the minute (when). */
 export function keyMoment(ms: number | null): string {
-  return ms === null ? '-' : keyEnd(ms);
+  return ms === null ? '-' : `${utcSecond(ms)}Z`;
 }

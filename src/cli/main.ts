@@ -837,7 +837,7 @@ export function buildCli(): Command {
         print(json, { ...(await keyJsonOf(rt, issued.key, json)), secret: issued.secret }, () =>
           [
             // An expiry is said back: "2027-01-31" is that day's start (UTC), not its end.
-            `created key ${issued.key.id} (${issued.key.name}) for account ${opts.account}${issued.key.expiresAt === null ? '' : `; it stops working at ${keyEnd(issued.key.expiresAt)}`}`,
+            `created key ${issued.key.id} (${issued.key.name}) for account ${opts.account}${issued.key.expiresAt === null ? '' : `; it stops working at ${keyEnd(issued.key.expiresAt, rt.clock())}`}`,
             '',
             `  ${issued.secret}`,
             '',
@@ -883,7 +883,7 @@ export function buildCli(): Command {
         print(
           json,
           await keyJsonOf(rt, imported.key, json),
-          () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}${imported.key.expiresAt === null ? '' : `; it stops working at ${keyEnd(imported.key.expiresAt)}`}`,
+          () => `imported key ${imported.key.id} (${imported.key.hint}) for account ${opts.account}${imported.key.expiresAt === null ? '' : `; it stops working at ${keyEnd(imported.key.expiresAt, rt.clock())}`}`,
         );
         await warnOfRefusedKey(json, rt, opts.account);
       }),
@@ -900,7 +900,7 @@ export function buildCli(): Command {
         const replacements = json ? undefined : await replacementsOf(rt, list, opts.limit !== undefined || opts.after !== undefined);
         print(json, list.map((k) => ops.keyOut(k, now, blocked)), () =>
           table(
-            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, rateLimits: keyWindowsText(k.rateLimits), status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: keyMoment(k.expiresAt), rotation: rotationText(k, replacements?.get(k.id)) })),
+            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, rateLimits: keyWindowsText(k.rateLimits), status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt === null ? '-' : keyEnd(k.expiresAt, now), rotation: rotationText(k, replacements?.get(k.id)) })),
             // Last, and empty where a key was neither rotated nor rotated to: a line of a key without one ends as before.
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'rateLimits', 'status', 'created', 'lastUsed', 'expires', 'rotation'],
           ),
@@ -924,7 +924,7 @@ export function buildCli(): Command {
               status: printedStatus(key, now, blocked),
               created: when(key.createdAt),
               lastUsed: when(key.lastUsedAt),
-              expires: keyMoment(key.expiresAt),
+              expires: key.expiresAt === null ? '-' : keyEnd(key.expiresAt, now),
               revoked: keyMoment(key.revokedAt),
               // Its own windows, on top of its account's (shown by accounts show).
               rateLimits: keyWindowsText(key.rateLimits),
@@ -1007,9 +1007,9 @@ export function buildCli(): Command {
         const blocked = json ? await ops.blockedUntilOf(rt, [issued.key, issued.previous]) : undefined;
         print(json, ops.rotationOut(issued, now, blocked), () =>
           [
-            `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${keyEnd(issued.previous.expiresAt as number)}`}`,
+            `rotated ${id} → ${issued.key.id}; the old key ${overlap === 0 ? 'is revoked' : `works until ${keyEnd(issued.previous.expiresAt as number, now)}`}`,
             // A rotation keeps the old key's end date: said, as `keys create` says an expiry.
-            ...(issued.key.expiresAt === null ? [] : [`the new key stops working at ${keyEnd(issued.key.expiresAt)}, when the old one was to (a rotation changes the secret, not how long access lasts)`]),
+            ...(issued.key.expiresAt === null ? [] : [`the new key stops working at ${keyEnd(issued.key.expiresAt, now)}, when the old one was to (a rotation changes the secret, not how long access lasts)`]),
             // Under keys.rotation: replace, the keys it had replaced that still worked end with it.
             ...issued.ended.map((earlier) => `the key it replaced earlier, ${earlier.id}, still in its overlap, is revoked too`),
             '',

@@ -54,9 +54,10 @@ export function utcSecondUp(ms: number): string {
 }
 
 /**
- * `2026-12-03 14:05:07`: when something happened (created, revoked, expired) or a key
- * stops working, to the second and truncated: a key revoked or expiring at 14:05:07.414 is
- * shown at 14:05:07, never at a second (14:05:08) before which it had already stopped.
+ * `2026-12-03 14:05:07`: when something happened (created, revoked, expired), to the
+ * second and truncated: a key revoked at 14:05:07.414 is shown at 14:05:07, never at a
+ * second (14:05:08) before which it had already happened. (An end still to come, a key's
+ * too, is rounded up: utcSecondUp.)
  */
 export function utcSecond(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19);
