@@ -49,6 +49,7 @@ import { accountNameValue, identityHeaderNames, type IdentityField } from './ide
 import { lastOnItsConnection } from '../http-internals.js';
 import { OVERRIDES_REQUEST } from './overriding-headers.js';
 import { bodyStillComing, closeAfterBody, hasBody } from './early-answer.js';
+import { continueTolerantConnector } from './unasked-continue.js';
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -156,6 +157,8 @@ export function createForwarder(rt: Runtime, hooks: ForwardHooks): Forwarder {
     keepAliveTimeout: UPSTREAM_KEEP_ALIVE_MS,
     headersTimeout: config.upstream.timeout,
     bodyTimeout: config.upstream.timeout,
+    // Sockets that pass over a `100 Continue` the upstream sends unasked (undici fails on one).
+    connect: continueTolerantConnector(),
   });
   const upstream: Upstream = {
     rt,

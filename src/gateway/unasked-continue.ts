@@ -1,0 +1,84 @@
+/**
+ * Upstream connections that pass over a `100 Continue` nobody asked for. Some servers (IIS,
+ * some Java stacks) send one before every answer, and a client must accept any number of
+ * 1xx answers before the final one (RFC 9110 §15.2). undici's HTTP/1.1 parser passes
+ * every other 1xx to the handler (the forwarder skips them), but fails the connection on a
+ * 100 ("bad response", in Parser.onHeadersComplete of lib/dispatcher/client-h1.js), with
+ * no option or handler method to accept it, since it never sends `Expect: 100-continue`.
+ * So each upstream socket's `read` (which undici's parser pulls every chunk through)
+ * drops a complete `HTTP/1.x 100` head where an answer begins, before the parser sees it.
+ *
+ * An answer begins only after a request went out: `write` marks the socket as awaiting
+ * one, and the first bytes read that are not a 100 head clear the mark, so the rest of an
+ * answer (its body) is never looked at. Per chunk read: one flag test; per answer: a
+ * comparison of its first bytes; nothing copied unless a 100 head arrives split.
+ */
+import type { Socket } from 'node:net';
+import { buildConnector } from 'undici';
+
+/** A 100 head longer than undici's default header limit is left to undici (which fails it, as before). */
+const MAX_CONTINUE_HEAD = 16 * 1024;
+const HTTP_1 = Buffer.from('HTTP/1.', 'latin1');
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+
+/** Whether `bytes` begins with an HTTP/1.x 100 status line (`yes`), may once more comes (`maybe`), or does not (`no`). */
+function continueHead(bytes: Buffer): 'yes' | 'maybe' | 'no' {
+  // `HTTP/1.1 100 ` or `HTTP/1.1 100\r`: 13 bytes decide.
+  const n = Math.min(bytes.length, 13);
+  for (let i = 0; i < n; i++) {
+    const b = bytes[i] as number;
+    if (i < 7 ? b !== HTTP_1[i] : i === 7 ? b !== 0x30 && b !== 0x31 : i === 8 ? b !== 0x20 : i === 9 ? b !== 0x31 : i < 12 ? b !== 0x30 : b !== 0x20 && b !== 0x0d) return 'no';
+  }
+  return n < 13 ? 'maybe' : 'yes';
+}
+
+/** Makes `socket` drop unasked 100 heads at the start of each answer (see the module comment). */
+export function passOverUnaskedContinue(socket: Socket): void {
+  const read = socket.read;
+  const write = socket.write;
+  let awaiting = false;
+  /** The start of an answer that may be a 100 head not yet in full. */
+  let held: Buffer | null = null;
+  socket.write = function (this: Socket, ...args: unknown[]): boolean {
+    awaiting = true;
+    return (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as Socket['write'];
+  socket.read = function (this: Socket, size?: number): Buffer | null {
+    for (;;) {
+      const chunk = read.call(this, size) as Buffer | null;
+      if (!awaiting || chunk === null) return chunk;
+      let bytes = held === null ? chunk : Buffer.concat([held, chunk]);
+      held = null;
+      for (;;) {
+        const kind = continueHead(bytes);
+        if (kind === 'no') {
+          awaiting = false;
+          return bytes;
+        }
+        const end = kind === 'yes' ? bytes.indexOf(HEAD_END) : -1;
+        if (end === -1) {
+          if (bytes.length > MAX_CONTINUE_HEAD) {
+            awaiting = false;
+            return bytes;
+          }
+          held = bytes;
+          break;
+        }
+        // The 100 head is dropped; what follows may be another, or the answer itself.
+        bytes = bytes.subarray(end + HEAD_END.length);
+        if (bytes.length === 0) break;
+      }
+    }
+  } as Socket['read'];
+}
+
+/** undici's own connector (as a Pool builds it by default), its sockets passing over unasked 100 heads. */
+export function continueTolerantConnector(): buildConnector.connector {
+  const connect = buildConnector({});
+  return (options, callback) =>
+    // undici calls back with the error alone when the connection fails.
+    connect(options, (...args) => {
+      if (args[0] === null) passOverUnaskedContinue(args[1]);
+      callback(...args);
+    });
+}
