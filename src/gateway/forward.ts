@@ -358,10 +358,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The records a 2xx's header counted, charged once its body is over (not if the upstream cuts it). */
   private headerRecords: number | undefined = undefined;
   /**
-   * A 2xx without its record-count header whose head went before its body (an event
-   * stream's): charged the estimate once a body has begun, no records if it ends without one.
+   * A 2xx whose record-count header was missing or held no count, and whose head went before
+   * its body (an event stream's): charged the estimate once a body has begun, no records if
+   * it ends without one.
    */
-  private uncounted = false;
+  private uncounted: 'missing' | 'unreadable' | undefined = undefined;
   /** Some of the answer's body has been passed on to the client. */
   private bodySent = false;
   private status = 0;
@@ -479,12 +480,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.countsJson && ok) this.counter = new JsonRecordCounter((records as { json: string }).json);
     else if (head.records !== undefined && ok && this.request.method !== 'HEAD') this.headerRecords = head.records;
     else if (head.recordHeader && ok && this.request.method !== 'HEAD') {
-      // No count read. An answer without a body (a 204, an empty 200) and without the header
-      // delivered no records: none charged, as where records are counted in the body. One with
-      // a body, or with a header that holds no count, is charged the estimate. An event
-      // stream's head goes before its body: whether it has one is known later.
-      if (at === 'end' && !head.countSent) this.settle(statusCode, 0);
-      else if (at === 'early' && !head.countSent) this.uncounted = true;
+      // No count read (no header, or one that holds no count). An answer without a body (a
+      // 204, a 205, an empty 200) delivered no records: none charged, as where records are
+      // counted in the body. One with a body is charged the estimate. An event stream's head
+      // goes before its body: whether it has one is known later.
+      if (at === 'end') this.settleBodiless(head.countSent);
+      else if (at === 'early') this.uncounted = head.countSent ? 'unreadable' : 'missing';
       else this.settleUncounted();
     } else this.settle(statusCode, head.records);
     return true;
@@ -516,9 +517,9 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (records === undefined) this.upstream.rt.log.warn(this.logContext(), 'could not count records in the upstream response; charged the reserved estimate');
       this.settle(this.status, records);
     } else if (this.headerRecords !== undefined) this.settle(this.status, this.headerRecords);
-    else if (this.uncounted) {
+    else if (this.uncounted !== undefined) {
       if (this.bodySent) this.settleUncounted();
-      else this.settle(this.status, 0);
+      else this.settleBodiless(this.uncounted === 'unreadable');
     }
     this.res.end();
     this.upstream.hooks.onFinished(this.request, this.status);
@@ -600,7 +601,7 @@ class Exchange implements Dispatcher.DispatchHandler {
    */
   private settleCut(byClient: boolean): void {
     // An event stream without a count, cut after some of its body: the estimate, as one with a body is charged.
-    if (this.uncounted && this.bodySent) {
+    if (this.uncounted !== undefined && this.bodySent) {
       this.settleUncounted();
       return;
     }
@@ -618,6 +619,20 @@ class Exchange implements Dispatcher.DispatchHandler {
     const header = this.route.cost?.records;
     this.upstream.rt.log.warn({ ...this.logContext(), header: header && 'header' in header ? header.header.toLowerCase() : undefined }, 'upstream sent no record count; charged the reserved estimate');
     this.settle(this.status, undefined);
+  }
+
+  /**
+   * A 2xx without a body whose records were to be counted from a header: it delivered no
+   * records, none charged. A header that held no count is said in the log (an upstream
+   * that means to send one), as for an answer with a body.
+   */
+  private settleBodiless(unreadable: boolean): void {
+    if (this.settled) return;
+    if (unreadable) {
+      const header = this.route.cost?.records;
+      this.upstream.rt.log.warn({ ...this.logContext(), header: header && 'header' in header ? header.header.toLowerCase() : undefined }, 'upstream sent no record count; its answer has no body: charged no records');
+    }
+    this.settle(this.status, 0);
   }
 
   private settle(status: number, records: number | undefined): void {

@@ -251,9 +251,9 @@ describe('unit quotas', () => {
     expect(await unitsLeft(secret)).toBe(100_000 - 40);
   });
 
-  it('charges no records for a 2xx with no body (a 204, an empty 200), where records are counted in the body: none reached the client', async () => {
+  it('charges no records for a 2xx with no body (a 204, a 205, an empty 200), where records are counted in the body: none reached the client', async () => {
     const { secret, accountId } = await keyOn('big');
-    for (const query of ['status=204', 'status=200', 'status=200&chunked']) {
+    for (const query of ['status=204', 'status=205', 'status=200', 'status=200&chunked']) {
       const r = await kg.call(`/v1/backlinks/empty?n=40&${query}`, { headers: { authorization: `Token ${secret}` } });
       expect({ query, status: r.status, body: await r.text() }).toEqual({ query, status: Number(query.slice(7, 10)), body: '' });
     }
@@ -263,12 +263,12 @@ describe('unit quotas', () => {
     expect(warned).toEqual([]);
   });
 
-  it('charges no records for a 2xx with no body and no record-count header (a 204, an empty 200, an empty event stream), and the estimate for one with a body', async () => {
+  it('charges no records for a 2xx with no body and no record-count header (a 204, a 205, an empty 200, an empty event stream), and the estimate for one with a body', async () => {
     const { secret, accountId } = await keyOn('big');
     const used = async () => (await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).used;
     const warnings = () => kg.logs.lines.map((l) => JSON.parse(l) as { msg: string; account?: string; header?: string }).filter((l) => l.account === accountId && l.msg.startsWith('upstream sent no record count'));
     const eventStream = `type=${encodeURIComponent('text/event-stream')}`;
-    for (const query of ['status=204', 'status=200', 'status=200&chunked', `status=200&${eventStream}`]) {
+    for (const query of ['status=204', 'status=205', 'status=200', 'status=200&chunked', `status=200&${eventStream}`]) {
       const r = await kg.call(`/v1/headed/empty?n=40&${query}`, { headers: { authorization: `Token ${secret}` } });
       expect({ query, status: r.status, body: await r.text() }).toEqual({ query, status: Number(query.slice(7, 10)), body: '' });
     }
@@ -297,6 +297,21 @@ describe('unit quotas', () => {
     await eventually(async () => (await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).reserved === 0);
     expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 80, reserved: 0 });
     upstream.release('headed-cut');
+  });
+
+  it('charges no records for a 2xx with no body whose record-count header holds no count, and says so once in the log', async () => {
+    const { secret, accountId } = await keyOn('big');
+    const warnings = () => kg.logs.lines.map((l) => JSON.parse(l) as { msg: string; account?: string; header?: string }).filter((l) => l.account === accountId && l.msg.startsWith('upstream sent no record count'));
+    const eventStream = `type=${encodeURIComponent('text/event-stream')}`;
+    const queries = ['status=204&count=lots', 'status=205&count=-1', 'status=200&count=1e3', 'status=200&chunked&count=', `status=200&${eventStream}&count=many`];
+    for (const query of queries) {
+      const r = await kg.call(`/v1/headed/empty?n=40&${query}`, { headers: { authorization: `Token ${secret}` } });
+      expect({ query, status: r.status, count: r.headers.get('x-record-count'), body: await r.text() }).toEqual({ query, status: Number(query.slice(7, 10)), count: null, body: '' });
+    }
+    await eventually(async () => warnings().length === queries.length);
+    expect(await kg.runtime.counters.meterBalance(accountId, 'units', '2026-11-01')).toEqual({ used: 0, reserved: 0 });
+    expect(await unitsLeft(secret)).toBe(100_000);
+    expect(warnings().map((w) => [w.msg, w.header])).toEqual(queries.map(() => ['upstream sent no record count; its answer has no body: charged no records', 'x-record-count']));
   });
 
   it('charges what the request reserved, not the total, for a 2xx reporting more records than a header could (past 999,999,999,999,999), with overage on', async () => {

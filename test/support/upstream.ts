@@ -10,7 +10,7 @@
  *   /headers-held?id=<id>[&fail=1]  a 200's headers at once; on release(id) its body {"data":[1]}, or (fail) a cut connection
  *   /events-held?id=<id>[&type=<content type>]  a text/event-stream head at once; on release(id) one event and the end
  *   /count-header?n=<n>   X-Record-Count: n with a tiny body
- *   /empty?status=<code>[&chunked][&type=<content type>]  that status with no body (its Content-Length 0, or chunked)
+ *   /empty?status=<code>[&chunked][&type=<content type>][&count=<text>]  that status with no body (its Content-Length 0, or chunked), with X-Record-Count: <text> if given
  *   /reported-total?total=<text>  {"meta":{"total":<text>},"data":[]}, the text written as it is (`1e20` stays `1e20`)
  *   /count-header-held?n=<n>&id=<id>[&fail=1]  X-Record-Count: n and the first half of a body; the rest on release(id), or (fail) a cut connection
  *   /stream?chunks=<n>    n chunks, 20 ms apart
@@ -132,7 +132,8 @@ export async function startTestUpstream(): Promise<TestUpstream> {
       }
       // An answer with no body: `status` (a 204, a 200), its length said (0) or, `chunked`, not; `type` its content type (JSON by default).
       if (url.pathname.endsWith('/empty')) {
-        res.writeHead(Number(url.searchParams.get('status') ?? 200), { 'content-type': url.searchParams.get('type') ?? 'application/json' });
+        const count = url.searchParams.get('count');
+        res.writeHead(Number(url.searchParams.get('status') ?? 200), { 'content-type': url.searchParams.get('type') ?? 'application/json', ...(count === null ? {} : { 'x-record-count': count }) });
         if (url.searchParams.has('chunked')) res.flushHeaders();
         res.end();
         return;
