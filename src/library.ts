@@ -102,7 +102,7 @@ export interface CheckAdmitted {
   /**
    * Commit the route's cost for a 2xx (per-record routes: pass the records returned, a
    * whole number from 0 to 999,999,999,999,999; anything else is charged what the request
-   * reserved, but for a 204 without a count: it has no body, so no records);
+   * reserved, but for a 204 or 205 without a count: it has no body, so no records);
    * release it otherwise. Call it in a `finally`: an unsettled reservation holds its
    * units for 10 minutes, until it lapses, and `close()` waits for it (up to
    * `shutdown.drainTimeout`). Settling twice is harmless: the first call counts, and a
@@ -152,8 +152,9 @@ export interface Keygate {
   close(): Promise<void>;
 }
 
-/** No Content: an answer without a body (RFC 9110 §15.3.5), so without records. */
+/** No Content and Reset Content: answers without a body (RFC 9110 §15.3.5, §15.3.6), so without records. */
 const NO_CONTENT = 204;
+const RESET_CONTENT = 205;
 
 /** Said when `createKeygate` or `reload` is given something else than a loaded profile (plain JavaScript: TypeScript refuses it). */
 const notALoadedProfile = (call: 'createKeygate' | 'reload') =>
@@ -316,8 +317,8 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
         if (drain?.gaveUp) return lateSettle(route, reservation, status);
         rt.usage.add(identity.account.id, rt.clock(), 'requests', statusClass(status));
         const proxied = route.kind === 'proxy' ? route.route : undefined;
-        // A 204 has no body, so no records: without a count it is charged none, as the gateway charges one without its count header.
-        const counted = records === undefined && status === NO_CONTENT ? 0 : countedRecords(records, proxied?.path);
+        // A 204 or 205 has no body, so no records: without a count, or with one that is none, it is charged none, as the gateway charges one without a count header that it can read.
+        const counted = status === NO_CONTENT || status === RESET_CONTENT ? bodilessRecords(records, status, proxied?.path) : countedRecords(records, proxied?.path);
         await settleCharge(rt, identity.account.id, method, proxied, reservation, status, counted, onCharged);
         return { status, charged: status >= 200 && status < 300 };
       } finally {
@@ -357,6 +358,13 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
     if (records === undefined || isReportedCount(records)) return records;
     rt.log.warn({ route: path, records: String(records) }, `settle was given a number of records that is not a whole number from 0 to ${MAX_REPORTED}; charged the reserved estimate`);
     return undefined;
+  }
+
+  /** The records of an answer without a body: those given, if a count, else none (a count that is none said in the log, as above). */
+  function bodilessRecords(records: number | undefined, status: number, path: string | undefined): number {
+    if (records === undefined || isReportedCount(records)) return records ?? 0;
+    rt.log.warn({ route: path, records: String(records) }, `settle was given a number of records that is not a whole number from 0 to ${MAX_REPORTED}; a ${status} has no body: charged no records`);
+    return 0;
   }
 
   return async (request, finished) => {

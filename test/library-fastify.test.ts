@@ -129,9 +129,10 @@ describe('keygate as a library in a Fastify API', () => {
     });
     app.addHook('onResponse', async (request, reply) => request.admitted?.settle(reply.statusCode, request.records));
     app.addHook('onClose', () => gate.close());
-    // A count that is no whole number: keygate charges the reserved estimate, and warns.
-    app.get('/rows', async (request) => {
+    // A count that is no whole number: keygate charges the reserved estimate, and warns; for a 205, which has no body, no records.
+    app.get('/rows', async (request, reply) => {
       request.records = 2.5;
+      if ((request.query as { reset?: string }).reset !== undefined) return reply.code(205).send();
       return [];
     });
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -139,6 +140,8 @@ describe('keygate as a library in a Fastify API', () => {
       const rows = await fetch(`${url}/rows`, { headers });
       expect(rows.status).toBe(200);
       await rows.text();
+      const reset = await fetch(`${url}/rows?reset`, { headers });
+      expect([reset.status, await reset.text()]).toEqual([205, '']);
     } finally {
       // Closing the gate (onClose) waits for the request to settle.
       await app.close();
@@ -148,6 +151,10 @@ describe('keygate as a library in a Fastify API', () => {
       records: '2.5',
       msg: 'settle was given a number of records that is not a whole number from 0 to 999999999999999; charged the reserved estimate',
     });
+    expect(lines.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('settle was given')).map((line) => line.msg)).toEqual([
+      'settle was given a number of records that is not a whole number from 0 to 999999999999999; charged the reserved estimate',
+      'settle was given a number of records that is not a whole number from 0 to 999999999999999; a 205 has no body: charged no records',
+    ]);
     // Fastify's own request lines went to the same logger: one destination for both.
     expect(lines.some((line) => line.msg === 'request completed')).toBe(true);
   });

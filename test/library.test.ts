@@ -254,21 +254,26 @@ describe('keygate as a library', () => {
     expect(units.reduce((sum, row) => sum + row.value, 0)).toBe(100);
   });
 
-  it('charges no records for a 204 settled without a count (it has no body), and what was reserved for a 200 without one, over node:http', async () => {
+  it('charges no records for a 204 or 205 settled without a count or with one that is none (it has no body), and what was reserved for a 200 without one, over node:http', async () => {
     const account = await createAccount(gate.runtime, { name: 'No content' }, 'test');
     const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
     const balance = () => gate.runtime.counters.meterBalance(account.id, 'credits', periodBounds('month', gate.runtime.clock()).start);
-    // The handler answers `?status=` and settles with that status alone, as a handler that counts no records does.
+    // The handler answers `?status=` and settles with that status alone, as a handler that counts no records does, or with `?records=` as Number() reads it.
     const settled: Promise<unknown>[] = [];
     const { server: plain, url: plainUrl } = await serveThrough(gate, async (res, admitted) => {
-      const status = Number(new URL(admitted.url, 'http://x').searchParams.get('status'));
+      const query = new URL(admitted.url, 'http://x').searchParams;
+      const status = Number(query.get('status'));
       res.writeHead(status, admitted.headers);
-      res.end(status === 204 ? undefined : '{"rows":[1,2]}');
-      settled.push(admitted.settle(status));
+      res.end(status === 204 || status === 205 ? undefined : '{"rows":[1,2]}');
+      settled.push(query.has('records') ? admitted.settle(status, Number(query.get('records'))) : admitted.settle(status));
     });
     try {
-      const empty = await fetch(`${plainUrl}/rows?status=204`, { headers });
-      expect([empty.status, await empty.text()]).toEqual([204, '']);
+      for (const query of ['status=204', 'status=205', 'status=204&records=lots', 'status=205&records=-1', 'status=205&records=1.5']) {
+        // A key each: the plan allows a key 3 requests a minute.
+        const own = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: query }, 'test')).secret}` };
+        const empty = await fetch(`${plainUrl}/rows?${query}`, { headers: own });
+        expect({ query, status: empty.status, body: await empty.text() }).toEqual({ query, status: Number(query.slice(7, 10)), body: '' });
+      }
       await Promise.all(settled);
       expect(await balance()).toEqual({ used: 0, reserved: 0 });
       // A body the handler did not count may hold records: the 5 reserved (at 10 each), as before.

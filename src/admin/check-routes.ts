@@ -117,7 +117,7 @@ const SettleBody = z
       .min(0, RECORDS_RANGE)
       .max(MAX_REPORTED, RECORDS_RANGE)
       .optional()
-      .describe("Per-record routes: the records the answer held (else what the check reserved is charged; a 204, which has no body, is charged no records)"),
+      .describe("Per-record routes: the records the answer held (else what the check reserved is charged; a 204 or 205, which has no body, is charged no records)"),
   })
   .strict();
 
