@@ -306,9 +306,11 @@ export function credentialParamRemover(locations: readonly CredentialLocation[])
  * would reach the upstream's logs in clear. A key is one the format recognises (its
  * checksum or prefix; any mode, anyone's), or the very key the request presented, which
  * is all a bare hex key can be told by (read from `headers` only where the query may
- * hold a key). Both are looked for as sent and percent-decoded (`inAnyDecoding`). Other
- * parameters go byte for byte. A target without a query string is passed on unread, and
- * one whose query holds nothing a key could be (no prefix: `mayHold`) costs that test
+ * hold a key), or a key of keygate's that lost its prefix (`?token=<the rest>`), by its
+ * checksum (`scrubBodies`, as logs find it). All are looked for as sent and
+ * percent-decoded (`inAnyDecoding`). Other parameters go byte for byte. A target without a
+ * query string is passed on unread, and one whose query holds nothing a key could be (no
+ * prefix: `mayHold`; no run of letters and digits a key body long) costs those two scans
  * alone, and the credential parameters' removal where keys are read from the query.
  * Given `forwarded` (the credential the request presented, where `auth.forwardCredential`
  * passes it on), the one pair it was read from goes as sent; all else as above.
@@ -318,7 +320,9 @@ export function forwardedTargetOf(
   keyFormat: KeyRecognition,
 ): (url: string, headers: RequestView['headers'], rawHeaders?: readonly string[], forwarded?: FoundCredential) => string {
   const names = credentialParamNames(locations);
-  const mayHold = (layer: string): boolean => keyFormat.mayHold(layer);
+  // A key body that lost its prefix (`?token=<the rest>`): the prefix is public, so the rest is the whole secret; found by its checksum, as logs find it.
+  const holdsBody = (layer: string): boolean => keyFormat.scrubBodies(layer, '') !== layer;
+  const mayHold = (layer: string): boolean => keyFormat.mayHold(layer) || holdsBody(layer);
   return (url, headers, rawHeaders, forwarded) => {
     const start = url.indexOf('?');
     if (start === -1) return url;
@@ -327,6 +331,7 @@ export function forwardedTargetOf(
     if (!inAnyDecoding(url.slice(start + 1), mayHold)) return names.size === 0 ? url : withoutParams(url, names, undefined, undefined, keep);
     let presented: string | null | undefined = forwarded?.secret;
     const holds = (layer: string): boolean => {
+      if (holdsBody(layer)) return true;
       if (!keyFormat.mayHold(layer)) return false;
       if (keyFormat.recognisesWithin(layer)) return true;
       if (presented === undefined) {
@@ -369,7 +374,7 @@ export function forwardedTarget(url: string, request: Pick<RequestView, 'headers
 const forwardedTargets = new WeakMap<readonly CredentialLocation[], { keyFormat: KeyRecognition; target: ReturnType<typeof forwardedTargetOf> }>();
 
 /** What tells a key from any other text (src/keys/format.ts). */
-type KeyRecognition = Pick<KeyFormat, 'recognisesWithin' | 'mayHold'>;
+type KeyRecognition = Pick<KeyFormat, 'recognisesWithin' | 'mayHold' | 'scrubBodies'>;
 
 /**
  * Whether a request header's value holds a key, so that it is not forwarded (`Cookie`,

@@ -510,6 +510,19 @@ describe('keys in query parameters keygate does not read', () => {
     expect(JSON.stringify(upstream.received)).not.toContain(secret.slice('sk_live_'.length));
   });
 
+  it('are removed also without their prefix (`?token=<the rest>`: the prefix is public, the rest the whole secret), found by their checksum', async () => {
+    const body = secret.slice('sk_live_'.length);
+    const otherBody = kg.runtime.keyFormat.generate('test').slice('sk_test_'.length);
+    const target = `/v1/x?token=${body}&page=2&q=Bearer%20${body}&ids=${otherBody},abc&f=key:${body}&n=sk-live-${body}&s=a%20b+c`;
+    expect(await echoed(target)).toBe('/v1/x?page=2&s=a%20b+c');
+    expect(upstream.received.at(-1)?.url).toBe('/v1/x?page=2&s=a%20b+c');
+    expect(JSON.stringify(upstream.received)).not.toContain(body);
+    expect(JSON.stringify(upstream.received)).not.toContain(otherBody);
+    // A run as long whose checksum fails is no key: it goes as sent.
+    const notKey = `${body.slice(0, 29)}${body[29] === 'a' ? 'b' : 'a'}`;
+    expect(await echoed(`/v1/x?token=${notKey}&page=2`)).toBe(`/v1/x?token=${notKey}&page=2`);
+  });
+
   it('keeps a value that merely begins like a key: the prefix alone, a word after it, a key-long run whose checksum fails', async () => {
     const target = `/v1/x?a=sk_live_&b=sk_live_docs&c=sk_test_${'a'.repeat(30)}&d=SK_LIVE_x&e=1`;
     expect(await echoed(target)).toBe(target);
