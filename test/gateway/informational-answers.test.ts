@@ -38,6 +38,9 @@ const SENT: Record<string, string> = {
 const CONTINUE_TEXT = CONTINUE + 'the rest';
 const LOOKS_LIKE_CONTINUE = [`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${CONTINUE_TEXT.length}\r\n\r\n`, CONTINUE_TEXT];
 
+/** A 101 to a request that asked for no upgrade: no answer keygate can pass on. */
+const SWITCHING = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n';
+
 /** Writes each piece once the one before has been flushed and a macrotask has passed. */
 async function writeApart(socket: Socket, pieces: (string | string[])[]): Promise<void> {
   for (const piece of pieces.flat()) {
@@ -62,7 +65,8 @@ function startRawUpstream(): Promise<{ url: string; close(): Promise<void> }> {
         text = text.slice(end + 4);
         const path = head.split(' ')[1] ?? '/';
         const last = path.split('?')[0]!.split('/').pop() ?? '';
-        void writeApart(socket, [...(INTERIM[last] ?? []), last === 'looks-like-continue' ? LOOKS_LIKE_CONTINUE : FINAL]);
+        if (last === 'switching') socket.write(SWITCHING);
+        else void writeApart(socket, [...(INTERIM[last] ?? []), last === 'looks-like-continue' ? LOOKS_LIKE_CONTINUE : FINAL]);
       }
     });
   });
@@ -139,5 +143,14 @@ describe('1xx informational answers from the upstream', () => {
   it('passes on a body that reads like a 100 head as it is', async () => {
     const r = await kg.call('/v1/flat/looks-like-continue', { headers: { authorization: `Token ${secret}` } });
     expect({ status: r.status, body: await r.text() }).toEqual({ status: 200, body: CONTINUE_TEXT });
+  });
+
+  it('answers a 101 nobody asked for with a 502 in the envelope, and charges nothing', async () => {
+    const before = await used();
+    const r = await kg.call('/v1/flat/switching', { headers: { authorization: `Token ${secret}` } });
+    expect({ status: r.status, type: r.headers.get('content-type') }).toEqual({ status: 502, type: 'application/problem+json' });
+    expect(((await r.json()) as { code: string }).code).toBe('bad_gateway');
+    await eventually(async () => (await kg.runtime.counters.meterBalance(accountId, 'units', new Date().toISOString().slice(0, 7) + '-01')).reserved === 0);
+    expect(await used()).toBe(before);
   });
 });
