@@ -18,18 +18,16 @@ import { buildConnector } from 'undici';
 
 /** A 100 head longer than undici's default header limit is left to undici (which fails it, as before). */
 const MAX_CONTINUE_HEAD = 16 * 1024;
-const HTTP_1 = Buffer.from('HTTP/1.', 'latin1');
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+/** How a 100 answer's status line begins: a reason phrase after a space, or none. */
+const CONTINUE_STARTS = ['HTTP/1.1 100 ', 'HTTP/1.1 100\r', 'HTTP/1.0 100 ', 'HTTP/1.0 100\r'].map((start) => Buffer.from(start, 'latin1'));
+const CONTINUE_START_LENGTH = 13;
 
-/** Whether `bytes` begins with an HTTP/1.x 100 status line (`yes`), may once more comes (`maybe`), or does not (`no`). */
+/** Whether `bytes` begins with a 100 answer's status line (`yes`), may once more bytes come (`maybe`), or does not (`no`). */
 function continueHead(bytes: Buffer): 'yes' | 'maybe' | 'no' {
-  // `HTTP/1.1 100 ` or `HTTP/1.1 100\r`: 13 bytes decide.
-  const n = Math.min(bytes.length, 13);
-  for (let i = 0; i < n; i++) {
-    const b = bytes[i] as number;
-    if (i < 7 ? b !== HTTP_1[i] : i === 7 ? b !== 0x30 && b !== 0x31 : i === 8 ? b !== 0x20 : i === 9 ? b !== 0x31 : i < 12 ? b !== 0x30 : b !== 0x20 && b !== 0x0d) return 'no';
-  }
-  return n < 13 ? 'maybe' : 'yes';
+  const n = Math.min(bytes.length, CONTINUE_START_LENGTH);
+  for (const start of CONTINUE_STARTS) if (bytes.compare(start, 0, n, 0, n) === 0) return n < CONTINUE_START_LENGTH ? 'maybe' : 'yes';
+  return 'no';
 }
 
 /** Makes `socket` drop unasked 100 heads at the start of each answer (see the module comment). */
