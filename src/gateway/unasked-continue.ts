@@ -10,8 +10,9 @@
  *
  * An answer begins only after a request went out: `write` marks the socket as awaiting
  * one, and the first bytes read that are not a 100 head clear the mark, so the rest of an
- * answer (its body) is never looked at. Per chunk read: one flag test; per answer: a
- * comparison of its first bytes; nothing copied unless a 100 head arrives split.
+ * answer (its body) is never looked at. Per chunk read: one flag test; per answer: its
+ * status's three digits read (the first bytes compared as well only where they are 100);
+ * nothing copied unless a 100 head arrives split.
  */
 import type { Socket } from 'node:net';
 import { buildConnector } from 'undici';
@@ -22,9 +23,13 @@ const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 /** How a 100 answer's status line begins: a reason phrase after a space, or none. */
 const CONTINUE_STARTS = ['HTTP/1.1 100 ', 'HTTP/1.1 100\r', 'HTTP/1.0 100 ', 'HTTP/1.0 100\r'].map((start) => Buffer.from(start, 'latin1'));
 const CONTINUE_START_LENGTH = 13;
+const DIGIT_0 = 0x30;
+const DIGIT_1 = 0x31;
 
 /** Whether `bytes` begins with a 100 answer's status line (`yes`), may once more bytes come (`maybe`), or does not (`no`). */
 function continueHead(bytes: Buffer): 'yes' | 'maybe' | 'no' {
+  // Nearly every answer is told apart by its status's three digits alone (`HTTP/1.1 200`), in JavaScript.
+  if (bytes.length >= 12 && (bytes[9] !== DIGIT_1 || bytes[10] !== DIGIT_0 || bytes[11] !== DIGIT_0)) return 'no';
   const n = Math.min(bytes.length, CONTINUE_START_LENGTH);
   for (const start of CONTINUE_STARTS) if (bytes.compare(start, 0, n, 0, n) === 0) return n < CONTINUE_START_LENGTH ? 'maybe' : 'yes';
   return 'no';
@@ -37,9 +42,10 @@ export function passOverUnaskedContinue(socket: Socket): void {
   let awaiting = false;
   /** The start of an answer that may be a 100 head not yet in full. */
   let held: Buffer | null = null;
-  socket.write = function (this: Socket, ...args: unknown[]): boolean {
+  // Fixed parameters, not a rest array: one write per request, no array made for it.
+  socket.write = function (this: Socket, chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
     awaiting = true;
-    return (write as (...a: unknown[]) => boolean).apply(this, args);
+    return (write as (c: unknown, e?: unknown, cb?: unknown) => boolean).call(this, chunk, encoding, callback);
   } as Socket['write'];
   socket.read = function (this: Socket, size?: number): Buffer | null {
     for (;;) {
