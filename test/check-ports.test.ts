@@ -12,6 +12,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from './support/cli.js';
+import { namedPorts } from './support/ports.js';
 import { tempDir } from './support/temp.js';
 
 const dir = tempDir('keygate-check-ports');
@@ -28,15 +29,6 @@ async function occupiedPort(): Promise<{ port: number; server: Server }> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   afterAll(() => new Promise((resolve) => server.close(resolve)));
   return { port: (server.address() as AddressInfo).port, server };
-}
-
-/** A port of 127.0.0.1 free now: taken and let go. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function profile(name: string, listen: { gateway: object; admin: object; dashboard: object }): string {
@@ -81,7 +73,8 @@ describe('keygate check: ports already in use', () => {
   });
 
   it('says nothing of free ports, of port 0, of an address that is not this machine\'s, nor with --offline, and leaves a free port free', async () => {
-    const free = await freePort();
+    // Outside the range ports listened on 0 come from: no other test file's server takes it meanwhile.
+    const [free] = (await namedPorts(1)) as [number];
     const config = profile('free', { gateway: { port: free }, admin: { port: 0 }, dashboard: { port: 0 } });
     const human = await runCli(['check', '--config', config]);
     expect([human.code, human.stdout.split('\n')[2]]).toEqual([0, `store: no database at ${path.join(dir, 'free.db')} yet: keygate serve begins one there`]);

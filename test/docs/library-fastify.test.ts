@@ -4,7 +4,7 @@
  * own with a keygate.yaml beside it. The test adds only what the page leaves to the
  * reader: `rowsFor` (an answer the test lets out when it chooses) and `app.listen`.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { createKeygate, parseConfigText } from '../../src/index.js';
+import { next, said, startedMessage } from '../support/example-child.js';
 import { tempDir } from '../support/temp.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -59,20 +60,6 @@ routes:
   - { path: /v1/rows, cost: { meter: credits, perRecord: 5 } }
 `;
 
-/** The next message from the example that `wanted` takes; an example that ends first fails the test at once. */
-function next<T>(child: ChildProcess, wanted: (message: unknown) => message is T): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const ended = (code: number | null, signal: string | null) => reject(new Error(`the example ended (exit code ${code}, signal ${signal}) before it said what the test waits for`));
-    const heard = (message: unknown) => {
-      if (!wanted(message)) return;
-      child.off('message', heard).off('exit', ended);
-      resolve(message);
-    };
-    child.on('message', heard).once('exit', ended);
-  });
-}
-const said = (word: string) => (message: unknown): message is string => message === word;
-
 describe("docs/library.md's Fastify example", () => {
   const dir = tempDir('library-fastify-doc');
 
@@ -84,7 +71,7 @@ describe("docs/library.md's Fastify example", () => {
     const exited = once(child, 'exit');
     let accountId: string;
     try {
-      const started = await next(child, (message): message is { secret: string; accountId: string; port: number } => typeof message === 'object' && message !== null && 'secret' in message);
+      const started = await next(child, startedMessage);
       accountId = started.accountId;
       const url = `http://127.0.0.1:${started.port}/v1/rows`;
       const headers = { authorization: `Bearer ${started.secret}` };
