@@ -3,12 +3,13 @@
  * are refused as api_disabled): the operator's account page shows it on that plan, with no
  * other plan looking chosen (a Change plan sent unnoticed would have moved it to the
  * first), and its usage says the plan is no longer offered, not that it has no quotas;
- * its create-key form says a key made now is refused until the account is moved.
+ * its create-key form says a key made now is refused until the account is moved, and so
+ * does its member's API keys page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { newAccount, startDashboard, type DashboardFixture } from './support.js';
-import { signedInOperator, type Visitor } from './visitor.js';
+import { addMember, signedInOperator, Visitor } from './visitor.js';
 
 describe('dashboard: an account on a plan the profile no longer has', () => {
   const dir = tempDir('keygate-dashboard-removed-plan');
@@ -46,5 +47,13 @@ describe('dashboard: an account on a plan the profile no longer has', () => {
     // Made, as `keygate keys create` makes it (with a warning), and said to be refused until then.
     expect([made.status, made.heading]).toEqual([201, 'Copy your new key']);
     expect(made.html).toContain('API access is off for Oldplan Ltd (the plan is not available): requests with this key are refused until the account is moved to another plan.');
+  });
+
+  it('tells its member on the API keys page that requests are refused until the account is moved to another plan, not until a switch is turned back on', async () => {
+    await addMember(fixture.keygate.runtime, 'mo@oldplan.example', accountId, 'member');
+    const member = await Visitor.signedIn(fixture.dashboardUrl, 'mo@oldplan.example', '/keys');
+    const page = await member.get('/keys');
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('API access is off for this account (the plan is not available). You can manage keys, but requests are refused until the account is moved to another plan.');
   });
 });

@@ -154,7 +154,7 @@ export function registerKeyPages(app: FastifyInstance, dash: Dashboard): void {
 <p>Keys let your programs call the ${rt.config.title} API as <strong>${account.name}</strong>. Treat each key like a password: anyone who has it can use your plan.</p>
 ${usage.apiEnabled
   ? ''
-  : html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, usage.planExpired)}). ${plan && !plan.apiAccess ? 'Requests are refused until the account is on a plan that includes it.' : usage.planExpired ? 'You can manage keys, but requests are refused until the plan is renewed.' : 'You can manage keys, but requests are refused until it is turned back on.'}</p></div>`}
+  : html`<div class="notice warning"><p>API access is off for this account (${apiOffReason(dash, account, usage.planExpired)}). ${plan && !plan.apiAccess ? 'Requests are refused until the account is on a plan that includes it.' : plan === undefined ? `You can manage keys, but requests are refused until ${accessBack(dash, account, false)}.` : usage.planExpired ? 'You can manage keys, but requests are refused until the plan is renewed.' : 'You can manage keys, but requests are refused until it is turned back on.'}</p></div>`}
 ${noKeys
   ? html`<div class="notice"><p>The ${usage.planName} plan does not include API keys: keys can be created once the account is on a plan that does.</p></div>`
   : html`<div class="actions">
