@@ -46,12 +46,13 @@ export function unusedFields(config: Config): UnusedFields[] {
   }
   if (!config.gateway) {
     // Where the gateway counts a per-record route's records in its upstream's answers; without it, each settle gives the count.
-    const records = config.routes.flatMap(({ cost }, i) => (cost?.records === undefined ? [] : [`routes[${i}].cost.records`]));
+    const counted = config.routes.flatMap(({ cost }, i) => (cost?.records === undefined ? [] : [i]));
+    const records = counted.map((i) => `routes[${i}].cost.records`);
     if (records.length > 0) {
       const one = records.length === 1;
       found.push({
         fields: records,
-        warning: `gateway: false runs no gateway, so ${andList(records)} ${one ? 'has' : 'have'} no effect: a per-record cost is charged the records each settle gives (POST /v1/check/{id}/settle with "records"), not counted in an answer (${one ? 'it applies' : 'they apply'} once the gateway is on again: remove ${one ? 'it' : 'them'}, or keep ${one ? 'it' : 'them'} for then)`,
+        warning: `gateway: false runs no gateway, so ${recordsOf(counted)} ${one ? 'has' : 'have'} no effect: a per-record cost is charged the records each settle gives (POST /v1/check/{id}/settle with "records"), not counted in an answer (${one ? 'it applies' : 'they apply'} once the gateway is on again: remove ${one ? 'it' : 'them'}, or keep ${one ? 'it' : 'them'} for then)`,
       });
     }
   }
@@ -94,6 +95,23 @@ export function unusedFields(config: Config): UnusedFields[] {
     }
   }
   return found;
+}
+
+/**
+ * The routes' `cost.records` fields as a warning says them: each by its path where they
+ * are few; where many (a seed profile counts records on 24 routes), by runs of indexes,
+ * so that the line stays one a reader takes in: `cost.records of routes 0–22 and 24 (24 routes)`.
+ */
+function recordsOf(indexes: readonly number[]): string {
+  if (indexes.length <= 3) return andList(indexes.map((i) => `routes[${i}].cost.records`));
+  const runs: string[] = [];
+  for (let first = 0; first < indexes.length; ) {
+    let last = first;
+    while (last + 1 < indexes.length && indexes[last + 1] === (indexes[last] as number) + 1) last += 1;
+    runs.push(last === first ? `${indexes[first]}` : `${indexes[first]}–${indexes[last]}`);
+    first = last + 1;
+  }
+  return `cost.records of routes ${andList(runs)} (${indexes.length} routes)`;
 }
 
 /** A meter's `admit` when the profile does not say. */
