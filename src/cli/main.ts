@@ -1398,6 +1398,9 @@ function exitOnUncaughtError(log: Log, keyFormat: KeyFormat): (running: Pick<Run
       return;
     }
     setTimeout(() => exitOnceLogged(1), CRASH_STOP_MS);
+    // Stopping, as after a signal: /health/ready answers 503, and what was still under way (the
+    // start-up look at the upstream, say) says nothing more, where it would land after the log closed.
+    running.runtime.stopping = true;
     running.runtime.close().then(
       () => exitOnceLogged(1),
       () => exitOnceLogged(1),
