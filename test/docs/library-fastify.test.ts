@@ -4,16 +4,13 @@
  * own with a keygate.yaml beside it. The test adds only what the page leaves to the
  * reader: `rowsFor` (an answer the test lets out when it chooses) and `app.listen`.
  */
-import { fork } from 'node:child_process';
-import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { createKeygate, parseConfigText } from '../../src/index.js';
-import { next, said, startedMessage } from '../support/example-child.js';
+import { ctrlCMidLoad, startExample, usedAfterRestart } from '../support/example-child.js';
 import { tempDir } from '../support/temp.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -64,48 +61,19 @@ describe("docs/library.md's Fastify example", () => {
   const dir = tempDir('library-fastify-doc');
 
   it('stops on Ctrl-C (SIGINT) mid-load without losing a charge: the answer in flight is sent, and every record answered is charged after a restart', async () => {
-    writeFileSync(path.join(dir, 'keygate.yaml'), PROFILE);
-    const script = path.join(dir, 'server.mjs');
-    writeFileSync(script, fastifyExample() + HARNESS);
-    const child = fork(script, [], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    const exited = once(child, 'exit');
-    let accountId: string;
+    const example = await startExample(dir, PROFILE, fastifyExample() + HARNESS, 'server.mjs');
+    const { accountId, port, secret } = example.started;
     try {
-      const started = await next(child, startedMessage);
-      accountId = started.accountId;
-      const url = `http://127.0.0.1:${started.port}/v1/rows`;
-      const headers = { authorization: `Bearer ${started.secret}` };
       const rows = [{ accountId }, { accountId }];
-
-      // One answered just before Ctrl-C (its charge not yet written out), one in flight when it comes.
-      const first = fetch(url, { headers });
-      await next(child, said('waiting'));
-      child.send('answer');
-      const firstAnswer = await first;
-      expect({ status: firstAnswer.status, body: await firstAnswer.json() }).toEqual({ status: 200, body: rows });
-      const inFlight = fetch(url, { headers });
-      inFlight.catch(() => undefined); // cut off without the page's signal handler: the assertion below says so
-      await next(child, said('waiting'));
-      const closing = next(child, said('closing'));
-      child.kill('SIGINT');
-      await closing;
-      child.send('answer');
-      const answered = await inFlight;
-      expect({ status: answered.status, body: await answered.json() }).toEqual({ status: 200, body: rows });
-      const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
-      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      const { first, inFlight, ended } = await ctrlCMidLoad(example, `http://127.0.0.1:${port}/v1/rows`, { authorization: `Bearer ${secret}` });
+      expect({ status: first.status, body: await first.json() }).toEqual({ status: 200, body: rows });
+      expect({ status: inFlight.status, body: await inFlight.json() }).toEqual({ status: 200, body: rows });
+      expect(ended).toEqual({ code: 0, signal: null });
     } finally {
-      child.kill();
+      example.child.kill();
     }
 
     // Two answers of two records, 5 credits each, written out by the gate's close before the process ended.
-    const config = parseConfigText(PROFILE.replace('./data', path.join(dir, 'data')), 'keygate.yaml');
-    const again = await createKeygate({ config, file: 'keygate.yaml', dir });
-    try {
-      const meters = await again.runtime.store.loadMeterUsage({ accountId });
-      expect(meters.map((row) => [row.meter, row.used])).toEqual([['credits', 20]]);
-    } finally {
-      await again.close();
-    }
+    expect(await usedAfterRestart(dir, PROFILE, accountId)).toEqual([['credits', 20]]);
   });
 });

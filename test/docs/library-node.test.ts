@@ -4,16 +4,13 @@
  * keygate.yaml beside it. Only the port (any free one) and `reportsFor` (an answer the test
  * lets out when it chooses) are the test's.
  */
-import { fork } from 'node:child_process';
-import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { createKeygate, parseConfigText } from '../../src/index.js';
-import { next, said, startedMessage } from '../support/example-child.js';
+import { ctrlCMidLoad, next, said, startExample, usedAfterRestart } from '../support/example-child.js';
 import { tempDir } from '../support/temp.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -70,30 +67,22 @@ describe("docs/library.md's node:http example", () => {
   const dir = tempDir('library-node');
 
   it('charges an answered request, and nothing for one whose client went away before its answer (as the gateway gives it back)', async () => {
-    writeFileSync(path.join(dir, 'keygate.yaml'), PROFILE);
-    const script = path.join(dir, 'server.mjs');
-    writeFileSync(script, nodeExample() + HARNESS);
-    const child = fork(script, [], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    const exited = once(child, 'exit');
-    let accountId: string;
+    const example = await startExample(dir, PROFILE, nodeExample() + HARNESS, 'server.mjs');
+    const { child, exited } = example;
+    const { accountId, port, secret } = example.started;
     try {
-      const started = await next(child, startedMessage);
-      accountId = started.accountId;
-      const url = `http://127.0.0.1:${started.port}/reports`;
-      const headers = { authorization: `Bearer ${started.secret}` };
-
-      const answering = fetch(url, { headers });
+      const answering = fetch(`http://127.0.0.1:${port}/reports`, { headers: { authorization: `Bearer ${secret}` } });
       await next(child, said('waiting'));
       child.send('answer');
       const answered = await answering;
       expect({ status: answered.status, body: await answered.json() }).toEqual({ status: 200, body: [{ accountId }] });
 
       // A client that hangs up while the handler still works on its answer.
-      const socket = connect(started.port, '127.0.0.1');
-      socket.write(`GET /reports HTTP/1.1\r\nHost: x\r\nAuthorization: ${headers.authorization}\r\n\r\n`);
+      const socket = connect(port, '127.0.0.1');
+      socket.write(`GET /reports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\n\r\n`);
       await next(child, said('waiting'));
-      const port = socket.localPort;
-      const closed = next(child, (message): message is { closed: number } => typeof message === 'object' && message !== null && (message as { closed?: unknown }).closed === port);
+      const local = socket.localPort;
+      const closed = next(child, (message): message is { closed: number } => typeof message === 'object' && message !== null && (message as { closed?: unknown }).closed === local);
       socket.destroy();
       await closed;
       child.send('answer');
@@ -104,58 +93,22 @@ describe("docs/library.md's node:http example", () => {
     }
 
     // close() waited for both settles and wrote the balance out: the answered request's 10 credits only.
-    // The example's profile, its store's path read from the example's working directory.
-    const config = parseConfigText(PROFILE.replace('./data', path.join(dir, 'data')), 'keygate.yaml');
-    const again = await createKeygate({ config, file: 'keygate.yaml', dir });
-    try {
-      const meters = await again.runtime.store.loadMeterUsage({ accountId });
-      expect(meters.map((row) => [row.meter, row.used])).toEqual([['credits', 10]]);
-    } finally {
-      await again.close();
-    }
+    expect(await usedAfterRestart(dir, PROFILE, accountId)).toEqual([['credits', 10]]);
   });
 
   it('stops on Ctrl-C (SIGINT) mid-load without losing a charge: the answer in flight is sent, and every answered request is charged after a restart', async () => {
-    writeFileSync(path.join(dir, 'keygate.yaml'), PROFILE);
-    const script = path.join(dir, 'server-sigint.mjs');
-    writeFileSync(script, nodeExample() + HARNESS);
-    const child = fork(script, [], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    const exited = once(child, 'exit');
-    let accountId: string;
+    const example = await startExample(dir, PROFILE, nodeExample() + HARNESS, 'server-sigint.mjs');
+    const { accountId, port, secret } = example.started;
     try {
-      const started = await next(child, startedMessage);
-      accountId = started.accountId;
-      const url = `http://127.0.0.1:${started.port}/reports`;
-      const headers = { authorization: `Bearer ${started.secret}` };
-
-      // One answered just before Ctrl-C (its charge not yet written out), one in flight when it comes.
-      const first = fetch(url, { headers });
-      await next(child, said('waiting'));
-      child.send('answer');
-      expect((await first).status).toBe(200);
-      const inFlight = fetch(url, { headers });
-      inFlight.catch(() => undefined); // cut off without the fix: the assertion below says so
-      await next(child, said('waiting'));
-      const closing = next(child, said('closing'));
-      child.kill('SIGINT');
-      await closing;
-      child.send('answer');
-      const answered = await inFlight;
-      expect({ status: answered.status, body: await answered.json() }).toEqual({ status: 200, body: [{ accountId }] });
-      const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
-      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      const { first, inFlight, ended } = await ctrlCMidLoad(example, `http://127.0.0.1:${port}/reports`, { authorization: `Bearer ${secret}` });
+      expect(first.status).toBe(200);
+      expect({ status: inFlight.status, body: await inFlight.json() }).toEqual({ status: 200, body: [{ accountId }] });
+      expect(ended).toEqual({ code: 0, signal: null });
     } finally {
-      child.kill();
+      example.child.kill();
     }
 
     // Both answers charged: 10 credits each, written out by gate.close() before the process ended.
-    const config = parseConfigText(PROFILE.replace('./data', path.join(dir, 'data')), 'keygate.yaml');
-    const again = await createKeygate({ config, file: 'keygate.yaml', dir });
-    try {
-      const meters = await again.runtime.store.loadMeterUsage({ accountId });
-      expect(meters.map((row) => [row.meter, row.used])).toEqual([['credits', 20]]);
-    } finally {
-      await again.close();
-    }
+    expect(await usedAfterRestart(dir, PROFILE, accountId)).toEqual([['credits', 20]]);
   });
 });

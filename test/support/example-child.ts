@@ -3,7 +3,11 @@
  * the test's harness, appended to the example, sends what it has started with and says
  * when a request waits on it; the test waits for those messages.
  */
-import type { ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createKeygate, parseConfigText } from '../../src/index.js';
 
 /** The next message from the example that `wanted` takes; an example that ends first fails the test at once. */
 export function next<T>(child: ChildProcess, wanted: (message: unknown) => message is T): Promise<T> {
@@ -29,3 +33,63 @@ export interface ExampleStarted {
 }
 
 export const startedMessage = (message: unknown): message is ExampleStarted => typeof message === 'object' && message !== null && 'secret' in message;
+
+/** An example started: its process, its exit (awaited once it is told to stop) and what it started with. */
+export interface RunningExample {
+  child: ChildProcess;
+  exited: Promise<unknown[]>;
+  started: ExampleStarted;
+}
+
+/**
+ * Writes `profile` (as keygate.yaml) and `source` (as `script`) into `dir`, starts the
+ * example there and waits for what it started with; an example that fails to start is
+ * stopped.
+ */
+export async function startExample(dir: string, profile: string, source: string, script: string): Promise<RunningExample> {
+  writeFileSync(path.join(dir, 'keygate.yaml'), profile);
+  const file = path.join(dir, script);
+  writeFileSync(file, source);
+  const child = fork(file, [], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const exited = once(child, 'exit');
+  try {
+    return { child, exited, started: await next(child, startedMessage) };
+  } catch (error) {
+    child.kill();
+    throw error;
+  }
+}
+
+/**
+ * Ctrl-C mid-load: one request answered just before it (its charge not yet written out),
+ * one in flight when it comes, let out once the example says it is closing. Answers both
+ * responses and how the process ended.
+ */
+export async function ctrlCMidLoad({ child, exited }: RunningExample, url: string, headers: Record<string, string>): Promise<{ first: Response; inFlight: Response; ended: { code: number | null; signal: NodeJS.Signals | null } }> {
+  const answering = fetch(url, { headers });
+  await next(child, said('waiting'));
+  child.send('answer');
+  const first = await answering;
+  const pending = fetch(url, { headers });
+  pending.catch(() => undefined); // cut off where the example has no signal handler: the caller's assertions say so
+  await next(child, said('waiting'));
+  const closing = next(child, said('closing'));
+  child.kill('SIGINT');
+  await closing;
+  child.send('answer');
+  const inFlight = await pending;
+  const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
+  return { first, inFlight, ended: { code, signal } };
+}
+
+/** What the example charged, each meter's units used: its store opened again (its profile, read from `dir`) once it ended. */
+export async function usedAfterRestart(dir: string, profile: string, accountId: string): Promise<[string, number][]> {
+  const config = parseConfigText(profile.replace('./data', path.join(dir, 'data')), 'keygate.yaml');
+  const again = await createKeygate({ config, file: 'keygate.yaml', dir });
+  try {
+    const meters = await again.runtime.store.loadMeterUsage({ accountId });
+    return meters.map((row) => [row.meter, row.used]);
+  } finally {
+    await again.close();
+  }
+}
