@@ -102,7 +102,8 @@ export interface CheckAdmitted {
   /**
    * Commit the route's cost for a 2xx (per-record routes: pass the records returned, a
    * whole number from 0 to 999,999,999,999,999; anything else is charged what the request
-   * reserved, but for a 204 or 205 without a count: it has no body, so no records);
+   * reserved, but for a 204 or 205 without a count: it has no body, so no records; settle
+   * sees no answer, so for any other sent without a body, an empty 200, pass 0);
    * release it otherwise. Call it in a `finally`: an unsettled reservation holds its
    * units for 10 minutes, until it lapses, and `close()` waits for it (up to
    * `shutdown.drainTimeout`). Settling twice is harmless: the first call counts, and a
@@ -349,6 +350,8 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
   /**
    * The records `settle` was given, as the gateway reads a count header: a whole number
    * from 0 to MAX_REPORTED (15 digits), or undefined (charged what the request reserved).
+   * The gateway charges no records for an unreadable count on an answer without a body;
+   * settle cannot see whether the 2xx it is given had one, so its caller passes 0 for it.
    * NaN, a fraction or a negative number would be charged as such, and a NaN in the daily
    * usage stops every later write of usage, for every account, until the process ends; a
    * count past 15 digits, which the gateway would not take from an upstream, would charge
@@ -356,7 +359,7 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
    */
   function countedRecords(records: number | undefined, path: string | undefined): number | undefined {
     if (records === undefined || isReportedCount(records)) return records;
-    rt.log.warn({ route: path, records: String(records) }, `settle was given a number of records that is not a whole number from 0 to ${MAX_REPORTED}; charged the reserved estimate`);
+    rt.log.warn({ route: path, records: String(records) }, `settle was given a number of records that is not a whole number from 0 to ${MAX_REPORTED}; charged the reserved estimate (settle cannot see the answer: one sent without a body has no records, pass 0)`);
     return undefined;
   }
 

@@ -711,6 +711,63 @@ describe('keygate as a library, given a count of records that is not one', () =>
   });
 });
 
+/**
+ * An empty 200 on a per-record route. The gateway sees that it has no body: a count header
+ * it cannot read charges no records. settle sees no answer, only what it is given: records
+ * it cannot read (NaN) are charged the reservation, whatever was sent, and the handler that
+ * answered without a body says so with 0 (docs/library.md).
+ */
+describe('keygate as a library, answering an empty 200 on a per-record route', () => {
+  const dir = tempDir('library-empty-200');
+  const profile = {
+    keys: { prefix: { live: 'sk_live_' } },
+    plans: { scale: { meters: { credits: { limit: 1000 } } } },
+    routes: [{ method: 'GET' as const, path: '/empty', cost: { meter: 'credits', perRecord: 10, records: { header: 'X-Record-Count' }, reserveRecords: 5 } }],
+  };
+
+  it('is charged no records when settled with 0, as the gateway charges one whose count it cannot read; records it cannot read (NaN) are the reservation, and the warning says to pass 0', async () => {
+    const upstream = await startTestUpstream();
+    const gateway = await startKeygate({ ...profile, upstream: { url: upstream.url } }, { dir });
+    try {
+      const account = await createAccount(gateway.runtime, { name: 'Acme' }, 'test');
+      const { secret } = await createKey(gateway.runtime, { accountId: account.id, name: 'k' }, 'test');
+      const empty = await gateway.call('/empty?status=200&count=many', { headers: { authorization: `Bearer ${secret}` } });
+      expect([empty.status, await empty.text()]).toEqual([200, '']);
+      expect(await gateway.runtime.counters.meterBalance(account.id, 'credits', periodBounds('month', gateway.runtime.clock()).start)).toEqual({ used: 0, reserved: 0 });
+    } finally {
+      await gateway.close();
+      await upstream.close();
+    }
+
+    const lines: { msg: string; records?: string }[] = [];
+    const log = createLog({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string }) } });
+    const gate = await createKeygate({ config: parseConfigObject({ ...profile, store: `sqlite:${path.join(dir, 'library.db')}` }), file: 'inline', dir }, { log });
+    // The handler answers an empty 200 and settles with `?count=` as Number() reads it.
+    const { server, url } = await serveThrough(gate, async (res, admitted) => {
+      res.writeHead(200, admitted.headers).end();
+      await admitted.settle(200, Number(new URL(admitted.url, 'http://x').searchParams.get('count')));
+    });
+    try {
+      const account = await createAccount(gate.runtime, { name: 'Acme' }, 'test');
+      const headers = { authorization: `Bearer ${(await createKey(gate.runtime, { accountId: account.id, name: 'k' }, 'test')).secret}` };
+      const balance = () => gate.runtime.counters.meterBalance(account.id, 'credits', periodBounds('month', gate.runtime.clock()).start);
+      const zero = await fetch(`${url}/empty?count=0`, { headers });
+      expect([zero.status, await zero.text()]).toEqual([200, '']);
+      expect(await balance()).toEqual({ used: 0, reserved: 0 });
+      const unread = await fetch(`${url}/empty?count=many`, { headers });
+      expect([unread.status, await unread.text()]).toEqual([200, '']);
+      expect(await balance()).toEqual({ used: 50, reserved: 0 });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await gate.close();
+    }
+    expect(lines.filter((line) => line.msg.startsWith('settle was given')).map((line) => [line.records, line.msg])).toEqual([
+      ['NaN', 'settle was given a number of records that is not a whole number from 0 to 999999999999999; charged the reserved estimate (settle cannot see the answer: one sent without a body has no records, pass 0)'],
+    ]);
+  });
+});
+
 describe('keygate as a library, with a profile without upstream (nothing is forwarded in process)', () => {
   const dir = tempDir('library-no-upstream');
 
