@@ -65,6 +65,8 @@ plans:
     meters: { credits: { limit: 1000 } }
 routes:
   - { path: /v1/rows, cost: { meter: credits, perRecord: 5, reserveRecords: 4 } }
+builtins:
+  - { path: /v1/account, contentType: application/json, body: { id: '{{account.id}}' } }
 `;
 
 /** The profile's own refusal of a request without a key, as `check` renders it (another store: the example holds its own). */
@@ -104,7 +106,7 @@ describe("docs/library.md's Express example", () => {
   const refusalDir = tempDir('library-express-refusal');
   const loadDir = tempDir('library-express');
 
-  it("answers a request without a key with the profile's 401 as check renders it, its Content-Type untouched by Express, and charges it nothing", async () => {
+  it("answers a request without a key with the profile's 401 as check renders it, and a built-in endpoint with keygate's answer, their Content-Type untouched by Express", async () => {
     const dir = refusalDir;
     const expected = await refusalWithoutKey(dir);
     const { child, exited } = startExample(dir);
@@ -118,6 +120,9 @@ describe("docs/library.md's Express example", () => {
       expect(expected.headers['content-type']).toBe('application/problem+json');
       for (const [name, value] of Object.entries(expected.headers)) expect([name, refused.headers.get(name)]).toEqual([name, value]);
       expect(JSON.parse(body)).toMatchObject({ status: 401, code: 'missing_key' });
+      const builtin = await fetch(`http://127.0.0.1:${started.port}/v1/account`, { headers: { authorization: `Bearer ${started.secret}` } });
+      expect({ status: builtin.status, type: builtin.headers.get('content-type'), body: await builtin.json() }).toEqual({ status: 200, type: 'application/json', body: { id: accountId } });
+      expect(builtin.headers.get('ratelimit-policy')).toBe('"100-per-1m";q=100;w=60');
       child.kill('SIGINT');
       const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
       expect({ code, signal }).toEqual({ code: 0, signal: null });
