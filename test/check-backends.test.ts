@@ -509,6 +509,68 @@ describe('keygate check: Redis counters', () => {
       await redis.kill();
     }
   });
+  it('exits 4 for a Redis user whose ACL leaves out keygate\'s keys, scripts or channel, naming what is refused; warns of INFO refused; answers for one that allows them', async () => {
+    // A Redis of the test's own: its users are made here, the shared Redis's ACL is left alone.
+    const redis = await startRedisServer();
+    const prefix = 'kgcheck:';
+    const acl = (...rule: string[]) => {
+      const set = spawnSync('redis-cli', ['-p', String(redis.port), 'ACL', 'SETUSER', ...rule], { encoding: 'utf8' });
+      expect(set.stdout.trim()).toBe('OK');
+    };
+    const checked = async (user: string) => {
+      const url = `redis://${user}:${SECRET}@127.0.0.1:${redis.port}/0?prefix=${prefix}`;
+      const r = await runCli(['check', '--config', profile(`redis-acl-${user}`, `sqlite:${path.join(dir, 'redis-acl.db')}`, url)]);
+      expect(r.stdout + r.stderr).not.toContain(SECRET);
+      return [r.code, r.stdout.split('\n')[3]];
+    };
+    const shown = (user: string) => `redis://${user}:***@127.0.0.1:${redis.port}/0?prefix=${prefix}`;
+    const rights = 'the user needs keys ~kgcheck:*, the channel &kgcheck:cache and scripting (EVAL, EVALSHA): docs/scale-out.md#a-redis-user-for-keygate';
+    try {
+      acl('otherkeys', 'on', `>${SECRET}`, 'resetkeys', '~elsewhere:*', 'resetchannels', '&kgcheck:*', '+@all');
+      expect(await checked('otherkeys')).toEqual([
+        4,
+        `counters: Redis at ${shown('otherkeys')} answers PING, but refuses what keygate serve asks of it: NOPERM this user has no permissions to access one of the keys used as arguments (${rights})`,
+      ]);
+      acl('noscripts', 'on', `>${SECRET}`, 'resetkeys', '~kgcheck:*', 'resetchannels', '&kgcheck:*', '+@all', '-@scripting');
+      expect(await checked('noscripts')).toEqual([
+        4,
+        `counters: Redis at ${shown('noscripts')} answers PING, but refuses what keygate serve asks of it: NOPERM this user has no permissions to run the 'eval' command (${rights})`,
+      ]);
+      acl('nochannel', 'on', `>${SECRET}`, 'resetkeys', '~kgcheck:*', 'resetchannels', '+@all');
+      expect(await checked('nochannel')).toEqual([
+        4,
+        `counters: Redis at ${shown('nochannel')} answers PING, but refuses what keygate serve asks of it: NOPERM this user has no permissions to access one of the channels used as arguments (${rights})`,
+      ]);
+      acl('noinfo', 'on', `>${SECRET}`, 'resetkeys', '~kgcheck:*', 'resetchannels', '&kgcheck:*', '+@all', '-@dangerous');
+      expect(await checked('noinfo')).toEqual([
+        0,
+        `counters: Redis at ${shown('noinfo')} answers; it refuses INFO to this user: keygate serves all the same, but its Redis client writes "Skipping the ready check because INFO command fails" to stderr at each connection (allow +info)`,
+      ]);
+      acl('keygate', 'on', `>${SECRET}`, 'resetkeys', '~kgcheck:*', 'resetchannels', '&kgcheck:*', '+@all', '-@dangerous', '+info');
+      expect(await checked('keygate')).toEqual([0, `counters: Redis at ${shown('keygate')} answers`]);
+      // Nothing was written: the check changes nothing.
+      const keys = spawnSync('redis-cli', ['-p', String(redis.port), '--scan'], { encoding: 'utf8' });
+      expect(keys.stdout).toBe('');
+    } finally {
+      await redis.kill();
+    }
+  });
+
+  it('exits 4 for a Redis replica, which answers PING but takes no write, saying to name the primary', async () => {
+    const primary = await startRedisServer();
+    const replica = await startRedisServer(['--replicaof', '127.0.0.1', String(primary.port)]);
+    try {
+      const url = `${replica.url}/0?prefix=kgcheck:`;
+      const r = await runCli(['check', '--config', profile('redis-replica', `sqlite:${path.join(dir, 'redis-replica.db')}`, url)]);
+      expect([r.code, r.stdout.split('\n')[3]]).toEqual([
+        4,
+        `counters: Redis at ${url} answers PING, but refuses what keygate serve asks of it: READONLY You can't write against a read only replica. script: bbfa921ef52916eecf62afc6471035a4411917e4, on @user_script:1. (a replica: name the primary in the profile's counters)`,
+      ]);
+    } finally {
+      await replica.kill();
+      await primary.kill();
+    }
+  });
 });
 
 describe('keygate check: the upstream', () => {

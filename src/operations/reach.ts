@@ -2,7 +2,8 @@
  * Whether the backends a profile names can be used, asked the way `keygate serve` would
  * meet them but changing nothing (`keygate check`): the store answers and which migrations
  * it lacks (`keygate migrate --pending`'s question), or, for a SQLite file not made yet,
- * whether it could be made; Redis counters answer PING; the upstream the gateway forwards
+ * whether it could be made; Redis counters answer PING and let the profile's user use
+ * keygate's keys, scripts and channel (an ACL may not); the upstream the gateway forwards
  * to answers HTTP (any status: HEAD /). Each within a few seconds; every URL said with its
  * password hidden. Database drivers are loaded only for a backend tried; the upstream is
  * asked with node:http(s), not the gateway's undici.
@@ -169,13 +170,34 @@ async function reachSqlite(file: string, deadlineMs: number): Promise<StoreReach
  */
 const REFUSED = /^(?:Ready check failed: )?(?:WRONGPASS|NOAUTH)\b|^ERR invalid password/;
 
+/**
+ * A key under the prefix that no keygate process writes: the check's write is asked of it,
+ * where it changes nothing (PEXPIRE of a key that does not exist).
+ */
+const CHECK_KEY = 'check:acl';
+/** What keygate serve asks of Redis, as the ACL check tries it: a script writing a key under the prefix. */
+const TRY_SCRIPT = "return redis.call('PEXPIRE', KEYS[1], 1)";
+/** What an ACL that leaves INFO out costs: ioredis's ready check asks it at each connection. */
+const INFO_REFUSED =
+  'it refuses INFO to this user: keygate serves all the same, but its Redis client writes "Skipping the ready check because INFO command fails" to stderr at each connection (allow +info)';
+
+/** The rights keygate serve needs of the URL's user, as a Redis ACL names them. */
+function aclRights(prefix: string, channel: string): string {
+  return `the user needs keys ~${prefix}*, the channel &${channel} and scripting (EVAL, EVALSHA): docs/scale-out.md#a-redis-user-for-keygate`;
+}
+
 async function reachRedis(url: string, deadlineMs: number): Promise<CountersReached> {
   const at = redactUrl(url);
-  const [{ Redis }, { parseRedisUrl }] = await Promise.all([import('ioredis'), import('../counters/redis/connection.js')]);
+  const [{ Redis }, { parseRedisUrl }, { cacheChannel }] = await Promise.all([
+    import('ioredis'),
+    import('../counters/redis/connection.js'),
+    import('../counters/redis/redis-counters.js'),
+  ]);
   // The user and password are sent by the check itself (AUTH), not by ioredis: the answer
   // of a Redis that asks none is the check's to say, on its line.
   // As ioredis reads them: from before the host, or else from the query (?password=).
-  const target = new URL(parseRedisUrl(url).url);
+  const { url: bare, prefix } = parseRedisUrl(url);
+  const target = new URL(bare);
   const inUserinfo = target.username !== '' || target.password !== '';
   const username = inUserinfo ? decodeURIComponent(target.username) : (target.searchParams.get('username') ?? '');
   const password = inUserinfo ? decodeURIComponent(target.password) : (target.searchParams.get('password') ?? '');
@@ -200,6 +222,10 @@ async function reachRedis(url: string, deadlineMs: number): Promise<CountersReac
   let lastError: Error | undefined;
   client.on('error', (error: Error) => (lastError = error));
   let unusedPassword = false;
+  let infoRefused = false;
+  const channel = cacheChannel(prefix, Number(client.options.db ?? 0));
+  /** Set once PING is answered: a refusal after it is the user's rights, not the connection. */
+  let answered = false;
   const asked = async () => {
     await client.connect();
     if (username !== '' || password !== '') {
@@ -211,12 +237,29 @@ async function reachRedis(url: string, deadlineMs: number): Promise<CountersReac
       }
     }
     await client.ping();
+    answered = true;
+    // What serve asks, changing nothing: a script that writes under the prefix (an ACL's
+    // keys and @scripting; a read-only replica refuses it too), then the channel (SUBSCRIBE
+    // last: the connection takes no other command after it).
+    await client.eval(TRY_SCRIPT, 1, `${prefix}${CHECK_KEY}`);
+    infoRefused = await client.info('server').then(
+      () => false,
+      (error: Error) => /^NOPERM\b/.test(error.message),
+    );
+    await client.subscribe(channel);
   };
   try {
     await withDeadline(asked(), deadlineMs);
-    return { kind: 'redis', at, ok: true, ...(unusedPassword ? { warning: UNUSED_PASSWORD } : {}) };
+    const warnings = [...(unusedPassword ? [UNUSED_PASSWORD] : []), ...(infoRefused ? [INFO_REFUSED] : [])];
+    return { kind: 'redis', at, ok: true, ...(warnings.length > 0 ? { warning: warnings.join('; ') } : {}) };
   } catch (error) {
     if (error instanceof DeadlineError) return { kind: 'redis', at, ok: false, problem: `Redis at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's counters and that Redis is running)` };
+    if (answered && (error as Error).name === 'ReplyError') {
+      const refusal = (error as Error).message;
+      // NOPERM: the user's ACL; READONLY: a replica, which takes no admission.
+      const hint = /^NOPERM\b/.test(refusal) ? aclRights(prefix, channel) : /^READONLY\b/.test(refusal) ? 'a replica: name the primary in the profile\'s counters' : 'keygate serve would refuse requests with a rate limit or cost';
+      return { kind: 'redis', at, ok: false, problem: `Redis at ${at} answers PING, but refuses what keygate serve asks of it: ${refusal} (${hint})` };
+    }
     const why = (error as Error).name === 'ReplyError' ? (error as Error).message : (lastError ?? (error as Error)).message;
     // Answered, and refused: the fix is in the URL's user and password, not the network.
     if (REFUSED.test(why)) return { kind: 'redis', at, ok: false, problem: `Redis at ${at} refuses the connection: ${why} (check the user and password in the profile's counters)` };
